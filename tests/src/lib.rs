@@ -1,0 +1,17 @@
+//! hapx's integration-test harness.
+//!
+//! The tests in `tests/tests/` exercise the real parts: agents against the kernel in network
+//! namespaces, the proxy over real sockets, the engine against Pacemaker's own suite. This
+//! library holds what they share:
+//!
+//! - [`require`]: the skip-or-fail rule for tests that need root, namespaces or installed tools:
+//!   on a laptop without them a test skips with a loud line; with `CI` set it fails instead, so a
+//!   green CI means the test ran.
+//! - [`netns`]: uniquely named network namespaces joined by a bridge, torn down on drop.
+//! - [`bins`]: the workspace's built binaries (`hapx`, `hapx-ocf`, `hapx-proxy`).
+//! - [`man`]: rendering the man pages kept in `man/`.
+
+pub mod bins;
+pub mod man;
+pub mod netns;
+pub mod require;
