@@ -8,10 +8,12 @@
 //!   on a laptop without them a test skips with a loud line; with `CI` set it fails instead, so a
 //!   green CI means the test ran.
 //! - [`netns`]: uniquely named network namespaces joined by a bridge, torn down on drop.
+//! - [`pacemaker`]: real Corosync + Pacemaker nodes in private namespaces.
 //! - [`bins`]: the workspace's built binaries (`hapx`, `hapx-ocf`, `hapx-proxy`).
 //! - [`man`]: rendering the man pages kept in `man/`.
 
 pub mod bins;
 pub mod man;
 pub mod netns;
+pub mod pacemaker;
 pub mod require;
