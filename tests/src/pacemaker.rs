@@ -183,7 +183,10 @@ impl PacemakerNode {
         let (program, rest) = args
             .split_first()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-        self.command(program).args(rest).stdin(Stdio::null()).output()
+        self.command(program)
+            .args(rest)
+            .stdin(Stdio::null())
+            .output()
     }
 
     /// `crm_mon --one-shot --output-as=xml`, as text.
@@ -296,7 +299,11 @@ fn prepare_dir(dir: &Path, options: &NodeOptions) -> io::Result<()> {
         .ok_or_else(|| io::Error::other("group haclient missing: is pacemaker installed?"))?;
     let owned = |path: &Path, mode: u32| -> io::Result<()> {
         fs::create_dir_all(path)?;
-        chown(path, Some(hacluster.uid.as_raw()), Some(haclient.gid.as_raw()))?;
+        chown(
+            path,
+            Some(hacluster.uid.as_raw()),
+            Some(haclient.gid.as_raw()),
+        )?;
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
     };
     owned(&dir.join("lib"), 0o750)?;
@@ -309,7 +316,11 @@ fn prepare_dir(dir: &Path, options: &NodeOptions) -> io::Result<()> {
     fs::write(dir.join("corosync/corosync.conf"), corosync_conf(options))?;
     let cib = dir.join("lib/cib/cib.xml");
     fs::write(&cib, INITIAL_CIB)?;
-    chown(&cib, Some(hacluster.uid.as_raw()), Some(haclient.gid.as_raw()))?;
+    chown(
+        &cib,
+        Some(hacluster.uid.as_raw()),
+        Some(haclient.gid.as_raw()),
+    )?;
     fs::set_permissions(&cib, fs::Permissions::from_mode(0o600))
 }
 
@@ -343,7 +354,11 @@ fn corosync_conf(options: &NodeOptions) -> String {
             id + 1
         ));
     }
-    let two_node = if members.len() == 2 { "  two_node: 1\n" } else { "" };
+    let two_node = if members.len() == 2 {
+        "  two_node: 1\n"
+    } else {
+        ""
+    };
     format!(
         "totem {{\n  version: 2\n  cluster_name: hapxtest\n  transport: knet\n  \
          crypto_cipher: none\n  crypto_hash: none\n  token: 3000\n}}\n\
@@ -372,7 +387,9 @@ fn launch_script(dir: &Path, options: &NodeOptions) -> io::Result<String> {
     );
     for (provider, source) in &options.ocf_providers {
         if provider.is_empty() || provider.contains('/') || provider.starts_with('.') {
-            return Err(io::Error::other(format!("bad OCF provider name {provider:?}")));
+            return Err(io::Error::other(format!(
+                "bad OCF provider name {provider:?}"
+            )));
         }
         // The mount point must exist in the shared file system; an empty directory is harmless.
         let target = Path::new("/usr/lib/ocf/resource.d").join(provider);

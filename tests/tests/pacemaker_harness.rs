@@ -19,14 +19,30 @@ fn a_one_node_cluster_runs_a_resource_and_stops_cleanly() {
     // Pacemaker's executor runs an OCF agent for a resource created through its own CLI.
     let dummy = r#"<primitive id="probe-dummy" class="ocf" provider="heartbeat" type="Dummy"/>"#;
     let out = node
-        .run(&["cibadmin", "--create", "--scope", "resources", "--xml-text", dummy])
+        .run(&[
+            "cibadmin",
+            "--create",
+            "--scope",
+            "resources",
+            "--xml-text",
+            dummy,
+        ])
         .unwrap();
-    assert!(out.status.success(), "cibadmin: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cibadmin: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let started = node.wait_until(Duration::from_secs(60), |xml| {
         xml.lines()
             .any(|l| l.contains("id=\"probe-dummy\"") && l.contains("role=\"Started\""))
     });
-    assert!(started.is_ok(), "Dummy never started: {:?}\n{}", started, node.log_tail(30));
+    assert!(
+        started.is_ok(),
+        "Dummy never started: {:?}\n{}",
+        started,
+        node.log_tail(30)
+    );
 
     drop(node);
     assert!(
