@@ -40,6 +40,12 @@ pub enum Node {
     ProcessingInstruction(String),
 }
 
+impl From<Element> for Node {
+    fn from(element: Element) -> Self {
+        Node::Element(element)
+    }
+}
+
 /// An element with its attributes in source order, its children, and the line it started on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {

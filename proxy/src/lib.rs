@@ -3,6 +3,13 @@
 //! It reads HAProxy 2.6's configuration syntax and command line, so it can stand where HAProxy
 //! stood: behind the `haproxy` OCF agent, with the same `haproxy.cfg`.
 //!
-//! - [`cli`]: HAProxy's command line (`-f`, `-c`, `-D`, `-p`, `-sf`/`-st PID...`).
+//! - [`cli`]: HAProxy's command line (`-f`, `-c`, `-D`, `-p`, `-sf`/`-st PID...`, `-x`).
+//! - [`config`]: the configuration language into a typed model, with file:line messages.
+//! - [`runtime`]: the running proxy (listeners, balancing, forwarding, checks, DNS, stats,
+//!   runtime API).
+//! - [`process`]: check mode, daemon, pid file, privileges, reload hand-over.
 
 pub mod cli;
+pub mod config;
+pub mod process;
+pub mod runtime;

@@ -1,12 +1,17 @@
 //! `hapx-proxy`: see the library's documentation.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 use hapx_proxy::cli::{Cli, normalize_args};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse_from(normalize_args(std::env::args_os()));
-    anyhow::bail!(
-        "hapx-proxy: the proxy itself is not built yet; {} configuration file(s) were named",
-        cli.config.len()
-    )
+    match hapx_proxy::process::main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

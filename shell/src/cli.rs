@@ -11,8 +11,12 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "hapx", version, max_term_width = 100)]
 pub struct Cli {
+    /// Run the crm script in FILE (from the top level, like `crm -f FILE`).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Without a command: read a crm script from stdin, or prompt on a terminal.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -20,6 +24,26 @@ pub enum Command {
     /// Install or remove hapx's OCF agents (IPaddr2, haproxy) for Pacemaker.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// crm's configure level: `hapx configure CMD ...` runs one command (edits are committed);
+    /// without a command, reads a crm script from stdin (`cat script | hapx configure`) or
+    /// prompts on a terminal.
+    Configure(CrmArgs),
+    /// The cluster's status as `crm_mon -1` prints it (extra arguments go to crm_mon).
+    Status(CrmArgs),
+    /// crm's resource level: start|stop|restart|manage|unmanage|maintenance|move|clear|param|
+    /// meta|list|status|cleanup|failcount.
+    Resource(CrmArgs),
+    /// crm's node level: standby|online|maintenance|ready|show|attribute.
+    Node(CrmArgs),
+    /// crm's ra level: classes|list|providers|info (reads the agents' meta-data).
+    Ra(CrmArgs),
+    /// The embedded single-node cluster's local driver: start [--foreground] | stop | status.
+    #[command(subcommand)]
+    Cluster(crate::driver::control::ClusterCommand),
+    /// What Pacemaker's scheduler would do with a CIB, printed as crm_simulate prints it:
+    /// -x FILE | -L, [-R|-S], what-if changes (-u/-d/-f NODE, -i/-F SPEC), -G FILE,
+    /// --explain RSC.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +70,18 @@ pub struct AgentsTarget {
     /// The hapx-ocf binary the agents link to [default: hapx-ocf beside this hapx, else on PATH].
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
+}
+
+/// The words of a crm command, passed through to the crm language.
+#[derive(Debug, Args)]
+pub struct CrmArgs {
+    /// A crm command and its arguments (for example `show`, or `primitive p Dummy`).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub args: Vec<String>,
 }
 
 /// The clap command, for man pages and help.

@@ -8,6 +8,21 @@
 //! - [`cli`]: the command line.
 //! - [`agents`]: `hapx agents install|uninstall`, placing hapx's OCF agents where Pacemaker
 //!   looks for them.
+//! - [`crm`]: the crm configure language (lexer, parser, ids, editing, `show`).
+//! - [`session`]: levels, commands and the commit discipline of a crm session.
+//! - [`backend`]: the CIB's home (a locked, atomically written file; epoch checks).
+//! - [`ra`]: resource agent names and meta-data parameter checks.
+//! - [`interactive`]: the terminal shell (rustyline: history, completion, crmsh's prompt).
+//! - [`run`]: the binary's entry points (piped, `-f FILE`, one-shot, terminal).
+//! - [`simulate`]: `hapx simulate`, crm_simulate's output from hapx-cib's scheduler.
 
 pub mod agents;
+pub mod backend;
 pub mod cli;
+pub mod crm;
+pub mod driver;
+pub mod interactive;
+pub mod ra;
+pub mod run;
+pub mod session;
+pub mod simulate;

@@ -9,11 +9,19 @@
 //!   green CI means the test ran.
 //! - [`netns`]: uniquely named network namespaces joined by a bridge, torn down on drop.
 //! - [`pacemaker`]: real Corosync + Pacemaker nodes in private namespaces.
+//! - [`agents`]: hapx's agents in a provider directory, run in namespace hosts.
 //! - [`bins`]: the workspace's built binaries (`hapx`, `hapx-ocf`, `hapx-proxy`).
 //! - [`man`]: rendering the man pages kept in `man/`.
+//! - [`shell`]: crm scripts through hapx and crmsh on file CIBs, and configuration comparisons.
 
+pub mod agents;
 pub mod bins;
+pub mod cib;
+pub mod cib_gen;
+pub mod driver;
 pub mod man;
 pub mod netns;
 pub mod pacemaker;
+pub mod proxy;
 pub mod require;
+pub mod shell;

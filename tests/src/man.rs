@@ -1,4 +1,5 @@
-//! The man pages kept in `man/`, rendered from the binaries' clap definitions.
+//! The man pages kept in `man/`, rendered from the binaries' clap definitions and, for the OCF
+//! agents, from their meta-data descriptions.
 //!
 //! `man/` is checked in so that packagers and readers have the pages without building. The test
 //! `man_pages` renders every page again and fails when a checked-in page differs; running it
@@ -32,7 +33,22 @@ pub fn render_all() -> std::io::Result<Vec<ManPage>> {
     for command in commands {
         render_tree(command, &mut pages)?;
     }
+    pages.extend(agent_pages());
     Ok(pages)
+}
+
+/// The agents' pages (`ocf_hapx_IPaddr2.7`, ...), rendered from the same description that
+/// produces their meta-data, as resource-agents does for `ocf_heartbeat_IPaddr2.7`.
+pub fn agent_pages() -> Vec<ManPage> {
+    hapx_agents::specs()
+        .into_iter()
+        .map(|spec| ManPage {
+            file_name: format!("ocf_hapx_{}.7", spec.name),
+            roff: spec
+                .man_page("hapx", &format!("hapx {}", env!("CARGO_PKG_VERSION")))
+                .into_bytes(),
+        })
+        .collect()
 }
 
 /// Renders `command` and, as `NAME-SUB.1`, each of its subcommands, recursively.

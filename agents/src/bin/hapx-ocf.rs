@@ -1,46 +1,33 @@
 //! `hapx-ocf`: the OCF agents' multi-call binary. See [`hapx_agents::cli`].
+//!
+//! Run as `IPaddr2` or `haproxy` (a link of that name, as Pacemaker runs it), the first argument
+//! is the action; run as `hapx-ocf`, the agent name comes first. The agent path does nothing
+//! before the action but read its environment: a monitor is a few system calls.
 
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hapx_agents::AGENT_NAMES;
 use hapx_agents::cli::Cli;
-use hapx_agents::ocf::{self, Action};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let invoked_as = args
-        .first()
-        .and_then(|a| Path::new(a).file_name())
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    let invoked_as = Path::new(&argv0)
+        .file_name()
         .and_then(OsStr::to_str)
-        .unwrap_or("hapx-ocf");
-    let (agent, action) = if AGENT_NAMES.contains(&invoked_as) {
-        (invoked_as.to_string(), args.get(1).cloned())
-    } else {
-        let cli = Cli::parse();
-        (cli.agent, cli.action)
-    };
-    ExitCode::from(run(&agent, action.as_deref()).code() as u8)
-}
-
-/// Runs one action of one agent. The agents themselves arrive with their own issue; until then
-/// every action answers OCF_ERR_UNIMPLEMENTED so that Pacemaker treats them as absent, not as
-/// successful.
-fn run(agent: &str, action: Option<&str>) -> ocf::ExitCode {
-    let Some(action) = action else {
-        eprintln!("{agent}: usage: {agent} {{start|stop|monitor|meta-data|validate-all}}");
-        return ocf::ExitCode::ErrArgs;
-    };
-    match action.parse::<Action>() {
-        Ok(action) => {
-            eprintln!("{agent}: action {action} is not implemented yet");
-            ocf::ExitCode::ErrUnimplemented
+        .unwrap_or("hapx-ocf")
+        .to_string();
+    let (agent, action) = match hapx_agents::agent(&invoked_as) {
+        Some(agent) => (agent, args.next()),
+        None => {
+            let cli = Cli::parse();
+            let agent =
+                hapx_agents::agent(&cli.agent).expect("clap only accepts names from AGENT_NAMES");
+            (agent, cli.action)
         }
-        Err(e) => {
-            eprintln!("{agent}: {e}");
-            ocf::ExitCode::ErrUnimplemented
-        }
-    }
+    };
+    let code = hapx_agents::agent::main(agent, action.as_deref());
+    ExitCode::from(code.code() as u8)
 }

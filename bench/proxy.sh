@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Benchmarks hapx-proxy against HAProxy 2.6 side by side on loopback, same configuration
+# (with `option splice-auto`), one run each, and prints the ratios:
+#   bulk throughput (iperf3), short-connection rate, p99 latency at a fixed rate,
+#   RSS with 5,000 idle connections, HTTP requests/s (wrk); and direct loopback for scale.
+# Usage: [ROUNDS=2] bench/proxy.sh [SECONDS]   (default 5 s per measurement; the proxies run
+# side by side and the measurements alternate, best of ROUNDS kept, to even out machine noise)
+# Traffic stays on 127.0.0.1; every process started here is stopped by its pid on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-5}
+ROUNDS=${ROUNDS:-2}
+HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
+WORK=$(mktemp -d /tmp/hapx-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+for tool in iperf3 wrk python3 "$HAPROXY"; do
+  command -v "$tool" >/dev/null || { echo "bench/proxy.sh: needs $tool" >&2; exit 1; }
+done
+cargo build --release -q -p hapx-proxy --bin hapx-proxy --example proxy-load
+HAPX=target/release/hapx-proxy
+LOAD=target/release/examples/proxy-load
+ulimit -n "$(ulimit -Hn)"
+
+WEB=19100 IPERF=19101
+$LOAD server $WEB & PIDS+=($!)
+iperf3 -s -p $IPERF >/dev/null 2>&1 & PIDS+=($!)
+sleep 0.5
+
+# config NAME BASEPORT: frontends tcp (BASE), iperf (BASE+1), http (BASE+2)
+config() {
+  cat <<CFG
+global
+  maxconn 7000
+  stats socket $WORK/$1.sock mode 600 level admin
+defaults
+  mode tcp
+  option splice-auto
+  timeout client 30s
+  timeout server 30s
+  timeout connect 2s
+frontend tcp_fe
+  bind 127.0.0.1:$2
+  default_backend web
+frontend iperf_fe
+  bind 127.0.0.1:$(($2 + 1))
+  default_backend iperf
+frontend http_fe
+  mode http
+  bind 127.0.0.1:$(($2 + 2))
+  default_backend web_http
+backend web
+  server w1 127.0.0.1:$WEB
+backend iperf
+  server i1 127.0.0.1:$IPERF
+backend web_http
+  mode http
+  server w1 127.0.0.1:$WEB
+CFG
+}
+
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+iperf_gbps() {
+  iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -J 2>/dev/null |
+    python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
+}
+wrk_rps() { wrk -t2 -c64 -d"${SECS}s" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
+connrate() { $LOAD connrate "127.0.0.1:$1" 64 "$SECS" | awk '{print $2}'; }
+p99() { $LOAD latency "127.0.0.1:$1" 5000 "$SECS" | awk '{print $3}'; }
+
+idle_rss() { # PORT PID: RSS (kB) with 5,000 idle connections through the proxy
+  $LOAD idle "127.0.0.1:$1" 5000 $((SECS + 4)) > "$WORK/idle.out" & local lp=$!
+  for _ in $(seq 100); do grep -q idle "$WORK/idle.out" 2>/dev/null && break; sleep 0.1; done
+  sleep 1
+  rss_kb "$2"
+  wait "$lp" 2>/dev/null || true
+}
+
+declare -A R
+best() { # KEY VALUE max|min: keeps the best value seen for KEY
+  local old=${R[$1]:-}
+  if [ -z "$old" ]; then R[$1]=$2; return; fi
+  R[$1]=$(python3 -c "import sys; f=max if '$3'=='max' else min; print(f(float('$old'), float('$2')))" | sed 's/\.0$//')
+}
+declare -A PORT=([haproxy]=19200 [hapx]=19300)
+declare -A PID
+for name in haproxy hapx; do
+  bin=$HAPX; [ $name = haproxy ] && bin=$HAPROXY
+  config $name "${PORT[$name]}" > "$WORK/$name.cfg"
+  "$bin" -db -f "$WORK/$name.cfg" > "$WORK/$name.log" 2>&1 & PID[$name]=$!; PIDS+=(${PID[$name]})
+done
+sleep 1
+for name in haproxy hapx; do R[$name,rss0]=$(rss_kb ${PID[$name]}); done
+
+echo "HAProxy $($HAPROXY -v | head -1 | awk '{print $3}') and hapx-proxy run side by side; $ROUNDS alternating rounds, best of each kept."
+for round in $(seq "$ROUNDS"); do
+  echo "round $round..."
+  for name in direct haproxy hapx; do
+    if [ $name = direct ]; then tcp=$WEB ip=$IPERF http=$WEB; else
+      tcp=${PORT[$name]} ip=$((${PORT[$name]} + 1)) http=$((${PORT[$name]} + 2)); fi
+    best $name,gbps "$(iperf_gbps $ip)" max
+    best $name,conn "$(connrate $tcp)" max
+    best $name,p99 "$(p99 $tcp)" min
+    best $name,rps "$(wrk_rps $http)" max
+  done
+done
+for name in haproxy hapx; do R[$name,rss]=$(idle_rss "${PORT[$name]}" ${PID[$name]}); done
+
+ratio() { python3 -c "a,b=float('$1' or 0),float('$2' or 0); print('%.2f' % (a/b) if b else 'n/a')"; }
+printf '\n%-34s %12s %12s %12s %10s %12s\n' metric HAProxy hapx-proxy direct hapx/HAP hapx/direct
+row() { printf '%-34s %12s %12s %12s %10s %12s\n' "$1" "$2" "$3" "$4" "$(ratio "$3" "$2")" "$( [ "$4" = - ] && echo - || ratio "$3" "$4")"; }
+row "bulk throughput (Gbit/s)"        "${R[haproxy,gbps]}" "${R[hapx,gbps]}" "${R[direct,gbps]}"
+row "short connections (/s, 64 conc)" "${R[haproxy,conn]}" "${R[hapx,conn]}" "${R[direct,conn]}"
+row "p99 latency @5000 req/s (us)"    "${R[haproxy,p99]}"  "${R[hapx,p99]}"  "${R[direct,p99]}"
+row "RSS idle (kB)"                   "${R[haproxy,rss0]}" "${R[hapx,rss0]}" -
+row "RSS, 5000 idle conns (kB)"       "${R[haproxy,rss]}"  "${R[hapx,rss]}"  -
+row "HTTP req/s (wrk -c64)"           "${R[haproxy,rps]}"  "${R[hapx,rps]}"  "${R[direct,rps]}"
+echo
+echo "Goals: hapx/HAP >= 1.2 for throughput and connection rate; <= 1.0 for p99 and RSS."
+echo "Best of $ROUNDS alternating rounds on a $(nproc)-core machine (load average: $(cut -d' ' -f1 /proc/loadavg) at the end)."

@@ -1,0 +1,744 @@
+//! Typed views over a CIB's configuration: cluster options, nodes, primitives, constraints and
+//! defaults.
+//!
+//! The views are read from the lossless [`xml`](crate::xml) tree, which stays the source of
+//! truth (writing a CIB back writes the tree). Reading checks what Pacemaker's `crm_verify`
+//! checks about references: a constraint naming a resource or node that does not exist is an
+//! error naming the constraint's id and line.
+//!
+//! What the engine does not model yet (groups, clones, bundles, rules, resource sets, templates)
+//! is reported in [`Cib::unsupported`] rather than silently misread.
+
+use crate::score::{self, HealthScores, INFINITY};
+use crate::xml::{Document, Element, XmlError};
+
+/// Why a CIB cannot be modelled.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ModelError {
+    #[error("{0}")]
+    Xml(#[from] XmlError),
+    /// A problem with one element, named by its tag, id and line.
+    #[error("line {line}: <{tag} id=\"{id}\">: {message}")]
+    Element {
+        line: u32,
+        tag: String,
+        id: String,
+        message: String,
+    },
+    #[error("the root element is <{0}>, not <cib>")]
+    NotACib(String),
+}
+
+impl ModelError {
+    fn at(e: &Element, message: impl Into<String>) -> Self {
+        ModelError::Element {
+            line: e.line,
+            tag: e.name.clone(),
+            id: e.id().unwrap_or("").to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Name/value pairs in first-wins order, as Pacemaker unpacks nvpair sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attrs(pub Vec<(String, String)>);
+
+impl Attrs {
+    /// The value of `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Adds `name` unless it is already set (earlier sets win).
+    pub fn add_default(&mut self, name: &str, value: &str) {
+        if self.get(name).is_none() {
+            self.0.push((name.to_string(), value.to_string()));
+        }
+    }
+
+    /// Pairs whose name starts with `prefix`.
+    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.starts_with(prefix))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+/// Pacemaker's boolean spelling (`crm_is_true`).
+pub fn is_true(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "true" | "on" | "yes" | "y" | "1"
+    )
+}
+
+/// Parses an interval or timeout (`10`, `10s`, `1m`, `500ms`, `PT10S`) into milliseconds.
+pub fn parse_interval_ms(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Some(0);
+    }
+    if let Some(iso) = t.strip_prefix('P').or_else(|| t.strip_prefix('p')) {
+        return parse_iso_duration_ms(iso);
+    }
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let number: u64 = t[..digits_end].parse().ok()?;
+    let unit = t[digits_end..].trim().to_ascii_lowercase();
+    let factor = match unit.as_str() {
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1000,
+        "ms" | "msec" | "msecs" => 1,
+        "us" | "usec" | "usecs" => return Some(number / 1000),
+        "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3_600_000,
+        _ => return None,
+    };
+    Some(number * factor)
+}
+
+fn parse_iso_duration_ms(iso: &str) -> Option<u64> {
+    let mut total = 0u64;
+    let mut in_time = false;
+    let mut number = String::new();
+    for c in iso.chars() {
+        match c {
+            'T' | 't' => in_time = true,
+            c if c.is_ascii_digit() => number.push(c),
+            unit => {
+                let n: u64 = number.parse().ok()?;
+                number.clear();
+                let secs = match (unit.to_ascii_uppercase(), in_time) {
+                    ('Y', false) => n * 31_536_000,
+                    ('M', false) => n * 2_592_000,
+                    ('W', false) => n * 604_800,
+                    ('D', false) => n * 86_400,
+                    ('H', _) => n * 3600,
+                    ('M', true) => n * 60,
+                    ('S', _) => n,
+                    _ => return None,
+                };
+                total += secs * 1000;
+            }
+        }
+    }
+    Some(total)
+}
+
+/// Cluster-wide options from `crm_config`, with Pacemaker 2.1.5's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterOptions {
+    pub attrs: Attrs,
+    pub stonith_enabled: bool,
+    pub symmetric_cluster: bool,
+    pub no_quorum_policy: NoQuorumPolicy,
+    pub stop_orphan_resources: bool,
+    pub stop_orphan_actions: bool,
+    pub start_failure_is_fatal: bool,
+    pub maintenance_mode: bool,
+    pub stop_all_resources: bool,
+    pub startup_fencing: bool,
+    pub stonith_action: String,
+    pub placement_strategy: String,
+    pub node_health_strategy: String,
+    pub health: HealthScores,
+    pub concurrent_fencing: bool,
+    /// `default-resource-stickiness` (deprecated cluster option, still honoured).
+    pub default_stickiness: Option<i32>,
+    pub is_managed_default: bool,
+    pub shutdown_lock: bool,
+}
+
+/// What to do without quorum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoQuorumPolicy {
+    Stop,
+    Freeze,
+    Ignore,
+    Demote,
+    Suicide,
+}
+
+impl ClusterOptions {
+    fn from_attrs(attrs: Attrs) -> Self {
+        let flag = |name: &str, default: bool| attrs.get(name).map(is_true).unwrap_or(default);
+        let text = |name: &str, default: &str| attrs.get(name).unwrap_or(default).to_string();
+        let no_quorum_policy = match attrs.get("no-quorum-policy").unwrap_or("stop") {
+            "freeze" => NoQuorumPolicy::Freeze,
+            "ignore" => NoQuorumPolicy::Ignore,
+            "demote" => NoQuorumPolicy::Demote,
+            "suicide" => NoQuorumPolicy::Suicide,
+            _ => NoQuorumPolicy::Stop,
+        };
+        let plain = HealthScores::default();
+        let health = HealthScores {
+            red: attrs
+                .get("node-health-red")
+                .map(|v| score::parse(v, &plain))
+                .unwrap_or(-INFINITY),
+            yellow: attrs
+                .get("node-health-yellow")
+                .map(|v| score::parse(v, &plain))
+                .unwrap_or(0),
+            green: attrs
+                .get("node-health-green")
+                .map(|v| score::parse(v, &plain))
+                .unwrap_or(0),
+        };
+        ClusterOptions {
+            stonith_enabled: flag("stonith-enabled", true),
+            symmetric_cluster: flag("symmetric-cluster", true),
+            no_quorum_policy,
+            stop_orphan_resources: flag("stop-orphan-resources", true),
+            stop_orphan_actions: flag("stop-orphan-actions", true),
+            start_failure_is_fatal: flag("start-failure-is-fatal", true),
+            maintenance_mode: flag("maintenance-mode", false),
+            stop_all_resources: flag("stop-all-resources", false),
+            startup_fencing: flag("startup-fencing", true),
+            stonith_action: match text("stonith-action", "reboot").as_str() {
+                "poweroff" => "off".to_string(),
+                other => other.to_string(),
+            },
+            placement_strategy: text("placement-strategy", "default"),
+            node_health_strategy: text("node-health-strategy", "none"),
+            health,
+            concurrent_fencing: flag("concurrent-fencing", true),
+            default_stickiness: attrs
+                .get("default-resource-stickiness")
+                .map(score::parse_plain),
+            is_managed_default: flag("is-managed-default", true),
+            shutdown_lock: flag("shutdown-lock", false),
+            attrs,
+        }
+    }
+}
+
+/// A configured cluster node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub id: String,
+    pub uname: String,
+    /// `member` (default), `remote`, `ping`.
+    pub kind: String,
+    pub attrs: Attrs,
+    pub utilization: Attrs,
+    pub line: u32,
+}
+
+/// A configured operation (`<op>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpConfig {
+    pub id: String,
+    pub name: String,
+    pub interval_ms: u64,
+    pub role: Option<String>,
+    pub on_fail: Option<String>,
+    pub enabled: bool,
+    pub attrs: Attrs,
+}
+
+/// A primitive resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Primitive {
+    pub id: String,
+    pub class: String,
+    pub provider: Option<String>,
+    pub agent: String,
+    pub description: Option<String>,
+    /// Meta attributes: the primitive's own first, then `rsc_defaults`.
+    pub meta: Attrs,
+    pub params: Attrs,
+    pub utilization: Attrs,
+    pub ops: Vec<OpConfig>,
+    pub line: u32,
+}
+
+impl Primitive {
+    /// `class:provider:type` as status output prints it.
+    pub fn agent_spec(&self) -> String {
+        match &self.provider {
+            Some(p) if self.class == "ocf" => format!("{}:{}:{}", self.class, p, self.agent),
+            _ => format!("{}:{}", self.class, self.agent),
+        }
+    }
+
+    pub fn is_stonith(&self) -> bool {
+        self.class == "stonith"
+    }
+}
+
+/// `rsc_location` without rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub id: String,
+    pub rsc: String,
+    pub node: String,
+    pub score: i32,
+    pub role: Option<String>,
+    pub discovery: Option<String>,
+    pub line: u32,
+}
+
+/// `rsc_colocation` between two resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Colocation {
+    pub id: String,
+    pub rsc: String,
+    pub with_rsc: String,
+    pub score: i32,
+    pub rsc_role: Option<String>,
+    pub with_rsc_role: Option<String>,
+    pub node_attribute: Option<String>,
+    /// The dependent's `critical` meta-attribute allows it to influence the primary.
+    pub influence: bool,
+    pub line: u32,
+}
+
+/// The kind of an ordering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderKind {
+    Mandatory,
+    Optional,
+    Serialize,
+}
+
+/// `rsc_order` between two resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: String,
+    pub first: String,
+    pub then: String,
+    pub first_action: String,
+    pub then_action: String,
+    pub kind: OrderKind,
+    pub symmetrical: bool,
+    pub line: u32,
+}
+
+/// The modelled CIB: the tree plus typed views of its configuration.
+#[derive(Debug, Clone)]
+pub struct Cib {
+    pub doc: Document,
+    pub options: ClusterOptions,
+    pub nodes: Vec<NodeConfig>,
+    /// Primitives in configuration order.
+    pub primitives: Vec<Primitive>,
+    pub locations: Vec<Location>,
+    pub colocations: Vec<Colocation>,
+    pub orders: Vec<Order>,
+    pub op_defaults: Attrs,
+    pub have_quorum: bool,
+    /// `execution-date` on `<cib>` (seconds since the epoch): "now" for a saved CIB.
+    pub execution_date: Option<i64>,
+    pub dc_uuid: Option<String>,
+    /// Configuration the engine does not model yet, as `<tag id="..."> (line N)`.
+    pub unsupported: Vec<String>,
+}
+
+impl Cib {
+    /// Parses and models a CIB document.
+    pub fn parse(text: &str) -> Result<Cib, ModelError> {
+        Cib::from_document(Document::parse(text)?)
+    }
+
+    /// Models an already parsed document.
+    pub fn from_document(doc: Document) -> Result<Cib, ModelError> {
+        let root = &doc.root;
+        if root.name != "cib" {
+            return Err(ModelError::NotACib(root.name.clone()));
+        }
+        let empty = Element::new("configuration");
+        let config = root.child("configuration").unwrap_or(&empty);
+        let mut unsupported = Vec::new();
+        let crm_config = config.child("crm_config");
+        let options = ClusterOptions::from_attrs(match crm_config {
+            Some(c) => nvsets(root, c, "cluster_property_set", &mut unsupported)?,
+            None => Attrs::default(),
+        });
+        let rsc_defaults = match config.child("rsc_defaults") {
+            Some(d) => nvsets(root, d, "meta_attributes", &mut unsupported)?,
+            None => Attrs::default(),
+        };
+        let op_defaults = match config.child("op_defaults") {
+            Some(d) => nvsets(root, d, "meta_attributes", &mut unsupported)?,
+            None => Attrs::default(),
+        };
+        let nodes = read_nodes(root, config, &mut unsupported)?;
+        let mut primitives = Vec::new();
+        if let Some(resources) = config.child("resources") {
+            for rsc in resources.elements() {
+                match rsc.name.as_str() {
+                    "primitive" => primitives.push(read_primitive(
+                        root,
+                        rsc,
+                        &rsc_defaults,
+                        &mut unsupported,
+                    )?),
+                    "group" | "clone" | "master" | "bundle" | "template" => {
+                        unsupported.push(describe(rsc))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let have_quorum = root.attr("have-quorum").map(is_true).unwrap_or(false);
+        let execution_date = root
+            .attr("execution-date")
+            .and_then(|v| v.trim().parse().ok());
+        let dc_uuid = root.attr("dc-uuid").map(str::to_string);
+        let constraints = config.child("constraints").cloned();
+        let mut options = options;
+        if options.no_quorum_policy == NoQuorumPolicy::Suicide {
+            // Suicide needs fencing, and quorum once (or the panic flag) to mean anything.
+            let panic = root.attr("no-quorum-panic").is_some_and(|v| v.trim() != "0");
+            if !options.stonith_enabled || !(panic || have_quorum) {
+                options.no_quorum_policy = NoQuorumPolicy::Stop;
+            }
+        }
+        let mut cib = Cib {
+            options,
+            nodes,
+            primitives,
+            locations: Vec::new(),
+            colocations: Vec::new(),
+            orders: Vec::new(),
+            op_defaults,
+            have_quorum,
+            execution_date,
+            dc_uuid,
+            unsupported,
+            doc,
+        };
+        if let Some(constraints) = constraints {
+            cib.read_constraints(&constraints)?;
+        }
+        Ok(cib)
+    }
+
+    /// The primitive named `id`.
+    pub fn primitive(&self, id: &str) -> Option<&Primitive> {
+        self.primitives.iter().find(|p| p.id == id)
+    }
+
+    fn resource_exists(&self, id: &str) -> bool {
+        // Resources nested in groups or clones are not in `primitives` but may be referenced.
+        self.primitive(id).is_some() || self.doc_resource_exists(id)
+    }
+
+    fn doc_resource_exists(&self, id: &str) -> bool {
+        self.doc
+            .root
+            .path(&["configuration", "resources"])
+            .is_some_and(|r| r.descendants().any(|e| e.id() == Some(id)))
+    }
+
+    fn read_constraints(&mut self, constraints: &Element) -> Result<(), ModelError> {
+        let known = |id: &str, this: &Cib| this.resource_exists(id);
+        for c in constraints.elements() {
+            if c.elements().any(|e| e.name == "resource_set" || e.name == "rule")
+                || c.attr("rsc-pattern").is_some()
+            {
+                self.unsupported.push(describe(c));
+                continue;
+            }
+            let id = c.id().unwrap_or("").to_string();
+            match c.name.as_str() {
+                "rsc_location" => {
+                    let rsc = required(c, "rsc")?;
+                    if !known(rsc, self) {
+                        return Err(ModelError::at(c, format!("no resource named '{rsc}'")));
+                    }
+                    let Some(node) = c.attr("node") else {
+                        self.unsupported.push(describe(c));
+                        continue;
+                    };
+                    let score = c
+                        .attr("score")
+                        .map(|s| score::parse(s, &self.options.health))
+                        .unwrap_or(0);
+                    self.locations.push(Location {
+                        id,
+                        rsc: rsc.to_string(),
+                        node: node.to_string(),
+                        score,
+                        role: c.attr("role").map(str::to_string),
+                        discovery: c.attr("resource-discovery").map(str::to_string),
+                        line: c.line,
+                    });
+                }
+                "rsc_colocation" => {
+                    let rsc = required(c, "rsc")?;
+                    let with = required(c, "with-rsc")?;
+                    for r in [rsc, with] {
+                        if !known(r, self) {
+                            return Err(ModelError::at(c, format!("no resource named '{r}'")));
+                        }
+                    }
+                    let score = c
+                        .attr("score")
+                        .map(|s| score::parse(s, &self.options.health))
+                        .unwrap_or(0);
+                    let influence = self
+                        .primitive(rsc)
+                        .and_then(|p| p.meta.get("critical"))
+                        .map(is_true)
+                        .unwrap_or(true);
+                    self.colocations.push(Colocation {
+                        id,
+                        rsc: rsc.to_string(),
+                        with_rsc: with.to_string(),
+                        score,
+                        rsc_role: c.attr("rsc-role").map(str::to_string),
+                        with_rsc_role: c.attr("with-rsc-role").map(str::to_string),
+                        node_attribute: c.attr("node-attribute").map(str::to_string),
+                        influence,
+                        line: c.line,
+                    });
+                }
+                "rsc_order" => {
+                    let first = required(c, "first")?;
+                    let then = required(c, "then")?;
+                    for r in [first, then] {
+                        if !known(r, self) {
+                            return Err(ModelError::at(c, format!("no resource named '{r}'")));
+                        }
+                    }
+                    let kind = match c.attr("kind").map(|k| k.to_ascii_lowercase()) {
+                        Some(k) if k == "optional" => OrderKind::Optional,
+                        Some(k) if k == "serialize" => OrderKind::Serialize,
+                        Some(_) => OrderKind::Mandatory,
+                        None => match c.attr("score").map(score::parse_plain) {
+                            Some(0) => OrderKind::Optional,
+                            _ => OrderKind::Mandatory,
+                        },
+                    };
+                    let first_action = c.attr("first-action").unwrap_or("start").to_string();
+                    let then_action = c
+                        .attr("then-action")
+                        .unwrap_or(c.attr("first-action").unwrap_or("start"))
+                        .to_string();
+                    let symmetrical = match c.attr("symmetrical") {
+                        Some(v) => is_true(v),
+                        None => kind != OrderKind::Serialize,
+                    };
+                    self.orders.push(Order {
+                        id,
+                        first: first.to_string(),
+                        then: then.to_string(),
+                        first_action,
+                        then_action,
+                        kind,
+                        symmetrical,
+                        line: c.line,
+                    });
+                }
+                _ => self.unsupported.push(describe(c)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe(e: &Element) -> String {
+    format!(
+        "<{} id=\"{}\"> (line {})",
+        e.name,
+        e.id().unwrap_or(""),
+        e.line
+    )
+}
+
+fn required<'a>(e: &'a Element, attr: &str) -> Result<&'a str, ModelError> {
+    e.attr(attr)
+        .ok_or_else(|| ModelError::at(e, format!("attribute '{attr}' is missing")))
+}
+
+/// Resolves `id-ref` on an element: the referenced element, or the element itself.
+fn resolve<'a>(root: &'a Element, e: &'a Element) -> Result<&'a Element, ModelError> {
+    match e.attr("id-ref") {
+        None => Ok(e),
+        Some(r) => root
+            .find_by_id(r)
+            .ok_or_else(|| ModelError::at(e, format!("id-ref '{r}' names nothing"))),
+    }
+}
+
+/// Unpacks every `set_name` child of `parent` in order, first value of a name winning.
+/// Sets carrying rules are recorded as unsupported and skipped.
+pub(crate) fn nvsets(
+    root: &Element,
+    parent: &Element,
+    set_name: &str,
+    unsupported: &mut Vec<String>,
+) -> Result<Attrs, ModelError> {
+    let mut attrs = Attrs::default();
+    let mut sets: Vec<(i32, &Element)> = Vec::new();
+    for set in parent.children_named(set_name) {
+        let set = resolve(root, set)?;
+        if set.child("rule").is_some() {
+            unsupported.push(describe(set));
+            continue;
+        }
+        let score = set.attr("score").map(score::parse_plain).unwrap_or(0);
+        sets.push((score, set));
+    }
+    // Higher-scored sets first; stable, so equal scores keep document order.
+    sets.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, set) in sets {
+        for nv in set.children_named("nvpair") {
+            let nv = resolve(root, nv)?;
+            let Some(name) = nv.attr("name") else {
+                return Err(ModelError::at(nv, "nvpair without a name"));
+            };
+            if let Some(value) = nv.attr("value") {
+                attrs.add_default(name, value);
+            }
+        }
+    }
+    Ok(attrs)
+}
+
+fn read_nodes(
+    root: &Element,
+    config: &Element,
+    unsupported: &mut Vec<String>,
+) -> Result<Vec<NodeConfig>, ModelError> {
+    let mut nodes: Vec<NodeConfig> = Vec::new();
+    let Some(list) = config.child("nodes") else {
+        return Ok(nodes);
+    };
+    for n in list.children_named("node") {
+        let id = required(n, "id")?.to_string();
+        let uname = n.attr("uname").unwrap_or(&id).to_string();
+        if nodes.iter().any(|o| o.uname == uname) {
+            return Err(ModelError::at(n, format!("node name '{uname}' is used twice")));
+        }
+        nodes.push(NodeConfig {
+            attrs: nvsets(root, n, "instance_attributes", unsupported)?,
+            utilization: nvsets(root, n, "utilization", unsupported)?,
+            kind: n.attr("type").unwrap_or("member").to_string(),
+            id,
+            uname,
+            line: n.line,
+        });
+    }
+    Ok(nodes)
+}
+
+fn read_primitive(
+    root: &Element,
+    p: &Element,
+    rsc_defaults: &Attrs,
+    unsupported: &mut Vec<String>,
+) -> Result<Primitive, ModelError> {
+    let id = required(p, "id")?.to_string();
+    if p.attr("template").is_some() {
+        unsupported.push(describe(p));
+    }
+    let mut meta = nvsets(root, p, "meta_attributes", unsupported)?;
+    for (name, value) in &rsc_defaults.0 {
+        meta.add_default(name, value);
+    }
+    let mut ops = Vec::new();
+    if let Some(operations) = p.child("operations") {
+        let operations = resolve(root, operations)?;
+        for op in operations.children_named("op") {
+            let op = resolve(root, op)?;
+            let name = required(op, "name")?.to_string();
+            let interval = op.attr("interval").unwrap_or("0");
+            let interval_ms = parse_interval_ms(interval)
+                .ok_or_else(|| ModelError::at(op, format!("bad interval '{interval}'")))?;
+            let mut attrs = nvsets(root, op, "meta_attributes", unsupported)?;
+            for (k, v) in &op.attributes {
+                attrs.add_default(k, v);
+            }
+            ops.push(OpConfig {
+                id: op.id().unwrap_or("").to_string(),
+                role: op.attr("role").map(str::to_string),
+                on_fail: attrs.get("on-fail").map(str::to_string),
+                enabled: attrs.get("enabled").map(is_true).unwrap_or(true),
+                name,
+                interval_ms,
+                attrs,
+            });
+        }
+    }
+    Ok(Primitive {
+        class: required(p, "class")?.to_string(),
+        provider: p.attr("provider").map(str::to_string),
+        agent: p.attr("type").unwrap_or("").to_string(),
+        description: p.attr("description").map(str::to_string),
+        params: nvsets(root, p, "instance_attributes", unsupported)?,
+        utilization: nvsets(root, p, "utilization", unsupported)?,
+        meta,
+        ops,
+        line: p.line,
+        id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CIB: &str = r#"<cib have-quorum="1" execution-date="1000">
+  <configuration>
+    <crm_config>
+      <cluster_property_set id="o">
+        <nvpair id="o1" name="stonith-enabled" value="false"/>
+      </cluster_property_set>
+    </crm_config>
+    <nodes>
+      <node id="1" uname="node1"/>
+      <node id="2" uname="node2"/>
+    </nodes>
+    <resources>
+      <primitive id="a" class="ocf" provider="heartbeat" type="Dummy">
+        <meta_attributes id="a-m"><nvpair id="a-m1" name="target-role" value="Stopped"/></meta_attributes>
+        <operations><op id="a-mon" name="monitor" interval="10s"/></operations>
+      </primitive>
+    </resources>
+    <constraints>
+      <rsc_location id="l" rsc="a" node="node1" score="INFINITY"/>
+      <rsc_colocation id="c" rsc="a" with-rsc="missing" score="INFINITY"/>
+    </constraints>
+  </configuration>
+  <status/>
+</cib>"#;
+
+    #[test]
+    fn names_a_dangling_reference() {
+        let err = Cib::parse(CIB).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("line 19"), "{text}");
+        assert!(text.contains("rsc_colocation id=\"c\""), "{text}");
+        assert!(text.contains("missing"), "{text}");
+    }
+
+    #[test]
+    fn reads_options_nodes_and_primitives() {
+        let cib = Cib::parse(&CIB.replace("missing", "a")).unwrap();
+        assert!(!cib.options.stonith_enabled);
+        assert!(cib.options.symmetric_cluster);
+        assert!(cib.have_quorum);
+        assert_eq!(cib.execution_date, Some(1000));
+        assert_eq!(cib.nodes.len(), 2);
+        let a = cib.primitive("a").unwrap();
+        assert_eq!(a.meta.get("target-role"), Some("Stopped"));
+        assert_eq!(a.ops[0].interval_ms, 10_000);
+        assert_eq!(a.agent_spec(), "ocf:heartbeat:Dummy");
+        assert_eq!(cib.locations[0].score, INFINITY);
+    }
+
+    #[test]
+    fn parses_intervals() {
+        assert_eq!(parse_interval_ms("10"), Some(10_000));
+        assert_eq!(parse_interval_ms("1m"), Some(60_000));
+        assert_eq!(parse_interval_ms("500ms"), Some(500));
+        assert_eq!(parse_interval_ms("PT1M30S"), Some(90_000));
+        assert_eq!(parse_interval_ms("x"), None);
+    }
+}

@@ -1,0 +1,1862 @@
+//! The scheduler: where each resource should run, and the actions (with orderings) that get
+//! the cluster there.
+//!
+//! The stages follow Pacemaker 2.1.5's `pcmk__schedule_actions`:
+//! 1. node scores per resource: symmetric default, location constraints, stickiness,
+//!    failure thresholds, bans from the history;
+//! 2. assignment in priority order, each resource pulling in the scores of what it is
+//!    colocated with (mandatory colocations ban, advisory ones add), ties broken by fewest
+//!    assigned resources, then the current node, then the node name;
+//! 3. actions: the ones unpacking implied (fencing, stops of failed resources, active
+//!    monitors), probes where a resource's state is unknown, then per resource stop/start,
+//!    migration and recurring monitors;
+//! 4. fencing of unclean nodes and shutdowns;
+//! 5. orderings (internal, user constraints, fencing) and the propagation of "required" and
+//!    "unrunnable" along them.
+//!
+//! Action ids follow creation order, as Pacemaker's do: the transition graph, and so the order
+//! in which `crm_simulate` executes it, depends on them.
+
+use std::collections::HashMap;
+
+use crate::model::{Cib, NoQuorumPolicy, OrderKind};
+use crate::score::{self, INFINITY};
+use crate::status::{self, ClusterStatus, EarlyAction, Role, RscSettings, node_attribute};
+
+/// What an action does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Task {
+    Start,
+    Stop,
+    /// A monitor; interval 0 is a probe.
+    Monitor(u64),
+    MigrateTo,
+    MigrateFrom,
+    ClearFailcount,
+    /// Fencing with the given stonith action (reboot, off, on).
+    Fence(String),
+    Shutdown,
+    /// Utilization bookkeeping pseudo-action (`load_stopped_NODE`).
+    LoadStopped,
+}
+
+impl Task {
+    /// The operation name as Pacemaker spells it.
+    pub fn name(&self) -> &str {
+        match self {
+            Task::Start => "start",
+            Task::Stop => "stop",
+            Task::Monitor(_) => "monitor",
+            Task::MigrateTo => "migrate_to",
+            Task::MigrateFrom => "migrate_from",
+            Task::ClearFailcount => "clear_failcount",
+            Task::Fence(_) => "stonith",
+            Task::Shutdown => "do_shutdown",
+            Task::LoadStopped => "load_stopped",
+        }
+    }
+
+    fn interval(&self) -> u64 {
+        match self {
+            Task::Monitor(i) => *i,
+            _ => 0,
+        }
+    }
+}
+
+/// One action of a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    pub id: usize,
+    pub rsc: Option<usize>,
+    pub task: Task,
+    pub node: Option<usize>,
+    pub optional: bool,
+    pub runnable: bool,
+    pub pseudo: bool,
+    pub reason: Option<String>,
+    /// The start/promote requirement (`requires`): "nothing", "quorum", "fencing".
+    pub needs: &'static str,
+    /// The rc the action is expected to return (7 for a probe of a stopped resource).
+    pub target_rc: i32,
+    pub migrate_runnable: bool,
+}
+
+/// Ordering flags (Pacemaker's `pe_order_*` that matter here).
+pub mod flags {
+    pub const OPTIONAL: u32 = 0;
+    pub const IMPLIES_THEN: u32 = 1 << 0;
+    pub const IMPLIES_FIRST: u32 = 1 << 1;
+    pub const RUNNABLE_LEFT: u32 = 1 << 2;
+    pub const RESTART: u32 = 1 << 3;
+    pub const ASYMMETRICAL: u32 = 1 << 4;
+    pub const IMPLIES_FIRST_MIGRATABLE: u32 = 1 << 5;
+    pub const SERIALIZE: u32 = 1 << 6;
+    pub const PSEUDO_LEFT: u32 = 1 << 7;
+}
+
+/// A resolved ordering between two actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ordering {
+    pub first: usize,
+    pub then: usize,
+    pub flags: u32,
+}
+
+/// What one side of an ordering names before actions exist.
+#[derive(Debug, Clone)]
+enum Side {
+    Action(usize),
+    /// Every action of the resource with this task (any node).
+    Rsc(usize, Task),
+}
+
+#[derive(Debug, Clone)]
+struct OrderSpec {
+    first: Side,
+    then: Side,
+    flags: u32,
+}
+
+/// A colocation with resolved resource indices.
+#[derive(Debug, Clone)]
+struct Coloc {
+    dependent: usize,
+    primary: usize,
+    score: i32,
+    dependent_role: Role,
+    primary_role: Role,
+    node_attribute: String,
+    influence: bool,
+}
+
+/// The scheduler's decisions.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub status: ClusterStatus,
+    pub settings: Vec<RscSettings>,
+    pub actions: Vec<Action>,
+    pub orderings: Vec<Ordering>,
+    /// Where each resource is assigned (None: stopped).
+    pub assigned: Vec<Option<usize>>,
+    pub next_role: Vec<Role>,
+    /// Final node scores per resource (None: not allowed), for `--explain` and `-s`.
+    pub scores: Vec<Vec<Option<i32>>>,
+    /// Human-readable contributions to each resource's scores.
+    pub explanations: Vec<Vec<String>>,
+}
+
+impl Transition {
+    /// Whether an action goes into the transition graph.
+    pub fn in_graph(&self, a: &Action) -> bool {
+        if !a.runnable || a.optional {
+            return false;
+        }
+        if let Some(r) = a.rsc {
+            let managed = self.status.resources[r].managed;
+            if !managed && !matches!(a.task, Task::Monitor(_)) && !a.pseudo {
+                return false;
+            }
+        }
+        if a.pseudo || matches!(a.task, Task::Fence(_) | Task::Shutdown) {
+            return true;
+        }
+        match a.node {
+            None => false,
+            Some(n) => self.status.nodes[n].online && !self.status.nodes[n].unclean,
+        }
+    }
+
+    /// Actions of resource `r` with task `task` (on `node`, if given).
+    pub fn rsc_actions<'a>(
+        &'a self,
+        r: usize,
+        task: &'a Task,
+        node: Option<usize>,
+    ) -> impl Iterator<Item = &'a Action> + 'a {
+        // Pacemaker keeps a resource's actions newest first.
+        self.actions
+            .iter()
+            .rev()
+            .filter(move |a| a.rsc == Some(r) && a.task == *task && (node.is_none() || a.node == node))
+    }
+}
+
+/// Schedules the unpacked cluster.
+pub fn schedule(cib: &Cib, status: ClusterStatus) -> Transition {
+    let settings = status::settings(cib, &status);
+    let mut s = Scheduler::new(cib, status, settings);
+    s.unpack_constraints();
+    s.initial_scores();
+    s.assign_all();
+    s.create_early_actions();
+    s.create_probes();
+    for r in 0..s.st.resources.len() {
+        s.create_rsc_actions(r);
+    }
+    s.apply_quorum();
+    s.schedule_fencing_and_shutdowns();
+    s.apply_orderings();
+    s.finish()
+}
+
+struct Scheduler<'a> {
+    cib: &'a Cib,
+    st: ClusterStatus,
+    settings: Vec<RscSettings>,
+    actions: Vec<Action>,
+    index: HashMap<(Option<usize>, Task, Option<usize>), usize>,
+    specs: Vec<OrderSpec>,
+    orderings: Vec<Ordering>,
+    allowed: Vec<Vec<Option<i32>>>,
+    explain: Vec<Vec<String>>,
+    assigned: Vec<Option<usize>>,
+    provisional: Vec<bool>,
+    allocating: Vec<bool>,
+    merging: Vec<bool>,
+    next_role: Vec<Role>,
+    node_count: Vec<usize>,
+    colocs: Vec<Coloc>,
+    this_with: Vec<Vec<usize>>,
+    with_this: Vec<Vec<usize>>,
+    managed: Vec<bool>,
+    utilization_left: Vec<HashMap<String, i64>>,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(cib: &'a Cib, st: ClusterStatus, settings: Vec<RscSettings>) -> Self {
+        let nr = st.resources.len();
+        let nn = st.nodes.len();
+        let managed = st.resources.iter().map(|r| r.managed).collect();
+        let next_role = st.resources.iter().map(|r| r.next_role).collect();
+        let utilization_left: Vec<HashMap<String, i64>> = st
+            .nodes
+            .iter()
+            .map(|n| {
+                let conf = cib.nodes.iter().find(|c| c.uname == n.uname);
+                conf.map(|c| {
+                    c.utilization
+                        .0
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.trim().parse::<i64>().unwrap_or(0)))
+                        .collect()
+                })
+                .unwrap_or_default()
+            })
+            .collect();
+        Scheduler {
+            cib,
+            settings,
+            actions: Vec::new(),
+            index: HashMap::new(),
+            specs: Vec::new(),
+            orderings: Vec::new(),
+            allowed: vec![vec![None; nn]; nr],
+            explain: vec![Vec::new(); nr],
+            assigned: vec![None; nr],
+            provisional: vec![true; nr],
+            allocating: vec![false; nr],
+            merging: vec![false; nr],
+            next_role,
+            node_count: vec![0; nn],
+            colocs: Vec::new(),
+            this_with: vec![Vec::new(); nr],
+            with_this: vec![Vec::new(); nr],
+            managed,
+            utilization_left,
+            st,
+        }
+    }
+
+    fn rsc_index(&self, id: &str) -> Option<usize> {
+        self.st.resources.iter().position(|r| r.id == id)
+    }
+
+    fn node_index(&self, uname: &str) -> Option<usize> {
+        self.st.nodes.iter().position(|n| n.uname == uname)
+    }
+
+    fn priority(&self, r: usize) -> i32 {
+        self.settings[r].priority
+    }
+
+    // ---- constraints ---------------------------------------------------------------------
+
+    fn unpack_constraints(&mut self) {
+        let cib = self.cib;
+        for c in &cib.colocations {
+            let (Some(d), Some(p)) = (self.rsc_index(&c.rsc), self.rsc_index(&c.with_rsc)) else {
+                continue;
+            };
+            if c.score == 0 {
+                continue;
+            }
+            let role = |r: &Option<String>| {
+                r.as_deref()
+                    .map(Role::parse)
+                    .map(|r| if r == Role::Started { Role::Unknown } else { r })
+                    .unwrap_or(Role::Unknown)
+            };
+            self.colocs.push(Coloc {
+                dependent: d,
+                primary: p,
+                score: c.score,
+                dependent_role: role(&c.rsc_role),
+                primary_role: role(&c.with_rsc_role),
+                node_attribute: c.node_attribute.clone().unwrap_or_else(|| "#uname".into()),
+                influence: c.influence,
+            });
+        }
+        // A resource inside a container runs where its container runs.
+        for d in 0..self.st.resources.len() {
+            let Some(container) = self.st.configs[d].meta.get("container").map(str::to_string) else {
+                continue;
+            };
+            let Some(p) = self.rsc_index(&container) else {
+                continue;
+            };
+            self.colocs.push(Coloc {
+                dependent: d,
+                primary: p,
+                score: INFINITY,
+                dependent_role: Role::Unknown,
+                primary_role: Role::Unknown,
+                node_attribute: "#uname".into(),
+                influence: true,
+            });
+        }
+        for (i, c) in self.colocs.iter().enumerate() {
+            self.this_with[c.dependent].push(i);
+            self.with_this[c.primary].push(i);
+        }
+        // Sorted by the other side's priority (highest first), then its id.
+        let colocs = self.colocs.clone();
+        let ids: Vec<String> = self.st.resources.iter().map(|r| r.id.clone()).collect();
+        let prio: Vec<i32> = (0..ids.len()).map(|r| self.priority(r)).collect();
+        for list in &mut self.this_with {
+            list.sort_by(|&a, &b| {
+                let (pa, pb) = (colocs[a].primary, colocs[b].primary);
+                prio[pb].cmp(&prio[pa]).then(ids[pa].cmp(&ids[pb]))
+            });
+        }
+        for list in &mut self.with_this {
+            list.sort_by(|&a, &b| {
+                let (da, db) = (colocs[a].dependent, colocs[b].dependent);
+                prio[db].cmp(&prio[da]).then(ids[da].cmp(&ids[db]))
+            });
+        }
+        for o in &cib.orders {
+            let (Some(first), Some(then)) = (self.rsc_index(&o.first), self.rsc_index(&o.then))
+            else {
+                continue;
+            };
+            let (Some(fa), Some(ta)) = (task_of(&o.first_action), task_of(&o.then_action)) else {
+                continue;
+            };
+            let kind_flags = |action: &str, symmetry: Symmetry| -> u32 {
+                match o.kind {
+                    OrderKind::Optional => flags::OPTIONAL,
+                    OrderKind::Serialize => flags::SERIALIZE,
+                    OrderKind::Mandatory => match symmetry {
+                        Symmetry::Asymmetric => flags::ASYMMETRICAL,
+                        Symmetry::Symmetric => {
+                            let mut f = flags::IMPLIES_THEN;
+                            if action == "start" || action == "promote" {
+                                f |= flags::RUNNABLE_LEFT;
+                            }
+                            f
+                        }
+                        Symmetry::Inverse => flags::IMPLIES_FIRST,
+                    },
+                }
+            };
+            let symmetry = if o.symmetrical {
+                Symmetry::Symmetric
+            } else {
+                Symmetry::Asymmetric
+            };
+            self.specs.push(OrderSpec {
+                first: Side::Rsc(first, fa.clone()),
+                then: Side::Rsc(then, ta.clone()),
+                flags: kind_flags(&o.first_action, symmetry),
+            });
+            if o.symmetrical {
+                let (Some(fi), Some(ti)) = (invert(&fa), invert(&ta)) else {
+                    continue;
+                };
+                self.specs.push(OrderSpec {
+                    first: Side::Rsc(then, ti),
+                    then: Side::Rsc(first, fi),
+                    flags: kind_flags(&o.then_action, Symmetry::Inverse),
+                });
+            }
+        }
+        // Internal constraints: stop before start (a restart), for managed resources; a
+        // contained resource starts after and stops before its container.
+        for r in 0..self.st.resources.len() {
+            if !self.managed[r] {
+                continue;
+            }
+            self.specs.push(OrderSpec {
+                first: Side::Rsc(r, Task::Stop),
+                then: Side::Rsc(r, Task::Start),
+                flags: flags::IMPLIES_THEN | flags::RESTART,
+            });
+            let container = self.st.configs[r].meta.get("container").map(str::to_string);
+            if let Some(c) = container.and_then(|c| self.rsc_index(&c)) {
+                self.specs.push(OrderSpec {
+                    first: Side::Rsc(c, Task::Start),
+                    then: Side::Rsc(r, Task::Start),
+                    flags: flags::IMPLIES_THEN | flags::RUNNABLE_LEFT,
+                });
+                self.specs.push(OrderSpec {
+                    first: Side::Rsc(r, Task::Stop),
+                    then: Side::Rsc(c, Task::Stop),
+                    flags: flags::IMPLIES_FIRST,
+                });
+            }
+        }
+    }
+
+    // ---- scores --------------------------------------------------------------------------
+
+    fn add_score(&mut self, r: usize, node: usize, value: i32, why: String) {
+        let slot = &mut self.allowed[r][node];
+        *slot = Some(score::add(slot.unwrap_or(0), value));
+        self.explain[r].push(why);
+    }
+
+    fn initial_scores(&mut self) {
+        let nn = self.st.nodes.len();
+        let nr = self.st.resources.len();
+        let symmetric = self.cib.options.symmetric_cluster;
+        for r in 0..nr {
+            if symmetric {
+                for n in 0..nn {
+                    self.allowed[r][n] = Some(0);
+                }
+            }
+            let bans = self.st.resources[r].bans.clone();
+            for (n, s) in bans {
+                let why = format!(
+                    "{}: {} on {} (its operation history: hard failure or failed probe)",
+                    self.st.resources[r].id,
+                    score::to_text(s),
+                    self.st.nodes[n].uname
+                );
+                self.add_score(r, n, s, why);
+            }
+        }
+        self.apply_node_health();
+        let cib = self.cib;
+        for l in &cib.locations {
+            let (Some(r), Some(n)) = (self.rsc_index(&l.rsc), self.node_index(&l.node)) else {
+                continue;
+            };
+            if let Some(role) = l.role.as_deref().map(Role::parse) {
+                if role != Role::Started && role != Role::Unknown && role != self.next_role[r] {
+                    continue;
+                }
+            }
+            let why = format!(
+                "{}: {} on {} from location constraint {}",
+                l.rsc,
+                score::to_text(l.score),
+                l.node,
+                l.id
+            );
+            self.add_score(r, n, l.score, why);
+        }
+        for r in 0..nr {
+            let stickiness = self.settings[r].stickiness;
+            let running = &self.st.resources[r].running_on;
+            if self.managed[r] && stickiness >= 1 && running.len() == 1 {
+                let n = running[0];
+                if symmetric || self.allowed[r][n].is_some() {
+                    let why = format!(
+                        "{}: +{} on {} for resource-stickiness (it is active there)",
+                        self.st.resources[r].id, stickiness, self.st.nodes[n].uname
+                    );
+                    self.add_score(r, n, stickiness, why);
+                }
+            }
+        }
+        for n in 0..nn {
+            for r in 0..nr {
+                let threshold = self.settings[r].migration_threshold;
+                // A container also carries the failures of the resources inside it.
+                let id = self.st.resources[r].id.clone();
+                let fillers = (0..nr)
+                    .filter(|&f| self.st.configs[f].meta.get("container") == Some(id.as_str()))
+                    .fold(0, |acc, f| score::add(acc, self.st.resources[f].fail_counts[n]));
+                let fc = score::add(self.st.resources[r].fail_counts[n], fillers);
+                if threshold == 0 || self.st.resources[r].failure_ignored || fc <= 0 {
+                    continue;
+                }
+                if threshold - fc <= 0 {
+                    let why = format!(
+                        "{}: -INFINITY on {}: fail count {} reached migration-threshold {}",
+                        self.st.resources[r].id,
+                        self.st.nodes[n].uname,
+                        fc,
+                        threshold
+                    );
+                    self.add_score(r, n, -INFINITY, why);
+                }
+            }
+        }
+    }
+
+    /// Node health (`#health-*` attributes) under the configured strategy.
+    fn apply_node_health(&mut self) {
+        let strategy = self.cib.options.node_health_strategy.clone();
+        if strategy == "none" || strategy.is_empty() {
+            return;
+        }
+        let health = self.cib.options.health;
+        for n in 0..self.st.nodes.len() {
+            let mut total = 0;
+            let attrs: Vec<String> = self.st.nodes[n]
+                .attrs
+                .with_prefix("#health")
+                .map(|(_, v)| v.to_string())
+                .collect();
+            for v in &attrs {
+                let s = match strategy.as_str() {
+                    "migrate-on-red" => match v.to_ascii_lowercase().as_str() {
+                        "red" => -INFINITY,
+                        _ => 0,
+                    },
+                    "only-green" => match v.to_ascii_lowercase().as_str() {
+                        "red" | "yellow" => -INFINITY,
+                        _ => 0,
+                    },
+                    _ => score::parse(v, &health),
+                };
+                total = score::add(total, s);
+            }
+            if total == 0 {
+                continue;
+            }
+            for r in 0..self.st.resources.len() {
+                let why = format!(
+                    "{}: {} on {} from node health",
+                    self.st.resources[r].id,
+                    score::to_text(total),
+                    self.st.nodes[n].uname
+                );
+                self.add_score(r, n, total, why);
+            }
+        }
+    }
+
+    // ---- assignment ----------------------------------------------------------------------
+
+    fn available(&self, n: usize) -> bool {
+        self.st.nodes[n].available()
+    }
+
+    fn any_available(&self, table: &[Option<i32>]) -> bool {
+        table
+            .iter()
+            .enumerate()
+            .any(|(n, w)| matches!(w, Some(w) if *w >= 0) && self.available(n))
+    }
+
+    fn assign_all(&mut self) {
+        let order: Vec<usize> = if self.cib.options.placement_strategy != "default" {
+            self.sorted_by_placement()
+        } else {
+            (0..self.st.resources.len()).collect()
+        };
+        for r in order {
+            self.allocate(r);
+        }
+    }
+
+    /// `cmp_resources`: priority, then score on the current node, then scores node by node.
+    fn sorted_by_placement(&mut self) -> Vec<usize> {
+        let nr = self.st.resources.len();
+        let weights: Vec<Vec<Option<i32>>> = (0..nr)
+            .map(|r| {
+                let init = self.allowed[r].clone();
+                self.merge_weights(r, init, "#uname", 1.0, MergeFlags { forward: true, rollback: false, positive: false }, true)
+            })
+            .collect();
+        let mut nodes: Vec<usize> = (0..self.st.nodes.len()).collect();
+        nodes.sort_by(|&a, &b| self.st.nodes[a].uname.cmp(&self.st.nodes[b].uname));
+        let mut order: Vec<usize> = (0..nr).collect();
+        order.sort_by(|&a, &b| {
+            let pa = self.priority(a);
+            let pb = self.priority(b);
+            if pa != pb {
+                return pb.cmp(&pa);
+            }
+            let cur = |r: usize| {
+                self.st.resources[r]
+                    .running_on
+                    .first()
+                    .and_then(|&n| weights[r][n])
+                    .unwrap_or(-INFINITY)
+            };
+            let (ca, cb) = (cur(a), cur(b));
+            if ca != cb {
+                return cb.cmp(&ca);
+            }
+            for &n in &nodes {
+                match (weights[a][n], weights[b][n]) {
+                    (Some(_), None) => return std::cmp::Ordering::Less,
+                    (None, Some(_)) => return std::cmp::Ordering::Greater,
+                    (Some(x), Some(y)) if x != y => return y.cmp(&x),
+                    _ => {}
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+        order
+    }
+
+    fn allocate(&mut self, r: usize) -> Option<usize> {
+        if !self.provisional[r] {
+            return self.assigned[r];
+        }
+        if self.allocating[r] {
+            return None;
+        }
+        self.allocating[r] = true;
+        for ci in self.this_with[r].clone() {
+            let c = self.colocs[ci].clone();
+            let archive = if c.dependent_role >= Role::Promoted
+                || (c.score < 0 && c.score > -INFINITY)
+            {
+                Some(self.allowed[r].clone())
+            } else {
+                None
+            };
+            self.allocate(c.primary);
+            self.apply_colocation(&c);
+            if let Some(archive) = archive {
+                if !self.any_available(&self.allowed[r]) {
+                    self.allowed[r] = archive;
+                }
+            }
+        }
+        for ci in self.with_this[r].clone() {
+            let c = self.colocs[ci].clone();
+            if !(c.influence || self.st.resources[r].running_on.is_empty()) {
+                continue;
+            }
+            let nodes = self.allowed[r].clone();
+            let merged = self.merge_weights(
+                c.dependent,
+                nodes,
+                &c.node_attribute,
+                c.score as f64 / INFINITY as f64,
+                MergeFlags { forward: false, rollback: true, positive: false },
+                false,
+            );
+            if merged != self.allowed[r] {
+                let why = format!(
+                    "{}: scores merged from {} (colocated with it, score {})",
+                    self.st.resources[r].id,
+                    self.st.resources[c.dependent].id,
+                    score::to_text(c.score)
+                );
+                self.explain[r].push(why);
+            }
+            self.allowed[r] = merged;
+        }
+        let role = self.st.resources[r].role;
+        if self.next_role[r] == Role::Stopped {
+            for n in 0..self.st.nodes.len() {
+                let why = format!(
+                    "{}: -INFINITY on {}: target-role is Stopped",
+                    self.st.resources[r].id, self.st.nodes[n].uname
+                );
+                self.add_score(r, n, -INFINITY, why);
+            }
+        }
+        if self.cib.options.stonith_enabled && !self.st.have_stonith_resource {
+            self.managed[r] = false;
+        }
+        if !self.managed[r] {
+            self.next_role[r] = role;
+            let current = self.st.resources[r].running_on.first().copied();
+            self.assign(r, current, true);
+        } else if self.cib.options.stop_all_resources {
+            self.assign(r, None, true);
+        } else if self.provisional[r] {
+            self.choose_node(r);
+        }
+        self.allocating[r] = false;
+        self.assigned[r]
+    }
+
+    /// `pcmk__colocation_affects` + `pcmk__apply_coloc_to_weights`.
+    fn apply_colocation(&mut self, c: &Coloc) {
+        let (d, p) = (c.dependent, c.primary);
+        if self.provisional[p] || !self.provisional[d] {
+            return;
+        }
+        if c.score > 0 && c.dependent_role != Role::Unknown && c.dependent_role != self.next_role[d] {
+            return;
+        }
+        if c.score > 0 && c.primary_role != Role::Unknown && c.primary_role != self.next_role[p] {
+            return;
+        }
+        if c.score < 0 && c.dependent_role != Role::Unknown && c.dependent_role == self.next_role[d] {
+            return;
+        }
+        if c.score < 0 && c.primary_role != Role::Unknown && c.primary_role == self.next_role[p] {
+            return;
+        }
+        let primary_node = self.assigned[p];
+        let value = primary_node.and_then(|n| node_attribute(&self.st.nodes[n], &c.node_attribute));
+        if primary_node.is_none() && c.score < 0 {
+            return;
+        }
+        let mut work = self.allowed[d].clone();
+        for (n, slot) in work.iter_mut().enumerate() {
+            let Some(w) = slot else {
+                continue;
+            };
+            if primary_node.is_none() {
+                *w = score::add(-c.score, *w);
+            } else if node_attribute(&self.st.nodes[n], &c.node_attribute)
+                .map(|v| Some(v.to_ascii_lowercase()) == value.map(|x| x.to_ascii_lowercase()))
+                .unwrap_or(value.is_none())
+            {
+                if c.score < INFINITY {
+                    *w = score::add(c.score, *w);
+                }
+            } else if c.score >= INFINITY {
+                *w = score::add(-c.score, *w);
+            }
+        }
+        if c.score <= -INFINITY || c.score >= INFINITY || self.any_available(&work) {
+            if work != self.allowed[d] {
+                let why = format!(
+                    "{}: {} colocation with {} ({}) {}",
+                    self.st.resources[d].id,
+                    if c.score >= INFINITY || c.score <= -INFINITY { "mandatory" } else { "advisory" },
+                    self.st.resources[p].id,
+                    score::to_text(c.score),
+                    match primary_node {
+                        Some(n) => format!("which is assigned to {}", self.st.nodes[n].uname),
+                        None => "which cannot run anywhere".to_string(),
+                    }
+                );
+                self.explain[d].push(why);
+            }
+            self.allowed[d] = work;
+        }
+    }
+
+    /// `best_node_score_matching_attr`.
+    fn best_score_matching(&self, r: usize, attr: &str, value: Option<&str>) -> i32 {
+        let mut best = -INFINITY;
+        for (n, w) in self.allowed[r].iter().enumerate() {
+            let Some(w) = *w else {
+                continue;
+            };
+            if w > best
+                && self.available(n)
+                && node_attribute(&self.st.nodes[n], attr).map(str::to_ascii_lowercase)
+                    == value.map(str::to_ascii_lowercase)
+            {
+                best = w;
+            }
+        }
+        best
+    }
+
+    /// `pcmk__native_merge_weights`.
+    fn merge_weights(
+        &mut self,
+        r: usize,
+        nodes: Vec<Option<i32>>,
+        attr: &str,
+        factor: f64,
+        f: MergeFlags,
+        init: bool,
+    ) -> Vec<Option<i32>> {
+        if self.merging[r] {
+            return nodes;
+        }
+        self.merging[r] = true;
+        let mut work = if init {
+            self.allowed[r].clone()
+        } else {
+            let mut work = nodes.clone();
+            for n in 0..work.len() {
+                let Some(w) = work[n] else {
+                    continue;
+                };
+                let value = node_attribute(&self.st.nodes[n], attr).map(str::to_string);
+                let s = self.best_score_matching(r, attr, value.as_deref());
+                if factor < 0.0 && s < 0 {
+                    continue;
+                }
+                let wf = factor * s as f64;
+                let mut weight = if wf < 0.0 { (wf - 0.5) as i32 } else { (wf + 0.5) as i32 };
+                if weight == 0 && s != 0 {
+                    weight = if factor > 0.0 { 1 } else if factor < 0.0 { -1 } else { 0 };
+                }
+                let new = score::add(weight, w);
+                if f.positive && new < 0 && w > 0 {
+                    continue;
+                }
+                if f.positive && new < 0 && w == 0 {
+                    continue;
+                }
+                work[n] = Some(new);
+            }
+            work
+        };
+        if self.any_available(&work) {
+            let multiplier = if factor < 0.0 { -1.0 } else { 1.0 };
+            let list: Vec<usize> = if f.forward {
+                self.this_with[r].clone()
+            } else {
+                self.with_this[r].clone()
+            };
+            for ci in list {
+                let c = self.colocs[ci].clone();
+                let other = if f.forward {
+                    c.primary
+                } else {
+                    if !(c.influence || self.st.resources[c.primary].running_on.is_empty()) {
+                        continue;
+                    }
+                    c.dependent
+                };
+                work = self.merge_weights(
+                    other,
+                    work,
+                    &c.node_attribute,
+                    multiplier * c.score as f64 / INFINITY as f64,
+                    f,
+                    false,
+                );
+            }
+        } else if f.rollback {
+            self.merging[r] = false;
+            return nodes;
+        }
+        self.merging[r] = false;
+        work
+    }
+
+    fn choose_node(&mut self, r: usize) {
+        self.apply_utilization(r);
+        let current = self.st.resources[r].running_on.first().copied();
+        let mut candidates: Vec<usize> = (0..self.st.nodes.len())
+            .filter(|&n| self.allowed[r][n].is_some())
+            .collect();
+        let weight = |s: &Self, n: usize| {
+            if s.available(n) {
+                s.allowed[r][n].unwrap_or(-INFINITY)
+            } else {
+                -INFINITY
+            }
+        };
+        candidates.sort_by(|&a, &b| {
+            weight(self, b)
+                .cmp(&weight(self, a))
+                .then_with(|| self.compare_capacity(a, b))
+                .then(self.node_count[a].cmp(&self.node_count[b]))
+                .then_with(|| match current {
+                    Some(c) if c == a => std::cmp::Ordering::Less,
+                    Some(c) if c == b => std::cmp::Ordering::Greater,
+                    _ => std::cmp::Ordering::Equal,
+                })
+                .then(self.st.nodes[a].uname.cmp(&self.st.nodes[b].uname))
+        });
+        let Some(&best) = candidates.first() else {
+            self.assign(r, None, false);
+            return;
+        };
+        let mut chosen = best;
+        let best_w = self.allowed[r][best].unwrap_or(-INFINITY);
+        if best_w > 0 && self.available(best) {
+            if let Some(running) = current {
+                if self.available(running) {
+                    for &n in candidates.iter().skip(1) {
+                        if self.allowed[r][n] != Some(best_w) {
+                            break;
+                        }
+                        if n == running {
+                            chosen = n;
+                        }
+                    }
+                }
+            }
+        }
+        self.assign(r, Some(chosen), false);
+    }
+
+    fn compare_capacity(&self, a: usize, b: usize) -> std::cmp::Ordering {
+        if self.cib.options.placement_strategy != "balanced" {
+            return std::cmp::Ordering::Equal;
+        }
+        // More remaining capacity first, attribute by attribute.
+        let mut result = 0i64;
+        for (k, va) in &self.utilization_left[a] {
+            let vb = self.utilization_left[b].get(k).copied().unwrap_or(0);
+            if *va > vb {
+                result -= 1;
+            } else if *va < vb {
+                result += 1;
+            }
+        }
+        for (k, vb) in &self.utilization_left[b] {
+            if !self.utilization_left[a].contains_key(k) && *vb > 0 {
+                result += 1;
+            }
+        }
+        result.cmp(&0)
+    }
+
+    fn rsc_utilization(&self, r: usize) -> HashMap<String, i64> {
+        self.st.configs[r]
+            .utilization
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), v.trim().parse::<i64>().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Bans nodes without the capacity the resource needs (non-default placement strategies).
+    fn apply_utilization(&mut self, r: usize) {
+        let strategy = self.cib.options.placement_strategy.as_str();
+        if strategy == "default" {
+            return;
+        }
+        let need = self.rsc_utilization(r);
+        if need.is_empty() {
+            return;
+        }
+        for n in 0..self.st.nodes.len() {
+            if self.allowed[r][n].is_none() {
+                continue;
+            }
+            let fits = need.iter().all(|(k, v)| {
+                self.utilization_left[n].get(k).copied().unwrap_or(0) >= *v
+            });
+            if !fits {
+                let why = format!(
+                    "{}: -INFINITY on {}: not enough capacity ({} placement)",
+                    self.st.resources[r].id, self.st.nodes[n].uname, strategy
+                );
+                self.allowed[r][n] = Some(-INFINITY);
+                self.explain[r].push(why);
+            }
+        }
+    }
+
+    fn assign(&mut self, r: usize, chosen: Option<usize>, force: bool) {
+        let mut chosen = chosen;
+        if !force {
+            if let Some(n) = chosen {
+                if self.allowed[r][n].unwrap_or(-INFINITY) < 0 || !self.available(n) {
+                    self.next_role[r] = Role::Stopped;
+                    chosen = None;
+                }
+            }
+        }
+        self.provisional[r] = false;
+        self.assigned[r] = chosen;
+        match chosen {
+            None => {
+                self.next_role[r] = Role::Stopped;
+            }
+            Some(n) => {
+                self.node_count[n] += 1;
+                let need = self.rsc_utilization(r);
+                for (k, v) in need {
+                    *self.utilization_left[n].entry(k).or_insert(0) -= v;
+                }
+            }
+        }
+    }
+
+    // ---- actions -------------------------------------------------------------------------
+
+    /// `custom_action`: finds or creates the action, clearing `optional` when asked.
+    fn action(&mut self, rsc: Option<usize>, task: Task, node: Option<usize>, optional: bool) -> usize {
+        let key = (rsc, task.clone(), node);
+        if let Some(&id) = self.index.get(&key) {
+            if !optional {
+                self.actions[id].optional = false;
+            }
+            return id;
+        }
+        let id = self.actions.len();
+        let needs = match (&task, rsc) {
+            (Task::Start, Some(r)) => needs_of(&self.settings[r].requires),
+            _ => "nothing",
+        };
+        let mut a = Action {
+            id,
+            rsc,
+            task: task.clone(),
+            node,
+            optional,
+            runnable: true,
+            pseudo: false,
+            reason: None,
+            needs,
+            target_rc: 0,
+            migrate_runnable: false,
+        };
+        if let Some(r) = rsc {
+            self.set_runnable(&mut a, r);
+        }
+        self.actions.push(a);
+        self.index.insert(key, id);
+        id
+    }
+
+    /// Runnability at creation (`unpack_operation`'s checks).
+    fn set_runnable(&mut self, a: &mut Action, r: usize) {
+        let Some(n) = a.node else {
+            a.runnable = false;
+            return;
+        };
+        let node = &self.st.nodes[n];
+        if !self.managed[r] && a.task.interval() == 0 && !matches!(a.task, Task::Monitor(_)) {
+            a.optional = true;
+        }
+        if !node.online {
+            a.runnable = false;
+            if self.managed[r] && a.task == Task::Stop && !node.unclean {
+                self.mark_unclean(n, "stop is unrunnable".to_string());
+            }
+        } else if node.pending {
+            a.runnable = false;
+        }
+    }
+
+    /// Quorum restrictions, applied once every resource's actions exist (Pacemaker decides
+    /// whether a start is required before it finds the start cannot run without quorum).
+    fn apply_quorum(&mut self) {
+        if self.st.have_quorum {
+            return;
+        }
+        let policy = self.cib.options.no_quorum_policy;
+        for i in 0..self.actions.len() {
+            let a = &self.actions[i];
+            let Some(r) = a.rsc else {
+                continue;
+            };
+            if a.needs == "nothing" || a.pseudo || !a.runnable || a.node.is_none() {
+                continue;
+            }
+            let reason = match policy {
+                NoQuorumPolicy::Stop => "no quorum",
+                NoQuorumPolicy::Freeze => {
+                    let active = !self.st.resources[r].running_on.is_empty();
+                    if active && self.next_role[r] <= self.st.resources[r].role {
+                        continue;
+                    }
+                    "quorum freeze"
+                }
+                _ => continue,
+            };
+            let a = &mut self.actions[i];
+            a.runnable = false;
+            set_reason(a, reason, true);
+        }
+    }
+
+    fn mark_unclean(&mut self, n: usize, reason: String) {
+        if self.st.nodes[n].unclean {
+            return;
+        }
+        self.st.nodes[n].unclean = true;
+        let id = self.fence_action(n, true);
+        if self.actions[id].reason.is_none() {
+            self.actions[id].reason = Some(reason);
+        }
+    }
+
+    fn fence_action(&mut self, n: usize, optional: bool) -> usize {
+        let task = Task::Fence(self.cib.options.stonith_action.clone());
+        let id = self.action(None, task, Some(n), optional);
+        id
+    }
+
+    fn can_fence(&self, n: usize) -> bool {
+        let o = &self.cib.options;
+        if !o.stonith_enabled || !self.st.have_stonith_resource {
+            return false;
+        }
+        self.st.have_quorum || o.no_quorum_policy == NoQuorumPolicy::Ignore || self.st.nodes[n].online
+    }
+
+    fn create_early_actions(&mut self) {
+        for e in self.st.early.clone() {
+            match e {
+                EarlyAction::Fence { node, reason } => {
+                    let id = self.fence_action(node, true);
+                    if self.actions[id].reason.is_none() {
+                        self.actions[id].reason = Some(reason);
+                    }
+                }
+                EarlyAction::Stop { rsc, node } => {
+                    self.action(Some(rsc), Task::Stop, Some(node), false);
+                }
+                EarlyAction::Recurring { rsc, node, task, interval_ms } => {
+                    let t = if task == "monitor" { Task::Monitor(interval_ms) } else { continue };
+                    self.action(Some(rsc), t, Some(node), true);
+                }
+                EarlyAction::ClearFailcount { rsc, node } => {
+                    self.action(Some(rsc), Task::ClearFailcount, Some(node), false);
+                }
+            }
+        }
+    }
+
+    fn create_probes(&mut self) {
+        for n in 0..self.st.nodes.len() {
+            let node = &self.st.nodes[n];
+            if !node.online || node.unclean {
+                continue;
+            }
+            if node.attrs.get("probe_complete").is_some_and(|v| !crate::model::is_true(v)) {
+                continue;
+            }
+            for r in 0..self.st.resources.len() {
+                let (orphan, known, running) = {
+                    let rs = &self.st.resources[r];
+                    (rs.orphan, rs.known_on[n], rs.running_on.contains(&n))
+                };
+                if orphan || known || self.st.configs[r].meta.get("container").is_some() {
+                    continue;
+                }
+                if self.discovery_never(r, n) {
+                    continue;
+                }
+                let id = self.action(Some(r), Task::Monitor(0), Some(n), false);
+                self.actions[id].optional = false;
+                if !running {
+                    self.actions[id].target_rc = 7;
+                }
+                self.specs.push(OrderSpec {
+                    first: Side::Action(id),
+                    then: Side::Rsc(r, Task::Start),
+                    flags: flags::OPTIONAL,
+                });
+            }
+        }
+    }
+
+    fn discovery_never(&self, r: usize, n: usize) -> bool {
+        let id = &self.st.resources[r].id;
+        let uname = &self.st.nodes[n].uname;
+        let exclusive: Vec<_> = self
+            .cib
+            .locations
+            .iter()
+            .filter(|l| &l.rsc == id && l.discovery.as_deref() == Some("exclusive"))
+            .collect();
+        if !exclusive.is_empty() && !exclusive.iter().any(|l| &l.node == uname) {
+            return true;
+        }
+        self.cib.locations.iter().any(|l| {
+            &l.rsc == id && &l.node == uname && l.discovery.as_deref() == Some("never")
+        })
+    }
+
+    fn create_rsc_actions(&mut self, r: usize) {
+        if self.next_role[r] == Role::Unknown {
+            self.next_role[r] = if self.assigned[r].is_some() { Role::Started } else { Role::Stopped };
+        }
+        let rs = self.st.resources[r].clone();
+        let assigned = self.assigned[r];
+        let current = rs.running_on.first().copied();
+        let mut need_stop = false;
+        let mut is_moving = false;
+        let mut allow_migrate = false;
+        if let (Some(c), Some(a)) = (current, assigned) {
+            if c != a && self.next_role[r] >= Role::Started {
+                is_moving = true;
+                allow_migrate = self.can_migrate(r, c);
+                need_stop = true;
+            }
+        }
+        let mut partial_continue = false;
+        if let (Some(src), Some(tgt)) = (rs.partial_migration_source, rs.partial_migration_target) {
+            if allow_migrate && rs.running_on.len() == 2 && current == Some(src) && assigned == Some(tgt) {
+                partial_continue = true;
+            } else {
+                need_stop = true;
+                allow_migrate = false;
+            }
+        } else if rs.partial_migration_source.is_some() || rs.partial_migration_target.is_some() {
+            need_stop = true;
+            allow_migrate = false;
+        }
+        let needs_fencing = self.settings[r].requires == "fencing";
+        let clean_active = rs
+            .running_on
+            .iter()
+            .filter(|&&n| !self.st.nodes[n].unclean)
+            .count();
+        let multiply_active = if partial_continue {
+            false
+        } else if needs_fencing {
+            rs.running_on.len() > 1
+        } else {
+            clean_active > 1
+        };
+        let mut stop_unexpected = false;
+        if multiply_active {
+            match self.settings[r].multiple_active.as_str() {
+                "stop_start" => need_stop = true,
+                "stop_unexpected" => {
+                    need_stop = true;
+                    stop_unexpected = true;
+                }
+                _ => {}
+            }
+        }
+        if !is_moving {
+            if rs.failed {
+                if rs.stop_needed {
+                    need_stop = true;
+                }
+            } else if rs.blocked {
+                need_stop = true;
+            }
+        }
+        // Down to stopped on the current node(s), then up on the assigned node.
+        let role = rs.role;
+        if role != Role::Stopped && role != Role::Unknown {
+            self.stop_resource(r, !need_stop, partial_continue, stop_unexpected);
+        }
+        let next = self.next_role[r];
+        let blocked = rs.blocked;
+        if role <= next && role != Role::Stopped && !blocked {
+            if let Some(a) = assigned {
+                self.start_resource(r, a, !need_stop);
+            }
+        }
+        // From the current role to the next one.
+        if role == Role::Stopped && next >= Role::Started {
+            if let Some(a) = assigned {
+                self.start_resource(r, a, false);
+            }
+        } else if role >= Role::Started && next == Role::Stopped {
+            self.stop_resource(r, false, partial_continue, false);
+        }
+        self.create_recurring(r);
+        if allow_migrate {
+            if let Some(c) = current {
+                self.create_migration(r, c, partial_continue);
+            }
+        }
+    }
+
+    fn can_migrate(&self, r: usize, current: usize) -> bool {
+        let rs = &self.st.resources[r];
+        self.settings[r].allow_migrate
+            && !rs.failed
+            && !rs.start_pending
+            && self.st.nodes[current].online
+            && !self.st.nodes[current].unclean
+            && self.managed[r]
+    }
+
+    fn stop_resource(&mut self, r: usize, optional: bool, partial_continue: bool, stop_unexpected: bool) {
+        let running = self.st.resources[r].running_on.clone();
+        let assigned = self.assigned[r];
+        for n in running {
+            let mut optional = optional;
+            if let Some(tgt) = self.st.resources[r].partial_migration_target {
+                if tgt == n && partial_continue {
+                    continue;
+                }
+                optional = false;
+            }
+            if stop_unexpected && Some(n) == assigned {
+                continue;
+            }
+            let id = self.action(Some(r), Task::Stop, Some(n), optional);
+            if assigned.is_none() {
+                set_reason(&mut self.actions[id], "node availability", false);
+            } else if stop_unexpected {
+                set_reason(&mut self.actions[id], "being multiply active", false);
+            }
+            if !self.managed[r] {
+                self.actions[id].runnable = false;
+            }
+        }
+    }
+
+    fn start_resource(&mut self, r: usize, node: usize, optional: bool) {
+        let id = self.action(Some(r), Task::Start, Some(node), true);
+        if self.actions[id].runnable && !optional {
+            self.actions[id].optional = false;
+        }
+    }
+
+    fn create_recurring(&mut self, r: usize) {
+        if self.st.resources[r].blocked || self.st.resources[r].maintenance {
+            return;
+        }
+        let node = match self.assigned[r] {
+            Some(n) if !self.st.nodes[n].maintenance => n,
+            _ => {
+                self.create_stopped_monitors(r);
+                return;
+            }
+        };
+        let start = self.action(Some(r), Task::Start, Some(node), true);
+        let ops = self.st.configs[r].ops.clone();
+        for op in &ops {
+            if op.name != "monitor" || op.interval_ms == 0 || !op.enabled {
+                continue;
+            }
+            let role = op.role.as_deref().map(Role::parse).unwrap_or(Role::Unknown);
+            if role == Role::Stopped {
+                continue;
+            }
+            if role != Role::Unknown && role != Role::Started && role != self.next_role[r] {
+                continue;
+            }
+            if role == Role::Unknown && self.next_role[r] == Role::Promoted {
+                continue;
+            }
+            let task = Task::Monitor(op.interval_ms);
+            let exists = self.index.contains_key(&(Some(r), task.clone(), Some(node)));
+            let reschedule = self.st.reschedule.contains(&(r, node, op.interval_ms));
+            let optional = self.actions[start].optional && exists && !reschedule;
+            let mon = self.action(Some(r), task, Some(node), optional);
+            if !self.actions[start].runnable {
+                self.actions[mon].runnable = false;
+            } else if !self.st.nodes[node].online || self.st.nodes[node].unclean {
+                self.actions[mon].runnable = false;
+            }
+            if self.managed[r] {
+                self.specs.push(OrderSpec {
+                    first: Side::Rsc(r, Task::Start),
+                    then: Side::Action(mon),
+                    flags: flags::IMPLIES_THEN | flags::RUNNABLE_LEFT,
+                });
+            }
+        }
+        self.create_stopped_monitors(r);
+    }
+
+    /// Monitors with role="Stopped" on nodes where the resource will not run.
+    fn create_stopped_monitors(&mut self, r: usize) {
+        let ops = self.st.configs[r].ops.clone();
+        for op in &ops {
+            if op.name != "monitor" || op.interval_ms == 0 || !op.enabled {
+                continue;
+            }
+            if op.role.as_deref().map(Role::parse) != Some(Role::Stopped) {
+                continue;
+            }
+            for n in 0..self.st.nodes.len() {
+                if Some(n) == self.assigned[r] || !self.st.nodes[n].online || self.st.nodes[n].unclean {
+                    continue;
+                }
+                let task = Task::Monitor(op.interval_ms);
+                let exists = self.index.contains_key(&(Some(r), task.clone(), Some(n)));
+                let id = self.action(Some(r), task, Some(n), exists);
+                self.actions[id].target_rc = 7;
+                if self.st.resources[r].running_on.contains(&n) {
+                    let stop = self.action(Some(r), Task::Stop, Some(n), true);
+                    self.orderings.push(Ordering { first: stop, then: id, flags: flags::RUNNABLE_LEFT });
+                }
+                if !self.managed[r] {
+                    self.actions[id].runnable = false;
+                }
+            }
+        }
+    }
+
+    fn create_migration(&mut self, r: usize, current: usize, partial: bool) {
+        let Some(target) = self.assigned[r] else {
+            return;
+        };
+        let start = self.rsc_first(r, &Task::Start);
+        let stop = self.rsc_first(r, &Task::Stop);
+        let (Some(start), Some(stop)) = (start, stop) else {
+            return;
+        };
+        let migrate_to = if partial {
+            None
+        } else {
+            Some(self.action(Some(r), Task::MigrateTo, Some(current), true))
+        };
+        let migrate_from = self.action(Some(r), Task::MigrateFrom, Some(target), true);
+        self.actions[start].migrate_runnable = true;
+        self.actions[stop].migrate_runnable = true;
+        self.actions[start].pseudo = true;
+        self.actions[migrate_from].migrate_runnable = true;
+        if let Some(mt) = migrate_to {
+            self.actions[mt].migrate_runnable = true;
+            self.actions[mt].needs = self.actions[start].needs;
+            self.specs.push(OrderSpec {
+                first: Side::Rsc(r, Task::Monitor(0)),
+                then: Side::Action(mt),
+                flags: flags::OPTIONAL,
+            });
+            self.specs.push(OrderSpec {
+                first: Side::Action(mt),
+                then: Side::Action(migrate_from),
+                flags: flags::IMPLIES_FIRST_MIGRATABLE,
+            });
+        } else {
+            self.actions[migrate_from].needs = self.actions[start].needs;
+            self.specs.push(OrderSpec {
+                first: Side::Rsc(r, Task::Monitor(0)),
+                then: Side::Action(migrate_from),
+                flags: flags::OPTIONAL,
+            });
+        }
+        self.specs.push(OrderSpec {
+            first: Side::Action(migrate_from),
+            then: Side::Rsc(r, Task::Stop),
+            flags: flags::IMPLIES_FIRST_MIGRATABLE,
+        });
+        self.specs.push(OrderSpec {
+            first: Side::Action(migrate_from),
+            then: Side::Rsc(r, Task::Start),
+            flags: flags::IMPLIES_FIRST_MIGRATABLE | flags::PSEUDO_LEFT,
+        });
+    }
+
+    /// The resource's newest action with this task (Pacemaker's `find_first_action`).
+    fn rsc_first(&self, r: usize, task: &Task) -> Option<usize> {
+        self.actions
+            .iter()
+            .rev()
+            .find(|a| a.rsc == Some(r) && a.task == *task)
+            .map(|a| a.id)
+    }
+
+    fn schedule_fencing_and_shutdowns(&mut self) {
+        let have_managed = self.managed.iter().any(|&m| m);
+        let mut last_fence: Option<usize> = None;
+        let mut dc_down: Option<usize> = None;
+        let mut fencing_ops = Vec::new();
+        for n in 0..self.st.nodes.len() {
+            let node = self.st.nodes[n].clone();
+            if have_managed && node.unclean && self.can_fence(n) {
+                let id = self.fence_action(n, false);
+                self.actions[id].optional = false;
+                if self.actions[id].reason.is_none() {
+                    self.actions[id].reason = Some("node is unclean".to_string());
+                }
+                self.order_vs_fence(id);
+                if node.is_dc {
+                    dc_down = Some(id);
+                } else {
+                    if !self.cib.options.concurrent_fencing {
+                        if let Some(prev) = last_fence {
+                            self.orderings.push(Ordering { first: prev, then: id, flags: flags::OPTIONAL });
+                        }
+                    }
+                    last_fence = Some(id);
+                    fencing_ops.push(id);
+                }
+            } else if node.online && node.shutdown {
+                let id = self.action(None, Task::Shutdown, Some(n), false);
+                // Stops on this node come first.
+                let stops: Vec<usize> = self
+                    .actions
+                    .iter()
+                    .filter(|a| a.node == Some(n) && a.task == Task::Stop && a.rsc.is_some())
+                    .map(|a| a.id)
+                    .collect();
+                for s in stops {
+                    self.orderings.push(Ordering { first: s, then: id, flags: flags::RUNNABLE_LEFT });
+                }
+                if node.is_dc {
+                    dc_down = Some(id);
+                }
+            }
+        }
+        if let Some(dc) = dc_down {
+            if self.actions[dc].task == Task::Shutdown {
+                let shutdowns: Vec<usize> = self
+                    .actions
+                    .iter()
+                    .filter(|a| a.task == Task::Shutdown && a.id != dc)
+                    .map(|a| a.id)
+                    .collect();
+                for s in shutdowns {
+                    self.orderings.push(Ordering { first: s, then: dc, flags: flags::OPTIONAL });
+                }
+            }
+            if self.cib.options.concurrent_fencing {
+                for f in fencing_ops {
+                    self.orderings.push(Ordering { first: f, then: dc, flags: flags::OPTIONAL });
+                }
+            } else if let Some(f) = last_fence {
+                self.orderings.push(Ordering { first: f, then: dc, flags: flags::OPTIONAL });
+            }
+        }
+    }
+
+    /// Starts wait for fencing; stops on the fenced node become implied by it.
+    fn order_vs_fence(&mut self, fence: usize) {
+        let target = self.actions[fence].node.unwrap_or(0);
+        for r in 0..self.st.resources.len() {
+            if !self.managed[r] {
+                continue;
+            }
+            let ids: Vec<usize> = self
+                .actions
+                .iter()
+                .rev()
+                .filter(|a| a.rsc == Some(r))
+                .map(|a| a.id)
+                .collect();
+            for &id in &ids {
+                let needs = self.actions[id].needs;
+                let is_start = self.actions[id].task == Task::Start;
+                if needs == "fencing" {
+                    self.orderings.push(Ordering { first: fence, then: id, flags: flags::OPTIONAL });
+                } else if needs == "quorum"
+                    && is_start
+                    && self.allowed[r][target].is_some()
+                    && !self.st.resources[r].known_on[target]
+                {
+                    self.orderings.push(Ordering {
+                        first: fence,
+                        then: id,
+                        flags: flags::RUNNABLE_LEFT,
+                    });
+                }
+            }
+            let order_implicit = self.settings[r].requires == "fencing";
+            for &id in &ids {
+                let a = &mut self.actions[id];
+                if a.task == Task::Stop && a.node == Some(target) {
+                    a.pseudo = true;
+                    a.runnable = true;
+                    if order_implicit {
+                        self.orderings.push(Ordering { first: fence, then: id, flags: flags::OPTIONAL });
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- orderings -----------------------------------------------------------------------
+
+    fn side_actions(&mut self, side: &Side, create: bool) -> Vec<usize> {
+        match side {
+            Side::Action(id) => vec![*id],
+            Side::Rsc(r, task) => {
+                let found: Vec<usize> = self
+                    .actions
+                    .iter()
+                    .rev()
+                    .filter(|a| a.rsc == Some(*r) && a.task == *task)
+                    .map(|a| a.id)
+                    .collect();
+                if found.is_empty() && create {
+                    let role = self.st.resources[*r].role;
+                    if role <= Role::Stopped && *task == Task::Stop {
+                        return found;
+                    }
+                    return vec![self.action(Some(*r), task.clone(), None, true)];
+                }
+                found
+            }
+        }
+    }
+
+    fn apply_orderings(&mut self) {
+        for spec in std::mem::take(&mut self.specs) {
+            let same_rsc = matches!((&spec.first, &spec.then), (Side::Rsc(a, _), Side::Rsc(b, _)) if a == b);
+            let firsts = self.side_actions(&spec.first, !same_rsc);
+            if firsts.is_empty() {
+                continue;
+            }
+            let thens = self.side_actions(&spec.then, false);
+            for &f in &firsts {
+                for &t in &thens {
+                    if f != t {
+                        self.orderings.push(Ordering { first: f, then: t, flags: spec.flags });
+                    }
+                }
+            }
+        }
+        self.block_colocated_starts();
+        self.propagate();
+        self.settle_migrations();
+    }
+
+    /// An unrunnable start blocks the starts of resources mandatorily colocated with it.
+    fn block_colocated_starts(&mut self) {
+        let ids: Vec<usize> = (0..self.actions.len()).rev().collect();
+        for id in ids {
+            let a = &self.actions[id];
+            let (Some(r), false, Task::Start) = (a.rsc, a.runnable, &a.task) else {
+                continue;
+            };
+            for ci in self.with_this[r].clone() {
+                let c = &self.colocs[ci];
+                if c.score < INFINITY {
+                    continue;
+                }
+                let d = c.dependent;
+                let reason = format!("colocation with {}", self.st.resources[r].id);
+                for a in self.actions.iter_mut().rev() {
+                    if a.rsc == Some(d) && a.runnable && a.task == Task::Start {
+                        a.runnable = false;
+                        set_reason(a, &reason, false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Propagates "required" and "unrunnable" along orderings until nothing changes.
+    fn propagate(&mut self) {
+        let mut changed = true;
+        let mut rounds = 0;
+        while changed && rounds < 1000 {
+            changed = false;
+            rounds += 1;
+            for i in 0..self.orderings.len() {
+                let o = self.orderings[i];
+                changed |= self.update_pair(o);
+            }
+        }
+    }
+
+    fn reason_text(&self, change: &str, cause: usize) -> String {
+        let c = &self.actions[cause];
+        match c.rsc {
+            Some(r) => format!("{change} {} {}", self.st.resources[r].id, task_word(&c.task)),
+            None => format!("{change} {}", task_word(&c.task)),
+        }
+    }
+
+    fn set_flag_reason(&mut self, target: usize, cause: usize, change: &str) {
+        if self.actions[target].rsc != self.actions[cause].rsc {
+            let text = self.reason_text(change, cause);
+            set_reason(&mut self.actions[target], &text, false);
+        }
+    }
+
+    fn update_pair(&mut self, o: Ordering) -> bool {
+        let (f, t) = (o.first, o.then);
+        let mut changed = false;
+        let first = self.actions[f].clone();
+        let then = self.actions[t].clone();
+        // A migrating resource's start is a formality: it does not force a restart after it.
+        let first_migrating = first.task == Task::Start && first.migrate_runnable;
+        if o.flags & flags::IMPLIES_THEN != 0
+            && then.optional
+            && !first.optional
+            && !then.migrate_runnable
+            && !first_migrating
+        {
+            self.actions[t].optional = false;
+            self.set_flag_reason(t, f, "required");
+            changed = true;
+        }
+        if o.flags & flags::IMPLIES_FIRST != 0 && !then.optional && !then.migrate_runnable {
+            if first.optional {
+                self.actions[f].optional = false;
+                self.set_flag_reason(f, t, "required");
+                changed = true;
+            }
+            // Only a resource that comes back up (moves or restarts) makes what depends on it
+            // unable to migrate; one that just stops blocks it through its start instead.
+            let then_restarts = then.rsc.is_some_and(|r| {
+                self.actions
+                    .iter()
+                    .any(|a| a.rsc == Some(r) && a.task == Task::Start && a.runnable && !a.optional)
+            });
+            if first.migrate_runnable && then_restarts {
+                self.actions[f].migrate_runnable = false;
+                if first.rsc != then.rsc {
+                    let text = self.reason_text("unrunnable", t);
+                    set_reason(&mut self.actions[f], &text, true);
+                }
+                changed = true;
+            }
+        }
+        // Waiting for a stop that cannot happen blocks what comes after it.
+        if o.flags & flags::IMPLIES_FIRST != 0
+            && !first.optional
+            && !first.runnable
+            && then.runnable
+            && first.task == Task::Stop
+        {
+            self.actions[t].runnable = false;
+            changed = true;
+        }
+        if o.flags & flags::IMPLIES_FIRST_MIGRATABLE != 0 {
+            if (!then.migrate_runnable || !then.runnable) && first.runnable {
+                self.actions[f].runnable = false;
+                changed = true;
+            }
+            if !then.optional && first.optional {
+                self.actions[f].optional = false;
+                changed = true;
+            }
+        }
+        if o.flags & flags::RUNNABLE_LEFT != 0
+            && !first.runnable
+            && then.runnable
+            && !(o.flags & flags::PSEUDO_LEFT != 0 && first.pseudo)
+        {
+            self.actions[t].runnable = false;
+            self.set_flag_reason(t, f, "unrunnable");
+            changed = true;
+        }
+        if o.flags & flags::ASYMMETRICAL != 0 && !first.runnable && then.runnable {
+            let stopped = then
+                .rsc
+                .is_some_and(|r| self.st.resources[r].role <= Role::Stopped);
+            if stopped || !then.optional {
+                self.actions[t].runnable = false;
+                self.set_flag_reason(t, f, "unrunnable");
+                changed = true;
+            }
+        }
+        if o.flags & flags::RESTART != 0 {
+            let then = self.actions[t].clone();
+            let managed = then.rsc.is_some_and(|r| self.managed[r]);
+            let restart = !then.optional;
+            let stop = !then.runnable && managed && first.rsc == then.rsc;
+            if restart || stop {
+                let first_now = self.actions[f].clone();
+                if first_now.optional && (first_now.runnable || restart) {
+                    self.actions[f].optional = false;
+                    changed = true;
+                }
+                if !then.migrate_runnable && self.actions[f].migrate_runnable {
+                    self.actions[f].migrate_runnable = false;
+                    changed = true;
+                }
+                let first_now = self.actions[f].clone();
+                if !first_now.optional && !first_now.runnable && then.runnable {
+                    self.actions[t].runnable = false;
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    /// A migration whose migrate_from cannot run falls back to a real stop and start.
+    fn settle_migrations(&mut self) {
+        for r in 0..self.st.resources.len() {
+            let Some(from) = self.rsc_first(r, &Task::MigrateFrom) else {
+                continue;
+            };
+            if self.actions[from].runnable {
+                continue;
+            }
+            if let Some(start) = self.rsc_first(r, &Task::Start) {
+                self.actions[start].pseudo = false;
+                self.actions[start].migrate_runnable = false;
+            }
+            if let Some(stop) = self.rsc_first(r, &Task::Stop) {
+                self.actions[stop].migrate_runnable = false;
+            }
+        }
+    }
+
+    fn finish(self) -> Transition {
+        Transition {
+            assigned: self.assigned,
+            next_role: self.next_role,
+            scores: self.allowed,
+            explanations: self.explain,
+            settings: self.settings,
+            actions: self.actions,
+            orderings: self.orderings,
+            status: {
+                let mut st = self.st;
+                for (r, m) in self.managed.iter().enumerate() {
+                    st.resources[r].managed = *m;
+                }
+                st
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MergeFlags {
+    forward: bool,
+    rollback: bool,
+    positive: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Symmetry {
+    Symmetric,
+    Asymmetric,
+    Inverse,
+}
+
+fn needs_of(requires: &str) -> &'static str {
+    match requires {
+        "nothing" => "nothing",
+        "fencing" | "unfencing" => "fencing",
+        _ => "quorum",
+    }
+}
+
+fn task_of(action: &str) -> Option<Task> {
+    Some(match action {
+        "start" => Task::Start,
+        "stop" => Task::Stop,
+        "monitor" => Task::Monitor(0),
+        _ => return None,
+    })
+}
+
+fn invert(task: &Task) -> Option<Task> {
+    match task {
+        Task::Start => Some(Task::Stop),
+        Task::Stop => Some(Task::Start),
+        _ => None,
+    }
+}
+
+fn task_word(task: &Task) -> &str {
+    task.name()
+}
+
+/// `pe_action_set_reason` without overwrite: the first reason sticks.
+fn set_reason(a: &mut Action, reason: &str, overwrite: bool) {
+    if a.reason.is_none() || overwrite {
+        a.reason = Some(reason.to_string());
+    }
+}
+
+/// The score each node gets for resource `r` (for `-s`), by node index.
+pub fn node_scores(t: &Transition, r: usize) -> Vec<(usize, i32)> {
+    t.scores[r]
+        .iter()
+        .enumerate()
+        .filter_map(|(n, w)| w.map(|w| (n, w)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inverts_actions() {
+        assert_eq!(invert(&Task::Start), Some(Task::Stop));
+        assert_eq!(task_of("stop"), Some(Task::Stop));
+        assert_eq!(needs_of("unfencing"), "fencing");
+    }
+}

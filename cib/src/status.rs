@@ -1,0 +1,1347 @@
+//! Unpacking the status section: which nodes are up, clean, in standby; what runs where, in
+//! which role; which operations failed and what that implies.
+//!
+//! This mirrors Pacemaker's `unpack.c`: each node's operation history is sorted by call id and
+//! replayed; the last meaningful operation decides the resource's role on that node, failures
+//! are handled by the operation's `on-fail` policy, and fail counts come from the node's
+//! transient attributes (`fail-count-RSC#OP_INTERVAL`), expiring after `failure-timeout` against
+//! the given "now". Side effects Pacemaker has while unpacking (a fencing request, a required
+//! stop, an already-active recurring monitor) are recorded as [`EarlyAction`]s, in order, because
+//! they come first in the transition's action numbering.
+
+use crate::model::{Attrs, Cib, NoQuorumPolicy, Primitive, is_true, parse_interval_ms};
+use crate::score::{self, INFINITY};
+use crate::xml::Element;
+
+/// A resource role, ordered as Pacemaker orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Unknown,
+    Stopped,
+    Started,
+    Unpromoted,
+    Promoted,
+}
+
+impl Role {
+    pub fn parse(text: &str) -> Role {
+        match text.to_ascii_lowercase().as_str() {
+            "stopped" => Role::Stopped,
+            "started" => Role::Started,
+            "slave" | "unpromoted" => Role::Unpromoted,
+            "master" | "promoted" => Role::Promoted,
+            _ => Role::Unknown,
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            Role::Unknown => "Unknown",
+            Role::Stopped => "Stopped",
+            Role::Started => "Started",
+            Role::Unpromoted => "Unpromoted",
+            Role::Promoted => "Promoted",
+        }
+    }
+}
+
+/// What to do when an operation fails (`on-fail`), ordered by severity as Pacemaker compares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OnFail {
+    Ignore,
+    Demote,
+    Recover,
+    RestartContainer,
+    Migrate,
+    Block,
+    Stop,
+    Standby,
+    Fence,
+}
+
+impl OnFail {
+    fn parse(text: &str) -> Option<OnFail> {
+        Some(match text.to_ascii_lowercase().as_str() {
+            "ignore" => OnFail::Ignore,
+            "demote" => OnFail::Demote,
+            "restart" => OnFail::Recover,
+            "block" => OnFail::Block,
+            "stop" => OnFail::Stop,
+            "standby" => OnFail::Standby,
+            "fence" => OnFail::Fence,
+            "migrate" => OnFail::Migrate,
+            "restart-container" => OnFail::RestartContainer,
+            _ => return None,
+        })
+    }
+}
+
+/// A node as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub id: String,
+    pub uname: String,
+    pub online: bool,
+    pub unclean: bool,
+    pub shutdown: bool,
+    pub standby: bool,
+    pub standby_onfail: bool,
+    pub maintenance: bool,
+    pub pending: bool,
+    pub unseen: bool,
+    pub expected_up: bool,
+    pub is_dc: bool,
+    /// Configured instance attributes overridden by transient attributes.
+    pub attrs: Attrs,
+    /// Resources active here (for "standby (with active resources)").
+    pub running: Vec<usize>,
+    /// Resources active here at unpack time (Pacemaker's initial `num_resources`).
+    pub num_resources: usize,
+}
+
+impl NodeStatus {
+    /// Whether the node can run resources at all (`pcmk__node_available` without scores).
+    pub fn available(&self) -> bool {
+        self.online
+            && !self.shutdown
+            && !self.unclean
+            && !self.standby
+            && !self.maintenance
+            && !self.pending
+    }
+}
+
+/// A resource as the status section shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RscStatus {
+    pub id: String,
+    pub running_on: Vec<usize>,
+    pub role: Role,
+    /// Next role forced while unpacking (on-fail=stop, target-role), if any.
+    pub next_role: Role,
+    pub failed: bool,
+    /// The failure needs a stop (Pacemaker's `pe_rsc_stop`).
+    pub stop_needed: bool,
+    pub managed: bool,
+    pub blocked: bool,
+    pub maintenance: bool,
+    pub failure_ignored: bool,
+    pub orphan: bool,
+    pub start_pending: bool,
+    /// Nodes where the resource's state is known from history (no probe needed).
+    pub known_on: Vec<bool>,
+    /// Scores from unpacking (hard errors, masked probes, on-fail=migrate), by node.
+    pub bans: Vec<(usize, i32)>,
+    /// Failed probes that mean "stopped" (not installed ...): node and rc.
+    pub failed_probes: Vec<(usize, i32)>,
+    pub partial_migration_source: Option<usize>,
+    pub partial_migration_target: Option<usize>,
+    /// Effective fail count per node.
+    pub fail_counts: Vec<i32>,
+}
+
+/// An action Pacemaker creates while unpacking, before any scheduling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EarlyAction {
+    Fence {
+        node: usize,
+        reason: String,
+    },
+    Stop {
+        rsc: usize,
+        node: usize,
+    },
+    /// An active recurring operation (kept as an optional action).
+    Recurring {
+        rsc: usize,
+        node: usize,
+        task: String,
+        interval_ms: u64,
+    },
+    ClearFailcount {
+        rsc: usize,
+        node: usize,
+    },
+}
+
+/// The unpacked cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterStatus {
+    /// Nodes sorted the way Pacemaker sorts them (by name, numbers numerically).
+    pub nodes: Vec<NodeStatus>,
+    /// Primitives in processing order (priority, then configuration order), orphans last.
+    pub resources: Vec<RscStatus>,
+    /// The configuration of each resource (orphans get a synthesized one).
+    pub configs: Vec<Primitive>,
+    pub have_quorum: bool,
+    pub have_stonith_resource: bool,
+    pub early: Vec<EarlyAction>,
+    /// Recurring monitors to schedule again (their failure expired): resource, node, interval.
+    pub reschedule: Vec<(usize, usize, u64)>,
+    pub now: i64,
+}
+
+/// Compares node names the way Pacemaker sorts node lists (`sort_node_uname`).
+pub fn cmp_node_names(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let si = i;
+            while i < a.len() && a[i].is_ascii_digit() {
+                i += 1;
+            }
+            let sj = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let na: u128 = std::str::from_utf8(&a[si..i])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let nb: u128 = std::str::from_utf8(&b[sj..j])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let ord = na.cmp(&nb).then((i - si).cmp(&(j - sj)));
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        } else {
+            let ord = a[i].to_ascii_lowercase().cmp(&b[j].to_ascii_lowercase());
+            if ord != Ordering::Equal {
+                return ord;
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
+/// `sort_op_by_callid`: by call id; a pending operation (call id -1) by its transition number.
+fn cmp_ops(a: &OpRecord<'_>, b: &OpRecord<'_>) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    if a.call_id >= 0 && b.call_id >= 0 {
+        return a
+            .call_id
+            .cmp(&b.call_id)
+            .then(a.last_change.unwrap_or(-1).cmp(&b.last_change.unwrap_or(-1)));
+    }
+    if a.call_id < 0 && b.call_id < 0 {
+        return Ordering::Equal;
+    }
+    match a.transition.cmp(&b.transition) {
+        Ordering::Equal if a.call_id < 0 => Ordering::Greater,
+        Ordering::Equal => Ordering::Less,
+        other => other,
+    }
+}
+
+/// One `lrm_rsc_op`, parsed.
+#[derive(Debug, Clone)]
+struct OpRecord<'a> {
+    xml: &'a Element,
+    task: String,
+    interval_ms: u64,
+    rc: i32,
+    status: i32,
+    call_id: i64,
+    target_rc: i32,
+    /// The transition number from the transition key.
+    transition: i64,
+    last_change: Option<i64>,
+}
+
+impl<'a> OpRecord<'a> {
+    fn read(xml: &'a Element) -> Option<OpRecord<'a>> {
+        let task = xml.attr("operation")?.to_string();
+        let int = |name: &str, default: i64| {
+            xml.attr(name)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(default)
+        };
+        let target_rc = xml
+            .attr("transition-key")
+            .and_then(|k| k.split(':').nth(2))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1);
+        let transition = xml
+            .attr("transition-key")
+            .and_then(|k| k.split(':').nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1);
+        Some(OpRecord {
+            transition,
+            interval_ms: xml
+                .attr("interval")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            rc: int("rc-code", 0) as i32,
+            status: int("op-status", 0) as i32,
+            call_id: int("call-id", -1),
+            last_change: xml
+                .attr("last-rc-change")
+                .and_then(|v| v.parse().ok())
+                .or_else(|| xml.attr("last-run").and_then(|v| v.parse().ok())),
+            target_rc,
+            task,
+            xml,
+        })
+    }
+
+    fn is_probe(&self) -> bool {
+        self.task == "monitor" && self.interval_ms == 0
+    }
+}
+
+// Executor statuses (PCMK_EXEC_*).
+const EXEC_PENDING: i32 = -1;
+const EXEC_DONE: i32 = 0;
+const EXEC_CANCELLED: i32 = 1;
+const EXEC_ERROR: i32 = 4;
+const EXEC_ERROR_HARD: i32 = 5;
+const EXEC_ERROR_FATAL: i32 = 6;
+const EXEC_NOT_INSTALLED: i32 = 7;
+
+/// The per-resource settings the unpacker needs, from meta attributes.
+#[derive(Debug, Clone)]
+pub struct RscSettings {
+    pub priority: i32,
+    pub stickiness: i32,
+    pub migration_threshold: i32,
+    pub failure_timeout_s: i64,
+    pub managed: bool,
+    pub maintenance: bool,
+    pub allow_migrate: bool,
+    pub target_role: Option<Role>,
+    pub multiple_active: String,
+    /// `requires`: "nothing", "quorum", "fencing", "unfencing".
+    pub requires: String,
+}
+
+impl RscSettings {
+    pub fn of(p: &Primitive, cib: &Cib) -> RscSettings {
+        let meta = &p.meta;
+        let int = |name: &str, default: i32| meta.get(name).map(score::parse_plain).unwrap_or(default);
+        let requires = meta.get("requires").map(str::to_string).unwrap_or_else(|| {
+            if p.is_stonith() || !cib.options.stonith_enabled {
+                "quorum".to_string()
+            } else {
+                "fencing".to_string()
+            }
+        });
+        let requires = if p.is_stonith() && requires != "nothing" {
+            "quorum".to_string()
+        } else if requires == "fencing" && !cib.options.stonith_enabled {
+            "quorum".to_string()
+        } else {
+            requires
+        };
+        RscSettings {
+            priority: int("priority", 0),
+            stickiness: int(
+                "resource-stickiness",
+                cib.options.default_stickiness.unwrap_or(0),
+            ),
+            migration_threshold: int("migration-threshold", INFINITY),
+            failure_timeout_s: meta
+                .get("failure-timeout")
+                .and_then(parse_interval_ms)
+                .map(|ms| (ms / 1000) as i64)
+                .unwrap_or(0),
+            managed: meta
+                .get("is-managed")
+                .map(is_true)
+                .unwrap_or(cib.options.is_managed_default)
+                && !cib.options.maintenance_mode,
+            maintenance: meta.get("maintenance").map(is_true).unwrap_or(false)
+                || cib.options.maintenance_mode,
+            allow_migrate: meta.get("allow-migrate").map(is_true).unwrap_or(false),
+            target_role: meta.get("target-role").map(Role::parse).and_then(|r| {
+                if r == Role::Unknown { None } else { Some(r) }
+            }),
+            multiple_active: meta
+                .get("multiple-active")
+                .unwrap_or("stop_start")
+                .to_string(),
+            requires,
+        }
+    }
+}
+
+/// Unpacks the status section of `cib` with `now` (seconds since the epoch) as the time.
+pub fn unpack(cib: &Cib, now: i64) -> ClusterStatus {
+    let mut u = Unpacker::new(cib, now);
+    u.unpack_node_states();
+    u.unpack_histories();
+    u.finish()
+}
+
+struct Unpacker<'a> {
+    cib: &'a Cib,
+    nodes: Vec<NodeStatus>,
+    resources: Vec<RscStatus>,
+    configs: Vec<Primitive>,
+    settings: Vec<RscSettings>,
+    early: Vec<EarlyAction>,
+    reschedule: Vec<(usize, usize, u64)>,
+    now: i64,
+    have_stonith_resource: bool,
+    fence_seen: Vec<bool>,
+}
+
+impl<'a> Unpacker<'a> {
+    fn new(cib: &'a Cib, now: i64) -> Self {
+        let mut nodes: Vec<NodeStatus> = cib
+            .nodes
+            .iter()
+            .filter(|n| n.kind != "ping" && n.kind != "remote")
+            .map(|n| NodeStatus {
+                id: n.id.clone(),
+                uname: n.uname.clone(),
+                online: false,
+                // Until its status entry is seen, a node is unclean if startup-fencing is on.
+                unclean: cib.options.startup_fencing && cib.options.stonith_enabled,
+                shutdown: false,
+                standby: false,
+                standby_onfail: false,
+                maintenance: false,
+                pending: false,
+                unseen: true,
+                expected_up: false,
+                is_dc: cib.dc_uuid.as_deref() == Some(n.id.as_str()),
+                attrs: n.attrs.clone(),
+                running: Vec::new(),
+                num_resources: 0,
+            })
+            .collect();
+        nodes.sort_by(|a, b| cmp_node_names(&a.uname, &b.uname));
+        // Processing order: priority (highest first), stable over configuration order.
+        let mut configs: Vec<Primitive> = cib.primitives.clone();
+        let prio = |p: &Primitive| RscSettings::of(p, cib).priority;
+        configs.sort_by_key(|p| std::cmp::Reverse(prio(p)));
+        let settings: Vec<RscSettings> = configs.iter().map(|p| RscSettings::of(p, cib)).collect();
+        let n = nodes.len();
+        let resources = configs
+            .iter()
+            .zip(&settings)
+            .map(|(p, s)| new_rsc(&p.id, s, n))
+            .collect();
+        let fence_seen = vec![false; n];
+        Unpacker {
+            have_stonith_resource: cib.primitives.iter().any(Primitive::is_stonith),
+            cib,
+            nodes,
+            resources,
+            configs,
+            settings,
+            early: Vec::new(),
+            reschedule: Vec::new(),
+            now,
+            fence_seen,
+        }
+    }
+
+    fn node_index(&self, id: Option<&str>, uname: Option<&str>) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| Some(n.id.as_str()) == id)
+            .or_else(|| self.nodes.iter().position(|n| Some(n.uname.as_str()) == uname))
+    }
+
+    fn can_fence(&self, node: usize) -> bool {
+        let o = &self.cib.options;
+        if !o.stonith_enabled || !self.have_stonith_resource {
+            return false;
+        }
+        self.cib.have_quorum
+            || o.no_quorum_policy == NoQuorumPolicy::Ignore
+            || self.nodes[node].online
+    }
+
+    /// `pe_fence_node`: marks the node unclean and records the first reason.
+    fn fence_node(&mut self, node: usize, reason: String) {
+        if self.nodes[node].unclean && self.fence_seen[node] {
+            return;
+        }
+        if self.nodes[node].unclean && !self.nodes[node].unseen {
+            // Already unclean (e.g. from an earlier check) with a fence op recorded.
+            if self.fence_seen[node] {
+                return;
+            }
+        }
+        self.nodes[node].unclean = true;
+        self.fence_seen[node] = true;
+        self.early.push(EarlyAction::Fence { node, reason });
+    }
+
+    fn status_root(&self) -> Option<&'a Element> {
+        self.cib.doc.root.child("status")
+    }
+
+    fn unpack_node_states(&mut self) {
+        let Some(status) = self.status_root() else {
+            return;
+        };
+        for state in status.children_named("node_state") {
+            let Some(ix) = self.node_index(state.id(), state.attr("uname")) else {
+                continue;
+            };
+            // Transient attributes override configured ones.
+            if let Some(t) = state.child("transient_attributes") {
+                let mut sink = Vec::new();
+                if let Ok(attrs) =
+                    crate::model::nvsets(&self.cib.doc.root, t, "instance_attributes", &mut sink)
+                {
+                    let node = &mut self.nodes[ix];
+                    let mut merged = attrs;
+                    for (k, v) in &node.attrs.0 {
+                        merged.add_default(k, v);
+                    }
+                    node.attrs = merged;
+                }
+            }
+            self.nodes[ix].unclean = false;
+            self.nodes[ix].unseen = false;
+            self.determine_online(ix, state);
+            if self.nodes[ix].online
+                && !self.cib.have_quorum
+                && self.cib.options.no_quorum_policy == NoQuorumPolicy::Suicide
+            {
+                self.fence_node(ix, "cluster does not have quorum".to_string());
+            }
+        }
+    }
+
+    fn determine_online(&mut self, ix: usize, state: &Element) {
+        let attr = |n: &str| state.attr(n);
+        let node_attr = |u: &Self, n: &str| u.nodes[ix].attrs.get(n).map(str::to_string);
+        let shutdown = node_attr(self, "shutdown")
+            .map(|v| v != "0" && !v.is_empty())
+            .unwrap_or(false);
+        self.nodes[ix].shutdown = shutdown;
+        let expected = attr("expected");
+        self.nodes[ix].expected_up = expected == Some("member");
+        let in_cluster = attr("in_ccm");
+        let crmd_online = attr("crmd")
+            .map(|c| c.eq_ignore_ascii_case("online"))
+            .unwrap_or(false);
+        let join = attr("join");
+        let in_cluster_true = in_cluster.map(is_true).unwrap_or(false);
+        let online = if self.cib.options.stonith_enabled {
+            self.online_with_fencing(ix, in_cluster, in_cluster_true, crmd_online, join, expected)
+        } else {
+            self.online_without_fencing(ix, in_cluster_true, crmd_online, join)
+        };
+        let node = &mut self.nodes[ix];
+        node.online = online;
+        if online {
+            if node.attrs.get("standby").map(is_true).unwrap_or(false) {
+                node.standby = true;
+            }
+            if node.attrs.get("maintenance").map(is_true).unwrap_or(false) {
+                node.maintenance = true;
+            }
+        } else {
+            // An offline node's standby/maintenance still shows in its mode.
+            if node.attrs.get("standby").map(is_true).unwrap_or(false) {
+                node.standby = true;
+            }
+            if node.attrs.get("maintenance").map(is_true).unwrap_or(false) {
+                node.maintenance = true;
+            }
+        }
+    }
+
+    fn online_without_fencing(
+        &mut self,
+        ix: usize,
+        in_cluster: bool,
+        crmd_online: bool,
+        join: Option<&str>,
+    ) -> bool {
+        if !in_cluster {
+            false
+        } else if crmd_online {
+            join == Some("member")
+        } else if !self.nodes[ix].expected_up {
+            false
+        } else {
+            self.fence_node(ix, "peer is unexpectedly down".to_string());
+            false
+        }
+    }
+
+    fn online_with_fencing(
+        &mut self,
+        ix: usize,
+        in_cluster: Option<&str>,
+        in_cluster_true: bool,
+        crmd_online: bool,
+        join: Option<&str>,
+        expected: Option<&str>,
+    ) -> bool {
+        let terminate = self.nodes[ix].attrs.get("terminate").map(str::to_string);
+        let do_terminate = match terminate.as_deref() {
+            Some(t) if is_true(t) => true,
+            Some(t) => t
+                .chars()
+                .next()
+                .is_some_and(|c| c != '0' && c.is_ascii_digit()),
+            None => false,
+        };
+        let exp_down = expected.unwrap_or("down") == "down";
+        let mut online = in_cluster_true;
+        if self.nodes[ix].shutdown {
+            online = crmd_online;
+        } else if in_cluster.is_none() {
+            self.fence_node(ix, "peer has not been seen by the cluster".to_string());
+        } else if join == Some("nack") {
+            self.fence_node(
+                ix,
+                "peer failed Pacemaker membership criteria".to_string(),
+            );
+        } else if !do_terminate && exp_down {
+            if in_cluster_true || crmd_online {
+                self.nodes[ix].standby = true;
+                self.nodes[ix].pending = true;
+            }
+        } else if do_terminate && join == Some("down") && !in_cluster_true && !crmd_online {
+            online = false;
+        } else if !in_cluster_true {
+            self.fence_node(ix, "peer is no longer part of the cluster".to_string());
+        } else if !crmd_online {
+            self.fence_node(ix, "peer process is no longer available".to_string());
+        } else if do_terminate {
+            self.fence_node(ix, "termination was requested".to_string());
+        } else if join == Some("member") {
+            // active
+        } else if matches!(join, Some("pending") | Some("down")) {
+            self.nodes[ix].standby = true;
+            self.nodes[ix].pending = true;
+        } else {
+            self.fence_node(ix, "peer was in an unknown state".to_string());
+        }
+        online
+    }
+
+    fn unpack_histories(&mut self) {
+        let Some(status) = self.status_root() else {
+            return;
+        };
+        let fencing = self.cib.options.stonith_enabled || self.cib.options.shutdown_lock;
+        for state in status.children_named("node_state") {
+            let Some(ix) = self.node_index(state.id(), state.attr("uname")) else {
+                continue;
+            };
+            if !fencing && !self.nodes[ix].online {
+                continue;
+            }
+            let Some(list) = state.path(&["lrm", "lrm_resources"]) else {
+                continue;
+            };
+            for entry in list.children_named("lrm_resource") {
+                self.unpack_lrm_resource(ix, entry);
+            }
+        }
+    }
+
+    fn rsc_index(&mut self, entry: &Element) -> Option<usize> {
+        let id = entry.id()?;
+        if let Some(i) = self.resources.iter().position(|r| r.id == id) {
+            return Some(i);
+        }
+        // An orphan: history for a resource no longer configured.
+        if entry.elements().next().is_none() {
+            return None;
+        }
+        let p = Primitive {
+            id: id.to_string(),
+            class: entry.attr("class").unwrap_or("ocf").to_string(),
+            provider: entry.attr("provider").map(str::to_string),
+            agent: entry.attr("type").unwrap_or("").to_string(),
+            description: None,
+            meta: Attrs::default(),
+            params: Attrs::default(),
+            utilization: Attrs::default(),
+            ops: Vec::new(),
+            line: entry.line,
+        };
+        let mut s = RscSettings::of(&p, self.cib);
+        s.managed = self.cib.options.stop_orphan_resources && s.managed;
+        let mut r = new_rsc(id, &s, self.nodes.len());
+        r.orphan = true;
+        r.managed = s.managed;
+        self.resources.push(r);
+        self.configs.push(p);
+        self.settings.push(s);
+        Some(self.resources.len() - 1)
+    }
+
+    fn unpack_lrm_resource(&mut self, node: usize, entry: &Element) {
+        let mut ops: Vec<OpRecord<'_>> = entry
+            .children_named("lrm_rsc_op")
+            .filter_map(OpRecord::read)
+            .collect();
+        if ops.is_empty() {
+            return;
+        }
+        let Some(r) = self.rsc_index(entry) else {
+            return;
+        };
+        ops.sort_by(cmp_ops);
+        let saved_role = self.resources[r].role;
+        self.resources[r].role = Role::Unknown;
+        let mut on_fail = OnFail::Ignore;
+        let mut last_failure = false;
+        for op in &ops {
+            self.unpack_op(r, node, op, &mut on_fail, &mut last_failure);
+        }
+        self.record_active_recurring(r, node, &ops);
+        self.process_rsc_state(r, node, on_fail);
+        if let Some(req) = self.settings[r].target_role {
+            let rs = &mut self.resources[r];
+            if rs.next_role == Role::Unknown || req < rs.next_role {
+                rs.next_role = req;
+            }
+        }
+        if saved_role > self.resources[r].role {
+            self.resources[r].role = saved_role;
+        }
+    }
+
+    /// `block_failure`: a failure of an operation configured with on-fail="block" never expires,
+    /// so such a resource loses its failure-timeout (as Pacemaker warns and does).
+    fn check_block_failure(&mut self, r: usize, node: usize) {
+        if self.settings[r].failure_timeout_s == 0 {
+            return;
+        }
+        let blocking: Vec<(String, u64)> = self.configs[r]
+            .ops
+            .iter()
+            .filter(|o| o.attrs.get("on-fail") == Some("block"))
+            .map(|o| (o.name.clone(), o.interval_ms))
+            .collect();
+        if blocking.is_empty() {
+            return;
+        }
+        let Some(status) = self.status_root() else {
+            return;
+        };
+        let id = self.resources[r].id.clone();
+        let n = &self.nodes[node];
+        let failed = status
+            .children_named("node_state")
+            .filter(|s| s.attr("uname") == Some(n.uname.as_str()))
+            .filter_map(|s| s.path(&["lrm", "lrm_resources"]))
+            .flat_map(|l| l.children_named("lrm_resource"))
+            .filter(|e| e.id() == Some(id.as_str()))
+            .flat_map(|e| e.children_named("lrm_rsc_op"))
+            .filter_map(OpRecord::read)
+            .any(|op| {
+                op.rc != op.target_rc
+                    && blocking
+                        .iter()
+                        .any(|(name, interval)| *name == op.task && *interval == op.interval_ms)
+            });
+        if failed {
+            self.settings[r].failure_timeout_s = 0;
+        }
+    }
+
+    /// `pe_get_failcount`: the summed fail count of `rsc` on `node` (optionally of one
+    /// operation), and the latest failure time; `effective` applies failure-timeout.
+    fn failcount(&self, r: usize, node: usize, op: Option<(&str, u64)>, effective: bool) -> (i32, i64) {
+        let id = &self.resources[r].id;
+        let attrs = &self.nodes[node].attrs;
+        let matches = |name: &str, prefix: &str| -> bool {
+            let Some(rest) = name.strip_prefix(prefix) else {
+                return false;
+            };
+            let Some(rest) = rest.strip_prefix(id.as_str()) else {
+                return false;
+            };
+            match op {
+                Some((task, interval)) => rest.is_empty() || rest == format!("#{task}_{interval}"),
+                None => rest.is_empty() || rest.starts_with('#'),
+            }
+        };
+        let mut count = 0;
+        let mut last = 0i64;
+        for (name, value) in &attrs.0 {
+            if matches(name, "fail-count-") {
+                count = score::add(count, score::parse_plain(value));
+            } else if matches(name, "last-failure-") {
+                last = last.max(value.trim().parse().unwrap_or(0));
+            }
+        }
+        let timeout = self.settings[r].failure_timeout_s;
+        if effective && count > 0 && last > 0 && timeout > 0 && self.now >= last + timeout {
+            count = 0;
+        }
+        (count, last)
+    }
+
+    fn op_expired(&mut self, r: usize, node: usize, op: &OpRecord<'_>) -> bool {
+        self.check_block_failure(r, node);
+        let timeout = self.settings[r].failure_timeout_s;
+        let mut expired = false;
+        let mut unexpired = 0;
+        if timeout > 0 {
+            if let Some(last_run) = op.last_change {
+                if self.now >= last_run + timeout {
+                    expired = true;
+                }
+                unexpired = self.failcount(r, node, Some((&op.task, op.interval_ms)), true).0;
+            }
+        }
+        let mut clear = false;
+        if expired {
+            if self.failcount(r, node, Some((&op.task, op.interval_ms)), false).0 != 0 {
+                if unexpired == 0 {
+                    clear = true;
+                } else {
+                    expired = false;
+                }
+            }
+        }
+        if clear {
+            let action = EarlyAction::ClearFailcount { rsc: r, node };
+            if !self.early.contains(&action) {
+                self.early.push(action);
+            }
+        }
+        if expired && op.is_probe() && matches!(op.rc, 0 | 7 | 8 | 190 | 191) {
+            expired = false;
+        }
+        expired
+    }
+
+    fn configured_on_fail(&self, r: usize, task: &str, interval_ms: u64) -> OnFail {
+        let p = &self.configs[r];
+        let configured = p
+            .ops
+            .iter()
+            .find(|o| o.name == task && o.interval_ms == interval_ms && o.enabled)
+            .or_else(|| {
+                // A probe takes a configured monitor's on-fail only when it is the 0-interval one.
+                None
+            })
+            .and_then(|o| o.on_fail.as_deref())
+            .or_else(|| self.cib.op_defaults.get("on-fail"))
+            .and_then(OnFail::parse);
+        if let Some(f) = configured {
+            if f == OnFail::Fence && !self.cib.options.stonith_enabled {
+                return OnFail::Stop;
+            }
+            return f;
+        }
+        if p.meta.get("container").is_some() {
+            OnFail::RestartContainer
+        } else if task == "stop" {
+            if self.cib.options.stonith_enabled {
+                OnFail::Fence
+            } else {
+                OnFail::Block
+            }
+        } else {
+            OnFail::Recover
+        }
+    }
+
+    fn unpack_op(
+        &mut self,
+        r: usize,
+        node: usize,
+        op: &OpRecord<'_>,
+        on_fail: &mut OnFail,
+        last_failure: &mut bool,
+    ) {
+        if op.task == "notify" || op.task == "meta-data" {
+            return;
+        }
+        let expired = op.status != EXEC_NOT_INSTALLED && self.op_expired(r, node, op);
+        let (rc, status) = self.remap(r, node, op, on_fail);
+        let maskable = op.is_probe()
+            && (op.rc == 5 || op.rc == 2 || op.status == EXEC_NOT_INSTALLED);
+        if expired && maskable && op.rc != op.target_rc {
+            if self.resources[r].role <= Role::Stopped {
+                self.resources[r].role = Role::Unknown;
+            }
+            return;
+        }
+        if expired && rc != op.target_rc {
+            if op.interval_ms == 0 {
+                return;
+            }
+            if self.nodes[node].online && !self.nodes[node].unclean {
+                // The monitor is rescheduled once its failure has expired (unless the failure
+                // is only the "last failure" record beside the active monitor's own entry).
+                if !op.xml.id().is_some_and(|id| id.ends_with("_last_failure_0")) {
+                    self.reschedule.push((r, node, op.interval_ms));
+                }
+                return;
+            }
+        }
+        if maskable {
+            self.update_state(r, node, op, 7, on_fail, *last_failure);
+            self.resources[r].failed_probes.push((node, op.rc));
+            self.resources[r].bans.push((node, -INFINITY));
+            return;
+        }
+        match status {
+            EXEC_PENDING => {
+                if op.task == "start" {
+                    self.resources[r].start_pending = true;
+                    self.set_active(r);
+                } else if op.task == "promote" {
+                    self.resources[r].role = Role::Promoted;
+                }
+            }
+            EXEC_DONE => self.update_state(r, node, op, rc, on_fail, *last_failure),
+            EXEC_CANCELLED => {}
+            EXEC_NOT_INSTALLED => {
+                let strategy = self.configured_on_fail(r, &op.task, op.interval_ms);
+                if strategy == OnFail::Ignore {
+                    *on_fail = OnFail::Migrate;
+                }
+                self.resources[r].bans.push((node, -INFINITY));
+                self.op_failure(r, node, op, on_fail, last_failure);
+            }
+            _ => {
+                let strategy = self.configured_on_fail(r, &op.task, op.interval_ms);
+                if strategy == OnFail::Ignore
+                    || (strategy == OnFail::RestartContainer && op.task == "stop")
+                {
+                    let target = op.target_rc;
+                    self.update_state(r, node, op, target, on_fail, *last_failure);
+                    self.resources[r].failure_ignored = true;
+                    if strategy == OnFail::RestartContainer && *on_fail <= OnFail::Recover {
+                        *on_fail = strategy;
+                    }
+                } else {
+                    self.op_failure(r, node, op, on_fail, last_failure);
+                    if status == EXEC_ERROR_HARD {
+                        self.resources[r].bans.push((node, -INFINITY));
+                    } else if status == EXEC_ERROR_FATAL {
+                        for n in 0..self.nodes.len() {
+                            self.resources[r].bans.push((n, -INFINITY));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `remap_operation`: the effective rc and executor status.
+    fn remap(&mut self, r: usize, node: usize, op: &OpRecord<'_>, on_fail: &mut OnFail) -> (i32, i32) {
+        let rc = op.rc;
+        let mut status = op.status;
+        if status != EXEC_DONE && status != EXEC_ERROR {
+            return (rc, status);
+        }
+        status = EXEC_DONE;
+        let target = op.target_rc;
+        if target < 0 {
+            status = EXEC_ERROR;
+        } else if target != rc {
+            status = EXEC_ERROR;
+        }
+        match rc {
+            0 => {
+                if op.is_probe() && target == 7 {
+                    status = EXEC_DONE;
+                }
+            }
+            7 => {
+                if op.is_probe() || target == rc || !self.resources[r].managed {
+                    status = EXEC_DONE;
+                    self.resources[r].role = Role::Stopped;
+                    *on_fail = OnFail::Ignore;
+                    self.resources[r].next_role = Role::Unknown;
+                }
+            }
+            8 => {
+                if op.is_probe() {
+                    status = EXEC_DONE;
+                }
+                if status != EXEC_DONE {
+                    status = EXEC_ERROR;
+                }
+                self.resources[r].role = Role::Promoted;
+            }
+            9 | 191 => {
+                self.resources[r].role = Role::Promoted;
+                status = EXEC_ERROR;
+            }
+            190 => {
+                if status == EXEC_ERROR && target == 0 {
+                    status = EXEC_DONE;
+                }
+            }
+            6 => status = EXEC_ERROR_FATAL,
+            3 if op.interval_ms > 0 => status = 3,
+            3 | 5 | 2 | 4 => {
+                if !self.can_fence(node) && op.task == "stop" {
+                    status = EXEC_ERROR;
+                } else {
+                    status = EXEC_ERROR_HARD;
+                }
+            }
+            _ => {
+                if status == EXEC_DONE && rc != target {
+                    status = EXEC_ERROR;
+                }
+            }
+        }
+        (rc, status)
+    }
+
+    fn set_active(&mut self, r: usize) {
+        let rs = &mut self.resources[r];
+        if rs.role < Role::Started {
+            rs.role = Role::Started;
+        }
+    }
+
+    fn update_state(
+        &mut self,
+        r: usize,
+        node: usize,
+        op: &OpRecord<'_>,
+        rc: i32,
+        on_fail: &mut OnFail,
+        _last_failure: bool,
+    ) {
+        let mut clear = false;
+        let task = op.task.as_str();
+        if rc == 7 {
+            clear = true;
+        } else if task == "monitor" {
+            self.set_active(r);
+            if rc == 8 {
+                self.resources[r].role = Role::Promoted;
+            }
+        } else if task == "start" {
+            self.resources[r].role = Role::Started;
+            clear = true;
+        } else if task == "stop" {
+            self.resources[r].role = Role::Stopped;
+            clear = true;
+        } else if task == "promote" {
+            self.resources[r].role = Role::Promoted;
+            clear = true;
+        } else if task == "demote" {
+            self.resources[r].role = Role::Unpromoted;
+            clear = true;
+        } else if task == "migrate_from" {
+            self.resources[r].role = Role::Started;
+            clear = true;
+        } else if task == "migrate_to" {
+            self.migrate_to_success(r, node, op);
+        } else {
+            self.set_active(r);
+        }
+        if clear {
+            match *on_fail {
+                OnFail::Stop | OnFail::Fence | OnFail::Migrate | OnFail::Standby => {}
+                _ => {
+                    *on_fail = OnFail::Ignore;
+                    self.resources[r].next_role = Role::Unknown;
+                }
+            }
+        }
+    }
+
+    /// A completed migrate_to: the resource is active on the source until the target confirms.
+    fn migrate_to_success(&mut self, r: usize, node: usize, op: &OpRecord<'_>) {
+        let target = op
+            .xml
+            .attr("migrate_target")
+            .and_then(|t| self.node_index(None, Some(t)));
+        self.resources[r].role = Role::Started;
+        if let Some(t) = target {
+            // Did the target record a migrate_from or start after this?
+            let later_on_target = self.target_has_later_op(r, t, op.call_id);
+            if !later_on_target && self.nodes[t].online {
+                self.resources[r].partial_migration_source = Some(node);
+                self.resources[r].partial_migration_target = Some(t);
+            }
+        }
+    }
+
+    fn target_has_later_op(&self, r: usize, target: usize, _call_id: i64) -> bool {
+        let id = &self.resources[r].id;
+        let Some(status) = self.status_root() else {
+            return false;
+        };
+        let uname = &self.nodes[target].uname;
+        status
+            .children_named("node_state")
+            .filter(|s| s.attr("uname") == Some(uname.as_str()) || s.id() == Some(self.nodes[target].id.as_str()))
+            .filter_map(|s| s.path(&["lrm", "lrm_resources"]))
+            .flat_map(|l| l.children_named("lrm_resource"))
+            .filter(|e| e.id() == Some(id.as_str()))
+            .flat_map(|e| e.children_named("lrm_rsc_op"))
+            .any(|o| matches!(o.attr("operation"), Some("migrate_from") | Some("start") | Some("stop")))
+    }
+
+    fn op_failure(
+        &mut self,
+        r: usize,
+        node: usize,
+        op: &OpRecord<'_>,
+        on_fail: &mut OnFail,
+        last_failure: &mut bool,
+    ) {
+        *last_failure = true;
+        let action_on_fail = self.configured_on_fail(r, &op.task, op.interval_ms);
+        if op.task == "stop" {
+            self.resources[r].bans.push((node, -INFINITY));
+        } else if op.task == "promote" {
+            self.resources[r].role = Role::Promoted;
+        } else if op.task == "demote" {
+            if action_on_fail == OnFail::Block {
+                self.resources[r].role = Role::Promoted;
+                self.resources[r].next_role = Role::Stopped;
+            } else if self.resources[r].role < Role::Started {
+                self.resources[r].role = Role::Unpromoted;
+            }
+        }
+        if op.is_probe() && op.rc == 5 {
+            self.resources[r].role = Role::Stopped;
+        } else if self.resources[r].role < Role::Started {
+            self.resources[r].role = Role::Started;
+        }
+        if action_on_fail > *on_fail {
+            *on_fail = action_on_fail;
+        }
+        if action_on_fail == OnFail::Stop {
+            self.resources[r].next_role = Role::Stopped;
+        }
+        if action_on_fail == OnFail::Block
+            || action_on_fail == OnFail::Ignore && false
+        {
+            // handled in process_rsc_state
+        }
+    }
+
+    /// `process_recurring`: recurring operations active since the last start.
+    fn record_active_recurring(&mut self, r: usize, node: usize, ops: &[OpRecord<'_>]) {
+        let mut start_index: i64 = -1;
+        let mut stop_index: i64 = -1;
+        let mut implied_monitor_start: i64 = -1;
+        let mut implied_clone_start: i64 = -1;
+        for (i, op) in ops.iter().enumerate() {
+            let i = i as i64;
+            match op.task.as_str() {
+                "stop" if op.status == 0 => stop_index = i,
+                "start" | "migrate_from" => start_index = i,
+                "monitor" if implied_monitor_start <= stop_index => {
+                    if op.rc == 0 || op.rc == 8 {
+                        implied_monitor_start = i;
+                    }
+                }
+                "promote" | "demote" => implied_clone_start = i,
+                _ => {}
+            }
+        }
+        if start_index == -1 {
+            if implied_clone_start != -1 {
+                start_index = implied_clone_start;
+            } else if implied_monitor_start != -1 {
+                start_index = implied_monitor_start;
+            }
+        }
+        for (i, op) in ops.iter().enumerate() {
+            let i = i as i64;
+            if !self.nodes[node].online {
+                break;
+            }
+            if start_index < stop_index && i <= stop_index {
+                continue;
+            }
+            if i < start_index {
+                continue;
+            }
+            if op.interval_ms == 0 || op.status == EXEC_PENDING {
+                continue;
+            }
+            self.early.push(EarlyAction::Recurring {
+                rsc: r,
+                node,
+                task: op.task.clone(),
+                interval_ms: op.interval_ms,
+            });
+        }
+    }
+
+    fn process_rsc_state(&mut self, r: usize, node: usize, mut on_fail: OnFail) {
+        let role = self.resources[r].role;
+        if role != Role::Unknown {
+            self.resources[r].known_on[node] = true;
+        }
+        if role > Role::Stopped
+            && !self.nodes[node].online
+            && !self.nodes[node].maintenance
+            && self.resources[r].managed
+        {
+            let reason = format!(
+                "{} is thought to be active there",
+                self.resources[r].id
+            );
+            self.fence_node(node, reason);
+        }
+        let saved_on_fail = on_fail;
+        if self.nodes[node].unclean {
+            on_fail = OnFail::Ignore;
+        }
+        match on_fail {
+            OnFail::Ignore | OnFail::Demote => {}
+            OnFail::Fence => {
+                let reason = format!("{} failed there", self.resources[r].id);
+                self.fence_node(node, reason);
+            }
+            OnFail::Standby => {
+                self.nodes[node].standby = true;
+                self.nodes[node].standby_onfail = true;
+            }
+            OnFail::Block => {
+                self.resources[r].managed = false;
+                self.resources[r].blocked = true;
+            }
+            OnFail::Migrate => self.resources[r].bans.push((node, -INFINITY)),
+            OnFail::Stop => self.resources[r].next_role = Role::Stopped,
+            OnFail::RestartContainer => {
+                self.resources[r].failed = true;
+                self.resources[r].stop_needed = true;
+                let container = self.configs[r].meta.get("container").map(str::to_string);
+                match container.and_then(|c| self.resources.iter().position(|x| x.id == c)) {
+                    Some(c) => self.early.push(EarlyAction::Stop { rsc: c, node }),
+                    None if role != Role::Stopped && role != Role::Unknown => {
+                        self.early.push(EarlyAction::Stop { rsc: r, node })
+                    }
+                    None => {}
+                }
+            }
+            OnFail::Recover => {
+                if role != Role::Stopped && role != Role::Unknown {
+                    self.resources[r].failed = true;
+                    self.resources[r].stop_needed = true;
+                    self.early.push(EarlyAction::Stop { rsc: r, node });
+                }
+            }
+        }
+        if role != Role::Stopped && role != Role::Unknown {
+            let rs = &mut self.resources[r];
+            if self.nodes[node].maintenance {
+                rs.managed = false;
+            }
+            if !rs.running_on.contains(&node) {
+                rs.running_on.push(node);
+                self.nodes[node].running.push(r);
+                self.nodes[node].num_resources += 1;
+            }
+            let _ = saved_on_fail;
+            match on_fail {
+                OnFail::Ignore => {}
+                OnFail::Demote | OnFail::Block => rs.failed = true,
+                _ => {
+                    rs.failed = true;
+                    rs.stop_needed = true;
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> ClusterStatus {
+        // Fail counts and target roles for every resource.
+        for r in 0..self.resources.len() {
+            for n in 0..self.nodes.len() {
+                self.check_block_failure(r, n);
+                self.resources[r].fail_counts[n] = self.failcount(r, n, None, true).0;
+            }
+            if let Some(req) = self.settings[r].target_role {
+                let rs = &mut self.resources[r];
+                if rs.next_role == Role::Unknown || req < rs.next_role {
+                    rs.next_role = req;
+                }
+            }
+            if self.resources[r].role == Role::Unknown {
+                self.resources[r].role = Role::Stopped;
+            }
+        }
+        ClusterStatus {
+            nodes: self.nodes,
+            resources: self.resources,
+            configs: self.configs,
+            have_quorum: self.cib.have_quorum,
+            have_stonith_resource: self.have_stonith_resource,
+            early: self.early,
+            reschedule: self.reschedule,
+            now: self.now,
+        }
+    }
+}
+
+fn new_rsc(id: &str, s: &RscSettings, nodes: usize) -> RscStatus {
+    RscStatus {
+        id: id.to_string(),
+        running_on: Vec::new(),
+        role: Role::Unknown,
+        next_role: Role::Unknown,
+        failed: false,
+        stop_needed: false,
+        managed: s.managed,
+        blocked: false,
+        maintenance: s.maintenance,
+        failure_ignored: false,
+        orphan: false,
+        start_pending: false,
+        known_on: vec![false; nodes],
+        bans: Vec::new(),
+        failed_probes: Vec::new(),
+        partial_migration_source: None,
+        partial_migration_target: None,
+        fail_counts: vec![0; nodes],
+    }
+}
+
+/// Settings for every resource of an unpacked cluster, in its order.
+pub fn settings(cib: &Cib, status: &ClusterStatus) -> Vec<RscSettings> {
+    status
+        .configs
+        .iter()
+        .zip(&status.resources)
+        .map(|(p, r)| {
+            let mut s = RscSettings::of(p, cib);
+            if r.orphan {
+                s.managed = r.managed;
+            }
+            s
+        })
+        .collect()
+}
+
+/// Node attributes by name, for colocation `node-attribute`.
+pub fn node_attribute<'a>(node: &'a NodeStatus, name: &str) -> Option<&'a str> {
+    match name {
+        "#uname" => Some(node.uname.as_str()),
+        "#id" => Some(node.id.as_str()),
+        _ => node.attrs.get(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_node_names_like_pacemaker() {
+        let mut names = vec!["node10", "node2", "Node1", "node1a"];
+        names.sort_by(|a, b| cmp_node_names(a, b));
+        assert_eq!(names, vec!["Node1", "node1a", "node2", "node10"]);
+    }
+}

@@ -1,0 +1,169 @@
+//! Checks that need the whole configuration, as HAProxy runs them after reading: references
+//! between sections, mode consistency, and the first address of each server (`init-addr`).
+
+use std::net::{IpAddr, ToSocketAddrs};
+
+use super::diag::Diags;
+use super::model::*;
+
+/// Checks `config`, fixing what HAProxy fixes with a warning (e.g. `httplog` in TCP mode).
+pub fn check(config: &mut Config, diags: &mut Diags) {
+    let backends: Vec<(String, Mode, Place)> = config
+        .proxies
+        .iter()
+        .filter(|p| p.kind.is_backend())
+        .map(|p| (p.name.clone(), p.mode, p.place.clone()))
+        .collect();
+    let resolvers: Vec<String> = config.resolvers.iter().map(|r| r.name.clone()).collect();
+    for p in &mut config.proxies {
+        if p.kind.is_frontend() {
+            check_frontend(p, &backends, diags);
+        }
+        if p.kind.is_backend() {
+            check_backend(p, &resolvers, diags);
+        }
+        if p.stats.enabled && p.mode != Mode::Http {
+            diags.check_warn(
+                &p.place,
+                format!(
+                    "'stats' statement ignored for {} '{}' as it requires HTTP mode.",
+                    p.kind.keyword(),
+                    p.name
+                ),
+            );
+            p.stats.enabled = false;
+        }
+    }
+    for r in &config.resolvers {
+        if r.nameservers.is_empty() && !r.parse_resolv_conf {
+            diags.check_alert(
+                &r.place,
+                format!("resolvers '{}' has no nameserver.", r.name),
+            );
+        }
+    }
+}
+
+fn check_frontend(p: &mut Proxy, backends: &[(String, Mode, Place)], diags: &mut Diags) {
+    if p.binds.is_empty() && !p.disabled {
+        diags.check_alert(
+            &p.place,
+            format!("{} '{}' has no 'bind' directive. Please declare it as a backend if this was intended.", p.kind.keyword(), p.name),
+        );
+    }
+    if let Some(place) = p.options.httplog.clone() {
+        if p.mode != Mode::Http {
+            diags.warn(
+                &place,
+                format!("'option httplog' not usable with {} '{}' (needs 'mode http'). Falling back to 'option tcplog'.", p.kind.keyword(), p.name),
+            );
+            p.options.httplog = None;
+            p.options.tcplog = Some(place);
+        }
+    }
+    if let Some((name, place)) = &p.default_backend {
+        match backends.iter().find(|(n, _, _)| n == name) {
+            None => diags.check_alert(
+                place,
+                format!(
+                    "Proxy '{}': unable to find required default_backend: '{name}'.",
+                    p.name
+                ),
+            ),
+            Some((_, mode, _)) if *mode != p.mode => diags.check_alert(
+                place,
+                format!(
+                    "Proxy '{}' (mode {}) cannot use backend '{name}' (mode {}).",
+                    p.name,
+                    p.mode.as_str(),
+                    mode.as_str()
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+    if p.timeouts.client.is_none() && !p.disabled {
+        diags.check_warn(
+            &p.place,
+            format!("missing timeouts for {} '{}'. While not properly invalid, you will certainly encounter various problems with such a configuration. To fix this, please ensure that all following timeouts are set to a non-zero value: 'client', 'connect', 'server'.", p.kind.keyword(), p.name),
+        );
+    }
+}
+
+fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
+    let label = p.name.clone();
+    if !p.kind.is_frontend()
+        && !p.disabled
+        && (p.timeouts.connect.is_none() || p.timeouts.server.is_none())
+    {
+        diags.check_warn(
+            &p.place,
+            format!("missing timeouts for backend '{label}'. While not properly invalid, you will certainly encounter various problems with such a configuration. To fix this, please ensure that all following timeouts are set to a non-zero value: 'client', 'connect', 'server'."),
+        );
+    }
+    for s in &mut p.servers {
+        if let Some(r) = &s.opts.resolvers {
+            if !resolvers.contains(r) {
+                diags.check_alert(
+                    &s.place,
+                    format!(
+                        "'server {label}/{}' : unable to find required resolvers '{r}'.",
+                        s.name
+                    ),
+                );
+            }
+        }
+        initial_address(&label, s, diags);
+    }
+}
+
+/// Finds the server's first address by its `init-addr` methods, in order.
+fn initial_address(backend: &str, s: &mut Server, diags: &mut Diags) {
+    if let Ok(ip) = s.host.parse::<IpAddr>() {
+        s.addr = Some(ip);
+        return;
+    }
+    for method in &s.opts.init_addr {
+        match method {
+            // No server-state file is loaded, so there is no last address to reuse.
+            InitAddr::Last => {}
+            InitAddr::Libc => {
+                if let Some(ip) = resolve_libc(&s.host, s.opts.resolve_prefer_v6) {
+                    s.addr = Some(ip);
+                    return;
+                }
+            }
+            InitAddr::Ip(ip) => {
+                s.addr = Some(*ip);
+                return;
+            }
+            InitAddr::None => {
+                diags.check_warn(
+                    &s.place,
+                    format!(
+                        "'server {backend}/{}' : could not resolve address '{}', disabling server.",
+                        s.name, s.host
+                    ),
+                );
+                return;
+            }
+        }
+    }
+    diags.check_alert(
+        &s.place,
+        format!(
+            "'server {backend}/{}' : could not resolve address '{}'.",
+            s.name, s.host
+        ),
+    );
+}
+
+/// Resolves `host` with the system resolver, preferring one address family.
+pub fn resolve_libc(host: &str, prefer_v6: bool) -> Option<IpAddr> {
+    let addrs: Vec<IpAddr> = (host, 0).to_socket_addrs().ok()?.map(|a| a.ip()).collect();
+    addrs
+        .iter()
+        .find(|ip| ip.is_ipv6() == prefer_v6)
+        .or_else(|| addrs.first())
+        .copied()
+}

@@ -1,0 +1,92 @@
+//! Configuration messages: warnings and errors, each naming file:line the way HAProxy does
+//! (`parsing [haproxy.cfg:12] : unknown keyword 'foo' in 'global' section`).
+
+use super::model::Place;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Warning,
+    Alert,
+}
+
+/// One message about the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diag {
+    pub severity: Severity,
+    pub place: Option<Place>,
+    /// Whether HAProxy words it as `parsing [file:line]` (while reading) or `[file:line]`
+    /// (checks after reading).
+    pub while_parsing: bool,
+    pub message: String,
+}
+
+impl Diag {
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Alert
+    }
+
+    /// The line as HAProxy prints it, without the `[LEVEL] (pid) : config : ` prefix.
+    pub fn text(&self) -> String {
+        match (&self.place, self.while_parsing) {
+            (Some(p), true) => format!("parsing [{p}] : {}", self.message),
+            (Some(p), false) => format!("[{p}] : {}", self.message),
+            (None, _) => self.message.clone(),
+        }
+    }
+
+    /// The full line HAProxy writes to stderr.
+    pub fn render(&self, pid: u32) -> String {
+        let level = match self.severity {
+            Severity::Warning => "[WARNING] ",
+            Severity::Alert => "[ALERT]   ",
+        };
+        format!("{level} ({pid}) : config : {}", self.text())
+    }
+}
+
+impl std::fmt::Display for Diag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+/// Collects messages while reading and checking.
+#[derive(Debug, Default)]
+pub struct Diags {
+    pub list: Vec<Diag>,
+}
+
+impl Diags {
+    pub fn warn(&mut self, place: &Place, message: impl Into<String>) {
+        self.push(Severity::Warning, Some(place), true, message);
+    }
+    pub fn alert(&mut self, place: &Place, message: impl Into<String>) {
+        self.push(Severity::Alert, Some(place), true, message);
+    }
+    pub fn check_warn(&mut self, place: &Place, message: impl Into<String>) {
+        self.push(Severity::Warning, Some(place), false, message);
+    }
+    pub fn check_alert(&mut self, place: &Place, message: impl Into<String>) {
+        self.push(Severity::Alert, Some(place), false, message);
+    }
+    pub fn global_alert(&mut self, message: impl Into<String>) {
+        self.push(Severity::Alert, None, false, message);
+    }
+    fn push(
+        &mut self,
+        severity: Severity,
+        place: Option<&Place>,
+        parsing: bool,
+        m: impl Into<String>,
+    ) {
+        self.list.push(Diag {
+            severity,
+            place: place.cloned(),
+            while_parsing: parsing,
+            message: m.into(),
+        });
+    }
+    pub fn has_errors(&self) -> bool {
+        self.list.iter().any(Diag::is_error)
+    }
+}

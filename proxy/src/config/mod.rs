@@ -1,0 +1,82 @@
+//! HAProxy 2.6 configuration: reading files into a typed [`model::Config`] with messages that
+//! name file:line.
+//!
+//! - [`lexer`]: one line into words (quotes, escapes, environment variables).
+//! - [`parse`]: sections and keywords into the model.
+//! - [`keywords`]: what HAProxy knows and what hapx implements, for warnings and suggestions.
+//! - [`check`]: whole-configuration checks and the servers' first addresses.
+//! - [`values`]: durations, numbers, addresses.
+//! - [`diag`]: the messages.
+
+pub mod check;
+pub mod diag;
+pub mod keywords;
+pub mod lexer;
+pub mod model;
+pub mod parse;
+pub mod values;
+
+use std::path::{Path, PathBuf};
+
+pub use diag::{Diag, Diags, Severity};
+pub use model::Config;
+
+/// Reads every `-f` path (a file, or a directory whose `*.cfg` files are read in name order)
+/// with the process environment, then checks the result.
+pub fn load(paths: &[PathBuf]) -> (Config, Diags) {
+    load_with_env(paths, &|name| std::env::var(name).ok())
+}
+
+/// [`load`] with a given environment.
+pub fn load_with_env(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> (Config, Diags) {
+    let mut parser = parse::Parser::new(env);
+    for path in paths {
+        match files_of(path) {
+            Ok(files) => {
+                for file in files {
+                    match std::fs::read(&file) {
+                        Ok(bytes) => parser.parse_text(&file, &String::from_utf8_lossy(&bytes)),
+                        Err(e) => parser.diags.global_alert(format!(
+                            "Could not open configuration file {} : {e}",
+                            file.display()
+                        )),
+                    }
+                }
+            }
+            Err(e) => parser.diags.global_alert(format!(
+                "Could not open configuration file {} : {e}",
+                path.display()
+            )),
+        }
+    }
+    let (mut config, mut diags) = parser.finish();
+    if !diags.has_errors() {
+        check::check(&mut config, &mut diags);
+    }
+    (config, diags)
+}
+
+/// Reads one configuration text (tests, fuzzing).
+pub fn load_text(name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> (Config, Diags) {
+    let mut parser = parse::Parser::new(env);
+    parser.parse_text(Path::new(name), text);
+    let (mut config, mut diags) = parser.finish();
+    if !diags.has_errors() {
+        check::check(&mut config, &mut diags);
+    }
+    (config, diags)
+}
+
+fn files_of(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        std::fs::metadata(path)?;
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "cfg"))
+        .collect();
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,438 @@
+//! The configuration as typed values: what the runtime needs, with the place each thing was
+//! declared so later checks and runtime messages can name it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A place in the configuration: file and 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Place {
+    pub file: Arc<str>,
+    pub line: usize,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// The whole configuration, all files merged.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub global: Global,
+    /// Frontends, backends and listens, in declaration order.
+    pub proxies: Vec<Proxy>,
+    pub resolvers: Vec<Resolvers>,
+    /// The files that were read, in order (HAProxy's `HAPROXY_CFGFILES`).
+    pub files: Vec<PathBuf>,
+}
+
+impl Config {
+    pub fn proxy(&self, name: &str) -> Option<&Proxy> {
+        self.proxies.iter().find(|p| p.name == name)
+    }
+
+    pub fn backend(&self, name: &str) -> Option<&Proxy> {
+        self.proxies
+            .iter()
+            .find(|p| p.name == name && p.kind.is_backend())
+    }
+
+    pub fn resolvers(&self, name: &str) -> Option<&Resolvers> {
+        self.resolvers.iter().find(|r| r.name == name)
+    }
+}
+
+/// The `global` section.
+#[derive(Debug, Clone, Default)]
+pub struct Global {
+    pub daemon: bool,
+    pub chroot: Option<PathBuf>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub pidfile: Option<PathBuf>,
+    pub maxconn: Option<usize>,
+    pub nbthread: Option<usize>,
+    pub stats_sockets: Vec<StatsSocket>,
+    /// How long the runtime API waits for a command (`stats timeout`, default 10s).
+    pub stats_timeout: Option<Duration>,
+    pub logs: Vec<LogTarget>,
+    /// `nosplice`: forward through user-space buffers instead of splice(2).
+    pub nosplice: bool,
+    pub hard_stop_after: Option<Duration>,
+    pub node: Option<String>,
+    pub log_tag: Option<String>,
+}
+
+/// Privilege of a runtime API socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum CliLevel {
+    User,
+    #[default]
+    Operator,
+    Admin,
+}
+
+/// `stats socket PATH [mode M] [level L] [expose-fd listeners] ...`.
+#[derive(Debug, Clone)]
+pub struct StatsSocket {
+    pub path: PathBuf,
+    pub mode: Option<u32>,
+    pub level: CliLevel,
+    pub expose_fd_listeners: bool,
+    pub place: Place,
+}
+
+/// Where log lines go: `log ADDR [len N] [format F] FACILITY [LEVEL [MINLEVEL]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTarget {
+    pub dest: LogDest,
+    pub facility: u8,
+    /// Most verbose severity sent (0 emerg .. 7 debug).
+    pub level: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogDest {
+    Unix(PathBuf),
+    Udp(SocketAddr),
+    Stdout,
+    Stderr,
+}
+
+/// A `resolvers` section.
+#[derive(Debug, Clone)]
+pub struct Resolvers {
+    pub name: String,
+    pub place: Place,
+    pub nameservers: Vec<(String, SocketAddr)>,
+    pub resolve_retries: u32,
+    pub timeout_retry: Duration,
+    pub timeout_resolve: Duration,
+    /// `hold <status> <period>`: how long the last answer is kept after each kind of failure.
+    pub hold: BTreeMap<String, Duration>,
+    pub accepted_payload_size: u16,
+    /// `parse-resolv-conf`: nameservers from /etc/resolv.conf.
+    pub parse_resolv_conf: bool,
+}
+
+impl Resolvers {
+    pub fn new(name: String, place: Place) -> Self {
+        let hold = [
+            ("nx", 30),
+            ("other", 30),
+            ("refused", 30),
+            ("timeout", 30),
+            ("valid", 10),
+            ("obsolete", 0),
+        ]
+        .into_iter()
+        .map(|(k, s)| (k.to_string(), Duration::from_secs(s)))
+        .collect();
+        Resolvers {
+            name,
+            place,
+            nameservers: Vec::new(),
+            resolve_retries: 3,
+            timeout_retry: Duration::from_secs(1),
+            timeout_resolve: Duration::from_secs(1),
+            hold,
+            accepted_payload_size: 512,
+            parse_resolv_conf: false,
+        }
+    }
+
+    pub fn hold(&self, status: &str) -> Duration {
+        self.hold.get(status).copied().unwrap_or_default()
+    }
+}
+
+/// What a proxy section is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    Defaults,
+    Frontend,
+    Backend,
+    Listen,
+}
+
+impl ProxyKind {
+    pub fn is_frontend(self) -> bool {
+        matches!(self, ProxyKind::Frontend | ProxyKind::Listen)
+    }
+    pub fn is_backend(self) -> bool {
+        matches!(self, ProxyKind::Backend | ProxyKind::Listen)
+    }
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ProxyKind::Defaults => "defaults",
+            ProxyKind::Frontend => "frontend",
+            ProxyKind::Backend => "backend",
+            ProxyKind::Listen => "listen",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Tcp,
+    Http,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Tcp => "tcp",
+            Mode::Http => "http",
+        }
+    }
+}
+
+/// Load-balancing algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    StaticRr,
+    LeastConn,
+    First,
+    Source,
+    Random,
+}
+
+impl Balance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Balance::RoundRobin => "roundrobin",
+            Balance::StaticRr => "static-rr",
+            Balance::LeastConn => "leastconn",
+            Balance::First => "first",
+            Balance::Source => "source",
+            Balance::Random => "random",
+        }
+    }
+}
+
+/// The timeouts of a proxy; `None` = infinite (HAProxy warns about missing ones).
+#[derive(Debug, Clone, Default)]
+pub struct Timeouts {
+    pub client: Option<Duration>,
+    pub server: Option<Duration>,
+    pub connect: Option<Duration>,
+    pub check: Option<Duration>,
+    pub queue: Option<Duration>,
+    pub http_request: Option<Duration>,
+    pub http_keep_alive: Option<Duration>,
+    pub tunnel: Option<Duration>,
+    pub client_fin: Option<Duration>,
+    pub server_fin: Option<Duration>,
+}
+
+/// One `tcp-check` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpCheckRule {
+    Connect { port: Option<u16> },
+    Send(Vec<u8>),
+    ExpectString { text: Vec<u8>, negate: bool },
+    ExpectBinary { bytes: Vec<u8>, negate: bool },
+}
+
+/// `option httpchk [METHOD] [URI] [VERSION]` and `http-check expect status N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    pub method: String,
+    pub uri: String,
+    pub version: String,
+    pub host: Option<String>,
+    pub expect_status: Option<Vec<u16>>,
+}
+
+/// The `option`s the runtime uses, each with the place it was set (for later warnings).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub httplog: Option<Place>,
+    pub tcplog: Option<Place>,
+    pub dontlognull: bool,
+    pub forwardfor: Option<Forwardfor>,
+    pub redispatch: bool,
+    pub tcp_check: bool,
+    pub httpchk: Option<HttpCheck>,
+    pub allbackups: bool,
+    pub http_server_close: bool,
+    pub httpclose: bool,
+    pub splice: bool,
+    pub log_health_checks: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwardfor {
+    pub header: String,
+    pub except: Option<String>,
+}
+
+/// `stats ...` in a proxy.
+#[derive(Debug, Clone, Default)]
+pub struct StatsPage {
+    pub enabled: bool,
+    pub uri: Option<String>,
+    pub realm: Option<String>,
+    pub auth: Vec<(String, String)>,
+    pub refresh: Option<Duration>,
+    pub hide_version: bool,
+    pub admin: bool,
+    pub show_node: Option<String>,
+}
+
+impl StatsPage {
+    pub fn uri(&self) -> &str {
+        self.uri.as_deref().unwrap_or("/haproxy?stats")
+    }
+}
+
+/// One address of a `bind` line.
+#[derive(Debug, Clone)]
+pub struct Bind {
+    pub addr: SocketAddr,
+    /// The address as written (`*:6443`).
+    pub spec: String,
+    pub v6only: bool,
+    pub backlog: Option<u32>,
+    pub accept_proxy: bool,
+    pub place: Place,
+}
+
+/// Where a server's first address comes from: `init-addr last,libc,none,<ip>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitAddr {
+    Last,
+    Libc,
+    None,
+    Ip(std::net::IpAddr),
+}
+
+/// Settings a `server` line takes and `default-server` presets.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub check: bool,
+    pub inter: Duration,
+    pub fastinter: Option<Duration>,
+    pub downinter: Option<Duration>,
+    pub rise: u32,
+    pub fall: u32,
+    pub weight: u32,
+    pub backup: bool,
+    pub maxconn: Option<usize>,
+    pub resolvers: Option<String>,
+    pub resolve_prefer_v6: bool,
+    pub init_addr: Vec<InitAddr>,
+    pub disabled: bool,
+    pub send_proxy: Option<u8>,
+    pub check_port: Option<u16>,
+    pub check_addr: Option<std::net::IpAddr>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            check: false,
+            inter: Duration::from_secs(2),
+            fastinter: None,
+            downinter: None,
+            rise: 2,
+            fall: 3,
+            weight: 1,
+            backup: false,
+            maxconn: None,
+            resolvers: None,
+            resolve_prefer_v6: true,
+            init_addr: vec![InitAddr::Last, InitAddr::Libc],
+            disabled: false,
+            send_proxy: None,
+            check_port: None,
+            check_addr: None,
+        }
+    }
+}
+
+/// A `server NAME ADDR[:PORT] [options]` line.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub name: String,
+    /// Host as written: an IP address or a name to resolve.
+    pub host: String,
+    /// `None` = same port as the client connected to.
+    pub port: Option<u16>,
+    pub opts: ServerOptions,
+    pub place: Place,
+    /// The address found at start (`init-addr`); `None` = none yet (resolvers may find one).
+    pub addr: Option<std::net::IpAddr>,
+}
+
+/// A frontend, backend, listen or defaults section.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    pub name: String,
+    pub kind: ProxyKind,
+    pub place: Place,
+    pub mode: Mode,
+    pub binds: Vec<Bind>,
+    pub default_backend: Option<(String, Place)>,
+    pub balance: Balance,
+    pub servers: Vec<Server>,
+    pub default_server: ServerOptions,
+    pub timeouts: Timeouts,
+    pub options: Options,
+    pub tcp_checks: Vec<TcpCheckRule>,
+    pub retries: u32,
+    pub maxconn: Option<usize>,
+    /// Status code -> full HTTP response, read from `errorfile`.
+    pub errorfiles: BTreeMap<u16, Vec<u8>>,
+    pub stats: StatsPage,
+    pub logs: Vec<LogTarget>,
+    pub disabled: bool,
+}
+
+impl Proxy {
+    pub fn new(name: String, kind: ProxyKind, place: Place) -> Self {
+        Proxy {
+            name,
+            kind,
+            place,
+            mode: Mode::Tcp,
+            binds: Vec::new(),
+            default_backend: None,
+            balance: Balance::RoundRobin,
+            servers: Vec::new(),
+            default_server: ServerOptions::default(),
+            timeouts: Timeouts::default(),
+            options: Options::default(),
+            tcp_checks: Vec::new(),
+            retries: 3,
+            maxconn: None,
+            errorfiles: BTreeMap::new(),
+            stats: StatsPage::default(),
+            logs: Vec::new(),
+            disabled: false,
+        }
+    }
+
+    /// A new section of `kind` that starts from the settings of a defaults section.
+    pub fn from_defaults(defaults: &Proxy, name: String, kind: ProxyKind, place: Place) -> Self {
+        Proxy {
+            name,
+            kind,
+            place,
+            binds: Vec::new(),
+            servers: Vec::new(),
+            disabled: false,
+            ..defaults.clone()
+        }
+    }
+}

@@ -1,0 +1,1249 @@
+//! Reading configuration lines into the model, section by section.
+//!
+//! Each keyword is handled where HAProxy handles it; a word that is no keyword is an error with
+//! a suggestion, a keyword hapx does not implement is a warning naming the line (see
+//! [`super::keywords`]). Checks that need the whole configuration are in [`super::check`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::diag::Diags;
+use super::keywords::{self, Support};
+use super::lexer::{self, Place as LexPlace};
+use super::model::*;
+use super::values;
+
+/// The section being read.
+#[derive(Debug)]
+enum Section {
+    None,
+    Global,
+    Defaults(Proxy),
+    Proxy(Proxy),
+    Resolvers(Resolvers),
+    /// A section hapx does not implement: its lines are skipped (one warning at its header).
+    Skipped,
+}
+
+/// One frame of `.if`/`.elif`/`.else`/`.endif` nesting.
+#[derive(Debug)]
+struct Cond {
+    /// Lines in this branch are read.
+    active: bool,
+    /// Some branch of this block was taken already.
+    taken: bool,
+    /// The enclosing block is active.
+    parent_active: bool,
+}
+
+/// Reads configuration files one after another into one [`Config`].
+pub struct Parser<'e> {
+    env: &'e dyn Fn(&str) -> Option<String>,
+    pub diags: Diags,
+    config: Config,
+    defaults: Proxy,
+    named_defaults: HashMap<String, Proxy>,
+    section: Section,
+    section_name: String,
+    conds: Vec<Cond>,
+}
+
+impl std::fmt::Debug for Parser<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parser")
+            .field("section", &self.section)
+            .finish()
+    }
+}
+
+/// The words of one line, with its place.
+struct Line<'a> {
+    words: &'a [String],
+    place: &'a Place,
+}
+
+impl Line<'_> {
+    fn arg(&self, i: usize) -> Option<&str> {
+        self.words.get(i).map(String::as_str)
+    }
+}
+
+type Outcome = Result<(), String>;
+
+impl<'e> Parser<'e> {
+    pub fn new(env: &'e dyn Fn(&str) -> Option<String>) -> Self {
+        Parser {
+            env,
+            diags: Diags::default(),
+            config: Config::default(),
+            defaults: Proxy::new(String::new(), ProxyKind::Defaults, Place::default()),
+            named_defaults: HashMap::new(),
+            section: Section::None,
+            section_name: String::new(),
+            conds: Vec::new(),
+        }
+    }
+
+    /// Reads one file's text; `file` names it in messages.
+    pub fn parse_text(&mut self, file: &Path, text: &str) {
+        self.config.files.push(file.to_path_buf());
+        let name: Arc<str> = Arc::from(file.display().to_string());
+        for (i, raw) in text.lines().enumerate() {
+            let place = Place {
+                file: name.clone(),
+                line: i + 1,
+            };
+            let lex_place = LexPlace {
+                file: &name,
+                line: i + 1,
+                section: &self.section_name,
+            };
+            let words = match lexer::split_line(raw, lex_place, self.env) {
+                Ok(w) => w,
+                Err(e) => {
+                    self.diags.alert(&place, e.to_string());
+                    continue;
+                }
+            };
+            if words.is_empty() {
+                continue;
+            }
+            if words[0].starts_with('.') && self.directive(&words, &place) {
+                continue;
+            }
+            if self.conds.last().is_some_and(|c| !c.active) {
+                continue;
+            }
+            let line = Line {
+                words: &words,
+                place: &place,
+            };
+            if let Err(message) = self.line(&line) {
+                self.diags.alert(&place, message);
+            }
+        }
+        if let Some(_open) = self.conds.last() {
+            let place = Place {
+                file: name,
+                line: text.lines().count(),
+            };
+            self.diags.alert(&place, "missing '.endif' at end of file");
+            self.conds.clear();
+        }
+        self.finish_section();
+    }
+
+    /// Ends reading: the configuration and every message.
+    pub fn finish(mut self) -> (Config, Diags) {
+        self.finish_section();
+        (self.config, self.diags)
+    }
+
+    /// Handles conditional blocks and `.diag`-style messages; false when `words[0]` is no
+    /// directive.
+    fn directive(&mut self, words: &[String], place: &Place) -> bool {
+        let active = self.conds.last().is_none_or(|c| c.active);
+        let rest = words[1..].join(" ");
+        match words[0].as_str() {
+            ".if" => {
+                let value = active && self.condition(&words[1..], place);
+                self.conds.push(Cond {
+                    active: value,
+                    taken: value,
+                    parent_active: active,
+                });
+            }
+            ".elif" | ".else" => {
+                let value = words[0] == ".else" || self.condition(&words[1..], place);
+                match self.conds.last_mut() {
+                    Some(c) => {
+                        c.active = c.parent_active && !c.taken && value;
+                        c.taken |= c.active;
+                    }
+                    None => self
+                        .diags
+                        .alert(place, format!("'{}' without '.if'", words[0])),
+                }
+            }
+            ".endif" => {
+                if self.conds.pop().is_none() {
+                    self.diags.alert(place, "'.endif' without '.if'");
+                }
+            }
+            ".diag" | ".notice" | ".warning" if active => self.diags.warn(place, rest),
+            ".alert" if active => self.diags.alert(place, rest),
+            ".diag" | ".notice" | ".warning" | ".alert" => {}
+            _ => return false,
+        }
+        true
+    }
+
+    /// Evaluates a `.if` condition: a number, or one of HAProxy's predicates.
+    fn condition(&mut self, words: &[String], place: &Place) -> bool {
+        let text = words.join(" ");
+        let text = text.trim();
+        let (negate, term) = match text.strip_prefix('!') {
+            Some(t) => (true, t.trim()),
+            None => (false, text),
+        };
+        let value = if let Ok(n) = term.parse::<i64>() {
+            n != 0
+        } else if let Some((func, args)) = term.strip_suffix(')').and_then(|t| t.split_once('(')) {
+            let args: Vec<&str> = args.split(',').map(str::trim).collect();
+            match (func.trim(), args.as_slice()) {
+                ("defined", [name]) => (self.env)(name).is_some(),
+                ("feature", [_]) => false,
+                ("streq", [a, b]) => a == b,
+                ("strneq", [a, b]) => a != b,
+                ("version_atleast", [v]) => version_cmp("2.6", v) >= std::cmp::Ordering::Equal,
+                ("version_before", [v]) => version_cmp("2.6", v) == std::cmp::Ordering::Less,
+                _ => {
+                    self.diags
+                        .alert(place, format!("unparsable conditional expression '{text}'"));
+                    false
+                }
+            }
+        } else if term.is_empty() {
+            false
+        } else {
+            self.diags
+                .alert(place, format!("unparsable conditional expression '{text}'"));
+            false
+        };
+        value != negate
+    }
+
+    fn line(&mut self, line: &Line<'_>) -> Outcome {
+        let kw = line.words[0].as_str();
+        if keywords::lookup(keywords::SECTIONS, kw).is_some() {
+            return self.start_section(line);
+        }
+        match &mut self.section {
+            Section::None => Err(format!("unknown keyword '{kw}' out of section.")),
+            Section::Skipped => Ok(()),
+            Section::Global => global(&mut self.config.global, line, &mut self.diags),
+            Section::Resolvers(r) => resolvers(r, line, &mut self.diags),
+            Section::Defaults(p) | Section::Proxy(p) => {
+                proxy(p, &self.config.global, line, &mut self.diags)
+            }
+        }
+    }
+
+    fn start_section(&mut self, line: &Line<'_>) -> Outcome {
+        self.finish_section();
+        let kw = line.words[0].as_str();
+        let name = line.arg(1).unwrap_or_default().to_string();
+        self.section_name = kw.to_string();
+        let place = line.place.clone();
+        self.section = match kw {
+            "global" => Section::Global,
+            "defaults" => {
+                let base = self.base_defaults(line, 2)?;
+                Section::Defaults(Proxy::from_defaults(
+                    &base,
+                    name,
+                    ProxyKind::Defaults,
+                    place,
+                ))
+            }
+            "frontend" | "backend" | "listen" => {
+                if name.is_empty() {
+                    self.section = Section::Skipped;
+                    return Err(format!("'{kw}' expects <name> as an argument."));
+                }
+                check_name(&name, kw)?;
+                let kind = match kw {
+                    "frontend" => ProxyKind::Frontend,
+                    "backend" => ProxyKind::Backend,
+                    _ => ProxyKind::Listen,
+                };
+                if let Some(other) = self.config.proxies.iter().find(|p| p.name == name) {
+                    let clash = other.kind.is_frontend() && kind.is_frontend()
+                        || other.kind.is_backend() && kind.is_backend();
+                    if clash {
+                        self.section = Section::Skipped;
+                        return Err(format!(
+                            "{kw} '{name}' has the same name as {} '{name}' declared at {}.",
+                            other.kind.keyword(),
+                            other.place
+                        ));
+                    }
+                }
+                let base = self.base_defaults(line, 2)?;
+                Section::Proxy(Proxy::from_defaults(&base, name, kind, place))
+            }
+            "resolvers" => {
+                if name.is_empty() {
+                    self.section = Section::Skipped;
+                    return Err("missing name for resolvers section.".into());
+                }
+                if self.config.resolvers(&name).is_some() {
+                    self.section = Section::Skipped;
+                    return Err(format!(
+                        "resolvers section '{name}' has the same name as another resolvers section."
+                    ));
+                }
+                Section::Resolvers(Resolvers::new(name, place))
+            }
+            _ => {
+                self.diags.warn(
+                    line.place,
+                    format!(
+                        "'{kw}' sections are not implemented by hapx; this section is ignored."
+                    ),
+                );
+                Section::Skipped
+            }
+        };
+        Ok(())
+    }
+
+    /// The defaults a section starts from: `from NAME` at `words[at..]`, else the last defaults.
+    fn base_defaults(&self, line: &Line<'_>, at: usize) -> Result<Proxy, String> {
+        match (line.arg(at), line.arg(at + 1)) {
+            (None, _) => Ok(self.defaults.clone()),
+            (Some("from"), Some(name)) => self.named_defaults.get(name).cloned().ok_or_else(|| {
+                format!(
+                    "defaults section '{name}' not found for '{}'.",
+                    line.words[0]
+                )
+            }),
+            (Some(other), _) => Err(format!(
+                "unexpected argument '{other}' (only 'from <defaults>' may follow the name)"
+            )),
+        }
+    }
+
+    fn finish_section(&mut self) {
+        match std::mem::replace(&mut self.section, Section::None) {
+            Section::Defaults(d) => {
+                if !d.name.is_empty() {
+                    self.named_defaults.insert(d.name.clone(), d.clone());
+                }
+                self.defaults = d;
+            }
+            Section::Proxy(p) => self.config.proxies.push(p),
+            Section::Resolvers(r) => self.config.resolvers.push(r),
+            Section::None | Section::Global | Section::Skipped => {}
+        }
+        self.section_name.clear();
+    }
+}
+
+fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let parts = |v: &str| -> Vec<u32> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
+    parts(a).cmp(&parts(b))
+}
+
+fn check_name(name: &str, kw: &str) -> Outcome {
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    {
+        Some(c) => Err(format!(
+            "character '{c}' is not permitted in '{kw}' name '{name}'."
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The one argument `kw` needs, or HAProxy's message.
+fn one<'a>(line: &'a Line<'_>, what: &str) -> Result<&'a str, String> {
+    line.arg(1)
+        .ok_or_else(|| format!("'{}' expects {what} as an argument.", line.words[0]))
+}
+
+fn unknown(kw: &str, section: &str, known: impl IntoIterator<Item = &'static str>) -> String {
+    let mut msg = format!("unknown keyword '{kw}' in '{section}' section");
+    if let Some(s) = keywords::suggest(kw, known) {
+        msg.push_str(&format!("; did you mean '{s}' maybe ?"));
+    }
+    msg
+}
+
+/// A known keyword hapx does not act on: a warning (or nothing, for accepted ones).
+fn not_implemented(support: Support, what: &str, place: &Place, diags: &mut Diags) {
+    if support == Support::No {
+        diags.warn(
+            place,
+            format!("{what} is not implemented by hapx and is ignored."),
+        );
+    }
+}
+
+fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let kw = line.words[0].as_str();
+    match kw {
+        "daemon" => g.daemon = true,
+        "chroot" => g.chroot = Some(one(line, "a directory")?.into()),
+        "user" => g.user = Some(one(line, "a user name")?.into()),
+        "group" => g.group = Some(one(line, "a group name")?.into()),
+        "uid" => g.uid = Some(values::number(one(line, "an integer")?, kw)?),
+        "gid" => g.gid = Some(values::number(one(line, "an integer")?, kw)?),
+        "pidfile" => g.pidfile = Some(one(line, "a file name")?.into()),
+        "maxconn" => g.maxconn = Some(values::number(one(line, "an integer")?, kw)?),
+        "nbthread" => {
+            let n: usize = values::number(one(line, "an integer")?, kw)?;
+            if n == 0 {
+                return Err("'nbthread' must be at least 1.".into());
+            }
+            g.nbthread = Some(n);
+        }
+        "nosplice" => g.nosplice = true,
+        "hard-stop-after" => g.hard_stop_after = Some(values::duration(one(line, "a duration")?)?),
+        "node" => g.node = Some(one(line, "a name")?.into()),
+        "log-tag" => g.log_tag = Some(one(line, "a tag")?.into()),
+        "description" => {}
+        "log" => {
+            if let Some(t) = log_target(line)? {
+                g.logs.push(t);
+            }
+        }
+        "stats" => global_stats(g, line, diags)?,
+        _ => match keywords::lookup(keywords::GLOBAL, kw) {
+            Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
+            None => return Err(unknown(kw, "global", keywords::GLOBAL.iter().map(|k| k.0))),
+        },
+    }
+    Ok(())
+}
+
+fn global_stats(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    match line.arg(1) {
+        Some("socket") => {
+            let path = line
+                .arg(2)
+                .ok_or("'stats socket' expects an address or a path as an argument.")?;
+            let (family, path) = values::strip_family(path);
+            if family.is_some_and(|f| f != "unix") {
+                diags.warn(line.place, "'stats socket' on an IP address is not implemented by hapx; only UNIX sockets are.");
+                return Ok(());
+            }
+            let mut socket = StatsSocket {
+                path: path.into(),
+                mode: None,
+                level: CliLevel::Operator,
+                expose_fd_listeners: false,
+                place: line.place.clone(),
+            };
+            let mut i = 3;
+            while let Some(opt) = line.arg(i) {
+                let value = line.arg(i + 1);
+                let need = || format!("'{opt}' expects an argument in 'stats socket'.");
+                match opt {
+                    "mode" => {
+                        let v = value.ok_or_else(need)?;
+                        socket.mode = Some(
+                            u32::from_str_radix(v, 8)
+                                .map_err(|_| format!("invalid octal mode '{v}'"))?,
+                        );
+                    }
+                    "level" => {
+                        socket.level = match value.ok_or_else(need)? {
+                            "user" => CliLevel::User,
+                            "operator" => CliLevel::Operator,
+                            "admin" => CliLevel::Admin,
+                            v => {
+                                return Err(format!(
+                                    "'level' only supports 'user', 'operator', and 'admin' (got '{v}')."
+                                ));
+                            }
+                        }
+                    }
+                    "expose-fd" => socket.expose_fd_listeners = value == Some("listeners"),
+                    "user" | "group" | "uid" | "gid" | "process" | "thread" | "name" => {
+                        not_implemented(
+                            Support::No,
+                            &format!("'stats socket ... {opt}'"),
+                            line.place,
+                            diags,
+                        )
+                    }
+                    _ => return Err(format!("'stats socket' unknown keyword '{opt}'.")),
+                }
+                i += 2;
+            }
+            g.stats_sockets.push(socket);
+        }
+        Some("timeout") => {
+            g.stats_timeout = Some(values::duration(
+                line.arg(2).ok_or("'stats timeout' expects a duration.")?,
+            )?)
+        }
+        Some("maxconn" | "bind-process") => not_implemented(
+            Support::No,
+            &format!("'stats {}'", line.words[1]),
+            line.place,
+            diags,
+        ),
+        other => {
+            return Err(format!(
+                "'stats' only supports 'socket', 'maxconn', 'bind-process' and 'timeout' (got '{}').",
+                other.unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
+const FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
+    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+const LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+/// `log global` (None: the caller copies the global targets), or a target.
+fn log_target(line: &Line<'_>) -> Result<Option<LogTarget>, String> {
+    let addr = one(line, "an address")?;
+    if addr == "global" {
+        return Ok(None);
+    }
+    let mut i = 2;
+    while matches!(line.arg(i), Some("len" | "format" | "sample")) {
+        i += 2;
+    }
+    let facility = line
+        .arg(i)
+        .ok_or("'log' expects <address> and <facility> as arguments.")?;
+    let facility = FACILITIES
+        .iter()
+        .position(|f| *f == facility)
+        .ok_or_else(|| format!("unknown log facility '{facility}'"))?;
+    let level = match line.arg(i + 1) {
+        Some(l) => LEVELS
+            .iter()
+            .position(|x| *x == l)
+            .ok_or_else(|| format!("unknown optional log level '{l}'"))?,
+        None => 7,
+    };
+    let dest = match values::strip_family(addr) {
+        (_, "stdout") => LogDest::Stdout,
+        (_, "stderr") => LogDest::Stderr,
+        (Some("unix") | None, path) if path.starts_with('/') => LogDest::Unix(path.into()),
+        (Some("udp" | "ipv4" | "ipv6" | "udp4" | "udp6") | None, hp) => {
+            let (host, port) = values::split_host_port(hp);
+            let port = if port.is_empty() {
+                514
+            } else {
+                values::number(port, "log")?
+            };
+            let ip = host
+                .parse()
+                .map_err(|_| format!("log address '{addr}' is not an IP address or a path"))?;
+            LogDest::Udp(std::net::SocketAddr::new(ip, port))
+        }
+        (Some(f), _) => return Err(format!("log address family '{f}@' is not supported")),
+    };
+    Ok(Some(LogTarget {
+        dest,
+        facility: facility as u8,
+        level: level as u8,
+    }))
+}
+
+fn resolvers(r: &mut Resolvers, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let kw = line.words[0].as_str();
+    match kw {
+        "nameserver" => {
+            let (Some(name), Some(addr)) = (line.arg(1), line.arg(2)) else {
+                return Err("'nameserver' expects <name> and <addr>[:<port>] as arguments.".into());
+            };
+            let (family, hp) = values::strip_family(addr);
+            if family.is_some_and(|f| !matches!(f, "udp" | "ipv4" | "ipv6" | "udp4" | "udp6")) {
+                return Err(format!(
+                    "nameserver '{name}': only UDP nameservers are supported by hapx (got '{addr}')."
+                ));
+            }
+            let (host, port) = values::split_host_port(hp);
+            let port = if port.is_empty() {
+                53
+            } else {
+                values::number(port, "nameserver")?
+            };
+            let ip = host
+                .parse()
+                .map_err(|_| format!("nameserver '{name}': invalid address '{host}'."))?;
+            r.nameservers
+                .push((name.into(), std::net::SocketAddr::new(ip, port)));
+        }
+        "resolve_retries" => r.resolve_retries = values::number(one(line, "an integer")?, kw)?,
+        "accepted_payload_size" => {
+            r.accepted_payload_size = values::number(one(line, "an integer")?, kw)?
+        }
+        "parse-resolv-conf" => r.parse_resolv_conf = true,
+        "timeout" => {
+            let d = values::duration(
+                line.arg(2)
+                    .ok_or("'timeout' expects 'retry' or 'resolve' and <time> as arguments.")?,
+            )?;
+            match line.arg(1) {
+                Some("retry") => r.timeout_retry = d,
+                Some("resolve") => r.timeout_resolve = d,
+                other => {
+                    return Err(format!(
+                        "'timeout' supports 'retry' and 'resolve' (got '{}').",
+                        other.unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        "hold" => {
+            let (Some(status), Some(time)) = (line.arg(1), line.arg(2)) else {
+                return Err("'hold' expects <status> and <time> as arguments.".into());
+            };
+            if !matches!(
+                status,
+                "nx" | "other" | "refused" | "timeout" | "valid" | "obsolete"
+            ) {
+                return Err(format!(
+                    "'{status}' unknown in 'hold' (expects 'nx', 'timeout', 'refused', 'other', 'obsolete' or 'valid')."
+                ));
+            }
+            r.hold.insert(status.into(), values::duration(time)?);
+        }
+        _ => {
+            let _ = diags;
+            return Err(unknown(
+                kw,
+                "resolvers",
+                keywords::RESOLVERS.iter().map(|k| k.0),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let kw = line.words[0].as_str();
+    let section = p.kind.keyword();
+    let need_front = matches!(kw, "bind" | "default_backend");
+    let need_back = matches!(kw, "server" | "balance");
+    if p.kind == ProxyKind::Defaults && matches!(kw, "bind" | "server") {
+        return Err(format!("'{kw}' not allowed in 'defaults' section."));
+    }
+    if (need_front && !p.kind.is_frontend() && p.kind != ProxyKind::Defaults)
+        || (need_back && !p.kind.is_backend() && p.kind != ProxyKind::Defaults)
+    {
+        let cap = if need_front { "frontend" } else { "backend" };
+        diags.warn(
+            line.place,
+            format!(
+                "'{kw}' ignored because {section} '{}' has no {cap} capability.",
+                p.name
+            ),
+        );
+        return Ok(());
+    }
+    match kw {
+        "mode" => {
+            p.mode = match one(line, "one of 'tcp', 'http'")? {
+                "tcp" => Mode::Tcp,
+                "http" => Mode::Http,
+                "health" => {
+                    return Err(
+                        "'mode health' was removed from HAProxy; hapx does not support it.".into(),
+                    );
+                }
+                m => return Err(format!("unknown proxy mode '{m}'.")),
+            }
+        }
+        "bind" => bind(p, line, diags)?,
+        "default_backend" => {
+            p.default_backend = Some((one(line, "a backend name")?.into(), line.place.clone()))
+        }
+        "balance" => balance(p, line, diags)?,
+        "server" => {
+            let server = server(p, line, diags)?;
+            if p.servers.iter().any(|s| s.name == server.name) {
+                return Err(format!(
+                    "'server {}/{}' : already defined.",
+                    p.name, server.name
+                ));
+            }
+            p.servers.push(server);
+        }
+        "default-server" => {
+            let mut opts = p.default_server.clone();
+            server_options(&mut opts, line, 1, diags)?;
+            p.default_server = opts;
+        }
+        "option" | "no" => option(p, line, diags)?,
+        "timeout" => timeout(p, line, diags)?,
+        "retries" => p.retries = values::number(one(line, "an integer")?, kw)?,
+        "maxconn" => p.maxconn = Some(values::number(one(line, "an integer")?, kw)?),
+        "errorfile" => errorfile(p, line)?,
+        "stats" => stats(p, line, diags)?,
+        "log" => match log_target(line)? {
+            Some(t) => p.logs.push(t),
+            None => p.logs.extend(g.logs.iter().cloned()),
+        },
+        "tcp-check" => tcp_check(p, line, diags)?,
+        "http-check" => http_check(p, line, diags)?,
+        "description" => {}
+        "disabled" => p.disabled = true,
+        "enabled" => p.disabled = false,
+        _ => match keywords::lookup(keywords::PROXY, kw) {
+            Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
+            None => return Err(unknown(kw, section, keywords::PROXY.iter().map(|k| k.0))),
+        },
+    }
+    Ok(())
+}
+
+fn bind(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let spec = one(line, "<addr1>[:<port1>][,<addr2>...]")?;
+    let mut v6only = false;
+    let mut backlog = None;
+    let mut accept_proxy = false;
+    let mut i = 2;
+    while let Some(opt) = line.arg(i) {
+        let (nargs, support) = keywords::lookup_args(keywords::BIND, opt).ok_or_else(|| {
+            let mut m = format!("'bind {spec}' unknown keyword '{opt}'.");
+            if let Some(s) = keywords::suggest(opt, keywords::BIND.iter().map(|k| k.0)) {
+                m.push_str(&format!(" Did you mean '{s}' maybe ?"));
+            }
+            m
+        })?;
+        let value = line.arg(i + 1);
+        if nargs > 0 && value.is_none() {
+            return Err(format!("'bind {spec}' : missing argument for '{opt}'."));
+        }
+        match opt {
+            "v6only" => v6only = true,
+            "v4v6" => v6only = false,
+            "backlog" => backlog = Some(values::number(value.unwrap_or_default(), opt)?),
+            "accept-proxy" => accept_proxy = true,
+            // Every hapx listener may bind an address that is not local yet (IP_FREEBIND).
+            "transparent" => {}
+            _ => not_implemented(support, &format!("'bind ... {opt}'"), line.place, diags),
+        }
+        i += 1 + nargs;
+    }
+    for part in spec.split(',') {
+        let addrs = values::bind_addrs(part).map_err(|e| format!("'bind {spec}' : {e}"))?;
+        p.binds.extend(addrs.into_iter().map(|addr| Bind {
+            addr,
+            spec: part.into(),
+            v6only,
+            backlog,
+            accept_proxy,
+            place: line.place.clone(),
+        }));
+    }
+    Ok(())
+}
+
+fn balance(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let algo = one(line, "an algorithm")?;
+    p.balance = match algo {
+        "roundrobin" => Balance::RoundRobin,
+        "static-rr" => Balance::StaticRr,
+        "leastconn" => Balance::LeastConn,
+        "first" => Balance::First,
+        "source" => Balance::Source,
+        "random" => Balance::Random,
+        a if a == "uri" || a == "url_param" || a.starts_with("hdr(") || a.starts_with("rdp-cookie") => {
+            diags.warn(
+                line.place,
+                format!("'balance {a}' is not implemented by hapx; using 'roundrobin'."),
+            );
+            Balance::RoundRobin
+        }
+        _ => return Err("'balance' only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)', 'rdp-cookie(name)', 'first' and 'random' options.".into()),
+    };
+    Ok(())
+}
+
+fn server(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<Server, String> {
+    let (Some(name), Some(addr)) = (line.arg(1), line.arg(2)) else {
+        return Err("'server' expects <name> and <addr>[:<port>] as arguments.".into());
+    };
+    check_name(name, "server")?;
+    let (family, hp) = values::strip_family(addr);
+    if family.is_some_and(|f| !matches!(f, "ipv4" | "ipv6" | "tcp" | "tcp4" | "tcp6")) {
+        return Err(format!(
+            "'server {}/{name}' : address family of '{addr}' is not supported by hapx.",
+            p.name
+        ));
+    }
+    let (host, port) = values::split_host_port(hp);
+    let port = match port {
+        "" => None,
+        p if p.starts_with('+') || p.starts_with('-') => {
+            return Err(format!(
+                "'server {name}' : port offsets ('{p}') are not supported by hapx."
+            ));
+        }
+        p => Some(
+            p.parse::<u16>()
+                .map_err(|_| format!("'server {name}' : invalid port '{p}'."))?,
+        ),
+    };
+    if host.is_empty() {
+        return Err(format!("'server {name}' : missing address."));
+    }
+    let mut opts = p.default_server.clone();
+    server_options(&mut opts, line, 3, diags)?;
+    Ok(Server {
+        name: name.into(),
+        host: host.into(),
+        port,
+        opts,
+        place: line.place.clone(),
+        addr: None,
+    })
+}
+
+fn server_options(
+    o: &mut ServerOptions,
+    line: &Line<'_>,
+    from: usize,
+    diags: &mut Diags,
+) -> Outcome {
+    let mut i = from;
+    while let Some(opt) = line.arg(i) {
+        let (nargs, support) = keywords::lookup_args(keywords::SERVER, opt).ok_or_else(|| {
+            let mut m = format!("unknown keyword '{opt}' on server line");
+            if let Some(s) = keywords::suggest(opt, keywords::SERVER.iter().map(|k| k.0)) {
+                m.push_str(&format!("; did you mean '{s}' maybe ?"));
+            }
+            m
+        })?;
+        let v = line.arg(i + 1).unwrap_or_default();
+        if nargs > 0 && line.arg(i + 1).is_none() {
+            return Err(format!("'{opt}' expects an argument on server line."));
+        }
+        let positive = |v: &str| -> Result<u32, String> {
+            values::number::<u32>(v, opt)?
+                .ge(&1)
+                .then_some(())
+                .ok_or_else(|| format!("'{opt}' has to be > 0."))?;
+            values::number::<u32>(v, opt)
+        };
+        match opt {
+            "check" => o.check = true,
+            "no-check" => o.check = false,
+            "inter" => o.inter = values::duration(v)?,
+            "fastinter" => o.fastinter = Some(values::duration(v)?),
+            "downinter" => o.downinter = Some(values::duration(v)?),
+            "rise" => o.rise = positive(v)?,
+            "fall" => o.fall = positive(v)?,
+            "weight" => {
+                let w: u32 = values::number(v, opt)?;
+                if w > 256 {
+                    return Err(format!(
+                        "weight of server must be between 0 and 256 (got {w})."
+                    ));
+                }
+                o.weight = w;
+            }
+            "backup" => o.backup = true,
+            "no-backup" => o.backup = false,
+            "maxconn" => o.maxconn = Some(values::number(v, opt)?),
+            "resolvers" => o.resolvers = Some(v.into()),
+            "resolve-prefer" => {
+                o.resolve_prefer_v6 = match v {
+                    "ipv4" => false,
+                    "ipv6" => true,
+                    _ => {
+                        return Err(format!(
+                            "'resolve-prefer' expects 'ipv4' or 'ipv6' (got '{v}')."
+                        ));
+                    }
+                }
+            }
+            "init-addr" => o.init_addr = init_addr(v)?,
+            "disabled" => o.disabled = true,
+            "enabled" => o.disabled = false,
+            "send-proxy" => o.send_proxy = Some(1),
+            "send-proxy-v2" => o.send_proxy = Some(2),
+            "no-send-proxy" => o.send_proxy = None,
+            "port" => o.check_port = Some(values::number(v, opt)?),
+            "addr" => {
+                o.check_addr = Some(
+                    v.parse()
+                        .map_err(|_| format!("'addr' expects an IP address (got '{v}')."))?,
+                )
+            }
+            _ => not_implemented(
+                support,
+                &format!("server option '{opt}'"),
+                line.place,
+                diags,
+            ),
+        }
+        i += 1 + nargs;
+    }
+    Ok(())
+}
+
+fn init_addr(v: &str) -> Result<Vec<InitAddr>, String> {
+    v.split(',')
+        .map(|m| match m {
+            "last" => Ok(InitAddr::Last),
+            "libc" => Ok(InitAddr::Libc),
+            "none" => Ok(InitAddr::None),
+            ip => ip
+                .parse()
+                .map(InitAddr::Ip)
+                .map_err(|_| format!("'init-addr' : unknown method '{ip}' (expects 'last', 'libc', 'none' or an IP address).")),
+        })
+        .collect()
+}
+
+fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let negate = line.words[0] == "no";
+    let at = if negate {
+        if line.arg(1) != Some("option") {
+            return Err("'no' expects 'option' as an argument.".into());
+        }
+        2
+    } else {
+        1
+    };
+    let name = line.arg(at).ok_or("'option' expects an option name.")?;
+    let arg = |i: usize| line.arg(at + i);
+    let o = &mut p.options;
+    let place = Some(line.place.clone());
+    match name {
+        "httplog" => o.httplog = (!negate).then_some(place).flatten(),
+        "tcplog" => o.tcplog = (!negate).then_some(place).flatten(),
+        "dontlognull" => o.dontlognull = !negate,
+        "redispatch" => o.redispatch = !negate,
+        "allbackups" => o.allbackups = !negate,
+        "http-server-close" => o.http_server_close = !negate,
+        "httpclose" => o.httpclose = !negate,
+        "http-keep-alive" => {
+            o.httpclose = false;
+            o.http_server_close = false;
+        }
+        "splice-auto" | "splice-request" | "splice-response" => o.splice = !negate,
+        "log-health-checks" => o.log_health_checks = !negate,
+        "tcp-check" => o.tcp_check = !negate,
+        "forwardfor" => {
+            o.forwardfor = if negate {
+                None
+            } else {
+                let mut ff = Forwardfor {
+                    header: "X-Forwarded-For".into(),
+                    except: None,
+                };
+                let mut i = 1;
+                while let Some(a) = arg(i) {
+                    match (a, arg(i + 1)) {
+                        ("header", Some(h)) => ff.header = h.into(),
+                        ("except", Some(n)) => ff.except = Some(n.into()),
+                        ("if-none", _) => {
+                            i += 1;
+                            continue;
+                        }
+                        _ => return Err(format!("'option forwardfor' : unknown argument '{a}'.")),
+                    }
+                    i += 2;
+                }
+                Some(ff)
+            }
+        }
+        "httpchk" => {
+            let (method, uri, version) = match (arg(1), arg(2), arg(3)) {
+                (None, _, _) => ("OPTIONS", "/", "HTTP/1.0"),
+                (Some(uri), None, _) => ("OPTIONS", uri, "HTTP/1.0"),
+                (Some(m), Some(uri), v) => (m, uri, v.unwrap_or("HTTP/1.0")),
+            };
+            let expect_status = o.httpchk.as_ref().and_then(|h| h.expect_status.clone());
+            o.httpchk = (!negate).then(|| HttpCheck {
+                method: method.into(),
+                uri: uri.into(),
+                version: version.into(),
+                host: None,
+                expect_status,
+            });
+        }
+        _ => match keywords::lookup(keywords::OPTIONS, name) {
+            Some(s) => not_implemented(s, &format!("'option {name}'"), line.place, diags),
+            None => {
+                let mut m = format!("unknown option '{name}'.");
+                if let Some(s) = keywords::suggest(name, keywords::OPTIONS.iter().map(|k| k.0)) {
+                    m = format!("unknown option '{name}'; did you mean '{s}' maybe ?");
+                }
+                return Err(m);
+            }
+        },
+    }
+    Ok(())
+}
+
+fn timeout(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let which = line.arg(1).unwrap_or_default();
+    let t = &mut p.timeouts;
+    let slot = match which {
+        "client" => &mut t.client,
+        "server" => &mut t.server,
+        "connect" => &mut t.connect,
+        "check" => &mut t.check,
+        "queue" => &mut t.queue,
+        "http-request" => &mut t.http_request,
+        "http-keep-alive" => &mut t.http_keep_alive,
+        "tunnel" => &mut t.tunnel,
+        "client-fin" => &mut t.client_fin,
+        "server-fin" => &mut t.server_fin,
+        "tarpit" => {
+            not_implemented(Support::No, "'timeout tarpit'", line.place, diags);
+            return Ok(());
+        }
+        _ => {
+            return Err(format!(
+                "'timeout' supports 'client', 'server', 'connect', 'check', 'queue', 'http-keep-alive', 'http-request', 'tunnel', 'tarpit', 'client-fin' and 'server-fin' (got '{which}')"
+            ));
+        }
+    };
+    let value = line
+        .arg(2)
+        .ok_or_else(|| format!("'timeout {which}' expects an integer value (in milliseconds)"))?;
+    let d = values::duration(value).map_err(|e| format!("'timeout {which}' : {e}"))?;
+    *slot = (!d.is_zero()).then_some(d);
+    Ok(())
+}
+
+fn errorfile(p: &mut Proxy, line: &Line<'_>) -> Outcome {
+    let (Some(code), Some(path)) = (line.arg(1), line.arg(2)) else {
+        return Err("'errorfile' expects <status_code> and <file> as arguments.".into());
+    };
+    const CODES: [u16; 17] = [
+        200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504,
+    ];
+    let code: u16 = code
+        .parse()
+        .ok()
+        .filter(|c| CODES.contains(c))
+        .ok_or_else(|| format!("status code '{code}' not handled by 'errorfile'."))?;
+    let body = std::fs::read(path).map_err(|e| format!("error opening file '{path}': {e}."))?;
+    p.errorfiles.insert(code, body);
+    Ok(())
+}
+
+fn stats(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let s = &mut p.stats;
+    let arg = line.arg(2);
+    let need = |what: &str| format!("'stats {}' needs {what}.", line.words[1]);
+    match line.arg(1) {
+        Some("enable") => s.enabled = true,
+        Some("uri") => {
+            s.enabled = true;
+            s.uri = Some(arg.ok_or_else(|| need("an URI prefix"))?.into());
+        }
+        Some("realm") => {
+            s.enabled = true;
+            s.realm = Some(arg.ok_or_else(|| need("a realm"))?.into());
+        }
+        Some("auth") => {
+            s.enabled = true;
+            let cred = arg.ok_or_else(|| need("a user:password"))?;
+            let (user, pass) = cred
+                .split_once(':')
+                .ok_or("'stats auth' expects <user>:<password>.")?;
+            s.auth.push((user.into(), pass.into()));
+        }
+        Some("refresh") => {
+            s.enabled = true;
+            s.refresh = Some(values::duration(arg.ok_or_else(|| need("a delay"))?)?);
+        }
+        Some("hide-version") => {
+            s.enabled = true;
+            s.hide_version = true;
+        }
+        Some("show-node") => {
+            s.enabled = true;
+            s.show_node = Some(arg.unwrap_or_default().into());
+        }
+        Some("show-legends" | "show-desc" | "show-modules") => s.enabled = true,
+        Some("admin" | "scope" | "http-request" | "bind-process") => not_implemented(
+            Support::No,
+            &format!("'stats {}'", line.words[1]),
+            line.place,
+            diags,
+        ),
+        Some("socket" | "timeout" | "maxconn") => {
+            return Err(format!(
+                "'stats {}' is only allowed in 'global' section.",
+                line.words[1]
+            ));
+        }
+        other => {
+            return Err(format!(
+                "'stats' expects 'admin', 'auth', 'enable', 'hide-version', 'http-request', 'realm', 'refresh', 'scope', 'show-desc', 'show-legends', 'show-modules', 'show-node' or 'uri' (got '{}').",
+                other.unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes `send-binary`/`expect binary` hex text.
+fn hex(text: &str) -> Result<Vec<u8>, String> {
+    if text.len() % 2 != 0 {
+        return Err(format!(
+            "'{text}' is not an even number of hexadecimal digits"
+        ));
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&text[i..i + 2], 16)
+                .map_err(|_| format!("'{text}' is not hexadecimal"))
+        })
+        .collect()
+}
+
+fn tcp_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let rule = match line.arg(1) {
+        Some("connect") => {
+            let mut port = None;
+            let mut i = 2;
+            while let Some(opt) = line.arg(i) {
+                match opt {
+                    "port" => {
+                        port = Some(values::number(line.arg(i + 1).unwrap_or_default(), "port")?);
+                        i += 2;
+                    }
+                    "default" => i += 1,
+                    _ => {
+                        not_implemented(
+                            Support::No,
+                            &format!("'tcp-check connect {opt}'"),
+                            line.place,
+                            diags,
+                        );
+                        i += 1;
+                    }
+                }
+            }
+            TcpCheckRule::Connect { port }
+        }
+        Some("send") => TcpCheckRule::Send(
+            line.arg(2)
+                .ok_or("'tcp-check send' expects a string.")?
+                .as_bytes()
+                .to_vec(),
+        ),
+        Some("send-binary") => TcpCheckRule::Send(hex(line
+            .arg(2)
+            .ok_or("'tcp-check send-binary' expects hexadecimal text.")?)?),
+        Some("expect") => {
+            let negate = line.arg(2) == Some("!");
+            let at = if negate { 3 } else { 2 };
+            let (kind, pattern) = (line.arg(at), line.arg(at + 1));
+            let pattern =
+                pattern.ok_or("'tcp-check expect' expects a match type and a pattern.")?;
+            match kind {
+                Some("string") => TcpCheckRule::ExpectString {
+                    text: pattern.as_bytes().to_vec(),
+                    negate,
+                },
+                Some("binary") => TcpCheckRule::ExpectBinary {
+                    bytes: hex(pattern)?,
+                    negate,
+                },
+                Some(k @ ("rstring" | "rbinary" | "string-lf" | "binary-lf")) => {
+                    not_implemented(
+                        Support::No,
+                        &format!("'tcp-check expect {k}'"),
+                        line.place,
+                        diags,
+                    );
+                    return Ok(());
+                }
+                other => {
+                    return Err(format!(
+                        "'tcp-check expect' : unknown match type '{}'.",
+                        other.unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        Some("comment") => return Ok(()),
+        Some(k @ ("send-lf" | "send-binary-lf" | "set-var" | "unset-var")) => {
+            not_implemented(Support::No, &format!("'tcp-check {k}'"), line.place, diags);
+            return Ok(());
+        }
+        other => {
+            return Err(format!(
+                "'tcp-check' expects 'comment', 'connect', 'send', 'send-binary', 'expect' (got '{}').",
+                other.unwrap_or_default()
+            ));
+        }
+    };
+    p.tcp_checks.push(rule);
+    Ok(())
+}
+
+fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let chk = p.options.httpchk.get_or_insert_with(|| HttpCheck {
+        method: "OPTIONS".into(),
+        uri: "/".into(),
+        version: "HTTP/1.0".into(),
+        host: None,
+        expect_status: None,
+    });
+    match line.arg(1) {
+        Some("expect") => match (line.arg(2), line.arg(3)) {
+            (Some("status"), Some(codes)) => {
+                let codes = codes
+                    .split(',')
+                    .map(|c| {
+                        c.parse::<u16>().map_err(|_| {
+                            format!("'http-check expect status' : invalid status '{c}'.")
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                chk.expect_status = Some(codes);
+            }
+            (kind, _) => not_implemented(
+                Support::No,
+                &format!("'http-check expect {}'", kind.unwrap_or_default()),
+                line.place,
+                diags,
+            ),
+        },
+        Some("send") => {
+            let mut i = 2;
+            while let (Some(k), Some(v)) = (line.arg(i), line.arg(i + 1)) {
+                match k {
+                    "meth" => chk.method = v.into(),
+                    "uri" => chk.uri = v.into(),
+                    "ver" => chk.version = v.into(),
+                    "hdr" if v.eq_ignore_ascii_case("host") => {
+                        chk.host = line.arg(i + 2).map(str::to_string);
+                        i += 1;
+                    }
+                    _ => not_implemented(
+                        Support::No,
+                        &format!("'http-check send {k}'"),
+                        line.place,
+                        diags,
+                    ),
+                }
+                i += 2;
+            }
+        }
+        Some("disable-on-404" | "send-state" | "comment" | "connect" | "set-var" | "unset-var") => {
+            not_implemented(
+                Support::No,
+                &format!("'http-check {}'", line.words[1]),
+                line.place,
+                diags,
+            )
+        }
+        other => {
+            return Err(format!(
+                "'http-check' expects 'comment', 'connect', 'disable-on-404', 'expect', 'send', 'send-state' (got '{}').",
+                other.unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}

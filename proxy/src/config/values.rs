@@ -1,0 +1,131 @@
+//! HAProxy's value syntaxes: durations (`20s`, `1500` = ms), sizes, addresses.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// A duration with HAProxy's units (`us`, `ms`, `s`, `m`, `h`, `d`); no unit means ms.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = text.split_at(digits);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (a number with an optional unit)"))?;
+    let d = match unit {
+        "" | "ms" => Duration::from_millis(n),
+        "us" => Duration::from_micros(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86400),
+        _ => {
+            return Err(format!(
+                "unexpected character '{unit}' in duration '{text}' (units: us, ms, s, m, h, d)"
+            ));
+        }
+    };
+    Ok(d)
+}
+
+/// A plain unsigned number.
+pub fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String> {
+    text.parse()
+        .map_err(|_| format!("'{what}' expects an integer argument (got '{text}')"))
+}
+
+/// Splits `host:port` (IPv6 as `[::1]:80` or `::1:80`, HAProxy's way: the last colon
+/// separates the port). Returns the host and the port text (maybe empty).
+pub fn split_host_port(text: &str) -> (&str, &str) {
+    if let Some(rest) = text.strip_prefix('[') {
+        if let Some((host, after)) = rest.split_once(']') {
+            return (host, after.strip_prefix(':').unwrap_or(after));
+        }
+    }
+    match text.rfind(':') {
+        // A bare IPv6 address with no port has several colons and parses as an address.
+        Some(_) if text.parse::<Ipv6Addr>().is_ok() => (text, ""),
+        Some(i) => (&text[..i], &text[i + 1..]),
+        None => (text, ""),
+    }
+}
+
+/// Strips HAProxy's address family prefixes (`ipv4@`, `ipv6@`, `udp@` ...).
+pub fn strip_family(text: &str) -> (Option<&str>, &str) {
+    match text.split_once('@') {
+        Some((family, rest)) => (Some(family), rest),
+        None => (None, text),
+    }
+}
+
+/// A port number, or a range `a-b` expanded.
+pub fn ports(text: &str) -> Result<Vec<u16>, String> {
+    let parse = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("invalid port '{p}'"))
+    };
+    match text.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (parse(a)?, parse(b)?);
+            if a > b {
+                return Err(format!("invalid port range '{text}'"));
+            }
+            Ok((a..=b).collect())
+        }
+        None => Ok(vec![parse(text)?]),
+    }
+}
+
+/// The socket addresses of one bind address (`*:80`, `:::443`, `[::1]:80`, `1.2.3.4:80-81`).
+pub fn bind_addrs(text: &str) -> Result<Vec<SocketAddr>, String> {
+    let (family, rest) = strip_family(text);
+    let (host, port) = split_host_port(rest);
+    if port.is_empty() {
+        return Err(format!("missing port number: '{text}'"));
+    }
+    let ip: IpAddr = match (family, host) {
+        (Some("ipv6"), "" | "*") | (None, "::") => Ipv6Addr::UNSPECIFIED.into(),
+        (Some("ipv4") | None, "" | "*") => Ipv4Addr::UNSPECIFIED.into(),
+        (Some("ipv4" | "ipv6") | None, h) => h
+            .parse()
+            .map_err(|_| format!("invalid address: '{h}' in '{text}'"))?,
+        (Some(f), _) => return Err(format!("address family '{f}@' is not supported by hapx")),
+    };
+    Ok(ports(port)?
+        .into_iter()
+        .map(|p| SocketAddr::new(ip, p))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(duration("1500"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(duration("5x").is_err());
+        assert!(duration("s").is_err());
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(split_host_port("kube:6443"), ("kube", "6443"));
+        assert_eq!(split_host_port("[::1]:80"), ("::1", "80"));
+        assert_eq!(split_host_port("::1"), ("::1", ""));
+        assert_eq!(split_host_port("kube"), ("kube", ""));
+        assert_eq!(
+            bind_addrs("*:6443").unwrap(),
+            ["0.0.0.0:6443".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            bind_addrs(":::80").unwrap(),
+            ["[::]:80".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(bind_addrs("127.0.0.1:80-81").unwrap().len(), 2);
+        assert!(bind_addrs("*").is_err());
+        assert!(bind_addrs("nothost:80").is_err());
+    }
+}

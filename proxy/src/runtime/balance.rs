@@ -1,0 +1,217 @@
+//! Choosing a server: HAProxy's algorithms over the servers that may take a connection.
+//!
+//! Active servers are used while any is usable; otherwise the first usable backup (or all of
+//! them with `option allbackups`). Weighted round robin is the smooth variant (each pick adds
+//! every weight to its server's credit and takes the richest), which spreads a server's turns
+//! evenly instead of in bursts; `static-rr` is the same here since weights change only by
+//! operator command.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::state::{Backend, Server};
+use crate::config::model::Balance;
+
+/// Per-backend balancer memory.
+#[derive(Debug)]
+pub struct LbState {
+    /// Smooth round-robin credit per server (by index).
+    credit: Vec<i64>,
+    /// Rotates ties (leastconn) and seeds `random`.
+    turn: u64,
+}
+
+impl LbState {
+    pub fn new(servers: usize) -> Self {
+        LbState {
+            credit: vec![0; servers],
+            turn: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+}
+
+/// Why no server was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoServer {
+    /// Every server is down, in maintenance, draining or without an address.
+    NoneUsable,
+    /// Usable servers exist but all are at their `maxconn`.
+    AllFull,
+}
+
+/// Picks a server for a client from `src`, avoiding `avoid` when another one is usable.
+pub fn pick(
+    backend: &Backend,
+    src: IpAddr,
+    avoid: Option<&Arc<Server>>,
+) -> Result<Arc<Server>, NoServer> {
+    let candidates = candidates(backend, avoid);
+    if candidates.is_empty() {
+        return Err(NoServer::NoneUsable);
+    }
+    let free: Vec<(usize, &Arc<Server>)> = candidates
+        .into_iter()
+        .filter(|(_, s)| s.has_free_slot())
+        .collect();
+    if free.is_empty() {
+        return Err(NoServer::AllFull);
+    }
+    let mut lb = backend.lb.lock().unwrap_or_else(|e| e.into_inner());
+    let chosen = match backend.balance {
+        Balance::RoundRobin | Balance::StaticRr => smooth_rr(&mut lb, &free),
+        Balance::LeastConn => least_conn(&mut lb, &free),
+        Balance::First => free[0].1.clone(),
+        Balance::Source => by_hash(&free, hash_ip(src)),
+        Balance::Random => {
+            lb.turn ^= lb.turn << 13;
+            lb.turn ^= lb.turn >> 7;
+            lb.turn ^= lb.turn << 17;
+            by_hash(&free, lb.turn)
+        }
+    };
+    chosen.lb_total.fetch_add(1, Relaxed);
+    Ok(chosen)
+}
+
+/// The usable servers with a weight, actives first, else backups; `(index, server)`.
+fn candidates<'a>(
+    backend: &'a Backend,
+    avoid: Option<&Arc<Server>>,
+) -> Vec<(usize, &'a Arc<Server>)> {
+    let usable = |backup: bool| -> Vec<(usize, &'a Arc<Server>)> {
+        backend
+            .servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.opts.backup == backup && s.usable() && s.lb_weight() > 0)
+            .collect()
+    };
+    let mut list = usable(false);
+    if list.is_empty() {
+        list = usable(true);
+        if !backend.conf.options.allbackups {
+            list.truncate(1);
+        }
+    }
+    if let Some(avoid) = avoid {
+        if list.len() > 1 {
+            list.retain(|(_, s)| !Arc::ptr_eq(s, avoid));
+        }
+    }
+    list
+}
+
+fn smooth_rr(lb: &mut LbState, free: &[(usize, &Arc<Server>)]) -> Arc<Server> {
+    let total: i64 = free.iter().map(|(_, s)| i64::from(s.lb_weight())).sum();
+    let mut best = free[0];
+    for &(i, s) in free {
+        lb.credit[i] += i64::from(s.lb_weight());
+        if lb.credit[i] > lb.credit[best.0] {
+            best = (i, s);
+        }
+    }
+    lb.credit[best.0] -= total;
+    best.1.clone()
+}
+
+fn least_conn(lb: &mut LbState, free: &[(usize, &Arc<Server>)]) -> Arc<Server> {
+    lb.turn = lb.turn.wrapping_add(1);
+    let start = (lb.turn % free.len() as u64) as usize;
+    // Lowest connections per weight; the rotation breaks ties round-robin.
+    let load =
+        |s: &Server| (s.counters.cur.load(Relaxed) as u64 + 1) * 256 / u64::from(s.lb_weight());
+    (0..free.len())
+        .map(|k| free[(start + k) % free.len()].1)
+        .min_by_key(|s| load(s))
+        .map(|s| (*s).clone())
+        .unwrap_or_else(|| free[0].1.clone())
+}
+
+fn by_hash(free: &[(usize, &Arc<Server>)], hash: u64) -> Arc<Server> {
+    let total: u64 = free.iter().map(|(_, s)| u64::from(s.lb_weight())).sum();
+    let mut point = hash % total.max(1);
+    for (_, s) in free {
+        let w = u64::from(s.lb_weight());
+        if point < w {
+            return (*s).clone();
+        }
+        point -= w;
+    }
+    free[0].1.clone()
+}
+
+/// A well-mixed hash of a client address (FNV-1a then a final avalanche).
+fn hash_ip(ip: IpAddr) -> u64 {
+    let bytes = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{Proxy, ProxyKind, Server as ServerConf, ServerOptions};
+
+    fn backend(balance: Balance, weights: &[(u32, bool)]) -> Backend {
+        let mut p = Proxy::new("b".into(), ProxyKind::Backend, Default::default());
+        p.balance = balance;
+        for (i, (w, backup)) in weights.iter().enumerate() {
+            p.servers.push(ServerConf {
+                name: format!("s{i}"),
+                host: "127.0.0.1".into(),
+                port: Some(1),
+                opts: ServerOptions {
+                    weight: *w,
+                    backup: *backup,
+                    ..Default::default()
+                },
+                place: Default::default(),
+                addr: Some([127, 0, 0, 1].into()),
+            });
+        }
+        Backend::new(1, &p)
+    }
+
+    fn counts(b: &Backend, n: usize) -> Vec<usize> {
+        let mut c = vec![0; b.servers.len()];
+        for i in 0..n {
+            let src = IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
+            let s = pick(b, src, None).unwrap();
+            c[s.id - 1] += 1;
+        }
+        c
+    }
+
+    #[test]
+    fn roundrobin_follows_weights() {
+        let b = backend(Balance::RoundRobin, &[(1, false), (3, false), (1, true)]);
+        assert_eq!(counts(&b, 400), [100, 300, 0]);
+    }
+
+    #[test]
+    fn backups_take_over_when_actives_are_gone() {
+        let b = backend(Balance::RoundRobin, &[(1, false), (1, true), (1, true)]);
+        b.servers[0].set_up(false);
+        assert_eq!(counts(&b, 10), [0, 10, 0]);
+    }
+
+    #[test]
+    fn source_is_sticky_and_first_fills_in_order() {
+        let b = backend(Balance::Source, &[(1, false), (1, false)]);
+        let ip = IpAddr::from([192, 0, 2, 7]);
+        let first = pick(&b, ip, None).unwrap().id;
+        assert!((0..20).all(|_| pick(&b, ip, None).unwrap().id == first));
+        let b = backend(Balance::First, &[(1, false), (1, false)]);
+        assert_eq!(counts(&b, 5), [5, 0]);
+    }
+}

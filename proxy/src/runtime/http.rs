@@ -1,0 +1,963 @@
+//! HTTP mode: an HTTP/1.1 reverse proxy with keep-alive on both sides.
+//!
+//! Each request head is read (within `timeout http-request`), checked (a malformed one gets
+//! 400 and the connection closes), given `X-Forwarded-For` with `option forwardfor`, and sent
+//! to the server of the client connection (chosen on the first request, replaced if it
+//! closes). Bodies are relayed by their framing (Content-Length, chunked, until close).
+//! Errors use the proxy's `errorfile`s or HAProxy's default pages; each request is logged
+//! with `option httplog`. The stats page is served here for proxies with `stats enable`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::forward::{self, Moved};
+use super::log;
+use super::session::{self, ConnectError, Slot};
+use super::state::{Backend, Frontend, Server, State};
+use super::stats;
+use crate::config::model::Proxy;
+
+/// Largest request or response head (HAProxy's default buffer size).
+const MAX_HEAD: usize = 16 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A parsed message head.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// Request: method, URI, version; response: version, status, reason.
+    pub first: [String; 3],
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+    fn http10(&self, at: usize) -> bool {
+        self.first[at] == "HTTP/1.0"
+    }
+    fn serialize(&self) -> Vec<u8> {
+        let mut out = format!("{} {} {}\r\n", self.first[0], self.first[1], self.first[2]);
+        for (n, v) in &self.headers {
+            out.push_str(n);
+            out.push_str(": ");
+            out.push_str(v);
+            out.push_str("\r\n");
+        }
+        out.push_str("\r\n");
+        out.into_bytes()
+    }
+}
+
+/// How a body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// Why a head could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// The peer closed (or was idle) before sending anything.
+    Closed,
+    /// Timed out with a partial head.
+    Timeout,
+    Malformed(&'static str),
+    TooLarge,
+}
+
+/// A read buffer: `data[start..end]` holds unread bytes; space is reused, not reallocated.
+#[derive(Debug, Default)]
+struct Buf {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Buf {
+    fn bytes(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+    /// Room for at least a quarter chunk after the data (allocated on first use).
+    fn spare(&mut self) -> &mut [u8] {
+        if self.data.len() - self.end < READ_CHUNK / 4 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.data.len() - self.end < READ_CHUNK / 4 {
+                self.data.resize(self.data.len() + READ_CHUNK, 0);
+            }
+        }
+        &mut self.data[self.end..]
+    }
+    fn take(&mut self) -> Vec<u8> {
+        let out = self.bytes().to_vec();
+        self.consume(self.len());
+        out
+    }
+}
+
+/// A socket with its read buffer.
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    buf: Buf,
+}
+
+impl Conn {
+    fn new(stream: TcpStream) -> Self {
+        Conn {
+            stream,
+            buf: Buf::default(),
+        }
+    }
+
+    /// Reads more into the buffer; Ok(0) at end of stream. Tries the socket before waiting:
+    /// an answer is often there already.
+    async fn fill(&mut self, timeout: Option<Duration>) -> std::io::Result<usize> {
+        let Conn { stream, buf } = self;
+        let read = async {
+            loop {
+                match forward::read_drain(stream, buf.spare()) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => stream.readable().await?,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let n = match timeout {
+            Some(t) => tokio::time::timeout(t, read)
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timeout"))??,
+            None => read.await?,
+        };
+        self.buf.end += n;
+        Ok(n)
+    }
+
+    async fn read_head(
+        &mut self,
+        timeout: Option<Duration>,
+        request: bool,
+    ) -> Result<Head, ReadError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(end) = find_head_end(self.buf.bytes()) {
+                let head = parse_head(&self.buf.bytes()[..end], request)?;
+                self.buf.consume(end);
+                return Ok(head);
+            }
+            if self.buf.len() > MAX_HEAD {
+                return Err(ReadError::TooLarge);
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match self.fill(left).await {
+                Ok(0) if self.buf.is_empty() => return Err(ReadError::Closed),
+                Ok(0) => return Err(ReadError::Malformed("truncated head")),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut && !self.buf.is_empty() => {
+                    return Err(ReadError::Timeout);
+                }
+                Err(_) => return Err(ReadError::Closed),
+            }
+        }
+    }
+}
+
+/// The length of the head including its final empty line.
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Parses and checks a head the way HAProxy rejects requests with 400.
+pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
+    let text = std::str::from_utf8(raw).map_err(|_| ReadError::Malformed("non-UTF-8 head"))?;
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let first = lines.next().unwrap_or_default();
+    let parts: Vec<&str> = if request {
+        first.split(' ').collect()
+    } else {
+        first.splitn(3, ' ').collect()
+    };
+    let first: [String; 3] = match (request, parts.as_slice()) {
+        (true, [m, u, v])
+            if is_token(m) && !u.is_empty() && matches!(*v, "HTTP/1.0" | "HTTP/1.1") =>
+        {
+            if u.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                return Err(ReadError::Malformed("bad URI"));
+            }
+            [m.to_string(), u.to_string(), v.to_string()]
+        }
+        (false, [v, s, rest @ ..])
+            if v.starts_with("HTTP/1.")
+                && s.len() == 3
+                && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            [
+                v.to_string(),
+                s.to_string(),
+                rest.first().unwrap_or(&"").to_string(),
+            ]
+        }
+        _ => return Err(ReadError::Malformed("bad start line")),
+    };
+    let mut headers = Vec::new();
+    for line in lines {
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            return Err(ReadError::Malformed("obsolete line folding"));
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or(ReadError::Malformed("header without colon"))?;
+        if !is_token(name) {
+            return Err(ReadError::Malformed("bad header name"));
+        }
+        if value.bytes().any(|b| b == 0 || b == b'\r') {
+            return Err(ReadError::Malformed("bad header value"));
+        }
+        headers.push((name.to_string(), value.trim().to_string()));
+    }
+    let head = Head { first, headers };
+    framing(&head, request)?;
+    Ok(head)
+}
+
+/// The body framing of a request head, or of a response to `method`.
+fn framing(head: &Head, request: bool) -> Result<Framing, ReadError> {
+    if let Some(te) = head.header("transfer-encoding") {
+        let last = te.rsplit(',').next().unwrap_or_default().trim();
+        return match (last.eq_ignore_ascii_case("chunked"), request) {
+            (true, _) => Ok(Framing::Chunked),
+            (false, true) => Err(ReadError::Malformed(
+                "request with a non-chunked transfer-encoding",
+            )),
+            (false, false) => Ok(Framing::UntilClose),
+        };
+    }
+    let mut length: Option<u64> = None;
+    for (_, v) in head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+    {
+        for part in v.split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ReadError::Malformed("bad content-length"));
+            }
+            let n: u64 = part
+                .parse()
+                .map_err(|_| ReadError::Malformed("bad content-length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(ReadError::Malformed("conflicting content-length"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match (length, request) {
+        (Some(n), _) => Framing::Length(n),
+        (None, true) => Framing::None,
+        (None, false) => Framing::UntilClose,
+    })
+}
+
+fn response_framing(resp: &Head, method: &str) -> Result<Framing, ReadError> {
+    let status: u16 = resp.first[1].parse().unwrap_or(0);
+    if method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status) {
+        return Ok(Framing::None);
+    }
+    framing(resp, false)
+}
+
+/// HAProxy's default error pages.
+fn default_error(code: u16) -> Vec<u8> {
+    let (reason, text) = match code {
+        400 => ("Bad request", "Your browser sent an invalid request."),
+        403 => ("Forbidden", "Request forbidden by administrative rules."),
+        408 => (
+            "Request Time-out",
+            "Your browser didn't send a complete request in time.",
+        ),
+        500 => (
+            "Internal Server Error",
+            "An internal server error occurred.",
+        ),
+        502 => (
+            "Bad Gateway",
+            "The server returned an invalid or incomplete response.",
+        ),
+        503 => (
+            "Service Unavailable",
+            "No server is available to handle this request.",
+        ),
+        504 => ("Gateway Time-out", "The server didn't respond in time."),
+        _ => ("Error", "An error occurred."),
+    };
+    let body = format!("<html><body><h1>{code} {reason}</h1>\n{text}\n</body></html>\n");
+    format!(
+        "HTTP/1.1 {code} {reason}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn error_page(proxy: &Proxy, code: u16) -> Vec<u8> {
+    proxy
+        .errorfiles
+        .get(&code)
+        .cloned()
+        .unwrap_or_else(|| default_error(code))
+}
+
+/// Per-request facts for the log line.
+struct Req {
+    line: String,
+    started: Instant,
+    date: String,
+    server: String,
+    status: u16,
+    bytes: u64,
+    connect_ms: i64,
+    response_ms: i64,
+}
+
+/// Serves one HTTP-mode client connection.
+pub async fn serve(
+    state: Arc<State>,
+    fe: Arc<Frontend>,
+    client: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+) {
+    let _session = fe.counters.open();
+    let mut client = Conn::new(client);
+    let mut server: Option<(Arc<Server>, Conn, Slot)> = None;
+    let t = &fe.conf.timeouts;
+    let mut first = true;
+    loop {
+        let wait = if first {
+            t.http_request.or(t.client)
+        } else {
+            t.http_keep_alive.or(t.http_request).or(t.client)
+        };
+        first = false;
+        let started = Instant::now();
+        let date = if fe.logger.is_empty() { String::new() } else { log::accept_date() };
+        let head = match client.read_head(wait, true).await {
+            Ok(h) => h,
+            Err(ReadError::Closed) => return,
+            Err(e) => {
+                let code = if e == ReadError::Timeout { 408 } else { 400 };
+                fe.counters.req_errors.fetch_add(1, Relaxed);
+                fe.counters.count_status(code);
+                let _ = client.stream.write_all(&error_page(&fe.conf, code)).await;
+                let mut req = Req {
+                    line: "<BADREQ>".into(),
+                    started,
+                    date,
+                    server: "<NOSRV>".into(),
+                    status: code,
+                    bytes: 0,
+                    connect_ms: -1,
+                    response_ms: -1,
+                };
+                req.bytes = error_page(&fe.conf, code).len() as u64;
+                http_log(
+                    &fe,
+                    None,
+                    peer,
+                    &req,
+                    if code == 408 { "cR--" } else { "PR--" },
+                );
+                return;
+            }
+        };
+        fe.counters.http_reqs.fetch_add(1, Relaxed);
+        let keep_client = !(head.has_token("connection", "close")
+            || (head.http10(2) && !head.has_token("connection", "keep-alive")));
+        let mut req = Req {
+            line: format!("{} {} {}", head.first[0], head.first[1], head.first[2]),
+            started,
+            date,
+            server: "<NOSRV>".into(),
+            status: 0,
+            bytes: 0,
+            connect_ms: -1,
+            response_ms: -1,
+        };
+        if fe.conf.stats.enabled && head.first[1].starts_with(fe.conf.stats.uri()) {
+            let (resp, status) = stats_response(&state, &fe.conf, &head);
+            fe.counters.count_status(status);
+            req.status = status;
+            req.bytes = resp.len() as u64;
+            req.server = "<STATS>".into();
+            if client.stream.write_all(&resp).await.is_err() {
+                return;
+            }
+            http_log(&fe, None, peer, &req, "LR--");
+            if !keep_client {
+                return;
+            }
+            continue;
+        }
+        let Some(backend) = fe.backend.clone() else {
+            send_error(&fe, &mut client, 503, &mut req).await;
+            http_log(&fe, None, peer, &req, "SC--");
+            return;
+        };
+        let outcome = exchange(
+            &state,
+            &fe,
+            &backend,
+            &mut client,
+            &mut server,
+            head,
+            peer,
+            local,
+            &mut req,
+        )
+        .await;
+        http_log(&fe, Some(&backend), peer, &req, outcome.flags);
+        if !outcome.keep || !keep_client {
+            return;
+        }
+    }
+}
+
+struct Outcome {
+    keep: bool,
+    flags: &'static str,
+}
+
+async fn send_error(fe: &Frontend, client: &mut Conn, code: u16, req: &mut Req) {
+    let page = error_page(&fe.conf, code);
+    fe.counters.count_status(code);
+    req.status = code;
+    req.bytes = page.len() as u64;
+    let _ = client.stream.write_all(&page).await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    state: &State,
+    fe: &Frontend,
+    backend: &Arc<Backend>,
+    client: &mut Conn,
+    server: &mut Option<(Arc<Server>, Conn, Slot)>,
+    mut head: Head,
+    peer: SocketAddr,
+    local: SocketAddr,
+    req: &mut Req,
+) -> Outcome {
+    let conf = &backend.conf;
+    let _be_session = backend.counters.open();
+    backend.counters.http_reqs.fetch_add(1, Relaxed);
+    if let Some(ff) = fe
+        .conf
+        .options
+        .forwardfor
+        .as_ref()
+        .or(conf.options.forwardfor.as_ref())
+    {
+        head.headers
+            .push((ff.header.clone(), peer.ip().to_canonical().to_string()));
+    }
+    let method = head.first[0].clone();
+    let req_framing = framing(&head, true).unwrap_or(Framing::None);
+    let bytes = head.serialize();
+    // A reused server connection may have been closed by the server meanwhile: then a new
+    // connection is made once (nothing of the request was consumed yet).
+    for attempt in 0..2 {
+        if server.is_none() {
+            match session::connect(backend, peer, local).await {
+                Ok(c) => {
+                    req.connect_ms = c.connect_time.as_millis() as i64;
+                    *server = Some((c.server, Conn::new(c.stream), c.slot));
+                }
+                Err(e) => {
+                    send_error(fe, client, 503, req).await;
+                    backend.counters.count_status(503);
+                    let flags = if matches!(e, ConnectError::QueueTimeout) {
+                        "sQ--"
+                    } else {
+                        "SC--"
+                    };
+                    return Outcome { keep: false, flags };
+                }
+            }
+        } else {
+            req.connect_ms = 0;
+        }
+        let Some((srv, sconn, _)) = server.as_mut() else {
+            break;
+        };
+        req.server = srv.name.clone();
+        srv.counters.http_reqs.fetch_add(1, Relaxed);
+        if sconn.stream.write_all(&bytes).await.is_err() {
+            *server = None;
+            if attempt == 0 {
+                continue;
+            }
+            send_error(fe, client, 502, req).await;
+            return Outcome {
+                keep: false,
+                flags: "SH--",
+            };
+        }
+        if relay_body(
+            client,
+            &sconn.stream,
+            req_framing,
+            conf.timeouts.client.or(fe.conf.timeouts.client),
+        )
+        .await
+        .is_err()
+        {
+            *server = None;
+            return Outcome {
+                keep: false,
+                flags: "CD--",
+            };
+        }
+        let waited = Instant::now();
+        let resp = loop {
+            match sconn.read_head(conf.timeouts.server, false).await {
+                Ok(r) if r.first[1].starts_with('1') && r.first[1] != "101" => {
+                    if client.stream.write_all(&r.serialize()).await.is_err() {
+                        return Outcome {
+                            keep: false,
+                            flags: "CD--",
+                        };
+                    }
+                }
+                other => break other,
+            }
+        };
+        req.response_ms = waited.elapsed().as_millis() as i64;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(ReadError::Closed)
+                if attempt == 0 && req.connect_ms == 0 && req_framing == Framing::None =>
+            {
+                *server = None;
+                continue;
+            }
+            Err(e) => {
+                *server = None;
+                srv_error(backend);
+                let code = if e == ReadError::Timeout { 504 } else { 502 };
+                send_error(fe, client, code, req).await;
+                backend.counters.count_status(code);
+                return Outcome {
+                    keep: false,
+                    flags: if code == 504 { "sH--" } else { "SH--" },
+                };
+            }
+        };
+        return respond(state, fe, backend, client, server, resp, &method, req).await;
+    }
+    send_error(fe, client, 502, req).await;
+    Outcome {
+        keep: false,
+        flags: "SH--",
+    }
+}
+
+fn srv_error(backend: &Backend) {
+    backend.counters.resp_errors.fetch_add(1, Relaxed);
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn respond(
+    state: &State,
+    fe: &Frontend,
+    backend: &Backend,
+    client: &mut Conn,
+    server: &mut Option<(Arc<Server>, Conn, Slot)>,
+    resp: Head,
+    method: &str,
+    req: &mut Req,
+) -> Outcome {
+    let status: u16 = resp.first[1].parse().unwrap_or(0);
+    req.status = status;
+    fe.counters.count_status(status);
+    backend.counters.count_status(status);
+    let Some((srv, sconn, _)) = server.as_mut() else {
+        return Outcome {
+            keep: false,
+            flags: "SH--",
+        };
+    };
+    srv.counters.count_status(status);
+    let framing = if status == 101 {
+        Framing::None
+    } else {
+        match response_framing(&resp, method) {
+            Ok(f) => f,
+            Err(_) => {
+                *server = None;
+                return Outcome {
+                    keep: false,
+                    flags: "SH--",
+                };
+            }
+        }
+    };
+    // The head and the body bytes already read go out in one write.
+    let mut first = resp.serialize();
+    let framing = match framing {
+        Framing::Length(n) => {
+            let k = (sconn.buf.len() as u64).min(n) as usize;
+            first.extend_from_slice(&sconn.buf.bytes()[..k]);
+            sconn.buf.consume(k);
+            Framing::Length(n - k as u64)
+        }
+        other => other,
+    };
+    if client.stream.write_all(&first).await.is_err() {
+        *server = None;
+        return Outcome {
+            keep: false,
+            flags: "CD--",
+        };
+    }
+    req.bytes = first.len() as u64;
+    if status == 101 {
+        // Protocol switch (WebSocket...): a tunnel until either side ends.
+        let moved = Moved::default();
+        let _ = client.stream.write_all(&sconn.buf.take()).await;
+        let _ = sconn.stream.write_all(&client.buf.take()).await;
+        let idle = backend.conf.timeouts.tunnel.or(backend.conf.timeouts.server);
+        forward::forward(&client.stream, &sconn.stream, idle, state.splice, &moved).await;
+        req.bytes += moved.to_client.load(Relaxed);
+        *server = None;
+        return Outcome {
+            keep: false,
+            flags: "----",
+        };
+    }
+    match relay_body(sconn, &client.stream, framing, backend.conf.timeouts.server).await {
+        Ok(n) => req.bytes += n,
+        Err(_) => {
+            *server = None;
+            return Outcome {
+                keep: false,
+                flags: "SD--",
+            };
+        }
+    }
+    for c in [&fe.counters, &backend.counters, &srv.counters] {
+        c.bytes_out.fetch_add(req.bytes, Relaxed);
+    }
+    let server_keeps = framing != Framing::UntilClose
+        && !resp.has_token("connection", "close")
+        && (!resp.http10(0) || resp.has_token("connection", "keep-alive"))
+        && !backend.conf.options.http_server_close
+        && !backend.conf.options.httpclose;
+    if !server_keeps {
+        *server = None;
+    }
+    Outcome {
+        keep: framing != Framing::UntilClose && !fe.conf.options.httpclose,
+        flags: "----",
+    }
+}
+
+/// Relays a body from `src` (its buffer first) to `dst`; the bytes written.
+async fn relay_body(
+    src: &mut Conn,
+    dst: &TcpStream,
+    framing: Framing,
+    timeout: Option<Duration>,
+) -> std::io::Result<u64> {
+    let mut dst_ref = dst;
+    match framing {
+        Framing::None => Ok(0),
+        Framing::Length(mut left) => {
+            let mut sent = 0;
+            while left > 0 {
+                if src.buf.is_empty() && src.fill(timeout).await? == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                let n = (src.buf.len() as u64).min(left) as usize;
+                write_all(&mut dst_ref, &src.buf.bytes()[..n]).await?;
+                src.buf.consume(n);
+                left -= n as u64;
+                sent += n as u64;
+            }
+            Ok(sent)
+        }
+        Framing::UntilClose => {
+            let mut sent = 0;
+            loop {
+                if !src.buf.is_empty() {
+                    write_all(&mut dst_ref, src.buf.bytes()).await?;
+                    sent += src.buf.len() as u64;
+                    src.buf.consume(src.buf.len());
+                }
+                if src.fill(timeout).await? == 0 {
+                    return Ok(sent);
+                }
+            }
+        }
+        Framing::Chunked => relay_chunked(src, dst, timeout).await,
+    }
+}
+
+async fn write_all(dst: &mut &TcpStream, data: &[u8]) -> std::io::Result<()> {
+    let mut off = 0;
+    while off < data.len() {
+        dst.writable().await?;
+        match dst.try_write(&data[off..]) {
+            Ok(n) => off += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads one line (with its CRLF) from the buffer, filling as needed.
+async fn take_line(src: &mut Conn, timeout: Option<Duration>) -> std::io::Result<Vec<u8>> {
+    loop {
+        if let Some(p) = src.buf.bytes().iter().position(|&b| b == b'\n') {
+            let line = src.buf.bytes()[..=p].to_vec();
+            src.buf.consume(p + 1);
+            return Ok(line);
+        }
+        if src.buf.len() > MAX_HEAD {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "chunk line too long",
+            ));
+        }
+        if src.fill(timeout).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+async fn relay_chunked(
+    src: &mut Conn,
+    dst: &TcpStream,
+    timeout: Option<Duration>,
+) -> std::io::Result<u64> {
+    let mut dst_ref = dst;
+    let mut sent = 0u64;
+    loop {
+        let line = take_line(src, timeout).await?;
+        let text = String::from_utf8_lossy(&line);
+        let size_text = text
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let size = u64::from_str_radix(&size_text, 16)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size"))?;
+        write_all(&mut dst_ref, &line).await?;
+        sent += line.len() as u64;
+        if size == 0 {
+            // Trailers, then the empty line.
+            loop {
+                let t = take_line(src, timeout).await?;
+                write_all(&mut dst_ref, &t).await?;
+                sent += t.len() as u64;
+                if t == b"\r\n" || t == b"\n" {
+                    return Ok(sent);
+                }
+            }
+        }
+        let mut left = size + 2; // data and its CRLF
+        while left > 0 {
+            if src.buf.is_empty() && src.fill(timeout).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = (src.buf.len() as u64).min(left) as usize;
+            write_all(&mut dst_ref, &src.buf.bytes()[..n]).await?;
+            src.buf.consume(n);
+            left -= n as u64;
+            sent += n as u64;
+        }
+    }
+}
+
+/// The stats page, its CSV, or 401 when `stats auth` is set and the credentials are wrong.
+fn stats_response(state: &State, proxy: &Proxy, head: &Head) -> (Vec<u8>, u16) {
+    let s = &proxy.stats;
+    if !s.auth.is_empty() {
+        let ok = head
+            .header("authorization")
+            .and_then(|v| {
+                v.strip_prefix("Basic ")
+                    .or_else(|| v.strip_prefix("basic "))
+            })
+            .and_then(|b| base64_decode(b.trim()))
+            .and_then(|d| String::from_utf8(d).ok())
+            .is_some_and(|cred| s.auth.iter().any(|(u, p)| cred == format!("{u}:{p}")));
+        if !ok {
+            let realm = s
+                .realm
+                .clone()
+                .unwrap_or_else(|| "HAProxy Statistics".into());
+            let body = "<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n";
+            let resp = format!(
+                "HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nwww-authenticate: Basic realm=\"{realm}\"\r\n\r\n{body}",
+                body.len()
+            );
+            return (resp.into_bytes(), 401);
+        }
+    }
+    let path = &head.first[1];
+    let (body, ctype) = if path.contains(";csv") {
+        (stats::csv(state), "text/plain")
+    } else {
+        let refresh = s.refresh.map(|r| r.as_secs());
+        (
+            stats::html(state, s.hide_version, refresh, s.uri()),
+            "text/html",
+        )
+    };
+    let refresh = s
+        .refresh
+        .map(|r| format!("refresh: {}\r\n", r.as_secs()))
+        .unwrap_or_default();
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ncache-control: no-cache\r\ncontent-length: {}\r\n{refresh}\r\n{body}",
+        body.len()
+    );
+    (resp.into_bytes(), 200)
+}
+
+/// Standard base64 (for `Authorization: Basic`).
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = text.bytes().filter(|&b| b != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= value(c)? << (18 - 6 * i);
+        }
+        let n = chunk.len().saturating_sub(1);
+        out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
+    }
+    Some(out)
+}
+
+fn http_log(fe: &Frontend, backend: Option<&Backend>, peer: SocketAddr, req: &Req, flags: &str) {
+    if fe.logger.is_empty() || fe.conf.options.httplog.is_none() && fe.conf.options.tcplog.is_none()
+    {
+        return;
+    }
+    let total = req.started.elapsed().as_millis();
+    let line = format!(
+        "{}:{} [{}] {} {}/{} 0/0/{}/{}/{total} {} {} - - {flags} {}/{}/0/0/0 0/0 \"{}\"",
+        peer.ip(),
+        peer.port(),
+        req.date,
+        fe.name,
+        backend.map_or(fe.name.as_str(), |b| b.name.as_str()),
+        req.server,
+        req.connect_ms,
+        req.response_ms,
+        req.status,
+        req.bytes,
+        fe.counters.cur.load(Relaxed),
+        fe.counters.cur.load(Relaxed),
+        req.line
+    );
+    fe.logger.send(log::LOG_INFO, &line);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_are_checked() {
+        let ok = parse_head(
+            b"GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(ok.header("host"), Some("a"));
+        assert_eq!(framing(&ok, true), Ok(Framing::Length(3)));
+        for bad in [
+            &b"GET /x\r\n\r\n"[..],
+            b"GET /x HTTP/2.0\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nBad Name: x\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ] {
+            assert!(
+                parse_head(bad, true).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn base64() {
+        assert_eq!(base64_decode("YWRtaW46YWRtaW4=").unwrap(), b"admin:admin");
+        assert!(base64_decode("***").is_none());
+    }
+}

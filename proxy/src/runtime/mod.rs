@@ -1,0 +1,356 @@
+//! The running load balancer on tokio: listeners, connections, health checks, resolvers, the
+//! runtime API, and stopping (soft stop drains connections, hard stop ends them).
+//!
+//! - [`state`]: frontends, backends, servers, counters.
+//! - [`balance`]: choosing a server.
+//! - [`session`]: one TCP-mode connection (connect, retries, redispatch, PROXY header).
+//! - [`http`]: one HTTP-mode connection (HTTP/1.1 keep-alive, forwardfor, errors, stats page).
+//! - [`forward`]: moving bytes both ways (splice(2) through pooled pipes, or copying).
+//! - [`listener`]: listening sockets (`SO_REUSEPORT`, `IP_FREEBIND`).
+//! - [`checks`]: health checks (connect, tcp-check, httpchk; rise/fall/inter).
+//! - [`dns`]: the resolvers' DNS client and the re-resolution loop.
+//! - [`stats`]: `show info`, `show stat` CSV, the HTML stats page.
+//! - [`api`]: the runtime API on the stats socket, including listener hand-over for reloads.
+//! - [`log`]: syslog lines.
+
+pub mod api;
+pub mod balance;
+pub mod checks;
+pub mod dns;
+pub mod forward;
+pub mod http;
+pub mod listener;
+pub mod log;
+pub mod session;
+pub mod state;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::model::{Mode, StatsSocket};
+use state::{Frontend, State};
+
+/// A listening socket and the frontend it serves.
+#[derive(Debug)]
+pub struct BoundListener {
+    pub frontend: usize,
+    pub addr: SocketAddr,
+    pub socket: std::net::TcpListener,
+}
+
+/// A runtime API socket, bound.
+#[derive(Debug)]
+pub struct BoundCli {
+    pub conf: StatsSocket,
+    pub socket: UnixListener,
+}
+
+/// Everything bound before the process detaches and drops privileges.
+#[derive(Debug)]
+pub struct Prepared {
+    pub state: Arc<State>,
+    pub listeners: Vec<BoundListener>,
+    pub clis: Vec<BoundCli>,
+}
+
+/// Binds every frontend's addresses, reusing `inherited` sockets (from an old process) whose
+/// address matches.
+pub fn bind_listeners(
+    state: &State,
+    inherited: &mut Vec<(SocketAddr, OwnedFd)>,
+) -> anyhow::Result<Vec<BoundListener>> {
+    let mut out = Vec::new();
+    for (i, fe) in state.frontends.iter().enumerate() {
+        if fe.conf.disabled {
+            continue;
+        }
+        for bind in &fe.conf.binds {
+            let socket = match inherited.iter().position(|(a, _)| *a == bind.addr) {
+                Some(at) => listener::adopt(inherited.swap_remove(at).1)?,
+                None => listener::open(bind).with_context(|| {
+                    format!(
+                        "[{}] : Starting {} {}: cannot bind socket [{}]",
+                        bind.place,
+                        fe.conf.kind.keyword(),
+                        fe.name,
+                        bind.spec
+                    )
+                })?,
+            };
+            out.push(BoundListener {
+                frontend: i,
+                addr: bind.addr,
+                socket,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Binds the runtime API sockets (replacing stale socket files).
+pub fn bind_clis(state: &State) -> anyhow::Result<Vec<BoundCli>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for conf in &state.config.global.stats_sockets {
+        let _ = std::fs::remove_file(&conf.path);
+        let socket = UnixListener::bind(&conf.path).with_context(|| {
+            format!(
+                "[{}] : cannot bind UNIX socket '{}'",
+                conf.place,
+                conf.path.display()
+            )
+        })?;
+        if let Some(mode) = conf.mode {
+            std::fs::set_permissions(&conf.path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot set mode of '{}'", conf.path.display()))?;
+        }
+        socket.set_nonblocking(true)?;
+        out.push(BoundCli {
+            conf: conf.clone(),
+            socket,
+        });
+    }
+    Ok(out)
+}
+
+/// How the process was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Running,
+    /// SIGUSR1: stop listening, finish the connections.
+    Soft,
+    /// SIGTERM/SIGINT: stop now.
+    Hard,
+}
+
+/// Runs until stopped. Must be called outside any tokio runtime (it builds them).
+///
+/// One single-threaded runtime per thread (`nbthread`, default: the CPU count), like
+/// HAProxy's threads: each accepts on every listener (a duplicate of the same socket, so a
+/// reload hands over one socket per address) and runs its connections to their end without
+/// cross-thread wake-ups. The first thread also runs checks, resolvers and the runtime API.
+pub fn run(prepared: Prepared) -> anyhow::Result<()> {
+    let threads = prepared
+        .state
+        .config
+        .global
+        .nbthread
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (stop_tx, stop_rx) = watch::channel(Stop::Running);
+    let shared = Shared {
+        global_slots: Arc::new(Semaphore::new(prepared.state.max_conns)),
+        frontend_slots: prepared
+            .state
+            .frontends
+            .iter()
+            .map(|f| Arc::new(Semaphore::new(f.conf.maxconn.unwrap_or(prepared.state.max_conns))))
+            .collect(),
+        stop: stop_rx,
+    };
+    for t in 1..threads {
+        let copies = prepared
+            .listeners
+            .iter()
+            .map(|l| Ok((l.frontend, l.socket.try_clone()?)))
+            .collect::<std::io::Result<Vec<_>>>()
+            .context("duplicating the listeners")?;
+        let (state, shared) = (prepared.state.clone(), shared.clone());
+        std::thread::Builder::new()
+            .name(format!("hapx-worker-{t}"))
+            .spawn(move || {
+                let Ok(rt) = single_runtime() else { return };
+                rt.block_on(async move {
+                    for (frontend, socket) in copies {
+                        if let Ok(socket) = tokio::net::TcpListener::from_std(socket) {
+                            spawn_accept(&state, &shared, frontend, socket);
+                        }
+                    }
+                    // Connections run here until the process exits.
+                    std::future::pending::<()>().await;
+                });
+            })
+            .context("starting a worker thread")?;
+    }
+    single_runtime()?.block_on(serve(prepared, shared, stop_tx))
+}
+
+fn single_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+/// What every thread's accept loops share.
+#[derive(Debug, Clone)]
+struct Shared {
+    global_slots: Arc<Semaphore>,
+    /// Per frontend (by index): its `maxconn`.
+    frontend_slots: Vec<Arc<Semaphore>>,
+    stop: watch::Receiver<Stop>,
+}
+
+fn spawn_accept(state: &Arc<State>, shared: &Shared, frontend: usize, socket: tokio::net::TcpListener) {
+    tokio::spawn(accept_loop(
+        state.clone(),
+        state.frontends[frontend].clone(),
+        socket,
+        shared.global_slots.clone(),
+        shared.frontend_slots[frontend].clone(),
+        shared.stop.clone(),
+    ));
+}
+
+async fn serve(prepared: Prepared, shared: Shared, stop_tx: watch::Sender<Stop>) -> anyhow::Result<()> {
+    let Prepared {
+        state,
+        listeners,
+        clis,
+    } = prepared;
+    let stop_tx = Arc::new(stop_tx);
+    let stop_rx = shared.stop.clone();
+    let mut raw_listeners = Vec::new();
+    for l in listeners {
+        let dup = l.socket.try_clone().context("duplicating a listener")?;
+        raw_listeners.push((l.addr, dup));
+        let socket = tokio::net::TcpListener::from_std(l.socket)?;
+        spawn_accept(&state, &shared, l.frontend, socket);
+    }
+    let handover = Arc::new(std::sync::Mutex::new(raw_listeners));
+    for cli in clis {
+        let socket = tokio::net::UnixListener::from_std(cli.socket)?;
+        tokio::spawn(api::serve(
+            state.clone(),
+            cli.conf,
+            socket,
+            handover.clone(),
+            stop_tx.clone(),
+        ));
+    }
+    checks::spawn_all(&state);
+    dns::spawn_all(&state);
+    let mut stop_rx2 = stop_rx.clone();
+    tokio::spawn(watch_signals(stop_tx.clone()));
+    loop {
+        stop_rx2.changed().await.ok();
+        let stop = *stop_rx2.borrow();
+        match stop {
+            Stop::Running => continue,
+            Stop::Hard => return Ok(()),
+            Stop::Soft => break,
+        }
+    }
+    state.stopping.store(true, Relaxed);
+    // Our copies of the listening sockets go too: a new process may hold them now.
+    handover.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let hard_stop = state.config.global.hard_stop_after;
+    let drained = async {
+        while state.cur_conns.load(Relaxed) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    match hard_stop {
+        Some(limit) => {
+            tokio::select! {
+                () = drained => {}
+                () = tokio::time::sleep(limit) => {}
+                _ = wait_hard(stop_rx2) => {}
+            }
+        }
+        None => {
+            tokio::select! {
+                () = drained => {}
+                _ = wait_hard(stop_rx2) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn wait_hard(mut rx: watch::Receiver<Stop>) {
+    while rx.changed().await.is_ok() {
+        if *rx.borrow() == Stop::Hard {
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+async fn watch_signals(stop: Arc<watch::Sender<Stop>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut usr1), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    loop {
+        let next = tokio::select! {
+            _ = usr1.recv() => Stop::Soft,
+            _ = term.recv() => Stop::Hard,
+            _ = int.recv() => Stop::Hard,
+        };
+        stop.send_replace(next);
+    }
+}
+
+async fn accept_loop(
+    state: Arc<State>,
+    fe: Arc<Frontend>,
+    socket: tokio::net::TcpListener,
+    global_slots: Arc<Semaphore>,
+    fe_slots: Arc<Semaphore>,
+    mut stop: watch::Receiver<Stop>,
+) {
+    let Ok(bound) = socket.local_addr() else { return };
+    let exact_local = fe
+        .backend
+        .as_ref()
+        .is_some_and(|b| b.servers.iter().any(|s| s.opts.send_proxy.is_some()));
+    loop {
+        let permits = tokio::select! {
+            p = async { (global_slots.clone().acquire_owned().await, fe_slots.clone().acquire_owned().await) } => p,
+            _ = stop.changed() => return,
+        };
+        let (Ok(g), Ok(f)) = permits else { return };
+        let accepted = tokio::select! {
+            a = socket.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (client, peer) = match accepted {
+            Ok(x) => x,
+            Err(_) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if fe.paused.load(Relaxed) {
+            continue;
+        }
+        let _ = client.set_nodelay(true);
+        // The listener's address gives the port; only a PROXY header needs the exact local
+        // address of a wildcard bind, which costs a getsockname(2).
+        let local = if exact_local { client.local_addr().unwrap_or(bound) } else { bound };
+        let (state, fe) = (state.clone(), fe.clone());
+        state.total_conns.fetch_add(1, Relaxed);
+        state.cur_conns.fetch_add(1, Relaxed);
+        tokio::spawn(async move {
+            match fe.conf.mode {
+                Mode::Tcp => session::serve_tcp(state.clone(), fe, client, peer, local).await,
+                Mode::Http => http::serve(state.clone(), fe, client, peer, local).await,
+            }
+            state.cur_conns.fetch_sub(1, Relaxed);
+            drop((g, f));
+        });
+    }
+}

@@ -1,0 +1,419 @@
+//! The running proxies: frontends, backends and servers with their live state and counters,
+//! shared between the connection tasks, the health checks, the resolvers, the stats page and
+//! the runtime API.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::model::{self, Balance, Mode, Proxy, ServerOptions};
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Traffic counters shared by frontends, backends and servers.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub cur: AtomicUsize,
+    pub max: AtomicUsize,
+    pub total: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub conn_errors: AtomicU64,
+    pub resp_errors: AtomicU64,
+    pub req_errors: AtomicU64,
+    pub retries: AtomicU64,
+    pub redispatches: AtomicU64,
+    pub denied_req: AtomicU64,
+    pub http_reqs: AtomicU64,
+    /// Responses by class: 1xx .. 5xx, other.
+    pub http_status: [AtomicU64; 6],
+}
+
+impl Counters {
+    /// Counts a new session; the returned guard ends it.
+    pub fn open(self: &Arc<Self>) -> SessionGuard {
+        let cur = self.cur.fetch_add(1, Relaxed) + 1;
+        self.max.fetch_max(cur, Relaxed);
+        self.total.fetch_add(1, Relaxed);
+        SessionGuard(self.clone())
+    }
+
+    pub fn count_status(&self, status: u16) {
+        let class = match status {
+            100..=599 => usize::from(status / 100 - 1),
+            _ => 5,
+        };
+        self.http_status[class].fetch_add(1, Relaxed);
+    }
+}
+
+/// Decrements the current-session count when dropped.
+#[derive(Debug)]
+pub struct SessionGuard(Arc<Counters>);
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.cur.fetch_sub(1, Relaxed);
+    }
+}
+
+/// What the operator said about a server (runtime API), apart from the checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admin {
+    Ready,
+    Drain,
+    Maint,
+}
+
+/// The last health check's outcome, as the stats page shows it.
+#[derive(Debug, Clone, Default)]
+pub struct CheckResult {
+    /// HAProxy's short status: L4OK, L4CON, L4TOUT, L7OK, L7STS, L7RSP, L7TOUT, L6OK ...
+    pub status: String,
+    pub code: Option<u16>,
+    pub duration_ms: Option<u64>,
+    pub desc: String,
+    /// When it finished (seconds since the epoch); 0 = never.
+    pub at: u64,
+}
+
+/// One server of a backend.
+#[derive(Debug)]
+pub struct Server {
+    pub id: usize,
+    pub name: String,
+    pub backend: String,
+    pub host: String,
+    /// `None`: the client's destination port.
+    pub port: Option<u16>,
+    pub opts: ServerOptions,
+    pub addr: RwLock<Option<IpAddr>>,
+    pub admin: Mutex<Admin>,
+    /// From health checks; always true when not checked.
+    pub up: AtomicBool,
+    /// HAProxy's health counter: 0..rise+fall-1, UP when >= rise.
+    pub health: AtomicU32,
+    /// Current user weight (`set server ... weight`).
+    pub weight: AtomicU32,
+    pub counters: Arc<Counters>,
+    pub check_failures: AtomicU64,
+    pub down_transitions: AtomicU64,
+    pub last_change: AtomicU64,
+    pub down_since: Mutex<Option<Instant>>,
+    pub downtime_secs: AtomicU64,
+    pub lb_total: AtomicU64,
+    pub check: Mutex<CheckResult>,
+}
+
+impl Server {
+    pub fn new(id: usize, backend: &str, s: &model::Server) -> Self {
+        let o = &s.opts;
+        let admin = if o.disabled {
+            Admin::Maint
+        } else {
+            Admin::Ready
+        };
+        Server {
+            id,
+            name: s.name.clone(),
+            backend: backend.into(),
+            host: s.host.clone(),
+            port: s.port,
+            opts: o.clone(),
+            addr: RwLock::new(s.addr),
+            admin: Mutex::new(admin),
+            up: AtomicBool::new(true),
+            health: AtomicU32::new(o.rise),
+            weight: AtomicU32::new(o.weight),
+            counters: Arc::default(),
+            check_failures: AtomicU64::new(0),
+            down_transitions: AtomicU64::new(0),
+            last_change: AtomicU64::new(now_secs()),
+            down_since: Mutex::new(None),
+            downtime_secs: AtomicU64::new(0),
+            lb_total: AtomicU64::new(0),
+            check: Mutex::new(CheckResult::default()),
+        }
+    }
+
+    pub fn admin(&self) -> Admin {
+        *self.admin.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_admin(&self, admin: Admin) {
+        *self.admin.lock().unwrap_or_else(|e| e.into_inner()) = admin;
+        self.last_change.store(now_secs(), Relaxed);
+    }
+
+    pub fn addr(&self) -> Option<IpAddr> {
+        *self.addr.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_addr(&self, ip: Option<IpAddr>) {
+        *self.addr.write().unwrap_or_else(|e| e.into_inner()) = ip;
+    }
+
+    /// The address to connect to for a client that connected to `dst_port`.
+    pub fn socket_addr(&self, dst_port: u16) -> Option<SocketAddr> {
+        self.addr()
+            .map(|ip| SocketAddr::new(ip, self.port.unwrap_or(dst_port)))
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+
+    /// May take new connections: an address, not in maintenance, checks passing.
+    pub fn usable(&self) -> bool {
+        self.addr().is_some() && self.admin() != Admin::Maint && self.is_up()
+    }
+
+    /// The weight the balancer uses: 0 when draining.
+    pub fn lb_weight(&self) -> u32 {
+        match self.admin() {
+            Admin::Ready => self.weight.load(Relaxed),
+            _ => 0,
+        }
+    }
+
+    pub fn has_free_slot(&self) -> bool {
+        self.opts
+            .maxconn
+            .is_none_or(|m| self.counters.cur.load(Relaxed) < m)
+    }
+
+    /// The status column of the stats page.
+    pub fn status(&self) -> String {
+        let health = self.health.load(Relaxed);
+        let (rise, fall) = (self.opts.rise, self.opts.fall);
+        match (self.admin(), self.addr()) {
+            (Admin::Maint, None) => return "MAINT (resolution)".into(),
+            (Admin::Maint, _) => return "MAINT".into(),
+            (_, None) => return "MAINT (resolution)".into(),
+            _ => {}
+        }
+        let draining = self.admin() == Admin::Drain;
+        if !self.opts.check {
+            return if draining { "DRAIN" } else { "no check" }.into();
+        }
+        if self.is_up() {
+            let base = if draining { "DRAIN" } else { "UP" };
+            if health < rise + fall - 1 {
+                format!("{base} {}/{fall}", health + 1 - rise)
+            } else {
+                base.into()
+            }
+        } else if health > 0 {
+            format!("DOWN {health}/{rise}")
+        } else {
+            "DOWN".into()
+        }
+    }
+
+    /// Records a check result; returns the new UP/DOWN state when it changed.
+    pub fn record_check(&self, ok: bool, result: CheckResult) -> Option<bool> {
+        let (rise, fall) = (self.opts.rise, self.opts.fall);
+        let health = self.health.load(Relaxed);
+        let was_up = self.is_up();
+        let health = if ok {
+            match health + 1 {
+                h if h >= rise => rise + fall - 1,
+                h => h,
+            }
+        } else {
+            self.check_failures.fetch_add(1, Relaxed);
+            if health > rise { health - 1 } else { 0 }
+        };
+        self.health.store(health, Relaxed);
+        *self.check.lock().unwrap_or_else(|e| e.into_inner()) = result;
+        let up = if was_up { health > 0 } else { health >= rise };
+        (up != was_up).then(|| {
+            self.set_up(up);
+            up
+        })
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, Relaxed);
+        self.last_change.store(now_secs(), Relaxed);
+        let mut since = self.down_since.lock().unwrap_or_else(|e| e.into_inner());
+        if up {
+            if let Some(t) = since.take() {
+                self.downtime_secs.fetch_add(t.elapsed().as_secs(), Relaxed);
+            }
+        } else {
+            self.down_transitions.fetch_add(1, Relaxed);
+            *since = Some(Instant::now());
+        }
+    }
+}
+
+/// A backend: its servers and how to pick one.
+#[derive(Debug)]
+pub struct Backend {
+    pub id: usize,
+    pub name: String,
+    pub mode: Mode,
+    pub balance: Balance,
+    pub conf: Proxy,
+    pub servers: Vec<Arc<Server>>,
+    pub counters: Arc<Counters>,
+    pub lb: Mutex<super::balance::LbState>,
+    pub logger: super::log::Logger,
+    pub down_transitions: AtomicU64,
+    pub last_change: AtomicU64,
+    /// Wakes connections queued because every server was at its `maxconn`.
+    pub slot_freed: tokio::sync::Notify,
+}
+
+impl Backend {
+    pub fn new(id: usize, conf: &Proxy) -> Self {
+        let servers: Vec<Arc<Server>> = conf
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Arc::new(Server::new(i + 1, &conf.name, s)))
+            .collect();
+        Backend {
+            id,
+            name: conf.name.clone(),
+            mode: conf.mode,
+            balance: conf.balance,
+            lb: Mutex::new(super::balance::LbState::new(servers.len())),
+            servers,
+            conf: conf.clone(),
+            logger: super::log::Logger::new(&conf.logs, None),
+            counters: Arc::default(),
+            down_transitions: AtomicU64::new(0),
+            last_change: AtomicU64::new(now_secs()),
+            slot_freed: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub fn server(&self, name: &str) -> Option<&Arc<Server>> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// Whether any server can take a connection (the backend's UP/DOWN).
+    pub fn is_up(&self) -> bool {
+        self.servers.iter().any(|s| s.usable())
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.servers
+            .iter()
+            .filter(|s| !s.opts.backup && s.usable())
+            .count()
+    }
+
+    pub fn backup_count(&self) -> usize {
+        self.servers
+            .iter()
+            .filter(|s| s.opts.backup && s.usable())
+            .count()
+    }
+}
+
+/// A frontend (or the frontend half of a listen).
+#[derive(Debug)]
+pub struct Frontend {
+    pub id: usize,
+    pub name: String,
+    pub conf: Proxy,
+    pub backend: Option<Arc<Backend>>,
+    pub counters: Arc<Counters>,
+    /// Paused by `disable frontend` or a soft stop.
+    pub paused: AtomicBool,
+    pub logger: super::log::Logger,
+}
+
+/// Everything the process runs.
+#[derive(Debug)]
+pub struct State {
+    pub config: model::Config,
+    pub frontends: Vec<Arc<Frontend>>,
+    pub backends: Vec<Arc<Backend>>,
+    pub started: Instant,
+    pub start_secs: u64,
+    pub pid: u32,
+    pub stopping: AtomicBool,
+    pub total_conns: AtomicU64,
+    pub cur_conns: AtomicUsize,
+    pub max_conns: usize,
+    pub failed_resolutions: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub splice: bool,
+}
+
+impl State {
+    /// Builds the runtime objects of a checked configuration.
+    pub fn new(config: model::Config) -> Self {
+        let mut backends = Vec::new();
+        let mut frontends = Vec::new();
+        for (i, p) in config.proxies.iter().enumerate() {
+            if p.kind.is_backend() {
+                backends.push(Arc::new(Backend::new(i + 2, p)));
+            }
+        }
+        for (i, p) in config.proxies.iter().enumerate() {
+            if !p.kind.is_frontend() {
+                continue;
+            }
+            let backend = match (&p.default_backend, p.kind) {
+                (Some((name, _)), _) => backends.iter().find(|b| &b.name == name).cloned(),
+                (None, model::ProxyKind::Listen) => {
+                    backends.iter().find(|b| b.name == p.name).cloned()
+                }
+                _ => None,
+            };
+            frontends.push(Arc::new(Frontend {
+                id: i + 2,
+                name: p.name.clone(),
+                conf: p.clone(),
+                backend,
+                counters: Arc::default(),
+                paused: AtomicBool::new(false),
+                logger: super::log::Logger::new(&p.logs, config.global.log_tag.as_deref()),
+            }));
+        }
+        let splice = !config.global.nosplice && std::env::var_os("HAPX_NO_SPLICE").is_none();
+        let max_conns = config.global.maxconn.unwrap_or(9985);
+        State {
+            config,
+            frontends,
+            backends,
+            started: Instant::now(),
+            start_secs: now_secs(),
+            pid: std::process::id(),
+            stopping: AtomicBool::new(false),
+            total_conns: AtomicU64::new(0),
+            cur_conns: AtomicUsize::new(0),
+            max_conns,
+            failed_resolutions: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            splice,
+        }
+    }
+
+    pub fn backend(&self, name: &str) -> Option<&Arc<Backend>> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+
+    pub fn frontend(&self, name: &str) -> Option<&Arc<Frontend>> {
+        self.frontends.iter().find(|f| f.name == name)
+    }
+
+    /// `backend/server` as the runtime API names it.
+    pub fn find_server(&self, spec: &str) -> Result<(&Arc<Backend>, &Arc<Server>), &'static str> {
+        let (b, s) = spec.split_once('/').ok_or("Require 'backend/server'.\n")?;
+        let backend = self.backend(b).ok_or("No such backend.\n")?;
+        let server = backend.server(s).ok_or("No such server.\n")?;
+        Ok((backend, server))
+    }
+}

@@ -1,0 +1,543 @@
+//! Statistics in HAProxy's formats: `show stat` CSV (the same 2.6 columns, in order), `show
+//! info`, `show servers state`, and the HTML stats page.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::state::{Admin, Backend, Counters, Frontend, Server, State, now_secs};
+use crate::config::model::Mode;
+
+/// HAProxy 2.6's `show stat` header line, column for column.
+pub const CSV_COLUMNS: &str = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status,-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,h2_headers_rcvd,h2_data_rcvd,h2_settings_rcvd,h2_rst_stream_rcvd,h2_goaway_rcvd,h2_detected_conn_protocol_errors,h2_detected_strm_protocol_errors,h2_rst_stream_resp,h2_goaway_resp,h2_open_connections,h2_backend_open_streams,h2_total_connections,h2_backend_total_streams,h1_open_connections,h1_open_streams,h1_total_connections,h1_total_streams,h1_bytes_in,h1_bytes_out,h1_spliced_bytes_in,h1_spliced_bytes_out,";
+
+/// One stats row: column name -> value (absent columns are empty).
+type Row = HashMap<&'static str, String>;
+
+fn traffic(row: &mut Row, c: &Counters) {
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed).to_string();
+    row.insert("scur", c.cur.load(Relaxed).to_string());
+    row.insert("smax", c.max.load(Relaxed).to_string());
+    row.insert("stot", get(&c.total));
+    row.insert("bin", get(&c.bytes_in));
+    row.insert("bout", get(&c.bytes_out));
+}
+
+fn http_counts(row: &mut Row, c: &Counters) {
+    for (i, col) in [
+        "hrsp_1xx",
+        "hrsp_2xx",
+        "hrsp_3xx",
+        "hrsp_4xx",
+        "hrsp_5xx",
+        "hrsp_other",
+    ]
+    .iter()
+    .enumerate()
+    {
+        row.insert(col, c.http_status[i].load(Relaxed).to_string());
+    }
+    row.insert("req_tot", c.http_reqs.load(Relaxed).to_string());
+}
+
+fn frontend_row(state: &State, fe: &Frontend) -> Row {
+    let mut row = Row::new();
+    let c = &fe.counters;
+    row.insert("pxname", fe.name.clone());
+    row.insert("svname", "FRONTEND".into());
+    traffic(&mut row, c);
+    row.insert(
+        "slim",
+        fe.conf.maxconn.unwrap_or(state.max_conns).to_string(),
+    );
+    row.insert("dreq", c.denied_req.load(Relaxed).to_string());
+    row.insert("dresp", "0".into());
+    row.insert("ereq", c.req_errors.load(Relaxed).to_string());
+    let open = !fe.paused.load(Relaxed) && !state.stopping.load(Relaxed);
+    row.insert("status", if open { "OPEN" } else { "STOP" }.into());
+    common(&mut row, fe.id, 0, 0);
+    row.insert("mode", fe.conf.mode.as_str().into());
+    row.insert("conn_tot", c.total.load(Relaxed).to_string());
+    if fe.conf.mode == Mode::Http {
+        http_counts(&mut row, c);
+    }
+    row
+}
+
+fn common(row: &mut Row, iid: usize, sid: usize, kind: u8) {
+    row.insert("pid", "1".into());
+    row.insert("iid", iid.to_string());
+    row.insert("sid", sid.to_string());
+    row.insert("type", kind.to_string());
+    for col in ["rate", "rate_max"] {
+        row.insert(col, "0".into());
+    }
+}
+
+fn server_row(be: &Backend, s: &Server) -> Row {
+    let mut row = Row::new();
+    let c = &s.counters;
+    row.insert("pxname", be.name.clone());
+    row.insert("svname", s.name.clone());
+    for col in ["qcur", "qmax", "dresp", "eresp"] {
+        row.insert(col, "0".into());
+    }
+    traffic(&mut row, c);
+    row.insert(
+        "slim",
+        s.opts.maxconn.map(|m| m.to_string()).unwrap_or_default(),
+    );
+    row.insert("econ", c.conn_errors.load(Relaxed).to_string());
+    row.insert("wretr", c.retries.load(Relaxed).to_string());
+    row.insert("wredis", c.redispatches.load(Relaxed).to_string());
+    row.insert("status", s.status());
+    row.insert("weight", s.lb_weight().to_string());
+    row.insert("act", u8::from(!s.opts.backup).to_string());
+    row.insert("bck", u8::from(s.opts.backup).to_string());
+    let since = now_secs().saturating_sub(s.last_change.load(Relaxed));
+    row.insert("lastchg", since.to_string());
+    common(&mut row, be.id, s.id, 2);
+    row.insert("lbtot", s.lb_total.load(Relaxed).to_string());
+    if s.opts.check {
+        let chk = s.check.lock().map(|c| c.clone()).unwrap_or_default();
+        row.insert("chkfail", s.check_failures.load(Relaxed).to_string());
+        row.insert("chkdown", s.down_transitions.load(Relaxed).to_string());
+        row.insert("downtime", downtime(s).to_string());
+        row.insert("check_status", chk.status.clone());
+        row.insert(
+            "check_code",
+            chk.code.map(|c| c.to_string()).unwrap_or_default(),
+        );
+        row.insert(
+            "check_duration",
+            chk.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+        );
+        row.insert("last_chk", chk.desc.clone());
+        row.insert("check_desc", chk.desc);
+        row.insert("check_rise", s.opts.rise.to_string());
+        row.insert("check_fall", s.opts.fall.to_string());
+        row.insert("check_health", s.health.load(Relaxed).to_string());
+    }
+    let port = s.port.map(|p| p.to_string()).unwrap_or_default();
+    row.insert(
+        "addr",
+        s.addr()
+            .map(|ip| match ip {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+                v4 => format!("{v4}:{port}"),
+            })
+            .unwrap_or_default(),
+    );
+    row.insert("mode", be.mode.as_str().into());
+    row.insert("iweight", s.opts.weight.to_string());
+    row.insert("uweight", s.weight.load(Relaxed).to_string());
+    if be.mode == Mode::Http {
+        http_counts(&mut row, c);
+    }
+    row
+}
+
+fn downtime(s: &Server) -> u64 {
+    let current = s
+        .down_since
+        .lock()
+        .ok()
+        .and_then(|d| d.map(|t| t.elapsed().as_secs()))
+        .unwrap_or(0);
+    s.downtime_secs.load(Relaxed) + current
+}
+
+fn backend_row(state: &State, be: &Backend) -> Row {
+    let mut row = Row::new();
+    let c = &be.counters;
+    row.insert("pxname", be.name.clone());
+    row.insert("svname", "BACKEND".into());
+    for col in ["qcur", "qmax", "dreq", "dresp", "eresp"] {
+        row.insert(col, "0".into());
+    }
+    traffic(&mut row, c);
+    row.insert(
+        "slim",
+        be.conf.maxconn.unwrap_or(state.max_conns / 10).to_string(),
+    );
+    row.insert("econ", c.conn_errors.load(Relaxed).to_string());
+    row.insert("wretr", c.retries.load(Relaxed).to_string());
+    row.insert("wredis", c.redispatches.load(Relaxed).to_string());
+    row.insert("status", if be.is_up() { "UP" } else { "DOWN" }.into());
+    let usable = |backup: bool| {
+        be.servers
+            .iter()
+            .filter(move |s| s.opts.backup == backup && s.usable())
+    };
+    let active_weight: u32 = usable(false).map(|s| s.lb_weight()).sum();
+    let weight = if active_weight > 0 {
+        active_weight
+    } else {
+        usable(true).map(|s| s.lb_weight()).sum()
+    };
+    row.insert("weight", weight.to_string());
+    row.insert("act", be.active_count().to_string());
+    row.insert("bck", be.backup_count().to_string());
+    row.insert("chkdown", be.down_transitions.load(Relaxed).to_string());
+    row.insert(
+        "lastchg",
+        now_secs()
+            .saturating_sub(be.last_change.load(Relaxed))
+            .to_string(),
+    );
+    row.insert("downtime", "0".into());
+    common(&mut row, be.id, 0, 1);
+    let lbtot: u64 = be.servers.iter().map(|s| s.lb_total.load(Relaxed)).sum();
+    row.insert("lbtot", lbtot.to_string());
+    row.insert("mode", be.mode.as_str().into());
+    row.insert("algo", be.balance.as_str().into());
+    if be.mode == Mode::Http {
+        http_counts(&mut row, c);
+    }
+    row
+}
+
+/// Every row in HAProxy's order: per proxy, frontend, servers, backend.
+fn rows(state: &State) -> Vec<Row> {
+    let mut out = Vec::new();
+    for p in &state.config.proxies {
+        if let Some(fe) = state.frontends.iter().find(|f| f.name == p.name) {
+            out.push(frontend_row(state, fe));
+        }
+        if let Some(be) = state.backends.iter().find(|b| b.name == p.name) {
+            out.extend(be.servers.iter().map(|s| server_row(be, s)));
+            out.push(backend_row(state, be));
+        }
+    }
+    out
+}
+
+/// `show stat` / `;csv`: the header and one line per row, then an empty line.
+pub fn csv(state: &State) -> String {
+    let columns: Vec<&str> = CSV_COLUMNS.trim_start_matches("# ").split(',').collect();
+    let mut out = String::from(CSV_COLUMNS);
+    out.push('\n');
+    for row in rows(state) {
+        for col in &columns {
+            if !col.is_empty() {
+                out.push_str(row.get(col).map_or("", |v| v.as_str()));
+                out.push(',');
+            }
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+fn uptime(secs: u64) -> String {
+    format!(
+        "{}d {}h{:02}m{:02}s",
+        secs / 86400,
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+fn open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if rc == 0 { lim.rlim_cur } else { 0 }
+}
+
+/// `show info`: HAProxy's `Name: value` lines.
+pub fn info(state: &State) -> String {
+    let up = state.started.elapsed().as_secs();
+    let (pipes_used, pipes_free) = super::forward::pipe_counts();
+    let ulimit = open_files_limit();
+    let node = state.config.global.node.clone().unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default()
+    });
+    let listeners: usize = state.frontends.iter().map(|f| f.conf.binds.len()).sum();
+    let threads = state
+        .config
+        .global
+        .nbthread
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cum_req: u64 = state
+        .frontends
+        .iter()
+        .map(|f| f.counters.http_reqs.load(Relaxed))
+        .sum();
+    let lines: Vec<(&str, String)> = vec![
+        ("Name", "hapx-proxy".into()),
+        ("Version", env!("CARGO_PKG_VERSION").into()),
+        ("Release_date", "".into()),
+        ("Nbthread", threads.to_string()),
+        ("Nbproc", "1".into()),
+        ("Process_num", "1".into()),
+        ("Pid", state.pid.to_string()),
+        ("Uptime", uptime(up)),
+        ("Uptime_sec", up.to_string()),
+        ("Memmax_MB", "0".into()),
+        ("PoolAlloc_MB", "0".into()),
+        ("PoolUsed_MB", "0".into()),
+        ("PoolFailed", "0".into()),
+        ("Ulimit-n", ulimit.to_string()),
+        ("Maxsock", ulimit.to_string()),
+        ("Maxconn", state.max_conns.to_string()),
+        ("Hard_maxconn", state.max_conns.to_string()),
+        ("CurrConns", state.cur_conns.load(Relaxed).to_string()),
+        ("CumConns", state.total_conns.load(Relaxed).to_string()),
+        ("CumReq", cum_req.to_string()),
+        ("MaxSslConns", "0".into()),
+        ("CurrSslConns", "0".into()),
+        ("CumSslConns", "0".into()),
+        ("Maxpipes", "0".into()),
+        ("PipesUsed", pipes_used.to_string()),
+        ("PipesFree", pipes_free.to_string()),
+        ("ConnRate", "0".into()),
+        ("ConnRateLimit", "0".into()),
+        ("MaxConnRate", "0".into()),
+        ("SessRate", "0".into()),
+        ("SessRateLimit", "0".into()),
+        ("MaxSessRate", "0".into()),
+        ("Tasks", "0".into()),
+        ("Run_queue", "0".into()),
+        ("Idle_pct", "100".into()),
+        ("node", node),
+        (
+            "Stopping",
+            u8::from(state.stopping.load(Relaxed)).to_string(),
+        ),
+        (
+            "Jobs",
+            (state.cur_conns.load(Relaxed) + listeners).to_string(),
+        ),
+        ("Unstoppable Jobs", "0".into()),
+        ("Listeners", listeners.to_string()),
+        ("ActivePeers", "0".into()),
+        ("ConnectedPeers", "0".into()),
+        ("DroppedLogs", "0".into()),
+        ("BusyPolling", "0".into()),
+        (
+            "FailedResolutions",
+            state.failed_resolutions.load(Relaxed).to_string(),
+        ),
+        ("TotalBytesOut", state.bytes_out.load(Relaxed).to_string()),
+        (
+            "TotalSplicdedBytesOut",
+            if state.splice {
+                state.bytes_out.load(Relaxed)
+            } else {
+                0
+            }
+            .to_string(),
+        ),
+        ("BytesOutRate", "0".into()),
+        ("DebugCommandsIssued", "0".into()),
+        ("CumRecvLogs", "0".into()),
+        ("Build info", env!("CARGO_PKG_VERSION").into()),
+        ("Start_time_sec", state.start_secs.to_string()),
+        ("Tainted", "0".into()),
+    ];
+    let mut out = String::new();
+    for (k, v) in lines {
+        let _ = writeln!(out, "{k}: {v}");
+    }
+    out.push('\n');
+    out
+}
+
+/// `show servers state [backend]`: HAProxy's version-1 format.
+pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String> {
+    if let Some(name) = only {
+        if state.backend(name).is_none() {
+            return Err(format!("Can't find backend '{name}'.\n"));
+        }
+    }
+    let mut out = String::from(
+        "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n",
+    );
+    for be in state
+        .backends
+        .iter()
+        .filter(|b| only.is_none_or(|n| n == b.name))
+    {
+        for s in &be.servers {
+            let op = match (s.usable(), s.is_up()) {
+                (true, _) => 2,
+                (false, true) => 0,
+                (false, false) => 0,
+            };
+            let admin = match s.admin() {
+                Admin::Ready => 0,
+                Admin::Maint => 1,
+                Admin::Drain => 8,
+            };
+            let check_state = if s.opts.check { 6 } else { 0 };
+            let result = match (s.opts.check, s.is_up()) {
+                (false, _) => 0,
+                (true, true) => 3,
+                (true, false) => 2,
+            };
+            let fqdn = if s.host.parse::<std::net::IpAddr>().is_ok() {
+                "-".to_string()
+            } else {
+                s.host.clone()
+            };
+            let _ = writeln!(
+                out,
+                "{} {} {} {} {} {op} {admin} {} {} {} {} {result} {} {check_state} 0 0 0 {fqdn} {} - 0 {} - - 0",
+                be.id,
+                be.name,
+                s.id,
+                s.name,
+                s.addr().map_or("-".to_string(), |a| a.to_string()),
+                s.weight.load(Relaxed),
+                s.opts.weight,
+                now_secs().saturating_sub(s.last_change.load(Relaxed)),
+                if s.opts.check { 6 } else { 1 },
+                s.health.load(Relaxed),
+                s.port.unwrap_or(0),
+                s.opts.check_port.unwrap_or(0),
+            );
+        }
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn row_class(s: &Server) -> &'static str {
+    let backup = s.opts.backup;
+    let status = s.status();
+    match (backup, status.as_str()) {
+        (_, st) if st.starts_with("MAINT") => "maintain",
+        (false, "no check") => "active_no_check",
+        (true, "no check") => "backup_no_check",
+        (false, st) if st.starts_with("DRAIN") => "active_draining",
+        (true, st) if st.starts_with("DRAIN") => "backup_draining",
+        (false, "UP") => "active_up",
+        (true, "UP") => "backup_up",
+        (false, st) if st.starts_with("UP ") => "active_going_down",
+        (true, st) if st.starts_with("UP ") => "backup_going_down",
+        (false, st) if st.starts_with("DOWN ") => "active_going_up",
+        (true, st) if st.starts_with("DOWN ") => "backup_going_up",
+        (false, _) => "active_down",
+        (true, _) => "backup_down",
+    }
+}
+
+const STYLE: &str = "body { font-family: arial, helvetica, sans-serif; font-size: 12px; font-weight: normal; color: black; background: white;}
+th,td { font-size: 10px;}
+h1 { font-size: x-large; margin-bottom: 0.5em;}
+h3 { font-family: helvetica, arial; font-size: 16px; font-weight: bold; color: #b00040; background: #e8e8d0; margin-top: 0em; margin-bottom: 0em;}
+.titre {background: #20D0D0;color: #000000; font-weight: bold; text-align: center;}
+.frontend {background: #e8e8d0;}
+.backend {background: #e8e8d0;}
+.active_down {background: #ff9090;}
+.active_going_up {background: #ffd020;}
+.active_going_down {background: #ffffa0;}
+.active_up {background: #c0ffc0;}
+.active_draining {background: #20a0FF;}
+.active_no_check {background: #e0e0e0;}
+.backup_down {background: #ff9090;}
+.backup_going_up {background: #ff80ff;}
+.backup_going_down {background: #c060ff;}
+.backup_up {background: #b0d0ff;}
+.backup_draining {background: #cc9900;}
+.backup_no_check {background: #e0e0e0;}
+.maintain {background: #c07820;}
+table.tbl { border-collapse: collapse; border-style: none;}
+table.tbl td { text-align: right; border-width: 1px 1px 1px 1px; border-style: solid solid solid solid; padding: 2px 3px; border-color: gray; white-space: nowrap;}
+table.tbl th { border-width: 1px; border-style: solid solid solid solid; border-color: gray;}
+table.tbl th.pxname { background: #b00040; color: #ffff40; font-weight: bold; border-style: solid solid none solid; padding: 2px 3px; white-space: nowrap;}
+";
+
+/// The HTML stats page; `hide_version` drops the version, `uri` is the page's own prefix.
+pub fn html(state: &State, hide_version: bool, refresh: Option<u64>, uri: &str) -> String {
+    let mut o = String::with_capacity(16 * 1024);
+    let _ = write!(
+        o,
+        "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\"\n\"http://www.w3.org/TR/html4/loose.dtd\">\n<html><head><title>Statistics Report for HAProxy</title>\n<meta http-equiv=\"content-type\" content=\"text/html; charset=iso-8859-1\">\n<style type=\"text/css\"><!--\n{STYLE}--></style></head>\n<body><h1>hapx-proxy</h1>\n"
+    );
+    let version = if hide_version {
+        String::new()
+    } else {
+        format!(" version {}", env!("CARGO_PKG_VERSION"))
+    };
+    let up = state.started.elapsed().as_secs();
+    let _ = write!(
+        o,
+        "<h3>&gt; General process information</h3>\n<p>hapx-proxy{version}, pid = {}, uptime = {}<br>\ncurrent conns = {}; maxconn = {}; total conns = {}{}</p>\n<p><a href=\"{}\">CSV export</a></p>\n",
+        state.pid,
+        uptime(up),
+        state.cur_conns.load(Relaxed),
+        state.max_conns,
+        state.total_conns.load(Relaxed),
+        refresh
+            .map(|r| format!("; refresh = {r}s"))
+            .unwrap_or_default(),
+        esc(&format!(
+            "{};csv",
+            uri.trim_end_matches('/').to_string() + "/"
+        ))
+    );
+    for p in &state.config.proxies {
+        let fe = state.frontends.iter().find(|f| f.name == p.name);
+        let be = state.backends.iter().find(|b| b.name == p.name);
+        let _ = write!(
+            o,
+            "<table class=\"tbl\" width=\"100%\">\n<tr class=\"titre\"><th class=\"pxname\" width=\"10%\"><a name=\"{0}\"></a>{0}</th><th colspan=\"14\"></th></tr>\n<tr class=\"titre\"><th></th><th>Cur</th><th>Max</th><th>Limit</th><th>Total</th><th>LbTot</th><th>In</th><th>Out</th><th>Conn errors</th><th>Retries</th><th>Redispatches</th><th>Status</th><th>LastChk</th><th>Wght</th><th>Act</th><th>Bck</th><th>Chk</th><th>Dwn</th><th>Dwntme</th></tr>\n",
+            esc(&p.name)
+        );
+        let mut line = |class: &str, row: &Row| {
+            let g = |c: &str| esc(row.get(c).map_or("", |v| v.as_str()));
+            let _ = writeln!(
+                o,
+                "<tr class=\"{class}\"><td class=\"ac\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"ac\">{}</td><td class=\"ac\">{} {}</td><td class=\"ac\">{}</td><td class=\"ac\">{}</td><td class=\"ac\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                g("svname"),
+                g("scur"),
+                g("smax"),
+                g("slim"),
+                g("stot"),
+                g("lbtot"),
+                g("bin"),
+                g("bout"),
+                g("econ"),
+                g("wretr"),
+                g("wredis"),
+                g("status"),
+                g("check_status"),
+                g("check_code"),
+                g("weight"),
+                g("act"),
+                g("bck"),
+                g("chkfail"),
+                g("chkdown"),
+                g("downtime")
+            );
+        };
+        if let Some(fe) = fe {
+            line("frontend", &frontend_row(state, fe));
+        }
+        if let Some(be) = be {
+            for s in &be.servers {
+                line(row_class(s), &server_row(be, s));
+            }
+            line("backend", &backend_row(state, be));
+        }
+        o.push_str("</table><p>\n");
+    }
+    o.push_str("</body>\n</html>\n");
+    o
+}

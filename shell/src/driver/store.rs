@@ -1,0 +1,175 @@
+//! The driver's side of the file CIB: reading it, and read-modify-write updates of the status
+//! section under the same lock (`<cib>.lock`) and with the same atomic write as the shell's
+//! commits, so a `crm configure` commit and a recorded operation never lose each other.
+//!
+//! Status updates bump `num_updates`, as Pacemaker's CIB manager does, so that a shell session
+//! that loaded the CIB before an update sees that the CIB moved and refuses its commit rather
+//! than writing back a stale status section. Changes to the configuration (the driver adding
+//! its own node) bump `epoch`, as any configuration change does.
+
+use std::cell::Cell;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use hapx_cib::xml::Document;
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::backend::{Version, empty_cib, write_atomically};
+
+/// Why the CIB could not be read or updated.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a CIB: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Which version counter an update moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bump {
+    /// A status change: `num_updates` + 1.
+    Status,
+    /// A configuration change: `epoch` + 1, `num_updates` back to 0.
+    Config,
+}
+
+/// Identifies one written state of the file: a new write (a rename) changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stamp {
+    ino: u64,
+    mtime_ns: i128,
+    len: u64,
+}
+
+/// The CIB file the driver works on.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub path: PathBuf,
+    /// The stamp of this store's last write, taken while still holding the lock.
+    written: Cell<Stamp>,
+    /// The stamp of the file as the last update found it, before changing it.
+    found: Cell<Stamp>,
+}
+
+impl Store {
+    pub fn new(path: impl Into<PathBuf>) -> Store {
+        Store {
+            path: path.into(),
+            written: Cell::new(Stamp::default()),
+            found: Cell::new(Stamp::default()),
+        }
+    }
+
+    /// The stamp of the file as the last [`Store::update`] found it (under the lock, before
+    /// its change): comparing it with the stamp of the CIB a caller last read tells whether
+    /// someone else wrote in between, even when the update then wrote over it.
+    pub fn found_by_last_update(&self) -> Stamp {
+        self.found.get()
+    }
+
+    /// The stamp of the file right after this store last wrote it.
+    pub fn last_written(&self) -> Stamp {
+        self.written.get()
+    }
+
+    fn io(&self, path: &Path, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// The shell's lock: `<cib>.lock` (see `backend::FileCib`).
+    fn lock(&self) -> Result<Flock<File>, StoreError> {
+        let mut lock = self.path.clone().into_os_string();
+        lock.push(".lock");
+        let lock = PathBuf::from(lock);
+        if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| self.io(dir, e))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|e| self.io(&lock, e))?;
+        Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, errno)| self.io(&lock, std::io::Error::from(errno)))
+    }
+
+    fn read_unlocked(&self) -> Result<Document, StoreError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let doc = empty_cib();
+                write_atomically(&self.path, &doc.to_xml()).map_err(|e| self.io(&self.path, e))?;
+                return Ok(doc);
+            }
+            Err(e) => return Err(self.io(&self.path, e)),
+        };
+        let doc = Document::parse(&text).map_err(|e| StoreError::Invalid {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        if doc.root.name != "cib" {
+            return Err(StoreError::Invalid {
+                path: self.path.clone(),
+                message: format!("the root element is <{}>, not <cib>", doc.root.name),
+            });
+        }
+        Ok(doc)
+    }
+
+    /// The CIB as it is now (an empty one is created when the file does not exist).
+    pub fn load(&self) -> Result<Document, StoreError> {
+        let _lock = self.lock()?;
+        self.read_unlocked()
+    }
+
+    /// Applies `change` to the current CIB and writes the result, all under the lock. When
+    /// `change` returns `None`, nothing is written.
+    pub fn update<R>(
+        &self,
+        bump: Bump,
+        change: impl FnOnce(&mut Document) -> Option<R>,
+    ) -> Result<Option<R>, StoreError> {
+        let _lock = self.lock()?;
+        self.found.set(self.stamp());
+        let mut doc = self.read_unlocked()?;
+        let Some(result) = change(&mut doc) else {
+            return Ok(None);
+        };
+        let mut v = Version::of(&doc.root);
+        match bump {
+            Bump::Status => v.num_updates += 1,
+            Bump::Config => {
+                v.epoch += 1;
+                v.num_updates = 0;
+            }
+        }
+        doc.root.set_attr("epoch", v.epoch.to_string());
+        doc.root.set_attr("num_updates", v.num_updates.to_string());
+        doc.root.set_attr("admin_epoch", v.admin_epoch.to_string());
+        write_atomically(&self.path, &doc.to_xml()).map_err(|e| self.io(&self.path, e))?;
+        self.written.set(self.stamp());
+        Ok(Some(result))
+    }
+
+    /// The file's current stamp (the default one when it does not exist).
+    pub fn stamp(&self) -> Stamp {
+        match std::fs::metadata(&self.path) {
+            Ok(m) => Stamp {
+                ino: m.ino(),
+                mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+                len: m.len(),
+            },
+            Err(_) => Stamp::default(),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The binary's crm entry points: piped scripts, `-f FILE`, one-shot commands, a terminal.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::backend::Backend;
+use crate::session::{Level, Session};
+
+/// How a crm run ended: the process exit status.
+pub fn exit_code(session: &Session) -> std::process::ExitCode {
+    if session.errors() == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
+
+fn new_session(level: Level, interactive: bool) -> Session {
+    let mut session = Session::new(Backend::detect(), level, interactive);
+    session.stream = true;
+    session
+}
+
+/// `hapx configure [CMD...]` (and `hapx` alone): a one-shot command, else stdin as a script or,
+/// on a terminal, an interactive session.
+pub fn crm(level: Level, args: &[String]) -> Result<std::process::ExitCode> {
+    if !args.is_empty() {
+        let mut session = new_session(Level::Top, false);
+        let mut tokens = Vec::new();
+        if level == Level::Configure {
+            tokens.push("configure".to_string());
+        }
+        tokens.extend(args.iter().cloned());
+        session.run_tokens(&tokens);
+        return Ok(exit_code(&session));
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let mut session = new_session(level, true);
+        interactive(&mut session)?;
+        return Ok(exit_code(&session));
+    }
+    let mut script = String::new();
+    stdin
+        .lock()
+        .read_to_string(&mut script)
+        .context("reading the crm script from stdin")?;
+    let mut session = new_session(level, false);
+    session.run_script(&script);
+    Ok(exit_code(&session))
+}
+
+/// A top-level command given as arguments: `hapx status`, `hapx resource stop vip`.
+pub fn top(word: &str, args: &[String]) -> Result<std::process::ExitCode> {
+    let mut session = new_session(Level::Top, false);
+    let mut tokens = vec![word.to_string()];
+    tokens.extend(args.iter().cloned());
+    session.run_tokens(&tokens);
+    Ok(exit_code(&session))
+}
+
+/// `hapx -f FILE`: the file as a script at the top level.
+pub fn file(path: &Path) -> Result<std::process::ExitCode> {
+    let script =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut session = new_session(Level::Top, false);
+    session.run_script(&script);
+    Ok(exit_code(&session))
+}
+
+/// The prompt crmsh shows: `crm(live/HOST)configure# `.
+pub fn prompt(level: Level) -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("crm(live/{host}){}# ", level.name())
+}
+
+/// A session on a terminal.
+fn interactive(session: &mut Session) -> Result<()> {
+    crate::interactive::run(session)
+}

@@ -1,0 +1,463 @@
+//! Harness for the proxy's tests: real processes and sockets on loopback.
+//!
+//! - [`Proxy`]: a running `hapx-proxy` (or `haproxy`) on a configuration text, stopped on drop.
+//! - [`NamedServer`]: a TCP server that answers each connection with its name (and optionally
+//!   holds it open), counting connections; stopped on drop.
+//! - [`HttpServer`]: a tiny HTTP/1.1 keep-alive server answering with its name and the request's
+//!   `X-Forwarded-For`.
+//! - [`DnsResponder`]: a UDP DNS server on loopback answering A queries from a table the test
+//!   changes.
+//! - [`cli`], [`ask`], [`http_get`]: talking to the runtime API, to a TCP frontend, over HTTP.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
+/// A fresh directory for one test's files.
+pub fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hapx-proxy-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// Whether some socket listens on `addr`'s port (from /proc/net/tcp{,6}), without
+/// connecting: a probe connection would count as traffic through the proxy.
+pub fn is_listening(addr: SocketAddr) -> bool {
+    let port = format!(":{:04X} ", addr.port());
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                let mut w = l.split_whitespace();
+                let local = w.nth(1).unwrap_or_default();
+                let state = w.nth(1).unwrap_or_default();
+                state == "0A" && format!("{local} ").ends_with(&port)
+            })
+        })
+    })
+}
+
+/// A running proxy process.
+#[derive(Debug)]
+pub struct Proxy {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Proxy {
+    /// Starts `hapx-proxy -db -f CONFIG` in the foreground and waits until `ready` accepts.
+    pub fn start(dir: &Path, name: &str, config: &str, ready: SocketAddr) -> Proxy {
+        Self::start_with(
+            crate::bins::path("hapx-proxy"),
+            dir,
+            name,
+            config,
+            ready,
+            &[],
+        )
+    }
+
+    /// Same with another binary (HAProxy) and extra arguments.
+    pub fn start_with(
+        binary: PathBuf,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        ready: SocketAddr,
+        extra: &[String],
+    ) -> Proxy {
+        let path = dir.join(format!("{name}.cfg"));
+        std::fs::write(&path, config).expect("writing the configuration");
+        let child = Command::new(binary)
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the proxy");
+        let proxy = Proxy {
+            child,
+            dir: dir.to_path_buf(),
+            config: path,
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || is_listening(ready)),
+            "the proxy did not listen on {ready}"
+        );
+        proxy
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `sig` to the process.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig);
+    }
+
+    /// Waits for the process to exit, at most `timeout`; its exit status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A TCP server that writes `NAME\n` to each connection, then holds it for `hold` (or until
+/// the client closes) before closing.
+#[derive(Debug)]
+pub struct NamedServer {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub accepted: Arc<AtomicUsize>,
+    pub open: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl NamedServer {
+    pub fn start(name: &str, ip: Ipv4Addr, hold: Duration) -> NamedServer {
+        Self::start_on(name, SocketAddr::from((ip, 0)), hold)
+    }
+
+    pub fn start_on(name: &str, addr: SocketAddr, hold: Duration) -> NamedServer {
+        let listener = TcpListener::bind(addr).expect("binding a test server");
+        let addr = listener.local_addr().expect("its address");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, o, s, n) = (
+            accepted.clone(),
+            open.clone(),
+            stop.clone(),
+            name.to_string(),
+        );
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                a.fetch_add(1, Ordering::SeqCst);
+                o.fetch_add(1, Ordering::SeqCst);
+                let (o, n) = (o.clone(), n.clone());
+                thread::spawn(move || {
+                    let _ = conn.write_all(format!("{n}\n").as_bytes());
+                    let _ = conn.set_read_timeout(Some(hold.max(Duration::from_millis(1))));
+                    let mut buf = [0u8; 4096];
+                    // Echo what the client sends until it closes or `hold` passes quietly.
+                    while let Ok(k) = conn.read(&mut buf) {
+                        if k == 0 || conn.write_all(&buf[..k]).is_err() {
+                            break;
+                        }
+                    }
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        NamedServer {
+            name: name.into(),
+            addr,
+            accepted,
+            open,
+            stop,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Drop for NamedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+    }
+}
+
+/// Connects to a TCP frontend and reads the first line (the server's name); "" on failure.
+pub fn ask(addr: SocketAddr) -> String {
+    let Ok(conn) = TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
+        return String::new();
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut line = String::new();
+    let _ = BufReader::new(conn).read_line(&mut line);
+    line.trim().to_string()
+}
+
+/// Counts which server answered `n` connections.
+pub fn tally(addr: SocketAddr, n: usize) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for _ in 0..n {
+        *out.entry(ask(addr)).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Runs one runtime API command on the UNIX socket at `path`; the whole answer.
+pub fn cli(path: &Path, command: &str) -> String {
+    let mut s = UnixStream::connect(path).expect("connecting to the stats socket");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(format!("{command}\n").as_bytes())
+        .expect("sending the command");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// One row of `show stat` CSV, as column -> value, for `proxy`/`server`.
+pub fn stat_row(csv: &str, proxy: &str, server: &str) -> Option<HashMap<String, String>> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&proxy) && f.get(1) == Some(&server))
+        .map(|f| {
+            header
+                .iter()
+                .zip(f)
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+}
+
+/// A raw HTTP exchange: sends `request` bytes, reads until the peer closes or `timeout`.
+pub fn http_raw(addr: SocketAddr, request: &[u8], timeout: Duration) -> String {
+    let mut s = TcpStream::connect(addr).expect("connecting");
+    s.set_read_timeout(Some(timeout)).ok();
+    s.write_all(request).expect("sending");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// GET `path` with `Connection: close` and optional Basic credentials: (status, head, body).
+pub fn http_get(addr: SocketAddr, path: &str, basic: Option<&str>) -> (u16, String, String) {
+    let auth = basic
+        .map(|b| format!("Authorization: Basic {}\r\n", base64(b.as_bytes())))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n");
+    let raw = http_raw(addr, req.as_bytes(), Duration::from_secs(5));
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A minimal HTTP/1.1 server: answers every request with `NAME` as body and echoes the
+/// request's X-Forwarded-For in an `x-seen-xff` header; keeps connections alive.
+#[derive(Debug)]
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    pub requests: Arc<AtomicUsize>,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl HttpServer {
+    pub fn start(name: &str) -> HttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding");
+        let addr = listener.local_addr().expect("address");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (r, c, name) = (requests.clone(), connections.clone(), name.to_string());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                c.fetch_add(1, Ordering::SeqCst);
+                let (r, name) = (r.clone(), name.clone());
+                thread::spawn(move || serve_http(conn, &name, &r));
+            }
+        });
+        HttpServer {
+            addr,
+            requests,
+            connections,
+        }
+    }
+}
+
+fn serve_http(conn: TcpStream, name: &str, requests: &AtomicUsize) {
+    let mut writer = conn.try_clone().expect("clone");
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut xff = String::new();
+        let mut length = 0usize;
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':') {
+                match n.to_ascii_lowercase().as_str() {
+                    "x-forwarded-for" => xff = v.trim().to_string(),
+                    "content-length" => length = v.trim().parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        requests.fetch_add(1, Ordering::SeqCst);
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-seen-xff: {xff}\r\n\r\n{name}",
+            name.len()
+        );
+        if writer.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A DNS server on 127.0.0.1 answering A queries from `records` (name -> IPv4); unknown
+/// names get NXDOMAIN.
+#[derive(Debug)]
+pub struct DnsResponder {
+    pub addr: SocketAddr,
+    pub records: Arc<Mutex<HashMap<String, Ipv4Addr>>>,
+    pub queries: Arc<AtomicUsize>,
+}
+
+impl DnsResponder {
+    pub fn start() -> DnsResponder {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("binding the DNS responder");
+        let addr = sock.local_addr().expect("address");
+        let records: Arc<Mutex<HashMap<String, Ipv4Addr>>> = Arc::default();
+        let queries = Arc::new(AtomicUsize::new(0));
+        let (r, q) = (records.clone(), queries.clone());
+        thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                q.fetch_add(1, Ordering::SeqCst);
+                if let Some(resp) = answer(&buf[..n], &r.lock().expect("records")) {
+                    let _ = sock.send_to(&resp, from);
+                }
+            }
+        });
+        DnsResponder {
+            addr,
+            records,
+            queries,
+        }
+    }
+
+    pub fn set(&self, name: &str, ip: Option<Ipv4Addr>) {
+        let mut r = self.records.lock().expect("records");
+        match ip {
+            Some(ip) => r.insert(name.to_string(), ip),
+            None => r.remove(name),
+        };
+    }
+}
+
+fn answer(q: &[u8], records: &HashMap<String, Ipv4Addr>) -> Option<Vec<u8>> {
+    if q.len() < 12 {
+        return None;
+    }
+    let mut at = 12;
+    let mut labels = Vec::new();
+    while *q.get(at)? != 0 {
+        let len = usize::from(q[at]);
+        labels.push(String::from_utf8_lossy(q.get(at + 1..at + 1 + len)?).to_string());
+        at += 1 + len;
+    }
+    let qtype = u16::from_be_bytes([*q.get(at + 1)?, *q.get(at + 2)?]);
+    let question_end = at + 5;
+    let name = labels.join(".");
+    let mut r = q[..question_end].to_vec();
+    r[2] = 0x81;
+    r[3] = 0x80;
+    r[6] = 0;
+    r[7] = 0;
+    r[8..12].fill(0);
+    match records.get(&name) {
+        None => r[3] = 0x83,
+        Some(ip) if qtype == 1 => {
+            r[7] = 1;
+            r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4]);
+            r.extend_from_slice(&ip.octets());
+        }
+        Some(_) => {}
+    }
+    Some(r)
+}

@@ -1,0 +1,299 @@
+//! `hapx-proxy -c` against `haproxy -c` on the same files: the seed's configuration, broken
+//! ones, environment variables, several files and directories; and the parser fuzzed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hapx_tests::{bins, proxy::temp_dir, require};
+
+const HAPROXY: &str = "/usr/sbin/haproxy";
+
+/// (exit code, the `[file:line]` places named on stderr, stderr).
+fn check(binary: &Path, files: &[&Path], env: &[(&str, &str)]) -> (i32, Vec<String>, String) {
+    let mut cmd = Command::new(binary);
+    cmd.arg("-c");
+    for f in files {
+        cmd.arg("-f").arg(f);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running the checker");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut places: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| {
+            let start = l.find('[')? + 1;
+            let rest = &l[start..];
+            // Skip the "[WARNING]"/"[ALERT]" prefix: places contain a colon and a line number.
+            let rest = &rest[rest.find('[').map_or(0, |i| i + 1)..];
+            let end = rest.find(']')?;
+            let place = &rest[..end];
+            place
+                .rsplit_once(':')
+                .filter(|(_, n)| n.parse::<u32>().is_ok())
+                .map(|_| place.to_string())
+        })
+        .collect();
+    places.sort();
+    places.dedup();
+    (out.status.code().unwrap_or(-1), places, stderr)
+}
+
+fn hapx() -> PathBuf {
+    bins::path("hapx-proxy")
+}
+
+fn seed() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/seed/haproxy.cfg");
+    std::env::var_os("HAPX_SEED_DIR").map_or(root, |d| PathBuf::from(d).join("haproxy.cfg"))
+}
+
+#[test]
+fn seed_configuration_checks_like_haproxy() {
+    let seed = seed();
+    if !require::path(
+        "seed_configuration_checks_like_haproxy",
+        &seed,
+        "the seed's haproxy.cfg",
+    ) || !require::path(
+        "seed_configuration_checks_like_haproxy",
+        Path::new(HAPROXY),
+        "HAProxy",
+    ) {
+        return;
+    }
+    let ours = check(&hapx(), &[&seed], &[]);
+    let theirs = check(Path::new(HAPROXY), &[&seed], &[]);
+    assert_eq!(ours.0, 0, "{}", ours.2);
+    assert_eq!(theirs.0, 0, "{}", theirs.2);
+    assert_eq!(
+        ours.1, theirs.1,
+        "warnings at different places:\nours:\n{}\nHAProxy:\n{}",
+        ours.2, theirs.2
+    );
+    assert!(
+        ours.2
+            .contains("'option httplog' not usable with frontend 'kubernetes-apiserver-https'")
+    );
+}
+
+#[test]
+fn errors_name_the_same_places_as_haproxy() {
+    if !require::path(
+        "errors_name_the_same_places_as_haproxy",
+        Path::new(HAPROXY),
+        "HAProxy",
+    ) {
+        return;
+    }
+    let dir = temp_dir("cfg-errors");
+    let cases = [
+        "global\n  foo bar\n",
+        "defaults\n  mode tcp\n  timeout clinet 3s\n",
+        "frontend f\n  bind 127.0.0.1:1\n  balanse roundrobin\n  timeout client 1s\n",
+        "backend b\n  server s1 127.0.0.1:1 chek\n",
+        "frontend f\n  bind 127.0.0.1:1\n  default_backend nowhere\n  timeout client 1s\n",
+        "listen l\n  bind 127.0.0.1:1\n  mode tcp\n  balance nonsense\n",
+        "global\n  maxconn 'unterminated\n",
+        "defaults\n  mode foo\n",
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        let file = dir.join(format!("case{i}.cfg"));
+        std::fs::write(&file, text).unwrap();
+        let ours = check(&hapx(), &[&file], &[]);
+        let theirs = check(Path::new(HAPROXY), &[&file], &[]);
+        assert_eq!(
+            theirs.0, 1,
+            "HAProxy accepted case {i}:\n{text}\n{}",
+            theirs.2
+        );
+        assert_eq!(ours.0, 1, "hapx accepted case {i}:\n{text}\n{}", ours.2);
+        assert!(!ours.1.is_empty(), "case {i}: no file:line in\n{}", ours.2);
+        // Every place HAProxy names, hapx names too (hapx also names places HAProxy leaves
+        // out, e.g. the line of a default_backend that does not exist).
+        assert!(
+            theirs.1.iter().all(|p| ours.1.contains(p)),
+            "case {i}:\n{text}\nours:\n{}\nHAProxy:\n{}",
+            ours.2,
+            theirs.2
+        );
+    }
+}
+
+#[test]
+fn unknown_keyword_suggests_and_unimplemented_warns() {
+    let dir = temp_dir("cfg-suggest");
+    let file = dir.join("a.cfg");
+    std::fs::write(&file, "defaults\n  mode tcp\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\nfrontend f\n  bind 127.0.0.1:1\n  balanse roundrobin\n").unwrap();
+    let (code, _, err) = check(&hapx(), &[&file], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("parsing [{}:8] : unknown keyword 'balanse' in 'frontend' section; did you mean 'balance' maybe ?", file.display())), "{err}");
+    std::fs::write(&file, "defaults\n  mode tcp\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\nfrontend f\n  bind 127.0.0.1:1\n  acl bad src 10.0.0.0/8\n  default_backend b\nbackend b\n  server s 127.0.0.1:2 slowstart 10s\n").unwrap();
+    let (code, _, err) = check(&hapx(), &[&file], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "[{}:8] : 'acl' is not implemented by hapx",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "[{}:11] : server option 'slowstart' is not implemented",
+            file.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn environment_variables_and_several_files() {
+    let dir = temp_dir("cfg-env");
+    let conf_d = dir.join("conf.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    std::fs::write(dir.join("main.cfg"), "global\n  maxconn \"${MAXCONN}\"\ndefaults\n  mode tcp\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n").unwrap();
+    std::fs::write(
+        conf_d.join("10-fe.cfg"),
+        "frontend f\n  bind 127.0.0.1:$PORT\n  default_backend b\n",
+    )
+    .unwrap();
+    std::fs::write(
+        conf_d.join("20-be.cfg"),
+        "backend b\n  server s \"${ADDR}\":1\n",
+    )
+    .unwrap();
+    std::fs::write(conf_d.join("ignored.txt"), "this is not configuration\n").unwrap();
+    let env = [("MAXCONN", "100"), ("PORT", "8080"), ("ADDR", "127.0.0.1")];
+    let (code, _, err) = check(&hapx(), &[&dir.join("main.cfg"), &conf_d], &env);
+    assert_eq!(code, 0, "{err}");
+    // Without PORT the bind address has no port: an error naming the file and line.
+    let (code, places, err) = check(
+        &hapx(),
+        &[&dir.join("main.cfg"), &conf_d],
+        &[("MAXCONN", "100"), ("ADDR", "127.0.0.1")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        places,
+        [format!("{}:2", conf_d.join("10-fe.cfg").display())],
+        "{err}"
+    );
+    if require::path(
+        "environment_variables_and_several_files",
+        Path::new(HAPROXY),
+        "HAProxy",
+    ) {
+        let (theirs, _, herr) = check(Path::new(HAPROXY), &[&dir.join("main.cfg"), &conf_d], &env);
+        assert_eq!(theirs, 0, "{herr}");
+    }
+}
+
+#[test]
+fn model_of_the_seed() {
+    let seed = seed();
+    if !require::path("model_of_the_seed", &seed, "the seed's haproxy.cfg") {
+        return;
+    }
+    let (config, diags) = hapx_proxy::config::load(&[seed]);
+    assert!(!diags.has_errors());
+    let g = &config.global;
+    assert!(g.daemon);
+    assert_eq!(g.user.as_deref(), Some("haproxy"));
+    assert_eq!(g.stats_sockets[0].mode, Some(0o660));
+    let fe = config.proxy("kubernetes-apiserver-https").unwrap();
+    assert_eq!(fe.binds[0].addr.port(), 6443);
+    assert_eq!(fe.mode.as_str(), "tcp");
+    let be = config.backend("kubernetes-master-nodes").unwrap();
+    assert_eq!(be.servers.len(), 3);
+    assert_eq!(be.servers[0].opts.fall, 3);
+    assert_eq!(be.servers[0].opts.resolvers.as_deref(), Some("dns"));
+    assert!(be.options.tcp_check);
+    let stats = config.proxy("stats").unwrap();
+    assert_eq!(
+        stats.stats.auth,
+        [("admin".to_string(), "admin".to_string())]
+    );
+    assert!(stats.stats.hide_version);
+    let dns = config.resolvers("dns").unwrap();
+    assert_eq!(dns.nameservers[0].1.to_string(), "192.168.4.1:53");
+    assert_eq!(dns.hold("valid").as_secs(), 10);
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    const WORDS: &[&str] = &[
+        "global",
+        "defaults",
+        "frontend f",
+        "backend b",
+        "listen l",
+        "resolvers r",
+        "bind",
+        "*:80",
+        "server s",
+        "127.0.0.1:1",
+        "check",
+        "inter",
+        "fall",
+        "rise",
+        "timeout",
+        "client",
+        "5s",
+        "option",
+        "httpchk",
+        "tcp-check",
+        "expect",
+        "string",
+        "stats",
+        "auth",
+        "a:b",
+        "mode",
+        "http",
+        "tcp",
+        "balance",
+        "leastconn",
+        "\"",
+        "'",
+        "\\",
+        "$X",
+        "${Y",
+        "#",
+        ".if",
+        ".endif",
+        "1",
+        "nameserver",
+        "n",
+        "hold",
+        "valid",
+        "default_backend",
+        "errorfile",
+        "400",
+        "weight",
+        "300",
+        "-1",
+        "",
+        "\t",
+        "log",
+        "global",
+        "local0",
+        "init-addr",
+        "none,libc",
+        "from",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn parser_never_panics(lines in proptest::collection::vec(
+            proptest::collection::vec(proptest::sample::select(WORDS), 0..6), 0..25),
+            noise in ".{0,40}") {
+            let mut text: String = lines.iter().map(|l| l.join(" ")).collect::<Vec<_>>().join("\n");
+            text.push('\n');
+            text.push_str(&noise);
+            let _ = hapx_proxy::config::load_text("fuzz.cfg", &text, &|_| None);
+        }
+    }
+}
