@@ -62,6 +62,8 @@ CFG
 }
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+TCK=$(getconf CLK_TCK)
+cpu_ms() { awk -v t="$TCK" '{printf "%d", ($14 + $15) * 1000 / t}' "/proc/$1/stat"; }
 
 iperf_gbps() {
   iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -J 2>/dev/null |
@@ -101,10 +103,17 @@ for round in $(seq "$ROUNDS"); do
   for name in direct haproxy hapx; do
     if [ $name = direct ]; then tcp=$WEB ip=$IPERF http=$WEB; else
       tcp=${PORT[$name]} ip=$((${PORT[$name]} + 1)) http=$((${PORT[$name]} + 2)); fi
+    pid=${PID[$name]:-}
     best $name,gbps "$(iperf_gbps $ip)" max
-    best $name,conn "$(connrate $tcp)" max
+    c0=$([ -n "$pid" ] && cpu_ms $pid || echo 0)
+    conn=$(connrate $tcp); best $name,conn "$conn" max
+    c1=$([ -n "$pid" ] && cpu_ms $pid || echo 0)
+    [ -n "$pid" ] && best $name,conncpu "$(python3 -c "print(round(($c1-$c0)*1000/($conn*$SECS),1))")" min
     best $name,p99 "$(p99 $tcp)" min
-    best $name,rps "$(wrk_rps $http)" max
+    c0=$([ -n "$pid" ] && cpu_ms $pid || echo 0)
+    rps=$(wrk_rps $http); best $name,rps "$rps" max
+    c1=$([ -n "$pid" ] && cpu_ms $pid || echo 0)
+    [ -n "$pid" ] && best $name,rpscpu "$(python3 -c "print(round(($c1-$c0)*1000/($rps*$SECS),2))")" min
   done
 done
 for name in haproxy hapx; do R[$name,rss]=$(idle_rss "${PORT[$name]}" ${PID[$name]}); done
@@ -118,6 +127,10 @@ row "p99 latency @5000 req/s (us)"    "${R[haproxy,p99]}"  "${R[hapx,p99]}"  "${
 row "RSS idle (kB)"                   "${R[haproxy,rss0]}" "${R[hapx,rss0]}" -
 row "RSS, 5000 idle conns (kB)"       "${R[haproxy,rss]}"  "${R[hapx,rss]}"  -
 row "HTTP req/s (wrk -c64)"           "${R[haproxy,rps]}"  "${R[hapx,rps]}"  "${R[direct,rps]}"
+row "proxy CPU ms / 1000 short conns" "${R[haproxy,conncpu]}" "${R[hapx,conncpu]}" -
+row "proxy CPU ms / 1000 HTTP reqs"   "${R[haproxy,rpscpu]}"  "${R[hapx,rpscpu]}"  -
 echo
-echo "Goals: hapx/HAP >= 1.2 for throughput and connection rate; <= 1.0 for p99 and RSS."
+echo "Goals: hapx/HAP >= 1.2 for throughput and connection rate; <= 1.0 for p99, RSS and CPU."
+echo "(Load generator, servers and both proxies share the CPUs: rates are bounded by the whole"
+echo " machine; the CPU rows show what each proxy itself spends.)"
 echo "Best of $ROUNDS alternating rounds on a $(nproc)-core machine (load average: $(cut -d' ' -f1 /proc/loadavg) at the end)."

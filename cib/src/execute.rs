@@ -26,15 +26,14 @@ pub struct Synapse {
 /// The transition graph, in Pacemaker's synapse order.
 pub fn graph(t: &Transition) -> Vec<Synapse> {
     let mut order: Vec<usize> = Vec::new();
-    for r in 0..t.status.resources.len() {
-        let mut ids: Vec<usize> = t
-            .actions
-            .iter()
-            .filter(|a| a.rsc == Some(r) && t.in_graph(a))
-            .map(|a| a.id)
-            .collect();
-        ids.reverse();
-        order.extend(ids);
+    for &r in &t.order {
+        order.extend(
+            t.by_rsc[r]
+                .iter()
+                .rev()
+                .copied()
+                .filter(|&a| t.in_graph(&t.actions[a])),
+        );
     }
     let mut others: Vec<usize> = t
         .actions
@@ -63,6 +62,29 @@ pub fn graph(t: &Transition) -> Vec<Synapse> {
         .collect()
 }
 
+/// The order in which the graph's actions run when every action succeeds.
+pub fn execution_order(t: &Transition) -> Vec<usize> {
+    let synapses = graph(t);
+    let mut done = vec![false; t.actions.len()];
+    let mut fired = vec![false; synapses.len()];
+    let mut order = Vec::new();
+    loop {
+        let mut any = false;
+        for (i, s) in synapses.iter().enumerate() {
+            if fired[i] || !s.inputs.iter().all(|&x| done[x]) {
+                continue;
+            }
+            fired[i] = true;
+            any = true;
+            done[s.action] = true;
+            order.push(s.action);
+        }
+        if !any {
+            return order;
+        }
+    }
+}
+
 /// The operation key Pacemaker gives an action (`rsc1_start_0`, `load_stopped_node1`).
 pub fn action_key(t: &Transition, a: &Action) -> String {
     match (&a.task, a.rsc) {
@@ -70,6 +92,7 @@ pub fn action_key(t: &Transition, a: &Action) -> String {
             format!("load_stopped_{}", node_name(t, a.node))
         }
         (Task::Fence(op), _) => format!("stonith-{}-{}", node_name(t, a.node), op),
+        (Task::Cancel(i), Some(r)) => format!("{}_monitor_{i}", t.status.resources[r].id),
         (task, Some(r)) => format!(
             "{}_{}_{}",
             t.status.resources[r].id,
@@ -84,7 +107,8 @@ pub fn action_key(t: &Transition, a: &Action) -> String {
 }
 
 fn node_name(t: &Transition, n: Option<usize>) -> String {
-    n.map(|n| t.status.nodes[n].uname.clone()).unwrap_or_default()
+    n.map(|n| t.status.nodes[n].uname.clone())
+        .unwrap_or_default()
 }
 
 /// Runs the transition: the lines `crm_simulate` prints under "Executing Cluster Transition"
@@ -124,7 +148,11 @@ pub fn execute_with(
             match failure {
                 Some(f) => {
                     // Pacemaker numbers actions from 1.
-                    lines.push(format!("Pretending action {} failed with rc={}", a.id + 1, f.rc));
+                    lines.push(format!(
+                        "Pretending action {} failed with rc={}",
+                        a.id + 1,
+                        f.rc
+                    ));
                     let mut failed = a.clone();
                     failed.target_rc = f.rc;
                     record_result(t, &failed, &mut doc, a.target_rc);
@@ -153,6 +181,10 @@ fn describe(t: &Transition, a: &Action) -> String {
         (Task::Shutdown, _) => format!("Cluster action:  do_shutdown on {node}"),
         (Task::ClearFailcount, Some(r)) => format!(
             "Cluster action:  clear_failcount for {} on {node}",
+            t.status.resources[r].id
+        ),
+        (Task::Cancel(i), Some(r)) => format!(
+            "Resource action: {:<15} cancel={i} on {node}",
             t.status.resources[r].id
         ),
         (Task::Monitor(i), Some(r)) if *i > 0 => format!(
@@ -193,7 +225,10 @@ fn record_result(t: &Transition, a: &Action, doc: &mut Document, expected: i32) 
                 .children
                 .retain(|c| !matches!(c, Node::Element(e) if e.name == "lrm" || e.name == "transient_attributes"));
         }
-        (Task::Start | Task::Stop | Task::Monitor(_) | Task::MigrateTo | Task::MigrateFrom, Some(r)) => {
+        (
+            Task::Start | Task::Stop | Task::Monitor(_) | Task::MigrateTo | Task::MigrateFrom,
+            Some(r),
+        ) => {
             let p = &t.status.configs[r];
             let state = node_state(doc, &node.id, &node.uname);
             let resources = state
@@ -230,16 +265,7 @@ fn record_result(t: &Transition, a: &Action, doc: &mut Document, expected: i32) 
                 .unwrap_or(0)
                 .max(0)
                 + 1;
-            let transition = entry
-                .children_named("lrm_rsc_op")
-                .filter_map(|o| {
-                    o.attr("transition-key")
-                        .and_then(|k| k.split(':').nth(1))
-                        .and_then(|v| v.parse::<i64>().ok())
-                })
-                .max()
-                .unwrap_or(0)
-                + 1;
+            // crm_simulate records its results under transition -1.
             let interval = match a.task {
                 Task::Monitor(i) => i,
                 _ => 0,
@@ -252,8 +278,11 @@ fn record_result(t: &Transition, a: &Action, doc: &mut Document, expected: i32) 
             let mut op = Element::new("lrm_rsc_op")
                 .with_attr("id", op_id.clone())
                 .with_attr("operation", a.task.name())
-                .with_attr("operation_key", format!("{}_{}_{interval}", p.id, a.task.name()))
-                .with_attr("transition-key", format!("0:{transition}:{expected}:hapx-simulate"))
+                .with_attr(
+                    "operation_key",
+                    format!("{}_{}_{interval}", p.id, a.task.name()),
+                )
+                .with_attr("transition-key", format!("0:-1:{expected}:hapx-simulate"))
                 .with_attr("call-id", call_id.to_string())
                 .with_attr("rc-code", a.target_rc.to_string())
                 .with_attr("op-status", if a.target_rc == expected { "0" } else { "4" })
@@ -304,10 +333,17 @@ fn record_failcount(t: &Transition, a: &Action, doc: &mut Document, now: i64) ->
         .and_then(|e| e.attr("value"))
         .map(crate::score::parse_plain)
         .unwrap_or(0);
-    set_attribute(set, &name, &crate::score::to_text(crate::score::add(count, 1)));
+    set_attribute(
+        set,
+        &name,
+        &crate::score::to_text(crate::score::add(count, 1)),
+    );
     set_attribute(set, &format!("last-failure-{key}"), &now.to_string());
     vec![
-        format!("  * Injecting attribute {name}=value++ into /node_state '{}'", node.id),
+        format!(
+            "  * Injecting attribute {name}=value++ into /node_state '{}'",
+            node.id
+        ),
         format!(
             "  * Injecting attribute last-failure-{key}={now} into /node_state '{}'",
             node.id

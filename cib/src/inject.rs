@@ -7,7 +7,9 @@ use crate::xml::{Document, Element, Node};
 /// Why a what-if change cannot be applied.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum InjectError {
-    #[error("operation spec '{0}': expected RSC_TASK_INTERVAL@NODE=RC (e.g. rsc1_monitor_0@node1=7)")]
+    #[error(
+        "operation spec '{0}': expected RSC_TASK_INTERVAL@NODE=RC (e.g. rsc1_monitor_0@node1=7)"
+    )]
     BadSpec(String),
     #[error("operation spec '{spec}': no resource named '{rsc}' in the configuration")]
     UnknownResource { spec: String, rsc: String },
@@ -84,8 +86,14 @@ fn node_id(doc: &Document, uname: &str) -> String {
 /// does for a node it has not heard of).
 pub fn node_state<'d>(doc: &'d mut Document, uname: &str) -> &'d mut Element {
     let id = node_id(doc, uname);
-    let nodes = doc.root.child_or_insert("configuration").child_or_insert("nodes");
-    if !nodes.children_named("node").any(|n| n.attr("uname") == Some(uname)) {
+    let nodes = doc
+        .root
+        .child_or_insert("configuration")
+        .child_or_insert("nodes");
+    if !nodes
+        .children_named("node")
+        .any(|n| n.attr("uname") == Some(uname))
+    {
         nodes.children.push(Node::Element(
             Element::new("node")
                 .with_attr("id", id.clone())
@@ -111,7 +119,14 @@ pub fn node_state<'d>(doc: &'d mut Document, uname: &str) -> &'d mut Element {
     }
 }
 
-fn set_membership(doc: &mut Document, uname: &str, in_ccm: &str, crmd: &str, join: &str, expected: &str) {
+fn set_membership(
+    doc: &mut Document,
+    uname: &str,
+    in_ccm: &str,
+    crmd: &str,
+    join: &str,
+    expected: &str,
+) {
     let state = node_state(doc, uname);
     state.set_attr("uname", uname);
     state.set_attr("in_ccm", in_ccm);
@@ -152,7 +167,9 @@ pub fn op_inject(doc: &mut Document, spec: &OpSpec, now: i64) -> Result<(), Inje
         0
     };
     let state = node_state(doc, &spec.node);
-    let resources = state.child_or_insert("lrm").child_or_insert("lrm_resources");
+    let resources = state
+        .child_or_insert("lrm")
+        .child_or_insert("lrm_resources");
     let pos = resources.children.iter().position(
         |c| matches!(c, Node::Element(e) if e.name == "lrm_resource" && e.id() == Some(p.id.as_str())),
     );
@@ -219,7 +236,10 @@ pub fn op_inject(doc: &mut Document, spec: &OpSpec, now: i64) -> Result<(), Inje
             crate::score::add(count, 1)
         };
         set_nvpair(attrs, &name, &crate::score::to_text(count));
-        let last = format!("last-failure-{}#{}_{}", spec.rsc, spec.task, spec.interval_ms);
+        let last = format!(
+            "last-failure-{}#{}_{}",
+            spec.rsc, spec.task, spec.interval_ms
+        );
         set_nvpair(attrs, &last, &now.to_string());
     }
     Ok(())

@@ -205,7 +205,7 @@ impl ClusterOptions {
             placement_strategy: text("placement-strategy", "default"),
             node_health_strategy: text("node-health-strategy", "none"),
             health,
-            concurrent_fencing: flag("concurrent-fencing", true),
+            concurrent_fencing: flag("concurrent-fencing", false),
             default_stickiness: attrs
                 .get("default-resource-stickiness")
                 .map(score::parse_plain),
@@ -254,6 +254,20 @@ pub struct Primitive {
     pub utilization: Attrs,
     pub ops: Vec<OpConfig>,
     pub line: u32,
+    /// The group this primitive is a member of.
+    pub group: Option<String>,
+}
+
+/// A group: members that run together, started in order and stopped in reverse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub members: Vec<String>,
+    /// Members run on the same node (meta `collocated`, default true).
+    pub collocated: bool,
+    /// Members start one after the other (meta `ordered`, default true).
+    pub ordered: bool,
+    pub line: u32,
 }
 
 impl Primitive {
@@ -280,6 +294,124 @@ pub struct Location {
     pub role: Option<String>,
     pub discovery: Option<String>,
     pub line: u32,
+}
+
+/// A location constraint whose nodes come from rules (`<rsc_location><rule ...>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleLocation {
+    pub id: String,
+    pub rsc: String,
+    pub role: Option<String>,
+    pub rules: Vec<Rule>,
+    pub line: u32,
+}
+
+/// A rule over node attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub id: String,
+    /// The score a matching node gets: fixed, or read from a node attribute.
+    pub score: RuleScore,
+    /// `boolean-op="and"` (default) or `"or"`.
+    pub and: bool,
+    pub role: Option<String>,
+    pub expressions: Vec<Expression>,
+}
+
+/// Where a rule's score comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleScore {
+    Fixed(i32),
+    Attribute(String),
+}
+
+/// `<expression attribute= operation= value= type=>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expression {
+    pub attribute: String,
+    pub operation: String,
+    pub value: Option<String>,
+    pub kind: Option<String>,
+}
+
+impl Expression {
+    /// Whether the expression holds for a node whose attribute has value `actual`
+    /// (Pacemaker's `accept_attr_expr`).
+    pub fn accepts(&self, actual: Option<&str>) -> bool {
+        let op = self.operation.to_ascii_lowercase();
+        match op.as_str() {
+            "defined" => return actual.is_some(),
+            "not_defined" => return actual.is_none(),
+            _ => {}
+        }
+        let expected = self.value.as_deref();
+        let cmp = compare_values(actual, expected, self.kind.as_deref(), &op);
+        match op.as_str() {
+            "eq" => cmp == std::cmp::Ordering::Equal,
+            "ne" => cmp != std::cmp::Ordering::Equal,
+            _ if actual.is_none() || expected.is_none() => false,
+            "lt" => cmp.is_lt(),
+            "lte" => cmp.is_le(),
+            "gt" => cmp.is_gt(),
+            "gte" => cmp.is_ge(),
+            _ => false,
+        }
+    }
+}
+
+/// `compare_attr_expr_vals`: typed comparison, falling back to strings when parsing fails.
+fn compare_values(
+    l: Option<&str>,
+    r: Option<&str>,
+    kind: Option<&str>,
+    op: &str,
+) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (l, r) = match (l, r) {
+        (Some(l), Some(r)) => (l, r),
+        (None, None) => return Ordering::Equal,
+        (Some(_), None) => return Ordering::Greater,
+        (None, Some(_)) => return Ordering::Less,
+    };
+    let kind = match kind {
+        Some(k) => k.to_ascii_lowercase(),
+        None if matches!(op, "lt" | "lte" | "gt" | "gte") => {
+            if l.contains('.') || r.contains('.') {
+                "number".into()
+            } else {
+                "integer".into()
+            }
+        }
+        None => "string".into(),
+    };
+    let strings = || l.to_ascii_lowercase().cmp(&r.to_ascii_lowercase());
+    match kind.as_str() {
+        "integer" => match (leading_int(l), leading_int(r)) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            _ => strings(),
+        },
+        "number" => match (l.trim().parse::<f64>(), r.trim().parse::<f64>()) {
+            (Ok(a), Ok(b)) => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+            _ => strings(),
+        },
+        "version" => {
+            let parts =
+                |v: &str| -> Vec<i64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+            parts(l).cmp(&parts(r))
+        }
+        _ => strings(),
+    }
+}
+
+/// C's `strtoll` leading integer, None when there are no digits.
+fn leading_int(t: &str) -> Option<i64> {
+    let t = t.trim_start();
+    let end = t
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
+        .map(|(i, _)| i)
+        .unwrap_or(t.len());
+    t[..end].parse().ok()
 }
 
 /// `rsc_colocation` between two resources.
@@ -324,9 +456,11 @@ pub struct Cib {
     pub doc: Document,
     pub options: ClusterOptions,
     pub nodes: Vec<NodeConfig>,
-    /// Primitives in configuration order.
+    /// Primitives in configuration order (group members in their group's place).
     pub primitives: Vec<Primitive>,
+    pub groups: Vec<Group>,
     pub locations: Vec<Location>,
+    pub rule_locations: Vec<RuleLocation>,
     pub colocations: Vec<Colocation>,
     pub orders: Vec<Order>,
     pub op_defaults: Attrs,
@@ -368,18 +502,21 @@ impl Cib {
         };
         let nodes = read_nodes(root, config, &mut unsupported)?;
         let mut primitives = Vec::new();
+        let mut groups = Vec::new();
         if let Some(resources) = config.child("resources") {
             for rsc in resources.elements() {
                 match rsc.name.as_str() {
-                    "primitive" => primitives.push(read_primitive(
+                    "primitive" => {
+                        primitives.push(read_primitive(root, rsc, &rsc_defaults, &mut unsupported)?)
+                    }
+                    "group" => groups.push(read_group(
                         root,
                         rsc,
                         &rsc_defaults,
+                        &mut primitives,
                         &mut unsupported,
                     )?),
-                    "group" | "clone" | "master" | "bundle" | "template" => {
-                        unsupported.push(describe(rsc))
-                    }
+                    "clone" | "master" | "bundle" | "template" => unsupported.push(describe(rsc)),
                     _ => {}
                 }
             }
@@ -393,7 +530,9 @@ impl Cib {
         let mut options = options;
         if options.no_quorum_policy == NoQuorumPolicy::Suicide {
             // Suicide needs fencing, and quorum once (or the panic flag) to mean anything.
-            let panic = root.attr("no-quorum-panic").is_some_and(|v| v.trim() != "0");
+            let panic = root
+                .attr("no-quorum-panic")
+                .is_some_and(|v| v.trim() != "0");
             if !options.stonith_enabled || !(panic || have_quorum) {
                 options.no_quorum_policy = NoQuorumPolicy::Stop;
             }
@@ -402,7 +541,9 @@ impl Cib {
             options,
             nodes,
             primitives,
+            groups,
             locations: Vec::new(),
+            rule_locations: Vec::new(),
             colocations: Vec::new(),
             orders: Vec::new(),
             op_defaults,
@@ -423,22 +564,23 @@ impl Cib {
         self.primitives.iter().find(|p| p.id == id)
     }
 
-    fn resource_exists(&self, id: &str) -> bool {
-        // Resources nested in groups or clones are not in `primitives` but may be referenced.
-        self.primitive(id).is_some() || self.doc_resource_exists(id)
-    }
-
-    fn doc_resource_exists(&self, id: &str) -> bool {
-        self.doc
+    fn read_constraints(&mut self, constraints: &Element) -> Result<(), ModelError> {
+        // Every resource id, nested ones (in groups or clones) included.
+        let ids: std::collections::HashSet<String> = self
+            .doc
             .root
             .path(&["configuration", "resources"])
-            .is_some_and(|r| r.descendants().any(|e| e.id() == Some(id)))
-    }
-
-    fn read_constraints(&mut self, constraints: &Element) -> Result<(), ModelError> {
-        let known = |id: &str, this: &Cib| this.resource_exists(id);
+            .map(|r| {
+                r.descendants()
+                    .filter_map(|e| e.id().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let known = |id: &str, _: &Cib| ids.contains(id);
         for c in constraints.elements() {
-            if c.elements().any(|e| e.name == "resource_set" || e.name == "rule")
+            let rules_ok = c.name == "rsc_location" && c.attr("node").is_none();
+            if c.elements()
+                .any(|e| e.name == "resource_set" || (e.name == "rule" && !rules_ok))
                 || c.attr("rsc-pattern").is_some()
             {
                 self.unsupported.push(describe(c));
@@ -452,7 +594,18 @@ impl Cib {
                         return Err(ModelError::at(c, format!("no resource named '{rsc}'")));
                     }
                     let Some(node) = c.attr("node") else {
-                        self.unsupported.push(describe(c));
+                        match read_rules(&self.doc.root, c, &self.options.health) {
+                            Some(rules) if !rules.is_empty() => {
+                                self.rule_locations.push(RuleLocation {
+                                    id,
+                                    rsc: rsc.to_string(),
+                                    role: c.attr("role").map(str::to_string),
+                                    rules,
+                                    line: c.line,
+                                });
+                            }
+                            _ => self.unsupported.push(describe(c)),
+                        }
                         continue;
                     };
                     let score = c
@@ -482,7 +635,9 @@ impl Cib {
                         .map(|s| score::parse(s, &self.options.health))
                         .unwrap_or(0);
                     let influence = self
-                        .primitive(rsc)
+                        .primitives
+                        .iter()
+                        .find(|p| p.id == rsc)
                         .and_then(|p| p.meta.get("critical"))
                         .map(is_true)
                         .unwrap_or(true);
@@ -542,6 +697,45 @@ impl Cib {
     }
 }
 
+/// The rules of a location constraint; None when one uses what hapx does not evaluate yet
+/// (date expressions, nested rules, value sources).
+fn read_rules(root: &Element, c: &Element, health: &HealthScores) -> Option<Vec<Rule>> {
+    let mut rules = Vec::new();
+    for rule in c.children_named("rule") {
+        let rule = match rule.attr("id-ref") {
+            Some(r) => root.find_by_id(r)?,
+            None => rule,
+        };
+        let score = match (rule.attr("score"), rule.attr("score-attribute")) {
+            (Some(s), _) => RuleScore::Fixed(score::parse(s, health)),
+            (None, Some(a)) => RuleScore::Attribute(a.to_string()),
+            (None, None) => RuleScore::Fixed(0),
+        };
+        let mut expressions = Vec::new();
+        for e in rule.elements() {
+            if e.name != "expression" || e.attr("value-source").is_some_and(|v| v != "literal") {
+                return None;
+            }
+            expressions.push(Expression {
+                attribute: e.attr("attribute")?.to_string(),
+                operation: e.attr("operation")?.to_string(),
+                value: e.attr("value").map(str::to_string),
+                kind: e.attr("type").map(str::to_string),
+            });
+        }
+        rules.push(Rule {
+            id: rule.id().unwrap_or("").to_string(),
+            score,
+            and: !rule
+                .attr("boolean-op")
+                .is_some_and(|b| b.eq_ignore_ascii_case("or")),
+            role: rule.attr("role").map(str::to_string),
+            expressions,
+        });
+    }
+    Some(rules)
+}
+
 fn describe(e: &Element) -> String {
     format!(
         "<{} id=\"{}\"> (line {})",
@@ -586,7 +780,7 @@ pub(crate) fn nvsets(
         sets.push((score, set));
     }
     // Higher-scored sets first; stable, so equal scores keep document order.
-    sets.sort_by(|a, b| b.0.cmp(&a.0));
+    sets.sort_by_key(|s| std::cmp::Reverse(s.0));
     for (_, set) in sets {
         for nv in set.children_named("nvpair") {
             let nv = resolve(root, nv)?;
@@ -614,7 +808,10 @@ fn read_nodes(
         let id = required(n, "id")?.to_string();
         let uname = n.attr("uname").unwrap_or(&id).to_string();
         if nodes.iter().any(|o| o.uname == uname) {
-            return Err(ModelError::at(n, format!("node name '{uname}' is used twice")));
+            return Err(ModelError::at(
+                n,
+                format!("node name '{uname}' is used twice"),
+            ));
         }
         nodes.push(NodeConfig {
             attrs: nvsets(root, n, "instance_attributes", unsupported)?,
@@ -626,6 +823,43 @@ fn read_nodes(
         });
     }
     Ok(nodes)
+}
+
+fn read_group(
+    root: &Element,
+    g: &Element,
+    rsc_defaults: &Attrs,
+    primitives: &mut Vec<Primitive>,
+    unsupported: &mut Vec<String>,
+) -> Result<Group, ModelError> {
+    let id = required(g, "id")?.to_string();
+    let meta = nvsets(root, g, "meta_attributes", unsupported)?;
+    let flag = |name: &str| meta.get(name).map(is_true).unwrap_or(true);
+    let mut members = Vec::new();
+    for child in g.elements() {
+        match child.name.as_str() {
+            "primitive" => {
+                // Members take the group's meta attributes where they set none themselves.
+                let mut inherited = meta.clone();
+                for (k, v) in &rsc_defaults.0 {
+                    inherited.add_default(k, v);
+                }
+                let mut p = read_primitive(root, child, &inherited, unsupported)?;
+                p.group = Some(id.clone());
+                members.push(p.id.clone());
+                primitives.push(p);
+            }
+            "meta_attributes" | "instance_attributes" | "utilization" => {}
+            _ => unsupported.push(describe(child)),
+        }
+    }
+    Ok(Group {
+        collocated: flag("collocated"),
+        ordered: flag("ordered"),
+        id,
+        members,
+        line: g.line,
+    })
 }
 
 fn read_primitive(
@@ -667,6 +901,7 @@ fn read_primitive(
         }
     }
     Ok(Primitive {
+        group: None,
         class: required(p, "class")?.to_string(),
         provider: p.attr("provider").map(str::to_string),
         agent: p.attr("type").unwrap_or("").to_string(),
@@ -713,7 +948,7 @@ mod tests {
     fn names_a_dangling_reference() {
         let err = Cib::parse(CIB).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("line 19"), "{text}");
+        assert!(text.contains("line 20"), "{text}");
         assert!(text.contains("rsc_colocation id=\"c\""), "{text}");
         assert!(text.contains("missing"), "{text}");
     }

@@ -32,12 +32,19 @@ pub fn cluster_status(cib: &Cib, st: &ClusterStatus) -> String {
     out.push('\n');
     out.push_str("  * Full List of Resources:\n");
     let mut any = false;
+    let mut group: Option<&str> = None;
     for (r, rs) in st.resources.iter().enumerate() {
         if rs.orphan && rs.running_on.is_empty() {
             continue;
         }
         any = true;
-        let _ = writeln!(out, "    * {}", resource_line(cib, st, r));
+        let member_of = st.configs[r].group.as_deref();
+        if member_of.is_some() && member_of != group {
+            let _ = writeln!(out, "    * Resource Group: {}:", member_of.unwrap_or(""));
+        }
+        group = member_of;
+        let indent = if group.is_some() { "      " } else { "    " };
+        let _ = writeln!(out, "{indent}* {}", resource_line(cib, st, r));
     }
     if !any {
         out.push_str("    * No resources\n");
@@ -153,17 +160,13 @@ pub fn resource_line(_cib: &Cib, st: &ClusterStatus, r: usize) -> String {
     if rs.orphan {
         out.push_str(" ORPHANED");
     }
-    let role = if rs.running_on.is_empty() && rs.role > Role::Stopped {
-        rs.role
-    } else {
-        rs.role
-    };
+    let role = rs.role;
     if rs.failed {
         out.push_str(" FAILED");
         if role > Role::Unpromoted {
             let _ = write!(out, " {}", role.text());
         }
-    } else if rs.start_pending && rs.role <= Role::Started {
+    } else if rs.start_pending && rs.role <= Role::Started && rs.running_on.len() == 1 {
         out.push_str(" Starting");
     } else {
         let _ = write!(out, " {}", role.text());
@@ -207,7 +210,11 @@ pub fn resource_line(_cib: &Cib, st: &ClusterStatus, r: usize) -> String {
         if let Some(d) = &p.description {
             let _ = write!(out, " ({d})");
         }
-        let names: Vec<&str> = rs.running_on.iter().map(|&n| st.nodes[n].uname.as_str()).collect();
+        let names: Vec<&str> = rs
+            .running_on
+            .iter()
+            .map(|&n| st.nodes[n].uname.as_str())
+            .collect();
         let _ = write!(out, " [ {} ]", names.join(" "));
     }
     out
@@ -222,15 +229,18 @@ pub fn transition_summary(t: &Transition) -> Vec<String> {
             continue;
         }
         if let Task::Fence(op) = &a.task {
-            let node = a.node.map(|n| t.status.nodes[n].uname.as_str()).unwrap_or("");
-            match &a.reason {
-                Some(reason) => lines.push(format!("Fence ({op}) {node} '{reason}'")),
-                None => {}
+            let node = a
+                .node
+                .map(|n| t.status.nodes[n].uname.as_str())
+                .unwrap_or("");
+            // A fencing without a reason is only logged, never printed (as in Pacemaker).
+            if let Some(reason) = &a.reason {
+                lines.push(format!("Fence ({op}) {node} '{reason}'"));
             }
         }
     }
     let mut items = Vec::new();
-    for r in 0..t.status.resources.len() {
+    for &r in &t.order {
         items.extend(rsc_items(t, r));
     }
     // Column widths grow over a first (logging) pass, as Pacemaker's static widths do.
@@ -270,7 +280,12 @@ struct Item {
     reason: Option<String>,
 }
 
-fn first_action<'a>(t: &'a Transition, r: usize, task: &'a Task, node: Option<usize>) -> Option<&'a Action> {
+fn first_action<'a>(
+    t: &'a Transition,
+    r: usize,
+    task: &'a Task,
+    node: Option<usize>,
+) -> Option<&'a Action> {
     t.rsc_actions(r, task, node).next()
 }
 
@@ -295,7 +310,12 @@ fn item(
         (Some(o), Some(_)) if same_role && same_host => name(o),
         (Some(o), Some(d)) if same_role => format!("{} -> {}", name(o), name(d)),
         (Some(o), Some(_)) if same_host => {
-            format!("{} -> {} {}", rs.role.text(), t.next_role[r].text(), name(o))
+            format!(
+                "{} -> {} {}",
+                rs.role.text(),
+                t.next_role[r].text(),
+                name(o)
+            )
         }
         (Some(o), Some(d)) => format!(
             "{} {} -> {} {}",
@@ -323,7 +343,7 @@ fn item(
 /// `rsc_action_default`: what changes for one primitive.
 fn rsc_items(t: &Transition, r: usize) -> Vec<Item> {
     let rs = &t.status.resources[r];
-    let current = rs.running_on.first().copied();
+    let current = crate::schedule::active_node(&t.status, r, &t.settings[r]);
     let next = t.assigned[r];
     let mut out = Vec::new();
     if !t.status.resources[r].managed || (current.is_none() && next.is_none()) {
@@ -411,7 +431,10 @@ pub fn explain(t: &Transition, rsc: &str) -> Option<String> {
     match rs.running_on.as_slice() {
         [] => out.push_str("  now: stopped\n"),
         nodes => {
-            let names: Vec<&str> = nodes.iter().map(|&n| t.status.nodes[n].uname.as_str()).collect();
+            let names: Vec<&str> = nodes
+                .iter()
+                .map(|&n| t.status.nodes[n].uname.as_str())
+                .collect();
             let _ = writeln!(
                 out,
                 "  now: {} on {}{}",
@@ -427,7 +450,11 @@ pub fn explain(t: &Transition, rsc: &str) -> Option<String> {
         s.priority,
         s.stickiness,
         crate::score::to_text(s.migration_threshold),
-        if rs.managed { "managed" } else { "not managed (stays as it is)" }
+        if rs.managed {
+            "managed"
+        } else {
+            "not managed (stays as it is)"
+        }
     );
     out.push_str("  contributions:\n");
     if t.explanations[r].is_empty() {
@@ -453,13 +480,24 @@ pub fn explain(t: &Transition, rsc: &str) -> Option<String> {
     }
     out.push_str("  final scores:\n");
     for (n, w) in crate::schedule::node_scores(t, r) {
-        let _ = writeln!(out, "    {}: {}", t.status.nodes[n].uname, crate::score::to_text(w));
+        let _ = writeln!(
+            out,
+            "    {}: {}",
+            t.status.nodes[n].uname,
+            crate::score::to_text(w)
+        );
     }
     match t.assigned[r] {
         Some(n) => {
-            let _ = writeln!(out, "  decision: run on {} (highest score; ties go to the node with fewer resources, then the current node, then by name)", t.status.nodes[n].uname);
+            let _ = writeln!(
+                out,
+                "  decision: run on {} (highest score; ties go to the node with fewer resources, then the current node, then by name)",
+                t.status.nodes[n].uname
+            );
         }
-        None => out.push_str("  decision: stopped (no node with a score of 0 or more can run it)\n"),
+        None => {
+            out.push_str("  decision: stopped (no node with a score of 0 or more can run it)\n")
+        }
     }
     Some(out)
 }

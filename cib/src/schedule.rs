@@ -33,6 +33,8 @@ pub enum Task {
     MigrateTo,
     MigrateFrom,
     ClearFailcount,
+    /// Cancelling the recurring monitor with this interval.
+    Cancel(u64),
     /// Fencing with the given stonith action (reboot, off, on).
     Fence(String),
     Shutdown,
@@ -50,6 +52,7 @@ impl Task {
             Task::MigrateTo => "migrate_to",
             Task::MigrateFrom => "migrate_from",
             Task::ClearFailcount => "clear_failcount",
+            Task::Cancel(_) => "cancel",
             Task::Fence(_) => "stonith",
             Task::Shutdown => "do_shutdown",
             Task::LoadStopped => "load_stopped",
@@ -93,6 +96,10 @@ pub mod flags {
     pub const IMPLIES_FIRST_MIGRATABLE: u32 = 1 << 5;
     pub const SERIALIZE: u32 = 1 << 6;
     pub const PSEUDO_LEFT: u32 = 1 << 7;
+    /// Applies only between actions on the same node (utilization orderings).
+    pub const SAME_NODE: u32 = 1 << 8;
+    /// Never creates a missing first action (orderings derived from others).
+    pub const NO_CREATE: u32 = 1 << 9;
 }
 
 /// A resolved ordering between two actions.
@@ -134,6 +141,10 @@ struct Coloc {
 #[derive(Debug, Clone)]
 pub struct Transition {
     pub status: ClusterStatus,
+    /// The order resources were processed in (Pacemaker's resource list after assignment).
+    pub order: Vec<usize>,
+    /// Each resource's action ids, oldest first.
+    pub by_rsc: Vec<Vec<usize>>,
     pub settings: Vec<RscSettings>,
     pub actions: Vec<Action>,
     pub orderings: Vec<Ordering>,
@@ -175,10 +186,11 @@ impl Transition {
         node: Option<usize>,
     ) -> impl Iterator<Item = &'a Action> + 'a {
         // Pacemaker keeps a resource's actions newest first.
-        self.actions
+        self.by_rsc[r]
             .iter()
             .rev()
-            .filter(move |a| a.rsc == Some(r) && a.task == *task && (node.is_none() || a.node == node))
+            .map(|&a| &self.actions[a])
+            .filter(move |a| a.task == *task && (node.is_none() || a.node == node))
     }
 }
 
@@ -190,8 +202,9 @@ pub fn schedule(cib: &Cib, status: ClusterStatus) -> Transition {
     s.initial_scores();
     s.assign_all();
     s.create_early_actions();
+    s.create_load_stopped();
     s.create_probes();
-    for r in 0..s.st.resources.len() {
+    for r in s.order.clone() {
         s.create_rsc_actions(r);
     }
     s.apply_quorum();
@@ -205,6 +218,8 @@ struct Scheduler<'a> {
     st: ClusterStatus,
     settings: Vec<RscSettings>,
     actions: Vec<Action>,
+    /// Each resource's actions, oldest first.
+    by_rsc: Vec<Vec<usize>>,
     index: HashMap<(Option<usize>, Task, Option<usize>), usize>,
     specs: Vec<OrderSpec>,
     orderings: Vec<Ordering>,
@@ -220,6 +235,10 @@ struct Scheduler<'a> {
     this_with: Vec<Vec<usize>>,
     with_this: Vec<Vec<usize>>,
     managed: Vec<bool>,
+    /// The order resources are processed in (assignment, actions, graph, summary).
+    order: Vec<usize>,
+    /// Resource index by id.
+    ids: HashMap<String, usize>,
     utilization_left: Vec<HashMap<String, i64>>,
 }
 
@@ -248,6 +267,7 @@ impl<'a> Scheduler<'a> {
             cib,
             settings,
             actions: Vec::new(),
+            by_rsc: vec![Vec::new(); nr],
             index: HashMap::new(),
             specs: Vec::new(),
             orderings: Vec::new(),
@@ -263,13 +283,48 @@ impl<'a> Scheduler<'a> {
             this_with: vec![Vec::new(); nr],
             with_this: vec![Vec::new(); nr],
             managed,
+            order: (0..nr).collect(),
+            ids: st
+                .resources
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.id.clone(), i))
+                .collect(),
             utilization_left,
             st,
         }
     }
 
     fn rsc_index(&self, id: &str) -> Option<usize> {
-        self.st.resources.iter().position(|r| r.id == id)
+        self.ids.get(id).copied()
+    }
+
+    /// The member standing for `id` if it names a group (its first or last member), else the
+    /// resource itself.
+    fn group_member(&self, id: &str, last: bool) -> Option<usize> {
+        match self.cib.groups.iter().find(|g| g.id == id) {
+            Some(g) => {
+                let mut members = g.members.iter().filter_map(|m| self.rsc_index(m));
+                if last {
+                    members.next_back()
+                } else {
+                    members.next()
+                }
+            }
+            None => self.rsc_index(id),
+        }
+    }
+
+    /// The member standing for `id` in an ordering: a group has started once its last member
+    /// has and starts with its first; it stops with its last member and has stopped once its
+    /// first has.
+    fn order_member(&self, id: &str, task: &Task, is_first: bool) -> Option<usize> {
+        let pick_last = if *task == Task::Start {
+            is_first
+        } else {
+            !is_first
+        };
+        self.group_member(id, pick_last)
     }
 
     fn node_index(&self, uname: &str) -> Option<usize> {
@@ -284,8 +339,30 @@ impl<'a> Scheduler<'a> {
 
     fn unpack_constraints(&mut self) {
         let cib = self.cib;
+        // A group's members run with the member before them.
+        for g in &cib.groups {
+            if !g.collocated {
+                continue;
+            }
+            let members: Vec<usize> = g.members.iter().filter_map(|m| self.rsc_index(m)).collect();
+            for pair in members.windows(2) {
+                self.colocs.push(Coloc {
+                    dependent: pair[1],
+                    primary: pair[0],
+                    score: INFINITY,
+                    dependent_role: Role::Unknown,
+                    primary_role: Role::Unknown,
+                    node_attribute: "#uname".into(),
+                    influence: true,
+                });
+            }
+        }
         for c in &cib.colocations {
-            let (Some(d), Some(p)) = (self.rsc_index(&c.rsc), self.rsc_index(&c.with_rsc)) else {
+            // A group follows through its first member; as the primary of a mandatory
+            // colocation it stands for its last (the whole group must be placeable).
+            let d = self.group_member(&c.rsc, false);
+            let p = self.group_member(&c.with_rsc, c.score >= INFINITY);
+            let (Some(d), Some(p)) = (d, p) else {
                 continue;
             };
             if c.score == 0 {
@@ -309,7 +386,8 @@ impl<'a> Scheduler<'a> {
         }
         // A resource inside a container runs where its container runs.
         for d in 0..self.st.resources.len() {
-            let Some(container) = self.st.configs[d].meta.get("container").map(str::to_string) else {
+            let Some(container) = self.st.configs[d].meta.get("container").map(str::to_string)
+            else {
                 continue;
             };
             let Some(p) = self.rsc_index(&container) else {
@@ -324,6 +402,20 @@ impl<'a> Scheduler<'a> {
                 node_attribute: "#uname".into(),
                 influence: true,
             });
+        }
+        // Anti-colocated resources: one stops before the other starts on the same node.
+        for c in self.colocs.clone() {
+            if c.score > -INFINITY {
+                continue;
+            }
+            for (a, b) in [(c.dependent, c.primary), (c.primary, c.dependent)] {
+                self.specs.push(OrderSpec {
+                    first: Side::Rsc(a, Task::Stop),
+                    then: Side::Rsc(b, Task::Start),
+                    flags: flags::SAME_NODE | flags::NO_CREATE,
+                });
+
+            }
         }
         for (i, c) in self.colocs.iter().enumerate() {
             self.this_with[c.dependent].push(i);
@@ -346,11 +438,13 @@ impl<'a> Scheduler<'a> {
             });
         }
         for o in &cib.orders {
-            let (Some(first), Some(then)) = (self.rsc_index(&o.first), self.rsc_index(&o.then))
-            else {
+            let (Some(fa), Some(ta)) = (task_of(&o.first_action), task_of(&o.then_action)) else {
                 continue;
             };
-            let (Some(fa), Some(ta)) = (task_of(&o.first_action), task_of(&o.then_action)) else {
+            let (Some(first), Some(then)) = (
+                self.order_member(&o.first, &fa, true),
+                self.order_member(&o.then, &ta, false),
+            ) else {
                 continue;
             };
             let kind_flags = |action: &str, symmetry: Symmetry| -> u32 {
@@ -380,14 +474,41 @@ impl<'a> Scheduler<'a> {
                 then: Side::Rsc(then, ta.clone()),
                 flags: kind_flags(&o.first_action, symmetry),
             });
+
             if o.symmetrical {
                 let (Some(fi), Some(ti)) = (invert(&fa), invert(&ta)) else {
                     continue;
                 };
+                let (Some(first), Some(then)) = (
+                    self.order_member(&o.then, &ti, true),
+                    self.order_member(&o.first, &fi, false),
+                ) else {
+                    continue;
+                };
                 self.specs.push(OrderSpec {
-                    first: Side::Rsc(then, ti),
-                    then: Side::Rsc(first, fi),
+                    first: Side::Rsc(first, ti.clone()),
+                    then: Side::Rsc(then, fi.clone()),
                     flags: kind_flags(&o.then_action, Symmetry::Inverse),
+                });
+
+            }
+        }
+        // A group's members start one after the other and stop in reverse.
+        for g in &cib.groups {
+            if !g.ordered {
+                continue;
+            }
+            let members: Vec<usize> = g.members.iter().filter_map(|m| self.rsc_index(m)).collect();
+            for pair in members.windows(2) {
+                self.specs.push(OrderSpec {
+                    first: Side::Rsc(pair[0], Task::Start),
+                    then: Side::Rsc(pair[1], Task::Start),
+                    flags: flags::IMPLIES_THEN | flags::RUNNABLE_LEFT,
+                });
+                self.specs.push(OrderSpec {
+                    first: Side::Rsc(pair[1], Task::Stop),
+                    then: Side::Rsc(pair[0], Task::Stop),
+                    flags: flags::IMPLIES_FIRST,
                 });
             }
         }
@@ -449,8 +570,19 @@ impl<'a> Scheduler<'a> {
         }
         self.apply_node_health();
         let cib = self.cib;
+        let mut applied = Vec::new();
         for l in &cib.locations {
-            let (Some(r), Some(n)) = (self.rsc_index(&l.rsc), self.node_index(&l.node)) else {
+            // A location on a group applies to each member.
+            let targets: Vec<usize> = match cib.groups.iter().find(|g| g.id == l.rsc) {
+                Some(g) => g.members.iter().filter_map(|m| self.rsc_index(m)).collect(),
+                None => self.rsc_index(&l.rsc).into_iter().collect(),
+            };
+            for r in targets {
+                applied.push((r, l));
+            }
+        }
+        for (r, l) in applied {
+            let Some(n) = self.node_index(&l.node) else {
                 continue;
             };
             if let Some(role) = l.role.as_deref().map(Role::parse) {
@@ -467,6 +599,7 @@ impl<'a> Scheduler<'a> {
             );
             self.add_score(r, n, l.score, why);
         }
+        self.apply_rule_locations();
         for r in 0..nr {
             let stickiness = self.settings[r].stickiness;
             let running = &self.st.resources[r].running_on;
@@ -481,14 +614,21 @@ impl<'a> Scheduler<'a> {
                 }
             }
         }
+        // A container also carries the failures of the resources inside it.
+        let mut fillers: Vec<Vec<usize>> = vec![Vec::new(); nr];
+        for f in 0..nr {
+            if let Some(c) = self.st.configs[f].meta.get("container") {
+                if let Some(c) = self.rsc_index(c) {
+                    fillers[c].push(f);
+                }
+            }
+        }
         for n in 0..nn {
             for r in 0..nr {
                 let threshold = self.settings[r].migration_threshold;
-                // A container also carries the failures of the resources inside it.
-                let id = self.st.resources[r].id.clone();
-                let fillers = (0..nr)
-                    .filter(|&f| self.st.configs[f].meta.get("container") == Some(id.as_str()))
-                    .fold(0, |acc, f| score::add(acc, self.st.resources[f].fail_counts[n]));
+                let fillers = fillers[r].iter().fold(0, |acc, &f| {
+                    score::add(acc, self.st.resources[f].fail_counts[n])
+                });
                 let fc = score::add(self.st.resources[r].fail_counts[n], fillers);
                 if threshold == 0 || self.st.resources[r].failure_ignored || fc <= 0 {
                     continue;
@@ -496,12 +636,71 @@ impl<'a> Scheduler<'a> {
                 if threshold - fc <= 0 {
                     let why = format!(
                         "{}: -INFINITY on {}: fail count {} reached migration-threshold {}",
-                        self.st.resources[r].id,
-                        self.st.nodes[n].uname,
-                        fc,
-                        threshold
+                        self.st.resources[r].id, self.st.nodes[n].uname, fc, threshold
                     );
                     self.add_score(r, n, -INFINITY, why);
+                }
+            }
+        }
+    }
+
+    /// Location constraints with rules: each rule gives its score to the nodes it matches.
+    fn apply_rule_locations(&mut self) {
+        let cib = self.cib;
+        for l in &cib.rule_locations {
+            let targets: Vec<usize> = match cib.groups.iter().find(|g| g.id == l.rsc) {
+                Some(g) => g.members.iter().filter_map(|m| self.rsc_index(m)).collect(),
+                None => self.rsc_index(&l.rsc).into_iter().collect(),
+            };
+            for rule in &l.rules {
+                let role = rule.role.as_deref().or(l.role.as_deref()).map(Role::parse);
+                for &r in &targets {
+                    if let Some(role) = role {
+                        if role != Role::Started
+                            && role != Role::Unknown
+                            && role != self.next_role[r]
+                        {
+                            continue;
+                        }
+                    }
+                    for n in 0..self.st.nodes.len() {
+                        let node = &self.st.nodes[n];
+                        let attr = |name: &str| -> Option<String> {
+                            match name {
+                                "#kind" => Some("cluster".to_string()),
+                                "#is_dc" => Some(node.is_dc.to_string()),
+                                other => node_attribute(node, other).map(str::to_string),
+                            }
+                        };
+                        let mut results = rule
+                            .expressions
+                            .iter()
+                            .map(|e| e.accepts(attr(&e.attribute).as_deref()));
+                        let matched = if rule.and {
+                            results.all(|b| b)
+                        } else {
+                            results.any(|b| b)
+                        };
+                        if !matched {
+                            continue;
+                        }
+                        let value = match &rule.score {
+                            crate::model::RuleScore::Fixed(s) => *s,
+                            crate::model::RuleScore::Attribute(a) => match attr(a) {
+                                Some(v) => score::parse(&v, &cib.options.health),
+                                None => continue,
+                            },
+                        };
+                        let why = format!(
+                            "{}: {} on {} from rule {} of location constraint {}",
+                            self.st.resources[r].id,
+                            score::to_text(value),
+                            self.st.nodes[n].uname,
+                            rule.id,
+                            l.id
+                        );
+                        self.add_score(r, n, value, why);
+                    }
                 }
             }
         }
@@ -564,13 +763,43 @@ impl<'a> Scheduler<'a> {
     }
 
     fn assign_all(&mut self) {
-        let order: Vec<usize> = if self.cib.options.placement_strategy != "default" {
-            self.sorted_by_placement()
-        } else {
-            (0..self.st.resources.len()).collect()
-        };
-        for r in order {
+        // With a placement strategy, Pacemaker re-sorts its resource list for assignment, and
+        // every later stage (actions, graph, summary) follows that order.
+        if self.cib.options.placement_strategy != "default" {
+            self.order = self.sorted_by_placement();
+        }
+        for r in self.order.clone() {
             self.allocate(r);
+        }
+    }
+
+    /// Utilization bookkeeping (`load_stopped_NODE`): with a placement strategy, what uses
+    /// capacity on a node stops there before anything new starts there.
+    fn create_load_stopped(&mut self) {
+        if self.cib.options.placement_strategy == "default" {
+            return;
+        }
+        for r in self.order.clone() {
+            if self.st.configs[r].utilization.0.is_empty() || !self.managed[r] {
+                continue;
+            }
+            for n in 0..self.st.nodes.len() {
+                if self.allowed[r][n].is_none() {
+                    continue;
+                }
+                let load = self.action(None, Task::LoadStopped, Some(n), false);
+                self.actions[load].pseudo = true;
+                self.specs.push(OrderSpec {
+                    first: Side::Rsc(r, Task::Stop),
+                    then: Side::Action(load),
+                    flags: flags::SAME_NODE,
+                });
+                self.specs.push(OrderSpec {
+                    first: Side::Action(load),
+                    then: Side::Rsc(r, Task::Start),
+                    flags: flags::SAME_NODE,
+                });
+            }
         }
     }
 
@@ -580,11 +809,26 @@ impl<'a> Scheduler<'a> {
         let weights: Vec<Vec<Option<i32>>> = (0..nr)
             .map(|r| {
                 let init = self.allowed[r].clone();
-                self.merge_weights(r, init, "#uname", 1.0, MergeFlags { forward: true, rollback: false, positive: false }, true)
+                self.merge_weights(
+                    r,
+                    init,
+                    "#uname",
+                    1.0,
+                    MergeFlags {
+                        forward: true,
+                        rollback: false,
+                        positive: false,
+                    },
+                    true,
+                )
             })
             .collect();
+        // Nodes in Pacemaker's preference order (capacity first under "balanced").
         let mut nodes: Vec<usize> = (0..self.st.nodes.len()).collect();
-        nodes.sort_by(|&a, &b| self.st.nodes[a].uname.cmp(&self.st.nodes[b].uname));
+        nodes.sort_by(|&a, &b| {
+            self.compare_capacity(a, b)
+                .then(self.st.nodes[a].uname.cmp(&self.st.nodes[b].uname))
+        });
         let mut order: Vec<usize> = (0..nr).collect();
         order.sort_by(|&a, &b| {
             let pa = self.priority(a);
@@ -626,13 +870,12 @@ impl<'a> Scheduler<'a> {
         self.allocating[r] = true;
         for ci in self.this_with[r].clone() {
             let c = self.colocs[ci].clone();
-            let archive = if c.dependent_role >= Role::Promoted
-                || (c.score < 0 && c.score > -INFINITY)
-            {
-                Some(self.allowed[r].clone())
-            } else {
-                None
-            };
+            let archive =
+                if c.dependent_role >= Role::Promoted || (c.score < 0 && c.score > -INFINITY) {
+                    Some(self.allowed[r].clone())
+                } else {
+                    None
+                };
             self.allocate(c.primary);
             self.apply_colocation(&c);
             if let Some(archive) = archive {
@@ -652,7 +895,11 @@ impl<'a> Scheduler<'a> {
                 nodes,
                 &c.node_attribute,
                 c.score as f64 / INFINITY as f64,
-                MergeFlags { forward: false, rollback: true, positive: false },
+                MergeFlags {
+                    forward: false,
+                    rollback: true,
+                    positive: false,
+                },
                 false,
             );
             if merged != self.allowed[r] {
@@ -698,13 +945,15 @@ impl<'a> Scheduler<'a> {
         if self.provisional[p] || !self.provisional[d] {
             return;
         }
-        if c.score > 0 && c.dependent_role != Role::Unknown && c.dependent_role != self.next_role[d] {
+        if c.score > 0 && c.dependent_role != Role::Unknown && c.dependent_role != self.next_role[d]
+        {
             return;
         }
         if c.score > 0 && c.primary_role != Role::Unknown && c.primary_role != self.next_role[p] {
             return;
         }
-        if c.score < 0 && c.dependent_role != Role::Unknown && c.dependent_role == self.next_role[d] {
+        if c.score < 0 && c.dependent_role != Role::Unknown && c.dependent_role == self.next_role[d]
+        {
             return;
         }
         if c.score < 0 && c.primary_role != Role::Unknown && c.primary_role == self.next_role[p] {
@@ -738,7 +987,11 @@ impl<'a> Scheduler<'a> {
                 let why = format!(
                     "{}: {} colocation with {} ({}) {}",
                     self.st.resources[d].id,
-                    if c.score >= INFINITY || c.score <= -INFINITY { "mandatory" } else { "advisory" },
+                    if c.score >= INFINITY || c.score <= -INFINITY {
+                        "mandatory"
+                    } else {
+                        "advisory"
+                    },
                     self.st.resources[p].id,
                     score::to_text(c.score),
                     match primary_node {
@@ -788,8 +1041,8 @@ impl<'a> Scheduler<'a> {
             self.allowed[r].clone()
         } else {
             let mut work = nodes.clone();
-            for n in 0..work.len() {
-                let Some(w) = work[n] else {
+            for (n, slot) in nodes.iter().enumerate() {
+                let Some(w) = *slot else {
                     continue;
                 };
                 let value = node_attribute(&self.st.nodes[n], attr).map(str::to_string);
@@ -798,9 +1051,19 @@ impl<'a> Scheduler<'a> {
                     continue;
                 }
                 let wf = factor * s as f64;
-                let mut weight = if wf < 0.0 { (wf - 0.5) as i32 } else { (wf + 0.5) as i32 };
+                let mut weight = if wf < 0.0 {
+                    (wf - 0.5) as i32
+                } else {
+                    (wf + 0.5) as i32
+                };
                 if weight == 0 && s != 0 {
-                    weight = if factor > 0.0 { 1 } else if factor < 0.0 { -1 } else { 0 };
+                    weight = if factor > 0.0 {
+                        1
+                    } else if factor < 0.0 {
+                        -1
+                    } else {
+                        0
+                    };
                 }
                 let new = score::add(weight, w);
                 if f.positive && new < 0 && w > 0 {
@@ -848,7 +1111,7 @@ impl<'a> Scheduler<'a> {
     }
 
     fn choose_node(&mut self, r: usize) {
-        self.apply_utilization(r);
+        let prefer = self.apply_utilization(r);
         let current = self.st.resources[r].running_on.first().copied();
         let mut candidates: Vec<usize> = (0..self.st.nodes.len())
             .filter(|&n| self.allowed[r][n].is_some())
@@ -860,9 +1123,14 @@ impl<'a> Scheduler<'a> {
                 -INFINITY
             }
         };
+        // "minimal" packs resources: equal scores go by node name only.
+        let minimal = self.cib.options.placement_strategy == "minimal";
         candidates.sort_by(|&a, &b| {
-            weight(self, b)
-                .cmp(&weight(self, a))
+            let by_weight = weight(self, b).cmp(&weight(self, a));
+            if minimal {
+                return by_weight.then(self.st.nodes[a].uname.cmp(&self.st.nodes[b].uname));
+            }
+            by_weight
                 .then_with(|| self.compare_capacity(a, b))
                 .then(self.node_count[a].cmp(&self.node_count[b]))
                 .then_with(|| match current {
@@ -878,6 +1146,12 @@ impl<'a> Scheduler<'a> {
         };
         let mut chosen = best;
         let best_w = self.allowed[r][best].unwrap_or(-INFINITY);
+        if let Some(p) = prefer {
+            if self.allowed[r][p].is_some_and(|w| w >= best_w) && self.available(p) {
+                self.assign(r, Some(p), false);
+                return;
+            }
+        }
         if best_w > 0 && self.available(best) {
             if let Some(running) = current {
                 if self.available(running) {
@@ -899,7 +1173,97 @@ impl<'a> Scheduler<'a> {
         if self.cib.options.placement_strategy != "balanced" {
             return std::cmp::Ordering::Equal;
         }
-        // More remaining capacity first, attribute by attribute.
+        self.capacity_order(a, b)
+    }
+
+    fn rsc_utilization(&self, r: usize) -> HashMap<String, i64> {
+        self.st.configs[r]
+            .utilization
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), v.trim().parse::<i64>().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Resources that must run with `r` (mandatory colocations either way), `r` first
+    /// (`pcmk__colocated_resources`).
+    fn colocated_set(&self, r: usize, orig: usize, set: &mut Vec<usize>) {
+        if set.contains(&r) {
+            return;
+        }
+        set.push(r);
+        for &ci in &self.this_with[r] {
+            let c = &self.colocs[ci];
+            if c.primary != orig && c.score >= INFINITY {
+                self.colocated_set(c.primary, orig, set);
+            }
+        }
+        for &ci in &self.with_this[r] {
+            let c = &self.colocs[ci];
+            if c.dependent != orig && c.score >= INFINITY {
+                self.colocated_set(c.dependent, orig, set);
+            }
+        }
+    }
+
+    fn fits(&self, n: usize, need: &HashMap<String, i64>) -> bool {
+        need.iter()
+            .all(|(k, v)| self.utilization_left[n].get(k).copied().unwrap_or(0) >= *v)
+    }
+
+    /// Bans nodes without the capacity the resource (and what must run with it) needs, under
+    /// non-default placement strategies (`pcmk__ban_insufficient_capacity`). When no node can
+    /// hold them all, only nodes too small for the resource alone are banned, and the node
+    /// with the most free capacity is preferred.
+    fn apply_utilization(&mut self, r: usize) -> Option<usize> {
+        let strategy = self.cib.options.placement_strategy.clone();
+        if strategy == "default" {
+            return None;
+        }
+        let mut set = Vec::new();
+        self.colocated_set(r, r, &mut set);
+        let mut total: HashMap<String, i64> = HashMap::new();
+        for &x in &set {
+            if !self.provisional[x] {
+                continue;
+            }
+            for (k, v) in self.rsc_utilization(x) {
+                *total.entry(k).or_insert(0) += v;
+            }
+        }
+        let candidates: Vec<usize> = (0..self.st.nodes.len())
+            .filter(|&n| matches!(self.allowed[r][n], Some(w) if w >= 0) && self.available(n))
+            .collect();
+        let any_capable = candidates.iter().any(|&n| self.fits(n, &total));
+        let mut most_capable: Option<usize> = None;
+        for &n in &candidates {
+            let better = match most_capable {
+                None => true,
+                Some(m) => self.capacity_order(n, m) == std::cmp::Ordering::Less,
+            };
+            if better {
+                most_capable = Some(n);
+            }
+        }
+        let need = if any_capable {
+            total
+        } else {
+            self.rsc_utilization(r)
+        };
+        for n in candidates {
+            if !self.fits(n, &need) {
+                let why = format!(
+                    "{}: -INFINITY on {}: not enough capacity ({strategy} placement)",
+                    self.st.resources[r].id, self.st.nodes[n].uname
+                );
+                self.add_score(r, n, -INFINITY, why);
+            }
+        }
+        if any_capable { None } else { most_capable }
+    }
+
+    /// More remaining capacity first (`pcmk__compare_node_capacities`).
+    fn capacity_order(&self, a: usize, b: usize) -> std::cmp::Ordering {
         let mut result = 0i64;
         for (k, va) in &self.utilization_left[a] {
             let vb = self.utilization_left[b].get(k).copied().unwrap_or(0);
@@ -915,43 +1279,6 @@ impl<'a> Scheduler<'a> {
             }
         }
         result.cmp(&0)
-    }
-
-    fn rsc_utilization(&self, r: usize) -> HashMap<String, i64> {
-        self.st.configs[r]
-            .utilization
-            .0
-            .iter()
-            .map(|(k, v)| (k.clone(), v.trim().parse::<i64>().unwrap_or(0)))
-            .collect()
-    }
-
-    /// Bans nodes without the capacity the resource needs (non-default placement strategies).
-    fn apply_utilization(&mut self, r: usize) {
-        let strategy = self.cib.options.placement_strategy.as_str();
-        if strategy == "default" {
-            return;
-        }
-        let need = self.rsc_utilization(r);
-        if need.is_empty() {
-            return;
-        }
-        for n in 0..self.st.nodes.len() {
-            if self.allowed[r][n].is_none() {
-                continue;
-            }
-            let fits = need.iter().all(|(k, v)| {
-                self.utilization_left[n].get(k).copied().unwrap_or(0) >= *v
-            });
-            if !fits {
-                let why = format!(
-                    "{}: -INFINITY on {}: not enough capacity ({} placement)",
-                    self.st.resources[r].id, self.st.nodes[n].uname, strategy
-                );
-                self.allowed[r][n] = Some(-INFINITY);
-                self.explain[r].push(why);
-            }
-        }
     }
 
     fn assign(&mut self, r: usize, chosen: Option<usize>, force: bool) {
@@ -983,7 +1310,13 @@ impl<'a> Scheduler<'a> {
     // ---- actions -------------------------------------------------------------------------
 
     /// `custom_action`: finds or creates the action, clearing `optional` when asked.
-    fn action(&mut self, rsc: Option<usize>, task: Task, node: Option<usize>, optional: bool) -> usize {
+    fn action(
+        &mut self,
+        rsc: Option<usize>,
+        task: Task,
+        node: Option<usize>,
+        optional: bool,
+    ) -> usize {
         let key = (rsc, task.clone(), node);
         if let Some(&id) = self.index.get(&key) {
             if !optional {
@@ -1013,6 +1346,9 @@ impl<'a> Scheduler<'a> {
             self.set_runnable(&mut a, r);
         }
         self.actions.push(a);
+        if let Some(r) = rsc {
+            self.by_rsc[r].push(id);
+        }
         self.index.insert(key, id);
         id
     }
@@ -1082,8 +1418,7 @@ impl<'a> Scheduler<'a> {
 
     fn fence_action(&mut self, n: usize, optional: bool) -> usize {
         let task = Task::Fence(self.cib.options.stonith_action.clone());
-        let id = self.action(None, task, Some(n), optional);
-        id
+        self.action(None, task, Some(n), optional)
     }
 
     fn can_fence(&self, n: usize) -> bool {
@@ -1091,7 +1426,9 @@ impl<'a> Scheduler<'a> {
         if !o.stonith_enabled || !self.st.have_stonith_resource {
             return false;
         }
-        self.st.have_quorum || o.no_quorum_policy == NoQuorumPolicy::Ignore || self.st.nodes[n].online
+        self.st.have_quorum
+            || o.no_quorum_policy == NoQuorumPolicy::Ignore
+            || self.st.nodes[n].online
     }
 
     fn create_early_actions(&mut self) {
@@ -1106,12 +1443,33 @@ impl<'a> Scheduler<'a> {
                 EarlyAction::Stop { rsc, node } => {
                     self.action(Some(rsc), Task::Stop, Some(node), false);
                 }
-                EarlyAction::Recurring { rsc, node, task, interval_ms } => {
-                    let t = if task == "monitor" { Task::Monitor(interval_ms) } else { continue };
+                EarlyAction::Recurring {
+                    rsc,
+                    node,
+                    task,
+                    interval_ms,
+                } => {
+                    let t = if task == "monitor" {
+                        Task::Monitor(interval_ms)
+                    } else {
+                        continue;
+                    };
                     self.action(Some(rsc), t, Some(node), true);
                 }
                 EarlyAction::ClearFailcount { rsc, node } => {
                     self.action(Some(rsc), Task::ClearFailcount, Some(node), false);
+                }
+                EarlyAction::Cancel {
+                    rsc,
+                    node,
+                    interval_ms,
+                } => {
+                    let id = self.action(Some(rsc), Task::Cancel(interval_ms), Some(node), false);
+                    self.specs.push(OrderSpec {
+                        first: Side::Rsc(rsc, Task::Stop),
+                        then: Side::Action(id),
+                        flags: flags::OPTIONAL,
+                    });
                 }
             }
         }
@@ -1123,10 +1481,14 @@ impl<'a> Scheduler<'a> {
             if !node.online || node.unclean {
                 continue;
             }
-            if node.attrs.get("probe_complete").is_some_and(|v| !crate::model::is_true(v)) {
+            if node
+                .attrs
+                .get("probe_complete")
+                .is_some_and(|v| !crate::model::is_true(v))
+            {
                 continue;
             }
-            for r in 0..self.st.resources.len() {
+            for r in self.order.clone() {
                 let (orphan, known, running) = {
                     let rs = &self.st.resources[r];
                     (rs.orphan, rs.known_on[n], rs.running_on.contains(&n))
@@ -1163,18 +1525,23 @@ impl<'a> Scheduler<'a> {
         if !exclusive.is_empty() && !exclusive.iter().any(|l| &l.node == uname) {
             return true;
         }
-        self.cib.locations.iter().any(|l| {
-            &l.rsc == id && &l.node == uname && l.discovery.as_deref() == Some("never")
-        })
+        self.cib
+            .locations
+            .iter()
+            .any(|l| &l.rsc == id && &l.node == uname && l.discovery.as_deref() == Some("never"))
     }
 
     fn create_rsc_actions(&mut self, r: usize) {
         if self.next_role[r] == Role::Unknown {
-            self.next_role[r] = if self.assigned[r].is_some() { Role::Started } else { Role::Stopped };
+            self.next_role[r] = if self.assigned[r].is_some() {
+                Role::Started
+            } else {
+                Role::Stopped
+            };
         }
         let rs = self.st.resources[r].clone();
         let assigned = self.assigned[r];
-        let current = rs.running_on.first().copied();
+        let current = active_node(&self.st, r, &self.settings[r]);
         let mut need_stop = false;
         let mut is_moving = false;
         let mut allow_migrate = false;
@@ -1187,7 +1554,11 @@ impl<'a> Scheduler<'a> {
         }
         let mut partial_continue = false;
         if let (Some(src), Some(tgt)) = (rs.partial_migration_source, rs.partial_migration_target) {
-            if allow_migrate && rs.running_on.len() == 2 && current == Some(src) && assigned == Some(tgt) {
+            if allow_migrate
+                && rs.running_on.len() == 2
+                && current == Some(src)
+                && assigned == Some(tgt)
+            {
                 partial_continue = true;
             } else {
                 need_stop = true;
@@ -1268,7 +1639,13 @@ impl<'a> Scheduler<'a> {
             && self.managed[r]
     }
 
-    fn stop_resource(&mut self, r: usize, optional: bool, partial_continue: bool, stop_unexpected: bool) {
+    fn stop_resource(
+        &mut self,
+        r: usize,
+        optional: bool,
+        partial_continue: bool,
+        stop_unexpected: bool,
+    ) {
         let running = self.st.resources[r].running_on.clone();
         let assigned = self.assigned[r];
         for n in running {
@@ -1329,13 +1706,16 @@ impl<'a> Scheduler<'a> {
                 continue;
             }
             let task = Task::Monitor(op.interval_ms);
-            let exists = self.index.contains_key(&(Some(r), task.clone(), Some(node)));
+            let exists = self
+                .index
+                .contains_key(&(Some(r), task.clone(), Some(node)));
             let reschedule = self.st.reschedule.contains(&(r, node, op.interval_ms));
             let optional = self.actions[start].optional && exists && !reschedule;
             let mon = self.action(Some(r), task, Some(node), optional);
-            if !self.actions[start].runnable {
-                self.actions[mon].runnable = false;
-            } else if !self.st.nodes[node].online || self.st.nodes[node].unclean {
+            if !self.actions[start].runnable
+                || !self.st.nodes[node].online
+                || self.st.nodes[node].unclean
+            {
                 self.actions[mon].runnable = false;
             }
             if self.managed[r] {
@@ -1360,7 +1740,22 @@ impl<'a> Scheduler<'a> {
                 continue;
             }
             for n in 0..self.st.nodes.len() {
-                if Some(n) == self.assigned[r] || !self.st.nodes[n].online || self.st.nodes[n].unclean {
+                if Some(n) == self.assigned[r] {
+                    // A stopped-state monitor active where the resource will run is cancelled
+                    // before the start.
+                    let task = Task::Monitor(op.interval_ms);
+                    if self.index.contains_key(&(Some(r), task, Some(n))) {
+                        let cancel =
+                            self.action(Some(r), Task::Cancel(op.interval_ms), Some(n), false);
+                        self.specs.push(OrderSpec {
+                            first: Side::Action(cancel),
+                            then: Side::Rsc(r, Task::Start),
+                            flags: flags::RUNNABLE_LEFT,
+                        });
+                    }
+                    continue;
+                }
+                if !self.st.nodes[n].online || self.st.nodes[n].unclean {
                     continue;
                 }
                 let task = Task::Monitor(op.interval_ms);
@@ -1369,10 +1764,22 @@ impl<'a> Scheduler<'a> {
                 self.actions[id].target_rc = 7;
                 if self.st.resources[r].running_on.contains(&n) {
                     let stop = self.action(Some(r), Task::Stop, Some(n), true);
-                    self.orderings.push(Ordering { first: stop, then: id, flags: flags::RUNNABLE_LEFT });
+                    self.orderings.push(Ordering {
+                        first: stop,
+                        then: id,
+                        flags: flags::RUNNABLE_LEFT,
+                    });
                 }
                 if !self.managed[r] {
                     self.actions[id].runnable = false;
+                }
+                // The probe on that node runs first.
+                if let Some(&probe) = self.index.get(&(Some(r), Task::Monitor(0), Some(n))) {
+                    self.orderings.push(Ordering {
+                        first: probe,
+                        then: id,
+                        flags: flags::OPTIONAL,
+                    });
                 }
             }
         }
@@ -1432,11 +1839,11 @@ impl<'a> Scheduler<'a> {
 
     /// The resource's newest action with this task (Pacemaker's `find_first_action`).
     fn rsc_first(&self, r: usize, task: &Task) -> Option<usize> {
-        self.actions
+        self.by_rsc[r]
             .iter()
             .rev()
-            .find(|a| a.rsc == Some(r) && a.task == *task)
-            .map(|a| a.id)
+            .copied()
+            .find(|&a| self.actions[a].task == *task)
     }
 
     fn schedule_fencing_and_shutdowns(&mut self) {
@@ -1458,7 +1865,11 @@ impl<'a> Scheduler<'a> {
                 } else {
                     if !self.cib.options.concurrent_fencing {
                         if let Some(prev) = last_fence {
-                            self.orderings.push(Ordering { first: prev, then: id, flags: flags::OPTIONAL });
+                            self.orderings.push(Ordering {
+                                first: prev,
+                                then: id,
+                                flags: flags::OPTIONAL,
+                            });
                         }
                     }
                     last_fence = Some(id);
@@ -1474,7 +1885,11 @@ impl<'a> Scheduler<'a> {
                     .map(|a| a.id)
                     .collect();
                 for s in stops {
-                    self.orderings.push(Ordering { first: s, then: id, flags: flags::RUNNABLE_LEFT });
+                    self.orderings.push(Ordering {
+                        first: s,
+                        then: id,
+                        flags: flags::RUNNABLE_LEFT,
+                    });
                 }
                 if node.is_dc {
                     dc_down = Some(id);
@@ -1490,15 +1905,27 @@ impl<'a> Scheduler<'a> {
                     .map(|a| a.id)
                     .collect();
                 for s in shutdowns {
-                    self.orderings.push(Ordering { first: s, then: dc, flags: flags::OPTIONAL });
+                    self.orderings.push(Ordering {
+                        first: s,
+                        then: dc,
+                        flags: flags::OPTIONAL,
+                    });
                 }
             }
             if self.cib.options.concurrent_fencing {
                 for f in fencing_ops {
-                    self.orderings.push(Ordering { first: f, then: dc, flags: flags::OPTIONAL });
+                    self.orderings.push(Ordering {
+                        first: f,
+                        then: dc,
+                        flags: flags::OPTIONAL,
+                    });
                 }
             } else if let Some(f) = last_fence {
-                self.orderings.push(Ordering { first: f, then: dc, flags: flags::OPTIONAL });
+                self.orderings.push(Ordering {
+                    first: f,
+                    then: dc,
+                    flags: flags::OPTIONAL,
+                });
             }
         }
     }
@@ -1510,18 +1937,16 @@ impl<'a> Scheduler<'a> {
             if !self.managed[r] {
                 continue;
             }
-            let ids: Vec<usize> = self
-                .actions
-                .iter()
-                .rev()
-                .filter(|a| a.rsc == Some(r))
-                .map(|a| a.id)
-                .collect();
+            let ids: Vec<usize> = self.by_rsc[r].iter().rev().copied().collect();
             for &id in &ids {
                 let needs = self.actions[id].needs;
                 let is_start = self.actions[id].task == Task::Start;
                 if needs == "fencing" {
-                    self.orderings.push(Ordering { first: fence, then: id, flags: flags::OPTIONAL });
+                    self.orderings.push(Ordering {
+                        first: fence,
+                        then: id,
+                        flags: flags::OPTIONAL,
+                    });
                 } else if needs == "quorum"
                     && is_start
                     && self.allowed[r][target].is_some()
@@ -1541,7 +1966,11 @@ impl<'a> Scheduler<'a> {
                     a.pseudo = true;
                     a.runnable = true;
                     if order_implicit {
-                        self.orderings.push(Ordering { first: fence, then: id, flags: flags::OPTIONAL });
+                        self.orderings.push(Ordering {
+                            first: fence,
+                            then: id,
+                            flags: flags::OPTIONAL,
+                        });
                     }
                 }
             }
@@ -1554,12 +1983,11 @@ impl<'a> Scheduler<'a> {
         match side {
             Side::Action(id) => vec![*id],
             Side::Rsc(r, task) => {
-                let found: Vec<usize> = self
-                    .actions
+                let found: Vec<usize> = self.by_rsc[*r]
                     .iter()
                     .rev()
-                    .filter(|a| a.rsc == Some(*r) && a.task == *task)
-                    .map(|a| a.id)
+                    .copied()
+                    .filter(|&a| self.actions[a].task == *task)
                     .collect();
                 if found.is_empty() && create {
                     let role = self.st.resources[*r].role;
@@ -1574,24 +2002,129 @@ impl<'a> Scheduler<'a> {
     }
 
     fn apply_orderings(&mut self) {
+        // "stop A then B" orderings, for the probes-first rule below.
+        let mut stops_first: Vec<(usize, Vec<usize>, u32)> = Vec::new();
         for spec in std::mem::take(&mut self.specs) {
-            let same_rsc = matches!((&spec.first, &spec.then), (Side::Rsc(a, _), Side::Rsc(b, _)) if a == b);
-            let firsts = self.side_actions(&spec.first, !same_rsc);
+            let same_rsc =
+                matches!((&spec.first, &spec.then), (Side::Rsc(a, _), Side::Rsc(b, _)) if a == b);
+            let create = !same_rsc && spec.flags & flags::NO_CREATE == 0;
+            let firsts = self.side_actions(&spec.first, create);
             if firsts.is_empty() {
                 continue;
             }
             let thens = self.side_actions(&spec.then, false);
+            let first_rsc = match &spec.first {
+                Side::Rsc(r, Task::Stop) => Some(*r),
+                Side::Action(a) if self.actions[*a].task == Task::Stop => self.actions[*a].rsc,
+                _ => None,
+            };
+            let then_rsc = match &spec.then {
+                Side::Rsc(r, _) => Some(*r),
+                Side::Action(a) => self.actions[*a].rsc,
+            };
+            if let Some(a) = first_rsc {
+                if then_rsc != Some(a) && !thens.is_empty() {
+                    stops_first.push((a, thens.clone(), spec.flags & flags::SAME_NODE));
+                }
+            }
             for &f in &firsts {
                 for &t in &thens {
-                    if f != t {
-                        self.orderings.push(Ordering { first: f, then: t, flags: spec.flags });
+                    let same_node = self.actions[f].node == self.actions[t].node;
+                    if f != t && (spec.flags & flags::SAME_NODE == 0 || same_node) {
+                        self.orderings.push(Ordering {
+                            first: f,
+                            then: t,
+                            flags: spec.flags,
+                        });
                     }
                 }
             }
         }
+        self.order_probes(&stops_first);
         self.block_colocated_starts();
         self.propagate();
         self.settle_migrations();
+    }
+
+    /// `pcmk__order_probes`: a probe comes before the stops of what a start it precedes would
+    /// restart (transitively along "implies then" orderings), and before whatever must wait
+    /// for its resource's stop (the probe may find it running).
+    fn order_probes(&mut self, stops_first: &[(usize, Vec<usize>, u32)]) {
+        let mut after: Vec<Vec<(usize, u32)>> = vec![Vec::new(); self.actions.len()];
+        for o in &self.orderings {
+            after[o.first].push((o.then, o.flags));
+        }
+        let mut added = Vec::new();
+        for r in self.order.clone() {
+            let probes: Vec<usize> = self.by_rsc[r]
+                .iter()
+                .rev()
+                .copied()
+                .filter(|&a| self.actions[a].task == Task::Monitor(0))
+                .collect();
+            for probe in probes {
+                for &(then, _) in &after[probe] {
+                    let mut visited = vec![false; self.actions.len()];
+                    self.restart_orderings(probe, then, &after, &mut visited, &mut added);
+                }
+            }
+        }
+        for &(a, ref thens, same_node) in stops_first {
+            let probes: Vec<usize> = self.by_rsc[a]
+                .iter()
+                .rev()
+                .copied()
+                .filter(|&x| self.actions[x].task == Task::Monitor(0))
+                .collect();
+            for &p in &probes {
+                for &t in thens {
+                    if same_node != 0 && self.actions[p].node != self.actions[t].node {
+                        continue;
+                    }
+                    added.push(Ordering {
+                        first: p,
+                        then: t,
+                        flags: flags::OPTIONAL | same_node,
+                    });
+                }
+            }
+        }
+        self.orderings.extend(added);
+    }
+
+    fn restart_orderings(
+        &self,
+        probe: usize,
+        then: usize,
+        after: &[Vec<(usize, u32)>],
+        visited: &mut [bool],
+        added: &mut Vec<Ordering>,
+    ) {
+        if visited[then] {
+            return;
+        }
+        visited[then] = true;
+        let probe_rsc = self.actions[probe].rsc;
+        let a = &self.actions[then];
+        if a.rsc.is_some() && a.rsc != probe_rsc && a.task == Task::Start {
+            if let Some(r) = a.rsc {
+                for &stop in self.by_rsc[r].iter().rev() {
+                    let s = &self.actions[stop];
+                    if s.task == Task::Stop && !s.pseudo {
+                        added.push(Ordering {
+                            first: probe,
+                            then: stop,
+                            flags: flags::OPTIONAL,
+                        });
+                    }
+                }
+            }
+        }
+        for &(next, f) in &after[then] {
+            if f & flags::IMPLIES_THEN != 0 {
+                self.restart_orderings(probe, next, after, visited, added);
+            }
+        }
     }
 
     /// An unrunnable start blocks the starts of resources mandatorily colocated with it.
@@ -1609,8 +2142,9 @@ impl<'a> Scheduler<'a> {
                 }
                 let d = c.dependent;
                 let reason = format!("colocation with {}", self.st.resources[r].id);
-                for a in self.actions.iter_mut().rev() {
-                    if a.rsc == Some(d) && a.runnable && a.task == Task::Start {
+                for &id in self.by_rsc[d].iter().rev() {
+                    let a = &mut self.actions[id];
+                    if a.runnable && a.task == Task::Start {
                         a.runnable = false;
                         set_reason(a, &reason, false);
                     }
@@ -1620,15 +2154,32 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Propagates "required" and "unrunnable" along orderings until nothing changes.
+    ///
+    /// Requirements flowing forward (a required or unrunnable action and what follows it) settle
+    /// before those flowing backward (a required stop and what must stop first), which is the
+    /// order in which Pacemaker's recursive update usually meets them; it decides which reason
+    /// an action keeps.
     fn propagate(&mut self) {
-        let mut changed = true;
         let mut rounds = 0;
-        while changed && rounds < 1000 {
-            changed = false;
+        loop {
             rounds += 1;
+            let mut changed = true;
+            while changed && rounds < 1000 {
+                changed = false;
+                rounds += 1;
+                for i in 0..self.orderings.len() {
+                    let mut o = self.orderings[i];
+                    o.flags &= !flags::IMPLIES_FIRST;
+                    changed |= self.update_pair(o);
+                }
+            }
+            let mut changed = false;
             for i in 0..self.orderings.len() {
                 let o = self.orderings[i];
                 changed |= self.update_pair(o);
+            }
+            if !changed || rounds >= 1000 {
+                break;
             }
         }
     }
@@ -1636,7 +2187,11 @@ impl<'a> Scheduler<'a> {
     fn reason_text(&self, change: &str, cause: usize) -> String {
         let c = &self.actions[cause];
         match c.rsc {
-            Some(r) => format!("{change} {} {}", self.st.resources[r].id, task_word(&c.task)),
+            Some(r) => format!(
+                "{change} {} {}",
+                self.st.resources[r].id,
+                task_word(&c.task)
+            ),
             None => format!("{change} {}", task_word(&c.task)),
         }
     }
@@ -1655,6 +2210,8 @@ impl<'a> Scheduler<'a> {
         let then = self.actions[t].clone();
         // A migrating resource's start is a formality: it does not force a restart after it.
         let first_migrating = first.task == Task::Start && first.migrate_runnable;
+        // An unrunnable first action counts as required here, as in Pacemaker: what must
+        // follow it is required too (and then found unrunnable).
         if o.flags & flags::IMPLIES_THEN != 0
             && then.optional
             && !first.optional
@@ -1674,9 +2231,10 @@ impl<'a> Scheduler<'a> {
             // Only a resource that comes back up (moves or restarts) makes what depends on it
             // unable to migrate; one that just stops blocks it through its start instead.
             let then_restarts = then.rsc.is_some_and(|r| {
-                self.actions
-                    .iter()
-                    .any(|a| a.rsc == Some(r) && a.task == Task::Start && a.runnable && !a.optional)
+                self.by_rsc[r].iter().any(|&a| {
+                    let a = &self.actions[a];
+                    a.task == Task::Start && a.runnable && !a.optional
+                })
             });
             if first.migrate_runnable && then_restarts {
                 self.actions[f].migrate_runnable = false;
@@ -1687,9 +2245,13 @@ impl<'a> Scheduler<'a> {
                 changed = true;
             }
         }
-        // Waiting for a stop that cannot happen blocks what comes after it.
-        if o.flags & flags::IMPLIES_FIRST != 0
-            && !first.optional
+        // Waiting for a stop that cannot happen (a required one, or one of a blocked resource
+        // that stays active) blocks what comes after it.
+        let blocked_first = first
+            .rsc
+            .is_some_and(|r| self.st.resources[r].blocked && !self.managed[r]);
+        if o.flags & (flags::IMPLIES_FIRST | flags::IMPLIES_THEN) != 0
+            && (!first.optional || blocked_first)
             && !first.runnable
             && then.runnable
             && first.task == Task::Stop
@@ -1778,6 +2340,8 @@ impl<'a> Scheduler<'a> {
             explanations: self.explain,
             settings: self.settings,
             actions: self.actions,
+            by_rsc: self.by_rsc,
+            order: self.order,
             orderings: self.orderings,
             status: {
                 let mut st = self.st;
@@ -1838,6 +2402,29 @@ fn set_reason(a: &mut Action, reason: &str, overwrite: bool) {
     if a.reason.is_none() || overwrite {
         a.reason = Some(reason.to_string());
     }
+}
+
+/// The node a resource counts as active on (`pe__find_active_on`): the migration source of a
+/// partial migration; for a resource that does not need fencing, the first clean online node;
+/// otherwise the first node it is active on.
+pub fn active_node(st: &ClusterStatus, r: usize, settings: &RscSettings) -> Option<usize> {
+    let rs = &st.resources[r];
+    if let Some(src) = rs.partial_migration_source {
+        if rs.running_on.contains(&src) {
+            return Some(src);
+        }
+    }
+    if settings.requires != "fencing" {
+        let happy = rs
+            .running_on
+            .iter()
+            .copied()
+            .find(|&n| st.nodes[n].online && !st.nodes[n].unclean);
+        if happy.is_some() {
+            return happy;
+        }
+    }
+    rs.running_on.first().copied()
 }
 
 /// The score each node gets for resource `r` (for `-s`), by node index.

@@ -69,7 +69,11 @@ pub struct WhatIf {
 }
 
 /// Simulates a CIB with what-if changes, printing what `crm_simulate` prints for them.
-pub fn simulate_what_if(text: &str, options: Options, what_if: &WhatIf) -> Result<Outcome, SimulateError> {
+pub fn simulate_what_if(
+    text: &str,
+    options: Options,
+    what_if: &WhatIf,
+) -> Result<Outcome, SimulateError> {
     let original = Cib::parse(text)?;
     let now = original.execution_date.unwrap_or(options.now);
     let mut doc = original.doc.clone();
@@ -88,7 +92,12 @@ pub fn simulate_what_if(text: &str, options: Options, what_if: &WhatIf) -> Resul
     }
     for spec in &what_if.op_inject {
         inject::op_inject(&mut doc, spec, now)?;
-        changes.push(format!("Injecting {}@{}={} into the configuration", spec.key(), spec.node, spec.rc));
+        changes.push(format!(
+            "Injecting {}@{}={} into the configuration",
+            spec.key(),
+            spec.node,
+            spec.rc
+        ));
     }
     let modified = Cib::from_document(doc)?;
     let mut prefix = String::new();
@@ -110,7 +119,12 @@ pub fn simulate_cib(cib: &Cib, options: Options) -> Result<Outcome, SimulateErro
     run(cib, options, "", &WhatIf::default())
 }
 
-fn run(cib: &Cib, options: Options, prefix: &str, what_if: &WhatIf) -> Result<Outcome, SimulateError> {
+fn run(
+    cib: &Cib,
+    options: Options,
+    prefix: &str,
+    what_if: &WhatIf,
+) -> Result<Outcome, SimulateError> {
     let transition = schedule_cib(cib, options.now)?;
     let now = cib.execution_date.unwrap_or(options.now);
     let mut text = String::new();
@@ -124,7 +138,9 @@ fn run(cib: &Cib, options: Options, prefix: &str, what_if: &WhatIf) -> Result<Ou
     let disabled = st
         .configs
         .iter()
-        .filter(|p| p.meta.get("target-role").map(status::Role::parse) == Some(status::Role::Stopped))
+        .filter(|p| {
+            p.meta.get("target-role").map(status::Role::parse) == Some(status::Role::Stopped)
+        })
         .count();
     let blocked = st.resources.iter().filter(|r| r.blocked).count();
     if disabled > 0 || blocked > 0 {

@@ -162,6 +162,12 @@ pub enum EarlyAction {
         rsc: usize,
         node: usize,
     },
+    /// Cancelling an active recurring operation that is no longer configured.
+    Cancel {
+        rsc: usize,
+        node: usize,
+        interval_ms: u64,
+    },
 }
 
 /// The unpacked cluster.
@@ -224,10 +230,11 @@ pub fn cmp_node_names(a: &str, b: &str) -> std::cmp::Ordering {
 fn cmp_ops(a: &OpRecord<'_>, b: &OpRecord<'_>) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     if a.call_id >= 0 && b.call_id >= 0 {
-        return a
-            .call_id
-            .cmp(&b.call_id)
-            .then(a.last_change.unwrap_or(-1).cmp(&b.last_change.unwrap_or(-1)));
+        return a.call_id.cmp(&b.call_id).then(
+            a.last_change
+                .unwrap_or(-1)
+                .cmp(&b.last_change.unwrap_or(-1)),
+        );
     }
     if a.call_id < 0 && b.call_id < 0 {
         return Ordering::Equal;
@@ -324,7 +331,8 @@ pub struct RscSettings {
 impl RscSettings {
     pub fn of(p: &Primitive, cib: &Cib) -> RscSettings {
         let meta = &p.meta;
-        let int = |name: &str, default: i32| meta.get(name).map(score::parse_plain).unwrap_or(default);
+        let int =
+            |name: &str, default: i32| meta.get(name).map(score::parse_plain).unwrap_or(default);
         let requires = meta.get("requires").map(str::to_string).unwrap_or_else(|| {
             if p.is_stonith() || !cib.options.stonith_enabled {
                 "quorum".to_string()
@@ -332,9 +340,9 @@ impl RscSettings {
                 "fencing".to_string()
             }
         });
-        let requires = if p.is_stonith() && requires != "nothing" {
-            "quorum".to_string()
-        } else if requires == "fencing" && !cib.options.stonith_enabled {
+        let requires = if (p.is_stonith() && requires != "nothing")
+            || (requires == "fencing" && !cib.options.stonith_enabled)
+        {
             "quorum".to_string()
         } else {
             requires
@@ -359,9 +367,10 @@ impl RscSettings {
             maintenance: meta.get("maintenance").map(is_true).unwrap_or(false)
                 || cib.options.maintenance_mode,
             allow_migrate: meta.get("allow-migrate").map(is_true).unwrap_or(false),
-            target_role: meta.get("target-role").map(Role::parse).and_then(|r| {
-                if r == Role::Unknown { None } else { Some(r) }
-            }),
+            target_role: meta
+                .get("target-role")
+                .map(Role::parse)
+                .and_then(|r| if r == Role::Unknown { None } else { Some(r) }),
             multiple_active: meta
                 .get("multiple-active")
                 .unwrap_or("stop_start")
@@ -385,6 +394,8 @@ struct Unpacker<'a> {
     resources: Vec<RscStatus>,
     configs: Vec<Primitive>,
     settings: Vec<RscSettings>,
+    /// Resource index by id.
+    ids: std::collections::HashMap<String, usize>,
     early: Vec<EarlyAction>,
     reschedule: Vec<(usize, usize, u64)>,
     now: i64,
@@ -430,6 +441,11 @@ impl<'a> Unpacker<'a> {
             .map(|(p, s)| new_rsc(&p.id, s, n))
             .collect();
         let fence_seen = vec![false; n];
+        let ids = configs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect();
         Unpacker {
             have_stonith_resource: cib.primitives.iter().any(Primitive::is_stonith),
             cib,
@@ -437,6 +453,7 @@ impl<'a> Unpacker<'a> {
             resources,
             configs,
             settings,
+            ids,
             early: Vec::new(),
             reschedule: Vec::new(),
             now,
@@ -448,7 +465,11 @@ impl<'a> Unpacker<'a> {
         self.nodes
             .iter()
             .position(|n| Some(n.id.as_str()) == id)
-            .or_else(|| self.nodes.iter().position(|n| Some(n.uname.as_str()) == uname))
+            .or_else(|| {
+                self.nodes
+                    .iter()
+                    .position(|n| Some(n.uname.as_str()) == uname)
+            })
     }
 
     fn can_fence(&self, node: usize) -> bool {
@@ -599,10 +620,7 @@ impl<'a> Unpacker<'a> {
         } else if in_cluster.is_none() {
             self.fence_node(ix, "peer has not been seen by the cluster".to_string());
         } else if join == Some("nack") {
-            self.fence_node(
-                ix,
-                "peer failed Pacemaker membership criteria".to_string(),
-            );
+            self.fence_node(ix, "peer failed Pacemaker membership criteria".to_string());
         } else if !do_terminate && exp_down {
             if in_cluster_true || crmd_online {
                 self.nodes[ix].standby = true;
@@ -650,13 +668,11 @@ impl<'a> Unpacker<'a> {
 
     fn rsc_index(&mut self, entry: &Element) -> Option<usize> {
         let id = entry.id()?;
-        if let Some(i) = self.resources.iter().position(|r| r.id == id) {
+        if let Some(&i) = self.ids.get(id) {
             return Some(i);
         }
         // An orphan: history for a resource no longer configured.
-        if entry.elements().next().is_none() {
-            return None;
-        }
+        entry.elements().next()?;
         let p = Primitive {
             id: id.to_string(),
             class: entry.attr("class").unwrap_or("ocf").to_string(),
@@ -668,6 +684,7 @@ impl<'a> Unpacker<'a> {
             utilization: Attrs::default(),
             ops: Vec::new(),
             line: entry.line,
+            group: None,
         };
         let mut s = RscSettings::of(&p, self.cib);
         s.managed = self.cib.options.stop_orphan_resources && s.managed;
@@ -677,6 +694,7 @@ impl<'a> Unpacker<'a> {
         self.resources.push(r);
         self.configs.push(p);
         self.settings.push(s);
+        self.ids.insert(id.to_string(), self.resources.len() - 1);
         Some(self.resources.len() - 1)
     }
 
@@ -753,7 +771,13 @@ impl<'a> Unpacker<'a> {
 
     /// `pe_get_failcount`: the summed fail count of `rsc` on `node` (optionally of one
     /// operation), and the latest failure time; `effective` applies failure-timeout.
-    fn failcount(&self, r: usize, node: usize, op: Option<(&str, u64)>, effective: bool) -> (i32, i64) {
+    fn failcount(
+        &self,
+        r: usize,
+        node: usize,
+        op: Option<(&str, u64)>,
+        effective: bool,
+    ) -> (i32, i64) {
         let id = &self.resources[r].id;
         let attrs = &self.nodes[node].attrs;
         let matches = |name: &str, prefix: &str| -> bool {
@@ -794,17 +818,22 @@ impl<'a> Unpacker<'a> {
                 if self.now >= last_run + timeout {
                     expired = true;
                 }
-                unexpired = self.failcount(r, node, Some((&op.task, op.interval_ms)), true).0;
+                unexpired = self
+                    .failcount(r, node, Some((&op.task, op.interval_ms)), true)
+                    .0;
             }
         }
         let mut clear = false;
-        if expired {
-            if self.failcount(r, node, Some((&op.task, op.interval_ms)), false).0 != 0 {
-                if unexpired == 0 {
-                    clear = true;
-                } else {
-                    expired = false;
-                }
+        if expired
+            && self
+                .failcount(r, node, Some((&op.task, op.interval_ms)), false)
+                .0
+                != 0
+        {
+            if unexpired == 0 {
+                clear = true;
+            } else {
+                expired = false;
             }
         }
         if clear {
@@ -825,10 +854,6 @@ impl<'a> Unpacker<'a> {
             .ops
             .iter()
             .find(|o| o.name == task && o.interval_ms == interval_ms && o.enabled)
-            .or_else(|| {
-                // A probe takes a configured monitor's on-fail only when it is the 0-interval one.
-                None
-            })
             .and_then(|o| o.on_fail.as_deref())
             .or_else(|| self.cib.op_defaults.get("on-fail"))
             .and_then(OnFail::parse);
@@ -864,8 +889,8 @@ impl<'a> Unpacker<'a> {
         }
         let expired = op.status != EXEC_NOT_INSTALLED && self.op_expired(r, node, op);
         let (rc, status) = self.remap(r, node, op, on_fail);
-        let maskable = op.is_probe()
-            && (op.rc == 5 || op.rc == 2 || op.status == EXEC_NOT_INSTALLED);
+        let maskable =
+            op.is_probe() && (op.rc == 5 || op.rc == 2 || op.status == EXEC_NOT_INSTALLED);
         if expired && maskable && op.rc != op.target_rc {
             if self.resources[r].role <= Role::Stopped {
                 self.resources[r].role = Role::Unknown;
@@ -879,7 +904,11 @@ impl<'a> Unpacker<'a> {
             if self.nodes[node].online && !self.nodes[node].unclean {
                 // The monitor is rescheduled once its failure has expired (unless the failure
                 // is only the "last failure" record beside the active monitor's own entry).
-                if !op.xml.id().is_some_and(|id| id.ends_with("_last_failure_0")) {
+                if !op
+                    .xml
+                    .id()
+                    .is_some_and(|id| id.ends_with("_last_failure_0"))
+                {
                     self.reschedule.push((r, node, op.interval_ms));
                 }
                 return;
@@ -887,6 +916,7 @@ impl<'a> Unpacker<'a> {
         }
         if maskable {
             self.update_state(r, node, op, 7, on_fail, *last_failure);
+            self.resources[r].role = Role::Stopped;
             self.resources[r].failed_probes.push((node, op.rc));
             self.resources[r].bans.push((node, -INFINITY));
             return;
@@ -936,7 +966,13 @@ impl<'a> Unpacker<'a> {
     }
 
     /// `remap_operation`: the effective rc and executor status.
-    fn remap(&mut self, r: usize, node: usize, op: &OpRecord<'_>, on_fail: &mut OnFail) -> (i32, i32) {
+    fn remap(
+        &mut self,
+        r: usize,
+        node: usize,
+        op: &OpRecord<'_>,
+        on_fail: &mut OnFail,
+    ) -> (i32, i32) {
         let rc = op.rc;
         let mut status = op.status;
         if status != EXEC_DONE && status != EXEC_ERROR {
@@ -944,9 +980,7 @@ impl<'a> Unpacker<'a> {
         }
         status = EXEC_DONE;
         let target = op.target_rc;
-        if target < 0 {
-            status = EXEC_ERROR;
-        } else if target != rc {
+        if target < 0 || target != rc {
             status = EXEC_ERROR;
         }
         match rc {
@@ -983,7 +1017,7 @@ impl<'a> Unpacker<'a> {
             }
             6 => status = EXEC_ERROR_FATAL,
             3 if op.interval_ms > 0 => status = 3,
-            3 | 5 | 2 | 4 => {
+            2..=5 => {
                 if !self.can_fence(node) && op.task == "stop" {
                     status = EXEC_ERROR;
                 } else {
@@ -1080,12 +1114,20 @@ impl<'a> Unpacker<'a> {
         let uname = &self.nodes[target].uname;
         status
             .children_named("node_state")
-            .filter(|s| s.attr("uname") == Some(uname.as_str()) || s.id() == Some(self.nodes[target].id.as_str()))
+            .filter(|s| {
+                s.attr("uname") == Some(uname.as_str())
+                    || s.id() == Some(self.nodes[target].id.as_str())
+            })
             .filter_map(|s| s.path(&["lrm", "lrm_resources"]))
             .flat_map(|l| l.children_named("lrm_resource"))
             .filter(|e| e.id() == Some(id.as_str()))
             .flat_map(|e| e.children_named("lrm_rsc_op"))
-            .any(|o| matches!(o.attr("operation"), Some("migrate_from") | Some("start") | Some("stop")))
+            .any(|o| {
+                matches!(
+                    o.attr("operation"),
+                    Some("migrate_from") | Some("start") | Some("stop")
+                )
+            })
     }
 
     fn op_failure(
@@ -1121,11 +1163,6 @@ impl<'a> Unpacker<'a> {
         if action_on_fail == OnFail::Stop {
             self.resources[r].next_role = Role::Stopped;
         }
-        if action_on_fail == OnFail::Block
-            || action_on_fail == OnFail::Ignore && false
-        {
-            // handled in process_rsc_state
-        }
     }
 
     /// `process_recurring`: recurring operations active since the last start.
@@ -1139,10 +1176,8 @@ impl<'a> Unpacker<'a> {
             match op.task.as_str() {
                 "stop" if op.status == 0 => stop_index = i,
                 "start" | "migrate_from" => start_index = i,
-                "monitor" if implied_monitor_start <= stop_index => {
-                    if op.rc == 0 || op.rc == 8 {
-                        implied_monitor_start = i;
-                    }
+                "monitor" if implied_monitor_start <= stop_index && (op.rc == 0 || op.rc == 8) => {
+                    implied_monitor_start = i;
                 }
                 "promote" | "demote" => implied_clone_start = i,
                 _ => {}
@@ -1169,6 +1204,20 @@ impl<'a> Unpacker<'a> {
             if op.interval_ms == 0 || op.status == EXEC_PENDING {
                 continue;
             }
+            // An active recurring operation that is no longer configured (or is disabled) is
+            // cancelled.
+            let configured = self.configs[r]
+                .ops
+                .iter()
+                .any(|o| o.name == op.task && o.interval_ms == op.interval_ms && o.enabled);
+            if !configured {
+                self.early.push(EarlyAction::Cancel {
+                    rsc: r,
+                    node,
+                    interval_ms: op.interval_ms,
+                });
+                continue;
+            }
             self.early.push(EarlyAction::Recurring {
                 rsc: r,
                 node,
@@ -1188,10 +1237,7 @@ impl<'a> Unpacker<'a> {
             && !self.nodes[node].maintenance
             && self.resources[r].managed
         {
-            let reason = format!(
-                "{} is thought to be active there",
-                self.resources[r].id
-            );
+            let reason = format!("{} is thought to be active there", self.resources[r].id);
             self.fence_node(node, reason);
         }
         let saved_on_fail = on_fail;

@@ -18,29 +18,41 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const RESPONSE_KEEP: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-const RESPONSE_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+const RESPONSE_CLOSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
 
 fn main() -> std::io::Result<()> {
     raise_nofile();
     let args: Vec<String> = std::env::args().collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     let num = |i: usize| arg(i).parse::<u64>().unwrap_or(0);
-    let addr = || arg(2).parse::<SocketAddr>().expect("an address like 127.0.0.1:80");
+    let addr = || {
+        arg(2)
+            .parse::<SocketAddr>()
+            .expect("an address like 127.0.0.1:80")
+    };
     match arg(1).as_str() {
         "server" => rt.block_on(server(num(2) as u16)),
         "connrate" => rt.block_on(connrate(addr(), num(3), num(4))),
         "latency" => rt.block_on(latency(addr(), num(3), num(4))),
         "idle" => rt.block_on(idle(addr(), num(3), num(4))),
         _ => {
-            eprintln!("usage: proxy-load server PORT | connrate ADDR CONC SECS | latency ADDR RATE SECS | idle ADDR N SECS");
+            eprintln!(
+                "usage: proxy-load server PORT | connrate ADDR CONC SECS | latency ADDR RATE SECS | idle ADDR N SECS"
+            );
             std::process::exit(2);
         }
     }
 }
 
 fn raise_nofile() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain get/set of this process's limit.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
@@ -66,7 +78,9 @@ async fn server(port: u16) -> std::io::Result<()> {
                 have += n;
                 while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
                     let head = &buf[..end];
-                    let close = head.windows(17).any(|w| w.eq_ignore_ascii_case(b"connection: close"));
+                    let close = head
+                        .windows(17)
+                        .any(|w| w.eq_ignore_ascii_case(b"connection: close"));
                     let resp = if close { RESPONSE_CLOSE } else { RESPONSE_KEEP };
                     if s.write_all(resp).await.is_err() || close {
                         return;
@@ -94,7 +108,8 @@ async fn connrate(addr: SocketAddr, conc: u64, secs: u64) -> std::io::Result<()>
                 while Instant::now() < end {
                     let ok = async {
                         let mut s = TcpStream::connect(addr).await?;
-                        s.write_all(b"GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n").await?;
+                        s.write_all(b"GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+                            .await?;
                         while s.read(&mut buf).await? > 0 {}
                         Ok::<_, std::io::Error>(())
                     }
@@ -111,7 +126,11 @@ async fn connrate(addr: SocketAddr, conc: u64, secs: u64) -> std::io::Result<()>
         let _ = t.await;
     }
     let n = done.load(Ordering::Relaxed);
-    println!("connrate {:.0} failed {}", n as f64 / secs as f64, failed.load(Ordering::Relaxed));
+    println!(
+        "connrate {:.0} failed {}",
+        n as f64 / secs as f64,
+        failed.load(Ordering::Relaxed)
+    );
     Ok(())
 }
 
@@ -143,7 +162,10 @@ async fn latency(addr: SocketAddr, rate: u64, secs: u64) -> std::io::Result<()> 
                         got += n;
                     }
                     // Latency from the scheduled time: queueing behind a slow answer counts.
-                    local.push(t0.max(next).duration_since(next).as_micros() as u64 + t0.elapsed().as_micros() as u64);
+                    local.push(
+                        t0.max(next).duration_since(next).as_micros() as u64
+                            + t0.elapsed().as_micros() as u64,
+                    );
                     next += per_conn;
                 }
                 samples.lock().expect("samples").extend(local);
@@ -156,7 +178,11 @@ async fn latency(addr: SocketAddr, rate: u64, secs: u64) -> std::io::Result<()> 
     }
     let mut v = samples.lock().expect("samples").clone();
     v.sort_unstable();
-    let pct = |p: f64| v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     println!("latency {} {} {}", pct(0.50), pct(0.99), v.len());
     Ok(())
 }

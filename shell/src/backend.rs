@@ -3,8 +3,10 @@
 //!
 //! A file CIB is read whole and written atomically (temporary file, fsync, rename, fsync of the
 //! directory) while holding an exclusive `flock` on a `.lock` file beside it. A commit names the
-//! version (`admin_epoch`, `epoch`, `num_updates`) it was based on; when the file has moved on
-//! since, the commit is refused, so two sessions never silently overwrite each other.
+//! version it was based on; when the configuration has moved on since (`admin_epoch` or `epoch`
+//! differ), the commit is refused, so two sessions never silently overwrite each other. A commit
+//! replaces only the configuration section: status recorded meanwhile (which moves only
+//! `num_updates`) is kept.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -56,6 +58,12 @@ impl std::fmt::Display for Version {
 }
 
 impl Version {
+    /// Whether both name the same configuration: status updates move only `num_updates`, so
+    /// they do not make a configuration commit stale; a configuration change moves `epoch`.
+    pub fn same_configuration(&self, other: &Version) -> bool {
+        (self.admin_epoch, self.epoch) == (other.admin_epoch, other.epoch)
+    }
+
     /// The version attributes of a `<cib>` element (missing ones count as 0).
     pub fn of(cib: &Element) -> Version {
         let num = |name| cib.attr(name).and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -174,22 +182,27 @@ impl FileCib {
     /// by one and `num_updates` restarts at 0, as when Pacemaker accepts a new configuration.
     pub fn commit(&self, doc: &Document, loaded: Version) -> Result<Version> {
         let _lock = self.lock()?;
-        let current = self.read_unlocked()?;
+        let mut current = self.read_unlocked()?;
         let now = Version::of(&current.root);
-        if now != loaded {
+        if !now.same_configuration(&loaded) {
             return Err(BackendError::Changed { loaded, now });
         }
-        let mut doc = doc.clone();
+        // Only the configuration is the session's: the status section stays as the file has it
+        // now (the local driver may have recorded operations since the load).
+        let configuration = doc
+            .root
+            .child("configuration")
+            .cloned()
+            .unwrap_or_else(|| Element::new("configuration"));
+        *current.root.child_or_insert("configuration") = configuration;
         let next = Version {
-            admin_epoch: loaded.admin_epoch,
-            epoch: loaded.epoch + 1,
+            admin_epoch: now.admin_epoch,
+            epoch: now.epoch + 1,
             num_updates: 0,
         };
-        doc.root.set_attr("epoch", next.epoch.to_string());
-        doc.root.set_attr("num_updates", "0");
-        doc.root
-            .set_attr("admin_epoch", next.admin_epoch.to_string());
-        write_atomically(&self.path, &doc.to_xml()).map_err(|e| self.io(e))?;
+        current.root.set_attr("epoch", next.epoch.to_string());
+        current.root.set_attr("num_updates", "0");
+        write_atomically(&self.path, &current.to_xml()).map_err(|e| self.io(e))?;
         Ok(next)
     }
 }
@@ -226,7 +239,7 @@ impl LiveCib {
 
     pub fn commit(&self, doc: &Document, loaded: Version) -> Result<Version> {
         let now = Version::of(&self.load()?.root);
-        if now != loaded {
+        if !now.same_configuration(&loaded) {
             return Err(BackendError::Changed { loaded, now });
         }
         let configuration = doc

@@ -14,6 +14,13 @@ pub struct Cli {
     /// Run the crm script in FILE (from the top level, like `crm -f FILE`).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// Accepted for crmsh compatibility (`crm -F`): hapx never asks for confirmation.
+    #[arg(short = 'F', long = "force")]
+    pub force: bool,
+    /// After a commit to a live cluster, wait until the cluster has acted on it
+    /// (`crm_resource --wait`), like `crm -w`.
+    #[arg(short = 'w', long = "wait")]
+    pub wait: bool,
     /// Without a command: read a crm script from stdin, or prompt on a terminal.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -37,13 +44,19 @@ pub enum Command {
     Node(CrmArgs),
     /// crm's ra level: classes|list|providers|info (reads the agents' meta-data).
     Ra(CrmArgs),
-    /// The embedded single-node cluster's local driver: start [--foreground] | stop | status.
+    /// The embedded single-node cluster's local driver: start | stop | status | cleanup.
     #[command(subcommand)]
     Cluster(crate::driver::control::ClusterCommand),
+    /// The seed's scenario live in private network namespaces, as root: VIP, proxy, three
+    /// backends, a client, and a recovery (--once: run it, print a verdict, clean up).
+    Demo(crate::demo::DemoArgs),
     /// What Pacemaker's scheduler would do with a CIB, printed as crm_simulate prints it:
     /// -x FILE | -L, [-R|-S], what-if changes (-u/-d/-f NODE, -i/-F SPEC), -G FILE,
     /// --explain RSC.
     Simulate(crate::simulate::SimulateArgs),
+    /// A two-node Corosync/Pacemaker lab with hapx on a private network: up [--script FILE]
+    /// [--stack hapx|reference] | status | fail NODE | recover NODE | probe | down.
+    Lab(crate::lab::LabArgs),
 }
 
 #[derive(Debug, Subcommand)]

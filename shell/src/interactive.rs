@@ -268,5 +268,9 @@ mod tests {
             vec!["start", "status", "stop"]
         );
         assert_eq!(complete("configure sh", 12, &t).1, vec!["show"]);
+        if ra::metadata("ocf", Some("heartbeat"), "Dummy").is_ok() {
+            let line = "primitive p ocf:heartbeat:Dummy params st";
+            assert_eq!(complete(line, line.len(), &c).1, vec!["state="]);
+        }
     }
 }

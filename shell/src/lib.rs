@@ -15,13 +15,16 @@
 //! - [`interactive`]: the terminal shell (rustyline: history, completion, crmsh's prompt).
 //! - [`run`]: the binary's entry points (piped, `-f FILE`, one-shot, terminal).
 //! - [`simulate`]: `hapx simulate`, crm_simulate's output from hapx-cib's scheduler.
+//! - [`lab`]: `hapx lab`, a two-node Corosync/Pacemaker lab on a private network of namespaces.
 
 pub mod agents;
 pub mod backend;
 pub mod cli;
 pub mod crm;
+pub mod demo;
 pub mod driver;
 pub mod interactive;
+pub mod lab;
 pub mod ra;
 pub mod run;
 pub mod session;

@@ -9,6 +9,7 @@ use hapx_shell::session::Level;
 
 fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
+    hapx_shell::run::set_wait(cli.wait);
     let Some(command) = &cli.command else {
         return match &cli.file {
             Some(path) => hapx_shell::run::file(path),
@@ -28,6 +29,8 @@ fn main() -> Result<ExitCode> {
         Command::Node(args) => hapx_shell::run::top("node", &args.args),
         Command::Ra(args) => hapx_shell::run::top("ra", &args.args),
         Command::Cluster(command) => hapx_shell::driver::control::run(command),
+        Command::Demo(args) => hapx_shell::demo::run(args),
         Command::Simulate(args) => hapx_shell::simulate::run(args),
+        Command::Lab(args) => hapx_shell::lab::run(args),
     }
 }

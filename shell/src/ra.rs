@@ -136,8 +136,30 @@ pub enum MetadataError {
     NoMetadata(String),
 }
 
-/// Runs the agent's `meta-data` action (OCF directly; other classes through `crm_resource`).
+/// The agent's meta-data, asked once per process (a script naming an agent a thousand times
+/// runs it once).
 pub fn metadata(
+    class: &str,
+    provider: Option<&str>,
+    kind: &str,
+) -> Result<Metadata, MetadataError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Metadata>>> = OnceLock::new();
+    let key = agent_name(class, provider, kind);
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(found) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(found);
+    }
+    let meta = fetch_metadata(class, provider, kind)?;
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, meta.clone());
+    }
+    Ok(meta)
+}
+
+/// Runs the agent's `meta-data` action (OCF directly; other classes through `crm_resource`).
+fn fetch_metadata(
     class: &str,
     provider: Option<&str>,
     kind: &str,

@@ -17,9 +17,17 @@ pub fn exit_code(session: &Session) -> std::process::ExitCode {
     }
 }
 
+static WAIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `-w`: sessions started from now on wait for the cluster after each live commit.
+pub fn set_wait(wait: bool) {
+    WAIT.store(wait, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn new_session(level: Level, interactive: bool) -> Session {
     let mut session = Session::new(Backend::detect(), level, interactive);
     session.stream = true;
+    session.wait = WAIT.load(std::sync::atomic::Ordering::Relaxed);
     session
 }
 

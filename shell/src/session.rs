@@ -8,7 +8,6 @@
 //! prints them in its regression mode.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::Command;
 
 use hapx_cib::xml::{Document, Element};
@@ -18,6 +17,7 @@ use crate::crm::config::Config;
 use crate::crm::{lex, parse, show};
 use crate::ra;
 
+mod text;
 mod top;
 
 const TOP_HELP: &str = "Levels and commands:
@@ -71,6 +71,8 @@ pub struct Session {
     pub out: Vec<u8>,
     /// Write output as it comes (the binary) rather than collecting it (tests).
     pub stream: bool,
+    /// After a live commit, wait for the cluster to settle (`crm -w`).
+    pub wait: bool,
 }
 
 /// Commands that edit the configuration.
@@ -162,6 +164,7 @@ pub const CONFIGURE_COMMANDS: &[&str] = &[
     "set",
     "show",
     "edit",
+    "filter",
     "commit",
     "verify",
     "delete",
@@ -191,6 +194,7 @@ impl Session {
             line: None,
             out: Vec::new(),
             stream: false,
+            wait: false,
         }
     }
 
@@ -388,6 +392,7 @@ impl Session {
             "save" => self.save(&args),
             "set" => self.set(&args),
             "edit" => self.edit_in_editor(&args),
+            "filter" => self.filter(&args),
             "help" => {
                 let text = format!("configure commands: {}\n", CONFIGURE_COMMANDS.join(" "));
                 self.print(&text);
@@ -489,10 +494,7 @@ impl Session {
             .copied()
             .collect();
         let text = if xml {
-            selected
-                .iter()
-                .map(|o| Document::new(o.element.clone()).to_xml())
-                .collect::<String>()
+            show_xml(config, &selected)
         } else {
             show::show(&selected, &config.doc.root)
         };
@@ -503,7 +505,7 @@ impl Session {
     }
 
     /// Writes the working copy, unless this script already failed.
-    fn commit(&mut self, _force: bool) {
+    fn commit(&mut self, force: bool) {
         if !self.interactive && !self.failed.is_empty() {
             let lines: Vec<String> = self
                 .failed
@@ -526,6 +528,18 @@ impl Session {
             return;
         }
         let (doc, version) = (w.config.doc.clone(), w.version);
+        let problems = w.config.verify_errors();
+        if !problems.is_empty() {
+            if force {
+                self.diag("INFO", "commit forced");
+            } else {
+                for p in problems {
+                    self.error(&p);
+                }
+                self.error("crm_verify: Errors found during check: config not valid");
+                return;
+            }
+        }
         match self.backend.commit(&doc, version) {
             Ok(version) => {
                 if let Some(w) = self.working.as_mut() {
@@ -537,8 +551,23 @@ impl Session {
                     w.base = w.config.doc.clone();
                     w.version = version;
                 }
+                if self.wait && self.backend.is_live() {
+                    self.wait_for_cluster();
+                }
             }
             Err(e) => self.error(&e.to_string()),
+        }
+    }
+
+    /// `crm_resource --wait`: until the cluster has no pending actions.
+    fn wait_for_cluster(&mut self) {
+        match Command::new("crm_resource").arg("--wait").output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => self.error(&format!(
+                "crm_resource --wait: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => self.error(&format!("crm_resource --wait: {e}")),
         }
     }
 
@@ -590,58 +619,6 @@ impl Session {
         }
     }
 
-    /// `edit [ID...]`: the objects' crm text in `$EDITOR`; what comes back replaces them.
-    fn edit_in_editor(&mut self, args: &[&str]) {
-        let Some(w) = self.working() else { return };
-        let all = w.config.objects();
-        let selected: Vec<show::Object<'_>> = all
-            .iter()
-            .filter(|o| args.is_empty() || args.contains(&o.id))
-            .copied()
-            .collect();
-        let ids: Vec<String> = selected.iter().map(|o| o.id.to_string()).collect();
-        let text = show::show(&selected, &w.config.doc.root);
-        let tmp = std::env::temp_dir().join(format!("hapx-edit-{}.crm", std::process::id()));
-        if let Err(e) = std::fs::write(&tmp, &text) {
-            return self.error(&format!("edit: {e}"));
-        }
-        let editor = std::env::var("EDITOR").unwrap_or_else(|_| "vi".into());
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{editor} \"$1\""))
-            .arg("sh")
-            .arg(&tmp)
-            .status();
-        let edited = std::fs::read_to_string(&tmp);
-        let _ = std::fs::remove_file(&tmp);
-        match (status, edited) {
-            (Ok(st), Ok(edited)) if st.success() => {
-                if edited == text {
-                    return;
-                }
-                let Some(w) = self.working.as_mut() else {
-                    return;
-                };
-                let mut next = w.config.clone();
-                let result = next
-                    .delete(&ids)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| load_cli(&mut next, &edited, "update"));
-                match result {
-                    Ok(()) => {
-                        next.notes.clear();
-                        w.config = next;
-                    }
-                    Err(e) => self.error(&format!("edit: {e}; nothing changed")),
-                }
-            }
-            (Ok(st), Ok(_)) => {
-                self.error(&format!("edit: {editor} exited with {st}; nothing changed"))
-            }
-            (Err(e), _) | (_, Err(e)) => self.error(&format!("edit: {editor}: {e}")),
-        }
-    }
-
     fn set(&mut self, args: &[&str]) {
         let [path, value] = args else {
             return self.error("set: expected ID.[OP.][INTERVAL.]NAME VALUE");
@@ -669,65 +646,50 @@ impl Session {
         let Some(w) = self.working() else { return };
         w.config.erase(nodes);
     }
+}
 
-    /// `load replace|update|push FILE|-`: crm text or CIB XML.
-    fn load(&mut self, args: &[&str]) {
-        let [method, file] = args else {
-            return self.error("load: expected replace|update|push FILE|-");
-        };
-        if !matches!(*method, "replace" | "update" | "push") {
-            return self.error(&format!(
-                "load: unknown method {method}; expected replace, update or push"
-            ));
+/// `show xml`: crmsh's `obj_set2cib` - a `<cib>` with the CIB's attributes, the required
+/// sections, and the top-level objects holding the selected ones.
+fn show_xml(config: &Config, selected: &[show::Object<'_>]) -> String {
+    let mut root = Element::new("cib");
+    root.attributes = config.doc.root.attributes.clone();
+    let mut configuration = Element::new("configuration");
+    for section in ["crm_config", "nodes", "resources", "constraints"] {
+        configuration.children.push(Element::new(section).into());
+    }
+    let Some(source) = config.configuration() else {
+        return String::new();
+    };
+    for section in source.elements() {
+        let mut tops: Vec<Element> = Vec::new();
+        if section.name == "fencing-topology" {
+            if selected.iter().any(|o| o.kind == "fencing_topology") {
+                configuration.children.push(section.clone().into());
+            }
+            continue;
         }
-        let text = if *file == "-" {
-            let mut s = String::new();
-            match std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
-                Ok(_) => s,
-                Err(e) => return self.error(&format!("load: stdin: {e}")),
+        for top in section.elements() {
+            let holds = selected.iter().any(|o| {
+                std::ptr::eq(o.element, top)
+                    || top.descendants().any(|d| std::ptr::eq(o.element, d))
+            });
+            if holds {
+                tops.push(top.clone());
             }
-        } else {
-            match std::fs::read_to_string(file) {
-                Ok(s) => s,
-                Err(e) => return self.error(&format!("load: {file}: {e}")),
-            }
-        };
-        let Some(w) = self.working() else { return };
-        let mut next = w.config.clone();
-        let result = if text.trim_start().starts_with('<') {
-            load_xml(&mut next, &text, method)
-        } else {
-            load_cli(&mut next, &text, method)
-        };
-        match result {
-            Ok(()) => {
-                if let Some(w) = self.working.as_mut() {
-                    w.config = next;
-                }
-            }
-            Err(e) => self.error(&format!("load: {e}")),
+        }
+        if tops.is_empty() {
+            continue;
+        }
+        let target = configuration.child_or_insert(&section.name);
+        for top in tops {
+            target.children.push(top.into());
         }
     }
-
-    /// `save [xml] FILE|-`
-    fn save(&mut self, args: &[&str]) {
-        let (xml, file) = match args {
-            ["xml", f] => (true, *f),
-            [f] => (false, *f),
-            _ => return self.error("save: expected [xml] FILE"),
-        };
-        let Some(w) = self.working() else { return };
-        let text = if xml {
-            w.config.doc.to_xml()
-        } else {
-            show::show(&w.config.objects(), &w.config.doc.root)
-        };
-        if file == "-" {
-            self.print(&text);
-        } else if let Err(e) = crate::backend::write_atomically(Path::new(file), &text) {
-            self.error(&format!("save: {file}: {e}"));
-        }
-    }
+    root.children.push(configuration.into());
+    format!(
+        "<?xml version=\"1.0\" ?>\n{}\n",
+        Document::new(root).to_xml()
+    )
 }
 
 /// Checks a new primitive against its agent's meta-data (crmsh's diagnostics).
@@ -752,84 +714,4 @@ fn check_agent(prim: &Element) -> Result<(), Vec<String>> {
     } else {
         Err(errors)
     }
-}
-
-fn load_cli(config: &mut Config, text: &str, method: &str) -> Result<(), String> {
-    if method != "update" {
-        let mut empty = config.doc.clone();
-        if let Some(c) = empty.root.child_mut("configuration") {
-            *c = crate::backend::empty_cib()
-                .root
-                .child("configuration")
-                .cloned()
-                .unwrap_or_default();
-        }
-        *config = Config::new(empty);
-    }
-    for line in lex::logical_lines(text) {
-        if line.text.starts_with('#') {
-            continue;
-        }
-        let tokens = lex::split(&line.text).map_err(|e| format!("{}: {e}", line.number))?;
-        let Some(first) = tokens.first() else {
-            continue;
-        };
-        let first = first.to_ascii_lowercase();
-        if !EDIT_COMMANDS.contains(&first.as_str()) {
-            return Err(format!(
-                "{}: {first}: not a configuration statement",
-                line.number
-            ));
-        }
-        let parsed = parse::parse(&tokens).map_err(|e| format!("{}: {e}", line.number))?;
-        if parsed.name == "primitive"
-            && let Err(messages) = check_agent(&parsed)
-        {
-            return Err(format!("{}: {}", line.number, messages.join("; ")));
-        }
-        if method == "update"
-            && let Some(id) = parsed.id().or(parsed.attr("uname"))
-            && config.find(id).is_some()
-            && !matches!(parsed.name.as_str(), "cluster_property_set")
-        {
-            config
-                .delete(&[id.to_string()])
-                .map_err(|e| format!("{}: {e}", line.number))?;
-        }
-        config
-            .add(parsed)
-            .map_err(|e| format!("{}: {e}", line.number))?;
-    }
-    Ok(())
-}
-
-fn load_xml(config: &mut Config, text: &str, method: &str) -> Result<(), String> {
-    let doc = Document::parse(text).map_err(|e| e.to_string())?;
-    let new_conf = if doc.root.name == "cib" {
-        doc.root
-            .child("configuration")
-            .cloned()
-            .ok_or("the CIB has no <configuration>")?
-    } else if doc.root.name == "configuration" {
-        doc.root
-    } else {
-        return Err(format!(
-            "expected <cib> or <configuration>, found <{}>",
-            doc.root.name
-        ));
-    };
-    if method == "update" {
-        let conf = config.doc.root.child_or_insert("configuration");
-        for section in new_conf.elements() {
-            let target = conf.child_or_insert(&section.name);
-            for obj in section.elements() {
-                let id = obj.id();
-                target.children.retain(|n| !matches!(n, hapx_cib::xml::Node::Element(e) if id.is_some() && e.id() == id));
-                target.children.push(obj.clone().into());
-            }
-        }
-    } else {
-        *config.doc.root.child_or_insert("configuration") = new_conf;
-    }
-    Ok(())
 }

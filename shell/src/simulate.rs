@@ -20,7 +20,12 @@ use hapx_cib::simulate::{self, Options, WhatIf};
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// Read the CIB from FILE.
-    #[arg(short = 'x', long = "xml-file", value_name = "FILE", conflicts_with = "live_check")]
+    #[arg(
+        short = 'x',
+        long = "xml-file",
+        value_name = "FILE",
+        conflicts_with = "live_check"
+    )]
     pub xml_file: Option<PathBuf>,
     /// Read the live cluster's CIB (through `cibadmin -Q`).
     #[arg(short = 'L', long = "live-check")]
@@ -116,8 +121,8 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode> {
 
 fn read_cib(args: &SimulateArgs) -> Result<(String, String)> {
     if let Some(path) = &args.xml_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         // Check it models before anything else, so that errors name the file and line.
         Cib::parse(&text).with_context(|| format!("{}", path.display()))?;
         return Ok((text, path.display().to_string()));

@@ -89,8 +89,7 @@ pub fn decisions(text: &str) -> String {
     let mut out = String::new();
     let mut keep = false;
     for line in text.lines() {
-        if line.starts_with("Transition Summary:") || line.starts_with("Revised Cluster Status:")
-        {
+        if line.starts_with("Transition Summary:") || line.starts_with("Revised Cluster Status:") {
             keep = true;
         } else if line.starts_with("Executing Cluster Transition:")
             || line.starts_with("Using the original execution date")
@@ -158,8 +157,7 @@ fn ratio(n: usize, d: usize) -> f64 {
 /// Floors kept in `tests/conformance-floor.toml`: `name = rate` lines.
 pub fn floors() -> Vec<(String, f64)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance-floor.toml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
         .filter(|l| !l.is_empty() && !l.starts_with('['))

@@ -17,7 +17,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -28,7 +28,7 @@ impl Rng {
 
     /// A number in `0..n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 
     /// True with probability `percent`/100.
@@ -185,7 +185,9 @@ impl Spec {
         }
         x.push_str("    </nodes>\n    <resources>\n");
         if self.stonith_enabled {
-            x.push_str("      <primitive id=\"fencing\" class=\"stonith\" type=\"fence_dummy\"/>\n");
+            x.push_str(
+                "      <primitive id=\"fencing\" class=\"stonith\" type=\"fence_dummy\"/>\n",
+            );
         }
         for (r, (stickiness, threshold, stopped)) in self.resources.iter().enumerate() {
             let _ = writeln!(
@@ -246,8 +248,12 @@ impl Spec {
                 NodeState::Online | NodeState::Standby => {
                     "in_ccm=\"true\" crmd=\"online\" join=\"member\" expected=\"member\""
                 }
-                NodeState::Down => "in_ccm=\"false\" crmd=\"offline\" join=\"down\" expected=\"down\"",
-                NodeState::Lost => "in_ccm=\"false\" crmd=\"offline\" join=\"member\" expected=\"member\"",
+                NodeState::Down => {
+                    "in_ccm=\"false\" crmd=\"offline\" join=\"down\" expected=\"down\""
+                }
+                NodeState::Lost => {
+                    "in_ccm=\"false\" crmd=\"offline\" join=\"member\" expected=\"member\""
+                }
             };
             let _ = writeln!(x, "    <node_state id=\"{id}\" uname=\"node{id}\" {attrs}>");
             let mut fails = String::new();
@@ -264,16 +270,28 @@ impl Spec {
                 lrm.push_str(&ops);
                 lrm.push_str("          </lrm_resource>\n");
                 if matches!(row[n], History::FailedMonitor | History::FailedStart) {
-                    let count = if row[n] == History::FailedStart { "INFINITY" } else { "1" };
+                    let count = if row[n] == History::FailedStart {
+                        "INFINITY"
+                    } else {
+                        "1"
+                    };
                     let _ = writeln!(
                         fails,
                         "          <nvpair id=\"n{id}-fc-{r}\" name=\"fail-count-rsc{r}#{}\" value=\"{count}\"/>",
-                        if row[n] == History::FailedStart { "start_0" } else { "monitor_10000" }
+                        if row[n] == History::FailedStart {
+                            "start_0"
+                        } else {
+                            "monitor_10000"
+                        }
                     );
                     let _ = writeln!(
                         fails,
                         "          <nvpair id=\"n{id}-lf-{r}\" name=\"last-failure-rsc{r}#{}\" value=\"1699999000\"/>",
-                        if row[n] == History::FailedStart { "start_0" } else { "monitor_10000" }
+                        if row[n] == History::FailedStart {
+                            "start_0"
+                        } else {
+                            "monitor_10000"
+                        }
                     );
                 }
             }
@@ -284,7 +302,10 @@ impl Spec {
                 );
             }
             if !lrm.is_empty() {
-                let _ = writeln!(x, "      <lrm id=\"{id}\"><lrm_resources>\n{lrm}      </lrm_resources></lrm>");
+                let _ = writeln!(
+                    x,
+                    "      <lrm id=\"{id}\"><lrm_resources>\n{lrm}      </lrm_resources></lrm>"
+                );
             }
             x.push_str("    </node_state>\n");
         }
@@ -357,7 +378,11 @@ fn op(r: usize, id: &str, task: &str, interval: u32, rc: u32, expected: u32, cal
         if rc == expected { 0 } else { 4 },
         // Pacemaker's digests of these operations' (empty) parameters, so that nothing looks
         // changed since it ran.
-        if interval > 0 { "4811cef7f7f94e3a35a70be7916cb2fd" } else { "f2317cad3d54cec5d7d7aa7d0bf35cf8" }
+        if interval > 0 {
+            "4811cef7f7f94e3a35a70be7916cb2fd"
+        } else {
+            "f2317cad3d54cec5d7d7aa7d0bf35cf8"
+        }
     )
 }
 
@@ -366,7 +391,8 @@ fn history_ops(r: usize, h: History) -> String {
         History::None => String::new(),
         History::Probed => op(r, "last_0", "monitor", 0, 7, 7, 1),
         History::Running => {
-            op(r, "last_0", "start", 0, 0, 0, 2) + &op(r, "monitor_10000", "monitor", 10000, 0, 0, 3)
+            op(r, "last_0", "start", 0, 0, 0, 2)
+                + &op(r, "monitor_10000", "monitor", 10000, 0, 0, 3)
         }
         History::FailedMonitor => {
             op(r, "last_0", "start", 0, 0, 0, 2)
@@ -374,9 +400,7 @@ fn history_ops(r: usize, h: History) -> String {
                 + &op(r, "last_failure_0", "monitor", 10000, 7, 0, 4)
         }
         History::FailedStart => op(r, "last_failure_0", "start", 0, 1, 0, 2),
-        History::Stopped => {
-            op(r, "last_0", "stop", 0, 0, 0, 4)
-        }
+        History::Stopped => op(r, "last_0", "stop", 0, 0, 0, 4),
     }
 }
 

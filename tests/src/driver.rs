@@ -143,7 +143,10 @@ impl Fixture {
             }
             xml.push_str("</instance_attributes>");
             if !r.meta.is_empty() {
-                xml.push_str(&format!("<meta_attributes id=\"{}-meta_attributes\">", r.id));
+                xml.push_str(&format!(
+                    "<meta_attributes id=\"{}-meta_attributes\">",
+                    r.id
+                ));
                 for (n, v) in &r.meta {
                     xml.push_str(&format!(
                         "<nvpair id=\"{id}-meta_attributes-{n}\" name=\"{n}\" value=\"{v}\"/>",
@@ -202,7 +205,9 @@ impl Fixture {
                 if let Some(slot) = config.child_mut("nodes") {
                     *slot = nodes;
                 }
-                *doc.root.child_mut("configuration").expect("a configuration") = config;
+                *doc.root
+                    .child_mut("configuration")
+                    .expect("a configuration") = config;
                 Some(())
             })
             .expect("editing the CIB");
@@ -353,7 +358,11 @@ impl Drop for Fixture {
 /// its rc (`start 0`, `stop 0`, `monitor 7`), or None without history.
 pub fn last_op(doc: &Document, rsc: &str) -> Option<(String, String)> {
     let id = format!("{rsc}_last_0");
-    let op = doc.root.child("status")?.descendants().find(|e| e.id() == Some(id.as_str()))?;
+    let op = doc
+        .root
+        .child("status")?
+        .descendants()
+        .find(|e| e.id() == Some(id.as_str()))?;
     Some((
         op.attr("operation")?.to_string(),
         op.attr("rc-code")?.to_string(),
@@ -371,7 +380,7 @@ pub fn transient(doc: &Document, name: &str) -> Option<String> {
 
 /// Whether `rsc` is running according to its last operation.
 pub fn started(doc: &Document, rsc: &str) -> bool {
-    matches!(last_op(doc, rsc), Some((op, rc)) if (op == "start" && rc == "0") || (op == "monitor" && rc == "0"))
+    matches!(last_op(doc, rsc), Some((op, rc)) if rc == "0" && (op == "start" || op == "monitor"))
 }
 
 /// Whether `rsc` is stopped according to its last operation.

@@ -45,6 +45,26 @@ impl Cib {
         Cib::with_text(tag, &hapx_shell::backend::empty_cib().to_xml())
     }
 
+    /// An empty CIB with fencing disabled (`property stonith-enabled=false`), so that
+    /// resources can be committed without a fencing device, as crmsh requires too.
+    pub fn unfenced(tag: &str) -> Cib {
+        let mut doc = hapx_shell::backend::empty_cib();
+        let set = hapx_cib::xml::Element::new("cluster_property_set")
+            .with_attr("id", "cib-bootstrap-options")
+            .with_child(
+                hapx_cib::xml::Element::new("nvpair")
+                    .with_attr("name", "stonith-enabled")
+                    .with_attr("value", "false")
+                    .with_attr("id", "cib-bootstrap-options-stonith-enabled"),
+            );
+        doc.root
+            .child_or_insert("configuration")
+            .child_or_insert("crm_config")
+            .children
+            .push(set.into());
+        Cib::with_text(tag, &doc.to_xml())
+    }
+
     /// A CIB file holding `text`.
     pub fn with_text(tag: &str, text: &str) -> Cib {
         use std::sync::atomic::{AtomicUsize, Ordering};

@@ -11,7 +11,11 @@ use hapx_tests::{cib, require};
 #[test]
 fn pacemaker_scheduler_suite() {
     let dir = cib::pacemaker_dir();
-    if !require::path("pacemaker_scheduler_suite", &dir, "the Pacemaker conformance corpus") {
+    if !require::path(
+        "pacemaker_scheduler_suite",
+        &dir,
+        "the Pacemaker conformance corpus",
+    ) {
         return;
     }
     let mut tiers: Vec<cib::TierResult> = vec![cib::TierResult::default(); 4];
@@ -54,5 +58,8 @@ fn pacemaker_scheduler_suite() {
             }
         }
     }
-    assert!(below.is_empty(), "conformance dropped below its floor: {below:?}");
+    assert!(
+        below.is_empty(),
+        "conformance dropped below its floor: {below:?}"
+    );
 }

@@ -63,7 +63,10 @@ fn generated_clusters_match_crm_simulate() {
             failing.push(spec);
         }
     }
-    assert!(ran * 10 >= cases * 9, "crm_simulate ran only {ran} of {cases} cases");
+    assert!(
+        ran * 10 >= cases * 9,
+        "crm_simulate ran only {ran} of {cases} cases"
+    );
     let rate = |n: usize| n as f64 / ran.max(1) as f64;
     println!(
         "differential (seed {seed}): {ran} clusters; decisions match {decisions} ({:.1}%); \

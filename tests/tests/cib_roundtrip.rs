@@ -21,11 +21,19 @@ fn without_lines(mut e: Element) -> Element {
 #[test]
 fn every_corpus_cib_round_trips() {
     let dir = cib::pacemaker_dir();
-    if !require::path("every_corpus_cib_round_trips", &dir, "the Pacemaker conformance corpus") {
+    if !require::path(
+        "every_corpus_cib_round_trips",
+        &dir,
+        "the Pacemaker conformance corpus",
+    ) {
         return;
     }
     let cases = cib::cases();
-    assert!(cases.len() > 500, "INDEX.tsv lists only {} cases", cases.len());
+    assert!(
+        cases.len() > 500,
+        "INDEX.tsv lists only {} cases",
+        cases.len()
+    );
     let mut modelled = 0;
     for case in &cases {
         let text = std::fs::read_to_string(&case.xml)
@@ -41,7 +49,12 @@ fn every_corpus_cib_round_trips() {
             "{}: the tree changed in a round trip",
             case.name
         );
-        assert_eq!(written, second.to_xml(), "{}: writing is not stable", case.name);
+        assert_eq!(
+            written,
+            second.to_xml(),
+            "{}: writing is not stable",
+            case.name
+        );
         if Cib::from_document(first).is_ok() {
             modelled += 1;
         }
@@ -62,6 +75,8 @@ fn a_dangling_reference_names_the_constraint_and_line() {
     assert!(err.contains("line 7"), "{err}");
     assert!(err.contains("rsc_order id=\"o1\""), "{err}");
     assert!(err.contains("'a'"), "{err}");
-    let err = Cib::parse("<cib>\n<configuration>\n</cib>").unwrap_err().to_string();
+    let err = Cib::parse("<cib>\n<configuration>\n</cib>")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("line 3"), "{err}");
 }

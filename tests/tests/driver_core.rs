@@ -26,7 +26,10 @@ fn assert_pacemaker_reads_it_settled(f: &Fixture) {
     let (ok, text) = f.crm_verify();
     assert!(ok && text.trim().is_empty(), "crm_verify -x:\n{text}");
     let pending = f.crm_simulate_actions();
-    assert!(pending.is_empty(), "crm_simulate would still do: {pending:?}");
+    assert!(
+        pending.is_empty(),
+        "crm_simulate would still do: {pending:?}"
+    );
 }
 
 fn position(actions: &[String], line: &str) -> usize {
@@ -52,26 +55,53 @@ fn order_is_honoured_on_start_and_reversed_on_stop() {
     // B is listed first, so only the constraint can put A's start first.
     f.write_cib(&[Rsc::new("B"), Rsc::new("A")], ORDER_A_B);
     f.start_driver();
-    f.wait_until("A and B started", WAIT, |d| started(d, "A") && started(d, "B"));
+    f.wait_until("A and B started", WAIT, |d| {
+        started(d, "A") && started(d, "B")
+    });
     let actions = f.actions();
-    assert!(position(&actions, "A start 0") < position(&actions, "B start 0"), "{actions:?}");
-    assert!(position(&actions, "A monitor 0") < position(&actions, "A start 0"), "probe first: {actions:?}");
+    assert!(
+        position(&actions, "A start 0") < position(&actions, "B start 0"),
+        "{actions:?}"
+    );
+    assert!(
+        position(&actions, "A monitor 0") < position(&actions, "A start 0"),
+        "probe first: {actions:?}"
+    );
+    assert!(
+        position(&actions, "B monitor 0") < position(&actions, "A start 0"),
+        "every resource is probed before anything starts: {actions:?}"
+    );
     f.wait_until("B's recurring monitor recorded", WAIT, |d| {
-        d.root.descendants().any(|e| e.id() == Some("B_monitor_1000"))
+        d.root
+            .descendants()
+            .any(|e| e.id() == Some("B_monitor_1000"))
     });
     assert_pacemaker_reads_it_settled(&f);
     assert_eq!((f.count("A", "start"), f.count("B", "start")), (1, 1));
 
     let out = f.stop_driver();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let actions = f.actions();
-    assert!(rposition(&actions, "B stop 0") < rposition(&actions, "A stop 0"), "{actions:?}");
+    assert!(
+        rposition(&actions, "B stop 0") < rposition(&actions, "A stop 0"),
+        "{actions:?}"
+    );
     assert!(!f.state_file("A").exists() && !f.state_file("B").exists());
     let cib = f.cib();
-    let state = cib.root.path(&["status", "node_state"]).expect("a node_state");
+    let state = cib
+        .root
+        .path(&["status", "node_state"])
+        .expect("a node_state");
     assert_eq!(state.attr("crmd"), Some("offline"));
     let (ok, text) = f.crm_verify();
-    assert!(ok && text.trim().is_empty(), "crm_verify -x after stop:\n{text}");
+    assert!(
+        ok && text.trim().is_empty(),
+        "crm_verify -x after stop:\n{text}"
+    );
 }
 
 #[test]
@@ -91,10 +121,17 @@ fn a_second_driver_names_the_first() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("already running (pid "), "{stderr}");
-    let status = f.hapx().args(["cluster", "status"]).output().expect("cluster status");
+    let status = f
+        .hapx()
+        .args(["cluster", "status"])
+        .output()
+        .expect("cluster status");
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("Local driver: running (pid"), "{text}");
-    assert!(text.contains("A\t(ocf:test:Logged):\t Started node1"), "{text}");
+    assert!(
+        text.contains("A\t(ocf:test:Logged):\t Started node1"),
+        "{text}"
+    );
     assert_eq!(f.count("A", "start"), 1);
 }
 
@@ -106,7 +143,11 @@ fn a_failed_monitor_restarts_the_resource_and_counts_the_failure() {
     let mut f = Fixture::new("restart");
     f.write_cib(&[Rsc::new("A").on_fail("restart")], "");
     f.start_driver();
-    f.wait_until("A monitored", WAIT, |d| d.root.descendants().any(|e| e.id() == Some("A_monitor_1000")));
+    f.wait_until("A monitored", WAIT, |d| {
+        d.root
+            .descendants()
+            .any(|e| e.id() == Some("A_monitor_1000"))
+    });
     // The resource dies behind the cluster's back: Dummy's state file goes.
     std::fs::remove_file(f.state_file("A")).expect("removing A's state");
     f.wait_until("a fail count and A restarted", WAIT, |d| {
@@ -126,7 +167,9 @@ fn a_failed_monitor_restarts_the_resource_and_counts_the_failure() {
     assert_eq!(failure.attr("operation_key"), Some("A_monitor_1000"));
     assert_eq!(failure.attr("rc-code"), Some("7"));
     f.wait_until("the new monitor recorded", WAIT, |d| {
-        d.root.descendants().any(|e| e.id() == Some("A_monitor_1000") && e.attr("rc-code") == Some("0"))
+        d.root
+            .descendants()
+            .any(|e| e.id() == Some("A_monitor_1000") && e.attr("rc-code") == Some("0"))
     });
     assert_pacemaker_reads_it_settled(&f);
 }
@@ -142,7 +185,9 @@ fn reaching_migration_threshold_stops_the_resource() {
     for failures in 1..=2 {
         f.wait_until("A monitored", WAIT, |d| {
             started(d, "A")
-                && d.root.descendants().any(|e| e.id() == Some("A_monitor_1000") && e.attr("rc-code") == Some("0"))
+                && d.root
+                    .descendants()
+                    .any(|e| e.id() == Some("A_monitor_1000") && e.attr("rc-code") == Some("0"))
         });
         std::fs::remove_file(f.state_file("A")).expect("removing A's state");
         let count = failures.to_string();
@@ -170,7 +215,11 @@ fn failure_timeout_expires_the_fail_count_and_the_resource_comes_back() {
         "",
     );
     f.start_driver();
-    f.wait_until("A monitored", WAIT, |d| d.root.descendants().any(|e| e.id() == Some("A_monitor_1000")));
+    f.wait_until("A monitored", WAIT, |d| {
+        d.root
+            .descendants()
+            .any(|e| e.id() == Some("A_monitor_1000"))
+    });
     std::fs::remove_file(f.state_file("A")).expect("removing A's state");
     f.wait_until("A stopped by the threshold", WAIT, |d| {
         stopped(d, "A") && transient(d, "fail-count-A#monitor_1000").is_some()
@@ -178,10 +227,22 @@ fn failure_timeout_expires_the_fail_count_and_the_resource_comes_back() {
     f.wait_until("the fail count expired and A started again", WAIT, |d| {
         transient(d, "fail-count-A#monitor_1000").is_none() && started(d, "A")
     });
-    assert_eq!(f.count("A", "start"), 2);
-    assert!(f.driver_log().contains("failure-timeout expired"), "{}", f.driver_log());
+    assert_eq!(
+        f.count("A", "start"),
+        2,
+        "{:?}\n{}",
+        f.actions(),
+        f.driver_log()
+    );
+    assert!(
+        f.driver_log().contains("failure-timeout expired"),
+        "{}",
+        f.driver_log()
+    );
     f.wait_until("the new monitor recorded", WAIT, |d| {
-        d.root.descendants().any(|e| e.id() == Some("A_monitor_1000") && e.attr("rc-code") == Some("0"))
+        d.root
+            .descendants()
+            .any(|e| e.id() == Some("A_monitor_1000") && e.attr("rc-code") == Some("0"))
     });
     let (ok, text) = f.crm_verify();
     assert!(ok && text.trim().is_empty(), "crm_verify -x:\n{text}");
@@ -193,23 +254,38 @@ fn a_driver_killed_mid_transition_is_replaced_without_duplicate_starts() {
         return;
     }
     let mut f = Fixture::new("killed");
-    f.write_cib(&[Rsc::new("A"), Rsc::new("B").param("start_delay", "3")], ORDER_A_B);
+    f.write_cib(
+        &[Rsc::new("A"), Rsc::new("B").param("start_delay", "3")],
+        ORDER_A_B,
+    );
     f.start_driver();
     // Kill the driver while B's (slow) start runs.
     let start = std::time::Instant::now();
     while !f.actions().iter().any(|l| l == "B start 0") {
-        assert!(start.elapsed() < WAIT, "B never started: {}", f.driver_log());
+        assert!(
+            start.elapsed() < WAIT,
+            "B never started: {}",
+            f.driver_log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     f.kill_driver();
     assert!(!f.state_file("B").exists(), "B's start was still running");
     f.start_driver();
     f.wait_until("A and B running under the new driver", WAIT, |d| {
-        started(d, "A") && started(d, "B") && d.root.descendants().any(|e| e.id() == Some("B_monitor_1000"))
+        started(d, "A")
+            && started(d, "B")
+            && d.root
+                .descendants()
+                .any(|e| e.id() == Some("B_monitor_1000"))
     });
     assert_eq!(f.count("A", "start"), 1, "{:?}", f.actions());
     assert_eq!(f.count("B", "start"), 1, "{:?}", f.actions());
-    assert!(f.driver_log().contains("a previous driver left running"), "{}", f.driver_log());
+    assert!(
+        f.driver_log().contains("a previous driver left running"),
+        "{}",
+        f.driver_log()
+    );
     // The new driver probed both and adopted them.
     let last = last_op(&f.cib(), "A").expect("A's history");
     assert_eq!(last, ("monitor".to_string(), "0".to_string()));
@@ -227,19 +303,29 @@ fn a_cib_edited_while_an_action_runs_is_picked_up_after_it() {
     f.start_driver();
     let start = std::time::Instant::now();
     while !f.actions().iter().any(|l| l == "A start 0") {
-        assert!(start.elapsed() < WAIT, "A never started: {}", f.driver_log());
+        assert!(
+            start.elapsed() < WAIT,
+            "A never started: {}",
+            f.driver_log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // While A's start runs, B is added.
     f.edit_config(&[a, Rsc::new("B")], ORDER_A_B);
     f.wait_until("B started", WAIT, |d| started(d, "A") && started(d, "B"));
     let log = f.driver_log();
-    let a_done = log.find("A start on node1: rc=0").expect("A's start logged");
-    let rescheduled = log.find("the CIB changed while an action ran").expect("the edit was noticed");
+    let a_done = log
+        .find("A start on node1: rc=0")
+        .expect("A's start logged");
+    let rescheduled = log
+        .find("the CIB changed while an action ran")
+        .expect("the edit was noticed");
     assert!(a_done < rescheduled, "{log}");
     assert_eq!((f.count("A", "start"), f.count("B", "start")), (1, 1));
     f.wait_until("B's recurring monitor recorded", WAIT, |d| {
-        d.root.descendants().any(|e| e.id() == Some("B_monitor_1000"))
+        d.root
+            .descendants()
+            .any(|e| e.id() == Some("B_monitor_1000"))
     });
     assert_pacemaker_reads_it_settled(&f);
 }
@@ -252,7 +338,11 @@ fn cleanup_forgets_failures_and_reprobes_without_a_restart() {
     let mut f = Fixture::new("cleanup");
     f.write_cib(&[Rsc::new("A").on_fail("restart")], "");
     f.start_driver();
-    f.wait_until("A monitored", WAIT, |d| d.root.descendants().any(|e| e.id() == Some("A_monitor_1000")));
+    f.wait_until("A monitored", WAIT, |d| {
+        d.root
+            .descendants()
+            .any(|e| e.id() == Some("A_monitor_1000"))
+    });
     std::fs::remove_file(f.state_file("A")).expect("removing A's state");
     f.wait_until("a fail count and A restarted", WAIT, |d| {
         transient(d, "fail-count-A#monitor_1000").is_some()
@@ -260,19 +350,133 @@ fn cleanup_forgets_failures_and_reprobes_without_a_restart() {
             && started(d, "A")
     });
     let probes_before = f.count("A", "monitor");
-    let out = f.hapx().args(["cluster", "cleanup", "A"]).output().expect("cluster cleanup");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = f
+        .hapx()
+        .args(["cluster", "cleanup", "A"])
+        .output()
+        .expect("cluster cleanup");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Cleaned up A"));
     f.wait_until("A re-probed, fail count gone", WAIT, |d| {
         transient(d, "fail-count-A#monitor_1000").is_none()
-            && !d.root.descendants().any(|e| e.id() == Some("A_last_failure_0"))
+            && !d
+                .root
+                .descendants()
+                .any(|e| e.id() == Some("A_last_failure_0"))
             && started(d, "A")
-            && d.root.descendants().any(|e| e.id() == Some("A_monitor_1000"))
+            && d.root
+                .descendants()
+                .any(|e| e.id() == Some("A_monitor_1000"))
     });
-    assert_eq!(f.count("A", "start"), 2, "no start after the cleanup: {:?}", f.actions());
+    assert_eq!(
+        f.count("A", "start"),
+        2,
+        "no start after the cleanup: {:?}",
+        f.actions()
+    );
     assert!(f.count("A", "monitor") > probes_before);
-    let out = f.hapx().args(["cluster", "cleanup", "nosuch"]).output().expect("cluster cleanup");
+    let out = f
+        .hapx()
+        .args(["cluster", "cleanup", "nosuch"])
+        .output()
+        .expect("cluster cleanup");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("resource nosuch does not exist"));
+    assert_pacemaker_reads_it_settled(&f);
+}
+
+/// Kills A behind the driver's back once its monitor runs, and waits until the failure is
+/// recorded.
+fn fail_a_once(f: &mut Fixture, rsc: Rsc) {
+    f.write_cib(&[rsc], "");
+    f.start_driver();
+    f.wait_until("A monitored", WAIT, |d| {
+        d.root
+            .descendants()
+            .any(|e| e.id() == Some("A_monitor_1000") && e.attr("rc-code") == Some("0"))
+    });
+    std::fs::remove_file(f.state_file("A")).expect("removing A's state");
+    f.wait_until("the failure recorded", WAIT, |d| {
+        d.root
+            .descendants()
+            .any(|e| e.id() == Some("A_last_failure_0"))
+    });
+    // Give the driver time to act on it (or, rightly, not to).
+    std::thread::sleep(Duration::from_secs(3));
+}
+
+#[test]
+fn on_fail_stop_leaves_the_resource_stopped() {
+    if !prerequisites("on_fail_stop_leaves_the_resource_stopped") {
+        return;
+    }
+    let mut f = Fixture::new("onfail-stop");
+    fail_a_once(&mut f, Rsc::new("A").on_fail("stop"));
+    let cib = f.cib();
+    assert!(stopped(&cib, "A"), "{}", f.driver_log());
+    assert_eq!(f.count("A", "start"), 1);
+    assert_eq!(
+        transient(&cib, "fail-count-A#monitor_1000").as_deref(),
+        Some("1")
+    );
+    assert_pacemaker_reads_it_settled(&f);
+}
+
+#[test]
+fn on_fail_ignore_counts_nothing_and_leaves_the_resource_alone() {
+    if !prerequisites("on_fail_ignore_counts_nothing_and_leaves_the_resource_alone") {
+        return;
+    }
+    let mut f = Fixture::new("onfail-ignore");
+    fail_a_once(&mut f, Rsc::new("A").on_fail("ignore"));
+    let cib = f.cib();
+    assert_eq!(f.count("A", "start"), 1, "{:?}", f.actions());
+    assert_eq!(f.count("A", "stop"), 0, "{:?}", f.actions());
+    assert_eq!(transient(&cib, "fail-count-A#monitor_1000"), None);
+    assert_pacemaker_reads_it_settled(&f);
+}
+
+#[test]
+fn on_fail_block_leaves_the_failed_resource_untouched() {
+    if !prerequisites("on_fail_block_leaves_the_failed_resource_untouched") {
+        return;
+    }
+    let mut f = Fixture::new("onfail-block");
+    fail_a_once(&mut f, Rsc::new("A").on_fail("block"));
+    assert_eq!(f.count("A", "start"), 1, "{:?}", f.actions());
+    assert_eq!(f.count("A", "stop"), 0, "{:?}", f.actions());
+    let status = f
+        .hapx()
+        .args(["cluster", "status"])
+        .output()
+        .expect("cluster status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("blocked"), "{text}");
+    assert_pacemaker_reads_it_settled(&f);
+}
+
+#[test]
+fn on_fail_standby_moves_every_resource_off_the_node() {
+    if !prerequisites("on_fail_standby_moves_every_resource_off_the_node") {
+        return;
+    }
+    let mut f = Fixture::new("onfail-standby");
+    f.write_cib(&[Rsc::new("A").on_fail("standby"), Rsc::new("B")], "");
+    f.start_driver();
+    f.wait_until("A monitored", WAIT, |d| {
+        started(d, "B")
+            && d.root
+                .descendants()
+                .any(|e| e.id() == Some("A_monitor_1000") && e.attr("rc-code") == Some("0"))
+    });
+    std::fs::remove_file(f.state_file("A")).expect("removing A's state");
+    f.wait_until("both stopped: the node is in standby", WAIT, |d| {
+        stopped(d, "A") && stopped(d, "B")
+    });
+    assert_eq!((f.count("A", "start"), f.count("B", "start")), (1, 1));
     assert_pacemaker_reads_it_settled(&f);
 }

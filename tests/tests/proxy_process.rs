@@ -204,3 +204,34 @@ fn binds_a_non_local_address_and_ipv6() {
     assert_eq!(ask(v6), "s");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[test]
+fn idle_tcp_connections_hit_the_client_timeout() {
+    let dir = temp_dir("tcp-timeout");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(30));
+    let port = free_port();
+    let cfg = tcp_config(port, srv.addr, "").replace("timeout client 10s", "timeout client 300ms");
+    let addr = SocketAddr::from((LO, port));
+    let _p = Proxy::start(&dir, "tcp-timeout", &cfg, addr);
+    let conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "s\n");
+    // Then silence: the proxy closes the connection after the idle timeout.
+    let started = Instant::now();
+    line.clear();
+    let n = reader.read_line(&mut line).unwrap_or(0);
+    assert_eq!(n, 0, "expected the proxy to close, got {line:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || srv.open.load(Ordering::SeqCst)
+            == 0),
+        "the server side stays open"
+    );
+}

@@ -2,7 +2,6 @@
 //! through a real hapx-proxy.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::time::Duration;
 
 use hapx_tests::proxy::{
@@ -32,7 +31,7 @@ fn setup(test: &str, level: &str) -> Setup {
          defaults\n  mode tcp\n  timeout client 5s\n  timeout server 5s\n  timeout connect 1s\n\
          frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
          backend be\n  balance roundrobin\n  server a {} check inter 200ms\n  server b {}\n\
-         listen stats\n  mode http\n  bind 127.0.0.1:{stats_port}\n  stats enable\n  stats uri /\n  stats refresh 5s\n  stats hide-version\n  stats auth admin:secret\n",
+         listen stats\n  mode http\n  bind 127.0.0.1:{stats_port}\n  http-request use-service prometheus-exporter if {{ path /metrics }}\n  stats enable\n  stats uri /\n  stats refresh 5s\n  stats hide-version\n  stats auth admin:secret\n",
         sock.display(),
         servers[0].addr,
         servers[1].addr
@@ -167,5 +166,33 @@ fn operator_level_cannot_change_servers() {
     let s = setup("stats-level", "operator");
     assert_eq!(cli(&s.sock, "disable server be/a"), "Permission denied\n");
     assert!(cli(&s.sock, "show stat").starts_with("# pxname"));
-    let _ = Path::new("");
+}
+
+#[test]
+fn prometheus_exporter_reports_servers() {
+    let s = setup("stats-prom", "admin");
+    tally(s.tcp, 3);
+    // No credentials needed: the exporter answers before the stats page's auth.
+    let (code, head, body) = http_get(s.stats, "/metrics", None);
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        body.contains("# TYPE haproxy_server_status gauge"),
+        "{body}"
+    );
+    assert!(
+        body.contains("haproxy_server_status{proxy=\"be\",server=\"b\"} 1"),
+        "{body}"
+    );
+    let total: u64 = ["a", "b"]
+        .iter()
+        .map(|srv| {
+            let key = format!("haproxy_server_sessions_total{{proxy=\"be\",server=\"{srv}\"}} ");
+            body.lines()
+                .find_map(|l| l.strip_prefix(&key))
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, 3);
 }

@@ -90,6 +90,13 @@ fn corpus_scripts_give_crmshs_configuration_and_show() {
             String::from_utf8_lossy(&crmsh_show.stdout),
             "{name}: `configure show` differs"
         );
+        let crmsh_xml = theirs.crmsh(&["configure", "show", "xml"], "");
+        let hapx_xml = ours.hapx(&["configure", "show", "xml"], "");
+        assert_eq!(
+            String::from_utf8_lossy(&hapx_xml.stdout),
+            String::from_utf8_lossy(&crmsh_xml.stdout),
+            "{name}: `configure show xml` differs"
+        );
         // hapx shows crmsh's own CIB the way crmsh does, too.
         assert_eq!(
             shell::show_text(&theirs.text()),
@@ -168,7 +175,7 @@ fn seed_script_verbatim_gives_crmshs_configuration() {
 }
 
 /// crmsh testcases whose every `configure show` hapx reproduces.
-const SHOW_TESTCASES: &[&str] = &["confbasic", "delete", "rset"];
+const SHOW_TESTCASES: &[&str] = &["confbasic", "delete", "rset", "commit"];
 
 #[test]
 fn crmsh_testcase_shows_match() {

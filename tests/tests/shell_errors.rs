@@ -129,7 +129,7 @@ fn agent_parameters_are_checked_like_crmsh() {
 
 #[test]
 fn a_concurrent_change_refuses_the_commit() {
-    let cib = Cib::empty("concurrent");
+    let cib = Cib::unfenced("concurrent");
     let backend = FileCib {
         path: cib.path.clone(),
         create: false,
@@ -183,7 +183,7 @@ fn missing_commit_discards_the_edits() {
 
 #[test]
 fn one_shot_commands_commit_and_show() {
-    let cib = Cib::empty("oneshot");
+    let cib = Cib::unfenced("oneshot");
     let out = cib.hapx(
         &[
             "configure",
@@ -225,4 +225,124 @@ fn missing_cib_file_is_an_error() {
         !cib.path.exists(),
         "CIB_file naming a missing file must not create it"
     );
+}
+
+#[test]
+fn a_status_update_meanwhile_is_kept_not_refused() {
+    let cib = Cib::unfenced("statusupdate");
+    let backend = FileCib {
+        path: cib.path.clone(),
+        create: false,
+    };
+    let mut session = Session::new(backend, Level::Configure, false);
+    session.run_line("primitive p1 ocf:heartbeat:Dummy", Some(1));
+    // The local driver records an operation: the status changes, num_updates moves.
+    let text = cib.text().replace(
+        "<status/>",
+        "<status>\n    <node_state id=\"1\" uname=\"node1\"/>\n  </status>",
+    );
+    let text = text.replace("num_updates=\"0\"", "num_updates=\"1\"");
+    std::fs::write(&cib.path, text).unwrap();
+    session.run_line("commit", Some(2));
+    assert_eq!(session.errors(), 0, "a status update made the commit stale");
+    let after = cib.text();
+    assert!(
+        after.contains("\"p1\"") && after.contains("node_state"),
+        "{after}"
+    );
+    assert!(
+        after.contains("epoch=\"2\"") && after.contains("num_updates=\"0\""),
+        "{after}"
+    );
+}
+
+#[test]
+fn the_embedded_cib_starts_as_cibadmin_empty_makes_it() {
+    if !hapx_tests::require::command(
+        "the_embedded_cib_starts_as_cibadmin_empty_makes_it",
+        "cibadmin",
+    ) {
+        return;
+    }
+    let scratch = Cib::empty("embedded");
+    let path = scratch.dir.join("var/lib/hapx/cib.xml");
+    let mut cmd = std::process::Command::new(hapx_tests::bins::path("hapx"));
+    cmd.args(["configure", "show"])
+        .env_remove("CIB_file")
+        .env("HAPX_CIB", &path);
+    let out = hapx_tests::shell::run_with_stdin(cmd, "");
+    assert!(out.status.success(), "{}", describe(&out));
+    let ours = std::fs::read_to_string(&path).unwrap();
+    let theirs = std::process::Command::new("cibadmin")
+        .arg("--empty")
+        .output()
+        .unwrap();
+    let theirs = String::from_utf8_lossy(&theirs.stdout);
+    let (a, b) = (
+        hapx_cib::xml::Document::parse(&ours).unwrap().root,
+        hapx_cib::xml::Document::parse(&theirs).unwrap().root,
+    );
+    let mut a_attrs = a.attributes.clone();
+    let mut b_attrs = b.attributes.clone();
+    a_attrs.sort();
+    b_attrs.sort();
+    assert_eq!(a_attrs, b_attrs);
+    assert_eq!(
+        hapx_tests::shell::canonical(&ours),
+        hapx_tests::shell::canonical(&theirs)
+    );
+    assert_eq!(a.elements().count(), b.elements().count());
+}
+
+#[test]
+fn a_script_file_runs_from_the_top_level() {
+    let cib = Cib::unfenced("dashf");
+    let script = cib.dir.join("script.crm");
+    std::fs::write(
+        &script,
+        "# a comment\nconfigure\nprimitive p ocf:heartbeat:Dummy \\\n\top monitor interval=10s\ncommit\nquit\n",
+    )
+    .unwrap();
+    let out = cib.hapx(&["-f", script.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        cib.text().contains(r#"id="p-monitor-10s""#),
+        "{}",
+        cib.text()
+    );
+    std::fs::write(&script, "configure\nprimitive q Bogus:x:y:z\ncommit\n").unwrap();
+    let before = cib.text();
+    let out = cib.hapx(&["-f", script.to_str().unwrap()], "");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ERROR: 2: "),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(cib.text(), before);
+}
+
+#[test]
+fn resources_without_fencing_are_refused_unless_forced() {
+    // crmsh refuses such a commit because crm_verify reports errors; so does hapx.
+    let cib = Cib::empty("fencing");
+    let before = cib.text();
+    let out = cib.hapx(&["configure"], "primitive p ocf:heartbeat:Dummy\ncommit\n");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ERROR: 2: (unpack_resources) \terror: Resource start-up disabled since no STONITH resources have been defined"),
+        "{err}"
+    );
+    assert!(
+        err.contains("crm_verify: Errors found during check: config not valid"),
+        "{err}"
+    );
+    assert_eq!(cib.text(), before);
+    let out = cib.hapx(
+        &["configure"],
+        "primitive p ocf:heartbeat:Dummy\ncommit force\n",
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(cib.text().contains("\"p\""));
 }

@@ -72,7 +72,7 @@ impl Terminal {
 
 #[test]
 fn a_terminal_session_completes_continues_and_remembers() {
-    let cib = Cib::empty("tty");
+    let cib = Cib::unfenced("tty");
     let history = cib.dir.join("history");
     let (controller, terminal) = openpty();
     let child = Command::new(bins::path("hapx"))

@@ -41,12 +41,18 @@ fn a_piped_script_configures_live_pacemaker() {
     let Some(node) = PacemakerNode::start("shell::live_configure", NodeOptions::default()) else {
         return;
     };
-    let out = hapx(&node, &["configure"], SCRIPT);
+    // `-w` waits for the cluster to act on the commit: both run when hapx returns.
+    let out = hapx(&node, &["-w", "configure"], SCRIPT);
     assert!(
         out.status.success(),
         "{}\n{}",
         describe(&out),
         node.log_tail(20)
+    );
+    let now = node.crm_mon_xml().unwrap();
+    assert!(
+        started(&now, "first-resource") && started(&now, "second-resource"),
+        "not started when `hapx -w configure` returned:\n{now}"
     );
 
     let both = node.wait_until(Duration::from_secs(90), |xml| {

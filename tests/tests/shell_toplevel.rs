@@ -153,3 +153,24 @@ fn status_is_crm_mons_view_of_the_file() {
         stdout(&ours)
     );
 }
+
+#[test]
+fn a_link_named_crm_is_the_same_shell() {
+    let cib = Cib::unfenced("crmlink");
+    let crm = cib.dir.join("crm");
+    std::os::unix::fs::symlink(hapx_tests::bins::path("hapx"), &crm).unwrap();
+    let mut cmd = Command::new(&crm);
+    cmd.arg("configure").env("CIB_file", &cib.path);
+    let out =
+        hapx_tests::shell::run_with_stdin(cmd, "primitive p ocf:heartbeat:Dummy\ncommit\nbye\n");
+    assert!(out.status.success(), "{}", describe(&out));
+    let shown = Command::new(&crm)
+        .args(["configure", "show"])
+        .env("CIB_file", &cib.path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&shown),
+        "primitive p Dummy\nproperty cib-bootstrap-options: \\\n\tstonith-enabled=false\n"
+    );
+}

@@ -397,6 +397,9 @@ pub struct Proxy {
     pub stats: StatsPage,
     pub logs: Vec<LogTarget>,
     pub disabled: bool,
+    /// `http-request use-service prometheus-exporter [if { path P }]`: the path served
+    /// (empty: every request).
+    pub prometheus: Option<String>,
 }
 
 impl Proxy {
@@ -420,6 +423,7 @@ impl Proxy {
             stats: StatsPage::default(),
             logs: Vec::new(),
             disabled: false,
+            prometheus: None,
         }
     }
 
@@ -432,6 +436,7 @@ impl Proxy {
             binds: Vec::new(),
             servers: Vec::new(),
             disabled: false,
+            prometheus: None,
             ..defaults.clone()
         }
     }

@@ -223,7 +223,7 @@ impl<'e> Parser<'e> {
             Section::None => Err(format!("unknown keyword '{kw}' out of section.")),
             Section::Skipped => Ok(()),
             Section::Global => global(&mut self.config.global, line, &mut self.diags),
-            Section::Resolvers(r) => resolvers(r, line, &mut self.diags),
+            Section::Resolvers(r) => resolvers(r, line),
             Section::Defaults(p) | Section::Proxy(p) => {
                 proxy(p, &self.config.global, line, &mut self.diags)
             }
@@ -545,7 +545,7 @@ fn log_target(line: &Line<'_>) -> Result<Option<LogTarget>, String> {
     }))
 }
 
-fn resolvers(r: &mut Resolvers, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+fn resolvers(r: &mut Resolvers, line: &Line<'_>) -> Outcome {
     let kw = line.words[0].as_str();
     match kw {
         "nameserver" => {
@@ -606,7 +606,6 @@ fn resolvers(r: &mut Resolvers, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             r.hold.insert(status.into(), values::duration(time)?);
         }
         _ => {
-            let _ = diags;
             return Err(unknown(
                 kw,
                 "resolvers",
@@ -683,6 +682,7 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         },
         "tcp-check" => tcp_check(p, line, diags)?,
         "http-check" => http_check(p, line, diags)?,
+        "http-request" if line.arg(1) == Some("use-service") => prometheus(p, line)?,
         "description" => {}
         "disabled" => p.disabled = true,
         "enabled" => p.disabled = false,
@@ -691,6 +691,30 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
             None => return Err(unknown(kw, section, keywords::PROXY.iter().map(|k| k.0))),
         },
     }
+    Ok(())
+}
+
+/// `http-request use-service prometheus-exporter [if { path /metrics }]`, the one service
+/// hapx provides.
+fn prometheus(p: &mut Proxy, line: &Line<'_>) -> Outcome {
+    let words: Vec<&str> = line.words[2..].iter().map(String::as_str).collect();
+    let path = match words.as_slice() {
+        ["prometheus-exporter"] => String::new(),
+        ["prometheus-exporter", "if", "{", "path", path, "}"] => (*path).to_string(),
+        ["prometheus-exporter", ..] => {
+            return Err("'http-request use-service prometheus-exporter' supports only 'if { path <path> }' as a condition in hapx.".into());
+        }
+        [other, ..] => {
+            return Err(format!(
+                "'http-request use-service' : unknown service '{other}' (hapx provides 'prometheus-exporter')."
+            ));
+        }
+        [] => return Err("'http-request use-service' expects a service name.".into()),
+    };
+    if p.mode != Mode::Http {
+        return Err("'http-request use-service' needs 'mode http'.".into());
+    }
+    p.prometheus = Some(path);
     Ok(())
 }
 

@@ -11,16 +11,14 @@
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::watch;
 
-use super::Stop;
 use super::state::{Admin, State};
 use super::stats;
 use crate::config::model::{CliLevel, StatsSocket};
@@ -47,14 +45,7 @@ const HELP: &str = "The following commands are valid at this level:
 ";
 
 /// Accepts runtime API connections until the process exits.
-pub async fn serve(
-    state: Arc<State>,
-    conf: StatsSocket,
-    socket: UnixListener,
-    handover: Handover,
-    stop: Arc<watch::Sender<Stop>>,
-) {
-    let _ = stop;
+pub async fn serve(state: Arc<State>, conf: StatsSocket, socket: UnixListener, handover: Handover) {
     loop {
         let Ok((stream, _)) = socket.accept().await else {
             continue;
@@ -312,6 +303,5 @@ pub fn fetch_listeners(path: &Path) -> anyhow::Result<Vec<(SocketAddr, OwnedFd)>
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let _ = BorrowedFd::borrow_raw;
     Ok(addrs.into_iter().zip(fds).collect())
 }

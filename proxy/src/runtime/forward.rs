@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-/// How much one splice call moves at most (the pipe's default capacity).
-const PIPE_CHUNK: usize = 64 * 1024;
+/// The pipe capacity asked for (F_SETPIPE_SZ), and so how much one splice call moves at
+/// most: fewer, larger calls for bulk transfers. Pages are only held while data is in flight.
+const PIPE_CHUNK: usize = 512 * 1024;
 /// The user-space copy buffer.
 const COPY_BUF: usize = 16 * 1024;
 /// Free pipes kept for reuse.
@@ -57,12 +58,22 @@ impl Pipe {
                     return Err(io::Error::last_os_error());
                 }
                 // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
-                unsafe {
+                let pipe = unsafe {
                     Pipe {
                         r: OwnedFd::from_raw_fd(fds[0]),
                         w: OwnedFd::from_raw_fd(fds[1]),
                     }
-                }
+                };
+                // SAFETY: fcntl on a descriptor we own. Failure (a lower pipe-max-size) leaves
+                // the default 64 kB, which only means more calls.
+                unsafe {
+                    libc::fcntl(
+                        pipe.w.as_raw_fd(),
+                        libc::F_SETPIPE_SZ,
+                        PIPE_CHUNK as libc::c_int,
+                    )
+                };
+                pipe
             }
         };
         PIPES_USED.fetch_add(1, Relaxed);
@@ -165,8 +176,22 @@ pub async fn forward(
     let activity = Activity::new();
     let both = async {
         let done = AtomicBool::new(false);
-        let up = one_way(client, server, use_splice, &activity, &moved.to_server, &done);
-        let down = one_way(server, client, use_splice, &activity, &moved.to_client, &done);
+        let up = one_way(
+            client,
+            server,
+            use_splice,
+            &activity,
+            &moved.to_server,
+            &done,
+        );
+        let down = one_way(
+            server,
+            client,
+            use_splice,
+            &activity,
+            &moved.to_client,
+            &done,
+        );
         tokio::try_join!(up, down)
     };
     let result = match idle {
@@ -206,7 +231,9 @@ async fn one_way(
     match splice_one_way(src, dst, activity, count, other_done).await {
         // splice(2) refused these sockets: copy instead.
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            copy_one_way(src, dst, false, activity, count, other_done).await.map(|_| ())
+            copy_one_way(src, dst, false, activity, count, other_done)
+                .await
+                .map(|_| ())
         }
         other => other,
     }

@@ -151,7 +151,9 @@ impl Conn {
             loop {
                 match forward::read_drain(stream, buf.spare()) {
                     Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => stream.readable().await?,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        stream.readable().await?
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -387,7 +389,11 @@ pub async fn serve(
         };
         first = false;
         let started = Instant::now();
-        let date = if fe.logger.is_empty() { String::new() } else { log::accept_date() };
+        let date = if fe.logger.is_empty() {
+            String::new()
+        } else {
+            log::accept_date()
+        };
         let head = match client.read_head(wait, true).await {
             Ok(h) => h,
             Err(ReadError::Closed) => return,
@@ -430,6 +436,20 @@ pub async fn serve(
             connect_ms: -1,
             response_ms: -1,
         };
+        if let Some(path) = &fe.conf.prometheus {
+            if path.is_empty() || head.first[1].split('?').next() == Some(path.as_str()) {
+                let body = stats::prometheus(&state);
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncache-control: no-cache\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                fe.counters.count_status(200);
+                if client.stream.write_all(resp.as_bytes()).await.is_err() || !keep_client {
+                    return;
+                }
+                continue;
+            }
+        }
         if fe.conf.stats.enabled && head.first[1].starts_with(fe.conf.stats.uri()) {
             let (resp, status) = stats_response(&state, &fe.conf, &head);
             fe.counters.count_status(status);
@@ -672,7 +692,11 @@ async fn respond(
         let moved = Moved::default();
         let _ = client.stream.write_all(&sconn.buf.take()).await;
         let _ = sconn.stream.write_all(&client.buf.take()).await;
-        let idle = backend.conf.timeouts.tunnel.or(backend.conf.timeouts.server);
+        let idle = backend
+            .conf
+            .timeouts
+            .tunnel
+            .or(backend.conf.timeouts.server);
         forward::forward(&client.stream, &sconn.stream, idle, state.splice, &moved).await;
         req.bytes += moved.to_client.load(Relaxed);
         *server = None;

@@ -43,6 +43,8 @@ use state::{Frontend, State};
 pub struct BoundListener {
     pub frontend: usize,
     pub addr: SocketAddr,
+    /// Which of the address's sockets this is: thread `slot % threads` accepts on it.
+    pub slot: usize,
     pub socket: std::net::TcpListener,
 }
 
@@ -67,15 +69,21 @@ pub fn bind_listeners(
     state: &State,
     inherited: &mut Vec<(SocketAddr, OwnedFd)>,
 ) -> anyhow::Result<Vec<BoundListener>> {
+    let threads = thread_count(state);
     let mut out = Vec::new();
     for (i, fe) in state.frontends.iter().enumerate() {
         if fe.conf.disabled {
             continue;
         }
         for bind in &fe.conf.binds {
-            let socket = match inherited.iter().position(|(a, _)| *a == bind.addr) {
-                Some(at) => listener::adopt(inherited.swap_remove(at).1)?,
-                None => listener::open(bind).with_context(|| {
+            // Every socket an old process had for this address is kept (dropping one would
+            // drop the connections queued on it), then one per thread is completed.
+            let mut sockets = Vec::new();
+            while let Some(at) = inherited.iter().position(|(a, _)| *a == bind.addr) {
+                sockets.push(listener::adopt(inherited.swap_remove(at).1)?);
+            }
+            while sockets.len() < threads {
+                sockets.push(listener::open(bind).with_context(|| {
                     format!(
                         "[{}] : Starting {} {}: cannot bind socket [{}]",
                         bind.place,
@@ -83,16 +91,31 @@ pub fn bind_listeners(
                         fe.name,
                         bind.spec
                     )
-                })?,
-            };
-            out.push(BoundListener {
-                frontend: i,
-                addr: bind.addr,
-                socket,
-            });
+                })?);
+            }
+            out.extend(
+                sockets
+                    .into_iter()
+                    .enumerate()
+                    .map(|(slot, socket)| BoundListener {
+                        frontend: i,
+                        addr: bind.addr,
+                        slot,
+                        socket,
+                    }),
+            );
         }
     }
     Ok(out)
+}
+
+/// Threads to run: `nbthread`, else one per CPU.
+pub fn thread_count(state: &State) -> usize {
+    state
+        .config
+        .global
+        .nbthread
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Binds the runtime API sockets (replacing stale socket files).
@@ -134,16 +157,12 @@ pub enum Stop {
 /// Runs until stopped. Must be called outside any tokio runtime (it builds them).
 ///
 /// One single-threaded runtime per thread (`nbthread`, default: the CPU count), like
-/// HAProxy's threads: each accepts on every listener (a duplicate of the same socket, so a
-/// reload hands over one socket per address) and runs its connections to their end without
-/// cross-thread wake-ups. The first thread also runs checks, resolvers and the runtime API.
+/// HAProxy's threads: each accepts on its own `SO_REUSEPORT` socket of every address (the
+/// kernel spreads connections, no thread is woken for another's connection) and runs its
+/// connections to their end without cross-thread wake-ups. The first thread also runs checks,
+/// resolvers and the runtime API.
 pub fn run(prepared: Prepared) -> anyhow::Result<()> {
-    let threads = prepared
-        .state
-        .config
-        .global
-        .nbthread
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = thread_count(&prepared.state);
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
     let shared = Shared {
         global_slots: Arc::new(Semaphore::new(prepared.state.max_conns)),
@@ -151,14 +170,20 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
             .state
             .frontends
             .iter()
-            .map(|f| Arc::new(Semaphore::new(f.conf.maxconn.unwrap_or(prepared.state.max_conns))))
+            .map(|f| {
+                Arc::new(Semaphore::new(
+                    f.conf.maxconn.unwrap_or(prepared.state.max_conns),
+                ))
+            })
             .collect(),
         stop: stop_rx,
+        threads,
     };
     for t in 1..threads {
         let copies = prepared
             .listeners
             .iter()
+            .filter(|l| l.slot % threads == t)
             .map(|l| Ok((l.frontend, l.socket.try_clone()?)))
             .collect::<std::io::Result<Vec<_>>>()
             .context("duplicating the listeners")?;
@@ -196,9 +221,15 @@ struct Shared {
     /// Per frontend (by index): its `maxconn`.
     frontend_slots: Vec<Arc<Semaphore>>,
     stop: watch::Receiver<Stop>,
+    threads: usize,
 }
 
-fn spawn_accept(state: &Arc<State>, shared: &Shared, frontend: usize, socket: tokio::net::TcpListener) {
+fn spawn_accept(
+    state: &Arc<State>,
+    shared: &Shared,
+    frontend: usize,
+    socket: tokio::net::TcpListener,
+) {
     tokio::spawn(accept_loop(
         state.clone(),
         state.frontends[frontend].clone(),
@@ -209,7 +240,11 @@ fn spawn_accept(state: &Arc<State>, shared: &Shared, frontend: usize, socket: to
     ));
 }
 
-async fn serve(prepared: Prepared, shared: Shared, stop_tx: watch::Sender<Stop>) -> anyhow::Result<()> {
+async fn serve(
+    prepared: Prepared,
+    shared: Shared,
+    stop_tx: watch::Sender<Stop>,
+) -> anyhow::Result<()> {
     let Prepared {
         state,
         listeners,
@@ -221,8 +256,10 @@ async fn serve(prepared: Prepared, shared: Shared, stop_tx: watch::Sender<Stop>)
     for l in listeners {
         let dup = l.socket.try_clone().context("duplicating a listener")?;
         raw_listeners.push((l.addr, dup));
-        let socket = tokio::net::TcpListener::from_std(l.socket)?;
-        spawn_accept(&state, &shared, l.frontend, socket);
+        if l.slot % shared.threads == 0 {
+            let socket = tokio::net::TcpListener::from_std(l.socket)?;
+            spawn_accept(&state, &shared, l.frontend, socket);
+        }
     }
     let handover = Arc::new(std::sync::Mutex::new(raw_listeners));
     for cli in clis {
@@ -232,7 +269,6 @@ async fn serve(prepared: Prepared, shared: Shared, stop_tx: watch::Sender<Stop>)
             cli.conf,
             socket,
             handover.clone(),
-            stop_tx.clone(),
         ));
     }
     checks::spawn_all(&state);
@@ -311,7 +347,9 @@ async fn accept_loop(
     fe_slots: Arc<Semaphore>,
     mut stop: watch::Receiver<Stop>,
 ) {
-    let Ok(bound) = socket.local_addr() else { return };
+    let Ok(bound) = socket.local_addr() else {
+        return;
+    };
     let exact_local = fe
         .backend
         .as_ref()
@@ -340,7 +378,11 @@ async fn accept_loop(
         let _ = client.set_nodelay(true);
         // The listener's address gives the port; only a PROXY header needs the exact local
         // address of a wildcard bind, which costs a getsockname(2).
-        let local = if exact_local { client.local_addr().unwrap_or(bound) } else { bound };
+        let local = if exact_local {
+            client.local_addr().unwrap_or(bound)
+        } else {
+            bound
+        };
         let (state, fe) = (state.clone(), fe.clone());
         state.total_conns.fetch_add(1, Relaxed);
         state.cur_conns.fetch_add(1, Relaxed);

@@ -218,7 +218,11 @@ pub async fn serve_tcp(
     local: SocketAddr,
 ) {
     let accepted = Instant::now();
-    let date = if fe.logger.is_empty() { String::new() } else { log::accept_date() };
+    let date = if fe.logger.is_empty() {
+        String::new()
+    } else {
+        log::accept_date()
+    };
     let _fe_session = fe.counters.open();
     let Some(backend) = fe.backend.clone() else {
         return;

@@ -300,8 +300,12 @@ impl Backend {
         self.servers.iter().find(|s| s.name == name)
     }
 
-    /// Whether any server can take a connection (the backend's UP/DOWN).
+    /// Whether any server can take a connection (the backend's UP/DOWN); a stats-only
+    /// backend (no servers, `stats enable`) is UP, as in HAProxy.
     pub fn is_up(&self) -> bool {
+        if self.servers.is_empty() {
+            return self.conf.stats.enabled;
+        }
         self.servers.iter().any(|s| s.usable())
     }
 

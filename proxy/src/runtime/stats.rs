@@ -541,3 +541,129 @@ pub fn html(state: &State, hide_version: bool, refresh: Option<u64>, uri: &str) 
     o.push_str("</body>\n</html>\n");
     o
 }
+
+/// Metrics in Prometheus' text format, named like HAProxy's exporter.
+pub fn prometheus(state: &State) -> String {
+    let mut o = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(o, "{name}{{{labels}}} {value}");
+        }
+    };
+    let fe = |f: &dyn Fn(&Frontend) -> String| {
+        state
+            .frontends
+            .iter()
+            .map(|x| (format!("proxy=\"{}\"", x.name), f(x)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        "haproxy_process_current_connections",
+        "gauge",
+        "Number of active sessions.",
+        vec![(String::new(), state.cur_conns.load(Relaxed).to_string())],
+    );
+    family(
+        "haproxy_process_start_time_seconds",
+        "gauge",
+        "Start time in seconds.",
+        vec![(String::new(), state.start_secs.to_string())],
+    );
+    family(
+        "haproxy_frontend_current_sessions",
+        "gauge",
+        "Number of current sessions.",
+        fe(&|f| f.counters.cur.load(Relaxed).to_string()),
+    );
+    family(
+        "haproxy_frontend_sessions_total",
+        "counter",
+        "Total number of sessions.",
+        fe(&|f| f.counters.total.load(Relaxed).to_string()),
+    );
+    family(
+        "haproxy_frontend_bytes_in_total",
+        "counter",
+        "Current total of incoming bytes.",
+        fe(&|f| f.counters.bytes_in.load(Relaxed).to_string()),
+    );
+    family(
+        "haproxy_frontend_bytes_out_total",
+        "counter",
+        "Current total of outgoing bytes.",
+        fe(&|f| f.counters.bytes_out.load(Relaxed).to_string()),
+    );
+    let servers = |f: &dyn Fn(&Server) -> String| {
+        state
+            .backends
+            .iter()
+            .flat_map(|b| b.servers.iter().map(move |s| (b, s)))
+            .map(|(b, s)| (format!("proxy=\"{}\",server=\"{}\"", b.name, s.name), f(s)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        "haproxy_backend_status",
+        "gauge",
+        "Current status of the service (1 = UP).",
+        state
+            .backends
+            .iter()
+            .map(|b| {
+                (
+                    format!("proxy=\"{}\"", b.name),
+                    u8::from(b.is_up()).to_string(),
+                )
+            })
+            .collect(),
+    );
+    family(
+        "haproxy_server_status",
+        "gauge",
+        "Current status of the server (1 = usable).",
+        servers(&|s| u8::from(s.usable()).to_string()),
+    );
+    family(
+        "haproxy_server_current_sessions",
+        "gauge",
+        "Number of current sessions.",
+        servers(&|s| s.counters.cur.load(Relaxed).to_string()),
+    );
+    family(
+        "haproxy_server_sessions_total",
+        "counter",
+        "Total number of sessions.",
+        servers(&|s| s.counters.total.load(Relaxed).to_string()),
+    );
+    family(
+        "haproxy_server_bytes_in_total",
+        "counter",
+        "Current total of incoming bytes.",
+        servers(&|s| s.counters.bytes_in.load(Relaxed).to_string()),
+    );
+    family(
+        "haproxy_server_bytes_out_total",
+        "counter",
+        "Current total of outgoing bytes.",
+        servers(&|s| s.counters.bytes_out.load(Relaxed).to_string()),
+    );
+    family(
+        "haproxy_server_connection_errors_total",
+        "counter",
+        "Total number of connection errors.",
+        servers(&|s| s.counters.conn_errors.load(Relaxed).to_string()),
+    );
+    family(
+        "haproxy_server_check_failures_total",
+        "counter",
+        "Total number of failed checks.",
+        servers(&|s| s.check_failures.load(Relaxed).to_string()),
+    );
+    family(
+        "haproxy_server_weight",
+        "gauge",
+        "Service weight.",
+        servers(&|s| s.lb_weight().to_string()),
+    );
+    o
+}

@@ -720,6 +720,118 @@ impl Config {
         }
     }
 
+    /// Replaces objects by new definitions of the same ids, in place (crmsh's update of an
+    /// edited or filtered object): generated ids come out as before, a container's former
+    /// members not named any more go back to the top level. New ids are added; `dropped`
+    /// objects absent from `new` are deleted.
+    pub fn replace_objects(&mut self, dropped: &[String], new: Vec<Element>) -> Result<()> {
+        let mut next = self.clone();
+        let new_ids: Vec<String> = new.iter().filter_map(object_id).collect();
+        let gone: Vec<String> = dropped
+            .iter()
+            .filter(|d| !new_ids.contains(d))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            next.delete(&gone)?;
+        }
+        for parsed in new {
+            let Some(id) = object_id(&parsed) else {
+                next.add(parsed)?;
+                continue;
+            };
+            if next.find(&id).is_none() {
+                next.add(parsed)?;
+                continue;
+            }
+            next.replace_one(&id, parsed)?;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    fn replace_one(&mut self, id: &str, mut parsed: Element) -> Result<()> {
+        let Some(old) = self.find(id).map(|o| o.element.clone()) else {
+            return self.add(parsed);
+        };
+        if matches!(
+            parsed.name.as_str(),
+            "cluster_property_set" | "rsc_defaults" | "op_defaults"
+        ) {
+            self.remove_object(id, true);
+            return self.add(parsed);
+        }
+        if is_container(&old) || is_container(&parsed) {
+            // Former members go back to the top level; the new definition takes what it names.
+            for member in self.children_of(id) {
+                if let Some(node) = take_resource(self.configuration_mut(), &member) {
+                    self.section_mut("resources").children.push(node.into());
+                }
+            }
+            remove_top_object(self.configuration_mut(), id, false);
+            let mut ids = self.ids();
+            ids.fix_ids(&mut parsed);
+            self.resolve_members(&mut parsed)?;
+            let members: Vec<String> = parsed
+                .elements()
+                .filter(|c| is_resource(c))
+                .filter_map(|c| c.id().map(str::to_string))
+                .collect();
+            self.section_mut("resources").children.push(parsed.into());
+            self.redirect_member_constraints(id, &members);
+            return Ok(());
+        }
+        self.check_references(&parsed)?;
+        self.resolve_id_refs(&mut parsed)?;
+        let mut ids = self.ids();
+        for d in old.descendants() {
+            if let Some(i) = d.id() {
+                ids.remove(i);
+            }
+        }
+        ids.fix_ids(&mut parsed);
+        replace_element(self.configuration_mut(), id, parsed);
+        Ok(())
+    }
+
+    /// The errors `crm_verify` reports that make crmsh refuse a commit, checked here without
+    /// running it: resources but no fencing device while `stonith-enabled` is on (its default).
+    /// Everything else crm_verify checks is kept valid by construction (ids, references,
+    /// scores, agent parameters); `verify` runs the real crm_verify.
+    pub fn verify_errors(&self) -> Vec<String> {
+        let Some(conf) = self.configuration() else {
+            return Vec::new();
+        };
+        let stonith_enabled = conf
+            .child("crm_config")
+            .into_iter()
+            .flat_map(|c| c.children_named("cluster_property_set"))
+            .flat_map(|set| set.children_named("nvpair"))
+            .filter(|n| n.attr("name") == Some("stonith-enabled"))
+            .filter_map(|n| n.attr("value"))
+            .last()
+            .and_then(crate::crm::parse::parse_bool)
+            .unwrap_or(true);
+        let primitives: Vec<&Element> = conf
+            .child("resources")
+            .map(|r| r.descendants().filter(|e| e.name == "primitive").collect())
+            .unwrap_or_default();
+        let fencing = primitives
+            .iter()
+            .any(|p| p.attr("class") == Some("stonith"));
+        if stonith_enabled && !primitives.is_empty() && !fencing {
+            return [
+                "Resource start-up disabled since no STONITH resources have been defined",
+                "Either configure some or disable STONITH with the stonith-enabled option",
+                "NOTE: Clusters with shared data need STONITH to ensure data integrity",
+            ]
+            .iter()
+            .map(|m| format!("(unpack_resources) \terror: {m}"))
+            .collect();
+        }
+        Vec::new()
+    }
+
     /// Renames an object and every reference to it.
     pub fn rename(&mut self, old: &str, new: &str) -> Result<()> {
         let Some(kind) = self.find(old).map(|o| o.kind) else {
@@ -788,6 +900,35 @@ fn find_element_mut<'a>(e: &'a mut Element, tag: &str, id: &str) -> Option<&'a m
         return Some(e);
     }
     e.elements_mut().find_map(|c| find_element_mut(c, tag, id))
+}
+
+/// The object id a parsed statement defines.
+fn object_id(e: &Element) -> Option<String> {
+    let inner = if matches!(e.name.as_str(), "rsc_defaults" | "op_defaults") {
+        e.elements().next()
+    } else {
+        Some(e)
+    };
+    inner
+        .and_then(|i| i.id().or(i.attr("uname")))
+        .map(str::to_string)
+}
+
+/// Puts `new` where the object `id` is.
+fn replace_element(e: &mut Element, id: &str, new: Element) -> bool {
+    for child in e.children.iter_mut() {
+        if let Node::Element(c) = child {
+            let is_object = section_of(&c.name).is_some() || c.name == "meta_attributes";
+            if is_object
+                && (c.id() == Some(id) || (c.name == "node" && c.attr("uname") == Some(id)))
+            {
+                *child = Node::Element(new);
+                return true;
+            }
+        }
+    }
+    e.elements_mut()
+        .any(|c| replace_element(c, id, new.clone()))
 }
 
 fn is_container(e: &Element) -> bool {

@@ -1451,3 +1451,123 @@ pub fn parse_bool(v: &str) -> Option<bool> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(line: &str) -> Vec<String> {
+        crate::crm::lex::split(line).unwrap()
+    }
+
+    fn xml(line: &str) -> String {
+        let e = parse(&tokens(line)).unwrap();
+        hapx_cib::xml::Document::new(e).to_xml()
+    }
+
+    #[test]
+    fn primitive_with_params_meta_and_op() {
+        let out = xml(
+            "primitive vip ocf:heartbeat:IPaddr2 params ip=192.0.2.20 meta migration-threshold=2 \
+             op monitor interval=20 timeout=60 on-fail=restart op start interval=0 depth=0",
+        );
+        assert!(
+            out.starts_with(
+                r#"<primitive id="vip" class="ocf" provider="heartbeat" type="IPaddr2">"#
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<nvpair name="ip" value="192.0.2.20"/>"#),
+            "{out}"
+        );
+        assert!(out.contains(r#"<meta_attributes>"#), "{out}");
+        assert!(
+            out.contains(r#"<op name="monitor" interval="20" timeout="60" on-fail="restart"/>"#),
+            "{out}"
+        );
+        // Unknown op pairs are its instance attributes; an op without interval gets interval=0
+        // appended after them, which crmsh then refuses (and so does hapx).
+        let err = parse(&tokens("primitive x Dummy op start depth=0")).unwrap_err();
+        assert!(
+            err.to_string().contains("Attribute order error: interval"),
+            "{err}"
+        );
+        assert!(
+            out.contains(r#"<op name="start">"#)
+                || out.contains(r#"<op name="start" interval="0">"#),
+            "{out}"
+        );
+        assert!(out.contains(r#"<nvpair name="depth" value="0"/>"#), "{out}");
+    }
+
+    #[test]
+    fn scores_and_kinds() {
+        assert_eq!(numeric_score("inf").as_deref(), Some("INFINITY"));
+        assert_eq!(numeric_score("-inf").as_deref(), Some("-INFINITY"));
+        assert_eq!(numeric_score("+100").as_deref(), Some("+100"));
+        assert_eq!(numeric_score("abc"), None);
+        assert!(xml("order o inf: a b").contains(r#"kind="Mandatory""#));
+        assert!(xml("order o 0: a b").contains(r#"kind="Optional""#));
+        assert!(xml("colocation c mandatory: a b").contains(r#"score="INFINITY""#));
+    }
+
+    #[test]
+    fn resource_sets_split_on_brackets_and_roles() {
+        let out = xml("colocation c inf: a ( b c ) d:Master");
+        assert_eq!(out.matches("<resource_set").count(), 3, "{out}");
+        assert!(
+            out.contains(r#"<resource_set sequential="false">"#),
+            "{out}"
+        );
+        assert!(out.contains(r#"<resource_set role="Master">"#), "{out}");
+        let out = xml("order o Optional: [ a b ] c");
+        assert!(
+            out.contains(r#"require-all="false" sequential="false""#),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn errors_say_what_was_expected_where() {
+        let err = parse(&tokens("colocation c1 foo p1 p2")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "syntax in colocation: Expected <score>: near <foo> parsing 'colocation c1 foo p1 p2'"
+        );
+        let err = parse(&tokens("order o bogus: a b")).unwrap_err();
+        assert!(err.to_string().contains("Invalid kind: bogus"), "{err}");
+        let err = parse(&tokens("colocation c inf: a ( b")).unwrap_err();
+        assert!(
+            err.to_string().contains("Unmatched opening bracket"),
+            "{err}"
+        );
+        let err = parse(&tokens("frob x")).unwrap_err();
+        assert!(err.to_string().contains("Unknown command"), "{err}");
+    }
+
+    #[test]
+    fn rules_with_boolean_and_date_expressions() {
+        let out = xml(
+            "location l r rule -inf: not_defined pingd or pingd number:lte 0 \
+             rule inf: date in start=2009-05-26 years=2009",
+        );
+        assert!(
+            out.contains(r#"<rule score="-INFINITY" boolean-op="or">"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                r#"<expression operation="lte" attribute="pingd" type="number" value="0"/>"#
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<date_expression operation="in_range" start="2009-05-26">"#),
+            "{out}"
+        );
+        assert!(out.contains(r#"<duration years="2009"/>"#), "{out}");
+        let err = parse(&tokens("location l r rule a eq 1 and b eq 2 or c eq 3")).unwrap_err();
+        assert!(err.to_string().contains("Mixing bool ops"), "{err}");
+    }
+}

@@ -90,13 +90,24 @@ pub struct OpRequest<'a> {
 impl OpRequest<'_> {
     fn digest(&self) -> String {
         op_digest(
-            self.p.params.0.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+            self.p
+                .params
+                .0
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
             self.interval_ms,
             self.timeout.as_millis() as u64,
         )
     }
 
-    fn result(&self, rc: i32, op_status: i32, exec_ms: u64, queue_ms: u64, reason: String) -> OpResult {
+    fn result(
+        &self,
+        rc: i32,
+        op_status: i32,
+        exec_ms: u64,
+        queue_ms: u64,
+        reason: String,
+    ) -> OpResult {
         OpResult {
             task: self.task.to_string(),
             interval_ms: self.interval_ms,
@@ -118,8 +129,8 @@ impl OpRequest<'_> {
 fn exit_reason(stderr: &str) -> String {
     stderr
         .lines()
-        .filter_map(|l| l.split_once("ocf-exit-reason:").map(|(_, r)| r.trim()))
-        .last()
+        .rev()
+        .find_map(|l| l.split_once("ocf-exit-reason:").map(|(_, r)| r.trim()))
         .unwrap_or("")
         .to_string()
 }

@@ -51,7 +51,12 @@ pub struct StartArgs {
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
     /// Where agents are found (OCF-ROOT/resource.d/PROVIDER/TYPE).
-    #[arg(long, value_name = "DIR", env = "OCF_ROOT", default_value = "/usr/lib/ocf")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "OCF_ROOT",
+        default_value = "/usr/lib/ocf"
+    )]
     pub ocf_root: PathBuf,
 }
 
@@ -192,7 +197,8 @@ fn status(cib: &Path) -> Result<ExitCode> {
         Some(pid) => println!("Local driver: running (pid {pid}) for {}", cib.display()),
         None => println!("Local driver: not running for {}", cib.display()),
     }
-    let text = std::fs::read_to_string(cib).with_context(|| format!("reading {}", cib.display()))?;
+    let text =
+        std::fs::read_to_string(cib).with_context(|| format!("reading {}", cib.display()))?;
     let model = Cib::parse(&text).with_context(|| format!("reading {}", cib.display()))?;
     print!("{}", summary(&model, unix_now()));
     Ok(ExitCode::SUCCESS)
@@ -202,8 +208,18 @@ fn status(cib: &Path) -> Result<ExitCode> {
 pub fn summary(cib: &Cib, now: i64) -> String {
     let st = unpack(cib, now);
     let mut out = String::new();
-    let online: Vec<&str> = st.nodes.iter().filter(|n| n.online).map(|n| n.uname.as_str()).collect();
-    let offline: Vec<&str> = st.nodes.iter().filter(|n| !n.online).map(|n| n.uname.as_str()).collect();
+    let online: Vec<&str> = st
+        .nodes
+        .iter()
+        .filter(|n| n.online)
+        .map(|n| n.uname.as_str())
+        .collect();
+    let offline: Vec<&str> = st
+        .nodes
+        .iter()
+        .filter(|n| !n.online)
+        .map(|n| n.uname.as_str())
+        .collect();
     if !online.is_empty() {
         out.push_str(&format!("  * Online: [ {} ]\n", online.join(" ")));
     }
@@ -215,7 +231,11 @@ pub fn summary(cib: &Cib, now: i64) -> String {
         let state = if rs.running_on.is_empty() {
             "Stopped".to_string()
         } else {
-            let nodes: Vec<&str> = rs.running_on.iter().map(|&n| st.nodes[n].uname.as_str()).collect();
+            let nodes: Vec<&str> = rs
+                .running_on
+                .iter()
+                .map(|&n| st.nodes[n].uname.as_str())
+                .collect();
             format!("{} {}", rs.role.text(), nodes.join(" "))
         };
         let mut flags = Vec::new();
@@ -239,26 +259,38 @@ pub fn summary(cib: &Cib, now: i64) -> String {
         } else {
             format!(" ({})", flags.join(", "))
         };
-        out.push_str(&format!("  * {}\t({}):\t {state}{flags}\n", p.id, p.agent_spec()));
+        out.push_str(&format!(
+            "  * {}\t({}):\t {state}{flags}\n",
+            p.id,
+            p.agent_spec()
+        ));
     }
     out
 }
 
-fn cleanup(cib: &Path, rsc: Option<&str>) -> Result<ExitCode> {
+/// `resource cleanup [RSC]` on a file CIB: forgets the failures and history of `rsc` (default:
+/// of every resource that failed) so that the driver probes it again. Returns the resources
+/// cleaned up. An unknown resource is an error naming it, and nothing is written.
+pub fn cleanup_file(cib: &Path, rsc: Option<&str>) -> Result<Vec<String>> {
     let store = Store::new(cib);
     if let Some(r) = rsc {
         let doc = store.load()?;
-        let model = Cib::from_document(doc).with_context(|| format!("reading {}", cib.display()))?;
+        let model =
+            Cib::from_document(doc).with_context(|| format!("reading {}", cib.display()))?;
         if model.primitive(r).is_none() {
             bail!("resource {r} does not exist in {}", cib.display());
         }
     }
-    let cleaned = store
+    Ok(store
         .update(Bump::Status, |doc| {
             let cleaned = history::cleanup(doc, rsc);
             (!cleaned.is_empty()).then_some(cleaned)
         })?
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+fn cleanup(cib: &Path, rsc: Option<&str>) -> Result<ExitCode> {
+    let cleaned = cleanup_file(cib, rsc)?;
     if cleaned.is_empty() {
         println!("nothing to clean up");
     }

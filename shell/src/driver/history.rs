@@ -121,9 +121,9 @@ pub fn mark_offline(doc: &mut Document, id: &str, uname: &str) {
 /// probed again (what Pacemaker does when a node's controller (re)joins).
 pub fn erase_history(doc: &mut Document, id: &str, uname: &str) {
     let state = node_state(doc, id, uname);
-    state.children.retain(|c| {
-        !matches!(c, Node::Element(e) if e.name == "lrm" || e.name == "transient_attributes")
-    });
+    state.children.retain(
+        |c| !matches!(c, Node::Element(e) if e.name == "lrm" || e.name == "transient_attributes"),
+    );
 }
 
 /// The node's id in `configuration/nodes`, adding `<node id=... uname=.../>` when it is not
@@ -231,9 +231,25 @@ fn put(entry: &mut Element, op: Element) {
 }
 
 /// Records a finished operation of `p` on the node. Returns false (and changes nothing) for a
-/// recurring result equal to the one recorded, which Pacemaker does not write again either.
-pub fn record(doc: &mut Document, node_id: &str, uname: &str, p: &Primitive, op: &OpResult) -> bool {
+/// recurring result equal to the one recorded, which Pacemaker does not write again either,
+/// and for a recurring result of a resource whose history was cleaned up meanwhile.
+pub fn record(
+    doc: &mut Document,
+    node_id: &str,
+    uname: &str,
+    p: &Primitive,
+    op: &OpResult,
+) -> bool {
     let state = node_state(doc, node_id, uname);
+    let known = state.path(&["lrm", "lrm_resources"]).is_some_and(|l| {
+        l.children_named("lrm_resource")
+            .any(|e| e.id() == Some(p.id.as_str()))
+    });
+    if op.interval_ms > 0 && !known {
+        // The resource's history was cleaned up while its monitor ran: the monitor belongs to
+        // the forgotten history (the next schedule probes the resource afresh).
+        return false;
+    }
     let entry = lrm_resource(state, node_id, p);
     let recurring_id = op.key(&p.id);
     let mut last_change = op.finished;
@@ -257,7 +273,10 @@ pub fn record(doc: &mut Document, node_id: &str, uname: &str, p: &Primitive, op:
         }
         put(entry, op_element(&recurring_id, p, op, uname, last_change));
     } else {
-        put(entry, op_element(&format!("{}_last_0", p.id), p, op, uname, last_change));
+        put(
+            entry,
+            op_element(&format!("{}_last_0", p.id), p, op, uname, last_change),
+        );
     }
     if op.failed() {
         let failure = format!("{}_last_failure_0", p.id);
@@ -316,7 +335,13 @@ pub fn transient(doc: &Document, node_id: &str, uname: &str, name: &str) -> Opti
 }
 
 /// Sets (or with `None` removes) a transient node attribute.
-pub fn set_transient(doc: &mut Document, node_id: &str, uname: &str, name: &str, value: Option<&str>) {
+pub fn set_transient(
+    doc: &mut Document,
+    node_id: &str,
+    uname: &str,
+    name: &str,
+    value: Option<&str>,
+) {
     let set = transient_set(doc, node_id, uname);
     let pos = set.children.iter().position(
         |c| matches!(c, Node::Element(e) if e.name == "nvpair" && e.attr("name") == Some(name)),
@@ -343,7 +368,14 @@ pub fn set_transient(doc: &mut Document, node_id: &str, uname: &str, name: &str,
 /// Counts a failure of `op` of `rsc`: `fail-count-RSC#TASK_INTERVAL` goes up by one (to
 /// INFINITY when `fatal`: a failed start with start-failure-is-fatal, a failed stop), and
 /// `last-failure-RSC#TASK_INTERVAL` becomes the failure's time.
-pub fn count_failure(doc: &mut Document, node_id: &str, uname: &str, rsc: &str, op: &OpResult, fatal: bool) {
+pub fn count_failure(
+    doc: &mut Document,
+    node_id: &str,
+    uname: &str,
+    rsc: &str,
+    op: &OpResult,
+    fatal: bool,
+) {
     let suffix = format!("{rsc}#{}_{}", op.task, op.interval_ms);
     let name = format!("fail-count-{suffix}");
     let old = transient(doc, node_id, uname, &name);

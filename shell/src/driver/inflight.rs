@@ -71,10 +71,13 @@ pub fn wait_for_leftovers(cib: &Path, limit: Duration, mut report: impl FnMut(&s
         }
         if start.elapsed() >= limit {
             for pid in &left {
-                let pgid = nix::unistd::getpgid(Some(Pid::from_raw(*pid))).unwrap_or(Pid::from_raw(*pid));
+                let pgid =
+                    nix::unistd::getpgid(Some(Pid::from_raw(*pid))).unwrap_or(Pid::from_raw(*pid));
                 let _ = killpg(pgid, Signal::SIGKILL);
             }
-            report(&format!("ended operations that outlived their timeout (pids {left:?})"));
+            report(&format!(
+                "ended operations that outlived their timeout (pids {left:?})"
+            ));
             return first.len();
         }
         std::thread::sleep(Duration::from_millis(100));

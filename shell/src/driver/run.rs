@@ -193,13 +193,15 @@ impl Driver {
                 Err(e) => {
                     let message = e.to_string();
                     if self.reported.as_deref() != Some(message.as_str()) {
-                        log(&format!("the CIB cannot be scheduled: {message}; waiting for a fix"));
+                        log(&format!(
+                            "the CIB cannot be scheduled: {message}; waiting for a fix"
+                        ));
                         self.reported = Some(message);
                     }
                     if self.stopping {
                         return self.leave();
                     }
-                    self.wait_for_change(None);
+                    self.wait_for_change();
                     continue;
                 }
             };
@@ -207,19 +209,30 @@ impl Driver {
             let t = schedule(&cib, unpack(&cib, unix_now()));
             let Some(me) = t.status.nodes.iter().position(|n| n.uname == self.cfg.node) else {
                 log("this node is missing from the CIB's configuration; joining again");
-                self.store.update(Bump::Config, |doc| {
+                let added = self.store.update(Bump::Config, |doc| {
                     let (_, changed) = history::ensure_node(doc, &self.cfg.node);
                     changed.then_some(())
                 })?;
+                if added.is_none() {
+                    self.wait_for_change();
+                }
                 continue;
             };
-            let active = t.status.resources.iter().any(|r| r.running_on.contains(&me));
+            let active = t
+                .status
+                .resources
+                .iter()
+                .any(|r| r.running_on.contains(&me));
             if self.stopping && !active {
                 return self.leave();
             }
             self.transition += 1;
             match self.execute(&cib, &t, me)? {
-                Outcome::Aborted => continue,
+                Outcome::Aborted => {
+                    // An unexpected result reschedules at once, but never in a busy loop.
+                    std::thread::sleep(self.cfg.poll.min(Duration::from_millis(100)));
+                    continue;
+                }
                 Outcome::Complete { acted } => {
                     if self.stopping {
                         if !acted {
@@ -244,7 +257,7 @@ impl Driver {
                         continue;
                     }
                     self.adopt_recurring(&cib, &t, me);
-                    let expiry = next_expiry(&cib, &t, me);
+                    let expiry = next_expiry(&t, me);
                     self.idle(&cib, expiry)?;
                 }
             }
@@ -305,12 +318,15 @@ impl Driver {
         let mut fired = vec![false; synapses.len()];
         let mut acted = false;
         let queued = Instant::now();
-        loop {
-            let Some(i) = (0..synapses.len())
-                .find(|&i| !fired[i] && synapses[i].inputs.iter().all(|&x| done[x]))
-            else {
-                break;
-            };
+        let ready = |i: usize, fired: &[bool], done: &[bool]| {
+            !fired[i] && synapses[i].inputs.iter().all(|&x| done[x])
+        };
+        let is_probe = |i: usize| t.actions[synapses[i].action].task == Task::Monitor(0);
+        // Probes first, as Pacemaker runs them all at once before anything they may order.
+        while let Some(i) = (0..synapses.len())
+            .find(|&i| is_probe(i) && ready(i, &fired, &done))
+            .or_else(|| (0..synapses.len()).find(|&i| ready(i, &fired, &done)))
+        {
             fired[i] = true;
             let a = &t.actions[synapses[i].action];
             acted |= !a.pseudo;
@@ -318,7 +334,9 @@ impl Driver {
                 _ if a.pseudo => true,
                 (Task::LoadStopped | Task::Shutdown, _) => true,
                 (Task::Fence(op), _) => {
-                    log(&format!("fencing ({op}) is not available on the embedded cluster"));
+                    log(&format!(
+                        "fencing ({op}) is not available on the embedded cluster"
+                    ));
                     true
                 }
                 (Task::ClearFailcount, Some(r)) => {
@@ -327,7 +345,9 @@ impl Driver {
                     self.write_status(|doc| {
                         history::clear_failcounts(doc, &id, &node, &rsc).then_some(())
                     })?;
-                    log(&format!("{rsc}: failure-timeout expired, fail count cleared"));
+                    log(&format!(
+                        "{rsc}: failure-timeout expired, fail count cleared"
+                    ));
                     true
                 }
                 (Task::Start | Task::Stop | Task::Monitor(_), Some(r)) if a.node == Some(me) => {
@@ -392,7 +412,12 @@ impl Driver {
 
     /// Records a result (and a failure's fail count) and logs it; returns whether it was the
     /// expected result.
-    fn record(&mut self, cib: &Cib, p: &hapx_cib::model::Primitive, r: &OpResult) -> Result<bool, DriverError> {
+    fn record(
+        &mut self,
+        cib: &Cib,
+        p: &hapx_cib::model::Primitive,
+        r: &OpResult,
+    ) -> Result<bool, DriverError> {
         let failed = r.failed();
         let on_fail = action::on_fail(p, &r.task, r.interval_ms);
         let counts = failed && on_fail.as_deref() != Some("ignore");
@@ -403,11 +428,13 @@ impl Driver {
         };
         let (id, node) = (self.node_id.clone(), self.cfg.node.clone());
         let written = self.write_status(|doc: &mut Document| {
+            // A failure counts once per change of result, as Pacemaker's executor reports a
+            // recurring operation only when its result changes.
             let changed = history::record(doc, &id, &node, p, r);
-            if counts {
+            if counts && changed {
                 history::count_failure(doc, &id, &node, &p.id, r, fatal);
             }
-            (changed || counts).then_some(())
+            changed.then_some(())
         })?;
         if written.is_some() {
             let interval = if r.interval_ms > 0 {
@@ -454,12 +481,18 @@ impl Driver {
                     continue;
                 }
                 for op in entry.children_named("lrm_rsc_op") {
-                    let interval: u64 = op.attr("interval").and_then(|i| i.parse().ok()).unwrap_or(0);
+                    let interval: u64 = op
+                        .attr("interval")
+                        .and_then(|i| i.parse().ok())
+                        .unwrap_or(0);
                     if interval == 0 || op.attr("operation") != Some("monitor") {
                         continue;
                     }
-                    let still_configured = configured
-                        .is_some_and(|p| p.ops.iter().any(|o| o.name == "monitor" && o.interval_ms == interval && o.enabled));
+                    let still_configured = configured.is_some_and(|p| {
+                        p.ops
+                            .iter()
+                            .any(|o| o.name == "monitor" && o.interval_ms == interval && o.enabled)
+                    });
                     if !still_configured {
                         continue;
                     }
@@ -485,7 +518,8 @@ impl Driver {
     fn idle(&mut self, cib: &Cib, expiry: Option<i64>) -> Result<(), DriverError> {
         let deadline = Instant::now() + self.cfg.recheck;
         loop {
-            if self.stop.load(Ordering::SeqCst) || self.cib_changed() || Instant::now() >= deadline {
+            if self.stop.load(Ordering::SeqCst) || self.cib_changed() || Instant::now() >= deadline
+            {
                 return Ok(());
             }
             if expiry.is_some_and(|e| unix_now() >= e) {
@@ -536,12 +570,8 @@ impl Driver {
         Ok(expected)
     }
 
-    fn wait_for_change(&self, limit: Option<Duration>) {
-        let start = Instant::now();
+    fn wait_for_change(&self) {
         while !self.cib_changed() && !self.stop.load(Ordering::SeqCst) {
-            if limit.is_some_and(|l| start.elapsed() >= l) {
-                return;
-            }
             std::thread::sleep(self.cfg.poll);
         }
     }
@@ -555,7 +585,11 @@ fn longest_timeout(doc: &Document) -> Duration {
     let cib = &cib;
     cib.primitives
         .iter()
-        .flat_map(|p| p.ops.iter().map(move |o| action::timeout(cib, p, &o.name, o.interval_ms)))
+        .flat_map(|p| {
+            p.ops
+                .iter()
+                .map(move |o| action::timeout(cib, p, &o.name, o.interval_ms))
+        })
         .chain([action::DEFAULT_TIMEOUT])
         .max()
         .unwrap_or(action::DEFAULT_TIMEOUT)
@@ -563,7 +597,7 @@ fn longest_timeout(doc: &Document) -> Duration {
 
 /// When the next fail count of a resource on this node expires (failure-timeout), as seconds
 /// since the epoch.
-fn next_expiry(cib: &Cib, t: &Transition, me: usize) -> Option<i64> {
+fn next_expiry(t: &Transition, me: usize) -> Option<i64> {
     let node = &t.status.nodes[me];
     let now = unix_now();
     let mut next: Option<i64> = None;
@@ -574,17 +608,20 @@ fn next_expiry(cib: &Cib, t: &Transition, me: usize) -> Option<i64> {
         }
         let prefix = format!("last-failure-{}", rs.id);
         for (name, value) in &node.attrs.0 {
-            let Some(rest) = name.strip_prefix(&prefix) else { continue };
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
             if !(rest.is_empty() || rest.starts_with('#')) {
                 continue;
             }
-            let Ok(last) = value.trim().parse::<i64>() else { continue };
+            let Ok(last) = value.trim().parse::<i64>() else {
+                continue;
+            };
             let at = last + timeout;
             if at > now {
                 next = Some(next.map_or(at, |n: i64| n.min(at)));
             }
         }
     }
-    let _ = cib;
     next
 }

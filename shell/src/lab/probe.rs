@@ -1,0 +1,247 @@
+//! The client's view: a request through the floating address every interval, and the outage
+//! windows those requests show.
+//!
+//! Each request runs in its own thread (connect, read the backend's answer until EOF), so a
+//! request hanging on a dead node does not delay the next one: the measurement's resolution
+//! is the interval, not the timeout. An outage is the time from the start of the first failed
+//! request to the start of the next answered one.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// One request's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// When it started, from the probe's start.
+    pub start: Duration,
+    /// The backend's answer, or `None` when the request failed.
+    pub answer: Option<String>,
+    /// Why it failed (connect refused, timed out, no answer).
+    pub error: Option<String>,
+}
+
+/// A window in which requests failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    /// The start of the first failed request.
+    pub from: Duration,
+    /// The start of the next answered request; `None` when none was answered before the end.
+    pub to: Option<Duration>,
+    /// How many requests failed in it.
+    pub failed: usize,
+}
+
+impl Outage {
+    /// Its length, if it ended.
+    pub fn length(&self) -> Option<Duration> {
+        self.to.map(|to| to - self.from)
+    }
+}
+
+/// How to probe.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeOptions {
+    pub target: SocketAddr,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub duration: Duration,
+}
+
+/// Sends one request: connect, read the answer to EOF; the answer's first line if non-empty.
+pub fn request(target: SocketAddr, timeout: Duration) -> Option<String> {
+    try_request(target, timeout).ok()
+}
+
+/// Like [`request`], saying why a request failed.
+pub fn try_request(target: SocketAddr, timeout: Duration) -> Result<String, String> {
+    let mut stream =
+        TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| format!("socket: {e}"))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| format!("read: {e}"))?;
+    let first = answer.lines().next().unwrap_or("").trim().to_string();
+    if first.is_empty() {
+        return Err("closed without an answer".into());
+    }
+    Ok(first)
+}
+
+/// Probes for `options.duration` (from the calling thread's network namespace); `on_sample`
+/// sees each sample as it completes (not necessarily in start order).
+pub fn run(options: ProbeOptions, mut on_sample: impl FnMut(&Sample)) -> Vec<Sample> {
+    let (tx, rx) = mpsc::channel();
+    let began = Instant::now();
+    let mut workers = Vec::new();
+    let mut samples = Vec::new();
+    let mut next = began;
+    while next.duration_since(began) < options.duration {
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        }
+        let start = next.duration_since(began);
+        let tx = tx.clone();
+        workers.push(thread::spawn(move || {
+            let (answer, error) = match try_request(options.target, options.timeout) {
+                Ok(answer) => (Some(answer), None),
+                Err(error) => (None, Some(error)),
+            };
+            let _ = tx.send(Sample {
+                start,
+                answer,
+                error,
+            });
+        }));
+        next += options.interval;
+        for sample in rx.try_iter() {
+            on_sample(&sample);
+            samples.push(sample);
+        }
+    }
+    drop(tx);
+    for worker in workers {
+        let _ = worker.join();
+    }
+    for sample in rx.iter() {
+        on_sample(&sample);
+        samples.push(sample);
+    }
+    samples.sort_by_key(|s| s.start);
+    samples
+}
+
+/// Polls until a request is answered or `timeout` passes; returns the answer.
+pub fn wait_served(target: SocketAddr, timeout: Duration) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(answer) = request(target, Duration::from_millis(500)) {
+            return Some(answer);
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// The outage windows of samples sorted by start.
+pub fn outages(samples: &[Sample]) -> Vec<Outage> {
+    let mut found = Vec::new();
+    let mut current: Option<Outage> = None;
+    for sample in samples {
+        match (&mut current, sample.answer.is_some()) {
+            (None, false) => {
+                current = Some(Outage {
+                    from: sample.start,
+                    to: None,
+                    failed: 1,
+                });
+            }
+            (Some(outage), false) => outage.failed += 1,
+            (Some(outage), true) => {
+                outage.to = Some(sample.start);
+                found.push(*outage);
+                current = None;
+            }
+            (None, true) => {}
+        }
+    }
+    found.extend(current);
+    found
+}
+
+/// The probe's report: one line per outage, then a summary line.
+pub fn report(samples: &[Sample]) -> String {
+    let outages = outages(samples);
+    let mut text = String::new();
+    for o in &outages {
+        match o.length() {
+            Some(length) => text.push_str(&format!(
+                "outage from {:.3} s to {:.3} s: {:.3} s ({} requests failed)\n",
+                o.from.as_secs_f64(),
+                o.from.as_secs_f64() + length.as_secs_f64(),
+                length.as_secs_f64(),
+                o.failed
+            )),
+            None => text.push_str(&format!(
+                "outage from {:.3} s, not over at the end ({} requests failed)\n",
+                o.from.as_secs_f64(),
+                o.failed
+            )),
+        }
+    }
+    let answered = samples.iter().filter(|s| s.answer.is_some()).count();
+    let longest = outages
+        .iter()
+        .filter_map(Outage::length)
+        .max()
+        .unwrap_or_default();
+    text.push_str(&format!(
+        "summary: {} requests, {answered} answered, {} failed, {} outages, longest {:.3} s\n",
+        samples.len(),
+        samples.len() - answered,
+        outages.len(),
+        longest.as_secs_f64()
+    ));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(pattern: &str) -> Vec<Sample> {
+        pattern
+            .chars()
+            .enumerate()
+            .map(|(i, c)| Sample {
+                start: Duration::from_millis(50 * i as u64),
+                answer: (c == 'o').then(|| "kube-mast01".to_string()),
+                error: (c != 'o').then(|| "connect: refused".to_string()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_outage_runs_from_the_first_failure_to_the_next_answer() {
+        let found = outages(&samples("oo...oo.o"));
+        assert_eq!(
+            found,
+            vec![
+                Outage {
+                    from: Duration::from_millis(100),
+                    to: Some(Duration::from_millis(250)),
+                    failed: 3
+                },
+                Outage {
+                    from: Duration::from_millis(350),
+                    to: Some(Duration::from_millis(400)),
+                    failed: 1
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn an_outage_still_on_at_the_end_has_no_end() {
+        let found = outages(&samples("o.."));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].to, None);
+        assert!(report(&samples("o..")).contains("not over at the end (2 requests failed)"));
+    }
+
+    #[test]
+    fn the_summary_counts_and_names_the_longest() {
+        let text = report(&samples("o...o.o"));
+        assert!(
+            text.ends_with(
+                "summary: 7 requests, 3 answered, 4 failed, 2 outages, longest 0.150 s\n"
+            )
+        );
+    }
+}

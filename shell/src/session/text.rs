@@ -1,0 +1,282 @@
+//! The configuration as text: `load`, `save`, `edit` and `filter`.
+//!
+//! Text comes back through the same parser as typed commands and lands as one edit of the
+//! working copy: either every statement applies or nothing changes.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use hapx_cib::xml::Document;
+
+use super::{EDIT_COMMANDS, Session, check_agent};
+use crate::crm::config::Config;
+use crate::crm::{lex, parse, show};
+
+impl Session {
+    /// `edit [ID...]`: the objects' crm text in `$EDITOR`; what comes back replaces them.
+    pub(super) fn edit_in_editor(&mut self, args: &[&str]) {
+        let Some(w) = self.working() else { return };
+        let all = w.config.objects();
+        let selected: Vec<show::Object<'_>> = all
+            .iter()
+            .filter(|o| args.is_empty() || args.contains(&o.id))
+            .copied()
+            .collect();
+        let ids: Vec<String> = selected.iter().map(|o| o.id.to_string()).collect();
+        let text = show::show(&selected, &w.config.doc.root);
+        let tmp = std::env::temp_dir().join(format!("hapx-edit-{}.crm", std::process::id()));
+        if let Err(e) = std::fs::write(&tmp, &text) {
+            return self.error(&format!("edit: {e}"));
+        }
+        let editor = std::env::var("EDITOR").unwrap_or_else(|_| "vi".into());
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{editor} \"$1\""))
+            .arg("sh")
+            .arg(&tmp)
+            .status();
+        let edited = std::fs::read_to_string(&tmp);
+        let _ = std::fs::remove_file(&tmp);
+        match (status, edited) {
+            (Ok(st), Ok(edited)) if st.success() => {
+                if edited == text {
+                    return;
+                }
+                let Some(w) = self.working.as_mut() else {
+                    return;
+                };
+                let mut next = w.config.clone();
+                let result = next
+                    .delete(&ids)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| load_cli(&mut next, &edited, "update"));
+                match result {
+                    Ok(()) => {
+                        next.notes.clear();
+                        w.config = next;
+                    }
+                    Err(e) => self.error(&format!("edit: {e}; nothing changed")),
+                }
+            }
+            (Ok(st), Ok(_)) => {
+                self.error(&format!("edit: {editor} exited with {st}; nothing changed"))
+            }
+            (Err(e), _) | (_, Err(e)) => self.error(&format!("edit: {editor}: {e}")),
+        }
+    }
+
+    /// `filter PROG [ID...]`: the objects' crm text, one per line, through a shell command;
+    /// what comes out replaces them.
+    pub(super) fn filter(&mut self, args: &[&str]) {
+        let Some((program, ids)) = args.split_first() else {
+            return self.error("filter: expected PROG [ID...]");
+        };
+        let program = program.to_string();
+        let Some(w) = self.working() else { return };
+        let all = w.config.objects();
+        if let Some(missing) = ids.iter().find(|i| !all.iter().any(|o| o.id == **i)) {
+            let message = format!("object {missing} does not exist");
+            return self.error(&message);
+        }
+        let selected: Vec<show::Object<'_>> = all
+            .iter()
+            .filter(|o| ids.is_empty() || ids.contains(&o.id))
+            .copied()
+            .collect();
+        let selected_ids: Vec<String> = selected.iter().map(|o| o.id.to_string()).collect();
+        let text: String = selected
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}\n",
+                    show::object_cli(o, &w.config.doc.root).replace(" \\\n\t", " ")
+                )
+            })
+            .collect();
+        let output = run_filter(&program, &text);
+        let output = match output {
+            Ok(out) => out,
+            Err(e) => return self.error(&format!("filter: {e}")),
+        };
+        let mut parsed = Vec::new();
+        for line in lex::logical_lines(&output) {
+            let tokens = match lex::split(&line.text) {
+                Ok(t) => t,
+                Err(e) => return self.error(&format!("filter: {e}")),
+            };
+            match parse::parse(&tokens) {
+                Ok(p) => parsed.push(p),
+                Err(e) => return self.error(&format!("filter: {e}")),
+            }
+        }
+        let Some(w) = self.working.as_mut() else {
+            return;
+        };
+        if let Err(e) = w.config.replace_objects(&selected_ids, parsed) {
+            self.error(&format!("filter: {e}"));
+        }
+    }
+
+    /// `load replace|update|push FILE|-`: crm text or CIB XML.
+    pub(super) fn load(&mut self, args: &[&str]) {
+        let [method, file] = args else {
+            return self.error("load: expected replace|update|push FILE|-");
+        };
+        if !matches!(*method, "replace" | "update" | "push") {
+            return self.error(&format!(
+                "load: unknown method {method}; expected replace, update or push"
+            ));
+        }
+        let text = if *file == "-" {
+            let mut s = String::new();
+            match std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+                Ok(_) => s,
+                Err(e) => return self.error(&format!("load: stdin: {e}")),
+            }
+        } else {
+            match std::fs::read_to_string(file) {
+                Ok(s) => s,
+                Err(e) => return self.error(&format!("load: {file}: {e}")),
+            }
+        };
+        let Some(w) = self.working() else { return };
+        let mut next = w.config.clone();
+        let result = if text.trim_start().starts_with('<') {
+            load_xml(&mut next, &text, method)
+        } else {
+            load_cli(&mut next, &text, method)
+        };
+        match result {
+            Ok(()) => {
+                if let Some(w) = self.working.as_mut() {
+                    w.config = next;
+                }
+            }
+            Err(e) => self.error(&format!("load: {e}")),
+        }
+    }
+
+    /// `save [xml] FILE|-`
+    pub(super) fn save(&mut self, args: &[&str]) {
+        let (xml, file) = match args {
+            ["xml", f] => (true, *f),
+            [f] => (false, *f),
+            _ => return self.error("save: expected [xml] FILE"),
+        };
+        let Some(w) = self.working() else { return };
+        let text = if xml {
+            w.config.doc.to_xml()
+        } else {
+            show::show(&w.config.objects(), &w.config.doc.root)
+        };
+        if file == "-" {
+            self.print(&text);
+        } else if let Err(e) = crate::backend::write_atomically(Path::new(file), &text) {
+            self.error(&format!("save: {file}: {e}"));
+        }
+    }
+}
+
+/// Pipes `input` through `sh -c PROGRAM`, returning its stdout.
+fn run_filter(program: &str, input: &str) -> Result<String, String> {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(program)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| format!("{program}: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{program} exited with {}", out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub(super) fn load_cli(config: &mut Config, text: &str, method: &str) -> Result<(), String> {
+    if method != "update" {
+        let mut empty = config.doc.clone();
+        if let Some(c) = empty.root.child_mut("configuration") {
+            *c = crate::backend::empty_cib()
+                .root
+                .child("configuration")
+                .cloned()
+                .unwrap_or_default();
+        }
+        *config = Config::new(empty);
+    }
+    for line in lex::logical_lines(text) {
+        if line.text.starts_with('#') {
+            continue;
+        }
+        let tokens = lex::split(&line.text).map_err(|e| format!("{}: {e}", line.number))?;
+        let Some(first) = tokens.first() else {
+            continue;
+        };
+        let first = first.to_ascii_lowercase();
+        if !EDIT_COMMANDS.contains(&first.as_str()) {
+            return Err(format!(
+                "{}: {first}: not a configuration statement",
+                line.number
+            ));
+        }
+        let parsed = parse::parse(&tokens).map_err(|e| format!("{}: {e}", line.number))?;
+        if parsed.name == "primitive"
+            && let Err(messages) = check_agent(&parsed)
+        {
+            return Err(format!("{}: {}", line.number, messages.join("; ")));
+        }
+        if method == "update"
+            && let Some(id) = parsed.id().or(parsed.attr("uname"))
+            && config.find(id).is_some()
+            && !matches!(parsed.name.as_str(), "cluster_property_set")
+        {
+            config
+                .delete(&[id.to_string()])
+                .map_err(|e| format!("{}: {e}", line.number))?;
+        }
+        config
+            .add(parsed)
+            .map_err(|e| format!("{}: {e}", line.number))?;
+    }
+    Ok(())
+}
+
+fn load_xml(config: &mut Config, text: &str, method: &str) -> Result<(), String> {
+    let doc = Document::parse(text).map_err(|e| e.to_string())?;
+    let new_conf = if doc.root.name == "cib" {
+        doc.root
+            .child("configuration")
+            .cloned()
+            .ok_or("the CIB has no <configuration>")?
+    } else if doc.root.name == "configuration" {
+        doc.root
+    } else {
+        return Err(format!(
+            "expected <cib> or <configuration>, found <{}>",
+            doc.root.name
+        ));
+    };
+    if method == "update" {
+        let conf = config.doc.root.child_or_insert("configuration");
+        for section in new_conf.elements() {
+            let target = conf.child_or_insert(&section.name);
+            for obj in section.elements() {
+                let id = obj.id();
+                target.children.retain(|n| !matches!(n, hapx_cib::xml::Node::Element(e) if id.is_some() && e.id() == id));
+                target.children.push(obj.clone().into());
+            }
+        }
+    } else {
+        *config.doc.root.child_or_insert("configuration") = new_conf;
+    }
+    Ok(())
+}
