@@ -7,7 +7,15 @@ fn main() {
     for o in &t.orderings {
         let f = &t.actions[o.first];
         let th = &t.actions[o.then];
-        let k = |a: &hapx_cib::schedule::Action| format!("{}@{:?} opt={} run={}", hapx_cib::execute::action_key(&t, a), a.node, a.optional, a.runnable);
+        let k = |a: &hapx_cib::schedule::Action| {
+            format!(
+                "{}@{:?} opt={} run={}",
+                hapx_cib::execute::action_key(&t, a),
+                a.node,
+                a.optional,
+                a.runnable
+            )
+        };
         if k(th).starts_with(&want) || k(f).starts_with(&want) {
             println!("{} -> {} flags={}", k(f), k(th), o.flags);
         }

@@ -414,7 +414,6 @@ impl<'a> Scheduler<'a> {
                     then: Side::Rsc(b, Task::Start),
                     flags: flags::SAME_NODE | flags::NO_CREATE,
                 });
-
             }
         }
         for (i, c) in self.colocs.iter().enumerate() {
@@ -490,7 +489,6 @@ impl<'a> Scheduler<'a> {
                     then: Side::Rsc(then, fi.clone()),
                     flags: kind_flags(&o.then_action, Symmetry::Inverse),
                 });
-
             }
         }
         // A group's members start one after the other and stop in reverse.
@@ -2009,9 +2007,6 @@ impl<'a> Scheduler<'a> {
                 matches!((&spec.first, &spec.then), (Side::Rsc(a, _), Side::Rsc(b, _)) if a == b);
             let create = !same_rsc && spec.flags & flags::NO_CREATE == 0;
             let firsts = self.side_actions(&spec.first, create);
-            if firsts.is_empty() {
-                continue;
-            }
             let thens = self.side_actions(&spec.then, false);
             let first_rsc = match &spec.first {
                 Side::Rsc(r, Task::Stop) => Some(*r),
@@ -2022,10 +2017,14 @@ impl<'a> Scheduler<'a> {
                 Side::Rsc(r, _) => Some(*r),
                 Side::Action(a) => self.actions[*a].rsc,
             };
+            // The constraint counts here even when the stop itself does not exist.
             if let Some(a) = first_rsc {
                 if then_rsc != Some(a) && !thens.is_empty() {
                     stops_first.push((a, thens.clone(), spec.flags & flags::SAME_NODE));
                 }
+            }
+            if firsts.is_empty() {
+                continue;
             }
             for &f in &firsts {
                 for &t in &thens {
