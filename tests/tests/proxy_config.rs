@@ -297,3 +297,62 @@ mod fuzz {
         }
     }
 }
+
+/// HAProxy's own example configurations: every one HAProxy accepts, hapx accepts too (with
+/// warnings for what it does not implement), and each one HAProxy rejects for a keyword it
+/// does not know, hapx rejects at the same places.
+#[test]
+fn haproxys_examples_check_alike() {
+    let dir = Path::new("/usr/share/doc/haproxy/examples");
+    if !require::path(
+        "haproxys_examples_check_alike",
+        dir,
+        "HAProxy's example configurations",
+    ) || !require::path(
+        "haproxys_examples_check_alike",
+        Path::new(HAPROXY),
+        "HAProxy",
+    ) {
+        return;
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cfg"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "too few examples in {}", dir.display());
+    let mut compared = 0;
+    for file in &files {
+        let theirs = check(Path::new(HAPROXY), &[file], &[]);
+        let ours = check(&hapx(), &[file], &[]);
+        if theirs.0 == 0 {
+            assert_eq!(
+                ours.0,
+                0,
+                "{} is valid for HAProxy:\n{}",
+                file.display(),
+                ours.2
+            );
+            compared += 1;
+        } else if theirs.2.contains("unknown keyword") {
+            assert_eq!(ours.0, 1, "{}:\n{}", file.display(), ours.2);
+            let unknown = |s: &str| -> Vec<String> {
+                s.lines()
+                    .filter(|l| l.contains("unknown keyword"))
+                    .filter_map(|l| {
+                        l.split("parsing [")
+                            .nth(1)?
+                            .split(']')
+                            .next()
+                            .map(str::to_string)
+                    })
+                    .collect()
+            };
+            assert_eq!(unknown(&ours.2), unknown(&theirs.2), "{}", file.display());
+            compared += 1;
+        }
+    }
+    assert!(compared >= 3, "only {compared} examples compared");
+}

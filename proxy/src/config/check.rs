@@ -70,14 +70,17 @@ fn check_frontend(p: &mut Proxy, backends: &[(String, Mode, Place)], diags: &mut
                     p.name
                 ),
             ),
-            Some((_, mode, _)) if *mode != p.mode => diags.check_alert(
+            Some((_, Mode::Tcp, bplace)) if p.mode == Mode::Http => diags.check_alert(
                 place,
                 format!(
-                    "Proxy '{}' (mode {}) cannot use backend '{name}' (mode {}).",
-                    p.name,
-                    p.mode.as_str(),
-                    mode.as_str()
+                    "http frontend '{}' ({}) tries to use incompatible tcp backend '{name}' ({bplace}) as its default backend (see 'mode').",
+                    p.name, p.place
                 ),
+            ),
+            // HAProxy upgrades such a connection to HTTP; hapx forwards it as TCP.
+            Some((_, Mode::Http, _)) if p.mode == Mode::Tcp => diags.check_warn(
+                place,
+                format!("tcp frontend '{}' uses http backend '{name}': hapx forwards its connections in TCP mode (no HTTP upgrade).", p.name),
             ),
             Some(_) => {}
         }

@@ -403,6 +403,9 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "stats" => global_stats(g, line, diags)?,
         _ => match keywords::lookup(keywords::GLOBAL, kw) {
             Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
+            None if keywords::GLOBAL_PREFIXES.iter().any(|p| kw.starts_with(p)) => {
+                not_implemented(Support::No, &format!("'{kw}'"), line.place, diags)
+            }
             None => return Err(unknown(kw, "global", keywords::GLOBAL.iter().map(|k| k.0))),
         },
     }
@@ -934,8 +937,15 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let o = &mut p.options;
     let place = Some(line.place.clone());
     match name {
-        "httplog" => o.httplog = (!negate).then_some(place).flatten(),
-        "tcplog" => o.tcplog = (!negate).then_some(place).flatten(),
+        // One log format per proxy: the last of httplog/tcplog wins.
+        "httplog" => {
+            o.httplog = (!negate).then_some(place).flatten();
+            o.tcplog = None;
+        }
+        "tcplog" => {
+            o.tcplog = (!negate).then_some(place).flatten();
+            o.httplog = None;
+        }
         "dontlognull" => o.dontlognull = !negate,
         "redispatch" => o.redispatch = !negate,
         "allbackups" => o.allbackups = !negate,

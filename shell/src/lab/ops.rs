@@ -325,9 +325,29 @@ pub fn sweep_stale() -> Result<usize> {
         }
     }
     let stale = net::stale_namespaces(&live);
+    let mut ids = HashSet::new();
     for netns in &stale {
         net::kill_all_in(netns);
         net::delete_netns(netns)?;
+        ids.extend(netns.split('-').nth(1).and_then(|id| id.parse::<u32>().ok()));
     }
+    remove_stale_dirs(&ids);
     Ok(stale.len())
+}
+
+/// Removes the lab directories (`TMP/hapx-lab-NAME-ID`) of the stale labs `ids`.
+fn remove_stale_dirs(ids: &HashSet<u32>) {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let id = name
+            .strip_prefix(up::DIR_PREFIX)
+            .and_then(|rest| rest.rsplit('-').next())
+            .and_then(|id| id.parse::<u32>().ok());
+        if id.is_some_and(|id| ids.contains(&id)) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }

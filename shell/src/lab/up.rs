@@ -27,6 +27,8 @@ const HOSTS: [(Role, &str, &str, u8); 6] = [
     (Role::Node, "hapx-node01", "n1", 11),
     (Role::Node, "hapx-node02", "n2", 12),
 ];
+/// Lab directories are `TMP/hapx-lab-NAME-ID`.
+pub const DIR_PREFIX: &str = "hapx-lab-";
 /// The lab network (a documentation range).
 const NETWORK: &str = "192.0.2";
 /// The floating address's last byte.
@@ -176,7 +178,7 @@ pub fn up(name: &str, args: &UpArgs) -> Result<()> {
         name: name.to_string(),
         id,
         stack: args.stack,
-        dir: std::env::temp_dir().join(format!("hapx-lab-{name}-{id}")),
+        dir: std::env::temp_dir().join(format!("{DIR_PREFIX}{name}-{id}")),
         switch: net::netns_name(id, "sw"),
         vip: vip.clone(),
         hosts: Vec::new(),
