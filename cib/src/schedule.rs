@@ -2202,24 +2202,22 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// Applies one ordering's effects, in the order Pacemaker's
+    /// `pcmk__update_ordered_actions` applies them (it decides which reason an action keeps).
     fn update_pair(&mut self, o: Ordering) -> bool {
         let (f, t) = (o.first, o.then);
         let mut changed = false;
         let first = self.actions[f].clone();
         let then = self.actions[t].clone();
-        // A migrating resource's start is a formality: it does not force a restart after it.
-        let first_migrating = first.task == Task::Start && first.migrate_runnable;
-        // An unrunnable first action counts as required here, as in Pacemaker: what must
-        // follow it is required too (and then found unrunnable).
-        if o.flags & flags::IMPLIES_THEN != 0
-            && then.optional
-            && !first.optional
-            && !then.migrate_runnable
-            && !first_migrating
-        {
-            self.actions[t].optional = false;
-            self.set_flag_reason(t, f, "required");
-            changed = true;
+        if o.flags & flags::ASYMMETRICAL != 0 && !first.runnable && then.runnable {
+            let stopped = then
+                .rsc
+                .is_some_and(|r| self.st.resources[r].role <= Role::Stopped);
+            if stopped || !then.optional {
+                self.actions[t].runnable = false;
+                self.set_flag_reason(t, f, "unrunnable");
+                changed = true;
+            }
         }
         if o.flags & flags::IMPLIES_FIRST != 0 && !then.optional && !then.migrate_runnable {
             if first.optional {
@@ -2277,15 +2275,17 @@ impl<'a> Scheduler<'a> {
             self.set_flag_reason(t, f, "unrunnable");
             changed = true;
         }
-        if o.flags & flags::ASYMMETRICAL != 0 && !first.runnable && then.runnable {
-            let stopped = then
-                .rsc
-                .is_some_and(|r| self.st.resources[r].role <= Role::Stopped);
-            if stopped || !then.optional {
-                self.actions[t].runnable = false;
-                self.set_flag_reason(t, f, "unrunnable");
-                changed = true;
-            }
+        // A migrating resource's start is a formality: it does not force a restart after it.
+        let first_migrating = first.task == Task::Start && first.migrate_runnable;
+        if o.flags & flags::IMPLIES_THEN != 0
+            && then.optional
+            && !first.optional
+            && !then.migrate_runnable
+            && !first_migrating
+        {
+            self.actions[t].optional = false;
+            self.set_flag_reason(t, f, "required");
+            changed = true;
         }
         if o.flags & flags::RESTART != 0 {
             let then = self.actions[t].clone();

@@ -350,11 +350,12 @@ fn cleanup_forgets_failures_and_reprobes_without_a_restart() {
             && started(d, "A")
     });
     let probes_before = f.count("A", "monitor");
+    // crmsh's spelling; `hapx cluster cleanup A` does the same.
     let out = f
         .hapx()
-        .args(["cluster", "cleanup", "A"])
+        .args(["resource", "cleanup", "A"])
         .output()
-        .expect("cluster cleanup");
+        .expect("resource cleanup");
     assert!(
         out.status.success(),
         "{}",
@@ -384,6 +385,13 @@ fn cleanup_forgets_failures_and_reprobes_without_a_restart() {
         .args(["cluster", "cleanup", "nosuch"])
         .output()
         .expect("cluster cleanup");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resource nosuch does not exist"));
+    let out = f
+        .hapx()
+        .args(["resource", "cleanup", "nosuch"])
+        .output()
+        .expect("resource cleanup");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("resource nosuch does not exist"));
     assert_pacemaker_reads_it_settled(&f);

@@ -5,14 +5,14 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use hapx_tests::proxy::{
-    NamedServer, Proxy, cli, free_port, http_get, stat_row, tally, temp_dir, wait_until,
+    NamedServer, Proxy, ask, cli, free_port, http_get, stat_row, tally, temp_dir, wait_until,
 };
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 struct Setup {
     _proxy: Proxy,
-    _servers: Vec<NamedServer>,
+    servers: Vec<NamedServer>,
     sock: std::path::PathBuf,
     tcp: SocketAddr,
     stats: SocketAddr,
@@ -40,7 +40,7 @@ fn setup(test: &str, level: &str) -> Setup {
     let proxy = Proxy::start(&dir, test, &cfg, tcp);
     Setup {
         _proxy: proxy,
-        _servers: servers,
+        servers,
         sock,
         tcp,
         stats: SocketAddr::from((LO, stats_port)),
@@ -159,6 +159,30 @@ fn server_admin_commands_change_traffic() {
     );
     assert!(cli(&s.sock, "set server be/b weight 999").contains("Require <weight>"));
     assert!(cli(&s.sock, "disable frontend nope").contains("No such frontend"));
+    // A disabled frontend serves nobody; enabled again, it does.
+    assert_eq!(cli(&s.sock, "disable frontend fe"), "");
+    assert_eq!(ask(s.tcp), "");
+    assert_eq!(
+        stat_row(&cli(&s.sock, "show stat"), "fe", "FRONTEND").unwrap()["status"],
+        "STOP"
+    );
+    assert_eq!(cli(&s.sock, "enable frontend fe"), "");
+    assert_ne!(ask(s.tcp), "");
+    // A server moved to another address: its traffic follows.
+    let moved = NamedServer::start_on(
+        "moved",
+        SocketAddr::from(([127, 0, 0, 3], s.servers[1].port())),
+        Duration::from_secs(5),
+    );
+    let answer = cli(&s.sock, "set server be/b addr 127.0.0.3");
+    assert!(
+        answer.contains("IP changed from '127.0.0.1' to '127.0.0.3'"),
+        "{answer}"
+    );
+    cli(&s.sock, "set server be/b weight 1");
+    assert!(tally(s.tcp, 4).contains_key("moved"));
+    assert!(cli(&s.sock, "set server be/b addr not-an-ip").contains("Invalid addr"));
+    drop(moved);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! commit at once; on a live cluster the commit goes through `cibadmin`. `status` is `crm_mon -1`
 //! (on a file CIB, `crm_mon` reads that file), as in crmsh.
 
+use std::path::Path;
 use std::process::Command;
 
 use hapx_cib::xml::{Document, Element, Node};
@@ -115,6 +116,7 @@ impl Session {
                     a[0],
                     rest,
                 ),
+            ["cleanup", rest @ ..] if rest.len() <= 1 => self.cleanup_file(rest.first().copied()),
             ["cleanup" | "failcount", ..] => self.error(&format!(
                 "resource {}: needs a running cluster (this CIB is a file: {})",
                 a[0],
@@ -127,6 +129,19 @@ impl Session {
                 "resource: unknown command or arguments: '{}'",
                 a.join(" ")
             )),
+        }
+    }
+
+    /// `resource cleanup [RSC]` on a file CIB: the embedded cluster's driver forgets the
+    /// failures and probes again, as Pacemaker's controller does after `crm_resource --cleanup`.
+    fn cleanup_file(&mut self, rsc: Option<&str>) {
+        let Some(path) = self.backend.file().map(Path::to_path_buf) else {
+            return;
+        };
+        match crate::driver::control::cleanup_file(&path, rsc) {
+            Ok(cleaned) if cleaned.is_empty() => println!("nothing to clean up"),
+            Ok(cleaned) => cleaned.iter().for_each(|r| println!("Cleaned up {r}")),
+            Err(e) => self.error(&format!("resource cleanup: {e:#}")),
         }
     }
 
