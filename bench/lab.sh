@@ -6,8 +6,8 @@
 # For each failure, from the probe (a request through the VIP every 50 ms) and the surviving
 # node's logs (Corosync's and Pacemaker's high-resolution timestamps):
 #   outage     first failed request -> first answered request
-#   detect     failure -> Corosync's new membership without the node   (node failure)
-#              failure -> the monitor's failed result                  (proxy failure)
+#   detect     outage start -> Corosync's new membership without the node   (node failure)
+#              outage start -> the monitor's failed result                  (proxy failure)
 #   decide     -> the controller initiates the first recovery action
 #   after      the controller's decision -> the first answered request (agents, proxy, ARP)
 # Usage: bench/lab.sh [RUNS]   (root; default 3 runs per stack and failure)
@@ -30,15 +30,17 @@ now() { date +%s.%N; }
 # Seconds since midnight UTC of a log line's "Mon DD HH:MM:SS.mmm" (the daemons log in UTC here).
 log_sod() { awk '{split($3,t,":"); printf "%.3f\n", t[1]*3600+t[2]*60+t[3]}'; }
 sod() { awk -v u="$1" 'BEGIN {printf "%.3f\n", u - int(u/86400)*86400}'; }
-# The first line of FILE matching RE at or after second-of-day AFTER, as a second of day.
+# The first line matching RE at or after second-of-day AFTER in both nodes' LOG (the DC, which
+# initiates actions, may be either), as a second of day.
 first_after() {
-  local file=$1 re=$2 after=$3
-  grep -E "$re" "$file" | log_sod | awk -v a="$after" '$1 >= a {print; exit}'
+  local log=$1 re=$2 after=$3
+  grep -hE "$re" "$dir"/hapx-node0[12]/log/"$log" | log_sod | sort -n |
+    awk -v a="$after" '$1 >= a {print; exit}'
 }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a - b}'; }
 
 # Runs a probe of SECS seconds in the background, fails with CMD after 2 s, and prints
-# "FAIL_SOD OUTAGE_END_SOD OUTAGE_SECONDS" (outage end = probe start + the window's end).
+# "OUTAGE_START_SOD OUTAGE_END_SOD OUTAGE_SECONDS" from the probe's first outage window.
 probe_fail() {
   local secs=$1; shift
   local out; out=$(mktemp)
@@ -52,8 +54,11 @@ probe_fail() {
   local window; window=$(grep -m1 '^outage from .* to ' "$out" || true)
   rm -f "$out"
   if [ -z "$window" ]; then echo "$(sod "$t_fail") - -"; return; fi
-  local to len; to=$(echo "$window" | awk '{print $6}'); len=$(echo "$window" | awk '{print $8}')
-  echo "$(sod "$t_fail") $(sod "$(awk -v s="$start" -v t="$to" 'BEGIN {printf "%.3f", s + t}')") $len"
+  local from to len
+  from=$(echo "$window" | awk '{print $3}'); to=$(echo "$window" | awk '{print $6}')
+  len=$(echo "$window" | awk '{print $8}')
+  echo "$(sod "$(awk -v s="$start" -v t="$from" 'BEGIN {printf "%.3f", s + t}')")" \
+    "$(sod "$(awk -v s="$start" -v t="$to" 'BEGIN {printf "%.3f", s + t}')") $len"
 }
 
 kill_proxy() {
@@ -71,21 +76,21 @@ for stack in hapx reference; do
   dir=$(state dir)
   for run in $(seq "$RUNS"); do
     victim=$(active); survivor=$(other "$victim")
-    read -r t_fail t_served outage < <(probe_fail 16 lab fail "$victim")
-    t_member=$(first_after "$dir/$survivor/log/corosync.log" 'Members left' "$t_fail")
-    t_decide=$(first_after "$dir/$survivor/log/pacemaker.log" 'Initiating start operation virtual-ip-resource_start_0' "$t_fail")
-    NODE_ROWS[$stack]+="$(printf '%-9s node  run %d: outage %6s s  detect %6s s  decide %6s s  after %6s s' \
-      "$stack" "$run" "$outage" "$(sub "$t_member" "$t_fail")" "$(sub "$t_decide" "$t_member")" "$(sub "$t_served" "$t_decide")")"$'\n'
+    read -r t_out t_served outage < <(probe_fail 16 lab fail "$victim")
+    t_member=$(first_after corosync.log 'Members left' "$t_out")
+    t_decide=$(first_after pacemaker.log 'Initiating start operation virtual-ip-resource_start_0' "$t_out")
+    NODE_ROWS[$stack]+="$(printf '%-9s node  run %d (%s): outage %6s s  detect %6s s  decide %6s s  after %6s s' \
+      "$stack" "$run" "$victim" "$outage" "$(sub "$t_member" "$t_out")" "$(sub "$t_decide" "$t_member")" "$(sub "$t_served" "$t_decide")")"$'\n'
     lab recover "$victim" >/dev/null
     sleep 3
   done
   for run in $(seq "$RUNS"); do
     victim=$(active)
-    read -r t_fail t_served outage < <(probe_fail 26 kill_proxy "$victim")
-    t_detect=$(first_after "$dir/$victim/log/pacemaker.log" 'Result of monitor operation for haproxy-resource' "$t_fail")
-    t_decide=$(first_after "$dir/$victim/log/pacemaker.log" 'Initiating (stop|start) operation haproxy-resource' "$t_fail")
-    PROXY_ROWS[$stack]+="$(printf '%-9s proxy run %d: outage %6s s  detect %6s s  decide %6s s  after %6s s' \
-      "$stack" "$run" "$outage" "$(sub "$t_detect" "$t_fail")" "$(sub "$t_decide" "$t_detect")" "$(sub "$t_served" "$t_decide")")"$'\n'
+    read -r t_out t_served outage < <(probe_fail 26 kill_proxy "$victim")
+    t_detect=$(first_after pacemaker.log 'Result of monitor operation for haproxy-resource' "$t_out")
+    t_decide=$(first_after pacemaker.log 'Initiating (stop|start) operation haproxy-resource' "$t_out")
+    PROXY_ROWS[$stack]+="$(printf '%-9s proxy run %d (%s): outage %6s s  detect %6s s  decide %6s s  after %6s s' \
+      "$stack" "$run" "$victim" "$outage" "$(sub "$t_detect" "$t_out")" "$(sub "$t_decide" "$t_detect")" "$(sub "$t_served" "$t_decide")")"$'\n'
     sleep 2
   done
   lab down >/dev/null

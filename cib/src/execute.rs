@@ -130,6 +130,7 @@ pub fn execute_with(
     let mut done = vec![false; t.actions.len()];
     let mut fired = vec![false; synapses.len()];
     let mut lines = Vec::new();
+    let mut cache = EntryCache::default();
     loop {
         let mut any = false;
         for (i, s) in synapses.iter().enumerate() {
@@ -155,11 +156,11 @@ pub fn execute_with(
                     ));
                     let mut failed = a.clone();
                     failed.target_rc = f.rc;
-                    record_result(t, &failed, &mut doc, a.target_rc);
+                    record_result(t, &failed, &mut doc, a.target_rc, &mut cache);
                     lines.extend(record_failcount(t, a, &mut doc, now));
                 }
                 None => {
-                    record(t, a, &mut doc);
+                    record(t, a, &mut doc, &mut cache);
                     done[s.action] = true;
                 }
             }
@@ -201,12 +202,25 @@ fn describe(t: &Transition, a: &Action) -> String {
 }
 
 /// Records an action's (successful) result in the CIB, as `crm_simulate` injects it.
-fn record(t: &Transition, a: &Action, doc: &mut Document) {
-    record_result(t, a, doc, a.target_rc)
+fn record(t: &Transition, a: &Action, doc: &mut Document, cache: &mut EntryCache) {
+    record_result(t, a, doc, a.target_rc, cache)
 }
 
 /// Records `a.target_rc` as the result of `a`, which expected `expected`.
-fn record_result(t: &Transition, a: &Action, doc: &mut Document, expected: i32) {
+/// Where each node's `lrm_resource` entries are, by resource id.
+#[derive(Debug, Default)]
+struct EntryCache {
+    indexed: std::collections::HashSet<usize>,
+    positions: std::collections::HashMap<(usize, String), usize>,
+}
+
+fn record_result(
+    t: &Transition,
+    a: &Action,
+    doc: &mut Document,
+    expected: i32,
+    cache: &mut EntryCache,
+) {
     if a.pseudo {
         return;
     }
@@ -224,6 +238,8 @@ fn record_result(t: &Transition, a: &Action, doc: &mut Document, expected: i32) 
             state
                 .children
                 .retain(|c| !matches!(c, Node::Element(e) if e.name == "lrm" || e.name == "transient_attributes"));
+            cache.indexed.remove(&n);
+            cache.positions.retain(|(node, _), _| *node != n);
         }
         (
             Task::Start | Task::Stop | Task::Monitor(_) | Task::MigrateTo | Task::MigrateFrom,
@@ -234,10 +250,20 @@ fn record_result(t: &Transition, a: &Action, doc: &mut Document, expected: i32) 
             let resources = state
                 .child_or_insert("lrm")
                 .child_or_insert("lrm_resources");
-            let pos = resources
-                .children
-                .iter()
-                .position(|c| matches!(c, Node::Element(e) if e.name == "lrm_resource" && e.id() == Some(p.id.as_str())));
+            // Index each node's history once: looking entries up one by one would make
+            // recording quadratic in the number of resources.
+            if cache.indexed.insert(n) {
+                for (i, c) in resources.children.iter().enumerate() {
+                    if let Node::Element(e) = c {
+                        if e.name == "lrm_resource" {
+                            if let Some(id) = e.id() {
+                                cache.positions.insert((n, id.to_string()), i);
+                            }
+                        }
+                    }
+                }
+            }
+            let pos = cache.positions.get(&(n, p.id.clone())).copied();
             let entry = match pos {
                 Some(i) => match &mut resources.children[i] {
                     Node::Element(e) => e,
@@ -252,6 +278,9 @@ fn record_result(t: &Transition, a: &Action, doc: &mut Document, expected: i32) 
                         e.set_attr("provider", prov.clone());
                     }
                     resources.children.push(Node::Element(e));
+                    cache
+                        .positions
+                        .insert((n, p.id.clone()), resources.children.len() - 1);
                     match resources.children.last_mut() {
                         Some(Node::Element(e)) => e,
                         _ => unreachable!("just pushed an element"),

@@ -578,6 +578,13 @@ impl Cib {
             .unwrap_or_default();
         let known = |id: &str, _: &Cib| ids.contains(id);
         for c in constraints.elements() {
+            let has_sets = c.elements().any(|e| e.name == "resource_set");
+            if has_sets && matches!(c.name.as_str(), "rsc_order" | "rsc_colocation") {
+                if !self.expand_sets(c)? {
+                    self.unsupported.push(describe(c));
+                }
+                continue;
+            }
             let rules_ok = c.name == "rsc_location" && c.attr("node").is_none();
             if c.elements()
                 .any(|e| e.name == "resource_set" || (e.name == "rule" && !rules_ok))
@@ -661,24 +668,13 @@ impl Cib {
                             return Err(ModelError::at(c, format!("no resource named '{r}'")));
                         }
                     }
-                    let kind = match c.attr("kind").map(|k| k.to_ascii_lowercase()) {
-                        Some(k) if k == "optional" => OrderKind::Optional,
-                        Some(k) if k == "serialize" => OrderKind::Serialize,
-                        Some(_) => OrderKind::Mandatory,
-                        None => match c.attr("score").map(score::parse_plain) {
-                            Some(0) => OrderKind::Optional,
-                            _ => OrderKind::Mandatory,
-                        },
-                    };
+                    let kind = order_kind(c);
                     let first_action = c.attr("first-action").unwrap_or("start").to_string();
                     let then_action = c
                         .attr("then-action")
                         .unwrap_or(c.attr("first-action").unwrap_or("start"))
                         .to_string();
-                    let symmetrical = match c.attr("symmetrical") {
-                        Some(v) => is_true(v),
-                        None => kind != OrderKind::Serialize,
-                    };
+                    let symmetrical = order_symmetrical(c, kind);
                     self.orders.push(Order {
                         id,
                         first: first.to_string(),
@@ -694,6 +690,165 @@ impl Cib {
             }
         }
         Ok(())
+    }
+}
+
+impl Cib {
+    /// Expands an order or colocation with resource sets into the pairwise constraints
+    /// Pacemaker derives from it. Returns false when the sets use what hapx does not model
+    /// (`require-all="false"`, roles).
+    fn expand_sets(&mut self, c: &Element) -> Result<bool, ModelError> {
+        let id = c.id().unwrap_or("").to_string();
+        let mut sets: Vec<(bool, Option<String>, Vec<String>)> = Vec::new();
+        for set in c.children_named("resource_set") {
+            let set = resolve(&self.doc.root, set)?;
+            if set.attr("require-all").is_some_and(|v| !is_true(v)) || set.attr("role").is_some() {
+                return Ok(false);
+            }
+            let mut members = Vec::new();
+            for r in set.children_named("resource_ref") {
+                let rid = required(r, "id")?;
+                if !self.resource_id_exists(rid) {
+                    return Err(ModelError::at(c, format!("no resource named '{rid}'")));
+                }
+                members.push(rid.to_string());
+            }
+            let sequential = set.attr("sequential").map(is_true).unwrap_or(true);
+            sets.push((sequential, set.attr("action").map(str::to_string), members));
+        }
+        if c.name == "rsc_order" {
+            let kind = order_kind(c);
+            let symmetrical = order_symmetrical(c, kind);
+            let push = |first: &str, then: &str, fa: &str, ta: &str, orders: &mut Vec<Order>| {
+                orders.push(Order {
+                    id: id.clone(),
+                    first: first.to_string(),
+                    then: then.to_string(),
+                    first_action: fa.to_string(),
+                    then_action: ta.to_string(),
+                    kind,
+                    symmetrical,
+                    line: c.line,
+                });
+            };
+            let mut orders = Vec::new();
+            for (sequential, action, members) in &sets {
+                let a = action.as_deref().unwrap_or("start");
+                if *sequential {
+                    for pair in members.windows(2) {
+                        push(&pair[0], &pair[1], a, a, &mut orders);
+                    }
+                }
+            }
+            for pair in sets.windows(2) {
+                let (s1, a1, m1) = &pair[0];
+                let (s2, a2, m2) = &pair[1];
+                let firsts: Vec<&String> = if *s1 {
+                    m1.last().into_iter().collect()
+                } else {
+                    m1.iter().collect()
+                };
+                let thens: Vec<&String> = if *s2 {
+                    m2.first().into_iter().collect()
+                } else {
+                    m2.iter().collect()
+                };
+                for f in &firsts {
+                    for t in &thens {
+                        push(
+                            f,
+                            t,
+                            a1.as_deref().unwrap_or("start"),
+                            a2.as_deref().unwrap_or("start"),
+                            &mut orders,
+                        );
+                    }
+                }
+            }
+            self.orders.extend(orders);
+        } else {
+            let score = c
+                .attr("score")
+                .map(|s| score::parse(s, &self.options.health))
+                .unwrap_or(0);
+            let push = |d: &str, p: &str, this: &mut Cib| {
+                let influence = this
+                    .primitives
+                    .iter()
+                    .find(|x| x.id == d)
+                    .and_then(|x| x.meta.get("critical"))
+                    .map(is_true)
+                    .unwrap_or(true);
+                this.colocations.push(Colocation {
+                    id: id.clone(),
+                    rsc: d.to_string(),
+                    with_rsc: p.to_string(),
+                    score,
+                    rsc_role: None,
+                    with_rsc_role: None,
+                    node_attribute: c.attr("node-attribute").map(str::to_string),
+                    influence,
+                    line: c.line,
+                });
+            };
+            // Within a sequential set each member runs with the one before it.
+            for (sequential, _, members) in &sets {
+                if *sequential {
+                    for pair in members.windows(2) {
+                        push(&pair[1], &pair[0], self);
+                    }
+                }
+            }
+            // Between sets: the earlier set runs with the later one.
+            for pair in sets.windows(2) {
+                let (s1, _, m1) = &pair[0];
+                let (s2, _, m2) = &pair[1];
+                let deps: Vec<&String> = if *s1 {
+                    m1.first().into_iter().collect()
+                } else {
+                    m1.iter().collect()
+                };
+                let prims: Vec<&String> = if *s2 {
+                    m2.last().into_iter().collect()
+                } else {
+                    m2.iter().collect()
+                };
+                for d in &deps {
+                    for p in &prims {
+                        push(d, p, self);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn resource_id_exists(&self, id: &str) -> bool {
+        self.doc
+            .root
+            .path(&["configuration", "resources"])
+            .is_some_and(|r| r.descendants().any(|e| e.id() == Some(id)))
+    }
+}
+
+/// An order's kind: `kind`, else a score of 0 means optional.
+fn order_kind(c: &Element) -> OrderKind {
+    match c.attr("kind").map(|k| k.to_ascii_lowercase()) {
+        Some(k) if k == "optional" => OrderKind::Optional,
+        Some(k) if k == "serialize" => OrderKind::Serialize,
+        Some(_) => OrderKind::Mandatory,
+        None => match c.attr("score").map(score::parse_plain) {
+            Some(0) => OrderKind::Optional,
+            _ => OrderKind::Mandatory,
+        },
+    }
+}
+
+/// Orders are symmetrical unless told otherwise (serializing ones never are by default).
+fn order_symmetrical(c: &Element, kind: OrderKind) -> bool {
+    match c.attr("symmetrical") {
+        Some(v) => is_true(v),
+        None => kind != OrderKind::Serialize,
     }
 }
 

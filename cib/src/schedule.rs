@@ -220,6 +220,8 @@ struct Scheduler<'a> {
     actions: Vec<Action>,
     /// Each resource's actions, oldest first.
     by_rsc: Vec<Vec<usize>>,
+    /// Each resource's actions by task, oldest first.
+    by_task: HashMap<(usize, Task), Vec<usize>>,
     index: HashMap<(Option<usize>, Task, Option<usize>), usize>,
     specs: Vec<OrderSpec>,
     orderings: Vec<Ordering>,
@@ -239,6 +241,8 @@ struct Scheduler<'a> {
     order: Vec<usize>,
     /// Resource index by id.
     ids: HashMap<String, usize>,
+    /// Node index by lower-cased name.
+    node_names: HashMap<String, usize>,
     utilization_left: Vec<HashMap<String, i64>>,
 }
 
@@ -268,6 +272,7 @@ impl<'a> Scheduler<'a> {
             settings,
             actions: Vec::new(),
             by_rsc: vec![Vec::new(); nr],
+            by_task: HashMap::new(),
             index: HashMap::new(),
             specs: Vec::new(),
             orderings: Vec::new(),
@@ -291,6 +296,12 @@ impl<'a> Scheduler<'a> {
                 .map(|(i, r)| (r.id.clone(), i))
                 .collect(),
             utilization_left,
+            node_names: st
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.uname.to_ascii_lowercase(), i))
+                .collect(),
             st,
         }
     }
@@ -325,6 +336,11 @@ impl<'a> Scheduler<'a> {
             !is_first
         };
         self.group_member(id, pick_last)
+    }
+
+    /// A node by name, case-insensitively (as attribute values compare).
+    fn node_by_name(&self, name: &str) -> Option<usize> {
+        self.node_names.get(&name.to_ascii_lowercase()).copied()
     }
 
     fn node_index(&self, uname: &str) -> Option<usize> {
@@ -1005,6 +1021,14 @@ impl<'a> Scheduler<'a> {
 
     /// `best_node_score_matching_attr`.
     fn best_score_matching(&self, r: usize, attr: &str, value: Option<&str>) -> i32 {
+        if attr == "#uname" {
+            // Node names are unique: only the node itself matches.
+            let n = value.and_then(|v| self.node_by_name(v));
+            return match n.and_then(|n| self.allowed[r][n].map(|w| (n, w))) {
+                Some((n, w)) if w > -INFINITY && self.available(n) => w,
+                _ => -INFINITY,
+            };
+        }
         let mut best = -INFINITY;
         for (n, w) in self.allowed[r].iter().enumerate() {
             let Some(w) = *w else {
@@ -1346,6 +1370,7 @@ impl<'a> Scheduler<'a> {
         self.actions.push(a);
         if let Some(r) = rsc {
             self.by_rsc[r].push(id);
+            self.by_task.entry((r, task.clone())).or_default().push(id);
         }
         self.index.insert(key, id);
         id
@@ -1474,6 +1499,7 @@ impl<'a> Scheduler<'a> {
     }
 
     fn create_probes(&mut self) {
+        let modes = self.discovery_modes();
         for n in 0..self.st.nodes.len() {
             let node = &self.st.nodes[n];
             if !node.online || node.unclean {
@@ -1494,7 +1520,7 @@ impl<'a> Scheduler<'a> {
                 if orphan || known || self.st.configs[r].meta.get("container").is_some() {
                     continue;
                 }
-                if self.discovery_never(r, n) {
+                if Self::discovery_never(&modes[r], n) {
                     continue;
                 }
                 let id = self.action(Some(r), Task::Monitor(0), Some(n), false);
@@ -1511,22 +1537,30 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    fn discovery_never(&self, r: usize, n: usize) -> bool {
-        let id = &self.st.resources[r].id;
-        let uname = &self.st.nodes[n].uname;
-        let exclusive: Vec<_> = self
-            .cib
-            .locations
-            .iter()
-            .filter(|l| &l.rsc == id && l.discovery.as_deref() == Some("exclusive"))
-            .collect();
-        if !exclusive.is_empty() && !exclusive.iter().any(|l| &l.node == uname) {
+    /// Per resource, the nodes its location constraints set `resource-discovery` on:
+    /// (node, "never"/"exclusive"/...).
+    fn discovery_modes(&self) -> Vec<Vec<(usize, String)>> {
+        let mut modes = vec![Vec::new(); self.st.resources.len()];
+        for l in &self.cib.locations {
+            let (Some(mode), Some(r), Some(n)) = (
+                l.discovery.as_deref(),
+                self.rsc_index(&l.rsc),
+                self.node_index(&l.node),
+            ) else {
+                continue;
+            };
+            modes[r].push((n, mode.to_string()));
+        }
+        modes
+    }
+
+    /// Whether probing `r` on `n` is switched off by `resource-discovery`.
+    fn discovery_never(modes: &[(usize, String)], n: usize) -> bool {
+        let exclusive = modes.iter().any(|(_, m)| m == "exclusive");
+        if exclusive && !modes.iter().any(|(x, m)| *x == n && m == "exclusive") {
             return true;
         }
-        self.cib
-            .locations
-            .iter()
-            .any(|l| &l.rsc == id && &l.node == uname && l.discovery.as_deref() == Some("never"))
+        modes.iter().any(|(x, m)| *x == n && m == "never")
     }
 
     fn create_rsc_actions(&mut self, r: usize) {
@@ -1837,11 +1871,9 @@ impl<'a> Scheduler<'a> {
 
     /// The resource's newest action with this task (Pacemaker's `find_first_action`).
     fn rsc_first(&self, r: usize, task: &Task) -> Option<usize> {
-        self.by_rsc[r]
-            .iter()
-            .rev()
-            .copied()
-            .find(|&a| self.actions[a].task == *task)
+        self.by_task
+            .get(&(r, task.clone()))
+            .and_then(|ids| ids.last().copied())
     }
 
     fn schedule_fencing_and_shutdowns(&mut self) {
@@ -1981,12 +2013,11 @@ impl<'a> Scheduler<'a> {
         match side {
             Side::Action(id) => vec![*id],
             Side::Rsc(r, task) => {
-                let found: Vec<usize> = self.by_rsc[*r]
-                    .iter()
-                    .rev()
-                    .copied()
-                    .filter(|&a| self.actions[a].task == *task)
-                    .collect();
+                let found: Vec<usize> = self
+                    .by_task
+                    .get(&(*r, task.clone()))
+                    .map(|ids| ids.iter().rev().copied().collect())
+                    .unwrap_or_default();
                 if found.is_empty() && create {
                     let role = self.st.resources[*r].role;
                     if role <= Role::Stopped && *task == Task::Stop {
@@ -2054,6 +2085,8 @@ impl<'a> Scheduler<'a> {
             after[o.first].push((o.then, o.flags));
         }
         let mut added = Vec::new();
+        let mut visited = vec![0u32; self.actions.len()];
+        let mut generation = 0u32;
         for r in self.order.clone() {
             let probes: Vec<usize> = self.by_rsc[r]
                 .iter()
@@ -2063,8 +2096,15 @@ impl<'a> Scheduler<'a> {
                 .collect();
             for probe in probes {
                 for &(then, _) in &after[probe] {
-                    let mut visited = vec![false; self.actions.len()];
-                    self.restart_orderings(probe, then, &after, &mut visited, &mut added);
+                    // A fresh generation marks the actions this walk has visited.
+                    generation += 1;
+                    self.restart_orderings(
+                        probe,
+                        then,
+                        &after,
+                        (&mut visited, generation),
+                        &mut added,
+                    );
                 }
             }
         }
@@ -2096,13 +2136,13 @@ impl<'a> Scheduler<'a> {
         probe: usize,
         then: usize,
         after: &[Vec<(usize, u32)>],
-        visited: &mut [bool],
+        (visited, generation): (&mut [u32], u32),
         added: &mut Vec<Ordering>,
     ) {
-        if visited[then] {
+        if visited[then] == generation {
             return;
         }
-        visited[then] = true;
+        visited[then] = generation;
         let probe_rsc = self.actions[probe].rsc;
         let a = &self.actions[then];
         if a.rsc.is_some() && a.rsc != probe_rsc && a.task == Task::Start {
@@ -2121,7 +2161,7 @@ impl<'a> Scheduler<'a> {
         }
         for &(next, f) in &after[then] {
             if f & flags::IMPLIES_THEN != 0 {
-                self.restart_orderings(probe, next, after, visited, added);
+                self.restart_orderings(probe, next, after, (&mut *visited, generation), added);
             }
         }
     }
@@ -2207,8 +2247,8 @@ impl<'a> Scheduler<'a> {
     fn update_pair(&mut self, o: Ordering) -> bool {
         let (f, t) = (o.first, o.then);
         let mut changed = false;
-        let first = self.actions[f].clone();
-        let then = self.actions[t].clone();
+        let first = Snapshot::of(&self.actions[f]);
+        let then = Snapshot::of(&self.actions[t]);
         if o.flags & flags::ASYMMETRICAL != 0 && !first.runnable && then.runnable {
             let stopped = then
                 .rsc
@@ -2251,7 +2291,7 @@ impl<'a> Scheduler<'a> {
             && (!first.optional || blocked_first)
             && !first.runnable
             && then.runnable
-            && first.task == Task::Stop
+            && first.is_stop
         {
             self.actions[t].runnable = false;
             changed = true;
@@ -2276,7 +2316,7 @@ impl<'a> Scheduler<'a> {
             changed = true;
         }
         // A migrating resource's start is a formality: it does not force a restart after it.
-        let first_migrating = first.task == Task::Start && first.migrate_runnable;
+        let first_migrating = first.is_start && first.migrate_runnable;
         if o.flags & flags::IMPLIES_THEN != 0
             && then.optional
             && !first.optional
@@ -2288,12 +2328,12 @@ impl<'a> Scheduler<'a> {
             changed = true;
         }
         if o.flags & flags::RESTART != 0 {
-            let then = self.actions[t].clone();
+            let then = Snapshot::of(&self.actions[t]);
             let managed = then.rsc.is_some_and(|r| self.managed[r]);
             let restart = !then.optional;
             let stop = !then.runnable && managed && first.rsc == then.rsc;
             if restart || stop {
-                let first_now = self.actions[f].clone();
+                let first_now = Snapshot::of(&self.actions[f]);
                 if first_now.optional && (first_now.runnable || restart) {
                     self.actions[f].optional = false;
                     changed = true;
@@ -2302,7 +2342,7 @@ impl<'a> Scheduler<'a> {
                     self.actions[f].migrate_runnable = false;
                     changed = true;
                 }
-                let first_now = self.actions[f].clone();
+                let first_now = Snapshot::of(&self.actions[f]);
                 if !first_now.optional && !first_now.runnable && then.runnable {
                     self.actions[t].runnable = false;
                     changed = true;
@@ -2349,6 +2389,32 @@ impl<'a> Scheduler<'a> {
                 }
                 st
             },
+        }
+    }
+}
+
+/// The parts of an action the ordering rules read (cheap to copy).
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    rsc: Option<usize>,
+    optional: bool,
+    runnable: bool,
+    pseudo: bool,
+    migrate_runnable: bool,
+    is_start: bool,
+    is_stop: bool,
+}
+
+impl Snapshot {
+    fn of(a: &Action) -> Snapshot {
+        Snapshot {
+            rsc: a.rsc,
+            optional: a.optional,
+            runnable: a.runnable,
+            pseudo: a.pseudo,
+            migrate_runnable: a.migrate_runnable,
+            is_start: a.task == Task::Start,
+            is_stop: a.task == Task::Stop,
         }
     }
 }

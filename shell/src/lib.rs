@@ -25,6 +25,7 @@ pub mod demo;
 pub mod driver;
 pub mod interactive;
 pub mod lab;
+pub mod mon;
 pub mod ra;
 pub mod run;
 pub mod session;

@@ -28,12 +28,29 @@ pub fn free_port() -> u16 {
         .expect("a free port on loopback")
 }
 
-/// A fresh directory for one test's files.
-pub fn temp_dir(test: &str) -> PathBuf {
+/// A fresh directory for one test's files, removed when dropped.
+pub fn temp_dir(test: &str) -> TestDir {
     let dir = std::env::temp_dir().join(format!("hapx-proxy-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a temporary directory");
-    dir
+    TestDir(dir)
+}
+
+/// A test's directory (see [`temp_dir`]); it derefs to its path.
+#[derive(Debug)]
+pub struct TestDir(PathBuf);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Polls `cond` every 20 ms until it holds or `timeout` passes; whether it held.

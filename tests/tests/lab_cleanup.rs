@@ -16,7 +16,9 @@ const TEST: &str = "lab_cleanup";
 
 fn hapx_lab(name: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(bins::path("hapx"));
-    cmd.args(["lab", "--name", name]).args(args).stdin(Stdio::null());
+    cmd.args(["lab", "--name", name])
+        .args(args)
+        .stdin(Stdio::null());
     cmd
 }
 
@@ -41,7 +43,9 @@ fn crash_up(name: &str) -> State {
     up.kill().unwrap();
     up.wait().unwrap();
     assert!(
-        state.hosts(Role::Node).all(|h| h.pid.is_some_and(net::process_runs)),
+        state
+            .hosts(Role::Node)
+            .all(|h| h.pid.is_some_and(net::process_runs)),
         "the nodes outlive the up that started them"
     );
     state
@@ -49,8 +53,16 @@ fn crash_up(name: &str) -> State {
 
 fn assert_nothing_left(state: &State) {
     for host in &state.hosts {
-        assert!(!host.pid.is_some_and(net::process_runs), "{} still runs", host.name);
-        assert!(!Path::new("/run/netns").join(&host.netns).exists(), "{} is left", host.netns);
+        assert!(
+            !host.pid.is_some_and(net::process_runs),
+            "{} still runs",
+            host.name
+        );
+        assert!(
+            !Path::new("/run/netns").join(&host.netns).exists(),
+            "{} is left",
+            host.netns
+        );
     }
     assert!(!Path::new("/run/netns").join(&state.switch).exists());
     assert!(!state.dir.exists(), "{} is left", state.dir.display());
@@ -66,7 +78,11 @@ fn down_cleans_up_after_a_crashed_up_with_and_without_its_state_file() {
 
     let crashed = crash_up(&name);
     let out = hapx_lab(&name, &["down"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("lab {name} removed")));
     assert_nothing_left(&crashed);
 
@@ -75,7 +91,14 @@ fn down_cleans_up_after_a_crashed_up_with_and_without_its_state_file() {
     std::fs::remove_file(state::path_of(&name)).unwrap();
     let out = hapx_lab(&name, &["down"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("namespaces left by labs whose owner is gone"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("namespaces left by labs whose owner is gone"),
+        "{stdout}"
+    );
     assert_nothing_left(&crashed);
 }

@@ -152,3 +152,49 @@ fn no_server_uses_the_errorfile_and_broken_servers_give_502() {
     );
     assert!(resp.starts_with("HTTP/1.1 502"), "{resp}");
 }
+
+#[test]
+fn accept_proxy_takes_the_client_from_the_header() {
+    let srv = HttpServer::start("web1");
+    let dir = temp_dir("accept-proxy");
+    let (back_port, front_port) = (free_port(), free_port());
+    let back = format!(
+        "defaults\n  timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n\
+         frontend back\n  mode http\n  bind 127.0.0.1:{back_port} accept-proxy\n  option forwardfor\n  default_backend be\n\
+         backend be\n  mode http\n  server web1 {}\n",
+        srv.addr
+    );
+    let back_addr = SocketAddr::from((LO, back_port));
+    let _b = Proxy::start(&dir, "back", &back, back_addr);
+    // A PROXY v1 header names a client the connection does not come from.
+    let resp = http_raw(
+        back_addr,
+        b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 80\r\nGET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(resp.contains("x-seen-xff: 192.0.2.7"), "{resp}");
+    // Without a header the connection gets nothing.
+    let resp = http_raw(
+        back_addr,
+        b"GET / HTTP/1.1\r\nHost: t\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(resp, "");
+    // A hapx front proxy with send-proxy-v2 in front of it: the real client (loopback) arrives.
+    let front = format!(
+        "defaults\n  mode tcp\n  timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n\
+         frontend front\n  bind 127.0.0.1:{front_port}\n  default_backend be\n\
+         backend be\n  server back 127.0.0.1:{back_port} send-proxy-v2\n"
+    );
+    let front_addr = SocketAddr::from((LO, front_port));
+    let _f = Proxy::start(&dir, "front", &front, front_addr);
+    let resp = http_raw(
+        front_addr,
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(
+        resp.starts_with("HTTP/1.1 200") && resp.contains("x-seen-xff: 127.0.0.1"),
+        "{resp}"
+    );
+}

@@ -16,6 +16,8 @@ struct Setup {
     sock: std::path::PathBuf,
     tcp: SocketAddr,
     stats: SocketAddr,
+    // Last: removed after the proxy has stopped.
+    _dir: hapx_tests::proxy::TestDir,
 }
 
 fn setup(test: &str, level: &str) -> Setup {
@@ -44,6 +46,7 @@ fn setup(test: &str, level: &str) -> Setup {
         sock,
         tcp,
         stats: SocketAddr::from((LO, stats_port)),
+        _dir: dir,
     }
 }
 

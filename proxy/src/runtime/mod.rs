@@ -12,6 +12,7 @@
 //! - [`stats`]: `show info`, `show stat` CSV, the HTML stats page.
 //! - [`api`]: the runtime API on the stats socket, including listener hand-over for reloads.
 //! - [`log`]: syslog lines.
+//! - [`proxyproto`]: reading PROXY protocol headers (`accept-proxy`).
 
 pub mod api;
 pub mod balance;
@@ -21,6 +22,7 @@ pub mod forward;
 pub mod http;
 pub mod listener;
 pub mod log;
+pub mod proxyproto;
 pub mod session;
 pub mod state;
 pub mod stats;
@@ -350,6 +352,11 @@ async fn accept_loop(
     let Ok(bound) = socket.local_addr() else {
         return;
     };
+    let accept_proxy = fe
+        .conf
+        .binds
+        .iter()
+        .any(|b| b.addr == bound && b.accept_proxy);
     let exact_local = fe
         .backend
         .as_ref()
@@ -387,9 +394,24 @@ async fn accept_loop(
         state.total_conns.fetch_add(1, Relaxed);
         state.cur_conns.fetch_add(1, Relaxed);
         tokio::spawn(async move {
-            match fe.conf.mode {
-                Mode::Tcp => session::serve_tcp(state.clone(), fe, client, peer, local).await,
-                Mode::Http => http::serve(state.clone(), fe, client, peer, local).await,
+            let mut client = client;
+            let peer = if accept_proxy {
+                let wait = fe.conf.timeouts.client.unwrap_or(Duration::from_secs(5));
+                proxyproto::read(&mut client, wait)
+                    .await
+                    .map(|src| src.unwrap_or(peer))
+            } else {
+                Ok(peer)
+            };
+            match (peer, fe.conf.mode) {
+                (Ok(peer), Mode::Tcp) => {
+                    session::serve_tcp(state.clone(), fe, client, peer, local).await
+                }
+                (Ok(peer), Mode::Http) => http::serve(state.clone(), fe, client, peer, local).await,
+                // A bind with accept-proxy takes no connection without a valid header.
+                (Err(_), _) => {
+                    fe.counters.req_errors.fetch_add(1, Relaxed);
+                }
             }
             state.cur_conns.fetch_sub(1, Relaxed);
             drop((g, f));

@@ -329,7 +329,12 @@ pub fn sweep_stale() -> Result<usize> {
     for netns in &stale {
         net::kill_all_in(netns);
         net::delete_netns(netns)?;
-        ids.extend(netns.split('-').nth(1).and_then(|id| id.parse::<u32>().ok()));
+        ids.extend(
+            netns
+                .split('-')
+                .nth(1)
+                .and_then(|id| id.parse::<u32>().ok()),
+        );
     }
     remove_stale_dirs(&ids);
     Ok(stale.len())

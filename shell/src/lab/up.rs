@@ -119,15 +119,15 @@ fn stage_binaries(state: &State) -> Result<()> {
 }
 
 fn check_tools(stack: Stack) -> Result<()> {
-    let mut needed = vec![
+    let needed = [
         "ip",
         "setsid",
         "nsenter",
         "unshare",
         "corosync",
         "pacemakerd",
+        "crm_mon",
     ];
-    needed.push("crm_mon");
     for tool in needed {
         let found = std::env::var_os("PATH")
             .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));

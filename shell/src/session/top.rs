@@ -12,11 +12,33 @@ use hapx_cib::xml::{Document, Element, Node};
 
 use super::Session;
 use crate::backend::Version;
+use crate::mon;
 use crate::ra;
 
 impl Session {
-    /// `status [crm_mon options]`.
+    /// `status [crm_mon options]`: on a live cluster `crm_mon -1`; on a file CIB (the embedded
+    /// cluster, `CIB_file`) crm_mon's text rendered natively, so no Pacemaker is needed.
     pub(super) fn status(&mut self, args: &[String]) {
+        if self.backend.is_live() {
+            return self.crm_mon(args);
+        }
+        let opts = match mon::MonOptions::parse(args) {
+            Ok(o) => o,
+            Err(e) => return self.error(&e),
+        };
+        let Some(doc) = self.load_now() else { return };
+        match mon::render(&doc, &opts, mon::text::now()) {
+            Ok(text) => self.print(&text),
+            // Clones and bundles: crm_mon renders them when it is installed.
+            Err(mon::MonError::Unsupported(what)) if crm_mon_installed() => {
+                let _ = what;
+                self.crm_mon(args)
+            }
+            Err(e) => self.error(&format!("status: {e}")),
+        }
+    }
+
+    fn crm_mon(&mut self, args: &[String]) {
         let mut cmd = Command::new("crm_mon");
         cmd.arg("-1").args(args);
         if let Some(file) = self.backend.file() {
@@ -506,6 +528,13 @@ fn multicolumn(names: &[String], width: usize) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Whether Pacemaker's `crm_mon` is on the PATH.
+fn crm_mon_installed() -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join("crm_mon").is_file())
+    })
 }
 
 fn local_node() -> String {
