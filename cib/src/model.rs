@@ -267,6 +267,8 @@ pub struct Group {
     pub collocated: bool,
     /// Members start one after the other (meta `ordered`, default true).
     pub ordered: bool,
+    /// The group's own meta attributes.
+    pub meta: Attrs,
     pub line: u32,
 }
 
@@ -1011,6 +1013,7 @@ fn read_group(
     Ok(Group {
         collocated: flag("collocated"),
         ordered: flag("ordered"),
+        meta: meta.clone(),
         id,
         members,
         line: g.line,

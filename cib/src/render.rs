@@ -40,7 +40,11 @@ pub fn cluster_status(cib: &Cib, st: &ClusterStatus) -> String {
         any = true;
         let member_of = st.configs[r].group.as_deref();
         if member_of.is_some() && member_of != group {
-            let _ = writeln!(out, "    * Resource Group: {}:", member_of.unwrap_or(""));
+            let _ = writeln!(
+                out,
+                "    * Resource Group: {}:",
+                group_title(cib, member_of.unwrap_or(""))
+            );
         }
         group = member_of;
         let indent = if group.is_some() { "      " } else { "    " };
@@ -50,6 +54,29 @@ pub fn cluster_status(cib: &Cib, st: &ClusterStatus) -> String {
         out.push_str("    * No resources\n");
     }
     out
+}
+
+/// A group's name with its flags: `grp (unmanaged, disabled)`.
+fn group_title(cib: &Cib, id: &str) -> String {
+    let Some(g) = cib.groups.iter().find(|g| g.id == id) else {
+        return id.to_string();
+    };
+    let meta = |name: &str| g.meta.get(name).map(crate::model::is_true);
+    let mut flags = Vec::new();
+    if meta("is-managed") == Some(false)
+        || meta("maintenance") == Some(true)
+        || cib.options.maintenance_mode
+    {
+        flags.push("unmanaged");
+    }
+    if g.meta.get("target-role").map(Role::parse) == Some(Role::Stopped) {
+        flags.push("disabled");
+    }
+    if flags.is_empty() {
+        id.to_string()
+    } else {
+        format!("{id} ({})", flags.join(", "))
+    }
 }
 
 enum NodeMode {
@@ -193,11 +220,10 @@ pub fn resource_line(_cib: &Cib, st: &ClusterStatus, r: usize) -> String {
     if target == Some(Role::Stopped) {
         flags.push("disabled");
     }
+    // Maintenance shows as unmanaged, as Pacemaker 2.1.5 prints it.
     if rs.blocked {
         flags.push("blocked");
-    } else if rs.maintenance {
-        flags.push("maintenance");
-    } else if !rs.managed {
+    } else if !rs.managed || rs.maintenance {
         flags.push("unmanaged");
     }
     if rs.failure_ignored {

@@ -203,6 +203,7 @@ pub fn schedule(cib: &Cib, status: ClusterStatus) -> Transition {
     s.assign_all();
     s.create_early_actions();
     s.create_load_stopped();
+    s.cancel_stopped_monitors();
     s.create_probes();
     for r in s.order.clone() {
         s.create_rsc_actions(r);
@@ -569,6 +570,16 @@ impl<'a> Scheduler<'a> {
             if symmetric {
                 for n in 0..nn {
                     self.allowed[r][n] = Some(0);
+                }
+            }
+            if self.st.resources[r].orphan {
+                // An orphan (history without configuration) may not run anywhere.
+                for n in 0..nn {
+                    let why = format!(
+                        "{}: -INFINITY on {}: it is no longer configured",
+                        self.st.resources[r].id, self.st.nodes[n].uname
+                    );
+                    self.add_score(r, n, -INFINITY, why);
                 }
             }
             let bans = self.st.resources[r].bans.clone();
@@ -1761,6 +1772,36 @@ impl<'a> Scheduler<'a> {
         self.create_stopped_monitors(r);
     }
 
+    /// A stopped-state monitor active where its resource will now run is cancelled before
+    /// the start. Pacemaker finds these while checking the operation history against the
+    /// configuration, before any probe or resource action is created.
+    fn cancel_stopped_monitors(&mut self) {
+        for r in self.order.clone() {
+            let Some(n) = self.assigned[r] else {
+                continue;
+            };
+            let ops = self.st.configs[r].ops.clone();
+            for op in &ops {
+                if op.name != "monitor"
+                    || op.interval_ms == 0
+                    || !op.enabled
+                    || op.role.as_deref().map(Role::parse) != Some(Role::Stopped)
+                {
+                    continue;
+                }
+                let task = Task::Monitor(op.interval_ms);
+                if self.index.contains_key(&(Some(r), task, Some(n))) {
+                    let cancel = self.action(Some(r), Task::Cancel(op.interval_ms), Some(n), false);
+                    self.specs.push(OrderSpec {
+                        first: Side::Action(cancel),
+                        then: Side::Rsc(r, Task::Start),
+                        flags: flags::RUNNABLE_LEFT,
+                    });
+                }
+            }
+        }
+    }
+
     /// Monitors with role="Stopped" on nodes where the resource will not run.
     fn create_stopped_monitors(&mut self, r: usize) {
         let ops = self.st.configs[r].ops.clone();
@@ -1773,18 +1814,7 @@ impl<'a> Scheduler<'a> {
             }
             for n in 0..self.st.nodes.len() {
                 if Some(n) == self.assigned[r] {
-                    // A stopped-state monitor active where the resource will run is cancelled
-                    // before the start.
-                    let task = Task::Monitor(op.interval_ms);
-                    if self.index.contains_key(&(Some(r), task, Some(n))) {
-                        let cancel =
-                            self.action(Some(r), Task::Cancel(op.interval_ms), Some(n), false);
-                        self.specs.push(OrderSpec {
-                            first: Side::Action(cancel),
-                            then: Side::Rsc(r, Task::Start),
-                            flags: flags::RUNNABLE_LEFT,
-                        });
-                    }
+                    // Cancelled already (see `cancel_stopped_monitors`).
                     continue;
                 }
                 if !self.st.nodes[n].online || self.st.nodes[n].unclean {

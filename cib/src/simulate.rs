@@ -128,6 +128,11 @@ fn run(
     let transition = schedule_cib(cib, options.now)?;
     let now = cib.execution_date.unwrap_or(options.now);
     let mut text = String::new();
+    if cib.doc.root.attr("validate-with") == Some("none") {
+        text.push_str(
+            "Schema validation of configuration is disabled (enabling is encouraged and prevents common misconfigurations)\n",
+        );
+    }
     if let Some(date) = cib.execution_date {
         text.push_str(&format!(
             "Using the original execution date of: {}\n",
@@ -217,6 +222,133 @@ pub fn format_utc(epoch: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A two-node cluster with `resources` and `constraints` spliced in, and `status` node
+    /// histories (by node name).
+    fn cib(resources: &str, constraints: &str, history1: &str, history2: &str) -> String {
+        format!(
+            r#"<cib have-quorum="1" execution-date="1700000000">
+  <configuration>
+    <crm_config><cluster_property_set id="o"><nvpair id="o1" name="stonith-enabled" value="false"/></cluster_property_set></crm_config>
+    <nodes><node id="1" uname="node1"/><node id="2" uname="node2"/></nodes>
+    <resources>{resources}</resources>
+    <constraints>{constraints}</constraints>
+  </configuration>
+  <status>
+    <node_state id="1" uname="node1" in_ccm="true" crmd="online" join="member" expected="member"><lrm id="1"><lrm_resources>{history1}</lrm_resources></lrm></node_state>
+    <node_state id="2" uname="node2" in_ccm="true" crmd="online" join="member" expected="member"><lrm id="2"><lrm_resources>{history2}</lrm_resources></lrm></node_state>
+  </status>
+</cib>"#
+        )
+    }
+
+    fn dummy(id: &str, meta: &str) -> String {
+        format!(
+            r#"<primitive id="{id}" class="ocf" provider="pacemaker" type="Dummy"><meta_attributes id="{id}-m">{meta}</meta_attributes></primitive>"#
+        )
+    }
+
+    fn running(id: &str, call: u32) -> String {
+        format!(
+            r#"<lrm_resource id="{id}" class="ocf" provider="pacemaker" type="Dummy"><lrm_rsc_op id="{id}_last_0" operation="start" transition-key="1:1:0:x" call-id="{call}" rc-code="0" op-status="0" interval="0"/></lrm_resource>"#
+        )
+    }
+
+    fn probed(id: &str) -> String {
+        format!(
+            r#"<lrm_resource id="{id}" class="ocf" provider="pacemaker" type="Dummy"><lrm_rsc_op id="{id}_last_0" operation="monitor" transition-key="1:1:7:x" call-id="1" rc-code="7" op-status="0" interval="0"/></lrm_resource>"#
+        )
+    }
+
+    fn summary(xml: &str) -> Vec<String> {
+        let out = simulate(
+            xml,
+            Options {
+                now: 0,
+                execute: false,
+            },
+        )
+        .unwrap();
+        out.text
+            .lines()
+            .skip_while(|l| !l.starts_with("Transition Summary:"))
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn stickiness_keeps_and_a_ban_moves() {
+        let stay = cib(
+            &dummy(
+                "a",
+                r#"<nvpair id="a-s" name="resource-stickiness" value="100"/>"#,
+            ),
+            r#"<rsc_location id="l" rsc="a" node="node2" score="50"/>"#,
+            &running("a", 2),
+            &probed("a"),
+        );
+        assert!(summary(&stay).is_empty(), "{:?}", summary(&stay));
+        let moved = stay.replace(r#"score="50""#, r#"score="200""#);
+        assert_eq!(
+            summary(&moved),
+            vec!["  * Move       a       ( node1 -> node2 )"]
+        );
+    }
+
+    #[test]
+    fn mandatory_anti_colocation_and_order_hold() {
+        let resources = format!("{}{}", dummy("a", ""), dummy("b", ""));
+        let xml = cib(
+            &resources,
+            r#"<rsc_colocation id="c" rsc="b" with-rsc="a" score="-INFINITY"/>
+               <rsc_order id="o" first="a" then="b"/>"#,
+            &format!("{}{}", probed("a"), probed("b")),
+            &format!("{}{}", probed("a"), probed("b")),
+        );
+        let out = simulate(
+            &xml,
+            Options {
+                now: 0,
+                execute: true,
+            },
+        )
+        .unwrap();
+        let t = &out.transition;
+        let a = t.status.resources.iter().position(|r| r.id == "a").unwrap();
+        let b = t.status.resources.iter().position(|r| r.id == "b").unwrap();
+        assert!(t.assigned[a].is_some() && t.assigned[b].is_some());
+        assert_ne!(t.assigned[a], t.assigned[b]);
+        let text = &out.text;
+        let start_a = text.find("a               start").unwrap();
+        let start_b = text.find("b               start").unwrap();
+        assert!(start_a < start_b, "{text}");
+    }
+
+    #[test]
+    fn summary_columns_grow_like_pacemakers() {
+        let resources = format!(
+            "{}{}",
+            dummy("a-long-resource-name", ""),
+            dummy(
+                "b",
+                r#"<nvpair id="b-t" name="target-role" value="Stopped"/>"#
+            )
+        );
+        let xml = cib(
+            &resources,
+            "",
+            &format!("{}{}", probed("a-long-resource-name"), running("b", 2)),
+            &format!("{}{}", probed("a-long-resource-name"), probed("b")),
+        );
+        assert_eq!(
+            summary(&xml),
+            vec![
+                "  * Start      a-long-resource-name     ( node1 )",
+                "  * Stop       b                        ( node1 )  due to node availability",
+            ]
+        );
+    }
 
     #[test]
     fn formats_dates() {

@@ -363,7 +363,8 @@ impl RscSettings {
                 .get("is-managed")
                 .map(is_true)
                 .unwrap_or(cib.options.is_managed_default)
-                && !cib.options.maintenance_mode,
+                && !cib.options.maintenance_mode
+                && !meta.get("maintenance").map(is_true).unwrap_or(false),
             maintenance: meta.get("maintenance").map(is_true).unwrap_or(false)
                 || cib.options.maintenance_mode,
             allow_migrate: meta.get("allow-migrate").map(is_true).unwrap_or(false),
@@ -1206,10 +1207,11 @@ impl<'a> Unpacker<'a> {
             }
             // An active recurring operation that is no longer configured (or is disabled) is
             // cancelled.
-            let configured = self.configs[r]
-                .ops
-                .iter()
-                .any(|o| o.name == op.task && o.interval_ms == op.interval_ms && o.enabled);
+            let configured = self.resources[r].orphan
+                || self.configs[r]
+                    .ops
+                    .iter()
+                    .any(|o| o.name == op.task && o.interval_ms == op.interval_ms && o.enabled);
             if !configured {
                 self.early.push(EarlyAction::Cancel {
                     rsc: r,

@@ -179,8 +179,9 @@ impl FileCib {
     }
 
     /// Writes `doc` as the new CIB if the file is still at version `loaded`; the epoch goes up
-    /// by one and `num_updates` restarts at 0, as when Pacemaker accepts a new configuration.
-    pub fn commit(&self, doc: &Document, loaded: Version) -> Result<Version> {
+    /// by one and `num_updates` restarts at 0, as when Pacemaker accepts a new configuration,
+    /// and the change is stamped as made by `client` (see [`stamp_change`]).
+    pub fn commit(&self, doc: &Document, loaded: Version, client: &str) -> Result<Version> {
         let _lock = self.lock()?;
         let mut current = self.read_unlocked()?;
         let now = Version::of(&current.root);
@@ -202,6 +203,7 @@ impl FileCib {
         };
         current.root.set_attr("epoch", next.epoch.to_string());
         current.root.set_attr("num_updates", "0");
+        stamp_change(&mut current.root, client);
         write_atomically(&self.path, &current.to_xml()).map_err(|e| self.io(e))?;
         Ok(next)
     }
@@ -304,9 +306,16 @@ impl Backend {
         }
     }
 
+    /// Commits a configuration made by `crm configure` (crmsh commits through `cibadmin`).
     pub fn commit(&self, doc: &Document, loaded: Version) -> Result<Version> {
+        self.commit_by(doc, loaded, "cibadmin")
+    }
+
+    /// Commits a configuration changed by the Pacemaker tool named `client` (`crm_resource`,
+    /// `crm_attribute` ...), as a file CIB's "Last change" line then reports.
+    pub fn commit_by(&self, doc: &Document, loaded: Version, client: &str) -> Result<Version> {
         match self {
-            Backend::File(f) => f.commit(doc, loaded),
+            Backend::File(f) => f.commit(doc, loaded, client),
             Backend::Live(l) => l.commit(doc, loaded),
         }
     }
@@ -322,6 +331,25 @@ impl Backend {
             Backend::File(f) => Some(&f.path),
             Backend::Live(_) => None,
         }
+    }
+}
+
+/// What Pacemaker's CIB manager records on `<cib>` when the configuration changes:
+/// `cib-last-written` (the time, as `ctime` prints it), `update-origin` (this node),
+/// `update-client` (the tool) and `update-user` (who ran it). `crm status` shows them as
+/// "Last change: TIME by USER via CLIENT on NODE".
+pub fn stamp_change(cib: &mut Element, client: &str) {
+    let now = crate::mon::text::now();
+    cib.set_attr("cib-last-written", crate::mon::text::epoch_to_str(now));
+    if let Some(host) = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+    {
+        cib.set_attr("update-origin", host);
+    }
+    cib.set_attr("update-client", client);
+    if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::getuid()) {
+        cib.set_attr("update-user", user.name);
     }
 }
 

@@ -17,6 +17,7 @@ use crate::crm::config::Config;
 use crate::crm::{lex, parse, show};
 use crate::ra;
 
+mod failcount;
 mod text;
 mod top;
 

@@ -151,6 +151,7 @@ impl Store {
             Bump::Config => {
                 v.epoch += 1;
                 v.num_updates = 0;
+                crate::backend::stamp_change(&mut doc.root, "hapx-driver");
             }
         }
         doc.root.set_attr("epoch", v.epoch.to_string());

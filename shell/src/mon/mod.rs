@@ -39,7 +39,7 @@ pub fn render(doc: &Document, opts: &MonOptions, now: i64) -> Result<String, Mon
         return Err(MonError::Unsupported(what));
     }
     let st = status::unpack(&cib, now);
-    let view = View::new(&cib, &st);
+    let view = View::new(&cib, &st, opts.rsc_only);
     let mut out = String::new();
     view.summary(&mut out, now);
     view.node_list(&mut out);
@@ -52,6 +52,49 @@ pub fn render(doc: &Document, opts: &MonOptions, now: i64) -> Result<String, Mon
     }
     view.failed_actions(&mut out);
     Ok(out)
+}
+
+/// `crm_resource --list`: every resource with its state, without nodes.
+pub fn list(doc: &Document) -> Result<String, MonError> {
+    let cib = Cib::from_document(doc.clone())?;
+    if let Some(what) = unsupported_resources(&doc.root) {
+        return Err(MonError::Unsupported(what));
+    }
+    let st = status::unpack(&cib, text::now());
+    let view = View::new(&cib, &st, true);
+    let mut out = String::new();
+    let opts = MonOptions {
+        inactive: true,
+        ..MonOptions::default()
+    };
+    view.resources(&mut out, &opts);
+    trim_final_blank(&mut out);
+    if out.ends_with('\n') && !out.contains("\n  * ") {
+        return Ok("NO resources configured\n".into());
+    }
+    Ok(out)
+}
+
+/// `crm_resource --locate --resource RSC`: the nodes the resource (a primitive, or any
+/// member of a group) is active on; `None` when there is no such resource.
+pub fn locate(doc: &Document, rsc: &str) -> Result<Option<Vec<String>>, MonError> {
+    let cib = Cib::from_document(doc.clone())?;
+    let st = status::unpack(&cib, text::now());
+    let members: Vec<&str> = match cib.groups.iter().find(|g| g.id == rsc) {
+        Some(g) => g.members.iter().map(String::as_str).collect(),
+        None if st.resources.iter().any(|r| r.id == rsc) => vec![rsc],
+        None => return Ok(None),
+    };
+    let mut nodes: Vec<String> = Vec::new();
+    for r in st.resources.iter().filter(|r| members.contains(&r.id.as_str())) {
+        for &n in &r.running_on {
+            let name = &st.nodes[n].uname;
+            if !nodes.contains(name) {
+                nodes.push(name.clone());
+            }
+        }
+    }
+    Ok(Some(nodes))
 }
 
 /// The first resource the renderer does not model, as `<tag id="...">`.
@@ -69,10 +112,12 @@ struct View<'a> {
     st: &'a ClusterStatus,
     failed: Vec<history::FailedOp>,
     pending: Vec<history::PendingOp>,
+    /// Leave nodes out of resource lines (`crm_resource --list`).
+    rsc_only: bool,
 }
 
 impl<'a> View<'a> {
-    fn new(cib: &'a Cib, st: &'a ClusterStatus) -> View<'a> {
+    fn new(cib: &'a Cib, st: &'a ClusterStatus, rsc_only: bool) -> View<'a> {
         let failed = history::failed_ops(cib, st);
         let pending = history::pending_ops(cib);
         View {
@@ -80,6 +125,7 @@ impl<'a> View<'a> {
             st,
             failed,
             pending,
+            rsc_only,
         }
     }
 
@@ -345,7 +391,7 @@ impl<'a> View<'a> {
         let mut s = format!("{}\t({}):\t", p.id, agent_text(p, self.rsc_element(&p.id)));
         let multiple = r.running_on.len() > 1;
         let pending = self.pending.iter().find(|o| o.rsc == r.id);
-        let node = if multiple {
+        let node = if multiple || self.rsc_only {
             None
         } else {
             r.running_on
@@ -401,10 +447,12 @@ impl<'a> View<'a> {
         if !flags.is_empty() {
             s.push_str(&format!(" ({})", flags.join(", ")));
         }
-        if multiple {
-            if let Some(d) = &p.description {
-                s.push_str(&format!(" ({d})"));
-            }
+        if (multiple || self.rsc_only)
+            && let Some(d) = &p.description
+        {
+            s.push_str(&format!(" ({d})"));
+        }
+        if multiple && !self.rsc_only {
             let names: Vec<&str> = r
                 .running_on
                 .iter()
@@ -425,23 +473,32 @@ impl<'a> View<'a> {
             .map(|f| f.rc)
     }
 
-    /// "Node Attributes:" (`-A`): each online node's transient attributes (the status
-    /// section's, as attrd keeps them), internal ones left out, sorted by name.
+    /// "Node Attributes:" (`-A`): each online node's attributes (configured and transient),
+    /// sorted by name, without the ones crm_mon filters out.
     fn node_attributes(&self, out: &mut String) {
-        out.push_str("Node Attributes:\n");
+        let mut text = String::new();
         for n in self.st.nodes.iter().filter(|n| n.online) {
-            let mut attrs = self.transient_attrs(n);
-            attrs.retain(|(k, _)| !is_internal_attr(k));
-            if attrs.is_empty() {
+            // Node attributes are a table: a later (transient) value replaces a configured one.
+            let mut table = std::collections::BTreeMap::new();
+            for (k, v) in &n.attrs.0 {
+                if !is_internal_attr(k) {
+                    table.insert(k.as_str(), v.as_str());
+                }
+            }
+            if table.is_empty() {
                 continue;
             }
-            attrs.sort_by(|a, b| a.0.cmp(b.0));
-            out.push_str(&format!("  * Node: {}:\n", n.uname));
+            let attrs = table;
+            text.push_str(&format!("  * Node: {}:\n", n.uname));
             for (k, v) in attrs {
-                out.push_str(&format!("    * {k:<32}\t: {v:<10}\n"));
+                text.push_str(&format!("    * {k:<32}\t: {v:<10}\n"));
             }
         }
-        out.push('\n');
+        if !text.is_empty() {
+            out.push_str("Node Attributes:\n");
+            out.push_str(&text);
+            out.push('\n');
+        }
     }
 
     fn transient_attrs(&self, n: &NodeStatus) -> Vec<(&'a str, &'a str)> {
@@ -476,9 +533,8 @@ impl<'a> View<'a> {
                     .map(score::parse_plain)
                     .unwrap_or(score::INFINITY);
                 let mut line = format!(
-                    "    * {}: migration-threshold={threshold} fail-count={}",
-                    r.id,
-                    score::to_text(count)
+                    "    * {}: migration-threshold={threshold} fail-count={count}",
+                    r.id
                 );
                 if last > 0 {
                     line.push_str(&format!(" last-failure='{}'", text::epoch_to_str(last)));
@@ -594,11 +650,11 @@ fn meta_of<'e>(e: &'e Element, name: &str) -> Option<&'e str> {
         .and_then(|n| n.attr("value"))
 }
 
-/// Attributes the cluster keeps for itself (fail counts, shutdown, probes, terminate).
+/// crm_mon's filter for "Node Attributes": names starting with one of these are not shown.
 fn is_internal_attr(name: &str) -> bool {
-    name.starts_with("fail-count-")
-        || name.starts_with("last-failure-")
-        || matches!(name, "shutdown" | "terminate" | "probe_complete")
+    ["fail-count-", "last-failure-", "shutdown", "terminate", "standby", "#"]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 /// The summed `fail-count-RSC[#OP_INTERVAL]` and the latest `last-failure-RSC[...]`.

@@ -9,6 +9,8 @@ pub struct MonOptions {
     pub fail_counts: bool,
     /// `-A`/`--show-node-attributes`: node attributes.
     pub node_attributes: bool,
+    /// Resources without their nodes (`crm_resource --list`); not a crm_mon flag.
+    pub rsc_only: bool,
 }
 
 impl MonOptions {

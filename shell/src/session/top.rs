@@ -10,7 +10,7 @@ use std::process::Command;
 
 use hapx_cib::xml::{Document, Element, Node};
 
-use super::Session;
+use super::{Session, failcount};
 use crate::backend::Version;
 use crate::mon;
 use crate::ra;
@@ -59,7 +59,12 @@ impl Session {
     }
 
     /// Loads the CIB, lets `edit` change it, commits it at once.
-    fn edit_now(&mut self, edit: impl FnOnce(&mut Document) -> Result<(), String>) {
+    /// `client` is the Pacemaker tool that would make this change (`crm_resource` ...).
+    fn edit_now(
+        &mut self,
+        client: &str,
+        edit: impl FnOnce(&mut Document) -> Result<(), String>,
+    ) {
         if !self.interactive && !self.failed.is_empty() {
             return self.error("refused: this input had errors; nothing was written");
         }
@@ -71,7 +76,7 @@ impl Session {
         if let Err(e) = edit(&mut doc) {
             return self.error(&e);
         }
-        if let Err(e) = self.backend.commit(&doc, version) {
+        if let Err(e) = self.backend.commit_by(&doc, version, client) {
             return self.error(&e.to_string());
         }
         // An unedited working copy is reloaded; an edited one keeps its base version and so is
@@ -139,6 +144,7 @@ impl Session {
                     rest,
                 ),
             ["cleanup", rest @ ..] if rest.len() <= 1 => self.cleanup_file(rest.first().copied()),
+            ["failcount", rsc, cmd, node, rest @ ..] => self.failcount_file(rsc, cmd, node, rest),
             ["cleanup" | "failcount", ..] => self.error(&format!(
                 "resource {}: needs a running cluster (this CIB is a file: {})",
                 a[0],
@@ -164,6 +170,32 @@ impl Session {
             Ok(cleaned) if cleaned.is_empty() => println!("nothing to clean up"),
             Ok(cleaned) => cleaned.iter().for_each(|r| println!("Cleaned up {r}")),
             Err(e) => self.error(&format!("resource cleanup: {e:#}")),
+        }
+    }
+
+    /// `resource failcount RSC show|delete|set NODE ...` on a file CIB (see `failcount`).
+    fn failcount_file(&mut self, rsc: &str, cmd: &str, node: &str, rest: &[&str]) {
+        let Some(path) = self.backend.file().map(Path::to_path_buf) else {
+            return;
+        };
+        let result = match (cmd, rest) {
+            ("show", []) => failcount::show(&path, rsc, node).map(|text| self.print(&text)),
+            ("delete", []) => failcount::delete(&path, rsc, node),
+            ("set", [value, more @ ..]) if more.len() <= 2 => failcount::set(
+                &path,
+                rsc,
+                node,
+                value,
+                more.first().copied(),
+                more.get(1).copied(),
+            ),
+            _ => Err(anyhow::anyhow!(
+                "usage: failcount <rsc> set <node> <value> [operation] [interval] | \
+                 delete <node> | show <node>"
+            )),
+        };
+        if let Err(e) = result {
+            self.error(&format!("resource failcount: {e:#}"));
         }
     }
 
@@ -219,7 +251,7 @@ impl Session {
     pub(super) fn set_meta_now(&mut self, ids: &[&str], name: &str, value: Option<&str>) {
         let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
         let (name, value) = (name.to_string(), value.map(str::to_string));
-        self.edit_now(|doc| {
+        self.edit_now("crm_resource", |doc| {
             for id in &ids {
                 let rsc = resource_mut(doc, id)?;
                 set_nvpair(rsc, "meta_attributes", &name, value.as_deref());
@@ -229,7 +261,7 @@ impl Session {
     }
 
     fn set_attr_now(&mut self, id: &str, set: &str, name: &str, value: Option<&str>) {
-        self.edit_now(|doc| {
+        self.edit_now("crm_resource", |doc| {
             let rsc = resource_mut(doc, id)?;
             set_nvpair(rsc, set, name, value);
             Ok(())
@@ -238,7 +270,7 @@ impl Session {
 
     /// `crm_resource --move`: a `cli-prefer-RSC` location, role Started, score INFINITY.
     fn move_to(&mut self, id: &str, node: &str) {
-        self.edit_now(|doc| {
+        self.edit_now("crm_resource", |doc| {
             resource_mut(doc, id)?;
             let constraints = doc
                 .root
@@ -263,7 +295,7 @@ impl Session {
 
     /// `crm_resource --clear`: drops `cli-prefer-RSC` and `cli-ban-RSC-on-*`.
     fn clear_moves(&mut self, id: &str) {
-        self.edit_now(|doc| {
+        self.edit_now("crm_resource", |doc| {
             resource_mut(doc, id)?;
             if let Some(constraints) = doc.root.path_mut(&["configuration", "constraints"]) {
                 let prefer = format!("cli-prefer-{id}");
@@ -356,7 +388,7 @@ impl Session {
 
     /// `crm_attribute -t nodes -N NODE -n NAME -v VALUE`: set `nodes-ID` of the node.
     fn node_attr_now(&mut self, node: &str, name: &str, value: Option<&str>) {
-        self.edit_now(|doc| {
+        self.edit_now("crm_attribute", |doc| {
             let nodes = doc
                 .root
                 .child_or_insert("configuration")
