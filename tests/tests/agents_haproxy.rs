@@ -1,6 +1,6 @@
-//! hapx's haproxy agent managing Debian's HAProxy inside a private network namespace: start
-//! returns with the listeners bound, the three monitor depths, reload, stop, a killed daemon,
-//! bad configurations that change nothing, and Debian's ocf-tester.
+//! hapx's haproxy agent managing Debian's HAProxy and hapx-proxy inside a private network
+//! namespace: start returns with the listeners bound, the three monitor depths, reload, stop, a
+//! killed daemon, bad configurations that change nothing, and Debian's ocf-tester.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,9 +66,9 @@ fn setup(test: &str) -> Option<(Network, Host)> {
     Some((net, host))
 }
 
-fn params(s: &Scratch) -> Vec<(String, String)> {
+fn params(s: &Scratch, binpath: &str) -> Vec<(String, String)> {
     vec![
-        ("binpath".into(), HAPROXY.into()),
+        ("binpath".into(), binpath.into()),
         ("conffile".into(), s.path("haproxy.cfg")),
         ("pidfile".into(), s.path("haproxy.pid")),
     ]
@@ -102,14 +102,28 @@ fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn start_monitor_reload_stop_with_debian_haproxy() {
-    let test = "agents::haproxy_lifecycle";
+    lifecycle("agents::haproxy_lifecycle", "haproxy", HAPROXY);
+}
+
+#[test]
+fn start_monitor_reload_stop_with_hapx_proxy() {
+    let binpath = hapx_tests::bins::path("hapx-proxy");
+    lifecycle(
+        "agents::hapx_proxy_lifecycle",
+        "hapx-proxy",
+        &binpath.to_string_lossy(),
+    );
+}
+
+/// The whole life of one daemon under the agent; `tag` keeps scratch directories apart.
+fn lifecycle(test: &str, tag: &str, binpath: &str) {
     let Some((net, host)) = setup(test) else {
         return;
     };
-    let scratch = Scratch::new("lifecycle");
-    let ocf = ProviderDir::new("haproxy-lifecycle");
+    let scratch = Scratch::new(&format!("lifecycle-{tag}"));
+    let ocf = ProviderDir::new(&format!("{tag}-lifecycle"));
     let agent = ocf.agent("haproxy");
-    let p = params(&scratch);
+    let p = params(&scratch, binpath);
     let p = as_refs(&p);
     let depth = |level: &'static str| [("OCF_CHECK_LEVEL", level)];
 
@@ -179,7 +193,7 @@ fn a_killed_daemon_is_not_running_and_a_stale_pid_file_is_ignored() {
     let scratch = Scratch::new("killed");
     let ocf = ProviderDir::new("haproxy-killed");
     let agent = ocf.agent("haproxy");
-    let p = params(&scratch);
+    let p = params(&scratch, HAPROXY);
     let p = as_refs(&p);
     assert_eq!(status(&run_in(&host, &agent, "start", &p)), 0);
     let pid = scratch.pid().unwrap();
@@ -259,7 +273,7 @@ fn ocf_tester_passes() {
     let ocf = ProviderDir::new("haproxy-tester");
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &host.netns, "ocf-tester", "-n", "lb"]);
-    for (k, v) in params(&scratch) {
+    for (k, v) in params(&scratch, HAPROXY) {
         cmd.arg("-o").arg(format!("{k}={v}"));
     }
     let out = cmd.arg(ocf.agent("haproxy")).output().unwrap();

@@ -178,17 +178,20 @@ pub fn recover(name: &str, node: &str) -> Result<()> {
     let host = node_host(&state, node)?;
     let runs = host.pid.is_some_and(net::process_runs);
     if !runs {
-        // A machine that comes back has only its own address, and nothing running.
+        // A machine that comes back has only its own address and nothing running; it boots
+        // with its network plugged in, so Corosync finds the peer at once.
         net::kill_all_in(&host.netns);
         net::reset_addresses(&host.netns, &host.address)?;
+        net::set_port(&state.switch, &host.port, true)?;
         let spec = up::node_spec(&state, node)?;
         let pid = spec.launch().context("starting corosync and pacemakerd")?;
         if let Some(h) = state.host_mut(node) {
             h.pid = Some(pid);
         }
         state.save()?;
+    } else {
+        net::set_port(&state.switch, &host.port, true)?;
     }
-    net::set_port(&state.switch, &host.port, true)?;
     wait_cluster(&state, Duration::from_secs(180))?;
     println!("{node} is back: every node is online");
     Ok(())

@@ -145,9 +145,9 @@ pub fn failed_ops(cib: &Cib, st: &ClusterStatus) -> Vec<FailedOp> {
             let node_ix = st.nodes.iter().position(|n| n.uname == node.uname);
             // `check_operation_expiry`: an old failure has expired only while no effective
             // fail count keeps it alive.
-            let counted = ri.zip(node_ix).is_some_and(|(r, n)| {
-                st.resources[r].fail_counts.get(n).copied().unwrap_or(0) > 0
-            });
+            let counted = ri
+                .zip(node_ix)
+                .is_some_and(|(r, n)| st.resources[r].fail_counts.get(n).copied().unwrap_or(0) > 0);
             let mut ops: Vec<&Element> = entry.children_named("lrm_rsc_op").collect();
             ops.sort_by_key(|op| int_attr(op, "call-id").unwrap_or(0));
             for op in ops {
@@ -178,9 +178,10 @@ fn int_attr(e: &Element, name: &str) -> Option<i64> {
 /// The expected exit code from `transition-key` (`ACTION:TRANSITION:TARGET_RC:UUID`), or from
 /// `transition-magic` (`STATUS:RC;KEY`).
 fn target_rc(op: &Element) -> Option<i32> {
-    let key = op
-        .attr("transition-key")
-        .or_else(|| op.attr("transition-magic").and_then(|m| m.split_once(';').map(|x| x.1)))?;
+    let key = op.attr("transition-key").or_else(|| {
+        op.attr("transition-magic")
+            .and_then(|m| m.split_once(';').map(|x| x.1))
+    })?;
     key.split(':').nth(2)?.parse().ok()
 }
 

@@ -69,7 +69,7 @@ pub fn list(doc: &Document) -> Result<String, MonError> {
     };
     view.resources(&mut out, &opts);
     trim_final_blank(&mut out);
-    if out.ends_with('\n') && !out.contains("\n  * ") {
+    if cib.primitives.is_empty() {
         return Ok("NO resources configured\n".into());
     }
     Ok(out)
@@ -86,7 +86,11 @@ pub fn locate(doc: &Document, rsc: &str) -> Result<Option<Vec<String>>, MonError
         None => return Ok(None),
     };
     let mut nodes: Vec<String> = Vec::new();
-    for r in st.resources.iter().filter(|r| members.contains(&r.id.as_str())) {
+    for r in st
+        .resources
+        .iter()
+        .filter(|r| members.contains(&r.id.as_str()))
+    {
         for &n in &r.running_on {
             let name = &st.nodes[n].uname;
             if !nodes.contains(name) {
@@ -176,7 +180,10 @@ impl<'a> View<'a> {
                 continue;
             }
             n += 1;
-            if self.target_role(i).is_some_and(|t| Role::parse(t) == Role::Stopped) {
+            if self
+                .target_role(i)
+                .is_some_and(|t| Role::parse(t) == Role::Stopped)
+            {
                 disabled += 1;
             }
             if r.blocked {
@@ -196,9 +203,7 @@ impl<'a> View<'a> {
     fn maintenance_banner(&self, out: &mut String) {
         if self.cib.options.maintenance_mode {
             out.push_str("\n              *** Resource management is DISABLED ***\n");
-            out.push_str(
-                "  The cluster will not attempt to start, stop or recover services\n",
-            );
+            out.push_str("  The cluster will not attempt to start, stop or recover services\n");
         } else if self.cib.options.stop_all_resources {
             out.push_str("\n    *** Resource management is DISABLED ***\n");
             out.push_str("  The cluster will keep all resources stopped\n");
@@ -358,7 +363,10 @@ impl<'a> View<'a> {
         let mut flags = Vec::new();
         let inactive = members.len() - active_count;
         if active_count > 0 && inactive > 0 && !opts.inactive {
-            flags.push(format!("{inactive} member{} inactive", text::plural(inactive)));
+            flags.push(format!(
+                "{inactive} member{} inactive",
+                text::plural(inactive)
+            ));
         }
         let managed = meta_of(g, "is-managed").is_none_or(is_true)
             && meta_of(g, "maintenance").is_none_or(|m| !is_true(m))
@@ -374,7 +382,10 @@ impl<'a> View<'a> {
         if flags.is_empty() {
             out.push_str(&format!("  * Resource Group: {id}:\n"));
         } else {
-            out.push_str(&format!("  * Resource Group: {id} ({}):\n", flags.join(", ")));
+            out.push_str(&format!(
+                "  * Resource Group: {id} ({}):\n",
+                flags.join(", ")
+            ));
         }
         for &i in &members {
             if opts.inactive || self.active(i) {
@@ -432,7 +443,10 @@ impl<'a> View<'a> {
         if let Some(flag) = pending.and_then(history::PendingOp::flag) {
             flags.push(flag);
         }
-        if self.target_role(i).is_some_and(|t| Role::parse(t) == Role::Stopped) {
+        if self
+            .target_role(i)
+            .is_some_and(|t| Role::parse(t) == Role::Stopped)
+        {
             flags.push("disabled");
         }
         // crm_mon 2.1.5 words a resource in maintenance as unmanaged.
@@ -447,10 +461,13 @@ impl<'a> View<'a> {
         if !flags.is_empty() {
             s.push_str(&format!(" ({})", flags.join(", ")));
         }
-        if (multiple || self.rsc_only)
-            && let Some(d) = &p.description
-        {
-            s.push_str(&format!(" ({d})"));
+        // crm_resource --list appends the description as a word, crm_mon in parentheses.
+        if let Some(d) = &p.description {
+            if self.rsc_only {
+                s.push_str(&format!(" {d}"));
+            } else if multiple {
+                s.push_str(&format!(" ({d})"));
+            }
         }
         if multiple && !self.rsc_only {
             let names: Vec<&str> = r
@@ -467,9 +484,7 @@ impl<'a> View<'a> {
     fn failed_probe(&self, rsc: &str, node: Option<&str>) -> Option<i32> {
         self.failed
             .iter()
-            .find(|f| {
-                f.rsc == rsc && f.is_probe() && node.is_none_or(|n| n == f.node)
-            })
+            .find(|f| f.rsc == rsc && f.is_probe() && node.is_none_or(|n| n == f.node))
             .map(|f| f.rc)
     }
 
@@ -574,7 +589,10 @@ fn trim_final_blank(out: &mut String) {
 
 /// `last_changed_string`: cib-last-written, then " by USER via CLIENT on ORIGIN".
 fn last_change(root: &Element) -> String {
-    let mut s = root.attr("cib-last-written").unwrap_or_default().to_string();
+    let mut s = root
+        .attr("cib-last-written")
+        .unwrap_or_default()
+        .to_string();
     if let Some(u) = root.attr("update-user") {
         s.push_str(&format!(" by {u}"));
     }
@@ -652,9 +670,16 @@ fn meta_of<'e>(e: &'e Element, name: &str) -> Option<&'e str> {
 
 /// crm_mon's filter for "Node Attributes": names starting with one of these are not shown.
 fn is_internal_attr(name: &str) -> bool {
-    ["fail-count-", "last-failure-", "shutdown", "terminate", "standby", "#"]
-        .iter()
-        .any(|p| name.starts_with(p))
+    [
+        "fail-count-",
+        "last-failure-",
+        "shutdown",
+        "terminate",
+        "standby",
+        "#",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
 }
 
 /// The summed `fail-count-RSC[#OP_INTERVAL]` and the latest `last-failure-RSC[...]`.

@@ -79,7 +79,9 @@ pub fn show(cib: &Path, rsc: &str, node: &str) -> Result<String> {
     } else {
         total.to_string()
     };
-    Ok(format!("scope=status  name=fail-count-{rsc} value={value}\n"))
+    Ok(format!(
+        "scope=status  name=fail-count-{rsc} value={value}\n"
+    ))
 }
 
 /// `failcount RSC delete NODE`.
@@ -119,7 +121,13 @@ pub fn set(
     }
     store.update(Bump::Status, |doc| {
         for t in &targets {
-            set_transient(doc, &id, node, &format!("fail-count-{rsc}#{t}"), Some(value));
+            set_transient(
+                doc,
+                &id,
+                node,
+                &format!("fail-count-{rsc}#{t}"),
+                Some(value),
+            );
         }
         Some(())
     })?;
@@ -144,7 +152,11 @@ fn choose(
         }
         bail!("failcount: no failures recorded for this resource on this node to set");
     }
-    let task_of = |k: &str| k.rsplit_once('_').map(|(t, _)| t.to_string()).unwrap_or_default();
+    let task_of = |k: &str| {
+        k.rsplit_once('_')
+            .map(|(t, _)| t.to_string())
+            .unwrap_or_default()
+    };
     if let Some(op) = op
         && !ops.iter().any(|k| task_of(k) == op)
     {

@@ -60,11 +60,7 @@ impl Session {
 
     /// Loads the CIB, lets `edit` change it, commits it at once.
     /// `client` is the Pacemaker tool that would make this change (`crm_resource` ...).
-    fn edit_now(
-        &mut self,
-        client: &str,
-        edit: impl FnOnce(&mut Document) -> Result<(), String>,
-    ) {
+    fn edit_now(&mut self, client: &str, edit: impl FnOnce(&mut Document) -> Result<(), String>) {
         if !self.interactive && !self.failed.is_empty() {
             return self.error("refused: this input had errors; nothing was written");
         }
@@ -327,6 +323,9 @@ impl Session {
 
     /// `resource status [RSC]`: where resources run, from `crm_mon`'s view of the cluster.
     fn resource_status(&mut self, ids: &[&str]) {
+        if !self.backend.is_live() {
+            return self.resource_status_file(ids);
+        }
         let mut cmd = Command::new("crm_resource");
         cmd.arg("--locate");
         match ids.first() {
@@ -347,6 +346,33 @@ impl Session {
                 }
             }
             Err(e) => self.error(&format!("crm_resource: {e}")),
+        }
+    }
+
+    /// `resource status [RSC...]` on a file CIB, rendered natively as `crm_resource --list`
+    /// and `crm_resource --locate` print it.
+    fn resource_status_file(&mut self, ids: &[&str]) {
+        let Some(doc) = self.load_now() else { return };
+        if ids.is_empty() {
+            match mon::list(&doc) {
+                Ok(text) => self.print(&text),
+                Err(e) => self.error(&format!("resource status: {e}")),
+            }
+            return;
+        }
+        for id in ids {
+            match mon::locate(&doc, id) {
+                Ok(Some(nodes)) if nodes.is_empty() => eprintln!("resource {id} is NOT running"),
+                Ok(Some(nodes)) => {
+                    let text: String = nodes
+                        .iter()
+                        .map(|n| format!("resource {id} is running on: {n}\n"))
+                        .collect();
+                    self.print(&text);
+                }
+                Ok(None) => self.error(&format!("Resource '{id}' not found")),
+                Err(e) => self.error(&format!("resource status: {e}")),
+            }
         }
     }
 
@@ -564,9 +590,8 @@ fn multicolumn(names: &[String], width: usize) -> String {
 
 /// Whether Pacemaker's `crm_mon` is on the PATH.
 fn crm_mon_installed() -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join("crm_mon").is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("crm_mon").is_file()))
 }
 
 fn local_node() -> String {
