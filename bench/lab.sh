@@ -82,7 +82,7 @@ for stack in hapx reference; do
     NODE_ROWS[$stack]+="$(printf '%-9s node  run %d (%s): outage %6s s  detect %6s s  decide %6s s  after %6s s' \
       "$stack" "$run" "$victim" "$outage" "$(sub "$t_member" "$t_out")" "$(sub "$t_decide" "$t_member")" "$(sub "$t_served" "$t_decide")")"$'\n'
     lab recover "$victim" >/dev/null
-    sleep 3
+    sleep 5
   done
   for run in $(seq "$RUNS"); do
     victim=$(active)

@@ -40,6 +40,8 @@ pub enum Task {
     Shutdown,
     /// Utilization bookkeeping pseudo-action (`load_stopped_NODE`).
     LoadStopped,
+    /// `one-or-more:SET`: runnable when any of its inputs is.
+    OneOrMore(String),
 }
 
 impl Task {
@@ -56,6 +58,7 @@ impl Task {
             Task::Fence(_) => "stonith",
             Task::Shutdown => "do_shutdown",
             Task::LoadStopped => "load_stopped",
+            Task::OneOrMore(name) => name,
         }
     }
 
@@ -100,6 +103,8 @@ pub mod flags {
     pub const SAME_NODE: u32 = 1 << 8;
     /// Never creates a missing first action (orderings derived from others).
     pub const NO_CREATE: u32 = 1 << 9;
+    /// An input of a one-or-more pseudo-action.
+    pub const ONE_OR_MORE: u32 = 1 << 10;
 }
 
 /// A resolved ordering between two actions.
@@ -506,6 +511,37 @@ impl<'a> Scheduler<'a> {
                     then: Side::Rsc(then, fi.clone()),
                     flags: kind_flags(&o.then_action, Symmetry::Inverse),
                 });
+            }
+        }
+        // Sets where any one member will do: a pseudo-action collects them.
+        for set in &cib.one_or_more {
+            let (Some(ma), Some(ta)) = (task_of(&set.member_action), task_of(&set.then_action))
+            else {
+                continue;
+            };
+            let pseudo = self.action(None, Task::OneOrMore(set.name.clone()), None, false);
+            self.actions[pseudo].pseudo = true;
+            for m in &set.members {
+                if let Some(r) = self.order_member(m, &ma, true) {
+                    self.specs.push(OrderSpec {
+                        first: Side::Rsc(r, ma.clone()),
+                        then: Side::Action(pseudo),
+                        flags: flags::ONE_OR_MORE | flags::NO_CREATE,
+                    });
+                }
+            }
+            let then_flags = match set.kind {
+                OrderKind::Mandatory => flags::IMPLIES_THEN | flags::RUNNABLE_LEFT,
+                _ => flags::OPTIONAL,
+            };
+            for t in &set.thens {
+                if let Some(r) = self.order_member(t, &ta, false) {
+                    self.specs.push(OrderSpec {
+                        first: Side::Action(pseudo),
+                        then: Side::Rsc(r, ta.clone()),
+                        flags: then_flags,
+                    });
+                }
             }
         }
         // A group's members start one after the other and stop in reverse.
@@ -2229,12 +2265,16 @@ impl<'a> Scheduler<'a> {
     /// order in which Pacemaker's recursive update usually meets them; it decides which reason
     /// an action keeps.
     fn propagate(&mut self) {
+        let has_one_or_more = self
+            .actions
+            .iter()
+            .any(|a| matches!(a.task, Task::OneOrMore(_)));
         let mut rounds = 0;
         loop {
             rounds += 1;
             let mut changed = true;
             while changed && rounds < 1000 {
-                changed = false;
+                changed = has_one_or_more && self.settle_one_or_more();
                 rounds += 1;
                 for i in 0..self.orderings.len() {
                     let mut o = self.orderings[i];
@@ -2251,6 +2291,24 @@ impl<'a> Scheduler<'a> {
                 break;
             }
         }
+    }
+
+    /// A one-or-more pseudo-action can run only if one of its inputs can.
+    fn settle_one_or_more(&mut self) -> bool {
+        let mut changed = false;
+        for i in 0..self.actions.len() {
+            if !matches!(self.actions[i].task, Task::OneOrMore(_)) {
+                continue;
+            }
+            let any = self.orderings.iter().any(|o| {
+                o.then == i && o.flags & flags::ONE_OR_MORE != 0 && self.actions[o.first].runnable
+            });
+            if !any && self.actions[i].runnable {
+                self.actions[i].runnable = false;
+                changed = true;
+            }
+        }
+        changed
     }
 
     fn reason_text(&self, change: &str, cause: usize) -> String {

@@ -916,7 +916,7 @@ impl<'a> Unpacker<'a> {
             }
         }
         if maskable {
-            self.update_state(r, node, op, 7, on_fail, *last_failure);
+            self.update_state(r, node, op, 7, on_fail);
             self.resources[r].role = Role::Stopped;
             self.resources[r].failed_probes.push((node, op.rc));
             self.resources[r].bans.push((node, -INFINITY));
@@ -931,7 +931,7 @@ impl<'a> Unpacker<'a> {
                     self.resources[r].role = Role::Promoted;
                 }
             }
-            EXEC_DONE => self.update_state(r, node, op, rc, on_fail, *last_failure),
+            EXEC_DONE => self.update_state(r, node, op, rc, on_fail),
             EXEC_CANCELLED => {}
             EXEC_NOT_INSTALLED => {
                 let strategy = self.configured_on_fail(r, &op.task, op.interval_ms);
@@ -947,7 +947,7 @@ impl<'a> Unpacker<'a> {
                     || (strategy == OnFail::RestartContainer && op.task == "stop")
                 {
                     let target = op.target_rc;
-                    self.update_state(r, node, op, target, on_fail, *last_failure);
+                    self.update_state(r, node, op, target, on_fail);
                     self.resources[r].failure_ignored = true;
                     if strategy == OnFail::RestartContainer && *on_fail <= OnFail::Recover {
                         *on_fail = strategy;
@@ -1048,7 +1048,6 @@ impl<'a> Unpacker<'a> {
         op: &OpRecord<'_>,
         rc: i32,
         on_fail: &mut OnFail,
-        _last_failure: bool,
     ) {
         let mut clear = false;
         let task = op.task.as_str();
@@ -1099,7 +1098,7 @@ impl<'a> Unpacker<'a> {
         self.resources[r].role = Role::Started;
         if let Some(t) = target {
             // Did the target record a migrate_from or start after this?
-            let later_on_target = self.target_has_later_op(r, t, op.call_id);
+            let later_on_target = self.target_has_later_op(r, t);
             if !later_on_target && self.nodes[t].online {
                 self.resources[r].partial_migration_source = Some(node);
                 self.resources[r].partial_migration_target = Some(t);
@@ -1107,7 +1106,7 @@ impl<'a> Unpacker<'a> {
         }
     }
 
-    fn target_has_later_op(&self, r: usize, target: usize, _call_id: i64) -> bool {
+    fn target_has_later_op(&self, r: usize, target: usize) -> bool {
         let id = &self.resources[r].id;
         let Some(status) = self.status_root() else {
             return false;
@@ -1242,7 +1241,6 @@ impl<'a> Unpacker<'a> {
             let reason = format!("{} is thought to be active there", self.resources[r].id);
             self.fence_node(node, reason);
         }
-        let saved_on_fail = on_fail;
         if self.nodes[node].unclean {
             on_fail = OnFail::Ignore;
         }
@@ -1292,7 +1290,6 @@ impl<'a> Unpacker<'a> {
                 self.nodes[node].running.push(r);
                 self.nodes[node].num_resources += 1;
             }
-            let _ = saved_on_fail;
             match on_fail {
                 OnFail::Ignore => {}
                 OnFail::Demote | OnFail::Block => rs.failed = true,

@@ -179,8 +179,9 @@ impl FileCib {
     }
 
     /// Writes `doc` as the new CIB if the file is still at version `loaded`; the epoch goes up
-    /// by one and `num_updates` restarts at 0, as when Pacemaker accepts a new configuration,
-    /// and the change is stamped as made by `client` (see [`stamp_change`]).
+    /// by one and `num_updates` restarts at 0, as when Pacemaker accepts a new configuration;
+    /// on the embedded cluster's CIB the change is stamped as made by `client` (see
+    /// [`stamp_change`]).
     pub fn commit(&self, doc: &Document, loaded: Version, client: &str) -> Result<Version> {
         let _lock = self.lock()?;
         let mut current = self.read_unlocked()?;
@@ -203,7 +204,11 @@ impl FileCib {
         };
         current.root.set_attr("epoch", next.epoch.to_string());
         current.root.set_attr("num_updates", "0");
-        stamp_change(&mut current.root, client);
+        // The embedded cluster's CIB is ours to manage, and stamped as Pacemaker's CIB manager
+        // stamps a change; a `CIB_file` is written the way Pacemaker's tools write one, as is.
+        if self.create {
+            stamp_change(&mut current.root, client);
+        }
         write_atomically(&self.path, &current.to_xml()).map_err(|e| self.io(e))?;
         Ok(next)
     }

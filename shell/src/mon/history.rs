@@ -162,7 +162,8 @@ pub fn failed_ops(cib: &Cib, st: &ClusterStatus) -> Vec<FailedOp> {
                 if expired {
                     continue;
                 }
-                if !failed.iter().any(|o| o.id == f.id && o.node == f.node) {
+                // One entry per operation key and node (`record_failed_op`).
+                if !failed.iter().any(|o| o.key == f.key && o.node == f.node) {
                     failed.push(f);
                 }
             }

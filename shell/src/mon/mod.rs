@@ -233,6 +233,9 @@ impl<'a> View<'a> {
     }
 
     fn node_list(&self, out: &mut String) {
+        if self.st.nodes.is_empty() {
+            return;
+        }
         out.push_str("Node List:\n");
         let (mut online, mut offline) = (Vec::new(), Vec::new());
         for (i, n) in self.st.nodes.iter().enumerate() {
@@ -261,20 +264,29 @@ impl<'a> View<'a> {
         out.push('\n');
     }
 
-    /// `pe__node_health`: 1 healthy (or no strategy), 0 yellow, -1 red.
+    /// `pe__node_health`: 1 healthy (or no strategy), 0 yellow, -1 red. The words `red` and
+    /// `yellow` count as such whatever scores the strategy gives them.
     fn health(&self, n: &NodeStatus) -> i32 {
         if matches!(self.cib.options.node_health_strategy.as_str(), "none" | "") {
             return 1;
         }
+        let h = &self.cib.options.health;
         let mut rc = 1;
         for (name, value) in &n.attrs.0 {
-            if name.starts_with("#health") {
-                let s = score::parse(value, &self.cib.options.health);
-                if s < 0 {
-                    return -1;
-                } else if s == 0 {
-                    rc = 0;
-                }
+            if !name.starts_with("#health") {
+                continue;
+            }
+            if value.eq_ignore_ascii_case("red") {
+                return -1;
+            } else if value.eq_ignore_ascii_case("yellow") {
+                rc = 0;
+                continue;
+            }
+            let s = score::parse(value, h);
+            if s <= h.red {
+                return -1;
+            } else if s <= h.yellow && h.yellow != h.green {
+                rc = 0;
             }
         }
         rc
@@ -320,7 +332,11 @@ impl<'a> View<'a> {
             }
         }
         if !printed {
-            out.push_str("  * No active resources\n");
+            out.push_str(if opts.inactive {
+                "  * No resources\n"
+            } else {
+                "  * No active resources\n"
+            });
         }
         out.push('\n');
     }
@@ -516,6 +532,19 @@ impl<'a> View<'a> {
         }
     }
 
+    fn history_ids(&self, n: &NodeStatus) -> Vec<&'a str> {
+        let Some(section) = self.cib.doc.root.child("status") else {
+            return Vec::new();
+        };
+        section
+            .children_named("node_state")
+            .filter(|s| s.id() == Some(n.id.as_str()) || s.attr("uname") == Some(&n.uname))
+            .filter_map(|s| s.path(&["lrm", "lrm_resources"]))
+            .flat_map(|l| l.children_named("lrm_resource"))
+            .filter_map(|e| e.id())
+            .collect()
+    }
+
     fn transient_attrs(&self, n: &NodeStatus) -> Vec<(&'a str, &'a str)> {
         let Some(section) = self.cib.doc.root.child("status") else {
             return Vec::new();
@@ -533,11 +562,20 @@ impl<'a> View<'a> {
     /// "Migration Summary:" (`-f`): per node, each resource's raw fail count (failure-timeout
     /// not applied, as `pe_fc_default`), its migration-threshold and last failure.
     fn migration_summary(&self, out: &mut String) {
+        // The heading comes with the first online node, even when nothing failed.
+        if !self.st.nodes.iter().any(|n| n.online) {
+            return;
+        }
         out.push_str("Migration Summary:\n");
         for n in self.st.nodes.iter().filter(|n| n.online) {
             let attrs = self.transient_attrs(n);
             let mut lines = Vec::new();
-            for (i, r) in self.st.resources.iter().enumerate() {
+            // The resources with history on the node, in the order the history lists them.
+            for (i, r) in self
+                .history_ids(n)
+                .into_iter()
+                .filter_map(|id| self.index(id).map(|i| (i, &self.st.resources[i])))
+            {
                 let (count, last) = raw_failcount(&attrs, &r.id);
                 if count == 0 {
                     continue;

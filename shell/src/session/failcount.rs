@@ -96,6 +96,28 @@ pub fn delete(cib: &Path, rsc: &str, node: &str) -> Result<()> {
     Ok(())
 }
 
+/// Sets the attribute where it is recorded (a node's transient attributes may come in several
+/// sets), or adds it to the node's first set.
+fn set_count(doc: &mut Document, node_id: &str, uname: &str, name: &str, value: &str) {
+    let existing = doc
+        .root
+        .child_mut("status")
+        .into_iter()
+        .flat_map(|s| s.elements_mut())
+        .filter(|s| s.name == "node_state")
+        .filter(|s| s.id() == Some(node_id) || s.attr("uname") == Some(uname))
+        .flat_map(|s| s.elements_mut())
+        .filter(|t| t.name == "transient_attributes")
+        .flat_map(|t| t.elements_mut())
+        .flat_map(|set| set.elements_mut())
+        .filter(|nv| nv.name == "nvpair" && nv.attr("name") == Some(name))
+        .map(|nv| nv.set_attr("value", value))
+        .count();
+    if existing == 0 {
+        set_transient(doc, node_id, uname, name, Some(value));
+    }
+}
+
 /// `failcount RSC set NODE VALUE [OP [INTERVAL_SECONDS]]`.
 pub fn set(
     cib: &Path,
@@ -121,13 +143,11 @@ pub fn set(
     }
     store.update(Bump::Status, |doc| {
         for t in &targets {
-            set_transient(
-                doc,
-                &id,
-                node,
-                &format!("fail-count-{rsc}#{t}"),
-                Some(value),
-            );
+            let name = match t.as_str() {
+                "" => format!("fail-count-{rsc}"),
+                op => format!("fail-count-{rsc}#{op}"),
+            };
+            set_count(doc, &id, node, &name, value);
         }
         Some(())
     })?;
@@ -147,6 +167,10 @@ fn choose(
         .filter(|k| !k.is_empty())
         .collect();
     if ops.is_empty() {
+        // Only a legacy `fail-count-RSC` (no operation): that one is set.
+        if existing.iter().any(|(k, _)| k.is_empty()) && op.is_none() {
+            return Ok(vec![String::new()]);
+        }
         if value == 0 {
             return Ok(Vec::new());
         }
@@ -216,6 +240,12 @@ mod tests {
             ["monitor_10000"]
         );
         assert!(choose(&both, 2, Some("stop"), None).is_err());
+    }
+
+    #[test]
+    fn a_legacy_count_without_operation_is_set() {
+        let legacy = vec![(String::new(), "2".to_string())];
+        assert_eq!(choose(&legacy, 5, None, None).unwrap(), [""]);
     }
 
     #[test]
