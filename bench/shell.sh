@@ -54,8 +54,8 @@ status_section() {
     for i in $(seq 1 1000); do
       if [ $(( i % 2 + 1 )) = $n ]; then
         echo "<lrm_resource id=\"r$i\" class=\"ocf\" provider=\"heartbeat\" type=\"Dummy\">"
-        echo "<lrm_rsc_op id=\"r${i}_last_0\" operation_key=\"r${i}_start_0\" operation=\"start\" transition-key=\"1:1:0:x\" transition-magic=\"0:0;1:1:0:x\" call-id=\"$i\" rc-code=\"0\" op-status=\"0\" interval=\"0\" last-rc-change=\"1700000000\" exec-time=\"10\"/>"
-        echo "<lrm_rsc_op id=\"r${i}_monitor_30000\" operation_key=\"r${i}_monitor_30000\" operation=\"monitor\" transition-key=\"2:1:0:x\" transition-magic=\"0:0;2:1:0:x\" call-id=\"$(( i + 1000 ))\" rc-code=\"0\" op-status=\"0\" interval=\"30000\" last-rc-change=\"1700000000\" exec-time=\"5\"/>"
+        echo "<lrm_rsc_op id=\"r${i}_last_0\" operation_key=\"r${i}_start_0\" operation=\"start\" transition-key=\"1:1:0:x\" transition-magic=\"0:0;1:1:0:x\" call-id=\"$(( i + 3000 ))\" rc-code=\"0\" op-status=\"0\" interval=\"0\" last-rc-change=\"1700000000\" exec-time=\"10\"/>"
+        echo "<lrm_rsc_op id=\"r${i}_monitor_30000\" operation_key=\"r${i}_monitor_30000\" operation=\"monitor\" transition-key=\"2:1:0:x\" transition-magic=\"0:0;2:1:0:x\" call-id=\"$(( i + 4000 ))\" rc-code=\"0\" op-status=\"0\" interval=\"30000\" last-rc-change=\"1700000000\" exec-time=\"5\"/>"
         if [ $(( i % 10 )) = 1 ]; then
           echo "<lrm_rsc_op id=\"r${i}_last_failure_0\" operation_key=\"r${i}_monitor_30000\" operation=\"monitor\" transition-key=\"2:1:0:x\" transition-magic=\"0:7;2:1:0:x\" call-id=\"$(( i + 1000 ))\" rc-code=\"7\" op-status=\"0\" interval=\"30000\" last-rc-change=\"1700000000\" exec-time=\"5\"/>"
         fi

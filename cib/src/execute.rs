@@ -12,8 +12,10 @@
 
 use std::collections::HashSet;
 
+use crate::digest;
 use crate::inject::OpSpec;
 use crate::schedule::{Action, Task, Transition};
+use crate::status;
 use crate::xml::{Document, Element, Node};
 
 /// One synapse of the transition graph: an action and the actions it waits for.
@@ -317,6 +319,18 @@ fn record_result(
                 .with_attr("op-status", if a.target_rc == expected { "0" } else { "4" })
                 .with_attr("interval", interval.to_string())
                 .with_attr("on_node", node.uname.clone());
+            // The controller records each result with its parameters' digest, which the
+            // next schedule compares with the resource's definition.
+            let timeout = status::op_timeout_ms(
+                p,
+                a.task.name(),
+                interval,
+                t.status.default_timeout_ms,
+            );
+            op.set_attr(
+                "op-digest",
+                digest::operation_digest(p, a.task.name(), interval, timeout),
+            );
             if a.task == Task::MigrateTo {
                 if let Some(target) = t.assigned[r] {
                     op.set_attr("migrate_source", node.uname.clone());

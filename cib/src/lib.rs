@@ -15,6 +15,7 @@
 //!   name the line they come from.
 //! - [`score`]: Pacemaker's saturating INFINITY arithmetic.
 //! - [`model`]: typed views of the configuration (options, nodes, primitives, constraints).
+//! - [`digest`]: Pacemaker's operation digests, to tell when a resource's parameters changed.
 //! - [`status`]: unpacking the status section: node states, what runs where, failures.
 //! - [`schedule`]: placement and the actions (with orderings) that get there: a [`schedule::Transition`].
 //! - [`execute`]: running a transition the way `crm_simulate` does, recording results in the CIB.
@@ -24,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod digest;
 pub mod execute;
 pub mod inject;
 pub mod model;

@@ -238,6 +238,9 @@ pub struct OpConfig {
     pub on_fail: Option<String>,
     pub enabled: bool,
     pub attrs: Attrs,
+    /// The operation's own instance attributes (`OCF_CHECK_LEVEL` ...), passed to the agent
+    /// with the resource's and hashed into the operation's digest.
+    pub params: Attrs,
 }
 
 /// A primitive resource.
@@ -1202,7 +1205,12 @@ fn read_primitive(
             for (k, v) in &op.attributes {
                 attrs.add_default(k, v);
             }
+            let params = {
+                let mut ignored = Vec::new();
+                nvsets(root, op, "instance_attributes", &mut ignored)?
+            };
             ops.push(OpConfig {
+                params,
                 id: op.id().unwrap_or("").to_string(),
                 role: op.attr("role").map(str::to_string),
                 on_fail: attrs.get("on-fail").map(str::to_string),

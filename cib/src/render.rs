@@ -389,8 +389,16 @@ fn rsc_items(t: &Transition, r: usize) -> Vec<Item> {
             return out;
         };
         let migrate = first_action(t, r, &Task::MigrateFrom, Some(next_node));
+        let reload = first_action(t, r, &Task::Reload, Some(next_node));
         let it = if migrate.is_some_and(|m| m.runnable) && current.is_some() {
             item(t, "Migrate", r, current, next, start, None)
+        } else if let Some(reload) = reload.filter(|a| !a.optional) {
+            // Pacemaker prints a reload without its action, so without a reason.
+            let quiet = Action {
+                reason: None,
+                ..reload.clone()
+            };
+            item(t, "Reload", r, current, next, Some(&quiet), None)
         } else if start.is_none_or(|s| s.optional) {
             None
         } else if !start.is_some_and(|s| s.runnable) {

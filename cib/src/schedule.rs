@@ -21,7 +21,9 @@ use std::collections::HashMap;
 
 use crate::model::{Cib, NoQuorumPolicy, OrderKind};
 use crate::score::{self, INFINITY};
-use crate::status::{self, ClusterStatus, EarlyAction, Role, RscSettings, node_attribute};
+use crate::status::{
+    self, ChangeResponse, ClusterStatus, EarlyAction, Role, RscSettings, node_attribute,
+};
 
 /// What an action does.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -42,6 +44,8 @@ pub enum Task {
     LoadStopped,
     /// `one-or-more:SET`: runnable when any of its inputs is.
     OneOrMore(String),
+    /// Reloading changed parameters without a restart (`reload-agent`).
+    Reload,
 }
 
 impl Task {
@@ -59,6 +63,7 @@ impl Task {
             Task::Shutdown => "do_shutdown",
             Task::LoadStopped => "load_stopped",
             Task::OneOrMore(name) => name,
+            Task::Reload => "reload-agent",
         }
     }
 
@@ -207,6 +212,7 @@ pub fn schedule(cib: &Cib, status: ClusterStatus) -> Transition {
     s.initial_scores();
     s.assign_all();
     s.create_early_actions();
+    s.apply_definition_changes();
     s.create_load_stopped();
     s.cancel_stopped_monitors();
     s.create_probes();
@@ -216,6 +222,7 @@ pub fn schedule(cib: &Cib, status: ClusterStatus) -> Transition {
     s.apply_quorum();
     s.schedule_fencing_and_shutdowns();
     s.apply_orderings();
+    s.cancel_reloads();
     s.finish()
 }
 
@@ -229,6 +236,9 @@ struct Scheduler<'a> {
     /// Each resource's actions by task, oldest first.
     by_task: HashMap<(usize, Task), Vec<usize>>,
     index: HashMap<(Option<usize>, Task, Option<usize>), usize>,
+    /// Starts required before placement (definition changes), by resource: each takes the
+    /// node of the first start asked for, as Pacemaker's unassigned actions do.
+    unassigned_starts: HashMap<usize, usize>,
     specs: Vec<OrderSpec>,
     orderings: Vec<Ordering>,
     allowed: Vec<Vec<Option<i32>>>,
@@ -280,6 +290,7 @@ impl<'a> Scheduler<'a> {
             by_rsc: vec![Vec::new(); nr],
             by_task: HashMap::new(),
             index: HashMap::new(),
+            unassigned_starts: HashMap::new(),
             specs: Vec::new(),
             orderings: Vec::new(),
             allowed: vec![vec![None; nn]; nr],
@@ -1393,6 +1404,11 @@ impl<'a> Scheduler<'a> {
             }
             return id;
         }
+        if let (Some(r), Task::Start, Some(_)) = (rsc, &task, node) {
+            if let Some(id) = self.unassigned_starts.remove(&r) {
+                return self.assign_action_node(id, key);
+            }
+        }
         let id = self.actions.len();
         let needs = match (&task, rsc) {
             (Task::Start, Some(r)) => needs_of(&self.settings[r].requires),
@@ -1421,6 +1437,83 @@ impl<'a> Scheduler<'a> {
         }
         self.index.insert(key, id);
         id
+    }
+
+    /// `find_actions` on an action created without a node: it takes the node asked for.
+    fn assign_action_node(&mut self, id: usize, key: (Option<usize>, Task, Option<usize>)) -> usize {
+        let mut a = self.actions[id].clone();
+        self.index.remove(&(a.rsc, a.task.clone(), None));
+        a.node = key.2;
+        a.runnable = true;
+        if let Some(r) = a.rsc {
+            self.set_runnable(&mut a, r);
+        }
+        self.actions[id] = a;
+        self.index.insert(key, id);
+        id
+    }
+
+    /// `pcmk__handle_rsc_config_changes`, in the order the changes were found: the start of
+    /// each resource whose definition changed is required (before placement, so without a
+    /// node yet), or it is reloaded, or its monitor runs again; and its fail count is cleared.
+    fn apply_definition_changes(&mut self) {
+        for c in self.st.definition_changes.clone() {
+            match c.response {
+                ChangeResponse::Restart => self.force_restart(c.rsc),
+                ChangeResponse::Reload => self.schedule_reload(c.rsc, c.node),
+                ChangeResponse::Reschedule(i) => {
+                    self.action(Some(c.rsc), Task::Monitor(i), Some(c.node), true);
+                }
+                ChangeResponse::None => {}
+            }
+            if c.clear_failcount {
+                self.action(Some(c.rsc), Task::ClearFailcount, Some(c.node), false);
+            }
+        }
+    }
+
+    fn force_restart(&mut self, r: usize) {
+        if let Some(&id) = self.unassigned_starts.get(&r) {
+            set_reason(&mut self.actions[id], "resource definition change", true);
+            return;
+        }
+        let id = self.action(Some(r), Task::Start, None, false);
+        set_reason(&mut self.actions[id], "resource definition change", true);
+        self.unassigned_starts.insert(r, id);
+    }
+
+    /// `schedule_reload`: a reload where the resource runs, unless it is unmanaged or failed
+    /// (it is stopped and started anyway), or its start is pending (a reload cannot catch
+    /// that, so it is stopped and started again).
+    fn schedule_reload(&mut self, r: usize, node: usize) {
+        let rs = &self.st.resources[r];
+        if !self.managed[r] || rs.failed {
+            return;
+        }
+        if rs.start_pending {
+            self.action(Some(r), Task::Stop, Some(node), false);
+            return;
+        }
+        let id = self.action(Some(r), Task::Reload, Some(node), false);
+        set_reason(&mut self.actions[id], "resource definition change", false);
+    }
+
+    /// `pe_order_then_cancels_first`: a required stop of a resource cancels its reload.
+    fn cancel_reloads(&mut self) {
+        for i in 0..self.actions.len() {
+            let Some(r) = self.actions[i].rsc else {
+                continue;
+            };
+            if self.actions[i].task != Task::Reload || self.actions[i].optional {
+                continue;
+            }
+            let stopping = self.by_rsc[r]
+                .iter()
+                .any(|&a| self.actions[a].task == Task::Stop && !self.actions[a].optional);
+            if stopping {
+                self.actions[i].optional = true;
+            }
+        }
     }
 
     /// Runnability at creation (`unpack_operation`'s checks).

@@ -9,6 +9,7 @@
 //! stop, an already-active recurring monitor) are recorded as [`EarlyAction`]s, in order, because
 //! they come first in the transition's action numbering.
 
+use crate::digest::{self, DigestMatch};
 use crate::model::{Attrs, Cib, NoQuorumPolicy, Primitive, is_true, parse_interval_ms};
 use crate::score::{self, INFINITY};
 use crate::xml::Element;
@@ -182,9 +183,40 @@ pub struct ClusterStatus {
     pub have_quorum: bool,
     pub have_stonith_resource: bool,
     pub early: Vec<EarlyAction>,
-    /// Recurring monitors to schedule again (their failure expired): resource, node, interval.
+    /// Recurring monitors to schedule again (their failure expired, or their parameters
+    /// changed): resource, node, interval.
     pub reschedule: Vec<(usize, usize, u64)>,
+    /// Resources whose definition changed since they started (operation digests), by the
+    /// node where they run: each is restarted or reloaded there.
+    pub definition_changes: Vec<DefinitionChange>,
+    /// The timeout of an operation that configures none (`op_defaults`, else 20s), in ms.
+    pub default_timeout_ms: u64,
     pub now: i64,
+}
+
+/// An operation whose definition changed since it ran (`pcmk__check_action_config`), in the
+/// order Pacemaker finds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefinitionChange {
+    pub rsc: usize,
+    pub node: usize,
+    pub response: ChangeResponse,
+    /// The resource has a fail count there, which the change clears.
+    pub clear_failcount: bool,
+}
+
+/// What a definition change needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeResponse {
+    /// Stop and start the resource (`force_restart`).
+    Restart,
+    /// Reload its parameters (the agent recorded a restart digest, so it can reload, and only
+    /// reloadable parameters changed).
+    Reload,
+    /// Run the recurring monitor with this interval again with the new definition.
+    Reschedule(u64),
+    /// Nothing visible (a one-time operation other than a start or probe).
+    None,
 }
 
 /// Compares node names the way Pacemaker sorts node lists (`sort_node_uname`).
@@ -386,6 +418,7 @@ pub fn unpack(cib: &Cib, now: i64) -> ClusterStatus {
     let mut u = Unpacker::new(cib, now);
     u.unpack_node_states();
     u.unpack_histories();
+    u.check_definitions();
     u.finish()
 }
 
@@ -399,6 +432,7 @@ struct Unpacker<'a> {
     ids: std::collections::HashMap<String, usize>,
     early: Vec<EarlyAction>,
     reschedule: Vec<(usize, usize, u64)>,
+    definition_changes: Vec<DefinitionChange>,
     now: i64,
     have_stonith_resource: bool,
     fence_seen: Vec<bool>,
@@ -457,6 +491,7 @@ impl<'a> Unpacker<'a> {
             ids,
             early: Vec::new(),
             reschedule: Vec::new(),
+            definition_changes: Vec::new(),
             now,
             fence_seen,
         }
@@ -1167,29 +1202,7 @@ impl<'a> Unpacker<'a> {
 
     /// `process_recurring`: recurring operations active since the last start.
     fn record_active_recurring(&mut self, r: usize, node: usize, ops: &[OpRecord<'_>]) {
-        let mut start_index: i64 = -1;
-        let mut stop_index: i64 = -1;
-        let mut implied_monitor_start: i64 = -1;
-        let mut implied_clone_start: i64 = -1;
-        for (i, op) in ops.iter().enumerate() {
-            let i = i as i64;
-            match op.task.as_str() {
-                "stop" if op.status == 0 => stop_index = i,
-                "start" | "migrate_from" => start_index = i,
-                "monitor" if implied_monitor_start <= stop_index && (op.rc == 0 || op.rc == 8) => {
-                    implied_monitor_start = i;
-                }
-                "promote" | "demote" => implied_clone_start = i,
-                _ => {}
-            }
-        }
-        if start_index == -1 {
-            if implied_clone_start != -1 {
-                start_index = implied_clone_start;
-            } else if implied_monitor_start != -1 {
-                start_index = implied_monitor_start;
-            }
-        }
+        let (start_index, stop_index) = active_range(ops);
         for (i, op) in ops.iter().enumerate() {
             let i = i as i64;
             if !self.nodes[node].online {
@@ -1301,6 +1314,123 @@ impl<'a> Unpacker<'a> {
         }
     }
 
+    /// `pcmk__handle_rsc_config_changes`: on every node that can run resources (or is in
+    /// maintenance), each operation since a resource's last start is checked against the
+    /// resource's definition now (operation digests). A changed one-time operation restarts
+    /// (or reloads) the resource, a changed recurring one is scheduled again, and either
+    /// clears the resource's fail count there.
+    fn check_definitions(&mut self) {
+        let Some(status) = self.status_root() else {
+            return;
+        };
+        for state in status.children_named("node_state") {
+            let Some(node) = self.node_index(state.id(), state.attr("uname")) else {
+                continue;
+            };
+            if !(self.nodes[node].maintenance || self.nodes[node].available()) {
+                continue;
+            }
+            let Some(list) = state.path(&["lrm", "lrm_resources"]) else {
+                continue;
+            };
+            for entry in list.children_named("lrm_resource") {
+                let Some(&r) = entry.id().and_then(|id| self.ids.get(id)) else {
+                    continue;
+                };
+                if !self.resources[r].orphan && self.params_comparable(r) {
+                    self.check_rsc_history(r, node, entry);
+                }
+            }
+        }
+    }
+
+    /// Whether hapx knows all of a resource's parameters: node-specific (ruled) parameter
+    /// sets are not evaluated, so a resource with any is never found changed.
+    fn params_comparable(&self, r: usize) -> bool {
+        let Some(xml) = self.cib.doc.root.find_by_id(&self.configs[r].id) else {
+            return false;
+        };
+        !xml.children_named("instance_attributes")
+            .any(|set| set.child("rule").is_some() || set.attr("id-ref").is_some())
+    }
+
+    /// `process_rsc_history` for one resource on one node.
+    fn check_rsc_history(&mut self, r: usize, node: usize, entry: &Element) {
+        let mut ops: Vec<OpRecord<'_>> = entry
+            .children_named("lrm_rsc_op")
+            .filter_map(OpRecord::read)
+            .collect();
+        ops.sort_by(cmp_ops);
+        let (start_index, stop_index) = active_range(&ops);
+        if start_index < stop_index {
+            return; // stopped
+        }
+        let maintenance = self.resources[r].maintenance || self.nodes[node].maintenance;
+        for op in ops.iter().skip(start_index.max(0) as usize) {
+            let one_time = matches!(
+                op.task.as_str(),
+                "monitor" | "start" | "promote" | "migrate_from"
+            );
+            if (op.interval_ms == 0 && !one_time) || (op.interval_ms > 0 && maintenance) {
+                continue;
+            }
+            if let Some(response) = self.check_action_config(r, node, op) {
+                let clear_failcount = self.failcount(r, node, None, true).0 != 0;
+                self.definition_changes.push(DefinitionChange {
+                    rsc: r,
+                    node,
+                    response,
+                    clear_failcount,
+                });
+            }
+        }
+    }
+
+    /// `pcmk__check_action_config`: what a change of `op`'s definition needs, if it changed.
+    /// Recurring operations no longer configured were cancelled while unpacking.
+    fn check_action_config(
+        &mut self,
+        r: usize,
+        node: usize,
+        op: &OpRecord<'_>,
+    ) -> Option<ChangeResponse> {
+        let config = &self.configs[r];
+        let configured = config
+            .ops
+            .iter()
+            .find(|o| o.name == op.task && o.interval_ms == op.interval_ms && o.enabled);
+        if op.interval_ms > 0 && configured.is_none() {
+            return None;
+        }
+        let timeout_ms = configured
+            .and_then(|o| o.attrs.get("timeout"))
+            .and_then(parse_interval_ms)
+            .unwrap_or_else(|| default_timeout_ms(self.cib));
+        let params = digest::operation_params(config, &op.task, op.interval_ms);
+        let own_params = digest::op_config(config, &op.task, op.interval_ms)
+            .is_some_and(|o| !o.params.0.is_empty());
+        let change = digest::compare(op.xml, params.iter().copied(), own_params, timeout_ms);
+        if change == DigestMatch::Match {
+            return None;
+        }
+        let reload = change != DigestMatch::Restart && op.xml.attr("op-restart-digest").is_some();
+        Some(if op.interval_ms > 0 {
+            // A recurring operation is not reloaded or restarted: it runs again with the new
+            // parameters (force_restart and pcmk__reschedule_recurring both require its key).
+            self.reschedule.push((r, node, op.interval_ms));
+            ChangeResponse::Reschedule(op.interval_ms)
+        } else if reload {
+            ChangeResponse::Reload
+        } else if op.task == "start" || op.task == "monitor" {
+            // force_restart requires the action with the operation's own key: a start, or the
+            // probe that found the resource running; either way Pacemaker restarts it
+            // (its regression case params-5 is a changed probe).
+            ChangeResponse::Restart
+        } else {
+            ChangeResponse::None
+        })
+    }
+
     fn finish(mut self) -> ClusterStatus {
         // Fail counts and target roles for every resource.
         for r in 0..self.resources.len() {
@@ -1326,9 +1456,58 @@ impl<'a> Unpacker<'a> {
             have_stonith_resource: self.have_stonith_resource,
             early: self.early,
             reschedule: self.reschedule,
+            definition_changes: self.definition_changes,
+            default_timeout_ms: default_timeout_ms(self.cib),
             now: self.now,
         }
     }
+}
+
+/// The timeout of operations that configure none: `op_defaults`, else Pacemaker's 20s.
+fn default_timeout_ms(cib: &Cib) -> u64 {
+    cib.op_defaults
+        .get("timeout")
+        .and_then(parse_interval_ms)
+        .unwrap_or(20_000)
+}
+
+/// The timeout of a resource's operation as the digest includes it, in milliseconds.
+pub fn op_timeout_ms(p: &Primitive, task: &str, interval_ms: u64, default_ms: u64) -> u64 {
+    p.ops
+        .iter()
+        .find(|o| o.name == task && o.interval_ms == interval_ms && o.enabled)
+        .and_then(|o| o.attrs.get("timeout"))
+        .and_then(parse_interval_ms)
+        .unwrap_or(default_ms)
+}
+
+/// `calculate_active_ops`: the indexes of the last start (or what implies one) and the last
+/// successful stop in a sorted history; -1 when there is none.
+fn active_range(ops: &[OpRecord<'_>]) -> (i64, i64) {
+    let mut start_index: i64 = -1;
+    let mut stop_index: i64 = -1;
+    let mut implied_monitor_start: i64 = -1;
+    let mut implied_clone_start: i64 = -1;
+    for (i, op) in ops.iter().enumerate() {
+        let i = i as i64;
+        match op.task.as_str() {
+            "stop" if op.status == 0 => stop_index = i,
+            "start" | "migrate_from" => start_index = i,
+            "monitor" if implied_monitor_start <= stop_index && (op.rc == 0 || op.rc == 8) => {
+                implied_monitor_start = i;
+            }
+            "promote" | "demote" => implied_clone_start = i,
+            _ => {}
+        }
+    }
+    if start_index == -1 {
+        if implied_clone_start != -1 {
+            start_index = implied_clone_start;
+        } else if implied_monitor_start != -1 {
+            start_index = implied_monitor_start;
+        }
+    }
+    (start_index, stop_index)
 }
 
 fn new_rsc(id: &str, s: &RscSettings, nodes: usize) -> RscStatus {

@@ -14,6 +14,7 @@
 //! - [`ra`]: resource agent names and meta-data parameter checks.
 //! - [`interactive`]: the terminal shell (rustyline: history, completion, crmsh's prompt).
 //! - [`run`]: the binary's entry points (piped, `-f FILE`, one-shot, terminal).
+//! - [`mon`]: `hapx status` without Pacemaker: crm_mon's text rendered from the CIB.
 //! - [`simulate`]: `hapx simulate`, crm_simulate's output from hapx-cib's scheduler.
 //! - [`lab`]: `hapx lab`, a two-node Corosync/Pacemaker lab on a private network of namespaces.
 

@@ -18,6 +18,7 @@ use crate::crm::{lex, parse, show};
 use crate::ra;
 
 mod failcount;
+mod select;
 mod text;
 mod top;
 
@@ -94,6 +95,7 @@ const EDIT_COMMANDS: &[&str] = &[
     "rsc_defaults",
     "op_defaults",
     "tag",
+    "alert",
     "fencing_topology",
     "fencing-topology",
 ];
@@ -161,6 +163,7 @@ pub const CONFIGURE_COMMANDS: &[&str] = &[
     "rsc_defaults",
     "op_defaults",
     "tag",
+    "alert",
     "fencing_topology",
     "set",
     "show",
@@ -283,10 +286,16 @@ impl Session {
         self.finish();
     }
 
-    /// At the end of input: uncommitted edits are dropped, as crmsh drops them.
+    /// At the end of input (or `quit`): like crmsh's `end_game`, a script's pending edits are
+    /// committed, unless the script had errors; on a terminal they are dropped with a warning.
     pub fn finish(&mut self) {
-        if self.has_changes() {
-            self.line = None;
+        if !self.has_changes() {
+            return;
+        }
+        self.line = None;
+        if !self.interactive && self.failed.is_empty() {
+            self.commit(false);
+        } else {
             self.diag("WARNING", "uncommitted changes were discarded (no commit)");
         }
     }
@@ -458,18 +467,11 @@ impl Session {
         }
     }
 
+    /// `show [xml] [changed] [ID|type:KIND|tag:TAG ...]`, with crmsh's `and`/`or`.
     fn show(&mut self, args: &[&str]) {
         let Some(w) = self.working() else { return };
-        let mut xml = false;
-        let mut changed = false;
-        let mut ids = Vec::new();
-        for a in args {
-            match *a {
-                "xml" => xml = true,
-                "changed" => changed = true,
-                other => ids.push(other.to_string()),
-            }
-        }
+        let xml = args.first() == Some(&"xml");
+        let specs: Vec<&str> = args.iter().copied().skip(usize::from(xml)).collect();
         let base_objects: Vec<(String, Element)> = Config::new(w.base.clone())
             .objects()
             .iter()
@@ -477,31 +479,22 @@ impl Session {
             .collect();
         let config = &w.config;
         let all = config.objects();
-        let mut missing = Vec::new();
-        for id in &ids {
-            if !all.iter().any(|o| o.id == id) {
-                missing.push(id.clone());
+        let changed = |o: &show::Object<'_>| {
+            !base_objects
+                .iter()
+                .any(|(id, e)| id == o.id && e == o.element)
+        };
+        let selected = match select::filter(&all, &specs, changed) {
+            Ok(indexes) => indexes.into_iter().map(|i| all[i]).collect::<Vec<_>>(),
+            Err(missing) => {
+                return self.error(&format!("object {missing} does not exist"));
             }
-        }
-        let selected: Vec<show::Object<'_>> = all
-            .iter()
-            .filter(|o| ids.is_empty() || ids.iter().any(|i| i == o.id))
-            .filter(|o| {
-                !changed
-                    || !base_objects
-                        .iter()
-                        .any(|(id, e)| id == o.id && e == o.element)
-            })
-            .copied()
-            .collect();
+        };
         let text = if xml {
             show_xml(config, &selected)
         } else {
             show::show(&selected, &config.doc.root)
         };
-        for id in missing {
-            self.error(&format!("object {id} does not exist"));
-        }
         self.print(&text);
     }
 
@@ -661,7 +654,20 @@ fn show_xml(config: &Config, selected: &[show::Object<'_>]) -> String {
     let Some(source) = config.configuration() else {
         return String::new();
     };
-    for section in source.elements() {
+    // crmsh reads objects in its `_sort_xml_order` (tags, fencing, defaults, ACLs, alerts),
+    // which orders the sections it prints.
+    let xml_rank = |tag: &str| match tag {
+        "tags" => 8,
+        "fencing-topology" => 10,
+        "rsc_defaults" => 12,
+        "op_defaults" => 13,
+        "acls" => 14,
+        "alerts" => 16,
+        _ => 0,
+    };
+    let mut sections: Vec<&Element> = source.elements().collect();
+    sections.sort_by_key(|e| xml_rank(&e.name));
+    for section in sections {
         let mut tops: Vec<Element> = Vec::new();
         if section.name == "fencing-topology" {
             if selected.iter().any(|o| o.kind == "fencing_topology") {

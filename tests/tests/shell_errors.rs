@@ -172,11 +172,29 @@ fn commits_bump_the_epoch_and_write_atomically() {
 }
 
 #[test]
-fn missing_commit_discards_the_edits() {
-    let cib = Cib::empty("nocommit");
+fn missing_commit_commits_at_the_end_as_crmsh_does() {
+    // crmsh's `end_game`: leaving `configure` non-interactively (end of input, `quit`) commits.
+    for ending in ["quit\n", ""] {
+        let cib = Cib::unfenced("nocommit");
+        let out = cib.hapx(
+            &["configure"],
+            &format!("primitive p ocf:heartbeat:Dummy\n{ending}"),
+        );
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(
+            cib.text().contains("id=\"p\""),
+            "{ending:?}: {}",
+            cib.text()
+        );
+    }
+    // A script with an error still writes nothing, and says why.
+    let cib = Cib::unfenced("nocommit-error");
     let before = cib.text();
-    let out = cib.hapx(&["configure"], "primitive p ocf:heartbeat:Dummy\nquit\n");
-    assert!(out.status.success(), "{}", describe(&out));
+    let out = cib.hapx(
+        &["configure"],
+        "primitive p ocf:heartbeat:Dummy\nprimitive q\n",
+    );
+    assert!(!out.status.success());
     assert_eq!(cib.text(), before);
     assert!(String::from_utf8_lossy(&out.stderr).contains("uncommitted changes were discarded"));
 }

@@ -85,7 +85,7 @@ fn status_matches_crm_mon_on_the_scheduler_corpus() {
         for case in &cases {
             let doc = hapx_cib::xml::Document::parse(&std::fs::read_to_string(case).unwrap())
                 .expect("the case parses");
-            let ours = mon::render(&doc, &opts, mon::text::now())
+            let ours = mon::render(doc, &opts, mon::text::now())
                 .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
             assert!(ours.starts_with("Cluster Summary:\n"), "{ours}");
             let theirs = crm_mon(case, flags);

@@ -29,6 +29,7 @@ fn section_of(tag: &str) -> Option<&'static str> {
         "rsc_location" | "rsc_colocation" | "rsc_order" | "rsc_ticket" => "constraints",
         "cluster_property_set" => "crm_config",
         "tag" => "tags",
+        "alert" => "alerts",
         _ => return None,
     })
 }
@@ -49,6 +50,7 @@ pub fn kind_of(tag: &str) -> &'static str {
         "rsc_ticket" => "rsc_ticket",
         "cluster_property_set" => "property",
         "tag" => "tag",
+        "alert" => "alert",
         "op" => "op",
         _ => "object",
     }
@@ -114,14 +116,24 @@ impl Config {
     }
 
     fn check_new_id(&self, tag: &str, id: &str) -> Result<()> {
-        if let Some(existing) = self.find(id) {
+        // Node names are a namespace of their own: crmsh lets a resource be named like a node.
+        let existing = self
+            .objects()
+            .into_iter()
+            .find(|o| o.id == id && (o.kind != "node" || tag == "node"));
+        if let Some(existing) = existing {
             return fail(format!(
                 "Cannot create {} with ID '{id}': Found existing {} with same ID.",
                 kind_of(tag),
                 existing.kind
             ));
         }
-        if self.ids().is_used(id) {
+        let a_nodes_name = tag != "node"
+            && self
+                .objects()
+                .iter()
+                .any(|o| o.kind == "node" && o.id == id);
+        if self.ids().is_used(id) && !a_nodes_name {
             return fail(format!("id {id} is already in use"));
         }
         if !valid_id(id) && tag != "node" {

@@ -114,6 +114,7 @@ pub fn parse(tokens: &[String]) -> Result<Element> {
         "monitor" => p.monitor()?,
         "property" | "rsc_defaults" | "op_defaults" => p.property()?,
         "tag" => p.tag()?,
+        "alert" => p.alert()?,
         "fencing_topology" | "fencing-topology" => p.fencing_topology()?,
         _ => return Err(p.err_at(Some(&keyword), "Unknown command", tokens.first().cloned())),
     };
@@ -1143,6 +1144,111 @@ impl Parser<'_> {
         } else {
             Ok(Element::new(kind).with_child(attrs))
         }
+    }
+
+    /// `alert ID PATH [attributes ...] [meta ...] [select fencing|nodes|resources|attributes
+    /// [{ ATTR ... }] ...] [to [{] RECIPIENT [attributes ...] [meta ...] [}] ...]`
+    /// (crmsh's `parse_alert`): recipients are numbered `ID-recipient-N`.
+    fn alert(&mut self) -> Result<Element> {
+        if self.tokens.len() < 3 {
+            return Err(self.err("Expected at least 2 arguments"));
+        }
+        self.pos = 1;
+        let id = self.identifier()?;
+        let path = self.take(|t| (!t.is_empty()).then(|| t.to_string()), "Expected path")?;
+        let mut out = Element::new("alert")
+            .with_attr("id", id.as_str())
+            .with_attr("path", path);
+        if let Some(d) = self.description() {
+            out.set_attr("description", d);
+        }
+        let sets = [
+            ("attributes", "instance_attributes"),
+            ("meta", "meta_attributes"),
+        ];
+        let mut recipients = 0;
+        let mut attribute_ids = 0;
+        while let Some(tok) = self.current().map(str::to_ascii_lowercase) {
+            match tok.as_str() {
+                "attributes" | "meta" => {
+                    self.alert_sets(&mut out, &sets, &["attributes", "meta", "to", "select"])?;
+                }
+                "select" => {
+                    self.pos += 1;
+                    let mut select = Element::new("select");
+                    while let Some(kind) = self
+                        .current()
+                        .filter(|t| matches!(*t, "nodes" | "fencing" | "resources" | "attributes"))
+                        .map(str::to_string)
+                    {
+                        self.pos += 1;
+                        let mut selector = Element::new(format!("select_{kind}"));
+                        if kind == "attributes" {
+                            if !self.try_keyword("{") {
+                                self.pos -= 1;
+                                break;
+                            }
+                            while self.current().is_some_and(|t| t != "}") {
+                                let name = self.identifier()?;
+                                selector.children.push(
+                                    Element::new("attribute")
+                                        .with_attr("name", name)
+                                        .with_attr("id", format!("{id}-{attribute_ids}"))
+                                        .into(),
+                                );
+                                attribute_ids += 1;
+                            }
+                            self.take(|t| (t == "}").then_some(()), "Expected }")?;
+                        }
+                        select.children.push(selector.into());
+                    }
+                    if !select.children.is_empty() {
+                        out.children.push(select.into());
+                    }
+                }
+                _ => {
+                    self.take(|t| ieq(t, "to").then_some(()), "Expected to")?;
+                    recipients += 1;
+                    let braced = self.try_keyword("{");
+                    let value = self.any()?;
+                    let mut r = Element::new("recipient")
+                        .with_attr("id", format!("{id}-recipient-{recipients}"))
+                        .with_attr("value", value);
+                    if let Some(d) = self.description() {
+                        r.set_attr("description", d);
+                    }
+                    let mut ends = vec!["attributes", "meta", "to"];
+                    if braced {
+                        ends.push("}");
+                    }
+                    self.alert_sets(&mut r, &sets, &ends)?;
+                    if braced {
+                        self.take(|t| (t == "}").then_some(()), "Expected }")?;
+                    }
+                    out.children.push(r.into());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keyword-led attribute sets (`attributes n=v ...`, `meta n=v ...`) up to `terminators`.
+    fn alert_sets(
+        &mut self,
+        out: &mut Element,
+        map: &[(&str, &str)],
+        terminators: &[&str],
+    ) -> Result<()> {
+        while let Some(tag) = self.try_take(|t| {
+            map.iter()
+                .find(|(k, _)| ieq(k, t))
+                .map(|(_, tag)| tag.to_string())
+        }) {
+            if let Some(list) = self.attr_list(&tag, true, terminators)? {
+                out.children.push(list.into());
+            }
+        }
+        Ok(())
     }
 
     fn tag(&mut self) -> Result<Element> {

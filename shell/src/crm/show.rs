@@ -31,6 +31,7 @@ pub fn rank(kind: &str) -> u32 {
         "property" => 11,
         "rsc_defaults" => 12,
         "op_defaults" => 13,
+        "alert" => 14,
         _ => 1000,
     }
 }
@@ -52,6 +53,7 @@ pub fn objects(configuration: &Element) -> Vec<Object<'_>> {
             "rsc_defaults" => push_kind(&mut out, section, "meta_attributes", "rsc_defaults"),
             "op_defaults" => push_kind(&mut out, section, "meta_attributes", "op_defaults"),
             "tags" => push_kind(&mut out, section, "tag", "tag"),
+            "alerts" => push_kind(&mut out, section, "alert", "alert"),
             "fencing-topology" => out.push(Object {
                 kind: "fencing_topology",
                 id: "fencing_topology",
@@ -136,7 +138,7 @@ fn is_id_refd(cib: &Element, tag: &str, id: &str) -> bool {
         .any(|e| e.name == tag && e.attr("id-ref") == Some(id))
 }
 
-fn cli_nvpair(nvp: &Element, cib: &Element) -> String {
+fn cli_nvpair(nvp: &Element) -> String {
     let name = nvp.attr("name");
     if let Some(idref) = nvp.attr("id-ref") {
         return match name {
@@ -144,11 +146,9 @@ fn cli_nvpair(nvp: &Element, cib: &Element) -> String {
             None => format!("@{idref}"),
         };
     }
-    let formatted = nvpair_format(name.unwrap_or_default(), nvp.attr("value"));
-    match nvp.id() {
-        Some(id) if is_id_refd(cib, "nvpair", id) => format!("${id}:{formatted}"),
-        _ => formatted,
-    }
+    // crmsh would print `$id:` for a referenced nvpair, but it never records references to
+    // nvpairs (only to attribute sets, rules and operations), so `name=value` it is.
+    nvpair_format(name.unwrap_or_default(), nvp.attr("value"))
 }
 
 fn cli_format(lines: &[String]) -> String {
@@ -261,7 +261,7 @@ fn attr_set_str(keyword: &str, set: &Element, cib: &Element) -> String {
         ret.push_str(&format!("rule {} ", cli_rule(c, cib)));
     }
     for c in set.children_named("nvpair") {
-        ret.push_str(&cli_nvpair(c, cib));
+        ret.push_str(&cli_nvpair(c));
         ret.push(' ');
     }
     ret.trim_end_matches(' ').to_string()
@@ -313,6 +313,7 @@ pub fn object_cli(o: &Object<'_>, cib: &Element) -> String {
             l.join(" ")
         }
         "fencing_topology" => return fencing_cli(e, cib),
+        "alert" => format!("alert {} \"{}\"", o.id, e.attr("path").unwrap_or_default()),
         _ => format!("xml {}", e.id().unwrap_or_default()),
     };
     let mut lines = vec![head];
@@ -353,7 +354,44 @@ fn child_cli(kind: &str, c: &Element, cib: &Element) -> Option<String> {
         ("property" | "rsc_defaults" | "op_defaults", "rule") => {
             Some(format!("rule {}", cli_rule(c, cib)))
         }
-        ("property" | "rsc_defaults" | "op_defaults", "nvpair") => Some(cli_nvpair(c, cib)),
+        ("property" | "rsc_defaults" | "op_defaults", "nvpair") => Some(cli_nvpair(c)),
+        ("alert", "select") => {
+            let mut l = vec!["select".to_string()];
+            for sel in c.elements() {
+                let kind = sel.name.strip_prefix("select_").unwrap_or(&sel.name);
+                l.push(kind.to_string());
+                if kind == "attributes" {
+                    let names: Vec<&str> = sel
+                        .children_named("attribute")
+                        .filter_map(|a| a.attr("name"))
+                        .collect();
+                    l.push(format!("{{ {} }}", names.join(" ")));
+                }
+            }
+            Some(l.join(" "))
+        }
+        ("alert", "recipient") => {
+            let mut l = vec![format!(
+                "to {}",
+                quote_wrap(c.attr("value").unwrap_or_default())
+            )];
+            l.extend(
+                c.elements().filter_map(|set| {
+                    alert_set_keyword(&set.name).map(|k| attr_set_str(k, set, cib))
+                }),
+            );
+            Some(l.join(" "))
+        }
+        ("alert", tag) => alert_set_keyword(tag).map(|k| attr_set_str(k, c, cib)),
+        _ => None,
+    }
+}
+
+/// The keyword of an attribute set of an alert or a recipient.
+fn alert_set_keyword(tag: &str) -> Option<&'static str> {
+    match tag {
+        "instance_attributes" => Some("attributes"),
+        "meta_attributes" => Some("meta"),
         _ => None,
     }
 }

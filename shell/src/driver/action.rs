@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hapx_agents::exec::{self, Invocation, Termination};
 use hapx_cib::model::{Cib, OpConfig, Primitive, parse_interval_ms};
 
-use super::digest::op_digest;
 use super::history::{OpResult, exec_status};
+use hapx_cib::digest::operation_digest;
 
 /// Pacemaker's default operation timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -89,12 +89,9 @@ pub struct OpRequest<'a> {
 
 impl OpRequest<'_> {
     fn digest(&self) -> String {
-        op_digest(
-            self.p
-                .params
-                .0
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str())),
+        operation_digest(
+            self.p,
+            self.task,
             self.interval_ms,
             self.timeout.as_millis() as u64,
         )

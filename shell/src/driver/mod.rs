@@ -12,7 +12,6 @@
 //! - [`action`]: one operation through the executor (agent path, parameters, timeout, outcome).
 //! - [`history`]: the status section as the controller writes it (`lrm_rsc_op`, fail counts,
 //!   `resource cleanup`).
-//! - [`digest`]: Pacemaker's operation digests.
 //! - [`inflight`]: waiting for the operations a killed driver left running.
 //! - [`store`]: locked read-modify-write of the CIB file.
 //! - [`lock`]: one driver per CIB.
@@ -24,7 +23,6 @@
 
 pub mod action;
 pub mod control;
-pub mod digest;
 pub mod history;
 pub mod inflight;
 pub mod lock;

@@ -4,7 +4,10 @@
 //! Each request runs in its own thread (connect, read the backend's answer until EOF), so a
 //! request hanging on a dead node does not delay the next one: the measurement's resolution
 //! is the interval, not the timeout. An outage is the time from the start of the first failed
-//! request to the start of the next answered one.
+//! request to the moment the client is served again: the earliest completion among the answered
+//! requests that follow. (Not the next answered request's start: a connect waiting for the
+//! VIP's neighbour entry to resolve is sent, and answered, only once the new node announces
+//! the address, so a request started during the outage may be served well after its start.)
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
@@ -17,6 +20,8 @@ use std::time::{Duration, Instant};
 pub struct Sample {
     /// When it started, from the probe's start.
     pub start: Duration,
+    /// When it was answered or failed, from the probe's start.
+    pub end: Duration,
     /// The backend's answer, or `None` when the request failed.
     pub answer: Option<String>,
     /// Why it failed (connect refused, timed out, no answer).
@@ -28,7 +33,8 @@ pub struct Sample {
 pub struct Outage {
     /// The start of the first failed request.
     pub from: Duration,
-    /// The start of the next answered request; `None` when none was answered before the end.
+    /// When the client was served again (the earliest completion of the answered requests that
+    /// follow); `None` when none was answered before the end.
     pub to: Option<Duration>,
     /// How many requests failed in it.
     pub failed: usize,
@@ -95,6 +101,7 @@ pub fn run(options: ProbeOptions, mut on_sample: impl FnMut(&Sample)) -> Vec<Sam
             };
             let _ = tx.send(Sample {
                 start,
+                end: began.elapsed(),
                 answer,
                 error,
             });
@@ -133,7 +140,7 @@ pub fn wait_served(target: SocketAddr, timeout: Duration) -> Option<String> {
 pub fn outages(samples: &[Sample]) -> Vec<Outage> {
     let mut found = Vec::new();
     let mut current: Option<Outage> = None;
-    for sample in samples {
+    for (i, sample) in samples.iter().enumerate() {
         match (&mut current, sample.answer.is_some()) {
             (None, false) => {
                 current = Some(Outage {
@@ -144,7 +151,12 @@ pub fn outages(samples: &[Sample]) -> Vec<Outage> {
             }
             (Some(outage), false) => outage.failed += 1,
             (Some(outage), true) => {
-                outage.to = Some(sample.start);
+                let served_again = samples[i..]
+                    .iter()
+                    .take_while(|s| s.answer.is_some())
+                    .map(|s| s.end)
+                    .min();
+                outage.to = served_again;
                 found.push(*outage);
                 current = None;
             }
@@ -201,6 +213,7 @@ mod tests {
             .enumerate()
             .map(|(i, c)| Sample {
                 start: Duration::from_millis(50 * i as u64),
+                end: Duration::from_millis(50 * i as u64 + 2),
                 answer: (c == 'o').then(|| "kube-mast01".to_string()),
                 error: (c != 'o').then(|| "connect: refused".to_string()),
             })
@@ -215,16 +228,28 @@ mod tests {
             vec![
                 Outage {
                     from: Duration::from_millis(100),
-                    to: Some(Duration::from_millis(250)),
+                    to: Some(Duration::from_millis(252)),
                     failed: 3
                 },
                 Outage {
                     from: Duration::from_millis(350),
-                    to: Some(Duration::from_millis(400)),
+                    to: Some(Duration::from_millis(402)),
                     failed: 1
                 }
             ]
         );
+    }
+
+    #[test]
+    fn a_request_held_during_the_outage_and_served_late_ends_it_when_it_is_served() {
+        let mut samples = samples("o..oo");
+        // Started at 150 ms but waited for the address to resolve: served at 230 ms, before
+        // the request started at 200 ms was (at 202 ms, say 240 ms here).
+        samples[3].end = Duration::from_millis(230);
+        samples[4].end = Duration::from_millis(240);
+        let found = outages(&samples);
+        assert_eq!(found[0].from, Duration::from_millis(50));
+        assert_eq!(found[0].to, Some(Duration::from_millis(230)));
     }
 
     #[test]
@@ -240,7 +265,7 @@ mod tests {
         let text = report(&samples("o...o.o"));
         assert!(
             text.ends_with(
-                "summary: 7 requests, 3 answered, 4 failed, 2 outages, longest 0.150 s\n"
+                "summary: 7 requests, 3 answered, 4 failed, 2 outages, longest 0.152 s\n"
             )
         );
     }

@@ -15,6 +15,8 @@ pub mod history;
 pub mod options;
 pub mod text;
 
+use std::collections::HashMap;
+
 use hapx_cib::model::{Cib, ModelError, is_true};
 use hapx_cib::score;
 use hapx_cib::status::{self, ClusterStatus, NodeStatus, Role, RscStatus};
@@ -33,9 +35,9 @@ pub enum MonError {
 }
 
 /// Renders `crm_mon -1` for the CIB in `doc`, as seen at `now` (seconds since the epoch).
-pub fn render(doc: &Document, opts: &MonOptions, now: i64) -> Result<String, MonError> {
-    let cib = Cib::from_document(doc.clone())?;
-    if let Some(what) = unsupported_resources(&doc.root) {
+pub fn render(doc: Document, opts: &MonOptions, now: i64) -> Result<String, MonError> {
+    let cib = Cib::from_document(doc)?;
+    if let Some(what) = unsupported_resources(&cib.doc.root) {
         return Err(MonError::Unsupported(what));
     }
     let st = status::unpack(&cib, now);
@@ -55,9 +57,9 @@ pub fn render(doc: &Document, opts: &MonOptions, now: i64) -> Result<String, Mon
 }
 
 /// `crm_resource --list`: every resource with its state, without nodes.
-pub fn list(doc: &Document) -> Result<String, MonError> {
-    let cib = Cib::from_document(doc.clone())?;
-    if let Some(what) = unsupported_resources(&doc.root) {
+pub fn list(doc: Document) -> Result<String, MonError> {
+    let cib = Cib::from_document(doc)?;
+    if let Some(what) = unsupported_resources(&cib.doc.root) {
         return Err(MonError::Unsupported(what));
     }
     let st = status::unpack(&cib, text::now());
@@ -118,18 +120,38 @@ struct View<'a> {
     pending: Vec<history::PendingOp>,
     /// Leave nodes out of resource lines (`crm_resource --list`).
     rsc_only: bool,
+    /// Primitive and group elements by id, and resource indexes by id (looked up per line).
+    elements: HashMap<&'a str, &'a Element>,
+    indexes: HashMap<&'a str, usize>,
 }
 
 impl<'a> View<'a> {
     fn new(cib: &'a Cib, st: &'a ClusterStatus, rsc_only: bool) -> View<'a> {
         let failed = history::failed_ops(cib, st);
         let pending = history::pending_ops(cib);
+        let elements = cib
+            .doc
+            .root
+            .path(&["configuration", "resources"])
+            .into_iter()
+            .flat_map(|r| r.descendants())
+            .filter(|e| matches!(e.name.as_str(), "primitive" | "group"))
+            .filter_map(|e| Some((e.id()?, e)))
+            .collect();
+        let indexes = st
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
         View {
             cib,
             st,
             failed,
             pending,
             rsc_only,
+            elements,
+            indexes,
         }
     }
 
@@ -226,10 +248,7 @@ impl<'a> View<'a> {
     }
 
     fn rsc_element(&self, id: &str) -> Option<&'a Element> {
-        let resources = self.cib.doc.root.path(&["configuration", "resources"])?;
-        resources
-            .descendants()
-            .find(|e| e.id() == Some(id) && matches!(e.name.as_str(), "primitive" | "group"))
+        self.elements.get(id).copied()
     }
 
     fn node_list(&self, out: &mut String) {
@@ -355,7 +374,7 @@ impl<'a> View<'a> {
     }
 
     fn index(&self, id: &str) -> Option<usize> {
-        self.st.resources.iter().position(|r| r.id == id)
+        self.indexes.get(id).copied()
     }
 
     /// `native_active(rsc, TRUE)`.

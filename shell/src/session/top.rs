@@ -3,7 +3,8 @@
 //! Resource and node commands change the CIB the way Pacemaker's own tools do (`crm_resource
 //! --meta`, `crm_resource --move`, `crm_attribute -t nodes`), through the session's backend, and
 //! commit at once; on a live cluster the commit goes through `cibadmin`. `status` is `crm_mon -1`
-//! (on a file CIB, `crm_mon` reads that file), as in crmsh.
+//! on a live cluster, as in crmsh; on a file CIB (the embedded cluster, `CIB_file`) hapx renders
+//! the same text itself ([`crate::mon`]), as it does `resource status`, so no Pacemaker is needed.
 
 use std::path::Path;
 use std::process::Command;
@@ -27,7 +28,7 @@ impl Session {
             Err(e) => return self.error(&e),
         };
         let Some(doc) = self.load_now() else { return };
-        match mon::render(&doc, &opts, mon::text::now()) {
+        match mon::render(doc, &opts, mon::text::now()) {
             Ok(text) => self.print(&text),
             // Clones and bundles: crm_mon renders them when it is installed.
             Err(mon::MonError::Unsupported(what)) if crm_mon_installed() => {
@@ -354,7 +355,7 @@ impl Session {
     fn resource_status_file(&mut self, ids: &[&str]) {
         let Some(doc) = self.load_now() else { return };
         if ids.is_empty() {
-            match mon::list(&doc) {
+            match mon::list(doc) {
                 Ok(text) => self.print(&text),
                 Err(e) => self.error(&format!("resource status: {e}")),
             }
