@@ -29,6 +29,10 @@ pub struct Synapse {
 pub fn graph(t: &Transition) -> Vec<Synapse> {
     let mut order: Vec<usize> = Vec::new();
     for &r in &t.order {
+        // A group's own actions come before its members', newest first.
+        if let Some((_, ids)) = t.group_actions.iter().find(|(first, _)| *first == r) {
+            order.extend(ids.iter().rev().copied().filter(|&a| t.in_graph(&t.actions[a])));
+        }
         order.extend(
             t.by_rsc[r]
                 .iter()
@@ -40,7 +44,7 @@ pub fn graph(t: &Transition) -> Vec<Synapse> {
     let mut others: Vec<usize> = t
         .actions
         .iter()
-        .filter(|a| a.rsc.is_none() && t.in_graph(a))
+        .filter(|a| a.rsc.is_none() && !matches!(a.task, Task::Group(_)) && t.in_graph(a))
         .map(|a| a.id)
         .collect();
     others.reverse();

@@ -46,6 +46,9 @@ pub enum Task {
     OneOrMore(String),
     /// Reloading changed parameters without a restart (`reload-agent`).
     Reload,
+    /// A group's pseudo-action, by its key (`GRP_start_0`, `GRP_running_0`, `GRP_stop_0`,
+    /// `GRP_stopped_0`).
+    Group(String),
 }
 
 impl Task {
@@ -64,6 +67,7 @@ impl Task {
             Task::LoadStopped => "load_stopped",
             Task::OneOrMore(name) => name,
             Task::Reload => "reload-agent",
+            Task::Group(key) => key,
         }
     }
 
@@ -91,6 +95,9 @@ pub struct Action {
     /// The rc the action is expected to return (7 for a probe of a stopped resource).
     pub target_rc: i32,
     pub migrate_runnable: bool,
+    /// Shown in the graph even while optional (`pe_action_print_always`): a group's
+    /// pseudo-action whose members act.
+    pub print_always: bool,
 }
 
 /// Ordering flags (Pacemaker's `pe_order_*` that matter here).
@@ -110,6 +117,10 @@ pub mod flags {
     pub const NO_CREATE: u32 = 1 << 9;
     /// An input of a one-or-more pseudo-action.
     pub const ONE_OR_MORE: u32 = 1 << 10;
+    /// A required "then" makes "first" shown in the graph (`pe_order_implies_first_printed`).
+    pub const IMPLIES_FIRST_PRINTED: u32 = 1 << 11;
+    /// A required "first" makes "then" shown in the graph (`pe_order_implies_then_printed`).
+    pub const IMPLIES_THEN_PRINTED: u32 = 1 << 12;
 }
 
 /// A resolved ordering between two actions.
@@ -165,12 +176,15 @@ pub struct Transition {
     pub scores: Vec<Vec<Option<i32>>>,
     /// Human-readable contributions to each resource's scores.
     pub explanations: Vec<Vec<String>>,
+    /// Each group's pseudo-actions (start, running, stop, stopped), by the group's first
+    /// member: the graph lists them before the members' actions.
+    pub group_actions: Vec<(usize, Vec<usize>)>,
 }
 
 impl Transition {
     /// Whether an action goes into the transition graph.
     pub fn in_graph(&self, a: &Action) -> bool {
-        if !a.runnable || a.optional {
+        if !a.runnable || (a.optional && !a.print_always) {
             return false;
         }
         if let Some(r) = a.rsc {
@@ -218,6 +232,7 @@ pub fn schedule(cib: &Cib, status: ClusterStatus) -> Transition {
     s.create_probes();
     for r in s.order.clone() {
         s.create_rsc_actions(r);
+        s.create_group_actions(r);
     }
     s.apply_quorum();
     s.schedule_fencing_and_shutdowns();
@@ -236,6 +251,8 @@ struct Scheduler<'a> {
     /// Each resource's actions by task, oldest first.
     by_task: HashMap<(usize, Task), Vec<usize>>,
     index: HashMap<(Option<usize>, Task, Option<usize>), usize>,
+    /// Each group's pseudo-actions, by the group's first member.
+    group_actions: Vec<(usize, Vec<usize>)>,
     /// Starts required before placement (definition changes), by resource: each takes the
     /// node of the first start asked for, as Pacemaker's unassigned actions do.
     unassigned_starts: HashMap<usize, usize>,
@@ -291,6 +308,7 @@ impl<'a> Scheduler<'a> {
             by_task: HashMap::new(),
             index: HashMap::new(),
             unassigned_starts: HashMap::new(),
+            group_actions: Vec::new(),
             specs: Vec::new(),
             orderings: Vec::new(),
             allowed: vec![vec![None; nn]; nr],
@@ -1426,6 +1444,7 @@ impl<'a> Scheduler<'a> {
             needs,
             target_rc: 0,
             migrate_runnable: false,
+            print_always: false,
         };
         if let Some(r) = rsc {
             self.set_runnable(&mut a, r);
@@ -1797,6 +1816,76 @@ impl<'a> Scheduler<'a> {
         if allow_migrate {
             if let Some(c) = current {
                 self.create_migration(r, c, partial_continue);
+            }
+        }
+    }
+
+    /// `pcmk__group_create_actions` and `pcmk__group_internal_constraints`: once its last
+    /// member's actions exist, a group gets its start, running, stop and stopped
+    /// pseudo-actions, ordered around its members' starts and stops. They stay optional
+    /// (and out of the graph) unless a member starts or stops.
+    fn create_group_actions(&mut self, last: usize) {
+        let Some(g) = self.st.configs[last].group.clone() else {
+            return;
+        };
+        let Some(group) = self.cib.groups.iter().find(|x| x.id == g) else {
+            return;
+        };
+        let members: Vec<usize> = group
+            .members
+            .iter()
+            .filter_map(|m| self.rsc_index(m))
+            .collect();
+        if members.last() != Some(&last) {
+            return;
+        }
+        let ordered = group.ordered;
+        let pseudo = |s: &mut Self, op: &str| {
+            let id = s.action(None, Task::Group(format!("{g}_{op}_0")), None, true);
+            s.actions[id].pseudo = true;
+            s.actions[id].runnable = true;
+            id
+        };
+        let start = pseudo(self, "start");
+        let running = pseudo(self, "running");
+        let stop = pseudo(self, "stop");
+        let stopped = pseudo(self, "stopped");
+        self.group_actions
+            .push((members[0], vec![start, running, stop, stopped]));
+        let own = [
+            (stopped, start, flags::OPTIONAL),
+            (start, running, flags::RUNNABLE_LEFT),
+            (stop, stopped, flags::RUNNABLE_LEFT),
+        ];
+        for (first, then, f) in own {
+            self.specs.push(OrderSpec {
+                first: Side::Action(first),
+                then: Side::Action(then),
+                flags: f | flags::NO_CREATE,
+            });
+        }
+        for (i, &m) in members.iter().enumerate() {
+            let stopped_flags = if i == 0 && ordered {
+                flags::IMPLIES_THEN
+            } else {
+                flags::IMPLIES_THEN_PRINTED
+            };
+            let member_specs = [
+                (Side::Action(stop), Side::Rsc(m, Task::Stop), flags::IMPLIES_FIRST_PRINTED),
+                (Side::Rsc(m, Task::Stop), Side::Action(stopped), stopped_flags),
+                (
+                    Side::Rsc(m, Task::Start),
+                    Side::Action(running),
+                    flags::RUNNABLE_LEFT | flags::IMPLIES_THEN | flags::IMPLIES_THEN_PRINTED,
+                ),
+                (
+                    Side::Action(start),
+                    Side::Rsc(m, Task::Start),
+                    flags::IMPLIES_THEN | flags::RUNNABLE_LEFT | flags::IMPLIES_FIRST_PRINTED,
+                ),
+            ];
+            for (first, then, f) in member_specs {
+                self.specs.push(OrderSpec { first, then, flags: f });
             }
         }
     }
@@ -2508,6 +2597,20 @@ impl<'a> Scheduler<'a> {
             self.set_flag_reason(t, f, "required");
             changed = true;
         }
+        if o.flags & flags::IMPLIES_FIRST_PRINTED != 0
+            && !self.actions[t].optional
+            && !self.actions[f].print_always
+        {
+            self.actions[f].print_always = true;
+            changed = true;
+        }
+        if o.flags & flags::IMPLIES_THEN_PRINTED != 0
+            && !self.actions[f].optional
+            && !self.actions[t].print_always
+        {
+            self.actions[t].print_always = true;
+            changed = true;
+        }
         if o.flags & flags::RESTART != 0 {
             let then = Snapshot::of(&self.actions[t]);
             let managed = then.rsc.is_some_and(|r| self.managed[r]);
@@ -2563,6 +2666,7 @@ impl<'a> Scheduler<'a> {
             by_rsc: self.by_rsc,
             order: self.order,
             orderings: self.orderings,
+            group_actions: self.group_actions,
             status: {
                 let mut st = self.st;
                 for (r, m) in self.managed.iter().enumerate() {

@@ -1366,7 +1366,7 @@ impl<'a> Unpacker<'a> {
             return; // stopped
         }
         let maintenance = self.resources[r].maintenance || self.nodes[node].maintenance;
-        for op in ops.iter().skip(start_index.max(0) as usize) {
+        for (i, op) in ops.iter().enumerate().skip(start_index.max(0) as usize) {
             let one_time = matches!(
                 op.task.as_str(),
                 "monitor" | "start" | "promote" | "migrate_from"
@@ -1374,7 +1374,8 @@ impl<'a> Unpacker<'a> {
             if (op.interval_ms == 0 && !one_time) || (op.interval_ms > 0 && maintenance) {
                 continue;
             }
-            if let Some(response) = self.check_action_config(r, node, op) {
+            let implied_start = i as i64 == start_index;
+            if let Some(response) = self.check_action_config(r, node, op, implied_start) {
                 let clear_failcount = self.failcount(r, node, None, true).0 != 0;
                 self.definition_changes.push(DefinitionChange {
                     rsc: r,
@@ -1393,6 +1394,7 @@ impl<'a> Unpacker<'a> {
         r: usize,
         node: usize,
         op: &OpRecord<'_>,
+        implied_start: bool,
     ) -> Option<ChangeResponse> {
         let config = &self.configs[r];
         let configured = config
@@ -1421,10 +1423,11 @@ impl<'a> Unpacker<'a> {
             ChangeResponse::Reschedule(op.interval_ms)
         } else if reload {
             ChangeResponse::Reload
-        } else if op.task == "start" || op.task == "monitor" {
+        } else if op.task == "start" || (op.task == "monitor" && implied_start) {
             // force_restart requires the action with the operation's own key: a start, or the
-            // probe that found the resource running; either way Pacemaker restarts it
-            // (its regression case params-5 is a changed probe).
+            // probe that found the resource running (and so stands for its start); either way
+            // Pacemaker restarts it (its regression case params-5 is a changed probe, while a
+            // changed probe that found it stopped changes nothing in group-anticolocation).
             ChangeResponse::Restart
         } else {
             ChangeResponse::None
