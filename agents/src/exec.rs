@@ -290,9 +290,18 @@ mod tests {
         assert!(out.duration < Duration::from_secs(5), "{:?}", out.duration);
         let grandchild = std::fs::read_to_string(&marker).unwrap();
         let proc = format!("/proc/{}/status", grandchild.trim());
-        // The grandchild was killed with the group (it may linger as a zombie of init).
-        let state = std::fs::read_to_string(proc).unwrap_or_default();
-        assert!(state.is_empty() || state.contains("State:\tZ"), "{state}");
+        // The grandchild was killed with the group (it may linger as a zombie of init). The
+        // signal is delivered at once but the process takes a moment to exit: poll briefly.
+        let gone = |state: &str| state.is_empty() || state.contains("State:\tZ");
+        let mut state = std::fs::read_to_string(&proc).unwrap_or_default();
+        for _ in 0..200 {
+            if gone(&state) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            state = std::fs::read_to_string(&proc).unwrap_or_default();
+        }
+        assert!(gone(&state), "{state}");
     }
 
     #[test]

@@ -18,7 +18,19 @@ fn main() {
         };
         let options = hapx_cib::simulate::Options { now, execute: true };
         match hapx_cib::simulate::simulate(&text, options) {
-            Ok(outcome) => print!("{}", outcome.text),
+            Ok(outcome) => {
+                print!("{}", outcome.text);
+                // HAPX_DUMP_ACTIONS=1 also lists every action and ordering (debugging aid).
+                if std::env::var_os("HAPX_DUMP_ACTIONS").is_some() {
+                    let t = &outcome.transition;
+                    for a in &t.actions {
+                        eprintln!("{} {} {:?}", a.id, hapx_cib::execute::action_key(t, a), a);
+                    }
+                    for o in &t.orderings {
+                        eprintln!("{} -> {} flags {:#x}", o.first, o.then, o.flags);
+                    }
+                }
+            }
             Err(e) => eprintln!("{path}: {e}"),
         }
     }

@@ -166,6 +166,18 @@ pub fn compare<'a>(
         .attr("interval")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    compare_with_interval(op, params, op_params, interval_ms, timeout_ms)
+}
+
+/// [`compare`] with the interval the digest is computed for given: 0 (no timeout hashed) for
+/// a recurring operation that is no longer configured and enabled, as Pacemaker finds it.
+pub fn compare_with_interval<'a>(
+    op: &Element,
+    params: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    op_params: bool,
+    interval_ms: u64,
+    timeout_ms: u64,
+) -> DigestMatch {
     if let Some(recorded) = op.attr("op-restart-digest") {
         let force = op.attr("op-force-restart").unwrap_or("");
         if restart_digest(params.clone(), interval_ms, timeout_ms, force) != recorded {

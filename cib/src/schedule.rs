@@ -137,6 +137,8 @@ enum Side {
     Action(usize),
     /// Every action of the resource with this task (any node).
     Rsc(usize, Task),
+    /// A group's pseudo-action by its key (`GRP_running_0`), once it exists.
+    Group(String),
 }
 
 #[derive(Debug, Clone)]
@@ -361,6 +363,54 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// A group's side of an ordering as its pseudo-action: the group's start or stop when it
+    /// comes second, its running or stopped when it comes first (Pacemaker orders the group's
+    /// own actions). The members it stands for carry the ordering's effect; this link (which
+    /// changes no flags) gives the transition graph the group's inputs, so actions run in
+    /// Pacemaker's order.
+    fn group_graph_link(
+        &mut self,
+        first_id: &str,
+        first_task: &Task,
+        first: usize,
+        then_id: &str,
+        then_task: &Task,
+        then: usize,
+    ) {
+        let is_group = |id: &str| self.cib.groups.iter().any(|g| g.id == id);
+        let (first_group, then_group) = (is_group(first_id), is_group(then_id));
+        if !first_group && !then_group {
+            return;
+        }
+        let group_side = |id: &str, task: &Task, as_first: bool| -> Option<Side> {
+            let op = match (task, as_first) {
+                (Task::Start, true) => "running",
+                (Task::Stop, true) => "stopped",
+                (Task::Start, false) => "start",
+                (Task::Stop, false) => "stop",
+                _ => return None,
+            };
+            Some(Side::Group(format!("{id}_{op}_0")))
+        };
+        let first_side = if first_group {
+            group_side(first_id, first_task, true)
+        } else {
+            Some(Side::Rsc(first, first_task.clone()))
+        };
+        let then_side = if then_group {
+            group_side(then_id, then_task, false)
+        } else {
+            Some(Side::Rsc(then, then_task.clone()))
+        };
+        if let (Some(first), Some(then)) = (first_side, then_side) {
+            self.specs.push(OrderSpec {
+                first,
+                then,
+                flags: flags::OPTIONAL | flags::NO_CREATE,
+            });
+        }
+    }
+
     /// The member standing for `id` in an ordering: a group has started once its last member
     /// has and starts with its first; it stops with its last member and has stopped once its
     /// first has.
@@ -467,6 +517,21 @@ impl<'a> Scheduler<'a> {
                 });
             }
         }
+        // Between groups, the same orderings link the groups' own pseudo-actions in the graph.
+        for c in &cib.colocations {
+            if c.score > -INFINITY {
+                continue;
+            }
+            for (a, b) in [(&c.rsc, &c.with_rsc), (&c.with_rsc, &c.rsc)] {
+                let (Some(first), Some(then)) = (
+                    self.order_member(a, &Task::Stop, true),
+                    self.order_member(b, &Task::Start, false),
+                ) else {
+                    continue;
+                };
+                self.group_graph_link(a, &Task::Stop, first, b, &Task::Start, then);
+            }
+        }
         for (i, c) in self.colocs.iter().enumerate() {
             self.this_with[c.dependent].push(i);
             self.with_this[c.primary].push(i);
@@ -524,6 +589,7 @@ impl<'a> Scheduler<'a> {
                 then: Side::Rsc(then, ta.clone()),
                 flags: kind_flags(&o.first_action, symmetry),
             });
+            self.group_graph_link(&o.first, &fa, first, &o.then, &ta, then);
 
             if o.symmetrical {
                 let (Some(fi), Some(ti)) = (invert(&fa), invert(&ta)) else {
@@ -540,6 +606,7 @@ impl<'a> Scheduler<'a> {
                     then: Side::Rsc(then, fi.clone()),
                     flags: kind_flags(&o.then_action, Symmetry::Inverse),
                 });
+                self.group_graph_link(&o.then, &ti, first, &o.first, &fi, then);
             }
         }
         // Sets where any one member will do: a pseudo-action collects them.
@@ -573,49 +640,64 @@ impl<'a> Scheduler<'a> {
                 }
             }
         }
-        // A group's members start one after the other and stop in reverse.
-        for g in &cib.groups {
-            if !g.ordered {
-                continue;
-            }
-            let members: Vec<usize> = g.members.iter().filter_map(|m| self.rsc_index(m)).collect();
-            for pair in members.windows(2) {
-                self.specs.push(OrderSpec {
-                    first: Side::Rsc(pair[0], Task::Start),
-                    then: Side::Rsc(pair[1], Task::Start),
-                    flags: flags::IMPLIES_THEN | flags::RUNNABLE_LEFT,
-                });
-                self.specs.push(OrderSpec {
-                    first: Side::Rsc(pair[1], Task::Stop),
-                    then: Side::Rsc(pair[0], Task::Stop),
-                    flags: flags::IMPLIES_FIRST,
-                });
-            }
-        }
-        // Internal constraints: stop before start (a restart), for managed resources; a
-        // contained resource starts after and stops before its container.
+        // Internal constraints, resource by resource: a group's members start one after the
+        // other and stop in reverse; stop before start (a restart), for managed resources, and
+        // their containers. Interleaved so that a member's start created for a later ordering
+        // is not yet there for its own stop-before-start, as in Pacemaker.
         for r in 0..self.st.resources.len() {
-            if !self.managed[r] {
-                continue;
-            }
-            self.specs.push(OrderSpec {
-                first: Side::Rsc(r, Task::Stop),
-                then: Side::Rsc(r, Task::Start),
-                flags: flags::IMPLIES_THEN | flags::RESTART,
-            });
-            let container = self.st.configs[r].meta.get("container").map(str::to_string);
-            if let Some(c) = container.and_then(|c| self.rsc_index(&c)) {
+            if let Some(prev) = self.previous_group_member(r) {
                 self.specs.push(OrderSpec {
-                    first: Side::Rsc(c, Task::Start),
+                    first: Side::Rsc(prev, Task::Start),
                     then: Side::Rsc(r, Task::Start),
                     flags: flags::IMPLIES_THEN | flags::RUNNABLE_LEFT,
                 });
                 self.specs.push(OrderSpec {
                     first: Side::Rsc(r, Task::Stop),
-                    then: Side::Rsc(c, Task::Stop),
+                    then: Side::Rsc(prev, Task::Stop),
                     flags: flags::IMPLIES_FIRST,
                 });
             }
+            if self.managed[r] {
+                self.specs.push(OrderSpec {
+                    first: Side::Rsc(r, Task::Stop),
+                    then: Side::Rsc(r, Task::Start),
+                    flags: flags::IMPLIES_THEN | flags::RESTART,
+                });
+                self.container_orderings(r);
+            }
+        }
+    }
+
+    /// The member before `r` in its ordered group, if any.
+    fn previous_group_member(&self, r: usize) -> Option<usize> {
+        let g = self.st.configs[r].group.as_deref()?;
+        let group = self.cib.groups.iter().find(|x| x.id == g)?;
+        if !group.ordered {
+            return None;
+        }
+        let members: Vec<usize> = group
+            .members
+            .iter()
+            .filter_map(|m| self.rsc_index(m))
+            .collect();
+        let at = members.iter().position(|&m| m == r)?;
+        at.checked_sub(1).map(|i| members[i])
+    }
+
+    /// A contained resource starts after and stops before its container.
+    fn container_orderings(&mut self, r: usize) {
+        let container = self.st.configs[r].meta.get("container").map(str::to_string);
+        if let Some(c) = container.and_then(|c| self.rsc_index(&c)) {
+            self.specs.push(OrderSpec {
+                first: Side::Rsc(c, Task::Start),
+                then: Side::Rsc(r, Task::Start),
+                flags: flags::IMPLIES_THEN | flags::RUNNABLE_LEFT,
+            });
+            self.specs.push(OrderSpec {
+                first: Side::Rsc(r, Task::Stop),
+                then: Side::Rsc(c, Task::Stop),
+                flags: flags::IMPLIES_FIRST,
+            });
         }
     }
 
@@ -2260,6 +2342,11 @@ impl<'a> Scheduler<'a> {
     fn side_actions(&mut self, side: &Side, create: bool) -> Vec<usize> {
         match side {
             Side::Action(id) => vec![*id],
+            Side::Group(key) => self
+                .index
+                .get(&(None, Task::Group(key.clone()), None))
+                .map(|&id| vec![id])
+                .unwrap_or_default(),
             Side::Rsc(r, task) => {
                 let found: Vec<usize> = self
                     .by_task
@@ -2295,9 +2382,12 @@ impl<'a> Scheduler<'a> {
             let then_rsc = match &spec.then {
                 Side::Rsc(r, _) => Some(*r),
                 Side::Action(a) => self.actions[*a].rsc,
+                Side::Group(_) => None,
             };
-            // The constraint counts here even when the stop itself does not exist.
-            if let Some(a) = first_rsc {
+            // The constraint counts here even when the stop itself does not exist (a group's
+            // graph link is not a constraint of its own).
+            let graph_link = matches!(spec.then, Side::Group(_));
+            if let Some(a) = first_rsc.filter(|_| !graph_link) {
                 if then_rsc != Some(a) && !thens.is_empty() {
                     stops_first.push((a, thens.clone(), spec.flags & flags::SAME_NODE));
                 }

@@ -872,6 +872,28 @@ impl<'a> Unpacker<'a> {
                 expired = false;
             }
         }
+        // A failure recorded under parameters that have changed since no longer counts (its
+        // fail count is cleared with the other definition changes, after the cancellations).
+        let last_failure = op.xml.id().is_some_and(|id| id.contains("last_failure"));
+        if !expired
+            && last_failure
+            && matches!(op.task.as_str(), "start" | "monitor")
+            && self.params_comparable(r)
+            && !matches!(
+                self.digest_change(r, op),
+                DigestMatch::Match | DigestMatch::Unknown
+            )
+        {
+            let change = DefinitionChange {
+                rsc: r,
+                node,
+                response: ChangeResponse::None,
+                clear_failcount: true,
+            };
+            if !self.definition_changes.contains(&change) {
+                self.definition_changes.push(change);
+            }
+        }
         if clear {
             let action = EarlyAction::ClearFailcount { rsc: r, node };
             if !self.early.contains(&action) {
@@ -886,10 +908,12 @@ impl<'a> Unpacker<'a> {
 
     fn configured_on_fail(&self, r: usize, task: &str, interval_ms: u64) -> OnFail {
         let p = &self.configs[r];
+        // custom_action finds the operation's configuration disabled or not, so a disabled
+        // monitor's on-fail still applies to its past failures.
         let configured = p
             .ops
             .iter()
-            .find(|o| o.name == task && o.interval_ms == interval_ms && o.enabled)
+            .find(|o| o.name == task && o.interval_ms == interval_ms)
             .and_then(|o| o.on_fail.as_deref())
             .or_else(|| self.cib.op_defaults.get("on-fail"))
             .and_then(OnFail::parse);
@@ -1404,14 +1428,7 @@ impl<'a> Unpacker<'a> {
         if op.interval_ms > 0 && configured.is_none() {
             return None;
         }
-        let timeout_ms = configured
-            .and_then(|o| o.attrs.get("timeout"))
-            .and_then(parse_interval_ms)
-            .unwrap_or_else(|| default_timeout_ms(self.cib));
-        let params = digest::operation_params(config, &op.task, op.interval_ms);
-        let own_params = digest::op_config(config, &op.task, op.interval_ms)
-            .is_some_and(|o| !o.params.0.is_empty());
-        let change = digest::compare(op.xml, params.iter().copied(), own_params, timeout_ms);
+        let change = self.digest_change(r, op);
         if change == DigestMatch::Match {
             return None;
         }
@@ -1432,6 +1449,36 @@ impl<'a> Unpacker<'a> {
         } else {
             ChangeResponse::None
         })
+    }
+
+    /// `rsc_action_digest_cmp` of a recorded operation against the resource's definition. An
+    /// operation hashes with its configured timeout only when it is configured and enabled
+    /// (Pacemaker finds no interval for a disabled one, so it leaves the timeout out).
+    fn digest_change(&self, r: usize, op: &OpRecord<'_>) -> DigestMatch {
+        let config = &self.configs[r];
+        let configured = config
+            .ops
+            .iter()
+            .find(|o| o.name == op.task && o.interval_ms == op.interval_ms && o.enabled);
+        let interval_ms = if configured.is_some() {
+            op.interval_ms
+        } else {
+            0
+        };
+        let timeout_ms = configured
+            .and_then(|o| o.attrs.get("timeout"))
+            .and_then(parse_interval_ms)
+            .unwrap_or_else(|| default_timeout_ms(self.cib));
+        let params = digest::operation_params(config, &op.task, op.interval_ms);
+        let own_params = digest::op_config(config, &op.task, op.interval_ms)
+            .is_some_and(|o| !o.params.0.is_empty());
+        digest::compare_with_interval(
+            op.xml,
+            params.iter().copied(),
+            own_params,
+            interval_ms,
+            timeout_ms,
+        )
     }
 
     fn finish(mut self) -> ClusterStatus {
