@@ -94,7 +94,9 @@ pub fn operation_params<'p>(
     task: &str,
     interval_ms: u64,
 ) -> Vec<(&'p str, &'p str)> {
-    let own = op_config(p, task, interval_ms).map(|o| &o.params.0[..]).unwrap_or(&[]);
+    let own = op_config(p, task, interval_ms)
+        .map(|o| &o.params.0[..])
+        .unwrap_or(&[]);
     p.params
         .0
         .iter()
@@ -107,7 +109,11 @@ pub fn operation_params<'p>(
 /// The `op-digest` the controller records for `p`'s operation `task` at `interval_ms` run
 /// with `timeout_ms`.
 pub fn operation_digest(p: &Primitive, task: &str, interval_ms: u64, timeout_ms: u64) -> String {
-    op_digest(operation_params(p, task, interval_ms), interval_ms, timeout_ms)
+    op_digest(
+        operation_params(p, task, interval_ms),
+        interval_ms,
+        timeout_ms,
+    )
 }
 
 /// The restart digest: the main digest's parameters restricted to those listed in
@@ -229,8 +235,10 @@ mod tests {
     }
 
     fn op(attrs: &str) -> Document {
-        Document::parse(&format!("<lrm_rsc_op id=\"r_start_0\" operation=\"start\" {attrs}/>"))
-            .unwrap()
+        Document::parse(&format!(
+            "<lrm_rsc_op id=\"r_start_0\" operation=\"start\" {attrs}/>"
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -238,16 +246,28 @@ mod tests {
         let digest = op_digest([("a", "1")], 0, 20000);
         let doc = op(&format!("interval=\"0\" op-digest=\"{digest}\""));
         let root = &doc.root;
-        assert_eq!(compare(root, [("a", "1")], false, 20000), DigestMatch::Match);
+        assert_eq!(
+            compare(root, [("a", "1")], false, 20000),
+            DigestMatch::Match
+        );
         assert_eq!(compare(root, [("a", "2")], false, 20000), DigestMatch::All);
-        assert_eq!(compare(root, [("a", "2")], true, 20000), DigestMatch::Restart);
+        assert_eq!(
+            compare(root, [("a", "2")], true, 20000),
+            DigestMatch::Restart
+        );
         let doc = op("interval=\"0\"");
         assert_eq!(compare(&doc.root, [], false, 20000), DigestMatch::Unknown);
         let restart = restart_digest([("a", "1"), ("b", "1")], 0, 20000, " a ");
         let doc = op(&format!(
             "interval=\"0\" op-digest=\"x\" op-restart-digest=\"{restart}\" op-force-restart=\" a \""
         ));
-        assert_eq!(compare(&doc.root, [("a", "1"), ("b", "2")], false, 20000), DigestMatch::All);
-        assert_eq!(compare(&doc.root, [("a", "2"), ("b", "1")], false, 20000), DigestMatch::Restart);
+        assert_eq!(
+            compare(&doc.root, [("a", "1"), ("b", "2")], false, 20000),
+            DigestMatch::All
+        );
+        assert_eq!(
+            compare(&doc.root, [("a", "2"), ("b", "1")], false, 20000),
+            DigestMatch::Restart
+        );
     }
 }

@@ -31,7 +31,12 @@ pub fn graph(t: &Transition) -> Vec<Synapse> {
     for &r in &t.order {
         // A group's own actions come before its members', newest first.
         if let Some((_, ids)) = t.group_actions.iter().find(|(first, _)| *first == r) {
-            order.extend(ids.iter().rev().copied().filter(|&a| t.in_graph(&t.actions[a])));
+            order.extend(
+                ids.iter()
+                    .rev()
+                    .copied()
+                    .filter(|&a| t.in_graph(&t.actions[a])),
+            );
         }
         order.extend(
             t.by_rsc[r]
@@ -186,8 +191,9 @@ fn describe(t: &Transition, a: &Action) -> String {
     match (&a.task, a.rsc) {
         (Task::Fence(op), _) => format!("Fencing {node} ({op})"),
         (Task::Shutdown, _) => format!("Cluster action:  do_shutdown on {node}"),
-        (Task::ClearFailcount, Some(r)) => format!(
-            "Cluster action:  clear_failcount for {} on {node}",
+        (Task::ClearFailcount | Task::LrmDelete, Some(r)) => format!(
+            "Cluster action:  {} for {} on {node}",
+            a.task.name(),
             t.status.resources[r].id
         ),
         (Task::Cancel(i), Some(r)) => format!(
@@ -322,15 +328,13 @@ fn record_result(
                 .with_attr("rc-code", a.target_rc.to_string())
                 .with_attr("op-status", if a.target_rc == expected { "0" } else { "4" })
                 .with_attr("interval", interval.to_string())
+                .with_attr("last-rc-change", t.status.now.to_string())
+                .with_attr("last-run", t.status.now.to_string())
                 .with_attr("on_node", node.uname.clone());
             // The controller records each result with its parameters' digest, which the
             // next schedule compares with the resource's definition.
-            let timeout = status::op_timeout_ms(
-                p,
-                a.task.name(),
-                interval,
-                t.status.default_timeout_ms,
-            );
+            let timeout =
+                status::op_timeout_ms(p, a.task.name(), interval, t.status.default_timeout_ms);
             op.set_attr(
                 "op-digest",
                 digest::operation_digest(p, a.task.name(), interval, timeout),

@@ -181,6 +181,8 @@ pub fn resource_line(_cib: &Cib, st: &ClusterStatus, r: usize) -> String {
     let mut out = format!("{}\t({}):\t", rs.id, p.agent_spec());
     let node = if rs.running_on.len() == 1 {
         Some(rs.running_on[0])
+    } else if rs.running_on.is_empty() {
+        rs.locked_to
     } else {
         None
     };
@@ -214,6 +216,9 @@ pub fn resource_line(_cib: &Cib, st: &ClusterStatus, r: usize) -> String {
     if let Some(n) = node {
         if !st.nodes[n].online && st.nodes[n].unclean {
             flags.push("UNCLEAN");
+        }
+        if rs.locked_to == Some(n) {
+            flags.push("LOCKED");
         }
     }
     let target = p.meta.get("target-role").map(Role::parse);

@@ -8,8 +8,10 @@
 //!    colocated with (mandatory colocations ban, advisory ones add), ties broken by fewest
 //!    assigned resources, then the current node, then the node name;
 //! 3. actions: the ones unpacking implied (fencing, stops of failed resources, active
-//!    monitors), probes where a resource's state is unknown, then per resource stop/start,
-//!    migration and recurring monitors;
+//!    monitors), definition changes (required restarts, reloads, monitors to run again), probes
+//!    where a resource's state is unknown (after the node's unfencing when a fence device
+//!    provides it), then per resource stop/start, migration and recurring monitors, and each
+//!    group's start/running/stop/stopped pseudo-actions around its members;
 //! 4. fencing of unclean nodes and shutdowns;
 //! 5. orderings (internal, user constraints, fencing) and the propagation of "required" and
 //!    "unrunnable" along them.
@@ -46,6 +48,8 @@ pub enum Task {
     OneOrMore(String),
     /// Reloading changed parameters without a restart (`reload-agent`).
     Reload,
+    /// Forgetting a resource's history on a node (`lrm_delete`).
+    LrmDelete,
     /// A group's pseudo-action, by its key (`GRP_start_0`, `GRP_running_0`, `GRP_stop_0`,
     /// `GRP_stopped_0`).
     Group(String),
@@ -68,6 +72,7 @@ impl Task {
             Task::OneOrMore(name) => name,
             Task::Reload => "reload-agent",
             Task::Group(key) => key,
+            Task::LrmDelete => "lrm_delete",
         }
     }
 
@@ -195,7 +200,7 @@ impl Transition {
                 return false;
             }
         }
-        if a.pseudo || matches!(a.task, Task::Fence(_) | Task::Shutdown) {
+        if a.pseudo || matches!(a.task, Task::Fence(_) | Task::Shutdown | Task::LrmDelete) {
             return true;
         }
         match a.node {
@@ -255,6 +260,8 @@ struct Scheduler<'a> {
     index: HashMap<(Option<usize>, Task, Option<usize>), usize>,
     /// Each group's pseudo-actions, by the group's first member.
     group_actions: Vec<(usize, Vec<usize>)>,
+    /// A fence device unfences nodes (`provides=unfencing`).
+    unfencing: bool,
     /// Starts required before placement (definition changes), by resource: each takes the
     /// node of the first start asked for, as Pacemaker's unassigned actions do.
     unassigned_starts: HashMap<usize, usize>,
@@ -311,6 +318,7 @@ impl<'a> Scheduler<'a> {
             index: HashMap::new(),
             unassigned_starts: HashMap::new(),
             group_actions: Vec::new(),
+            unfencing: status::unfencing_enabled(cib),
             specs: Vec::new(),
             orderings: Vec::new(),
             allowed: vec![vec![None; nn]; nr],
@@ -1541,7 +1549,11 @@ impl<'a> Scheduler<'a> {
     }
 
     /// `find_actions` on an action created without a node: it takes the node asked for.
-    fn assign_action_node(&mut self, id: usize, key: (Option<usize>, Task, Option<usize>)) -> usize {
+    fn assign_action_node(
+        &mut self,
+        id: usize,
+        key: (Option<usize>, Task, Option<usize>),
+    ) -> usize {
         let mut a = self.actions[id].clone();
         self.index.remove(&(a.rsc, a.task.clone(), None));
         a.node = key.2;
@@ -1685,6 +1697,32 @@ impl<'a> Scheduler<'a> {
         self.action(None, task, Some(n), optional)
     }
 
+    /// `pcmk__order_vs_unfence`: with unfencing in use, a fence device's or an unfencing
+    /// resource's probe or start on a node comes after the node's unfencing, which is required
+    /// (with the reason Pacemaker prints) while the node was never unfenced.
+    fn order_vs_unfence(&mut self, r: usize, n: usize, action: usize, task: &str, f: u32) {
+        if !self.unfencing {
+            return;
+        }
+        let fence_device = self.st.configs[r].is_stonith();
+        if !fence_device && self.settings[r].requires != "unfencing" {
+            return;
+        }
+        let unfence = self.action(None, Task::Fence("on".into()), Some(n), true);
+        self.specs.push(OrderSpec {
+            first: Side::Action(unfence),
+            then: Side::Action(action),
+            flags: f,
+        });
+        let node = &self.st.nodes[n];
+        let unfenced = node_attribute(node, "#node-unfenced").is_some_and(|v| v != "0");
+        if !unfenced && node.online && !node.unclean && !node.shutdown {
+            self.actions[unfence].optional = false;
+            let reason = format!("required by {} {task}", self.st.resources[r].id);
+            set_reason(&mut self.actions[unfence], &reason, false);
+        }
+    }
+
     fn can_fence(&self, n: usize) -> bool {
         let o = &self.cib.options;
         if !o.stonith_enabled || !self.st.have_stonith_resource {
@@ -1722,6 +1760,11 @@ impl<'a> Scheduler<'a> {
                 }
                 EarlyAction::ClearFailcount { rsc, node } => {
                     self.action(Some(rsc), Task::ClearFailcount, Some(node), false);
+                }
+                EarlyAction::ClearHistory { rsc, node } => {
+                    // The controller forgets history for any node, up or down.
+                    let id = self.action(Some(rsc), Task::LrmDelete, Some(node), false);
+                    self.actions[id].runnable = true;
                 }
                 EarlyAction::Cancel {
                     rsc,
@@ -1769,6 +1812,7 @@ impl<'a> Scheduler<'a> {
                 if !running {
                     self.actions[id].target_rc = 7;
                 }
+                self.order_vs_unfence(r, n, id, "monitor", flags::OPTIONAL);
                 self.specs.push(OrderSpec {
                     first: Side::Action(id),
                     then: Side::Rsc(r, Task::Start),
@@ -1953,8 +1997,16 @@ impl<'a> Scheduler<'a> {
                 flags::IMPLIES_THEN_PRINTED
             };
             let member_specs = [
-                (Side::Action(stop), Side::Rsc(m, Task::Stop), flags::IMPLIES_FIRST_PRINTED),
-                (Side::Rsc(m, Task::Stop), Side::Action(stopped), stopped_flags),
+                (
+                    Side::Action(stop),
+                    Side::Rsc(m, Task::Stop),
+                    flags::IMPLIES_FIRST_PRINTED,
+                ),
+                (
+                    Side::Rsc(m, Task::Stop),
+                    Side::Action(stopped),
+                    stopped_flags,
+                ),
                 (
                     Side::Rsc(m, Task::Start),
                     Side::Action(running),
@@ -1967,7 +2019,11 @@ impl<'a> Scheduler<'a> {
                 ),
             ];
             for (first, then, f) in member_specs {
-                self.specs.push(OrderSpec { first, then, flags: f });
+                self.specs.push(OrderSpec {
+                    first,
+                    then,
+                    flags: f,
+                });
             }
         }
     }
@@ -2018,6 +2074,9 @@ impl<'a> Scheduler<'a> {
         let id = self.action(Some(r), Task::Start, Some(node), true);
         if self.actions[id].runnable && !optional {
             self.actions[id].optional = false;
+        }
+        if !self.actions[id].optional {
+            self.order_vs_unfence(r, node, id, "start", flags::IMPLIES_THEN);
         }
     }
 

@@ -8,6 +8,13 @@
 //! the given "now". Side effects Pacemaker has while unpacking (a fencing request, a required
 //! stop, an already-active recurring monitor) are recorded as [`EarlyAction`]s, in order, because
 //! they come first in the transition's action numbering.
+//!
+//! After the histories, each operation since a resource's last start is checked against the
+//! resource's definition now (`pcmk__handle_rsc_config_changes`, with [`crate::digest`]): a
+//! changed start restarts the resource (or reloads it when the agent recorded a restart digest
+//! and only reloadable parameters changed), a changed monitor runs again; these are
+//! [`DefinitionChange`]s. Shutdown locks (`shutdown-lock`) keep a resource stopped by its node's
+//! clean shutdown on that node until the lock expires.
 
 use crate::digest::{self, DigestMatch};
 use crate::model::{Attrs, Cib, NoQuorumPolicy, Primitive, is_true, parse_interval_ms};
@@ -139,6 +146,9 @@ pub struct RscStatus {
     pub partial_migration_target: Option<usize>,
     /// Effective fail count per node.
     pub fail_counts: Vec<i32>,
+    /// The node this resource is locked to by `shutdown-lock` (it stays stopped until that
+    /// node comes back or the lock expires).
+    pub locked_to: Option<usize>,
 }
 
 /// An action Pacemaker creates while unpacking, before any scheduling.
@@ -160,6 +170,11 @@ pub enum EarlyAction {
         interval_ms: u64,
     },
     ClearFailcount {
+        rsc: usize,
+        node: usize,
+    },
+    /// Forgetting a resource's history on a node (`lrm_delete`): an expired shutdown lock.
+    ClearHistory {
         rsc: usize,
         node: usize,
     },
@@ -368,6 +383,8 @@ impl RscSettings {
         let requires = meta.get("requires").map(str::to_string).unwrap_or_else(|| {
             if p.is_stonith() || !cib.options.stonith_enabled {
                 "quorum".to_string()
+            } else if unfencing_enabled(cib) {
+                "unfencing".to_string()
             } else {
                 "fencing".to_string()
             }
@@ -419,6 +436,7 @@ pub fn unpack(cib: &Cib, now: i64) -> ClusterStatus {
     u.unpack_node_states();
     u.unpack_histories();
     u.check_definitions();
+    u.apply_shutdown_locks();
     u.finish()
 }
 
@@ -433,6 +451,8 @@ struct Unpacker<'a> {
     early: Vec<EarlyAction>,
     reschedule: Vec<(usize, usize, u64)>,
     definition_changes: Vec<DefinitionChange>,
+    /// Per configured resource: all its parameters are known (see `params_comparable_all`).
+    comparable: Vec<bool>,
     now: i64,
     have_stonith_resource: bool,
     fence_seen: Vec<bool>,
@@ -481,8 +501,10 @@ impl<'a> Unpacker<'a> {
             .enumerate()
             .map(|(i, p)| (p.id.clone(), i))
             .collect();
-        Unpacker {
-            have_stonith_resource: cib.primitives.iter().any(Primitive::is_stonith),
+        let mut u = Unpacker {
+            // Watchdog self-fencing (SBD) counts as a fencing device (`have-watchdog`).
+            have_stonith_resource: cib.primitives.iter().any(Primitive::is_stonith)
+                || cib.options.attrs.get("have-watchdog").is_some_and(is_true),
             cib,
             nodes,
             resources,
@@ -492,9 +514,12 @@ impl<'a> Unpacker<'a> {
             early: Vec::new(),
             reschedule: Vec::new(),
             definition_changes: Vec::new(),
+            comparable: Vec::new(),
             now,
             fence_seen,
-        }
+        };
+        u.comparable = u.params_comparable_all();
+        u
     }
 
     fn node_index(&self, id: Option<&str>, uname: Option<&str>) -> Option<usize> {
@@ -745,6 +770,7 @@ impl<'a> Unpacker<'a> {
         let Some(r) = self.rsc_index(entry) else {
             return;
         };
+        self.unpack_shutdown_lock(r, node, entry);
         ops.sort_by(cmp_ops);
         let saved_role = self.resources[r].role;
         self.resources[r].role = Role::Unknown;
@@ -763,6 +789,64 @@ impl<'a> Unpacker<'a> {
         }
         if saved_role > self.resources[r].role {
             self.resources[r].role = saved_role;
+        }
+    }
+
+    /// `unpack_shutdown_lock`: a resource stopped by its node's clean shutdown stays locked to
+    /// that node (`shutdown-lock`) until the lock expires (`shutdown-lock-limit`), when its
+    /// history there is forgotten.
+    fn unpack_shutdown_lock(&mut self, r: usize, node: usize, entry: &Element) {
+        if !self.cib.options.shutdown_lock {
+            return;
+        }
+        let Some(lock_time) = entry
+            .attr("shutdown-lock")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|&t| t != 0)
+        else {
+            return;
+        };
+        let limit_s = shutdown_lock_limit_s(self.cib);
+        if limit_s > 0 && self.now > lock_time + limit_s {
+            self.early.push(EarlyAction::ClearHistory { rsc: r, node });
+        } else {
+            self.resources[r].locked_to = Some(node);
+        }
+    }
+
+    /// `apply_shutdown_lock`: a resource active only on a node shutting down cleanly is locked
+    /// there; a locked resource that is active elsewhere loses its lock (and its history on
+    /// the lock node). A locked resource may run on no other node.
+    fn apply_shutdown_locks(&mut self) {
+        if !self.cib.options.shutdown_lock {
+            return;
+        }
+        for r in 0..self.resources.len() {
+            if self.configs[r].is_stonith() {
+                self.resources[r].locked_to = None;
+                continue;
+            }
+            let running = self.resources[r].running_on.clone();
+            if let Some(lock) = self.resources[r].locked_to {
+                if !running.is_empty() {
+                    self.early
+                        .push(EarlyAction::ClearHistory { rsc: r, node: lock });
+                    self.resources[r].locked_to = None;
+                }
+            } else if let [n] = running[..] {
+                let node = &self.nodes[n];
+                if node.shutdown && !node.unclean {
+                    self.resources[r].locked_to = Some(n);
+                }
+            }
+            let Some(lock) = self.resources[r].locked_to else {
+                continue;
+            };
+            for n in 0..self.nodes.len() {
+                if n != lock {
+                    self.resources[r].bans.push((n, -INFINITY));
+                }
+            }
         }
     }
 
@@ -878,7 +962,7 @@ impl<'a> Unpacker<'a> {
         if !expired
             && last_failure
             && matches!(op.task.as_str(), "start" | "monitor")
-            && self.params_comparable(r)
+            && self.comparable.get(r).copied().unwrap_or(false)
             && !matches!(
                 self.digest_change(r, op),
                 DigestMatch::Match | DigestMatch::Unknown
@@ -1148,45 +1232,148 @@ impl<'a> Unpacker<'a> {
         }
     }
 
-    /// A completed migrate_to: the resource is active on the source until the target confirms.
+    /// `unpack_migrate_to_success`: a completed migrate_to. Unless newer operations on the
+    /// source and newer state on the target make it irrelevant, the resource is active; with
+    /// no (or a pending) migrate_from on the target yet, it is active on the target too and the
+    /// migration is partial (or, the target being down, failed).
     fn migrate_to_success(&mut self, r: usize, node: usize, op: &OpRecord<'_>) {
-        let target = op
+        let Some(target) = op
             .xml
             .attr("migrate_target")
-            .and_then(|t| self.node_index(None, Some(t)));
+            .and_then(|t| self.node_index(None, Some(t)))
+        else {
+            self.resources[r].role = Role::Started;
+            return;
+        };
+        let source_name = op
+            .xml
+            .attr("migrate_source")
+            .map(str::to_string)
+            .unwrap_or_else(|| self.nodes[node].uname.clone());
+        let source = self.node_index(None, Some(&source_name));
+        let source_newer = source.is_some_and(|s| self.non_monitor_after(r, s, op.xml, true));
+        let migrate_from = self.find_lrm_op(r, target, "migrate_from", Some(&source_name), None);
+        if migrate_from.is_some() && source_newer {
+            return;
+        }
+        let target_newer = self.newer_state_after_migrate(r, target, op.xml, migrate_from);
+        if source_newer && target_newer {
+            return;
+        }
         self.resources[r].role = Role::Started;
-        if let Some(t) = target {
-            // Did the target record a migrate_from or start after this?
-            let later_on_target = self.target_has_later_op(r, t);
-            if !later_on_target && self.nodes[t].online {
-                self.resources[r].partial_migration_source = Some(node);
-                self.resources[r].partial_migration_target = Some(t);
+        let from_status = migrate_from.map(|m| {
+            let int = |name: &str| m.attr(name).and_then(|v| v.parse::<i32>().ok());
+            (int("rc-code").unwrap_or(0), int("op-status").unwrap_or(0))
+        });
+        match from_status {
+            // Completed or failed migrate_from: the target's own history tells its state.
+            Some((_, status)) if status != EXEC_PENDING => {}
+            _ => {
+                if self.nodes[target].online {
+                    self.add_running(r, target);
+                    if source.is_some_and(|s| self.nodes[s].online) {
+                        self.resources[r].partial_migration_source = source;
+                        self.resources[r].partial_migration_target = Some(target);
+                    }
+                } else if !source_newer {
+                    self.resources[r].failed = true;
+                    self.resources[r].stop_needed = true;
+                    self.settings[r].allow_migrate = false;
+                }
             }
         }
     }
 
-    fn target_has_later_op(&self, r: usize, target: usize) -> bool {
-        let id = &self.resources[r].id;
+    /// `native_add_running`: the resource is active on `node`.
+    fn add_running(&mut self, r: usize, node: usize) {
+        if !self.resources[r].running_on.contains(&node) {
+            self.resources[r].running_on.push(node);
+            self.nodes[node].running.push(r);
+            self.nodes[node].num_resources += 1;
+        }
+    }
+
+    /// The resource's recorded operations on `node`, in document order.
+    fn lrm_ops(&self, r: usize, node: usize) -> Vec<&'a Element> {
+        let id = self.resources[r].id.as_str();
+        let (uname, node_id) = (&self.nodes[node].uname, &self.nodes[node].id);
         let Some(status) = self.status_root() else {
-            return false;
+            return Vec::new();
         };
-        let uname = &self.nodes[target].uname;
         status
             .children_named("node_state")
-            .filter(|s| {
-                s.attr("uname") == Some(uname.as_str())
-                    || s.id() == Some(self.nodes[target].id.as_str())
-            })
+            .filter(|s| s.attr("uname") == Some(uname.as_str()) || s.id() == Some(node_id.as_str()))
             .filter_map(|s| s.path(&["lrm", "lrm_resources"]))
             .flat_map(|l| l.children_named("lrm_resource"))
-            .filter(|e| e.id() == Some(id.as_str()))
+            .filter(|e| e.id() == Some(id))
             .flat_map(|e| e.children_named("lrm_rsc_op"))
-            .any(|o| {
-                matches!(
+            .collect()
+    }
+
+    /// `find_lrm_op`: the first `task` operation of the resource on `node` (a migrate_from
+    /// from `source`), if it ended with `rc` when one is given.
+    fn find_lrm_op(
+        &self,
+        r: usize,
+        node: usize,
+        task: &str,
+        source: Option<&str>,
+        rc: Option<i32>,
+    ) -> Option<&'a Element> {
+        let op = self.lrm_ops(r, node).into_iter().find(|o| {
+            o.attr("operation") == Some(task)
+                && (task != "migrate_from"
+                    || source.is_none()
+                    || o.attr("migrate_source") == source)
+        })?;
+        if let Some(rc) = rc {
+            let int = |name: &str| op.attr(name).and_then(|v| v.parse::<i32>().ok());
+            if int("rc-code") != Some(rc) || int("op-status") != Some(EXEC_DONE) {
+                return None;
+            }
+        }
+        Some(op)
+    }
+
+    /// `non_monitor_after`: a start, stop or migration of the resource on `node` newer than
+    /// `than`.
+    fn non_monitor_after(&self, r: usize, node: usize, than: &Element, same_node: bool) -> bool {
+        self.lrm_ops(r, node).into_iter().any(|o| {
+            !std::ptr::eq(o, than)
+                && matches!(
                     o.attr("operation"),
-                    Some("migrate_from") | Some("start") | Some("stop")
+                    Some("start" | "stop" | "migrate_to" | "migrate_from")
                 )
-            })
+                && is_newer_op(o, than, same_node) == std::cmp::Ordering::Greater
+        })
+    }
+
+    /// `newer_state_after_migrate`: whether `node` has newer state than the migration (a
+    /// newer start, stop or migration, or a newer probe finding the resource stopped).
+    fn newer_state_after_migrate(
+        &self,
+        r: usize,
+        node: usize,
+        migrate_to: &Element,
+        migrate_from: Option<&Element>,
+    ) -> bool {
+        let xml_op = migrate_from.unwrap_or(migrate_to);
+        let uname = self.nodes[node].uname.as_str();
+        let (source, target) = (xml_op.attr("migrate_source"), xml_op.attr("migrate_target"));
+        let (xml_op, same_node) = if target.is_some_and(|t| t.eq_ignore_ascii_case(uname)) {
+            match migrate_from {
+                Some(from) => (from, true),
+                None => (migrate_to, false),
+            }
+        } else if source.is_some_and(|s| s.eq_ignore_ascii_case(uname)) {
+            (migrate_to, true)
+        } else {
+            (xml_op, false)
+        };
+        let not_running = self
+            .find_lrm_op(r, node, "monitor", None, Some(7))
+            .is_some_and(|m| is_newer_op(m, xml_op, same_node) == std::cmp::Ordering::Greater);
+        self.non_monitor_after(r, node, xml_op, same_node) || not_running
     }
 
     fn op_failure(
@@ -1336,6 +1523,16 @@ impl<'a> Unpacker<'a> {
                 }
             }
         }
+        // A partial migration's source stopped since: the resource is still active on the
+        // migration target.
+        let rs = &self.resources[r];
+        if rs.role == Role::Stopped
+            && rs.partial_migration_source == Some(node)
+            && rs.partial_migration_target.is_some()
+            && !rs.running_on.is_empty()
+        {
+            self.resources[r].role = Role::Started;
+        }
     }
 
     /// `pcmk__handle_rsc_config_changes`: on every node that can run resources (or is in
@@ -1347,6 +1544,7 @@ impl<'a> Unpacker<'a> {
         let Some(status) = self.status_root() else {
             return;
         };
+        let comparable = self.comparable.clone();
         for state in status.children_named("node_state") {
             let Some(node) = self.node_index(state.id(), state.attr("uname")) else {
                 continue;
@@ -1361,7 +1559,7 @@ impl<'a> Unpacker<'a> {
                 let Some(&r) = entry.id().and_then(|id| self.ids.get(id)) else {
                     continue;
                 };
-                if !self.resources[r].orphan && self.params_comparable(r) {
+                if !self.resources[r].orphan && comparable.get(r).copied().unwrap_or(false) {
                     self.check_rsc_history(r, node, entry);
                 }
             }
@@ -1369,13 +1567,23 @@ impl<'a> Unpacker<'a> {
     }
 
     /// Whether hapx knows all of a resource's parameters: node-specific (ruled) parameter
-    /// sets are not evaluated, so a resource with any is never found changed.
-    fn params_comparable(&self, r: usize) -> bool {
-        let Some(xml) = self.cib.doc.root.find_by_id(&self.configs[r].id) else {
-            return false;
-        };
-        !xml.children_named("instance_attributes")
-            .any(|set| set.child("rule").is_some() || set.attr("id-ref").is_some())
+    /// sets are not evaluated, so a resource with any is never found changed. One pass over
+    /// the configured resources.
+    fn params_comparable_all(&self) -> Vec<bool> {
+        let mut comparable = vec![false; self.resources.len()];
+        let resources = self.cib.doc.root.path(&["configuration", "resources"]);
+        for p in resources.into_iter().flat_map(|r| r.descendants()) {
+            if p.name != "primitive" {
+                continue;
+            }
+            let Some(&r) = p.id().and_then(|id| self.ids.get(id)) else {
+                continue;
+            };
+            comparable[r] = !p
+                .children_named("instance_attributes")
+                .any(|set| set.child("rule").is_some() || set.attr("id-ref").is_some());
+        }
+        comparable
     }
 
     /// `process_rsc_history` for one resource on one node.
@@ -1513,6 +1721,28 @@ impl<'a> Unpacker<'a> {
     }
 }
 
+/// Whether some fence device unfences nodes (`provides=unfencing`), so that nodes are unfenced
+/// before they probe or run what needs it (Pacemaker's `pe_flag_enable_unfencing`).
+pub fn unfencing_enabled(cib: &Cib) -> bool {
+    cib.options.stonith_enabled
+        && cib.primitives.iter().any(|p| {
+            p.is_stonith()
+                && p.meta
+                    .get("provides")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("unfencing"))
+        })
+}
+
+/// `shutdown-lock-limit` in seconds (0: locks never expire).
+fn shutdown_lock_limit_s(cib: &Cib) -> i64 {
+    cib.options
+        .attrs
+        .get("shutdown-lock-limit")
+        .and_then(parse_interval_ms)
+        .map(|ms| (ms / 1000) as i64)
+        .unwrap_or(0)
+}
+
 /// The timeout of operations that configure none: `op_defaults`, else Pacemaker's 20s.
 fn default_timeout_ms(cib: &Cib) -> u64 {
     cib.op_defaults
@@ -1529,6 +1759,41 @@ pub fn op_timeout_ms(p: &Primitive, task: &str, interval_ms: u64, default_ms: u6
         .and_then(|o| o.attrs.get("timeout"))
         .and_then(parse_interval_ms)
         .unwrap_or(default_ms)
+}
+
+/// `pe__is_newer_op`: which of two recorded operations is newer: by call id on the same node
+/// (a pending one is newest), else by the time of the last change.
+fn is_newer_op(a: &Element, b: &Element, same_node_default: bool) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let same_node = match (a.attr("on_node"), b.attr("on_node")) {
+        (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+        _ => same_node_default,
+    };
+    let int = |e: &Element, name: &str| e.attr(name).and_then(|v| v.trim().parse::<i64>().ok());
+    let (call_a, call_b) = (
+        int(a, "call-id").unwrap_or(-1),
+        int(b, "call-id").unwrap_or(-1),
+    );
+    match (call_a, call_b) {
+        (-1, -1) => return Ordering::Equal,
+        (-1, _) => return Ordering::Greater,
+        (_, -1) => return Ordering::Less,
+        _ => {}
+    }
+    if same_node && call_a != call_b {
+        return call_a.cmp(&call_b);
+    }
+    let (last_a, last_b) = (
+        int(a, "last-rc-change").unwrap_or(-1),
+        int(b, "last-rc-change").unwrap_or(-1),
+    );
+    if last_a >= 0 && last_a < last_b {
+        Ordering::Less
+    } else if last_b >= 0 && last_a > last_b {
+        Ordering::Greater
+    } else {
+        Ordering::Equal
+    }
 }
 
 /// `calculate_active_ops`: the indexes of the last start (or what implies one) and the last
@@ -1580,6 +1845,7 @@ fn new_rsc(id: &str, s: &RscSettings, nodes: usize) -> RscStatus {
         partial_migration_source: None,
         partial_migration_target: None,
         fail_counts: vec![0; nodes],
+        locked_to: None,
     }
 }
 

@@ -261,10 +261,10 @@ impl Demo {
         self.frontend_port = proxy_cfg.frontend_port;
 
         step("Building the network (namespaces hapxd-*)");
-        let mut network = net::Network::new().context("creating the demo switch")?;
-        self.node_ns = network.add_host("node", &format!("{}/{PREFIX_LEN}", addr(NODE_IP)))?;
+        let mut network = net::create().context("creating the demo switch")?;
+        self.node_ns = network.add_host("node", &[&format!("{}/{PREFIX_LEN}", addr(NODE_IP))])?;
         self.client_ns =
-            network.add_host("client", &format!("{}/{PREFIX_LEN}", addr(CLIENT_IP)))?;
+            network.add_host("client", &[&format!("{}/{PREFIX_LEN}", addr(CLIENT_IP))])?;
         println!(
             "  node   {} ({}) - the load balancer, where the VIP {} will live",
             addr(NODE_IP),
@@ -275,7 +275,7 @@ impl Demo {
         let mut servers = Vec::new();
         for (i, (name, port)) in proxy_cfg.servers.iter().enumerate() {
             let ip = backend_ips[i];
-            let ns = network.add_host(&format!("b{i}"), &format!("{ip}/{PREFIX_LEN}"))?;
+            let ns = network.add_host(&format!("b{i}"), &[&format!("{ip}/{PREFIX_LEN}")])?;
             println!("  backend {name} at {ip}:{port} ({ns})");
             servers.push((name.clone(), ns, SocketAddr::from((ip, *port))));
         }

@@ -17,6 +17,8 @@
 //! - [`mon`]: `hapx status` without Pacemaker: crm_mon's text rendered from the CIB.
 //! - [`simulate`]: `hapx simulate`, crm_simulate's output from hapx-cib's scheduler.
 //! - [`lab`]: `hapx lab`, a two-node Corosync/Pacemaker lab on a private network of namespaces.
+//! - [`netns`]: private networks of namespaces joined by a bridge (used by `hapx demo`,
+//!   `hapx lab` and the test harness).
 
 pub mod agents;
 pub mod backend;
@@ -27,6 +29,7 @@ pub mod driver;
 pub mod interactive;
 pub mod lab;
 pub mod mon;
+pub mod netns;
 pub mod ra;
 pub mod run;
 pub mod session;

@@ -7,8 +7,10 @@
 //! - [`require`]: the skip-or-fail rule for tests that need root, namespaces or installed tools:
 //!   on a laptop without them a test skips with a loud line; with `CI` set it fails instead, so a
 //!   green CI means the test ran.
-//! - [`netns`]: uniquely named network namespaces joined by a bridge, torn down on drop.
-//! - [`pacemaker`]: real Corosync + Pacemaker nodes in private namespaces.
+//! - [`netns`]: uniquely named network namespaces joined by a bridge, torn down on drop (RAII
+//!   over the product's `hapx_shell::netns`).
+//! - [`pacemaker`]: real Corosync + Pacemaker nodes in private namespaces (over the product's
+//!   launcher, `hapx_shell::lab::node`).
 //! - [`agents`]: hapx's agents in a provider directory, run in namespace hosts.
 //! - [`bins`]: the workspace's built binaries (`hapx`, `hapx-ocf`, `hapx-proxy`).
 //! - [`man`]: rendering the man pages kept in `man/`.

@@ -1,4 +1,5 @@
-//! Private test networks made of network namespaces.
+//! Private test networks made of network namespaces: the RAII harness over the product's
+//! [`hapx_shell::netns`], which `hapx demo` and `hapx lab` use too.
 //!
 //! A [`Network`] is a switch (a namespace holding a bridge) and hosts (one namespace each, with
 //! an `eth0` veth whose peer is a port of that bridge). Nothing is created in the machine's own
@@ -15,7 +16,6 @@
 //! never name a real host.
 
 use std::io;
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
@@ -24,17 +24,18 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use hapx_shell::netns;
+pub use hapx_shell::netns::ip;
+
 const NAME_PREFIX: &str = "hapxt-";
-/// The bridge's name inside the switch namespace.
-const BRIDGE: &str = "br0";
 
 static NEXT_NETWORK: AtomicU32 = AtomicU32::new(0);
 
 /// A switch and the hosts plugged into it; torn down on drop.
 #[derive(Debug)]
 pub struct Network {
-    prefix: String,
-    switch: String,
+    /// The namespaces; deleted when this is dropped, after `children` are ended.
+    inner: netns::Network,
     hosts: Vec<Host>,
     children: Vec<Child>,
 }
@@ -67,32 +68,24 @@ impl Network {
     /// Creates the switch namespace and its bridge, after removing namespaces left behind by
     /// test processes that died.
     pub fn new() -> io::Result<Network> {
-        remove_stale_namespaces();
+        netns::remove_stale(NAME_PREFIX);
         let seq = NEXT_NETWORK.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("{NAME_PREFIX}{}-{seq}", std::process::id());
-        let switch = format!("{prefix}-sw");
-        let network = Network {
-            prefix,
-            switch: switch.clone(),
+        Ok(Network {
+            inner: netns::Network::create(prefix)?,
             hosts: Vec::new(),
             children: Vec::new(),
-        };
-        // From here on, `network`'s Drop cleans up whatever part of the set-up succeeded.
-        ip(&["netns", "add", &switch])?;
-        ip(&["-n", &switch, "link", "set", "lo", "up"])?;
-        ip(&["-n", &switch, "link", "add", BRIDGE, "type", "bridge"])?;
-        ip(&["-n", &switch, "link", "set", BRIDGE, "up"])?;
-        Ok(network)
+        })
     }
 
     /// The prefix all of this network's namespace names start with.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.inner.prefix()
     }
 
     /// The namespace holding the bridge.
     pub fn switch_netns(&self) -> &str {
-        &self.switch
+        self.inner.switch()
     }
 
     /// The hosts added so far.
@@ -100,44 +93,16 @@ impl Network {
         &self.hosts
     }
 
-    /// Adds a host named `name` with `addresses` (CIDR notation) on its `eth0`.
+    /// Adds a host named `name` with `addresses` (CIDR notation; IPv6 ones usable at once,
+    /// without duplicate detection) on its `eth0`.
     pub fn add_host(&mut self, name: &str, addresses: &[&str]) -> io::Result<Host> {
-        let netns = format!("{}-{name}", self.prefix);
-        let port = format!("p{}", self.hosts.len());
-        ip(&["netns", "add", &netns])?;
+        let netns = self.inner.add_host(name, addresses)?;
         let host = Host {
             name: name.to_string(),
-            netns: netns.clone(),
+            netns,
             addresses: addresses.iter().map(|a| a.to_string()).collect(),
         };
         self.hosts.push(host.clone());
-        let eth0 = Host::INTERFACE;
-        ip(&["-n", &netns, "link", "set", "lo", "up"])?;
-        ip(&[
-            "-n",
-            &netns,
-            "link",
-            "add",
-            eth0,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &port,
-            "netns",
-            &self.switch,
-        ])?;
-        ip(&["-n", &self.switch, "link", "set", &port, "master", BRIDGE])?;
-        ip(&["-n", &self.switch, "link", "set", &port, "up"])?;
-        for address in addresses {
-            // nodad: an IPv6 address is usable at once instead of after duplicate detection.
-            let mut args = vec!["-n", &netns, "address", "add", address, "dev", eth0];
-            if address.contains(':') {
-                args.push("nodad");
-            }
-            ip(&args)?;
-        }
-        ip(&["-n", &netns, "link", "set", eth0, "up"])?;
         Ok(host)
     }
 
@@ -167,17 +132,13 @@ impl Network {
 
     /// The MAC address of `host`'s `eth0`.
     pub fn mac(&self, host: &Host) -> io::Result<String> {
-        let path = format!("/sys/class/net/{}/address", Host::INTERFACE);
-        // /sys shows the namespace of the process reading it, so read it from inside.
-        let out = self.run(host, &["cat", &path])?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        netns::mac(&host.netns)
     }
 
-    /// The namespace names this network created and still owns.
+    /// The namespace names this network created and still owns (including those of hosts
+    /// whose set-up failed).
     pub fn namespaces(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.hosts.iter().map(|h| h.netns.clone()).collect();
-        names.push(self.switch.clone());
-        names
+        self.inner.namespaces()
     }
 }
 
@@ -186,9 +147,7 @@ impl Drop for Network {
         for child in &mut self.children {
             end_child(child);
         }
-        for netns in self.namespaces() {
-            let _ = ip(&["netns", "del", &netns]);
-        }
+        // `inner` drops after this, deleting the namespaces.
     }
 }
 
@@ -212,41 +171,10 @@ fn end_child(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Runs `ip ARGS`, turning a non-zero exit into an error that carries its stderr.
-pub fn ip(args: &[&str]) -> io::Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(io::Error::other(format!(
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
-}
-
 /// All network namespaces whose name starts with the harness's prefix.
 pub fn harness_namespaces() -> Vec<String> {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| line.split_whitespace().next())
-        .filter(|name| name.starts_with(NAME_PREFIX))
-        .map(str::to_string)
+    netns::list(NAME_PREFIX)
+        .into_iter()
+        .map(|(name, _)| name)
         .collect()
-}
-
-/// Deletes harness namespaces whose creating process no longer runs.
-fn remove_stale_namespaces() {
-    for name in harness_namespaces() {
-        let pid = name[NAME_PREFIX.len()..].split('-').next().unwrap_or("");
-        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
-            let _ = ip(&["netns", "del", &name]);
-        }
-    }
 }

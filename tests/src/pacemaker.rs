@@ -1,4 +1,5 @@
-//! Real Corosync + Pacemaker nodes for tests.
+//! Real Corosync + Pacemaker nodes for tests: a harness over the product's launcher
+//! ([`hapx_shell::lab::node`], which `hapx lab` uses for its nodes).
 //!
 //! A [`PacemakerNode`] runs `corosync -f` and `pacemakerd -f` inside a network namespace (a host
 //! of a [`Network`]) and a private mount and UTS namespace of its own: `/run`, `/dev/shm`,
@@ -18,20 +19,24 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use hapx_shell::lab::node::{self, NodeSpec};
+use hapx_shell::netns;
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::{Group, Pid, User};
+use nix::unistd::Pid;
 
 use crate::netns::{Host, Network};
 use crate::require;
 
 static NEXT_NODE: AtomicU32 = AtomicU32::new(0);
+
+/// Corosync's cluster name for test nodes.
+const CLUSTER_NAME: &str = "hapxtest";
 
 /// How to start a node.
 #[derive(Debug, Clone)]
@@ -63,9 +68,8 @@ impl Default for NodeOptions {
 /// A running Pacemaker node; stopped on drop.
 #[derive(Debug)]
 pub struct PacemakerNode {
-    name: String,
-    dir: PathBuf,
-    netns: String,
+    /// Name, namespace, directory, members and binds, as launched.
+    spec: NodeSpec,
     pacemakerd: Child,
     /// The network this node made for itself, if [`PacemakerNode::start`] made one. Dropped
     /// after the daemons are stopped.
@@ -109,33 +113,35 @@ impl PacemakerNode {
             std::process::id(),
             options.name
         ));
-        prepare_dir(&dir, &options)?;
-        let script = launch_script(&dir, &options)?;
-        let pacemakerd = Command::new("ip")
-            .args(["netns", "exec", &host.netns, "unshare", "--mount", "--uts"])
-            .args(["--propagation", "private", "--", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let node = PacemakerNode {
+        let members = if options.members.is_empty() {
+            vec![(options.name.clone(), options.ring_address.clone())]
+        } else {
+            options.members.clone()
+        };
+        let spec = NodeSpec {
             name: options.name.clone(),
-            dir,
             netns: host.netns.clone(),
+            dir,
+            members,
+            cluster_name: CLUSTER_NAME.to_string(),
+            binds: ocf_binds(&options.ocf_providers)?,
+        };
+        // A directory left by an earlier run with this pid and sequence number is stale.
+        let _ = fs::remove_dir_all(&spec.dir);
+        spec.prepare()?;
+        let pacemakerd = spec.spawn(false)?;
+        let node = PacemakerNode {
+            spec,
             pacemakerd,
             own_network: None,
         };
-        let online = format!("name=\"{}\" id=", node.name);
         node.wait_until(options.startup_timeout, |xml| {
-            xml.contains("<current_dc present=\"true\"")
-                && xml
-                    .lines()
-                    .any(|l| l.contains(&online) && l.contains("online=\"true\""))
+            node::all_online(xml, &[node.name()])
         })
         .map_err(|last| {
             io::Error::other(format!(
                 "node {} not online with a DC after {:?}; last crm_mon: {last}\n{}",
-                node.name,
+                node.name(),
                 options.startup_timeout,
                 node.log_tail(40)
             ))
@@ -145,12 +151,12 @@ impl PacemakerNode {
 
     /// The node's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.spec.name
     }
 
     /// The network namespace the node runs in.
     pub fn netns(&self) -> &str {
-        &self.netns
+        &self.spec.netns
     }
 
     /// The pid of `pacemakerd`, whose namespaces [`PacemakerNode::command`] enters.
@@ -160,7 +166,7 @@ impl PacemakerNode {
 
     /// The node's private directory (its `/var/lib/pacemaker` is `DIR/lib`, logs in `DIR/log`).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.spec.dir
     }
 
     /// The network the node made for itself with [`PacemakerNode::start`].
@@ -168,70 +174,34 @@ impl PacemakerNode {
         self.own_network.as_ref()
     }
 
-    /// A command running `program` inside the node's network, mount and UTS namespaces.
+    /// A command running `program` inside the node's network, mount and UTS namespaces
+    /// (standard input null unless the caller sets it).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg("--target")
-            .arg(self.pid().to_string())
-            .args(["--net", "--mount", "--uts", "--"])
-            .arg(program);
-        cmd
+        node::command(self.pid(), program)
     }
 
     /// Runs `args` inside the node to completion.
     pub fn run(&self, args: &[&str]) -> io::Result<Output> {
-        let (program, rest) = args
-            .split_first()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
-        self.command(program)
-            .args(rest)
-            .stdin(Stdio::null())
-            .output()
+        node::run(self.pid(), args)
     }
 
     /// `crm_mon --one-shot --output-as=xml`, as text.
     pub fn crm_mon_xml(&self) -> io::Result<String> {
-        let out = self.run(&["crm_mon", "--one-shot", "--output-as=xml"])?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        node::crm_mon_xml(self.pid())
     }
 
     /// Polls `crm_mon` until `ready` accepts its XML; returns that XML, or the last one seen.
     pub fn wait_until(
         &self,
         timeout: Duration,
-        mut ready: impl FnMut(&str) -> bool,
+        ready: impl FnMut(&str) -> bool,
     ) -> Result<String, String> {
-        let deadline = Instant::now() + timeout;
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            if let Ok(xml) = self.crm_mon_xml() {
-                if ready(&xml) {
-                    return Ok(xml);
-                }
-                last = xml;
-            }
-            thread::sleep(Duration::from_millis(250));
-        }
-        Err(last)
+        node::wait_until(self.pid(), timeout, ready)
     }
 
     /// The last `lines` lines of Pacemaker's and Corosync's logs, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
-        ["log/pacemaker.log", "log/corosync.log", "corosync.out"]
-            .iter()
-            .map(|name| {
-                let text = fs::read_to_string(self.dir.join(name)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(lines).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                format!("--- {name}\n{}", tail.join("\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn corosync_pid(&self) -> Option<Pid> {
-        let text = fs::read_to_string(self.dir.join("corosync.pid")).ok()?;
-        text.trim().parse().ok().map(Pid::from_raw)
+        self.spec.log_tail(lines)
     }
 
     /// Stops Pacemaker (it stops its resources first), then Corosync.
@@ -246,13 +216,14 @@ impl PacemakerNode {
             }
         }
         // Corosync was started by the node's launch script, so its pid is ours to end.
-        if let Some(pid) = self.corosync_pid() {
-            if kill(pid, Signal::SIGTERM).is_ok() {
+        if let Some(pid) = self.spec.corosync_pid() {
+            let Ok(raw) = i32::try_from(pid) else { return };
+            if kill(Pid::from_raw(raw), Signal::SIGTERM).is_ok() {
                 let deadline = Instant::now() + Duration::from_secs(10);
-                while Instant::now() < deadline && process_runs(pid) {
+                while Instant::now() < deadline && netns::process_runs(pid) {
                     thread::sleep(Duration::from_millis(50));
                 }
-                let _ = kill(pid, Signal::SIGKILL);
+                let _ = kill(Pid::from_raw(raw), Signal::SIGKILL);
             }
         }
     }
@@ -262,16 +233,14 @@ impl Drop for PacemakerNode {
     fn drop(&mut self) {
         self.stop();
         if std::thread::panicking() {
-            eprintln!("Pacemaker node {} logs:\n{}", self.name, self.log_tail(60));
+            eprintln!(
+                "Pacemaker node {} logs:\n{}",
+                self.name(),
+                self.log_tail(60)
+            );
         }
-        let _ = fs::remove_dir_all(&self.dir);
+        let _ = fs::remove_dir_all(&self.spec.dir);
     }
-}
-
-/// Whether `pid` is a process that has not exited (a zombie has).
-fn process_runs(pid: Pid) -> bool {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    !status.is_empty() && !status.contains("State:\tZ")
 }
 
 fn wait_child(child: &mut Child, timeout: Duration) -> bool {
@@ -285,125 +254,21 @@ fn wait_child(child: &mut Child, timeout: Duration) -> bool {
     false
 }
 
-/// Creates the node's private directories with the owners Pacemaker expects, its
-/// corosync.conf, and a first CIB with fencing off (a test node has no fence device).
-fn prepare_dir(dir: &Path, options: &NodeOptions) -> io::Result<()> {
-    let _ = fs::remove_dir_all(dir);
-    let hacluster = User::from_name("hacluster")
-        .ok()
-        .flatten()
-        .ok_or_else(|| io::Error::other("user hacluster missing: is pacemaker installed?"))?;
-    let haclient = Group::from_name("haclient")
-        .ok()
-        .flatten()
-        .ok_or_else(|| io::Error::other("group haclient missing: is pacemaker installed?"))?;
-    let owned = |path: &Path, mode: u32| -> io::Result<()> {
-        fs::create_dir_all(path)?;
-        chown(
-            path,
-            Some(hacluster.uid.as_raw()),
-            Some(haclient.gid.as_raw()),
-        )?;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-    };
-    owned(&dir.join("lib"), 0o750)?;
-    for sub in ["blackbox", "cib", "cores", "pengine"] {
-        owned(&dir.join("lib").join(sub), 0o750)?;
-    }
-    owned(&dir.join("log"), 0o770)?;
-    owned(&dir.join("log/bundles"), 0o770)?;
-    fs::create_dir_all(dir.join("corosync/uidgid.d"))?;
-    fs::write(dir.join("corosync/corosync.conf"), corosync_conf(options))?;
-    let cib = dir.join("lib/cib/cib.xml");
-    fs::write(&cib, INITIAL_CIB)?;
-    chown(
-        &cib,
-        Some(hacluster.uid.as_raw()),
-        Some(haclient.gid.as_raw()),
-    )?;
-    fs::set_permissions(&cib, fs::Permissions::from_mode(0o600))
-}
-
-const INITIAL_CIB: &str = r#"<cib validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
-  <configuration>
-    <crm_config>
-      <cluster_property_set id="cib-bootstrap-options">
-        <nvpair id="cib-bootstrap-options-stonith-enabled" name="stonith-enabled" value="false"/>
-      </cluster_property_set>
-    </crm_config>
-    <nodes/>
-    <resources/>
-    <constraints/>
-  </configuration>
-  <status/>
-</cib>
-"#;
-
-/// Corosync's configuration: knet without crypto, the members, votequorum (two_node for two).
-/// Corosync's parser wants a newline after every `{`.
-fn corosync_conf(options: &NodeOptions) -> String {
-    let members = if options.members.is_empty() {
-        vec![(options.name.clone(), options.ring_address.clone())]
-    } else {
-        options.members.clone()
-    };
-    let mut nodes = String::new();
-    for (id, (name, addr)) in members.iter().enumerate() {
-        nodes.push_str(&format!(
-            "  node {{\n    ring0_addr: {addr}\n    name: {name}\n    nodeid: {}\n  }}\n",
-            id + 1
-        ));
-    }
-    let two_node = if members.len() == 2 {
-        "  two_node: 1\n"
-    } else {
-        ""
-    };
-    format!(
-        "totem {{\n  version: 2\n  cluster_name: hapxtest\n  transport: knet\n  \
-         crypto_cipher: none\n  crypto_hash: none\n  token: 3000\n}}\n\
-         nodelist {{\n{nodes}}}\n\
-         quorum {{\n  provider: corosync_votequorum\n{two_node}}}\n\
-         logging {{\n  to_stderr: no\n  to_logfile: yes\n  \
-         logfile: /var/log/pacemaker/corosync.log\n  to_syslog: no\n}}\n"
-    )
-}
-
-/// The shell script run inside the node's fresh mount and UTS namespaces: private mounts,
-/// hostname, Corosync in the background (its pid written down), then `exec pacemakerd`, so the
-/// harness's child is pacemakerd itself.
-fn launch_script(dir: &Path, options: &NodeOptions) -> io::Result<String> {
-    let d = dir.display();
-    let mut script = format!(
-        "set -e\n\
-         mount -t tmpfs -o mode=755 tmpfs /run\n\
-         mkdir -p /run/lock\n\
-         mount -t tmpfs -o mode=1777 tmpfs /dev/shm\n\
-         mount --bind {d}/lib /var/lib/pacemaker\n\
-         mount --bind {d}/log /var/log/pacemaker\n\
-         mount --bind {d}/corosync /etc/corosync\n\
-         hostname {name}\n",
-        name = options.name
-    );
-    for (provider, source) in &options.ocf_providers {
-        if provider.is_empty() || provider.contains('/') || provider.starts_with('.') {
-            return Err(io::Error::other(format!(
-                "bad OCF provider name {provider:?}"
-            )));
-        }
-        // The mount point must exist in the shared file system; an empty directory is harmless.
-        let target = Path::new("/usr/lib/ocf/resource.d").join(provider);
-        fs::create_dir_all(&target)?;
-        script.push_str(&format!(
-            "mount --bind '{}' '{}'\n",
-            source.display(),
-            target.display()
-        ));
-    }
-    script.push_str(&format!(
-        "corosync -f > {d}/corosync.out 2>&1 &\n\
-         echo $! > {d}/corosync.pid\n\
-         exec pacemakerd -f > {d}/pacemakerd.out 2>&1\n"
-    ));
-    Ok(script)
+/// The bind mounts showing `providers` at `/usr/lib/ocf/resource.d/PROVIDER`. A mount point
+/// must exist in the shared file system, so missing ones are created (an empty directory there
+/// is harmless).
+fn ocf_binds(providers: &[(String, PathBuf)]) -> io::Result<Vec<(PathBuf, PathBuf)>> {
+    providers
+        .iter()
+        .map(|(provider, source)| {
+            if provider.is_empty() || provider.contains('/') || provider.starts_with('.') {
+                return Err(io::Error::other(format!(
+                    "bad OCF provider name {provider:?}"
+                )));
+            }
+            let target = Path::new("/usr/lib/ocf/resource.d").join(provider);
+            fs::create_dir_all(&target)?;
+            Ok((source.clone(), target))
+        })
+        .collect()
 }

@@ -10,8 +10,10 @@
 //! ```
 //!
 //! - [`state`]: the state file under /run/hapx-lab/ recording every name and pid the lab made.
-//! - [`net`]: namespaces, the bridge, ports, addresses, processes per namespace.
-//! - [`node`]: a cluster node (private mounts, corosync.conf, detached launch, `crm_mon`).
+//! - [`net`]: the lab's naming (`hapxl-<id>-<role>`) and addressing over [`crate::netns`]
+//!   (namespaces, the bridge, ports, addresses, processes per namespace).
+//! - [`node`]: a Corosync + Pacemaker node in private namespaces (private mounts,
+//!   corosync.conf, launch, `crm_mon`); the test harness's `PacemakerNode` uses it too.
 //! - [`backend`]: the API server stand-ins.
 //! - [`script`]: adapting the crm script and haproxy.cfg to the lab.
 //! - [`probe`]: client requests through the VIP and their outage windows.

@@ -1,22 +1,27 @@
-//! A lab cluster node: Corosync and Pacemaker in the node's network namespace plus a private
-//! mount and UTS namespace of their own.
+//! A Corosync + Pacemaker node in private namespaces: the one launcher behind `hapx lab`'s
+//! cluster nodes and the test harness's `hapx_tests::pacemaker::PacemakerNode`.
 //!
-//! Inside the node, `/run` and `/dev/shm` are fresh tmpfs, and `/var/lib/pacemaker`,
-//! `/var/log/pacemaker`, `/etc/corosync`, `/etc/hosts` and `/etc/haproxy/haproxy.cfg` are the
-//! node's own files from the lab directory, so two nodes (and the machine's own cluster, if it
-//! has one) never share state. For the hapx stack, `/usr/lib/ocf/resource.d/heartbeat` is a
-//! private copy with hapx's agents installed over IPaddr2 and haproxy, and `/usr/local/sbin`
-//! holds `hapx-proxy`, which the haproxy agent prefers over HAProxy.
+//! A node runs in a network namespace (a host of a [`crate::netns`] network) plus a private
+//! mount and UTS namespace of its own. Inside the node, `/run` and `/dev/shm` are fresh tmpfs,
+//! `/var/lib/pacemaker`, `/var/log/pacemaker` and `/etc/corosync` are the node's own
+//! directories, its hostname is its node name, and any further files are bind-mounted over the
+//! node's paths ([`NodeSpec::binds`]: the lab's `/etc/hosts`, `haproxy.cfg`, hapx's agents over
+//! `/usr/lib/ocf/resource.d/heartbeat` and `hapx-proxy` in `/usr/local/sbin`; the tests' OCF
+//! providers). So two nodes (and the machine's own cluster, if it has one) never share state,
+//! and Pacemaker's IPC (abstract unix sockets) is private to the node's network namespace.
 //!
-//! The launch runs detached (`setsid`): `corosync -f` in the background with its pid written
-//! to the node directory, then `exec pacemakerd -f`, so the pid the lab records is pacemakerd's
-//! and cluster tools enter the node through it (`nsenter --target PID`).
+//! The launch runs `corosync -f` in the background with its pid written to the node directory,
+//! then `exec pacemakerd -f`, so the pid the caller gets is pacemakerd's and cluster tools enter
+//! the node through it ([`command`]: `nsenter --target PID`). The lab launches detached
+//! (`setsid`, [`NodeSpec::launch`]) so nodes outlive `hapx lab up`; tests keep the child
+//! ([`NodeSpec::spawn`]) to stop and reap it.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -36,11 +41,13 @@ pub struct NodeSpec {
     pub dir: PathBuf,
     /// Every member as (name, ring address).
     pub members: Vec<(String, String)>,
+    /// Corosync's `cluster_name` (`hapx-lab`, `hapxtest`).
+    pub cluster_name: String,
     /// Files bind-mounted over paths of the node: (source, target).
     pub binds: Vec<(PathBuf, PathBuf)>,
 }
 
-/// A first CIB with fencing off: a lab node has no fence device.
+/// A first CIB with fencing off: a lab or test node has no fence device.
 const INITIAL_CIB: &str = r#"<cib validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
   <configuration>
     <crm_config>
@@ -86,7 +93,7 @@ impl NodeSpec {
         fs::create_dir_all(dir.join("corosync/uidgid.d"))?;
         fs::write(
             dir.join("corosync/corosync.conf"),
-            corosync_conf(&self.members),
+            corosync_conf(&self.cluster_name, &self.members),
         )?;
         let cib = dir.join("lib/cib/cib.xml");
         fs::write(&cib, INITIAL_CIB)?;
@@ -98,27 +105,29 @@ impl NodeSpec {
         fs::set_permissions(&cib, fs::Permissions::from_mode(0o600))
     }
 
-    /// Starts Corosync and Pacemaker, detached from this process; returns pacemakerd's pid.
+    /// Starts Corosync and Pacemaker, detached from this process (its own session, not
+    /// stopped with it); returns pacemakerd's pid.
     pub fn launch(&self) -> io::Result<u32> {
+        Ok(self.spawn(true)?.id())
+    }
+
+    /// Starts Corosync and Pacemaker; the child is pacemakerd itself. With `detach`, it runs in
+    /// a session of its own (`setsid`). Its standard streams are null: the daemons log to the
+    /// node directory.
+    pub fn spawn(&self, detach: bool) -> io::Result<Child> {
         let script = self.launch_script();
-        // setsid(1) execs in place (the child is not a group leader), so the pid is ours to
-        // record; `ip netns exec` and `unshare` (without --fork) exec in place as well.
-        let child = Command::new("setsid")
-            .args([
-                "ip",
-                "netns",
-                "exec",
-                &self.netns,
-                "unshare",
-                "--mount",
-                "--uts",
-            ])
+        // setsid(1) execs in place (the child is not a group leader), so the pid is
+        // pacemakerd's; `ip netns exec` and `unshare` (without --fork) exec in place as well.
+        let mut cmd = Command::new(if detach { "setsid" } else { "ip" });
+        if detach {
+            cmd.arg("ip");
+        }
+        cmd.args(["netns", "exec", &self.netns, "unshare", "--mount", "--uts"])
             .args(["--propagation", "private", "--", "sh", "-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()?;
-        Ok(child.id())
+            .spawn()
     }
 
     fn launch_script(&self) -> String {
@@ -178,9 +187,10 @@ impl NodeSpec {
     }
 }
 
-/// Corosync's configuration: knet without crypto, the members, the seed's token timeout,
-/// votequorum with two_node for two members. Its parser wants a newline after every `{`.
-pub fn corosync_conf(members: &[(String, String)]) -> String {
+/// Corosync's configuration for cluster `cluster_name`: knet without crypto, the members, the
+/// seed's token timeout, votequorum with two_node for two members. Its parser wants a newline
+/// after every `{`.
+pub fn corosync_conf(cluster_name: &str, members: &[(String, String)]) -> String {
     let mut nodes = String::new();
     for (id, (name, addr)) in members.iter().enumerate() {
         nodes.push_str(&format!(
@@ -194,7 +204,7 @@ pub fn corosync_conf(members: &[(String, String)]) -> String {
         ""
     };
     format!(
-        "totem {{\n  version: 2\n  cluster_name: hapx-lab\n  transport: knet\n  \
+        "totem {{\n  version: 2\n  cluster_name: {cluster_name}\n  transport: knet\n  \
          crypto_cipher: none\n  crypto_hash: none\n  token: {TOKEN_MS}\n}}\n\
          nodelist {{\n{nodes}}}\n\
          quorum {{\n  provider: corosync_votequorum\n{two_node}}}\n\
@@ -205,7 +215,7 @@ pub fn corosync_conf(members: &[(String, String)]) -> String {
 
 /// A command running `program` inside the node whose pacemakerd is `pid` (its network, mount
 /// and UTS namespaces).
-pub fn command(pid: u32, program: &str) -> Command {
+pub fn command(pid: u32, program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new("nsenter");
     cmd.arg("--target")
         .arg(pid.to_string())
@@ -296,10 +306,14 @@ mod tests {
 
     #[test]
     fn two_members_make_a_two_node_cluster_with_the_seed_token() {
-        let conf = corosync_conf(&[
-            ("a".into(), "192.0.2.11".into()),
-            ("b".into(), "192.0.2.12".into()),
-        ]);
+        let conf = corosync_conf(
+            "hapx-lab",
+            &[
+                ("a".into(), "192.0.2.11".into()),
+                ("b".into(), "192.0.2.12".into()),
+            ],
+        );
+        assert!(conf.contains("cluster_name: hapx-lab\n"));
         assert!(conf.contains("token: 3000\n"));
         assert!(conf.contains("two_node: 1\n"));
         assert!(conf.contains("ring0_addr: 192.0.2.12\n    name: b\n    nodeid: 2\n"));

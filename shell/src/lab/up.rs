@@ -289,6 +289,7 @@ pub fn node_spec(state: &State, name: &str) -> Result<NodeSpec> {
         netns: host.netns.clone(),
         dir: shared.join(name),
         members,
+        cluster_name: "hapx-lab".to_string(),
         binds,
     })
 }
@@ -362,7 +363,7 @@ fn apply_script(state: &State, node: &str) -> Result<()> {
     let script = state.dir.join("configure.crm");
     // The seed's script is a configure-level script, fed as `crm configure < configure.crm`.
     let input = fs::File::open(&script)?;
-    let out = node::command(pid, &exe.display().to_string())
+    let out = node::command(pid, &exe)
         .arg("configure")
         .stdin(input)
         .output()
