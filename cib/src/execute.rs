@@ -28,8 +28,11 @@ pub struct Synapse {
 /// The transition graph, in Pacemaker's synapse order.
 pub fn graph(t: &Transition) -> Vec<Synapse> {
     let mut order: Vec<usize> = Vec::new();
-    let group_actions: std::collections::HashMap<usize, &Vec<usize>> =
-        t.group_actions.iter().map(|(first, ids)| (*first, ids)).collect();
+    let group_actions: std::collections::HashMap<usize, &Vec<usize>> = t
+        .group_actions
+        .iter()
+        .map(|(first, ids)| (*first, ids))
+        .collect();
     for &r in &t.order {
         // A group's own actions come before its members', newest first.
         if let Some(ids) = group_actions.get(&r) {
