@@ -287,14 +287,9 @@ fn record_result(
                     _ => unreachable!("position matched an element"),
                 },
                 None => {
-                    let mut e = Element::new("lrm_resource")
-                        .with_attr("id", p.id.clone())
-                        .with_attr("class", p.class.clone())
-                        .with_attr("type", p.agent.clone());
-                    if let Some(prov) = &p.provider {
-                        e.set_attr("provider", prov.clone());
-                    }
-                    resources.children.push(Node::Element(e));
+                    resources
+                        .children
+                        .push(Node::Element(p.lrm_resource_element()));
                     cache
                         .positions
                         .insert((n, p.id.clone()), resources.children.len() - 1);

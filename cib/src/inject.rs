@@ -170,23 +170,7 @@ pub fn op_inject(doc: &mut Document, spec: &OpSpec, now: i64) -> Result<(), Inje
     let resources = state
         .child_or_insert("lrm")
         .child_or_insert("lrm_resources");
-    let pos = resources.children.iter().position(
-        |c| matches!(c, Node::Element(e) if e.name == "lrm_resource" && e.id() == Some(p.id.as_str())),
-    );
-    let pos = pos.unwrap_or_else(|| {
-        let mut e = Element::new("lrm_resource")
-            .with_attr("id", p.id.clone())
-            .with_attr("class", p.class.clone())
-            .with_attr("type", p.agent.clone());
-        if let Some(prov) = &p.provider {
-            e.set_attr("provider", prov.clone());
-        }
-        resources.children.push(Node::Element(e));
-        resources.children.len() - 1
-    });
-    let Node::Element(entry) = &mut resources.children[pos] else {
-        unreachable!("position matched an element");
-    };
+    let entry = p.lrm_resource_in(resources);
     let call_id = entry
         .children_named("lrm_rsc_op")
         .filter_map(|o| o.attr("call-id").and_then(|c| c.parse::<i64>().ok()))

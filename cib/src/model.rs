@@ -10,7 +10,7 @@
 //! is reported in [`Cib::unsupported`] rather than silently misread.
 
 use crate::score::{self, HealthScores, INFINITY};
-use crate::xml::{Document, Element, XmlError};
+use crate::xml::{Document, Element, Node, XmlError};
 
 /// Why a CIB cannot be modelled.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -276,6 +276,36 @@ pub struct Group {
 }
 
 impl Primitive {
+    /// A new, empty `<lrm_resource>` history entry for this primitive, as Pacemaker's
+    /// controller writes it (id, class, type, provider).
+    pub fn lrm_resource_element(&self) -> Element {
+        let mut e = Element::new("lrm_resource")
+            .with_attr("id", self.id.clone())
+            .with_attr("class", self.class.clone())
+            .with_attr("type", self.agent.clone());
+        if let Some(provider) = &self.provider {
+            e.set_attr("provider", provider.clone());
+        }
+        e
+    }
+
+    /// This primitive's entry in a node's `<lrm_resources>`, appended when missing.
+    pub fn lrm_resource_in<'a>(&self, lrm_resources: &'a mut Element) -> &'a mut Element {
+        let pos = lrm_resources.children.iter().position(|c| {
+            matches!(c, Node::Element(e) if e.name == "lrm_resource" && e.id() == Some(self.id.as_str()))
+        });
+        let pos = pos.unwrap_or_else(|| {
+            lrm_resources
+                .children
+                .push(Node::Element(self.lrm_resource_element()));
+            lrm_resources.children.len() - 1
+        });
+        match &mut lrm_resources.children[pos] {
+            Node::Element(e) => e,
+            _ => unreachable!("position matched an element"),
+        }
+    }
+
     /// `class:provider:type` as status output prints it.
     pub fn agent_spec(&self) -> String {
         match &self.provider {

@@ -158,25 +158,7 @@ fn lrm_resource<'d>(state: &'d mut Element, node_id: &str, p: &Primitive) -> &'d
     if lrm.attr("id").is_none() {
         lrm.set_attr("id", node_id);
     }
-    let resources = lrm.child_or_insert("lrm_resources");
-    let pos = resources.children.iter().position(|c| {
-        matches!(c, Node::Element(e) if e.name == "lrm_resource" && e.id() == Some(p.id.as_str()))
-    });
-    let pos = pos.unwrap_or_else(|| {
-        let mut e = Element::new("lrm_resource")
-            .with_attr("id", p.id.clone())
-            .with_attr("type", p.agent.clone())
-            .with_attr("class", p.class.clone());
-        if let Some(provider) = &p.provider {
-            e.set_attr("provider", provider.clone());
-        }
-        resources.children.push(Node::Element(e));
-        resources.children.len() - 1
-    });
-    match &mut resources.children[pos] {
-        Node::Element(e) => e,
-        _ => unreachable!("position matched an element"),
-    }
+    p.lrm_resource_in(lrm.child_or_insert("lrm_resources"))
 }
 
 /// The largest call id recorded for the node (0 when none).
