@@ -126,7 +126,8 @@ impl FileCib {
         }
     }
 
-    fn lock(&self) -> Result<Flock<File>> {
+    /// Takes the CIB's lock (`<cib>.lock`), shared by shell commits and the local driver.
+    pub(crate) fn lock(&self) -> Result<Flock<File>> {
         let mut lock_path = self.path.clone().into_os_string();
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
@@ -154,7 +155,8 @@ impl FileCib {
         self.read_unlocked()
     }
 
-    fn read_unlocked(&self) -> Result<Document> {
+    /// Reads and checks the CIB; the caller holds [`FileCib::lock`].
+    pub(crate) fn read_unlocked(&self) -> Result<Document> {
         match std::fs::read_to_string(&self.path) {
             Ok(text) => {
                 let doc = Document::parse(&text).map_err(|e| BackendError::Invalid {

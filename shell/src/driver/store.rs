@@ -8,27 +8,15 @@
 //! its own node) bump `epoch`, as any configuration change does.
 
 use std::cell::Cell;
-use std::fs::{File, OpenOptions};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hapx_cib::xml::Document;
-use nix::fcntl::{Flock, FlockArg};
 
-use crate::backend::{Version, empty_cib, write_atomically};
+use crate::backend::{BackendError, FileCib, Version, write_atomically};
 
-/// Why the CIB could not be read or updated.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: not a CIB: {message}")]
-    Invalid { path: PathBuf, message: String },
-}
+/// Why the CIB could not be read or updated: the shell's file-CIB errors.
+pub type StoreError = BackendError;
 
 /// Which version counter an update moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +35,12 @@ pub struct Stamp {
     len: u64,
 }
 
-/// The CIB file the driver works on.
+/// The CIB file the driver works on: the shell's [`FileCib`] (same lock, same checks, created
+/// empty when missing), plus what the driver needs to notice writes by others.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub path: PathBuf,
+    file: FileCib,
     /// The stamp of this store's last write, taken while still holding the lock.
     written: Cell<Stamp>,
     /// The stamp of the file as the last update found it, before changing it.
@@ -59,8 +49,13 @@ pub struct Store {
 
 impl Store {
     pub fn new(path: impl Into<PathBuf>) -> Store {
+        let path = path.into();
         Store {
-            path: path.into(),
+            file: FileCib {
+                path: path.clone(),
+                create: true,
+            },
+            path,
             written: Cell::new(Stamp::default()),
             found: Cell::new(Stamp::default()),
         }
@@ -78,58 +73,10 @@ impl Store {
         self.written.get()
     }
 
-    fn io(&self, path: &Path, source: std::io::Error) -> StoreError {
-        StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    /// The shell's lock: `<cib>.lock` (see `backend::FileCib`).
-    fn lock(&self) -> Result<Flock<File>, StoreError> {
-        let mut lock = self.path.clone().into_os_string();
-        lock.push(".lock");
-        let lock = PathBuf::from(lock);
-        if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| self.io(dir, e))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock)
-            .map_err(|e| self.io(&lock, e))?;
-        Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, errno)| self.io(&lock, std::io::Error::from(errno)))
-    }
-
-    fn read_unlocked(&self) -> Result<Document, StoreError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let doc = empty_cib();
-                write_atomically(&self.path, &doc.to_xml()).map_err(|e| self.io(&self.path, e))?;
-                return Ok(doc);
-            }
-            Err(e) => return Err(self.io(&self.path, e)),
-        };
-        let doc = Document::parse(&text).map_err(|e| StoreError::Invalid {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        if doc.root.name != "cib" {
-            return Err(StoreError::Invalid {
-                path: self.path.clone(),
-                message: format!("the root element is <{}>, not <cib>", doc.root.name),
-            });
-        }
-        Ok(doc)
-    }
-
     /// The CIB as it is now (an empty one is created when the file does not exist).
     pub fn load(&self) -> Result<Document, StoreError> {
-        let _lock = self.lock()?;
-        self.read_unlocked()
+        let _lock = self.file.lock()?;
+        self.file.read_unlocked()
     }
 
     /// Applies `change` to the current CIB and writes the result, all under the lock. When
@@ -139,9 +86,9 @@ impl Store {
         bump: Bump,
         change: impl FnOnce(&mut Document) -> Option<R>,
     ) -> Result<Option<R>, StoreError> {
-        let _lock = self.lock()?;
+        let _lock = self.file.lock()?;
         self.found.set(self.stamp());
-        let mut doc = self.read_unlocked()?;
+        let mut doc = self.file.read_unlocked()?;
         let Some(result) = change(&mut doc) else {
             return Ok(None);
         };
@@ -157,7 +104,10 @@ impl Store {
         doc.root.set_attr("epoch", v.epoch.to_string());
         doc.root.set_attr("num_updates", v.num_updates.to_string());
         doc.root.set_attr("admin_epoch", v.admin_epoch.to_string());
-        write_atomically(&self.path, &doc.to_xml()).map_err(|e| self.io(&self.path, e))?;
+        write_atomically(&self.path, &doc.to_xml()).map_err(|source| BackendError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
         self.written.set(self.stamp());
         Ok(Some(result))
     }
