@@ -2,10 +2,11 @@
 //! section under the same lock (`<cib>.lock`) and with the same atomic write as the shell's
 //! commits, so a `crm configure` commit and a recorded operation never lose each other.
 //!
-//! Status updates bump `num_updates`, as Pacemaker's CIB manager does, so that a shell session
-//! that loaded the CIB before an update sees that the CIB moved and refuses its commit rather
-//! than writing back a stale status section. Changes to the configuration (the driver adding
-//! its own node) bump `epoch`, as any configuration change does.
+//! Status updates bump `num_updates`, as Pacemaker's CIB manager does. A shell commit writes its
+//! configuration over the status section that is on disk at commit time, and is refused only
+//! when the configuration moved (`admin_epoch`/`epoch`) since it loaded: so a recorded operation
+//! never blocks a commit and a commit never loses one. Changes to the configuration (the driver
+//! adding its own node) bump `epoch`, as any configuration change does.
 
 use std::cell::Cell;
 use std::os::unix::fs::MetadataExt;
