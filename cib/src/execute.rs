@@ -374,22 +374,7 @@ fn record_failcount(t: &Transition, a: &Action, doc: &mut Document, now: i64) ->
         }
     );
     let state = node_state(doc, &node.id, &node.uname);
-    let set = state
-        .child_or_insert("transient_attributes")
-        .child_or_insert("instance_attributes");
-    let name = format!("fail-count-{key}");
-    let count = set
-        .children_named("nvpair")
-        .find(|e| e.attr("name") == Some(name.as_str()))
-        .and_then(|e| e.attr("value"))
-        .map(crate::score::parse_plain)
-        .unwrap_or(0);
-    set_attribute(
-        set,
-        &name,
-        &crate::score::to_text(crate::score::add(count, 1)),
-    );
-    set_attribute(set, &format!("last-failure-{key}"), &now.to_string());
+    let name = crate::inject::record_failure(state, &key, false, now);
     vec![
         format!(
             "  * Injecting attribute {name}=value++ into /node_state '{}'",
@@ -400,21 +385,6 @@ fn record_failcount(t: &Transition, a: &Action, doc: &mut Document, now: i64) ->
             node.id
         ),
     ]
-}
-
-fn set_attribute(set: &mut Element, name: &str, value: &str) {
-    for e in set.elements_mut() {
-        if e.attr("name") == Some(name) {
-            e.set_attr("value", value);
-            return;
-        }
-    }
-    set.children.push(Node::Element(
-        Element::new("nvpair")
-            .with_attr("id", format!("status-{name}"))
-            .with_attr("name", name)
-            .with_attr("value", value),
-    ));
 }
 
 /// The `node_state` of a node, created (as a member that is up) when missing.

@@ -204,29 +204,34 @@ pub fn op_inject(doc: &mut Document, spec: &OpSpec, now: i64) -> Result<(), Inje
         None => entry.children.push(Node::Element(op)),
     }
     if spec.rc != expected {
-        let attrs = node_state(doc, &spec.node)
-            .child_or_insert("transient_attributes")
-            .child_or_insert("instance_attributes");
-        let name = format!("fail-count-{}#{}_{}", spec.rsc, spec.task, spec.interval_ms);
-        let count = attrs
-            .children_named("nvpair")
-            .find(|n| n.attr("name") == Some(name.as_str()))
-            .and_then(|n| n.attr("value"))
-            .map(crate::score::parse_plain)
-            .unwrap_or(0);
-        let count = if spec.task == "start" {
-            crate::score::INFINITY
-        } else {
-            crate::score::add(count, 1)
-        };
-        set_nvpair(attrs, &name, &crate::score::to_text(count));
-        let last = format!(
-            "last-failure-{}#{}_{}",
-            spec.rsc, spec.task, spec.interval_ms
-        );
-        set_nvpair(attrs, &last, &now.to_string());
+        let key = format!("{}#{}_{}", spec.rsc, spec.task, spec.interval_ms);
+        record_failure(node_state(doc, &spec.node), &key, spec.task == "start", now);
     }
     Ok(())
+}
+
+/// Records a failure of `key` (`RSC#TASK_INTERVAL`) in a node's transient attributes, as the
+/// controller does: `fail-count-KEY` goes up by one (to INFINITY when `fatal`) and
+/// `last-failure-KEY` becomes `now`. Returns the fail-count attribute's name.
+pub(crate) fn record_failure(node_state: &mut Element, key: &str, fatal: bool, now: i64) -> String {
+    let attrs = node_state
+        .child_or_insert("transient_attributes")
+        .child_or_insert("instance_attributes");
+    let name = format!("fail-count-{key}");
+    let count = attrs
+        .children_named("nvpair")
+        .find(|n| n.attr("name") == Some(name.as_str()))
+        .and_then(|n| n.attr("value"))
+        .map(crate::score::parse_plain)
+        .unwrap_or(0);
+    let count = if fatal {
+        crate::score::INFINITY
+    } else {
+        crate::score::add(count, 1)
+    };
+    set_nvpair(attrs, &name, &crate::score::to_text(count));
+    set_nvpair(attrs, &format!("last-failure-{key}"), &now.to_string());
+    name
 }
 
 fn set_nvpair(set: &mut Element, name: &str, value: &str) {

@@ -156,7 +156,9 @@ fn node_mode(cib: &Cib, node: &NodeStatus) -> NodeMode {
     }
 }
 
-fn exit_text(rc: i32) -> &'static str {
+/// An OCF exit code as Pacemaker 2.1.5's status output words it (`services_ocf_exitcode_str`,
+/// as compiled into libpe_status).
+pub fn exit_text(rc: i32) -> &'static str {
     match rc {
         0 => "ok",
         1 => "error",
@@ -168,8 +170,8 @@ fn exit_text(rc: i32) -> &'static str {
         7 => "not running",
         8 => "promoted",
         9 => "promoted (failed)",
-        190 => "degraded",
-        191 => "degraded promoted",
+        190 => "OCF_DEGRADED",
+        191 => "promoted (degraded)",
         _ => "unknown",
     }
 }

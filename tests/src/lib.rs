@@ -12,6 +12,7 @@
 //! - [`pacemaker`]: real Corosync + Pacemaker nodes in private namespaces (over the product's
 //!   launcher, `hapx_shell::lab::node`).
 //! - [`agents`]: hapx's agents in a provider directory, run in namespace hosts.
+//! - [`wait`]: polling until a condition holds (`eventually`, `alive`).
 //! - [`bins`]: the workspace's built binaries (`hapx`, `hapx-ocf`, `hapx-proxy`).
 //! - [`man`]: rendering the man pages kept in `man/`.
 //! - [`shell`]: crm scripts through hapx and crmsh on file CIBs, and configuration comparisons.
@@ -27,3 +28,4 @@ pub mod pacemaker;
 pub mod proxy;
 pub mod require;
 pub mod shell;
+pub mod wait;

@@ -5,11 +5,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hapx_tests::agents::{ProviderDir, listen_in, run_in, run_in_env, status};
 use hapx_tests::netns::{Host, Network};
 use hapx_tests::require;
+use hapx_tests::wait::{alive, eventually};
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
 
@@ -83,21 +84,6 @@ fn accepts(net: &Network, host: &Host, port: u16) -> bool {
     let probe = format!("exec 3<>/dev/tcp/127.0.0.1/{port}");
     net.run(host, &["bash", "-c", &probe])
         .is_ok_and(|o| o.status.success())
-}
-
-fn alive(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| !s.contains("State:\tZ"))
-}
-
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    check()
 }
 
 #[test]

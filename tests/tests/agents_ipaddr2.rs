@@ -4,13 +4,14 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hapx_tests::agents::{
     ProviderDir, addresses, has_address, neighbour_mac, run_in, run_in_env, status, tx_packets,
 };
 use hapx_tests::netns::{Host, Network};
 use hapx_tests::require;
+use hapx_tests::wait::eventually;
 
 fn spec_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec")
@@ -26,18 +27,6 @@ fn network_with(test: &str, hosts: &[(&str, &[&str])]) -> Option<(Network, Vec<H
         .map(|(name, addrs)| net.add_host(name, addrs).expect("add a host"))
         .collect();
     Some((net, hosts))
-}
-
-/// Polls `check` for up to `timeout`.
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    check()
 }
 
 #[test]

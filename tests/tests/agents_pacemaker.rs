@@ -9,6 +9,7 @@ use std::time::Duration;
 use hapx_tests::agents::ProviderDir;
 use hapx_tests::pacemaker::{NodeOptions, PacemakerNode};
 use hapx_tests::require;
+use hapx_tests::wait::alive;
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
 const VIP: &str = "192.0.2.50";
@@ -67,10 +68,6 @@ fn pid_in(pidfile: &Path) -> Option<i32> {
     fs::read_to_string(pidfile)
         .ok()
         .and_then(|t| t.split_whitespace().next()?.parse().ok())
-}
-
-fn alive(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| !s.contains("State:\tZ"))
 }
 
 #[test]

@@ -13,6 +13,7 @@ use hapx_tests::bins;
 use hapx_tests::proxy::{
     NamedServer, Proxy, ask, cli, free_port, is_listening, temp_dir, wait_until,
 };
+use hapx_tests::wait::alive;
 use nix::sys::signal::Signal;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -22,12 +23,6 @@ fn tcp_config(port: u16, server: SocketAddr, global: &str) -> String {
         "global\n{global}defaults\n  mode tcp\n  timeout client 10s\n  timeout server 10s\n  timeout connect 1s\n\
          frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\nbackend be\n  server s {server}\n"
     )
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie still has a /proc entry; its state says it is gone.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.split_whitespace().nth(2) != Some("Z"))
 }
 
 #[test]

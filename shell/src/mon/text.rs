@@ -67,24 +67,8 @@ pub fn readable_interval(ms: u64) -> String {
     s
 }
 
-/// `services_ocf_exitcode_str`.
-pub fn exit_code(rc: i32) -> &'static str {
-    match rc {
-        0 => "ok",
-        1 => "error",
-        2 => "invalid parameter",
-        3 => "unimplemented feature",
-        4 => "insufficient privileges",
-        5 => "not installed",
-        6 => "not configured",
-        7 => "not running",
-        8 => "promoted",
-        9 => "promoted (failed)",
-        190 => "OCF_DEGRADED",
-        191 => "OCF_DEGRADED_PROMOTED",
-        _ => "unknown",
-    }
-}
+/// `services_ocf_exitcode_str`: the one table lives with the engine's renderer.
+pub use hapx_cib::render::exit_text as exit_code;
 
 /// `pcmk_exec_status_str`.
 pub fn exec_status(status: i32) -> &'static str {
