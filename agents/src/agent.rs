@@ -2,6 +2,7 @@
 //! failure becomes Pacemaker's exit-reason line and exit code.
 
 use std::io::Write as _;
+use std::time::{Duration, Instant};
 
 use crate::log::Logger;
 use crate::ocf::{Action, ExitCode};
@@ -117,16 +118,49 @@ pub fn main(agent: &dyn Agent, action: Option<&str>) -> ExitCode {
     if !spec.supports(action) {
         return ExitCode::ErrUnimplemented;
     }
+    let began = Instant::now();
     let ctx = Context {
         action,
         params: Params::from_env(spec),
         log: Logger::from_env(spec.name),
     };
-    match agent.run(&ctx) {
+    ctx.log.debug(&format!("{action}: begins"));
+    let code = match agent.run(&ctx) {
         Ok(code) => code,
         Err(failure) => {
             ctx.log.exit_reason(&failure.reason);
             failure.code
         }
+    };
+    log_duration(&ctx, code, began.elapsed());
+    code
+}
+
+/// How long the action took, for failover timelines (Pacemaker's log says when the executor
+/// started the agent and when it exited; this says how much of that was the agent's own work).
+/// At info level for a successful action that changes what runs; at debug level otherwise: a
+/// failure has its one exit-reason line, and monitors are frequent.
+fn log_duration(ctx: &Context, code: ExitCode, took: Duration) {
+    let line = format!(
+        "{}: {} in {:.1} ms",
+        ctx.action,
+        code.name(),
+        took.as_secs_f64() * 1000.0
+    );
+    let changes_what_runs = matches!(
+        ctx.action,
+        Action::Start
+            | Action::Stop
+            | Action::Reload
+            | Action::ReloadAgent
+            | Action::Promote
+            | Action::Demote
+            | Action::MigrateTo
+            | Action::MigrateFrom
+    );
+    if changes_what_runs && code == ExitCode::Success {
+        ctx.log.info(&line);
+    } else {
+        ctx.log.debug(&line);
     }
 }

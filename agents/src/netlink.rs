@@ -1,10 +1,11 @@
-//! A small synchronous rtnetlink client: links, addresses and routes of the current network
-//! namespace, over one `NETLINK_ROUTE` socket.
+//! A small synchronous netlink client for the current network namespace: links, addresses and
+//! routes over one `NETLINK_ROUTE` socket, and the listening TCP ports over a
+//! `NETLINK_SOCK_DIAG` socket ([`Netlink::open_sock_diag`], [`Netlink::listening_tcp_ports`]).
 //!
 //! The agent makes a handful of requests per call, so a blocking socket and hand-built messages
 //! (a few dozen bytes each) are both the simplest and the fastest way: no runtime, no threads,
 //! no allocation beyond the receive buffer. Message layouts are those of `linux/rtnetlink.h`,
-//! `linux/if_addr.h` and `linux/if_link.h`.
+//! `linux/if_addr.h`, `linux/if_link.h` and `linux/inet_diag.h`.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -24,6 +25,7 @@ const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
 
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
@@ -202,13 +204,22 @@ fn err(op: &'static str) -> impl FnOnce(nix::Error) -> NetlinkError {
 }
 
 impl Netlink {
-    /// Opens a socket in the current network namespace.
+    /// Opens an rtnetlink socket in the current network namespace.
     pub fn open() -> Result<Netlink> {
+        Netlink::open_protocol(SockProtocol::NetlinkRoute)
+    }
+
+    /// Opens a sock_diag socket in the current network namespace.
+    pub fn open_sock_diag() -> Result<Netlink> {
+        Netlink::open_protocol(SockProtocol::NetlinkSockDiag)
+    }
+
+    fn open_protocol(protocol: SockProtocol) -> Result<Netlink> {
         let fd = socket(
             AddressFamily::Netlink,
             SockType::Raw,
             SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkRoute,
+            protocol,
         )
         .map_err(err("socket"))?;
         bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(err("bind"))?;
@@ -397,6 +408,32 @@ impl Netlink {
             .filter(|(t, _)| *t == RTM_NEWROUTE)
             .filter_map(|(_, p)| parse_route(p))
             .collect())
+    }
+}
+
+impl Netlink {
+    /// The local ports of the TCP sockets in LISTEN state (IPv4 and IPv6), on a socket from
+    /// [`Netlink::open_sock_diag`]. The kernel walks only its listening table for this, where
+    /// reading `/proc/net/tcp` walks every bucket of the established table too (tens of
+    /// milliseconds on a host with a large one).
+    pub fn listening_tcp_ports(&mut self) -> Result<Vec<u16>> {
+        const TCP_LISTEN_STATE: u32 = 1 << 10;
+        let mut ports = Vec::new();
+        for family in [libc::AF_INET, libc::AF_INET6] {
+            // struct inet_diag_req_v2: family, protocol, ext, pad, states, then a zeroed
+            // inet_diag_sockid (48 bytes: no filter on addresses or ports).
+            let mut body = vec![family as u8, libc::IPPROTO_TCP as u8, 0, 0];
+            body.extend_from_slice(&TCP_LISTEN_STATE.to_ne_bytes());
+            body.extend_from_slice(&[0; 48]);
+            for (_, msg) in self.request("sock_diag", SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, &body)? {
+                // struct inet_diag_msg: family, state, timer, retrans, then the sockid, whose
+                // first field is the source port in network order.
+                if msg.len() >= 6 {
+                    ports.push(u16::from_be_bytes([msg[4], msg[5]]));
+                }
+            }
+        }
+        Ok(ports)
     }
 }
 
@@ -602,6 +639,33 @@ mod tests {
         assert_eq!(got[0], (IFA_LABEL, b"eth0:vip\0".to_vec()));
         assert_eq!(got[1], (IFA_FLAGS, IFA_F_NODAD.to_ne_bytes().to_vec()));
         assert_eq!(b.len() % 4, 0);
+    }
+
+    #[test]
+    fn sock_diag_lists_the_listening_ports_of_both_families() {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let v4_port = v4.local_addr().unwrap().port();
+        // A machine without IPv6 on loopback checks IPv4 only.
+        let v6 = std::net::TcpListener::bind("[::1]:0").ok();
+        let mut diag = Netlink::open_sock_diag().unwrap();
+        let listening = diag.listening_tcp_ports().unwrap();
+        assert!(
+            listening.contains(&v4_port),
+            "{v4_port} not in {listening:?}"
+        );
+        if let Some(v6) = &v6 {
+            let v6_port = v6.local_addr().unwrap().port();
+            assert!(
+                listening.contains(&v6_port),
+                "{v6_port} not in {listening:?}"
+            );
+        }
+        // A connected socket is not listening.
+        let client = std::net::TcpStream::connect(("127.0.0.1", v4_port)).unwrap();
+        let client_port = client.local_addr().unwrap().port();
+        assert!(!diag.listening_tcp_ports().unwrap().contains(&client_port));
+        drop(v4);
+        assert!(!diag.listening_tcp_ports().unwrap().contains(&v4_port));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! - `proxy-load server PORT`: an HTTP/1.1 backend on 127.0.0.1:PORT answering every request
 //!   with a small 200 (keep-alive unless the request says close).
 //! - `proxy-load connrate ADDR CONCURRENCY SECONDS`: short connections (connect, request,
-//!   read the whole response, close) from CONCURRENCY tasks; prints `connrate <per second>`.
+//!   read the whole response, close) from CONCURRENCY tasks; prints
+//!   `connrate <per second> failed <count> cpu_ms <its own CPU time>`.
 //! - `proxy-load latency ADDR RATE SECONDS`: requests at a fixed RATE over 32 kept-alive
 //!   connections (open loop); prints `latency p50_us p99_us count`.
 //! - `proxy-load idle ADDR N SECONDS`: opens N idle connections, holds them SECONDS, prints
@@ -127,11 +128,25 @@ async fn connrate(addr: SocketAddr, conc: u64, secs: u64) -> std::io::Result<()>
     }
     let n = done.load(Ordering::Relaxed);
     println!(
-        "connrate {:.0} failed {}",
+        "connrate {:.0} failed {} cpu_ms {}",
         n as f64 / secs as f64,
-        failed.load(Ordering::Relaxed)
+        failed.load(Ordering::Relaxed),
+        own_cpu_ms()
     );
     Ok(())
+}
+
+/// CPU time (user + system) this process has used, in milliseconds: the bench reports what
+/// the load generator itself costs, since it shares the machine with the proxy under test.
+fn own_cpu_ms() -> u64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+    ms(usage.ru_utime) + ms(usage.ru_stime)
 }
 
 async fn latency(addr: SocketAddr, rate: u64, secs: u64) -> std::io::Result<()> {

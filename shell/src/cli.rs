@@ -14,9 +14,15 @@ pub struct Cli {
     /// Run the crm script in FILE (from the top level, like `crm -f FILE`).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Accepted for crmsh compatibility (`crm -F`): hapx never asks for confirmation.
+    /// Answer yes to every question (`crm -F`): conflicting attributes are removed, `node
+    /// clearstate` proceeds, each answer printed as `INFO: QUESTION [YES]`. Without it a script
+    /// answers no.
     #[arg(short = 'F', long = "force")]
     pub force: bool,
+    /// crmsh's regression-test mode (`crm -R`): every line read from stdin is echoed as
+    /// `.INP: LINE`, as crmsh's own test runner expects.
+    #[arg(short = 'R', long = "regression-tests")]
+    pub regression_tests: bool,
     /// After a commit to a live cluster, wait until the cluster has acted on it
     /// (`crm_resource --wait`), like `crm -w`.
     #[arg(short = 'w', long = "wait")]
@@ -37,13 +43,18 @@ pub enum Command {
     Configure(CrmArgs),
     /// The cluster's status as `crm_mon -1` prints it (extra arguments go to crm_mon).
     Status(CrmArgs),
-    /// crm's resource level: start|stop|restart|manage|unmanage|maintenance|move|clear|param|
-    /// meta|list|status|cleanup|failcount.
+    /// crm's resource level: start|stop|restart|manage|unmanage|maintenance|move|ban|clear|
+    /// param|meta|utilization|trace|untrace|status|scores|cleanup|refresh|failcount.
     Resource(CrmArgs),
-    /// crm's node level: standby|online|maintenance|ready|show|attribute.
+    /// crm's node level: show|standby|online|maintenance|ready|attribute|utilization|
+    /// status-attr|clearstate|delete.
     Node(CrmArgs),
     /// crm's ra level: classes|list|providers|info (reads the agents' meta-data).
     Ra(CrmArgs),
+    /// crm's options level: the user's preferences in ~/.config/crm/crm.conf
+    /// (show|save|reset|editor|pager|user|skill-level|output|colorscheme|sort-elements|
+    /// check-frequency|check-mode|wait|add-quotes|manage-children); a change is saved.
+    Options(CrmArgs),
     /// The embedded single-node cluster's local driver: start | stop | status | cleanup.
     #[command(subcommand)]
     Cluster(crate::driver::control::ClusterCommand),

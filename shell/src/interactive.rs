@@ -88,8 +88,29 @@ pub fn complete(line: &str, pos: usize, ctx: &Context) -> (usize, Vec<String>) {
         (Level::Top, ["resource", _, ..]) => ctx.resource_ids.clone(),
         (Level::Top, ["node"]) => NODE_COMMANDS.iter().map(|s| s.to_string()).collect(),
         (Level::Top, ["ra"]) => RA_COMMANDS.iter().map(|s| s.to_string()).collect(),
-        (Level::Top, ["ra", "info" | "meta"]) => agent_specs(),
-        (Level::Top, ["cd"]) => vec!["configure".into(), "..".into()],
+        (Level::Top, ["ra", "info" | "meta"]) | (Level::Ra, ["info" | "meta"]) => agent_specs(),
+        (Level::Ra, []) => RA_COMMANDS.iter().map(|s| s.to_string()).collect(),
+        (Level::Template, []) => crate::session::TEMPLATE_COMMANDS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        (Level::Template, ["new", _]) => crate::template::list_templates(),
+        (Level::Template, ["load" | "apply" | "show" | "delete", ..]) => {
+            crate::template::list_configs()
+        }
+        (Level::Top, ["cd"]) => vec![
+            "configure".into(),
+            "options".into(),
+            "ra".into(),
+            "..".into(),
+        ],
+        (Level::Options, []) | (Level::Top, ["options"]) => {
+            crate::session::Session::options_commands()
+                .into_iter()
+                .map(String::from)
+                .collect()
+        }
+        (Level::Options, [name]) | (Level::Top, ["options", name]) => crate::options::choices(name),
         (Level::Configure, ["primitive", _]) => agent_specs(),
         (Level::Configure, ["primitive", _, agent, rest @ ..]) => {
             let in_params = rest.iter().rev().find(|w| !w.contains('=')) == Some(&"params");

@@ -12,6 +12,8 @@
 //! - [`session`]: levels, commands and the commit discipline of a crm session.
 //! - [`backend`]: the CIB's home (a locked, atomically written file; epoch checks).
 //! - [`ra`]: resource agent names and meta-data parameter checks.
+//! - [`options`]: the user's preferences (crmsh's `options` level and crm.conf).
+//! - [`template`]: crmsh's configuration templates (`configure template`).
 //! - [`interactive`]: the terminal shell (rustyline: history, completion, crmsh's prompt).
 //! - [`run`]: the binary's entry points (piped, `-f FILE`, one-shot, terminal).
 //! - [`mon`]: `hapx status` without Pacemaker: crm_mon's text rendered from the CIB.
@@ -30,7 +32,9 @@ pub mod interactive;
 pub mod lab;
 pub mod mon;
 pub mod netns;
+pub mod options;
 pub mod ra;
 pub mod run;
 pub mod session;
 pub mod simulate;
+pub mod template;

@@ -10,6 +10,8 @@ use hapx_shell::session::Level;
 fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     hapx_shell::run::set_wait(cli.wait);
+    hapx_shell::run::set_force(cli.force);
+    hapx_shell::run::set_regression_tests(cli.regression_tests);
     let Some(command) = &cli.command else {
         return match &cli.file {
             Some(path) => hapx_shell::run::file(path),
@@ -28,6 +30,7 @@ fn main() -> Result<ExitCode> {
         Command::Resource(args) => hapx_shell::run::top("resource", &args.args),
         Command::Node(args) => hapx_shell::run::top("node", &args.args),
         Command::Ra(args) => hapx_shell::run::top("ra", &args.args),
+        Command::Options(args) => hapx_shell::run::top("options", &args.args),
         Command::Cluster(command) => hapx_shell::driver::control::run(command),
         Command::Demo(args) => hapx_shell::demo::run(args),
         Command::Simulate(args) => hapx_shell::simulate::run(args),

@@ -187,10 +187,13 @@ fn fetch_metadata(
             .output()
     };
     let output = output.map_err(|_| MetadataError::NoMetadata(name.clone()))?;
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let doc = Document::parse(&text).map_err(|_| MetadataError::NoMetadata(name.clone()))?;
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut doc = Document::parse(&text).map_err(|_| MetadataError::NoMetadata(name.clone()))?;
     if doc.root.name != "resource-agent" {
         return Err(MetadataError::NoMetadata(name));
+    }
+    if class == "stonith" && add_fencer_parameters(&mut doc) {
+        text = doc.to_xml();
     }
     let parameters = doc
         .root
@@ -208,6 +211,41 @@ fn fetch_metadata(
     })
 }
 
+/// Where Pacemaker keeps its daemons (`pacemaker-fenced`...).
+const PACEMAKER_DAEMON_DIRS: &[&str] = &["/usr/lib/pacemaker", "/usr/libexec/pacemaker"];
+
+/// A fencing device also takes the fencer's own parameters (`pcmk_host_list`,
+/// `pcmk_delay_max`...): like crmsh, they are appended to the agent's, from
+/// `pacemaker-fenced metadata`. False when the fencer is not installed.
+fn add_fencer_parameters(doc: &mut Document) -> bool {
+    let Some(fenced) = PACEMAKER_DAEMON_DIRS
+        .iter()
+        .map(|d| PathBuf::from(d).join("pacemaker-fenced"))
+        .find(|p| p.is_file())
+    else {
+        return false;
+    };
+    let Some(fencer) = Command::new(fenced)
+        .arg("metadata")
+        .output()
+        .ok()
+        .and_then(|o| Document::parse(&String::from_utf8_lossy(&o.stdout)).ok())
+    else {
+        return false;
+    };
+    let extra: Vec<Element> = fencer
+        .root
+        .child("parameters")
+        .map(|ps| ps.children_named("parameter").cloned().collect())
+        .unwrap_or_default();
+    if extra.is_empty() {
+        return false;
+    }
+    let params = doc.root.child_or_insert("parameters");
+    params.children.extend(extra.into_iter().map(Into::into));
+    true
+}
+
 fn parameter(p: &Element) -> Parameter {
     let flag = |name| matches!(p.attr(name), Some("1" | "true" | "yes"));
     Parameter {
@@ -216,6 +254,30 @@ fn parameter(p: &Element) -> Parameter {
         unique: flag("unique"),
         shortdesc: p.child("shortdesc").map(Element::text).unwrap_or_default(),
     }
+}
+
+/// The resource agent standards Pacemaker knows.
+pub const STANDARDS: &[&str] = &[
+    "lsb", "nagios", "ocf", "service", "stonith", "systemd", "upstart",
+];
+
+/// Whether the agent exists, as crmsh finds out: its meta-data can be had. A class Pacemaker
+/// does not know never can; without Pacemaker's `crm_resource` (which answers for the lsb,
+/// systemd and service classes) only OCF agents can be asked, so those others pass.
+pub fn check_exists(class: &str, provider: Option<&str>, kind: &str) -> Result<(), MetadataError> {
+    if !STANDARDS.contains(&class) {
+        return Err(MetadataError::NoMetadata(agent_name(class, provider, kind)));
+    }
+    match metadata(class, provider, kind) {
+        Ok(_) => Ok(()),
+        Err(_) if class != "ocf" && !crm_resource_installed() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn crm_resource_installed() -> bool {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|dir| dir.join("crm_resource").is_file())
 }
 
 /// `class:provider:type` (or `class:type`).

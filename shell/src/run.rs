@@ -24,11 +24,47 @@ pub fn set_wait(wait: bool) {
     WAIT.store(wait, std::sync::atomic::Ordering::Relaxed);
 }
 
+static FORCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static REGRESSION_TESTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `-F`: sessions started from now on answer yes to every question.
+pub fn set_force(force: bool) {
+    FORCE.store(force, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `-R`: sessions started from now on echo their input lines as `.INP: LINE`.
+pub fn set_regression_tests(on: bool) {
+    REGRESSION_TESTS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn new_session(level: Level, interactive: bool) -> Session {
     let mut session = Session::new(Backend::detect(), level, interactive);
     session.stream = true;
     session.wait = WAIT.load(std::sync::atomic::Ordering::Relaxed);
+    session.force = FORCE.load(std::sync::atomic::Ordering::Relaxed);
+    session.echo_input = REGRESSION_TESTS.load(std::sync::atomic::Ordering::Relaxed);
     session
+}
+
+/// A one-shot command's words as crmsh reads them: quoted again where they hold a space
+/// (crmsh's `add_quotes`, when the `add-quotes` option is on), joined into one line and split
+/// by the crm lexer, so `crm node attribute n1 set a "1 2 3"` means the same from any shell.
+fn one_shot(session: &mut Session, words: Vec<String>) {
+    let quoted: Vec<String> = words
+        .into_iter()
+        .map(|w| {
+            if !session.options.add_quotes() || !w.contains(' ') {
+                return w;
+            }
+            let q = if w.contains('"') { '\'' } else { '"' };
+            if w.contains(q) {
+                w
+            } else {
+                format!("{q}{w}{q}")
+            }
+        })
+        .collect();
+    session.run_line(&quoted.join(" "), None);
 }
 
 /// `hapx configure [CMD...]` (and `hapx` alone): a one-shot command, else stdin as a script or,
@@ -36,12 +72,12 @@ fn new_session(level: Level, interactive: bool) -> Session {
 pub fn crm(level: Level, args: &[String]) -> Result<std::process::ExitCode> {
     if !args.is_empty() {
         let mut session = new_session(Level::Top, false);
-        let mut tokens = Vec::new();
+        let mut words = Vec::new();
         if level == Level::Configure {
-            tokens.push("configure".to_string());
+            words.push("configure".to_string());
         }
-        tokens.extend(args.iter().cloned());
-        session.run_tokens(&tokens);
+        words.extend(args.iter().cloned());
+        one_shot(&mut session, words);
         return Ok(exit_code(&session));
     }
     let stdin = std::io::stdin();
@@ -63,9 +99,9 @@ pub fn crm(level: Level, args: &[String]) -> Result<std::process::ExitCode> {
 /// A top-level command given as arguments: `hapx status`, `hapx resource stop vip`.
 pub fn top(word: &str, args: &[String]) -> Result<std::process::ExitCode> {
     let mut session = new_session(Level::Top, false);
-    let mut tokens = vec![word.to_string()];
-    tokens.extend(args.iter().cloned());
-    session.run_tokens(&tokens);
+    let mut words = vec![word.to_string()];
+    words.extend(args.iter().cloned());
+    one_shot(&mut session, words);
     Ok(exit_code(&session))
 }
 

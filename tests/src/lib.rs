@@ -15,7 +15,9 @@
 //! - [`wait`]: polling until a condition holds (`eventually`, `alive`).
 //! - [`bins`]: the workspace's built binaries (`hapx`, `hapx-ocf`, `hapx-proxy`).
 //! - [`man`]: rendering the man pages kept in `man/`.
-//! - [`shell`]: crm scripts through hapx and crmsh on file CIBs, and configuration comparisons.
+//! - [`shell`]: crm scripts through hapx and crmsh on file CIBs, configuration comparisons, and
+//!   crmsh's regression runner replaying its testcases through either shell.
+//! - [`shell_try`]: crmsh's regression runner (`evaltest.sh`, `.TRY` blocks) replayed through hapx.
 
 pub mod agents;
 pub mod bins;
@@ -28,4 +30,5 @@ pub mod pacemaker;
 pub mod proxy;
 pub mod require;
 pub mod shell;
+pub mod shell_try;
 pub mod wait;

@@ -196,7 +196,8 @@ fn missing_commit_commits_at_the_end_as_crmsh_does() {
     );
     assert!(!out.status.success());
     assert_eq!(cib.text(), before);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("uncommitted changes were discarded"));
+    // A warning goes to stdout, as crmsh's console handler sends it.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("uncommitted changes were discarded"));
 }
 
 #[test]

@@ -3,7 +3,8 @@
 
 use hapx_shell::crm::{lex, parse};
 use hapx_shell::session::{
-    CONFIGURE_COMMANDS, NODE_COMMANDS, RA_COMMANDS, RESOURCE_COMMANDS, TOP_COMMANDS,
+    CONFIGURE_COMMANDS, NODE_COMMANDS, RA_COMMANDS, RESOURCE_COMMANDS, Session, TEMPLATE_COMMANDS,
+    TOP_COMMANDS,
 };
 use hapx_tests::man;
 
@@ -37,10 +38,13 @@ fn every_command_has_an_entry() {
             "{cmd} is not documented in man/hapx-crm.7"
         );
     }
+    let options = Session::options_commands();
     for (level, subs) in [
         ("resource", RESOURCE_COMMANDS),
         ("node", NODE_COMMANDS),
         ("ra", RA_COMMANDS),
+        ("options", options.as_slice()),
+        ("template", TEMPLATE_COMMANDS),
     ] {
         for sub in subs {
             assert!(

@@ -103,6 +103,61 @@ fn a_piped_script_configures_live_pacemaker() {
     });
     assert!(down.is_ok(), "second-resource never stopped: {down:?}");
 
+    // The resource and node levels on a live cluster: crm_resource and crm_attribute run as
+    // crmsh runs them (their own reports), crmsh's own edits commit through cibadmin.
+    let name = node.name().to_string();
+    let run = |args: &[&str]| {
+        let out = hapx(&node, args, "");
+        assert!(out.status.success(), "{args:?}: {}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = run(&[
+        "resource",
+        "param",
+        "first-resource",
+        "set",
+        "fake",
+        "1 2 3",
+    ]);
+    assert!(
+        out.contains("Set 'first-resource' option: id=first-resource-instance_attributes-fake"),
+        "{out}"
+    );
+    assert_eq!(
+        run(&["resource", "param", "first-resource", "show", "fake"]),
+        "1 2 3\n"
+    );
+    run(&["node", "attribute", &name, "set", "a1", "x y"]);
+    assert_eq!(
+        run(&["node", "attribute", &name, "show", "a1"]),
+        "scope=nodes  name=a1 value=x y\n"
+    );
+    let out = run(&["resource", "move", "first-resource", &name]);
+    assert!(
+        out.contains("INFO: Move constraint created for first-resource"),
+        "{out}"
+    );
+    run(&["resource", "trace", "first-resource", "start"]);
+    let config = |node: &PacemakerNode| {
+        let out = node
+            .run(&["cibadmin", "--query", "--scope", "configuration"])
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = config(&node);
+    assert!(text.contains("id=\"cli-prefer-first-resource\""), "{text}");
+    assert!(
+        text.contains("id=\"first-resource-start-0-instance_attributes-trace_ra\""),
+        "{text}"
+    );
+    run(&["resource", "untrace", "first-resource"]);
+    run(&["resource", "clear", "first-resource"]);
+    let text = config(&node);
+    assert!(
+        !text.contains("cli-prefer-first-resource") && !text.contains("trace_ra"),
+        "{text}"
+    );
+
     // A bad script changes nothing on the live cluster either.
     let before = node
         .run(&["cibadmin", "--query", "--scope", "configuration"])

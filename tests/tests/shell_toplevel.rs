@@ -55,7 +55,8 @@ fn resource_commands_edit_the_cib_like_crm_resource() {
     let text = cib.text();
     for expected in [
         r#"<nvpair id="c-meta_attributes-target-role" name="target-role" value="Stopped"/>"#,
-        r#"<nvpair id="p-meta_attributes-m0" name="m0" value="123"/>"#,
+        // crm_resource sets a clone child's meta attribute on the clone.
+        r#"<nvpair id="c-meta_attributes-m0" name="m0" value="123"/>"#,
         r#"<nvpair id="p-instance_attributes-fake" name="fake" value="1 2 3"/>"#,
         r#"<rsc_location id="cli-prefer-c" rsc="c" role="Started" node="node1" score="INFINITY"/>"#,
     ] {
@@ -66,7 +67,7 @@ fn resource_commands_edit_the_cib_like_crm_resource() {
     for args in [
         &["resource", "clear", "c"][..],
         &["resource", "start", "c"],
-        &["resource", "meta", "p", "delete", "m0"],
+        &["resource", "meta", "c", "delete", "m0"],
     ] {
         let out = cib.hapx(args, "");
         assert!(out.status.success(), "{args:?}: {}", describe(&out));
@@ -84,7 +85,7 @@ fn resource_commands_edit_the_cib_like_crm_resource() {
     let before = cib.text();
     let out = cib.hapx(&["resource", "stop", "nope"], "");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("resource nope does not exist"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Resource not found: nope"));
     assert_eq!(cib.text(), before);
 }
 
@@ -101,22 +102,37 @@ fn node_commands_set_node_attributes_like_crm_attribute() {
         let out = cib.hapx(args, "");
         assert!(out.status.success(), "{args:?}: {}", describe(&out));
     }
+    // crmsh's standby makes the set as NODE-instance_attributes and its maintenance (crmsh's
+    // own edit) uses it; crm_attribute adds its own `nodes-NODE` set beside it.
     let text = cib.text();
     for expected in [
+        r#"<instance_attributes id="node1-instance_attributes">"#,
+        r#"<nvpair id="node1-instance_attributes-standby" name="standby" value="on"/>"#,
+        r#"<nvpair id="node1-instance_attributes-maintenance" name="maintenance" value="true"/>"#,
         r#"<instance_attributes id="nodes-node1">"#,
-        r#"<nvpair id="nodes-node1-standby" name="standby" value="on"/>"#,
-        r#"<nvpair id="nodes-node1-maintenance" name="maintenance" value="on"/>"#,
         r#"<nvpair id="nodes-node1-a1" name="a1" value="1 2 3"/>"#,
     ] {
         assert!(text.contains(expected), "{expected} missing:\n{text}");
     }
     let out = cib.hapx(&["node", "online", "node1"], "");
     assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("INFO: online node node1"));
     let out = cib.hapx(&["node", "show", "node1"], "");
     assert_eq!(
         stdout(&out),
-        "node1(node1): member\n\tstandby=off\n\tmaintenance=on\n\ta1=1 2 3\n"
+        "node1: member\n\tstandby=off maintenance=true\n\ta1=\"1 2 3\"\n"
     );
+    let out = cib.hapx(&["node", "attribute", "node1", "show", "a1"], "");
+    assert_eq!(stdout(&out), "scope=nodes  name=a1 value=1 2 3\n");
+    let out = cib.hapx(&["node", "utilization", "node1", "set", "cpu", "2"], "");
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = cib.hapx(&["node", "utilization", "node1", "delete", "cpu"], "");
+    assert_eq!(
+        stdout(&out),
+        "Deleted nodes attribute: id=nodes-node1-utilization-cpu name=cpu\n"
+    );
+    let out = cib.hapx(&["node", "attribute", "node1", "show", "nope"], "");
+    assert!(!out.status.success());
     let out = cib.hapx(&["node", "standby", "nope"], "");
     assert!(!out.status.success());
 }

@@ -22,7 +22,8 @@ static PARAMETERS: [ParameterSpec; 5] = [
             "conffile",
             "Configuration file name with full path",
             "The configuration file, for example \"/etc/haproxy/haproxy.cfg\". It is checked\n\
-             with 'BINARY -c -f CONFFILE' before every start and reload.",
+             with 'BINARY -c -f CONFFILE' before every reload, and after a failed start to\n\
+             tell a bad configuration from another failure.",
         )
     },
     ParameterSpec {
@@ -74,8 +75,9 @@ pub static SPEC: AgentSpec = AgentSpec {
     longdesc: "This agent manages a load balancer daemon: HAProxy, or hapx-proxy, which reads\n\
                HAProxy's configuration and command line.\n\
                \n\
-               start checks the configuration first (BINARY -c), then starts the daemon and\n\
-               returns once its listeners are bound. stop asks for a graceful stop (SIGUSR1)\n\
+               start starts the daemon, which refuses a bad configuration itself, and returns\n\
+               once its listeners are bound (when it fails, BINARY -c tells whether the\n\
+               configuration is at fault). stop asks for a graceful stop (SIGUSR1)\n\
                and forces it (SIGTERM, then SIGKILL) when half the stop timeout has passed.\n\
                reload starts a new daemon that takes over from the old one (-sf).\n\
                \n\

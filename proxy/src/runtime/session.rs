@@ -73,9 +73,8 @@ pub async fn connect(
             continue;
         };
         let started = Instant::now();
-        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        match tokio::time::timeout(timeout, open_connection(addr)).await {
             Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
                 return Ok(Connected {
                     server,
                     stream,
@@ -109,6 +108,32 @@ pub async fn connect(
     }
     backend.counters.conn_errors.fetch_add(1, Relaxed);
     Err(ConnectError::Failed(last_err))
+}
+
+/// Connects to `addr` with TCP_NODELAY set, HAProxy's way: socket, setsockopt, connect.
+///
+/// Unlike tokio's `TcpStream::connect`, a successful connection costs no SO_ERROR query:
+/// epoll reports a failed one as an error or hang-up, and only then is the error fetched.
+async fn open_connection(addr: SocketAddr) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    let _ = socket.set_tcp_nodelay(true);
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream::from_std(socket.into())?;
+    let ready = stream.ready(tokio::io::Interest::WRITABLE).await?;
+    if ready.is_write_closed() || ready.is_error() {
+        let refused = || io::Error::from(io::ErrorKind::ConnectionRefused);
+        return Err(stream.take_error()?.unwrap_or_else(refused));
+    }
+    Ok(stream)
 }
 
 /// A server for the client, waiting in the queue while all are full (`timeout queue`).

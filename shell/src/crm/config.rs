@@ -62,13 +62,44 @@ pub struct Config {
     pub doc: Document,
     /// INFO messages from the last edits (constraints redirected or dropped), for the user.
     pub notes: Vec<String>,
+    /// Object ids in crmsh's session order: as read from the CIB (document order), then as
+    /// created; what `show` follows when `sort-elements` is off.
+    order: Vec<String>,
 }
 
 impl Config {
     pub fn new(doc: Document) -> Self {
-        Config {
+        let mut config = Config {
             doc,
             notes: Vec::new(),
+            order: Vec::new(),
+        };
+        config.reread_order();
+        config
+    }
+
+    /// Session order starts again from the document (crmsh re-reads the CIB after a commit).
+    pub fn reread_order(&mut self) {
+        // crmsh reads objects in document order, sorted (stably) by kind.
+        let mut objects = self
+            .configuration()
+            .map(show::objects_in_document_order)
+            .unwrap_or_default();
+        objects.sort_by_key(|o| show::rank(o.kind));
+        self.order = objects.iter().map(|o| o.id.to_string()).collect();
+    }
+
+    /// The top-level objects by kind and then in session order (`sort-elements no`).
+    pub fn objects_as_created(&self) -> Vec<show::Object<'_>> {
+        let mut objects = self.objects();
+        let position = |id: &str| self.order.iter().position(|o| o == id);
+        objects.sort_by_key(|o| (show::rank(o.kind), position(o.id).unwrap_or(usize::MAX)));
+        objects
+    }
+
+    fn remember(&mut self, id: String) {
+        if !self.order.contains(&id) {
+            self.order.push(id);
         }
     }
 
@@ -143,7 +174,30 @@ impl Config {
     }
 
     /// Adds one parsed object (the output of [`crate::crm::parse::parse`]).
-    pub fn add(&mut self, mut parsed: Element) -> Result<()> {
+    pub fn add(&mut self, parsed: Element) -> Result<()> {
+        let id = created_id(&parsed);
+        self.add_object(parsed)?;
+        if let Some(id) = id {
+            self.remember(id);
+        }
+        Ok(())
+    }
+
+    /// `load update` of an object that exists: the new definition replaces it (as a delete and
+    /// an add would), keeping its place in session order.
+    pub fn update(&mut self, id: &str, parsed: Element) -> Result<()> {
+        let place = self.order.iter().position(|o| o == id);
+        self.delete(&[id.to_string()])?;
+        self.add(parsed)?;
+        if let Some(place) = place {
+            self.order.retain(|o| o != id);
+            self.order
+                .insert(place.min(self.order.len()), id.to_string());
+        }
+        Ok(())
+    }
+
+    fn add_object(&mut self, mut parsed: Element) -> Result<()> {
         match parsed.name.as_str() {
             "cluster_property_set" => self.merge_set(parsed, "crm_config", "cib-bootstrap-options"),
             "rsc_defaults" | "op_defaults" => {
@@ -169,9 +223,9 @@ impl Config {
                     .unwrap_or_default()
                     .to_string();
                 if self.find(&id).is_some() {
-                    return fail(format!(
-                        "Cannot create node with ID '{id}': Found existing node with same ID."
-                    ));
+                    // crmsh makes an exception for nodes: a node defined again is merged
+                    // into the existing one (`merge_from_cli`).
+                    return self.merge_node(&id, parsed);
                 }
                 self.ids().fix_ids(&mut parsed);
                 self.section_mut("nodes").children.push(parsed.into());
@@ -407,7 +461,7 @@ impl Config {
                 unreachable!("position() matched an element");
             };
             let allowed = match container.name.as_str() {
-                "group" => member.name == "primitive",
+                "group" | "bundle" => member.name == "primitive",
                 _ => matches!(member.name.as_str(), "primitive" | "group"),
             };
             if !allowed {
@@ -480,6 +534,57 @@ impl Config {
         Ok(())
     }
 
+    /// A node defined again: its attributes are set and its attribute sets merged, name by
+    /// name, into the existing node's sets of the same kind.
+    fn merge_node(&mut self, id: &str, new: Element) -> Result<()> {
+        let mut ids = self.ids();
+        let Some(nodes) = self.configuration_mut().child_mut("nodes") else {
+            return fail(format!("node {id} does not exist"));
+        };
+        let Some(node) = nodes
+            .elements_mut()
+            .find(|n| n.id().or(n.attr("uname")) == Some(id))
+        else {
+            return fail(format!("node {id} does not exist"));
+        };
+        for (name, value) in &new.attributes {
+            if name != "id" {
+                node.set_attr(name, value);
+            }
+        }
+        for child in new.children {
+            let Node::Element(set) = child else { continue };
+            let existing = node.elements_mut().find(|e| e.name == set.name);
+            match existing {
+                Some(existing) => {
+                    let set_id = existing.id().unwrap_or(id).to_string();
+                    for nvp in set.elements() {
+                        let name = nvp.attr("name").unwrap_or_default();
+                        let same = existing
+                            .elements_mut()
+                            .find(|e| e.name == "nvpair" && e.attr("name") == Some(name));
+                        match (same, nvp.attr("value")) {
+                            (Some(old), Some(v)) => old.set_attr("value", v),
+                            (Some(_), None) => {}
+                            (None, _) => {
+                                let mut nvp = nvp.clone();
+                                let new_id = ids.new_id(&nvp, &set_id);
+                                nvp.set_attr("id", new_id);
+                                existing.children.push(nvp.into());
+                            }
+                        }
+                    }
+                }
+                None => {
+                    let mut set = set;
+                    ids.fix_ids(&mut set);
+                    node.children.push(set.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `monitor RSC[:ROLE] INTERVAL[:TIMEOUT]`: an op on an existing primitive.
     fn add_monitor(&mut self, mut op: Element) -> Result<()> {
         let rsc = op.remove_attr("rsc").unwrap_or_default();
@@ -510,20 +615,22 @@ impl Config {
         }
         objects.sort();
         for (_, id) in objects.iter().rev() {
-            next.delete_one(id);
+            next.delete_one(id, false);
         }
         *self = next;
         Ok(())
     }
 
-    fn delete_one(&mut self, id: &str) {
+    /// Deletes one object (and the container it was the last member of); `quiet` leaves out
+    /// the notes about hanging constraints.
+    fn delete_one(&mut self, id: &str, quiet: bool) {
         if let Some(parent) = self.parent_of(id)
             && self.children_of(&parent).len() == 1
         {
-            self.delete_one(&parent);
+            self.delete_one(&parent, quiet);
         }
         if self.find(id).is_some() {
-            self.remove_object(id, false);
+            self.remove_object(id, quiet);
         }
     }
 
@@ -576,6 +683,8 @@ impl Config {
         let Some(kind) = self.find(id).map(|o| o.kind) else {
             return;
         };
+        // Made again later, it comes last in session order, as in crmsh's object list.
+        self.order.retain(|o| o != id);
         let children = self.children_of(id);
         for child in &children {
             if let Some(node) = take_resource(self.configuration_mut(), child) {
@@ -844,6 +953,43 @@ impl Config {
         Vec::new()
     }
 
+    /// crmsh's `_test` (`check_structure`): containers hold what they may (a group holds
+    /// primitives, a clone or ms exactly one primitive or group) and no id is used twice.
+    pub fn check_structure(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let Some(conf) = self.configuration() else {
+            return problems;
+        };
+        let mut seen = std::collections::HashSet::new();
+        for e in conf.descendants() {
+            // resource_ref and obj_ref name an object by its id; they define none.
+            // (A node's id is its own namespace: crmsh allows a resource named like a node.)
+            let defines = !matches!(e.name.as_str(), "resource_ref" | "obj_ref" | "node");
+            if let Some(id) = e.id().filter(|_| defines)
+                && !seen.insert(id)
+            {
+                problems.push(format!("id {id} is used more than once"));
+            }
+            let members: Vec<&Element> = e.elements().filter(|c| is_resource(c)).collect();
+            let allowed: &[&str] = match e.name.as_str() {
+                "group" => &["primitive"],
+                "clone" | "master" => &["primitive", "group"],
+                _ => continue,
+            };
+            let id = e.id().unwrap_or_default();
+            if let Some(bad) = members.iter().find(|m| !allowed.contains(&m.name.as_str())) {
+                problems.push(format!("{id}: a {} cannot hold a {}", e.name, bad.name));
+            }
+            if e.name != "group" && members.len() != 1 {
+                problems.push(format!("{id}: a {} holds exactly one resource", e.name));
+            }
+            if e.name == "group" && members.is_empty() {
+                problems.push(format!("{id}: a group holds at least one primitive"));
+            }
+        }
+        problems
+    }
+
     /// Renames an object and every reference to it.
     pub fn rename(&mut self, old: &str, new: &str) -> Result<()> {
         let Some(kind) = self.find(old).map(|o| o.kind) else {
@@ -856,6 +1002,9 @@ impl Config {
             return fail(format!("{new}: invalid object id"));
         }
         let constraints = self.constraint_ids_naming(old);
+        for id in self.order.iter_mut().filter(|id| *id == old) {
+            *id = new.to_string();
+        }
         let configuration = self.configuration_mut();
         rename_in(configuration, old, new, kind == "node");
         for cid in constraints {
@@ -868,21 +1017,103 @@ impl Config {
         Ok(())
     }
 
-    /// Removes every resource, constraint, tag and (with `nodes`) node; properties stay.
-    pub fn erase(&mut self, nodes: bool) {
-        let configuration = self.configuration_mut();
-        let mut names = vec!["resources", "constraints"];
-        if nodes {
-            names.push("nodes");
+    /// crmsh's `erase`: every object but the nodes goes. Objects without members are deleted
+    /// one by one in session order, as `delete` would delete them (containers follow their last
+    /// member; constraints are updated or redirected on the way, with the same notes), except
+    /// that constraints left hanging go silently; whatever remains then goes too.
+    pub fn erase(&mut self) {
+        let leaves: Vec<String> = self
+            .objects_in_session_order()
+            .iter()
+            .filter(|o| o.kind != "node" && !is_constraint_kind(o.kind))
+            .filter(|o| !(is_container(o.element) && o.element.elements().any(is_resource)))
+            .map(|o| o.id.to_string())
+            .collect();
+        for id in leaves {
+            self.delete_one(&id, true);
         }
-        for name in names {
+        let configuration = self.configuration_mut();
+        for name in [
+            "crm_config",
+            "resources",
+            "constraints",
+            "rsc_defaults",
+            "op_defaults",
+        ] {
             if let Some(sec) = configuration.child_mut(name) {
                 sec.children.clear();
             }
         }
-        configuration
-            .children
-            .retain(|n| !matches!(n, Node::Element(e) if e.name == "tags"));
+        configuration.children.retain(|n| {
+            !matches!(n, Node::Element(e) if matches!(e.name.as_str(), "tags" | "alerts" | "fencing-topology"))
+        });
+    }
+
+    /// `erase nodes`: the nodes only.
+    pub fn erase_nodes(&mut self) {
+        if let Some(nodes) = self.configuration_mut().child_mut("nodes") {
+            nodes.children.clear();
+        }
+    }
+
+    /// The objects in crmsh's session order (as read, by kind; then as created).
+    pub fn objects_in_session_order(&self) -> Vec<show::Object<'_>> {
+        let mut objects = self.objects();
+        let position = |id: &str| self.order.iter().position(|o| o == id);
+        objects.sort_by_key(|o| position(o.id).unwrap_or(usize::MAX));
+        objects
+    }
+}
+
+fn is_constraint_kind(kind: &str) -> bool {
+    matches!(kind, "location" | "colocation" | "order" | "rsc_ticket")
+}
+
+/// The id of the object a parsed statement creates or merges into (None for `monitor`).
+fn created_id(parsed: &Element) -> Option<String> {
+    let own = parsed.id().map(str::to_string);
+    match parsed.name.as_str() {
+        "op" => None,
+        "fencing-topology" => Some("fencing_topology".into()),
+        "cluster_property_set" => own.or_else(|| Some("cib-bootstrap-options".into())),
+        "rsc_defaults" | "op_defaults" => {
+            let default = if parsed.name == "rsc_defaults" {
+                "rsc-options"
+            } else {
+                "op-options"
+            };
+            let set = parsed.elements().next().and_then(Element::id);
+            Some(set.unwrap_or(default).to_string())
+        }
+        "node" => own.or_else(|| parsed.attr("uname").map(str::to_string)),
+        _ => own,
+    }
+}
+
+/// crmsh's `sort_container_children` (part of its `sanitize_cib`, run on every CIB it reads):
+/// in groups, clones and bundles, the member resources move after everything else, in their
+/// order. It shows (a bundle read back prints `meta` before `primitive`) and writes them so.
+pub fn members_last(doc: &mut Document) {
+    fn walk(e: &mut Element) {
+        if matches!(e.name.as_str(), "group" | "clone" | "master" | "bundle") {
+            let (members, rest): (Vec<Node>, Vec<Node>) = std::mem::take(&mut e.children)
+                .into_iter()
+                .partition(|n| {
+                    matches!(n, Node::Element(c) if matches!(c.name.as_str(), "primitive" | "group"))
+                });
+            e.children = rest;
+            e.children.extend(members);
+        }
+        for child in e.elements_mut() {
+            walk(child);
+        }
+    }
+    if let Some(resources) = doc
+        .root
+        .child_mut("configuration")
+        .and_then(|c| c.child_mut("resources"))
+    {
+        walk(resources);
     }
 }
 

@@ -45,6 +45,16 @@ pub fn logical_lines(script: &str) -> Vec<Line> {
     lines
 }
 
+/// Where the logical line starting at 1-based physical line `start` ends: the 0-based index
+/// just past its last physical line (the one not continued with a backslash).
+pub fn logical_line_end(physical: &[&str], start: usize) -> usize {
+    let mut index = start.saturating_sub(1);
+    while index < physical.len() && physical[index].trim().ends_with('\\') {
+        index += 1;
+    }
+    (index + 1).min(physical.len())
+}
+
 fn push_line(lines: &mut Vec<Line>, number: usize, text: &str) {
     let text = text.trim();
     if !text.is_empty() {

@@ -106,6 +106,7 @@ pub fn parse(tokens: &[String]) -> Result<Element> {
         "node" => p.node()?,
         "primitive" => p.primitive()?,
         "group" => p.group()?,
+        "bundle" => p.bundle()?,
         "clone" | "ms" | "master" => p.clone_or_ms()?,
         "location" => p.location()?,
         "colocation" | "collocation" => p.colocation()?,
@@ -123,6 +124,31 @@ pub fn parse(tokens: &[String]) -> Result<Element> {
         return Err(p.err(&format!("Unknown arguments: {rest}")));
     }
     Ok(out)
+}
+
+/// A bundle's `docker`/`network`/`storage` element: its own attributes, then
+/// `port-mapping`/`storage-mapping` children, each taking the pairs that follow it.
+fn bundle_part(tag: &str, pairs: &[Element]) -> Element {
+    let mut part = Element::new(tag);
+    let mut mapping: Option<Element> = None;
+    for nvp in pairs {
+        let name = nvp.attr("name").unwrap_or_default();
+        let value = nvp.attr("value").unwrap_or_default();
+        if matches!(name, "port-mapping" | "storage-mapping") {
+            if let Some(m) = mapping.take() {
+                part.children.push(m.into());
+            }
+            mapping = Some(Element::new(name));
+        } else if let Some(m) = mapping.as_mut() {
+            m.set_attr(name, value);
+        } else {
+            part.set_attr(name, value);
+        }
+    }
+    if let Some(m) = mapping {
+        part.children.push(m.into());
+    }
+    part
 }
 
 fn ieq(a: &str, b: &str) -> bool {
@@ -879,6 +905,48 @@ impl Parser<'_> {
         for c in children {
             out.children
                 .push(Element::new("crmsh-ref").with_attr("id", c).into());
+        }
+        Ok(out)
+    }
+
+    /// crmsh's `parse_bundle`: `bundle ID [description=..] docker|rkt K=V... network K=V...
+    /// [port-mapping K=V...]... storage [storage-mapping K=V...]... primitive RSC meta ...`.
+    fn bundle(&mut self) -> Result<Element> {
+        self.pos = 1;
+        let mut out = Element::new("bundle");
+        out.set_attr("id", self.identifier()?);
+        if let Some(d) = self.description() {
+            out.set_attr("description", d);
+        }
+        const PARTS: &[&str] = &["docker", "rkt", "network", "storage", "primitive"];
+        const PART_ENDS: &[&str] = &["network", "storage", "meta", "primitive"];
+        while let Some(tok) = self.current() {
+            let lower = tok.to_ascii_lowercase();
+            if PARTS.contains(&lower.as_str()) {
+                self.pos += 1;
+                let pairs = self.nvpairs(PART_ENDS, 0, true)?;
+                if lower == "primitive" {
+                    let [only] = pairs.as_slice() else {
+                        return Err(self.err("Expected primitive reference"));
+                    };
+                    if only.attr("value").is_some_and(|v| !v.is_empty()) {
+                        return Err(self.err("Expected primitive reference"));
+                    }
+                    let id = only.attr("name").unwrap_or_default();
+                    out.children
+                        .push(Element::new("crmsh-ref").with_attr("id", id).into());
+                    continue;
+                }
+                out.children.push(bundle_part(&lower, &pairs).into());
+            } else if lower == "meta" {
+                self.pos += 1;
+                let ends: Vec<&str> = TERMINATORS.iter().chain(PART_ENDS).copied().collect();
+                if let Some(list) = self.attr_list("meta_attributes", true, &ends)? {
+                    out.children.push(list.into());
+                }
+            } else {
+                break;
+            }
         }
         Ok(out)
     }

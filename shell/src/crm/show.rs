@@ -4,7 +4,7 @@
 //! tickets, properties, defaults; by id within a kind), one per line with long objects broken
 //! into ` \` + newline + tab continuation lines.
 
-use hapx_cib::xml::Element;
+use hapx_cib::xml::{Element, Node};
 
 /// A top-level configuration object: its crm kind, id, and element.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +38,13 @@ pub fn rank(kind: &str) -> u32 {
 
 /// Every object of `configuration`, in display order.
 pub fn objects(configuration: &Element) -> Vec<Object<'_>> {
+    let mut out = objects_in_document_order(configuration);
+    out.sort_by(|a, b| (rank(a.kind), a.id).cmp(&(rank(b.kind), b.id)));
+    out
+}
+
+/// Every object of `configuration` as the document holds them (containers before members).
+pub fn objects_in_document_order(configuration: &Element) -> Vec<Object<'_>> {
     let mut out = Vec::new();
     for section in configuration.elements() {
         match section.name.as_str() {
@@ -62,7 +69,6 @@ pub fn objects(configuration: &Element) -> Vec<Object<'_>> {
             _ => {}
         }
     }
-    out.sort_by(|a, b| (rank(a.kind), a.id).cmp(&(rank(b.kind), b.id)));
     out
 }
 
@@ -93,7 +99,7 @@ fn push_resources<'a>(out: &mut Vec<Object<'a>>, parent: &'a Element) {
             id: e.id().unwrap_or_default(),
             element: e,
         });
-        if matches!(kind, "group" | "clone" | "ms") {
+        if matches!(kind, "group" | "clone" | "ms" | "bundle") {
             push_resources(out, e);
         }
     }
@@ -274,12 +280,30 @@ fn set_keyword(kind: &str, tag: &str) -> Option<&'static str> {
         ("op", "instance_attributes") => "op_params",
         ("op", "meta_attributes") => "op_meta",
         ("primitive" | "rsc_template", "utilization") => "utilization",
-        ("primitive" | "rsc_template" | "group" | "clone" | "ms", "instance_attributes") => {
-            "params"
+        (
+            "primitive" | "rsc_template" | "group" | "clone" | "ms" | "bundle",
+            "instance_attributes",
+        ) => "params",
+        ("primitive" | "rsc_template" | "group" | "clone" | "ms" | "bundle", "meta_attributes") => {
+            "meta"
         }
-        ("primitive" | "rsc_template" | "group" | "clone" | "ms", "meta_attributes") => "meta",
         _ => return None,
     })
+}
+
+/// A bundle's `docker`/`rkt`/`network`/`storage`: its attributes, then its port or storage
+/// mappings with theirs (crmsh's `_attr_set_str` for bundles).
+fn bundle_part_cli(c: &Element) -> String {
+    let mut words = vec![c.name.clone()];
+    words.extend(c.attributes.iter().map(|(k, v)| nvpair_format(k, Some(v))));
+    for m in c
+        .elements()
+        .filter(|m| matches!(m.name.as_str(), "port-mapping" | "storage-mapping"))
+    {
+        words.push(m.name.clone());
+        words.extend(m.attributes.iter().map(|(k, v)| nvpair_format(k, Some(v))));
+    }
+    words.join(" ")
 }
 
 /// One object in crm syntax.
@@ -296,6 +320,7 @@ pub fn object_cli(o: &Object<'_>, cib: &Element) -> String {
                 .collect();
             format!("{} {} {}", o.kind, o.id, children.join(" "))
         }
+        "bundle" => format!("bundle {}", o.id),
         "location" => location_head(e, o.id),
         "colocation" | "order" => simple_constraint_head(o.kind, e, o.id),
         "rsc_ticket" => ticket_head(e, o.id),
@@ -325,7 +350,31 @@ pub fn object_cli(o: &Object<'_>, cib: &Element) -> String {
             lines.push(line);
         }
     }
-    cli_format(&lines)
+    // Comments kept with the object (crmsh stores `# ...` lines of loaded text as XML
+    // comments in it) come first, one a line.
+    let comments: Vec<String> = e
+        .children
+        .iter()
+        .filter_map(|n| match n {
+            Node::Comment(text) => Some(comment_line(text)),
+            _ => None,
+        })
+        .collect();
+    if comments.is_empty() {
+        cli_format(&lines)
+    } else {
+        format!("{}\n{}", comments.join("\n"), cli_format(&lines))
+    }
+}
+
+/// crmsh's `fix_comments`: trimmed, and starting with `#`.
+fn comment_line(text: &str) -> String {
+    let text = text.trim();
+    if text.starts_with('#') {
+        text.to_string()
+    } else {
+        format!("# {text}")
+    }
 }
 
 fn child_cli(kind: &str, c: &Element, cib: &Element) -> Option<String> {
@@ -350,6 +399,8 @@ fn child_cli(kind: &str, c: &Element, cib: &Element) -> Option<String> {
             }
             (!l.is_empty()).then(|| cli_format(&l))
         }
+        ("bundle", "docker" | "rkt" | "network" | "storage") => Some(bundle_part_cli(c)),
+        ("bundle", "primitive") => Some(format!("primitive {}", c.id().unwrap_or_default())),
         ("location", "rule") => Some(format!("rule {}", cli_rule(c, cib))),
         ("property" | "rsc_defaults" | "op_defaults", "rule") => {
             Some(format!("rule {}", cli_rule(c, cib)))

@@ -114,7 +114,7 @@ pub struct ProbeArgs {
     /// Milliseconds a request may take (connect, then answer) before it counts as failed.
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u64,
-    /// Also print every failed request, with why it failed.
+    /// Also print every failed request: when it started, why it failed, and when.
     #[arg(long)]
     pub verbose: bool,
 }

@@ -230,9 +230,13 @@ pub fn probe(name: &str, args: &ProbeArgs) -> Result<()> {
     if args.verbose {
         for sample in samples.iter().filter(|s| s.answer.is_none()) {
             println!(
-                "{:.3} s: {}",
+                "{:.3} s: {} (at {:.3} s)",
                 sample.start.as_secs_f64(),
-                sample.error.as_deref().unwrap_or("failed")
+                sample
+                    .error
+                    .as_ref()
+                    .map_or("failed", |f| f.message.as_str()),
+                sample.end.as_secs_f64()
             );
         }
     }

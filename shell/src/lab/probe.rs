@@ -8,6 +8,10 @@
 //! requests that follow. (Not the next answered request's start: a connect waiting for the
 //! VIP's neighbour entry to resolve is sent, and answered, only once the new node announces
 //! the address, so a request started during the outage may be served well after its start.)
+//! Every failed request started before that moment belongs to the outage, so a request sent
+//! to the failed node's MAC address just before the new node's announcement, and answered on
+//! its SYN retransmission a second later, neither ends the outage then nor splits it: it is
+//! counted as answered late.
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
@@ -25,7 +29,36 @@ pub struct Sample {
     /// The backend's answer, or `None` when the request failed.
     pub answer: Option<String>,
     /// Why it failed (connect refused, timed out, no answer).
-    pub error: Option<String>,
+    pub error: Option<Failure>,
+}
+
+/// A failed request: what kind of failure, and the error as the client got it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub cause: Cause,
+    pub message: String,
+}
+
+/// What a failed request ran into, as the client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// No answer within the timeout: a SYN sent to a MAC address nobody answers at (the failed
+    /// node's, until the new node announces the address), or no answer from the proxy.
+    TimedOut,
+    /// Connection refused: the address is up but nothing listens on it yet.
+    Refused,
+    /// Anything else (unreachable, reset, closed without an answer).
+    Other,
+}
+
+impl Cause {
+    fn of(error: &std::io::Error) -> Cause {
+        match error.kind() {
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => Cause::TimedOut,
+            std::io::ErrorKind::ConnectionRefused => Cause::Refused,
+            _ => Cause::Other,
+        }
+    }
 }
 
 /// A window in which requests failed.
@@ -38,6 +71,11 @@ pub struct Outage {
     pub to: Option<Duration>,
     /// How many requests failed in it.
     pub failed: usize,
+    /// How many of them timed out, and how many were refused.
+    pub timed_out: usize,
+    pub refused: usize,
+    /// How many requests started in it were answered, but only after it ended.
+    pub late: usize,
 }
 
 impl Outage {
@@ -62,19 +100,26 @@ pub fn request(target: SocketAddr, timeout: Duration) -> Option<String> {
 }
 
 /// Like [`request`], saying why a request failed.
-pub fn try_request(target: SocketAddr, timeout: Duration) -> Result<String, String> {
+pub fn try_request(target: SocketAddr, timeout: Duration) -> Result<String, Failure> {
+    let failure = |step: &str, e: std::io::Error| Failure {
+        cause: Cause::of(&e),
+        message: format!("{step}: {e}"),
+    };
     let mut stream =
-        TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("connect: {e}"))?;
+        TcpStream::connect_timeout(&target, timeout).map_err(|e| failure("connect", e))?;
     stream
         .set_read_timeout(Some(timeout))
-        .map_err(|e| format!("socket: {e}"))?;
+        .map_err(|e| failure("socket", e))?;
     let mut answer = String::new();
     stream
         .read_to_string(&mut answer)
-        .map_err(|e| format!("read: {e}"))?;
+        .map_err(|e| failure("read", e))?;
     let first = answer.lines().next().unwrap_or("").trim().to_string();
     if first.is_empty() {
-        return Err("closed without an answer".into());
+        return Err(Failure {
+            cause: Cause::Other,
+            message: "closed without an answer".into(),
+        });
     }
     Ok(first)
 }
@@ -139,31 +184,44 @@ pub fn wait_served(target: SocketAddr, timeout: Duration) -> Option<String> {
 /// The outage windows of samples sorted by start.
 pub fn outages(samples: &[Sample]) -> Vec<Outage> {
     let mut found = Vec::new();
-    let mut current: Option<Outage> = None;
-    for (i, sample) in samples.iter().enumerate() {
-        match (&mut current, sample.answer.is_some()) {
-            (None, false) => {
-                current = Some(Outage {
-                    from: sample.start,
-                    to: None,
-                    failed: 1,
-                });
+    let mut rest = samples;
+    while let Some(first) = rest.iter().position(|s| s.answer.is_none()) {
+        let following = &rest[first..];
+        let to = following
+            .iter()
+            .filter(|s| s.answer.is_some())
+            .map(|s| s.end)
+            .min();
+        // The samples started before the client was served again; never empty, as every
+        // answer ends after the first failure started.
+        let within = to.map_or(following.len(), |to| {
+            following.iter().take_while(|s| s.start < to).count()
+        });
+        let mut outage = Outage {
+            from: following[0].start,
+            to,
+            failed: 0,
+            timed_out: 0,
+            refused: 0,
+            late: 0,
+        };
+        for sample in &following[..within] {
+            match sample.error.as_ref().map(|f| f.cause) {
+                None if to.is_some_and(|to| sample.end > to) => outage.late += 1,
+                None => {}
+                Some(cause) => {
+                    outage.failed += 1;
+                    match cause {
+                        Cause::TimedOut => outage.timed_out += 1,
+                        Cause::Refused => outage.refused += 1,
+                        Cause::Other => {}
+                    }
+                }
             }
-            (Some(outage), false) => outage.failed += 1,
-            (Some(outage), true) => {
-                let served_again = samples[i..]
-                    .iter()
-                    .take_while(|s| s.answer.is_some())
-                    .map(|s| s.end)
-                    .min();
-                outage.to = served_again;
-                found.push(*outage);
-                current = None;
-            }
-            (None, true) => {}
         }
+        found.push(outage);
+        rest = &following[within..];
     }
-    found.extend(current);
     found
 }
 
@@ -174,16 +232,16 @@ pub fn report(samples: &[Sample]) -> String {
     for o in &outages {
         match o.length() {
             Some(length) => text.push_str(&format!(
-                "outage from {:.3} s to {:.3} s: {:.3} s ({} requests failed)\n",
+                "outage from {:.3} s to {:.3} s: {:.3} s ({})\n",
                 o.from.as_secs_f64(),
                 o.from.as_secs_f64() + length.as_secs_f64(),
                 length.as_secs_f64(),
-                o.failed
+                failures(o)
             )),
             None => text.push_str(&format!(
-                "outage from {:.3} s, not over at the end ({} requests failed)\n",
+                "outage from {:.3} s, not over at the end ({})\n",
                 o.from.as_secs_f64(),
-                o.failed
+                failures(o)
             )),
         }
     }
@@ -203,6 +261,18 @@ pub fn report(samples: &[Sample]) -> String {
     text
 }
 
+/// "N requests failed: T timed out, R refused, O other; L answered late".
+fn failures(o: &Outage) -> String {
+    format!(
+        "{} requests failed: {} timed out, {} refused, {} other; {} answered late",
+        o.failed,
+        o.timed_out,
+        o.refused,
+        o.failed - o.timed_out - o.refused,
+        o.late
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,26 +285,39 @@ mod tests {
                 start: Duration::from_millis(50 * i as u64),
                 end: Duration::from_millis(50 * i as u64 + 2),
                 answer: (c == 'o').then(|| "kube-mast01".to_string()),
-                error: (c != 'o').then(|| "connect: refused".to_string()),
+                error: (c != 'o').then(|| Failure {
+                    cause: if c == 't' {
+                        Cause::TimedOut
+                    } else {
+                        Cause::Refused
+                    },
+                    message: "connect: failed".to_string(),
+                }),
             })
             .collect()
     }
 
     #[test]
     fn an_outage_runs_from_the_first_failure_to_the_next_answer() {
-        let found = outages(&samples("oo...oo.o"));
+        let found = outages(&samples("oott.oo.o"));
         assert_eq!(
             found,
             vec![
                 Outage {
                     from: Duration::from_millis(100),
                     to: Some(Duration::from_millis(252)),
-                    failed: 3
+                    failed: 3,
+                    timed_out: 2,
+                    refused: 1,
+                    late: 0,
                 },
                 Outage {
                     from: Duration::from_millis(350),
                     to: Some(Duration::from_millis(402)),
-                    failed: 1
+                    failed: 1,
+                    timed_out: 0,
+                    refused: 1,
+                    late: 0,
                 }
             ]
         );
@@ -253,11 +336,40 @@ mod tests {
     }
 
     #[test]
+    fn requests_answered_on_their_syn_retransmission_neither_end_nor_split_the_outage() {
+        // Sent to the failed node's MAC just before the announcement, the requests started at
+        // 100..200 ms are answered on their SYN retransmission a second later; the one started
+        // at 250 ms finds the address up but nothing listening; the one at 300 ms is served.
+        let mut samples = samples("ot...ro");
+        for (i, sample) in samples.iter_mut().enumerate().skip(2).take(3) {
+            sample.answer = Some("kube-mast02".into());
+            sample.error = None;
+            sample.end = Duration::from_millis(1000 + 50 * i as u64);
+        }
+        let found = outages(&samples);
+        assert_eq!(
+            found,
+            vec![Outage {
+                from: Duration::from_millis(50),
+                to: Some(Duration::from_millis(302)),
+                failed: 2,
+                timed_out: 1,
+                refused: 1,
+                late: 3,
+            }]
+        );
+    }
+
+    #[test]
     fn an_outage_still_on_at_the_end_has_no_end() {
         let found = outages(&samples("o.."));
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].to, None);
-        assert!(report(&samples("o..")).contains("not over at the end (2 requests failed)"));
+        assert!(
+            report(&samples("o.t")).contains(
+                "not over at the end (2 requests failed: 1 timed out, 1 refused, 0 other; 0 answered late)"
+            )
+        );
     }
 
     #[test]

@@ -70,7 +70,7 @@ fn read_inputs(args: &UpArgs, vip: &str) -> Result<Inputs> {
     };
     let crm = script::adapt_crm(&crm_path.display().to_string(), &crm_text, &lab, args.stack)?;
     Ok(Inputs {
-        crm,
+        crm: format!("{}{crm}", script::LAB_PROPERTIES),
         haproxy_cfg: script::adapt_haproxy_cfg(&cfg_text),
     })
 }

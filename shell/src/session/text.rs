@@ -7,11 +7,12 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use hapx_cib::xml::Document;
+use hapx_cib::xml::{Document, Element};
 
 use super::{EDIT_COMMANDS, Session, check_agent};
 use crate::crm::config::Config;
 use crate::crm::{lex, parse, show};
+use crate::options::Options;
 
 impl Session {
     /// `edit [ID...]`: the objects' crm text in `$EDITOR`; what comes back replaces them.
@@ -29,7 +30,10 @@ impl Session {
         if let Err(e) = std::fs::write(&tmp, &text) {
             return self.error(&format!("edit: {e}"));
         }
-        let editor = std::env::var("EDITOR").unwrap_or_else(|_| "vi".into());
+        // The `editor` preference: crm.conf, else $EDITOR, else vim, vi, emacs or nano.
+        let editor = Some(self.options.editor())
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| "vi".into());
         let status = Command::new("sh")
             .arg("-c")
             .arg(format!("{editor} \"$1\""))
@@ -50,11 +54,14 @@ impl Session {
                 let result = next
                     .delete(&ids)
                     .map_err(|e| e.to_string())
-                    .and_then(|()| load_cli(&mut next, &edited, "update"));
+                    .and_then(|()| load_cli(&mut next, &edited, "update", &self.options));
                 match result {
-                    Ok(()) => {
+                    Ok(warnings) => {
                         next.notes.clear();
                         w.config = next;
+                        for warning in warnings {
+                            self.diag("WARNING", &warning);
+                        }
                     }
                     Err(e) => self.error(&format!("edit: {e}; nothing changed")),
                 }
@@ -110,6 +117,8 @@ impl Session {
                 Err(e) => return self.error(&format!("filter: {e}")),
             }
         }
+        // As `load`: applied in crmsh's processing order (members before their containers).
+        parsed.sort_by_key(|p| processing_rank(&p.name));
         let Some(w) = self.working.as_mut() else {
             return;
         };
@@ -143,12 +152,15 @@ impl Session {
         let Some(w) = self.working() else { return };
         let mut next = w.config.clone();
         let result = if text.trim_start().starts_with('<') {
-            load_xml(&mut next, &text, method)
+            load_xml(&mut next, &text, method).map(|()| Vec::new())
         } else {
-            load_cli(&mut next, &text, method)
+            load_cli(&mut next, &text, method, &self.options)
         };
         match result {
-            Ok(()) => {
+            Ok(warnings) => {
+                for w in warnings {
+                    self.diag("WARNING", &w);
+                }
                 if let Some(w) = self.working.as_mut() {
                     w.config = next;
                 }
@@ -201,7 +213,15 @@ fn run_filter(program: &str, input: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-pub(super) fn load_cli(config: &mut Config, text: &str, method: &str) -> Result<(), String> {
+/// Loads crm text into `config`; Ok holds the warnings (agent checks under `check-mode
+/// relaxed`).
+pub(super) fn load_cli(
+    config: &mut Config,
+    text: &str,
+    method: &str,
+    options: &Options,
+) -> Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
     if method != "update" {
         let mut empty = config.doc.clone();
         if let Some(c) = empty.root.child_mut("configuration") {
@@ -213,8 +233,14 @@ pub(super) fn load_cli(config: &mut Config, text: &str, method: &str) -> Result<
         }
         *config = Config::new(empty);
     }
+    // crmsh parses everything first and adds it in its processing order (nodes, primitives,
+    // then containers, constraints...), so a group may come before its members in the file.
+    // `#` lines stay with the statement that follows them, as XML comments.
+    let mut statements = Vec::new();
+    let mut comments = Vec::new();
     for line in lex::logical_lines(text) {
         if line.text.starts_with('#') {
+            comments.push(line.text.trim().to_string());
             continue;
         }
         let tokens = lex::split(&line.text).map_err(|e| format!("{}: {e}", line.number))?;
@@ -228,26 +254,77 @@ pub(super) fn load_cli(config: &mut Config, text: &str, method: &str) -> Result<
                 line.number
             ));
         }
-        let parsed = parse::parse(&tokens).map_err(|e| format!("{}: {e}", line.number))?;
-        if parsed.name == "primitive"
-            && let Err(messages) = check_agent(&parsed)
-        {
-            return Err(format!("{}: {}", line.number, messages.join("; ")));
-        }
-        if method == "update"
-            && let Some(id) = parsed.id().or(parsed.attr("uname"))
-            && config.find(id).is_some()
-            && !matches!(parsed.name.as_str(), "cluster_property_set")
-        {
-            config
-                .delete(&[id.to_string()])
-                .map_err(|e| format!("{}: {e}", line.number))?;
-        }
-        config
-            .add(parsed)
-            .map_err(|e| format!("{}: {e}", line.number))?;
+        let mut parsed = parse::parse(&tokens).map_err(|e| format!("{}: {e}", line.number))?;
+        attach_comments(&mut parsed, std::mem::take(&mut comments));
+        statements.push((line.number, parsed));
     }
-    Ok(())
+    statements.sort_by_key(|(_, parsed)| processing_rank(&parsed.name));
+    for (number, parsed) in statements {
+        if parsed.name == "primitive" {
+            match check_agent(&parsed, options) {
+                Ok(found) => warnings.extend(found),
+                Err(messages) => {
+                    return Err(format!("{number}: {}", messages.join("; ")));
+                }
+            }
+        }
+        let existing = parsed
+            .id()
+            .or(parsed.attr("uname"))
+            .filter(|id| config.find(id).is_some())
+            .map(str::to_string);
+        let result = match existing {
+            Some(id) if method == "update" && parsed.name != "cluster_property_set" => {
+                config.update(&id, parsed)
+            }
+            _ => config.add(parsed),
+        };
+        result.map_err(|e| format!("{number}: {e}"))?;
+    }
+    Ok(warnings)
+}
+
+/// crmsh's `_sort_xml_order`, by the tag a statement parses to.
+fn processing_rank(tag: &str) -> u32 {
+    match tag {
+        "node" => 0,
+        "template" => 1,
+        "primitive" => 2,
+        "bundle" => 3,
+        "group" => 4,
+        "master" => 5,
+        "clone" => 6,
+        "op" => 7,
+        "tag" => 8,
+        "rsc_location" | "rsc_colocation" | "rsc_order" => 9,
+        "rsc_ticket" | "fencing-topology" => 10,
+        "cluster_property_set" => 11,
+        "rsc_defaults" => 12,
+        "op_defaults" => 13,
+        "acl_role" => 14,
+        "acl_target" | "acl_group" | "acl_user" => 15,
+        "alert" => 16,
+        _ => 1000,
+    }
+}
+
+/// crmsh's `stuff_comments`: comments go first in the object (in a defaults statement, in its
+/// attribute set).
+fn attach_comments(parsed: &mut Element, comments: Vec<String>) {
+    if comments.is_empty() {
+        return;
+    }
+    let target = if matches!(parsed.name.as_str(), "rsc_defaults" | "op_defaults") {
+        match parsed.elements_mut().next() {
+            Some(set) => set,
+            None => return,
+        }
+    } else {
+        parsed
+    };
+    for (i, c) in comments.into_iter().enumerate() {
+        target.children.insert(i, hapx_cib::xml::Node::Comment(c));
+    }
 }
 
 fn load_xml(config: &mut Config, text: &str, method: &str) -> Result<(), String> {
