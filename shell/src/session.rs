@@ -306,7 +306,7 @@ impl Session {
         if self.working.is_none() {
             match self.backend.load() {
                 Ok(mut doc) => {
-                    crate::crm::config::members_last(&mut doc);
+                    crate::crm::config::sanitize(&mut doc);
                     self.working = Some(Working {
                         version: Version::of(&doc.root),
                         config: Config::new(doc.clone()),

@@ -190,7 +190,7 @@ pub fn canonical(cib_text: &str) -> Canonical {
 pub fn show_text(cib_text: &str) -> String {
     let mut doc = hapx_cib::xml::Document::parse(cib_text).expect("CIB is XML");
     // As a session reads a CIB (crmsh's `sanitize_cib`).
-    hapx_shell::crm::config::members_last(&mut doc);
+    hapx_shell::crm::config::sanitize(&mut doc);
     let config = Config::new(doc);
     show::show(&config.objects(), &config.doc.root)
 }

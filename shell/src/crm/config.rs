@@ -916,7 +916,8 @@ impl Config {
     }
 
     /// The errors `crm_verify` reports that make crmsh refuse a commit, checked here without
-    /// running it: resources but no fencing device while `stonith-enabled` is on (its default).
+    /// running it: resources but no fencing device while `stonith-enabled` is on (its default);
+    /// a ticket's `loss-policy=fence` while it is off.
     /// Everything else crm_verify checks is kept valid by construction (ids, references,
     /// scores, agent parameters); `verify` runs the real crm_verify.
     pub fn verify_errors(&self) -> Vec<String> {
@@ -940,7 +941,10 @@ impl Config {
         let fencing = primitives
             .iter()
             .any(|p| p.attr("class") == Some("stonith"));
-        if stonith_enabled && !primitives.is_empty() && !fencing {
+        if !stonith_enabled {
+            return ticket_fence_without_fencing(conf);
+        }
+        if !primitives.is_empty() && !fencing {
             return [
                 "Resource start-up disabled since no STONITH resources have been defined",
                 "Either configure some or disable STONITH with the stonith-enabled option",
@@ -1114,6 +1118,60 @@ pub fn members_last(doc: &mut Document) {
         .and_then(|c| c.child_mut("resources"))
     {
         walk(resources);
+    }
+}
+
+/// Pacemaker's `rsc_ticket_new` refusing `loss-policy=fence` with fencing disabled: once per
+/// resource the ticket constrains (each `resource_ref` of its sets, or its `rsc`).
+fn ticket_fence_without_fencing(conf: &Element) -> Vec<String> {
+    let Some(constraints) = conf.child("constraints") else {
+        return Vec::new();
+    };
+    constraints
+        .children_named("rsc_ticket")
+        .filter(|t| t.attr("loss-policy").is_some_and(|p| p.eq_ignore_ascii_case("fence")))
+        .flat_map(|t| {
+            let ticket = t.attr("ticket").unwrap_or_default();
+            let sets = t.children_named("resource_set");
+            let refs = sets.flat_map(|s| s.children_named("resource_ref")).count();
+            let resources = if t.attr("rsc").is_some() { 1 } else { refs };
+            std::iter::repeat_n(
+                format!(
+                    "(rsc_ticket_new) \terror: Resetting 'loss-policy' for ticket '{ticket}' \
+                     to 'stop' because fencing is not configured"
+                ),
+                resources,
+            )
+        })
+        .collect()
+}
+
+/// crmsh's `sanitize_cib`, run on every CIB it reads: members last ([`members_last`]) and
+/// attributes at their default value dropped ([`drop_default_attrs`]). Both show in `show`
+/// and in what a later commit writes for the objects it changes.
+pub fn sanitize(doc: &mut Document) {
+    members_last(doc);
+    drop_default_attrs(&mut doc.root);
+}
+
+/// crmsh's `remove_dflt_attrs` and `drop_attr_defaults`: an optional attribute set to its
+/// default (a normal node's type, a sequential set, an `and` rule, a string comparison) is
+/// dropped, so `show` never prints it.
+pub fn drop_default_attrs(e: &mut Element) {
+    let defaults: &[(&str, &str)] = match e.name.as_str() {
+        "node" => &[("type", "normal")],
+        "resource_set" => &[("sequential", "true"), ("require-all", "true")],
+        "rule" => &[("boolean-op", "and")],
+        "expression" => &[("type", "string")],
+        _ => &[],
+    };
+    for (name, value) in defaults {
+        if e.attr(name) == Some(value) {
+            e.remove_attr(name);
+        }
+    }
+    for child in e.elements_mut() {
+        drop_default_attrs(child);
     }
 }
 

@@ -672,12 +672,12 @@ impl Parser<'_> {
     fn date_expression(&mut self) -> Result<Element> {
         let op = self.take(
             |t| {
-                ["lt", "gt", "in_range", "date_spec", "spec", "in"]
+                ["in_range", "gt", "lt", "date_spec", "spec", "in"]
                     .iter()
                     .find(|o| ieq(o, t))
                     .map(|o| o.to_string())
             },
-            "Expected (lt|gt|in_range|date_spec|spec|in)$",
+            "Expected (in_range|gt|lt|date_spec|spec|in)$",
         )?;
         let operation = match op.as_str() {
             "in" => "in_range",

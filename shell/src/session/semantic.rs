@@ -187,22 +187,28 @@ fn constraint_refs(config: &Config, o: Object<'_>) -> Vec<Finding> {
     findings
 }
 
+/// crmsh's location `check_sanity`: the node a location names, directly or in a rule's
+/// `#uname` expression, should be one of the configured nodes.
 fn location_node(config: &Config, o: Object<'_>) -> Vec<Finding> {
-    let Some(node) = o.element.attr("node") else {
-        return Vec::new();
-    };
-    let known = config
-        .node_names()
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(node));
-    if known {
-        Vec::new()
-    } else {
-        vec![warning(format!(
-            "{}: referenced node {node} does not exist",
-            o.id
-        ))]
-    }
+    let rule_nodes = o
+        .element
+        .children_named("rule")
+        .flat_map(|r| r.children_named("expression"))
+        .filter(|e| e.attr("attribute") == Some("#uname"))
+        .filter_map(|e| e.attr("value"));
+    let names = config.node_names();
+    o.element
+        .attr("node")
+        .into_iter()
+        .chain(rule_nodes)
+        .filter(|node| !node.is_empty() && !names.iter().any(|n| n.eq_ignore_ascii_case(node)))
+        .map(|node| {
+            warning(format!(
+                "{}: referenced node {node} does not exist",
+                o.id
+            ))
+        })
+        .collect()
 }
 
 fn is_resource(e: &Element) -> bool {
