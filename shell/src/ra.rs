@@ -125,8 +125,27 @@ pub struct Parameter {
 pub struct Metadata {
     pub parameters: Vec<Parameter>,
     pub shortdesc: String,
+    /// The actions it advertises (but `meta-data` and `validate-all`), in its order.
+    pub actions: Vec<AgentAction>,
     /// The raw XML.
     pub xml: String,
+}
+
+/// One `<action>` of an agent's meta-data: its name and its other attributes (timeout,
+/// interval, role, depth...), the empty ones left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentAction {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+}
+
+impl AgentAction {
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Why meta-data could not be had.
@@ -200,8 +219,18 @@ fn fetch_metadata(
         .child("parameters")
         .map(|ps| ps.children_named("parameter").map(parameter).collect())
         .unwrap_or_default();
+    let actions = doc
+        .root
+        .child("actions")
+        .map(|a| {
+            a.children_named("action")
+                .filter_map(agent_action)
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Metadata {
         parameters,
+        actions,
         shortdesc: doc
             .root
             .child("shortdesc")
@@ -213,6 +242,41 @@ fn fetch_metadata(
 
 /// Where Pacemaker keeps its daemons (`pacemaker-fenced`...).
 const PACEMAKER_DAEMON_DIRS: &[&str] = &["/usr/lib/pacemaker", "/usr/libexec/pacemaker"];
+
+/// The cluster properties Pacemaker knows (crmsh's `get_properties_list`): the parameters in
+/// the meta-data of the controller, the scheduler and the CIB manager, asked once per
+/// process. Empty when Pacemaker's daemons are not installed.
+pub fn cluster_property_names() -> &'static [String] {
+    use std::sync::OnceLock;
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        [
+            "pacemaker-controld",
+            "pacemaker-schedulerd",
+            "pacemaker-based",
+        ]
+        .iter()
+        .filter_map(|daemon| {
+            PACEMAKER_DAEMON_DIRS
+                .iter()
+                .map(|d| PathBuf::from(d).join(daemon))
+                .find(|p| p.is_file())
+        })
+        .filter_map(|daemon| Command::new(daemon).arg("metadata").output().ok())
+        .filter_map(|o| Document::parse(&String::from_utf8_lossy(&o.stdout)).ok())
+        .flat_map(|doc| {
+            doc.root
+                .child("parameters")
+                .map(|ps| {
+                    ps.children_named("parameter")
+                        .filter_map(|p| p.attr("name").map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+    })
+}
 
 /// A fencing device also takes the fencer's own parameters (`pcmk_host_list`,
 /// `pcmk_delay_max`...): like crmsh, they are appended to the agent's, from
@@ -244,6 +308,24 @@ fn add_fencer_parameters(doc: &mut Document) -> bool {
     let params = doc.root.child_or_insert("parameters");
     params.children.extend(extra.into_iter().map(Into::into));
     true
+}
+
+/// crmsh's `actions()`: `meta-data` and `validate-all` are no operations one configures.
+fn agent_action(a: &Element) -> Option<AgentAction> {
+    let name = a.attr("name").filter(|n| !n.is_empty())?;
+    if matches!(name, "meta-data" | "validate-all") {
+        return None;
+    }
+    let attrs = a
+        .attributes
+        .iter()
+        .filter(|(k, v)| k != "name" && !v.is_empty())
+        .cloned()
+        .collect();
+    Some(AgentAction {
+        name: name.to_string(),
+        attrs,
+    })
 }
 
 fn parameter(p: &Element) -> Parameter {

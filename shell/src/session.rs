@@ -19,7 +19,9 @@ use crate::options::{CheckFrequency, CheckMode, Options};
 use crate::ra;
 
 mod failcount;
+mod help;
 mod node;
+mod ops;
 mod options_level;
 mod resource;
 mod select;
@@ -393,25 +395,45 @@ impl Session {
         }
     }
 
+    /// `help TOPIC`: the manual's entry for a command of this level.
+    fn help_topic(&mut self, section: &str, context: &str, words: &[String]) {
+        let name = words.join(" ");
+        match help::topic(section, &name) {
+            Some(text) => self.print(&text),
+            None => self.error(&format!("{context}: No help found for '{name}'")),
+        }
+    }
+
+    /// crmsh's note on an alias it keeps for old scripts (`bye`, `exit`, `end`, `back`).
+    fn deprecated_alias(&mut self, alias: &str, command: &str) {
+        self.diag(
+            "WARNING",
+            &format!("This command '{alias}' is deprecated, please use '{command}'"),
+        );
+        self.diag("INFO", &format!("\"{alias}\" is accepted as \"{command}\""));
+    }
+
     /// Runs one command at the current level.
     pub fn run_tokens(&mut self, tokens: &[String]) {
         let Some(first) = tokens.first() else { return };
         let cmd = first.to_ascii_lowercase();
         match cmd.as_str() {
-            "quit" | "exit" | "q" => {
+            "quit" | "q" => {
                 self.done = true;
                 return;
             }
-            "bye" => {
-                self.diag(
-                    "WARNING",
-                    "This command 'bye' is deprecated, please use 'quit'",
-                );
-                self.diag("INFO", "\"bye\" is accepted as \"quit\"");
+            "bye" | "exit" => {
+                self.deprecated_alias(&cmd, "quit");
                 self.done = true;
                 return;
+            }
+            "up" | "end" | "back" if self.level == Level::Top => {
+                return self.error(&format!("{cmd}: No such command"));
             }
             "up" | "end" | "back" => {
+                if cmd != "up" {
+                    self.deprecated_alias(&cmd, "up");
+                }
                 self.level = match self.level {
                     Level::Template => Level::Configure,
                     _ => Level::Top,
@@ -476,6 +498,11 @@ impl Session {
             "ra" => self.ra(&tokens[1..]),
             "options" => self.options_level(tokens),
             "status" => self.status(&tokens[1..]),
+            "help" if tokens.len() > 1 && tokens[1] == "configure" => {
+                let text = format!("configure commands: {}\n", CONFIGURE_COMMANDS.join(" "));
+                self.print(&text);
+            }
+            "help" if tokens.len() > 1 => self.help_topic(help::TOP, "help", &tokens[1..]),
             "help" => self.print(TOP_HELP),
             _ => self.error(&format!("{cmd}: No such command")),
         }
@@ -514,6 +541,7 @@ impl Session {
                     self.error(&problem);
                 }
             }
+            "help" if tokens.len() > 1 => self.help_topic(help::CONFIGURE, "configure.help", &tokens[1..]),
             "help" => {
                 let text = format!("configure commands: {}\n", CONFIGURE_COMMANDS.join(" "));
                 self.print(&text);
@@ -679,6 +707,9 @@ impl Session {
             .collect();
         let findings = semantic::check(&w.config, &changed, &options);
         let mut problems = w.config.verify_errors();
+        problems.extend(ops::schema_errors(
+            w.config.configuration().and_then(|c| c.child("resources")),
+        ));
         for f in findings {
             if f.error {
                 problems.push(f.message);
@@ -688,6 +719,14 @@ impl Session {
         }
         if !problems.is_empty() {
             if force {
+                // crmsh still reports what crm_verify found, then commits.
+                for p in &problems {
+                    self.diag("ERROR", p);
+                }
+                self.diag(
+                    "ERROR",
+                    "crm_verify: Errors found during check: config not valid",
+                );
                 self.diag("INFO", "commit forced");
             } else {
                 for p in problems {
@@ -732,8 +771,8 @@ impl Session {
 
     /// Runs `crm_verify` on the working copy when Pacemaker's tools are installed.
     /// `verify`: crm_verify as crmsh runs it (`crm_verify -VV -p`, the working CIB on stdin: its
-    /// first line is a WARNING when it is a warning, every other line an ERROR indented by 7;
-    /// exit codes 0 and 1 pass), then the semantic checks on every object ([`semantic`]).
+    /// first line is a WARNING when it is a warning, every other line an ERROR, its schema
+    /// errors rewritten and indented by 7; exit codes 0 and 1 pass), then the semantic checks on every object ([`semantic`]).
     fn verify(&mut self) {
         let options = self.options.clone();
         let Some(w) = self.working() else { return };
@@ -749,15 +788,21 @@ impl Session {
             Ok(out) => {
                 let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
                 let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
+                // Its lines are reported as crmsh logs them; only its exit code (0 and 1
+                // pass) decides whether `verify` failed.
                 for (i, line) in lines.iter().enumerate() {
                     if i == 0 && line.contains("warning:") {
                         self.diag("WARNING", &prettify_verify(line, 0));
                     } else {
-                        self.error(&prettify_verify(line, if i == 0 { 0 } else { 7 }));
+                        self.diag("ERROR", &prettify_verify(line, if i == 0 { 0 } else { 7 }));
                     }
                 }
-                if lines.is_empty() && !matches!(out.status.code(), Some(0 | 1)) {
-                    self.error(&format!("crm_verify failed ({})", out.status));
+                if !matches!(out.status.code(), Some(0 | 1)) {
+                    if lines.is_empty() {
+                        self.error(&format!("crm_verify failed ({})", out.status));
+                    } else {
+                        self.errors += 1;
+                    }
                 }
             }
             Err(_) => self.diag(
@@ -856,11 +901,11 @@ fn prettify_verify(line: &str, indent: usize) -> String {
             && element.chars().all(|c| c.is_alphanumeric() || c == '_');
         ok.then(|| format!("{element} ({}): {message}", &number[number.len() - 1..]))
     })();
-    format!(
-        "{}{}",
-        " ".repeat(indent),
-        pretty.unwrap_or_else(|| line.to_string())
-    )
+    // As crmsh's `_prettify`: only a schema error it rewrote is indented.
+    match pretty {
+        Some(p) => format!("{}{p}", " ".repeat(indent)),
+        None => line.to_string(),
+    }
 }
 
 /// The objects of a CIB as loaded (id and element), to tell which changed since.

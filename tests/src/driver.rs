@@ -5,7 +5,9 @@
 //! `ocf:heartbeat:Dummy` is the real Dummy) and `resource.d/test/Logged`: the real Dummy
 //! behind a small wrapper that appends `RSC ACTION INTERVAL` to the fixture's action log
 //! before running it (so tests see which operations ran, in which order, how many times) and
-//! makes a start take `start_delay` seconds (so tests can act while an operation runs).
+//! makes a start take `start_delay` seconds (so tests can act while an operation runs) and a
+//! reload fail when `fail_reload` is set. `resource.d/test/Logged11` is the same around
+//! pacemaker's Dummy, an OCF 1.1 agent with `reload-agent` and `reloadable` parameters.
 //! Everything lives in one temporary directory removed on drop; the driver process is ended
 //! by its pid.
 
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use hapx_cib::xml::Document;
 
-use crate::bins;
+use crate::{bins, require};
 
 /// Where the system's resource-agents keep their agents.
 pub const SYSTEM_OCF_ROOT: &str = "/usr/lib/ocf";
@@ -92,20 +94,15 @@ impl Fixture {
             &format!("{SYSTEM_OCF_ROOT}/resource.d/heartbeat"),
             &ocf_root.join("resource.d/heartbeat"),
         );
-        let logged = ocf_root.join("resource.d/test/Logged");
-        std::fs::write(
-            &logged,
-            format!(
-                "#!/bin/sh\necho \"$OCF_RESOURCE_INSTANCE $1 ${{OCF_RESKEY_CRM_meta_interval:-0}}\" >> {}\n\
-                 if [ \"$1\" = start ]; then sleep \"${{OCF_RESKEY_start_delay:-0}}\"; fi\n\
-                 exec {SYSTEM_OCF_ROOT}/resource.d/heartbeat/Dummy \"$@\"\n",
-                action_log.display()
-            ),
-        )
-        .expect("writing the Logged agent");
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&logged, std::fs::Permissions::from_mode(0o755))
-            .expect("making the Logged agent executable");
+        // Logged wraps heartbeat's Dummy (OCF 1.0, legacy `reload`); Logged11 wraps
+        // pacemaker's Dummy (OCF 1.1, `reload-agent`, reloadable parameters).
+        for (name, dummy) in [("Logged", "heartbeat"), ("Logged11", "pacemaker")] {
+            write_logged_agent(
+                &ocf_root.join("resource.d/test").join(name),
+                dummy,
+                &action_log,
+            );
+        }
         Fixture {
             cib: dir.join("cib.xml"),
             driver_log: dir.join("driver.log"),
@@ -188,12 +185,15 @@ impl Fixture {
     /// Replaces the configuration of the CIB in place, keeping its status, under the CIB lock
     /// as the shell's commits do (epoch + 1).
     pub fn edit_config(&self, resources: &[Rsc], constraints: &str) {
+        self.edit_config_xml(&self.config_xml(resources, constraints));
+    }
+
+    /// [`Fixture::edit_config`] with the configuration's XML (what [`Fixture::config_xml`]
+    /// returns, possibly changed).
+    pub fn edit_config_xml(&self, xml: &str) {
         let store = hapx_shell::driver::store::Store::new(&self.cib);
-        let config = Document::parse(&format!(
-            "<configuration>{}</configuration>",
-            self.config_xml(resources, constraints)
-        ))
-        .expect("the configuration parses");
+        let config = Document::parse(&format!("<configuration>{xml}</configuration>"))
+            .expect("the configuration parses");
         store
             .update(hapx_shell::driver::store::Bump::Config, |doc| {
                 let nodes = doc
@@ -342,6 +342,48 @@ impl Fixture {
             .map(str::to_string)
             .collect()
     }
+}
+
+/// Whether what the driver's tests need is here (resource-agents' Dummy, `crm_verify`,
+/// `crm_simulate`); else the test skips, or fails under CI (see [`require`]).
+pub fn prerequisites(test: &str) -> bool {
+    require::path(
+        test,
+        Path::new(&format!("{SYSTEM_OCF_ROOT}/resource.d/heartbeat/Dummy")),
+        "resource-agents' Dummy",
+    ) && require::command(test, "crm_verify")
+        && require::command(test, "crm_simulate")
+}
+
+/// Pacemaker reads the fixture's CIB as settled: `crm_verify -x` passes without a word, and
+/// `crm_simulate` has nothing left to do.
+pub fn assert_pacemaker_reads_it_settled(f: &Fixture) {
+    let (ok, text) = f.crm_verify();
+    assert!(ok && text.trim().is_empty(), "crm_verify -x:\n{text}");
+    let pending = f.crm_simulate_actions();
+    assert!(
+        pending.is_empty(),
+        "crm_simulate would still do: {pending:?}"
+    );
+}
+
+/// A wrapper around `PROVIDER`'s Dummy that logs every call to `action_log`, makes a start take
+/// `start_delay` seconds, and makes a reload (either kind) fail with `fail_reload` set.
+fn write_logged_agent(path: &Path, provider: &str, action_log: &Path) {
+    std::fs::write(
+        path,
+        format!(
+            "#!/bin/sh\necho \"$OCF_RESOURCE_INSTANCE $1 ${{OCF_RESKEY_CRM_meta_interval:-0}}\" >> {}\n\
+             if [ \"$1\" = start ]; then sleep \"${{OCF_RESKEY_start_delay:-0}}\"; fi\n\
+             case \"$1\" in reload|reload-agent) [ -z \"$OCF_RESKEY_fail_reload\" ] || exit 1;; esac\n\
+             exec {SYSTEM_OCF_ROOT}/resource.d/{provider}/Dummy \"$@\"\n",
+            action_log.display()
+        ),
+    )
+    .expect("writing a Logged agent");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .expect("making a Logged agent executable");
 }
 
 impl Drop for Fixture {

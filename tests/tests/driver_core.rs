@@ -5,32 +5,14 @@
 
 use std::time::Duration;
 
-use hapx_tests::driver::{Fixture, Rsc, last_op, started, stopped, transient};
-use hapx_tests::require;
+use hapx_tests::driver::{
+    Fixture, Rsc, assert_pacemaker_reads_it_settled, last_op, prerequisites, started, stopped,
+    transient,
+};
 
 const WAIT: Duration = Duration::from_secs(30);
 const ORDER_A_B: &str = "<rsc_order id=\"o\" kind=\"Mandatory\" first=\"A\" then=\"B\"/>\
                          <rsc_colocation id=\"c\" score=\"INFINITY\" rsc=\"B\" with-rsc=\"A\"/>";
-
-fn prerequisites(test: &str) -> bool {
-    require::path(
-        test,
-        std::path::Path::new("/usr/lib/ocf/resource.d/heartbeat/Dummy"),
-        "resource-agents' Dummy",
-    ) && require::command(test, "crm_verify")
-        && require::command(test, "crm_simulate")
-}
-
-/// crm_verify passes without a word, and crm_simulate has nothing left to do.
-fn assert_pacemaker_reads_it_settled(f: &Fixture) {
-    let (ok, text) = f.crm_verify();
-    assert!(ok && text.trim().is_empty(), "crm_verify -x:\n{text}");
-    let pending = f.crm_simulate_actions();
-    assert!(
-        pending.is_empty(),
-        "crm_simulate would still do: {pending:?}"
-    );
-}
 
 fn position(actions: &[String], line: &str) -> usize {
     actions

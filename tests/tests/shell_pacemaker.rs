@@ -76,12 +76,12 @@ fn a_piped_script_configures_live_pacemaker() {
         "{show}"
     );
 
-    // `hapx status` is what crm_mon -1 shows (but for the clock line).
+    // `hapx status` is what crm_mon -1 -r shows, as crmsh's `status` (but for the clock line).
     let ours = hapx(&node, &["status"], "");
     assert!(ours.status.success(), "{}", describe(&ours));
     let theirs = node
         .command("crm_mon")
-        .arg("-1")
+        .args(["-1", "-r"])
         .stdin(Stdio::null())
         .output()
         .unwrap();

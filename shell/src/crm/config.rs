@@ -183,18 +183,10 @@ impl Config {
         Ok(())
     }
 
-    /// `load update` of an object that exists: the new definition replaces it (as a delete and
-    /// an add would), keeping its place in session order.
+    /// `load update` of an object that exists: the new definition replaces it in place, as an
+    /// edit does (a group member stays in its group, generated ids come out as before).
     pub fn update(&mut self, id: &str, parsed: Element) -> Result<()> {
-        let place = self.order.iter().position(|o| o == id);
-        self.delete(&[id.to_string()])?;
-        self.add(parsed)?;
-        if let Some(place) = place {
-            self.order.retain(|o| o != id);
-            self.order
-                .insert(place.min(self.order.len()), id.to_string());
-        }
-        Ok(())
+        self.replace_one(id, parsed)
     }
 
     fn add_object(&mut self, mut parsed: Element) -> Result<()> {
@@ -401,10 +393,17 @@ impl Config {
         Ok(())
     }
 
-    /// Constraints and tags must name existing resources.
+    /// Constraints must name existing resources or tags (Pacemaker expands a tag to the
+    /// resources it lists), tags existing objects.
     fn check_references(&self, parsed: &Element) -> Result<()> {
         let id = parsed.id().unwrap_or_default();
-        let resources = self.resource_ids();
+        let mut resources = self.resource_ids();
+        resources.extend(
+            self.objects()
+                .iter()
+                .filter(|o| o.kind == "tag")
+                .map(|o| o.id.to_string()),
+        );
         let mut named: Vec<&str> = Vec::new();
         match parsed.name.as_str() {
             "rsc_location" | "rsc_colocation" | "rsc_order" | "rsc_ticket" => {
@@ -889,17 +888,19 @@ impl Config {
                     self.section_mut("resources").children.push(node.into());
                 }
             }
-            remove_top_object(self.configuration_mut(), id, false);
+            // The old container's own ids (its members are out now) are free for the new one,
+            // which takes its place.
             let mut ids = self.ids();
+            if let Some(emptied) = self.find(id) {
+                for i in emptied.element.descendants().filter_map(Element::id) {
+                    ids.remove(i);
+                }
+            }
             ids.fix_ids(&mut parsed);
             self.resolve_members(&mut parsed)?;
-            let members: Vec<String> = parsed
-                .elements()
-                .filter(|c| is_resource(c))
-                .filter_map(|c| c.id().map(str::to_string))
-                .collect();
-            self.section_mut("resources").children.push(parsed.into());
-            self.redirect_member_constraints(id, &members);
+            replace_element(self.configuration_mut(), id, parsed);
+            // crmsh redirects members' constraints only for a new container
+            // (`_add_element`), not for one updated (`_adjust_children`).
             return Ok(());
         }
         self.check_references(&parsed)?;
@@ -941,20 +942,26 @@ impl Config {
         let fencing = primitives
             .iter()
             .any(|p| p.attr("class") == Some("stonith"));
+        // In crm_verify's order: resources as unpacked, then the fencing check closing
+        // unpack_resources, then the constraints.
+        let mut errors = conf
+            .child("resources")
+            .map(target_role_errors)
+            .unwrap_or_default();
         if !stonith_enabled {
-            return ticket_fence_without_fencing(conf);
+            errors.extend(ticket_fence_without_fencing(conf));
+        } else if !primitives.is_empty() && !fencing {
+            errors.extend(
+                [
+                    "Resource start-up disabled since no STONITH resources have been defined",
+                    "Either configure some or disable STONITH with the stonith-enabled option",
+                    "NOTE: Clusters with shared data need STONITH to ensure data integrity",
+                ]
+                .iter()
+                .map(|m| format!("(unpack_resources) \terror: {m}")),
+            );
         }
-        if !primitives.is_empty() && !fencing {
-            return [
-                "Resource start-up disabled since no STONITH resources have been defined",
-                "Either configure some or disable STONITH with the stonith-enabled option",
-                "NOTE: Clusters with shared data need STONITH to ensure data integrity",
-            ]
-            .iter()
-            .map(|m| format!("(unpack_resources) \terror: {m}"))
-            .collect();
-        }
-        Vec::new()
+        errors
     }
 
     /// crmsh's `_test` (`check_structure`): containers hold what they may (a group holds
@@ -1121,6 +1128,42 @@ pub fn members_last(doc: &mut Document) {
     }
 }
 
+/// Pacemaker's `get_target_role` refusing a `target-role` that names no role (its
+/// `text2role` knows Stopped, Started, Unpromoted/Slave and Promoted/Master, in any case),
+/// for each resource in the order it unpacks them (a container before its members).
+fn target_role_errors(resources: &Element) -> Vec<String> {
+    const ROLES: &[&str] = &[
+        "stopped",
+        "started",
+        "unpromoted",
+        "slave",
+        "promoted",
+        "master",
+    ];
+    let mut errors = Vec::new();
+    for rsc in resources.descendants().filter(|e| is_resource(e)) {
+        let roles = rsc
+            .children_named("meta_attributes")
+            .flat_map(|set| set.children_named("nvpair"))
+            .filter(|n| n.attr("name") == Some("target-role"))
+            .filter_map(|n| n.attr("value"));
+        for value in roles {
+            if ROLES.contains(&value.to_ascii_lowercase().as_str()) {
+                continue;
+            }
+            if !value.eq_ignore_ascii_case("unknown") {
+                errors.push(format!("(text2role) \terror: Unknown role: {value}"));
+            }
+            errors.push(format!(
+                "(get_target_role) \terror: Ignoring 'target-role' for {} because '{value}' \
+                 is not valid",
+                rsc.id().unwrap_or_default()
+            ));
+        }
+    }
+    errors
+}
+
 /// Pacemaker's `rsc_ticket_new` refusing `loss-policy=fence` with fencing disabled: once per
 /// resource the ticket constrains (each `resource_ref` of its sets, or its `rsc`).
 fn ticket_fence_without_fencing(conf: &Element) -> Vec<String> {
@@ -1129,7 +1172,10 @@ fn ticket_fence_without_fencing(conf: &Element) -> Vec<String> {
     };
     constraints
         .children_named("rsc_ticket")
-        .filter(|t| t.attr("loss-policy").is_some_and(|p| p.eq_ignore_ascii_case("fence")))
+        .filter(|t| {
+            t.attr("loss-policy")
+                .is_some_and(|p| p.eq_ignore_ascii_case("fence"))
+        })
         .flat_map(|t| {
             let ticket = t.attr("ticket").unwrap_or_default();
             let sets = t.children_named("resource_set");

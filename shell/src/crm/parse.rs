@@ -1048,6 +1048,13 @@ impl Parser<'_> {
         out.set_attr("id", self.identifier()?);
         let score = self.take(|t| score_prefix(t).map(str::to_string), "Expected <score>:")?;
         let (k, v) = self.validate_score(&score, false, false)?;
+        if k != "score" {
+            // Pacemaker's schema (3.0 on) has no score-attribute on a colocation.
+            self.pos -= 1;
+            return Err(self.err(&format!(
+                "Invalid score {score}: expected an integer, inf, +inf or -inf"
+            )));
+        }
         out.set_attr(k, v);
         if let Some(attr) = self.take_tail("node-attribute", None) {
             out.set_attr("node-attribute", attr.to_lowercase());

@@ -117,6 +117,7 @@ impl OpRequest<'_> {
             exec_ms,
             queue_ms,
             digest: self.digest(),
+            restart: None,
             exit_reason: reason,
         }
     }

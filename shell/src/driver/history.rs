@@ -5,7 +5,9 @@
 //! History entries follow Pacemaker's naming: a recurring operation keeps one entry named by its
 //! key (`RSC_monitor_20000`), every other operation replaces `RSC_last_0`, and a failure is also
 //! copied to `RSC_last_failure_0`. A stop cancels the resource's recurring operations and their
-//! entries go with them. Fail counts are the transient attributes
+//! entries go with them. A reload is recorded as the start it stands for (see
+//! [`super::reload`]), and one-time operations of an agent that can reload carry
+//! `op-force-restart` and `op-restart-digest`. Fail counts are the transient attributes
 //! `fail-count-RSC#TASK_INTERVAL` and `last-failure-RSC#TASK_INTERVAL`, which is what
 //! `crm_mon`, `crm_simulate` and hapx-cib's unpacking read.
 
@@ -40,6 +42,9 @@ pub struct OpResult {
     pub exec_ms: u64,
     pub queue_ms: u64,
     pub digest: String,
+    /// `op-force-restart` and `op-restart-digest`, recorded when the agent can reload (see
+    /// [`super::reload`]).
+    pub restart: Option<(String, String)>,
     pub exit_reason: String,
 }
 
@@ -177,7 +182,7 @@ pub fn max_call_id(doc: &Document, id: &str, uname: &str) -> i64 {
 }
 
 fn op_element(id: &str, p: &Primitive, op: &OpResult, uname: &str, last_change: i64) -> Element {
-    Element::new("lrm_rsc_op")
+    let e = Element::new("lrm_rsc_op")
         .with_attr("id", id)
         .with_attr("operation_key", op.key(&p.id))
         .with_attr("operation", op.task.clone())
@@ -197,7 +202,13 @@ fn op_element(id: &str, p: &Primitive, op: &OpResult, uname: &str, last_change: 
         .with_attr("last-rc-change", last_change.to_string())
         .with_attr("exec-time", op.exec_ms.to_string())
         .with_attr("queue-time", op.queue_ms.to_string())
-        .with_attr("op-digest", op.digest.clone())
+        .with_attr("op-digest", op.digest.clone());
+    match &op.restart {
+        Some((list, digest)) => e
+            .with_attr("op-force-restart", list.clone())
+            .with_attr("op-restart-digest", digest.clone()),
+        None => e,
+    }
 }
 
 fn put(entry: &mut Element, op: Element) {

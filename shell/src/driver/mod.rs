@@ -12,6 +12,8 @@
 //! - [`action`]: one operation through the executor (agent path, parameters, timeout, outcome).
 //! - [`history`]: the status section as the controller writes it (`lrm_rsc_op`, fail counts,
 //!   `resource cleanup`).
+//! - [`reload`]: agent reloads (`reload-agent`, legacy `reload`) and the restart digests that
+//!   let the engine choose a reload over a restart.
 //! - [`inflight`]: waiting for the operations a killed driver left running.
 //! - [`store`]: locked read-modify-write of the CIB file.
 //! - [`lock`]: one driver per CIB.
@@ -26,6 +28,7 @@ pub mod control;
 pub mod history;
 pub mod inflight;
 pub mod lock;
+pub mod reload;
 pub mod run;
 pub mod store;
 

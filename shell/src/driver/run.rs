@@ -11,20 +11,22 @@
 //! the CIB file changes, when a fail count's `failure-timeout` runs out, and at least every
 //! recheck interval.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use hapx_cib::digest::operation_params;
 use hapx_cib::execute::graph;
-use hapx_cib::model::Cib;
+use hapx_cib::model::{Cib, Primitive};
 use hapx_cib::schedule::{Task, Transition, schedule};
 use hapx_cib::status::unpack;
 use hapx_cib::xml::Document;
 
 use super::action::{self, OpRequest, unix_now};
 use super::history::{self, OpResult};
+use super::reload::{self, Support};
 use super::store::{Bump, Stamp, Store, StoreError};
 
 /// How the driver is set up.
@@ -101,6 +103,8 @@ pub struct Driver {
     mark: PathBuf,
     /// Someone else changed the CIB since it was last read (found while updating it).
     dirty: bool,
+    /// Each agent's reload support, read from its meta-data once (the controller's cache).
+    reloads: HashMap<PathBuf, Option<Support>>,
 }
 
 /// Prints a line of the driver's log.
@@ -173,6 +177,7 @@ impl Driver {
             reported: None,
             mark: super::inflight::mark_value(&cfg.cib),
             dirty: false,
+            reloads: HashMap::new(),
             cfg,
         })
     }
@@ -350,44 +355,12 @@ impl Driver {
                     ));
                     true
                 }
-                (Task::Start | Task::Stop | Task::Monitor(_), Some(r)) if a.node == Some(me) => {
+                (Task::Start | Task::Stop | Task::Monitor(_) | Task::Reload, Some(r))
+                    if a.node == Some(me) =>
+                {
                     let p = &t.status.configs[r];
-                    let interval = match a.task {
-                        Task::Monitor(i) => i,
-                        _ => 0,
-                    };
                     let key = format!("{}:{}:{}:{}", a.id, self.transition, a.target_rc, self.uuid);
-                    let call_id = self.next_call_id();
-                    let req = OpRequest {
-                        p,
-                        task: a.task.name(),
-                        interval_ms: interval,
-                        timeout: action::timeout(cib, p, a.task.name(), interval),
-                        target_rc: a.target_rc,
-                        call_id,
-                        transition_key: key.clone(),
-                        node: &self.cfg.node,
-                        node_id: &self.node_id,
-                        queued,
-                        mark: &self.mark,
-                    };
-                    let result = action::run(&req, &self.cfg.ocf_root);
-                    let expected = self.record(cib, p, &result)?;
-                    if interval > 0 && !result.failed() {
-                        let due = Instant::now() + Duration::from_millis(interval);
-                        self.recurring.insert(
-                            (p.id.clone(), interval),
-                            Recurring {
-                                due,
-                                call_id,
-                                transition_key: key,
-                            },
-                        );
-                    }
-                    if a.task == Task::Stop && !result.failed() {
-                        self.recurring.retain(|(rsc, _), _| rsc != &p.id);
-                    }
-                    expected
+                    self.run_operation(cib, p, &a.task, a.target_rc, key, queued)?
                 }
                 (task, rsc) => {
                     let what = rsc.map(|r| t.status.resources[r].id.as_str()).unwrap_or("");
@@ -410,14 +383,87 @@ impl Driver {
         Ok(Outcome::Complete { acted })
     }
 
-    /// Records a result (and a failure's fail count) and logs it; returns whether it was the
-    /// expected result.
-    fn record(
+    /// Runs one operation of the transition on this node, records it and keeps the recurring
+    /// monitors in step; returns whether its result was the expected one.
+    fn run_operation(
         &mut self,
         cib: &Cib,
-        p: &hapx_cib::model::Primitive,
-        r: &OpResult,
+        p: &Primitive,
+        task: &Task,
+        target_rc: i32,
+        key: String,
+        queued: Instant,
     ) -> Result<bool, DriverError> {
+        let interval = match task {
+            Task::Monitor(i) => *i,
+            _ => 0,
+        };
+        let support = self.reload_support(p);
+        // The scheduler asks for `reload-agent`; the controller runs whatever reload the agent
+        // has (`reload` for a pre-OCF-1.1 agent), defaulting to the OCF 1.1 name.
+        let agent_action = match (task, &support) {
+            (Task::Reload, Some(s)) => s.action(),
+            _ => task.name(),
+        };
+        if *task == Task::Reload {
+            log(&format!(
+                "{}: only reloadable parameters changed; running {agent_action}",
+                p.id
+            ));
+        }
+        let call_id = self.next_call_id();
+        let req = OpRequest {
+            p,
+            task: agent_action,
+            interval_ms: interval,
+            timeout: action::timeout(cib, p, task.name(), interval),
+            target_rc,
+            call_id,
+            transition_key: key.clone(),
+            node: &self.cfg.node,
+            node_id: &self.node_id,
+            queued,
+            mark: &self.mark,
+        };
+        let mut result = action::run(&req, &self.cfg.ocf_root);
+        if let Some(s) = support.filter(|_| reload::records_restart_digest(agent_action, interval))
+        {
+            result.restart = Some(s.restart_attrs(operation_params(p, task.name(), interval)));
+        }
+        if *task == Task::Reload {
+            result.task = reload::recorded_task(result.op_status).to_string();
+        }
+        let expected = self.record(cib, p, &result)?;
+        if interval > 0 && !result.failed() {
+            let due = Instant::now() + Duration::from_millis(interval);
+            self.recurring.insert(
+                (p.id.clone(), interval),
+                Recurring {
+                    due,
+                    call_id,
+                    transition_key: key,
+                },
+            );
+        }
+        if *task == Task::Stop && !result.failed() {
+            self.recurring.retain(|(rsc, _), _| rsc != &p.id);
+        }
+        Ok(expected)
+    }
+
+    /// The agent's reload support, from its meta-data (read once per agent).
+    fn reload_support(&mut self, p: &Primitive) -> Option<Support> {
+        let agent = action::agent_path(&self.cfg.ocf_root, p).ok()?;
+        let ocf_root = &self.cfg.ocf_root;
+        self.reloads
+            .entry(agent)
+            .or_insert_with_key(|agent| reload::probe_agent(agent, ocf_root, p))
+            .clone()
+    }
+
+    /// Records a result (and a failure's fail count) and logs it; returns whether it was the
+    /// expected result.
+    fn record(&mut self, cib: &Cib, p: &Primitive, r: &OpResult) -> Result<bool, DriverError> {
         let failed = r.failed();
         let on_fail = action::on_fail(p, &r.task, r.interval_ms);
         let counts = failed && on_fail.as_deref() != Some("ignore");

@@ -78,8 +78,22 @@ pub fn list(doc: Document) -> Result<String, MonError> {
 }
 
 /// `crm_resource --locate --resource RSC`: the nodes the resource (a primitive, or any
-/// member of a group) is active on; `None` when there is no such resource.
+/// member of a group) is active on; `None` when there is no such resource. A clone, bundle
+/// or one of their members is [`MonError::Unsupported`].
 pub fn locate(doc: &Document, rsc: &str) -> Result<Option<Vec<String>>, MonError> {
+    let unmodelled = doc
+        .root
+        .path(&["configuration", "resources"])
+        .into_iter()
+        .flat_map(|r| r.elements())
+        .find(|e| {
+            matches!(e.name.as_str(), "clone" | "master" | "bundle")
+                && e.descendants().any(|d| d.id() == Some(rsc))
+        });
+    if let Some(e) = unmodelled {
+        let what = format!("<{} id=\"{}\">", e.name, e.id().unwrap_or_default());
+        return Err(MonError::Unsupported(what));
+    }
     let cib = Cib::from_document(doc.clone())?;
     let st = status::unpack(&cib, text::now());
     let members: Vec<&str> = match cib.groups.iter().find(|g| g.id == rsc) {

@@ -577,6 +577,10 @@ impl Session {
         match cmd.output() {
             Ok(out) => {
                 self.print(&String::from_utf8_lossy(&out.stdout));
+                // crmsh lets the tool's own messages through (`resource X is NOT running`).
+                if out.status.success() && !out.stderr.is_empty() {
+                    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+                }
                 if !out.status.success() {
                     self.error(&format!(
                         "{tool}: {}",
@@ -605,15 +609,35 @@ impl Session {
             return;
         }
         let Some(doc) = self.load_now() else { return };
+        // What the native rendering does not model (clones, bundles), crm_resource renders
+        // from the same file when it is installed.
+        let file = self.backend.file().map(|f| f.to_path_buf());
+        let crm_resource = |args: &[&str]| {
+            let mut cmd = Command::new("crm_resource");
+            cmd.args(args);
+            if let Some(file) = &file {
+                cmd.env("CIB_file", file);
+            }
+            cmd
+        };
+        let fallback = super::top::tool_installed("crm_resource");
         if ids.is_empty() {
             match mon::list(doc) {
                 Ok(text) => self.print(&text),
+                Err(mon::MonError::Unsupported(_)) if fallback => {
+                    let cmd = crm_resource(&["--list"]);
+                    self.run_command("crm_resource", cmd)
+                }
                 Err(e) => self.error(&format!("resource status: {e}")),
             }
             return;
         }
         for id in ids {
             match mon::locate(&doc, id) {
+                Err(mon::MonError::Unsupported(_)) if fallback => {
+                    let cmd = crm_resource(&["--locate", "--resource", id]);
+                    self.run_command("crm_resource", cmd)
+                }
                 Ok(Some(nodes)) if nodes.is_empty() => eprintln!("resource {id} is NOT running"),
                 Ok(Some(nodes)) => {
                     let text: String = nodes

@@ -1,11 +1,13 @@
 //! Which objects `show` (and friends) name: crmsh's `filter_objects`.
 //!
 //! Specs are ids (with `*`/`?` wildcards), `type:KIND` (every object of that kind),
-//! `tag:TAG` (the objects a tag lists) and `changed` (edited since the last commit). Specs
+//! `tag:TAG` (the objects a tag lists), `related:NAME` (what constrains, lists or holds
+//! a resource, and the resources of an agent type) and `changed` (edited since the last commit). Specs
 //! add up (`or`, the default); `and` keeps what the next spec also selects. No spec selects
 //! everything. An id that matches nothing is an error naming it.
 
 use crate::crm::show::Object;
+use hapx_cib::xml::Element;
 
 /// The indexes into `all` of the selected objects, in display order, or the spec that
 /// named nothing.
@@ -40,6 +42,8 @@ pub fn filter(
                 .filter_map(|r| r.id())
                 .collect();
             indexes(all, |o| o.kind != "tag" && refs.contains(&o.id))
+        } else if let Some(name) = spec.strip_prefix("related:") {
+            related(all, name)
         } else {
             let found = indexes(all, |o| wildcard_match(spec, o.id));
             if found.is_empty() {
@@ -61,6 +65,58 @@ pub fn filter(
     }
     set.sort_unstable();
     Ok(set)
+}
+
+/// crmsh's `related:NAME`: the objects NAME matches, the objects related to the resource it
+/// names (constraints on it, tags listing it, containers holding it) and the resources of
+/// agent type NAME (`Dummy`, `ocf:Dummy`, `ocf:heartbeat:Dummy`). Never an error.
+fn related(all: &[Object<'_>], name: &str) -> Vec<usize> {
+    let mut found = indexes(all, |o| wildcard_match(name, o.id));
+    let resource = found.first().map(|&i| &all[i]).filter(|o| {
+        matches!(
+            o.element.name.as_str(),
+            "primitive" | "group" | "clone" | "master" | "template" | "bundle"
+        )
+    });
+    if let Some(rsc) = resource {
+        found.extend(indexes(all, |o| is_related(rsc.id, o.element)));
+    }
+    let parts: Vec<&str> = name.split(':').collect();
+    found.extend(indexes(all, |o| {
+        let e = o.element;
+        let attr = |a| e.attr(a).unwrap_or_default();
+        match parts.as_slice() {
+            [class, provider, kind] => {
+                attr("type") == *kind && attr("provider") == *provider && attr("class") == *class
+            }
+            [class, kind] => attr("type") == *kind && attr("class") == *class,
+            [kind] => !kind.is_empty() && attr("type") == *kind,
+            _ => false,
+        }
+    }));
+    found
+}
+
+/// crmsh's `is_related`: `e` constrains, lists or contains the resource `id`.
+fn is_related(id: &str, e: &Element) -> bool {
+    match e.name.as_str() {
+        "rsc_location" | "rsc_colocation" | "rsc_order" | "rsc_ticket" => {
+            ["rsc", "with-rsc", "first", "then"]
+                .iter()
+                .any(|a| e.attr(a) == Some(id))
+                || e.children_named("resource_set")
+                    .flat_map(|s| s.children_named("resource_ref"))
+                    .any(|r| r.id() == Some(id))
+        }
+        "tag" => e
+            .descendants()
+            .any(|r| r.name == "obj_ref" && r.id() == Some(id)),
+        "group" | "clone" | "master" | "bundle" => e.descendants().any(|c| {
+            matches!(c.name.as_str(), "primitive" | "group" | "clone" | "master")
+                && c.id() == Some(id)
+        }),
+        _ => false,
+    }
 }
 
 fn indexes(all: &[Object<'_>], keep: impl Fn(&Object<'_>) -> bool) -> Vec<usize> {
@@ -88,7 +144,6 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hapx_cib::xml::Element;
 
     #[test]
     fn and_intersects_or_adds_and_missing_ids_are_named() {

@@ -6,6 +6,9 @@
 //! - primitives, when `check-frequency` is `on-verify` (otherwise they were checked when
 //!   defined): the agent's parameters, as errors under `check-mode strict` and warnings under
 //!   `relaxed`;
+//! - the cluster properties (`cib-bootstrap-options`) against Pacemaker's daemons' meta-data,
+//!   rsc_defaults against the resource meta attributes, op_defaults against an op's attributes;
+//! - primitives: their operations against the agent's actions ([`super::ops`]);
 //! - constraints: the resources they name exist and are not members of a group (colocations)
 //!   or of a clone (`ambiguous, apply constraints to container`); a location's node exists.
 //!
@@ -37,6 +40,28 @@ const RSC_META: &[&str] = &[
     "remote-port",
     "remote-addr",
     "remote-connect-timeout",
+];
+/// crmsh's `extra_cluster_properties`: set by the cluster, in no daemon's meta-data.
+const EXTRA_PROPERTIES: &[&str] = &[
+    "dc-version",
+    "cluster-infrastructure",
+    "last-lrm-refresh",
+    "cluster-name",
+];
+/// The attributes of an `op` in Pacemaker's schema (pacemaker-3.9), which crmsh takes as the
+/// names op_defaults may set.
+const OP_ATTRIBUTES: &[&str] = &[
+    "id",
+    "name",
+    "interval",
+    "description",
+    "start-delay",
+    "interval-origin",
+    "timeout",
+    "enabled",
+    "record-pending",
+    "role",
+    "on-fail",
 ];
 const COMMON_META: &[&str] = &["priority", "target-role", "is-managed"];
 const GROUP_META: &[&str] = &["container"];
@@ -92,10 +117,24 @@ pub fn check(config: &Config, objects: &[Object<'_>], options: &Options) -> Vec<
         match o.kind {
             "primitive" => {
                 findings.extend(unknown_meta(o, &[RSC_META]));
+                let default_timeout = op_default(config, "timeout");
+                let ops = super::ops::check(o.element, default_timeout.as_deref());
+                findings.extend(ops.into_iter().map(warning));
                 if options.check_frequency() == CheckFrequency::OnVerify {
                     findings.extend(params(o.element, options));
                 }
             }
+            "property" if o.id == "cib-bootstrap-options" => {
+                let known = crate::ra::cluster_property_names();
+                // Without Pacemaker's daemons there is no list to check against.
+                if !known.is_empty() {
+                    findings.extend(unknown_nvpairs(o, |n| {
+                        known.iter().any(|k| k == n) || EXTRA_PROPERTIES.contains(&n)
+                    }));
+                }
+            }
+            "rsc_defaults" => findings.extend(unknown_nvpairs(o, |n| RSC_META.contains(&n))),
+            "op_defaults" => findings.extend(unknown_nvpairs(o, |n| OP_ATTRIBUTES.contains(&n))),
             "group" => findings.extend(unknown_meta(o, &[RSC_META, GROUP_META])),
             "clone" => findings.extend(unknown_meta(o, &[RSC_META, COMMON_META, CLONE_META])),
             "ms" => findings.extend(unknown_meta(
@@ -112,6 +151,26 @@ pub fn check(config: &Config, objects: &[Object<'_>], options: &Options) -> Vec<
         }
     }
     findings
+}
+
+/// crmsh's `get_op_default`: the value of `name` in the op_defaults sets.
+fn op_default(config: &Config, name: &str) -> Option<String> {
+    config
+        .configuration()?
+        .child("op_defaults")?
+        .descendants()
+        .filter(|e| e.name == "nvpair" && e.attr("name") == Some(name))
+        .find_map(|e| e.attr("value").map(str::to_string))
+}
+
+/// crmsh's `sanity_check_nvpairs` on a property or defaults set.
+fn unknown_nvpairs(o: Object<'_>, known: impl Fn(&str) -> bool) -> Vec<Finding> {
+    o.element
+        .children_named("nvpair")
+        .filter_map(|nvp| nvp.attr("name"))
+        .filter(|name| !known(name))
+        .map(|name| warning(format!("{}: unknown attribute '{name}'", o.id)))
+        .collect()
 }
 
 fn unknown_meta(o: Object<'_>, lists: &[&[&str]]) -> Vec<Finding> {
@@ -163,10 +222,14 @@ fn constraint_refs(config: &Config, o: Object<'_>) -> Vec<Finding> {
             r.descendants()
                 .find(|e| e.elements().any(|c| c.id() == Some(rsc) && is_resource(c)))
         });
+        // crmsh's `find_object`: any object, a tag (Pacemaker expands it) as well.
         let exists = resources.is_some_and(|r| {
             r.descendants()
                 .any(|e| e.id() == Some(rsc) && is_resource(e))
-        });
+        }) || config
+            .objects()
+            .iter()
+            .any(|t| t.kind == "tag" && t.id == rsc);
         let id = o.id;
         if !exists {
             findings.push(warning(format!("{id}: resource {rsc} does not exist")));
@@ -202,12 +265,7 @@ fn location_node(config: &Config, o: Object<'_>) -> Vec<Finding> {
         .into_iter()
         .chain(rule_nodes)
         .filter(|node| !node.is_empty() && !names.iter().any(|n| n.eq_ignore_ascii_case(node)))
-        .map(|node| {
-            warning(format!(
-                "{}: referenced node {node} does not exist",
-                o.id
-            ))
-        })
+        .map(|node| warning(format!("{}: referenced node {node} does not exist", o.id)))
         .collect()
 }
 

@@ -127,17 +127,22 @@ impl Session {
         }
     }
 
-    /// `load replace|update|push FILE|-`: crm text or CIB XML.
+    /// `load [xml] replace|update|push FILE|-`: crm text or CIB XML (`xml`, or text that
+    /// starts with `<`). As crmsh: `replace` erases every object but the nodes first, `update`
+    /// replaces the objects it names and adds the others, `push` is an update that also
+    /// deletes every object the text does not name.
     pub(super) fn load(&mut self, args: &[&str]) {
-        let [method, file] = args else {
-            return self.error("load: expected replace|update|push FILE|-");
+        let (xml, method, file) = match args {
+            ["xml", method, file] => (true, *method, *file),
+            [method, file] if *method != "xml" => (false, *method, *file),
+            _ => return self.error("load: expected [xml] replace|update|push FILE|-"),
         };
-        if !matches!(*method, "replace" | "update" | "push") {
+        if !matches!(method, "replace" | "update" | "push") {
             return self.error(&format!(
                 "load: unknown method {method}; expected replace, update or push"
             ));
         }
-        let text = if *file == "-" {
+        let text = if file == "-" {
             let mut s = String::new();
             match std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
                 Ok(_) => s,
@@ -151,7 +156,7 @@ impl Session {
         };
         let Some(w) = self.working() else { return };
         let mut next = w.config.clone();
-        let result = if text.trim_start().starts_with('<') {
+        let result = if xml || text.trim_start().starts_with('<') {
             load_xml(&mut next, &text, method).map(|()| Vec::new())
         } else {
             load_cli(&mut next, &text, method, &self.options)
@@ -222,16 +227,8 @@ pub(super) fn load_cli(
     options: &Options,
 ) -> Result<Vec<String>, String> {
     let mut warnings = Vec::new();
-    if method != "update" {
-        let mut empty = config.doc.clone();
-        if let Some(c) = empty.root.child_mut("configuration") {
-            *c = crate::backend::empty_cib()
-                .root
-                .child("configuration")
-                .cloned()
-                .unwrap_or_default();
-        }
-        *config = Config::new(empty);
+    if method == "replace" {
+        config.erase();
     }
     // crmsh parses everything first and adds it in its processing order (nodes, primitives,
     // then containers, constraints...), so a group may come before its members in the file.
@@ -259,6 +256,11 @@ pub(super) fn load_cli(
         statements.push((line.number, parsed));
     }
     statements.sort_by_key(|(_, parsed)| processing_rank(&parsed.name));
+    let named: Vec<&str> = statements
+        .iter()
+        .filter_map(|(_, parsed)| statement_id(parsed))
+        .collect();
+    let named: Vec<String> = named.into_iter().map(str::to_string).collect();
     for (number, parsed) in statements {
         if parsed.name == "primitive" {
             match check_agent(&parsed, options) {
@@ -274,14 +276,35 @@ pub(super) fn load_cli(
             .filter(|id| config.find(id).is_some())
             .map(str::to_string);
         let result = match existing {
-            Some(id) if method == "update" && parsed.name != "cluster_property_set" => {
+            Some(id) if method != "replace" && parsed.name != "cluster_property_set" => {
                 config.update(&id, parsed)
             }
             _ => config.add(parsed),
         };
         result.map_err(|e| format!("{number}: {e}"))?;
     }
+    if method == "push" {
+        let unnamed: Vec<String> = config
+            .objects()
+            .iter()
+            .filter(|o| !named.iter().any(|n| n == o.id))
+            .map(|o| o.id.to_string())
+            .collect();
+        config.delete(&unnamed).map_err(|e| e.to_string())?;
+    }
     Ok(warnings)
+}
+
+/// The id of the object a statement defines (a property or defaults statement without
+/// `$id` goes into the default set).
+fn statement_id(parsed: &Element) -> Option<&str> {
+    let set = || parsed.elements().next().and_then(Element::id);
+    match parsed.name.as_str() {
+        "cluster_property_set" => parsed.id().or(Some("cib-bootstrap-options")),
+        "rsc_defaults" => set().or(Some("rsc-options")),
+        "op_defaults" => set().or(Some("op-options")),
+        _ => parsed.id().or(parsed.attr("uname")),
+    }
 }
 
 /// crmsh's `_sort_xml_order`, by the tag a statement parses to.

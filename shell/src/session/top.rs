@@ -19,6 +19,9 @@ impl Session {
     /// `status [crm_mon options]`: on a live cluster `crm_mon -1`; on a file CIB (the embedded
     /// cluster, `CIB_file`) crm_mon's text rendered natively, so no Pacemaker is needed.
     pub(super) fn status(&mut self, args: &[String]) {
+        // crmsh's `status` alone is `crm_mon -1 -r`: stopped resources are listed too.
+        let inactive = ["-r".to_string()];
+        let args = if args.is_empty() { &inactive[..] } else { args };
         if self.backend.is_live() {
             return self.crm_mon(args);
         }
@@ -207,6 +210,11 @@ pub(super) fn multicolumn(names: &[String], width: usize) -> String {
 
 /// Whether Pacemaker's `crm_mon` is on the PATH.
 pub(super) fn crm_mon_installed() -> bool {
+    tool_installed("crm_mon")
+}
+
+/// Whether Pacemaker's command-line tool `name` is on the PATH.
+pub(super) fn tool_installed(name: &str) -> bool {
     std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("crm_mon").is_file()))
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
 }
