@@ -9,12 +9,7 @@ use clap::{Args, Parser, Subcommand};
 /// hapx speaks crmsh's language: `hapx configure`, `hapx status`, and piped crm scripts. Invoked
 /// through a link named `crm`, it behaves exactly the same.
 #[derive(Debug, Parser)]
-#[command(
-    name = "hapx",
-    version,
-    max_term_width = 100,
-    disable_help_subcommand = true
-)]
+#[command(name = "hapx", version, max_term_width = 100)]
 pub struct Cli {
     /// Run the crm script in FILE (from the top level, like `crm -f FILE`).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
@@ -46,7 +41,8 @@ pub enum Command {
     /// without a command, reads a crm script from stdin (`cat script | hapx configure`) or
     /// prompts on a terminal.
     Configure(CrmArgs),
-    /// The cluster's status as `crm_mon -1` prints it (extra arguments go to crm_mon).
+    /// The cluster's status as `crm_mon -1 -r` prints it, as crmsh's `status` does (extra
+    /// arguments go to crm_mon instead of `-r`).
     Status(CrmArgs),
     /// crm's resource level: start|stop|restart|manage|unmanage|maintenance|move|ban|clear|
     /// param|meta|utilization|trace|untrace|status|scores|cleanup|refresh|failcount.
@@ -60,9 +56,6 @@ pub enum Command {
     /// (show|save|reset|editor|pager|user|skill-level|output|colorscheme|sort-elements|
     /// check-frequency|check-mode|wait|add-quotes|manage-children); a change is saved.
     Options(CrmArgs),
-    /// crm's help: the levels and commands, or `help TOPIC` (`help status`, `help resource
-    /// stop`) from the crm language manual, hapx-crm(7). `--help` is the command line's.
-    Help(CrmArgs),
     /// The embedded single-node cluster's local driver: start | stop | status | cleanup.
     #[command(subcommand)]
     Cluster(crate::driver::control::ClusterCommand),

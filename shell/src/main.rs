@@ -31,7 +31,6 @@ fn main() -> Result<ExitCode> {
         Command::Node(args) => hapx_shell::run::top("node", &args.args),
         Command::Ra(args) => hapx_shell::run::top("ra", &args.args),
         Command::Options(args) => hapx_shell::run::top("options", &args.args),
-        Command::Help(args) => hapx_shell::run::top("help", &args.args),
         Command::Cluster(command) => hapx_shell::driver::control::run(command),
         Command::Demo(args) => hapx_shell::demo::run(args),
         Command::Simulate(args) => hapx_shell::simulate::run(args),

@@ -35,7 +35,7 @@ mod top;
 
 const TOP_HELP: &str = "Levels and commands:
   configure [CMD ...]   the configuration (crm configure language)
-  status                the cluster's status (crm_mon -1)
+  status                the cluster's status (crm_mon -1 -r)
   resource CMD ...      start|stop|restart|manage|unmanage|maintenance|move|ban|clear|param|meta|
                         utilization|trace|untrace|status|scores|cleanup|refresh|failcount
   node CMD ...          show|standby|online|maintenance|ready|attribute|utilization|status-attr|
@@ -221,6 +221,8 @@ pub const CONFIGURE_COMMANDS: &[&str] = &[
     "template",
     "commit",
     "verify",
+    "ptest",
+    "simulate",
     "delete",
     "rename",
     "erase",
@@ -395,6 +397,74 @@ impl Session {
         }
     }
 
+    /// `ptest [nograph] [v...] [scores] [actions]` (and crmsh's alias `simulate`): what the
+    /// scheduler would do with the working copy, pending changes included, executed and
+    /// printed as `crm_simulate -S` prints it (crmsh pipes the working CIB to crm_simulate;
+    /// hapx runs its own engine). `scores` adds the allocation scores, `actions` keeps only
+    /// the transition summary.
+    fn ptest(&mut self, cmd: &str, args: &[&str]) {
+        if cmd == "simulate" {
+            self.deprecated_alias(cmd, "ptest");
+        }
+        let (mut scores, mut actions) = (false, false);
+        // crmsh's default verbosity for ptest.
+        let mut verbosity = "vv".to_string();
+        for arg in args {
+            match *arg {
+                "nograph" => {}
+                "scores" => scores = true,
+                "actions" => actions = true,
+                v if !v.is_empty() && v.chars().all(|c| c == 'v') => verbosity = v.to_string(),
+                other => {
+                    return self.error(&format!(
+                        "{cmd}: unknown argument '{other}' (expected nograph, v..., scores or actions)"
+                    ));
+                }
+            }
+        }
+        let Some(w) = self.working() else { return };
+        let text = w.config.doc.to_xml();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let options = hapx_cib::simulate::Options { now, execute: true };
+        let what_if = hapx_cib::simulate::WhatIf {
+            show_scores: scores,
+            ..Default::default()
+        };
+        match hapx_cib::simulate::simulate_what_if(&text, options, &what_if) {
+            Ok(outcome) if actions => {
+                let summary: String = outcome
+                    .text
+                    .split("\nTransition Summary:\n")
+                    .nth(1)
+                    .unwrap_or_default()
+                    .lines()
+                    .take_while(|l| !l.is_empty())
+                    .map(|l| format!("{}\n", l.trim_start()))
+                    .collect();
+                self.print(&summary);
+            }
+            Ok(outcome) => self.print(&outcome.text),
+            // What the engine does not model yet, crm_simulate previews, as crmsh runs it.
+            Err(hapx_cib::simulate::SimulateError::Unsupported(_))
+                if top::tool_installed("crm_simulate") =>
+            {
+                let scores = if scores { " -s" } else { "" };
+                let verbosity = verbosity.to_uppercase();
+                let mut sh = Command::new("sh");
+                let line = format!("crm_simulate -x - -S -{verbosity}{scores} 2>&1");
+                sh.args(["-c", &line]);
+                match run_with_input(&mut sh, &text) {
+                    Ok(out) => self.print(&String::from_utf8_lossy(&out.stdout)),
+                    Err(e) => self.error(&format!("{cmd}: crm_simulate: {e}")),
+                }
+            }
+            Err(e) => self.error(&format!("{cmd}: {e}")),
+        }
+    }
+
     /// `help TOPIC`: the manual's entry for a command of this level.
     fn help_topic(&mut self, section: &str, context: &str, words: &[String]) {
         let name = words.join(" ");
@@ -519,6 +589,7 @@ impl Session {
             "show" => self.show(&args),
             "commit" => self.commit(args.first() == Some(&"force")),
             "verify" => self.verify(),
+            "ptest" | "simulate" => self.ptest(cmd.as_str(), &args),
             "delete" => self.delete(&args),
             "rename" => self.rename(&args),
             "erase" => self.erase(&args),
@@ -541,7 +612,9 @@ impl Session {
                     self.error(&problem);
                 }
             }
-            "help" if tokens.len() > 1 => self.help_topic(help::CONFIGURE, "configure.help", &tokens[1..]),
+            "help" if tokens.len() > 1 => {
+                self.help_topic(help::CONFIGURE, "configure.help", &tokens[1..])
+            }
             "help" => {
                 let text = format!("configure commands: {}\n", CONFIGURE_COMMANDS.join(" "));
                 self.print(&text);

@@ -195,6 +195,59 @@ pub fn show_text(cib_text: &str) -> String {
     show::show(&config.objects(), &config.doc.root)
 }
 
+/// The diagnostics (`ERROR:`, `WARNING:`, `INFO:` lines) of one output stream, in a form both
+/// shells print: colours stripped, hapx's `LINE: ` after the level removed, each line once
+/// (crmsh repeats a failed commit's messages when it retries at the end of the input), and
+/// without the lines only one of them prints by design: crm_verify's cluster-status chatter
+/// (hapx checks without running crm_verify at commit) and hapx's own notes on a refused
+/// script.
+pub fn diagnostics(stream: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(stream);
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let plain = strip_colours(line);
+        let Some((level, rest)) = ["ERROR: ", "WARNING: ", "INFO: "]
+            .iter()
+            .find_map(|l| plain.strip_prefix(l).map(|r| (*l, r)))
+        else {
+            continue;
+        };
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let rest = match rest[digits..].strip_prefix(": ") {
+            Some(r) if digits > 0 => r,
+            _ => rest,
+        };
+        let only_one_prints = ["(unpack_config)", "(cluster_status)"]
+            .iter()
+            .any(|t| rest.contains(t))
+            || rest.starts_with("commit refused: ")
+            || rest.starts_with("uncommitted changes were discarded");
+        let line = format!("{level}{rest}");
+        if !only_one_prints && !out.contains(&line) {
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// `line` without its ANSI colour sequences (crmsh colours its diagnostics).
+pub fn strip_colours(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// stdout and stderr of a run, for assertion messages.
 pub fn describe(out: &Output) -> String {
     format!(

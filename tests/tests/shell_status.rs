@@ -57,7 +57,7 @@ fn crm_mon(cib: &Path, flags: &[&str]) -> String {
 
 /// The crm_mon flags `status FLAGS` stands for: `status` alone is `crm_mon -1 -r` in crmsh,
 /// and so in hapx.
-fn as_crm_mon(flags: &[&str]) -> &[&str] {
+fn as_crm_mon<'a>(flags: &'a [&'a str]) -> &'a [&'a str] {
     if flags.is_empty() { &["-r"] } else { flags }
 }
 
@@ -346,10 +346,16 @@ fn status_refuses_unknown_flags() {
         "{}",
         describe(&out)
     );
-    // And with no Pacemaker needed, an empty CIB renders.
+    // And with no Pacemaker needed, an empty CIB renders (`status` alone lists every
+    // resource, as `crm_mon -1 -r` does; `-1` only the active ones).
     let out = cib.hapx(&["status"], "");
     assert!(out.status.success(), "{}", describe(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("  * 0 nodes configured\n"), "{text}");
-    assert!(text.contains("  * No active resources\n"), "{text}");
+    assert!(
+        text.contains("Full List of Resources:\n  * No resources\n"),
+        "{text}"
+    );
+    let out = cib.hapx(&["status", "-1"], "");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("  * No active resources\n"));
 }

@@ -26,7 +26,12 @@ pub fn topic(section: &str, topic: &str) -> Option<String> {
             .find(|&j| lines[j] == ".TP")
             .unwrap_or(lines.len());
         let entry = &lines[i + 1..entry_end];
-        if entry.first().is_some_and(|l| names(l, topic)) {
+        // The synopsis lines: the first, and each one after a `.TQ`.
+        let mut synopses = entry
+            .first()
+            .into_iter()
+            .chain(entry.windows(2).filter(|w| w[0] == ".TQ").map(|w| &w[1]));
+        if synopses.any(|l| names(l, topic)) {
             out.push_str(&render(entry));
         }
         i = entry_end;
@@ -53,9 +58,10 @@ fn names(line: &str, topic: &str) -> bool {
     // `resource start|stop|restart`: the level's name, then the command.
     first.split('|').any(|w| w == topic)
         || (first == topic.split_whitespace().next().unwrap_or_default()
-            && words
-                .next()
-                .is_some_and(|w| w.split('|').any(|c| Some(c) == topic.split_whitespace().nth(1))))
+            && words.next().is_some_and(|w| {
+                w.split('|')
+                    .any(|c| Some(c) == topic.split_whitespace().nth(1))
+            }))
 }
 
 /// An entry as text: synopsis lines, a blank line, the body wrapped as written.
@@ -69,7 +75,9 @@ fn render(entry: &[&str]) -> String {
             ".TQ" => in_synopsis = true,
             ".nf" => literal = true,
             ".fi" => literal = false,
-            ".PP" | ".IP" | ".br" => body.push('\n'),
+            ".PP" | ".IP" if !body.is_empty() => body.push_str("\n\n"),
+            ".br" => body.push('\n'),
+            ".PP" | ".IP" => {}
             ".RS" | ".RE" => {}
             _ if in_synopsis => {
                 synopsis.push(macro_line(line));
@@ -95,6 +103,9 @@ fn render(entry: &[&str]) -> String {
     for paragraph in body.split('\n') {
         out.push_str(&wrap(paragraph.trim_end(), WIDTH));
         out.push('\n');
+    }
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
     }
     while out.ends_with("\n\n") {
         out.pop();
@@ -204,7 +215,10 @@ mod tests {
     #[test]
     fn a_configure_command_has_its_synopsis_and_text() {
         let text = topic(CONFIGURE, "primitive").expect("primitive is documented");
-        assert!(text.starts_with("primitive ID [class:[provider:]]type"), "{text}");
+        assert!(
+            text.starts_with("primitive ID [class:[provider:]]type"),
+            "{text}"
+        );
         assert!(text.contains("\n\nA resource."), "{text}");
         assert!(!text.contains("\\f"), "{text}");
         let clone = topic(CONFIGURE, "ms").expect("ms is documented");
@@ -217,13 +231,19 @@ mod tests {
         let status = topic(TOP, "status").expect("status is documented");
         assert!(status.starts_with("status [-r] [-f] [-A]"), "{status}");
         let stop = topic(TOP, "resource stop").expect("resource stop is documented");
-        assert!(stop.starts_with("resource start|stop|restart RSC..."), "{stop}");
+        assert!(
+            stop.starts_with("resource start|stop|restart RSC..."),
+            "{stop}"
+        );
     }
 
     #[test]
     fn roff_becomes_text() {
         assert_eq!(wrap("aa bb cc", 5), "aa bb\ncc");
-        assert_eq!(plain(r"\fBnode\-attribute=\fIattr\fR \(dqx\(dq \e"), "node-attribute=attr \"x\" \\");
+        assert_eq!(
+            plain(r"\fBnode\-attribute=\fIattr\fR \(dqx\(dq \e"),
+            "node-attribute=attr \"x\" \\"
+        );
         assert_eq!(macro_line(r#".RB ( "p: x" )."#), "(p: x).");
     }
 }

@@ -50,11 +50,16 @@ impl Session {
                 let Some(w) = self.working.as_mut() else {
                     return;
                 };
+                // As crmsh's update of edited objects: each comes back in its place (a
+                // clone's primitive stays in the clone), the ones left out are deleted.
                 let mut next = w.config.clone();
-                let result = next
-                    .delete(&ids)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| load_cli(&mut next, &edited, "update", &self.options));
+                let result = parse_statements(&edited).and_then(|statements| {
+                    let warnings = check_agents(&statements, &self.options)?;
+                    let parsed = statements.into_iter().map(|(_, p)| p).collect();
+                    next.replace_objects(&ids, parsed)
+                        .map_err(|e| e.to_string())?;
+                    Ok(warnings)
+                });
                 match result {
                     Ok(warnings) => {
                         next.notes.clear();
@@ -226,13 +231,77 @@ pub(super) fn load_cli(
     method: &str,
     options: &Options,
 ) -> Result<Vec<String>, String> {
-    let mut warnings = Vec::new();
     if method == "replace" {
         config.erase();
     }
-    // crmsh parses everything first and adds it in its processing order (nodes, primitives,
-    // then containers, constraints...), so a group may come before its members in the file.
-    // `#` lines stay with the statement that follows them, as XML comments.
+    let statements = parse_statements(text)?;
+    let warnings = check_agents(&statements, options)?;
+    let named: Vec<&str> = statements
+        .iter()
+        .filter_map(|(_, parsed)| statement_id(parsed))
+        .collect();
+    let named: Vec<String> = named.into_iter().map(str::to_string).collect();
+    let unnamed = |config: &Config, kinds: Option<&[&str]>| -> Vec<String> {
+        config
+            .objects()
+            .iter()
+            .filter(|o| !named.iter().any(|n| n == o.id))
+            .filter(|o| kinds.is_none_or(|k| k.contains(&o.kind)))
+            .map(|o| o.id.to_string())
+            .collect()
+    };
+    // crmsh's `_cli_set_update`: for a push, the constraints and containers the text does not
+    // name go first (their members stay, at the top level); then the new objects are created
+    // and the existing ones updated; the other objects the text does not name go last.
+    if method == "push" {
+        let first = unnamed(
+            config,
+            Some(&[
+                "location",
+                "colocation",
+                "order",
+                "rsc_ticket",
+                "group",
+                "clone",
+                "ms",
+                "bundle",
+            ]),
+        );
+        config.delete(&first).map_err(|e| e.to_string())?;
+    }
+    let (updates, creates): (Vec<_>, Vec<_>) = statements.into_iter().partition(|(_, parsed)| {
+        method != "replace"
+            && parsed.name != "cluster_property_set"
+            && parsed
+                .id()
+                .or(parsed.attr("uname"))
+                .is_some_and(|id| config.find(id).is_some())
+    });
+    for (number, parsed) in creates {
+        config.add(parsed).map_err(|e| format!("{number}: {e}"))?;
+    }
+    for (number, parsed) in updates {
+        let id = parsed
+            .id()
+            .or(parsed.attr("uname"))
+            .unwrap_or_default()
+            .to_string();
+        config
+            .update(&id, parsed)
+            .map_err(|e| format!("{number}: {e}"))?;
+    }
+    if method == "push" {
+        let rest = unnamed(config, None);
+        config.delete(&rest).map_err(|e| e.to_string())?;
+    }
+    Ok(warnings)
+}
+
+/// Crm text as statements with their line numbers, in crmsh's processing order: crmsh parses
+/// everything first and adds it nodes first, then primitives, containers, constraints..., so
+/// a group may come before its members. `#` lines stay with the statement that follows them,
+/// as XML comments.
+fn parse_statements(text: &str) -> Result<Vec<(usize, Element)>, String> {
     let mut statements = Vec::new();
     let mut comments = Vec::new();
     for line in lex::logical_lines(text) {
@@ -256,41 +325,18 @@ pub(super) fn load_cli(
         statements.push((line.number, parsed));
     }
     statements.sort_by_key(|(_, parsed)| processing_rank(&parsed.name));
-    let named: Vec<&str> = statements
-        .iter()
-        .filter_map(|(_, parsed)| statement_id(parsed))
-        .collect();
-    let named: Vec<String> = named.into_iter().map(str::to_string).collect();
-    for (number, parsed) in statements {
-        if parsed.name == "primitive" {
-            match check_agent(&parsed, options) {
-                Ok(found) => warnings.extend(found),
-                Err(messages) => {
-                    return Err(format!("{number}: {}", messages.join("; ")));
-                }
-            }
+    Ok(statements)
+}
+
+/// The primitives' agents and parameters, as when they are typed; Ok holds the warnings
+/// (`check-mode relaxed`).
+fn check_agents(statements: &[(usize, Element)], options: &Options) -> Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    for (number, parsed) in statements.iter().filter(|(_, p)| p.name == "primitive") {
+        match check_agent(parsed, options) {
+            Ok(found) => warnings.extend(found),
+            Err(messages) => return Err(format!("{number}: {}", messages.join("; "))),
         }
-        let existing = parsed
-            .id()
-            .or(parsed.attr("uname"))
-            .filter(|id| config.find(id).is_some())
-            .map(str::to_string);
-        let result = match existing {
-            Some(id) if method != "replace" && parsed.name != "cluster_property_set" => {
-                config.update(&id, parsed)
-            }
-            _ => config.add(parsed),
-        };
-        result.map_err(|e| format!("{number}: {e}"))?;
-    }
-    if method == "push" {
-        let unnamed: Vec<String> = config
-            .objects()
-            .iter()
-            .filter(|o| !named.iter().any(|n| n == o.id))
-            .map(|o| o.id.to_string())
-            .collect();
-        config.delete(&unnamed).map_err(|e| e.to_string())?;
     }
     Ok(warnings)
 }
