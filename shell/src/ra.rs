@@ -243,40 +243,64 @@ fn fetch_metadata(
 /// Where Pacemaker keeps its daemons (`pacemaker-fenced`...).
 const PACEMAKER_DAEMON_DIRS: &[&str] = &["/usr/lib/pacemaker", "/usr/libexec/pacemaker"];
 
-/// The cluster properties Pacemaker knows (crmsh's `get_properties_list`): the parameters in
-/// the meta-data of the controller, the scheduler and the CIB manager, asked once per
-/// process. Empty when Pacemaker's daemons are not installed.
-pub fn cluster_property_names() -> &'static [String] {
-    use std::sync::OnceLock;
-    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
-    NAMES.get_or_init(|| {
-        [
-            "pacemaker-controld",
-            "pacemaker-schedulerd",
-            "pacemaker-based",
-        ]
-        .iter()
-        .filter_map(|daemon| {
-            PACEMAKER_DAEMON_DIRS
-                .iter()
-                .map(|d| PathBuf::from(d).join(daemon))
-                .find(|p| p.is_file())
-        })
-        .filter_map(|daemon| Command::new(daemon).arg("metadata").output().ok())
-        .filter_map(|o| Document::parse(&String::from_utf8_lossy(&o.stdout)).ok())
-        .flat_map(|doc| {
-            doc.root
-                .child("parameters")
-                .map(|ps| {
-                    ps.children_named("parameter")
-                        .filter_map(|p| p.attr("name").map(str::to_string))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
-        .collect()
-    })
-}
+/// The cluster properties Pacemaker 2.1.5 knows (crmsh's `get_properties_list`): the
+/// parameters in the meta-data of the controller, the scheduler and the CIB manager, in that
+/// order. crmsh asks the three daemons on every run; hapx carries their answer, so a commit
+/// forks nothing and the check works where Pacemaker is not installed.
+/// `shell_parity::cluster_property_names_are_the_installed_pacemakers` keeps it equal to what
+/// the installed daemons say.
+pub const CLUSTER_PROPERTY_NAMES: &[&str] = &[
+    // pacemaker-controld
+    "dc-version",
+    "cluster-infrastructure",
+    "cluster-name",
+    "dc-deadtime",
+    "cluster-recheck-interval",
+    "load-threshold",
+    "node-action-limit",
+    "fence-reaction",
+    "election-timeout",
+    "shutdown-escalation",
+    "join-integration-timeout",
+    "join-finalization-timeout",
+    "transition-delay",
+    "stonith-watchdog-timeout",
+    "stonith-max-attempts",
+    "no-quorum-policy",
+    "shutdown-lock",
+    // pacemaker-schedulerd
+    "symmetric-cluster",
+    "maintenance-mode",
+    "start-failure-is-fatal",
+    "enable-startup-probes",
+    "shutdown-lock-limit",
+    "stonith-enabled",
+    "stonith-action",
+    "stonith-timeout",
+    "have-watchdog",
+    "concurrent-fencing",
+    "startup-fencing",
+    "priority-fencing-delay",
+    "cluster-delay",
+    "batch-limit",
+    "migration-limit",
+    "stop-all-resources",
+    "stop-orphan-resources",
+    "stop-orphan-actions",
+    "remove-after-stop",
+    "pe-error-series-max",
+    "pe-warn-series-max",
+    "pe-input-series-max",
+    "node-health-strategy",
+    "node-health-base",
+    "node-health-green",
+    "node-health-yellow",
+    "node-health-red",
+    "placement-strategy",
+    // pacemaker-based
+    "enable-acl",
+    "cluster-ipc-limit",
+];
 
 /// A fencing device also takes the fencer's own parameters (`pcmk_host_list`,
 /// `pcmk_delay_max`...): like crmsh, they are appended to the agent's, from

@@ -336,3 +336,39 @@ fn edit_keeps_objects_in_place_and_help_prints_a_topic() {
         describe(&help)
     );
 }
+
+/// hapx carries Pacemaker 2.1.5's cluster property names instead of asking three daemons on
+/// every commit as crmsh does: the table must say what the installed daemons say.
+#[test]
+fn cluster_property_names_are_the_installed_pacemakers() {
+    const TEST: &str = "cluster_property_names_are_the_installed_pacemakers";
+    let daemons = [
+        "pacemaker-controld",
+        "pacemaker-schedulerd",
+        "pacemaker-based",
+    ]
+    .map(|d| std::path::Path::new("/usr/lib/pacemaker").join(d));
+    if !daemons
+        .iter()
+        .all(|d| require::path(TEST, d, "Pacemaker's daemons"))
+    {
+        return;
+    }
+    let mut installed: Vec<String> = Vec::new();
+    for daemon in &daemons {
+        let out = std::process::Command::new(daemon)
+            .arg("metadata")
+            .output()
+            .expect("run the daemon's metadata");
+        let doc = hapx_cib::xml::Document::parse(&String::from_utf8_lossy(&out.stdout))
+            .expect("the daemon's meta-data is XML");
+        let parameters = doc.root.child("parameters").expect("a parameters element");
+        for p in parameters.children_named("parameter") {
+            let name = p.attr("name").expect("a named parameter").to_string();
+            if !installed.contains(&name) {
+                installed.push(name);
+            }
+        }
+    }
+    assert_eq!(hapx_shell::ra::CLUSTER_PROPERTY_NAMES, installed.as_slice());
+}

@@ -125,13 +125,9 @@ pub fn check(config: &Config, objects: &[Object<'_>], options: &Options) -> Vec<
                 }
             }
             "property" if o.id == "cib-bootstrap-options" => {
-                let known = crate::ra::cluster_property_names();
-                // Without Pacemaker's daemons there is no list to check against.
-                if !known.is_empty() {
-                    findings.extend(unknown_nvpairs(o, |n| {
-                        known.iter().any(|k| k == n) || EXTRA_PROPERTIES.contains(&n)
-                    }));
-                }
+                findings.extend(unknown_nvpairs(o, |n| {
+                    crate::ra::CLUSTER_PROPERTY_NAMES.contains(&n) || EXTRA_PROPERTIES.contains(&n)
+                }));
             }
             "rsc_defaults" => findings.extend(unknown_nvpairs(o, |n| RSC_META.contains(&n))),
             "op_defaults" => findings.extend(unknown_nvpairs(o, |n| OP_ATTRIBUTES.contains(&n))),
