@@ -256,19 +256,16 @@ impl LiveCib {
             .child("configuration")
             .cloned()
             .unwrap_or_else(|| Element::new("configuration"));
-        let tmp = std::env::temp_dir().join(format!("hapx-commit-{}.xml", std::process::id()));
-        std::fs::write(&tmp, Document::new(configuration).to_xml()).map_err(|e| {
-            BackendError::Io {
-                path: tmp.clone(),
-                source: e,
-            }
-        })?;
-        let out = std::process::Command::new("cibadmin")
-            .args(["--replace", "--scope", "configuration", "--xml-file"])
-            .arg(&tmp)
-            .stdin(std::process::Stdio::null())
-            .output();
-        let _ = std::fs::remove_file(&tmp);
+        // Through a pipe, not a file: no path in a shared directory for anyone to race.
+        let out = run_with_stdin(
+            std::process::Command::new("cibadmin").args([
+                "--replace",
+                "--scope",
+                "configuration",
+                "--xml-pipe",
+            ]),
+            &Document::new(configuration).to_xml(),
+        );
         let out = out.map_err(|e| BackendError::Live(format!("cibadmin --replace: {e}")))?;
         if !out.status.success() {
             return Err(BackendError::Live(format!(
@@ -383,4 +380,27 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Runs `command` with `input` on its stdin and collects its output.
+pub(crate) fn run_with_stdin(
+    command: &mut std::process::Command,
+    input: &str,
+) -> std::io::Result<std::process::Output> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("stdin was piped");
+    // A child that exits without reading gives EPIPE; its exit status says what happened.
+    let written = stdin.write_all(input.as_bytes());
+    drop(stdin);
+    let output = child.wait_with_output()?;
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(output),
+    }
 }

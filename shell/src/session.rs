@@ -21,7 +21,7 @@ use crate::ra;
 mod failcount;
 mod help;
 mod node;
-mod ops;
+pub(crate) mod ops;
 mod options_level;
 mod resource;
 mod select;
@@ -154,6 +154,7 @@ pub const RESOURCE_COMMANDS: &[&str] = &[
     "clear",
     "failcount",
     "list",
+    "locate",
     "maintenance",
     "manage",
     "meta",
@@ -456,7 +457,7 @@ impl Session {
                 let mut sh = Command::new("sh");
                 let line = format!("crm_simulate -x - -S -{verbosity}{scores} 2>&1");
                 sh.args(["-c", &line]);
-                match run_with_input(&mut sh, &text) {
+                match crate::backend::run_with_stdin(&mut sh, &text) {
                     Ok(out) => self.print(&String::from_utf8_lossy(&out.stdout)),
                     Err(e) => self.error(&format!("{cmd}: crm_simulate: {e}")),
                 }
@@ -857,7 +858,8 @@ impl Session {
             .retain(|n| !matches!(n, hapx_cib::xml::Node::Element(e) if e.name == "status"));
         let text = cib.to_xml();
         let findings = semantic::check(&w.config, &w.config.objects(), &options);
-        match run_with_input(Command::new("crm_verify").args(["-VV", "-p"]), &text) {
+        match crate::backend::run_with_stdin(Command::new("crm_verify").args(["-VV", "-p"]), &text)
+        {
             Ok(out) => {
                 let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
                 let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
@@ -943,21 +945,6 @@ impl Session {
             w.config.erase();
         }
     }
-}
-
-/// Runs `cmd` with `input` on its stdin, collecting its output.
-fn run_with_input(cmd: &mut Command, input: &str) -> std::io::Result<std::process::Output> {
-    use std::process::Stdio;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A tool that exits early closes the pipe; its output says why.
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    child.wait_with_output()
 }
 
 /// crmsh's `_prettify`: `Entity: line N: element E: Relax-NG validity error : M` becomes

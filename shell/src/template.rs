@@ -86,6 +86,11 @@ struct LoadTemplate {
     pre_gen: Vec<String>,
     post_gen: Vec<String>,
     prefixes: Vec<String>,
+    /// The templates being pulled in, outermost first: a `%depends_on` on one of them is a
+    /// cycle, refused rather than followed forever.
+    loading: Vec<String>,
+    /// Where the templates are; [`templates_dir`] when unset.
+    dir: Option<PathBuf>,
 }
 
 const EDIT_INSTRUCTIONS: &str = "# Edit instructions:
@@ -121,7 +126,23 @@ impl LoadTemplate {
 
     /// Pulls in template `tmpl`; its prefix, or None (with an error said).
     fn load(&mut self, tmpl: &str, d: &mut Diagnostics) -> Option<String> {
-        let path = templates_dir().join(tmpl);
+        if self.loading.iter().any(|t| t == tmpl) {
+            let chain = [&self.loading[..], &[tmpl.to_string()]]
+                .concat()
+                .join(" -> ");
+            d.error(format!(
+                "template {tmpl}: %depends_on makes a cycle ({chain})"
+            ));
+            return None;
+        }
+        self.loading.push(tmpl.to_string());
+        let prefix = self.load_one(tmpl, d);
+        self.loading.pop();
+        prefix
+    }
+
+    fn load_one(&mut self, tmpl: &str, d: &mut Diagnostics) -> Option<String> {
+        let path = self.dir.clone().unwrap_or_else(templates_dir).join(tmpl);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
@@ -471,6 +492,38 @@ fn replace_params(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_depends_on_cycle_is_an_error_not_a_stack_overflow() {
+        let dir = std::env::temp_dir().join(format!("hapx-template-cycle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let template = |name: &str, dep: &str| {
+            format!("%name {name}\n%depends_on {dep}\n%required\n%generate\nprimitive %_ Dummy\n")
+        };
+        std::fs::write(dir.join("selfish"), template("selfish", "selfish")).unwrap();
+        std::fs::write(dir.join("ping"), template("ping", "pong")).unwrap();
+        std::fs::write(dir.join("pong"), template("pong", "ping")).unwrap();
+        for (tmpl, chain) in [
+            ("selfish", "selfish -> selfish"),
+            ("ping", "ping -> pong -> ping"),
+        ] {
+            let mut lt = LoadTemplate {
+                dir: Some(dir.clone()),
+                ..LoadTemplate::default()
+            };
+            let mut d = Diagnostics::default();
+            lt.load(tmpl, &mut d);
+            assert!(
+                d.lines
+                    .iter()
+                    .any(|(level, m)| *level == "ERROR" && m.contains(chain)),
+                "{tmpl}: {:?}",
+                d.lines
+            );
+            assert!(lt.loading.is_empty());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn opt_lines_need_their_parameter_and_values_after_equals_are_quoted() {

@@ -11,6 +11,7 @@
 use hapx_cib::xml::{Element, Node};
 
 use crate::crm::ids::IdStore;
+use crate::session::ops::msec;
 
 pub const TRACE_RA: &str = "trace_ra";
 pub const TRACE_DIR: &str = "trace_dir";
@@ -37,23 +38,8 @@ fn ops(prim: &Element) -> impl Iterator<Item = &Element> {
         .flat_map(|o| o.children_named("op"))
 }
 
-/// Milliseconds of an interval as crmsh's `crm_msec` reads it (`0`, `10`, `10s`, `1m`...).
-fn msec(interval: &str) -> Option<u64> {
-    let digits: String = interval.chars().take_while(char::is_ascii_digit).collect();
-    let n: u64 = digits.parse().ok()?;
-    let factor = match interval[digits.len()..].trim() {
-        "" | "s" | "sec" => 1000,
-        "ms" | "msec" => 1,
-        "us" | "usec" => return Some(n / 1000),
-        "m" | "min" => 60_000,
-        "h" | "hr" => 3_600_000,
-        _ => return None,
-    };
-    Some(n * factor)
-}
-
 fn same_interval(a: Option<&str>, b: &str) -> bool {
-    msec(a.unwrap_or("0")) == msec(b)
+    msec(Some(a.unwrap_or("0"))) == msec(Some(b))
 }
 
 /// Turns tracing on for `target` of primitive `prim`; `promotable` says whether it is the
@@ -104,7 +90,7 @@ pub fn trace(
             };
             if ops(prim).any(matches) {
                 for_each_op(prim, matches, |op| set_op_attrs(op, dir, ids));
-            } else if msec(interval) != Some(0) {
+            } else if msec(Some(interval)) != 0 {
                 return Err(TraceError(format!(
                     "Operation {name} with interval {interval} not found in {id}"
                 )));
@@ -234,7 +220,7 @@ fn is_dummy(op: &Element) -> bool {
     let mut names: Vec<&str> = op.attributes.iter().map(|(k, _)| k.as_str()).collect();
     names.sort_unstable();
     op.elements().next().is_none()
-        && msec(op.attr("interval").unwrap_or("0")) == Some(0)
+        && msec(Some(op.attr("interval").unwrap_or("0"))) == 0
         && names == ["id", "interval", "name"]
 }
 

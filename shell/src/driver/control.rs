@@ -268,29 +268,39 @@ pub fn summary(cib: &Cib, now: i64) -> String {
     out
 }
 
-/// `resource cleanup [RSC]` on a file CIB: forgets the failures and history of `rsc` (default:
-/// of every resource that failed) so that the driver probes it again. Returns the resources
-/// cleaned up. An unknown resource is an error naming it, and nothing is written.
-pub fn cleanup_file(cib: &Path, rsc: Option<&str>) -> Result<Vec<String>> {
+/// `resource cleanup [RSC] [NODE]` on a file CIB: forgets the failures and history of `rsc`
+/// (default: of every resource that failed) on `node` (default: every node) so that the driver
+/// probes it again. Returns the resources cleaned up. An unknown resource or node is an error
+/// naming it, and nothing is written.
+pub fn cleanup_file(cib: &Path, rsc: Option<&str>, node: Option<&str>) -> Result<Vec<String>> {
     let store = Store::new(cib);
-    if let Some(r) = rsc {
+    if rsc.is_some() || node.is_some() {
         let doc = store.load()?;
+        if let Some(n) = node {
+            let known = doc.root.descendants().any(|e| {
+                matches!(e.name.as_str(), "node" | "node_state")
+                    && (e.attr("uname") == Some(n) || e.id() == Some(n))
+            });
+            if !known {
+                bail!("node {n} does not exist in {}", cib.display());
+            }
+        }
         let model =
             Cib::from_document(doc).with_context(|| format!("reading {}", cib.display()))?;
-        if model.primitive(r).is_none() {
+        if let Some(r) = rsc.filter(|r| model.primitive(r).is_none()) {
             bail!("resource {r} does not exist in {}", cib.display());
         }
     }
     Ok(store
         .update(Bump::Status, |doc| {
-            let cleaned = history::cleanup(doc, rsc);
+            let cleaned = history::cleanup(doc, rsc, node);
             (!cleaned.is_empty()).then_some(cleaned)
         })?
         .unwrap_or_default())
 }
 
 fn cleanup(cib: &Path, rsc: Option<&str>) -> Result<ExitCode> {
-    let cleaned = cleanup_file(cib, rsc)?;
+    let cleaned = cleanup_file(cib, rsc, None)?;
     if cleaned.is_empty() {
         println!("nothing to clean up");
     }

@@ -405,49 +405,55 @@ pub fn clear_failcounts(doc: &mut Document, node_id: &str, uname: &str, rsc: &st
     set.children.len() != before
 }
 
-/// Whether any fail count of `rsc` is recorded on some node.
-fn has_failcount(doc: &Document, rsc: &str) -> bool {
-    doc.root.child("status").is_some_and(|s| {
-        s.descendants().any(|e| {
-            e.name == "nvpair"
-                && e.attr("name").is_some_and(|n| {
-                    n.strip_prefix("fail-count-")
-                        .and_then(|rest| rest.strip_prefix(rsc))
-                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
-                })
-        })
+/// Whether any fail count of `rsc` is recorded in the node state `state`.
+fn has_failcount(state: &Element, rsc: &str) -> bool {
+    state.descendants().any(|e| {
+        e.name == "nvpair"
+            && e.attr("name").is_some_and(|n| {
+                n.strip_prefix("fail-count-")
+                    .and_then(|rest| rest.strip_prefix(rsc))
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
+            })
     })
 }
 
-/// `resource cleanup [RSC]`: forgets the history and fail counts of `rsc` (or of every
-/// resource that failed) on every node, so that it is probed again and its failures no longer
-/// count. Returns the resources cleaned up.
-pub fn cleanup(doc: &mut Document, rsc: Option<&str>) -> Vec<String> {
+/// `resource cleanup [RSC] [NODE]`: forgets the history and fail counts of `rsc` (or of every
+/// resource that failed) on `node` (by name or id; default: every node), so that it is probed
+/// again there and its failures no longer count. Returns the resources cleaned up.
+pub fn cleanup(doc: &mut Document, rsc: Option<&str>, node: Option<&str>) -> Vec<String> {
     let mut cleaned: Vec<String> = Vec::new();
     let Some(status) = doc.root.child("status") else {
         return cleaned;
     };
+    let on_node =
+        |s: &Element| node.is_none_or(|n| s.attr("uname") == Some(n) || s.id() == Some(n));
+    let chosen: Vec<&Element> = status
+        .children_named("node_state")
+        .filter(|s| on_node(s))
+        .collect();
     let mut targets: Vec<String> = Vec::new();
-    for e in status.descendants().filter(|e| e.name == "lrm_resource") {
-        let Some(id) = e.id() else { continue };
-        let failed = e
-            .children_named("lrm_rsc_op")
-            .any(|o| o.id().is_some_and(|i| i.ends_with("_last_failure_0")));
-        let wanted = match rsc {
-            Some(r) => r == id,
-            None => failed || has_failcount(doc, id),
-        };
-        if wanted && !targets.iter().any(|t| t == id) {
-            targets.push(id.to_string());
+    for state in &chosen {
+        for e in state.descendants().filter(|e| e.name == "lrm_resource") {
+            let Some(id) = e.id() else { continue };
+            let failed = e
+                .children_named("lrm_rsc_op")
+                .any(|o| o.id().is_some_and(|i| i.ends_with("_last_failure_0")));
+            let wanted = match rsc {
+                Some(r) => r == id,
+                None => failed || chosen.iter().any(|s| has_failcount(s, id)),
+            };
+            if wanted && !targets.iter().any(|t| t == id) {
+                targets.push(id.to_string());
+            }
         }
     }
     if let Some(r) = rsc {
-        if !targets.iter().any(|t| t == r) && has_failcount(doc, r) {
+        if !targets.iter().any(|t| t == r) && chosen.iter().any(|s| has_failcount(s, r)) {
             targets.push(r.to_string());
         }
     }
-    let states: Vec<(String, String)> = status
-        .children_named("node_state")
+    let states: Vec<(String, String)> = chosen
+        .iter()
         .map(|s| {
             (
                 s.id().unwrap_or("").to_string(),

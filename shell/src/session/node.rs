@@ -167,8 +167,9 @@ impl Session {
             return self.run_command("crm_attribute", cmd);
         }
         let mut report = String::new();
-        self.edit_now("crm_attribute", |doc| {
-            let (holder, tag, set_id) = attr_holder(&mut doc.root, scope, node, name, value.is_some())?;
+        let edit = |doc: &mut hapx_cib::xml::Document| {
+            let (holder, tag, set_id) =
+                attr_holder(&mut doc.root, scope, node, name, value.is_some())?;
             let Some(holder) = holder else { return Ok(()) };
             let found = holder
                 .elements_mut()
@@ -197,8 +198,13 @@ impl Session {
                 }
                 (None, Some(v)) => {
                     // crm_attribute's own set, made beside any other the node has.
-                    if !holder.elements().any(|s| s.name == tag && s.id() == Some(&set_id)) {
-                        holder.children.push(Element::new(tag).with_attr("id", set_id.clone()).into());
+                    if !holder
+                        .elements()
+                        .any(|s| s.name == tag && s.id() == Some(&set_id))
+                    {
+                        holder
+                            .children
+                            .push(Element::new(tag).with_attr("id", set_id.clone()).into());
                     }
                     if let Some(set) = holder
                         .elements_mut()
@@ -215,8 +221,16 @@ impl Session {
                 }
             }
             Ok(())
-        });
-        self.print(&report);
+        };
+        // Transient attributes live in the status section, which a configuration commit
+        // leaves as the file has it.
+        let ok = match scope {
+            Scope::Status => self.edit_status_now("crm_attribute", edit),
+            Scope::Nodes | Scope::Utilization => self.edit_now_ok("crm_attribute", edit),
+        };
+        if ok {
+            self.print(&report);
+        }
     }
 
     /// `crm_attribute -G ...`: `scope=nodes  name=NAME value=VALUE`.
@@ -314,7 +328,7 @@ impl Session {
                 return self.run_command("crm_resource", cmd);
             }
             if let Some(path) = self.backend.file().map(std::path::Path::to_path_buf) {
-                match crate::driver::control::cleanup_file(&path, None) {
+                match crate::driver::control::cleanup_file(&path, None, Some(node)) {
                     Ok(cleaned) => cleaned.iter().for_each(|r| println!("Cleaned up {r}")),
                     Err(e) => self.error(&format!("node clearstate: {e:#}")),
                 }
@@ -336,12 +350,9 @@ impl Session {
             return self.run_command("stonith_admin", cmd);
         }
         // A file CIB: what a confirmed fencing leaves, the node's state gone.
-        self.edit_status_now(|doc| {
-            if let Some(status) = doc.root.child_mut("status") {
-                status.children.retain(
-                    |n| !matches!(n, Node::Element(e) if e.name == "node_state" && e.attr("uname") == Some(node)),
-                );
-            }
+        self.edit_status_now("stonith_admin", |doc| {
+            drop_node_state(doc, node);
+            Ok(())
         });
     }
 
@@ -366,16 +377,29 @@ impl Session {
                     |n| !matches!(n, Node::Element(e) if e.name == "node" && e.attr("uname") == Some(node)),
                 );
             }
-            if let Some(status) = doc.root.child_mut("status") {
-                status.children.retain(
-                    |n| !matches!(n, Node::Element(e) if e.name == "node_state" && e.attr("uname") == Some(node)),
-                );
-            }
             Ok(())
         });
+        // The node's state is the status section's: on a file CIB written as a status update,
+        // as the configuration commit leaves the status as the file has it (on a live cluster
+        // `crm_node -R` has removed it).
+        let ok = ok
+            && (self.backend.is_live()
+                || self.edit_status_now("cibadmin", |doc| {
+                    drop_node_state(doc, node);
+                    Ok(())
+                }));
         if ok {
             self.diag("INFO", &format!("node {node} deleted"));
         }
+    }
+}
+
+/// Removes `node`'s `node_state` from the status section.
+fn drop_node_state(doc: &mut hapx_cib::xml::Document, node: &str) {
+    if let Some(status) = doc.root.child_mut("status") {
+        status.children.retain(
+            |n| !matches!(n, Node::Element(e) if e.name == "node_state" && e.attr("uname") == Some(node)),
+        );
     }
 }
 

@@ -244,7 +244,7 @@ fn get<'a>(attrs: &'a Attrs, key: &str) -> Option<&'a str> {
 
 /// crmsh's `crm_msec` (after Pacemaker's `crm_get_msec`): a leading integer and an optional
 /// unit; -1 when there is none or the unit is unknown.
-fn msec(t: Option<&str>) -> i64 {
+pub(crate) fn msec(t: Option<&str>) -> i64 {
     let Some(t) = t.map(str::trim_start).filter(|t| !t.is_empty()) else {
         return -1;
     };

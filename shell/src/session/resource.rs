@@ -106,12 +106,7 @@ impl Session {
             ("start" | "stop", []) => self.error("Expected at least one resource as argument"),
             ("start", ids) => self.deep_meta_now(ids, "target-role", "Started"),
             ("stop", ids) => self.deep_meta_now(ids, "target-role", "Stopped"),
-            ("restart", ids) if !ids.is_empty() => {
-                self.diag("INFO", &format!("ordering {} to stop", ids.join(", ")));
-                self.deep_meta_now(ids, "target-role", "Stopped");
-                self.diag("INFO", &format!("ordering {} to start", ids.join(", ")));
-                self.deep_meta_now(ids, "target-role", "Started");
-            }
+            ("restart", ids) if !ids.is_empty() => self.restart(ids),
             ("manage", [id]) => self.deep_meta_now(&[id], "is-managed", "true"),
             ("unmanage", [id]) => self.deep_meta_now(&[id], "is-managed", "false"),
             ("maintenance", [id, rest @ ..]) if rest.len() <= 1 => {
@@ -137,6 +132,11 @@ impl Session {
             ("trace", [id, rest @ ..]) => self.trace_command(id, rest, true),
             ("untrace", [id, rest @ ..]) if rest.len() <= 2 => self.trace_command(id, rest, false),
             ("status", ids) => self.resource_status(ids),
+            // crmsh's `locate` is `crm_resource --locate` for each: `status RSC...`'s output.
+            ("locate", []) => {
+                self.error("resource.locate: Expected at least one resource as argument")
+            }
+            ("locate", ids) => self.resource_status(ids),
             ("scores", []) => self.scores(),
             ("cleanup" | "refresh", rest) if rest.len() <= 3 => self.cleanup(&cmd, rest),
             ("failcount", rest) if self.backend.is_live() => self.failcount_live(rest),
@@ -145,6 +145,76 @@ impl Session {
                 "resource: unknown command or arguments: '{}'",
                 args.join(" ")
             )),
+        }
+    }
+
+    /// crmsh's `restart`: stop, wait until the stop has happened, start. Nothing is started
+    /// when the stop was not written or did not happen.
+    fn restart(&mut self, ids: &[&str]) {
+        self.diag("INFO", &format!("ordering {} to stop", ids.join(", ")));
+        let before = self.errors;
+        self.deep_meta_now(ids, "target-role", "Stopped");
+        if self.errors != before {
+            return;
+        }
+        if self.backend.is_live() {
+            // crmsh's `wait4dc`: until the cluster has carried the stop out.
+            self.wait_for_cluster();
+        } else if let Some(path) = self.backend.file().map(Path::to_path_buf) {
+            self.wait_for_driver_stop(&path, ids);
+        }
+        if self.errors != before {
+            return;
+        }
+        self.diag("INFO", &format!("ordering {} to start", ids.join(", ")));
+        self.deep_meta_now(ids, "target-role", "Started");
+    }
+
+    /// On a file CIB, until the status shows every one of `ids` stopped on every node, when
+    /// the embedded cluster's driver runs for it (it holds the driver lock): the driver must see
+    /// the stop before the start, or it sees neither. Gives up after the longest stop timeout
+    /// of the resources plus a margin for the driver to notice the change. Without a driver
+    /// nothing runs, so there is nothing to wait for.
+    fn wait_for_driver_stop(&mut self, path: &Path, ids: &[&str]) {
+        if crate::driver::lock::holder(path).is_none() {
+            return self.diag(
+                "INFO",
+                &format!(
+                    "no cluster driver runs for {}: not waiting for the stop",
+                    path.display()
+                ),
+            );
+        }
+        let Some(doc) = self.load_now() else { return };
+        let limit = stop_timeout(&doc, ids) + RESTART_MARGIN;
+        let start = std::time::Instant::now();
+        loop {
+            let Some(doc) = self.load_now() else { return };
+            let mut running = Vec::new();
+            for id in ids {
+                match mon::locate(&doc, id) {
+                    Ok(Some(nodes)) if nodes.is_empty() => {}
+                    Ok(Some(_)) => running.push(*id),
+                    Ok(None) => return self.error(&format!("Resource '{id}' not found")),
+                    Err(e) => {
+                        return self.error(&format!(
+                            "resource restart: cannot tell whether {id} has stopped ({e}); \
+                             left stopped"
+                        ));
+                    }
+                }
+            }
+            if running.is_empty() {
+                return;
+            }
+            if start.elapsed() >= limit {
+                return self.error(&format!(
+                    "resource restart: {} did not stop within {}s; left stopped, not started",
+                    running.join(", "),
+                    limit.as_secs()
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
     }
 
@@ -489,7 +559,7 @@ impl Session {
         let Some(path) = self.backend.file().map(Path::to_path_buf) else {
             return;
         };
-        match crate::driver::control::cleanup_file(&path, rsc) {
+        match crate::driver::control::cleanup_file(&path, rsc, node) {
             Ok(cleaned) => cleaned.iter().for_each(|r| println!("Cleaned up {r}")),
             Err(e) => self.error(&format!("resource {action}: {e:#}")),
         }
@@ -653,6 +723,32 @@ impl Session {
     }
 }
 
+/// What `restart` allows the embedded cluster's driver beyond the stop timeout: time to notice
+/// the change and schedule the stop.
+const RESTART_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The longest stop timeout of the primitives `ids` name (a group: its members), as the
+/// driver applies it.
+fn stop_timeout(doc: &Document, ids: &[&str]) -> std::time::Duration {
+    use crate::driver::action;
+    let Ok(cib) = hapx_cib::model::Cib::from_document(doc.clone()) else {
+        return action::DEFAULT_TIMEOUT;
+    };
+    let members: Vec<&str> = ids
+        .iter()
+        .flat_map(|id| match cib.groups.iter().find(|g| g.id == *id) {
+            Some(g) => g.members.iter().map(String::as_str).collect(),
+            None => vec![*id],
+        })
+        .collect();
+    cib.primitives
+        .iter()
+        .filter(|p| members.contains(&p.id.as_str()))
+        .map(|p| action::timeout(&cib, p, "stop", 0))
+        .max()
+        .unwrap_or(action::DEFAULT_TIMEOUT)
+}
+
 /// Asks on the terminal as crmsh does: `QUESTION (y/n)? `, until y or n (end of input is no).
 fn ask_terminal(question: &str) -> bool {
     use std::io::{BufRead as _, Write as _};
@@ -678,48 +774,84 @@ fn ask_terminal(question: &str) -> bool {
 /// crm_resource's lifetime: an ISO 8601 duration (`P1D`, `PT30M`) from now, written as
 /// Pacemaker writes the constraint's end (`2024-01-02 03:04:05Z`).
 fn lifetime_end(lifetime: &str) -> Result<String, String> {
+    lifetime_end_at(lifetime, crate::mon::text::now())
+}
+
+/// [`lifetime_end`] from `now` (seconds since the epoch). As crm_time does, years and months
+/// move the calendar date (the day clamped to the month's length: P1M from January 31st ends
+/// on the last day of February), then weeks, days and time add seconds.
+fn lifetime_end_at(lifetime: &str, now: i64) -> Result<String, String> {
     let bad =
         || format!("Invalid lifetime '{lifetime}' (an ISO 8601 duration such as P1D or PT30M)");
+    let too_far = || format!("Invalid lifetime '{lifetime}': it ends after the year 9999");
     let spec = lifetime.strip_prefix('P').ok_or_else(bad)?;
     let (date, time) = spec.split_once('T').unwrap_or((spec, ""));
-    let mut seconds: i64 = 0;
-    for (part, units) in [
-        (
-            date,
-            &[
-                ('Y', 365 * 86400),
-                ('M', 30 * 86400),
-                ('W', 7 * 86400),
-                ('D', 86400),
-            ][..],
-        ),
-        (time, &[('H', 3600), ('M', 60), ('S', 1)][..]),
-    ] {
+    let (mut years, mut months, mut seconds) = (0i64, 0i64, 0i64);
+    for (part, is_time) in [(date, false), (time, true)] {
         let mut number = String::new();
         for c in part.chars() {
             if c.is_ascii_digit() {
                 number.push(c);
                 continue;
             }
-            let unit = units.iter().find(|(u, _)| *u == c).ok_or_else(bad)?.1;
             let n: i64 = number.parse().map_err(|_| bad())?;
-            seconds += n * unit;
             number.clear();
+            let (total, unit) = match (is_time, c) {
+                (false, 'Y') => (&mut years, 1),
+                (false, 'M') => (&mut months, 1),
+                (false, 'W') => (&mut seconds, 7 * 86400),
+                (false, 'D') => (&mut seconds, 86400),
+                (true, 'H') => (&mut seconds, 3600),
+                (true, 'M') => (&mut seconds, 60),
+                (true, 'S') => (&mut seconds, 1),
+                _ => return Err(bad()),
+            };
+            *total = n
+                .checked_mul(unit)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(too_far)?;
         }
         if !number.is_empty() {
             return Err(bad());
         }
     }
-    if seconds == 0 {
+    if years == 0 && months == 0 && seconds == 0 {
         return Err(bad());
     }
-    Ok(utc(crate::mon::text::now() + seconds))
+    let (day, time_of_day) = (now.div_euclid(86400), now.rem_euclid(86400));
+    let (y, m, d) = civil_from_days(day);
+    let month_index = years
+        .checked_mul(12)
+        .and_then(|v| v.checked_add(months))
+        .and_then(|v| v.checked_add(y * 12 + m - 1))
+        .ok_or_else(too_far)?;
+    let (y, m) = (month_index.div_euclid(12), month_index.rem_euclid(12) + 1);
+    if y > 9999 {
+        return Err(too_far());
+    }
+    let end = days_from_civil(y, m, d.min(days_in_month(y, m)))
+        .checked_mul(86400)
+        .and_then(|v| v.checked_add(time_of_day))
+        .and_then(|v| v.checked_add(seconds))
+        .filter(|end| *end < days_from_civil(10000, 1, 1) * 86400)
+        .ok_or_else(too_far)?;
+    Ok(utc(end))
 }
 
 /// Seconds since the epoch as Pacemaker writes a UTC time: `2024-01-02 03:04:05Z`.
 fn utc(epoch: i64) -> String {
     let (days, secs) = (epoch.div_euclid(86400), epoch.rem_euclid(86400));
-    // Howard Hinnant's civil_from_days.
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Howard Hinnant's `civil_from_days`: (year, month 1-12, day 1-31) of a day since the epoch.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -728,13 +860,27 @@ fn utc(epoch: i64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Howard Hinnant's `days_from_civil`: the inverse of [`civil_from_days`].
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// crm_resource's `cli-prefer-`/`cli-ban-` location: node and score, or with a lifetime a rule
@@ -912,7 +1058,7 @@ fn set_nvpair(
 
 #[cfg(test)]
 mod tests {
-    use super::{lifetime_end, utc};
+    use super::{days_from_civil, lifetime_end, lifetime_end_at, utc};
 
     #[test]
     fn utc_is_written_as_pacemaker_writes_a_lifetime_end() {
@@ -930,5 +1076,48 @@ mod tests {
             let err = lifetime_end(bad).unwrap_err();
             assert!(err.contains(&format!("'{bad}'")), "{err}");
         }
+    }
+
+    #[test]
+    fn years_and_months_move_the_calendar_date() {
+        let at = |y, m, d| days_from_civil(y, m, d) * 86400 + 3723;
+        assert_eq!(
+            lifetime_end_at("P2M", at(2026, 11, 26)).unwrap(),
+            "2027-01-26 01:02:03Z"
+        );
+        // The day is clamped to the month's length, as crm_time clamps it.
+        assert_eq!(
+            lifetime_end_at("P1M", at(2027, 1, 31)).unwrap(),
+            "2027-02-28 01:02:03Z"
+        );
+        assert_eq!(
+            lifetime_end_at("P1Y", at(2028, 2, 29)).unwrap(),
+            "2029-02-28 01:02:03Z"
+        );
+        assert_eq!(
+            lifetime_end_at("P1Y1M1DT1H", at(2026, 11, 26)).unwrap(),
+            "2027-12-27 02:02:03Z"
+        );
+    }
+
+    #[test]
+    fn an_absurd_lifetime_is_refused_not_overflowed() {
+        let now = days_from_civil(2026, 11, 26) * 86400;
+        for absurd in [
+            "P9999999999999999Y",
+            "P99999999999999999M",
+            "PT9999999999999999999S",
+            "P999999999999999W",
+            "P8000Y",
+            "PT9223372036854775807S",
+        ] {
+            let err = lifetime_end_at(absurd, now).unwrap_err();
+            assert!(err.contains(&format!("'{absurd}'")), "{err}");
+        }
+        assert!(
+            lifetime_end_at("P7973Y", now)
+                .unwrap()
+                .starts_with("9999-11-26")
+        );
     }
 }

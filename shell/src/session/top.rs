@@ -77,8 +77,7 @@ impl Session {
         client: &str,
         edit: impl FnOnce(&mut Document) -> Result<(), String>,
     ) -> bool {
-        if !self.interactive && !self.failed.is_empty() {
-            self.error("refused: this input had errors; nothing was written");
+        if self.refused_after_errors() {
             return false;
         }
         let mut doc = match self.backend.load() {
@@ -105,19 +104,43 @@ impl Session {
         true
     }
 
+    /// A script that had errors writes nothing more: says so, and whether it is refused.
+    fn refused_after_errors(&mut self) -> bool {
+        let refused = !self.interactive && !self.failed.is_empty();
+        if refused {
+            self.error("refused: this input had errors; nothing was written");
+        }
+        refused
+    }
+
     /// A change to a file CIB's status section (what the cluster knows, not its
-    /// configuration), made under the CIB's lock as a status update (`num_updates` + 1).
-    pub(super) fn edit_status_now(&mut self, edit: impl FnOnce(&mut Document)) {
+    /// configuration), made under the CIB's lock as a status update (`num_updates` + 1);
+    /// saying whether it was written. `client` names the tool that would make the change.
+    pub(super) fn edit_status_now(
+        &mut self,
+        client: &str,
+        edit: impl FnOnce(&mut Document) -> Result<(), String>,
+    ) -> bool {
+        if self.refused_after_errors() {
+            return false;
+        }
         let Some(path) = self.backend.file().map(std::path::Path::to_path_buf) else {
-            return;
+            self.error(&format!(
+                "{client}: the status section is written only on a file CIB here"
+            ));
+            return false;
         };
         let store = crate::driver::store::Store::new(path);
-        if let Err(e) = store.update(crate::driver::store::Bump::Status, |doc| {
-            edit(doc);
-            Some(())
-        }) {
-            self.error(&e.to_string());
+        let mut failure = None;
+        let written = store.update(crate::driver::store::Bump::Status, |doc| {
+            edit(doc).map_err(|e| failure = Some(e)).ok()
+        });
+        match (written, failure) {
+            (_, Some(e)) => self.error(&e),
+            (Err(e), None) => self.error(&e.to_string()),
+            (Ok(_), None) => return true,
         }
+        false
     }
 
     pub(super) fn load_now(&mut self) -> Option<Document> {
