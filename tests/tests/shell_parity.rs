@@ -372,3 +372,50 @@ fn cluster_property_names_are_the_installed_pacemakers() {
     }
     assert_eq!(hapx_shell::ra::CLUSTER_PROPERTY_NAMES, installed.as_slice());
 }
+
+/// `resource stop`, `meta set` and `utilization set` add their attribute set where crmsh and
+/// crm_resource add it, at the end of the primitive, so `configure show` prints the same.
+#[test]
+fn resource_level_sets_go_where_crmsh_puts_them() {
+    let test = "resource_level_sets_go_where_crmsh_puts_them";
+    if !crmsh_installed(test) {
+        return;
+    }
+    let (theirs, ours) = base(test);
+    let script = "primitive p9 ocf:heartbeat:Dummy op monitor interval=10s\ncommit\n";
+    assert!(theirs.crmsh(&["configure"], script).status.success());
+    assert!(ours.hapx(&["configure"], script).status.success());
+    for args in [
+        &["resource", "stop", "p9"][..],
+        &["resource", "stop", "p2"],
+        &["resource", "meta", "p1", "set", "m1", "7"],
+        &["resource", "utilization", "p3", "set", "cpu", "2"],
+    ] {
+        let want = theirs.crmsh(args, "");
+        let got = ours.hapx(args, "");
+        assert_eq!(
+            got.status.success(),
+            want.status.success(),
+            "{args:?}: {}\n{}",
+            describe(&want),
+            describe(&got)
+        );
+    }
+    let show = |out: std::process::Output| strip_colours(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        show(ours.hapx(&["configure", "show"], "")),
+        show(theirs.crmsh(&["configure", "show"], ""))
+    );
+    let resources = |cib: &Cib| {
+        let doc = hapx_cib::xml::Document::parse(&cib.text()).expect("a CIB");
+        doc.root
+            .descendants()
+            .filter(|e| ["primitive", "group", "clone"].contains(&e.name.as_str()))
+            .map(|p| {
+                let parts: Vec<&str> = p.elements().map(|c| c.name.as_str()).collect();
+                format!("{}: {}", p.attr("id").unwrap_or_default(), parts.join(" "))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(resources(&ours), resources(&theirs));
+}

@@ -303,17 +303,11 @@ pub fn set_in_sets(e: &mut Element, set_tag: &str, attr: &str, value: &str, ids:
     }
 }
 
-/// A new attribute set goes after the element's other sets and before its operations and
-/// child resources, where Pacemaker's schema and crmsh put it.
+/// A new attribute set goes at the end of the element, after its operations and child
+/// resources: crmsh (`SubElement`) and crm_resource append it there, and `configure show`
+/// prints a primitive's parts in the order they are in the CIB.
 pub fn insert_set(e: &mut Element, set: Element) {
-    let pos = e
-        .children
-        .iter()
-        .position(|n| {
-            matches!(n, Node::Element(c) if c.name == "operations" || RESOURCES.contains(&c.name.as_str()))
-        })
-        .unwrap_or(e.children.len());
-    e.children.insert(pos, set.into());
+    e.children.push(set.into());
 }
 
 /// The resources `update_xml_node` looks at: crmsh's objects of type primitive, group and
