@@ -73,8 +73,9 @@ const TERMINATORS: &[&str] = &[
     "rule",
     "attributes",
 ];
-/// Attributes an `<op>` element carries itself; other op pairs are instance attributes.
-const OP_ATTRIBUTES: &[&str] = &[
+/// The attributes of an `<op>` in Pacemaker's schema (pacemaker-3.9); crmsh also takes them
+/// as the names `op_defaults` may set.
+pub(crate) const OP_SCHEMA_ATTRIBUTES: &[&str] = &[
     "id",
     "name",
     "interval",
@@ -85,9 +86,14 @@ const OP_ATTRIBUTES: &[&str] = &[
     "enabled",
     "record-pending",
     "role",
-    "requires",
     "on-fail",
 ];
+
+/// Whether an op pair is an attribute of the `<op>` element itself (other pairs are instance
+/// attributes): the schema's, plus `requires`, which crmsh still writes there.
+fn is_op_attribute(name: &str) -> bool {
+    OP_SCHEMA_ATTRIBUTES.contains(&name) || name == "requires"
+}
 
 /// Converts Python-style regex matching helpers into small, explicit token tests.
 struct Parser<'a> {
@@ -194,6 +200,19 @@ fn idspec(tok: &str) -> Option<(&'static str, &str)> {
     } else {
         None
     }
+}
+
+/// The id an object statement may open with: `$id=X` or `X:`.
+fn object_id(tok: &str) -> Option<String> {
+    if let Some(v) = tok.strip_prefix("$id=") {
+        return Some(v.to_string());
+    }
+    let id = tok.strip_suffix(':')?;
+    (!id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
+    .then(|| id.to_string())
 }
 
 fn canonize<'a>(value: &str, list: &[&'a str]) -> Option<&'a str> {
@@ -536,7 +555,7 @@ impl Parser<'_> {
         let mut inst: Option<Element> = None;
         for nvp in pairs {
             let n = nvp.attr("name").unwrap_or_default().to_string();
-            if OP_ATTRIBUTES.contains(&n.as_str()) {
+            if is_op_attribute(&n) {
                 if inst.is_some() {
                     return Err(self.err(&format!(
                         "Attribute order error: {n} must appear before any instance attribute"
@@ -750,17 +769,7 @@ impl Parser<'_> {
         }
         self.pos = 1;
         let mut out = Element::new("node");
-        if let Some(id) = self.try_take(|t| {
-            if let Some(v) = t.strip_prefix("$id=") {
-                return Some(v.to_string());
-            }
-            let id = t.strip_suffix(':')?;
-            (!id.is_empty()
-                && id
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
-            .then(|| id.to_string())
-        }) {
+        if let Some(id) = self.try_take(object_id) {
             out.set_attr("id", id);
         }
         let (uname, kind) = self.take(
@@ -1193,17 +1202,7 @@ impl Parser<'_> {
             "meta_attributes"
         };
         let mut attrs = Element::new(set_tag);
-        if let Some(id) = self.try_take(|t| {
-            if let Some(v) = t.strip_prefix("$id=") {
-                return Some(v.to_string());
-            }
-            let id = t.strip_suffix(':')?;
-            (!id.is_empty()
-                && id
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
-            .then(|| id.to_string())
-        }) {
+        if let Some(id) = self.try_take(object_id) {
             attrs.set_attr("id", id);
         } else if let Some((k, v)) = self.try_take(|t| idspec(t).map(|(k, v)| (k, v.to_string()))) {
             attrs.set_attr(k, v);

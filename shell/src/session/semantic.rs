@@ -48,21 +48,6 @@ const EXTRA_PROPERTIES: &[&str] = &[
     "last-lrm-refresh",
     "cluster-name",
 ];
-/// The attributes of an `op` in Pacemaker's schema (pacemaker-3.9), which crmsh takes as the
-/// names op_defaults may set.
-const OP_ATTRIBUTES: &[&str] = &[
-    "id",
-    "name",
-    "interval",
-    "description",
-    "start-delay",
-    "interval-origin",
-    "timeout",
-    "enabled",
-    "record-pending",
-    "role",
-    "on-fail",
-];
 const COMMON_META: &[&str] = &["priority", "target-role", "is-managed"];
 const GROUP_META: &[&str] = &["container"];
 const CLONE_META: &[&str] = &[
@@ -130,7 +115,9 @@ pub fn check(config: &Config, objects: &[Object<'_>], options: &Options) -> Vec<
                 }));
             }
             "rsc_defaults" => findings.extend(unknown_nvpairs(o, |n| RSC_META.contains(&n))),
-            "op_defaults" => findings.extend(unknown_nvpairs(o, |n| OP_ATTRIBUTES.contains(&n))),
+            "op_defaults" => findings.extend(unknown_nvpairs(o, |n| {
+                crate::crm::parse::OP_SCHEMA_ATTRIBUTES.contains(&n)
+            })),
             "group" => findings.extend(unknown_meta(o, &[RSC_META, GROUP_META])),
             "clone" => findings.extend(unknown_meta(o, &[RSC_META, COMMON_META, CLONE_META])),
             "ms" => findings.extend(unknown_meta(
