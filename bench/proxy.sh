@@ -3,6 +3,9 @@
 # (with `option splice-auto`), one run each, and prints the ratios:
 #   bulk throughput (iperf3), short-connection rate, p99 latency at a fixed rate,
 #   RSS with 5,000 idle connections, HTTP requests/s (wrk); and direct loopback for scale.
+#   The short-connection rate is measured twice: with the plain configuration, and with
+#   `option tcp-smart-accept` and `option tcp-smart-connect` (the packet-saving options) in
+#   both proxies.
 #   With each rate, the CPU time the proxy spent per unit of work, and for short connections
 #   what the load generator and backend spent and how idle the machine was: on a small machine
 #   they share the CPUs with the proxy, so the rate measures the whole machine, and the proxy's
@@ -34,7 +37,8 @@ $LOAD server $WEB & PIDS+=($!); WEB_PID=$!
 iperf3 -s -p $IPERF >/dev/null 2>&1 & PIDS+=($!)
 sleep 0.5
 
-# config NAME BASEPORT: frontends tcp (BASE), iperf (BASE+1), http (BASE+2)
+# config NAME BASEPORT: frontends tcp (BASE), iperf (BASE+1), http (BASE+2), tcp with the
+# smart options (BASE+3)
 config() {
   cat <<CFG
 global
@@ -56,7 +60,14 @@ frontend http_fe
   mode http
   bind 127.0.0.1:$(($2 + 2))
   default_backend web_http
+frontend tcp_smart_fe
+  bind 127.0.0.1:$(($2 + 3))
+  option tcp-smart-accept
+  default_backend web_smart
 backend web
+  server w1 127.0.0.1:$WEB
+backend web_smart
+  option tcp-smart-connect
   server w1 127.0.0.1:$WEB
 backend iperf
   server i1 127.0.0.1:$IPERF
@@ -120,6 +131,11 @@ for round in $(seq "$ROUNDS"); do
     # What the rest of the machine spent on the same connections, and what was left idle.
     best $name,othercpu "$(per1000 $((w1 - w0 + gen)) "$conn")" min
     best $name,idle "$(python3 -c "print(round(($i1 - $i0) * 100 / ($TCK * $SECS * $(nproc)), 1))")" min
+    if [ -n "$pid" ]; then
+      c0=$(cpu_ms $pid)
+      read -r conn _ < <(connrate $((${PORT[$name]} + 3))); best $name,smartconn "$conn" max
+      best $name,smartcpu "$(per1000 $(($(cpu_ms $pid) - c0)) "$conn")" min
+    fi
     best $name,p99 "$(p99 $tcp)" min
     c0=$([ -n "$pid" ] && cpu_ms $pid || echo 0)
     rps=$(wrk_rps $http); best $name,rps "$rps" max
@@ -135,12 +151,14 @@ printf '\n%-34s %12s %12s %12s %10s %12s\n' metric HAProxy hapx-proxy direct hap
 row() { printf '%-34s %12s %12s %12s %10s %12s\n' "$1" "$2" "$3" "$4" "$(ratio "$3" "$2")" "$( [ "$4" = - ] && echo - || ratio "$3" "$4")"; }
 row "bulk throughput (Gbit/s)"        "${R[haproxy,gbps]}" "${R[hapx,gbps]}" "${R[direct,gbps]}"
 row "short connections (/s, 64 conc)" "${R[haproxy,conn]}" "${R[hapx,conn]}" "${R[direct,conn]}"
+row "  with tcp-smart-accept/connect"  "${R[haproxy,smartconn]}" "${R[hapx,smartconn]}" -
 row "p99 latency @5000 req/s (us)"    "${R[haproxy,p99]}"  "${R[hapx,p99]}"  "${R[direct,p99]}"
 row "RSS idle (kB)"                   "${R[haproxy,rss0]}" "${R[hapx,rss0]}" -
 row "RSS, 5000 idle conns (kB)"       "${R[haproxy,rss]}"  "${R[hapx,rss]}"  -
 row "HTTP req/s (wrk -c64)"           "${R[haproxy,rps]}"  "${R[hapx,rps]}"  "${R[direct,rps]}"
 row "proxy CPU ms / 1000 short conns" "${R[haproxy,conncpu]}" "${R[hapx,conncpu]}" -
 row "proxy CPU ms / 1000 HTTP reqs"   "${R[haproxy,rpscpu]}"  "${R[hapx,rpscpu]}"  -
+row "  with tcp-smart-accept/connect"  "${R[haproxy,smartcpu]}" "${R[hapx,smartcpu]}" -
 row "short conns per proxy CPU-second" "$(cps "${R[haproxy,conncpu]}")" "$(cps "${R[hapx,conncpu]}")" -
 row "load gen+backend CPU ms/1000 conns" "${R[haproxy,othercpu]}" "${R[hapx,othercpu]}" "${R[direct,othercpu]}"
 printf '%-34s %12s %12s %12s %10s %12s\n' "machine idle, short conns (%)" "${R[haproxy,idle]}" "${R[hapx,idle]}" "${R[direct,idle]}" - -

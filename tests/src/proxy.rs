@@ -66,19 +66,22 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// Whether some socket listens on `addr`'s port (from /proc/net/tcp{,6}), without
-/// connecting: a probe connection would count as traffic through the proxy.
+/// connecting: a probe connection would count as traffic through the proxy. Read through
+/// `thread-self`: the calling thread may have entered a network namespace of its own.
 pub fn is_listening(addr: SocketAddr) -> bool {
     let port = format!(":{:04X} ", addr.port());
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
-        std::fs::read_to_string(f).is_ok_and(|t| {
-            t.lines().skip(1).any(|l| {
-                let mut w = l.split_whitespace();
-                let local = w.nth(1).unwrap_or_default();
-                let state = w.nth(1).unwrap_or_default();
-                state == "0A" && format!("{local} ").ends_with(&port)
+    ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"]
+        .iter()
+        .any(|f| {
+            std::fs::read_to_string(f).is_ok_and(|t| {
+                t.lines().skip(1).any(|l| {
+                    let mut w = l.split_whitespace();
+                    let local = w.nth(1).unwrap_or_default();
+                    let state = w.nth(1).unwrap_or_default();
+                    state == "0A" && format!("{local} ").ends_with(&port)
+                })
             })
         })
-    })
 }
 
 /// A running proxy process.

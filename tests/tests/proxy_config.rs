@@ -121,6 +121,55 @@ fn errors_name_the_same_places_as_haproxy() {
     }
 }
 
+/// An option for the other side of a proxy (`tcp-smart-connect` acts on server connections,
+/// `tcp-smart-accept` on the listeners) is ignored with a warning on its line, as in HAProxy;
+/// in the sections where they apply, both are accepted silently, and `defer-accept` too.
+#[test]
+fn options_for_the_other_side_warn_like_haproxy() {
+    let test = "options_for_the_other_side_warn_like_haproxy";
+    if !require::path(test, Path::new(HAPROXY), "HAProxy") {
+        return;
+    }
+    let dir = temp_dir("cfg-sides");
+    let file = dir.join("sides.cfg");
+    std::fs::write(
+        &file,
+        "defaults\n  mode tcp\n  option tcp-smart-accept\n  option tcp-smart-connect\n  \
+         timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\
+         frontend f\n  bind 127.0.0.1:1 defer-accept\n  option tcp-smart-connect\n  \
+         no option tcp-smart-accept\n  default_backend b\n\
+         backend b\n  option tcp-smart-accept\n  no option tcp-smart-connect\n  \
+         server s 127.0.0.1:2\n\
+         listen l\n  bind 127.0.0.1:3\n  option tcp-smart-accept\n  option tcp-smart-connect\n  \
+         server s 127.0.0.1:2\n",
+    )
+    .unwrap();
+    let ours = check(&hapx(), &[&file], &[]);
+    let theirs = check(Path::new(HAPROXY), &[&file], &[]);
+    assert_eq!((ours.0, theirs.0), (0, 0), "{}\n{}", ours.2, theirs.2);
+    let lines = |places: &[String]| -> Vec<String> {
+        places
+            .iter()
+            .map(|p| p.rsplit(':').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(lines(&theirs.1), ["10", "14"], "{}", theirs.2);
+    assert_eq!(
+        lines(&ours.1),
+        lines(&theirs.1),
+        "ours:\n{}\nHAProxy:\n{}",
+        ours.2,
+        theirs.2
+    );
+    assert!(
+        ours.2.contains(
+            "'tcp-smart-connect' ignored because frontend 'f' has no backend capability."
+        ),
+        "{}",
+        ours.2
+    );
+}
+
 #[test]
 fn unknown_keyword_suggests_and_unimplemented_warns() {
     let dir = temp_dir("cfg-suggest");
@@ -188,6 +237,43 @@ fn environment_variables_and_several_files() {
         let (theirs, _, herr) = check(Path::new(HAPROXY), &[&dir.join("main.cfg"), &conf_d], &env);
         assert_eq!(theirs, 0, "{herr}");
     }
+}
+
+/// `tcp-smart-accept` is automatic in HTTP mode and off in TCP mode unless set; a defaults
+/// section passes it on, `no option` turns it off; `tcp-smart-connect` is off unless set.
+#[test]
+fn smart_options_in_the_model() {
+    let dir = temp_dir("cfg-smart-model");
+    let file = dir.join("smart.cfg");
+    std::fs::write(
+        &file,
+        "defaults plain\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\
+         frontend tcp_fe from plain\n  mode tcp\n  bind 127.0.0.1:1\n  default_backend b\n\
+         frontend http_fe from plain\n  mode http\n  bind 127.0.0.1:2\n  default_backend hb\n\
+         frontend http_off from plain\n  mode http\n  bind 127.0.0.1:3\n  \
+         no option tcp-smart-accept\n  default_backend hb\n\
+         backend b from plain\n  server s 127.0.0.1:9\n\
+         backend hb from plain\n  mode http\n  server s 127.0.0.1:9\n\
+         defaults smart\n  option tcp-smart-accept\n  option tcp-smart-connect\n  \
+         timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\
+         listen tcp_smart from smart\n  mode tcp\n  bind 127.0.0.1:4 defer-accept\n  \
+         server s 127.0.0.1:9\n",
+    )
+    .unwrap();
+    let (config, diags) = hapx_proxy::config::load(&[file]);
+    assert!(!diags.has_errors());
+    let proxy = |name: &str| {
+        config
+            .proxies
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no proxy {name}"))
+    };
+    let accept = |name: &str| proxy(name).smart_accept();
+    assert!(!accept("tcp_fe") && accept("http_fe") && !accept("http_off") && accept("tcp_smart"));
+    assert!(!proxy("b").options.tcp_smart_connect);
+    assert!(proxy("tcp_smart").options.tcp_smart_connect);
+    assert!(proxy("tcp_smart").binds[0].defer_accept && !proxy("tcp_fe").binds[0].defer_accept);
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! TCP-mode forwarding, byte for byte, through hapx-proxy (splicing and copying) and through
-//! HAProxy 2.6 with the same configuration as the reference: half-close either way (the other
+//! TCP-mode forwarding, byte for byte, through hapx-proxy (splicing, copying, and with
+//! `option tcp-smart-accept`/`tcp-smart-connect`, which send what the client sent first with
+//! the handshake's ACK) and through HAProxy 2.6 with the same configuration as the reference: half-close either way (the other
 //! direction goes on), a server that closes right after its answer (the answer and the FIN
 //! leave together), and bulk transfers both ways (the splice path).
 
@@ -60,21 +61,26 @@ type Under = (String, SocketAddr, Proxy);
 /// their configurations goes with them.
 fn proxies(test: &str, backend: SocketAddr) -> (TestDir, Vec<Under>) {
     let dir = temp_dir(test);
-    let config = |port: u16, global: &str| {
+    let config = |port: u16, global: &str, options: &str| {
         format!(
-            "global\n{global}defaults\n  mode tcp\n  option splice-auto\n  timeout client 10s\n  \
+            "global\n{global}defaults\n  mode tcp\n{options}  option splice-auto\n  timeout client 10s\n  \
              timeout server 10s\n  timeout connect 1s\nfrontend fe\n  bind 127.0.0.1:{port}\n  \
              default_backend be\nbackend be\n  server s {backend}\n"
         )
     };
     let mut out = Vec::new();
-    for (name, global) in [("hapx-splice", ""), ("hapx-copy", "  nosplice\n")] {
+    let smart = "  option tcp-smart-accept\n  option tcp-smart-connect\n";
+    for (name, global, options) in [
+        ("hapx-splice", "", ""),
+        ("hapx-copy", "  nosplice\n", ""),
+        ("hapx-smart", "", smart),
+    ] {
         let port = free_port();
         let addr = SocketAddr::from((LO, port));
         out.push((
             name.to_string(),
             addr,
-            Proxy::start(&dir, name, &config(port, global), addr),
+            Proxy::start(&dir, name, &config(port, global, options), addr),
         ));
     }
     if std::path::Path::new(HAPROXY).exists() || !require::skip(test, "no HAProxy reference") {
@@ -84,7 +90,7 @@ fn proxies(test: &str, backend: SocketAddr) -> (TestDir, Vec<Under>) {
             PathBuf::from(HAPROXY),
             &dir,
             "haproxy",
-            &config(port, ""),
+            &config(port, "", ""),
             addr,
             &[],
         );

@@ -197,4 +197,21 @@ fn accept_proxy_takes_the_client_from_the_header() {
         resp.starts_with("HTTP/1.1 200") && resp.contains("x-seen-xff: 127.0.0.1"),
         "{resp}"
     );
+    // The same from an HTTP-mode front proxy with send-proxy (v1), keep-alive on its side:
+    // the header opens the server connection once, before the first request.
+    let http_port = free_port();
+    let http_front = format!(
+        "defaults\n  mode http\n  timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n\
+         frontend front\n  bind 127.0.0.1:{http_port}\n  default_backend be\n\
+         backend be\n  server back 127.0.0.1:{back_port} send-proxy\n"
+    );
+    let http_addr = SocketAddr::from((LO, http_port));
+    let _h = Proxy::start(&dir, "http-front", &http_front, http_addr);
+    let resp = http_raw(
+        http_addr,
+        b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(resp.matches("HTTP/1.1 200").count(), 2, "{resp}");
+    assert_eq!(resp.matches("x-seen-xff: 127.0.0.1").count(), 2, "{resp}");
 }

@@ -239,8 +239,8 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("logasap", No),
     ("h1-case-adjust-bogus-client", No),
     ("h1-case-adjust-bogus-server", No),
-    ("tcp-smart-accept", Accepted),
-    ("tcp-smart-connect", Accepted),
+    ("tcp-smart-accept", Yes),
+    ("tcp-smart-connect", Yes),
 ];
 
 /// Server keywords: name, how many arguments follow, support.
@@ -365,7 +365,7 @@ pub const BIND: &[(&str, usize, Support)] = &[
     ("alpn", 1, No),
     ("process", 1, Accepted),
     ("thread", 1, Accepted),
-    ("defer-accept", 0, Accepted),
+    ("defer-accept", 0, Yes),
     ("tfo", 0, No),
     ("mss", 1, No),
     ("nice", 1, No),

@@ -269,6 +269,10 @@ pub struct Options {
     pub httpclose: bool,
     pub splice: bool,
     pub log_health_checks: bool,
+    /// `[no] option tcp-smart-accept`; unset: automatic, on in HTTP mode (as HAProxy).
+    pub tcp_smart_accept: Option<bool>,
+    /// `option tcp-smart-connect`.
+    pub tcp_smart_connect: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +309,8 @@ pub struct Bind {
     pub v6only: bool,
     pub backlog: Option<u32>,
     pub accept_proxy: bool,
+    /// `defer-accept`: accept a connection only once data arrives (TCP_DEFER_ACCEPT).
+    pub defer_accept: bool,
     pub place: Place,
 }
 
@@ -425,6 +431,14 @@ impl Proxy {
             disabled: false,
             prometheus: None,
         }
+    }
+
+    /// Whether the listeners delay the ACK of what clients send, so that it leaves with the
+    /// response (`option tcp-smart-accept`, automatic in HTTP mode as in HAProxy).
+    pub fn smart_accept(&self) -> bool {
+        self.options
+            .tcp_smart_accept
+            .unwrap_or(self.mode == Mode::Http)
     }
 
     /// A new section of `kind` that starts from the settings of a defaults section.

@@ -619,25 +619,46 @@ fn resolvers(r: &mut Resolvers, line: &Line<'_>) -> Outcome {
     Ok(())
 }
 
+/// The side of a proxy a keyword acts on.
+#[derive(Debug, Clone, Copy)]
+enum Capability {
+    Frontend,
+    Backend,
+}
+
+/// Whether `p` lacks the capability `kw` needs; if so, warns as HAProxy does (the keyword
+/// is then ignored). A defaults section has both.
+fn lacks(p: &Proxy, cap: Capability, kw: &str, line: &Line<'_>, diags: &mut Diags) -> bool {
+    let (has, name) = match cap {
+        Capability::Frontend => (p.kind.is_frontend(), "frontend"),
+        Capability::Backend => (p.kind.is_backend(), "backend"),
+    };
+    if has || p.kind == ProxyKind::Defaults {
+        return false;
+    }
+    diags.warn(
+        line.place,
+        format!(
+            "'{kw}' ignored because {} '{}' has no {name} capability.",
+            p.kind.keyword(),
+            p.name
+        ),
+    );
+    true
+}
+
 fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let kw = line.words[0].as_str();
     let section = p.kind.keyword();
-    let need_front = matches!(kw, "bind" | "default_backend");
-    let need_back = matches!(kw, "server" | "balance");
     if p.kind == ProxyKind::Defaults && matches!(kw, "bind" | "server") {
         return Err(format!("'{kw}' not allowed in 'defaults' section."));
     }
-    if (need_front && !p.kind.is_frontend() && p.kind != ProxyKind::Defaults)
-        || (need_back && !p.kind.is_backend() && p.kind != ProxyKind::Defaults)
-    {
-        let cap = if need_front { "frontend" } else { "backend" };
-        diags.warn(
-            line.place,
-            format!(
-                "'{kw}' ignored because {section} '{}' has no {cap} capability.",
-                p.name
-            ),
-        );
+    let needs = match kw {
+        "bind" | "default_backend" => Some(Capability::Frontend),
+        "server" | "balance" => Some(Capability::Backend),
+        _ => None,
+    };
+    if needs.is_some_and(|cap| lacks(p, cap, kw, line, diags)) {
         return Ok(());
     }
     match kw {
@@ -726,6 +747,7 @@ fn bind(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let mut v6only = false;
     let mut backlog = None;
     let mut accept_proxy = false;
+    let mut defer_accept = false;
     let mut i = 2;
     while let Some(opt) = line.arg(i) {
         let (nargs, support) = keywords::lookup_args(keywords::BIND, opt).ok_or_else(|| {
@@ -744,6 +766,7 @@ fn bind(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             "v4v6" => v6only = false,
             "backlog" => backlog = Some(values::number(value.unwrap_or_default(), opt)?),
             "accept-proxy" => accept_proxy = true,
+            "defer-accept" => defer_accept = true,
             // Every hapx listener may bind an address that is not local yet (IP_FREEBIND).
             "transparent" => {}
             _ => not_implemented(support, &format!("'bind ... {opt}'"), line.place, diags),
@@ -758,6 +781,7 @@ fn bind(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             v6only,
             backlog,
             accept_proxy,
+            defer_accept,
             place: line.place.clone(),
         }));
     }
@@ -933,6 +957,14 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         1
     };
     let name = line.arg(at).ok_or("'option' expects an option name.")?;
+    let needs = match name {
+        "tcp-smart-accept" => Some(Capability::Frontend),
+        "tcp-smart-connect" => Some(Capability::Backend),
+        _ => None,
+    };
+    if needs.is_some_and(|cap| lacks(p, cap, name, line, diags)) {
+        return Ok(());
+    }
     let arg = |i: usize| line.arg(at + i);
     let o = &mut p.options;
     let place = Some(line.place.clone());
@@ -958,6 +990,8 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "splice-auto" | "splice-request" | "splice-response" => o.splice = !negate,
         "log-health-checks" => o.log_health_checks = !negate,
         "tcp-check" => o.tcp_check = !negate,
+        "tcp-smart-accept" => o.tcp_smart_accept = Some(!negate),
+        "tcp-smart-connect" => o.tcp_smart_connect = !negate,
         "forwardfor" => {
             o.forwardfor = if negate {
                 None

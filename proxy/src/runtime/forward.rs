@@ -403,6 +403,27 @@ pub fn read_drain(s: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// What the peer of a just-accepted socket has sent already, without waiting: empty when
+/// nothing has arrived yet or the peer closed (its FIN stays to be read by [`forward`]).
+///
+/// A plain recv(2), not tokio's `try_io`: tokio knows nothing of a new socket's readiness
+/// until its driver has polled, and would answer "would block" without asking the kernel.
+pub fn read_early(s: &TcpStream) -> io::Result<Vec<u8>> {
+    let fd = s.as_raw_fd();
+    COPY.with(|b| {
+        let mut buf = b.borrow_mut();
+        // SAFETY: `buf` is valid for its length and `fd` is open while `s` lives.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        match n {
+            n if n >= 0 => Ok(buf[..n as usize].to_vec()),
+            _ => match io::Error::last_os_error() {
+                e if e.kind() == io::ErrorKind::WouldBlock => Ok(Vec::new()),
+                e => Err(e),
+            },
+        }
+    })
+}
+
 /// Sends what the socket takes now; `more` = MSG_MORE (hold it for what follows at once).
 fn send(dst: &TcpStream, data: &[u8], more: bool) -> io::Result<usize> {
     let fd = dst.as_raw_fd();

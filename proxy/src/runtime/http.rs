@@ -533,10 +533,13 @@ async fn exchange(
     // A reused server connection may have been closed by the server meanwhile: then a new
     // connection is made once (nothing of the request was consumed yet).
     for attempt in 0..2 {
+        // A new server connection starts with the PROXY header, when the server wants one.
+        let mut header = Vec::new();
         if server.is_none() {
-            match session::connect(backend, peer, local).await {
+            match session::connect(backend, peer, local, true).await {
                 Ok(c) => {
                     req.connect_ms = c.connect_time.as_millis() as i64;
+                    header = session::proxy_header(&c.server, peer, local);
                     *server = Some((c.server, Conn::new(c.stream), c.slot));
                 }
                 Err(e) => {
@@ -558,7 +561,13 @@ async fn exchange(
         };
         req.server = srv.name.clone();
         srv.counters.http_reqs.fetch_add(1, Relaxed);
-        if sconn.stream.write_all(&bytes).await.is_err() {
+        let sent = if header.is_empty() {
+            sconn.stream.write_all(&bytes).await
+        } else {
+            header.extend_from_slice(&bytes);
+            sconn.stream.write_all(&header).await
+        };
+        if sent.is_err() {
             *server = None;
             if attempt == 0 {
                 continue;

@@ -1,6 +1,7 @@
 //! Listening sockets: bound with `SO_REUSEADDR`, `SO_REUSEPORT` (so a new process can bind
 //! beside an old one during a reload) and `IP_FREEBIND` (so the VIP can be bound before the
-//! IPaddr2 agent moves it to this node, as with `net.ipv4.ip_nonlocal_bind=1`).
+//! IPaddr2 agent moves it to this node, as with `net.ipv4.ip_nonlocal_bind=1`), and tuned
+//! for what the frontend's clients do first ([`AcceptTuning`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,13 +9,46 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::model::Bind;
+use crate::config::model::{Bind, Proxy};
 
 /// Backlog when the bind line does not say.
 const DEFAULT_BACKLOG: i32 = 1024;
 
+/// How a listening socket treats new connections, set on every socket of a bind (new or
+/// inherited from an old process, whose configuration may have said otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptTuning {
+    /// `option tcp-smart-accept` (automatic in HTTP mode): the ACK of a client's request is
+    /// delayed (TCP_QUICKACK off, which accepted sockets inherit) so that it leaves with the
+    /// response instead of in a packet of its own; the kernel still sends it after 40 ms.
+    pub delayed_ack: bool,
+    /// `defer-accept`: a connection is accepted once data arrives (TCP_DEFER_ACCEPT, 1 s).
+    pub defer_accept: bool,
+}
+
+impl AcceptTuning {
+    pub fn new(frontend: &Proxy, bind: &Bind) -> Self {
+        AcceptTuning {
+            delayed_ack: frontend.smart_accept(),
+            defer_accept: bind.defer_accept,
+        }
+    }
+
+    fn apply(self, socket: &Socket) -> io::Result<()> {
+        socket.set_tcp_quickack(!self.delayed_ack)?;
+        // HAProxy's one second: the kernel rounds it up to its next SYN-ACK retransmission.
+        let defer_secs = libc::c_int::from(self.defer_accept);
+        set_int(
+            socket,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            defer_secs,
+        )
+    }
+}
+
 /// Binds and listens on `bind`'s address.
-pub fn open(bind: &Bind) -> io::Result<std::net::TcpListener> {
+pub fn open(bind: &Bind, tuning: AcceptTuning) -> io::Result<std::net::TcpListener> {
     let addr = bind.addr;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -29,13 +63,15 @@ pub fn open(bind: &Bind) -> io::Result<std::net::TcpListener> {
         .backlog
         .map_or(DEFAULT_BACKLOG, |b| i32::try_from(b).unwrap_or(i32::MAX));
     socket.listen(backlog)?;
+    tuning.apply(&socket)?;
     Ok(socket.into())
 }
 
 /// A listening socket received from an old process, as a std listener.
-pub fn adopt(fd: OwnedFd) -> io::Result<std::net::TcpListener> {
+pub fn adopt(fd: OwnedFd, tuning: AcceptTuning) -> io::Result<std::net::TcpListener> {
     let socket = Socket::from(fd);
     socket.set_nonblocking(true)?;
+    tuning.apply(&socket)?;
     Ok(socket.into())
 }
 
@@ -50,16 +86,30 @@ fn set_freebind(socket: &Socket, addr: SocketAddr) {
     } else {
         (libc::IPPROTO_IP, libc::IP_FREEBIND)
     };
-    let one: libc::c_int = 1;
-    // SAFETY: a valid socket, a pointer to an int and its size. Failure is harmless: binding
-    // a local address works without it.
-    unsafe {
+    // Failure is harmless: binding a local address works without it.
+    let _ = set_int(socket, level, name, 1);
+}
+
+/// setsockopt(2) of an int option socket2 has no setter for.
+fn set_int(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: a valid socket, a pointer to an int and its size.
+    let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             level,
             name,
-            (&one as *const libc::c_int).cast(),
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }

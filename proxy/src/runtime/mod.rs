@@ -78,14 +78,15 @@ pub fn bind_listeners(
             continue;
         }
         for bind in &fe.conf.binds {
+            let tuning = listener::AcceptTuning::new(&fe.conf, bind);
             // Every socket an old process had for this address is kept (dropping one would
             // drop the connections queued on it), then one per thread is completed.
             let mut sockets = Vec::new();
             while let Some(at) = inherited.iter().position(|(a, _)| *a == bind.addr) {
-                sockets.push(listener::adopt(inherited.swap_remove(at).1)?);
+                sockets.push(listener::adopt(inherited.swap_remove(at).1, tuning)?);
             }
             while sockets.len() < threads {
-                sockets.push(listener::open(bind).with_context(|| {
+                sockets.push(listener::open(bind, tuning).with_context(|| {
                     format!(
                         "[{}] : Starting {} {}: cannot bind socket [{}]",
                         bind.place,

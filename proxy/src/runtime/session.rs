@@ -51,10 +51,16 @@ pub enum ConnectError {
 
 /// Picks a server and connects to it, retrying `retries` times; with `option redispatch`
 /// the last retry (or any retry once the server is known down) goes to another server.
+///
+/// `has_data`: the caller holds data to send at once (a request, what the client sent).
+/// With `option tcp-smart-connect` the ACK that completes the handshake then waits to leave
+/// with that data, as in HAProxy; a PROXY header counts as data too. Without data the ACK
+/// goes at once, so a server that speaks first is never kept waiting for it.
 pub async fn connect(
     backend: &Arc<Backend>,
     peer: SocketAddr,
     local: SocketAddr,
+    has_data: bool,
 ) -> Result<Connected, ConnectError> {
     let conf = &backend.conf;
     let timeout = conf.timeouts.connect.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
@@ -73,7 +79,9 @@ pub async fn connect(
             continue;
         };
         let started = Instant::now();
-        match tokio::time::timeout(timeout, open_connection(addr)).await {
+        let delayed_ack =
+            conf.options.tcp_smart_connect && (has_data || server.opts.send_proxy.is_some());
+        match tokio::time::timeout(timeout, open_connection(addr, delayed_ack)).await {
             Ok(Ok(stream)) => {
                 return Ok(Connected {
                     server,
@@ -111,10 +119,11 @@ pub async fn connect(
 }
 
 /// Connects to `addr` with TCP_NODELAY set, HAProxy's way: socket, setsockopt, connect.
+/// `delayed_ack`: TCP_QUICKACK off, so the handshake's last ACK leaves with the first data.
 ///
 /// Unlike tokio's `TcpStream::connect`, a successful connection costs no SO_ERROR query:
 /// epoll reports a failed one as an error or hang-up, and only then is the error fetched.
-async fn open_connection(addr: SocketAddr) -> io::Result<TcpStream> {
+async fn open_connection(addr: SocketAddr, delayed_ack: bool) -> io::Result<TcpStream> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -122,6 +131,10 @@ async fn open_connection(addr: SocketAddr) -> io::Result<TcpStream> {
         Some(Protocol::TCP),
     )?;
     let _ = socket.set_tcp_nodelay(true);
+    if delayed_ack {
+        // Only a saved packet is at stake: on failure the ACK goes on its own, as usual.
+        let _ = socket.set_tcp_quickack(false);
+    }
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -166,18 +179,14 @@ async fn wait_for_server(
     }
 }
 
-/// Writes a PROXY protocol header (v1 text or v2 binary) describing the client connection.
-pub async fn send_proxy_header(
-    stream: &mut TcpStream,
-    version: u8,
-    src: SocketAddr,
-    dst: SocketAddr,
-) -> io::Result<()> {
-    let header = match version {
-        1 => proxy_v1(src, dst).into_bytes(),
-        _ => proxy_v2(src, dst),
-    };
-    stream.write_all(&header).await
+/// The PROXY protocol header (v1 text or v2 binary) describing the client connection, when
+/// the server wants one (`send-proxy`, `send-proxy-v2`): the first bytes it must receive.
+pub fn proxy_header(server: &Server, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    match server.opts.send_proxy {
+        None => Vec::new(),
+        Some(1) => proxy_v1(src, dst).into_bytes(),
+        Some(_) => proxy_v2(src, dst),
+    }
 }
 
 fn proxy_v1(src: SocketAddr, dst: SocketAddr) -> String {
@@ -253,7 +262,16 @@ pub async fn serve_tcp(
         return;
     };
     let _be_session = backend.counters.open();
-    let mut conn = match connect(&backend, peer, local).await {
+    // With tcp-smart-connect, what the client sent already leaves with the handshake's ACK.
+    let early = if backend.conf.options.tcp_smart_connect {
+        match forward::read_early(&client) {
+            Ok(data) => data,
+            Err(_) => return,
+        }
+    } else {
+        Vec::new()
+    };
+    let mut conn = match connect(&backend, peer, local, !early.is_empty()).await {
         Ok(c) => c,
         Err(e) => {
             let flags = match e {
@@ -275,13 +293,11 @@ pub async fn serve_tcp(
             return;
         }
     };
-    if let Some(v) = conn.server.opts.send_proxy {
-        if send_proxy_header(&mut conn.stream, v, peer, local)
-            .await
-            .is_err()
-        {
-            return;
-        }
+    // The PROXY header and what the client sent already, in one packet.
+    let mut first = proxy_header(&conn.server, peer, local);
+    first.extend_from_slice(&early);
+    if conn.stream.write_all(&first).await.is_err() {
+        return;
     }
     let conf = &backend.conf;
     let idle = match (fe.conf.timeouts.client, conf.timeouts.server) {
@@ -290,6 +306,7 @@ pub async fn serve_tcp(
         (c, s) => c.or(s),
     };
     let moved = Moved::default();
+    moved.to_server.fetch_add(early.len() as u64, Relaxed);
     let end = forward::forward(&client, &conn.stream, idle, state.splice, &moved).await;
     let (up, down) = (moved.to_server.load(Relaxed), moved.to_client.load(Relaxed));
     for c in [&fe.counters, &backend.counters, &conn.server.counters] {
