@@ -202,3 +202,35 @@ fn short_connections_get_every_answer_whole() {
         }
     }
 }
+
+/// A client that resets its connection (SO_LINGER 0) mid-request: the server's connection is
+/// reset too, as HAProxy does, not ended with a FIN it would take for a complete request.
+#[test]
+fn client_reset_resets_the_server_connection() {
+    fn reads_until_end(mut s: TcpStream) -> std::io::ErrorKind {
+        let mut buf = [0u8; 64];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return std::io::ErrorKind::UnexpectedEof,
+                Ok(_) => {}
+                Err(e) => return e.kind(),
+            }
+        }
+    }
+    let (backend, seen) = server(reads_until_end);
+    let (_dir, under) = proxies("client-reset", backend);
+    for (name, addr, _proxy) in under {
+        let c = TcpStream::connect(addr).expect("connecting through the proxy");
+        (&c).write_all(b"half a request").expect("sending");
+        thread::sleep(Duration::from_millis(200));
+        let reset = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        nix::sys::socket::setsockopt(&c, nix::sys::socket::sockopt::Linger, &reset)
+            .expect("SO_LINGER");
+        drop(c);
+        let end = seen.recv_timeout(HANG).expect("the server's report");
+        assert_eq!(end, std::io::ErrorKind::ConnectionReset, "{name}");
+    }
+}

@@ -187,14 +187,19 @@ pub async fn forward(
             &moved.to_server,
             &done,
         );
-        let down = one_way(
-            server,
-            client,
-            use_splice,
-            &activity,
-            &moved.to_client,
-            &done,
-        );
+        let down = async {
+            let sent = one_way(
+                server,
+                client,
+                use_splice,
+                &activity,
+                &moved.to_client,
+                &done,
+            )
+            .await;
+            moved.server_closed.store(sent.is_ok(), Relaxed);
+            sent
+        };
         tokio::try_join!(up, down)
     };
     let result = match idle {
@@ -210,11 +215,13 @@ pub async fn forward(
     }
 }
 
-/// Bytes moved (client to server, server to client), updated while forwarding.
+/// Bytes moved (client to server, server to client), updated while forwarding, and whether
+/// the server ended its side (its FIN read and everything before it passed on).
 #[derive(Debug, Default)]
 pub struct Moved {
     pub to_server: AtomicU64,
     pub to_client: AtomicU64,
+    pub server_closed: AtomicBool,
 }
 
 /// One direction: copies through a per-thread buffer while messages are small, and switches

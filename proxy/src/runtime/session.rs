@@ -308,6 +308,12 @@ pub async fn serve_tcp(
     let moved = Moved::default();
     moved.to_server.fetch_add(early.len() as u64, Relaxed);
     let end = forward::forward(&client, &conn.stream, idle, state.splice, &moved).await;
+    if matches!(end, End::Error(_)) && !moved.server_closed.load(Relaxed) {
+        // As HAProxy: a connection that failed (the client reset it) is reset on the server
+        // side too, instead of ending with a FIN the server would take for a clean end of
+        // request; and the proxy's source port is not held in TIME_WAIT.
+        let _ = socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
+    }
     let (up, down) = (moved.to_server.load(Relaxed), moved.to_client.load(Relaxed));
     for c in [&fe.counters, &backend.counters, &conn.server.counters] {
         c.bytes_in.fetch_add(up, Relaxed);
