@@ -41,16 +41,20 @@ pub struct Cli {
     /// Terminate these processes once the listeners are taken over ("-st PID...").
     #[arg(long = "st", value_name = "PID", num_args = 1..)]
     pub terminate: Vec<u32>,
-    /// Stay in the foreground and log to stderr (debug mode).
+    /// Debug mode: stay in the foreground (as -db). hapx prints no per-connection traces.
     #[arg(short = 'd')]
     pub debug: bool,
+    /// Master-worker mode ("-W", or "-Ws" for systemd): not implemented; hapx warns and runs
+    /// as a single process.
+    #[arg(short = 'W', long = "Ws")]
+    pub master_worker: bool,
     /// Stay in the foreground even when the configuration says `daemon` ("-db").
     #[arg(long = "db")]
     pub no_background: bool,
-    /// Verbose: print the state of each proxy at start.
+    /// Verbose: print every message, even with -q or the global `quiet`.
     #[arg(short = 'V')]
     pub verbose: bool,
-    /// Quiet: print nothing but errors.
+    /// Quiet: print nothing but errors (as the global `quiet`).
     #[arg(short = 'q')]
     pub quiet: bool,
     /// Take the listening sockets over from the process serving this UNIX socket.
@@ -64,16 +68,57 @@ pub struct Cli {
     pub version: (),
 }
 
+impl Cli {
+    /// Whether only errors are printed: `-q` or the global `quiet`, unless `-V`.
+    pub fn quiet(&self, global: &crate::config::model::Global) -> bool {
+        (self.quiet || global.quiet) && !self.verbose
+    }
+
+    /// Warns about flags hapx accepts without acting on them.
+    pub fn warn_unimplemented(&self, quiet: bool) {
+        if self.master_worker && !quiet {
+            eprintln!(
+                "[WARNING]  ({}) : master-worker mode (-W/-Ws) is not implemented by hapx; running as a single process.",
+                std::process::id()
+            );
+        }
+    }
+}
+
+/// The end of `-c` on a configuration without errors: HAProxy's lines and exit code (2 when
+/// nothing would listen).
+pub fn check_outcome(
+    config: &crate::config::Config,
+    diags: &crate::config::Diags,
+    quiet: bool,
+) -> std::process::ExitCode {
+    let say = |line: &str| {
+        if !quiet {
+            println!("{line}");
+        }
+    };
+    if diags.list.iter().any(|d| !d.is_error()) {
+        say("Warnings were found.");
+    }
+    if !config.has_listener() {
+        say("Configuration file has no error but will not start (no listener) => exit(2).");
+        return std::process::ExitCode::from(2);
+    }
+    say("Configuration file is valid");
+    std::process::ExitCode::SUCCESS
+}
+
 /// The clap command, for man pages and help.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
 /// HAProxy's multi-letter single-dash options, and the long options clap knows them by.
-const MULTI_LETTER: [(&str, &str); 4] = [
+const MULTI_LETTER: [(&str, &str); 5] = [
     ("-sf", "--sf"),
     ("-st", "--st"),
     ("-db", "--db"),
+    ("-Ws", "--Ws"),
     ("-vv", "-v"),
 ];
 
@@ -120,6 +165,13 @@ mod tests {
         let cli = parse(&["hapx-proxy", "-c", "-f", "x.cfg", "-db", "-st", "7"]).unwrap();
         assert!(cli.check && cli.no_background);
         assert_eq!(cli.terminate, [7]);
+        let cli = parse(&["hapx-proxy", "-Ws", "-f", "x.cfg", "-V", "-d"]).unwrap();
+        assert!(cli.master_worker && cli.verbose && cli.debug);
+        assert!(
+            parse(&["hapx-proxy", "-W", "-f", "x.cfg"])
+                .unwrap()
+                .master_worker
+        );
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! - [`config`]: the configuration language into a typed model, with file:line messages.
 //! - [`runtime`]: the running proxy (listeners, balancing, forwarding, checks, DNS, stats,
 //!   runtime API).
+//! - [`limits`]: file descriptors: `maxsock`, the derived `maxconn`, raising `RLIMIT_NOFILE`.
 //! - [`process`]: check mode, daemon, pid file, privileges, reload hand-over.
 
 pub mod cli;
 pub mod config;
+pub mod limits;
 pub mod process;
 pub mod runtime;

@@ -1,7 +1,9 @@
-//! The process around the proxy, HAProxy's way: check mode (`-c`), binding before detaching
+//! The process around the proxy, HAProxy's way: check mode (`-c`), the open-files limit
+//! ([`crate::limits`]), binding before detaching
 //! (so a bind error is reported by the starting command), `-D`/`daemon`, the pid file,
-//! `chroot`/`user`/`group`, taking listeners over from an old process (`-x`, or the old
-//! process's stats socket with `expose-fd listeners` when `-sf`/`-st` name it), and telling
+//! `chroot`/`user`/`group`, taking listeners over from an old process (`-x`, or when
+//! `-sf`/`-st` name it, its stats socket with `expose-fd listeners` or else its private
+//! hand-over channel, see [`crate::runtime::handover`]), and telling
 //! old processes to finish (`-sf`: SIGUSR1, soft stop) or to stop (`-st`: SIGTERM).
 
 use std::io::Write;
@@ -15,31 +17,41 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::cli::Cli;
 use crate::config::{self, Diags};
-use crate::runtime::{self, Prepared, api, state::State};
+use crate::limits::{self, Budget};
+use crate::runtime::{self, Prepared, api, handover, state::State};
 
 /// Runs the command line; the exit code HAProxy would give.
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    // HAProxy sizes `maxconn` from the limits the process started with.
+    let boot = limits::current().context("reading the open-files limit")?;
     if let Some(dir) = &cli.chdir {
         std::env::set_current_dir(dir)
             .with_context(|| format!("cannot change to {}", dir.display()))?;
     }
     let (config, diags) = config::load(&cli.config);
-    report(&diags, cli.quiet);
+    let quiet = cli.quiet(&config.global);
+    report(&diags, quiet);
     let pid = std::process::id();
     if diags.has_errors() {
         eprintln!("[ALERT]    ({pid}) : config : Fatal errors found in configuration.");
         return Ok(ExitCode::from(1));
     }
+    cli.warn_unimplemented(quiet);
     if cli.check {
-        if diags.list.iter().any(|d| !d.is_error()) {
-            println!("Warnings were found.");
-        }
-        println!("Configuration file is valid");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(crate::cli::check_outcome(&config, &diags, quiet));
     }
-    let state = Arc::new(State::new(config));
+    let threads = runtime::threads_for(&config.global);
+    let splice = State::splices(&config.global);
+    let budget = Budget::plan(&config, threads, splice, boot);
+    if !apply_limits(&config, &budget, boot) {
+        return Ok(ExitCode::from(1));
+    }
+    if splice {
+        runtime::forward::set_max_pipes(budget.maxpipes);
+    }
+    let state = Arc::new(State::new(config, budget));
     let mut inherited = take_over(&cli, &state);
-    let listeners = runtime::bind_listeners(&state, &mut inherited).map_err(|e| alert(&e))?;
+    let listeners = bind_beside_old(&cli, &state, &mut inherited).map_err(|e| alert(&e))?;
     let clis = runtime::bind_clis(&state).map_err(|e| alert(&e))?;
     drop(inherited);
     let global = &state.config.global;
@@ -87,21 +99,35 @@ fn alert(e: &anyhow::Error) -> anyhow::Error {
     anyhow::anyhow!("[ALERT]    ({}) : {e:#}", std::process::id())
 }
 
-/// The old process's listening sockets: from `-x`, or from its stats socket when reloading.
+/// The old process's listening sockets: from `-x`; when reloading (`-sf`/`-st PID...`), from
+/// its stats socket with `expose-fd listeners`, else through each old process's private
+/// hand-over channel. Whatever cannot be taken over is bound anew (beside the old sockets,
+/// `SO_REUSEPORT`), with a warning.
 fn take_over(cli: &Cli, state: &State) -> Vec<(std::net::SocketAddr, std::os::fd::OwnedFd)> {
-    let reloading = !cli.soft_finish.is_empty() || !cli.terminate.is_empty();
-    let path = cli.takeover_socket.clone().or_else(|| {
-        reloading
-            .then(|| {
-                state.config.global.stats_sockets.iter().find(|s| {
-                    s.expose_fd_listeners && s.level == crate::config::model::CliLevel::Admin
-                })
-            })
-            .flatten()
+    let old_pids = old_pids(cli);
+    let exposed = || {
+        state
+            .config
+            .global
+            .stats_sockets
+            .iter()
+            .find(|s| s.expose_fd_listeners && s.level == crate::config::model::CliLevel::Admin)
             .map(|s| s.path.clone())
-    });
-    let Some(path) = path else { return Vec::new() };
-    match api::fetch_listeners(&path) {
+    };
+    let path = cli
+        .takeover_socket
+        .clone()
+        .or_else(|| (!old_pids.is_empty()).then(exposed).flatten());
+    let fetched = match path {
+        Some(path) => api::fetch_listeners(&path),
+        // The old process may have dropped to the configured user.
+        None => old_pids
+            .iter()
+            .map(|&pid| handover::fetch_from_pid(pid, run_as(state).ok().flatten()))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(|lists| lists.into_iter().flatten().collect()),
+    };
+    match fetched {
         Ok(fds) => fds,
         Err(e) => {
             eprintln!(
@@ -111,6 +137,68 @@ fn take_over(cli: &Cli, state: &State) -> Vec<(std::net::SocketAddr, std::os::fd
             Vec::new()
         }
     }
+}
+
+/// Applies the descriptor budget, printing what HAProxy prints; false when the process must
+/// exit (`strict-limits`, the default).
+fn apply_limits(config: &config::model::Config, budget: &Budget, boot: (u64, u64)) -> bool {
+    let pid = std::process::id();
+    let argv0 = std::env::args()
+        .next()
+        .unwrap_or_else(|| "hapx-proxy".into());
+    let strict = !config.global.lax_limits;
+    match limits::apply(budget, config.global.ulimit_n, boot, strict) {
+        Ok(notices) => {
+            for notice in notices {
+                match notice {
+                    limits::Notice::Warning(e) => {
+                        eprintln!("[WARNING]  ({pid}) : [{argv0}.main()] {e}")
+                    }
+                    limits::Notice::Alert(e) => {
+                        eprintln!("[ALERT]    ({pid}) : [{argv0}.main()] {e}")
+                    }
+                }
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!("[ALERT]    ({pid}) : [{argv0}.main()] {e}");
+            false
+        }
+    }
+}
+
+/// The processes this one replaces (`-sf`/`-st`).
+fn old_pids(cli: &Cli) -> Vec<u32> {
+    cli.soft_finish
+        .iter()
+        .chain(&cli.terminate)
+        .copied()
+        .collect()
+}
+
+/// Binds the listeners. When a bind fails while old processes run, HAProxy's way: ask them
+/// to pause their listeners (SIGTTOU), retry for up to a second, and if it still fails let
+/// them resume (SIGTTIN) and report the error.
+fn bind_beside_old(
+    cli: &Cli,
+    state: &State,
+    inherited: &mut Vec<(std::net::SocketAddr, std::os::fd::OwnedFd)>,
+) -> anyhow::Result<Vec<runtime::BoundListener>> {
+    let first = runtime::bind_listeners(state, inherited);
+    let old = old_pids(cli);
+    if first.is_ok() || old.is_empty() {
+        return first;
+    }
+    signal_old(&old, Signal::SIGTTOU);
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        if let Ok(listeners) = runtime::bind_listeners(state, inherited) {
+            return Ok(listeners);
+        }
+    }
+    signal_old(&old, Signal::SIGTTIN);
+    first
 }
 
 fn write_pidfile(path: &Path, pid: u32) -> anyhow::Result<()> {
@@ -135,10 +223,11 @@ fn detach() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn drop_privileges(state: &State) -> anyhow::Result<()> {
-    use nix::unistd::{Gid, Group, Uid, User, setgid, setgroups, setuid};
+/// The user the configuration runs as (`user`, `uid`), if any.
+fn run_as(state: &State) -> anyhow::Result<Option<nix::unistd::Uid>> {
+    use nix::unistd::{Uid, User};
     let g = &state.config.global;
-    let uid = match (&g.user, g.uid) {
+    Ok(match (&g.user, g.uid) {
         (Some(name), _) => Some(
             User::from_name(name)?
                 .with_context(|| format!("unknown user '{name}'"))?
@@ -146,7 +235,13 @@ fn drop_privileges(state: &State) -> anyhow::Result<()> {
         ),
         (None, Some(u)) => Some(Uid::from_raw(u)),
         _ => None,
-    };
+    })
+}
+
+fn drop_privileges(state: &State) -> anyhow::Result<()> {
+    use nix::unistd::{Gid, Group, setgid, setgroups, setuid};
+    let g = &state.config.global;
+    let uid = run_as(state)?;
     let gid = match (&g.group, g.gid) {
         (Some(name), _) => Some(
             Group::from_name(name)?

@@ -28,6 +28,7 @@ pub mod man;
 pub mod netns;
 pub mod pacemaker;
 pub mod proxy;
+pub mod proxy_dns;
 pub mod require;
 pub mod shell;
 pub mod shell_try;

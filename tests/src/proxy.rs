@@ -298,7 +298,8 @@ pub fn http_raw(addr: SocketAddr, request: &[u8], timeout: Duration) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// GET `path` with `Connection: close` and optional Basic credentials: (status, head, body).
+/// GET `path` with `Connection: close` and optional Basic credentials: (status, head, body),
+/// the body decoded when chunked (HAProxy streams its stats and metrics).
 pub fn http_get(addr: SocketAddr, path: &str, basic: Option<&str>) -> (u16, String, String) {
     let auth = basic
         .map(|b| format!("Authorization: Basic {}\r\n", base64(b.as_bytes())))
@@ -311,7 +312,29 @@ pub fn http_get(addr: SocketAddr, path: &str, basic: Option<&str>) -> (u16, Stri
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("\r\ntransfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, head.to_string(), body)
+}
+
+/// A chunked body's data.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || size > rest.len() {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 fn base64(data: &[u8]) -> String {

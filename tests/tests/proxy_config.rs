@@ -368,6 +368,19 @@ mod fuzz {
         "init-addr",
         "none,libc",
         "from",
+        "random(3)",
+        "random(x",
+        "http-check",
+        "200-399",
+        "forwardfor",
+        "except",
+        "10.0.0.0/8",
+        "if-none",
+        "clitcpka-idle",
+        "id",
+        "0",
+        "backlog",
+        "nbproc",
     ];
 
     proptest! {
@@ -441,4 +454,355 @@ fn haproxys_examples_check_alike() {
         }
     }
     assert!(compared >= 3, "only {compared} examples compared");
+}
+
+/// The proxies named in "missing timeouts for KIND 'NAME'" warnings.
+fn missing_timeouts(stderr: &str) -> Vec<String> {
+    let mut names: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| l.split("missing timeouts for ").nth(1))
+        .filter_map(|rest| rest.split('.').next().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// "A defaults section resets all settings": a second anonymous `defaults` does not inherit the
+/// first one's timeouts (HAProxy then warns about missing timeouts), while `defaults NAME from
+/// OTHER` does.
+#[test]
+fn a_second_defaults_section_starts_afresh() {
+    let test = "a_second_defaults_section_starts_afresh";
+    let dir = temp_dir("cfg-two-defaults");
+    let file = dir.join("two.cfg");
+    std::fs::write(
+        &file,
+        "defaults base\n  mode tcp\n  timeout client 1s\n  timeout server 1s\n  \
+         timeout connect 1s\n\
+         defaults\n  option dontlognull\n\
+         frontend f\n  bind 127.0.0.1:1\n  default_backend b\n\
+         backend b\n  server s 127.0.0.1:2\n\
+         defaults inherited from base\n  option dontlognull\n\
+         listen l\n  bind 127.0.0.1:3\n  server s 127.0.0.1:2\n",
+    )
+    .unwrap();
+    let ours = check(&hapx(), &[&file], &[]);
+    assert_eq!(ours.0, 0, "{}", ours.2);
+    assert_eq!(
+        missing_timeouts(&ours.2),
+        ["backend 'b'", "frontend 'f'"],
+        "{}",
+        ours.2
+    );
+    let (config, _) = hapx_proxy::config::load(std::slice::from_ref(&file));
+    let l = config.proxy("l").unwrap();
+    assert!(l.timeouts.client.is_some() && l.options.dontlognull);
+    assert!(config.proxy("f").unwrap().timeouts.client.is_none());
+    if require::path(test, Path::new(HAPROXY), "HAProxy") {
+        let theirs = check(Path::new(HAPROXY), &[&file], &[]);
+        assert_eq!(theirs.0, 0, "{}", theirs.2);
+        assert_eq!(
+            missing_timeouts(&ours.2),
+            missing_timeouts(&theirs.2),
+            "ours:\n{}\nHAProxy:\n{}",
+            ours.2,
+            theirs.2
+        );
+    }
+}
+
+/// HAProxy's own list of the configuration keywords it registered (`haproxy -dKcfg`): every
+/// one is known to hapx, implemented or warned about, never an "unknown keyword" error.
+#[test]
+fn every_keyword_haproxy_registers_is_known() {
+    use hapx_proxy::config::keywords::{Scope, support};
+    let test = "every_keyword_haproxy_registers_is_known";
+    if !require::path(test, Path::new(HAPROXY), "HAProxy") {
+        return;
+    }
+    let out = Command::new(HAPROXY)
+        .args(["-dKcfg", "-q", "-c", "-f", "/dev/null"])
+        .output()
+        .expect("running haproxy -dKcfg");
+    let dump = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut section = String::new();
+    let mut checked = 0;
+    let mut unknown = Vec::new();
+    for line in dump.lines().filter(|l| !l.starts_with('#')) {
+        let Some(entry) = line.strip_prefix('\t') else {
+            section = line.trim().to_string();
+            if section != "crt-list" {
+                assert!(
+                    support(Scope::Section, &section).is_some(),
+                    "section '{section}'"
+                );
+            }
+            continue;
+        };
+        let words: Vec<&str> = entry.split_whitespace().collect();
+        let (scope, word) = match (section.as_str(), words.as_slice()) {
+            ("global", [kw, ..]) => (Scope::Global, *kw),
+            ("listen", ["bind", "<addr>", "ssl", kw, ..] | ["bind", "<addr>", kw, ..]) => {
+                (Scope::Bind, *kw)
+            }
+            ("listen", ["server", "<name>", "<addr>", kw, ..]) => (Scope::Server, *kw),
+            ("listen", ["option", kw, ..]) => (Scope::Option, *kw),
+            // Actions of rule keywords (`http-request set-header`): the rule keyword.
+            ("listen", [kw, ..]) => (Scope::Proxy, *kw),
+            // Sections hapx skips with one warning, and crt-list file options.
+            _ => continue,
+        };
+        checked += 1;
+        if support(scope, word).is_none() {
+            unknown.push(format!("{section}: {entry}"));
+        }
+    }
+    assert!(checked > 300, "only {checked} keywords in:\n{dump}");
+    assert!(
+        unknown.is_empty(),
+        "HAProxy keywords hapx does not know:\n{}",
+        unknown.join("\n")
+    );
+}
+
+/// Keywords hapx accepts without a warning and without acting on them, each with the reason
+/// that is not a silent drop. A new silent keyword must be added here with its reason, or
+/// implemented, or warn (`Support::No`).
+#[test]
+fn every_silently_accepted_keyword_has_a_reason() {
+    use hapx_proxy::config::keywords::{Scope, Support, all};
+    const SSL: &str = "SSL settings only act on `ssl` binds and servers, which warn";
+    let allowed: &[(Scope, &str, &str)] = &[
+        (Scope::Global, "ca-base", SSL),
+        (Scope::Global, "crt-base", SSL),
+        (Scope::Global, "ssl-default-bind-ciphers", SSL),
+        (Scope::Global, "ssl-default-bind-ciphersuites", SSL),
+        (Scope::Global, "ssl-default-bind-options", SSL),
+        (Scope::Global, "ssl-default-bind-curves", SSL),
+        (Scope::Global, "ssl-default-server-ciphers", SSL),
+        (Scope::Global, "ssl-default-server-ciphersuites", SSL),
+        (Scope::Global, "ssl-default-server-options", SSL),
+        (Scope::Global, "ssl-dh-param-file", SSL),
+        (Scope::Global, "ssl-server-verify", SSL),
+        (Scope::Global, "tune.ssl.default-dh-param", SSL),
+        (
+            Scope::Proxy,
+            "fullconn",
+            "only sizes dynamic limits of servers with `minconn`, which warns",
+        ),
+        (
+            Scope::Bind,
+            "name",
+            "names a listener in per-listener stats (`option socket-stats`), which warns",
+        ),
+        (
+            Scope::Bind,
+            "id",
+            "numbers a listener in per-listener stats (`option socket-stats`), which warns",
+        ),
+    ];
+    let silent: Vec<(Scope, &str)> = all()
+        .into_iter()
+        .filter(|(_, _, s)| *s == Support::Accepted)
+        .map(|(scope, name, _)| (scope, name))
+        .collect();
+    assert!(!silent.is_empty());
+    for (scope, name) in &silent {
+        assert!(
+            allowed.iter().any(|(s, n, _)| s == scope && n == name),
+            "{scope:?} keyword '{name}' is accepted silently without a reason in this list"
+        );
+    }
+}
+
+/// Keywords HAProxy 2.6 accepts that hapx once rejected: hapx accepts them too (with a
+/// warning naming each line it does not act on), and the values it parses land in the model.
+#[test]
+fn valid_keywords_are_accepted_like_haproxy() {
+    let test = "valid_keywords_are_accepted_like_haproxy";
+    let dir = temp_dir("cfg-keywords");
+    let file = dir.join("kw.cfg");
+    std::fs::write(
+        &file,
+        "global\n  maxsslconn 100\n  maxsslrate 10\n  maxcomprate 10\n  maxcompcpuusage 50\n  \
+         maxzlibmem 10\n  max-spread-checks 1s\n  nogetaddrinfo\n  nokqueue\n  noevports\n  \
+         insecure-setuid-wanted\n  set-var proc.x int(1)\n  fd-hard-limit 10000\n  \
+         close-spread-time 1s\n  h1-accept-payload-with-any-method\n  no-memory-trimming\n  \
+         spread-checks 5\n\
+         defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\
+         frontend f\n  bind 127.0.0.1:1 ssl-min-ver TLSv1.2 no-sslv3 ciphersuites X curves Y\n  \
+         id 42\n  backlog 77\n  option clitcpka\n  clitcpka-idle 30\n  clitcpka-cnt 4\n  \
+         clitcpka-intvl 5s\n  option forwardfor except 10.0.0.0/8 if-none\n  default_backend b\n\
+         backend b\n  bind-process 1\n  retry-on all-retryable-errors\n  hash-balance-factor 150\n  \
+         balance random(3)\n  option httpchk\n  http-check expect status 200-399\n  \
+         option srvtcpka\n  srvtcpka-cnt 2\n  \
+         server s1 127.0.0.1:2 id 7 no-ssl no-tfo no-send-proxy-v2\n  server s2 127.0.0.1:3\n",
+    )
+    .unwrap();
+    let ours = check(&hapx(), &[&file], &[]);
+    assert_eq!(ours.0, 0, "{}", ours.2);
+    assert!(
+        ours.2.contains(&format!(
+            "[{}:2] : 'maxsslconn' is not implemented",
+            file.display()
+        )),
+        "{}",
+        ours.2
+    );
+    let (config, diags) = hapx_proxy::config::load(std::slice::from_ref(&file));
+    assert!(!diags.has_errors());
+    assert_eq!(config.global.spread_checks, 5);
+    let f = config.proxy("f").unwrap();
+    assert_eq!((f.id, f.backlog), (42, Some(77)));
+    assert!(f.options.clitcpka && !f.options.srvtcpka);
+    assert_eq!(f.clitcpka.idle, Some(std::time::Duration::from_secs(30)));
+    assert_eq!(f.clitcpka.count, Some(4));
+    let ff = f.options.forwardfor.as_ref().unwrap();
+    assert!(ff.if_none && ff.except.unwrap().contains([10, 1, 2, 3].into()));
+    let b = config.backend("b").unwrap();
+    assert_eq!(b.balance, hapx_proxy::config::model::Balance::Random(3));
+    assert_eq!(
+        b.options.httpchk.as_ref().unwrap().expect_status,
+        Some(vec![(200, 399)])
+    );
+    assert_eq!(b.srvtcpka.count, Some(2));
+    // Servers are numbered as HAProxy numbers them: custom ids kept, the others next free.
+    let ids: Vec<usize> = b.servers.iter().map(|s| s.id).collect();
+    assert_eq!(ids, [7, 2]);
+    // Proxy ids count from 2 by position (1 is HAProxy's CLI proxy); a custom one is kept.
+    assert_eq!(b.id, 3);
+    if require::path(test, Path::new(HAPROXY), "HAProxy") {
+        let theirs = check(Path::new(HAPROXY), &[&file], &[]);
+        assert_eq!(theirs.0, 0, "{}", theirs.2);
+    }
+}
+
+/// Directives HAProxy 2.6 rejects although it knows them (`clitimeout`, `nbproc`): the same
+/// error at the same line; a duplicate custom id is an error too.
+#[test]
+fn removed_directives_and_duplicate_ids_are_errors_like_haproxy() {
+    let test = "removed_directives_and_duplicate_ids_are_errors_like_haproxy";
+    let dir = temp_dir("cfg-removed");
+    let cases = [
+        ("global\n  nbproc 2\n", "nbproc is not supported any more"),
+        (
+            "defaults\n  clitimeout 5s\n",
+            "the 'clitimeout' directive is not supported anymore since HAProxy 2.1. Use 'timeout client'.",
+        ),
+        (
+            "backend b\n  server s 127.0.0.1:1 id 3\n  server t 127.0.0.1:2 id 3\n",
+            "custom id 3 already used",
+        ),
+        ("backend b\n  id 0\n", "custom id has to be > 0."),
+        (
+            "defaults\n  id 5\n",
+            "'id' not allowed in 'defaults' section.",
+        ),
+        (
+            "backend b\n  balance random(0)\n",
+            "number of draws must be at least 1.",
+        ),
+    ];
+    for (i, (text, message)) in cases.iter().enumerate() {
+        let file = dir.join(format!("case{i}.cfg"));
+        std::fs::write(&file, text).unwrap();
+        let ours = check(&hapx(), &[&file], &[]);
+        assert_eq!(ours.0, 1, "{text}\n{}", ours.2);
+        assert!(ours.2.contains(message), "{text}\n{}", ours.2);
+        if require::path(test, Path::new(HAPROXY), "HAProxy") {
+            let theirs = check(Path::new(HAPROXY), &[&file], &[]);
+            assert_eq!(theirs.0, 1, "{text}\n{}", theirs.2);
+            assert!(theirs.2.contains(message), "{text}\n{}", theirs.2);
+            assert!(
+                theirs.1.iter().all(|p| ours.1.contains(p)),
+                "{text}\nours:\n{}\nHAProxy:\n{}",
+                ours.2,
+                theirs.2
+            );
+        }
+    }
+}
+
+/// `-c` ends as HAProxy's does: exit 2 and its line when nothing would listen, an "Error(s)
+/// found in configuration file" line after each file with errors, and no warning under the
+/// global `quiet` unless `-V`.
+#[test]
+fn check_mode_ends_like_haproxy() {
+    let test = "check_mode_ends_like_haproxy";
+    let dir = temp_dir("cfg-check-mode");
+    let run = |binary: &Path, args: &[&str], files: &[&Path]| {
+        let mut cmd = Command::new(binary);
+        cmd.args(args);
+        for f in files {
+            cmd.arg("-f").arg(f);
+        }
+        let out = cmd.output().expect("running the checker");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let no_listener = dir.join("no-listener.cfg");
+    std::fs::write(
+        &no_listener,
+        "defaults\n  mode tcp\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\
+         backend b\n  server s 127.0.0.1:1\n",
+    )
+    .unwrap();
+    let bad1 = dir.join("bad1.cfg");
+    let bad2 = dir.join("bad2.cfg");
+    let good = dir.join("good.cfg");
+    std::fs::write(&bad1, "global\n  foo\n").unwrap();
+    std::fs::write(&bad2, "global\n  bar\n").unwrap();
+    std::fs::write(&good, "global\n  maxconn 10\n").unwrap();
+    let quiet = dir.join("quiet.cfg");
+    std::fs::write(
+        &quiet,
+        "global\n  quiet\n  description unused\ndefaults\n  mode tcp\n  timeout client 1s\n  \
+         timeout server 1s\n  timeout connect 1s\nlisten l\n  bind 127.0.0.1:1\n  \
+         server s 127.0.0.1:2\n",
+    )
+    .unwrap();
+    let binaries = if require::path(test, Path::new(HAPROXY), "HAProxy") {
+        vec![hapx(), PathBuf::from(HAPROXY)]
+    } else {
+        vec![hapx()]
+    };
+    for binary in &binaries {
+        let (code, stdout, stderr) = run(binary, &["-c"], &[&no_listener]);
+        assert_eq!(code, 2, "{}: {stdout}{stderr}", binary.display());
+        assert!(
+            stdout.contains(
+                "Configuration file has no error but will not start (no listener) => exit(2)."
+            ),
+            "{}: {stdout}",
+            binary.display()
+        );
+        let (code, _, stderr) = run(binary, &["-c"], &[&bad1, &good, &bad2]);
+        assert_eq!(code, 1, "{}: {stderr}", binary.display());
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter_map(|l| l.split("Error(s) found in configuration file : ").nth(1))
+            .collect();
+        assert_eq!(
+            errors,
+            [bad1.to_str().unwrap(), bad2.to_str().unwrap()],
+            "{}: {stderr}",
+            binary.display()
+        );
+        let (code, stdout, stderr) = run(binary, &["-c"], &[&quiet]);
+        assert_eq!(code, 0, "{}: {stderr}", binary.display());
+        assert!(
+            stdout.is_empty() && stderr.is_empty(),
+            "{}: {stdout}{stderr}",
+            binary.display()
+        );
+    }
+    let (code, _, stderr) = run(&hapx(), &["-c", "-V"], &[&quiet]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("'description' is not implemented"),
+        "{stderr}"
+    );
 }

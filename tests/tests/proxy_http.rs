@@ -11,6 +11,16 @@ use hapx_tests::proxy::{HttpServer, Proxy, free_port, http_raw, temp_dir};
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
 fn start(test: &str, servers: &str, extra: &str) -> (Proxy, SocketAddr) {
+    start_binary(&hapx_tests::bins::path("hapx-proxy"), test, servers, extra)
+}
+
+/// The same configuration run by `binary` (hapx-proxy or HAProxy).
+fn start_binary(
+    binary: &std::path::Path,
+    test: &str,
+    servers: &str,
+    extra: &str,
+) -> (Proxy, SocketAddr) {
     let dir = temp_dir(test);
     let port = free_port();
     let page = dir.join("503.http");
@@ -27,7 +37,8 @@ fn start(test: &str, servers: &str, extra: &str) -> (Proxy, SocketAddr) {
         page.display()
     );
     let addr = SocketAddr::from((LO, port));
-    (Proxy::start(&dir, test, &cfg, addr), addr)
+    let proxy = Proxy::start_with(binary.to_path_buf(), &dir, test, &cfg, addr, &[]);
+    (proxy, addr)
 }
 
 /// Reads one response with a Content-Length body from a kept-alive connection.
@@ -214,4 +225,348 @@ fn accept_proxy_takes_the_client_from_the_header() {
     );
     assert_eq!(resp.matches("HTTP/1.1 200").count(), 2, "{resp}");
     assert_eq!(resp.matches("x-seen-xff: 127.0.0.1").count(), 2, "{resp}");
+}
+
+/// A server recording each request exactly as it arrives (head and body bytes), answering
+/// `200 ok` on a kept-alive connection. It reads bodies by the framing it receives, as a
+/// real server would: whatever a proxy forwards is what the server acts on.
+struct WireServer {
+    addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl WireServer {
+    fn start() -> WireServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let mut writer = conn.try_clone().unwrap();
+                    let mut reader = std::io::BufReader::new(conn);
+                    while let Some(raw) = read_framed(&mut reader) {
+                        record.lock().unwrap().push(raw);
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if writer.write_all(ok).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        WireServer { addr, seen }
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+/// One request off the wire, with header names lowercased (HAProxy lowercases them).
+fn read_framed(r: &mut impl std::io::BufRead) -> Option<String> {
+    let line = |r: &mut dyn std::io::BufRead| {
+        let mut l = String::new();
+        (r.read_line(&mut l).ok()? > 0).then_some(l)
+    };
+    let mut raw = line(r)?;
+    let (mut chunked, mut length) = (false, 0usize);
+    loop {
+        let h = line(r)?;
+        if h == "\r\n" {
+            raw.push_str(&h);
+            break;
+        }
+        let (n, v) = h.split_once(':')?;
+        let n = n.to_ascii_lowercase();
+        chunked |= n == "transfer-encoding" && v.trim().eq_ignore_ascii_case("chunked");
+        if n == "content-length" {
+            length = v.trim().parse().ok()?;
+        }
+        raw.push_str(&format!("{n}:{v}"));
+    }
+    if chunked {
+        loop {
+            let size_line = line(r)?;
+            raw.push_str(&size_line);
+            let size = usize::from_str_radix(size_line.trim(), 16).ok()?;
+            if size == 0 {
+                raw.push_str(&line(r)?);
+                return Some(raw);
+            }
+            let mut data = vec![0u8; size + 2];
+            r.read_exact(&mut data).ok()?;
+            raw.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    let mut body = vec![0u8; length];
+    r.read_exact(&mut body).ok()?;
+    raw.push_str(&String::from_utf8_lossy(&body));
+    Some(raw)
+}
+
+/// Sends one request on a new connection: the response's status, whether the response said
+/// `connection: close`, and whether the proxy then closed the connection.
+fn exchange_once(addr: SocketAddr, request: &[u8]) -> (u16, bool, bool) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).unwrap();
+    let (head, _) = read_response(&mut s);
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let says_close = head
+        .to_ascii_lowercase()
+        .contains("\r\nconnection: close\r\n");
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let closed = matches!(s.read(&mut [0u8; 64]), Ok(0));
+    (status, says_close, closed)
+}
+
+/// Requests whose framing is ambiguous or unsupported (RFC 9112 section 6.3): what the
+/// server receives and what the client gets, through hapx-proxy and through HAProxy 2.6.
+const SMUGGLING: &[&str] = &[
+    "POST /te-cl HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "POST /cl-te HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "POST /te-case HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "POST /cl-twice HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    "POST /cl-list HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc",
+    "POST /cl-conflict HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    "POST /te-cl-conflict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "POST /cl-sign HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc",
+    "POST /te-gzip HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+    "POST /te-gzip-chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "POST /te-chunked-gzip HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "POST /te-twice HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    "POST /te-identity HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n",
+];
+
+/// `option forwardfor` (in [`start`]'s configuration) adds this last.
+const XFF: &str = "x-forwarded-for: 127.0.0.1\r\n";
+
+fn smuggling_run(addr: SocketAddr, srv: &WireServer) -> Vec<(u16, bool, bool, Vec<String>)> {
+    SMUGGLING
+        .iter()
+        .map(|req| {
+            let (status, says_close, closed) = exchange_once(addr, req.as_bytes());
+            std::thread::sleep(Duration::from_millis(50));
+            // Error pages differ in their headers (HAProxy's own 422 has no `connection`);
+            // `closed` tells what the proxy did.
+            (status, says_close && status < 400, closed, srv.take())
+        })
+        .collect()
+}
+
+#[test]
+fn ambiguous_framing_is_never_forwarded() {
+    let srv = WireServer::start();
+    let (_p, addr) = start("http-smuggle", &format!("  server s {}\n", srv.addr), "");
+    let got = smuggling_run(addr, &srv);
+    let chunked_abc = "3\r\nabc\r\n0\r\n\r\n";
+    for (req, (status, says_close, closed, seen)) in SMUGGLING.iter().zip(&got) {
+        let path = req.split(' ').nth(1).unwrap();
+        match path {
+            // Transfer-Encoding wins; the length is gone; the connection closes afterwards.
+            "/te-cl" | "/cl-te" => {
+                assert_eq!((*status, *says_close, *closed), (200, true, true), "{path}");
+                let want = format!(
+                    "POST {path} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n{XFF}\r\n{chunked_abc}"
+                );
+                assert_eq!(seen, &[want], "{path}");
+            }
+            "/te-case" => {
+                assert_eq!((*status, *closed), (200, false), "{path}");
+                assert!(seen[0].ends_with(chunked_abc), "{seen:?}");
+            }
+            "/cl-twice" | "/cl-list" => {
+                assert_eq!((*status, *closed), (200, false), "{path}");
+                let want =
+                    format!("POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n{XFF}\r\nabc");
+                assert_eq!(seen, &[want], "{path}");
+            }
+            "/te-gzip-chunked" => {
+                assert_eq!((*status, *closed, seen.len()), (422, true, 0), "{path}");
+            }
+            _ => assert_eq!((*status, *closed, seen.len()), (400, true, 0), "{path}"),
+        }
+    }
+    // HAProxy 2.6 on the same configuration: the same answers and the same bytes on the wire.
+    let haproxy = std::path::Path::new("/usr/sbin/haproxy");
+    if !hapx_tests::require::path("ambiguous_framing_is_never_forwarded", haproxy, "HAProxy") {
+        return;
+    }
+    let (_h, haddr) = start_binary(
+        haproxy,
+        "http-smuggle-haproxy",
+        &format!("  server s {}\n", srv.addr),
+        "",
+    );
+    let reference = smuggling_run(haddr, &srv);
+    for ((req, ours), theirs) in SMUGGLING.iter().zip(&got).zip(&reference) {
+        assert_eq!(ours, theirs, "{}", req.split(' ').nth(1).unwrap());
+    }
+}
+
+/// A server answering every request on a connection with `response` (then keeping the
+/// connection open until the client goes).
+fn scripted_server(response: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut writer = conn.try_clone().unwrap();
+                let mut reader = std::io::BufReader::new(conn);
+                while read_framed(&mut reader).is_some() {
+                    if writer.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Responses whose framing is ambiguous or unsupported, and what the client must get.
+const RESPONSES: &[(&str, &str)] = &[
+    (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 10\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    ),
+    (
+        "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+    ),
+    (
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+        "502",
+    ),
+    (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+        "502",
+    ),
+    (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "502",
+    ),
+    (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "502",
+    ),
+];
+
+/// What a client gets for one GET: the whole answer with lowercased header names, or the
+/// status alone for an error page.
+fn response_seen(addr: SocketAddr) -> String {
+    let raw = http_raw(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_millis(700),
+    );
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let mut lines = head.lines();
+    let status = lines.next().unwrap_or_default().to_string();
+    if !status.starts_with("HTTP/1.1 200") {
+        return status.split(' ').nth(1).unwrap_or_default().to_string();
+    }
+    let headers: String = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            format!("{}:{v}\r\n", n.to_ascii_lowercase())
+        })
+        .collect();
+    format!("{status}\r\n{headers}\r\n{body}")
+}
+
+#[test]
+fn ambiguous_responses_are_fixed_or_refused() {
+    let haproxy = std::path::Path::new("/usr/sbin/haproxy");
+    let with_haproxy = hapx_tests::require::path(
+        "ambiguous_responses_are_fixed_or_refused",
+        haproxy,
+        "HAProxy",
+    );
+    for (i, (response, want)) in RESPONSES.iter().enumerate() {
+        let server = format!("  server s {}\n", scripted_server(response));
+        let (_p, addr) = start(&format!("http-resp-{i}"), &server, "");
+        assert_eq!(&response_seen(addr), want, "{response:?}");
+        if with_haproxy {
+            let (_h, haddr) = start_binary(haproxy, &format!("http-resp-h{i}"), &server, "");
+            assert_eq!(&response_seen(haddr), want, "HAProxy: {response:?}");
+        }
+    }
+}
+
+#[test]
+fn http_counters_match_haproxy() {
+    let haproxy = std::path::Path::new("/usr/sbin/haproxy");
+    if !hapx_tests::require::path("http_counters_match_haproxy", haproxy, "HAProxy") {
+        return;
+    }
+    let srv = WireServer::start();
+    let server = format!("  server s {}\n", srv.addr);
+    let mut stats = Vec::new();
+    for (binary, name) in [
+        (hapx_tests::bins::path("hapx-proxy"), "http-counters"),
+        (haproxy.to_path_buf(), "http-counters-haproxy"),
+    ] {
+        let stats_port = free_port();
+        let listen =
+            format!("listen st\n  bind 127.0.0.1:{stats_port}\n  stats enable\n  stats uri /\n");
+        let (_p, addr) = start_binary(&binary, name, &server, &listen);
+        for request in [
+            &b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
+            b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+            b"GET /d HTTP/1.1\r\nBad Header\r\n\r\n",
+        ] {
+            http_raw(addr, request, Duration::from_secs(5));
+        }
+        let (_, _, csv) =
+            hapx_tests::proxy::http_get(SocketAddr::from((LO, stats_port)), "/;csv", None);
+        stats.push(csv);
+    }
+    let row = |csv: &str, px: &str, sv: &str| hapx_tests::proxy::stat_row(csv, px, sv).unwrap();
+    for (px, sv, columns) in [
+        (
+            "fe",
+            "FRONTEND",
+            &["req_tot", "ereq", "hrsp_2xx", "hrsp_4xx", "stot"][..],
+        ),
+        (
+            "be",
+            "BACKEND",
+            &[
+                "req_tot", "hrsp_2xx", "stot", "lbtot", "cli_abrt", "srv_abrt",
+            ],
+        ),
+        (
+            "be",
+            "s",
+            &[
+                "req_tot", "hrsp_2xx", "stot", "lbtot", "cli_abrt", "srv_abrt",
+            ],
+        ),
+    ] {
+        let (ours, theirs) = (row(&stats[0], px, sv), row(&stats[1], px, sv));
+        for col in columns {
+            assert_eq!(ours[*col], theirs[*col], "{px}/{sv} {col}");
+        }
+        for col in ["bin", "bout"] {
+            assert!(
+                ours[col].parse::<u64>().unwrap() > 0,
+                "{px}/{sv} {col}: {ours:?}"
+            );
+        }
+    }
+    let be = row(&stats[0], "be", "s");
+    for col in ["ctime", "rtime", "ttime", "ttime_max"] {
+        assert!(be[col].parse::<u64>().is_ok(), "{col}: {be:?}");
+    }
+    assert!(
+        (0..=2).contains(&be["lastsess"].parse::<i64>().unwrap()),
+        "{be:?}"
+    );
 }

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use hapx_tests::proxy::{
-    NamedServer, Proxy, ask, cli, free_port, http_get, stat_row, tally, temp_dir, wait_until,
+    NamedServer, Proxy, cli, free_port, http_get, stat_row, tally, temp_dir, wait_until,
 };
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -21,12 +21,34 @@ struct Setup {
 }
 
 fn setup(test: &str, level: &str) -> Setup {
-    let dir = temp_dir(test);
-    let sock = dir.join("admin.sock");
+    setup_with(&hapx_tests::bins::path("hapx-proxy"), test, level)
+}
+
+/// [`setup`] for hapx-proxy and for HAProxy, each with its own servers, once both see
+/// server `a` UP; None (skipped) without HAProxy.
+fn side_by_side(test: &str) -> Option<(Setup, Setup)> {
+    let haproxy = std::path::Path::new("/usr/sbin/haproxy");
+    if !hapx_tests::require::path(test, haproxy, "HAProxy") {
+        return None;
+    }
+    let ours = setup(&format!("{test}-hapx"), "admin");
+    let theirs = setup_with(haproxy, &format!("{test}-haproxy"), "admin");
+    for s in [&ours, &theirs] {
+        assert!(wait_until(Duration::from_secs(3), || {
+            stat_row(&cli(&s.sock, "show stat"), "be", "a").unwrap()["status"] == "UP"
+        }));
+    }
+    Some((ours, theirs))
+}
+
+/// The configuration of [`setup`] run by `binary` (hapx-proxy or HAProxy).
+fn setup_with(binary: &std::path::Path, test: &str, level: &str) -> Setup {
     let servers: Vec<NamedServer> = ["a", "b"]
         .iter()
         .map(|n| NamedServer::start(n, LO, Duration::from_secs(5)))
         .collect();
+    let dir = temp_dir(test);
+    let sock = dir.join("admin.sock");
     let (port, stats_port) = (free_port(), free_port());
     let cfg = format!(
         "global\n  stats socket {} mode 600 level {level}\n  stats timeout 5s\n\
@@ -39,7 +61,7 @@ fn setup(test: &str, level: &str) -> Setup {
         servers[1].addr
     );
     let tcp = SocketAddr::from((LO, port));
-    let proxy = Proxy::start(&dir, test, &cfg, tcp);
+    let proxy = Proxy::start_with(binary.to_path_buf(), &dir, test, &cfg, tcp, &[]);
     Setup {
         _proxy: proxy,
         servers,
@@ -68,8 +90,17 @@ fn stats_page_needs_auth_and_shows_servers() {
     assert!(body.contains("<html>") && body.contains("Statistics Report"));
     assert!(body.contains(">a<") && body.contains(">b<") && body.contains("BACKEND"));
     assert!(!body.contains(env!("CARGO_PKG_VERSION")), "hide-version");
-    let (code, _, csv) = http_get(s.stats, "/;csv", Some("admin:secret"));
+    assert!(
+        body.contains("href=\"/;norefresh\">Disable refresh"),
+        "{body}"
+    );
+    // As HAProxy: `;norefresh` and the CSV export carry no refresh header.
+    let (code, head, _) = http_get(s.stats, "/;norefresh", Some("admin:secret"));
     assert_eq!(code, 200);
+    assert!(!head.to_ascii_lowercase().contains("refresh:"), "{head}");
+    let (code, head, csv) = http_get(s.stats, "/;csv", Some("admin:secret"));
+    assert_eq!(code, 200);
+    assert!(!head.to_ascii_lowercase().contains("refresh:"), "{head}");
     assert!(csv.starts_with("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,"));
     let row = stat_row(&csv, "be", "b").unwrap();
     assert_eq!(row["stot"], "2");
@@ -129,13 +160,14 @@ fn show_commands_use_haproxys_formats() {
 fn server_admin_commands_change_traffic() {
     let s = setup("stats-admin", "admin");
     assert_eq!(tally(s.tcp, 4).len(), 2);
-    assert_eq!(cli(&s.sock, "disable server be/a"), "");
+    // As HAProxy: every answer ends with an empty line, even an empty answer.
+    assert_eq!(cli(&s.sock, "disable server be/a"), "\n");
     assert_eq!(tally(s.tcp, 4).get("b"), Some(&4));
     assert_eq!(
         stat_row(&cli(&s.sock, "show stat"), "be", "a").unwrap()["status"],
         "MAINT"
     );
-    assert_eq!(cli(&s.sock, "enable server be/a"), "");
+    assert_eq!(cli(&s.sock, "enable server be/a"), "\n");
     assert!(wait_until(Duration::from_secs(2), || tally(s.tcp, 4).len() == 2));
     cli(&s.sock, "set server be/b state drain");
     assert_eq!(
@@ -150,27 +182,38 @@ fn server_admin_commands_change_traffic() {
     );
     cli(&s.sock, "set server be/b state ready");
     cli(&s.sock, "set server be/b weight 3");
-    assert_eq!(cli(&s.sock, "get weight be/b"), "3 (initial 1)\n");
+    assert_eq!(cli(&s.sock, "get weight be/b"), "3 (initial 1)\n\n");
     let t = tally(s.tcp, 8);
     assert_eq!((t.get("a"), t.get("b")), (Some(&2), Some(&6)), "{t:?}");
-    assert!(cli(&s.sock, "set server be/b weight 50%").is_empty());
-    assert_eq!(cli(&s.sock, "get weight be/b"), "0 (initial 1)\n");
+    assert_eq!(cli(&s.sock, "set server be/b weight 50%"), "\n");
+    assert_eq!(cli(&s.sock, "get weight be/b"), "0 (initial 1)\n\n");
     assert!(cli(&s.sock, "set server be/zz state ready").contains("No such server"));
     assert!(
         cli(&s.sock, "set server be/b state sleepy")
             .contains("expects 'ready', 'drain' and 'maint'")
     );
-    assert!(cli(&s.sock, "set server be/b weight 999").contains("Require <weight>"));
+    assert!(cli(&s.sock, "set server be/b weight 999").contains("between 0 and 256"));
     assert!(cli(&s.sock, "disable frontend nope").contains("No such frontend"));
-    // A disabled frontend serves nobody; enabled again, it does.
-    assert_eq!(cli(&s.sock, "disable frontend fe"), "");
-    assert_eq!(ask(s.tcp), "");
+    // A disabled frontend stops listening (connections are refused, as with HAProxy on
+    // Linux); enabled again, it serves.
+    assert_eq!(cli(&s.sock, "disable frontend fe"), "\n");
+    let refused = std::net::TcpStream::connect(s.tcp).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
     assert_eq!(
         stat_row(&cli(&s.sock, "show stat"), "fe", "FRONTEND").unwrap()["status"],
-        "STOP"
+        "PAUSED"
     );
-    assert_eq!(cli(&s.sock, "enable frontend fe"), "");
-    assert_ne!(ask(s.tcp), "");
+    assert_eq!(
+        cli(&s.sock, "disable frontend fe"),
+        "All sockets are already disabled.\n\n"
+    );
+    assert_eq!(cli(&s.sock, "enable frontend fe"), "\n");
+    assert_eq!(
+        tally(s.tcp, 6).values().sum::<usize>(),
+        6,
+        "every connection served"
+    );
+    assert!(!tally(s.tcp, 2).contains_key(""));
     // A server moved to another address: its traffic follows.
     let moved = NamedServer::start_on(
         "moved",
@@ -191,7 +234,7 @@ fn server_admin_commands_change_traffic() {
 #[test]
 fn operator_level_cannot_change_servers() {
     let s = setup("stats-level", "operator");
-    assert_eq!(cli(&s.sock, "disable server be/a"), "Permission denied\n");
+    assert_eq!(cli(&s.sock, "disable server be/a"), "Permission denied\n\n");
     assert!(cli(&s.sock, "show stat").starts_with("# pxname"));
 }
 
@@ -207,7 +250,7 @@ fn prometheus_exporter_reports_servers() {
         "{body}"
     );
     assert!(
-        body.contains("haproxy_server_status{proxy=\"be\",server=\"b\"} 1"),
+        body.contains("haproxy_server_status{proxy=\"be\",server=\"b\",state=\"UP\"} 1"),
         "{body}"
     );
     let total: u64 = ["a", "b"]
@@ -222,4 +265,225 @@ fn prometheus_exporter_reports_servers() {
         })
         .sum();
     assert_eq!(total, 3);
+}
+
+/// Runtime API commands whose answers must be HAProxy's, byte for byte, run in this order.
+const SAME_ANSWERS: &[&str] = &[
+    "get weight be/b",
+    "set server be/b weight 3",
+    "get weight be/b;get weight be/a",
+    "set server be/b weight 999",
+    "set server be/b weight abc",
+    "set server be/b weight 5x",
+    "set server be/b weight 200%",
+    "get weight be/b",
+    "set server be/zz state ready",
+    "set server nope/b state ready",
+    "set server be state ready",
+    "set server be/b state sleepy",
+    "set server be/b",
+    "set server be/b addr not-an-ip",
+    "disable frontend nope",
+    "disable frontend fe",
+    "disable frontend fe",
+    "enable frontend fe",
+    "enable frontend fe",
+    "show servers state nope",
+    "show backend",
+    "set server be/b state drain",
+    "disable server be/a",
+    "enable server be/zz",
+];
+
+/// `show stat` columns that must agree once the servers settled (a in maintenance, b
+/// draining without checks).
+const SAME_COLUMNS: &[&str] = &[
+    "status",
+    "weight",
+    "act",
+    "bck",
+    "uweight",
+    "check_status",
+    "check_code",
+    "check_desc",
+    "last_chk",
+    "check_rise",
+    "check_fall",
+    "check_health",
+    "stot",
+    "lbtot",
+    "connect",
+    "cli_abrt",
+    "srv_abrt",
+];
+
+#[test]
+fn runtime_answers_match_haproxy() {
+    let Some((ours, theirs)) = side_by_side("runtime_answers_match_haproxy") else {
+        return;
+    };
+    for s in [&ours, &theirs] {
+        assert_eq!(tally(s.tcp, 4).len(), 2);
+    }
+    for command in SAME_ANSWERS {
+        assert_eq!(
+            cli(&ours.sock, command),
+            cli(&theirs.sock, command),
+            "{command}"
+        );
+    }
+    let (stat, their_stat) = (cli(&ours.sock, "show stat"), cli(&theirs.sock, "show stat"));
+    assert!(stat.ends_with("\n\n") && their_stat.ends_with("\n\n"));
+    for server in ["a", "b"] {
+        let (row, their_row) = (
+            stat_row(&stat, "be", server).unwrap(),
+            stat_row(&their_stat, "be", server).unwrap(),
+        );
+        for col in SAME_COLUMNS {
+            assert_eq!(row[*col], their_row[*col], "be/{server} {col}");
+        }
+    }
+    // Measured columns: the same kind of value on both sides (times vary).
+    for s in [&ours, &theirs] {
+        let info = cli(&s.sock, "show info");
+        let max_rate: u32 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("MaxConnRate: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=4).contains(&max_rate), "{info}");
+    }
+    for csv in [&stat, &their_stat] {
+        let fe = stat_row(csv, "fe", "FRONTEND").unwrap();
+        let rate_max: u32 = fe["conn_rate_max"].parse().unwrap();
+        assert!((1..=4).contains(&rate_max), "{fe:?}");
+        assert_eq!(fe["conn_tot"], "4");
+        let be = stat_row(csv, "be", "BACKEND").unwrap();
+        let last: i64 = be["lastsess"].parse().unwrap();
+        assert!((0..=5).contains(&last), "{be:?}");
+        for col in ["qtime", "ctime", "ttime", "ttime_max"] {
+            assert!(be[col].parse::<u64>().is_ok(), "{col}: {be:?}");
+        }
+    }
+    // `show servers state`: the same fields, but for the seconds since the last change and
+    // the ports (each proxy has its own servers).
+    let fields = |s: &Setup| -> Vec<Vec<String>> {
+        cli(&s.sock, "show servers state be")
+            .lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()) && l.contains(' '))
+            .map(|l| {
+                l.split(' ')
+                    .enumerate()
+                    .filter(|(i, _)| ![9, 18].contains(i))
+                    .map(|(_, f)| f.to_string())
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(fields(&ours), fields(&theirs));
+}
+
+/// One exposition: per metric name, its TYPE, HELP and samples' labels.
+#[derive(Debug, Default)]
+struct Family {
+    kind: String,
+    help: String,
+    labels: Vec<std::collections::BTreeMap<String, String>>,
+}
+
+fn parse_exposition(text: &str) -> std::collections::BTreeMap<String, Family> {
+    let mut out = std::collections::BTreeMap::<String, Family>::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap();
+            out.entry(name.into()).or_default().help = help.into();
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            out.entry(name.into()).or_default().kind = kind.into();
+        } else if !line.is_empty() {
+            let (series, _value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+            let labels = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap();
+                    (k.to_string(), v.trim_matches('"').to_string())
+                })
+                .collect();
+            out.entry(name.into()).or_default().labels.push(labels);
+        }
+    }
+    out
+}
+
+#[test]
+fn prometheus_series_exist_in_haproxys_exporter() {
+    let Some((ours, theirs)) = side_by_side("prometheus_series_exist_in_haproxys_exporter") else {
+        return;
+    };
+    let mut expositions = Vec::new();
+    for s in [&ours, &theirs] {
+        tally(s.tcp, 4);
+        // Every server state the exporter names, but NOLB, which hapx never has.
+        cli(&s.sock, "set server be/b state drain");
+        let metrics = || {
+            let (code, _, body) = http_get(s.stats, "/metrics", None);
+            assert_eq!(code, 200);
+            body
+        };
+        let drain = metrics();
+        cli(&s.sock, "disable server be/a");
+        let maint = metrics();
+        // A paused frontend is still UP to the exporter.
+        cli(&s.sock, "disable frontend fe");
+        expositions.push([drain, maint, metrics()]);
+    }
+    let (ours, theirs) = (&expositions[0], &expositions[1]);
+    let reference = parse_exposition(&theirs[0]);
+    for text in ours {
+        let mine = parse_exposition(text);
+        assert!(mine.len() > 80, "{} families", mine.len());
+        for (name, family) in &mine {
+            let Some(theirs) = reference.get(name) else {
+                panic!("{name}: not in HAProxy's exporter");
+            };
+            assert_eq!(
+                (&family.kind, &family.help),
+                (&theirs.kind, &theirs.help),
+                "{name}"
+            );
+            let keys = |l: &std::collections::BTreeMap<String, String>| -> Vec<String> {
+                l.keys().cloned().collect()
+            };
+            let their_keys: Vec<Vec<String>> = theirs.labels.iter().map(keys).collect();
+            for labels in &family.labels {
+                assert!(their_keys.contains(&keys(labels)), "{name} {labels:?}");
+            }
+        }
+    }
+    // The state gauges: the same series with the same values, draining and in maintenance.
+    let series = |text: &str, name: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with('{')))
+            .map(str::to_string)
+            .collect()
+    };
+    for (i, (mine, reference)) in ours.iter().zip(theirs).enumerate() {
+        for name in [
+            "haproxy_server_status",
+            "haproxy_backend_status",
+            "haproxy_frontend_status",
+            "haproxy_backend_agg_server_status",
+            "haproxy_backend_active_servers",
+            "haproxy_server_check_code",
+        ] {
+            let (a, b) = (series(mine, name), series(reference, name));
+            // In maintenance, the one checked server reports no check code.
+            assert!(!a.is_empty() || i > 0, "{name}");
+            assert_eq!(a, b, "{name}");
+        }
+    }
 }

@@ -1,6 +1,9 @@
 //! Checks that need the whole configuration, as HAProxy runs them after reading: references
-//! between sections, mode consistency, and the first address of each server (`init-addr`).
+//! between sections, mode consistency, the ids of proxies and servers (custom `id`s kept, the
+//! others numbered as HAProxy numbers them) and the first address of each server
+//! (`init-addr`).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, ToSocketAddrs};
 
 use super::diag::Diags;
@@ -15,6 +18,7 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         .map(|p| (p.name.clone(), p.mode, p.place.clone()))
         .collect();
     let resolvers: Vec<String> = config.resolvers.iter().map(|r| r.name.clone()).collect();
+    assign_proxy_ids(&mut config.proxies, diags);
     for p in &mut config.proxies {
         if p.kind.is_frontend() {
             check_frontend(p, &backends, diags);
@@ -42,6 +46,80 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
             );
         }
     }
+}
+
+/// Numbers proxies as HAProxy does, from 2 (id 1 is HAProxy's internal CLI proxy), and the
+/// servers of each from 1; a custom id used twice is an error.
+fn assign_proxy_ids(proxies: &mut [Proxy], diags: &mut Diags) {
+    let mut seen: BTreeMap<usize, &Proxy> = BTreeMap::new();
+    for p in proxies.iter() {
+        let Some(id) = p.forced_id else { continue };
+        match seen.get(&id) {
+            Some(first) => diags.check_alert(
+                &p.place,
+                format!(
+                    "{} {} reuses same custom id as {} {} (declared at {}).",
+                    p.kind.keyword(),
+                    p.name,
+                    first.kind.keyword(),
+                    first.name,
+                    first.place
+                ),
+            ),
+            None => {
+                seen.insert(id, p);
+            }
+        }
+    }
+    let forced: Vec<Option<usize>> = proxies.iter().map(|p| p.forced_id).collect();
+    for (p, id) in proxies.iter_mut().zip(number(&forced, 2)) {
+        p.id = id;
+        assign_server_ids(p, diags);
+    }
+}
+
+fn assign_server_ids(p: &mut Proxy, diags: &mut Diags) {
+    let mut seen: BTreeMap<usize, &Server> = BTreeMap::new();
+    for s in &p.servers {
+        let Some(id) = s.opts.forced_id else { continue };
+        match seen.get(&id) {
+            Some(first) => diags.check_alert(
+                &s.place,
+                format!(
+                    "'server {}/{}' : 'id' : custom id {id} already used at {} ('server {}').",
+                    p.name, s.name, first.place, first.name
+                ),
+            ),
+            None => {
+                seen.insert(id, s);
+            }
+        }
+    }
+    let forced: Vec<Option<usize>> = p.servers.iter().map(|s| s.opts.forced_id).collect();
+    for (s, id) in p.servers.iter_mut().zip(number(&forced, 1)) {
+        s.id = id;
+    }
+}
+
+/// HAProxy's numbering: a custom id is kept, the others take the first id not taken from a
+/// counter that starts at `first` and moves on one per item (past the id found, for those).
+fn number(forced: &[Option<usize>], first: usize) -> Vec<usize> {
+    let mut taken: BTreeSet<usize> = forced.iter().flatten().copied().collect();
+    let mut next = first;
+    forced
+        .iter()
+        .map(|custom| {
+            let id = custom.unwrap_or_else(|| {
+                while taken.contains(&next) {
+                    next += 1;
+                }
+                taken.insert(next);
+                next
+            });
+            next += 1;
+            id
+        })
+        .collect()
 }
 
 fn check_frontend(p: &mut Proxy, backends: &[(String, Mode, Place)], diags: &mut Diags) {
@@ -95,6 +173,13 @@ fn check_frontend(p: &mut Proxy, backends: &[(String, Mode, Place)], diags: &mut
 
 fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
     let label = p.name.clone();
+    if p.options.http_check_without_httpchk {
+        diags.check_warn(
+            &p.place,
+            format!("{} '{label}' uses http-check rules without 'option httpchk', so the rules are ignored.", p.kind.keyword()),
+        );
+        p.options.httpchk = None;
+    }
     if !p.kind.is_frontend()
         && !p.disabled
         && (p.timeouts.connect.is_none() || p.timeouts.server.is_none())
@@ -169,4 +254,18 @@ pub fn resolve_libc(host: &str, prefer_v6: bool) -> Option<IpAddr> {
         .find(|ip| ip.is_ipv6() == prefer_v6)
         .or_else(|| addrs.first())
         .copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number;
+
+    /// What HAProxy 2.6 shows in `show stat` for servers s1, s2 `id 1`, s3 of one backend,
+    /// and for proxies f1, b1 `id 3`, l1 after its CLI proxy.
+    #[test]
+    fn numbers_like_haproxy() {
+        assert_eq!(number(&[None, Some(1), None], 1), [2, 1, 4]);
+        assert_eq!(number(&[None, Some(3), None], 2), [2, 3, 4]);
+        assert_eq!(number(&[None, None, None], 1), [1, 2, 3]);
+    }
 }

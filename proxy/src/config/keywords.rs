@@ -10,13 +10,16 @@ pub enum Support {
     /// Implemented.
     Yes,
     /// Accepted without effect, silently: it only matters for a feature that is itself
-    /// reported when used (e.g. SSL defaults without any `ssl` bind).
+    /// reported when used (e.g. SSL defaults without any `ssl` bind). Each one is listed with
+    /// its reason in the `every_silently_accepted_keyword_has_a_reason` test.
     Accepted,
     /// Known to HAProxy, not implemented by hapx: a warning names the line.
     No,
+    /// Known to HAProxy 2.6 only to reject it: the error it prints.
+    Removed(&'static str),
 }
 
-use Support::{Accepted, No, Yes};
+use Support::{Accepted, No, Removed, Yes};
 
 pub const SECTIONS: &[(&str, Support)] = &[
     ("global", Yes),
@@ -44,6 +47,7 @@ pub const GLOBAL: &[(&str, Support)] = &[
     ("gid", Yes),
     ("pidfile", Yes),
     ("maxconn", Yes),
+    ("ulimit-n", Yes),
     ("nbthread", Yes),
     ("stats", Yes),
     ("log", Yes),
@@ -51,7 +55,7 @@ pub const GLOBAL: &[(&str, Support)] = &[
     ("nosplice", Yes),
     ("hard-stop-after", Yes),
     ("node", Yes),
-    ("description", Yes),
+    ("description", No),
     ("ca-base", Accepted),
     ("crt-base", Accepted),
     ("ssl-default-bind-ciphers", Accepted),
@@ -64,11 +68,16 @@ pub const GLOBAL: &[(&str, Support)] = &[
     ("ssl-dh-param-file", Accepted),
     ("ssl-server-verify", Accepted),
     ("tune.ssl.default-dh-param", Accepted),
-    ("ulimit-n", Accepted),
-    ("spread-checks", Accepted),
+    ("spread-checks", Yes),
+    ("max-spread-checks", No),
     ("log-send-hostname", No),
     ("master-worker", No),
-    ("nbproc", No),
+    (
+        "nbproc",
+        Removed(
+            "nbproc is not supported any more since HAProxy 2.5. Threads will automatically be used on multi-processor machines if available.",
+        ),
+    ),
     ("cpu-map", No),
     ("maxconnrate", No),
     ("maxsessrate", No),
@@ -87,13 +96,16 @@ pub const GLOBAL: &[(&str, Support)] = &[
     ("tune.bufsize", No),
     ("tune.maxrewrite", No),
     ("tune.pipesize", No),
-    ("quiet", Accepted),
+    ("quiet", Yes),
     ("busy-polling", No),
-    ("noepoll", Accepted),
-    ("nopoll", Accepted),
+    ("noepoll", No),
+    ("nopoll", No),
+    ("nokqueue", No),
+    ("noevports", No),
+    ("nogetaddrinfo", No),
     ("noreuseport", No),
     ("set-dumpable", No),
-    ("strict-limits", No),
+    ("strict-limits", Yes),
     ("h1-case-adjust", No),
     ("unix-bind", No),
     ("profiling.tasks", No),
@@ -109,6 +121,19 @@ pub const GLOBAL: &[(&str, Support)] = &[
     ("grace", No),
     ("mworker-max-reloads", No),
     ("cluster-secret", No),
+    ("close-spread-time", No),
+    ("fd-hard-limit", No),
+    ("h1-accept-payload-with-any-method", No),
+    ("h1-case-adjust-file", No),
+    ("insecure-setuid-wanted", No),
+    ("maxsslconn", No),
+    ("maxsslrate", No),
+    ("maxcomprate", No),
+    ("maxcompcpuusage", No),
+    ("maxzlibmem", No),
+    ("no-memory-trimming", No),
+    ("set-var", No),
+    ("set-var-fmt", No),
 ];
 
 /// Families of global keywords HAProxy 2.6 knows by prefix (`tune.bufsize`, `ssl-engine` ...).
@@ -131,13 +156,45 @@ pub const PROXY: &[(&str, Support)] = &[
     ("log", Yes),
     ("tcp-check", Yes),
     ("http-check", Yes),
-    ("description", Yes),
+    ("description", No),
     ("disabled", Yes),
     ("enabled", Yes),
-    ("id", Accepted),
+    ("id", Yes),
+    ("backlog", Yes),
+    ("clitcpka-cnt", Yes),
+    ("clitcpka-idle", Yes),
+    ("clitcpka-intvl", Yes),
+    ("srvtcpka-cnt", Yes),
+    ("srvtcpka-idle", Yes),
+    ("srvtcpka-intvl", Yes),
     ("fullconn", Accepted),
-    ("backlog", Accepted),
-    ("hash-type", Accepted),
+    ("hash-type", No),
+    ("hash-balance-factor", No),
+    ("bind-process", No),
+    ("retry-on", No),
+    ("dynamic-cookie-key", No),
+    ("use-fcgi-app", No),
+    ("error-log-format", No),
+    ("max-session-srv-conns", No),
+    ("transparent", No),
+    (
+        "clitimeout",
+        Removed(
+            "the 'clitimeout' directive is not supported anymore since HAProxy 2.1. Use 'timeout client'.",
+        ),
+    ),
+    (
+        "contimeout",
+        Removed(
+            "the 'contimeout' directive is not supported anymore since HAProxy 2.1. Use 'timeout connect'.",
+        ),
+    ),
+    (
+        "srvtimeout",
+        Removed(
+            "the 'srvtimeout' directive is not supported anymore since HAProxy 2.1. Use 'timeout server'.",
+        ),
+    ),
     ("use_backend", No),
     ("acl", No),
     ("http-request", No),
@@ -181,7 +238,6 @@ pub const PROXY: &[(&str, Support)] = &[
     ("max-keep-alive-queue", No),
     ("declare", No),
     ("http-send-name-header", No),
-    ("log-tag", No),
     ("maxqueue", No),
 ];
 
@@ -200,12 +256,12 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("splice-auto", Yes),
     ("splice-request", Yes),
     ("splice-response", Yes),
-    ("log-health-checks", Yes),
-    ("tcpka", Accepted),
-    ("clitcpka", Accepted),
-    ("srvtcpka", Accepted),
-    ("contstats", Accepted),
-    ("socket-stats", Accepted),
+    ("log-health-checks", No),
+    ("tcpka", Yes),
+    ("clitcpka", Yes),
+    ("srvtcpka", Yes),
+    ("contstats", No),
+    ("socket-stats", No),
     ("abortonclose", No),
     ("dontlog-normal", No),
     ("log-separate-errors", No),
@@ -266,9 +322,16 @@ pub const SERVER: &[(&str, usize, Support)] = &[
     ("no-send-proxy", 0, Yes),
     ("port", 1, Yes),
     ("addr", 1, Yes),
-    ("id", 1, Accepted),
-    ("resolve-opts", 1, Accepted),
-    ("resolve-net", 1, Accepted),
+    ("id", 1, Yes),
+    ("no-send-proxy-v2", 0, Yes),
+    // hapx never speaks TLS nor uses TCP Fast Open to servers: these ask for exactly that.
+    ("no-ssl", 0, Yes),
+    ("no-tfo", 0, Yes),
+    ("no-check-send-proxy", 0, No),
+    ("no-send-proxy-v2-ssl", 0, No),
+    ("no-send-proxy-v2-ssl-cn", 0, No),
+    ("resolve-opts", 1, Yes),
+    ("resolve-net", 1, Yes),
     ("maxqueue", 1, No),
     ("minconn", 1, No),
     ("slowstart", 1, No),
@@ -363,8 +426,8 @@ pub const BIND: &[(&str, usize, Support)] = &[
     ("crt-list", 1, No),
     ("ca-file", 1, No),
     ("alpn", 1, No),
-    ("process", 1, Accepted),
-    ("thread", 1, Accepted),
+    ("process", 1, No),
+    ("thread", 1, No),
     ("defer-accept", 0, Yes),
     ("tfo", 0, No),
     ("mss", 1, No),
@@ -382,6 +445,37 @@ pub const BIND: &[(&str, usize, Support)] = &[
     ("verify", 1, No),
     ("ciphers", 1, No),
     ("strict-sni", 0, No),
+    ("accept-netscaler-cip", 1, No),
+    ("severity-output", 1, No),
+    ("shards", 1, No),
+    ("tcp-ut", 1, No),
+    ("allow-0rtt", 0, No),
+    ("ca-ignore-err", 1, No),
+    ("ca-sign-file", 1, No),
+    ("ca-sign-pass", 1, No),
+    ("ca-verify-file", 1, No),
+    ("ciphersuites", 1, No),
+    ("crl-file", 1, No),
+    ("crt-ignore-err", 1, No),
+    ("curves", 1, No),
+    ("ecdhe", 1, No),
+    ("force-sslv3", 0, No),
+    ("force-tlsv10", 0, No),
+    ("force-tlsv11", 0, No),
+    ("force-tlsv12", 0, No),
+    ("force-tlsv13", 0, No),
+    ("generate-certificates", 0, No),
+    ("no-ca-names", 0, No),
+    ("no-sslv3", 0, No),
+    ("no-tls-tickets", 0, No),
+    ("no-tlsv10", 0, No),
+    ("no-tlsv11", 0, No),
+    ("no-tlsv12", 0, No),
+    ("no-tlsv13", 0, No),
+    ("prefer-client-ciphers", 0, No),
+    ("ssl-max-ver", 1, No),
+    ("ssl-min-ver", 1, No),
+    ("tls-ticket-keys", 1, No),
 ];
 
 pub const RESOLVERS: &[(&str, Support)] = &[
@@ -392,6 +486,60 @@ pub const RESOLVERS: &[(&str, Support)] = &[
     ("accepted_payload_size", Yes),
     ("parse-resolv-conf", Yes),
 ];
+
+/// Where a keyword is written: which table answers for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Section,
+    Global,
+    /// A line in a defaults, frontend, backend or listen section.
+    Proxy,
+    /// `option NAME` in a proxy.
+    Option,
+    /// An option on a `bind` line.
+    Bind,
+    /// An option on a `server` or `default-server` line.
+    Server,
+    Resolvers,
+}
+
+/// What hapx does with `word` written at `scope`; `None` when HAProxy 2.6 does not know it
+/// either (an error).
+pub fn support(scope: Scope, word: &str) -> Option<Support> {
+    let in_args = |table: &[(&str, usize, Support)]| lookup_args(table, word).map(|(_, s)| s);
+    match scope {
+        Scope::Section => lookup(SECTIONS, word),
+        Scope::Global => lookup(GLOBAL, word).or_else(|| {
+            GLOBAL_PREFIXES
+                .iter()
+                .any(|p| word.starts_with(p))
+                .then_some(No)
+        }),
+        Scope::Proxy => lookup(PROXY, word),
+        Scope::Option => lookup(OPTIONS, word),
+        Scope::Bind => in_args(BIND),
+        Scope::Server => in_args(SERVER),
+        Scope::Resolvers => lookup(RESOLVERS, word),
+    }
+}
+
+/// Every keyword of every table, with where it is written.
+pub fn all() -> Vec<(Scope, &'static str, Support)> {
+    let plain = |scope: Scope, table: &'static [(&'static str, Support)]| {
+        table.iter().map(move |(n, s)| (scope, *n, *s))
+    };
+    let args = |scope: Scope, table: &'static [(&'static str, usize, Support)]| {
+        table.iter().map(move |(n, _, s)| (scope, *n, *s))
+    };
+    plain(Scope::Section, SECTIONS)
+        .chain(plain(Scope::Global, GLOBAL))
+        .chain(plain(Scope::Proxy, PROXY))
+        .chain(plain(Scope::Option, OPTIONS))
+        .chain(args(Scope::Bind, BIND))
+        .chain(args(Scope::Server, SERVER))
+        .chain(plain(Scope::Resolvers, RESOLVERS))
+        .collect()
+}
 
 /// The closest of `candidates` to `word`, when it is close enough to be a likely typo.
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -444,5 +592,19 @@ mod tests {
             Some("default_backend")
         );
         assert_eq!(suggest("zzzzzz", names), None);
+    }
+
+    /// Only the global and proxy parsers turn `Removed` into an error; elsewhere it would
+    /// be dropped silently.
+    #[test]
+    fn removed_keywords_are_where_they_are_rejected() {
+        for (scope, name, support) in all() {
+            if matches!(support, Removed(_)) {
+                assert!(
+                    matches!(scope, Scope::Global | Scope::Proxy),
+                    "{scope:?} {name}"
+                );
+            }
+        }
     }
 }

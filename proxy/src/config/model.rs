@@ -42,6 +42,16 @@ impl Config {
             .find(|p| p.name == name && p.kind.is_backend())
     }
 
+    /// Whether the process would listen anywhere: an enabled frontend with a `bind`, or a
+    /// stats socket (HAProxy will not start without one).
+    pub fn has_listener(&self) -> bool {
+        !self.global.stats_sockets.is_empty()
+            || self
+                .proxies
+                .iter()
+                .any(|p| p.kind.is_frontend() && !p.disabled && !p.binds.is_empty())
+    }
+
     pub fn resolvers(&self, name: &str) -> Option<&Resolvers> {
         self.resolvers.iter().find(|r| r.name == name)
     }
@@ -58,6 +68,8 @@ pub struct Global {
     pub gid: Option<u32>,
     pub pidfile: Option<PathBuf>,
     pub maxconn: Option<usize>,
+    /// `ulimit-n`: the open-files limit to set instead of the computed one.
+    pub ulimit_n: Option<u64>,
     pub nbthread: Option<usize>,
     pub stats_sockets: Vec<StatsSocket>,
     /// How long the runtime API waits for a command (`stats timeout`, default 10s).
@@ -65,9 +77,15 @@ pub struct Global {
     pub logs: Vec<LogTarget>,
     /// `nosplice`: forward through user-space buffers instead of splice(2).
     pub nosplice: bool,
+    /// `no strict-limits`: a file-descriptor limit that cannot be set is a warning, not fatal.
+    pub lax_limits: bool,
     pub hard_stop_after: Option<Duration>,
     pub node: Option<String>,
     pub log_tag: Option<String>,
+    /// `quiet`: print no message while starting (as `-q`).
+    pub quiet: bool,
+    /// `spread-checks N`: each check interval varies by up to +/- N% (0..50).
+    pub spread_checks: u8,
 }
 
 /// Privilege of a runtime API socket.
@@ -204,7 +222,9 @@ pub enum Balance {
     LeastConn,
     First,
     Source,
-    Random,
+    /// `random[(draws)]`: the least loaded of `draws` servers picked at random by weight
+    /// (HAProxy's default: 2, the "power of two choices").
+    Random(u32),
 }
 
 impl Balance {
@@ -215,7 +235,7 @@ impl Balance {
             Balance::LeastConn => "leastconn",
             Balance::First => "first",
             Balance::Source => "source",
-            Balance::Random => "random",
+            Balance::Random(_) => "random",
         }
     }
 }
@@ -231,8 +251,6 @@ pub struct Timeouts {
     pub http_request: Option<Duration>,
     pub http_keep_alive: Option<Duration>,
     pub tunnel: Option<Duration>,
-    pub client_fin: Option<Duration>,
-    pub server_fin: Option<Duration>,
 }
 
 /// One `tcp-check` rule.
@@ -251,7 +269,8 @@ pub struct HttpCheck {
     pub uri: String,
     pub version: String,
     pub host: Option<String>,
-    pub expect_status: Option<Vec<u16>>,
+    /// `http-check expect status 200,300-399`: inclusive ranges of good codes.
+    pub expect_status: Option<Vec<(u16, u16)>>,
 }
 
 /// The `option`s the runtime uses, each with the place it was set (for later warnings).
@@ -264,21 +283,40 @@ pub struct Options {
     pub redispatch: bool,
     pub tcp_check: bool,
     pub httpchk: Option<HttpCheck>,
+    /// `http-check` rules came without `option httpchk`: HAProxy ignores them (a warning).
+    pub http_check_without_httpchk: bool,
     pub allbackups: bool,
     pub http_server_close: bool,
     pub httpclose: bool,
     pub splice: bool,
-    pub log_health_checks: bool,
     /// `[no] option tcp-smart-accept`; unset: automatic, on in HTTP mode (as HAProxy).
     pub tcp_smart_accept: Option<bool>,
     /// `option tcp-smart-connect`.
     pub tcp_smart_connect: bool,
+    /// `option clitcpka` (or `tcpka`): TCP keep-alive probes on client connections.
+    pub clitcpka: bool,
+    /// `option srvtcpka` (or `tcpka`): TCP keep-alive probes on server connections.
+    pub srvtcpka: bool,
+}
+
+/// `clitcpka-*`/`srvtcpka-*`: the keep-alive probe settings (unset: the system's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Probes lost before the connection is dropped (TCP_KEEPCNT).
+    pub count: Option<u32>,
+    /// Idle time before the first probe (TCP_KEEPIDLE).
+    pub idle: Option<Duration>,
+    /// Time between probes (TCP_KEEPINTVL).
+    pub interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwardfor {
     pub header: String,
-    pub except: Option<String>,
+    /// `except NET`: clients from this network get no header.
+    pub except: Option<Network>,
+    /// `if-none`: only when the request has no such header yet.
+    pub if_none: bool,
 }
 
 /// `stats ...` in a proxy.
@@ -337,8 +375,15 @@ pub struct ServerOptions {
     pub maxconn: Option<usize>,
     pub resolvers: Option<String>,
     pub resolve_prefer_v6: bool,
+    /// `resolve-opts allow-dup-ip`: a resolved address may already be another server's
+    /// (HAProxy's default, `prevent-dup-ip`, skips those).
+    pub resolve_allow_dup_ip: bool,
+    /// `resolve-net`: addresses inside these networks are preferred in answers.
+    pub resolve_nets: Vec<Network>,
     pub init_addr: Vec<InitAddr>,
     pub disabled: bool,
+    /// `id N`: the server's id in its backend, instead of the next free one.
+    pub forced_id: Option<usize>,
     pub send_proxy: Option<u8>,
     pub check_port: Option<u16>,
     pub check_addr: Option<std::net::IpAddr>,
@@ -358,12 +403,35 @@ impl Default for ServerOptions {
             maxconn: None,
             resolvers: None,
             resolve_prefer_v6: true,
+            resolve_allow_dup_ip: false,
+            resolve_nets: Vec::new(),
             init_addr: vec![InitAddr::Last, InitAddr::Libc],
             disabled: false,
+            forced_id: None,
             send_proxy: None,
             check_port: None,
             check_addr: None,
         }
+    }
+}
+
+/// An IP network, `ADDR/PREFIX` (`resolve-net`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Network {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let (net, ip, bits) = match (self.addr, ip) {
+            (V4(n), V4(i)) => (u128::from(n.to_bits()), u128::from(i.to_bits()), 32),
+            (V6(n), V6(i)) => (n.to_bits(), i.to_bits(), 128),
+            _ => return false,
+        };
+        let host_bits = bits - u32::from(self.prefix.min(bits as u8));
+        net.checked_shr(host_bits).unwrap_or(0) == ip.checked_shr(host_bits).unwrap_or(0)
     }
 }
 
@@ -377,6 +445,8 @@ pub struct Server {
     pub port: Option<u16>,
     pub opts: ServerOptions,
     pub place: Place,
+    /// Id in its backend (`sid`): `id N`, else the next free one, as HAProxy numbers them.
+    pub id: usize,
     /// The address found at start (`init-addr`); `None` = none yet (resolvers may find one).
     pub addr: Option<std::net::IpAddr>,
 }
@@ -387,6 +457,10 @@ pub struct Proxy {
     pub name: String,
     pub kind: ProxyKind,
     pub place: Place,
+    /// `id N`: the proxy's id, instead of the next free one.
+    pub forced_id: Option<usize>,
+    /// Id (`iid`): `id N`, else the next free one, as HAProxy numbers them (set by checks).
+    pub id: usize,
     pub mode: Mode,
     pub binds: Vec<Bind>,
     pub default_backend: Option<(String, Place)>,
@@ -398,6 +472,10 @@ pub struct Proxy {
     pub tcp_checks: Vec<TcpCheckRule>,
     pub retries: u32,
     pub maxconn: Option<usize>,
+    /// `backlog N`: the listen queue of this frontend's binds (unset: its maxconn).
+    pub backlog: Option<u32>,
+    pub clitcpka: Keepalive,
+    pub srvtcpka: Keepalive,
     /// Status code -> full HTTP response, read from `errorfile`.
     pub errorfiles: BTreeMap<u16, Vec<u8>>,
     pub stats: StatsPage,
@@ -414,6 +492,8 @@ impl Proxy {
             name,
             kind,
             place,
+            forced_id: None,
+            id: 0,
             mode: Mode::Tcp,
             binds: Vec::new(),
             default_backend: None,
@@ -425,6 +505,9 @@ impl Proxy {
             tcp_checks: Vec::new(),
             retries: 3,
             maxconn: None,
+            backlog: None,
+            clitcpka: Keepalive::default(),
+            srvtcpka: Keepalive::default(),
             errorfiles: BTreeMap::new(),
             stats: StatsPage::default(),
             logs: Vec::new(),
@@ -447,6 +530,8 @@ impl Proxy {
             name,
             kind,
             place,
+            forced_id: None,
+            id: 0,
             binds: Vec::new(),
             servers: Vec::new(),
             disabled: false,

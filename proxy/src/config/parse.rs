@@ -87,6 +87,17 @@ impl<'e> Parser<'e> {
 
     /// Reads one file's text; `file` names it in messages.
     pub fn parse_text(&mut self, file: &Path, text: &str) {
+        let errors_before = self.diags.list.iter().filter(|d| d.is_error()).count();
+        self.read_lines(file, text);
+        if self.diags.list.iter().filter(|d| d.is_error()).count() > errors_before {
+            self.diags.global_alert(format!(
+                "Error(s) found in configuration file : {}",
+                file.display()
+            ));
+        }
+    }
+
+    fn read_lines(&mut self, file: &Path, text: &str) {
         self.config.files.push(file.to_path_buf());
         let name: Arc<str> = Arc::from(file.display().to_string());
         for (i, raw) in text.lines().enumerate() {
@@ -239,7 +250,12 @@ impl<'e> Parser<'e> {
         self.section = match kw {
             "global" => Section::Global,
             "defaults" => {
-                let base = self.base_defaults(line, 2)?;
+                // "A defaults section resets all settings": it starts afresh unless it
+                // names another with `from`.
+                let base = match line.arg(2) {
+                    None => Proxy::new(String::new(), ProxyKind::Defaults, place.clone()),
+                    Some(_) => self.base_defaults(line, 2)?,
+                };
                 Section::Defaults(Proxy::from_defaults(
                     &base,
                     name,
@@ -383,6 +399,7 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "gid" => g.gid = Some(values::number(one(line, "an integer")?, kw)?),
         "pidfile" => g.pidfile = Some(one(line, "a file name")?.into()),
         "maxconn" => g.maxconn = Some(values::number(one(line, "an integer")?, kw)?),
+        "ulimit-n" => g.ulimit_n = Some(values::number(one(line, "an integer")?, kw)?),
         "nbthread" => {
             let n: usize = values::number(one(line, "an integer")?, kw)?;
             if n == 0 {
@@ -391,17 +408,29 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             g.nbthread = Some(n);
         }
         "nosplice" => g.nosplice = true,
+        "strict-limits" => g.lax_limits = false,
+        "no" if line.words.get(1).map(String::as_str) == Some("strict-limits") => {
+            g.lax_limits = true
+        }
         "hard-stop-after" => g.hard_stop_after = Some(values::duration(one(line, "a duration")?)?),
         "node" => g.node = Some(one(line, "a name")?.into()),
         "log-tag" => g.log_tag = Some(one(line, "a tag")?.into()),
-        "description" => {}
+        "quiet" => g.quiet = true,
+        "spread-checks" => {
+            let percent: u8 = values::number(one(line, "an integer")?, kw)?;
+            if percent > 50 {
+                return Err("'spread-checks' needs a positive value in range 0..50.".into());
+            }
+            g.spread_checks = percent;
+        }
         "log" => {
-            if let Some(t) = log_target(line)? {
+            if let Some(t) = log_target(line, diags)? {
                 g.logs.push(t);
             }
         }
         "stats" => global_stats(g, line, diags)?,
         _ => match keywords::lookup(keywords::GLOBAL, kw) {
+            Some(Support::Removed(message)) => return Err(message.into()),
             Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
             None if keywords::GLOBAL_PREFIXES.iter().any(|p| kw.starts_with(p)) => {
                 not_implemented(Support::No, &format!("'{kw}'"), line.place, diags)
@@ -500,13 +529,14 @@ const LEVELS: [&str; 8] = [
 ];
 
 /// `log global` (None: the caller copies the global targets), or a target.
-fn log_target(line: &Line<'_>) -> Result<Option<LogTarget>, String> {
+fn log_target(line: &Line<'_>, diags: &mut Diags) -> Result<Option<LogTarget>, String> {
     let addr = one(line, "an address")?;
     if addr == "global" {
         return Ok(None);
     }
     let mut i = 2;
-    while matches!(line.arg(i), Some("len" | "format" | "sample")) {
+    while let Some(opt @ ("len" | "format" | "sample")) = line.arg(i) {
+        not_implemented(Support::No, &format!("'log ... {opt}'"), line.place, diags);
         i += 2;
     }
     let facility = line
@@ -523,6 +553,18 @@ fn log_target(line: &Line<'_>) -> Result<Option<LogTarget>, String> {
             .ok_or_else(|| format!("unknown optional log level '{l}'"))?,
         None => 7,
     };
+    if let Some(min) = line.arg(i + 2) {
+        LEVELS
+            .iter()
+            .position(|x| *x == min)
+            .ok_or_else(|| format!("unknown optional minimum log level '{min}'"))?;
+        not_implemented(
+            Support::No,
+            &format!("the minimum log level '{min}'"),
+            line.place,
+            diags,
+        );
+    }
     let dest = match values::strip_family(addr) {
         (_, "stdout") => LogDest::Stdout,
         (_, "stderr") => LogDest::Stderr,
@@ -650,11 +692,11 @@ fn lacks(p: &Proxy, cap: Capability, kw: &str, line: &Line<'_>, diags: &mut Diag
 fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let kw = line.words[0].as_str();
     let section = p.kind.keyword();
-    if p.kind == ProxyKind::Defaults && matches!(kw, "bind" | "server") {
+    if p.kind == ProxyKind::Defaults && matches!(kw, "bind" | "server" | "id") {
         return Err(format!("'{kw}' not allowed in 'defaults' section."));
     }
     let needs = match kw {
-        "bind" | "default_backend" => Some(Capability::Frontend),
+        "bind" | "default_backend" | "backlog" => Some(Capability::Frontend),
         "server" | "balance" => Some(Capability::Backend),
         _ => None,
     };
@@ -692,6 +734,9 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         "default-server" => {
             let mut opts = p.default_server.clone();
             server_options(&mut opts, line, 1, diags)?;
+            if opts.forced_id.is_some() {
+                return Err("'id' option is not accepted in default-server sections".into());
+            }
             p.default_server = opts;
         }
         "option" | "no" => option(p, line, diags)?,
@@ -700,17 +745,21 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         "maxconn" => p.maxconn = Some(values::number(one(line, "an integer")?, kw)?),
         "errorfile" => errorfile(p, line)?,
         "stats" => stats(p, line, diags)?,
-        "log" => match log_target(line)? {
+        "log" => match log_target(line, diags)? {
             Some(t) => p.logs.push(t),
             None => p.logs.extend(g.logs.iter().cloned()),
         },
         "tcp-check" => tcp_check(p, line, diags)?,
         "http-check" => http_check(p, line, diags)?,
         "http-request" if line.arg(1) == Some("use-service") => prometheus(p, line)?,
-        "description" => {}
+        "id" => p.forced_id = Some(positive_id(one(line, "an integer")?, kw)?),
+        "backlog" => p.backlog = Some(values::number(one(line, "an integer")?, kw)?),
+        "clitcpka-cnt" | "clitcpka-idle" | "clitcpka-intvl" | "srvtcpka-cnt" | "srvtcpka-idle"
+        | "srvtcpka-intvl" => tcp_keepalive(p, line, diags)?,
         "disabled" => p.disabled = true,
         "enabled" => p.disabled = false,
         _ => match keywords::lookup(keywords::PROXY, kw) {
+            Some(Support::Removed(message)) => return Err(message.into()),
             Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
             None => return Err(unknown(kw, section, keywords::PROXY.iter().map(|k| k.0))),
         },
@@ -796,7 +845,15 @@ fn balance(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "leastconn" => Balance::LeastConn,
         "first" => Balance::First,
         "source" => Balance::Source,
-        "random" => Balance::Random,
+        "random" => Balance::Random(2),
+        a if a.starts_with("random(") && a.ends_with(')') => {
+            let draws = &a["random(".len()..a.len() - 1];
+            match draws.parse::<u32>() {
+                Ok(n) if n >= 1 => Balance::Random(n),
+                Ok(_) => return Err("balance random : number of draws must be at least 1.".into()),
+                Err(_) => return Err(format!("balance random : invalid number of draws '{draws}'.")),
+            }
+        }
         a if a == "uri" || a == "url_param" || a.starts_with("hdr(") || a.starts_with("rdp-cookie") => {
             diags.warn(
                 line.place,
@@ -845,6 +902,7 @@ fn server(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<Server, Strin
         port,
         opts,
         place: line.place.clone(),
+        id: 0,
         addr: None,
     })
 }
@@ -907,12 +965,17 @@ fn server_options(
                     }
                 }
             }
+            "resolve-opts" => o.resolve_allow_dup_ip = resolve_opts(v, o.resolve_allow_dup_ip)?,
+            "resolve-net" => o.resolve_nets = resolve_nets(v)?,
             "init-addr" => o.init_addr = init_addr(v)?,
             "disabled" => o.disabled = true,
             "enabled" => o.disabled = false,
             "send-proxy" => o.send_proxy = Some(1),
             "send-proxy-v2" => o.send_proxy = Some(2),
             "no-send-proxy" => o.send_proxy = None,
+            "no-send-proxy-v2" if o.send_proxy == Some(2) => o.send_proxy = None,
+            "no-send-proxy-v2" | "no-ssl" | "no-tfo" => {}
+            "id" => o.forced_id = Some(positive_id(v, opt)?),
             "port" => o.check_port = Some(values::number(v, opt)?),
             "addr" => {
                 o.check_addr = Some(
@@ -928,6 +991,73 @@ fn server_options(
             ),
         }
         i += 1 + nargs;
+    }
+    Ok(())
+}
+
+/// `resolve-opts`: whether duplicate addresses are allowed afterwards. `ignore-weight` only
+/// concerns SRV records, which hapx does not query, so it changes nothing.
+fn resolve_opts(v: &str, mut allow_dup_ip: bool) -> Result<bool, String> {
+    for opt in v.split(',') {
+        match opt {
+            "allow-dup-ip" => allow_dup_ip = true,
+            "prevent-dup-ip" => allow_dup_ip = false,
+            "ignore-weight" => {}
+            _ => {
+                return Err(format!(
+                    "'resolve-opts' : unknown resolve-opts option '{opt}', supported methods are 'allow-dup-ip', 'ignore-weight', and 'prevent-dup-ip'."
+                ));
+            }
+        }
+    }
+    Ok(allow_dup_ip)
+}
+
+/// `resolve-net NET[,NET...]`, each `ADDR[/PREFIX]` (an IPv4 prefix may be a dotted mask).
+fn resolve_nets(v: &str) -> Result<Vec<Network>, String> {
+    v.split(',')
+        .map(|net| {
+            values::network(net).ok_or_else(|| {
+                format!("'resolve-net' : expects an IP address [and netmask]. Got '{net}'.")
+            })
+        })
+        .collect()
+}
+
+/// A custom `id`: a positive integer.
+fn positive_id(v: &str, kw: &str) -> Result<usize, String> {
+    match values::number::<usize>(v, kw)? {
+        0 => Err("custom id has to be > 0.".into()),
+        n => Ok(n),
+    }
+}
+
+/// `clitcpka-cnt|idle|intvl` and `srvtcpka-...`: a count, or a time in seconds by default.
+fn tcp_keepalive(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let kw = line.words[0].as_str();
+    let (side, setting) = kw.split_once("tcpka-").unwrap_or_default();
+    let cap = if side == "cli" {
+        Capability::Frontend
+    } else {
+        Capability::Backend
+    };
+    if lacks(p, cap, kw, line, diags) {
+        return Ok(());
+    }
+    let v = one(line, "a value")?;
+    let ka = if side == "cli" {
+        &mut p.clitcpka
+    } else {
+        &mut p.srvtcpka
+    };
+    let seconds = |v: &str| match v.parse::<u64>() {
+        Ok(n) => Ok(std::time::Duration::from_secs(n)),
+        Err(_) => values::duration(v).map_err(|e| format!("'{kw}' : {e}")),
+    };
+    match setting {
+        "cnt" => ka.count = Some(values::number(v, kw)?),
+        "idle" => ka.idle = Some(seconds(v)?),
+        _ => ka.interval = Some(seconds(v)?),
     }
     Ok(())
 }
@@ -958,8 +1088,8 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     };
     let name = line.arg(at).ok_or("'option' expects an option name.")?;
     let needs = match name {
-        "tcp-smart-accept" => Some(Capability::Frontend),
-        "tcp-smart-connect" => Some(Capability::Backend),
+        "tcp-smart-accept" | "clitcpka" => Some(Capability::Frontend),
+        "tcp-smart-connect" | "srvtcpka" => Some(Capability::Backend),
         _ => None,
     };
     if needs.is_some_and(|cap| lacks(p, cap, name, line, diags)) {
@@ -979,7 +1109,20 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             o.httplog = None;
         }
         "dontlognull" => o.dontlognull = !negate,
-        "redispatch" => o.redispatch = !negate,
+        "redispatch" => {
+            // `option redispatch <interval>`: redispatch on every Nth retry (0: never). hapx
+            // redispatches on the last retry (HAProxy's -1) and when the server is unusable.
+            let interval = arg(1)
+                .map(|v| values::number::<i32>(v, "option redispatch"))
+                .transpose()?;
+            o.redispatch = !negate && interval != Some(0);
+            if let Some(n) = interval.filter(|n| o.redispatch && *n != -1) {
+                diags.warn(
+                    line.place,
+                    format!("'option redispatch {n}' : hapx redispatches on the last retry only (as with -1); the interval is not implemented and is ignored."),
+                );
+            }
+        }
         "allbackups" => o.allbackups = !negate,
         "http-server-close" => o.http_server_close = !negate,
         "httpclose" => o.httpclose = !negate,
@@ -988,10 +1131,12 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             o.http_server_close = false;
         }
         "splice-auto" | "splice-request" | "splice-response" => o.splice = !negate,
-        "log-health-checks" => o.log_health_checks = !negate,
         "tcp-check" => o.tcp_check = !negate,
         "tcp-smart-accept" => o.tcp_smart_accept = Some(!negate),
         "tcp-smart-connect" => o.tcp_smart_connect = !negate,
+        "tcpka" => (o.clitcpka, o.srvtcpka) = (!negate, !negate),
+        "clitcpka" => o.clitcpka = !negate,
+        "srvtcpka" => o.srvtcpka = !negate,
         "forwardfor" => {
             o.forwardfor = if negate {
                 None
@@ -999,13 +1144,21 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
                 let mut ff = Forwardfor {
                     header: "X-Forwarded-For".into(),
                     except: None,
+                    if_none: false,
                 };
                 let mut i = 1;
                 while let Some(a) = arg(i) {
                     match (a, arg(i + 1)) {
                         ("header", Some(h)) => ff.header = h.into(),
-                        ("except", Some(n)) => ff.except = Some(n.into()),
+                        ("except", Some(n)) => {
+                            ff.except = Some(values::network(n).ok_or_else(|| {
+                                format!(
+                                    "'option forwardfor' : invalid network '{n}' after 'except'."
+                                )
+                            })?)
+                        }
                         ("if-none", _) => {
+                            ff.if_none = true;
                             i += 1;
                             continue;
                         }
@@ -1023,6 +1176,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
                 (Some(m), Some(uri), v) => (m, uri, v.unwrap_or("HTTP/1.0")),
             };
             let expect_status = o.httpchk.as_ref().and_then(|h| h.expect_status.clone());
+            o.http_check_without_httpchk = false;
             o.httpchk = (!negate).then(|| HttpCheck {
                 method: method.into(),
                 uri: uri.into(),
@@ -1057,10 +1211,13 @@ fn timeout(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "http-request" => &mut t.http_request,
         "http-keep-alive" => &mut t.http_keep_alive,
         "tunnel" => &mut t.tunnel,
-        "client-fin" => &mut t.client_fin,
-        "server-fin" => &mut t.server_fin,
-        "tarpit" => {
-            not_implemented(Support::No, "'timeout tarpit'", line.place, diags);
+        "tarpit" | "client-fin" | "server-fin" => {
+            not_implemented(
+                Support::No,
+                &format!("'timeout {which}'"),
+                line.place,
+                diags,
+            );
             return Ok(());
         }
         _ => {
@@ -1124,11 +1281,14 @@ fn stats(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             s.enabled = true;
             s.hide_version = true;
         }
-        Some("show-node") => {
+        Some(what @ ("show-node" | "show-legends" | "show-desc" | "show-modules")) => {
+            // They enable the page, as in HAProxy; hapx's page does not show these parts.
             s.enabled = true;
-            s.show_node = Some(arg.unwrap_or_default().into());
+            if what == "show-node" {
+                s.show_node = Some(arg.unwrap_or_default().into());
+            }
+            not_implemented(Support::No, &format!("'stats {what}'"), line.place, diags);
         }
-        Some("show-legends" | "show-desc" | "show-modules") => s.enabled = true,
         Some("admin" | "scope" | "http-request" | "bind-process") => not_implemented(
             Support::No,
             &format!("'stats {}'", line.words[1]),
@@ -1249,7 +1409,27 @@ fn tcp_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     Ok(())
 }
 
+/// `200,201,300-399`: status codes and inclusive ranges.
+fn status_ranges(codes: &str) -> Result<Vec<(u16, u16)>, String> {
+    codes
+        .split(',')
+        .map(|c| {
+            let bad = || format!("'http-check expect status' : invalid status '{c}'.");
+            let (low, high) = c.split_once('-').unwrap_or((c, c));
+            let low: u16 = low.parse().map_err(|_| bad())?;
+            let high: u16 = high.parse().map_err(|_| bad())?;
+            if low > high {
+                return Err(bad());
+            }
+            Ok((low, high))
+        })
+        .collect()
+}
+
 fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    if p.options.httpchk.is_none() {
+        p.options.http_check_without_httpchk = true;
+    }
     let chk = p.options.httpchk.get_or_insert_with(|| HttpCheck {
         method: "OPTIONS".into(),
         uri: "/".into(),
@@ -1260,15 +1440,7 @@ fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     match line.arg(1) {
         Some("expect") => match (line.arg(2), line.arg(3)) {
             (Some("status"), Some(codes)) => {
-                let codes = codes
-                    .split(',')
-                    .map(|c| {
-                        c.parse::<u16>().map_err(|_| {
-                            format!("'http-check expect status' : invalid status '{c}'.")
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                chk.expect_status = Some(codes);
+                chk.expect_status = Some(status_ranges(codes)?);
             }
             (kind, _) => not_implemented(
                 Support::No,

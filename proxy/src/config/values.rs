@@ -3,6 +3,27 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+/// A network, `ADDR[/PREFIX]` (an IPv4 prefix may be a dotted mask); `None` if malformed.
+pub fn network(text: &str) -> Option<super::model::Network> {
+    let (addr, prefix) = text.split_once('/').unwrap_or((text, ""));
+    let addr: IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        "" => max,
+        p => match (p.parse::<u8>(), p.parse::<Ipv4Addr>()) {
+            (Ok(n), _) if n <= max => n,
+            (_, Ok(mask))
+                if addr.is_ipv4()
+                    && mask.to_bits().leading_ones() == mask.to_bits().count_ones() =>
+            {
+                mask.to_bits().leading_ones() as u8
+            }
+            _ => return None,
+        },
+    };
+    Some(super::model::Network { addr, prefix })
+}
+
 /// A duration with HAProxy's units (`us`, `ms`, `s`, `m`, `h`, `d`); no unit means ms.
 pub fn duration(text: &str) -> Result<Duration, String> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();

@@ -1,6 +1,7 @@
 //! The runtime API on the stats socket, as HAProxy's CLI speaks it: one line of commands
-//! (several separated by `;`), the answer, then the connection closes — unless `prompt`
-//! turned on interactive mode.
+//! (several separated by `;`), each answer followed by an empty line (by the prompt in
+//! interactive mode, which `prompt` turns on), then the connection closes. Answers and error
+//! messages are HAProxy 2.6's, word for word.
 //!
 //! Commands: `help`, `show info`, `show stat`, `show servers state [BACKEND]`, `show backend`,
 //! `enable|disable server B/S`, `set server B/S state ready|drain|maint`,
@@ -9,9 +10,8 @@
 //! `expose-fd listeners`), which hands this process's listening sockets to a new process
 //! over SCM_RIGHTS for a reload without a refused connection.
 
-use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -84,32 +84,40 @@ async fn session(
                     .reunite(write)
                     .map_err(|e| std::io::Error::other(e.to_string()));
                 return match (reply, stream) {
-                    (Ok(fds), Ok(stream)) => send_fds(&stream, &fds).await,
+                    (Ok(fds), Ok(stream)) => super::handover::send_fds(&stream, &fds).await,
                     (Err(msg), Ok(mut stream)) => stream.write_all(msg.as_bytes()).await,
                     (_, Err(e)) => Err(e),
                 };
             }
             match cmd {
-                "" => {}
+                "" => continue,
                 "prompt" => interactive = !interactive,
                 "quit" => return Ok(()),
                 _ => {
                     write
-                        .write_all(execute(&state, conf.level, cmd).as_bytes())
+                        .write_all(execute(&state, conf.level, cmd).await.as_bytes())
                         .await?
                 }
             }
+            // As HAProxy: every answer ends with an empty line, or the prompt.
+            write.write_all(end_of_answer(interactive)).await?;
         }
         if !interactive {
             return Ok(());
         }
-        write.write_all(b"\n> ").await?;
+        if line.trim().is_empty() {
+            write.write_all(end_of_answer(true)).await?;
+        }
     }
     Ok(())
 }
 
+fn end_of_answer(interactive: bool) -> &'static [u8] {
+    if interactive { b"\n> " } else { b"\n" }
+}
+
 /// Runs one command; the answer as HAProxy words it.
-pub fn execute(state: &State, level: CliLevel, cmd: &str) -> String {
+pub async fn execute(state: &State, level: CliLevel, cmd: &str) -> String {
     let words: Vec<&str> = cmd.split_whitespace().collect();
     let admin = level == CliLevel::Admin;
     let denied = || "Permission denied\n".to_string();
@@ -127,7 +135,6 @@ pub fn execute(state: &State, level: CliLevel, cmd: &str) -> String {
                 out.push_str(&b.name);
                 out.push('\n');
             }
-            out.push('\n');
             out
         }
         ["get", "weight", spec] => match state.find_server(spec) {
@@ -149,15 +156,22 @@ pub fn execute(state: &State, level: CliLevel, cmd: &str) -> String {
             }
         }
         ["enable" | "disable", "frontend", name] if admin => match state.frontend(name) {
-            Some(fe) => {
-                fe.paused.store(words[0] == "disable", Relaxed);
-                String::new()
-            }
+            Some(fe) => match (fe.set_paused(words[0] == "disable"), words[0]) {
+                (true, _) => {
+                    fe.settled().await;
+                    String::new()
+                }
+                (false, "disable") => "All sockets are already disabled.\n".into(),
+                (false, _) => "All sockets are already enabled.\n".into(),
+            },
             None => "No such frontend.\n".into(),
         },
         ["set", "server", spec, rest @ ..] if admin => set_server(state, spec, rest),
         ["enable" | "disable" | "set", ..] => denied(),
-        _ => format!("Unknown command: '{cmd}'\n\n{HELP}"),
+        _ => format!(
+            "Unknown command. Please enter one of the following commands only:\n{}",
+            HELP.split_once('\n').map_or("", |(_, commands)| commands)
+        ),
     }
 }
 
@@ -167,44 +181,60 @@ fn set_server(state: &State, spec: &str, args: &[&str]) -> String {
         Err(e) => return e.into(),
     };
     match args {
-        ["state", st] => {
-            let admin = match *st {
+        ["state", st, ..] if matches!(*st, "ready" | "drain" | "maint") => {
+            s.set_admin(match *st {
                 "ready" => Admin::Ready,
                 "drain" => Admin::Drain,
-                "maint" => Admin::Maint,
-                _ => return "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into(),
-            };
-            s.set_admin(admin);
+                _ => Admin::Maint,
+            });
             String::new()
         }
-        ["weight", w] => {
-            let parsed = match w.strip_suffix('%') {
-                Some(pct) => pct.parse::<u32>().ok().map(|p| s.opts.weight * p / 100),
-                None => w.parse::<u32>().ok(),
-            };
-            match parsed {
-                Some(v) if v <= 256 => {
-                    s.weight.store(v, Relaxed);
-                    String::new()
-                }
-                _ => "Require <weight> or <weight%>.\n".into(),
+        ["state", ..] => "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into(),
+        ["weight", w, ..] => match parse_weight(w, s.opts.weight) {
+            Ok(v) => {
+                s.weight.store(v, Relaxed);
+                String::new()
             }
-        }
+            Err(e) => e.into(),
+        },
         ["addr", ip, rest @ ..] => {
             let Ok(ip) = ip.parse() else {
-                return "Invalid addr\n".into();
+                return format!("Invalid addr '{ip}' by 'stats socket command'\n");
             };
             if let ["port", _] = rest {
                 return "Changing the port at run time is not supported by hapx.\n".into();
             }
             let old = s.addr();
+            if old == Some(ip) {
+                return "no need to change the addr by 'stats socket command'\n".into();
+            }
             s.set_addr(Some(ip));
             format!(
                 "IP changed from '{}' to '{ip}' by 'stats socket command'\n",
                 old.map_or("(none)".into(), |a| a.to_string())
             )
         }
-        _ => "'set server <srv>' only supports 'agent', 'health', 'state', 'weight', 'addr', 'fqdn' and 'check-port'.\n".into(),
+        _ => "usage: set server <backend>/<server> addr | agent | agent-addr | agent-port | agent-send | check-addr | check-port | fqdn | health | ssl | state | weight\n".into(),
+    }
+}
+
+/// `set server B/S weight W[%]` as HAProxy reads it (strtol, then `%` relative to the
+/// configured weight, capped at 256), with HAProxy's messages.
+fn parse_weight(text: &str, initial: u32) -> Result<u32, &'static str> {
+    let digits_at = usize::from(text.starts_with(['+', '-']));
+    let end = text[digits_at..]
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or(text.len(), |e| e + digits_at);
+    if end == digits_at {
+        return Err("Empty weight string empty or preceded by garbage");
+    }
+    let value: i64 = text[..end].parse().unwrap_or(i64::MAX);
+    match &text[end..] {
+        "%" if value < 0 => Err("Relative weight must be positive.\n"),
+        "%" => Ok((i64::from(initial).saturating_mul(value) / 100).min(256) as u32),
+        "" if (0..=256).contains(&value) => Ok(value as u32),
+        "" => Err("Absolute weight can only be between 0 and 256 inclusive.\n"),
+        _ => Err("Trailing garbage in weight string"),
     }
 }
 
@@ -212,54 +242,13 @@ fn getsocks(conf: &StatsSocket, handover: &Handover) -> Result<Vec<(SocketAddr, 
     if conf.level != CliLevel::Admin || !conf.expose_fd_listeners {
         return Err("Permission denied\n".into());
     }
-    let list = handover.lock().unwrap_or_else(|e| e.into_inner());
-    list.iter()
-        .map(|(a, l)| {
-            l.try_clone()
-                .map(|c| (*a, OwnedFd::from(c)))
-                .map_err(|e| format!("{e}\n"))
-        })
-        .collect()
-}
-
-/// Sends "N addr..." then the descriptors in one message.
-async fn send_fds(stream: &UnixStream, fds: &[(SocketAddr, OwnedFd)]) -> std::io::Result<()> {
-    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-    let text = format!(
-        "{} {}\n",
-        fds.len(),
-        fds.iter()
-            .map(|(a, _)| a.to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let raw: Vec<RawFd> = fds.iter().map(|(_, f)| f.as_raw_fd()).collect();
-    loop {
-        stream.writable().await?;
-        let res = stream.try_io(tokio::io::Interest::WRITABLE, || {
-            let cmsg = [ControlMessage::ScmRights(&raw)];
-            sendmsg::<()>(
-                stream.as_raw_fd(),
-                &[IoSlice::new(text.as_bytes())],
-                &cmsg,
-                MsgFlags::empty(),
-                None,
-            )
-            .map_err(std::io::Error::from)
-        });
-        match res {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    super::handover::duplicates(handover).map_err(|e| format!("{e}\n"))
 }
 
 /// Asks the process behind `path` for its listening sockets (`-x`), blocking; for start-up,
 /// before the runtime exists.
 pub fn fetch_listeners(path: &Path) -> anyhow::Result<Vec<(SocketAddr, OwnedFd)>> {
     use anyhow::Context;
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     use std::io::Write;
     let mut stream = std::os::unix::net::UnixStream::connect(path).with_context(|| {
         format!(
@@ -269,39 +258,35 @@ pub fn fetch_listeners(path: &Path) -> anyhow::Result<Vec<(SocketAddr, OwnedFd)>
     })?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     stream.write_all(b"_getsocks\n")?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut cmsg = nix::cmsg_space!([RawFd; 253]);
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .context("receiving the listeners")?;
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    for c in msg.cmsgs().context("reading the control message")? {
-        if let ControlMessageOwned::ScmRights(list) = c {
-            // SAFETY: the kernel just installed these descriptors in this process for us.
-            fds.extend(
-                list.into_iter()
-                    .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }),
-            );
+    super::handover::receive(&stream)
+        .with_context(|| format!("receiving the listeners from {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_weight;
+
+    #[test]
+    fn weights_are_read_like_haproxy() {
+        assert_eq!(parse_weight("10", 20), Ok(10));
+        assert_eq!(parse_weight("+7", 20), Ok(7));
+        assert_eq!(parse_weight("50%", 20), Ok(10));
+        assert_eq!(parse_weight("3000%", 20), Ok(256));
+        for (text, error) in [
+            ("abc", "Empty weight string empty or preceded by garbage"),
+            ("%", "Empty weight string empty or preceded by garbage"),
+            ("5x", "Trailing garbage in weight string"),
+            (
+                "257",
+                "Absolute weight can only be between 0 and 256 inclusive.\n",
+            ),
+            (
+                "-1",
+                "Absolute weight can only be between 0 and 256 inclusive.\n",
+            ),
+            ("-5%", "Relative weight must be positive.\n"),
+        ] {
+            assert_eq!(parse_weight(text, 20), Err(error), "{text}");
         }
     }
-    let n = msg.bytes;
-    let text = String::from_utf8_lossy(&buf[..n]).to_string();
-    if fds.is_empty() {
-        anyhow::bail!(
-            "{} answered without sockets: {}",
-            path.display(),
-            text.trim()
-        );
-    }
-    let addrs: Vec<SocketAddr> = text
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    Ok(addrs.into_iter().zip(fds).collect())
 }

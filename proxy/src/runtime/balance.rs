@@ -63,12 +63,7 @@ pub fn pick(
         Balance::LeastConn => least_conn(&mut lb, &free),
         Balance::First => free[0].1.clone(),
         Balance::Source => by_hash(&free, hash_ip(src)),
-        Balance::Random => {
-            lb.turn ^= lb.turn << 13;
-            lb.turn ^= lb.turn >> 7;
-            lb.turn ^= lb.turn << 17;
-            by_hash(&free, lb.turn)
-        }
+        Balance::Random(draws) => random_draws(&mut lb, &free, draws),
     };
     chosen.lb_total.fetch_add(1, Relaxed);
     Ok(chosen)
@@ -119,12 +114,28 @@ fn least_conn(lb: &mut LbState, free: &[(usize, &Arc<Server>)]) -> Arc<Server> {
     lb.turn = lb.turn.wrapping_add(1);
     let start = (lb.turn % free.len() as u64) as usize;
     // Lowest connections per weight; the rotation breaks ties round-robin.
-    let load =
-        |s: &Server| (s.counters.cur.load(Relaxed) as u64 + 1) * 256 / u64::from(s.lb_weight());
     (0..free.len())
         .map(|k| free[(start + k) % free.len()].1)
         .min_by_key(|s| load(s))
         .map(|s| (*s).clone())
+        .unwrap_or_else(|| free[0].1.clone())
+}
+
+/// A server's connections per weight, to compare loads.
+fn load(s: &Server) -> u64 {
+    (s.counters.cur.load(Relaxed) as u64 + 1) * 256 / u64::from(s.lb_weight())
+}
+
+/// The least loaded (connections per weight) of `draws` servers drawn at random by weight.
+fn random_draws(lb: &mut LbState, free: &[(usize, &Arc<Server>)], draws: u32) -> Arc<Server> {
+    (0..draws.max(1))
+        .map(|_| {
+            lb.turn ^= lb.turn << 13;
+            lb.turn ^= lb.turn >> 7;
+            lb.turn ^= lb.turn << 17;
+            by_hash(free, lb.turn)
+        })
+        .min_by_key(|s| load(s))
         .unwrap_or_else(|| free[0].1.clone())
 }
 
@@ -176,6 +187,7 @@ mod tests {
                     ..Default::default()
                 },
                 place: Default::default(),
+                id: i + 1,
                 addr: Some([127, 0, 0, 1].into()),
             });
         }
@@ -213,5 +225,16 @@ mod tests {
         assert!((0..20).all(|_| pick(&b, ip, None).unwrap().id == first));
         let b = backend(Balance::First, &[(1, false), (1, false)]);
         assert_eq!(counts(&b, 5), [5, 0]);
+    }
+
+    #[test]
+    fn random_draws_by_weight_and_keeps_the_least_loaded() {
+        let b = backend(Balance::Random(1), &[(1, false), (3, false)]);
+        let c = counts(&b, 4000);
+        assert!((800..1200).contains(&c[0]) && c[0] + c[1] == 4000, "{c:?}");
+        let b = backend(Balance::Random(8), &[(1, false), (1, false)]);
+        b.servers[0].counters.cur.fetch_add(100, Relaxed);
+        let c = counts(&b, 400);
+        assert!(c[1] >= 390, "{c:?}");
     }
 }

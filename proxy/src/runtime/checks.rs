@@ -25,13 +25,17 @@ pub fn spawn_all(state: &Arc<State>) {
         for (k, server) in checked.into_iter().enumerate() {
             // Spread the first checks over the interval, as HAProxy does.
             let first = server.opts.inter.min(Duration::from_millis(500)) * (k as u32) / n.max(1);
-            tokio::spawn(check_loop(backend.clone(), server.clone(), first));
+            let spread = state.config.global.spread_checks;
+            tokio::spawn(check_loop(backend.clone(), server.clone(), first, spread));
         }
     }
 }
 
-async fn check_loop(backend: Arc<Backend>, server: Arc<Server>, first: Duration) {
+/// `spread`: `spread-checks`, the +/- percentage each interval varies by.
+async fn check_loop(backend: Arc<Backend>, server: Arc<Server>, first: Duration, spread: u8) {
     tokio::time::sleep(first).await;
+    // Seeded per server and start, so servers checked at one interval drift apart.
+    let mut random = (now_secs() ^ ((server.id as u64) << 32)) | 1;
     loop {
         if server.admin() != Admin::Maint && server.addr().is_some() {
             let (ok, result) = probe(&backend, &server).await;
@@ -39,8 +43,20 @@ async fn check_loop(backend: Arc<Backend>, server: Arc<Server>, first: Duration)
                 report_transition(&backend, &server, up);
             }
         }
-        tokio::time::sleep(next_interval(&server)).await;
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        let interval = spread_interval(next_interval(&server), spread, random as u32);
+        tokio::time::sleep(interval).await;
     }
+}
+
+/// `interval` moved by up to +/- `percent`% (HAProxy's `spread-checks`), `random` choosing
+/// where in that range.
+fn spread_interval(interval: Duration, percent: u8, random: u32) -> Duration {
+    let reach = interval * u32::from(percent) / 100;
+    let offset = reach.mul_f64(2.0 * f64::from(random) / f64::from(u32::MAX));
+    (interval + reach).saturating_sub(offset)
 }
 
 fn next_interval(server: &Server) -> Duration {
@@ -191,7 +207,9 @@ async fn http_probe(
         .and_then(|c| c.parse::<u16>().ok())
         .ok_or(("L7RSP", None, "Layer7 invalid response".to_string()))?;
     let good = match &http.expect_status {
-        Some(list) => list.contains(&code),
+        Some(ranges) => ranges
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&code)),
         None => (200..400).contains(&code),
     };
     if good {
@@ -294,4 +312,22 @@ async fn read_until(
         }
     }
     Some(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_checks_stay_within_the_percentage() {
+        let inter = Duration::from_secs(2);
+        assert_eq!(spread_interval(inter, 0, 12345), inter);
+        assert_eq!(spread_interval(inter, 10, 0), Duration::from_millis(2200));
+        assert_eq!(
+            spread_interval(inter, 10, u32::MAX),
+            Duration::from_millis(1800)
+        );
+        let mid = spread_interval(inter, 50, u32::MAX / 2);
+        assert!(mid.abs_diff(inter) < Duration::from_millis(1), "{mid:?}");
+    }
 }

@@ -40,6 +40,13 @@ struct Pipe {
 
 static POOL: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
 static PIPES_USED: AtomicU64 = AtomicU64::new(0);
+/// Pipes open at most (in use and pooled): the `maxpipes` of the descriptor budget.
+static PIPES_MAX: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Caps the pipes open at once; beyond it, bulk transfers are copied (HAProxy's `maxpipes`).
+pub fn set_max_pipes(n: usize) {
+    PIPES_MAX.store(n as u64, Relaxed);
+}
 
 /// Pipes in use and pipes kept free, for `show info`.
 pub fn pipe_counts() -> (u64, usize) {
@@ -52,6 +59,10 @@ impl Pipe {
         let pooled = POOL.lock().ok().and_then(|mut p| p.pop());
         let pipe = match pooled {
             Some(p) => p,
+            // The pool is empty, so every open pipe is in use.
+            None if PIPES_USED.load(Relaxed) >= PIPES_MAX.load(Relaxed) => {
+                return Err(io::Error::from_raw_os_error(libc::EMFILE));
+            }
             None => {
                 let mut fds = [0 as RawFd; 2];
                 // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
@@ -239,8 +250,14 @@ async fn one_way(
         return Ok(());
     }
     match splice_one_way(src, dst, activity, count, other_done).await {
-        // splice(2) refused these sockets: copy instead.
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+        // splice(2) refused these sockets, or no pipe is left (before any data entered one):
+        // copy instead.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL | libc::EMFILE | libc::ENFILE)
+            ) =>
+        {
             copy_one_way(src, dst, false, activity, count, other_done)
                 .await
                 .map(|_| ())

@@ -18,8 +18,8 @@ use tokio::net::TcpStream;
 use super::forward::{self, Moved};
 use super::log;
 use super::session::{self, ConnectError, Slot};
-use super::state::{Backend, Frontend, Server, State};
-use super::stats;
+use super::state::{Backend, Frontend, Server, SessionTimes, State};
+use super::{prometheus, stats};
 use crate::config::model::Proxy;
 
 /// Largest request or response head (HAProxy's default buffer size).
@@ -32,6 +32,13 @@ pub struct Head {
     /// Request: method, URI, version; response: version, status, reason.
     pub first: [String; 3],
     pub headers: Vec<(String, String)>,
+    /// The body framing the headers announce (see [`frame`]); a response's status and its
+    /// request's method may still rule the body out ([`response_framing`]).
+    pub framing: Framing,
+    /// Transfer-Encoding and Content-Length both came: the length was dropped, and a
+    /// connection carrying such a request closes after the response (HAProxy's answer to
+    /// request smuggling).
+    pub dropped_length: bool,
 }
 
 impl Head {
@@ -81,7 +88,20 @@ pub enum ReadError {
     /// Timed out with a partial head.
     Timeout,
     Malformed(&'static str),
+    /// A transfer coding hapx does not implement (only `chunked` is): HAProxy's 422.
+    Unsupported(&'static str),
     TooLarge,
+}
+
+impl ReadError {
+    /// The status HAProxy answers a client whose request head failed this way.
+    fn status(&self) -> u16 {
+        match self {
+            ReadError::Timeout => 408,
+            ReadError::Unsupported(_) => 422,
+            _ => 400,
+        }
+    }
 }
 
 /// A read buffer: `data[start..end]` holds unread bytes; space is reused, not reallocated.
@@ -264,28 +284,90 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         }
         headers.push((name.to_string(), value.trim().to_string()));
     }
-    let head = Head { first, headers };
-    framing(&head, request)?;
+    let mut head = Head {
+        first,
+        headers,
+        framing: Framing::None,
+        dropped_length: false,
+    };
+    head.framing = frame(&mut head, request)?;
     Ok(head)
 }
 
-/// The body framing of a request head, or of a response to `method`.
-fn framing(head: &Head, request: bool) -> Result<Framing, ReadError> {
-    if let Some(te) = head.header("transfer-encoding") {
-        let last = te.rsplit(',').next().unwrap_or_default().trim();
-        return match (last.eq_ignore_ascii_case("chunked"), request) {
-            (true, _) => Ok(Framing::Chunked),
-            (false, true) => Err(ReadError::Malformed(
-                "request with a non-chunked transfer-encoding",
-            )),
-            (false, false) => Ok(Framing::UntilClose),
-        };
+fn is_named(header: &(String, String), name: &str) -> bool {
+    header.0.eq_ignore_ascii_case(name)
+}
+
+/// Decides a message's body framing by RFC 9112 section 6.3, as HAProxy 2.6 does, and
+/// leaves the head with one unambiguous framing header to forward:
+/// - Transfer-Encoding wins over Content-Length, which is removed (`dropped_length`);
+/// - the codings must end in one `chunked`; others before it are refused as unsupported;
+/// - every Content-Length must be digits and agree; duplicates become one header;
+/// - neither: a request has no body, a response runs until the server closes.
+fn frame(head: &mut Head, request: bool) -> Result<Framing, ReadError> {
+    let chunked = transfer_codings(head)?;
+    let length = content_length(head)?;
+    if chunked {
+        head.dropped_length = length.is_some();
+        head.headers.retain(|h| !is_named(h, "content-length"));
+        return Ok(Framing::Chunked);
     }
+    Ok(match (length, request) {
+        (Some(n), _) => {
+            // One header with one value, where the first one was.
+            let first = head
+                .headers
+                .iter()
+                .position(|h| is_named(h, "content-length"))
+                .unwrap_or(head.headers.len());
+            head.headers[first].1 = n.to_string();
+            let mut seen = 0;
+            head.headers.retain(|h| {
+                seen += usize::from(is_named(h, "content-length"));
+                !is_named(h, "content-length") || seen == 1
+            });
+            Framing::Length(n)
+        }
+        (None, true) => Framing::None,
+        (None, false) => Framing::UntilClose,
+    })
+}
+
+/// Whether Transfer-Encoding headers say `chunked`: they must list it once and last, and
+/// nothing else (hapx, like HAProxy, decodes no other coding).
+fn transfer_codings(head: &Head) -> Result<bool, ReadError> {
+    let codings: Vec<&str> = head
+        .headers
+        .iter()
+        .filter(|h| is_named(h, "transfer-encoding"))
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .collect();
+    if codings.is_empty() {
+        return Ok(false);
+    }
+    let is_chunked = |c: &&str| c.eq_ignore_ascii_case("chunked");
+    if codings.iter().filter(|c| is_chunked(c)).count() > 1 {
+        return Err(ReadError::Malformed("chunked applied twice"));
+    }
+    if !codings.last().is_some_and(is_chunked) {
+        return Err(ReadError::Malformed(
+            "transfer-encoding not ending in chunked",
+        ));
+    }
+    if codings.len() > 1 {
+        return Err(ReadError::Unsupported("transfer coding other than chunked"));
+    }
+    Ok(true)
+}
+
+/// The Content-Length all headers agree on, if any.
+fn content_length(head: &Head) -> Result<Option<u64>, ReadError> {
     let mut length: Option<u64> = None;
     for (_, v) in head
         .headers
         .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .filter(|h| is_named(h, "content-length"))
     {
         for part in v.split(',') {
             let part = part.trim();
@@ -301,19 +383,16 @@ fn framing(head: &Head, request: bool) -> Result<Framing, ReadError> {
             length = Some(n);
         }
     }
-    Ok(match (length, request) {
-        (Some(n), _) => Framing::Length(n),
-        (None, true) => Framing::None,
-        (None, false) => Framing::UntilClose,
-    })
+    Ok(length)
 }
 
-fn response_framing(resp: &Head, method: &str) -> Result<Framing, ReadError> {
+/// A response's framing: none for HEAD, 1xx, 204 and 304, whatever its headers say.
+fn response_framing(resp: &Head, method: &str) -> Framing {
     let status: u16 = resp.first[1].parse().unwrap_or(0);
     if method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status) {
-        return Ok(Framing::None);
+        return Framing::None;
     }
-    framing(resp, false)
+    resp.framing
 }
 
 /// HAProxy's default error pages.
@@ -321,6 +400,10 @@ fn default_error(code: u16) -> Vec<u8> {
     let (reason, text) = match code {
         400 => ("Bad request", "Your browser sent an invalid request."),
         403 => ("Forbidden", "Request forbidden by administrative rules."),
+        422 => (
+            "Unprocessable Content",
+            "The server cannot process the contained instructions.",
+        ),
         408 => (
             "Request Time-out",
             "Your browser didn't send a complete request in time.",
@@ -366,6 +449,8 @@ struct Req {
     bytes: u64,
     connect_ms: i64,
     response_ms: i64,
+    /// The client connection closes after this response (see [`Head::dropped_length`]).
+    close: bool,
 }
 
 /// Serves one HTTP-mode client connection.
@@ -387,18 +472,25 @@ pub async fn serve(
         } else {
             t.http_keep_alive.or(t.http_request).or(t.client)
         };
-        first = false;
+        let first_request = std::mem::replace(&mut first, false);
         let started = Instant::now();
         let date = if fe.logger.is_empty() {
             String::new()
         } else {
             log::accept_date()
         };
-        let head = match client.read_head(wait, true).await {
+        let next = if first_request {
+            client.read_head(wait, true).await
+        } else {
+            next_request(&state, &mut client, wait).await
+        };
+        let head = match next {
             Ok(h) => h,
             Err(ReadError::Closed) => return,
             Err(e) => {
-                let code = if e == ReadError::Timeout { 408 } else { 400 };
+                let code = e.status();
+                // HAProxy counts the invalid request among the requests too.
+                fe.counters.request();
                 fe.counters.req_errors.fetch_add(1, Relaxed);
                 fe.counters.count_status(code);
                 let _ = client.stream.write_all(&error_page(&fe.conf, code)).await;
@@ -411,6 +503,7 @@ pub async fn serve(
                     bytes: 0,
                     connect_ms: -1,
                     response_ms: -1,
+                    close: false,
                 };
                 req.bytes = error_page(&fe.conf, code).len() as u64;
                 http_log(
@@ -423,7 +516,7 @@ pub async fn serve(
                 return;
             }
         };
-        fe.counters.http_reqs.fetch_add(1, Relaxed);
+        fe.counters.request();
         let keep_client = !(head.has_token("connection", "close")
             || (head.http10(2) && !head.has_token("connection", "keep-alive")));
         let mut req = Req {
@@ -435,10 +528,11 @@ pub async fn serve(
             bytes: 0,
             connect_ms: -1,
             response_ms: -1,
+            close: false,
         };
         if let Some(path) = &fe.conf.prometheus {
             if path.is_empty() || head.first[1].split('?').next() == Some(path.as_str()) {
-                let body = stats::prometheus(&state);
+                let body = prometheus::render(&state);
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncache-control: no-cache\r\ncontent-length: {}\r\n\r\n{body}",
                     body.len()
@@ -483,9 +577,45 @@ pub async fn serve(
         )
         .await;
         http_log(&fe, Some(&backend), peer, &req, outcome.flags);
+        record_times(&backend, &req, outcome.flags);
         if !outcome.keep || !keep_client {
             return;
         }
+    }
+}
+
+/// Waits on a kept-alive connection for its next request. On a soft stop the connection
+/// closes at once if the client sent nothing yet (HAProxy's way, so that the old process
+/// exits); a request already arriving is read and served (with `Connection: close`).
+async fn next_request(
+    state: &State,
+    client: &mut Conn,
+    wait: Option<Duration>,
+) -> Result<Head, ReadError> {
+    tokio::select! {
+        head = client.read_head(wait, true) => return head,
+        () = state.soft_stopped() => {}
+    }
+    if client.buf.is_empty() {
+        return Err(ReadError::Closed);
+    }
+    client.read_head(wait, true).await
+}
+
+/// The request's times for the backend's and its server's stats (`qtime` ... `ttime`); a
+/// request that never reached a server counts in the total time only.
+fn record_times(backend: &Backend, req: &Req, flags: &str) {
+    let ms = |v: i64| u64::try_from(v).ok().map(Duration::from_millis);
+    let connect = ms(req.connect_ms);
+    let times = SessionTimes {
+        queue: connect.map(|_| Duration::ZERO),
+        connect,
+        response: ms(req.response_ms),
+        total: req.started.elapsed(),
+    };
+    backend.counters.record_session(&times, flags);
+    if let Some(server) = backend.server(&req.server) {
+        server.counters.record_session(&times, flags);
     }
 }
 
@@ -516,19 +646,16 @@ async fn exchange(
 ) -> Outcome {
     let conf = &backend.conf;
     let _be_session = backend.counters.open();
-    backend.counters.http_reqs.fetch_add(1, Relaxed);
-    if let Some(ff) = fe
-        .conf
-        .options
-        .forwardfor
-        .as_ref()
-        .or(conf.options.forwardfor.as_ref())
-    {
-        head.headers
-            .push((ff.header.clone(), peer.ip().to_canonical().to_string()));
-    }
+    backend.counters.request();
+    forwardfor(
+        &mut head,
+        fe.conf.options.forwardfor.as_ref(),
+        conf.options.forwardfor.as_ref(),
+        peer.ip().to_canonical(),
+    );
     let method = head.first[0].clone();
-    let req_framing = framing(&head, true).unwrap_or(Framing::None);
+    let req_framing = head.framing;
+    req.close = head.dropped_length;
     let bytes = head.serialize();
     // A reused server connection may have been closed by the server meanwhile: then a new
     // connection is made once (nothing of the request was consumed yet).
@@ -543,6 +670,7 @@ async fn exchange(
                     *server = Some((c.server, Conn::new(c.stream), c.slot));
                 }
                 Err(e) => {
+                    req.server = e.server_name().to_string();
                     send_error(fe, client, 503, req).await;
                     backend.counters.count_status(503);
                     let flags = if matches!(e, ConnectError::QueueTimeout) {
@@ -560,7 +688,7 @@ async fn exchange(
             break;
         };
         req.server = srv.name.clone();
-        srv.counters.http_reqs.fetch_add(1, Relaxed);
+        srv.counters.request();
         let sent = if header.is_empty() {
             sconn.stream.write_all(&bytes).await
         } else {
@@ -578,20 +706,27 @@ async fn exchange(
                 flags: "SH--",
             };
         }
-        if relay_body(
+        match relay_body(
             client,
             &sconn.stream,
             req_framing,
             conf.timeouts.client.or(fe.conf.timeouts.client),
         )
         .await
-        .is_err()
         {
-            *server = None;
-            return Outcome {
-                keep: false,
-                flags: "CD--",
-            };
+            Ok(body) => {
+                let sent = bytes.len() as u64 + body;
+                for c in [&fe.counters, &backend.counters, &srv.counters] {
+                    c.bytes_in.fetch_add(sent, Relaxed);
+                }
+            }
+            Err(_) => {
+                *server = None;
+                return Outcome {
+                    keep: false,
+                    flags: "CD--",
+                };
+            }
         }
         let waited = Instant::now();
         let resp = loop {
@@ -648,7 +783,7 @@ async fn respond(
     backend: &Backend,
     client: &mut Conn,
     server: &mut Option<(Arc<Server>, Conn, Slot)>,
-    resp: Head,
+    mut resp: Head,
     method: &str,
     req: &mut Req,
 ) -> Outcome {
@@ -666,17 +801,13 @@ async fn respond(
     let framing = if status == 101 {
         Framing::None
     } else {
-        match response_framing(&resp, method) {
-            Ok(f) => f,
-            Err(_) => {
-                *server = None;
-                return Outcome {
-                    keep: false,
-                    flags: "SH--",
-                };
-            }
-        }
+        response_framing(&resp, method)
     };
+    // A soft stop: this response is the connection's last.
+    req.close |= state.stopping.load(Relaxed);
+    if req.close && !resp.has_token("connection", "close") {
+        resp.headers.push(("connection".into(), "close".into()));
+    }
     // The head and the body bytes already read go out in one write.
     let mut first = resp.serialize();
     let framing = match framing {
@@ -736,7 +867,7 @@ async fn respond(
         *server = None;
     }
     Outcome {
-        keep: framing != Framing::UntilClose && !fe.conf.options.httpclose,
+        keep: framing != Framing::UntilClose && !fe.conf.options.httpclose && !req.close,
         flags: "----",
     }
 }
@@ -888,18 +1019,22 @@ fn stats_response(state: &State, proxy: &Proxy, head: &Head) -> (Vec<u8>, u16) {
         }
     }
     let path = &head.first[1];
-    let (body, ctype) = if path.contains(";csv") {
+    let csv = path.contains(";csv");
+    // `;norefresh` (the page's "Disable refresh" link) and the CSV export do not refresh.
+    let refresh = s
+        .refresh
+        .filter(|_| !csv && !path.contains(";norefresh"))
+        .map(|r| r.as_secs());
+    let (body, ctype) = if csv {
         (stats::csv(state), "text/plain")
     } else {
-        let refresh = s.refresh.map(|r| r.as_secs());
         (
             stats::html(state, s.hide_version, refresh, s.uri()),
             "text/html",
         )
     };
-    let refresh = s
-        .refresh
-        .map(|r| format!("refresh: {}\r\n", r.as_secs()))
+    let refresh = refresh
+        .map(|r| format!("refresh: {r}\r\n"))
         .unwrap_or_default();
     let resp = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ncache-control: no-cache\r\ncontent-length: {}\r\n{refresh}\r\n{body}",
@@ -958,6 +1093,34 @@ fn http_log(fe: &Frontend, backend: Option<&Backend>, peer: SocketAddr, req: &Re
     fe.logger.send(log::LOG_INFO, &line);
 }
 
+/// `option forwardfor` as HAProxy applies it when the frontend or the backend sets it: the
+/// backend's header name first; none for a client in either side's `except` network; with
+/// `if-none` on every side that sets it, none when the request carries that header already.
+fn forwardfor(
+    head: &mut Head,
+    fe: Option<&crate::config::model::Forwardfor>,
+    be: Option<&crate::config::model::Forwardfor>,
+    client: std::net::IpAddr,
+) {
+    let Some(header) = be.or(fe).map(|f| f.header.clone()) else {
+        return;
+    };
+    let sides = || fe.into_iter().chain(be);
+    let always = sides().any(|f| !f.if_none);
+    if !always
+        && head
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(&header))
+    {
+        return;
+    }
+    if sides().any(|f| f.except.is_some_and(|net| net.contains(client))) {
+        return;
+    }
+    head.headers.push((header, client.to_string()));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -970,7 +1133,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.header("host"), Some("a"));
-        assert_eq!(framing(&ok, true), Ok(Framing::Length(3)));
+        assert_eq!(ok.framing, Framing::Length(3));
         for bad in [
             &b"GET /x\r\n\r\n"[..],
             b"GET /x HTTP/2.0\r\n\r\n",
@@ -985,6 +1148,85 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    fn request(raw: &str) -> Result<Head, ReadError> {
+        parse_head(raw.as_bytes(), true)
+    }
+
+    fn names(head: &Head) -> Vec<String> {
+        head.headers
+            .iter()
+            .map(|(n, v)| format!("{}: {v}", n.to_ascii_lowercase()))
+            .collect()
+    }
+
+    #[test]
+    fn transfer_encoding_wins_over_content_length() {
+        for raw in [
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        ] {
+            let head = request(raw).unwrap();
+            assert_eq!(head.framing, Framing::Chunked);
+            assert!(head.dropped_length);
+            assert_eq!(names(&head), ["transfer-encoding: chunked"]);
+        }
+        let plain = request("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap();
+        assert_eq!(plain.framing, Framing::Chunked);
+        assert!(!plain.dropped_length);
+        // A response keeps its connection: only the Content-Length goes.
+        let resp = parse_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(resp.framing, Framing::Chunked);
+        assert_eq!(names(&resp), ["transfer-encoding: chunked"]);
+    }
+
+    #[test]
+    fn duplicate_lengths_become_one_header() {
+        for raw in [
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\nA: b\r\nContent-Length: 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 3, 3\r\nA: b\r\n\r\n",
+        ] {
+            let head = request(raw).unwrap();
+            assert_eq!(head.framing, Framing::Length(3));
+            assert_eq!(names(&head), ["content-length: 3", "a: b"]);
+        }
+        let resp = parse_head(b"HTTP/1.1 200 OK\r\n\r\n", false).unwrap();
+        assert_eq!(resp.framing, Framing::UntilClose);
+        assert_eq!(response_framing(&resp, "HEAD"), Framing::None);
+    }
+
+    #[test]
+    fn transfer_codings_are_checked_like_haproxy() {
+        // HAProxy 2.6: 400 for what cannot be framed, 422 for a coding it does not decode.
+        for (te, status) in [
+            ("gzip", 400),
+            ("chunked, gzip", 400),
+            ("chunked, chunked", 400),
+            ("chunked\r\nTransfer-Encoding: chunked", 400),
+            ("", 400),
+            ("identity, chunked", 422),
+            ("gzip\r\nTransfer-Encoding: chunked", 422),
+        ] {
+            let raw = format!("POST / HTTP/1.1\r\nTransfer-Encoding: {te}\r\n\r\n");
+            let err = request(&raw).unwrap_err();
+            assert_eq!(err.status(), status, "{te:?}: {err:?}");
+        }
+        for cl in [
+            "5\r\nContent-Length: 6",
+            "+3",
+            "3 4",
+            "99999999999999999999999",
+        ] {
+            let raw = format!(
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: {cl}\r\n\r\n"
+            );
+            assert_eq!(request(&raw).unwrap_err().status(), 400, "{cl:?}");
         }
     }
 

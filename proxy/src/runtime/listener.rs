@@ -9,10 +9,19 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::model::{Bind, Proxy};
+use crate::config::model::{Bind, Keepalive, Proxy};
 
-/// Backlog when the bind line does not say.
-const DEFAULT_BACKLOG: i32 = 1024;
+/// The listen() queue of `bind` in `proxy`, as HAProxy sizes it: the bind line's `backlog`,
+/// else the proxy's `backlog`, else its `maxconn`, else the process's `maxconn`.
+pub fn backlog(bind: &Bind, proxy: &Proxy, process_maxconn: usize) -> i32 {
+    let conns = bind
+        .backlog
+        .or(proxy.backlog)
+        .map(|b| b as usize)
+        .or(proxy.maxconn)
+        .unwrap_or(process_maxconn);
+    i32::try_from(conns).unwrap_or(i32::MAX)
+}
 
 /// How a listening socket treats new connections, set on every socket of a bind (new or
 /// inherited from an old process, whose configuration may have said otherwise).
@@ -47,8 +56,28 @@ impl AcceptTuning {
     }
 }
 
-/// Binds and listens on `bind`'s address.
-pub fn open(bind: &Bind, tuning: AcceptTuning) -> io::Result<std::net::TcpListener> {
+/// Turns TCP keep-alive probes on for a connection (`option clitcpka`/`srvtcpka`), with the
+/// `*tcpka-cnt/idle/intvl` settings that are given (the others stay the system's).
+pub fn set_keepalive(socket: socket2::SockRef<'_>, ka: &Keepalive) -> io::Result<()> {
+    socket.set_keepalive(true)?;
+    let mut params = socket2::TcpKeepalive::new();
+    if let Some(idle) = ka.idle {
+        params = params.with_time(idle);
+    }
+    if let Some(interval) = ka.interval {
+        params = params.with_interval(interval);
+    }
+    if let Some(count) = ka.count {
+        params = params.with_retries(count);
+    }
+    if *ka != Keepalive::default() {
+        socket.set_tcp_keepalive(&params)?;
+    }
+    Ok(())
+}
+
+/// Binds and listens on `bind`'s address with a queue of `backlog` (see [`backlog`]).
+pub fn open(bind: &Bind, backlog: i32, tuning: AcceptTuning) -> io::Result<std::net::TcpListener> {
     let addr = bind.addr;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -59,9 +88,6 @@ pub fn open(bind: &Bind, tuning: AcceptTuning) -> io::Result<std::net::TcpListen
     set_freebind(&socket, addr);
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    let backlog = bind
-        .backlog
-        .map_or(DEFAULT_BACKLOG, |b| i32::try_from(b).unwrap_or(i32::MAX));
     socket.listen(backlog)?;
     tuning.apply(&socket)?;
     Ok(socket.into())

@@ -70,12 +70,14 @@ impl Logger {
                 self.tag,
                 std::process::id()
             );
+            // Datagrams end with a line feed, as HAProxy's do.
+            let datagram = || format!("{line}\n");
             match (&t.dest, sink) {
                 (LogDest::Unix(path), Some(Sink::Unix(u))) => {
-                    let _ = u.send_to(line.as_bytes(), path);
+                    let _ = u.send_to(datagram().as_bytes(), path);
                 }
                 (LogDest::Udp(addr), Some(Sink::Udp(u))) => {
-                    let _ = u.send_to(line.as_bytes(), addr);
+                    let _ = u.send_to(datagram().as_bytes(), addr);
                 }
                 (LogDest::Stdout, _) => println!("{line}"),
                 (LogDest::Stderr, _) => eprintln!("{line}"),

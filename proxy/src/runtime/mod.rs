@@ -10,8 +10,11 @@
 //! - [`checks`]: health checks (connect, tcp-check, httpchk; rise/fall/inter).
 //! - [`dns`]: the resolvers' DNS client and the re-resolution loop.
 //! - [`stats`]: `show info`, `show stat` CSV, the HTML stats page.
-//! - [`api`]: the runtime API on the stats socket, including listener hand-over for reloads.
+//! - [`api`]: the runtime API on the stats socket, including `_getsocks` for reloads.
+//! - [`handover`]: passing the listening sockets to the next process on reload.
 //! - [`log`]: syslog lines.
+//! - [`meter`]: per-second rates and sliding means for the stats.
+//! - [`prometheus`]: the Prometheus exporter, in HAProxy's metric names.
 //! - [`proxyproto`]: reading PROXY protocol headers (`accept-proxy`).
 
 pub mod api;
@@ -19,9 +22,12 @@ pub mod balance;
 pub mod checks;
 pub mod dns;
 pub mod forward;
+pub mod handover;
 pub mod http;
 pub mod listener;
 pub mod log;
+pub mod meter;
+pub mod prometheus;
 pub mod proxyproto;
 pub mod session;
 pub mod state;
@@ -79,6 +85,7 @@ pub fn bind_listeners(
         }
         for bind in &fe.conf.binds {
             let tuning = listener::AcceptTuning::new(&fe.conf, bind);
+            let backlog = listener::backlog(bind, &fe.conf, state.max_conns);
             // Every socket an old process had for this address is kept (dropping one would
             // drop the connections queued on it), then one per thread is completed.
             let mut sockets = Vec::new();
@@ -86,7 +93,7 @@ pub fn bind_listeners(
                 sockets.push(listener::adopt(inherited.swap_remove(at).1, tuning)?);
             }
             while sockets.len() < threads {
-                sockets.push(listener::open(bind, tuning).with_context(|| {
+                sockets.push(listener::open(bind, backlog, tuning).with_context(|| {
                     format!(
                         "[{}] : Starting {} {}: cannot bind socket [{}]",
                         bind.place,
@@ -114,9 +121,12 @@ pub fn bind_listeners(
 
 /// Threads to run: `nbthread`, else one per CPU.
 pub fn thread_count(state: &State) -> usize {
-    state
-        .config
-        .global
+    threads_for(&state.config.global)
+}
+
+/// Threads a configuration runs: `nbthread`, else one per CPU.
+pub fn threads_for(global: &crate::config::model::Global) -> usize {
+    global
         .nbthread
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
@@ -167,6 +177,7 @@ pub enum Stop {
 pub fn run(prepared: Prepared) -> anyhow::Result<()> {
     let threads = thread_count(&prepared.state);
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
+    let (pause_tx, pause_rx) = watch::channel(false);
     let shared = Shared {
         global_slots: Arc::new(Semaphore::new(prepared.state.max_conns)),
         frontend_slots: prepared
@@ -180,6 +191,7 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
             })
             .collect(),
         stop: stop_rx,
+        paused: pause_rx,
         threads,
     };
     for t in 1..threads {
@@ -207,7 +219,7 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
             })
             .context("starting a worker thread")?;
     }
-    single_runtime()?.block_on(serve(prepared, shared, stop_tx))
+    single_runtime()?.block_on(serve(prepared, shared, stop_tx, pause_tx))
 }
 
 /// Ticks forever, so that the timer wheel always holds a deadline at most `HEARTBEAT` away.
@@ -239,6 +251,8 @@ struct Shared {
     /// Per frontend (by index): its `maxconn`.
     frontend_slots: Vec<Arc<Semaphore>>,
     stop: watch::Receiver<Stop>,
+    /// SIGTTOU pauses accepting (connections wait in the kernel's queue), SIGTTIN resumes.
+    paused: watch::Receiver<bool>,
     threads: usize,
 }
 
@@ -255,6 +269,7 @@ fn spawn_accept(
         shared.global_slots.clone(),
         shared.frontend_slots[frontend].clone(),
         shared.stop.clone(),
+        shared.paused.clone(),
     ));
 }
 
@@ -262,6 +277,7 @@ async fn serve(
     prepared: Prepared,
     shared: Shared,
     stop_tx: watch::Sender<Stop>,
+    pause_tx: watch::Sender<bool>,
 ) -> anyhow::Result<()> {
     let Prepared {
         state,
@@ -280,6 +296,13 @@ async fn serve(
         }
     }
     let handover = Arc::new(std::sync::Mutex::new(raw_listeners));
+    if let Some(channel) = handover::bind_channel() {
+        tokio::spawn(handover::serve_channel(
+            state.clone(),
+            channel,
+            handover.clone(),
+        ));
+    }
     for cli in clis {
         let socket = tokio::net::UnixListener::from_std(cli.socket)?;
         tokio::spawn(api::serve(
@@ -293,7 +316,7 @@ async fn serve(
     dns::spawn_all(&state);
     tokio::spawn(timer_heartbeat());
     let mut stop_rx2 = stop_rx.clone();
-    tokio::spawn(watch_signals(stop_tx.clone()));
+    tokio::spawn(watch_signals(stop_tx.clone(), pause_tx));
     loop {
         stop_rx2.changed().await.ok();
         let stop = *stop_rx2.borrow();
@@ -303,7 +326,7 @@ async fn serve(
             Stop::Soft => break,
         }
     }
-    state.stopping.store(true, Relaxed);
+    state.stop_softly();
     // Our copies of the listening sockets go too: a new process may hold them now.
     handover.lock().unwrap_or_else(|e| e.into_inner()).clear();
     let hard_stop = state.config.global.hard_stop_after;
@@ -339,12 +362,17 @@ async fn wait_hard(mut rx: watch::Receiver<Stop>) {
     std::future::pending::<()>().await;
 }
 
-async fn watch_signals(stop: Arc<watch::Sender<Stop>>) {
+/// The signals HAProxy answers: SIGUSR1 soft stop, SIGTERM/SIGINT stop, and SIGTTOU/SIGTTIN
+/// pause/resume the listeners (a new process sends them when it cannot bind; their default
+/// action would stop the process).
+async fn watch_signals(stop: Arc<watch::Sender<Stop>>, pause: watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut usr1), Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut usr1), Ok(mut term), Ok(mut int), Ok(mut ttou), Ok(mut ttin)) = (
         signal(SignalKind::user_defined1()),
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::from_raw(libc::SIGTTOU)),
+        signal(SignalKind::from_raw(libc::SIGTTIN)),
     ) else {
         return;
     };
@@ -353,18 +381,98 @@ async fn watch_signals(stop: Arc<watch::Sender<Stop>>) {
             _ = usr1.recv() => Stop::Soft,
             _ = term.recv() => Stop::Hard,
             _ = int.recv() => Stop::Hard,
+            _ = ttou.recv() => {
+                pause.send_replace(true);
+                continue;
+            }
+            _ = ttin.recv() => {
+                pause.send_replace(false);
+                continue;
+            }
         };
         stop.send_replace(next);
+    }
+}
+
+/// Waits while the listeners are paused; false when the process stops meanwhile.
+async fn wait_resumed(
+    paused: &mut watch::Receiver<bool>,
+    stop: &mut watch::Receiver<Stop>,
+) -> bool {
+    while *paused.borrow_and_update() {
+        tokio::select! {
+            r = paused.changed() => if r.is_err() { return true },
+            _ = stop.changed() => return false,
+        }
+    }
+    true
+}
+
+/// `disable frontend`: the socket stops listening until `enable frontend`, so new connections
+/// are refused, as HAProxy pauses a listener on Linux (shutdown, then listen again). The
+/// socket comes back with a new registration: the shutdown left the old one read-closed for
+/// good. None when the process stops meanwhile.
+async fn hold_paused(
+    socket: tokio::net::TcpListener,
+    listening: &mut Listening,
+    backlog: i32,
+    fe_paused: &mut watch::Receiver<bool>,
+    stop: &mut watch::Receiver<Stop>,
+) -> Option<tokio::net::TcpListener> {
+    let socket = socket.into_std().ok()?;
+    let _ = socket2::SockRef::from(&socket).shutdown(std::net::Shutdown::Read);
+    listening.set(false);
+    let running = wait_resumed(fe_paused, stop).await;
+    let _ = socket2::SockRef::from(&socket).listen(backlog);
+    listening.set(true);
+    running
+        .then(|| tokio::net::TcpListener::from_std(socket).ok())
+        .flatten()
+}
+
+/// Counts an accept loop's socket in its frontend's, and whether it listens (see
+/// [`Frontend::settled`]), while the loop runs.
+struct Listening {
+    fe: Arc<Frontend>,
+    now: bool,
+}
+
+impl Listening {
+    fn new(fe: &Arc<Frontend>) -> Self {
+        fe.sockets.fetch_add(1, Relaxed);
+        fe.listening.fetch_add(1, Relaxed);
+        Listening {
+            fe: fe.clone(),
+            now: true,
+        }
+    }
+
+    fn set(&mut self, listening: bool) {
+        if listening != self.now {
+            self.now = listening;
+            match listening {
+                true => self.fe.listening.fetch_add(1, Relaxed),
+                false => self.fe.listening.fetch_sub(1, Relaxed),
+            };
+        }
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.set(false);
+        self.fe.sockets.fetch_sub(1, Relaxed);
     }
 }
 
 async fn accept_loop(
     state: Arc<State>,
     fe: Arc<Frontend>,
-    socket: tokio::net::TcpListener,
+    mut socket: tokio::net::TcpListener,
     global_slots: Arc<Semaphore>,
     fe_slots: Arc<Semaphore>,
     mut stop: watch::Receiver<Stop>,
+    mut paused: watch::Receiver<bool>,
 ) {
     let Ok(bound) = socket.local_addr() else {
         return;
@@ -378,15 +486,39 @@ async fn accept_loop(
         .backend
         .as_ref()
         .is_some_and(|b| b.servers.iter().any(|s| s.opts.send_proxy.is_some()));
+    let keepalive = fe.conf.options.clitcpka.then_some(fe.conf.clitcpka);
+    let backlog = fe
+        .conf
+        .binds
+        .iter()
+        .find(|b| b.addr == bound)
+        .map_or(i32::try_from(state.max_conns).unwrap_or(i32::MAX), |b| {
+            listener::backlog(b, &fe.conf, state.max_conns)
+        });
+    let mut fe_paused = fe.paused.subscribe();
+    let mut listening = Listening::new(&fe);
     loop {
         let permits = tokio::select! {
             p = async { (global_slots.clone().acquire_owned().await, fe_slots.clone().acquire_owned().await) } => p,
             _ = stop.changed() => return,
         };
         let (Ok(g), Ok(f)) = permits else { return };
+        if !wait_resumed(&mut paused, &mut stop).await {
+            return;
+        }
+        if fe.is_paused() {
+            match hold_paused(socket, &mut listening, backlog, &mut fe_paused, &mut stop).await {
+                Some(resumed) => socket = resumed,
+                None => return,
+            }
+            continue;
+        }
         let accepted = tokio::select! {
             a = socket.accept() => a,
             _ = stop.changed() => return,
+            // Paused: back to waiting, the permits go with this turn.
+            _ = paused.changed() => continue,
+            _ = fe_paused.changed() => continue,
         };
         let (client, peer) = match accepted {
             Ok(x) => x,
@@ -396,10 +528,11 @@ async fn accept_loop(
                 continue;
             }
         };
-        if fe.paused.load(Relaxed) {
-            continue;
-        }
         let _ = client.set_nodelay(true);
+        if let Some(ka) = &keepalive {
+            // Probes only detect dead peers sooner: a failure leaves the connection usable.
+            let _ = listener::set_keepalive(socket2::SockRef::from(&client), ka);
+        }
         // The listener's address gives the port; only a PROXY header needs the exact local
         // address of a wildcard bind, which costs a getsockname(2).
         let local = if exact_local {
@@ -409,6 +542,7 @@ async fn accept_loop(
         };
         let (state, fe) = (state.clone(), fe.clone());
         state.total_conns.fetch_add(1, Relaxed);
+        state.conn_rate.tick();
         state.cur_conns.fetch_add(1, Relaxed);
         tokio::spawn(async move {
             let mut client = client;

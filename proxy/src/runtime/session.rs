@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use super::balance::{self, NoServer};
 use super::forward::{self, End, Moved};
 use super::log;
-use super::state::{Backend, Frontend, Server, SessionGuard, State};
+use super::state::{Backend, Frontend, Server, SessionGuard, SessionTimes, State};
 
 /// How long a connection attempt may take when `timeout connect` is not set.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,7 +46,18 @@ pub struct Connected {
 pub enum ConnectError {
     NoServer,
     QueueTimeout,
-    Failed(io::Error),
+    /// Every attempt failed; the server tried last (which the log line names) and its error.
+    Failed(Arc<Server>, io::Error),
+}
+
+impl ConnectError {
+    /// The server the log line names: the one tried last, else `<NOSRV>`.
+    pub fn server_name(&self) -> &str {
+        match self {
+            ConnectError::Failed(server, _) => &server.name,
+            _ => "<NOSRV>",
+        }
+    }
 }
 
 /// Picks a server and connects to it, retrying `retries` times; with `option redispatch`
@@ -81,7 +92,9 @@ pub async fn connect(
         let started = Instant::now();
         let delayed_ack =
             conf.options.tcp_smart_connect && (has_data || server.opts.send_proxy.is_some());
-        match tokio::time::timeout(timeout, open_connection(addr, delayed_ack)).await {
+        let keepalive = conf.options.srvtcpka.then_some(&conf.srvtcpka);
+        let opening = open_connection(addr, delayed_ack, keepalive);
+        match tokio::time::timeout(timeout, opening).await {
             Ok(Ok(stream)) => {
                 return Ok(Connected {
                     server,
@@ -115,7 +128,7 @@ pub async fn connect(
         }
     }
     backend.counters.conn_errors.fetch_add(1, Relaxed);
-    Err(ConnectError::Failed(last_err))
+    Err(ConnectError::Failed(server, last_err))
 }
 
 /// Connects to `addr` with TCP_NODELAY set, HAProxy's way: socket, setsockopt, connect.
@@ -123,7 +136,12 @@ pub async fn connect(
 ///
 /// Unlike tokio's `TcpStream::connect`, a successful connection costs no SO_ERROR query:
 /// epoll reports a failed one as an error or hang-up, and only then is the error fetched.
-async fn open_connection(addr: SocketAddr, delayed_ack: bool) -> io::Result<TcpStream> {
+/// `keepalive`: TCP keep-alive probes (`option srvtcpka`).
+async fn open_connection(
+    addr: SocketAddr,
+    delayed_ack: bool,
+    keepalive: Option<&crate::config::model::Keepalive>,
+) -> io::Result<TcpStream> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -134,6 +152,10 @@ async fn open_connection(addr: SocketAddr, delayed_ack: bool) -> io::Result<TcpS
     if delayed_ack {
         // Only a saved packet is at stake: on failure the ACK goes on its own, as usual.
         let _ = socket.set_tcp_quickack(false);
+    }
+    if let Some(ka) = keepalive {
+        // Probes only detect dead peers sooner: a failure leaves the connection usable.
+        let _ = super::listener::set_keepalive(socket2::SockRef::from(&socket), ka);
     }
     match socket.connect(&addr.into()) {
         Ok(()) => {}
@@ -277,12 +299,12 @@ pub async fn serve_tcp(
             let flags = match e {
                 ConnectError::NoServer => "SC",
                 ConnectError::QueueTimeout => "sQ",
-                ConnectError::Failed(_) => "SC",
+                ConnectError::Failed(..) => "SC",
             };
             tcp_log(
                 &fe,
                 &backend.name,
-                "<NOSRV>",
+                e.server_name(),
                 peer,
                 &date,
                 accepted,
@@ -325,6 +347,15 @@ pub async fn serve_tcp(
         End::Timeout => "cD",
         End::Error(_) => "SD",
     };
+    let times = SessionTimes {
+        queue: Some(conn.queue_time),
+        connect: Some(conn.connect_time),
+        response: None,
+        total: accepted.elapsed(),
+    };
+    for c in [&backend.counters, &conn.server.counters] {
+        c.record_session(&times, flags);
+    }
     let ct = conn.connect_time.as_millis() as i64;
     tcp_log(
         &fe,

@@ -5,7 +5,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::meter::{self, Mean, Rate};
 
 use crate::config::model::{self, Balance, Mode, Proxy, ServerOptions};
 
@@ -33,6 +35,30 @@ pub struct Counters {
     pub http_reqs: AtomicU64,
     /// Responses by class: 1xx .. 5xx, other.
     pub http_status: [AtomicU64; 6],
+    /// Sessions per second (`rate`; a frontend's `conn_rate` too).
+    pub session_rate: Rate,
+    /// HTTP requests per second (`req_rate`).
+    pub request_rate: Rate,
+    /// When the last session started, in seconds since the epoch; 0: never (`lastsess`).
+    pub last_session: AtomicU64,
+    /// Milliseconds sessions spent queued, connecting, waiting for the response head, in all
+    /// (`qtime`, `ctime`, `rtime`, `ttime` and their `_max`).
+    pub queue_ms: Mean,
+    pub connect_ms: Mean,
+    pub response_ms: Mean,
+    pub total_ms: Mean,
+    /// Transfers aborted by the client, by the server (`cli_abrt`, `srv_abrt`).
+    pub client_aborts: AtomicU64,
+    pub server_aborts: AtomicU64,
+}
+
+/// How long one session took, for [`Counters::record_session`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionTimes {
+    pub queue: Option<Duration>,
+    pub connect: Option<Duration>,
+    pub response: Option<Duration>,
+    pub total: Duration,
 }
 
 impl Counters {
@@ -41,7 +67,38 @@ impl Counters {
         let cur = self.cur.fetch_add(1, Relaxed) + 1;
         self.max.fetch_max(cur, Relaxed);
         self.total.fetch_add(1, Relaxed);
+        let ms = meter::now_ms();
+        self.session_rate.tick_at(ms);
+        self.last_session.store(ms / 1000, Relaxed);
         SessionGuard(self.clone())
+    }
+
+    /// Counts an HTTP request.
+    pub fn request(&self) {
+        self.http_reqs.fetch_add(1, Relaxed);
+        self.request_rate.tick();
+    }
+
+    /// Adds an ended session's times to the means, and counts it as aborted when its
+    /// termination flags (HAProxy's, as logged) say the client or the server broke off the
+    /// data transfer.
+    pub fn record_session(&self, times: &SessionTimes, flags: &str) {
+        let ms = |d: Duration| d.as_millis() as u64;
+        for (mean, value) in [
+            (&self.queue_ms, times.queue),
+            (&self.connect_ms, times.connect),
+            (&self.response_ms, times.response),
+            (&self.total_ms, Some(times.total)),
+        ] {
+            if let Some(v) = value {
+                mean.add(ms(v));
+            }
+        }
+        match flags.as_bytes() {
+            [b'C' | b'c', b'D', ..] => self.client_aborts.fetch_add(1, Relaxed),
+            [b'S' | b's', b'D', ..] => self.server_aborts.fetch_add(1, Relaxed),
+            _ => 0,
+        };
     }
 
     pub fn count_status(&self, status: u16) {
@@ -146,8 +203,25 @@ impl Server {
         *self.admin.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// As HAProxy: maintenance pauses the checks with the health at 0; leaving it starts the
+    /// server UP at `rise` (one failed check then takes it down).
     pub fn set_admin(&self, admin: Admin) {
-        *self.admin.lock().unwrap_or_else(|e| e.into_inner()) = admin;
+        let was = std::mem::replace(
+            &mut *self.admin.lock().unwrap_or_else(|e| e.into_inner()),
+            admin,
+        );
+        if self.opts.check {
+            match (was == Admin::Maint, admin == Admin::Maint) {
+                (false, true) => self.health.store(0, Relaxed),
+                (true, false) => {
+                    self.health.store(self.opts.rise, Relaxed);
+                    if !self.is_up() {
+                        self.set_up(true);
+                    }
+                }
+                _ => {}
+            }
+        }
         self.last_change.store(now_secs(), Relaxed);
     }
 
@@ -277,8 +351,7 @@ impl Backend {
         let servers: Vec<Arc<Server>> = conf
             .servers
             .iter()
-            .enumerate()
-            .map(|(i, s)| Arc::new(Server::new(i + 1, &conf.name, s)))
+            .map(|s| Arc::new(Server::new(s.id, &conf.name, s)))
             .collect();
         Backend {
             id,
@@ -300,13 +373,14 @@ impl Backend {
         self.servers.iter().find(|s| s.name == name)
     }
 
-    /// Whether any server can take a connection (the backend's UP/DOWN); a stats-only
-    /// backend (no servers, `stats enable`) is UP, as in HAProxy.
+    /// Whether any server takes new connections (the backend's UP/DOWN): usable and not
+    /// draining, as HAProxy counts them; a stats-only backend (no servers, `stats enable`)
+    /// is UP, as in HAProxy.
     pub fn is_up(&self) -> bool {
         if self.servers.is_empty() {
             return self.conf.stats.enabled;
         }
-        self.servers.iter().any(|s| s.usable())
+        self.servers.iter().any(|s| s.usable() && s.lb_weight() > 0)
     }
 
     pub fn active_count(&self) -> usize {
@@ -332,9 +406,42 @@ pub struct Frontend {
     pub conf: Proxy,
     pub backend: Option<Arc<Backend>>,
     pub counters: Arc<Counters>,
-    /// Paused by `disable frontend` or a soft stop.
-    pub paused: AtomicBool,
+    /// Paused by `disable frontend`: its listeners stop listening until `enable frontend`.
+    pub paused: tokio::sync::watch::Sender<bool>,
+    /// The accept loops' listening sockets, and how many of them listen now.
+    pub sockets: AtomicUsize,
+    pub listening: AtomicUsize,
     pub logger: super::log::Logger,
+}
+
+impl Frontend {
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Pauses or resumes the listeners; false when they already were so.
+    pub fn set_paused(&self, paused: bool) -> bool {
+        self.paused
+            .send_if_modified(|p| std::mem::replace(p, paused) != paused)
+    }
+
+    /// Waits (a second at most) until every accept loop followed [`Frontend::set_paused`]:
+    /// the runtime API answers once the sockets refuse or accept again, as HAProxy does.
+    pub async fn settled(&self) {
+        let end = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < end {
+            let listening = self.listening.load(Relaxed);
+            let want = if self.is_paused() {
+                0
+            } else {
+                self.sockets.load(Relaxed)
+            };
+            if listening == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
 }
 
 /// Everything the process runs.
@@ -347,25 +454,33 @@ pub struct State {
     pub start_secs: u64,
     pub pid: u32,
     pub stopping: AtomicBool,
+    /// Wakes the connections waiting for a soft stop ([`State::soft_stopped`]).
+    pub stop_notify: tokio::sync::Notify,
     pub total_conns: AtomicU64,
+    /// Connections accepted per second (`show info` ConnRate, SessRate).
+    pub conn_rate: Rate,
     pub cur_conns: AtomicUsize,
     pub max_conns: usize,
+    /// Descriptors the configuration needs (`show info` Maxsock).
+    pub max_sock: usize,
+    /// Splice pipes kept at most.
+    pub max_pipes: usize,
     pub failed_resolutions: AtomicU64,
     pub bytes_out: AtomicU64,
     pub splice: bool,
 }
 
 impl State {
-    /// Builds the runtime objects of a checked configuration.
-    pub fn new(config: model::Config) -> Self {
+    /// Builds the runtime objects of a checked configuration, within its descriptor budget.
+    pub fn new(config: model::Config, budget: crate::limits::Budget) -> Self {
         let mut backends = Vec::new();
         let mut frontends = Vec::new();
-        for (i, p) in config.proxies.iter().enumerate() {
+        for p in &config.proxies {
             if p.kind.is_backend() {
-                backends.push(Arc::new(Backend::new(i + 2, p)));
+                backends.push(Arc::new(Backend::new(p.id, p)));
             }
         }
-        for (i, p) in config.proxies.iter().enumerate() {
+        for p in &config.proxies {
             if !p.kind.is_frontend() {
                 continue;
             }
@@ -377,17 +492,18 @@ impl State {
                 _ => None,
             };
             frontends.push(Arc::new(Frontend {
-                id: i + 2,
+                id: p.id,
                 name: p.name.clone(),
                 conf: p.clone(),
                 backend,
                 counters: Arc::default(),
-                paused: AtomicBool::new(false),
+                paused: tokio::sync::watch::Sender::new(false),
+                sockets: AtomicUsize::new(0),
+                listening: AtomicUsize::new(0),
                 logger: super::log::Logger::new(&p.logs, config.global.log_tag.as_deref()),
             }));
         }
-        let splice = !config.global.nosplice && std::env::var_os("HAPX_NO_SPLICE").is_none();
-        let max_conns = config.global.maxconn.unwrap_or(9985);
+        let splice = Self::splices(&config.global);
         State {
             config,
             frontends,
@@ -396,13 +512,40 @@ impl State {
             start_secs: now_secs(),
             pid: std::process::id(),
             stopping: AtomicBool::new(false),
+            stop_notify: tokio::sync::Notify::new(),
             total_conns: AtomicU64::new(0),
+            conn_rate: Rate::default(),
             cur_conns: AtomicUsize::new(0),
-            max_conns,
+            max_conns: budget.maxconn,
+            max_sock: budget.maxsock,
+            max_pipes: budget.maxpipes,
             failed_resolutions: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             splice,
         }
+    }
+
+    /// Begins a soft stop: idle keep-alive connections close, responses say `Connection: close`.
+    pub fn stop_softly(&self) {
+        self.stopping.store(true, Relaxed);
+        self.stop_notify.notify_waiters();
+    }
+
+    /// Resolves once a soft stop has begun (at once if it has).
+    pub async fn soft_stopped(&self) {
+        // Registered before the flag is read, so a stop between the two still wakes us.
+        let notified = self.stop_notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.stopping.load(Relaxed) {
+            return;
+        }
+        notified.await;
+    }
+
+    /// Whether bulk transfers go through splice(2): unless `nosplice` or `HAPX_NO_SPLICE`.
+    pub fn splices(global: &model::Global) -> bool {
+        !global.nosplice && std::env::var_os("HAPX_NO_SPLICE").is_none()
     }
 
     pub fn backend(&self, name: &str) -> Option<&Arc<Backend>> {

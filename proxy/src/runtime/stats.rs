@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::state::{Admin, Backend, Counters, Frontend, Server, State, now_secs};
+use super::state::{Admin, Backend, CheckResult, Counters, Frontend, Server, State, now_secs};
 use crate::config::model::Mode;
 
 /// HAProxy 2.6's `show stat` header line, column for column.
@@ -53,25 +53,62 @@ fn frontend_row(state: &State, fe: &Frontend) -> Row {
     row.insert("dreq", c.denied_req.load(Relaxed).to_string());
     row.insert("dresp", "0".into());
     row.insert("ereq", c.req_errors.load(Relaxed).to_string());
-    let open = !fe.paused.load(Relaxed) && !state.stopping.load(Relaxed);
-    row.insert("status", if open { "OPEN" } else { "STOP" }.into());
-    common(&mut row, fe.id, 0, 0);
+    let status = if state.stopping.load(Relaxed) {
+        "STOP"
+    } else if fe.is_paused() {
+        "PAUSED"
+    } else {
+        "OPEN"
+    };
+    row.insert("status", status.into());
+    common(&mut row, c, fe.id, 0, 0);
     row.insert("mode", fe.conf.mode.as_str().into());
     row.insert("conn_tot", c.total.load(Relaxed).to_string());
+    for (col, value) in [
+        ("req_rate", c.request_rate.per_second()),
+        ("req_rate_max", c.request_rate.max()),
+        ("conn_rate", c.session_rate.per_second()),
+        ("conn_rate_max", c.session_rate.max()),
+    ] {
+        row.insert(col, value.to_string());
+    }
     if fe.conf.mode == Mode::Http {
         http_counts(&mut row, c);
     }
     row
 }
 
-fn common(row: &mut Row, iid: usize, sid: usize, kind: u8) {
+fn common(row: &mut Row, c: &Counters, iid: usize, sid: usize, kind: u8) {
     row.insert("pid", "1".into());
     row.insert("iid", iid.to_string());
     row.insert("sid", sid.to_string());
     row.insert("type", kind.to_string());
-    for col in ["rate", "rate_max"] {
-        row.insert(col, "0".into());
+    row.insert("rate", c.session_rate.per_second().to_string());
+    row.insert("rate_max", c.session_rate.max().to_string());
+}
+
+/// The columns backends and servers share: the last session, the mean times over the last
+/// sessions and the aborts.
+fn sessions(row: &mut Row, c: &Counters) {
+    let last = c.last_session.load(Relaxed);
+    let since = if last == 0 {
+        "-1".to_string()
+    } else {
+        now_secs().saturating_sub(last).to_string()
+    };
+    row.insert("lastsess", since);
+    for (col, col_max, mean) in [
+        ("qtime", "qtime_max", &c.queue_ms),
+        ("ctime", "ctime_max", &c.connect_ms),
+        ("rtime", "rtime_max", &c.response_ms),
+        ("ttime", "ttime_max", &c.total_ms),
+    ] {
+        row.insert(col, mean.mean().to_string());
+        row.insert(col_max, mean.max().to_string());
     }
+    row.insert("cli_abrt", c.client_aborts.load(Relaxed).to_string());
+    row.insert("srv_abrt", c.server_aborts.load(Relaxed).to_string());
+    row.insert("reuse", "0".into());
 }
 
 fn server_row(be: &Backend, s: &Server) -> Row {
@@ -91,32 +128,28 @@ fn server_row(be: &Backend, s: &Server) -> Row {
     row.insert("wretr", c.retries.load(Relaxed).to_string());
     row.insert("wredis", c.redispatches.load(Relaxed).to_string());
     row.insert("status", s.status());
-    row.insert("weight", s.lb_weight().to_string());
+    // The operator's weight, also while in maintenance or draining (as HAProxy shows it).
+    row.insert("weight", s.weight.load(Relaxed).to_string());
     row.insert("act", u8::from(!s.opts.backup).to_string());
     row.insert("bck", u8::from(s.opts.backup).to_string());
     let since = now_secs().saturating_sub(s.last_change.load(Relaxed));
     row.insert("lastchg", since.to_string());
-    common(&mut row, be.id, s.id, 2);
+    common(&mut row, c, be.id, s.id, 2);
+    sessions(&mut row, c);
+    row.insert("connect", c.total.load(Relaxed).to_string());
     row.insert("lbtot", s.lb_total.load(Relaxed).to_string());
     if s.opts.check {
-        let chk = s.check.lock().map(|c| c.clone()).unwrap_or_default();
         row.insert("chkfail", s.check_failures.load(Relaxed).to_string());
         row.insert("chkdown", s.down_transitions.load(Relaxed).to_string());
         row.insert("downtime", downtime(s).to_string());
-        row.insert("check_status", chk.status.clone());
-        row.insert(
-            "check_code",
-            chk.code.map(|c| c.to_string()).unwrap_or_default(),
-        );
-        row.insert(
-            "check_duration",
-            chk.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
-        );
-        row.insert("last_chk", chk.desc.clone());
-        row.insert("check_desc", chk.desc);
-        row.insert("check_rise", s.opts.rise.to_string());
-        row.insert("check_fall", s.opts.fall.to_string());
-        row.insert("check_health", s.health.load(Relaxed).to_string());
+        // Maintenance pauses the checks: HAProxy then shows no check result.
+        if s.admin() != Admin::Maint {
+            let chk = s.check.lock().map(|c| c.clone()).unwrap_or_default();
+            check_columns(&mut row, &chk);
+            row.insert("check_rise", s.opts.rise.to_string());
+            row.insert("check_fall", s.opts.fall.to_string());
+            row.insert("check_health", s.health.load(Relaxed).to_string());
+        }
     }
     let port = s.port.map(|p| p.to_string()).unwrap_or_default();
     row.insert(
@@ -135,6 +168,65 @@ fn server_row(be: &Backend, s: &Server) -> Row {
         http_counts(&mut row, c);
     }
     row
+}
+
+/// The last check's columns: `check_desc` describes the status, `last_chk` holds the detail
+/// (the system's error, the response...).
+fn check_columns(row: &mut Row, chk: &CheckResult) {
+    let described = check_status_description(&chk.status);
+    let detail = chk
+        .desc
+        .strip_prefix(described)
+        .map(|rest| rest.trim_start_matches(':').trim())
+        .unwrap_or(&chk.desc);
+    row.insert("check_status", chk.status.clone());
+    row.insert(
+        "check_code",
+        chk.code.map(|c| c.to_string()).unwrap_or_default(),
+    );
+    row.insert(
+        "check_duration",
+        chk.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+    );
+    row.insert("last_chk", detail.to_string());
+    row.insert("check_desc", described.to_string());
+}
+
+/// HAProxy's check statuses: (short name, number in `show servers state`, description).
+pub(super) const CHECK_STATUSES: &[(&str, u8, &str)] = &[
+    ("UNK", 0, "Unknown"),
+    ("INI", 1, "Initializing"),
+    ("HANA", 4, "Health analyze"),
+    ("SOCKERR", 5, "Socket error"),
+    ("L4OK", 6, "Layer4 check passed"),
+    ("L4TOUT", 7, "Layer4 timeout"),
+    ("L4CON", 8, "Layer4 connection problem"),
+    ("L6OK", 9, "Layer6 check passed"),
+    ("L6TOUT", 10, "Layer6 timeout"),
+    ("L6RSP", 11, "Layer6 invalid response"),
+    ("L7TOUT", 12, "Layer7 timeout"),
+    ("L7RSP", 13, "Layer7 invalid response"),
+    ("L7OK", 15, "Layer7 check passed"),
+    ("L7OKC", 16, "Layer7 check conditionally passed"),
+    ("L7STS", 17, "Layer7 wrong status"),
+    ("PROCERR", 18, "External check error"),
+    ("PROCTOUT", 19, "External check timeout"),
+    ("PROCOK", 20, "External check passed"),
+];
+
+/// A check status's number; no check yet: INI.
+fn check_status_code(status: &str) -> u8 {
+    CHECK_STATUSES
+        .iter()
+        .find(|(name, ..)| *name == status)
+        .map_or(1, |(_, code, _)| *code)
+}
+
+fn check_status_description(status: &str) -> &'static str {
+    CHECK_STATUSES
+        .iter()
+        .find(|(name, ..)| *name == status)
+        .map_or("", |(.., desc)| desc)
 }
 
 fn downtime(s: &Server) -> u64 {
@@ -176,8 +268,12 @@ fn backend_row(state: &State, be: &Backend) -> Row {
         usable(true).map(|s| s.lb_weight()).sum()
     };
     row.insert("weight", weight.to_string());
-    row.insert("act", be.active_count().to_string());
-    row.insert("bck", be.backup_count().to_string());
+    // Servers taking new sessions: neither down, in maintenance nor draining.
+    let taking = |backup: bool| usable(backup).filter(|s| s.lb_weight() > 0);
+    row.insert("act", taking(false).count().to_string());
+    row.insert("bck", taking(true).count().to_string());
+    let uweight: u32 = taking(false).map(|s| s.weight.load(Relaxed)).sum();
+    row.insert("uweight", uweight.to_string());
     row.insert("chkdown", be.down_transitions.load(Relaxed).to_string());
     row.insert(
         "lastchg",
@@ -186,15 +282,32 @@ fn backend_row(state: &State, be: &Backend) -> Row {
             .to_string(),
     );
     row.insert("downtime", "0".into());
-    common(&mut row, be.id, 0, 1);
+    common(&mut row, c, be.id, 0, 1);
+    sessions(&mut row, c);
     let lbtot: u64 = be.servers.iter().map(|s| s.lb_total.load(Relaxed)).sum();
     row.insert("lbtot", lbtot.to_string());
+    let connects: u64 = be
+        .servers
+        .iter()
+        .map(|s| s.counters.total.load(Relaxed))
+        .sum();
+    row.insert("connect", connects.to_string());
     row.insert("mode", be.mode.as_str().into());
     row.insert("algo", be.balance.as_str().into());
     if be.mode == Mode::Http {
         http_counts(&mut row, c);
     }
     row
+}
+
+/// One `show stat` column of a backend's row.
+pub(super) fn backend_column(state: &State, be: &Backend, column: &str) -> String {
+    backend_row(state, be).remove(column).unwrap_or_default()
+}
+
+/// One `show stat` column of a server's row.
+pub(super) fn server_column(be: &Backend, s: &Server, column: &str) -> String {
+    server_row(be, s).remove(column).unwrap_or_default()
 }
 
 /// Every row in HAProxy's order: per proxy, frontend, servers, backend.
@@ -212,7 +325,8 @@ fn rows(state: &State) -> Vec<Row> {
     out
 }
 
-/// `show stat` / `;csv`: the header and one line per row, then an empty line.
+/// `show stat` / `;csv`: the header and one line per row (the runtime API adds the empty line
+/// ending every answer).
 pub fn csv(state: &State) -> String {
     let columns: Vec<&str> = CSV_COLUMNS.trim_start_matches("# ").split(',').collect();
     let mut out = String::from(CSV_COLUMNS);
@@ -226,7 +340,6 @@ pub fn csv(state: &State) -> String {
         }
         out.push('\n');
     }
-    out.push('\n');
     out
 }
 
@@ -250,28 +363,62 @@ fn open_files_limit() -> u64 {
     if rc == 0 { lim.rlim_cur } else { 0 }
 }
 
+/// Process-wide figures `show info` and the exporter share.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ProcessInfo {
+    pub threads: usize,
+    pub ulimit: u64,
+    pub listeners: usize,
+    /// HTTP requests of every frontend.
+    pub requests: u64,
+    pub pipes_used: u64,
+    pub pipes_free: usize,
+    pub spliced_bytes_out: u64,
+}
+
+pub(super) fn process_info(state: &State) -> ProcessInfo {
+    let (pipes_used, pipes_free) = super::forward::pipe_counts();
+    ProcessInfo {
+        threads: state
+            .config
+            .global
+            .nbthread
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        ulimit: open_files_limit(),
+        listeners: state.frontends.iter().map(|f| f.conf.binds.len()).sum(),
+        requests: state
+            .frontends
+            .iter()
+            .map(|f| f.counters.http_reqs.load(Relaxed))
+            .sum(),
+        pipes_used,
+        pipes_free,
+        spliced_bytes_out: if state.splice {
+            state.bytes_out.load(Relaxed)
+        } else {
+            0
+        },
+    }
+}
+
 /// `show info`: HAProxy's `Name: value` lines.
 pub fn info(state: &State) -> String {
     let up = state.started.elapsed().as_secs();
-    let (pipes_used, pipes_free) = super::forward::pipe_counts();
-    let ulimit = open_files_limit();
+    let ProcessInfo {
+        threads,
+        ulimit,
+        listeners,
+        requests: cum_req,
+        pipes_used,
+        pipes_free,
+        spliced_bytes_out,
+    } = process_info(state);
     let node = state.config.global.node.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_default()
     });
-    let listeners: usize = state.frontends.iter().map(|f| f.conf.binds.len()).sum();
-    let threads = state
-        .config
-        .global
-        .nbthread
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let cum_req: u64 = state
-        .frontends
-        .iter()
-        .map(|f| f.counters.http_reqs.load(Relaxed))
-        .sum();
     let lines: Vec<(&str, String)> = vec![
         ("Name", "hapx-proxy".into()),
         ("Version", env!("CARGO_PKG_VERSION").into()),
@@ -287,7 +434,7 @@ pub fn info(state: &State) -> String {
         ("PoolUsed_MB", "0".into()),
         ("PoolFailed", "0".into()),
         ("Ulimit-n", ulimit.to_string()),
-        ("Maxsock", ulimit.to_string()),
+        ("Maxsock", state.max_sock.to_string()),
         ("Maxconn", state.max_conns.to_string()),
         ("Hard_maxconn", state.max_conns.to_string()),
         ("CurrConns", state.cur_conns.load(Relaxed).to_string()),
@@ -296,15 +443,16 @@ pub fn info(state: &State) -> String {
         ("MaxSslConns", "0".into()),
         ("CurrSslConns", "0".into()),
         ("CumSslConns", "0".into()),
-        ("Maxpipes", "0".into()),
+        ("Maxpipes", state.max_pipes.to_string()),
         ("PipesUsed", pipes_used.to_string()),
         ("PipesFree", pipes_free.to_string()),
-        ("ConnRate", "0".into()),
+        // Every accepted connection is a session: the two rates are one here.
+        ("ConnRate", state.conn_rate.per_second().to_string()),
         ("ConnRateLimit", "0".into()),
-        ("MaxConnRate", "0".into()),
-        ("SessRate", "0".into()),
+        ("MaxConnRate", state.conn_rate.max().to_string()),
+        ("SessRate", state.conn_rate.per_second().to_string()),
         ("SessRateLimit", "0".into()),
-        ("MaxSessRate", "0".into()),
+        ("MaxSessRate", state.conn_rate.max().to_string()),
         ("Tasks", "0".into()),
         ("Run_queue", "0".into()),
         ("Idle_pct", "100".into()),
@@ -328,15 +476,7 @@ pub fn info(state: &State) -> String {
             state.failed_resolutions.load(Relaxed).to_string(),
         ),
         ("TotalBytesOut", state.bytes_out.load(Relaxed).to_string()),
-        (
-            "TotalSplicdedBytesOut",
-            if state.splice {
-                state.bytes_out.load(Relaxed)
-            } else {
-                0
-            }
-            .to_string(),
-        ),
+        ("TotalSplicdedBytesOut", spliced_bytes_out.to_string()),
         ("BytesOutRate", "0".into()),
         ("DebugCommandsIssued", "0".into()),
         ("CumRecvLogs", "0".into()),
@@ -348,7 +488,6 @@ pub fn info(state: &State) -> String {
     for (k, v) in lines {
         let _ = writeln!(out, "{k}: {v}");
     }
-    out.push('\n');
     out
 }
 
@@ -356,7 +495,7 @@ pub fn info(state: &State) -> String {
 pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String> {
     if let Some(name) = only {
         if state.backend(name).is_none() {
-            return Err(format!("Can't find backend '{name}'.\n"));
+            return Err("Can't find backend.\n".into());
         }
     }
     let mut out = String::from(
@@ -378,11 +517,19 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
                 Admin::Maint => 1,
                 Admin::Drain => 8,
             };
-            let check_state = if s.opts.check { 6 } else { 0 };
-            let result = match (s.opts.check, s.is_up()) {
+            // HAProxy's check state flags: configured 2, enabled 4, paused (maintenance) 8.
+            let check_state = match (s.opts.check, s.admin()) {
                 (false, _) => 0,
-                (true, true) => 3,
-                (true, false) => 2,
+                (true, Admin::Maint) => 14,
+                (true, _) => 6,
+            };
+            let chk = s.check.lock().map(|c| c.status.clone()).unwrap_or_default();
+            let status = check_status_code(&chk);
+            // The last check's result: unknown 0, failed 2, passed 3.
+            let result = match (status, chk.as_str()) {
+                (1, _) => 0,
+                (_, "L4OK" | "L6OK" | "L7OK" | "L7OKC" | "PROCOK") => 3,
+                _ => 2,
             };
             let fqdn = if s.host.parse::<std::net::IpAddr>().is_ok() {
                 "-".to_string()
@@ -400,14 +547,13 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
                 s.weight.load(Relaxed),
                 s.opts.weight,
                 now_secs().saturating_sub(s.last_change.load(Relaxed)),
-                if s.opts.check { 6 } else { 1 },
+                status,
                 s.health.load(Relaxed),
                 s.port.unwrap_or(0),
                 s.opts.check_port.unwrap_or(0),
             );
         }
     }
-    out.push('\n');
     Ok(out)
 }
 
@@ -478,7 +624,7 @@ pub fn html(state: &State, hide_version: bool, refresh: Option<u64>, uri: &str) 
     let up = state.started.elapsed().as_secs();
     let _ = write!(
         o,
-        "<h3>&gt; General process information</h3>\n<p>hapx-proxy{version}, pid = {}, uptime = {}<br>\ncurrent conns = {}; maxconn = {}; total conns = {}{}</p>\n<p><a href=\"{}\">CSV export</a></p>\n",
+        "<h3>&gt; General process information</h3>\n<p>hapx-proxy{version}, pid = {}, uptime = {}<br>\ncurrent conns = {}; maxconn = {}; total conns = {}{}</p>\n<p>{}<a href=\"{}\">CSV export</a></p>\n",
         state.pid,
         uptime(up),
         state.cur_conns.load(Relaxed),
@@ -487,10 +633,15 @@ pub fn html(state: &State, hide_version: bool, refresh: Option<u64>, uri: &str) 
         refresh
             .map(|r| format!("; refresh = {r}s"))
             .unwrap_or_default(),
-        esc(&format!(
-            "{};csv",
-            uri.trim_end_matches('/').to_string() + "/"
-        ))
+        if refresh.is_some() {
+            format!(
+                "<a href=\"{}\">Disable refresh</a><br>\n",
+                esc(&format!("{uri};norefresh"))
+            )
+        } else {
+            String::new()
+        },
+        esc(&format!("{uri};csv;norefresh"))
     );
     for p in &state.config.proxies {
         let fe = state.frontends.iter().find(|f| f.name == p.name);
@@ -539,131 +690,5 @@ pub fn html(state: &State, hide_version: bool, refresh: Option<u64>, uri: &str) 
         o.push_str("</table><p>\n");
     }
     o.push_str("</body>\n</html>\n");
-    o
-}
-
-/// Metrics in Prometheus' text format, named like HAProxy's exporter.
-pub fn prometheus(state: &State) -> String {
-    let mut o = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(o, "{name}{{{labels}}} {value}");
-        }
-    };
-    let fe = |f: &dyn Fn(&Frontend) -> String| {
-        state
-            .frontends
-            .iter()
-            .map(|x| (format!("proxy=\"{}\"", x.name), f(x)))
-            .collect::<Vec<_>>()
-    };
-    family(
-        "haproxy_process_current_connections",
-        "gauge",
-        "Number of active sessions.",
-        vec![(String::new(), state.cur_conns.load(Relaxed).to_string())],
-    );
-    family(
-        "haproxy_process_start_time_seconds",
-        "gauge",
-        "Start time in seconds.",
-        vec![(String::new(), state.start_secs.to_string())],
-    );
-    family(
-        "haproxy_frontend_current_sessions",
-        "gauge",
-        "Number of current sessions.",
-        fe(&|f| f.counters.cur.load(Relaxed).to_string()),
-    );
-    family(
-        "haproxy_frontend_sessions_total",
-        "counter",
-        "Total number of sessions.",
-        fe(&|f| f.counters.total.load(Relaxed).to_string()),
-    );
-    family(
-        "haproxy_frontend_bytes_in_total",
-        "counter",
-        "Current total of incoming bytes.",
-        fe(&|f| f.counters.bytes_in.load(Relaxed).to_string()),
-    );
-    family(
-        "haproxy_frontend_bytes_out_total",
-        "counter",
-        "Current total of outgoing bytes.",
-        fe(&|f| f.counters.bytes_out.load(Relaxed).to_string()),
-    );
-    let servers = |f: &dyn Fn(&Server) -> String| {
-        state
-            .backends
-            .iter()
-            .flat_map(|b| b.servers.iter().map(move |s| (b, s)))
-            .map(|(b, s)| (format!("proxy=\"{}\",server=\"{}\"", b.name, s.name), f(s)))
-            .collect::<Vec<_>>()
-    };
-    family(
-        "haproxy_backend_status",
-        "gauge",
-        "Current status of the service (1 = UP).",
-        state
-            .backends
-            .iter()
-            .map(|b| {
-                (
-                    format!("proxy=\"{}\"", b.name),
-                    u8::from(b.is_up()).to_string(),
-                )
-            })
-            .collect(),
-    );
-    family(
-        "haproxy_server_status",
-        "gauge",
-        "Current status of the server (1 = usable).",
-        servers(&|s| u8::from(s.usable()).to_string()),
-    );
-    family(
-        "haproxy_server_current_sessions",
-        "gauge",
-        "Number of current sessions.",
-        servers(&|s| s.counters.cur.load(Relaxed).to_string()),
-    );
-    family(
-        "haproxy_server_sessions_total",
-        "counter",
-        "Total number of sessions.",
-        servers(&|s| s.counters.total.load(Relaxed).to_string()),
-    );
-    family(
-        "haproxy_server_bytes_in_total",
-        "counter",
-        "Current total of incoming bytes.",
-        servers(&|s| s.counters.bytes_in.load(Relaxed).to_string()),
-    );
-    family(
-        "haproxy_server_bytes_out_total",
-        "counter",
-        "Current total of outgoing bytes.",
-        servers(&|s| s.counters.bytes_out.load(Relaxed).to_string()),
-    );
-    family(
-        "haproxy_server_connection_errors_total",
-        "counter",
-        "Total number of connection errors.",
-        servers(&|s| s.counters.conn_errors.load(Relaxed).to_string()),
-    );
-    family(
-        "haproxy_server_check_failures_total",
-        "counter",
-        "Total number of failed checks.",
-        servers(&|s| s.check_failures.load(Relaxed).to_string()),
-    );
-    family(
-        "haproxy_server_weight",
-        "gauge",
-        "Service weight.",
-        servers(&|s| s.lb_weight().to_string()),
-    );
     o
 }
