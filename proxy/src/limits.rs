@@ -76,10 +76,15 @@ impl Budget {
             .maxconn
             .unwrap_or_else(|| ideal_maxconn(fixed, splice, boot));
         let maxpipes = if splice { pipes_for(maxconn) } else { 0 };
+        // A huge `maxconn` (HAProxy's `-c` takes any) saturates instead of wrapping: no limit
+        // can then be raised that far, which `apply` reports as HAProxy does.
+        let maxsock = fixed
+            .saturating_add(maxconn.saturating_mul(2))
+            .saturating_add(maxpipes.saturating_mul(2));
         Budget {
             maxconn,
             maxpipes,
-            maxsock: fixed + 2 * maxconn + 2 * maxpipes,
+            maxsock,
         }
     }
 }
@@ -118,7 +123,12 @@ fn pipes_for(maxconn: usize) -> usize {
 fn ideal_maxconn(fixed: usize, splice: bool, (soft, hard): (u64, u64)) -> usize {
     let limit = usize::try_from(soft.max(hard)).unwrap_or(usize::MAX);
     let remain = limit.saturating_sub(fixed);
-    let maxconn = if splice { 2 * remain / 5 } else { remain / 2 };
+    // An unlimited limit (RLIM_INFINITY) must not overflow `2 * remain`.
+    let maxconn = if splice {
+        remain / 5 * 2 + remain % 5 * 2 / 5
+    } else {
+        remain / 2
+    };
     maxconn.max(DEFAULT_MAXCONN)
 }
 
@@ -199,6 +209,17 @@ mod tests {
         assert_eq!(ideal_maxconn(fixed - 3, false, (256, 20000)), 9986);
         // Never below HAProxy's default.
         assert_eq!(ideal_maxconn(fixed, false, (64, 64)), DEFAULT_MAXCONN);
+    }
+
+    #[test]
+    fn huge_limits_and_maxconn_saturate_instead_of_wrapping() {
+        let mut config = Config::default();
+        config.global.maxconn = Some(9_223_372_036_854_775_807);
+        let b = Budget::plan(&config, 2, true, (1024, 1024));
+        assert_eq!(b.maxsock, usize::MAX);
+        config.global.maxconn = None;
+        let b = Budget::plan(&config, 2, true, (u64::MAX, u64::MAX));
+        assert!(b.maxconn > 1 << 60, "{b:?}");
     }
 
     #[test]

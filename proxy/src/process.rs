@@ -2,9 +2,11 @@
 //! ([`crate::limits`]), binding before detaching
 //! (so a bind error is reported by the starting command), `-D`/`daemon`, the pid file,
 //! `chroot`/`user`/`group`, taking listeners over from an old process (`-x`, or when
-//! `-sf`/`-st` name it, its stats socket with `expose-fd listeners` or else its private
-//! hand-over channel, see [`crate::runtime::handover`]), and telling
-//! old processes to finish (`-sf`: SIGUSR1, soft stop) or to stop (`-st`: SIGTERM).
+//! `-sf`/`-st` name it, its stats socket with `expose-fd listeners`, falling back to each old
+//! process's private hand-over channel, see [`crate::runtime::handover`]), pausing old
+//! processes (SIGTTOU) while a bind is retried and resuming them (SIGTTIN) if the start
+//! fails, and telling old processes to finish (`-sf`: SIGUSR1, soft stop) or to stop (`-st`:
+//! SIGTERM).
 
 use std::io::Write;
 use std::path::Path;
@@ -24,6 +26,8 @@ use crate::runtime::{self, Prepared, api, handover, state::State};
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     // HAProxy sizes `maxconn` from the limits the process started with.
     let boot = limits::current().context("reading the open-files limit")?;
+    // The hand-over trusts the user we start as (and root), not the one `user` drops to.
+    handover::note_starting_user();
     if let Some(dir) = &cli.chdir {
         std::env::set_current_dir(dir)
             .with_context(|| format!("cannot change to {}", dir.display()))?;
@@ -51,7 +55,11 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let state = Arc::new(State::new(config, budget));
     let mut inherited = take_over(&cli, &state);
-    let listeners = bind_beside_old(&cli, &state, &mut inherited).map_err(|e| alert(&e))?;
+    // Dropped on any way out below (an error, a failed fork...): old processes paused to
+    // free their ports listen again rather than leave nobody serving.
+    let mut paused = PausedOld::default();
+    let listeners =
+        bind_beside_old(&cli, &state, &mut inherited, &mut paused).map_err(|e| alert(&e))?;
     let clis = runtime::bind_clis(&state).map_err(|e| alert(&e))?;
     drop(inherited);
     let global = &state.config.global;
@@ -61,6 +69,8 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         // SAFETY: no thread has been started yet, so the child may do anything.
         match unsafe { nix::unistd::fork() }.context("fork")? {
             ForkResult::Parent { child } => {
+                // The child carries on, resuming the old processes if it fails.
+                paused.disarm();
                 if let Some(p) = &pidfile {
                     write_pidfile(p, child.as_raw() as u32)?;
                 }
@@ -71,9 +81,13 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     } else if let Some(p) = &pidfile {
         write_pidfile(p, std::process::id())?;
     }
+    // Before dropping privileges, so that the next process sees who started this one.
+    let channel = handover::bind_channel();
     drop_privileges(&state).map_err(|e| alert(&e))?;
     signal_old(&cli.soft_finish, Signal::SIGUSR1);
     signal_old(&cli.terminate, Signal::SIGTERM);
+    // Told to stop: they need not listen again.
+    paused.disarm();
     let state = Arc::new(State {
         pid: std::process::id(),
         ..Arc::try_unwrap(state).map_err(|_| anyhow::anyhow!("state still shared"))?
@@ -82,6 +96,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         state,
         listeners,
         clis,
+        channel,
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -100,10 +115,11 @@ fn alert(e: &anyhow::Error) -> anyhow::Error {
 }
 
 /// The old process's listening sockets: from `-x`; when reloading (`-sf`/`-st PID...`), from
-/// its stats socket with `expose-fd listeners`, else through each old process's private
-/// hand-over channel. Whatever cannot be taken over is bound anew (beside the old sockets,
-/// `SO_REUSEPORT`), with a warning.
+/// its stats socket with `expose-fd listeners`, else (or when that fails) through each old
+/// process's private hand-over channel, keeping what each one gives. Whatever cannot be taken
+/// over is bound anew (beside the old sockets, `SO_REUSEPORT`), with a warning.
 fn take_over(cli: &Cli, state: &State) -> Vec<(std::net::SocketAddr, std::os::fd::OwnedFd)> {
+    let pid = std::process::id();
     let old_pids = old_pids(cli);
     let exposed = || {
         state
@@ -118,25 +134,31 @@ fn take_over(cli: &Cli, state: &State) -> Vec<(std::net::SocketAddr, std::os::fd
         .takeover_socket
         .clone()
         .or_else(|| (!old_pids.is_empty()).then(exposed).flatten());
-    let fetched = match path {
-        Some(path) => api::fetch_listeners(&path),
-        // The old process may have dropped to the configured user.
-        None => old_pids
-            .iter()
-            .map(|&pid| handover::fetch_from_pid(pid, run_as(state).ok().flatten()))
-            .collect::<anyhow::Result<Vec<_>>>()
-            .map(|lists| lists.into_iter().flatten().collect()),
-    };
-    match fetched {
-        Ok(fds) => fds,
-        Err(e) => {
-            eprintln!(
-                "[WARNING]  ({}) : Failed to get the sockets from the old process: {e:#}; binding new ones.",
-                std::process::id()
-            );
-            Vec::new()
+    if let Some(path) = path {
+        match api::fetch_listeners(&path) {
+            Ok(fds) => return fds,
+            Err(e) => {
+                let then = if old_pids.is_empty() {
+                    "binding new ones"
+                } else {
+                    "trying the old processes' hand-over channels"
+                };
+                eprintln!(
+                    "[WARNING]  ({pid}) : Failed to get the sockets from the old process: {e:#}; {then}."
+                );
+            }
         }
     }
+    let mut fds = Vec::new();
+    for &old in &old_pids {
+        match handover::fetch_from_pid(old) {
+            Ok(list) => fds.extend(list),
+            Err(e) => eprintln!(
+                "[WARNING]  ({pid}) : Failed to get the sockets from the old process {old}: {e:#}; binding new ones in place of its own."
+            ),
+        }
+    }
+    fds
 }
 
 /// Applies the descriptor budget, printing what HAProxy prints; false when the process must
@@ -179,26 +201,56 @@ fn old_pids(cli: &Cli) -> Vec<u32> {
 
 /// Binds the listeners. When a bind fails while old processes run, HAProxy's way: ask them
 /// to pause their listeners (SIGTTOU), retry for up to a second, and if it still fails let
-/// them resume (SIGTTIN) and report the error.
+/// them resume (SIGTTIN, when `paused` drops) and report the error.
+///
+/// The retry helps when the old process releases its ports on SIGTTOU, as HAProxy does for
+/// the sockets it bound itself (so `hapx-proxy -sf` can replace an HAProxy bound without
+/// `SO_REUSEPORT`). hapx itself only stops accepting on SIGTTOU and keeps its ports: between
+/// two hapx processes a bind rarely fails, since both bind with `SO_REUSEPORT` and the new
+/// one takes the old one's sockets over.
 fn bind_beside_old(
     cli: &Cli,
     state: &State,
     inherited: &mut Vec<(std::net::SocketAddr, std::os::fd::OwnedFd)>,
+    paused: &mut PausedOld,
 ) -> anyhow::Result<Vec<runtime::BoundListener>> {
     let first = runtime::bind_listeners(state, inherited);
     let old = old_pids(cli);
     if first.is_ok() || old.is_empty() {
         return first;
     }
-    signal_old(&old, Signal::SIGTTOU);
+    paused.pause(old);
     for _ in 0..100 {
         std::thread::sleep(std::time::Duration::from_millis(10));
         if let Ok(listeners) = runtime::bind_listeners(state, inherited) {
             return Ok(listeners);
         }
     }
-    signal_old(&old, Signal::SIGTTIN);
     first
+}
+
+/// Old processes this one paused (SIGTTOU), resumed (SIGTTIN) when it drops, unless disarmed
+/// first: once they are told to stop, or in the parent of a daemon (its child carries on).
+#[derive(Debug, Default)]
+struct PausedOld {
+    pids: Vec<u32>,
+}
+
+impl PausedOld {
+    fn pause(&mut self, pids: Vec<u32>) {
+        signal_old(&pids, Signal::SIGTTOU);
+        self.pids = pids;
+    }
+
+    fn disarm(&mut self) {
+        self.pids.clear();
+    }
+}
+
+impl Drop for PausedOld {
+    fn drop(&mut self) {
+        signal_old(&self.pids, Signal::SIGTTIN);
+    }
 }
 
 fn write_pidfile(path: &Path, pid: u32) -> anyhow::Result<()> {

@@ -806,3 +806,78 @@ fn check_mode_ends_like_haproxy() {
         "{stderr}"
     );
 }
+
+/// Values `-c` must judge as HAProxy does, because a value taken but unusable would panic or
+/// wrap later (at start or per connection): timers beyond 2^31-1 ms are "timer overflow"
+/// errors naming the argument and keyword; any `maxconn` is taken (hapx then caps or
+/// saturates what it derives from it).
+#[test]
+fn value_limits_are_haproxys() {
+    let test = "value_limits_are_haproxys";
+    let dir = temp_dir("cfg-value-limits");
+    let overflow = |arg: &str, kw: &str| {
+        format!(
+            "timer overflow in argument '{arg}' to '{kw}' (maximum value is 2147483647 ms or ~24.8 days)"
+        )
+    };
+    let base = |global: &str, frontend: &str| {
+        format!(
+            "global\n{global}defaults\n  mode http\n  timeout connect 1s\n  timeout server 1s\n  timeout client 1s\n\
+             frontend fe\n  bind 127.0.0.1:8080\n{frontend}  default_backend be\nbackend be\n  server s 127.0.0.1:8081\n"
+        )
+    };
+    let cases = [
+        (
+            base("", "  timeout client 999999999999999999d\n"),
+            Some(overflow("999999999999999999d", "timeout client")),
+        ),
+        (
+            base("", "  timeout client 18446744073709551615s\n"),
+            Some(overflow("18446744073709551615s", "timeout client")),
+        ),
+        (
+            base("", "  timeout client 99999999999999999999\n"),
+            Some(overflow("99999999999999999999", "timeout client")),
+        ),
+        (
+            base("", "  timeout http-request 25d\n"),
+            Some(overflow("25d", "timeout http-request")),
+        ),
+        (
+            base("", "  timeout client 2147483648\n"),
+            Some(overflow("2147483648", "timeout client")),
+        ),
+        (
+            base("  hard-stop-after 25d\n", ""),
+            Some(overflow("25d", "hard-stop-after")),
+        ),
+        (base("", "  timeout client 2147483647\n"), None),
+        (base("", "  timeout client 24d\n"), None),
+        (base("  maxconn 9223372036854775807\n", ""), None),
+        (base("", "  maxconn 2305843009213693952\n"), None),
+    ];
+    let with_haproxy = require::path(test, Path::new(HAPROXY), "HAProxy");
+    for (i, (text, message)) in cases.iter().enumerate() {
+        let file = dir.join(format!("case{i}.cfg"));
+        std::fs::write(&file, text).unwrap();
+        let mut binaries = vec![hapx()];
+        if with_haproxy {
+            binaries.push(PathBuf::from(HAPROXY));
+        }
+        for binary in binaries {
+            let (code, places, stderr) = check(&binary, &[&file], &[]);
+            match message {
+                Some(message) => {
+                    assert_eq!(code, 1, "{binary:?}\n{text}\n{stderr}");
+                    assert!(stderr.contains(message), "{binary:?}\n{text}\n{stderr}");
+                    // The place is the line holding the refused argument.
+                    let arg = message.split('\'').nth(1).unwrap();
+                    let line = text.lines().position(|l| l.ends_with(arg)).unwrap() + 1;
+                    let place = format!("{}:{line}", file.display());
+                    assert!(places.contains(&place), "{binary:?} {place}\n{stderr}");
+                }
+                None => assert_eq!(code, 0, "{binary:?}\n{text}\n{stderr}"),
+            }
+        }
+    }
+}

@@ -69,7 +69,7 @@ fn ip(s: &str) -> IpAddr {
 #[test]
 fn two_servers_on_one_name_do_not_share_an_address_like_haproxy() {
     let test = "two_servers_on_one_name_do_not_share_an_address_like_haproxy";
-    if !Path::new(HAPROXY).exists() && require::skip(test, "no HAProxy reference") {
+    if !require::path(test, Path::new(HAPROXY), "the HAProxy reference") {
         return;
     }
     let dir = temp_dir("dns-dup");

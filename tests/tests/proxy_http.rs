@@ -340,6 +340,14 @@ const SMUGGLING: &[&str] = &[
     "POST /te-chunked-gzip HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     "POST /te-twice HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     "POST /te-identity HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n",
+    // Chunk framing itself: no CRLF after the data, a signed or blank-padded size, a size
+    // that overflows, a trailer that is no header field.
+    "POST /chunk-no-crlf HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n",
+    "POST /chunk-plus HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n",
+    "POST /chunk-blank HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n 3 \r\nabc\r\n0\r\n\r\n",
+    "POST /chunk-huge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nX\r\n0\r\n\r\n",
+    "POST /chunk-2p52 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000\r\nX\r\n0\r\n\r\n",
+    "POST /chunk-trailer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nbad trailer\r\n\r\n",
 ];
 
 /// `option forwardfor` (in [`start`]'s configuration) adds this last.
@@ -453,6 +461,22 @@ const RESPONSES: &[(&str, &str)] = &[
     ),
     (
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "502",
+    ),
+    (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n",
+        "502",
+    ),
+    (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n",
+        "502",
+    ),
+    (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n 3 \r\nabc\r\n0\r\n\r\n",
+        "502",
+    ),
+    (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nX\r\n0\r\n\r\n",
         "502",
     ),
 ];
@@ -569,4 +593,19 @@ fn http_counters_match_haproxy() {
         (0..=2).contains(&be["lastsess"].parse::<i64>().unwrap()),
         "{be:?}"
     );
+}
+
+/// A frontend `maxconn` beyond what a semaphore holds passes `-c` (as with HAProxy): the
+/// proxy must still start and serve, not panic sizing its connection slots.
+#[test]
+fn a_huge_frontend_maxconn_still_serves() {
+    let srv = WireServer::start();
+    let (_p, addr) = start(
+        "http-huge-maxconn",
+        &format!("  server s {}\n", srv.addr),
+        "  maxconn 2305843009213693952\n",
+    );
+    let (status, _, _) = exchange_once(addr, b"GET /huge HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 200);
+    assert_eq!(srv.take().len(), 1);
 }

@@ -1,10 +1,15 @@
 //! The process: -D with a pid file, SIGTERM, SIGUSR1 soft stop that lets connections finish
 //! and ends idle HTTP keep-alive at once (beside HAProxy), seamless reloads (-sf) under load
 //! with no failed connection (with `expose-fd listeners`, with the seed's stats socket line
-//! without it, after dropping to another user), SIGTTOU/SIGTTIN pausing the listeners, the
+//! without it, after dropping to another user), the hand-over itself (more sockets than one
+//! message carries, falling back from `_getsocks` to each old process's private channel, the
+//! shut-down sockets of a disabled frontend, the channel refusing other users), SIGTTOU and
+//! SIGTTIN (pausing the listeners, replacing an HAProxy that holds its port alone, resuming
+//! it when the start fails, keeping what was taken over across the retried bind), the
 //! open-files limit and derived maxconn compared with HAProxy under the same start limits,
 //! binding an address that is not local yet (the VIP before IPaddr2 moves it) and IPv6.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
@@ -14,9 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hapx_tests::proxy::{
-    HttpServer, NamedServer, Proxy, ask, cli, free_port, is_listening, temp_dir, wait_until,
+    HttpServer, NamedServer, Proxy, TestDir, ask, cli, free_port, is_listening, temp_dir,
+    wait_until,
 };
-use hapx_tests::wait::alive;
+use hapx_tests::wait::{alive, eventually};
 use hapx_tests::{bins, require};
 use nix::sys::signal::Signal;
 
@@ -151,9 +157,9 @@ fn reload_under_load(name: &str, socket_options: &str, more_global: &str) {
     let mut queued = Vec::new();
     for generation in 1..=3 {
         std::thread::sleep(Duration::from_millis(300));
-        // Connections waiting in the old process's accept queue when it stops (its listeners
-        // paused, as HAProxy's SIGTTOU does): the new process must take them, not the kernel
-        // reset them with the old sockets.
+        // Connections waiting in the old process's accept queue when it stops (it no longer
+        // accepts after SIGTTOU; unlike HAProxy's, hapx's pause keeps the port bound): the new
+        // process must take them, not the kernel reset them with the old sockets.
         old.signal(Signal::SIGTTOU);
         std::thread::sleep(Duration::from_millis(200));
         queued.extend((0..20).map(|_| TcpStream::connect(addr).unwrap()));
@@ -240,24 +246,434 @@ fn sigttou_pauses_and_sigttin_resumes_the_listeners() {
     let p = Proxy::start(&dir, "ttou", &tcp_config(port, srv.addr, ""), addr);
     assert_eq!(ask(addr), "s");
     p.signal(Signal::SIGTTOU);
-    std::thread::sleep(Duration::from_millis(300));
+    // Paused once a connection stays in the kernel's accept queue (the kernel completes the
+    // handshake, the proxy does not take it) poll after poll; one accepted before the pause
+    // took effect reaches the server, and another is tried.
+    let mut seen = srv.accepted.load(Ordering::SeqCst);
+    let mut waiting = TcpStream::connect(addr).unwrap();
+    let mut polls_queued = 0;
+    let queued = eventually(Duration::from_secs(10), || {
+        let now = srv.accepted.load(Ordering::SeqCst);
+        if now != seen {
+            seen = now;
+            waiting = TcpStream::connect(addr).unwrap();
+            polls_queued = 0;
+        }
+        if accept_queues(port).values().sum::<u32>() == 1 {
+            polls_queued += 1;
+        } else {
+            polls_queued = 0;
+        }
+        polls_queued >= 10
+    });
+    assert!(queued, "no connection waited in the queue after SIGTTOU");
     assert_ne!(proc_state(p.pid()), 'T', "SIGTTOU stopped the process");
-    let before = srv.accepted.load(Ordering::SeqCst);
-    // The kernel completes the handshake; the proxy does not take the connection yet.
-    let waiting = TcpStream::connect(addr).unwrap();
+    assert_eq!(
+        srv.accepted.load(Ordering::SeqCst),
+        seen,
+        "accepted while paused"
+    );
     waiting
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        srv.accepted.load(Ordering::SeqCst),
-        before,
-        "accepted while paused"
-    );
     p.signal(Signal::SIGTTIN);
     let mut line = String::new();
     BufReader::new(&waiting).read_line(&mut line).unwrap();
     assert_eq!(line, "s\n");
+}
+
+/// The listening sockets on 127.0.0.1:`port` (from /proc/net/tcp): inode and how many
+/// connections wait in its accept queue.
+fn accept_queues(port: u16) -> BTreeMap<u64, u32> {
+    let local = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // sl local_address rem_address st tx_queue:rx_queue tr retrnsmt uid timeout inode
+            let w: Vec<&str> = line.split_whitespace().collect();
+            if w.len() < 10 || w[1] != local || w[3] != "0A" {
+                return None;
+            }
+            let queue = u32::from_str_radix(w[4].split(':').nth(1)?, 16).ok()?;
+            Some((w[9].parse().ok()?, queue))
+        })
+        .collect()
+}
+
+/// The accept queue sizes (listen(2)'s backlog) of the sockets listening on `port`, from
+/// `ss` (/proc/net/tcp does not show them).
+fn backlogs(port: u16) -> Vec<u32> {
+    let out = Command::new("ss")
+        .arg("-Hltn")
+        .arg(format!("sport = :{port}"))
+        .output()
+        .expect("running ss");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .collect()
+}
+
+/// The inodes of the sockets listening on 127.0.0.1:`port`.
+fn listening_inodes(port: u16) -> Vec<u64> {
+    accept_queues(port).into_keys().collect()
+}
+
+/// More sockets than one message may carry (the kernel's 253): a reload through the private
+/// channel hands over every one, in batches, and binds none of its own.
+#[test]
+fn reload_hands_over_more_sockets_than_one_message_carries() {
+    let dir = temp_dir("manyfds");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    // 8 threads times 33 addresses: 264 sockets.
+    let ports: Vec<u16> = (0..33).map(|_| free_port()).collect();
+    let binds: String = ports
+        .iter()
+        .map(|p| format!("  bind 127.0.0.1:{p}\n"))
+        .collect();
+    let cfg = format!(
+        "global\n  nbthread 8\ndefaults\n  mode tcp\n  timeout client 10s\n  timeout server 10s\n  timeout connect 1s\n\
+         frontend fe\n{binds}  default_backend be\nbackend be\n  server s {}\n",
+        srv.addr
+    );
+    let first = SocketAddr::from((LO, ports[0]));
+    let mut old = Proxy::start(&dir, "old", &cfg, first);
+    let all_bound = || {
+        ports
+            .iter()
+            .map(|&p| listening_inodes(p))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || all_bound()
+            .iter()
+            .all(|s| s.len() == 8)),
+        "not every socket listens: {:?}",
+        all_bound()
+    );
+    let before = all_bound();
+    let extra = ["-sf".to_string(), old.pid().to_string()];
+    let _new = Proxy::start_with(bins::path("hapx-proxy"), &dir, "new", &cfg, first, &extra);
+    assert!(
+        old.wait_exit(Duration::from_secs(10)).is_some(),
+        "the old process did not finish"
+    );
+    assert_eq!(
+        all_bound(),
+        before,
+        "the new process does not listen on exactly the old sockets"
+    );
+    for &p in &ports {
+        assert_eq!(ask(SocketAddr::from((LO, p))), "s");
+    }
+}
+
+/// A reload whose new configuration adds `expose-fd listeners` (the old process's socket
+/// refuses `_getsocks`), naming besides the old process one that has no hand-over channel:
+/// the new process falls back to the old one's private channel and keeps what it gives.
+#[test]
+fn reload_falls_back_for_each_old_process() {
+    let dir = temp_dir("fallback");
+    let sock = dir.join("admin.sock");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let port = free_port();
+    let addr = SocketAddr::from((LO, port));
+    let global = format!("  stats socket {} mode 600 level admin\n", sock.display());
+    let cfg = tcp_config(port, srv.addr, &global);
+    let mut old = Proxy::start(&dir, "old", &cfg, addr);
+    let before = listening_inodes(port);
+    // Not a proxy: soft-stopped (SIGUSR1) by the reload all the same.
+    let mut stranger = Command::new("sleep").arg("60").spawn().unwrap();
+    let cfg = cfg.replace("level admin", "level admin expose-fd listeners");
+    let extra = [
+        "-sf".to_string(),
+        stranger.id().to_string(),
+        old.pid().to_string(),
+    ];
+    let _new = Proxy::start_with(bins::path("hapx-proxy"), &dir, "new", &cfg, addr, &extra);
+    assert!(
+        old.wait_exit(Duration::from_secs(10)).is_some(),
+        "the old process did not finish"
+    );
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    assert_eq!(
+        listening_inodes(port),
+        before,
+        "the old process's sockets were not all taken over"
+    );
+    assert_eq!(ask(addr), "s");
+}
+
+/// `disable frontend` on the old process leaves its sockets shut down; a new process that
+/// takes them over (`-x`, the old one goes on running) makes them listen again, with its own
+/// configuration's backlog.
+#[test]
+fn takeover_listens_on_the_sockets_of_a_disabled_frontend() {
+    let test = "takeover_listens_on_the_sockets_of_a_disabled_frontend";
+    if !require::command(test, "ss") {
+        return;
+    }
+    let dir = temp_dir("disabledfe");
+    let sock = dir.join("admin.sock");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let port = free_port();
+    let addr = SocketAddr::from((LO, port));
+    let global = format!(
+        "  stats socket {} mode 600 level admin expose-fd listeners\n",
+        sock.display()
+    );
+    let cfg = tcp_config(port, srv.addr, &global);
+    let old = Proxy::start(&dir, "old", &cfg, addr);
+    let before = listening_inodes(port);
+    assert!(!backlogs(port).contains(&123));
+    cli(&sock, "disable frontend fe");
+    assert!(
+        eventually(Duration::from_secs(5), || !is_listening(addr)),
+        "still listening after 'disable frontend'"
+    );
+    let cfg = cfg.replace("  default_backend", "  backlog 123\n  default_backend");
+    let extra = ["-x".to_string(), sock.display().to_string()];
+    let new = Proxy::start_with(bins::path("hapx-proxy"), &dir, "new", &cfg, addr, &extra);
+    assert_eq!(
+        listening_inodes(port),
+        before,
+        "the old sockets were not taken over"
+    );
+    let backlogs = backlogs(port);
+    assert!(
+        backlogs.len() == before.len() && backlogs.iter().all(|&b| b == 123),
+        "{backlogs:?}"
+    );
+    assert_eq!(ask(addr), "s");
+    assert!(cli(&sock, "show info").contains(&format!("Pid: {}", new.pid())));
+    assert!(alive(old.pid() as i32), "the old process exited");
+}
+
+/// The private hand-over channel of a process that dropped to `user nobody` gives nothing to
+/// another process running as nobody, and the listeners to root (the user it started as).
+#[test]
+fn the_hand_over_channel_refuses_other_users() {
+    let test = "the_hand_over_channel_refuses_other_users";
+    if !require::is_root() {
+        require::skip(test, "needs root to switch users");
+        return;
+    }
+    if !require::path(test, Path::new(PYTHON), "python3") {
+        return;
+    }
+    let dir = temp_dir("stealfds");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let port = free_port();
+    let addr = SocketAddr::from((LO, port));
+    let p = Proxy::start(
+        &dir,
+        "victim",
+        &tcp_config(port, srv.addr, "  user nobody\n"),
+        addr,
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || effective_uid(p.pid()) == NOBODY),
+        "the proxy did not switch to nobody"
+    );
+    assert_eq!(
+        fetch_listeners_as(p.pid(), Some(NOBODY)),
+        0,
+        "nobody got the listeners"
+    );
+    assert!(
+        fetch_listeners_as(p.pid(), None) > 0,
+        "root, which started the proxy, got no listeners"
+    );
+    assert_eq!(ask(addr), "s");
+}
+
+const PYTHON: &str = "/usr/bin/python3";
+const NOBODY: u32 = 65534;
+
+/// Connects to process `pid`'s private hand-over channel as `uid` (None: as this process)
+/// and counts the descriptors it sends.
+fn fetch_listeners_as(pid: u32, uid: Option<u32>) -> usize {
+    use std::os::unix::process::CommandExt;
+    const CLIENT: &str = "import socket, sys\n\
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+        s.settimeout(10)\n\
+        s.connect('\\0hapx-proxy-listeners-' + sys.argv[1])\n\
+        n = 0\n\
+        while True:\n\
+        \x20   msg, fds, _, _ = socket.recv_fds(s, 65536, 253)\n\
+        \x20   n += len(fds)\n\
+        \x20   if not msg: break\n\
+        print(n)\n";
+    let mut cmd = Command::new(PYTHON);
+    cmd.arg("-c").arg(CLIENT).arg(pid.to_string());
+    if let Some(uid) = uid {
+        // SAFETY: setgroups/setgid/setuid are async-signal-safe and touch only the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(uid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+    }
+    let out = output_within(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The effective uid of process `pid`, from /proc.
+fn effective_uid(pid: u32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+/// Waits for `child` to exit, killing it after `timeout` (a test must not hang on it).
+fn output_within(mut child: std::process::Child, timeout: Duration) -> std::process::Output {
+    if !eventually(timeout, || matches!(child.try_wait(), Ok(Some(_)))) {
+        let _ = child.kill();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// HAProxy bound without `SO_REUSEPORT` (`noreuseport`), so nothing can bind beside it, in
+/// front of a server answering `s`.
+struct ExclusiveHaproxy {
+    dir: TestDir,
+    srv: NamedServer,
+    port: u16,
+    addr: SocketAddr,
+    proxy: Proxy,
+}
+
+/// Starts an [`ExclusiveHaproxy`] for `test`; None (skipped) without HAProxy.
+fn exclusive_haproxy(test: &str) -> Option<ExclusiveHaproxy> {
+    if !require::path(test, Path::new(HAPROXY), "HAProxy") {
+        return None;
+    }
+    let dir = temp_dir(test);
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let port = free_port();
+    let addr = SocketAddr::from((LO, port));
+    let cfg = tcp_config(port, srv.addr, "  noreuseport\n");
+    let proxy = Proxy::start_with(HAPROXY.into(), &dir, "haproxy", &cfg, addr, &[]);
+    Some(ExclusiveHaproxy {
+        dir,
+        srv,
+        port,
+        addr,
+        proxy,
+    })
+}
+
+/// `hapx-proxy -sf` replaces an HAProxy that holds its port alone: the bind fails, SIGTTOU
+/// makes HAProxy release the port, the bind is retried, and HAProxy is told to finish.
+#[test]
+fn replaces_an_haproxy_holding_its_port_alone() {
+    let Some(mut old) = exclusive_haproxy("replaces_an_haproxy_holding_its_port_alone") else {
+        return;
+    };
+    let extra = ["-sf".to_string(), old.proxy.pid().to_string()];
+    let cfg = tcp_config(old.port, old.srv.addr, "");
+    let hapx = bins::path("hapx-proxy");
+    let _new = Proxy::start_with(hapx, &old.dir, "hapx", &cfg, old.addr, &extra);
+    assert!(
+        old.proxy.wait_exit(Duration::from_secs(10)).is_some(),
+        "HAProxy did not finish"
+    );
+    assert_eq!(ask(old.addr), "s");
+}
+
+/// A bind that succeeds only once the old processes paused (one is an HAProxy holding a new
+/// address alone) keeps the sockets taken over from the other, which the failed first attempt
+/// must not have closed.
+#[test]
+fn a_retried_bind_keeps_the_sockets_taken_over() {
+    let Some(mut haproxy) = exclusive_haproxy("a_retried_bind_keeps_the_sockets_taken_over") else {
+        return;
+    };
+    let port = free_port();
+    let addr = SocketAddr::from((LO, port));
+    let cfg = tcp_config(port, haproxy.srv.addr, "");
+    let mut old = Proxy::start(&haproxy.dir, "old", &cfg, addr);
+    let before = listening_inodes(port);
+    // The taken-over address first: it is bound before the other one fails.
+    let ours = format!("  bind 127.0.0.1:{port}\n");
+    let both = format!("{ours}  bind 127.0.0.1:{}\n", haproxy.port);
+    let cfg = cfg.replace(&ours, &both);
+    let extra = [
+        "-sf".to_string(),
+        old.pid().to_string(),
+        haproxy.proxy.pid().to_string(),
+    ];
+    let hapx = bins::path("hapx-proxy");
+    let _new = Proxy::start_with(hapx, &haproxy.dir, "new", &cfg, addr, &extra);
+    for (who, p) in [("hapx", &mut old), ("HAProxy", &mut haproxy.proxy)] {
+        assert!(
+            p.wait_exit(Duration::from_secs(10)).is_some(),
+            "the old {who} did not finish"
+        );
+    }
+    assert_eq!(
+        listening_inodes(port),
+        before,
+        "the taken-over sockets were replaced"
+    );
+    assert_eq!(ask(addr), "s");
+    assert_eq!(ask(haproxy.addr), "s");
+}
+
+/// A start that fails after pausing the old process (here its runtime API socket cannot be
+/// bound) resumes it: the old process goes on serving.
+#[test]
+fn a_failed_reload_resumes_the_old_process() {
+    let Some(mut old) = exclusive_haproxy("a_failed_reload_resumes_the_old_process") else {
+        return;
+    };
+    let (dir, port, addr) = (&old.dir, old.port, old.addr);
+    let global = format!(
+        "  stats socket {}\n",
+        dir.join("no/such/dir.sock").display()
+    );
+    let cfg = dir.join("failing.cfg");
+    std::fs::write(&cfg, tcp_config(port, old.srv.addr, &global)).unwrap();
+    let child = Command::new(bins::path("hapx-proxy"))
+        .arg("-db")
+        .arg("-f")
+        .arg(&cfg)
+        .arg("-sf")
+        .arg(old.proxy.pid().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = output_within(child, Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot bind UNIX socket"), "{err}");
+    assert!(
+        old.proxy.wait_exit(Duration::from_millis(0)).is_none(),
+        "HAProxy exited"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || is_listening(addr)),
+        "HAProxy was left paused"
+    );
+    assert_eq!(ask(addr), "s");
 }
 
 #[test]
@@ -547,10 +963,16 @@ fn an_impossible_limit_is_an_alert_like_haproxy() {
     let dir = temp_dir("fdalert");
     let port = free_port();
     let server: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let impossible = format!("  maxconn {nr_open}\n");
     let cases = [
-        // Above the hard limit, which only root could raise (and not in every container).
+        // Beyond what the kernel allows any process (fs.nr_open), even root.
         (
-            "  maxconn 30000\n",
+            impossible.as_str(),
             (256, 20000),
             "Cannot raise FD limit to ",
         ),
@@ -567,9 +989,10 @@ fn an_impossible_limit_is_an_alert_like_haproxy() {
             let path = dir.join(format!("{name}{i}.cfg"));
             let sock = dir.join(format!("{name}{i}.sock"));
             std::fs::write(&path, cfg.replace("@SOCK@", &sock.display().to_string())).unwrap();
-            let out = start_limited(binary, &path, nofile)
-                .wait_with_output()
-                .unwrap();
+            let out = output_within(
+                start_limited(binary, &path, nofile),
+                Duration::from_secs(30),
+            );
             (
                 out.status.code(),
                 String::from_utf8_lossy(&out.stderr).into_owned(),

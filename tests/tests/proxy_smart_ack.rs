@@ -25,6 +25,9 @@ const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
 const HANG: Duration = Duration::from_secs(10);
 
+/// Lines added to the defaults section, and options added to the bind line.
+type Tuning = (&'static str, &'static str);
+
 /// Runs `f` on a thread inside the namespace `netns`; processes it starts are inside too.
 fn in_netns<T: Send>(netns: &str, f: impl FnOnce() -> T + Send) -> T {
     let path = format!("/run/netns/{netns}");
@@ -74,8 +77,8 @@ fn answering_server() -> SocketAddr {
 }
 
 /// Segments per connection through a proxy started from `binary` with `options` in its
-/// defaults section (in a namespace of its own).
-fn segments_per_connection(binary: PathBuf, options: &str, tag: &str) -> f64 {
+/// defaults section and `bind` on its bind line (in a namespace of its own).
+fn segments_per_connection(binary: PathBuf, (options, bind): Tuning, tag: &str) -> f64 {
     let mut net = Network::new().expect("creating a test network");
     let host = net
         .add_host("lb", &["192.0.2.10/24"])
@@ -86,7 +89,7 @@ fn segments_per_connection(binary: PathBuf, options: &str, tag: &str) -> f64 {
         let front = SocketAddr::from((LO, 8443));
         let config = format!(
             "defaults\n  mode tcp\n{options}  timeout client 5s\n  timeout server 5s\n  \
-             timeout connect 2s\nfrontend fe\n  bind {front}\n  default_backend be\n\
+             timeout connect 2s\nfrontend fe\n  bind {front}{bind}\n  default_backend be\n\
              backend be\n  server s {server}\n"
         );
         let _proxy = Proxy::start_with(binary, &dir, tag, &config, front, &[]);
@@ -114,32 +117,40 @@ fn smart_accept_and_connect_save_packets_like_haproxy() {
     if !require::network_namespaces(test) {
         return;
     }
-    const SMART: &str = "  option tcp-smart-accept\n  option tcp-smart-connect\n";
+    // defer-accept: the proxy accepts a connection once its request is there, so what the
+    // options save does not depend on which of the client and the proxy runs first.
+    const SMART: Tuning = (
+        "  option tcp-smart-accept\n  option tcp-smart-connect\n",
+        " defer-accept",
+    );
+    const PLAIN: Tuning = ("", "");
     let hapx = bins::path("hapx-proxy");
-    let plain = segments_per_connection(hapx.clone(), "", "hapx-plain");
+    let plain = segments_per_connection(hapx.clone(), PLAIN, "hapx-plain");
     let smart = segments_per_connection(hapx, SMART, "hapx-smart");
     eprintln!(
         "{test}: hapx-proxy {plain:.2} segments per connection, {smart:.2} with both options"
     );
     // One ACK saved on the client side (the request's), two on the server side (the
-    // handshake's, sent with the request, and the answer's, sent with the FIN). The server
-    // side saves them only when the request is there before the proxy connects, which is a
-    // race with the client's write on a busy machine: at least two of three on average.
+    // handshake's, sent with the request, and the answer's, sent with the FIN). A delayed ACK
+    // still leaves on its own when an answer takes longer than the kernel's 40 ms timer (a
+    // loaded machine): at least two of the three on average.
     assert!(
         plain - smart >= 2.0,
         "the options saved {:.2} segments per connection ({plain:.2} -> {smart:.2}), not 3",
         plain - smart
     );
-    if !std::path::Path::new(HAPROXY).exists() && !require::skip(test, "no HAProxy reference") {
+    if !require::path(test, std::path::Path::new(HAPROXY), "the HAProxy reference") {
         return;
     }
-    let reference_plain = segments_per_connection(HAPROXY.into(), "", "haproxy-plain");
+    let reference_plain = segments_per_connection(HAPROXY.into(), PLAIN, "haproxy-plain");
     let reference = segments_per_connection(HAPROXY.into(), SMART, "haproxy-smart");
     eprintln!(
         "{test}: HAProxy {reference_plain:.2} segments per connection, {reference:.2} with both options"
     );
+    // HAProxy 2.6 has no data in hand when it connects in TCP mode: its tcp-smart-connect
+    // saves nothing there.
     assert!(
-        smart <= reference + 0.05,
+        smart < reference,
         "hapx-proxy sends {smart:.2} segments per connection, HAProxy {reference:.2}"
     );
 }

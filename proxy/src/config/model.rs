@@ -423,6 +423,7 @@ pub struct Network {
 }
 
 impl Network {
+    /// Whether `ip` is in this network (an IPv4 network never holds an IPv6 address).
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
         use std::net::IpAddr::{V4, V6};
         let (net, ip, bits) = match (self.addr, ip) {

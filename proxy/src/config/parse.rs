@@ -412,7 +412,7 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "no" if line.words.get(1).map(String::as_str) == Some("strict-limits") => {
             g.lax_limits = true
         }
-        "hard-stop-after" => g.hard_stop_after = Some(values::duration(one(line, "a duration")?)?),
+        "hard-stop-after" => g.hard_stop_after = Some(values::timer(one(line, "a duration")?, kw)?),
         "node" => g.node = Some(one(line, "a name")?.into()),
         "log-tag" => g.log_tag = Some(one(line, "a tag")?.into()),
         "quiet" => g.quiet = true,
@@ -1052,7 +1052,7 @@ fn tcp_keepalive(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     };
     let seconds = |v: &str| match v.parse::<u64>() {
         Ok(n) => Ok(std::time::Duration::from_secs(n)),
-        Err(_) => values::duration(v).map_err(|e| format!("'{kw}' : {e}")),
+        Err(_) => values::long_duration(v).map_err(|e| format!("'{kw}' : {e}")),
     };
     match setting {
         "cnt" => ka.count = Some(values::number(v, kw)?),
@@ -1229,7 +1229,7 @@ fn timeout(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let value = line
         .arg(2)
         .ok_or_else(|| format!("'timeout {which}' expects an integer value (in milliseconds)"))?;
-    let d = values::duration(value).map_err(|e| format!("'timeout {which}' : {e}"))?;
+    let d = values::timer(value, &format!("timeout {which}"))?;
     *slot = (!d.is_zero()).then_some(d);
     Ok(())
 }

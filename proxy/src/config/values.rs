@@ -24,27 +24,80 @@ pub fn network(text: &str) -> Option<super::model::Network> {
     Some(super::model::Network { addr, prefix })
 }
 
+/// HAProxy's largest timer: 2^31-1 ms (its timers are signed 32-bit milliseconds). A
+/// larger one is refused at parse time, so that no deadline computed from a timer can
+/// overflow later.
+pub const MAX_TIMER_MS: u64 = i32::MAX as u64;
+
+/// Why a duration was refused.
+enum BadDuration {
+    Syntax(String),
+    Overflow,
+}
+
 /// A duration with HAProxy's units (`us`, `ms`, `s`, `m`, `h`, `d`); no unit means ms.
+/// Beyond [`MAX_TIMER_MS`] it is a "timer overflow".
 pub fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| match e {
+        BadDuration::Syntax(message) => message,
+        BadDuration::Overflow => format!("timer overflow in argument '{text}' ({TIMER_RANGE})"),
+    })
+}
+
+/// A duration given to keyword `what`, with HAProxy's messages naming it.
+pub fn timer(text: &str, what: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| match e {
+        BadDuration::Syntax(message) => format!("'{what}' : {message}"),
+        BadDuration::Overflow => {
+            format!("timer overflow in argument '{text}' to '{what}' ({TIMER_RANGE})")
+        }
+    })
+}
+
+const TIMER_RANGE: &str = "maximum value is 2147483647 ms or ~24.8 days";
+
+/// A duration that is no timer (a TCP keep-alive setting in seconds...): only a value past
+/// what a duration holds is refused. HAProxy bounds these in their own unit.
+pub fn long_duration(text: &str) -> Result<Duration, String> {
+    parse_duration_within(text, u64::MAX).map_err(|e| match e {
+        BadDuration::Syntax(message) => message,
+        BadDuration::Overflow => format!("value overflow in argument '{text}'"),
+    })
+}
+
+fn parse_duration(text: &str) -> Result<Duration, BadDuration> {
+    parse_duration_within(text, MAX_TIMER_MS * 1_000)
+}
+
+fn parse_duration_within(text: &str, max_micros: u64) -> Result<Duration, BadDuration> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (num, unit) = text.split_at(digits);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration (a number with an optional unit)"))?;
-    let d = match unit {
-        "" | "ms" => Duration::from_millis(n),
-        "us" => Duration::from_micros(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        "d" => Duration::from_secs(n * 86400),
+    if digits == 0 {
+        return Err(BadDuration::Syntax(format!(
+            "'{text}' is not a duration (a number with an optional unit)"
+        )));
+    }
+    let micros_per_unit: u64 = match unit {
+        "" | "ms" => 1_000,
+        "us" => 1,
+        "s" => 1_000_000,
+        "m" => 60_000_000,
+        "h" => 3_600_000_000,
+        "d" => 86_400_000_000,
         _ => {
-            return Err(format!(
+            return Err(BadDuration::Syntax(format!(
                 "unexpected character '{unit}' in duration '{text}' (units: us, ms, s, m, h, d)"
-            ));
+            )));
         }
     };
-    Ok(d)
+    // Digits only, so a failed parse is a number too large for u64.
+    let micros = num
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(micros_per_unit))
+        .filter(|&us| us <= max_micros)
+        .ok_or(BadDuration::Overflow)?;
+    Ok(Duration::from_micros(micros))
 }
 
 /// A plain unsigned number.
@@ -129,6 +182,30 @@ mod tests {
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
         assert!(duration("5x").is_err());
         assert!(duration("s").is_err());
+    }
+
+    #[test]
+    fn timers_beyond_haproxys_range_overflow() {
+        assert_eq!(
+            duration("2147483647"),
+            Ok(Duration::from_millis(2_147_483_647))
+        );
+        assert_eq!(duration("24d"), Ok(Duration::from_secs(24 * 86400)));
+        for text in [
+            "2147483648",
+            "25d",
+            "2147484s",
+            "999999999999999999d",
+            "18446744073709551615s",
+            "99999999999999999999",
+        ] {
+            assert_eq!(
+                timer(text, "timeout client"),
+                Err(format!(
+                    "timer overflow in argument '{text}' to 'timeout client' (maximum value is 2147483647 ms or ~24.8 days)"
+                ))
+            );
+        }
     }
 
     #[test]

@@ -121,20 +121,26 @@ fn least_conn(lb: &mut LbState, free: &[(usize, &Arc<Server>)]) -> Arc<Server> {
         .unwrap_or_else(|| free[0].1.clone())
 }
 
-/// A server's connections per weight, to compare loads.
+/// A server's connections per weight, to compare loads. The weight may have dropped to 0
+/// (set to 0, drained, put in maintenance) since [`candidates`] read it: it then counts as
+/// 1, which only ranks the server as heavily loaded.
 fn load(s: &Server) -> u64 {
-    (s.counters.cur.load(Relaxed) as u64 + 1) * 256 / u64::from(s.lb_weight())
+    (s.counters.cur.load(Relaxed) as u64 + 1) * 256 / u64::from(s.lb_weight().max(1))
+}
+
+/// The next number of a xorshift64 sequence kept in `state` (never 0): cheap randomness for
+/// balancing and check jitter, where predictability does no harm.
+pub(super) fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
 
 /// The least loaded (connections per weight) of `draws` servers drawn at random by weight.
 fn random_draws(lb: &mut LbState, free: &[(usize, &Arc<Server>)], draws: u32) -> Arc<Server> {
     (0..draws.max(1))
-        .map(|_| {
-            lb.turn ^= lb.turn << 13;
-            lb.turn ^= lb.turn >> 7;
-            lb.turn ^= lb.turn << 17;
-            by_hash(free, lb.turn)
-        })
+        .map(|_| by_hash(free, next_random(&mut lb.turn)))
         .min_by_key(|s| load(s))
         .unwrap_or_else(|| free[0].1.clone())
 }
@@ -236,5 +242,18 @@ mod tests {
         b.servers[0].counters.cur.fetch_add(100, Relaxed);
         let c = counts(&b, 400);
         assert!(c[1] >= 390, "{c:?}");
+    }
+
+    #[test]
+    fn a_weight_dropping_to_zero_after_the_candidates_were_chosen_is_no_panic() {
+        for balance in [Balance::LeastConn, Balance::Random(2)] {
+            let b = backend(balance, &[(1, false), (1, false)]);
+            let free = candidates(&b, None);
+            b.servers[0].weight.store(0, Relaxed);
+            let mut lb = b.lb.lock().unwrap();
+            let _ = least_conn(&mut lb, &free);
+            let _ = random_draws(&mut lb, &free, 2);
+            assert_eq!(load(&b.servers[0]), 256);
+        }
     }
 }

@@ -43,10 +43,8 @@ async fn check_loop(backend: Arc<Backend>, server: Arc<Server>, first: Duration,
                 report_transition(&backend, &server, up);
             }
         }
-        random ^= random << 13;
-        random ^= random >> 7;
-        random ^= random << 17;
-        let interval = spread_interval(next_interval(&server), spread, random as u32);
+        let jitter = super::balance::next_random(&mut random) as u32;
+        let interval = spread_interval(next_interval(&server), spread, jitter);
         tokio::time::sleep(interval).await;
     }
 }

@@ -56,6 +56,7 @@ pub enum DnsError {
 }
 
 impl DnsError {
+    /// The `hold` status of a resolvers section that applies after this failure.
     pub fn hold_status(self) -> &'static str {
         match self {
             DnsError::Nx => "nx",
@@ -494,7 +495,7 @@ impl Question {
         if let Some(e) = rcode_error(msg.metadata.response_code) {
             return Some(Err(e));
         }
-        Some(Ok(addresses(&msg.answers, &self.name)))
+        Some(Ok(addresses(&msg.answers, &self.name, self.qtype)))
     }
 }
 
@@ -507,9 +508,10 @@ fn rcode_error(code: ResponseCode) -> Option<DnsError> {
     }
 }
 
-/// The A and AAAA addresses of `name` in an answer section, in order, following CNAME
-/// records from `name` to the name that has addresses. Records of other names are ignored.
-fn addresses(answers: &[Record], name: &Name) -> Vec<IpAddr> {
+/// The addresses of `name` in an answer section, in order, following CNAME records from
+/// `name` to the name that has addresses. Only records of the type asked for (A or AAAA)
+/// count, as in HAProxy; records of other names or types are ignored.
+fn addresses(answers: &[Record], name: &Name, qtype: RecordType) -> Vec<IpAddr> {
     let mut target = name.clone();
     let mut ips = Vec::new();
     // Each step uses one record at least: a longer chain is a loop.
@@ -517,8 +519,8 @@ fn addresses(answers: &[Record], name: &Name) -> Vec<IpAddr> {
         let mut alias = None;
         for record in answers.iter().filter(|r| r.name == target) {
             match &record.data {
-                RData::A(a) => ips.push(IpAddr::V4(a.0)),
-                RData::AAAA(a) => ips.push(IpAddr::V6(a.0)),
+                RData::A(a) if qtype == RecordType::A => ips.push(IpAddr::V4(a.0)),
+                RData::AAAA(a) if qtype == RecordType::AAAA => ips.push(IpAddr::V6(a.0)),
                 RData::CNAME(c) => alias = Some(c.0.clone()),
                 _ => {}
             }
@@ -603,6 +605,27 @@ mod tests {
         assert_eq!(
             q.read_answer(&bytes(&r)),
             Some(Ok(vec![IpAddr::from([192, 0, 2, 11])]))
+        );
+    }
+
+    #[test]
+    fn only_records_of_the_type_asked_count() {
+        let q = question("kube-mast01");
+        let aaaa = Record::from_rdata(
+            name("kube-mast01"),
+            60,
+            RData::AAAA(hickory_proto::rr::rdata::AAAA(
+                "2001:db8::10".parse().unwrap(),
+            )),
+        );
+        let r = response(
+            &q,
+            ResponseCode::NoError,
+            vec![aaaa, a("kube-mast01", [192, 0, 2, 10])],
+        );
+        assert_eq!(
+            q.read_answer(&bytes(&r)),
+            Some(Ok(vec![IpAddr::from([192, 0, 2, 10])]))
         );
     }
 

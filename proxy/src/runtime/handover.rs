@@ -7,17 +7,21 @@
 //! when no such stats socket exists: every process listens on the abstract unix socket
 //! `hapx-proxy-listeners-PID` (Linux; it lives in the network namespace, not the filesystem).
 //! Abstract sockets have no file permissions, so both ends check the other with
-//! `SO_PEERCRED`: the old process serves only its own user or root, and the new process
-//! accepts sockets only from the pid it was told to replace, running as root, as its own user
-//! or as the configured `user`.
+//! `SO_PEERCRED`, trusting only root and the user the process was *started* as
+//! ([`note_starting_user`]), never the configured `user` it drops to: whoever else runs as
+//! that user (`nobody`...) must not obtain the listeners. The channel is bound before the
+//! process drops its privileges, so its credentials are those of the starting user, which
+//! is what the next process checks (besides the pid it was told to replace).
 //!
 //! The message is the one `_getsocks` sends: `N ADDR...` with the descriptors attached
-//! (SCM_RIGHTS).
+//! (SCM_RIGHTS), in batches of at most [`MAX_FDS_PER_MESSAGE`] (the kernel's SCM_MAX_FD), as
+//! HAProxy sends them; the receiver reads until it holds N, and checks every one is a TCP
+//! socket bound to the address announced for it.
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg, sockopt};
@@ -27,12 +31,30 @@ use tokio::net::UnixStream;
 use super::api::Handover;
 use super::state::State;
 
+/// The most descriptors one message may carry (Linux's SCM_MAX_FD).
+pub const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// The real uid this process started as, before `user` dropped it.
+static STARTING_UID: OnceLock<u32> = OnceLock::new();
+
+/// Remembers the user this process runs as now as the one the hand-over trusts (with root);
+/// to call before dropping privileges. Later calls change nothing.
+pub fn note_starting_user() {
+    STARTING_UID.get_or_init(|| Uid::current().as_raw());
+}
+
+/// Root, or the user this process was started as.
+fn trusted_uid(uid: u32) -> bool {
+    uid == 0 || uid == *STARTING_UID.get_or_init(|| Uid::current().as_raw())
+}
+
 /// The private channel's abstract name for process `pid`.
 fn channel_name(pid: u32) -> String {
     format!("hapx-proxy-listeners-{pid}")
 }
 
-/// Binds this process's private channel; `None` (with a warning) when the name is taken.
+/// Binds this process's private channel; `None` (with a warning) when the name is taken. To
+/// call before dropping privileges (see the module documentation).
 pub fn bind_channel() -> Option<std::os::unix::net::UnixListener> {
     use std::os::linux::net::SocketAddrExt;
     let pid = std::process::id();
@@ -65,19 +87,25 @@ pub async fn serve_channel(
             () = state.soft_stopped() => return,
         };
         let Ok((stream, _)) = accepted else { continue };
-        let trusted = peer(&stream).is_ok_and(|(_, uid)| trusted_uid(uid));
-        if !trusted {
-            continue;
-        }
-        if let Ok(fds) = duplicates(&handover) {
-            let _ = send_fds(&stream, &fds).await;
+        let sent = match peer(&stream) {
+            Ok((_, uid)) if trusted_uid(uid) => duplicates(&handover),
+            Ok((pid, uid)) => Err(io::Error::other(format!(
+                "refused to pid {pid}, uid {uid} (only root and uid {} may have them)",
+                STARTING_UID.get().copied().unwrap_or(0)
+            ))),
+            Err(e) => Err(e),
+        };
+        let sent = match sent {
+            Ok(fds) => send_fds(&stream, &fds).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            eprintln!(
+                "[WARNING]  ({}) : hand-over of the listeners: {e}",
+                state.pid
+            );
         }
     }
-}
-
-/// Root, or the user this process runs as.
-fn trusted_uid(uid: u32) -> bool {
-    uid == 0 || uid == Uid::effective().as_raw()
 }
 
 /// The peer's pid and uid.
@@ -94,7 +122,8 @@ pub fn duplicates(handover: &Handover) -> io::Result<Vec<(SocketAddr, OwnedFd)>>
         .collect()
 }
 
-/// Sends "N addr..." then the descriptors in one message.
+/// Sends "N addr...\n" with the first batch of descriptors, then one byte with each further
+/// batch.
 pub async fn send_fds(stream: &UnixStream, fds: &[(SocketAddr, OwnedFd)]) -> io::Result<()> {
     let text = format!(
         "{} {}\n",
@@ -105,21 +134,41 @@ pub async fn send_fds(stream: &UnixStream, fds: &[(SocketAddr, OwnedFd)]) -> io:
             .join(" ")
     );
     let raw: Vec<RawFd> = fds.iter().map(|(_, f)| f.as_raw_fd()).collect();
+    let mut batches = raw.chunks(MAX_FDS_PER_MESSAGE);
+    let mut data = text.as_bytes();
+    let mut batch = batches.next().unwrap_or(&[]);
+    loop {
+        let sent = send_some(stream, data, batch).await?;
+        // The descriptors went with the first byte; the rest of the text goes alone.
+        batch = &[];
+        data = &data[sent..];
+        if data.is_empty() {
+            match batches.next() {
+                Some(next) => (data, batch) = (b"+", next),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// One sendmsg(2) of `data` with `fds`; how many bytes went.
+async fn send_some(stream: &UnixStream, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
     loop {
         stream.writable().await?;
         let res = stream.try_io(tokio::io::Interest::WRITABLE, || {
-            let cmsg = [ControlMessage::ScmRights(&raw)];
+            let rights = [ControlMessage::ScmRights(fds)];
+            let cmsg: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &rights };
             sendmsg::<()>(
                 stream.as_raw_fd(),
-                &[IoSlice::new(text.as_bytes())],
-                &cmsg,
+                &[IoSlice::new(data)],
+                cmsg,
                 MsgFlags::empty(),
                 None,
             )
             .map_err(io::Error::from)
         });
         match res {
-            Ok(_) => return Ok(()),
+            Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }
@@ -127,29 +176,72 @@ pub async fn send_fds(stream: &UnixStream, fds: &[(SocketAddr, OwnedFd)]) -> io:
 }
 
 /// Takes the listening sockets of process `pid` over through its private channel, blocking;
-/// for start-up, before the runtime exists. The channel must belong to `pid`, running as
-/// root, as this process's user, or as `user` (the configuration's, which the old process
-/// may have switched to).
-pub fn fetch_from_pid(pid: u32, user: Option<Uid>) -> anyhow::Result<Vec<(SocketAddr, OwnedFd)>> {
+/// for start-up, before the runtime exists. The channel must belong to `pid`, and have been
+/// opened by root or by this process's starting user.
+pub fn fetch_from_pid(pid: u32) -> anyhow::Result<Vec<(SocketAddr, OwnedFd)>> {
     use std::os::linux::net::SocketAddrExt;
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(channel_name(pid))?;
     let stream = std::os::unix::net::UnixStream::connect_addr(&addr)
         .with_context(|| format!("process {pid} has no hand-over channel"))?;
     // Anyone may bind an abstract name: only the process we replace may hand us sockets.
     let (owner, uid) = peer(&stream).context("reading the channel's owner")?;
-    if owner != pid as i32 || !(trusted_uid(uid) || user.is_some_and(|u| u.as_raw() == uid)) {
+    if owner != pid as i32 || !trusted_uid(uid) {
         anyhow::bail!("the hand-over channel of {pid} belongs to pid {owner} (uid {uid})");
     }
     stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     receive(&stream).with_context(|| format!("receiving the listeners of process {pid}"))
 }
 
-/// Reads one "N addr..." message with its descriptors.
+/// Reads one "N addr..." message and its N descriptors, which may come in several batches.
 pub fn receive(
     stream: &std::os::unix::net::UnixStream,
 ) -> anyhow::Result<Vec<(SocketAddr, OwnedFd)>> {
+    let mut text = Vec::new();
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    let mut announced: Option<Vec<SocketAddr>> = None;
+    loop {
+        if let Some(addrs) = &announced
+            && fds.len() >= addrs.len()
+        {
+            break;
+        }
+        let got = receive_some(stream, &mut fds)?;
+        if got.is_empty() {
+            anyhow::bail!(
+                "the connection closed after {} descriptors: {}",
+                fds.len(),
+                String::from_utf8_lossy(&text).trim()
+            );
+        }
+        if announced.is_none() {
+            text.extend_from_slice(&got);
+            if let Some(end) = text.iter().position(|&b| b == b'\n') {
+                announced = Some(parse_announce(&String::from_utf8_lossy(&text[..end]))?);
+            }
+        }
+    }
+    let addrs = announced.unwrap_or_default();
+    if fds.len() != addrs.len() {
+        anyhow::bail!(
+            "{} descriptors for {} announced sockets",
+            fds.len(),
+            addrs.len()
+        );
+    }
+    addrs
+        .into_iter()
+        .zip(fds)
+        .map(|(addr, fd)| check_socket(addr, &fd).map(|()| (addr, fd)))
+        .collect()
+}
+
+/// One recvmsg(2): the bytes read (empty at the end), the descriptors added to `fds`.
+fn receive_some(
+    stream: &std::os::unix::net::UnixStream,
+    fds: &mut Vec<OwnedFd>,
+) -> anyhow::Result<Vec<u8>> {
     let mut buf = vec![0u8; 64 * 1024];
-    let mut cmsg = nix::cmsg_space!([RawFd; 253]);
+    let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS_PER_MESSAGE]);
     let mut iov = [io::IoSliceMut::new(&mut buf)];
     let msg = recvmsg::<()>(
         stream.as_raw_fd(),
@@ -157,7 +249,7 @@ pub fn receive(
         Some(&mut cmsg),
         MsgFlags::MSG_CMSG_CLOEXEC,
     )?;
-    let mut fds: Vec<OwnedFd> = Vec::new();
+    let truncated = msg.flags.contains(MsgFlags::MSG_CTRUNC);
     for c in msg.cmsgs().context("reading the control message")? {
         if let ControlMessageOwned::ScmRights(list) = c {
             // SAFETY: the kernel just installed these descriptors in this process for us.
@@ -167,15 +259,51 @@ pub fn receive(
             );
         }
     }
-    let n = msg.bytes;
-    let text = String::from_utf8_lossy(&buf[..n]).to_string();
-    if fds.is_empty() {
-        anyhow::bail!("answered without sockets: {}", text.trim());
+    if truncated {
+        anyhow::bail!("more than {MAX_FDS_PER_MESSAGE} descriptors in one message");
     }
-    let addrs: Vec<SocketAddr> = text
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    Ok(addrs.into_iter().zip(fds).collect())
+    let n = msg.bytes;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// The addresses of "N addr...", which must be N.
+fn parse_announce(line: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut words = line.split_whitespace();
+    let count: usize = words
+        .next()
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("answered without sockets: {}", line.trim()))?;
+    let addrs = words
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("'{a}' is not a socket address"))
+        })
+        .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
+    if addrs.len() != count || count == 0 {
+        anyhow::bail!("announced {count} sockets but named {}", addrs.len());
+    }
+    Ok(addrs)
+}
+
+/// A received descriptor must be a TCP socket bound to the address announced for it, and
+/// either listening or not connected at all (a listener the old process had paused with
+/// `disable frontend`, which [`super::listener::adopt`] makes listen again).
+fn check_socket(addr: SocketAddr, fd: &OwnedFd) -> anyhow::Result<()> {
+    let socket = socket2::SockRef::from(fd);
+    let what = || format!("the descriptor announced for {addr}");
+    let tcp = socket.r#type().with_context(what)? == socket2::Type::STREAM
+        && socket.protocol().with_context(what)? == Some(socket2::Protocol::TCP);
+    if !tcp {
+        anyhow::bail!("{} is not a TCP socket", what());
+    }
+    let local = socket.local_addr().with_context(what)?.as_socket();
+    if local != Some(addr) {
+        anyhow::bail!("{} is bound to {local:?}", what());
+    }
+    let listening = socket.is_listener().with_context(what)?;
+    if !listening && socket.peer_addr().is_ok() {
+        anyhow::bail!("{} is a connection, not a listener", what());
+    }
+    Ok(())
 }

@@ -19,7 +19,7 @@ use super::forward::{self, Moved};
 use super::log;
 use super::session::{self, ConnectError, Slot};
 use super::state::{Backend, Frontend, Server, SessionTimes, State};
-use super::{prometheus, stats};
+use super::{chunked, meter, prometheus, stats};
 use crate::config::model::Proxy;
 
 /// Largest request or response head (HAProxy's default buffer size).
@@ -141,6 +141,15 @@ impl Buf {
         }
         &mut self.data[self.end..]
     }
+    fn extend(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let spare = self.spare();
+            let n = spare.len().min(bytes.len());
+            spare[..n].copy_from_slice(&bytes[..n]);
+            self.end += n;
+            bytes = &bytes[n..];
+        }
+    }
     fn take(&mut self) -> Vec<u8> {
         let out = self.bytes().to_vec();
         self.consume(self.len());
@@ -163,23 +172,45 @@ impl Conn {
         }
     }
 
-    /// Reads more into the buffer; Ok(0) at end of stream. Tries the socket before waiting:
-    /// an answer is often there already.
+    /// Reads more into the buffer; Ok(0) at end of stream. Tries the socket before waiting
+    /// (an answer is often there already), and before arming a timer, which costs a clock
+    /// read and a timer entry.
     async fn fill(&mut self, timeout: Option<Duration>) -> std::io::Result<usize> {
+        if let Some(n) = self.try_fill()? {
+            return Ok(n);
+        }
+        self.fill_until(timeout.and_then(|t| Instant::now().checked_add(t)))
+            .await
+    }
+
+    /// Reads what the socket has now, without waiting; `None` if nothing came yet.
+    fn try_fill(&mut self) -> std::io::Result<Option<usize>> {
+        match forward::read_drain(&self.stream, self.buf.spare()) {
+            Ok(n) => {
+                self.buf.end += n;
+                Ok(Some(n))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Conn::fill`] with a deadline (`None`: none), once [`Conn::try_fill`] found nothing:
+    /// it waits before it reads.
+    async fn fill_until(&mut self, deadline: Option<Instant>) -> std::io::Result<usize> {
         let Conn { stream, buf } = self;
         let read = async {
             loop {
+                stream.readable().await?;
                 match forward::read_drain(stream, buf.spare()) {
                     Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        stream.readable().await?
-                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
             }
         };
-        let n = match timeout {
-            Some(t) => tokio::time::timeout(t, read)
+        let n = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), read)
                 .await
                 .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timeout"))??,
             None => read.await?,
@@ -193,7 +224,9 @@ impl Conn {
         timeout: Option<Duration>,
         request: bool,
     ) -> Result<Head, ReadError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // Read when the head is first waited for (a head already there costs no clock
+        // read); none when it lies beyond what `Instant` holds: the timeout never fires.
+        let mut deadline = None;
         loop {
             if let Some(end) = find_head_end(self.buf.bytes()) {
                 let head = parse_head(&self.buf.bytes()[..end], request)?;
@@ -203,8 +236,16 @@ impl Conn {
             if self.buf.len() > MAX_HEAD {
                 return Err(ReadError::TooLarge);
             }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            match self.fill(left).await {
+            let filled = match self.try_fill() {
+                Ok(Some(n)) => Ok(n),
+                Ok(None) => {
+                    let d = *deadline
+                        .get_or_insert_with(|| timeout.and_then(|t| Instant::now().checked_add(t)));
+                    self.fill_until(d).await
+                }
+                Err(e) => Err(e),
+            };
+            match filled {
                 Ok(0) if self.buf.is_empty() => return Err(ReadError::Closed),
                 Ok(0) => return Err(ReadError::Malformed("truncated head")),
                 Ok(_) => {}
@@ -228,9 +269,12 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
+/// A character of an RFC 9110 token (methods, header names).
+pub(super) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Parses and checks a head the way HAProxy rejects requests with 400.
@@ -320,12 +364,21 @@ fn frame(head: &mut Head, request: bool) -> Result<Framing, ReadError> {
                 .iter()
                 .position(|h| is_named(h, "content-length"))
                 .unwrap_or(head.headers.len());
-            head.headers[first].1 = n.to_string();
-            let mut seen = 0;
-            head.headers.retain(|h| {
-                seen += usize::from(is_named(h, "content-length"));
-                !is_named(h, "content-length") || seen == 1
-            });
+            let count = head
+                .headers
+                .iter()
+                .filter(|h| is_named(h, "content-length"));
+            let value = head.headers[first].1.as_bytes();
+            // The common case, one plain value, is forwarded as it is (no rewrite to pay).
+            let plain = value.iter().all(u8::is_ascii_digit) && (value == b"0" || value[0] != b'0');
+            if count.count() > 1 || !plain {
+                head.headers[first].1 = n.to_string();
+                let mut seen = 0;
+                head.headers.retain(|h| {
+                    seen += usize::from(is_named(h, "content-length"));
+                    !is_named(h, "content-length") || seen == 1
+                });
+            }
             Framing::Length(n)
         }
         (None, true) => Framing::None,
@@ -336,6 +389,13 @@ fn frame(head: &mut Head, request: bool) -> Result<Framing, ReadError> {
 /// Whether Transfer-Encoding headers say `chunked`: they must list it once and last, and
 /// nothing else (hapx, like HAProxy, decodes no other coding).
 fn transfer_codings(head: &Head) -> Result<bool, ReadError> {
+    if !head
+        .headers
+        .iter()
+        .any(|h| is_named(h, "transfer-encoding"))
+    {
+        return Ok(false);
+    }
     let codings: Vec<&str> = head
         .headers
         .iter()
@@ -443,6 +503,8 @@ fn error_page(proxy: &Proxy, code: u16) -> Vec<u8> {
 struct Req {
     line: String,
     started: Instant,
+    /// `started` in epoch milliseconds, for the counters ([`meter::ms_at`]).
+    started_ms: u64,
     date: String,
     server: String,
     status: u16,
@@ -462,6 +524,10 @@ pub async fn serve(
     local: SocketAddr,
 ) {
     let _session = fe.counters.open();
+    // One wait for the soft stop for the whole connection, not one per kept-alive request:
+    // registering costs a lock on the stop's wake-up list.
+    let stopped = state.soft_stopped();
+    tokio::pin!(stopped);
     let mut client = Conn::new(client);
     let mut server: Option<(Arc<Server>, Conn, Slot)> = None;
     let t = &fe.conf.timeouts;
@@ -474,6 +540,7 @@ pub async fn serve(
         };
         let first_request = std::mem::replace(&mut first, false);
         let started = Instant::now();
+        let started_ms = meter::ms_at(started);
         let date = if fe.logger.is_empty() {
             String::new()
         } else {
@@ -482,21 +549,23 @@ pub async fn serve(
         let next = if first_request {
             client.read_head(wait, true).await
         } else {
-            next_request(&state, &mut client, wait).await
+            next_request(&state, stopped.as_mut(), &mut client, wait).await
         };
+        let next = next.and_then(|head| check_body_start(head, &client.buf));
         let head = match next {
             Ok(h) => h,
             Err(ReadError::Closed) => return,
             Err(e) => {
                 let code = e.status();
                 // HAProxy counts the invalid request among the requests too.
-                fe.counters.request();
+                fe.counters.request_at(started_ms);
                 fe.counters.req_errors.fetch_add(1, Relaxed);
                 fe.counters.count_status(code);
                 let _ = client.stream.write_all(&error_page(&fe.conf, code)).await;
                 let mut req = Req {
                     line: "<BADREQ>".into(),
                     started,
+                    started_ms,
                     date,
                     server: "<NOSRV>".into(),
                     status: code,
@@ -516,12 +585,18 @@ pub async fn serve(
                 return;
             }
         };
-        fe.counters.request();
+        fe.counters.request_at(started_ms);
         let keep_client = !(head.has_token("connection", "close")
             || (head.http10(2) && !head.has_token("connection", "keep-alive")));
         let mut req = Req {
-            line: format!("{} {} {}", head.first[0], head.first[1], head.first[2]),
+            // Only a log line shows it: not built for every request when nothing logs.
+            line: if fe.logger.is_empty() {
+                String::new()
+            } else {
+                format!("{} {} {}", head.first[0], head.first[1], head.first[2])
+            },
             started,
+            started_ms,
             date,
             server: "<NOSRV>".into(),
             status: 0,
@@ -584,17 +659,41 @@ pub async fn serve(
     }
 }
 
+/// The start of a chunked body that arrived with its head is checked before anything is
+/// forwarded: a malformed one is refused like a malformed head (HAProxy parses both at once).
+fn check_body_start(head: Head, buf: &Buf) -> Result<Head, ReadError> {
+    if head.framing == Framing::Chunked && !chunked::prefix_is_valid(buf.bytes()) {
+        return Err(ReadError::Malformed("malformed chunked body"));
+    }
+    Ok(head)
+}
+
 /// Waits on a kept-alive connection for its next request. On a soft stop the connection
 /// closes at once if the client sent nothing yet (HAProxy's way, so that the old process
 /// exits); a request already arriving is read and served (with `Connection: close`).
+/// `stopped` is the connection's [`State::soft_stopped`], not polled again once the stop
+/// began.
 async fn next_request(
     state: &State,
+    stopped: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     client: &mut Conn,
     wait: Option<Duration>,
 ) -> Result<Head, ReadError> {
-    tokio::select! {
-        head = client.read_head(wait, true) => return head,
-        () = state.soft_stopped() => {}
+    if !state.stopping.load(Relaxed) {
+        tokio::select! {
+            // The request first: when both are ready, a request that arrived is served.
+            biased;
+            head = client.read_head(wait, true) => return head,
+            () = stopped => {}
+        }
+    }
+    // One last look at the socket: a request in the kernel's buffer but not yet in ours
+    // was sent before the stop was seen, and closing on it would reset the connection. A
+    // plain recv(2): tokio's readiness may not know of those bytes yet.
+    if client.buf.is_empty() {
+        if let Ok(early) = forward::read_early(&client.stream) {
+            client.buf.extend(&early);
+        }
     }
     if client.buf.is_empty() {
         return Err(ReadError::Closed);
@@ -645,15 +744,15 @@ async fn exchange(
     req: &mut Req,
 ) -> Outcome {
     let conf = &backend.conf;
-    let _be_session = backend.counters.open();
-    backend.counters.request();
+    let _be_session = backend.counters.open_at(req.started_ms);
+    backend.counters.request_at(req.started_ms);
     forwardfor(
         &mut head,
         fe.conf.options.forwardfor.as_ref(),
         conf.options.forwardfor.as_ref(),
         peer.ip().to_canonical(),
     );
-    let method = head.first[0].clone();
+    let method = head.first[0].as_str();
     let req_framing = head.framing;
     req.close = head.dropped_length;
     let bytes = head.serialize();
@@ -688,7 +787,7 @@ async fn exchange(
             break;
         };
         req.server = srv.name.clone();
-        srv.counters.request();
+        srv.counters.request_at(req.started_ms);
         let sent = if header.is_empty() {
             sconn.stream.write_all(&bytes).await
         } else {
@@ -720,11 +819,21 @@ async fn exchange(
                     c.bytes_in.fetch_add(sent, Relaxed);
                 }
             }
-            Err(_) => {
+            Err(e) => {
                 *server = None;
+                if e.kind() != std::io::ErrorKind::InvalidData {
+                    return Outcome {
+                        keep: false,
+                        flags: "CD--",
+                    };
+                }
+                // Bad framing later in the body: the server connection is dropped with
+                // its half request, and the client, who got nothing yet, gets 400.
+                fe.counters.req_errors.fetch_add(1, Relaxed);
+                send_error(fe, client, 400, req).await;
                 return Outcome {
                     keep: false,
-                    flags: "CD--",
+                    flags: "PD--",
                 };
             }
         }
@@ -763,7 +872,7 @@ async fn exchange(
                 };
             }
         };
-        return respond(state, fe, backend, client, server, resp, &method, req).await;
+        return respond(state, fe, backend, client, server, resp, method, req).await;
     }
     send_error(fe, client, 502, req).await;
     Outcome {
@@ -787,6 +896,22 @@ async fn respond(
     method: &str,
     req: &mut Req,
 ) -> Outcome {
+    let framing = response_framing(&resp, method);
+    if framing == Framing::Chunked {
+        if let Some((_, sconn, _)) = server.as_ref() {
+            if !chunked::prefix_is_valid(sconn.buf.bytes()) {
+                // Nothing reached the client yet: it gets 502, like a malformed head.
+                *server = None;
+                srv_error(backend);
+                send_error(fe, client, 502, req).await;
+                backend.counters.count_status(502);
+                return Outcome {
+                    keep: false,
+                    flags: "PH--",
+                };
+            }
+        }
+    }
     let status: u16 = resp.first[1].parse().unwrap_or(0);
     req.status = status;
     fe.counters.count_status(status);
@@ -801,7 +926,7 @@ async fn respond(
     let framing = if status == 101 {
         Framing::None
     } else {
-        response_framing(&resp, method)
+        framing
     };
     // A soft stop: this response is the connection's last.
     req.close |= state.stopping.load(Relaxed);
@@ -926,26 +1051,8 @@ async fn write_all(dst: &mut &TcpStream, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads one line (with its CRLF) from the buffer, filling as needed.
-async fn take_line(src: &mut Conn, timeout: Option<Duration>) -> std::io::Result<Vec<u8>> {
-    loop {
-        if let Some(p) = src.buf.bytes().iter().position(|&b| b == b'\n') {
-            let line = src.buf.bytes()[..=p].to_vec();
-            src.buf.consume(p + 1);
-            return Ok(line);
-        }
-        if src.buf.len() > MAX_HEAD {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "chunk line too long",
-            ));
-        }
-        if src.fill(timeout).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-}
-
+/// Relays a chunked body, checking its framing ([`chunked::Decoder`]) before forwarding
+/// each piece; a framing error is an `InvalidData` error.
 async fn relay_chunked(
     src: &mut Conn,
     dst: &TcpStream,
@@ -953,41 +1060,21 @@ async fn relay_chunked(
 ) -> std::io::Result<u64> {
     let mut dst_ref = dst;
     let mut sent = 0u64;
+    let mut decoder = chunked::Decoder::default();
     loop {
-        let line = take_line(src, timeout).await?;
-        let text = String::from_utf8_lossy(&line);
-        let size_text = text
-            .trim()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        let size = u64::from_str_radix(&size_text, 16)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size"))?;
-        write_all(&mut dst_ref, &line).await?;
-        sent += line.len() as u64;
-        if size == 0 {
-            // Trailers, then the empty line.
-            loop {
-                let t = take_line(src, timeout).await?;
-                write_all(&mut dst_ref, &t).await?;
-                sent += t.len() as u64;
-                if t == b"\r\n" || t == b"\n" {
-                    return Ok(sent);
-                }
-            }
-        }
-        let mut left = size + 2; // data and its CRLF
-        while left > 0 {
-            if src.buf.is_empty() && src.fill(timeout).await? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            let n = (src.buf.len() as u64).min(left) as usize;
+        let n = decoder
+            .advance(src.buf.bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if n > 0 {
             write_all(&mut dst_ref, &src.buf.bytes()[..n]).await?;
             src.buf.consume(n);
-            left -= n as u64;
             sent += n as u64;
+        }
+        if decoder.is_done() {
+            return Ok(sent);
+        }
+        if src.fill(timeout).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
     }
 }
@@ -1124,6 +1211,43 @@ fn forwardfor(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A soft stop seen while a request sits in the kernel's buffer, before tokio learnt the
+    /// socket is readable: the request is served, not reset.
+    #[test]
+    fn a_request_arriving_at_a_soft_stop_is_read() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let budget = crate::limits::Budget {
+                maxconn: 1,
+                maxpipes: 0,
+                maxsock: 30,
+            };
+            let state = State::new(Default::default(), budget);
+            state.stop_softly();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (accepted, _) = listener.accept().await.unwrap();
+            // tokio learns the socket is not readable; no await follows the request, so its
+            // event stays unharvested, as when a stop wakes the task first.
+            let idle = accepted.try_read(&mut [0u8; 1]).unwrap_err();
+            assert_eq!(idle.kind(), std::io::ErrorKind::WouldBlock);
+            std::io::Write::write_all(&mut client, b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            // Let the bytes reach the accepted socket's buffer (loopback: at once).
+            std::thread::sleep(Duration::from_millis(50));
+            let mut conn = Conn::new(accepted);
+            let stopped = state.soft_stopped();
+            tokio::pin!(stopped);
+            let head = next_request(&state, stopped, &mut conn, None)
+                .await
+                .unwrap();
+            assert_eq!(head.first[1], "/late");
+        });
+    }
 
     #[test]
     fn heads_are_checked() {

@@ -36,6 +36,7 @@ pub struct AcceptTuning {
 }
 
 impl AcceptTuning {
+    /// The tuning a frontend's configuration asks for on one of its bind lines.
     pub fn new(frontend: &Proxy, bind: &Bind) -> Self {
         AcceptTuning {
             delayed_ack: frontend.smart_accept(),
@@ -93,12 +94,16 @@ pub fn open(bind: &Bind, backlog: i32, tuning: AcceptTuning) -> io::Result<std::
     Ok(socket.into())
 }
 
-/// A listening socket received from an old process, as a std listener.
-pub fn adopt(fd: OwnedFd, tuning: AcceptTuning) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::from(fd);
+/// Readies a socket received from an old process to serve here: non-blocking, this
+/// configuration's tuning, and listen(2) with this configuration's `backlog`. On a listening
+/// socket that only changes the queue's size; a socket the old process had paused
+/// (`disable frontend` shuts it down) listens again. It stays the caller's until every
+/// socket is ready, then becomes a listener with `TcpListener::from`.
+pub fn adopt(fd: &OwnedFd, backlog: i32, tuning: AcceptTuning) -> io::Result<()> {
+    let socket = socket2::SockRef::from(fd);
     socket.set_nonblocking(true)?;
-    tuning.apply(&socket)?;
-    Ok(socket.into())
+    socket.listen(backlog)?;
+    tuning.apply(&socket)
 }
 
 /// The local address of a listening socket.

@@ -63,24 +63,23 @@ impl Logger {
             if level > t.level {
                 continue;
             }
+            // Every line ends with a line feed, datagrams too, as HAProxy's do.
             let line = format!(
-                "<{}>{} {}[{}]: {msg}",
+                "<{}>{} {}[{}]: {msg}\n",
                 u16::from(t.facility) * 8 + u16::from(level),
                 syslog_time(),
                 self.tag,
                 std::process::id()
             );
-            // Datagrams end with a line feed, as HAProxy's do.
-            let datagram = || format!("{line}\n");
             match (&t.dest, sink) {
                 (LogDest::Unix(path), Some(Sink::Unix(u))) => {
-                    let _ = u.send_to(datagram().as_bytes(), path);
+                    let _ = u.send_to(line.as_bytes(), path);
                 }
                 (LogDest::Udp(addr), Some(Sink::Udp(u))) => {
-                    let _ = u.send_to(datagram().as_bytes(), addr);
+                    let _ = u.send_to(line.as_bytes(), addr);
                 }
-                (LogDest::Stdout, _) => println!("{line}"),
-                (LogDest::Stderr, _) => eprintln!("{line}"),
+                (LogDest::Stdout, _) => print!("{line}"),
+                (LogDest::Stderr, _) => eprint!("{line}"),
                 _ => {}
             }
         }

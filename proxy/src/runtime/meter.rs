@@ -6,15 +6,40 @@
 //! - [`Mean`]: the mean of the last [`Mean::SAMPLES`] values and the largest value (HAProxy's
 //!   `swrate`: `qtime`, `ctime`, `rtime`, `ttime` and their `_max`).
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    ms_at(Instant::now())
 }
+
+/// Milliseconds since the epoch at `at`: the wall clock read once, then the monotonic clock,
+/// so that a connection reading the clock once per request can count with that reading, and
+/// so that rates never go backwards when the wall clock is set.
+pub fn ms_at(at: Instant) -> u64 {
+    static BASE: OnceLock<(Instant, u64)> = OnceLock::new();
+    let (base, base_ms) = BASE.get_or_init(|| {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        (Instant::now(), ms)
+    });
+    base_ms + at.saturating_duration_since(*base).as_millis() as u64
+}
+
+/// `fetch_max` that writes (and takes the cache line from the other threads) only when the
+/// value is a new maximum, which is rare once the counters have warmed up.
+macro_rules! raise_max {
+    ($max:expr, $value:expr) => {{
+        let value = $value;
+        if value > $max.load(Relaxed) {
+            $max.fetch_max(value, Relaxed);
+        }
+    }};
+}
+pub(crate) use raise_max;
 
 /// Events per second, as HAProxy's frequency counters count them: the events of the current
 /// second, plus those of the previous second weighted by how much of it the last 1000 ms
@@ -39,6 +64,13 @@ impl Rate {
     pub fn tick_at(&self, ms: u64) {
         let second = (ms / 1000) as u32;
         let mut cur = self.current.load(Relaxed);
+        if (cur >> 32) as u32 == second {
+            // Within the current second (nearly always): one add. Should another thread have
+            // moved to the next second meanwhile, the event counts there, which is as true.
+            let count = self.current.fetch_add(1, Relaxed) as u32 + 1;
+            raise_max!(self.max, count);
+            return;
+        }
         loop {
             let (at, count) = ((cur >> 32) as u32, cur as u32);
             let next = if at == second {
@@ -59,7 +91,7 @@ impl Rate {
                         };
                         self.previous.store(last, Relaxed);
                     }
-                    self.max.fetch_max(next as u32, Relaxed);
+                    raise_max!(self.max, next as u32);
                     return;
                 }
                 Err(seen) => cur = seen,
@@ -106,19 +138,26 @@ impl Mean {
     /// The window: HAProxy's stats show averages "over the 1024 last" sessions.
     pub const SAMPLES: u64 = 1024;
 
+    /// Adds one value (a session's time) to the window.
     pub fn add(&self, value: u64) {
-        let filling = self.samples.fetch_add(1, Relaxed) < Self::SAMPLES;
+        // Only the first SAMPLES are counted: the mean needs no more, and a full window
+        // spares every later value a write to this shared counter.
+        let filling = self.samples.load(Relaxed) < Self::SAMPLES
+            && self.samples.fetch_add(1, Relaxed) < Self::SAMPLES;
         let _ = self.sum.fetch_update(Relaxed, Relaxed, |sum| {
             let forgotten = if filling {
                 0
             } else {
                 sum.div_ceil(Self::SAMPLES)
             };
-            Some(sum - forgotten + value)
+            // An unchanged sum (zeros into a window of zeros) is not written back.
+            let next = sum - forgotten + value;
+            (next != sum).then_some(next)
         });
-        self.max.fetch_max(value, Relaxed);
+        raise_max!(self.max, value);
     }
 
+    /// The mean over the window, rounded up; 0 before any value.
     pub fn mean(&self) -> u64 {
         let n = self.samples.load(Relaxed).min(Self::SAMPLES);
         if n == 0 {
@@ -128,6 +167,7 @@ impl Mean {
         }
     }
 
+    /// The largest value ever added.
     pub fn max(&self) -> u64 {
         self.max.load(Relaxed)
     }

@@ -20,6 +20,7 @@
 pub mod api;
 pub mod balance;
 pub mod checks;
+pub mod chunked;
 pub mod dns;
 pub mod forward;
 pub mod handover;
@@ -41,7 +42,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::config::model::{Mode, StatsSocket};
 use state::{Frontend, State};
@@ -69,16 +70,23 @@ pub struct Prepared {
     pub state: Arc<State>,
     pub listeners: Vec<BoundListener>,
     pub clis: Vec<BoundCli>,
+    /// The private hand-over channel ([`handover::bind_channel`]), bound before dropping
+    /// privileges so that its credentials are the starting user's.
+    pub channel: Option<UnixListener>,
 }
 
 /// Binds every frontend's addresses, reusing `inherited` sockets (from an old process) whose
-/// address matches.
+/// address matches. `inherited` keeps every socket until all binds succeed: a failed attempt
+/// (retried while old processes release their ports) must not close the sockets it meant
+/// to take over, since that would drop the connections queued on them.
 pub fn bind_listeners(
     state: &State,
     inherited: &mut Vec<(SocketAddr, OwnedFd)>,
 ) -> anyhow::Result<Vec<BoundListener>> {
     let threads = thread_count(state);
-    let mut out = Vec::new();
+    // Per address: its frontend, the inherited sockets (by index) and the new ones.
+    let mut plan = Vec::new();
+    let mut claimed = vec![false; inherited.len()];
     for (i, fe) in state.frontends.iter().enumerate() {
         if fe.conf.disabled {
             continue;
@@ -88,34 +96,54 @@ pub fn bind_listeners(
             let backlog = listener::backlog(bind, &fe.conf, state.max_conns);
             // Every socket an old process had for this address is kept (dropping one would
             // drop the connections queued on it), then one per thread is completed.
-            let mut sockets = Vec::new();
-            while let Some(at) = inherited.iter().position(|(a, _)| *a == bind.addr) {
-                sockets.push(listener::adopt(inherited.swap_remove(at).1, tuning)?);
+            let mut taken = Vec::new();
+            for (at, (addr, fd)) in inherited.iter().enumerate() {
+                if *addr == bind.addr && !claimed[at] {
+                    listener::adopt(fd, backlog, tuning).with_context(|| {
+                        format!("[{}] : taking over socket [{}]", bind.place, bind.spec)
+                    })?;
+                    claimed[at] = true;
+                    taken.push(at);
+                }
             }
-            while sockets.len() < threads {
-                sockets.push(listener::open(bind, backlog, tuning).with_context(|| {
-                    format!(
-                        "[{}] : Starting {} {}: cannot bind socket [{}]",
-                        bind.place,
-                        fe.conf.kind.keyword(),
-                        fe.name,
-                        bind.spec
-                    )
-                })?);
-            }
-            out.extend(
-                sockets
-                    .into_iter()
-                    .enumerate()
-                    .map(|(slot, socket)| BoundListener {
-                        frontend: i,
-                        addr: bind.addr,
-                        slot,
-                        socket,
-                    }),
-            );
+            let fresh = (taken.len()..threads)
+                .map(|_| {
+                    listener::open(bind, backlog, tuning).with_context(|| {
+                        format!(
+                            "[{}] : Starting {} {}: cannot bind socket [{}]",
+                            bind.place,
+                            fe.conf.kind.keyword(),
+                            fe.name,
+                            bind.spec
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            plan.push((i, bind.addr, taken, fresh));
         }
     }
+    // Everything is bound: only now do the inherited sockets leave `inherited`.
+    let mut pool: Vec<Option<(SocketAddr, OwnedFd)>> =
+        std::mem::take(inherited).into_iter().map(Some).collect();
+    let mut out = Vec::new();
+    for (frontend, addr, taken, fresh) in plan {
+        let adopted = taken
+            .into_iter()
+            .filter_map(|at| pool[at].take())
+            .map(|(_, fd)| std::net::TcpListener::from(fd));
+        out.extend(
+            adopted
+                .chain(fresh)
+                .enumerate()
+                .map(|(slot, socket)| BoundListener {
+                    frontend,
+                    addr,
+                    slot,
+                    socket,
+                }),
+        );
+    }
+    inherited.extend(pool.into_iter().flatten());
     Ok(out)
 }
 
@@ -179,16 +207,12 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
     let (pause_tx, pause_rx) = watch::channel(false);
     let shared = Shared {
-        global_slots: Arc::new(Semaphore::new(prepared.state.max_conns)),
+        global_slots: slots(prepared.state.max_conns),
         frontend_slots: prepared
             .state
             .frontends
             .iter()
-            .map(|f| {
-                Arc::new(Semaphore::new(
-                    f.conf.maxconn.unwrap_or(prepared.state.max_conns),
-                ))
-            })
+            .map(|f| slots(f.conf.maxconn.unwrap_or(prepared.state.max_conns)))
             .collect(),
         stop: stop_rx,
         paused: pause_rx,
@@ -283,6 +307,7 @@ async fn serve(
         state,
         listeners,
         clis,
+        channel,
     } = prepared;
     let stop_tx = Arc::new(stop_tx);
     let stop_rx = shared.stop.clone();
@@ -296,7 +321,7 @@ async fn serve(
         }
     }
     let handover = Arc::new(std::sync::Mutex::new(raw_listeners));
-    if let Some(channel) = handover::bind_channel() {
+    if let Some(channel) = channel {
         tokio::spawn(handover::serve_channel(
             state.clone(),
             channel,
@@ -543,8 +568,9 @@ async fn accept_loop(
         let (state, fe) = (state.clone(), fe.clone());
         state.total_conns.fetch_add(1, Relaxed);
         state.conn_rate.tick();
-        state.cur_conns.fetch_add(1, Relaxed);
+        let open = OpenConn::new(state.clone(), (g, f));
         tokio::spawn(async move {
+            let _open = open;
             let mut client = client;
             let peer = if accept_proxy {
                 let wait = fe.conf.timeouts.client.unwrap_or(Duration::from_secs(5));
@@ -564,8 +590,80 @@ async fn accept_loop(
                     fe.counters.req_errors.fetch_add(1, Relaxed);
                 }
             }
-            state.cur_conns.fetch_sub(1, Relaxed);
-            drop((g, f));
         });
+    }
+}
+
+/// A `maxconn` as connection slots. Any value passes `-c` (as with HAProxy); one beyond
+/// what a semaphore holds (2^61 - 1) cannot be reached anyway and is capped there.
+fn slots(maxconn: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(maxconn.min(Semaphore::MAX_PERMITS)))
+}
+
+/// One accepted connection in `cur_conns`, holding its global and frontend slots: dropping
+/// it (at the task's end, or when a panic unwinds the task) gives both back, so a failed
+/// connection can neither leak a slot nor keep a soft stop waiting forever.
+struct OpenConn {
+    state: Arc<State>,
+    _slots: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
+
+impl OpenConn {
+    fn new(state: Arc<State>, slots: (OwnedSemaphorePermit, OwnedSemaphorePermit)) -> Self {
+        state.cur_conns.fetch_add(1, Relaxed);
+        OpenConn {
+            state,
+            _slots: slots,
+        }
+    }
+}
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.state.cur_conns.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_maxconn_makes_slots() {
+        assert_eq!(slots(5).available_permits(), 5);
+        let huge = slots(2_305_843_009_213_693_952);
+        assert_eq!(huge.available_permits(), Semaphore::MAX_PERMITS);
+    }
+
+    #[test]
+    fn a_panicking_connection_gives_back_its_count_and_slots() {
+        let budget = crate::limits::Budget {
+            maxconn: 1,
+            maxpipes: 0,
+            maxsock: 30,
+        };
+        let state = Arc::new(State::new(Default::default(), budget));
+        let (global, frontend) = (Arc::new(Semaphore::new(1)), Arc::new(Semaphore::new(1)));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let slots = (
+                global.clone().acquire_owned().await.unwrap(),
+                frontend.clone().acquire_owned().await.unwrap(),
+            );
+            let open = OpenConn::new(state.clone(), slots);
+            assert_eq!(state.cur_conns.load(Relaxed), 1);
+            let task = tokio::spawn(async move {
+                let _open = open;
+                panic!("a bug in a connection task");
+            });
+            assert!(task.await.unwrap_err().is_panic());
+        });
+        assert_eq!(state.cur_conns.load(Relaxed), 0);
+        assert_eq!(
+            (global.available_permits(), frontend.available_permits()),
+            (1, 1)
+        );
     }
 }

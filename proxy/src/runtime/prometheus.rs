@@ -379,7 +379,7 @@ fn process(out: &mut Exposition, state: &State) {
         "jobs",
         g,
         "Current number of active jobs on the current worker process (frontend connections, master connections, listeners)",
-        state.cur_conns.load(Relaxed) + info.listeners,
+        info.jobs,
     );
     out.process(
         "listeners",

@@ -64,19 +64,27 @@ pub struct SessionTimes {
 impl Counters {
     /// Counts a new session; the returned guard ends it.
     pub fn open(self: &Arc<Self>) -> SessionGuard {
+        self.open_at(meter::now_ms())
+    }
+
+    /// [`Counters::open`] at `ms` ([`meter::ms_at`] of a clock reading already made).
+    pub fn open_at(self: &Arc<Self>, ms: u64) -> SessionGuard {
         let cur = self.cur.fetch_add(1, Relaxed) + 1;
-        self.max.fetch_max(cur, Relaxed);
+        meter::raise_max!(self.max, cur);
         self.total.fetch_add(1, Relaxed);
-        let ms = meter::now_ms();
         self.session_rate.tick_at(ms);
-        self.last_session.store(ms / 1000, Relaxed);
+        // Written only when the second changes: most sessions leave the line shared.
+        let second = ms / 1000;
+        if self.last_session.load(Relaxed) != second {
+            self.last_session.store(second, Relaxed);
+        }
         SessionGuard(self.clone())
     }
 
-    /// Counts an HTTP request.
-    pub fn request(&self) {
+    /// Counts an HTTP request at `ms` ([`meter::ms_at`]).
+    pub fn request_at(&self, ms: u64) {
         self.http_reqs.fetch_add(1, Relaxed);
-        self.request_rate.tick();
+        self.request_rate.tick_at(ms);
     }
 
     /// Adds an ended session's times to the means, and counts it as aborted when its
@@ -415,6 +423,7 @@ pub struct Frontend {
 }
 
 impl Frontend {
+    /// Paused by `disable frontend` (or a soft stop): its listeners do not accept.
     pub fn is_paused(&self) -> bool {
         *self.paused.borrow()
     }
@@ -454,8 +463,10 @@ pub struct State {
     pub start_secs: u64,
     pub pid: u32,
     pub stopping: AtomicBool,
-    /// Wakes the connections waiting for a soft stop ([`State::soft_stopped`]).
-    pub stop_notify: tokio::sync::Notify,
+    /// Wakes the connections waiting for a soft stop ([`State::soft_stopped`]): one per
+    /// thread (by [`stop_shard`]), as every kept-alive HTTP connection registers there
+    /// between requests and one shared list would be a lock all threads contend for.
+    pub stop_notify: [tokio::sync::Notify; STOP_SHARDS],
     pub total_conns: AtomicU64,
     /// Connections accepted per second (`show info` ConnRate, SessRate).
     pub conn_rate: Rate,
@@ -468,6 +479,18 @@ pub struct State {
     pub failed_resolutions: AtomicU64,
     pub bytes_out: AtomicU64,
     pub splice: bool,
+}
+
+/// Soft-stop wake-up lists; threads beyond this share them.
+pub const STOP_SHARDS: usize = 16;
+
+/// This thread's soft-stop wake-up list.
+fn stop_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Relaxed) % STOP_SHARDS;
+    }
+    SHARD.with(|s| *s)
 }
 
 impl State {
@@ -512,7 +535,7 @@ impl State {
             start_secs: now_secs(),
             pid: std::process::id(),
             stopping: AtomicBool::new(false),
-            stop_notify: tokio::sync::Notify::new(),
+            stop_notify: std::array::from_fn(|_| tokio::sync::Notify::new()),
             total_conns: AtomicU64::new(0),
             conn_rate: Rate::default(),
             cur_conns: AtomicUsize::new(0),
@@ -528,13 +551,15 @@ impl State {
     /// Begins a soft stop: idle keep-alive connections close, responses say `Connection: close`.
     pub fn stop_softly(&self) {
         self.stopping.store(true, Relaxed);
-        self.stop_notify.notify_waiters();
+        for notify in &self.stop_notify {
+            notify.notify_waiters();
+        }
     }
 
     /// Resolves once a soft stop has begun (at once if it has).
     pub async fn soft_stopped(&self) {
         // Registered before the flag is read, so a stop between the two still wakes us.
-        let notified = self.stop_notify.notified();
+        let notified = self.stop_notify[stop_shard()].notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         if self.stopping.load(Relaxed) {

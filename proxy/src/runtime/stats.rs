@@ -353,22 +353,14 @@ fn uptime(secs: u64) -> String {
     )
 }
 
-fn open_files_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    if rc == 0 { lim.rlim_cur } else { 0 }
-}
-
 /// Process-wide figures `show info` and the exporter share.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ProcessInfo {
     pub threads: usize,
     pub ulimit: u64,
     pub listeners: usize,
+    /// HAProxy's jobs: connections and listeners.
+    pub jobs: usize,
     /// HTTP requests of every frontend.
     pub requests: u64,
     pub pipes_used: u64,
@@ -378,14 +370,12 @@ pub(super) struct ProcessInfo {
 
 pub(super) fn process_info(state: &State) -> ProcessInfo {
     let (pipes_used, pipes_free) = super::forward::pipe_counts();
+    let listeners = state.frontends.iter().map(|f| f.conf.binds.len()).sum();
     ProcessInfo {
-        threads: state
-            .config
-            .global
-            .nbthread
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        ulimit: open_files_limit(),
-        listeners: state.frontends.iter().map(|f| f.conf.binds.len()).sum(),
+        threads: super::threads_for(&state.config.global),
+        ulimit: crate::limits::current().map_or(0, |(soft, _)| soft),
+        listeners,
+        jobs: state.cur_conns.load(Relaxed) + listeners,
         requests: state
             .frontends
             .iter()
@@ -408,6 +398,7 @@ pub fn info(state: &State) -> String {
         threads,
         ulimit,
         listeners,
+        jobs,
         requests: cum_req,
         pipes_used,
         pipes_free,
@@ -461,10 +452,7 @@ pub fn info(state: &State) -> String {
             "Stopping",
             u8::from(state.stopping.load(Relaxed)).to_string(),
         ),
-        (
-            "Jobs",
-            (state.cur_conns.load(Relaxed) + listeners).to_string(),
-        ),
+        ("Jobs", jobs.to_string()),
         ("Unstoppable Jobs", "0".into()),
         ("Listeners", listeners.to_string()),
         ("ActivePeers", "0".into()),
