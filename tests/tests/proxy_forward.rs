@@ -236,3 +236,82 @@ fn client_reset_resets_the_server_connection() {
         assert_eq!(end, std::io::ErrorKind::ConnectionReset, "{name}");
     }
 }
+
+/// `timeout client-fin` / `timeout server-fin`: once one side has ended its direction, the
+/// other side's inactivity is timed by its `-fin` timeout (300 ms here) instead of `timeout
+/// client`/`server` (30 s): the half-closed connection ends long before 30 s. In hapx and in
+/// HAProxy with the same configuration.
+#[test]
+fn fin_timeouts_end_half_closed_connections_like_haproxy() {
+    use std::time::Instant;
+    // The server answers and ends its side, then waits for the client's end (which never
+    // comes): the proxy's client-fin must end it. Reports how long it waited.
+    fn answer_then_wait(mut s: TcpStream) -> Duration {
+        let mut req = [0u8; 1];
+        let _ = s.read_exact(&mut req);
+        let _ = s.write_all(b"answer");
+        let _ = s.shutdown(Shutdown::Write);
+        let waiting = Instant::now();
+        let _ = s.set_read_timeout(Some(Duration::from_secs(40)));
+        let _ = s.read_to_end(&mut Vec::new());
+        waiting.elapsed()
+    }
+    // The server reads the whole request, then neither answers nor ends its side: the
+    // proxy's server-fin must end it.
+    fn read_then_stay_silent(mut s: TcpStream) {
+        let _ = s.read_to_end(&mut Vec::new());
+        thread::sleep(Duration::from_secs(40));
+    }
+    let (answering, seen) = server(answer_then_wait);
+    let (silent, _) = server(read_then_stay_silent);
+    let dir = temp_dir("fin-timeouts");
+    let config = |ports: (u16, u16)| {
+        format!(
+            "defaults\n  mode tcp\n  timeout client 30s\n  timeout server 30s\n  \
+             timeout connect 1s\n  timeout client-fin 300ms\n  timeout server-fin 300ms\n\
+             frontend fe1\n  bind 127.0.0.1:{}\n  default_backend be1\n\
+             frontend fe2\n  bind 127.0.0.1:{}\n  default_backend be2\n\
+             backend be1\n  server s {answering}\nbackend be2\n  server s {silent}\n",
+            ports.0, ports.1
+        )
+    };
+    let mut binaries = vec![("hapx-proxy", hapx_tests::bins::path("hapx-proxy"))];
+    if require::path(
+        "fin_timeouts_end_half_closed_connections_like_haproxy",
+        std::path::Path::new(HAPROXY),
+        "the HAProxy reference",
+    ) {
+        binaries.push(("haproxy", PathBuf::from(HAPROXY)));
+    }
+    for (name, binary) in binaries {
+        let ports = (free_port(), free_port());
+        let (first, second) = (
+            SocketAddr::from((LO, ports.0)),
+            SocketAddr::from((LO, ports.1)),
+        );
+        let _proxy = Proxy::start_with(binary, &dir, name, &config(ports), first, &[]);
+        assert!(hapx_tests::proxy::wait_until(HANG, || {
+            hapx_tests::proxy::is_listening(second)
+        }));
+        // The server ends first; the client stays silent and open.
+        let mut c = TcpStream::connect(first).expect("connecting through the proxy");
+        c.write_all(b"?").expect("the request");
+        assert_eq!(read_to_eof(&mut c), b"answer", "{name}");
+        let waited = seen.recv_timeout(HANG).expect("the server's report");
+        assert!(
+            waited < Duration::from_secs(10),
+            "{name}: the half-closed connection lasted {waited:?} (client-fin is 300 ms)"
+        );
+        // The client ends first; the server stays silent and open.
+        let mut c = TcpStream::connect(second).expect("connecting through the proxy");
+        c.write_all(b"?").expect("the request");
+        c.shutdown(Shutdown::Write).expect("half-closing");
+        let started = Instant::now();
+        let _ = read_to_eof(&mut c);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name}: the half-closed connection lasted {:?} (server-fin is 300 ms)",
+            started.elapsed()
+        );
+    }
+}

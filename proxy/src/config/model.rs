@@ -251,6 +251,10 @@ pub struct Timeouts {
     pub http_request: Option<Duration>,
     pub http_keep_alive: Option<Duration>,
     pub tunnel: Option<Duration>,
+    /// Inactivity toward the client once the connection is closed in one direction.
+    pub client_fin: Option<Duration>,
+    /// Inactivity toward the server once the connection is closed in one direction.
+    pub server_fin: Option<Duration>,
 }
 
 /// One `tcp-check` rule.

@@ -1211,7 +1211,9 @@ fn timeout(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "http-request" => &mut t.http_request,
         "http-keep-alive" => &mut t.http_keep_alive,
         "tunnel" => &mut t.tunnel,
-        "tarpit" | "client-fin" | "server-fin" => {
+        "client-fin" => &mut t.client_fin,
+        "server-fin" => &mut t.server_fin,
+        "tarpit" => {
             not_implemented(
                 Support::No,
                 &format!("'timeout {which}'"),

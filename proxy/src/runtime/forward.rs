@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use crate::config::model::Timeouts;
+
 /// The pipe capacity asked for (F_SETPIPE_SZ), and so how much one splice call moves at
 /// most: fewer, larger calls for bulk transfers. Pages are only held while data is in flight.
 const PIPE_CHUNK: usize = 512 * 1024;
@@ -179,49 +181,109 @@ pub enum End {
     Error(io::Error),
 }
 
-/// Forwards both ways until both directions end; `idle` = the inactivity timeout.
+/// The inactivity timeouts of a forwarding: while both directions are open, and once one of
+/// them has ended, when only the other side is expected to send (HAProxy's
+/// `timeout client-fin` and `timeout server-fin`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdleTimeouts {
+    pub open: Option<Duration>,
+    /// The client has ended its side: waiting for the server.
+    pub client_ended: Option<Duration>,
+    /// The server has ended its side: waiting for the client.
+    pub server_ended: Option<Duration>,
+}
+
+impl IdleTimeouts {
+    /// HAProxy's rule for a stream between a frontend and a backend: each side's timeout
+    /// (`tunnel` replacing both when set), the shorter one applying while both are open; once
+    /// one side has ended, the other side's, or its `-fin` timeout when set.
+    pub fn new(frontend: &Timeouts, backend: &Timeouts) -> Self {
+        let client = backend.tunnel.or(frontend.client);
+        let server = backend.tunnel.or(backend.server);
+        IdleTimeouts {
+            open: shorter(client, server),
+            client_ended: backend.server_fin.or(server),
+            server_ended: frontend.client_fin.or(client),
+        }
+    }
+}
+
+fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Resolves once nothing moved for `timeout`; never without one.
+async fn inactivity(activity: &Activity, timeout: Option<Duration>) {
+    match timeout {
+        Some(t) => activity.idle_for(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Forwards both ways until both directions end, or until nothing moved for the timeout
+/// that applies: `idle.open` while both directions are open, then the one for the side that
+/// is left.
 pub async fn forward(
     client: &TcpStream,
     server: &TcpStream,
-    idle: Option<Duration>,
+    idle: IdleTimeouts,
     use_splice: bool,
     moved: &Moved,
 ) -> End {
     let activity = Activity::new();
-    let both = async {
-        let done = AtomicBool::new(false);
-        let up = one_way(
-            client,
+    let done = AtomicBool::new(false);
+    let up = one_way(
+        client,
+        server,
+        use_splice,
+        &activity,
+        &moved.to_server,
+        &done,
+    );
+    let down = async {
+        let sent = one_way(
             server,
+            client,
             use_splice,
             &activity,
-            &moved.to_server,
+            &moved.to_client,
             &done,
-        );
-        let down = async {
-            let sent = one_way(
-                server,
-                client,
-                use_splice,
-                &activity,
-                &moved.to_client,
-                &done,
-            )
-            .await;
-            moved.server_closed.store(sent.is_ok(), Relaxed);
-            sent
-        };
-        tokio::try_join!(up, down)
+        )
+        .await;
+        moved.server_closed.store(sent.is_ok(), Relaxed);
+        sent
     };
-    let result = match idle {
-        Some(t) => tokio::select! {
-            r = both => r,
-            () = activity.idle_for(t) => return End::Timeout,
-        },
-        None => both.await,
+    tokio::pin!(up, down);
+    // Both directions open, then the one left.
+    let (first, up_ended) = tokio::select! {
+        r = &mut up => (r, true),
+        r = &mut down => (r, false),
+        () = inactivity(&activity, idle.open) => return End::Timeout,
+    };
+    if let Err(e) = first {
+        return End::Error(e);
+    }
+    let rest = async {
+        if up_ended {
+            (&mut down).await
+        } else {
+            (&mut up).await
+        }
+    };
+    let left = if up_ended {
+        idle.client_ended
+    } else {
+        idle.server_ended
+    };
+    let result = tokio::select! {
+        r = rest => r,
+        () = inactivity(&activity, left) => return End::Timeout,
     };
     match result {
-        Ok(_) => End::Done,
+        Ok(()) => End::Done,
         Err(e) => End::Error(e),
     }
 }

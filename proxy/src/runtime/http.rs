@@ -957,11 +957,7 @@ async fn respond(
         let moved = Moved::default();
         let _ = client.stream.write_all(&sconn.buf.take()).await;
         let _ = sconn.stream.write_all(&client.buf.take()).await;
-        let idle = backend
-            .conf
-            .timeouts
-            .tunnel
-            .or(backend.conf.timeouts.server);
+        let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
         forward::forward(&client.stream, &sconn.stream, idle, state.splice, &moved).await;
         req.bytes += moved.to_client.load(Relaxed);
         *server = None;

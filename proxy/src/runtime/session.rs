@@ -321,12 +321,7 @@ pub async fn serve_tcp(
     if conn.stream.write_all(&first).await.is_err() {
         return;
     }
-    let conf = &backend.conf;
-    let idle = match (fe.conf.timeouts.client, conf.timeouts.server) {
-        _ if conf.timeouts.tunnel.is_some() => conf.timeouts.tunnel,
-        (Some(c), Some(s)) => Some(c.min(s)),
-        (c, s) => c.or(s),
-    };
+    let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
     let moved = Moved::default();
     moved.to_server.fetch_add(early.len() as u64, Relaxed);
     let end = forward::forward(&client, &conn.stream, idle, state.splice, &moved).await;
