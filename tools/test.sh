@@ -17,6 +17,7 @@ packages=(
   libxml2-utils                                                  # xmllint: meta-data against the DTD
   iperf3 wrk                                                     # benchmark and load tools
   procps psmisc                                                  # ps, pgrep, fuser for harnesses
+  groff-base man-db                                              # man pages render without warnings
 )
 
 install_packages() {

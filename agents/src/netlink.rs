@@ -417,8 +417,14 @@ impl Netlink {
     /// reading `/proc/net/tcp` walks every bucket of the established table too (tens of
     /// milliseconds on a host with a large one).
     pub fn listening_tcp_ports(&mut self) -> Result<Vec<u16>> {
+        Ok(self.listening_tcp()?.iter().map(|l| l.port).collect())
+    }
+
+    /// The TCP sockets in LISTEN state (IPv4 and IPv6), as [`Netlink::listening_tcp_ports`]
+    /// finds them, with their inode and accept queue.
+    pub fn listening_tcp(&mut self) -> Result<Vec<Listener>> {
         const TCP_LISTEN_STATE: u32 = 1 << 10;
-        let mut ports = Vec::new();
+        let mut found = Vec::new();
         for family in [libc::AF_INET, libc::AF_INET6] {
             // struct inet_diag_req_v2: family, protocol, ext, pad, states, then a zeroed
             // inet_diag_sockid (48 bytes: no filter on addresses or ports).
@@ -426,15 +432,38 @@ impl Netlink {
             body.extend_from_slice(&TCP_LISTEN_STATE.to_ne_bytes());
             body.extend_from_slice(&[0; 48]);
             for (_, msg) in self.request("sock_diag", SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, &body)? {
-                // struct inet_diag_msg: family, state, timer, retrans, then the sockid, whose
-                // first field is the source port in network order.
-                if msg.len() >= 6 {
-                    ports.push(u16::from_be_bytes([msg[4], msg[5]]));
+                // struct inet_diag_msg: family, state, timer, retrans, the sockid (48 bytes,
+                // the source port first, in network order), expires, rqueue, wqueue, uid,
+                // inode; rqueue and wqueue are a listener's accept queue and its limit.
+                let address = match msg.first().map(|&f| i32::from(f)) {
+                    Some(libc::AF_INET) => parse_ip(msg.get(8..12).unwrap_or_default()),
+                    _ => parse_ip(msg.get(8..24).unwrap_or_default()),
+                };
+                if let (Some(address), true) = (address, msg.len() >= 72) {
+                    found.push(Listener {
+                        address,
+                        port: u16::from_be_bytes([msg[4], msg[5]]),
+                        queued: u32_at(&msg, 56),
+                        backlog: u32_at(&msg, 60),
+                        inode: u64::from(u32_at(&msg, 68)),
+                    });
                 }
             }
         }
-        Ok(ports)
+        Ok(found)
     }
+}
+
+/// A TCP socket in LISTEN state: see [`Netlink::listening_tcp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listener {
+    pub address: IpAddr,
+    pub port: u16,
+    /// Connections waiting in its accept queue.
+    pub queued: u32,
+    /// The accept queue's limit (listen(2)'s backlog).
+    pub backlog: u32,
+    pub inode: u64,
 }
 
 fn align(len: usize) -> usize {

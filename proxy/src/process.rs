@@ -203,11 +203,12 @@ fn old_pids(cli: &Cli) -> Vec<u32> {
 /// to pause their listeners (SIGTTOU), retry for up to a second, and if it still fails let
 /// them resume (SIGTTIN, when `paused` drops) and report the error.
 ///
-/// The retry helps when the old process releases its ports on SIGTTOU, as HAProxy does for
-/// the sockets it bound itself (so `hapx-proxy -sf` can replace an HAProxy bound without
-/// `SO_REUSEPORT`). hapx itself only stops accepting on SIGTTOU and keeps its ports: between
-/// two hapx processes a bind rarely fails, since both bind with `SO_REUSEPORT` and the new
-/// one takes the old one's sockets over.
+/// The retry works because a paused process releases its ports: HAProxy and hapx alike shut
+/// their listening sockets down on SIGTTOU (they stay open, not listening, and listen again
+/// on SIGTTIN), so `hapx-proxy -sf` can replace a process bound without `SO_REUSEPORT` or
+/// as another user. A hapx process that already handed its sockets over to this one only
+/// stops accepting on them, since the shutdown would stop them listening here too (and the
+/// retried bind listens on every socket taken over again anyway).
 fn bind_beside_old(
     cli: &Cli,
     state: &State,

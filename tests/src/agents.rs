@@ -95,6 +95,16 @@ pub fn addresses(net: &Network, host: &Host) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `host`'s addresses ([`addresses`]) once the kernel's own have settled: its interface has
+/// its IPv6 link-local address and that address passed duplicate detection, both of which
+/// the kernel does by itself in the second or two after the host came up. A snapshot to
+/// compare with a later one.
+pub fn settled_addresses(net: &Network, host: &Host) -> String {
+    let settled = |shown: &str| shown.contains(" scope link ") && !shown.contains(" tentative ");
+    crate::wait::eventually(Duration::from_secs(10), || settled(&addresses(net, host)));
+    addresses(net, host)
+}
+
 /// Whether `host` has `ip` (without prefix) on any interface.
 pub fn has_address(net: &Network, host: &Host, ip: &str) -> bool {
     addresses(net, host)

@@ -425,6 +425,30 @@ pub fn started(doc: &Document, rsc: &str) -> bool {
     matches!(last_op(doc, rsc), Some((op, rc)) if rc == "0" && (op == "start" || op == "monitor"))
 }
 
+/// Whether each of `rscs` has its recurring monitor in the history (`RSC_monitor_INTERVAL`)
+/// since its last start or probe (a higher `call-id` than `RSC_last_0`'s: an older one is one
+/// Pacemaker's scheduler takes as cancelled, as after a new driver re-probed). A test that
+/// waits for one resource's monitor alone may look while another's, scheduled in the same
+/// pass, is still to run or to be recorded.
+pub fn monitors_recorded(doc: &Document, rscs: &[&str]) -> bool {
+    let call_id = |e: &hapx_cib::xml::Element| e.attr("call-id")?.parse::<i64>().ok();
+    rscs.iter().all(|rsc| {
+        let last = format!("{rsc}_last_0");
+        let since = doc
+            .root
+            .descendants()
+            .find(|e| e.id() == Some(last.as_str()))
+            .and_then(call_id);
+        let prefix = format!("{rsc}_monitor_");
+        doc.root.descendants().any(|e| {
+            e.id()
+                .and_then(|id| id.strip_prefix(prefix.as_str()))
+                .is_some_and(|interval| interval != "0")
+                && call_id(e) > since
+        })
+    })
+}
+
 /// Whether `rsc` is stopped according to its last operation.
 pub fn stopped(doc: &Document, rsc: &str) -> bool {
     matches!(last_op(doc, rsc), Some((op, rc)) if (op == "stop" && rc == "0") || (op == "monitor" && rc == "7"))

@@ -29,6 +29,7 @@ pub mod netns;
 pub mod pacemaker;
 pub mod proxy;
 pub mod proxy_dns;
+pub mod proxy_rules;
 pub mod require;
 pub mod shell;
 pub mod shell_try;

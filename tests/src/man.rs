@@ -4,8 +4,66 @@
 //! `man/` is checked in so that packagers and readers have the pages without building. The test
 //! `man_pages` renders every page again and fails when a checked-in page differs; running it
 //! with `HAPX_BLESS=1` writes the new pages instead.
+//!
+//! The hand-written pages (`hapx-crm.7`, `hapx-proxy.cfg.5`) are read back as [`entries`] by
+//! the tests that keep them complete against the code's own tables.
 
 use std::path::PathBuf;
+
+/// One entry of a hand-written page: the bold tag line after a `.TP` or `.TQ`, in plain text,
+/// with the `.SH` section and `.SS` subsection it is under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub section: String,
+    pub subsection: String,
+    pub text: String,
+}
+
+impl Entry {
+    /// The entry's words: split at blanks and at `|` (alternatives).
+    pub fn words(&self) -> impl Iterator<Item = &str> {
+        self.text
+            .split(|c: char| c.is_whitespace() || c == '|')
+            .filter(|w| !w.is_empty())
+    }
+}
+
+/// Roff text with font escapes and the usual character escapes removed.
+pub fn plain(text: &str) -> String {
+    text.replace("\\fB", "")
+        .replace("\\fR", "")
+        .replace("\\fI", "")
+        .replace("\\-", "-")
+        .replace("\\&", "")
+        .replace("\\(dq", "\"")
+        .replace("\\e", "\\")
+}
+
+/// The entries of a hand-written page (`.TP` or `.TQ` followed by a `.B` line).
+pub fn entries(roff: &str) -> Vec<Entry> {
+    let (mut section, mut subsection) = (String::new(), String::new());
+    let mut tagged = false;
+    let mut out = Vec::new();
+    for line in roff.lines() {
+        let heading = |l: &str, macro_: &str| {
+            l.strip_prefix(macro_)
+                .map(|h| plain(h).trim_matches('"').to_string())
+        };
+        if let Some(h) = heading(line, ".SH ") {
+            (section, subsection) = (h, String::new());
+        } else if let Some(h) = heading(line, ".SS ") {
+            subsection = h;
+        } else if let Some(tag) = line.strip_prefix(".B ").filter(|_| tagged) {
+            out.push(Entry {
+                section: section.clone(),
+                subsection: subsection.clone(),
+                text: plain(tag),
+            });
+        }
+        tagged = matches!(line, ".TP" | ".TQ");
+    }
+    out
+}
 
 /// One rendered page: its file name in `man/` and its roff text.
 #[derive(Debug, Clone)]

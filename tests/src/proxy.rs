@@ -9,7 +9,7 @@
 //!   changes.
 //! - [`cli`], [`ask`], [`http_get`]: talking to the runtime API, to a TCP frontend, over HTTP.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
@@ -20,23 +20,44 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1 (bound then released), never one this process was given
-/// before: the kernel may hand a released port out again at once, and two frontends of one
-/// test (or of two tests running side by side) on the same port would share it through
-/// SO_REUSEPORT instead of failing.
+pub use hapx_agents::netlink::Listener;
+use hapx_agents::netlink::Netlink;
+
+/// A free TCP port on 127.0.0.1 for a frontend (checked by binding it, then released), never
+/// one this process was given before.
+///
+/// The port is taken below the kernel's ephemeral range (`ip_local_port_range`), where the
+/// kernel never picks one by itself: a port from that range, once released, may be handed at
+/// once to another test's server binding port 0 or to a client's connection before the
+/// proxy binds it, and the proxy then fails to start or, worse, the test talks to the other
+/// socket. Two frontends on one port would share it through SO_REUSEPORT instead of failing,
+/// hence no port twice. Each process starts at its own place in the range so that test
+/// processes running side by side rarely try the same ports.
 pub fn free_port() -> u16 {
-    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port on loopback");
-        if !given.contains(&port) {
-            given.push(port);
+    static NEXT: Mutex<Option<u32>> = Mutex::new(None);
+    let (low, high) = static_port_range();
+    let span = high - low;
+    let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+    let start = *next.get_or_insert_with(|| std::process::id().wrapping_mul(7919) % span);
+    for offset in start..start + span {
+        let port = u16::try_from(low + offset % span).expect("a port below 65536");
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            *next = Some(offset + 1);
             return port;
         }
     }
+    panic!("no free port on loopback between {low} and {high}")
+}
+
+/// The ports under the kernel's ephemeral range, down to half its lower bound (16384-32767
+/// with Linux's default 32768-60999), and never below 1024.
+fn static_port_range() -> (u32, u32) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let high = ephemeral_low.max(2048);
+    (high / 2, high)
 }
 
 /// A fresh directory for one test's files, removed when dropped.
@@ -64,35 +85,51 @@ impl Drop for TestDir {
     }
 }
 
-/// Polls `cond` every 20 ms until it holds or `timeout` passes; whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    cond()
+/// Polls a condition until it holds or a timeout passes (the proxy tests' name for
+/// [`crate::wait::eventually`]).
+pub use crate::wait::eventually as wait_until;
+
+/// Whether some socket listens on `addr`'s port (any address), without connecting: a probe
+/// connection would count as traffic through the proxy. See [`listeners`].
+pub fn is_listening(addr: SocketAddr) -> bool {
+    !listeners(addr.port()).is_empty()
 }
 
-/// Whether some socket listens on `addr`'s port (from /proc/net/tcp{,6}), without
-/// connecting: a probe connection would count as traffic through the proxy. Read through
-/// `thread-self`: the calling thread may have entered a network namespace of its own.
-pub fn is_listening(addr: SocketAddr) -> bool {
-    let port = format!(":{:04X} ", addr.port());
-    ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"]
-        .iter()
-        .any(|f| {
-            std::fs::read_to_string(f).is_ok_and(|t| {
-                t.lines().skip(1).any(|l| {
-                    let mut w = l.split_whitespace();
-                    let local = w.nth(1).unwrap_or_default();
-                    let state = w.nth(1).unwrap_or_default();
-                    state == "0A" && format!("{local} ").ends_with(&port)
-                })
-            })
+/// The TCP sockets listening on `port` (any address, IPv4 or IPv6) in the calling thread's
+/// network namespace (the thread may have entered one of its own), with their inodes and
+/// accept queues, asked of the kernel's sock_diag. It walks the listening sockets alone,
+/// where reading /proc/net/tcp walks every connection too: after the load tests, tens of
+/// thousands in TIME_WAIT, and each read then takes a good part of a second.
+pub fn listeners(port: u16) -> Vec<Listener> {
+    Netlink::open_sock_diag()
+        .and_then(|mut diag| diag.listening_tcp())
+        .expect("listing the listening sockets (sock_diag)")
+        .into_iter()
+        .filter(|l| l.port == port)
+        .collect()
+}
+
+/// The inodes of the sockets process `pid` holds (from /proc/PID/fd), listening or not.
+pub fn socket_inodes(pid: u32) -> BTreeSet<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return BTreeSet::new();
+    };
+    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
         })
+        .collect()
+}
+
+/// The paths of the `stats socket` lines of configuration `text` (those naming a file).
+fn stats_socket_paths(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("stats socket "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter(|path| path.starts_with('/'))
+        .map(str::to_string)
+        .collect()
 }
 
 /// A running proxy process.
@@ -127,6 +164,10 @@ impl Proxy {
     ) -> Proxy {
         let path = dir.join(format!("{name}.cfg"));
         std::fs::write(&path, config).expect("writing the configuration");
+        // Its UNIX sockets: every `stats socket` of the configuration, and hapx-proxy's
+        // listener hand-over channel (see hapx_proxy::runtime::handover).
+        let mut unix = stats_socket_paths(config);
+        let hapx = binary.file_name().is_some_and(|n| n == "hapx-proxy");
         let child = Command::new(binary)
             .arg("-db")
             .arg("-f")
@@ -142,15 +183,50 @@ impl Proxy {
             dir: dir.to_path_buf(),
             config: path,
         };
+        if hapx {
+            unix.push(format!("@hapx-proxy-listeners-{}", proxy.pid()));
+        }
+        // Up once it holds each of its listening sockets, the last ones bound after the
+        // frontends listen: a test may use the runtime API at once, or reload the process
+        // (without its hand-over channel the new one would bind sockets of its own). Its
+        // own: on a reload, the old process listens on `ready` already.
         assert!(
-            wait_until(Duration::from_secs(10), || is_listening(ready)),
-            "the proxy did not listen on {ready}"
+            wait_until(Duration::from_secs(10), || proxy.listens_on(ready.port())
+                && unix.iter().all(|name| proxy.listens_at(name))),
+            "the proxy did not listen on {ready} and at {unix:?}"
         );
         proxy
     }
 
+    /// Whether this process holds a UNIX socket listening at `name` (a path, or `@NAME` for
+    /// an abstract one), from /proc/net/unix. That table shows the name a socket was bound
+    /// to: HAProxy binds `PATH.PID.tmp`, then renames it to PATH.
+    pub fn listens_at(&self, name: &str) -> bool {
+        let held = socket_inodes(self.pid());
+        let table = std::fs::read_to_string("/proc/thread-self/net/unix").unwrap_or_default();
+        let renamed = |bound: &str| {
+            bound
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('.') && rest.ends_with(".tmp"))
+        };
+        table.lines().skip(1).any(|line| {
+            // Num RefCount Protocol Flags Type St Inode Path; flag 0x10000 is "listening".
+            let w: Vec<&str> = line.split_whitespace().collect();
+            w.len() == 8
+                && u32::from_str_radix(w[3], 16).is_ok_and(|f| f & 0x10000 != 0)
+                && (w[7] == name || renamed(w[7]))
+                && w[6].parse().is_ok_and(|inode: u64| held.contains(&inode))
+        })
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether this process holds a socket listening on `port` (its own, or one it took over).
+    pub fn listens_on(&self, port: u16) -> bool {
+        let held = socket_inodes(self.pid());
+        listeners(port).iter().any(|l| held.contains(&l.inode))
     }
 
     /// Sends `sig` to the process.

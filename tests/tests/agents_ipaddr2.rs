@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use hapx_tests::agents::{
-    ProviderDir, addresses, has_address, neighbour_mac, run_in, run_in_env, status, tx_packets,
+    ProviderDir, addresses, has_address, neighbour_mac, run_in, run_in_env, settled_addresses,
+    status, tx_packets,
 };
 use hapx_tests::netns::{Host, Network};
 use hapx_tests::require;
@@ -259,7 +260,7 @@ fn bad_parameters_get_the_right_code_one_line_and_change_nothing() {
             "unique_clone_address",
         ),
     ];
-    let before = addresses(&net, a);
+    let before = settled_addresses(&net, a);
     for (params, code, name) in cases {
         for action in ["validate-all", "start"] {
             let out = run_in(a, &agent, action, params);

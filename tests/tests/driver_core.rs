@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use hapx_tests::driver::{
-    Fixture, Rsc, assert_pacemaker_reads_it_settled, last_op, prerequisites, started, stopped,
-    transient,
+    Fixture, Rsc, assert_pacemaker_reads_it_settled, last_op, monitors_recorded, prerequisites,
+    started, stopped, transient,
 };
+use hapx_tests::wait::eventually;
 
 const WAIT: Duration = Duration::from_secs(30);
 const ORDER_A_B: &str = "<rsc_order id=\"o\" kind=\"Mandatory\" first=\"A\" then=\"B\"/>\
@@ -53,10 +54,8 @@ fn order_is_honoured_on_start_and_reversed_on_stop() {
         position(&actions, "B monitor 0") < position(&actions, "A start 0"),
         "every resource is probed before anything starts: {actions:?}"
     );
-    f.wait_until("B's recurring monitor recorded", WAIT, |d| {
-        d.root
-            .descendants()
-            .any(|e| e.id() == Some("B_monitor_1000"))
+    f.wait_until("A's and B's recurring monitors recorded", WAIT, |d| {
+        monitors_recorded(d, &["A", "B"])
     });
     assert_pacemaker_reads_it_settled(&f);
     assert_eq!((f.count("A", "start"), f.count("B", "start")), (1, 1));
@@ -216,8 +215,9 @@ fn failure_timeout_expires_the_fail_count_and_the_resource_comes_back() {
         f.actions(),
         f.driver_log()
     );
+    // The driver logs the expiry right after writing the CIB the wait above saw.
     assert!(
-        f.driver_log().contains("failure-timeout expired"),
+        eventually(WAIT, || f.driver_log().contains("failure-timeout expired")),
         "{}",
         f.driver_log()
     );
@@ -255,11 +255,7 @@ fn a_driver_killed_mid_transition_is_replaced_without_duplicate_starts() {
     assert!(!f.state_file("B").exists(), "B's start was still running");
     f.start_driver();
     f.wait_until("A and B running under the new driver", WAIT, |d| {
-        started(d, "A")
-            && started(d, "B")
-            && d.root
-                .descendants()
-                .any(|e| e.id() == Some("B_monitor_1000"))
+        started(d, "A") && started(d, "B") && monitors_recorded(d, &["A", "B"])
     });
     assert_eq!(f.count("A", "start"), 1, "{:?}", f.actions());
     assert_eq!(f.count("B", "start"), 1, "{:?}", f.actions());
@@ -304,10 +300,8 @@ fn a_cib_edited_while_an_action_runs_is_picked_up_after_it() {
         .expect("the edit was noticed");
     assert!(a_done < rescheduled, "{log}");
     assert_eq!((f.count("A", "start"), f.count("B", "start")), (1, 1));
-    f.wait_until("B's recurring monitor recorded", WAIT, |d| {
-        d.root
-            .descendants()
-            .any(|e| e.id() == Some("B_monitor_1000"))
+    f.wait_until("A's and B's recurring monitors recorded", WAIT, |d| {
+        monitors_recorded(d, &["A", "B"])
     });
     assert_pacemaker_reads_it_settled(&f);
 }

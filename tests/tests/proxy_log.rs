@@ -1,15 +1,19 @@
 //! Log lines: what hapx-proxy sends to a syslog target next to what HAProxy 2.6 sends for the
-//! same traffic and configuration (`option tcplog`, `option httplog`, a refused server,
-//! `option dontlognull`). Both are captured on a UDP socket on loopback and compared field by
+//! same traffic and configuration (`option tcplog`, `option httplog [clf]`, a refused server,
+//! `option dontlognull`, `log-format` with every variable and flag, captures, unique ids,
+//! `log-format-sd`, `log-tag`, each `log ... format`, `len`, `sample` and levels), and the
+//! configuration errors both give for bad formats. Both are captured on a UDP socket on loopback and compared field by
 //! field with every number masked (times, ports, pids and counts differ between any two runs).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use hapx_tests::proxy::{Proxy, free_port, temp_dir};
+use hapx_tests::proxy_rules::check_both;
 use hapx_tests::{bins, require};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -19,19 +23,57 @@ const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: clos
 /// What a test does through the proxy at `front` once.
 type Traffic = fn(SocketAddr);
 
+/// A test's configuration: `global` lines after the log target, the target's options
+/// (`len 80 format rfc5424`...), the proxies' mode, and the rest of `frontend fe` followed
+/// by `backend be`.
+#[derive(Clone, Copy)]
+struct Setup<'a> {
+    global: &'a str,
+    /// Options of the frontend's `bind` line.
+    bind: &'a str,
+    target: &'a str,
+    mode: &'a str,
+    body: &'a str,
+}
+
 /// Log lines sent by `binary` while `traffic` runs through `frontend fe` (which uses
 /// `backend be`) followed by `body`: the rest of the frontend, then the backend.
 fn log_lines(binary: &Path, test: &str, mode: &str, body: &str, traffic: Traffic) -> Vec<String> {
+    let setup = Setup::new(mode, body);
+    log_lines_of(binary, test, setup, traffic)
+}
+
+impl<'a> Setup<'a> {
+    /// A `local0` target and nothing more in `global`.
+    fn new(mode: &'a str, body: &'a str) -> Self {
+        Setup {
+            global: "",
+            bind: "",
+            target: "local0",
+            mode,
+            body,
+        }
+    }
+}
+
+fn log_lines_of(binary: &Path, test: &str, setup: Setup<'_>, traffic: Traffic) -> Vec<String> {
     let sink = UdpSocket::bind((LO, 0)).expect("binding the syslog socket");
     sink.set_read_timeout(Some(Duration::from_millis(500)))
         .expect("a read timeout");
     let log = sink.local_addr().expect("its address");
     let port = free_port();
     let front = SocketAddr::from((LO, port));
+    let Setup {
+        global,
+        bind,
+        target,
+        mode,
+        body,
+    } = setup;
     let config = format!(
-        "global\n  log {log} local0\ndefaults\n  log global\n  mode {mode}\n  retries 0\n  \
-         timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n\
-         frontend fe\n  bind {front}\n  default_backend be\n{body}"
+        "global\n  log {log} {target}\n{global}defaults\n  log global\n  mode {mode}\n  \
+         retries 0\n  timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n\
+         frontend fe\n  bind {front} {bind}\n  default_backend be\n{body}"
     );
     let dir = temp_dir(test);
     let name = binary
@@ -41,7 +83,7 @@ fn log_lines(binary: &Path, test: &str, mode: &str, body: &str, traffic: Traffic
     let proxy = Proxy::start_with(binary.to_path_buf(), &dir, name, &config, front, &[]);
     traffic(front);
     let mut lines = Vec::new();
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; 70000];
     while let Ok(n) = sink.recv(&mut buf) {
         lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
@@ -49,22 +91,14 @@ fn log_lines(binary: &Path, test: &str, mode: &str, body: &str, traffic: Traffic
     lines
 }
 
-/// A line with its syslog header's time and pid, and every number, masked.
+/// A line with every number but its byte count masked (times, ports, pids and counts
+/// differ between runs), and runs of the long test message's filler, whose cut depends on
+/// the pid's digits.
 fn shape(line: &str) -> String {
-    let mut out = String::new();
-    let mut in_number = false;
-    for c in line.chars() {
-        if c.is_ascii_digit() {
-            if !in_number {
-                out.push('N');
-            }
-            in_number = true;
-        } else {
-            in_number = false;
-            out.push(c);
-        }
+    let mut out = hapx_tests::proxy_rules::shape_keeping_bytes(line);
+    while out.contains("xx") {
+        out = out.replace("xx", "x");
     }
-    // The tag: "haproxy" for both unless configured, but the month name is a word.
     out
 }
 
@@ -85,13 +119,10 @@ fn answering_server() -> SocketAddr {
 }
 
 fn one_request(front: SocketAddr) {
-    let mut c = TcpStream::connect(front).expect("connecting through the proxy");
-    c.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("a read timeout");
-    c.write_all(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .expect("the request");
-    let mut answer = Vec::new();
-    let _ = c.read_to_end(&mut answer);
+    send_raw(
+        front,
+        b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
 }
 
 fn connect_and_close(front: SocketAddr) {
@@ -161,5 +192,411 @@ fn dontlognull_leaves_out_empty_connections() {
             connect_and_close,
         );
         assert!(lines.is_empty(), "{lines:#?}");
+    }
+}
+
+/// [`compare`] for a full [`Setup`]; both sides' lines, for further checks.
+fn compare_setup(
+    test: &str,
+    setup: Setup<'_>,
+    traffic: Traffic,
+) -> Option<(Vec<String>, Vec<String>)> {
+    if !require::path(test, Path::new(HAPROXY), "HAProxy") {
+        return None;
+    }
+    let ours = log_lines_of(&bins::path("hapx-proxy"), test, setup, traffic);
+    let theirs = log_lines_of(&PathBuf::from(HAPROXY), test, setup, traffic);
+    let (ours_shape, theirs_shape): (Vec<_>, Vec<_>) = (
+        ours.iter().map(|l| shape(l)).collect(),
+        theirs.iter().map(|l| shape(l)).collect(),
+    );
+    assert_eq!(
+        ours_shape, theirs_shape,
+        "{test}: {}\nhapx:\n{ours:#?}\nHAProxy:\n{theirs:#?}",
+        setup.body
+    );
+    assert!(!ours.is_empty(), "{test}: no line was logged");
+    Some((ours, theirs))
+}
+
+/// A backend server answering every request with `ANSWER` and two headers to capture,
+/// keeping the requests it got.
+fn recording_server() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind((LO, 0)).expect("binding the server");
+    let addr = listener.local_addr().expect("its address");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 4096];
+            if let Ok(n @ 1..) = conn.read(&mut buf) {
+                kept.lock()
+                    .expect("the request list")
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nX-Resp: r\"v{1}\r\nSet-Cookie: a=b\r\nconnection: close\r\n\r\nok",
+                );
+            }
+        }
+    });
+    (addr, seen)
+}
+
+/// A request with characters HAProxy encodes or escapes in its URI and headers.
+fn odd_request(front: SocketAddr) {
+    send_raw(
+        front,
+        b"GET /a\"b\\c]{x}?q=\"1&r=2 HTTP/1.1\r\nHost: h\"{|}\\z]\r\nUser-Agent: a-long-agent\r\nX-Dup: first\r\nX-Dup: second\r\nConnection: close\r\n\r\n",
+    );
+}
+
+/// A request HAProxy refuses (a header line without a colon): a `<BADREQ>` line.
+fn bad_request(front: SocketAddr) {
+    send_raw(
+        front,
+        b"GET /x HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n",
+    );
+}
+
+/// Every HTTP-mode variable of HAProxy 2.6 with the flags that change them, captures in
+/// both directions and a unique id: the same line as HAProxy's, number for number masked.
+const HTTP_VARIABLES: &str = "%ci:%cp %fi:%fp %si:%sp %bi:%bp %f %ft %b %s %Tw/%Tc/%Tt/%Th/%Ti/%TR/%Tq/%Tr/%Ta/%Td/%Tu %Ts %ms %ST %B %U %ts %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %hrl %hsl %r %HM %HU %HP %HPO %HQ %HV %ID %t %T %Tl %tr %trg %trl %pid %H %rt %lc %CC %CS";
+
+#[test]
+fn custom_log_format_matches_haproxy() {
+    let (server, seen) = recording_server();
+    let formats = [
+        HTTP_VARIABLES.to_string(),
+        format!("%{{+Q}}o {HTTP_VARIABLES}"),
+        format!("%{{+E}}o {HTTP_VARIABLES}"),
+        "%{+Q,+E}r|%{+E}hr|%{+Q}hrl|%{+X}ci %{-Q}b %%  literal%%text  %{+Q}HQ".to_string(),
+    ];
+    for format in formats {
+        let body = format!(
+            "  log-format \"{}\"\n  unique-id-format %{{+X}}o\\ %ci_%fi_%rt\n  unique-id-header X-Req-Id\n  capture request header Host len 12\n  capture request header User-Agent len 4\n  capture request header X-Absent len 4\n  capture request header X-Dup len 9\n  capture response header X-Resp len 20\nbackend be\n  server s1 {server}\n",
+            format.replace('"', "\\\"")
+        );
+        let setup = Setup::new("http", &body);
+        compare_setup("custom_log_format_matches_haproxy", setup, odd_request);
+        compare_setup("custom_log_format_matches_haproxy", setup, bad_request);
+    }
+    // The unique id went to the server in the header, as HAProxy sends it.
+    let requests = seen.lock().expect("the request list");
+    let ids: Vec<&str> = requests
+        .iter()
+        .filter_map(|r| {
+            r.lines().find_map(|l| {
+                l.get(10..)
+                    .filter(|_| l[..10].eq_ignore_ascii_case("x-req-id: "))
+            })
+        })
+        .collect();
+    // Both proxies sent it with every request.
+    assert_eq!(ids.len(), requests.len(), "{requests:#?}");
+    assert!(
+        ids.iter().all(|id| id.starts_with("7F000001_7F000001_")),
+        "{ids:?}"
+    );
+}
+
+#[test]
+fn tcp_log_format_matches_haproxy() {
+    let server = answering_server();
+    let body = format!(
+        "  log-format \"%ci:%cp %fi %si:%sp %f %ft %b %s %Tw/%Tc/%Tt/%Th/%Td/%Tu %ST %B %U %ts %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq [%hr] [%hrl] %ID %t %T %pid %H\"\n  unique-id-format %ci_%fi\n  capture request header Host len 12\n  capture request header X-Other len 12\nbackend be\n  server s1 {server}\n"
+    );
+    let setup = Setup::new("tcp", &body);
+    compare_setup("tcp_log_format_matches_haproxy", setup, one_request);
+    // A refused server: -1 timers, the SC state, no server connection to show.
+    let closed = SocketAddr::from((LO, free_port()));
+    let body = body.replace(&server.to_string(), &closed.to_string());
+    let setup = Setup {
+        body: &body,
+        ..setup
+    };
+    compare_setup("tcp_log_format_matches_haproxy", setup, one_request);
+}
+
+#[test]
+fn httplog_clf_matches_haproxy() {
+    let (server, _) = recording_server();
+    let body = format!(
+        "  option httplog clf\n  capture request header Host len 12\nbackend be\n  server s1 {server}\n"
+    );
+    let setup = Setup::new("http", &body);
+    compare_setup("httplog_clf_matches_haproxy", setup, odd_request);
+}
+
+#[test]
+fn syslog_formats_and_lengths_match_haproxy() {
+    let server = answering_server();
+    let long = "x".repeat(200);
+    let body = format!(
+        "  log-format \"%ci %b {long}\"\n  log-format-sd \"[meta@32473 client=\\\"%ci\\\"]\"\n  log-tag fe-tag\nbackend be\n  server s1 {server}\n"
+    );
+    for format in [
+        "rfc3164", "rfc5424", "short", "raw", "iso", "timed", "priority", "local",
+    ] {
+        for len in ["", "len 80", "len 120"] {
+            for global in ["", "  log-send-hostname\n", "  log-send-hostname lb-1\n"] {
+                let target = format!("{len} format {format} local0");
+                let setup = Setup {
+                    global,
+                    target: &target,
+                    ..Setup::new("tcp", &body)
+                };
+                let test = "syslog_formats_and_lengths_match_haproxy";
+                let Some((ours, theirs)) = compare_setup(test, setup, one_request) else {
+                    return;
+                };
+                if let Some(max) = len.strip_prefix("len ") {
+                    // Cut at the same length: `len` bytes and the line feed. A line under it
+                    // is as long as its numbers are wide (a pid of 4 digits or of 5), which
+                    // `shape` masks: only the lines that reach the limit must match HAProxy's.
+                    let max: usize = max.parse().expect("a length");
+                    let cut = |lines: &[String]| {
+                        lines
+                            .iter()
+                            .map(|l| (l.len() > max).then_some(l.len()))
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(cut(&ours), cut(&theirs), "{ours:#?}\n{theirs:#?}");
+                    assert!(ours.iter().all(|l| l.len() <= max + 1), "{ours:#?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn levels_and_sampling_match_haproxy() {
+    let server = answering_server();
+    let body = format!("  log-format \"line %lc\"\nbackend be\n  server s1 {server}\n");
+    let six = |front: SocketAddr| {
+        for _ in 0..6 {
+            one_request(front);
+        }
+    };
+    // Traffic lines are at info: `notice` drops them, `minlevel` raises their severity.
+    for target in [
+        "sample 2,3-4:4 local0",
+        "sample 1:3 local3",
+        "local1 info notice",
+        "len 100 format rfc5424 sample 2:2 local7 debug err",
+    ] {
+        let setup = Setup {
+            target,
+            ..Setup::new("tcp", &body)
+        };
+        let test = "levels_and_sampling_match_haproxy";
+        let Some((ours, theirs)) = compare_setup(test, setup, six) else {
+            return;
+        };
+        // Which lines a sample keeps: the same ones, counted the same way.
+        let message = |l: &String| l.split(": ").nth(1).map(str::to_string);
+        let ours: Vec<_> = ours.iter().map(message).collect();
+        let theirs: Vec<_> = theirs.iter().map(message).collect();
+        assert_eq!(ours, theirs, "{target}");
+    }
+}
+
+#[test]
+fn bad_formats_are_refused_as_haproxy_refuses_them() {
+    let test = "bad_formats_are_refused_as_haproxy_refuses_them";
+    if !require::path(test, Path::new(HAPROXY), "HAProxy") {
+        return;
+    }
+    let dir = temp_dir(test);
+    let cases = [
+        (
+            "http",
+            "  log-format \"%zz %ci\"",
+            "no such format variable 'zz'",
+        ),
+        (
+            "tcp",
+            "  log-format \"%ci %r\"",
+            "format variable 'r' is reserved for HTTP mode",
+        ),
+        (
+            "http",
+            "  log-format \"%{+Q ci\"",
+            "truncated line after '+Q ci'",
+        ),
+        (
+            "http",
+            "  log-format \"%{+Q}\"",
+            "parse argument modifier without variable name",
+        ),
+        (
+            "http",
+            "  log-format a b",
+            "log-format expects only one argument",
+        ),
+        (
+            "http",
+            "  unique-id-format \"%ci %qq\"",
+            "no such format variable 'qq'",
+        ),
+        (
+            "http",
+            "  log-format \"%[req.hdr(host)]\"",
+            "may not be reliably used here because it needs 'HTTP request headers'",
+        ),
+        (
+            "http",
+            "  log-format \"%[nosuch]\"",
+            "unknown fetch method 'nosuch'",
+        ),
+        (
+            "http",
+            "  capture request header Host",
+            "'capture request' expects 'header' <header_name> 'len' <len>",
+        ),
+        (
+            "http",
+            "  log 127.0.0.1 len 10 local0",
+            "invalid log length '10', must be between 80 and 65535",
+        ),
+        (
+            "http",
+            "  log 127.0.0.1 format nope local0",
+            "unknown log format 'nope'",
+        ),
+        (
+            "http",
+            "  log 127.0.0.1 sample 5:4 local0",
+            "sample size 4 should be greater or equal to 5",
+        ),
+    ];
+    for (mode, line, message) in cases {
+        let config = format!(
+            "defaults\n  mode {mode}\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\nfrontend fe\n  bind 127.0.0.1:{}\n  default_backend be\n{line}\nbackend be\n  server s1 127.0.0.1:1\n",
+            free_port()
+        );
+        let path = dir.join("bad.cfg");
+        std::fs::write(&path, config).expect("writing the configuration");
+        for (binary, (code, messages)) in ["hapx", "HAProxy"].iter().zip(check_both(&path)) {
+            let text = messages.join("\n");
+            assert_ne!(code, 0, "{binary} accepted {line:?}:\n{text}");
+            assert!(text.contains(message), "{binary} on {line:?}:\n{text}");
+            assert!(text.contains("bad.cfg:9"), "{binary} on {line:?}:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn sample_fetches_in_formats_match_haproxy() {
+    let (server, seen) = recording_server();
+    let body = format!(
+        "  log-format \"%[src] %[dst_port] %{{+Q}}[method] %[status] %[fe_name] %{{+Q}}[be_name] %[method,lower] %ID\"\n  unique-id-format %[src]-%[method]-%[req.hdr(host)]\n  unique-id-header X-Req-Id\nbackend be\n  server s1 {server}\n"
+    );
+    let setup = Setup::new("http", &body);
+    let test = "sample_fetches_in_formats_match_haproxy";
+    if compare_setup(test, setup, one_request).is_none() {
+        return;
+    }
+    let requests = seen.lock().expect("the request list");
+    assert!(
+        requests.iter().all(|r| r
+            .to_ascii_lowercase()
+            .contains("x-req-id: 127.0.0.1-get-t\r\n")),
+        "{requests:#?}"
+    );
+    drop(requests);
+    let body = format!(
+        "  log-format \"%[src]:%[src_port] %[dst] %{{+Q}}[dst_port] %ci\"\nbackend be\n  server s1 {}\n",
+        answering_server()
+    );
+    let setup = Setup {
+        mode: "tcp",
+        body: &body,
+        ..setup
+    };
+    compare_setup(test, setup, one_request);
+}
+
+#[test]
+fn normal_and_error_sessions_are_told_apart_as_haproxy_does() {
+    let test = "normal_and_error_sessions_are_told_apart_as_haproxy_does";
+    let server = answering_server();
+    let closed = SocketAddr::from((LO, free_port()));
+    for (mode, option) in [("tcp", "tcplog"), ("http", "httplog")] {
+        for to in [server, closed] {
+            let body = format!(
+                "  option {option}\n  option dontlog-normal\n  option log-separate-errors\nbackend be\n  server s1 {to}\n"
+            );
+            let setup = Setup::new(mode, &body);
+            if !require::path(test, Path::new(HAPROXY), "HAProxy") {
+                return;
+            }
+            let ours = log_lines_of(&bins::path("hapx-proxy"), test, setup, one_request);
+            let theirs = log_lines_of(&PathBuf::from(HAPROXY), test, setup, one_request);
+            // The priority (local0.err for errors) and the line's shape; none for a
+            // normal session.
+            let prio = |l: &String| l.split('>').next().map(str::to_string);
+            let view = |lines: &[String]| {
+                lines
+                    .iter()
+                    .map(|l| (prio(l), shape(l)))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                view(&ours),
+                view(&theirs),
+                "{mode} to {to}\n{ours:#?}\n{theirs:#?}"
+            );
+            assert_eq!(ours.is_empty(), to == server, "{ours:#?}");
+        }
+    }
+}
+
+#[test]
+fn logasap_lines_match_haproxy() {
+    let server = answering_server();
+    let closed = SocketAddr::from((LO, free_port()));
+    for (mode, format) in [
+        ("tcp", "option tcplog"),
+        ("http", "option httplog"),
+        ("http", "log-format \"%Tt %Ta %B %U %Td %ts %ST\""),
+    ] {
+        for to in [server, closed] {
+            let body = format!("  {format}\n  option logasap\nbackend be\n  server s1 {to}\n");
+            let setup = Setup::new(mode, &body);
+            compare_setup("logasap_lines_match_haproxy", setup, one_request);
+        }
+    }
+}
+
+/// Sends `bytes` and reads until the proxy closes.
+fn send_raw(front: SocketAddr, bytes: &[u8]) {
+    let mut c = TcpStream::connect(front).expect("connecting through the proxy");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a read timeout");
+    c.write_all(bytes).expect("the bytes");
+    let mut answer = Vec::new();
+    let _ = c.read_to_end(&mut answer);
+}
+
+#[test]
+fn refused_proxy_headers_are_logged_as_haproxy_logs_them() {
+    let server = answering_server();
+    let traffic: [Traffic; 2] = [
+        |front| send_raw(front, b"GET / HTTP/1.0 and more bytes here\r\n\r\n"),
+        |front| send_raw(front, b"PROXY TCP4 192.0.2.1 x 1 2\r\n"),
+    ];
+    for format in [
+        "option tcplog",
+        "log-format \"%ci %b\"\n  error-log-format \"ERR %ci %f %ft %ts %tsc %Tt %B %s\"",
+    ] {
+        for send in traffic {
+            let body = format!("  {format}\nbackend be\n  server s1 {server}\n");
+            let setup = Setup {
+                bind: "accept-proxy",
+                ..Setup::new("tcp", &body)
+            };
+            compare_setup("refused_proxy_headers_are_logged", setup, send);
+        }
     }
 }

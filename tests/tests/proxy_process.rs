@@ -4,8 +4,10 @@
 //! without it, after dropping to another user), the hand-over itself (more sockets than one
 //! message carries, falling back from `_getsocks` to each old process's private channel, the
 //! shut-down sockets of a disabled frontend, the channel refusing other users), SIGTTOU and
-//! SIGTTIN (pausing the listeners, replacing an HAProxy that holds its port alone, resuming
-//! it when the start fails, keeping what was taken over across the retried bind), the
+//! SIGTTIN beside HAProxy (the listeners stop listening and free the port, the same sockets
+//! listen again; replacing an HAProxy that holds its port alone, resuming it when the start
+//! fails, keeping what was taken over across the retried bind), connections queued at the
+//! old process taken by the new one, `option nolinger` resetting the peer beside HAProxy, the
 //! open-files limit and derived maxconn compared with HAProxy under the same start limits,
 //! binding an address that is not local yet (the VIP before IPaddr2 moves it) and IPv6.
 
@@ -19,8 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hapx_tests::proxy::{
-    HttpServer, NamedServer, Proxy, TestDir, ask, cli, free_port, is_listening, temp_dir,
-    wait_until,
+    HttpServer, NamedServer, Proxy, TestDir, ask, cli, free_port, is_listening, listeners,
+    socket_inodes, temp_dir, wait_until,
 };
 use hapx_tests::wait::{alive, eventually};
 use hapx_tests::{bins, require};
@@ -154,15 +156,8 @@ fn reload_under_load(name: &str, socket_options: &str, more_global: &str) {
             })
         })
         .collect();
-    let mut queued = Vec::new();
     for generation in 1..=3 {
         std::thread::sleep(Duration::from_millis(300));
-        // Connections waiting in the old process's accept queue when it stops (it no longer
-        // accepts after SIGTTOU; unlike HAProxy's, hapx's pause keeps the port bound): the new
-        // process must take them, not the kernel reset them with the old sockets.
-        old.signal(Signal::SIGTTOU);
-        std::thread::sleep(Duration::from_millis(200));
-        queued.extend((0..20).map(|_| TcpStream::connect(addr).unwrap()));
         let extra = ["-sf".to_string(), old.pid().to_string()];
         let new = Proxy::start_with(
             bins::path("hapx-proxy"),
@@ -180,13 +175,6 @@ fn reload_under_load(name: &str, socket_options: &str, more_global: &str) {
         assert!(cli(&sock, "show info").contains(&format!("Pid: {}", new.pid())));
         old = new;
     }
-    for conn in &queued {
-        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut line = String::new();
-        let _ = BufReader::new(conn).read_line(&mut line);
-        let counter = if line == "s\n" { &ok } else { &failed };
-        counter.fetch_add(1, Ordering::SeqCst);
-    }
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::SeqCst);
     for c in clients {
@@ -197,10 +185,58 @@ fn reload_under_load(name: &str, socket_options: &str, more_global: &str) {
     assert_eq!(
         failed,
         0,
-        "{name}: {failed} of {} connections failed across three reloads ({} queued at them)",
-        ok + failed,
-        queued.len()
+        "{name}: {failed} of {} connections failed across three reloads",
+        ok + failed
     );
+}
+
+/// Connections waiting in the old process's accept queue when it stops (it is at its
+/// frontend's `maxconn`, so it no longer accepts): the new process, which takes the sockets
+/// over, must take them, not the kernel reset them with the old process's copies.
+#[test]
+fn a_reload_takes_the_connections_queued_at_the_old_process() {
+    let dir = temp_dir("queued");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let port = free_port();
+    let addr = SocketAddr::from((LO, port));
+    let cfg = tcp_config(port, srv.addr, "  nbthread 1\n");
+    // The queue is sized by `maxconn` unless `backlog` says otherwise.
+    let full = cfg.replace(
+        "  default_backend be\n",
+        "  maxconn 1\n  backlog 100\n  default_backend be\n",
+    );
+    let mut old = Proxy::start(&dir, "old", &full, addr);
+    let holder = TcpStream::connect(addr).unwrap();
+    let mut line = String::new();
+    BufReader::new(&holder).read_line(&mut line).unwrap();
+    assert_eq!(line, "s\n");
+    let queued: Vec<_> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            accept_queues(port).values().sum::<u32>() == 20
+        }),
+        "the connections did not wait in the old process's queue"
+    );
+    let extra = ["-sf".to_string(), old.pid().to_string()];
+    let hapx = bins::path("hapx-proxy");
+    let _new = Proxy::start_with(hapx, &dir, "new", &cfg, addr, &extra);
+    // Until the old process has let go of its listeners, a slot it frees takes one more
+    // connection from the queue.
+    assert!(
+        eventually(Duration::from_secs(10), || !old.listens_on(port)),
+        "the old process kept listening after the reload"
+    );
+    drop(holder);
+    assert!(
+        old.wait_exit(Duration::from_secs(10)).is_some(),
+        "the old process did not finish"
+    );
+    for conn in &queued {
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut line = String::new();
+        let _ = BufReader::new(conn).read_line(&mut line);
+        assert_eq!(line, "s\n", "a queued connection was lost at the reload");
+    }
 }
 
 #[test]
@@ -235,70 +271,125 @@ fn proc_state(pid: u32) -> char {
     after.chars().next().unwrap()
 }
 
-/// SIGTTOU pauses the listeners (connections wait in the queue, the process is not stopped),
-/// SIGTTIN resumes them.
+/// SIGTTOU pauses the listeners as HAProxy does, beside it: the sockets stay open but stop
+/// listening (connections are refused, the process is not stopped) and the port is free for
+/// another socket to bind with `SO_REUSEADDR` and no `SO_REUSEPORT`; SIGTTIN makes the same
+/// sockets (same inodes) listen and serve again.
 #[test]
 fn sigttou_pauses_and_sigttin_resumes_the_listeners() {
     let dir = temp_dir("ttou");
     let srv = NamedServer::start("s", LO, Duration::from_secs(5));
-    let port = free_port();
-    let addr = SocketAddr::from((LO, port));
-    let p = Proxy::start(&dir, "ttou", &tcp_config(port, srv.addr, ""), addr);
-    assert_eq!(ask(addr), "s");
-    p.signal(Signal::SIGTTOU);
-    // Paused once a connection stays in the kernel's accept queue (the kernel completes the
-    // handshake, the proxy does not take it) poll after poll; one accepted before the pause
-    // took effect reaches the server, and another is tried.
-    let mut seen = srv.accepted.load(Ordering::SeqCst);
-    let mut waiting = TcpStream::connect(addr).unwrap();
-    let mut polls_queued = 0;
-    let queued = eventually(Duration::from_secs(10), || {
-        let now = srv.accepted.load(Ordering::SeqCst);
-        if now != seen {
-            seen = now;
-            waiting = TcpStream::connect(addr).unwrap();
-            polls_queued = 0;
-        }
-        if accept_queues(port).values().sum::<u32>() == 1 {
-            polls_queued += 1;
-        } else {
-            polls_queued = 0;
-        }
-        polls_queued >= 10
-    });
-    assert!(queued, "no connection waited in the queue after SIGTTOU");
-    assert_ne!(proc_state(p.pid()), 'T', "SIGTTOU stopped the process");
-    assert_eq!(
-        srv.accepted.load(Ordering::SeqCst),
-        seen,
-        "accepted while paused"
-    );
-    waiting
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    p.signal(Signal::SIGTTIN);
-    let mut line = String::new();
-    BufReader::new(&waiting).read_line(&mut line).unwrap();
-    assert_eq!(line, "s\n");
+    let mut binaries = vec![("hapx", bins::path("hapx-proxy"))];
+    if require::path(
+        "sigttou_pauses_and_sigttin_resumes_the_listeners (HAProxy side)",
+        Path::new(HAPROXY),
+        "HAProxy",
+    ) {
+        binaries.push(("HAProxy", HAPROXY.into()));
+    }
+    for (who, binary) in binaries {
+        let port = free_port();
+        let addr = SocketAddr::from((LO, port));
+        let cfg = tcp_config(port, srv.addr, "  nbthread 2\n");
+        let p = Proxy::start_with(binary, &dir, who, &cfg, addr, &[]);
+        assert_eq!(ask(addr), "s", "{who}");
+        let before = listening_inodes(port);
+        assert!(!before.is_empty(), "{who}: no listening socket found");
+        p.signal(Signal::SIGTTOU);
+        assert!(
+            eventually(Duration::from_secs(5), || listening_inodes(port).is_empty()),
+            "{who}: still listening after SIGTTOU"
+        );
+        assert!(
+            TcpStream::connect(addr).is_err(),
+            "{who}: accepted while paused"
+        );
+        assert_ne!(
+            proc_state(p.pid()),
+            'T',
+            "{who}: SIGTTOU stopped the process"
+        );
+        // A paused listener is in no table of listening sockets, but still held.
+        let held = socket_inodes(p.pid());
+        assert!(
+            before.iter().all(|i| held.contains(i)),
+            "{who}: sockets closed on pause"
+        );
+        // std binds with SO_REUSEADDR (on Unix) and without SO_REUSEPORT.
+        let other = std::net::TcpListener::bind(addr)
+            .unwrap_or_else(|e| panic!("{who}: the port stayed in use while paused: {e}"));
+        drop(other);
+        p.signal(Signal::SIGTTIN);
+        assert!(
+            eventually(Duration::from_secs(5), || listening_inodes(port) == before),
+            "{who}: the same sockets did not listen again after SIGTTIN: {:?} then {:?}",
+            before,
+            listening_inodes(port)
+        );
+        assert_eq!(ask(addr), "s", "{who}");
+    }
 }
 
-/// The listening sockets on 127.0.0.1:`port` (from /proc/net/tcp): inode and how many
-/// connections wait in its accept queue.
+/// At `maxconn 1` with a listening socket per thread (two threads), short connections one
+/// after another, then from several clients at once, are all served, beside HAProxy: a
+/// connection the kernel queues on either socket is accepted once the slot is free,
+/// whichever socket took the one before.
+fn one_slot_serves_each_connection_in_turn(test: &str, global: &str, frontend: &str) {
+    let dir = temp_dir(test);
+    let srv = NamedServer::start("s", LO, Duration::from_millis(1));
+    let mut binaries = vec![("hapx", bins::path("hapx-proxy"))];
+    if require::path(
+        &format!("{test} (HAProxy side)"),
+        Path::new(HAPROXY),
+        "HAProxy",
+    ) {
+        binaries.push(("HAProxy", HAPROXY.into()));
+    }
+    for (who, binary) in binaries {
+        let port = free_port();
+        let addr = SocketAddr::from((LO, port));
+        let cfg = tcp_config(port, srv.addr, &format!("  nbthread 2\n{global}")).replace(
+            "  default_backend be\n",
+            &format!("{frontend}  default_backend be\n"),
+        );
+        let _p = Proxy::start_with(binary, &dir, who, &cfg, addr, &[]);
+        let answers: Vec<String> = (0..16).map(|_| ask(addr)).collect();
+        assert!(
+            answers.iter().all(|a| a == "s"),
+            "{who}: connections one after another went unanswered: {answers:?}"
+        );
+        // Clients at once: the slot passes from connection to connection, on both sockets.
+        let clients: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(move || (0..8).map(|_| ask(addr)).collect::<Vec<_>>()))
+            .collect();
+        let answers: Vec<String> = clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect();
+        assert!(
+            answers.iter().all(|a| a == "s"),
+            "{who}: connections at once went unanswered: {answers:?}"
+        );
+    }
+}
+
+#[test]
+fn a_frontend_maxconn_of_one_serves_connections_on_every_thread() {
+    one_slot_serves_each_connection_in_turn("fe_maxconn_one", "", "  maxconn 1\n");
+}
+
+#[test]
+fn a_global_maxconn_of_one_serves_connections_on_every_thread() {
+    one_slot_serves_each_connection_in_turn("global_maxconn_one", "  maxconn 1\n", "");
+}
+
+/// The listening sockets on 127.0.0.1:`port`: inode and how many connections wait in its
+/// accept queue.
 fn accept_queues(port: u16) -> BTreeMap<u64, u32> {
-    let local = format!("0100007F:{port:04X}");
-    let table = std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap();
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            // sl local_address rem_address st tx_queue:rx_queue tr retrnsmt uid timeout inode
-            let w: Vec<&str> = line.split_whitespace().collect();
-            if w.len() < 10 || w[1] != local || w[3] != "0A" {
-                return None;
-            }
-            let queue = u32::from_str_radix(w[4].split(':').nth(1)?, 16).ok()?;
-            Some((w[9].parse().ok()?, queue))
-        })
+    listeners(port)
+        .into_iter()
+        .filter(|l| l.address == Ipv4Addr::LOCALHOST)
+        .map(|l| (l.inode, l.queued))
         .collect()
 }
 
@@ -488,6 +579,69 @@ fn the_hand_over_channel_refuses_other_users() {
         "root, which started the proxy, got no listeners"
     );
     assert_eq!(ask(addr), "s");
+}
+
+/// A hand-over that fails (the peer gone before the sockets went) hands nothing over: a
+/// pause (SIGTTOU) still frees the port; after one that went, the sockets keep listening
+/// (the new process's now).
+#[test]
+fn a_failed_hand_over_leaves_the_pause_freeing_the_port() {
+    let test = "a_failed_hand_over_leaves_the_pause_freeing_the_port";
+    let dir = temp_dir("failedgive");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let port = free_port();
+    let addr = SocketAddr::from((LO, port));
+    let sock = dir.join("old.sock");
+    let global = format!(
+        "  nbthread 2\n  stats socket {} mode 600 level admin expose-fd listeners\n",
+        sock.display()
+    );
+    let p = Proxy::start(&dir, "old", &tcp_config(port, srv.addr, &global), addr);
+    // A `_getsocks` whose answer cannot go: the asker shut its reading side first, so the
+    // proxy's send fails (EPIPE); the proxy then closes the connection.
+    let mut asker = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    asker.shutdown(std::net::Shutdown::Read).unwrap();
+    asker.write_all(b"_getsocks\n").unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || asker.write_all(b"\n").is_err()),
+        "the proxy kept the connection of the failed hand-over"
+    );
+    p.signal(Signal::SIGTTOU);
+    assert!(
+        eventually(Duration::from_secs(5), || listening_inodes(port).is_empty()),
+        "still listening after SIGTTOU: the failed hand-over kept the sockets"
+    );
+    drop(std::net::TcpListener::bind(addr).expect("the port stayed in use while paused"));
+    p.signal(Signal::SIGTTIN);
+    assert!(
+        eventually(Duration::from_secs(5), || !listening_inodes(port)
+            .is_empty()),
+        "not listening again after SIGTTIN"
+    );
+    assert_eq!(ask(addr), "s");
+    if !require::path(test, Path::new(PYTHON), "python3") {
+        return;
+    }
+    let before = listening_inodes(port);
+    assert!(
+        fetch_listeners_as(p.pid(), None) > 0,
+        "no listeners handed over"
+    );
+    p.signal(Signal::SIGTTOU);
+    // Paused once a connection stays in the queue, not accepted.
+    let mut tries = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            tries.push(TcpStream::connect(addr).unwrap());
+            accept_queues(port).values().sum::<u32>() > 0
+        }),
+        "the pause after the hand-over did not stop the accepting"
+    );
+    assert_eq!(
+        listening_inodes(port),
+        before,
+        "a pause after a hand-over stopped the sockets listening"
+    );
 }
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -1142,5 +1296,104 @@ fn no_strict_limits_warns_and_runs_like_haproxy() {
                 && l.contains("FD limit (20000) too low for maxconn=30000/maxsock=")
         });
         assert!(warned && alerted, "{who}: {}", info.stderr);
+    }
+}
+
+/// The kernel's state of a TCP socket (TCP_INFO's first byte): 7 is CLOSE (reset, or both
+/// sides closed), 8 CLOSE_WAIT (the peer closed cleanly, this side has not).
+fn tcp_state(socket: &TcpStream) -> u8 {
+    use std::os::fd::AsRawFd;
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: a valid socket, a buffer and its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
+    info[0]
+}
+
+/// Reads until the end or an error, then the socket's state once it is `expected` (a reset
+/// may follow a FIN: polled, not read once), or as it is after waiting 5 s for it.
+fn drain_then_state(mut socket: TcpStream, expected: u8) -> u8 {
+    use std::io::Read;
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    while matches!(socket.read(&mut buf), Ok(n) if n > 0) {}
+    eventually(Duration::from_secs(5), || tcp_state(&socket) == expected);
+    tcp_state(&socket)
+}
+
+/// One connection through `binary` that the proxy ends on the client's timeout; the final
+/// states of the client's and the server's sockets, each waited for until it is the one
+/// `expected`.
+fn states_after_a_timeout(
+    binary: &Path,
+    dir: &Path,
+    name: &str,
+    (fe, be): (&str, &str),
+    expected: (u8, u8),
+) -> (u8, u8) {
+    let server = std::net::TcpListener::bind((LO, 0)).unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let serving = std::thread::spawn(move || {
+        let (mut conn, _) = server.accept().unwrap();
+        conn.write_all(b"s\n").unwrap();
+        drain_then_state(conn, expected.1)
+    });
+    let port = free_port();
+    let addr = SocketAddr::from((LO, port));
+    let cfg = format!(
+        "defaults\n  mode tcp\n  timeout client 300ms\n  timeout server 5s\n  timeout connect 1s\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n{fe}  default_backend be\n\
+         backend be\n{be}  server s {server_addr}\n"
+    );
+    let _proxy = Proxy::start_with(binary.to_path_buf(), dir, name, &cfg, addr, &[]);
+    let client = drain_then_state(TcpStream::connect(addr).unwrap(), expected.0);
+    (client, serving.join().unwrap())
+}
+
+/// `option nolinger` beside HAProxy: closing a connection resets the peer (its socket ends
+/// CLOSE instead of CLOSE_WAIT): the client in a frontend with it, the server in a backend
+/// with it, nobody without it.
+#[test]
+fn nolinger_resets_the_peer_like_haproxy() {
+    if !require::path(
+        "nolinger_resets_the_peer_like_haproxy",
+        Path::new(HAPROXY),
+        "HAProxy",
+    ) {
+        return;
+    }
+    let dir = temp_dir("nolinger");
+    let option = "  option nolinger\n";
+    let (reset, clean) = (7, 8);
+    for (i, (fe, be, expected)) in [
+        ("", "", (clean, clean)),
+        (option, "", (reset, clean)),
+        ("", option, (clean, reset)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let hapx = bins::path("hapx-proxy");
+        let ours = states_after_a_timeout(&hapx, &dir, &format!("hapx{i}"), (fe, be), expected);
+        let theirs = states_after_a_timeout(
+            Path::new(HAPROXY),
+            &dir,
+            &format!("haproxy{i}"),
+            (fe, be),
+            expected,
+        );
+        assert_eq!(theirs, expected, "HAProxy, frontend {fe:?} backend {be:?}");
+        assert_eq!(ours, theirs, "frontend {fe:?} backend {be:?}");
     }
 }

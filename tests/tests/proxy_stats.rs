@@ -1,11 +1,12 @@
 //! The stats page (HTML, `;csv`, auth, refresh, hide-version) and every runtime API command,
-//! through a real hapx-proxy.
+//! through a real hapx-proxy; `set server ... addr/port/check-port` answers byte for byte
+//! beside HAProxy.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use hapx_tests::proxy::{
-    NamedServer, Proxy, cli, free_port, http_get, stat_row, tally, temp_dir, wait_until,
+    NamedServer, Proxy, ask, cli, free_port, http_get, stat_row, tally, temp_dir, wait_until,
 };
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -485,5 +486,128 @@ fn prometheus_series_exist_in_haproxys_exporter() {
             assert!(!a.is_empty() || i > 0, "{name}");
             assert_eq!(a, b, "{name}");
         }
+    }
+}
+
+/// `set server B/S addr IP [port P]` and `check-port` beside HAProxy: every answer byte for
+/// byte (fixed ports, port maps, HAProxy's odd readings of numbers, refusals), `show servers
+/// state` after them, and traffic going where the address and port (fixed or mapped) say.
+#[test]
+fn set_server_addr_and_ports_match_haproxy() {
+    let haproxy = std::path::Path::new("/usr/sbin/haproxy");
+    if !hapx_tests::require::path(
+        "set_server_addr_and_ports_match_haproxy",
+        haproxy,
+        "HAProxy",
+    ) {
+        return;
+    }
+    // One server for both proxies, and ports nobody listens on: the commands, which name
+    // them, are then the same on both sides.
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let (dead, dead_check) = (free_port(), free_port());
+    let sides = [
+        ("hapx", hapx_tests::bins::path("hapx-proxy")),
+        ("haproxy", haproxy.to_path_buf()),
+    ]
+    .map(|(who, binary)| {
+        let dir = temp_dir(&format!("setaddr-{who}"));
+        let sock = dir.join("admin.sock");
+        let port = free_port();
+        let cfg = format!(
+            "global\n  stats socket {} mode 600 level admin\n\
+             defaults\n  mode tcp\n  timeout client 5s\n  timeout server 5s\n  timeout connect 1s\n\
+             frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
+             backend be\n  server a 127.0.0.1:{dead} check port {dead_check} disabled\n\
+             \x20 server b 127.0.0.1:{dead}\n  server c 127.0.0.1 check port {dead_check} disabled\n",
+            sock.display()
+        );
+        let addr = SocketAddr::from((LO, port));
+        let proxy = Proxy::start_with(binary, &dir, who, &cfg, addr, &[]);
+        (proxy, sock, addr, dir)
+    });
+    let commands = [
+        "set server be/b addr 127.0.0.2",
+        "set server be/b addr 127.0.0.2",
+        "set server be/b addr 127.0.0.3 port 19000",
+        "set server be/b addr 127.0.0.3 port 19000",
+        "set server be/b addr 127.0.0.3 port 19001",
+        "set server be/b addr 127.0.0.4 port abc",
+        "set server be/b addr 127.0.0.4 port",
+        "set server be/b addr 127.0.0.4 port 70000",
+        "set server be/b addr 127.0.0.4 port 99999999999999999999",
+        "set server be/b addr 127.0.0.4 port 12abc",
+        "set server be/b addr 127.0.0.4 port -5",
+        "set server be/b addr 127.0.0.4 foo 5",
+        "set server be/b addr 1.2.3.4.5",
+        "set server be/b addr 127.1",
+        "set server be/b addr localhost",
+        "set server be/b addr ::1 port 19006",
+        "set server be/b addr ::ffff:1.2.3.4",
+        "set server be/b addr",
+        "set server be/b port 19005",
+        "set server be/b check-port 19010",
+        "set server be/a check-port abc",
+        "set server be/a check-port 12x",
+        "set server be/a check-port +7",
+        "set server be/a check-port -1",
+        "set server be/a check-port 65536",
+        "set server be/a check-port",
+        "set server be/a check-port 19010",
+        "set server be/a check-port 0",
+        "set server be/c check-port 0",
+        "set server be/c check-port -",
+        "set server be/c check-port 5",
+        "set server be/a check-port 19011",
+        "set server be/a addr 127.0.0.1 port +3",
+        "set server be/a addr 127.0.0.1 port +3",
+        "set server be/a addr 127.0.0.1 port -3",
+        "set server be/a addr 127.0.0.1 port 5",
+        "set server be/c addr 127.0.0.7 port 19002",
+        "set server be/c addr 127.0.0.7 port +0",
+        "set server be/a fqdn",
+        "set server be/a fqdn other.example",
+        "show servers state be",
+    ];
+    let [ours, theirs] = &sides;
+    for command in commands {
+        let (mine, reference) = (cli(&ours.1, command), cli(&theirs.1, command));
+        if command.starts_with("show servers state") {
+            // All but the seconds since the last change.
+            let strip = |text: &str| -> Vec<String> {
+                text.lines()
+                    .map(|l| {
+                        l.split(' ')
+                            .enumerate()
+                            .filter(|(i, _)| *i != 9 || l.starts_with('#'))
+                            .map(|(_, f)| f)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .collect()
+            };
+            assert_eq!(strip(&mine), strip(&reference), "{command}");
+        } else {
+            assert_eq!(mine, reference, "{command}");
+        }
+    }
+    // Traffic follows: to b's new fixed port, then through a port map (the client's port
+    // moved by an offset, here down to the server's).
+    for (who, (_, sock, addr, _)) in [("hapx", ours), ("HAProxy", theirs)] {
+        cli(
+            sock,
+            &format!("set server be/b addr 127.0.0.1 port {}", srv.port()),
+        );
+        assert_eq!(ask(*addr), "s", "{who}: fixed port");
+        // Server a (checked, so that it may have a port map) takes over.
+        cli(sock, &format!("set server be/a check-port {}", srv.port()));
+        cli(sock, "enable server be/a;disable server be/b");
+        let offset = i32::from(srv.port()) - i32::from(addr.port());
+        let answer = cli(
+            sock,
+            &format!("set server be/a addr 127.0.0.1 port {offset:+}"),
+        );
+        assert!(answer.contains("port changed"), "{who}: {answer}");
+        assert_eq!(ask(*addr), "s", "{who}: mapped port");
     }
 }

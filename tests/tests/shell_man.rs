@@ -6,19 +6,10 @@ use hapx_shell::session::{
     CONFIGURE_COMMANDS, NODE_COMMANDS, RA_COMMANDS, RESOURCE_COMMANDS, Session, TEMPLATE_COMMANDS,
     TOP_COMMANDS,
 };
-use hapx_tests::man;
+use hapx_tests::man::{self, plain};
 
 fn page() -> String {
     std::fs::read_to_string(man::dir().join("hapx-crm.7")).expect("man/hapx-crm.7 exists")
-}
-
-/// The page's text with roff font escapes removed.
-fn plain(text: &str) -> String {
-    text.replace("\\fB", "")
-        .replace("\\fR", "")
-        .replace("\\fI", "")
-        .replace("\\-", "-")
-        .replace("\\e", "\\")
 }
 
 fn words(entry: &str) -> impl Iterator<Item = &str> {

@@ -18,8 +18,17 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         .map(|p| (p.name.clone(), p.mode, p.place.clone()))
         .collect();
     let resolvers: Vec<String> = config.resolvers.iter().map(|r| r.name.clone()).collect();
+    let named: Vec<_> = config
+        .proxies
+        .iter()
+        .map(|p| {
+            let servers = p.servers.iter().map(|s| s.name.clone()).collect();
+            (p.name.clone(), p.kind, p.mode, p.place.clone(), servers)
+        })
+        .collect();
     assign_proxy_ids(&mut config.proxies, diags);
     for p in &mut config.proxies {
+        super::rules::check(p, &named, diags);
         if p.kind.is_frontend() {
             check_frontend(p, &backends, diags);
         }
@@ -139,6 +148,7 @@ fn check_frontend(p: &mut Proxy, backends: &[(String, Mode, Place)], diags: &mut
             p.options.tcplog = Some(place);
         }
     }
+    super::logging::compile(p, diags);
     if let Some((name, place)) = &p.default_backend {
         match backends.iter().find(|(n, _, _)| n == name) {
             None => diags.check_alert(

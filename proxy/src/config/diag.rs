@@ -72,6 +72,9 @@ impl Diags {
     pub fn global_alert(&mut self, message: impl Into<String>) {
         self.push(Severity::Alert, None, false, message);
     }
+    pub fn global_warn(&mut self, message: impl Into<String>) {
+        self.push(Severity::Warning, None, false, message);
+    }
     fn push(
         &mut self,
         severity: Severity,

@@ -3,17 +3,22 @@
 //!
 //! - [`lexer`]: one line into words (quotes, escapes, environment variables).
 //! - [`parse`]: sections and keywords into the model.
+//! - [`acl`], [`rules`]: ACLs, conditions and the rules that use them.
+//! - [`logging`]: `log` targets, `log-format` and the other logging keywords.
 //! - [`keywords`]: what HAProxy knows and what hapx implements, for warnings and suggestions.
 //! - [`check`]: whole-configuration checks and the servers' first addresses.
 //! - [`values`]: durations, numbers, addresses.
 //! - [`diag`]: the messages.
 
+pub mod acl;
 pub mod check;
 pub mod diag;
 pub mod keywords;
 pub mod lexer;
+pub mod logging;
 pub mod model;
 pub mod parse;
+pub mod rules;
 pub mod values;
 
 use std::path::{Path, PathBuf};

@@ -82,6 +82,8 @@ pub struct Global {
     pub hard_stop_after: Option<Duration>,
     pub node: Option<String>,
     pub log_tag: Option<String>,
+    /// `log-send-hostname [NAME]`: the host name in syslog headers.
+    pub log_send_hostname: Option<String>,
     /// `quiet`: print no message while starting (as `-q`).
     pub quiet: bool,
     /// `spread-checks N`: each check interval varies by up to +/- N% (0..50).
@@ -107,13 +109,60 @@ pub struct StatsSocket {
     pub place: Place,
 }
 
-/// Where log lines go: `log ADDR [len N] [format F] FACILITY [LEVEL [MINLEVEL]]`.
+/// Where log lines go: `log ADDR [len N] [format F] [sample R:S] FACILITY [LEVEL
+/// [MINLEVEL]]` (read by [`super::logging::log_target`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogTarget {
     pub dest: LogDest,
     pub facility: u8,
     /// Most verbose severity sent (0 emerg .. 7 debug).
     pub level: u8,
+    /// Least severe a line is stamped with: a line's severity is raised to it (0: none).
+    pub min_level: u8,
+    /// `len N`: datagrams are cut to N bytes, the final line feed included (1024).
+    pub max_len: usize,
+    pub format: SyslogFormat,
+    /// `sample RANGES:SIZE`: only these lines of every SIZE are sent.
+    pub sample: Option<LogSample>,
+}
+
+/// A log target's `format`: the header before the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogFormat {
+    /// None given: RFC 3164 with no host name unless `log-send-hostname`.
+    Default,
+    /// `local`: RFC 3164 without the host name, whatever `log-send-hostname` says.
+    Local,
+    Rfc3164,
+    Rfc5424,
+    Short,
+    Raw,
+    Iso,
+    Timed,
+    Priority,
+}
+
+impl SyslogFormat {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "rfc3164" => SyslogFormat::Rfc3164,
+            "rfc5424" => SyslogFormat::Rfc5424,
+            "short" => SyslogFormat::Short,
+            "raw" => SyslogFormat::Raw,
+            "iso" => SyslogFormat::Iso,
+            "timed" => SyslogFormat::Timed,
+            "priority" => SyslogFormat::Priority,
+            "local" => SyslogFormat::Local,
+            _ => return None,
+        })
+    }
+}
+
+/// `sample 1-2,5:10`: inclusive ranges of line numbers (from 1) out of every `size` lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSample {
+    pub ranges: Vec<(u32, u32)>,
+    pub size: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,6 +304,8 @@ pub struct Timeouts {
     pub client_fin: Option<Duration>,
     /// Inactivity toward the server once the connection is closed in one direction.
     pub server_fin: Option<Duration>,
+    /// How long `http-request tarpit` holds a request before answering.
+    pub tarpit: Option<Duration>,
 }
 
 /// One `tcp-check` rule.
@@ -285,6 +336,9 @@ pub struct Options {
     pub dontlognull: bool,
     pub forwardfor: Option<Forwardfor>,
     pub redispatch: bool,
+    /// `option redispatch <interval>` (-1 without one): which failed attempts redispatch,
+    /// see `runtime::session`.
+    pub redispatch_after: i32,
     pub tcp_check: bool,
     pub httpchk: Option<HttpCheck>,
     /// `http-check` rules came without `option httpchk`: HAProxy ignores them (a warning).
@@ -301,6 +355,9 @@ pub struct Options {
     pub clitcpka: bool,
     /// `option srvtcpka` (or `tcpka`): TCP keep-alive probes on server connections.
     pub srvtcpka: bool,
+    /// `option nolinger`: connections are closed with SO_LINGER 0, so the peer gets a reset
+    /// instead of a clean close (a frontend's client side, a backend's server side).
+    pub nolinger: bool,
 }
 
 /// `clitcpka-*`/`srvtcpka-*`: the keep-alive probe settings (unset: the system's).
@@ -485,10 +542,14 @@ pub struct Proxy {
     pub errorfiles: BTreeMap<u16, Vec<u8>>,
     pub stats: StatsPage,
     pub logs: Vec<LogTarget>,
+    /// `log-format`, `capture`, `unique-id-*`, `log-tag` ([`super::logging`]).
+    pub log: super::logging::ProxyLog,
     pub disabled: bool,
     /// `http-request use-service prometheus-exporter [if { path P }]`: the path served
     /// (empty: every request).
     pub prometheus: Option<String>,
+    /// ACLs, `use_backend`, `tcp-request`, `http-request`, `http-response`, `monitor-uri`.
+    pub rules: super::rules::Rules,
 }
 
 impl Proxy {
@@ -516,8 +577,10 @@ impl Proxy {
             errorfiles: BTreeMap::new(),
             stats: StatsPage::default(),
             logs: Vec::new(),
+            log: Default::default(),
             disabled: false,
             prometheus: None,
+            rules: Default::default(),
         }
     }
 

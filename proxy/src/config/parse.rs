@@ -423,8 +423,11 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             }
             g.spread_checks = percent;
         }
+        "log-send-hostname" => {
+            g.log_send_hostname = Some(super::logging::send_hostname(line.words))
+        }
         "log" => {
-            if let Some(t) = log_target(line, diags)? {
+            if let Some(t) = log_target(line)? {
                 g.logs.push(t);
             }
         }
@@ -519,75 +522,9 @@ fn global_stats(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     Ok(())
 }
 
-const FACILITIES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
-    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
-    "local5", "local6", "local7",
-];
-const LEVELS: [&str; 8] = [
-    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-];
-
 /// `log global` (None: the caller copies the global targets), or a target.
-fn log_target(line: &Line<'_>, diags: &mut Diags) -> Result<Option<LogTarget>, String> {
-    let addr = one(line, "an address")?;
-    if addr == "global" {
-        return Ok(None);
-    }
-    let mut i = 2;
-    while let Some(opt @ ("len" | "format" | "sample")) = line.arg(i) {
-        not_implemented(Support::No, &format!("'log ... {opt}'"), line.place, diags);
-        i += 2;
-    }
-    let facility = line
-        .arg(i)
-        .ok_or("'log' expects <address> and <facility> as arguments.")?;
-    let facility = FACILITIES
-        .iter()
-        .position(|f| *f == facility)
-        .ok_or_else(|| format!("unknown log facility '{facility}'"))?;
-    let level = match line.arg(i + 1) {
-        Some(l) => LEVELS
-            .iter()
-            .position(|x| *x == l)
-            .ok_or_else(|| format!("unknown optional log level '{l}'"))?,
-        None => 7,
-    };
-    if let Some(min) = line.arg(i + 2) {
-        LEVELS
-            .iter()
-            .position(|x| *x == min)
-            .ok_or_else(|| format!("unknown optional minimum log level '{min}'"))?;
-        not_implemented(
-            Support::No,
-            &format!("the minimum log level '{min}'"),
-            line.place,
-            diags,
-        );
-    }
-    let dest = match values::strip_family(addr) {
-        (_, "stdout") => LogDest::Stdout,
-        (_, "stderr") => LogDest::Stderr,
-        (Some("unix") | None, path) if path.starts_with('/') => LogDest::Unix(path.into()),
-        (Some("udp" | "ipv4" | "ipv6" | "udp4" | "udp6") | None, hp) => {
-            let (host, port) = values::split_host_port(hp);
-            let port = if port.is_empty() {
-                514
-            } else {
-                values::number(port, "log")?
-            };
-            let ip = host
-                .parse()
-                .map_err(|_| format!("log address '{addr}' is not an IP address or a path"))?;
-            LogDest::Udp(std::net::SocketAddr::new(ip, port))
-        }
-        (Some(f), _) => return Err(format!("log address family '{f}@' is not supported")),
-    };
-    Ok(Some(LogTarget {
-        dest,
-        facility: facility as u8,
-        level: level as u8,
-    }))
+fn log_target(line: &Line<'_>) -> Result<Option<LogTarget>, String> {
+    super::logging::log_target(line.words)
 }
 
 fn resolvers(r: &mut Resolvers, line: &Line<'_>) -> Outcome {
@@ -692,15 +629,18 @@ fn lacks(p: &Proxy, cap: Capability, kw: &str, line: &Line<'_>, diags: &mut Diag
 fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let kw = line.words[0].as_str();
     let section = p.kind.keyword();
-    if p.kind == ProxyKind::Defaults && matches!(kw, "bind" | "server" | "id") {
+    if p.kind == ProxyKind::Defaults && matches!(kw, "bind" | "server" | "server-template" | "id") {
         return Err(format!("'{kw}' not allowed in 'defaults' section."));
     }
     let needs = match kw {
         "bind" | "default_backend" | "backlog" => Some(Capability::Frontend),
-        "server" | "balance" => Some(Capability::Backend),
+        "server" | "server-template" | "balance" => Some(Capability::Backend),
         _ => None,
     };
     if needs.is_some_and(|cap| lacks(p, cap, kw, line, diags)) {
+        return Ok(());
+    }
+    if super::logging::proxy_keyword(p, line.words, line.place, diags)? {
         return Ok(());
     }
     match kw {
@@ -721,15 +661,20 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
             p.default_backend = Some((one(line, "a backend name")?.into(), line.place.clone()))
         }
         "balance" => balance(p, line, diags)?,
-        "server" => {
-            let server = server(p, line, diags)?;
-            if p.servers.iter().any(|s| s.name == server.name) {
-                return Err(format!(
-                    "'server {}/{}' : already defined.",
-                    p.name, server.name
-                ));
+        "server" | "server-template" => {
+            let servers = match kw {
+                "server" => vec![server(p, line, diags)?],
+                _ => server_template(p, line, diags)?,
+            };
+            for server in servers {
+                if p.servers.iter().any(|s| s.name == server.name) {
+                    return Err(format!(
+                        "'server {}/{}' : already defined.",
+                        p.name, server.name
+                    ));
+                }
+                p.servers.push(server);
             }
-            p.servers.push(server);
         }
         "default-server" => {
             let mut opts = p.default_server.clone();
@@ -740,18 +685,21 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
             p.default_server = opts;
         }
         "option" | "no" => option(p, line, diags)?,
-        "timeout" => timeout(p, line, diags)?,
+        "timeout" => timeout(p, line)?,
         "retries" => p.retries = values::number(one(line, "an integer")?, kw)?,
         "maxconn" => p.maxconn = Some(values::number(one(line, "an integer")?, kw)?),
         "errorfile" => errorfile(p, line)?,
         "stats" => stats(p, line, diags)?,
-        "log" => match log_target(line, diags)? {
+        "log" => match log_target(line)? {
             Some(t) => p.logs.push(t),
             None => p.logs.extend(g.logs.iter().cloned()),
         },
         "tcp-check" => tcp_check(p, line, diags)?,
         "http-check" => http_check(p, line, diags)?,
         "http-request" if line.arg(1) == Some("use-service") => prometheus(p, line)?,
+        _ if super::rules::KEYWORDS.contains(&kw) => {
+            super::rules::parse_line(p, line.words, line.place, diags)?;
+        }
         "id" => p.forced_id = Some(positive_id(one(line, "an integer")?, kw)?),
         "backlog" => p.backlog = Some(values::number(one(line, "an integer")?, kw)?),
         "clitcpka-cnt" | "clitcpka-idle" | "clitcpka-intvl" | "srvtcpka-cnt" | "srvtcpka-idle"
@@ -864,6 +812,56 @@ fn balance(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         _ => return Err("'balance' only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)', 'rdp-cookie(name)', 'first' and 'random' options.".into()),
     };
     Ok(())
+}
+
+/// C's atoi: leading blanks, a sign, the digits that follow (0 without any).
+fn atoi(text: &str) -> i64 {
+    let t = text.trim_start();
+    let (sign, rest) = match t.as_bytes().first() {
+        Some(b'-') => (-1, &t[1..]),
+        Some(b'+') => (1, &t[1..]),
+        _ => (1, t),
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit);
+    sign * digits.fold(0i64, |n, d| {
+        n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+    })
+}
+
+/// `server-template <prefix> <num | low-high> <fqdn>[:<port>] [params*]`: the servers
+/// `<prefix>1` to `<prefix><num>` (or `<prefix><low>` to `<prefix><high>`), each a `server`
+/// line of its own on the same name; with `resolvers`, each takes one address of the answer
+/// (HAProxy's `prevent-dup-ip`), the others wait in maintenance without one.
+fn server_template(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<Vec<Server>, String> {
+    let range = line.arg(2).unwrap_or_default();
+    // HAProxy's reading, with atoi(): `N` is 1 to N; `LOW-HIGH` may start at 0.
+    // The low end is read from the whole argument (so "-3" is -3).
+    let (low, high) = match range.split_once('-') {
+        Some((_, high)) => (atoi(range), atoi(high)),
+        None => (1, atoi(range)),
+    };
+    if low < 0 || high < low {
+        return Err(format!(
+            "Wrong server-template number or range arg '{range}'."
+        ));
+    }
+    let (Some(prefix), Some(_)) = (line.arg(1), line.arg(3)) else {
+        return Err(
+            "'server-template' expects <prefix> <num | range> <fqdn>[:<port>] as arguments.".into(),
+        );
+    };
+    (low..=high)
+        .map(|n| {
+            // The line a `server` of this template would have: name, address, parameters.
+            let mut words = vec!["server".to_string(), format!("{prefix}{n}")];
+            words.extend_from_slice(&line.words[3..]);
+            let one = Line {
+                words: &words,
+                place: line.place,
+            };
+            server(p, &one, diags)
+        })
+        .collect()
 }
 
 fn server(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<Server, String> {
@@ -1103,25 +1101,27 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "httplog" => {
             o.httplog = (!negate).then_some(place).flatten();
             o.tcplog = None;
+            p.log.format = None;
+            p.log.clf = arg(1) == Some("clf");
         }
         "tcplog" => {
             o.tcplog = (!negate).then_some(place).flatten();
             o.httplog = None;
+            p.log.format = None;
         }
         "dontlognull" => o.dontlognull = !negate,
+        "dontlog-normal" => p.log.dontlog_normal = !negate,
+        "logasap" => p.log.logasap = !negate,
+        "log-separate-errors" => p.log.separate_errors = !negate,
         "redispatch" => {
-            // `option redispatch <interval>`: redispatch on every Nth retry (0: never). hapx
-            // redispatches on the last retry (HAProxy's -1) and when the server is unusable.
+            // `option redispatch <interval>`: every Nth failed attempt redispatches, or with
+            // N < 0 the one -N attempts from the end; none by the interval with 0 (HAProxy
+            // still redispatches from a down server, and among several active servers).
             let interval = arg(1)
                 .map(|v| values::number::<i32>(v, "option redispatch"))
                 .transpose()?;
-            o.redispatch = !negate && interval != Some(0);
-            if let Some(n) = interval.filter(|n| o.redispatch && *n != -1) {
-                diags.warn(
-                    line.place,
-                    format!("'option redispatch {n}' : hapx redispatches on the last retry only (as with -1); the interval is not implemented and is ignored."),
-                );
-            }
+            o.redispatch = !negate;
+            o.redispatch_after = interval.unwrap_or(-1);
         }
         "allbackups" => o.allbackups = !negate,
         "http-server-close" => o.http_server_close = !negate,
@@ -1137,6 +1137,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "tcpka" => (o.clitcpka, o.srvtcpka) = (!negate, !negate),
         "clitcpka" => o.clitcpka = !negate,
         "srvtcpka" => o.srvtcpka = !negate,
+        "nolinger" => o.nolinger = !negate,
         "forwardfor" => {
             o.forwardfor = if negate {
                 None
@@ -1199,7 +1200,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     Ok(())
 }
 
-fn timeout(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+fn timeout(p: &mut Proxy, line: &Line<'_>) -> Outcome {
     let which = line.arg(1).unwrap_or_default();
     let t = &mut p.timeouts;
     let slot = match which {
@@ -1213,15 +1214,7 @@ fn timeout(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "tunnel" => &mut t.tunnel,
         "client-fin" => &mut t.client_fin,
         "server-fin" => &mut t.server_fin,
-        "tarpit" => {
-            not_implemented(
-                Support::No,
-                &format!("'timeout {which}'"),
-                line.place,
-                diags,
-            );
-            return Ok(());
-        }
+        "tarpit" => &mut t.tarpit,
         _ => {
             return Err(format!(
                 "'timeout' supports 'client', 'server', 'connect', 'check', 'queue', 'http-keep-alive', 'http-request', 'tunnel', 'tarpit', 'client-fin' and 'server-fin' (got '{which}')"

@@ -5,7 +5,9 @@
 //!
 //! Commands: `help`, `show info`, `show stat`, `show servers state [BACKEND]`, `show backend`,
 //! `enable|disable server B/S`, `set server B/S state ready|drain|maint`,
-//! `set server B/S weight N[%]`, `set server B/S addr IP [port N]`, `get weight B/S`,
+//! `set server B/S weight N[%]`, `set server B/S addr IP [port [+-]N]`,
+//! `set server B/S check-port N`, `set server B/S fqdn NAME` (with `resolvers`),
+//! `get weight B/S`,
 //! `enable|disable frontend F`, `prompt`, `quit`; and `_getsocks` (level admin with
 //! `expose-fd listeners`), which hands this process's listening sockets to a new process
 //! over SCM_RIGHTS for a reload without a refused connection.
@@ -19,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::state::{Admin, State};
+use super::state::{Admin, Server, ServicePort, State};
 use super::stats;
 use crate::config::model::{CliLevel, StatsSocket};
 
@@ -41,7 +43,9 @@ const HELP: &str = "The following commands are valid at this level:
   disable frontend <frontend>             : temporarily disable specific frontend
   set server <bk>/<srv> state <state>     : set a server's state: ready, drain or maint
   set server <bk>/<srv> weight <w>[%]     : change a server's weight
-  set server <bk>/<srv> addr <ip> [port <p>] : change a server's address
+  set server <bk>/<srv> addr <ip> [port <p>] : change a server's address (and port)
+  set server <bk>/<srv> check-port <p>    : change a server's health check port
+  set server <bk>/<srv> fqdn <FQDN>       : change a server's FQDN (with resolvers)
 ";
 
 /// Accepts runtime API connections until the process exits.
@@ -117,7 +121,7 @@ fn end_of_answer(interactive: bool) -> &'static [u8] {
 }
 
 /// Runs one command; the answer as HAProxy words it.
-pub async fn execute(state: &State, level: CliLevel, cmd: &str) -> String {
+pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
     let words: Vec<&str> = cmd.split_whitespace().collect();
     let admin = level == CliLevel::Admin;
     let denied = || "Permission denied\n".to_string();
@@ -175,8 +179,8 @@ pub async fn execute(state: &State, level: CliLevel, cmd: &str) -> String {
     }
 }
 
-fn set_server(state: &State, spec: &str, args: &[&str]) -> String {
-    let (_, s) = match state.find_server(spec) {
+fn set_server(state: &Arc<State>, spec: &str, args: &[&str]) -> String {
+    let (backend, s) = match state.find_server(spec) {
         Ok(x) => x,
         Err(e) => return e.into(),
     };
@@ -197,25 +201,142 @@ fn set_server(state: &State, spec: &str, args: &[&str]) -> String {
             }
             Err(e) => e.into(),
         },
+        ["addr"] => "set server <b>/<s> addr requires an address and optionally a port.\n".into(),
         ["addr", ip, rest @ ..] => {
-            let Ok(ip) = ip.parse() else {
-                return format!("Invalid addr '{ip}' by 'stats socket command'\n");
+            let port = match rest {
+                ["port", port, ..] => Some(*port),
+                ["port"] => Some(""),
+                _ => None,
             };
-            if let ["port", _] = rest {
-                return "Changing the port at run time is not supported by hapx.\n".into();
-            }
-            let old = s.addr();
-            if old == Some(ip) {
-                return "no need to change the addr by 'stats socket command'\n".into();
-            }
-            s.set_addr(Some(ip));
-            format!(
-                "IP changed from '{}' to '{ip}' by 'stats socket command'\n",
-                old.map_or("(none)".into(), |a| a.to_string())
-            )
+            update_addr_port(s, ip, port)
+        }
+        ["check-port"] => "set server <b>/<s> check-port requires a port.\n".into(),
+        ["check-port", port, ..] => set_check_port(s, port),
+        ["fqdn"] => "set server <b>/<s> fqdn requires a FQDN.\n".into(),
+        ["fqdn", ..] if s.opts.resolvers.is_none() => {
+            "set server <b>/<s> fqdn failed because no resolution is configured.\n".into()
+        }
+        ["fqdn", name, ..] => {
+            super::dns::change_fqdn(state, backend, s, name) + " by 'stats socket command'\n"
         }
         _ => "usage: set server <backend>/<server> addr | agent | agent-addr | agent-port | agent-send | check-addr | check-port | fqdn | health | ssl | state | weight\n".into(),
     }
+}
+
+/// `set server B/S addr IP [port P]`, HAProxy's way and in its words: the address changes
+/// first (kept even when the port is refused), then the port: digits set a fixed port (read
+/// as strtol does, wrapping to 16 bits), a sign a port map (the client's port plus or minus
+/// it), which needs a check port of its own when the server had a fixed port.
+fn update_addr_port(s: &Server, addr: &str, port: Option<&str>) -> String {
+    const BY: &str = " by 'stats socket command'\n";
+    let Ok(ip) = addr.parse::<std::net::IpAddr>() else {
+        return format!("Invalid addr '{addr}'{BY}");
+    };
+    // An unresolved server has no address family HAProxy would change.
+    let Some(old) = s.addr() else {
+        return format!(
+            "Update for the current server address family is only supported through configuration file{BY}"
+        );
+    };
+    let mut msg = if old == ip {
+        "no need to change the addr".to_string()
+    } else {
+        s.set_addr(Some(ip));
+        format!("IP changed from '{old}' to '{addr}'")
+    };
+    if let Some(text) = port {
+        msg.push_str(", ");
+        msg.push_str(&update_port(s, text));
+    }
+    msg + BY
+}
+
+/// The port half of [`update_addr_port`]: what it did, in HAProxy's words.
+fn update_port(s: &Server, text: &str) -> String {
+    let Some(value) = strtol(text) else {
+        return format!("problem converting port '{text}' to an int");
+    };
+    // HAProxy keeps the port as a 16-bit number: the value wraps.
+    let number = value as u16;
+    let current = s.service_port();
+    let sign = text.chars().next().filter(|c| matches!(c, '+' | '-'));
+    let wanted = match sign {
+        Some(_) => ServicePort::Mapped(number),
+        None => ServicePort::Fixed(number),
+    };
+    let change = match (current, wanted) {
+        (ServicePort::Fixed(_), ServicePort::Mapped(_)) => {
+            if s.check_port().is_none() {
+                return "can't change <port> to port map because it is incompatible with current health check port configuration (use 'port' statement from the 'server' directive.".into();
+            }
+            true
+        }
+        _ => current.number() != number,
+    };
+    if !change {
+        return "no need to change the port".into();
+    }
+    s.set_service_port(wanted);
+    let from = match current {
+        ServicePort::Mapped(n) => format!("+{n}"),
+        ServicePort::Fixed(n) => n.to_string(),
+    };
+    // A negative offset is shown as it was given.
+    let to = match sign {
+        Some('-') => format!("-{}", number.wrapping_neg()),
+        Some(_) => format!("+{number}"),
+        None => number.to_string(),
+    };
+    format!("port changed from '{from}' to '{to}'")
+}
+
+/// C's strtol in base 10 as HAProxy calls it: leading blanks, a sign, the longest run of
+/// digits (the rest is ignored); None when no digit comes or the value overflows a long.
+fn strtol(text: &str) -> Option<i64> {
+    let t = text.trim_start();
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    if end == 0 {
+        return None;
+    }
+    let magnitude: i128 = digits[..end].parse().ok()?;
+    let value = if negative { -magnitude } else { magnitude };
+    i64::try_from(value).ok()
+}
+
+/// `set server B/S check-port P`: HAProxy's checks and messages (the port must be digits,
+/// optionally negative, then within 0..=65535; 0 goes back to the server's port).
+fn set_check_port(s: &Server, text: &str) -> String {
+    if !s.opts.check {
+        return "health checks are not enabled on this server".into();
+    }
+    // HAProxy's strl2irc: an optional '-', then digits only ("-" alone is 0).
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return "provided port is not an integer".into();
+    }
+    let value = match digits {
+        "" => 0,
+        d => match d.parse::<i64>() {
+            Ok(v) if text.starts_with('-') => -v,
+            Ok(v) => v,
+            Err(_) => return "provided port is not an integer".into(),
+        },
+    };
+    let Ok(port) = u16::try_from(value) else {
+        return "provided port is invalid".into();
+    };
+    if port == 0 && matches!(s.service_port(), ServicePort::Mapped(_)) {
+        return "can't unset 'port' since MAPPORTS is in use".into();
+    }
+    s.set_check_port(port);
+    String::new()
 }
 
 /// `set server B/S weight W[%]` as HAProxy reads it (strtol, then `%` relative to the
@@ -264,7 +385,19 @@ pub fn fetch_listeners(path: &Path) -> anyhow::Result<Vec<(SocketAddr, OwnedFd)>
 
 #[cfg(test)]
 mod tests {
-    use super::parse_weight;
+    use super::{parse_weight, strtol};
+
+    #[test]
+    fn ports_are_read_like_strtol() {
+        assert_eq!(strtol("19000"), Some(19000));
+        assert_eq!(strtol("12abc"), Some(12));
+        assert_eq!(strtol(" +5"), Some(5));
+        assert_eq!(strtol("-3"), Some(-3));
+        assert_eq!(strtol("99999999999"), Some(99_999_999_999));
+        for bad in ["", "abc", "-", "99999999999999999999"] {
+            assert_eq!(strtol(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn weights_are_read_like_haproxy() {

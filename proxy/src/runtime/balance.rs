@@ -18,8 +18,10 @@ use crate::config::model::Balance;
 pub struct LbState {
     /// Smooth round-robin credit per server (by index).
     credit: Vec<i64>,
-    /// Rotates ties (leastconn) and seeds `random`.
+    /// Seeds `random`.
     turn: u64,
+    /// Rotates leastconn's ties, from the first server as HAProxy starts.
+    ties: u64,
 }
 
 impl LbState {
@@ -27,6 +29,7 @@ impl LbState {
         LbState {
             credit: vec![0; servers],
             turn: 0x9E37_79B9_7F4A_7C15,
+            ties: 0,
         }
     }
 }
@@ -46,7 +49,13 @@ pub fn pick(
     src: IpAddr,
     avoid: Option<&Arc<Server>>,
 ) -> Result<Arc<Server>, NoServer> {
-    let candidates = candidates(backend, avoid);
+    // Round robin and leastconn's ties keep their rotation when avoiding a server: they skip
+    // the server's turn (as HAProxy's trees do), rather than turning among the others.
+    let rotates = matches!(
+        backend.balance,
+        Balance::RoundRobin | Balance::StaticRr | Balance::LeastConn
+    );
+    let candidates = candidates(backend, avoid.filter(|_| !rotates));
     if candidates.is_empty() {
         return Err(NoServer::NoneUsable);
     }
@@ -59,14 +68,47 @@ pub fn pick(
     }
     let mut lb = backend.lb.lock().unwrap_or_else(|e| e.into_inner());
     let chosen = match backend.balance {
-        Balance::RoundRobin | Balance::StaticRr => smooth_rr(&mut lb, &free),
-        Balance::LeastConn => least_conn(&mut lb, &free),
+        Balance::RoundRobin | Balance::StaticRr => {
+            let turn = smooth_rr(&mut lb, &free);
+            match avoid {
+                Some(a) if free.len() > 1 && Arc::ptr_eq(&turn, a) => smooth_rr(&mut lb, &free),
+                _ => turn,
+            }
+        }
+        Balance::LeastConn => least_conn(&mut lb, &free, avoid),
         Balance::First => free[0].1.clone(),
         Balance::Source => by_hash(&free, hash_ip(src)),
         Balance::Random(draws) => random_draws(&mut lb, &free, draws),
     };
     chosen.lb_total.fetch_add(1, Relaxed);
     Ok(chosen)
+}
+
+/// Whether the retry after `failures` failed attempts redispatches (`option redispatch`),
+/// as HAProxy 2.6 decides: the server is not usable; or the interval says so (every Nth
+/// failure with N > 0; with N < 0, every (retries + 1 + N)th, by default -1: the last
+/// retry); or, whatever the interval, the algorithm does not hash and more than one active
+/// server may take the connection (any of them will do, so none is waited for).
+pub fn redispatches(backend: &Backend, server: &Server, failures: u32) -> bool {
+    let conf = &backend.conf;
+    if !conf.options.redispatch {
+        return false;
+    }
+    let failures = i64::from(failures);
+    let every = match i64::from(conf.options.redispatch_after) {
+        n if n < 0 => i64::from(conf.retries) + 1 + n,
+        n => n,
+    };
+    // HAProxy divides by zero there (and crashes): never, here.
+    let by_interval = every != 0 && failures % every == 0;
+    let several = || {
+        let active = backend
+            .servers
+            .iter()
+            .filter(|s| !s.opts.backup && s.usable() && s.lb_weight() > 0);
+        active.count() > 1
+    };
+    !server.usable() || by_interval || (backend.balance != Balance::Source && several())
 }
 
 /// The usable servers with a weight, actives first, else backups; `(index, server)`.
@@ -110,12 +152,18 @@ fn smooth_rr(lb: &mut LbState, free: &[(usize, &Arc<Server>)]) -> Arc<Server> {
     best.1.clone()
 }
 
-fn least_conn(lb: &mut LbState, free: &[(usize, &Arc<Server>)]) -> Arc<Server> {
-    lb.turn = lb.turn.wrapping_add(1);
-    let start = (lb.turn % free.len() as u64) as usize;
+fn least_conn(
+    lb: &mut LbState,
+    free: &[(usize, &Arc<Server>)],
+    avoid: Option<&Arc<Server>>,
+) -> Arc<Server> {
+    let start = (lb.ties % free.len() as u64) as usize;
+    lb.ties = lb.ties.wrapping_add(1);
+    let avoided = |s: &Arc<Server>| free.len() > 1 && avoid.is_some_and(|a| Arc::ptr_eq(s, a));
     // Lowest connections per weight; the rotation breaks ties round-robin.
     (0..free.len())
         .map(|k| free[(start + k) % free.len()].1)
+        .filter(|s| !avoided(s))
         .min_by_key(|s| load(s))
         .map(|s| (*s).clone())
         .unwrap_or_else(|| free[0].1.clone())
@@ -210,6 +258,64 @@ mod tests {
         c
     }
 
+    /// (retries, interval) -> which of the failures redispatch, on one server.
+    fn redispatching(retries: u32, interval: Option<i32>) -> Vec<u32> {
+        let mut b = backend(Balance::Source, &[(1, false), (1, false)]);
+        b.conf.retries = retries;
+        b.conf.options.redispatch = interval.is_some();
+        b.conf.options.redispatch_after = interval.unwrap_or(0);
+        (1..=retries)
+            .filter(|&f| redispatches(&b, &b.servers[0], f))
+            .collect()
+    }
+
+    #[test]
+    fn redispatch_intervals_are_haproxys() {
+        assert_eq!(redispatching(6, None), Vec::<u32>::new());
+        // The default: the last retry.
+        assert_eq!(redispatching(6, Some(-1)), [6]);
+        assert_eq!(redispatching(6, Some(1)), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(redispatching(6, Some(2)), [2, 4, 6]);
+        assert_eq!(redispatching(6, Some(4)), [4]);
+        // -2: every (6 + 1 - 2)th failure.
+        assert_eq!(redispatching(6, Some(-2)), [5]);
+        assert_eq!(redispatching(6, Some(0)), Vec::<u32>::new());
+        // Where HAProxy would divide by zero.
+        assert_eq!(redispatching(6, Some(-7)), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn redispatch_from_a_down_server_or_among_several_whatever_the_interval() {
+        let mut b = backend(Balance::Source, &[(1, false), (1, false)]);
+        b.conf.options.redispatch = true;
+        b.conf.options.redispatch_after = 0;
+        b.conf.retries = 3;
+        assert!(!redispatches(&b, &b.servers[0], 1));
+        b.servers[0].set_up(false);
+        assert!(redispatches(&b, &b.servers[0], 1));
+        let mut rr = backend(Balance::RoundRobin, &[(1, false), (1, false), (1, true)]);
+        rr.conf.options.redispatch = true;
+        rr.conf.options.redispatch_after = 0;
+        assert!(redispatches(&rr, &rr.servers[0], 1));
+        // One active server left: only the interval (here none) would.
+        rr.servers[1].set_up(false);
+        assert!(!redispatches(&rr, &rr.servers[0], 1));
+    }
+
+    #[test]
+    fn avoiding_a_server_keeps_the_rotation() {
+        for balance in [Balance::RoundRobin, Balance::LeastConn] {
+            let b = backend(balance, &[(1, false), (1, false), (1, false)]);
+            let mut prev = pick(&b, IpAddr::from([192, 0, 2, 1]), None).unwrap();
+            let mut seen = vec![prev.id];
+            for _ in 0..4 {
+                prev = pick(&b, IpAddr::from([192, 0, 2, 1]), Some(&prev)).unwrap();
+                seen.push(prev.id);
+            }
+            assert_eq!(seen, [1, 2, 3, 1, 2], "{balance:?}");
+        }
+    }
+
     #[test]
     fn roundrobin_follows_weights() {
         let b = backend(Balance::RoundRobin, &[(1, false), (3, false), (1, true)]);
@@ -251,7 +357,7 @@ mod tests {
             let free = candidates(&b, None);
             b.servers[0].weight.store(0, Relaxed);
             let mut lb = b.lb.lock().unwrap();
-            let _ = least_conn(&mut lb, &free);
+            let _ = least_conn(&mut lb, &free, None);
             let _ = random_draws(&mut lb, &free, 2);
             assert_eq!(load(&b.servers[0]), 256);
         }

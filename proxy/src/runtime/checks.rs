@@ -134,7 +134,7 @@ type Verdict = (&'static str, Option<u16>, String);
 
 fn check_addr(server: &Server, port: Option<u16>) -> Option<SocketAddr> {
     let ip = server.opts.check_addr.or_else(|| server.addr())?;
-    let port = port.or(server.opts.check_port).or(server.port)?;
+    let port = port.or(server.check_port()).or(server.port())?;
     Some(SocketAddr::new(ip, port))
 }
 

@@ -51,6 +51,8 @@ enum Stage {
 #[derive(Debug, Clone, Default)]
 pub struct Decoder {
     stage: Stage,
+    /// [`Decoder::logged_size`] of what was checked so far.
+    logged: u64,
 }
 
 impl Decoder {
@@ -75,6 +77,7 @@ impl Decoder {
                 Stage::Data(_) if rest.is_empty() => return Ok(at),
                 Stage::Data(left) => {
                     let n = (rest.len() as u64).min(left);
+                    self.logged += n;
                     let next = if n == left {
                         Stage::DataEnd
                     } else {
@@ -93,9 +96,10 @@ impl Decoder {
                         return Ok(at);
                     };
                     let next = if matches!(line, b"\r\n" | b"\n") {
+                        self.logged += 1;
                         Stage::Done
                     } else {
-                        trailer(line)?;
+                        self.logged += trailer(line)?;
                         Stage::Trailers
                     };
                     (line.len(), next)
@@ -109,6 +113,13 @@ impl Decoder {
     /// Whether the whole body (through the empty line after the trailers) was seen.
     pub fn is_done(&self) -> bool {
         self.stage == Stage::Done
+    }
+
+    /// The size HAProxy counts for the body checked so far in its logs and stats: the size
+    /// of its internal form, not of the wire's framing: the chunks' data, each trailer's
+    /// name and value, and one byte for the end of the trailers.
+    pub fn logged_size(&self) -> u64 {
+        self.logged
     }
 }
 
@@ -161,8 +172,9 @@ fn size(line: &[u8]) -> Result<u64, ChunkError> {
     }
 }
 
-/// `field-name ":" field-value`, the name a token, the value free of control characters.
-fn trailer(line: &[u8]) -> Result<(), ChunkError> {
+/// `field-name ":" field-value`, the name a token, the value free of control characters;
+/// its logged size (name and value without the blanks around it).
+fn trailer(line: &[u8]) -> Result<u64, ChunkError> {
     let text = content(line);
     let colon = text
         .iter()
@@ -176,7 +188,7 @@ fn trailer(line: &[u8]) -> Result<(), ChunkError> {
     {
         return Err(ChunkError::Trailer);
     }
-    Ok(())
+    Ok((name.len() + value.trim_ascii().len()) as u64)
 }
 
 #[cfg(test)]
@@ -222,6 +234,20 @@ mod tests {
         }
         let long = "1".repeat(MAX_LINE);
         assert_eq!(whole(&long), Err(ChunkError::LineTooLong));
+    }
+
+    #[test]
+    fn logged_sizes_count_data_and_trailers_like_haproxy() {
+        // HAProxy logged these bodies' responses as 67 and 68 bytes: 58 for the head
+        // (`HTTP/1.1 200 OK`, `transfer-encoding: chunked`), and these.
+        for (body, logged) in [
+            ("5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n", 9),
+            ("5\r\nhello\r\n0\r\nX-T:  1 \r\n\r\n", 10),
+        ] {
+            let mut d = Decoder::default();
+            d.advance(body.as_bytes()).unwrap();
+            assert_eq!(d.logged_size(), logged, "{body:?}");
+        }
     }
 
     #[test]

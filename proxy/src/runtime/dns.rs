@@ -37,7 +37,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use thiserror::Error;
 use tokio::net::UdpSocket;
 
-use super::state::{Server, State};
+use super::state::{Backend, Server, State};
 use crate::config::model::{Network, Resolvers};
 
 /// Why a resolution failed; [`DnsError::hold_status`] names the `hold` that applies.
@@ -76,10 +76,24 @@ struct Resolution {
     servers: Vec<Requester>,
 }
 
+impl Resolution {
+    /// Lets go of the servers whose name changed since (another resolution serves them
+    /// now, even if the name came back to this one); false when none is left.
+    fn keep_current(&mut self) -> bool {
+        self.servers
+            .retain(|r| r.server.host_generation() == r.generation);
+        !self.servers.is_empty()
+    }
+}
+
 /// A server waiting for a resolution's answers.
 #[derive(Debug)]
 struct Requester {
     server: Arc<Server>,
+    /// The server's host generation this resolution serves: once `set server ... fqdn`
+    /// changes the name, another resolution serves the server ([`change_fqdn`]) and this
+    /// one lets it go.
+    generation: u64,
     /// The other servers of its backend resolving the same name: their addresses are the
     /// duplicates `prevent-dup-ip` avoids.
     siblings: Vec<Arc<Server>>,
@@ -97,7 +111,7 @@ pub fn spawn_all(state: &Arc<State>) {
             let Some((resolvers, name)) = what_to_resolve(state, server) else {
                 continue;
             };
-            let requester = Requester::new(server, &backend.servers);
+            let requester = Requester::new(server, &backend.servers, server.host_generation());
             // HAProxy shares a resolution per section, name and preferred query type.
             let key = format!(
                 "{}\0{}\0{}",
@@ -127,16 +141,16 @@ pub fn spawn_all(state: &Arc<State>) {
 /// The section and the name a server resolves at run time, if it does.
 fn what_to_resolve<'s>(state: &'s State, server: &Server) -> Option<(&'s Resolvers, Name)> {
     let resolvers = state.config.resolvers(server.opts.resolvers.as_deref()?)?;
-    if server.host.parse::<IpAddr>().is_ok() {
+    let host = server.host();
+    if host.parse::<IpAddr>().is_ok() {
         return None;
     }
-    let Some(name) = fqdn(&server.host) else {
+    let Some(name) = fqdn(&host) else {
         eprintln!(
-            "[ALERT]    ({}) : {}/{}: '{}' is not a valid host name to resolve.",
+            "[ALERT]    ({}) : {}/{}: '{host}' is not a valid host name to resolve.",
             std::process::id(),
             server.backend,
             server.name,
-            server.host
         );
         return None;
     };
@@ -144,7 +158,7 @@ fn what_to_resolve<'s>(state: &'s State, server: &Server) -> Option<(&'s Resolve
 }
 
 impl Requester {
-    fn new(server: &Arc<Server>, backend_servers: &[Arc<Server>]) -> Requester {
+    fn new(server: &Arc<Server>, backend_servers: &[Arc<Server>], generation: u64) -> Requester {
         let siblings = backend_servers
             .iter()
             .filter(|s| !Arc::ptr_eq(s, server) && resolves_as(s, server))
@@ -152,6 +166,7 @@ impl Requester {
             .collect();
         Requester {
             server: server.clone(),
+            generation,
             siblings,
             last_valid: Instant::now(),
             resolved: None,
@@ -162,7 +177,58 @@ impl Requester {
 /// Whether `other` resolves the same name as `server` (HAProxy compares host names
 /// case-insensitively among servers that have resolvers).
 fn resolves_as(other: &Server, server: &Server) -> bool {
-    other.opts.resolvers.is_some() && other.host.eq_ignore_ascii_case(&server.host)
+    other.opts.resolvers.is_some() && other.host().eq_ignore_ascii_case(&server.host())
+}
+
+/// `set server B/S fqdn NAME` for a server with `resolvers`: the server takes the name and
+/// resolves it from now on (an address-shaped name is not resolved); it keeps its address
+/// until an answer for the new name moves it. HAProxy's answer, without its " by ..." end.
+pub fn change_fqdn(
+    state: &Arc<State>,
+    backend: &Backend,
+    server: &Arc<Server>,
+    name: &str,
+) -> String {
+    if !valid_fqdn(name) {
+        return format!("invalid fqdn '{name}'");
+    }
+    let old = server.host();
+    if old == name {
+        // Sic: HAProxy's spelling.
+        return "no need to change the FDQN".into();
+    }
+    // HAProxy keeps the name in lower case (but compares and answers with it as given). A
+    // change of case alone names the same host: the resolution running goes on.
+    if !old.eq_ignore_ascii_case(name) {
+        let generation = server.set_host(&name.to_ascii_lowercase());
+        if let Some((resolvers, dns_name)) = what_to_resolve(state, server) {
+            let resolution = Resolution {
+                resolvers: resolvers.clone(),
+                name: dns_name,
+                prefer_v6: server.opts.resolve_prefer_v6,
+                servers: vec![Requester::new(server, &backend.servers, generation)],
+            };
+            tokio::spawn(resolve_loop(state.clone(), resolution));
+        }
+    }
+    format!(
+        "{}/{} changed its FQDN from {old} to {name}",
+        server.backend, server.name
+    )
+}
+
+/// A host name HAProxy accepts: dot-separated labels of letters, digits and hyphens, 63
+/// characters at most each, 255 in all.
+fn valid_fqdn(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// The absolute name for a host as written (no search domains: HAProxy uses none).
@@ -175,7 +241,13 @@ fn fqdn(host: &str) -> Option<Name> {
 async fn resolve_loop(state: Arc<State>, mut res: Resolution) {
     let nameservers = nameservers(&res.resolvers);
     loop {
-        match resolve(&nameservers, &res.resolvers, &res.name, res.prefer_v6).await {
+        if !res.keep_current() {
+            return;
+        }
+        let outcome = resolve(&nameservers, &res.resolvers, &res.name, res.prefer_v6).await;
+        // A name may have changed while the query ran.
+        res.keep_current();
+        match outcome {
             Ok(mut answer) => {
                 for req in &mut res.servers {
                     req.last_valid = Instant::now();

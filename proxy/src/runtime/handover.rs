@@ -18,6 +18,7 @@
 //! HAProxy sends them; the receiver reads until it holds N, and checks every one is a TCP
 //! socket bound to the address announced for it.
 
+use std::collections::BTreeSet;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -114,6 +115,30 @@ fn peer(stream: &impl AsFd) -> io::Result<(i32, u32)> {
     Ok((cred.pid(), cred.uid()))
 }
 
+/// The listening sockets this process sent to another one, by inode (a socket's identity,
+/// shared by every descriptor of it): recorded once a send completed, never forgotten,
+/// since the other process may still listen on them.
+static HANDED_OVER: std::sync::Mutex<BTreeSet<u64>> = std::sync::Mutex::new(BTreeSet::new());
+
+/// A socket's inode; None if fstat(2) fails (never on a descriptor we hold).
+fn inode(socket: &impl AsFd) -> Option<u64> {
+    nix::sys::stat::fstat(socket.as_fd()).ok().map(|s| s.st_ino)
+}
+
+/// Whether another process may hold `socket` now: a pause (SIGTTOU) must then not shut it
+/// down, since that would stop it listening there too; a socket never sent is shut down,
+/// freeing its port.
+pub fn handed_over(socket: &impl AsFd) -> bool {
+    let sent = HANDED_OVER.lock().unwrap_or_else(|e| e.into_inner());
+    inode(socket).is_some_and(|i| sent.contains(&i))
+}
+
+/// Records `fds` as handed over, once they went.
+fn note_handed_over(fds: &[(SocketAddr, OwnedFd)]) {
+    let mut sent = HANDED_OVER.lock().unwrap_or_else(|e| e.into_inner());
+    sent.extend(fds.iter().filter_map(|(_, fd)| inode(fd)));
+}
+
 /// Duplicates of the sockets in `handover`, to send.
 pub fn duplicates(handover: &Handover) -> io::Result<Vec<(SocketAddr, OwnedFd)>> {
     let list = handover.lock().unwrap_or_else(|e| e.into_inner());
@@ -123,7 +148,7 @@ pub fn duplicates(handover: &Handover) -> io::Result<Vec<(SocketAddr, OwnedFd)>>
 }
 
 /// Sends "N addr...\n" with the first batch of descriptors, then one byte with each further
-/// batch.
+/// batch; the sockets count as handed over once all went.
 pub async fn send_fds(stream: &UnixStream, fds: &[(SocketAddr, OwnedFd)]) -> io::Result<()> {
     let text = format!(
         "{} {}\n",
@@ -145,7 +170,10 @@ pub async fn send_fds(stream: &UnixStream, fds: &[(SocketAddr, OwnedFd)]) -> io:
         if data.is_empty() {
             match batches.next() {
                 Some(next) => (data, batch) = (b"+", next),
-                None => return Ok(()),
+                None => {
+                    note_handed_over(fds);
+                    return Ok(());
+                }
             }
         }
     }

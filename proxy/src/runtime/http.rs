@@ -6,6 +6,8 @@
 //! closes). Bodies are relayed by their framing (Content-Length, chunked, until close).
 //! Errors use the proxy's `errorfile`s or HAProxy's default pages; each request is logged
 //! with `option httplog`. The stats page is served here for proxies with `stats enable`.
+//! A proxy's rules ([`super::rules`]: `monitor-uri`, `http-request`, `use_backend`,
+//! `http-response`) run on each request and response when it has any.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use super::forward::{self, Moved};
 use super::log;
 use super::session::{self, ConnectError, Slot};
 use super::state::{Backend, Frontend, Server, SessionTimes, State};
-use super::{chunked, meter, prometheus, stats};
+use super::{chunked, meter, prometheus, rules, stats};
 use crate::config::model::Proxy;
 
 /// Largest request or response head (HAProxy's default buffer size).
@@ -68,6 +70,62 @@ impl Head {
         }
         out.push_str("\r\n");
         out.into_bytes()
+    }
+    /// The head's size as HAProxy counts it in its logs and stats (`%B`, `%U`, `bout`,
+    /// `bin`): the size of its internal (HTX) form, not of the wire's. A start line is 20
+    /// bytes of fixed fields and its three parts; a header, its name and value; the end of
+    /// the head, one byte. `Connection`'s `close` and `keep-alive` belong to the HTTP/1
+    /// layer, which drops them (and the header, when nothing else is left).
+    fn logged_size(&self) -> u64 {
+        let line = 20 + self.first.iter().map(String::len).sum::<usize>();
+        let headers: usize = self.headers.iter().map(|(n, v)| logged_header(n, v)).sum();
+        (line + headers + 1) as u64
+    }
+}
+
+/// A header's part of [`Head::logged_size`].
+fn logged_header(name: &str, value: &str) -> usize {
+    if !name.eq_ignore_ascii_case("connection") {
+        return name.len() + value.len();
+    }
+    let (count, len) = value
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+        .fold((0, 0), |(count, len), t| (count + 1, len + t.len()));
+    // The tokens left are joined with ", ".
+    if count == 0 {
+        0
+    } else {
+        name.len() + len + 2 * (count - 1)
+    }
+}
+
+/// The logged size of the part of the body of response `resp` (to a `method` request) that
+/// is in `buf` already.
+fn buffered_size(resp: &Head, method: &str, buf: &Buf) -> u64 {
+    match response_framing(resp, method) {
+        Framing::None => 0,
+        Framing::Length(n) => (buf.len() as u64).min(n),
+        Framing::UntilClose => buf.len() as u64,
+        Framing::Chunked => {
+            let mut decoder = chunked::Decoder::default();
+            // A malformed part is not counted (HAProxy would not parse it either).
+            let _ = decoder.advance(buf.bytes());
+            decoder.logged_size()
+        }
+    }
+}
+
+/// [`Head::logged_size`] of a whole response hapx makes (an error page, a rule's answer),
+/// its body included.
+fn logged_size(message: &[u8]) -> u64 {
+    let parsed = find_head_end(message)
+        .and_then(|end| Some((parse_head(&message[..end], false).ok()?, end)));
+    match parsed {
+        Some((head, end)) => head.logged_size() + (message.len() - end) as u64,
+        None => message.len() as u64,
     }
 }
 
@@ -155,6 +213,13 @@ impl Buf {
         self.consume(self.len());
         out
     }
+    /// Frees the space of an empty buffer: a connection waiting for its next message holds
+    /// none (a chunk each; HAProxy's idle connections hold no buffer either).
+    fn release_if_empty(&mut self) {
+        if self.is_empty() {
+            self.data = Vec::new();
+        }
+    }
 }
 
 /// A socket with its read buffer.
@@ -185,6 +250,11 @@ impl Conn {
 
     /// Reads what the socket has now, without waiting; `None` if nothing came yet.
     fn try_fill(&mut self) -> std::io::Result<Option<usize>> {
+        // No space is allocated before data is known to be there ([`Conn::fill_until`]
+        // waits for it first): a connection that sends nothing holds no buffer.
+        if self.buf.data.is_empty() {
+            return Ok(None);
+        }
         match forward::read_drain(&self.stream, self.buf.spare()) {
             Ok(n) => {
                 self.buf.end += n;
@@ -455,40 +525,9 @@ fn response_framing(resp: &Head, method: &str) -> Framing {
     resp.framing
 }
 
-/// HAProxy's default error pages.
+/// HAProxy's default error pages (they close the connection).
 fn default_error(code: u16) -> Vec<u8> {
-    let (reason, text) = match code {
-        400 => ("Bad request", "Your browser sent an invalid request."),
-        403 => ("Forbidden", "Request forbidden by administrative rules."),
-        422 => (
-            "Unprocessable Content",
-            "The server cannot process the contained instructions.",
-        ),
-        408 => (
-            "Request Time-out",
-            "Your browser didn't send a complete request in time.",
-        ),
-        500 => (
-            "Internal Server Error",
-            "An internal server error occurred.",
-        ),
-        502 => (
-            "Bad Gateway",
-            "The server returned an invalid or incomplete response.",
-        ),
-        503 => (
-            "Service Unavailable",
-            "No server is available to handle this request.",
-        ),
-        504 => ("Gateway Time-out", "The server didn't respond in time."),
-        _ => ("Error", "An error occurred."),
-    };
-    let body = format!("<html><body><h1>{code} {reason}</h1>\n{text}\n</body></html>\n");
-    format!(
-        "HTTP/1.1 {code} {reason}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    rules::message(code, "", false)
 }
 
 fn error_page(proxy: &Proxy, code: u16) -> Vec<u8> {
@@ -505,12 +544,20 @@ struct Req {
     started: Instant,
     /// `started` in epoch milliseconds, for the counters ([`meter::ms_at`]).
     started_ms: u64,
-    date: String,
+    /// What only the log line shows ([`log::HttpFacts::gather`]: none when nothing logs).
+    log: Option<Box<log::HttpFacts>>,
     server: String,
     status: u16,
+    /// The response's size as the logs and stats count it ([`Head::logged_size`]).
     bytes: u64,
+    /// The request head's logged size as it arrived: HAProxy counts each message as it
+    /// comes in, before its rules edit it.
+    received_head: u64,
     connect_ms: i64,
     response_ms: i64,
+    /// `TR` and `Tw` of the log line: -1 when the request never got that far.
+    request_ms: i64,
+    queue_ms: i64,
     /// The client connection closes after this response (see [`Head::dropped_length`]).
     close: bool,
 }
@@ -541,18 +588,19 @@ pub async fn serve(
         let first_request = std::mem::replace(&mut first, false);
         let started = Instant::now();
         let started_ms = meter::ms_at(started);
-        let date = if fe.logger.is_empty() {
-            String::new()
-        } else {
-            log::accept_date()
-        };
         let next = if first_request {
             client.read_head(wait, true).await
         } else {
+            // A kept-alive connection waits for its next request without read buffers,
+            // its own or its pooled server connection's.
+            client.buf.release_if_empty();
+            if let Some((_, sconn, _)) = &mut server {
+                sconn.buf.release_if_empty();
+            }
             next_request(&state, stopped.as_mut(), &mut client, wait).await
         };
         let next = next.and_then(|head| check_body_start(head, &client.buf));
-        let head = match next {
+        let mut head = match next {
             Ok(h) => h,
             Err(ReadError::Closed) => return,
             Err(e) => {
@@ -566,15 +614,18 @@ pub async fn serve(
                     line: "<BADREQ>".into(),
                     started,
                     started_ms,
-                    date,
+                    log: log::HttpFacts::gather(&state, &fe, peer, local, started),
                     server: "<NOSRV>".into(),
                     status: code,
                     bytes: 0,
+                    received_head: 0,
                     connect_ms: -1,
                     response_ms: -1,
+                    request_ms: -1,
+                    queue_ms: -1,
                     close: false,
                 };
-                req.bytes = error_page(&fe.conf, code).len() as u64;
+                req.bytes = logged_size(&error_page(&fe.conf, code));
                 http_log(
                     &fe,
                     None,
@@ -597,14 +648,52 @@ pub async fn serve(
             },
             started,
             started_ms,
-            date,
+            log: log::HttpFacts::gather(&state, &fe, peer, local, started),
             server: "<NOSRV>".into(),
             status: 0,
             bytes: 0,
+            received_head: head.logged_size(),
             connect_ms: -1,
             response_ms: -1,
+            request_ms: 0,
+            queue_ms: 0,
             close: false,
         };
+        if let Some(facts) = req.log.as_deref_mut() {
+            facts.request(&fe, &mut head, peer);
+            facts.bytes_in = req.received_head;
+        }
+        // The proxy's rules (none: nothing to do, nothing parsed).
+        let mut routed = None;
+        if rules::http_applies(&fe) {
+            let dst = rules::local_addr(&client.stream, local);
+            // As HAProxy does, a proxy's own answer keeps the connection only when the
+            // request's whole body came already (it is then drained); the reply says
+            // `connection: close` when it closes.
+            let body = buffered_body(&head, &client.buf);
+            let keep_answer = keep_client && body.is_some();
+            match rules::route_request(&state, &fe, &mut head, peer, dst, keep_answer) {
+                rules::Routed::Backend(b) => routed = Some(b),
+                rules::Routed::Rejected => {
+                    fe.counters.denied_req.fetch_add(1, Relaxed);
+                    // Logged as HAProxy does: no status, no timer but the total.
+                    if !req.line.is_empty() {
+                        req.line = "<BADREQ>".into();
+                    }
+                    (req.request_ms, req.queue_ms) = (-1, -1);
+                    http_log(&fe, None, peer, &req, "PR--");
+                    return;
+                }
+                rules::Routed::Answered(answer) => {
+                    client.buf.consume(body.unwrap_or(0));
+                    (req.request_ms, req.queue_ms) = (0, -1);
+                    if !send_local(&fe, &mut client, &mut req, peer, answer, keep_answer).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
         if let Some(path) = &fe.conf.prometheus {
             if path.is_empty() || head.first[1].split('?').next() == Some(path.as_str()) {
                 let body = prometheus::render(&state);
@@ -621,9 +710,10 @@ pub async fn serve(
         }
         if fe.conf.stats.enabled && head.first[1].starts_with(fe.conf.stats.uri()) {
             let (resp, status) = stats_response(&state, &fe.conf, &head);
+            fe.counters.intercepted.fetch_add(1, Relaxed);
             fe.counters.count_status(status);
             req.status = status;
-            req.bytes = resp.len() as u64;
+            req.bytes = logged_size(&resp);
             req.server = "<STATS>".into();
             if client.stream.write_all(&resp).await.is_err() {
                 return;
@@ -634,12 +724,14 @@ pub async fn serve(
             }
             continue;
         }
-        let Some(backend) = fe.backend.clone() else {
+        let Some(backend) = routed.unwrap_or_else(|| fe.backend.clone()) else {
             send_error(&fe, &mut client, 503, &mut req).await;
             http_log(&fe, None, peer, &req, "SC--");
             return;
         };
-        let outcome = exchange(
+        // Boxed: the exchange's state (connecting, relaying) lives while a request is
+        // served, not in every connection's future while it waits for its next request.
+        let outcome = Box::pin(exchange(
             &state,
             &fe,
             &backend,
@@ -649,13 +741,28 @@ pub async fn serve(
             peer,
             local,
             &mut req,
-        )
+        ))
         .await;
         http_log(&fe, Some(&backend), peer, &req, outcome.flags);
         record_times(&backend, &req, outcome.flags);
         if !outcome.keep || !keep_client {
             return;
         }
+    }
+}
+
+/// How many of the buffered bytes are the whole body of the request `head`, if all of it
+/// came already (0 without a body).
+fn buffered_body(head: &Head, buf: &Buf) -> Option<usize> {
+    match head.framing {
+        Framing::None => Some(0),
+        Framing::Length(n) => usize::try_from(n).ok().filter(|&n| n <= buf.len()),
+        Framing::Chunked => {
+            let mut decoder = chunked::Decoder::default();
+            let n = decoder.advance(buf.bytes()).ok()?;
+            decoder.is_done().then_some(n)
+        }
+        Framing::UntilClose => None,
     }
 }
 
@@ -723,11 +830,39 @@ struct Outcome {
     flags: &'static str,
 }
 
+/// Sends a response a rule made (after its tarpit delay), adds its size to the request's
+/// logged bytes, and logs it; false when the connection ends with it.
+async fn send_local(
+    fe: &Frontend,
+    client: &mut Conn,
+    req: &mut Req,
+    peer: SocketAddr,
+    answer: rules::Local,
+    keep: bool,
+) -> bool {
+    if let Some(delay) = answer.delay {
+        let held = Instant::now();
+        tokio::time::sleep(delay).await;
+        (req.request_ms, req.queue_ms) = (-1, held.elapsed().as_millis() as i64);
+    }
+    if answer.denied {
+        fe.counters.denied_req.fetch_add(1, Relaxed);
+    }
+    fe.counters.count_status(answer.status);
+    req.status = answer.status;
+    req.bytes += logged_size(&answer.bytes);
+    let sent = client.stream.write_all(&answer.bytes).await.is_ok();
+    if answer.logged {
+        http_log(fe, None, peer, req, answer.flags);
+    }
+    sent && keep && !answer.close
+}
+
 async fn send_error(fe: &Frontend, client: &mut Conn, code: u16, req: &mut Req) {
     let page = error_page(&fe.conf, code);
     fe.counters.count_status(code);
     req.status = code;
-    req.bytes = page.len() as u64;
+    req.bytes = logged_size(&page);
     let _ = client.stream.write_all(&page).await;
 }
 
@@ -744,6 +879,14 @@ async fn exchange(
     req: &mut Req,
 ) -> Outcome {
     let conf = &backend.conf;
+    // `use_backend` may send this request elsewhere than the previous one.
+    if !fe.switching.is_empty()
+        && server
+            .as_ref()
+            .is_some_and(|(s, ..)| s.backend != backend.name)
+    {
+        *server = None;
+    }
     let _be_session = backend.counters.open_at(req.started_ms);
     backend.counters.request_at(req.started_ms);
     forwardfor(
@@ -758,13 +901,17 @@ async fn exchange(
     let bytes = head.serialize();
     // A reused server connection may have been closed by the server meanwhile: then a new
     // connection is made once (nothing of the request was consumed yet).
-    for attempt in 0..2 {
+    'attempts: for attempt in 0..2 {
         // A new server connection starts with the PROXY header, when the server wants one.
         let mut header = Vec::new();
         if server.is_none() {
             match session::connect(backend, peer, local, true).await {
                 Ok(c) => {
                     req.connect_ms = c.connect_time.as_millis() as i64;
+                    req.queue_ms = c.queue_time.as_millis() as i64;
+                    if let Some(facts) = req.log.as_deref_mut() {
+                        (facts.retries, facts.redispatched) = (c.retries, c.redispatched);
+                    }
                     header = session::proxy_header(&c.server, peer, local);
                     *server = Some((c.server, Conn::new(c.stream), c.slot));
                 }
@@ -787,6 +934,9 @@ async fn exchange(
             break;
         };
         req.server = srv.name.clone();
+        if let Some(facts) = req.log.as_deref_mut() {
+            facts.connected(&sconn.stream);
+        }
         srv.counters.request_at(req.started_ms);
         let sent = if header.is_empty() {
             sconn.stream.write_all(&bytes).await
@@ -814,7 +964,10 @@ async fn exchange(
         .await
         {
             Ok(body) => {
-                let sent = bytes.len() as u64 + body;
+                let sent = req.received_head + body;
+                if let Some(facts) = req.log.as_deref_mut() {
+                    facts.bytes_in = sent;
+                }
                 for c in [&fe.counters, &backend.counters, &srv.counters] {
                     c.bytes_in.fetch_add(sent, Relaxed);
                 }
@@ -838,8 +991,12 @@ async fn exchange(
             }
         }
         let waited = Instant::now();
-        let resp = loop {
-            match sconn.read_head(conf.timeouts.server, false).await {
+        // The response head has one binding, matched as it arrives: each other binding of
+        // it (the loop's result, a `mut` rebinding) would be one more slot in the future.
+        let mut resp = loop {
+            let next = sconn.read_head(conf.timeouts.server, false).await;
+            req.response_ms = waited.elapsed().as_millis() as i64;
+            match next {
                 Ok(r) if r.first[1].starts_with('1') && r.first[1] != "101" => {
                     if client.stream.write_all(&r.serialize()).await.is_err() {
                         return Outcome {
@@ -848,30 +1005,60 @@ async fn exchange(
                         };
                     }
                 }
-                other => break other,
+                Ok(r) => break r,
+                Err(ReadError::Closed)
+                    if attempt == 0 && req.connect_ms == 0 && req_framing == Framing::None =>
+                {
+                    *server = None;
+                    continue 'attempts;
+                }
+                Err(e) => {
+                    *server = None;
+                    srv_error(backend);
+                    let code = if e == ReadError::Timeout { 504 } else { 502 };
+                    send_error(fe, client, code, req).await;
+                    backend.counters.count_status(code);
+                    return Outcome {
+                        keep: false,
+                        flags: if code == 504 { "sH--" } else { "SH--" },
+                    };
+                }
             }
         };
-        req.response_ms = waited.elapsed().as_millis() as i64;
-        let resp = match resp {
-            Ok(r) => r,
-            Err(ReadError::Closed)
-                if attempt == 0 && req.connect_ms == 0 && req_framing == Framing::None =>
+        // Counted as it arrived, before the rules edit it (as HAProxy counts it).
+        req.bytes = resp.logged_size();
+        if rules::has_response_rules(fe, backend) {
+            let dst = rules::local_addr(&client.stream, local);
+            let keep = !(head.has_token("connection", "close")
+                || (head.http10(2) && !head.has_token("connection", "keep-alive")));
+            if let Some(answer) =
+                rules::route_response(state, fe, backend, &mut resp, peer, dst, keep)
             {
+                // The server's response is dropped with its connection; the client's
+                // stays as it asked.
+                srv.counters
+                    .count_status(resp.first[1].parse().unwrap_or(0));
+                for c in [&fe.counters, &backend.counters, &srv.counters] {
+                    c.denied_resp.fetch_add(1, Relaxed);
+                }
+                // HAProxy counts the refused response too, as much of it as it read.
+                req.bytes += buffered_size(&resp, method, &sconn.buf);
                 *server = None;
-                continue;
-            }
-            Err(e) => {
-                *server = None;
-                srv_error(backend);
-                let code = if e == ReadError::Timeout { 504 } else { 502 };
-                send_error(fe, client, code, req).await;
-                backend.counters.count_status(code);
+                backend.counters.count_status(answer.status);
+                req.response_ms = -1;
+                // Logged by the caller, with the backend; counted in `dresp` here.
+                let answer = rules::Local {
+                    logged: false,
+                    denied: false,
+                    ..answer
+                };
+                let keep = send_local(fe, client, req, peer, answer, keep).await;
                 return Outcome {
-                    keep: false,
-                    flags: if code == 504 { "sH--" } else { "SH--" },
+                    keep,
+                    flags: "PH--",
                 };
             }
-        };
+        }
         return respond(state, fe, backend, client, server, resp, method, req).await;
     }
     send_error(fe, client, 502, req).await;
@@ -914,6 +1101,9 @@ async fn respond(
     }
     let status: u16 = resp.first[1].parse().unwrap_or(0);
     req.status = status;
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.response(fe, &resp);
+    }
     fe.counters.count_status(status);
     backend.counters.count_status(status);
     let Some((srv, sconn, _)) = server.as_mut() else {
@@ -935,6 +1125,7 @@ async fn respond(
     }
     // The head and the body bytes already read go out in one write.
     let mut first = resp.serialize();
+    let head_len = first.len();
     let framing = match framing {
         Framing::Length(n) => {
             let k = (sconn.buf.len() as u64).min(n) as usize;
@@ -951,14 +1142,24 @@ async fn respond(
             flags: "CD--",
         };
     }
-    req.bytes = first.len() as u64;
+    req.bytes += (first.len() - head_len) as u64;
+    // `option logasap`: the line goes now, with the times and bytes so far.
+    let asap = req.log.as_deref().filter(|f| f.asap(fe)).map(|f| f.client);
+    if let Some(client) = asap {
+        http_log(fe, Some(backend), client, req, "----");
+        if let Some(facts) = req.log.as_deref_mut() {
+            facts.logged = true;
+        }
+    }
     if status == 101 {
         // Protocol switch (WebSocket...): a tunnel until either side ends.
         let moved = Moved::default();
         let _ = client.stream.write_all(&sconn.buf.take()).await;
         let _ = sconn.stream.write_all(&client.buf.take()).await;
         let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
-        forward::forward(&client.stream, &sconn.stream, idle, state.splice, &moved).await;
+        // Boxed: a tunnel's state would otherwise be part of every request's future.
+        let tunnel = forward::forward(&client.stream, &sconn.stream, idle, state.splice, &moved);
+        Box::pin(tunnel).await;
         req.bytes += moved.to_client.load(Relaxed);
         *server = None;
         return Outcome {
@@ -993,7 +1194,8 @@ async fn respond(
     }
 }
 
-/// Relays a body from `src` (its buffer first) to `dst`; the bytes written.
+/// Relays a body from `src` (its buffer first) to `dst`; its size as the logs count it
+/// (the bytes written, but for a chunked body: [`chunked::Decoder::logged_size`]).
 async fn relay_body(
     src: &mut Conn,
     dst: &TcpStream,
@@ -1048,14 +1250,13 @@ async fn write_all(dst: &mut &TcpStream, data: &[u8]) -> std::io::Result<()> {
 }
 
 /// Relays a chunked body, checking its framing ([`chunked::Decoder`]) before forwarding
-/// each piece; a framing error is an `InvalidData` error.
+/// each piece; a framing error is an `InvalidData` error. Its logged size.
 async fn relay_chunked(
     src: &mut Conn,
     dst: &TcpStream,
     timeout: Option<Duration>,
 ) -> std::io::Result<u64> {
     let mut dst_ref = dst;
-    let mut sent = 0u64;
     let mut decoder = chunked::Decoder::default();
     loop {
         let n = decoder
@@ -1064,10 +1265,9 @@ async fn relay_chunked(
         if n > 0 {
             write_all(&mut dst_ref, &src.buf.bytes()[..n]).await?;
             src.buf.consume(n);
-            sent += n as u64;
         }
         if decoder.is_done() {
-            return Ok(sent);
+            return Ok(decoder.logged_size());
         }
         if src.fill(timeout).await? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -1152,28 +1352,24 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 fn http_log(fe: &Frontend, backend: Option<&Backend>, peer: SocketAddr, req: &Req, flags: &str) {
-    if fe.logger.is_empty() || fe.conf.options.httplog.is_none() && fe.conf.options.tcplog.is_none()
-    {
+    let Some(facts) = req.log.as_deref().filter(|f| !f.logged) else {
         return;
-    }
-    let total = req.started.elapsed().as_millis();
-    let line = format!(
-        "{}:{} [{}] {} {}/{} 0/0/{}/{}/{total} {} {} - - {flags} {}/{}/0/0/0 0/0 \"{}\"",
-        peer.ip(),
-        peer.port(),
-        req.date,
-        fe.name,
-        backend.map_or(fe.name.as_str(), |b| b.name.as_str()),
-        req.server,
-        req.connect_ms,
-        req.response_ms,
-        req.status,
-        req.bytes,
-        fe.counters.cur.load(Relaxed),
-        fe.counters.cur.load(Relaxed),
-        req.line
-    );
-    fe.logger.send(log::LOG_INFO, &line);
+    };
+    let outcome = log::HttpOutcome {
+        client: peer,
+        backend,
+        server: &req.server,
+        line: &req.line,
+        started: req.started,
+        status: req.status,
+        bytes_out: req.bytes,
+        request_ms: req.request_ms,
+        queue_ms: req.queue_ms,
+        connect_ms: req.connect_ms,
+        response_ms: req.response_ms,
+        term: flags,
+    };
+    fe.logger.log_http(fe, facts, &outcome);
 }
 
 /// `option forwardfor` as HAProxy applies it when the frontend or the backend sets it: the
@@ -1348,6 +1544,31 @@ mod tests {
             );
             assert_eq!(request(&raw).unwrap_err().status(), 400, "{cl:?}");
         }
+    }
+
+    #[test]
+    fn sizes_are_logged_as_haproxy_logs_them() {
+        // `%B` and `%U` of HAProxy for these messages (the connection's tokens, the wire's
+        // separators and line ends do not count).
+        assert_eq!(logged_size(&rules::message(403, "", false)), 192);
+        for (raw, size) in [
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello",
+                58,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello",
+                54,
+            ),
+            ("HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n", 47),
+            ("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi", 51),
+        ] {
+            assert_eq!(logged_size(raw.as_bytes()), size, "{raw:?}");
+        }
+        let head = request(
+            "GET /a HTTP/1.1\r\nHost: t\r\nX-Some:   v  \r\nConnection: keep-alive, close\r\n\r\n",
+        );
+        assert_eq!(head.map(|h| h.logged_size()), Ok(46));
     }
 
     #[test]

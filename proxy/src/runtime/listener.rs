@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -33,6 +33,9 @@ pub struct AcceptTuning {
     pub delayed_ack: bool,
     /// `defer-accept`: a connection is accepted once data arrives (TCP_DEFER_ACCEPT, 1 s).
     pub defer_accept: bool,
+    /// `option nolinger`: SO_LINGER 0, which accepted sockets inherit, so a connection
+    /// closed before the client closed resets instead (as HAProxy sets it on its listeners).
+    pub nolinger: bool,
 }
 
 impl AcceptTuning {
@@ -41,11 +44,14 @@ impl AcceptTuning {
         AcceptTuning {
             delayed_ack: frontend.smart_accept(),
             defer_accept: bind.defer_accept,
+            nolinger: frontend.options.nolinger,
         }
     }
 
     fn apply(self, socket: &Socket) -> io::Result<()> {
         socket.set_tcp_quickack(!self.delayed_ack)?;
+        // Also undoes the linger an old process's configuration set on an inherited socket.
+        socket.set_linger(self.nolinger.then_some(std::time::Duration::ZERO))?;
         // HAProxy's one second: the kernel rounds it up to its next SYN-ACK retransmission.
         let defer_secs = libc::c_int::from(self.defer_accept);
         set_int(
@@ -119,6 +125,47 @@ fn set_freebind(socket: &Socket, addr: SocketAddr) {
     };
     // Failure is harmless: binding a local address works without it.
     let _ = set_int(socket, level, name, 1);
+}
+
+/// Accepts one connection from a non-blocking listening socket, the new socket already
+/// non-blocking and close-on-exec (accept4(2), one call as tokio's own accept), with the
+/// peer's address. `WouldBlock` when none is queued.
+pub fn accept(listener: &std::net::TcpListener) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    let fd = listener.as_raw_fd();
+    // SAFETY: accept4 on a valid socket writes at most `len` bytes of address into the
+    // storage socket2 hands over, and a descriptor it returns is new and ours alone.
+    let (stream, peer) = unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            let conn = libc::accept4(
+                fd,
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            );
+            if conn < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(std::net::TcpStream::from(OwnedFd::from_raw_fd(conn)))
+            }
+        })
+    }?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::other("accepted a connection with no IP address"))?;
+    Ok((stream, peer))
+}
+
+/// Whether a connection waits in a listening socket's accept queue (poll(2), nothing taken).
+pub fn has_queued(listener: &std::net::TcpListener) -> bool {
+    let mut fds = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no waiting.
+    let n = unsafe { libc::poll(&mut fds, 1, 0) };
+    // An error says nothing: count it as queued, accept(2) tells.
+    n != 0 && (n < 0 || fds.revents & libc::POLLIN != 0)
 }
 
 /// setsockopt(2) of an int option socket2 has no setter for.

@@ -13,9 +13,11 @@
 //! - [`api`]: the runtime API on the stats socket, including `_getsocks` for reloads.
 //! - [`handover`]: passing the listening sockets to the next process on reload.
 //! - [`log`]: syslog lines.
+//! - [`logformat`]: HAProxy's custom log formats, compiled and rendered.
 //! - [`meter`]: per-second rates and sliding means for the stats.
 //! - [`prometheus`]: the Prometheus exporter, in HAProxy's metric names.
 //! - [`proxyproto`]: reading PROXY protocol headers (`accept-proxy`).
+//! - [`sample`]: sample fetches and ACL matching; [`rules`]: applying a proxy's rules.
 
 pub mod api;
 pub mod balance;
@@ -27,13 +29,17 @@ pub mod handover;
 pub mod http;
 pub mod listener;
 pub mod log;
+pub mod logformat;
 pub mod meter;
 pub mod prometheus;
 pub mod proxyproto;
+pub mod rules;
+pub mod sample;
 pub mod session;
 pub mod state;
 pub mod stats;
 
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
@@ -42,6 +48,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::config::model::{Mode, StatsSocket};
@@ -218,6 +225,13 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
         paused: pause_rx,
         threads,
     };
+    let rt = single_runtime()?;
+    // Before any socket accepts: a signal sent once the proxy answers must not meet the
+    // default action (SIGTTOU's stops the process).
+    let signals = {
+        let _in_runtime = rt.enter();
+        Signals::new().context("setting up the signal handlers")?
+    };
     for t in 1..threads {
         let copies = prepared
             .listeners
@@ -243,7 +257,7 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
             })
             .context("starting a worker thread")?;
     }
-    single_runtime()?.block_on(serve(prepared, shared, stop_tx, pause_tx))
+    rt.block_on(serve(prepared, shared, stop_tx, pause_tx, signals))
 }
 
 /// Ticks forever, so that the timer wheel always holds a deadline at most `HEARTBEAT` away.
@@ -275,7 +289,7 @@ struct Shared {
     /// Per frontend (by index): its `maxconn`.
     frontend_slots: Vec<Arc<Semaphore>>,
     stop: watch::Receiver<Stop>,
-    /// SIGTTOU pauses accepting (connections wait in the kernel's queue), SIGTTIN resumes.
+    /// SIGTTOU pauses the listeners (see [`Pauses::releases`]), SIGTTIN resumes them.
     paused: watch::Receiver<bool>,
     threads: usize,
 }
@@ -302,6 +316,7 @@ async fn serve(
     shared: Shared,
     stop_tx: watch::Sender<Stop>,
     pause_tx: watch::Sender<bool>,
+    signals: Signals,
 ) -> anyhow::Result<()> {
     let Prepared {
         state,
@@ -341,7 +356,12 @@ async fn serve(
     dns::spawn_all(&state);
     tokio::spawn(timer_heartbeat());
     let mut stop_rx2 = stop_rx.clone();
-    tokio::spawn(watch_signals(stop_tx.clone(), pause_tx));
+    tokio::spawn(watch_signals(
+        state.clone(),
+        stop_tx.clone(),
+        pause_tx,
+        signals,
+    ));
     loop {
         stop_rx2.changed().await.ok();
         let stop = *stop_rx2.borrow();
@@ -389,29 +409,35 @@ async fn wait_hard(mut rx: watch::Receiver<Stop>) {
 
 /// The signals HAProxy answers: SIGUSR1 soft stop, SIGTERM/SIGINT stop, and SIGTTOU/SIGTTIN
 /// pause/resume the listeners (a new process sends them when it cannot bind; their default
-/// action would stop the process).
-async fn watch_signals(stop: Arc<watch::Sender<Stop>>, pause: watch::Sender<bool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut usr1), Ok(mut term), Ok(mut int), Ok(mut ttou), Ok(mut ttin)) = (
-        signal(SignalKind::user_defined1()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::from_raw(libc::SIGTTOU)),
-        signal(SignalKind::from_raw(libc::SIGTTIN)),
-    ) else {
-        return;
-    };
+/// action would stop the process), saying so for each proxy that listens, as HAProxy does.
+async fn watch_signals(
+    state: Arc<State>,
+    stop: Arc<watch::Sender<Stop>>,
+    pause: watch::Sender<bool>,
+    signals: Signals,
+) {
+    let Signals {
+        mut usr1,
+        mut term,
+        mut int,
+        mut ttou,
+        mut ttin,
+    } = signals;
     loop {
         let next = tokio::select! {
             _ = usr1.recv() => Stop::Soft,
             _ = term.recv() => Stop::Hard,
             _ = int.recv() => Stop::Hard,
             _ = ttou.recv() => {
-                pause.send_replace(true);
+                if !pause.send_replace(true) {
+                    announce_pause(&state, "Paused");
+                }
                 continue;
             }
             _ = ttin.recv() => {
-                pause.send_replace(false);
+                if pause.send_replace(false) {
+                    announce_pause(&state, "Resumed");
+                }
                 continue;
             }
         };
@@ -419,40 +445,105 @@ async fn watch_signals(stop: Arc<watch::Sender<Stop>>, pause: watch::Sender<bool
     }
 }
 
-/// Waits while the listeners are paused; false when the process stops meanwhile.
-async fn wait_resumed(
-    paused: &mut watch::Receiver<bool>,
-    stop: &mut watch::Receiver<Stop>,
-) -> bool {
-    while *paused.borrow_and_update() {
-        tokio::select! {
-            r = paused.changed() => if r.is_err() { return true },
-            _ = stop.changed() => return false,
-        }
-    }
-    true
+/// The signals [`watch_signals`] answers, caught from the moment they are set up (deliveries
+/// wait in them until watched).
+struct Signals {
+    usr1: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    ttou: tokio::signal::unix::Signal,
+    ttin: tokio::signal::unix::Signal,
 }
 
-/// `disable frontend`: the socket stops listening until `enable frontend`, so new connections
-/// are refused, as HAProxy pauses a listener on Linux (shutdown, then listen again). The
-/// socket comes back with a new registration: the shutdown left the old one read-closed for
-/// good. None when the process stops meanwhile.
+impl Signals {
+    /// To call within a runtime.
+    fn new() -> io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            usr1: signal(SignalKind::user_defined1())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            ttou: signal(SignalKind::from_raw(libc::SIGTTOU))?,
+            ttin: signal(SignalKind::from_raw(libc::SIGTTIN))?,
+        })
+    }
+}
+
+/// "Paused frontend fe." (or "Resumed"), for each proxy that listens: HAProxy's warning.
+fn announce_pause(state: &State, what: &str) {
+    for fe in state.frontends.iter().filter(|f| !f.conf.disabled) {
+        let kind = match fe.conf.kind {
+            crate::config::model::ProxyKind::Listen => "proxy",
+            kind => kind.keyword(),
+        };
+        let msg = format!("{what} {kind} {}.", fe.name);
+        eprintln!("[WARNING]  ({}) : {msg}", std::process::id());
+        fe.logger.send(log::LOG_WARNING, &msg);
+    }
+}
+
+/// The two ways an accept loop is paused, watched together.
+struct Pauses {
+    /// SIGTTOU until SIGTTIN.
+    process: watch::Receiver<bool>,
+    /// `disable frontend` until `enable frontend`.
+    frontend: watch::Receiver<bool>,
+}
+
+impl Pauses {
+    fn any(&mut self) -> bool {
+        let process = *self.process.borrow_and_update();
+        *self.frontend.borrow_and_update() || process
+    }
+
+    /// Whether the socket must stop listening, so that new connections are refused and its
+    /// port is free for another process to bind (with `SO_REUSEADDR`), as HAProxy pauses a
+    /// listener on Linux: always for `disable frontend`; for SIGTTOU unless the socket was
+    /// handed over to a new process, which listens on it now (the pause then only stops
+    /// accepting here).
+    fn releases(&self, socket: &std::net::TcpListener) -> bool {
+        *self.frontend.borrow() || (*self.process.borrow() && !handover::handed_over(socket))
+    }
+
+    /// Waits for either pause to change; false when the process stops meanwhile.
+    async fn changed(&mut self, stop: &mut watch::Receiver<Stop>) -> bool {
+        tokio::select! {
+            // A closed channel (the signal watcher gone) never changes again.
+            Ok(()) = self.process.changed() => true,
+            Ok(()) = self.frontend.changed() => true,
+            _ = stop.changed() => false,
+        }
+    }
+}
+
+/// Holds a paused listener until neither pause holds. A released socket is shut down (on a
+/// listening socket, the kernel's disconnect: queued connections are reset, the port is no
+/// longer in use) and listens again when resumed; it comes back with a new registration,
+/// the shutdown having left the old one read-closed for good. None when the process stops
+/// meanwhile.
 async fn hold_paused(
-    socket: tokio::net::TcpListener,
+    socket: AsyncFd<std::net::TcpListener>,
     listening: &mut Listening,
     backlog: i32,
-    fe_paused: &mut watch::Receiver<bool>,
+    pauses: &mut Pauses,
     stop: &mut watch::Receiver<Stop>,
-) -> Option<tokio::net::TcpListener> {
-    let socket = socket.into_std().ok()?;
-    let _ = socket2::SockRef::from(&socket).shutdown(std::net::Shutdown::Read);
-    listening.set(false);
-    let running = wait_resumed(fe_paused, stop).await;
-    let _ = socket2::SockRef::from(&socket).listen(backlog);
-    listening.set(true);
-    running
-        .then(|| tokio::net::TcpListener::from_std(socket).ok())
-        .flatten()
+) -> Option<AsyncFd<std::net::TcpListener>> {
+    let socket = socket.into_inner();
+    let mut running = true;
+    while running && pauses.any() {
+        if listening.now && pauses.releases(&socket) {
+            let _ = socket2::SockRef::from(&socket).shutdown(std::net::Shutdown::Read);
+            listening.set(false);
+        }
+        running = pauses.changed(stop).await;
+    }
+    if !listening.now {
+        // Fails when another process took the port meanwhile: nothing comes to this
+        // socket then, as with HAProxy's failed resume.
+        let _ = socket2::SockRef::from(&socket).listen(backlog);
+        listening.set(true);
+    }
+    running.then(|| watch_listener(socket)).flatten()
 }
 
 /// Counts an accept loop's socket in its frontend's, and whether it listens (see
@@ -493,13 +584,17 @@ impl Drop for Listening {
 async fn accept_loop(
     state: Arc<State>,
     fe: Arc<Frontend>,
-    mut socket: tokio::net::TcpListener,
+    socket: tokio::net::TcpListener,
     global_slots: Arc<Semaphore>,
     fe_slots: Arc<Semaphore>,
     mut stop: watch::Receiver<Stop>,
-    mut paused: watch::Receiver<bool>,
+    paused: watch::Receiver<bool>,
 ) {
-    let Ok(bound) = socket.local_addr() else {
+    // Readiness apart from accept(2): see `accept_with_slots`.
+    let Some(mut socket) = socket.into_std().ok().and_then(watch_listener) else {
+        return;
+    };
+    let Ok(bound) = socket.get_ref().local_addr() else {
         return;
     };
     let accept_proxy = fe
@@ -520,32 +615,29 @@ async fn accept_loop(
         .map_or(i32::try_from(state.max_conns).unwrap_or(i32::MAX), |b| {
             listener::backlog(b, &fe.conf, state.max_conns)
         });
-    let mut fe_paused = fe.paused.subscribe();
+    let mut pauses = Pauses {
+        process: paused,
+        frontend: fe.paused.subscribe(),
+    };
     let mut listening = Listening::new(&fe);
     loop {
-        let permits = tokio::select! {
-            p = async { (global_slots.clone().acquire_owned().await, fe_slots.clone().acquire_owned().await) } => p,
-            _ = stop.changed() => return,
-        };
-        let (Ok(g), Ok(f)) = permits else { return };
-        if !wait_resumed(&mut paused, &mut stop).await {
-            return;
-        }
-        if fe.is_paused() {
-            match hold_paused(socket, &mut listening, backlog, &mut fe_paused, &mut stop).await {
+        if pauses.any() {
+            match hold_paused(socket, &mut listening, backlog, &mut pauses, &mut stop).await {
                 Some(resumed) => socket = resumed,
                 None => return,
             }
             continue;
         }
+        // A pause while waiting for a connection or a slot (at `maxconn`) takes effect at
+        // once; slots taken meanwhile go with this turn.
         let accepted = tokio::select! {
-            a = socket.accept() => a,
-            _ = stop.changed() => return,
-            // Paused: back to waiting, the permits go with this turn.
-            _ = paused.changed() => continue,
-            _ = fe_paused.changed() => continue,
+            a = accept_with_slots(&socket, &global_slots, &fe_slots) => a,
+            running = pauses.changed(&mut stop) => if running { continue } else { return },
         };
-        let (client, peer) = match accepted {
+        let Some(accepted) = accepted else { return };
+        let (client, peer, g, f) = match accepted
+            .and_then(|(c, peer, g, f)| Ok((tokio::net::TcpStream::from_std(c)?, peer, g, f)))
+        {
             Ok(x) => x,
             Err(_) => {
                 // Out of descriptors or similar: back off instead of spinning.
@@ -572,7 +664,15 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _open = open;
             let mut client = client;
-            let peer = if accept_proxy {
+            if !fe.conf.rules.tcp_connection.is_empty()
+                && !rules::accept_connection(&state, &fe, peer, rules::local_addr(&client, local))
+            {
+                // `tcp-request connection reject`: reset at once, not logged (as HAProxy).
+                fe.counters.denied_conn.fetch_add(1, Relaxed);
+                let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+                return;
+            }
+            let source = if accept_proxy {
                 let wait = fe.conf.timeouts.client.unwrap_or(Duration::from_secs(5));
                 proxyproto::read(&mut client, wait)
                     .await
@@ -580,18 +680,89 @@ async fn accept_loop(
             } else {
                 Ok(peer)
             };
-            match (peer, fe.conf.mode) {
+            match (source, fe.conf.mode) {
                 (Ok(peer), Mode::Tcp) => {
                     session::serve_tcp(state.clone(), fe, client, peer, local).await
                 }
+                // Inline: an HTTP session waiting for a request is smaller than a TCP one
+                // (it boxes its exchanges), so it does not grow the task.
                 (Ok(peer), Mode::Http) => http::serve(state.clone(), fe, client, peer, local).await,
                 // A bind with accept-proxy takes no connection without a valid header.
-                (Err(_), _) => {
+                (Err(e), _) => {
                     fe.counters.req_errors.fetch_add(1, Relaxed);
+                    fe.logger.log_conn_error(&fe, peer, local, &e);
                 }
             }
         });
     }
+}
+
+/// A listening socket registered for readiness alone, None if the reactor refuses it.
+fn watch_listener(socket: std::net::TcpListener) -> Option<AsyncFd<std::net::TcpListener>> {
+    // SAFETY: the listener owns its descriptor, which stays open and the same until the
+    // AsyncFd gives the listener back or drops it.
+    unsafe { AsyncFd::register_with_interest(socket, tokio::io::Interest::READABLE) }.ok()
+}
+
+/// A connection accepted with its global and frontend slots.
+type Accepted = (
+    std::net::TcpStream,
+    SocketAddr,
+    OwnedSemaphorePermit,
+    OwnedSemaphorePermit,
+);
+
+/// Accepts a connection queued on `socket` once it has a slot in its frontend and in the
+/// process; None if the slots are gone (never while the process runs). It waits for a
+/// connection BEFORE taking slots: a frontend listens on a socket per thread
+/// (`SO_REUSEPORT`), and a loop holding the last slot while waiting on its own empty socket
+/// would leave a connection the kernel queued on another socket waiting for good. At
+/// `maxconn` it waits for a slot with the connection left in the kernel's queue, as HAProxy
+/// does (a reload's new process takes it from there). Readiness can be stale (another turn
+/// emptied the queue): at `maxconn` the queue is looked at first, so that only a loop with
+/// a connection waits for a slot, the frontend's first (a frontend at its own `maxconn`
+/// takes none of the process's).
+async fn accept_with_slots(
+    socket: &AsyncFd<std::net::TcpListener>,
+    global_slots: &Arc<Semaphore>,
+    fe_slots: &Arc<Semaphore>,
+) -> Option<io::Result<Accepted>> {
+    loop {
+        let mut ready = match socket.readable().await {
+            Ok(ready) => ready,
+            Err(e) => return Some(Err(e)),
+        };
+        let slots = match free_slots(global_slots, fe_slots) {
+            Some(slots) => slots,
+            None if !listener::has_queued(socket.get_ref()) => {
+                ready.clear_ready();
+                continue;
+            }
+            // Waited for in one order by every loop, none held out of it: two loops each
+            // holding the slot the other waits for would wait for good.
+            None => {
+                let f = fe_slots.clone().acquire_owned().await.ok()?;
+                let g = global_slots.clone().acquire_owned().await.ok()?;
+                (g, f)
+            }
+        };
+        match ready.try_io(|l| listener::accept(l.get_ref())) {
+            Ok(Ok((conn, peer))) => return Some(Ok((conn, peer, slots.0, slots.1))),
+            Ok(Err(e)) => return Some(Err(e)),
+            // The queue emptied (a client gave up): the slots go back.
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+/// A global and a frontend slot if both are free at once; else none taken.
+fn free_slots(
+    global_slots: &Arc<Semaphore>,
+    fe_slots: &Arc<Semaphore>,
+) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+    let f = fe_slots.clone().try_acquire_owned().ok()?;
+    let g = global_slots.clone().try_acquire_owned().ok()?;
+    Some((g, f))
 }
 
 /// A `maxconn` as connection slots. Any value passes `-c` (as with HAProxy); one beyond

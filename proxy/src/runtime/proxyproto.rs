@@ -54,12 +54,17 @@ pub fn parse(data: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
     let words: Vec<&str> = line.split(' ').collect();
     let source = match words.as_slice() {
         ["PROXY", "UNKNOWN", ..] => None,
-        ["PROXY", fam @ ("TCP4" | "TCP6"), src, _dst, sport, _dport] => {
+        ["PROXY", fam @ ("TCP4" | "TCP6"), src, dst, sport, dport] => {
             let ip: IpAddr = src.parse().map_err(|_| ProxyHeaderError::Malformed)?;
-            if ip.is_ipv4() != (*fam == "TCP4") {
+            // The destination must be valid too, as HAProxy checks it.
+            let dst: IpAddr = dst.parse().map_err(|_| ProxyHeaderError::Malformed)?;
+            if ip.is_ipv4() != (*fam == "TCP4") || dst.is_ipv4() != ip.is_ipv4() {
                 return Err(ProxyHeaderError::Malformed);
             }
             let port: u16 = sport.parse().map_err(|_| ProxyHeaderError::Malformed)?;
+            dport
+                .parse::<u16>()
+                .map_err(|_| ProxyHeaderError::Malformed)?;
             Some(SocketAddr::new(ip, port))
         }
         _ => return Err(ProxyHeaderError::Malformed),

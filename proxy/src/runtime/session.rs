@@ -13,7 +13,9 @@ use tokio::net::TcpStream;
 use super::balance::{self, NoServer};
 use super::forward::{self, End, Moved};
 use super::log;
+use super::rules;
 use super::state::{Backend, Frontend, Server, SessionGuard, SessionTimes, State};
+use crate::config::model::Balance;
 
 /// How long a connection attempt may take when `timeout connect` is not set.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,6 +41,9 @@ pub struct Connected {
     pub slot: Slot,
     pub connect_time: Duration,
     pub queue_time: Duration,
+    /// Attempts made before this one (`%rc`), and whether one went to another server.
+    pub retries: u32,
+    pub redispatched: bool,
 }
 
 /// Why no server connection could be made.
@@ -61,7 +66,10 @@ impl ConnectError {
 }
 
 /// Picks a server and connects to it, retrying `retries` times; with `option redispatch`
-/// the last retry (or any retry once the server is known down) goes to another server.
+/// some retries go to another server (see [`balance::redispatches`]). As in HAProxy, a retry that
+/// stays on its server first waits for the connect timeout (a second at most); one that
+/// changes server counts as a redispatch of the server left, one that does not as a retry;
+/// the connection error counts once, for the server of the last attempt.
 ///
 /// `has_data`: the caller holds data to send at once (a request, what the client sent).
 /// With `option tcp-smart-connect` the ACK that completes the handshake then waits to leave
@@ -79,6 +87,7 @@ pub async fn connect(
     let mut server = wait_for_server(backend, peer, None).await?;
     let queue_time = queued.elapsed();
     let mut last_err = io::Error::other("no connection attempt");
+    let mut redispatched = false;
     for attempt in 0..=conf.retries {
         let slot = Slot {
             _guard: server.counters.open(),
@@ -93,7 +102,7 @@ pub async fn connect(
         let delayed_ack =
             conf.options.tcp_smart_connect && (has_data || server.opts.send_proxy.is_some());
         let keepalive = conf.options.srvtcpka.then_some(&conf.srvtcpka);
-        let opening = open_connection(addr, delayed_ack, keepalive);
+        let opening = open_connection(addr, delayed_ack, keepalive, conf.options.nolinger);
         match tokio::time::timeout(timeout, opening).await {
             Ok(Ok(stream)) => {
                 return Ok(Connected {
@@ -102,23 +111,33 @@ pub async fn connect(
                     slot,
                     connect_time: started.elapsed(),
                     queue_time,
+                    retries: attempt,
+                    redispatched,
                 });
             }
             Ok(Err(e)) => last_err = e,
             Err(_) => last_err = io::Error::new(io::ErrorKind::TimedOut, "connect timeout"),
         }
         drop(slot);
-        server.counters.conn_errors.fetch_add(1, Relaxed);
         if attempt == conf.retries {
             break;
         }
-        let last_retry = attempt + 1 == conf.retries;
-        if conf.options.redispatch && (last_retry || !server.usable()) {
-            let next = wait_for_server(backend, peer, Some(&server)).await?;
-            if !Arc::ptr_eq(&next, &server) {
-                server.counters.redispatches.fetch_add(1, Relaxed);
-                backend.counters.redispatches.fetch_add(1, Relaxed);
-            }
+        if balance::redispatches(backend, &server, attempt + 1) {
+            // A hashing algorithm picks the same server again: HAProxy's map-based hashes
+            // avoid none.
+            let avoid = (backend.balance != Balance::Source).then_some(&server);
+            let next = wait_for_server(backend, peer, avoid).await?;
+            let counters = if Arc::ptr_eq(&next, &server) {
+                (&server.counters.retries, &backend.counters.retries)
+            } else {
+                redispatched = true;
+                (
+                    &server.counters.redispatches,
+                    &backend.counters.redispatches,
+                )
+            };
+            counters.0.fetch_add(1, Relaxed);
+            counters.1.fetch_add(1, Relaxed);
             server = next;
         } else {
             server.counters.retries.fetch_add(1, Relaxed);
@@ -127,6 +146,7 @@ pub async fn connect(
             tokio::time::sleep(timeout.min(Duration::from_secs(1))).await;
         }
     }
+    server.counters.conn_errors.fetch_add(1, Relaxed);
     backend.counters.conn_errors.fetch_add(1, Relaxed);
     Err(ConnectError::Failed(server, last_err))
 }
@@ -136,11 +156,13 @@ pub async fn connect(
 ///
 /// Unlike tokio's `TcpStream::connect`, a successful connection costs no SO_ERROR query:
 /// epoll reports a failed one as an error or hang-up, and only then is the error fetched.
-/// `keepalive`: TCP keep-alive probes (`option srvtcpka`).
+/// `keepalive`: TCP keep-alive probes (`option srvtcpka`). `nolinger`: SO_LINGER 0 (`option
+/// nolinger`), so that closing the connection resets it.
 async fn open_connection(
     addr: SocketAddr,
     delayed_ack: bool,
     keepalive: Option<&crate::config::model::Keepalive>,
+    nolinger: bool,
 ) -> io::Result<TcpStream> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(
@@ -156,6 +178,9 @@ async fn open_connection(
     if let Some(ka) = keepalive {
         // Probes only detect dead peers sooner: a failure leaves the connection usable.
         let _ = super::listener::set_keepalive(socket2::SockRef::from(&socket), ka);
+    }
+    if nolinger {
+        socket.set_linger(Some(Duration::ZERO))?;
     }
     match socket.connect(&addr.into()) {
         Ok(()) => {}
@@ -265,6 +290,15 @@ fn canonical(a: SocketAddr) -> SocketAddr {
     }
 }
 
+/// What the client sent already, read at once for `tcp-smart-connect` (nothing otherwise).
+fn smart_connect_data(backend: &Backend, client: &TcpStream) -> io::Result<Vec<u8>> {
+    if backend.conf.options.tcp_smart_connect {
+        forward::read_early(client)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
 /// Serves one TCP-mode client connection to its end.
 pub async fn serve_tcp(
     state: Arc<State>,
@@ -274,24 +308,38 @@ pub async fn serve_tcp(
     local: SocketAddr,
 ) {
     let accepted = Instant::now();
-    let date = if fe.logger.is_empty() {
-        String::new()
-    } else {
-        log::accept_date()
-    };
+    // The log line's facts (none when the frontend logs no traffic).
+    let mut facts = log::TcpFacts::gather(&state, &fe, peer, local, accepted);
     let _fe_session = fe.counters.open();
-    let Some(backend) = fe.backend.clone() else {
+    // Content rules and `use_backend` (nothing to do, and nothing read, without them).
+    let (backend, inspected) = if !rules::tcp_applies(&fe) {
+        (fe.backend.clone(), None)
+    } else {
+        let dst = rules::local_addr(&client, local);
+        // Boxed: its state (contexts, inspection buffers) would otherwise be part of every
+        // connection's future, rules or not, for the whole life of the connection.
+        match Box::pin(rules::route_tcp(&state, &fe, &client, peer, dst)).await {
+            Ok(rules::TcpRouted::Backend(b, data)) => (b, Some(data)),
+            Ok(rules::TcpRouted::Rejected) => {
+                fe.counters.denied_req.fetch_add(1, Relaxed);
+                fe.logger.log_tcp(&fe, facts.as_deref(), "PR");
+                return;
+            }
+            Err(_) => return,
+        }
+    };
+    let Some(backend) = backend else {
         return;
     };
     let _be_session = backend.counters.open();
+    if let Some(f) = facts.as_deref_mut() {
+        f.backend = Some(&backend);
+    }
     // With tcp-smart-connect, what the client sent already leaves with the handshake's ACK.
-    let early = if backend.conf.options.tcp_smart_connect {
-        match forward::read_early(&client) {
-            Ok(data) => data,
-            Err(_) => return,
-        }
-    } else {
-        Vec::new()
+    // (`inspected` is consumed whole: a value moved out in one branch only would keep its
+    // slot in the future.)
+    let Ok(early) = inspected.map_or_else(|| smart_connect_data(&backend, &client), Ok) else {
+        return;
     };
     let mut conn = match connect(&backend, peer, local, !early.is_empty()).await {
         Ok(c) => c,
@@ -301,29 +349,36 @@ pub async fn serve_tcp(
                 ConnectError::QueueTimeout => "sQ",
                 ConnectError::Failed(..) => "SC",
             };
-            tcp_log(
-                &fe,
-                &backend.name,
-                e.server_name(),
-                peer,
-                &date,
-                accepted,
-                -1,
-                0,
-                flags,
-            );
+            if let Some(f) = facts.as_deref_mut() {
+                if let ConnectError::Failed(server, _) = &e {
+                    f.server = Some(server);
+                    f.server_addr = server.socket_addr(local.port());
+                    f.retries = backend.conf.retries;
+                }
+                f.queue_ms = i64::from(!matches!(e, ConnectError::QueueTimeout)) - 1;
+            }
+            fe.logger.log_tcp(&fe, facts.as_deref(), flags);
             return;
         }
     };
-    // The PROXY header and what the client sent already, in one packet.
-    let mut first = proxy_header(&conn.server, peer, local);
-    first.extend_from_slice(&early);
-    if conn.stream.write_all(&first).await.is_err() {
-        return;
+    // The PROXY header and what the client sent already, in one packet; in a block, so
+    // that this buffer does not stay in the future while the data flows.
+    let sent_early = {
+        let mut first = proxy_header(&conn.server, peer, local);
+        first.extend_from_slice(&early);
+        if conn.stream.write_all(&first).await.is_err() {
+            return;
+        }
+        early.len() as u64
+    };
+    // `option logasap`: the line goes now, with the times and bytes so far.
+    if let Some(f) = facts.as_deref_mut().filter(|_| fe.logger.logs_asap()) {
+        f.connected(&conn);
+        fe.logger.log_tcp(&fe, Some(f), "--");
     }
     let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
     let moved = Moved::default();
-    moved.to_server.fetch_add(early.len() as u64, Relaxed);
+    moved.to_server.fetch_add(sent_early, Relaxed);
     let end = forward::forward(&client, &conn.stream, idle, state.splice, &moved).await;
     if matches!(end, End::Error(_)) && !moved.server_closed.load(Relaxed) {
         // As HAProxy: a connection that failed (the client reset it) is reset on the server
@@ -351,49 +406,11 @@ pub async fn serve_tcp(
     for c in [&backend.counters, &conn.server.counters] {
         c.record_session(&times, flags);
     }
-    let ct = conn.connect_time.as_millis() as i64;
-    tcp_log(
-        &fe,
-        &backend.name,
-        &conn.server.name,
-        peer,
-        &date,
-        accepted,
-        ct,
-        down,
-        flags,
-    );
-}
-
-#[allow(clippy::too_many_arguments)]
-fn tcp_log(
-    fe: &Frontend,
-    backend: &str,
-    server: &str,
-    peer: SocketAddr,
-    date: &str,
-    accepted: Instant,
-    connect_ms: i64,
-    bytes: u64,
-    flags: &str,
-) {
-    if fe.logger.is_empty() || fe.conf.options.tcplog.is_none() && fe.conf.options.httplog.is_none()
-    {
-        return;
+    if let Some(f) = facts.as_deref_mut().filter(|_| !fe.logger.logs_asap()) {
+        f.connected(&conn);
+        (f.bytes_in, f.bytes_out) = (up, down);
+        fe.logger.log_tcp(&fe, Some(f), flags);
     }
-    if fe.conf.options.dontlognull && bytes == 0 && flags == "--" {
-        return;
-    }
-    let total = accepted.elapsed().as_millis();
-    let line = format!(
-        "{}:{} [{date}] {} {backend}/{server} 0/{connect_ms}/{total} {bytes} {flags} {}/{}/0/0/0 0/0",
-        peer.ip(),
-        peer.port(),
-        fe.name,
-        fe.counters.cur.load(Relaxed),
-        fe.counters.cur.load(Relaxed),
-    );
-    fe.logger.send(log::LOG_INFO, &line);
 }
 
 #[cfg(test)]

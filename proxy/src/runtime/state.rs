@@ -32,6 +32,12 @@ pub struct Counters {
     pub retries: AtomicU64,
     pub redispatches: AtomicU64,
     pub denied_req: AtomicU64,
+    /// Responses denied by `http-response deny` (`dresp`).
+    pub denied_resp: AtomicU64,
+    /// Connections refused by `tcp-request connection reject` (`dcon`).
+    pub denied_conn: AtomicU64,
+    /// Requests the proxy answered itself: `monitor-uri`, the stats page (`intercepted`).
+    pub intercepted: AtomicU64,
     pub http_reqs: AtomicU64,
     /// Responses by class: 1xx .. 5xx, other.
     pub http_status: [AtomicU64; 6],
@@ -148,18 +154,78 @@ pub struct CheckResult {
     pub at: u64,
 }
 
+/// Where a server's connections go on its address, as HAProxy keeps it (`svc_port` and
+/// `SRV_F_MAPPORTS`): a fixed port, or the client's destination port plus an offset (a
+/// server without a port is mapped with offset 0; a negative offset wraps, as in HAProxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServicePort {
+    Fixed(u16),
+    Mapped(u16),
+}
+
+impl ServicePort {
+    const MAPPED: u32 = 1 << 16;
+
+    /// A configured port (`None`: no port, the client's).
+    pub fn from_config(port: Option<u16>) -> Self {
+        port.map_or(ServicePort::Mapped(0), ServicePort::Fixed)
+    }
+
+    /// The port a connection from a client that connected to `dst_port` goes to.
+    pub fn for_client(self, dst_port: u16) -> u16 {
+        match self {
+            ServicePort::Fixed(p) => p,
+            ServicePort::Mapped(offset) => dst_port.wrapping_add(offset),
+        }
+    }
+
+    /// HAProxy's `svc_port`: the port or the offset.
+    pub fn number(self) -> u16 {
+        match self {
+            ServicePort::Fixed(p) | ServicePort::Mapped(p) => p,
+        }
+    }
+
+    fn encode(self) -> u32 {
+        match self {
+            ServicePort::Fixed(p) => u32::from(p),
+            ServicePort::Mapped(p) => Self::MAPPED | u32::from(p),
+        }
+    }
+
+    fn decode(raw: u32) -> Self {
+        let number = raw as u16;
+        if raw & Self::MAPPED != 0 {
+            ServicePort::Mapped(number)
+        } else {
+            ServicePort::Fixed(number)
+        }
+    }
+}
+
 /// One server of a backend.
 #[derive(Debug)]
 pub struct Server {
     pub id: usize,
     pub name: String,
     pub backend: String,
-    pub host: String,
-    /// `None`: the client's destination port.
-    pub port: Option<u16>,
+    /// The address or name of the server line (`set server ... fqdn` changes a name).
+    host: RwLock<String>,
+    /// How many times `host` changed: a DNS resolution started for one name lets the
+    /// server go once it is superseded (see `runtime::dns`).
+    host_generation: AtomicU64,
+    /// The port connections go to, as a [`ServicePort`] (`set server ... addr ... port`
+    /// changes it).
+    service_port: AtomicU32,
+    /// The health checks' port (`port` on the server line; `set server ... check-port`
+    /// changes it); 0: the server's.
+    check_port: AtomicU32,
     pub opts: ServerOptions,
     pub addr: RwLock<Option<IpAddr>>,
     pub admin: Mutex<Admin>,
+    /// In maintenance since the start, by `disabled` (HAProxy's CMAINT, shown apart in
+    /// `show servers state`), until the runtime API changes the admin state.
+    pub maint_from_config: AtomicBool,
     /// From health checks; always true when not checked.
     pub up: AtomicBool,
     /// HAProxy's health counter: 0..rise+fall-1, UP when >= rise.
@@ -188,13 +254,17 @@ impl Server {
             id,
             name: s.name.clone(),
             backend: backend.into(),
-            host: s.host.clone(),
-            port: s.port,
+            host: RwLock::new(s.host.clone()),
+            host_generation: AtomicU64::new(0),
+            service_port: AtomicU32::new(ServicePort::from_config(s.port).encode()),
+            check_port: AtomicU32::new(o.check_port.map_or(0, u32::from)),
             opts: o.clone(),
             addr: RwLock::new(s.addr),
             admin: Mutex::new(admin),
+            maint_from_config: AtomicBool::new(o.disabled),
             up: AtomicBool::new(true),
-            health: AtomicU32::new(o.rise),
+            // Maintenance holds the health at 0, as `set_admin` does.
+            health: AtomicU32::new(if o.disabled { 0 } else { o.rise }),
             weight: AtomicU32::new(o.weight),
             counters: Arc::default(),
             check_failures: AtomicU64::new(0),
@@ -214,6 +284,7 @@ impl Server {
     /// As HAProxy: maintenance pauses the checks with the health at 0; leaving it starts the
     /// server UP at `rise` (one failed check then takes it down).
     pub fn set_admin(&self, admin: Admin) {
+        self.maint_from_config.store(false, Relaxed);
         let was = std::mem::replace(
             &mut *self.admin.lock().unwrap_or_else(|e| e.into_inner()),
             admin,
@@ -233,6 +304,23 @@ impl Server {
         self.last_change.store(now_secs(), Relaxed);
     }
 
+    pub fn host(&self) -> String {
+        self.host.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Changes the host; its new generation.
+    pub fn set_host(&self, host: &str) -> u64 {
+        let mut current = self.host.write().unwrap_or_else(|e| e.into_inner());
+        *current = host.into();
+        // Under the lock: generations follow the order the names were set in.
+        self.host_generation.fetch_add(1, Relaxed) + 1
+    }
+
+    /// The generation of the current host (see [`Server::set_host`]).
+    pub fn host_generation(&self) -> u64 {
+        self.host_generation.load(Relaxed)
+    }
+
     pub fn addr(&self) -> Option<IpAddr> {
         *self.addr.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -243,8 +331,35 @@ impl Server {
 
     /// The address to connect to for a client that connected to `dst_port`.
     pub fn socket_addr(&self, dst_port: u16) -> Option<SocketAddr> {
-        self.addr()
-            .map(|ip| SocketAddr::new(ip, self.port.unwrap_or(dst_port)))
+        let port = self.service_port().for_client(dst_port);
+        self.addr().map(|ip| SocketAddr::new(ip, port))
+    }
+
+    pub fn service_port(&self) -> ServicePort {
+        ServicePort::decode(self.service_port.load(Relaxed))
+    }
+
+    pub fn set_service_port(&self, port: ServicePort) {
+        self.service_port.store(port.encode(), Relaxed);
+    }
+
+    /// The fixed port connections go to; None with a port map (the client's port).
+    pub fn port(&self) -> Option<u16> {
+        match self.service_port() {
+            ServicePort::Fixed(p) => Some(p),
+            ServicePort::Mapped(_) => None,
+        }
+    }
+
+    /// The health checks' own port, if any.
+    pub fn check_port(&self) -> Option<u16> {
+        u16::try_from(self.check_port.load(Relaxed))
+            .ok()
+            .filter(|&p| p != 0)
+    }
+
+    pub fn set_check_port(&self, port: u16) {
+        self.check_port.store(u32::from(port), Relaxed);
     }
 
     pub fn is_up(&self) -> bool {
@@ -413,6 +528,8 @@ pub struct Frontend {
     pub name: String,
     pub conf: Proxy,
     pub backend: Option<Arc<Backend>>,
+    /// Its `use_backend` rules, in order, each with its backend.
+    pub switching: Vec<super::rules::Switch>,
     pub counters: Arc<Counters>,
     /// Paused by `disable frontend`: its listeners stop listening until `enable frontend`.
     pub paused: tokio::sync::watch::Sender<bool>,
@@ -519,11 +636,12 @@ impl State {
                 name: p.name.clone(),
                 conf: p.clone(),
                 backend,
+                switching: super::rules::switching(p, &backends),
                 counters: Arc::default(),
                 paused: tokio::sync::watch::Sender::new(false),
                 sockets: AtomicUsize::new(0),
                 listening: AtomicUsize::new(0),
-                logger: super::log::Logger::new(&p.logs, config.global.log_tag.as_deref()),
+                logger: super::log::Logger::for_proxy(p, &config.global),
             }));
         }
         let splice = Self::splices(&config.global);

@@ -51,7 +51,10 @@ fn frontend_row(state: &State, fe: &Frontend) -> Row {
         fe.conf.maxconn.unwrap_or(state.max_conns).to_string(),
     );
     row.insert("dreq", c.denied_req.load(Relaxed).to_string());
-    row.insert("dresp", "0".into());
+    row.insert("dresp", c.denied_resp.load(Relaxed).to_string());
+    row.insert("intercepted", c.intercepted.load(Relaxed).to_string());
+    row.insert("dcon", c.denied_conn.load(Relaxed).to_string());
+    row.insert("dses", "0".into());
     row.insert("ereq", c.req_errors.load(Relaxed).to_string());
     let status = if state.stopping.load(Relaxed) {
         "STOP"
@@ -116,9 +119,10 @@ fn server_row(be: &Backend, s: &Server) -> Row {
     let c = &s.counters;
     row.insert("pxname", be.name.clone());
     row.insert("svname", s.name.clone());
-    for col in ["qcur", "qmax", "dresp", "eresp"] {
+    for col in ["qcur", "qmax", "eresp"] {
         row.insert(col, "0".into());
     }
+    row.insert("dresp", c.denied_resp.load(Relaxed).to_string());
     traffic(&mut row, c);
     row.insert(
         "slim",
@@ -151,7 +155,7 @@ fn server_row(be: &Backend, s: &Server) -> Row {
             row.insert("check_health", s.health.load(Relaxed).to_string());
         }
     }
-    let port = s.port.map(|p| p.to_string()).unwrap_or_default();
+    let port = s.port().map(|p| p.to_string()).unwrap_or_default();
     row.insert(
         "addr",
         s.addr()
@@ -244,9 +248,10 @@ fn backend_row(state: &State, be: &Backend) -> Row {
     let c = &be.counters;
     row.insert("pxname", be.name.clone());
     row.insert("svname", "BACKEND".into());
-    for col in ["qcur", "qmax", "dreq", "dresp", "eresp"] {
+    for col in ["qcur", "qmax", "dreq", "eresp"] {
         row.insert(col, "0".into());
     }
+    row.insert("dresp", c.denied_resp.load(Relaxed).to_string());
     traffic(&mut row, c);
     row.insert(
         "slim",
@@ -502,8 +507,15 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
             };
             let admin = match s.admin() {
                 Admin::Ready => 0,
+                // Forced (1), and also from the configuration (4).
+                Admin::Maint if s.maint_from_config.load(Relaxed) => 5,
                 Admin::Maint => 1,
                 Admin::Drain => 8,
+            } | if s.addr().is_none() {
+                // Maintenance for want of an address (RMAINT).
+                32
+            } else {
+                0
             };
             // HAProxy's check state flags: configured 2, enabled 4, paused (maintenance) 8.
             let check_state = match (s.opts.check, s.admin()) {
@@ -519,14 +531,15 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
                 (_, "L4OK" | "L6OK" | "L7OK" | "L7OKC" | "PROCOK") => 3,
                 _ => 2,
             };
-            let fqdn = if s.host.parse::<std::net::IpAddr>().is_ok() {
+            let host = s.host();
+            let fqdn = if host.parse::<std::net::IpAddr>().is_ok() {
                 "-".to_string()
             } else {
-                s.host.clone()
+                host
             };
             let _ = writeln!(
                 out,
-                "{} {} {} {} {} {op} {admin} {} {} {} {} {result} {} {check_state} 0 0 0 {fqdn} {} - 0 {} - - 0",
+                "{} {} {} {} {} {op} {admin} {} {} {} {} {result} {} {check_state} 0 0 0 {fqdn} {} - 0 {} - - {}",
                 be.id,
                 be.name,
                 s.id,
@@ -537,7 +550,9 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
                 now_secs().saturating_sub(s.last_change.load(Relaxed)),
                 status,
                 s.health.load(Relaxed),
-                s.port.unwrap_or(0),
+                s.service_port().number(),
+                s.check_port().unwrap_or(0),
+                // The server line's `port` sets the agent's port too; `check-port` does not.
                 s.opts.check_port.unwrap_or(0),
             );
         }

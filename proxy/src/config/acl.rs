@@ -1,0 +1,877 @@
+//! ACLs and conditions, HAProxy 2.6's way: `acl NAME CRITERION [FLAGS] [--] VALUES...` and the
+//! `if|unless COND` that ends a rule, parsed once at load into typed values.
+//!
+//! - [`Fetch`]: a sample fetch (`src`, `path`, `req.hdr(host)`, `req.ssl_sni`, `nbsrv(be)` ...)
+//!   with its converters (`lower`, `upper`).
+//! - [`Expr`]: a fetch, a [`Method`] (`-m str|beg|end|sub|reg|dir|dom|len|ip|int|bool|found`)
+//!   and its [`Pattern`]s. ACL keywords like `path_beg` or `hdr_dom(host)` are a fetch with a
+//!   method; `-f FILE` reads patterns from a file, `-i` ignores case, `-n` forbids DNS.
+//! - [`Acl`]: the expressions declared under one name (any of them matching matches); the
+//!   predefined ones (`TRUE`, `LOCALHOST`, `METH_GET`, `HTTP_1.1` ...) are built on first use.
+//! - [`Condition`]: `if`/`unless` over suites of terms, a suite being an AND of (maybe negated)
+//!   ACLs and the suites OR-ed (`||`, `or`); `{ ... }` is an anonymous ACL.
+//! - [`Format`]: a value with `%[fetch]` in it (header values of `http-request set-header`).
+//!
+//! Evaluation is in [`crate::runtime::sample`].
+
+use std::net::{IpAddr, ToSocketAddrs};
+
+use regex::Regex;
+
+use super::keywords;
+use super::model::Network;
+use super::values;
+
+/// Why an ACL, a condition or a format was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AclError {
+    /// Wrong: an error with HAProxy's message.
+    Bad(String),
+    /// Right for HAProxy, but uses something hapx does not implement (named here): an ACL
+    /// is then a warning, a rule using it an error (hapx refuses to run without it).
+    Unsupported(String),
+}
+
+impl From<String> for AclError {
+    fn from(m: String) -> Self {
+        AclError::Bad(m)
+    }
+}
+
+impl From<&str> for AclError {
+    fn from(m: &str) -> Self {
+        AclError::Bad(m.into())
+    }
+}
+
+impl AclError {
+    /// Rewords a [`AclError::Bad`] message with its context.
+    pub fn context(self, f: impl FnOnce(String) -> String) -> AclError {
+        match self {
+            AclError::Bad(m) => AclError::Bad(f(m)),
+            other => other,
+        }
+    }
+}
+
+/// Where a fetch finds its data, which decides where it may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layer {
+    /// Always there: connection addresses, proxy and server states.
+    L4,
+    /// The first bytes the client sent (TCP content inspection).
+    L6,
+    /// The HTTP request.
+    Request,
+    /// The HTTP response.
+    Response,
+}
+
+/// What a fetch returns, which gives its default matching method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Int,
+    Ip,
+    Str,
+}
+
+/// A sample fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    AlwaysTrue,
+    AlwaysFalse,
+    Src,
+    SrcPort,
+    Dst,
+    DstPort,
+    FeName,
+    BeName,
+    /// `nbsrv([backend])`: usable servers of a backend (the current one if unnamed).
+    Nbsrv(Option<String>),
+    /// `srv_is_up(backend/server)`.
+    SrvIsUp(String, String),
+    Method,
+    Path,
+    Url,
+    Query,
+    /// `base`: the Host header followed by the path.
+    Base,
+    /// `req.ver`: `1.1`.
+    ReqVer,
+    /// `req.proto_http`.
+    ProtoHttp,
+    /// `req.hdr(name[,occ])` (values split at commas); `occ` counts from 1, negative from
+    /// the end, 0 for every value.
+    ReqHdr(String, i32),
+    /// `req.fhdr(name[,occ])`: whole header lines.
+    ReqFhdr(String, i32),
+    ReqHdrCnt(String),
+    /// `req.hdr_val(name)`: a value as an integer.
+    ReqHdrVal(String, i32),
+    ResHdr(String, i32),
+    /// `req.cook(name)`: the values of a request cookie.
+    ReqCook(String),
+    /// `url_param(name)`: the values of a query-string parameter.
+    UrlParam(String),
+    /// `env(NAME)`: an environment variable of the process.
+    Env(String),
+    Status,
+    ReqLen,
+    SslSni,
+    SslVer,
+    SslHelloType,
+}
+
+/// A converter applied to a fetched string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Converter {
+    Lower,
+    Upper,
+}
+
+/// A fetch and its converters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetch {
+    pub source: Source,
+    pub converters: Vec<Converter>,
+}
+
+impl Fetch {
+    pub fn kind(&self) -> Kind {
+        use Source::*;
+        match self.source {
+            AlwaysTrue | AlwaysFalse | SrvIsUp(..) | ProtoHttp => Kind::Bool,
+            SrcPort | DstPort | Nbsrv(_) | ReqHdrCnt(_) | ReqHdrVal(..) | Status | ReqLen
+            | SslVer | SslHelloType => Kind::Int,
+            Src | Dst => Kind::Ip,
+            _ => Kind::Str,
+        }
+    }
+
+    pub fn layer(&self) -> Layer {
+        use Source::*;
+        match self.source {
+            ReqLen | SslSni | SslVer | SslHelloType => Layer::L6,
+            Method | Path | Url | Query | Base | ReqVer | ProtoHttp | ReqHdr(..) | ReqFhdr(..)
+            | ReqHdrCnt(_) | ReqHdrVal(..) | ReqCook(_) | UrlParam(_) => Layer::Request,
+            ResHdr(..) | Status => Layer::Response,
+            _ => Layer::L4,
+        }
+    }
+}
+
+/// How a sample is compared with the patterns (`-m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Found,
+    Bool,
+    Int,
+    Ip,
+    Str,
+    Beg,
+    End,
+    Sub,
+    Reg,
+    Dir,
+    Dom,
+    Len,
+}
+
+impl Method {
+    fn named(name: &str) -> Option<Method> {
+        Some(match name {
+            "found" => Method::Found,
+            "bool" => Method::Bool,
+            "int" => Method::Int,
+            "ip" => Method::Ip,
+            "str" => Method::Str,
+            "beg" => Method::Beg,
+            "end" => Method::End,
+            "sub" => Method::Sub,
+            "reg" => Method::Reg,
+            "dir" => Method::Dir,
+            "dom" => Method::Dom,
+            "len" => Method::Len,
+            _ => return None,
+        })
+    }
+
+    fn default_for(kind: Kind) -> Method {
+        match kind {
+            Kind::Bool => Method::Bool,
+            Kind::Int => Method::Int,
+            Kind::Ip => Method::Ip,
+            Kind::Str => Method::Str,
+        }
+    }
+}
+
+/// One value to match against.
+#[derive(Debug, Clone)]
+pub enum Pattern {
+    /// Already lower-cased under `-i`.
+    Str(String),
+    Reg(Regex),
+    /// An inclusive integer range (an open end is `i64::MIN`/`MAX`).
+    Int(i64, i64),
+    Ip(Network),
+}
+
+/// One ACL expression: `CRITERION [FLAGS] PATTERNS...`.
+#[derive(Debug, Clone)]
+pub struct Expr {
+    pub fetch: Fetch,
+    pub method: Method,
+    pub ignore_case: bool,
+    pub patterns: Vec<Pattern>,
+    /// The criterion as written, for messages.
+    pub keyword: String,
+}
+
+/// A named (or anonymous) ACL: it matches when one of its expressions does.
+#[derive(Debug, Clone)]
+pub struct Acl {
+    pub name: String,
+    pub exprs: Vec<Expr>,
+}
+
+/// One ACL in a condition, maybe negated (`!`); `acl` indexes the proxy's [`Acl`] list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Term {
+    pub negate: bool,
+    pub acl: usize,
+}
+
+/// `if|unless` followed by suites of terms: a suite holds when all its terms do, the
+/// condition when any suite does (then inverted for `unless`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub unless: bool,
+    pub suites: Vec<Vec<Term>>,
+}
+
+/// HAProxy's predefined ACLs, as `acl` lines.
+const PREDEFINED: &[(&str, &str)] = &[
+    ("TRUE", "always_true"),
+    ("FALSE", "always_false"),
+    ("LOCALHOST", "src 127.0.0.1/8 ::1"),
+    ("HTTP", "req.proto_http"),
+    ("HTTP_1.0", "req.ver 1.0"),
+    ("HTTP_1.1", "req.ver 1.1"),
+    ("HTTP_2.0", "req.ver 2.0"),
+    ("HTTP_3.0", "req.ver 3.0"),
+    ("HTTP_CONTENT", "req.hdr_val(content-length) gt 0"),
+    ("HTTP_URL_ABS", "url_reg ^[^/:]*://"),
+    ("HTTP_URL_SLASH", "url_beg /"),
+    ("HTTP_URL_STAR", "url *"),
+    ("METH_CONNECT", "method CONNECT"),
+    ("METH_DELETE", "method DELETE"),
+    ("METH_GET", "method GET HEAD"),
+    ("METH_HEAD", "method HEAD"),
+    ("METH_OPTIONS", "method OPTIONS"),
+    ("METH_POST", "method POST"),
+    ("METH_PUT", "method PUT"),
+    ("METH_TRACE", "method TRACE"),
+    ("REQ_CONTENT", "req.len gt 0"),
+];
+
+/// The ACLs of one proxy while its lines are read.
+#[derive(Debug, Clone, Default)]
+pub struct AclSet {
+    pub acls: Vec<Acl>,
+    /// ACLs declared with something hapx does not implement, and what.
+    pub unsupported: Vec<(String, String)>,
+}
+
+impl AclSet {
+    /// `acl NAME CRITERION ...` (`words` after the keyword): adds to the ACL of that name.
+    pub fn declare(
+        &mut self,
+        words: &[String],
+        warnings: &mut Vec<String>,
+    ) -> Result<usize, AclError> {
+        let name = words.first().map(String::as_str).unwrap_or_default();
+        if name.is_empty() {
+            return Err("'acl' expects an ACL name and a criterion.".into());
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+        {
+            return Err(format!("character '{c}' is not permitted in acl name '{name}'.").into());
+        }
+        match parse_expr(&words[1..], warnings) {
+            Ok(expr) => Ok(self.add(name, expr)),
+            Err(AclError::Unsupported(what)) => {
+                self.unsupported.push((name.into(), what.clone()));
+                Err(AclError::Unsupported(what))
+            }
+            Err(e) => {
+                Err(e.context(|m| format!("error detected while parsing ACL '{name}' : {m}.")))
+            }
+        }
+    }
+
+    fn add(&mut self, name: &str, expr: Expr) -> usize {
+        match self.acls.iter().position(|a| a.name == name) {
+            Some(i) => {
+                self.acls[i].exprs.push(expr);
+                i
+            }
+            None => {
+                self.acls.push(Acl {
+                    name: name.into(),
+                    exprs: vec![expr],
+                });
+                self.acls.len() - 1
+            }
+        }
+    }
+
+    /// The ACL named `name`: declared ones first, then the predefined ones.
+    fn find(&mut self, name: &str) -> Option<usize> {
+        if let Some(i) = self.acls.iter().position(|a| a.name == name) {
+            return Some(i);
+        }
+        let (_, line) = PREDEFINED.iter().find(|(n, _)| *n == name)?;
+        let words: Vec<String> = line.split(' ').map(str::to_string).collect();
+        let expr = parse_expr(&words, &mut Vec::new()).ok()?;
+        Some(self.add(name, expr))
+    }
+
+    /// Parses `if|unless ...` from `words` (starting at the `if`/`unless`); the message of
+    /// an error is HAProxy's text after its context.
+    pub fn condition(
+        &mut self,
+        words: &[String],
+        warnings: &mut Vec<String>,
+    ) -> Result<Condition, AclError> {
+        let unless = match words.first().map(String::as_str) {
+            Some("if") => false,
+            Some("unless") => true,
+            _ => return Err(AclError::Bad("expects 'if' or 'unless'".into())),
+        };
+        let mut cond = Condition {
+            unless,
+            suites: Vec::new(),
+        };
+        let mut suite: Option<Vec<Term>> = None;
+        let mut negate = false;
+        let mut i = 1;
+        while i < words.len() {
+            let mut word = words[i].as_str();
+            i += 1;
+            // As many '!' as written, each inverting; a lone one applies to the next word.
+            while let Some(rest) = word.strip_prefix('!') {
+                negate = !negate;
+                word = rest;
+            }
+            match word {
+                "" => continue,
+                "||" | "or" => {
+                    cond.suites.extend(suite.take());
+                    negate = false;
+                    continue;
+                }
+                _ => {}
+            }
+            let acl = if word == "{" {
+                let end = words[i..]
+                    .iter()
+                    .position(|w| w == "}")
+                    .ok_or("missing closing '}' in condition")?;
+                let expr = parse_expr(&words[i..i + end], warnings)?;
+                i += end + 1;
+                self.acls.push(Acl {
+                    name: String::new(),
+                    exprs: vec![expr],
+                });
+                self.acls.len() - 1
+            } else if let Some((_, what)) = self.unsupported.iter().find(|(n, _)| n == word) {
+                return Err(AclError::Unsupported(what.clone()));
+            } else {
+                self.find(word)
+                    .ok_or_else(|| format!("no such ACL : '{word}'"))?
+            };
+            suite
+                .get_or_insert_with(Vec::new)
+                .push(Term { negate, acl });
+            negate = false;
+        }
+        cond.suites.extend(suite);
+        Ok(cond)
+    }
+
+    /// The lowest layer every term of `cond` needs data from (to warn about fetches used
+    /// where their data never is).
+    pub fn layers(&self, cond: &Condition) -> impl Iterator<Item = (Layer, &Expr)> + '_ {
+        let terms: Vec<Term> = cond.suites.iter().flatten().copied().collect();
+        terms.into_iter().flat_map(move |t| {
+            self.acls[t.acl]
+                .exprs
+                .iter()
+                .map(|e| (e.fetch.layer(), e))
+                .collect::<Vec<_>>()
+        })
+    }
+}
+
+/// Parses `CRITERION [FLAGS] [--] PATTERNS...`.
+pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, AclError> {
+    let keyword = words.first().map(String::as_str).unwrap_or_default();
+    if keyword.is_empty() {
+        return Err("missing fetch method in ACL expression ''".into());
+    }
+    let (fetch, derived) = parse_criterion(keyword)?;
+    let mut method = derived.unwrap_or_else(|| Method::default_for(fetch.kind()));
+    let mut ignore_case = false;
+    let mut no_dns = false;
+    let mut files = Vec::new();
+    let mut i = 1;
+    let mut explicit_end = false;
+    while let Some(flag) = words.get(i).map(String::as_str) {
+        if !flag.starts_with('-') || flag.len() < 2 {
+            break;
+        }
+        i += 1;
+        match flag {
+            "-i" => ignore_case = true,
+            "-n" => no_dns = true,
+            "-u" => {}
+            "--" => {
+                explicit_end = true;
+                break;
+            }
+            "-m" => {
+                let name = words.get(i).map(String::as_str).unwrap_or_default();
+                method = Method::named(name).ok_or_else(|| {
+                    format!("unknown matching method '{name}' when parsing ACL expression")
+                })?;
+                i += 1;
+            }
+            "-f" => {
+                let file = words
+                    .get(i)
+                    .ok_or("'-f' expects a file name when parsing ACL expression")?;
+                files.push(file.clone());
+                i += 1;
+            }
+            "-M" => return Err(AclError::Unsupported("the '-M' flag (map files)".into())),
+            _ => {
+                // Not a flag: a pattern that starts with '-' (e.g. a negative number).
+                i -= 1;
+                break;
+            }
+        }
+    }
+    let mut texts: Vec<String> = words[i..].to_vec();
+    for file in &files {
+        let content = std::fs::read_to_string(file)
+            .map_err(|_| format!("failed to open pattern file <{file}>"))?;
+        // One pattern per line; blank lines and lines starting with '#' are skipped.
+        texts.extend(
+            content
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    let no_value_needed = matches!(method, Method::Found | Method::Bool);
+    if texts.is_empty() && files.is_empty() && !no_value_needed && !explicit_end {
+        warnings.push(format!("parsing acl keyword '{keyword}' :\n  no pattern to match against were provided, so this ACL will never match.\n  If this is what you intended, please add '--' to get rid of this warning.\n  If you intended to match only for existence, please use '-m found'.\n  If you wanted to force an int to match as a bool, please use '-m bool'.\n"));
+    }
+    if fetch.source == Source::SslVer {
+        // Versions are written `3.1` (major.minor), fetched as major << 16 | minor.
+        texts = texts.iter().map(|t| dotted_version(t)).collect();
+    }
+    let patterns = patterns(method, &texts, ignore_case, no_dns)?;
+    Ok(Expr {
+        fetch,
+        method,
+        ignore_case,
+        patterns,
+        keyword: keyword.into(),
+    })
+}
+
+fn patterns(
+    method: Method,
+    texts: &[String],
+    ignore_case: bool,
+    no_dns: bool,
+) -> Result<Vec<Pattern>, String> {
+    let mut out = Vec::new();
+    // `eq|ge|gt|le|lt` before integers applies to those that follow.
+    let mut op = "eq";
+    for text in texts {
+        match method {
+            Method::Found | Method::Bool => {}
+            Method::Int | Method::Len => {
+                if matches!(text.as_str(), "eq" | "ge" | "gt" | "le" | "lt") {
+                    op = text;
+                    continue;
+                }
+                out.push(int_pattern(text, op)?);
+            }
+            Method::Ip => out.push(Pattern::Ip(ip_pattern(text, no_dns)?)),
+            Method::Reg => {
+                let re = regex::RegexBuilder::new(text)
+                    .case_insensitive(ignore_case)
+                    .build()
+                    .map_err(|e| format!("regex '{text}' is invalid ({e})"))?;
+                out.push(Pattern::Reg(re));
+            }
+            _ => out.push(Pattern::Str(if ignore_case {
+                text.to_lowercase()
+            } else {
+                text.clone()
+            })),
+        }
+    }
+    Ok(out)
+}
+
+/// `3.1` as `196609`; a range `3.0:3.3` end by end; anything else as it is.
+fn dotted_version(text: &str) -> String {
+    let one = |v: &str| match v.split_once('.') {
+        Some((major, minor)) => match (major.parse::<i64>(), minor.parse::<i64>()) {
+            (Ok(a), Ok(b)) => ((a << 16) | b).to_string(),
+            _ => v.to_string(),
+        },
+        None => v.to_string(),
+    };
+    match text.split_once(':') {
+        Some((low, high)) => format!("{}:{}", one(low), one(high)),
+        None => one(text),
+    }
+}
+
+fn int_pattern(text: &str, op: &str) -> Result<Pattern, String> {
+    let num = |t: &str| -> Result<i64, String> {
+        t.parse::<i64>()
+            .map_err(|_| format!("'{text}' is not a number"))
+    };
+    if let Some((low, high)) = text.split_once(':') {
+        let bad = || format!("'{text}' is not a valid number range");
+        let low = if low.is_empty() {
+            i64::MIN
+        } else {
+            low.parse().map_err(|_| bad())?
+        };
+        let high = if high.is_empty() {
+            i64::MAX
+        } else {
+            high.parse().map_err(|_| bad())?
+        };
+        return Ok(Pattern::Int(low, high));
+    }
+    let n = num(text)?;
+    Ok(match op {
+        "ge" => Pattern::Int(n, i64::MAX),
+        "gt" => Pattern::Int(n.saturating_add(1), i64::MAX),
+        "le" => Pattern::Int(i64::MIN, n),
+        "lt" => Pattern::Int(i64::MIN, n.saturating_sub(1)),
+        _ => Pattern::Int(n, n),
+    })
+}
+
+fn ip_pattern(text: &str, no_dns: bool) -> Result<Network, String> {
+    if let Some(net) = values::network(text) {
+        return Ok(net);
+    }
+    let invalid = || format!("'{text}' is not a valid IPv4 or IPv6 address");
+    if no_dns || text.contains('/') {
+        return Err(invalid());
+    }
+    // HAProxy resolves a name once, at load (`-n` forbids it).
+    let ip: IpAddr = (text, 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.find(|a| a.is_ipv4()))
+        .map(|a| a.ip())
+        .ok_or_else(invalid)?;
+    Ok(Network {
+        addr: ip,
+        prefix: if ip.is_ipv4() { 32 } else { 128 },
+    })
+}
+
+/// `name(args),conv,...` into (name, args, converters).
+fn split_call(text: &str) -> Result<(&str, Vec<&str>, Vec<&str>), String> {
+    let (call, convs) = match text.find('(') {
+        Some(open) => {
+            let close = text[open..]
+                .find(')')
+                .map(|c| open + c)
+                .ok_or_else(|| format!("missing closing ')' after arguments to '{text}'"))?;
+            let rest = &text[close + 1..];
+            (&text[..=close], rest)
+        }
+        None => match text.find(',') {
+            Some(c) => (&text[..c], &text[c..]),
+            None => (text, ""),
+        },
+    };
+    let (name, args) = match call.split_once('(') {
+        Some((n, a)) => (
+            n,
+            a.trim_end_matches(')')
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .collect(),
+        ),
+        None => (call, Vec::new()),
+    };
+    let convs = convs.split(',').filter(|c| !c.is_empty()).collect();
+    Ok((name, args, convs))
+}
+
+/// A sample fetch as written in a rule or a `%[...]`: `req.hdr(host),lower`.
+pub fn parse_fetch(text: &str) -> Result<Fetch, AclError> {
+    let (name, args, convs) = split_call(text)?;
+    let Some(source) = source(name, &args)? else {
+        if keywords::FETCHES.contains(&name) || keywords::ACL_KEYWORDS.contains(&name) {
+            return Err(AclError::Unsupported(format!("the sample fetch '{name}'")));
+        }
+        return Err(format!("unknown fetch method '{name}' in ACL expression '{text}'").into());
+    };
+    let converters = convs
+        .into_iter()
+        .map(|c| {
+            let conv = c.split('(').next().unwrap_or_default();
+            match conv {
+                "lower" => Ok(Converter::Lower),
+                "upper" => Ok(Converter::Upper),
+                _ if keywords::CONVERTERS.contains(&conv) => {
+                    Err(AclError::Unsupported(format!("the converter '{conv}'")))
+                }
+                _ => Err(format!("ACL keyword '{name}' : unknown converter '{conv}'.").into()),
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Fetch { source, converters })
+}
+
+/// An ACL criterion: a fetch, or an ACL keyword that is a fetch with a method
+/// (`path_beg`, `hdr_dom(host)`, `req_ssl_sni`).
+fn parse_criterion(text: &str) -> Result<(Fetch, Option<Method>), AclError> {
+    let (name, _, _) = split_call(text)?;
+    if let Some((base, suffix)) = name.rsplit_once('_') {
+        let method = match suffix {
+            "beg" => Some(Method::Beg),
+            "end" => Some(Method::End),
+            "sub" => Some(Method::Sub),
+            "reg" => Some(Method::Reg),
+            "dir" => Some(Method::Dir),
+            "dom" => Some(Method::Dom),
+            "len" => Some(Method::Len),
+            "ip" => Some(Method::Ip),
+            _ => None,
+        };
+        let derivable = matches!(
+            base,
+            "path" | "url" | "base" | "hdr" | "shdr" | "req.hdr" | "cook" | "urlp"
+        );
+        if let (Some(m), true) = (method, derivable) {
+            let rest = &text[name.len()..];
+            return Ok((parse_fetch(&format!("{base}{rest}"))?, Some(m)));
+        }
+    }
+    Ok((parse_fetch(text)?, None))
+}
+
+/// The fetch named `name` with `args`; None when no such fetch exists.
+fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
+    let arg = |i: usize| args.get(i).map(|a| a.to_string());
+    let need_name = |kw: &str| -> Result<String, String> {
+        arg(0).ok_or_else(|| format!("ACL keyword '{kw}' : missing argument"))
+    };
+    let occurrence = |kw: &str| -> Result<i32, String> {
+        match args.get(1) {
+            None => Ok(0),
+            Some(o) => o.parse().map_err(|_| {
+                format!(
+                    "ACL keyword '{kw}' : failed to parse '{o}' as type 'integer' at position 2"
+                )
+            }),
+        }
+    };
+    Ok(Some(match name {
+        "always_true" => Source::AlwaysTrue,
+        "always_false" => Source::AlwaysFalse,
+        "src" => Source::Src,
+        "src_port" => Source::SrcPort,
+        "dst" => Source::Dst,
+        "dst_port" => Source::DstPort,
+        "fe_name" => Source::FeName,
+        "be_name" => Source::BeName,
+        "nbsrv" => Source::Nbsrv(arg(0)),
+        "srv_is_up" => {
+            let spec = need_name(name)?;
+            let (b, s) = spec.split_once('/').unwrap_or(("", &spec));
+            Source::SrvIsUp(b.into(), s.into())
+        }
+        "method" => Source::Method,
+        "path" => Source::Path,
+        "url" => Source::Url,
+        "query" => Source::Query,
+        "base" => Source::Base,
+        "req.ver" | "req_ver" => Source::ReqVer,
+        "req.proto_http" | "req_proto_http" => Source::ProtoHttp,
+        "req.hdr" | "hdr" => match arg(0) {
+            Some(h) => Source::ReqHdr(h.to_ascii_lowercase(), occurrence(name)?),
+            None => {
+                return Err(AclError::Unsupported(format!(
+                    "'{name}' without a header name"
+                )));
+            }
+        },
+        "req.fhdr" => Source::ReqFhdr(need_name(name)?.to_ascii_lowercase(), occurrence(name)?),
+        "req.hdr_cnt" | "hdr_cnt" => Source::ReqHdrCnt(need_name(name)?.to_ascii_lowercase()),
+        "req.hdr_val" | "hdr_val" => {
+            Source::ReqHdrVal(need_name(name)?.to_ascii_lowercase(), occurrence(name)?)
+        }
+        "res.hdr" | "shdr" => {
+            Source::ResHdr(need_name(name)?.to_ascii_lowercase(), occurrence(name)?)
+        }
+        "req.cook" | "cook" => Source::ReqCook(need_name(name)?),
+        "url_param" | "urlp" => Source::UrlParam(need_name(name)?),
+        "env" => Source::Env(need_name(name)?),
+        "status" => Source::Status,
+        "req.len" | "req_len" => Source::ReqLen,
+        "req.ssl_sni" | "req_ssl_sni" => Source::SslSni,
+        "req.ssl_ver" | "req_ssl_ver" => Source::SslVer,
+        "req.ssl_hello_type" | "req_ssl_hello_type" => Source::SslHelloType,
+        _ => return Ok(None),
+    }))
+}
+
+/// One piece of a [`Format`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    Sample(Fetch),
+}
+
+/// A log-format string limited to text and `%[fetch]` (`%%` is a percent sign).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Format(pub Vec<Piece>);
+
+impl Format {
+    pub fn parse(text: &str) -> Result<Format, AclError> {
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find('%') {
+            lit.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            if let Some(r) = after.strip_prefix('%') {
+                lit.push('%');
+                rest = r;
+            } else if let Some(r) = after.strip_prefix('[') {
+                let end = r
+                    .find(']')
+                    .ok_or_else(|| AclError::Bad(format!("missing closing ']' in '{text}'")))?;
+                if !lit.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut lit)));
+                }
+                pieces.push(Piece::Sample(parse_fetch(&r[..end])?));
+                rest = &r[end + 1..];
+            } else {
+                return Err(AclError::Unsupported(format!(
+                    "log-format variables other than '%[sample]' ('{text}')"
+                )));
+            }
+        }
+        lit.push_str(rest);
+        if !lit.is_empty() {
+            pieces.push(Piece::Text(lit));
+        }
+        Ok(Format(pieces))
+    }
+
+    /// The text when there is no sample in it.
+    pub fn literal(&self) -> Option<&str> {
+        match self.0.as_slice() {
+            [] => Some(""),
+            [Piece::Text(t)] => Some(t),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn criteria_and_flags() {
+        let e = parse_expr(&words("hdr_beg(host) -i WWW."), &mut Vec::new()).unwrap();
+        assert_eq!(e.fetch.source, Source::ReqHdr("host".into(), 0));
+        assert_eq!(e.method, Method::Beg);
+        assert!(matches!(&e.patterns[..], [Pattern::Str(s)] if s == "www."));
+        let e = parse_expr(&words("dst_port 80 1024: lt 10"), &mut Vec::new()).unwrap();
+        assert!(matches!(
+            e.patterns[..],
+            [
+                Pattern::Int(80, 80),
+                Pattern::Int(1024, i64::MAX),
+                Pattern::Int(i64::MIN, 9)
+            ]
+        ));
+        let e = parse_expr(&words("path,lower -m reg ^/a"), &mut Vec::new()).unwrap();
+        assert_eq!(e.fetch.converters, [Converter::Lower]);
+        let bad = |w: &str| match parse_expr(&words(w), &mut Vec::new()) {
+            Err(AclError::Bad(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(bad("nosuch x").contains("unknown fetch method 'nosuch'"));
+        assert!(bad("src 300.1.1.1").contains("is not a valid IPv4 or IPv6 address"));
+        assert_eq!(
+            parse_expr(&words("ssl_fc"), &mut Vec::new()).unwrap_err(),
+            AclError::Unsupported("the sample fetch 'ssl_fc'".into())
+        );
+        let mut w = Vec::new();
+        parse_expr(&words("path_beg"), &mut w).unwrap();
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn conditions() {
+        let mut set = AclSet::default();
+        set.declare(&words("a path /a"), &mut Vec::new()).unwrap();
+        let c = set
+            .condition(
+                &words("if a !METH_GET || { src 10.0.0.0/8 } or"),
+                &mut Vec::new(),
+            )
+            .unwrap();
+        assert_eq!(c.suites.len(), 2);
+        assert_eq!(c.suites[0].len(), 2);
+        assert!(c.suites[0][1].negate);
+        assert_eq!(set.acls[c.suites[0][1].acl].name, "METH_GET");
+        assert_eq!(
+            set.condition(&words("if nope"), &mut Vec::new()),
+            Err(AclError::Bad("no such ACL : 'nope'".into()))
+        );
+        assert!(matches!(
+            set.condition(&words("if { path /x"), &mut Vec::new()),
+            Err(AclError::Bad(m)) if m.contains("missing closing '}'")
+        ));
+    }
+
+    #[test]
+    fn formats() {
+        let f = Format::parse("a %[src] 100%%").unwrap();
+        assert_eq!(f.0.len(), 3);
+        assert_eq!(Format::parse("plain").unwrap().literal(), Some("plain"));
+        assert!(Format::parse("%ci").is_err());
+    }
+}

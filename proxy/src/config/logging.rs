@@ -1,0 +1,387 @@
+//! The logging keywords of a proxy and of `log` lines: `log-format`, `log-format-sd`,
+//! `error-log-format`, `unique-id-format`, `unique-id-header`, `capture request|response
+//! header`, `log-tag`, and `log <target> [len N] [format F] [sample R:S] <facility> [level
+//! [minlevel]]`.
+//!
+//! Formats are kept as written while reading (a later `option httplog`/`tcplog` or
+//! `log-format` replaces an earlier one, as in HAProxy, where all three set the same
+//! format) and compiled by [`compile`] once the proxy's mode is final, with HAProxy's
+//! messages: an unknown variable, or one reserved for HTTP mode in a TCP proxy, is an error
+//! naming the line of the format.
+
+use std::sync::Arc;
+
+use super::diag::Diags;
+use super::model::{LogDest, LogSample, LogTarget, Place, Proxy, ProxyKind, SyslogFormat};
+use super::values;
+use crate::runtime::logformat::{self, LogFormat, Stage};
+
+/// A proxy's logging settings.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyLog {
+    /// `log-format`; unset: `option httplog`/`tcplog` decide.
+    pub format: Option<Source>,
+    /// `log-format-sd`: the structured data of RFC 5424 lines.
+    pub sd_format: Option<Source>,
+    /// `error-log-format`: the line of a connection refused before it became a session
+    /// (an invalid PROXY header).
+    pub error_format: Option<Source>,
+    pub unique_id_format: Option<Source>,
+    /// `unique-id-header NAME`: the unique id added to requests sent to servers.
+    pub unique_id_header: Option<String>,
+    pub req_captures: Vec<Capture>,
+    pub resp_captures: Vec<Capture>,
+    /// `log-tag` of this proxy (over the global one).
+    pub tag: Option<String>,
+    /// `option httplog clf`.
+    pub clf: bool,
+    /// `option logasap`: a session is logged once connected (TCP) or once the response
+    /// head is forwarded (HTTP), its total time and bytes marked `+` as partial.
+    pub logasap: bool,
+    /// `option dontlog-normal`: only sessions with an error are logged.
+    pub dontlog_normal: bool,
+    /// `option log-separate-errors`: sessions with an error are logged at `err`, not `info`.
+    pub separate_errors: bool,
+    /// Filled by [`compile`].
+    pub compiled: Compiled,
+}
+
+/// A format as written, and where.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub text: String,
+    pub place: Place,
+}
+
+/// `capture request|response header NAME len N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    pub name: String,
+    pub len: usize,
+}
+
+/// The compiled formats the runtime renders.
+#[derive(Debug, Clone, Default)]
+pub struct Compiled {
+    /// The traffic line (`log-format`, `option httplog|tcplog`); None: no traffic logs.
+    pub line: Option<Arc<LogFormat>>,
+    pub sd: Option<Arc<LogFormat>>,
+    pub error: Option<Arc<LogFormat>>,
+    pub unique_id: Option<Arc<LogFormat>>,
+}
+
+/// Handles a logging keyword of a proxy section; false when `words[0]` is none of them.
+pub fn proxy_keyword(
+    p: &mut Proxy,
+    words: &[String],
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<bool, String> {
+    let kw = words[0].as_str();
+    let arg = |i: usize| words.get(i).map(String::as_str);
+    let source = || -> Result<Source, String> {
+        match (arg(1), arg(2)) {
+            (None, _) => Err(format!("{kw} expects an argument.")),
+            (Some(_), Some(_)) => Err(format!(
+                "{kw} expects only one argument, don't forget to escape spaces!"
+            )),
+            (Some(text), None) => Ok(Source {
+                text: text.into(),
+                place: place.clone(),
+            }),
+        }
+    };
+    let ignored_in_backend = |diags: &mut Diags| {
+        let ignored = p.kind == ProxyKind::Backend;
+        if ignored {
+            diags.warn(
+                place,
+                format!(
+                    "backend '{}' : '{kw}' directive is ignored in backends.",
+                    p.name
+                ),
+            );
+        }
+        ignored
+    };
+    match kw {
+        "log-format" => {
+            let s = source()?;
+            if !ignored_in_backend(diags) {
+                p.log.format = Some(s);
+                p.options.httplog = None;
+                p.options.tcplog = None;
+            }
+        }
+        "log-format-sd" => {
+            let s = source()?;
+            if !ignored_in_backend(diags) {
+                p.log.sd_format = Some(s);
+            }
+        }
+        "error-log-format" => {
+            let s = source()?;
+            if !ignored_in_backend(diags) {
+                p.log.error_format = Some(s);
+            }
+        }
+        "unique-id-format" => p.log.unique_id_format = Some(source()?),
+        "unique-id-header" => {
+            let name = arg(1).ok_or("unique-id-header expects an argument.")?;
+            p.log.unique_id_header = Some(name.into());
+        }
+        "log-tag" => {
+            let tag = arg(1).ok_or("'log-tag' expects a tag for the syslog records.")?;
+            p.log.tag = Some(tag.into());
+        }
+        "capture" => capture(p, words, place, diags)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// `capture request|response header NAME len N` (`capture cookie` is not implemented).
+fn capture(
+    p: &mut Proxy,
+    words: &[String],
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<(), String> {
+    let arg = |i: usize| words.get(i).map(String::as_str);
+    let side = arg(1).unwrap_or_default();
+    if p.kind == ProxyKind::Defaults {
+        return Err(format!(
+            "'capture {side}' not allowed in 'defaults' section."
+        ));
+    }
+    if !p.kind.is_frontend() {
+        diags.warn(
+            place,
+            format!(
+                "'capture' ignored because {} '{}' has no frontend capability.",
+                p.kind.keyword(),
+                p.name
+            ),
+        );
+        return Ok(());
+    }
+    match side {
+        "cookie" => {
+            diags.warn(
+                place,
+                "'capture cookie' is not implemented by hapx and is ignored.",
+            );
+            return Ok(());
+        }
+        "request" | "response" => {}
+        _ => {
+            return Err(
+                "'capture' expects 'cookie', 'request header' or 'response header'.".into(),
+            );
+        }
+    }
+    let (Some("header"), Some(name), Some("len"), Some(len)) = (arg(2), arg(3), arg(4), arg(5))
+    else {
+        return Err(format!(
+            "'capture {side}' expects 'header' <header_name> 'len' <len>."
+        ));
+    };
+    if let Some(extra) = arg(6) {
+        return Err(format!(
+            "'capture {side}' cannot handle unexpected argument '{extra}'."
+        ));
+    }
+    let len = values::number::<usize>(len, "capture")?;
+    let capture = Capture {
+        name: name.into(),
+        len,
+    };
+    if side == "request" {
+        p.log.req_captures.push(capture);
+    } else {
+        p.log.resp_captures.push(capture);
+    }
+    Ok(())
+}
+
+/// Compiles a proxy's formats once its mode is final (a frontend's; backends log nothing
+/// of their own). Errors name the line of the format, as HAProxy's do.
+pub fn compile(p: &mut Proxy, diags: &mut Diags) {
+    if !p.kind.is_frontend() {
+        return;
+    }
+    let mode = p.mode;
+    let at = |src: &Option<Source>, kw: &str, stage, diags: &mut Diags| {
+        let src = src.as_ref()?;
+        match LogFormat::compile_at(&src.text, mode, stage) {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e) => {
+                diags.check_alert(&src.place, format!("failed to parse {kw} : {e}"));
+                None
+            }
+        }
+    };
+    let builtin = |text: &str| {
+        Some(Arc::new(
+            LogFormat::compile(text, mode).expect("HAProxy's predefined formats compile"),
+        ))
+    };
+    let one = |src: &Option<Source>, kw: &str, diags: &mut Diags| at(src, kw, Stage::LogEnd, diags);
+    let log = &p.log;
+    let line = if log.format.is_some() {
+        one(&log.format, "log-format", diags)
+    } else if p.options.httplog.is_some() && log.clf {
+        builtin(logformat::CLF_HTTP_LOG)
+    } else if p.options.httplog.is_some() {
+        builtin(logformat::HTTP_LOG)
+    } else if p.options.tcplog.is_some() {
+        builtin(logformat::TCP_LOG)
+    } else {
+        None
+    };
+    let compiled = Compiled {
+        line,
+        sd: one(&log.sd_format, "log-format-sd", diags),
+        error: one(&log.error_format, "error-log-format", diags),
+        unique_id: at(
+            &log.unique_id_format,
+            "unique-id-format",
+            Stage::Request,
+            diags,
+        ),
+    };
+    p.log.compiled = compiled;
+}
+
+const FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
+    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+const LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+/// HAProxy's datagram size limit per target when `len` is not given.
+pub const DEFAULT_MAX_LEN: usize = 1024;
+
+/// `log global` (None: the caller copies the global targets), or a target:
+/// `log <address> [len <length>] [format <format>] [sample <ranges>:<size>] <facility>
+/// [<level> [<minlevel>]]`.
+pub fn log_target(words: &[String]) -> Result<Option<LogTarget>, String> {
+    let arg = |i: usize| words.get(i).map(String::as_str);
+    let addr = arg(1).ok_or("'log' expects an address as an argument.")?;
+    if addr == "global" {
+        return Ok(None);
+    }
+    let mut target = LogTarget {
+        dest: destination(addr)?,
+        facility: 0,
+        level: 7,
+        min_level: 0,
+        max_len: DEFAULT_MAX_LEN,
+        format: SyslogFormat::Default,
+        sample: None,
+    };
+    let mut i = 2;
+    loop {
+        match (arg(i), arg(i + 1)) {
+            (Some("len"), Some(v)) => {
+                target.max_len = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (80..=65535).contains(n))
+                    .ok_or_else(|| {
+                        format!("log : invalid log length '{v}', must be between 80 and 65535")
+                    })?;
+            }
+            (Some("format"), Some(v)) => {
+                target.format = SyslogFormat::parse(v)
+                    .ok_or_else(|| format!("log : unknown log format '{v}'"))?;
+            }
+            (Some("sample"), Some(v)) => target.sample = Some(sample(v)?),
+            (Some(kw @ ("len" | "format" | "sample")), None) => {
+                return Err(format!("'log' : missing value after '{kw}'."));
+            }
+            _ => break,
+        }
+        i += 2;
+    }
+    let facility = arg(i).ok_or("'log' expects <address> and <facility> as arguments.")?;
+    target.facility = FACILITIES
+        .iter()
+        .position(|f| *f == facility)
+        .ok_or_else(|| format!("unknown log facility '{facility}'"))? as u8;
+    if let Some(l) = arg(i + 1) {
+        target.level = level(l).ok_or_else(|| format!("unknown optional log level '{l}'"))?;
+    }
+    if let Some(min) = arg(i + 2) {
+        target.min_level =
+            level(min).ok_or_else(|| format!("unknown optional minimum log level '{min}'"))?;
+    }
+    if let Some(extra) = arg(i + 3) {
+        return Err(format!("'log' : unexpected argument '{extra}'."));
+    }
+    Ok(Some(target))
+}
+
+fn level(name: &str) -> Option<u8> {
+    LEVELS.iter().position(|x| *x == name).map(|n| n as u8)
+}
+
+fn destination(addr: &str) -> Result<LogDest, String> {
+    Ok(match values::strip_family(addr) {
+        (_, "stdout") => LogDest::Stdout,
+        (_, "stderr") => LogDest::Stderr,
+        (Some("unix") | None, path) if path.starts_with('/') => LogDest::Unix(path.into()),
+        (Some("udp" | "ipv4" | "ipv6" | "udp4" | "udp6") | None, hp) => {
+            let (host, port) = values::split_host_port(hp);
+            let port = if port.is_empty() {
+                514
+            } else {
+                values::number(port, "log")?
+            };
+            let ip = host
+                .parse()
+                .map_err(|_| format!("log address '{addr}' is not an IP address or a path"))?;
+            LogDest::Udp(std::net::SocketAddr::new(ip, port))
+        }
+        (Some(f), _) => return Err(format!("log address family '{f}@' is not supported")),
+    })
+}
+
+/// `sample <ranges>:<size>`: of every `size` lines, those numbered in `ranges` (from 1,
+/// `a-b` or `n`, comma-separated) are sent.
+fn sample(v: &str) -> Result<LogSample, String> {
+    let (ranges, size) = v.split_once(':').ok_or("log : Missing sample size")?;
+    let mut picked = Vec::new();
+    for range in ranges.split(',') {
+        let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+        match (lo.parse::<u32>(), hi.parse::<u32>()) {
+            (Ok(lo), Ok(hi)) if lo > 0 && lo <= hi => picked.push((lo, hi)),
+            _ => return Err(format!("log : wrong sample range '{range}'")),
+        }
+    }
+    let size: u32 =
+        size.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            format!("log : wrong sample size '{size}' for sample range '{ranges}'")
+        })?;
+    let highest = picked.iter().map(|r| r.1).max().unwrap_or(0);
+    if highest > size {
+        return Err(format!(
+            "log : sample size {size} should be greater or equal to {highest} the maximum of the high ranges limits"
+        ));
+    }
+    Ok(LogSample {
+        ranges: picked,
+        size,
+    })
+}
+
+/// `global` section keywords for logging: `log-send-hostname [name]`.
+pub fn send_hostname(words: &[String]) -> String {
+    match words.get(1) {
+        Some(name) => name.clone(),
+        None => crate::runtime::log::hostname(),
+    }
+}

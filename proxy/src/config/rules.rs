@@ -1,0 +1,1143 @@
+//! Content switching and request rules of a proxy, parsed from HAProxy 2.6's keywords:
+//! `acl`, `use_backend`, `tcp-request connection|content|inspect-delay`, `http-request`,
+//! `http-response`, `monitor-uri` and `monitor fail`; with the whole-configuration checks
+//! HAProxy runs on them ([`check`]). The runtime side is [`crate::runtime::rules`].
+
+use std::time::Duration;
+
+use super::acl::{AclError, AclSet, Condition, Format, Layer};
+use super::diag::Diags;
+use super::model::{Mode, Place, Proxy, ProxyKind};
+use super::values;
+
+/// Every rule of one proxy, in the order each list is evaluated.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    pub acls: AclSet,
+    pub use_backends: Vec<UseBackend>,
+    pub tcp_connection: Vec<TcpRule>,
+    pub tcp_content: Vec<TcpRule>,
+    /// `tcp-request inspect-delay`: how long content rules may wait for data.
+    pub inspect_delay: Option<Duration>,
+    pub http_request: Vec<HttpRule>,
+    pub http_response: Vec<HttpRule>,
+    /// The `redirect` keyword's rules (run after the `http-request` ones).
+    pub redirects: Vec<HttpRule>,
+    pub monitor_uri: Option<String>,
+    pub monitor_fail: Vec<Condition>,
+    /// Backends and servers named in fetches (`nbsrv(b)`, `srv_is_up(b/s)`), for [`check`].
+    references: Vec<Reference>,
+    /// Where L6 fetches were used (ignored in HTTP proxies, with a warning).
+    l6_places: Vec<Place>,
+    /// Which rule kinds came already, for HAProxy's "placed after" warnings.
+    seen: Seen,
+}
+
+impl Rules {
+    /// Whether the proxy has no rule at all (connections then cost nothing more).
+    pub fn is_empty(&self) -> bool {
+        self.use_backends.is_empty()
+            && self.tcp_connection.is_empty()
+            && self.tcp_content.is_empty()
+            && self.http_request.is_empty()
+            && self.http_response.is_empty()
+            && self.redirects.is_empty()
+            && self.monitor_uri.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Seen([bool; RUNNING_ORDER.len()]);
+
+/// Rule kinds in the order HAProxy runs them, as its warnings name them.
+const RUNNING_ORDER: [(&str, &str); 6] = [
+    ("tcp-request connection", "a 'tcp-request connection'"),
+    ("tcp-request content", "a 'tcp-request content'"),
+    ("monitor fail", "a 'monitor fail'"),
+    ("http-request", "an 'http-request'"),
+    ("redirect", "a 'redirect'"),
+    ("use_backend", "a 'use_backend'"),
+];
+
+#[derive(Debug, Clone)]
+struct Reference {
+    place: Place,
+    keyword: &'static str,
+    backend: String,
+    server: Option<String>,
+}
+
+/// `use_backend NAME [if|unless COND]`.
+#[derive(Debug, Clone)]
+pub struct UseBackend {
+    pub backend: String,
+    pub cond: Option<Condition>,
+    pub place: Place,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpAction {
+    Accept,
+    Reject,
+}
+
+/// `tcp-request connection|content accept|reject [COND]`.
+#[derive(Debug, Clone)]
+pub struct TcpRule {
+    pub action: TcpAction,
+    pub cond: Option<Condition>,
+}
+
+/// Where a redirection goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectTo {
+    /// `location L`: exactly there.
+    Location(Format),
+    /// `prefix P`: P followed by the request's URI.
+    Prefix(Format),
+    /// `scheme S`: S://Host followed by the URI.
+    Scheme(Format),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub to: RedirectTo,
+    pub code: u16,
+    pub drop_query: bool,
+    pub append_slash: bool,
+}
+
+/// What an `http-request`/`http-response` rule does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAction {
+    Allow,
+    /// `deny [deny_status N] [payload]`: `http-response deny` answers 502.
+    Deny(Reply),
+    /// `tarpit [deny_status N] [payload]`: held for `timeout tarpit`, then answered (500).
+    Tarpit(Reply),
+    /// `auth [realm R]`: 401 (the realm defaults to the proxy's name).
+    Auth(Option<String>),
+    Redirect(Redirect),
+    /// `return [status N] [content-type T] [string S | file F | errorfile F]`.
+    Return(Reply),
+    SetHeader(String, Format),
+    AddHeader(String, Format),
+    DelHeader(String),
+    /// `set-method|set-path|set-query|set-uri FMT`.
+    Set(Part, Format),
+    /// `http-response set-status CODE [reason TEXT]`.
+    SetStatus(u16, Option<String>),
+    /// `replace-path|replace-uri REGEX FMT`, `replace-header|replace-value NAME REGEX FMT`.
+    Replace(Part, Replace),
+}
+
+/// What `deny`, `tarpit` and `return` answer: a status and maybe their own payload (without
+/// one, `deny` and `tarpit` send the proxy's error page, `return` an empty body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Option<Vec<u8>>,
+    /// `errorfile`: the whole response as the file holds it.
+    pub raw: bool,
+}
+
+/// The part of a message a `set-*`/`replace-*` action rewrites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Method,
+    Path,
+    Query,
+    Uri,
+    /// Each whole value of this header.
+    Header(String),
+    /// Each comma-separated value of this header.
+    Value(String),
+}
+
+/// A regex and what a match becomes: the format's text with `\N` standing for group N
+/// (HAProxy's `exp_replace`).
+#[derive(Debug, Clone)]
+pub struct Replace {
+    pub re: regex::Regex,
+    pub with: Format,
+}
+
+impl PartialEq for Replace {
+    fn eq(&self, other: &Self) -> bool {
+        self.re.as_str() == other.re.as_str() && self.with == other.with
+    }
+}
+
+impl Eq for Replace {}
+
+#[derive(Debug, Clone)]
+pub struct HttpRule {
+    pub action: HttpAction,
+    pub cond: Option<Condition>,
+}
+
+/// The status codes HAProxy has a message for (others answer with its 500 page).
+pub const STATUS_CODES: [u16; 19] = [
+    200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429, 500, 501, 502, 503, 504,
+];
+
+/// The keywords [`parse_line`] handles.
+pub const KEYWORDS: [&str; 11] = [
+    "acl",
+    "use_backend",
+    "tcp-request",
+    "http-request",
+    "http-response",
+    "redirect",
+    "monitor-uri",
+    "monitor",
+    "http-after-response",
+    "tcp-response",
+    "use-server",
+];
+
+/// Rule keywords HAProxy knows and hapx does not evaluate at all: refused, never dropped.
+const UNEVALUABLE_KEYWORDS: [&str; 3] = ["http-after-response", "tcp-response", "use-server"];
+
+/// Handles one of the rule keywords in a proxy section; false if `words[0]` is none.
+pub fn parse_line(
+    p: &mut Proxy,
+    words: &[String],
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<bool, String> {
+    let kw = words[0].as_str();
+    if !KEYWORDS.contains(&kw) {
+        return Ok(false);
+    }
+    if UNEVALUABLE_KEYWORDS.contains(&kw) {
+        return Err(format!(
+            "'{kw}' rules are not implemented by hapx; hapx refuses to run without this rule."
+        ));
+    }
+    if p.kind == ProxyKind::Defaults {
+        if p.name.is_empty() || kw == "use_backend" || kw.starts_with("monitor") {
+            let anonymous = if p.name.is_empty() { "anonymous " } else { "" };
+            let anonymous = if kw == "use_backend" { "" } else { anonymous };
+            return Err(format!(
+                "'{kw}' not allowed in {anonymous}'defaults' section."
+            ));
+        }
+        if kw == "acl" {
+            diags.warn(
+                place,
+                "'acl' in a named 'defaults' section is not implemented by hapx and is ignored.",
+            );
+            return Ok(true);
+        }
+        // Proxies inherit these rules from the section; dropping them would fail open.
+        return Err(format!(
+            "'{kw}' rules in a named 'defaults' section are not implemented by hapx; hapx refuses to run without this rule."
+        ));
+    }
+    let mut ctx = Ctx {
+        p,
+        place,
+        diags,
+        warnings: Vec::new(),
+    };
+    let result = match kw {
+        "acl" => ctx.acl(words),
+        "use_backend" => ctx.use_backend(words),
+        "tcp-request" => ctx.tcp_request(words),
+        "http-request" | "http-response" => ctx.http_rule(words),
+        "redirect" => ctx.redirect(words),
+        "monitor-uri" => ctx.monitor_uri(words),
+        _ => ctx.monitor(words),
+    };
+    let Ctx {
+        diags, warnings, ..
+    } = ctx;
+    for w in warnings {
+        diags.warn(place, w);
+    }
+    result.map(|()| true)
+}
+
+/// The alert for a rule using `what`, which hapx does not implement.
+fn unevaluable(words: &[String], what: &str) -> String {
+    let rule = words
+        .iter()
+        .take_while(|w| *w != "if" && *w != "unless")
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "'{rule}' uses {what}, which is not implemented by hapx; hapx refuses to run without this rule."
+    )
+}
+
+struct Ctx<'a> {
+    p: &'a mut Proxy,
+    place: &'a Place,
+    diags: &'a mut Diags,
+    warnings: Vec<String>,
+}
+
+/// Where a condition is used: which layers its fetches may read, and how HAProxy names it.
+struct Usage {
+    allowed: &'static [Layer],
+    name: String,
+    /// `in 'tcp-request connection' ` in the never-match warning.
+    within: &'static str,
+}
+
+impl Ctx<'_> {
+    fn side(&self) -> &'static str {
+        if self.p.kind.is_frontend() {
+            "frontend"
+        } else {
+            "backend"
+        }
+    }
+
+    /// Warns as HAProxy does when the proxy has no frontend side. Like HAProxy, the rule
+    /// is kept anyway (a backend's `use_backend` is then a loop, `monitor-uri` unused).
+    fn warn_unless_frontend(&mut self, kw: &str) {
+        if !self.p.kind.is_frontend() {
+            self.warnings.push(format!(
+                "'{kw}' ignored because {} '{}' has no frontend capability.",
+                self.p.kind.keyword(),
+                self.p.name
+            ));
+        }
+    }
+
+    fn acl(&mut self, words: &[String]) -> Result<(), String> {
+        match self.p.rules.acls.declare(&words[1..], &mut self.warnings) {
+            Ok(acl) => {
+                if let Some(e) = self.p.rules.acls.acls[acl].exprs.last().cloned() {
+                    self.note_fetch(&e.fetch.source, &e.keyword);
+                }
+                Ok(())
+            }
+            Err(AclError::Bad(m)) => Err(m),
+            Err(AclError::Unsupported(what)) => {
+                self.warnings.push(format!(
+                    "acl '{}' uses {what}, which is not implemented by hapx; a rule using it is refused.",
+                    words[1]
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    /// An error for a bad rule, and also for one using what hapx does not implement: a
+    /// rule hapx cannot evaluate must not be dropped (a dropped `deny` lets everything
+    /// through), so the configuration is refused.
+    fn refuse(&mut self, e: AclError, words: &[String]) -> Result<(), String> {
+        match e {
+            AclError::Bad(m) => Err(m),
+            AclError::Unsupported(what) => Err(unevaluable(words, &what)),
+        }
+    }
+
+    /// Records what checks need to know about a fetch.
+    fn note_fetch(&mut self, source: &super::acl::Source, keyword: &str) {
+        use super::acl::Source;
+        let (keyword, backend, server) = match source {
+            Source::Nbsrv(Some(b)) => ("nbsrv", b.clone(), None),
+            Source::SrvIsUp(b, s) => ("srv_is_up", b.clone(), Some(s.clone())),
+            Source::ReqLen | Source::SslSni | Source::SslVer | Source::SslHelloType => {
+                let _ = keyword;
+                self.p.rules.l6_places.push(self.place.clone());
+                return;
+            }
+            _ => return,
+        };
+        self.p.rules.references.push(Reference {
+            place: self.place.clone(),
+            keyword,
+            backend,
+            server,
+        });
+    }
+
+    /// Parses the condition in `words` (from its `if`/`unless`), wording errors with
+    /// `context`, and warns about ACLs that cannot match where they are used.
+    fn condition(
+        &mut self,
+        words: &[String],
+        usage: &Usage,
+        context: impl Fn(String) -> String,
+    ) -> Result<Option<Condition>, AclError> {
+        if words.is_empty() {
+            return Ok(None);
+        }
+        let before = self.p.rules.acls.acls.len();
+        let cond = self
+            .p
+            .rules
+            .acls
+            .condition(words, &mut self.warnings)
+            .map_err(|e| e.context(&context))?;
+        // Fetches of anonymous ACLs made here.
+        let fresh: Vec<_> = self.p.rules.acls.acls[before..]
+            .iter()
+            .flat_map(|a| {
+                a.exprs
+                    .iter()
+                    .map(|e| (e.fetch.source.clone(), e.keyword.clone()))
+            })
+            .collect();
+        for (source, keyword) in fresh {
+            self.note_fetch(&source, &keyword);
+        }
+        let mut warned = Vec::new();
+        for term in cond.suites.iter().flatten() {
+            let acl = &self.p.rules.acls.acls[term.acl];
+            for e in &acl.exprs {
+                let layer = e.fetch.layer();
+                if usage.allowed.contains(&layer) || warned.contains(&term.acl) {
+                    continue;
+                }
+                warned.push(term.acl);
+                let who = if acl.name.is_empty() {
+                    "anonymous acl".to_string()
+                } else {
+                    format!("acl '{}'", acl.name)
+                };
+                self.warnings.push(format!(
+                    "{who} will never match {}because it uses keyword '{}' which is incompatible with '{} {}'",
+                    usage.within,
+                    e.keyword.split('(').next().unwrap_or_default(),
+                    self.side(),
+                    usage.name
+                ));
+            }
+        }
+        Ok(Some(cond))
+    }
+
+    fn use_backend(&mut self, words: &[String]) -> Result<(), String> {
+        self.warn_unless_frontend("use_backend");
+        let name = words
+            .get(1)
+            .ok_or("'use_backend' expects a backend name.")?;
+        if name.contains('%') {
+            return Err(
+                "'use_backend' with a log-format backend name is not implemented by hapx.".into(),
+            );
+        }
+        let rest = &words[2..];
+        if let Some(w) = rest.first().filter(|w| *w != "if" && *w != "unless") {
+            return Err(format!(
+                "unexpected keyword '{w}' after switching rule, only 'if' and 'unless' are allowed."
+            ));
+        }
+        let usage = Usage {
+            allowed: &[Layer::L4, Layer::L6, Layer::Request],
+            name: "backend-switching-rule".into(),
+            within: "",
+        };
+        let cond = match self.condition(rest, &usage, |e| {
+            format!("error detected while parsing switching rule : {e}.")
+        }) {
+            Ok(c) => c,
+            Err(e) => return self.refuse(e, words),
+        };
+        self.placed_after("use_backend", "use_backend");
+        self.p.rules.use_backends.push(UseBackend {
+            backend: name.clone(),
+            cond,
+            place: self.place.clone(),
+        });
+        Ok(())
+    }
+
+    /// HAProxy's warning for a rule of `kind` written after rules that run after it (the
+    /// first such kind in running order); then `kind` counts as seen. `kw` names the rule.
+    fn placed_after(&mut self, kw: &str, kind: &str) {
+        let at = RUNNING_ORDER
+            .iter()
+            .position(|(k, _)| *k == kind)
+            .unwrap_or_default();
+        let seen = &mut self.p.rules.seen.0;
+        let after = (at + 1..RUNNING_ORDER.len()).find(|&i| seen[i]);
+        seen[at] = true;
+        if let Some(i) = after {
+            self.warnings.push(format!(
+                "a '{kw}' rule placed after {} rule will still be processed before.",
+                RUNNING_ORDER[i].1
+            ));
+        }
+    }
+
+    fn tcp_request(&mut self, words: &[String]) -> Result<(), String> {
+        let which = words.get(1).map(String::as_str).unwrap_or_default();
+        let (kind, k) = (self.p.kind.keyword(), self.p.name.clone());
+        match which {
+            "inspect-delay" => {
+                let v = words.get(2).ok_or_else(|| {
+                    format!("'tcp-request inspect-delay' expects a positive delay in milliseconds, in {kind} '{k}'")
+                })?;
+                let d = values::timer(v, "tcp-request inspect-delay")?;
+                self.p.rules.inspect_delay = (!d.is_zero()).then_some(d);
+                return Ok(());
+            }
+            "connection" | "content" => {}
+            "session" => {
+                return Err(
+                    "'tcp-request session' rules are not implemented by hapx; hapx refuses to run without this rule.".into(),
+                );
+            }
+            _ => {
+                return Err(format!(
+                    "'tcp-request' expects 'connection', 'session', 'content', 'inspect-delay', got '{which}' in {kind} '{k}'"
+                ));
+            }
+        }
+        let connection = which == "connection";
+        if connection && !self.p.kind.is_frontend() {
+            return Err(format!(
+                "tcp-request connection is not allowed because {kind} {k} is not a frontend"
+            ));
+        }
+        self.placed_after("tcp-request", &format!("tcp-request {which}"));
+        let action = match words.get(2).map(String::as_str) {
+            Some("accept") => TcpAction::Accept,
+            Some("reject") => TcpAction::Reject,
+            other => {
+                return Err(format!(
+                    "'tcp-request {which}' expects 'accept' or 'reject' in hapx (got '{}' in {kind} '{k}'); HAProxy's other actions are not implemented.",
+                    other.unwrap_or_default()
+                ));
+            }
+        };
+        let rest = &words[3..];
+        if let Some(w) = rest.first().filter(|w| *w != "if" && *w != "unless") {
+            return Err(format!(
+                "'tcp-request {which} {}' : unexpected keyword '{w}' (expects 'if' or 'unless').",
+                words[2]
+            ));
+        }
+        let usage = if connection {
+            Usage {
+                allowed: &[Layer::L4],
+                name: "tcp-request connection rule".into(),
+                within: "in 'tcp-request connection' ",
+            }
+        } else {
+            Usage {
+                allowed: &[Layer::L4, Layer::L6, Layer::Request],
+                name: "tcp-request content rule".into(),
+                within: "in 'tcp-request content' ",
+            }
+        };
+        let rule_name = format!("tcp-request {which} {}", words[2]);
+        let cond = match self.condition(rest, &usage, |e| {
+            format!(
+                "'{rule_name}' : error detected in {kind} '{k}' while parsing '{}' condition : {e}",
+                rest[0]
+            )
+        }) {
+            Ok(c) => c,
+            Err(e) => return self.refuse(e, words),
+        };
+        let rule = TcpRule { action, cond };
+        if connection {
+            self.p.rules.tcp_connection.push(rule);
+        } else {
+            self.p.rules.tcp_content.push(rule);
+        }
+        Ok(())
+    }
+
+    fn http_rule(&mut self, words: &[String]) -> Result<(), String> {
+        let kw = words[0].as_str();
+        let response = kw == "http-response";
+        let name = words.get(1).map(String::as_str).unwrap_or_default();
+        if !response {
+            self.placed_after("http-request", "http-request");
+        }
+        let (kind, k) = (self.p.kind.keyword(), self.p.name.clone());
+        let rule_err = |e: String| {
+            format!("error detected in {kind} '{k}' while parsing '{kw} {name}' rule : {e}.")
+        };
+        let end = words
+            .iter()
+            .skip(2)
+            .position(|w| w == "if" || w == "unless")
+            .map_or(words.len(), |i| i + 2);
+        let args = &words[2.min(words.len())..end];
+        let action = match http_action(kw, name, args, &self.p.errorfiles) {
+            Ok(a) => a,
+            Err(ActionError::Unknown(m)) => return Err(m),
+            Err(ActionError::Rule(m)) => return Err(rule_err(m)),
+            Err(ActionError::Unsupported(what)) => {
+                return self.refuse(AclError::Unsupported(what), words);
+            }
+        };
+        let usage = Usage {
+            allowed: if response {
+                &[Layer::L4, Layer::Response]
+            } else {
+                &[Layer::L4, Layer::L6, Layer::Request]
+            },
+            name: format!("{kw} header rule"),
+            within: "",
+        };
+        let cond = match self.condition(&words[end..], &usage, |e| {
+            format!("error detected while parsing an '{kw} {name}' condition : {e}.")
+        }) {
+            Ok(c) => c,
+            Err(e) => return self.refuse(e, words),
+        };
+        let rule = HttpRule { action, cond };
+        if response {
+            self.p.rules.http_response.push(rule);
+        } else {
+            self.p.rules.http_request.push(rule);
+        }
+        Ok(())
+    }
+
+    /// The `redirect` keyword: `redirect location|prefix|scheme ... [if|unless COND]`.
+    fn redirect(&mut self, words: &[String]) -> Result<(), String> {
+        self.placed_after("redirect", "redirect");
+        let (kind, k) = (self.p.kind.keyword(), self.p.name.clone());
+        let rule_err = |m: String| {
+            format!("error detected in {kind} '{k}' while parsing redirect rule : {m}.")
+        };
+        let end = words
+            .iter()
+            .position(|w| w == "if" || w == "unless")
+            .unwrap_or(words.len());
+        let args = &words[1..end];
+        if let Some(w) = args
+            .first()
+            .filter(|w| !matches!(w.as_str(), "location" | "prefix" | "scheme"))
+        {
+            return Err(rule_err(format!(
+                "expects 'code', 'prefix', 'location', 'scheme', 'set-cookie', 'clear-cookie', 'drop-query', 'ignore-empty' or 'append-slash' (was '{w}')"
+            )));
+        }
+        let r = match redirect(args) {
+            Ok(r) => r,
+            Err(ActionError::Unsupported(what)) => {
+                return self.refuse(AclError::Unsupported(what), words);
+            }
+            Err(ActionError::Rule(m) | ActionError::Unknown(m)) => return Err(rule_err(m)),
+        };
+        let usage = Usage {
+            allowed: &[Layer::L4, Layer::L6, Layer::Request],
+            name: "http-request header rule".into(),
+            within: "",
+        };
+        let cond = match self.condition(&words[end..], &usage, |e| {
+            format!("error detected in {kind} '{k}' while parsing redirect rule : error in condition: {e}.")
+        }) {
+            Ok(c) => c,
+            Err(e) => return self.refuse(e, words),
+        };
+        self.p.rules.redirects.push(HttpRule {
+            action: HttpAction::Redirect(r),
+            cond,
+        });
+        Ok(())
+    }
+
+    fn monitor_uri(&mut self, words: &[String]) -> Result<(), String> {
+        self.warn_unless_frontend("monitor-uri");
+        let uri = words.get(1).ok_or("'monitor-uri' expects an URI.")?;
+        self.p.rules.monitor_uri = Some(uri.clone());
+        Ok(())
+    }
+
+    fn monitor(&mut self, words: &[String]) -> Result<(), String> {
+        if words.get(1).map(String::as_str) != Some("fail") {
+            return Err("'monitor' only supports 'fail'.".into());
+        }
+        self.warn_unless_frontend("monitor fail");
+        self.placed_after("monitor fail", "monitor fail");
+        let rest = &words[2..];
+        if !rest.first().is_some_and(|w| w == "if" || w == "unless") {
+            return Err(
+                "'monitor fail' requires either 'if' or 'unless' followed by a condition.".into(),
+            );
+        }
+        let usage = Usage {
+            allowed: &[Layer::L4, Layer::Request],
+            name: "monitor-fail rule".into(),
+            within: "",
+        };
+        let cond = match self.condition(rest, &usage, |e| {
+            format!("error detected while parsing a 'monitor fail' condition : {e}.")
+        }) {
+            Ok(c) => c,
+            Err(e) => return self.refuse(e, words),
+        };
+        self.p.rules.monitor_fail.extend(cond);
+        Ok(())
+    }
+}
+
+enum ActionError {
+    /// No such action: HAProxy's message as it is.
+    Unknown(String),
+    /// A bad argument: worded in the rule's context.
+    Rule(String),
+    /// Valid for HAProxy, not implemented by hapx (what).
+    Unsupported(String),
+}
+
+impl From<AclError> for ActionError {
+    fn from(e: AclError) -> Self {
+        match e {
+            AclError::Bad(m) => ActionError::Rule(m),
+            AclError::Unsupported(w) => ActionError::Unsupported(w),
+        }
+    }
+}
+
+fn status_arg(v: Option<&String>) -> Result<u16, ActionError> {
+    let v = v.ok_or_else(|| ActionError::Rule("missing status code".into()))?;
+    v.parse::<u16>()
+        .ok()
+        .filter(|s| (200..=599).contains(s))
+        .ok_or_else(|| ActionError::Rule(format!("Unexpected status code '{v}'")))
+}
+
+fn http_action(
+    kw: &str,
+    name: &str,
+    args: &[String],
+    errorfiles: &std::collections::BTreeMap<u16, Vec<u8>>,
+) -> Result<HttpAction, ActionError> {
+    let response = kw == "http-response";
+    let fmt = |v: &String| Format::parse(v).map_err(ActionError::from);
+    Ok(match name {
+        "allow" => HttpAction::Allow,
+        "deny" | "tarpit" => {
+            let status = if response {
+                502
+            } else if name == "tarpit" {
+                500
+            } else {
+                403
+            };
+            let reply = reply(args, status, errorfiles, &format!("{kw} {name}"))?;
+            if name == "tarpit" {
+                HttpAction::Tarpit(reply)
+            } else {
+                HttpAction::Deny(reply)
+            }
+        }
+        "auth" if !response => {
+            let realm = match args {
+                [] => None,
+                [r, realm] if r == "realm" => Some(realm.clone()),
+                [r] if r == "realm" => {
+                    return Err(ActionError::Rule("missing realm value.\n".into()));
+                }
+                _ => {
+                    return Err(ActionError::Rule(format!(
+                        "expects 'realm' (got '{}')",
+                        args[0]
+                    )));
+                }
+            };
+            HttpAction::Auth(realm)
+        }
+        "redirect" if !response => HttpAction::Redirect(redirect(args)?),
+        "return" => HttpAction::Return(reply(args, 200, errorfiles, "return")?),
+        "set-status" if response => {
+            let code = status_arg(args.first())?;
+            match &args[1..] {
+                [] => HttpAction::SetStatus(code, None),
+                [r, text] if r == "reason" => HttpAction::SetStatus(code, Some(text.clone())),
+                _ => {
+                    return Err(ActionError::Rule(
+                        "expects 'reason' followed by a text".into(),
+                    ));
+                }
+            }
+        }
+        "set-header" | "add-header" => {
+            let [h, v] = args else {
+                return Err(ActionError::Rule("expects exactly 2 arguments".into()));
+            };
+            if name == "set-header" {
+                HttpAction::SetHeader(h.clone(), fmt(v)?)
+            } else {
+                HttpAction::AddHeader(h.clone(), fmt(v)?)
+            }
+        }
+        "set-method" | "set-path" | "set-query" | "set-uri" if !response => {
+            let [v] = args else {
+                return Err(ActionError::Rule("expects exactly 1 argument".into()));
+            };
+            let part = match name {
+                "set-method" => Part::Method,
+                "set-path" => Part::Path,
+                "set-query" => Part::Query,
+                _ => Part::Uri,
+            };
+            HttpAction::Set(part, fmt(v)?)
+        }
+        "replace-path" | "replace-uri" if !response => {
+            let [re, with] = args else {
+                return Err(ActionError::Rule("expects exactly 2 arguments".into()));
+            };
+            let part = if name == "replace-path" {
+                Part::Path
+            } else {
+                Part::Uri
+            };
+            HttpAction::Replace(part, replace(re, with)?)
+        }
+        "replace-header" | "replace-value" => {
+            let [h, re, with] = args else {
+                return Err(ActionError::Rule("expects exactly 3 arguments".into()));
+            };
+            let part = if name == "replace-header" {
+                Part::Header(h.clone())
+            } else {
+                Part::Value(h.clone())
+            };
+            HttpAction::Replace(part, replace(re, with)?)
+        }
+        "del-header" => match args {
+            [h] => HttpAction::DelHeader(h.clone()),
+            [_, m, _] if m == "-m" => {
+                return Err(ActionError::Unsupported(format!("'{kw} del-header -m'")));
+            }
+            _ => return Err(ActionError::Rule("expects exactly 1 argument".into())),
+        },
+        _ => {
+            let stem = name.split('(').next().unwrap_or_default();
+            if super::keywords::HTTP_ACTIONS.contains(&stem) {
+                return Err(ActionError::Unsupported(format!("the action '{name}'")));
+            }
+            return Err(ActionError::Unknown(format!(
+                "'{kw}' expects 'allow', 'deny', 'tarpit', 'auth', 'redirect', 'return', 'set-header', 'add-header', 'del-header' or another of HAProxy's actions, but got '{name}'."
+            )));
+        }
+    })
+}
+
+fn replace(re: &str, with: &str) -> Result<Replace, ActionError> {
+    let re = regex::Regex::new(re)
+        .map_err(|e| ActionError::Rule(format!("regex '{re}' is invalid ({e})")))?;
+    Ok(Replace {
+        re,
+        with: Format::parse(with)?,
+    })
+}
+
+fn redirect(args: &[String]) -> Result<Redirect, ActionError> {
+    let kind = args.first().map(String::as_str).unwrap_or_default();
+    let value = |k: &str| {
+        args.get(1)
+            .ok_or_else(|| ActionError::Rule(format!("missing argument for '{k}'")))
+            .and_then(|v| Format::parse(v).map_err(ActionError::from))
+    };
+    let to = match kind {
+        "location" => RedirectTo::Location(value(kind)?),
+        "prefix" => RedirectTo::Prefix(value(kind)?),
+        "scheme" => RedirectTo::Scheme(value(kind)?),
+        _ => {
+            return Err(ActionError::Rule(
+                "redirection type expected ('prefix', 'location', or 'scheme')".into(),
+            ));
+        }
+    };
+    let mut r = Redirect {
+        to,
+        code: 302,
+        drop_query: false,
+        append_slash: false,
+    };
+    let mut i = 2;
+    while let Some(opt) = args.get(i) {
+        match opt.as_str() {
+            "code" => {
+                let v = args.get(i + 1).map(String::as_str).unwrap_or_default();
+                r.code = v
+                    .parse()
+                    .ok()
+                    .filter(|c| matches!(c, 301 | 302 | 303 | 307 | 308))
+                    .ok_or_else(|| {
+                        ActionError::Rule(format!(
+                            "'code': unsupported HTTP code '{v}' (must be one of 301, 302, 303, 307 or 308)"
+                        ))
+                    })?;
+                i += 1;
+            }
+            "drop-query" => r.drop_query = true,
+            "append-slash" => r.append_slash = true,
+            other => {
+                return Err(ActionError::Unsupported(format!(
+                    "the '{other}' option of redirects"
+                )));
+            }
+        }
+        i += 1;
+    }
+    Ok(r)
+}
+
+/// The reply options of `deny`, `tarpit` and `return` (`action` names it in messages).
+fn reply(
+    args: &[String],
+    mut status: u16,
+    errorfiles: &std::collections::BTreeMap<u16, Vec<u8>>,
+    action: &str,
+) -> Result<Reply, ActionError> {
+    let mut content_type = None;
+    let mut body = None;
+    let mut raw = false;
+    let mut i = 0;
+    while let Some(opt) = args.get(i) {
+        let v = args.get(i + 1);
+        let need = || ActionError::Rule(format!("'{opt}' expects an argument"));
+        match opt.as_str() {
+            "status" | "deny_status" => status = status_arg(v)?,
+            "content-type" => content_type = Some(v.ok_or_else(need)?.clone()),
+            "string" => body = Some(v.ok_or_else(need)?.as_bytes().to_vec()),
+            "file" => {
+                let f = v.ok_or_else(need)?;
+                body =
+                    Some(std::fs::read(f).map_err(|e| {
+                        ActionError::Rule(format!("failed to open file '{f}' : {e}"))
+                    })?);
+            }
+            "errorfile" => {
+                let f = v.ok_or_else(need)?;
+                body =
+                    Some(std::fs::read(f).map_err(|e| {
+                        ActionError::Rule(format!("failed to open file '{f}' : {e}"))
+                    })?);
+                raw = true;
+            }
+            "default-errorfiles" => {
+                body = errorfiles.get(&status).cloned();
+                raw = body.is_some();
+                i += 1;
+                continue;
+            }
+            other => {
+                return Err(ActionError::Unsupported(format!(
+                    "the '{other}' option of '{action}'"
+                )));
+            }
+        }
+        i += 2;
+    }
+    if body.is_some() && content_type.is_none() && !raw {
+        return Err(ActionError::Rule(
+            "a 'content-type' must be set when a payload is defined".into(),
+        ));
+    }
+    Ok(Reply {
+        status,
+        content_type,
+        body,
+        raw,
+    })
+}
+
+/// Whole-configuration checks on `p`'s rules, HAProxy's messages: backends that do not
+/// exist, mode mismatches, rules a mode ignores, references in fetches.
+pub fn check(
+    p: &mut Proxy,
+    proxies: &[(String, ProxyKind, Mode, Place, Vec<String>)],
+    diags: &mut Diags,
+) {
+    let backend = |name: &str| {
+        proxies
+            .iter()
+            .find(|(n, k, ..)| n == name && k.is_backend())
+    };
+    for r in std::mem::take(&mut p.rules.references) {
+        // HAProxy words these `parsing [file:line]: ...`, without its usual space.
+        let at = format!("parsing [{}]:", r.place);
+        match backend(&r.backend) {
+            None => diags.global_alert(format!(
+                "{at} unable to find backend '{}' referenced in arg 1 of ACL keyword '{}' in proxy '{}'.",
+                r.backend, r.keyword, p.name
+            )),
+            Some((.., servers)) => {
+                if let Some(s) = r.server.as_ref().filter(|s| !servers.contains(s)) {
+                    diags.global_alert(format!(
+                        "{at} unable to find server '{s}' in proxy '{}', referenced in arg 1 of ACL keyword '{}' in proxy '{}'.",
+                        r.backend, r.keyword, p.name
+                    ));
+                }
+            }
+        }
+    }
+    let (kind, name) = (p.kind.keyword(), p.name.clone());
+    for u in &p.rules.use_backends {
+        match backend(&u.backend) {
+            None => diags.global_alert(format!(
+                "Proxy '{name}': unable to find required use_backend: '{}'.",
+                u.backend
+            )),
+            Some((bname, bkind, ..)) if *bname == name && *bkind == p.kind => {
+                diags.global_alert(format!("Proxy '{name}': loop detected for use_backend: '{bname}'."))
+            }
+            Some((bname, _, Mode::Tcp, bplace, _)) if p.mode == Mode::Http => diags.global_alert(format!(
+                "http frontend '{name}' ({}) tries to use incompatible tcp backend '{bname}' ({bplace}) in a 'use_backend' rule (see 'mode').",
+                p.place
+            )),
+            Some(_) => {}
+        }
+    }
+    if p.mode == Mode::Http {
+        for place in std::mem::take(&mut p.rules.l6_places) {
+            diags.global_warn(format!(
+                "Proxy '{name}': L6 sample fetches ignored on HTTP proxies (declared at {place})."
+            ));
+        }
+        return;
+    }
+    if p.rules.monitor_uri.take().is_some() {
+        diags.global_warn(format!(
+            "monitor-uri will be ignored for {kind} '{name}' (needs 'mode http')."
+        ));
+    }
+    for (rules, which) in [
+        (&mut p.rules.http_request, "http-request"),
+        (&mut p.rules.http_response, "http-response"),
+        (&mut p.rules.redirects, "redirect"),
+    ] {
+        if !rules.is_empty() {
+            rules.clear();
+            diags.global_warn(format!(
+                "'{which}' rules ignored for {kind} '{name}' as they require HTTP mode."
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rules of a frontend made of `lines`, with the warnings; or the first error.
+    fn frontend(lines: &[&str]) -> Result<(Rules, Vec<String>), String> {
+        let mut p = Proxy::new("f".into(), ProxyKind::Frontend, Place::default());
+        p.mode = Mode::Http;
+        let mut diags = Diags::default();
+        for line in lines {
+            let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+            assert!(parse_line(&mut p, &words, &Place::default(), &mut diags)?);
+        }
+        let warnings = diags.list.iter().map(|d| d.message.clone()).collect();
+        Ok((p.rules, warnings))
+    }
+
+    #[test]
+    fn http_actions_are_typed() {
+        let (rules, warnings) = frontend(&[
+            "http-request deny deny_status 429 if { path /x }",
+            "http-request redirect prefix /v2 code 308 drop-query",
+            "http-request return status 404 content-type text/plain string gone",
+            "http-request set-header X-Src %[src]",
+            "http-response del-header Server",
+        ])
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let actions: Vec<&HttpAction> = rules.http_request.iter().map(|r| &r.action).collect();
+        assert!(matches!(
+            actions[0],
+            HttpAction::Deny(Reply {
+                status: 429,
+                body: None,
+                ..
+            })
+        ));
+        assert!(matches!(
+            actions[1],
+            HttpAction::Redirect(Redirect {
+                code: 308,
+                drop_query: true,
+                ..
+            })
+        ));
+        assert!(
+            matches!(actions[2], HttpAction::Return(Reply { status: 404, body: Some(b), .. }) if b == b"gone")
+        );
+        assert!(
+            matches!(actions[3], HttpAction::SetHeader(h, f) if h == "X-Src" && f.literal().is_none())
+        );
+        assert!(rules.http_request[0].cond.is_some());
+        assert_eq!(
+            rules.http_response[0].action,
+            HttpAction::DelHeader("Server".into())
+        );
+    }
+
+    #[test]
+    fn misplaced_rules_warn() {
+        let (rules, warnings) = frontend(&[
+            "use_backend b if { path /b }",
+            "http-request deny if { path /x }",
+            "acl tls ssl_fc",
+        ])
+        .unwrap();
+        assert_eq!(rules.use_backends.len(), 1);
+        assert_eq!(rules.http_request.len(), 1);
+        assert_eq!(
+            warnings[0],
+            "a 'http-request' rule placed after a 'use_backend' rule will still be processed before."
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("acl 'tls' uses the sample fetch 'ssl_fc'"))
+        );
+    }
+
+    /// A rule hapx cannot evaluate is refused, never dropped: a dropped `deny` fails open.
+    #[test]
+    fn unimplemented_rules_are_refused() {
+        for (lines, what) in [
+            (&["http-request cache-use c"][..], "the action 'cache-use'"),
+            (
+                &["acl tls ssl_fc", "http-request deny if !tls"][..],
+                "the sample fetch 'ssl_fc'",
+            ),
+            (
+                &["acl tls ssl_fc", "use_backend c if tls"][..],
+                "the sample fetch 'ssl_fc'",
+            ),
+            (&["tcp-request session reject"][..], "'tcp-request session'"),
+            (
+                &["http-after-response set-header a b"][..],
+                "'http-after-response'",
+            ),
+        ] {
+            let e = frontend(lines).unwrap_err();
+            assert!(
+                e.contains(what) && e.ends_with("hapx refuses to run without this rule."),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_name_the_rule() {
+        assert_eq!(
+            frontend(&["http-request deny deny_status 99"]).unwrap_err(),
+            "error detected in frontend 'f' while parsing 'http-request deny' rule : Unexpected status code '99'."
+        );
+        assert_eq!(
+            frontend(&["use_backend b if nope"]).unwrap_err(),
+            "error detected while parsing switching rule : no such ACL : 'nope'."
+        );
+        assert!(
+            frontend(&["http-request frobnicate"])
+                .unwrap_err()
+                .contains("but got 'frobnicate'")
+        );
+    }
+}

@@ -1,0 +1,429 @@
+//! What sessions tell the logger: the facts of a TCP session ([`TcpFacts`]) or an HTTP
+//! request ([`HttpFacts`], [`HttpOutcome`]) gathered as they go, only when their frontend logs
+//! (or sends unique ids), and turned into a [`Entry`] for the formats at logging time, with
+//! HAProxy's timers, counts, captures and `%[fetch]` values.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::{Logger, next_request_number};
+use crate::config::logging::Capture;
+use crate::runtime::http::Head;
+use crate::runtime::logformat::{Counts, Entry, Samples, Timers};
+use crate::runtime::sample;
+use crate::runtime::session::Connected;
+use crate::runtime::state::{Backend, Frontend, Server, State};
+
+/// What a TCP-mode session's line shows, gathered by the session as it goes
+/// ([`Logger::log_tcp`]); only a frontend that logs traffic has them ([`TcpFacts::gather`]).
+#[derive(Debug, Clone)]
+pub struct TcpFacts<'a> {
+    pub state: &'a State,
+    pub client: SocketAddr,
+    pub local: SocketAddr,
+    pub accepted: Instant,
+    /// The wall-clock accept time.
+    pub accept_date: SystemTime,
+    pub backend: Option<&'a Backend>,
+    pub server: Option<&'a Server>,
+    /// The server's connection: its peer and the proxy's end.
+    pub server_addr: Option<SocketAddr>,
+    pub source_addr: Option<SocketAddr>,
+    /// Milliseconds queued and connecting; -1: not reached.
+    pub queue_ms: i64,
+    pub connect_ms: i64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub retries: u32,
+    pub redispatched: bool,
+}
+
+impl<'a> TcpFacts<'a> {
+    /// The server connection made for the session.
+    pub fn connected(&mut self, conn: &'a Connected) {
+        self.server = Some(&conn.server);
+        self.server_addr = conn.stream.peer_addr().ok();
+        self.source_addr = conn.stream.local_addr().ok();
+        self.queue_ms = conn.queue_time.as_millis() as i64;
+        self.connect_ms = conn.connect_time.as_millis() as i64;
+        (self.retries, self.redispatched) = (conn.retries, conn.redispatched);
+    }
+
+    /// The facts known at accept time, when the frontend logs traffic: boxed, as the
+    /// session holds them for its whole life, and a session without a log line holds none.
+    pub fn gather(
+        state: &'a State,
+        fe: &Frontend,
+        client: SocketAddr,
+        local: SocketAddr,
+        accepted: Instant,
+    ) -> Option<Box<Self>> {
+        if !fe.logger.logs_traffic() {
+            return None;
+        }
+        Some(Box::new(TcpFacts {
+            state,
+            client,
+            local,
+            accepted,
+            accept_date: SystemTime::now(),
+            backend: None,
+            server: None,
+            server_addr: None,
+            source_addr: None,
+            queue_ms: -1,
+            connect_ms: -1,
+            bytes_in: 0,
+            bytes_out: 0,
+            retries: 0,
+            redispatched: false,
+        }))
+    }
+}
+
+impl Logger {
+    /// Logs a TCP-mode session that ended with termination state `term`; `None`: the
+    /// frontend logs no traffic ([`TcpFacts::gather`]).
+    pub fn log_tcp(&self, fe: &Frontend, f: Option<&TcpFacts<'_>>, term: &str) {
+        let Some(f) = f.filter(|_| self.logs_traffic()) else {
+            return;
+        };
+        let close = f.accepted.elapsed().as_millis() as i64;
+        let connect = if f.connect_ms >= 0 {
+            f.queue_ms.max(0) + f.connect_ms
+        } else {
+            -1
+        };
+        let timers = Timers {
+            queue: f.queue_ms,
+            connect,
+            // In TCP mode, data flows from the connection on.
+            data: connect,
+            close,
+            ..Timers::default()
+        };
+        // The session itself is no longer counted on its backend and server once it ended,
+        // as in HAProxy; a line logged early counts it.
+        let partial = self.logasap;
+        let held = |n: usize| if partial { n } else { n.saturating_sub(1) };
+        let counts = Counts {
+            process: f.state.cur_conns.load(Relaxed),
+            frontend: fe.counters.cur.load(Relaxed),
+            backend: f.backend.map_or(0, |b| held(b.counters.cur.load(Relaxed))),
+            server: f.server.map_or(0, |s| held(s.counters.cur.load(Relaxed))),
+            retries: f.retries,
+            redispatched: f.redispatched,
+            ..Counts::default()
+        };
+        // Declared captures show empty in TCP mode (`{|}`); none allocated when none are.
+        let req_caps = vec![None; self.req_captures.len()];
+        let resp_caps = vec![None; self.resp_captures.len()];
+        let mut entry = Entry {
+            backend: f.backend.map_or(fe.name.as_str(), |b| b.name.as_str()),
+            server: f.server.map_or("<NOSRV>", |s| s.name.as_str()),
+            server_addr: f.server_addr,
+            source_addr: f.source_addr,
+            timers,
+            bytes_out: f.bytes_out,
+            bytes_in: f.bytes_in,
+            term,
+            counts,
+            req_captures: Some(&req_caps),
+            resp_captures: Some(&resp_caps),
+            request_counter: next_request_number(),
+            partial,
+            ..Entry::at_accept(f.client, f.local, &fe.name, f.accept_date)
+        };
+        let ctx = sample::Context {
+            backend: f.backend,
+            ..sample::Context::new(f.state, fe, f.client, f.local)
+        };
+        let fetcher = Fetcher(ctx);
+        if self.uses_samples() {
+            entry.samples = Some(&fetcher);
+        }
+        let id = self
+            .line
+            .as_ref()
+            .filter(|l| l.uses_unique_id())
+            .and_then(|_| self.unique_id(&entry));
+        entry.unique_id = id.as_deref();
+        self.log_traffic(&mut entry);
+    }
+}
+
+/// What an HTTP request's line shows beyond what the request loop keeps anyway, gathered
+/// only when the frontend logs traffic or sends a unique id ([`HttpFacts::gather`]).
+#[derive(Debug, Clone)]
+pub struct HttpFacts {
+    /// The frontend logs traffic lines: the other fields are gathered.
+    pub logging: bool,
+    pub client: SocketAddr,
+    pub local: SocketAddr,
+    /// The line went already (`option logasap`).
+    pub logged: bool,
+    /// The process's connections when the request began (`%ac`).
+    pub process_conns: usize,
+    /// When the request began (wall clock), its wait for the head included.
+    pub date: SystemTime,
+    /// `%rt`.
+    pub request_number: u64,
+    /// The request head was parsed: its captures are shown (not for `<BADREQ>`).
+    pub parsed: bool,
+    pub req_captures: Vec<Option<String>>,
+    pub resp_captures: Vec<Option<String>>,
+    pub unique_id: Option<String>,
+    pub server_addr: Option<SocketAddr>,
+    pub source_addr: Option<SocketAddr>,
+    /// Bytes the client sent (head and body).
+    pub bytes_in: u64,
+    pub retries: u32,
+    pub redispatched: bool,
+    /// For `%[fetch]` at logging time (only kept when a format has one): the process and
+    /// the request head (for `method`; as in HAProxy, the response is gone by then and
+    /// `status` shows `-`).
+    pub state: Option<Arc<State>>,
+    pub request_head: Option<Head>,
+}
+
+impl HttpFacts {
+    /// The facts of a request that began at `started`, gathered once its head arrived (or
+    /// failed to): a kept-alive connection waiting for its next request holds none, and a
+    /// frontend that neither logs traffic nor sends unique ids allocates none.
+    pub fn gather(
+        state: &Arc<State>,
+        fe: &Frontend,
+        client: SocketAddr,
+        local: SocketAddr,
+        started: Instant,
+    ) -> Option<Box<Self>> {
+        let logging = fe.logger.logs_traffic();
+        if !logging && !fe.logger.wants_unique_id() {
+            return None;
+        }
+        let now = SystemTime::now();
+        Some(Box::new(HttpFacts {
+            logging,
+            client,
+            local,
+            logged: false,
+            process_conns: if logging {
+                state.cur_conns.load(Relaxed)
+            } else {
+                0
+            },
+            date: if logging {
+                now.checked_sub(started.elapsed()).unwrap_or(now)
+            } else {
+                UNIX_EPOCH
+            },
+            request_number: 0,
+            parsed: false,
+            req_captures: Vec::new(),
+            resp_captures: Vec::new(),
+            unique_id: None,
+            server_addr: None,
+            source_addr: None,
+            bytes_in: 0,
+            retries: 0,
+            redispatched: false,
+            state: fe.logger.uses_samples().then(|| state.clone()),
+            request_head: None,
+        }))
+    }
+
+    /// What `%[fetch]` expressions read for this request, when a format has them.
+    fn fetcher<'a>(
+        &'a self,
+        fe: &'a Frontend,
+        backend: Option<&'a Backend>,
+        client: SocketAddr,
+    ) -> Option<Fetcher<'a>> {
+        let ctx = sample::Context {
+            backend,
+            request: self.request_head.as_ref(),
+            ..sample::Context::new(self.state.as_deref()?, fe, client, self.local)
+        };
+        Some(Fetcher(ctx))
+    }
+
+    /// A parsed request: its number, its captured headers, and its unique id, which goes
+    /// to the server in `unique-id-header` when one is set.
+    pub fn request(&mut self, fe: &Frontend, head: &mut Head, client: SocketAddr) {
+        let logger = &fe.logger;
+        self.parsed = true;
+        self.request_number = next_request_number();
+        self.req_captures = capture(logger.request_captures(), head);
+        if self.state.is_some() && logger.line.as_ref().is_some_and(|l| l.uses_samples()) {
+            self.request_head = Some(head.clone());
+        }
+        if !logger.wants_unique_id() {
+            return;
+        }
+        self.unique_id = {
+            let fetcher = self.state.as_deref().map(|state| {
+                Fetcher(sample::Context {
+                    request: Some(&*head),
+                    ..sample::Context::new(state, fe, client, self.local)
+                })
+            });
+            let entry = Entry {
+                request_counter: self.request_number,
+                samples: fetcher.as_ref().map(|f| f as &dyn Samples),
+                ..Entry::at_accept(client, self.local, &fe.name, self.date)
+            };
+            logger.unique_id(&entry)
+        };
+        if let (Some(name), Some(id)) = (logger.unique_id_header(), &self.unique_id) {
+            head.headers.push((name.to_string(), id.clone()));
+        }
+    }
+
+    /// The server's response head: its captured headers.
+    pub fn response(&mut self, fe: &Frontend, head: &Head) {
+        if self.logging {
+            self.resp_captures = capture(fe.logger.response_captures(), head);
+        }
+    }
+
+    /// Whether the line goes now, as the response head was forwarded (`option logasap`);
+    /// the caller then marks it [`HttpFacts::logged`], not to log it again at the end.
+    pub fn asap(&self, fe: &Frontend) -> bool {
+        fe.logger.logs_asap() && !self.logged
+    }
+
+    /// The server connection the request goes on.
+    pub fn connected(&mut self, stream: &tokio::net::TcpStream) {
+        if self.logging {
+            self.server_addr = stream.peer_addr().ok();
+            self.source_addr = stream.local_addr().ok();
+        }
+    }
+}
+
+/// The values of `captures` in `head`: each header's last occurrence, cut to its length.
+fn capture(captures: &[Capture], head: &Head) -> Vec<Option<String>> {
+    captures
+        .iter()
+        .map(|c| {
+            let value = head
+                .headers
+                .iter()
+                .rev()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&c.name))?;
+            let mut end = c.len.min(value.1.len());
+            while !value.1.is_char_boundary(end) {
+                end -= 1;
+            }
+            Some(value.1[..end].to_string())
+        })
+        .collect()
+}
+
+/// An HTTP request's outcome as the request loop knows it ([`Logger::log_http`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpOutcome<'a> {
+    pub client: SocketAddr,
+    pub backend: Option<&'a Backend>,
+    /// `<NOSRV>`, `<STATS>` or the server's name.
+    pub server: &'a str,
+    /// The request line, or `<BADREQ>`.
+    pub line: &'a str,
+    pub started: Instant,
+    /// 0: none (a request dropped unanswered), logged as -1.
+    pub status: u16,
+    pub bytes_out: u64,
+    /// Milliseconds to receive the request, queue, connect, get the response; -1: the
+    /// request did not get there.
+    pub request_ms: i64,
+    pub queue_ms: i64,
+    pub connect_ms: i64,
+    pub response_ms: i64,
+    pub term: &'a str,
+}
+
+impl Logger {
+    /// Logs one HTTP request.
+    pub fn log_http(&self, fe: &Frontend, facts: &HttpFacts, o: &HttpOutcome<'_>) {
+        if !self.logs_traffic() {
+            return;
+        }
+        // HAProxy's timers are times since the start; the loop keeps durations.
+        let after = |base: i64, d: i64| if d >= 0 { base.max(0) + d } else { -1 };
+        let request = o.request_ms;
+        let queue = after(request, o.queue_ms);
+        let connect = after(queue, o.connect_ms);
+        let data = if connect >= 0 {
+            after(connect, o.response_ms)
+        } else {
+            -1
+        };
+        let timers = Timers {
+            idle: 0,
+            request,
+            queue,
+            connect,
+            data,
+            close: o.started.elapsed().as_millis() as i64,
+            ..Timers::default()
+        };
+        let server = o.backend.and_then(|b| b.server(o.server));
+        // With logasap every line marks its total time and bytes as partial (HAProxy
+        // drops the end-of-session items from what it logs).
+        let partial = self.logasap;
+        let held = |n: usize| if facts.logged { n } else { n.saturating_sub(1) };
+        let counts = Counts {
+            process: facts.process_conns,
+            frontend: fe.counters.cur.load(Relaxed),
+            backend: o.backend.map_or(0, |b| held(b.counters.cur.load(Relaxed))),
+            server: server.map_or(0, |s| held(s.counters.cur.load(Relaxed))),
+            retries: facts.retries,
+            redispatched: facts.redispatched,
+            ..Counts::default()
+        };
+        let mut entry = Entry {
+            backend: o.backend.map_or(fe.name.as_str(), |b| b.name.as_str()),
+            server: o.server,
+            server_addr: facts.server_addr,
+            source_addr: facts.source_addr,
+            timers,
+            status: (o.status != 0).then_some(o.status),
+            // A request that could not be parsed is logged by HAProxy without a stream:
+            // no bytes counted, no unique id.
+            bytes_out: if facts.parsed { o.bytes_out } else { 0 },
+            bytes_in: facts.bytes_in,
+            term: o.term,
+            counts,
+            request: o.line,
+            req_captures: facts.parsed.then_some(facts.req_captures.as_slice()),
+            resp_captures: facts.parsed.then_some(facts.resp_captures.as_slice()),
+            unique_id: facts.unique_id.as_deref(),
+            request_counter: facts.request_number,
+            partial,
+            ..Entry::at_accept(o.client, facts.local, &fe.name, facts.date)
+        };
+        let fetcher = facts.fetcher(fe, o.backend, o.client);
+        entry.samples = fetcher.as_ref().map(|f| f as &dyn Samples);
+        let id;
+        if facts.parsed
+            && entry.unique_id.is_none()
+            && self.line.as_ref().is_some_and(|l| l.uses_unique_id())
+        {
+            id = self.unique_id(&entry);
+            entry.unique_id = id.as_deref();
+        }
+        self.log_traffic(&mut entry);
+    }
+}
+
+/// `%[fetch]` evaluated by the sample module on what is known of the session.
+#[derive(Debug)]
+struct Fetcher<'a>(sample::Context<'a>);
+
+impl Samples for Fetcher<'_> {
+    fn text(&self, fetch: &crate::config::acl::Fetch) -> Option<String> {
+        sample::fetch_last(fetch, &self.0).map(|s| s.to_text())
+    }
+}

@@ -1,0 +1,1087 @@
+//! HAProxy 2.6's custom log formats (`log-format`, `unique-id-format`, `log-format-sd`,
+//! `error-log-format`; configuration manual section 8.2.4), compiled once and rendered per
+//! log line.
+//!
+//! A format is compiled at configuration check into a list of [`Node`]s: literal text,
+//! separators (each space; one is written only after something that is not a space, so runs
+//! merge and leading ones vanish, as in HAProxy) and `%` variables with their `%{+Q,+X,+E}` flags.
+//! `option tcplog`, `option httplog` and `option httplog clf` are HAProxy's own predefined
+//! format strings compiled by the same engine ([`TCP_LOG`], [`HTTP_LOG`], [`CLF_HTTP_LOG`]).
+//!
+//! Rendering reads an [`Entry`] (the facts of one connection or request, borrowed from the
+//! session) into a caller's reused `String`: nothing is allocated per line once the buffer
+//! has grown. Values are written the way HAProxy 2.6 writes them: `-` for an absent text
+//! (`""` when quoted), request lines and URIs with `"` `#` and control bytes as `#XX`,
+//! captured headers with `"#{|}` too, `+E` escaping `"` `\` `]` with a backslash, `+X`
+//! printing addresses, ports and counters in upper-case hexadecimal.
+//!
+//! `%[fetch,converter...]` expressions are parsed by the ACL module
+//! ([`crate::config::acl::parse_fetch`]) and evaluated by whoever renders through a
+//! [`Samples`] source ([`super::sample`] on the session's connection and messages); a fetch
+//! with no value shows as `-`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::acl::{self, Fetch};
+use crate::config::model::Mode;
+
+/// Evaluates `%[fetch]` expressions for one line.
+pub trait Samples: std::fmt::Debug {
+    /// The fetch's last value as text, if it has one.
+    fn text(&self, fetch: &Fetch) -> Option<String>;
+}
+
+/// `option tcplog`.
+pub const TCP_LOG: &str = "%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq";
+/// `option httplog`.
+pub const HTTP_LOG: &str = "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r";
+/// `option httplog clf`: the Common Log Format followed by HAProxy's fields.
+pub const CLF_HTTP_LOG: &str = "%{+Q}o %{-Q}ci - - [%trg] %r %ST %B \"\" \"\" %cp %ms %ft %b %s %TR %Tw %Tc %Tr %Ta %tsc %ac %fc %bc %sc %rc %sq %bq %CC %CS %hrl %hsl";
+/// The structured-data part of RFC 5424 lines when `log-format-sd` is not set.
+pub const DEFAULT_SD: &str = "- ";
+
+/// A compiled format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFormat {
+    nodes: Vec<Node>,
+    /// The `%[...]` expressions, which [`Node::Sample`] index.
+    fetches: Vec<Fetch>,
+}
+
+/// One piece of a format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Text(String),
+    /// A run of spaces in a format that merges them: one space, never two in a row nor
+    /// at the start of the line.
+    Separator,
+    Var(Var, Flags),
+    Sample(usize, Flags),
+}
+
+/// A variable's `%{...}` options (HAProxy's `LOG_OPT_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// `+Q`: the value between double quotes.
+    pub quote: bool,
+    /// `+X`: addresses, ports and counters in hexadecimal.
+    pub hex: bool,
+    /// `+E`: `"`, `\` and `]` escaped with a backslash.
+    pub escape: bool,
+}
+
+/// The variables HAProxy 2.6 knows (the `%o` pseudo-variable only sets defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Var {
+    ClientIp,
+    ClientPort,
+    FrontendIp,
+    FrontendPort,
+    ServerIp,
+    ServerPort,
+    BackendIp,
+    BackendPort,
+    Frontend,
+    FrontendXprt,
+    Backend,
+    Server,
+    Hostname,
+    UniqueId,
+    Status,
+    BytesOut,
+    BytesIn,
+    Ta,
+    Tc,
+    Td,
+    Th,
+    Ti,
+    Tq,
+    Tr,
+    TR,
+    Tt,
+    Tu,
+    Tw,
+    Timestamp,
+    Millis,
+    Date,
+    DateGmt,
+    DateLocal,
+    ReqDate,
+    ReqDateGmt,
+    ReqDateLocal,
+    Pid,
+    RequestCounter,
+    LogCounter,
+    TermState,
+    TermStateCookie,
+    ActConn,
+    FeConn,
+    BeConn,
+    SrvConn,
+    Retries,
+    SrvQueue,
+    BckQueue,
+    ReqHeaders,
+    RespHeaders,
+    ReqHeaderList,
+    RespHeaderList,
+    Request,
+    Method,
+    Uri,
+    Path,
+    PathOnly,
+    Query,
+    Version,
+    ClientCookie,
+    ServerCookie,
+}
+
+/// Name, variable, and whether only HTTP-mode proxies may use it (HAProxy's table).
+const VARS: &[(&str, Var, bool)] = &[
+    ("B", Var::BytesOut, false),
+    ("CC", Var::ClientCookie, true),
+    ("CS", Var::ServerCookie, true),
+    ("H", Var::Hostname, false),
+    ("HM", Var::Method, true),
+    ("HP", Var::Path, true),
+    ("HPO", Var::PathOnly, true),
+    ("HQ", Var::Query, true),
+    ("HU", Var::Uri, true),
+    ("HV", Var::Version, true),
+    ("ID", Var::UniqueId, false),
+    ("ST", Var::Status, false),
+    ("T", Var::DateGmt, false),
+    ("Ta", Var::Ta, true),
+    ("Tc", Var::Tc, false),
+    ("Td", Var::Td, false),
+    ("Th", Var::Th, false),
+    ("Ti", Var::Ti, true),
+    ("Tl", Var::DateLocal, false),
+    ("Tq", Var::Tq, true),
+    ("TR", Var::TR, true),
+    ("Tr", Var::Tr, true),
+    ("Ts", Var::Timestamp, false),
+    ("Tt", Var::Tt, false),
+    ("Tu", Var::Tu, false),
+    ("Tw", Var::Tw, false),
+    ("U", Var::BytesIn, false),
+    ("ac", Var::ActConn, false),
+    ("b", Var::Backend, false),
+    ("bc", Var::BeConn, false),
+    ("bi", Var::BackendIp, false),
+    ("bp", Var::BackendPort, false),
+    ("bq", Var::BckQueue, false),
+    ("ci", Var::ClientIp, false),
+    ("cp", Var::ClientPort, false),
+    ("f", Var::Frontend, false),
+    ("fc", Var::FeConn, false),
+    ("fi", Var::FrontendIp, false),
+    ("fp", Var::FrontendPort, false),
+    ("ft", Var::FrontendXprt, false),
+    ("hr", Var::ReqHeaders, false),
+    ("hrl", Var::ReqHeaderList, false),
+    ("hs", Var::RespHeaders, false),
+    ("hsl", Var::RespHeaderList, false),
+    ("lc", Var::LogCounter, false),
+    ("ms", Var::Millis, false),
+    ("pid", Var::Pid, false),
+    ("r", Var::Request, true),
+    ("rc", Var::Retries, false),
+    ("rt", Var::RequestCounter, false),
+    ("s", Var::Server, false),
+    ("sc", Var::SrvConn, false),
+    ("si", Var::ServerIp, false),
+    ("sp", Var::ServerPort, false),
+    ("sq", Var::SrvQueue, false),
+    ("t", Var::Date, false),
+    ("tr", Var::ReqDate, true),
+    ("trg", Var::ReqDateGmt, true),
+    ("trl", Var::ReqDateLocal, true),
+    ("ts", Var::TermState, false),
+    ("tsc", Var::TermStateCookie, false),
+];
+
+/// The variables' names, for the documentation and tests.
+pub fn variable_names() -> impl Iterator<Item = &'static str> {
+    VARS.iter().map(|v| v.0)
+}
+
+impl LogFormat {
+    /// Compiles `text` for a proxy in `mode`, rendered at the end of a session; the error
+    /// reads as HAProxy's, after "failed to parse log-format : ".
+    pub fn compile(text: &str, mode: Mode) -> Result<LogFormat, String> {
+        Self::compile_at(text, mode, Stage::LogEnd)
+    }
+
+    /// [`LogFormat::compile`] for a format rendered at `stage`.
+    pub fn compile_at(text: &str, mode: Mode, stage: Stage) -> Result<LogFormat, String> {
+        Compiler {
+            nodes: Vec::new(),
+            fetches: Vec::new(),
+            defaults: Flags::default(),
+            mode,
+            stage,
+        }
+        .run(text)
+    }
+
+    /// Appends a separator (HAProxy ends `log-format-sd` with one).
+    pub fn push_separator(&mut self) {
+        self.nodes.push(Node::Separator);
+    }
+
+    /// Whether the format writes nothing at all (`log-format ""`).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Whether rendering evaluates `%[fetch]` expressions.
+    pub fn uses_samples(&self) -> bool {
+        !self.fetches.is_empty()
+    }
+
+    /// Whether rendering needs the unique id (`%ID`).
+    pub fn uses_unique_id(&self) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| matches!(n, Node::Var(Var::UniqueId, _)))
+    }
+
+    /// Appends the line for `entry` to `out`.
+    pub fn render(&self, entry: &Entry<'_>, out: &mut String) {
+        // As HAProxy: a separator is written only after something that is not a space.
+        let mut last_is_space = true;
+        for node in &self.nodes {
+            match node {
+                Node::Separator => {
+                    if !last_is_space {
+                        out.push(' ');
+                        last_is_space = true;
+                    }
+                }
+                Node::Text(t) => {
+                    out.push_str(t);
+                    last_is_space = false;
+                }
+                Node::Var(var, flags) => {
+                    let before = out.len();
+                    render_var(*var, *flags, entry, out);
+                    if out.len() > before {
+                        last_is_space = false;
+                    }
+                }
+                Node::Sample(i, flags) => {
+                    let value = entry.samples.and_then(|s| s.text(&self.fetches[*i]));
+                    text(value.as_deref(), *flags, out);
+                    last_is_space = false;
+                }
+            }
+        }
+    }
+}
+
+/// When a format is rendered, which decides the `%[fetch]`es it may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// With the request head (`unique-id-format`).
+    Request,
+    /// At the end (log lines): the messages are gone, as in HAProxy; only what the session
+    /// keeps (addresses, proxies, the method) may be fetched, and `status`, accepted but
+    /// empty then.
+    LogEnd,
+}
+
+struct Compiler {
+    nodes: Vec<Node>,
+    fetches: Vec<Fetch>,
+    stage: Stage,
+    /// Flags set by `%{...}o`, the start of every later variable's.
+    defaults: Flags,
+    mode: Mode,
+}
+
+impl Compiler {
+    fn run(mut self, text: &str) -> Result<LogFormat, String> {
+        let bytes = text.as_bytes();
+        let mut literal = String::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b' ' => {
+                    self.flush(&mut literal);
+                    self.nodes.push(Node::Separator);
+                    i += 1;
+                }
+                b'%' => {
+                    self.flush(&mut literal);
+                    i = self.percent(text, i + 1, &mut literal)?;
+                }
+                _ => {
+                    // Copy the run of plain characters up to the next special one.
+                    let end = text[i..].find(['%', ' ']).map_or(text.len(), |n| i + n);
+                    literal.push_str(&text[i..end]);
+                    i = end;
+                }
+            }
+        }
+        self.flush(&mut literal);
+        Ok(LogFormat {
+            nodes: self.nodes,
+            fetches: self.fetches,
+        })
+    }
+
+    fn flush(&mut self, literal: &mut String) {
+        if !literal.is_empty() {
+            self.nodes.push(Node::Text(std::mem::take(literal)));
+        }
+    }
+
+    /// Reads what follows a `%` at `at`; returns where reading goes on.
+    fn percent(&mut self, text: &str, at: usize, literal: &mut String) -> Result<usize, String> {
+        let bytes = text.as_bytes();
+        let mut i = at;
+        let mut args = None;
+        match bytes.get(i) {
+            None => return Err("truncated line after '%'.".into()),
+            Some(b'%') => {
+                literal.push('%');
+                return Ok(i + 1);
+            }
+            Some(b'{') => {
+                let close = text[i..]
+                    .find('}')
+                    .ok_or_else(|| format!("truncated line after '{}'.", &text[i + 1..]))?;
+                args = Some(&text[i + 1..i + close]);
+                i += close + 1;
+                match bytes.get(i) {
+                    Some(b'[') => {}
+                    Some(c) if c.is_ascii_alphanumeric() => {}
+                    _ => {
+                        return Err(format!(
+                            "parse argument modifier without variable name near '%{{{}}}'.",
+                            args.unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+            Some(c) if c.is_ascii_digit() || *c == b' ' || *c == b'\t' => {
+                return Err(format!(
+                    "unexpected variable name near '{}' at position {at} line : '{text}'. Maybe you want to write a single '%', use the syntax '%%'",
+                    *c as char
+                ));
+            }
+            Some(b'[') => {}
+            Some(c) if c.is_ascii_alphabetic() => {}
+            // HAProxy drops a '%' followed by anything else and keeps the rest as text.
+            Some(_) => return Ok(i),
+        }
+        if bytes.get(i) == Some(&b'[') {
+            let expr = &text[i + 1..];
+            let n = expr
+                .find(']')
+                .ok_or_else(|| format!("missing ']' after '{expr}'."))?;
+            let fetch = acl::parse_fetch(&expr[..n]).map_err(|e| {
+                let why = match e {
+                    acl::AclError::Bad(m) => m,
+                    acl::AclError::Unsupported(what) => {
+                        format!("{what} is not implemented by hapx")
+                    }
+                };
+                format!(
+                    "failed to parse sample expression <{}]> : {why}.",
+                    &expr[..n]
+                )
+            })?;
+            if let Some(needs) = self.unavailable(&fetch) {
+                return Err(format!(
+                    "sample fetch <{}]> may not be reliably used here because it needs '{needs}' which is not available here.",
+                    &expr[..n]
+                ));
+            }
+            let mut flags = self.defaults;
+            if let Some(args) = args {
+                apply_args(args, &mut flags);
+            }
+            self.nodes.push(Node::Sample(self.fetches.len(), flags));
+            self.fetches.push(fetch);
+            return Ok(i + 1 + n + 1);
+        }
+        let end = text[i..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(text.len(), |n| i + n);
+        let name = &text[i..end];
+        let mut flags = self.defaults;
+        if let Some(args) = args {
+            apply_args(args, &mut flags);
+        }
+        if name == "o" {
+            self.defaults = flags;
+            return Ok(end);
+        }
+        let (_, var, http_only) = VARS.iter().find(|v| v.0 == name).ok_or_else(|| {
+            format!(
+                "no such format variable '{name}'. If you wanted to emit the '%' character verbatim, you need to use '%%'."
+            )
+        })?;
+        if *http_only && self.mode != Mode::Http {
+            return Err(format!(
+                "format variable '{name}' is reserved for HTTP mode."
+            ));
+        }
+        self.nodes.push(Node::Var(*var, flags));
+        Ok(end)
+    }
+}
+
+impl Compiler {
+    /// What `fetch` needs that is gone when the format is rendered, HAProxy's words.
+    fn unavailable(&self, fetch: &Fetch) -> Option<&'static str> {
+        use acl::{Layer, Source};
+        let kept = matches!(fetch.source, Source::Method | Source::Status);
+        match (fetch.layer(), self.stage) {
+            (Layer::L4, _) => None,
+            (Layer::L6, _) => Some("request buffer"),
+            (Layer::Request, Stage::Request) => None,
+            (_, Stage::LogEnd) if kept => None,
+            (Layer::Request, Stage::LogEnd) => Some("HTTP request headers"),
+            (Layer::Response, _) => Some("HTTP response headers"),
+        }
+    }
+}
+
+/// Applies `+Q,-X,...` to `flags`; unknown names are ignored, as by HAProxy.
+fn apply_args(args: &str, flags: &mut Flags) {
+    for arg in args.split(',') {
+        let (on, name) = match arg.as_bytes().first() {
+            Some(b'+') => (true, &arg[1..]),
+            Some(b'-') => (false, &arg[1..]),
+            _ => continue,
+        };
+        match name {
+            "Q" => flags.quote = on,
+            "X" => flags.hex = on,
+            "E" => flags.escape = on,
+            _ => {}
+        }
+    }
+}
+
+/// Milliseconds since the session was accepted at which each phase ended, HAProxy's
+/// `logs.t_*`; -1: the phase was not reached.
+#[derive(Debug, Clone, Copy)]
+pub struct Timers {
+    /// The handshake (`Th`).
+    pub handshake: i64,
+    /// Waiting for the first byte of the request (`Ti`), -1 if none.
+    pub idle: i64,
+    /// The complete request head was received (`Tq` = Th + Ti + TR); -1 in TCP mode.
+    pub request: i64,
+    /// The queue was left.
+    pub queue: i64,
+    /// The server connection was established.
+    pub connect: i64,
+    /// Data started flowing: the response head in HTTP, the connection in TCP.
+    pub data: i64,
+    /// The end of the session or request (`Tt`).
+    pub close: i64,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            handshake: 0,
+            idle: -1,
+            request: -1,
+            queue: -1,
+            connect: -1,
+            data: -1,
+            close: 0,
+        }
+    }
+}
+
+/// Connection counts at logging time, as HAProxy's `%ac/%fc/%bc/%sc/%rc %sq/%bq`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub process: usize,
+    pub frontend: usize,
+    pub backend: usize,
+    pub server: usize,
+    pub retries: u32,
+    /// The connection was redispatched: `%rc` starts with `+`.
+    pub redispatched: bool,
+    pub server_queue: usize,
+    pub backend_queue: usize,
+}
+
+/// The facts one log line may show.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub client: SocketAddr,
+    /// The address the client connected to.
+    pub frontend_addr: SocketAddr,
+    pub frontend: &'a str,
+    /// The backend's name, or the frontend's when none was chosen.
+    pub backend: &'a str,
+    /// The server's name, or `<NOSRV>`, `<STATS>`.
+    pub server: &'a str,
+    pub server_addr: Option<SocketAddr>,
+    /// The proxy's end of the server connection.
+    pub source_addr: Option<SocketAddr>,
+    pub accept_date: SystemTime,
+    /// When the request began (HTTP), else the accept date.
+    pub request_date: SystemTime,
+    pub timers: Timers,
+    /// The HTTP status; None (shown as -1) for a request nothing answered; 0 in TCP mode.
+    pub status: Option<u16>,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    /// HAProxy's termination state, 2 or 4 characters (`--`, `SC`, `CD--`...).
+    pub term: &'a str,
+    pub counts: Counts,
+    /// The request line (`<BADREQ>` for an invalid one); empty in TCP mode.
+    pub request: &'a str,
+    /// Captured request headers, one per `capture request header`; None: not captured
+    /// (an invalid request).
+    pub req_captures: Option<&'a [Option<String>]>,
+    pub resp_captures: Option<&'a [Option<String>]>,
+    pub unique_id: Option<&'a str>,
+    /// `%rt`: the request's number in the process.
+    pub request_counter: u64,
+    /// `%lc`: lines this frontend logged before.
+    pub log_counter: u64,
+    pub hostname: &'a str,
+    pub pid: u32,
+    /// Evaluates `%[fetch]`; None: they show as `-`.
+    pub samples: Option<&'a dyn Samples>,
+    /// Logged before the end (`option logasap`): `%Tt`, `%Ta` and `%B` are marked `+`.
+    pub partial: bool,
+}
+
+impl<'a> Entry<'a> {
+    /// What is known of a connection when it is accepted: the rest is empty, absent or -1.
+    pub fn at_accept(
+        client: SocketAddr,
+        frontend_addr: SocketAddr,
+        frontend: &'a str,
+        date: SystemTime,
+    ) -> Self {
+        Entry {
+            client,
+            frontend_addr,
+            frontend,
+            backend: frontend,
+            server: "<NOSRV>",
+            server_addr: None,
+            source_addr: None,
+            accept_date: date,
+            request_date: date,
+            timers: Timers::default(),
+            status: Some(0),
+            bytes_out: 0,
+            bytes_in: 0,
+            term: "----",
+            counts: Counts::default(),
+            request: "",
+            req_captures: None,
+            resp_captures: None,
+            unique_id: None,
+            request_counter: 0,
+            log_counter: 0,
+            hostname: super::log::cached_hostname(),
+            pid: std::process::id(),
+            samples: None,
+            partial: false,
+        }
+    }
+}
+
+fn render_var(var: Var, flags: Flags, e: &Entry<'_>, out: &mut String) {
+    let t = &e.timers;
+    // HAProxy's derived timers (sess_build_logline).
+    let tq = t.request;
+    let minus = |a: i64, b: i64| if a >= 0 { a - b } else { -1 };
+    let idle = t.idle.max(0);
+    match var {
+        Var::ClientIp => ip(Some(e.client), flags, out),
+        Var::ClientPort => port(Some(e.client), flags, out),
+        Var::FrontendIp => ip(Some(e.frontend_addr), flags, out),
+        Var::FrontendPort => port(Some(e.frontend_addr), flags, out),
+        Var::ServerIp => ip(e.server_addr, flags, out),
+        Var::ServerPort => port(e.server_addr, flags, out),
+        Var::BackendIp => ip(e.source_addr, flags, out),
+        Var::BackendPort => port(e.source_addr, flags, out),
+        Var::Frontend | Var::FrontendXprt => text(Some(e.frontend), flags, out),
+        Var::Backend => text(Some(e.backend), flags, out),
+        Var::Server => text(Some(e.server), flags, out),
+        Var::Hostname => text(Some(e.hostname), flags, out),
+        Var::UniqueId => text(e.unique_id, flags, out),
+        Var::ClientCookie | Var::ServerCookie => text(None, flags, out),
+        Var::Status => number(e.status.map_or(-1, i64::from), out),
+        Var::BytesOut => {
+            plus(e, out);
+            number(e.bytes_out as i64, out)
+        }
+        Var::BytesIn => number(e.bytes_in as i64, out),
+        Var::Th => number(t.handshake, out),
+        Var::Ti => number(t.idle, out),
+        Var::Tq => number(tq, out),
+        Var::TR => number(minus(tq, t.idle.max(0) + t.handshake), out),
+        // With no request phase (TCP mode) HAProxy subtracts -1: kept for identical lines.
+        Var::Tw => number(minus(t.queue, tq), out),
+        Var::Tc => number(minus(t.connect, t.queue), out),
+        Var::Tr => number(minus(t.data, t.connect), out),
+        Var::Td => number(if t.data >= 0 { t.close - t.data } else { -1 }, out),
+        Var::Ta => {
+            plus(e, out);
+            number(
+                t.close - if t.idle >= 0 { idle + t.handshake } else { 0 },
+                out,
+            )
+        }
+        Var::Tt => {
+            plus(e, out);
+            number(t.close, out)
+        }
+        Var::Tu => number(t.close - idle, out),
+        Var::Timestamp => counter(epoch(e.accept_date).0, flags, out),
+        Var::Millis => {
+            let _ = write!(out, "{:03}", epoch(e.accept_date).1);
+        }
+        Var::Date => date(e.accept_date, DateStyle::Millis, out),
+        Var::DateGmt => date(e.accept_date, DateStyle::Gmt, out),
+        Var::DateLocal => date(e.accept_date, DateStyle::Local, out),
+        Var::ReqDate => date(e.request_date, DateStyle::Millis, out),
+        Var::ReqDateGmt => date(e.request_date, DateStyle::Gmt, out),
+        Var::ReqDateLocal => date(e.request_date, DateStyle::Local, out),
+        Var::Pid => counter(u64::from(e.pid), flags, out),
+        Var::RequestCounter => counter(e.request_counter, flags, out),
+        Var::LogCounter => counter(e.log_counter, flags, out),
+        Var::TermState => out.push_str(e.term.get(..2).unwrap_or(e.term)),
+        Var::TermStateCookie => {
+            out.push_str(e.term);
+            for _ in e.term.len()..4 {
+                out.push('-');
+            }
+        }
+        Var::ActConn => number(e.counts.process as i64, out),
+        Var::FeConn => number(e.counts.frontend as i64, out),
+        Var::BeConn => number(e.counts.backend as i64, out),
+        Var::SrvConn => number(e.counts.server as i64, out),
+        Var::Retries => {
+            if e.counts.redispatched {
+                out.push('+');
+            }
+            number(i64::from(e.counts.retries), out);
+        }
+        Var::SrvQueue => number(e.counts.server_queue as i64, out),
+        Var::BckQueue => number(e.counts.backend_queue as i64, out),
+        Var::ReqHeaders => captures_braced(e.req_captures, flags, out),
+        Var::RespHeaders => captures_braced(e.resp_captures, flags, out),
+        Var::ReqHeaderList => captures_listed(e.req_captures, flags, out),
+        Var::RespHeaderList => captures_listed(e.resp_captures, flags, out),
+        Var::Request => quoted(flags, out, |out| encode(e.request, URL, flags, out)),
+        Var::Method | Var::Uri | Var::Path | Var::PathOnly | Var::Version | Var::Query => {
+            let part = request_part(var, e.request);
+            quoted(flags, out, |out| encode(part, URL, flags, out));
+        }
+    }
+}
+
+/// `+` before a value that is partial because the line goes early (`option logasap`).
+fn plus(e: &Entry<'_>, out: &mut String) {
+    if e.partial {
+        out.push('+');
+    }
+}
+
+/// A part of the request line, cut as HAProxy cuts it (`<BADREQ>` when it is missing).
+fn request_part(var: Var, line: &str) -> &str {
+    const BAD: &str = "<BADREQ>";
+    if line == BAD {
+        return BAD;
+    }
+    let space = |c: char| c == ' ' || c == '\t';
+    let Some((method, rest)) = line.split_once(space) else {
+        return if var == Var::Query { "" } else { BAD };
+    };
+    let rest = rest.trim_start_matches(space);
+    let uri = rest.split(space).next().unwrap_or_default();
+    match var {
+        Var::Method => method,
+        Var::Uri => uri,
+        Var::Path => uri.split('?').next().unwrap_or_default(),
+        Var::PathOnly => {
+            let path = uri.split('?').next().unwrap_or_default();
+            // An absolute URI: its path after scheme://authority.
+            match path.split_once("://") {
+                Some((_, after)) => after.find('/').map_or("", |n| &after[n..]),
+                None => path,
+            }
+        }
+        Var::Query => uri.find('?').map_or("", |n| &uri[n..]),
+        _ => match rest[uri.len()..].trim_start_matches(space) {
+            "" => BAD,
+            version => version,
+        },
+    }
+}
+
+fn quoted(flags: Flags, out: &mut String, body: impl FnOnce(&mut String)) {
+    if flags.quote {
+        out.push('"');
+    }
+    body(out);
+    if flags.quote {
+        out.push('"');
+    }
+}
+
+/// A text value as HAProxy's `lf_text`: `-` (or `""`) when absent or empty.
+fn text(value: Option<&str>, flags: Flags, out: &mut String) {
+    quoted(flags, out, |out| match value.filter(|v| !v.is_empty()) {
+        Some(v) if flags.escape => escape_into(v, out),
+        Some(v) => out.push_str(v),
+        None if !flags.quote => out.push('-'),
+        None => {}
+    });
+}
+
+/// `"`, `\` and `]` with a backslash before them (`+E`, RFC 5424's structured-data rule).
+fn escape_into(value: &str, out: &mut String) {
+    for c in value.chars() {
+        if matches!(c, '"' | '\\' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+/// Which bytes are written as `#XX`.
+type EncodeMap = fn(u8) -> bool;
+/// Request lines and URIs: `"`, `#` and what is not printable ASCII.
+const URL: EncodeMap = |b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'#';
+/// Captured headers: also `{`, `|` and `}`, which frame them.
+const HEADER: EncodeMap = |b| URL(b) || matches!(b, b'{' | b'|' | b'}');
+
+fn encode(value: &str, map: EncodeMap, flags: Flags, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in value.as_bytes() {
+        if map(b) {
+            out.push('#');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        } else {
+            if flags.escape && matches!(b, b'"' | b'\\' | b']') {
+                out.push('\\');
+            }
+            out.push(b as char);
+        }
+    }
+}
+
+/// `%hr`/`%hs`: `{a|b|c}`; nothing when no header is captured.
+fn captures_braced(caps: Option<&[Option<String>]>, flags: Flags, out: &mut String) {
+    let Some(caps) = caps.filter(|c| !c.is_empty()) else {
+        return;
+    };
+    quoted(flags, out, |out| {
+        out.push('{');
+        for (i, cap) in caps.iter().enumerate() {
+            if i > 0 {
+                out.push('|');
+            }
+            if let Some(v) = cap {
+                encode(v, HEADER, flags, out);
+            }
+        }
+        out.push('}');
+    });
+}
+
+/// `%hrl`/`%hsl`: each capture on its own, space-separated, `-` (or `""`) when missing.
+fn captures_listed(caps: Option<&[Option<String>]>, flags: Flags, out: &mut String) {
+    let Some(caps) = caps else {
+        return;
+    };
+    for (i, cap) in caps.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        quoted(flags, out, |out| match cap {
+            Some(v) => encode(v, HEADER, flags, out),
+            None if !flags.quote => out.push('-'),
+            None => {}
+        });
+    }
+}
+
+fn number(n: i64, out: &mut String) {
+    let _ = write!(out, "{n}");
+}
+
+/// A counter or timestamp: `+X` writes it as four or more hexadecimal digits.
+fn counter(n: u64, flags: Flags, out: &mut String) {
+    let _ = if flags.hex {
+        write!(out, "{n:04X}")
+    } else {
+        write!(out, "{n}")
+    };
+}
+
+fn ip(addr: Option<SocketAddr>, flags: Flags, out: &mut String) {
+    let Some(addr) = addr else {
+        return text(None, flags, out);
+    };
+    match (addr.ip().to_canonical(), flags.hex) {
+        (std::net::IpAddr::V4(v4), true) => {
+            for b in v4.octets() {
+                let _ = write!(out, "{b:02X}");
+            }
+        }
+        (std::net::IpAddr::V6(v6), true) => {
+            for b in v6.octets() {
+                let _ = write!(out, "{b:02X}");
+            }
+        }
+        (ip, false) => quoted(flags, out, |out| {
+            let _ = write!(out, "{ip}");
+        }),
+    }
+}
+
+fn port(addr: Option<SocketAddr>, flags: Flags, out: &mut String) {
+    match addr {
+        Some(a) if flags.hex => {
+            let _ = write!(out, "{:04X}", a.port());
+        }
+        Some(a) => number(i64::from(a.port()), out),
+        None => text(None, flags, out),
+    }
+}
+
+/// Seconds and milliseconds since the epoch.
+fn epoch(t: SystemTime) -> (u64, u32) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs(), d.subsec_millis())
+}
+
+/// `%t`: local time with milliseconds, `26/Nov/2026:03:11:27.272`.
+pub fn accept_date(t: SystemTime, out: &mut String) {
+    date(t, DateStyle::Millis, out);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DateStyle {
+    /// Local time with milliseconds: `26/Nov/2026:03:11:27.272`.
+    Millis,
+    /// UTC: `26/Nov/2026:03:11:27 +0000`.
+    Gmt,
+    /// Local time with its offset: `26/Nov/2026:04:11:27 +0100`.
+    Local,
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+fn date(t: SystemTime, style: DateStyle, out: &mut String) {
+    let (secs, ms) = epoch(t);
+    let tm = super::log::broken_down(secs, style != DateStyle::Gmt);
+    let _ = write!(
+        out,
+        "{:02}/{}/{}:{:02}:{:02}:{:02}",
+        tm.tm_mday,
+        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+        tm.tm_year + 1900,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    );
+    match style {
+        DateStyle::Millis => {
+            let _ = write!(out, ".{ms:03}");
+        }
+        DateStyle::Gmt => out.push_str(" +0000"),
+        DateStyle::Local => {
+            let off = tm.tm_gmtoff / 60;
+            let sign = if off < 0 { '-' } else { '+' };
+            let _ = write!(out, " {sign}{:02}{:02}", off.abs() / 60, off.abs() % 60);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry<'static> {
+        Entry {
+            client: "192.0.2.1:50000".parse().unwrap(),
+            frontend_addr: "198.51.100.2:80".parse().unwrap(),
+            frontend: "fe",
+            backend: "be",
+            server: "s1",
+            server_addr: Some("198.51.100.3:8080".parse().unwrap()),
+            source_addr: None,
+            accept_date: UNIX_EPOCH + std::time::Duration::from_millis(1_795_662_687_272),
+            request_date: UNIX_EPOCH + std::time::Duration::from_millis(1_795_662_687_272),
+            timers: Timers {
+                handshake: 0,
+                idle: 0,
+                request: 1,
+                queue: 1,
+                connect: 3,
+                data: 10,
+                close: 12,
+            },
+            status: Some(200),
+            bytes_out: 72,
+            bytes_in: 57,
+            term: "----",
+            counts: Counts::default(),
+            request: "GET /a\"b?q=1 HTTP/1.1",
+            req_captures: Some(&[]),
+            resp_captures: Some(&[]),
+            unique_id: None,
+            request_counter: 7,
+            log_counter: 0,
+            hostname: "vm",
+            pid: 12552,
+            samples: None,
+            partial: false,
+        }
+    }
+
+    fn line(format: &str, e: &Entry<'_>) -> String {
+        let f = LogFormat::compile(format, Mode::Http).unwrap();
+        let mut out = String::new();
+        f.render(e, &mut out);
+        out
+    }
+
+    #[test]
+    fn separators_merge_and_follow_only_written_values() {
+        let e = entry();
+        assert_eq!(line("  %f   %hr %b  ", &e), "fe be ");
+        assert_eq!(line("%f%%%b", &e), "fe%be");
+        assert_eq!(line(" a  b %ci ", &e), "a b 192.0.2.1 ");
+    }
+
+    #[test]
+    fn flags_quote_hex_and_escape_as_haproxy() {
+        let e = entry();
+        assert_eq!(
+            line(
+                "%{+Q}o %ci %cp %b %ID %{-Q}b %{+X}ci:%{+X}cp %{+X}pid %{+X}rt",
+                &e
+            ),
+            "\"192.0.2.1\" 50000 \"be\" \"\" be C0000201:C350 3108 0007"
+        );
+        assert_eq!(
+            line("%{+Q}r %HM %{+Q}HU %HP %HQ %HV", &e),
+            "\"GET /a#22b?q=1 HTTP/1.1\" GET \"/a#22b?q=1\" /a#22b ?q=1 HTTP/1.1"
+        );
+        let mut odd = entry();
+        odd.request = "GET /a\\b] HTTP/1.1";
+        assert_eq!(line("%{+E}r", &odd), "GET /a\\\\b\\] HTTP/1.1");
+    }
+
+    #[test]
+    fn timers_derive_as_haproxy() {
+        let e = entry();
+        assert_eq!(
+            line("%Th/%Ti/%TR/%Tq/%Tw/%Tc/%Tr/%Td/%Ta/%Tt/%Tu", &e),
+            "0/0/1/1/0/2/7/2/12/12/12"
+        );
+    }
+
+    #[test]
+    fn captures() {
+        let mut e = entry();
+        let caps = [Some("h\"{|}x".to_string()), None];
+        e.req_captures = Some(&caps);
+        assert_eq!(
+            line("%hr %{+Q}hr %hrl %{+Q}hrl %hs", &e),
+            // %hs has nothing to show: the separator before it stays, as in HAProxy.
+            "{h#22#7B#7C#7Dx|} \"{h#22#7B#7C#7Dx|}\" h#22#7B#7C#7Dx - \"h#22#7B#7C#7Dx\" \"\" "
+        );
+    }
+
+    #[test]
+    fn errors_read_as_haproxy() {
+        let err = |f: &str, mode| LogFormat::compile(f, mode).unwrap_err();
+        assert!(err("%zz", Mode::Http).starts_with("no such format variable 'zz'."));
+        assert_eq!(err("%{+Q ci", Mode::Http), "truncated line after '+Q ci'.");
+        assert_eq!(err("%", Mode::Http), "truncated line after '%'.");
+        assert_eq!(
+            err("%{+Q}", Mode::Http),
+            "parse argument modifier without variable name near '%{+Q}'."
+        );
+        assert_eq!(
+            err("%r", Mode::Tcp),
+            "format variable 'r' is reserved for HTTP mode."
+        );
+        assert!(err("%[nosuch]", Mode::Tcp).contains("unknown fetch method 'nosuch'"));
+        assert_eq!(err("%[src", Mode::Tcp), "missing ']' after 'src'.");
+        assert!(err("%[req.hdr(host)]", Mode::Http).contains("needs 'HTTP request headers'"));
+        LogFormat::compile("%[src] %[method] %[status]", Mode::Http).unwrap();
+        LogFormat::compile_at("%[req.hdr(host)]", Mode::Http, Stage::Request).unwrap();
+        // Every predefined format compiles.
+        for f in [TCP_LOG, HTTP_LOG, CLF_HTTP_LOG] {
+            LogFormat::compile(f, Mode::Http).unwrap();
+        }
+    }
+
+    #[derive(Debug)]
+    struct Fixed;
+    impl Samples for Fixed {
+        fn text(&self, fetch: &Fetch) -> Option<String> {
+            (fetch.source == acl::Source::Src).then(|| "192.0.2.1".to_string())
+        }
+    }
+
+    #[test]
+    fn samples_come_from_the_renderer() {
+        let mut e = entry();
+        assert_eq!(line("%[src] %{+Q}[dst]", &e), "- \"\"");
+        e.samples = Some(&Fixed);
+        assert_eq!(
+            line("%[src] %{+Q}[src] %{+Q}[dst]", &e),
+            "192.0.2.1 \"192.0.2.1\" \"\""
+        );
+    }
+
+    /// Every short string over the format's special characters compiles or fails with a
+    /// message, and what compiles renders: no panic.
+    #[test]
+    fn no_format_panics() {
+        const ALPHABET: [&str; 11] = ["%", "{", "}", "[", "]", "+Q", "ci", " ", "é", "1", ","];
+        let e = entry();
+        let mut stack = vec![String::new()];
+        while let Some(text) = stack.pop() {
+            if let Ok(f) = LogFormat::compile(&text, Mode::Http) {
+                let mut out = String::new();
+                f.render(&e, &mut out);
+            }
+            if text.chars().count() < 6 {
+                stack.extend(ALPHABET.iter().map(|a| format!("{text}{a}")));
+            }
+        }
+    }
+
+    #[test]
+    fn request_parts_of_odd_lines() {
+        assert_eq!(request_part(Var::Method, "<BADREQ>"), "<BADREQ>");
+        assert_eq!(request_part(Var::Query, "<BADREQ>"), "<BADREQ>");
+        assert_eq!(request_part(Var::Query, "GET"), "");
+        assert_eq!(
+            request_part(Var::PathOnly, "GET http://h/p?q HTTP/1.1"),
+            "/p"
+        );
+        assert_eq!(request_part(Var::Version, "GET /"), "<BADREQ>");
+    }
+}

@@ -1,0 +1,893 @@
+//! A proxy's rules at work, in HAProxy 2.6's order:
+//!
+//! 1. `tcp-request connection` at accept ([`accept_connection`]): a rejected connection is
+//!    reset, counted (`denied_conn`) and not logged.
+//! 2. `tcp-request content` ([`inspect`]): in TCP mode the client's first bytes are read for
+//!    up to `tcp-request inspect-delay` while a rule cannot decide yet (a ClientHello still
+//!    incomplete for `req.ssl_sni`); in HTTP mode they run on each request.
+//! 3. HTTP: `monitor-uri` ([`monitor`]), then the frontend's `http-request` rules, the
+//!    backend choice ([`choose_backend`]: the first `use_backend` whose condition holds,
+//!    else `default_backend`), the backend's `http-request` rules ([`http_request`]); on the
+//!    response, the backend's then the frontend's `http-response` rules ([`http_response`]).
+//!
+//! A proxy without rules costs nothing here: each entry point is behind an emptiness test.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+use super::http::{Framing, Head};
+use super::sample::{self, Context, Test};
+use super::state::{Backend, Frontend, State};
+use crate::config::acl::{Acl, Condition, Format, Piece};
+use crate::config::model::Proxy;
+use crate::config::rules::{HttpAction, Part, Redirect, RedirectTo, Replace, Rules, TcpAction};
+
+/// The most a TCP client's first bytes are buffered for inspection (HAProxy's buffer size).
+const MAX_INSPECT: usize = 16 * 1024;
+
+/// A `use_backend` rule with its backend resolved (once, at start).
+#[derive(Debug)]
+pub struct Switch {
+    pub cond: Option<Condition>,
+    pub backend: Arc<Backend>,
+}
+
+/// A frontend's `use_backend` rules, in order, each with its backend.
+pub fn switching(p: &Proxy, backends: &[Arc<Backend>]) -> Vec<Switch> {
+    p.rules
+        .use_backends
+        .iter()
+        .map(|u| Switch {
+            cond: u.cond.clone(),
+            backend: backends
+                .iter()
+                .find(|b| b.name == u.backend)
+                .cloned()
+                // The configuration check refuses a `use_backend` naming no backend.
+                .expect("a checked use_backend names a backend"),
+        })
+        .collect()
+}
+
+/// The address a client connected to: the listener's, or the socket's own for a wildcard
+/// bind (one getsockname(2), only for proxies with rules).
+pub fn local_addr(client: &TcpStream, bound: SocketAddr) -> SocketAddr {
+    if bound.ip().is_unspecified() {
+        client.local_addr().unwrap_or(bound)
+    } else {
+        bound
+    }
+}
+
+/// `tcp-request connection` rules: whether the connection goes on.
+pub fn accept_connection(state: &State, fe: &Frontend, src: SocketAddr, dst: SocketAddr) -> bool {
+    let rules = &fe.conf.rules;
+    let ctx = Context::new(state, fe, src, dst);
+    for rule in &rules.tcp_connection {
+        if sample::eval(rule.cond.as_ref(), &rules.acls.acls, &ctx) == Test::Pass {
+            return rule.action == TcpAction::Accept;
+        }
+    }
+    true
+}
+
+/// The first `tcp-request content` rule that applies decides; none: accepted. `None` while
+/// a rule needs data that may still come (only when `ctx.partial`).
+fn content_verdict(
+    acls: &[Acl],
+    rules: &[crate::config::rules::TcpRule],
+    ctx: &Context<'_>,
+) -> Option<bool> {
+    for rule in rules {
+        match sample::eval(rule.cond.as_ref(), acls, ctx) {
+            Test::Miss if ctx.partial => return None,
+            Test::Pass => return Some(rule.action == TcpAction::Accept),
+            _ => {}
+        }
+    }
+    Some(true)
+}
+
+/// What TCP content inspection read and decided.
+#[derive(Debug)]
+pub struct Inspected {
+    /// The client's first bytes, to send to the server first.
+    pub data: Vec<u8>,
+    pub accepted: bool,
+}
+
+/// Runs a proxy's `tcp-request content` rules (`rules`: the frontend's, or the chosen
+/// backend's) on what a TCP client sends, after `data` read already, waiting for more (up to
+/// the proxy's `tcp-request inspect-delay`) while a rule cannot decide.
+pub async fn inspect(
+    base: Context<'_>,
+    rules: &Rules,
+    client: &TcpStream,
+    mut data: Vec<u8>,
+) -> std::io::Result<Inspected> {
+    let deadline = rules.inspect_delay.map(|d| Instant::now() + d);
+    data.extend_from_slice(&super::forward::read_early(client)?);
+    let mut closed = false;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let expired = deadline.is_none_or(|d| Instant::now() >= d);
+        let ctx = Context {
+            payload: Some(&data),
+            partial: !(closed || expired || data.len() >= MAX_INSPECT),
+            ..base
+        };
+        if let Some(accepted) = content_verdict(&rules.acls.acls, &rules.tcp_content, &ctx) {
+            return Ok(Inspected { data, accepted });
+        }
+        let Some(deadline) = deadline else { continue };
+        let read = async {
+            loop {
+                client.readable().await?;
+                match client.try_read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    other => return other,
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline.into(), read).await {
+            Err(_) => {}
+            Ok(Ok(0)) => closed = true,
+            Ok(Ok(n)) => data.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+}
+
+/// `tcp-request content` rules on an HTTP request (no waiting: the head is complete).
+pub fn content_accepts(ctx: &Context<'_>, rules: &Rules) -> bool {
+    content_verdict(&rules.acls.acls, &rules.tcp_content, ctx).unwrap_or(true)
+}
+
+/// Whether a TCP connection to `fe` meets any content rule or backend choice (without any,
+/// nothing is read before connecting).
+pub fn tcp_applies(fe: &Frontend) -> bool {
+    !fe.conf.rules.tcp_content.is_empty()
+        || !fe.switching.is_empty()
+        || fe
+            .backend
+            .as_ref()
+            .is_some_and(|b| !b.conf.rules.tcp_content.is_empty())
+}
+
+/// Whether an HTTP request to `fe` meets any rule (without any, nothing is evaluated).
+pub fn http_applies(fe: &Frontend) -> bool {
+    !fe.conf.rules.is_empty()
+        || fe.backend.as_ref().is_some_and(|b| {
+            let r = &b.conf.rules;
+            !r.http_request.is_empty() || !r.redirects.is_empty() || !r.tcp_content.is_empty()
+        })
+}
+
+/// A backend that is not the frontend's own listen section (whose rules ran as the
+/// frontend's already).
+fn other_backend<'a>(fe: &Frontend, backend: Option<&'a Arc<Backend>>) -> Option<&'a Arc<Backend>> {
+    backend.filter(|b| !(b.name == fe.name && fe.conf.kind.is_backend()))
+}
+
+/// The backend of a connection or request: the first `use_backend` whose condition holds,
+/// else the default one.
+pub fn choose_backend(ctx: &Context<'_>) -> Option<Arc<Backend>> {
+    let fe = ctx.frontend;
+    let acls = &fe.conf.rules.acls.acls;
+    for rule in &fe.switching {
+        if sample::eval(rule.cond.as_ref(), acls, ctx) == Test::Pass {
+            return Some(rule.backend.clone());
+        }
+    }
+    fe.backend.clone()
+}
+
+/// A response the proxy makes itself.
+#[derive(Debug)]
+pub struct Local {
+    pub status: u16,
+    pub bytes: Vec<u8>,
+    /// Termination flags of the log line (`PR--`, `LR--`, `PT--`).
+    pub flags: &'static str,
+    /// The client connection closes after it.
+    pub close: bool,
+    /// `tarpit`: held this long before it is sent.
+    pub delay: Option<Duration>,
+    /// Denied by a rule (counted in `dreq`).
+    pub denied: bool,
+    /// Logged (monitor requests are not, as in HAProxy).
+    pub logged: bool,
+}
+
+/// `monitor-uri`: the request for it gets 200, or 503 when a `monitor fail` condition
+/// holds; `None` for other requests.
+pub fn monitor(ctx: &Context<'_>, head: &Head, keep: bool) -> Option<Local> {
+    let rules = &ctx.frontend.conf.rules;
+    let uri = rules.monitor_uri.as_deref()?;
+    if head.first[1] != uri {
+        return None;
+    }
+    let fail = rules
+        .monitor_fail
+        .iter()
+        .any(|c| sample::eval(Some(c), &rules.acls.acls, ctx) == Test::Pass);
+    let status = if fail { 503 } else { 200 };
+    ctx.frontend.counters.intercepted.fetch_add(1, Relaxed);
+    Some(Local {
+        status,
+        bytes: error_reply(&ctx.frontend.conf, status, "", keep),
+        flags: "LR--",
+        close: !keep,
+        delay: None,
+        denied: false,
+        logged: false,
+    })
+}
+
+/// Runs `proxy`'s `http-request` rules on `head` (header actions edit it); the response
+/// when a rule answers.
+pub fn http_request(proxy: &Proxy, ctx: Context<'_>, head: &mut Head, keep: bool) -> Option<Local> {
+    run(proxy, &proxy.rules.http_request, ctx, head, false, keep)
+}
+
+/// Runs `proxy`'s `http-response` rules on `resp` (the request is in `ctx`); the response
+/// that replaces it when a rule denies it.
+pub fn http_response(
+    proxy: &Proxy,
+    ctx: Context<'_>,
+    resp: &mut Head,
+    keep: bool,
+) -> Option<Local> {
+    run(proxy, &proxy.rules.http_response, ctx, resp, true, keep)
+}
+
+fn run(
+    proxy: &Proxy,
+    rules: &[crate::config::rules::HttpRule],
+    base: Context<'_>,
+    head: &mut Head,
+    response: bool,
+    keep: bool,
+) -> Option<Local> {
+    let acls = &proxy.rules.acls.acls;
+    for rule in rules {
+        let value;
+        {
+            let ctx = with_head(base, head, response);
+            if sample::eval(rule.cond.as_ref(), acls, &ctx) != Test::Pass {
+                continue;
+            }
+            value = match &rule.action {
+                HttpAction::SetHeader(_, f)
+                | HttpAction::AddHeader(_, f)
+                | HttpAction::Set(_, f)
+                | HttpAction::Replace(_, Replace { with: f, .. }) => render(f, &ctx),
+                _ => String::new(),
+            };
+        }
+        match &rule.action {
+            HttpAction::Allow => return None,
+            HttpAction::SetHeader(name, _) => {
+                head.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                head.headers.push((name.clone(), value));
+            }
+            HttpAction::AddHeader(name, _) => head.headers.push((name.clone(), value)),
+            HttpAction::DelHeader(name) => {
+                head.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            }
+            HttpAction::Set(part, _) => set_part(head, part, value),
+            HttpAction::SetStatus(code, reason) => {
+                head.first[1] = code.to_string();
+                head.first[2] = reason.clone().unwrap_or_else(|| self::reason(*code).into());
+            }
+            HttpAction::Replace(part, r) => replace_part(head, part, &r.re, &value),
+            action => {
+                let ctx = with_head(base, head, response);
+                return Some(answer(proxy, action, &ctx, head, response, keep));
+            }
+        }
+    }
+    None
+}
+
+/// `set-method|path|query|uri`: that part of the request line becomes `value`.
+fn set_part(head: &mut Head, part: &Part, value: String) {
+    let uri = &head.first[1];
+    let (before_query, query) = match uri.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (uri.as_str(), None),
+    };
+    let new_uri = match part {
+        Part::Method => {
+            head.first[0] = value;
+            return;
+        }
+        Part::Uri => value,
+        Part::Path => {
+            // An absolute URI keeps its scheme and authority.
+            let prefix = &before_query[..before_query.len() - sample::path_of(uri).len()];
+            let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+            format!("{prefix}{value}{query}")
+        }
+        Part::Query => match value.strip_prefix('?').unwrap_or(&value) {
+            "" => before_query.to_string(),
+            q => format!("{before_query}?{q}"),
+        },
+        Part::Header(_) | Part::Value(_) => return,
+    };
+    head.first[1] = new_uri;
+}
+
+/// `replace-*`: where `re` matches, the part becomes `with` with `\N` replaced by group N.
+fn replace_part(head: &mut Head, part: &Part, re: &regex::Regex, with: &str) {
+    match part {
+        Part::Path => {
+            let path = sample::path_of(&head.first[1]).to_string();
+            if let Some(new) = expand(re, &path, with) {
+                set_part(head, &Part::Path, new);
+            }
+        }
+        Part::Uri => {
+            if let Some(new) = expand(re, &head.first[1], with) {
+                head.first[1] = new;
+            }
+        }
+        Part::Header(name) | Part::Value(name) => {
+            let split = matches!(part, Part::Value(_));
+            for (_, v) in head
+                .headers
+                .iter_mut()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                *v = if split {
+                    // As HAProxy: a replaced value loses the blanks before it, the others
+                    // stay as they were.
+                    v.split(',')
+                        .map(|item| {
+                            expand(re, item.trim(), with).unwrap_or_else(|| item.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                } else {
+                    expand(re, v, with).unwrap_or_else(|| v.clone())
+                };
+            }
+        }
+        Part::Method | Part::Query => {}
+    }
+}
+
+/// HAProxy's `exp_replace`: when `re` matches `text`, `with` with each `\N` replaced by
+/// group N (empty when it did not take part).
+fn expand(re: &regex::Regex, text: &str, with: &str) -> Option<String> {
+    let caps = re.captures(text)?;
+    let mut out = String::new();
+    let mut chars = with.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek().and_then(|d| d.to_digit(10))) {
+            ('\\', Some(n)) => {
+                chars.next();
+                out.push_str(caps.get(n as usize).map_or("", |m| m.as_str()));
+            }
+            _ => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+fn with_head<'a>(base: Context<'a>, head: &'a Head, response: bool) -> Context<'a> {
+    if response {
+        Context {
+            response: Some(head),
+            ..base
+        }
+    } else {
+        Context {
+            request: Some(head),
+            ..base
+        }
+    }
+}
+
+/// A format's text for this request.
+pub fn render(f: &Format, ctx: &Context<'_>) -> String {
+    if let Some(text) = f.literal() {
+        return text.to_string();
+    }
+    f.0.iter()
+        .map(|p| match p {
+            Piece::Text(t) => t.clone(),
+            Piece::Sample(fetch) => sample::fetch_last(fetch, ctx)
+                .map(|s| s.to_text())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The response of a final action.
+fn answer(
+    proxy: &Proxy,
+    action: &HttpAction,
+    ctx: &Context<'_>,
+    head: &Head,
+    response: bool,
+    keep: bool,
+) -> Local {
+    let local = |status: u16, bytes: Vec<u8>, flags: &'static str| Local {
+        status,
+        bytes,
+        flags,
+        close: !keep,
+        delay: None,
+        denied: false,
+        logged: true,
+    };
+    match action {
+        HttpAction::Deny(r) => Local {
+            denied: true,
+            ..local(
+                r.status,
+                reply_bytes(proxy, r, keep),
+                if response { "PH--" } else { "PR--" },
+            )
+        },
+        HttpAction::Tarpit(r) => Local {
+            denied: true,
+            delay: Some(
+                proxy
+                    .timeouts
+                    .tarpit
+                    .or(proxy.timeouts.connect)
+                    .unwrap_or_default(),
+            ),
+            ..local(r.status, reply_bytes(proxy, r, keep), "PT--")
+        },
+        HttpAction::Auth(realm) => {
+            let realm = realm.as_deref().unwrap_or(&proxy.name);
+            let extra = format!("www-authenticate: Basic realm=\"{realm}\"\r\n");
+            local(401, error_reply(proxy, 401, &extra, keep), "LR--")
+        }
+        HttpAction::Redirect(r) => {
+            let location = redirect_location(r, ctx, head);
+            // HAProxy closes after redirecting a request with a body, even a drained one.
+            let keep = keep && (response || head.framing == Framing::None);
+            Local {
+                close: !keep,
+                ..local(r.code, redirect_reply(r.code, &location, keep), "LR--")
+            }
+        }
+        HttpAction::Return(r) => {
+            let bytes = match (r.raw, &r.body) {
+                (true, Some(b)) => b.clone(),
+                _ => return_reply(r.status, r.content_type.as_deref(), r.body.as_deref(), keep),
+            };
+            local(r.status, bytes, "LR--")
+        }
+        // Header actions and `allow` never get here.
+        _ => local(500, error_reply(proxy, 500, "", keep), "PR--"),
+    }
+}
+
+/// A `deny`/`tarpit` answer: its own payload if it has one, else the error page.
+fn reply_bytes(proxy: &Proxy, r: &crate::config::rules::Reply, keep: bool) -> Vec<u8> {
+    match (&r.body, r.raw) {
+        (Some(b), true) => b.clone(),
+        (Some(b), false) => return_reply(r.status, r.content_type.as_deref(), Some(b), keep),
+        (None, _) => error_reply(proxy, r.status, "", keep),
+    }
+}
+
+/// Where a redirect sends the client.
+fn redirect_location(r: &Redirect, ctx: &Context<'_>, head: &Head) -> String {
+    let uri = head.first[1].as_str();
+    let (path, query) = match uri.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (uri, None),
+    };
+    let mut rest = path.to_string();
+    if r.append_slash && !rest.ends_with('/') {
+        rest.push('/');
+    }
+    if let (Some(q), false) = (query, r.drop_query) {
+        rest.push('?');
+        rest.push_str(q);
+    }
+    match &r.to {
+        RedirectTo::Location(f) => render(f, ctx),
+        RedirectTo::Prefix(f) => {
+            let prefix = render(f, ctx);
+            // "prefix /" keeps the URI as it is.
+            let prefix = if prefix == "/" { "" } else { prefix.as_str() };
+            format!("{prefix}{rest}")
+        }
+        RedirectTo::Scheme(f) => {
+            let host = head.header("host").unwrap_or_default();
+            format!("{}://{host}{rest}", render(f, ctx))
+        }
+    }
+}
+
+fn close_header(keep: bool) -> &'static str {
+    if keep { "" } else { "connection: close\r\n" }
+}
+
+/// HAProxy's redirect response: no body; `cache-control: no-cache` for temporary ones.
+fn redirect_reply(code: u16, location: &str, keep: bool) -> Vec<u8> {
+    let cache = if matches!(code, 301 | 308) {
+        ""
+    } else {
+        "cache-control: no-cache\r\n"
+    };
+    format!(
+        "HTTP/1.1 {code} {}\r\ncontent-length: 0\r\nlocation: {location}\r\n{cache}{}\r\n",
+        reason(code),
+        close_header(keep)
+    )
+    .into_bytes()
+}
+
+fn return_reply(
+    status: u16,
+    content_type: Option<&str>,
+    body: Option<&[u8]>,
+    keep: bool,
+) -> Vec<u8> {
+    let body = body.unwrap_or_default();
+    let ctype = content_type
+        .map(|t| format!("content-type: {t}\r\n"))
+        .unwrap_or_default();
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\ncontent-length: {}\r\n{ctype}{}\r\n",
+        reason(status),
+        body.len(),
+        close_header(keep)
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The proxy's `errorfile` for `status`, else HAProxy's message for it, with `extra`
+/// headers before the connection header.
+pub fn error_reply(proxy: &Proxy, status: u16, extra: &str, keep: bool) -> Vec<u8> {
+    match proxy.errorfiles.get(&status) {
+        Some(page) => page.clone(),
+        None => message(status, extra, keep),
+    }
+}
+
+/// HAProxy 2.6's own message for `status` (its 500 for a status it has none for); 400 and
+/// 408 always close the connection.
+pub fn message(status: u16, extra: &str, keep: bool) -> Vec<u8> {
+    let (status, (reason, text)) = match message_text(status) {
+        Some(t) => (status, t),
+        None => (
+            500,
+            (
+                "Internal Server Error",
+                "An internal server error occurred.",
+            ),
+        ),
+    };
+    let body = format!("<html><body><h1>{status} {reason}</h1>\n{text}\n</body></html>\n");
+    let keep = keep && !matches!(status, 400 | 408);
+    format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n{extra}{}\r\n{body}",
+        body.len(),
+        close_header(keep)
+    )
+    .into_bytes()
+}
+
+/// The reason phrase and text of HAProxy's message for `status`.
+fn message_text(status: u16) -> Option<(&'static str, &'static str)> {
+    Some(match status {
+        200 => ("OK", "Service ready."),
+        400 => ("Bad request", "Your browser sent an invalid request."),
+        401 => (
+            "Unauthorized",
+            "You need a valid user and password to access this content.",
+        ),
+        403 => ("Forbidden", "Request forbidden by administrative rules."),
+        404 => ("Not Found", "The resource could not be found."),
+        405 => (
+            "Method Not Allowed",
+            "A request was made of a resource using a request method not supported by that resource",
+        ),
+        407 => (
+            "Unauthorized",
+            "You need a valid user and password to access this content.",
+        ),
+        408 => (
+            "Request Time-out",
+            "Your browser didn't send a complete request in time.",
+        ),
+        410 => (
+            "Gone",
+            "The resource is no longer available and will not be available again.",
+        ),
+        413 => (
+            "Payload Too Large",
+            "The request entity exceeds the maximum allowed.",
+        ),
+        421 => (
+            "Misdirected Request",
+            "Request sent to a non-authoritative server.",
+        ),
+        422 => (
+            "Unprocessable Content",
+            "The server cannot process the contained instructions.",
+        ),
+        425 => ("Too Early", "Your browser sent early data."),
+        429 => (
+            "Too Many Requests",
+            "You have sent too many requests in a given amount of time.",
+        ),
+        500 => (
+            "Internal Server Error",
+            "An internal server error occurred.",
+        ),
+        501 => (
+            "Not Implemented",
+            "The server does not support the functionality required to fulfill the request.",
+        ),
+        502 => (
+            "Bad Gateway",
+            "The server returned an invalid or incomplete response.",
+        ),
+        503 => (
+            "Service Unavailable",
+            "No server is available to handle this request.",
+        ),
+        504 => ("Gateway Time-out", "The server didn't respond in time."),
+        _ => return None,
+    })
+}
+
+/// The reason phrase HAProxy gives a status in responses it builds (`return`, redirects,
+/// `set-status`): its `http_get_reason()` table, else the status class.
+pub fn reason(status: u16) -> &'static str {
+    named_reason(status).unwrap_or(match status {
+        100..=199 => "Informational",
+        200..=299 => "Success",
+        300..=399 => "Redirection",
+        400..=499 => "Client Error",
+        500..=599 => "Server Error",
+        _ => "Other",
+    })
+}
+
+fn named_reason(status: u16) -> Option<&'static str> {
+    Some(match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        102 => "Processing",
+        103 => "Early Hints",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        207 => "Multi-Status",
+        210 => "Content Different",
+        226 => "IM Used",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        305 => "Use Proxy",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        310 => "Too many Redirects",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Time-out",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Requested range unsatisfiable",
+        417 => "Expectation failed",
+        418 => "I'm a teapot",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        423 => "Locked",
+        424 => "Method failure",
+        425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        449 => "Retry With",
+        450 => "Blocked by Windows Parental Controls",
+        451 => "Unavailable For Legal Reasons",
+        456 => "Unrecoverable Error",
+        499 => "client has closed connection",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway or Proxy Error",
+        503 => "Service Unavailable",
+        504 => "Gateway Time-out",
+        505 => "HTTP Version not supported",
+        506 => "Variant also negotiate",
+        507 => "Insufficient storage",
+        508 => "Loop detected",
+        509 => "Bandwidth Limit Exceeded",
+        510 => "Not extended",
+        511 => "Network authentication required",
+        520 => "Web server is returning an unknown error",
+        _ => return None,
+    })
+}
+
+/// Where the request rules of an HTTP request lead.
+#[derive(Debug)]
+pub enum Routed {
+    /// To this backend (none: no backend, 503).
+    Backend(Option<Arc<Backend>>),
+    /// Answered by the proxy.
+    Answered(Local),
+    /// `tcp-request content reject`: the connection closes without an answer.
+    Rejected,
+}
+
+/// Runs the request side of an HTTP frontend's rules on `head`: `tcp-request content`,
+/// `monitor-uri`, the frontend's `http-request` rules, the backend choice and the chosen
+/// backend's `http-request` rules.
+pub fn route_request(
+    state: &State,
+    fe: &Frontend,
+    head: &mut Head,
+    src: SocketAddr,
+    dst: SocketAddr,
+    keep: bool,
+) -> Routed {
+    let base = Context::new(state, fe, src, dst);
+    let rules = &fe.conf.rules;
+    if !rules.tcp_content.is_empty()
+        && !content_accepts(
+            &Context {
+                request: Some(head),
+                ..base
+            },
+            rules,
+        )
+    {
+        return Routed::Rejected;
+    }
+    if rules.monitor_uri.is_some() {
+        let ctx = Context {
+            request: Some(head),
+            ..base
+        };
+        if let Some(local) = monitor(&ctx, head, keep) {
+            return Routed::Answered(local);
+        }
+    }
+    if let Some(local) = http_request(&fe.conf, base, head, keep) {
+        return Routed::Answered(local);
+    }
+    if let Some(local) = run(&fe.conf, &rules.redirects, base, head, false, keep) {
+        return Routed::Answered(local);
+    }
+    let backend = choose_backend(&Context {
+        request: Some(head),
+        ..base
+    });
+    if let Some(b) = other_backend(fe, backend.as_ref()) {
+        let ctx = Context {
+            backend: Some(b),
+            ..base
+        };
+        let b_rules = &b.conf.rules;
+        if !b_rules.tcp_content.is_empty()
+            && !content_accepts(
+                &Context {
+                    request: Some(head),
+                    ..ctx
+                },
+                b_rules,
+            )
+        {
+            return Routed::Rejected;
+        }
+        if let Some(local) = http_request(&b.conf, ctx, head, keep) {
+            return Routed::Answered(local);
+        }
+        if let Some(local) = run(&b.conf, &b_rules.redirects, ctx, head, false, keep) {
+            return Routed::Answered(local);
+        }
+    }
+    Routed::Backend(backend)
+}
+
+/// Runs the backend's then the frontend's `http-response` rules on `resp`; the answer that
+/// replaces it when one denies it.
+pub fn route_response(
+    state: &State,
+    fe: &Frontend,
+    backend: &Backend,
+    resp: &mut Head,
+    src: SocketAddr,
+    dst: SocketAddr,
+    keep: bool,
+) -> Option<Local> {
+    let base = Context {
+        backend: Some(backend),
+        ..Context::new(state, fe, src, dst)
+    };
+    let own = backend.name == fe.name && fe.conf.kind.is_backend();
+    if !own {
+        if let Some(local) = http_response(&backend.conf, base, resp, keep) {
+            return Some(local);
+        }
+    }
+    http_response(&fe.conf, base, resp, keep)
+}
+
+/// Whether requests through `fe` to `backend` run any rule at all.
+pub fn has_response_rules(fe: &Frontend, backend: &Backend) -> bool {
+    !fe.conf.rules.http_response.is_empty() || !backend.conf.rules.http_response.is_empty()
+}
+
+/// What a TCP-mode connection's rules decided.
+#[derive(Debug)]
+pub enum TcpRouted {
+    /// To this backend, the client's first bytes read already.
+    Backend(Option<Arc<Backend>>, Vec<u8>),
+    Rejected,
+}
+
+/// Runs a TCP frontend's content rules and backend choice on a new connection.
+pub async fn route_tcp(
+    state: &State,
+    fe: &Frontend,
+    client: &TcpStream,
+    src: SocketAddr,
+    dst: SocketAddr,
+) -> std::io::Result<TcpRouted> {
+    let base = Context::new(state, fe, src, dst);
+    let mut data = Vec::new();
+    if !fe.conf.rules.tcp_content.is_empty() {
+        let inspected = inspect(base, &fe.conf.rules, client, data).await?;
+        if !inspected.accepted {
+            return Ok(TcpRouted::Rejected);
+        }
+        data = inspected.data;
+    }
+    let backend = choose_backend(&Context {
+        payload: Some(&data),
+        ..base
+    });
+    // Then the chosen backend's own content rules.
+    if let Some(b) = other_backend(fe, backend.as_ref()) {
+        if !b.conf.rules.tcp_content.is_empty() {
+            let ctx = Context {
+                backend: Some(b),
+                ..base
+            };
+            let inspected = inspect(ctx, &b.conf.rules, client, data).await?;
+            if !inspected.accepted {
+                return Ok(TcpRouted::Rejected);
+            }
+            data = inspected.data;
+        }
+    }
+    Ok(TcpRouted::Backend(backend, data))
+}

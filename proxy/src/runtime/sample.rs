@@ -1,0 +1,639 @@
+//! Sample fetches and ACL matching against one connection or request, as HAProxy 2.6 does.
+//!
+//! A [`Context`] says what is known at the point of evaluation: addresses, proxies, the
+//! request and response heads, the bytes a TCP client sent so far. [`fetch`] gives every value
+//! of a [`Fetch`] there (`req.hdr(x)` has one per comma-separated value), [`fetch_last`] the
+//! one a log-format `%[fetch]` shows, [`eval`] the outcome of a condition with HAProxy's
+//! three-valued logic: a fetch on data that may still grow (a TLS ClientHello not complete
+//! yet) makes the ACL [`Test::Miss`], and a rule waits for more data instead of deciding.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+
+use super::http::Head;
+use super::state::{Backend, Frontend, State};
+use crate::config::acl::{Acl, Condition, Converter, Expr, Fetch, Method, Pattern, Source};
+
+/// What is known where a rule runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub state: &'a State,
+    pub frontend: &'a Frontend,
+    /// The backend once chosen (else `be_name` is the frontend's, as in HAProxy).
+    pub backend: Option<&'a Backend>,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub request: Option<&'a Head>,
+    pub response: Option<&'a Head>,
+    /// What a TCP client sent so far (content inspection).
+    pub payload: Option<&'a [u8]>,
+    /// More payload may still come: fetches on it may change.
+    pub partial: bool,
+}
+
+impl<'a> Context<'a> {
+    /// A context with the connection only.
+    pub fn new(state: &'a State, frontend: &'a Frontend, src: SocketAddr, dst: SocketAddr) -> Self {
+        Context {
+            state,
+            frontend,
+            backend: None,
+            src,
+            dst,
+            request: None,
+            response: None,
+            payload: None,
+            partial: false,
+        }
+    }
+}
+
+/// One fetched value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sample<'a> {
+    Bool(bool),
+    Int(i64),
+    Ip(IpAddr),
+    Str(Cow<'a, str>),
+}
+
+impl Sample<'_> {
+    /// The value as text (`%[fetch]` in a header value).
+    pub fn to_text(&self) -> String {
+        match self {
+            Sample::Bool(b) => u8::from(*b).to_string(),
+            Sample::Int(n) => n.to_string(),
+            Sample::Ip(ip) => ip.to_string(),
+            Sample::Str(s) => s.to_string(),
+        }
+    }
+
+    fn as_int(&self) -> Option<i64> {
+        match self {
+            Sample::Bool(b) => Some(i64::from(*b)),
+            Sample::Int(n) => Some(*n),
+            Sample::Ip(_) => None,
+            Sample::Str(s) => s.trim().parse().ok(),
+        }
+    }
+
+    fn as_ip(&self) -> Option<IpAddr> {
+        match self {
+            Sample::Ip(ip) => Some(ip.to_canonical()),
+            Sample::Str(s) => s.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical()),
+            _ => None,
+        }
+    }
+}
+
+/// The values of a fetch; `may_change` when they depend on data still to come.
+#[derive(Debug, Default)]
+pub struct Fetched<'a> {
+    pub values: Vec<Sample<'a>>,
+    pub may_change: bool,
+}
+
+impl<'a> Fetched<'a> {
+    fn one(s: Sample<'a>) -> Self {
+        Fetched {
+            values: vec![s],
+            may_change: false,
+        }
+    }
+    fn later() -> Self {
+        Fetched {
+            values: Vec::new(),
+            may_change: true,
+        }
+    }
+}
+
+/// Every value of `fetch` in `ctx`, converters applied.
+pub fn fetch<'a>(f: &Fetch, ctx: &Context<'a>) -> Fetched<'a> {
+    let mut out = raw_fetch(&f.source, ctx);
+    if !f.converters.is_empty() {
+        for v in &mut out.values {
+            let text = v.to_text();
+            let text = f.converters.iter().fold(text, |t, c| match c {
+                Converter::Lower => t.to_lowercase(),
+                Converter::Upper => t.to_uppercase(),
+            });
+            *v = Sample::Str(Cow::Owned(text));
+        }
+    }
+    out
+}
+
+/// The value `%[fetch]` shows: the last one (the last occurrence of a header).
+pub fn fetch_last<'a>(f: &Fetch, ctx: &Context<'a>) -> Option<Sample<'a>> {
+    fetch(f, ctx).values.pop()
+}
+
+fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
+    use Source::*;
+    let req = ctx.request;
+    let none = Fetched::default;
+    let text = |s: &'a str| Fetched::one(Sample::Str(Cow::Borrowed(s)));
+    match source {
+        AlwaysTrue => Fetched::one(Sample::Bool(true)),
+        AlwaysFalse => Fetched::one(Sample::Bool(false)),
+        Src => Fetched::one(Sample::Ip(ctx.src.ip().to_canonical())),
+        SrcPort => Fetched::one(Sample::Int(i64::from(ctx.src.port()))),
+        Dst => Fetched::one(Sample::Ip(ctx.dst.ip().to_canonical())),
+        DstPort => Fetched::one(Sample::Int(i64::from(ctx.dst.port()))),
+        FeName => text(&ctx.frontend.name),
+        BeName => text(ctx.backend.map_or(&ctx.frontend.name, |b| &b.name)),
+        Nbsrv(name) => {
+            // Unnamed: the current backend; before switching that is the proxy itself,
+            // which has servers only when it is a listen section.
+            let backend = match name {
+                Some(n) => ctx.state.backend(n).map(|b| &**b),
+                None => ctx.backend.or_else(|| {
+                    let fe = ctx.frontend;
+                    let own = fe.conf.kind.is_backend();
+                    own.then(|| ctx.state.backend(&fe.name).map(|b| &**b))
+                        .flatten()
+                }),
+            };
+            match backend {
+                Some(b) => {
+                    let active = b.active_count();
+                    let n = if active > 0 { active } else { b.backup_count() };
+                    Fetched::one(Sample::Int(n as i64))
+                }
+                None => none(),
+            }
+        }
+        SrvIsUp(b, s) => match ctx.state.backend(b).and_then(|b| b.server(s)) {
+            Some(server) => Fetched::one(Sample::Bool(server.usable())),
+            None => none(),
+        },
+        Method => req.map_or_else(none, |h| text(&h.first[0])),
+        Url => req.map_or_else(none, |h| text(&h.first[1])),
+        Path => req.map_or_else(none, |h| text(path_of(&h.first[1]))),
+        Query => req.map_or_else(none, |h| match h.first[1].split_once('?') {
+            Some((_, q)) => text(q),
+            None => none(),
+        }),
+        Base => req.map_or_else(none, |h| {
+            let host = h.header("host").unwrap_or_default();
+            Fetched::one(Sample::Str(Cow::Owned(format!(
+                "{host}{}",
+                path_of(&h.first[1])
+            ))))
+        }),
+        ReqVer => req.map_or_else(none, |h| {
+            text(h.first[2].strip_prefix("HTTP/").unwrap_or(&h.first[2]))
+        }),
+        ProtoHttp => match (req, ctx.payload) {
+            (Some(_), _) => Fetched::one(Sample::Bool(true)),
+            (None, Some(data)) => looks_like_http(data, ctx.partial),
+            (None, None) => none(),
+        },
+        ReqHdr(name, occ) => req.map_or_else(none, |h| header_values(h, name, *occ, true)),
+        ReqFhdr(name, occ) => req.map_or_else(none, |h| header_values(h, name, *occ, false)),
+        ReqHdrCnt(name) => req.map_or_else(none, |h| {
+            let n = h
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .flat_map(|(_, v)| v.split(','))
+                .count();
+            Fetched::one(Sample::Int(n as i64))
+        }),
+        ReqHdrVal(name, occ) => req.map_or_else(none, |h| {
+            let mut f = header_values(h, name, *occ, true);
+            f.values = f
+                .values
+                .iter()
+                .filter_map(|v| v.as_int().map(Sample::Int))
+                .collect();
+            f
+        }),
+        ResHdr(name, occ) => ctx
+            .response
+            .map_or_else(none, |h| header_values(h, name, *occ, true)),
+        ReqCook(name) => req.map_or_else(none, |h| cookie_values(h, name)),
+        UrlParam(name) => req.map_or_else(none, |h| url_params(&h.first[1], name)),
+        Env(name) => match std::env::var(name) {
+            Ok(v) => Fetched::one(Sample::Str(Cow::Owned(v))),
+            Err(_) => none(),
+        },
+        Status => ctx
+            .response
+            .map_or_else(none, |h| match h.first[1].parse::<i64>() {
+                Ok(s) => Fetched::one(Sample::Int(s)),
+                Err(_) => none(),
+            }),
+        ReqLen => match ctx.payload {
+            Some(data) => Fetched {
+                values: vec![Sample::Int(data.len() as i64)],
+                may_change: ctx.partial,
+            },
+            None => none(),
+        },
+        SslSni | SslVer | SslHelloType => match ctx.payload {
+            Some(data) => tls_fetch(source, data, ctx.partial),
+            None => none(),
+        },
+    }
+}
+
+/// The path of a request URI: without the query, and without scheme and authority when
+/// absolute.
+pub fn path_of(uri: &str) -> &str {
+    let uri = uri.split('?').next().unwrap_or_default();
+    match uri.find("://") {
+        Some(at) if !uri[..at].contains('/') => {
+            let rest = &uri[at + 3..];
+            rest.find('/').map_or("", |p| &rest[p..])
+        }
+        _ => uri,
+    }
+}
+
+/// Values of header `name`: split at commas (`req.hdr`) or whole lines (`req.fhdr`);
+/// `occ` 0 for all, N for the Nth, -N for the Nth from the end.
+fn header_values<'a>(h: &'a Head, name: &str, occ: i32, split: bool) -> Fetched<'a> {
+    let all: Vec<&'a str> = h
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| {
+            let parts: Vec<&'a str> = if split {
+                v.split(',').map(str::trim).collect()
+            } else {
+                vec![v.as_str()]
+            };
+            parts
+        })
+        .collect();
+    let pick = match occ {
+        0 => all,
+        n if n > 0 => all.get(n as usize - 1).copied().into_iter().collect(),
+        n => all
+            .len()
+            .checked_sub(n.unsigned_abs() as usize)
+            .and_then(|i| all.get(i).copied())
+            .into_iter()
+            .collect(),
+    };
+    Fetched {
+        values: pick
+            .into_iter()
+            .map(|s| Sample::Str(Cow::Borrowed(s)))
+            .collect(),
+        may_change: false,
+    }
+}
+
+/// The values of cookie `name` in the request's Cookie headers.
+fn cookie_values<'a>(h: &'a Head, name: &str) -> Fetched<'a> {
+    let values = h
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+        .flat_map(|(_, v)| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| Sample::Str(Cow::Borrowed(v)))
+        .collect();
+    Fetched {
+        values,
+        may_change: false,
+    }
+}
+
+/// The values of query-string parameter `name` (`a=1&b=2`).
+fn url_params<'a>(uri: &'a str, name: &str) -> Fetched<'a> {
+    let query = uri.split_once('?').map_or("", |(_, q)| q);
+    let values = query
+        .split('&')
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .filter(|(n, _)| !n.is_empty() && *n == name)
+        .map(|(_, v)| Sample::Str(Cow::Borrowed(v)))
+        .collect();
+    Fetched {
+        values,
+        may_change: false,
+    }
+}
+
+/// Whether a TCP payload starts like an HTTP/1 request (`req.proto_http`).
+fn looks_like_http<'a>(data: &[u8], partial: bool) -> Fetched<'a> {
+    let Some(end) = data.iter().position(|&b| b == b'\n') else {
+        return if partial {
+            Fetched::later()
+        } else {
+            Fetched::one(Sample::Bool(false))
+        };
+    };
+    let line = String::from_utf8_lossy(&data[..end]);
+    let parts: Vec<&str> = line.trim_end_matches('\r').split(' ').collect();
+    let ok = matches!(parts.as_slice(), [m, u, v] if !m.is_empty()
+        && m.bytes().all(super::http::is_tchar) && !u.is_empty() && v.starts_with("HTTP/1."));
+    Fetched::one(Sample::Bool(ok))
+}
+
+/// `req.ssl_sni`, `req.ssl_ver`, `req.ssl_hello_type` from a TLS ClientHello.
+fn tls_fetch<'a>(source: &Source, data: &[u8], partial: bool) -> Fetched<'a> {
+    let later = || {
+        if partial {
+            Fetched::later()
+        } else {
+            Fetched::default()
+        }
+    };
+    if data.is_empty() {
+        return later();
+    }
+    // A TLS handshake record: type 22, version 3.x.
+    if data[0] != 0x16 || data.get(1).is_some_and(|&v| v != 3) {
+        return Fetched::default();
+    }
+    if data.len() < 6 {
+        return later();
+    }
+    match source {
+        Source::SslVer => {
+            return Fetched::one(Sample::Int((i64::from(data[1]) << 16) | i64::from(data[2])));
+        }
+        Source::SslHelloType => return Fetched::one(Sample::Int(i64::from(data[5]))),
+        _ => {}
+    }
+    match client_hello_sni(data) {
+        Ok(Some(name)) => Fetched::one(Sample::Str(Cow::Owned(name))),
+        Ok(None) => Fetched::default(),
+        Err(Incomplete) => later(),
+    }
+}
+
+struct Incomplete;
+
+/// The server name of a ClientHello record; `Err` while it is incomplete.
+fn client_hello_sni(data: &[u8]) -> Result<Option<String>, Incomplete> {
+    let get = |at: usize, n: usize| data.get(at..at + n).ok_or(Incomplete);
+    let be16 = |at: usize| get(at, 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let record_len = be16(3)?;
+    if get(5, 1)?[0] != 1 {
+        return Ok(None);
+    }
+    let end = 5 + record_len;
+    // Handshake header (4), client version (2), random (32), then the session id.
+    let mut at = 5 + 4 + 2 + 32;
+    at += 1 + usize::from(get(at, 1)?[0]);
+    at += 2 + be16(at)?;
+    at += 1 + usize::from(get(at, 1)?[0]);
+    if at >= end {
+        return Ok(None);
+    }
+    let ext_end = (at + 2 + be16(at)?).min(end);
+    at += 2;
+    while at + 4 <= ext_end {
+        let (kind, len) = (be16(at)?, be16(at + 2)?);
+        at += 4;
+        if kind == 0 {
+            // server_name: list length, then entries (type 0 = host name).
+            let mut p = at + 2;
+            while p + 3 <= at + len {
+                let (t, n) = (get(p, 1)?[0], be16(p + 1)?);
+                if t == 0 {
+                    let name = get(p + 3, n)?;
+                    return Ok(Some(String::from_utf8_lossy(name).into_owned()));
+                }
+                p += 3 + n;
+            }
+            return Ok(None);
+        }
+        at += len;
+    }
+    if ext_end > data.len() {
+        return Err(Incomplete);
+    }
+    Ok(None)
+}
+
+/// An ACL's outcome, with HAProxy's values so that AND is `&` and OR is `|`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Test {
+    Fail = 0,
+    /// Not decidable yet: data may still come.
+    Miss = 1,
+    Pass = 3,
+}
+
+impl Test {
+    fn from_bits(b: u8) -> Test {
+        match b {
+            0 => Test::Fail,
+            3 => Test::Pass,
+            _ => Test::Miss,
+        }
+    }
+    fn and(self, o: Test) -> Test {
+        Test::from_bits(self as u8 & o as u8)
+    }
+    fn or(self, o: Test) -> Test {
+        Test::from_bits(self as u8 | o as u8)
+    }
+    pub fn negate(self) -> Test {
+        match self {
+            Test::Pass => Test::Fail,
+            Test::Fail => Test::Pass,
+            Test::Miss => Test::Miss,
+        }
+    }
+}
+
+/// A condition's outcome (`unless` inverted); no condition passes.
+pub fn eval(cond: Option<&Condition>, acls: &[Acl], ctx: &Context<'_>) -> Test {
+    let Some(cond) = cond else {
+        return Test::Pass;
+    };
+    let mut result = Test::Fail;
+    for suite in &cond.suites {
+        let mut suite_result = Test::Pass;
+        for term in suite {
+            let mut r = match acls.get(term.acl) {
+                Some(acl) => acl_test(acl, ctx),
+                None => Test::Fail,
+            };
+            if term.negate {
+                r = r.negate();
+            }
+            suite_result = suite_result.and(r);
+            if suite_result == Test::Fail {
+                break;
+            }
+        }
+        result = result.or(suite_result);
+        if result == Test::Pass {
+            break;
+        }
+    }
+    if cond.unless { result.negate() } else { result }
+}
+
+/// An ACL: any of its expressions.
+fn acl_test(acl: &Acl, ctx: &Context<'_>) -> Test {
+    let mut result = Test::Fail;
+    for e in &acl.exprs {
+        result = result.or(expr_test(e, ctx));
+        if result == Test::Pass {
+            break;
+        }
+    }
+    result
+}
+
+fn expr_test(e: &Expr, ctx: &Context<'_>) -> Test {
+    let fetched = fetch(&e.fetch, ctx);
+    if e.method == Method::Found {
+        return match (fetched.values.is_empty(), fetched.may_change) {
+            (false, _) => Test::Pass,
+            (true, true) => Test::Miss,
+            (true, false) => Test::Fail,
+        };
+    }
+    if fetched.values.iter().any(|v| matches(e, v)) {
+        return Test::Pass;
+    }
+    if fetched.may_change {
+        Test::Miss
+    } else {
+        Test::Fail
+    }
+}
+
+/// Whether one value matches any of the expression's patterns.
+fn matches(e: &Expr, v: &Sample<'_>) -> bool {
+    match e.method {
+        Method::Found => true,
+        Method::Bool => v.as_int().is_some_and(|n| n != 0),
+        Method::Int => v.as_int().is_some_and(|n| in_ranges(&e.patterns, n)),
+        Method::Len => in_ranges(&e.patterns, v.to_text().chars().count() as i64),
+        Method::Ip => v.as_ip().is_some_and(|ip| {
+            e.patterns.iter().any(|p| match p {
+                Pattern::Ip(net) => net.contains(ip),
+                _ => false,
+            })
+        }),
+        _ => {
+            let text = v.to_text();
+            let text = if e.ignore_case && e.method != Method::Reg {
+                text.to_lowercase()
+            } else {
+                text
+            };
+            e.patterns.iter().any(|p| match p {
+                Pattern::Reg(re) => re.is_match(&text),
+                Pattern::Str(pat) => str_match(e.method, &text, pat),
+                _ => false,
+            })
+        }
+    }
+}
+
+fn in_ranges(patterns: &[Pattern], n: i64) -> bool {
+    patterns
+        .iter()
+        .any(|p| matches!(p, Pattern::Int(low, high) if (*low..=*high).contains(&n)))
+}
+
+fn str_match(method: Method, text: &str, pat: &str) -> bool {
+    match method {
+        Method::Beg => text.starts_with(pat),
+        Method::End => text.ends_with(pat),
+        Method::Sub => text.contains(pat),
+        Method::Dir => delimited(text, pat, b"/?"),
+        Method::Dom => delimited(text, pat, b"/?."),
+        _ => text == pat,
+    }
+}
+
+/// `-m dir`/`-m dom`: `pat` appears in `text` between delimiters (or the ends); delimiters
+/// at the ends of the pattern itself are ignored, as in HAProxy.
+fn delimited(text: &str, pat: &str, delims: &[u8]) -> bool {
+    let is_delim = |b: u8| delims.contains(&b);
+    let pat = pat.trim_matches(|c: char| c.is_ascii() && is_delim(c as u8));
+    if pat.is_empty() {
+        return false;
+    }
+    let bytes = text.as_bytes();
+    text.match_indices(pat).any(|(at, m)| {
+        let before = at == 0 || is_delim(bytes[at - 1]);
+        let end = at + m.len();
+        let after = end == bytes.len() || is_delim(bytes[end]);
+        before && after
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ClientHello for `name` (the test harness has the same builder, out of reach of
+    /// unit tests: hapx-tests depends on this crate).
+    fn client_hello(name: &str) -> Vec<u8> {
+        let mut sni = vec![0, 0];
+        let list_len = (3 + name.len()) as u16;
+        let ext_len = 2 + list_len;
+        sni.extend_from_slice(&ext_len.to_be_bytes());
+        sni.extend_from_slice(&list_len.to_be_bytes());
+        sni.push(0);
+        sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sni.extend_from_slice(name.as_bytes());
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.push(0); // session id
+        body.extend_from_slice(&[0, 2, 0x13, 0x01]); // one cipher suite
+        body.extend_from_slice(&[1, 0]); // null compression
+        body.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+        body.extend_from_slice(&sni);
+        let mut hs = vec![1, 0];
+        hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        hs.extend_from_slice(&body);
+        let mut rec = vec![0x16, 3, 1];
+        rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+        rec.extend_from_slice(&hs);
+        rec
+    }
+
+    #[test]
+    fn sni_from_a_client_hello() {
+        let hello = client_hello("api.example");
+        assert_eq!(
+            client_hello_sni(&hello).ok().flatten().as_deref(),
+            Some("api.example")
+        );
+        for cut in [6, 20, 50, hello.len() - 1] {
+            assert!(client_hello_sni(&hello[..cut]).is_err(), "{cut}");
+            let f = tls_fetch(&Source::SslSni, &hello[..cut], true);
+            assert!(f.may_change && f.values.is_empty());
+        }
+        let f = tls_fetch(&Source::SslSni, b"GET / HTTP/1.1\r\n", true);
+        assert!(!f.may_change && f.values.is_empty());
+        let f = tls_fetch(&Source::SslVer, &hello, true);
+        assert_eq!(f.values, [Sample::Int(3 << 16 | 1)]);
+    }
+
+    #[test]
+    fn string_methods() {
+        assert!(delimited("/api/v1/x", "v1", b"/?"));
+        assert!(delimited("/api/v1", "/v1/", b"/?"));
+        assert!(!delimited("/api/v10", "v1", b"/?"));
+        assert!(delimited("www.example.com", "example", b"/?."));
+        assert!(!delimited("www.myexample.com", "example", b"/?."));
+        assert_eq!(path_of("http://h:80/a/b?q"), "/a/b");
+        assert_eq!(path_of("/a?b"), "/a");
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        assert_eq!(Test::Pass.and(Test::Miss), Test::Miss);
+        assert_eq!(Test::Fail.and(Test::Miss), Test::Fail);
+        assert_eq!(Test::Fail.or(Test::Miss), Test::Miss);
+        assert_eq!(Test::Pass.or(Test::Miss), Test::Pass);
+        assert_eq!(Test::Miss.negate(), Test::Miss);
+    }
+}
