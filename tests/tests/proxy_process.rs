@@ -279,15 +279,7 @@ fn proc_state(pid: u32) -> char {
 fn sigttou_pauses_and_sigttin_resumes_the_listeners() {
     let dir = temp_dir("ttou");
     let srv = NamedServer::start("s", LO, Duration::from_secs(5));
-    let mut binaries = vec![("hapx", bins::path("hapx-proxy"))];
-    if require::path(
-        "sigttou_pauses_and_sigttin_resumes_the_listeners (HAProxy side)",
-        Path::new(HAPROXY),
-        "HAProxy",
-    ) {
-        binaries.push(("HAProxy", HAPROXY.into()));
-    }
-    for (who, binary) in binaries {
+    for (who, binary) in hapx_and_haproxy("sigttou_pauses_and_sigttin_resumes_the_listeners") {
         let port = free_port();
         let addr = SocketAddr::from((LO, port));
         let cfg = tcp_config(port, srv.addr, "  nbthread 2\n");
@@ -337,15 +329,7 @@ fn sigttou_pauses_and_sigttin_resumes_the_listeners() {
 fn one_slot_serves_each_connection_in_turn(test: &str, global: &str, frontend: &str) {
     let dir = temp_dir(test);
     let srv = NamedServer::start("s", LO, Duration::from_millis(1));
-    let mut binaries = vec![("hapx", bins::path("hapx-proxy"))];
-    if require::path(
-        &format!("{test} (HAProxy side)"),
-        Path::new(HAPROXY),
-        "HAProxy",
-    ) {
-        binaries.push(("HAProxy", HAPROXY.into()));
-    }
-    for (who, binary) in binaries {
+    for (who, binary) in hapx_and_haproxy(test) {
         let port = free_port();
         let addr = SocketAddr::from((LO, port));
         let cfg = tcp_config(port, srv.addr, &format!("  nbthread 2\n{global}")).replace(
@@ -885,6 +869,20 @@ fn idle_tcp_connections_hit_the_client_timeout() {
 }
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
+
+/// The binaries a side-by-side test runs: hapx-proxy, and HAProxy where it is installed (its
+/// absence skips that side loudly, and fails under CI).
+fn hapx_and_haproxy(test: &str) -> Vec<(&'static str, std::path::PathBuf)> {
+    let mut binaries = vec![("hapx", bins::path("hapx-proxy"))];
+    if require::path(
+        &format!("{test} (HAProxy side)"),
+        Path::new(HAPROXY),
+        "HAProxy",
+    ) {
+        binaries.push(("HAProxy", HAPROXY.into()));
+    }
+    binaries
+}
 
 /// Starts `binary -db -f CONFIG` with the open-files limits `(soft, hard)`, as a shell's
 /// `ulimit -n` or systemd's `LimitNOFILE` would leave them.
