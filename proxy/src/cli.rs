@@ -44,10 +44,18 @@ pub struct Cli {
     /// Debug mode: stay in the foreground (as -db). hapx prints no per-connection traces.
     #[arg(short = 'd')]
     pub debug: bool,
-    /// Master-worker mode ("-W", or "-Ws" for systemd): not implemented; hapx warns and runs
-    /// as a single process.
-    #[arg(short = 'W', long = "Ws")]
+    /// Master-worker mode ("-W"): a master process starts the worker that serves, replaces it
+    /// with a new one on SIGUSR2 or SIGHUP (a reload), and stops it.
+    #[arg(short = 'W')]
     pub master_worker: bool,
+    /// Master-worker mode for systemd's `Type=notify` ("-Ws"): -W, and the master tells
+    /// systemd (NOTIFY_SOCKET) when it is ready, reloading and stopping.
+    #[arg(long = "Ws")]
+    pub master_worker_systemd: bool,
+    /// The master's CLI in master-worker mode ("-S PATH[,mode,MODE,user,USER,group,GROUP]"):
+    /// `show proc`, `reload`, and `@1 COMMAND` for the worker's runtime API. May be repeated.
+    #[arg(short = 'S', value_name = "SOCKET")]
+    pub master_cli: Vec<String>,
     /// Stay in the foreground even when the configuration says `daemon` ("-db").
     #[arg(long = "db")]
     pub no_background: bool,
@@ -74,14 +82,34 @@ impl Cli {
         (self.quiet || global.quiet) && !self.verbose
     }
 
-    /// Warns about flags hapx accepts without acting on them.
-    pub fn warn_unimplemented(&self, quiet: bool) {
-        if self.master_worker && !quiet {
-            eprintln!(
-                "[WARNING]  ({}) : master-worker mode (-W/-Ws) is not implemented by hapx; running as a single process.",
-                std::process::id()
-            );
+    /// Whether a master process runs the workers: `-W`, `-Ws` or the global `master-worker`.
+    pub fn master_worker(&self, global: &crate::config::model::Global) -> bool {
+        self.master_worker || self.master_worker_systemd || global.master_worker
+    }
+
+    /// The arguments of a worker started by the master: the configuration files and message
+    /// options, and whom it replaces. Not the pid file, `-D` or `-S` (the master's), nor `-C`
+    /// (the master changed directory already, and the worker starts where it is).
+    pub fn worker_args(&self, soft_finish: &[u32], terminate: &[u32]) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        for file in &self.config {
+            args.extend(["-f".into(), file.into()]);
         }
+        for (set, flag) in [(self.quiet, "-q"), (self.verbose, "-V"), (self.debug, "-d")] {
+            if set {
+                args.push(flag.into());
+            }
+        }
+        for (pids, flag) in [(soft_finish, "-sf"), (terminate, "-st")] {
+            if !pids.is_empty() {
+                args.push(flag.into());
+                args.extend(pids.iter().map(|p| OsString::from(p.to_string())));
+            }
+        }
+        if let Some(x) = &self.takeover_socket {
+            args.extend(["-x".into(), x.into()]);
+        }
+        args
     }
 }
 
@@ -166,11 +194,49 @@ mod tests {
         assert!(cli.check && cli.no_background);
         assert_eq!(cli.terminate, [7]);
         let cli = parse(&["hapx-proxy", "-Ws", "-f", "x.cfg", "-V", "-d"]).unwrap();
-        assert!(cli.master_worker && cli.verbose && cli.debug);
-        assert!(
-            parse(&["hapx-proxy", "-W", "-f", "x.cfg"])
-                .unwrap()
-                .master_worker
+        assert!(cli.master_worker_systemd && !cli.master_worker && cli.verbose && cli.debug);
+        let cli = parse(&[
+            "hapx-proxy",
+            "-W",
+            "-f",
+            "x.cfg",
+            "-S",
+            "/run/m.sock,mode,600",
+        ]);
+        let cli = cli.unwrap();
+        assert!(cli.master_worker && !cli.master_worker_systemd);
+        assert_eq!(cli.master_cli, ["/run/m.sock,mode,600"]);
+    }
+
+    #[test]
+    fn a_worker_gets_the_files_and_whom_it_replaces() {
+        let cli = parse(&[
+            "hapx-proxy",
+            "-Ws",
+            "-f",
+            "a.cfg",
+            "-f",
+            "d",
+            "-p",
+            "p",
+            "-D",
+            "-S",
+            "m",
+            "-q",
+            "-sf",
+            "9",
+        ])
+        .unwrap();
+        let args = |sf: &[u32], st: &[u32]| -> Vec<String> {
+            cli.worker_args(sf, st)
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(args(&[], &[]), ["-f", "a.cfg", "-f", "d", "-q"]);
+        assert_eq!(
+            args(&[4, 5], &[6]),
+            ["-f", "a.cfg", "-f", "d", "-q", "-sf", "4", "5", "-st", "6"]
         );
     }
 

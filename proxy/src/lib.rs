@@ -9,9 +9,11 @@
 //!   runtime API).
 //! - [`limits`]: file descriptors: `maxsock`, the derived `maxconn`, raising `RLIMIT_NOFILE`.
 //! - [`process`]: check mode, daemon, pid file, privileges, reload hand-over.
+//! - [`master`]: master-worker mode (`-W`, `-Ws`): the master, its CLI, systemd notifications.
 
 pub mod cli;
 pub mod config;
 pub mod limits;
+pub mod master;
 pub mod process;
 pub mod runtime;

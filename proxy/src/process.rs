@@ -6,7 +6,8 @@
 //! process's private hand-over channel, see [`crate::runtime::handover`]), pausing old
 //! processes (SIGTTOU) while a bind is retried and resuming them (SIGTTIN) if the start
 //! fails, and telling old processes to finish (`-sf`: SIGUSR1, soft stop) or to stop (`-st`:
-//! SIGTERM).
+//! SIGTERM). In master-worker mode the master ([`crate::master`]) takes over after the
+//! configuration check, and this process is its worker when started with a link to it.
 
 use std::io::Write;
 use std::path::Path;
@@ -20,7 +21,7 @@ use nix::unistd::{ForkResult, Pid};
 use crate::cli::Cli;
 use crate::config::{self, Diags};
 use crate::limits::{self, Budget};
-use crate::runtime::{self, Prepared, api, handover, state::State};
+use crate::runtime::{self, Prepared, api, handover, master_link, state::State};
 
 /// Runs the command line; the exit code HAProxy would give.
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -32,17 +33,22 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         std::env::set_current_dir(dir)
             .with_context(|| format!("cannot change to {}", dir.display()))?;
     }
+    // A worker of a master (master-worker mode): the master reported the configuration's
+    // warnings already, and it writes the pid file.
+    let mut master = master_link::Link::from_env()?;
     let (config, diags) = config::load(&cli.config);
     let quiet = cli.quiet(&config.global);
-    report(&diags, quiet);
+    report(&diags, quiet || master.is_some());
     let pid = std::process::id();
     if diags.has_errors() {
         eprintln!("[ALERT]    ({pid}) : config : Fatal errors found in configuration.");
         return Ok(ExitCode::from(1));
     }
-    cli.warn_unimplemented(quiet);
     if cli.check {
         return Ok(crate::cli::check_outcome(&config, &diags, quiet));
+    }
+    if master.is_none() && cli.master_worker(&config.global) {
+        return crate::master::run(cli, &config.global).map_err(|e| alert(&e));
     }
     let threads = runtime::threads_for(&config.global);
     let splice = State::splices(&config.global);
@@ -63,8 +69,11 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     let clis = runtime::bind_clis(&state).map_err(|e| alert(&e))?;
     drop(inherited);
     let global = &state.config.global;
-    let daemon = (cli.daemon || global.daemon) && !cli.debug && !cli.no_background;
-    let pidfile = cli.pidfile.clone().or_else(|| global.pidfile.clone());
+    let worker = master.is_some();
+    let daemon = (cli.daemon || global.daemon) && !cli.debug && !cli.no_background && !worker;
+    let pidfile = (!worker)
+        .then(|| cli.pidfile.clone().or_else(|| global.pidfile.clone()))
+        .flatten();
     if daemon {
         // SAFETY: no thread has been started yet, so the child may do anything.
         match unsafe { nix::unistd::fork() }.context("fork")? {
@@ -88,6 +97,10 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     signal_old(&cli.terminate, Signal::SIGTERM);
     // Told to stop: they need not listen again.
     paused.disarm();
+    if let Some(link) = &mut master {
+        link.ready()
+            .context("telling the master this worker is ready")?;
+    }
     let state = Arc::new(State {
         pid: std::process::id(),
         ..Arc::try_unwrap(state).map_err(|_| anyhow::anyhow!("state still shared"))?
@@ -97,11 +110,12 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         listeners,
         clis,
         channel,
+        master,
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(diags: &Diags, quiet: bool) {
+pub(crate) fn report(diags: &Diags, quiet: bool) {
     let pid = std::process::id();
     for d in &diags.list {
         if d.is_error() || !quiet {
@@ -254,7 +268,7 @@ impl Drop for PausedOld {
     }
 }
 
-fn write_pidfile(path: &Path, pid: u32) -> anyhow::Result<()> {
+pub(crate) fn write_pidfile(path: &Path, pid: u32) -> anyhow::Result<()> {
     let mut f = std::fs::File::create(path)
         .with_context(|| format!("[ALERT] cannot create pidfile {}", path.display()))?;
     writeln!(f, "{pid}")?;
@@ -262,7 +276,7 @@ fn write_pidfile(path: &Path, pid: u32) -> anyhow::Result<()> {
 }
 
 /// Becomes a background process: new session, standard streams on /dev/null.
-fn detach() -> anyhow::Result<()> {
+pub(crate) fn detach() -> anyhow::Result<()> {
     use std::os::fd::AsRawFd;
     nix::unistd::setsid().context("setsid")?;
     let null = std::fs::OpenOptions::new()

@@ -7,7 +7,9 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -75,11 +77,12 @@ fn log_lines_of(binary: &Path, test: &str, setup: Setup<'_>, traffic: Traffic) -
          retries 0\n  timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n\
          frontend fe\n  bind {front} {bind}\n  default_backend be\n{body}"
     );
-    let dir = temp_dir(test);
     let name = binary
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("proxy");
+    // Its own directory: the two proxies of a comparison run side by side.
+    let dir = temp_dir(&format!("{test}-{name}"));
     let proxy = Proxy::start_with(binary.to_path_buf(), &dir, name, &config, front, &[]);
     traffic(front);
     let mut lines = Vec::new();
@@ -104,15 +107,23 @@ fn shape(line: &str) -> String {
 
 /// A backend server answering every connection with `ANSWER`.
 fn answering_server() -> SocketAddr {
+    answering(ANSWER, Duration::ZERO)
+}
+
+/// A backend server answering each connection `answer`, `delay` after it read the request.
+fn answering(answer: &'static [u8], delay: Duration) -> SocketAddr {
     let listener = TcpListener::bind((LO, 0)).expect("binding the server");
     let addr = listener.local_addr().expect("its address");
     thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buf = [0u8; 1024];
-            if conn.read(&mut buf).is_ok_and(|n| n > 0) {
-                let _ = conn.write_all(ANSWER);
-            }
+            thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                if conn.read(&mut buf).is_ok_and(|n| n > 0) {
+                    thread::sleep(delay);
+                    let _ = conn.write_all(answer);
+                }
+            });
         }
     });
     addr
@@ -136,8 +147,7 @@ fn compare(test: &str, mode: &str, body: &str, traffic: Traffic) {
     if !require::path(test, Path::new(HAPROXY), "HAProxy") {
         return;
     }
-    let ours = log_lines(&bins::path("hapx-proxy"), test, mode, body, traffic);
-    let theirs = log_lines(&PathBuf::from(HAPROXY), test, mode, body, traffic);
+    let (ours, theirs) = side_by_side(test, Setup::new(mode, body), traffic);
     let (ours_shape, theirs_shape): (Vec<_>, Vec<_>) = (
         ours.iter().map(|l| shape(l)).collect(),
         theirs.iter().map(|l| shape(l)).collect(),
@@ -195,6 +205,17 @@ fn dontlognull_leaves_out_empty_connections() {
     }
 }
 
+/// The lines of hapx-proxy and of HAProxy for the same setup and traffic, both run at once
+/// (each with its own ports, log socket and directory): most of a run is waiting.
+fn side_by_side(test: &str, setup: Setup<'_>, traffic: Traffic) -> (Vec<String>, Vec<String>) {
+    let hapx = bins::path("hapx-proxy");
+    thread::scope(|s| {
+        let theirs = s.spawn(|| log_lines_of(Path::new(HAPROXY), test, setup, traffic));
+        let ours = log_lines_of(&hapx, test, setup, traffic);
+        (ours, theirs.join().expect("HAProxy's run"))
+    })
+}
+
 /// [`compare`] for a full [`Setup`]; both sides' lines, for further checks.
 fn compare_setup(
     test: &str,
@@ -204,8 +225,7 @@ fn compare_setup(
     if !require::path(test, Path::new(HAPROXY), "HAProxy") {
         return None;
     }
-    let ours = log_lines_of(&bins::path("hapx-proxy"), test, setup, traffic);
-    let theirs = log_lines_of(&PathBuf::from(HAPROXY), test, setup, traffic);
+    let (ours, theirs) = side_by_side(test, setup, traffic);
     let (ours_shape, theirs_shape): (Vec<_>, Vec<_>) = (
         ours.iter().map(|l| shape(l)).collect(),
         theirs.iter().map(|l| shape(l)).collect(),
@@ -335,37 +355,60 @@ fn syslog_formats_and_lengths_match_haproxy() {
     let body = format!(
         "  log-format \"%ci %b {long}\"\n  log-format-sd \"[meta@32473 client=\\\"%ci\\\"]\"\n  log-tag fe-tag\nbackend be\n  server s1 {server}\n"
     );
+    let mut cases = Vec::new();
     for format in [
         "rfc3164", "rfc5424", "short", "raw", "iso", "timed", "priority", "local",
     ] {
         for len in ["", "len 80", "len 120"] {
             for global in ["", "  log-send-hostname\n", "  log-send-hostname lb-1\n"] {
-                let target = format!("{len} format {format} local0");
-                let setup = Setup {
-                    global,
-                    target: &target,
-                    ..Setup::new("tcp", &body)
-                };
-                let test = "syslog_formats_and_lengths_match_haproxy";
-                let Some((ours, theirs)) = compare_setup(test, setup, one_request) else {
-                    return;
-                };
-                if let Some(max) = len.strip_prefix("len ") {
-                    // Cut at the same length: `len` bytes and the line feed. A line under it
-                    // is as long as its numbers are wide (a pid of 4 digits or of 5), which
-                    // `shape` masks: only the lines that reach the limit must match HAProxy's.
-                    let max: usize = max.parse().expect("a length");
-                    let cut = |lines: &[String]| {
-                        lines
-                            .iter()
-                            .map(|l| (l.len() > max).then_some(l.len()))
-                            .collect::<Vec<_>>()
-                    };
-                    assert_eq!(cut(&ours), cut(&theirs), "{ours:#?}\n{theirs:#?}");
-                    assert!(ours.iter().all(|l| l.len() <= max + 1), "{ours:#?}");
-                }
+                cases.push((format, len, global));
             }
         }
+    }
+    // A case is mostly waiting (for the proxies to start, for their lines to come): the
+    // cases run a few at a time, each with its own ports, log sockets and directories.
+    let next = AtomicUsize::new(0);
+    thread::scope(|s| {
+        for _ in 0..PARALLEL_CASES {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Relaxed);
+                    let Some(&case) = cases.get(i) else { break };
+                    check_syslog_case(&format!("syslog_formats_{i}"), &body, case);
+                }
+            });
+        }
+    });
+}
+
+/// How many cases of a table run at once.
+const PARALLEL_CASES: usize = 8;
+
+/// One target `format`, `len` and `log-send-hostname` (`global`) of
+/// [`syslog_formats_and_lengths_match_haproxy`].
+fn check_syslog_case(test: &str, body: &str, (format, len, global): (&str, &str, &str)) {
+    let target = format!("{len} format {format} local0");
+    let setup = Setup {
+        global,
+        target: &target,
+        ..Setup::new("tcp", body)
+    };
+    let Some((ours, theirs)) = compare_setup(test, setup, one_request) else {
+        return;
+    };
+    if let Some(max) = len.strip_prefix("len ") {
+        // Cut at the same length: `len` bytes and the line feed. A line under it is as
+        // long as its numbers are wide (a pid of 4 digits or of 5), which `shape` masks:
+        // only the lines that reach the limit must match HAProxy's.
+        let max: usize = max.parse().expect("a length");
+        let cut = |lines: &[String]| {
+            lines
+                .iter()
+                .map(|l| (l.len() > max).then_some(l.len()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(cut(&ours), cut(&theirs), "{target}\n{ours:#?}\n{theirs:#?}");
+        assert!(ours.iter().all(|l| l.len() <= max + 1), "{ours:#?}");
     }
 }
 
@@ -456,6 +499,11 @@ fn bad_formats_are_refused_as_haproxy_refuses_them() {
         ),
         (
             "http",
+            "  capture cookie SESS",
+            "'capture' expects 'cookie' <cookie_name> 'len' <len>",
+        ),
+        (
+            "http",
             "  log 127.0.0.1 len 10 local0",
             "invalid log length '10', must be between 80 and 65535",
         ),
@@ -531,8 +579,7 @@ fn normal_and_error_sessions_are_told_apart_as_haproxy_does() {
             if !require::path(test, Path::new(HAPROXY), "HAProxy") {
                 return;
             }
-            let ours = log_lines_of(&bins::path("hapx-proxy"), test, setup, one_request);
-            let theirs = log_lines_of(&PathBuf::from(HAPROXY), test, setup, one_request);
+            let (ours, theirs) = side_by_side(test, setup, one_request);
             // The priority (local0.err for errors) and the line's shape; none for a
             // normal session.
             let prio = |l: &String| l.split('>').next().map(str::to_string);
@@ -597,6 +644,270 @@ fn refused_proxy_headers_are_logged_as_haproxy_logs_them() {
                 ..Setup::new("tcp", &body)
             };
             compare_setup("refused_proxy_headers_are_logged", setup, send);
+        }
+    }
+}
+
+/// A backend server keeping its connections alive, answering each request head it reads.
+fn keep_alive_server() -> SocketAddr {
+    let listener = TcpListener::bind((LO, 0)).expect("binding the server");
+    let addr = listener.local_addr().expect("its address");
+    thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        pending.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if conn.write_all(answer).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Reads one `ANSWER`-sized response of [`keep_alive_server`] (its head and `ok`).
+fn read_answer(c: &mut TcpStream) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"\r\n\r\nok") {
+        match c.read(&mut buf) {
+            Ok(n @ 1..) => got.extend_from_slice(&buf[..n]),
+            _ => panic!("the answer was cut: {:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+}
+
+/// One kept-alive connection: a pause before the first request, whose head comes in two
+/// parts; a longer pause before the second; then two pipelined requests.
+fn paused_keep_alive(front: SocketAddr) {
+    let mut c = TcpStream::connect(front).expect("connecting through the proxy");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a read timeout");
+    thread::sleep(Duration::from_millis(300));
+    c.write_all(b"GET /1 HTTP/1.1\r\nHost: t\r\n")
+        .expect("the request");
+    thread::sleep(Duration::from_millis(200));
+    c.write_all(b"\r\n").expect("the request's end");
+    read_answer(&mut c);
+    thread::sleep(Duration::from_millis(400));
+    c.write_all(b"GET /2 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("the request");
+    read_answer(&mut c);
+    c.write_all(b"GET /3 HTTP/1.1\r\nHost: t\r\n\r\nGET /4 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("the requests");
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+}
+
+/// The words of a line's message (after the syslog header) parsed as numbers, `%t`-style
+/// dates as milliseconds of the day; None for other words.
+fn numbers(line: &str) -> Vec<Option<i64>> {
+    let message = line.trim_end().split_once("]: ").map_or(line, |(_, m)| m);
+    message
+        .split(' ')
+        .map(|w| {
+            w.parse::<i64>().ok().or_else(|| {
+                // 26/Nov/2026:05:39:25.631
+                let (_, time) = w.split_once(':')?;
+                let (hms, ms) = time.split_once('.')?;
+                let mut parts = hms.split(':').map(|p| p.parse::<i64>().ok());
+                let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+                Some(((h * 60 + m) * 60 + s) * 1000 + ms.parse::<i64>().ok()?)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn idle_time_of_kept_alive_requests_matches_haproxy() {
+    let server = keep_alive_server();
+    let body = format!(
+        "  log-format \"%Th %Ti %TR %Tq %Ta %Tt %Tu %t %tr %r\"\nbackend be\n  server s1 {server}\n"
+    );
+    let setup = Setup::new("http", &body);
+    let test = "idle_time_of_kept_alive_requests_matches_haproxy";
+    let Some((ours, theirs)) = compare_setup(test, setup, paused_keep_alive) else {
+        return;
+    };
+    for (who, lines) in [("hapx", &ours), ("HAProxy", &theirs)] {
+        assert_eq!(lines.len(), 4, "{who}: {lines:#?}");
+        let mut idle = Vec::new();
+        for line in lines {
+            let n: Vec<i64> = numbers(line).into_iter().flatten().collect();
+            let [th, ti, tr, tq, ta, tt, tu, accept, request] = n[..] else {
+                panic!("{who}: {line}");
+            };
+            // HAProxy's derivations (section 8.4): Tq = Th + Ti + TR, Ta = Tt - Th - Ti,
+            // Tu = Tt - Ti; the request's date is the accept date plus Th + Ti.
+            assert_eq!(tq, th + ti + tr, "{who}: {line}");
+            assert_eq!(ta, tt - th - ti, "{who}: {line}");
+            assert_eq!(tu, tt - ti, "{who}: {line}");
+            let since = (request - accept).rem_euclid(86_400_000);
+            assert!((since - th - ti).abs() <= 1, "{who}: {line}");
+            idle.push((ti, tr));
+        }
+        // The pauses show in Ti, measured from the accept, then from the end of the
+        // previous response; the head's two parts in TR; nothing for pipelined requests.
+        let pause = |(ti, _): (i64, i64), ms: i64| ti >= ms - 100 && ti < ms + 1000;
+        assert!(
+            pause(idle[0], 300) && pause(idle[1], 400),
+            "{who}: {lines:#?}"
+        );
+        assert!((150..1200).contains(&idle[0].1), "{who}: {lines:#?}");
+        assert!(idle[1].1 < 100, "{who}: {lines:#?}");
+        assert!(
+            idle[2..].iter().all(|&(ti, tr)| ti < 100 && tr < 100),
+            "{who}: {lines:#?}"
+        );
+    }
+}
+
+/// How long the queue tests' server takes: the queued requests all join the queue meanwhile.
+const SLOW_ANSWER: Duration = Duration::from_millis(150);
+
+/// Requests queued at once behind a server's `maxconn 1`.
+const QUEUED: usize = 4;
+
+/// `n` clients a few milliseconds apart, each with one request.
+fn requests_in_a_row(front: SocketAddr, n: usize) {
+    let clients: Vec<_> = (0..n)
+        .map(|_| {
+            let c = thread::spawn(move || one_request(front));
+            thread::sleep(Duration::from_millis(20));
+            c
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("a client");
+    }
+}
+
+#[test]
+fn queue_positions_match_haproxy() {
+    let server = answering(ANSWER, SLOW_ANSWER);
+    let test = "queue_positions_match_haproxy";
+    // Round robin skips a full server: requests wait in the backend's queue (`%bq`); a
+    // hash picks its server whatever its load: they wait in the server's (`%sq`).
+    for (mode, balance, queue) in [
+        ("http", "roundrobin", "bq"),
+        ("http", "source", "sq"),
+        ("tcp", "roundrobin", "bq"),
+    ] {
+        let body = format!(
+            "  log-format \"%sq %bq %Tw %Tc\"\nbackend be\n  balance {balance}\n  timeout queue 5s\n  server s1 {server} maxconn 1\n"
+        );
+        let setup = Setup::new(mode, &body);
+        let Some((ours, theirs)) =
+            compare_setup(test, setup, |front| requests_in_a_row(front, QUEUED + 1))
+        else {
+            return;
+        };
+        for (who, lines) in [("hapx", &ours), ("HAProxy", &theirs)] {
+            let mut positions = Vec::new();
+            for line in lines {
+                let n: Vec<i64> = numbers(line).into_iter().flatten().collect();
+                let [sq, bq, tw, _tc] = n[..] else {
+                    panic!("{who}: {line}");
+                };
+                let (used, other) = if queue == "bq" { (bq, sq) } else { (sq, bq) };
+                assert_eq!(other, 0, "{who} {mode} {balance}: {line}");
+                // Queued: waited; not queued: served at once.
+                assert_eq!(used > 0, tw > 10, "{who} {mode} {balance}: {line}");
+                positions.push(used);
+            }
+            // Which request got which place is a race; the places are not: the first
+            // request is served, the others queue behind it, each place taken once (1 plus
+            // those that left the queue while it waited).
+            positions.sort_unstable();
+            let expected: Vec<i64> = (0..=QUEUED as i64).collect();
+            assert_eq!(positions, expected, "{who} {mode} {balance}: {lines:#?}");
+        }
+    }
+}
+
+/// The answer of the cookie test's server: a cookie of a name none captures, then one with
+/// blanks around its `=` and attributes.
+const COOKIE_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nSet-Cookie: other=abc; Path=/\r\nSet-Cookie: SESSID = srvvalue; Path=/; HttpOnly\r\nconnection: close\r\n\r\nok";
+
+/// A request with cookies, the captured one not first, in two `Cookie` headers.
+fn request_with_cookies(front: SocketAddr) {
+    send_raw(
+        front,
+        b"GET /c HTTP/1.1\r\nHost: t\r\nCookie: a=b; SESSIONX=\r\nCookie: SESSID= clientvalue ; z=y\r\nConnection: close\r\n\r\n",
+    );
+}
+
+#[test]
+fn captured_cookies_match_haproxy() {
+    let server = answering(COOKIE_ANSWER, Duration::ZERO);
+    // The name is a prefix; the capture is cut to its length, at most 63.
+    for capture in [
+        "SESSID len 40",
+        "SESS len 9",
+        "SESSIONX len 20",
+        "nomatch len 10",
+    ] {
+        for format in ["option httplog", "log-format \"%{+Q}CC %CS %r\""] {
+            let body = format!(
+                "  {format}\n  capture cookie {capture}\nbackend be\n  server s1 {server}\n"
+            );
+            let setup = Setup::new("http", &body);
+            let test = "captured_cookies_match_haproxy";
+            let Some((ours, theirs)) = compare_setup(test, setup, request_with_cookies) else {
+                return;
+            };
+            // The cookies themselves (no number in them), word for word as HAProxy's.
+            let cookies = |lines: &[String]| {
+                lines
+                    .iter()
+                    .flat_map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>())
+                    .filter(|w| w.contains('=') || matches!(w.as_str(), "-" | "\"\""))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(cookies(&ours), cookies(&theirs), "{ours:#?}\n{theirs:#?}");
+            assert!(!cookies(&ours).is_empty(), "{ours:#?}");
+        }
+    }
+}
+
+#[test]
+fn queue_timeouts_match_haproxy() {
+    // The first request holds the only slot longer than the others may wait.
+    let server = answering(ANSWER, Duration::from_millis(1000));
+    let test = "queue_timeouts_match_haproxy";
+    for mode in ["http", "tcp"] {
+        let body = format!(
+            "  log-format \"%ts %sq %bq %Tw %Tc\"\nbackend be\n  timeout queue 200ms\n  server s1 {server} maxconn 1\n"
+        );
+        let setup = Setup::new(mode, &body);
+        let Some((ours, theirs)) = compare_setup(test, setup, |front| {
+            // One served, two left in the queue.
+            requests_in_a_row(front, 3)
+        }) else {
+            return;
+        };
+        for (who, lines) in [("hapx", &ours), ("HAProxy", &theirs)] {
+            let given_up: Vec<_> = lines.iter().filter(|l| l.contains(": sQ ")).collect();
+            assert_eq!(given_up.len(), 2, "{who} {mode}: {lines:#?}");
+            for line in given_up {
+                let n: Vec<i64> = numbers(line).into_iter().flatten().collect();
+                let [sq, bq, tw, tc] = n[..] else {
+                    panic!("{who}: {line}");
+                };
+                // Each waited its `timeout queue` as the first in line (no one left the
+                // queue meanwhile), and never connected.
+                assert_eq!((sq, bq, tc), (0, 1, -1), "{who} {mode}: {line}");
+                assert!((200..1000).contains(&tw), "{who} {mode}: {line}");
+            }
         }
     }
 }

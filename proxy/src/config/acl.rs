@@ -10,9 +10,9 @@
 //!   predefined ones (`TRUE`, `LOCALHOST`, `METH_GET`, `HTTP_1.1` ...) are built on first use.
 //! - [`Condition`]: `if`/`unless` over suites of terms, a suite being an AND of (maybe negated)
 //!   ACLs and the suites OR-ed (`||`, `or`); `{ ... }` is an anonymous ACL.
-//! - [`Format`]: a value with `%[fetch]` in it (header values of `http-request set-header`).
 //!
-//! Evaluation is in [`crate::runtime::sample`].
+//! Evaluation is in [`crate::runtime::sample`]; rule values with `%[fetch]` in them are log
+//! formats ([`crate::runtime::logformat`]).
 
 use std::net::{IpAddr, ToSocketAddrs};
 
@@ -22,7 +22,7 @@ use super::keywords;
 use super::model::Network;
 use super::values;
 
-/// Why an ACL, a condition or a format was not taken.
+/// Why an ACL, a condition or a fetch was not taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AclError {
     /// Wrong: an error with HAProxy's message.
@@ -749,60 +749,6 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
     }))
 }
 
-/// One piece of a [`Format`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece {
-    Text(String),
-    Sample(Fetch),
-}
-
-/// A log-format string limited to text and `%[fetch]` (`%%` is a percent sign).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Format(pub Vec<Piece>);
-
-impl Format {
-    pub fn parse(text: &str) -> Result<Format, AclError> {
-        let mut pieces = Vec::new();
-        let mut lit = String::new();
-        let mut rest = text;
-        while let Some(at) = rest.find('%') {
-            lit.push_str(&rest[..at]);
-            let after = &rest[at + 1..];
-            if let Some(r) = after.strip_prefix('%') {
-                lit.push('%');
-                rest = r;
-            } else if let Some(r) = after.strip_prefix('[') {
-                let end = r
-                    .find(']')
-                    .ok_or_else(|| AclError::Bad(format!("missing closing ']' in '{text}'")))?;
-                if !lit.is_empty() {
-                    pieces.push(Piece::Text(std::mem::take(&mut lit)));
-                }
-                pieces.push(Piece::Sample(parse_fetch(&r[..end])?));
-                rest = &r[end + 1..];
-            } else {
-                return Err(AclError::Unsupported(format!(
-                    "log-format variables other than '%[sample]' ('{text}')"
-                )));
-            }
-        }
-        lit.push_str(rest);
-        if !lit.is_empty() {
-            pieces.push(Piece::Text(lit));
-        }
-        Ok(Format(pieces))
-    }
-
-    /// The text when there is no sample in it.
-    pub fn literal(&self) -> Option<&str> {
-        match self.0.as_slice() {
-            [] => Some(""),
-            [Piece::Text(t)] => Some(t),
-            _ => None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -865,13 +811,5 @@ mod tests {
             set.condition(&words("if { path /x"), &mut Vec::new()),
             Err(AclError::Bad(m)) if m.contains("missing closing '}'")
         ));
-    }
-
-    #[test]
-    fn formats() {
-        let f = Format::parse("a %[src] 100%%").unwrap();
-        assert_eq!(f.0.len(), 3);
-        assert_eq!(Format::parse("plain").unwrap().literal(), Some("plain"));
-        assert!(Format::parse("%ci").is_err());
     }
 }

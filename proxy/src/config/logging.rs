@@ -31,6 +31,9 @@ pub struct ProxyLog {
     pub unique_id_header: Option<String>,
     pub req_captures: Vec<Capture>,
     pub resp_captures: Vec<Capture>,
+    /// `capture cookie NAME len N`: the first request cookie (`%CC`) and response cookie
+    /// (`%CS`) whose name starts with NAME, as `name=value` cut to N.
+    pub cookie_capture: Option<Capture>,
     /// `log-tag` of this proxy (over the global one).
     pub tag: Option<String>,
     /// `option httplog clf`.
@@ -140,7 +143,10 @@ pub fn proxy_keyword(
     Ok(true)
 }
 
-/// `capture request|response header NAME len N` (`capture cookie` is not implemented).
+/// HAProxy's longest cookie capture (`CAPTURE_LEN` - 1).
+const MAX_COOKIE_CAPTURE: usize = 63;
+
+/// `capture cookie NAME len N`, `capture request|response header NAME len N`.
 fn capture(
     p: &mut Proxy,
     words: &[String],
@@ -167,10 +173,32 @@ fn capture(
     }
     match side {
         "cookie" => {
-            diags.warn(
-                place,
-                "'capture cookie' is not implemented by hapx and is ignored.",
-            );
+            // As HAProxy: the fourth word is not checked, a sixth is let through.
+            let (Some(name), Some(len)) = (arg(2), arg(4)) else {
+                return Err("'capture' expects 'cookie' <cookie_name> 'len' <len>.".into());
+            };
+            if let Some(extra) = arg(6) {
+                return Err(format!(
+                    "'capture' cannot handle unexpected argument '{extra}'."
+                ));
+            }
+            let mut len = values::number::<usize>(len, "capture")?;
+            if len > MAX_COOKIE_CAPTURE {
+                // HAProxy calls a listen section a proxy there.
+                let kind = match p.kind {
+                    ProxyKind::Listen => "proxy",
+                    kind => kind.keyword(),
+                };
+                diags.global_warn(format!(
+                    "truncating capture length to {MAX_COOKIE_CAPTURE} bytes for {kind} '{}'.",
+                    p.name
+                ));
+                len = MAX_COOKIE_CAPTURE;
+            }
+            p.log.cookie_capture = Some(Capture {
+                name: name.into(),
+                len,
+            });
             return Ok(());
         }
         "request" | "response" => {}

@@ -86,8 +86,17 @@ pub struct Global {
     pub log_send_hostname: Option<String>,
     /// `quiet`: print no message while starting (as `-q`).
     pub quiet: bool,
+    /// `master-worker`: run as master and worker (as `-W`).
+    pub master_worker: bool,
+    /// `master-worker no-exit-on-failure`: the master stays when its current worker dies.
+    pub master_stays_on_failure: bool,
+    /// `mworker-max-reloads N`: a former worker that lived through more reloads is stopped.
+    pub mworker_max_reloads: Option<u32>,
     /// `spread-checks N`: each check interval varies by up to +/- N% (0..50).
     pub spread_checks: u8,
+    /// `h1-case-adjust FROM TO` and the lines of `h1-case-adjust-file`: lower-case header
+    /// names and how to spell them for the proxies with `option h1-case-adjust-bogus-*`.
+    pub h1_case_adjust: std::collections::HashMap<String, String>,
 }
 
 /// Privilege of a runtime API socket.
@@ -346,6 +355,11 @@ pub struct Options {
     pub allbackups: bool,
     pub http_server_close: bool,
     pub httpclose: bool,
+    /// `option h1-case-adjust-bogus-client`: response header names to clients spelled as
+    /// the global `h1-case-adjust` map says.
+    pub h1_case_adjust_bogus_client: bool,
+    /// `option h1-case-adjust-bogus-server`: the same for request header names to servers.
+    pub h1_case_adjust_bogus_server: bool,
     pub splice: bool,
     /// `[no] option tcp-smart-accept`; unset: automatic, on in HTTP mode (as HAProxy).
     pub tcp_smart_accept: Option<bool>,

@@ -416,6 +416,21 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "node" => g.node = Some(one(line, "a name")?.into()),
         "log-tag" => g.log_tag = Some(one(line, "a tag")?.into()),
         "quiet" => g.quiet = true,
+        "master-worker" => match line.arg(1) {
+            None => g.master_worker = true,
+            Some("no-exit-on-failure") => {
+                g.master_worker = true;
+                g.master_stays_on_failure = true;
+            }
+            Some(other) => {
+                return Err(format!(
+                    "'master-worker' only supports 'no-exit-on-failure' option (got '{other}')."
+                ));
+            }
+        },
+        "mworker-max-reloads" => {
+            g.mworker_max_reloads = Some(values::number(one(line, "an integer")?, kw)?)
+        }
         "spread-checks" => {
             let percent: u8 = values::number(one(line, "an integer")?, kw)?;
             if percent > 50 {
@@ -432,6 +447,11 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             }
         }
         "stats" => global_stats(g, line, diags)?,
+        "h1-case-adjust" => match (line.arg(1), line.arg(2)) {
+            (Some(from), Some(to)) => case_adjust(g, from, to)?,
+            _ => return Err("'h1-case-adjust' expects <from> and <to> as argument.".into()),
+        },
+        "h1-case-adjust-file" => case_adjust_file(g, one(line, "<file>")?)?,
         _ => match keywords::lookup(keywords::GLOBAL, kw) {
             Some(Support::Removed(message)) => return Err(message.into()),
             Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
@@ -440,6 +460,46 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             }
             None => return Err(unknown(kw, "global", keywords::GLOBAL.iter().map(|k| k.0))),
         },
+    }
+    Ok(())
+}
+
+/// One `h1-case-adjust` entry: the spelling `to` for header `from` (HAProxy's checks).
+fn case_adjust(g: &mut Global, from: &str, to: &str) -> Outcome {
+    if !from.eq_ignore_ascii_case(to) {
+        return Err("<from> and <to> must not differ execpt the case".into());
+    }
+    // Names are looked up in lower case: as in HAProxy, a FROM that is not never matches.
+    if g.h1_case_adjust.contains_key(from) {
+        return Err(format!("duplicate entry '{from}'"));
+    }
+    g.h1_case_adjust.insert(from.to_string(), to.to_string());
+    Ok(())
+}
+
+/// `h1-case-adjust-file`: one `FROM TO` pair per line; blank lines and `#` comments skipped.
+fn case_adjust_file(g: &mut Global, path: &str) -> Outcome {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("h1-headers-case-adjust-file '{path}': failed to open file ({e})."))?;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let (from, to) = (words.next().unwrap_or_default(), words.next());
+        let to = to.ok_or_else(|| {
+            format!(
+                "h1-headers-case-adjust-file '{path}' : expect <to> at line {}.",
+                n + 1
+            )
+        })?;
+        case_adjust(g, from, to).map_err(|e| {
+            format!(
+                "h1-headers-case-adjust-file '{path}' : {e} at line {}.",
+                n + 1
+            )
+        })?;
     }
     Ok(())
 }
@@ -1086,8 +1146,12 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     };
     let name = line.arg(at).ok_or("'option' expects an option name.")?;
     let needs = match name {
-        "tcp-smart-accept" | "clitcpka" => Some(Capability::Frontend),
-        "tcp-smart-connect" | "srvtcpka" => Some(Capability::Backend),
+        "tcp-smart-accept" | "clitcpka" | "h1-case-adjust-bogus-client" => {
+            Some(Capability::Frontend)
+        }
+        "tcp-smart-connect" | "srvtcpka" | "h1-case-adjust-bogus-server" => {
+            Some(Capability::Backend)
+        }
         _ => None,
     };
     if needs.is_some_and(|cap| lacks(p, cap, name, line, diags)) {
@@ -1124,12 +1188,18 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             o.redispatch_after = interval.unwrap_or(-1);
         }
         "allbackups" => o.allbackups = !negate,
-        "http-server-close" => o.http_server_close = !negate,
-        "httpclose" => o.httpclose = !negate,
-        "http-keep-alive" => {
+        // One HTTP connection mode: the last one set wins; `no` only unsets its own.
+        "http-server-close" if !negate => (o.http_server_close, o.httpclose) = (true, false),
+        "http-server-close" => o.http_server_close = false,
+        "httpclose" if !negate => (o.httpclose, o.http_server_close) = (true, false),
+        "httpclose" => o.httpclose = false,
+        "http-keep-alive" if !negate => {
             o.httpclose = false;
             o.http_server_close = false;
         }
+        "http-keep-alive" => {}
+        "h1-case-adjust-bogus-client" => o.h1_case_adjust_bogus_client = !negate,
+        "h1-case-adjust-bogus-server" => o.h1_case_adjust_bogus_server = !negate,
         "splice-auto" | "splice-request" | "splice-response" => o.splice = !negate,
         "tcp-check" => o.tcp_check = !negate,
         "tcp-smart-accept" => o.tcp_smart_accept = Some(!negate),

@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use super::acl::{AclError, AclSet, Condition, Format, Layer};
+use super::acl::{AclError, AclSet, Condition, Layer};
 use super::diag::Diags;
 use super::model::{Mode, Place, Proxy, ProxyKind};
 use super::values;
+use crate::runtime::logformat::{LogFormat, Stage};
 
 /// Every rule of one proxy, in the order each list is evaluated.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +26,9 @@ pub struct Rules {
     pub redirects: Vec<HttpRule>,
     pub monitor_uri: Option<String>,
     pub monitor_fail: Vec<Condition>,
+    /// A request rule's value shows the request line (`%r`, `%HU` ...), which HAProxy
+    /// shows as the client sent it: the request loop keeps it before the rules run.
+    pub values_read_line: bool,
     /// Backends and servers named in fetches (`nbsrv(b)`, `srv_is_up(b/s)`), for [`check`].
     references: Vec<Reference>,
     /// Where L6 fetches were used (ignored in HTTP proxies, with a warning).
@@ -92,11 +96,11 @@ pub struct TcpRule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedirectTo {
     /// `location L`: exactly there.
-    Location(Format),
+    Location(LogFormat),
     /// `prefix P`: P followed by the request's URI.
-    Prefix(Format),
+    Prefix(LogFormat),
     /// `scheme S`: S://Host followed by the URI.
-    Scheme(Format),
+    Scheme(LogFormat),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,15 +124,41 @@ pub enum HttpAction {
     Redirect(Redirect),
     /// `return [status N] [content-type T] [string S | file F | errorfile F]`.
     Return(Reply),
-    SetHeader(String, Format),
-    AddHeader(String, Format),
+    SetHeader(String, LogFormat),
+    AddHeader(String, LogFormat),
     DelHeader(String),
     /// `set-method|set-path|set-query|set-uri FMT`.
-    Set(Part, Format),
+    Set(Part, LogFormat),
     /// `http-response set-status CODE [reason TEXT]`.
     SetStatus(u16, Option<String>),
     /// `replace-path|replace-uri REGEX FMT`, `replace-header|replace-value NAME REGEX FMT`.
     Replace(Part, Replace),
+}
+
+impl HttpAction {
+    /// The log formats of the action's values.
+    pub fn values(&self) -> Vec<&LogFormat> {
+        match self {
+            HttpAction::SetHeader(_, f)
+            | HttpAction::AddHeader(_, f)
+            | HttpAction::Set(_, f)
+            | HttpAction::Replace(_, Replace { with: f, .. }) => vec![f],
+            HttpAction::Redirect(r) => vec![r.to.target()],
+            HttpAction::Deny(r) | HttpAction::Tarpit(r) | HttpAction::Return(r) => {
+                r.headers.iter().map(|(_, f)| f).chain(&r.lf_body).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl RedirectTo {
+    /// The format of the target.
+    pub fn target(&self) -> &LogFormat {
+        match self {
+            RedirectTo::Location(f) | RedirectTo::Prefix(f) | RedirectTo::Scheme(f) => f,
+        }
+    }
 }
 
 /// What `deny`, `tarpit` and `return` answer: a status and maybe their own payload (without
@@ -138,8 +168,13 @@ pub struct Reply {
     pub status: u16,
     pub content_type: Option<String>,
     pub body: Option<Vec<u8>>,
+    /// `lf-string`: a body rendered for each answer.
+    pub lf_body: Option<LogFormat>,
     /// `errorfile`: the whole response as the file holds it.
     pub raw: bool,
+    /// `hdr NAME FMT`: headers before the others (then the reply has no error page: an
+    /// empty body if it has no payload).
+    pub headers: Vec<(String, LogFormat)>,
 }
 
 /// The part of a message a `set-*`/`replace-*` action rewrites.
@@ -160,7 +195,7 @@ pub enum Part {
 #[derive(Debug, Clone)]
 pub struct Replace {
     pub re: regex::Regex,
-    pub with: Format,
+    pub with: LogFormat,
 }
 
 impl PartialEq for Replace {
@@ -559,6 +594,7 @@ impl Ctx<'_> {
         }
         let (kind, k) = (self.p.kind.keyword(), self.p.name.clone());
         let rule_err = |e: String| {
+            let e = e.trim_end_matches('.');
             format!("error detected in {kind} '{k}' while parsing '{kw} {name}' rule : {e}.")
         };
         let end = words
@@ -567,7 +603,17 @@ impl Ctx<'_> {
             .position(|w| w == "if" || w == "unless")
             .map_or(words.len(), |i| i + 2);
         let args = &words[2.min(words.len())..end];
-        let action = match http_action(kw, name, args, &self.p.errorfiles) {
+        let mut values = Values {
+            action: format!("{kw} {name}"),
+            mode: self.p.mode,
+            stage: if response {
+                Stage::Response
+            } else {
+                Stage::Request
+            },
+            warnings: &mut self.warnings,
+        };
+        let action = match http_action(kw, name, args, &self.p.errorfiles, &mut values) {
             Ok(a) => a,
             Err(ActionError::Unknown(m)) => return Err(m),
             Err(ActionError::Rule(m)) => return Err(rule_err(m)),
@@ -590,6 +636,12 @@ impl Ctx<'_> {
             Ok(c) => c,
             Err(e) => return self.refuse(e, words),
         };
+        if !response {
+            self.p.rules.values_read_line |= action
+                .values()
+                .into_iter()
+                .any(LogFormat::uses_request_line);
+        }
         let rule = HttpRule { action, cond };
         if response {
             self.p.rules.http_response.push(rule);
@@ -619,7 +671,7 @@ impl Ctx<'_> {
                 "expects 'code', 'prefix', 'location', 'scheme', 'set-cookie', 'clear-cookie', 'drop-query', 'ignore-empty' or 'append-slash' (was '{w}')"
             )));
         }
-        let r = match redirect(args) {
+        let r = match redirect(args, None) {
             Ok(r) => r,
             Err(ActionError::Unsupported(what)) => {
                 return self.refuse(AclError::Unsupported(what), words);
@@ -705,14 +757,32 @@ fn status_arg(v: Option<&String>) -> Result<u16, ActionError> {
         .ok_or_else(|| ActionError::Rule(format!("Unexpected status code '{v}'")))
 }
 
+/// Compiles the values of a proxy's rules, which HAProxy 2.6 reads as log formats rendered
+/// where the rule runs.
+struct Values<'a> {
+    /// The rule, for messages (`http-request return`).
+    action: String,
+    mode: Mode,
+    stage: Stage,
+    /// HAProxy's warnings about them.
+    warnings: &'a mut Vec<String>,
+}
+
+impl Values<'_> {
+    fn compile(&mut self, text: &str) -> Result<LogFormat, ActionError> {
+        LogFormat::compile_value(text, self.mode, self.stage, self.warnings)
+            .map_err(ActionError::from)
+    }
+}
+
 fn http_action(
     kw: &str,
     name: &str,
     args: &[String],
     errorfiles: &std::collections::BTreeMap<u16, Vec<u8>>,
+    values: &mut Values<'_>,
 ) -> Result<HttpAction, ActionError> {
     let response = kw == "http-response";
-    let fmt = |v: &String| Format::parse(v).map_err(ActionError::from);
     Ok(match name {
         "allow" => HttpAction::Allow,
         "deny" | "tarpit" => {
@@ -723,7 +793,7 @@ fn http_action(
             } else {
                 403
             };
-            let reply = reply(args, status, errorfiles, &format!("{kw} {name}"))?;
+            let reply = reply(args, status, errorfiles, values)?;
             if name == "tarpit" {
                 HttpAction::Tarpit(reply)
             } else {
@@ -746,8 +816,8 @@ fn http_action(
             };
             HttpAction::Auth(realm)
         }
-        "redirect" if !response => HttpAction::Redirect(redirect(args)?),
-        "return" => HttpAction::Return(reply(args, 200, errorfiles, "return")?),
+        "redirect" if !response => HttpAction::Redirect(redirect(args, Some(values))?),
+        "return" => HttpAction::Return(reply(args, 200, errorfiles, values)?),
         "set-status" if response => {
             let code = status_arg(args.first())?;
             match &args[1..] {
@@ -765,9 +835,9 @@ fn http_action(
                 return Err(ActionError::Rule("expects exactly 2 arguments".into()));
             };
             if name == "set-header" {
-                HttpAction::SetHeader(h.clone(), fmt(v)?)
+                HttpAction::SetHeader(h.clone(), values.compile(v)?)
             } else {
-                HttpAction::AddHeader(h.clone(), fmt(v)?)
+                HttpAction::AddHeader(h.clone(), values.compile(v)?)
             }
         }
         "set-method" | "set-path" | "set-query" | "set-uri" if !response => {
@@ -780,7 +850,7 @@ fn http_action(
                 "set-query" => Part::Query,
                 _ => Part::Uri,
             };
-            HttpAction::Set(part, fmt(v)?)
+            HttpAction::Set(part, values.compile(v)?)
         }
         "replace-path" | "replace-uri" if !response => {
             let [re, with] = args else {
@@ -791,7 +861,7 @@ fn http_action(
             } else {
                 Part::Uri
             };
-            HttpAction::Replace(part, replace(re, with)?)
+            HttpAction::Replace(part, replace(re, with, values)?)
         }
         "replace-header" | "replace-value" => {
             let [h, re, with] = args else {
@@ -802,7 +872,7 @@ fn http_action(
             } else {
                 Part::Value(h.clone())
             };
-            HttpAction::Replace(part, replace(re, with)?)
+            HttpAction::Replace(part, replace(re, with, values)?)
         }
         "del-header" => match args {
             [h] => HttpAction::DelHeader(h.clone()),
@@ -823,21 +893,27 @@ fn http_action(
     })
 }
 
-fn replace(re: &str, with: &str) -> Result<Replace, ActionError> {
+fn replace(re: &str, with: &str, values: &mut Values<'_>) -> Result<Replace, ActionError> {
     let re = regex::Regex::new(re)
         .map_err(|e| ActionError::Rule(format!("regex '{re}' is invalid ({e})")))?;
     Ok(Replace {
         re,
-        with: Format::parse(with)?,
+        with: values.compile(with)?,
     })
 }
 
-fn redirect(args: &[String]) -> Result<Redirect, ActionError> {
+/// A redirection's options; its target a log format (`http-request redirect`), or as
+/// written without `values` (HAProxy's `redirect` keyword takes no format).
+fn redirect(args: &[String], mut values: Option<&mut Values<'_>>) -> Result<Redirect, ActionError> {
     let kind = args.first().map(String::as_str).unwrap_or_default();
-    let value = |k: &str| {
-        args.get(1)
-            .ok_or_else(|| ActionError::Rule(format!("missing argument for '{k}'")))
-            .and_then(|v| Format::parse(v).map_err(ActionError::from))
+    let mut value = |k: &str| {
+        let v = args
+            .get(1)
+            .ok_or_else(|| ActionError::Rule(format!("missing argument for '{k}'")))?;
+        match values.as_deref_mut() {
+            Some(values) => values.compile(v),
+            None => Ok(LogFormat::text(v)),
+        }
     };
     let to = match kind {
         "location" => RedirectTo::Location(value(kind)?),
@@ -884,16 +960,19 @@ fn redirect(args: &[String]) -> Result<Redirect, ActionError> {
     Ok(r)
 }
 
-/// The reply options of `deny`, `tarpit` and `return` (`action` names it in messages).
+/// The reply options of `deny`, `tarpit` and `return`.
 fn reply(
     args: &[String],
     mut status: u16,
     errorfiles: &std::collections::BTreeMap<u16, Vec<u8>>,
-    action: &str,
+    values: &mut Values<'_>,
 ) -> Result<Reply, ActionError> {
     let mut content_type = None;
     let mut body = None;
+    let mut lf_body = None;
     let mut raw = false;
+    let mut errorfile = false;
+    let mut headers = Vec::new();
     let mut i = 0;
     while let Some(opt) = args.get(i) {
         let v = args.get(i + 1);
@@ -902,6 +981,26 @@ fn reply(
             "status" | "deny_status" => status = status_arg(v)?,
             "content-type" => content_type = Some(v.ok_or_else(need)?.clone()),
             "string" => body = Some(v.ok_or_else(need)?.as_bytes().to_vec()),
+            "lf-string" => lf_body = Some(values.compile(v.ok_or_else(need)?)?),
+            "hdr" => {
+                let (Some(name), Some(value)) = (v, args.get(i + 2)) else {
+                    return Err(ActionError::Rule(
+                        "'hdr' expects <name> and <value> as arguments".into(),
+                    ));
+                };
+                let value = values.compile(value)?;
+                // HAProxy writes these from the payload itself.
+                let framing = ["content-length", "content-type", "transfer-encoding"];
+                if framing.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+                    values
+                        .warnings
+                        .push(format!("header '{name}' always ignored by the http reply."));
+                } else {
+                    headers.push((name.to_ascii_lowercase(), value));
+                }
+                i += 3;
+                continue;
+            }
             "file" => {
                 let f = v.ok_or_else(need)?;
                 body =
@@ -916,31 +1015,47 @@ fn reply(
                         ActionError::Rule(format!("failed to open file '{f}' : {e}"))
                     })?);
                 raw = true;
+                errorfile = true;
             }
             "default-errorfiles" => {
                 body = errorfiles.get(&status).cloned();
                 raw = body.is_some();
+                errorfile = true;
                 i += 1;
                 continue;
             }
             other => {
                 return Err(ActionError::Unsupported(format!(
-                    "the '{other}' option of '{action}'"
+                    "the '{other}' option of '{}'",
+                    values.action
                 )));
             }
         }
         i += 2;
+    }
+    if lf_body.is_some() && content_type.is_none() {
+        return Err(ActionError::Rule(
+            "a content type must be defined with a log-format payload".into(),
+        ));
     }
     if body.is_some() && content_type.is_none() && !raw {
         return Err(ActionError::Rule(
             "a 'content-type' must be set when a payload is defined".into(),
         ));
     }
+    if errorfile && !headers.is_empty() {
+        values
+            .warnings
+            .push("hdr parameters ignored by the http reply when used with an erorrfile.".into());
+        headers.clear();
+    }
     Ok(Reply {
         status,
         content_type,
         body,
+        lf_body,
         raw,
+        headers,
     })
 }
 
@@ -1073,6 +1188,49 @@ mod tests {
         assert_eq!(
             rules.http_response[0].action,
             HttpAction::DelHeader("Server".into())
+        );
+    }
+
+    /// Values are log formats read where the rule runs, with HAProxy's messages.
+    #[test]
+    fn values_are_log_formats() {
+        let (rules, warnings) = frontend(&[
+            "http-request set-header X-Client %ci:%cp",
+            "http-request return status 200 hdr X %b hdr Content-Length 1",
+            "http-request set-header X-L6 %[req.len]",
+            "redirect location /a%ci",
+        ])
+        .unwrap();
+        assert!(
+            rules.http_request[0]
+                .action
+                .values()
+                .iter()
+                .all(|f| f.literal().is_none())
+        );
+        let HttpAction::Return(reply) = &rules.http_request[1].action else {
+            panic!("{:?}", rules.http_request[1]);
+        };
+        assert_eq!(reply.headers.len(), 1);
+        assert_eq!(
+            warnings,
+            [
+                "header 'Content-Length' always ignored by the http reply.",
+                "L6 sample fetch <req.len]> ignored in HTTP log-format string."
+            ]
+        );
+        // The `redirect` keyword takes its target as written.
+        let HttpAction::Redirect(r) = &rules.redirects[0].action else {
+            panic!("{:?}", rules.redirects[0]);
+        };
+        assert_eq!(r.to.target().literal(), Some("/a%ci"));
+        assert_eq!(
+            frontend(&["http-response set-header X %[path]"]).unwrap_err(),
+            "error detected in frontend 'f' while parsing 'http-response set-header' rule : sample fetch <path]> may not be reliably used here because it needs 'HTTP request headers' which is not available here."
+        );
+        assert_eq!(
+            frontend(&["http-request set-path /%zz"]).unwrap_err(),
+            "error detected in frontend 'f' while parsing 'http-request set-path' rule : no such format variable 'zz'. If you wanted to emit the '%' character verbatim, you need to use '%%'."
         );
     }
 

@@ -66,6 +66,25 @@ pub async fn serve(state: Arc<State>, conf: StatsSocket, socket: UnixListener, h
     }
 }
 
+/// Serves one session the master passed for its CLI's `@N` commands ([`super::master_link`]):
+/// at the level the master's CLI session has, with the listeners exposed as on the master's
+/// own link in HAProxy.
+pub async fn serve_for_master(
+    state: Arc<State>,
+    level: CliLevel,
+    stream: UnixStream,
+    handover: Handover,
+) {
+    let conf = StatsSocket {
+        path: "master".into(),
+        mode: None,
+        level,
+        expose_fd_listeners: true,
+        place: Default::default(),
+    };
+    let _ = session(state, conf, stream, handover).await;
+}
+
 async fn session(
     state: Arc<State>,
     conf: StatsSocket,

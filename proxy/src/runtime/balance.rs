@@ -4,7 +4,13 @@
 //! them with `option allbackups`). Weighted round robin is the smooth variant (each pick adds
 //! every weight to its server's credit and takes the richest), which spreads a server's turns
 //! evenly instead of in bursts; `static-rr` is the same here since weights change only by
-//! operator command.
+//! operator command. `source` hashes over the usable servers whatever their load, as
+//! HAProxy's map-based hash does: its client waits for a full server rather than go
+//! elsewhere.
+//!
+//! When every server is full a connection waits: in its server's queue for a hash, else in
+//! the backend's. Each queue counts the connections that left it, from which a waiting one
+//! knows the position HAProxy logs (`%sq`, `%bq`): [`join_queue`], [`leave_queue`].
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,6 +28,9 @@ pub struct LbState {
     turn: u64,
     /// Rotates leastconn's ties, from the first server as HAProxy starts.
     ties: u64,
+    /// Connections that left the backend's queue, then each server's (by index) for a
+    /// server: HAProxy's `queue.idx`, from which the logged queue positions are derived.
+    left_queue: Vec<u64>,
 }
 
 impl LbState {
@@ -30,7 +39,62 @@ impl LbState {
             credit: vec![0; servers],
             turn: 0x9E37_79B9_7F4A_7C15,
             ties: 0,
+            left_queue: vec![0; servers + 1],
         }
+    }
+}
+
+/// Positions in the queues a connection waited in, as HAProxy logs them (`%sq`, `%bq`):
+/// in each, 1 plus the connections that left that queue while it waited; 0: never queued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueuePositions {
+    pub server: u64,
+    pub backend: u64,
+}
+
+/// A connection waiting for a server at its `maxconn`: which queue it is in (HAProxy's
+/// `pendconn`) and how many had left that queue when it joined.
+#[derive(Debug, Clone, Copy)]
+pub struct Waiting {
+    /// 0: the backend's queue; i + 1: the queue of the backend's server i.
+    queue: usize,
+    joined: u64,
+}
+
+/// Joins the queue a client from `src` waits in when every server is full: as in HAProxy,
+/// a hashing algorithm's client waits for its own server (which a hash picks whatever its
+/// load), the others in the backend's queue.
+pub fn join_queue(backend: &Backend, src: IpAddr) -> Waiting {
+    let queue = match backend.balance {
+        Balance::Source => {
+            let all = candidates(backend, None);
+            let chosen = (!all.is_empty()).then(|| by_hash(&all, hash_ip(src)));
+            chosen
+                .and_then(|c| backend.servers.iter().position(|s| Arc::ptr_eq(s, &c)))
+                .map_or(0, |i| i + 1)
+        }
+        _ => 0,
+    };
+    let lb = backend.lb.lock().unwrap_or_else(|e| e.into_inner());
+    Waiting {
+        queue,
+        joined: lb.left_queue[queue],
+    }
+}
+
+/// Leaves the queue, served (`true`) or given up (`timeout queue`), adding the position
+/// HAProxy logs to `positions`: a connection served counts as having left the queue.
+pub fn leave_queue(backend: &Backend, w: Waiting, served: bool, positions: &mut QueuePositions) {
+    let mut lb = backend.lb.lock().unwrap_or_else(|e| e.into_inner());
+    let left = &mut lb.left_queue[w.queue];
+    let position = *left - w.joined + 1;
+    if served {
+        *left += 1;
+    }
+    if w.queue == 0 {
+        positions.backend += position;
+    } else {
+        positions.server += position;
     }
 }
 
@@ -43,31 +107,42 @@ pub enum NoServer {
     AllFull,
 }
 
-/// Picks a server for a client from `src`, avoiding `avoid` when another one is usable.
-pub fn pick(
+/// Picks a server for a client from `src`, avoiding `avoid` when another one is usable,
+/// and `take`s what the connection holds of it (its slot) in the same step: no other pick
+/// sees the server free in between, so its `maxconn` holds.
+pub fn pick<T>(
     backend: &Backend,
     src: IpAddr,
     avoid: Option<&Arc<Server>>,
-) -> Result<Arc<Server>, NoServer> {
+    take: impl FnOnce(&Arc<Server>) -> T,
+) -> Result<(Arc<Server>, T), NoServer> {
     // Round robin and leastconn's ties keep their rotation when avoiding a server: they skip
     // the server's turn (as HAProxy's trees do), rather than turning among the others.
     let rotates = matches!(
         backend.balance,
         Balance::RoundRobin | Balance::StaticRr | Balance::LeastConn
     );
+    let mut lb = backend.lb.lock().unwrap_or_else(|e| e.into_inner());
     let candidates = candidates(backend, avoid.filter(|_| !rotates));
     if candidates.is_empty() {
         return Err(NoServer::NoneUsable);
     }
     let free: Vec<(usize, &Arc<Server>)> = candidates
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|(_, s)| s.has_free_slot())
         .collect();
-    if free.is_empty() {
-        return Err(NoServer::AllFull);
-    }
-    let mut lb = backend.lb.lock().unwrap_or_else(|e| e.into_inner());
     let chosen = match backend.balance {
+        // HAProxy's map-based hash picks among the usable servers whatever their load: a
+        // client whose server is full waits for it (in its queue, see [`join_queue`]).
+        Balance::Source => {
+            let chosen = by_hash(&candidates, hash_ip(src));
+            if !chosen.has_free_slot() {
+                return Err(NoServer::AllFull);
+            }
+            chosen
+        }
+        _ if free.is_empty() => return Err(NoServer::AllFull),
         Balance::RoundRobin | Balance::StaticRr => {
             let turn = smooth_rr(&mut lb, &free);
             match avoid {
@@ -77,11 +152,11 @@ pub fn pick(
         }
         Balance::LeastConn => least_conn(&mut lb, &free, avoid),
         Balance::First => free[0].1.clone(),
-        Balance::Source => by_hash(&free, hash_ip(src)),
         Balance::Random(draws) => random_draws(&mut lb, &free, draws),
     };
     chosen.lb_total.fetch_add(1, Relaxed);
-    Ok(chosen)
+    let taken = take(&chosen);
+    Ok((chosen, taken))
 }
 
 /// Whether the retry after `failures` failed attempts redispatches (`option redispatch`),
@@ -248,11 +323,15 @@ mod tests {
         Backend::new(1, &p)
     }
 
+    fn pick1(b: &Backend, src: IpAddr, avoid: Option<&Arc<Server>>) -> Arc<Server> {
+        pick(b, src, avoid, |_| ()).unwrap().0
+    }
+
     fn counts(b: &Backend, n: usize) -> Vec<usize> {
         let mut c = vec![0; b.servers.len()];
         for i in 0..n {
             let src = IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]);
-            let s = pick(b, src, None).unwrap();
+            let s = pick1(b, src, None);
             c[s.id - 1] += 1;
         }
         c
@@ -306,14 +385,33 @@ mod tests {
     fn avoiding_a_server_keeps_the_rotation() {
         for balance in [Balance::RoundRobin, Balance::LeastConn] {
             let b = backend(balance, &[(1, false), (1, false), (1, false)]);
-            let mut prev = pick(&b, IpAddr::from([192, 0, 2, 1]), None).unwrap();
+            let mut prev = pick1(&b, IpAddr::from([192, 0, 2, 1]), None);
             let mut seen = vec![prev.id];
             for _ in 0..4 {
-                prev = pick(&b, IpAddr::from([192, 0, 2, 1]), Some(&prev)).unwrap();
+                prev = pick1(&b, IpAddr::from([192, 0, 2, 1]), Some(&prev));
                 seen.push(prev.id);
             }
             assert_eq!(seen, [1, 2, 3, 1, 2], "{balance:?}");
         }
+    }
+
+    #[test]
+    fn queue_positions_count_those_served_while_waiting() {
+        let b = backend(Balance::RoundRobin, &[(1, false)]);
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        let (w1, w2, w3) = (join_queue(&b, ip), join_queue(&b, ip), join_queue(&b, ip));
+        let mut p = [QueuePositions::default(); 3];
+        leave_queue(&b, w2, true, &mut p[1]);
+        // Given up (`timeout queue`): its place, but no one counts it as served before them.
+        leave_queue(&b, w1, false, &mut p[0]);
+        leave_queue(&b, w3, true, &mut p[2]);
+        assert_eq!(p.map(|q| (q.server, q.backend)), [(0, 2), (0, 1), (0, 2)]);
+        // A hash waits for its own server, in that server's queue.
+        let b = backend(Balance::Source, &[(1, false)]);
+        let mut q = QueuePositions::default();
+        let w = join_queue(&b, ip);
+        leave_queue(&b, w, true, &mut q);
+        assert_eq!((q.server, q.backend), (1, 0));
     }
 
     #[test]
@@ -333,8 +431,8 @@ mod tests {
     fn source_is_sticky_and_first_fills_in_order() {
         let b = backend(Balance::Source, &[(1, false), (1, false)]);
         let ip = IpAddr::from([192, 0, 2, 7]);
-        let first = pick(&b, ip, None).unwrap().id;
-        assert!((0..20).all(|_| pick(&b, ip, None).unwrap().id == first));
+        let first = pick1(&b, ip, None).id;
+        assert!((0..20).all(|_| pick1(&b, ip, None).id == first));
         let b = backend(Balance::First, &[(1, false), (1, false)]);
         assert_eq!(counts(&b, 5), [5, 0]);
     }

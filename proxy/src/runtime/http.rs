@@ -3,7 +3,9 @@
 //! Each request head is read (within `timeout http-request`), checked (a malformed one gets
 //! 400 and the connection closes), given `X-Forwarded-For` with `option forwardfor`, and sent
 //! to the server of the client connection (chosen on the first request, replaced if it
-//! closes). Bodies are relayed by their framing (Content-Length, chunked, until close).
+//! closes). Heads go out as HAProxy's HTTP/1 layer writes them ([`super::h1`]: lower-case
+//! names, a `Connection` header per hop); bodies are relayed by their framing
+//! (Content-Length, chunked, until close).
 //! Errors use the proxy's `errorfile`s or HAProxy's default pages; each request is logged
 //! with `option httplog`. The stats page is served here for proxies with `stats enable`.
 //! A proxy's rules ([`super::rules`]: `monitor-uri`, `http-request`, `use_backend`,
@@ -21,7 +23,7 @@ use super::forward::{self, Moved};
 use super::log;
 use super::session::{self, ConnectError, Slot};
 use super::state::{Backend, Frontend, Server, SessionTimes, State};
-use super::{chunked, meter, prometheus, rules, stats};
+use super::{chunked, h1, meter, prometheus, rules, stats};
 use crate::config::model::Proxy;
 
 /// Largest request or response head (HAProxy's default buffer size).
@@ -41,6 +43,9 @@ pub struct Head {
     /// connection carrying such a request closes after the response (HAProxy's answer to
     /// request smuggling).
     pub dropped_length: bool,
+    /// The `Connection` tokens that came, which HTTP/1 keeps to each hop: `close` and
+    /// `keep-alive` are gone from the headers (see [`h1`]).
+    pub conn: h1::ConnTokens,
 }
 
 impl Head {
@@ -50,55 +55,20 @@ impl Head {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-    fn has_token(&self, name: &str, token: &str) -> bool {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    }
-    fn http10(&self, at: usize) -> bool {
-        self.first[at] == "HTTP/1.0"
-    }
-    fn serialize(&self) -> Vec<u8> {
-        let mut out = format!("{} {} {}\r\n", self.first[0], self.first[1], self.first[2]);
-        for (n, v) in &self.headers {
-            out.push_str(n);
-            out.push_str(": ");
-            out.push_str(v);
-            out.push_str("\r\n");
-        }
-        out.push_str("\r\n");
-        out.into_bytes()
+    /// Whether the client connection closes after the response to this request, as the
+    /// request asks: `close`, or HTTP/1.0 without `keep-alive`.
+    fn asks_close(&self) -> bool {
+        self.conn.close || (!h1::is_http11(&self.first[2]) && !self.conn.keep_alive)
     }
     /// The head's size as HAProxy counts it in its logs and stats (`%B`, `%U`, `bout`,
     /// `bin`): the size of its internal (HTX) form, not of the wire's. A start line is 20
     /// bytes of fixed fields and its three parts; a header, its name and value; the end of
-    /// the head, one byte. `Connection`'s `close` and `keep-alive` belong to the HTTP/1
-    /// layer, which drops them (and the header, when nothing else is left).
+    /// the head, one byte. (`Connection`'s `close` and `keep-alive` were dropped already, as
+    /// HAProxy's HTTP/1 layer drops them.)
     fn logged_size(&self) -> u64 {
         let line = 20 + self.first.iter().map(String::len).sum::<usize>();
-        let headers: usize = self.headers.iter().map(|(n, v)| logged_header(n, v)).sum();
+        let headers: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
         (line + headers + 1) as u64
-    }
-}
-
-/// A header's part of [`Head::logged_size`].
-fn logged_header(name: &str, value: &str) -> usize {
-    if !name.eq_ignore_ascii_case("connection") {
-        return name.len() + value.len();
-    }
-    let (count, len) = value
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
-        .fold((0, 0), |(count, len), t| (count + 1, len + t.len()));
-    // The tokens left are joined with ", ".
-    if count == 0 {
-        0
-    } else {
-        name.len() + len + 2 * (count - 1)
     }
 }
 
@@ -148,6 +118,8 @@ pub enum ReadError {
     Malformed(&'static str),
     /// A transfer coding hapx does not implement (only `chunked` is): HAProxy's 422.
     Unsupported(&'static str),
+    /// A body on an HTTP/1.0 GET, HEAD or DELETE: HAProxy's 413.
+    PayloadNotAllowed,
     TooLarge,
 }
 
@@ -157,6 +129,7 @@ impl ReadError {
         match self {
             ReadError::Timeout => 408,
             ReadError::Unsupported(_) => 422,
+            ReadError::PayloadNotAllowed => 413,
             _ => 400,
         }
     }
@@ -271,6 +244,12 @@ mod chunk_pool {
 struct Conn {
     stream: TcpStream,
     buf: Buf,
+    /// Whether [`Conn::first_byte`] is kept: on a client connection whose frontend logs
+    /// (it costs a clock read per request).
+    stamps_first_byte: bool,
+    /// When the next request's first byte came into the empty buffer (`%Ti`); None: it
+    /// was there already (pipelined), or nobody reads it.
+    first_byte: Option<Instant>,
 }
 
 impl Conn {
@@ -278,6 +257,8 @@ impl Conn {
         Conn {
             stream,
             buf: Buf::default(),
+            stamps_first_byte: false,
+            first_byte: None,
         }
     }
 
@@ -313,7 +294,7 @@ impl Conn {
     /// [`Conn::fill`] with a deadline (`None`: none), once [`Conn::try_fill`] found nothing:
     /// it waits before it reads.
     async fn fill_until(&mut self, deadline: Option<Instant>) -> std::io::Result<usize> {
-        let Conn { stream, buf } = self;
+        let Conn { stream, buf, .. } = self;
         let read = async {
             loop {
                 stream.readable().await?;
@@ -351,6 +332,7 @@ impl Conn {
             if self.buf.len() > MAX_HEAD {
                 return Err(ReadError::TooLarge);
             }
+            let was_empty = self.buf.is_empty();
             let filled = match self.try_fill() {
                 Ok(Some(n)) => Ok(n),
                 Ok(None) => {
@@ -363,6 +345,9 @@ impl Conn {
             match filled {
                 Ok(0) if self.buf.is_empty() => return Err(ReadError::Closed),
                 Ok(0) => return Err(ReadError::Malformed("truncated head")),
+                Ok(_) if was_empty && self.stamps_first_byte => {
+                    self.first_byte = Some(Instant::now());
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut && !self.buf.is_empty() => {
                     return Err(ReadError::Timeout);
@@ -397,10 +382,16 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
     let text = std::str::from_utf8(raw).map_err(|_| ReadError::Malformed("non-UTF-8 head"))?;
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let first = lines.next().unwrap_or_default();
+    // Parts are separated by runs of blanks (HAProxy's parser skips them); a reason phrase
+    // is the rest of the line.
+    const BLANK: [char; 2] = [' ', '\t'];
     let parts: Vec<&str> = if request {
-        first.split(' ').collect()
+        first.split(BLANK).filter(|p| !p.is_empty()).collect()
     } else {
-        first.splitn(3, ' ').collect()
+        let (version, rest) = first.split_once(BLANK).unwrap_or((first, ""));
+        let rest = rest.trim_start_matches(BLANK);
+        let (code, reason) = rest.split_once(BLANK).unwrap_or((rest, ""));
+        vec![version, code, reason.trim_start_matches(BLANK)]
     };
     let first: [String; 3] = match (request, parts.as_slice()) {
         (true, [m, u, v])
@@ -424,7 +415,9 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         }
         _ => return Err(ReadError::Malformed("bad start line")),
     };
-    let mut headers = Vec::new();
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut conn = h1::ConnTokens::default();
+    let mut host: Option<usize> = None;
     for line in lines {
         if line.is_empty() {
             continue;
@@ -441,15 +434,39 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         if value.bytes().any(|b| b == 0 || b == b'\r') {
             return Err(ReadError::Malformed("bad header value"));
         }
-        headers.push((name.to_string(), value.trim().to_string()));
+        let value = value.trim();
+        // Several `Host` headers: the same one again is dropped, another one is refused.
+        if request && name.eq_ignore_ascii_case("host") {
+            match host {
+                Some(at) if value.eq_ignore_ascii_case(&headers[at].1) => continue,
+                Some(_) => return Err(ReadError::Malformed("conflicting host headers")),
+                None => host = Some(headers.len()),
+            }
+        }
+        let value = if name.eq_ignore_ascii_case("connection") {
+            match conn.clean(value) {
+                cleaned if cleaned.is_empty() => continue,
+                cleaned => cleaned,
+            }
+        } else {
+            value.into()
+        };
+        headers.push((name.to_string(), value.into_owned()));
     }
     let mut head = Head {
         first,
         headers,
         framing: Framing::None,
         dropped_length: false,
+        conn,
     };
     head.framing = frame(&mut head, request)?;
+    // HTTP/1.0 gives GET, HEAD and DELETE no body: HAProxy refuses one with 413.
+    let body = matches!(head.framing, Framing::Chunked | Framing::Length(1..));
+    let bodyless_method = matches!(head.first[0].as_str(), "GET" | "HEAD" | "DELETE");
+    if request && body && bodyless_method && head.first[2] == "HTTP/1.0" {
+        return Err(ReadError::PayloadNotAllowed);
+    }
     Ok(head)
 }
 
@@ -575,6 +592,31 @@ fn default_error(code: u16) -> Vec<u8> {
     rules::message(code, "", false)
 }
 
+/// What HAProxy's HTTP/1 layer itself answers a request it could not parse (or that came
+/// too slowly): its built-in message as it is written in HAProxy's source, capitalised
+/// names and all (never an `errorfile`), `Connection: close` for 400 and 408 only.
+fn h1_error(code: u16) -> Vec<u8> {
+    let page = default_error(code);
+    let end = find_head_end(&page).unwrap_or(page.len());
+    let status_line = page.split(|&b| b == b'\r').next().unwrap_or_default();
+    let body = &page[end..];
+    let connection = if matches!(code, 400 | 408) {
+        "Connection: close\r\n"
+    } else {
+        ""
+    };
+    let mut out = status_line.to_vec();
+    out.extend_from_slice(
+        format!(
+            "\r\nContent-length: {}\r\nCache-Control: no-cache\r\n{connection}Content-Type: text/html\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(body);
+    out
+}
+
 fn error_page(proxy: &Proxy, code: u16) -> Vec<u8> {
     proxy
         .errorfiles
@@ -603,7 +645,8 @@ struct Req {
     /// `TR` and `Tw` of the log line: -1 when the request never got that far.
     request_ms: i64,
     queue_ms: i64,
-    /// The client connection closes after this response (see [`Head::dropped_length`]).
+    /// The client connection closes after this response: the request asks for it, or hapx
+    /// decides so (see [`Head::dropped_length`]).
     close: bool,
 }
 
@@ -621,6 +664,7 @@ pub async fn serve(
     let stopped = state.soft_stopped();
     tokio::pin!(stopped);
     let mut client = Conn::new(client);
+    client.stamps_first_byte = fe.logger.logs_traffic();
     let mut server: Option<(Arc<Server>, Conn, Slot)> = None;
     let t = &fe.conf.timeouts;
     let mut first = true;
@@ -645,6 +689,7 @@ pub async fn serve(
             next_request(&state, stopped.as_mut(), &mut client, wait).await
         };
         let next = next.and_then(|head| check_body_start(head, &client.buf));
+        let first_byte = client.first_byte.take();
         let mut head = match next {
             Ok(h) => h,
             Err(ReadError::Closed) => return,
@@ -654,12 +699,12 @@ pub async fn serve(
                 fe.counters.request_at(started_ms);
                 fe.counters.req_errors.fetch_add(1, Relaxed);
                 fe.counters.count_status(code);
-                let _ = client.stream.write_all(&error_page(&fe.conf, code)).await;
+                let _ = client.stream.write_all(&h1_error(code)).await;
                 let mut req = Req {
                     line: "<BADREQ>".into(),
                     started,
                     started_ms,
-                    log: log::HttpFacts::gather(&state, &fe, peer, local, started),
+                    log: log::HttpFacts::gather(&state, &fe, peer, local, started, first_byte),
                     server: "<NOSRV>".into(),
                     status: code,
                     bytes: 0,
@@ -682,8 +727,7 @@ pub async fn serve(
             }
         };
         fe.counters.request_at(started_ms);
-        let keep_client = !(head.has_token("connection", "close")
-            || (head.http10(2) && !head.has_token("connection", "keep-alive")));
+        let keep_client = !head.asks_close();
         let mut req = Req {
             // Only a log line shows it: not built for every request when nothing logs.
             line: if fe.logger.is_empty() {
@@ -693,7 +737,7 @@ pub async fn serve(
             },
             started,
             started_ms,
-            log: log::HttpFacts::gather(&state, &fe, peer, local, started),
+            log: log::HttpFacts::gather(&state, &fe, peer, local, started, first_byte),
             server: "<NOSRV>".into(),
             status: 0,
             bytes: 0,
@@ -717,7 +761,8 @@ pub async fn serve(
             // `connection: close` when it closes.
             let body = buffered_body(&head, &client.buf);
             let keep_answer = keep_client && body.is_some();
-            match rules::route_request(&state, &fe, &mut head, peer, dst, keep_answer) {
+            let facts = rules::Facts::request(started, &req.line, req.log.as_deref());
+            match rules::route_request(&state, &fe, &mut head, peer, dst, keep_answer, facts) {
                 rules::Routed::Backend(b) => routed = Some(b),
                 rules::Routed::Rejected => {
                     fe.counters.denied_req.fetch_add(1, Relaxed);
@@ -942,8 +987,21 @@ async fn exchange(
     );
     let method = head.first[0].as_str();
     let req_framing = head.framing;
-    req.close = head.dropped_length;
-    let bytes = head.serialize();
+    req.close = head.dropped_length || head.asks_close();
+    let options = (&fe.conf.options, &conf.options);
+    let to_server = h1::ToServer {
+        close_mode: options.0.httpclose
+            || options.0.http_server_close
+            || options.1.httpclose
+            || options.1.http_server_close,
+        case: case_map(state, options.1.h1_case_adjust_bogus_server),
+    };
+    let mut bytes = Vec::with_capacity(512);
+    let server_close = h1::write_request(&head, to_server, &mut bytes);
+    let hop = Hop {
+        request_http11: h1::is_http11(&head.first[2]),
+        server_close,
+    };
     // A reused server connection may have been closed by the server meanwhile: then a new
     // connection is made once (nothing of the request was consumed yet).
     'attempts: for attempt in 0..2 {
@@ -956,15 +1014,22 @@ async fn exchange(
                     req.queue_ms = c.queue_time.as_millis() as i64;
                     if let Some(facts) = req.log.as_deref_mut() {
                         (facts.retries, facts.redispatched) = (c.retries, c.redispatched);
+                        facts.queued = c.queued;
                     }
                     header = session::proxy_header(&c.server, peer, local);
                     *server = Some((c.server, Conn::new(c.stream), c.slot));
                 }
                 Err(e) => {
                     req.server = e.server_name().to_string();
+                    if let Some(facts) = req.log.as_deref_mut() {
+                        facts.queued = e.queued();
+                    }
+                    if let Some(waited) = e.queue_time() {
+                        req.queue_ms = waited.as_millis() as i64;
+                    }
                     send_error(fe, client, 503, req).await;
                     backend.counters.count_status(503);
-                    let flags = if matches!(e, ConnectError::QueueTimeout) {
+                    let flags = if matches!(e, ConnectError::QueueTimeout { .. }) {
                         "sQ--"
                     } else {
                         "SC--"
@@ -1043,7 +1108,9 @@ async fn exchange(
             req.response_ms = waited.elapsed().as_millis() as i64;
             match next {
                 Ok(r) if r.first[1].starts_with('1') && r.first[1] != "101" => {
-                    if client.stream.write_all(&r.serialize()).await.is_err() {
+                    let mut interim = Vec::new();
+                    h1::write_response(&r, to_client(state, fe, hop, false, false), &mut interim);
+                    if client.stream.write_all(&interim).await.is_err() {
                         return Outcome {
                             keep: false,
                             flags: "CD--",
@@ -1074,10 +1141,18 @@ async fn exchange(
         req.bytes = resp.logged_size();
         if rules::has_response_rules(fe, backend) {
             let dst = rules::local_addr(&client.stream, local);
-            let keep = !(head.has_token("connection", "close")
-                || (head.http10(2) && !head.has_token("connection", "keep-alive")));
+            let keep = !head.asks_close();
+            let phases = [
+                req.request_ms,
+                req.queue_ms,
+                req.connect_ms,
+                req.response_ms,
+            ];
+            let log = req.log.as_deref();
+            let request = rules::Facts::request(req.started, &req.line, log);
+            let facts = rules::Facts::response(request, &head, srv, &sconn.stream, phases, log);
             if let Some(answer) =
-                rules::route_response(state, fe, backend, &mut resp, peer, dst, keep)
+                rules::route_response(state, fe, backend, &mut resp, peer, dst, keep, &facts)
             {
                 // The server's response is dropped with its connection; the client's
                 // stays as it asked.
@@ -1104,7 +1179,7 @@ async fn exchange(
                 };
             }
         }
-        return respond(state, fe, backend, client, server, resp, method, req).await;
+        return respond(state, fe, backend, client, server, resp, method, hop, req).await;
     }
     send_error(fe, client, 502, req).await;
     Outcome {
@@ -1124,8 +1199,9 @@ async fn respond(
     backend: &Backend,
     client: &mut Conn,
     server: &mut Option<(Arc<Server>, Conn, Slot)>,
-    mut resp: Head,
+    resp: Head,
     method: &str,
+    hop: Hop,
     req: &mut Req,
 ) -> Outcome {
     let framing = response_framing(&resp, method);
@@ -1165,11 +1241,14 @@ async fn respond(
     };
     // A soft stop: this response is the connection's last.
     req.close |= state.stopping.load(Relaxed);
-    if req.close && !resp.has_token("connection", "close") {
-        resp.headers.push(("connection".into(), "close".into()));
-    }
     // The head and the body bytes already read go out in one write.
-    let mut first = resp.serialize();
+    let mut first = Vec::with_capacity(512 + sconn.buf.len());
+    let until_close = framing == Framing::UntilClose;
+    let client_close = h1::write_response(
+        &resp,
+        to_client(state, fe, hop, req.close, until_close),
+        &mut first,
+    );
     let head_len = first.len();
     let framing = match framing {
         Framing::Length(n) => {
@@ -1225,18 +1304,51 @@ async fn respond(
     for c in [&fe.counters, &backend.counters, &srv.counters] {
         c.bytes_out.fetch_add(req.bytes, Relaxed);
     }
+    // The server's own say: it closes, or speaks HTTP/1.0 without keep-alive.
     let server_keeps = framing != Framing::UntilClose
-        && !resp.has_token("connection", "close")
-        && (!resp.http10(0) || resp.has_token("connection", "keep-alive"))
-        && !backend.conf.options.http_server_close
-        && !backend.conf.options.httpclose;
+        && !resp.conn.close
+        && (h1::is_http11(&resp.first[0]) || resp.conn.keep_alive)
+        && !hop.server_close;
     if !server_keeps {
         *server = None;
     }
     Outcome {
-        keep: framing != Framing::UntilClose && !fe.conf.options.httpclose && !req.close,
+        keep: !client_close,
         flags: "----",
     }
+}
+
+/// What the request decided for the response's way back.
+#[derive(Debug, Clone, Copy)]
+struct Hop {
+    request_http11: bool,
+    /// The server connection closes after this exchange ([`h1::write_request`]).
+    server_close: bool,
+}
+
+/// How a response to a request goes to the client: `close`, hapx closes the connection
+/// after it; `until_close`, its body ends where the server closes.
+fn to_client<'a>(
+    state: &'a State,
+    fe: &'a Frontend,
+    hop: Hop,
+    close: bool,
+    until_close: bool,
+) -> h1::ToClient<'a> {
+    let options = &fe.conf.options;
+    h1::ToClient {
+        close,
+        request_http11: hop.request_http11,
+        httpclose: options.httpclose,
+        until_close,
+        case: case_map(state, options.h1_case_adjust_bogus_client),
+    }
+}
+
+/// The global `h1-case-adjust` map, for a proxy with the matching `option` set.
+fn case_map(state: &State, enabled: bool) -> Option<&h1::CaseMap> {
+    let map = &state.config.global.h1_case_adjust;
+    (enabled && !map.is_empty()).then_some(map)
 }
 
 /// Relays a body from `src` (its buffer first) to `dst`; its size as the logs count it
@@ -1614,6 +1726,22 @@ mod tests {
             "GET /a HTTP/1.1\r\nHost: t\r\nX-Some:   v  \r\nConnection: keep-alive, close\r\n\r\n",
         );
         assert_eq!(head.map(|h| h.logged_size()), Ok(46));
+    }
+
+    #[test]
+    fn start_lines_hosts_and_old_bodies_are_read_like_haproxy() {
+        let head = request("GET\t/a  HTTP/1.1\r\nHost: x\r\nHOST: X\r\n\r\n").unwrap();
+        assert_eq!(head.first, ["GET", "/a", "HTTP/1.1"]);
+        assert_eq!(names(&head), ["host: x"]);
+        let err = request("GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n").unwrap_err();
+        assert_eq!(err.status(), 400);
+        let err = request("GET /a HTTP/1.0\r\nContent-Length: 3\r\n\r\n").unwrap_err();
+        assert_eq!(err.status(), 413);
+        assert!(request("POST /a HTTP/1.0\r\nContent-Length: 3\r\n\r\n").is_ok());
+        let resp = parse_head(b"HTTP/1.1  200 \t Fine  ok\r\n\r\n", false).unwrap();
+        assert_eq!(resp.first, ["HTTP/1.1", "200", "Fine  ok"]);
+        let page = h1_error(400);
+        assert!(page.starts_with(b"HTTP/1.1 400 Bad request\r\nContent-length: 90\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n<html>"));
     }
 
     #[test]

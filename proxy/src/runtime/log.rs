@@ -50,6 +50,8 @@ pub struct Logger {
     unique_id_header: Option<String>,
     req_captures: Vec<Capture>,
     resp_captures: Vec<Capture>,
+    /// `capture cookie`.
+    cookie_capture: Option<Capture>,
     dontlognull: bool,
     dontlog_normal: bool,
     separate_errors: bool,
@@ -93,6 +95,7 @@ impl Logger {
             unique_id_header: None,
             req_captures: Vec::new(),
             resp_captures: Vec::new(),
+            cookie_capture: None,
             dontlognull: false,
             dontlog_normal: false,
             separate_errors: false,
@@ -119,6 +122,7 @@ impl Logger {
             unique_id_header: log.unique_id_header.clone(),
             req_captures: log.req_captures.clone(),
             resp_captures: log.resp_captures.clone(),
+            cookie_capture: log.cookie_capture.clone(),
             dontlognull: conf.options.dontlognull,
             dontlog_normal: log.dontlog_normal,
             separate_errors: log.separate_errors,
@@ -179,6 +183,11 @@ impl Logger {
     /// `capture response header`s, in declaration order.
     pub fn response_captures(&self) -> &[Capture] {
         &self.resp_captures
+    }
+
+    /// `capture cookie`, when the traffic lines are logged.
+    pub fn cookie_capture(&self) -> Option<&Capture> {
+        self.cookie_capture.as_ref().filter(|_| self.logs_traffic())
     }
 
     /// Logs one connection or request, unless `option dontlognull` leaves out a connection

@@ -5,6 +5,8 @@
 //! - [`balance`]: choosing a server.
 //! - [`session`]: one TCP-mode connection (connect, retries, redispatch, PROXY header).
 //! - [`http`]: one HTTP-mode connection (HTTP/1.1 keep-alive, forwardfor, errors, stats page).
+//! - [`h1`]: the head each side gets, as HAProxy's HTTP/1 layer writes it (lower-case names,
+//!   per-hop `Connection`, `h1-case-adjust`).
 //! - [`forward`]: moving bytes both ways (splice(2) through pooled pipes, or copying).
 //! - [`listener`]: listening sockets (`SO_REUSEPORT`, `IP_FREEBIND`).
 //! - [`checks`]: health checks (connect, tcp-check, httpchk; rise/fall/inter).
@@ -12,6 +14,7 @@
 //! - [`stats`]: `show info`, `show stat` CSV, the HTML stats page.
 //! - [`api`]: the runtime API on the stats socket, including `_getsocks` for reloads.
 //! - [`handover`]: passing the listening sockets to the next process on reload.
+//! - [`master_link`]: a worker's link to its master (master-worker mode).
 //! - [`log`]: syslog lines.
 //! - [`logformat`]: HAProxy's custom log formats, compiled and rendered.
 //! - [`meter`]: per-second rates and sliding means for the stats.
@@ -25,11 +28,13 @@ pub mod checks;
 pub mod chunked;
 pub mod dns;
 pub mod forward;
+pub mod h1;
 pub mod handover;
 pub mod http;
 pub mod listener;
 pub mod log;
 pub mod logformat;
+pub mod master_link;
 pub mod meter;
 pub mod prometheus;
 pub mod proxyproto;
@@ -80,6 +85,8 @@ pub struct Prepared {
     /// The private hand-over channel ([`handover::bind_channel`]), bound before dropping
     /// privileges so that its credentials are the starting user's.
     pub channel: Option<UnixListener>,
+    /// In master-worker mode, the link to the master ([`master_link`]).
+    pub master: Option<master_link::Link>,
 }
 
 /// Binds every frontend's addresses, reusing `inherited` sockets (from an old process) whose
@@ -323,6 +330,7 @@ async fn serve(
         listeners,
         clis,
         channel,
+        master,
     } = prepared;
     let stop_tx = Arc::new(stop_tx);
     let stop_rx = shared.stop.clone();
@@ -349,6 +357,14 @@ async fn serve(
             state.clone(),
             cli.conf,
             socket,
+            handover.clone(),
+        ));
+    }
+    if let Some(link) = master {
+        tokio::spawn(master_link::serve(
+            link,
+            state.clone(),
+            stop_tx.clone(),
             handover.clone(),
         ));
     }

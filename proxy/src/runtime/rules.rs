@@ -10,19 +10,27 @@
 //!    else `default_backend`), the backend's `http-request` rules ([`http_request`]); on the
 //!    response, the backend's then the frontend's `http-response` rules ([`http_response`]).
 //!
+//! Rule values (`set-header` values, redirect targets, `set-path` ...) are log formats, as in
+//! HAProxy 2.6: rendered from the log facts known where the rule runs ([`Facts`], turned into
+//! a [`Entry`] only for a value with variables; a literal one is copied).
+//!
 //! A proxy without rules costs nothing here: each entry point is behind an emptiness test.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpStream;
 
 use super::http::{Framing, Head};
+use super::log::{self, HttpFacts};
+use super::logformat::{Counts, Entry, LogFormat, Timers};
 use super::sample::{self, Context, Test};
-use super::state::{Backend, Frontend, State};
-use crate::config::acl::{Acl, Condition, Format, Piece};
+use super::state::{Backend, Frontend, Server, State};
+use crate::config::acl::{Acl, Condition};
 use crate::config::model::Proxy;
 use crate::config::rules::{HttpAction, Part, Redirect, RedirectTo, Replace, Rules, TcpAction};
 
@@ -230,8 +238,22 @@ pub fn monitor(ctx: &Context<'_>, head: &Head, keep: bool) -> Option<Local> {
 
 /// Runs `proxy`'s `http-request` rules on `head` (header actions edit it); the response
 /// when a rule answers.
-pub fn http_request(proxy: &Proxy, ctx: Context<'_>, head: &mut Head, keep: bool) -> Option<Local> {
-    run(proxy, &proxy.rules.http_request, ctx, head, false, keep)
+pub fn http_request(
+    proxy: &Proxy,
+    ctx: Context<'_>,
+    head: &mut Head,
+    keep: bool,
+    facts: &Facts<'_>,
+) -> Option<Local> {
+    run(
+        proxy,
+        &proxy.rules.http_request,
+        ctx,
+        head,
+        false,
+        keep,
+        facts,
+    )
 }
 
 /// Runs `proxy`'s `http-response` rules on `resp` (the request is in `ctx`); the response
@@ -241,8 +263,17 @@ pub fn http_response(
     ctx: Context<'_>,
     resp: &mut Head,
     keep: bool,
+    facts: &Facts<'_>,
 ) -> Option<Local> {
-    run(proxy, &proxy.rules.http_response, ctx, resp, true, keep)
+    run(
+        proxy,
+        &proxy.rules.http_response,
+        ctx,
+        resp,
+        true,
+        keep,
+        facts,
+    )
 }
 
 fn run(
@@ -252,6 +283,7 @@ fn run(
     head: &mut Head,
     response: bool,
     keep: bool,
+    facts: &Facts<'_>,
 ) -> Option<Local> {
     let acls = &proxy.rules.acls.acls;
     for rule in rules {
@@ -265,7 +297,7 @@ fn run(
                 HttpAction::SetHeader(_, f)
                 | HttpAction::AddHeader(_, f)
                 | HttpAction::Set(_, f)
-                | HttpAction::Replace(_, Replace { with: f, .. }) => render(f, &ctx),
+                | HttpAction::Replace(_, Replace { with: f, .. }) => render(f, &ctx, facts),
                 _ => String::new(),
             };
         }
@@ -287,7 +319,7 @@ fn run(
             HttpAction::Replace(part, r) => replace_part(head, part, &r.re, &value),
             action => {
                 let ctx = with_head(base, head, response);
-                return Some(answer(proxy, action, &ctx, head, response, keep));
+                return Some(answer(proxy, action, &ctx, head, response, keep, facts));
             }
         }
     }
@@ -393,19 +425,181 @@ fn with_head<'a>(base: Context<'a>, head: &'a Head, response: bool) -> Context<'
     }
 }
 
-/// A format's text for this request.
-pub fn render(f: &Format, ctx: &Context<'_>) -> String {
+/// The log facts a rule's value may show beyond its sample [`Context`]: what HAProxy's
+/// stream knows where the rule runs, given by the request loop.
+#[derive(Debug)]
+pub struct Facts<'a> {
+    /// When the request began, its wait for the head included (`%t`, `%tr`, `%Ts` ...).
+    pub started: Instant,
+    /// The request line as the client sent it (`%r`, `%HU` ...), when known before the
+    /// rules rewrite it; else it is read from the request as it is then.
+    pub line: Option<Cow<'a, str>>,
+    /// `%rt`: the number the log gave the request, else one taken when a value shows it.
+    pub number: Cell<Option<u64>>,
+    /// The captured request headers (`%hr`), when the frontend logs.
+    pub req_captures: Option<&'a [Option<String>]>,
+    /// Known once the server answered (`http-response` rules).
+    pub answered: Option<Answered<'a>>,
+}
+
+/// What the values of `http-response` rules show more than those of request rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Answered<'a> {
+    /// The request, as the server got it.
+    pub request: &'a Head,
+    pub server: &'a Server,
+    pub server_addr: Option<SocketAddr>,
+    /// The proxy's end of the server connection.
+    pub source_addr: Option<SocketAddr>,
+    pub timers: Timers,
+    pub unique_id: Option<&'a str>,
+}
+
+impl<'a> Facts<'a> {
+    /// A request's facts once its head arrived: `line` the request line if the loop built
+    /// it (empty if not), `log` the frontend's log facts if it gathers them.
+    pub fn request(started: Instant, line: &'a str, log: Option<&'a HttpFacts>) -> Self {
+        let log = log.filter(|l| l.parsed);
+        Facts {
+            started,
+            line: (!line.is_empty()).then_some(Cow::Borrowed(line)),
+            number: Cell::new(log.map(|l| l.request_number)),
+            req_captures: log.map(|l| l.req_captures.as_slice()),
+            answered: None,
+        }
+    }
+
+    /// A response's facts: `server` answered `head` on `conn` after `phases`, the milliseconds
+    /// the request took to be received, queued, connected and answered (-1: not reached).
+    pub fn response(
+        request: Facts<'a>,
+        head: &'a Head,
+        server: &'a Server,
+        conn: &TcpStream,
+        phases: [i64; 4],
+        log: Option<&'a HttpFacts>,
+    ) -> Self {
+        Facts {
+            answered: Some(Answered {
+                request: head,
+                server,
+                server_addr: conn.peer_addr().ok(),
+                source_addr: conn.local_addr().ok(),
+                // As in HAProxy, the end of the request is not known yet (`%Tt` is 0).
+                timers: Timers::after_phases(phases, 0),
+                unique_id: log.and_then(|l| l.unique_id.as_deref()),
+            }),
+            ..request
+        }
+    }
+
+    /// The request line a value shows: the one kept, else the request's as it is now.
+    fn line<'b>(&'b self, ctx: &Context<'_>, built: &'b mut String) -> &'b str {
+        if let Some(line) = &self.line {
+            return line;
+        }
+        let head = self.answered.map(|a| a.request).or(ctx.request);
+        *built = head.map(request_line).unwrap_or_default();
+        built
+    }
+
+    /// Keeps the request line as it is now, if `proxy`'s values show it and the loop did
+    /// not give it.
+    fn keep_line(&mut self, proxy: &Proxy, head: &Head) {
+        if self.line.is_none() && proxy.rules.values_read_line {
+            self.line = Some(Cow::Owned(request_line(head)));
+        }
+    }
+
+    /// The log entry of the request where `ctx` is, for a value rendering `format`.
+    fn entry<'b>(&'b self, format: &LogFormat, ctx: &'b Context<'b>, line: &'b str) -> Entry<'b> {
+        let fe = ctx.frontend;
+        let now = SystemTime::now();
+        let date = now.checked_sub(self.started.elapsed()).unwrap_or(now);
+        let number = match self.number.get() {
+            Some(n) => n,
+            None if format.uses_request_counter() => {
+                let n = log::next_request_number();
+                self.number.set(Some(n));
+                n
+            }
+            None => 0,
+        };
+        let answered = self.answered.as_ref();
+        let status = ctx
+            .response
+            .and_then(|r| r.first[1].parse().ok())
+            .filter(|_| answered.is_some());
+        Entry {
+            client: ctx.src,
+            frontend_addr: ctx.dst,
+            frontend: &fe.name,
+            backend: ctx.backend.map_or(fe.name.as_str(), |b| b.name.as_str()),
+            server: answered.map_or("<NOSRV>", |a| a.server.name.as_str()),
+            server_addr: answered.and_then(|a| a.server_addr),
+            source_addr: answered.and_then(|a| a.source_addr),
+            accept_date: date,
+            request_date: date,
+            timers: answered.map_or(
+                Timers {
+                    idle: 0,
+                    ..Timers::default()
+                },
+                |a| a.timers,
+            ),
+            status,
+            bytes_out: 0,
+            bytes_in: 0,
+            term: "----",
+            counts: Counts {
+                process: ctx.state.cur_conns.load(Relaxed),
+                frontend: fe.counters.cur.load(Relaxed),
+                backend: answered
+                    .and(ctx.backend)
+                    .map_or(0, |b| b.counters.cur.load(Relaxed)),
+                server: answered.map_or(0, |a| a.server.counters.cur.load(Relaxed)),
+                ..Counts::default()
+            },
+            request: line,
+            req_captures: self.req_captures,
+            resp_captures: None,
+            unique_id: answered.and_then(|a| a.unique_id),
+            request_counter: number,
+            log_counter: 0,
+            hostname: log::cached_hostname(),
+            pid: std::process::id(),
+            samples: Some(ctx),
+            partial: false,
+            client_cookie: None,
+            server_cookie: None,
+        }
+    }
+}
+
+/// `METHOD URI VERSION` of `head`.
+fn request_line(head: &Head) -> String {
+    format!("{} {} {}", head.first[0], head.first[1], head.first[2])
+}
+
+/// A value's text for the request where `ctx` is: a literal one is copied, another rendered
+/// from the log facts.
+fn render(f: &LogFormat, ctx: &Context<'_>, facts: &Facts<'_>) -> String {
     if let Some(text) = f.literal() {
         return text.to_string();
     }
-    f.0.iter()
-        .map(|p| match p {
-            Piece::Text(t) => t.clone(),
-            Piece::Sample(fetch) => sample::fetch_last(fetch, ctx)
-                .map(|s| s.to_text())
-                .unwrap_or_default(),
-        })
-        .collect()
+    let mut built = String::new();
+    let line = facts.line(ctx, &mut built);
+    let mut entry = facts.entry(f, ctx, line);
+    // Once the server answered, HAProxy has made the unique id (`unique-id-format`) even if
+    // neither the log nor a header wants it, which is when hapx makes it only now.
+    let id;
+    if facts.answered.is_some() && entry.unique_id.is_none() && f.uses_unique_id() {
+        id = ctx.frontend.logger.unique_id(&entry);
+        entry.unique_id = id.as_deref();
+    }
+    let mut out = String::new();
+    f.render(&entry, &mut out);
+    out
 }
 
 /// The response of a final action.
@@ -416,6 +610,7 @@ fn answer(
     head: &Head,
     response: bool,
     keep: bool,
+    facts: &Facts<'_>,
 ) -> Local {
     let local = |status: u16, bytes: Vec<u8>, flags: &'static str| Local {
         status,
@@ -431,7 +626,7 @@ fn answer(
             denied: true,
             ..local(
                 r.status,
-                reply_bytes(proxy, r, keep),
+                reply_bytes(proxy, r, keep, false, ctx, facts),
                 if response { "PH--" } else { "PR--" },
             )
         },
@@ -444,7 +639,11 @@ fn answer(
                     .or(proxy.timeouts.connect)
                     .unwrap_or_default(),
             ),
-            ..local(r.status, reply_bytes(proxy, r, keep), "PT--")
+            ..local(
+                r.status,
+                reply_bytes(proxy, r, keep, false, ctx, facts),
+                "PT--",
+            )
         },
         HttpAction::Auth(realm) => {
             let realm = realm.as_deref().unwrap_or(&proxy.name);
@@ -452,7 +651,7 @@ fn answer(
             local(401, error_reply(proxy, 401, &extra, keep), "LR--")
         }
         HttpAction::Redirect(r) => {
-            let location = redirect_location(r, ctx, head);
+            let location = redirect_location(r, ctx, head, facts);
             // HAProxy closes after redirecting a request with a body, even a drained one.
             let keep = keep && (response || head.framing == Framing::None);
             Local {
@@ -460,29 +659,50 @@ fn answer(
                 ..local(r.code, redirect_reply(r.code, &location, keep), "LR--")
             }
         }
-        HttpAction::Return(r) => {
-            let bytes = match (r.raw, &r.body) {
-                (true, Some(b)) => b.clone(),
-                _ => return_reply(r.status, r.content_type.as_deref(), r.body.as_deref(), keep),
-            };
-            local(r.status, bytes, "LR--")
-        }
+        HttpAction::Return(r) => local(
+            r.status,
+            reply_bytes(proxy, r, keep, true, ctx, facts),
+            "LR--",
+        ),
         // Header actions and `allow` never get here.
         _ => local(500, error_reply(proxy, 500, "", keep), "PR--"),
     }
 }
 
-/// A `deny`/`tarpit` answer: its own payload if it has one, else the error page.
-fn reply_bytes(proxy: &Proxy, r: &crate::config::rules::Reply, keep: bool) -> Vec<u8> {
-    match (&r.body, r.raw) {
-        (Some(b), true) => b.clone(),
-        (Some(b), false) => return_reply(r.status, r.content_type.as_deref(), Some(b), keep),
-        (None, _) => error_reply(proxy, r.status, "", keep),
+/// A `deny`, `tarpit` or `return` answer: its own payload if it has one (`lf-string`
+/// rendered), its `hdr` headers first; without a payload, an empty body for `return` (`empty`)
+/// or a reply with headers, else the error page.
+fn reply_bytes(
+    proxy: &Proxy,
+    r: &crate::config::rules::Reply,
+    keep: bool,
+    empty: bool,
+    ctx: &Context<'_>,
+    facts: &Facts<'_>,
+) -> Vec<u8> {
+    let rendered = r.lf_body.as_ref().map(|f| render(f, ctx, facts));
+    let body = rendered
+        .as_ref()
+        .map(String::as_bytes)
+        .or(r.body.as_deref());
+    if let (Some(b), true) = (body, r.raw) {
+        return b.to_vec();
     }
+    if body.is_none() && !empty && r.headers.is_empty() {
+        return error_reply(proxy, r.status, "", keep);
+    }
+    let mut headers = String::new();
+    for (name, value) in &r.headers {
+        headers.push_str(name);
+        headers.push_str(": ");
+        headers.push_str(&render(value, ctx, facts));
+        headers.push_str("\r\n");
+    }
+    return_reply(r.status, &headers, r.content_type.as_deref(), body, keep)
 }
 
 /// Where a redirect sends the client.
-fn redirect_location(r: &Redirect, ctx: &Context<'_>, head: &Head) -> String {
+fn redirect_location(r: &Redirect, ctx: &Context<'_>, head: &Head, facts: &Facts<'_>) -> String {
     let uri = head.first[1].as_str();
     let (path, query) = match uri.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -497,16 +717,16 @@ fn redirect_location(r: &Redirect, ctx: &Context<'_>, head: &Head) -> String {
         rest.push_str(q);
     }
     match &r.to {
-        RedirectTo::Location(f) => render(f, ctx),
+        RedirectTo::Location(f) => render(f, ctx, facts),
         RedirectTo::Prefix(f) => {
-            let prefix = render(f, ctx);
+            let prefix = render(f, ctx, facts);
             // "prefix /" keeps the URI as it is.
             let prefix = if prefix == "/" { "" } else { prefix.as_str() };
             format!("{prefix}{rest}")
         }
         RedirectTo::Scheme(f) => {
             let host = head.header("host").unwrap_or_default();
-            format!("{}://{host}{rest}", render(f, ctx))
+            format!("{}://{host}{rest}", render(f, ctx, facts))
         }
     }
 }
@@ -530,8 +750,10 @@ fn redirect_reply(code: u16, location: &str, keep: bool) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A reply the proxy builds: `headers` (lines ending in CRLF) before its own, as HAProxy.
 fn return_reply(
     status: u16,
+    headers: &str,
     content_type: Option<&str>,
     body: Option<&[u8]>,
     keep: bool,
@@ -541,7 +763,7 @@ fn return_reply(
         .map(|t| format!("content-type: {t}\r\n"))
         .unwrap_or_default();
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\ncontent-length: {}\r\n{ctype}{}\r\n",
+        "HTTP/1.1 {status} {}\r\n{headers}content-length: {}\r\n{ctype}{}\r\n",
         reason(status),
         body.len(),
         close_header(keep)
@@ -757,6 +979,7 @@ pub fn route_request(
     src: SocketAddr,
     dst: SocketAddr,
     keep: bool,
+    mut facts: Facts<'_>,
 ) -> Routed {
     let base = Context::new(state, fe, src, dst);
     let rules = &fe.conf.rules;
@@ -780,10 +1003,11 @@ pub fn route_request(
             return Routed::Answered(local);
         }
     }
-    if let Some(local) = http_request(&fe.conf, base, head, keep) {
+    facts.keep_line(&fe.conf, head);
+    if let Some(local) = http_request(&fe.conf, base, head, keep, &facts) {
         return Routed::Answered(local);
     }
-    if let Some(local) = run(&fe.conf, &rules.redirects, base, head, false, keep) {
+    if let Some(local) = run(&fe.conf, &rules.redirects, base, head, false, keep, &facts) {
         return Routed::Answered(local);
     }
     let backend = choose_backend(&Context {
@@ -807,10 +1031,12 @@ pub fn route_request(
         {
             return Routed::Rejected;
         }
-        if let Some(local) = http_request(&b.conf, ctx, head, keep) {
+        // After the frontend's rewrites, unlike HAProxy, if only the backend shows it.
+        facts.keep_line(&b.conf, head);
+        if let Some(local) = http_request(&b.conf, ctx, head, keep, &facts) {
             return Routed::Answered(local);
         }
-        if let Some(local) = run(&b.conf, &b_rules.redirects, ctx, head, false, keep) {
+        if let Some(local) = run(&b.conf, &b_rules.redirects, ctx, head, false, keep, &facts) {
             return Routed::Answered(local);
         }
     }
@@ -819,6 +1045,7 @@ pub fn route_request(
 
 /// Runs the backend's then the frontend's `http-response` rules on `resp`; the answer that
 /// replaces it when one denies it.
+#[allow(clippy::too_many_arguments)]
 pub fn route_response(
     state: &State,
     fe: &Frontend,
@@ -827,6 +1054,7 @@ pub fn route_response(
     src: SocketAddr,
     dst: SocketAddr,
     keep: bool,
+    facts: &Facts<'_>,
 ) -> Option<Local> {
     let base = Context {
         backend: Some(backend),
@@ -834,11 +1062,11 @@ pub fn route_response(
     };
     let own = backend.name == fe.name && fe.conf.kind.is_backend();
     if !own {
-        if let Some(local) = http_response(&backend.conf, base, resp, keep) {
+        if let Some(local) = http_response(&backend.conf, base, resp, keep, facts) {
             return Some(local);
         }
     }
-    http_response(&fe.conf, base, resp, keep)
+    http_response(&fe.conf, base, resp, keep, facts)
 }
 
 /// Whether requests through `fe` to `backend` run any rule at all.

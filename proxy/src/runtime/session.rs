@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::balance::{self, NoServer};
+use super::balance::{self, NoServer, QueuePositions};
 use super::forward::{self, End, Moved};
 use super::log;
 use super::rules;
@@ -41,6 +41,8 @@ pub struct Connected {
     pub slot: Slot,
     pub connect_time: Duration,
     pub queue_time: Duration,
+    /// Where it waited in the queues (`%sq`, `%bq`).
+    pub queued: QueuePositions,
     /// Attempts made before this one (`%rc`), and whether one went to another server.
     pub retries: u32,
     pub redispatched: bool,
@@ -50,7 +52,12 @@ pub struct Connected {
 #[derive(Debug)]
 pub enum ConnectError {
     NoServer,
-    QueueTimeout,
+    /// Every server stayed full for `timeout queue`: where and how long the connection
+    /// waited.
+    QueueTimeout {
+        queued: QueuePositions,
+        waited: Duration,
+    },
     /// Every attempt failed; the server tried last (which the log line names) and its error.
     Failed(Arc<Server>, io::Error),
 }
@@ -61,6 +68,22 @@ impl ConnectError {
         match self {
             ConnectError::Failed(server, _) => &server.name,
             _ => "<NOSRV>",
+        }
+    }
+
+    /// Where the connection waited in the queues before it failed.
+    pub fn queued(&self) -> QueuePositions {
+        match self {
+            ConnectError::QueueTimeout { queued, .. } => *queued,
+            _ => QueuePositions::default(),
+        }
+    }
+
+    /// How long the connection waited in the queue before it gave up (`%Tw`).
+    pub fn queue_time(&self) -> Option<Duration> {
+        match self {
+            ConnectError::QueueTimeout { waited, .. } => Some(*waited),
+            _ => None,
         }
     }
 }
@@ -84,18 +107,22 @@ pub async fn connect(
     let conf = &backend.conf;
     let timeout = conf.timeouts.connect.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     let queued = Instant::now();
-    let mut server = wait_for_server(backend, peer, None).await?;
+    let mut positions = QueuePositions::default();
+    let (mut server, slot) = wait_for_server(backend, peer, None, &mut positions).await?;
+    let mut picked_slot = Some(slot);
     let queue_time = queued.elapsed();
     let mut last_err = io::Error::other("no connection attempt");
     let mut redispatched = false;
     for attempt in 0..=conf.retries {
-        let slot = Slot {
+        // A picked server comes with its slot; a retry on the same server takes one again.
+        let slot = picked_slot.take().unwrap_or_else(|| Slot {
             _guard: server.counters.open(),
             backend: backend.clone(),
-        };
+        });
         let Some(addr) = server.socket_addr(local.port()) else {
             drop(slot);
-            server = wait_for_server(backend, peer, Some(&server)).await?;
+            let next = wait_for_server(backend, peer, Some(&server), &mut positions).await?;
+            (server, picked_slot) = (next.0, Some(next.1));
             continue;
         };
         let started = Instant::now();
@@ -111,6 +138,7 @@ pub async fn connect(
                     slot,
                     connect_time: started.elapsed(),
                     queue_time,
+                    queued: positions,
                     retries: attempt,
                     redispatched,
                 });
@@ -126,7 +154,8 @@ pub async fn connect(
             // A hashing algorithm picks the same server again: HAProxy's map-based hashes
             // avoid none.
             let avoid = (backend.balance != Balance::Source).then_some(&server);
-            let next = wait_for_server(backend, peer, avoid).await?;
+            let (next, slot) = wait_for_server(backend, peer, avoid, &mut positions).await?;
+            picked_slot = Some(slot);
             let counters = if Arc::ptr_eq(&next, &server) {
                 (&server.counters.retries, &backend.counters.retries)
             } else {
@@ -196,28 +225,45 @@ async fn open_connection(
     Ok(stream)
 }
 
-/// A server for the client, waiting in the queue while all are full (`timeout queue`).
+/// A server for the client and one of its slots, waiting in the queue while all are full
+/// (`timeout queue`); the position it had there adds to `positions`.
 async fn wait_for_server(
     backend: &Arc<Backend>,
     peer: SocketAddr,
     avoid: Option<&Arc<Server>>,
-) -> Result<Arc<Server>, ConnectError> {
+    positions: &mut QueuePositions,
+) -> Result<(Arc<Server>, Slot), ConnectError> {
     let conf = &backend.conf;
     let limit = conf
         .timeouts
         .queue
         .or(conf.timeouts.connect)
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-    let deadline = Instant::now() + limit;
+    let began = Instant::now();
+    let deadline = began + limit;
+    let mut waiting = None;
     loop {
         let freed = backend.slot_freed.notified();
-        match balance::pick(backend, peer.ip(), avoid) {
+        // The slot is taken with the pick, so that no other connection takes it between.
+        let picked = balance::pick(backend, peer.ip(), avoid, |s| Slot {
+            _guard: s.counters.open(),
+            backend: backend.clone(),
+        });
+        if let (Some(w), Ok(_) | Err(NoServer::NoneUsable)) = (waiting, &picked) {
+            balance::leave_queue(backend, w, picked.is_ok(), positions);
+        }
+        match picked {
             Ok(s) => return Ok(s),
             Err(NoServer::NoneUsable) => return Err(ConnectError::NoServer),
             Err(NoServer::AllFull) => {
+                let w = *waiting.get_or_insert_with(|| balance::join_queue(backend, peer.ip()));
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(ConnectError::QueueTimeout);
+                    balance::leave_queue(backend, w, false, positions);
+                    return Err(ConnectError::QueueTimeout {
+                        queued: *positions,
+                        waited: began.elapsed(),
+                    });
                 }
                 // A freed slot wakes us; the short cap covers a wake-up that raced the pick.
                 let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), freed).await;
@@ -346,7 +392,7 @@ pub async fn serve_tcp(
         Err(e) => {
             let flags = match e {
                 ConnectError::NoServer => "SC",
-                ConnectError::QueueTimeout => "sQ",
+                ConnectError::QueueTimeout { .. } => "sQ",
                 ConnectError::Failed(..) => "SC",
             };
             if let Some(f) = facts.as_deref_mut() {
@@ -355,7 +401,8 @@ pub async fn serve_tcp(
                     f.server_addr = server.socket_addr(local.port());
                     f.retries = backend.conf.retries;
                 }
-                f.queue_ms = i64::from(!matches!(e, ConnectError::QueueTimeout)) - 1;
+                f.queue_ms = e.queue_time().map_or(0, |d| d.as_millis() as i64);
+                f.queued = e.queued();
             }
             fe.logger.log_tcp(&fe, facts.as_deref(), flags);
             return;

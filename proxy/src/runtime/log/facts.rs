@@ -6,10 +6,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{Logger, next_request_number};
 use crate::config::logging::Capture;
+use crate::runtime::balance::QueuePositions;
 use crate::runtime::http::Head;
 use crate::runtime::logformat::{Counts, Entry, Samples, Timers};
 use crate::runtime::sample;
@@ -38,6 +39,8 @@ pub struct TcpFacts<'a> {
     pub bytes_out: u64,
     pub retries: u32,
     pub redispatched: bool,
+    /// Where the session waited in the queues (`%sq`, `%bq`).
+    pub queued: QueuePositions,
 }
 
 impl<'a> TcpFacts<'a> {
@@ -49,6 +52,7 @@ impl<'a> TcpFacts<'a> {
         self.queue_ms = conn.queue_time.as_millis() as i64;
         self.connect_ms = conn.connect_time.as_millis() as i64;
         (self.retries, self.redispatched) = (conn.retries, conn.redispatched);
+        self.queued = conn.queued;
     }
 
     /// The facts known at accept time, when the frontend logs traffic: boxed, as the
@@ -79,6 +83,7 @@ impl<'a> TcpFacts<'a> {
             bytes_out: 0,
             retries: 0,
             redispatched: false,
+            queued: QueuePositions::default(),
         }))
     }
 }
@@ -115,7 +120,8 @@ impl Logger {
             server: f.server.map_or(0, |s| held(s.counters.cur.load(Relaxed))),
             retries: f.retries,
             redispatched: f.redispatched,
-            ..Counts::default()
+            server_queue: f.queued.server as usize,
+            backend_queue: f.queued.backend as usize,
         };
         // Declared captures show empty in TCP mode (`{|}`); none allocated when none are.
         let req_caps = vec![None; self.req_captures.len()];
@@ -140,9 +146,8 @@ impl Logger {
             backend: f.backend,
             ..sample::Context::new(f.state, fe, f.client, f.local)
         };
-        let fetcher = Fetcher(ctx);
         if self.uses_samples() {
-            entry.samples = Some(&fetcher);
+            entry.samples = Some(&ctx);
         }
         let id = self
             .line
@@ -166,14 +171,22 @@ pub struct HttpFacts {
     pub logged: bool,
     /// The process's connections when the request began (`%ac`).
     pub process_conns: usize,
-    /// When the request began (wall clock), its wait for the head included.
+    /// When the request began (wall clock), its wait for the head included: the
+    /// connection's accept, or the end of the previous response on a kept-alive one.
     pub date: SystemTime,
+    /// Milliseconds from then to the request's first byte (`%Ti`) and to its complete
+    /// head (`%Tq`).
+    pub idle_ms: i64,
+    pub head_ms: i64,
     /// `%rt`.
     pub request_number: u64,
     /// The request head was parsed: its captures are shown (not for `<BADREQ>`).
     pub parsed: bool,
     pub req_captures: Vec<Option<String>>,
     pub resp_captures: Vec<Option<String>>,
+    /// `capture cookie`'s request cookie (`%CC`) and response cookie (`%CS`).
+    pub client_cookie: Option<String>,
+    pub server_cookie: Option<String>,
     pub unique_id: Option<String>,
     pub server_addr: Option<SocketAddr>,
     pub source_addr: Option<SocketAddr>,
@@ -181,6 +194,8 @@ pub struct HttpFacts {
     pub bytes_in: u64,
     pub retries: u32,
     pub redispatched: bool,
+    /// Where the request waited in the queues (`%sq`, `%bq`).
+    pub queued: QueuePositions,
     /// For `%[fetch]` at logging time (only kept when a format has one): the process and
     /// the request head (for `method`; as in HAProxy, the response is gone by then and
     /// `status` shows `-`).
@@ -189,21 +204,25 @@ pub struct HttpFacts {
 }
 
 impl HttpFacts {
-    /// The facts of a request that began at `started`, gathered once its head arrived (or
-    /// failed to): a kept-alive connection waiting for its next request holds none, and a
-    /// frontend that neither logs traffic nor sends unique ids allocates none.
+    /// The facts of a request that began at `started` and whose first byte came at
+    /// `first_byte` (None: with the start, as a pipelined one), gathered once its head
+    /// arrived (or failed to): a kept-alive connection waiting for its next request holds
+    /// none, and a frontend that neither logs traffic nor sends unique ids allocates none.
     pub fn gather(
         state: &Arc<State>,
         fe: &Frontend,
         client: SocketAddr,
         local: SocketAddr,
         started: Instant,
+        first_byte: Option<Instant>,
     ) -> Option<Box<Self>> {
         let logging = fe.logger.logs_traffic();
         if !logging && !fe.logger.wants_unique_id() {
             return None;
         }
         let now = SystemTime::now();
+        let head = started.elapsed();
+        let idle = first_byte.map_or(Duration::ZERO, |t| t.saturating_duration_since(started));
         Some(Box::new(HttpFacts {
             logging,
             client,
@@ -215,20 +234,25 @@ impl HttpFacts {
                 0
             },
             date: if logging {
-                now.checked_sub(started.elapsed()).unwrap_or(now)
+                now.checked_sub(head).unwrap_or(now)
             } else {
                 UNIX_EPOCH
             },
+            idle_ms: idle.as_millis() as i64,
+            head_ms: head.as_millis() as i64,
             request_number: 0,
             parsed: false,
             req_captures: Vec::new(),
             resp_captures: Vec::new(),
+            client_cookie: None,
+            server_cookie: None,
             unique_id: None,
             server_addr: None,
             source_addr: None,
             bytes_in: 0,
             retries: 0,
             redispatched: false,
+            queued: QueuePositions::default(),
             state: fe.logger.uses_samples().then(|| state.clone()),
             request_head: None,
         }))
@@ -240,13 +264,12 @@ impl HttpFacts {
         fe: &'a Frontend,
         backend: Option<&'a Backend>,
         client: SocketAddr,
-    ) -> Option<Fetcher<'a>> {
-        let ctx = sample::Context {
+    ) -> Option<sample::Context<'a>> {
+        Some(sample::Context {
             backend,
             request: self.request_head.as_ref(),
             ..sample::Context::new(self.state.as_deref()?, fe, client, self.local)
-        };
-        Some(Fetcher(ctx))
+        })
     }
 
     /// A parsed request: its number, its captured headers, and its unique id, which goes
@@ -256,6 +279,9 @@ impl HttpFacts {
         self.parsed = true;
         self.request_number = next_request_number();
         self.req_captures = capture(logger.request_captures(), head);
+        if let Some(c) = logger.cookie_capture() {
+            self.client_cookie = capture_cookie(c, head, "cookie");
+        }
         if self.state.is_some() && logger.line.as_ref().is_some_and(|l| l.uses_samples()) {
             self.request_head = Some(head.clone());
         }
@@ -263,11 +289,9 @@ impl HttpFacts {
             return;
         }
         self.unique_id = {
-            let fetcher = self.state.as_deref().map(|state| {
-                Fetcher(sample::Context {
-                    request: Some(&*head),
-                    ..sample::Context::new(state, fe, client, self.local)
-                })
+            let fetcher = self.state.as_deref().map(|state| sample::Context {
+                request: Some(&*head),
+                ..sample::Context::new(state, fe, client, self.local)
             });
             let entry = Entry {
                 request_counter: self.request_number,
@@ -285,6 +309,9 @@ impl HttpFacts {
     pub fn response(&mut self, fe: &Frontend, head: &Head) {
         if self.logging {
             self.resp_captures = capture(fe.logger.response_captures(), head);
+        }
+        if let Some(c) = fe.logger.cookie_capture() {
+            self.server_cookie = capture_cookie(c, head, "set-cookie");
         }
     }
 
@@ -322,6 +349,41 @@ fn capture(captures: &[Capture], head: &Head) -> Vec<Option<String>> {
         .collect()
 }
 
+/// The first cookie of `head`'s `header` (`cookie` or `set-cookie`) whose name starts with
+/// `c`'s, as HAProxy captures it: `name=value`, the blanks around `=` left out, cut to the
+/// capture's length. A `set-cookie` holds one cookie, then its attributes.
+fn capture_cookie(c: &Capture, head: &Head, header: &str) -> Option<String> {
+    let per_header = header == "set-cookie";
+    let values = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(header));
+    values
+        .flat_map(|(_, v)| {
+            let cookies = v.split(';');
+            cookies.take(if per_header { 1 } else { usize::MAX })
+        })
+        .find_map(|cookie| {
+            let (name, value) = match cookie.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim())),
+                None => (cookie.trim(), None),
+            };
+            let mut text = match value {
+                Some(v) => format!("{name}={v}"),
+                None => name.to_string(),
+            };
+            if name.is_empty() || !text.starts_with(c.name.as_str()) {
+                return None;
+            }
+            let mut end = c.len.min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            Some(text)
+        })
+}
+
 /// An HTTP request's outcome as the request loop knows it ([`Logger::log_http`]).
 #[derive(Debug, Clone, Copy)]
 pub struct HttpOutcome<'a> {
@@ -335,8 +397,9 @@ pub struct HttpOutcome<'a> {
     /// 0: none (a request dropped unanswered), logged as -1.
     pub status: u16,
     pub bytes_out: u64,
-    /// Milliseconds to receive the request, queue, connect, get the response; -1: the
-    /// request did not get there.
+    /// Milliseconds to queue, connect, get the response; -1: the request did not get
+    /// there. `request_ms`: -1 or 0, the time to receive the request being
+    /// [`HttpFacts::head_ms`].
     pub request_ms: i64,
     pub queue_ms: i64,
     pub connect_ms: i64,
@@ -352,7 +415,11 @@ impl Logger {
         }
         // HAProxy's timers are times since the start; the loop keeps durations.
         let after = |base: i64, d: i64| if d >= 0 { base.max(0) + d } else { -1 };
-        let request = o.request_ms;
+        let request = if o.request_ms >= 0 {
+            facts.head_ms.max(o.request_ms)
+        } else {
+            -1
+        };
         let queue = after(request, o.queue_ms);
         let connect = after(queue, o.connect_ms);
         let data = if connect >= 0 {
@@ -361,7 +428,7 @@ impl Logger {
             -1
         };
         let timers = Timers {
-            idle: 0,
+            idle: facts.idle_ms,
             request,
             queue,
             connect,
@@ -381,7 +448,8 @@ impl Logger {
             server: server.map_or(0, |s| held(s.counters.cur.load(Relaxed))),
             retries: facts.retries,
             redispatched: facts.redispatched,
-            ..Counts::default()
+            server_queue: facts.queued.server as usize,
+            backend_queue: facts.queued.backend as usize,
         };
         let mut entry = Entry {
             backend: o.backend.map_or(fe.name.as_str(), |b| b.name.as_str()),
@@ -398,10 +466,15 @@ impl Logger {
             counts,
             request: o.line,
             req_captures: facts.parsed.then_some(facts.req_captures.as_slice()),
+            client_cookie: facts.client_cookie.as_deref(),
+            server_cookie: facts.server_cookie.as_deref(),
             resp_captures: facts.parsed.then_some(facts.resp_captures.as_slice()),
             unique_id: facts.unique_id.as_deref(),
             request_counter: facts.request_number,
             partial,
+            // The first byte's date (`%tr`): the start, then the idle time (HAProxy adds
+            // the handshake's, none without TLS).
+            request_date: facts.date + Duration::from_millis(facts.idle_ms as u64),
             ..Entry::at_accept(o.client, facts.local, &fe.name, facts.date)
         };
         let fetcher = facts.fetcher(fe, o.backend, o.client);
@@ -415,15 +488,5 @@ impl Logger {
             entry.unique_id = id.as_deref();
         }
         self.log_traffic(&mut entry);
-    }
-}
-
-/// `%[fetch]` evaluated by the sample module on what is known of the session.
-#[derive(Debug)]
-struct Fetcher<'a>(sample::Context<'a>);
-
-impl Samples for Fetcher<'_> {
-    fn text(&self, fetch: &crate::config::acl::Fetch) -> Option<String> {
-        sample::fetch_last(fetch, &self.0).map(|s| s.to_text())
     }
 }

@@ -1,0 +1,318 @@
+//! The master CLI (`-S PATH[,mode,MODE,user,USER,group,GROUP]`), HAProxy's: `show proc`,
+//! `reload`, `show version`, levels, and commands sent on to a worker's runtime API with a
+//! prefix: `@1 show info` (the current worker), `@!PID show stat` (any worker, former ones
+//! included), `@master show proc`. One command line per connection, or many after `prompt`.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::{Event, Registry};
+use crate::config::model::CliLevel;
+use crate::runtime::master_link::level_byte;
+
+const HELP: &str = "\
+The following commands are valid at this level:
+  @!<pid>                                 : send a command to the <pid> process
+  @<relative pid>                         : send a command to the <relative pid> process
+  @master                                 : send a command to the master process
+  operator                                : lower the level of the current CLI session to operator
+  reload                                  : reload haproxy
+  show cli level                          : display the level of the current CLI session
+  show proc                               : show processes status
+  show version                            : show version of the current process
+  user                                    : lower the level of the current CLI session to user
+  help [<command>]                        : list matching or all commands
+  prompt                                  : toggle interactive mode with prompt
+  quit                                    : disconnect
+";
+
+/// How long a worker has to answer a command sent on.
+const WORKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One `-S` argument: where, and who may connect.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Spec {
+    pub path: PathBuf,
+    pub mode: Option<u32>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+}
+
+impl Spec {
+    /// Reads `PATH[,mode,MODE][,user,USER][,group,GROUP]` (`unix@PATH` too), HAProxy's
+    /// comma-separated bind options.
+    pub fn parse(text: &str) -> anyhow::Result<Spec> {
+        let mut words = text.split(',');
+        let first = words.next().unwrap_or_default();
+        let path = first.strip_prefix("unix@").unwrap_or(first);
+        if path.is_empty() || !path.starts_with(['/', '.']) && path.contains('@') {
+            bail!("-S '{text}': hapx's master CLI listens on a UNIX socket path only");
+        }
+        let mut spec = Spec {
+            path: path.into(),
+            mode: None,
+            user: None,
+            group: None,
+        };
+        while let Some(option) = words.next() {
+            let Some(value) = words.next() else {
+                bail!("-S '{text}': '{option}' expects a value");
+            };
+            match option {
+                "mode" => {
+                    spec.mode = Some(u32::from_str_radix(value, 8).with_context(|| {
+                        format!("-S '{text}': mode '{value}' is not an octal number")
+                    })?)
+                }
+                "user" | "uid" => spec.user = Some(value.into()),
+                "group" | "gid" => spec.group = Some(value.into()),
+                _ => bail!(
+                    "-S '{text}': unknown option '{option}' (hapx knows mode, user, uid, group, gid)"
+                ),
+            }
+        }
+        Ok(spec)
+    }
+
+    /// Binds the socket (replacing a stale file) with its mode and owner.
+    pub fn bind(&self) -> anyhow::Result<std::os::unix::net::UnixListener> {
+        let shown = self.path.display();
+        let _ = std::fs::remove_file(&self.path);
+        let socket = std::os::unix::net::UnixListener::bind(&self.path)
+            .with_context(|| format!("cannot bind the master CLI socket '{shown}'"))?;
+        if let Some(mode) = self.mode {
+            std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot set the mode of '{shown}'"))?;
+        }
+        let uid = match &self.user {
+            Some(u) => Some(user_id(u)?),
+            None => None,
+        };
+        let gid = match &self.group {
+            Some(g) => Some(group_id(g)?),
+            None => None,
+        };
+        if uid.is_some() || gid.is_some() {
+            nix::unistd::chown(&self.path, uid, gid)
+                .with_context(|| format!("cannot change the owner of '{shown}'"))?;
+        }
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    }
+}
+
+fn user_id(name: &str) -> anyhow::Result<nix::unistd::Uid> {
+    if let Ok(n) = name.parse() {
+        return Ok(nix::unistd::Uid::from_raw(n));
+    }
+    Ok(nix::unistd::User::from_name(name)?
+        .with_context(|| format!("unknown user '{name}'"))?
+        .uid)
+}
+
+fn group_id(name: &str) -> anyhow::Result<nix::unistd::Gid> {
+    if let Ok(n) = name.parse() {
+        return Ok(nix::unistd::Gid::from_raw(n));
+    }
+    Ok(nix::unistd::Group::from_name(name)?
+        .with_context(|| format!("unknown group '{name}'"))?
+        .gid)
+}
+
+/// Accepts master CLI connections until the master exits.
+pub async fn serve(
+    socket: std::os::unix::net::UnixListener,
+    registry: Arc<Mutex<Registry>>,
+    events: UnboundedSender<Event>,
+) {
+    let Ok(socket) = UnixListener::from_std(socket) else {
+        return;
+    };
+    loop {
+        let Ok((stream, _)) = socket.accept().await else {
+            continue;
+        };
+        tokio::spawn(session(stream, registry.clone(), events.clone()));
+    }
+}
+
+/// What a command line asks of the session.
+enum Next {
+    Continue,
+    Close,
+}
+
+async fn session(
+    stream: UnixStream,
+    registry: Arc<Mutex<Registry>>,
+    events: UnboundedSender<Event>,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let mut session = Session {
+        level: CliLevel::Admin,
+        interactive: false,
+        registry,
+        events,
+    };
+    while let Some(line) = lines.next_line().await? {
+        for cmd in line.split(';').map(str::trim).filter(|c| !c.is_empty()) {
+            let (answer, next) = session.run(cmd).await;
+            write.write_all(answer.as_bytes()).await?;
+            if let Next::Close = next {
+                return Ok(());
+            }
+        }
+        if !session.interactive {
+            return Ok(());
+        }
+        write.write_all(b"\nmaster> ").await?;
+    }
+    Ok(())
+}
+
+struct Session {
+    level: CliLevel,
+    interactive: bool,
+    registry: Arc<Mutex<Registry>>,
+    events: UnboundedSender<Event>,
+}
+
+impl Session {
+    /// Runs one command: its answer (with the empty line that ends an answer) and whether the
+    /// connection goes on.
+    async fn run(&mut self, cmd: &str) -> (String, Next) {
+        if let Some(rest) = cmd.strip_prefix('@') {
+            let (target, command) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            return self.forward(target, command.trim()).await;
+        }
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        let answer = match words.as_slice() {
+            ["help", ..] => HELP.to_string(),
+            ["prompt"] => {
+                self.interactive = !self.interactive;
+                return (String::new(), Next::Continue);
+            }
+            ["quit"] => return (String::new(), Next::Close),
+            ["reload"] => {
+                // As HAProxy 2.6: the reload starts and the connection closes, no answer.
+                let _ = self.events.send(Event::Reload);
+                return (String::new(), Next::Close);
+            }
+            ["operator"] => return (String::new(), self.lower(CliLevel::Operator)),
+            ["user"] => return (String::new(), self.lower(CliLevel::User)),
+            ["show", "cli", "level"] => format!("{}\n", level_name(self.level)),
+            ["show", "version"] => format!("{}\n", env!("CARGO_PKG_VERSION")),
+            ["show", "proc"] => self.registry.lock().map_or_else(
+                |_| String::new(),
+                |r| r.show_proc(env!("CARGO_PKG_VERSION")),
+            ),
+            _ => format!(
+                "Unknown command, but maybe one of the following ones is a better match:\n{}",
+                HELP.lines().skip(1).collect::<Vec<_>>().join("\n") + "\n"
+            ),
+        };
+        (answer + "\n", Next::Continue)
+    }
+
+    fn lower(&mut self, to: CliLevel) -> Next {
+        self.level = self.level.min(to);
+        Next::Continue
+    }
+
+    /// `@1 CMD`, `@!PID CMD`, `@master CMD`.
+    async fn forward(&mut self, target: &str, command: &str) -> (String, Next) {
+        if target == "master" {
+            return Box::pin(self.run(command)).await;
+        }
+        let link = self.registry.lock().ok().and_then(|r| r.link_for(target));
+        let Some(link) = link else {
+            return (
+                format!("Can't find the target PID matching the prefix '@{target}'\n"),
+                Next::Close,
+            );
+        };
+        if command.is_empty() {
+            return (String::new(), Next::Continue);
+        }
+        match tokio::time::timeout(WORKER_TIMEOUT, ask_worker(&link, self.level, command)).await {
+            Ok(Ok(answer)) => (answer, Next::Continue),
+            Ok(Err(e)) => (
+                format!("The worker did not answer: {e}\n\n"),
+                Next::Continue,
+            ),
+            Err(_) => (
+                "The worker did not answer in time.\n\n".into(),
+                Next::Continue,
+            ),
+        }
+    }
+}
+
+fn level_name(level: CliLevel) -> &'static str {
+    match level {
+        CliLevel::Admin => "admin",
+        CliLevel::Operator => "operator",
+        CliLevel::User => "user",
+    }
+}
+
+/// Passes a fresh connection to the worker over its link and runs `command` on it.
+async fn ask_worker(link: &OwnedFd, level: CliLevel, command: &str) -> std::io::Result<String> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    let fds = [theirs.as_raw_fd()];
+    let level = [level_byte(level)];
+    let iov = [std::io::IoSlice::new(&level)];
+    // One byte and one descriptor on a socket that carries nothing else: the send does not
+    // wait for room in practice, and the master has nothing else to do meanwhile.
+    sendmsg::<()>(
+        link.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    drop(theirs);
+    ours.set_nonblocking(true)?;
+    let mut stream = UnixStream::from_std(ours)?;
+    stream.write_all(format!("{command}\n").as_bytes()).await?;
+    stream.shutdown().await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_haproxys_bind_options() {
+        let spec = Spec::parse("/run/haproxy-master.sock,mode,600,user,root").unwrap();
+        assert_eq!(spec.path, PathBuf::from("/run/haproxy-master.sock"));
+        assert_eq!(spec.mode, Some(0o600));
+        assert_eq!(spec.user.as_deref(), Some("root"));
+        assert_eq!(
+            Spec::parse("unix@/x.sock").unwrap().path,
+            PathBuf::from("/x.sock")
+        );
+        for bad in [
+            "ipv4@127.0.0.1:9999",
+            "/x,mode",
+            "/x,mode,9z",
+            "/x,level,admin",
+            "",
+        ] {
+            assert!(Spec::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! Master-worker mode (`-W`, `-Ws` for systemd, or `master-worker` in the global section),
+//! HAProxy's process model under systemd (Debian's `haproxy.service` runs `-Ws` and reloads
+//! with `kill -USR2 $MAINPID`).
+//!
+//! The master serves no traffic. It starts a worker ([`worker`]): this same program, which
+//! binds the listeners and serves, and says when it is ready over its link
+//! ([`crate::runtime::master_link`]). Then:
+//!
+//! - SIGUSR2, SIGHUP or the master CLI's `reload`: the master reads the configuration again
+//!   and starts a new worker with `-sf` naming the current one, which hands its listening
+//!   sockets over and finishes its connections (the ordinary seamless reload). A
+//!   configuration with errors, or a worker that exits before it is ready, is a failed
+//!   reload: the old worker goes on serving. Reloads asked for during one run after it.
+//! - SIGTERM/SIGINT (stop) and SIGUSR1 (soft stop) go to every worker; the master exits once
+//!   they all have, with status 0. SIGTTOU/SIGTTIN go to every worker.
+//! - When the current worker fails (exits with another status than 0 or a SIGINT/SIGTERM
+//!   death), the master stops the others and exits with its status (`exit-on-failure`),
+//!   unless `master-worker no-exit-on-failure`. (HAProxy 2.6 documents that option but its
+//!   master, executed again in "wait mode" without the configuration, forgets it; hapx's
+//!   master keeps it, and a reload brings a worker back.)
+//! - `mworker-max-reloads N`: a former worker still running after more than N reloads is
+//!   stopped (SIGTERM).
+//!
+//! The messages, the pid file (the master's pid), the systemd notifications ([`notify`]) and
+//! the master CLI ([`cli`], `-S`) are HAProxy 2.6's.
+
+mod cli;
+mod notify;
+mod worker;
+
+use std::path::PathBuf;
+use std::process::{ExitCode, ExitStatus};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::cli::Cli;
+use crate::config::{self, model::Global};
+use notify::Notifier;
+use worker::Worker;
+
+/// What the master reacts to.
+#[derive(Debug)]
+pub enum Event {
+    Reload,
+    /// SIGTERM, SIGINT or SIGUSR1: passed on to every worker, then the master exits.
+    Stop(Signal),
+    /// SIGTTOU, SIGTTIN: passed on to every worker.
+    Pass(Signal),
+    /// A worker said it was ready, or exited before.
+    Loaded {
+        pid: u32,
+        ok: bool,
+    },
+    Exited {
+        pid: u32,
+        status: ExitStatus,
+    },
+}
+
+/// The processes, as `show proc` shows them and the CLI finds them.
+#[derive(Debug)]
+pub struct Registry {
+    started: Instant,
+    reloads: u32,
+    failed_reloads: u32,
+    /// Newest first, as HAProxy lists them.
+    workers: Vec<Worker>,
+}
+
+impl Registry {
+    /// `show proc`: HAProxy 2.6's table.
+    fn show_proc(&self, version: &str) -> String {
+        let row = |pid: u32, kind: &str, reloads: &str, since: Instant| {
+            format!(
+                "{pid:<15} {kind:<15} {reloads:<15} {:<15} {version}\n",
+                uptime(since)
+            )
+        };
+        let mut out = format!(
+            "{:<15} {:<15} {:<15} {:<15} {:<15}\n",
+            "#<PID>", "<type>", "<reloads>", "<uptime>", "<version>"
+        );
+        let master_reloads = format!("{} [failed: {}]", self.reloads, self.failed_reloads);
+        out += &row(std::process::id(), "master", &master_reloads, self.started);
+        for (title, current) in [("# workers\n", true), ("# old workers\n", false)] {
+            let mut listed = self
+                .workers
+                .iter()
+                .filter(|w| w.current == current)
+                .peekable();
+            if current || listed.peek().is_some() {
+                out += title;
+            }
+            for w in listed {
+                out += &row(w.pid, "worker", &w.reloads.to_string(), w.started);
+            }
+        }
+        out + "# programs\n"
+    }
+
+    /// The link of the worker `@TARGET` names: `1` the current one, `!PID` any.
+    fn link_for(&self, target: &str) -> Option<Arc<std::os::fd::OwnedFd>> {
+        let found = match target.strip_prefix('!') {
+            Some(pid) => {
+                let pid: u32 = pid.parse().ok()?;
+                self.workers.iter().find(|w| w.pid == pid)
+            }
+            None if target == "1" => self.workers.iter().find(|w| w.current),
+            None => None,
+        };
+        found.map(|w| w.link.clone())
+    }
+}
+
+fn uptime(since: Instant) -> String {
+    let s = since.elapsed().as_secs();
+    format!(
+        "{}d{:02}h{:02}m{:02}s",
+        s / 86400,
+        s / 3600 % 24,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// What the global section says about the master.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    exit_on_failure: bool,
+    max_reloads: Option<u32>,
+}
+
+impl Settings {
+    fn of(global: &Global) -> Settings {
+        Settings {
+            exit_on_failure: !global.master_stays_on_failure,
+            max_reloads: global.mworker_max_reloads,
+        }
+    }
+}
+
+/// Runs the master until its workers are gone; `global` is the configuration's, already
+/// checked and reported.
+pub fn run(cli: Cli, global: &Global) -> anyhow::Result<ExitCode> {
+    let specs = cli
+        .master_cli
+        .iter()
+        .map(|s| cli::Spec::parse(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let sockets = specs
+        .iter()
+        .map(cli::Spec::bind)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let pidfile = cli.pidfile.clone().or_else(|| global.pidfile.clone());
+    let daemon = (cli.daemon || global.daemon) && !cli.debug && !cli.no_background;
+    if daemon {
+        // SAFETY: no thread has been started yet.
+        match unsafe { nix::unistd::fork() }.context("fork")? {
+            nix::unistd::ForkResult::Parent { child } => {
+                if let Some(p) = &pidfile {
+                    crate::process::write_pidfile(p, child.as_raw() as u32)?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            nix::unistd::ForkResult::Child => crate::process::detach()?,
+        }
+    } else if let Some(p) = &pidfile {
+        crate::process::write_pidfile(p, std::process::id())?;
+    }
+    let notifier = Notifier::new(cli.master_worker_systemd);
+    // The path now, not on each reload: a package upgrade replaces the file, and the next
+    // worker should be the new program.
+    let exe = std::env::current_exe().context("finding this program's path")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the master's runtime")?;
+    let code = runtime.block_on(async move {
+        let (events, rx) = unbounded_channel();
+        let master = Master {
+            pid: std::process::id(),
+            exe,
+            settings: Settings::of(global),
+            cli,
+            notifier,
+            registry: Arc::new(Mutex::new(Registry {
+                started: Instant::now(),
+                reloads: 0,
+                failed_reloads: 0,
+                workers: Vec::new(),
+            })),
+            events,
+            loading: None,
+            first_load: true,
+            reload_asked: false,
+            stopping: false,
+            exit_code: 0,
+        };
+        for socket in sockets {
+            tokio::spawn(cli::serve(
+                socket,
+                master.registry.clone(),
+                master.events.clone(),
+            ));
+        }
+        master.serve(rx).await
+    })?;
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+struct Master {
+    pid: u32,
+    exe: PathBuf,
+    cli: Cli,
+    settings: Settings,
+    notifier: Notifier,
+    registry: Arc<Mutex<Registry>>,
+    events: UnboundedSender<Event>,
+    /// The worker being started, until it is ready or gone.
+    loading: Option<u32>,
+    /// Until the first worker is ready or gone: its failure is the master's.
+    first_load: bool,
+    reload_asked: bool,
+    stopping: bool,
+    exit_code: i32,
+}
+
+impl Master {
+    async fn serve(mut self, mut events: UnboundedReceiver<Event>) -> anyhow::Result<i32> {
+        self.watch_signals()?;
+        self.load(true);
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Reload if self.loading.is_some() => self.reload_asked = true,
+                Event::Reload if !self.stopping => self.load(false),
+                Event::Reload => {}
+                Event::Stop(sig) => self.stop(sig),
+                Event::Pass(sig) => self.signal_all(sig),
+                Event::Loaded { pid, ok } => self.loaded(pid, ok),
+                Event::Exited { pid, status } => self.exited(pid, status),
+            }
+            let nobody_left = self.workers(|w| w.is_empty()) && self.loading.is_none();
+            if nobody_left && self.stopping {
+                self.warning(&format!(
+                    "All workers exited. Exiting... ({})",
+                    self.exit_code
+                ));
+                return Ok(self.exit_code);
+            }
+        }
+        Ok(self.exit_code)
+    }
+
+    fn watch_signals(&self) -> std::io::Result<()> {
+        let table = [
+            (libc::SIGUSR2, None),
+            (libc::SIGHUP, None),
+            (libc::SIGTERM, Some(Signal::SIGTERM)),
+            (libc::SIGINT, Some(Signal::SIGINT)),
+            (libc::SIGUSR1, Some(Signal::SIGUSR1)),
+            (libc::SIGTTOU, Some(Signal::SIGTTOU)),
+            (libc::SIGTTIN, Some(Signal::SIGTTIN)),
+        ];
+        for (raw, sig) in table {
+            let mut stream = signal(SignalKind::from_raw(raw))?;
+            let events = self.events.clone();
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    let event = match sig {
+                        None => Event::Reload,
+                        Some(s @ (Signal::SIGTTOU | Signal::SIGTTIN)) => Event::Pass(s),
+                        Some(s) => Event::Stop(s),
+                    };
+                    if events.send(event).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts a worker: the first one, or a reload's.
+    fn load(&mut self, first: bool) {
+        self.notifier.reloading();
+        let (soft, hard) = if first {
+            (self.cli.soft_finish.clone(), self.cli.terminate.clone())
+        } else {
+            self.notice("Reloading HAProxy");
+            let (config, diags) = config::load(&self.cli.config);
+            crate::process::report(&diags, self.cli.quiet(&config.global));
+            if diags.has_errors() {
+                self.alert("config : Fatal errors found in configuration.");
+                self.loaded(0, false);
+                return;
+            }
+            self.settings = Settings::of(&config.global);
+            let current = self.workers(|ws| {
+                ws.iter()
+                    .filter(|w| w.current)
+                    .map(|w| w.pid)
+                    .collect::<Vec<_>>()
+            });
+            (current, Vec::new())
+        };
+        let args = self.cli.worker_args(&soft, &hard);
+        let started = match worker::start(&self.exe, args) {
+            Ok(s) => s,
+            Err(e) => {
+                self.alert(&format!("cannot start a worker: {e}"));
+                self.stopping |= first;
+                self.exit_code = 1;
+                self.loaded(0, false);
+                return;
+            }
+        };
+        let pid = started.worker.pid;
+        self.notice(&format!("New worker ({pid}) forked"));
+        self.loading = Some(pid);
+        let events = self.events.clone();
+        let readiness = started.readiness;
+        tokio::spawn(async move {
+            let ok = worker::ready(readiness).await;
+            let _ = events.send(Event::Loaded { pid, ok });
+        });
+        let events = self.events.clone();
+        let mut child = started.child;
+        tokio::spawn(async move {
+            if let Ok(status) = child.wait().await {
+                let _ = events.send(Event::Exited { pid, status });
+            }
+        });
+        if let Ok(mut r) = self.registry.lock() {
+            r.workers.insert(0, started.worker);
+        }
+    }
+
+    /// The end of a load: worker `pid` is ready (`ok`) or gone.
+    fn loaded(&mut self, pid: u32, ok: bool) {
+        let first = std::mem::replace(&mut self.first_load, false);
+        self.loading = None;
+        let max_reloads = self.settings.max_reloads;
+        let mut too_old = Vec::new();
+        if let Ok(mut r) = self.registry.lock() {
+            if !first {
+                r.reloads += 1;
+                r.failed_reloads += u32::from(!ok);
+            }
+            // Every worker lived through the reload, failed or not (HAProxy counts the
+            // master's re-executions).
+            for w in r.workers.iter_mut().filter(|w| w.pid != pid && !first) {
+                w.reloads += 1;
+                w.current &= !ok;
+                if max_reloads.is_some_and(|max| w.reloads > max) {
+                    too_old.push(w.pid);
+                }
+            }
+            if let Some(w) = r.workers.iter_mut().find(|w| w.pid == pid && ok) {
+                w.current = true;
+                w.served = true;
+            }
+        }
+        if ok {
+            self.notice("Loading success.");
+        } else {
+            self.warning("Loading failure!");
+            if first {
+                // Nothing serves: the start failed.
+                self.stopping = true;
+                self.exit_code = 1;
+            }
+        }
+        for old in too_old {
+            self.warning(&format!(
+                "Former worker ({old}) reached the maximum number of reloads ({}), sending SIGTERM",
+                max_reloads.unwrap_or_default()
+            ));
+            signal_pid(old, Signal::SIGTERM);
+        }
+        self.notifier.ready();
+        if std::mem::take(&mut self.reload_asked) && !self.stopping {
+            self.load(false);
+        }
+    }
+
+    fn exited(&mut self, pid: u32, status: ExitStatus) {
+        let gone = self.registry.lock().ok().and_then(|mut r| {
+            let at = r.workers.iter().position(|w| w.pid == pid)?;
+            Some(r.workers.remove(at))
+        });
+        let Some(gone) = gone else { return };
+        if !gone.served {
+            // Its load failed: reported when its link closed.
+            return;
+        }
+        let (code, why) = worker::describe(status);
+        if !gone.current {
+            self.warning(&format!(
+                "Former worker ({pid}) exited with code {code} ({why})"
+            ));
+            return;
+        }
+        let line = format!("Current worker ({pid}) exited with code {code} ({why})");
+        if code == 0 {
+            self.warning(&line);
+        } else {
+            self.alert(&line);
+        }
+        // A worker stopped by SIGINT or SIGTERM (someone else's) is no failure, as in HAProxy.
+        let failed = !matches!(code, 0 | 130 | 143);
+        if failed && !self.stopping && self.settings.exit_on_failure {
+            self.alert("exit-on-failure: killing every processes with SIGTERM");
+            self.stopping = true;
+            self.exit_code = code;
+            self.signal_all(Signal::SIGTERM);
+        }
+    }
+
+    fn stop(&mut self, sig: Signal) {
+        if !self.stopping {
+            self.warning("Exiting Master process...");
+            self.notifier.stopping();
+        }
+        self.stopping = true;
+        self.signal_all(sig);
+    }
+
+    fn signal_all(&self, sig: Signal) {
+        let pids = self.workers(|ws| ws.iter().map(|w| w.pid).collect::<Vec<_>>());
+        for pid in pids {
+            signal_pid(pid, sig);
+        }
+    }
+
+    fn workers<T>(&self, f: impl FnOnce(&Vec<Worker>) -> T) -> T {
+        match self.registry.lock() {
+            Ok(r) => f(&r.workers),
+            Err(poisoned) => f(&poisoned.into_inner().workers),
+        }
+    }
+
+    fn notice(&self, text: &str) {
+        eprintln!("[NOTICE]   ({}) : {text}", self.pid);
+    }
+
+    fn warning(&self, text: &str) {
+        eprintln!("[WARNING]  ({}) : {text}", self.pid);
+    }
+
+    fn alert(&self, text: &str) {
+        eprintln!("[ALERT]    ({}) : {text}", self.pid);
+    }
+}
+
+fn signal_pid(pid: u32, sig: Signal) {
+    // A worker that just exited may be gone: nothing to do then.
+    let _ = kill(Pid::from_raw(pid as i32), sig);
+}

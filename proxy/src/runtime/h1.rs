@@ -1,0 +1,443 @@
+//! The HTTP/1 layer's edits to a message head, as HAProxy 2.6's H1 multiplexer makes them.
+//!
+//! HAProxy does not forward a head as it came: it parses it into its internal form and writes
+//! a new one for the other side. What the other side then sees, and hapx reproduces here:
+//! - header names in lower case (HAProxy keeps them so internally), unless the global
+//!   `h1-case-adjust` map renames them for a proxy with `option h1-case-adjust-bogus-client`
+//!   (responses to clients) or `-bogus-server` (requests to servers);
+//! - `Connection` without its `close` and `keep-alive` tokens, which belong to each hop (a
+//!   header left empty goes); each side then gets the one its own connection mode needs,
+//!   after every other header: `connection: keep-alive` to an HTTP/1.0 peer kept alive,
+//!   `connection: close` to an HTTP/1.1 peer about to be closed, nothing otherwise, and no
+//!   change at all when the message asks for an `upgrade`;
+//! - `TE` reduced to `trailers` when it lists them, removed otherwise;
+//! - no `Transfer-Encoding` or `Content-Length` on 1xx and 204 responses, and no
+//!   `Connection` on 1xx ones.
+//!
+//! Values are written trimmed, after `": "`; start lines as they came.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use super::http::Head;
+
+/// The `Connection` tokens the HTTP/1 layer acts on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnTokens {
+    pub close: bool,
+    pub keep_alive: bool,
+    pub upgrade: bool,
+}
+
+impl ConnTokens {
+    /// Notes the tokens of a `Connection` value and returns it without `close` and
+    /// `keep-alive` (empty when nothing else is left), rewritten the way HAProxy rewrites it:
+    /// kept as it is up to the first removed token, the later tokens then joined with `,`.
+    pub fn clean<'a>(&mut self, value: &'a str) -> Cow<'a, str> {
+        let bytes = value.as_bytes();
+        let is_lws = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        // While nothing was removed, the value is kept as it came up to `kept`; after a
+        // removal, the tokens that follow are appended to `rewritten`.
+        let mut kept = 0;
+        let mut rewritten: Option<String> = None;
+        let mut previous_end = 0;
+        let mut at = 0;
+        while at < bytes.len() {
+            if is_lws(bytes[at]) {
+                at += 1;
+                continue;
+            }
+            let end = token_end(bytes, at);
+            let mut len = end - at;
+            while len > 0 && is_lws(bytes[at + len - 1]) {
+                len -= 1;
+            }
+            let token = &value[at..at + len];
+            let removed = if token.eq_ignore_ascii_case("keep-alive") {
+                self.keep_alive = true;
+                true
+            } else if token.eq_ignore_ascii_case("close") {
+                self.close = true;
+                true
+            } else {
+                self.upgrade |= token.eq_ignore_ascii_case("upgrade");
+                false
+            };
+            if !removed {
+                match &mut rewritten {
+                    None if kept == previous_end => kept = end,
+                    _ => {
+                        let out = rewritten.get_or_insert_with(|| value[..kept].to_string());
+                        if !out.is_empty() {
+                            out.push(',');
+                        }
+                        out.push_str(token);
+                    }
+                }
+            }
+            previous_end = end;
+            at = end + 1;
+        }
+        match rewritten {
+            Some(out) => Cow::Owned(out),
+            None => Cow::Borrowed(&value[..kept]),
+        }
+    }
+}
+
+/// Where the element of a comma-separated value starting at `at` ends: the next comma outside
+/// a quoted string, or the end.
+fn token_end(bytes: &[u8], at: usize) -> usize {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, &b) in bytes.iter().enumerate().skip(at) {
+        if escaped {
+            escaped = false;
+        } else if quoted {
+            match b {
+                b'\\' => escaped = true,
+                b'"' => quoted = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            quoted = true;
+        } else if b == b',' {
+            return i;
+        }
+    }
+    bytes.len()
+}
+
+/// What a `TE` header becomes: `trailers` when the value holds that word followed by nothing
+/// or a comma (HAProxy's exact, case-sensitive test), else nothing.
+fn te_value(value: &str) -> Option<&'static str> {
+    let rest = &value.as_bytes()[value.find("trailers")?..];
+    (rest.len() == 8 || rest[8] == b',').then_some("trailers")
+}
+
+/// `h1-case-adjust`: lower-case header names and the spelling to send instead.
+pub type CaseMap = HashMap<String, String>;
+
+/// Writes a head line by line, naming headers as HAProxy's H1 layer names them.
+struct Out<'a> {
+    out: &'a mut Vec<u8>,
+    case: Option<&'a CaseMap>,
+}
+
+impl Out<'_> {
+    fn start_line(&mut self, first: &[String; 3]) {
+        for (i, part) in first.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b' ');
+            }
+            self.out.extend_from_slice(part.as_bytes());
+        }
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// One header: its name lowercased as it is copied (or as the case map spells it).
+    fn header(&mut self, name: &str, value: &str) {
+        match self.case {
+            None => self
+                .out
+                .extend(name.bytes().map(|b| b.to_ascii_lowercase())),
+            Some(map) => {
+                let lower = name.to_ascii_lowercase();
+                let spelled = map.get(&lower).unwrap_or(&lower);
+                self.out.extend_from_slice(spelled.as_bytes());
+            }
+        }
+        self.out.extend_from_slice(b": ");
+        self.out.extend_from_slice(value.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// The headers of `head`, with the edits every message gets; `framing_headers`: whether
+    /// Transfer-Encoding and Content-Length go out. The `Connection` tokens met, and whether
+    /// a Transfer-Encoding went out.
+    fn headers(&mut self, head: &Head, framing_headers: bool) -> (ConnTokens, bool) {
+        let mut tokens = ConnTokens::default();
+        let mut encoded = false;
+        for (name, value) in &head.headers {
+            if name.eq_ignore_ascii_case("connection") {
+                let cleaned = tokens.clean(value);
+                if !cleaned.is_empty() {
+                    self.header(name, &cleaned);
+                }
+            } else if name.eq_ignore_ascii_case("te") {
+                if let Some(value) = te_value(value) {
+                    self.header(name, value);
+                }
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                if framing_headers {
+                    encoded = true;
+                    self.header(name, value);
+                }
+            } else if !framing_headers && name.eq_ignore_ascii_case("content-length") {
+                // Dropped from a response that can have no body.
+            } else {
+                self.header(name, value);
+            }
+        }
+        (tokens, encoded)
+    }
+
+    /// The hop's own `Connection` header, if any (none when the message asks for an
+    /// upgrade), then the end of the head.
+    fn finish(&mut self, tokens: ConnTokens, connection: Option<&str>) {
+        if let Some(value) = connection.filter(|_| !tokens.upgrade) {
+            self.header("connection", value);
+        }
+        self.out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// How a request goes to a server.
+#[derive(Debug, Clone, Copy)]
+pub struct ToServer<'a> {
+    /// `option httpclose` or `option http-server-close` on the frontend or the backend: the
+    /// server connection closes after the response, unless the request says `keep-alive`.
+    pub close_mode: bool,
+    /// The backend's names for headers (`option h1-case-adjust-bogus-server`).
+    pub case: Option<&'a CaseMap>,
+}
+
+/// Appends request `head` as a server gets it; whether the server connection closes after
+/// this exchange (on hapx's side: the server may still close it).
+pub fn write_request(head: &Head, to: ToServer<'_>, out: &mut Vec<u8>) -> bool {
+    let mut w = Out { out, case: to.case };
+    w.start_line(&head.first);
+    let (tokens, encoded) = w.headers(head, true);
+    let http11 = is_http11(&head.first[2]);
+    // A chunked HTTP/1.0 request closes the server connection after it.
+    let close = tokens.close || (!tokens.keep_alive && to.close_mode) || (encoded && !http11);
+    // The header says what differs from the version's default.
+    let connection = match (close, http11) {
+        (false, false) => Some("keep-alive"),
+        (true, true) => Some("close"),
+        _ => None,
+    };
+    w.finish(tokens, connection);
+    close
+}
+
+/// How a response goes to a client.
+#[derive(Debug, Clone, Copy)]
+pub struct ToClient<'a> {
+    /// The client connection closes after this response: the request asked for it (or was
+    /// HTTP/1.0 without keep-alive), or hapx decided so (a soft stop, a request smuggling
+    /// attempt).
+    pub close: bool,
+    /// The request was HTTP/1.1.
+    pub request_http11: bool,
+    /// The frontend's `option httpclose`.
+    pub httpclose: bool,
+    /// The response's body ends where the server closes: so does the client connection.
+    pub until_close: bool,
+    /// The frontend's names for headers (`option h1-case-adjust-bogus-client`).
+    pub case: Option<&'a CaseMap>,
+}
+
+/// Appends response `head` as a client gets it; whether the client connection closes after
+/// it. An interim (1xx) response says nothing about the connection; a 101 hands it over.
+pub fn write_response(head: &Head, to: ToClient<'_>, out: &mut Vec<u8>) -> bool {
+    let status: u16 = head.first[1].parse().unwrap_or(0);
+    let mut w = Out { out, case: to.case };
+    w.start_line(&head.first);
+    let (tokens, encoded) = w.headers(head, status >= 200 && status != 204);
+    if status < 200 {
+        w.out.extend_from_slice(b"\r\n");
+        return false;
+    }
+    let http11 = is_http11(&head.first[0]);
+    let close = to.close
+        || to.until_close
+        || tokens.close
+        || (!tokens.keep_alive && to.httpclose)
+        || (encoded && !http11);
+    // Keep-alive is spelled out unless both sides speak HTTP/1.1; close, in an HTTP/1.1
+    // response only (with HTTP/1.0, closing is the default).
+    let connection = match close {
+        false if !http11 || !to.request_http11 => Some("keep-alive"),
+        true if http11 => Some("close"),
+        _ => None,
+    };
+    w.finish(tokens, connection);
+    close
+}
+
+/// Whether a version is HTTP/1.1 or later (as HAProxy reads it: `HTTP/x.y`, x.y >= 1.1).
+pub fn is_http11(version: &str) -> bool {
+    let v = version.as_bytes();
+    v.len() == 8 && (v[5] > b'1' || (v[5] == b'1' && v[7] >= b'1'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cleaned(value: &str) -> (String, ConnTokens) {
+        let mut t = ConnTokens::default();
+        let out = t.clean(value).into_owned();
+        (out, t)
+    }
+
+    #[test]
+    fn connection_values_are_cleaned_like_haproxy() {
+        // What HAProxy 2.6 forwarded for each value.
+        for (value, want) in [
+            ("close", ""),
+            ("keep-alive , close", ""),
+            ("a ,b,", "a ,b"),
+            ("close, X-Foo", "X-Foo"),
+            ("X-Foo,keep-alive", "X-Foo"),
+            ("a, close, b", "a,b"),
+            ("Upgrade, close", "Upgrade"),
+            ("TE", "TE"),
+            ("\"x,close\", close", "\"x,close\""),
+        ] {
+            assert_eq!(cleaned(value).0, want, "{value:?}");
+        }
+        let (_, t) = cleaned("Keep-Alive, UPGRADE");
+        assert_eq!(
+            t,
+            ConnTokens {
+                close: false,
+                keep_alive: true,
+                upgrade: true
+            }
+        );
+        assert!(cleaned("x, Close").1.close);
+    }
+
+    #[test]
+    fn te_keeps_only_trailers() {
+        for (value, want) in [
+            ("trailers", Some("trailers")),
+            ("gzip, trailers", Some("trailers")),
+            ("trailers,gzip", Some("trailers")),
+            ("x;q=trailers", Some("trailers")),
+            ("trailers ,gzip", None),
+            ("Trailers", None),
+            ("gzip", None),
+        ] {
+            assert_eq!(te_value(value), want, "{value:?}");
+        }
+    }
+
+    fn request(raw: &str, close_mode: bool) -> (String, bool) {
+        let head = super::super::http::parse_head(raw.as_bytes(), true).unwrap();
+        let mut out = Vec::new();
+        let to = ToServer {
+            close_mode,
+            case: None,
+        };
+        let close = write_request(&head, to, &mut out);
+        (String::from_utf8(out).unwrap(), close)
+    }
+
+    fn response(raw: &str, request_http11: bool, close: bool) -> (String, bool) {
+        let head = super::super::http::parse_head(raw.as_bytes(), false).unwrap();
+        let mut out = Vec::new();
+        let to = ToClient {
+            close,
+            request_http11,
+            httpclose: false,
+            until_close: false,
+            case: None,
+        };
+        let close = write_response(&head, to, &mut out);
+        (String::from_utf8(out).unwrap(), close)
+    }
+
+    #[test]
+    fn each_hop_gets_its_own_connection_header() {
+        // What HAProxy 2.6 sent its server for these requests.
+        let (out, close) = request(
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close, X-Foo\r\n\r\n",
+            false,
+        );
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nhost: x\r\nconnection: X-Foo\r\n\r\n"
+        );
+        assert!(!close);
+        let (out, close) = request("GET / HTTP/1.1\r\nHost: x\r\n\r\n", true);
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        );
+        assert!(close);
+        let (out, _) = request(
+            "GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+            true,
+        );
+        assert_eq!(out, "GET / HTTP/1.0\r\nhost: x\r\n\r\n");
+        let (out, _) = request(
+            "GET / HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: w\r\n\r\n",
+            false,
+        );
+        assert_eq!(
+            out,
+            "GET / HTTP/1.0\r\nconnection: Upgrade\r\nupgrade: w\r\n\r\n"
+        );
+        // And its clients for these responses.
+        let (out, close) = response("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", true, false);
+        assert_eq!(
+            out,
+            "HTTP/1.0 200 OK\r\ncontent-length: 0\r\nconnection: keep-alive\r\n\r\n"
+        );
+        assert!(!close);
+        let (out, close) = response(
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            true,
+            false,
+        );
+        assert_eq!(out, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        assert!(!close);
+        let (out, close) = response(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+            true,
+        );
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+        );
+        assert!(close);
+        let (out, _) = response(
+            "HTTP/1.1 100 Continue\r\nConnection: keep-alive\r\n\r\n",
+            false,
+            true,
+        );
+        assert_eq!(out, "HTTP/1.1 100 Continue\r\n\r\n");
+        let (out, _) = response(
+            "HTTP/1.1 204 No\r\nContent-Length: 0\r\nX: y\r\n\r\n",
+            true,
+            false,
+        );
+        assert_eq!(out, "HTTP/1.1 204 No\r\nx: y\r\n\r\n");
+    }
+
+    #[test]
+    fn case_map_spells_names() {
+        let map: CaseMap = [("host".to_string(), "HOST".to_string())].into();
+        let head =
+            super::super::http::parse_head(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n", true)
+                .unwrap();
+        let mut out = Vec::new();
+        let to = ToServer {
+            close_mode: false,
+            case: Some(&map),
+        };
+        write_request(&head, to, &mut out);
+        assert_eq!(out, b"GET / HTTP/1.1\r\nHOST: x\r\nx-a: 1\r\n\r\n");
+    }
+
+    #[test]
+    fn versions() {
+        assert!(is_http11("HTTP/1.1"));
+        assert!(is_http11("HTTP/2.0"));
+        assert!(!is_http11("HTTP/1.0"));
+        assert!(!is_http11("HTTP/1"));
+    }
+}

@@ -1,0 +1,688 @@
+//! The bytes of each head through hapx-proxy and through HAProxy 2.6, side by side: what a
+//! server receives for a request and what a client receives for a response, compared byte
+//! for byte (nothing differs legitimately here: no Date, the same client address).
+//!
+//! A recording server answers each request with the case's fixed raw response (mixed-case
+//! names, `Connection` headers, HTTP/1.0, interim responses, bodies of every framing); a raw
+//! client sends the case's fixed bytes. For each case the test compares the request as the
+//! server got it, the response as the client got it, whether the proxy then closed the client
+//! connection and, when it kept it, whether it closed the server's. The cases run under each
+//! HTTP connection mode (`http-keep-alive`, `httpclose`, `http-server-close`, backend-only
+//! `httpclose`), with `option forwardfor`, and with `h1-case-adjust`.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hapx_tests::proxy::{free_port, temp_dir};
+use hapx_tests::proxy_rules::side_by_side;
+
+/// How long a proxy gets to close a connection it means to close.
+const CLOSE_WAIT: Duration = Duration::from_millis(150);
+
+/// A request sent as it is, and the raw response the server gives it.
+struct Case {
+    name: &'static str,
+    request: &'static str,
+    response: &'static str,
+}
+
+const OK_MIXED: &str =
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Mixed-Case: A\r\nConnection: keep-alive\r\n\r\nok";
+
+const fn case(name: &'static str, request: &'static str, response: &'static str) -> Case {
+    Case {
+        name,
+        request,
+        response,
+    }
+}
+
+/// The requests every connection mode runs.
+const REQUESTS: &[Case] = &[
+    case(
+        "get-1.1",
+        "GET /a HTTP/1.1\r\nHost: x\r\nUser-Agent: T\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "close-1.1",
+        "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "keep-alive-1.1",
+        "GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "close-and-hop-header",
+        "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\nX-Bar: 2\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "hop-header-and-keep-alive-1.0",
+        "GET /a HTTP/1.0\r\nHost: x\r\nConnection: X-Foo,keep-alive\r\nX-Foo: 1\r\n\r\n",
+        OK_MIXED,
+    ),
+    case("get-1.0", "GET /a HTTP/1.0\r\nHost: x\r\n\r\n", OK_MIXED),
+    case(
+        "keep-alive-1.0",
+        "GET /a HTTP/1.0\r\nHost: x\r\nConnection: Keep-Alive\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "connection-spacing",
+        "GET /a HTTP/1.1\r\nHost: x\r\nConnection:\r\nConnection: a , close\r\nConnection: b ,c,\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "te-trailers",
+        "GET /a HTTP/1.1\r\nHost: x\r\nTE: gzip, trailers\r\nConnection: TE\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "te-other",
+        "GET /a HTTP/1.1\r\nHost: x\r\nTE: gzip\r\nX-Te: trailers\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "post-length",
+        "POST /p HTTP/1.1\r\nHost: x\r\nCONTENT-LENGTH: 5\r\nContent-Type: text/plain\r\n\r\nhello",
+        OK_MIXED,
+    ),
+    case(
+        "post-chunked",
+        "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "upgrade-1.0",
+        "GET /a HTTP/1.0\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n",
+        OK_MIXED,
+    ),
+];
+
+/// Requests HAProxy's HTTP/1 layer rewrites or refuses itself (with its own raw messages).
+const ODD_REQUESTS: &[Case] = &[
+    case(
+        "blanks-in-request-line",
+        "GET\t/a  HTTP/1.1\r\nHost: x\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "same-host-twice",
+        "GET /a HTTP/1.1\r\nHost: x\r\nHOST: X\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "other-host",
+        "GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "bad-header",
+        "GET /a HTTP/1.1\r\nBad Header\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "get-1.0-with-body",
+        "GET /a HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc",
+        OK_MIXED,
+    ),
+    case(
+        "unknown-coding",
+        "POST /a HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        OK_MIXED,
+    ),
+    case("slow-head", "GET /a HTTP/1.1\r\nHost", OK_MIXED),
+];
+
+/// The responses every connection mode runs (to a plain HTTP/1.1 GET, unless said).
+const RESPONSES: &[Case] = &[
+    case(
+        "resp-close",
+        "GET /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+    ),
+    case(
+        "resp-1.0",
+        "GET /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    ),
+    case(
+        "resp-1.0-keep-alive",
+        "GET /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: Keep-Alive\r\n\r\nok",
+    ),
+    case(
+        "resp-until-close",
+        "GET /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\nuntil-close",
+    ),
+    case(
+        "resp-1.0-until-close",
+        "GET /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\nuntil-close",
+    ),
+    case(
+        "resp-chunked-to-1.0",
+        "GET /r HTTP/1.0\r\nHost: x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    ),
+    case(
+        "resp-204",
+        "GET /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ),
+    case(
+        "resp-304",
+        "GET /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"x\"\r\n\r\n",
+    ),
+    case(
+        "resp-blanks-in-status-line",
+        "GET /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HTTP/1.1  200 \t Fine  ok\r\nContent-Length: 2\r\n\r\nok",
+    ),
+    case(
+        "resp-no-reason",
+        "GET /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n",
+    ),
+    case(
+        "resp-odd-values",
+        "GET /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HTTP/1.1 200 Very  Fine\r\nX-Empty:\r\nX-Sp:   a  b  \r\nContent-Length: 0\r\nTE: x, trailers\r\n\r\n",
+    ),
+    case(
+        "resp-interim-to-1.0",
+        "GET /r HTTP/1.0\r\nHost: x\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\nX-A: 1\r\nConnection: keep-alive\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    ),
+    case(
+        "resp-head",
+        "HEAD /r HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nContent-Type: text/plain\r\n\r\n",
+    ),
+    case(
+        "resp-switch",
+        "GET /r HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\nUpgrade: foo\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\nraw",
+    ),
+];
+
+/// What one case showed.
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    /// The request bytes the server received (empty: none came).
+    at_server: String,
+    /// The response bytes the client received.
+    at_client: String,
+    client_closed: bool,
+    /// With the client connection kept: whether the server connection was closed.
+    server_closed: Option<bool>,
+}
+
+impl Seen {
+    /// Whether `haproxy` saw the same: the same bytes both ways, the same client connection
+    /// fate and, when hapx closed the server connection, HAProxy too. (HAProxy may close a
+    /// server connection hapx keeps: beyond the connection mode, its pool of idle server
+    /// connections closes those it estimates it will not need.)
+    fn agrees_with(&self, haproxy: &Seen) -> bool {
+        (&self.at_server, &self.at_client, self.client_closed)
+            == (
+                &haproxy.at_server,
+                &haproxy.at_client,
+                haproxy.client_closed,
+            )
+            && (self.server_closed != Some(true) || haproxy.server_closed == Some(true))
+    }
+}
+
+/// Each request's bytes and the index of the server connection it came on.
+type Requests = Mutex<Vec<(Vec<u8>, usize)>>;
+
+/// A server answering each request with the current case's response, recording each request
+/// as it came and which of its connections the proxy closed.
+struct Recorder {
+    addr: SocketAddr,
+    response: Arc<Mutex<&'static str>>,
+    seen: Arc<Requests>,
+    closed: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+}
+
+impl Recorder {
+    fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let response = Arc::new(Mutex::new(""));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let closed: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let (r, s, c) = (response.clone(), seen.clone(), closed.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let flag = Arc::new(AtomicBool::new(false));
+                let id = {
+                    let mut all = c.lock().unwrap();
+                    all.push(flag.clone());
+                    all.len() - 1
+                };
+                let (r, s) = (r.clone(), s.clone());
+                std::thread::spawn(move || {
+                    serve(conn, id, &r, &s);
+                    flag.store(true, Ordering::SeqCst);
+                });
+            }
+        });
+        Recorder {
+            addr,
+            response,
+            seen,
+            closed,
+        }
+    }
+}
+
+/// Reads requests off `conn` until the proxy closes it; answers each with the current
+/// response, then closes when that response runs until close.
+fn serve(mut conn: TcpStream, id: usize, response: &Mutex<&'static str>, seen: &Requests) {
+    let mut buf = Vec::new();
+    loop {
+        let Some(request) = read_message(&mut conn, &mut buf, true, false) else {
+            return;
+        };
+        seen.lock().unwrap().push((request, id));
+        let answer = *response.lock().unwrap();
+        if conn.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+        if !answer.to_ascii_lowercase().contains("\r\ncontent-length:")
+            && !answer
+                .to_ascii_lowercase()
+                .contains("\r\ntransfer-encoding:")
+            && !answer.contains(" 204 ")
+            && !answer.contains(" 101 ")
+        {
+            return;
+        }
+    }
+}
+
+/// One message from `conn` (bytes already read first, in `buf`): its head and its body by
+/// the framing it announces. `bodyless`: a response that can have none (to HEAD); a
+/// response without framing runs until the peer closes. None when the peer closed first.
+fn read_message(
+    conn: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    request: bool,
+    bodyless: bool,
+) -> Option<Vec<u8>> {
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        fill(conn, buf)?;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).unwrap_or_default().to_string();
+    let header = |name: &str| {
+        head.split("\r\n")
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+    };
+    let no_body =
+        bodyless || (!request && (status.starts_with('1') || status == "204" || status == "304"));
+    let end = if no_body {
+        head_end
+    } else if header("transfer-encoding:").is_some() {
+        loop {
+            if let Some(p) = buf[head_end..].windows(5).position(|w| w == b"0\r\n\r\n") {
+                break head_end + p + 5;
+            }
+            fill(conn, buf)?;
+        }
+    } else if let Some(len) = header("content-length:") {
+        let end = head_end + len.parse::<usize>().ok()?;
+        while buf.len() < end {
+            fill(conn, buf)?;
+        }
+        end
+    } else if request {
+        head_end
+    } else {
+        // Until the proxy closes (or goes quiet: a kept connection would hang here).
+        while fill(conn, buf).is_some() {}
+        buf.len()
+    };
+    Some(buf.drain(..end).collect())
+}
+
+/// Appends what arrives; None at the end of the stream (or when nothing comes in time).
+fn fill(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 4096];
+    match conn.read(&mut chunk) {
+        Ok(0) | Err(_) => None,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Some(())
+        }
+    }
+}
+
+/// Runs `cases` one after the other through the proxy listening on `front`.
+fn run(front: SocketAddr, server: &Recorder, cases: &[&Case]) -> Vec<Seen> {
+    cases
+        .iter()
+        .map(|case| {
+            *server.response.lock().unwrap() = case.response;
+            server.seen.lock().unwrap().clear();
+            let mut conn = TcpStream::connect(front).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            conn.write_all(case.request.as_bytes()).unwrap();
+            let head = case.request.starts_with("HEAD ");
+            let mut buf = Vec::new();
+            let mut at_client = Vec::new();
+            // Interim responses first, then the final one.
+            while let Some(message) = read_message(&mut conn, &mut buf, false, head) {
+                let interim =
+                    message.starts_with(b"HTTP/1.1 1") && !message.starts_with(b"HTTP/1.1 101");
+                at_client.extend_from_slice(&message);
+                if !interim {
+                    break;
+                }
+            }
+            conn.set_read_timeout(Some(CLOSE_WAIT)).unwrap();
+            let mut chunk = [0u8; 4096];
+            let closed = loop {
+                match conn.read(&mut chunk) {
+                    Ok(0) => break true,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(_) => break false,
+                }
+            };
+            // A switched protocol's first bytes, or anything sent after the response.
+            at_client.append(&mut buf);
+            let seen = std::mem::take(&mut *server.seen.lock().unwrap());
+            let server_closed = (!closed).then(|| {
+                seen.last().is_some_and(|(_, id)| {
+                    server.closed.lock().unwrap()[*id].load(Ordering::SeqCst)
+                })
+            });
+            let at_server = seen
+                .iter()
+                .map(|(r, _)| String::from_utf8_lossy(r))
+                .collect();
+            Seen {
+                at_server,
+                at_client: String::from_utf8_lossy(&at_client).into_owned(),
+                client_closed: closed,
+                server_closed,
+            }
+        })
+        .collect()
+}
+
+/// Runs `cases` through hapx-proxy and HAProxy on a configuration made of `global`,
+/// frontend lines `fe` and backend lines `be`; asserts they saw the same bytes; hapx's side.
+fn compare(test: &str, global: &str, fe: &str, be: &str, cases: &[&Case]) -> Vec<Seen> {
+    let server = Recorder::start();
+    let port = free_port();
+    let config = format!(
+        "global\n{global}defaults\n  mode http\n  timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n  timeout http-request 500ms\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n{fe}\
+         backend be\n{be}  server s {}\n",
+        server.addr
+    );
+    let front = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let (ours, theirs) = side_by_side(test, &config, front, |front| run(front, &server, cases));
+    if let Some(theirs) = theirs {
+        for ((case, ours), theirs) in cases.iter().zip(&ours).zip(&theirs) {
+            assert!(
+                ours.agrees_with(theirs),
+                "{test}: case {}\nhapx-proxy: {ours:?}\nHAProxy:    {theirs:?}",
+                case.name
+            );
+        }
+    }
+    ours
+}
+
+fn all_cases() -> Vec<&'static Case> {
+    REQUESTS
+        .iter()
+        .chain(ODD_REQUESTS)
+        .chain(RESPONSES)
+        .collect()
+}
+
+fn seen<'a>(cases: &[&Case], results: &'a [Seen], name: &str) -> &'a Seen {
+    let at = cases.iter().position(|c| c.name == name).unwrap();
+    &results[at]
+}
+
+#[test]
+fn keep_alive_heads_match_haproxy() {
+    let cases = all_cases();
+    let ours = compare("head-keep-alive", "", "", "", &cases);
+    // HAProxy's answers, checked on hapx's side even where HAProxy is not installed.
+    let close = seen(&cases, &ours, "close-and-hop-header");
+    assert_eq!(
+        close.at_server,
+        "GET /a HTTP/1.1\r\nhost: x\r\nconnection: X-Foo\r\nx-foo: 1\r\nx-bar: 2\r\n\r\n"
+    );
+    assert!(
+        close.at_client.contains("\r\nconnection: close\r\n"),
+        "{close:?}"
+    );
+    assert!(close.client_closed);
+    let old = seen(&cases, &ours, "get-1.0");
+    assert_eq!(
+        old.at_server,
+        "GET /a HTTP/1.0\r\nhost: x\r\nconnection: keep-alive\r\n\r\n"
+    );
+    // The HTTP/1 layer's own refusal, as HAProxy's source writes it.
+    let bad = seen(&cases, &ours, "bad-header");
+    assert!(
+        bad.at_client.starts_with(
+            "HTTP/1.1 400 Bad request\r\nContent-length: 90\r\nCache-Control: no-cache\r\nConnection: close\r\n"
+        ),
+        "{bad:?}"
+    );
+    assert_eq!((bad.at_server.as_str(), bad.client_closed), ("", true));
+    let kept = seen(&cases, &ours, "keep-alive-1.0");
+    assert_eq!(
+        kept.at_client,
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-mixed-case: A\r\nconnection: keep-alive\r\n\r\nok"
+    );
+    assert_eq!(
+        (kept.client_closed, kept.server_closed),
+        (false, Some(false))
+    );
+}
+
+#[test]
+fn httpclose_heads_match_haproxy() {
+    let cases = all_cases();
+    let ours = compare("head-httpclose", "", "  option httpclose\n", "", &cases);
+    let get = seen(&cases, &ours, "get-1.1");
+    assert!(
+        get.at_server.ends_with("connection: close\r\n\r\n"),
+        "{get:?}"
+    );
+    assert!(get.client_closed);
+}
+
+#[test]
+fn http_server_close_heads_match_haproxy() {
+    let cases = all_cases();
+    let ours = compare(
+        "head-server-close",
+        "",
+        "  option http-server-close\n",
+        "",
+        &cases,
+    );
+    let get = seen(&cases, &ours, "get-1.1");
+    assert!(
+        get.at_server.ends_with("connection: close\r\n\r\n"),
+        "{get:?}"
+    );
+    assert_eq!((get.client_closed, get.server_closed), (false, Some(true)));
+}
+
+#[test]
+fn backend_httpclose_closes_the_server_side_only() {
+    let cases: Vec<&Case> = REQUESTS.iter().take(7).collect();
+    let ours = compare("head-be-httpclose", "", "", "  option httpclose\n", &cases);
+    let get = seen(&cases, &ours, "get-1.1");
+    assert_eq!((get.client_closed, get.server_closed), (false, Some(true)));
+}
+
+#[test]
+fn added_headers_come_last_in_haproxy_order() {
+    let cases: Vec<&Case> = REQUESTS.iter().take(7).collect();
+    let fe = "  option forwardfor\n  http-request set-header X-Set Yes\n";
+    let ours = compare(
+        "head-forwardfor",
+        "",
+        fe,
+        "  option forwardfor header X-Client-IP\n",
+        &cases,
+    );
+    let old = seen(&cases, &ours, "get-1.0");
+    assert_eq!(
+        old.at_server,
+        "GET /a HTTP/1.0\r\nhost: x\r\nx-set: Yes\r\nx-client-ip: 127.0.0.1\r\nconnection: keep-alive\r\n\r\n"
+    );
+}
+
+#[test]
+fn case_adjusted_names_match_haproxy() {
+    let dir = temp_dir("head-case-file");
+    let file = dir.join("names");
+    std::fs::write(
+        &file,
+        "# header names as old peers want them\n\n  x-forwarded-for   X-Forwarded-For  \nhost HOST\nconnection Connection\ncontent-length Content-Length\nx-mixed-case X-MIXED-case\n",
+    )
+    .unwrap();
+    // (A FROM not in lower case never matches, in HAProxy as in hapx.)
+    let global = format!(
+        "  h1-case-adjust-file {}\n  h1-case-adjust te TE\n  h1-case-adjust Content-Type Content-Type\n",
+        file.display()
+    );
+    let cases = all_cases();
+    let fe = "  option forwardfor\n  option h1-case-adjust-bogus-client\n";
+    let ours = compare(
+        "head-case",
+        &global,
+        fe,
+        "  option h1-case-adjust-bogus-server\n",
+        &cases,
+    );
+    let old = seen(&cases, &ours, "get-1.0");
+    assert_eq!(
+        old.at_server,
+        "GET /a HTTP/1.0\r\nHOST: x\r\nX-Forwarded-For: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
+    );
+    assert!(
+        old.at_client.starts_with(
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-MIXED-case: A\r\nConnection: close\r\n"
+        ),
+        "{old:?}"
+    );
+    // The options on the other side's proxy do nothing: names stay lower case.
+    let ours = compare(
+        "head-case-swapped",
+        &global,
+        "  option h1-case-adjust-bogus-server\n",
+        "  option h1-case-adjust-bogus-client\n",
+        &cases[..7],
+    );
+    assert!(
+        ours[0]
+            .at_server
+            .starts_with("GET /a HTTP/1.1\r\nhost: x\r\n"),
+        "{:?}",
+        ours[0]
+    );
+}
+
+/// `hapx-proxy -c` and `haproxy -c` on `config`: their exit codes, and hapx's messages.
+fn check_both(dir: &std::path::Path, name: &str, config: &str) -> (i32, Option<i32>, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, config).unwrap();
+    let run = |binary: &std::path::Path| {
+        std::process::Command::new(binary)
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .expect("running the checker")
+    };
+    let ours = run(&hapx_tests::bins::path("hapx-proxy"));
+    let haproxy = std::path::Path::new(hapx_tests::proxy_rules::HAPROXY);
+    let theirs =
+        hapx_tests::require::path("case_adjust_is_checked_like_haproxy", haproxy, "HAProxy")
+            .then(|| run(haproxy).status.code().unwrap_or(-1));
+    let stderr = String::from_utf8_lossy(&ours.stderr).into_owned();
+    (ours.status.code().unwrap_or(-1), theirs, stderr)
+}
+
+#[test]
+fn case_adjust_is_checked_like_haproxy() {
+    let dir = temp_dir("head-case-check");
+    let names = dir.join("names");
+    std::fs::write(&names, "# ok\nhost Host\n\nbad\n").unwrap();
+    let proxies = "defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\
+                   frontend fe\n  bind 127.0.0.1:8080\n  option h1-case-adjust-bogus-client\n  default_backend be\n\
+                   backend be\n  option h1-case-adjust-bogus-server\n  server s 127.0.0.1:1\n";
+    let bad_file = names.display().to_string();
+    let missing = dir.join("missing").display().to_string();
+    for (global, fails, message) in [
+        ("h1-case-adjust content-length Content-Length", false, ""),
+        (
+            "h1-case-adjust content-length Content-Lengthx",
+            true,
+            "must not differ",
+        ),
+        (
+            "h1-case-adjust content-length",
+            true,
+            "expects <from> and <to>",
+        ),
+        (
+            "h1-case-adjust host Host\n  h1-case-adjust host HOST",
+            true,
+            "duplicate entry 'host'",
+        ),
+        ("h1-case-adjust-file", true, "expects <file>"),
+        (
+            &format!("h1-case-adjust-file {bad_file}"),
+            true,
+            "expect <to> at line 4",
+        ),
+        (
+            &format!("h1-case-adjust-file {missing}"),
+            true,
+            "failed to open file",
+        ),
+    ] {
+        let config = format!("global\n  {global}\n{proxies}");
+        let (ours, theirs, stderr) = check_both(&dir, "case.cfg", &config);
+        assert_eq!(ours != 0, fails, "{global}: {stderr}");
+        assert!(stderr.contains(message), "{global}: {stderr}");
+        // The error names the (last) line of the entry.
+        let line = 1 + global.lines().count();
+        if fails {
+            assert!(
+                stderr.contains(&format!("case.cfg:{line}]")),
+                "{global}: {stderr}"
+            );
+        }
+        if let Some(theirs) = theirs {
+            assert_eq!(ours == 0, theirs == 0, "{global}: HAProxy exited {theirs}");
+        }
+    }
+}

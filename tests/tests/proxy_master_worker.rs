@@ -1,0 +1,569 @@
+//! Master-worker mode (`-W`, `-Ws`, `master-worker`) beside HAProxy 2.6, each run the same
+//! way: Debian's systemd unit's command line (`-Ws -f CFG -p PIDFILE -S MASTER.sock`) with a
+//! NOTIFY_SOCKET the test reads; reloads by SIGUSR2, SIGHUP and the master CLI under load
+//! with no failed connection, a failed reload leaving the old worker serving, `show proc`,
+//! commands sent on to the workers (`@1`, `@!PID`), stopping, a dead worker taking the
+//! master down with its status (or not, with `no-exit-on-failure`), workers leaving with a
+//! killed master, and `-D` with the pid file naming the master.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hapx_tests::proxy::{NamedServer, TestDir, ask, free_port, temp_dir};
+use hapx_tests::proxy_rules::HAPROXY;
+use hapx_tests::wait::{alive, eventually};
+use hapx_tests::{bins, require};
+use nix::sys::signal::Signal;
+
+const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Both programs, HAProxy only where it is installed (else the test says so, or fails in CI).
+fn programs(test: &str) -> Vec<(&'static str, PathBuf)> {
+    let mut out = vec![("hapx", bins::path("hapx-proxy"))];
+    if require::path(test, Path::new(HAPROXY), "HAProxy") {
+        out.push(("haproxy", HAPROXY.into()));
+    }
+    out
+}
+
+fn config(port: u16, server: SocketAddr, global: &str) -> String {
+    format!(
+        "global\n{global}defaults\n  mode tcp\n  timeout client 10s\n  timeout server 10s\n  timeout connect 1s\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\nbackend be\n  server s {server}\n"
+    )
+}
+
+/// A master process and what the test sees of it.
+struct Master {
+    child: Child,
+    dir: PathBuf,
+    name: String,
+    cfg: PathBuf,
+    notify: UnixDatagram,
+    /// The notifications read so far: read as the test goes, since a sender blocks once
+    /// ten wait unread (the kernel's queue of a datagram socket).
+    notified: std::cell::RefCell<Vec<String>>,
+    port: u16,
+}
+
+impl Master {
+    /// Starts `binary ARGS -f CFG` with a NOTIFY_SOCKET; waits until a worker listens.
+    fn start(
+        binary: &Path,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        port: u16,
+        args: &[&str],
+    ) -> Master {
+        let cfg = dir.join(format!("{name}.cfg"));
+        std::fs::write(&cfg, config).unwrap();
+        let notify_path = dir.join(format!("{name}.notify"));
+        let notify = UnixDatagram::bind(&notify_path).unwrap();
+        notify.set_nonblocking(true).unwrap();
+        let err = std::fs::File::create(dir.join(format!("{name}.err"))).unwrap();
+        let child = Command::new(binary)
+            .args(args)
+            .arg("-f")
+            .arg(&cfg)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let master = Master {
+            child,
+            dir: dir.into(),
+            name: name.into(),
+            cfg,
+            notify,
+            notified: Default::default(),
+            port,
+        };
+        assert!(
+            eventually(WAIT, || master.workers().len() == 1
+                && !ask(master.addr()).is_empty()),
+            "{name}: no worker serves: {}",
+            master.log()
+        );
+        master
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from((LO, self.port))
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join(format!("{}.master", self.name))
+    }
+
+    /// The master's children.
+    fn workers(&self) -> Vec<u32> {
+        children(self.pid())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{}.err", self.name))).unwrap_or_default()
+    }
+
+    /// The notifications received so far, the master's pid written `PID`.
+    fn notifications(&self) -> Vec<String> {
+        let mut buf = [0u8; 512];
+        let mut seen = self.notified.borrow_mut();
+        while let Ok(n) = self.notify.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            seen.push(text.replace(&self.pid().to_string(), "PID"));
+        }
+        seen.clone()
+    }
+
+    /// One master CLI command line; the whole answer.
+    fn cli(&self, line: &str) -> String {
+        self.notifications();
+        // HAProxy's master executes itself again on a reload, and listens again after that.
+        let mut connected = None;
+        eventually(WAIT, || {
+            connected = UnixStream::connect(self.socket()).ok();
+            connected.is_some()
+        });
+        let Some(mut s) = connected else {
+            panic!(
+                "{}: cannot connect to the master CLI\n{}",
+                self.name,
+                self.log()
+            )
+        };
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(format!("{line}\n").as_bytes()).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    fn signal(&self, sig: Signal) {
+        self.notifications();
+        signal(self.pid(), sig);
+    }
+
+    fn wait_exit(&mut self) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        eventually(WAIT, || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        let workers = self.workers();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for w in workers {
+            signal(w, Signal::SIGKILL);
+        }
+    }
+}
+
+fn signal(pid: u32, sig: Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
+/// The live children of `pid` (from each of its threads' `children` list).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    out.retain(|&p| alive(p as i32));
+    out.sort_unstable();
+    out
+}
+
+/// `show proc` with numbers, uptimes and versions masked, to compare the two programs.
+fn shape(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                [pid, kind, ..] if pid.parse::<u32>().is_ok() => {
+                    let reloads = line[32..48].trim_end().to_string();
+                    format!("PID {kind} {reloads} UPTIME VERSION")
+                }
+                _ => line.trim_end().to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Load from 4 threads until stopped: (answered by the expected servers, failed).
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: SocketAddr) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let threads = (0..4)
+            .map(|_| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        let counter = if ask(addr).is_empty() { &failed } else { &ok };
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            threads,
+        }
+    }
+
+    fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        (
+            self.ok.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst),
+        )
+    }
+}
+
+/// What one program did through the scenario, to compare with the other's.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    show_proc: Vec<String>,
+    after_failed_reload: Vec<String>,
+    notifications: Vec<String>,
+    exit: Option<i32>,
+}
+
+fn reload_scenario(program: &Path, name: &str, dir: &TestDir) -> Seen {
+    let (a, b) = (
+        NamedServer::start("a", LO, Duration::from_secs(5)),
+        NamedServer::start("b", LO, Duration::from_secs(5)),
+    );
+    let port = free_port();
+    let pidfile = dir.join(format!("{name}.pid"));
+    let socket = dir.join(format!("{name}.master"));
+    let args = [
+        "-Ws",
+        "-p",
+        pidfile.to_str().unwrap(),
+        "-S",
+        socket.to_str().unwrap(),
+    ];
+    let mut m = Master::start(program, dir, name, &config(port, a.addr, ""), port, &args);
+    let pid = m.pid();
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap().trim(),
+        pid.to_string(),
+        "{name}: the pid file names the master"
+    );
+    let first = m.workers();
+    assert_eq!(ask(m.addr()), "a");
+    let load = Load::start(m.addr());
+
+    // A reload by SIGUSR2 to a changed configuration, as `systemctl reload` does.
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&m.cfg, config(port, b.addr, "")).unwrap();
+    m.signal(Signal::SIGUSR2);
+    assert!(
+        eventually(WAIT, || ask(m.addr()) == "b"
+            && m.workers().len() == 1
+            && m.workers() != first),
+        "{name}: the new worker does not serve alone: {}",
+        m.log()
+    );
+    let show_proc = m.cli("show proc");
+    // The master CLI's reload, then SIGHUP, under load.
+    let second = m.workers();
+    assert!(m.cli("reload").is_empty(), "{name}: reload answers nothing");
+    assert!(
+        eventually(WAIT, || m.workers().len() == 1 && m.workers() != second),
+        "{name}: the CLI's reload did not replace the worker"
+    );
+    let third = m.workers();
+    // Once the master listens again (HAProxy's executes itself anew on each reload).
+    m.cli("show proc");
+    m.signal(Signal::SIGHUP);
+    assert!(
+        eventually(WAIT, || m.workers().len() == 1 && m.workers() != third),
+        "{name}: SIGHUP did not replace the worker"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failed) = load.finish();
+    assert!(ok > 100, "{name}: too little load to mean anything: {ok}");
+    assert_eq!(
+        failed,
+        0,
+        "{name}: {failed} of {} connections failed across three reloads",
+        ok + failed
+    );
+
+    // Commands sent on to the worker.
+    let worker = m.workers()[0];
+    for prefix in ["@1".to_string(), format!("@!{worker}")] {
+        let info = m.cli(&format!("{prefix} show info"));
+        assert!(
+            info.contains(&format!("Pid: {worker}\n")),
+            "{name} {prefix}: {info}"
+        );
+    }
+    assert_eq!(
+        m.cli("@9 show info").trim_end(),
+        "Can't find the target PID matching the prefix '@9'"
+    );
+    assert_eq!(m.cli("operator; show cli level"), "operator\n\n");
+
+    // A reload to a broken configuration fails; the worker goes on.
+    std::fs::write(&m.cfg, config(port, b.addr, "  bogus-keyword\n")).unwrap();
+    m.cli("show proc");
+    m.signal(Signal::SIGUSR2);
+    assert!(
+        eventually(WAIT, || m.log().contains("Loading failure!")),
+        "{name}: no failure reported: {}",
+        m.log()
+    );
+    assert_eq!(m.workers(), [worker], "{name}: the worker was replaced");
+    assert_eq!(ask(m.addr()), "b");
+    let after_failed_reload = shape(&m.cli("show proc"));
+
+    m.signal(Signal::SIGTERM);
+    let exit = m.wait_exit().map(|s| s.into_raw());
+    assert!(
+        eventually(WAIT, || !alive(worker as i32)),
+        "{name}: the worker outlived the master"
+    );
+    let mut notifications = m.notifications();
+    notifications.dedup();
+    Seen {
+        show_proc: shape(&show_proc),
+        after_failed_reload,
+        notifications,
+        exit,
+    }
+}
+
+#[test]
+fn reloads_and_stops_like_haproxy() {
+    let test = "reloads_and_stops_like_haproxy";
+    let dir = temp_dir("mworker-reload");
+    let seen: Vec<(&str, Seen)> = programs(test)
+        .into_iter()
+        .map(|(name, path)| (name, reload_scenario(&path, name, &dir)))
+        .collect();
+    let ours = &seen[0].1;
+    assert_eq!(
+        ours.show_proc,
+        [
+            "#<PID>          <type>          <reloads>       <uptime>        <version>",
+            "PID master 1 [failed: 0] UPTIME VERSION",
+            "# workers",
+            "PID worker 0 UPTIME VERSION",
+            "# programs",
+            "",
+        ]
+    );
+    assert_eq!(
+        ours.after_failed_reload[1],
+        "PID master 4 [failed: 1] UPTIME VERSION"
+    );
+    assert_eq!(ours.after_failed_reload[3], "PID worker 1 UPTIME VERSION");
+    assert_eq!(ours.exit, Some(0));
+    assert!(
+        ours.notifications
+            .contains(&"READY=1\nMAINPID=PID".to_string())
+    );
+    assert_eq!(
+        ours.notifications.last().map(String::as_str),
+        Some("STOPPING=1")
+    );
+    if let Some((_, theirs)) = seen.get(1) {
+        assert_eq!(ours, theirs, "hapx-proxy (left) and HAProxy (right) differ");
+    }
+}
+
+#[test]
+fn a_dead_worker_takes_the_master_down_with_its_status() {
+    let test = "a_dead_worker_takes_the_master_down_with_its_status";
+    let dir = temp_dir("mworker-dead");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    for (name, path) in programs(test) {
+        let port = free_port();
+        let mut m = Master::start(
+            &path,
+            &dir,
+            name,
+            &config(port, srv.addr, ""),
+            port,
+            &["-W"],
+        );
+        signal(m.workers()[0], Signal::SIGKILL);
+        let status = m.wait_exit();
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(137),
+            "{name}: {}",
+            m.log()
+        );
+        assert!(m.log().contains("exit-on-failure"), "{name}: {}", m.log());
+    }
+}
+
+/// hapx only: HAProxy 2.6 documents `no-exit-on-failure`, but its master, executed again in
+/// "wait mode" without the configuration once the worker is up, forgets it (it exits here).
+#[test]
+fn no_exit_on_failure_keeps_the_master_for_a_reload() {
+    let dir = temp_dir("mworker-stay");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let (name, path) = ("hapx", bins::path("hapx-proxy"));
+    let port = free_port();
+    let global = "  master-worker no-exit-on-failure\n";
+    let socket = dir.join(format!("{name}.master"));
+    let args = ["-S", socket.to_str().unwrap()];
+    let m = Master::start(
+        &path,
+        &dir,
+        name,
+        &config(port, srv.addr, global),
+        port,
+        &args,
+    );
+    signal(m.workers()[0], Signal::SIGKILL);
+    assert!(eventually(WAIT, || m.workers().is_empty()), "{name}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        alive(m.pid() as i32),
+        "{name}: the master left: {}",
+        m.log()
+    );
+    m.signal(Signal::SIGUSR2);
+    assert!(
+        eventually(WAIT, || ask(m.addr()) == "s"),
+        "{name}: the reload brought no worker back: {}",
+        m.log()
+    );
+}
+
+#[test]
+fn workers_leave_with_their_master() {
+    let test = "workers_leave_with_their_master";
+    let dir = temp_dir("mworker-orphan");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    for (name, path) in programs(test) {
+        let port = free_port();
+        let m = Master::start(
+            &path,
+            &dir,
+            name,
+            &config(port, srv.addr, ""),
+            port,
+            &["-W"],
+        );
+        let worker = m.workers()[0];
+        m.signal(Signal::SIGKILL);
+        assert!(
+            eventually(WAIT, || !alive(worker as i32)),
+            "{name}: the worker outlived its killed master"
+        );
+    }
+}
+
+#[test]
+fn daemon_mode_writes_the_masters_pid() {
+    let test = "daemon_mode_writes_the_masters_pid";
+    let dir = temp_dir("mworker-daemon");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    for (name, path) in programs(test) {
+        let port = free_port();
+        let pidfile = dir.join(format!("{name}.pid"));
+        let cfg = dir.join(format!("{name}.cfg"));
+        std::fs::write(&cfg, config(port, srv.addr, "  master-worker\n")).unwrap();
+        let status = Command::new(&path)
+            .args([
+                "-D",
+                "-p",
+                pidfile.to_str().unwrap(),
+                "-f",
+                cfg.to_str().unwrap(),
+            ])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{name}: {status}");
+        let mut master = 0;
+        assert!(
+            eventually(WAIT, || {
+                let text = std::fs::read_to_string(&pidfile).unwrap_or_default();
+                master = text.trim().parse().unwrap_or(0);
+                master != 0
+            }),
+            "{name}: no pid in {}",
+            pidfile.display()
+        );
+        assert!(
+            eventually(WAIT, || children(master).len() == 1
+                && ask(SocketAddr::from((LO, port))) == "s"),
+            "{name}: no worker under the master {master}"
+        );
+        let worker = children(master)[0];
+        signal(master, Signal::SIGTERM);
+        assert!(
+            eventually(WAIT, || !alive(master as i32) && !alive(worker as i32)),
+            "{name}: the daemon did not stop"
+        );
+    }
+}
+
+#[test]
+fn a_bad_master_cli_address_is_refused() {
+    let dir = temp_dir("mworker-bad-cli");
+    let cfg = dir.join("x.cfg");
+    let port = free_port();
+    std::fs::write(&cfg, config(port, SocketAddr::from((LO, 9)), "")).unwrap();
+    let out = Command::new(bins::path("hapx-proxy"))
+        .args(["-W", "-S", "/tmp/x.sock,level", "-f", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("-S '/tmp/x.sock,level': 'level' expects a value"),
+        "{err}"
+    );
+}

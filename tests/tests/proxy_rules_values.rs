@@ -1,0 +1,328 @@
+//! Rule values are log formats, hapx-proxy next to HAProxy 2.6: `http-request set-header`,
+//! `http-response set-header`, `http-request redirect` and `set-path` values using log-format
+//! variables (`%ci %cp %fi %fp %ft %b %s %H %ID %HM %HP %HU %HV %rt %pid %Ts` ...), flags
+//! (`%{+Q}`, `%{+X}`, `%{+E}`) and `%[fetch,converter]`. Compared: the headers the server
+//! received and the client got, and redirect locations, byte for byte where both must agree;
+//! values that differ between two runs (ports, pids, dates) by their shape and derivation.
+//! Replies built from formats (`return|deny ... hdr NAME FMT`, `lf-string FMT`): the same
+//! responses. Broken values: the same `-c` messages as HAProxy.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hapx_tests::proxy::{free_port, temp_dir};
+use hapx_tests::proxy_rules::{
+    EchoServer, HAPROXY, Response, check_both, exchange, get, side_by_side,
+};
+use hapx_tests::require;
+
+const TIMEOUTS: &str = "  timeout client 10s\n  timeout server 2s\n  timeout connect 1s\n";
+
+/// Request headers whose values are the same through both proxies, byte for byte.
+const EXACT: &[&str] = &[
+    "x-front", "x-line", "x-after", "x-host", "x-empty", "x-fetch", "x-spaces", "x-counts",
+    "x-timers", "x-be",
+];
+
+fn config(addr: SocketAddr, server: SocketAddr) -> String {
+    format!(
+        "defaults\n  mode http\n{TIMEOUTS}frontend fe\n  bind {addr}\n\
+         \x20 unique-id-format %{{+X}}o%ci:%cp_%rt\n  unique-id-header X-UID\n\
+         \x20 http-request set-header X-Client %ci:%cp\n\
+         \x20 http-request set-header X-Front \"%fi:%fp %ft %f %b %s\"\n\
+         \x20 http-request set-header X-Line \"%{{+Q}}r %HM %HP %HU %HV %HQ %HPO %{{+Q}}HU\"\n\
+         \x20 http-request set-path /rewritten%[path] if {{ path_beg /rw/ }}\n\
+         \x20 http-request set-header X-After \"%HU %[path]\"\n\
+         \x20 http-request set-header X-Host %H\n\
+         \x20 http-request set-header X-Num \"%rt %{{+X}}rt %pid %{{+X}}pid\"\n\
+         \x20 http-request set-header X-Dates \"%Ts %{{+X}}Ts %T %t %ms %tr %trg\"\n\
+         \x20 http-request set-header X-Timers \"%Tq %TR %Tw %Tc %Tr %Tt %Th %ST %Td\"\n\
+         \x20 http-request set-header X-Empty \"<%ID|%CC|%{{+Q}}CC|%bi|%si|%sp|%[req.hdr(x-none)]|%{{+Q}}[req.hdr(x-none)]|%{{+Q}}ID>\"\n\
+         \x20 http-request set-header X-Fetch \"%{{+Q}}[src] %[req.hdr(host),upper] %{{+E}}[req.hdr(x-q)] %[req.hdr(x-ctl)] %{{+Q}}ci %{{+X}}ci\"\n\
+         \x20 http-request set-header X-Spaces \"a  b   %%  %[path] %+x\"\n\
+         \x20 http-request set-header X-Counts \"%fc %bc %sc %rc %sq %bq %ts %tsc %B %U %lc\"\n\
+         \x20 http-request redirect location /to/%[src]/%HM%HP?c=%ci if {{ path /go }}\n\
+         \x20 http-request redirect prefix /pre-%fp code 301 if {{ path_beg /pfx/ }}\n\
+         \x20 redirect location /lit/%ci%[src] if {{ path /lit }}\n\
+         \x20 use_backend be\n\
+         \x20 http-response set-header X-Resp \"%b %s %ST %[status] %[res.hdr(x-srv)] %HM %si:%sp %ac\"\n\
+         \x20 http-response set-header X-Resp-ID %ID\n\
+         backend be\n  http-request set-header X-Be \"%b %s %f %{{+Q}}b\"\n  server s1 {server}\n"
+    )
+}
+
+fn requests() -> Vec<String> {
+    vec![
+        get("/p/a%22b?q=1&r=2", "x-q: a\"b]c\\d\r\nx-ctl: a\tb\x01c\r\n"),
+        get("/rw/x?k=v", ""),
+        get("/go", ""),
+        get("/pfx/a?z=1", ""),
+        get("/lit", ""),
+    ]
+}
+
+/// `value` with each run of upper-case hexadecimal digits masked: numbers that differ
+/// between runs, in decimal or in `%{+X}` form.
+fn masked(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        match (
+            c.is_ascii_digit() || ('A'..='F').contains(&c),
+            out.ends_with('#'),
+        ) {
+            (true, true) => {}
+            (true, false) => out.push('#'),
+            (false, _) => out.push(c),
+        }
+    }
+    out
+}
+
+/// `%{+X}` of `n`: upper-case hexadecimal, four digits at least.
+fn hex(n: u64) -> String {
+    format!("{n:04X}")
+}
+
+/// hapx's own values that differ from run to run, checked by how they derive from what the
+/// client and the server know.
+fn check_derivations(seen: &[Option<Response>], server: SocketAddr) {
+    let first = seen[0].as_ref().expect("a response to the first request");
+    // `%ci:%cp`: the client's address and a port.
+    let client = first.forwarded("x-client").expect("x-client");
+    let (ip, port) = client.split_once(':').expect("ip:port");
+    assert_eq!(ip, "127.0.0.1");
+    assert!(port.parse::<u16>().is_ok(), "{client}");
+    // `%rt %{+X}rt %pid %{+X}pid`: a request number and the process id, each in both forms.
+    let num: Vec<&str> = first
+        .forwarded("x-num")
+        .expect("x-num")
+        .split(' ')
+        .collect();
+    let (rt, pid): (u64, u64) = (num[0].parse().unwrap(), num[2].parse().unwrap());
+    assert_eq!((num[1], num[3]), (hex(rt).as_str(), hex(pid).as_str()));
+    // The next request on the connection has the next number.
+    let second: Vec<String> = seen[1]
+        .as_ref()
+        .expect("a second response")
+        .forwarded("x-num")
+        .expect("x-num")
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    assert_eq!(second[0], (rt + 1).to_string());
+    // `%Ts %{+X}Ts`: now, in seconds since the epoch.
+    let dates: Vec<&str> = first
+        .forwarded("x-dates")
+        .expect("x-dates")
+        .split(' ')
+        .collect();
+    let ts: u64 = dates[0].parse().unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(ts) < 60, "{dates:?}");
+    assert_eq!(dates[1], hex(ts));
+    // The unique id goes to the server, and shows in the response's `%ID`.
+    let uid = first.forwarded("x-uid").expect("x-uid");
+    assert_eq!(first.header("x-resp-id"), Some(uid));
+    assert!(uid.ends_with(&format!("_{}", hex(rt))), "{uid}");
+    // The response's `%si:%sp` is the server.
+    let resp = first.header("x-resp").expect("x-resp");
+    assert!(resp.contains(&server.to_string()), "{resp}");
+}
+
+#[test]
+fn rule_values_are_log_formats_like_haproxy() {
+    let test = "rule_values_are_log_formats_like_haproxy";
+    let web = EchoServer::start_with("web", "x-srv: one\r\n");
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let config = config(addr, web.addr);
+    let reqs = requests();
+    let (ours, theirs) = side_by_side(test, &config, addr, |a| exchange(a, &reqs));
+    let resp = |seen: &[Option<Response>], i: usize| -> Response {
+        seen[i]
+            .clone()
+            .unwrap_or_else(|| panic!("no response to request {i}: {seen:#?}"))
+    };
+    // What hapx did, on its own.
+    let first = resp(&ours, 0);
+    let fwd = |name| first.forwarded(name).unwrap_or_default().to_string();
+    assert_eq!(
+        fwd("x-front"),
+        format!("127.0.0.1:{} fe fe fe <NOSRV>", addr.port())
+    );
+    assert_eq!(
+        fwd("x-line"),
+        "\"GET /p/a%22b?q=1&r=2 HTTP/1.1\" GET /p/a%22b /p/a%22b?q=1&r=2 HTTP/1.1 ?q=1&r=2 /p/a%22b \"/p/a%22b?q=1&r=2\""
+    );
+    assert_eq!(fwd("x-empty"), "<||\"\"||||||\"\">");
+    assert_eq!(
+        fwd("x-fetch"),
+        "127.0.0.1 TEST.EXAMPLE a\\\"b\\]c\\\\d a\tb%01c \"127.0.0.1\" 7F000001"
+    );
+    assert_eq!(fwd("x-spaces"), "a  b   %  /p/a%22b +x");
+    assert_eq!(fwd("x-timers"), "-1 -1 -1 -1 -1 0 0 -1 -1");
+    assert_eq!(fwd("x-be"), "be <NOSRV> fe \"be\"");
+    assert_eq!(
+        first
+            .header("x-resp")
+            .map(|r| r.rsplit_once(' ').map_or(r, |(a, _)| a)),
+        Some(format!("be s1 200 200 one GET {}", web.addr).as_str())
+    );
+    // The request line as the client sent it, before `set-path` rewrote it.
+    let rewritten = resp(&ours, 1);
+    assert_eq!(
+        rewritten.forwarded("x-after"),
+        Some("/rw/x?k=v /rewritten/rw/x")
+    );
+    assert_eq!(
+        resp(&ours, 2).header("location"),
+        Some("/to/127.0.0.1/GET/go?c=127.0.0.1")
+    );
+    let prefixed = format!("/pre-{}/pfx/a?z=1", addr.port());
+    assert_eq!(resp(&ours, 3).header("location"), Some(prefixed.as_str()));
+    // The `redirect` keyword takes its location as it is written.
+    assert_eq!(resp(&ours, 4).header("location"), Some("/lit/%ci%[src]"));
+    check_derivations(&ours, web.addr);
+    let Some(theirs) = theirs else { return };
+    // Side by side: the same statuses and locations, the same values byte for byte where
+    // nothing differs between two runs, the same shape where something does.
+    assert_eq!(ours.len(), theirs.len(), "{ours:#?}\n{theirs:#?}");
+    for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+        let (o, t) = (
+            o.as_ref().expect("hapx answered"),
+            t.as_ref().expect("HAProxy answered"),
+        );
+        assert_eq!(
+            (o.status, o.header("location")),
+            (t.status, t.header("location")),
+            "request {i}"
+        );
+        for name in EXACT {
+            assert_eq!(
+                o.forwarded(name),
+                t.forwarded(name),
+                "{name} of request {i}"
+            );
+        }
+        for name in ["x-client", "x-num", "x-dates", "x-uid"] {
+            assert_eq!(
+                o.forwarded(name).map(masked),
+                t.forwarded(name).map(masked),
+                "{name} of request {i}"
+            );
+        }
+        for name in ["x-resp", "x-resp-id"] {
+            assert_eq!(
+                o.header(name).map(masked),
+                t.header(name).map(masked),
+                "{name} of request {i}"
+            );
+        }
+    }
+}
+
+/// Broken rule values: the same `-c` messages as HAProxy, word for word; an L6 fetch in an
+/// HTTP value is a warning in both.
+#[test]
+fn rule_value_errors_read_like_haproxys() {
+    let test = "rule_value_errors_read_like_haproxys";
+    if !require::path(test, Path::new(HAPROXY), "HAProxy") {
+        return;
+    }
+    let dir = temp_dir(test);
+    let cases = [
+        ("  http-request set-header X %zz", 1),
+        ("  http-request set-header X a%[res.hdr(a)]b", 1),
+        ("  http-request set-header X %[status]", 1),
+        ("  http-response set-header X <%[path]>", 1),
+        ("  http-response set-header X %[req.len]", 1),
+        ("  http-request set-path /a%[nosuch]", 1),
+        ("  http-request set-header X %[src,nosuch]", 1),
+        ("  http-request set-header X %[src", 1),
+        ("  http-request set-header X \"%[src b\"", 1),
+        ("  http-request set-header X a%{+Q}", 1),
+        ("  http-request redirect location /x%[res.hdr(a)]", 1),
+        ("  http-request add-header X 5%", 1),
+        ("  http-request set-uri %1", 1),
+        ("  http-request set-header X %[req.len]", 0),
+        ("  http-request set-header X %[req.ssl_sni]_%ci", 0),
+        ("  redirect location /x%zz", 0),
+        (
+            "  http-request return status 200 hdr Content-Length 5 hdr X %ci",
+            0,
+        ),
+        ("  http-request return default-errorfiles hdr X a", 0),
+        ("  http-request return hdr X", 1),
+        ("  http-request return lf-string %ci", 1),
+        (
+            "  http-request return content-type text/plain lf-string %[res.hdr(a)]",
+            1,
+        ),
+        ("  http-request deny hdr X %zz", 1),
+    ];
+    for (i, (line, status)) in cases.iter().enumerate() {
+        let text = format!(
+            "defaults\n  mode http\n{TIMEOUTS}frontend f\n  bind 127.0.0.1:1\n{line}\n  default_backend b\n\
+             backend b\n  server s 127.0.0.1:1\n"
+        );
+        let file = dir.join(format!("case{i}.cfg"));
+        std::fs::write(&file, text).unwrap();
+        let [ours, theirs] = check_both(&file);
+        assert_eq!(theirs.0, *status, "HAProxy on {line:?}: {theirs:#?}");
+        assert_eq!(ours, theirs, "{line:?}");
+    }
+}
+
+/// Replies with log-format parts, `return|deny ... hdr NAME FMT` and `lf-string FMT`, in
+/// request and response rules: the same responses as HAProxy's, byte for byte.
+#[test]
+fn replies_with_formats_like_haproxy() {
+    let test = "replies_with_formats_like_haproxy";
+    let web = EchoServer::start_with("web", "x-srv: one\r\n");
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let config = format!(
+        "defaults\n  mode http\n{TIMEOUTS}frontend fe\n  bind {addr}\n  unique-id-format id-%ci-%b\n\
+         \x20 http-request return status 201 content-type text/plain hdr X-A \"%ci %[path]\" hdr X-B lit string hello if {{ path /a }}\n\
+         \x20 http-request return status 202 hdr X-C %b hdr Content-Length 99 if {{ path /b }}\n\
+         \x20 http-request return content-type text/plain lf-string \"p=%[path] f=%f %{{+Q}}HM\" hdr X-D 1 if {{ path /c }}\n\
+         \x20 http-request deny hdr X-E %fi:%fp if {{ path /d }}\n\
+         \x20 http-request deny deny_status 429 if {{ path /e }}\n\
+         \x20 default_backend be\n\
+         backend be\n\
+         \x20 http-response return status 203 hdr X-F \"%s %b %HU %ID\" if {{ res.hdr(x-srv) one }}\n\
+         \x20 server s1 {}\n",
+        web.addr
+    );
+    let requests: Vec<String> = ["/a", "/b", "/c?q", "/d", "/e", "/f?x=1"]
+        .iter()
+        .map(|p| get(p, ""))
+        .collect();
+    let (ours, theirs) = side_by_side(test, &config, addr, |a| exchange(a, &requests));
+    let resp = |i: usize| ours[i].clone().expect("a response");
+    let a = resp(0);
+    assert_eq!((a.status, a.body.as_str()), (201, "hello"));
+    assert_eq!(a.header("x-a"), Some("127.0.0.1 /a"));
+    assert_eq!(a.header("x-b"), Some("lit"));
+    let b = resp(1);
+    assert_eq!((b.status, b.header("x-c")), (202, Some("fe")));
+    assert_eq!(b.header("content-length"), Some("0"));
+    assert_eq!(resp(2).body, "p=/c f=fe \"GET\"");
+    let d = resp(3);
+    let front = format!("127.0.0.1:{}", addr.port());
+    assert_eq!(
+        (d.status, d.header("x-e"), d.body.as_str()),
+        (403, Some(front.as_str()), "")
+    );
+    assert_eq!(resp(4).status, 429);
+    let f = resp(5);
+    assert_eq!(
+        (f.status, f.header("x-f")),
+        (203, Some("s1 be /f?x=1 id-127.0.0.1-be"))
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
