@@ -25,6 +25,9 @@ use crate::runtime::{self, Prepared, api, handover, master_link, state::State};
 
 /// Runs the command line; the exit code HAProxy would give.
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Until the handlers are in place (see `unblock_signals`): a reload or pause signal sent
+    // as soon as the pid file exists must wait, not meet its default action (termination).
+    block_signals();
     // HAProxy sizes `maxconn` from the limits the process started with.
     let boot = limits::current().context("reading the open-files limit")?;
     // The hand-over trusts the user we start as (and root), not the one `user` drops to.
@@ -93,14 +96,16 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     // Before dropping privileges, so that the next process sees who started this one.
     let channel = handover::bind_channel();
     drop_privileges(&state).map_err(|e| alert(&e))?;
-    signal_old(&cli.soft_finish, Signal::SIGUSR1);
-    signal_old(&cli.terminate, Signal::SIGTERM);
-    // Told to stop: they need not listen again.
-    paused.disarm();
+    // Before the old processes are told to finish: the master must know this worker is the
+    // current one before it sees them exit.
     if let Some(link) = &mut master {
         link.ready()
             .context("telling the master this worker is ready")?;
     }
+    signal_old(&cli.soft_finish, Signal::SIGUSR1);
+    signal_old(&cli.terminate, Signal::SIGTERM);
+    // Told to stop: they need not listen again.
+    paused.disarm();
     let state = Arc::new(State {
         pid: std::process::id(),
         ..Arc::try_unwrap(state).map_err(|_| anyhow::anyhow!("state still shared"))?
@@ -330,6 +335,44 @@ fn drop_privileges(state: &State) -> anyhow::Result<()> {
         setuid(uid).context("setuid")?;
     }
     Ok(())
+}
+
+/// The signals a running process answers (see [`crate::runtime`] and [`crate::master`]).
+const HANDLED: [Signal; 7] = [
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGHUP,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGTTOU,
+    Signal::SIGTTIN,
+];
+
+fn handled() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for sig in HANDLED {
+        set.add(sig);
+    }
+    set
+}
+
+/// Holds the handled signals pending while the process starts; to call before any thread.
+fn block_signals() {
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&handled()),
+        None,
+    );
+}
+
+/// Delivers the signals held since the start, once their handlers are set (on the thread
+/// that sets them, before it starts any other: threads inherit the mask).
+pub(crate) fn unblock_signals() {
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&handled()),
+        None,
+    );
 }
 
 fn signal_old(pids: &[u32], sig: Signal) {

@@ -1,6 +1,7 @@
 //! HTTP mode through a real hapx-proxy: keep-alive, X-Forwarded-For, 400 on malformed
-//! requests, 408 for clients too slow to send a request, 503 with an errorfile, 502 from a
-//! broken server.
+//! requests, 408 for clients too slow to send a request (and, as HAProxy, for connections
+//! that send none, unless `option http-ignore-probes`), 503 with an errorfile, 502 from a
+//! broken server, 504 once from a silent one.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -111,21 +112,85 @@ fn malformed_requests_get_400() {
     assert_eq!(srv.requests.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
+/// hapx-proxy, then HAProxy when it is installed (the test says so when it is not).
+fn binaries(test: &str) -> Vec<std::path::PathBuf> {
+    let mut out = vec![hapx_tests::bins::path("hapx-proxy")];
+    let haproxy = std::path::Path::new("/usr/sbin/haproxy");
+    if hapx_tests::require::path(test, haproxy, "HAProxy") {
+        out.push(haproxy.into());
+    }
+    out
+}
+
 #[test]
 fn slow_clients_hit_the_request_timeout() {
     let srv = HttpServer::start("web1");
-    let (_p, addr) = start("http-408", &format!("  server web1 {}\n", srv.addr), "");
-    let started = Instant::now();
-    let resp = http_raw(
-        addr,
-        b"GET / HTTP/1.1\r\nHost: slow",
-        Duration::from_secs(5),
-    );
-    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
-    assert!(started.elapsed() < Duration::from_secs(3));
-    // An idle connection that never sends anything is closed without a response.
-    let resp = http_raw(addr, b"", Duration::from_secs(5));
-    assert_eq!(resp, "");
+    let server = format!("  server web1 {}\n", srv.addr);
+    let mut answers = Vec::new();
+    for binary in binaries("slow_clients_hit_the_request_timeout") {
+        let (_p, addr) = start_binary(&binary, "http-408", &server, "");
+        let started = Instant::now();
+        let partial = http_raw(
+            addr,
+            b"GET / HTTP/1.1\r\nHost: slow",
+            Duration::from_secs(5),
+        );
+        assert!(partial.starts_with("HTTP/1.1 408"), "{binary:?}: {partial}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        // A connection that never sends a request gets the same 408 (HAProxy's default)...
+        let idle = http_raw(addr, b"", Duration::from_secs(5));
+        // ... unless probes are ignored (browsers' pre-connects): then it just closes.
+        let probes = "  option http-ignore-probes\n";
+        let (_q, quiet) = start_binary(&binary, "http-408-probes", &server, probes);
+        let ignored = http_raw(quiet, b"", Duration::from_secs(5));
+        answers.push((partial, idle, ignored));
+    }
+    let (partial, idle, ignored) = &answers[0];
+    assert_eq!(idle, partial);
+    assert_eq!(ignored, "");
+    if let Some(theirs) = answers.get(1) {
+        assert_eq!(&answers[0], theirs, "hapx-proxy (left) and HAProxy (right)");
+    }
+    assert_eq!(srv.requests.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+/// A server that accepts and never answers: a 504 once `timeout server` passes, after one
+/// attempt only (the request reached the server, which may act on it: no second copy).
+#[test]
+fn a_silent_server_gets_a_504_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server_addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(conn);
+        }
+    });
+    let server = format!("  server s {server_addr}\n");
+    let mut answers = Vec::new();
+    for binary in binaries("a_silent_server_gets_a_504_once") {
+        let (_p, addr) = start_binary(&binary, "http-504", &server, "");
+        let before = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        let started = Instant::now();
+        let answer = http_raw(
+            addr,
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            Duration::from_secs(9),
+        );
+        let took = started.elapsed();
+        assert!(answer.starts_with("HTTP/1.1 504"), "{binary:?}: {answer}");
+        // `timeout server 2s`, once: not twice.
+        assert!(took < Duration::from_millis(3500), "{binary:?}: {took:?}");
+        let attempts = accepted.load(std::sync::atomic::Ordering::SeqCst) - before;
+        answers.push((answer, attempts));
+    }
+    assert_eq!(answers[0].1, 1);
+    if let Some(theirs) = answers.get(1) {
+        assert_eq!(&answers[0], theirs, "hapx-proxy (left) and HAProxy (right)");
+    }
 }
 
 #[test]

@@ -205,6 +205,33 @@ fn dontlognull_leaves_out_empty_connections() {
     }
 }
 
+/// A connection that never sends a request gets HAProxy's 408 once `timeout http-request`
+/// passes, logged as `<BADREQ>` (`cR--`), except with `option dontlognull`.
+#[test]
+fn idle_connections_408_is_logged_unless_dontlognull() {
+    let test = "idle_connections_408_is_logged_unless_dontlognull";
+    let server = answering_server();
+    let idle = |front: SocketAddr| {
+        let mut c = TcpStream::connect(front).expect("connecting through the proxy");
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    };
+    for option in ["", "  option dontlognull\n"] {
+        let body = format!(
+            "  option httplog\n{option}  timeout http-request 300ms\nbackend be\n  server s1 {server}\n"
+        );
+        compare(test, "http", &body, idle);
+        let lines = log_lines(&bins::path("hapx-proxy"), test, "http", &body, idle);
+        assert_eq!(
+            lines.len(),
+            usize::from(option.is_empty()),
+            "{option}: {lines:#?}"
+        );
+    }
+}
+
 /// The lines of hapx-proxy and of HAProxy for the same setup and traffic, both run at once
 /// (each with its own ports, log socket and directory): most of a run is waiting.
 fn side_by_side(test: &str, setup: Setup<'_>, traffic: Traffic) -> (Vec<String>, Vec<String>) {

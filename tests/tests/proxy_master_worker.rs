@@ -418,33 +418,6 @@ fn reloads_and_stops_like_haproxy() {
     }
 }
 
-#[test]
-fn a_dead_worker_takes_the_master_down_with_its_status() {
-    let test = "a_dead_worker_takes_the_master_down_with_its_status";
-    let dir = temp_dir("mworker-dead");
-    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
-    for (name, path) in programs(test) {
-        let port = free_port();
-        let mut m = Master::start(
-            &path,
-            &dir,
-            name,
-            &config(port, srv.addr, ""),
-            port,
-            &["-W"],
-        );
-        signal(m.workers()[0], Signal::SIGKILL);
-        let status = m.wait_exit();
-        assert_eq!(
-            status.and_then(|s| s.code()),
-            Some(137),
-            "{name}: {}",
-            m.log()
-        );
-        assert!(m.log().contains("exit-on-failure"), "{name}: {}", m.log());
-    }
-}
-
 /// hapx only: HAProxy 2.6 documents `no-exit-on-failure`, but its master, executed again in
 /// "wait mode" without the configuration once the worker is up, forgets it (it exits here).
 #[test]
@@ -478,30 +451,6 @@ fn no_exit_on_failure_keeps_the_master_for_a_reload() {
         "{name}: the reload brought no worker back: {}",
         m.log()
     );
-}
-
-#[test]
-fn workers_leave_with_their_master() {
-    let test = "workers_leave_with_their_master";
-    let dir = temp_dir("mworker-orphan");
-    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
-    for (name, path) in programs(test) {
-        let port = free_port();
-        let m = Master::start(
-            &path,
-            &dir,
-            name,
-            &config(port, srv.addr, ""),
-            port,
-            &["-W"],
-        );
-        let worker = m.workers()[0];
-        m.signal(Signal::SIGKILL);
-        assert!(
-            eventually(WAIT, || !alive(worker as i32)),
-            "{name}: the worker outlived its killed master"
-        );
-    }
 }
 
 #[test]
@@ -566,4 +515,156 @@ fn a_bad_master_cli_address_is_refused() {
         err.contains("-S '/tmp/x.sock,level': 'level' expects a value"),
         "{err}"
     );
+}
+
+/// hapx only (HAProxy's master keeps no such path): a worker that cannot be started (the
+/// program was removed, say by a package upgrade gone wrong) is a failed reload, and the
+/// master still stops cleanly afterwards.
+#[test]
+fn a_worker_that_cannot_start_is_a_failed_reload() {
+    let dir = temp_dir("mworker-nostart");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let copy = dir.join("hapx-proxy-copy");
+    std::fs::copy(bins::path("hapx-proxy"), &copy).unwrap();
+    let port = free_port();
+    let mut m = Master::start(
+        &copy,
+        &dir,
+        "hapx",
+        &config(port, srv.addr, ""),
+        port,
+        &["-W"],
+    );
+    std::fs::remove_file(&copy).unwrap();
+    m.signal(Signal::SIGUSR2);
+    assert!(
+        eventually(WAIT, || m.log().contains("Loading failure!")),
+        "{}",
+        m.log()
+    );
+    assert!(m.log().contains("cannot start a worker"), "{}", m.log());
+    assert_eq!(ask(m.addr()), "s");
+    m.signal(Signal::SIGTERM);
+    assert_eq!(m.wait_exit().and_then(|s| s.code()), Some(0), "{}", m.log());
+}
+
+/// hapx only: the master CLI takes `@master` prefixes in any number, and refuses a line
+/// longer than HAProxy's buffer with a message instead of reading it all.
+#[test]
+fn the_master_cli_bounds_what_it_reads() {
+    let dir = temp_dir("mworker-cli-bounds");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let port = free_port();
+    let socket = dir.join("hapx.master");
+    let args = ["-W", "-S", socket.to_str().unwrap()];
+    let bin = bins::path("hapx-proxy");
+    let m = Master::start(&bin, &dir, "hapx", &config(port, srv.addr, ""), port, &args);
+    let nested = format!("{}show cli level", "@master ".repeat(1500));
+    assert_eq!(m.cli(&nested), "admin\n\n");
+    let long = format!("show version {}", "x".repeat(20_000));
+    assert_eq!(m.cli(&long), "Command line too long.\n");
+    assert!(alive(m.pid() as i32));
+    assert_eq!(ask(m.addr()), "s");
+}
+
+/// Runs `check` on a master of each program, started with `args` and `-S` on a TCP frontend
+/// (`global` added to the global section) to a server answering `s`.
+fn with_each_master(test: &str, global: &str, args: &[&str], check: impl Fn(&str, Master)) {
+    let dir = temp_dir(test);
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    for (name, path) in programs(test) {
+        let port = free_port();
+        let socket = dir.join(format!("{name}.master"));
+        let mut all = args.to_vec();
+        all.extend(["-S", socket.to_str().unwrap()]);
+        let cfg = config(port, srv.addr, global);
+        check(name, Master::start(&path, &dir, name, &cfg, port, &all));
+    }
+}
+
+#[test]
+fn a_dead_worker_takes_the_master_down_with_its_status() {
+    let test = "a_dead_worker_takes_the_master_down_with_its_status";
+    with_each_master(test, "", &["-W"], |name, mut m| {
+        signal(m.workers()[0], Signal::SIGKILL);
+        let code = m.wait_exit().and_then(|s| s.code());
+        assert_eq!(code, Some(137), "{name}: {}", m.log());
+        assert!(m.log().contains("exit-on-failure"), "{name}: {}", m.log());
+    });
+}
+
+/// When its workers all exit on their own (a SIGUSR1 sent to the worker itself), the master
+/// has nothing left to do: it exits, so that systemd sees the service is down.
+#[test]
+fn the_master_leaves_with_its_last_worker() {
+    with_each_master(
+        "the_master_leaves_with_its_last_worker",
+        "",
+        &["-W"],
+        |name, mut m| {
+            signal(m.workers()[0], Signal::SIGUSR1);
+            let code = m.wait_exit().and_then(|s| s.code());
+            assert_eq!(code, Some(0), "{name}: {}", m.log());
+            assert!(
+                m.log().contains("All workers exited. Exiting... (0)"),
+                "{name}: {}",
+                m.log()
+            );
+        },
+    );
+}
+
+#[test]
+fn workers_leave_with_their_master() {
+    with_each_master("workers_leave_with_their_master", "", &["-W"], |name, m| {
+        let worker = m.workers()[0];
+        m.signal(Signal::SIGKILL);
+        assert!(
+            eventually(WAIT, || !alive(worker as i32)),
+            "{name}: the worker outlived its killed master"
+        );
+    });
+}
+
+/// Debian's haproxy.cfg says `daemon`; under systemd (`-Ws`) the master must stay the process
+/// systemd started, and say so (MAINPID).
+#[test]
+fn under_systemd_the_master_stays_in_the_foreground() {
+    let test = "under_systemd_the_master_stays_in_the_foreground";
+    with_each_master(test, "  daemon\n", &["-Ws"], |name, m| {
+        assert!(
+            alive(m.pid() as i32),
+            "{name}: the master went to the background"
+        );
+        let ready = "READY=1\nMAINPID=PID".to_string();
+        assert!(
+            eventually(WAIT, || m.notifications().contains(&ready)),
+            "{name}: {:?}",
+            m.notifications()
+        );
+    });
+}
+
+/// `mworker-max-reloads` stops former workers only: failed reloads leave the serving one.
+#[test]
+fn max_reloads_spares_the_serving_worker() {
+    let test = "max_reloads_spares_the_serving_worker";
+    with_each_master(test, "  mworker-max-reloads 1\n", &["-W"], |name, m| {
+        let worker = m.workers();
+        let cfg = std::fs::read_to_string(&m.cfg).unwrap();
+        std::fs::write(&m.cfg, cfg.replace("global\n", "global\n  bogus-keyword\n")).unwrap();
+        for attempt in 1..=2 {
+            m.cli("show proc");
+            m.signal(Signal::SIGUSR2);
+            assert!(
+                eventually(WAIT, || m.log().matches("Loading failure!").count()
+                    == attempt),
+                "{name}: {}",
+                m.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(m.workers(), worker, "{name}: {}", m.log());
+        assert_eq!(ask(m.addr()), "s", "{name}");
+    });
 }

@@ -503,10 +503,10 @@ fn unimplemented_rule_parts_are_refused() {
         &file,
         format!(
             "defaults\n  mode http\n{TIMEOUTS}frontend f\n  bind 127.0.0.1:1\n  acl tls ssl_fc\n  http-request deny if !tls\n\
-             \x20 http-request cache-use c\n  http-request deny if {{ path,url_dec /x }}\n  use_backend b if tls\n\
+             \x20 http-request cache-use c\n  http-request deny if {{ path,ub64dec /x }}\n  use_backend b if tls\n\
              \x20 redirect scheme https if !tls\n  monitor fail if tls\n  tcp-request content reject if !tls\n\
              \x20 tcp-request session reject\n  compression algo gzip\n  default_backend b\n\
-             backend b\n  http-response deny if {{ res.hdr(x),url_dec x }}\n  http-after-response set-header X y\n\
+             backend b\n  http-response deny if {{ res.hdr(x),ub64dec x }}\n  http-after-response set-header X y\n\
              \x20 tcp-response content reject\n  use-server s if TRUE\n  server s 127.0.0.1:1\n"
         ),
     )
@@ -525,13 +525,13 @@ fn unimplemented_rule_parts_are_refused() {
     for (line, what) in [
         (9, "the sample fetch 'ssl_fc'"),
         (10, "the action 'cache-use'"),
-        (11, "the converter 'url_dec'"),
+        (11, "the converter 'ub64dec'"),
         (12, "the sample fetch 'ssl_fc'"),
         (13, "the sample fetch 'ssl_fc'"),
         (14, "the sample fetch 'ssl_fc'"),
         (15, "the sample fetch 'ssl_fc'"),
         (16, "'tcp-request session'"),
-        (20, "the converter 'url_dec'"),
+        (20, "the converter 'ub64dec'"),
         (21, "'http-after-response'"),
         (22, "'tcp-response'"),
         (23, "'use-server'"),

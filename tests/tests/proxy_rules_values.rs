@@ -5,15 +5,20 @@
 //! received and the client got, and redirect locations, byte for byte where both must agree;
 //! values that differ between two runs (ports, pids, dates) by their shape and derivation.
 //! Replies built from formats (`return|deny ... hdr NAME FMT`, `lf-string FMT`): the same
-//! responses. Broken values: the same `-c` messages as HAProxy.
+//! responses. Broken values: the same `-c` messages as HAProxy. Timers (`%Ti %TR %Tq ...`)
+//! in the values of a backend's request and response rules, for a client that waits and
+//! sends its head in parts, in a frontend that does not log: the same derivations as
+//! HAProxy's, within tolerances.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::io::{BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::thread::sleep;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hapx_tests::proxy::{free_port, temp_dir};
 use hapx_tests::proxy_rules::{
-    EchoServer, HAPROXY, Response, check_both, exchange, get, side_by_side,
+    EchoServer, HAPROXY, Response, check_both, exchange, get, read_response, side_by_side,
 };
 use hapx_tests::require;
 
@@ -324,5 +329,215 @@ fn replies_with_formats_like_haproxy() {
     );
     if let Some(theirs) = theirs {
         assert_eq!(ours, theirs);
+    }
+}
+
+/// Every timer, in a value: `Th Ti TR Tq Tw Tc Tr Td Ta Tt Tu`.
+const TIMERS: &str = "%Th/%Ti/%TR/%Tq/%Tw/%Tc/%Tr/%Td/%Ta/%Tt/%Tu";
+
+/// A client's request: after `wait`, its head in `parts`, each `gap` after the previous one.
+struct Slow<'a> {
+    wait: Duration,
+    parts: &'a [&'a str],
+    gap: Duration,
+}
+
+/// Sends `requests` one after the other on one connection, each after its wait and in its
+/// parts, reading each response.
+fn slow_exchange(addr: SocketAddr, requests: &[Slow<'_>]) -> Vec<Option<Response>> {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return Vec::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut reader = BufReader::new(s.try_clone().expect("a clone of the stream"));
+    let mut out = Vec::new();
+    for req in requests {
+        sleep(req.wait);
+        for (i, part) in req.parts.iter().enumerate() {
+            if i > 0 {
+                sleep(req.gap);
+            }
+            if s.write_all(part.as_bytes()).is_err() {
+                return out;
+            }
+        }
+        out.push(read_response(&mut reader));
+    }
+    out
+}
+
+/// The milliseconds of the day of a `%t`/`%tr` date (`26/Nov/2026:06:19:34.455`).
+fn day_ms(date: &str) -> i64 {
+    let time = date.split_once(':').expect("a date, then a time").1;
+    let (hms, ms) = time.split_once('.').expect("milliseconds");
+    let n: Vec<i64> = hms.split(':').map(|v| v.parse().unwrap()).collect();
+    ((n[0] * 60 + n[1]) * 60 + n[2]) * 1000 + ms.parse::<i64>().unwrap()
+}
+
+/// A value of [`TIMERS`], by name.
+#[derive(Debug)]
+struct Timers {
+    th: i64,
+    ti: i64,
+    tr_: i64,
+    tq: i64,
+    tw: i64,
+    tc: i64,
+    tr: i64,
+    td: i64,
+    ta: i64,
+    tt: i64,
+    tu: i64,
+}
+
+/// The timers of a value shown for a frontend that logs no end of sessions: HAProxy marks
+/// `Ta`, `Tt` and `Tu` with `+` (as partial), and only them.
+fn timers(value: Option<&str>) -> Timers {
+    let value = value.expect("a timers value");
+    let (marked, t): (Vec<bool>, Vec<i64>) = value
+        .split('/')
+        .map(|v| {
+            let n = v.strip_prefix('+').unwrap_or(v);
+            (
+                n != v,
+                n.parse::<i64>().unwrap_or_else(|_| panic!("{value}")),
+            )
+        })
+        .unzip();
+    assert_eq!(t.len(), 11, "{value}");
+    let partial: Vec<usize> = (0..11).filter(|&i| marked[i]).collect();
+    assert_eq!(partial, [8, 9, 10], "{value}");
+    Timers {
+        th: t[0],
+        ti: t[1],
+        tr_: t[2],
+        tq: t[3],
+        tw: t[4],
+        tc: t[5],
+        tr: t[6],
+        td: t[7],
+        ta: t[8],
+        tt: t[9],
+        tu: t[10],
+    }
+}
+
+/// `ms` is about `expected`: a little less at most (a first byte read late on a loaded
+/// machine moves time from `TR` to `Ti`), not much more.
+fn about(ms: i64, expected: i64, what: &str) {
+    assert!(
+        (expected - 50..=expected + 400).contains(&ms),
+        "{what}: {ms} ms, expected about {expected}"
+    );
+}
+
+/// The timers of a request that waited `idle` ms before its first byte and took `head` ms
+/// more to send its head: in a request rule's value, only `Ti` is known (the request's own
+/// times come once its rules ran); in a response rule's value, the request's and the
+/// server's, the end not yet (`Tt` 0).
+fn check_timers(seen: &Response, idle: i64, head: i64, who: &str) {
+    let req = timers(seen.forwarded("x-req"));
+    about(req.ti, idle, &format!("{who}: request Ti"));
+    assert_eq!(
+        (
+            req.th, req.tr_, req.tq, req.tw, req.tc, req.tr, req.td, req.tt
+        ),
+        (0, -1, -1, -1, -1, -1, -1, 0),
+        "{who}: {req:?}"
+    );
+    assert_eq!((req.ta, req.tu), (-req.ti, -req.ti), "{who}: {req:?}");
+    // `%tr` is the date of the first byte: `%t` and `Ti` later.
+    let dates: Vec<&str> = seen
+        .forwarded("x-dates")
+        .expect("x-dates")
+        .split(' ')
+        .collect();
+    assert_eq!(
+        day_ms(dates[1]) - day_ms(dates[0]),
+        req.ti,
+        "{who}: {dates:?}"
+    );
+    let resp = timers(seen.header("x-t"));
+    about(resp.ti, idle, &format!("{who}: response Ti"));
+    about(resp.tr_, head, &format!("{who}: response TR"));
+    assert_eq!(resp.tq, resp.th + resp.ti + resp.tr_, "{who}: {resp:?}");
+    assert!(
+        resp.tw >= 0 && resp.tc >= 0 && resp.tr >= 0,
+        "{who}: {resp:?}"
+    );
+    // The end is not known yet: 0, and the others counted back from it.
+    assert_eq!(resp.tt, 0, "{who}: {resp:?}");
+    assert_eq!(
+        resp.td,
+        -(resp.tq + resp.tw + resp.tc + resp.tr),
+        "{who}: {resp:?}"
+    );
+    assert_eq!((resp.ta, resp.tu), (-resp.ti, -resp.ti), "{who}: {resp:?}");
+}
+
+/// Timers in rule values, where only a backend's values show them and nothing logs: a
+/// request whose first byte comes after 300 ms and its head 200 ms later, then one 100 ms
+/// after the first response on the kept-alive connection, as HAProxy shows them (`Ta Tt Tu`
+/// marked partial, as the frontend shows no end of sessions); a request to the other
+/// backend, whose response rules are literal, is edited the same.
+#[test]
+fn timers_in_values_like_haproxy() {
+    let test = "timers_in_values_like_haproxy";
+    let web = EchoServer::start("web");
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let config = format!(
+        "defaults\n  mode http\n{TIMEOUTS}frontend fe\n  bind {addr}\n\
+         \x20 http-request set-header X-Fe literal\n\
+         \x20 use_backend timed if {{ path_beg /t }}\n  default_backend plain\n\
+         backend timed\n\
+         \x20 http-request set-header X-Req \"{TIMERS}\"\n\
+         \x20 http-request set-header X-Dates \"%t %tr\"\n\
+         \x20 http-response set-header X-T \"{TIMERS}\"\n\
+         \x20 server s1 {web}\n\
+         backend plain\n\
+         \x20 http-response set-header X-Plain \"a b\"\n\
+         \x20 http-response del-header content-type\n\
+         \x20 server s1 {web}\n",
+        web = web.addr
+    );
+    let requests = [
+        Slow {
+            wait: Duration::from_millis(300),
+            parts: &["GET /t/1 HTTP/1.1\r\nhost: a\r\n", "x-a: 1\r\n\r\n"],
+            gap: Duration::from_millis(200),
+        },
+        Slow {
+            wait: Duration::from_millis(100),
+            parts: &["GET /t/2 HTTP/1.1\r\nhost: a\r\n\r\n"],
+            gap: Duration::ZERO,
+        },
+        Slow {
+            wait: Duration::ZERO,
+            parts: &["GET /p HTTP/1.1\r\nhost: a\r\n\r\n"],
+            gap: Duration::ZERO,
+        },
+    ];
+    let (ours, theirs) = side_by_side(test, &config, addr, |a| slow_exchange(a, &requests));
+    for (who, seen) in [("hapx", Some(&ours)), ("HAProxy", theirs.as_ref())] {
+        let Some(seen) = seen else { continue };
+        assert_eq!(seen.len(), 3, "{who}: {seen:#?}");
+        let resp = |i: usize| -> &Response {
+            seen[i]
+                .as_ref()
+                .unwrap_or_else(|| panic!("{who}: no response to request {i}"))
+        };
+        check_timers(resp(0), 300, 200, who);
+        check_timers(resp(1), 100, 0, who);
+        let plain = resp(2);
+        assert_eq!(
+            (
+                plain.forwarded("x-fe"),
+                plain.forwarded("x-req"),
+                plain.header("x-plain"),
+                plain.header("x-t")
+            ),
+            (Some("literal"), None, Some("a b"), None),
+            "{who}: {plain:#?}"
+        );
     }
 }

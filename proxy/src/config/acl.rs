@@ -2,7 +2,8 @@
 //! `if|unless COND` that ends a rule, parsed once at load into typed values.
 //!
 //! - [`Fetch`]: a sample fetch (`src`, `path`, `req.hdr(host)`, `req.ssl_sni`, `nbsrv(be)` ...)
-//!   with its converters (`lower`, `upper`).
+//!   with its converters (`lower`, `ipmask(24)`, `field(1,:)` ..., parsed and type-checked in
+//!   [`super::converter`]); the converters' output type gives the default match method.
 //! - [`Expr`]: a fetch, a [`Method`] (`-m str|beg|end|sub|reg|dir|dom|len|ip|int|bool|found`)
 //!   and its [`Pattern`]s. ACL keywords like `path_beg` or `hdr_dom(host)` are a fetch with a
 //!   method; `-f FILE` reads patterns from a file, `-i` ignores case, `-n` forbids DNS.
@@ -18,6 +19,8 @@ use std::net::{IpAddr, ToSocketAddrs};
 
 use regex::Regex;
 
+use super::converter;
+pub use super::converter::{Converter, SampleType};
 use super::keywords;
 use super::model::Network;
 use super::values;
@@ -67,14 +70,8 @@ pub enum Layer {
     Response,
 }
 
-/// What a fetch returns, which gives its default matching method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Bool,
-    Int,
-    Ip,
-    Str,
-}
+/// What a fetch (after its converters) returns, which gives its default matching method.
+pub type Kind = SampleType;
 
 /// A sample fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,13 +120,6 @@ pub enum Source {
     SslHelloType,
 }
 
-/// A converter applied to a fetched string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Converter {
-    Lower,
-    Upper,
-}
-
 /// A fetch and its converters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetch {
@@ -138,15 +128,9 @@ pub struct Fetch {
 }
 
 impl Fetch {
+    /// What the fetch gives after its converters.
     pub fn kind(&self) -> Kind {
-        use Source::*;
-        match self.source {
-            AlwaysTrue | AlwaysFalse | SrvIsUp(..) | ProtoHttp => Kind::Bool,
-            SrcPort | DstPort | Nbsrv(_) | ReqHdrCnt(_) | ReqHdrVal(..) | Status | ReqLen
-            | SslVer | SslHelloType => Kind::Int,
-            Src | Dst => Kind::Ip,
-            _ => Kind::Str,
-        }
+        converter::output_type(&self.converters, self.source.kind())
     }
 
     pub fn layer(&self) -> Layer {
@@ -157,6 +141,20 @@ impl Fetch {
             | ReqHdrCnt(_) | ReqHdrVal(..) | ReqCook(_) | UrlParam(_) => Layer::Request,
             ResHdr(..) | Status => Layer::Response,
             _ => Layer::L4,
+        }
+    }
+}
+
+impl Source {
+    /// What the fetch itself gives.
+    pub fn kind(&self) -> Kind {
+        use Source::*;
+        match self {
+            AlwaysTrue | AlwaysFalse | SrvIsUp(..) | ProtoHttp => Kind::Bool,
+            SrcPort | DstPort | Nbsrv(_) | ReqHdrCnt(_) | ReqHdrVal(..) | Status | ReqLen
+            | SslVer | SslHelloType => Kind::Int,
+            Src | Dst => Kind::Ip,
+            _ => Kind::Str,
         }
     }
 }
@@ -197,12 +195,15 @@ impl Method {
         })
     }
 
-    fn default_for(kind: Kind) -> Method {
+    /// The method a sample of `kind` matches with by default; None for binary samples,
+    /// whose default (`-m bin`, hex patterns) hapx does not implement.
+    fn default_for(kind: Kind) -> Option<Method> {
         match kind {
-            Kind::Bool => Method::Bool,
-            Kind::Int => Method::Int,
-            Kind::Ip => Method::Ip,
-            Kind::Str => Method::Str,
+            Kind::Bool => Some(Method::Bool),
+            Kind::Int => Some(Method::Int),
+            Kind::Ip => Some(Method::Ip),
+            Kind::Str => Some(Method::Str),
+            Kind::Bin => None,
         }
     }
 }
@@ -424,7 +425,7 @@ pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, 
         return Err("missing fetch method in ACL expression ''".into());
     }
     let (fetch, derived) = parse_criterion(keyword)?;
-    let mut method = derived.unwrap_or_else(|| Method::default_for(fetch.kind()));
+    let mut method = derived.or_else(|| Method::default_for(fetch.kind()));
     let mut ignore_case = false;
     let mut no_dns = false;
     let mut files = Vec::new();
@@ -445,9 +446,9 @@ pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, 
             }
             "-m" => {
                 let name = words.get(i).map(String::as_str).unwrap_or_default();
-                method = Method::named(name).ok_or_else(|| {
+                method = Some(Method::named(name).ok_or_else(|| {
                     format!("unknown matching method '{name}' when parsing ACL expression")
-                })?;
+                })?);
                 i += 1;
             }
             "-f" => {
@@ -465,6 +466,11 @@ pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, 
             }
         }
     }
+    let method = method.ok_or_else(|| {
+        AclError::Unsupported(format!(
+            "matching the binary sample of '{keyword}' (-m bin)"
+        ))
+    })?;
     let mut texts: Vec<String> = words[i..].to_vec();
     for file in &files {
         let content = std::fs::read_to_string(file)
@@ -598,39 +604,36 @@ fn ip_pattern(text: &str, no_dns: bool) -> Result<Network, String> {
     })
 }
 
-/// `name(args),conv,...` into (name, args, converters).
-fn split_call(text: &str) -> Result<(&str, Vec<&str>, Vec<&str>), String> {
-    let (call, convs) = match text.find('(') {
-        Some(open) => {
-            let close = text[open..]
+/// `name(args),conv,...` into (name, args, the converters' text after the comma).
+fn split_call(text: &str) -> Result<(&str, Vec<&str>, &str), String> {
+    let name_end = text.find(['(', ',']).unwrap_or(text.len());
+    let name = &text[..name_end];
+    let (args, rest) = match text[name_end..].strip_prefix('(') {
+        Some(inner) => {
+            let close = inner
                 .find(')')
-                .map(|c| open + c)
                 .ok_or_else(|| format!("missing closing ')' after arguments to '{text}'"))?;
-            let rest = &text[close + 1..];
-            (&text[..=close], rest)
-        }
-        None => match text.find(',') {
-            Some(c) => (&text[..c], &text[c..]),
-            None => (text, ""),
-        },
-    };
-    let (name, args) = match call.split_once('(') {
-        Some((n, a)) => (
-            n,
-            a.trim_end_matches(')')
+            let args = inner[..close]
                 .split(',')
                 .map(str::trim)
                 .filter(|a| !a.is_empty())
-                .collect(),
-        ),
-        None => (call, Vec::new()),
+                .collect();
+            (args, &inner[close + 1..])
+        }
+        None => (Vec::new(), &text[name_end..]),
     };
-    let convs = convs.split(',').filter(|c| !c.is_empty()).collect();
-    Ok((name, args, convs))
+    Ok((name, args, rest.strip_prefix(',').unwrap_or(rest)))
 }
 
 /// A sample fetch as written in a rule or a `%[...]`: `req.hdr(host),lower`.
 pub fn parse_fetch(text: &str) -> Result<Fetch, AclError> {
+    fetch_as(text, None)
+}
+
+/// [`parse_fetch`], converter errors worded as HAProxy does for the ACL keyword `acl_keyword`
+/// (`ACL keyword 'path' : ...`) or, for a plain fetch, `... in ACL expression 'TEXT'` (which
+/// log formats cut back to the message).
+fn fetch_as(text: &str, acl_keyword: Option<&str>) -> Result<Fetch, AclError> {
     let (name, args, convs) = split_call(text)?;
     let Some(source) = source(name, &args)? else {
         if keywords::FETCHES.contains(&name) || keywords::ACL_KEYWORDS.contains(&name) {
@@ -638,20 +641,15 @@ pub fn parse_fetch(text: &str) -> Result<Fetch, AclError> {
         }
         return Err(format!("unknown fetch method '{name}' in ACL expression '{text}'").into());
     };
-    let converters = convs
-        .into_iter()
-        .map(|c| {
-            let conv = c.split('(').next().unwrap_or_default();
-            match conv {
-                "lower" => Ok(Converter::Lower),
-                "upper" => Ok(Converter::Upper),
-                _ if keywords::CONVERTERS.contains(&conv) => {
-                    Err(AclError::Unsupported(format!("the converter '{conv}'")))
-                }
-                _ => Err(format!("ACL keyword '{name}' : unknown converter '{conv}'.").into()),
-            }
-        })
-        .collect::<Result<_, _>>()?;
+    let converters = converter::parse_chain(convs, source.kind()).map_err(|e| {
+        e.context(
+            |m| match (acl_keyword, m.starts_with("unknown converter")) {
+                (_, true) => format!("ACL keyword '{name}' : {m}."),
+                (Some(kw), false) => format!("ACL keyword '{kw}' : {m}."),
+                (None, false) => format!("{m} in ACL expression '{text}'"),
+            },
+        )
+    })?;
     Ok(Fetch { source, converters })
 }
 
@@ -659,6 +657,7 @@ pub fn parse_fetch(text: &str) -> Result<Fetch, AclError> {
 /// (`path_beg`, `hdr_dom(host)`, `req_ssl_sni`).
 fn parse_criterion(text: &str) -> Result<(Fetch, Option<Method>), AclError> {
     let (name, _, _) = split_call(text)?;
+    let acl_keyword = keywords::ACL_KEYWORDS.contains(&name).then_some(name);
     if let Some((base, suffix)) = name.rsplit_once('_') {
         let method = match suffix {
             "beg" => Some(Method::Beg),
@@ -677,10 +676,10 @@ fn parse_criterion(text: &str) -> Result<(Fetch, Option<Method>), AclError> {
         );
         if let (Some(m), true) = (method, derivable) {
             let rest = &text[name.len()..];
-            return Ok((parse_fetch(&format!("{base}{rest}"))?, Some(m)));
+            return Ok((fetch_as(&format!("{base}{rest}"), acl_keyword)?, Some(m)));
         }
     }
-    Ok((parse_fetch(text)?, None))
+    Ok((fetch_as(text, acl_keyword)?, None))
 }
 
 /// The fetch named `name` with `args`; None when no such fetch exists.

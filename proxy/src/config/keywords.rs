@@ -290,7 +290,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("originalto", No),
     ("disable-h2-upgrade", No),
     ("idle-close-on-response", No),
-    ("http-ignore-probes", No),
+    ("http-ignore-probes", Yes),
     ("http-restrict-req-hdr-names", No),
     ("logasap", Yes),
     ("h1-case-adjust-bogus-client", Yes),

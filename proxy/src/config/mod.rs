@@ -12,6 +12,7 @@
 
 pub mod acl;
 pub mod check;
+pub mod converter;
 pub mod diag;
 pub mod keywords;
 pub mod lexer;

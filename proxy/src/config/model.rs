@@ -343,6 +343,9 @@ pub struct Options {
     pub httplog: Option<Place>,
     pub tcplog: Option<Place>,
     pub dontlognull: bool,
+    /// `option http-ignore-probes`: a connection that sends no request before
+    /// `timeout http-request` is closed without HAProxy's 408 (and not logged).
+    pub http_ignore_probes: bool,
     pub forwardfor: Option<Forwardfor>,
     pub redispatch: bool,
     /// `option redispatch <interval>` (-1 without one): which failed attempts redispatch,

@@ -1174,6 +1174,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             p.log.format = None;
         }
         "dontlognull" => o.dontlognull = !negate,
+        "http-ignore-probes" => o.http_ignore_probes = !negate,
         "dontlog-normal" => p.log.dontlog_normal = !negate,
         "logasap" => p.log.logasap = !negate,
         "log-separate-errors" => p.log.separate_errors = !negate,

@@ -29,6 +29,12 @@ pub struct Rules {
     /// A request rule's value shows the request line (`%r`, `%HU` ...), which HAProxy
     /// shows as the client sent it: the request loop keeps it before the rules run.
     pub values_read_line: bool,
+    /// A rule's value shows a timer (`%Ti`, `%Tq`, `%tr` ...): the request loop measures
+    /// when each request arrived even if nothing logs.
+    pub values_use_timers: bool,
+    /// A rule's value shows what HAProxy knows at the end of a session
+    /// ([`LogFormat::uses_session_end`]), which tells whether `%Tt` ... are marked `+`.
+    pub values_use_session_end: bool,
     /// Backends and servers named in fetches (`nbsrv(b)`, `srv_is_up(b/s)`), for [`check`].
     references: Vec<Reference>,
     /// Where L6 fetches were used (ignored in HTTP proxies, with a warning).
@@ -642,6 +648,9 @@ impl Ctx<'_> {
                 .into_iter()
                 .any(LogFormat::uses_request_line);
         }
+        let values = action.values();
+        self.p.rules.values_use_timers |= values.iter().any(|f| f.uses_timers());
+        self.p.rules.values_use_session_end |= values.iter().any(|f| f.uses_session_end());
         let rule = HttpRule { action, cond };
         if response {
             self.p.rules.http_response.push(rule);

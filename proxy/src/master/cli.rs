@@ -35,8 +35,11 @@ The following commands are valid at this level:
   quit                                    : disconnect
 ";
 
-/// How long a worker has to answer a command sent on.
-const WORKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a worker has to answer a command sent on, and a client to send its next line
+/// (HAProxy's default `stats timeout`).
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest command line (HAProxy's buffer size).
+const MAX_LINE: usize = 16 * 1024;
 
 /// One `-S` argument: where, and who may connect.
 #[derive(Debug, PartialEq, Eq)]
@@ -138,10 +141,13 @@ pub async fn serve(
         return;
     };
     loop {
-        let Ok((stream, _)) = socket.accept().await else {
-            continue;
-        };
-        tokio::spawn(session(stream, registry.clone(), events.clone()));
+        match socket.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(session(stream, registry.clone(), events.clone()));
+            }
+            // Out of descriptors, most likely: try again later rather than spin.
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
 }
 
@@ -157,14 +163,27 @@ async fn session(
     events: UnboundedSender<Event>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
+    let mut reader = BufReader::new(read);
     let mut session = Session {
         level: CliLevel::Admin,
         interactive: false,
         registry,
         events,
     };
-    while let Some(line) = lines.next_line().await? {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
+        let read = tokio::time::timeout(TIMEOUT, limited.read_until(b'\n', &mut line)).await;
+        match read {
+            Ok(Ok(0)) | Err(_) => return Ok(()),
+            Ok(Ok(_)) if line.len() > MAX_LINE => {
+                return write.write_all(b"Command line too long.\n").await;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+        let line = String::from_utf8_lossy(&line);
         for cmd in line.split(';').map(str::trim).filter(|c| !c.is_empty()) {
             let (answer, next) = session.run(cmd).await;
             write.write_all(answer.as_bytes()).await?;
@@ -177,7 +196,6 @@ async fn session(
         }
         write.write_all(b"\nmaster> ").await?;
     }
-    Ok(())
 }
 
 struct Session {
@@ -190,7 +208,14 @@ struct Session {
 impl Session {
     /// Runs one command: its answer (with the empty line that ends an answer) and whether the
     /// connection goes on.
-    async fn run(&mut self, cmd: &str) -> (String, Next) {
+    async fn run(&mut self, mut cmd: &str) -> (String, Next) {
+        // `@master CMD` is CMD here (any number of times).
+        while let Some(rest) = cmd.strip_prefix("@master") {
+            if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
+                break;
+            }
+            cmd = rest.trim_start();
+        }
         if let Some(rest) = cmd.strip_prefix('@') {
             let (target, command) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             return self.forward(target, command.trim()).await;
@@ -229,11 +254,8 @@ impl Session {
         Next::Continue
     }
 
-    /// `@1 CMD`, `@!PID CMD`, `@master CMD`.
+    /// `@1 CMD`, `@!PID CMD`.
     async fn forward(&mut self, target: &str, command: &str) -> (String, Next) {
-        if target == "master" {
-            return Box::pin(self.run(command)).await;
-        }
         let link = self.registry.lock().ok().and_then(|r| r.link_for(target));
         let Some(link) = link else {
             return (
@@ -244,7 +266,7 @@ impl Session {
         if command.is_empty() {
             return (String::new(), Next::Continue);
         }
-        match tokio::time::timeout(WORKER_TIMEOUT, ask_worker(&link, self.level, command)).await {
+        match tokio::time::timeout(TIMEOUT, ask_worker(&link, self.level, command)).await {
             Ok(Ok(answer)) => (answer, Next::Continue),
             Ok(Err(e)) => (
                 format!("The worker did not answer: {e}\n\n"),
@@ -272,13 +294,13 @@ async fn ask_worker(link: &OwnedFd, level: CliLevel, command: &str) -> std::io::
     let fds = [theirs.as_raw_fd()];
     let level = [level_byte(level)];
     let iov = [std::io::IoSlice::new(&level)];
-    // One byte and one descriptor on a socket that carries nothing else: the send does not
-    // wait for room in practice, and the master has nothing else to do meanwhile.
+    // One byte and one descriptor on a socket that carries nothing else: there is room, or
+    // the worker stopped reading it and the command fails rather than blocks the master.
     sendmsg::<()>(
         link.as_raw_fd(),
         &iov,
         &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::MSG_NOSIGNAL,
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
         None,
     )?;
     drop(theirs);

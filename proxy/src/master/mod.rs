@@ -10,9 +10,12 @@
 //!   and starts a new worker with `-sf` naming the current one, which hands its listening
 //!   sockets over and finishes its connections (the ordinary seamless reload). A
 //!   configuration with errors, or a worker that exits before it is ready, is a failed
-//!   reload: the old worker goes on serving. Reloads asked for during one run after it.
+//!   reload: the old worker goes on serving. A reload asked for while a worker is still
+//!   starting replaces that one too (HAProxy's master executes itself again at once).
 //! - SIGTERM/SIGINT (stop) and SIGUSR1 (soft stop) go to every worker; the master exits once
 //!   they all have, with status 0. SIGTTOU/SIGTTIN go to every worker.
+//! - When no worker is left (they all exited), the master exits too, so that systemd sees
+//!   the service is down.
 //! - When the current worker fails (exits with another status than 0 or a SIGINT/SIGTERM
 //!   death), the master stops the others and exits with its status (`exit-on-failure`),
 //!   unless `master-worker no-exit-on-failure`. (HAProxy 2.6 documents that option but its
@@ -157,21 +160,9 @@ pub fn run(cli: Cli, global: &Global) -> anyhow::Result<ExitCode> {
         .iter()
         .map(cli::Spec::bind)
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let pidfile = cli.pidfile.clone().or_else(|| global.pidfile.clone());
-    let daemon = (cli.daemon || global.daemon) && !cli.debug && !cli.no_background;
-    if daemon {
-        // SAFETY: no thread has been started yet.
-        match unsafe { nix::unistd::fork() }.context("fork")? {
-            nix::unistd::ForkResult::Parent { child } => {
-                if let Some(p) = &pidfile {
-                    crate::process::write_pidfile(p, child.as_raw() as u32)?;
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            nix::unistd::ForkResult::Child => crate::process::detach()?,
-        }
-    } else if let Some(p) = &pidfile {
-        crate::process::write_pidfile(p, std::process::id())?;
+    if background(&cli, global)? {
+        // The parent of a master gone to the background: its job is done.
+        return Ok(ExitCode::SUCCESS);
     }
     let notifier = Notifier::new(cli.master_worker_systemd);
     // The path now, not on each reload: a package upgrade replaces the file, and the next
@@ -198,7 +189,7 @@ pub fn run(cli: Cli, global: &Global) -> anyhow::Result<ExitCode> {
             events,
             loading: None,
             first_load: true,
-            reload_asked: false,
+            exit_while_loading: None,
             stopping: false,
             exit_code: 0,
         };
@@ -214,6 +205,33 @@ pub fn run(cli: Cli, global: &Global) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
+/// `-D` or `daemon`: forks, the parent writing the master's pid to the pid file; true in the
+/// parent, which is to exit. Otherwise the master writes its own pid.
+fn background(cli: &Cli, global: &Global) -> anyhow::Result<bool> {
+    let pidfile = cli.pidfile.clone().or_else(|| global.pidfile.clone());
+    // Under systemd (-Ws) the master is the service's main process: never in the background,
+    // whatever the configuration says (Debian's haproxy.cfg has `daemon`), as with HAProxy.
+    let daemon = (cli.daemon || global.daemon)
+        && !cli.debug
+        && !cli.no_background
+        && !cli.master_worker_systemd;
+    if daemon {
+        // SAFETY: no thread has been started yet.
+        match unsafe { nix::unistd::fork() }.context("fork")? {
+            nix::unistd::ForkResult::Parent { child } => {
+                if let Some(p) = &pidfile {
+                    crate::process::write_pidfile(p, child.as_raw() as u32)?;
+                }
+                return Ok(true);
+            }
+            nix::unistd::ForkResult::Child => crate::process::detach()?,
+        }
+    } else if let Some(p) = &pidfile {
+        crate::process::write_pidfile(p, std::process::id())?;
+    }
+    Ok(false)
+}
+
 struct Master {
     pid: u32,
     exe: PathBuf,
@@ -226,7 +244,8 @@ struct Master {
     loading: Option<u32>,
     /// Until the first worker is ready or gone: its failure is the master's.
     first_load: bool,
-    reload_asked: bool,
+    /// The loading worker exited before its readiness was read.
+    exit_while_loading: Option<(u32, ExitStatus)>,
     stopping: bool,
     exit_code: i32,
 }
@@ -234,24 +253,40 @@ struct Master {
 impl Master {
     async fn serve(mut self, mut events: UnboundedReceiver<Event>) -> anyhow::Result<i32> {
         self.watch_signals()?;
+        // Signals sent since the start waited, blocked; the handlers are in place now.
+        crate::process::unblock_signals();
         self.load(true);
         while let Some(event) = events.recv().await {
             match event {
-                Event::Reload if self.loading.is_some() => self.reload_asked = true,
                 Event::Reload if !self.stopping => self.load(false),
                 Event::Reload => {}
                 Event::Stop(sig) => self.stop(sig),
                 Event::Pass(sig) => self.signal_all(sig),
-                Event::Loaded { pid, ok } => self.loaded(pid, ok),
+                Event::Loaded { pid, ok } if self.loading == Some(pid) => {
+                    self.loaded(pid, ok);
+                    if let Some((gone, status)) = self.exit_while_loading.take() {
+                        self.exited(gone, status);
+                    }
+                }
+                // A load replaced by a newer one is over.
+                Event::Loaded { .. } => {}
+                // Whether it said it was ready first is still to be read from its link, which
+                // ends now: its exit is handled once that is known.
+                Event::Exited { pid, status } if self.loading == Some(pid) => {
+                    self.exit_while_loading = Some((pid, status));
+                }
                 Event::Exited { pid, status } => self.exited(pid, status),
             }
-            let nobody_left = self.workers(|w| w.is_empty()) && self.loading.is_none();
-            if nobody_left && self.stopping {
-                self.warning(&format!(
-                    "All workers exited. Exiting... ({})",
-                    self.exit_code
-                ));
-                return Ok(self.exit_code);
+            if self.workers(|w| w.is_empty()) && self.loading.is_none() {
+                // Nobody serves: the master has nothing left to do, unless it waits for a
+                // reload to bring a worker back (`no-exit-on-failure`).
+                if self.stopping || self.settings.exit_on_failure {
+                    self.warning(&format!(
+                        "All workers exited. Exiting... ({})",
+                        self.exit_code
+                    ));
+                    return Ok(self.exit_code);
+                }
             }
         }
         Ok(self.exit_code)
@@ -286,37 +321,32 @@ impl Master {
         Ok(())
     }
 
-    /// Starts a worker: the first one, or a reload's.
+    /// Starts a worker: the first one, or a reload's. A reload asked for while a worker is
+    /// still starting replaces that one too, as HAProxy's master does (it executes itself
+    /// again at once): a worker stuck before it is ready never blocks the next reload.
     fn load(&mut self, first: bool) {
         self.notifier.reloading();
         let (soft, hard) = if first {
             (self.cli.soft_finish.clone(), self.cli.terminate.clone())
         } else {
             self.notice("Reloading HAProxy");
+            self.count_reload();
             let (config, diags) = config::load(&self.cli.config);
             crate::process::report(&diags, self.cli.quiet(&config.global));
             if diags.has_errors() {
                 self.alert("config : Fatal errors found in configuration.");
-                self.loaded(0, false);
+                self.load_failed(false);
                 return;
             }
             self.settings = Settings::of(&config.global);
-            let current = self.workers(|ws| {
-                ws.iter()
-                    .filter(|w| w.current)
-                    .map(|w| w.pid)
-                    .collect::<Vec<_>>()
-            });
-            (current, Vec::new())
+            (self.replaced(), Vec::new())
         };
         let args = self.cli.worker_args(&soft, &hard);
         let started = match worker::start(&self.exe, args) {
             Ok(s) => s,
             Err(e) => {
                 self.alert(&format!("cannot start a worker: {e}"));
-                self.stopping |= first;
-                self.exit_code = 1;
-                self.loaded(0, false);
+                self.load_failed(first);
                 return;
             }
         };
@@ -341,41 +371,62 @@ impl Master {
         }
     }
 
-    /// The end of a load: worker `pid` is ready (`ok`) or gone.
+    /// A reload begins: the master's count and that of every worker that lives through it,
+    /// whatever its outcome (HAProxy counts its master's executions).
+    fn count_reload(&self) {
+        if let Ok(mut r) = self.registry.lock() {
+            r.reloads += 1;
+            for w in r.workers.iter_mut() {
+                w.reloads += 1;
+            }
+        }
+    }
+
+    /// The workers a reload's new worker replaces (`-sf`): the current ones and one still
+    /// starting. From now on their exit is a former worker's, never a failure of the service.
+    fn replaced(&self) -> Vec<u32> {
+        let loading = self.loading;
+        let Ok(mut r) = self.registry.lock() else {
+            return Vec::new();
+        };
+        let mut pids = Vec::new();
+        for w in r.workers.iter_mut() {
+            if w.current || Some(w.pid) == loading {
+                w.leaving = true;
+                pids.push(w.pid);
+            }
+        }
+        pids
+    }
+
+    /// The end of the load of worker `pid`: ready (`ok`) or gone.
     fn loaded(&mut self, pid: u32, ok: bool) {
+        if !ok {
+            let first = std::mem::replace(&mut self.first_load, false);
+            self.load_failed(first);
+            return;
+        }
         let first = std::mem::replace(&mut self.first_load, false);
         self.loading = None;
         let max_reloads = self.settings.max_reloads;
         let mut too_old = Vec::new();
         if let Ok(mut r) = self.registry.lock() {
-            if !first {
-                r.reloads += 1;
-                r.failed_reloads += u32::from(!ok);
-            }
-            // Every worker lived through the reload, failed or not (HAProxy counts the
-            // master's re-executions).
-            for w in r.workers.iter_mut().filter(|w| w.pid != pid && !first) {
-                w.reloads += 1;
-                w.current &= !ok;
-                if max_reloads.is_some_and(|max| w.reloads > max) {
+            for w in r.workers.iter_mut() {
+                if w.pid == pid {
+                    w.current = true;
+                    w.served = true;
+                    continue;
+                }
+                // Only a worker replaced by an earlier reload (still finishing its
+                // connections) may be cut short; the one just replaced finishes.
+                let former = !w.current;
+                w.current = false;
+                if former && !first && max_reloads.is_some_and(|max| w.reloads > max) {
                     too_old.push(w.pid);
                 }
             }
-            if let Some(w) = r.workers.iter_mut().find(|w| w.pid == pid && ok) {
-                w.current = true;
-                w.served = true;
-            }
         }
-        if ok {
-            self.notice("Loading success.");
-        } else {
-            self.warning("Loading failure!");
-            if first {
-                // Nothing serves: the start failed.
-                self.stopping = true;
-                self.exit_code = 1;
-            }
-        }
+        self.notice("Loading success.");
         for old in too_old {
             self.warning(&format!(
                 "Former worker ({old}) reached the maximum number of reloads ({}), sending SIGTERM",
@@ -384,9 +435,27 @@ impl Master {
             signal_pid(old, Signal::SIGTERM);
         }
         self.notifier.ready();
-        if std::mem::take(&mut self.reload_asked) && !self.stopping {
-            self.load(false);
+    }
+
+    /// A load that failed: a configuration with errors, a worker that could not start or
+    /// exited before it was ready. The workers it was to replace go on serving.
+    fn load_failed(&mut self, first: bool) {
+        self.loading = None;
+        self.first_load = false;
+        if let Ok(mut r) = self.registry.lock() {
+            r.failed_reloads += u32::from(!first);
+            // Those it was to replace stay.
+            for w in r.workers.iter_mut() {
+                w.leaving &= !w.current;
+            }
         }
+        self.warning("Loading failure!");
+        if first && !self.stopping {
+            // Nothing serves: the start failed.
+            self.stopping = true;
+            self.exit_code = 1;
+        }
+        self.notifier.ready();
     }
 
     fn exited(&mut self, pid: u32, status: ExitStatus) {
@@ -396,18 +465,18 @@ impl Master {
         });
         let Some(gone) = gone else { return };
         if !gone.served {
-            // Its load failed: reported when its link closed.
+            // A failed load, reported already.
             return;
         }
         let (code, why) = worker::describe(status);
-        if !gone.current {
+        if !gone.current || gone.leaving {
             self.warning(&format!(
                 "Former worker ({pid}) exited with code {code} ({why})"
             ));
             return;
         }
         let line = format!("Current worker ({pid}) exited with code {code} ({why})");
-        if code == 0 {
+        if code < 128 {
             self.warning(&line);
         } else {
             self.alert(&line);

@@ -26,6 +26,8 @@ pub struct Worker {
     pub current: bool,
     /// It said it was ready once.
     pub served: bool,
+    /// A reload's new worker was told to replace it.
+    pub leaving: bool,
     /// The master's end of the link, for passing CLI sessions.
     pub link: std::sync::Arc<OwnedFd>,
 }
@@ -72,6 +74,7 @@ pub fn start(exe: &Path, args: Vec<OsString>) -> io::Result<Started> {
             reloads: 0,
             current: false,
             served: false,
+            leaving: false,
             link: std::sync::Arc::new(ours),
         },
         child,

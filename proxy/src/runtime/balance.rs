@@ -8,15 +8,23 @@
 //! HAProxy's map-based hash does: its client waits for a full server rather than go
 //! elsewhere.
 //!
-//! When every server is full a connection waits: in its server's queue for a hash, else in
-//! the backend's. Each queue counts the connections that left it, from which a waiting one
-//! knows the position HAProxy logs (`%sq`, `%bq`): [`join_queue`], [`leave_queue`].
+//! When every server is full a connection waits ([`pick_or_queue`] gives it a [`Ticket`]):
+//! in its server's queue for a hash, else in the backend's. The queues are served in order,
+//! as HAProxy's `pendconn`s: a [`Slot`] given back goes at once, under the balancer's lock,
+//! to the oldest connection that server may take, from its own queue or the backend's, so
+//! neither a newcomer nor a later waiter can take it first. Only servers with a `maxconn`
+//! ever have waiters, so a slot of a server without one is given back without the lock.
+//! Each queue counts the connections that left it served, from which a waiting one knows
+//! the position HAProxy logs (`%sq`, `%bq`).
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, MutexGuard};
 
-use super::state::{Backend, Server};
+use tokio::sync::oneshot;
+
+use super::state::{Backend, Server, SessionGuard};
 use crate::config::model::Balance;
 
 /// Per-backend balancer memory.
@@ -28,9 +36,15 @@ pub struct LbState {
     turn: u64,
     /// Rotates leastconn's ties, from the first server as HAProxy starts.
     ties: u64,
-    /// Connections that left the backend's queue, then each server's (by index) for a
-    /// server: HAProxy's `queue.idx`, from which the logged queue positions are derived.
+    /// The connections waiting: the backend's queue, then each server's (by index + 1).
+    queues: Vec<VecDeque<Pending>>,
+    /// Connections that left each queue served: HAProxy's `queue.idx`, from which the
+    /// logged queue positions are derived.
     left_queue: Vec<u64>,
+    /// Numbers the waiting connections in arrival order, across the queues.
+    arrivals: u64,
+    /// How many wait, in all the queues: a pick looks at no queue while none does.
+    waiting: usize,
 }
 
 impl LbState {
@@ -39,8 +53,215 @@ impl LbState {
             credit: vec![0; servers],
             turn: 0x9E37_79B9_7F4A_7C15,
             ties: 0,
+            queues: (0..=servers).map(|_| VecDeque::new()).collect(),
             left_queue: vec![0; servers + 1],
+            arrivals: 0,
+            waiting: 0,
         }
+    }
+
+    fn has_waiters(&self) -> bool {
+        self.waiting > 0
+    }
+
+    fn push(&mut self, queue: usize, pending: Pending) {
+        self.queues[queue].push_back(pending);
+        self.waiting += 1;
+    }
+
+    fn pop(&mut self, queue: usize) -> Option<Pending> {
+        let head = self.queues[queue].pop_front()?;
+        self.waiting -= 1;
+        Some(head)
+    }
+
+    /// Takes the connection numbered `arrival` out of `queue`, if it is still there.
+    fn remove(&mut self, queue: usize, arrival: u64) -> Option<Pending> {
+        let q = &mut self.queues[queue];
+        let at = q.iter().position(|p| p.arrival == arrival)?;
+        let pending = q.remove(at)?;
+        self.waiting -= 1;
+        Some(pending)
+    }
+}
+
+/// The balancer's state, locked (a poisoned lock is taken as is: its state stays coherent).
+fn lock(backend: &Backend) -> MutexGuard<'_, LbState> {
+    backend.lb.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A connection waiting in a queue (HAProxy's `pendconn`), as the queue holds it.
+#[derive(Debug)]
+struct Pending {
+    arrival: u64,
+    /// How many had left the queue served when it joined.
+    joined: u64,
+    src: IpAddr,
+    avoid: Option<Arc<Server>>,
+    /// Where its slot goes. The [`Ticket`] holding the other end leaves the queue, under
+    /// the lock, before dropping it: a queued connection can always be given its slot.
+    grant: oneshot::Sender<Granted>,
+}
+
+/// A slot given to a queued connection, and its position in the queue it left.
+#[derive(Debug)]
+pub struct Granted {
+    slot: Slot,
+    queue: usize,
+    position: u64,
+}
+
+impl Granted {
+    /// The slot, the position it was given at added to `positions`.
+    pub fn take(self, positions: &mut QueuePositions) -> Slot {
+        positions.add(self.queue, self.position);
+        self.slot
+    }
+}
+
+/// One connection slot of a server (its `maxconn`), held while the connection is; given
+/// back on drop, to the oldest waiting connection the server may take.
+#[derive(Debug)]
+pub struct Slot {
+    /// Counts the connection on the server; None once given back.
+    guard: Option<SessionGuard>,
+    server: Arc<Server>,
+    backend: Arc<Backend>,
+}
+
+impl Slot {
+    fn take(backend: &Arc<Backend>, server: &Arc<Server>) -> Slot {
+        server.lb_total.fetch_add(1, Relaxed);
+        Slot {
+            guard: Some(server.counters.open()),
+            server: server.clone(),
+            backend: backend.clone(),
+        }
+    }
+
+    pub fn server(&self) -> &Arc<Server> {
+        &self.server
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
+        // Without a `maxconn` the server never had anyone wait for it: nothing to hand on.
+        if self.server.opts.maxconn.is_none() {
+            return;
+        }
+        // Given back under the lock that picks and queues: a connection that found the
+        // server full is in its queue by now, and is served here.
+        let mut lb = lock(&self.backend);
+        drop(guard);
+        serve_queued(&self.backend, &mut lb);
+    }
+}
+
+/// What [`pick_or_queue`] got: a server's slot, or a place in a queue.
+#[derive(Debug)]
+pub enum Picked {
+    Now(Slot),
+    Queued(Ticket),
+}
+
+/// A connection's place in a queue. Dropping it leaves the queue (a slot given to it
+/// meanwhile goes on to the next one).
+#[derive(Debug)]
+pub struct Ticket {
+    backend: Arc<Backend>,
+    /// 0: the backend's queue; i + 1: the queue of the backend's server i.
+    queue: usize,
+    arrival: u64,
+    joined: u64,
+    granted: oneshot::Receiver<Granted>,
+    /// Left the queue already ([`Ticket::leave`], [`Ticket::recheck`]).
+    left: bool,
+}
+
+/// What a waiting connection finds when a server changed ([`Ticket::recheck`]).
+#[derive(Debug)]
+pub enum Recheck {
+    StillWaiting,
+    Served(Slot),
+    /// It left the queue: no server is usable any more.
+    NoneUsable,
+    /// It left its server's queue: that server is not usable any more, so it must be
+    /// picked for again.
+    ServerGone,
+}
+
+impl Ticket {
+    /// Waits for the slot a freed server gives this connection.
+    pub async fn granted(&mut self) -> Option<Granted> {
+        (&mut self.granted).await.ok()
+    }
+
+    /// Leaves the queue (`timeout queue`), its position added to `positions`: given up
+    /// (None), unless a slot came meanwhile.
+    pub fn leave(mut self, positions: &mut QueuePositions) -> Option<Slot> {
+        let backend = self.backend.clone();
+        let lb = lock(&backend);
+        self.left = true;
+        if lb.queues[self.queue]
+            .iter()
+            .all(|p| p.arrival != self.arrival)
+        {
+            if let Ok(granted) = self.granted.try_recv() {
+                return Some(granted.take(positions));
+            }
+        }
+        self.give_up(lb, positions);
+        None
+    }
+
+    /// After a server changed: serves the queues (it may take connections now), and
+    /// leaves them when this connection can no longer be served where it waits.
+    pub fn recheck(&mut self, positions: &mut QueuePositions) -> Recheck {
+        let backend = self.backend.clone();
+        let mut lb = lock(&backend);
+        serve_queued(&backend, &mut lb);
+        if lb.queues[self.queue]
+            .iter()
+            .all(|p| p.arrival != self.arrival)
+        {
+            // Served just now (its slot waits in the channel).
+            return match self.granted.try_recv() {
+                Ok(granted) => {
+                    self.left = true;
+                    Recheck::Served(granted.take(positions))
+                }
+                Err(_) => Recheck::StillWaiting,
+            };
+        }
+        let gone = if candidates(&backend, None).is_empty() {
+            Recheck::NoneUsable
+        } else if self.queue > 0 && !backend.servers[self.queue - 1].usable() {
+            Recheck::ServerGone
+        } else {
+            return Recheck::StillWaiting;
+        };
+        self.give_up(lb, positions);
+        gone
+    }
+
+    /// Leaves the queue unserved, at the position reached.
+    fn give_up(&mut self, mut lb: MutexGuard<'_, LbState>, positions: &mut QueuePositions) {
+        lb.remove(self.queue, self.arrival);
+        self.left = true;
+        positions.add(self.queue, lb.left_queue[self.queue] - self.joined + 1);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.left {
+            lock(&self.backend).remove(self.queue, self.arrival);
+        }
+        // The receiver drops after the lock is released: a slot in it goes on from there.
     }
 }
 
@@ -52,111 +273,174 @@ pub struct QueuePositions {
     pub backend: u64,
 }
 
-/// A connection waiting for a server at its `maxconn`: which queue it is in (HAProxy's
-/// `pendconn`) and how many had left that queue when it joined.
-#[derive(Debug, Clone, Copy)]
-pub struct Waiting {
-    /// 0: the backend's queue; i + 1: the queue of the backend's server i.
-    queue: usize,
-    joined: u64,
-}
-
-/// Joins the queue a client from `src` waits in when every server is full: as in HAProxy,
-/// a hashing algorithm's client waits for its own server (which a hash picks whatever its
-/// load), the others in the backend's queue.
-pub fn join_queue(backend: &Backend, src: IpAddr) -> Waiting {
-    let queue = match backend.balance {
-        Balance::Source => {
-            let all = candidates(backend, None);
-            let chosen = (!all.is_empty()).then(|| by_hash(&all, hash_ip(src)));
-            chosen
-                .and_then(|c| backend.servers.iter().position(|s| Arc::ptr_eq(s, &c)))
-                .map_or(0, |i| i + 1)
+impl QueuePositions {
+    /// Adds a position in `queue` (0: the backend's, else a server's).
+    fn add(&mut self, queue: usize, position: u64) {
+        if queue == 0 {
+            self.backend += position;
+        } else {
+            self.server += position;
         }
-        _ => 0,
-    };
-    let lb = backend.lb.lock().unwrap_or_else(|e| e.into_inner());
-    Waiting {
-        queue,
-        joined: lb.left_queue[queue],
     }
-}
-
-/// Leaves the queue, served (`true`) or given up (`timeout queue`), adding the position
-/// HAProxy logs to `positions`: a connection served counts as having left the queue.
-pub fn leave_queue(backend: &Backend, w: Waiting, served: bool, positions: &mut QueuePositions) {
-    let mut lb = backend.lb.lock().unwrap_or_else(|e| e.into_inner());
-    let left = &mut lb.left_queue[w.queue];
-    let position = *left - w.joined + 1;
-    if served {
-        *left += 1;
-    }
-    if w.queue == 0 {
-        positions.backend += position;
-    } else {
-        positions.server += position;
-    }
-}
-
-/// Why no server was chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoServer {
-    /// Every server is down, in maintenance, draining or without an address.
-    NoneUsable,
-    /// Usable servers exist but all are at their `maxconn`.
-    AllFull,
 }
 
 /// Picks a server for a client from `src`, avoiding `avoid` when another one is usable,
-/// and `take`s what the connection holds of it (its slot) in the same step: no other pick
-/// sees the server free in between, so its `maxconn` holds.
-pub fn pick<T>(
-    backend: &Backend,
+/// and takes one of its slots in the same step (no other pick sees the server free in
+/// between, so its `maxconn` holds); when every server is full, queues the connection.
+/// None: no server is usable (down, in maintenance, draining or without an address).
+pub fn pick_or_queue(
+    backend: &Arc<Backend>,
     src: IpAddr,
     avoid: Option<&Arc<Server>>,
-    take: impl FnOnce(&Arc<Server>) -> T,
-) -> Result<(Arc<Server>, T), NoServer> {
+) -> Option<Picked> {
+    let mut lb = lock(backend);
+    // Those waiting come first: what they leave free a newcomer may take.
+    if lb.has_waiters() {
+        serve_queued(backend, &mut lb);
+    }
+    let queue = match choose(backend, &mut lb, src, avoid) {
+        Choice::Free(server) => return Some(Picked::Now(Slot::take(backend, &server))),
+        Choice::NoneUsable => return None,
+        Choice::Full { queue } => queue,
+    };
+    Some(Picked::Queued(enqueue(backend, &mut lb, queue, src, avoid)))
+}
+
+/// Puts a connection at the end of `queue`.
+fn enqueue(
+    backend: &Arc<Backend>,
+    lb: &mut LbState,
+    queue: usize,
+    src: IpAddr,
+    avoid: Option<&Arc<Server>>,
+) -> Ticket {
+    let (grant, granted) = oneshot::channel();
+    let arrival = lb.arrivals;
+    lb.arrivals += 1;
+    let joined = lb.left_queue[queue];
+    lb.push(
+        queue,
+        Pending {
+            arrival,
+            joined,
+            src,
+            avoid: avoid.cloned(),
+            grant,
+        },
+    );
+    Ticket {
+        backend: backend.clone(),
+        queue,
+        arrival,
+        joined,
+        granted,
+        left: false,
+    }
+}
+
+/// What the algorithm chose for a connection.
+enum Choice {
+    Free(Arc<Server>),
+    /// Every server it may use is full: it waits in this queue (0: the backend's, i + 1:
+    /// server i's).
+    Full {
+        queue: usize,
+    },
+    NoneUsable,
+}
+
+fn choose(backend: &Backend, lb: &mut LbState, src: IpAddr, avoid: Option<&Arc<Server>>) -> Choice {
     // Round robin and leastconn's ties keep their rotation when avoiding a server: they skip
     // the server's turn (as HAProxy's trees do), rather than turning among the others.
     let rotates = matches!(
         backend.balance,
         Balance::RoundRobin | Balance::StaticRr | Balance::LeastConn
     );
-    let mut lb = backend.lb.lock().unwrap_or_else(|e| e.into_inner());
     let candidates = candidates(backend, avoid.filter(|_| !rotates));
     if candidates.is_empty() {
-        return Err(NoServer::NoneUsable);
+        return Choice::NoneUsable;
     }
     let free: Vec<(usize, &Arc<Server>)> = candidates
         .iter()
         .copied()
         .filter(|(_, s)| s.has_free_slot())
         .collect();
-    let chosen = match backend.balance {
+    Choice::Free(match backend.balance {
         // HAProxy's map-based hash picks among the usable servers whatever their load: a
-        // client whose server is full waits for it (in its queue, see [`join_queue`]).
+        // client whose server is full waits for it, in that server's queue.
         Balance::Source => {
             let chosen = by_hash(&candidates, hash_ip(src));
             if !chosen.has_free_slot() {
-                return Err(NoServer::AllFull);
+                let i = backend.servers.iter().position(|s| Arc::ptr_eq(s, &chosen));
+                return Choice::Full {
+                    queue: i.map_or(0, |i| i + 1),
+                };
             }
             chosen
         }
-        _ if free.is_empty() => return Err(NoServer::AllFull),
+        _ if free.is_empty() => return Choice::Full { queue: 0 },
         Balance::RoundRobin | Balance::StaticRr => {
-            let turn = smooth_rr(&mut lb, &free);
+            let turn = smooth_rr(lb, &free);
             match avoid {
-                Some(a) if free.len() > 1 && Arc::ptr_eq(&turn, a) => smooth_rr(&mut lb, &free),
+                Some(a) if free.len() > 1 && Arc::ptr_eq(&turn, a) => smooth_rr(lb, &free),
                 _ => turn,
             }
         }
-        Balance::LeastConn => least_conn(&mut lb, &free, avoid),
+        Balance::LeastConn => least_conn(lb, &free, avoid),
         Balance::First => free[0].1.clone(),
-        Balance::Random(draws) => random_draws(&mut lb, &free, draws),
-    };
-    chosen.lb_total.fetch_add(1, Relaxed);
-    let taken = take(&chosen);
-    Ok((chosen, taken))
+        Balance::Random(draws) => random_draws(lb, &free, draws),
+    })
+}
+
+/// Gives the free slots to the waiting connections, oldest first, as HAProxy's
+/// `process_srv_queue`: a server with a free slot takes the oldest of its own queue's
+/// head and the backend queue's (which the algorithm may send to any free server).
+fn serve_queued(backend: &Arc<Backend>, lb: &mut LbState) {
+    while let Some((queue, server)) = next_served(backend, lb) {
+        let Some(pending) = lb.pop(queue) else {
+            return;
+        };
+        let position = lb.left_queue[queue] - pending.joined + 1;
+        lb.left_queue[queue] += 1;
+        let slot = Slot::take(backend, &server);
+        let granted = Granted {
+            slot,
+            queue,
+            position,
+        };
+        if let Err(mut refused) = pending.grant.send(granted) {
+            // Cannot happen (a ticket leaves its queue before dropping its receiver); were
+            // it to, the slot is given back here without the lock being taken again.
+            drop(refused.slot.guard.take());
+        }
+    }
+}
+
+/// The queue whose head is served next and its server, if any waiting connection can be.
+fn next_served(backend: &Backend, lb: &mut LbState) -> Option<(usize, Arc<Server>)> {
+    if !lb.has_waiters() {
+        return None;
+    }
+    let mut oldest: Option<(u64, usize)> = None;
+    for (i, server) in candidates(backend, None) {
+        let head = lb.queues[i + 1].front();
+        if let Some(p) = head.filter(|_| server.has_free_slot()) {
+            if oldest.is_none_or(|(arrival, _)| p.arrival < arrival) {
+                oldest = Some((p.arrival, i + 1));
+            }
+        }
+    }
+    let backend_head = lb.queues[0]
+        .front()
+        .map(|p| (p.arrival, p.src, p.avoid.clone()));
+    if let Some((arrival, src, avoid)) = backend_head {
+        if oldest.is_none_or(|(older, _)| arrival < older) {
+            if let Choice::Free(server) = choose(backend, lb, src, avoid.as_ref()) {
+                return Some((0, server));
+            }
+        }
+    }
+    oldest.map(|(_, queue)| (queue, backend.servers[queue - 1].clone()))
 }
 
 /// Whether the retry after `failures` failed attempts redispatches (`option redispatch`),
@@ -302,19 +586,16 @@ mod tests {
     use super::*;
     use crate::config::model::{Proxy, ProxyKind, Server as ServerConf, ServerOptions};
 
-    fn backend(balance: Balance, weights: &[(u32, bool)]) -> Backend {
+    /// A backend of servers `s0`, `s1`... with these options.
+    fn backend_of(balance: Balance, servers: impl Iterator<Item = ServerOptions>) -> Backend {
         let mut p = Proxy::new("b".into(), ProxyKind::Backend, Default::default());
         p.balance = balance;
-        for (i, (w, backup)) in weights.iter().enumerate() {
+        for (i, opts) in servers.enumerate() {
             p.servers.push(ServerConf {
                 name: format!("s{i}"),
                 host: "127.0.0.1".into(),
                 port: Some(1),
-                opts: ServerOptions {
-                    weight: *w,
-                    backup: *backup,
-                    ..Default::default()
-                },
+                opts,
                 place: Default::default(),
                 id: i + 1,
                 addr: Some([127, 0, 0, 1].into()),
@@ -323,8 +604,20 @@ mod tests {
         Backend::new(1, &p)
     }
 
+    fn backend(balance: Balance, weights: &[(u32, bool)]) -> Backend {
+        let servers = weights.iter().map(|&(weight, backup)| ServerOptions {
+            weight,
+            backup,
+            ..Default::default()
+        });
+        backend_of(balance, servers)
+    }
+
     fn pick1(b: &Backend, src: IpAddr, avoid: Option<&Arc<Server>>) -> Arc<Server> {
-        pick(b, src, avoid, |_| ()).unwrap().0
+        match choose(b, &mut lock(b), src, avoid) {
+            Choice::Free(s) => s,
+            _ => panic!("no free server"),
+        }
     }
 
     fn counts(b: &Backend, n: usize) -> Vec<usize> {
@@ -395,23 +688,97 @@ mod tests {
         }
     }
 
+    /// A backend whose servers (weight 1) have these `maxconn`s.
+    fn limited(balance: Balance, maxconns: &[usize]) -> Arc<Backend> {
+        let servers = maxconns.iter().map(|&maxconn| ServerOptions {
+            weight: 1,
+            maxconn: Some(maxconn),
+            ..Default::default()
+        });
+        Arc::new(backend_of(balance, servers))
+    }
+
+    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+    fn slot_now(b: &Arc<Backend>) -> Slot {
+        match pick_or_queue(b, CLIENT, None) {
+            Some(Picked::Now(slot)) => slot,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn queued(b: &Arc<Backend>) -> Ticket {
+        match pick_or_queue(b, CLIENT, None) {
+            Some(Picked::Queued(ticket)) => ticket,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The slot given to a ticket, if one was, with its position added to `positions`.
+    fn claim(t: &mut Ticket, positions: &mut QueuePositions) -> Option<Slot> {
+        t.granted.try_recv().ok().map(|g| g.take(positions))
+    }
+
     #[test]
-    fn queue_positions_count_those_served_while_waiting() {
-        let b = backend(Balance::RoundRobin, &[(1, false)]);
-        let ip = IpAddr::from([192, 0, 2, 1]);
-        let (w1, w2, w3) = (join_queue(&b, ip), join_queue(&b, ip), join_queue(&b, ip));
-        let mut p = [QueuePositions::default(); 3];
-        leave_queue(&b, w2, true, &mut p[1]);
-        // Given up (`timeout queue`): its place, but no one counts it as served before them.
-        leave_queue(&b, w1, false, &mut p[0]);
-        leave_queue(&b, w3, true, &mut p[2]);
-        assert_eq!(p.map(|q| (q.server, q.backend)), [(0, 2), (0, 1), (0, 2)]);
-        // A hash waits for its own server, in that server's queue.
-        let b = backend(Balance::Source, &[(1, false)]);
-        let mut q = QueuePositions::default();
-        let w = join_queue(&b, ip);
-        leave_queue(&b, w, true, &mut q);
-        assert_eq!((q.server, q.backend), (1, 0));
+    fn freed_slots_go_to_the_waiting_in_arrival_order() {
+        let b = limited(Balance::RoundRobin, &[1]);
+        let mut held = slot_now(&b);
+        let mut tickets: Vec<Ticket> = (0..3).map(|_| queued(&b)).collect();
+        let mut positions = [QueuePositions::default(); 4];
+        for i in 0..3 {
+            drop(held);
+            // The slot went to the oldest at once: a newcomer finds the server full.
+            assert_eq!(b.servers[0].counters.cur.load(Relaxed), 1);
+            let mut newcomer = queued(&b);
+            assert!(claim(&mut newcomer, &mut positions[3]).is_none());
+            held = claim(&mut tickets[i], &mut positions[i]).expect("served in order");
+            assert!(
+                tickets[i + 1..]
+                    .iter_mut()
+                    .all(|t| t.granted.try_recv().is_err())
+            );
+            drop(newcomer);
+        }
+        // 1 plus those served while each waited.
+        assert_eq!(
+            positions.map(|p| (p.server, p.backend)),
+            [(0, 1), (0, 2), (0, 3), (0, 0)]
+        );
+    }
+
+    #[test]
+    fn a_waiting_connection_that_gives_up_passes_its_slot_on() {
+        let b = limited(Balance::RoundRobin, &[1]);
+        let held = slot_now(&b);
+        let (t1, t2, mut t3) = (queued(&b), queued(&b), queued(&b));
+        let mut positions = [QueuePositions::default(); 3];
+        // `timeout queue`: first in line, no one served meanwhile.
+        assert!(t1.leave(&mut positions[0]).is_none());
+        drop(held);
+        // The slot went to t2, whose client left before taking it: t3 gets it.
+        drop(t2);
+        let slot = claim(&mut t3, &mut positions[2]).expect("the next one served");
+        assert_eq!(b.servers[0].counters.cur.load(Relaxed), 1);
+        drop(slot);
+        assert_eq!(b.servers[0].counters.cur.load(Relaxed), 0);
+        assert_eq!(positions.map(|p| p.backend), [1, 0, 2]);
+    }
+
+    #[test]
+    fn a_server_serves_the_older_of_its_queue_and_the_backends() {
+        // A hash waits for its server, in that server's queue.
+        let b = limited(Balance::Source, &[1]);
+        let mut held = slot_now(&b);
+        let mut own = queued(&b);
+        assert_eq!(own.queue, 1);
+        let mut shared = enqueue(&b, &mut lock(&b), 0, CLIENT, None);
+        let mut own_later = queued(&b);
+        let mut positions = QueuePositions::default();
+        for t in [&mut own, &mut shared, &mut own_later] {
+            drop(held);
+            held = claim(t, &mut positions).expect("the oldest first");
+        }
+        assert_eq!((positions.server, positions.backend), (1 + 2, 1));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 
 use super::forward::{self, Moved};
 use super::log;
+use super::logformat::Arrival;
 use super::session::{self, ConnectError, Slot};
 use super::state::{Backend, Frontend, Server, SessionTimes, State};
 use super::{chunked, h1, meter, prometheus, rules, stats};
@@ -111,8 +112,12 @@ pub enum Framing {
 /// Why a head could not be read.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadError {
-    /// The peer closed (or was idle) before sending anything.
+    /// The peer closed before sending anything.
     Closed,
+    /// Timed out before the peer sent anything: a client's first request gets HAProxy's 408
+    /// (unless `option http-ignore-probes`), a kept-alive one is closed quietly, a server's
+    /// silence is a 504.
+    IdleTimeout,
     /// Timed out with a partial head.
     Timeout,
     Malformed(&'static str),
@@ -127,7 +132,7 @@ impl ReadError {
     /// The status HAProxy answers a client whose request head failed this way.
     fn status(&self) -> u16 {
         match self {
-            ReadError::Timeout => 408,
+            ReadError::Timeout | ReadError::IdleTimeout => 408,
             ReadError::Unsupported(_) => 422,
             ReadError::PayloadNotAllowed => 413,
             _ => 400,
@@ -244,12 +249,16 @@ mod chunk_pool {
 struct Conn {
     stream: TcpStream,
     buf: Buf,
-    /// Whether [`Conn::first_byte`] is kept: on a client connection whose frontend logs
-    /// (it costs a clock read per request).
+    /// Whether [`Conn::first_byte`] is kept and each request's [`Arrival`] measured: on a
+    /// client connection whose frontend logs or whose rules' values show timers
+    /// ([`rules::values_use_timers`]); it costs clock reads per request.
     stamps_first_byte: bool,
     /// When the next request's first byte came into the empty buffer (`%Ti`); None: it
     /// was there already (pipelined), or nobody reads it.
     first_byte: Option<Instant>,
+    /// The address a client connected to as rules see it, once one needed it: a wildcard
+    /// bind's costs a getsockname(2), once per connection.
+    dst: Option<SocketAddr>,
 }
 
 impl Conn {
@@ -259,7 +268,27 @@ impl Conn {
             buf: Buf::default(),
             stamps_first_byte: false,
             first_byte: None,
+            dst: None,
         }
+    }
+
+    /// How the request whose head was just read, begun at `started`, arrived (zero when
+    /// nothing shows it).
+    fn arrival(&mut self, started: Instant) -> Arrival {
+        let first_byte = self.first_byte.take();
+        if self.stamps_first_byte {
+            Arrival::now(started, first_byte)
+        } else {
+            Arrival::default()
+        }
+    }
+
+    /// The address the client connected to ([`rules::local_addr`] of the listener's
+    /// `bound` one), resolved on the connection's first call.
+    fn dst(&mut self, bound: SocketAddr) -> SocketAddr {
+        *self
+            .dst
+            .get_or_insert_with(|| rules::local_addr(&self.stream, bound))
     }
 
     /// Reads more into the buffer; Ok(0) at end of stream. Tries the socket before waiting
@@ -349,8 +378,12 @@ impl Conn {
                     self.first_byte = Some(Instant::now());
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut && !self.buf.is_empty() => {
-                    return Err(ReadError::Timeout);
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(if self.buf.is_empty() {
+                        ReadError::IdleTimeout
+                    } else {
+                        ReadError::Timeout
+                    });
                 }
                 Err(_) => return Err(ReadError::Closed),
             }
@@ -631,6 +664,8 @@ struct Req {
     started: Instant,
     /// `started` in epoch milliseconds, for the counters ([`meter::ms_at`]).
     started_ms: u64,
+    /// When its first byte and its complete head came, if anything shows it.
+    arrival: Arrival,
     /// What only the log line shows ([`log::HttpFacts::gather`]: none when nothing logs).
     log: Option<Box<log::HttpFacts>>,
     server: String,
@@ -664,7 +699,7 @@ pub async fn serve(
     let stopped = state.soft_stopped();
     tokio::pin!(stopped);
     let mut client = Conn::new(client);
-    client.stamps_first_byte = fe.logger.logs_traffic();
+    client.stamps_first_byte = fe.logger.logs_traffic() || rules::values_use_timers(&fe);
     let mut server: Option<(Arc<Server>, Conn, Slot)> = None;
     let t = &fe.conf.timeouts;
     let mut first = true;
@@ -689,10 +724,15 @@ pub async fn serve(
             next_request(&state, stopped.as_mut(), &mut client, wait).await
         };
         let next = next.and_then(|head| check_body_start(head, &client.buf));
-        let first_byte = client.first_byte.take();
+        let arrival = client.arrival(started);
         let mut head = match next {
             Ok(h) => h,
             Err(ReadError::Closed) => return,
+            // A connection that never sent a request: HAProxy answers it 408, unless told
+            // to ignore such probes (browsers' pre-connects); a kept-alive one just closes.
+            Err(ReadError::IdleTimeout) if !first_request || fe.conf.options.http_ignore_probes => {
+                return;
+            }
             Err(e) => {
                 let code = e.status();
                 // HAProxy counts the invalid request among the requests too.
@@ -704,7 +744,8 @@ pub async fn serve(
                     line: "<BADREQ>".into(),
                     started,
                     started_ms,
-                    log: log::HttpFacts::gather(&state, &fe, peer, local, started, first_byte),
+                    arrival,
+                    log: log::HttpFacts::gather(&state, &fe, peer, local, arrival),
                     server: "<NOSRV>".into(),
                     status: code,
                     bytes: 0,
@@ -716,13 +757,11 @@ pub async fn serve(
                     close: false,
                 };
                 req.bytes = logged_size(&error_page(&fe.conf, code));
-                http_log(
-                    &fe,
-                    None,
-                    peer,
-                    &req,
-                    if code == 408 { "cR--" } else { "PR--" },
-                );
+                // `dontlognull` leaves out the 408 of a connection that sent nothing.
+                if e != ReadError::IdleTimeout || !fe.conf.options.dontlognull {
+                    let flags = if code == 408 { "cR--" } else { "PR--" };
+                    http_log(&fe, None, peer, &req, flags);
+                }
                 return;
             }
         };
@@ -737,7 +776,8 @@ pub async fn serve(
             },
             started,
             started_ms,
-            log: log::HttpFacts::gather(&state, &fe, peer, local, started, first_byte),
+            arrival,
+            log: log::HttpFacts::gather(&state, &fe, peer, local, arrival),
             server: "<NOSRV>".into(),
             status: 0,
             bytes: 0,
@@ -755,13 +795,13 @@ pub async fn serve(
         // The proxy's rules (none: nothing to do, nothing parsed).
         let mut routed = None;
         if rules::http_applies(&fe) {
-            let dst = rules::local_addr(&client.stream, local);
+            let dst = client.dst(local);
             // As HAProxy does, a proxy's own answer keeps the connection only when the
             // request's whole body came already (it is then drained); the reply says
             // `connection: close` when it closes.
             let body = buffered_body(&head, &client.buf);
             let keep_answer = keep_client && body.is_some();
-            let facts = rules::Facts::request(started, &req.line, req.log.as_deref());
+            let facts = rules::Facts::request(started, arrival, &req.line, req.log.as_deref());
             match rules::route_request(&state, &fe, &mut head, peer, dst, keep_answer, facts) {
                 rules::Routed::Backend(b) => routed = Some(b),
                 rules::Routed::Rejected => {
@@ -815,8 +855,12 @@ pub async fn serve(
             continue;
         }
         let Some(backend) = routed.unwrap_or_else(|| fe.backend.clone()) else {
-            send_error(&fe, &mut client, 503, &mut req).await;
+            let keep = keep_client && head.framing == Framing::None;
+            let kept = send_error(&fe, &mut client, 503, &mut req, keep).await;
             http_log(&fe, None, peer, &req, "SC--");
+            if kept {
+                continue;
+            }
             return;
         };
         // Boxed: the exchange's state (connecting, relaying) lives while a request is
@@ -948,12 +992,25 @@ async fn send_local(
     sent && keep && !answer.close
 }
 
-async fn send_error(fe: &Frontend, client: &mut Conn, code: u16, req: &mut Req) {
-    let page = error_page(&fe.conf, code);
+/// Answers with HAProxy's page for `code` (or the `errorfile`); whether the client
+/// connection stays open: when `keep` (the request was read whole and the client did not ask
+/// to close), as HAProxy 2.6 keeps it after its own 502, 503 and 504; else the page says
+/// `connection: close`.
+async fn send_error(
+    fe: &Frontend,
+    client: &mut Conn,
+    code: u16,
+    req: &mut Req,
+    keep: bool,
+) -> bool {
+    let page = match fe.conf.errorfiles.get(&code) {
+        Some(page) => page.clone(),
+        None => rules::message(code, "", keep),
+    };
     fe.counters.count_status(code);
     req.status = code;
     req.bytes = logged_size(&page);
-    let _ = client.stream.write_all(&page).await;
+    client.stream.write_all(&page).await.is_ok() && keep
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1004,6 +1061,7 @@ async fn exchange(
     };
     // A reused server connection may have been closed by the server meanwhile: then a new
     // connection is made once (nothing of the request was consumed yet).
+    let mut reused = false;
     'attempts: for attempt in 0..2 {
         // A new server connection starts with the PROXY header, when the server wants one.
         let mut header = Vec::new();
@@ -1027,18 +1085,22 @@ async fn exchange(
                     if let Some(waited) = e.queue_time() {
                         req.queue_ms = waited.as_millis() as i64;
                     }
-                    send_error(fe, client, 503, req).await;
+                    // Nothing of a body was read: only a request without one leaves the
+                    // connection ready for the next.
+                    let keep = !req.close && req_framing == Framing::None;
+                    let keep = send_error(fe, client, 503, req, keep).await;
                     backend.counters.count_status(503);
                     let flags = if matches!(e, ConnectError::QueueTimeout { .. }) {
                         "sQ--"
                     } else {
                         "SC--"
                     };
-                    return Outcome { keep: false, flags };
+                    return Outcome { keep, flags };
                 }
             }
         } else {
             req.connect_ms = 0;
+            reused = true;
         }
         let Some((srv, sconn, _)) = server.as_mut() else {
             break;
@@ -1059,9 +1121,10 @@ async fn exchange(
             if attempt == 0 {
                 continue;
             }
-            send_error(fe, client, 502, req).await;
+            let keep = !req.close && req_framing == Framing::None;
+            let keep = send_error(fe, client, 502, req, keep).await;
             return Outcome {
-                keep: false,
+                keep,
                 flags: "SH--",
             };
         }
@@ -1093,7 +1156,7 @@ async fn exchange(
                 // Bad framing later in the body: the server connection is dropped with
                 // its half request, and the client, who got nothing yet, gets 400.
                 fe.counters.req_errors.fetch_add(1, Relaxed);
-                send_error(fe, client, 400, req).await;
+                send_error(fe, client, 400, req, false).await;
                 return Outcome {
                     keep: false,
                     flags: "PD--",
@@ -1118,8 +1181,9 @@ async fn exchange(
                     }
                 }
                 Ok(r) => break r,
+                // Only a close: a server that times out got the request, and may act on it.
                 Err(ReadError::Closed)
-                    if attempt == 0 && req.connect_ms == 0 && req_framing == Framing::None =>
+                    if attempt == 0 && reused && req_framing == Framing::None =>
                 {
                     *server = None;
                     continue 'attempts;
@@ -1127,11 +1191,13 @@ async fn exchange(
                 Err(e) => {
                     *server = None;
                     srv_error(backend);
-                    let code = if e == ReadError::Timeout { 504 } else { 502 };
-                    send_error(fe, client, code, req).await;
+                    let timed_out = matches!(e, ReadError::Timeout | ReadError::IdleTimeout);
+                    let code = if timed_out { 504 } else { 502 };
+                    // The request went whole to the server: the client may send another.
+                    let keep = send_error(fe, client, code, req, !req.close).await;
                     backend.counters.count_status(code);
                     return Outcome {
-                        keep: false,
+                        keep,
                         flags: if code == 504 { "sH--" } else { "SH--" },
                     };
                 }
@@ -1140,7 +1206,7 @@ async fn exchange(
         // Counted as it arrived, before the rules edit it (as HAProxy counts it).
         req.bytes = resp.logged_size();
         if rules::has_response_rules(fe, backend) {
-            let dst = rules::local_addr(&client.stream, local);
+            let dst = client.dst(local);
             let keep = !head.asks_close();
             let phases = [
                 req.request_ms,
@@ -1149,7 +1215,7 @@ async fn exchange(
                 req.response_ms,
             ];
             let log = req.log.as_deref();
-            let request = rules::Facts::request(req.started, &req.line, log);
+            let request = rules::Facts::request(req.started, req.arrival, &req.line, log);
             let facts = rules::Facts::response(request, &head, srv, &sconn.stream, phases, log);
             if let Some(answer) =
                 rules::route_response(state, fe, backend, &mut resp, peer, dst, keep, &facts)
@@ -1181,7 +1247,7 @@ async fn exchange(
         }
         return respond(state, fe, backend, client, server, resp, method, hop, req).await;
     }
-    send_error(fe, client, 502, req).await;
+    send_error(fe, client, 502, req, false).await;
     Outcome {
         keep: false,
         flags: "SH--",
@@ -1211,10 +1277,10 @@ async fn respond(
                 // Nothing reached the client yet: it gets 502, like a malformed head.
                 *server = None;
                 srv_error(backend);
-                send_error(fe, client, 502, req).await;
+                let keep = send_error(fe, client, 502, req, !req.close).await;
                 backend.counters.count_status(502);
                 return Outcome {
-                    keep: false,
+                    keep,
                     flags: "PH--",
                 };
             }

@@ -29,7 +29,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::acl::{self, Fetch};
 use crate::config::model::Mode;
@@ -305,21 +305,98 @@ impl LogFormat {
     /// Whether rendering reads the request line (`%r`, `%HU` ...), which HAProxy shows as
     /// the client sent it, before rules rewrote it.
     pub fn uses_request_line(&self) -> bool {
-        self.nodes.iter().any(|n| {
+        self.uses(|v| {
             matches!(
-                n,
-                Node::Var(
-                    Var::Request
-                        | Var::Method
-                        | Var::Uri
-                        | Var::Path
-                        | Var::PathOnly
-                        | Var::Query
-                        | Var::Version,
-                    _
-                )
+                v,
+                Var::Request
+                    | Var::Method
+                    | Var::Uri
+                    | Var::Path
+                    | Var::PathOnly
+                    | Var::Query
+                    | Var::Version
             )
         })
+    }
+
+    /// Whether rendering shows a timer or the request's date (`%Ti`, `%Tq`, `%tr` ...),
+    /// which need the request's [`Arrival`] measured.
+    pub fn uses_timers(&self) -> bool {
+        self.uses(|v| {
+            matches!(
+                v,
+                Var::Th
+                    | Var::Ti
+                    | Var::Tq
+                    | Var::TR
+                    | Var::Tw
+                    | Var::Tc
+                    | Var::Tr
+                    | Var::Td
+                    | Var::Ta
+                    | Var::Tt
+                    | Var::Tu
+                    | Var::ReqDate
+                    | Var::ReqDateGmt
+                    | Var::ReqDateLocal
+            )
+        })
+    }
+
+    /// Whether the format shows what HAProxy knows at the end of a session (its `LW_BYTES`
+    /// variables: timers, byte counts, connection counts, termination state, unique id). A
+    /// frontend none of whose formats does (or with `option logasap`) marks `%Ta %Tt %Tu %B`
+    /// with `+` wherever they show ([`Entry::partial`]), rule values included.
+    pub fn uses_session_end(&self) -> bool {
+        self.uses(|v| {
+            matches!(
+                v,
+                Var::UniqueId
+                    | Var::Ta
+                    | Var::Tc
+                    | Var::Th
+                    | Var::Ti
+                    | Var::Tq
+                    | Var::Tr
+                    | Var::TR
+                    | Var::Td
+                    | Var::Tt
+                    | Var::Tu
+                    | Var::Tw
+                    | Var::BytesOut
+                    | Var::BytesIn
+                    | Var::ActConn
+                    | Var::BeConn
+                    | Var::BckQueue
+                    | Var::FeConn
+                    | Var::Retries
+                    | Var::SrvConn
+                    | Var::SrvQueue
+                    | Var::TermState
+            )
+        })
+    }
+
+    /// Whether the format shows a value HAProxy may mark partial with `+` (`%Ta %Tt %Tu %B`).
+    pub fn uses_partial_marks(&self) -> bool {
+        self.uses(|v| matches!(v, Var::Ta | Var::Tt | Var::Tu | Var::BytesOut))
+    }
+
+    /// Whether rendering shows the server connection's addresses (`%si %sp %bi %bp`).
+    pub fn uses_server_addrs(&self) -> bool {
+        self.uses(|v| {
+            matches!(
+                v,
+                Var::ServerIp | Var::ServerPort | Var::BackendIp | Var::BackendPort
+            )
+        })
+    }
+
+    /// Whether a variable of the format is one `wanted`.
+    fn uses(&self, wanted: impl Fn(Var) -> bool) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| matches!(n, Node::Var(v, _) if wanted(*v)))
     }
 
     /// Appends a separator (HAProxy ends `log-format-sd` with one).
@@ -339,16 +416,12 @@ impl LogFormat {
 
     /// Whether rendering shows the request's number (`%rt`).
     pub fn uses_request_counter(&self) -> bool {
-        self.nodes
-            .iter()
-            .any(|n| matches!(n, Node::Var(Var::RequestCounter, _)))
+        self.uses(|v| v == Var::RequestCounter)
     }
 
     /// Whether rendering needs the unique id (`%ID`).
     pub fn uses_unique_id(&self) -> bool {
-        self.nodes
-            .iter()
-            .any(|n| matches!(n, Node::Var(Var::UniqueId, _)))
+        self.uses(|v| v == Var::UniqueId)
     }
 
     /// Appends the line for `entry` to `out`.
@@ -661,12 +734,50 @@ pub struct Timers {
     pub close: i64,
 }
 
+/// How an HTTP request arrived, from its start (the connection's accept, or the end of the
+/// previous response on a kept-alive one): when its first byte came (`%Ti`) and when its head
+/// was complete. Measured only where a log line or a rule's value shows timers (a clock read
+/// per request); zero elsewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Arrival {
+    pub idle: Duration,
+    pub head: Duration,
+}
+
+impl Arrival {
+    /// The arrival of a head complete now, of a request that began at `started` and whose
+    /// first byte came at `first_byte` (None: with the start, as a pipelined one).
+    pub fn now(started: Instant, first_byte: Option<Instant>) -> Arrival {
+        Arrival {
+            idle: first_byte.map_or(Duration::ZERO, |t| t.saturating_duration_since(started)),
+            head: started.elapsed(),
+        }
+    }
+
+    /// `%Ti` in milliseconds.
+    pub fn idle_ms(&self) -> i64 {
+        self.idle.as_millis() as i64
+    }
+
+    /// The date of the first byte (`%tr`) of a request that began at `start`: HAProxy adds
+    /// the idle time in whole milliseconds (and the handshake's, none without TLS).
+    pub fn first_byte_date(&self, start: SystemTime) -> SystemTime {
+        start + Duration::from_millis(self.idle_ms() as u64)
+    }
+}
+
 impl Timers {
-    /// HAProxy's timers of an HTTP request from the milliseconds it took to be received,
-    /// queued, connected and answered (-1: that phase was not reached), ending `close` ms
-    /// after its start.
-    pub fn after_phases([request, queue, connect, response]: [i64; 4], close: i64) -> Timers {
+    /// HAProxy's timers of an HTTP request that arrived as `arrival` once taken (`taken`
+    /// -1: it was not, as one a `tcp-request content` rule rejected), after the milliseconds
+    /// it then took to be queued, connected and answered (-1: that phase was not reached),
+    /// ending `close` ms after its start.
+    pub fn after_phases(
+        arrival: Arrival,
+        [taken, queue, connect, response]: [i64; 4],
+        close: i64,
+    ) -> Timers {
         let after = |base: i64, d: i64| if d >= 0 { base.max(0) + d } else { -1 };
+        let request = after(arrival.head.as_millis() as i64, taken);
         let queue = after(request, queue);
         let connect = after(queue, connect);
         let data = if connect >= 0 {
@@ -675,7 +786,7 @@ impl Timers {
             -1
         };
         Timers {
-            idle: 0,
+            idle: arrival.idle_ms(),
             request,
             queue,
             connect,
@@ -754,7 +865,9 @@ pub struct Entry<'a> {
     pub pid: u32,
     /// Evaluates `%[fetch]`; None: they show as `-`.
     pub samples: Option<&'a dyn Samples>,
-    /// Logged before the end (`option logasap`): `%Tt`, `%Ta` and `%B` are marked `+`.
+    /// Logged before the end (`option logasap`), or shown by a frontend that logs no end
+    /// of sessions ([`LogFormat::uses_session_end`]): `%Ta`, `%Tt`, `%Tu` and `%B` are
+    /// marked `+`.
     pub partial: bool,
     /// `capture cookie`: the request's and the response's cookie (`%CC`, `%CS`).
     pub client_cookie: Option<&'a str>,
@@ -849,7 +962,10 @@ fn render_var(var: Var, flags: Flags, e: &Entry<'_>, out: &mut String) {
             plus(e, out);
             number(t.close, out)
         }
-        Var::Tu => number(t.close - idle, out),
+        Var::Tu => {
+            plus(e, out);
+            number(t.close - idle, out)
+        }
         Var::Timestamp => counter(epoch(e.accept_date).0, flags, out),
         Var::Millis => {
             let _ = write!(out, "{:03}", epoch(e.accept_date).1);
@@ -894,7 +1010,8 @@ fn render_var(var: Var, flags: Flags, e: &Entry<'_>, out: &mut String) {
     }
 }
 
-/// `+` before a value that is partial because the line goes early (`option logasap`).
+/// `+` before a value that is partial: the line goes early (`option logasap`), or the
+/// frontend logs no end of sessions ([`Entry::partial`]).
 fn plus(e: &Entry<'_>, out: &mut String) {
     if e.partial {
         out.push('+');
@@ -1218,6 +1335,70 @@ mod tests {
         assert_eq!(
             line("%Th/%Ti/%TR/%Tq/%Tw/%Tc/%Tr/%Td/%Ta/%Tt/%Tu", &e),
             "0/0/1/1/0/2/7/2/12/12/12"
+        );
+    }
+
+    /// An HTTP request's timers from its arrival and phases, as HAProxy 2.6 shows them in
+    /// a response rule's value (`Tt` 0: the end is not known yet) for a request whose first
+    /// byte came after 300 ms and its head 200 ms later.
+    #[test]
+    fn timers_after_an_arrival_and_phases() {
+        let arrival = Arrival {
+            idle: Duration::from_micros(300_400),
+            head: Duration::from_micros(500_900),
+        };
+        let mut e = entry();
+        e.timers = Timers::after_phases(arrival, [0, 0, 1, 0], 0);
+        let all = "%Th/%Ti/%TR/%Tq/%Tw/%Tc/%Tr/%Td/%Ta/%Tt/%Tu";
+        assert_eq!(line(all, &e), "0/300/200/500/0/1/0/-501/-300/0/-300");
+        // Not taken (rejected): no request time, nor any after it.
+        e.timers = Timers::after_phases(arrival, [-1, -1, -1, -1], 7);
+        assert_eq!(line(all, &e), "0/300/-1/-1/-1/-1/-1/-1/-293/7/-293");
+        // `%tr`: the start and the idle time in whole milliseconds.
+        assert_eq!(
+            arrival.first_byte_date(e.accept_date),
+            e.accept_date + Duration::from_millis(300)
+        );
+    }
+
+    /// Which values need what the request loop measures or asks the system for.
+    #[test]
+    fn formats_tell_what_they_show() {
+        let value = |f: &str| {
+            LogFormat::compile_value(f, Mode::Http, Stage::Response, &mut Vec::new()).unwrap()
+        };
+        // Timers, server addresses, HAProxy's `LW_BYTES` variables, `+` marks.
+        for (f, shows) in [
+            ("a b", [false, false, false, false]),
+            ("%ci %t %Ts %ms %rt %[src] %b %s %ST", [false; 4]),
+            ("x%Ti", [true, false, true, false]),
+            ("%{+Q}tr", [true, false, false, false]),
+            ("%Tu", [true, false, true, true]),
+            ("%si", [false, true, false, false]),
+            ("%{+X}bp-%TR", [true, true, true, false]),
+            ("%ac %ID %ts %U", [false, false, true, false]),
+            ("%B", [false, false, true, true]),
+        ] {
+            let f = value(f);
+            let got = [
+                f.uses_timers(),
+                f.uses_server_addrs(),
+                f.uses_session_end(),
+                f.uses_partial_marks(),
+            ];
+            assert_eq!(got, shows, "{f:?}");
+        }
+    }
+
+    /// Partial values (`option logasap`, or a frontend logging no end of sessions): `+`
+    /// before `%Ta %Tt %Tu %B` only, as HAProxy writes them.
+    #[test]
+    fn partial_values_are_marked() {
+        let mut e = entry();
+        e.partial = true;
+        assert_eq!(
+            line("%Ta/%Tt/%Tu/%B/%Td/%Tq/%U", &e),
+            "+12/+12/+12/+72/2/1/57"
         );
     }
 

@@ -59,7 +59,9 @@ impl Link {
         }
         // SAFETY: the master left this descriptor open for us alone, and it is a socket.
         let stream = unsafe { UnixStream::from_raw_fd(fd) };
-        // Not inherited by anything this process might start.
+        // Neither the descriptor nor its number are for anything this process might start.
+        // SAFETY: called at the start of `process::main`, before any thread exists.
+        unsafe { std::env::remove_var(ENV) };
         nix::fcntl::fcntl(
             &stream,
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),

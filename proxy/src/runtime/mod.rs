@@ -26,6 +26,7 @@ pub mod api;
 pub mod balance;
 pub mod checks;
 pub mod chunked;
+pub mod convert;
 pub mod dns;
 pub mod forward;
 pub mod h1;
@@ -57,7 +58,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::config::model::{Mode, StatsSocket};
-use state::{Frontend, State};
+use state::{Backend, Frontend, State};
 
 /// A listening socket and the frontend it serves.
 #[derive(Debug)]
@@ -239,6 +240,8 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
         let _in_runtime = rt.enter();
         Signals::new().context("setting up the signal handlers")?
     };
+    // Held since the start (see `process::main`), delivered to the handlers from now on.
+    crate::process::unblock_signals();
     for t in 1..threads {
         let copies = prepared
             .listeners
@@ -618,10 +621,11 @@ async fn accept_loop(
         .binds
         .iter()
         .any(|b| b.addr == bound && b.accept_proxy);
-    let exact_local = fe
-        .backend
-        .as_ref()
-        .is_some_and(|b| b.servers.iter().any(|s| s.opts.send_proxy.is_some()));
+    // Any backend the frontend may choose (`default_backend` or a `use_backend`) counts.
+    let sends_proxy = |b: &Backend| b.servers.iter().any(|s| s.opts.send_proxy.is_some());
+    let exact_local = bound.ip().is_unspecified()
+        && (fe.backend.as_deref().is_some_and(sends_proxy)
+            || fe.switching.iter().any(|s| sends_proxy(&s.backend)));
     let keepalive = fe.conf.options.clitcpka.then_some(fe.conf.clitcpka);
     let backlog = fe
         .conf

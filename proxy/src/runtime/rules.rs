@@ -12,7 +12,11 @@
 //!
 //! Rule values (`set-header` values, redirect targets, `set-path` ...) are log formats, as in
 //! HAProxy 2.6: rendered from the log facts known where the rule runs ([`Facts`], turned into
-//! a [`Entry`] only for a value with variables; a literal one is copied).
+//! a [`Entry`] only for a value with variables; a literal one is copied). What costs a
+//! system call or a clock read is had only where a value shows it: the request's arrival
+//! (`%Ti %TR %Tq ...`) is measured for frontends whose values or whose backends' show timers
+//! ([`values_use_timers`]), the server connection's addresses are read for a value showing
+//! them, and a wildcard bind's address once per connection.
 //!
 //! A proxy without rules costs nothing here: each entry point is behind an emptiness test.
 
@@ -27,7 +31,7 @@ use tokio::net::TcpStream;
 
 use super::http::{Framing, Head};
 use super::log::{self, HttpFacts};
-use super::logformat::{Counts, Entry, LogFormat, Timers};
+use super::logformat::{Arrival, Counts, Entry, LogFormat, Timers};
 use super::sample::{self, Context, Test};
 use super::state::{Backend, Frontend, Server, State};
 use crate::config::acl::{Acl, Condition};
@@ -173,6 +177,19 @@ pub fn http_applies(fe: &Frontend) -> bool {
             let r = &b.conf.rules;
             !r.http_request.is_empty() || !r.redirects.is_empty() || !r.tcp_content.is_empty()
         })
+}
+
+/// Whether a value of `fe`'s rules, or of a backend it may choose, shows timers (`%Ti`,
+/// `%Tq` ...): its HTTP requests' [`Arrival`] is then measured even when nothing logs.
+/// Asked once per connection.
+pub fn values_use_timers(fe: &Frontend) -> bool {
+    let chosen = fe.switching.iter().map(|s| &s.backend);
+    fe.conf.rules.values_use_timers
+        || fe
+            .backend
+            .iter()
+            .chain(chosen)
+            .any(|b| b.conf.rules.values_use_timers)
 }
 
 /// A backend that is not the frontend's own listen section (whose rules ran as the
@@ -429,8 +446,11 @@ fn with_head<'a>(base: Context<'a>, head: &'a Head, response: bool) -> Context<'
 /// stream knows where the rule runs, given by the request loop.
 #[derive(Debug)]
 pub struct Facts<'a> {
-    /// When the request began, its wait for the head included (`%t`, `%tr`, `%Ts` ...).
+    /// When the request began, its wait for the head included (`%t`, `%Ts` ...).
     pub started: Instant,
+    /// When its first byte and its complete head came (`%Ti`, `%tr`, `%Tq` ...): measured
+    /// when a value of the frontend or of its backends shows timers.
+    pub arrival: Arrival,
     /// The request line as the client sent it (`%r`, `%HU` ...), when known before the
     /// rules rewrite it; else it is read from the request as it is then.
     pub line: Option<Cow<'a, str>>,
@@ -448,9 +468,9 @@ pub struct Answered<'a> {
     /// The request, as the server got it.
     pub request: &'a Head,
     pub server: &'a Server,
-    pub server_addr: Option<SocketAddr>,
-    /// The proxy's end of the server connection.
-    pub source_addr: Option<SocketAddr>,
+    /// The server connection: its addresses (`%si`, `%bi` ...) are read only for a value
+    /// that shows them.
+    pub conn: &'a TcpStream,
     pub timers: Timers,
     pub unique_id: Option<&'a str>,
 }
@@ -458,10 +478,16 @@ pub struct Answered<'a> {
 impl<'a> Facts<'a> {
     /// A request's facts once its head arrived: `line` the request line if the loop built
     /// it (empty if not), `log` the frontend's log facts if it gathers them.
-    pub fn request(started: Instant, line: &'a str, log: Option<&'a HttpFacts>) -> Self {
+    pub fn request(
+        started: Instant,
+        arrival: Arrival,
+        line: &'a str,
+        log: Option<&'a HttpFacts>,
+    ) -> Self {
         let log = log.filter(|l| l.parsed);
         Facts {
             started,
+            arrival,
             line: (!line.is_empty()).then_some(Cow::Borrowed(line)),
             number: Cell::new(log.map(|l| l.request_number)),
             req_captures: log.map(|l| l.req_captures.as_slice()),
@@ -469,13 +495,14 @@ impl<'a> Facts<'a> {
         }
     }
 
-    /// A response's facts: `server` answered `head` on `conn` after `phases`, the milliseconds
-    /// the request took to be received, queued, connected and answered (-1: not reached).
+    /// A response's facts: `server` answered `head` on `conn` after `phases`, the
+    /// milliseconds the request then took to be taken (-1 or 0), queued, connected and
+    /// answered (-1: not reached), as [`Timers::after_phases`] reads them.
     pub fn response(
         request: Facts<'a>,
         head: &'a Head,
         server: &'a Server,
-        conn: &TcpStream,
+        conn: &'a TcpStream,
         phases: [i64; 4],
         log: Option<&'a HttpFacts>,
     ) -> Self {
@@ -483,10 +510,9 @@ impl<'a> Facts<'a> {
             answered: Some(Answered {
                 request: head,
                 server,
-                server_addr: conn.peer_addr().ok(),
-                source_addr: conn.local_addr().ok(),
+                conn,
                 // As in HAProxy, the end of the request is not known yet (`%Tt` is 0).
-                timers: Timers::after_phases(phases, 0),
+                timers: Timers::after_phases(request.arrival, phases, 0),
                 unique_id: log.and_then(|l| l.unique_id.as_deref()),
             }),
             ..request
@@ -526,6 +552,10 @@ impl<'a> Facts<'a> {
             None => 0,
         };
         let answered = self.answered.as_ref();
+        // Two system calls: only for a value that shows them, or may (a unique id made now).
+        let addrs = answered
+            .filter(|_| format.uses_server_addrs() || format.uses_unique_id())
+            .map(|a| (a.conn.peer_addr().ok(), a.conn.local_addr().ok()));
         let status = ctx
             .response
             .and_then(|r| r.first[1].parse().ok())
@@ -536,13 +566,15 @@ impl<'a> Facts<'a> {
             frontend: &fe.name,
             backend: ctx.backend.map_or(fe.name.as_str(), |b| b.name.as_str()),
             server: answered.map_or("<NOSRV>", |a| a.server.name.as_str()),
-            server_addr: answered.and_then(|a| a.server_addr),
-            source_addr: answered.and_then(|a| a.source_addr),
+            server_addr: addrs.and_then(|a| a.0),
+            source_addr: addrs.and_then(|a| a.1),
             accept_date: date,
-            request_date: date,
+            request_date: self.arrival.first_byte_date(date),
+            // Before the server answered, HAProxy knows only the idle time: the request's
+            // own (`%TR`, `%Tq`) is set once its rules ran.
             timers: answered.map_or(
                 Timers {
-                    idle: 0,
+                    idle: self.arrival.idle_ms(),
                     ..Timers::default()
                 },
                 |a| a.timers,
@@ -569,11 +601,27 @@ impl<'a> Facts<'a> {
             hostname: log::cached_hostname(),
             pid: std::process::id(),
             samples: Some(ctx),
-            partial: false,
+            partial: format.uses_partial_marks() && logs_no_session_end(fe),
             client_cookie: None,
             server_cookie: None,
         }
     }
+}
+
+/// Whether `fe` shows no end of sessions, as HAProxy's `to_log` without `LW_BYTES`: with
+/// `option logasap`, or when none of its formats (its log line's, unique id's, rule values')
+/// shows a variable of the end ([`LogFormat::uses_session_end`]). HAProxy then marks
+/// `%Ta %Tt %Tu %B` with `+` in every value rendered for its requests, a backend's too.
+fn logs_no_session_end(fe: &Frontend) -> bool {
+    let log = &fe.conf.log;
+    let c = &log.compiled;
+    let formats = [&c.line, &c.sd, &c.error, &c.unique_id];
+    log.logasap
+        || !(fe.conf.rules.values_use_session_end
+            || formats
+                .iter()
+                .filter_map(|f| f.as_deref())
+                .any(LogFormat::uses_session_end))
 }
 
 /// `METHOD URI VERSION` of `head`.

@@ -10,9 +10,10 @@
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
+use super::convert;
 use super::http::Head;
 use super::state::{Backend, Frontend, State};
-use crate::config::acl::{Acl, Condition, Converter, Expr, Fetch, Method, Pattern, Source};
+use crate::config::acl::{Acl, Condition, Expr, Fetch, Method, Pattern, Source};
 
 /// What is known where a rule runs.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +56,8 @@ pub enum Sample<'a> {
     Int(i64),
     Ip(IpAddr),
     Str(Cow<'a, str>),
+    /// Bytes from a converter (`b64dec`, `bytes`).
+    Bin(Vec<u8>),
 }
 
 impl Sample<'_> {
@@ -65,6 +68,11 @@ impl Sample<'_> {
             Sample::Int(n) => n.to_string(),
             Sample::Ip(ip) => ip.to_string(),
             Sample::Str(s) => s.to_string(),
+            // As HAProxy casts binary to text: up to the first NUL byte.
+            Sample::Bin(b) => {
+                let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+                String::from_utf8_lossy(&b[..end]).into_owned()
+            }
         }
     }
 
@@ -72,7 +80,7 @@ impl Sample<'_> {
         match self {
             Sample::Bool(b) => Some(i64::from(*b)),
             Sample::Int(n) => Some(*n),
-            Sample::Ip(_) => None,
+            Sample::Ip(_) | Sample::Bin(_) => None,
             Sample::Str(s) => s.trim().parse().ok(),
         }
     }
@@ -108,18 +116,15 @@ impl<'a> Fetched<'a> {
     }
 }
 
-/// Every value of `fetch` in `ctx`, converters applied.
+/// Every value of `fetch` in `ctx`, converters applied (a value a converter fails on is
+/// dropped).
 pub fn fetch<'a>(f: &Fetch, ctx: &Context<'a>) -> Fetched<'a> {
     let mut out = raw_fetch(&f.source, ctx);
     if !f.converters.is_empty() {
-        for v in &mut out.values {
-            let text = v.to_text();
-            let text = f.converters.iter().fold(text, |t, c| match c {
-                Converter::Lower => t.to_lowercase(),
-                Converter::Upper => t.to_uppercase(),
-            });
-            *v = Sample::Str(Cow::Owned(text));
-        }
+        out.values = std::mem::take(&mut out.values)
+            .into_iter()
+            .filter_map(|v| convert::apply(v, &f.converters))
+            .collect();
     }
     out
 }

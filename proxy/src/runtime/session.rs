@@ -10,28 +10,20 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::balance::{self, NoServer, QueuePositions};
+pub use super::balance::Slot;
+use super::balance::{self, Picked, QueuePositions, Recheck, Ticket};
 use super::forward::{self, End, Moved};
 use super::log;
 use super::rules;
-use super::state::{Backend, Frontend, Server, SessionGuard, SessionTimes, State};
+use super::state::{Backend, Frontend, Server, SessionTimes, State};
 use crate::config::model::Balance;
 
 /// How long a connection attempt may take when `timeout connect` is not set.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A server connection slot; frees queued connections when dropped.
-#[derive(Debug)]
-pub struct Slot {
-    _guard: SessionGuard,
-    backend: Arc<Backend>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.backend.slot_freed.notify_waiters();
-    }
-}
+/// How often a queued connection looks again at servers changed without notice (a weight
+/// set from 0): state changes and freed slots reach it at once.
+const QUEUE_RECHECK: Duration = Duration::from_secs(1);
 
 /// A connected server.
 #[derive(Debug)]
@@ -90,9 +82,10 @@ impl ConnectError {
 
 /// Picks a server and connects to it, retrying `retries` times; with `option redispatch`
 /// some retries go to another server (see [`balance::redispatches`]). As in HAProxy, a retry that
-/// stays on its server first waits for the connect timeout (a second at most); one that
-/// changes server counts as a redispatch of the server left, one that does not as a retry;
-/// the connection error counts once, for the server of the last attempt.
+/// stays on its server first waits for the connect timeout (a second at most), keeping its
+/// slot meanwhile (so the server's `maxconn` holds); one that changes server gives the slot
+/// back and goes through the queue again. A redispatch counts for the server left, a retry
+/// otherwise; the connection error counts once, for the server of the last attempt.
 ///
 /// `has_data`: the caller holds data to send at once (a request, what the client sent).
 /// With `option tcp-smart-connect` the ACK that completes the handshake then waits to leave
@@ -108,21 +101,15 @@ pub async fn connect(
     let timeout = conf.timeouts.connect.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     let queued = Instant::now();
     let mut positions = QueuePositions::default();
-    let (mut server, slot) = wait_for_server(backend, peer, None, &mut positions).await?;
-    let mut picked_slot = Some(slot);
+    let mut slot = wait_for_server(backend, peer, None, &mut positions).await?;
     let queue_time = queued.elapsed();
     let mut last_err = io::Error::other("no connection attempt");
     let mut redispatched = false;
     for attempt in 0..=conf.retries {
-        // A picked server comes with its slot; a retry on the same server takes one again.
-        let slot = picked_slot.take().unwrap_or_else(|| Slot {
-            _guard: server.counters.open(),
-            backend: backend.clone(),
-        });
+        let server = slot.server().clone();
         let Some(addr) = server.socket_addr(local.port()) else {
             drop(slot);
-            let next = wait_for_server(backend, peer, Some(&server), &mut positions).await?;
-            (server, picked_slot) = (next.0, Some(next.1));
+            slot = wait_for_server(backend, peer, Some(&server), &mut positions).await?;
             continue;
         };
         let started = Instant::now();
@@ -146,7 +133,6 @@ pub async fn connect(
             Ok(Err(e)) => last_err = e,
             Err(_) => last_err = io::Error::new(io::ErrorKind::TimedOut, "connect timeout"),
         }
-        drop(slot);
         if attempt == conf.retries {
             break;
         }
@@ -154,9 +140,10 @@ pub async fn connect(
             // A hashing algorithm picks the same server again: HAProxy's map-based hashes
             // avoid none.
             let avoid = (backend.balance != Balance::Source).then_some(&server);
-            let (next, slot) = wait_for_server(backend, peer, avoid, &mut positions).await?;
-            picked_slot = Some(slot);
-            let counters = if Arc::ptr_eq(&next, &server) {
+            drop(slot);
+            slot = wait_for_server(backend, peer, avoid, &mut positions).await?;
+            let next = slot.server();
+            let counters = if Arc::ptr_eq(next, &server) {
                 (&server.counters.retries, &backend.counters.retries)
             } else {
                 redispatched = true;
@@ -167,7 +154,6 @@ pub async fn connect(
             };
             counters.0.fetch_add(1, Relaxed);
             counters.1.fetch_add(1, Relaxed);
-            server = next;
         } else {
             server.counters.retries.fetch_add(1, Relaxed);
             backend.counters.retries.fetch_add(1, Relaxed);
@@ -175,6 +161,8 @@ pub async fn connect(
             tokio::time::sleep(timeout.min(Duration::from_secs(1))).await;
         }
     }
+    let server = slot.server().clone();
+    drop(slot);
     server.counters.conn_errors.fetch_add(1, Relaxed);
     backend.counters.conn_errors.fetch_add(1, Relaxed);
     Err(ConnectError::Failed(server, last_err))
@@ -225,14 +213,33 @@ async fn open_connection(
     Ok(stream)
 }
 
-/// A server for the client and one of its slots, waiting in the queue while all are full
-/// (`timeout queue`); the position it had there adds to `positions`.
+/// A slot of a server for the client, waiting in the queue while all are full (`timeout
+/// queue`, else `timeout connect`); the position it had there adds to `positions`.
 async fn wait_for_server(
     backend: &Arc<Backend>,
     peer: SocketAddr,
     avoid: Option<&Arc<Server>>,
     positions: &mut QueuePositions,
-) -> Result<(Arc<Server>, Slot), ConnectError> {
+) -> Result<Slot, ConnectError> {
+    match balance::pick_or_queue(backend, peer.ip(), avoid) {
+        Some(Picked::Now(slot)) => Ok(slot),
+        // Boxed: the wait's state (timers, notification) would otherwise be part of every
+        // connection's future, for the whole life of the connection.
+        Some(Picked::Queued(ticket)) => {
+            Box::pin(wait_in_queue(backend, peer, avoid, ticket, positions)).await
+        }
+        None => Err(ConnectError::NoServer),
+    }
+}
+
+/// Waits with `ticket` until a server gives the connection a slot, or the queue's timeout.
+async fn wait_in_queue(
+    backend: &Arc<Backend>,
+    peer: SocketAddr,
+    avoid: Option<&Arc<Server>>,
+    mut ticket: Ticket,
+    positions: &mut QueuePositions,
+) -> Result<Slot, ConnectError> {
     let conf = &backend.conf;
     let limit = conf
         .timeouts
@@ -240,34 +247,35 @@ async fn wait_for_server(
         .or(conf.timeouts.connect)
         .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     let began = Instant::now();
-    let deadline = began + limit;
-    let mut waiting = None;
+    let deadline = tokio::time::Instant::from_std(began + limit);
     loop {
-        let freed = backend.slot_freed.notified();
-        // The slot is taken with the pick, so that no other connection takes it between.
-        let picked = balance::pick(backend, peer.ip(), avoid, |s| Slot {
-            _guard: s.counters.open(),
-            backend: backend.clone(),
-        });
-        if let (Some(w), Ok(_) | Err(NoServer::NoneUsable)) = (waiting, &picked) {
-            balance::leave_queue(backend, w, picked.is_ok(), positions);
-        }
-        match picked {
-            Ok(s) => return Ok(s),
-            Err(NoServer::NoneUsable) => return Err(ConnectError::NoServer),
-            Err(NoServer::AllFull) => {
-                let w = *waiting.get_or_insert_with(|| balance::join_queue(backend, peer.ip()));
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    balance::leave_queue(backend, w, false, positions);
-                    return Err(ConnectError::QueueTimeout {
-                        queued: *positions,
-                        waited: began.elapsed(),
-                    });
-                }
-                // A freed slot wakes us; the short cap covers a wake-up that raced the pick.
-                let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), freed).await;
+        // Registered before the look below, so that no change between is missed.
+        let changed = backend.servers_changed.notified();
+        tokio::select! {
+            granted = ticket.granted() => {
+                return granted
+                    .map(|g| g.take(positions))
+                    .ok_or(ConnectError::NoServer);
             }
+            () = tokio::time::sleep_until(deadline) => {
+                return ticket.leave(positions).ok_or_else(|| ConnectError::QueueTimeout {
+                    queued: *positions,
+                    waited: began.elapsed(),
+                });
+            }
+            () = changed => {}
+            () = tokio::time::sleep(QUEUE_RECHECK) => {}
+        }
+        match ticket.recheck(positions) {
+            Recheck::StillWaiting => {}
+            Recheck::Served(slot) => return Ok(slot),
+            Recheck::NoneUsable => return Err(ConnectError::NoServer),
+            // Its server's queue is no place to wait any more: picked for again.
+            Recheck::ServerGone => match balance::pick_or_queue(backend, peer.ip(), avoid) {
+                Some(Picked::Now(slot)) => return Ok(slot),
+                Some(Picked::Queued(next)) => ticket = next,
+                None => return Err(ConnectError::NoServer),
+            },
         }
     }
 }

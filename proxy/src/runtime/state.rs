@@ -240,10 +240,18 @@ pub struct Server {
     pub downtime_secs: AtomicU64,
     pub lb_total: AtomicU64,
     pub check: Mutex<CheckResult>,
+    /// The backend's [`Backend::servers_changed`]: told when the server may take queued
+    /// connections it could not take before (UP again, out of maintenance, an address).
+    servers_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Server {
-    pub fn new(id: usize, backend: &str, s: &model::Server) -> Self {
+    pub fn new(
+        id: usize,
+        backend: &str,
+        s: &model::Server,
+        servers_changed: Arc<tokio::sync::Notify>,
+    ) -> Self {
         let o = &s.opts;
         let admin = if o.disabled {
             Admin::Maint
@@ -274,6 +282,7 @@ impl Server {
             downtime_secs: AtomicU64::new(0),
             lb_total: AtomicU64::new(0),
             check: Mutex::new(CheckResult::default()),
+            servers_changed,
         }
     }
 
@@ -302,6 +311,7 @@ impl Server {
             }
         }
         self.last_change.store(now_secs(), Relaxed);
+        self.servers_changed.notify_waiters();
     }
 
     pub fn host(&self) -> String {
@@ -327,6 +337,7 @@ impl Server {
 
     pub fn set_addr(&self, ip: Option<IpAddr>) {
         *self.addr.write().unwrap_or_else(|e| e.into_inner()) = ip;
+        self.servers_changed.notify_waiters();
     }
 
     /// The address to connect to for a client that connected to `dst_port`.
@@ -448,6 +459,8 @@ impl Server {
             self.down_transitions.fetch_add(1, Relaxed);
             *since = Some(Instant::now());
         }
+        drop(since);
+        self.servers_changed.notify_waiters();
     }
 }
 
@@ -465,16 +478,18 @@ pub struct Backend {
     pub logger: super::log::Logger,
     pub down_transitions: AtomicU64,
     pub last_change: AtomicU64,
-    /// Wakes connections queued because every server was at its `maxconn`.
-    pub slot_freed: tokio::sync::Notify,
+    /// Wakes the connections queued for a server (every one at its `maxconn`) when a server
+    /// changed state; a freed slot goes to the oldest of them directly (`balance::Slot`).
+    pub servers_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Backend {
     pub fn new(id: usize, conf: &Proxy) -> Self {
+        let servers_changed = Arc::new(tokio::sync::Notify::new());
         let servers: Vec<Arc<Server>> = conf
             .servers
             .iter()
-            .map(|s| Arc::new(Server::new(s.id, &conf.name, s)))
+            .map(|s| Arc::new(Server::new(s.id, &conf.name, s, servers_changed.clone())))
             .collect();
         Backend {
             id,
@@ -488,7 +503,7 @@ impl Backend {
             counters: Arc::default(),
             down_transitions: AtomicU64::new(0),
             last_change: AtomicU64::new(now_secs()),
-            slot_freed: tokio::sync::Notify::new(),
+            servers_changed,
         }
     }
 

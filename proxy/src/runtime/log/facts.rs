@@ -6,13 +6,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::{Logger, next_request_number};
 use crate::config::logging::Capture;
 use crate::runtime::balance::QueuePositions;
 use crate::runtime::http::Head;
-use crate::runtime::logformat::{Counts, Entry, Samples, Timers};
+use crate::runtime::logformat::{Arrival, Counts, Entry, Samples, Timers};
 use crate::runtime::sample;
 use crate::runtime::session::Connected;
 use crate::runtime::state::{Backend, Frontend, Server, State};
@@ -174,10 +174,8 @@ pub struct HttpFacts {
     /// When the request began (wall clock), its wait for the head included: the
     /// connection's accept, or the end of the previous response on a kept-alive one.
     pub date: SystemTime,
-    /// Milliseconds from then to the request's first byte (`%Ti`) and to its complete
-    /// head (`%Tq`).
-    pub idle_ms: i64,
-    pub head_ms: i64,
+    /// When its first byte (`%Ti`) and its complete head (`%Tq`) came.
+    pub arrival: Arrival,
     /// `%rt`.
     pub request_number: u64,
     /// The request head was parsed: its captures are shown (not for `<BADREQ>`).
@@ -204,25 +202,22 @@ pub struct HttpFacts {
 }
 
 impl HttpFacts {
-    /// The facts of a request that began at `started` and whose first byte came at
-    /// `first_byte` (None: with the start, as a pipelined one), gathered once its head
-    /// arrived (or failed to): a kept-alive connection waiting for its next request holds
-    /// none, and a frontend that neither logs traffic nor sends unique ids allocates none.
+    /// The facts of a request that arrived as `arrival` (measured whenever the frontend
+    /// logs), gathered once its head arrived (or failed to): a kept-alive connection waiting
+    /// for its next request holds none, and a frontend that neither logs traffic nor sends
+    /// unique ids allocates none.
     pub fn gather(
         state: &Arc<State>,
         fe: &Frontend,
         client: SocketAddr,
         local: SocketAddr,
-        started: Instant,
-        first_byte: Option<Instant>,
+        arrival: Arrival,
     ) -> Option<Box<Self>> {
         let logging = fe.logger.logs_traffic();
         if !logging && !fe.logger.wants_unique_id() {
             return None;
         }
         let now = SystemTime::now();
-        let head = started.elapsed();
-        let idle = first_byte.map_or(Duration::ZERO, |t| t.saturating_duration_since(started));
         Some(Box::new(HttpFacts {
             logging,
             client,
@@ -234,12 +229,11 @@ impl HttpFacts {
                 0
             },
             date: if logging {
-                now.checked_sub(head).unwrap_or(now)
+                now.checked_sub(arrival.head).unwrap_or(now)
             } else {
                 UNIX_EPOCH
             },
-            idle_ms: idle.as_millis() as i64,
-            head_ms: head.as_millis() as i64,
+            arrival,
             request_number: 0,
             parsed: false,
             req_captures: Vec::new(),
@@ -398,8 +392,8 @@ pub struct HttpOutcome<'a> {
     pub status: u16,
     pub bytes_out: u64,
     /// Milliseconds to queue, connect, get the response; -1: the request did not get
-    /// there. `request_ms`: -1 or 0, the time to receive the request being
-    /// [`HttpFacts::head_ms`].
+    /// there. `request_ms`: -1 or 0, the time to receive the request being its
+    /// [`Arrival`]'s.
     pub request_ms: i64,
     pub queue_ms: i64,
     pub connect_ms: i64,
@@ -414,28 +408,11 @@ impl Logger {
             return;
         }
         // HAProxy's timers are times since the start; the loop keeps durations.
-        let after = |base: i64, d: i64| if d >= 0 { base.max(0) + d } else { -1 };
-        let request = if o.request_ms >= 0 {
-            facts.head_ms.max(o.request_ms)
-        } else {
-            -1
-        };
-        let queue = after(request, o.queue_ms);
-        let connect = after(queue, o.connect_ms);
-        let data = if connect >= 0 {
-            after(connect, o.response_ms)
-        } else {
-            -1
-        };
-        let timers = Timers {
-            idle: facts.idle_ms,
-            request,
-            queue,
-            connect,
-            data,
-            close: o.started.elapsed().as_millis() as i64,
-            ..Timers::default()
-        };
+        let timers = Timers::after_phases(
+            facts.arrival,
+            [o.request_ms, o.queue_ms, o.connect_ms, o.response_ms],
+            o.started.elapsed().as_millis() as i64,
+        );
         let server = o.backend.and_then(|b| b.server(o.server));
         // With logasap every line marks its total time and bytes as partial (HAProxy
         // drops the end-of-session items from what it logs).
@@ -472,9 +449,7 @@ impl Logger {
             unique_id: facts.unique_id.as_deref(),
             request_counter: facts.request_number,
             partial,
-            // The first byte's date (`%tr`): the start, then the idle time (HAProxy adds
-            // the handshake's, none without TLS).
-            request_date: facts.date + Duration::from_millis(facts.idle_ms as u64),
+            request_date: facts.arrival.first_byte_date(facts.date),
             ..Entry::at_accept(o.client, facts.local, &fe.name, facts.date)
         };
         let fetcher = facts.fetcher(fe, o.backend, o.client);

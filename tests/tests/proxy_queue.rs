@@ -1,0 +1,296 @@
+//! The queue of connections waiting for a server at its `maxconn`, beside HAProxy 2.6: the
+//! server sees them in the order they arrived (first come, first served, in the backend's
+//! queue and in a server's), never two at once; one that gives up (`timeout queue`) does
+//! not hold up those behind it; a retry on the same server keeps its slot, so `maxconn`
+//! holds through the retry's turn-around; a server leaving maintenance takes the queued
+//! connections at once.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use hapx_tests::proxy::{Proxy, cli, free_port, temp_dir};
+
+const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
+const HAPROXY: &str = "/usr/sbin/haproxy";
+
+/// What the test server saw: the clients in the order it served them, and the most
+/// requests it had in hand at once.
+#[derive(Default)]
+struct Seen {
+    order: Mutex<Vec<usize>>,
+    busy: AtomicUsize,
+    most_busy: AtomicUsize,
+}
+
+/// A server on `listener` that reads one line naming the client and how long to hold it
+/// (`7 200`, or an HTTP request line `GET /7/200 HTTP/1.1`), holds it that long, answers
+/// and closes.
+fn serve(listener: TcpListener) -> Arc<Seen> {
+    let seen = Arc::new(Seen::default());
+    let shared = seen.clone();
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let seen = shared.clone();
+            thread::spawn(move || answer(conn, &seen));
+        }
+    });
+    seen
+}
+
+fn answer(conn: TcpStream, seen: &Seen) {
+    let busy = seen.busy.fetch_add(1, SeqCst) + 1;
+    seen.most_busy.fetch_max(busy, SeqCst);
+    let mut reader = BufReader::new(&conn);
+    let mut line = String::new();
+    let _ = reader.read_line(&mut line);
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let http = line.starts_with("GET");
+    if http {
+        // The rest of the head.
+        while reader.read_line(&mut line).is_ok_and(|n| n > 2) {}
+    }
+    if let [client, hold, ..] = numbers[..] {
+        seen.order.lock().unwrap().push(client as usize);
+        thread::sleep(Duration::from_millis(hold));
+    }
+    // No longer busy before answering: the proxy gives the slot back once it has the
+    // answer, and may connect again at once.
+    seen.busy.fetch_sub(1, SeqCst);
+    let reply: &[u8] = if http {
+        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n"
+    } else {
+        b"ok\n"
+    };
+    let mut conn = conn;
+    let _ = conn.write_all(reply);
+}
+
+/// A client: connects to `front`, names itself and its hold time, and reads the answer to
+/// its end (empty when the proxy gave up on it).
+fn client(front: SocketAddr, mode: &str, id: usize, hold_ms: u64) -> String {
+    let mut c = TcpStream::connect(front).expect("connecting to the proxy");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request = match mode {
+        "http" => format!("GET /{id}/{hold_ms} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n"),
+        _ => format!("{id} {hold_ms}\n"),
+    };
+    c.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = c.read_to_string(&mut answer);
+    answer
+}
+
+/// Clients `(start after the previous one, hold)` through `front`, each in its thread;
+/// their answers in order.
+fn clients(front: SocketAddr, mode: &str, plan: &[(u64, u64)]) -> Vec<String> {
+    let mut running = Vec::new();
+    for (id, &(after, hold)) in plan.iter().enumerate() {
+        thread::sleep(Duration::from_millis(after));
+        let mode = mode.to_string();
+        running.push(thread::spawn(move || client(front, &mode, id, hold)));
+    }
+    running.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+/// Starts `binary` with one frontend and `backend be` holding `backend`.
+fn start(
+    binary: PathBuf,
+    dir: &Path,
+    name: &str,
+    mode: &str,
+    backend: &str,
+) -> (Proxy, SocketAddr) {
+    start_with(binary, dir, name, "", mode, backend)
+}
+
+/// [`start`] with `global` lines.
+fn start_with(
+    binary: PathBuf,
+    dir: &Path,
+    name: &str,
+    global: &str,
+    mode: &str,
+    backend: &str,
+) -> (Proxy, SocketAddr) {
+    let port = free_port();
+    let front = SocketAddr::from((LO, port));
+    let cfg = format!(
+        "global\n{global}defaults\n  mode {mode}\n  timeout client 10s\n  timeout server 10s\n  timeout connect 1s\n\
+         frontend fe\n  bind {front}\n  default_backend be\nbackend be\n{backend}"
+    );
+    let proxy = Proxy::start_with(binary, dir, name, &cfg, front, &[]);
+    (proxy, front)
+}
+
+/// hapx-proxy, then HAProxy when installed (None when it is not and the test may skip).
+fn binaries(test: &str) -> Vec<(&'static str, PathBuf)> {
+    let mut list = vec![("hapx", hapx_tests::bins::path("hapx-proxy"))];
+    if hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy") {
+        list.push(("HAProxy", PathBuf::from(HAPROXY)));
+    }
+    list
+}
+
+fn ok(mode: &str, answer: &str) -> bool {
+    match mode {
+        "http" => answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok\n"),
+        _ => answer == "ok\n",
+    }
+}
+
+#[test]
+fn queued_connections_are_served_in_arrival_order() {
+    let test = "queued_connections_are_served_in_arrival_order";
+    let dir = temp_dir(test);
+    // One at a time, each held 200 ms: the first is served at once, the others arrive
+    // 20 to 50 ms apart and queue.
+    let plan: Vec<(u64, u64)> = [0, 30, 20, 50, 25, 40, 20, 35]
+        .iter()
+        .map(|&after| (after, 200))
+        .collect();
+    // Round robin queues in the backend's queue; a hash in its server's.
+    for (mode, balance) in [
+        ("tcp", "roundrobin"),
+        ("http", "roundrobin"),
+        ("tcp", "source"),
+    ] {
+        for (who, binary) in binaries(test) {
+            let listener = TcpListener::bind((LO, 0)).unwrap();
+            let server = listener.local_addr().unwrap();
+            let seen = serve(listener);
+            let backend = format!(
+                "  balance {balance}\n  timeout queue 10s\n  server s1 {server} maxconn 1\n"
+            );
+            let name = format!("{who}-{mode}-{balance}");
+            let (_proxy, front) = start(binary, &dir, &name, mode, &backend);
+            let answers = clients(front, mode, &plan);
+            let case = format!("{who} {mode} {balance}");
+            assert!(answers.iter().all(|a| ok(mode, a)), "{case}: {answers:?}");
+            let order = seen.order.lock().unwrap().clone();
+            let arrival: Vec<usize> = (0..plan.len()).collect();
+            assert_eq!(order, arrival, "{case}: served out of arrival order");
+            assert_eq!(seen.most_busy.load(SeqCst), 1, "{case}: maxconn 1 exceeded");
+        }
+    }
+}
+
+#[test]
+fn a_connection_giving_up_does_not_hold_up_those_behind_it() {
+    let test = "a_connection_giving_up_does_not_hold_up_those_behind_it";
+    let dir = temp_dir(test);
+    // 0 holds the slot 1.2 s; 1 waits from 50 ms and gives up at about 1.05 s (`timeout
+    // queue 1s`); 2 and 3, queued behind it at 400 and 450 ms, are served as the slot
+    // frees at about 1.2 s, before their own timeouts (1.4 and 1.45 s).
+    let plan = [(0, 1200), (50, 50), (350, 50), (50, 50)];
+    for mode in ["tcp", "http"] {
+        for (who, binary) in binaries(test) {
+            let listener = TcpListener::bind((LO, 0)).unwrap();
+            let server = listener.local_addr().unwrap();
+            let seen = serve(listener);
+            let backend = format!("  timeout queue 1s\n  server s1 {server} maxconn 1\n");
+            let (_proxy, front) = start(binary, &dir, &format!("{who}-{mode}"), mode, &backend);
+            let answers = clients(front, mode, &plan);
+            let case = format!("{who} {mode}");
+            let served: Vec<bool> = answers.iter().map(|a| ok(mode, a)).collect();
+            assert_eq!(served, [true, false, true, true], "{case}: {answers:?}");
+            if mode == "http" {
+                assert!(
+                    answers[1].starts_with("HTTP/1.1 503"),
+                    "{case}: {answers:?}"
+                );
+            }
+            assert_eq!(*seen.order.lock().unwrap(), [0, 2, 3], "{case}");
+            assert_eq!(seen.most_busy.load(SeqCst), 1, "{case}: maxconn 1 exceeded");
+        }
+    }
+}
+
+#[test]
+fn a_retry_on_the_same_server_keeps_its_slot() {
+    let test = "a_retry_on_the_same_server_keeps_its_slot";
+    let dir = temp_dir(test);
+    for mode in ["tcp", "http"] {
+        for (who, binary) in binaries(test) {
+            // The server is not there yet: the first attempts are refused, and each
+            // retry waits for its turn-around (`timeout connect`, 1 s) holding the slot.
+            let port = free_port();
+            let server = SocketAddr::from((LO, port));
+            let backend =
+                format!("  retries 3\n  timeout queue 5s\n  server s1 {server} maxconn 1\n");
+            let (_proxy, front) = start(binary, &dir, &format!("{who}-{mode}"), mode, &backend);
+            // 0 connects first; 1 comes while 0 waits to retry, and must wait for the slot
+            // rather than connect beside it once the server is up.
+            let plan = [(0, 300), (100, 300)];
+            let seen = thread::scope(|s| {
+                let starting = s.spawn(|| {
+                    thread::sleep(Duration::from_millis(400));
+                    serve(TcpListener::bind(server).expect("binding the server's port"))
+                });
+                let answers = clients(front, mode, &plan);
+                let case = format!("{who} {mode}");
+                assert!(answers.iter().all(|a| ok(mode, a)), "{case}: {answers:?}");
+                starting.join().unwrap()
+            });
+            let case = format!("{who} {mode}");
+            assert_eq!(*seen.order.lock().unwrap(), [0, 1], "{case}");
+            assert_eq!(seen.most_busy.load(SeqCst), 1, "{case}: maxconn 1 exceeded");
+        }
+    }
+}
+
+#[test]
+fn a_server_coming_up_takes_the_queued_connections() {
+    let test = "a_server_coming_up_takes_the_queued_connections";
+    let dir = temp_dir(test);
+    for (who, binary) in binaries(test) {
+        let (first, second) = (
+            TcpListener::bind((LO, 0)).unwrap(),
+            TcpListener::bind((LO, 0)).unwrap(),
+        );
+        let (a, b) = (first.local_addr().unwrap(), second.local_addr().unwrap());
+        let (seen_a, seen_b) = (serve(first), serve(second));
+        let sock = dir.join(format!("{who}.sock"));
+        let global = format!("  stats socket {} level admin\n", sock.display());
+        let backend = format!(
+            "  timeout queue 10s\n  server a {a} maxconn 1\n  server b {b} maxconn 1 disabled\n"
+        );
+        let (_proxy, front) = start_with(binary, &dir, who, &global, "tcp", &backend);
+        // 0 holds the only usable server; 1 queues, until b leaves maintenance.
+        let (done, finished) = mpsc::channel();
+        let clients: Vec<_> = [(0, 3000), (1, 50)]
+            .into_iter()
+            .map(|(id, hold)| {
+                let done = done.clone();
+                thread::sleep(Duration::from_millis(150));
+                thread::spawn(move || {
+                    let answer = client(front, "tcp", id, hold);
+                    done.send((id, answer)).unwrap();
+                })
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(300));
+        cli(&sock, "set server be/b state ready");
+        for c in clients {
+            c.join().unwrap();
+        }
+        let order: Vec<(usize, String)> = finished.try_iter().collect();
+        let ok_all = order.iter().all(|(_, a)| ok("tcp", a));
+        assert!(ok_all, "{who}: {order:?}");
+        // b served 1 while a still held 0.
+        assert_eq!(
+            order.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [1, 0],
+            "{who}"
+        );
+        assert_eq!(*seen_a.order.lock().unwrap(), [0], "{who}");
+        assert_eq!(*seen_b.order.lock().unwrap(), [1], "{who}");
+    }
+}
