@@ -830,7 +830,7 @@ fn queue_positions_match_haproxy() {
         ("tcp", "roundrobin", "bq"),
     ] {
         let body = format!(
-            "  log-format \"%sq %bq %Tw %Tc\"\nbackend be\n  balance {balance}\n  timeout queue 5s\n  server s1 {server} maxconn 1\n"
+            "  log-format \"%sq %bq %Tw %Tc %ac %fc %bc\"\nbackend be\n  balance {balance}\n  timeout queue 5s\n  server s1 {server} maxconn 1\n"
         );
         let setup = Setup::new(mode, &body);
         let Some((ours, theirs)) =
@@ -838,11 +838,26 @@ fn queue_positions_match_haproxy() {
         else {
             return;
         };
+        // The connections counted when each line is written (process, frontend, backend):
+        // the same set of counts for both, whichever request each line is.
+        let counts = |lines: &[String]| {
+            let mut all: Vec<Vec<i64>> = lines
+                .iter()
+                .map(|l| numbers(l).into_iter().flatten().skip(4).collect())
+                .collect();
+            all.sort_unstable();
+            all
+        };
+        assert_eq!(
+            counts(&ours),
+            counts(&theirs),
+            "{mode} {balance}: %ac %fc %bc"
+        );
         for (who, lines) in [("hapx", &ours), ("HAProxy", &theirs)] {
             let mut positions = Vec::new();
             for line in lines {
                 let n: Vec<i64> = numbers(line).into_iter().flatten().collect();
-                let [sq, bq, tw, _tc] = n[..] else {
+                let [sq, bq, tw, _tc, ..] = n[..] else {
                     panic!("{who}: {line}");
                 };
                 let (used, other) = if queue == "bq" { (bq, sq) } else { (sq, bq) };

@@ -215,7 +215,7 @@ fn set_server(state: &Arc<State>, spec: &str, args: &[&str]) -> String {
         ["state", ..] => "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into(),
         ["weight", w, ..] => match parse_weight(w, s.opts.weight) {
             Ok(v) => {
-                s.weight.store(v, Relaxed);
+                s.set_weight(v);
                 String::new()
             }
             Err(e) => e.into(),

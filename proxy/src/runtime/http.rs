@@ -863,6 +863,8 @@ pub async fn serve(
             }
             return;
         };
+        // The request counts in its backend until it is logged (`%bc`, as HAProxy logs it).
+        let be_session = backend.counters.open_at(req.started_ms);
         // Boxed: the exchange's state (connecting, relaying) lives while a request is
         // served, not in every connection's future while it waits for its next request.
         let outcome = Box::pin(exchange(
@@ -877,7 +879,13 @@ pub async fn serve(
             &mut req,
         ))
         .await;
+        if let Some(facts) = req.log.as_deref_mut() {
+            // `%ac`: the process's connections when the line is written, not when the
+            // request came (a queued request's came when there were fewer).
+            facts.process_conns = state.cur_conns.load(Relaxed);
+        }
         http_log(&fe, Some(&backend), peer, &req, outcome.flags);
+        drop(be_session);
         record_times(&backend, &req, outcome.flags);
         if !outcome.keep || !keep_client {
             return;
@@ -1034,7 +1042,6 @@ async fn exchange(
     {
         *server = None;
     }
-    let _be_session = backend.counters.open_at(req.started_ms);
     backend.counters.request_at(req.started_ms);
     forwardfor(
         &mut head,

@@ -335,6 +335,13 @@ impl Server {
         *self.addr.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Sets the run-time weight (`set server B/S weight`); a weight raised from 0 may let
+    /// the server take queued connections at once.
+    pub fn set_weight(&self, weight: u32) {
+        self.weight.store(weight, Relaxed);
+        self.servers_changed.notify_waiters();
+    }
+
     pub fn set_addr(&self, ip: Option<IpAddr>) {
         *self.addr.write().unwrap_or_else(|e| e.into_inner()) = ip;
         self.servers_changed.notify_waiters();
