@@ -337,13 +337,13 @@ fn drop_privileges(state: &State) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The signals a running process answers (see [`crate::runtime`] and [`crate::master`]).
-const HANDLED: [Signal; 7] = [
+/// The signals held while a process starts: those whose default action would end (or
+/// stop) a process that is meant to answer them. SIGTERM and SIGINT are not held: until
+/// their handlers exist, their default action (ending the start) is what the sender means.
+const HANDLED: [Signal; 5] = [
     Signal::SIGUSR1,
     Signal::SIGUSR2,
     Signal::SIGHUP,
-    Signal::SIGTERM,
-    Signal::SIGINT,
     Signal::SIGTTOU,
     Signal::SIGTTIN,
 ];

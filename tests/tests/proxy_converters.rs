@@ -40,6 +40,7 @@ const EXPRESSIONS: &[&str] = &[
     "%[req.hdr(x-a),lower] %[req.hdr(x-a),upper,hex,lower] %[method,lower,base64]",
     "%[req.hdr(x-a),ub64enc] %[url,url_enc] %[req.hdr(x-j),url_enc(query)]",
     "%[req.hdr(host),host_only] %[req.hdr(host),port_only] %[req.hdr(x-ip),host_only] %[req.hdr(x-ip),port_only,add(1)]",
+    "%[req.hdr(x-j),regsub(.,-,g)]",
 ];
 
 fn requests() -> Vec<String> {

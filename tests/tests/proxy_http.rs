@@ -674,3 +674,63 @@ fn a_huge_frontend_maxconn_still_serves() {
     assert_eq!(status, 200);
     assert_eq!(srv.take().len(), 1);
 }
+
+/// After its own 503 (a backend without servers), the client connection stays open exactly
+/// where HAProxy keeps it: for a plain HTTP/1.1 request, not after an `errorfile` page (which
+/// may not frame itself), nor with `option httpclose`, nor for an HTTP/1.0 request.
+#[test]
+fn error_pages_keep_the_connection_where_haproxy_does() {
+    let test = "error_pages_keep_the_connection_where_haproxy_does";
+    let dir = temp_dir(test);
+    let page = dir.join("503.http");
+    std::fs::write(
+        &page,
+        "HTTP/1.0 503 Service Unavailable\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n<html><body>down</body></html>\n",
+    )
+    .unwrap();
+    let cases = [
+        ("", "HTTP/1.1"),
+        (
+            &*format!("  errorfile 503 {}\n", page.display()),
+            "HTTP/1.1",
+        ),
+        ("  option httpclose\n", "HTTP/1.1"),
+        ("", "HTTP/1.0"),
+    ];
+    let mut seen = Vec::new();
+    for binary in binaries(test) {
+        let mut kept = Vec::new();
+        for (i, (extra, version)) in cases.iter().enumerate() {
+            let port = free_port();
+            let cfg = format!(
+                "defaults\n  mode http\n  timeout client 5s\n  timeout server 2s\n  timeout connect 1s\n\
+                 frontend fe\n  bind 127.0.0.1:{port}\n{extra}  default_backend empty\nbackend empty\n"
+            );
+            let addr = SocketAddr::from((LO, port));
+            let name = format!("case{i}");
+            let _p = Proxy::start_with(binary.clone(), &dir, &name, &cfg, addr, &[]);
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let request = format!("GET / {version}\r\nHost: a\r\n\r\n");
+            c.write_all(request.as_bytes()).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Closed (read returns 0) within the read timeout, or still open.
+            let closed = loop {
+                match c.read(&mut buf) {
+                    Ok(0) => break true,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(_) => break false,
+                }
+            };
+            let text = String::from_utf8_lossy(&got);
+            assert!(text.contains(" 503 "), "{binary:?} case {i}: {text}");
+            kept.push(!closed);
+        }
+        seen.push(kept);
+    }
+    assert_eq!(seen[0], [true, false, false, false]);
+    if let Some(theirs) = seen.get(1) {
+        assert_eq!(&seen[0], theirs, "hapx-proxy (left) and HAProxy (right)");
+    }
+}

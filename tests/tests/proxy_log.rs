@@ -443,9 +443,12 @@ fn check_syslog_case(test: &str, body: &str, (format, len, global): (&str, &str,
 fn levels_and_sampling_match_haproxy() {
     let server = answering_server();
     let body = format!("  log-format \"line %lc\"\nbackend be\n  server s1 {server}\n");
+    // A pause after each: its line is sent before the next connection's (sampling counts
+    // lines in the order they are sent).
     let six = |front: SocketAddr| {
         for _ in 0..6 {
             one_request(front);
+            thread::sleep(Duration::from_millis(30));
         }
     };
     // Traffic lines are at info: `notice` drops them, `minlevel` raises their severity.
@@ -463,10 +466,16 @@ fn levels_and_sampling_match_haproxy() {
         let Some((ours, theirs)) = compare_setup(test, setup, six) else {
             return;
         };
-        // Which lines a sample keeps: the same ones, counted the same way.
+        // Which lines a sample keeps: the same ones, counted the same way. Sorted: a
+        // connection's line is sent when it ends, on whichever thread ran it, so two that
+        // end together may arrive in either order.
         let message = |l: &String| l.split(": ").nth(1).map(str::to_string);
-        let ours: Vec<_> = ours.iter().map(message).collect();
-        let theirs: Vec<_> = theirs.iter().map(message).collect();
+        let sorted = |lines: &[String]| {
+            let mut all: Vec<_> = lines.iter().map(message).collect();
+            all.sort();
+            all
+        };
+        let (ours, theirs) = (sorted(&ours), sorted(&theirs));
         assert_eq!(ours, theirs, "{target}");
     }
 }

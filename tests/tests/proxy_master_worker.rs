@@ -668,3 +668,52 @@ fn max_reloads_spares_the_serving_worker() {
         assert_eq!(ask(m.addr()), "s", "{name}");
     });
 }
+
+/// hapx only (a scenario HAProxy's master has no state for): reloads asked while a worker is
+/// still starting, one of them with a broken configuration. Whatever the order things are
+/// reported in, one worker ends up current, and the next reload leaves exactly one.
+#[test]
+fn reloads_during_a_start_leave_one_worker() {
+    let dir = temp_dir("mworker-overlap");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let port = free_port();
+    let socket = dir.join("hapx.master");
+    let args = ["-W", "-S", socket.to_str().unwrap()];
+    let bin = bins::path("hapx-proxy");
+    let cfg = config(port, srv.addr, "");
+    let m = Master::start(&bin, &dir, "hapx", &cfg, port, &args);
+    let first = m.workers()[0];
+    // The current worker cannot hand its sockets over while stopped: the next one waits.
+    signal(first, Signal::SIGSTOP);
+    m.signal(Signal::SIGUSR2);
+    assert!(eventually(WAIT, || m.workers().len() == 2), "{}", m.log());
+    // Past reading its configuration, it waits for the stopped one's sockets.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&m.cfg, config(port, srv.addr, "  bogus-keyword\n")).unwrap();
+    m.signal(Signal::SIGUSR2);
+    assert!(
+        eventually(WAIT, || m.log().contains("Loading failure!")),
+        "{}",
+        m.log()
+    );
+    std::fs::write(&m.cfg, &cfg).unwrap();
+    signal(first, Signal::SIGCONT);
+    assert!(
+        eventually(WAIT, || m.workers().len() == 1
+            && !m.workers().contains(&first)),
+        "{}",
+        m.log()
+    );
+    let table = m.cli("show proc");
+    assert!(table.contains("# workers\n"), "{table}");
+    assert!(!table.contains("# old workers"), "{table}");
+    assert_eq!(ask(m.addr()), "s");
+    m.signal(Signal::SIGUSR2);
+    let serving = m.workers();
+    assert!(
+        eventually(WAIT, || m.workers().len() == 1 && m.workers() != serving),
+        "{}",
+        m.log()
+    );
+    assert_eq!(ask(m.addr()), "s");
+}

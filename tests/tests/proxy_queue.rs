@@ -3,17 +3,18 @@
 //! queue and in a server's), never two at once; one that gives up (`timeout queue`) does
 //! not hold up those behind it; a retry on the same server keeps its slot, so `maxconn`
 //! holds through the retry's turn-around; a server leaving maintenance takes the queued
-//! connections at once.
+//! connections at once. In HTTP a server's `maxconn` counts requests in progress: a client
+//! idle on a kept-alive connection holds no slot, and its next request waits its turn.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use hapx_tests::proxy::{Proxy, cli, free_port, temp_dir};
+use hapx_tests::proxy::{Proxy, cli, free_port, stat_row, temp_dir};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -48,18 +49,11 @@ fn answer(conn: TcpStream, seen: &Seen) {
     let mut reader = BufReader::new(&conn);
     let mut line = String::new();
     let _ = reader.read_line(&mut line);
-    let numbers: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse().ok())
-        .collect();
     let http = line.starts_with("GET");
+    hold(&line, seen);
     if http {
         // The rest of the head.
         while reader.read_line(&mut line).is_ok_and(|n| n > 2) {}
-    }
-    if let [client, hold, ..] = numbers[..] {
-        seen.order.lock().unwrap().push(client as usize);
-        thread::sleep(Duration::from_millis(hold));
     }
     // No longer busy before answering: the proxy gives the slot back once it has the
     // answer, and may connect again at once.
@@ -71,6 +65,19 @@ fn answer(conn: TcpStream, seen: &Seen) {
     };
     let mut conn = conn;
     let _ = conn.write_all(reply);
+}
+
+/// Records the client that `line` (`7 200`, `GET /7/200 HTTP/1.1`) names, and holds it the
+/// time it names.
+fn hold(line: &str, seen: &Seen) {
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    if let [client, hold, ..] = numbers[..] {
+        seen.order.lock().unwrap().push(client as usize);
+        thread::sleep(Duration::from_millis(hold));
+    }
 }
 
 /// A client: connects to `front`, names itself and its hold time, and reads the answer to
@@ -292,5 +299,248 @@ fn a_server_coming_up_takes_the_queued_connections() {
         );
         assert_eq!(*seen_a.order.lock().unwrap(), [0], "{who}");
         assert_eq!(*seen_b.order.lock().unwrap(), [1], "{who}");
+    }
+}
+
+/// A server on `listener` that keeps its connections alive: it answers each request
+/// (`GET /<client>/<hold ms>`) after holding it, until the proxy closes or asks to close.
+/// [`Seen`] counts requests in hand, not connections.
+fn serve_kept_alive(listener: TcpListener) -> Arc<Seen> {
+    let seen = Arc::new(Seen::default());
+    let shared = seen.clone();
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let seen = shared.clone();
+            thread::spawn(move || while answer_one(&conn, &seen) {});
+        }
+    });
+    seen
+}
+
+/// Answers one request on `conn`; false when the connection is over.
+fn answer_one(conn: &TcpStream, seen: &Seen) -> bool {
+    let mut reader = BufReader::new(conn);
+    let mut head = String::new();
+    while reader.read_line(&mut head).is_ok_and(|n| n > 2) {}
+    if head.is_empty() {
+        return false;
+    }
+    let busy = seen.busy.fetch_add(1, SeqCst) + 1;
+    seen.most_busy.fetch_max(busy, SeqCst);
+    hold(head.lines().next().unwrap_or_default(), seen);
+    seen.busy.fetch_sub(1, SeqCst);
+    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
+    let closing = head.to_ascii_lowercase().contains("connection: close");
+    (&*conn).write_all(reply).is_ok() && !closing
+}
+
+/// Sends `GET /<id>/<hold>` on a kept-alive client connection; the status line and body
+/// of the answer (empty when the connection ended).
+fn ask_kept_alive(conn: &mut BufReader<TcpStream>, id: usize, hold_ms: u64) -> String {
+    let request = format!("GET /{id}/{hold_ms} HTTP/1.1\r\nhost: t\r\n\r\n");
+    if conn.get_mut().write_all(request.as_bytes()).is_err() {
+        return String::new();
+    }
+    let mut status = String::new();
+    let _ = conn.read_line(&mut status);
+    let mut length = 0;
+    let mut line = String::new();
+    while conn.read_line(&mut line).is_ok_and(|n| n > 2) {
+        if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = n.trim().parse().unwrap_or(0);
+        }
+        line.clear();
+    }
+    let mut body = vec![0; length];
+    let _ = conn.read_exact(&mut body);
+    status.trim_end().to_string() + "|" + &String::from_utf8_lossy(&body)
+}
+
+fn kept_alive_client(front: SocketAddr) -> BufReader<TcpStream> {
+    let c = TcpStream::connect(front).expect("connecting to the proxy");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    BufReader::new(c)
+}
+
+/// The server's `scur` in `show stat` once it settles at `want` (the last value seen after
+/// two seconds otherwise): the proxy gives the slot back just after the answer leaves.
+fn settled_scur(sock: &Path, want: &str) -> String {
+    let mut scur = String::new();
+    for _ in 0..40 {
+        let csv = cli(sock, "show stat");
+        scur = stat_row(&csv, "be", "s1").map_or_else(String::new, |r| r["scur"].clone());
+        if scur == want {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    scur
+}
+
+#[test]
+fn an_idle_kept_alive_client_holds_no_server_slot() {
+    let test = "an_idle_kept_alive_client_holds_no_server_slot";
+    let dir = temp_dir(test);
+    for (who, binary) in binaries(test) {
+        let listener = TcpListener::bind((LO, 0)).unwrap();
+        let server = listener.local_addr().unwrap();
+        let seen = serve_kept_alive(listener);
+        let sock = dir.join(format!("{who}.sock"));
+        let global = format!("  stats socket {} level admin\n", sock.display());
+        let backend = format!("  timeout queue 1s\n  server s1 {server} maxconn 1\n");
+        let (_proxy, front) = start_with(binary, &dir, who, &global, "http", &backend);
+        // A is answered and keeps its connection, idle: the server counts no request.
+        let mut a = kept_alive_client(front);
+        assert_eq!(
+            ask_kept_alive(&mut a, 0, 0),
+            "HTTP/1.1 200 OK|ok\n",
+            "{who}"
+        );
+        assert_eq!(settled_scur(&sock, "0"), "0", "{who}: scur with A idle");
+        // B is served, not queued behind A's idle connection until `timeout queue`.
+        let b = client(front, "http", 1, 0);
+        assert!(ok("http", &b), "{who}: B got {b:?}");
+        // A's kept-alive connection still serves its next request.
+        assert_eq!(
+            ask_kept_alive(&mut a, 2, 0),
+            "HTTP/1.1 200 OK|ok\n",
+            "{who}"
+        );
+        assert_eq!(*seen.order.lock().unwrap(), [0, 1, 2], "{who}");
+        assert_eq!(seen.most_busy.load(SeqCst), 1, "{who}: maxconn 1 exceeded");
+    }
+}
+
+#[test]
+fn kept_alive_clients_taking_turns_never_exceed_maxconn() {
+    let test = "kept_alive_clients_taking_turns_never_exceed_maxconn";
+    let dir = temp_dir(test);
+    let (clients, requests) = (5, 6);
+    for maxconn in [1, 2] {
+        for (who, binary) in binaries(test) {
+            let listener = TcpListener::bind((LO, 0)).unwrap();
+            let server = listener.local_addr().unwrap();
+            let seen = serve_kept_alive(listener);
+            let backend = format!("  timeout queue 3s\n  server s1 {server} maxconn {maxconn}\n");
+            let name = format!("{who}-{maxconn}");
+            let (_proxy, front) = start(binary, &dir, &name, "http", &backend);
+            // Each client sends its requests one after the other on its one connection,
+            // all clients at once: their requests alternate at the server. Each keeps its
+            // connection until all are done, so an idle one holding its slot would leave
+            // others waiting until `timeout queue`.
+            let done = Barrier::new(clients);
+            let answers: Vec<Vec<String>> = thread::scope(|s| {
+                let running: Vec<_> = (0..clients)
+                    .map(|id| {
+                        let done = &done;
+                        s.spawn(move || {
+                            let mut conn = kept_alive_client(front);
+                            let answers = (0..requests)
+                                .map(|_| ask_kept_alive(&mut conn, id, 20))
+                                .collect();
+                            done.wait();
+                            answers
+                        })
+                    })
+                    .collect();
+                running.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            let case = format!("{who} maxconn {maxconn}");
+            let all_ok = answers
+                .iter()
+                .flatten()
+                .all(|a| a == "HTTP/1.1 200 OK|ok\n");
+            assert!(all_ok, "{case}: {answers:?}");
+            assert_eq!(
+                seen.order.lock().unwrap().len(),
+                clients * requests,
+                "{case}"
+            );
+            let most = seen.most_busy.load(SeqCst);
+            assert!(most <= maxconn, "{case}: {most} requests at once");
+        }
+    }
+}
+
+/// `show stat` reports the queues as HAProxy does: `qcur` while connections wait (in the
+/// backend's queue for round robin), `qmax` the longest it was.
+#[test]
+fn queue_lengths_show_in_the_stats() {
+    let test = "queue_lengths_show_in_the_stats";
+    let dir = temp_dir(test);
+    let mut seen = Vec::new();
+    for (who, binary) in binaries(test) {
+        let listener = TcpListener::bind((LO, 0)).unwrap();
+        let server = listener.local_addr().unwrap();
+        let _served = serve(listener);
+        let sock = dir.join(format!("{who}.sock"));
+        let global = format!("  stats socket {} level admin\n", sock.display());
+        let backend = format!("  timeout queue 10s\n  server s1 {server} maxconn 1\n");
+        let (_proxy, front) = start_with(binary, &dir, who, &global, "http", &backend);
+        // One held for a second, three waiting behind it.
+        let running = thread::spawn(move || {
+            clients(front, "http", &[(0, 1000), (50, 10), (50, 10), (50, 10)])
+        });
+        thread::sleep(Duration::from_millis(500));
+        let queue = |csv: &str, sv: &str| {
+            let row = stat_row(csv, "be", sv).expect("a row");
+            (row["qcur"].clone(), row["qmax"].clone())
+        };
+        let during = cli(&sock, "show stat");
+        let answers = running.join().unwrap();
+        assert!(answers.iter().all(|a| ok("http", a)), "{who}: {answers:?}");
+        let after = cli(&sock, "show stat");
+        seen.push([
+            queue(&during, "BACKEND"),
+            queue(&during, "s1"),
+            queue(&after, "BACKEND"),
+            queue(&after, "s1"),
+        ]);
+    }
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        seen[0],
+        [
+            pair("3", "3"),
+            pair("0", "0"),
+            pair("0", "3"),
+            pair("0", "0")
+        ]
+    );
+    if let Some(theirs) = seen.get(1) {
+        assert_eq!(&seen[0], theirs, "hapx-proxy (left) and HAProxy (right)");
+    }
+}
+
+/// A queued connection waits on when no server is usable any more (here the only one goes
+/// into maintenance), until `timeout queue`, as in HAProxy: a 503 then, not at once.
+#[test]
+fn queued_connections_wait_for_their_timeout_when_no_server_is_left() {
+    let test = "queued_connections_wait_for_their_timeout_when_no_server_is_left";
+    // Short: HAProxy binds its stats socket at PATH.PID.tmp, within 108 bytes.
+    let dir = temp_dir("queue-no-server");
+    let mut seen = Vec::new();
+    for (who, binary) in binaries(test) {
+        let listener = TcpListener::bind((LO, 0)).unwrap();
+        let server = listener.local_addr().unwrap();
+        let _served = serve(listener);
+        let sock = dir.join(format!("{who}.sock"));
+        let global = format!("  stats socket {} level admin\n", sock.display());
+        let backend = format!("  timeout queue 1500ms\n  server s1 {server} maxconn 1\n");
+        let (_proxy, front) = start_with(binary, &dir, who, &global, "http", &backend);
+        let running = thread::spawn(move || clients(front, "http", &[(0, 800), (100, 10)]));
+        thread::sleep(Duration::from_millis(300));
+        let disabled = std::time::Instant::now();
+        cli(&sock, "disable server be/s1");
+        let answers = running.join().unwrap();
+        let waited = disabled.elapsed();
+        assert!(ok("http", &answers[0]), "{who}: {answers:?}");
+        assert!(answers[1].starts_with("HTTP/1.1 503"), "{who}: {answers:?}");
+        // Its 1.5 s from when it queued (0.2 s before the disable), not at once.
+        assert!(waited > Duration::from_millis(900), "{who}: {waited:?}");
+        seen.push(answers[1].lines().next().unwrap_or_default().to_string());
+    }
+    if let Some(theirs) = seen.get(1) {
+        assert_eq!(&seen[0], theirs, "hapx-proxy (left) and HAProxy (right)");
     }
 }

@@ -14,7 +14,7 @@
 //! [`AclError::Unsupported`]: refused, never half-applied. Evaluation is in
 //! [`crate::runtime::convert`].
 
-use regex::{Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 
 use super::acl::AclError;
 use super::keywords;
@@ -489,8 +489,10 @@ fn regsub(a: &Args<'_>) -> Result<Converter, AclError> {
         }
     }
     let pattern = a.get(0).unwrap_or_default();
+    // On bytes, as PCRE without UTF mode matches in HAProxy: `.` and classes are bytes.
     let regex = RegexBuilder::new(pattern)
         .case_insensitive(icase)
+        .unicode(false)
         .build()
         .map_err(|e| a.invalid_args(&format!("regex '{pattern}' is invalid ({e})")))?;
     Ok(Converter::RegSub(RegSub {

@@ -91,13 +91,16 @@ impl Registry {
         );
         let master_reloads = format!("{} [failed: {}]", self.reloads, self.failed_reloads);
         out += &row(std::process::id(), "master", &master_reloads, self.started);
-        for (title, current) in [("# workers\n", true), ("# old workers\n", false)] {
+        let current = self.current();
+        // The current worker and any still starting, then the former ones.
+        let serving = |w: &&Worker| Some(w.pid) == current || !w.reported;
+        for (title, listed_serving) in [("# workers\n", true), ("# old workers\n", false)] {
             let mut listed = self
                 .workers
                 .iter()
-                .filter(|w| w.current == current)
+                .filter(|w| serving(w) == listed_serving)
                 .peekable();
-            if current || listed.peek().is_some() {
+            if listed_serving || listed.peek().is_some() {
                 out += title;
             }
             for w in listed {
@@ -107,6 +110,17 @@ impl Registry {
         out + "# programs\n"
     }
 
+    /// The current worker: the newest that said it was ready and is still there. Older ones
+    /// are former workers (replaced, finishing their connections), whatever order their
+    /// reloads were asked, started or reported in.
+    fn current(&self) -> Option<u32> {
+        self.workers.iter().find(|w| w.served).map(|w| w.pid)
+    }
+
+    fn worker_mut(&mut self, pid: u32) -> Option<&mut Worker> {
+        self.workers.iter_mut().find(|w| w.pid == pid)
+    }
+
     /// The link of the worker `@TARGET` names: `1` the current one, `!PID` any.
     fn link_for(&self, target: &str) -> Option<Arc<std::os::fd::OwnedFd>> {
         let found = match target.strip_prefix('!') {
@@ -114,7 +128,7 @@ impl Registry {
                 let pid: u32 = pid.parse().ok()?;
                 self.workers.iter().find(|w| w.pid == pid)
             }
-            None if target == "1" => self.workers.iter().find(|w| w.current),
+            None if target == "1" => self.workers.iter().find(|w| w.served),
             None => None,
         };
         found.map(|w| w.link.clone())
@@ -187,9 +201,8 @@ pub fn run(cli: Cli, global: &Global) -> anyhow::Result<ExitCode> {
                 workers: Vec::new(),
             })),
             events,
-            loading: None,
+            newest: None,
             first_load: true,
-            exit_while_loading: None,
             stopping: false,
             exit_code: 0,
         };
@@ -240,12 +253,11 @@ struct Master {
     notifier: Notifier,
     registry: Arc<Mutex<Registry>>,
     events: UnboundedSender<Event>,
-    /// The worker being started, until it is ready or gone.
-    loading: Option<u32>,
+    /// The worker of the latest load (the first, or the last reload's): its readiness is
+    /// the load's outcome ("Loading success." or "failure!").
+    newest: Option<u32>,
     /// Until the first worker is ready or gone: its failure is the master's.
     first_load: bool,
-    /// The loading worker exited before its readiness was read.
-    exit_while_loading: Option<(u32, ExitStatus)>,
     stopping: bool,
     exit_code: i32,
 }
@@ -262,31 +274,19 @@ impl Master {
                 Event::Reload => {}
                 Event::Stop(sig) => self.stop(sig),
                 Event::Pass(sig) => self.signal_all(sig),
-                Event::Loaded { pid, ok } if self.loading == Some(pid) => {
-                    self.loaded(pid, ok);
-                    if let Some((gone, status)) = self.exit_while_loading.take() {
-                        self.exited(gone, status);
-                    }
-                }
-                // A load replaced by a newer one is over.
-                Event::Loaded { .. } => {}
-                // Whether it said it was ready first is still to be read from its link, which
-                // ends now: its exit is handled once that is known.
-                Event::Exited { pid, status } if self.loading == Some(pid) => {
-                    self.exit_while_loading = Some((pid, status));
-                }
+                Event::Loaded { pid, ok } => self.reported(pid, ok),
                 Event::Exited { pid, status } => self.exited(pid, status),
             }
-            if self.workers(|w| w.is_empty()) && self.loading.is_none() {
-                // Nobody serves: the master has nothing left to do, unless it waits for a
-                // reload to bring a worker back (`no-exit-on-failure`).
-                if self.stopping || self.settings.exit_on_failure {
-                    self.warning(&format!(
-                        "All workers exited. Exiting... ({})",
-                        self.exit_code
-                    ));
-                    return Ok(self.exit_code);
-                }
+            let (empty, starting) =
+                self.workers(|ws| (ws.is_empty(), ws.iter().any(|w| !w.reported)));
+            // Nobody serves or starts: the master has nothing left to do, unless it waits
+            // for a reload to bring a worker back (`no-exit-on-failure`).
+            if empty && !starting && (self.stopping || self.settings.exit_on_failure) {
+                self.warning(&format!(
+                    "All workers exited. Exiting... ({})",
+                    self.exit_code
+                ));
+                return Ok(self.exit_code);
             }
         }
         Ok(self.exit_code)
@@ -334,6 +334,7 @@ impl Master {
             let (config, diags) = config::load(&self.cli.config);
             crate::process::report(&diags, self.cli.quiet(&config.global));
             if diags.has_errors() {
+                // Nothing was started: a worker still starting goes on.
                 self.alert("config : Fatal errors found in configuration.");
                 self.load_failed(false);
                 return;
@@ -346,13 +347,14 @@ impl Master {
             Ok(s) => s,
             Err(e) => {
                 self.alert(&format!("cannot start a worker: {e}"));
+                let first = std::mem::take(&mut self.first_load);
                 self.load_failed(first);
                 return;
             }
         };
         let pid = started.worker.pid;
         self.notice(&format!("New worker ({pid}) forked"));
-        self.loading = Some(pid);
+        self.newest = Some(pid);
         let events = self.events.clone();
         let readiness = started.readiness;
         tokio::spawn(async move {
@@ -382,50 +384,57 @@ impl Master {
         }
     }
 
-    /// The workers a reload's new worker replaces (`-sf`): the current ones and one still
-    /// starting. From now on their exit is a former worker's, never a failure of the service.
+    /// The workers a reload's new worker replaces (`-sf`): the current one and any still
+    /// starting (they take the sockets over from it, or may have).
     fn replaced(&self) -> Vec<u32> {
-        let loading = self.loading;
-        let Ok(mut r) = self.registry.lock() else {
-            return Vec::new();
-        };
-        let mut pids = Vec::new();
-        for w in r.workers.iter_mut() {
-            if w.current || Some(w.pid) == loading {
-                w.leaving = true;
-                pids.push(w.pid);
-            }
-        }
-        pids
+        self.workers(|ws| {
+            let current = ws.iter().find(|w| w.served).map(|w| w.pid);
+            ws.iter()
+                .filter(|w| Some(w.pid) == current || !w.reported)
+                .map(|w| w.pid)
+                .collect()
+        })
     }
 
-    /// The end of the load of worker `pid`: ready (`ok`) or gone.
-    fn loaded(&mut self, pid: u32, ok: bool) {
-        if !ok {
-            let first = std::mem::replace(&mut self.first_load, false);
-            self.load_failed(first);
-            return;
-        }
-        let first = std::mem::replace(&mut self.first_load, false);
-        self.loading = None;
-        let max_reloads = self.settings.max_reloads;
-        let mut too_old = Vec::new();
-        if let Ok(mut r) = self.registry.lock() {
-            for w in r.workers.iter_mut() {
-                if w.pid == pid {
-                    w.current = true;
-                    w.served = true;
-                    continue;
-                }
-                // Only a worker replaced by an earlier reload (still finishing its
-                // connections) may be cut short; the one just replaced finishes.
-                let former = !w.current;
-                w.current = false;
-                if former && !first && max_reloads.is_some_and(|max| w.reloads > max) {
-                    too_old.push(w.pid);
-                }
+    /// Worker `pid` said it was ready (`ok`), or its link closed first. Only the latest
+    /// load's worker decides the load's outcome; an older one still starting when a reload
+    /// replaced it is a former worker once ready (the newer one takes over from it), or the
+    /// current one if the newer load failed. An exit that came before this is handled now.
+    fn reported(&mut self, pid: u32, ok: bool) {
+        let pending_exit = self.registry.lock().ok().and_then(|mut r| {
+            let w = r.worker_mut(pid)?;
+            w.reported = true;
+            w.served = ok;
+            w.pending_exit.take()
+        });
+        if self.newest == Some(pid) {
+            self.newest = None;
+            let first = std::mem::take(&mut self.first_load);
+            if ok {
+                self.loaded();
+            } else {
+                self.load_failed(first);
             }
         }
+        if let Some(status) = pending_exit {
+            self.exited(pid, status);
+        }
+    }
+
+    /// The latest load's worker is ready: it is the current worker now.
+    fn loaded(&mut self) {
+        let max_reloads = self.settings.max_reloads;
+        let too_old = self.workers(|ws| {
+            let current = ws.iter().find(|w| w.served).map(|w| w.pid);
+            // The former workers still finishing after more reloads than allowed (the one
+            // just replaced finishes whatever its count).
+            ws.iter()
+                .skip_while(|w| Some(w.pid) != current)
+                .skip(2)
+                .filter(|w| max_reloads.is_some_and(|max| w.reloads > max))
+                .map(|w| w.pid)
+                .collect::<Vec<_>>()
+        });
         self.notice("Loading success.");
         for old in too_old {
             self.warning(&format!(
@@ -439,18 +448,14 @@ impl Master {
 
     /// A load that failed: a configuration with errors, a worker that could not start or
     /// exited before it was ready. The workers it was to replace go on serving.
+    /// `first`: the start's own load, whose failure ends the master if nothing serves.
     fn load_failed(&mut self, first: bool) {
-        self.loading = None;
-        self.first_load = false;
         if let Ok(mut r) = self.registry.lock() {
             r.failed_reloads += u32::from(!first);
-            // Those it was to replace stay.
-            for w in r.workers.iter_mut() {
-                w.leaving &= !w.current;
-            }
         }
         self.warning("Loading failure!");
-        if first && !self.stopping {
+        let nobody = self.workers(|ws| ws.iter().all(|w| w.reported && !w.served));
+        if first && nobody && !self.stopping {
             // Nothing serves: the start failed.
             self.stopping = true;
             self.exit_code = 1;
@@ -460,16 +465,26 @@ impl Master {
 
     fn exited(&mut self, pid: u32, status: ExitStatus) {
         let gone = self.registry.lock().ok().and_then(|mut r| {
+            let current = r.current();
             let at = r.workers.iter().position(|w| w.pid == pid)?;
-            Some(r.workers.remove(at))
+            if !r.workers[at].reported {
+                // Whether it said it was ready first is still to be read from its link,
+                // which ends now: its exit is handled once that is known.
+                r.workers[at].pending_exit = Some(status);
+                return None;
+            }
+            let w = r.workers.remove(at);
+            Some((w.served, current == Some(pid)))
         });
-        let Some(gone) = gone else { return };
-        if !gone.served {
-            // A failed load, reported already.
+        let Some((served, was_current)) = gone else {
+            return;
+        };
+        if !served {
+            // Its load failed, and was reported so.
             return;
         }
         let (code, why) = worker::describe(status);
-        if !gone.current || gone.leaving {
+        if !was_current {
             self.warning(&format!(
                 "Former worker ({pid}) exited with code {code} ({why})"
             ));
@@ -501,7 +516,13 @@ impl Master {
     }
 
     fn signal_all(&self, sig: Signal) {
-        let pids = self.workers(|ws| ws.iter().map(|w| w.pid).collect::<Vec<_>>());
+        // Not one that exited already (its pid may be reused).
+        let pids = self.workers(|ws| {
+            ws.iter()
+                .filter(|w| w.pending_exit.is_none())
+                .map(|w| w.pid)
+                .collect::<Vec<_>>()
+        });
         for pid in pids {
             signal_pid(pid, sig);
         }

@@ -22,12 +22,12 @@ pub struct Worker {
     pub started: Instant,
     /// Reloads this worker lived through.
     pub reloads: u32,
-    /// Serving (it said it was ready) and not yet replaced.
-    pub current: bool,
-    /// It said it was ready once.
+    /// It said it was ready (its link closing first is a failed load).
     pub served: bool,
-    /// A reload's new worker was told to replace it.
-    pub leaving: bool,
+    /// Its readiness (or its link's end) has been read.
+    pub reported: bool,
+    /// Exited before its readiness was read: handled once it is.
+    pub pending_exit: Option<ExitStatus>,
     /// The master's end of the link, for passing CLI sessions.
     pub link: std::sync::Arc<OwnedFd>,
 }
@@ -72,9 +72,9 @@ pub fn start(exe: &Path, args: Vec<OsString>) -> io::Result<Started> {
             pid,
             started: Instant::now(),
             reloads: 0,
-            current: false,
             served: false,
-            leaving: false,
+            reported: false,
+            pending_exit: None,
             link: std::sync::Arc::new(ours),
         },
         child,

@@ -45,6 +45,8 @@ pub struct LbState {
     arrivals: u64,
     /// How many wait, in all the queues: a pick looks at no queue while none does.
     waiting: usize,
+    /// The longest each queue was (`qmax` of the stats).
+    longest: Vec<usize>,
 }
 
 impl LbState {
@@ -57,6 +59,7 @@ impl LbState {
             left_queue: vec![0; servers + 1],
             arrivals: 0,
             waiting: 0,
+            longest: vec![0; servers + 1],
         }
     }
 
@@ -67,6 +70,14 @@ impl LbState {
     fn push(&mut self, queue: usize, pending: Pending) {
         self.queues[queue].push_back(pending);
         self.waiting += 1;
+        self.longest[queue] = self.longest[queue].max(self.queues[queue].len());
+    }
+
+    /// Where the connection numbered `arrival` is in `queue`: queues are in arrival order.
+    fn find(&self, queue: usize, arrival: u64) -> Option<usize> {
+        self.queues[queue]
+            .binary_search_by_key(&arrival, |p| p.arrival)
+            .ok()
     }
 
     fn pop(&mut self, queue: usize) -> Option<Pending> {
@@ -77,12 +88,22 @@ impl LbState {
 
     /// Takes the connection numbered `arrival` out of `queue`, if it is still there.
     fn remove(&mut self, queue: usize, arrival: u64) -> Option<Pending> {
-        let q = &mut self.queues[queue];
-        let at = q.iter().position(|p| p.arrival == arrival)?;
-        let pending = q.remove(at)?;
+        let at = self.find(queue, arrival)?;
+        let pending = self.queues[queue].remove(at)?;
         self.waiting -= 1;
         Some(pending)
     }
+}
+
+/// Each queue's current and longest length (`qcur`, `qmax`): the backend's, then each
+/// server's (by index + 1).
+pub fn queue_lengths(backend: &Backend) -> Vec<(usize, usize)> {
+    let lb = lock(backend);
+    lb.queues
+        .iter()
+        .zip(&lb.longest)
+        .map(|(q, longest)| (q.len(), *longest))
+        .collect()
 }
 
 /// The balancer's state, locked (a poisoned lock is taken as is: its state stays coherent).
@@ -119,8 +140,9 @@ impl Granted {
     }
 }
 
-/// One connection slot of a server (its `maxconn`), held while the connection is; given
-/// back on drop, to the oldest waiting connection the server may take.
+/// One connection slot of a server (its `maxconn`), held while the connection is (in HTTP,
+/// while a request is in progress: an idle kept-alive connection holds none); given back on
+/// drop, to the oldest waiting connection the server may take.
 #[derive(Debug)]
 pub struct Slot {
     /// Counts the connection on the server; None once given back.
@@ -187,8 +209,6 @@ pub struct Ticket {
 pub enum Recheck {
     StillWaiting,
     Served(Slot),
-    /// It left the queue: no server is usable any more.
-    NoneUsable,
     /// It left its server's queue: that server is not usable any more, so it must be
     /// picked for again.
     ServerGone,
@@ -206,10 +226,7 @@ impl Ticket {
         let backend = self.backend.clone();
         let lb = lock(&backend);
         self.left = true;
-        if lb.queues[self.queue]
-            .iter()
-            .all(|p| p.arrival != self.arrival)
-        {
+        if lb.find(self.queue, self.arrival).is_none() {
             if let Ok(granted) = self.granted.try_recv() {
                 return Some(granted.take(positions));
             }
@@ -224,10 +241,7 @@ impl Ticket {
         let backend = self.backend.clone();
         let mut lb = lock(&backend);
         serve_queued(&backend, &mut lb);
-        if lb.queues[self.queue]
-            .iter()
-            .all(|p| p.arrival != self.arrival)
-        {
+        if lb.find(self.queue, self.arrival).is_none() {
             // Served just now (its slot waits in the channel).
             return match self.granted.try_recv() {
                 Ok(granted) => {
@@ -237,15 +251,14 @@ impl Ticket {
                 Err(_) => Recheck::StillWaiting,
             };
         }
-        let gone = if candidates(&backend, None).is_empty() {
-            Recheck::NoneUsable
-        } else if self.queue > 0 && !backend.servers[self.queue - 1].usable() {
-            Recheck::ServerGone
-        } else {
+        // With no server usable at all it waits on, as in HAProxy: until `timeout queue`,
+        // or a server back from maintenance (or up again) serves it.
+        let usable = !candidates(&backend, None).is_empty();
+        if !usable || self.queue == 0 || backend.servers[self.queue - 1].usable() {
             return Recheck::StillWaiting;
-        };
+        }
         self.give_up(lb, positions);
-        gone
+        Recheck::ServerGone
     }
 
     /// Leaves the queue unserved, at the position reached.
@@ -304,6 +317,35 @@ pub fn pick_or_queue(
         Choice::Full { queue } => queue,
     };
     Some(Picked::Queued(enqueue(backend, &mut lb, queue, src, avoid)))
+}
+
+/// A slot of `server` for another request on a connection kept to it, taken in the same
+/// step as [`pick_or_queue`] takes one; when the server is full, a place at the end of its
+/// own queue, behind every request already waiting for it. None: the balancer sends it no
+/// requests now (not usable, drained, a backup while an active server is up). A server
+/// without a `maxconn` gives its slot at once, without the lock, as it always may.
+pub fn take_or_queue(backend: &Arc<Backend>, server: &Arc<Server>, src: IpAddr) -> Option<Picked> {
+    if server.opts.maxconn.is_none() {
+        return Some(Picked::Now(Slot::take(backend, server)));
+    }
+    let mut lb = lock(backend);
+    let (index, _) = candidates(backend, None)
+        .into_iter()
+        .find(|(_, s)| Arc::ptr_eq(s, server))?;
+    // Those waiting come first: a slot still free after them is nobody's.
+    if lb.has_waiters() {
+        serve_queued(backend, &mut lb);
+    }
+    if server.has_free_slot() {
+        return Some(Picked::Now(Slot::take(backend, server)));
+    }
+    Some(Picked::Queued(enqueue(
+        backend,
+        &mut lb,
+        index + 1,
+        src,
+        None,
+    )))
 }
 
 /// Puts a connection at the end of `queue`.
@@ -779,6 +821,42 @@ mod tests {
             held = claim(t, &mut positions).expect("the oldest first");
         }
         assert_eq!((positions.server, positions.backend), (1 + 2, 1));
+    }
+
+    fn kept(b: &Arc<Backend>, server: usize) -> Option<Picked> {
+        take_or_queue(b, &b.servers[server], CLIENT)
+    }
+
+    #[test]
+    fn a_kept_connection_waits_for_its_server_behind_those_queued_before() {
+        let b = limited(Balance::RoundRobin, &[1]);
+        let held = slot_now(&b);
+        let mut earlier = queued(&b);
+        let Some(Picked::Queued(mut later)) = kept(&b, 0) else {
+            panic!("a full server queues");
+        };
+        assert_eq!(later.queue, 1);
+        let mut positions = QueuePositions::default();
+        drop(held);
+        let slot = claim(&mut earlier, &mut positions).expect("the older first");
+        assert!(claim(&mut later, &mut positions).is_none());
+        drop(slot);
+        assert!(claim(&mut later, &mut positions).is_some());
+        // First in its own queue; the one before it waited in the backend's.
+        assert_eq!((positions.server, positions.backend), (1, 1));
+    }
+
+    #[test]
+    fn a_kept_connection_gets_no_slot_of_a_server_taking_no_requests() {
+        let b = limited(Balance::RoundRobin, &[1, 1]);
+        assert!(matches!(kept(&b, 1), Some(Picked::Now(_))));
+        b.servers[1].set_up(false);
+        assert!(kept(&b, 1).is_none());
+        // Without a `maxconn`, a slot at once, whatever the load.
+        let b = Arc::new(backend(Balance::RoundRobin, &[(1, false)]));
+        let slots: Vec<Picked> = (0..3).filter_map(|_| kept(&b, 0)).collect();
+        assert!(slots.iter().all(|p| matches!(p, Picked::Now(_))));
+        assert_eq!(b.servers[0].counters.cur.load(Relaxed), 3);
     }
 
     #[test]

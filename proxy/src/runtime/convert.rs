@@ -224,7 +224,7 @@ fn span<'b>(s: &'b [u8], split: &Split, words: bool) -> Option<&'b [u8]> {
     if split.index > 0 {
         let first = split.index - 1;
         let (from, _) = *parts.get(usize::try_from(first).ok()?)?;
-        let last = first + count - 1;
+        let last = first.saturating_add(count - 1);
         let to = if count == 0 || last >= n {
             s.len()
         } else {
@@ -232,9 +232,9 @@ fn span<'b>(s: &'b [u8], split: &Split, words: bool) -> Option<&'b [u8]> {
         };
         Some(&s[from..to])
     } else {
-        let last = n + split.index;
+        let last = n.saturating_add(split.index);
         let (_, to) = *parts.get(usize::try_from(last).ok()?)?;
-        let first = last - (count - 1);
+        let first = last.saturating_sub(count - 1);
         let from = if count == 0 || first < 0 {
             0
         } else {
@@ -268,43 +268,42 @@ fn url_encode(s: &[u8]) -> Vec<u8> {
 /// `regsub`: every match (or the first) replaced by `subst`, whose `\N` is group N,
 /// `\xHH` a byte and `\c` the character c.
 fn regsub(r: &RegSub, input: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(input);
-    let limit = if r.global { 0 } else { 1 };
-    let mut out = String::new();
+    let limit = if r.global { usize::MAX } else { 1 };
+    let mut out = Vec::with_capacity(input.len());
     let mut last = 0;
-    for caps in r
-        .regex
-        .captures_iter(&text)
-        .take(if limit == 0 { usize::MAX } else { limit })
-    {
+    for caps in r.regex.captures_iter(input).take(limit) {
         let whole = caps.get(0).map_or(0..0, |m| m.range());
-        out.push_str(&text[last..whole.start]);
+        out.extend_from_slice(&input[last..whole.start]);
         expand(&r.subst, &caps, &mut out);
         last = whole.end;
     }
-    out.push_str(&text[last..]);
-    out.into_bytes()
+    out.extend_from_slice(&input[last..]);
+    out
 }
 
-fn expand(subst: &str, caps: &regex::Captures<'_>, out: &mut String) {
+fn expand(subst: &str, caps: &regex::bytes::Captures<'_>, out: &mut Vec<u8>) {
     let mut chars = subst.chars();
     while let Some(c) = chars.next() {
         if c != '\\' {
-            out.push(c);
+            let mut utf8 = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
             continue;
         }
         match chars.next() {
             Some(d) if d.is_ascii_digit() => {
                 let group = d as usize - '0' as usize;
-                out.push_str(caps.get(group).map_or("", |m| m.as_str()));
+                out.extend_from_slice(caps.get(group).map_or(&[][..], |m| m.as_bytes()));
             }
             Some('x') => {
                 let hex: String = chars.by_ref().take(2).collect();
                 if let Ok(b) = u8::from_str_radix(&hex, 16) {
-                    out.push(char::from(b));
+                    out.push(b);
                 }
             }
-            Some(other) => out.push(other),
+            Some(other) => {
+                let mut utf8 = [0u8; 4];
+                out.extend_from_slice(other.encode_utf8(&mut utf8).as_bytes());
+            }
             None => {}
         }
     }

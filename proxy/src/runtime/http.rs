@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use super::balance::QueuePositions;
 use super::forward::{self, Moved};
 use super::log;
 use super::logformat::Arrival;
@@ -700,7 +701,9 @@ pub async fn serve(
     tokio::pin!(stopped);
     let mut client = Conn::new(client);
     client.stamps_first_byte = fe.logger.logs_traffic() || rules::values_use_timers(&fe);
-    let mut server: Option<(Arc<Server>, Conn, Slot)> = None;
+    // The server connection kept for the next request, and the server slot (`maxconn`)
+    // held only while a request is in progress on it, as HAProxy counts a server's load.
+    let mut server: Option<(Arc<Server>, Conn, Option<Slot>)> = None;
     let t = &fe.conf.timeouts;
     let mut first = true;
     loop {
@@ -855,7 +858,9 @@ pub async fn serve(
             continue;
         }
         let Some(backend) = routed.unwrap_or_else(|| fe.backend.clone()) else {
-            let keep = keep_client && head.framing == Framing::None;
+            let http11 = h1::is_http11(&head.first[2]);
+            let keep =
+                errors_keep(&state, &fe, !keep_client, http11) && head.framing == Framing::None;
             let kept = send_error(&fe, &mut client, 503, &mut req, keep).await;
             http_log(&fe, None, peer, &req, "SC--");
             if kept {
@@ -887,6 +892,11 @@ pub async fn serve(
         http_log(&fe, Some(&backend), peer, &req, outcome.flags);
         drop(be_session);
         record_times(&backend, &req, outcome.flags);
+        // The request is over: its slot goes to the next request waiting for the server,
+        // while the idle connection stays for this client's next request.
+        if let Some((.., slot)) = &mut server {
+            *slot = None;
+        }
         if !outcome.keep || !keep_client {
             return;
         }
@@ -1000,6 +1010,13 @@ async fn send_local(
     sent && keep && !answer.close
 }
 
+/// Whether the client connection may stay open after hapx's own error page: where a
+/// response would keep it (an HTTP/1.1 request that did not ask to close, a frontend not in
+/// `httpclose`, a process not stopping); an HTTP/1.0 client would need a `keep-alive` header.
+fn errors_keep(state: &State, fe: &Frontend, asks_close: bool, http11: bool) -> bool {
+    !asks_close && http11 && !fe.conf.options.httpclose && !state.stopping.load(Relaxed)
+}
+
 /// Answers with HAProxy's page for `code` (or the `errorfile`); whether the client
 /// connection stays open: when `keep` (the request was read whole and the client did not ask
 /// to close), as HAProxy 2.6 keeps it after its own 502, 503 and 504; else the page says
@@ -1011,9 +1028,11 @@ async fn send_error(
     req: &mut Req,
     keep: bool,
 ) -> bool {
-    let page = match fe.conf.errorfiles.get(&code) {
-        Some(page) => page.clone(),
-        None => rules::message(code, "", keep),
+    // An `errorfile` page goes as written, and may not frame itself (HTTP/1.0, no length):
+    // only HAProxy's own pages leave the connection open.
+    let (page, keep) = match fe.conf.errorfiles.get(&code) {
+        Some(page) => (page.clone(), false),
+        None => (rules::message(code, "", keep), keep),
     };
     fe.counters.count_status(code);
     req.status = code;
@@ -1027,7 +1046,7 @@ async fn exchange(
     fe: &Frontend,
     backend: &Arc<Backend>,
     client: &mut Conn,
-    server: &mut Option<(Arc<Server>, Conn, Slot)>,
+    server: &mut Option<(Arc<Server>, Conn, Option<Slot>)>,
     mut head: Head,
     peer: SocketAddr,
     local: SocketAddr,
@@ -1052,6 +1071,7 @@ async fn exchange(
     let method = head.first[0].as_str();
     let req_framing = head.framing;
     req.close = head.dropped_length || head.asks_close();
+    let error_keeps = errors_keep(state, fe, req.close, h1::is_http11(&head.first[2]));
     let options = (&fe.conf.options, &conf.options);
     let to_server = h1::ToServer {
         close_mode: options.0.httpclose
@@ -1072,9 +1092,17 @@ async fn exchange(
     'attempts: for attempt in 0..2 {
         // A new server connection starts with the PROXY header, when the server wants one.
         let mut header = Vec::new();
-        if server.is_none() {
-            match session::connect(backend, peer, local, true).await {
-                Ok(c) => {
+        if server.as_ref().is_none_or(|(.., slot)| slot.is_none()) {
+            match server_for(backend, server, peer, local).await {
+                Ok(Ready::Kept { waited, queued }) => {
+                    req.connect_ms = 0;
+                    req.queue_ms = waited.as_millis() as i64;
+                    if let Some(facts) = req.log.as_deref_mut() {
+                        facts.queued = queued;
+                    }
+                    reused = true;
+                }
+                Ok(Ready::New(c)) => {
                     req.connect_ms = c.connect_time.as_millis() as i64;
                     req.queue_ms = c.queue_time.as_millis() as i64;
                     if let Some(facts) = req.log.as_deref_mut() {
@@ -1082,7 +1110,7 @@ async fn exchange(
                         facts.queued = c.queued;
                     }
                     header = session::proxy_header(&c.server, peer, local);
-                    *server = Some((c.server, Conn::new(c.stream), c.slot));
+                    *server = Some((c.server, Conn::new(c.stream), Some(c.slot)));
                 }
                 Err(e) => {
                     req.server = e.server_name().to_string();
@@ -1094,7 +1122,7 @@ async fn exchange(
                     }
                     // Nothing of a body was read: only a request without one leaves the
                     // connection ready for the next.
-                    let keep = !req.close && req_framing == Framing::None;
+                    let keep = error_keeps && req_framing == Framing::None;
                     let keep = send_error(fe, client, 503, req, keep).await;
                     backend.counters.count_status(503);
                     let flags = if matches!(e, ConnectError::QueueTimeout { .. }) {
@@ -1128,7 +1156,7 @@ async fn exchange(
             if attempt == 0 {
                 continue;
             }
-            let keep = !req.close && req_framing == Framing::None;
+            let keep = error_keeps && req_framing == Framing::None;
             let keep = send_error(fe, client, 502, req, keep).await;
             return Outcome {
                 keep,
@@ -1201,7 +1229,7 @@ async fn exchange(
                     let timed_out = matches!(e, ReadError::Timeout | ReadError::IdleTimeout);
                     let code = if timed_out { 504 } else { 502 };
                     // The request went whole to the server: the client may send another.
-                    let keep = send_error(fe, client, code, req, !req.close).await;
+                    let keep = send_error(fe, client, code, req, error_keeps).await;
                     backend.counters.count_status(code);
                     return Outcome {
                         keep,
@@ -1261,6 +1289,45 @@ async fn exchange(
     }
 }
 
+/// A server connection ready for a request, with a slot of its server.
+enum Ready {
+    /// The connection kept from the previous request, its server's slot taken again after
+    /// `waited` in its queue.
+    Kept {
+        waited: Duration,
+        queued: QueuePositions,
+    },
+    New(session::Connected),
+}
+
+/// A slot for the request on the connection kept from the previous one, waiting for it in
+/// its server's queue when the server is full; a new connection when none is kept, or when
+/// its server takes no more requests (it is then picked for again, as for a new client).
+async fn server_for(
+    backend: &Arc<Backend>,
+    server: &mut Option<(Arc<Server>, Conn, Option<Slot>)>,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Result<Ready, ConnectError> {
+    if let Some((srv, _, slot)) = server.as_mut() {
+        let began = Instant::now();
+        let mut queued = QueuePositions::default();
+        match session::reserve(backend, srv, peer, &mut queued).await {
+            Ok(taken) if Arc::ptr_eq(taken.server(), srv) => {
+                *slot = Some(taken);
+                let waited = began.elapsed();
+                return Ok(Ready::Kept { waited, queued });
+            }
+            Err(e @ ConnectError::QueueTimeout { .. }) => return Err(e),
+            // A slot of another server, or none usable: this connection is done with.
+            _ => *server = None,
+        }
+    }
+    session::connect(backend, peer, local, true)
+        .await
+        .map(Ready::New)
+}
+
 fn srv_error(backend: &Backend) {
     backend.counters.resp_errors.fetch_add(1, Relaxed);
 }
@@ -1271,7 +1338,7 @@ async fn respond(
     fe: &Frontend,
     backend: &Backend,
     client: &mut Conn,
-    server: &mut Option<(Arc<Server>, Conn, Slot)>,
+    server: &mut Option<(Arc<Server>, Conn, Option<Slot>)>,
     resp: Head,
     method: &str,
     hop: Hop,
@@ -1284,7 +1351,8 @@ async fn respond(
                 // Nothing reached the client yet: it gets 502, like a malformed head.
                 *server = None;
                 srv_error(backend);
-                let keep = send_error(fe, client, 502, req, !req.close).await;
+                let keep = errors_keep(state, fe, req.close, hop.request_http11);
+                let keep = send_error(fe, client, 502, req, keep).await;
                 backend.counters.count_status(502);
                 return Outcome {
                     keep,

@@ -232,6 +232,25 @@ async fn wait_for_server(
     }
 }
 
+/// A slot of `server` for the next request on a connection kept to it: at once, else in
+/// that server's queue (`timeout queue`). `NoServer` when the balancer sends that server no
+/// requests now. A slot of another server may come instead, when this one stopped being
+/// usable while the request waited (see [`Recheck::ServerGone`]).
+pub async fn reserve(
+    backend: &Arc<Backend>,
+    server: &Arc<Server>,
+    peer: SocketAddr,
+    positions: &mut QueuePositions,
+) -> Result<Slot, ConnectError> {
+    match balance::take_or_queue(backend, server, peer.ip()) {
+        Some(Picked::Now(slot)) => Ok(slot),
+        Some(Picked::Queued(ticket)) => {
+            Box::pin(wait_in_queue(backend, peer, None, ticket, positions)).await
+        }
+        None => Err(ConnectError::NoServer),
+    }
+}
+
 /// Waits with `ticket` until a server gives the connection a slot, or the queue's timeout.
 async fn wait_in_queue(
     backend: &Arc<Backend>,
@@ -269,7 +288,6 @@ async fn wait_in_queue(
         match ticket.recheck(positions) {
             Recheck::StillWaiting => {}
             Recheck::Served(slot) => return Ok(slot),
-            Recheck::NoneUsable => return Err(ConnectError::NoServer),
             // Its server's queue is no place to wait any more: picked for again.
             Recheck::ServerGone => match balance::pick_or_queue(backend, peer.ip(), avoid) {
                 Some(Picked::Now(slot)) => return Ok(slot),

@@ -114,14 +114,24 @@ fn sessions(row: &mut Row, c: &Counters) {
     row.insert("reuse", "0".into());
 }
 
+/// `qcur` and `qmax` of queue `queue` (0: the backend's, i + 1: its server i's).
+fn queue_columns(row: &mut Row, be: &Backend, queue: usize) {
+    let (cur, max) = super::balance::queue_lengths(be)
+        .get(queue)
+        .copied()
+        .unwrap_or_default();
+    row.insert("qcur", cur.to_string());
+    row.insert("qmax", max.to_string());
+}
+
 fn server_row(be: &Backend, s: &Server) -> Row {
     let mut row = Row::new();
     let c = &s.counters;
     row.insert("pxname", be.name.clone());
     row.insert("svname", s.name.clone());
-    for col in ["qcur", "qmax", "eresp"] {
-        row.insert(col, "0".into());
-    }
+    let at = be.servers.iter().position(|x| std::ptr::eq(&**x, s));
+    queue_columns(&mut row, be, at.map_or(usize::MAX, |i| i + 1));
+    row.insert("eresp", "0".into());
     row.insert("dresp", c.denied_resp.load(Relaxed).to_string());
     traffic(&mut row, c);
     row.insert(
@@ -248,7 +258,8 @@ fn backend_row(state: &State, be: &Backend) -> Row {
     let c = &be.counters;
     row.insert("pxname", be.name.clone());
     row.insert("svname", "BACKEND".into());
-    for col in ["qcur", "qmax", "dreq", "eresp"] {
+    queue_columns(&mut row, be, 0);
+    for col in ["dreq", "eresp"] {
         row.insert(col, "0".into());
     }
     row.insert("dresp", c.denied_resp.load(Relaxed).to_string());
