@@ -137,6 +137,14 @@ fn start_with(
     (proxy, front)
 }
 
+/// A test server (`serve` or `serve_kept_alive`) on a free loopback port: its address and
+/// what it sees.
+fn on_loopback(serving: fn(TcpListener) -> Arc<Seen>) -> (SocketAddr, Arc<Seen>) {
+    let listener = TcpListener::bind((LO, 0)).expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    (addr, serving(listener))
+}
+
 /// hapx-proxy, then HAProxy when installed (None when it is not and the test may skip).
 fn binaries(test: &str) -> Vec<(&'static str, PathBuf)> {
     let mut list = vec![("hapx", hapx_tests::bins::path("hapx-proxy"))];
@@ -170,9 +178,7 @@ fn queued_connections_are_served_in_arrival_order() {
         ("tcp", "source"),
     ] {
         for (who, binary) in binaries(test) {
-            let listener = TcpListener::bind((LO, 0)).unwrap();
-            let server = listener.local_addr().unwrap();
-            let seen = serve(listener);
+            let (server, seen) = on_loopback(serve);
             let backend = format!(
                 "  balance {balance}\n  timeout queue 10s\n  server s1 {server} maxconn 1\n"
             );
@@ -199,9 +205,7 @@ fn a_connection_giving_up_does_not_hold_up_those_behind_it() {
     let plan = [(0, 1200), (50, 50), (350, 50), (50, 50)];
     for mode in ["tcp", "http"] {
         for (who, binary) in binaries(test) {
-            let listener = TcpListener::bind((LO, 0)).unwrap();
-            let server = listener.local_addr().unwrap();
-            let seen = serve(listener);
+            let (server, seen) = on_loopback(serve);
             let backend = format!("  timeout queue 1s\n  server s1 {server} maxconn 1\n");
             let (_proxy, front) = start(binary, &dir, &format!("{who}-{mode}"), mode, &backend);
             let answers = clients(front, mode, &plan);
@@ -382,9 +386,7 @@ fn an_idle_kept_alive_client_holds_no_server_slot() {
     let test = "an_idle_kept_alive_client_holds_no_server_slot";
     let dir = temp_dir(test);
     for (who, binary) in binaries(test) {
-        let listener = TcpListener::bind((LO, 0)).unwrap();
-        let server = listener.local_addr().unwrap();
-        let seen = serve_kept_alive(listener);
+        let (server, seen) = on_loopback(serve_kept_alive);
         let sock = dir.join(format!("{who}.sock"));
         let global = format!("  stats socket {} level admin\n", sock.display());
         let backend = format!("  timeout queue 1s\n  server s1 {server} maxconn 1\n");
@@ -418,9 +420,7 @@ fn kept_alive_clients_taking_turns_never_exceed_maxconn() {
     let (clients, requests) = (5, 6);
     for maxconn in [1, 2] {
         for (who, binary) in binaries(test) {
-            let listener = TcpListener::bind((LO, 0)).unwrap();
-            let server = listener.local_addr().unwrap();
-            let seen = serve_kept_alive(listener);
+            let (server, seen) = on_loopback(serve_kept_alive);
             let backend = format!("  timeout queue 3s\n  server s1 {server} maxconn {maxconn}\n");
             let name = format!("{who}-{maxconn}");
             let (_proxy, front) = start(binary, &dir, &name, "http", &backend);
@@ -470,9 +470,7 @@ fn queue_lengths_show_in_the_stats() {
     let dir = temp_dir(test);
     let mut seen = Vec::new();
     for (who, binary) in binaries(test) {
-        let listener = TcpListener::bind((LO, 0)).unwrap();
-        let server = listener.local_addr().unwrap();
-        let _served = serve(listener);
+        let (server, _served) = on_loopback(serve);
         let sock = dir.join(format!("{who}.sock"));
         let global = format!("  stats socket {} level admin\n", sock.display());
         let backend = format!("  timeout queue 10s\n  server s1 {server} maxconn 1\n");
@@ -521,9 +519,7 @@ fn queued_connections_wait_for_their_timeout_when_no_server_is_left() {
     let dir = temp_dir("queue-no-server");
     let mut seen = Vec::new();
     for (who, binary) in binaries(test) {
-        let listener = TcpListener::bind((LO, 0)).unwrap();
-        let server = listener.local_addr().unwrap();
-        let _served = serve(listener);
+        let (server, _served) = on_loopback(serve);
         let sock = dir.join(format!("{who}.sock"));
         let global = format!("  stats socket {} level admin\n", sock.display());
         let backend = format!("  timeout queue 1500ms\n  server s1 {server} maxconn 1\n");
