@@ -453,6 +453,19 @@ fn no_exit_on_failure_keeps_the_master_for_a_reload() {
     );
 }
 
+/// A master in the background, by pid: killed with its workers when dropped, so that a
+/// failed assertion leaves nothing running.
+struct Daemon(u32);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        for worker in children(self.0) {
+            signal(worker, Signal::SIGKILL);
+        }
+        signal(self.0, Signal::SIGKILL);
+    }
+}
+
 #[test]
 fn daemon_mode_writes_the_masters_pid() {
     let test = "daemon_mode_writes_the_masters_pid";
@@ -485,6 +498,7 @@ fn daemon_mode_writes_the_masters_pid() {
             "{name}: no pid in {}",
             pidfile.display()
         );
+        let _daemon = Daemon(master);
         assert!(
             eventually(WAIT, || children(master).len() == 1
                 && ask(SocketAddr::from((LO, port))) == "s"),
