@@ -336,6 +336,28 @@ pub fn check_messages(binary: &Path, file: &Path) -> (i32, Vec<String>) {
     (out.status.code().unwrap_or(-1), messages)
 }
 
+/// The timeouts of the rule tests' configurations (none is missing, so no warning); the
+/// client timeout outlasts [`exchange`]'s 2 s wait for an idle connection to close.
+pub const TIMEOUTS: &str = "  timeout client 10s\n  timeout server 2s\n  timeout connect 1s\n";
+
+/// [`check_both`] on case `case` of a `-c` comparison: `line` in an HTTP frontend `f`
+/// (after `frontend_extra`) whose default backend is `b`, then `config_extra`.
+pub fn check_frontend_line(
+    dir: &Path,
+    case: usize,
+    line: &str,
+    frontend_extra: &str,
+    config_extra: &str,
+) -> [(i32, Vec<String>); 2] {
+    let text = format!(
+        "defaults\n  mode http\n{TIMEOUTS}frontend f\n  bind 127.0.0.1:1\n{frontend_extra}{line}\n  default_backend b\n\
+         backend b\n  server s 127.0.0.1:1\n{config_extra}"
+    );
+    let file = dir.join(format!("case{case}.cfg"));
+    std::fs::write(&file, text).expect("writing the configuration");
+    check_both(&file)
+}
+
 /// [`check_messages`] of hapx-proxy and of HAProxy on the same `file`, in that order.
 pub fn check_both(file: &Path) -> [(i32, Vec<String>); 2] {
     [

@@ -8,11 +8,9 @@ use std::path::Path;
 
 use hapx_tests::proxy::{free_port, temp_dir};
 use hapx_tests::proxy_rules::{
-    EchoServer, HAPROXY, check_both, check_messages, exchange, get, side_by_side,
+    EchoServer, HAPROXY, TIMEOUTS, check_frontend_line, check_messages, exchange, get, side_by_side,
 };
 use hapx_tests::{bins, require};
-
-const TIMEOUTS: &str = "  timeout client 10s\n  timeout server 2s\n  timeout connect 1s\n";
 
 /// The expressions rendered, one a line: every converter hapx implements, on request
 /// headers the requests vary, on addresses and on integers.
@@ -219,13 +217,7 @@ fn converter_errors_read_like_haproxys() {
         "  http-request deny if { path,bytes(1,-1),length lt 3 }",
     ];
     for (i, line) in cases.iter().enumerate() {
-        let text = format!(
-            "defaults\n  mode http\n{TIMEOUTS}frontend f\n  bind 127.0.0.1:1\n{line}\n  default_backend b\n\
-             backend b\n  server s 127.0.0.1:1\n"
-        );
-        let file = dir.join(format!("case{i}.cfg"));
-        std::fs::write(&file, text).unwrap();
-        let [ours, theirs] = check_both(&file);
+        let [ours, theirs] = check_frontend_line(&dir, i, line, "", "");
         assert_eq!(ours, theirs, "{line:?}");
     }
 }

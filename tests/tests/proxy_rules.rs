@@ -13,15 +13,12 @@ use std::time::Duration;
 
 use hapx_tests::proxy::{NamedServer, free_port, temp_dir};
 use hapx_tests::proxy_rules::{
-    EchoServer, HAPROXY, Response, Syslog, check_both, check_messages, client_hello, exchange, get,
-    read_response, shape_keeping_bytes, side_by_side,
+    EchoServer, HAPROXY, Response, Syslog, TIMEOUTS, check_both, check_frontend_line,
+    check_messages, client_hello, exchange, get, read_response, shape_keeping_bytes, side_by_side,
 };
 use hapx_tests::{bins, require};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
-/// The client timeout outlasts [`exchange`]'s 2 s wait for an idle connection to close.
-const TIMEOUTS: &str = "  timeout client 10s\n  timeout server 2s\n  timeout connect 1s\n";
-
 fn front() -> SocketAddr {
     SocketAddr::from((LO, free_port()))
 }
@@ -446,13 +443,9 @@ fn rule_errors_read_like_haproxys() {
         "  http-request deny if { srv_is_up(b/zz) }",
     ];
     for (i, line) in cases.iter().enumerate() {
-        let text = format!(
-            "defaults\n  mode http\n{TIMEOUTS}frontend f\n  bind 127.0.0.1:1\n  acl a5 path_beg /x\n{line}\n  default_backend b\n\
-             backend b\n  server s 127.0.0.1:1\nbackend t\n  mode tcp\n  server s 127.0.0.1:1\n"
-        );
-        let file = dir.join(format!("case{i}.cfg"));
-        std::fs::write(&file, text).unwrap();
-        let [ours, theirs] = check_both(&file);
+        let tcp_backend = "backend t\n  mode tcp\n  server s 127.0.0.1:1\n";
+        let [ours, theirs] =
+            check_frontend_line(&dir, i, line, "  acl a5 path_beg /x\n", tcp_backend);
         assert_eq!(theirs.0, 1, "HAProxy accepted {line:?}: {theirs:#?}");
         assert_eq!(ours, theirs, "{line:?}");
     }

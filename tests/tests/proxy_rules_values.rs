@@ -18,11 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hapx_tests::proxy::{free_port, temp_dir};
 use hapx_tests::proxy_rules::{
-    EchoServer, HAPROXY, Response, check_both, exchange, get, read_response, side_by_side,
+    EchoServer, HAPROXY, Response, TIMEOUTS, check_frontend_line, exchange, get, read_response,
+    side_by_side,
 };
 use hapx_tests::require;
-
-const TIMEOUTS: &str = "  timeout client 10s\n  timeout server 2s\n  timeout connect 1s\n";
 
 /// Request headers whose values are the same through both proxies, byte for byte.
 const EXACT: &[&str] = &[
@@ -269,13 +268,7 @@ fn rule_value_errors_read_like_haproxys() {
         ("  http-request deny hdr X %zz", 1),
     ];
     for (i, (line, status)) in cases.iter().enumerate() {
-        let text = format!(
-            "defaults\n  mode http\n{TIMEOUTS}frontend f\n  bind 127.0.0.1:1\n{line}\n  default_backend b\n\
-             backend b\n  server s 127.0.0.1:1\n"
-        );
-        let file = dir.join(format!("case{i}.cfg"));
-        std::fs::write(&file, text).unwrap();
-        let [ours, theirs] = check_both(&file);
+        let [ours, theirs] = check_frontend_line(&dir, i, line, "", "");
         assert_eq!(theirs.0, *status, "HAProxy on {line:?}: {theirs:#?}");
         assert_eq!(ours, theirs, "{line:?}");
     }
