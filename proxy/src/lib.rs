@@ -10,7 +10,9 @@
 //! - [`limits`]: file descriptors: `maxsock`, the derived `maxconn`, raising `RLIMIT_NOFILE`.
 //! - [`process`]: check mode, daemon, pid file, privileges, reload hand-over.
 //! - [`master`]: master-worker mode (`-W`, `-Ws`): the master, its CLI, systemd notifications.
+//! - [`bytestr`]: HAProxy's byte strings carried losslessly in Rust strings.
 
+pub mod bytestr;
 pub mod cli;
 pub mod config;
 pub mod limits;

@@ -10,6 +10,8 @@ fn main() -> ExitCode {
     match hapx_proxy::process::main(cli) {
         Ok(code) => code,
         Err(e) => {
+            // An error ends the start: an alert, after the version notices as HAProxy's.
+            hapx_proxy::process::tell_version();
             eprintln!("{e:#}");
             ExitCode::from(1)
         }

@@ -8,11 +8,16 @@
 //! fails, and telling old processes to finish (`-sf`: SIGUSR1, soft stop) or to stop (`-st`:
 //! SIGTERM). In master-worker mode the master ([`crate::master`]) takes over after the
 //! configuration check, and this process is its worker when started with a link to it.
+//!
+//! As HAProxy's, a process stopped by SIGTERM or SIGINT dies of that signal (its parent or
+//! master sees 143 or 130), and the first warning or alert of a starting process comes after
+//! the version and path notices ([`tell_version`]).
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use anyhow::Context;
 use nix::sys::signal::{Signal, kill};
@@ -39,12 +44,20 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     // A worker of a master (master-worker mode): the master reported the configuration's
     // warnings already, and it writes the pid file.
     let mut master = master_link::Link::from_env()?;
+    if master.is_some() && master_link::version_told() {
+        // HAProxy's worker is a fork of its master, and remembers what the master said.
+        VERSION_TOLD.store(true, Ordering::Relaxed);
+    }
     let (config, diags) = config::load(&cli.config);
     let quiet = cli.quiet(&config.global);
+    // HAProxy's `-q` says no notice, the version's neither.
+    QUIET.store(quiet, Ordering::Relaxed);
     report(&diags, quiet || master.is_some());
     let pid = std::process::id();
     if diags.has_errors() {
-        eprintln!("[ALERT]    ({pid}) : config : Fatal errors found in configuration.");
+        say_line(&format!(
+            "[ALERT]    ({pid}) : config : Fatal errors found in configuration."
+        ));
         return Ok(ExitCode::from(1));
     }
     if cli.check {
@@ -110,6 +123,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         pid: std::process::id(),
         ..Arc::try_unwrap(state).map_err(|_| anyhow::anyhow!("state still shared"))?
     });
+    STARTING.store(false, Ordering::Relaxed);
     runtime::run(Prepared {
         state,
         listeners,
@@ -117,6 +131,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         channel,
         master,
     })?;
+    die_of_stop_signal();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -124,9 +139,86 @@ pub(crate) fn report(diags: &Diags, quiet: bool) {
     let pid = std::process::id();
     for d in &diags.list {
         if d.is_error() || !quiet {
-            eprintln!("{}", d.render(pid));
+            say_line(&d.render(pid));
         }
     }
+}
+
+/// HAProxy's start-up messages: while a process starts (a master, which HAProxy executes
+/// again on each load and in between, never stops starting), its first warning or alert is
+/// preceded by two notices, the version (hapx's own here) and the program's path. A master
+/// forgets it said them each time HAProxy's would have executed itself again.
+static VERSION_TOLD: AtomicBool = AtomicBool::new(false);
+static STARTING: AtomicBool = AtomicBool::new(true);
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Says the version and path notices, if this is the first warning or alert since the start.
+pub fn tell_version() {
+    if !STARTING.load(Ordering::Relaxed)
+        || VERSION_TOLD.swap(true, Ordering::Relaxed)
+        || QUIET.load(Ordering::Relaxed)
+    {
+        return;
+    }
+    let pid = std::process::id();
+    eprintln!(
+        "[NOTICE]   ({pid}) : haproxy version is {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Ok(path) = std::env::current_exe() {
+        eprintln!(
+            "[NOTICE]   ({pid}) : path to executable is {}",
+            path.display()
+        );
+    }
+}
+
+/// Whether the version notices were said (a master passes it to the worker it starts).
+pub(crate) fn version_told() -> bool {
+    VERSION_TOLD.load(Ordering::Relaxed)
+}
+
+/// A master's new start, where HAProxy's executes itself again: the next warning or alert
+/// says the version again.
+pub(crate) fn forget_version_told() {
+    VERSION_TOLD.store(false, Ordering::Relaxed);
+}
+
+/// Prints a whole `[LEVEL]    (PID) : text` line; a warning or alert tells the version first.
+pub(crate) fn say_line(line: &str) {
+    if line.starts_with("[WARNING]") || line.starts_with("[ALERT]") {
+        tell_version();
+    }
+    eprintln!("{line}");
+}
+
+/// The signal (SIGTERM or SIGINT) that stopped the proxy, if one did.
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Notes that `sig` stops the proxy: once stopped, the process dies of it, as HAProxy's
+/// does (its parent, or its master, sees "Terminated" or "Interrupt": 143 or 130).
+pub fn note_stop_signal(sig: Signal) {
+    STOP_SIGNAL.store(sig as i32, Ordering::Relaxed);
+}
+
+fn die_of_stop_signal() {
+    let raw = STOP_SIGNAL.load(Ordering::Relaxed);
+    let Ok(sig) = Signal::try_from(raw) else {
+        return;
+    };
+    let _ = std::io::stderr().flush();
+    // SAFETY: restoring a signal's default action and raising it; no handler runs after.
+    unsafe {
+        let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
+    }
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(sig);
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&set),
+        None,
+    );
+    let _ = nix::sys::signal::raise(sig);
 }
 
 fn alert(e: &anyhow::Error) -> anyhow::Error {
@@ -162,9 +254,9 @@ fn take_over(cli: &Cli, state: &State) -> Vec<(std::net::SocketAddr, std::os::fd
                 } else {
                     "trying the old processes' hand-over channels"
                 };
-                eprintln!(
+                say_line(&format!(
                     "[WARNING]  ({pid}) : Failed to get the sockets from the old process: {e:#}; {then}."
-                );
+                ));
             }
         }
     }
@@ -172,9 +264,9 @@ fn take_over(cli: &Cli, state: &State) -> Vec<(std::net::SocketAddr, std::os::fd
     for &old in &old_pids {
         match handover::fetch_from_pid(old) {
             Ok(list) => fds.extend(list),
-            Err(e) => eprintln!(
+            Err(e) => say_line(&format!(
                 "[WARNING]  ({pid}) : Failed to get the sockets from the old process {old}: {e:#}; binding new ones in place of its own."
-            ),
+            )),
         }
     }
     fds
@@ -193,17 +285,17 @@ fn apply_limits(config: &config::model::Config, budget: &Budget, boot: (u64, u64
             for notice in notices {
                 match notice {
                     limits::Notice::Warning(e) => {
-                        eprintln!("[WARNING]  ({pid}) : [{argv0}.main()] {e}")
+                        say_line(&format!("[WARNING]  ({pid}) : [{argv0}.main()] {e}"))
                     }
                     limits::Notice::Alert(e) => {
-                        eprintln!("[ALERT]    ({pid}) : [{argv0}.main()] {e}")
+                        say_line(&format!("[ALERT]    ({pid}) : [{argv0}.main()] {e}"))
                     }
                 }
             }
             true
         }
         Err(e) => {
-            eprintln!("[ALERT]    ({pid}) : [{argv0}.main()] {e}");
+            say_line(&format!("[ALERT]    ({pid}) : [{argv0}.main()] {e}"));
             false
         }
     }
@@ -378,10 +470,10 @@ pub(crate) fn unblock_signals() {
 fn signal_old(pids: &[u32], sig: Signal) {
     for &pid in pids {
         if let Err(e) = kill(Pid::from_raw(pid as i32), sig) {
-            eprintln!(
+            say_line(&format!(
                 "[WARNING]  ({}) : cannot signal old process {pid}: {e}",
                 std::process::id()
-            );
+            ));
         }
     }
 }

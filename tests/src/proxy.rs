@@ -591,3 +591,29 @@ fn answer(q: &[u8], records: &HashMap<String, Ipv4Addr>) -> Option<Vec<u8>> {
     }
     Some(r)
 }
+
+/// A client connection to `front` for several requests (answers awaited 10 s at most).
+pub fn kept_alive_client(front: SocketAddr) -> BufReader<TcpStream> {
+    let c = TcpStream::connect(front).expect("connecting to the proxy");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    BufReader::new(c)
+}
+
+/// Reads one response framed by its Content-Length off a kept-alive connection: its status
+/// line without the line end (empty when the connection ended) and its body.
+pub fn read_response(conn: &mut BufReader<TcpStream>) -> (String, String) {
+    let mut status = String::new();
+    let _ = conn.read_line(&mut status);
+    let mut length = 0;
+    let mut line = String::new();
+    while conn.read_line(&mut line).is_ok_and(|n| n > 2) {
+        if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = n.trim().parse().unwrap_or(0);
+        }
+        line.clear();
+    }
+    let mut body = vec![0; length];
+    let _ = conn.read_exact(&mut body);
+    let body = String::from_utf8_lossy(&body).into_owned();
+    (status.trim_end().to_string(), body)
+}

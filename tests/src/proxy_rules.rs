@@ -235,6 +235,15 @@ impl Syslog {
     /// The first `count` lines received, each after its syslog header (`<PRI>date
     /// tag[pid]: `); fewer if they do not all come within 10 seconds.
     pub fn lines(&self, count: usize) -> Vec<String> {
+        self.messages(count)
+            .iter()
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .collect()
+    }
+
+    /// [`Syslog::lines`] as the bytes they came as (a log line carries every byte a logged
+    /// value came with), without the final line feed.
+    pub fn messages(&self, count: usize) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
@@ -249,9 +258,15 @@ impl Syslog {
             let Ok(n) = self.socket.recv(&mut buf) else {
                 break;
             };
-            let line = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
-            let message = line.split_once("]: ").map_or(line.as_str(), |(_, m)| m);
-            out.push(message.to_string());
+            let mut line = &buf[..n];
+            while let [rest @ .., b'\n' | b'\r' | b' ' | b'\t'] = line {
+                line = rest;
+            }
+            let message = line
+                .windows(3)
+                .position(|w| w == b"]: ")
+                .map_or(line, |at| &line[at + 3..]);
+            out.push(message.to_vec());
         }
         out
     }

@@ -697,9 +697,16 @@ fn valid_keywords_are_accepted_like_haproxy() {
     assert!(ff.if_none && ff.except.unwrap().contains([10, 1, 2, 3].into()));
     let b = config.backend("b").unwrap();
     assert_eq!(b.balance, hapx_proxy::config::model::Balance::Random(3));
-    assert_eq!(
-        b.options.httpchk.as_ref().unwrap().expect_status,
-        Some(vec![(200, 399)])
+    let expects = &b.options.httpchk.as_ref().unwrap().expects;
+    assert!(
+        matches!(
+            expects.as_slice(),
+            [hapx_proxy::config::model::HttpExpect {
+                negate: false,
+                kind: hapx_proxy::config::model::HttpExpectKind::Status(ranges),
+            }] if ranges == &[(200, 399)]
+        ),
+        "{expects:?}"
     );
     assert_eq!(b.srvtcpka.count, Some(2));
     // Servers are numbered as HAProxy numbers them: custom ids kept, the others next free.
@@ -913,6 +920,67 @@ fn value_limits_are_haproxys() {
                     assert!(places.contains(&place), "{binary:?} {place}\n{stderr}");
                 }
                 None => assert_eq!(code, 0, "{binary:?}\n{text}\n{stderr}"),
+            }
+        }
+    }
+}
+
+/// `sni` takes a sample expression: a bare word is a fetch name, so `sni api.example` is
+/// HAProxy's "unknown fetch method"; a real fetch is valid for HAProxy but hapx can only send
+/// a constant name, and says so instead of sending the fetch's name as the server name.
+#[test]
+fn sni_is_an_expression_like_haproxys() {
+    let test = "sni_is_an_expression_like_haproxys";
+    let dir = temp_dir("cfg-sni");
+    let while_parsing = "error detected while parsing sni expression : ";
+    let only_constant = "hapx supports only a constant name (str(...)) in 'sni'";
+    // (expression, HAProxy's error, hapx's error when HAProxy has none).
+    let cases = [
+        ("str(api.example)", None, None),
+        (
+            "api.example",
+            Some(format!("{while_parsing}unknown fetch method 'api.example'")),
+            None,
+        ),
+        (
+            "nosuch(x)",
+            Some(format!("{while_parsing}unknown fetch method 'nosuch'")),
+            None,
+        ),
+        (
+            "str(api.example",
+            Some(format!("{while_parsing}fetch method 'str' : expected ')'")),
+            None,
+        ),
+        ("ssl_fc_sni", None, Some(only_constant)),
+        ("req.hdr(host)", None, Some(only_constant)),
+        ("str(a),lower", None, Some(only_constant)),
+    ];
+    let with_haproxy = require::path(test, Path::new(HAPROXY), "HAProxy");
+    for (i, (expr, haproxy_error, hapx_error)) in cases.iter().enumerate() {
+        let text = format!(
+            "defaults\n  mode tcp\n  timeout connect 1s\n  timeout server 1s\n  timeout client 1s\n\
+             listen l\n  bind 127.0.0.1:8080\n  server s 127.0.0.1:8443 ssl verify none sni {expr}\n"
+        );
+        let file = dir.join(format!("case{i}.cfg"));
+        std::fs::write(&file, &text).unwrap();
+        let place = format!("{}:8", file.display());
+        let mut runs = vec![(
+            hapx(),
+            haproxy_error.clone().or(hapx_error.map(String::from)),
+        )];
+        if with_haproxy {
+            runs.push((PathBuf::from(HAPROXY), haproxy_error.clone()));
+        }
+        for (binary, error) in runs {
+            let (code, places, stderr) = check(&binary, &[&file], &[]);
+            match error {
+                Some(error) => {
+                    assert_eq!(code, 1, "{binary:?} sni {expr}\n{stderr}");
+                    assert!(stderr.contains(&error), "{binary:?} sni {expr}\n{stderr}");
+                    assert!(places.contains(&place), "{binary:?} {place}\n{stderr}");
+                }
+                None => assert_eq!(code, 0, "{binary:?} sni {expr}\n{stderr}"),
             }
         }
     }

@@ -99,8 +99,10 @@ fn malformed_requests_get_400() {
         &b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"[..],
         b"NOT A REQUEST\r\n\r\n",
         b"GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
-        b"GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
+        // A folded line continues a header (HAProxy joins it), not the start line.
+        b"GET / HTTP/1.1\r\n folded: a\r\n\r\n",
         b"GET /\x01 HTTP/1.1\r\n\r\n",
+        b"GET /caf\xe9 HTTP/1.1\r\n\r\n",
     ] {
         let resp = http_raw(addr, bad, Duration::from_secs(5));
         assert!(

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hapx_tests::proxy::{free_port, temp_dir};
+use hapx_tests::proxy::{Proxy, free_port, temp_dir};
 use hapx_tests::proxy_rules::side_by_side;
 
 /// How long a proxy gets to close a connection it means to close.
@@ -496,9 +496,12 @@ fn keep_alive_heads_match_haproxy() {
         kept.at_client,
         "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-mixed-case: A\r\nconnection: keep-alive\r\n\r\nok"
     );
+    // The server connection goes to the server's pool of idle connections after the
+    // response, which already holds what HAProxy keeps (one per thread, as the earlier cases
+    // left it): HAProxy closes it, as hapx does.
     assert_eq!(
         (kept.client_closed, kept.server_closed),
-        (false, Some(false))
+        (false, Some(true))
     );
 }
 
@@ -684,5 +687,223 @@ fn case_adjust_is_checked_like_haproxy() {
         if let Some(theirs) = theirs {
             assert_eq!(ours == 0, theirs == 0, "{global}: HAProxy exited {theirs}");
         }
+    }
+}
+
+/// Requests whose header values hold bytes that are not UTF-8, control characters, folded
+/// lines, and a few HAProxy refuses (a byte past ASCII in a name or the URI, a CR alone).
+const BYTE_REQUESTS: &[(&str, &[u8])] = &[
+    (
+        "latin-1",
+        b"GET /a HTTP/1.1\r\nhost: h\r\nx: caf\xe9 ok\r\n\r\n",
+    ),
+    (
+        "utf-8",
+        b"GET /a HTTP/1.1\r\nhost: h\r\nx: caf\xc3\xa9\r\n\r\n",
+    ),
+    ("ff", b"GET /a HTTP/1.1\r\nhost: h\r\nx: a\xffb\x80\r\n\r\n"),
+    (
+        "controls",
+        b"GET /a HTTP/1.1\r\nhost: h\r\nx: a\x01b\x7fc\x1b\r\n\r\n",
+    ),
+    ("nul", b"GET /a HTTP/1.1\r\nhost: h\r\nx: a\x00b\r\n\r\n"),
+    (
+        "blanks",
+        b"GET /a HTTP/1.1\r\nhost: h\r\nx: \x0ca\tb\xc2\xa0\r\n\r\n",
+    ),
+    (
+        "folded",
+        b"GET /a HTTP/1.1\r\nhost: h\r\nx: a\r\n\tb\r\n  c\r\n\r\n",
+    ),
+    (
+        "framing",
+        b"GET /a HTTP/1.1\r\nhost: h\r\nx: a\"b#c{d|e}f\\g\r\n\r\n",
+    ),
+    (
+        "reserved",
+        b"GET /a HTTP/1.1\r\nhost: h\r\nx: \xf4\x8f\xbf\xa9\r\n\r\n",
+    ),
+    (
+        "bad-name",
+        b"GET /a HTTP/1.1\r\nhost: h\r\nx\xe9: a\r\n\r\n",
+    ),
+    ("bad-uri", b"GET /caf\xe9 HTTP/1.1\r\nhost: h\r\n\r\n"),
+    ("utf-8-uri", b"GET /caf\xc3\xa9 HTTP/1.1\r\nhost: h\r\n\r\n"),
+    ("lone-cr", b"GET /a HTTP/1.1\r\nhost: h\r\nx: a\rb\r\n\r\n"),
+    (
+        "folded-first",
+        b"GET /a HTTP/1.1\r\n x: a\r\nhost: h\r\n\r\n",
+    ),
+];
+
+/// What one byte request came to: the status line the client got, the lines the server got
+/// for the headers named `x` to `z`, and the log line.
+type ByteSeen = (Vec<u8>, Vec<Vec<u8>>, Vec<u8>);
+
+/// HAProxy's strings are bytes: a header value with any byte but CR and LF is accepted and
+/// forwarded as it came, copied into another header, converted (`regsub` writing a `\xHH`
+/// byte, `lower`, `length` in bytes), matched by an ACL written with `\xHH`, and captured
+/// into the log (`#XX` for what is not printable ASCII). hapx, byte for byte as HAProxy.
+#[test]
+fn header_bytes_pass_through_like_haproxy() {
+    let test = "header_bytes_pass_through_like_haproxy";
+    let server = Recorder::start();
+    *server.response.lock().unwrap() = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let syslog = hapx_tests::proxy_rules::Syslog::bind();
+    let port = free_port();
+    let config = format!(
+        "global\n  log {} local0\ndefaults\n  mode http\n  log global\n  timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  capture request header x len 40\n  log-format \"LOG %hr\"\n\
+         \x20 http-request set-header y %[req.hdr(x)]\n\
+         \x20 http-request set-header y-sub %[req.hdr(x),regsub(a,\\xe9),lower]\n\
+         \x20 http-request set-header y-len %[req.hdr(x),length]\n\
+         \x20 http-request set-header y-field %[req.hdr(x),field(2,\\xe9)]\n\
+         \x20 http-request set-header z yes if {{ req.hdr(x) -m sub \\xe9 }}\n\
+         \x20 http-request set-header z-len yes if {{ req.hdr(x) -m len 7 }}\n\
+         \x20 default_backend be\nbackend be\n  server s {}\n",
+        syslog.addr, server.addr
+    );
+    let front = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let run = |front: SocketAddr| -> Vec<ByteSeen> {
+        BYTE_REQUESTS
+            .iter()
+            .map(|(_, request)| {
+                server.seen.lock().unwrap().clear();
+                let mut conn = TcpStream::connect(front).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                conn.write_all(request).unwrap();
+                let mut buf = Vec::new();
+                let response = read_message(&mut conn, &mut buf, false, false).unwrap_or_default();
+                let status = response.split(|&b| b == b'\r').next().unwrap_or_default();
+                let seen = std::mem::take(&mut *server.seen.lock().unwrap());
+                let forwarded = seen
+                    .first()
+                    .map(|(r, _)| {
+                        r.split(|&b| b == b'\n')
+                            .filter(|l| matches!(l.first(), Some(b'x' | b'y' | b'z')))
+                            .map(<[u8]>::to_vec)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let log = syslog.messages(1).pop().unwrap_or_default();
+                (status.to_vec(), forwarded, log)
+            })
+            .collect()
+    };
+    let (ours, theirs) = side_by_side(test, &config, front, run);
+    let at = |name: &str| BYTE_REQUESTS.iter().position(|(n, _)| *n == name).unwrap();
+    let latin1 = &ours[at("latin-1")];
+    assert_eq!(latin1.0, b"HTTP/1.1 200 OK");
+    assert_eq!(
+        latin1.1,
+        [
+            &b"x: caf\xe9 ok\r"[..],
+            b"y: caf\xe9 ok\r",
+            b"y-sub: c\xe9f\xe9 ok\r",
+            b"y-len: 7\r",
+            b"y-field:  ok\r",
+            b"z: yes\r",
+            b"z-len: yes\r",
+        ]
+    );
+    assert_eq!(latin1.2, b"LOG {caf#E9 ok}");
+    assert_eq!(ours[at("bad-uri")].0, b"HTTP/1.1 400 Bad request");
+    if let Some(theirs) = theirs {
+        for ((name, _), (ours, theirs)) in BYTE_REQUESTS.iter().zip(ours.iter().zip(&theirs)) {
+            let show = |s: &ByteSeen| {
+                let lines: Vec<String> = s.1.iter().map(|l| l.escape_ascii().to_string()).collect();
+                format!("{} {lines:?} {}", s.0.escape_ascii(), s.2.escape_ascii())
+            };
+            assert_eq!(
+                ours,
+                theirs,
+                "{name}:\nhapx-proxy: {}\nHAProxy:    {}",
+                show(ours),
+                show(theirs)
+            );
+        }
+    }
+}
+
+/// Bytes written in the configuration file are the bytes sent: a latin-1 byte (not UTF-8)
+/// and a character of the range hapx uses to carry raw bytes (U+10FF0D, written as its four
+/// UTF-8 bytes) go to the server as written, as do the same bytes written as `\xHH`
+/// escapes; a latin-1 ACL pattern file matches the latin-1 header value it holds. HAProxy,
+/// side by side.
+#[test]
+fn configuration_bytes_reach_the_server_as_written() {
+    let test = "configuration_bytes_reach_the_server_as_written";
+    let server = Recorder::start();
+    *server.response.lock().unwrap() = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let dir = temp_dir(test);
+    let port = free_port();
+    let front = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let main = format!(
+        "defaults\n  mode http\n  timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n\
+         backend be\n  server s {}\n",
+        server.addr
+    );
+    // The frontend, in a second file: its bytes are not all UTF-8.
+    let mut bytes =
+        format!("frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n").into_bytes();
+    bytes.extend_from_slice(b"  http-request set-header x-latin caf\xe9\n");
+    bytes.extend_from_slice(b"  http-request set-header x-reserved a\xf4\x8f\xbc\x8db\n");
+    bytes.extend_from_slice(b"  http-request set-header x-escaped a\\xf4\\x8f\\xbc\\x8db\\xe9\n");
+    let patterns = dir.join("latin1.lst");
+    std::fs::write(&patterns, b"# latin-1\ncaf\xe9\n").unwrap();
+    bytes.extend_from_slice(
+        format!(
+            "  http-request set-header x-listed yes if {{ req.hdr(x-in) -f {} }}\n",
+            patterns.display()
+        )
+        .as_bytes(),
+    );
+    let frontend = dir.join("frontend.cfg");
+    std::fs::write(&frontend, &bytes).unwrap();
+    let extra = ["-f".to_string(), frontend.display().to_string()];
+    let run = |binary: std::path::PathBuf, name: &str| -> Vec<Vec<u8>> {
+        let _proxy = Proxy::start_with(binary, &dir, name, &main, front, &extra);
+        server.seen.lock().unwrap().clear();
+        let mut conn = TcpStream::connect(front).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nhost: h\r\nx-in: caf\xe9\r\n\r\n")
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = read_message(&mut conn, &mut buf, false, false);
+        let seen = std::mem::take(&mut *server.seen.lock().unwrap());
+        seen.first()
+            .map(|(r, _)| {
+                r.split(|&b| b == b'\n')
+                    .filter(|l| l.starts_with(b"x-") && !l.starts_with(b"x-in"))
+                    .map(<[u8]>::to_vec)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let ours = run(hapx_tests::bins::path("hapx-proxy"), "hapx");
+    assert_eq!(
+        ours,
+        [
+            &b"x-latin: caf\xe9\r"[..],
+            b"x-reserved: a\xf4\x8f\xbc\x8db\r",
+            b"x-escaped: a\xf4\x8f\xbc\x8db\xe9\r",
+            b"x-listed: yes\r",
+        ]
+    );
+    if hapx_tests::require::path(
+        test,
+        std::path::Path::new(hapx_tests::proxy_rules::HAPROXY),
+        "HAProxy",
+    ) {
+        let theirs = run(
+            std::path::PathBuf::from(hapx_tests::proxy_rules::HAPROXY),
+            "haproxy",
+        );
+        let show = |s: &[Vec<u8>]| {
+            s.iter()
+                .map(|l| l.escape_ascii().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(show(&ours), show(&theirs), "hapx-proxy, then HAProxy");
     }
 }

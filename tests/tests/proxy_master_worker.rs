@@ -70,16 +70,28 @@ impl Master {
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         notify.set_nonblocking(true).unwrap();
         let err = std::fs::File::create(dir.join(format!("{name}.err"))).unwrap();
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(args)
             .arg("-f")
             .arg(&cfg)
             .env("NOTIFY_SOCKET", &notify_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .unwrap();
+            .stderr(err);
+        // A binary just copied may be "busy" a moment: a process another test thread forked
+        // meanwhile holds the copy's descriptor until it executes its own program.
+        let mut spawned = command.spawn();
+        for _ in 0..50 {
+            match &spawned {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    spawned = command.spawn();
+                }
+                _ => break,
+            }
+        }
+        let child = spawned.unwrap();
         let master = Master {
             child,
             dir: dir.into(),
@@ -152,6 +164,23 @@ impl Master {
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out
+    }
+
+    /// A reload to a configuration with an error (its frontend to `server`): waits until the
+    /// master says it failed.
+    fn fail_reload(&self, server: SocketAddr) {
+        std::fs::write(&self.cfg, config(self.port, server, "  bogus-keyword\n")).unwrap();
+        let failures = || self.log().matches("Loading failure!").count();
+        let before = failures();
+        // Once the master listens (HAProxy's executes itself anew on each load).
+        self.cli("show proc");
+        self.signal(Signal::SIGUSR2);
+        assert!(
+            eventually(WAIT, || failures() > before),
+            "{}: no failure reported: {}",
+            self.name,
+            self.log()
+        );
     }
 
     fn signal(&self, sig: Signal) {
@@ -351,14 +380,7 @@ fn reload_scenario(program: &Path, name: &str, dir: &TestDir) -> Seen {
     assert_eq!(m.cli("operator; show cli level"), "operator\n\n");
 
     // A reload to a broken configuration fails; the worker goes on.
-    std::fs::write(&m.cfg, config(port, b.addr, "  bogus-keyword\n")).unwrap();
-    m.cli("show proc");
-    m.signal(Signal::SIGUSR2);
-    assert!(
-        eventually(WAIT, || m.log().contains("Loading failure!")),
-        "{name}: no failure reported: {}",
-        m.log()
-    );
+    m.fail_reload(b.addr);
     assert_eq!(m.workers(), [worker], "{name}: the worker was replaced");
     assert_eq!(ask(m.addr()), "b");
     let after_failed_reload = shape(&m.cli("show proc"));
@@ -730,4 +752,215 @@ fn reloads_during_a_start_leave_one_worker() {
         m.log()
     );
     assert_eq!(ask(m.addr()), "s");
+}
+
+/// The master's own lines of its log (a worker's, like "Proxy fe stopped", are its own
+/// business), with pids written `PID` and the version and path `X`, to compare the programs.
+fn master_lines(log: &str, master: u32) -> Vec<String> {
+    let own = format!("({master}) :");
+    log.lines()
+        .filter(|l| l.contains(&own))
+        .map(|l| {
+            // The master's pid, and a worker's: not an exit code, `Exiting... (0)`.
+            let mut out = l.replacen(&own, "(PID) :", 1);
+            if let Some(at) = out.find("worker (") {
+                let from = at + "worker (".len();
+                let digits = out[from..].bytes().take_while(u8::is_ascii_digit).count();
+                out.replace_range(from..from + digits, "PID");
+            }
+            for said in ["haproxy version is ", "path to executable is "] {
+                if let Some(at) = out.find(said) {
+                    out.truncate(at + said.len());
+                    out.push('X');
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// A process of the test, killed with its children when dropped unless it has exited (so
+/// that a failed assertion leaves nothing running).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            for worker in children(self.0.id()) {
+                signal(worker, Signal::SIGKILL);
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// What a stop signal did to a master (`-W`), or to a process on its own (`-db`): its status
+/// (an exit code, or 128 + the signal it died of) and the master's lines.
+fn stopped_by(
+    program: &Path,
+    dir: &Path,
+    name: &str,
+    master: bool,
+    sig: Signal,
+) -> (i32, Vec<String>) {
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let port = free_port();
+    let cfg = config(port, srv.addr, "");
+    let code = |status: std::process::ExitStatus| {
+        status
+            .code()
+            .or(status.signal().map(|s| 128 + s))
+            .unwrap_or(-1)
+    };
+    if master {
+        let socket = dir.join(format!("{name}.master"));
+        let args = ["-W", "-S", socket.to_str().unwrap()];
+        let mut m = Master::start(program, dir, name, &cfg, port, &args);
+        // Once HAProxy's master, executed again after the load, listens (and handles signals).
+        m.cli("show proc");
+        m.signal(sig);
+        let status = m.wait_exit();
+        let log = m.log();
+        let status = status.unwrap_or_else(|| panic!("{name}: still running after {sig}: {log}"));
+        return (code(status), master_lines(&log, m.pid()));
+    }
+    let path = dir.join(format!("{name}.cfg"));
+    std::fs::write(&path, cfg).unwrap();
+    let log = dir.join(format!("{name}.err"));
+    let mut child = Running(
+        Command::new(program)
+            .args(["-db", "-f"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = SocketAddr::from((LO, port));
+    assert!(
+        eventually(WAIT, || ask(addr) == "s"),
+        "{name}: nothing serves"
+    );
+    signal(child.0.id(), sig);
+    let mut status = None;
+    eventually(WAIT, || {
+        status = child.0.try_wait().ok().flatten();
+        status.is_some()
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let status = status.unwrap_or_else(|| panic!("{name}: still running after {sig}: {text}"));
+    (code(status), master_lines(&text, child.0.id()))
+}
+
+/// SIGTERM, SIGINT and SIGUSR1 to a process on its own (`-db`) and to a master (`-W`): the
+/// same exit statuses as HAProxy (a stop signal kills, and a master reports a SIGINT death of
+/// its worker, not a SIGTERM one) and the same master lines, version notices included.
+#[test]
+fn stop_signals_end_processes_like_haproxy() {
+    let test = "stop_signals_end_processes_like_haproxy";
+    let dir = temp_dir("mworker-stop-signals");
+    let mut seen: Vec<Vec<(i32, Vec<String>)>> = Vec::new();
+    for (name, path) in programs(test) {
+        let mut runs = Vec::new();
+        for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1] {
+            for master in [false, true] {
+                let label = format!("{name}-{sig}-{}", if master { "W" } else { "db" });
+                runs.push(stopped_by(&path, &dir, &label, master, sig));
+            }
+        }
+        seen.push(runs);
+    }
+    let ours = &seen[0];
+    let codes: Vec<i32> = ours.iter().map(|(code, _)| *code).collect();
+    // -db then -W, for SIGTERM, SIGINT, SIGUSR1.
+    assert_eq!(codes, [143, 0, 130, 130, 0, 0]);
+    assert!(ours[0].1.is_empty(), "{:?}", ours[0].1);
+    assert_eq!(
+        ours[3].1,
+        [
+            "[NOTICE]   (PID) : New worker (PID) forked",
+            "[NOTICE]   (PID) : Loading success.",
+            "[NOTICE]   (PID) : haproxy version is X",
+            "[NOTICE]   (PID) : path to executable is X",
+            "[WARNING]  (PID) : Exiting Master process...",
+            "[ALERT]    (PID) : Current worker (PID) exited with code 130 (Interrupt)",
+            "[WARNING]  (PID) : All workers exited. Exiting... (130)",
+        ]
+    );
+    if let Some(theirs) = seen.get(1) {
+        assert_eq!(ours, theirs, "hapx-proxy (left) and HAProxy (right) differ");
+    }
+}
+
+/// A master's lines through a reload, a failed reload and a stop, beside HAProxy's: the
+/// version notices come before the first warning or alert after each load.
+#[test]
+fn the_masters_lines_are_haproxys() {
+    let test = "the_masters_lines_are_haproxys";
+    let dir = temp_dir("mworker-lines");
+    let srv = NamedServer::start("s", LO, Duration::from_secs(5));
+    let mut seen = Vec::new();
+    for (name, path) in programs(test) {
+        let port = free_port();
+        let socket = dir.join(format!("{name}.master"));
+        let args = ["-W", "-S", socket.to_str().unwrap()];
+        let cfg = config(port, srv.addr, "");
+        let mut m = Master::start(&path, &dir, name, &cfg, port, &args);
+        let first = m.workers();
+        // Once HAProxy's master, executed again after the first load, listens.
+        m.cli("show proc");
+        m.signal(Signal::SIGUSR2);
+        assert!(
+            eventually(WAIT, || m.workers().len() == 1 && m.workers() != first),
+            "{name}: {}",
+            m.log()
+        );
+        assert!(
+            eventually(WAIT, || m.log().contains("Former worker")),
+            "{name}: {}",
+            m.log()
+        );
+        m.fail_reload(srv.addr);
+        // Once HAProxy's master, executed again after the failed load, listens.
+        m.cli("show proc");
+        m.signal(Signal::SIGTERM);
+        let code = m.wait_exit().and_then(|s| s.code());
+        assert_eq!(code, Some(0), "{name}: {}", m.log());
+        // The configuration's own alerts are worded by each program.
+        let lines: Vec<String> = master_lines(&m.log(), m.pid())
+            .into_iter()
+            .filter(|l| !l.contains(" : config : "))
+            .collect();
+        seen.push(lines);
+    }
+    assert_eq!(
+        seen[0],
+        [
+            "[NOTICE]   (PID) : New worker (PID) forked",
+            "[NOTICE]   (PID) : Loading success.",
+            "[NOTICE]   (PID) : Reloading HAProxy",
+            "[NOTICE]   (PID) : New worker (PID) forked",
+            "[NOTICE]   (PID) : Loading success.",
+            "[NOTICE]   (PID) : haproxy version is X",
+            "[NOTICE]   (PID) : path to executable is X",
+            "[WARNING]  (PID) : Former worker (PID) exited with code 0 (Exit)",
+            "[NOTICE]   (PID) : Reloading HAProxy",
+            "[NOTICE]   (PID) : haproxy version is X",
+            "[NOTICE]   (PID) : path to executable is X",
+            "[WARNING]  (PID) : Loading failure!",
+            "[NOTICE]   (PID) : haproxy version is X",
+            "[NOTICE]   (PID) : path to executable is X",
+            "[WARNING]  (PID) : Exiting Master process...",
+            "[ALERT]    (PID) : Current worker (PID) exited with code 143 (Terminated)",
+            "[WARNING]  (PID) : All workers exited. Exiting... (0)",
+        ]
+    );
+    if let Some(theirs) = seen.get(1) {
+        assert_eq!(
+            &seen[0], theirs,
+            "hapx-proxy (left) and HAProxy (right) differ"
+        );
+    }
 }

@@ -14,7 +14,9 @@ use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use hapx_tests::proxy::{Proxy, cli, free_port, stat_row, temp_dir};
+use hapx_tests::proxy::{
+    Proxy, cli, free_port, kept_alive_client, read_response, stat_row, temp_dir,
+};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -345,25 +347,8 @@ fn ask_kept_alive(conn: &mut BufReader<TcpStream>, id: usize, hold_ms: u64) -> S
     if conn.get_mut().write_all(request.as_bytes()).is_err() {
         return String::new();
     }
-    let mut status = String::new();
-    let _ = conn.read_line(&mut status);
-    let mut length = 0;
-    let mut line = String::new();
-    while conn.read_line(&mut line).is_ok_and(|n| n > 2) {
-        if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = n.trim().parse().unwrap_or(0);
-        }
-        line.clear();
-    }
-    let mut body = vec![0; length];
-    let _ = conn.read_exact(&mut body);
-    status.trim_end().to_string() + "|" + &String::from_utf8_lossy(&body)
-}
-
-fn kept_alive_client(front: SocketAddr) -> BufReader<TcpStream> {
-    let c = TcpStream::connect(front).expect("connecting to the proxy");
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    BufReader::new(c)
+    let (status, body) = read_response(conn);
+    status + "|" + &body
 }
 
 /// The server's `scur` in `show stat` once it settles at `want` (the last value seen after

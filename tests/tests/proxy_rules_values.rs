@@ -534,3 +534,72 @@ fn timers_in_values_like_haproxy() {
         );
     }
 }
+
+/// `%rt` is HAProxy's count of streams: every HTTP request and every TCP session takes a
+/// number, whether a log line or a value shows it or not; a request refused by the HTTP
+/// layer (400) takes none. Numbers seen in a frontend with `unique-id-format %rt`, in one
+/// that only shows `%rt` in a rule for some paths, around TCP sessions and a bad request;
+/// the unique id header comes after the rules' headers.
+#[test]
+fn request_numbers_count_every_stream_like_haproxy() {
+    let test = "request_numbers_count_every_stream_like_haproxy";
+    let server = EchoServer::start("s");
+    let ports = [free_port(), free_port(), free_port()];
+    let [ids, quiet, tcp] = ports.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
+    let config = format!(
+        "defaults\n  mode http\n{TIMEOUTS}frontend ids\n  bind {ids}\n\
+         \x20 unique-id-format %rt\n  unique-id-header X-UID\n\
+         \x20 http-request set-header X-RT %rt if {{ path_beg /a }}\n  default_backend be\n\
+         frontend quiet\n  bind {quiet}\n\
+         \x20 http-request set-header X-RT2 %rt if {{ path_beg /a }}\n  default_backend be\n\
+         listen tcp\n  mode tcp\n  bind {tcp}\n  server s {}\n\
+         backend be\n  server s {}\n",
+        server.addr, server.addr
+    );
+    let run = |_: SocketAddr| {
+        let mut seen = Vec::new();
+        let mut note = |responses: Vec<Option<Response>>| {
+            for r in responses.into_iter().flatten() {
+                // The numbered headers, in the order the server got them.
+                let numbered: Vec<String> = r
+                    .body
+                    .lines()
+                    .skip(2)
+                    .filter(|l| l.starts_with("x-rt") || l.starts_with("x-uid"))
+                    .map(str::to_string)
+                    .collect();
+                seen.push(numbered);
+            }
+        };
+        let paths = |list: &[&str]| list.iter().map(|p| get(p, "")).collect::<Vec<_>>();
+        note(exchange(ids, &paths(&["/a", "/b", "/a"])));
+        note(exchange(quiet, &paths(&["/a", "/b", "/a"])));
+        note(exchange(tcp, &paths(&["/t"])));
+        let mut bad = TcpStream::connect(quiet).unwrap();
+        bad.write_all(b"GET /a\x01 HTTP/1.1\r\nhost: h\r\n\r\n")
+            .unwrap();
+        bad.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let status = read_response(&mut BufReader::new(bad)).map(|r| r.status);
+        assert_eq!(status, Some(400));
+        note(exchange(quiet, &paths(&["/b", "/a"])));
+        note(exchange(ids, &paths(&["/a"])));
+        seen
+    };
+    let (ours, theirs) = side_by_side(test, &config, ids, run);
+    let expected: [&[&str]; 10] = [
+        &["x-rt: 0", "x-uid: 0"],
+        &["x-uid: 1"],
+        &["x-rt: 2", "x-uid: 2"],
+        &["x-rt2: 3"],
+        &[],
+        &["x-rt2: 5"],
+        &[],
+        &[],
+        &["x-rt2: 8"],
+        &["x-rt: 9", "x-uid: 9"],
+    ];
+    assert_eq!(ours, expected);
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "hapx-proxy (left) and HAProxy (right) differ");
+    }
+}

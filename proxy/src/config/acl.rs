@@ -473,7 +473,9 @@ pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, 
     })?;
     let mut texts: Vec<String> = words[i..].to_vec();
     for file in &files {
-        let content = std::fs::read_to_string(file)
+        // Bytes, as HAProxy reads them: a latin-1 pattern file is fine (see `bytestr`).
+        let content = std::fs::read(file)
+            .map(crate::bytestr::from_vec)
             .map_err(|_| format!("failed to open pattern file <{file}>"))?;
         // One pattern per line; blank lines and lines starting with '#' are skipped.
         texts.extend(
@@ -530,7 +532,7 @@ fn patterns(
                 out.push(Pattern::Reg(re));
             }
             _ => out.push(Pattern::Str(if ignore_case {
-                text.to_lowercase()
+                text.to_ascii_lowercase()
             } else {
                 text.clone()
             })),

@@ -34,6 +34,7 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         }
         if p.kind.is_backend() {
             check_backend(p, &resolvers, diags);
+            server_tls(p, &config.global, diags);
         }
         if p.stats.enabled && p.mode != Mode::Http {
             diags.check_warn(
@@ -215,6 +216,62 @@ fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
     }
 }
 
+/// Builds the TLS client side of each server whose traffic or checks use TLS (refusing
+/// `ssl` traffic in HTTP mode, which hapx does not do yet).
+fn server_tls(p: &mut Proxy, g: &Global, diags: &mut Diags) {
+    let bases = super::tls::Bases {
+        ca: g.ca_base.as_deref(),
+        crt: g.crt_base.as_deref(),
+        verify_none: g.ssl_server_verify_none,
+    };
+    let checks_tls = check_tls_rules(p);
+    for s in &mut p.servers {
+        let tls = &s.opts.tls;
+        if tls.ssl && p.mode == Mode::Http {
+            diags.check_alert(
+                &s.place,
+                format!(
+                    "'server {}/{}' : 'ssl' on servers of an HTTP backend is not supported by hapx yet.",
+                    p.name, s.name
+                ),
+            );
+            continue;
+        }
+        let checked_tls = s.opts.check && (checks_tls || tls.check_uses_ssl());
+        if !tls.ssl && !checked_tls {
+            continue;
+        }
+        match super::tls::build(&with_global_defaults(tls, g), bases) {
+            Ok(client) => s.opts.tls.client = Some(std::sync::Arc::new(client)),
+            Err(e) => diags.check_alert(&s.place, format!("'server {}/{}' : {e}", p.name, s.name)),
+        }
+    }
+}
+
+/// A server's TLS settings, its versions completed by `ssl-default-server-options`.
+fn with_global_defaults(tls: &ServerTls, g: &Global) -> ServerTls {
+    let defaults = &g.ssl_default_server;
+    let mut tls = tls.clone();
+    tls.min_version = tls.min_version.or(defaults.min_version);
+    tls.max_version = tls.max_version.or(defaults.max_version);
+    tls.disabled_versions
+        .extend_from_slice(&defaults.disabled_versions);
+    tls
+}
+
+/// Whether the backend's check rules ask for TLS themselves (`connect ... ssl`).
+fn check_tls_rules(p: &Proxy) -> bool {
+    match &p.options.httpchk {
+        Some(http) => http.connect.as_ref().is_some_and(|c| c.ssl),
+        None => {
+            p.options.tcp_check
+                && p.tcp_checks
+                    .iter()
+                    .any(|r| matches!(r, TcpCheckRule::Connect(c) if c.ssl))
+        }
+    }
+}
+
 /// Finds the server's first address by its `init-addr` methods, in order.
 fn initial_address(backend: &str, s: &mut Server, diags: &mut Diags) {
     if let Ok(ip) = s.host.parse::<IpAddr>() {
@@ -269,6 +326,27 @@ pub fn resolve_libc(host: &str, prefer_v6: bool) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::number;
+    use super::{Global, ServerTls, TlsVersion, with_global_defaults};
+
+    #[test]
+    fn global_tls_versions_fill_what_servers_leave_unset() {
+        let mut g = Global::default();
+        g.ssl_default_server.min_version = Some(TlsVersion::Tls13);
+        g.ssl_default_server
+            .disabled_versions
+            .push(TlsVersion::Tls12);
+        let unset = with_global_defaults(&ServerTls::default(), &g);
+        assert_eq!(unset.min_version, Some(TlsVersion::Tls13));
+        assert_eq!(unset.disabled_versions, [TlsVersion::Tls12]);
+        let own = ServerTls {
+            min_version: Some(TlsVersion::Tls12),
+            ..ServerTls::default()
+        };
+        assert_eq!(
+            with_global_defaults(&own, &g).min_version,
+            Some(TlsVersion::Tls12)
+        );
+    }
 
     /// What HAProxy 2.6 shows in `show stat` for servers s1, s2 `id 1`, s3 of one backend,
     /// and for proxies f1, b1 `id 3`, l1 after its CLI proxy.

@@ -416,7 +416,7 @@ fn parse_one(a: &Args<'_>) -> Result<Converter, AclError> {
         }
         "ltrim" | "rtrim" => {
             a.count(1, 1, "string")?;
-            let chars = a.get(0).unwrap_or_default().as_bytes().to_vec();
+            let chars = crate::bytestr::to_bytes(a.get(0).unwrap_or_default()).into_owned();
             if a.conv == "ltrim" {
                 C::Ltrim(chars)
             } else {
@@ -459,7 +459,7 @@ fn ipv4_mask(t: &str) -> Option<u32> {
 fn split(a: &Args<'_>) -> Result<Split, AclError> {
     a.count(2, 3, "string")?;
     let index = a.int(0)?.unwrap_or_default();
-    let delims = a.get(1).unwrap_or_default().as_bytes().to_vec();
+    let delims = crate::bytestr::to_bytes(a.get(1).unwrap_or_default()).into_owned();
     let count = a.int(2)?.unwrap_or(1);
     if index == 0 {
         return Err(a.invalid_args("Unexpected value 0 for index"));
@@ -490,7 +490,7 @@ fn regsub(a: &Args<'_>) -> Result<Converter, AclError> {
     }
     let pattern = a.get(0).unwrap_or_default();
     // On bytes, as PCRE without UTF mode matches in HAProxy: `.` and classes are bytes.
-    let regex = RegexBuilder::new(pattern)
+    let regex = RegexBuilder::new(&crate::bytestr::regex_source(pattern))
         .case_insensitive(icase)
         .unicode(false)
         .build()

@@ -9,6 +9,13 @@
 //!   that expands to nothing does not produce an empty word. As in HAProxy 2.6, `${NAME`
 //!   without its closing brace (e.g. the later `${NAME-default}` syntax) expands NAME and keeps
 //!   the rest literally.
+//!
+//! `line` and the values `env` gives are strings as [`crate::bytestr`] carries bytes (read
+//! through `from_bytes`/`from_vec`): a `\xHH` escape adds the byte it names, carried, and
+//! each word is then made `canonical`, so that `\xc3\xa9` is `é`. Since every character of
+//! the reserved range in such a string is itself a carried byte, `canonical` never turns a
+//! reserved character written in the file into the byte it would carry: it stays its four
+//! bytes, as in HAProxy.
 
 use thiserror::Error;
 
@@ -50,7 +57,7 @@ pub fn split_line(
             (Some('\''), _) => word.push(c),
             (None, ' ' | '\t' | '\r' | '\n') => {
                 if started || !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
+                    words.push(crate::bytestr::canonical(std::mem::take(&mut word)));
                 }
                 started = false;
             }
@@ -75,7 +82,7 @@ pub fn split_line(
         return Err(LexError::UnmatchedQuote(quote_at));
     }
     if started || !word.is_empty() {
-        words.push(word);
+        words.push(crate::bytestr::canonical(word));
     }
     Ok(words)
 }
@@ -96,7 +103,8 @@ fn escape(chars: &[char], i: usize, word: &mut String) -> Result<usize, LexError
                 .then(|| u8::from_str_radix(&hex, 16).ok())
                 .flatten()
                 .ok_or(LexError::BadHex(i))?;
-            word.push(char::from(byte));
+            // A byte, as in HAProxy: one past ASCII is carried as such (see `bytestr`).
+            word.push(crate::bytestr::carrier(byte));
             return Ok(i + 3);
         }
         '\\' | '\'' | '"' | ' ' | '#' | '$' => word.push(next),
@@ -145,6 +153,7 @@ fn expand_var(
         ".SECTION" => Some(place.section.to_string()),
         _ => env(&name),
     };
+    // Already carried (see the module's doc), so `canonical` keeps it byte for byte.
     word.push_str(&value.unwrap_or_default());
     Ok(last)
 }
@@ -175,6 +184,36 @@ mod tests {
         );
         assert_eq!(split(r#"x "" y"#).unwrap(), ["x", "", "y"]);
         assert_eq!(split(r"a\ b \#c \x41").unwrap(), ["a b", "#c", "A"]);
+    }
+
+    /// `\xHH` is a byte, as in HAProxy: bytes that form UTF-8 together are its characters,
+    /// others are carried as bytes (see `bytestr`).
+    #[test]
+    fn hex_escapes_are_bytes() {
+        assert_eq!(split(r"x \xc3\xa9").unwrap(), ["x", "\u{e9}"]);
+        let raw = &split(r"x a\xe9").unwrap()[1];
+        assert_eq!(*crate::bytestr::to_bytes(raw), *b"a\xe9");
+    }
+
+    /// A raw byte and a reserved character written in the file (read through `from_bytes`)
+    /// stay the bytes written; escapes still name bytes.
+    #[test]
+    fn bytes_written_in_the_file_stay_those_bytes() {
+        let line = crate::bytestr::from_bytes(b"x caf\xe9 \xf4\x8f\xbc\x8d a\\x0d\\xf4");
+        let words = split(&line).unwrap();
+        let bytes: Vec<Vec<u8>> = words
+            .iter()
+            .map(|w| crate::bytestr::to_bytes(w).into_owned())
+            .collect();
+        assert_eq!(
+            bytes,
+            [
+                b"x".to_vec(),
+                b"caf\xe9".to_vec(),
+                b"\xf4\x8f\xbc\x8d".to_vec(),
+                b"a\r\xf4".to_vec()
+            ]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`logging`]: `log` targets, `log-format` and the other logging keywords.
 //! - [`keywords`]: what HAProxy knows and what hapx implements, for warnings and suggestions.
 //! - [`check`]: whole-configuration checks and the servers' first addresses.
+//! - [`tls`]: servers' TLS settings turned into rustls client configurations.
 //! - [`values`]: durations, numbers, addresses.
 //! - [`diag`]: the messages.
 
@@ -20,6 +21,7 @@ pub mod logging;
 pub mod model;
 pub mod parse;
 pub mod rules;
+pub mod tls;
 pub mod values;
 
 use std::path::{Path, PathBuf};
@@ -30,7 +32,11 @@ pub use model::Config;
 /// Reads every `-f` path (a file, or a directory whose `*.cfg` files are read in name order)
 /// with the process environment, then checks the result.
 pub fn load(paths: &[PathBuf]) -> (Config, Diags) {
-    load_with_env(paths, &|name| std::env::var(name).ok())
+    load_with_env(paths, &|name| {
+        use std::os::unix::ffi::OsStringExt;
+        // Values are bytes, as `getenv()` gives them to HAProxy.
+        std::env::var_os(name).map(|v| crate::bytestr::from_vec(v.into_vec()))
+    })
 }
 
 /// [`load`] with a given environment.
@@ -41,7 +47,8 @@ pub fn load_with_env(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) ->
             Ok(files) => {
                 for file in files {
                     match std::fs::read(&file) {
-                        Ok(bytes) => parser.parse_text(&file, &String::from_utf8_lossy(&bytes)),
+                        // Bytes as written: HAProxy keeps a non-UTF-8 byte (see `bytestr`).
+                        Ok(bytes) => parser.parse_text(&file, &crate::bytestr::from_vec(bytes)),
                         Err(e) => parser.diags.global_alert(format!(
                             "Could not open configuration file {} : {e}",
                             file.display()
@@ -62,10 +69,15 @@ pub fn load_with_env(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) ->
     (config, diags)
 }
 
-/// Reads one configuration text (tests, fuzzing).
+/// Reads one configuration text (tests, fuzzing): its UTF-8 bytes, as if read from a file
+/// (a reserved character written in `text` stays that character). `env` gives values as
+/// [`crate::bytestr`] carries them.
 pub fn load_text(name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> (Config, Diags) {
     let mut parser = parse::Parser::new(env);
-    parser.parse_text(Path::new(name), text);
+    parser.parse_text(
+        Path::new(name),
+        &crate::bytestr::from_bytes(text.as_bytes()),
+    );
     let (mut config, mut diags) = parser.finish();
     if !diags.has_errors() {
         check::check(&mut config, &mut diags);

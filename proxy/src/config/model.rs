@@ -97,6 +97,14 @@ pub struct Global {
     /// `h1-case-adjust FROM TO` and the lines of `h1-case-adjust-file`: lower-case header
     /// names and how to spell them for the proxies with `option h1-case-adjust-bogus-*`.
     pub h1_case_adjust: std::collections::HashMap<String, String>,
+    /// `ca-base DIR`: where relative `ca-file`s are.
+    pub ca_base: Option<PathBuf>,
+    /// `crt-base DIR`: where relative `crt`s are.
+    pub crt_base: Option<PathBuf>,
+    /// `ssl-server-verify none`: servers without `verify` are not verified.
+    pub ssl_server_verify_none: bool,
+    /// `ssl-default-server-options`: the TLS versions of servers that set none.
+    pub ssl_default_server: ServerTls,
 }
 
 /// Privilege of a runtime API socket.
@@ -285,6 +293,21 @@ pub enum Balance {
     Random(u32),
 }
 
+/// `http-reuse`: which idle server connections (HAProxy's idle and safe lists: a connection
+/// is safe once it served a second request) a request may take, beside those its own client
+/// connection owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpReuse {
+    /// None: every connection belongs to its client connection.
+    Never,
+    /// A client connection's first request opens its own; later ones take any.
+    Safe,
+    /// A first request may take a safe connection.
+    Aggressive,
+    /// A first request may take any.
+    Always,
+}
+
 impl Balance {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -320,21 +343,80 @@ pub struct Timeouts {
 /// One `tcp-check` rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TcpCheckRule {
-    Connect { port: Option<u16> },
+    Connect(CheckConnect),
     Send(Vec<u8>),
     ExpectString { text: Vec<u8>, negate: bool },
     ExpectBinary { bytes: Vec<u8>, negate: bool },
 }
 
-/// `option httpchk [METHOD] [URI] [VERSION]` and `http-check expect status N`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `tcp-check connect` / `http-check connect [port N] [addr IP] [ssl] [sni S] [alpn A]
+/// [linger]`: how a check opens its connection (unset: as the server says).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckConnect {
+    /// `default`: the server's check settings (`check-ssl`, `check-sni` ...) apply.
+    pub default: bool,
+    pub port: Option<u16>,
+    pub addr: Option<std::net::IpAddr>,
+    /// `ssl`: TLS on this connection, whatever the server's `check-ssl` says.
+    pub ssl: bool,
+    pub sni: Option<String>,
+    pub alpn: Option<Vec<String>>,
+    /// `linger`: close cleanly (FIN) instead of resetting the connection.
+    pub linger: bool,
+}
+
+/// `option httpchk [METHOD] [URI] [VERSION]` with its `http-check` rules: one connection,
+/// one request, then every `expect` in order.
+#[derive(Debug, Clone)]
 pub struct HttpCheck {
     pub method: String,
     pub uri: String,
     pub version: String,
-    pub host: Option<String>,
-    /// `http-check expect status 200,300-399`: inclusive ranges of good codes.
-    pub expect_status: Option<Vec<(u16, u16)>>,
+    /// `http-check send hdr NAME VALUE`, in order.
+    pub headers: Vec<(String, String)>,
+    /// `http-check send body STRING`.
+    pub body: Option<String>,
+    /// `http-check connect ...`.
+    pub connect: Option<CheckConnect>,
+    /// `http-check expect ...`; none: any 2xx or 3xx status passes.
+    pub expects: Vec<HttpExpect>,
+}
+
+impl HttpCheck {
+    /// HAProxy's request without arguments: `OPTIONS / HTTP/1.0`.
+    pub fn default_request() -> Self {
+        HttpCheck {
+            method: "OPTIONS".into(),
+            uri: "/".into(),
+            version: "HTTP/1.0".into(),
+            headers: Vec::new(),
+            body: None,
+            connect: None,
+            expects: Vec::new(),
+        }
+    }
+}
+
+/// One `http-check expect [!] KIND PATTERN`.
+#[derive(Debug, Clone)]
+pub struct HttpExpect {
+    pub negate: bool,
+    pub kind: HttpExpectKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum HttpExpectKind {
+    /// `status 200,300-399`: inclusive ranges of status codes.
+    Status(Vec<(u16, u16)>),
+    RStatus(regex::Regex),
+    /// `string S`: the body contains S.
+    String(String),
+    RString(regex::Regex),
+    /// `hdr name N [value V]`: a header named N (whose value is V, when given).
+    Header {
+        name: String,
+        value: Option<String>,
+    },
 }
 
 /// The `option`s the runtime uses, each with the place it was set (for later warnings).
@@ -353,9 +435,15 @@ pub struct Options {
     pub redispatch_after: i32,
     pub tcp_check: bool,
     pub httpchk: Option<HttpCheck>,
+    /// `option ssl-hello-chk`: an SSLv3 ClientHello, a TLS record back.
+    pub ssl_hello_chk: bool,
     /// `http-check` rules came without `option httpchk`: HAProxy ignores them (a warning).
     pub http_check_without_httpchk: bool,
     pub allbackups: bool,
+    /// `option prefer-last-server`: a request goes to the server of an idle connection its
+    /// client connection owns (`http-reuse never`, `send-proxy`) while that server is usable,
+    /// instead of being balanced (hash algorithms balance anyway, as in HAProxy).
+    pub prefer_last_server: bool,
     pub http_server_close: bool,
     pub httpclose: bool,
     /// `option h1-case-adjust-bogus-client`: response header names to clients spelled as
@@ -451,6 +539,8 @@ pub struct ServerOptions {
     pub weight: u32,
     pub backup: bool,
     pub maxconn: Option<usize>,
+    /// `maxqueue`: most connections waiting in the server's own queue (None: no limit).
+    pub maxqueue: Option<usize>,
     pub resolvers: Option<String>,
     pub resolve_prefer_v6: bool,
     /// `resolve-opts allow-dup-ip`: a resolved address may already be another server's
@@ -463,8 +553,15 @@ pub struct ServerOptions {
     /// `id N`: the server's id in its backend, instead of the next free one.
     pub forced_id: Option<usize>,
     pub send_proxy: Option<u8>,
+    /// `pool-max-conn`: idle connections kept for reuse (None: no limit; 0: none).
+    pub pool_max_conn: Option<usize>,
+    /// `pool-purge-delay`: how often idle connections beyond the recent need are closed
+    /// (HAProxy's default 5 s; 0: none are kept).
+    pub pool_purge_delay: Duration,
     pub check_port: Option<u16>,
     pub check_addr: Option<std::net::IpAddr>,
+    /// `ssl`, `verify`, `ca-file` ...: TLS towards the server.
+    pub tls: ServerTls,
 }
 
 impl Default for ServerOptions {
@@ -479,6 +576,7 @@ impl Default for ServerOptions {
             weight: 1,
             backup: false,
             maxconn: None,
+            maxqueue: None,
             resolvers: None,
             resolve_prefer_v6: true,
             resolve_allow_dup_ip: false,
@@ -487,9 +585,64 @@ impl Default for ServerOptions {
             disabled: false,
             forced_id: None,
             send_proxy: None,
+            pool_max_conn: None,
+            pool_purge_delay: Duration::from_secs(5),
             check_port: None,
             check_addr: None,
+            tls: ServerTls::default(),
         }
+    }
+}
+
+/// `verify none|required` on a server line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    None,
+    Required,
+}
+
+/// The TLS protocol versions rustls speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// A server's TLS settings as written; [`super::tls`] turns them into client configurations.
+#[derive(Debug, Clone, Default)]
+pub struct ServerTls {
+    /// `ssl`: traffic to the server is TLS.
+    pub ssl: bool,
+    /// `check-ssl` (true) / `no-check-ssl` (false); unset: checks follow `ssl`.
+    pub check_ssl: Option<bool>,
+    /// Unset: the global `ssl-server-verify` (required by default).
+    pub verify: Option<Verify>,
+    pub verifyhost: Option<String>,
+    /// `ca-file` as written (under `ca-base`; `@system-ca`: the system's store).
+    pub ca_file: Option<String>,
+    /// `crl-file`, under `ca-base`.
+    pub crl_file: Option<String>,
+    /// `crt`: client certificate and key (PEM), under `crt-base`.
+    pub crt: Option<String>,
+    /// `sni`: a constant server name (from `str(NAME)` or a plain name).
+    pub sni: Option<String>,
+    pub check_sni: Option<String>,
+    pub alpn: Option<Vec<String>>,
+    pub check_alpn: Option<Vec<String>>,
+    pub min_version: Option<TlsVersion>,
+    pub max_version: Option<TlsVersion>,
+    /// `no-ssl-reuse`: no TLS session resumption.
+    pub no_reuse: bool,
+    /// `no-tlsv12` / `no-tlsv13`.
+    pub disabled_versions: Vec<TlsVersion>,
+    /// Built from the above by the configuration checks when traffic or checks use TLS.
+    pub client: Option<Arc<super::tls::TlsClient>>,
+}
+
+impl ServerTls {
+    /// Whether checks use TLS: `check-ssl`, or `ssl` without `no-check-ssl`.
+    pub fn check_uses_ssl(&self) -> bool {
+        self.check_ssl.unwrap_or(self.ssl)
     }
 }
 
@@ -544,6 +697,8 @@ pub struct Proxy {
     pub binds: Vec<Bind>,
     pub default_backend: Option<(String, Place)>,
     pub balance: Balance,
+    /// `http-reuse`: which idle server connections a request may take.
+    pub http_reuse: HttpReuse,
     pub servers: Vec<Server>,
     pub default_server: ServerOptions,
     pub timeouts: Timeouts,
@@ -581,6 +736,7 @@ impl Proxy {
             binds: Vec::new(),
             default_backend: None,
             balance: Balance::RoundRobin,
+            http_reuse: HttpReuse::Safe,
             servers: Vec::new(),
             default_server: ServerOptions::default(),
             timeouts: Timeouts::default(),

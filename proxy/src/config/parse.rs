@@ -452,6 +452,20 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             _ => return Err("'h1-case-adjust' expects <from> and <to> as argument.".into()),
         },
         "h1-case-adjust-file" => case_adjust_file(g, one(line, "<file>")?)?,
+        "ca-base" => g.ca_base = Some(one(line, "a directory")?.into()),
+        "crt-base" => g.crt_base = Some(one(line, "a directory")?.into()),
+        "ssl-default-server-options" => ssl_default_server_options(g, line, diags)?,
+        "ssl-server-verify" => {
+            g.ssl_server_verify_none = match one(line, "'none' or 'required'")? {
+                "none" => true,
+                "required" => false,
+                other => {
+                    return Err(format!(
+                        "'ssl-server-verify' expects 'none' or 'required' (got '{other}')."
+                    ));
+                }
+            }
+        }
         _ => match keywords::lookup(keywords::GLOBAL, kw) {
             Some(Support::Removed(message)) => return Err(message.into()),
             Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
@@ -479,7 +493,8 @@ fn case_adjust(g: &mut Global, from: &str, to: &str) -> Outcome {
 
 /// `h1-case-adjust-file`: one `FROM TO` pair per line; blank lines and `#` comments skipped.
 fn case_adjust_file(g: &mut Global, path: &str) -> Outcome {
-    let text = std::fs::read_to_string(path)
+    let text = std::fs::read(path)
+        .map(crate::bytestr::from_vec)
         .map_err(|e| format!("h1-headers-case-adjust-file '{path}': failed to open file ({e})."))?;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -694,7 +709,7 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
     }
     let needs = match kw {
         "bind" | "default_backend" | "backlog" => Some(Capability::Frontend),
-        "server" | "server-template" | "balance" => Some(Capability::Backend),
+        "server" | "server-template" | "balance" | "http-reuse" => Some(Capability::Backend),
         _ => None,
     };
     if needs.is_some_and(|cap| lacks(p, cap, kw, line, diags)) {
@@ -721,6 +736,20 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
             p.default_backend = Some((one(line, "a backend name")?.into(), line.place.clone()))
         }
         "balance" => balance(p, line, diags)?,
+        "http-reuse" => {
+            p.http_reuse = match one(line, "one of 'never', 'safe', 'aggressive', 'always'")? {
+                "never" => HttpReuse::Never,
+                "safe" => HttpReuse::Safe,
+                "aggressive" => HttpReuse::Aggressive,
+                "always" => HttpReuse::Always,
+                _ => {
+                    return Err(
+                        "'http-reuse' only supports 'never', 'safe', 'aggressive', 'always'."
+                            .into(),
+                    );
+                }
+            }
+        }
         "server" | "server-template" => {
             let servers = match kw {
                 "server" => vec![server(p, line, diags)?],
@@ -826,6 +855,12 @@ fn bind(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             "defer-accept" => defer_accept = true,
             // Every hapx listener may bind an address that is not local yet (IP_FREEBIND).
             "transparent" => {}
+            // Serving plaintext where TLS was asked for would be wrong: refuse.
+            "ssl" => {
+                return Err(format!(
+                    "'bind {spec}' : '{opt}' (terminating TLS) is not supported by hapx yet."
+                ));
+            }
             _ => not_implemented(support, &format!("'bind ... {opt}'"), line.place, diags),
         }
         i += 1 + nargs;
@@ -1011,6 +1046,8 @@ fn server_options(
             "backup" => o.backup = true,
             "no-backup" => o.backup = false,
             "maxconn" => o.maxconn = Some(values::number(v, opt)?),
+            // 0: no limit, as in HAProxy.
+            "maxqueue" => o.maxqueue = Some(values::number(v, opt)?).filter(|&n| n > 0),
             "resolvers" => o.resolvers = Some(v.into()),
             "resolve-prefer" => {
                 o.resolve_prefer_v6 = match v {
@@ -1028,11 +1065,19 @@ fn server_options(
             "init-addr" => o.init_addr = init_addr(v)?,
             "disabled" => o.disabled = true,
             "enabled" => o.disabled = false,
+            "pool-max-conn" => {
+                o.pool_max_conn = match values::number::<i64>(v, opt)? {
+                    -1 => None,
+                    n if n < -1 => return Err("'pool-max-conn' must be >= -1.".into()),
+                    n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                }
+            }
+            "pool-purge-delay" => o.pool_purge_delay = values::duration(v)?,
             "send-proxy" => o.send_proxy = Some(1),
             "send-proxy-v2" => o.send_proxy = Some(2),
             "no-send-proxy" => o.send_proxy = None,
             "no-send-proxy-v2" if o.send_proxy == Some(2) => o.send_proxy = None,
-            "no-send-proxy-v2" | "no-ssl" | "no-tfo" => {}
+            "no-send-proxy-v2" | "no-tfo" => {}
             "id" => o.forced_id = Some(positive_id(v, opt)?),
             "port" => o.check_port = Some(values::number(v, opt)?),
             "addr" => {
@@ -1041,6 +1086,7 @@ fn server_options(
                         .map_err(|_| format!("'addr' expects an IP address (got '{v}')."))?,
                 )
             }
+            _ if server_tls_option(&mut o.tls, opt, v, line.place, diags)? => {}
             _ => not_implemented(
                 support,
                 &format!("server option '{opt}'"),
@@ -1051,6 +1097,140 @@ fn server_options(
         i += 1 + nargs;
     }
     Ok(())
+}
+
+/// `ssl-default-server-options OPT...`: the version options servers start from
+/// (`no-tls-tickets` concerns TLSv1.2 tickets, which changes nothing for hapx).
+fn ssl_default_server_options(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let mut i = 1;
+    while let Some(opt) = line.arg(i) {
+        let takes_value = matches!(opt, "ssl-min-ver" | "ssl-max-ver");
+        let value = line.arg(i + 1).filter(|_| takes_value).unwrap_or_default();
+        if takes_value && line.arg(i + 1).is_none() {
+            return Err(format!(
+                "'{opt}' expects an argument on global statement 'ssl-default-server-options'."
+            ));
+        }
+        let versions = opt.starts_with("no-ssl")
+            || opt.starts_with("no-tlsv")
+            || opt.starts_with("force-")
+            || takes_value;
+        if versions {
+            server_tls_option(&mut g.ssl_default_server, opt, value, line.place, diags)?;
+        } else if opt != "no-tls-tickets" {
+            return Err(format!(
+                "unknown option '{opt}' on global statement 'ssl-default-server-options'."
+            ));
+        }
+        i += 1 + usize::from(takes_value);
+    }
+    Ok(())
+}
+
+/// A server's TLS option (false: `opt` is not one).
+fn server_tls_option(
+    t: &mut ServerTls,
+    opt: &str,
+    v: &str,
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<bool, String> {
+    match opt {
+        "ssl" => t.ssl = true,
+        "no-ssl" => t.ssl = false,
+        "check-ssl" => t.check_ssl = Some(true),
+        "no-check-ssl" => t.check_ssl = Some(false),
+        "verify" => {
+            t.verify = Some(match v {
+                "none" => Verify::None,
+                "required" => Verify::Required,
+                _ => return Err(format!("'verify' expects 'none' or 'required' (got '{v}').")),
+            })
+        }
+        "verifyhost" => t.verifyhost = Some(v.into()),
+        "no-verifyhost" => t.verifyhost = None,
+        "ca-file" => t.ca_file = Some(v.into()),
+        "crl-file" => t.crl_file = Some(v.into()),
+        "crt" => t.crt = Some(v.into()),
+        "sni" => t.sni = Some(sni_expression(v)?),
+        "check-sni" => t.check_sni = Some(v.into()),
+        "alpn" => t.alpn = Some(alpn_list(v)),
+        "check-alpn" => t.check_alpn = Some(alpn_list(v)),
+        "ssl-min-ver" => match tls_version(v, opt)? {
+            Some(min) => t.min_version = Some(min),
+            None => diags.warn(
+                place,
+                format!("'ssl-min-ver {v}' : hapx speaks TLSv1.2 and TLSv1.3 only, so TLSv1.2 is the minimum."),
+            ),
+        },
+        "ssl-max-ver" => {
+            t.max_version = Some(tls_version(v, opt)?.ok_or_else(|| {
+                format!("'ssl-max-ver {v}' : hapx speaks TLSv1.2 and TLSv1.3 only (rustls has no older protocol).")
+            })?)
+        }
+        "no-tlsv12" => t.disabled_versions.push(TlsVersion::Tls12),
+        "no-tlsv13" => t.disabled_versions.push(TlsVersion::Tls13),
+        "force-tlsv12" => (t.min_version, t.max_version) = (Some(TlsVersion::Tls12), Some(TlsVersion::Tls12)),
+        "force-tlsv13" => (t.min_version, t.max_version) = (Some(TlsVersion::Tls13), Some(TlsVersion::Tls13)),
+        "ssl-reuse" => t.no_reuse = false,
+        "no-ssl-reuse" => t.no_reuse = true,
+        // rustls never speaks SSLv3, TLSv1.0 or TLSv1.1: disabling them changes nothing.
+        "no-sslv3" | "no-tlsv10" | "no-tlsv11" => {}
+        "force-sslv3" | "force-tlsv10" | "force-tlsv11" => {
+            return Err(format!(
+                "'{opt}' : hapx speaks TLSv1.2 and TLSv1.3 only (rustls has no older protocol)."
+            ));
+        }
+        "ciphers" | "ciphersuites" => diags.warn(
+            place,
+            format!("server option '{opt}' is not implemented by hapx and is ignored: rustls offers its own safe cipher suites."),
+        ),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// `sni EXPR`: a sample expression in HAProxy, of which hapx evaluates only the constant
+/// `str(NAME)`. As in HAProxy, a bare word is a fetch name, not a host name (`sni api.example`
+/// is an unknown fetch); a real fetch (`ssl_fc_sni`, `req.hdr(host)`) is refused by name
+/// rather than sent as a literal name.
+fn sni_expression(v: &str) -> Result<String, String> {
+    const WHILE: &str = "error detected while parsing sni expression";
+    let name_end = v.find(['(', ',']).unwrap_or(v.len());
+    let fetch = &v[..name_end];
+    let known = fetch == "str" || keywords::FETCHES.contains(&fetch);
+    if !known {
+        return Err(format!("{WHILE} : unknown fetch method '{fetch}'"));
+    }
+    if v[name_end..].starts_with('(') && !v[name_end..].contains(')') {
+        return Err(format!("{WHILE} : fetch method '{fetch}' : expected ')'"));
+    }
+    match v.strip_prefix("str(").and_then(|r| r.strip_suffix(')')) {
+        Some(name) if !name.contains([')', ',']) => Ok(name.to_string()),
+        _ => Err(format!(
+            "'sni {v}' : hapx supports only a constant name (str(...)) in 'sni'."
+        )),
+    }
+}
+
+/// `h2,http/1.1`: ALPN protocol names.
+fn alpn_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A version name; `None` for the ones before TLSv1.2, which rustls does not speak.
+fn tls_version(v: &str, opt: &str) -> Result<Option<TlsVersion>, String> {
+    match v {
+        "TLSv1.2" => Ok(Some(TlsVersion::Tls12)),
+        "TLSv1.3" => Ok(Some(TlsVersion::Tls13)),
+        "SSLv3" | "TLSv1.0" | "TLSv1.1" => Ok(None),
+        _ => Err(format!(
+            "'{opt}' : unknown version '{v}' (expects 'SSLv3', 'TLSv1.0', 'TLSv1.1', 'TLSv1.2' or 'TLSv1.3')."
+        )),
+    }
 }
 
 /// `resolve-opts`: whether duplicate addresses are allowed afterwards. `ignore-weight` only
@@ -1149,9 +1329,12 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "tcp-smart-accept" | "clitcpka" | "h1-case-adjust-bogus-client" => {
             Some(Capability::Frontend)
         }
-        "tcp-smart-connect" | "srvtcpka" | "h1-case-adjust-bogus-server" => {
-            Some(Capability::Backend)
-        }
+        "tcp-smart-connect"
+        | "srvtcpka"
+        | "h1-case-adjust-bogus-server"
+        | "prefer-last-server"
+        | "redispatch"
+        | "allbackups" => Some(Capability::Backend),
         _ => None,
     };
     if needs.is_some_and(|cap| lacks(p, cap, name, line, diags)) {
@@ -1189,6 +1372,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             o.redispatch_after = interval.unwrap_or(-1);
         }
         "allbackups" => o.allbackups = !negate,
+        "prefer-last-server" => o.prefer_last_server = !negate,
         // One HTTP connection mode: the last one set wins; `no` only unsets its own.
         "http-server-close" if !negate => (o.http_server_close, o.httpclose) = (true, false),
         "http-server-close" => o.http_server_close = false,
@@ -1202,7 +1386,10 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "h1-case-adjust-bogus-client" => o.h1_case_adjust_bogus_client = !negate,
         "h1-case-adjust-bogus-server" => o.h1_case_adjust_bogus_server = !negate,
         "splice-auto" | "splice-request" | "splice-response" => o.splice = !negate,
-        "tcp-check" => o.tcp_check = !negate,
+        "tcp-check" => {
+            o.tcp_check = !negate;
+            o.ssl_hello_chk &= negate;
+        }
         "tcp-smart-accept" => o.tcp_smart_accept = Some(!negate),
         "tcp-smart-connect" => o.tcp_smart_connect = !negate,
         "tcpka" => (o.clitcpka, o.srvtcpka) = (!negate, !negate),
@@ -1247,15 +1434,19 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
                 (Some(uri), None, _) => ("OPTIONS", uri, "HTTP/1.0"),
                 (Some(m), Some(uri), v) => (m, uri, v.unwrap_or("HTTP/1.0")),
             };
-            let expect_status = o.httpchk.as_ref().and_then(|h| h.expect_status.clone());
+            // `http-check` rules read before keep applying.
+            let mut chk = o.httpchk.take().unwrap_or_else(HttpCheck::default_request);
+            (chk.method, chk.uri, chk.version) = (method.into(), uri.into(), version.into());
             o.http_check_without_httpchk = false;
-            o.httpchk = (!negate).then(|| HttpCheck {
-                method: method.into(),
-                uri: uri.into(),
-                version: version.into(),
-                host: None,
-                expect_status,
-            });
+            o.ssl_hello_chk = false;
+            o.httpchk = (!negate).then_some(chk);
+        }
+        "ssl-hello-chk" => {
+            o.ssl_hello_chk = !negate;
+            if !negate {
+                o.httpchk = None;
+                o.tcp_check = false;
+            }
         }
         _ => match keywords::lookup(keywords::OPTIONS, name) {
             Some(s) => not_implemented(s, &format!("'option {name}'"), line.place, diags),
@@ -1395,29 +1586,7 @@ fn hex(text: &str) -> Result<Vec<u8>, String> {
 
 fn tcp_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let rule = match line.arg(1) {
-        Some("connect") => {
-            let mut port = None;
-            let mut i = 2;
-            while let Some(opt) = line.arg(i) {
-                match opt {
-                    "port" => {
-                        port = Some(values::number(line.arg(i + 1).unwrap_or_default(), "port")?);
-                        i += 2;
-                    }
-                    "default" => i += 1,
-                    _ => {
-                        not_implemented(
-                            Support::No,
-                            &format!("'tcp-check connect {opt}'"),
-                            line.place,
-                            diags,
-                        );
-                        i += 1;
-                    }
-                }
-            }
-            TcpCheckRule::Connect { port }
-        }
+        Some("connect") => TcpCheckRule::Connect(check_connect(line, "tcp-check", diags)?),
         Some("send") => TcpCheckRule::Send(
             line.arg(2)
                 .ok_or("'tcp-check send' expects a string.")?
@@ -1492,58 +1661,88 @@ fn status_ranges(codes: &str) -> Result<Vec<(u16, u16)>, String> {
         .collect()
 }
 
+/// `tcp-check connect` / `http-check connect` options.
+fn check_connect(line: &Line<'_>, rules: &str, diags: &mut Diags) -> Result<CheckConnect, String> {
+    let mut c = CheckConnect::default();
+    let mut i = 2;
+    while let Some(opt) = line.arg(i) {
+        let value = || {
+            line.arg(i + 1)
+                .ok_or_else(|| format!("'{rules} connect' : '{opt}' expects an argument."))
+        };
+        let mut used = 1;
+        match opt {
+            "default" => c.default = true,
+            "ssl" => c.ssl = true,
+            "linger" => c.linger = true,
+            "port" => {
+                c.port = Some(values::number(value()?, "port")?);
+                used = 2;
+            }
+            "addr" => {
+                let v = value()?;
+                c.addr = Some(v.parse().map_err(|_| {
+                    format!("'{rules} connect' : 'addr' expects an IP address (got '{v}').")
+                })?);
+                used = 2;
+            }
+            "sni" => {
+                c.sni = Some(value()?.into());
+                used = 2;
+            }
+            "alpn" => {
+                c.alpn = Some(alpn_list(value()?));
+                used = 2;
+            }
+            "comment" => used = 2,
+            "proto" => {
+                let v = value()?;
+                if v != "h1" {
+                    not_implemented(
+                        Support::No,
+                        &format!("'{rules} connect proto {v}'"),
+                        line.place,
+                        diags,
+                    );
+                }
+                used = 2;
+            }
+            "send-proxy" | "via-socks4" => not_implemented(
+                Support::No,
+                &format!("'{rules} connect {opt}'"),
+                line.place,
+                diags,
+            ),
+            _ => {
+                return Err(format!(
+                    "'{rules} connect' expects 'comment', 'port', 'addr', 'send-proxy', 'via-socks4', 'ssl', 'sni', 'alpn', 'proto', 'linger' or 'default' but got '{opt}' as argument."
+                ));
+            }
+        }
+        i += used;
+    }
+    Ok(c)
+}
+
 fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     if p.options.httpchk.is_none() {
         p.options.http_check_without_httpchk = true;
     }
-    let chk = p.options.httpchk.get_or_insert_with(|| HttpCheck {
-        method: "OPTIONS".into(),
-        uri: "/".into(),
-        version: "HTTP/1.0".into(),
-        host: None,
-        expect_status: None,
-    });
+    let chk = p
+        .options
+        .httpchk
+        .get_or_insert_with(HttpCheck::default_request);
     match line.arg(1) {
-        Some("expect") => match (line.arg(2), line.arg(3)) {
-            (Some("status"), Some(codes)) => {
-                chk.expect_status = Some(status_ranges(codes)?);
-            }
-            (kind, _) => not_implemented(
-                Support::No,
-                &format!("'http-check expect {}'", kind.unwrap_or_default()),
-                line.place,
-                diags,
-            ),
-        },
-        Some("send") => {
-            let mut i = 2;
-            while let (Some(k), Some(v)) = (line.arg(i), line.arg(i + 1)) {
-                match k {
-                    "meth" => chk.method = v.into(),
-                    "uri" => chk.uri = v.into(),
-                    "ver" => chk.version = v.into(),
-                    "hdr" if v.eq_ignore_ascii_case("host") => {
-                        chk.host = line.arg(i + 2).map(str::to_string);
-                        i += 1;
-                    }
-                    _ => not_implemented(
-                        Support::No,
-                        &format!("'http-check send {k}'"),
-                        line.place,
-                        diags,
-                    ),
-                }
-                i += 2;
-            }
-        }
-        Some("disable-on-404" | "send-state" | "comment" | "connect" | "set-var" | "unset-var") => {
-            not_implemented(
-                Support::No,
-                &format!("'http-check {}'", line.words[1]),
-                line.place,
-                diags,
-            )
-        }
+        Some("expect") => chk.expects.push(http_expect(line, diags)?),
+        Some("send") => http_send(chk, line, diags)?,
+        Some("connect") => chk.connect = Some(check_connect(line, "http-check", diags)?),
+        Some("comment") => {}
+        Some("disable-on-404" | "send-state" | "set-var" | "unset-var") => not_implemented(
+            Support::No,
+            &format!("'http-check {}'", line.words[1]),
+            line.place,
+            diags,
+        ),
         other => {
             return Err(format!(
                 "'http-check' expects 'comment', 'connect', 'disable-on-404', 'expect', 'send', 'send-state' (got '{}').",
@@ -1552,4 +1751,142 @@ fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// `http-check send [meth M] [uri U] [ver V] [hdr NAME VALUE]* [body STRING]`.
+fn http_send(chk: &mut HttpCheck, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let mut i = 2;
+    while let Some(k) = line.arg(i) {
+        let v = line
+            .arg(i + 1)
+            .ok_or_else(|| format!("'http-check send' : '{k}' expects an argument."))?;
+        match k {
+            "meth" => chk.method = v.into(),
+            "uri" => chk.uri = v.into(),
+            "ver" => chk.version = v.into(),
+            "hdr" => {
+                let value = line.arg(i + 2).ok_or_else(|| {
+                    "'http-check send' : 'hdr' expects <name> and <value> as arguments.".to_string()
+                })?;
+                chk.headers.push((v.into(), value.into()));
+                i += 1;
+            }
+            "body" => chk.body = Some(v.into()),
+            "comment" => {}
+            _ => not_implemented(
+                Support::No,
+                &format!("'http-check send {k}'"),
+                line.place,
+                diags,
+            ),
+        }
+        i += 2;
+    }
+    Ok(())
+}
+
+/// `http-check expect [!] status|rstatus|string|rstring|hdr ...` (with optional
+/// `min-recv`, `ok-status` ... before the match, ignored with a warning).
+fn http_expect(line: &Line<'_>, diags: &mut Diags) -> Result<HttpExpect, String> {
+    let mut i = 2;
+    let mut negate = false;
+    loop {
+        match line.arg(i) {
+            Some("!") => {
+                negate = true;
+                i += 1;
+            }
+            Some(
+                opt @ ("min-recv" | "ok-status" | "error-status" | "tout-status" | "on-success"
+                | "on-error" | "status-code" | "comment"),
+            ) => {
+                if opt != "comment" {
+                    not_implemented(
+                        Support::No,
+                        &format!("'http-check expect {opt}'"),
+                        line.place,
+                        diags,
+                    );
+                }
+                i += 2;
+            }
+            _ => break,
+        }
+    }
+    let kind = line
+        .arg(i)
+        .ok_or("'http-check expect' expects a match type and a pattern.")?;
+    let pattern = line
+        .arg(i + 1)
+        .ok_or_else(|| format!("'http-check expect {kind}' expects a pattern."))?;
+    let regex = |p: &str| {
+        regex::Regex::new(p)
+            .map_err(|e| format!("'http-check expect {kind}' : invalid regex '{p}': {e}."))
+    };
+    let kind = match kind {
+        "status" => HttpExpectKind::Status(status_ranges(pattern)?),
+        "rstatus" => HttpExpectKind::RStatus(regex(pattern)?),
+        "string" => HttpExpectKind::String(pattern.into()),
+        "rstring" => HttpExpectKind::RString(regex(pattern)?),
+        "hdr" => {
+            // hdr name [-m meth] NAME [value [-m meth] VALUE]
+            let words: Vec<&str> = line.words[i + 1..].iter().map(String::as_str).collect();
+            header_expect(&words, line, diags)?
+        }
+        "custom" | "fhdr" | "string-lf" | "rstring-lf" => {
+            not_implemented(
+                Support::No,
+                &format!("'http-check expect {kind}'"),
+                line.place,
+                diags,
+            );
+            HttpExpectKind::Status(vec![(0, 999)])
+        }
+        other => {
+            return Err(format!(
+                "'http-check expect' : unknown match type '{other}' (expects 'status', 'rstatus', 'hdr', 'fhdr', 'string' or 'rstring')."
+            ));
+        }
+    };
+    Ok(HttpExpect { negate, kind })
+}
+
+/// `name [-m str] NAME [value [-m str] VALUE]`: only exact matches (`-m str`, the default).
+fn header_expect(
+    words: &[&str],
+    line: &Line<'_>,
+    diags: &mut Diags,
+) -> Result<HttpExpectKind, String> {
+    let mut name = None;
+    let mut value = None;
+    let mut i = 0;
+    while let Some(w) = words.get(i) {
+        let slot = match *w {
+            "name" => &mut name,
+            "value" => &mut value,
+            other => return Err(format!("'http-check expect hdr' : unexpected '{other}'.")),
+        };
+        i += 1;
+        if words.get(i) == Some(&"-m") {
+            let method = words.get(i + 1).copied().unwrap_or_default();
+            if method != "str" {
+                not_implemented(
+                    Support::No,
+                    &format!("'http-check expect hdr ... -m {method}' (compared as 'str')"),
+                    line.place,
+                    diags,
+                );
+            }
+            i += 2;
+        }
+        *slot = Some(
+            words
+                .get(i)
+                .ok_or_else(|| format!("'http-check expect hdr' : '{w}' expects a pattern."))?
+                .to_string(),
+        );
+        i += 1;
+    }
+    let name = name.ok_or("'http-check expect hdr' expects 'name <pattern>'.")?;
+    Ok(HttpExpectKind::Header { name, value })
 }

@@ -183,10 +183,10 @@ async fn session(
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
         }
-        let line = String::from_utf8_lossy(&line);
+        let line = crate::bytestr::from_bytes(&line);
         for cmd in line.split(';').map(str::trim).filter(|c| !c.is_empty()) {
             let (answer, next) = session.run(cmd).await;
-            write.write_all(answer.as_bytes()).await?;
+            write.write_all(&crate::bytestr::to_bytes(&answer)).await?;
             if let Next::Close = next {
                 return Ok(());
             }
@@ -306,11 +306,14 @@ async fn ask_worker(link: &OwnedFd, level: CliLevel, command: &str) -> std::io::
     drop(theirs);
     ours.set_nonblocking(true)?;
     let mut stream = UnixStream::from_std(ours)?;
-    stream.write_all(format!("{command}\n").as_bytes()).await?;
+    // Both ways as bytes: a command or an answer may carry any byte (see `bytestr`).
+    let mut line = crate::bytestr::to_bytes(command).into_owned();
+    line.push(b'\n');
+    stream.write_all(&line).await?;
     stream.shutdown().await?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await?;
-    Ok(answer)
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    Ok(crate::bytestr::from_vec(answer))
 }
 
 #[cfg(test)]

@@ -13,7 +13,13 @@
 //!   reload: the old worker goes on serving. A reload asked for while a worker is still
 //!   starting replaces that one too (HAProxy's master executes itself again at once).
 //! - SIGTERM/SIGINT (stop) and SIGUSR1 (soft stop) go to every worker; the master exits once
-//!   they all have, with status 0. SIGTTOU/SIGTTIN go to every worker.
+//!   they all have. A worker dies of SIGTERM or SIGINT as HAProxy's does (143, 130); the
+//!   master exits with 0, or with the status of the first current worker that ended
+//!   otherwise than with 0 or SIGTERM (so 130 after a SIGINT). SIGTTOU/SIGTTIN go to every
+//!   worker.
+//! - Before its first warning or alert after each start (HAProxy's master executes itself
+//!   again on each load), the master says its version and path
+//!   ([`crate::process::tell_version`]).
 //! - When no worker is left (they all exited), the master exits too, so that systemd sees
 //!   the service is down.
 //! - When the current worker fails (exits with another status than 0 or a SIGINT/SIGTERM
@@ -204,7 +210,7 @@ pub fn run(cli: Cli, global: &Global) -> anyhow::Result<ExitCode> {
             newest: None,
             first_load: true,
             stopping: false,
-            exit_code: 0,
+            exit_code: None,
         };
         for socket in sockets {
             tokio::spawn(cli::serve(
@@ -259,7 +265,9 @@ struct Master {
     /// Until the first worker is ready or gone: its failure is the master's.
     first_load: bool,
     stopping: bool,
-    exit_code: i32,
+    /// The status the master exits with, once it is known: the first current worker's that
+    /// was neither 0 nor a SIGTERM death, or 1 when the start failed (else 0).
+    exit_code: Option<i32>,
 }
 
 impl Master {
@@ -282,14 +290,12 @@ impl Master {
             // Nobody serves or starts: the master has nothing left to do, unless it waits
             // for a reload to bring a worker back (`no-exit-on-failure`).
             if empty && !starting && (self.stopping || self.settings.exit_on_failure) {
-                self.warning(&format!(
-                    "All workers exited. Exiting... ({})",
-                    self.exit_code
-                ));
-                return Ok(self.exit_code);
+                let code = self.exit_code.unwrap_or(0);
+                self.warning(&format!("All workers exited. Exiting... ({code})"));
+                return Ok(code);
             }
         }
-        Ok(self.exit_code)
+        Ok(self.exit_code.unwrap_or(0))
     }
 
     fn watch_signals(&self) -> std::io::Result<()> {
@@ -330,6 +336,8 @@ impl Master {
             (self.cli.soft_finish.clone(), self.cli.terminate.clone())
         } else {
             self.notice("Reloading HAProxy");
+            // Where HAProxy's master executes itself again.
+            crate::process::forget_version_told();
             self.count_reload();
             let (config, diags) = config::load(&self.cli.config);
             crate::process::report(&diags, self.cli.quiet(&config.global));
@@ -436,6 +444,7 @@ impl Master {
                 .collect::<Vec<_>>()
         });
         self.notice("Loading success.");
+        crate::process::forget_version_told();
         for old in too_old {
             self.warning(&format!(
                 "Former worker ({old}) reached the maximum number of reloads ({}), sending SIGTERM",
@@ -456,9 +465,12 @@ impl Master {
         self.warning("Loading failure!");
         let nobody = self.workers(|ws| ws.iter().all(|w| w.reported && !w.served));
         if first && nobody && !self.stopping {
-            // Nothing serves: the start failed.
+            // Nothing serves: the start failed, and the master leaves.
             self.stopping = true;
-            self.exit_code = 1;
+            self.exit_code.get_or_insert(1);
+        } else {
+            // HAProxy's master executes itself again in "wait mode" after each load.
+            crate::process::forget_version_told();
         }
         self.notifier.ready();
     }
@@ -496,12 +508,15 @@ impl Master {
         } else {
             self.alert(&line);
         }
-        // A worker stopped by SIGINT or SIGTERM (someone else's) is no failure, as in HAProxy.
+        // A worker stopped by SIGINT or SIGTERM (someone else's) is no failure, as in HAProxy;
+        // but the master reports a SIGINT death in its own status (130), not a SIGTERM one.
+        if !matches!(code, 0 | 143) {
+            self.exit_code.get_or_insert(code);
+        }
         let failed = !matches!(code, 0 | 130 | 143);
         if failed && !self.stopping && self.settings.exit_on_failure {
             self.alert("exit-on-failure: killing every processes with SIGTERM");
             self.stopping = true;
-            self.exit_code = code;
             self.signal_all(Signal::SIGTERM);
         }
     }
@@ -540,11 +555,11 @@ impl Master {
     }
 
     fn warning(&self, text: &str) {
-        eprintln!("[WARNING]  ({}) : {text}", self.pid);
+        crate::process::say_line(&format!("[WARNING]  ({}) : {text}", self.pid));
     }
 
     fn alert(&self, text: &str) {
-        eprintln!("[ALERT]    ({}) : {text}", self.pid);
+        crate::process::say_line(&format!("[ALERT]    ({}) : {text}", self.pid));
     }
 }
 

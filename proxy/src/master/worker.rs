@@ -13,7 +13,7 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 
-use crate::runtime::master_link::{ENV, READY};
+use crate::runtime::master_link::{ENV, READY, VERSION_TOLD_ENV};
 
 /// A worker the master started.
 #[derive(Debug)]
@@ -52,6 +52,11 @@ pub fn start(exe: &Path, args: Vec<OsString>) -> io::Result<Started> {
     let fd = theirs.as_raw_fd();
     let mut command = tokio::process::Command::new(exe);
     command.args(args).env(ENV, fd.to_string());
+    if crate::process::version_told() {
+        command.env(VERSION_TOLD_ENV, "1");
+    } else {
+        command.env_remove(VERSION_TOLD_ENV);
+    }
     // SAFETY: between fork and exec only fcntl, which is async-signal-safe, on a descriptor
     // this process owns; the worker's end must survive the exec, the master's must not.
     unsafe {

@@ -92,17 +92,24 @@ async fn session(
     handover: Handover,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
+    let mut reader = BufReader::new(read);
     let mut interactive = false;
     if interactive {
         write.write_all(b"> ").await?;
     }
-    while let Some(line) = lines.next_line().await? {
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        if reader.read_until(b'\n', &mut raw).await? == 0 {
+            break;
+        }
+        // Bytes, as HAProxy reads them (a latin-1 server name is fine; see `bytestr`).
+        let line = crate::bytestr::from_bytes(&raw).into_owned();
+        let line = line.trim_end_matches(['\n', '\r']);
         for cmd in line.split(';').map(str::trim) {
             if cmd == "_getsocks" {
                 let reply = getsocks(&conf, &handover);
-                let stream = lines
-                    .into_inner()
+                let stream = reader
                     .into_inner()
                     .reunite(write)
                     .map_err(|e| std::io::Error::other(e.to_string()));
@@ -118,7 +125,9 @@ async fn session(
                 "quit" => return Ok(()),
                 _ => {
                     write
-                        .write_all(execute(&state, conf.level, cmd).await.as_bytes())
+                        .write_all(&crate::bytestr::to_bytes(
+                            &execute(&state, conf.level, cmd).await,
+                        ))
                         .await?
                 }
             }

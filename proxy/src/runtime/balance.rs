@@ -9,11 +9,17 @@
 //! elsewhere.
 //!
 //! When every server is full a connection waits ([`pick_or_queue`] gives it a [`Ticket`]):
-//! in its server's queue for a hash, else in the backend's. The queues are served in order,
-//! as HAProxy's `pendconn`s: a [`Slot`] given back goes at once, under the balancer's lock,
-//! to the oldest connection that server may take, from its own queue or the backend's, so
-//! neither a newcomer nor a later waiter can take it first. Only servers with a `maxconn`
-//! ever have waiters, so a slot of a server without one is given back without the lock.
+//! in its server's queue for a hash (refused at the server's `maxqueue`), else in the
+//! backend's. Waiting is event-driven: a freed slot comes through the ticket, and a server's
+//! change of state, weight or address wakes the waiters ([`Ticket::recheck`]); a waiter of a
+//! server gone down or into maintenance is balanced again only with `option redispatch`, as
+//! HAProxy's `pendconn_redistribute` does. The queues are served in order, as HAProxy's
+//! `pendconn`s: a [`Slot`] given back goes at once, under the balancer's lock, to the oldest
+//! connection that server may take, from its own queue or the backend's, so neither a
+//! newcomer nor a later waiter can take it first. The backend queue's head takes any free
+//! server, even one it failed on: it never holds up those behind it. Only servers with a
+//! `maxconn` ever have waiters, so a slot of a server without one is given back without the
+//! lock.
 //! Each queue counts the connections that left it served, from which a waiting one knows
 //! the position HAProxy logs (`%sq`, `%bq`).
 
@@ -118,7 +124,6 @@ struct Pending {
     /// How many had left the queue served when it joined.
     joined: u64,
     src: IpAddr,
-    avoid: Option<Arc<Server>>,
     /// Where its slot goes. The [`Ticket`] holding the other end leaves the queue, under
     /// the lock, before dropping it: a queued connection can always be given its slot.
     grant: oneshot::Sender<Granted>,
@@ -152,8 +157,12 @@ pub struct Slot {
 }
 
 impl Slot {
-    fn take(backend: &Arc<Backend>, server: &Arc<Server>) -> Slot {
-        server.lb_total.fetch_add(1, Relaxed);
+    /// `balanced`: the algorithm chose the server (counted in `lbtot`, as HAProxy counts
+    /// its load-balancing decisions), rather than a connection kept to it.
+    fn take(backend: &Arc<Backend>, server: &Arc<Server>, balanced: bool) -> Slot {
+        if balanced {
+            server.lb_total.fetch_add(1, Relaxed);
+        }
         Slot {
             guard: Some(server.counters.open()),
             server: server.clone(),
@@ -188,6 +197,9 @@ impl Drop for Slot {
 pub enum Picked {
     Now(Slot),
     Queued(Ticket),
+    /// The server it must wait for (a hash's, a kept one) has its `maxqueue` waiting
+    /// already: refused, as HAProxy refuses it (503).
+    Refused(Arc<Server>),
 }
 
 /// A connection's place in a queue. Dropping it leaves the queue (a slot given to it
@@ -209,12 +221,17 @@ pub struct Ticket {
 pub enum Recheck {
     StillWaiting,
     Served(Slot),
-    /// It left its server's queue: that server is not usable any more, so it must be
-    /// picked for again.
+    /// It left its server's queue: that server is not usable any more and `option
+    /// redispatch` sends it to the balancer again (a redispatch, for the server left).
     ServerGone,
 }
 
 impl Ticket {
+    /// The server whose own queue this is; None for the backend's.
+    pub fn server(&self) -> Option<&Arc<Server>> {
+        self.queue.checked_sub(1).map(|i| &self.backend.servers[i])
+    }
+
     /// Waits for the slot a freed server gives this connection.
     pub async fn granted(&mut self) -> Option<Granted> {
         (&mut self.granted).await.ok()
@@ -251,10 +268,14 @@ impl Ticket {
                 Err(_) => Recheck::StillWaiting,
             };
         }
-        // With no server usable at all it waits on, as in HAProxy: until `timeout queue`,
-        // or a server back from maintenance (or up again) serves it.
+        // Its server is gone: as HAProxy's `pendconn_redistribute`, only `option redispatch`
+        // sends it to the balancer again; otherwise it waits on in that server's queue until
+        // `timeout queue`, or until the server, back, serves it. With no server usable at
+        // all it waits on too.
         let usable = !candidates(&backend, None).is_empty();
-        if !usable || self.queue == 0 || backend.servers[self.queue - 1].usable() {
+        let redistributes = backend.conf.options.redispatch;
+        if !usable || !redistributes || self.queue == 0 || backend.servers[self.queue - 1].usable()
+        {
             return Recheck::StillWaiting;
         }
         self.give_up(lb, positions);
@@ -312,11 +333,14 @@ pub fn pick_or_queue(
         serve_queued(backend, &mut lb);
     }
     let queue = match choose(backend, &mut lb, src, avoid) {
-        Choice::Free(server) => return Some(Picked::Now(Slot::take(backend, &server))),
+        Choice::Free(server) => return Some(Picked::Now(Slot::take(backend, &server, true))),
         Choice::NoneUsable => return None,
         Choice::Full { queue } => queue,
     };
-    Some(Picked::Queued(enqueue(backend, &mut lb, queue, src, avoid)))
+    if let Some(server) = queue_is_full(backend, &lb, queue) {
+        return Some(Picked::Refused(server));
+    }
+    Some(Picked::Queued(enqueue(backend, &mut lb, queue, src)))
 }
 
 /// A slot of `server` for another request on a connection kept to it, taken in the same
@@ -326,7 +350,7 @@ pub fn pick_or_queue(
 /// without a `maxconn` gives its slot at once, without the lock, as it always may.
 pub fn take_or_queue(backend: &Arc<Backend>, server: &Arc<Server>, src: IpAddr) -> Option<Picked> {
     if server.opts.maxconn.is_none() {
-        return Some(Picked::Now(Slot::take(backend, server)));
+        return Some(Picked::Now(Slot::take(backend, server, false)));
     }
     let mut lb = lock(backend);
     let (index, _) = candidates(backend, None)
@@ -337,25 +361,23 @@ pub fn take_or_queue(backend: &Arc<Backend>, server: &Arc<Server>, src: IpAddr) 
         serve_queued(backend, &mut lb);
     }
     if server.has_free_slot() {
-        return Some(Picked::Now(Slot::take(backend, server)));
+        return Some(Picked::Now(Slot::take(backend, server, false)));
     }
-    Some(Picked::Queued(enqueue(
-        backend,
-        &mut lb,
-        index + 1,
-        src,
-        None,
-    )))
+    if queue_is_full(backend, &lb, index + 1).is_some() {
+        return Some(Picked::Refused(server.clone()));
+    }
+    Some(Picked::Queued(enqueue(backend, &mut lb, index + 1, src)))
+}
+
+/// The server of `queue` (a server's own) when it has its `maxqueue` waiting already.
+fn queue_is_full(backend: &Backend, lb: &LbState, queue: usize) -> Option<Arc<Server>> {
+    let server = backend.servers.get(queue.checked_sub(1)?)?;
+    let max = server.opts.maxqueue?;
+    (lb.queues[queue].len() >= max).then(|| server.clone())
 }
 
 /// Puts a connection at the end of `queue`.
-fn enqueue(
-    backend: &Arc<Backend>,
-    lb: &mut LbState,
-    queue: usize,
-    src: IpAddr,
-    avoid: Option<&Arc<Server>>,
-) -> Ticket {
+fn enqueue(backend: &Arc<Backend>, lb: &mut LbState, queue: usize, src: IpAddr) -> Ticket {
     let (grant, granted) = oneshot::channel();
     let arrival = lb.arrivals;
     lb.arrivals += 1;
@@ -366,7 +388,6 @@ fn enqueue(
             arrival,
             joined,
             src,
-            avoid: avoid.cloned(),
             grant,
         },
     );
@@ -398,29 +419,27 @@ fn choose(backend: &Backend, lb: &mut LbState, src: IpAddr, avoid: Option<&Arc<S
         backend.balance,
         Balance::RoundRobin | Balance::StaticRr | Balance::LeastConn
     );
-    let candidates = candidates(backend, avoid.filter(|_| !rotates));
-    if candidates.is_empty() {
+    let mut free = candidates(backend, avoid.filter(|_| !rotates));
+    if free.is_empty() {
         return Choice::NoneUsable;
     }
-    let free: Vec<(usize, &Arc<Server>)> = candidates
-        .iter()
-        .copied()
-        .filter(|(_, s)| s.has_free_slot())
-        .collect();
-    Choice::Free(match backend.balance {
-        // HAProxy's map-based hash picks among the usable servers whatever their load: a
-        // client whose server is full waits for it, in that server's queue.
-        Balance::Source => {
-            let chosen = by_hash(&candidates, hash_ip(src));
-            if !chosen.has_free_slot() {
-                let i = backend.servers.iter().position(|s| Arc::ptr_eq(s, &chosen));
-                return Choice::Full {
-                    queue: i.map_or(0, |i| i + 1),
-                };
-            }
-            chosen
+    // HAProxy's map-based hash picks among the usable servers whatever their load: a client
+    // whose server is full waits for it, in that server's queue.
+    if backend.balance == Balance::Source {
+        let chosen = by_hash(&free, hash_ip(src));
+        if !chosen.has_free_slot() {
+            let i = backend.servers.iter().position(|s| Arc::ptr_eq(s, &chosen));
+            return Choice::Full {
+                queue: i.map_or(0, |i| i + 1),
+            };
         }
+        return Choice::Free(chosen);
+    }
+    // (In place: a pick is made for every HTTP request.)
+    free.retain(|(_, s)| s.has_free_slot());
+    Choice::Free(match backend.balance {
         _ if free.is_empty() => return Choice::Full { queue: 0 },
+        Balance::Source => by_hash(&free, hash_ip(src)),
         Balance::RoundRobin | Balance::StaticRr => {
             let turn = smooth_rr(lb, &free);
             match avoid {
@@ -444,7 +463,7 @@ fn serve_queued(backend: &Arc<Backend>, lb: &mut LbState) {
         };
         let position = lb.left_queue[queue] - pending.joined + 1;
         lb.left_queue[queue] += 1;
-        let slot = Slot::take(backend, &server);
+        let slot = Slot::take(backend, &server, true);
         let granted = Granted {
             slot,
             queue,
@@ -472,12 +491,14 @@ fn next_served(backend: &Backend, lb: &mut LbState) -> Option<(usize, Arc<Server
             }
         }
     }
-    let backend_head = lb.queues[0]
-        .front()
-        .map(|p| (p.arrival, p.src, p.avoid.clone()));
-    if let Some((arrival, src, avoid)) = backend_head {
+    // The backend queue's head takes whichever server the algorithm finds free, even one it
+    // failed on before (HAProxy's `pendconn_process_next_strm` gives a freed slot to the
+    // older of its server's head and the backend's, whatever server that one left): a head
+    // can always use a free slot, so it never holds up the waiters behind it.
+    let backend_head = lb.queues[0].front().map(|p| (p.arrival, p.src));
+    if let Some((arrival, src)) = backend_head {
         if oldest.is_none_or(|(older, _)| arrival < older) {
-            if let Choice::Free(server) = choose(backend, lb, src, avoid.as_ref()) {
+            if let Choice::Free(server) = choose(backend, lb, src, None) {
                 return Some((0, server));
             }
         }
@@ -813,7 +834,7 @@ mod tests {
         let mut held = slot_now(&b);
         let mut own = queued(&b);
         assert_eq!(own.queue, 1);
-        let mut shared = enqueue(&b, &mut lock(&b), 0, CLIENT, None);
+        let mut shared = enqueue(&b, &mut lock(&b), 0, CLIENT);
         let mut own_later = queued(&b);
         let mut positions = QueuePositions::default();
         for t in [&mut own, &mut shared, &mut own_later] {
@@ -857,6 +878,80 @@ mod tests {
         let slots: Vec<Picked> = (0..3).filter_map(|_| kept(&b, 0)).collect();
         assert!(slots.iter().all(|p| matches!(p, Picked::Now(_))));
         assert_eq!(b.servers[0].counters.cur.load(Relaxed), 3);
+    }
+
+    #[test]
+    fn a_backend_queue_head_takes_a_slot_of_the_server_it_failed_on() {
+        let b = limited(Balance::RoundRobin, &[1, 1]);
+        let (first, second) = (slot_now(&b), slot_now(&b));
+        let failed_on = first.server().clone();
+        let Some(Picked::Queued(mut head)) = pick_or_queue(&b, CLIENT, Some(&failed_on)) else {
+            panic!("both servers are full");
+        };
+        let mut next = queued(&b);
+        let mut positions = QueuePositions::default();
+        drop(first);
+        // As HAProxy's queue: whichever server frees a slot serves the head.
+        let slot = claim(&mut head, &mut positions).expect("the head is served");
+        assert!(Arc::ptr_eq(slot.server(), &failed_on));
+        drop(second);
+        assert!(claim(&mut next, &mut positions).is_some());
+    }
+
+    /// A hash's waiter whose server goes down: whether it leaves that server's queue.
+    fn leaves_a_down_server(redispatch: bool) -> bool {
+        let mut b = backend_of(
+            Balance::Source,
+            (0..2).map(|_| ServerOptions {
+                maxconn: Some(1),
+                ..Default::default()
+            }),
+        );
+        b.conf.options.redispatch = redispatch;
+        let b = Arc::new(b);
+        let held = slot_now(&b);
+        let mut waiting = queued(&b);
+        assert!(
+            waiting
+                .server()
+                .is_some_and(|s| Arc::ptr_eq(s, held.server()))
+        );
+        held.server().set_up(false);
+        let mut positions = QueuePositions::default();
+        matches!(waiting.recheck(&mut positions), Recheck::ServerGone)
+    }
+
+    #[test]
+    fn a_waiter_leaves_a_down_servers_queue_only_with_redispatch() {
+        assert!(leaves_a_down_server(true));
+        assert!(!leaves_a_down_server(false));
+    }
+
+    #[test]
+    fn maxqueue_refuses_what_a_full_server_queue_cannot_take() {
+        let b = Arc::new(backend_of(
+            Balance::Source,
+            std::iter::once(ServerOptions {
+                maxconn: Some(1),
+                maxqueue: Some(1),
+                ..Default::default()
+            }),
+        ));
+        let _held = slot_now(&b);
+        let _waiting = queued(&b);
+        assert!(matches!(
+            pick_or_queue(&b, CLIENT, None),
+            Some(Picked::Refused(_))
+        ));
+    }
+
+    #[test]
+    fn lbtot_counts_the_balancers_decisions_only() {
+        let b = Arc::new(backend(Balance::RoundRobin, &[(1, false)]));
+        let _picked = slot_now(&b);
+        let _kept = kept(&b, 0);
+        assert_eq!(b.servers[0].lb_total.load(Relaxed), 1);
+        assert_eq!(b.servers[0].counters.cur.load(Relaxed), 2);
     }
 
     #[test]

@@ -3,19 +3,22 @@
 //! a row and UP after `rise` good ones; DOWN servers get no new connections.
 //!
 //! Probes: a TCP connect (default); `tcp-check` rules (connect/send/expect); `option httpchk`
-//! (request, then the status line against `http-check expect status` or 2xx/3xx).
+//! with its `http-check` rules (connect, send, then every expect in order, or 2xx/3xx);
+//! `option ssl-hello-chk` (an SSLv3 ClientHello, a TLS record back). A check connects with
+//! TLS when the server says so (`check-ssl`, or `ssl` without `no-check-ssl`) or its connect
+//! rule does (`connect ssl`); a failed handshake is HAProxy's L6RSP, a slow one L6TOUT.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::log;
 use super::state::{Admin, Backend, CheckResult, Server, State, now_secs};
-use crate::config::model::{HttpCheck, TcpCheckRule};
+use super::{log, tls};
+use crate::config::model::{CheckConnect, HttpCheck, HttpExpectKind, TcpCheckRule};
 
 /// Starts one check task per checked server.
 pub fn spawn_all(state: &Arc<State>) {
@@ -72,18 +75,33 @@ fn next_interval(server: &Server) -> Duration {
     }
 }
 
+/// Logs a change of state in HAProxy's words: the check's status, code and detail, then the
+/// servers left.
 fn report_transition(backend: &Backend, server: &Server, up: bool) {
     let check = server.check.lock().map(|c| c.clone()).unwrap_or_default();
-    let state = if up { "UP" } else { "DOWN" };
-    let msg = format!(
-        "Server {}/{} is {state}, reason: {}, check duration: {}ms. {} active and {} backup servers online. 0 sessions requeued, 0 total in queue.",
-        backend.name,
-        server.name,
-        check.desc,
-        check.duration_ms.unwrap_or(0),
-        backend.active_count(),
-        backend.backup_count(),
-    );
+    let (reason, info) = check.desc.split_once(": ").unwrap_or((&check.desc, ""));
+    let mut why = format!("reason: {reason}");
+    if let Some(code) = check.code {
+        why.push_str(&format!(", code: {code}"));
+    }
+    if !info.is_empty() {
+        why.push_str(&format!(", info: \"{info}\""));
+    }
+    let (active, backup) = (backend.active_count(), backend.backup_count());
+    let duration = check.duration_ms.unwrap_or(0);
+    let msg = if up {
+        format!(
+            "Server {}/{} is UP, {why}, check duration: {duration}ms. {active} active and {backup} backup servers online. 0 sessions requeued, 0 total in queue.",
+            backend.name, server.name
+        )
+    } else {
+        format!(
+            "Server {}/{} is DOWN, {why}, check duration: {duration}ms. {active} active and {backup} backup servers left. {} sessions active, 0 requeued, 0 remaining in queue.",
+            backend.name,
+            server.name,
+            server.counters.cur.load(Relaxed)
+        )
+    };
     backend
         .logger
         .send(if up { log::LOG_NOTICE } else { log::LOG_ALERT }, &msg);
@@ -103,12 +121,19 @@ pub async fn probe(backend: &Backend, server: &Server) -> (bool, CheckResult) {
     let timeout = conf.timeouts.check.unwrap_or(server.opts.inter);
     let connect_timeout = conf.timeouts.connect.map_or(timeout, |c| c.min(timeout));
     let started = Instant::now();
+    let t = Timing {
+        connect: connect_timeout,
+        deadline: started + connect_timeout + timeout,
+        check: timeout,
+    };
     let outcome = if let Some(http) = &conf.options.httpchk {
-        http_probe(server, http, connect_timeout, timeout).await
+        http_probe(server, http, &t).await
+    } else if conf.options.ssl_hello_chk {
+        ssl_hello_probe(server, &t).await
     } else if conf.options.tcp_check && !conf.tcp_checks.is_empty() {
-        tcp_check_probe(server, &conf.tcp_checks, connect_timeout, timeout).await
+        tcp_check_probe(server, &conf.tcp_checks, &t).await
     } else {
-        connect(server, None, connect_timeout)
+        connect(server, None, &t)
             .await
             .map(|_| ("L4OK", None, "Layer4 check passed".to_string()))
     };
@@ -132,58 +157,178 @@ pub async fn probe(backend: &Backend, server: &Server) -> (bool, CheckResult) {
 /// (status, code, description) of a probe.
 type Verdict = (&'static str, Option<u16>, String);
 
-fn check_addr(server: &Server, port: Option<u16>) -> Option<SocketAddr> {
-    let ip = server.opts.check_addr.or_else(|| server.addr())?;
-    let port = port.or(server.check_port()).or(server.port())?;
+/// A check's time limits: `timeout connect` (at most the check's), and the check's own
+/// (`timeout check`, else `inter`) for what follows, up to `deadline`.
+#[derive(Debug)]
+struct Timing {
+    connect: Duration,
+    check: Duration,
+    deadline: Instant,
+}
+
+impl Timing {
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// A check's connection, plain or TLS.
+trait CheckIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> CheckIo for T {}
+
+/// A connected check; the socket is reset on drop unless the rule said `linger`, as
+/// HAProxy closes its checks.
+struct CheckConn {
+    io: Box<dyn CheckIo>,
+}
+
+fn check_addr(server: &Server, rule: Option<&CheckConnect>) -> Option<SocketAddr> {
+    let ip = rule
+        .and_then(|c| c.addr)
+        .or(server.opts.check_addr)
+        .or_else(|| server.addr())?;
+    let port = rule
+        .and_then(|c| c.port)
+        .or(server.check_port())
+        .or(server.port())?;
     Some(SocketAddr::new(ip, port))
 }
 
+/// Connects as `rule` says (none: as the server says), with TLS when the rule has `ssl`, or
+/// when the server's checks use TLS (`check-ssl`, `ssl`) and the rule is implicit or
+/// `default`.
 async fn connect(
     server: &Server,
-    port: Option<u16>,
-    timeout: Duration,
-) -> Result<TcpStream, Verdict> {
-    let addr = check_addr(server, port).ok_or((
+    rule: Option<&CheckConnect>,
+    t: &Timing,
+) -> Result<CheckConn, Verdict> {
+    let addr = check_addr(server, rule).ok_or((
         "L4CON",
         None,
         "No port available for the TCP connection".to_string(),
     ))?;
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err((
-            "L4CON",
+    let stream = match tokio::time::timeout(t.connect, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return Err((
+                "L4CON",
+                None,
+                format!("Layer4 connection problem: {}", os_reason(&e)),
+            ));
+        }
+        Err(_) => return Err(("L4TOUT", None, "Layer4 timeout".into())),
+    };
+    if !rule.is_some_and(|r| r.linger) {
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    }
+    let tls = &server.opts.tls;
+    let server_default = rule.is_none_or(|r| r.default);
+    let use_tls = rule.is_some_and(|r| r.ssl) || (server_default && tls.check_uses_ssl());
+    if !use_tls {
+        return Ok(CheckConn {
+            io: Box::new(stream),
+        });
+    }
+    let Some(client) = &tls.client else {
+        return Err((
+            "L6RSP",
             None,
-            format!("Layer4 connection problem: {}", os_reason(&e)),
+            "Layer6 invalid response: SSL handshake failure".into(),
+        ));
+    };
+    let sni = rule
+        .and_then(|r| r.sni.as_deref())
+        .or(tls.check_sni.as_deref());
+    let alpn = rule
+        .and_then(|r| r.alpn.as_deref())
+        .or(tls.check_alpn.as_deref());
+    let connector = client.connector(sni, alpn);
+    match tls::handshake(&connector, addr.ip(), stream, t.check.min(t.left())).await {
+        Ok(s) => Ok(CheckConn { io: Box::new(s) }),
+        Err(tls::HandshakeError::Timeout) => Err(("L6TOUT", None, "Layer6 timeout".into())),
+        // HAProxy's words: the name came from the SNI ("expected") or `verifyhost`.
+        Err(tls::HandshakeError::Failed(e)) if tls::wrong_name(&e) => Err((
+            "L6RSP",
+            None,
+            format!(
+                "Layer6 invalid response: Server presented an SSL certificate different from the {} one",
+                if sni.is_some() {
+                    "expected"
+                } else {
+                    "configured"
+                }
+            ),
         )),
-        Err(_) => Err(("L4TOUT", None, "Layer4 timeout".into())),
+        Err(tls::HandshakeError::Failed(_)) => Err((
+            "L6RSP",
+            None,
+            "Layer6 invalid response: SSL handshake failure".into(),
+        )),
     }
 }
 
+/// A connection that failed while the check talked: HAProxy's SOCKERR, with the system's
+/// reason, or "SSL fatal error" when TLS failed (an alert, a bad record).
+fn socket_error(e: &std::io::Error) -> Verdict {
+    let tls = e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>());
+    let reason = if tls {
+        "SSL fatal error".to_string()
+    } else {
+        os_reason(e)
+    };
+    ("SOCKERR", None, format!("Socket error: {reason}"))
+}
+
+/// The system's words for an error, without Rust's "(os error N)".
 fn os_reason(e: &std::io::Error) -> String {
+    if let Some(code) = e.raw_os_error() {
+        return nix::errno::Errno::from_raw(code).desc().to_string();
+    }
     match e.kind() {
         std::io::ErrorKind::ConnectionRefused => "Connection refused".into(),
         _ => e.to_string(),
     }
 }
 
-async fn http_probe(
-    server: &Server,
-    http: &HttpCheck,
-    ct: Duration,
-    timeout: Duration,
-) -> Result<Verdict, Verdict> {
-    let mut stream = connect(server, None, ct).await?;
+/// The request an `option httpchk` check sends.
+fn http_request(http: &HttpCheck) -> Vec<u8> {
     let mut req = format!("{} {} {}\r\n", http.method, http.uri, http.version);
-    if let Some(host) = &http.host {
-        req.push_str(&format!("Host: {host}\r\n"));
+    for (name, value) in &http.headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = &http.body {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     req.push_str("Connection: close\r\n\r\n");
+    if let Some(body) = &http.body {
+        req.push_str(body);
+    }
+    req.into_bytes()
+}
+
+/// The most of a response a check reads (HAProxy's buffer size).
+const RESPONSE_MAX: usize = 16 * 1024;
+
+async fn http_probe(server: &Server, http: &HttpCheck, t: &Timing) -> Result<Verdict, Verdict> {
+    let mut conn = connect(server, http.connect.as_ref(), t).await?;
+    let needs_body = http.expects.iter().any(|e| {
+        matches!(
+            e.kind,
+            HttpExpectKind::String(_) | HttpExpectKind::RString(_)
+        )
+    });
     let exchange = async {
-        stream.write_all(req.as_bytes()).await?;
-        let mut buf = Vec::with_capacity(512);
-        let mut chunk = [0u8; 512];
-        while !buf.contains(&b'\n') && buf.len() < 4096 {
-            let n = stream.read(&mut chunk).await?;
+        conn.io.write_all(&http_request(http)).await?;
+        conn.io.flush().await?;
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 4096];
+        while buf.len() < RESPONSE_MAX && !Response::complete(&buf, needs_body) {
+            let n = match conn.io.read(&mut chunk).await {
+                Ok(n) => n,
+                // A TLS server closing without close_notify: what came is the response.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(e),
+            };
             if n == 0 {
                 break;
             }
@@ -191,61 +336,200 @@ async fn http_probe(
         }
         Ok::<_, std::io::Error>(buf)
     };
-    let buf = match tokio::time::timeout(timeout, exchange).await {
+    let buf = match tokio::time::timeout(t.left(), exchange).await {
         Ok(Ok(b)) => b,
-        Ok(Err(e)) => return Err(("L7RSP", None, format!("Layer7 invalid response: {e}"))),
+        Ok(Err(e)) => return Err(socket_error(&e)),
         Err(_) => return Err(("L7TOUT", None, "Layer7 timeout".into())),
     };
-    let line = String::from_utf8_lossy(&buf);
-    let code = line
-        .lines()
-        .next()
-        .filter(|l| l.starts_with("HTTP/"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or(("L7RSP", None, "Layer7 invalid response".to_string()))?;
-    let good = match &http.expect_status {
-        Some(ranges) => ranges
-            .iter()
-            .any(|(low, high)| (*low..=*high).contains(&code)),
-        None => (200..400).contains(&code),
+    let resp = Response::parse(&buf).ok_or(("L7RSP", None, "Layer7 invalid response".into()))?;
+    http_verdict(http, &resp)
+}
+
+/// A check's HTTP response, as much as was read.
+#[derive(Debug)]
+struct Response<'a> {
+    code: u16,
+    reason: String,
+    headers: Vec<(&'a str, &'a str)>,
+    body: &'a [u8],
+}
+
+impl<'a> Response<'a> {
+    fn head_end(buf: &[u8]) -> Option<usize> {
+        buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+    }
+
+    /// Whether `buf` holds what the expectations need: the status line, or the whole
+    /// message when a body is checked (to its Content-Length, else to the close).
+    fn complete(buf: &[u8], needs_body: bool) -> bool {
+        if !needs_body {
+            return buf.contains(&b'\n');
+        }
+        let Some(end) = Self::head_end(buf) else {
+            return false;
+        };
+        Response::parse(buf)
+            .and_then(|r| {
+                r.headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+            })
+            .is_some_and(|len| buf.len() >= end + len)
+    }
+
+    fn parse(buf: &'a [u8]) -> Option<Self> {
+        let (head, body) = match Self::head_end(buf) {
+            Some(end) => (&buf[..end], &buf[end..]),
+            None => (buf, &buf[buf.len()..]),
+        };
+        let head = std::str::from_utf8(head).ok()?;
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?;
+        let mut parts = status.splitn(3, ' ');
+        if !parts.next()?.starts_with("HTTP/") {
+            return None;
+        }
+        let code = parts.next()?.trim().parse::<u16>().ok()?;
+        let reason = parts.next().unwrap_or_default().trim().to_string();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim(), v.trim()))
+            .collect();
+        Some(Response {
+            code,
+            reason,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Runs the expectations in order, with HAProxy's statuses: a status or header mismatch is
+/// L7STS (described by the reason phrase), a content mismatch L7RSP.
+fn http_verdict(http: &HttpCheck, resp: &Response<'_>) -> Result<Verdict, Verdict> {
+    let code = Some(resp.code);
+    let wrong_status = || {
+        (
+            "L7STS",
+            code,
+            format!("Layer7 wrong status: {}", resp.reason),
+        )
     };
-    if good {
-        Ok(("L7OK", Some(code), "Layer7 check passed".into()))
-    } else {
-        Err(("L7STS", Some(code), "Layer7 wrong status".into()))
+    if http.expects.is_empty() && !(200..400).contains(&resp.code) {
+        return Err(wrong_status());
+    }
+    for expect in &http.expects {
+        let body = String::from_utf8_lossy(resp.body);
+        let matched = match &expect.kind {
+            HttpExpectKind::Status(ranges) => ranges
+                .iter()
+                .any(|(low, high)| (*low..=*high).contains(&resp.code)),
+            HttpExpectKind::RStatus(re) => re.is_match(&resp.code.to_string()),
+            HttpExpectKind::String(s) => body.contains(s.as_str()),
+            HttpExpectKind::RString(re) => re.is_match(&body),
+            HttpExpectKind::Header { name, value } => resp.headers.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case(name) && value.as_ref().is_none_or(|want| v == want)
+            }),
+        };
+        if matched == expect.negate {
+            let content = matches!(
+                expect.kind,
+                HttpExpectKind::String(_) | HttpExpectKind::RString(_)
+            );
+            return Err(match (content, expect.negate) {
+                (true, false) => (
+                    "L7RSP",
+                    None,
+                    "Layer7 invalid response: HTTP content check did not match".into(),
+                ),
+                (true, true) => (
+                    "L7RSP",
+                    None,
+                    "Layer7 invalid response: HTTP check matched unwanted content".into(),
+                ),
+                (false, _) => wrong_status(),
+            });
+        }
+    }
+    Ok(("L7OK", code, "Layer7 check passed".into()))
+}
+
+/// The SSLv3 ClientHello `option ssl-hello-chk` sends (HAProxy's packet): its random is
+/// `HAPROXYSSLCHK\n` twice, after the current time; 39 common cipher suites, no compression.
+fn sslv3_client_hello(now: u32) -> Vec<u8> {
+    let mut hello = vec![
+        0x16, 0x03, 0x00, 0x00, 0x79, 0x01, 0x00, 0x00, 0x75, 0x03, 0x00,
+    ];
+    hello.extend_from_slice(&now.to_be_bytes());
+    hello.extend_from_slice(b"HAPROXYSSLCHK\nHAPROXYSSLCHK\n");
+    hello.extend_from_slice(&[0x00, 0x00, 0x4e]);
+    for suite in (0x01u16..=0x1b).chain(0x2f..=0x3a) {
+        hello.extend_from_slice(&suite.to_be_bytes());
+    }
+    hello.extend_from_slice(&[0x01, 0x00]);
+    hello
+}
+
+/// `option ssl-hello-chk`: the ClientHello, then a TLS record header back whose type is a
+/// handshake (0x16) or an alert (0x15): Layer6 passed.
+async fn ssl_hello_probe(server: &Server, t: &Timing) -> Result<Verdict, Verdict> {
+    let mut conn = connect(server, None, t).await?;
+    let exchange = async {
+        conn.io
+            .write_all(&sslv3_client_hello(now_secs() as u32))
+            .await?;
+        conn.io.flush().await?;
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 512];
+        while got.len() < 5 {
+            let n = conn.io.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&chunk[..n]);
+        }
+        Ok::<_, std::io::Error>(got)
+    };
+    match tokio::time::timeout(t.left(), exchange).await {
+        Ok(Ok(got)) if got.len() >= 5 && matches!(got[0], 0x15 | 0x16) => {
+            Ok(("L6OK", None, "Layer6 check passed".into()))
+        }
+        Ok(_) => Err(("L6RSP", None, "Layer6 invalid response".into())),
+        Err(_) => Err(("L6TOUT", None, "Layer6 timeout".into())),
     }
 }
 
 async fn tcp_check_probe(
     server: &Server,
     rules: &[TcpCheckRule],
-    ct: Duration,
-    timeout: Duration,
+    t: &Timing,
 ) -> Result<Verdict, Verdict> {
-    let deadline = Instant::now() + timeout;
-    let mut stream = None;
+    let mut conn = None;
     let mut received: Vec<u8> = Vec::new();
-    let mut last = ("L4OK", None, "Layer4 check passed".to_string());
+    let mut last = ("L4OK", None, "Layer4 check passed: (tcp-check)".to_string());
     // Without a leading connect rule, the check connects to the server first.
-    if !matches!(rules.first(), Some(TcpCheckRule::Connect { .. })) {
-        stream = Some(connect(server, None, ct).await?);
+    if !matches!(rules.first(), Some(TcpCheckRule::Connect(_))) {
+        conn = Some(connect(server, None, t).await?);
     }
     for (step, rule) in rules.iter().enumerate() {
         let step = step + 1;
         match rule {
-            TcpCheckRule::Connect { port } => {
-                stream = Some(connect(server, *port, ct).await?);
+            TcpCheckRule::Connect(c) => {
+                conn = Some(connect(server, Some(c), t).await?);
                 received.clear();
             }
             TcpCheckRule::Send(bytes) => {
-                let s = stream.as_mut().ok_or((
+                let c = conn.as_mut().ok_or((
                     "L7RSP",
                     None,
                     format!("TCPCHK send at step {step}: not connected"),
                 ))?;
-                s.write_all(bytes)
-                    .await
+                let sent = async {
+                    c.io.write_all(bytes).await?;
+                    c.io.flush().await
+                };
+                sent.await
                     .map_err(|e| ("L7RSP", None, format!("TCPCHK send at step {step}: {e}")))?;
             }
             TcpCheckRule::ExpectString {
@@ -256,12 +540,12 @@ async fn tcp_check_probe(
                 bytes: pattern,
                 negate,
             } => {
-                let s = stream.as_mut().ok_or((
+                let c = conn.as_mut().ok_or((
                     "L7RSP",
                     None,
                     format!("TCPCHK expect at step {step}: not connected"),
                 ))?;
-                let found = read_until(s, &mut received, pattern, deadline).await;
+                let found = read_until(&mut c.io, &mut received, pattern, t.deadline).await;
                 let found = match found {
                     Some(f) => f,
                     None if *negate => false,
@@ -274,13 +558,26 @@ async fn tcp_check_probe(
                     }
                 };
                 if found == *negate {
+                    let shown = match rule {
+                        TcpCheckRule::ExpectString { .. } => {
+                            String::from_utf8_lossy(pattern).into_owned()
+                        }
+                        _ => pattern.iter().map(|b| format!("{b:02X}")).collect(),
+                    };
+                    let what = if *negate {
+                        "matched unwanted"
+                    } else {
+                        "did not match"
+                    };
                     return Err((
                         "L7RSP",
                         None,
-                        format!("TCPCHK did not match content at step {step}"),
+                        format!(
+                            "Layer7 invalid response: TCPCHK {what} content '{shown}' at step {step}"
+                        ),
                     ));
                 }
-                last = ("L7OK", None, "Layer7 check passed".into());
+                last = ("L7OK", Some(0), "Layer7 check passed: (tcp-check)".into());
             }
         }
     }
@@ -290,7 +587,7 @@ async fn tcp_check_probe(
 /// Reads until `received` contains `pattern` (Some(true)), the peer closes (Some(false)), or
 /// the deadline passes (None).
 async fn read_until(
-    s: &mut TcpStream,
+    s: &mut Box<dyn CheckIo>,
     received: &mut Vec<u8>,
     pattern: &[u8],
     deadline: Instant,
@@ -315,6 +612,112 @@ async fn read_until(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::model::HttpExpect;
+
+    fn expect(negate: bool, kind: HttpExpectKind) -> HttpExpect {
+        HttpExpect { negate, kind }
+    }
+
+    fn verdict(expects: Vec<HttpExpect>, response: &[u8]) -> Result<Verdict, Verdict> {
+        let mut http = HttpCheck::default_request();
+        http.expects = expects;
+        http_verdict(&http, &Response::parse(response).expect("a response"))
+    }
+
+    const OK: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n";
+
+    #[test]
+    fn http_expectations_give_haproxy_statuses() {
+        let status = |c| HttpExpectKind::Status(vec![(c, c)]);
+        assert_eq!(verdict(vec![], OK).map(|v| v.0), Ok("L7OK"));
+        assert_eq!(
+            verdict(vec![], b"HTTP/1.1 500 Internal Server Error\r\n\r\n"),
+            Err((
+                "L7STS",
+                Some(500),
+                "Layer7 wrong status: Internal Server Error".into()
+            ))
+        );
+        assert_eq!(
+            verdict(vec![expect(false, status(200))], OK).map(|v| v.0),
+            Ok("L7OK")
+        );
+        assert_eq!(
+            verdict(vec![expect(true, status(200))], OK).unwrap_err().0,
+            "L7STS"
+        );
+        let body = |s: &str| HttpExpectKind::String(s.into());
+        assert_eq!(
+            verdict(
+                vec![expect(false, status(200)), expect(false, body("nope"))],
+                OK
+            ),
+            Err((
+                "L7RSP",
+                None,
+                "Layer7 invalid response: HTTP content check did not match".into()
+            ))
+        );
+        assert_eq!(
+            verdict(vec![expect(true, body("ok"))], OK).unwrap_err().2,
+            "Layer7 invalid response: HTTP check matched unwanted content"
+        );
+        let rstatus = HttpExpectKind::RStatus(regex::Regex::new("^2").unwrap());
+        assert!(verdict(vec![expect(false, rstatus)], OK).is_ok());
+        let header = |name: &str, value: Option<&str>| HttpExpectKind::Header {
+            name: name.into(),
+            value: value.map(str::to_string),
+        };
+        assert!(verdict(vec![expect(false, header("content-type", None))], OK).is_ok());
+        assert!(
+            verdict(
+                vec![expect(false, header("Content-Type", Some("text/plain")))],
+                OK
+            )
+            .is_ok()
+        );
+        assert!(
+            verdict(
+                vec![expect(false, header("content-type", Some("text/html")))],
+                OK
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_response_is_complete_when_the_expectations_can_be_judged() {
+        assert!(Response::complete(b"HTTP/1.1 200 OK\r\n", false));
+        assert!(!Response::complete(b"HTTP/1.1 200 OK\r\n", true));
+        assert!(Response::complete(OK, true));
+        assert!(!Response::complete(&OK[..OK.len() - 1], true));
+        assert!(Response::parse(b"SSH-2.0-OpenSSH\r\n").is_none());
+    }
+
+    #[test]
+    fn the_request_carries_headers_and_body() {
+        let mut http = HttpCheck::default_request();
+        (http.method, http.uri) = ("POST".into(), "/healthz".into());
+        http.headers.push(("Host".into(), "api.example".into()));
+        http.body = Some("ping".into());
+        assert_eq!(
+            String::from_utf8(http_request(&http)).unwrap(),
+            "POST /healthz HTTP/1.0\r\nHost: api.example\r\nContent-Length: 4\r\nConnection: close\r\n\r\nping"
+        );
+    }
+
+    #[test]
+    fn the_ssl_hello_is_haproxys_packet() {
+        let hello = sslv3_client_hello(0x01020304);
+        // A record header and 0x79 bytes of handshake: type 1, 0x75 bytes of ClientHello.
+        assert_eq!(hello.len(), 5 + 0x79);
+        assert_eq!(&hello[..11], &[0x16, 3, 0, 0, 0x79, 1, 0, 0, 0x75, 3, 0]);
+        assert_eq!(&hello[11..15], &[1, 2, 3, 4]);
+        assert_eq!(&hello[15..43], b"HAPROXYSSLCHK\nHAPROXYSSLCHK\n");
+        assert_eq!(&hello[43..46], &[0, 0, 0x4e]);
+        assert_eq!(&hello[hello.len() - 2..], &[1, 0]);
+    }
 
     #[test]
     fn spread_checks_stay_within_the_percentage() {

@@ -32,7 +32,8 @@ pub fn apply<'a>(sample: Sample<'a>, chain: &[Converter]) -> Option<Sample<'a>> 
         Sample::Bool(b) => Value::Bool(b),
         Sample::Int(n) => Value::Int(n),
         Sample::Ip(ip) => Value::Ip(ip),
-        Sample::Str(s) => Value::Str(s.into_owned().into_bytes()),
+        // The bytes the string carries (see `bytestr`).
+        Sample::Str(s) => Value::Str(crate::bytestr::to_bytes(&s).into_owned()),
         Sample::Bin(b) => Value::Bin(b),
     };
     for conv in chain {
@@ -43,7 +44,7 @@ pub fn apply<'a>(sample: Sample<'a>, chain: &[Converter]) -> Option<Sample<'a>> 
         Value::Bool(b) => Sample::Bool(b),
         Value::Int(n) => Sample::Int(n),
         Value::Ip(ip) => Sample::Ip(ip),
-        Value::Str(s) => Sample::Str(Cow::Owned(String::from_utf8_lossy(&s).into_owned())),
+        Value::Str(s) => Sample::Str(Cow::Owned(crate::bytestr::from_vec(s))),
         Value::Bin(b) => Sample::Bin(b),
     })
 }
@@ -188,7 +189,7 @@ fn convert(conv: &Converter, v: Value) -> Option<Value> {
             let to = bytes.iter().rposition(|b| !chars.contains(b));
             text(to.map_or(Vec::new(), |i| bytes[..=i].to_vec()))
         }
-        C::Concat(tail) => text([bytes, tail.as_bytes()].concat()),
+        C::Concat(tail) => text([bytes, &crate::bytestr::to_bytes(tail)].concat()),
         C::UrlEnc => text(url_encode(bytes)),
         C::HostOnly => text(host_port(bytes).0.to_vec()),
         C::PortOnly => {
@@ -282,11 +283,15 @@ fn regsub(r: &RegSub, input: &[u8]) -> Vec<u8> {
 }
 
 fn expand(subst: &str, caps: &regex::bytes::Captures<'_>, out: &mut Vec<u8>) {
+    // A character, as the bytes it stands for (one carried byte is one, see `bytestr`).
+    let push = |out: &mut Vec<u8>, c: char| match crate::bytestr::carried(c) {
+        Some(b) => out.push(b),
+        None => out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes()),
+    };
     let mut chars = subst.chars();
     while let Some(c) = chars.next() {
         if c != '\\' {
-            let mut utf8 = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            push(out, c);
             continue;
         }
         match chars.next() {
@@ -300,10 +305,7 @@ fn expand(subst: &str, caps: &regex::bytes::Captures<'_>, out: &mut Vec<u8>) {
                     out.push(b);
                 }
             }
-            Some(other) => {
-                let mut utf8 = [0u8; 4];
-                out.extend_from_slice(other.encode_utf8(&mut utf8).as_bytes());
-            }
+            Some(other) => push(out, other),
             None => {}
         }
     }

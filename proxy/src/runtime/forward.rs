@@ -16,11 +16,12 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use crate::config::model::Timeouts;
@@ -30,6 +31,11 @@ use crate::config::model::Timeouts;
 const PIPE_CHUNK: usize = 512 * 1024;
 /// The user-space copy buffer.
 const COPY_BUF: usize = 16 * 1024;
+/// The buffer of each direction of a TLS forwarding: one full TLS record (16 kB of
+/// plaintext). Measured (bench/proxy-tls.sh) against 64 kB: the same throughput within the
+/// noise, some 6-10% more proxy CPU per GB moved, and a third of the memory per open
+/// connection (46 kB instead of 134 kB; HAProxy's: 49 kB).
+const STREAM_BUF: usize = 16 * 1024;
 /// Free pipes kept for reuse.
 const POOL_MAX: usize = 256;
 
@@ -257,11 +263,23 @@ pub async fn forward(
         sent
     };
     tokio::pin!(up, down);
-    // Both directions open, then the one left.
+    both_ways(up, down, &activity, idle).await
+}
+
+/// Runs the two directions of a forwarding until both end, or until nothing moved for the
+/// timeout that applies: `idle.open` while both are open, then the one for the side left.
+/// The directions stay pinned in the caller: moved in, they would take their room twice in
+/// every connection's task (the caller's locals and this future), which idle memory shows.
+async fn both_ways(
+    mut up: Pin<&mut impl Future<Output = io::Result<()>>>,
+    mut down: Pin<&mut impl Future<Output = io::Result<()>>>,
+    activity: &Activity,
+    idle: IdleTimeouts,
+) -> End {
     let (first, up_ended) = tokio::select! {
         r = &mut up => (r, true),
         r = &mut down => (r, false),
-        () = inactivity(&activity, idle.open) => return End::Timeout,
+        () = inactivity(activity, idle.open) => return End::Timeout,
     };
     if let Err(e) = first {
         return End::Error(e);
@@ -280,11 +298,63 @@ pub async fn forward(
     };
     let result = tokio::select! {
         r = rest => r,
-        () = inactivity(&activity, left) => return End::Timeout,
+        () = inactivity(activity, left) => return End::Timeout,
     };
     match result {
         Ok(()) => End::Done,
         Err(e) => End::Error(e),
+    }
+}
+
+/// Forwards between a plain client and a TLS server stream (`server ... ssl` in TCP mode),
+/// both ways, copying in user space; half-close as on plain connections: the end of one side
+/// shuts the other side's sending down (for TLS, a close_notify and a FIN).
+pub async fn forward_tls<S>(client: &TcpStream, server: S, idle: IdleTimeouts, moved: &Moved) -> End
+where
+    S: AsyncRead + AsyncWrite,
+{
+    let activity = Activity::new();
+    let (server_r, server_w) = tokio::io::split(server);
+    let client_r = super::tls::Borrowed(client);
+    let up = copy_stream(client_r, server_w, &activity, &moved.to_server);
+    let down = async {
+        let sent = copy_stream(server_r, client_r, &activity, &moved.to_client).await;
+        moved.server_closed.store(sent.is_ok(), Relaxed);
+        sent
+    };
+    tokio::pin!(up, down);
+    both_ways(up, down, &activity, idle).await
+}
+
+/// One direction through async streams, until the source ends; then the destination's
+/// sending is shut down. A TLS peer that closes without close_notify ends the same way.
+async fn copy_stream<R, W>(
+    mut src: R,
+    mut dst: W,
+    activity: &Activity,
+    count: &AtomicU64,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; STREAM_BUF];
+    loop {
+        let n = match src.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return match dst.shutdown().await {
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+                other => other,
+            };
+        }
+        dst.write_all(&buf[..n]).await?;
+        dst.flush().await?;
+        count.fetch_add(n as u64, Relaxed);
+        activity.touch();
     }
 }
 

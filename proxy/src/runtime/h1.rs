@@ -14,7 +14,8 @@
 //! - no `Transfer-Encoding` or `Content-Length` on 1xx and 204 responses, and no
 //!   `Connection` on 1xx ones.
 //!
-//! Values are written trimmed, after `": "`; start lines as they came.
+//! Values are written trimmed, after `": "`, with every byte they came with (see
+//! [`crate::bytestr`]); start lines as they came.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -114,6 +115,28 @@ fn te_value(value: &str) -> Option<&'static str> {
     (rest.len() == 8 || rest[8] == b',').then_some("trailers")
 }
 
+/// A head with its folded header lines (obsolete line folding: a line starting with a blank
+/// continues the previous header) joined as HAProxy joins them: the CR and LF before the
+/// blank become spaces each. A folded line right after the start line is left as it is (a
+/// header name cannot start with a blank: it is refused).
+pub fn unfold(raw: &[u8]) -> Cow<'_, [u8]> {
+    let is_fold = |at: usize| raw[at] == b'\n' && matches!(raw.get(at + 1), Some(b' ' | b'\t'));
+    let start_line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
+    let Some(first) = (start_line_end + 1..raw.len()).find(|&at| is_fold(at)) else {
+        return Cow::Borrowed(raw);
+    };
+    let mut out = raw.to_vec();
+    for at in first..raw.len() {
+        if is_fold(at) {
+            out[at] = b' ';
+            if at > 0 && raw[at - 1] == b'\r' {
+                out[at - 1] = b' ';
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// `h1-case-adjust`: lower-case header names and the spelling to send instead.
 pub type CaseMap = HashMap<String, String>;
 
@@ -129,7 +152,7 @@ impl Out<'_> {
             if i > 0 {
                 self.out.push(b' ');
             }
-            self.out.extend_from_slice(part.as_bytes());
+            crate::bytestr::push_bytes(self.out, part);
         }
         self.out.extend_from_slice(b"\r\n");
     }
@@ -147,7 +170,8 @@ impl Out<'_> {
             }
         }
         self.out.extend_from_slice(b": ");
-        self.out.extend_from_slice(value.as_bytes());
+        // Byte for byte as it came (see `bytestr`).
+        crate::bytestr::push_bytes(self.out, value);
         self.out.extend_from_slice(b"\r\n");
     }
 

@@ -2,8 +2,8 @@
 //!
 //! Each request head is read (within `timeout http-request`), checked (a malformed one gets
 //! 400 and the connection closes), given `X-Forwarded-For` with `option forwardfor`, and sent
-//! to the server of the client connection (chosen on the first request, replaced if it
-//! closes). Heads go out as HAProxy's HTTP/1 layer writes them ([`super::h1`]: lower-case
+//! to a server balanced for each request, as HAProxy 2.6 does, over an idle connection to it
+//! when `http-reuse` allows one ([`super::pool`]), else a new one. Heads go out as HAProxy's HTTP/1 layer writes them ([`super::h1`]: lower-case
 //! names, a `Connection` header per hop); bodies are relayed by their framing
 //! (Content-Length, chunked, until close).
 //! Errors use the proxy's `errorfile`s or HAProxy's default pages; each request is logged
@@ -25,8 +25,8 @@ use super::log;
 use super::logformat::Arrival;
 use super::session::{self, ConnectError, Slot};
 use super::state::{Backend, Frontend, Server, SessionTimes, State};
-use super::{chunked, h1, meter, prometheus, rules, stats};
-use crate::config::model::Proxy;
+use super::{chunked, h1, meter, pool, prometheus, rules, stats};
+use crate::config::model::{Balance, HttpReuse, Proxy};
 
 /// Largest request or response head (HAProxy's default buffer size).
 const MAX_HEAD: usize = 16 * 1024;
@@ -260,6 +260,18 @@ struct Conn {
     /// The address a client connected to as rules see it, once one needed it: a wildcard
     /// bind's costs a getsockname(2), once per connection.
     dst: Option<SocketAddr>,
+    /// A server connection's responses so far (one that served two is HAProxy's "safe").
+    served: u32,
+    /// A server connection that authenticated its client connection (see
+    /// [`authenticates_connection`]): it stays that client connection's.
+    private: bool,
+    /// A server connection whose last response was read whole, and that the server keeps
+    /// open: set only at the end of [`respond`], cleared when a request takes it. Only such
+    /// a connection is kept for another request ([`Upstream::detach`]), so none ever goes
+    /// to another request with (part of) a response still to come.
+    response_complete: bool,
+    /// A server connection's [`Server::conn_generation`] when it was opened.
+    generation: u64,
 }
 
 impl Conn {
@@ -270,7 +282,20 @@ impl Conn {
             stamps_first_byte: false,
             first_byte: None,
             dst: None,
+            served: 0,
+            private: false,
+            response_complete: false,
+            generation: 0,
         }
+    }
+
+    /// Whether a kept server connection to `server` may take a request: of the server's
+    /// current generation, with nothing buffered, and not closed by the server meanwhile
+    /// (one look, as at an idle connection of the pool).
+    fn reusable_for(&self, server: &Server) -> bool {
+        self.generation == server.conn_generation()
+            && self.buf.is_empty()
+            && pool::is_quiet(&self.stream)
     }
 
     /// How the request whose head was just read, begun at `started`, arrived (zero when
@@ -413,7 +438,10 @@ pub(super) fn is_tchar(b: u8) -> bool {
 
 /// Parses and checks a head the way HAProxy rejects requests with 400.
 pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
-    let text = std::str::from_utf8(raw).map_err(|_| ReadError::Malformed("non-UTF-8 head"))?;
+    // Any byte but CR and LF may come in a header value (see `bytestr`), and folded lines
+    // are joined (see `h1::unfold`).
+    let raw = h1::unfold(raw);
+    let text = crate::bytestr::from_bytes(&raw);
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let first = lines.next().unwrap_or_default();
     // Parts are separated by runs of blanks (HAProxy's parser skips them); a reason phrase
@@ -431,7 +459,7 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         (true, [m, u, v])
             if is_token(m) && !u.is_empty() && matches!(*v, "HTTP/1.0" | "HTTP/1.1") =>
         {
-            if u.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            if u.bytes().any(|b| b <= b' ' || b >= 0x7f) {
                 return Err(ReadError::Malformed("bad URI"));
             }
             [m.to_string(), u.to_string(), v.to_string()]
@@ -456,19 +484,17 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         if line.is_empty() {
             continue;
         }
-        if line.starts_with([' ', '\t']) {
-            return Err(ReadError::Malformed("obsolete line folding"));
-        }
         let (name, value) = line
             .split_once(':')
             .ok_or(ReadError::Malformed("header without colon"))?;
         if !is_token(name) {
             return Err(ReadError::Malformed("bad header name"));
         }
-        if value.bytes().any(|b| b == 0 || b == b'\r') {
+        if value.contains('\r') {
             return Err(ReadError::Malformed("bad header value"));
         }
-        let value = value.trim();
+        // HAProxy trims blanks only (a form feed or a no-break space stays).
+        let value = value.trim_matches([' ', '\t']);
         // Several `Host` headers: the same one again is dropped, another one is refused.
         if request && name.eq_ignore_ascii_case("host") {
             match host {
@@ -662,6 +688,8 @@ fn error_page(proxy: &Proxy, code: u16) -> Vec<u8> {
 /// Per-request facts for the log line.
 struct Req {
     line: String,
+    /// `%rt`: every parsed request takes its number (HAProxy's `global.req_count`).
+    number: u64,
     started: Instant,
     /// `started` in epoch milliseconds, for the counters ([`meter::ms_at`]).
     started_ms: u64,
@@ -701,9 +729,8 @@ pub async fn serve(
     tokio::pin!(stopped);
     let mut client = Conn::new(client);
     client.stamps_first_byte = fe.logger.logs_traffic() || rules::values_use_timers(&fe);
-    // The server connection kept for the next request, and the server slot (`maxconn`)
-    // held only while a request is in progress on it, as HAProxy counts a server's load.
-    let mut server: Option<(Arc<Server>, Conn, Option<Slot>)> = None;
+    // Its server connections: the one of the request in progress, and idle ones it owns.
+    let mut up = Upstream::default();
     let t = &fe.conf.timeouts;
     let mut first = true;
     loop {
@@ -719,9 +746,9 @@ pub async fn serve(
             client.read_head(wait, true).await
         } else {
             // A kept-alive connection waits for its next request without read buffers,
-            // its own or its pooled server connection's.
+            // its own or its idle server connections'.
             client.buf.release_if_empty();
-            if let Some((_, sconn, _)) = &mut server {
+            for (_, sconn) in &mut up.owned {
                 sconn.buf.release_if_empty();
             }
             next_request(&state, stopped.as_mut(), &mut client, wait).await
@@ -745,6 +772,8 @@ pub async fn serve(
                 let _ = client.stream.write_all(&h1_error(code)).await;
                 let mut req = Req {
                     line: "<BADREQ>".into(),
+                    // HAProxy's H1 layer refuses it before any stream (and number) exists.
+                    number: 0,
                     started,
                     started_ms,
                     arrival,
@@ -771,6 +800,7 @@ pub async fn serve(
         fe.counters.request_at(started_ms);
         let keep_client = !head.asks_close();
         let mut req = Req {
+            number: log::next_request_number(),
             // Only a log line shows it: not built for every request when nothing logs.
             line: if fe.logger.is_empty() {
                 String::new()
@@ -792,7 +822,7 @@ pub async fn serve(
             close: false,
         };
         if let Some(facts) = req.log.as_deref_mut() {
-            facts.request(&fe, &mut head, peer);
+            facts.request(&fe, &head, peer, req.number);
             facts.bytes_in = req.received_head;
         }
         // The proxy's rules (none: nothing to do, nothing parsed).
@@ -804,7 +834,8 @@ pub async fn serve(
             // `connection: close` when it closes.
             let body = buffered_body(&head, &client.buf);
             let keep_answer = keep_client && body.is_some();
-            let facts = rules::Facts::request(started, arrival, &req.line, req.log.as_deref());
+            let facts =
+                rules::Facts::request(started, arrival, &req.line, req.log.as_deref(), req.number);
             match rules::route_request(&state, &fe, &mut head, peer, dst, keep_answer, facts) {
                 rules::Routed::Backend(b) => routed = Some(b),
                 rules::Routed::Rejected => {
@@ -870,6 +901,7 @@ pub async fn serve(
         };
         // The request counts in its backend until it is logged (`%bc`, as HAProxy logs it).
         let be_session = backend.counters.open_at(req.started_ms);
+        up.first = first_request;
         // Boxed: the exchange's state (connecting, relaying) lives while a request is
         // served, not in every connection's future while it waits for its next request.
         let outcome = Box::pin(exchange(
@@ -877,7 +909,7 @@ pub async fn serve(
             &fe,
             &backend,
             &mut client,
-            &mut server,
+            &mut up,
             head,
             peer,
             local,
@@ -889,14 +921,14 @@ pub async fn serve(
             // request came (a queued request's came when there were fewer).
             facts.process_conns = state.cur_conns.load(Relaxed);
         }
-        http_log(&fe, Some(&backend), peer, &req, outcome.flags);
-        drop(be_session);
-        record_times(&backend, &req, outcome.flags);
-        // The request is over: its slot goes to the next request waiting for the server,
-        // while the idle connection stays for this client's next request.
-        if let Some((.., slot)) = &mut server {
-            *slot = None;
+        if outcome.flags != ABORTED_KEEP_ALIVE {
+            http_log(&fe, Some(&backend), peer, &req, outcome.flags);
         }
+        drop(be_session);
+        if outcome.flags != ABORTED_KEEP_ALIVE {
+            record_times(&backend, &req, outcome.flags);
+        }
+        up.detach(&backend);
         if !outcome.keep || !keep_client {
             return;
         }
@@ -979,8 +1011,13 @@ fn record_times(backend: &Backend, req: &Req, flags: &str) {
 
 struct Outcome {
     keep: bool,
+    /// The log's termination flags; [`ABORTED_KEEP_ALIVE`]: nothing is logged.
     flags: &'static str,
 }
+
+/// The flags of a kept-alive client connection closed without a response, as HAProxy's
+/// `abort_keep_alive` closes it (the client is to send its request again): not logged.
+const ABORTED_KEEP_ALIVE: &str = "";
 
 /// Sends a response a rule made (after its tarpit delay), adds its size to the request's
 /// logged bytes, and logs it; false when the connection ends with it.
@@ -1046,22 +1083,26 @@ async fn exchange(
     fe: &Frontend,
     backend: &Arc<Backend>,
     client: &mut Conn,
-    server: &mut Option<(Arc<Server>, Conn, Option<Slot>)>,
+    up: &mut Upstream,
     mut head: Head,
     peer: SocketAddr,
     local: SocketAddr,
     req: &mut Req,
 ) -> Outcome {
     let conf = &backend.conf;
-    // `use_backend` may send this request elsewhere than the previous one.
-    if !fe.switching.is_empty()
-        && server
-            .as_ref()
-            .is_some_and(|(s, ..)| s.backend != backend.name)
-    {
-        *server = None;
-    }
+    let Upstream {
+        current: server,
+        owned,
+        first,
+        prefer_last,
+    } = up;
     backend.counters.request_at(req.started_ms);
+    // The unique id goes after the headers the rules set, before X-Forwarded-For, as HAProxy
+    // adds it.
+    let unique_id = req.log.as_ref().and_then(|l| l.unique_id.as_ref());
+    if let (Some(name), Some(id)) = (fe.logger.unique_id_header(), unique_id) {
+        head.headers.push((name.to_string(), id.clone()));
+    }
     forwardfor(
         &mut head,
         fe.conf.options.forwardfor.as_ref(),
@@ -1086,56 +1127,65 @@ async fn exchange(
         request_http11: h1::is_http11(&head.first[2]),
         server_close,
     };
-    // A reused server connection may have been closed by the server meanwhile: then a new
-    // connection is made once (nothing of the request was consumed yet).
-    let mut reused = false;
-    'attempts: for attempt in 0..2 {
+    // A reused server connection the server closed before it took any of the request (the
+    // write fails at once): a new connection is made once. Once any of it was written, the
+    // server may have acted on it: it is never sent again (as HAProxy without `retry-on`).
+    for attempt in 0..2 {
         // A new server connection starts with the PROXY header, when the server wants one.
         let mut header = Vec::new();
-        if server.as_ref().is_none_or(|(.., slot)| slot.is_none()) {
-            match server_for(backend, server, peer, local).await {
-                Ok(Ready::Kept { waited, queued }) => {
-                    req.connect_ms = 0;
-                    req.queue_ms = waited.as_millis() as i64;
-                    if let Some(facts) = req.log.as_deref_mut() {
-                        facts.queued = queued;
-                    }
-                    reused = true;
+        let needs = Needs {
+            first: *first,
+            prefer_last: *prefer_last,
+        };
+        match server_for(backend, owned, needs, peer, local).await {
+            Ok(Ready::Reused {
+                server: srv,
+                conn,
+                slot,
+                waited,
+                queued,
+            }) => {
+                req.connect_ms = 0;
+                req.queue_ms = waited.as_millis() as i64;
+                if let Some(facts) = req.log.as_deref_mut() {
+                    facts.queued = queued;
                 }
-                Ok(Ready::New(c)) => {
-                    req.connect_ms = c.connect_time.as_millis() as i64;
-                    req.queue_ms = c.queue_time.as_millis() as i64;
-                    if let Some(facts) = req.log.as_deref_mut() {
-                        (facts.retries, facts.redispatched) = (c.retries, c.redispatched);
-                        facts.queued = c.queued;
-                    }
-                    header = session::proxy_header(&c.server, peer, local);
-                    *server = Some((c.server, Conn::new(c.stream), Some(c.slot)));
-                }
-                Err(e) => {
-                    req.server = e.server_name().to_string();
-                    if let Some(facts) = req.log.as_deref_mut() {
-                        facts.queued = e.queued();
-                    }
-                    if let Some(waited) = e.queue_time() {
-                        req.queue_ms = waited.as_millis() as i64;
-                    }
-                    // Nothing of a body was read: only a request without one leaves the
-                    // connection ready for the next.
-                    let keep = error_keeps && req_framing == Framing::None;
-                    let keep = send_error(fe, client, 503, req, keep).await;
-                    backend.counters.count_status(503);
-                    let flags = if matches!(e, ConnectError::QueueTimeout { .. }) {
-                        "sQ--"
-                    } else {
-                        "SC--"
-                    };
-                    return Outcome { keep, flags };
-                }
+                *server = Some((srv, conn, Some(slot)));
             }
-        } else {
-            req.connect_ms = 0;
-            reused = true;
+            Ok(Ready::New(c, generation)) => {
+                req.connect_ms = c.connect_time.as_millis() as i64;
+                req.queue_ms = c.queue_time.as_millis() as i64;
+                if let Some(facts) = req.log.as_deref_mut() {
+                    (facts.retries, facts.redispatched) = (c.retries, c.redispatched);
+                    facts.queued = c.queued;
+                }
+                header = session::proxy_header(&c.server, peer, local);
+                let conn = Conn {
+                    generation,
+                    ..Conn::new(c.stream)
+                };
+                *server = Some((c.server, conn, Some(c.slot)));
+            }
+            Err(e) => {
+                req.server = e.server_name().to_string();
+                if let Some(facts) = req.log.as_deref_mut() {
+                    facts.queued = e.queued();
+                }
+                if let Some(waited) = e.queue_time() {
+                    req.queue_ms = waited.as_millis() as i64;
+                }
+                // Nothing of a body was read: only a request without one leaves the
+                // connection ready for the next.
+                let keep = error_keeps && req_framing == Framing::None;
+                let keep = send_error(fe, client, 503, req, keep).await;
+                backend.counters.count_status(503);
+                let flags = if matches!(e, ConnectError::QueueTimeout { .. }) {
+                    "sQ--"
+                } else {
+                    "SC--"
+                };
+                return Outcome { keep, flags };
+            }
         }
         let Some((srv, sconn, _)) = server.as_mut() else {
             break;
@@ -1146,14 +1196,15 @@ async fn exchange(
         }
         srv.counters.request_at(req.started_ms);
         let sent = if header.is_empty() {
-            sconn.stream.write_all(&bytes).await
+            send_request(&sconn.stream, &bytes).await
         } else {
             header.extend_from_slice(&bytes);
-            sconn.stream.write_all(&header).await
+            send_request(&sconn.stream, &header).await
         };
-        if sent.is_err() {
+        if let Err(untouched) = sent {
+            let reused = sconn.served > 0;
             *server = None;
-            if attempt == 0 {
+            if attempt == 0 && untouched && reused {
                 continue;
             }
             let keep = error_keeps && req_framing == Framing::None;
@@ -1209,6 +1260,8 @@ async fn exchange(
                     let mut interim = Vec::new();
                     h1::write_response(&r, to_client(state, fe, hop, false, false), &mut interim);
                     if client.stream.write_all(&interim).await.is_err() {
+                        // Its final response is still to come: the connection goes.
+                        *server = None;
                         return Outcome {
                             keep: false,
                             flags: "CD--",
@@ -1216,12 +1269,16 @@ async fn exchange(
                     }
                 }
                 Ok(r) => break r,
-                // Only a close: a server that times out got the request, and may act on it.
-                Err(ReadError::Closed)
-                    if attempt == 0 && reused && req_framing == Framing::None =>
-                {
+                // The server closed (or reset) without a response, after the request went
+                // whole: it may have acted on it, so it is not sent again. As HAProxy does
+                // for a request that is not its client connection's first, the client
+                // connection closes without a response, for the client to decide.
+                Err(ReadError::Closed) if !*first => {
                     *server = None;
-                    continue 'attempts;
+                    return Outcome {
+                        keep: false,
+                        flags: ABORTED_KEEP_ALIVE,
+                    };
                 }
                 Err(e) => {
                     *server = None;
@@ -1250,7 +1307,8 @@ async fn exchange(
                 req.response_ms,
             ];
             let log = req.log.as_deref();
-            let request = rules::Facts::request(req.started, req.arrival, &req.line, log);
+            let request =
+                rules::Facts::request(req.started, req.arrival, &req.line, log, req.number);
             let facts = rules::Facts::response(request, &head, srv, &sconn.stream, phases, log);
             if let Some(answer) =
                 rules::route_response(state, fe, backend, &mut resp, peer, dst, keep, &facts)
@@ -1291,41 +1349,171 @@ async fn exchange(
 
 /// A server connection ready for a request, with a slot of its server.
 enum Ready {
-    /// The connection kept from the previous request, its server's slot taken again after
-    /// `waited` in its queue.
-    Kept {
+    /// An idle connection (the client connection's own, or from the server's pool), its
+    /// server's slot taken after `waited` in the queues.
+    Reused {
+        server: Arc<Server>,
+        conn: Conn,
+        slot: Slot,
         waited: Duration,
         queued: QueuePositions,
     },
-    New(session::Connected),
+    /// A new connection, with the [`Server::conn_generation`] of its server it began in.
+    New(session::Connected, u64),
 }
 
-/// A slot for the request on the connection kept from the previous one, waiting for it in
-/// its server's queue when the server is full; a new connection when none is kept, or when
-/// its server takes no more requests (it is then picked for again, as for a new client).
+/// Most idle connections a client connection owns (HAProxy's `max-session-srv-conns`).
+const MAX_OWNED: usize = 10;
+
+/// A client connection's server side: the connection of the request in progress, and the
+/// idle connections private to it.
+#[derive(Default)]
+struct Upstream {
+    /// The server connection of the request in progress, with its server's slot.
+    current: Option<(Arc<Server>, Conn, Option<Slot>)>,
+    /// Idle connections only this client connection's requests reuse (see [`private`]).
+    owned: Vec<(Arc<Server>, Conn)>,
+    /// The request is the client connection's first (`http-reuse safe` gives it a new
+    /// server connection).
+    first: bool,
+    /// A server connection authenticated this client connection: its requests go to the
+    /// server of the connections it owns, as with `option prefer-last-server`.
+    prefer_last: bool,
+}
+
+impl Upstream {
+    /// The request is over: its server connection, still usable, goes to the client
+    /// connection's own idle ones (private) or to its server's pool for any later request;
+    /// then its slot goes to the next request waiting for the server.
+    fn detach(&mut self, backend: &Backend) {
+        let Some((server, mut conn, slot)) = self.current.take() else {
+            return;
+        };
+        conn.served += 1;
+        // Only a connection whose response was read whole goes on, and only in its server's
+        // current generation; bytes after the response: not reused (as HAProxy kills it).
+        let keep = std::mem::take(&mut conn.response_complete)
+            && conn.generation == server.conn_generation()
+            && conn.buf.is_empty();
+        if keep {
+            self.prefer_last |= conn.private;
+            if conn.private || private(backend, &server) {
+                if self.owned.len() < MAX_OWNED {
+                    self.owned.push((server, conn));
+                }
+            } else {
+                let Conn {
+                    stream,
+                    served,
+                    generation,
+                    ..
+                } = conn;
+                pool::put(&server, stream, served, generation);
+            }
+        }
+        drop(slot);
+    }
+}
+
+/// Whether connections to `server` belong to their client connection: `http-reuse never`,
+/// or a PROXY header describing that client (HAProxy reuses such a connection only for the
+/// same client addresses).
+fn private(backend: &Backend, server: &Server) -> bool {
+    backend.conf.http_reuse == HttpReuse::Never || server.opts.send_proxy.is_some()
+}
+
+/// What decides a request's server connection.
+#[derive(Debug, Clone, Copy)]
+struct Needs {
+    /// The client connection's first request (`http-reuse`).
+    first: bool,
+    /// The client connection was authenticated by a connection it owns.
+    prefer_last: bool,
+}
+
+/// A server and a connection to it for a request. The server is balanced for each request,
+/// as HAProxy does; with `option prefer-last-server` or [`Needs::prefer_last`] (not for
+/// hashing algorithms) it is the server of a connection the client connection owns while
+/// that one takes requests, waiting in its queue when it is full. The connection is the
+/// client connection's own to that server, else an idle one of its pool as `http-reuse`
+/// allows, else a new one.
 async fn server_for(
     backend: &Arc<Backend>,
-    server: &mut Option<(Arc<Server>, Conn, Option<Slot>)>,
+    owned: &mut Vec<(Arc<Server>, Conn)>,
+    needs: Needs,
     peer: SocketAddr,
     local: SocketAddr,
 ) -> Result<Ready, ConnectError> {
-    if let Some((srv, _, slot)) = server.as_mut() {
-        let began = Instant::now();
-        let mut queued = QueuePositions::default();
-        match session::reserve(backend, srv, peer, &mut queued).await {
-            Ok(taken) if Arc::ptr_eq(taken.server(), srv) => {
-                *slot = Some(taken);
-                let waited = began.elapsed();
-                return Ok(Ready::Kept { waited, queued });
-            }
+    let began = Instant::now();
+    let mut queued = QueuePositions::default();
+    let prefers = needs.prefer_last || backend.conf.options.prefer_last_server;
+    let preferred = (prefers && backend.balance != Balance::Source)
+        .then(|| {
+            owned
+                .iter()
+                .find(|(s, _)| s.usable() && backend.servers.iter().any(|b| Arc::ptr_eq(b, s)))
+        })
+        .flatten()
+        .map(|(s, _)| s.clone());
+    let kept = match &preferred {
+        Some(srv) => match session::reserve(backend, srv, peer, &mut queued).await {
+            Ok(slot) => Some(slot),
             Err(e @ ConnectError::QueueTimeout { .. }) => return Err(e),
-            // A slot of another server, or none usable: this connection is done with.
-            _ => *server = None,
+            // The balancer sends it no requests now (drained, a backup...).
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let slot = match kept {
+        Some(slot) => slot,
+        None => session::wait_for_server(backend, peer, None, &mut queued).await?,
+    };
+    let waited = began.elapsed();
+    let server = slot.server().clone();
+    // The client connection's own, looked at as an idle one of the pool is (one that
+    // cannot serve is closed), else one of the pool.
+    let owned_conn = owned
+        .iter()
+        .position(|(s, _)| Arc::ptr_eq(s, &server))
+        .map(|i| owned.swap_remove(i).1)
+        .filter(|conn| conn.reusable_for(&server));
+    let conn = match owned_conn {
+        Some(conn) => {
+            pool::note_use(&server);
+            Some(conn)
+        }
+        None => pool::take(&server, backend.conf.http_reuse, needs.first).map(|stream| Conn {
+            // Pooled after a response at least, in the server's current generation.
+            served: 1,
+            generation: server.conn_generation(),
+            ..Conn::new(stream)
+        }),
+    };
+    if conn.is_some() {
+        // A new connection counts per attempt, on the server tried (`runtime::session`).
+        server.idle.reuses.fetch_add(1, Relaxed);
+    }
+    match conn {
+        Some(conn) => Ok(Ready::Reused {
+            server,
+            conn,
+            slot,
+            waited,
+            queued,
+        }),
+        None => {
+            // Read before the connection is made: an address changed meanwhile retires it.
+            let generation = server.conn_generation();
+            let c = session::connect_from(backend, peer, local, true, slot, (waited, queued));
+            let c = c.await?;
+            let generation = if Arc::ptr_eq(&c.server, &server) {
+                generation
+            } else {
+                c.server.conn_generation()
+            };
+            Ok(Ready::New(c, generation))
         }
     }
-    session::connect(backend, peer, local, true)
-        .await
-        .map(Ready::New)
 }
 
 fn srv_error(backend: &Backend) {
@@ -1375,6 +1563,7 @@ async fn respond(
         };
     };
     srv.counters.count_status(status);
+    sconn.private |= authenticates_connection(&resp, status);
     let framing = if status == 101 {
         Framing::None
     } else {
@@ -1450,13 +1639,52 @@ async fn respond(
         && !resp.conn.close
         && (h1::is_http11(&resp.first[0]) || resp.conn.keep_alive)
         && !hop.server_close;
-    if !server_keeps {
+    if server_keeps {
+        sconn.response_complete = true;
+    } else {
         *server = None;
     }
     Outcome {
         keep: !client_close,
         flags: "----",
     }
+}
+
+/// Whether a response asks for NTLM or Negotiate authentication, which authenticates the
+/// connection rather than the request: as HAProxy does then, the server connection stays
+/// with its client connection, whose later requests go to that server (`SESS_FL_PREFER_LAST`).
+fn authenticates_connection(resp: &Head, status: u16) -> bool {
+    let header = match status {
+        401 => "www-authenticate",
+        407 => "proxy-authenticate",
+        _ => return false,
+    };
+    resp.headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case(header))
+        .flat_map(|(_, value)| list_values(value))
+        .any(|value| {
+            let scheme = value.as_bytes().get(..4).unwrap_or_default();
+            scheme.eq_ignore_ascii_case(b"nego") || scheme.eq_ignore_ascii_case(b"ntlm")
+        })
+}
+
+/// The values of a comma-separated header, leading blanks trimmed, as HAProxy's
+/// `http_find_header` yields them: a comma inside a quoted string does not separate.
+fn list_values(header: &str) -> impl Iterator<Item = &str> {
+    let (mut quoted, mut escaped) = (false, false);
+    header
+        .split(move |c| {
+            match (quoted, escaped, c) {
+                (_, true, _) => escaped = false,
+                (true, _, '\\') => escaped = true,
+                (_, _, '"') => quoted = !quoted,
+                (false, _, ',') => return true,
+                _ => {}
+            }
+            false
+        })
+        .map(|v| v.trim_start_matches([' ', '\t']))
 }
 
 /// What the request decided for the response's way back.
@@ -1532,6 +1760,21 @@ async fn relay_body(
         }
         Framing::Chunked => relay_chunked(src, dst, timeout).await,
     }
+}
+
+/// Writes a request to its server connection; on failure, whether none of it was written
+/// (then the server can not have seen it, and it may go on another connection).
+async fn send_request(dst: &TcpStream, data: &[u8]) -> Result<(), bool> {
+    let mut off = 0;
+    while off < data.len() {
+        dst.writable().await.map_err(|_| off == 0)?;
+        match dst.try_write(&data[off..]) {
+            Ok(n) => off += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return Err(off == 0),
+        }
+    }
+    Ok(())
 }
 
 async fn write_all(dst: &mut &TcpStream, data: &[u8]) -> std::io::Result<()> {
@@ -1752,7 +1995,10 @@ mod tests {
             &b"GET /x\r\n\r\n"[..],
             b"GET /x HTTP/2.0\r\n\r\n",
             b"GET /x HTTP/1.1\r\nBad Name: x\r\n\r\n",
-            b"GET /x HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",
+            b"GET /x HTTP/1.1\r\n folded: x\r\nA: b\r\n\r\n",
+            b"GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nA\xe9: b\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nA: b\rc\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
@@ -1763,6 +2009,32 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    /// Any byte but CR and LF in a value, kept as it came (HAProxy's strings are bytes);
+    /// folded lines joined with their CR and LF made spaces; blanks alone trimmed.
+    #[test]
+    fn values_keep_their_bytes() {
+        let head = parse_head(
+            b"GET /x HTTP/1.1\r\nA: caf\xe9 \x01\x7f\x00\r\nB: b\r\n\tc\nC: \x0cd\xc2\xa0 \r\n\r\n",
+            true,
+        )
+        .unwrap();
+        let bytes = |name| crate::bytestr::to_bytes(head.header(name).unwrap()).into_owned();
+        assert_eq!(bytes("a"), b"caf\xe9 \x01\x7f\x00");
+        assert_eq!(bytes("b"), b"b  \tc");
+        assert_eq!(bytes("c"), b"\x0cd\xc2\xa0");
+        let mut out = Vec::new();
+        h1::write_request(
+            &head,
+            h1::ToServer {
+                close_mode: false,
+                case: None,
+            },
+            &mut out,
+        );
+        let sent = b"a: caf\xe9 \x01\x7f\x00\r\nb: b  \tc\r\nc: \x0cd\xc2\xa0\r\n";
+        assert!(out.windows(sent.len()).any(|w| w == sent), "{out:?}");
     }
 
     fn request(raw: &str) -> Result<Head, ReadError> {
@@ -1889,5 +2161,30 @@ mod tests {
     fn base64() {
         assert_eq!(base64_decode("YWRtaW46YWRtaW4=").unwrap(), b"admin:admin");
         assert!(base64_decode("***").is_none());
+    }
+
+    /// As HAProxy's `http_find_header` yields a header's values: split on commas outside
+    /// quoted strings, leading blanks dropped.
+    #[test]
+    fn connection_authentication_is_found_in_any_value() {
+        let auth = |status: u16, name: &str, value: &str| {
+            let raw = format!("HTTP/1.1 {status} X\r\n{name}: {value}\r\n\r\n");
+            let resp = parse_head(raw.as_bytes(), false).unwrap();
+            authenticates_connection(&resp, status)
+        };
+        assert!(auth(401, "WWW-Authenticate", "NTLM"));
+        assert!(auth(401, "www-authenticate", r#"Basic realm="x", NTLM"#));
+        assert!(auth(
+            401,
+            "www-authenticate",
+            "Basic realm=x,Negotiate abc=="
+        ));
+        assert!(auth(407, "proxy-authenticate", "Basic, ntlm"));
+        assert!(!auth(401, "www-authenticate", r#"Basic realm="a, NTLM""#));
+        assert!(!auth(401, "www-authenticate", r#"Basic realm="a\", NTLM""#));
+        assert!(!auth(401, "proxy-authenticate", "NTLM"));
+        assert!(!auth(200, "www-authenticate", "NTLM"));
+        let values: Vec<&str> = list_values(r#"a, "b,c" ,	d"#).collect();
+        assert_eq!(values, ["a", r#""b,c" "#, "d"]);
     }
 }

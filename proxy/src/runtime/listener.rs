@@ -24,7 +24,8 @@ pub fn backlog(bind: &Bind, proxy: &Proxy, process_maxconn: usize) -> i32 {
 }
 
 /// How a listening socket treats new connections, set on every socket of a bind (new or
-/// inherited from an old process, whose configuration may have said otherwise).
+/// inherited from an old process, whose configuration may have said otherwise). Accepted
+/// connections always get TCP_NODELAY, as HAProxy sets it on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AcceptTuning {
     /// `option tcp-smart-accept` (automatic in HTTP mode): the ACK of a client's request is
@@ -49,6 +50,9 @@ impl AcceptTuning {
     }
 
     fn apply(self, socket: &Socket) -> io::Result<()> {
+        // Accepted sockets inherit TCP_NODELAY: one setsockopt(2) here instead of one per
+        // connection (HAProxy makes that one per connection).
+        socket.set_tcp_nodelay(true)?;
         socket.set_tcp_quickack(!self.delayed_ack)?;
         // Also undoes the linger an old process's configuration set on an inherited socket.
         socket.set_linger(self.nolinger.then_some(std::time::Duration::ZERO))?;

@@ -302,7 +302,8 @@ impl Logger {
             // Structured data that does not fit whole is left out, and the message with
             // it, as HAProxy does: a cut one would not parse.
             if !(t.conf.format == SyslogFormat::Rfc5424 && dgram.len() >= t.conf.max_len) {
-                dgram.extend_from_slice(msg.as_bytes());
+                // With every byte the message's values came with (see `bytestr`).
+                crate::bytestr::push_bytes(dgram, msg);
             } else {
                 dgram.truncate(dgram.len() - sd.len());
             }

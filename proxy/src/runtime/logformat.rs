@@ -1106,7 +1106,8 @@ const HEADER: EncodeMap = |b| URL(b) || matches!(b, b'{' | b'|' | b'}');
 
 fn encode(value: &str, map: EncodeMap, flags: Flags, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in value.as_bytes() {
+    // The bytes the value carries (see `bytestr`): every byte a header came with.
+    for &b in crate::bytestr::to_bytes(value).iter() {
         if map(b) {
             out.push('#');
             out.push(HEX[usize::from(b >> 4)] as char);

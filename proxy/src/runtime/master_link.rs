@@ -30,6 +30,9 @@ use crate::config::model::CliLevel;
 
 /// The environment variable naming the link's descriptor in a worker.
 pub const ENV: &str = "HAPX_MASTER_FD";
+/// Set to `1` in a worker's environment when its master already said the version notices
+/// (see [`crate::process::tell_version`]): HAProxy's worker, a fork, remembers it.
+pub const VERSION_TOLD_ENV: &str = "HAPX_VERSION_TOLD";
 /// What a worker writes when it serves.
 pub const READY: &[u8] = b"READY\n";
 
@@ -73,6 +76,15 @@ impl Link {
     pub fn ready(&mut self) -> io::Result<()> {
         self.0.write_all(READY)
     }
+}
+
+/// Whether the master said the version notices before starting this worker; the variable
+/// is removed, like the link's.
+pub fn version_told() -> bool {
+    let told = std::env::var_os(VERSION_TOLD_ENV).is_some_and(|v| v == "1");
+    // SAFETY: called at the start of `process::main`, before any thread exists.
+    unsafe { std::env::remove_var(VERSION_TOLD_ENV) };
+    told
 }
 
 /// The level byte the master sends with a session.

@@ -9,7 +9,9 @@
 //!   per-hop `Connection`, `h1-case-adjust`).
 //! - [`forward`]: moving bytes both ways (splice(2) through pooled pipes, or copying).
 //! - [`listener`]: listening sockets (`SO_REUSEPORT`, `IP_FREEBIND`).
-//! - [`checks`]: health checks (connect, tcp-check, httpchk; rise/fall/inter).
+//! - [`checks`]: health checks (connect, tcp-check, httpchk, ssl-hello-chk, over TLS or not;
+//!   rise/fall/inter).
+//! - [`tls`]: TLS connections to servers (`ssl`, `check-ssl`): handshakes, TCP-mode traffic.
 //! - [`dns`]: the resolvers' DNS client and the re-resolution loop.
 //! - [`stats`]: `show info`, `show stat` CSV, the HTML stats page.
 //! - [`api`]: the runtime API on the stats socket, including `_getsocks` for reloads.
@@ -37,6 +39,7 @@ pub mod log;
 pub mod logformat;
 pub mod master_link;
 pub mod meter;
+pub mod pool;
 pub mod prometheus;
 pub mod proxyproto;
 pub mod rules;
@@ -44,6 +47,7 @@ pub mod sample;
 pub mod session;
 pub mod state;
 pub mod stats;
+pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -219,6 +223,7 @@ pub enum Stop {
 /// resolvers and the runtime API.
 pub fn run(prepared: Prepared) -> anyhow::Result<()> {
     let threads = thread_count(&prepared.state);
+    pool::set_threads(threads);
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
     let (pause_tx, pause_rx) = watch::channel(false);
     let shared = Shared {
@@ -391,6 +396,7 @@ async fn serve(
         }
     }
     state.stop_softly();
+    announce_stop(&state);
     // Our copies of the listening sockets go too: a new process may hold them now.
     handover.lock().unwrap_or_else(|e| e.into_inner()).clear();
     let hard_stop = state.config.global.hard_stop_after;
@@ -445,8 +451,14 @@ async fn watch_signals(
     loop {
         let next = tokio::select! {
             _ = usr1.recv() => Stop::Soft,
-            _ = term.recv() => Stop::Hard,
-            _ = int.recv() => Stop::Hard,
+            _ = term.recv() => {
+                crate::process::note_stop_signal(nix::sys::signal::Signal::SIGTERM);
+                Stop::Hard
+            }
+            _ = int.recv() => {
+                crate::process::note_stop_signal(nix::sys::signal::Signal::SIGINT);
+                Stop::Hard
+            }
             _ = ttou.recv() => {
                 if !pause.send_replace(true) {
                     announce_pause(&state, "Paused");
@@ -499,6 +511,31 @@ fn announce_pause(state: &State, what: &str) {
         eprintln!("[WARNING]  ({}) : {msg}", std::process::id());
         fe.logger.send(log::LOG_WARNING, &msg);
     }
+}
+
+/// What HAProxy says of each proxy a soft stop stops (on stderr and in its logs): the
+/// connections it took as a frontend and as a backend; last, its internal HTTP client's.
+fn announce_stop(state: &State) {
+    let pid = std::process::id();
+    let say = |name: &str, fe: u64, be: u64, logger: Option<&log::Logger>| {
+        let msg = format!("Proxy {name} stopped (cumulated conns: FE: {fe}, BE: {be}).");
+        eprintln!("[WARNING]  ({pid}) : {msg}");
+        if let Some(logger) = logger {
+            logger.send(log::LOG_WARNING, &msg);
+        }
+    };
+    for p in state.config.proxies.iter().filter(|p| !p.disabled) {
+        let fe = state.frontends.iter().find(|f| f.name == p.name);
+        let be = state.backends.iter().find(|b| b.name == p.name);
+        let total = |c: &state::Counters| c.total.load(Relaxed);
+        say(
+            &p.name,
+            fe.map_or(0, |f| total(&f.counters)),
+            be.map_or(0, |b| total(&b.counters)),
+            fe.map(|f| &f.logger),
+        );
+    }
+    say("<HTTPCLIENT>", 0, 0, None);
 }
 
 /// The two ways an accept loop is paused, watched together.
@@ -665,7 +702,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let _ = client.set_nodelay(true);
+        // TCP_NODELAY comes from the listener (`AcceptTuning`).
         if let Some(ka) = &keepalive {
             // Probes only detect dead peers sooner: a failure leaves the connection usable.
             let _ = listener::set_keepalive(socket2::SockRef::from(&client), ka);

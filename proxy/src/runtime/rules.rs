@@ -21,7 +21,6 @@
 //! A proxy without rules costs nothing here: each entry point is behind an emptiness test.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -397,7 +396,8 @@ fn replace_part(head: &mut Head, part: &Part, re: &regex::Regex, with: &str) {
                     // stay as they were.
                     v.split(',')
                         .map(|item| {
-                            expand(re, item.trim(), with).unwrap_or_else(|| item.to_string())
+                            let trimmed = item.trim_matches([' ', '\t']);
+                            expand(re, trimmed, with).unwrap_or_else(|| item.to_string())
                         })
                         .collect::<Vec<_>>()
                         .join(",")
@@ -454,8 +454,8 @@ pub struct Facts<'a> {
     /// The request line as the client sent it (`%r`, `%HU` ...), when known before the
     /// rules rewrite it; else it is read from the request as it is then.
     pub line: Option<Cow<'a, str>>,
-    /// `%rt`: the number the log gave the request, else one taken when a value shows it.
-    pub number: Cell<Option<u64>>,
+    /// `%rt`: the request's number (every request takes one, as every HAProxy stream).
+    pub number: u64,
     /// The captured request headers (`%hr`), when the frontend logs.
     pub req_captures: Option<&'a [Option<String>]>,
     /// Known once the server answered (`http-response` rules).
@@ -483,13 +483,14 @@ impl<'a> Facts<'a> {
         arrival: Arrival,
         line: &'a str,
         log: Option<&'a HttpFacts>,
+        number: u64,
     ) -> Self {
         let log = log.filter(|l| l.parsed);
         Facts {
             started,
             arrival,
             line: (!line.is_empty()).then_some(Cow::Borrowed(line)),
-            number: Cell::new(log.map(|l| l.request_number)),
+            number,
             req_captures: log.map(|l| l.req_captures.as_slice()),
             answered: None,
         }
@@ -542,15 +543,7 @@ impl<'a> Facts<'a> {
         let fe = ctx.frontend;
         let now = SystemTime::now();
         let date = now.checked_sub(self.started.elapsed()).unwrap_or(now);
-        let number = match self.number.get() {
-            Some(n) => n,
-            None if format.uses_request_counter() => {
-                let n = log::next_request_number();
-                self.number.set(Some(n));
-                n
-            }
-            None => 0,
-        };
+        let number = self.number;
         let answered = self.answered.as_ref();
         // Two system calls: only for a value that shows them, or may (a unique id made now).
         let addrs = answered
@@ -728,11 +721,12 @@ fn reply_bytes(
     ctx: &Context<'_>,
     facts: &Facts<'_>,
 ) -> Vec<u8> {
-    let rendered = r.lf_body.as_ref().map(|f| render(f, ctx, facts));
-    let body = rendered
+    // Values are byte strings (see `bytestr`): the reply carries their bytes.
+    let rendered = r
+        .lf_body
         .as_ref()
-        .map(String::as_bytes)
-        .or(r.body.as_deref());
+        .map(|f| crate::bytestr::to_bytes(&render(f, ctx, facts)).into_owned());
+    let body = rendered.as_deref().or(r.body.as_deref());
     if let (Some(b), true) = (body, r.raw) {
         return b.to_vec();
     }
@@ -790,12 +784,12 @@ fn redirect_reply(code: u16, location: &str, keep: bool) -> Vec<u8> {
     } else {
         "cache-control: no-cache\r\n"
     };
-    format!(
+    let reply = format!(
         "HTTP/1.1 {code} {}\r\ncontent-length: 0\r\nlocation: {location}\r\n{cache}{}\r\n",
         reason(code),
         close_header(keep)
-    )
-    .into_bytes()
+    );
+    crate::bytestr::to_bytes(&reply).into_owned()
 }
 
 /// A reply the proxy builds: `headers` (lines ending in CRLF) before its own, as HAProxy.
@@ -810,13 +804,13 @@ fn return_reply(
     let ctype = content_type
         .map(|t| format!("content-type: {t}\r\n"))
         .unwrap_or_default();
-    let mut out = format!(
+    let head = format!(
         "HTTP/1.1 {status} {}\r\n{headers}content-length: {}\r\n{ctype}{}\r\n",
         reason(status),
         body.len(),
         close_header(keep)
-    )
-    .into_bytes();
+    );
+    let mut out = crate::bytestr::to_bytes(&head).into_owned();
     out.extend_from_slice(body);
     out
 }

@@ -71,7 +71,7 @@ impl Sample<'_> {
             // As HAProxy casts binary to text: up to the first NUL byte.
             Sample::Bin(b) => {
                 let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-                String::from_utf8_lossy(&b[..end]).into_owned()
+                crate::bytestr::from_bytes(&b[..end]).into_owned()
             }
         }
     }
@@ -266,7 +266,8 @@ fn header_values<'a>(h: &'a Head, name: &str, occ: i32, split: bool) -> Fetched<
         .filter(|(n, _)| n.eq_ignore_ascii_case(name))
         .flat_map(|(_, v)| {
             let parts: Vec<&'a str> = if split {
-                v.split(',').map(str::trim).collect()
+                // Blanks only, as HAProxy trims (a form feed or a no-break space stays).
+                v.split(',').map(|p| p.trim_matches([' ', '\t'])).collect()
             } else {
                 vec![v.as_str()]
             };
@@ -404,7 +405,7 @@ fn client_hello_sni(data: &[u8]) -> Result<Option<String>, Incomplete> {
                 let (t, n) = (get(p, 1)?[0], be16(p + 1)?);
                 if t == 0 {
                     let name = get(p + 3, n)?;
-                    return Ok(Some(String::from_utf8_lossy(name).into_owned()));
+                    return Ok(Some(crate::bytestr::from_bytes(name).into_owned()));
                 }
                 p += 3 + n;
             }
@@ -516,7 +517,8 @@ fn matches(e: &Expr, v: &Sample<'_>) -> bool {
         Method::Found => true,
         Method::Bool => v.as_int().is_some_and(|n| n != 0),
         Method::Int => v.as_int().is_some_and(|n| in_ranges(&e.patterns, n)),
-        Method::Len => in_ranges(&e.patterns, v.to_text().chars().count() as i64),
+        // In bytes, as HAProxy counts (see `bytestr`).
+        Method::Len => in_ranges(&e.patterns, crate::bytestr::byte_len(&v.to_text()) as i64),
         Method::Ip => v.as_ip().is_some_and(|ip| {
             e.patterns.iter().any(|p| match p {
                 Pattern::Ip(net) => net.contains(ip),
@@ -525,8 +527,9 @@ fn matches(e: &Expr, v: &Sample<'_>) -> bool {
         }),
         _ => {
             let text = v.to_text();
+            // `-i` folds ASCII letters only, as HAProxy's strncasecmp.
             let text = if e.ignore_case && e.method != Method::Reg {
-                text.to_lowercase()
+                text.to_ascii_lowercase()
             } else {
                 text
             };

@@ -21,10 +21,6 @@ use crate::config::model::Balance;
 /// How long a connection attempt may take when `timeout connect` is not set.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How often a queued connection looks again at servers changed without notice (a weight
-/// set from 0): state changes and freed slots reach it at once.
-const QUEUE_RECHECK: Duration = Duration::from_secs(1);
-
 /// A connected server.
 #[derive(Debug)]
 pub struct Connected {
@@ -81,11 +77,8 @@ impl ConnectError {
 }
 
 /// Picks a server and connects to it, retrying `retries` times; with `option redispatch`
-/// some retries go to another server (see [`balance::redispatches`]). As in HAProxy, a retry that
-/// stays on its server first waits for the connect timeout (a second at most), keeping its
-/// slot meanwhile (so the server's `maxconn` holds); one that changes server gives the slot
-/// back and goes through the queue again. A redispatch counts for the server left, a retry
-/// otherwise; the connection error counts once, for the server of the last attempt.
+/// some retries go to another server (see [`next_attempt`]); the connection error counts
+/// once, for the server of the last attempt.
 ///
 /// `has_data`: the caller holds data to send at once (a request, what the client sent).
 /// With `option tcp-smart-connect` the ACK that completes the handshake then waits to leave
@@ -97,25 +90,80 @@ pub async fn connect(
     local: SocketAddr,
     has_data: bool,
 ) -> Result<Connected, ConnectError> {
-    let conf = &backend.conf;
-    let timeout = conf.timeouts.connect.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     let queued = Instant::now();
     let mut positions = QueuePositions::default();
-    let mut slot = wait_for_server(backend, peer, None, &mut positions).await?;
-    let queue_time = queued.elapsed();
+    let slot = wait_for_server(backend, peer, None, &mut positions).await?;
+    let waited = (queued.elapsed(), positions);
+    connect_from(backend, peer, local, has_data, slot, waited).await
+}
+
+/// [`connect`] with a slot the balancer gave already, after `waited`: the time it waited
+/// for it and where (`%Tw`, `%sq`, `%bq`).
+pub async fn connect_from(
+    backend: &Arc<Backend>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    has_data: bool,
+    slot: Slot,
+    waited: (Duration, QueuePositions),
+) -> Result<Connected, ConnectError> {
+    let (queue_time, positions) = waited;
+    let progress = Progress {
+        queue_time,
+        positions,
+        attempt: 0,
+        redispatched: false,
+    };
+    attempts(backend, peer, local, has_data, slot, progress).await
+}
+
+/// Where a connection's attempts stand: carried from one attempt to the next, including
+/// across a failed TLS handshake (see [`retry_after_handshake`]).
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    queue_time: Duration,
+    positions: QueuePositions,
+    /// The attempt about to be made (0: the first).
+    attempt: u32,
+    redispatched: bool,
+}
+
+/// How long one attempt may take, TCP connect and TLS handshake together (HAProxy's one
+/// connect timer).
+fn connect_timeout(backend: &Backend) -> Duration {
+    backend
+        .conf
+        .timeouts
+        .connect
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+}
+
+/// The attempts from `progress.attempt` on, up to `retries`.
+async fn attempts(
+    backend: &Arc<Backend>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    has_data: bool,
+    mut slot: Slot,
+    mut progress: Progress,
+) -> Result<Connected, ConnectError> {
+    let conf = &backend.conf;
+    let timeout = connect_timeout(backend);
     let mut last_err = io::Error::other("no connection attempt");
-    let mut redispatched = false;
-    for attempt in 0..=conf.retries {
+    while progress.attempt <= conf.retries {
         let server = slot.server().clone();
         let Some(addr) = server.socket_addr(local.port()) else {
             drop(slot);
-            slot = wait_for_server(backend, peer, Some(&server), &mut positions).await?;
+            slot = wait_for_server(backend, peer, Some(&server), &mut progress.positions).await?;
+            progress.attempt += 1;
             continue;
         };
         let started = Instant::now();
         let delayed_ack =
             conf.options.tcp_smart_connect && (has_data || server.opts.send_proxy.is_some());
         let keepalive = conf.options.srvtcpka.then_some(&conf.srvtcpka);
+        // HAProxy's `connect` column: each attempt, on the server it goes to.
+        server.idle.connects.fetch_add(1, Relaxed);
         let opening = open_connection(addr, delayed_ack, keepalive, conf.options.nolinger);
         match tokio::time::timeout(timeout, opening).await {
             Ok(Ok(stream)) => {
@@ -124,48 +172,112 @@ pub async fn connect(
                     stream,
                     slot,
                     connect_time: started.elapsed(),
-                    queue_time,
-                    queued: positions,
-                    retries: attempt,
-                    redispatched,
+                    queue_time: progress.queue_time,
+                    queued: progress.positions,
+                    retries: progress.attempt,
+                    redispatched: progress.redispatched,
                 });
             }
             Ok(Err(e)) => last_err = e,
             Err(_) => last_err = io::Error::new(io::ErrorKind::TimedOut, "connect timeout"),
         }
-        if attempt == conf.retries {
+        if progress.attempt == conf.retries {
             break;
         }
-        if balance::redispatches(backend, &server, attempt + 1) {
-            // A hashing algorithm picks the same server again: HAProxy's map-based hashes
-            // avoid none.
-            let avoid = (backend.balance != Balance::Source).then_some(&server);
-            drop(slot);
-            slot = wait_for_server(backend, peer, avoid, &mut positions).await?;
-            let next = slot.server();
-            let counters = if Arc::ptr_eq(next, &server) {
-                (&server.counters.retries, &backend.counters.retries)
-            } else {
-                redispatched = true;
-                (
-                    &server.counters.redispatches,
-                    &backend.counters.redispatches,
-                )
-            };
-            counters.0.fetch_add(1, Relaxed);
-            counters.1.fetch_add(1, Relaxed);
-        } else {
-            server.counters.retries.fetch_add(1, Relaxed);
-            backend.counters.retries.fetch_add(1, Relaxed);
-            // HAProxy's turn-around before retrying the same server.
-            tokio::time::sleep(timeout.min(Duration::from_secs(1))).await;
-        }
+        slot = next_attempt(backend, peer, slot, &last_err, &mut progress).await?;
     }
+    Err(failed(backend, slot, last_err))
+}
+
+/// After attempt `progress.attempt` failed with `err`: the slot for the next one, on the
+/// same server or, with `option redispatch`, another (see [`balance::redispatches`]). As in
+/// HAProxy, a retry that stays on its server waits for the connect timeout (a second at
+/// most) after an error, keeping its slot meanwhile (so the server's `maxconn` holds), and
+/// goes at once after a timeout (the time is spent already); one that changes server gives
+/// the slot back and goes through the queue again. A redispatch counts for the server left,
+/// a retry otherwise.
+async fn next_attempt(
+    backend: &Arc<Backend>,
+    peer: SocketAddr,
+    slot: Slot,
+    err: &io::Error,
+    progress: &mut Progress,
+) -> Result<Slot, ConnectError> {
+    let server = slot.server().clone();
+    progress.attempt += 1;
+    if balance::redispatches(backend, &server, progress.attempt) {
+        // A hashing algorithm picks the same server again: HAProxy's map-based hashes
+        // avoid none.
+        let avoid = (backend.balance != Balance::Source).then_some(&server);
+        drop(slot);
+        let slot = wait_for_server(backend, peer, avoid, &mut progress.positions).await?;
+        let counters = if Arc::ptr_eq(slot.server(), &server) {
+            (&server.counters.retries, &backend.counters.retries)
+        } else {
+            progress.redispatched = true;
+            (
+                &server.counters.redispatches,
+                &backend.counters.redispatches,
+            )
+        };
+        counters.0.fetch_add(1, Relaxed);
+        counters.1.fetch_add(1, Relaxed);
+        return Ok(slot);
+    }
+    server.counters.retries.fetch_add(1, Relaxed);
+    backend.counters.retries.fetch_add(1, Relaxed);
+    // HAProxy counts each attempt in the server's `stot` (its slot counted the first).
+    server.counters.total.fetch_add(1, Relaxed);
+    if err.kind() != io::ErrorKind::TimedOut {
+        // HAProxy's turn-around before retrying the same server.
+        tokio::time::sleep(connect_timeout(backend).min(Duration::from_secs(1))).await;
+    }
+    Ok(slot)
+}
+
+/// The end of the attempts: the connection error counts once, for the server of the last
+/// attempt.
+fn failed(backend: &Backend, slot: Slot, err: io::Error) -> ConnectError {
     let server = slot.server().clone();
     drop(slot);
     server.counters.conn_errors.fetch_add(1, Relaxed);
     backend.counters.conn_errors.fetch_add(1, Relaxed);
-    Err(ConnectError::Failed(server, last_err))
+    ConnectError::Failed(server, err)
+}
+
+/// After the TLS handshake over `conn` failed with `err` (a refusal, or the rest of the
+/// connect timeout run out): as HAProxy, which counts the handshake in the connection
+/// attempt, the next attempt per `retries` and `option redispatch`, else the connection
+/// error. `conn` is closed first.
+pub async fn retry_after_handshake(
+    backend: &Arc<Backend>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    has_data: bool,
+    conn: Connected,
+    err: io::Error,
+) -> Result<Connected, ConnectError> {
+    let Connected {
+        stream,
+        slot,
+        queue_time,
+        queued,
+        retries,
+        redispatched,
+        ..
+    } = conn;
+    drop(stream);
+    if retries >= backend.conf.retries {
+        return Err(failed(backend, slot, err));
+    }
+    let mut progress = Progress {
+        queue_time,
+        positions: queued,
+        attempt: retries,
+        redispatched,
+    };
+    let slot = next_attempt(backend, peer, slot, &err, &mut progress).await?;
+    attempts(backend, peer, local, has_data, slot, progress).await
 }
 
 /// Connects to `addr` with TCP_NODELAY set, HAProxy's way: socket, setsockopt, connect.
@@ -215,7 +327,7 @@ async fn open_connection(
 
 /// A slot of a server for the client, waiting in the queue while all are full (`timeout
 /// queue`, else `timeout connect`); the position it had there adds to `positions`.
-async fn wait_for_server(
+pub async fn wait_for_server(
     backend: &Arc<Backend>,
     peer: SocketAddr,
     avoid: Option<&Arc<Server>>,
@@ -228,6 +340,7 @@ async fn wait_for_server(
         Some(Picked::Queued(ticket)) => {
             Box::pin(wait_in_queue(backend, peer, avoid, ticket, positions)).await
         }
+        Some(Picked::Refused(server)) => Err(queue_full(backend, &server)),
         None => Err(ConnectError::NoServer),
     }
 }
@@ -247,7 +360,19 @@ pub async fn reserve(
         Some(Picked::Queued(ticket)) => {
             Box::pin(wait_in_queue(backend, peer, None, ticket, positions)).await
         }
+        Some(Picked::Refused(server)) => Err(queue_full(backend, &server)),
         None => Err(ConnectError::NoServer),
+    }
+}
+
+/// A connection refused because `server`'s queue is at its `maxqueue`: logged as a queue
+/// failure (`sQ`, 503 in HTTP) and counted as a connection error, as HAProxy does.
+fn queue_full(backend: &Backend, server: &Server) -> ConnectError {
+    server.counters.conn_errors.fetch_add(1, Relaxed);
+    backend.counters.conn_errors.fetch_add(1, Relaxed);
+    ConnectError::QueueTimeout {
+        queued: QueuePositions::default(),
+        waited: Duration::ZERO,
     }
 }
 
@@ -268,8 +393,34 @@ async fn wait_in_queue(
     let began = Instant::now();
     let deadline = tokio::time::Instant::from_std(began + limit);
     loop {
-        // Registered before the look below, so that no change between is missed.
+        // Enabled before the look, so that a change (and its `notify_waiters`) after it is
+        // not missed; one before it, the look sees.
         let changed = backend.servers_changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        match ticket.recheck(positions) {
+            Recheck::StillWaiting => {}
+            Recheck::Served(slot) => return Ok(slot),
+            // Its server's queue is no place to wait any more: picked for again.
+            Recheck::ServerGone => {
+                let left = ticket.server().cloned();
+                let picked = balance::pick_or_queue(backend, peer.ip(), avoid);
+                if let (Some(left), Some(_)) = (left, &picked) {
+                    left.counters.redispatches.fetch_add(1, Relaxed);
+                    backend.counters.redispatches.fetch_add(1, Relaxed);
+                }
+                match picked {
+                    Some(Picked::Now(slot)) => return Ok(slot),
+                    // A new ticket: looked at again under a new registration.
+                    Some(Picked::Queued(next)) => {
+                        ticket = next;
+                        continue;
+                    }
+                    Some(Picked::Refused(server)) => return Err(queue_full(backend, &server)),
+                    None => return Err(ConnectError::NoServer),
+                }
+            }
+        }
         tokio::select! {
             granted = ticket.granted() => {
                 return granted
@@ -282,18 +433,9 @@ async fn wait_in_queue(
                     waited: began.elapsed(),
                 });
             }
+            // Every change that may let it be served notifies (state, weight, address);
+            // a freed slot comes through the ticket.
             () = changed => {}
-            () = tokio::time::sleep(QUEUE_RECHECK) => {}
-        }
-        match ticket.recheck(positions) {
-            Recheck::StillWaiting => {}
-            Recheck::Served(slot) => return Ok(slot),
-            // Its server's queue is no place to wait any more: picked for again.
-            Recheck::ServerGone => match balance::pick_or_queue(backend, peer.ip(), avoid) {
-                Some(Picked::Now(slot)) => return Ok(slot),
-                Some(Picked::Queued(next)) => ticket = next,
-                None => return Err(ConnectError::NoServer),
-            },
         }
     }
 }
@@ -413,37 +555,57 @@ pub async fn serve_tcp(
     let Ok(early) = inspected.map_or_else(|| smart_connect_data(&backend, &client), Ok) else {
         return;
     };
-    let mut conn = match connect(&backend, peer, local, !early.is_empty()).await {
+    let has_data = !early.is_empty();
+    let mut conn = match connect(&backend, peer, local, has_data).await {
         Ok(c) => c,
-        Err(e) => {
-            let flags = match e {
-                ConnectError::NoServer => "SC",
-                ConnectError::QueueTimeout { .. } => "sQ",
-                ConnectError::Failed(..) => "SC",
-            };
-            if let Some(f) = facts.as_deref_mut() {
-                if let ConnectError::Failed(server, _) = &e {
-                    f.server = Some(server);
-                    f.server_addr = server.socket_addr(local.port());
-                    f.retries = backend.conf.retries;
-                }
-                f.queue_ms = e.queue_time().map_or(0, |d| d.as_millis() as i64);
-                f.queued = e.queued();
+        Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
+    };
+    // The PROXY header and what the client sent already, in one packet (in clear); with
+    // `ssl`, the header goes in clear before the handshake, the early data through TLS.
+    // The handshake is part of the connection attempt, as in HAProxy: it gets what remains
+    // of `timeout connect`, its time counts in %Tc, and a failed one is retried per
+    // `retries` and `option redispatch`, like a refused connection.
+    let secured = loop {
+        let tls = (conn.server.opts.tls.ssl)
+            .then(|| conn.server.opts.tls.client.clone())
+            .flatten();
+        // In a block, so that this buffer does not stay in the future.
+        let sent = {
+            let mut first = proxy_header(&conn.server, peer, local);
+            if tls.is_none() {
+                first.extend_from_slice(&early);
             }
-            fe.logger.log_tcp(&fe, facts.as_deref(), flags);
+            conn.stream.write_all(&first).await
+        };
+        if sent.is_err() {
             return;
         }
+        let Some(tls) = tls else {
+            break None;
+        };
+        let started = Instant::now();
+        let left = connect_timeout(&backend).saturating_sub(conn.connect_time);
+        // Boxed, as the forwarding below: TLS state would otherwise grow every TCP
+        // session's task, plaintext ones included (idle memory per connection).
+        let err = match Box::pin(super::tls::handshake_server(&conn.stream, &tls, left)).await {
+            Ok(s) => {
+                conn.connect_time += started.elapsed();
+                break Some(Box::new(s));
+            }
+            Err(super::tls::HandshakeError::Timeout) => {
+                io::Error::new(io::ErrorKind::TimedOut, "SSL handshake timeout")
+            }
+            Err(super::tls::HandshakeError::Failed(e)) => e,
+        };
+        // Boxed too: rare, and its state (a whole connection attempt) would otherwise grow
+        // every session's task.
+        let retried = retry_after_handshake(&backend, peer, local, has_data, conn, err);
+        conn = match Box::pin(retried).await {
+            Ok(c) => c,
+            Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
+        };
     };
-    // The PROXY header and what the client sent already, in one packet; in a block, so
-    // that this buffer does not stay in the future while the data flows.
-    let sent_early = {
-        let mut first = proxy_header(&conn.server, peer, local);
-        first.extend_from_slice(&early);
-        if conn.stream.write_all(&first).await.is_err() {
-            return;
-        }
-        early.len() as u64
-    };
+    let sent_early = early.len() as u64;
     // `option logasap`: the line goes now, with the times and bytes so far.
     if let Some(f) = facts.as_deref_mut().filter(|_| fe.logger.logs_asap()) {
         f.connected(&conn);
@@ -452,7 +614,10 @@ pub async fn serve_tcp(
     let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
     let moved = Moved::default();
     moved.to_server.fetch_add(sent_early, Relaxed);
-    let end = forward::forward(&client, &conn.stream, idle, state.splice, &moved).await;
+    let end = match secured {
+        None => forward::forward(&client, &conn.stream, idle, state.splice, &moved).await,
+        Some(server) => Box::pin(super::tls::forward(&client, *server, &early, idle, &moved)).await,
+    };
     if matches!(end, End::Error(_)) && !moved.server_closed.load(Relaxed) {
         // As HAProxy: a connection that failed (the client reset it) is reset on the server
         // side too, instead of ending with a FIN the server would take for a clean end of
@@ -484,6 +649,32 @@ pub async fn serve_tcp(
         (f.bytes_in, f.bytes_out) = (up, down);
         fe.logger.log_tcp(&fe, Some(f), flags);
     }
+}
+
+/// Logs a session that got no server connection: `SC` (`sC` when the attempts timed out,
+/// as HAProxy), `sQ` after the queue, naming the server tried last.
+fn log_connect_error<'a>(
+    fe: &Frontend,
+    backend: &Backend,
+    facts: Option<&mut log::TcpFacts<'a>>,
+    e: &'a ConnectError,
+) {
+    let flags = match e {
+        ConnectError::QueueTimeout { .. } => "sQ",
+        ConnectError::Failed(_, err) if err.kind() == io::ErrorKind::TimedOut => "sC",
+        ConnectError::NoServer | ConnectError::Failed(..) => "SC",
+    };
+    let logged = facts.map(|f| {
+        if let ConnectError::Failed(server, _) = e {
+            f.server = Some(server);
+            f.server_addr = server.socket_addr(f.local.port());
+            f.retries = backend.conf.retries;
+        }
+        f.queue_ms = e.queue_time().map_or(0, |d| d.as_millis() as i64);
+        f.queued = e.queued();
+        &*f
+    });
+    fe.logger.log_tcp(fe, logged, flags);
 }
 
 #[cfg(test)]

@@ -239,6 +239,11 @@ pub struct Server {
     pub down_since: Mutex<Option<Instant>>,
     pub downtime_secs: AtomicU64,
     pub lb_total: AtomicU64,
+    /// Idle HTTP connections kept for reuse (`runtime::pool`).
+    pub idle: super::pool::IdlePool,
+    /// Bumped when the server's connections must not be reused (see
+    /// [`Server::retire_connections`]); each kept connection holds the one it began in.
+    conn_generation: AtomicU64,
     pub check: Mutex<CheckResult>,
     /// The backend's [`Backend::servers_changed`]: told when the server may take queued
     /// connections it could not take before (UP again, out of maintenance, an address).
@@ -281,6 +286,8 @@ impl Server {
             down_since: Mutex::new(None),
             downtime_secs: AtomicU64::new(0),
             lb_total: AtomicU64::new(0),
+            idle: Default::default(),
+            conn_generation: AtomicU64::new(0),
             check: Mutex::new(CheckResult::default()),
             servers_changed,
         }
@@ -310,8 +317,24 @@ impl Server {
                 _ => {}
             }
         }
+        if admin == Admin::Maint && was != Admin::Maint {
+            self.retire_connections();
+        }
         self.last_change.store(now_secs(), Relaxed);
         self.servers_changed.notify_waiters();
+    }
+
+    /// The generation of the server's connections: one kept from an older generation (idle
+    /// in the pool, or owned by a client connection) is closed, not reused.
+    pub fn conn_generation(&self) -> u64 {
+        self.conn_generation.load(Relaxed)
+    }
+
+    /// The kept connections go: a new address, maintenance or the server going down, as
+    /// HAProxy closes its idle connections then (the next request connects anew).
+    pub fn retire_connections(&self) {
+        self.conn_generation.fetch_add(1, Relaxed);
+        self.idle.clear();
     }
 
     pub fn host(&self) -> String {
@@ -343,7 +366,13 @@ impl Server {
     }
 
     pub fn set_addr(&self, ip: Option<IpAddr>) {
-        *self.addr.write().unwrap_or_else(|e| e.into_inner()) = ip;
+        let was = std::mem::replace(
+            &mut *self.addr.write().unwrap_or_else(|e| e.into_inner()),
+            ip,
+        );
+        if was != ip {
+            self.retire_connections();
+        }
         self.servers_changed.notify_waiters();
     }
 
@@ -358,7 +387,9 @@ impl Server {
     }
 
     pub fn set_service_port(&self, port: ServicePort) {
-        self.service_port.store(port.encode(), Relaxed);
+        if self.service_port.swap(port.encode(), Relaxed) != port.encode() {
+            self.retire_connections();
+        }
     }
 
     /// The fixed port connections go to; None with a port map (the client's port).
@@ -467,6 +498,9 @@ impl Server {
             *since = Some(Instant::now());
         }
         drop(since);
+        if !up {
+            self.retire_connections();
+        }
         self.servers_changed.notify_waiters();
     }
 }
@@ -691,6 +725,10 @@ impl State {
     /// Begins a soft stop: idle keep-alive connections close, responses say `Connection: close`.
     pub fn stop_softly(&self) {
         self.stopping.store(true, Relaxed);
+        // No request takes an idle connection any more: they close now, as in HAProxy.
+        for server in self.backends.iter().flat_map(|b| &b.servers) {
+            server.retire_connections();
+        }
         for notify in &self.stop_notify {
             notify.notify_waiters();
         }

@@ -139,6 +139,8 @@ fn server_row(be: &Backend, s: &Server) -> Row {
         s.opts.maxconn.map(|m| m.to_string()).unwrap_or_default(),
     );
     row.insert("econ", c.conn_errors.load(Relaxed).to_string());
+    let qlimit = s.opts.maxqueue.map(|m| m.to_string());
+    row.insert("qlimit", qlimit.unwrap_or_default());
     row.insert("wretr", c.retries.load(Relaxed).to_string());
     row.insert("wredis", c.redispatches.load(Relaxed).to_string());
     row.insert("status", s.status());
@@ -152,6 +154,9 @@ fn server_row(be: &Backend, s: &Server) -> Row {
     sessions(&mut row, c);
     row.insert("connect", c.total.load(Relaxed).to_string());
     row.insert("lbtot", s.lb_total.load(Relaxed).to_string());
+    if be.mode == Mode::Http {
+        connection_columns(&mut row, s);
+    }
     if s.opts.check {
         row.insert("chkfail", s.check_failures.load(Relaxed).to_string());
         row.insert("chkdown", s.down_transitions.load(Relaxed).to_string());
@@ -302,18 +307,37 @@ fn backend_row(state: &State, be: &Backend) -> Row {
     sessions(&mut row, c);
     let lbtot: u64 = be.servers.iter().map(|s| s.lb_total.load(Relaxed)).sum();
     row.insert("lbtot", lbtot.to_string());
-    let connects: u64 = be
-        .servers
-        .iter()
-        .map(|s| s.counters.total.load(Relaxed))
-        .sum();
+    // In HTTP a request opens a connection or reuses one (`runtime::pool`).
+    let (connects, reuses) = be.servers.iter().fold((0, 0), |(c, r), s| match be.mode {
+        Mode::Http => (
+            c + s.idle.connects.load(Relaxed),
+            r + s.idle.reuses.load(Relaxed),
+        ),
+        Mode::Tcp => (c + s.counters.total.load(Relaxed), r),
+    });
     row.insert("connect", connects.to_string());
+    row.insert("reuse", reuses.to_string());
     row.insert("mode", be.mode.as_str().into());
     row.insert("algo", be.balance.as_str().into());
     if be.mode == Mode::Http {
         http_counts(&mut row, c);
     }
     row
+}
+
+/// An HTTP server's connection columns: connections opened and reused by requests, idle
+/// ones (those that served one request, and the "safe" ones that served more), those in use
+/// and the estimated need the pool keeps (see `runtime::pool`).
+fn connection_columns(row: &mut Row, s: &Server) {
+    let pool = s.idle.counts();
+    let used = s.counters.cur.load(Relaxed);
+    row.insert("connect", s.idle.connects.load(Relaxed).to_string());
+    row.insert("reuse", s.idle.reuses.load(Relaxed).to_string());
+    row.insert("idle_conn_cur", pool.idle.to_string());
+    row.insert("safe_conn_cur", pool.safe.to_string());
+    row.insert("used_conn_cur", used.to_string());
+    row.insert("need_conn_est", pool.need.to_string());
+    row.insert("srv_icur", (pool.idle + pool.safe).to_string());
 }
 
 /// One `show stat` column of a backend's row.

@@ -41,6 +41,8 @@ pub struct TcpFacts<'a> {
     pub redispatched: bool,
     /// Where the session waited in the queues (`%sq`, `%bq`).
     pub queued: QueuePositions,
+    /// `%rt`: the session's number, taken when it was accepted.
+    pub number: u64,
 }
 
 impl<'a> TcpFacts<'a> {
@@ -64,10 +66,13 @@ impl<'a> TcpFacts<'a> {
         local: SocketAddr,
         accepted: Instant,
     ) -> Option<Box<Self>> {
+        // Every session takes its number, logged or not, as every HAProxy stream does.
+        let number = next_request_number();
         if !fe.logger.logs_traffic() {
             return None;
         }
         Some(Box::new(TcpFacts {
+            number,
             state,
             client,
             local,
@@ -138,7 +143,7 @@ impl Logger {
             counts,
             req_captures: Some(&req_caps),
             resp_captures: Some(&resp_caps),
-            request_counter: next_request_number(),
+            request_counter: f.number,
             partial,
             ..Entry::at_accept(f.client, f.local, &fe.name, f.accept_date)
         };
@@ -266,12 +271,13 @@ impl HttpFacts {
         })
     }
 
-    /// A parsed request: its number, its captured headers, and its unique id, which goes
-    /// to the server in `unique-id-header` when one is set.
-    pub fn request(&mut self, fe: &Frontend, head: &mut Head, client: SocketAddr) {
+    /// A parsed request: its number (`%rt`, which every request takes), its captured
+    /// headers, and its unique id, which goes to the server in `unique-id-header` when one is
+    /// set (after the rules' headers, see `http::exchange`).
+    pub fn request(&mut self, fe: &Frontend, head: &Head, client: SocketAddr, number: u64) {
         let logger = &fe.logger;
         self.parsed = true;
-        self.request_number = next_request_number();
+        self.request_number = number;
         self.req_captures = capture(logger.request_captures(), head);
         if let Some(c) = logger.cookie_capture() {
             self.client_cookie = capture_cookie(c, head, "cookie");
@@ -284,7 +290,7 @@ impl HttpFacts {
         }
         self.unique_id = {
             let fetcher = self.state.as_deref().map(|state| sample::Context {
-                request: Some(&*head),
+                request: Some(head),
                 ..sample::Context::new(state, fe, client, self.local)
             });
             let entry = Entry {
@@ -294,9 +300,6 @@ impl HttpFacts {
             };
             logger.unique_id(&entry)
         };
-        if let (Some(name), Some(id)) = (logger.unique_id_header(), &self.unique_id) {
-            head.headers.push((name.to_string(), id.clone()));
-        }
     }
 
     /// The server's response head: its captured headers.
@@ -334,11 +337,7 @@ fn capture(captures: &[Capture], head: &Head) -> Vec<Option<String>> {
                 .iter()
                 .rev()
                 .find(|(n, _)| n.eq_ignore_ascii_case(&c.name))?;
-            let mut end = c.len.min(value.1.len());
-            while !value.1.is_char_boundary(end) {
-                end -= 1;
-            }
-            Some(value.1[..end].to_string())
+            Some(crate::bytestr::cut(&value.1, c.len))
         })
         .collect()
 }
@@ -362,19 +361,14 @@ fn capture_cookie(c: &Capture, head: &Head, header: &str) -> Option<String> {
                 Some((n, v)) => (n.trim(), Some(v.trim())),
                 None => (cookie.trim(), None),
             };
-            let mut text = match value {
+            let text = match value {
                 Some(v) => format!("{name}={v}"),
                 None => name.to_string(),
             };
             if name.is_empty() || !text.starts_with(c.name.as_str()) {
                 return None;
             }
-            let mut end = c.len.min(text.len());
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-            Some(text)
+            Some(crate::bytestr::cut(&text, c.len))
         })
 }
 

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# TLS towards servers: hapx-proxy against HAProxy 2.6 side by side on loopback, same
+# configuration (`mode tcp`, `server ... ssl verify required ca-file ...`), and the ratios:
+#   throughput of plain client connections forwarded to a TLS server (the proxy encrypts), and
+#   the rate of short connections (a new TLS connection to the server for each: handshake,
+#   4 bytes each way, close; both proxies resume TLS sessions, as they do by default),
+#   with the CPU time each proxy spent per GB and per 1,000 connections (the load generator
+#   and the TLS backend share the machine's CPUs with the proxy, so the proxy's own CPU per
+#   unit of work is the fair comparison).
+# Usage: [ROUNDS=2] bench/proxy-tls.sh [SECONDS]   (default 5 s per measurement; measurements
+# alternate between the proxies, best of ROUNDS kept)
+# Traffic stays on 127.0.0.1 (ports 19500-19520, apart from bench/proxy.sh's); every process
+# started here is stopped by its pid on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-5}
+ROUNDS=${ROUNDS:-2}
+HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
+WORK=$(mktemp -d /tmp/hapx-bench-tls.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+for tool in openssl "$HAPROXY"; do
+  command -v "$tool" >/dev/null || { echo "bench/proxy-tls.sh: needs $tool" >&2; exit 1; }
+done
+cargo build --release -q -p hapx-proxy --bin hapx-proxy --example tls-load
+HAPX=target/release/hapx-proxy
+LOAD=target/release/examples/tls-load
+ulimit -n "$(ulimit -Hn)"
+
+# A CA and a server certificate for 127.0.0.1 it signed (EC P-256, as a modern API server's).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=bench-ca -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -subj /CN=127.0.0.1 -keyout "$WORK/srv.key" -out "$WORK/srv.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$WORK/ext"
+openssl x509 -req -in "$WORK/srv.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
+  -days 2 -extfile "$WORK/ext" -out "$WORK/srv.crt" 2>/dev/null
+cat "$WORK/srv.crt" "$WORK/srv.key" >"$WORK/srv.pem"
+
+BACKEND=19500
+$LOAD server $BACKEND "$WORK/srv.pem" >"$WORK/handshakes" & PIDS+=($!)
+sleep 0.5
+
+# config NAME FRONTPORT
+config() {
+  cat <<CFG
+global
+  maxconn 7000
+  stats socket $WORK/$1.sock mode 600 level admin
+defaults
+  mode tcp
+  timeout client 30s
+  timeout server 30s
+  timeout connect 2s
+frontend fe
+  bind 127.0.0.1:$2
+  default_backend tls
+backend tls
+  server s1 127.0.0.1:$BACKEND ssl verify required ca-file $WORK/ca.pem
+CFG
+}
+
+declare -A PORT PID
+start() { # NAME BINARY PORT
+  config "$1" "$3" >"$WORK/$1.cfg"
+  "$2" -db -f "$WORK/$1.cfg" >"$WORK/$1.log" 2>&1 & PIDS+=($!)
+  PID[$1]=$!
+  PORT[$1]=$3
+}
+start haproxy "$HAPROXY" 19510
+start hapx "$HAPX" 19520
+sleep 1
+
+# CPU seconds (user + system) a process has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+declare -A R
+best() { # KEY VALUE: keeps the larger
+  if [ -z "${R[$1]:-}" ] || awk -v a="$2" -v b="${R[$1]}" 'BEGIN {exit !(a > b)}'; then R[$1]=$2; fi
+}
+lowest() { # KEY VALUE: keeps the smaller
+  if [ -z "${R[$1]:-}" ] || awk -v a="$2" -v b="${R[$1]}" 'BEGIN {exit !(a < b)}'; then R[$1]=$2; fi
+}
+
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for round in $(seq "$ROUNDS"); do
+  for name in haproxy hapx; do
+    addr=127.0.0.1:${PORT[$name]}
+    c0=$(cpu "${PID[$name]}")
+    gbit=$($LOAD bulk "$addr" "$SECS" 4 | awk '{print $2}')
+    c1=$(cpu "${PID[$name]}")
+    best "$name,gbit" "$gbit"
+    # CPU seconds per GB moved.
+    lowest "$name,cpu_gb" "$(awk -v c="$(awk -v a="$c0" -v b="$c1" 'BEGIN {print b - a}')" \
+      -v g="$gbit" -v s="$SECS" 'BEGIN {printf "%.3f", c / (g * s / 8)}')"
+    sleep 1.1; before=$(tail -1 "$WORK/handshakes")
+    c0=$(cpu "${PID[$name]}")
+    out=$($LOAD connrate "$addr" 64 "$SECS")
+    c1=$(cpu "${PID[$name]}")
+    sleep 1.1; after=$(tail -1 "$WORK/handshakes")
+    # The backend's handshake totals before and after: how many were resumed sessions.
+    R[$name,resumed]=$(awk -v b="$before" -v a="$after" 'BEGIN {
+      split(b, x, " "); split(a, y, " "); full = y[3] - x[3]; res = y[5] - x[5];
+      printf "%.0f%%", 100 * res / (full + res) }')
+    rate=$(echo "$out" | awk '{print $2}')
+    failed=$(echo "$out" | awk '{print $4}')
+    best "$name,rate" "$rate"
+    [ "$failed" = 0 ] || echo "  $name: $failed short connections failed (round $round)"
+    # CPU milliseconds per 1,000 connections.
+    lowest "$name,cpu_kconn" "$(awk -v a="$c0" -v b="$c1" -v r="$rate" -v s="$SECS" \
+      'BEGIN {printf "%.1f", (b - a) * 1000 / (r * s / 1000)}')"
+    echo "  round $round $name: ${gbit} Gbit/s, ${rate} conn/s"
+  done
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Memory with many connections open at once: CONNS clients each send 64 kB towards the TLS
+# server (which sinks it) and stay open; the proxy's RSS growth over its idle RSS, per
+# connection (its buffers, TLS state and socket bookkeeping).
+CONNS=${CONNS:-2000}
+hold() { # PORT PID: prints the RSS growth in kB per connection while CONNS are open
+  python3 - "$1" "$2" "$CONNS" <<'PY'
+import socket, sys, time
+port, pid, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+def rss():
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+before = rss()
+conns = []
+for _ in range(n):
+    c = socket.create_connection(("127.0.0.1", port))
+    c.sendall(b"SINK" + b"x" * 65536)
+    conns.append(c)
+time.sleep(2)
+print(f"{(rss() - before) / n:.1f}")
+for c in conns:
+    c.close()
+PY
+}
+for name in haproxy hapx; do
+  R[$name,rss]=$(hold "${PORT[$name]}" "${PID[$name]}")
+  sleep 1
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+printf '\n%-34s %12s %12s %8s\n' "TLS to servers (mode tcp)" HAProxy hapx ratio
+printf '%-34s %12s %12s %8s\n' "throughput, Gbit/s (4 streams)" "${R[haproxy,gbit]}" "${R[hapx,gbit]}" \
+  "$(ratio "${R[hapx,gbit]}" "${R[haproxy,gbit]}")"
+printf '%-34s %12s %12s %8s\n' "new TLS connections/s (-c64)" "${R[haproxy,rate]}" "${R[hapx,rate]}" \
+  "$(ratio "${R[hapx,rate]}" "${R[haproxy,rate]}")"
+printf '%-34s %12s %12s %8s\n' "proxy CPU s per GB (lower better)" "${R[haproxy,cpu_gb]}" "${R[hapx,cpu_gb]}" \
+  "$(ratio "${R[haproxy,cpu_gb]}" "${R[hapx,cpu_gb]}")"
+printf '%-34s %12s %12s %8s\n' "proxy CPU ms per 1k conns (lower)" "${R[haproxy,cpu_kconn]}" "${R[hapx,cpu_kconn]}" \
+  "$(ratio "${R[haproxy,cpu_kconn]}" "${R[hapx,cpu_kconn]}")"
+printf '%-34s %12s %12s %8s\n' "RSS kB per open conn (${CONNS}, lower)" "${R[haproxy,rss]}" "${R[hapx,rss]}" \
+  "$(ratio "${R[haproxy,rss]}" "${R[hapx,rss]}")"
+printf '%-34s %12s %12s\n' "resumed TLS sessions (last round)" "${R[haproxy,resumed]}" "${R[hapx,resumed]}"
+echo "(ratio: hapx / HAProxy for rates, HAProxy / hapx for CPU costs: above 1 is hapx better)"

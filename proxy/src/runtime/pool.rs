@@ -1,0 +1,363 @@
+//! Idle server connections kept for reuse by HTTP requests, as HAProxy 2.6 keeps them.
+//!
+//! After its response a server connection goes to its server's pool, where any later
+//! request balanced to that server may take it (`http-reuse`): with `safe` (the default) a
+//! client connection's first request never takes one (it opens its own, so that a server
+//! closing an idle connection at the wrong time only ever fails a request the client can
+//! retry), later requests take the idle ones first, then the "safe" ones (those that served
+//! a second request already); `aggressive` lets a first request take a safe one, `always`
+//! any. Connections `http-reuse never` makes private stay with their client connection
+//! instead (see `runtime::http`).
+//!
+//! Only a connection whose response was read whole is offered (`runtime::http` checks),
+//! and each pooled one carries its server's [`Server::conn_generation`]: a new address,
+//! maintenance or a server going down retire the idle connections (as HAProxy closes
+//! them), so none is taken to the old address or to a server out of the balance.
+//!
+//! How many stay is HAProxy's estimate: a connection is kept when there is not one of its
+//! kind (or better) per thread yet, or when the server's connections in use and idle stay within the most it needed at once
+//! recently (`est_need_conns`); every `pool-purge-delay` half the excess is closed and the
+//! estimate moves towards the recent use. `pool-max-conn` caps the pool.
+//!
+//! Each thread runs its own runtime and has its own lists (as HAProxy's are per thread), so
+//! that requests on different threads do not contend for one lock: a thread takes its own
+//! connections first, then another thread's, which it moves to its runtime (HAProxy's
+//! "takeover"). The counts the estimate uses are shared.
+
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::ThreadId;
+
+use tokio::net::TcpStream;
+
+use super::state::Server;
+use crate::config::model::HttpReuse;
+
+/// Lists per pool: threads beyond share them (a thread's are found by [`shard`]).
+const SHARDS: usize = 16;
+
+/// A server's idle connections and its recent need of connections.
+#[derive(Debug, Default)]
+pub struct IdlePool {
+    shards: [Mutex<Lists>; SHARDS],
+    /// Idle connections in all the lists, and the safe ones among them.
+    total: AtomicUsize,
+    safe_total: AtomicUsize,
+    /// The most connections the server had in use at once recently (`est_need_conns`).
+    est_need: AtomicUsize,
+    /// The most in use since the last purge (`max_used_conns`).
+    max_used: AtomicUsize,
+    /// A purge task runs (while the pool holds anything).
+    purging: AtomicBool,
+    /// HTTP requests that opened a connection (`connect` of the stats), and that reused
+    /// one (`reuse`).
+    pub connects: AtomicU64,
+    pub reuses: AtomicU64,
+}
+
+/// What the stats show of a pool: `idle_conn_cur`, `safe_conn_cur`, `need_conn_est`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolCounts {
+    pub idle: usize,
+    pub safe: usize,
+    pub need: usize,
+}
+
+/// One thread's idle connections.
+#[derive(Debug, Default)]
+struct Lists {
+    /// Served one request: HAProxy's idle list.
+    idle: VecDeque<Idle>,
+    /// Served several: HAProxy's safe list.
+    safe: VecDeque<Idle>,
+}
+
+#[derive(Debug)]
+struct Idle {
+    stream: TcpStream,
+    /// The thread (and so the runtime) whose reactor the socket is registered with.
+    thread: ThreadId,
+    /// The server's [`Server::conn_generation`] when it was pooled.
+    generation: u64,
+}
+
+/// How many idle connections a refused offer looks at for ones the server closed: a
+/// bounded cost per request; the purge task looks at them all.
+const PRUNE_ON_OFFER: usize = 4;
+
+/// An idle list: HAProxy's idle (served one request) or safe (served several).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Idle,
+    Safe,
+}
+
+/// The process's threads (`nbthread`): HAProxy's pools are per thread, each keeping a
+/// first connection of each kind whatever the estimate.
+static THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Sets the number of threads the pools are shared by.
+pub fn set_threads(threads: usize) {
+    THREADS.store(threads.max(1), Relaxed);
+}
+
+/// This thread's lists in every pool: threads are numbered as they first use a pool.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Relaxed) % SHARDS;
+    }
+    SHARD.with(|own| *own)
+}
+
+impl IdlePool {
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Lists> {
+        self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn counts(&self) -> PoolCounts {
+        let safe = self.safe_total.load(Relaxed);
+        PoolCounts {
+            idle: self.total.load(Relaxed).saturating_sub(safe),
+            safe,
+            need: self.est_need.load(Relaxed),
+        }
+    }
+
+    /// Records `used` connections in use (`srv_use_conn`).
+    fn note(&self, used: usize) {
+        self.max_used.fetch_max(used, Relaxed);
+        self.est_need.fetch_max(used, Relaxed);
+    }
+
+    /// Whether any idle connection of the kinds in `order` may be there.
+    fn holds_any(&self, order: &[Kind]) -> bool {
+        let (total, safe) = (self.total.load(Relaxed), self.safe_total.load(Relaxed));
+        order.iter().any(|kind| match kind {
+            Kind::Idle => total > safe,
+            Kind::Safe => safe > 0,
+        })
+    }
+
+    /// Takes one from `lists`, from its lists in `order`.
+    fn pop(&self, lists: &mut Lists, order: &[Kind]) -> Option<Idle> {
+        let (conn, kind) = order.iter().find_map(|&kind| {
+            let list = match kind {
+                Kind::Idle => &mut lists.idle,
+                Kind::Safe => &mut lists.safe,
+            };
+            Some((list.pop_front()?, kind))
+        })?;
+        if kind == Kind::Safe {
+            self.safe_total.fetch_sub(1, Relaxed);
+        }
+        self.total.fetch_sub(1, Relaxed);
+        Some(conn)
+    }
+
+    /// Closes the connections of `lists` the server closed (or sent stray bytes on) while
+    /// idle, or that belong to an older `generation`, looking at `most` of each list at the
+    /// front (the oldest): HAProxy's idle connections notice a close at once; here it
+    /// matters before refusing a connection and when purging.
+    fn prune(&self, lists: &mut Lists, generation: u64, most: usize) {
+        let mut gone = [0; 2];
+        for (list, gone) in [&mut lists.idle, &mut lists.safe]
+            .into_iter()
+            .zip(&mut gone)
+        {
+            let mut seen = 0;
+            list.retain(|c| {
+                seen += 1;
+                let keep = seen > most || (c.generation == generation && is_quiet(&c.stream));
+                *gone += usize::from(!keep);
+                keep
+            });
+        }
+        self.safe_total.fetch_sub(gone[1], Relaxed);
+        self.total.fetch_sub(gone[0] + gone[1], Relaxed);
+    }
+
+    /// Closes every idle connection: its server changed address, went down or into
+    /// maintenance, or the process stops softly (as HAProxy does then).
+    pub fn clear(&self) {
+        let mut closing = Vec::new();
+        for at in 0..SHARDS {
+            let mut lists = self.lock(at);
+            while let Some(conn) = self.pop(&mut lists, &[Kind::Idle, Kind::Safe]) {
+                closing.push(conn);
+            }
+        }
+        // Closed outside the locks.
+        drop(closing);
+    }
+}
+
+/// Whether an idle connection is still open with nothing to read, as a live idle one is:
+/// one recv(2) with MSG_PEEK, which tokio's readiness cannot replace (it may not have
+/// heard of a close yet), and which leaves that readiness as it is.
+pub fn is_quiet(stream: &TcpStream) -> bool {
+    // The socket is non-blocking: a live idle one has nothing to peek at.
+    let mut probe = [std::mem::MaybeUninit::uninit()];
+    let peeked = socket2::SockRef::from(stream).peek(&mut probe);
+    matches!(peeked, Err(e) if e.kind() == ErrorKind::WouldBlock)
+}
+
+/// Records that `server` has one more connection in use (a request holds one of its slots
+/// now, counted in `counters.cur`): the need the pool is sized by.
+pub fn note_use(server: &Server) {
+    server.idle.note(server.counters.cur.load(Relaxed));
+}
+
+/// The lists a request may take an idle connection from, in the order HAProxy 2.6's
+/// `connect_server` tries them (`first`: the first request of its client connection):
+///
+/// | reuse      | first request | later requests |
+/// |------------|---------------|----------------|
+/// | safe       | none          | idle, safe     |
+/// | aggressive | safe          | idle, safe     |
+/// | always     | safe, idle    | idle, safe     |
+fn allowed(reuse: HttpReuse, first: bool) -> &'static [Kind] {
+    match (reuse, first) {
+        (HttpReuse::Never, _) | (HttpReuse::Safe, true) => &[],
+        (HttpReuse::Aggressive, true) => &[Kind::Safe],
+        (HttpReuse::Always, true) => &[Kind::Safe, Kind::Idle],
+        _ => &[Kind::Idle, Kind::Safe],
+    }
+}
+
+/// An idle connection of `server` for a request, by the `reuse` rules (`first`: the first
+/// request of its client connection), the use noted as [`note_use`] does. Each is looked
+/// at before it is taken: one the server closed meanwhile (or that holds stray bytes), or
+/// of an older generation of the server, is closed and the next one tried.
+pub fn take(server: &Server, reuse: HttpReuse, first: bool) -> Option<TcpStream> {
+    note_use(server);
+    let order = allowed(reuse, first);
+    let pool = &server.idle;
+    let own = shard();
+    let here = std::thread::current().id();
+    let generation = server.conn_generation();
+    // This thread's first, then the others' (taken over).
+    for k in 0..SHARDS {
+        if !pool.holds_any(order) {
+            return None;
+        }
+        let at = (own + k) % SHARDS;
+        loop {
+            let Some(found) = pool.pop(&mut pool.lock(at), order) else {
+                break;
+            };
+            if let Some(stream) = revive(found, here, generation) {
+                return Some(stream);
+            }
+        }
+    }
+    None
+}
+
+/// The pooled connection ready for use on this thread, if it is of the server's current
+/// `generation` and the server did not close it.
+fn revive(conn: Idle, here: ThreadId, generation: u64) -> Option<TcpStream> {
+    if conn.generation != generation || !is_quiet(&conn.stream) {
+        return None;
+    }
+    if conn.thread == here {
+        return Some(conn.stream);
+    }
+    // Registered with another thread's runtime: moved to this one's.
+    let std = conn.stream.into_std().ok()?;
+    TcpStream::from_std(std).ok()
+}
+
+/// Offers a server connection that just finished a request (`served`: how many it served),
+/// opened or pooled in the server's `generation`, to `server`'s pool; false when the pool
+/// does not want it (the caller closes it). Called while the request still holds its slot,
+/// as HAProxy counts the connection in use then.
+pub fn put(server: &Arc<Server>, stream: TcpStream, served: u32, generation: u64) -> bool {
+    let opts = &server.opts;
+    let current = server.conn_generation();
+    if opts.pool_purge_delay.is_zero() || generation != current {
+        return false;
+    }
+    let pool = &server.idle;
+    let used = server.counters.cur.load(Relaxed);
+    let safe = served > 1;
+    // HAProxy keeps a thread's first idle connection (or first safe one) whatever the
+    // estimate: here, while there are fewer than one per thread (a client connection's
+    // thread is the kernel's choice here, not a rotation as in HAProxy).
+    let threads = THREADS.load(Relaxed);
+    let wanted = || {
+        let (total, safes) = (pool.total.load(Relaxed), pool.safe_total.load(Relaxed));
+        let first_of_kind = safes < threads && (safe || total < threads);
+        let under_max = opts.pool_max_conn.is_none_or(|max| total < max);
+        let needed = used + total <= used.max(pool.est_need.load(Relaxed));
+        under_max && (first_of_kind || needed)
+    };
+    let at = shard();
+    let mut lists = pool.lock(at);
+    if !wanted() {
+        // Perhaps only because of connections the server closed meanwhile.
+        pool.prune(&mut lists, current, PRUNE_ON_OFFER);
+        if !wanted() {
+            return false;
+        }
+    }
+    let conn = Idle {
+        stream,
+        thread: std::thread::current().id(),
+        generation,
+    };
+    if safe {
+        lists.safe.push_back(conn);
+        pool.safe_total.fetch_add(1, Relaxed);
+    } else {
+        lists.idle.push_back(conn);
+    }
+    pool.total.fetch_add(1, Relaxed);
+    drop(lists);
+    if !pool.purging.swap(true, Relaxed) {
+        tokio::spawn(purge_every(server.clone()));
+    }
+    true
+}
+
+/// Every `pool-purge-delay` while the pool holds connections: closes half of those beyond
+/// the recent need, and moves the estimate of the need towards the recent use.
+async fn purge_every(server: Arc<Server>) {
+    let pool = &server.idle;
+    loop {
+        tokio::time::sleep(server.opts.pool_purge_delay).await;
+        let used = server.counters.cur.load(Relaxed);
+        let (est, max_used) = (pool.est_need.load(Relaxed), pool.max_used.load(Relaxed));
+        pool.est_need
+            .store(((est + max_used) / 2).max(max_used), Relaxed);
+        pool.max_used.store(used, Relaxed);
+        let generation = server.conn_generation();
+        for at in 0..SHARDS {
+            pool.prune(&mut pool.lock(at), generation, usize::MAX);
+        }
+        let excess = (used + pool.total.load(Relaxed)).saturating_sub(max_used.max(est));
+        let mut to_close = excess.div_ceil(2);
+        let mut closing = Vec::new();
+        for at in 0..SHARDS {
+            let mut lists = pool.lock(at);
+            while to_close > 0 {
+                let Some(conn) = pool.pop(&mut lists, &[Kind::Idle, Kind::Safe]) else {
+                    break;
+                };
+                closing.push(conn);
+                to_close -= 1;
+            }
+        }
+        // Closed outside the locks.
+        drop(closing);
+        // A connection pooled meanwhile finds `purging` set, and this loop goes on for it.
+        if pool.total.load(Relaxed) == 0 {
+            pool.purging.store(false, Relaxed);
+            if pool.total.load(Relaxed) == 0 || pool.purging.swap(true, Relaxed) {
+                return;
+            }
+        }
+    }
+}
