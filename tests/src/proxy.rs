@@ -274,6 +274,12 @@ impl NamedServer {
 
     pub fn start_on(name: &str, addr: SocketAddr, hold: Duration) -> NamedServer {
         let listener = TcpListener::bind(addr).expect("binding a test server");
+        // Hundreds of connections at once through a proxy must not overflow the accept queue
+        // (std listens with 128): a dropped SYN costs the proxy its connect timeout, and the
+        // test would measure this server's thread start-up instead of the proxy. listen(2)
+        // again on a listening socket only resizes its queue.
+        let backlog = nix::sys::socket::Backlog::new(4096).expect("a valid backlog");
+        nix::sys::socket::listen(&listener, backlog).expect("resizing the accept queue");
         let addr = listener.local_addr().expect("its address");
         let accepted = Arc::new(AtomicUsize::new(0));
         let open = Arc::new(AtomicUsize::new(0));
