@@ -86,6 +86,21 @@ impl ConnTokens {
     }
 }
 
+/// The elements of a comma-separated header value, leading blanks trimmed, as HAProxy's
+/// `http_find_header` yields them: a comma inside a quoted string does not separate.
+pub fn list_elements(value: &str) -> impl Iterator<Item = &str> {
+    let bytes = value.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = at;
+        (start <= bytes.len()).then(|| {
+            let end = token_end(bytes, start);
+            at = end + 1;
+            value[start..end].trim_start_matches([' ', '\t'])
+        })
+    })
+}
+
 /// Where the element of a comma-separated value starting at `at` ends: the next comma outside
 /// a quoted string, or the end.
 fn token_end(bytes: &[u8], at: usize) -> usize {

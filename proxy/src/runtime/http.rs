@@ -1662,29 +1662,11 @@ fn authenticates_connection(resp: &Head, status: u16) -> bool {
     resp.headers
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case(header))
-        .flat_map(|(_, value)| list_values(value))
+        .flat_map(|(_, value)| h1::list_elements(value))
         .any(|value| {
             let scheme = value.as_bytes().get(..4).unwrap_or_default();
             scheme.eq_ignore_ascii_case(b"nego") || scheme.eq_ignore_ascii_case(b"ntlm")
         })
-}
-
-/// The values of a comma-separated header, leading blanks trimmed, as HAProxy's
-/// `http_find_header` yields them: a comma inside a quoted string does not separate.
-fn list_values(header: &str) -> impl Iterator<Item = &str> {
-    let (mut quoted, mut escaped) = (false, false);
-    header
-        .split(move |c| {
-            match (quoted, escaped, c) {
-                (_, true, _) => escaped = false,
-                (true, _, '\\') => escaped = true,
-                (_, _, '"') => quoted = !quoted,
-                (false, _, ',') => return true,
-                _ => {}
-            }
-            false
-        })
-        .map(|v| v.trim_start_matches([' ', '\t']))
 }
 
 /// What the request decided for the response's way back.
@@ -2184,7 +2166,7 @@ mod tests {
         assert!(!auth(401, "www-authenticate", r#"Basic realm="a\", NTLM""#));
         assert!(!auth(401, "proxy-authenticate", "NTLM"));
         assert!(!auth(200, "www-authenticate", "NTLM"));
-        let values: Vec<&str> = list_values(r#"a, "b,c" ,	d"#).collect();
+        let values: Vec<&str> = h1::list_elements(r#"a, "b,c" ,	d"#).collect();
         assert_eq!(values, ["a", r#""b,c" "#, "d"]);
     }
 }
