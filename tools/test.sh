@@ -37,6 +37,9 @@ else
   echo "tools/test.sh: not root on Debian: not installing packages; tests needing them will SKIP" >&2
 fi
 
+# CI builds once, from a clean clone: incremental caches would only cost disk there.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+
 set -x
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
