@@ -7,6 +7,9 @@
 #   with the CPU time each proxy spent per GB and per 1,000 connections (the load generator
 #   and the TLS backend share the machine's CPUs with the proxy, so the proxy's own CPU per
 #   unit of work is the fair comparison).
+# And TLS termination (`bind ... ssl crt`, `mode tcp`, to a plain backend): the rate of new
+#   TLS connections from clients (a full handshake each, no session resumption: 4 bytes each
+#   way, close) and the throughput of TLS clients, with the proxy's CPU per unit likewise.
 # Usage: [ROUNDS=2] bench/proxy-tls.sh [SECONDS]   (default 5 s per measurement; measurements
 # alternate between the proxies, best of ROUNDS kept)
 # Traffic stays on 127.0.0.1 (ports 19500-19520, apart from bench/proxy.sh's); every process
@@ -39,8 +42,9 @@ openssl x509 -req -in "$WORK/srv.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -
   -days 2 -extfile "$WORK/ext" -out "$WORK/srv.crt" 2>/dev/null
 cat "$WORK/srv.crt" "$WORK/srv.key" >"$WORK/srv.pem"
 
-BACKEND=19500
+BACKEND=19500 PLAIN=19501
 $LOAD server $BACKEND "$WORK/srv.pem" >"$WORK/handshakes" & PIDS+=($!)
+$LOAD server $PLAIN >/dev/null & PIDS+=($!)
 sleep 0.5
 
 # config NAME FRONTPORT
@@ -57,8 +61,13 @@ defaults
 frontend fe
   bind 127.0.0.1:$2
   default_backend tls
+frontend term
+  bind 127.0.0.1:$(($2 + 1)) ssl crt $WORK/srv.pem
+  default_backend plain
 backend tls
   server s1 127.0.0.1:$BACKEND ssl verify required ca-file $WORK/ca.pem
+backend plain
+  server p1 127.0.0.1:$PLAIN
 CFG
 }
 
@@ -112,6 +121,26 @@ for round in $(seq "$ROUNDS"); do
     lowest "$name,cpu_kconn" "$(awk -v a="$c0" -v b="$c1" -v r="$rate" -v s="$SECS" \
       'BEGIN {printf "%.1f", (b - a) * 1000 / (r * s / 1000)}')"
     echo "  round $round $name: ${gbit} Gbit/s, ${rate} conn/s"
+    # TLS termination: TLS clients, plain backend.
+    term=127.0.0.1:$((${PORT[$name]} + 1))
+    c0=$(cpu "${PID[$name]}")
+    tgbit=$($LOAD bulk "$term" "$SECS" 4 tls | awk '{print $2}')
+    c1=$(cpu "${PID[$name]}")
+    best "$name,tgbit" "$tgbit"
+    lowest "$name,tcpu_gb" "$(awk -v c="$(awk -v a="$c0" -v b="$c1" 'BEGIN {print b - a}')" \
+      -v g="$tgbit" -v s="$SECS" 'BEGIN {printf "%.3f", c / (g * s / 8)}')"
+    sleep 1.1
+    c0=$(cpu "${PID[$name]}")
+    out=$($LOAD connrate "$term" 64 "$SECS" tls)
+    c1=$(cpu "${PID[$name]}")
+    trate=$(echo "$out" | awk '{print $2}')
+    failed=$(echo "$out" | awk '{print $4}')
+    best "$name,trate" "$trate"
+    [ "$failed" = 0 ] || echo "  $name: $failed TLS connections failed (round $round)"
+    lowest "$name,tcpu_kconn" "$(awk -v a="$c0" -v b="$c1" -v r="$trate" -v s="$SECS" \
+      'BEGIN {printf "%.1f", (b - a) * 1000 / (r * s / 1000)}')"
+    echo "  round $round $name: terminating ${tgbit} Gbit/s, ${trate} handshakes/s"
+    sleep 1.1
   done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -145,16 +174,21 @@ for name in haproxy hapx; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+row() { # LABEL KEY rate|cost: both proxies' figures and the ratio (above 1: hapx better)
+  local h=${R[haproxy,$2]} x=${R[hapx,$2]}
+  if [ "$3" = rate ]; then r=$(ratio "$x" "$h"); else r=$(ratio "$h" "$x"); fi
+  printf '%-34s %12s %12s %8s\n' "$1" "$h" "$x" "$r"
+}
 printf '\n%-34s %12s %12s %8s\n' "TLS to servers (mode tcp)" HAProxy hapx ratio
-printf '%-34s %12s %12s %8s\n' "throughput, Gbit/s (4 streams)" "${R[haproxy,gbit]}" "${R[hapx,gbit]}" \
-  "$(ratio "${R[hapx,gbit]}" "${R[haproxy,gbit]}")"
-printf '%-34s %12s %12s %8s\n' "new TLS connections/s (-c64)" "${R[haproxy,rate]}" "${R[hapx,rate]}" \
-  "$(ratio "${R[hapx,rate]}" "${R[haproxy,rate]}")"
-printf '%-34s %12s %12s %8s\n' "proxy CPU s per GB (lower better)" "${R[haproxy,cpu_gb]}" "${R[hapx,cpu_gb]}" \
-  "$(ratio "${R[haproxy,cpu_gb]}" "${R[hapx,cpu_gb]}")"
-printf '%-34s %12s %12s %8s\n' "proxy CPU ms per 1k conns (lower)" "${R[haproxy,cpu_kconn]}" "${R[hapx,cpu_kconn]}" \
-  "$(ratio "${R[haproxy,cpu_kconn]}" "${R[hapx,cpu_kconn]}")"
-printf '%-34s %12s %12s %8s\n' "RSS kB per open conn (${CONNS}, lower)" "${R[haproxy,rss]}" "${R[hapx,rss]}" \
-  "$(ratio "${R[haproxy,rss]}" "${R[hapx,rss]}")"
+row "throughput, Gbit/s (4 streams)" gbit rate
+row "new TLS connections/s (-c64)" rate rate
+row "proxy CPU s per GB (lower better)" cpu_gb cost
+row "proxy CPU ms per 1k conns (lower)" cpu_kconn cost
+row "RSS kB per open conn (${CONNS}, lower)" rss cost
 printf '%-34s %12s %12s\n' "resumed TLS sessions (last round)" "${R[haproxy,resumed]}" "${R[hapx,resumed]}"
+printf '\n%-34s %12s %12s %8s\n' "TLS termination (bind ssl, tcp)" HAProxy hapx ratio
+row "throughput, Gbit/s (4 TLS clients)" tgbit rate
+row "new TLS handshakes/s (-c64)" trate rate
+row "proxy CPU s per GB (lower better)" tcpu_gb cost
+row "proxy CPU ms per 1k handshakes" tcpu_kconn cost
 echo "(ratio: hapx / HAProxy for rates, HAProxy / hapx for CPU costs: above 1 is hapx better)"

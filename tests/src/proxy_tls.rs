@@ -9,6 +9,9 @@
 //!   HTTP (`/healthz` with a status the test sets) or echoes bytes (and says `bye` once the
 //!   client has finished sending, to test half-close); it records the SNI and request heads
 //!   it received.
+//! - For TLS termination (`bind ... ssl`): [`site_certificate`] writes a certificate for
+//!   some names with its key, and [`TlsClient`] is a real rustls client (SNI, ALPN, a client
+//!   certificate) that records what the proxy presented and negotiated.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -43,6 +46,8 @@ pub struct Pki {
     pub crl_revoked: PathBuf,
     /// A CRL of the CA revoking nothing.
     pub crl_empty: PathBuf,
+    /// A CRL of the CA revoking nothing, past its next update (2024-06-01).
+    pub crl_expired: PathBuf,
 }
 
 /// The serial number of the server's certificate (the one `crl_revoked` lists).
@@ -89,6 +94,7 @@ impl Pki {
             client: dir.join("client.pem"),
             crl_revoked: dir.join("revoked.crl"),
             crl_empty: dir.join("empty.crl"),
+            crl_expired: dir.join("expired.crl"),
         };
         std::fs::write(&pki.ca, ca.pem()).expect("writing the CA");
         std::fs::write(&pki.other_ca, other.pem()).expect("writing the other CA");
@@ -107,8 +113,12 @@ impl Pki {
             format!("{}{}", client.pem(), client_key.serialize_pem()),
         )
         .expect("writing the client certificate");
-        for (path, revoked) in [(&pki.crl_revoked, true), (&pki.crl_empty, false)] {
-            std::fs::write(path, crl(&ca, &ca_key, revoked)).expect("writing a CRL");
+        for (path, revoked, expired) in [
+            (&pki.crl_revoked, true, false),
+            (&pki.crl_empty, false, false),
+            (&pki.crl_expired, false, true),
+        ] {
+            std::fs::write(path, crl(&ca, &ca_key, revoked, expired)).expect("writing a CRL");
         }
         pki
     }
@@ -154,7 +164,7 @@ impl Pki {
 }
 
 /// A CRL of `ca`, revoking the server's certificate or nothing (PEM).
-fn crl(ca: &rcgen::Certificate, ca_key: &KeyPair, revoked: bool) -> String {
+fn crl(ca: &rcgen::Certificate, ca_key: &KeyPair, revoked: bool, expired: bool) -> String {
     let revoked_certs = if revoked {
         vec![RevokedCertParams {
             serial_number: SerialNumber::from(SERVER_SERIAL),
@@ -167,7 +177,10 @@ fn crl(ca: &rcgen::Certificate, ca_key: &KeyPair, revoked: bool) -> String {
     };
     let params = CertificateRevocationListParams {
         this_update: date_time_ymd(2024, 1, 1),
-        next_update: date_time_ymd(2099, 1, 1),
+        next_update: match expired {
+            true => date_time_ymd(2024, 6, 1),
+            false => date_time_ymd(2099, 1, 1),
+        },
         crl_number: SerialNumber::from(1u64),
         issuing_distribution_point: None,
         revoked_certs,
@@ -198,6 +211,10 @@ pub enum Behaviour {
     /// Echoes what comes; once the client has finished sending (close_notify or EOF), writes
     /// `bye` and closes.
     Echo,
+    /// Answers HTTP requests on a kept-alive connection, each with `PATH\n`, except
+    /// `/extra/SIZE`: a response of SIZE bytes, followed in the same write by a second,
+    /// unsolicited one (`SMUGGLED`) that must never reach another request.
+    Trailing,
 }
 
 /// A TLS server on 127.0.0.1, stopped (no new connection) on drop.
@@ -317,6 +334,37 @@ fn serve(
             );
             s.write_all(answer.as_bytes())?;
         }
+        Behaviour::Trailing => loop {
+            let Ok(head) = read_head(&mut s) else {
+                return Ok(());
+            };
+            if head.is_empty() {
+                return Ok(());
+            }
+            let path = head
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            let answer = match path.strip_prefix("/extra/").and_then(|n| n.parse().ok()) {
+                Some(total) => {
+                    let mut answer = sized_response(total);
+                    answer
+                        .extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED");
+                    answer
+                }
+                None => {
+                    let body = format!("{path}\n");
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .into_bytes()
+                }
+            };
+            s.write_all(&answer)?;
+            s.flush()?;
+        },
         Behaviour::Echo => {
             let mut buf = [0u8; 16384];
             let mut first = None;
@@ -346,6 +394,17 @@ fn serve(
     Ok(())
 }
 
+/// A 200 response of exactly `total` bytes, head included (its body `b`s).
+fn sized_response(total: usize) -> Vec<u8> {
+    let head = |body: usize| format!("HTTP/1.1 200 OK\r\nContent-Length: {body}\r\n\r\n");
+    let mut body = total.saturating_sub(head(total).len());
+    // The length's digits may change the head's size once.
+    body = total.saturating_sub(head(body).len());
+    let mut out = head(body).into_bytes();
+    out.resize(out.len() + body, b'b');
+    out
+}
+
 fn read_head(s: &mut impl Read) -> std::io::Result<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -356,4 +415,128 @@ fn read_head(s: &mut impl Read) -> std::io::Result<String> {
         head.push(byte[0]);
     }
     Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Writes a certificate for `names` signed by the CA of `pki` (self-signed without one),
+/// its key after it (`key_apart`: in `PATH.key` instead, as HAProxy also reads it), to
+/// `path`; the certificate's DER.
+pub fn site_certificate(path: &Path, names: &[&str], key_apart: bool) -> Vec<u8> {
+    let cn = names.first().copied().unwrap_or("site");
+    certificate_named(path, names, cn, key_apart)
+}
+
+/// The same with its subject alternative names (`sans`, maybe none) and its subject's
+/// common name (`cn`) apart.
+pub fn certificate_named(path: &Path, sans: &[&str], cn: &str, key_apart: bool) -> Vec<u8> {
+    let key = KeyPair::generate().expect("a site key");
+    let mut params = CertificateParams::new(sans.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .expect("site params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let cert = params.self_signed(&key).expect("a site certificate");
+    if key_apart {
+        std::fs::write(path, cert.pem()).expect("writing the certificate");
+        let mut beside = path.as_os_str().to_owned();
+        beside.push(".key");
+        std::fs::write(beside, key.serialize_pem()).expect("writing the key");
+    } else {
+        std::fs::write(path, format!("{}{}", cert.pem(), key.serialize_pem()))
+            .expect("writing the certificate");
+    }
+    cert.der().to_vec()
+}
+
+/// What a TLS client asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ClientHello<'a> {
+    pub sni: Option<&'a str>,
+    pub alpn: &'a [&'a str],
+    /// A certificate and key (PEM) to show when asked.
+    pub certificate: Option<&'a Path>,
+}
+
+/// A TLS connection to a proxy's `ssl` listener, certificates accepted as they come (the
+/// test compares them itself).
+#[derive(Debug)]
+pub struct TlsClient {
+    pub stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+}
+
+/// What the proxy presented and negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The DER of the certificate the proxy showed.
+    pub certificate: Vec<u8>,
+    pub alpn: Option<String>,
+    pub version: String,
+}
+
+impl TlsClient {
+    /// Connects and completes the handshake; the error says why it failed. The client side
+    /// is hapx-proxy's own with `verify none` (certificates accepted as they come).
+    pub fn connect(addr: SocketAddr, hello: &ClientHello<'_>) -> Result<TlsClient, String> {
+        use hapx_proxy::config::model::{ServerTls, Verify};
+        let settings = ServerTls {
+            ssl: true,
+            verify: Some(Verify::None),
+            crt: hello.certificate.map(|p| p.display().to_string()),
+            ..ServerTls::default()
+        };
+        let client = hapx_proxy::config::tls::build(&settings, Default::default())
+            .map_err(|e| e.to_string())?;
+        let alpn: Vec<String> = hello.alpn.iter().map(|p| p.to_string()).collect();
+        let connector = client.connector(hello.sni, Some(&alpn));
+        let name = connector.server_name(addr.ip());
+        let conn =
+            rustls::ClientConnection::new(connector.config, name).map_err(|e| e.to_string())?;
+        let sock = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut stream = rustls::StreamOwned::new(conn, sock);
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(TlsClient { stream })
+    }
+
+    pub fn negotiated(&self) -> Negotiated {
+        let c = &self.stream.conn;
+        Negotiated {
+            certificate: c
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|der| der.to_vec())
+                .unwrap_or_default(),
+            alpn: c
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            version: format!("{:?}", c.protocol_version()),
+        }
+    }
+
+    /// Sends `data`, then reads until the proxy closes or stops sending for a moment; what
+    /// came back, or the error (a refused client certificate shows only here in TLS 1.3).
+    pub fn send_and_read(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
+        self.stream.write_all(data).map_err(|e| e.to_string())?;
+        self.stream.flush().map_err(|e| e.to_string())?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16384];
+        self.stream
+            .sock
+            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .ok();
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Ok(got),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(got),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Ok(got);
+                }
+                Err(e) if got.is_empty() => return Err(e.to_string()),
+                Err(_) => return Ok(got),
+            }
+        }
+    }
 }

@@ -39,6 +39,8 @@ const EXPRESSIONS: &[&str] = &[
     "%[req.hdr(x-a),ub64enc] %[url,url_enc] %[req.hdr(x-j),url_enc(query)]",
     "%[req.hdr(host),host_only] %[req.hdr(host),port_only] %[req.hdr(x-ip),host_only] %[req.hdr(x-ip),port_only,add(1)]",
     "%[req.hdr(x-j),regsub(.,-,g)]",
+    // Elements of a comma-separated value: a comma inside a quoted string does not split.
+    "%[req.hdr(x-l,1)]|%[req.hdr(x-l,2)]|%[req.hdr(x-l,-1)]|%[req.hdr_cnt(x-l)]|%[req.fhdr(x-l)]",
 ];
 
 fn requests() -> Vec<String> {
@@ -46,12 +48,14 @@ fn requests() -> Vec<String> {
         get(
             "/a/b%20c+d?x=1+2%41&y",
             "x-a: Hello World\r\nx-ip: 198.51.100.77\r\nx-b64: QQBC\r\n\
-             x-f: :aa::bb.cc:dd:\r\nx-j: a\"b\\c/\u{e9}\td<\r\nx-n: 42\r\n",
+             x-f: :aa::bb.cc:dd:\r\nx-j: a\"b\\c/\u{e9}\td<\r\nx-n: 42\r\n\
+             x-l: a ,\"b, c\" , d\r\n",
         ),
         get(
             "/v1/users/%zz",
             "x-a: tests and toasts\r\nx-ip: 2001:db8::1:2\r\nx-b64: not base64\r\n\
-             x-f: one.two\r\nx-j: x\u{1f600}y\r\nx-n: -17\r\n",
+             x-f: one.two\r\nx-j: x\u{1f600}y\r\nx-n: -17\r\n\
+             x-l: \"q\\\",x\",y,,\r\nx-l: z\r\n",
         ),
         get("/", "x-n: 12abc\r\nx-f: ::\r\nx-b64: SGk=\r\n"),
     ]
@@ -91,7 +95,9 @@ fn converters_render_like_haproxy() {
         first[17],
         "17=1243066710 1404468991 2272792705 1975300275 530152375"
     );
+    assert_eq!(first[24], r#"24=a|"b, c"|d|3|a ,"b, c" , d"#);
     let second: Vec<&str> = bodies[1].lines().collect();
+    assert_eq!(second[24], r#"24="q\",x"|y|z|5|z"#);
     assert_eq!(second[2], "2=2001:db8::");
     assert_eq!(second[3], "3=");
     if let Some(theirs) = theirs {

@@ -1,6 +1,7 @@
 //! Health checks through a real hapx-proxy: a backend that dies goes DOWN after `fall`
 //! checks and gets no new connections; it comes back UP after `rise`; tcp-check and httpchk
-//! judge by content; servers found by name through a DNS responder follow its answers.
+//! judge by content (HTTP responses judged as HAProxy 2.6 judges them, side by side); servers
+//! found by name through a DNS responder follow its answers.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -10,6 +11,7 @@ use hapx_tests::proxy::{
     DnsResponder, HttpServer, NamedServer, Proxy, cli, free_port, stat_row, tally, temp_dir,
     wait_until,
 };
+use hapx_tests::proxy_rules::side_by_side;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -184,4 +186,118 @@ fn servers_follow_the_resolvers() {
     ) == "MAINT (resolution)"));
     assert!(dns.queries.load(std::sync::atomic::Ordering::SeqCst) > 2);
     drop((one, two));
+}
+
+/// A server that reads a check's request, writes each of `parts` with a pause between them
+/// (a response arriving in pieces), then closes.
+fn piecewise_server(parts: &'static [&'static str]) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut c = c;
+                let _ = c.set_read_timeout(Some(Duration::from_millis(300)));
+                let _ = c.read(&mut [0u8; 1024]);
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    let _ = c.write_all(part.as_bytes());
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// HTTP check responses judged as HAProxy judges them: a head written in pieces is judged
+/// whole (an expected header in its second piece is found), and a status line alone, a head
+/// cut by the close or a malformed header line is an invalid response (L7RSP), whatever the
+/// status says. Each case is its own backend; every server's row in `show stat` (state,
+/// check status, code, detail) must be HAProxy's.
+#[test]
+fn http_check_responses_are_judged_like_haproxy() {
+    let test = "http_check_responses_are_judged_like_haproxy";
+    // (response pieces, http-check expectation, hapx's state and check status)
+    let cases: [(&'static [&'static str], &str, [&str; 2]); 6] = [
+        (
+            &["HTTP/1.1 200 OK\r\n", "x-ok: 1\r\n\r\n"],
+            "http-check expect hdr name x-ok",
+            ["UP", "L7OK"],
+        ),
+        (
+            &["HTTP/1.1 200 OK\r\n", "content-length: 5\r\n\r\nhel", "lo"],
+            "http-check expect string hello",
+            ["UP", "L7OK"],
+        ),
+        (&["HTTP/1.1 200 OK\r\n"], "", ["DOWN", "L7RSP"]),
+        (
+            &["HTTP/1.1 200 OK\r\nx-ok: 1\r\n"],
+            "http-check expect hdr name x-ok",
+            ["DOWN", "L7RSP"],
+        ),
+        (
+            &["HTTP/1.1 200 OK\r\nnot a header\r\n\r\n"],
+            "",
+            ["DOWN", "L7RSP"],
+        ),
+        (&["HTTP/1.0 503 Busy\r\n\r\n"], "", ["DOWN", "L7STS"]),
+    ];
+    let dir = temp_dir(test);
+    let sock = dir.join("admin.sock");
+    let port = free_port();
+    let backends: String = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (parts, expect, _))| {
+            format!(
+                "backend b{i}\n  option httpchk\n  {expect}\n  server s {} check inter 200ms rise 1 fall 1\n",
+                piecewise_server(parts)
+            )
+        })
+        .collect();
+    let config = format!(
+        "global\n  stats socket {} level admin\ndefaults\n  mode http\n  timeout client 5s\n\
+         \x20 timeout server 5s\n  timeout connect 1s\n  timeout check 2s\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend b0\n{backends}",
+        sock.display()
+    );
+    let rows = |_| {
+        let read = || -> Vec<[String; 4]> {
+            let csv = cli(&sock, "show stat");
+            (0..cases.len())
+                .map(|i| {
+                    let r = stat_row(&csv, &format!("b{i}"), "s").unwrap_or_default();
+                    ["status", "check_status", "check_code", "last_chk"]
+                        .map(|k| r.get(k).cloned().unwrap_or_default())
+                })
+                .collect()
+        };
+        // Settled: every server judged as hapx should judge it, or 5 s passed.
+        wait_until(Duration::from_secs(5), || {
+            read()
+                .iter()
+                .zip(&cases)
+                .all(|(r, (_, _, want))| r[0] == want[0] && r[1] == want[1])
+        });
+        read()
+    };
+    let (ours, theirs) = side_by_side(test, &config, SocketAddr::from((LO, port)), rows);
+    for (i, (row, (_, expect, want))) in ours.iter().zip(&cases).enumerate() {
+        assert_eq!(
+            [&row[0], &row[1]],
+            want.map(String::from).each_ref(),
+            "case {i} ({expect}): {row:?}"
+        );
+    }
+    if let Some(theirs) = theirs {
+        for (i, (ours, theirs)) in ours.iter().zip(&theirs).enumerate() {
+            assert_eq!(
+                ours, theirs,
+                "case {i} ({}): hapx-proxy, then HAProxy",
+                cases[i].1
+            );
+        }
+    }
 }

@@ -140,6 +140,68 @@ const ODD_REQUESTS: &[Case] = &[
     case("slow-head", "GET /a HTTP/1.1\r\nHost", OK_MIXED),
 ];
 
+/// Request targets checked against the `Host` header and normalized: an absolute URI whose
+/// authority differs from `Host` (beyond the scheme's default port) is refused, a default
+/// or empty port is dropped from the URI and every `Host`, CONNECT needs an authority with
+/// a port that `Host` agrees with.
+const TARGETS: &[Case] = &[
+    case(
+        "abs-host-differs",
+        "GET http://a.example/x HTTP/1.1\r\nHost: b.example\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "abs-same-host",
+        "GET http://a.example/x HTTP/1.1\r\nHost: A.EXAMPLE\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "abs-default-port-both",
+        "GET http://a.example:80/x HTTP/1.1\r\nHost: a.example:80\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "abs-default-port-in-host",
+        "GET http://a.example/x HTTP/1.1\r\nHost: a.example:80\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "abs-https-port-on-http",
+        "GET http://a.example:443/x HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "abs-empty-port-userinfo",
+        "GET http://u@a.example:/x HTTP/1.0\r\nHost: a.example\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "abs-no-host",
+        "GET HTTPS://A.example:443/x HTTP/1.1\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "authority-form-get",
+        "GET a.example:80 HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "connect-path",
+        "CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "connect-no-port",
+        "CONNECT a.example HTTP/1.1\r\n\r\n",
+        OK_MIXED,
+    ),
+    case(
+        "connect-host-differs",
+        "CONNECT a.example:8443 HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        OK_MIXED,
+    ),
+];
+
 /// The responses every connection mode runs (to a plain HTTP/1.1 GET, unless said).
 const RESPONSES: &[Case] = &[
     case(
@@ -503,6 +565,46 @@ fn keep_alive_heads_match_haproxy() {
         (kept.client_closed, kept.server_closed),
         (false, Some(true))
     );
+}
+
+/// Request targets through both proxies: the same refusals, the same normalized request at
+/// the server.
+#[test]
+fn request_targets_are_checked_like_haproxy() {
+    let cases: Vec<&Case> = TARGETS.iter().collect();
+    let ours = compare("head-targets", "", "", "", &cases);
+    let status = |name| {
+        seen(&cases, &ours, name)
+            .at_client
+            .lines()
+            .next()
+            .unwrap_or_default()
+    };
+    for refused in [
+        "abs-host-differs",
+        "abs-https-port-on-http",
+        "authority-form-get",
+        "connect-path",
+        "connect-no-port",
+        "connect-host-differs",
+    ] {
+        assert_eq!(status(refused), "HTTP/1.1 400 Bad request", "{refused}");
+        assert!(
+            seen(&cases, &ours, refused).at_server.is_empty(),
+            "{refused}"
+        );
+    }
+    let at_server = |name| seen(&cases, &ours, name).at_server.clone();
+    assert!(
+        at_server("abs-default-port-both")
+            .starts_with("GET http://a.example/x HTTP/1.1\r\nhost: a.example\r\n")
+    );
+    assert!(at_server("abs-default-port-in-host").contains("host: a.example:80\r\n"));
+    assert!(
+        at_server("abs-empty-port-userinfo")
+            .starts_with("GET http://u@a.example/x HTTP/1.0\r\nhost: a.example\r\n")
+    );
+    assert!(at_server("abs-no-host").starts_with("GET HTTPS://A.example/x HTTP/1.1\r\n"));
 }
 
 #[test]

@@ -160,8 +160,12 @@ fn documented_timeouts_algorithms_and_options_are_accepted() {
         let words: Vec<&str> = entry.words().collect();
         let line = match (entry.section.as_str(), words.as_slice()) {
             ("PROXY KEYWORDS", ["timeout", which, ..]) => format!("timeout {which} 2s"),
-            ("PROXY KEYWORDS", ["balance", algo, ..]) => {
-                format!("balance {}", algo.split('[').next().unwrap_or_default())
+            // The algorithm with its required arguments (up to the optional ones).
+            ("PROXY KEYWORDS", ["balance", args @ ..]) => {
+                let required = args.iter().take_while(|w| !w.starts_with('['));
+                let algo = args[0].split('[').next().unwrap_or_default();
+                let rest: Vec<&str> = required.skip(1).copied().collect();
+                format!("balance {algo} {}", rest.join(" "))
             }
             ("PROXY OPTIONS", ["option", name, ..]) => format!("option {name}"),
             _ => continue,

@@ -495,7 +495,7 @@ fn unimplemented_rule_parts_are_refused() {
     std::fs::write(
         &file,
         format!(
-            "defaults\n  mode http\n{TIMEOUTS}frontend f\n  bind 127.0.0.1:1\n  acl tls ssl_fc\n  http-request deny if !tls\n\
+            "defaults\n  mode http\n{TIMEOUTS}frontend f\n  bind 127.0.0.1:1\n  acl tls ssl_bc\n  http-request deny if !tls\n\
              \x20 http-request cache-use c\n  http-request deny if {{ path,ub64dec /x }}\n  use_backend b if tls\n\
              \x20 redirect scheme https if !tls\n  monitor fail if tls\n  tcp-request content reject if !tls\n\
              \x20 tcp-request session reject\n  compression algo gzip\n  default_backend b\n\
@@ -516,13 +516,13 @@ fn unimplemented_rule_parts_are_refused() {
     };
     let refused = "hapx refuses to run without this rule";
     for (line, what) in [
-        (9, "the sample fetch 'ssl_fc'"),
+        (9, "the sample fetch 'ssl_bc'"),
         (10, "the action 'cache-use'"),
         (11, "the converter 'ub64dec'"),
-        (12, "the sample fetch 'ssl_fc'"),
-        (13, "the sample fetch 'ssl_fc'"),
-        (14, "the sample fetch 'ssl_fc'"),
-        (15, "the sample fetch 'ssl_fc'"),
+        (12, "the sample fetch 'ssl_bc'"),
+        (13, "the sample fetch 'ssl_bc'"),
+        (14, "the sample fetch 'ssl_bc'"),
+        (15, "the sample fetch 'ssl_bc'"),
         (16, "'tcp-request session'"),
         (20, "the converter 'ub64dec'"),
         (21, "'http-after-response'"),

@@ -611,3 +611,89 @@ fn set_server_addr_and_ports_match_haproxy() {
         assert_eq!(ask(*addr), "s", "{who}: mapped port");
     }
 }
+
+/// The syslog messages that come to `socket` until it has been quiet for a second, each as
+/// `<PRI>message` (the date, tag and pid left out).
+fn syslog_messages(socket: &std::net::UdpSocket) -> Vec<String> {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = socket.recv(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let text = text.trim_end();
+        let pri = text.split_once('>').map_or("", |(p, _)| p);
+        let message = text.split_once("]: ").map_or(text, |(_, m)| m);
+        out.push(format!("{pri}>{message}"));
+    }
+    out
+}
+
+/// An operator's maintenance and drain changes (`disable`/`enable server`, `set server
+/// ... state`), and the check verdicts around them, are logged with HAProxy's words and
+/// levels: going DOWN for maintenance (notice from drain, alert otherwise), a server DOWN by
+/// its checks entering maintenance, entering and leaving drain, leaving maintenance, the
+/// servers left ("Running on backup."), and the emergency when none is left.
+#[test]
+fn admin_changes_are_logged_like_haproxy() {
+    let test = "admin_changes_are_logged_like_haproxy";
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = up.local_addr().unwrap();
+    std::thread::spawn(move || for _ in up.incoming() {});
+    let dead = SocketAddr::from((LO, free_port()));
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = temp_dir(test);
+    let sock = dir.join("admin.sock");
+    let port = free_port();
+    let config = format!(
+        "global\n  stats socket {} level admin\n  log {} local0\n\
+         defaults\n  mode tcp\n  log global\n  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
+         backend be\n  server s1 {up_addr} check inter 200\n  server s2 {up_addr}\n\
+         \x20 server dead {dead} check inter 100 fall 1\n  server b1 {up_addr} backup\n",
+        sock.display(),
+        syslog.local_addr().unwrap()
+    );
+    let commands = [
+        "disable server be/dead",
+        "set server be/s1 state drain",
+        "set server be/s1 state maint",
+        "set server be/s2 state maint",
+        "set server be/b1 state maint",
+        "enable server be/dead",
+        "set server be/s1 state ready",
+        "set server be/s1 state drain",
+        "set server be/s1 state ready",
+        "set server be/s2 state drain",
+        "set server be/s2 state ready",
+    ];
+    let run = |_| {
+        assert!(wait_until(Duration::from_secs(3), || {
+            let csv = cli(&sock, "show stat");
+            let status = |s| stat_row(&csv, "be", s).map(|r| r["status"].clone());
+            status("dead").as_deref() == Some("DOWN") && status("s1").as_deref() == Some("UP")
+        }));
+        syslog_messages(&syslog);
+        for command in commands {
+            assert_eq!(cli(&sock, command).trim(), "", "{command}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        syslog_messages(&syslog)
+    };
+    let front = SocketAddr::from((LO, port));
+    let (ours, theirs) = hapx_tests::proxy_rules::side_by_side(test, &config, front, run);
+    let expected_start = [
+        "<133>Server be/dead was DOWN and now enters maintenance.",
+        "<133>Server be/s1 enters drain state. 1 active and 1 backup servers online. 0 sessions requeued, 0 total in queue.",
+        "<133>Server be/s1 is going DOWN for maintenance. 1 active and 1 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<129>Server be/s2 is going DOWN for maintenance. 0 active and 1 backup servers left. Running on backup. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<129>Backup Server be/b1 is going DOWN for maintenance. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "<128>backend be has no server available!",
+        "<133>Server be/dead is UP/READY (leaving forced maintenance).",
+    ];
+    assert_eq!(ours[..expected_start.len()], expected_start, "{ours:#?}");
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "hapx-proxy, then HAProxy");
+    }
+}

@@ -385,12 +385,7 @@ fn tls_settings_hapx_cannot_honour_are_errors() {
         (
             "frontend fe\n  mode tcp\n  bind 127.0.0.1:8443 ssl crt /nonexistent.pem\n  default_backend be\nbackend be\n  server s1 127.0.0.1:1\n",
             "t.cfg:7",
-            "'ssl' (terminating TLS) is not supported by hapx yet",
-        ),
-        (
-            "backend be\n  mode http\n  server s1 127.0.0.1:1 ssl verify none\n",
-            "t.cfg:7",
-            "'ssl' on servers of an HTTP backend is not supported by hapx yet",
+            "unable to stat SSL certificate from file '/nonexistent.pem' : No such file or directory.",
         ),
         (
             "backend be\n  server s1 127.0.0.1:1 ssl verify none ssl-max-ver TLSv1.1\n",

@@ -118,6 +118,17 @@ pub enum Source {
     SslSni,
     SslVer,
     SslHelloType,
+    /// The client connection's TLS (`bind ... ssl`): `ssl_fc`, `ssl_fc_sni`,
+    /// `ssl_fc_protocol`, `ssl_fc_cipher`, `ssl_fc_alpn`, `ssl_c_used`, `ssl_c_verify`.
+    SslFc,
+    SslFcSni,
+    SslFcProtocol,
+    SslFcCipher,
+    SslFcAlpn,
+    SslCUsed,
+    SslCVerify,
+    /// `sc_*`, `scN_*`, `src_*`, `table_cnt`: stick table counters ([`super::stick`]).
+    Stick(super::stick::StickFetch),
 }
 
 /// A fetch and its converters.
@@ -150,9 +161,9 @@ impl Source {
     pub fn kind(&self) -> Kind {
         use Source::*;
         match self {
-            AlwaysTrue | AlwaysFalse | SrvIsUp(..) | ProtoHttp => Kind::Bool,
+            AlwaysTrue | AlwaysFalse | SrvIsUp(..) | ProtoHttp | SslFc | SslCUsed => Kind::Bool,
             SrcPort | DstPort | Nbsrv(_) | ReqHdrCnt(_) | ReqHdrVal(..) | Status | ReqLen
-            | SslVer | SslHelloType => Kind::Int,
+            | SslVer | SslHelloType | SslCVerify | Stick(_) => Kind::Int,
             Src | Dst => Kind::Ip,
             _ => Kind::Str,
         }
@@ -746,7 +757,17 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
         "req.ssl_sni" | "req_ssl_sni" => Source::SslSni,
         "req.ssl_ver" | "req_ssl_ver" => Source::SslVer,
         "req.ssl_hello_type" | "req_ssl_hello_type" => Source::SslHelloType,
-        _ => return Ok(None),
+        "ssl_fc" => Source::SslFc,
+        "ssl_fc_sni" => Source::SslFcSni,
+        "ssl_fc_protocol" => Source::SslFcProtocol,
+        "ssl_fc_cipher" => Source::SslFcCipher,
+        "ssl_fc_alpn" => Source::SslFcAlpn,
+        "ssl_c_used" => Source::SslCUsed,
+        "ssl_c_verify" => Source::SslCVerify,
+        _ => match super::stick::parse_fetch(name, args) {
+            Some(f) => Source::Stick(f?),
+            None => return Ok(None),
+        },
     }))
 }
 
@@ -782,8 +803,8 @@ mod tests {
         assert!(bad("nosuch x").contains("unknown fetch method 'nosuch'"));
         assert!(bad("src 300.1.1.1").contains("is not a valid IPv4 or IPv6 address"));
         assert_eq!(
-            parse_expr(&words("ssl_fc"), &mut Vec::new()).unwrap_err(),
-            AclError::Unsupported("the sample fetch 'ssl_fc'".into())
+            parse_expr(&words("ssl_bc"), &mut Vec::new()).unwrap_err(),
+            AclError::Unsupported("the sample fetch 'ssl_bc'".into())
         );
         let mut w = Vec::new();
         parse_expr(&words("path_beg"), &mut w).unwrap();

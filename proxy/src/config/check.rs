@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, ToSocketAddrs};
+use std::sync::Arc;
 
+use super::bind_tls;
 use super::diag::Diags;
 use super::model::*;
 
@@ -18,6 +20,10 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         .map(|p| (p.name.clone(), p.mode, p.place.clone()))
         .collect();
     let resolvers: Vec<String> = config.resolvers.iter().map(|r| r.name.clone()).collect();
+    let inspecting: Vec<String> = (config.proxies.iter())
+        .filter(|p| p.kind.is_backend() && !p.rules.tcp_content.is_empty())
+        .map(|p| p.name.clone())
+        .collect();
     let named: Vec<_> = config
         .proxies
         .iter()
@@ -27,10 +33,13 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         })
         .collect();
     assign_proxy_ids(&mut config.proxies, diags);
+    super::stick::check(config, diags);
     for p in &mut config.proxies {
         super::rules::check(p, &named, diags);
         if p.kind.is_frontend() {
             check_frontend(p, &backends, diags);
+            inspection_under_tls(p, &inspecting, diags);
+            alpn_spoken(p, diags);
         }
         if p.kind.is_backend() {
             check_backend(p, &resolvers, diags);
@@ -132,6 +141,77 @@ fn number(forced: &[Option<usize>], first: usize) -> Vec<usize> {
         .collect()
 }
 
+/// `tcp-request content` rules of a TCP frontend, and of every backend it may hand a
+/// connection to (`default_backend`, `use_backend`), see what the client sends, which on an
+/// `ssl` bind HAProxy decrypts first: hapx inspects the socket itself and would read the
+/// encrypted bytes, so the combination is refused rather than matched on ciphertext.
+/// `inspecting`: the backends with such rules.
+fn inspection_under_tls(p: &Proxy, inspecting: &[String], diags: &mut Diags) {
+    let tls = p.binds.iter().find(|b| b.tls.is_some());
+    let (Some(bind), Mode::Tcp) = (tls, p.mode) else {
+        return;
+    };
+    if !p.rules.tcp_content.is_empty() {
+        diags.check_alert(
+            &bind.place,
+            format!(
+                "{} '{}': 'tcp-request content' rules on a TCP frontend with 'ssl' binds are not supported by hapx yet.",
+                p.kind.keyword(),
+                p.name
+            ),
+        );
+    }
+    let targets = (p.default_backend.iter().map(|(name, _)| name))
+        .chain(p.rules.use_backends.iter().map(|u| &u.backend));
+    let mut named = BTreeSet::new();
+    for name in targets.filter(|n| *n != &p.name && inspecting.contains(n)) {
+        if named.insert(name) {
+            diags.check_alert(
+                &bind.place,
+                format!(
+                    "{} '{}': 'tcp-request content' rules of backend '{name}' behind a TCP frontend with 'ssl' binds are not supported by hapx yet.",
+                    p.kind.keyword(),
+                    p.name
+                ),
+            );
+        }
+    }
+}
+
+/// An HTTP frontend's `ssl` binds advertise only the protocols hapx speaks there (HTTP/1):
+/// a client told `h2` would speak HTTP/2 to a proxy that answers it with a 400. The usual
+/// `alpn h2,http/1.1` keeps working, HTTP/2 clients falling back to HTTP/1.1.
+fn alpn_spoken(p: &mut Proxy, diags: &mut Diags) {
+    if p.mode != Mode::Http {
+        return;
+    }
+    let http1 = |proto: &[u8]| matches!(proto, b"http/1.1" | b"http/1.0");
+    // Binds of one line (`bind A,B`) share their TLS server: one warning, one replacement.
+    let mut replaced: Vec<(*const bind_tls::TlsServer, Arc<bind_tls::TlsServer>)> = Vec::new();
+    for bind in &mut p.binds {
+        let Some(tls) = &bind.tls else { continue };
+        let key = Arc::as_ptr(tls);
+        if let Some((_, done)) = replaced.iter().find(|(k, _)| *k == key) {
+            bind.tls = Some(done.clone());
+            continue;
+        }
+        let Some((spoken, dropped)) = tls.without_protocols(http1) else {
+            continue;
+        };
+        diags.warn(
+            &bind.place,
+            format!(
+                "'bind {}' : 'alpn' : hapx speaks HTTP/1 only in 'mode http': '{}' is not advertised.",
+                bind.spec,
+                dropped.join(",")
+            ),
+        );
+        let spoken = Arc::new(spoken);
+        replaced.push((key, spoken.clone()));
+        bind.tls = Some(spoken);
+    }
+}
+
 fn check_frontend(p: &mut Proxy, backends: &[(String, Mode, Place)], diags: &mut Diags) {
     if p.binds.is_empty() && !p.disabled {
         diags.check_alert(
@@ -191,6 +271,13 @@ fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
         );
         p.options.httpchk = None;
     }
+    if p.mode != Mode::Http && p.balance.needs_http() {
+        diags.check_warn(
+            &p.place,
+            format!("Layer 7 hash not possible for {} '{label}' (needs 'mode http'). Falling back to round robin.", p.kind.keyword()),
+        );
+        p.balance = Balance::RoundRobin;
+    }
     if !p.kind.is_frontend()
         && !p.disabled
         && (p.timeouts.connect.is_none() || p.timeouts.server.is_none())
@@ -216,8 +303,7 @@ fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
     }
 }
 
-/// Builds the TLS client side of each server whose traffic or checks use TLS (refusing
-/// `ssl` traffic in HTTP mode, which hapx does not do yet).
+/// Builds the TLS client side of each server whose traffic or checks use TLS.
 fn server_tls(p: &mut Proxy, g: &Global, diags: &mut Diags) {
     let bases = super::tls::Bases {
         ca: g.ca_base.as_deref(),
@@ -227,16 +313,6 @@ fn server_tls(p: &mut Proxy, g: &Global, diags: &mut Diags) {
     let checks_tls = check_tls_rules(p);
     for s in &mut p.servers {
         let tls = &s.opts.tls;
-        if tls.ssl && p.mode == Mode::Http {
-            diags.check_alert(
-                &s.place,
-                format!(
-                    "'server {}/{}' : 'ssl' on servers of an HTTP backend is not supported by hapx yet.",
-                    p.name, s.name
-                ),
-            );
-            continue;
-        }
         let checked_tls = s.opts.check && (checks_tls || tls.check_uses_ssl());
         if !tls.ssl && !checked_tls {
             continue;
@@ -250,12 +326,8 @@ fn server_tls(p: &mut Proxy, g: &Global, diags: &mut Diags) {
 
 /// A server's TLS settings, its versions completed by `ssl-default-server-options`.
 fn with_global_defaults(tls: &ServerTls, g: &Global) -> ServerTls {
-    let defaults = &g.ssl_default_server;
     let mut tls = tls.clone();
-    tls.min_version = tls.min_version.or(defaults.min_version);
-    tls.max_version = tls.max_version.or(defaults.max_version);
-    tls.disabled_versions
-        .extend_from_slice(&defaults.disabled_versions);
+    tls.versions = tls.versions.with_defaults(&g.ssl_default_server.versions);
     tls
 }
 
@@ -331,19 +403,18 @@ mod tests {
     #[test]
     fn global_tls_versions_fill_what_servers_leave_unset() {
         let mut g = Global::default();
-        g.ssl_default_server.min_version = Some(TlsVersion::Tls13);
+        g.ssl_default_server.versions.min = Some(TlsVersion::Tls13);
         g.ssl_default_server
-            .disabled_versions
+            .versions
+            .disabled
             .push(TlsVersion::Tls12);
         let unset = with_global_defaults(&ServerTls::default(), &g);
-        assert_eq!(unset.min_version, Some(TlsVersion::Tls13));
-        assert_eq!(unset.disabled_versions, [TlsVersion::Tls12]);
-        let own = ServerTls {
-            min_version: Some(TlsVersion::Tls12),
-            ..ServerTls::default()
-        };
+        assert_eq!(unset.versions.min, Some(TlsVersion::Tls13));
+        assert_eq!(unset.versions.disabled, [TlsVersion::Tls12]);
+        let mut own = ServerTls::default();
+        own.versions.min = Some(TlsVersion::Tls12);
         assert_eq!(
-            with_global_defaults(&own, &g).min_version,
+            with_global_defaults(&own, &g).versions.min,
             Some(TlsVersion::Tls12)
         );
     }

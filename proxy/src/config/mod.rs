@@ -8,10 +8,13 @@
 //! - [`keywords`]: what HAProxy knows and what hapx implements, for warnings and suggestions.
 //! - [`check`]: whole-configuration checks and the servers' first addresses.
 //! - [`tls`]: servers' TLS settings turned into rustls client configurations.
+//! - [`bind_tls`]: `bind ... ssl crt` settings turned into rustls server configurations.
 //! - [`values`]: durations, numbers, addresses.
 //! - [`diag`]: the messages.
 
 pub mod acl;
+pub mod balance;
+pub mod bind_tls;
 pub mod check;
 pub mod converter;
 pub mod diag;
@@ -21,6 +24,7 @@ pub mod logging;
 pub mod model;
 pub mod parse;
 pub mod rules;
+pub mod stick;
 pub mod tls;
 pub mod values;
 

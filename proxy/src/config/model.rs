@@ -105,6 +105,8 @@ pub struct Global {
     pub ssl_server_verify_none: bool,
     /// `ssl-default-server-options`: the TLS versions of servers that set none.
     pub ssl_default_server: ServerTls,
+    /// `ssl-default-bind-options`: the TLS versions of `ssl` binds that set none.
+    pub ssl_default_bind: super::bind_tls::BindTlsOptions,
 }
 
 /// Privilege of a runtime API socket.
@@ -280,7 +282,7 @@ impl Mode {
 }
 
 /// Load-balancing algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Balance {
     #[default]
     RoundRobin,
@@ -291,6 +293,84 @@ pub enum Balance {
     /// `random[(draws)]`: the least loaded of `draws` servers picked at random by weight
     /// (HAProxy's default: 2, the "power of two choices").
     Random(u32),
+    /// `uri [whole] [len N] [depth N] [path-only]`: a hash of the request's URI.
+    Uri(UriHash),
+    /// `url_param NAME [check_post]`: a hash of the value of a query-string parameter.
+    UrlParam(String),
+    /// `hdr(NAME) [use_domain_only]`: a hash of a request header's (first) value.
+    Hdr {
+        name: String,
+        domain_only: bool,
+    },
+}
+
+/// The part of the URI `balance uri` hashes (HAProxy's `lbprm.arg_opt1..3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UriHash {
+    /// `whole`: the query string too (else the hash stops at `?`).
+    pub whole: bool,
+    /// `path-only`: the path of an absolute URI, without scheme and authority.
+    pub path_only: bool,
+    /// `len N`: the first N characters only (0: all).
+    pub len: usize,
+    /// `depth N`: up to the (N+1)th `/` (0: no limit).
+    pub depth: usize,
+}
+
+/// `cookie NAME ...`: persistence by a cookie naming the server (HAProxy's `ck_opts`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CookiePersist {
+    pub name: String,
+    pub mode: CookieMode,
+    /// `indirect`: with `insert`, the cookie is taken out of requests before the server.
+    pub indirect: bool,
+    /// `nocache`: a response carrying an inserted cookie gets `Cache-control: private`.
+    pub nocache: bool,
+    /// `postonly`: cookies are inserted in responses to POST requests only.
+    pub postonly: bool,
+    /// `preserve`: a cookie the server sets is left alone (nothing inserted over it).
+    pub preserve: bool,
+    pub httponly: bool,
+    pub secure: bool,
+    /// `domain D` (each one): `; domain=D` attributes of inserted cookies.
+    pub domains: Vec<String>,
+    /// `attr V` (each one): more attributes of inserted cookies.
+    pub attrs: Vec<String>,
+}
+
+/// How the persistence cookie is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CookieMode {
+    /// No mode: the server sets the cookie itself (to its `cookie` value).
+    #[default]
+    Passive,
+    /// `insert`: hapx sets the cookie in responses.
+    Insert,
+    /// `rewrite`: the value of the cookie the server sets becomes the server's.
+    Rewrite,
+    /// `prefix`: the server's value is prefixed with `VALUE~` (stripped from requests).
+    Prefix,
+}
+
+/// `hash-type`: how a hash picks a server, and which function makes the hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HashType {
+    /// `consistent`: a ring of points per server (HAProxy's `lb_chash`); else
+    /// `map-based`: a weighted table of the usable servers (`lb_map`).
+    pub consistent: bool,
+    pub function: HashFunction,
+    /// `avalanche`: the hash goes through HAProxy's `full_hash` before use.
+    pub avalanche: bool,
+}
+
+/// `hash-type`'s function (HAProxy's `hash.c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashFunction {
+    #[default]
+    Sdbm,
+    Djb2,
+    Wt6,
+    Crc32,
 }
 
 /// `http-reuse`: which idle server connections (HAProxy's idle and safe lists: a connection
@@ -309,7 +389,7 @@ pub enum HttpReuse {
 }
 
 impl Balance {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             Balance::RoundRobin => "roundrobin",
             Balance::StaticRr => "static-rr",
@@ -317,7 +397,27 @@ impl Balance {
             Balance::First => "first",
             Balance::Source => "source",
             Balance::Random(_) => "random",
+            Balance::Uri(_) => "uri",
+            Balance::UrlParam(_) => "url_param",
+            Balance::Hdr { .. } => "hdr",
         }
+    }
+
+    /// Whether the algorithm hashes something of the connection or request (HAProxy's
+    /// `BE_LB_KIND_HI`): a client keeps its server whatever the load.
+    pub fn hashes(&self) -> bool {
+        matches!(
+            self,
+            Balance::Source | Balance::Uri(_) | Balance::UrlParam(_) | Balance::Hdr { .. }
+        )
+    }
+
+    /// Whether it needs an HTTP request (HAProxy's `BE_LB_NEED_HTTP`).
+    pub fn needs_http(&self) -> bool {
+        matches!(
+            self,
+            Balance::Uri(_) | Balance::UrlParam(_) | Balance::Hdr { .. }
+        )
     }
 }
 
@@ -440,6 +540,9 @@ pub struct Options {
     /// `http-check` rules came without `option httpchk`: HAProxy ignores them (a warning).
     pub http_check_without_httpchk: bool,
     pub allbackups: bool,
+    /// `option persist`: a persistence cookie sends its client to its server even when the
+    /// server is down (until a retry redispatches it).
+    pub persist: bool,
     /// `option prefer-last-server`: a request goes to the server of an idle connection its
     /// client connection owns (`http-reuse never`, `send-proxy`) while that server is usable,
     /// instead of being balanced (hash algorithms balance anyway, as in HAProxy).
@@ -515,6 +618,8 @@ pub struct Bind {
     pub accept_proxy: bool,
     /// `defer-accept`: accept a connection only once data arrives (TCP_DEFER_ACCEPT).
     pub defer_accept: bool,
+    /// `ssl`: the TLS server side of the listener, built when the line was read.
+    pub tls: Option<Arc<super::bind_tls::TlsServer>>,
     pub place: Place,
 }
 
@@ -538,6 +643,8 @@ pub struct ServerOptions {
     pub fall: u32,
     pub weight: u32,
     pub backup: bool,
+    /// `cookie VALUE`: the value of the persistence cookie naming this server.
+    pub cookie: Option<String>,
     pub maxconn: Option<usize>,
     /// `maxqueue`: most connections waiting in the server's own queue (None: no limit).
     pub maxqueue: Option<usize>,
@@ -575,6 +682,7 @@ impl Default for ServerOptions {
             fall: 3,
             weight: 1,
             backup: false,
+            cookie: None,
             maxconn: None,
             maxqueue: None,
             resolvers: None,
@@ -608,6 +716,45 @@ pub enum TlsVersion {
     Tls13,
 }
 
+/// `ssl-min-ver`, `ssl-max-ver`, `no-tlsv1x` and `force-tlsv1x` on a server or bind line
+/// (or in the global `ssl-default-*-options`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsVersions {
+    pub min: Option<TlsVersion>,
+    pub max: Option<TlsVersion>,
+    /// `no-tlsv12` / `no-tlsv13`.
+    pub disabled: Vec<TlsVersion>,
+}
+
+impl TlsVersions {
+    /// These, with `defaults` where they set nothing (a bound, the versions disabled).
+    pub fn with_defaults(&self, defaults: &TlsVersions) -> TlsVersions {
+        let mut disabled = self.disabled.clone();
+        disabled.extend_from_slice(&defaults.disabled);
+        TlsVersions {
+            min: self.min.or(defaults.min),
+            max: self.max.or(defaults.max),
+            disabled,
+        }
+    }
+
+    /// The versions left for rustls; None when none is.
+    pub fn rustls(&self) -> Option<Vec<&'static rustls::SupportedProtocolVersion>> {
+        let all = [
+            (TlsVersion::Tls12, &rustls::version::TLS12),
+            (TlsVersion::Tls13, &rustls::version::TLS13),
+        ];
+        let left: Vec<_> = all
+            .into_iter()
+            .filter(|(v, _)| self.min.is_none_or(|min| *v >= min))
+            .filter(|(v, _)| self.max.is_none_or(|max| *v <= max))
+            .filter(|(v, _)| !self.disabled.contains(v))
+            .map(|(_, p)| p)
+            .collect();
+        (!left.is_empty()).then_some(left)
+    }
+}
+
 /// A server's TLS settings as written; [`super::tls`] turns them into client configurations.
 #[derive(Debug, Clone, Default)]
 pub struct ServerTls {
@@ -629,12 +776,9 @@ pub struct ServerTls {
     pub check_sni: Option<String>,
     pub alpn: Option<Vec<String>>,
     pub check_alpn: Option<Vec<String>>,
-    pub min_version: Option<TlsVersion>,
-    pub max_version: Option<TlsVersion>,
+    pub versions: TlsVersions,
     /// `no-ssl-reuse`: no TLS session resumption.
     pub no_reuse: bool,
-    /// `no-tlsv12` / `no-tlsv13`.
-    pub disabled_versions: Vec<TlsVersion>,
     /// Built from the above by the configuration checks when traffic or checks use TLS.
     pub client: Option<Arc<super::tls::TlsClient>>,
 }
@@ -697,6 +841,10 @@ pub struct Proxy {
     pub binds: Vec<Bind>,
     pub default_backend: Option<(String, Place)>,
     pub balance: Balance,
+    /// `hash-type`: how the hashing algorithms map a hash to a server.
+    pub hash_type: HashType,
+    /// `cookie`: persistence by cookie (HTTP).
+    pub cookie: Option<CookiePersist>,
     /// `http-reuse`: which idle server connections a request may take.
     pub http_reuse: HttpReuse,
     pub servers: Vec<Server>,
@@ -722,6 +870,8 @@ pub struct Proxy {
     pub prometheus: Option<String>,
     /// ACLs, `use_backend`, `tcp-request`, `http-request`, `http-response`, `monitor-uri`.
     pub rules: super::rules::Rules,
+    /// `stick-table ...`: the proxy's table (named as the proxy).
+    pub stick_table: Option<super::stick::TableSpec>,
 }
 
 impl Proxy {
@@ -736,6 +886,8 @@ impl Proxy {
             binds: Vec::new(),
             default_backend: None,
             balance: Balance::RoundRobin,
+            hash_type: HashType::default(),
+            cookie: None,
             http_reuse: HttpReuse::Safe,
             servers: Vec::new(),
             default_server: ServerOptions::default(),
@@ -754,6 +906,7 @@ impl Proxy {
             disabled: false,
             prometheus: None,
             rules: Default::default(),
+            stick_table: None,
         }
     }
 
@@ -777,6 +930,7 @@ impl Proxy {
             servers: Vec::new(),
             disabled: false,
             prometheus: None,
+            stick_table: None,
             ..defaults.clone()
         }
     }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::bind_tls::{BindTlsOptions, ClientVerify};
 use super::diag::Diags;
 use super::keywords::{self, Support};
 use super::lexer::{self, Place as LexPlace};
@@ -455,6 +456,7 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "ca-base" => g.ca_base = Some(one(line, "a directory")?.into()),
         "crt-base" => g.crt_base = Some(one(line, "a directory")?.into()),
         "ssl-default-server-options" => ssl_default_server_options(g, line, diags)?,
+        "ssl-default-bind-options" => ssl_default_bind_options(g, line, diags)?,
         "ssl-server-verify" => {
             g.ssl_server_verify_none = match one(line, "'none' or 'required'")? {
                 "none" => true,
@@ -709,7 +711,9 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
     }
     let needs = match kw {
         "bind" | "default_backend" | "backlog" => Some(Capability::Frontend),
-        "server" | "server-template" | "balance" | "http-reuse" => Some(Capability::Backend),
+        "server" | "server-template" | "balance" | "hash-type" | "cookie" | "http-reuse" => {
+            Some(Capability::Backend)
+        }
         _ => None,
     };
     if needs.is_some_and(|cap| lacks(p, cap, kw, line, diags)) {
@@ -731,11 +735,19 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
                 m => return Err(format!("unknown proxy mode '{m}'.")),
             }
         }
-        "bind" => bind(p, line, diags)?,
+        "bind" => bind(p, g, line, diags)?,
         "default_backend" => {
             p.default_backend = Some((one(line, "a backend name")?.into(), line.place.clone()))
         }
         "balance" => balance(p, line, diags)?,
+        "hash-type" => p.hash_type = super::balance::parse_hash_type(line.words)?,
+        "cookie" => {
+            let (cookie, warnings) = super::balance::parse_cookie(line.words)?;
+            for warning in warnings {
+                diags.warn(line.place, warning);
+            }
+            p.cookie = Some(cookie);
+        }
         "http-reuse" => {
             p.http_reuse = match one(line, "one of 'never', 'safe', 'aggressive', 'always'")? {
                 "never" => HttpReuse::Never,
@@ -786,6 +798,7 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         "tcp-check" => tcp_check(p, line, diags)?,
         "http-check" => http_check(p, line, diags)?,
         "http-request" if line.arg(1) == Some("use-service") => prometheus(p, line)?,
+        "stick-table" => stick_table(p, line, diags)?,
         _ if super::rules::KEYWORDS.contains(&kw) => {
             super::rules::parse_line(p, line.words, line.place, diags)?;
         }
@@ -801,6 +814,30 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
             None => return Err(unknown(kw, section, keywords::PROXY.iter().map(|k| k.0))),
         },
     }
+    Ok(())
+}
+
+/// `stick-table ...`: the proxy's one table ([`super::stick`]).
+fn stick_table(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    if p.kind == ProxyKind::Defaults {
+        return Err("'stick-table' is not supported in 'defaults' section.".into());
+    }
+    if let Some(first) = &p.stick_table {
+        return Err(format!(
+            "stick-table name '{}' conflicts with table declared in {} '{}' at {}.",
+            p.name,
+            p.kind.keyword(),
+            p.name,
+            first.declared_at
+        ));
+    }
+    let mut warnings = Vec::new();
+    let mut spec = super::stick::parse_table(&line.words[1..], &mut warnings)?;
+    for w in warnings {
+        diags.warn(line.place, w);
+    }
+    spec.declared_at = line.place.to_string();
+    p.stick_table = Some(spec);
     Ok(())
 }
 
@@ -828,8 +865,9 @@ fn prometheus(p: &mut Proxy, line: &Line<'_>) -> Outcome {
     Ok(())
 }
 
-fn bind(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let spec = one(line, "<addr1>[:<port1>][,<addr2>...]")?;
+    let mut tls = BindTlsOptions::default();
     let mut v6only = false;
     let mut backlog = None;
     let mut accept_proxy = false;
@@ -855,16 +893,33 @@ fn bind(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             "defer-accept" => defer_accept = true,
             // Every hapx listener may bind an address that is not local yet (IP_FREEBIND).
             "transparent" => {}
-            // Serving plaintext where TLS was asked for would be wrong: refuse.
-            "ssl" => {
+            // Options that restrict who gets in: ignored, the listener would let in what it
+            // is meant to refuse (a crt-list line's `verify required`, another interface's
+            // or namespace's clients).
+            "crt-list" | "interface" | "namespace" => {
                 return Err(format!(
-                    "'bind {spec}' : '{opt}' (terminating TLS) is not supported by hapx yet."
+                    "'bind {spec}' : '{opt}' is not implemented by hapx (ignoring it would let in connections it is meant to refuse)."
                 ));
             }
+            _ if bind_tls_option(&mut tls, opt, value.unwrap_or_default(), line.place, diags)
+                .map_err(|e| format!("'bind {spec}' : {e}"))? => {}
             _ => not_implemented(support, &format!("'bind ... {opt}'"), line.place, diags),
         }
         i += 1 + nargs;
     }
+    // As HAProxy, `crt` without `ssl` loads its certificates (and fails on bad ones) for a
+    // listener that serves in clear.
+    let tls = if tls.ssl || !tls.crts.is_empty() {
+        let bases = super::bind_tls::Bases {
+            ca: g.ca_base.as_deref(),
+            crt: g.crt_base.as_deref(),
+        };
+        let server = super::bind_tls::build(&tls.with_defaults(&g.ssl_default_bind), bases)
+            .map_err(|e| format!("'bind {spec}' : {e}"))?;
+        tls.ssl.then(|| Arc::new(server))
+    } else {
+        None
+    };
     for part in spec.split(',') {
         let addrs = values::bind_addrs(part).map_err(|e| format!("'bind {spec}' : {e}"))?;
         p.binds.extend(addrs.into_iter().map(|addr| Bind {
@@ -874,6 +929,7 @@ fn bind(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             backlog,
             accept_proxy,
             defer_accept,
+            tls: tls.clone(),
             place: line.place.clone(),
         }));
     }
@@ -881,36 +937,16 @@ fn bind(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
 }
 
 fn balance(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
-    let algo = one(line, "an algorithm")?;
-    p.balance = match algo {
-        "roundrobin" => Balance::RoundRobin,
-        "static-rr" => Balance::StaticRr,
-        "leastconn" => Balance::LeastConn,
-        "first" => Balance::First,
-        "source" => Balance::Source,
-        "random" => Balance::Random(2),
-        a if a.starts_with("random(") && a.ends_with(')') => {
-            let draws = &a["random(".len()..a.len() - 1];
-            match draws.parse::<u32>() {
-                Ok(n) if n >= 1 => Balance::Random(n),
-                Ok(_) => return Err("balance random : number of draws must be at least 1.".into()),
-                Err(_) => return Err(format!("balance random : invalid number of draws '{draws}'.")),
-            }
-        }
-        a if a == "uri" || a == "url_param" || a.starts_with("hdr(") || a.starts_with("rdp-cookie") => {
-            diags.warn(
-                line.place,
-                format!("'balance {a}' is not implemented by hapx; using 'roundrobin'."),
-            );
-            Balance::RoundRobin
-        }
-        _ => return Err("'balance' only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)', 'rdp-cookie(name)', 'first' and 'random' options.".into()),
-    };
+    let (balance, warning) = super::balance::parse_balance(line.words)?;
+    if let Some(warning) = warning {
+        diags.warn(line.place, warning);
+    }
+    p.balance = balance;
     Ok(())
 }
 
 /// C's atoi: leading blanks, a sign, the digits that follow (0 without any).
-fn atoi(text: &str) -> i64 {
+pub(super) fn atoi(text: &str) -> i64 {
     let t = text.trim_start();
     let (sign, rest) = match t.as_bytes().first() {
         Some(b'-') => (-1, &t[1..]),
@@ -1045,6 +1081,7 @@ fn server_options(
             }
             "backup" => o.backup = true,
             "no-backup" => o.backup = false,
+            "cookie" => o.cookie = Some(v.into()),
             "maxconn" => o.maxconn = Some(values::number(v, opt)?),
             // 0: no limit, as in HAProxy.
             "maxqueue" => o.maxqueue = Some(values::number(v, opt)?).filter(|&n| n > 0),
@@ -1102,29 +1139,116 @@ fn server_options(
 /// `ssl-default-server-options OPT...`: the version options servers start from
 /// (`no-tls-tickets` concerns TLSv1.2 tickets, which changes nothing for hapx).
 fn ssl_default_server_options(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let t = &mut g.ssl_default_server.versions;
+    ssl_default_options(line, |opt, value| match opt {
+        "ssl-min-ver" => min_version_low_warns(t, value, line.place, diags).map(|()| true),
+        "no-tls-tickets" => Ok(true),
+        _ => version_option(t, opt, value),
+    })
+}
+
+/// `ssl-default-bind-options OPT...`: the version options `ssl` binds start from (the
+/// others concern OpenSSL features rustls does not have, or has always on). A minimum below
+/// TLSv1.2 is a warning here (a default, not a listener): TLSv1.2 it is, as for servers.
+fn ssl_default_bind_options(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let t = &mut g.ssl_default_bind.versions;
+    ssl_default_options(line, |opt, value| match opt {
+        "ssl-min-ver" => min_version_low_warns(t, value, line.place, diags).map(|()| true),
+        // HAProxy refuses the bind-only `strict-sni`, `no-ca-names` and `allow-0rtt` here.
+        "no-tls-tickets" | "prefer-client-ciphers" => Ok(true),
+        _ => version_option(t, opt, value),
+    })
+}
+
+/// The options of an `ssl-default-*-options` line, each given to `option` with its value
+/// (`ssl-min-ver`/`ssl-max-ver` take one); one it does not know (false) is an error.
+fn ssl_default_options(
+    line: &Line<'_>,
+    mut option: impl FnMut(&str, &str) -> Result<bool, String>,
+) -> Outcome {
+    let statement = line.words[0].as_str();
     let mut i = 1;
     while let Some(opt) = line.arg(i) {
         let takes_value = matches!(opt, "ssl-min-ver" | "ssl-max-ver");
         let value = line.arg(i + 1).filter(|_| takes_value).unwrap_or_default();
         if takes_value && line.arg(i + 1).is_none() {
             return Err(format!(
-                "'{opt}' expects an argument on global statement 'ssl-default-server-options'."
+                "'{opt}' : missing the ssl/tls version on global statement '{statement}'."
             ));
         }
-        let versions = opt.starts_with("no-ssl")
-            || opt.starts_with("no-tlsv")
-            || opt.starts_with("force-")
-            || takes_value;
-        if versions {
-            server_tls_option(&mut g.ssl_default_server, opt, value, line.place, diags)?;
-        } else if opt != "no-tls-tickets" {
+        if !option(opt, value)? {
             return Err(format!(
-                "unknown option '{opt}' on global statement 'ssl-default-server-options'."
+                "unknown option '{opt}' on global statement '{statement}'."
             ));
         }
         i += 1 + usize::from(takes_value);
     }
     Ok(())
+}
+
+/// A bind's TLS option (false: `opt` is not one). rustls cannot serve below TLSv1.2, so a
+/// listener asked to is refused rather than serving fewer clients than written.
+fn bind_tls_option(
+    t: &mut BindTlsOptions,
+    opt: &str,
+    v: &str,
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<bool, String> {
+    let older = || {
+        format!(
+            "'{opt} {v}' : hapx speaks TLSv1.2 and TLSv1.3 only (rustls has no older protocol)."
+        )
+    };
+    match opt {
+        "ssl" => t.ssl = true,
+        "crt" => t.crts.push(v.into()),
+        "ca-file" => t.ca_file = Some(v.into()),
+        "crl-file" => t.crl_file = Some(v.into()),
+        "verify" => {
+            t.verify = match v {
+                "none" => ClientVerify::None,
+                "optional" => ClientVerify::Optional,
+                "required" => ClientVerify::Required,
+                _ => {
+                    return Err(format!(
+                        "'verify' : unknown verify method '{v}', only 'none', 'optional', and 'required' are supported"
+                    ));
+                }
+            }
+        }
+        "alpn" => t.alpn = Some(alpn_list(v)),
+        "strict-sni" => t.strict_sni = true,
+        "ssl-min-ver" => t.versions.min = Some(tls_version(v, opt)?.ok_or_else(older)?),
+        "ciphers" | "ciphersuites" => diags.warn(
+            place,
+            format!("bind option '{opt}' is not implemented by hapx and is ignored: rustls offers its own safe cipher suites."),
+        ),
+        _ => return version_option(&mut t.versions, opt, v),
+    }
+    Ok(true)
+}
+
+/// The version options servers and binds share (false: `opt` is not one). A minimum below
+/// TLSv1.2 is left to the caller: what it means differs.
+fn version_option(t: &mut TlsVersions, opt: &str, v: &str) -> Result<bool, String> {
+    const ONLY: &str = "hapx speaks TLSv1.2 and TLSv1.3 only (rustls has no older protocol).";
+    match opt {
+        "ssl-max-ver" => {
+            t.max = Some(tls_version(v, opt)?.ok_or_else(|| format!("'{opt} {v}' : {ONLY}"))?)
+        }
+        "no-tlsv12" => t.disabled.push(TlsVersion::Tls12),
+        "no-tlsv13" => t.disabled.push(TlsVersion::Tls13),
+        "force-tlsv12" => (t.min, t.max) = (Some(TlsVersion::Tls12), Some(TlsVersion::Tls12)),
+        "force-tlsv13" => (t.min, t.max) = (Some(TlsVersion::Tls13), Some(TlsVersion::Tls13)),
+        // rustls never speaks SSLv3, TLSv1.0 or TLSv1.1: disabling them changes nothing.
+        "no-sslv3" | "no-tlsv10" | "no-tlsv11" => {}
+        "force-sslv3" | "force-tlsv10" | "force-tlsv11" => {
+            return Err(format!("'{opt}' : {ONLY}"));
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// A server's TLS option (false: `opt` is not one).
@@ -1156,38 +1280,34 @@ fn server_tls_option(
         "check-sni" => t.check_sni = Some(v.into()),
         "alpn" => t.alpn = Some(alpn_list(v)),
         "check-alpn" => t.check_alpn = Some(alpn_list(v)),
-        "ssl-min-ver" => match tls_version(v, opt)? {
-            Some(min) => t.min_version = Some(min),
-            None => diags.warn(
-                place,
-                format!("'ssl-min-ver {v}' : hapx speaks TLSv1.2 and TLSv1.3 only, so TLSv1.2 is the minimum."),
-            ),
-        },
-        "ssl-max-ver" => {
-            t.max_version = Some(tls_version(v, opt)?.ok_or_else(|| {
-                format!("'ssl-max-ver {v}' : hapx speaks TLSv1.2 and TLSv1.3 only (rustls has no older protocol).")
-            })?)
-        }
-        "no-tlsv12" => t.disabled_versions.push(TlsVersion::Tls12),
-        "no-tlsv13" => t.disabled_versions.push(TlsVersion::Tls13),
-        "force-tlsv12" => (t.min_version, t.max_version) = (Some(TlsVersion::Tls12), Some(TlsVersion::Tls12)),
-        "force-tlsv13" => (t.min_version, t.max_version) = (Some(TlsVersion::Tls13), Some(TlsVersion::Tls13)),
+        "ssl-min-ver" => min_version_low_warns(&mut t.versions, v, place, diags)?,
         "ssl-reuse" => t.no_reuse = false,
         "no-ssl-reuse" => t.no_reuse = true,
-        // rustls never speaks SSLv3, TLSv1.0 or TLSv1.1: disabling them changes nothing.
-        "no-sslv3" | "no-tlsv10" | "no-tlsv11" => {}
-        "force-sslv3" | "force-tlsv10" | "force-tlsv11" => {
-            return Err(format!(
-                "'{opt}' : hapx speaks TLSv1.2 and TLSv1.3 only (rustls has no older protocol)."
-            ));
-        }
         "ciphers" | "ciphersuites" => diags.warn(
             place,
             format!("server option '{opt}' is not implemented by hapx and is ignored: rustls offers its own safe cipher suites."),
         ),
-        _ => return Ok(false),
+        _ => return version_option(&mut t.versions, opt, v),
     }
     Ok(true)
+}
+
+/// `ssl-min-ver` where a version below TLSv1.2 is only a warning (servers, defaults): hapx
+/// then starts at TLSv1.2, as rustls does.
+fn min_version_low_warns(
+    t: &mut TlsVersions,
+    v: &str,
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<(), String> {
+    match tls_version(v, "ssl-min-ver")? {
+        Some(min) => t.min = Some(min),
+        None => diags.warn(
+            place,
+            format!("'ssl-min-ver {v}' : hapx speaks TLSv1.2 and TLSv1.3 only, so TLSv1.2 is the minimum."),
+        ),
+    }
+    Ok(())
 }
 
 /// `sni EXPR`: a sample expression in HAProxy, of which hapx evaluates only the constant
@@ -1334,7 +1454,8 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         | "h1-case-adjust-bogus-server"
         | "prefer-last-server"
         | "redispatch"
-        | "allbackups" => Some(Capability::Backend),
+        | "allbackups"
+        | "persist" => Some(Capability::Backend),
         _ => None,
     };
     if needs.is_some_and(|cap| lacks(p, cap, name, line, diags)) {
@@ -1372,6 +1493,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             o.redispatch_after = interval.unwrap_or(-1);
         }
         "allbackups" => o.allbackups = !negate,
+        "persist" => o.persist = !negate,
         "prefer-last-server" => o.prefer_last_server = !negate,
         // One HTTP connection mode: the last one set wins; `no` only unsets its own.
         "http-server-close" if !negate => (o.http_server_close, o.httpclose) = (true, false),

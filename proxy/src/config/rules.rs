@@ -26,6 +26,8 @@ pub struct Rules {
     pub redirects: Vec<HttpRule>,
     pub monitor_uri: Option<String>,
     pub monitor_fail: Vec<Condition>,
+    /// `stick on|match|store-request`: persistence by stick table (a backend's).
+    pub stick: Vec<StickRule>,
     /// A request rule's value shows the request line (`%r`, `%HU` ...), which HAProxy
     /// shows as the client sent it: the request loop keeps it before the rules run.
     pub values_read_line: bool,
@@ -85,10 +87,50 @@ pub struct UseBackend {
     pub place: Place,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TcpAction {
     Accept,
     Reject,
+    /// `track-scN KEY [table T]`, `sc-inc-gpc0(N)`, `sc-set-gpt0(N) V`: go on after it.
+    Stick(StickAction),
+}
+
+/// What a rule does with stick counters ([`super::stick`]); the rule list goes on after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StickAction {
+    Track(super::stick::Track),
+    IncGpc0(u8),
+    SetGpt0(u8, i64),
+}
+
+/// The stick action named `name` with `args` (up to the condition), in proxy `own`; None
+/// for other actions.
+fn stick_action(name: &str, args: &[String], own: &str) -> Option<Result<StickAction, AclError>> {
+    if let Some(slot) = super::stick::track_slot(name) {
+        return Some(super::stick::parse_track(slot, args, own).map(StickAction::Track));
+    }
+    let slot_of = |prefix: &str| -> Option<u8> {
+        let n = name.strip_prefix(prefix)?.strip_suffix(')')?;
+        n.parse::<u8>().ok().filter(|n| *n < 3)
+    };
+    if let Some(slot) = slot_of("sc-inc-gpc0(") {
+        if let Some(w) = args.first() {
+            return Some(Err(AclError::Bad(format!(
+                "'{name}' : unexpected keyword '{w}' (expects 'if' or 'unless')"
+            ))));
+        }
+        return Some(Ok(StickAction::IncGpc0(slot)));
+    }
+    let slot = slot_of("sc-set-gpt0(")?;
+    Some(match args {
+        [v] => v
+            .parse::<i64>()
+            .map(|v| StickAction::SetGpt0(slot, v))
+            .map_err(|_| AclError::Unsupported(format!("'{name}' with a non-integer value"))),
+        _ => Err(AclError::Bad(format!(
+            "'{name}' expects exactly one integer value"
+        ))),
+    })
 }
 
 /// `tcp-request connection|content accept|reject [COND]`.
@@ -139,6 +181,8 @@ pub enum HttpAction {
     SetStatus(u16, Option<String>),
     /// `replace-path|replace-uri REGEX FMT`, `replace-header|replace-value NAME REGEX FMT`.
     Replace(Part, Replace),
+    /// `track-scN`, `sc-inc-gpc0(N)`, `sc-set-gpt0(N)`.
+    Stick(StickAction),
 }
 
 impl HttpAction {
@@ -223,8 +267,40 @@ pub const STATUS_CODES: [u16; 19] = [
     200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429, 500, 501, 502, 503, 504,
 ];
 
+/// What a `stick` rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickKind {
+    /// `stick on`: both of the others.
+    On,
+    /// `stick match`: a request whose key has an entry goes to the entry's server.
+    Match,
+    /// `stick store-request`: the request's key gets the server that serves it.
+    StoreRequest,
+}
+
+/// `stick on|match|store-request KEY [table T] [if|unless COND]`.
+#[derive(Debug, Clone)]
+pub struct StickRule {
+    pub kind: StickKind,
+    pub key: super::acl::Fetch,
+    /// The table's proxy (the rule's own when not named).
+    pub table: String,
+    pub cond: Option<Condition>,
+}
+
+impl StickRule {
+    pub fn matches(&self) -> bool {
+        self.kind != StickKind::StoreRequest
+    }
+
+    pub fn stores(&self) -> bool {
+        self.kind != StickKind::Match
+    }
+}
+
 /// The keywords [`parse_line`] handles.
-pub const KEYWORDS: [&str; 11] = [
+pub const KEYWORDS: [&str; 12] = [
+    "stick",
     "acl",
     "use_backend",
     "tcp-request",
@@ -258,9 +334,13 @@ pub fn parse_line(
         ));
     }
     if p.kind == ProxyKind::Defaults {
-        if p.name.is_empty() || kw == "use_backend" || kw.starts_with("monitor") {
+        if p.name.is_empty() || matches!(kw, "use_backend" | "stick") || kw.starts_with("monitor") {
             let anonymous = if p.name.is_empty() { "anonymous " } else { "" };
-            let anonymous = if kw == "use_backend" { "" } else { anonymous };
+            let anonymous = if matches!(kw, "use_backend" | "stick") {
+                ""
+            } else {
+                anonymous
+            };
             return Err(format!(
                 "'{kw}' not allowed in {anonymous}'defaults' section."
             ));
@@ -290,6 +370,7 @@ pub fn parse_line(
         "http-request" | "http-response" => ctx.http_rule(words),
         "redirect" => ctx.redirect(words),
         "monitor-uri" => ctx.monitor_uri(words),
+        "stick" => ctx.stick(words),
         _ => ctx.monitor(words),
     };
     let Ctx {
@@ -542,7 +623,19 @@ impl Ctx<'_> {
             ));
         }
         self.placed_after("tcp-request", &format!("tcp-request {which}"));
+        let end = words
+            .iter()
+            .position(|w| w == "if" || w == "unless")
+            .unwrap_or(words.len())
+            .max(3);
+        let stick = words
+            .get(2)
+            .and_then(|name| stick_action(name, &words[3.min(end)..end], &k));
         let action = match words.get(2).map(String::as_str) {
+            _ if stick.is_some() => match stick.unwrap_or_else(|| unreachable!()) {
+                Ok(a) => TcpAction::Stick(a),
+                Err(e) => return self.refuse(e, words),
+            },
             Some("accept") => TcpAction::Accept,
             Some("reject") => TcpAction::Reject,
             other => {
@@ -552,7 +645,11 @@ impl Ctx<'_> {
                 ));
             }
         };
-        let rest = &words[3..];
+        let rest = &words[if matches!(action, TcpAction::Stick(_)) {
+            end
+        } else {
+            3
+        }..];
         if let Some(w) = rest.first().filter(|w| *w != "if" && *w != "unless") {
             return Err(format!(
                 "'tcp-request {which} {}' : unexpected keyword '{w}' (expects 'if' or 'unless').",
@@ -619,7 +716,11 @@ impl Ctx<'_> {
             },
             warnings: &mut self.warnings,
         };
-        let action = match http_action(kw, name, args, &self.p.errorfiles, &mut values) {
+        let stick = stick_action(name, args, &k).map(|a| a.map(HttpAction::Stick));
+        let action = match stick
+            .map(|a| a.map_err(ActionError::from))
+            .unwrap_or_else(|| http_action(kw, name, args, &self.p.errorfiles, &mut values))
+        {
             Ok(a) => a,
             Err(ActionError::Unknown(m)) => return Err(m),
             Err(ActionError::Rule(m)) => return Err(rule_err(m)),
@@ -709,6 +810,69 @@ impl Ctx<'_> {
         self.warn_unless_frontend("monitor-uri");
         let uri = words.get(1).ok_or("'monitor-uri' expects an URI.")?;
         self.p.rules.monitor_uri = Some(uri.clone());
+        Ok(())
+    }
+
+    /// `stick on|match|store-request KEY [table T] [if|unless COND]`.
+    fn stick(&mut self, words: &[String]) -> Result<(), String> {
+        if !self.p.kind.is_backend() {
+            self.warnings.push(format!(
+                "'stick' ignored because {} '{}' has no backend capability.",
+                self.p.kind.keyword(),
+                self.p.name
+            ));
+            return Ok(());
+        }
+        let kind = match words.get(1).map(String::as_str) {
+            Some("on") => StickKind::On,
+            Some("match") => StickKind::Match,
+            Some("store-request") => StickKind::StoreRequest,
+            Some("store-response") => {
+                return Err(
+                    "'stick store-response' is not implemented by hapx; hapx refuses to run without this rule.".into(),
+                );
+            }
+            _ => return Err("'stick' expects 'on', 'match', or 'store'.".into()),
+        };
+        let kw = format!("stick {}", words[1]);
+        let key = words
+            .get(2)
+            .ok_or_else(|| format!("'{kw}' expects a pattern."))?;
+        let key = match super::acl::parse_fetch(key) {
+            Ok(f) => f,
+            Err(e) => return self.refuse(e, words),
+        };
+        let mut rest = &words[3..];
+        let mut table = self.p.name.clone();
+        if rest.first().is_some_and(|w| w == "table") {
+            table = rest
+                .get(1)
+                .ok_or_else(|| format!("'{kw}' : missing table name."))?
+                .clone();
+            rest = &rest[2..];
+        }
+        if let Some(w) = rest.first().filter(|w| *w != "if" && *w != "unless") {
+            return Err(format!(
+                "'{kw}' : unexpected keyword '{w}' (expects 'table', 'if' or 'unless')."
+            ));
+        }
+        let usage = Usage {
+            allowed: &[Layer::L4, Layer::L6, Layer::Request],
+            name: "stick rule".into(),
+            within: "",
+        };
+        let cond = match self.condition(rest, &usage, |e| {
+            format!("'{kw}' : error detected while parsing sticking condition : {e}.")
+        }) {
+            Ok(c) => c,
+            Err(e) => return self.refuse(e, words),
+        };
+        self.p.rules.stick.push(StickRule {
+            kind,
+            key,
+            table,
+            cond,
+        });
         Ok(())
     }
 
@@ -1248,7 +1412,7 @@ mod tests {
         let (rules, warnings) = frontend(&[
             "use_backend b if { path /b }",
             "http-request deny if { path /x }",
-            "acl tls ssl_fc",
+            "acl tls ssl_bc",
         ])
         .unwrap();
         assert_eq!(rules.use_backends.len(), 1);
@@ -1260,7 +1424,7 @@ mod tests {
         assert!(
             warnings
                 .iter()
-                .any(|w| w.starts_with("acl 'tls' uses the sample fetch 'ssl_fc'"))
+                .any(|w| w.starts_with("acl 'tls' uses the sample fetch 'ssl_bc'"))
         );
     }
 
@@ -1270,12 +1434,12 @@ mod tests {
         for (lines, what) in [
             (&["http-request cache-use c"][..], "the action 'cache-use'"),
             (
-                &["acl tls ssl_fc", "http-request deny if !tls"][..],
-                "the sample fetch 'ssl_fc'",
+                &["acl tls ssl_bc", "http-request deny if !tls"][..],
+                "the sample fetch 'ssl_bc'",
             ),
             (
-                &["acl tls ssl_fc", "use_backend c if tls"][..],
-                "the sample fetch 'ssl_fc'",
+                &["acl tls ssl_bc", "use_backend c if tls"][..],
+                "the sample fetch 'ssl_bc'",
             ),
             (&["tcp-request session reject"][..], "'tcp-request session'"),
             (

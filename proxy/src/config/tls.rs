@@ -21,7 +21,7 @@ use rustls::pki_types::{
 };
 use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
 
-use super::model::{ServerTls, TlsVersion, Verify};
+use super::model::{ServerTls, Verify};
 
 /// Where OpenSSL's default store is on Debian: what `@system-ca` means.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -211,7 +211,8 @@ fn chain_verifier(
                 "no CRL in it (HAProxy would refuse every server certificate: unable to get certificate CRL)".into(),
             ));
         }
-        builder = builder.with_crls(crls);
+        // OpenSSL (HAProxy) refuses a CRL past its next update; rustls would use it.
+        builder = builder.with_crls(crls).enforce_revocation_expiration();
     }
     builder
         .build()
@@ -250,21 +251,7 @@ fn client_config(
 
 /// The versions left by `ssl-min-ver`, `ssl-max-ver` and `no-tlsv1x`.
 fn versions(tls: &ServerTls) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
-    let all = [
-        (TlsVersion::Tls12, &rustls::version::TLS12),
-        (TlsVersion::Tls13, &rustls::version::TLS13),
-    ];
-    let left: Vec<_> = all
-        .into_iter()
-        .filter(|(v, _)| tls.min_version.is_none_or(|min| *v >= min))
-        .filter(|(v, _)| tls.max_version.is_none_or(|max| *v <= max))
-        .filter(|(v, _)| !tls.disabled_versions.contains(v))
-        .map(|(_, p)| p)
-        .collect();
-    if left.is_empty() {
-        return Err(TlsError::NoVersion);
-    }
-    Ok(left)
+    tls.versions.rustls().ok_or(TlsError::NoVersion)
 }
 
 /// `verify none`, or the chain against the CA file with the name checked or not.
@@ -333,20 +320,19 @@ impl ServerCertVerifier for Verifier {
 
 #[cfg(test)]
 mod tests {
+    use super::super::model::TlsVersion;
     use super::*;
 
     #[test]
     fn versions_follow_min_max_and_no_options() {
         let mut tls = ServerTls::default();
         assert_eq!(versions(&tls).unwrap().len(), 2);
-        tls.min_version = Some(TlsVersion::Tls13);
+        tls.versions.min = Some(TlsVersion::Tls13);
         assert_eq!(versions(&tls).unwrap(), [&rustls::version::TLS13]);
-        tls.disabled_versions.push(TlsVersion::Tls13);
+        tls.versions.disabled.push(TlsVersion::Tls13);
         assert!(matches!(versions(&tls), Err(TlsError::NoVersion)));
-        let tls = ServerTls {
-            max_version: Some(TlsVersion::Tls12),
-            ..ServerTls::default()
-        };
+        let mut tls = ServerTls::default();
+        tls.versions.max = Some(TlsVersion::Tls12);
         assert_eq!(versions(&tls).unwrap(), [&rustls::version::TLS12]);
     }
 

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::state::{Admin, Server, ServicePort, State};
-use super::stats;
+use super::state::{Admin, Backend, Server, ServicePort, State};
+use super::{stats, transitions};
 use crate::config::model::{CliLevel, StatsSocket};
 
 /// The listening sockets this process may hand over: address and a duplicate descriptor.
@@ -46,6 +46,9 @@ const HELP: &str = "The following commands are valid at this level:
   set server <bk>/<srv> addr <ip> [port <p>] : change a server's address (and port)
   set server <bk>/<srv> check-port <p>    : change a server's health check port
   set server <bk>/<srv> fqdn <FQDN>       : change a server's FQDN (with resolvers)
+  show table [<table>] [data.<type> <op> <v>] [key <k>] : report table usage stats or dump a table's entries
+  clear table <table> [key <k>]           : remove entries from a table (all or by key)
+  set table <table> key <k> [data.<type> <v>]... : update or create a table entry's data
 ";
 
 /// Accepts runtime API connections until the process exits.
@@ -180,8 +183,8 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
                 Admin::Maint
             };
             match state.find_server(spec) {
-                Ok((_, s)) => {
-                    s.set_admin(admin_state);
+                Ok((backend, s)) => {
+                    change_admin(backend, s, admin_state);
                     String::new()
                 }
                 Err(e) => e.into(),
@@ -198,6 +201,17 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
             },
             None => "No such frontend.\n".into(),
         },
+        ["show", "table"] => super::stick::cli::list(&state.tables),
+        ["show", "table", name, rest @ ..] if level != CliLevel::User => {
+            super::stick::cli::show(&state.tables, name, rest)
+        }
+        ["clear", "table", name, rest @ ..] if level != CliLevel::User => {
+            super::stick::cli::clear(&state.tables, name, rest)
+        }
+        ["set", "table", name, rest @ ..] if admin => {
+            super::stick::cli::set(&state.tables, name, rest)
+        }
+        ["clear" | "show", "table", ..] => denied(),
         ["set", "server", spec, rest @ ..] if admin => set_server(state, spec, rest),
         ["enable" | "disable" | "set", ..] => denied(),
         _ => format!(
@@ -207,6 +221,13 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
     }
 }
 
+/// An operator's change of a server's admin state, logged as HAProxy logs it.
+fn change_admin(backend: &Backend, server: &Server, admin: Admin) {
+    let before = transitions::Before::of(backend, server);
+    server.set_admin(admin);
+    transitions::report_admin(backend, server, before);
+}
+
 fn set_server(state: &Arc<State>, spec: &str, args: &[&str]) -> String {
     let (backend, s) = match state.find_server(spec) {
         Ok(x) => x,
@@ -214,15 +235,20 @@ fn set_server(state: &Arc<State>, spec: &str, args: &[&str]) -> String {
     };
     match args {
         ["state", st, ..] if matches!(*st, "ready" | "drain" | "maint") => {
-            s.set_admin(match *st {
+            let admin = match *st {
                 "ready" => Admin::Ready,
                 "drain" => Admin::Drain,
                 _ => Admin::Maint,
-            });
+            };
+            change_admin(backend, s, admin);
             String::new()
         }
         ["state", ..] => "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into(),
         ["weight", w, ..] => match parse_weight(w, s.opts.weight) {
+            // As HAProxy: a static algorithm's table keeps the weights it was built with.
+            Ok(v) if v != 0 && v != s.opts.weight && super::balance::static_weights(backend) => {
+                "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n".into()
+            }
             Ok(v) => {
                 s.set_weight(v);
                 String::new()

@@ -4,9 +4,11 @@
 //! them with `option allbackups`). Weighted round robin is the smooth variant (each pick adds
 //! every weight to its server's credit and takes the richest), which spreads a server's turns
 //! evenly instead of in bursts; `static-rr` is the same here since weights change only by
-//! operator command. `source` hashes over the usable servers whatever their load, as
-//! HAProxy's map-based hash does: its client waits for a full server rather than go
-//! elsewhere.
+//! operator command. The hashing algorithms (`source`, `uri`, `url_param`, `hdr`) pick
+//! exactly as HAProxy 2.6 does, in its map or on its ring ([`super::lbhash`]), from a [`Key`]
+//! the caller takes from the connection or request, whatever the servers' load: a client
+//! waits for a full server rather than go elsewhere. Without a key (no such parameter or
+//! header) they take servers in turn from the same map or ring, as HAProxy falls back.
 //!
 //! When every server is full a connection waits ([`pick_or_queue`] gives it a [`Ticket`]):
 //! in its server's queue for a hash (refused at the server's `maxqueue`), else in the
@@ -30,6 +32,8 @@ use std::sync::{Arc, MutexGuard};
 
 use tokio::sync::oneshot;
 
+pub use super::lbhash::Key;
+use super::lbhash::{self, Member};
 use super::state::{Backend, Server, SessionGuard};
 use crate::config::model::Balance;
 
@@ -53,6 +57,13 @@ pub struct LbState {
     waiting: usize,
     /// The longest each queue was (`qmax` of the stats).
     longest: Vec<usize>,
+    /// The hashing algorithms' map or ring, rebuilt when the servers change.
+    hash: lbhash::Table,
+    /// The greatest common divisor of the configured weights (0: not computed yet).
+    weights_gcd: u32,
+    /// The servers a pick chooses among (indexes), kept from pick to pick so that a pick
+    /// allocates nothing.
+    free: Vec<usize>,
 }
 
 impl LbState {
@@ -66,11 +77,23 @@ impl LbState {
             arrivals: 0,
             waiting: 0,
             longest: vec![0; servers + 1],
+            hash: lbhash::Table::default(),
+            weights_gcd: 0,
+            free: Vec::with_capacity(servers),
         }
     }
 
     fn has_waiters(&self) -> bool {
         self.waiting > 0
+    }
+
+    /// `look` at the [`candidates`], in the buffer kept for them.
+    fn with_candidates<T>(&mut self, backend: &Backend, look: impl FnOnce(&[usize]) -> T) -> T {
+        let mut free = std::mem::take(&mut self.free);
+        candidates(backend, &mut free);
+        let seen = look(&free);
+        self.free = free;
+        seen
     }
 
     fn push(&mut self, queue: usize, pending: Pending) {
@@ -123,7 +146,7 @@ struct Pending {
     arrival: u64,
     /// How many had left the queue served when it joined.
     joined: u64,
-    src: IpAddr,
+    key: Key,
     /// Where its slot goes. The [`Ticket`] holding the other end leaves the queue, under
     /// the lock, before dropping it: a queued connection can always be given its slot.
     grant: oneshot::Sender<Granted>,
@@ -154,12 +177,14 @@ pub struct Slot {
     guard: Option<SessionGuard>,
     server: Arc<Server>,
     backend: Arc<Backend>,
+    /// What the balancer was given to pick with: a redispatch picks with it again.
+    key: Key,
 }
 
 impl Slot {
     /// `balanced`: the algorithm chose the server (counted in `lbtot`, as HAProxy counts
     /// its load-balancing decisions), rather than a connection kept to it.
-    fn take(backend: &Arc<Backend>, server: &Arc<Server>, balanced: bool) -> Slot {
+    fn take(backend: &Arc<Backend>, server: &Arc<Server>, balanced: bool, key: Key) -> Slot {
         if balanced {
             server.lb_total.fetch_add(1, Relaxed);
         }
@@ -167,11 +192,17 @@ impl Slot {
             guard: Some(server.counters.open()),
             server: server.clone(),
             backend: backend.clone(),
+            key,
         }
     }
 
     pub fn server(&self) -> &Arc<Server> {
         &self.server
+    }
+
+    /// The key the server was picked with.
+    pub fn key(&self) -> Key {
+        self.key
     }
 }
 
@@ -272,7 +303,7 @@ impl Ticket {
         // sends it to the balancer again; otherwise it waits on in that server's queue until
         // `timeout queue`, or until the server, back, serves it. With no server usable at
         // all it waits on too.
-        let usable = !candidates(&backend, None).is_empty();
+        let usable = lb.with_candidates(&backend, |free| !free.is_empty());
         let redistributes = backend.conf.options.redispatch;
         if !usable || !redistributes || self.queue == 0 || backend.servers[self.queue - 1].usable()
         {
@@ -318,13 +349,39 @@ impl QueuePositions {
     }
 }
 
-/// Picks a server for a client from `src`, avoiding `avoid` when another one is usable,
-/// and takes one of its slots in the same step (no other pick sees the server free in
-/// between, so its `maxconn` holds); when every server is full, queues the connection.
-/// None: no server is usable (down, in maintenance, draining or without an address).
+/// Whether `backend`'s algorithm takes only a server's initial weight or 0 at run time
+/// (HAProxy's algorithms without `BE_LB_PROP_DYN`: `static-rr` and the map-based hashes).
+pub fn static_weights(backend: &Backend) -> bool {
+    match backend.balance {
+        Balance::StaticRr => true,
+        ref b if b.hashes() => !backend.conf.hash_type.consistent,
+        _ => false,
+    }
+}
+
+/// The key of a connection from `src` for `backend`'s algorithm (`balance source`).
+pub fn source_key(backend: &Backend, src: IpAddr) -> Key {
+    Key::source(&backend.balance, backend.conf.hash_type, src)
+}
+
+/// The key of an HTTP request (its URI and headers) from `src` for `backend`'s algorithm.
+pub fn request_key<'h>(
+    backend: &Backend,
+    src: IpAddr,
+    uri: &str,
+    headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+) -> Key {
+    Key::request(&backend.balance, backend.conf.hash_type, src, uri, headers)
+}
+
+/// Picks a server for a client with `key` (see [`source_key`], [`request_key`]), avoiding
+/// `avoid` when another one is usable, and takes one of its slots in the same step (no
+/// other pick sees the server free in between, so its `maxconn` holds); when every server
+/// is full, queues the connection. None: no server is usable (down, in maintenance,
+/// draining or without an address).
 pub fn pick_or_queue(
     backend: &Arc<Backend>,
-    src: IpAddr,
+    key: Key,
     avoid: Option<&Arc<Server>>,
 ) -> Option<Picked> {
     let mut lb = lock(backend);
@@ -332,41 +389,58 @@ pub fn pick_or_queue(
     if lb.has_waiters() {
         serve_queued(backend, &mut lb);
     }
-    let queue = match choose(backend, &mut lb, src, avoid) {
-        Choice::Free(server) => return Some(Picked::Now(Slot::take(backend, &server, true))),
+    let queue = match choose(backend, &mut lb, key, avoid) {
+        Choice::Free(server) => return Some(Picked::Now(Slot::take(backend, &server, true, key))),
         Choice::NoneUsable => return None,
         Choice::Full { queue } => queue,
     };
     if let Some(server) = queue_is_full(backend, &lb, queue) {
         return Some(Picked::Refused(server));
     }
-    Some(Picked::Queued(enqueue(backend, &mut lb, queue, src)))
+    Some(Picked::Queued(enqueue(backend, &mut lb, queue, key)))
 }
 
 /// A slot of `server` for another request on a connection kept to it, taken in the same
 /// step as [`pick_or_queue`] takes one; when the server is full, a place at the end of its
 /// own queue, behind every request already waiting for it. None: the balancer sends it no
-/// requests now (not usable, drained, a backup while an active server is up). A server
-/// without a `maxconn` gives its slot at once, without the lock, as it always may.
-pub fn take_or_queue(backend: &Arc<Backend>, server: &Arc<Server>, src: IpAddr) -> Option<Picked> {
+/// requests now (not usable, drained, a backup while an active server is up), unless
+/// `direct`: a persistence cookie named it, which takes it whatever the balancer thinks of
+/// it, as HAProxy's `SF_DIRECT`. A server without a `maxconn` gives its slot at once,
+/// without the lock, as it always may. `key` is the request's (see [`pick_or_queue`]): a
+/// redispatch, or a waiter whose server went away, is balanced with it, as HAProxy's
+/// `assign_server` hashes the request once `SF_DIRECT` is cleared.
+pub fn take_or_queue(
+    backend: &Arc<Backend>,
+    server: &Arc<Server>,
+    direct: bool,
+    key: Key,
+) -> Option<Picked> {
     if server.opts.maxconn.is_none() {
-        return Some(Picked::Now(Slot::take(backend, server, false)));
+        return Some(Picked::Now(Slot::take(backend, server, false, key)));
     }
     let mut lb = lock(backend);
-    let (index, _) = candidates(backend, None)
-        .into_iter()
-        .find(|(_, s)| Arc::ptr_eq(s, server))?;
+    let balanced = lb.with_candidates(backend, |free| {
+        free.iter()
+            .any(|&i| Arc::ptr_eq(&backend.servers[i], server))
+    });
+    if !balanced && !direct {
+        return None;
+    }
+    let index = backend
+        .servers
+        .iter()
+        .position(|s| Arc::ptr_eq(s, server))?;
     // Those waiting come first: a slot still free after them is nobody's.
     if lb.has_waiters() {
         serve_queued(backend, &mut lb);
     }
     if server.has_free_slot() {
-        return Some(Picked::Now(Slot::take(backend, server, false)));
+        return Some(Picked::Now(Slot::take(backend, server, false, key)));
     }
     if queue_is_full(backend, &lb, index + 1).is_some() {
         return Some(Picked::Refused(server.clone()));
     }
-    Some(Picked::Queued(enqueue(backend, &mut lb, index + 1, src)))
+    Some(Picked::Queued(enqueue(backend, &mut lb, index + 1, key)))
 }
 
 /// The server of `queue` (a server's own) when it has its `maxqueue` waiting already.
@@ -377,7 +451,7 @@ fn queue_is_full(backend: &Backend, lb: &LbState, queue: usize) -> Option<Arc<Se
 }
 
 /// Puts a connection at the end of `queue`.
-fn enqueue(backend: &Arc<Backend>, lb: &mut LbState, queue: usize, src: IpAddr) -> Ticket {
+fn enqueue(backend: &Arc<Backend>, lb: &mut LbState, queue: usize, key: Key) -> Ticket {
     let (grant, granted) = oneshot::channel();
     let arrival = lb.arrivals;
     lb.arrivals += 1;
@@ -387,7 +461,7 @@ fn enqueue(backend: &Arc<Backend>, lb: &mut LbState, queue: usize, src: IpAddr) 
         Pending {
             arrival,
             joined,
-            src,
+            key,
             grant,
         },
     );
@@ -412,45 +486,115 @@ enum Choice {
     NoneUsable,
 }
 
-fn choose(backend: &Backend, lb: &mut LbState, src: IpAddr, avoid: Option<&Arc<Server>>) -> Choice {
+fn choose(backend: &Backend, lb: &mut LbState, key: Key, avoid: Option<&Arc<Server>>) -> Choice {
+    if backend.balance.hashes() {
+        return choose_hashed(backend, lb, key, avoid);
+    }
     // Round robin and leastconn's ties keep their rotation when avoiding a server: they skip
     // the server's turn (as HAProxy's trees do), rather than turning among the others.
     let rotates = matches!(
         backend.balance,
         Balance::RoundRobin | Balance::StaticRr | Balance::LeastConn
     );
-    let mut free = candidates(backend, avoid.filter(|_| !rotates));
-    if free.is_empty() {
+    // Into the buffer kept for it: a pick is made for every HTTP request.
+    let mut free = std::mem::take(&mut lb.free);
+    candidates(backend, &mut free);
+    if let Some(avoid) = avoid.filter(|_| !rotates && free.len() > 1) {
+        free.retain(|&i| !Arc::ptr_eq(&backend.servers[i], avoid));
+    }
+    let usable = free.len();
+    free.retain(|&i| backend.servers[i].has_free_slot());
+    let choice = match backend.balance {
+        _ if usable == 0 => Choice::NoneUsable,
+        _ if free.is_empty() => Choice::Full { queue: 0 },
+        Balance::RoundRobin | Balance::StaticRr => {
+            let turn = smooth_rr(backend, lb, &free);
+            Choice::Free(match avoid {
+                Some(a) if free.len() > 1 && Arc::ptr_eq(&turn, a) => smooth_rr(backend, lb, &free),
+                _ => turn,
+            })
+        }
+        Balance::LeastConn => Choice::Free(least_conn(backend, lb, &free, avoid)),
+        Balance::First => Choice::Free(backend.servers[free[0]].clone()),
+        Balance::Random(draws) => Choice::Free(random_draws(backend, lb, &free, draws)),
+        // Sent to `choose_hashed` above.
+        Balance::Source | Balance::Uri(_) | Balance::UrlParam(_) | Balance::Hdr { .. } => {
+            Choice::Free(backend.servers[free[0]].clone())
+        }
+    };
+    lb.free = free;
+    choice
+}
+
+/// A hashing algorithm's pick, as HAProxy's `assign_server`: the server of the hash
+/// whatever its load (a full one is waited for, in its queue; `avoid` is skipped on the
+/// consistent-hash ring only); without a key, the next server in turn that has a free slot
+/// (none: the backend's queue). With one server in use nothing is hashed (hash 0), except
+/// by `url_param`, as in `get_server_sh`, `get_server_uh` and `get_server_hh`.
+fn choose_hashed(
+    backend: &Backend,
+    lb: &mut LbState,
+    key: Key,
+    avoid: Option<&Arc<Server>>,
+) -> Choice {
+    refresh_hash_table(backend, lb);
+    let LbState { hash, queues, .. } = lb;
+    if hash.used == 0 {
         return Choice::NoneUsable;
     }
-    // HAProxy's map-based hash picks among the usable servers whatever their load: a client
-    // whose server is full waits for it, in that server's queue.
-    if backend.balance == Balance::Source {
-        let chosen = by_hash(&free, hash_ip(src));
-        if !chosen.has_free_slot() {
-            let i = backend.servers.iter().position(|s| Arc::ptr_eq(s, &chosen));
-            return Choice::Full {
-                queue: i.map_or(0, |i| i + 1),
-            };
+    let avoid = avoid.and_then(|a| backend.servers.iter().position(|s| Arc::ptr_eq(s, a)));
+    let unhashed = hash.used == 1 && !matches!(backend.balance, Balance::UrlParam(_));
+    let hashed = match key {
+        _ if unhashed => Some(0),
+        Key::Hash(h) => Some(h),
+        Key::Missing | Key::Unused => None,
+    };
+    if let Some(h) = hashed {
+        let Some(i) = hash.by_hash(h, avoid) else {
+            return Choice::NoneUsable;
+        };
+        let server = &backend.servers[i];
+        if !server.has_free_slot() {
+            return Choice::Full { queue: i + 1 };
         }
-        return Choice::Free(chosen);
+        return Choice::Free(server.clone());
     }
-    // (In place: a pick is made for every HTTP request.)
-    free.retain(|(_, s)| s.has_free_slot());
-    Choice::Free(match backend.balance {
-        _ if free.is_empty() => return Choice::Full { queue: 0 },
-        Balance::Source => by_hash(&free, hash_ip(src)),
-        Balance::RoundRobin | Balance::StaticRr => {
-            let turn = smooth_rr(lb, &free);
-            match avoid {
-                Some(a) if free.len() > 1 && Arc::ptr_eq(&turn, a) => smooth_rr(lb, &free),
-                _ => turn,
-            }
-        }
-        Balance::LeastConn => least_conn(lb, &free, avoid),
-        Balance::First => free[0].1.clone(),
-        Balance::Random(draws) => random_draws(lb, &free, draws),
-    })
+    // `srv->maxconn && (queue or served >= maxconn)` skips a server.
+    let can_take = |i: usize| backend.servers[i].has_free_slot() && queues[i + 1].is_empty();
+    match hash.next(avoid, can_take) {
+        Some(i) => Choice::Free(backend.servers[i].clone()),
+        None => Choice::Full { queue: 0 },
+    }
+}
+
+/// Rebuilds the hash map or ring when a server's usability or weight changed since it was
+/// built (compared in place: no allocation while nothing changed).
+fn refresh_hash_table(backend: &Backend, lb: &mut LbState) {
+    let ht = backend.conf.hash_type;
+    if lb.weights_gcd == 0 {
+        lb.weights_gcd = lbhash::weights_gcd(backend.conf.servers.iter().map(|s| s.opts.weight));
+    }
+    let gcd = lb.weights_gcd;
+    let members = || {
+        backend
+            .servers
+            .iter()
+            .enumerate()
+            .map(move |(index, s)| Member {
+                index,
+                puid: s.id as u32,
+                backup: s.opts.backup,
+                weight: if s.usable() {
+                    lbhash::effective_weight(ht, s.lb_weight(), gcd)
+                } else {
+                    0
+                },
+            })
+    };
+    if lb.hash.is_stale(members()) {
+        lb.hash
+            .rebuild(members().collect(), ht, backend.conf.options.allbackups);
+    }
 }
 
 /// Gives the free slots to the waiting connections, oldest first, as HAProxy's
@@ -463,7 +607,7 @@ fn serve_queued(backend: &Arc<Backend>, lb: &mut LbState) {
         };
         let position = lb.left_queue[queue] - pending.joined + 1;
         lb.left_queue[queue] += 1;
-        let slot = Slot::take(backend, &server, true);
+        let slot = Slot::take(backend, &server, true, pending.key);
         let granted = Granted {
             slot,
             queue,
@@ -482,8 +626,11 @@ fn next_served(backend: &Backend, lb: &mut LbState) -> Option<(usize, Arc<Server
     if !lb.has_waiters() {
         return None;
     }
+    let mut free = std::mem::take(&mut lb.free);
+    candidates(backend, &mut free);
     let mut oldest: Option<(u64, usize)> = None;
-    for (i, server) in candidates(backend, None) {
+    for &i in &free {
+        let server = &backend.servers[i];
         let head = lb.queues[i + 1].front();
         if let Some(p) = head.filter(|_| server.has_free_slot()) {
             if oldest.is_none_or(|(arrival, _)| p.arrival < arrival) {
@@ -491,14 +638,15 @@ fn next_served(backend: &Backend, lb: &mut LbState) -> Option<(usize, Arc<Server
             }
         }
     }
+    lb.free = free;
     // The backend queue's head takes whichever server the algorithm finds free, even one it
     // failed on before (HAProxy's `pendconn_process_next_strm` gives a freed slot to the
     // older of its server's head and the backend's, whatever server that one left): a head
     // can always use a free slot, so it never holds up the waiters behind it.
-    let backend_head = lb.queues[0].front().map(|p| (p.arrival, p.src));
-    if let Some((arrival, src)) = backend_head {
+    let backend_head = lb.queues[0].front().map(|p| (p.arrival, p.key));
+    if let Some((arrival, key)) = backend_head {
         if oldest.is_none_or(|(older, _)| arrival < older) {
-            if let Choice::Free(server) = choose(backend, lb, src, None) {
+            if let Choice::Free(server) = choose(backend, lb, key, None) {
                 return Some((0, server));
             }
         }
@@ -530,53 +678,46 @@ pub fn redispatches(backend: &Backend, server: &Server, failures: u32) -> bool {
             .filter(|s| !s.opts.backup && s.usable() && s.lb_weight() > 0);
         active.count() > 1
     };
-    !server.usable() || by_interval || (backend.balance != Balance::Source && several())
+    !server.usable() || by_interval || (!backend.balance.hashes() && several())
 }
 
-/// The usable servers with a weight, actives first, else backups; `(index, server)`.
-fn candidates<'a>(
-    backend: &'a Backend,
-    avoid: Option<&Arc<Server>>,
-) -> Vec<(usize, &'a Arc<Server>)> {
-    let usable = |backup: bool| -> Vec<(usize, &'a Arc<Server>)> {
-        backend
-            .servers
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.opts.backup == backup && s.usable() && s.lb_weight() > 0)
-            .collect()
-    };
-    let mut list = usable(false);
-    if list.is_empty() {
-        list = usable(true);
-        if !backend.conf.options.allbackups {
-            list.truncate(1);
+/// Fills `free` with the usable servers with a weight (indexes): the actives if any, else
+/// the first backup (all of them with `option allbackups`). Each server's state is read
+/// once, and nothing allocated once `free` has room for every server.
+fn candidates(backend: &Backend, free: &mut Vec<usize>) {
+    free.clear();
+    let mut actives = false;
+    for (i, s) in backend.servers.iter().enumerate() {
+        if s.usable() && s.lb_weight() > 0 {
+            actives |= !s.opts.backup;
+            free.push(i);
         }
     }
-    if let Some(avoid) = avoid {
-        if list.len() > 1 {
-            list.retain(|(_, s)| !Arc::ptr_eq(s, avoid));
-        }
+    if actives {
+        free.retain(|&i| !backend.servers[i].opts.backup);
+    } else if !backend.conf.options.allbackups {
+        free.truncate(1);
     }
-    list
 }
 
-fn smooth_rr(lb: &mut LbState, free: &[(usize, &Arc<Server>)]) -> Arc<Server> {
-    let total: i64 = free.iter().map(|(_, s)| i64::from(s.lb_weight())).sum();
+fn smooth_rr(backend: &Backend, lb: &mut LbState, free: &[usize]) -> Arc<Server> {
+    let weight = |i: usize| i64::from(backend.servers[i].lb_weight());
+    let total: i64 = free.iter().map(|&i| weight(i)).sum();
     let mut best = free[0];
-    for &(i, s) in free {
-        lb.credit[i] += i64::from(s.lb_weight());
-        if lb.credit[i] > lb.credit[best.0] {
-            best = (i, s);
+    for &i in free {
+        lb.credit[i] += weight(i);
+        if lb.credit[i] > lb.credit[best] {
+            best = i;
         }
     }
-    lb.credit[best.0] -= total;
-    best.1.clone()
+    lb.credit[best] -= total;
+    backend.servers[best].clone()
 }
 
 fn least_conn(
+    backend: &Backend,
     lb: &mut LbState,
-    free: &[(usize, &Arc<Server>)],
+    free: &[usize],
     avoid: Option<&Arc<Server>>,
 ) -> Arc<Server> {
     let start = (lb.ties % free.len() as u64) as usize;
@@ -584,11 +725,11 @@ fn least_conn(
     let avoided = |s: &Arc<Server>| free.len() > 1 && avoid.is_some_and(|a| Arc::ptr_eq(s, a));
     // Lowest connections per weight; the rotation breaks ties round-robin.
     (0..free.len())
-        .map(|k| free[(start + k) % free.len()].1)
+        .map(|k| &backend.servers[free[(start + k) % free.len()]])
         .filter(|s| !avoided(s))
         .min_by_key(|s| load(s))
-        .map(|s| (*s).clone())
-        .unwrap_or_else(|| free[0].1.clone())
+        .unwrap_or(&backend.servers[free[0]])
+        .clone()
 }
 
 /// A server's connections per weight, to compare loads. The weight may have dropped to 0
@@ -608,40 +749,26 @@ pub(super) fn next_random(state: &mut u64) -> u64 {
 }
 
 /// The least loaded (connections per weight) of `draws` servers drawn at random by weight.
-fn random_draws(lb: &mut LbState, free: &[(usize, &Arc<Server>)], draws: u32) -> Arc<Server> {
+fn random_draws(backend: &Backend, lb: &mut LbState, free: &[usize], draws: u32) -> Arc<Server> {
     (0..draws.max(1))
-        .map(|_| by_hash(free, next_random(&mut lb.turn)))
+        .map(|_| by_weight(backend, free, next_random(&mut lb.turn)))
         .min_by_key(|s| load(s))
-        .unwrap_or_else(|| free[0].1.clone())
+        .unwrap_or(&backend.servers[free[0]])
+        .clone()
 }
 
-fn by_hash(free: &[(usize, &Arc<Server>)], hash: u64) -> Arc<Server> {
-    let total: u64 = free.iter().map(|(_, s)| u64::from(s.lb_weight())).sum();
+fn by_weight<'a>(backend: &'a Backend, free: &[usize], hash: u64) -> &'a Arc<Server> {
+    let weight = |i: usize| u64::from(backend.servers[i].lb_weight());
+    let total: u64 = free.iter().map(|&i| weight(i)).sum();
     let mut point = hash % total.max(1);
-    for (_, s) in free {
-        let w = u64::from(s.lb_weight());
+    for &i in free {
+        let w = weight(i);
         if point < w {
-            return (*s).clone();
+            return &backend.servers[i];
         }
         point -= w;
     }
-    free[0].1.clone()
-}
-
-/// A well-mixed hash of a client address (FNV-1a then a final avalanche).
-fn hash_ip(ip: IpAddr) -> u64 {
-    let bytes = match ip {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
-    };
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^ (h >> 33)
+    &backend.servers[free[0]]
 }
 
 #[cfg(test)]
@@ -677,7 +804,7 @@ mod tests {
     }
 
     fn pick1(b: &Backend, src: IpAddr, avoid: Option<&Arc<Server>>) -> Arc<Server> {
-        match choose(b, &mut lock(b), src, avoid) {
+        match choose(b, &mut lock(b), source_key(b, src), avoid) {
             Choice::Free(s) => s,
             _ => panic!("no free server"),
         }
@@ -740,7 +867,7 @@ mod tests {
     #[test]
     fn avoiding_a_server_keeps_the_rotation() {
         for balance in [Balance::RoundRobin, Balance::LeastConn] {
-            let b = backend(balance, &[(1, false), (1, false), (1, false)]);
+            let b = backend(balance.clone(), &[(1, false), (1, false), (1, false)]);
             let mut prev = pick1(&b, IpAddr::from([192, 0, 2, 1]), None);
             let mut seen = vec![prev.id];
             for _ in 0..4 {
@@ -764,14 +891,14 @@ mod tests {
     const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 
     fn slot_now(b: &Arc<Backend>) -> Slot {
-        match pick_or_queue(b, CLIENT, None) {
+        match pick_or_queue(b, source_key(b, CLIENT), None) {
             Some(Picked::Now(slot)) => slot,
             other => panic!("{other:?}"),
         }
     }
 
     fn queued(b: &Arc<Backend>) -> Ticket {
-        match pick_or_queue(b, CLIENT, None) {
+        match pick_or_queue(b, source_key(b, CLIENT), None) {
             Some(Picked::Queued(ticket)) => ticket,
             other => panic!("{other:?}"),
         }
@@ -834,7 +961,7 @@ mod tests {
         let mut held = slot_now(&b);
         let mut own = queued(&b);
         assert_eq!(own.queue, 1);
-        let mut shared = enqueue(&b, &mut lock(&b), 0, CLIENT);
+        let mut shared = enqueue(&b, &mut lock(&b), 0, Key::Unused);
         let mut own_later = queued(&b);
         let mut positions = QueuePositions::default();
         for t in [&mut own, &mut shared, &mut own_later] {
@@ -845,7 +972,25 @@ mod tests {
     }
 
     fn kept(b: &Arc<Backend>, server: usize) -> Option<Picked> {
-        take_or_queue(b, &b.servers[server], CLIENT)
+        take_or_queue(b, &b.servers[server], false, Key::Unused)
+    }
+
+    #[test]
+    fn a_kept_request_carries_its_key_into_its_slot_and_queue_place() {
+        // The key a redispatch is balanced with again: the request's, not the connection's.
+        let b = limited(Balance::Uri(Default::default()), &[1]);
+        let key = Key::Hash(0x1234_5678);
+        let Some(Picked::Now(held)) = take_or_queue(&b, &b.servers[0], true, key) else {
+            panic!("a free server takes it");
+        };
+        assert_eq!(held.key(), key);
+        let Some(Picked::Queued(mut waiting)) = take_or_queue(&b, &b.servers[0], true, key) else {
+            panic!("a full server queues");
+        };
+        drop(held);
+        let mut positions = QueuePositions::default();
+        let slot = claim(&mut waiting, &mut positions).expect("served when freed");
+        assert_eq!(slot.key(), key);
     }
 
     #[test]
@@ -885,7 +1030,9 @@ mod tests {
         let b = limited(Balance::RoundRobin, &[1, 1]);
         let (first, second) = (slot_now(&b), slot_now(&b));
         let failed_on = first.server().clone();
-        let Some(Picked::Queued(mut head)) = pick_or_queue(&b, CLIENT, Some(&failed_on)) else {
+        let Some(Picked::Queued(mut head)) =
+            pick_or_queue(&b, source_key(&b, CLIENT), Some(&failed_on))
+        else {
             panic!("both servers are full");
         };
         let mut next = queued(&b);
@@ -940,7 +1087,7 @@ mod tests {
         let _held = slot_now(&b);
         let _waiting = queued(&b);
         assert!(matches!(
-            pick_or_queue(&b, CLIENT, None),
+            pick_or_queue(&b, source_key(&b, CLIENT), None),
             Some(Picked::Refused(_))
         ));
     }
@@ -992,11 +1139,12 @@ mod tests {
     fn a_weight_dropping_to_zero_after_the_candidates_were_chosen_is_no_panic() {
         for balance in [Balance::LeastConn, Balance::Random(2)] {
             let b = backend(balance, &[(1, false), (1, false)]);
-            let free = candidates(&b, None);
+            let mut free = Vec::new();
+            candidates(&b, &mut free);
             b.servers[0].weight.store(0, Relaxed);
             let mut lb = b.lb.lock().unwrap();
-            let _ = least_conn(&mut lb, &free, None);
-            let _ = random_draws(&mut lb, &free, 2);
+            let _ = least_conn(&b, &mut lb, &free, None);
+            let _ = random_draws(&b, &mut lb, &free, 2);
             assert_eq!(load(&b.servers[0]), 256);
         }
     }

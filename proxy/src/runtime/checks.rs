@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::http::{self, Framing, Head};
 use super::state::{Admin, Backend, CheckResult, Server, State, now_secs};
-use super::{log, tls};
+use super::{tls, transitions};
 use crate::config::model::{CheckConnect, HttpCheck, HttpExpectKind, TcpCheckRule};
 
 /// Starts one check task per checked server.
@@ -43,7 +44,7 @@ async fn check_loop(backend: Arc<Backend>, server: Arc<Server>, first: Duration,
         if server.admin() != Admin::Maint && server.addr().is_some() {
             let (ok, result) = probe(&backend, &server).await;
             if let Some(up) = server.record_check(ok, result) {
-                report_transition(&backend, &server, up);
+                transitions::report_check(&backend, &server, up);
             }
         }
         let jitter = super::balance::next_random(&mut random) as u32;
@@ -72,46 +73,6 @@ fn next_interval(server: &Server) -> Duration {
         (false, true) => o.downinter.unwrap_or(o.inter),
         (_, false) => o.fastinter.unwrap_or(o.inter),
         (true, true) => o.inter,
-    }
-}
-
-/// Logs a change of state in HAProxy's words: the check's status, code and detail, then the
-/// servers left.
-fn report_transition(backend: &Backend, server: &Server, up: bool) {
-    let check = server.check.lock().map(|c| c.clone()).unwrap_or_default();
-    let (reason, info) = check.desc.split_once(": ").unwrap_or((&check.desc, ""));
-    let mut why = format!("reason: {reason}");
-    if let Some(code) = check.code {
-        why.push_str(&format!(", code: {code}"));
-    }
-    if !info.is_empty() {
-        why.push_str(&format!(", info: \"{info}\""));
-    }
-    let (active, backup) = (backend.active_count(), backend.backup_count());
-    let duration = check.duration_ms.unwrap_or(0);
-    let msg = if up {
-        format!(
-            "Server {}/{} is UP, {why}, check duration: {duration}ms. {active} active and {backup} backup servers online. 0 sessions requeued, 0 total in queue.",
-            backend.name, server.name
-        )
-    } else {
-        format!(
-            "Server {}/{} is DOWN, {why}, check duration: {duration}ms. {active} active and {backup} backup servers left. {} sessions active, 0 requeued, 0 remaining in queue.",
-            backend.name,
-            server.name,
-            server.counters.cur.load(Relaxed)
-        )
-    };
-    backend
-        .logger
-        .send(if up { log::LOG_NOTICE } else { log::LOG_ALERT }, &msg);
-    eprintln!("[WARNING]  ({}) : {msg}", std::process::id());
-    if !up && !backend.is_up() {
-        backend.down_transitions.fetch_add(1, Relaxed);
-        backend.last_change.store(now_secs(), Relaxed);
-        let msg = format!("backend '{}' has no server available!", backend.name);
-        backend.logger.send(log::LOG_ALERT, &msg);
-        eprintln!("[ALERT]    ({}) : {msg}", std::process::id());
     }
 }
 
@@ -345,63 +306,49 @@ async fn http_probe(server: &Server, http: &HttpCheck, t: &Timing) -> Result<Ver
     http_verdict(http, &resp)
 }
 
-/// A check's HTTP response, as much as was read.
+/// A check's HTTP response: its head, parsed and checked by the proxy's own parser (as
+/// HAProxy's checks use its HTTP/1 parser: a status line alone, a head cut by the close or a
+/// malformed header line is an invalid response), and as much of the body as was read.
 #[derive(Debug)]
 struct Response<'a> {
     code: u16,
-    reason: String,
-    headers: Vec<(&'a str, &'a str)>,
+    head: Head,
     body: &'a [u8],
 }
 
 impl<'a> Response<'a> {
-    fn head_end(buf: &[u8]) -> Option<usize> {
-        buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
-    }
-
-    /// Whether `buf` holds what the expectations need: the status line, or the whole
-    /// message when a body is checked (to its Content-Length, else to the close).
+    /// Whether `buf` holds what the expectations need: the whole head, and the body to its
+    /// Content-Length when a body is checked (else to the close). A head that cannot be
+    /// parsed is judged at once.
     fn complete(buf: &[u8], needs_body: bool) -> bool {
-        if !needs_body {
-            return buf.contains(&b'\n');
-        }
-        let Some(end) = Self::head_end(buf) else {
+        let Some(end) = http::find_head_end(buf) else {
             return false;
         };
-        Response::parse(buf)
-            .and_then(|r| {
-                r.headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                    .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-            })
-            .is_some_and(|len| buf.len() >= end + len)
+        if !needs_body {
+            return true;
+        }
+        match Response::parse(buf) {
+            Some(r) => match r.head.framing {
+                Framing::Length(len) => (buf.len() - end) as u64 >= len,
+                _ => false,
+            },
+            None => true,
+        }
     }
 
     fn parse(buf: &'a [u8]) -> Option<Self> {
-        let (head, body) = match Self::head_end(buf) {
-            Some(end) => (&buf[..end], &buf[end..]),
-            None => (buf, &buf[buf.len()..]),
-        };
-        let head = std::str::from_utf8(head).ok()?;
-        let mut lines = head.split("\r\n");
-        let status = lines.next()?;
-        let mut parts = status.splitn(3, ' ');
-        if !parts.next()?.starts_with("HTTP/") {
-            return None;
-        }
-        let code = parts.next()?.trim().parse::<u16>().ok()?;
-        let reason = parts.next().unwrap_or_default().trim().to_string();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim(), v.trim()))
-            .collect();
+        let end = http::find_head_end(buf)?;
+        let head = http::parse_head(&buf[..end], false).ok()?;
+        let code = head.first[1].parse().ok()?;
         Some(Response {
             code,
-            reason,
-            headers,
-            body,
+            head,
+            body: &buf[end..],
         })
+    }
+
+    fn reason(&self) -> &str {
+        &self.head.first[2]
     }
 }
 
@@ -413,7 +360,7 @@ fn http_verdict(http: &HttpCheck, resp: &Response<'_>) -> Result<Verdict, Verdic
         (
             "L7STS",
             code,
-            format!("Layer7 wrong status: {}", resp.reason),
+            format!("Layer7 wrong status: {}", resp.reason()),
         )
     };
     if http.expects.is_empty() && !(200..400).contains(&resp.code) {
@@ -428,7 +375,7 @@ fn http_verdict(http: &HttpCheck, resp: &Response<'_>) -> Result<Verdict, Verdic
             HttpExpectKind::RStatus(re) => re.is_match(&resp.code.to_string()),
             HttpExpectKind::String(s) => body.contains(s.as_str()),
             HttpExpectKind::RString(re) => re.is_match(&body),
-            HttpExpectKind::Header { name, value } => resp.headers.iter().any(|(n, v)| {
+            HttpExpectKind::Header { name, value } => resp.head.headers.iter().any(|(n, v)| {
                 n.eq_ignore_ascii_case(name) && value.as_ref().is_none_or(|want| v == want)
             }),
         };
@@ -688,11 +635,21 @@ mod tests {
 
     #[test]
     fn a_response_is_complete_when_the_expectations_can_be_judged() {
-        assert!(Response::complete(b"HTTP/1.1 200 OK\r\n", false));
-        assert!(!Response::complete(b"HTTP/1.1 200 OK\r\n", true));
+        // The whole head, even when only the status is judged.
+        assert!(!Response::complete(b"HTTP/1.1 200 OK\r\n", false));
+        assert!(!Response::complete(b"HTTP/1.1 200 OK\r\nx-a: 1\r\n", false));
+        assert!(Response::complete(b"HTTP/1.1 200 OK\r\n\r\n", false));
+        assert!(!Response::complete(b"HTTP/1.1 200 OK\r\n\r\n", true));
         assert!(Response::complete(OK, true));
         assert!(!Response::complete(&OK[..OK.len() - 1], true));
-        assert!(Response::parse(b"SSH-2.0-OpenSSH\r\n").is_none());
+        // Not HTTP, or a head cut short: invalid, judged at once.
+        assert!(Response::complete(
+            b"HTTP/1.1 200 OK\r\nbad line\r\n\r\n",
+            true
+        ));
+        assert!(Response::parse(b"HTTP/1.1 200 OK\r\nbad line\r\n\r\n").is_none());
+        assert!(Response::parse(b"SSH-2.0-OpenSSH\r\n\r\n").is_none());
+        assert!(Response::parse(b"HTTP/1.1 200 OK\r\n").is_none());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::lbhash::{crc32, djb2, full_hash, sdbm, wt6};
 use super::sample::Sample;
 use crate::config::converter::{Arith, Converter, Hash, JsonInput, RegSub, SampleType, Split};
 
@@ -458,63 +459,6 @@ fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
     }
     Some(out)
-}
-
-fn crc32(s: &[u8]) -> u32 {
-    !s.iter().fold(!0u32, |crc, &b| {
-        (0..8).fold(crc ^ u32::from(b), |c, _| {
-            if c & 1 == 1 {
-                c >> 1 ^ 0xedb8_8320
-            } else {
-                c >> 1
-            }
-        })
-    })
-}
-
-fn djb2(s: &[u8]) -> u32 {
-    s.iter().fold(5381u32, |h, &b| {
-        h.wrapping_mul(33).wrapping_add(u32::from(b))
-    })
-}
-
-fn sdbm(s: &[u8]) -> u32 {
-    s.iter().fold(0u32, |h, &b| {
-        u32::from(b)
-            .wrapping_add(h << 6)
-            .wrapping_add(h << 16)
-            .wrapping_sub(h)
-    })
-}
-
-/// HAProxy's `hash_wt6`.
-fn wt6(s: &[u8]) -> u32 {
-    let (mut h0, mut h1) = (0xa53c_965au32, 0x5ca6_953au32);
-    let (mut step0, mut step1) = (6u32, 18u32);
-    for &b in s {
-        let t = u32::from(b);
-        h0 = !(h0 ^ t);
-        h1 = !(h1.wrapping_add(t));
-        let t = h1.rotate_left(step0);
-        h1 = h0.rotate_left(step1);
-        h0 = t;
-        let t = ((h0 >> 16) ^ h1) & 0xffff;
-        step0 = t & 0x1f;
-        step1 = t >> 11;
-    }
-    h0 ^ h1
-}
-
-/// HAProxy's `full_hash` (the `avalanche` argument).
-fn full_hash(a: u32) -> u32 {
-    let a = a.wrapping_add(0x7ed5_5d16).wrapping_add(a << 12);
-    let a = (a ^ 0xc761_c23c) ^ (a >> 19);
-    let a = a.wrapping_add(0x1656_67b1).wrapping_add(a << 5);
-    let a = a.wrapping_add(0xd3a2_646c) ^ (a << 9);
-    let a = a.wrapping_add(0xfd70_46c5).wrapping_add(a << 3);
-    let a = (a ^ 0xb55a_4f09) ^ (a >> 16);
-    // HAProxy spreads the result with a large prime close to 3/4 of 2^32.
-    a.wrapping_mul(3_221_225_473)
 }
 
 const P32: [u32; 5] = [

@@ -104,6 +104,12 @@ pub fn list_elements(value: &str) -> impl Iterator<Item = &str> {
 /// Where the element of a comma-separated value starting at `at` ends: the next comma outside
 /// a quoted string, or the end.
 fn token_end(bytes: &[u8], at: usize) -> usize {
+    unquoted_end(bytes, at, |b| b == b',')
+}
+
+/// The first byte from `at` that `ends` outside a quoted string (escapes inside quotes
+/// skipped), or the end.
+pub(super) fn unquoted_end(bytes: &[u8], at: usize, ends: impl Fn(u8) -> bool) -> usize {
     let (mut quoted, mut escaped) = (false, false);
     for (i, &b) in bytes.iter().enumerate().skip(at) {
         if escaped {
@@ -116,7 +122,7 @@ fn token_end(bytes: &[u8], at: usize) -> usize {
             }
         } else if b == b'"' {
             quoted = true;
-        } else if b == b',' {
+        } else if ends(b) {
             return i;
         }
     }

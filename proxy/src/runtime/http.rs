@@ -10,13 +10,17 @@
 //! with `option httplog`. The stats page is served here for proxies with `stats enable`.
 //! A proxy's rules ([`super::rules`]: `monitor-uri`, `http-request`, `use_backend`,
 //! `http-response`) run on each request and response when it has any.
+//!
+//! A connection (`Conn`) is its socket, in clear, or with its TLS state boxed beside it
+//! (`bind ... ssl` on the client side, `server ... ssl` on the server side): reads and
+//! writes go through rustls then ([`super::tls::Over`]), and a plaintext connection pays
+//! one pointer for it and no copy or allocation.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::balance::QueuePositions;
@@ -25,8 +29,9 @@ use super::log;
 use super::logformat::Arrival;
 use super::session::{self, ConnectError, Slot};
 use super::state::{Backend, Frontend, Server, SessionTimes, State};
-use super::{chunked, h1, meter, pool, prometheus, rules, stats};
-use crate::config::model::{Balance, HttpReuse, Proxy};
+use super::{chunked, h1, meter, pool, prometheus, rules, stats, target};
+use crate::config::bind_tls::TlsServer;
+use crate::config::model::{HttpReuse, Proxy};
 
 /// Largest request or response head (HAProxy's default buffer size).
 const MAX_HEAD: usize = 16 * 1024;
@@ -272,6 +277,8 @@ struct Conn {
     response_complete: bool,
     /// A server connection's [`Server::conn_generation`] when it was opened.
     generation: u64,
+    /// `bind ... ssl`: the client connection's TLS state; its I/O goes through it.
+    tls: Option<Box<super::tls::Session>>,
 }
 
 impl Conn {
@@ -286,16 +293,23 @@ impl Conn {
             private: false,
             response_complete: false,
             generation: 0,
+            tls: None,
         }
     }
 
     /// Whether a kept server connection to `server` may take a request: of the server's
     /// current generation, with nothing buffered, and not closed by the server meanwhile
     /// (one look, as at an idle connection of the pool).
-    fn reusable_for(&self, server: &Server) -> bool {
+    fn reusable_for(&mut self, server: &Server) -> bool {
         self.generation == server.conn_generation()
-            && self.buf.is_empty()
+            && self.drained()
             && pool::is_quiet(&self.stream)
+    }
+
+    /// Nothing read and not taken: in the buffer, and through TLS in its staged bytes or
+    /// decrypted in rustls.
+    fn drained(&mut self) -> bool {
+        self.buf.is_empty() && !self.tls.as_deref_mut().is_some_and(|t| t.holds_data())
     }
 
     /// How the request whose head was just read, begun at `started`, arrived (zero when
@@ -332,7 +346,14 @@ impl Conn {
     fn try_fill(&mut self) -> std::io::Result<Option<usize>> {
         // A chunk comes from the thread's pool for the attempt and goes back if nothing
         // came: a connection that sends nothing holds no buffer.
-        let read = forward::read_drain(&self.stream, self.buf.spare());
+        let read = match self.tls.as_deref_mut() {
+            None => forward::read_drain(&self.stream, self.buf.spare()),
+            Some(tls) => match tls.over(&self.stream).try_read(self.buf.spare()) {
+                Ok(Some(n)) => Ok(n),
+                Ok(None) => Err(std::io::ErrorKind::WouldBlock.into()),
+                Err(e) => Err(e),
+            },
+        };
         match read {
             Ok(n) => {
                 self.buf.end += n;
@@ -349,8 +370,21 @@ impl Conn {
     /// [`Conn::fill`] with a deadline (`None`: none), once [`Conn::try_fill`] found nothing:
     /// it waits before it reads.
     async fn fill_until(&mut self, deadline: Option<Instant>) -> std::io::Result<usize> {
-        let Conn { stream, buf, .. } = self;
+        let Conn {
+            stream, buf, tls, ..
+        } = self;
         let read = async {
+            // Through TLS too, the wait holds no buffer (an idle kept-alive connection
+            // would keep a chunk): readiness first, then a read that does not wait.
+            if let Some(tls) = tls.as_deref_mut() {
+                loop {
+                    buf.release_if_empty();
+                    stream.readable().await?;
+                    if let Some(n) = tls.over(stream).try_read(buf.spare())? {
+                        return Ok(n);
+                    }
+                }
+            }
             loop {
                 stream.readable().await?;
                 match forward::read_drain(stream, buf.spare()) {
@@ -368,6 +402,45 @@ impl Conn {
         };
         self.buf.end += n;
         Ok(n)
+    }
+
+    /// Writes `data` whole (through TLS on a `bind ... ssl` client connection). A plain
+    /// future over [`Conn::poll_write_all`]: an async wrapper around the two ways would
+    /// add its own state to every connection's task (measured: 24 bytes more per idle
+    /// HTTP connection).
+    fn write_all<'a>(
+        &'a mut self,
+        data: &'a [u8],
+    ) -> impl Future<Output = std::io::Result<()>> + 'a {
+        let mut written = 0;
+        std::future::poll_fn(move |cx| self.poll_write_all(cx, data, &mut written))
+    }
+
+    /// Writes `data[*written..]`, then (through TLS) sends what rustls holds.
+    fn poll_write_all(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+        written: &mut usize,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::pin::Pin;
+        use std::task::{Poll, ready};
+        use tokio::io::AsyncWrite;
+        while *written < data.len() {
+            let rest = &data[*written..];
+            let n = match self.tls.as_deref_mut() {
+                None => ready!(Pin::new(&mut self.stream).poll_write(cx, rest))?,
+                Some(tls) => ready!(Pin::new(&mut tls.over(&self.stream)).poll_write(cx, rest))?,
+            };
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        match self.tls.as_deref_mut() {
+            None => Poll::Ready(Ok(())),
+            Some(tls) => Pin::new(&mut tls.over(&self.stream)).poll_flush(cx),
+        }
     }
 
     async fn read_head(
@@ -418,7 +491,7 @@ impl Conn {
 }
 
 /// The length of the head including its final empty line.
-fn find_head_end(buf: &[u8]) -> Option<usize> {
+pub(super) fn find_head_end(buf: &[u8]) -> Option<usize> {
     let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
     let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
     match (crlf, lf) {
@@ -512,6 +585,18 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
             value.into()
         };
         headers.push((name.to_string(), value.into_owned()));
+    }
+    let mut first = first;
+    if request {
+        let host_value = host.map(|at| headers[at].1.as_str());
+        let normalized =
+            target::check(&first[0], &first[1], host_value).map_err(ReadError::Malformed)?;
+        if let Some(uri) = normalized.uri {
+            first[1] = uri;
+        }
+        if let (Some(value), Some(at)) = (normalized.host, host) {
+            headers[at].1 = value;
+        }
     }
     let mut head = Head {
         first,
@@ -712,6 +797,8 @@ struct Req {
     /// The client connection closes after this response: the request asks for it, or hapx
     /// decides so (see [`Head::dropped_length`]).
     close: bool,
+    /// What the persistence cookie did (`cookie`).
+    persist: super::persist::Persist,
 }
 
 /// Serves one HTTP-mode client connection.
@@ -721,14 +808,57 @@ pub async fn serve(
     client: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
+    tls: Option<Arc<TlsServer>>,
 ) {
     let _session = fe.counters.open();
+    let mut client = Conn::new(client);
+    // `bind ... ssl`: the handshake first, within `timeout client` (boxed, as the TLS state
+    // it leaves: a plaintext connection's task does not grow).
+    if let Some(server) = tls {
+        let handshake = super::tls::accept(&server, &client.stream, fe.conf.timeouts.client);
+        match Box::pin(handshake).await {
+            Ok(session) => client.tls = Some(session),
+            Err(e) => {
+                let message = super::tls::handshake_failure(&e);
+                return fe.logger.log_conn_failure(&fe, peer, local, message);
+            }
+        }
+    }
+    client.stamps_first_byte = fe.logger.logs_traffic() || rules::values_use_timers(&fe);
+    requests(state, fe, &mut client, peer, local).await;
+    // Every way the connection ends comes here: a TLS client is told it ended (boxed: a
+    // plaintext connection's task does not grow).
+    if client.tls.is_some() {
+        Box::pin(close_tls(&mut client)).await;
+    }
+}
+
+/// How long a TLS client's close_notify may wait for room in the socket: HAProxy tries
+/// once and closes; a little patience lets a full socket drain.
+const CLOSE_NOTIFY_WAIT: Duration = Duration::from_millis(500);
+
+/// Sends a TLS client what is left, its close_notify and the FIN, within
+/// [`CLOSE_NOTIFY_WAIT`] (a client that reads nothing does not hold the connection).
+async fn close_tls(client: &mut Conn) {
+    use tokio::io::AsyncWriteExt;
+    if let Some(tls) = client.tls.as_deref_mut() {
+        let mut over = tls.over(&client.stream);
+        let _ = tokio::time::timeout(CLOSE_NOTIFY_WAIT, over.shutdown()).await;
+    }
+}
+
+/// The requests of one client connection (after its TLS handshake), to its end.
+async fn requests(
+    state: Arc<State>,
+    fe: Arc<Frontend>,
+    client: &mut Conn,
+    peer: SocketAddr,
+    local: SocketAddr,
+) {
     // One wait for the soft stop for the whole connection, not one per kept-alive request:
     // registering costs a lock on the stop's wake-up list.
     let stopped = state.soft_stopped();
     tokio::pin!(stopped);
-    let mut client = Conn::new(client);
-    client.stamps_first_byte = fe.logger.logs_traffic() || rules::values_use_timers(&fe);
     // Its server connections: the one of the request in progress, and idle ones it owns.
     let mut up = Upstream::default();
     let t = &fe.conf.timeouts;
@@ -740,7 +870,12 @@ pub async fn serve(
             t.http_keep_alive.or(t.http_request).or(t.client)
         };
         let first_request = std::mem::replace(&mut first, false);
-        let started = Instant::now();
+        // A TLS connection's first request began at the accept, before its handshake (%Th).
+        let started = match client.tls.as_deref().filter(|_| first_request) {
+            Some(tls) => Instant::now().checked_sub(tls.handshake),
+            None => None,
+        }
+        .unwrap_or_else(Instant::now);
         let started_ms = meter::ms_at(started);
         let next = if first_request {
             client.read_head(wait, true).await
@@ -751,7 +886,7 @@ pub async fn serve(
             for (_, sconn) in &mut up.owned {
                 sconn.buf.release_if_empty();
             }
-            next_request(&state, stopped.as_mut(), &mut client, wait).await
+            next_request(&state, stopped.as_mut(), client, wait).await
         };
         let next = next.and_then(|head| check_body_start(head, &client.buf));
         let arrival = client.arrival(started);
@@ -769,7 +904,7 @@ pub async fn serve(
                 fe.counters.request_at(started_ms);
                 fe.counters.req_errors.fetch_add(1, Relaxed);
                 fe.counters.count_status(code);
-                let _ = client.stream.write_all(&h1_error(code)).await;
+                let _ = client.write_all(&h1_error(code)).await;
                 let mut req = Req {
                     line: "<BADREQ>".into(),
                     // HAProxy's H1 layer refuses it before any stream (and number) exists.
@@ -787,6 +922,7 @@ pub async fn serve(
                     request_ms: -1,
                     queue_ms: -1,
                     close: false,
+                    persist: Default::default(),
                 };
                 req.bytes = logged_size(&error_page(&fe.conf, code));
                 // `dontlognull` leaves out the 408 of a connection that sent nothing.
@@ -820,10 +956,17 @@ pub async fn serve(
             request_ms: 0,
             queue_ms: 0,
             close: false,
+            persist: Default::default(),
         };
         if let Some(facts) = req.log.as_deref_mut() {
             facts.request(&fe, &head, peer, req.number);
             facts.bytes_in = req.received_head;
+            if let Some(tls) = client.tls.as_deref() {
+                facts.tls = Some(tls.facts.clone());
+                if first_request {
+                    facts.handshake_ms = tls.handshake.as_millis() as i64;
+                }
+            }
         }
         // The proxy's rules (none: nothing to do, nothing parsed).
         let mut routed = None;
@@ -834,8 +977,10 @@ pub async fn serve(
             // `connection: close` when it closes.
             let body = buffered_body(&head, &client.buf);
             let keep_answer = keep_client && body.is_some();
-            let facts =
-                rules::Facts::request(started, arrival, &req.line, req.log.as_deref(), req.number);
+            let facts = rules::Facts {
+                tls: client.tls.as_deref().map(|s| &*s.facts),
+                ..rules::Facts::request(started, arrival, &req.line, req.log.as_deref(), req.number)
+            };
             match rules::route_request(&state, &fe, &mut head, peer, dst, keep_answer, facts) {
                 rules::Routed::Backend(b) => routed = Some(b),
                 rules::Routed::Rejected => {
@@ -851,7 +996,7 @@ pub async fn serve(
                 rules::Routed::Answered(answer) => {
                     client.buf.consume(body.unwrap_or(0));
                     (req.request_ms, req.queue_ms) = (0, -1);
-                    if !send_local(&fe, &mut client, &mut req, peer, answer, keep_answer).await {
+                    if !send_local(&fe, client, &mut req, peer, answer, keep_answer).await {
                         return;
                     }
                     continue;
@@ -866,7 +1011,7 @@ pub async fn serve(
                     body.len()
                 );
                 fe.counters.count_status(200);
-                if client.stream.write_all(resp.as_bytes()).await.is_err() || !keep_client {
+                if client.write_all(resp.as_bytes()).await.is_err() || !keep_client {
                     return;
                 }
                 continue;
@@ -879,7 +1024,7 @@ pub async fn serve(
             req.status = status;
             req.bytes = logged_size(&resp);
             req.server = "<STATS>".into();
-            if client.stream.write_all(&resp).await.is_err() {
+            if client.write_all(&resp).await.is_err() {
                 return;
             }
             http_log(&fe, None, peer, &req, "LR--");
@@ -892,7 +1037,7 @@ pub async fn serve(
             let http11 = h1::is_http11(&head.first[2]);
             let keep =
                 errors_keep(&state, &fe, !keep_client, http11) && head.framing == Framing::None;
-            let kept = send_error(&fe, &mut client, 503, &mut req, keep).await;
+            let kept = send_error(&fe, client, 503, &mut req, keep).await;
             http_log(&fe, None, peer, &req, "SC--");
             if kept {
                 continue;
@@ -905,15 +1050,7 @@ pub async fn serve(
         // Boxed: the exchange's state (connecting, relaying) lives while a request is
         // served, not in every connection's future while it waits for its next request.
         let outcome = Box::pin(exchange(
-            &state,
-            &fe,
-            &backend,
-            &mut client,
-            &mut up,
-            head,
-            peer,
-            local,
-            &mut req,
+            &state, &fe, &backend, client, &mut up, head, peer, local, &mut req,
         ))
         .await;
         if let Some(facts) = req.log.as_deref_mut() {
@@ -925,6 +1062,10 @@ pub async fn serve(
             http_log(&fe, Some(&backend), peer, &req, outcome.flags);
         }
         drop(be_session);
+        // The request's stick counters end with it, as HAProxy's stream.
+        if !state.tables.is_empty() {
+            super::stick::end_stream();
+        }
         if outcome.flags != ABORTED_KEEP_ALIVE {
             record_times(&backend, &req, outcome.flags);
         }
@@ -982,7 +1123,9 @@ async fn next_request(
     // was sent before the stop was seen, and closing on it would reset the connection. A
     // plain recv(2): tokio's readiness may not know of those bytes yet.
     if client.buf.is_empty() {
-        if let Ok(early) = forward::read_early(&client.stream) {
+        if client.tls.is_some() {
+            let _ = client.try_fill();
+        } else if let Ok(early) = forward::read_early(&client.stream) {
             client.buf.extend(&early);
         }
     }
@@ -1039,8 +1182,12 @@ async fn send_local(
     }
     fe.counters.count_status(answer.status);
     req.status = answer.status;
+    // HAProxy counts its own 4xx answers (`deny`) as HTTP errors of the tracked entries.
+    if (400..500).contains(&answer.status) {
+        super::stick::http_error();
+    }
     req.bytes += logged_size(&answer.bytes);
-    let sent = client.stream.write_all(&answer.bytes).await.is_ok();
+    let sent = client.write_all(&answer.bytes).await.is_ok();
     if answer.logged {
         http_log(fe, None, peer, req, answer.flags);
     }
@@ -1074,7 +1221,7 @@ async fn send_error(
     fe.counters.count_status(code);
     req.status = code;
     req.bytes = logged_size(&page);
-    client.stream.write_all(&page).await.is_ok() && keep
+    client.write_all(&page).await.is_ok() && keep
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1109,6 +1256,18 @@ async fn exchange(
         conf.options.forwardfor.as_ref(),
         peer.ip().to_canonical(),
     );
+    req.persist = super::persist::on_request(backend, &mut head);
+    // `stick` rules (none: nothing done): after a persistence cookie, as in HAProxy.
+    let sticking = (!conf.rules.stick.is_empty()).then(|| {
+        let ctx = super::sample::Context {
+            request: Some(&head),
+            backend: Some(backend),
+            ..super::sample::Context::new(state, fe, peer, local)
+        };
+        super::stick::on_request(&ctx, backend)
+    });
+    let direct =
+        (req.persist.direct.clone()).or_else(|| sticking.as_ref().and_then(|s| s.direct.clone()));
     let method = head.first[0].as_str();
     let req_framing = head.framing;
     req.close = head.dropped_length || head.asks_close();
@@ -1127,6 +1286,10 @@ async fn exchange(
         request_http11: h1::is_http11(&head.first[2]),
         server_close,
     };
+    // What a hashing algorithm hashes, taken once the request is final, as HAProxy's
+    // `assign_server` does.
+    let headers = head.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    let key = super::balance::request_key(backend, peer.ip(), &head.first[1], headers);
     // A reused server connection the server closed before it took any of the request (the
     // write fails at once): a new connection is made once. Once any of it was written, the
     // server may have acted on it: it is never sent again (as HAProxy without `retry-on`).
@@ -1136,6 +1299,8 @@ async fn exchange(
         let needs = Needs {
             first: *first,
             prefer_last: *prefer_last,
+            key,
+            direct: direct.as_ref(),
         };
         match server_for(backend, owned, needs, peer, local).await {
             Ok(Ready::Reused {
@@ -1152,16 +1317,20 @@ async fn exchange(
                 }
                 *server = Some((srv, conn, Some(slot)));
             }
-            Ok(Ready::New(c, generation)) => {
+            Ok(Ready::New(c, generation, tls)) => {
                 req.connect_ms = c.connect_time.as_millis() as i64;
                 req.queue_ms = c.queue_time.as_millis() as i64;
                 if let Some(facts) = req.log.as_deref_mut() {
                     (facts.retries, facts.redispatched) = (c.retries, c.redispatched);
                     facts.queued = c.queued;
                 }
-                header = session::proxy_header(&c.server, peer, local);
+                // Through TLS, the header went before the handshake.
+                if tls.is_none() {
+                    header = session::proxy_header(&c.server, peer, local);
+                }
                 let conn = Conn {
                     generation,
+                    tls,
                     ..Conn::new(c.stream)
                 };
                 *server = Some((c.server, conn, Some(c.slot)));
@@ -1191,15 +1360,18 @@ async fn exchange(
             break;
         };
         req.server = srv.name.clone();
+        if let Some(s) = &sticking {
+            s.served_by(srv);
+        }
         if let Some(facts) = req.log.as_deref_mut() {
             facts.connected(&sconn.stream);
         }
         srv.counters.request_at(req.started_ms);
         let sent = if header.is_empty() {
-            send_request(&sconn.stream, &bytes).await
+            send_request(sconn, &bytes).await
         } else {
             header.extend_from_slice(&bytes);
-            send_request(&sconn.stream, &header).await
+            send_request(sconn, &header).await
         };
         if let Err(untouched) = sent {
             let reused = sconn.served > 0;
@@ -1216,7 +1388,7 @@ async fn exchange(
         }
         match relay_body(
             client,
-            &sconn.stream,
+            sconn,
             req_framing,
             conf.timeouts.client.or(fe.conf.timeouts.client),
         )
@@ -1259,7 +1431,7 @@ async fn exchange(
                 Ok(r) if r.first[1].starts_with('1') && r.first[1] != "101" => {
                     let mut interim = Vec::new();
                     h1::write_response(&r, to_client(state, fe, hop, false, false), &mut interim);
-                    if client.stream.write_all(&interim).await.is_err() {
+                    if client.write_all(&interim).await.is_err() {
                         // Its final response is still to come: the connection goes.
                         *server = None;
                         return Outcome {
@@ -1307,8 +1479,10 @@ async fn exchange(
                 req.response_ms,
             ];
             let log = req.log.as_deref();
-            let request =
-                rules::Facts::request(req.started, req.arrival, &req.line, log, req.number);
+            let request = rules::Facts {
+                tls: client.tls.as_deref().map(|s| &*s.facts),
+                ..rules::Facts::request(req.started, req.arrival, &req.line, log, req.number)
+            };
             let facts = rules::Facts::response(request, &head, srv, &sconn.stream, phases, log);
             if let Some(answer) =
                 rules::route_response(state, fe, backend, &mut resp, peer, dst, keep, &facts)
@@ -1358,8 +1532,9 @@ enum Ready {
         waited: Duration,
         queued: QueuePositions,
     },
-    /// A new connection, with the [`Server::conn_generation`] of its server it began in.
-    New(session::Connected, u64),
+    /// A new connection, with the [`Server::conn_generation`] of its server it began in,
+    /// and its TLS state with `server ... ssl`.
+    New(session::Connected, u64, Option<Box<super::tls::Session>>),
 }
 
 /// Most idle connections a client connection owns (HAProxy's `max-session-srv-conns`).
@@ -1394,10 +1569,11 @@ impl Upstream {
         // current generation; bytes after the response: not reused (as HAProxy kills it).
         let keep = std::mem::take(&mut conn.response_complete)
             && conn.generation == server.conn_generation()
-            && conn.buf.is_empty();
+            && conn.drained();
         if keep {
             self.prefer_last |= conn.private;
-            if conn.private || private(backend, &server) {
+            // The pool keeps sockets: a TLS connection stays with its client connection.
+            if conn.private || private(backend, &server) || conn.tls.is_some() {
                 if self.owned.len() < MAX_OWNED {
                     self.owned.push((server, conn));
                 }
@@ -1424,11 +1600,15 @@ fn private(backend: &Backend, server: &Server) -> bool {
 
 /// What decides a request's server connection.
 #[derive(Debug, Clone, Copy)]
-struct Needs {
+struct Needs<'a> {
     /// The client connection's first request (`http-reuse`).
     first: bool,
     /// The client connection was authenticated by a connection it owns.
     prefer_last: bool,
+    /// What the balancer picks the server with (a hash of the request for `uri`...).
+    key: super::balance::Key,
+    /// The server the request's persistence cookie names.
+    direct: Option<&'a Arc<Server>>,
 }
 
 /// A server and a connection to it for a request. The server is balanced for each request,
@@ -1440,14 +1620,14 @@ struct Needs {
 async fn server_for(
     backend: &Arc<Backend>,
     owned: &mut Vec<(Arc<Server>, Conn)>,
-    needs: Needs,
+    needs: Needs<'_>,
     peer: SocketAddr,
     local: SocketAddr,
 ) -> Result<Ready, ConnectError> {
     let began = Instant::now();
     let mut queued = QueuePositions::default();
     let prefers = needs.prefer_last || backend.conf.options.prefer_last_server;
-    let preferred = (prefers && backend.balance != Balance::Source)
+    let preferred = (prefers && !backend.balance.hashes())
         .then(|| {
             owned
                 .iter()
@@ -1455,8 +1635,11 @@ async fn server_for(
         })
         .flatten()
         .map(|(s, _)| s.clone());
+    // A persistence cookie's server first, as HAProxy's `SF_DIRECT`.
+    let direct = needs.direct.is_some();
+    let preferred = needs.direct.cloned().or(preferred);
     let kept = match &preferred {
-        Some(srv) => match session::reserve(backend, srv, peer, &mut queued).await {
+        Some(srv) => match session::reserve(backend, srv, direct, needs.key, &mut queued).await {
             Ok(slot) => Some(slot),
             Err(e @ ConnectError::QueueTimeout { .. }) => return Err(e),
             // The balancer sends it no requests now (drained, a backup...).
@@ -1466,7 +1649,7 @@ async fn server_for(
     };
     let slot = match kept {
         Some(slot) => slot,
-        None => session::wait_for_server(backend, peer, None, &mut queued).await?,
+        None => session::wait_for_server(backend, needs.key, None, &mut queued).await?,
     };
     let waited = began.elapsed();
     let server = slot.server().clone();
@@ -1476,7 +1659,7 @@ async fn server_for(
         .iter()
         .position(|(s, _)| Arc::ptr_eq(s, &server))
         .map(|i| owned.swap_remove(i).1)
-        .filter(|conn| conn.reusable_for(&server));
+        .and_then(|mut conn| conn.reusable_for(&server).then_some(conn));
     let conn = match owned_conn {
         Some(conn) => {
             pool::note_use(&server);
@@ -1504,14 +1687,15 @@ async fn server_for(
         None => {
             // Read before the connection is made: an address changed meanwhile retires it.
             let generation = server.conn_generation();
-            let c = session::connect_from(backend, peer, local, true, slot, (waited, queued));
-            let c = c.await?;
+            let c = session::connect_from(backend, local, true, slot, (waited, queued));
+            // With `server ... ssl`, the TLS handshake (and the PROXY header before it).
+            let (c, tls) = session::secure(backend, peer, local, c.await?).await?;
             let generation = if Arc::ptr_eq(&c.server, &server) {
                 generation
             } else {
                 c.server.conn_generation()
             };
-            Ok(Ready::New(c, generation))
+            Ok(Ready::New(c, generation, tls))
         }
     }
 }
@@ -1527,7 +1711,7 @@ async fn respond(
     backend: &Backend,
     client: &mut Conn,
     server: &mut Option<(Arc<Server>, Conn, Option<Slot>)>,
-    resp: Head,
+    mut resp: Head,
     method: &str,
     hop: Hop,
     req: &mut Req,
@@ -1551,6 +1735,10 @@ async fn respond(
     }
     let status: u16 = resp.first[1].parse().unwrap_or(0);
     req.status = status;
+    // A server's 4xx counts as an HTTP error of the tracked stick entries, as in HAProxy.
+    if (400..500).contains(&status) && !state.tables.is_empty() {
+        super::stick::http_error();
+    }
     if let Some(facts) = req.log.as_deref_mut() {
         facts.response(fe, &resp);
     }
@@ -1562,6 +1750,7 @@ async fn respond(
             flags: "SH--",
         };
     };
+    super::persist::on_response(backend, srv, method, status, &mut resp, &mut req.persist);
     srv.counters.count_status(status);
     sconn.private |= authenticates_connection(&resp, status);
     let framing = if status == 101 {
@@ -1589,7 +1778,7 @@ async fn respond(
         }
         other => other,
     };
-    if client.stream.write_all(&first).await.is_err() {
+    if client.write_all(&first).await.is_err() {
         *server = None;
         return Outcome {
             keep: false,
@@ -1608,12 +1797,22 @@ async fn respond(
     if status == 101 {
         // Protocol switch (WebSocket...): a tunnel until either side ends.
         let moved = Moved::default();
-        let _ = client.stream.write_all(&sconn.buf.take()).await;
-        let _ = sconn.stream.write_all(&client.buf.take()).await;
+        let _ = client.write_all(&sconn.buf.take()).await;
+        let _ = sconn.write_all(&client.buf.take()).await;
         let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
         // Boxed: a tunnel's state would otherwise be part of every request's future.
-        let tunnel = forward::forward(&client.stream, &sconn.stream, idle, state.splice, &moved);
-        Box::pin(tunnel).await;
+        match (client.tls.as_deref_mut(), sconn.tls.as_deref_mut()) {
+            (None, None) => {
+                let tunnel =
+                    forward::forward(&client.stream, &sconn.stream, idle, state.splice, &moved);
+                Box::pin(tunnel).await
+            }
+            (client_tls, server_tls) => {
+                let from = super::tls::Side::of(&client.stream, client_tls);
+                let to = super::tls::Side::of(&sconn.stream, server_tls);
+                Box::pin(forward::forward_streams(from, to, idle, &moved)).await
+            }
+        };
         req.bytes += moved.to_client.load(Relaxed);
         *server = None;
         return Outcome {
@@ -1621,7 +1820,7 @@ async fn respond(
             flags: "----",
         };
     }
-    match relay_body(sconn, &client.stream, framing, backend.conf.timeouts.server).await {
+    match relay_body(sconn, client, framing, backend.conf.timeouts.server).await {
         Ok(n) => req.bytes += n,
         Err(_) => {
             *server = None;
@@ -1706,11 +1905,10 @@ fn case_map(state: &State, enabled: bool) -> Option<&h1::CaseMap> {
 /// (the bytes written, but for a chunked body: [`chunked::Decoder::logged_size`]).
 async fn relay_body(
     src: &mut Conn,
-    dst: &TcpStream,
+    dst: &mut Conn,
     framing: Framing,
     timeout: Option<Duration>,
 ) -> std::io::Result<u64> {
-    let mut dst_ref = dst;
     match framing {
         Framing::None => Ok(0),
         Framing::Length(mut left) => {
@@ -1720,7 +1918,7 @@ async fn relay_body(
                     return Err(std::io::ErrorKind::UnexpectedEof.into());
                 }
                 let n = (src.buf.len() as u64).min(left) as usize;
-                write_all(&mut dst_ref, &src.buf.bytes()[..n]).await?;
+                dst.write_all(&src.buf.bytes()[..n]).await?;
                 src.buf.consume(n);
                 left -= n as u64;
                 sent += n as u64;
@@ -1731,7 +1929,7 @@ async fn relay_body(
             let mut sent = 0;
             loop {
                 if !src.buf.is_empty() {
-                    write_all(&mut dst_ref, src.buf.bytes()).await?;
+                    dst.write_all(src.buf.bytes()).await?;
                     sent += src.buf.len() as u64;
                     src.buf.consume(src.buf.len());
                 }
@@ -1746,7 +1944,12 @@ async fn relay_body(
 
 /// Writes a request to its server connection; on failure, whether none of it was written
 /// (then the server can not have seen it, and it may go on another connection).
-async fn send_request(dst: &TcpStream, data: &[u8]) -> Result<(), bool> {
+async fn send_request(dst: &mut Conn, data: &[u8]) -> Result<(), bool> {
+    if dst.tls.is_some() {
+        // What rustls took is not known to be unsent: never sent again.
+        return dst.write_all(data).await.map_err(|_| false);
+    }
+    let dst = &dst.stream;
     let mut off = 0;
     while off < data.len() {
         dst.writable().await.map_err(|_| off == 0)?;
@@ -1759,34 +1962,20 @@ async fn send_request(dst: &TcpStream, data: &[u8]) -> Result<(), bool> {
     Ok(())
 }
 
-async fn write_all(dst: &mut &TcpStream, data: &[u8]) -> std::io::Result<()> {
-    let mut off = 0;
-    while off < data.len() {
-        dst.writable().await?;
-        match dst.try_write(&data[off..]) {
-            Ok(n) => off += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// Relays a chunked body, checking its framing ([`chunked::Decoder`]) before forwarding
 /// each piece; a framing error is an `InvalidData` error. Its logged size.
 async fn relay_chunked(
     src: &mut Conn,
-    dst: &TcpStream,
+    dst: &mut Conn,
     timeout: Option<Duration>,
 ) -> std::io::Result<u64> {
-    let mut dst_ref = dst;
     let mut decoder = chunked::Decoder::default();
     loop {
         let n = decoder
             .advance(src.buf.bytes())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         if n > 0 {
-            write_all(&mut dst_ref, &src.buf.bytes()[..n]).await?;
+            dst.write_all(&src.buf.bytes()[..n]).await?;
             src.buf.consume(n);
         }
         if decoder.is_done() {
@@ -1878,6 +2067,8 @@ fn http_log(fe: &Frontend, backend: Option<&Backend>, peer: SocketAddr, req: &Re
     let Some(facts) = req.log.as_deref().filter(|f| !f.logged) else {
         return;
     };
+    // The cookie's characters (3rd and 4th) are the persistence's.
+    let term = req.persist.term(flags);
     let outcome = log::HttpOutcome {
         client: peer,
         backend,
@@ -1890,7 +2081,7 @@ fn http_log(fe: &Frontend, backend: Option<&Backend>, peer: SocketAddr, req: &Re
         queue_ms: req.queue_ms,
         connect_ms: req.connect_ms,
         response_ms: req.response_ms,
-        term: flags,
+        term: std::str::from_utf8(&term).unwrap_or(flags),
     };
     fe.logger.log_http(fe, facts, &outcome);
 }

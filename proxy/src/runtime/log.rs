@@ -32,6 +32,7 @@ pub const LOG_ERR: u8 = 3;
 pub const LOG_NOTICE: u8 = 5;
 pub const LOG_WARNING: u8 = 4;
 pub const LOG_ALERT: u8 = 1;
+pub const LOG_EMERG: u8 = 0;
 
 /// Sends lines to a proxy's log targets.
 #[derive(Debug)]
@@ -234,9 +235,6 @@ impl Logger {
         local: SocketAddr,
         error: &super::proxyproto::ProxyHeaderError,
     ) {
-        if self.targets.is_empty() || self.line.is_none() && self.error.is_none() {
-            return;
-        }
         use super::proxyproto::ProxyHeaderError as E;
         let message = match error {
             E::Missing => "Received something which does not look like a PROXY protocol header",
@@ -244,6 +242,21 @@ impl Logger {
             E::Timeout => "Timeout while waiting for PROXY protocol header",
             E::Closed => "Connection closed while waiting for PROXY protocol header",
         };
+        self.log_conn_failure(fe, client, local, message);
+    }
+
+    /// Logs a connection that failed before becoming a session (a PROXY header, a TLS
+    /// handshake), with HAProxy's `message`.
+    pub fn log_conn_failure(
+        &self,
+        fe: &Frontend,
+        client: SocketAddr,
+        local: SocketAddr,
+        message: &str,
+    ) {
+        if self.targets.is_empty() || self.line.is_none() && self.error.is_none() {
+            return;
+        }
         let mut entry = Entry {
             term: "PR--",
             ..Entry::at_accept(client, local, &fe.name, SystemTime::now())

@@ -154,6 +154,9 @@ enum Var {
     Version,
     ClientCookie,
     ServerCookie,
+    /// `%sslc`, `%sslv`: the client connection's TLS cipher and version.
+    SslCipher,
+    SslVersion,
 }
 
 /// Name, variable, and whether only HTTP-mode proxies may use it (HAProxy's table).
@@ -213,6 +216,8 @@ const VARS: &[(&str, Var, bool)] = &[
     ("si", Var::ServerIp, false),
     ("sp", Var::ServerPort, false),
     ("sq", Var::SrvQueue, false),
+    ("sslc", Var::SslCipher, false),
+    ("sslv", Var::SslVersion, false),
     ("t", Var::Date, false),
     ("tr", Var::ReqDate, true),
     ("trg", Var::ReqDateGmt, true),
@@ -872,6 +877,8 @@ pub struct Entry<'a> {
     /// `capture cookie`: the request's and the response's cookie (`%CC`, `%CS`).
     pub client_cookie: Option<&'a str>,
     pub server_cookie: Option<&'a str>,
+    /// The client connection's TLS (`%sslc`, `%sslv`, `%ft`); None in clear.
+    pub tls: Option<&'a super::tls::ClientTls>,
 }
 
 impl<'a> Entry<'a> {
@@ -910,6 +917,7 @@ impl<'a> Entry<'a> {
             partial: false,
             client_cookie: None,
             server_cookie: None,
+            tls: None,
         }
     }
 }
@@ -929,7 +937,14 @@ fn render_var(var: Var, flags: Flags, e: &Entry<'_>, out: &mut String) {
         Var::ServerPort => port(e.server_addr, flags, out),
         Var::BackendIp => ip(e.source_addr, flags, out),
         Var::BackendPort => port(e.source_addr, flags, out),
-        Var::Frontend | Var::FrontendXprt => text(Some(e.frontend), flags, out),
+        Var::Frontend => text(Some(e.frontend), flags, out),
+        // HAProxy marks a TLS connection's frontend with a `~`.
+        Var::FrontendXprt => match e.tls {
+            Some(_) => text(Some(&format!("{}~", e.frontend)), flags, out),
+            None => text(Some(e.frontend), flags, out),
+        },
+        Var::SslCipher => text(e.tls.map(|t| t.cipher), flags, out),
+        Var::SslVersion => text(e.tls.map(|t| t.version), flags, out),
         Var::Backend => text(Some(e.backend), flags, out),
         Var::Server => text(Some(e.server), flags, out),
         Var::Hostname => text(Some(e.hostname), flags, out),
@@ -1293,6 +1308,7 @@ mod tests {
             partial: false,
             client_cookie: None,
             server_cookie: None,
+            tls: None,
         }
     }
 
@@ -1518,9 +1534,9 @@ mod tests {
         };
         // What hapx lacks is told apart: a rule using it is refused, not dropped.
         assert_eq!(
-            compile("%[ssl_fc]", Stage::Request, &mut Vec::new()),
+            compile("%[ssl_bc]", Stage::Request, &mut Vec::new()),
             Err(acl::AclError::Unsupported(
-                "the sample fetch 'ssl_fc'".into()
+                "the sample fetch 'ssl_bc'".into()
             ))
         );
         assert!(

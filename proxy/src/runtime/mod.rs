@@ -34,11 +34,13 @@ pub mod forward;
 pub mod h1;
 pub mod handover;
 pub mod http;
+pub mod lbhash;
 pub mod listener;
 pub mod log;
 pub mod logformat;
 pub mod master_link;
 pub mod meter;
+pub mod persist;
 pub mod pool;
 pub mod prometheus;
 pub mod proxyproto;
@@ -47,7 +49,10 @@ pub mod sample;
 pub mod session;
 pub mod state;
 pub mod stats;
+pub mod stick;
+pub mod target;
 pub mod tls;
+pub mod transitions;
 
 use std::io;
 use std::net::SocketAddr;
@@ -658,6 +663,14 @@ async fn accept_loop(
         .binds
         .iter()
         .any(|b| b.addr == bound && b.accept_proxy);
+    // `bind ... ssl`: decided by the socket that accepts, never by the connection's local
+    // address (a plain wildcard bind and a TLS bind on one IP may share a port).
+    let tls = fe
+        .conf
+        .binds
+        .iter()
+        .find(|b| b.addr == bound)
+        .and_then(|b| b.tls.clone());
     // Any backend the frontend may choose (`default_backend` or a `use_backend`) counts.
     let sends_proxy = |b: &Backend| b.servers.iter().any(|s| s.opts.send_proxy.is_some());
     let exact_local = bound.ip().is_unspecified()
@@ -714,20 +727,31 @@ async fn accept_loop(
         } else {
             bound
         };
-        let (state, fe) = (state.clone(), fe.clone());
+        let (state, fe, tls) = (state.clone(), fe.clone(), tls.clone());
         state.total_conns.fetch_add(1, Relaxed);
         state.conn_rate.tick();
         let open = OpenConn::new(state.clone(), (g, f));
         tokio::spawn(async move {
             let _open = open;
             let mut client = client;
+            // A connection's stick counters exist only when the process has stick tables.
+            let counters = (!state.tables.is_empty()).then(Arc::<stick::Counters>::default);
             if !fe.conf.rules.tcp_connection.is_empty()
-                && !rules::accept_connection(&state, &fe, peer, rules::local_addr(&client, local))
+                && !rules::accept_connection(
+                    &state,
+                    &fe,
+                    peer,
+                    rules::local_addr(&client, local),
+                    counters.as_deref(),
+                )
             {
                 // `tcp-request connection reject`: reset at once, not logged (as HAProxy).
                 fe.counters.denied_conn.fetch_add(1, Relaxed);
                 let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
                 return;
+            }
+            if let Some(c) = &counters {
+                c.session_accepted();
             }
             let source = if accept_proxy {
                 let wait = fe.conf.timeouts.client.unwrap_or(Duration::from_secs(5));
@@ -737,18 +761,29 @@ async fn accept_loop(
             } else {
                 Ok(peer)
             };
-            match (source, fe.conf.mode) {
-                (Ok(peer), Mode::Tcp) => {
-                    session::serve_tcp(state.clone(), fe, client, peer, local).await
+            // A closure, not a future: the task then holds the session's future once (a
+            // future moved into an `.await` may be held twice).
+            let serve = move || async move {
+                match (source, fe.conf.mode) {
+                    (Ok(peer), Mode::Tcp) => {
+                        session::serve_tcp(state.clone(), fe, client, peer, local, tls).await
+                    }
+                    // Inline: an HTTP session waiting for a request is smaller than a TCP
+                    // one (it boxes its exchanges), so it does not grow the task.
+                    (Ok(peer), Mode::Http) => {
+                        http::serve(state.clone(), fe, client, peer, local, tls).await
+                    }
+                    // A bind with accept-proxy takes no connection without a valid header.
+                    (Err(e), _) => {
+                        fe.counters.req_errors.fetch_add(1, Relaxed);
+                        fe.logger.log_conn_error(&fe, peer, local, &e);
+                    }
                 }
-                // Inline: an HTTP session waiting for a request is smaller than a TCP one
-                // (it boxes its exchanges), so it does not grow the task.
-                (Ok(peer), Mode::Http) => http::serve(state.clone(), fe, client, peer, local).await,
-                // A bind with accept-proxy takes no connection without a valid header.
-                (Err(e), _) => {
-                    fe.counters.req_errors.fetch_add(1, Relaxed);
-                    fe.logger.log_conn_error(&fe, peer, local, &e);
-                }
+            };
+            match counters {
+                // Boxed: only processes with stick tables pay for the scope.
+                Some(c) => Box::pin(stick::SESSION.scope(c, serve())).await,
+                None => serve().await,
             }
         });
     }

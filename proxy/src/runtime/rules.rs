@@ -33,6 +33,7 @@ use super::log::{self, HttpFacts};
 use super::logformat::{Arrival, Counts, Entry, LogFormat, Timers};
 use super::sample::{self, Context, Test};
 use super::state::{Backend, Frontend, Server, State};
+use super::stick;
 use crate::config::acl::{Acl, Condition};
 use crate::config::model::Proxy;
 use crate::config::rules::{HttpAction, Part, Redirect, RedirectTo, Replace, Rules, TcpAction};
@@ -74,13 +75,26 @@ pub fn local_addr(client: &TcpStream, bound: SocketAddr) -> SocketAddr {
     }
 }
 
-/// `tcp-request connection` rules: whether the connection goes on.
-pub fn accept_connection(state: &State, fe: &Frontend, src: SocketAddr, dst: SocketAddr) -> bool {
+/// `tcp-request connection` rules: whether the connection goes on. `stick`: the
+/// connection's stick counters, which `track-scN` fills.
+pub fn accept_connection(
+    state: &State,
+    fe: &Frontend,
+    src: SocketAddr,
+    dst: SocketAddr,
+    stick: Option<&stick::Counters>,
+) -> bool {
     let rules = &fe.conf.rules;
-    let ctx = Context::new(state, fe, src, dst);
+    let ctx = Context {
+        stick,
+        ..Context::new(state, fe, src, dst)
+    };
     for rule in &rules.tcp_connection {
         if sample::eval(rule.cond.as_ref(), &rules.acls.acls, &ctx) == Test::Pass {
-            return rule.action == TcpAction::Accept;
+            match &rule.action {
+                TcpAction::Stick(a) => stick::act(a, &ctx, stick::Level::Session, false),
+                action => return *action == TcpAction::Accept,
+            }
         }
     }
     true
@@ -96,7 +110,10 @@ fn content_verdict(
     for rule in rules {
         match sample::eval(rule.cond.as_ref(), acls, ctx) {
             Test::Miss if ctx.partial => return None,
-            Test::Pass => return Some(rule.action == TcpAction::Accept),
+            Test::Pass => match &rule.action {
+                TcpAction::Stick(a) => stick::act(a, ctx, stick::Level::Stream, false),
+                action => return Some(*action == TcpAction::Accept),
+            },
             _ => {}
         }
     }
@@ -319,6 +336,10 @@ fn run(
         }
         match &rule.action {
             HttpAction::Allow => return None,
+            HttpAction::Stick(a) => {
+                let ctx = with_head(base, head, response);
+                stick::act(a, &ctx, stick::Level::Stream, !response);
+            }
             HttpAction::SetHeader(name, _) => {
                 head.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
                 head.headers.push((name.clone(), value));
@@ -460,6 +481,8 @@ pub struct Facts<'a> {
     pub req_captures: Option<&'a [Option<String>]>,
     /// Known once the server answered (`http-response` rules).
     pub answered: Option<Answered<'a>>,
+    /// `bind ... ssl`: the client connection's TLS (`ssl_fc` ...); None in clear.
+    pub tls: Option<&'a super::tls::ClientTls>,
 }
 
 /// What the values of `http-response` rules show more than those of request rules.
@@ -493,6 +516,7 @@ impl<'a> Facts<'a> {
             number,
             req_captures: log.map(|l| l.req_captures.as_slice()),
             answered: None,
+            tls: None,
         }
     }
 
@@ -597,6 +621,7 @@ impl<'a> Facts<'a> {
             partial: format.uses_partial_marks() && logs_no_session_end(fe),
             client_cookie: None,
             server_cookie: None,
+            tls: ctx.tls,
         }
     }
 }
@@ -1023,7 +1048,16 @@ pub fn route_request(
     keep: bool,
     mut facts: Facts<'_>,
 ) -> Routed {
-    let base = Context::new(state, fe, src, dst);
+    // Stick counters only exist with stick tables: nothing to do otherwise.
+    let counters = (!state.tables.is_empty()).then(stick::current).flatten();
+    if let Some(c) = &counters {
+        c.new_request();
+    }
+    let base = Context {
+        tls: facts.tls,
+        stick: counters.as_deref(),
+        ..Context::new(state, fe, src, dst)
+    };
     let rules = &fe.conf.rules;
     if !rules.tcp_content.is_empty()
         && !content_accepts(
@@ -1100,6 +1134,7 @@ pub fn route_response(
 ) -> Option<Local> {
     let base = Context {
         backend: Some(backend),
+        tls: facts.tls,
         ..Context::new(state, fe, src, dst)
     };
     let own = backend.name == fe.name && fe.conf.kind.is_backend();
@@ -1131,8 +1166,14 @@ pub async fn route_tcp(
     client: &TcpStream,
     src: SocketAddr,
     dst: SocketAddr,
+    tls: Option<&super::tls::ClientTls>,
 ) -> std::io::Result<TcpRouted> {
-    let base = Context::new(state, fe, src, dst);
+    let counters = (!state.tables.is_empty()).then(stick::current).flatten();
+    let base = Context {
+        tls,
+        stick: counters.as_deref(),
+        ..Context::new(state, fe, src, dst)
+    };
     let mut data = Vec::new();
     if !fe.conf.rules.tcp_content.is_empty() {
         let inspected = inspect(base, &fe.conf.rules, client, data).await?;

@@ -10,9 +10,9 @@
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
-use super::convert;
 use super::http::Head;
 use super::state::{Backend, Frontend, State};
+use super::{convert, h1};
 use crate::config::acl::{Acl, Condition, Expr, Fetch, Method, Pattern, Source};
 
 /// What is known where a rule runs.
@@ -30,6 +30,10 @@ pub struct Context<'a> {
     pub payload: Option<&'a [u8]>,
     /// More payload may still come: fetches on it may change.
     pub partial: bool,
+    /// `bind ... ssl`: the client connection's TLS (`ssl_fc` ...); None in clear.
+    pub tls: Option<&'a super::tls::ClientTls>,
+    /// The connection's stick counters (only with stick tables).
+    pub stick: Option<&'a super::stick::Counters>,
 }
 
 impl<'a> Context<'a> {
@@ -45,6 +49,8 @@ impl<'a> Context<'a> {
             response: None,
             payload: None,
             partial: false,
+            tls: None,
+            stick: None,
         }
     }
 }
@@ -202,7 +208,7 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
                 .headers
                 .iter()
                 .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .flat_map(|(_, v)| v.split(','))
+                .flat_map(|(_, v)| h1::list_elements(v))
                 .count();
             Fetched::one(Sample::Int(n as i64))
         }),
@@ -241,6 +247,23 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
             Some(data) => tls_fetch(source, data, ctx.partial),
             None => none(),
         },
+        SslFc => Fetched::one(Sample::Bool(ctx.tls.is_some())),
+        SslFcSni => ctx
+            .tls
+            .and_then(|t| t.sni.as_deref())
+            .map_or_else(none, text),
+        SslFcProtocol => ctx.tls.map_or_else(none, |t| text(t.version)),
+        SslFcCipher => ctx.tls.map_or_else(none, |t| text(t.cipher)),
+        SslFcAlpn => ctx
+            .tls
+            .and_then(|t| t.alpn.as_deref())
+            .map_or_else(none, text),
+        SslCUsed => ctx
+            .tls
+            .map_or_else(none, |t| Fetched::one(Sample::Bool(t.client_cert))),
+        // A certificate that did not verify ended the handshake: what is left verified.
+        SslCVerify => ctx.tls.map_or_else(none, |_| Fetched::one(Sample::Int(0))),
+        Stick(f) => super::stick::fetch(f, ctx).map_or_else(none, |n| Fetched::one(Sample::Int(n))),
     }
 }
 
@@ -266,8 +289,11 @@ fn header_values<'a>(h: &'a Head, name: &str, occ: i32, split: bool) -> Fetched<
         .filter(|(n, _)| n.eq_ignore_ascii_case(name))
         .flat_map(|(_, v)| {
             let parts: Vec<&'a str> = if split {
-                // Blanks only, as HAProxy trims (a form feed or a no-break space stays).
-                v.split(',').map(|p| p.trim_matches([' ', '\t'])).collect()
+                // HAProxy's http_find_header: a comma inside a quoted string does not split,
+                // and only blanks are trimmed (a form feed or a no-break space stays).
+                h1::list_elements(v)
+                    .map(|p| p.trim_end_matches([' ', '\t']))
+                    .collect()
             } else {
                 vec![v.as_str()]
             };

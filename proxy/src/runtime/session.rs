@@ -16,7 +16,7 @@ use super::forward::{self, End, Moved};
 use super::log;
 use super::rules;
 use super::state::{Backend, Frontend, Server, SessionTimes, State};
-use crate::config::model::Balance;
+use crate::config::bind_tls::TlsServer;
 
 /// How long a connection attempt may take when `timeout connect` is not set.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -78,7 +78,9 @@ impl ConnectError {
 
 /// Picks a server and connects to it, retrying `retries` times; with `option redispatch`
 /// some retries go to another server (see [`next_attempt`]); the connection error counts
-/// once, for the server of the last attempt.
+/// once, for the server of the last attempt. `stuck`: the server a `stick` rule names goes
+/// first, past the balancer; balanced when that server takes nothing now (a queue timeout
+/// stays an error).
 ///
 /// `has_data`: the caller holds data to send at once (a request, what the client sent).
 /// With `option tcp-smart-connect` the ACK that completes the handshake then waits to leave
@@ -86,22 +88,34 @@ impl ConnectError {
 /// goes at once, so a server that speaks first is never kept waiting for it.
 pub async fn connect(
     backend: &Arc<Backend>,
+    stuck: Option<&Arc<Server>>,
     peer: SocketAddr,
     local: SocketAddr,
     has_data: bool,
 ) -> Result<Connected, ConnectError> {
     let queued = Instant::now();
     let mut positions = QueuePositions::default();
-    let slot = wait_for_server(backend, peer, None, &mut positions).await?;
+    let key = balance::source_key(backend, peer.ip());
+    let kept = match stuck {
+        Some(server) => match reserve(backend, server, true, key, &mut positions).await {
+            Ok(slot) => Some(slot),
+            Err(e @ ConnectError::QueueTimeout { .. }) => return Err(e),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let slot = match kept {
+        Some(slot) => slot,
+        None => wait_for_server(backend, key, None, &mut positions).await?,
+    };
     let waited = (queued.elapsed(), positions);
-    connect_from(backend, peer, local, has_data, slot, waited).await
+    connect_from(backend, local, has_data, slot, waited).await
 }
 
 /// [`connect`] with a slot the balancer gave already, after `waited`: the time it waited
 /// for it and where (`%Tw`, `%sq`, `%bq`).
 pub async fn connect_from(
     backend: &Arc<Backend>,
-    peer: SocketAddr,
     local: SocketAddr,
     has_data: bool,
     slot: Slot,
@@ -114,7 +128,7 @@ pub async fn connect_from(
         attempt: 0,
         redispatched: false,
     };
-    attempts(backend, peer, local, has_data, slot, progress).await
+    attempts(backend, local, has_data, slot, progress).await
 }
 
 /// Where a connection's attempts stand: carried from one attempt to the next, including
@@ -141,7 +155,6 @@ fn connect_timeout(backend: &Backend) -> Duration {
 /// The attempts from `progress.attempt` on, up to `retries`.
 async fn attempts(
     backend: &Arc<Backend>,
-    peer: SocketAddr,
     local: SocketAddr,
     has_data: bool,
     mut slot: Slot,
@@ -153,8 +166,9 @@ async fn attempts(
     while progress.attempt <= conf.retries {
         let server = slot.server().clone();
         let Some(addr) = server.socket_addr(local.port()) else {
+            let key = slot.key();
             drop(slot);
-            slot = wait_for_server(backend, peer, Some(&server), &mut progress.positions).await?;
+            slot = wait_for_server(backend, key, Some(&server), &mut progress.positions).await?;
             progress.attempt += 1;
             continue;
         };
@@ -184,7 +198,7 @@ async fn attempts(
         if progress.attempt == conf.retries {
             break;
         }
-        slot = next_attempt(backend, peer, slot, &last_err, &mut progress).await?;
+        slot = next_attempt(backend, slot, &last_err, &mut progress).await?;
     }
     Err(failed(backend, slot, last_err))
 }
@@ -198,7 +212,6 @@ async fn attempts(
 /// a retry otherwise.
 async fn next_attempt(
     backend: &Arc<Backend>,
-    peer: SocketAddr,
     slot: Slot,
     err: &io::Error,
     progress: &mut Progress,
@@ -206,11 +219,11 @@ async fn next_attempt(
     let server = slot.server().clone();
     progress.attempt += 1;
     if balance::redispatches(backend, &server, progress.attempt) {
-        // A hashing algorithm picks the same server again: HAProxy's map-based hashes
-        // avoid none.
-        let avoid = (backend.balance != Balance::Source).then_some(&server);
+        // Picked with the same key: a map-based hash goes to the same server again (it
+        // avoids none, as HAProxy's), a consistent one to the next on its ring.
+        let key = slot.key();
         drop(slot);
-        let slot = wait_for_server(backend, peer, avoid, &mut progress.positions).await?;
+        let slot = wait_for_server(backend, key, Some(&server), &mut progress.positions).await?;
         let counters = if Arc::ptr_eq(slot.server(), &server) {
             (&server.counters.retries, &backend.counters.retries)
         } else {
@@ -251,7 +264,6 @@ fn failed(backend: &Backend, slot: Slot, err: io::Error) -> ConnectError {
 /// error. `conn` is closed first.
 pub async fn retry_after_handshake(
     backend: &Arc<Backend>,
-    peer: SocketAddr,
     local: SocketAddr,
     has_data: bool,
     conn: Connected,
@@ -276,8 +288,47 @@ pub async fn retry_after_handshake(
         attempt: retries,
         redispatched,
     };
-    let slot = next_attempt(backend, peer, slot, &err, &mut progress).await?;
-    attempts(backend, peer, local, has_data, slot, progress).await
+    let slot = next_attempt(backend, slot, &err, &mut progress).await?;
+    attempts(backend, local, has_data, slot, progress).await
+}
+
+/// A new server connection of an HTTP backend made ready for requests: with `server ...
+/// ssl`, its PROXY header (if any) goes in clear, then the TLS handshake within what remains
+/// of `timeout connect` (counted in %Tc); a failed one is retried as a refused connection, as
+/// in TCP mode. The connection's TLS state (None in clear; the PROXY header is then the
+/// caller's to send with the request).
+pub async fn secure(
+    backend: &Arc<Backend>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    mut conn: Connected,
+) -> Result<(Connected, Option<Box<super::tls::Session>>), ConnectError> {
+    loop {
+        let tls = &conn.server.opts.tls;
+        let Some(client) = tls.client.clone().filter(|_| tls.ssl) else {
+            return Ok((conn, None));
+        };
+        let header = proxy_header(&conn.server, peer, local);
+        let started = Instant::now();
+        let err = match conn.stream.write_all(&header).await {
+            Err(e) => e,
+            Ok(()) => {
+                let left = connect_timeout(backend).saturating_sub(conn.connect_time);
+                match super::tls::handshake_server(&conn.stream, &client, left).await {
+                    Ok(s) => {
+                        let session = super::tls::Session::client(s.into_inner().1);
+                        conn.connect_time += started.elapsed();
+                        return Ok((conn, Some(Box::new(session))));
+                    }
+                    Err(super::tls::HandshakeError::Timeout) => {
+                        io::Error::new(io::ErrorKind::TimedOut, "SSL handshake timeout")
+                    }
+                    Err(super::tls::HandshakeError::Failed(e)) => e,
+                }
+            }
+        };
+        conn = Box::pin(retry_after_handshake(backend, local, true, conn, err)).await?;
+    }
 }
 
 /// Connects to `addr` with TCP_NODELAY set, HAProxy's way: socket, setsockopt, connect.
@@ -325,20 +376,21 @@ async fn open_connection(
     Ok(stream)
 }
 
-/// A slot of a server for the client, waiting in the queue while all are full (`timeout
-/// queue`, else `timeout connect`); the position it had there adds to `positions`.
+/// A slot of a server for a client with `key` (see [`balance::source_key`],
+/// [`balance::request_key`]), waiting in the queue while all are full (`timeout queue`,
+/// else `timeout connect`); the position it had there adds to `positions`.
 pub async fn wait_for_server(
     backend: &Arc<Backend>,
-    peer: SocketAddr,
+    key: balance::Key,
     avoid: Option<&Arc<Server>>,
     positions: &mut QueuePositions,
 ) -> Result<Slot, ConnectError> {
-    match balance::pick_or_queue(backend, peer.ip(), avoid) {
+    match balance::pick_or_queue(backend, key, avoid) {
         Some(Picked::Now(slot)) => Ok(slot),
         // Boxed: the wait's state (timers, notification) would otherwise be part of every
         // connection's future, for the whole life of the connection.
         Some(Picked::Queued(ticket)) => {
-            Box::pin(wait_in_queue(backend, peer, avoid, ticket, positions)).await
+            Box::pin(wait_in_queue(backend, key, avoid, ticket, positions)).await
         }
         Some(Picked::Refused(server)) => Err(queue_full(backend, &server)),
         None => Err(ConnectError::NoServer),
@@ -347,18 +399,20 @@ pub async fn wait_for_server(
 
 /// A slot of `server` for the next request on a connection kept to it: at once, else in
 /// that server's queue (`timeout queue`). `NoServer` when the balancer sends that server no
-/// requests now. A slot of another server may come instead, when this one stopped being
-/// usable while the request waited (see [`Recheck::ServerGone`]).
+/// requests now (unless `direct`: see [`balance::take_or_queue`]). A slot of another server
+/// may come instead, when this one stopped being usable while the request waited (see
+/// [`Recheck::ServerGone`]), or on a redispatch: picked with `key`, the request's.
 pub async fn reserve(
     backend: &Arc<Backend>,
     server: &Arc<Server>,
-    peer: SocketAddr,
+    direct: bool,
+    key: balance::Key,
     positions: &mut QueuePositions,
 ) -> Result<Slot, ConnectError> {
-    match balance::take_or_queue(backend, server, peer.ip()) {
+    match balance::take_or_queue(backend, server, direct, key) {
         Some(Picked::Now(slot)) => Ok(slot),
         Some(Picked::Queued(ticket)) => {
-            Box::pin(wait_in_queue(backend, peer, None, ticket, positions)).await
+            Box::pin(wait_in_queue(backend, key, None, ticket, positions)).await
         }
         Some(Picked::Refused(server)) => Err(queue_full(backend, &server)),
         None => Err(ConnectError::NoServer),
@@ -379,7 +433,7 @@ fn queue_full(backend: &Backend, server: &Server) -> ConnectError {
 /// Waits with `ticket` until a server gives the connection a slot, or the queue's timeout.
 async fn wait_in_queue(
     backend: &Arc<Backend>,
-    peer: SocketAddr,
+    key: balance::Key,
     avoid: Option<&Arc<Server>>,
     mut ticket: Ticket,
     positions: &mut QueuePositions,
@@ -404,7 +458,7 @@ async fn wait_in_queue(
             // Its server's queue is no place to wait any more: picked for again.
             Recheck::ServerGone => {
                 let left = ticket.server().cloned();
-                let picked = balance::pick_or_queue(backend, peer.ip(), avoid);
+                let picked = balance::pick_or_queue(backend, key, avoid);
                 if let (Some(left), Some(_)) = (left, &picked) {
                     left.counters.redispatches.fetch_add(1, Relaxed);
                     backend.counters.redispatches.fetch_add(1, Relaxed);
@@ -520,11 +574,33 @@ pub async fn serve_tcp(
     client: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
+    tls: Option<Arc<TlsServer>>,
 ) {
     let accepted = Instant::now();
     // The log line's facts (none when the frontend logs no traffic).
     let mut facts = log::TcpFacts::gather(&state, &fe, peer, local, accepted);
     let _fe_session = fe.counters.open();
+    // `bind ... ssl`: the client's handshake comes first, as in HAProxy (its TLS state is
+    // boxed, and the handshake too: a plaintext session's task does not grow).
+    let mut secure_client = None;
+    if let Some(server) = tls {
+        match Box::pin(super::tls::accept(
+            &server,
+            &client,
+            fe.conf.timeouts.client,
+        ))
+        .await
+        {
+            Ok(conn) => {
+                if let Some(f) = facts.as_deref_mut() {
+                    f.handshake_ms = accepted.elapsed().as_millis() as i64;
+                    f.tls = Some(conn.facts.clone());
+                }
+                secure_client = Some(conn);
+            }
+            Err(e) => return handshake_failed(&fe, peer, local, &e),
+        }
+    }
     // Content rules and `use_backend` (nothing to do, and nothing read, without them).
     let (backend, inspected) = if !rules::tcp_applies(&fe) {
         (fe.backend.clone(), None)
@@ -532,7 +608,8 @@ pub async fn serve_tcp(
         let dst = rules::local_addr(&client, local);
         // Boxed: its state (contexts, inspection buffers) would otherwise be part of every
         // connection's future, rules or not, for the whole life of the connection.
-        match Box::pin(rules::route_tcp(&state, &fe, &client, peer, dst)).await {
+        let tls = secure_client.as_deref().map(|s| &*s.facts);
+        match Box::pin(rules::route_tcp(&state, &fe, &client, peer, dst, tls)).await {
             Ok(rules::TcpRouted::Backend(b, data)) => (b, Some(data)),
             Ok(rules::TcpRouted::Rejected) => {
                 fe.counters.denied_req.fetch_add(1, Relaxed);
@@ -552,14 +629,37 @@ pub async fn serve_tcp(
     // With tcp-smart-connect, what the client sent already leaves with the handshake's ACK.
     // (`inspected` is consumed whole: a value moved out in one branch only would keep its
     // slot in the future.)
-    let Ok(early) = inspected.map_or_else(|| smart_connect_data(&backend, &client), Ok) else {
+    // (Through TLS, what the client sent already stays in its TLS state until forwarded.)
+    let early = match inspected {
+        // Content rules read the socket, which behind TLS holds ciphertext: refused by the
+        // configuration check; were any read, the connection ends rather than losing them.
+        Some(data) if secure_client.is_some() && !data.is_empty() => return,
+        Some(data) => Ok(data),
+        None if secure_client.is_some() => Ok(Vec::new()),
+        None => smart_connect_data(&backend, &client),
+    };
+    let Ok(early) = early else {
         return;
     };
     let has_data = !early.is_empty();
-    let mut conn = match connect(&backend, peer, local, has_data).await {
+    // `stick` rules (none: nothing done): the server an entry names goes first.
+    let sticking = (!backend.conf.rules.stick.is_empty()).then(|| {
+        let ctx = super::sample::Context {
+            backend: Some(&backend),
+            payload: Some(&early),
+            ..super::sample::Context::new(&state, &fe, peer, local)
+        };
+        super::stick::on_request(&ctx, &backend)
+    });
+    let stuck = sticking.as_ref().and_then(|s| s.direct.as_ref());
+    let connected = connect(&backend, stuck, peer, local, has_data).await;
+    let mut conn = match connected {
         Ok(c) => c,
         Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
     };
+    if let Some(s) = &sticking {
+        s.served_by(&conn.server);
+    }
     // The PROXY header and what the client sent already, in one packet (in clear); with
     // `ssl`, the header goes in clear before the handshake, the early data through TLS.
     // The handshake is part of the connection attempt, as in HAProxy: it gets what remains
@@ -599,7 +699,7 @@ pub async fn serve_tcp(
         };
         // Boxed too: rare, and its state (a whole connection attempt) would otherwise grow
         // every session's task.
-        let retried = retry_after_handshake(&backend, peer, local, has_data, conn, err);
+        let retried = retry_after_handshake(&backend, local, has_data, conn, err);
         conn = match Box::pin(retried).await {
             Ok(c) => c,
             Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
@@ -614,9 +714,23 @@ pub async fn serve_tcp(
     let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
     let moved = Moved::default();
     moved.to_server.fetch_add(sent_early, Relaxed);
-    let end = match secured {
-        None => forward::forward(&client, &conn.stream, idle, state.splice, &moved).await,
-        Some(server) => Box::pin(super::tls::forward(&client, *server, &early, idle, &moved)).await,
+    let end = match (secured, secure_client) {
+        (None, None) => forward::forward(&client, &conn.stream, idle, state.splice, &moved).await,
+        (Some(server), None) => {
+            Box::pin(super::tls::forward(&client, *server, &early, idle, &moved)).await
+        }
+        (server, Some(mut tls)) => {
+            let from = tls.over(&client);
+            let to = server.map(|s| *s);
+            Box::pin(super::tls::forward_from_client(
+                from,
+                &conn.stream,
+                to,
+                idle,
+                &moved,
+            ))
+            .await
+        }
     };
     if matches!(end, End::Error(_)) && !moved.server_closed.load(Relaxed) {
         // As HAProxy: a connection that failed (the client reset it) is reset on the server
@@ -651,6 +765,18 @@ pub async fn serve_tcp(
     }
 }
 
+/// A client's TLS handshake that failed: logged as HAProxy logs a connection that never
+/// became a session (its words for the reason), not counted as a session.
+fn handshake_failed(
+    fe: &Frontend,
+    peer: SocketAddr,
+    local: SocketAddr,
+    e: &super::tls::HandshakeError,
+) {
+    fe.logger
+        .log_conn_failure(fe, peer, local, super::tls::handshake_failure(e));
+}
+
 /// Logs a session that got no server connection: `SC` (`sC` when the attempts timed out,
 /// as HAProxy), `sQ` after the queue, naming the server tried last.
 fn log_connect_error<'a>(
@@ -680,6 +806,25 @@ fn log_connect_error<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The size of the futures an async fn taking these arguments returns.
+    fn future_size<A, B, C, D, E, F, Fut>(_: impl Fn(A, B, C, D, E, F) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every connection's task holds its session's future for its whole life: 5,000 idle
+    /// connections hold 5,000 of them. TLS state lives in boxes, only on TLS sessions (held
+    /// inline, it once tripled the size of every session's future, plaintext ones
+    /// included). Measured when TLS termination came: 2112 and 1704 bytes (release), 2136
+    /// and 1744 (debug); the bounds leave room for ordinary growth, not for TLS state.
+    #[test]
+    fn session_tasks_stay_small() {
+        let tcp = future_size(serve_tcp);
+        let http = future_size(super::super::http::serve);
+        eprintln!("serve_tcp future: {tcp} bytes, http::serve future: {http} bytes");
+        assert!(tcp <= 2560, "serve_tcp's future grew to {tcp} bytes");
+        assert!(http <= 2048, "http::serve's future grew to {http} bytes");
+    }
 
     #[test]
     fn proxy_headers() {

@@ -536,7 +536,7 @@ impl Backend {
             id,
             name: conf.name.clone(),
             mode: conf.mode,
-            balance: conf.balance,
+            balance: conf.balance.clone(),
             lb: Mutex::new(super::balance::LbState::new(servers.len())),
             servers,
             conf: conf.clone(),
@@ -562,17 +562,20 @@ impl Backend {
         self.servers.iter().any(|s| s.usable() && s.lb_weight() > 0)
     }
 
+    /// The active servers taking new connections (usable, weight above 0: a drained one is
+    /// not counted), HAProxy's `srv_act`.
     pub fn active_count(&self) -> usize {
         self.servers
             .iter()
-            .filter(|s| !s.opts.backup && s.usable())
+            .filter(|s| !s.opts.backup && s.usable() && s.lb_weight() > 0)
             .count()
     }
 
+    /// The same among backup servers, HAProxy's `srv_bck`.
     pub fn backup_count(&self) -> usize {
         self.servers
             .iter()
-            .filter(|s| s.opts.backup && s.usable())
+            .filter(|s| s.opts.backup && s.usable() && s.lb_weight() > 0)
             .count()
     }
 }
@@ -652,6 +655,8 @@ pub struct State {
     pub failed_resolutions: AtomicU64,
     pub bytes_out: AtomicU64,
     pub splice: bool,
+    /// The proxies' stick tables (none: connections do no stick work at all).
+    pub tables: super::stick::Tables,
 }
 
 /// Soft-stop wake-up lists; threads beyond this share them.
@@ -701,6 +706,7 @@ impl State {
             }));
         }
         let splice = Self::splices(&config.global);
+        let tables = super::stick::Tables::new(&config);
         State {
             config,
             frontends,
@@ -719,6 +725,7 @@ impl State {
             failed_resolutions: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             splice,
+            tables,
         }
     }
 

@@ -16,6 +16,7 @@ use crate::runtime::logformat::{Arrival, Counts, Entry, Samples, Timers};
 use crate::runtime::sample;
 use crate::runtime::session::Connected;
 use crate::runtime::state::{Backend, Frontend, Server, State};
+use crate::runtime::tls::ClientTls;
 
 /// What a TCP-mode session's line shows, gathered by the session as it goes
 /// ([`Logger::log_tcp`]); only a frontend that logs traffic has them ([`TcpFacts::gather`]).
@@ -43,6 +44,10 @@ pub struct TcpFacts<'a> {
     pub queued: QueuePositions,
     /// `%rt`: the session's number, taken when it was accepted.
     pub number: u64,
+    /// `bind ... ssl`: the client's TLS handshake took this long (`%Th`), and what it
+    /// negotiated (`%sslv`, `%sslc`, `ssl_fc_*`).
+    pub handshake_ms: i64,
+    pub tls: Option<Arc<ClientTls>>,
 }
 
 impl<'a> TcpFacts<'a> {
@@ -89,6 +94,8 @@ impl<'a> TcpFacts<'a> {
             retries: 0,
             redispatched: false,
             queued: QueuePositions::default(),
+            handshake_ms: 0,
+            tls: None,
         }))
     }
 }
@@ -101,13 +108,16 @@ impl Logger {
             return;
         };
         let close = f.accepted.elapsed().as_millis() as i64;
+        // Measured from the accept, the client's TLS handshake included, as HAProxy's.
+        let hs = f.handshake_ms;
         let connect = if f.connect_ms >= 0 {
-            f.queue_ms.max(0) + f.connect_ms
+            hs + f.queue_ms.max(0) + f.connect_ms
         } else {
             -1
         };
         let timers = Timers {
-            queue: f.queue_ms,
+            handshake: hs,
+            queue: if f.queue_ms >= 0 { hs + f.queue_ms } else { -1 },
             connect,
             // In TCP mode, data flows from the connection on.
             data: connect,
@@ -147,8 +157,10 @@ impl Logger {
             partial,
             ..Entry::at_accept(f.client, f.local, &fe.name, f.accept_date)
         };
+        entry.tls = f.tls.as_deref();
         let ctx = sample::Context {
             backend: f.backend,
+            tls: f.tls.as_deref(),
             ..sample::Context::new(f.state, fe, f.client, f.local)
         };
         if self.uses_samples() {
@@ -204,6 +216,11 @@ pub struct HttpFacts {
     /// `status` shows `-`).
     pub state: Option<Arc<State>>,
     pub request_head: Option<Head>,
+    /// `bind ... ssl`: what the client connection's TLS negotiated (`%sslv`, `ssl_fc_*`),
+    /// and on its first request the handshake's milliseconds (`%Th`), which the arrival's
+    /// idle time includes.
+    pub tls: Option<Arc<ClientTls>>,
+    pub handshake_ms: i64,
 }
 
 impl HttpFacts {
@@ -254,6 +271,8 @@ impl HttpFacts {
             queued: QueuePositions::default(),
             state: fe.logger.uses_samples().then(|| state.clone()),
             request_head: None,
+            tls: None,
+            handshake_ms: 0,
         }))
     }
 
@@ -267,6 +286,7 @@ impl HttpFacts {
         Some(sample::Context {
             backend,
             request: self.request_head.as_ref(),
+            tls: self.tls.as_deref(),
             ..sample::Context::new(self.state.as_deref()?, fe, client, self.local)
         })
     }
@@ -291,6 +311,7 @@ impl HttpFacts {
         self.unique_id = {
             let fetcher = self.state.as_deref().map(|state| sample::Context {
                 request: Some(head),
+                tls: self.tls.as_deref(),
                 ..sample::Context::new(state, fe, client, self.local)
             });
             let entry = Entry {
@@ -402,11 +423,15 @@ impl Logger {
             return;
         }
         // HAProxy's timers are times since the start; the loop keeps durations.
-        let timers = Timers::after_phases(
+        let mut timers = Timers::after_phases(
             facts.arrival,
             [o.request_ms, o.queue_ms, o.connect_ms, o.response_ms],
             o.started.elapsed().as_millis() as i64,
         );
+        if facts.handshake_ms > 0 {
+            timers.handshake = facts.handshake_ms;
+            timers.idle = (timers.idle - facts.handshake_ms).max(0);
+        }
         let server = o.backend.and_then(|b| b.server(o.server));
         // With logasap every line marks its total time and bytes as partial (HAProxy
         // drops the end-of-session items from what it logs).
@@ -444,6 +469,7 @@ impl Logger {
             request_counter: facts.request_number,
             partial,
             request_date: facts.arrival.first_byte_date(facts.date),
+            tls: facts.tls.as_deref(),
             ..Entry::at_accept(o.client, facts.local, &fe.name, facts.date)
         };
         let fetcher = facts.fetcher(fe, o.backend, o.client);

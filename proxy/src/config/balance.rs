@@ -1,0 +1,341 @@
+//! `balance`, `hash-type` and `cookie`: which algorithm picks a server, how a hash maps to
+//! one, and the cookie that keeps a client on its server.
+//!
+//! Arguments and messages follow HAProxy 2.6's `backend_parse_balance` and the
+//! `hash-type` and `cookie` parsers of `cfgparse-listen.c`.
+
+use super::model::{Balance, CookieMode, CookiePersist, HashFunction, HashType, UriHash};
+
+/// `balance ALGO [ARGS...]` (`words[0]` is `balance`): the algorithm, and a warning when
+/// hapx runs another one instead.
+pub fn parse_balance(words: &[String]) -> Result<(Balance, Option<String>), String> {
+    let algo = words
+        .get(1)
+        .map(String::as_str)
+        .ok_or("'balance' expects an algorithm as an argument.")?;
+    let args = &words[2..];
+    let balance = match algo {
+        "roundrobin" => Balance::RoundRobin,
+        "static-rr" => Balance::StaticRr,
+        "leastconn" => Balance::LeastConn,
+        "first" => Balance::First,
+        "source" => Balance::Source,
+        "random" => Balance::Random(2),
+        a if a.starts_with("random(") && a.ends_with(')') => random(&a["random(".len()..a.len() - 1])?,
+        "uri" => Balance::Uri(uri(args)?),
+        "url_param" => return url_param(args),
+        a if a.starts_with("hdr(") => hdr(a, args)?,
+        a if a.starts_with("rdp-cookie") => {
+            let warning = format!("'balance {a}' is not implemented by hapx; using 'roundrobin'.");
+            return Ok((Balance::RoundRobin, Some(warning)));
+        }
+        _ => return Err("'balance' only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)', 'rdp-cookie(name)', 'first' and 'random' options.".into()),
+    };
+    Ok((balance, None))
+}
+
+fn random(draws: &str) -> Result<Balance, String> {
+    match draws.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(Balance::Random(n)),
+        Ok(_) => Err("balance random : number of draws must be at least 1.".into()),
+        Err(_) => Err(format!(
+            "balance random : invalid number of draws '{draws}'."
+        )),
+    }
+}
+
+/// `uri [whole] [len N] [depth N] [path-only]`, in any order.
+fn uri(args: &[String]) -> Result<UriHash, String> {
+    let mut hash = UriHash::default();
+    let mut i = 0;
+    while let Some(arg) = args.get(i).map(String::as_str) {
+        match arg {
+            "len" | "depth" => {
+                let value = args.get(i + 1).map_or("", String::as_str);
+                let n = usize::try_from(super::parse::atoi(value))
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| {
+                        format!("balance uri : '{arg}' expects a positive integer (got '{value}').")
+                    })?;
+                if arg == "len" {
+                    hash.len = n;
+                } else {
+                    hash.depth = n;
+                }
+                i += 2;
+            }
+            "whole" => {
+                hash.whole = true;
+                i += 1;
+            }
+            "path-only" => {
+                hash.path_only = true;
+                i += 1;
+            }
+            other => {
+                return Err(format!(
+                    "balance uri only accepts parameters 'len', 'depth', 'path-only', and 'whole' (got '{other}')."
+                ));
+            }
+        }
+    }
+    Ok(hash)
+}
+
+/// `url_param NAME [check_post]`; `check_post` (hashing a POST's body when the query
+/// string has no such parameter) is warned about: hapx hashes the query string only.
+fn url_param(args: &[String]) -> Result<(Balance, Option<String>), String> {
+    let name = args
+        .first()
+        .filter(|n| !n.is_empty())
+        .ok_or("balance url_param requires an URL parameter name.")?;
+    match args.get(1).map(String::as_str) {
+        None => Ok((Balance::UrlParam(name.clone()), None)),
+        Some("check_post") => Ok((
+            Balance::UrlParam(name.clone()),
+            Some("'balance url_param check_post' (the parameter in a POST's body) is not implemented by hapx; only the query string is hashed.".into()),
+        )),
+        Some(other) => Err(format!(
+            "balance url_param only accepts 'check_post' modifier (got '{other}')."
+        )),
+    }
+}
+
+/// `hdr(NAME) [use_domain_only]`: the name ends at the first `)`.
+fn hdr(algo: &str, args: &[String]) -> Result<Balance, String> {
+    let inner = &algo["hdr(".len()..];
+    let name = match inner.find(')') {
+        Some(end) if end > 0 => &inner[..end],
+        _ => return Err("balance hdr requires an http header field name.".into()),
+    };
+    let domain_only = match args.first().map(String::as_str) {
+        None => false,
+        Some("use_domain_only") => true,
+        Some(other) => {
+            return Err(format!(
+                "balance {algo} only accepts 'use_domain_only' modifier (got '{other}')."
+            ));
+        }
+    };
+    Ok(Balance::Hdr {
+        name: name.to_string(),
+        domain_only,
+    })
+}
+
+/// `hash-type <map-based|consistent> [sdbm|djb2|wt6|crc32] [avalanche]`. Without a
+/// function: sdbm, with avalanche for `consistent` (as HAProxy 2.6).
+pub fn parse_hash_type(words: &[String]) -> Result<HashType, String> {
+    let arg = |i: usize| words.get(i).map(String::as_str);
+    let consistent = match arg(1) {
+        Some("map-based") => false,
+        Some("consistent") => true,
+        Some("avalanche") => {
+            return Err("experimental feature 'hash-type avalanche' is not supported anymore, please use 'hash-type map-based sdbm avalanche' instead.".into());
+        }
+        _ => return Err("'hash-type' only supports 'consistent' and 'map-based'.".into()),
+    };
+    let (function, avalanche) = match arg(2) {
+        None => (HashFunction::Sdbm, consistent),
+        Some(f) => {
+            let function = match f {
+                "sdbm" => HashFunction::Sdbm,
+                "djb2" => HashFunction::Djb2,
+                "wt6" => HashFunction::Wt6,
+                "crc32" => HashFunction::Crc32,
+                _ => {
+                    return Err("'hash-type' only supports 'sdbm', 'djb2', 'crc32', or 'wt6' hash functions.".into());
+                }
+            };
+            let avalanche = match arg(3) {
+                None => false,
+                Some("avalanche") => true,
+                Some(_) => {
+                    return Err(
+                        "'hash-type' only supports 'avalanche' as a modifier for hash functions."
+                            .into(),
+                    );
+                }
+            };
+            (function, avalanche)
+        }
+    };
+    Ok(HashType {
+        consistent,
+        function,
+        avalanche,
+    })
+}
+
+/// `cookie NAME [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve]
+/// [httponly] [secure] [domain D]* [maxidle T] [maxlife T] [dynamic] [attr V]*`; the
+/// warnings for what hapx accepts without acting on it (the dates of `maxidle` and
+/// `maxlife`, `dynamic` cookies).
+pub fn parse_cookie(words: &[String]) -> Result<(CookiePersist, Vec<String>), String> {
+    let name = words
+        .get(1)
+        .filter(|n| !n.is_empty())
+        .ok_or("'cookie' expects <cookie_name> as argument.")?;
+    let mut c = CookiePersist {
+        name: name.clone(),
+        ..Default::default()
+    };
+    let mut warnings = Vec::new();
+    let mut i = 2;
+    while let Some(arg) = words.get(i).map(String::as_str) {
+        let value = || {
+            words
+                .get(i + 1)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let mode = match arg {
+            "rewrite" => Some(CookieMode::Rewrite),
+            "insert" => Some(CookieMode::Insert),
+            "prefix" => Some(CookieMode::Prefix),
+            _ => None,
+        };
+        if let Some(mode) = mode {
+            if c.mode != CookieMode::Passive && c.mode != mode {
+                return Err(
+                    "cookie 'rewrite', 'insert' and 'prefix' modes are incompatible.".into(),
+                );
+            }
+            c.mode = mode;
+            i += 1;
+            continue;
+        }
+        match arg {
+            "indirect" => c.indirect = true,
+            "nocache" => c.nocache = true,
+            "postonly" => c.postonly = true,
+            "preserve" => c.preserve = true,
+            "httponly" => c.httponly = true,
+            "secure" => c.secure = true,
+            "domain" | "attr" | "maxidle" | "maxlife" => {
+                let what = match arg {
+                    "domain" => "<domain>",
+                    "attr" => "<value>",
+                    "maxidle" => "<idletime> in seconds",
+                    _ => "<lifetime> in seconds",
+                };
+                let v = value().ok_or_else(|| format!("'{arg}' expects {what} as argument."))?;
+                match arg {
+                    "domain" => c.domains.push(v.to_string()),
+                    "attr" if v.contains(';') => {
+                        return Err("character '%x3B' is not permitted in attribute value.".into());
+                    }
+                    "attr" => c.attrs.push(v.to_string()),
+                    _ => {
+                        super::values::duration(v)?;
+                        warnings.push(format!("cookie '{arg}' (dates in the cookie) is not implemented by hapx and is ignored."));
+                    }
+                }
+                i += 1;
+            }
+            "dynamic" => warnings.push("cookie 'dynamic' is not implemented by hapx and is ignored.".into()),
+            _ => return Err("'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', 'nocache', 'postonly', 'domain', 'maxidle', 'dynamic', 'maxlife' and 'attr' options.".into()),
+        }
+        i += 1;
+    }
+    if c.preserve && c.mode != CookieMode::Insert && !c.indirect {
+        return Err("cookie 'preserve' requires at least 'insert' or 'indirect'.".into());
+    }
+    Ok((c, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn balance_arguments_are_haproxys() {
+        let uri = parse_balance(&words("balance uri len 12 whole depth 2 path-only")).unwrap();
+        let expected = UriHash {
+            whole: true,
+            path_only: true,
+            len: 12,
+            depth: 2,
+        };
+        assert_eq!(uri, (Balance::Uri(expected), None));
+        assert!(parse_balance(&words("balance uri len 0")).is_err());
+        assert!(parse_balance(&words("balance uri depth")).is_err());
+        assert!(parse_balance(&words("balance uri deep")).is_err());
+        assert_eq!(
+            parse_balance(&words("balance hdr(Host) use_domain_only"))
+                .unwrap()
+                .0,
+            Balance::Hdr {
+                name: "Host".into(),
+                domain_only: true
+            }
+        );
+        assert!(parse_balance(&words("balance hdr()")).is_err());
+        assert!(parse_balance(&words("balance hdr(Host) other")).is_err());
+        assert_eq!(
+            parse_balance(&words("balance url_param id check_post"))
+                .unwrap()
+                .0,
+            Balance::UrlParam("id".into())
+        );
+        let check_post = parse_balance(&words("balance url_param id check_post")).unwrap();
+        assert!(check_post.1.is_some_and(|w| w.contains("check_post")));
+        assert!(
+            parse_balance(&words("balance url_param id"))
+                .unwrap()
+                .1
+                .is_none()
+        );
+        assert!(parse_balance(&words("balance url_param")).is_err());
+        assert!(
+            parse_balance(&words("balance rdp-cookie"))
+                .unwrap()
+                .1
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn cookie_options_are_haproxys() {
+        let line = "cookie SRV insert indirect nocache httponly secure domain .a.example domain .b.example attr SameSite=Lax";
+        let (c, warnings) = parse_cookie(&words(line)).unwrap();
+        assert_eq!((c.name.as_str(), c.mode), ("SRV", CookieMode::Insert));
+        assert!(c.indirect && c.nocache && c.httponly && c.secure && warnings.is_empty());
+        assert_eq!(c.domains, [".a.example", ".b.example"]);
+        assert_eq!(c.attrs, ["SameSite=Lax"]);
+        assert!(parse_cookie(&words("cookie")).is_err());
+        assert!(parse_cookie(&words("cookie S insert prefix")).is_err());
+        assert!(parse_cookie(&words("cookie S preserve")).is_err());
+        assert!(parse_cookie(&words("cookie S domain")).is_err());
+        assert!(parse_cookie(&words("cookie S bogus")).is_err());
+        assert_eq!(
+            parse_cookie(&words("cookie S insert maxidle 1h"))
+                .unwrap()
+                .1
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn hash_type_defaults_are_haproxys() {
+        let ht = |l: &str| parse_hash_type(&words(l));
+        assert_eq!(ht("hash-type map-based").unwrap(), HashType::default());
+        let consistent = ht("hash-type consistent").unwrap();
+        assert!(consistent.consistent && consistent.avalanche);
+        let plain = ht("hash-type consistent djb2").unwrap();
+        assert_eq!(
+            (plain.function, plain.avalanche),
+            (HashFunction::Djb2, false)
+        );
+        assert!(ht("hash-type map-based wt6 avalanche").unwrap().avalanche);
+        assert!(ht("hash-type consistent none").is_err());
+        assert!(ht("hash-type").is_err());
+        assert!(ht("hash-type map-based crc32 mix").is_err());
+    }
+}

@@ -1,0 +1,533 @@
+//! TLS termination (hapx-proxy as a TLS server): a `bind ... ssl crt FILE` line's settings
+//! turned into a rustls server configuration, once, when the line is read, so that a missing
+//! certificate, a PEM without its key or a key that does not match is an error naming the
+//! line and the file, as HAProxy refuses to start on them.
+//!
+//! - `crt PATH` (under `crt-base`, several allowed): a PEM with the certificate chain and
+//!   its private key (else in `PATH.key`, as HAProxy's `ssl-load-extra-files`), or a
+//!   directory whose files are each such a PEM (in name order; `.key`, `.ocsp`, `.issuer`,
+//!   `.sctl` and hidden files are not certificates).
+//! - The certificate is chosen by the SNI the client sends, among the DNS names of each
+//!   certificate (its subject alternative names, `*.` wildcards for one label); without a
+//!   match, or without SNI, the first one loaded (HAProxy's default certificate).
+//! - `ca-file` + `verify none|optional|required`: client certificates checked against the
+//!   CA (and `crl-file`); `optional` lets a client without one in. `alpn`, `ssl-min-ver`,
+//!   `ssl-max-ver`, `no-tlsv12`/`no-tlsv13`, `force-tlsv12`/`force-tlsv13`.
+//! - rustls speaks TLSv1.2 and TLSv1.3 with its own safe cipher suites: an older version
+//!   asked for is an error, `ciphers`/`ciphersuites` a warning.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{InconsistentKeys, RootCertStore};
+
+use super::model::TlsVersions;
+use super::tls::resolve;
+
+/// `verify` on a bind: whether client certificates are asked for and required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientVerify {
+    /// Not asked for (HAProxy's default).
+    #[default]
+    None,
+    /// Asked for, checked when given.
+    Optional,
+    Required,
+}
+
+/// A bind line's TLS settings as written (also the global `ssl-default-bind-options`, of
+/// which only the versions are kept).
+#[derive(Debug, Clone, Default)]
+pub struct BindTlsOptions {
+    /// `ssl`: the listener speaks TLS (`crt` alone loads certificates, as in HAProxy, and
+    /// serves in clear).
+    pub ssl: bool,
+    /// `crt` paths as written, in order (the first is the default certificate).
+    pub crts: Vec<String>,
+    pub ca_file: Option<String>,
+    pub crl_file: Option<String>,
+    pub verify: ClientVerify,
+    pub alpn: Option<Vec<String>>,
+    /// `strict-sni`: a client whose SNI names none of the certificates (or that sends none)
+    /// gets no handshake, rather than the default certificate.
+    pub strict_sni: bool,
+    pub versions: TlsVersions,
+}
+
+impl BindTlsOptions {
+    /// These settings, with the global defaults' versions where the line sets none.
+    pub fn with_defaults(&self, defaults: &BindTlsOptions) -> BindTlsOptions {
+        BindTlsOptions {
+            versions: self.versions.with_defaults(&defaults.versions),
+            ..self.clone()
+        }
+    }
+}
+
+/// A listener's TLS server side, ready for handshakes.
+#[derive(Debug)]
+pub struct TlsServer {
+    pub config: Arc<ServerConfig>,
+    /// With `alpn`: the same without ALPN, for a client that offers none of the listener's
+    /// protocols. OpenSSL (HAProxy) then goes on without ALPN where rustls would refuse the
+    /// handshake (RFC 7301's `no_application_protocol`).
+    pub without_alpn: Option<Arc<ServerConfig>>,
+    /// `strict-sni`: the certificates by name, to refuse a client whose SNI names none
+    /// with HAProxy's `unrecognized_name` alert (rustls's own refusal says `access_denied`).
+    strict: Option<Arc<BySni>>,
+}
+
+impl TlsServer {
+    /// Whether the ClientHello is looked at before the handshake goes on (`alpn`,
+    /// `strict-sni`).
+    pub fn reads_hello_first(&self) -> bool {
+        self.without_alpn.is_some() || self.strict.is_some()
+    }
+
+    /// Whether a client asking for `sni` is refused (`strict-sni` and no certificate for it).
+    pub fn refuses(&self, sni: Option<&str>) -> bool {
+        self.strict
+            .as_ref()
+            .is_some_and(|s| s.for_name(sni).is_none())
+    }
+
+    /// The configuration for a client offering `offered` ALPN protocols (None: no ALPN).
+    pub fn for_alpn<'a>(
+        &self,
+        offered: Option<impl Iterator<Item = &'a [u8]>>,
+    ) -> &Arc<ServerConfig> {
+        let ours = &self.config.alpn_protocols;
+        let overlaps = offered.map(|mut o| o.any(|p| ours.iter().any(|ours| ours == p)));
+        match (&self.without_alpn, overlaps) {
+            (Some(plain), Some(false)) => plain,
+            _ => &self.config,
+        }
+    }
+
+    /// The same listener advertising only the ALPN protocols `speaks` accepts, and the
+    /// names of those it no longer advertises; None when it advertises none of the others.
+    pub fn without_protocols(
+        &self,
+        speaks: impl Fn(&[u8]) -> bool,
+    ) -> Option<(TlsServer, Vec<String>)> {
+        let (kept, dropped): (Vec<_>, Vec<_>) =
+            (self.config.alpn_protocols.iter().cloned()).partition(|p| speaks(p));
+        if dropped.is_empty() {
+            return None;
+        }
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = kept;
+        let without_alpn = self
+            .without_alpn
+            .clone()
+            .filter(|_| !config.alpn_protocols.is_empty());
+        let names = dropped
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        Some((
+            TlsServer {
+                config: Arc::new(config),
+                without_alpn,
+                strict: self.strict.clone(),
+            },
+            names,
+        ))
+    }
+}
+
+/// Why a bind's TLS settings cannot be used (the text follows the `'bind ADDR' : ` prefix;
+/// HAProxy's words where it has some).
+#[derive(Debug, thiserror::Error)]
+pub enum BindTlsError {
+    #[error("no SSL certificate specified (use 'crt').")]
+    NoCrt,
+    #[error("unable to stat SSL certificate from file '{0}' : {1}.")]
+    Stat(String, String),
+    #[error("unable to load certificate from file '{0}'.")]
+    NoCertificate(String),
+    #[error("No Private Key found in '{0}.key'.")]
+    NoKey(String),
+    #[error("inconsistencies between private key and certificate loaded '{0}'.")]
+    Mismatch(String),
+    #[error("unable to load SSL private key from file '{0}' : {1}.")]
+    Key(String, String),
+    #[error("no certificate found in directory '{0}'.")]
+    EmptyDir(String),
+    #[error("verify is enabled but no CA file specified.")]
+    NoCaFile,
+    #[error("'ca-file' : unable to load {0} : {1}.")]
+    CaFile(String, String),
+    #[error("'crl-file' : unable to load {0} : {1}.")]
+    CrlFile(String, String),
+    #[error(
+        "no TLS version left between 'ssl-min-ver' and 'ssl-max-ver' (hapx speaks TLSv1.2 and TLSv1.3)."
+    )]
+    NoVersion,
+    #[error("{0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Where a bind's files are: `crt-base` for certificates, `ca-base` for CA and CRL files.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bases<'a> {
+    pub ca: Option<&'a Path>,
+    pub crt: Option<&'a Path>,
+}
+
+/// Loads every certificate of `opts` (errors as HAProxy's), and builds the TLS server
+/// configuration.
+pub fn build(opts: &BindTlsOptions, bases: Bases<'_>) -> Result<TlsServer, BindTlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut certs = Certificates::default();
+    for crt in &opts.crts {
+        for loaded in load_crt(&resolve(bases.crt, crt), &provider)? {
+            certs.add(loaded);
+        }
+    }
+    let resolver = certs
+        .into_resolver(opts.strict_sni)
+        .ok_or(BindTlsError::NoCrt)?;
+    let versions = opts.versions.rustls().ok_or(BindTlsError::NoVersion)?;
+    let builder =
+        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
+    let builder = match opts.verify {
+        ClientVerify::None => builder.with_no_client_auth(),
+        verify => {
+            builder.with_client_cert_verifier(client_verifier(opts, verify, bases, &provider)?)
+        }
+    };
+    let resolver = Arc::new(resolver);
+    let strict = opts.strict_sni.then(|| resolver.clone());
+    let mut config = builder.with_cert_resolver(resolver);
+    let without_alpn = opts.alpn.is_some().then(|| Arc::new(config.clone()));
+    config.alpn_protocols = (opts.alpn.iter().flatten())
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    Ok(TlsServer {
+        config: Arc::new(config),
+        without_alpn,
+        strict,
+    })
+}
+
+fn client_verifier(
+    opts: &BindTlsOptions,
+    verify: ClientVerify,
+    bases: Bases<'_>,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, BindTlsError> {
+    let ca = opts.ca_file.as_deref().ok_or(BindTlsError::NoCaFile)?;
+    let path = resolve(bases.ca, ca);
+    let shown = path.display().to_string();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
+        .and_then(Iterator::collect)
+        .map_err(|e| BindTlsError::CaFile(shown.clone(), e.to_string()))?;
+    let mut roots = RootCertStore::empty();
+    if roots.add_parsable_certificates(certs).0 == 0 {
+        return Err(BindTlsError::CaFile(shown, "no certificate in it".into()));
+    }
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    if let Some(crl) = &opts.crl_file {
+        let path = resolve(bases.ca, crl);
+        let shown = path.display().to_string();
+        let crls: Vec<CertificateRevocationListDer<'static>> =
+            CertificateRevocationListDer::pem_file_iter(&path)
+                .and_then(Iterator::collect)
+                .map_err(|e| BindTlsError::CrlFile(shown.clone(), e.to_string()))?;
+        if crls.is_empty() {
+            return Err(BindTlsError::CrlFile(shown, "no CRL in it".into()));
+        }
+        // OpenSSL (HAProxy) refuses a CRL past its next update; rustls would use it.
+        builder = builder.with_crls(crls).enforce_revocation_expiration();
+    }
+    if verify == ClientVerify::Optional {
+        builder = builder.allow_unauthenticated();
+    }
+    builder
+        .build()
+        .map_err(|e| BindTlsError::CaFile(path.display().to_string(), e.to_string()))
+}
+
+/// One certificate with its key, and the names it serves.
+struct Loaded {
+    key: Arc<CertifiedKey>,
+    names: Vec<String>,
+}
+
+/// A `crt` path: one PEM, or every certificate file of a directory in name order.
+fn load_crt(path: &Path, provider: &CryptoProvider) -> Result<Vec<Loaded>, BindTlsError> {
+    let shown = path.display().to_string();
+    let meta =
+        std::fs::metadata(path).map_err(|e| BindTlsError::Stat(shown.clone(), strerror(&e)))?;
+    if !meta.is_dir() {
+        return Ok(vec![load_pem(path, provider)?]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| BindTlsError::Stat(shown.clone(), strerror(&e)))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_certificate_file(p))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(BindTlsError::EmptyDir(shown));
+    }
+    files.iter().map(|f| load_pem(f, provider)).collect()
+}
+
+/// Files of a certificate directory that HAProxy does not load as certificates: the extra
+/// files of its `ssl-load-extra-files` and hidden files.
+fn is_certificate_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let extra = [".key", ".ocsp", ".issuer", ".sctl"];
+    !name.starts_with('.') && !extra.iter().any(|e| name.ends_with(e))
+}
+
+/// A PEM's certificate chain and its key (in the file, else in `PATH.key`), checked to match.
+fn load_pem(path: &Path, provider: &CryptoProvider) -> Result<Loaded, BindTlsError> {
+    let shown = path.display().to_string();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .and_then(Iterator::collect)
+        .map_err(|e| BindTlsError::Stat(shown.clone(), e.to_string()))?;
+    if chain.is_empty() {
+        return Err(BindTlsError::NoCertificate(shown));
+    }
+    let key = match PrivateKeyDer::from_pem_file(path) {
+        Ok(key) => key,
+        Err(_) => {
+            let beside = PathBuf::from(format!("{shown}.key"));
+            PrivateKeyDer::from_pem_file(&beside).map_err(|_| BindTlsError::NoKey(shown.clone()))?
+        }
+    };
+    let names = dns_names(&chain[0]);
+    let key = CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
+            BindTlsError::Mismatch(shown.clone())
+        }
+        other => BindTlsError::Key(shown.clone(), other.to_string()),
+    })?;
+    Ok(Loaded {
+        key: Arc::new(key),
+        names,
+    })
+}
+
+/// The names a certificate is chosen by, lower-cased: its DNS subject alternative names,
+/// then its subject's common names (HAProxy indexes both).
+fn dns_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    let Ok(ee) = webpki::EndEntityCert::try_from(cert) else {
+        return Vec::new();
+    };
+    let sans = ee.valid_dns_names().map(str::to_ascii_lowercase);
+    let cns = common_names(ee.subject()).map(|cn| cn.to_ascii_lowercase());
+    sans.chain(cns).collect()
+}
+
+/// The common names (OID 2.5.4.3) of a DER Name's contents (its RDN sets), as text.
+fn common_names(name: &[u8]) -> impl Iterator<Item = String> + '_ {
+    const CN: &[u8] = &[0x55, 0x04, 0x03];
+    Tlvs(name)
+        .filter(|(tag, _)| *tag == 0x31)
+        .flat_map(|(_, set)| Tlvs(set).filter(|(tag, _)| *tag == 0x30))
+        .filter_map(|(_, attribute)| {
+            let mut parts = Tlvs(attribute);
+            let (0x06, CN) = parts.next()? else {
+                return None;
+            };
+            // UTF8String, PrintableString, T61String, IA5String.
+            let (0x0c | 0x13 | 0x14 | 0x16, value) = parts.next()? else {
+                return None;
+            };
+            std::str::from_utf8(value).ok().map(str::to_string)
+        })
+}
+
+/// The DER tag-length-value items of `bytes`, as (tag, value); stops at a malformed one.
+struct Tlvs<'a>(&'a [u8]);
+
+impl<'a> Iterator for Tlvs<'a> {
+    type Item = (u8, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&tag, rest) = self.0.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = match first {
+            0..=0x7f => (usize::from(first), rest),
+            // Long form: the next 1 to 4 bytes are the length.
+            0x81..=0x84 => {
+                let n = usize::from(first & 0x7f);
+                let (digits, rest) = rest.split_at_checked(n)?;
+                let len = digits
+                    .iter()
+                    .fold(0usize, |l, &d| (l << 8) | usize::from(d));
+                (len, rest)
+            }
+            _ => return None,
+        };
+        let (value, rest) = rest.split_at_checked(len)?;
+        self.0 = rest;
+        Some((tag, value))
+    }
+}
+
+/// An I/O error as `strerror(3)` words it (HAProxy's messages carry no error number).
+fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
+
+/// The certificates of a listener, indexed by name as they are added.
+#[derive(Default)]
+struct Certificates {
+    default: Option<Arc<CertifiedKey>>,
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// `*.example.org` certificates, by `example.org`.
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+}
+
+impl Certificates {
+    /// The first certificate loaded is the default; a name already served keeps its first.
+    fn add(&mut self, loaded: Loaded) {
+        self.default.get_or_insert_with(|| loaded.key.clone());
+        for name in loaded.names {
+            let (map, name) = match name.strip_prefix("*.") {
+                Some(parent) => (&mut self.wildcard, parent.to_string()),
+                None => (&mut self.exact, name),
+            };
+            map.entry(name).or_insert_with(|| loaded.key.clone());
+        }
+    }
+
+    fn into_resolver(self, strict: bool) -> Option<BySni> {
+        Some(BySni {
+            default: self.default?,
+            exact: self.exact,
+            wildcard: self.wildcard,
+            strict,
+        })
+    }
+}
+
+/// Chooses the certificate by the client's SNI.
+#[derive(Debug)]
+struct BySni {
+    default: Arc<CertifiedKey>,
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    /// `strict-sni`: no default certificate.
+    strict: bool,
+}
+
+impl BySni {
+    /// The certificate for `name`; None (the handshake fails) under `strict-sni` when no
+    /// certificate is for it.
+    fn for_name(&self, name: Option<&str>) -> Option<&Arc<CertifiedKey>> {
+        let named = name.map(str::to_ascii_lowercase).and_then(|name| {
+            let parent = name.split_once('.').map(|(_, p)| p);
+            self.exact
+                .get(&name)
+                .or_else(|| parent.and_then(|p| self.wildcard.get(p)))
+        });
+        named.or((!self.strict).then_some(&self.default))
+    }
+}
+
+impl ResolvesServerCert for BySni {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.for_name(hello.server_name()).cloned()
+    }
+}
+
+impl std::fmt::Debug for Certificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificates")
+            .field("names", &self.exact.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_files_of_a_directory() {
+        assert!(is_certificate_file(Path::new("/d/site.pem")));
+        assert!(is_certificate_file(Path::new("/d/site")));
+        for extra in ["/d/site.pem.key", "/d/site.pem.ocsp", "/d/.hidden.pem"] {
+            assert!(!is_certificate_file(Path::new(extra)), "{extra}");
+        }
+    }
+
+    #[test]
+    fn common_names_are_read_from_the_subject() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Org");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Only.CN.example");
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(dns_names(cert.der()), ["only.cn.example"]);
+        let mut params = rcgen::CertificateParams::new(vec!["san.example".into()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "cn.example");
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(dns_names(cert.der()), ["san.example", "cn.example"]);
+    }
+
+    #[test]
+    fn io_errors_read_as_strerror() {
+        let e = io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(strerror(&e), "No such file or directory");
+    }
+
+    #[test]
+    fn versions_follow_min_max_and_defaults() {
+        use super::super::model::TlsVersion;
+        let mut line = BindTlsOptions::default();
+        line.versions.max = Some(TlsVersion::Tls12);
+        let mut defaults = BindTlsOptions::default();
+        defaults.versions.min = Some(TlsVersion::Tls13);
+        let merged = line.with_defaults(&defaults);
+        assert_eq!(line.versions.rustls().unwrap(), [&rustls::version::TLS12]);
+        assert!(merged.versions.rustls().is_none());
+    }
+
+    #[test]
+    fn missing_certificates_are_named() {
+        let opts = BindTlsOptions {
+            ssl: true,
+            crts: vec!["absent.pem".into()],
+            ..BindTlsOptions::default()
+        };
+        let bases = Bases {
+            crt: Some(Path::new("/nonexistent")),
+            ..Bases::default()
+        };
+        let err = build(&opts, bases).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unable to stat SSL certificate from file '/nonexistent/absent.pem' : No such file or directory."
+        );
+        let none = build(&BindTlsOptions::default(), Bases::default()).unwrap_err();
+        assert!(matches!(none, BindTlsError::NoCrt));
+    }
+}

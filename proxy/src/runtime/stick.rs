@@ -1,0 +1,962 @@
+//! Stick tables at work, as HAProxy 2.6 keeps them.
+//!
+//! A [`Table`] maps keys (an address, an integer, a string) to entries of counters. Each
+//! write touches the entry: its expiry moves to now + `expire`, and the entry becomes the
+//! most recently used. Expired entries go when the table is next used; when the table is
+//! full, a new key first trashes the `size / 256 + 1` least recently used entries not in use
+//! (none with `nopurge`: the new key is then not stored), as HAProxy's
+//! `stktable_trash_oldest` does. Rates are HAProxy's `freq_ctr` ([`FreqCtr`]): the events of
+//! the current period plus the previous period's weighted by what remains of the current
+//! one, in milliseconds, so the values read are HAProxy's.
+//!
+//! A connection's tracked entries are its [`Counters`]: `tcp-request connection track-scN`
+//! fills its session slots, `tcp-request content`/`http-request track-scN` its stream slots
+//! (emptied at each HTTP request). Tracking counts the connection (`conn_cnt`, `conn_cur`,
+//! `conn_rate`); the end of tracking (a [`Tracked`] dropped) gives `conn_cur` back. The
+//! counters reach the rules through a task-local ([`SESSION`]) set only when the process has
+//! stick tables, so connections of a configuration without any pay nothing.
+
+pub mod cli;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use super::sample::{Context, Sample};
+use super::state::{Backend, Server};
+use crate::config::rules::StickAction;
+use crate::config::stick::{Counter, DATA_TYPES, DataType, KeyType, Query, StickFetch, TableSpec};
+
+/// HAProxy's `now_ms`: a wrapping millisecond clock. It starts far from 0 so that a counter
+/// never updated (tick 0) is seen as periods behind, as in HAProxy.
+pub fn now_ms() -> u32 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let elapsed = START.get_or_init(Instant::now).elapsed().as_millis() as u32;
+    elapsed.wrapping_add(0x8000_0000)
+}
+
+/// HAProxy's `freq_ctr`: events of the current period and of the previous one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FreqCtr {
+    curr_tick: u32,
+    curr_ctr: u32,
+    prev_ctr: u32,
+}
+
+impl FreqCtr {
+    /// `update_freq_ctr_period`: adds `inc` events at `now`.
+    pub fn update(&mut self, period: u32, inc: u32, now: u32) {
+        if now.wrapping_sub(self.curr_tick) < period {
+            self.curr_ctr = self.curr_ctr.wrapping_add(inc);
+            return;
+        }
+        self.prev_ctr = self.curr_ctr;
+        self.curr_ctr = inc;
+        let mut tick = self.curr_tick.wrapping_add(period);
+        if now.wrapping_sub(tick) >= period {
+            // At least two periods missed.
+            self.prev_ctr = 0;
+            tick = now;
+        }
+        self.curr_tick = tick & !1;
+    }
+
+    /// `read_freq_ctr_period`: the events over the last `period` at `now`.
+    pub fn read(&self, period: u32, now: u32) -> u32 {
+        let (mut curr, mut past) = (u64::from(self.curr_ctr), u64::from(self.prev_ctr));
+        let mut remain = self.curr_tick.wrapping_add(period).wrapping_sub(now) as i32;
+        if remain < 0 {
+            // Past the current period: maybe part of the last one still counts.
+            remain = remain.wrapping_add(period as i32);
+            past = if remain >= 0 { curr } else { 0 };
+            curr = 0;
+        }
+        // Flapping correction at very low rates.
+        if curr == 0 && past <= 1 {
+            return past as u32;
+        }
+        let total = past * remain as u64 + curr * u64::from(period);
+        (total / u64::from(period)) as u32
+    }
+}
+
+/// A key of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    Ip(Ipv4Addr),
+    Ipv6(Ipv6Addr),
+    Integer(u32),
+    String(String),
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Ip(ip) => ip.fmt(f),
+            Key::Ipv6(ip) => ip.fmt(f),
+            Key::Integer(n) => n.fmt(f),
+            Key::String(s) => f.write_str(s),
+        }
+    }
+}
+
+impl Key {
+    /// The key of a table of `kind` for an address, as HAProxy casts it (an IPv6 address
+    /// has an IPv4 key only when it maps one).
+    pub fn of_ip(kind: KeyType, ip: IpAddr, len: usize) -> Option<Key> {
+        match (kind, ip) {
+            (KeyType::Ip, IpAddr::V4(v4)) => Some(Key::Ip(v4)),
+            (KeyType::Ip, IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(Key::Ip),
+            (KeyType::Ipv6, IpAddr::V4(v4)) => Some(Key::Ipv6(v4.to_ipv6_mapped())),
+            (KeyType::Ipv6, IpAddr::V6(v6)) => Some(Key::Ipv6(v6)),
+            (KeyType::String, ip) => Key::of_text(kind, &ip.to_string(), len),
+            (KeyType::Integer, _) => None,
+        }
+    }
+
+    /// The key of a table of `kind` for text (`show table ... key K`, string samples).
+    pub fn of_text(kind: KeyType, text: &str, len: usize) -> Option<Key> {
+        match kind {
+            KeyType::Ip | KeyType::Ipv6 => Key::of_ip(kind, text.trim().parse().ok()?, len),
+            KeyType::Integer => text
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .map(|n| Key::Integer(n as u32)),
+            KeyType::String => {
+                // Like HAProxy: at most `len` bytes, cut on a character boundary.
+                let mut end = text.len().min(len);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                Some(Key::String(text[..end].to_string()))
+            }
+        }
+    }
+}
+
+/// A stored value: a count, a rate, or a server's name (`server_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    Count(u64),
+    Rate(FreqCtr),
+    Name(String),
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// One per stored data type, in the table's order.
+    values: Vec<Value>,
+    /// Trackers holding it: an entry in use neither expires nor is trashed.
+    refs: u32,
+    /// Tick it expires at.
+    expire: u32,
+    /// Its place in the use order.
+    seq: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<Key, Entry>,
+    /// Entries from the least recently used (touch order is expiry order: `expire` is the
+    /// same for all).
+    order: BTreeMap<u64, Key>,
+    seq: u64,
+}
+
+/// A proxy's stick table.
+#[derive(Debug)]
+pub struct Table {
+    /// The proxy's name.
+    pub name: String,
+    pub spec: TableSpec,
+    /// Where each data type is in an entry's values.
+    slot: [Option<u8>; DATA_TYPES],
+    expire_ms: u32,
+    inner: Mutex<Inner>,
+}
+
+/// A data filter of `show table`/`clear table`: `data.TYPE op VALUE`.
+#[derive(Debug, Clone, Copy)]
+pub struct Filter {
+    pub data: DataType,
+    pub op: Op,
+    pub value: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Op {
+    pub fn named(s: &str) -> Option<Op> {
+        Some(match s {
+            "eq" => Op::Eq,
+            "ne" => Op::Ne,
+            "lt" => Op::Lt,
+            "le" => Op::Le,
+            "gt" => Op::Gt,
+            "ge" => Op::Ge,
+            _ => return None,
+        })
+    }
+
+    fn holds(self, a: u64, b: u64) -> bool {
+        match self {
+            Op::Eq => a == b,
+            Op::Ne => a != b,
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+        }
+    }
+}
+
+/// Whether tick `t` is at or before `now`.
+fn reached(t: u32, now: u32) -> bool {
+    now.wrapping_sub(t) as i32 >= 0
+}
+
+impl Table {
+    pub fn new(name: String, spec: TableSpec) -> Table {
+        let mut slot = [None; DATA_TYPES];
+        for (i, s) in spec.store.iter().enumerate() {
+            slot[s.data as usize] = Some(i as u8);
+        }
+        let expire_ms = spec.expire.map_or(0, |d| {
+            u32::try_from(d.as_millis()).unwrap_or(i32::MAX as u32)
+        });
+        Table {
+            name,
+            spec,
+            slot,
+            expire_ms,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    pub fn key_type(&self) -> KeyType {
+        self.spec.key
+    }
+
+    /// The key of this table for a sample's text or address.
+    pub fn key_of_ip(&self, ip: IpAddr) -> Option<Key> {
+        Key::of_ip(self.spec.key, ip, self.spec.key_len)
+    }
+
+    pub fn key_of_text(&self, text: &str) -> Option<Key> {
+        Key::of_text(self.spec.key, text, self.spec.key_len)
+    }
+
+    /// The table, expired entries gone.
+    fn lock(&self, now: u32) -> MutexGuard<'_, Inner> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if self.spec.expire.is_some() {
+            let Inner { entries, order, .. } = &mut *inner;
+            let mut gone = Vec::new();
+            for (seq, key) in order.iter() {
+                let Some(e) = entries.get(key) else { continue };
+                if !reached(e.expire, now) {
+                    break;
+                }
+                if e.refs == 0 {
+                    gone.push((*seq, key.clone()));
+                }
+            }
+            for (seq, key) in gone {
+                order.remove(&seq);
+                entries.remove(&key);
+            }
+        }
+        inner
+    }
+
+    fn new_values(&self) -> Vec<Value> {
+        self.spec
+            .store
+            .iter()
+            .map(|s| match s.data {
+                DataType::ServerKey => Value::Name(String::new()),
+                d if d.is_rate() => Value::Rate(FreqCtr::default()),
+                _ => Value::Count(0),
+            })
+            .collect()
+    }
+
+    /// Runs `f` on `key`'s entry (made if `create`, trashing the oldest when full), which it
+    /// touches; None if there is none (or no room).
+    fn with_entry<R>(
+        &self,
+        key: &Key,
+        create: bool,
+        f: impl FnOnce(&mut Data<'_>) -> R,
+    ) -> Option<R> {
+        let now = now_ms();
+        let mut inner = self.lock(now);
+        let inner = &mut *inner;
+        if !inner.entries.contains_key(key) {
+            if !create || !self.make_room(inner) {
+                return None;
+            }
+            inner.entries.insert(
+                key.clone(),
+                Entry {
+                    values: self.new_values(),
+                    refs: 0,
+                    expire: now,
+                    seq: 0,
+                },
+            );
+        }
+        inner.seq += 1;
+        let seq = inner.seq;
+        let entry = inner.entries.get_mut(key)?;
+        inner.order.remove(&entry.seq);
+        inner.order.insert(seq, key.clone());
+        entry.seq = seq;
+        entry.expire = now.wrapping_add(self.expire_ms);
+        let mut data = Data {
+            table: self,
+            entry,
+            now,
+        };
+        Some(f(&mut data))
+    }
+
+    /// Room for one more entry: HAProxy trashes `size / 256 + 1` unused entries from the
+    /// least recently used.
+    fn make_room(&self, inner: &mut Inner) -> bool {
+        if inner.entries.len() < self.spec.size {
+            return true;
+        }
+        if self.spec.nopurge {
+            return false;
+        }
+        let batch = (self.spec.size >> 8) + 1;
+        let victims: Vec<(u64, Key)> = inner
+            .order
+            .iter()
+            .filter(|(_, k)| inner.entries.get(*k).is_some_and(|e| e.refs == 0))
+            .take(batch)
+            .map(|(s, k)| (*s, k.clone()))
+            .collect();
+        for (seq, key) in &victims {
+            inner.order.remove(seq);
+            inner.entries.remove(key);
+        }
+        inner.entries.len() < self.spec.size
+    }
+
+    /// Reads `data` of `key` without touching it: None if the table does not store it,
+    /// Some(0) if there is no such entry (as `src_*` fetches answer).
+    pub fn read(&self, key: &Key, data: DataType) -> Option<u64> {
+        self.slot[data as usize]?;
+        let now = now_ms();
+        let inner = self.lock(now);
+        Some(inner.entries.get(key).map_or(0, |e| {
+            Data::value_of(self, &e.values, data, now).unwrap_or(0)
+        }))
+    }
+
+    /// Updates `key`'s entry with `f` (made if missing); None if there is no room.
+    pub fn update<R>(&self, key: &Key, f: impl FnOnce(&mut Data<'_>) -> R) -> Option<R> {
+        self.with_entry(key, true, f)
+    }
+
+    /// Starts tracking `key`: counts the connection (`conn_cnt`, `conn_cur`, `conn_rate`);
+    /// false if the table has no room.
+    fn acquire(&self, key: &Key) -> bool {
+        self.with_entry(key, true, |d| {
+            d.entry.refs += 1;
+            d.add(DataType::ConnCnt, 1);
+            d.add(DataType::ConnCur, 1);
+            d.add(DataType::ConnRate, 1);
+        })
+        .is_some()
+    }
+
+    /// Ends tracking `key`: `conn_cur` goes down again.
+    fn release(&self, key: &Key) {
+        self.with_entry(key, false, |d| {
+            d.entry.refs = d.entry.refs.saturating_sub(1);
+            d.sub(DataType::ConnCur, 1);
+        });
+    }
+
+    /// Entries in use.
+    pub fn used(&self) -> usize {
+        self.lock(now_ms()).entries.len()
+    }
+
+    /// `show table NAME`: the header line and one line per entry matching.
+    pub fn dump(&self, filters: &[Filter], only: Option<&Key>) -> String {
+        let now = now_ms();
+        let inner = self.lock(now);
+        let mut out = self.header(inner.entries.len());
+        let mut keys: Vec<(&Key, &Entry)> = match only {
+            Some(k) => inner.entries.get_key_value(k).into_iter().collect(),
+            None => inner.entries.iter().collect(),
+        };
+        keys.sort_by_key(|(k, _)| *k);
+        for (key, e) in keys {
+            if !self.matches(&e.values, filters, now) {
+                continue;
+            }
+            let exp = if self.spec.expire.is_some() {
+                e.expire.wrapping_sub(now) as i32
+            } else {
+                0
+            }
+            .max(0);
+            let _ = write!(
+                out,
+                "{:#x}: key={key} use={} exp={exp}",
+                e as *const Entry as usize, e.refs
+            );
+            for (s, value) in self.spec.store.iter().zip(&e.values) {
+                let v = Data::value_of(self, &e.values, s.data, now).unwrap_or(0);
+                if let Value::Name(name) = value {
+                    let _ = write!(out, " {}={name}", s.data.name());
+                } else if s.data.is_rate() {
+                    let _ = write!(out, " {}({})={v}", s.data.name(), s.period_ms);
+                } else {
+                    let _ = write!(out, " {}={v}", s.data.name());
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// `# table: NAME, type: ip, size:N, used:N`.
+    pub fn header(&self, used: usize) -> String {
+        format!(
+            "# table: {}, type: {}, size:{}, used:{used}\n",
+            self.name,
+            self.spec.key.name(),
+            self.spec.size
+        )
+    }
+
+    fn matches(&self, values: &[Value], filters: &[Filter], now: u32) -> bool {
+        filters.iter().all(|f| {
+            Data::value_of(self, values, f.data, now).is_some_and(|v| f.op.holds(v, f.value))
+        })
+    }
+
+    /// `clear table NAME [key K | data filters]`: removes the entries not in use; how many.
+    pub fn clear(&self, filters: &[Filter], only: Option<&Key>) -> usize {
+        let now = now_ms();
+        let mut inner = self.lock(now);
+        let Inner { entries, order, .. } = &mut *inner;
+        let gone: Vec<(u64, Key)> = entries
+            .iter()
+            .filter(|(k, e)| {
+                e.refs == 0 && only.is_none_or(|o| o == *k) && self.matches(&e.values, filters, now)
+            })
+            .map(|(k, e)| (e.seq, k.clone()))
+            .collect();
+        for (seq, key) in &gone {
+            order.remove(seq);
+            entries.remove(key);
+        }
+        gone.len()
+    }
+
+    /// Whether `key` has an entry.
+    pub fn read_exists(&self, key: &Key) -> bool {
+        self.lock(now_ms()).entries.contains_key(key)
+    }
+
+    /// Whether the table stores `data`.
+    pub fn stores(&self, data: DataType) -> bool {
+        self.slot[data as usize].is_some()
+    }
+}
+
+/// An entry being written.
+#[derive(Debug)]
+pub struct Data<'a> {
+    table: &'a Table,
+    entry: &'a mut Entry,
+    now: u32,
+}
+
+impl Data<'_> {
+    fn value_of(table: &Table, values: &[Value], data: DataType, now: u32) -> Option<u64> {
+        let i = table.slot[data as usize]?;
+        let period = table.spec.store[i as usize].period_ms;
+        match &values[i as usize] {
+            Value::Count(n) => Some(*n),
+            Value::Rate(f) => Some(u64::from(f.read(period, now))),
+            Value::Name(_) => None,
+        }
+    }
+
+    /// The value of `data`; None if the table does not store it.
+    pub fn get(&self, data: DataType) -> Option<u64> {
+        Data::value_of(self.table, &self.entry.values, data, self.now)
+    }
+
+    /// Counts `n` events of `data` (a rate or a count), if stored.
+    pub fn add(&mut self, data: DataType, n: u32) {
+        let Some(i) = self.table.slot[data as usize] else {
+            return;
+        };
+        let period = self.table.spec.store[i as usize].period_ms;
+        match &mut self.entry.values[i as usize] {
+            Value::Count(c) => *c = c.wrapping_add(u64::from(n)),
+            Value::Rate(f) => f.update(period, n, self.now),
+            Value::Name(_) => {}
+        }
+    }
+
+    fn sub(&mut self, data: DataType, n: u64) {
+        if let Some(i) = self.table.slot[data as usize] {
+            if let Value::Count(c) = &mut self.entry.values[i as usize] {
+                *c = c.saturating_sub(n);
+            }
+        }
+    }
+
+    /// `set table`: a count becomes `v`; a rate starts a period now with `v` events.
+    pub fn put(&mut self, data: DataType, v: u64) {
+        let Some(i) = self.table.slot[data as usize] else {
+            return;
+        };
+        let slot = &mut self.entry.values[i as usize];
+        match slot {
+            Value::Count(_) => *slot = Value::Count(v),
+            Value::Rate(_) => {
+                *slot = Value::Rate(FreqCtr {
+                    curr_tick: self.now & !1,
+                    curr_ctr: v as u32,
+                    prev_ctr: 0,
+                });
+            }
+            Value::Name(_) => {}
+        }
+    }
+
+    /// Sets a count (`set table`, `sc-set-gpt0`, `sc_clr_gpc0`); false if not stored or a rate.
+    pub fn set(&mut self, data: DataType, v: u64) -> bool {
+        let Some(i) = self.table.slot[data as usize] else {
+            return false;
+        };
+        match &mut self.entry.values[i as usize] {
+            Value::Count(c) => {
+                *c = v;
+                true
+            }
+            Value::Rate(_) | Value::Name(_) => false,
+        }
+    }
+
+    /// Remembers the server of a `stick` rule: its id and its name.
+    pub fn set_server(&mut self, id: u64, name: &str) {
+        self.set(DataType::ServerId, id);
+        if let Some(i) = self.table.slot[DataType::ServerKey as usize] {
+            self.entry.values[i as usize] = Value::Name(name.to_string());
+        }
+    }
+}
+
+/// The stick tables of the process, by proxy name.
+#[derive(Debug, Default)]
+pub struct Tables(Vec<Arc<Table>>);
+
+impl Tables {
+    pub fn new(config: &crate::config::model::Config) -> Tables {
+        Tables(
+            config
+                .proxies
+                .iter()
+                .filter_map(|p| {
+                    let spec = p.stick_table.clone()?;
+                    Some(Arc::new(Table::new(p.name.clone(), spec)))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Table>> {
+        self.0.iter().find(|t| t.name == name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Table>> {
+        self.0.iter()
+    }
+}
+
+/// A tracked entry; dropping it ends the tracking.
+#[derive(Debug)]
+pub struct Tracked {
+    pub table: Arc<Table>,
+    pub key: Key,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.table.release(&self.key);
+    }
+}
+
+impl Tracked {
+    pub fn update<R>(&self, f: impl FnOnce(&mut Data<'_>) -> R) -> Option<R> {
+        self.table.with_entry(&self.key, false, f)
+    }
+
+    pub fn read(&self, data: DataType) -> Option<u64> {
+        self.table.read(&self.key, data)
+    }
+}
+
+type Slots = [Option<Arc<Tracked>>; 3];
+
+/// The stick counters of a connection: its session's (from `tcp-request connection`) and
+/// its current stream's (`tcp-request content`, `http-request`).
+#[derive(Debug, Default)]
+pub struct Counters {
+    session: Mutex<Slots>,
+    stream: Mutex<Slots>,
+}
+
+/// Which slots a tracking rule fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Session,
+    Stream,
+}
+
+fn locked(m: &Mutex<Slots>) -> MutexGuard<'_, Slots> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Counters {
+    /// `track-scN`: tracks `key` of `table` in slot `slot` unless that slot tracks already;
+    /// the new tracking, if any.
+    pub fn track(
+        &self,
+        level: Level,
+        slot: u8,
+        table: &Arc<Table>,
+        key: Key,
+    ) -> Option<Arc<Tracked>> {
+        let mut slots = locked(match level {
+            Level::Session => &self.session,
+            Level::Stream => &self.stream,
+        });
+        let at = &mut slots[usize::from(slot)];
+        if at.is_some() || !table.acquire(&key) {
+            return None;
+        }
+        let tracked = Arc::new(Tracked {
+            table: table.clone(),
+            key,
+        });
+        *at = Some(tracked.clone());
+        Some(tracked)
+    }
+
+    /// What slot `slot` tracks: the stream's, else the session's (as HAProxy's fetches).
+    pub fn get(&self, slot: u8) -> Option<Arc<Tracked>> {
+        let i = usize::from(slot);
+        locked(&self.stream)[i]
+            .clone()
+            .or_else(|| locked(&self.session)[i].clone())
+    }
+
+    /// The connection became a session (its `tcp-request connection` rules let it in): the
+    /// session's entries count it (`sess_cnt`, `sess_rate`).
+    pub fn session_accepted(&self) {
+        for t in locked(&self.session).iter().flatten() {
+            t.update(|d| {
+                d.add(DataType::SessCnt, 1);
+                d.add(DataType::SessRate, 1);
+            });
+        }
+    }
+
+    /// The stream trackers end (outside the lock: ending one locks its table).
+    pub fn end_stream(&self) {
+        let ended = std::mem::take(&mut *locked(&self.stream));
+        drop(ended);
+    }
+
+    /// A new HTTP request: the last one's stream trackers end, the session's count it.
+    pub fn new_request(&self) {
+        self.end_stream();
+        for t in locked(&self.session).iter().flatten() {
+            t.update(|d| {
+                d.add(DataType::HttpReqCnt, 1);
+                d.add(DataType::HttpReqRate, 1);
+            });
+        }
+    }
+
+    /// A response with a 4xx status: every tracked entry counts an HTTP error.
+    pub fn http_error(&self) {
+        let all: Vec<Arc<Tracked>> = locked(&self.stream)
+            .iter()
+            .chain(locked(&self.session).iter())
+            .flatten()
+            .cloned()
+            .collect();
+        for t in all {
+            t.update(|d| {
+                d.add(DataType::HttpErrCnt, 1);
+                d.add(DataType::HttpErrRate, 1);
+            });
+        }
+    }
+}
+
+/// The table a fetch or action names, else the current proxy's (the backend's once
+/// chosen).
+fn table_for<'a>(ctx: &Context<'a>, named: Option<&str>) -> Option<&'a Arc<Table>> {
+    let name = named.unwrap_or_else(|| ctx.backend.map_or(&ctx.frontend.name, |b| &b.name));
+    ctx.state.tables.get(name)
+}
+
+/// The value of a stick fetch in `ctx`; None when it fails (nothing tracked in the slot, or
+/// the data not stored), as HAProxy's fetch then gives no sample.
+pub fn fetch(f: &StickFetch, ctx: &Context<'_>) -> Option<i64> {
+    if f.query == Query::TableCnt {
+        return Some(table_for(ctx, f.table.as_deref())?.used() as i64);
+    }
+    let (table, key) = match f.counter {
+        Counter::Slot(n) => {
+            // A log line's context has no counters: the connection's task has them.
+            let tracked = match ctx.stick {
+                Some(c) => c.get(n)?,
+                None => current()?.get(n)?,
+            };
+            match f.table.as_deref() {
+                // Another table: the tracked key's entry there.
+                Some(name) => (ctx.state.tables.get(name)?.clone(), tracked.key.clone()),
+                None => (tracked.table.clone(), tracked.key.clone()),
+            }
+        }
+        Counter::Src => {
+            let table = table_for(ctx, f.table.as_deref())?;
+            (table.clone(), table.key_of_ip(ctx.src.ip())?)
+        }
+    };
+    let v = match f.query {
+        Query::Get(data) => table.read(&key, data)?,
+        Query::IncGpc0 => {
+            if !table.stores(DataType::Gpc0) && !table.stores(DataType::Gpc0Rate) {
+                return None;
+            }
+            table.update(&key, |d| {
+                d.add(DataType::Gpc0Rate, 1);
+                d.add(DataType::Gpc0, 1);
+                d.get(DataType::Gpc0).unwrap_or(0)
+            })?
+        }
+        Query::ClrGpc0 => {
+            if !table.stores(DataType::Gpc0) {
+                return None;
+            }
+            table.update(&key, |d| {
+                let was = d.get(DataType::Gpc0).unwrap_or(0);
+                d.set(DataType::Gpc0, 0);
+                was
+            })?
+        }
+        Query::TableCnt => 0,
+    };
+    Some(v as i64)
+}
+
+/// Runs a rule's stick action in `ctx` (nothing without counters); `level` says which slots
+/// `track-scN` fills, `http` that it counts the HTTP request (`http-request track-scN`).
+pub fn act(action: &StickAction, ctx: &Context<'_>, level: Level, http: bool) {
+    let Some(counters) = ctx.stick else { return };
+    match action {
+        StickAction::Track(t) => {
+            let Some(table) = ctx.state.tables.get(&t.table) else {
+                return;
+            };
+            let key = match super::sample::fetch_last(&t.key, ctx) {
+                Some(Sample::Ip(ip)) => table.key_of_ip(ip),
+                Some(other) => table.key_of_text(&other.to_text()),
+                None => None,
+            };
+            let Some(key) = key else { return };
+            if let Some(tracked) = counters.track(level, t.slot, table, key) {
+                if http {
+                    tracked.update(|d| {
+                        d.add(DataType::HttpReqCnt, 1);
+                        d.add(DataType::HttpReqRate, 1);
+                    });
+                }
+            }
+        }
+        StickAction::IncGpc0(slot) => {
+            if let Some(t) = counters.get(*slot) {
+                t.update(|d| {
+                    d.add(DataType::Gpc0Rate, 1);
+                    d.add(DataType::Gpc0, 1);
+                });
+            }
+        }
+        StickAction::SetGpt0(slot, v) => {
+            if let Some(t) = counters.get(*slot) {
+                t.update(|d| d.set(DataType::Gpt0, *v as u64));
+            }
+        }
+    }
+}
+
+/// What a backend's `stick` rules decided for a request.
+#[derive(Debug, Default)]
+pub struct Sticking {
+    /// The server an entry names: the request goes there, whatever the balancer thinks.
+    pub direct: Option<Arc<Server>>,
+    /// The entries to remember the server that serves the request in.
+    store: Vec<(Arc<Table>, Key)>,
+}
+
+/// Runs `backend`'s `stick` rules in `ctx` (the request known) as HAProxy's
+/// `process_sticking_rules`: the first entry found by a matching rule names the server (if
+/// it is usable, or with `option persist`), and the keys of storing rules wait for the server
+/// ([`Sticking::served_by`]); a table counts once.
+pub fn on_request(ctx: &Context<'_>, backend: &Backend) -> Sticking {
+    let mut out = Sticking::default();
+    let acls = &backend.conf.rules.acls.acls;
+    for rule in &backend.conf.rules.stick {
+        let Some(table) = ctx.state.tables.get(&rule.table) else {
+            continue;
+        };
+        if out.store.iter().any(|(t, _)| Arc::ptr_eq(t, table)) {
+            continue;
+        }
+        if super::sample::eval(rule.cond.as_ref(), acls, ctx) != super::sample::Test::Pass {
+            continue;
+        }
+        let key = match super::sample::fetch_last(&rule.key, ctx) {
+            Some(Sample::Ip(ip)) => table.key_of_ip(ip),
+            Some(other) => table.key_of_text(&other.to_text()),
+            None => None,
+        };
+        let Some(key) = key else { continue };
+        if rule.matches() && out.direct.is_none() {
+            let id = table
+                .read_exists(&key)
+                .then(|| table.read(&key, DataType::ServerId));
+            let server = id
+                .flatten()
+                .and_then(|id| backend.servers.iter().find(|s| s.id as u64 == id && id > 0));
+            out.direct = server
+                .filter(|s| s.usable() || backend.conf.options.persist)
+                .cloned();
+        }
+        if rule.stores() {
+            out.store.push((table.clone(), key));
+        }
+    }
+    out
+}
+
+impl Sticking {
+    /// The request went to `server`: the storing rules' entries name it.
+    pub fn served_by(&self, server: &Server) {
+        for (table, key) in &self.store {
+            table.update(key, |d| d.set_server(server.id as u64, &server.name));
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The stick counters of the connection a task serves (set only when the process has
+    /// stick tables).
+    pub static SESSION: Arc<Counters>;
+}
+
+/// The current request is over: its stream trackers end.
+pub fn end_stream() {
+    if let Some(c) = current() {
+        c.end_stream();
+    }
+}
+
+/// A 4xx response on the current connection: its tracked entries count an HTTP error.
+pub fn http_error() {
+    if let Some(c) = current() {
+        c.http_error();
+    }
+}
+
+/// The current connection's counters, if any.
+pub fn current() -> Option<Arc<Counters>> {
+    SESSION.try_with(Arc::clone).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::stick::parse_table;
+
+    fn table(spec: &str) -> Table {
+        let words: Vec<String> = spec.split_whitespace().map(str::to_string).collect();
+        Table::new("t".into(), parse_table(&words, &mut Vec::new()).unwrap())
+    }
+
+    #[test]
+    fn freq_ctr_is_haproxys() {
+        let mut f = FreqCtr::default();
+        let t0 = 0x8000_0000u32;
+        for _ in 0..4 {
+            f.update(10_000, 1, t0);
+        }
+        assert_eq!(f.read(10_000, t0 + 5), 4);
+        // Half the next period later: the previous period counts for half.
+        f.update(10_000, 1, t0 + 15_000);
+        assert_eq!(f.read(10_000, t0 + 15_000), 1 + 4 / 2);
+        // Two periods later nothing is left.
+        assert_eq!(f.read(10_000, t0 + 40_000), 0);
+    }
+
+    #[test]
+    fn lru_trashes_the_least_recently_used() {
+        let t = table("type integer size 2 store gpc0");
+        for k in [1, 2] {
+            t.update(&Key::Integer(k), |d| d.add(DataType::Gpc0, 1));
+        }
+        t.update(&Key::Integer(1), |d| d.add(DataType::Gpc0, 1));
+        t.update(&Key::Integer(3), |d| d.add(DataType::Gpc0, 1));
+        assert_eq!(t.read(&Key::Integer(1), DataType::Gpc0), Some(2));
+        assert_eq!(t.read(&Key::Integer(2), DataType::Gpc0), Some(0));
+        assert_eq!(t.used(), 2);
+        let n = table("type integer size 1 nopurge store gpc0");
+        n.update(&Key::Integer(1), |_| ());
+        assert!(n.update(&Key::Integer(2), |_| ()).is_none());
+    }
+
+    #[test]
+    fn tracking_counts_connections() {
+        let t = Arc::new(table("type ip size 10 store conn_cur,conn_cnt"));
+        let c = Counters::default();
+        let key = Key::Ip(Ipv4Addr::LOCALHOST);
+        assert!(c.track(Level::Session, 0, &t, key.clone()).is_some());
+        assert!(c.track(Level::Session, 0, &t, key.clone()).is_none());
+        assert_eq!(t.read(&key, DataType::ConnCur), Some(1));
+        drop(c);
+        assert_eq!(t.read(&key, DataType::ConnCur), Some(0));
+        assert_eq!(t.read(&key, DataType::ConnCnt), Some(1));
+    }
+}

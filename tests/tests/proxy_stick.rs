@@ -1,0 +1,440 @@
+//! Stick tables side by side with HAProxy 2.6: the same configuration and the same traffic
+//! through hapx-proxy and then HAProxy, comparing what clients got and what `show table`
+//! shows (entry pointers masked, `exp` checked against the table's expiry and masked).
+
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use hapx_tests::proxy::{cli, free_port, temp_dir};
+use hapx_tests::proxy_rules::{EchoServer, TIMEOUTS, check_both, get, read_response, side_by_side};
+
+fn front() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// An HTTP configuration: frontend `fe` (with `lines`, a stats socket at `socket`) and
+/// backend `be` on `server`.
+fn http_config(front: SocketAddr, socket: &str, lines: &str, server: SocketAddr) -> String {
+    format!(
+        "global\n  stats socket {socket} level admin\n\
+         defaults\n  mode http\n{TIMEOUTS}\
+         frontend fe\n  bind {front}\n{lines}  default_backend be\n\
+         backend be\n  server s1 {server}\n"
+    )
+}
+
+/// Status of a request for `path` on a connection of its own, which it closes (0: none).
+fn status(addr: SocketAddr, path: &str, headers: &str) -> u16 {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return 0;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let request = get(path, &format!("{headers}connection: close\r\n"));
+    if s.write_all(request.as_bytes()).is_err() {
+        return 0;
+    }
+    read_response(&mut BufReader::new(s)).map_or(0, |r| r.status)
+}
+
+/// Lets the proxy end the connections whose responses were read (an entry tracked by a
+/// request shows `use=1` until then).
+fn settle() {
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// `show table` lines with entry pointers masked and each `exp=N` checked to be at most
+/// `expire_ms` and at least `expire_ms - slack_ms`, then masked.
+fn masked(table: &str, expire_ms: i64, slack_ms: i64) -> Vec<String> {
+    table
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let Some((_, rest)) = l.split_once(": key=") else {
+                return l.to_string();
+            };
+            let rest: Vec<String> = rest
+                .split(' ')
+                .map(|w| match w.strip_prefix("exp=") {
+                    Some(n) => {
+                        let n: i64 = n.parse().expect("a number after exp=");
+                        assert!(
+                            n <= expire_ms && n >= expire_ms - slack_ms,
+                            "exp={n} out of [{}, {expire_ms}] in {l}",
+                            expire_ms - slack_ms
+                        );
+                        "exp=?".to_string()
+                    }
+                    None => w.to_string(),
+                })
+                .collect();
+            format!("0x?: key={}", rest.join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn rate_limit_idiom_denies_the_same_requests() {
+    let server = EchoServer::start("s1");
+    let dir = temp_dir("stick-rate");
+    let socket = dir.join("stats.sock");
+    let front = front();
+    let lines = "  stick-table type ip size 100k expire 30s store http_req_rate(10s)\n\
+                 \x20 http-request track-sc0 src\n\
+                 \x20 http-request deny deny_status 429 if { sc_http_req_rate(0) gt 10 }\n";
+    let config = http_config(front, &socket.display().to_string(), lines, server.addr);
+    let syslog = hapx_tests::proxy_rules::Syslog::bind();
+    let config = config.replace(
+        "frontend fe\n",
+        &format!(
+            "frontend fe\n  log {} local0\n  log-format \"%ST rate=%[sc_http_req_rate(0)] cnt=%[sc0_http_req_cnt]\"\n",
+            syslog.addr
+        ),
+    );
+    let (ours, theirs) = side_by_side("stick-rate", &config, front, |addr| {
+        let statuses: Vec<u16> = (0..14).map(|_| status(addr, "/", "")).collect();
+        settle();
+        let table = cli(&socket, "show table fe");
+        let logged = syslog.lines(14);
+        (
+            statuses,
+            masked(&table, 30_000, 5_000),
+            cli(&socket, "show table"),
+            logged.last().cloned(),
+        )
+    });
+    assert_eq!(ours.3.as_deref(), Some("429 rate=14 cnt=-"));
+    let mut expected = vec![200; 10];
+    expected.extend([429; 4]);
+    assert_eq!(ours.0, expected);
+    assert_eq!(
+        ours.1,
+        [
+            "# table: fe, type: ip, size:102400, used:1",
+            "0x?: key=127.0.0.1 use=0 exp=? http_req_rate(10000)=14"
+        ]
+    );
+    assert_eq!(ours.2, "# table: fe, type: ip, size:102400, used:1\n\n");
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
+
+/// Whether a connection opened now is served: a request on it gets a response (kept open
+/// after it when it is).
+fn open_served(addr: SocketAddr) -> (bool, Option<TcpStream>) {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return (false, None);
+    };
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+    if s.write_all(get("/", "").as_bytes()).is_err() {
+        return (false, None);
+    }
+    let mut buf = [0u8; 4096];
+    match s.read(&mut buf) {
+        Ok(n) if n > 0 && buf.starts_with(b"HTTP/1.1 200") => (true, Some(s)),
+        _ => (false, None),
+    }
+}
+
+#[test]
+fn connection_limit_rejects_the_same_connections() {
+    let server = EchoServer::start("s1");
+    let dir = temp_dir("stick-conn");
+    let socket = dir.join("stats.sock");
+    let front = front();
+    let lines = "  stick-table type ip size 1k expire 30s store conn_cur,conn_cnt,conn_rate(10s),sess_cnt\n\
+                 \x20 tcp-request connection track-sc0 src\n\
+                 \x20 tcp-request connection reject if { sc_conn_cur(0) gt 2 }\n";
+    let config = http_config(front, &socket.display().to_string(), lines, server.addr);
+    let (ours, theirs) = side_by_side("stick-conn", &config, front, |addr| {
+        let mut held = Vec::new();
+        let mut served = Vec::new();
+        for _ in 0..4 {
+            let (ok, conn) = open_served(addr);
+            served.push(ok);
+            held.extend(conn);
+        }
+        // One held connection closes: a new one gets its place.
+        held.remove(0);
+        std::thread::sleep(Duration::from_millis(300));
+        served.push(open_served(addr).0);
+        drop(held);
+        std::thread::sleep(Duration::from_millis(300));
+        let table = cli(&socket, "show table fe");
+        (served, masked(&table, 30_000, 5_000))
+    });
+    assert_eq!(ours.0, [true, true, false, false, true]);
+    assert_eq!(
+        ours.1,
+        [
+            "# table: fe, type: ip, size:1024, used:1",
+            "0x?: key=127.0.0.1 use=0 exp=? conn_cnt=5 conn_rate(10000)=5 conn_cur=0 sess_cnt=3"
+        ]
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
+
+/// A string table keyed by the `x-user` header, with gpc0 counted by an action and errors.
+fn user_table(size: &str, expire: &str) -> String {
+    format!(
+        "  stick-table type string len 16 size {size} expire {expire} store gpc0,http_req_cnt,http_err_cnt,http_req_rate(10s)\n\
+         \x20 http-request track-sc1 req.hdr(x-user)\n\
+         \x20 http-request sc-inc-gpc0(1) if {{ path /count }}\n\
+         \x20 http-request deny deny_status 403 if {{ sc_get_gpc0(1) gt 1 }}\n"
+    )
+}
+
+fn user(addr: SocketAddr, name: &str, path: &str) -> u16 {
+    status(addr, path, &format!("x-user: {name}\r\n"))
+}
+
+#[test]
+fn lru_trashes_the_least_recently_used_entry() {
+    let server = EchoServer::start("s1");
+    let dir = temp_dir("stick-lru");
+    let socket = dir.join("stats.sock");
+    let front = front();
+    let config = http_config(
+        front,
+        &socket.display().to_string(),
+        &user_table("2", "30s"),
+        server.addr,
+    );
+    let (ours, theirs) = side_by_side("stick-lru", &config, front, |addr| {
+        let statuses = vec![
+            user(addr, "alice", "/count"),
+            user(addr, "bob", "/"),
+            // alice's gpc0 is 2 now: denied, as after.
+            user(addr, "alice", "/count"),
+            user(addr, "alice", "/"),
+            // The table is full: bob, the least recently used, goes.
+            user(addr, "carol", "/"),
+        ];
+        settle();
+        let table = masked(&cli(&socket, "show table fe"), 30_000, 5_000);
+        let filtered = masked(&cli(&socket, "show table fe data.gpc0 gt 0"), 30_000, 5_000);
+        let one = masked(&cli(&socket, "show table fe key carol"), 30_000, 5_000);
+        let missing = cli(&socket, "show table fe key bob");
+        let cleared = cli(&socket, "clear table fe key alice");
+        let after = masked(&cli(&socket, "show table fe"), 30_000, 5_000);
+        let set = cli(&socket, "set table fe key dave data.gpc0 7");
+        let with_set = masked(&cli(&socket, "show table fe key dave"), 30_000, 5_000);
+        let errors = [
+            cli(&socket, "show table nope"),
+            cli(&socket, "show table fe data.nope gt 1"),
+            cli(&socket, "show table fe data.gpc0 xx 1"),
+            cli(&socket, "show table fe data.conn_cur gt 0"),
+            cli(&socket, "set table fe key erin data.conn_cur 1"),
+            cli(&socket, "set table fe key 0123456789abcdefXYZ data.gpc0 1"),
+            masked(&cli(&socket, "show table fe"), 30_000, 5_000).join("\n"),
+        ];
+        (
+            statuses, table, filtered, one, missing, cleared, after, set, with_set, errors,
+        )
+    });
+    assert_eq!(ours.0, [200, 200, 403, 403, 200]);
+    assert_eq!(
+        ours.1,
+        [
+            "# table: fe, type: string, size:2, used:2",
+            "0x?: key=alice use=0 exp=? gpc0=2 http_req_cnt=3 http_req_rate(10000)=3 http_err_cnt=2",
+            "0x?: key=carol use=0 exp=? gpc0=0 http_req_cnt=1 http_req_rate(10000)=1 http_err_cnt=0"
+        ]
+    );
+    assert_eq!(ours.2.len(), 2);
+    assert_eq!(ours.3.len(), 2);
+    assert_eq!(ours.4, "\n");
+    assert_eq!(ours.6.len(), 2);
+    assert!(ours.8[1].contains("gpc0=7"), "{:?}", ours.8);
+    assert_eq!(ours.9[0], "No such table\n\n");
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
+
+#[test]
+fn entries_expire() {
+    let server = EchoServer::start("s1");
+    let dir = temp_dir("stick-expire");
+    let socket = dir.join("stats.sock");
+    let front = front();
+    let config = http_config(
+        front,
+        &socket.display().to_string(),
+        &user_table("10", "1s"),
+        server.addr,
+    );
+    let (ours, theirs) = side_by_side("stick-expire", &config, front, |addr| {
+        user(addr, "alice", "/");
+        user(addr, "bob", "/");
+        settle();
+        let before = masked(&cli(&socket, "show table fe"), 1_000, 500);
+        std::thread::sleep(Duration::from_millis(1_500));
+        (before, cli(&socket, "show table fe"))
+    });
+    assert_eq!(ours.0.len(), 3);
+    assert_eq!(ours.1, "# table: fe, type: string, size:10, used:0\n\n");
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
+
+#[test]
+fn configuration_errors_are_haproxys() {
+    let dir = temp_dir("stick-errors");
+    // The lines in frontend `f`, and whether the configuration is refused (else warned about).
+    let cases = [
+        ("  stick-table type ip size 10 store foo\n", true),
+        ("  stick-table type ip expire 10s\n", true),
+        ("  stick-table type ip size 1k store http_req_rate\n", true),
+        ("  stick-table type foo size 1k\n", true),
+        (
+            "  stick-table type ip size 1k\n  http-request track-sc0 src table nope\n",
+            true,
+        ),
+        ("  http-request track-sc0 src\n", true),
+        (
+            "  stick-table type ip size 1k\n  stick-table type ip size 2k\n",
+            true,
+        ),
+        ("  stick-table type ip size 1k\n  stick on src\n", false),
+    ];
+    for (i, (lines, refused)) in cases.iter().enumerate() {
+        let text = format!(
+            "defaults\n  mode http\n{TIMEOUTS}frontend f\n  bind 127.0.0.1:1\n{lines}  default_backend b\n\
+             backend b\n  server s 127.0.0.1:1\n"
+        );
+        let file = dir.join(format!("case{i}.cfg"));
+        std::fs::write(&file, text).expect("writing the configuration");
+        let [ours, theirs] = check_both(&file);
+        assert_eq!(ours.0 != 0, *refused, "case {i}: {lines} {ours:?}");
+        assert!(!ours.1.is_empty(), "case {i}: {lines}");
+        if std::path::Path::new(hapx_tests::proxy_rules::HAPROXY).exists() {
+            assert_eq!(ours, theirs, "case {i}: {lines}");
+        }
+    }
+    // Not in a defaults section.
+    let file = dir.join("defaults.cfg");
+    let text = format!(
+        "defaults\n  mode http\n  stick on src\n{TIMEOUTS}backend b\n  server s 127.0.0.1:1\n"
+    );
+    std::fs::write(&file, text).expect("writing the configuration");
+    let [ours, theirs] = check_both(&file);
+    assert_ne!(ours.0, 0);
+    assert_eq!(
+        ours.1,
+        ["ALERT: parsing [".to_string()
+            + &file.display().to_string()
+            + ":3] : 'stick' not allowed in 'defaults' section."]
+    );
+    if std::path::Path::new(hapx_tests::proxy_rules::HAPROXY).exists() {
+        assert_eq!(ours, theirs);
+    }
+}
+
+/// The server that answered a request for `user` (the echo server's first line).
+fn served_by(addr: SocketAddr, user: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let request = get("/", &format!("x-user: {user}\r\nconnection: close\r\n"));
+    if s.write_all(request.as_bytes()).is_err() {
+        return String::new();
+    }
+    read_response(&mut BufReader::new(s))
+        .map(|r| r.body.lines().next().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn stick_on_keeps_clients_on_their_server() {
+    let (s1, s2) = (EchoServer::start("s1"), EchoServer::start("s2"));
+    let dir = temp_dir("stick-on");
+    let socket = dir.join("stats.sock");
+    let front = front();
+    let config = format!(
+        "global\n  stats socket {} level admin\n\
+         defaults\n  mode http\n{TIMEOUTS}\
+         frontend fe\n  bind {front}\n  default_backend be\n\
+         backend be\n  balance roundrobin\n\
+         \x20 stick-table type string len 32 size 1k expire 30s\n\
+         \x20 stick on req.hdr(x-user)\n\
+         \x20 server s1 {}\n  server s2 {}\n",
+        socket.display(),
+        s1.addr,
+        s2.addr
+    );
+    let users = ["ann", "bob", "cat", "dan", "eve"];
+    let (ours, theirs) = side_by_side("stick-on", &config, front, |addr| {
+        let first: Vec<String> = users.iter().map(|u| served_by(addr, u)).collect();
+        // Later, in another order: each client goes back to its server.
+        std::thread::sleep(Duration::from_millis(300));
+        let again: Vec<String> = users.iter().rev().map(|u| served_by(addr, u)).collect();
+        settle();
+        let table = masked(&cli(&socket, "show table be"), 30_000, 5_000);
+        // A server in maintenance: its clients are balanced again (and stored anew).
+        cli(&socket, "disable server be/s1");
+        let moved: Vec<String> = users.iter().map(|u| served_by(addr, u)).collect();
+        (first, again, table, moved)
+    });
+    let (first, again, _, moved) = &ours;
+    let back: Vec<String> = again.iter().rev().cloned().collect();
+    assert_eq!(*first, back);
+    assert!(first.contains(&"s1".to_string()) && first.contains(&"s2".to_string()));
+    assert!(moved.iter().all(|s| s == "s2"), "{moved:?}");
+    assert_eq!(ours.2.len(), 6);
+    assert!(
+        ours.2[1].ends_with("server_id=1 server_key=s1")
+            || ours.2[1].ends_with("server_id=2 server_key=s2"),
+        "{:?}",
+        ours.2
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
+
+#[test]
+fn stick_on_src_in_tcp_mode_keeps_the_client_on_its_server() {
+    use hapx_tests::proxy::{NamedServer, ask};
+    use std::net::Ipv4Addr;
+    let hold = Duration::from_millis(50);
+    let (a, b) = (
+        NamedServer::start("a", Ipv4Addr::LOCALHOST, hold),
+        NamedServer::start("b", Ipv4Addr::LOCALHOST, hold),
+    );
+    let dir = temp_dir("stick-tcp");
+    let socket = dir.join("stats.sock");
+    let front = front();
+    let config = format!(
+        "global\n  stats socket {} level admin\n\
+         defaults\n  mode tcp\n{TIMEOUTS}\
+         listen l\n  bind {front}\n  balance roundrobin\n\
+         \x20 stick-table type ip size 10 expire 30s\n  stick on src\n\
+         \x20 server a 127.0.0.1:{}\n  server b 127.0.0.1:{}\n",
+        socket.display(),
+        a.port(),
+        b.port()
+    );
+    let (ours, theirs) = side_by_side("stick-tcp", &config, front, |addr| {
+        let names: Vec<String> = (0..4).map(|_| ask(addr)).collect();
+        settle();
+        let table = masked(&cli(&socket, "show table l"), 30_000, 5_000);
+        (names, table)
+    });
+    assert_eq!(ours.0, ["a", "a", "a", "a"]);
+    assert_eq!(
+        ours.1,
+        [
+            "# table: l, type: ip, size:10, used:1",
+            "0x?: key=127.0.0.1 use=0 exp=? server_id=1 server_key=a"
+        ]
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
