@@ -149,10 +149,12 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 # server (which sinks it) and stay open; the proxy's RSS growth over its idle RSS, per
 # connection (its buffers, TLS state and socket bookkeeping).
 CONNS=${CONNS:-2000}
-hold() { # PORT PID: prints the RSS growth in kB per connection while CONNS are open
-  python3 - "$1" "$2" "$CONNS" <<'PY'
-import socket, sys, time
-port, pid, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+hold() { # PORT PID [tls]: prints the RSS growth in kB per connection while CONNS are open
+  python3 - "$1" "$2" "$CONNS" "${3:-}" <<'PY'
+import socket, ssl, sys, time
+port, pid, n, tls = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "tls"
+ctx = ssl.create_default_context()
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
 def rss():
     with open(f"/proc/{pid}/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
@@ -160,6 +162,8 @@ before = rss()
 conns = []
 for _ in range(n):
     c = socket.create_connection(("127.0.0.1", port))
+    if tls:
+        c = ctx.wrap_socket(c)
     c.sendall(b"SINK" + b"x" * 65536)
     conns.append(c)
 time.sleep(2)
@@ -170,6 +174,8 @@ PY
 }
 for name in haproxy hapx; do
   R[$name,rss]=$(hold "${PORT[$name]}" "${PID[$name]}")
+  sleep 1
+  R[$name,trss]=$(hold $((${PORT[$name]} + 1)) "${PID[$name]}" tls)
   sleep 1
 done
 
@@ -191,4 +197,5 @@ row "throughput, Gbit/s (4 TLS clients)" tgbit rate
 row "new TLS handshakes/s (-c64)" trate rate
 row "proxy CPU s per GB (lower better)" tcpu_gb cost
 row "proxy CPU ms per 1k handshakes" tcpu_kconn cost
+row "RSS kB per open TLS client (${CONNS})" trss cost
 echo "(ratio: hapx / HAProxy for rates, HAProxy / hapx for CPU costs: above 1 is hapx better)"

@@ -301,6 +301,23 @@ fn configuration_errors_are_haproxys() {
             true,
         ),
         ("  stick-table type ip size 1k\n  stick on src\n", false),
+        ("  stick-table type ip size 0\n", true),
+        ("  stick-table type ip size 10x\n", true),
+        ("  stick-table type ip size 10 store gpt0(10s)\n", true),
+        (
+            "  stick-table type ip size 10 store http_req_rate(10s\n",
+            true,
+        ),
+        ("  stick-table type ip size 10 store gpc0, conn_cnt\n", true),
+        ("  stick-table type ip size 10 peers nope\n", true),
+        ("  stick-table type string size 10 len 5\n", true),
+        ("  stick-table type string len 0 size 10\n", true),
+        ("  stick-table type ip size 10 expire 30d\n", true),
+        ("  stick-table type ip size 10 expire 10x\n", true),
+        (
+            "  stick-table type ip size 1k\n  tcp-request connection track-sc3 src\n",
+            true,
+        ),
     ];
     for (i, (lines, refused)) in cases.iter().enumerate() {
         let text = format!(
@@ -432,6 +449,330 @@ fn stick_on_src_in_tcp_mode_keeps_the_client_on_its_server() {
         [
             "# table: l, type: ip, size:10, used:1",
             "0x?: key=127.0.0.1 use=0 exp=? server_id=1 server_key=a"
+        ]
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
+
+/// A kept-alive client connection: requests one after the other on it.
+struct KeptAlive {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl KeptAlive {
+    fn open(addr: SocketAddr) -> KeptAlive {
+        let stream = TcpStream::connect(addr).expect("connecting to the proxy");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let reader = BufReader::new(stream.try_clone().expect("cloning the connection"));
+        KeptAlive { stream, reader }
+    }
+
+    /// The status of a request for `path` and the values of its response's `x-` headers
+    /// (0: no response).
+    fn status(&mut self, path: &str) -> (u16, Vec<String>) {
+        if self.stream.write_all(get(path, "").as_bytes()).is_err() {
+            return (0, Vec::new());
+        }
+        read_response(&mut self.reader).map_or((0, Vec::new()), |r| {
+            let x = r.headers.into_iter().filter(|(n, _)| n.starts_with("x-"));
+            (r.status, x.map(|(n, v)| format!("{n}: {v}")).collect())
+        })
+    }
+}
+
+/// The entry lines of `show table fe` (expiry checked against 30s and masked).
+fn entries(socket: &std::path::Path) -> Vec<String> {
+    masked(&cli(socket, "show table fe"), 30_000, 5_000)
+        .into_iter()
+        .skip(1)
+        .collect()
+}
+
+#[test]
+fn session_and_request_tracking_of_one_slot_count_once() {
+    let server = EchoServer::start("s1");
+    let dir = temp_dir("stick-levels");
+    let socket = dir.join("stats.sock");
+    let front = front();
+    // The slot tracked at connection level is taken for the request rules: HAProxy's
+    // `http-request track-sc0` then does nothing (and nothing counts twice).
+    let lines = "  stick-table type ip size 100 expire 30s store conn_cur,conn_cnt,sess_cnt,http_req_cnt,http_err_cnt\n\
+                 \x20 tcp-request connection track-sc0 src\n\
+                 \x20 http-request track-sc0 src\n\
+                 \x20 http-request return status 200 if { path /local }\n\
+                 \x20 http-request deny deny_status 403 if { path /deny }\n";
+    let config = http_config(front, &socket.display().to_string(), lines, server.addr);
+    let (ours, theirs) = side_by_side("stick-levels", &config, front, |addr| {
+        let mut c = KeptAlive::open(addr);
+        let statuses: Vec<u16> = ["/", "/", "/deny", "/local"]
+            .iter()
+            .map(|p| c.status(p).0)
+            .collect();
+        settle();
+        let open = entries(&socket);
+        drop(c);
+        // Refused before any request: a connection closed at once, and a malformed request.
+        drop(TcpStream::connect(addr));
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+            s.write_all(b"GARBAGE\x01 / HTTP/1.1\r\n\r\n").ok();
+            let _ = s.read(&mut [0u8; 256]);
+        }
+        settle();
+        (statuses, open, entries(&socket))
+    });
+    assert_eq!(ours.0, [200, 200, 403, 200]);
+    assert_eq!(
+        ours.1,
+        [
+            "0x?: key=127.0.0.1 use=1 exp=? conn_cnt=1 conn_cur=1 sess_cnt=1 http_req_cnt=4 http_err_cnt=1"
+        ]
+    );
+    assert_eq!(
+        ours.2,
+        [
+            "0x?: key=127.0.0.1 use=0 exp=? conn_cnt=3 conn_cur=0 sess_cnt=3 http_req_cnt=6 http_err_cnt=3"
+        ]
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
+
+#[test]
+fn request_trackers_end_with_each_request_and_response_rules_count() {
+    let server = EchoServer::start("s1");
+    let dir = temp_dir("stick-kept");
+    let socket = dir.join("stats.sock");
+    let front = front();
+    let lines = "  stick-table type ip size 100 expire 30s store conn_cur,conn_cnt,http_req_cnt,http_err_cnt,gpc0,gpt0\n\
+                 \x20 http-request track-sc0 src\n\
+                 \x20 http-request return status 200 if { path /local }\n\
+                 \x20 http-request deny deny_status 403 if { path /deny }\n\
+                 \x20 http-request redirect location /x if { path /redir }\n\
+                 \x20 http-response sc-inc-gpc0(0)\n\
+                 \x20 http-response sc-set-gpt0(0) 7\n\
+                 \x20 http-response set-header x-gpc0 %[sc0_get_gpc0]\n";
+    let config = http_config(front, &socket.display().to_string(), lines, server.addr);
+    let (ours, theirs) = side_by_side("stick-kept", &config, front, |addr| {
+        let mut c = KeptAlive::open(addr);
+        // After each request on the kept connection: its response, and the entry (no longer
+        // in use once the request is over, however it was answered).
+        let seen: Vec<_> = ["/", "/local", "/redir", "/deny", "/"]
+            .iter()
+            .map(|p| {
+                let answer = c.status(p);
+                settle();
+                (answer, entries(&socket))
+            })
+            .collect();
+        drop(c);
+        settle();
+        (seen, entries(&socket))
+    });
+    let statuses: Vec<u16> = ours.0.iter().map(|((s, _), _)| *s).collect();
+    assert_eq!(statuses, [200, 200, 302, 403, 200]);
+    assert_eq!(ours.0[0].0.1, ["x-gpc0: 1"]);
+    assert_eq!(
+        ours.0[0].1,
+        [
+            "0x?: key=127.0.0.1 use=0 exp=? gpt0=7 gpc0=1 conn_cnt=1 conn_cur=0 http_req_cnt=1 http_err_cnt=0"
+        ]
+    );
+    assert_eq!(
+        ours.1,
+        [
+            "0x?: key=127.0.0.1 use=0 exp=? gpt0=7 gpc0=2 conn_cnt=5 conn_cur=0 http_req_cnt=5 http_err_cnt=1"
+        ]
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
+
+#[test]
+fn sessions_count_once_their_tls_handshake_is_over() {
+    use hapx_tests::proxy_tls::{ClientHello, TlsClient, site_certificate};
+    let server = EchoServer::start("s1");
+    let dir = temp_dir("stick-tls");
+    let socket = dir.join("stats.sock");
+    let crt = dir.join("site.pem");
+    site_certificate(&crt, &["site.example"], false);
+    let front = front();
+    let lines = "  stick-table type ip size 100 expire 30s store conn_cur,conn_cnt,sess_cnt,http_req_cnt\n\
+                 \x20 tcp-request connection track-sc0 src\n";
+    let config = http_config(front, &socket.display().to_string(), lines, server.addr).replace(
+        &format!("bind {front}\n"),
+        &format!("bind {front} ssl crt {}\n", crt.display()),
+    );
+    let (ours, theirs) = side_by_side("stick-tls", &config, front, |addr| {
+        // Not TLS: the handshake fails, no session.
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+            s.write_all(get("/", "").as_bytes()).ok();
+            let _ = s.read(&mut [0u8; 256]);
+        }
+        settle();
+        let failed = entries(&socket);
+        let mut tls = TlsClient::connect(addr, &ClientHello::default()).expect("a handshake");
+        let answer = tls.send_and_read(get("/", "connection: close\r\n").as_bytes());
+        let status = answer.map(|a| String::from_utf8_lossy(&a[..a.len().min(12)]).into_owned());
+        drop(tls);
+        settle();
+        (failed, status, entries(&socket))
+    });
+    assert_eq!(
+        ours.0,
+        ["0x?: key=127.0.0.1 use=0 exp=? conn_cnt=1 conn_cur=0 sess_cnt=0 http_req_cnt=0"]
+    );
+    assert_eq!(ours.1.as_deref(), Ok("HTTP/1.1 200"));
+    assert_eq!(
+        ours.2,
+        ["0x?: key=127.0.0.1 use=0 exp=? conn_cnt=2 conn_cur=0 sess_cnt=1 http_req_cnt=1"]
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
+
+#[test]
+fn table_commands_answer_as_haproxy() {
+    let server = EchoServer::start("s1");
+    let dir = temp_dir("stick-cli");
+    let socket = dir.join("stats.sock");
+    let front = front();
+    let config = http_config(
+        front,
+        &socket.display().to_string(),
+        "  stick-table type integer size 10 store gpc0\n",
+        server.addr,
+    )
+    .replace(
+        "frontend fe\n",
+        "backend ipt\n  stick-table type ip size 10 store gpc0,server_id\nfrontend fe\n",
+    );
+    let commands = [
+        "show table",
+        "clear table",
+        "set table",
+        "set table fe",
+        "set table fe key",
+        "set table fe data.gpc0 1",
+        "clear table fe key",
+        "clear table fe foo",
+        "show table fe key",
+        "show table fe foo",
+        "set table fe key -1 data.gpc0 3",
+        "set table fe key 4294967296 data.gpc0 3",
+        "set table fe key abc data.gpc0 3",
+        "set table fe key 5x data.gpc0 2",
+        "set table fe key 1 data.gpc0 -1",
+        "set table fe key 2 data.gpc0 99999999999",
+        "set table fe key 3 data.gpc0 1x",
+        "set table ipt key 1.2.3 data.gpc0 1",
+        "set table ipt key 1.2.3.4 data.server_id -1",
+        "show table ipt key 1.2.3",
+        "show table ipt key 1.2.3.9",
+        "show table ipt key nope",
+        "show table fe",
+        "show table ipt",
+    ];
+    let (ours, theirs) = side_by_side("stick-cli", &config, front, |_| {
+        commands
+            .iter()
+            .map(|c| {
+                let answer = cli(&socket, c);
+                // Entry pointers differ from run to run.
+                let lines: Vec<String> = answer
+                    .lines()
+                    .map(|l| match l.split_once(": key=") {
+                        Some((_, rest)) => format!("0x?: key={rest}"),
+                        None => l.to_string(),
+                    })
+                    .collect();
+                format!("{c} => {}", lines.join("|"))
+            })
+            .collect::<Vec<_>>()
+    });
+    let expect = |c: &str, a: &str| {
+        assert!(ours.contains(&format!("{c} => {a}")), "{c}: {ours:#?}");
+    };
+    expect(
+        "show table",
+        "# table: fe, type: integer, size:10, used:0|# table: ipt, type: ip, size:10, used:0|",
+    );
+    expect(
+        "clear table",
+        "Required arguments: <table> \"data.<store_data_type>\" <operator> <value> or <table> key <key>|",
+    );
+    expect("show table fe key", "Key value expected|");
+    expect("set table fe key -1 data.gpc0 3", "Invalid key|");
+    expect(
+        "show table fe",
+        "# table: fe, type: integer, size:10, used:4|0x?: key=1 use=0 exp=0 gpc0=4294967295|0x?: key=2 use=0 exp=0 gpc0=1215752191|0x?: key=3 use=0 exp=0 gpc0=0|0x?: key=5 use=0 exp=0 gpc0=2|",
+    );
+    expect(
+        "show table ipt key 1.2.3",
+        "# table: ipt, type: ip, size:10, used:2|0x?: key=1.2.3.0 use=0 exp=0 server_id=0 gpc0=1|",
+    );
+    expect(
+        "show table ipt",
+        "# table: ipt, type: ip, size:10, used:2|0x?: key=1.2.3.0 use=0 exp=0 server_id=0 gpc0=1|0x?: key=1.2.3.4 use=0 exp=0 server_id=-1 gpc0=0|",
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
+
+/// A connection to `addr` from loopback address `src`, its request answered (kept open).
+fn tracked_from(addr: SocketAddr, src: [u8; 4]) -> Option<KeptAlive> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    socket
+        .bind(&SocketAddr::from((src, 0)).into())
+        .and_then(|()| socket.connect(&addr.into()))
+        .ok()?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let reader = BufReader::new(stream.try_clone().ok()?);
+    let mut c = KeptAlive { stream, reader };
+    (c.status("/").0 == 200).then_some(c)
+}
+
+#[test]
+fn a_full_table_keeps_entries_tracked_past_their_expiry() {
+    let server = EchoServer::start("s1");
+    let dir = temp_dir("stick-full");
+    let socket = dir.join("stats.sock");
+    let front = front();
+    let lines = "  stick-table type ip size 2 expire 1s store conn_cur,gpc0\n\
+                 \x20 tcp-request connection track-sc0 src\n\
+                 \x20 http-request sc-inc-gpc0(0)\n\
+                 \x20 http-request return status 200 if { always_true }\n";
+    let config = http_config(front, &socket.display().to_string(), lines, server.addr);
+    let (ours, theirs) = side_by_side("stick-full", &config, front, |addr| {
+        let a = tracked_from(addr, [127, 0, 0, 2]);
+        let b = tracked_from(addr, [127, 0, 0, 3]);
+        // Both outlive the table's expiry while tracked, then the first ends: the next
+        // key finds the least recently used entry (the second, tracked) and no room.
+        std::thread::sleep(Duration::from_millis(1200));
+        let held = masked(&cli(&socket, "show table fe"), 0, 0);
+        drop(a);
+        settle();
+        let d = tracked_from(addr, [127, 0, 0, 5]);
+        settle();
+        let after = masked(&cli(&socket, "show table fe"), 1000, 1000);
+        drop((b, d));
+        (held, after)
+    });
+    assert_eq!(
+        ours.1,
+        [
+            "# table: fe, type: ip, size:2, used:2",
+            "0x?: key=127.0.0.2 use=0 exp=? gpc0=1 conn_cur=0",
+            "0x?: key=127.0.0.3 use=1 exp=? gpc0=1 conn_cur=1"
         ]
     );
     if let Some(theirs) = theirs {

@@ -832,7 +832,14 @@ fn stick_table(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         ));
     }
     let mut warnings = Vec::new();
-    let mut spec = super::stick::parse_table(&line.words[1..], &mut warnings)?;
+    let mut spec = match super::stick::parse_table(&line.words[1..], &mut warnings) {
+        Ok(spec) => spec,
+        Err(super::stick::TableError::Line(m)) => return Err(m),
+        Err(super::stick::TableError::Unspaced(m)) => {
+            diags.global_alert(format!("parsing [{}]: {m}", line.place));
+            return Ok(());
+        }
+    };
     for w in warnings {
         diags.warn(line.place, w);
     }

@@ -623,6 +623,11 @@ impl Ctx<'_> {
             ));
         }
         self.placed_after("tcp-request", &format!("tcp-request {which}"));
+        // HAProxy words this one after the rule's action, as its `tcp-request` parser does.
+        let name = words.get(2).map_or("", String::as_str);
+        if let Some(e) = super::stick::track_slot(name).and_then(super::stick::slot_error) {
+            return Err(format!("'tcp-request {which} {name}' : {e}"));
+        }
         let end = words
             .iter()
             .position(|w| w == "if" || w == "unless")

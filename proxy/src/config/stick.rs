@@ -129,6 +129,9 @@ pub struct TableSpec {
     pub size: usize,
     pub expire: Option<Duration>,
     pub nopurge: bool,
+    /// The `peers` section named (hapx has none: the check refuses it as HAProxy refuses a
+    /// section that does not exist).
+    pub peers: Option<String>,
     /// The data stored, in HAProxy's order, each once.
     pub store: Vec<Store>,
     /// Where it is declared (`file:line`), for HAProxy's conflict message.
@@ -142,15 +145,42 @@ impl TableSpec {
     }
 }
 
-/// Parses the words after `stick-table`; `warnings` gets what HAProxy warns about (`peers`:
-/// hapx replicates nothing).
-pub fn parse_table(args: &[String], warnings: &mut Vec<String>) -> Result<TableSpec, String> {
-    let err = |m: String| format!("stick-table: {m}.");
+/// Why a `stick-table` line is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    /// Worded after the line's place, as most messages (`parsing [f:l] : ...`).
+    #[error("{0}")]
+    Line(String),
+    /// HAProxy words an expiry past its timers `parsing [f:l]: ...` (no space before the
+    /// colon).
+    #[error("{0}")]
+    Unspaced(String),
+}
+
+/// The first character of `v` HAProxy's number parsers stop at (after the digits and one
+/// of `units`).
+fn unexpected_char(v: &str, units: &[&str]) -> char {
+    let rest = v.trim_start_matches(|c: char| c.is_ascii_digit());
+    let after = if rest.len() == v.len() {
+        rest
+    } else {
+        units
+            .iter()
+            .find_map(|u| rest.strip_prefix(u))
+            .unwrap_or(rest)
+    };
+    after.chars().chain(rest.chars()).next().unwrap_or('?')
+}
+
+/// Parses the words after `stick-table`; `warnings` gets what HAProxy warns about.
+pub fn parse_table(args: &[String], warnings: &mut Vec<String>) -> Result<TableSpec, TableError> {
+    let err = |m: String| TableError::Line(format!("stick-table: {m}."));
     let mut key = None;
     let mut key_len = None;
     let mut size = None;
     let mut spec_expire = None;
     let mut nopurge = false;
+    let mut peers = None;
     let mut store: Vec<Store> = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -175,28 +205,43 @@ pub fn parse_table(args: &[String], warnings: &mut Vec<String>) -> Result<TableS
                     other => return Err(err(format!("unknown type '{other}'"))),
                 });
                 i += 2;
-            }
-            "len" => {
-                let v = need(word)?;
-                key_len = Some(
-                    v.parse::<usize>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| err(format!("invalid key length '{v}'")))?,
-                );
-                i += 2;
+                // A string's length comes right after its type, as in HAProxy (which reads
+                // it as atol() does: 0 or no digits is no length).
+                if key == Some(KeyType::String) && args.get(i).is_some_and(|w| w == "len") {
+                    let v = args.get(i + 1).map_or("", String::as_str);
+                    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+                    let n = v[..digits].parse::<usize>().unwrap_or(0);
+                    if n == 0 {
+                        return Err(err(format!("unknown type '{v}'")));
+                    }
+                    key_len = Some(n);
+                    i += 2;
+                }
             }
             "size" => {
                 let v = need(word)?;
-                size = Some(size_value(v).ok_or_else(|| err(format!("invalid size '{v}'")))?);
+                let at = || unexpected_char(v, &["k", "K", "m", "M", "g", "G"]);
+                let n = size_value(v).ok_or_else(|| {
+                    err(format!(
+                        "unexpected character '{}' in argument of 'size'",
+                        at()
+                    ))
+                })?;
+                // `size 0` is no size, as in HAProxy.
+                size = Some(n).filter(|n| *n > 0);
                 i += 2;
             }
             "expire" => {
                 let v = need(word)?;
                 let d = values::timer(v, "stick-table expire").map_err(|_| {
-                    err(format!(
-                        "unexpected character '{v}' in argument to 'expire'"
-                    ))
+                    if values::long_duration(v).is_ok() {
+                        TableError::Unspaced(format!(
+                            "stick-table: timer overflow in argument <{v}> to <expire>, maximum value is 2147483647 ms (~24.8 days)."
+                        ))
+                    } else {
+                        let c = unexpected_char(v, &["us", "ms", "s", "m", "h", "d"]);
+                        err(format!("unexpected character '{c}' in argument of 'expire'"))
+                    }
                 })?;
                 spec_expire = Some(d);
                 i += 2;
@@ -206,16 +251,14 @@ pub fn parse_table(args: &[String], warnings: &mut Vec<String>) -> Result<TableS
                 i += 1;
             }
             "peers" => {
-                need(word)?;
-                warnings.push(
-                    "stick-table: 'peers' is not implemented by hapx: the table is not replicated."
-                        .into(),
-                );
+                peers = Some(need(word)?.clone());
                 i += 2;
             }
             "store" => {
                 let v = need(word)?;
-                for item in v.split(',') {
+                // A last comma ends the list, as in HAProxy (`store gpc0, conn_cnt` then
+                // has `conn_cnt` for its next argument).
+                for item in v.strip_suffix(',').unwrap_or(v).split(',') {
                     let s = store_item(item).map_err(err)?;
                     if store.iter().any(|x| x.data == s.data) {
                         warnings.push(format!(
@@ -229,9 +272,7 @@ pub fn parse_table(args: &[String], warnings: &mut Vec<String>) -> Result<TableS
                 i += 2;
             }
             other => {
-                return Err(err(format!(
-                    "unknown argument '{other}'. Expects 'type', 'size', 'expire', 'nopurge', 'peers', 'store' or 'len'"
-                )));
+                return Err(err(format!("unknown argument '{other}'")));
             }
         }
     }
@@ -250,6 +291,7 @@ pub fn parse_table(args: &[String], warnings: &mut Vec<String>) -> Result<TableS
         size,
         expire: spec_expire,
         nopurge,
+        peers,
         store,
         declared_at: String::new(),
     })
@@ -275,7 +317,14 @@ fn size_value(v: &str) -> Option<usize> {
 /// One item of `store`: `gpc0`, `http_req_rate(10s)`.
 fn store_item(item: &str) -> Result<Store, String> {
     let (name, arg) = match item.split_once('(') {
-        Some((n, rest)) => (n, Some(rest.strip_suffix(')').unwrap_or(rest))),
+        Some((n, rest)) => match rest.split_once(')') {
+            Some((arg, _)) => (n, Some(arg)),
+            None => {
+                return Err(format!(
+                    "missing closing parenthesis after store option '{n}'"
+                ));
+            }
+        },
         None => (item, None),
     };
     let data = DataType::named(name).ok_or_else(|| format!("unknown store option '{name}'"))?;
@@ -285,6 +334,9 @@ fn store_item(item: &str) -> Result<Store, String> {
         ));
     }
     if !data.is_rate() {
+        if arg.is_some() {
+            return Err(format!("unexpected argument to store option '{name}'"));
+        }
         return Ok(Store { data, period_ms: 0 });
     }
     let arg = arg
@@ -308,18 +360,25 @@ pub struct Track {
     pub table: String,
 }
 
-/// The slot of `track-scN` and `sc-*(N)` actions named `name`; None for other names.
+/// The N of a `track-scN` action named `name` (any number: [`parse_track`] refuses those
+/// past the last slot as HAProxy); None for other names.
 pub fn track_slot(name: &str) -> Option<u8> {
-    match name.strip_prefix("track-sc")? {
-        "0" => Some(0),
-        "1" => Some(1),
-        "2" => Some(2),
-        _ => None,
-    }
+    let n = name.strip_prefix("track-sc")?;
+    n.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| n.parse().ok())?
+}
+
+/// HAProxy's message for a `track-scN` past its last slot; None for a slot that exists.
+pub fn slot_error(slot: u8) -> Option<String> {
+    (slot > 2).then(|| format!("{slot} track-sc number exceeding 2 (MAX_SESS_STKCTR-1) value"))
 }
 
 /// The arguments of `track-scN` (`args` after the action's name), in proxy `own`.
 pub fn parse_track(slot: u8, args: &[String], own: &str) -> Result<Track, AclError> {
+    if let Some(e) = slot_error(slot) {
+        return Err(AclError::Bad(e));
+    }
     let name = format!("track-sc{slot}");
     let key = args
         .first()
@@ -451,6 +510,14 @@ pub fn check(config: &mut super::model::Config, diags: &mut super::diag::Diags) 
         }
     }
     check_tracks(config, diags);
+    for p in &config.proxies {
+        if let Some(peers) = p.stick_table.as_ref().and_then(|s| s.peers.as_ref()) {
+            diags.global_alert(format!(
+                "Proxy '{}': unable to find sync peers '{peers}'.",
+                p.name
+            ));
+        }
+    }
 }
 
 /// Each `track-scN` names a table that exists.
@@ -512,7 +579,11 @@ mod tests {
             [DataType::Gpc0, DataType::ConnCur, DataType::HttpReqRate]
         );
         assert_eq!(t.stores(DataType::HttpReqRate).unwrap().period_ms, 10_000);
-        let e = |s: &str| parse_table(&words(s), &mut Vec::new()).unwrap_err();
+        let e = |s: &str| {
+            parse_table(&words(s), &mut Vec::new())
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
             e("type ip size 10 store foo"),
             "stick-table: unknown store option 'foo'."

@@ -211,6 +211,8 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
         ["set", "table", name, rest @ ..] if admin => {
             super::stick::cli::set(&state.tables, name, rest)
         }
+        ["clear", "table"] if level != CliLevel::User => super::stick::cli::clear_usage(),
+        ["set", "table"] if admin => super::stick::cli::SET_USAGE.into(),
         ["clear" | "show", "table", ..] => denied(),
         ["set", "server", spec, rest @ ..] if admin => set_server(state, spec, rest),
         ["enable" | "disable" | "set", ..] => denied(),

@@ -802,34 +802,293 @@ struct Req {
 }
 
 /// Serves one HTTP-mode client connection.
-pub async fn serve(
+pub fn serve(
     state: Arc<State>,
     fe: Arc<Frontend>,
     client: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
     tls: Option<Arc<TlsServer>>,
-) {
-    let _session = fe.counters.open();
+) -> impl std::future::Future<Output = ()> {
+    // A block, not an `async fn`: an async fn keeps a second copy of its arguments in its
+    // future, and this one lives as long as the connection (and the socket goes into its
+    // `Conn` out here, for the same reason).
     let mut client = Conn::new(client);
-    // `bind ... ssl`: the handshake first, within `timeout client` (boxed, as the TLS state
-    // it leaves: a plaintext connection's task does not grow).
-    if let Some(server) = tls {
-        let handshake = super::tls::accept(&server, &client.stream, fe.conf.timeouts.client);
-        match Box::pin(handshake).await {
-            Ok(session) => client.tls = Some(session),
-            Err(e) => {
-                let message = super::tls::handshake_failure(&e);
-                return fe.logger.log_conn_failure(&fe, peer, local, message);
+    async move {
+        let _session = fe.counters.open();
+        // `bind ... ssl`: the handshake first, within `timeout client` (boxed, as the TLS state
+        // it leaves: a plaintext connection's task does not grow).
+        if let Some(server) = tls {
+            let handshake = super::tls::accept(&server, &client.stream, fe.conf.timeouts.client);
+            match Box::pin(handshake).await {
+                Ok(session) => {
+                    client.tls = Some(session);
+                    if !state.tables.is_empty() {
+                        super::stick::session_accepted();
+                    }
+                }
+                Err(e) => {
+                    let message = super::tls::handshake_failure(&e);
+                    return fe.logger.log_conn_failure(&fe, peer, local, message);
+                }
             }
         }
-    }
-    client.stamps_first_byte = fe.logger.logs_traffic() || rules::values_use_timers(&fe);
-    requests(state, fe, &mut client, peer, local).await;
-    // Every way the connection ends comes here: a TLS client is told it ended (boxed: a
-    // plaintext connection's task does not grow).
-    if client.tls.is_some() {
-        Box::pin(close_tls(&mut client)).await;
+        client.stamps_first_byte = fe.logger.logs_traffic() || rules::values_use_timers(&fe);
+        // The requests, to the connection's end (here, not in a function of their own: a nested
+        // future would keep its own copies of the arguments in every idle connection's task).
+        // Every way out of the loop is a `break`, so that what follows runs.
+        {
+            let client = &mut client;
+            // One wait for the soft stop for the whole connection, not one per kept-alive request:
+            // registering costs a lock on the stop's wake-up list.
+            let stopped = state.soft_stopped();
+            tokio::pin!(stopped);
+            // Its server connections: the one of the request in progress, and idle ones it owns.
+            let mut up = Upstream::default();
+            let t = &fe.conf.timeouts;
+            let mut first = true;
+            loop {
+                let wait = if first {
+                    t.http_request.or(t.client)
+                } else {
+                    t.http_keep_alive.or(t.http_request).or(t.client)
+                };
+                let first_request = std::mem::replace(&mut first, false);
+                // A TLS connection's first request began at the accept, before its handshake (%Th).
+                let started = match client.tls.as_deref().filter(|_| first_request) {
+                    Some(tls) => Instant::now().checked_sub(tls.handshake),
+                    None => None,
+                }
+                .unwrap_or_else(Instant::now);
+                let started_ms = meter::ms_at(started);
+                let next = if first_request {
+                    client.read_head(wait, true).await
+                } else {
+                    // A kept-alive connection waits for its next request without read buffers,
+                    // its own or its idle server connections'.
+                    client.buf.release_if_empty();
+                    for (_, sconn) in &mut up.owned {
+                        sconn.buf.release_if_empty();
+                    }
+                    next_request(&state, stopped.as_mut(), client, wait).await
+                };
+                let next = next.and_then(|head| check_body_start(head, &client.buf));
+                let arrival = client.arrival(started);
+                let mut head = match next {
+                    Ok(h) => h,
+                    Err(ReadError::Closed) => {
+                        // HAProxy counts a connection closed before its first request as a failed
+                        // request of its tracked entries.
+                        if first_request && !state.tables.is_empty() {
+                            super::stick::failed_request(true);
+                        }
+                        break;
+                    }
+                    // A connection that never sent a request: HAProxy answers it 408, unless told
+                    // to ignore such probes (browsers' pre-connects); a kept-alive one just closes.
+                    Err(ReadError::IdleTimeout)
+                        if !first_request || fe.conf.options.http_ignore_probes =>
+                    {
+                        break;
+                    }
+                    Err(e) => {
+                        let code = e.status();
+                        // Tracked entries count it as HAProxy: a request, an error unless a timeout.
+                        if !state.tables.is_empty() {
+                            super::stick::failed_request(code != 408);
+                        }
+                        // HAProxy counts the invalid request among the requests too.
+                        fe.counters.request_at(started_ms);
+                        fe.counters.req_errors.fetch_add(1, Relaxed);
+                        fe.counters.count_status(code);
+                        let _ = client.write_all(&h1_error(code)).await;
+                        let mut req = Req {
+                            line: "<BADREQ>".into(),
+                            // HAProxy's H1 layer refuses it before any stream (and number) exists.
+                            number: 0,
+                            started,
+                            started_ms,
+                            arrival,
+                            log: log::HttpFacts::gather(&state, &fe, peer, local, arrival),
+                            server: "<NOSRV>".into(),
+                            status: code,
+                            bytes: 0,
+                            received_head: 0,
+                            connect_ms: -1,
+                            response_ms: -1,
+                            request_ms: -1,
+                            queue_ms: -1,
+                            close: false,
+                            persist: Default::default(),
+                        };
+                        req.bytes = logged_size(&error_page(&fe.conf, code));
+                        // `dontlognull` leaves out the 408 of a connection that sent nothing.
+                        if e != ReadError::IdleTimeout || !fe.conf.options.dontlognull {
+                            let flags = if code == 408 { "cR--" } else { "PR--" };
+                            http_log(&fe, None, peer, &req, flags);
+                        }
+                        break;
+                    }
+                };
+                fe.counters.request_at(started_ms);
+                // The request's stick counters end with it (HAProxy's stream), however it is answered.
+                let _stream_end = (!state.tables.is_empty()).then_some(super::stick::StreamEnd);
+                let keep_client = !head.asks_close();
+                let mut req = Req {
+                    number: log::next_request_number(),
+                    // Only a log line shows it: not built for every request when nothing logs.
+                    line: if fe.logger.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{} {} {}", head.first[0], head.first[1], head.first[2])
+                    },
+                    started,
+                    started_ms,
+                    arrival,
+                    log: log::HttpFacts::gather(&state, &fe, peer, local, arrival),
+                    server: "<NOSRV>".into(),
+                    status: 0,
+                    bytes: 0,
+                    received_head: head.logged_size(),
+                    connect_ms: -1,
+                    response_ms: -1,
+                    request_ms: 0,
+                    queue_ms: 0,
+                    close: false,
+                    persist: Default::default(),
+                };
+                if let Some(facts) = req.log.as_deref_mut() {
+                    facts.request(&fe, &head, peer, req.number);
+                    facts.bytes_in = req.received_head;
+                    if let Some(tls) = client.tls.as_deref() {
+                        facts.tls = Some(tls.facts.clone());
+                        if first_request {
+                            facts.handshake_ms = tls.handshake.as_millis() as i64;
+                        }
+                    }
+                }
+                // The proxy's rules (none: nothing to do, nothing parsed).
+                let mut routed = None;
+                if rules::http_applies(&fe) {
+                    let dst = client.dst(local);
+                    // As HAProxy does, a proxy's own answer keeps the connection only when the
+                    // request's whole body came already (it is then drained); the reply says
+                    // `connection: close` when it closes.
+                    let body = buffered_body(&head, &client.buf);
+                    let keep_answer = keep_client && body.is_some();
+                    let facts = rules::Facts {
+                        tls: client.tls.as_deref().map(|s| &*s.facts),
+                        ..rules::Facts::request(
+                            started,
+                            arrival,
+                            &req.line,
+                            req.log.as_deref(),
+                            req.number,
+                        )
+                    };
+                    match rules::route_request(
+                        &state,
+                        &fe,
+                        &mut head,
+                        peer,
+                        dst,
+                        keep_answer,
+                        facts,
+                    ) {
+                        rules::Routed::Backend(b) => routed = Some(b),
+                        rules::Routed::Rejected => {
+                            fe.counters.denied_req.fetch_add(1, Relaxed);
+                            // Logged as HAProxy does: no status, no timer but the total.
+                            if !req.line.is_empty() {
+                                req.line = "<BADREQ>".into();
+                            }
+                            (req.request_ms, req.queue_ms) = (-1, -1);
+                            http_log(&fe, None, peer, &req, "PR--");
+                            break;
+                        }
+                        rules::Routed::Answered(answer) => {
+                            client.buf.consume(body.unwrap_or(0));
+                            (req.request_ms, req.queue_ms) = (0, -1);
+                            if !send_local(&fe, client, &mut req, peer, answer, keep_answer).await {
+                                break;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                if let Some(path) = &fe.conf.prometheus {
+                    if path.is_empty() || head.first[1].split('?').next() == Some(path.as_str()) {
+                        let body = prometheus::render(&state);
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncache-control: no-cache\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        fe.counters.count_status(200);
+                        if client.write_all(resp.as_bytes()).await.is_err() || !keep_client {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+                if fe.conf.stats.enabled && head.first[1].starts_with(fe.conf.stats.uri()) {
+                    let (resp, status) = stats_response(&state, &fe.conf, &head);
+                    fe.counters.intercepted.fetch_add(1, Relaxed);
+                    fe.counters.count_status(status);
+                    req.status = status;
+                    req.bytes = logged_size(&resp);
+                    req.server = "<STATS>".into();
+                    if client.write_all(&resp).await.is_err() {
+                        break;
+                    }
+                    http_log(&fe, None, peer, &req, "LR--");
+                    if !keep_client {
+                        break;
+                    }
+                    continue;
+                }
+                let Some(backend) = routed.unwrap_or_else(|| fe.backend.clone()) else {
+                    let http11 = h1::is_http11(&head.first[2]);
+                    let keep = errors_keep(&state, &fe, !keep_client, http11)
+                        && head.framing == Framing::None;
+                    let kept = send_error(&fe, client, 503, &mut req, keep).await;
+                    http_log(&fe, None, peer, &req, "SC--");
+                    if kept {
+                        continue;
+                    }
+                    break;
+                };
+                // The request counts in its backend until it is logged (`%bc`, as HAProxy logs it).
+                let be_session = backend.counters.open_at(req.started_ms);
+                up.first = first_request;
+                // Boxed: the exchange's state (connecting, relaying) lives while a request is
+                // served, not in every connection's future while it waits for its next request.
+                let outcome = Box::pin(exchange(
+                    &state, &fe, &backend, client, &mut up, head, peer, local, &mut req,
+                ))
+                .await;
+                if let Some(facts) = req.log.as_deref_mut() {
+                    // `%ac`: the process's connections when the line is written, not when the
+                    // request came (a queued request's came when there were fewer).
+                    facts.process_conns = state.cur_conns.load(Relaxed);
+                }
+                if outcome.flags != ABORTED_KEEP_ALIVE {
+                    http_log(&fe, Some(&backend), peer, &req, outcome.flags);
+                }
+                drop(be_session);
+                if outcome.flags != ABORTED_KEEP_ALIVE {
+                    record_times(&backend, &req, outcome.flags);
+                }
+                up.detach(&backend);
+                if !outcome.keep || !keep_client {
+                    break;
+                }
+            }
+        }
+        // Every way the connection ends comes here: a TLS client is told it ended (boxed: a
+        // plaintext connection's task does not grow).
+        if client.tls.is_some() {
+            Box::pin(close_tls(&mut client)).await;
+        }
     }
 }
 
@@ -844,235 +1103,6 @@ async fn close_tls(client: &mut Conn) {
     if let Some(tls) = client.tls.as_deref_mut() {
         let mut over = tls.over(&client.stream);
         let _ = tokio::time::timeout(CLOSE_NOTIFY_WAIT, over.shutdown()).await;
-    }
-}
-
-/// The requests of one client connection (after its TLS handshake), to its end.
-async fn requests(
-    state: Arc<State>,
-    fe: Arc<Frontend>,
-    client: &mut Conn,
-    peer: SocketAddr,
-    local: SocketAddr,
-) {
-    // One wait for the soft stop for the whole connection, not one per kept-alive request:
-    // registering costs a lock on the stop's wake-up list.
-    let stopped = state.soft_stopped();
-    tokio::pin!(stopped);
-    // Its server connections: the one of the request in progress, and idle ones it owns.
-    let mut up = Upstream::default();
-    let t = &fe.conf.timeouts;
-    let mut first = true;
-    loop {
-        let wait = if first {
-            t.http_request.or(t.client)
-        } else {
-            t.http_keep_alive.or(t.http_request).or(t.client)
-        };
-        let first_request = std::mem::replace(&mut first, false);
-        // A TLS connection's first request began at the accept, before its handshake (%Th).
-        let started = match client.tls.as_deref().filter(|_| first_request) {
-            Some(tls) => Instant::now().checked_sub(tls.handshake),
-            None => None,
-        }
-        .unwrap_or_else(Instant::now);
-        let started_ms = meter::ms_at(started);
-        let next = if first_request {
-            client.read_head(wait, true).await
-        } else {
-            // A kept-alive connection waits for its next request without read buffers,
-            // its own or its idle server connections'.
-            client.buf.release_if_empty();
-            for (_, sconn) in &mut up.owned {
-                sconn.buf.release_if_empty();
-            }
-            next_request(&state, stopped.as_mut(), client, wait).await
-        };
-        let next = next.and_then(|head| check_body_start(head, &client.buf));
-        let arrival = client.arrival(started);
-        let mut head = match next {
-            Ok(h) => h,
-            Err(ReadError::Closed) => return,
-            // A connection that never sent a request: HAProxy answers it 408, unless told
-            // to ignore such probes (browsers' pre-connects); a kept-alive one just closes.
-            Err(ReadError::IdleTimeout) if !first_request || fe.conf.options.http_ignore_probes => {
-                return;
-            }
-            Err(e) => {
-                let code = e.status();
-                // HAProxy counts the invalid request among the requests too.
-                fe.counters.request_at(started_ms);
-                fe.counters.req_errors.fetch_add(1, Relaxed);
-                fe.counters.count_status(code);
-                let _ = client.write_all(&h1_error(code)).await;
-                let mut req = Req {
-                    line: "<BADREQ>".into(),
-                    // HAProxy's H1 layer refuses it before any stream (and number) exists.
-                    number: 0,
-                    started,
-                    started_ms,
-                    arrival,
-                    log: log::HttpFacts::gather(&state, &fe, peer, local, arrival),
-                    server: "<NOSRV>".into(),
-                    status: code,
-                    bytes: 0,
-                    received_head: 0,
-                    connect_ms: -1,
-                    response_ms: -1,
-                    request_ms: -1,
-                    queue_ms: -1,
-                    close: false,
-                    persist: Default::default(),
-                };
-                req.bytes = logged_size(&error_page(&fe.conf, code));
-                // `dontlognull` leaves out the 408 of a connection that sent nothing.
-                if e != ReadError::IdleTimeout || !fe.conf.options.dontlognull {
-                    let flags = if code == 408 { "cR--" } else { "PR--" };
-                    http_log(&fe, None, peer, &req, flags);
-                }
-                return;
-            }
-        };
-        fe.counters.request_at(started_ms);
-        let keep_client = !head.asks_close();
-        let mut req = Req {
-            number: log::next_request_number(),
-            // Only a log line shows it: not built for every request when nothing logs.
-            line: if fe.logger.is_empty() {
-                String::new()
-            } else {
-                format!("{} {} {}", head.first[0], head.first[1], head.first[2])
-            },
-            started,
-            started_ms,
-            arrival,
-            log: log::HttpFacts::gather(&state, &fe, peer, local, arrival),
-            server: "<NOSRV>".into(),
-            status: 0,
-            bytes: 0,
-            received_head: head.logged_size(),
-            connect_ms: -1,
-            response_ms: -1,
-            request_ms: 0,
-            queue_ms: 0,
-            close: false,
-            persist: Default::default(),
-        };
-        if let Some(facts) = req.log.as_deref_mut() {
-            facts.request(&fe, &head, peer, req.number);
-            facts.bytes_in = req.received_head;
-            if let Some(tls) = client.tls.as_deref() {
-                facts.tls = Some(tls.facts.clone());
-                if first_request {
-                    facts.handshake_ms = tls.handshake.as_millis() as i64;
-                }
-            }
-        }
-        // The proxy's rules (none: nothing to do, nothing parsed).
-        let mut routed = None;
-        if rules::http_applies(&fe) {
-            let dst = client.dst(local);
-            // As HAProxy does, a proxy's own answer keeps the connection only when the
-            // request's whole body came already (it is then drained); the reply says
-            // `connection: close` when it closes.
-            let body = buffered_body(&head, &client.buf);
-            let keep_answer = keep_client && body.is_some();
-            let facts = rules::Facts {
-                tls: client.tls.as_deref().map(|s| &*s.facts),
-                ..rules::Facts::request(started, arrival, &req.line, req.log.as_deref(), req.number)
-            };
-            match rules::route_request(&state, &fe, &mut head, peer, dst, keep_answer, facts) {
-                rules::Routed::Backend(b) => routed = Some(b),
-                rules::Routed::Rejected => {
-                    fe.counters.denied_req.fetch_add(1, Relaxed);
-                    // Logged as HAProxy does: no status, no timer but the total.
-                    if !req.line.is_empty() {
-                        req.line = "<BADREQ>".into();
-                    }
-                    (req.request_ms, req.queue_ms) = (-1, -1);
-                    http_log(&fe, None, peer, &req, "PR--");
-                    return;
-                }
-                rules::Routed::Answered(answer) => {
-                    client.buf.consume(body.unwrap_or(0));
-                    (req.request_ms, req.queue_ms) = (0, -1);
-                    if !send_local(&fe, client, &mut req, peer, answer, keep_answer).await {
-                        return;
-                    }
-                    continue;
-                }
-            }
-        }
-        if let Some(path) = &fe.conf.prometheus {
-            if path.is_empty() || head.first[1].split('?').next() == Some(path.as_str()) {
-                let body = prometheus::render(&state);
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncache-control: no-cache\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                fe.counters.count_status(200);
-                if client.write_all(resp.as_bytes()).await.is_err() || !keep_client {
-                    return;
-                }
-                continue;
-            }
-        }
-        if fe.conf.stats.enabled && head.first[1].starts_with(fe.conf.stats.uri()) {
-            let (resp, status) = stats_response(&state, &fe.conf, &head);
-            fe.counters.intercepted.fetch_add(1, Relaxed);
-            fe.counters.count_status(status);
-            req.status = status;
-            req.bytes = logged_size(&resp);
-            req.server = "<STATS>".into();
-            if client.write_all(&resp).await.is_err() {
-                return;
-            }
-            http_log(&fe, None, peer, &req, "LR--");
-            if !keep_client {
-                return;
-            }
-            continue;
-        }
-        let Some(backend) = routed.unwrap_or_else(|| fe.backend.clone()) else {
-            let http11 = h1::is_http11(&head.first[2]);
-            let keep =
-                errors_keep(&state, &fe, !keep_client, http11) && head.framing == Framing::None;
-            let kept = send_error(&fe, client, 503, &mut req, keep).await;
-            http_log(&fe, None, peer, &req, "SC--");
-            if kept {
-                continue;
-            }
-            return;
-        };
-        // The request counts in its backend until it is logged (`%bc`, as HAProxy logs it).
-        let be_session = backend.counters.open_at(req.started_ms);
-        up.first = first_request;
-        // Boxed: the exchange's state (connecting, relaying) lives while a request is
-        // served, not in every connection's future while it waits for its next request.
-        let outcome = Box::pin(exchange(
-            &state, &fe, &backend, client, &mut up, head, peer, local, &mut req,
-        ))
-        .await;
-        if let Some(facts) = req.log.as_deref_mut() {
-            // `%ac`: the process's connections when the line is written, not when the
-            // request came (a queued request's came when there were fewer).
-            facts.process_conns = state.cur_conns.load(Relaxed);
-        }
-        if outcome.flags != ABORTED_KEEP_ALIVE {
-            http_log(&fe, Some(&backend), peer, &req, outcome.flags);
-        }
-        drop(be_session);
-        // The request's stick counters end with it, as HAProxy's stream.
-        if !state.tables.is_empty() {
-            super::stick::end_stream();
-        }
-        if outcome.flags != ABORTED_KEEP_ALIVE {
-            record_times(&backend, &req, outcome.flags);
-        }
-        up.detach(&backend);
-        if !outcome.keep || !keep_client {
-            return;
-        }
     }
 }
 

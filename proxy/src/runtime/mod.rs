@@ -731,61 +731,100 @@ async fn accept_loop(
         state.total_conns.fetch_add(1, Relaxed);
         state.conn_rate.tick();
         let open = OpenConn::new(state.clone(), (g, f));
-        tokio::spawn(async move {
-            let _open = open;
-            let mut client = client;
-            // A connection's stick counters exist only when the process has stick tables.
-            let counters = (!state.tables.is_empty()).then(Arc::<stick::Counters>::default);
-            if !fe.conf.rules.tcp_connection.is_empty()
-                && !rules::accept_connection(
-                    &state,
-                    &fe,
-                    peer,
-                    rules::local_addr(&client, local),
-                    counters.as_deref(),
-                )
-            {
-                // `tcp-request connection reject`: reset at once, not logged (as HAProxy).
-                fe.counters.denied_conn.fetch_add(1, Relaxed);
-                let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
-                return;
+        // A connection's stick counters exist only when the process has stick tables; only
+        // then is its task wrapped in their scope (a plaintext task without tables is the
+        // connection's future alone).
+        let counters = (!state.tables.is_empty()).then(Arc::<stick::Counters>::default);
+        let conn = NewConnection {
+            client,
+            peer,
+            local,
+            accept_proxy,
+            tls,
+        };
+        let task = connection(state, fe, conn, open, counters.clone());
+        match counters {
+            Some(c) => drop(tokio::spawn(stick::SESSION.scope(c, task))),
+            None => drop(tokio::spawn(task)),
+        }
+    }
+}
+
+/// What an accept hands its connection's task.
+#[derive(Debug)]
+struct NewConnection {
+    client: tokio::net::TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    accept_proxy: bool,
+    tls: Option<Arc<crate::config::bind_tls::TlsServer>>,
+}
+
+/// One client connection, from its `tcp-request connection` rules and PROXY header to the
+/// end of its session. `open` holds its slots until the task ends.
+fn connection(
+    state: Arc<State>,
+    fe: Arc<Frontend>,
+    conn: NewConnection,
+    open: OpenConn,
+    counters: Option<Arc<stick::Counters>>,
+) -> impl std::future::Future<Output = ()> {
+    // Taken apart out here: a captured value moved into a local inside the block would be
+    // held twice in the task.
+    let NewConnection {
+        mut client,
+        peer,
+        local,
+        accept_proxy,
+        tls,
+    } = conn;
+    // A block, not an `async fn`: an async fn keeps a second copy of its arguments in its
+    // future, and this one lives as long as the connection.
+    async move {
+        // The slots go back when the task's future is dropped.
+        let _open = &open;
+        if !fe.conf.rules.tcp_connection.is_empty()
+            && !rules::accept_connection(
+                &state,
+                &fe,
+                peer,
+                rules::local_addr(&client, local),
+                counters.as_deref(),
+            )
+        {
+            // `tcp-request connection reject`: reset at once, not logged (as HAProxy).
+            fe.counters.denied_conn.fetch_add(1, Relaxed);
+            let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+            return;
+        }
+        let source = if accept_proxy {
+            let wait = fe.conf.timeouts.client.unwrap_or(Duration::from_secs(5));
+            proxyproto::read(&mut client, wait)
+                .await
+                .map(|src| src.unwrap_or(peer))
+        } else {
+            Ok(peer)
+        };
+        // A session once its handshakes are over (a TLS one's, after its handshake).
+        if let (Some(c), Ok(_), None) = (&counters, &source, &tls) {
+            c.session_accepted();
+        }
+        drop(counters);
+        match (source, fe.conf.mode) {
+            (Ok(peer), Mode::Tcp) => {
+                session::serve_tcp(state.clone(), fe, client, peer, local, tls).await
             }
-            if let Some(c) = &counters {
-                c.session_accepted();
+            // Inline: an HTTP session waiting for a request is smaller than a TCP one (it boxes
+            // its exchanges), so it does not grow the task.
+            (Ok(peer), Mode::Http) => {
+                http::serve(state.clone(), fe, client, peer, local, tls).await
             }
-            let source = if accept_proxy {
-                let wait = fe.conf.timeouts.client.unwrap_or(Duration::from_secs(5));
-                proxyproto::read(&mut client, wait)
-                    .await
-                    .map(|src| src.unwrap_or(peer))
-            } else {
-                Ok(peer)
-            };
-            // A closure, not a future: the task then holds the session's future once (a
-            // future moved into an `.await` may be held twice).
-            let serve = move || async move {
-                match (source, fe.conf.mode) {
-                    (Ok(peer), Mode::Tcp) => {
-                        session::serve_tcp(state.clone(), fe, client, peer, local, tls).await
-                    }
-                    // Inline: an HTTP session waiting for a request is smaller than a TCP
-                    // one (it boxes its exchanges), so it does not grow the task.
-                    (Ok(peer), Mode::Http) => {
-                        http::serve(state.clone(), fe, client, peer, local, tls).await
-                    }
-                    // A bind with accept-proxy takes no connection without a valid header.
-                    (Err(e), _) => {
-                        fe.counters.req_errors.fetch_add(1, Relaxed);
-                        fe.logger.log_conn_error(&fe, peer, local, &e);
-                    }
-                }
-            };
-            match counters {
-                // Boxed: only processes with stick tables pay for the scope.
-                Some(c) => Box::pin(stick::SESSION.scope(c, serve())).await,
-                None => serve().await,
+            // A bind with accept-proxy takes no connection without a valid header.
+            (Err(e), _) => {
+                fe.counters.req_errors.fetch_add(1, Relaxed);
+                fe.logger.log_conn_error(&fe, peer, local, &e);
             }
-        });
+        }
     }
 }
 

@@ -1132,9 +1132,11 @@ pub fn route_response(
     keep: bool,
     facts: &Facts<'_>,
 ) -> Option<Local> {
+    let counters = (!state.tables.is_empty()).then(stick::current).flatten();
     let base = Context {
         backend: Some(backend),
         tls: facts.tls,
+        stick: counters.as_deref(),
         ..Context::new(state, fe, src, dst)
     };
     let own = backend.name == fe.name && fe.conf.kind.is_backend();

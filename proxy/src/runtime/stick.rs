@@ -160,9 +160,13 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Inner {
     entries: HashMap<Key, Entry>,
-    /// Entries from the least recently used (touch order is expiry order: `expire` is the
-    /// same for all).
+    /// Entries from the least recently used: where a full table looks for one to trash.
     order: BTreeMap<u64, Key>,
+    /// The same, for expiry (touch order is expiry order: `expire` is the same for all),
+    /// less the entries found expired while tracked: they wait out of it until touched
+    /// again (their release touches them), so that expiry does not walk them on every
+    /// access.
+    expiry: BTreeMap<u64, Key>,
     seq: u64,
 }
 
@@ -261,20 +265,24 @@ impl Table {
     fn lock(&self, now: u32) -> MutexGuard<'_, Inner> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if self.spec.expire.is_some() {
-            let Inner { entries, order, .. } = &mut *inner;
-            let mut gone = Vec::new();
-            for (seq, key) in order.iter() {
-                let Some(e) = entries.get(key) else { continue };
-                if !reached(e.expire, now) {
-                    break;
+            let Inner {
+                entries,
+                order,
+                expiry,
+                ..
+            } = &mut *inner;
+            while let Some(entry) = expiry.first_entry() {
+                match entries.get(entry.get()) {
+                    Some(e) if !reached(e.expire, now) => break,
+                    Some(e) if e.refs > 0 => {
+                        entry.remove();
+                    }
+                    _ => {
+                        let (seq, key) = entry.remove_entry();
+                        order.remove(&seq);
+                        entries.remove(&key);
+                    }
                 }
-                if e.refs == 0 {
-                    gone.push((*seq, key.clone()));
-                }
-            }
-            for (seq, key) in gone {
-                order.remove(&seq);
-                entries.remove(&key);
             }
         }
         inner
@@ -322,6 +330,8 @@ impl Table {
         let entry = inner.entries.get_mut(key)?;
         inner.order.remove(&entry.seq);
         inner.order.insert(seq, key.clone());
+        inner.expiry.remove(&entry.seq);
+        inner.expiry.insert(seq, key.clone());
         entry.seq = seq;
         entry.expire = now.wrapping_add(self.expire_ms);
         let mut data = Data {
@@ -333,7 +343,8 @@ impl Table {
     }
 
     /// Room for one more entry: HAProxy trashes `size / 256 + 1` unused entries from the
-    /// least recently used.
+    /// least recently used, looking at fewer than twice as many (its `max_search`: a table
+    /// full of tracked entries is not walked whole on every new key).
     fn make_room(&self, inner: &mut Inner) -> bool {
         if inner.entries.len() < self.spec.size {
             return true;
@@ -345,12 +356,14 @@ impl Table {
         let victims: Vec<(u64, Key)> = inner
             .order
             .iter()
+            .take(batch * 2 - 1)
             .filter(|(_, k)| inner.entries.get(*k).is_some_and(|e| e.refs == 0))
             .take(batch)
             .map(|(s, k)| (*s, k.clone()))
             .collect();
         for (seq, key) in &victims {
             inner.order.remove(seq);
+            inner.expiry.remove(seq);
             inner.entries.remove(key);
         }
         inner.entries.len() < self.spec.size
@@ -428,6 +441,9 @@ impl Table {
                     let _ = write!(out, " {}={name}", s.data.name());
                 } else if s.data.is_rate() {
                     let _ = write!(out, " {}({})={v}", s.data.name(), s.period_ms);
+                } else if s.data == DataType::ServerId {
+                    // A signed 32-bit number in HAProxy (`set table` may store -1).
+                    let _ = write!(out, " {}={}", s.data.name(), v as u32 as i32);
                 } else {
                     let _ = write!(out, " {}={v}", s.data.name());
                 }
@@ -457,7 +473,12 @@ impl Table {
     pub fn clear(&self, filters: &[Filter], only: Option<&Key>) -> usize {
         let now = now_ms();
         let mut inner = self.lock(now);
-        let Inner { entries, order, .. } = &mut *inner;
+        let Inner {
+            entries,
+            order,
+            expiry,
+            ..
+        } = &mut *inner;
         let gone: Vec<(u64, Key)> = entries
             .iter()
             .filter(|(k, e)| {
@@ -467,6 +488,7 @@ impl Table {
             .collect();
         for (seq, key) in &gone {
             order.remove(seq);
+            expiry.remove(seq);
             entries.remove(key);
         }
         gone.len()
@@ -508,6 +530,18 @@ impl Data<'_> {
     }
 
     /// Counts `n` events of `data` (a rate or a count), if stored.
+    /// One more HTTP request (`http_req_cnt`, `http_req_rate`).
+    fn count_request(&mut self) {
+        self.add(DataType::HttpReqCnt, 1);
+        self.add(DataType::HttpReqRate, 1);
+    }
+
+    /// One more HTTP error (`http_err_cnt`, `http_err_rate`).
+    fn count_error(&mut self) {
+        self.add(DataType::HttpErrCnt, 1);
+        self.add(DataType::HttpErrRate, 1);
+    }
+
     pub fn add(&mut self, data: DataType, n: u32) {
         let Some(i) = self.table.slot[data as usize] else {
             return;
@@ -655,11 +689,17 @@ impl Counters {
         table: &Arc<Table>,
         key: Key,
     ) -> Option<Arc<Tracked>> {
+        let i = usize::from(slot);
+        // A stream starts with its session's counters (HAProxy's stream_new copies them):
+        // a slot its session tracks is taken for the stream's rules too.
+        if level == Level::Stream && locked(&self.session)[i].is_some() {
+            return None;
+        }
         let mut slots = locked(match level {
             Level::Session => &self.session,
             Level::Stream => &self.stream,
         });
-        let at = &mut slots[usize::from(slot)];
+        let at = &mut slots[i];
         if at.is_some() || !table.acquire(&key) {
             return None;
         }
@@ -679,8 +719,9 @@ impl Counters {
             .or_else(|| locked(&self.session)[i].clone())
     }
 
-    /// The connection became a session (its `tcp-request connection` rules let it in): the
-    /// session's entries count it (`sess_cnt`, `sess_rate`).
+    /// The connection became a session (its `tcp-request connection` rules let it in, its
+    /// PROXY header and TLS handshake over, as HAProxy counts it): the session's entries
+    /// count it (`sess_cnt`, `sess_rate`).
     pub fn session_accepted(&self) {
         for t in locked(&self.session).iter().flatten() {
             t.update(|d| {
@@ -700,26 +741,28 @@ impl Counters {
     pub fn new_request(&self) {
         self.end_stream();
         for t in locked(&self.session).iter().flatten() {
+            t.update(|d| d.count_request());
+        }
+    }
+
+    /// A request refused before any stream: the session's entries count it, and an error
+    /// when `error`.
+    pub fn failed_request(&self, error: bool) {
+        for t in locked(&self.session).iter().flatten() {
             t.update(|d| {
-                d.add(DataType::HttpReqCnt, 1);
-                d.add(DataType::HttpReqRate, 1);
+                d.count_request();
+                if error {
+                    d.count_error();
+                }
             });
         }
     }
 
-    /// A response with a 4xx status: every tracked entry counts an HTTP error.
+    /// A response with a 4xx status: each slot's entry counts an HTTP error once (the
+    /// stream's tracker, else the session's, as HAProxy's stream counters).
     pub fn http_error(&self) {
-        let all: Vec<Arc<Tracked>> = locked(&self.stream)
-            .iter()
-            .chain(locked(&self.session).iter())
-            .flatten()
-            .cloned()
-            .collect();
-        for t in all {
-            t.update(|d| {
-                d.add(DataType::HttpErrCnt, 1);
-                d.add(DataType::HttpErrRate, 1);
-            });
+        for t in (0..3).filter_map(|n| self.get(n)) {
+            t.update(|d| d.count_error());
         }
     }
 }
@@ -799,10 +842,7 @@ pub fn act(action: &StickAction, ctx: &Context<'_>, level: Level, http: bool) {
             let Some(key) = key else { return };
             if let Some(tracked) = counters.track(level, t.slot, table, key) {
                 if http {
-                    tracked.update(|d| {
-                        d.add(DataType::HttpReqCnt, 1);
-                        d.add(DataType::HttpReqRate, 1);
-                    });
+                    tracked.update(|d| d.count_request());
                 }
             }
         }
@@ -894,6 +934,32 @@ pub fn end_stream() {
     }
 }
 
+/// Ends the current request's stream trackers when dropped: every request's, however it
+/// ends (forwarded, answered by a rule, the stats page).
+#[derive(Debug)]
+pub struct StreamEnd;
+
+impl Drop for StreamEnd {
+    fn drop(&mut self) {
+        end_stream();
+    }
+}
+
+/// The current connection became a session (its handshakes, TLS and PROXY header, over).
+pub fn session_accepted() {
+    if let Some(c) = current() {
+        c.session_accepted();
+    }
+}
+
+/// A request refused before it became a stream (malformed, timed out, or a connection
+/// closed before its first request): the session's entries count it, as HAProxy's H1 layer.
+pub fn failed_request(error: bool) {
+    if let Some(c) = current() {
+        c.failed_request(error);
+    }
+}
+
 /// A 4xx response on the current connection: its tracked entries count an HTTP error.
 pub fn http_error() {
     if let Some(c) = current() {
@@ -948,15 +1014,36 @@ mod tests {
     }
 
     #[test]
+    fn expired_tracked_entries_leave_the_expiry_walk_until_released() {
+        let t = Arc::new(table("type integer size 10 expire 1ms store conn_cur"));
+        let c = Counters::default();
+        let key = Key::Integer(1);
+        assert!(c.track(Level::Session, 0, &t, key.clone()).is_some());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // Kept while tracked, but out of the order the expiry walks.
+        assert_eq!(t.used(), 1);
+        assert!(t.lock(now_ms()).expiry.is_empty());
+        assert_eq!(t.lock(now_ms()).order.len(), 1);
+        drop(c);
+        assert_eq!(t.lock(now_ms()).expiry.len(), 1);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(t.used(), 0);
+    }
+
+    #[test]
     fn tracking_counts_connections() {
         let t = Arc::new(table("type ip size 10 store conn_cur,conn_cnt"));
         let c = Counters::default();
         let key = Key::Ip(Ipv4Addr::LOCALHOST);
         assert!(c.track(Level::Session, 0, &t, key.clone()).is_some());
         assert!(c.track(Level::Session, 0, &t, key.clone()).is_none());
+        // The session's slot is the stream's too (HAProxy's stream_new copies it).
+        assert!(c.track(Level::Stream, 0, &t, key.clone()).is_none());
+        assert!(c.track(Level::Stream, 1, &t, key.clone()).is_some());
+        c.end_stream();
         assert_eq!(t.read(&key, DataType::ConnCur), Some(1));
         drop(c);
         assert_eq!(t.read(&key, DataType::ConnCur), Some(0));
-        assert_eq!(t.read(&key, DataType::ConnCnt), Some(1));
+        assert_eq!(t.read(&key, DataType::ConnCnt), Some(2));
     }
 }
