@@ -204,15 +204,22 @@ fn lru_trashes_the_least_recently_used_entry() {
         server.addr,
     );
     let (ours, theirs) = side_by_side("stick-lru", &config, front, |addr| {
-        let statuses = vec![
-            user(addr, "alice", "/count"),
-            user(addr, "bob", "/"),
+        // Each request once the one before has ended in the proxy too: an entry still in
+        // use (its stream not yet ended when the client has its answer) is not trashed, and
+        // HAProxy would then refuse carol instead of trashing bob.
+        let mut statuses = Vec::new();
+        for (name, path) in [
+            ("alice", "/count"),
+            ("bob", "/"),
             // alice's gpc0 is 2 now: denied, as after.
-            user(addr, "alice", "/count"),
-            user(addr, "alice", "/"),
+            ("alice", "/count"),
+            ("alice", "/"),
             // The table is full: bob, the least recently used, goes.
-            user(addr, "carol", "/"),
-        ];
+            ("carol", "/"),
+        ] {
+            statuses.push(user(addr, name, path));
+            settle();
+        }
         settle();
         let table = masked(&cli(&socket, "show table fe"), 30_000, 5_000);
         let filtered = masked(&cli(&socket, "show table fe data.gpc0 gt 0"), 30_000, 5_000);

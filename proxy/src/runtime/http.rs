@@ -1668,19 +1668,8 @@ async fn server_for(
     // A persistence cookie's server first, as HAProxy's `SF_DIRECT`.
     let direct = needs.direct.is_some();
     let preferred = needs.direct.cloned().or(preferred);
-    let kept = match &preferred {
-        Some(srv) => match session::reserve(backend, srv, direct, needs.key, &mut queued).await {
-            Ok(slot) => Some(slot),
-            Err(e @ ConnectError::QueueTimeout { .. }) => return Err(e),
-            // The balancer sends it no requests now (drained, a backup...).
-            Err(_) => None,
-        },
-        None => None,
-    };
-    let slot = match kept {
-        Some(slot) => slot,
-        None => session::wait_for_server(backend, needs.key, None, &mut queued).await?,
-    };
+    let slot =
+        session::slot_for(backend, preferred.as_ref(), direct, needs.key, &mut queued).await?;
     let waited = began.elapsed();
     let server = slot.server().clone();
     // The client connection's own, looked at as an idle one of the pool is (one that

@@ -96,18 +96,7 @@ pub async fn connect(
     let queued = Instant::now();
     let mut positions = QueuePositions::default();
     let key = balance::source_key(backend, peer.ip());
-    let kept = match stuck {
-        Some(server) => match reserve(backend, server, true, key, &mut positions).await {
-            Ok(slot) => Some(slot),
-            Err(e @ ConnectError::QueueTimeout { .. }) => return Err(e),
-            Err(_) => None,
-        },
-        None => None,
-    };
-    let slot = match kept {
-        Some(slot) => slot,
-        None => wait_for_server(backend, key, None, &mut positions).await?,
-    };
+    let slot = slot_for(backend, stuck, true, key, &mut positions).await?;
     let waited = (queued.elapsed(), positions);
     connect_from(backend, local, has_data, slot, waited).await
 }
@@ -397,12 +386,34 @@ pub async fn wait_for_server(
     }
 }
 
+/// A slot on `preferred` (a stick entry's, a persistence cookie's, a kept connection's
+/// server) when it takes the request, now or from its queue; else one the balancer gives
+/// for `key`. A queue timeout on `preferred` stays an error. `direct`: past the balancer
+/// (HAProxy's `SF_DIRECT`), see [`reserve`].
+pub async fn slot_for(
+    backend: &Arc<Backend>,
+    preferred: Option<&Arc<Server>>,
+    direct: bool,
+    key: balance::Key,
+    positions: &mut QueuePositions,
+) -> Result<Slot, ConnectError> {
+    if let Some(server) = preferred {
+        match reserve(backend, server, direct, key, positions).await {
+            Ok(slot) => return Ok(slot),
+            Err(e @ ConnectError::QueueTimeout { .. }) => return Err(e),
+            // The balancer sends it nothing now (drained, a backup...).
+            Err(_) => {}
+        }
+    }
+    wait_for_server(backend, key, None, positions).await
+}
+
 /// A slot of `server` for the next request on a connection kept to it: at once, else in
 /// that server's queue (`timeout queue`). `NoServer` when the balancer sends that server no
 /// requests now (unless `direct`: see [`balance::take_or_queue`]). A slot of another server
 /// may come instead, when this one stopped being usable while the request waited (see
 /// [`Recheck::ServerGone`]), or on a redispatch: picked with `key`, the request's.
-pub async fn reserve(
+async fn reserve(
     backend: &Arc<Backend>,
     server: &Arc<Server>,
     direct: bool,
