@@ -14,23 +14,12 @@
 # alternate between the proxies, best of ROUNDS kept)
 # Traffic stays on 127.0.0.1 (ports 19500-19520, apart from bench/proxy.sh's); every process
 # started here is stopped by its pid on exit.
-set -euo pipefail
-cd "$(dirname "$0")/.."
 SECS=${1:-5}
 ROUNDS=${ROUNDS:-2}
-HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
-WORK=$(mktemp -d /tmp/hapx-bench-tls.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-for tool in openssl "$HAPROXY"; do
-  command -v "$tool" >/dev/null || { echo "bench/proxy-tls.sh: needs $tool" >&2; exit 1; }
-done
+source "$(dirname "$0")/proxy-common.sh" bench-tls openssl python3
 cargo build --release -q -p hapx-proxy --bin hapx-proxy --example tls-load
 HAPX=target/release/hapx-proxy
 LOAD=target/release/examples/tls-load
-ulimit -n "$(ulimit -Hn)"
 
 # A CA and a server certificate for 127.0.0.1 it signed (EC P-256, as a modern API server's).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -71,43 +60,33 @@ backend plain
 CFG
 }
 
-declare -A PORT PID
-start() { # NAME BINARY PORT
-  config "$1" "$3" >"$WORK/$1.cfg"
-  "$2" -db -f "$WORK/$1.cfg" >"$WORK/$1.log" 2>&1 & PIDS+=($!)
-  PID[$1]=$!
-  PORT[$1]=$3
+PORT=([haproxy]=19510 [hapx]=19520)
+start() { # NAME
+  config "$1" "${PORT[$1]}" >"$WORK/$1.cfg"
+  start_proxy "$1" "$(proxy_binary "$1")" "$WORK/$1.cfg"
 }
-start haproxy "$HAPROXY" 19510
-start hapx "$HAPX" 19520
+start haproxy
+start hapx
 sleep 1
 
-# CPU seconds (user + system) a process has used so far.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
-
-declare -A R
-best() { # KEY VALUE: keeps the larger
-  if [ -z "${R[$1]:-}" ] || awk -v a="$2" -v b="${R[$1]}" 'BEGIN {exit !(a > b)}'; then R[$1]=$2; fi
-}
-lowest() { # KEY VALUE: keeps the smaller
-  if [ -z "${R[$1]:-}" ] || awk -v a="$2" -v b="${R[$1]}" 'BEGIN {exit !(a < b)}'; then R[$1]=$2; fi
+per_gb() { # CPU_MS GBIT: CPU seconds per GB moved in SECS at GBIT Gbit/s
+  awk -v c="$1" -v g="$2" -v s="$SECS" 'BEGIN {printf "%.3f", c / 1000 / (g * s / 8)}'
 }
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$ROUNDS"); do
   for name in haproxy hapx; do
     addr=127.0.0.1:${PORT[$name]}
-    c0=$(cpu "${PID[$name]}")
+    c0=$(cpu_ms "${PID[$name]}")
     gbit=$($LOAD bulk "$addr" "$SECS" 4 | awk '{print $2}')
-    c1=$(cpu "${PID[$name]}")
-    best "$name,gbit" "$gbit"
+    c1=$(cpu_ms "${PID[$name]}")
+    best "$name,gbit" "$gbit" max
     # CPU seconds per GB moved.
-    lowest "$name,cpu_gb" "$(awk -v c="$(awk -v a="$c0" -v b="$c1" 'BEGIN {print b - a}')" \
-      -v g="$gbit" -v s="$SECS" 'BEGIN {printf "%.3f", c / (g * s / 8)}')"
+    best "$name,cpu_gb" "$(per_gb $((c1 - c0)) "$gbit")" min
     sleep 1.1; before=$(tail -1 "$WORK/handshakes")
-    c0=$(cpu "${PID[$name]}")
+    c0=$(cpu_ms "${PID[$name]}")
     out=$($LOAD connrate "$addr" 64 "$SECS")
-    c1=$(cpu "${PID[$name]}")
+    c1=$(cpu_ms "${PID[$name]}")
     sleep 1.1; after=$(tail -1 "$WORK/handshakes")
     # The backend's handshake totals before and after: how many were resumed sessions.
     R[$name,resumed]=$(awk -v b="$before" -v a="$after" 'BEGIN {
@@ -115,30 +94,27 @@ for round in $(seq "$ROUNDS"); do
       printf "%.0f%%", 100 * res / (full + res) }')
     rate=$(echo "$out" | awk '{print $2}')
     failed=$(echo "$out" | awk '{print $4}')
-    best "$name,rate" "$rate"
+    best "$name,rate" "$rate" max
     [ "$failed" = 0 ] || echo "  $name: $failed short connections failed (round $round)"
     # CPU milliseconds per 1,000 connections.
-    lowest "$name,cpu_kconn" "$(awk -v a="$c0" -v b="$c1" -v r="$rate" -v s="$SECS" \
-      'BEGIN {printf "%.1f", (b - a) * 1000 / (r * s / 1000)}')"
+    best "$name,cpu_kconn" "$(per_kconn $((c1 - c0)) "$rate")" min
     echo "  round $round $name: ${gbit} Gbit/s, ${rate} conn/s"
     # TLS termination: TLS clients, plain backend.
     term=127.0.0.1:$((${PORT[$name]} + 1))
-    c0=$(cpu "${PID[$name]}")
+    c0=$(cpu_ms "${PID[$name]}")
     tgbit=$($LOAD bulk "$term" "$SECS" 4 tls | awk '{print $2}')
-    c1=$(cpu "${PID[$name]}")
-    best "$name,tgbit" "$tgbit"
-    lowest "$name,tcpu_gb" "$(awk -v c="$(awk -v a="$c0" -v b="$c1" 'BEGIN {print b - a}')" \
-      -v g="$tgbit" -v s="$SECS" 'BEGIN {printf "%.3f", c / (g * s / 8)}')"
+    c1=$(cpu_ms "${PID[$name]}")
+    best "$name,tgbit" "$tgbit" max
+    best "$name,tcpu_gb" "$(per_gb $((c1 - c0)) "$tgbit")" min
     sleep 1.1
-    c0=$(cpu "${PID[$name]}")
+    c0=$(cpu_ms "${PID[$name]}")
     out=$($LOAD connrate "$term" 64 "$SECS" tls)
-    c1=$(cpu "${PID[$name]}")
+    c1=$(cpu_ms "${PID[$name]}")
     trate=$(echo "$out" | awk '{print $2}')
     failed=$(echo "$out" | awk '{print $4}')
-    best "$name,trate" "$trate"
+    best "$name,trate" "$trate" max
     [ "$failed" = 0 ] || echo "  $name: $failed TLS connections failed (round $round)"
-    lowest "$name,tcpu_kconn" "$(awk -v a="$c0" -v b="$c1" -v r="$trate" -v s="$SECS" \
-      'BEGIN {printf "%.1f", (b - a) * 1000 / (r * s / 1000)}')"
+    best "$name,tcpu_kconn" "$(per_kconn $((c1 - c0)) "$trate")" min
     echo "  round $round $name: terminating ${tgbit} Gbit/s, ${trate} handshakes/s"
     sleep 1.1
   done
@@ -172,12 +148,18 @@ for c in conns:
     c.close()
 PY
 }
-for name in haproxy hapx; do
-  R[$name,rss]=$(hold "${PORT[$name]}" "${PID[$name]}")
+# Each measurement in fresh processes: what earlier traffic left allocated (HAProxy keeps its
+# pools) would otherwise hide the growth.
+restart() {
+  for name in haproxy hapx; do kill "${PID[$name]}"; wait "${PID[$name]}" 2>/dev/null || true; done
+  start haproxy
+  start hapx
   sleep 1
-  R[$name,trss]=$(hold $((${PORT[$name]} + 1)) "${PID[$name]}" tls)
-  sleep 1
-done
+}
+restart
+for name in haproxy hapx; do R[$name,rss]=$(hold "${PORT[$name]}" "${PID[$name]}"); done
+restart
+for name in haproxy hapx; do R[$name,trss]=$(hold $((${PORT[$name]} + 1)) "${PID[$name]}" tls); done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 row() { # LABEL KEY rate|cost: both proxies' figures and the ratio (above 1: hapx better)

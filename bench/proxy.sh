@@ -15,23 +15,12 @@
 # the proxies run side by side and the measurements alternate, best of ROUNDS kept, to even out
 # machine noise; HAPX_PROXY runs another hapx-proxy build, e.g. an older one for a before/after)
 # Traffic stays on 127.0.0.1; every process started here is stopped by its pid on exit.
-set -euo pipefail
-cd "$(dirname "$0")/.."
 SECS=${1:-5}
 ROUNDS=${ROUNDS:-2}
-HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
-WORK=$(mktemp -d /tmp/hapx-bench.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-for tool in iperf3 wrk python3 "$HAPROXY"; do
-  command -v "$tool" >/dev/null || { echo "bench/proxy.sh: needs $tool" >&2; exit 1; }
-done
+source "$(dirname "$0")/proxy-common.sh" bench iperf3 wrk python3
 cargo build --release -q -p hapx-proxy --bin hapx-proxy --example proxy-load
 HAPX=${HAPX_PROXY:-target/release/hapx-proxy} # HAPX_PROXY: another build, for before/after runs
 LOAD=target/release/examples/proxy-load
-ulimit -n "$(ulimit -Hn)"
 
 WEB=19100 IPERF=19101
 $LOAD server $WEB & PIDS+=($!); WEB_PID=$!
@@ -78,19 +67,14 @@ backend web_http
 CFG
 }
 
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-TCK=$(getconf CLK_TCK)
-cpu_ms() { awk -v t="$TCK" '{printf "%d", ($14 + $15) * 1000 / t}' "/proc/$1/stat"; }
 
 iperf_gbps() {
   iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -J 2>/dev/null |
     python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
 }
-wrk_rps() { wrk -t2 -c64 -d"${SECS}s" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
 # Short connections: "RATE LOADGEN_CPU_MS" (connrate prints its own CPU time).
 connrate() { $LOAD connrate "127.0.0.1:$1" 64 "$SECS" | awk '{print $2, $6}'; }
 idle_ticks() { awk '/^cpu / {print $5 + $6}' /proc/stat; } # idle + iowait, all CPUs
-per1000() { python3 -c "print(round($1 * 1000 / ($2 * $SECS), 1))"; } # CPU_MS RATE
 p99() { $LOAD latency "127.0.0.1:$1" 5000 "$SECS" | awk '{print $3}'; }
 
 idle_rss() { # PORT PID: RSS (kB) with 5,000 idle connections through the proxy
@@ -101,20 +85,12 @@ idle_rss() { # PORT PID: RSS (kB) with 5,000 idle connections through the proxy
   wait "$lp" 2>/dev/null || true
 }
 
-declare -A R
-best() { # KEY VALUE max|min: keeps the best value seen for KEY
-  local old=${R[$1]:-}
-  if [ -z "$old" ]; then R[$1]=$2; return; fi
-  R[$1]=$(python3 -c "import sys; f=max if '$3'=='max' else min; print(f(float('$old'), float('$2')))" | sed 's/\.0$//')
-}
-declare -A PORT=([haproxy]=19200 [hapx]=19300)
-declare -A PID
+PORT=([haproxy]=19200 [hapx]=19300)
 start_proxies() { # (re)starts both proxies on their configurations
   for name in haproxy hapx; do
     [ -n "${PID[$name]:-}" ] && { kill "${PID[$name]}"; wait "${PID[$name]}" 2>/dev/null || true; }
-    bin=$HAPX; [ $name = haproxy ] && bin=$HAPROXY
     config $name "${PORT[$name]}" > "$WORK/$name.cfg"
-    "$bin" -db -f "$WORK/$name.cfg" > "$WORK/$name.log" 2>&1 & PID[$name]=$!; PIDS+=(${PID[$name]})
+    start_proxy $name "$(proxy_binary $name)" "$WORK/$name.cfg"
   done
   sleep 1
 }
@@ -132,20 +108,17 @@ for round in $(seq "$ROUNDS"); do
     c0=$([ -n "$pid" ] && cpu_ms $pid || echo 0); w0=$(cpu_ms $WEB_PID); i0=$(idle_ticks)
     read -r conn gen < <(connrate $tcp); best $name,conn "$conn" max
     c1=$([ -n "$pid" ] && cpu_ms $pid || echo 0); w1=$(cpu_ms $WEB_PID); i1=$(idle_ticks)
-    [ -n "$pid" ] && best $name,conncpu "$(per1000 $((c1 - c0)) "$conn")" min
+    [ -n "$pid" ] && best $name,conncpu "$(per_kconn $((c1 - c0)) "$conn")" min
     # What the rest of the machine spent on the same connections, and what was left idle.
-    best $name,othercpu "$(per1000 $((w1 - w0 + gen)) "$conn")" min
+    best $name,othercpu "$(per_kconn $((w1 - w0 + gen)) "$conn")" min
     best $name,idle "$(python3 -c "print(round(($i1 - $i0) * 100 / ($TCK * $SECS * $(nproc)), 1))")" min
     if [ -n "$pid" ]; then
       c0=$(cpu_ms $pid)
       read -r conn _ < <(connrate $((${PORT[$name]} + 3))); best $name,smartconn "$conn" max
-      best $name,smartcpu "$(per1000 $(($(cpu_ms $pid) - c0)) "$conn")" min
+      best $name,smartcpu "$(per_kconn $(($(cpu_ms $pid) - c0)) "$conn")" min
     fi
     best $name,p99 "$(p99 $tcp)" min
-    c0=$([ -n "$pid" ] && cpu_ms $pid || echo 0)
-    rps=$(wrk_rps $http); best $name,rps "$rps" max
-    c1=$([ -n "$pid" ] && cpu_ms $pid || echo 0)
-    [ -n "$pid" ] && best $name,rpscpu "$(python3 -c "print(round(($c1-$c0)*1000/($rps*$SECS),2))")" min
+    if [ -n "$pid" ]; then keepalive $name $http $pid; else best $name,rps "$(wrk_rps $http)" max; fi
   done
 done
 for name in haproxy hapx; do R[$name,rss]=$(idle_rss "${PORT[$name]}" ${PID[$name]}); done

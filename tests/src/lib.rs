@@ -30,6 +30,7 @@ pub mod pacemaker;
 pub mod proxy;
 pub mod proxy_dns;
 pub mod proxy_rules;
+pub mod proxy_stick;
 pub mod proxy_tls;
 pub mod require;
 pub mod shell;

@@ -430,7 +430,8 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-fn base64(data: &[u8]) -> String {
+/// Standard base64 with padding (`Authorization: Basic`).
+pub fn base64(data: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {

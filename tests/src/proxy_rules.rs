@@ -373,6 +373,13 @@ pub fn check_frontend_line(
     check_both(&file)
 }
 
+/// [`check_both`] on configuration `text`, written as case `case` of a `-c` comparison.
+pub fn check_text(dir: &Path, case: usize, text: &str) -> [(i32, Vec<String>); 2] {
+    let file = dir.join(format!("case{case}.cfg"));
+    std::fs::write(&file, text).expect("writing the configuration");
+    check_both(&file)
+}
+
 /// [`check_messages`] of hapx-proxy and of HAProxy on the same `file`, in that order.
 pub fn check_both(file: &Path) -> [(i32, Vec<String>); 2] {
     [

@@ -178,7 +178,7 @@ fn unknown_keyword_suggests_and_unimplemented_warns() {
     let (code, _, err) = check(&hapx(), &[&file], &[]);
     assert_eq!(code, 1);
     assert!(err.contains(&format!("parsing [{}:8] : unknown keyword 'balanse' in 'frontend' section; did you mean 'balance' maybe ?", file.display())), "{err}");
-    std::fs::write(&file, "defaults\n  mode tcp\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\nfrontend f\n  bind 127.0.0.1:1\n  compression algo gzip\n  default_backend b\nbackend b\n  server s 127.0.0.1:2 slowstart 10s\n").unwrap();
+    std::fs::write(&file, "defaults\n  mode tcp\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\nfrontend f\n  bind 127.0.0.1:1\n  compression algo gzip\n  default_backend b\nbackend b\n  server s 127.0.0.1:2 tfo\n").unwrap();
     let (code, _, err) = check(&hapx(), &[&file], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -190,7 +190,7 @@ fn unknown_keyword_suggests_and_unimplemented_warns() {
     );
     assert!(
         err.contains(&format!(
-            "[{}:11] : server option 'slowstart' is not implemented",
+            "[{}:11] : server option 'tfo' is not implemented",
             file.display()
         )),
         "{err}"
@@ -802,7 +802,7 @@ fn check_mode_ends_like_haproxy() {
     let quiet = dir.join("quiet.cfg");
     std::fs::write(
         &quiet,
-        "global\n  quiet\n  description unused\ndefaults\n  mode tcp\n  timeout client 1s\n  \
+        "global\n  quiet\n  set-dumpable\ndefaults\n  mode tcp\n  timeout client 1s\n  \
          timeout server 1s\n  timeout connect 1s\nlisten l\n  bind 127.0.0.1:1\n  \
          server s 127.0.0.1:2\n",
     )
@@ -845,7 +845,7 @@ fn check_mode_ends_like_haproxy() {
     let (code, _, stderr) = run(&hapx(), &["-c", "-V"], &[&quiet]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("'description' is not implemented"),
+        stderr.contains("'set-dumpable' is not implemented"),
         "{stderr}"
     );
 }

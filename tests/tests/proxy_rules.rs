@@ -500,7 +500,7 @@ fn unimplemented_rule_parts_are_refused() {
              \x20 redirect scheme https if !tls\n  monitor fail if tls\n  tcp-request content reject if !tls\n\
              \x20 tcp-request session reject\n  compression algo gzip\n  default_backend b\n\
              backend b\n  http-response deny if {{ res.hdr(x),ub64dec x }}\n  http-after-response set-header X y\n\
-             \x20 tcp-response content reject\n  use-server s if TRUE\n  server s 127.0.0.1:1\n"
+             \x20 tcp-response content reject\n  use-server s if {{ ssl_bc }}\n  server s 127.0.0.1:1\n"
         ),
     )
     .unwrap();
@@ -527,7 +527,7 @@ fn unimplemented_rule_parts_are_refused() {
         (20, "the converter 'ub64dec'"),
         (21, "'http-after-response'"),
         (22, "'tcp-response'"),
-        (23, "'use-server'"),
+        (23, "the sample fetch 'ssl_bc'"),
     ] {
         let found: Vec<String> = at(line)
             .into_iter()

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hapx_tests::proxy::{cli, free_port, temp_dir};
 use hapx_tests::proxy_rules::{EchoServer, TIMEOUTS, check_both, get, read_response, side_by_side};
+use hapx_tests::proxy_stick::masked;
 
 fn front() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
@@ -43,36 +44,6 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(200));
 }
 
-/// `show table` lines with entry pointers masked and each `exp=N` checked to be at most
-/// `expire_ms` and at least `expire_ms - slack_ms`, then masked.
-fn masked(table: &str, expire_ms: i64, slack_ms: i64) -> Vec<String> {
-    table
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let Some((_, rest)) = l.split_once(": key=") else {
-                return l.to_string();
-            };
-            let rest: Vec<String> = rest
-                .split(' ')
-                .map(|w| match w.strip_prefix("exp=") {
-                    Some(n) => {
-                        let n: i64 = n.parse().expect("a number after exp=");
-                        assert!(
-                            n <= expire_ms && n >= expire_ms - slack_ms,
-                            "exp={n} out of [{}, {expire_ms}] in {l}",
-                            expire_ms - slack_ms
-                        );
-                        "exp=?".to_string()
-                    }
-                    None => w.to_string(),
-                })
-                .collect();
-            format!("0x?: key={}", rest.join(" "))
-        })
-        .collect()
-}
-
 #[test]
 fn rate_limit_idiom_denies_the_same_requests() {
     let server = EchoServer::start("s1");
@@ -98,7 +69,7 @@ fn rate_limit_idiom_denies_the_same_requests() {
         let logged = syslog.lines(14);
         (
             statuses,
-            masked(&table, 30_000, 5_000),
+            masked(&table, 25_000..=30_000),
             cli(&socket, "show table"),
             logged.last().cloned(),
         )
@@ -162,7 +133,7 @@ fn connection_limit_rejects_the_same_connections() {
         drop(held);
         std::thread::sleep(Duration::from_millis(300));
         let table = cli(&socket, "show table fe");
-        (served, masked(&table, 30_000, 5_000))
+        (served, masked(&table, 25_000..=30_000))
     });
     assert_eq!(ours.0, [true, true, false, false, true]);
     assert_eq!(
@@ -221,14 +192,17 @@ fn lru_trashes_the_least_recently_used_entry() {
             settle();
         }
         settle();
-        let table = masked(&cli(&socket, "show table fe"), 30_000, 5_000);
-        let filtered = masked(&cli(&socket, "show table fe data.gpc0 gt 0"), 30_000, 5_000);
-        let one = masked(&cli(&socket, "show table fe key carol"), 30_000, 5_000);
+        let table = masked(&cli(&socket, "show table fe"), 25_000..=30_000);
+        let filtered = masked(
+            &cli(&socket, "show table fe data.gpc0 gt 0"),
+            25_000..=30_000,
+        );
+        let one = masked(&cli(&socket, "show table fe key carol"), 25_000..=30_000);
         let missing = cli(&socket, "show table fe key bob");
         let cleared = cli(&socket, "clear table fe key alice");
-        let after = masked(&cli(&socket, "show table fe"), 30_000, 5_000);
+        let after = masked(&cli(&socket, "show table fe"), 25_000..=30_000);
         let set = cli(&socket, "set table fe key dave data.gpc0 7");
-        let with_set = masked(&cli(&socket, "show table fe key dave"), 30_000, 5_000);
+        let with_set = masked(&cli(&socket, "show table fe key dave"), 25_000..=30_000);
         let errors = [
             cli(&socket, "show table nope"),
             cli(&socket, "show table fe data.nope gt 1"),
@@ -236,7 +210,7 @@ fn lru_trashes_the_least_recently_used_entry() {
             cli(&socket, "show table fe data.conn_cur gt 0"),
             cli(&socket, "set table fe key erin data.conn_cur 1"),
             cli(&socket, "set table fe key 0123456789abcdefXYZ data.gpc0 1"),
-            masked(&cli(&socket, "show table fe"), 30_000, 5_000).join("\n"),
+            masked(&cli(&socket, "show table fe"), 25_000..=30_000).join("\n"),
         ];
         (
             statuses, table, filtered, one, missing, cleared, after, set, with_set, errors,
@@ -278,7 +252,7 @@ fn entries_expire() {
         user(addr, "alice", "/");
         user(addr, "bob", "/");
         settle();
-        let before = masked(&cli(&socket, "show table fe"), 1_000, 500);
+        let before = masked(&cli(&socket, "show table fe"), 500..=1_000);
         std::thread::sleep(Duration::from_millis(1_500));
         (before, cli(&socket, "show table fe"))
     });
@@ -399,7 +373,7 @@ fn stick_on_keeps_clients_on_their_server() {
         std::thread::sleep(Duration::from_millis(300));
         let again: Vec<String> = users.iter().rev().map(|u| served_by(addr, u)).collect();
         settle();
-        let table = masked(&cli(&socket, "show table be"), 30_000, 5_000);
+        let table = masked(&cli(&socket, "show table be"), 25_000..=30_000);
         // A server in maintenance: its clients are balanced again (and stored anew).
         cli(&socket, "disable server be/s1");
         let moved: Vec<String> = users.iter().map(|u| served_by(addr, u)).collect();
@@ -447,7 +421,7 @@ fn stick_on_src_in_tcp_mode_keeps_the_client_on_its_server() {
     let (ours, theirs) = side_by_side("stick-tcp", &config, front, |addr| {
         let names: Vec<String> = (0..4).map(|_| ask(addr)).collect();
         settle();
-        let table = masked(&cli(&socket, "show table l"), 30_000, 5_000);
+        let table = masked(&cli(&socket, "show table l"), 25_000..=30_000);
         (names, table)
     });
     assert_eq!(ours.0, ["a", "a", "a", "a"]);
@@ -492,7 +466,7 @@ impl KeptAlive {
 
 /// The entry lines of `show table fe` (expiry checked against 30s and masked).
 fn entries(socket: &std::path::Path) -> Vec<String> {
-    masked(&cli(socket, "show table fe"), 30_000, 5_000)
+    masked(&cli(socket, "show table fe"), 25_000..=30_000)
         .into_iter()
         .skip(1)
         .collect()
@@ -765,12 +739,12 @@ fn a_full_table_keeps_entries_tracked_past_their_expiry() {
         // Both outlive the table's expiry while tracked, then the first ends: the next
         // key finds the least recently used entry (the second, tracked) and no room.
         std::thread::sleep(Duration::from_millis(1200));
-        let held = masked(&cli(&socket, "show table fe"), 0, 0);
+        let held = masked(&cli(&socket, "show table fe"), 0..=0);
         drop(a);
         settle();
         let d = tracked_from(addr, [127, 0, 0, 5]);
         settle();
-        let after = masked(&cli(&socket, "show table fe"), 1000, 1000);
+        let after = masked(&cli(&socket, "show table fe"), 0..=1000);
         drop((b, d));
         (held, after)
     });
@@ -784,5 +758,134 @@ fn a_full_table_keeps_entries_tracked_past_their_expiry() {
     );
     if let Some(theirs) = theirs {
         assert_eq!(ours, theirs);
+    }
+}
+
+/// Byte counters of an entry tracked by `http-request track-sc0`: each request's bytes (as
+/// HAProxy counts them at the end of each stream: the request head and body in, the
+/// response out) go into the counts and rates, which the fetches read on the next request
+/// (`sc0_kbytes_in`, `sc0_bytes_out_rate`, `src_kbytes_out` ...) and `show table` shows.
+#[test]
+fn byte_counters_count_each_request_as_haproxy() {
+    let server = EchoServer::start("s1");
+    let dir = temp_dir("stick-bytes");
+    let socket = dir.join("stats.sock");
+    let front = front();
+    let lines = "  stick-table type ip size 100 expire 30s store bytes_in_cnt,bytes_out_cnt,bytes_in_rate(10s),bytes_out_rate(10s)\n\
+                 \x20 http-request track-sc0 src\n\
+                 \x20 http-request set-header x-counts \"%[sc0_kbytes_in] %[sc0_kbytes_out] %[sc0_bytes_in_rate] %[sc0_bytes_out_rate] %[src_kbytes_in] %[src_bytes_out_rate] %[sc_kbytes_out(0)] %[sc_bytes_in_rate(0)]\"\n";
+    let config = http_config(front, &socket.display().to_string(), lines, server.addr);
+    let (ours, theirs) = side_by_side("stick-bytes", &config, front, |addr| {
+        let mut c = KeptAlive::open(addr);
+        let mut counts = Vec::new();
+        for size in [10, 1500, 700, 4000, 0] {
+            let path = format!("/{}", "a".repeat(size));
+            if c.stream.write_all(get(&path, "").as_bytes()).is_err() {
+                break;
+            }
+            let r = read_response(&mut c.reader);
+            counts.push(r.and_then(|r| r.forwarded("x-counts").map(String::from)));
+        }
+        // A POST's body counts in too.
+        let body = "b".repeat(2500);
+        let post = format!(
+            "POST /p HTTP/1.1\r\nhost: test.example\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.stream.write_all(post.as_bytes()).ok();
+        let _ = read_response(&mut c.reader);
+        c.stream.write_all(get("/", "").as_bytes()).ok();
+        counts.push(
+            read_response(&mut c.reader).and_then(|r| r.forwarded("x-counts").map(String::from)),
+        );
+        settle();
+        (counts, entries(&socket))
+    });
+    let (counts, table) = &ours;
+    // Sound on its own: nothing counted before the first request ends, then kilobytes grow.
+    assert_eq!(counts[0].as_deref(), Some("0 0 0 0 0 0 0 0"), "{counts:?}");
+    assert!(counts.iter().all(Option::is_some), "{counts:?}");
+    let kin = |i: usize| -> u64 {
+        counts[i]
+            .as_deref()
+            .and_then(|c| c.split(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(kin(4) >= 6 && kin(5) >= kin(4) + 2, "{counts:?}");
+    assert_eq!(table.len(), 1, "{table:?}");
+    assert!(table[0].contains(" bytes_in_cnt="), "{table:?}");
+    if let Some(theirs) = theirs {
+        assert_eq!(&ours, &theirs);
+    }
+}
+
+/// `show table l` once no entry is in use any more (the proxy saw the connection end and
+/// counted its bytes; within 5 seconds, even on a loaded machine).
+fn ended(socket: &std::path::Path) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let table = masked(&cli(socket, "show table l"), 25_000..=30_000);
+        if std::time::Instant::now() > deadline || !table.iter().any(|l| l.contains(" use=1")) {
+            return table;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `tcp-request content track-sc0` in TCP mode: the connection counts when the content
+/// rules track it, and its bytes in each direction once it ends; fetches of the entry
+/// (`sc0_conn_cnt`, `src_kbytes_out`) decide as in HAProxy.
+#[test]
+fn tcp_content_tracking_counts_connections_and_bytes_as_haproxy() {
+    use hapx_tests::proxy::NamedServer;
+    use std::net::Ipv4Addr;
+    let a = NamedServer::start("a", Ipv4Addr::LOCALHOST, Duration::from_millis(300));
+    let dir = temp_dir("stick-tcp-content");
+    let socket = dir.join("stats.sock");
+    let front = front();
+    let config = format!(
+        "global\n  stats socket {} level admin\n\
+         defaults\n  mode tcp\n{TIMEOUTS}\
+         listen l\n  bind {front}\n\
+         \x20 stick-table type ip size 10 expire 30s store conn_cnt,conn_cur,bytes_in_cnt,bytes_out_cnt,bytes_in_rate(10s),bytes_out_rate(10s)\n\
+         \x20 tcp-request inspect-delay 1s\n\
+         \x20 tcp-request content track-sc0 src\n\
+         \x20 tcp-request content reject if {{ sc0_conn_cnt gt 4 }}\n\
+         \x20 tcp-request content reject if {{ src_kbytes_out ge 3 }}\n\
+         \x20 server a {}\n",
+        socket.display(),
+        a.addr
+    );
+    let (ours, theirs) = side_by_side("stick-tcp-content", &config, front, |addr| {
+        let mut echoed = Vec::new();
+        let mut tables = Vec::new();
+        // The refused connections send nothing: HAProxy counts what a refused connection
+        // sent if it came before the rule refused it, which is a race of its own.
+        for size in [100, 1200, 2000, 0, 0, 0] {
+            let Ok(mut c) = TcpStream::connect(addr) else {
+                echoed.push(0);
+                continue;
+            };
+            c.set_read_timeout(Some(Duration::from_secs(3))).ok();
+            c.write_all(&vec![b'x'; size]).ok();
+            // The server's name line and the echo, until it closes after its hold.
+            let mut got = Vec::new();
+            let _ = c.read_to_end(&mut got);
+            echoed.push(got.len());
+            drop(c);
+            tables.push(ended(&socket));
+        }
+        (echoed, tables)
+    });
+    let (echoed, tables) = &ours;
+    assert_eq!(echoed[..3], [102, 1202, 2002], "{echoed:?}");
+    assert_eq!(
+        tables[0][1],
+        "0x?: key=127.0.0.1 use=0 exp=? conn_cnt=1 conn_cur=0 bytes_in_cnt=100 bytes_in_rate(10000)=100 bytes_out_cnt=102 bytes_out_rate(10000)=102"
+    );
+    // Over 3 kB sent back: the next connection is refused.
+    assert_eq!(echoed[3], 0, "{echoed:?}");
+    if let Some(theirs) = theirs {
+        assert_eq!(&ours, &theirs);
     }
 }

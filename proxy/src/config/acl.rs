@@ -129,6 +129,11 @@ pub enum Source {
     SslCVerify,
     /// `sc_*`, `scN_*`, `src_*`, `table_cnt`: stick table counters ([`super::stick`]).
     Stick(super::stick::StickFetch),
+    /// `http_auth(userlist)`: whether the request's Basic credentials are a user's.
+    HttpAuth(String),
+    /// `http_auth_group(userlist)`: the user whose credentials the request carries; as an
+    /// ACL, whether that user is in one of the groups listed ([`Method::Auth`]).
+    HttpAuthGroup(String),
 }
 
 /// A fetch and its converters.
@@ -149,7 +154,8 @@ impl Fetch {
         match self.source {
             ReqLen | SslSni | SslVer | SslHelloType => Layer::L6,
             Method | Path | Url | Query | Base | ReqVer | ProtoHttp | ReqHdr(..) | ReqFhdr(..)
-            | ReqHdrCnt(_) | ReqHdrVal(..) | ReqCook(_) | UrlParam(_) => Layer::Request,
+            | ReqHdrCnt(_) | ReqHdrVal(..) | ReqCook(_) | UrlParam(_) | HttpAuth(_)
+            | HttpAuthGroup(_) => Layer::Request,
             ResHdr(..) | Status => Layer::Response,
             _ => Layer::L4,
         }
@@ -161,7 +167,9 @@ impl Source {
     pub fn kind(&self) -> Kind {
         use Source::*;
         match self {
-            AlwaysTrue | AlwaysFalse | SrvIsUp(..) | ProtoHttp | SslFc | SslCUsed => Kind::Bool,
+            AlwaysTrue | AlwaysFalse | SrvIsUp(..) | ProtoHttp | SslFc | SslCUsed | HttpAuth(_) => {
+                Kind::Bool
+            }
             SrcPort | DstPort | Nbsrv(_) | ReqHdrCnt(_) | ReqHdrVal(..) | Status | ReqLen
             | SslVer | SslHelloType | SslCVerify | Stick(_) => Kind::Int,
             Src | Dst => Kind::Ip,
@@ -185,6 +193,8 @@ pub enum Method {
     Dir,
     Dom,
     Len,
+    /// `http_auth_group`'s own: the user is in one of the groups (HAProxy's `pat_match_auth`).
+    Auth,
 }
 
 impl Method {
@@ -671,6 +681,9 @@ fn fetch_as(text: &str, acl_keyword: Option<&str>) -> Result<Fetch, AclError> {
 fn parse_criterion(text: &str) -> Result<(Fetch, Option<Method>), AclError> {
     let (name, _, _) = split_call(text)?;
     let acl_keyword = keywords::ACL_KEYWORDS.contains(&name).then_some(name);
+    if name == "http_auth_group" {
+        return Ok((fetch_as(text, acl_keyword)?, Some(Method::Auth)));
+    }
     if let Some((base, suffix)) = name.rsplit_once('_') {
         let method = match suffix {
             "beg" => Some(Method::Beg),
@@ -752,6 +765,9 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
         "req.cook" | "cook" => Source::ReqCook(need_name(name)?),
         "url_param" | "urlp" => Source::UrlParam(need_name(name)?),
         "env" => Source::Env(need_name(name)?),
+        // A missing list is reported by the checks, as HAProxy does.
+        "http_auth" => Source::HttpAuth(arg(0).unwrap_or_default()),
+        "http_auth_group" => Source::HttpAuthGroup(arg(0).unwrap_or_default()),
         "status" => Source::Status,
         "req.len" | "req_len" => Source::ReqLen,
         "req.ssl_sni" | "req_ssl_sni" => Source::SslSni,

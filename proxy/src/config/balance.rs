@@ -25,6 +25,7 @@ pub fn parse_balance(words: &[String]) -> Result<(Balance, Option<String>), Stri
         "uri" => Balance::Uri(uri(args)?),
         "url_param" => return url_param(args),
         a if a.starts_with("hdr(") => hdr(a, args)?,
+        "hash" => hash(args)?,
         a if a.starts_with("rdp-cookie") => {
             let warning = format!("'balance {a}' is not implemented by hapx; using 'roundrobin'.");
             return Ok((Balance::RoundRobin, Some(warning)));
@@ -102,6 +103,29 @@ fn url_param(args: &[String]) -> Result<(Balance, Option<String>), String> {
     }
 }
 
+/// `hash EXPR`: one sample expression (a fetch and its converters), nothing after it.
+fn hash(args: &[String]) -> Result<Balance, String> {
+    let expr = args
+        .first()
+        .filter(|e| !e.is_empty())
+        .ok_or("balance hash requires a sample expression.")?;
+    if let Some(extra) = args.get(1) {
+        return Err(format!(
+            "balance hash takes no other argument (got '{extra}')."
+        ));
+    }
+    let fetch = super::acl::parse_fetch(expr).map_err(|e| {
+        let m = match e {
+            super::acl::AclError::Bad(m) => m,
+            super::acl::AclError::Unsupported(what) => {
+                format!("{what} is not implemented by hapx")
+            }
+        };
+        format!("failed to parse 'balance hash' expression '{expr}' : {m}.")
+    })?;
+    Ok(Balance::Hash(Box::new(fetch)))
+}
+
 /// `hdr(NAME) [use_domain_only]`: the name ends at the first `)`.
 fn hdr(algo: &str, args: &[String]) -> Result<Balance, String> {
     let inner = &algo["hdr(".len()..];
@@ -122,6 +146,32 @@ fn hdr(algo: &str, args: &[String]) -> Result<Balance, String> {
         name: name.to_string(),
         domain_only,
     })
+}
+
+/// `hash-balance-factor N`: 0 (unbounded) or more than 100 (percent of the average load a
+/// server of the consistent-hash ring may take). Read as C's `atol`, as HAProxy does: a
+/// value that is no number is 0.
+pub fn parse_hash_balance_factor(words: &[String]) -> Result<u32, String> {
+    let v = words
+        .get(1)
+        .filter(|v| !v.is_empty())
+        .ok_or("'hash-balance-factor' expects an integer argument.")?;
+    let v = v.trim_start();
+    let (negative, digits) = match v.as_bytes().first() {
+        Some(b'-') => (true, &v[1..]),
+        Some(b'+') => (false, &v[1..]),
+        _ => (false, v),
+    };
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    let n = digits[..end].parse::<i64>().unwrap_or(0);
+    // Stored in an unsigned int, as HAProxy's.
+    let factor = if negative { -n } else { n } as u32;
+    if factor != 0 && factor <= 100 {
+        return Err("'hash-balance-factor' must be 0 or greater than 100.".into());
+    }
+    Ok(factor)
 }
 
 /// `hash-type <map-based|consistent> [sdbm|djb2|wt6|crc32] [avalanche]`. Without a
@@ -168,11 +218,53 @@ pub fn parse_hash_type(words: &[String]) -> Result<HashType, String> {
     })
 }
 
+/// Why a `cookie` line is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CookieError {
+    /// Worded after the line's place, as most messages (`parsing [f:l] : ...`).
+    #[error("{0}")]
+    Line(String),
+    /// HAProxy words a bad `maxidle`/`maxlife` `parsing [f:l]: ...` (no space before the
+    /// colon).
+    #[error("{0}")]
+    Unspaced(String),
+}
+
+impl From<String> for CookieError {
+    fn from(m: String) -> Self {
+        CookieError::Line(m)
+    }
+}
+
+impl From<&str> for CookieError {
+    fn from(m: &str) -> Self {
+        CookieError::Line(m.into())
+    }
+}
+
+/// `maxidle`/`maxlife` `v`: a time in seconds unless it has a unit, refused as HAProxy's
+/// `parse_time_err` refuses it, at the first character that is neither a digit nor a
+/// unit (HAProxy only warns about what follows a unit; hapx ignores the value anyway).
+fn cookie_seconds(arg: &str, v: &str) -> Result<(), CookieError> {
+    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+    let unit = &v[digits..];
+    let known = ["us", "ms", "s", "m", "h", "d"]
+        .iter()
+        .any(|u| unit.starts_with(u));
+    if digits > 0 && (unit.is_empty() || known) {
+        return Ok(());
+    }
+    let c = unit.chars().next().unwrap_or('?');
+    Err(CookieError::Unspaced(format!(
+        "unexpected character '{c}' in argument to <{arg}>."
+    )))
+}
+
 /// `cookie NAME [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve]
 /// [httponly] [secure] [domain D]* [maxidle T] [maxlife T] [dynamic] [attr V]*`; the
 /// warnings for what hapx accepts without acting on it (the dates of `maxidle` and
 /// `maxlife`, `dynamic` cookies).
-pub fn parse_cookie(words: &[String]) -> Result<(CookiePersist, Vec<String>), String> {
+pub fn parse_cookie(words: &[String]) -> Result<(CookiePersist, Vec<String>), CookieError> {
     let name = words
         .get(1)
         .filter(|n| !n.is_empty())
@@ -228,7 +320,7 @@ pub fn parse_cookie(words: &[String]) -> Result<(CookiePersist, Vec<String>), St
                     }
                     "attr" => c.attrs.push(v.to_string()),
                     _ => {
-                        super::values::duration(v)?;
+                        cookie_seconds(arg, v)?;
                         warnings.push(format!("cookie '{arg}' (dates in the cookie) is not implemented by hapx and is ignored."));
                     }
                 }
@@ -337,5 +429,18 @@ mod tests {
         assert!(ht("hash-type consistent none").is_err());
         assert!(ht("hash-type").is_err());
         assert!(ht("hash-type map-based crc32 mix").is_err());
+    }
+
+    #[test]
+    fn hash_balance_factors_are_read_as_haproxy_reads_them() {
+        let f = |l: &str| parse_hash_balance_factor(&words(l));
+        assert_eq!(f("hash-balance-factor 150"), Ok(150));
+        assert_eq!(f("hash-balance-factor 0"), Ok(0));
+        assert_eq!(f("hash-balance-factor abc"), Ok(0));
+        assert_eq!(f("hash-balance-factor 125x"), Ok(125));
+        let refused = Err("'hash-balance-factor' must be 0 or greater than 100.".to_string());
+        assert_eq!(f("hash-balance-factor 100"), refused);
+        assert_eq!(f("hash-balance-factor 1"), refused);
+        assert!(f("hash-balance-factor").is_err());
     }
 }

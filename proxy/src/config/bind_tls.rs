@@ -13,8 +13,10 @@
 //! - `ca-file` + `verify none|optional|required`: client certificates checked against the
 //!   CA (and `crl-file`); `optional` lets a client without one in. `alpn`, `ssl-min-ver`,
 //!   `ssl-max-ver`, `no-tlsv12`/`no-tlsv13`, `force-tlsv12`/`force-tlsv13`.
-//! - rustls speaks TLSv1.2 and TLSv1.3 with its own safe cipher suites: an older version
-//!   asked for is an error, `ciphers`/`ciphersuites` a warning.
+//! - rustls speaks TLSv1.2 and TLSv1.3 with its own safe cipher suites: an older minimum
+//!   (`ssl-min-ver TLSv1.0`) is a warning, an older maximum or forced version an error,
+//!   `ciphers`/`ciphersuites` a warning.
+//! - `ca-file` and `crl-file` are read when the line is, with or without `verify`.
 
 use std::collections::HashMap;
 use std::io;
@@ -216,6 +218,39 @@ pub fn build(opts: &BindTlsOptions, bases: Bases<'_>) -> Result<TlsServer, BindT
         without_alpn,
         strict,
     })
+}
+
+/// Reads a bind's `ca-file` and `crl-file` (under `ca-base`) when given, as HAProxy does
+/// whether or not `verify` asks for client certificates: a file that cannot be read, or
+/// without any certificate or CRL in it, is an error on the line.
+pub fn check_ca_files(opts: &BindTlsOptions, ca_base: Option<&Path>) -> Result<(), BindTlsError> {
+    if let Some(ca) = &opts.ca_file {
+        let path = resolve(ca_base, ca);
+        has_certificate_or_crl(&path)
+            .map_err(|e| BindTlsError::CaFile(path.display().to_string(), e))?;
+    }
+    if let Some(crl) = &opts.crl_file {
+        let path = resolve(ca_base, crl);
+        has_certificate_or_crl(&path)
+            .map_err(|e| BindTlsError::CrlFile(path.display().to_string(), e))?;
+    }
+    Ok(())
+}
+
+/// OpenSSL's test on a CA or CRL file (HAProxy loads either kind from both): readable, and
+/// with a certificate or a CRL in it.
+fn has_certificate_or_crl(path: &Path) -> Result<(), String> {
+    let pem = std::fs::read(path).map_err(|e| strerror(&e))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let crls = CertificateRevocationListDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() && crls.is_empty() {
+        return Err("no certificate or crl found".into());
+    }
+    Ok(())
 }
 
 fn client_verifier(

@@ -13,6 +13,12 @@ use super::model::*;
 
 /// Checks `config`, fixing what HAProxy fixes with a warning (e.g. `httplog` in TCP mode).
 pub fn check(config: &mut Config, diags: &mut Diags) {
+    // HAProxy resolves userlists first and checks nothing more when that fails.
+    if !super::userlist::resolve(&mut config.userlists, diags) {
+        return;
+    }
+    super::userlist::check_references(config, diags);
+    super::errors::resolve(config, diags);
     let backends: Vec<(String, Mode, Place)> = config
         .proxies
         .iter()
@@ -33,6 +39,7 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         })
         .collect();
     assign_proxy_ids(&mut config.proxies, diags);
+    check_tracking(&config.proxies, diags);
     super::stick::check(config, diags);
     for p in &mut config.proxies {
         super::rules::check(p, &named, diags);
@@ -57,6 +64,8 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
             p.stats.enabled = false;
         }
     }
+    // After the proxies, whose log formats are compiled by now.
+    super::stick::check_fetch_tables(config, diags);
     for r in &config.resolvers {
         if r.nameservers.is_empty() && !r.parse_resolv_conf {
             diags.check_alert(
@@ -278,6 +287,13 @@ fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
         );
         p.balance = Balance::RoundRobin;
     }
+    if p.mode != Mode::Http && matches!(p.balance, Balance::Hash(_)) {
+        diags.check_warn(
+            &p.place,
+            format!("'balance hash' in mode tcp is not implemented by hapx for {} '{label}' (HTTP mode only). Falling back to round robin.", p.kind.keyword()),
+        );
+        p.balance = Balance::RoundRobin;
+    }
     if !p.kind.is_frontend()
         && !p.disabled
         && (p.timeouts.connect.is_none() || p.timeouts.server.is_none())
@@ -393,6 +409,69 @@ pub fn resolve_libc(host: &str, prefer_v6: bool) -> Option<IpAddr> {
         .find(|ip| ip.is_ipv6() == prefer_v6)
         .or_else(|| addrs.first())
         .copied()
+}
+
+/// `track`: as HAProxy's `srv_apply_track`, in the order of the servers: the proxy and the
+/// server must exist, the server must be checked or track one itself, and a chain of
+/// servers tracking each other must not loop (found on the server closing the loop, the
+/// chains resolved so far being followed).
+fn check_tracking(proxies: &[Proxy], diags: &mut Diags) {
+    let mut resolved: BTreeMap<(&str, &str), (&str, &str)> = BTreeMap::new();
+    for p in proxies {
+        for s in &p.servers {
+            let Some((proxy, server)) = &s.opts.track else {
+                continue;
+            };
+            let me = (p.name.as_str(), s.name.as_str());
+            let fail = |diags: &mut Diags, why: String| {
+                diags.check_alert(&s.place, format!("'server {}/{}' : {why}", me.0, me.1));
+            };
+            let proxy = proxy.as_deref().unwrap_or(&p.name);
+            let Some(tp) = proxies
+                .iter()
+                .find(|x| x.name == proxy && x.kind.is_backend())
+            else {
+                fail(
+                    diags,
+                    format!("unable to find required proxy '{proxy}' for tracking."),
+                );
+                continue;
+            };
+            let Some(target) = tp.servers.iter().find(|x| &x.name == server) else {
+                fail(
+                    diags,
+                    format!("unable to find required server '{server}' for tracking."),
+                );
+                continue;
+            };
+            let them = (tp.name.as_str(), target.name.as_str());
+            let mut at = Some(them);
+            while let Some(link) = at.filter(|&l| l != me) {
+                at = resolved.get(&link).copied();
+            }
+            if at == Some(me) {
+                fail(
+                    diags,
+                    format!(
+                        "unable to track {}/{} as it belongs to a tracking chain looping back to {}/{}.",
+                        them.0, them.1, me.0, me.1
+                    ),
+                );
+                continue;
+            }
+            if !target.opts.check && target.opts.track.is_none() {
+                fail(
+                    diags,
+                    format!(
+                        "unable to use {}/{} for tracking as it does not have any check nor agent enabled.",
+                        them.0, them.1
+                    ),
+                );
+                continue;
+            }
+            resolved.insert(me, them);
+        }
+    }
 }
 
 #[cfg(test)]

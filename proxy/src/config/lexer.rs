@@ -3,8 +3,11 @@
 //! - Words are separated by spaces and tabs; an unquoted `#` starts a comment.
 //! - `'single quotes'` keep everything literally.
 //! - `"double quotes"` group a word but still expand `\` escapes and environment variables.
-//! - `\` escapes outside single quotes: `\\ \' \" \  \# \$ \t \n \r \xHH`.
-//! - `$NAME` and `${NAME}` expand environment variables (empty when unset); `.FILE`, `.LINE`
+//! - `\` escapes outside single quotes: `\\ \' \" \  \# \t \n \r \xHH`, and `\$` inside
+//!   double quotes (elsewhere the backslash stays, as in HAProxy).
+//! - `$NAME` and `${NAME}` inside double quotes expand environment variables (empty when
+//!   unset); outside quotes they stay as written (`password $6$salt$hash` keeps its `$`), except
+//!   on lines whose address HAProxy expands itself ([`Place::unquoted_vars`]); `.FILE`, `.LINE`
 //!   and `.SECTION` are the pseudo-variables naming the current place. An unquoted variable
 //!   that expands to nothing does not produce an empty word. As in HAProxy 2.6, `${NAME`
 //!   without its closing brace (e.g. the later `${NAME-default}` syntax) expands NAME and keeps
@@ -34,6 +37,9 @@ pub struct Place<'a> {
     pub file: &'a str,
     pub line: usize,
     pub section: &'a str,
+    /// Expand variables outside double quotes too: HAProxy's address parser expands them in
+    /// addresses (`bind :$PORT`), so the parser splits such lines this way.
+    pub unquoted_vars: bool,
 }
 
 /// Splits `line` into words, expanding escapes and variables through `env`.
@@ -67,8 +73,8 @@ pub fn split_line(
                 quote_at = i;
                 started = true;
             }
-            (_, '\\') => i = escape(&chars, i, &mut word)?,
-            (_, '$') if is_var_start(&chars, i) => {
+            (_, '\\') => i = escape(&chars, i, quote == Some('"'), &mut word)?,
+            (q, '$') if (q.is_some() || place.unquoted_vars) && is_var_start(&chars, i) => {
                 i = expand_var(&chars, i, place, env, &mut word)?;
             }
             _ => {
@@ -87,8 +93,9 @@ pub fn split_line(
     Ok(words)
 }
 
-/// Handles the escape starting at `chars[i]` (a backslash); returns the index of its last char.
-fn escape(chars: &[char], i: usize, word: &mut String) -> Result<usize, LexError> {
+/// Handles the escape starting at `chars[i]` (a backslash, `in_dquote` or unquoted); returns
+/// the index of its last char.
+fn escape(chars: &[char], i: usize, in_dquote: bool, word: &mut String) -> Result<usize, LexError> {
     let Some(&next) = chars.get(i + 1) else {
         word.push('\\');
         return Ok(i);
@@ -107,7 +114,8 @@ fn escape(chars: &[char], i: usize, word: &mut String) -> Result<usize, LexError
             word.push(crate::bytestr::carrier(byte));
             return Ok(i + 3);
         }
-        '\\' | '\'' | '"' | ' ' | '#' | '$' => word.push(next),
+        '\\' | '\'' | '"' | ' ' | '#' => word.push(next),
+        '$' if in_dquote => word.push(next),
         other => {
             // HAProxy keeps unknown escapes as they are.
             word.push('\\');
@@ -163,10 +171,15 @@ mod tests {
     use super::*;
 
     fn split(line: &str) -> Result<Vec<String>, LexError> {
+        split_with(line, false)
+    }
+
+    fn split_with(line: &str, unquoted_vars: bool) -> Result<Vec<String>, LexError> {
         let place = Place {
             file: "t.cfg",
             line: 7,
             section: "global",
+            unquoted_vars,
         };
         split_line(line, place, &|name| match name {
             "PORT" => Some("8080".into()),
@@ -218,17 +231,31 @@ mod tests {
 
     #[test]
     fn variables() {
-        assert_eq!(split("bind :$PORT").unwrap(), ["bind", ":8080"]);
         assert_eq!(split(r#"bind ":${PORT}""#).unwrap(), ["bind", ":8080"]);
-        assert_eq!(split("x ${NOPE-9} $NOPE y").unwrap(), ["x", "-9}", "y"]);
-        assert_eq!(split("x $EMPTY").unwrap(), ["x"]);
-        assert_eq!(split("x ${.LINE}:${.FILE}").unwrap(), ["x", "7:t.cfg"]);
+        assert_eq!(
+            split(r#"x "${NOPE-9}" "$NOPE" y"#).unwrap(),
+            ["x", "-9}", "", "y"]
+        );
+        assert_eq!(split(r#"x "${.LINE}:${.FILE}""#).unwrap(), ["x", "7:t.cfg"]);
+        // Outside double quotes, as HAProxy 2.6: kept as written (a crypt hash)...
+        assert_eq!(
+            split(r"user u password $6$salt$PORT x\$y").unwrap(),
+            ["user", "u", "password", "$6$salt$PORT", r"x\$y"]
+        );
+        assert_eq!(split(r#"x "a\$PORT""#).unwrap(), ["x", "a$PORT"]);
+        // ... except in addresses, which HAProxy expands itself.
+        assert_eq!(split_with("bind :$PORT", true).unwrap(), ["bind", ":8080"]);
+        assert_eq!(split_with("x $EMPTY", true).unwrap(), ["x"]);
+        assert_eq!(
+            split_with("x ${NOPE-9} $NOPE y", true).unwrap(),
+            ["x", "-9}", "y"]
+        );
     }
 
     #[test]
     fn errors() {
         assert_eq!(split("x 'abc"), Err(LexError::UnmatchedQuote(2)));
-        assert_eq!(split("x ${PORT").unwrap(), ["x", "8080"]);
+        assert_eq!(split(r#"x "${PORT""#).unwrap(), ["x", "8080"]);
         assert_eq!(split(r"x \xZ1"), Err(LexError::BadHex(2)));
     }
 }

@@ -239,9 +239,20 @@ pub fn compile(p: &mut Proxy, diags: &mut Diags) {
         return;
     }
     let mode = p.mode;
+    let own = p.name.clone();
+    // The tables their stick fetches name, for the checks (worded as HAProxy's contexts).
+    let table_refs = std::cell::RefCell::new(Vec::new());
     let at = |src: &Option<Source>, kw: &str, stage, diags: &mut Diags| {
         let src = src.as_ref()?;
-        match LogFormat::compile_at(&src.text, mode, stage) {
+        let within = match kw {
+            "unique-id-format" => "unique-id-format string",
+            _ => "log-format string",
+        };
+        let (compiled, refs) = super::stick::written_at(&own, &src.place, Some(within), || {
+            LogFormat::compile_at(&src.text, mode, stage)
+        });
+        table_refs.borrow_mut().extend(refs);
+        match compiled {
             Ok(f) => Some(Arc::new(f)),
             Err(e) => {
                 diags.check_alert(&src.place, format!("failed to parse {kw} : {e}"));
@@ -279,6 +290,7 @@ pub fn compile(p: &mut Proxy, diags: &mut Diags) {
         ),
     };
     p.log.compiled = compiled;
+    p.rules.table_refs.extend(table_refs.into_inner());
 }
 
 const FACILITIES: [&str; 24] = [

@@ -7,8 +7,11 @@
 //! - [`logging`]: `log` targets, `log-format` and the other logging keywords.
 //! - [`keywords`]: what HAProxy knows and what hapx implements, for warnings and suggestions.
 //! - [`check`]: whole-configuration checks and the servers' first addresses.
+//! - [`check_order`]: the order HAProxy allows `http-check` rules in.
 //! - [`tls`]: servers' TLS settings turned into rustls client configurations.
 //! - [`bind_tls`]: `bind ... ssl crt` settings turned into rustls server configurations.
+//! - [`userlist`]: `userlist` sections, for `http_auth` and `http_auth_group`.
+//! - [`errors`]: error pages (`errorfile`, `errorloc`, `http-errors`, `errorfiles`, `http-error`).
 //! - [`values`]: durations, numbers, addresses.
 //! - [`diag`]: the messages.
 
@@ -16,8 +19,10 @@ pub mod acl;
 pub mod balance;
 pub mod bind_tls;
 pub mod check;
+pub mod check_order;
 pub mod converter;
 pub mod diag;
+pub mod errors;
 pub mod keywords;
 pub mod lexer;
 pub mod logging;
@@ -26,6 +31,7 @@ pub mod parse;
 pub mod rules;
 pub mod stick;
 pub mod tls;
+pub mod userlist;
 pub mod values;
 
 use std::path::{Path, PathBuf};

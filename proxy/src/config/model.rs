@@ -27,8 +27,14 @@ pub struct Config {
     /// Frontends, backends and listens, in declaration order.
     pub proxies: Vec<Proxy>,
     pub resolvers: Vec<Resolvers>,
+    /// `userlist` sections, in declaration order.
+    pub userlists: Vec<super::userlist::Userlist>,
+    /// `http-errors` sections, in declaration order.
+    pub http_errors: Vec<super::errors::HttpErrors>,
     /// The files that were read, in order (HAProxy's `HAPROXY_CFGFILES`).
     pub files: Vec<PathBuf>,
+    /// The names of the `peers` sections (ignored: a table naming one is not replicated).
+    pub peers: Vec<String>,
 }
 
 impl Config {
@@ -60,6 +66,13 @@ impl Config {
 /// The `global` section.
 #[derive(Debug, Clone, Default)]
 pub struct Global {
+    /// `setenv` and its kin, applied while reading ([`super::values::Environment`]).
+    pub environment: super::values::Environment,
+    /// `description TEXT...`: `show info` shows it.
+    pub description: Option<String>,
+    /// `maxconnrate`, `maxsessrate`: accepted connections (sessions) per second, process-wide.
+    pub max_conn_rate: Option<u32>,
+    pub max_sess_rate: Option<u32>,
     pub daemon: bool,
     pub chroot: Option<PathBuf>,
     pub user: Option<String>,
@@ -302,6 +315,8 @@ pub enum Balance {
         name: String,
         domain_only: bool,
     },
+    /// `hash EXPR`: a hash of a sample expression's value (as binary), HTTP mode only.
+    Hash(Box<super::acl::Fetch>),
 }
 
 /// The part of the URI `balance uri` hashes (HAProxy's `lbprm.arg_opt1..3`).
@@ -400,6 +415,7 @@ impl Balance {
             Balance::Uri(_) => "uri",
             Balance::UrlParam(_) => "url_param",
             Balance::Hdr { .. } => "hdr",
+            Balance::Hash(_) => "hash",
         }
     }
 
@@ -408,7 +424,11 @@ impl Balance {
     pub fn hashes(&self) -> bool {
         matches!(
             self,
-            Balance::Source | Balance::Uri(_) | Balance::UrlParam(_) | Balance::Hdr { .. }
+            Balance::Source
+                | Balance::Uri(_)
+                | Balance::UrlParam(_)
+                | Balance::Hdr { .. }
+                | Balance::Hash(_)
         )
     }
 
@@ -480,6 +500,8 @@ pub struct HttpCheck {
     pub connect: Option<CheckConnect>,
     /// `http-check expect ...`; none: any 2xx or 3xx status passes.
     pub expects: Vec<HttpExpect>,
+    /// The rules' order so far, for HAProxy's messages while parsing.
+    pub order: super::check_order::CheckOrder,
 }
 
 impl HttpCheck {
@@ -493,6 +515,7 @@ impl HttpCheck {
             body: None,
             connect: None,
             expects: Vec::new(),
+            order: Default::default(),
         }
     }
 }
@@ -540,6 +563,9 @@ pub struct Options {
     /// `http-check` rules came without `option httpchk`: HAProxy ignores them (a warning).
     pub http_check_without_httpchk: bool,
     pub allbackups: bool,
+    /// `option log-health-checks`: every check result that changes the server's health or
+    /// the check's status is logged.
+    pub log_health_checks: bool,
     /// `option persist`: a persistence cookie sends its client to its server even when the
     /// server is down (until a retry redispatches it).
     pub persist: bool,
@@ -669,6 +695,46 @@ pub struct ServerOptions {
     pub check_addr: Option<std::net::IpAddr>,
     /// `ssl`, `verify`, `ca-file` ...: TLS towards the server.
     pub tls: ServerTls,
+    /// `on-marked-down shutdown-sessions`: the server's sessions are killed when it goes
+    /// DOWN.
+    pub shutdown_on_down: bool,
+    /// `on-marked-up shutdown-backup-sessions`: the backup servers' sessions are killed when
+    /// this (active) server comes UP.
+    pub shutdown_backups_on_up: bool,
+    /// `slowstart`: how long the server's weight and `maxconn` ramp up after it comes back
+    /// (HAProxy counts it in whole seconds, rounded up; zero: none).
+    pub slowstart_secs: u32,
+    /// `track [PROXY/]SERVER`: the server whose checks decide this one's state (the proxy
+    /// None: the server's own).
+    pub track: Option<(Option<String>, String)>,
+    /// `observe layer4|layer7`: connection errors count against the server (layer 7 also
+    /// observes connection errors only in hapx).
+    pub observe: Option<Observe>,
+    /// `error-limit`: consecutive errors that trigger `on-error` (default 10).
+    pub error_limit: u32,
+    /// `on-error`: what those errors do (default `fail-check`).
+    pub on_error: OnError,
+}
+
+/// `observe`: which errors of live traffic count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observe {
+    Layer4,
+    /// A connection that succeeds does not clear the count: only a good response would.
+    Layer7,
+}
+
+/// `on-error`: what `error-limit` consecutive errors do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Only the next check comes after `fastinter`.
+    FastInter,
+    /// A failed check (and `fastinter`).
+    FailCheck,
+    /// A failed check after which one more failure marks the server DOWN.
+    SuddenDeath,
+    /// The server is marked DOWN at once.
+    MarkDown,
 }
 
 impl Default for ServerOptions {
@@ -698,6 +764,13 @@ impl Default for ServerOptions {
             check_port: None,
             check_addr: None,
             tls: ServerTls::default(),
+            shutdown_on_down: false,
+            shutdown_backups_on_up: false,
+            slowstart_secs: 0,
+            track: None,
+            observe: None,
+            error_limit: 10,
+            on_error: OnError::FailCheck,
         }
     }
 }
@@ -833,6 +906,8 @@ pub struct Proxy {
     pub name: String,
     pub kind: ProxyKind,
     pub place: Place,
+    /// `description TEXT...`: the stats page shows it by the proxy's name.
+    pub description: Option<String>,
     /// `id N`: the proxy's id, instead of the next free one.
     pub forced_id: Option<usize>,
     /// Id (`iid`): `id N`, else the next free one, as HAProxy numbers them (set by checks).
@@ -843,6 +918,9 @@ pub struct Proxy {
     pub balance: Balance,
     /// `hash-type`: how the hashing algorithms map a hash to a server.
     pub hash_type: HashType,
+    /// `hash-balance-factor`: a consistent-hash server takes at most this percentage of the
+    /// average load (0: unbounded).
+    pub hash_balance_factor: u32,
     /// `cookie`: persistence by cookie (HTTP).
     pub cookie: Option<CookiePersist>,
     /// `http-reuse`: which idle server connections a request may take.
@@ -860,6 +938,8 @@ pub struct Proxy {
     pub srvtcpka: Keepalive,
     /// Status code -> full HTTP response, read from `errorfile`.
     pub errorfiles: BTreeMap<u16, Vec<u8>>,
+    /// `errorfiles NAME [CODE...]`, resolved into `errorfiles` by the checks.
+    pub errorfiles_refs: Vec<super::errors::ErrorfilesRef>,
     pub stats: StatsPage,
     pub logs: Vec<LogTarget>,
     /// `log-format`, `capture`, `unique-id-*`, `log-tag` ([`super::logging`]).
@@ -880,6 +960,7 @@ impl Proxy {
             name,
             kind,
             place,
+            description: None,
             forced_id: None,
             id: 0,
             mode: Mode::Tcp,
@@ -887,6 +968,7 @@ impl Proxy {
             default_backend: None,
             balance: Balance::RoundRobin,
             hash_type: HashType::default(),
+            hash_balance_factor: 0,
             cookie: None,
             http_reuse: HttpReuse::Safe,
             servers: Vec::new(),
@@ -900,6 +982,7 @@ impl Proxy {
             clitcpka: Keepalive::default(),
             srvtcpka: Keepalive::default(),
             errorfiles: BTreeMap::new(),
+            errorfiles_refs: Vec::new(),
             stats: StatsPage::default(),
             logs: Vec::new(),
             log: Default::default(),
@@ -924,6 +1007,7 @@ impl Proxy {
             name,
             kind,
             place,
+            description: None,
             forced_id: None,
             id: 0,
             binds: Vec::new(),

@@ -9,11 +9,26 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::bind_tls::{BindTlsOptions, ClientVerify};
+use super::check_order::StepKind;
 use super::diag::Diags;
 use super::keywords::{self, Support};
 use super::lexer::{self, Place as LexPlace};
 use super::model::*;
 use super::values;
+
+/// Keywords whose lines hold an address, which HAProxy's address parser expands variables in
+/// even outside double quotes (`bind :$PORT`).
+const ADDRESS_KEYWORDS: &[&str] = &[
+    "bind",
+    "server",
+    "server-template",
+    "log",
+    "nameserver",
+    "stats",
+    "source",
+    "dispatch",
+    "peer",
+];
 
 /// The section being read.
 #[derive(Debug)]
@@ -23,6 +38,10 @@ enum Section {
     Defaults(Proxy),
     Proxy(Proxy),
     Resolvers(Resolvers),
+    /// `userlist`: its lines fill the list declared last ([`super::userlist`]).
+    Userlist,
+    /// `http-errors NAME`: its `errorfile` lines fill the section declared last.
+    HttpErrors,
     /// A section hapx does not implement: its lines are skipped (one warning at its header).
     Skipped,
 }
@@ -106,12 +125,24 @@ impl<'e> Parser<'e> {
                 file: name.clone(),
                 line: i + 1,
             };
-            let lex_place = LexPlace {
+            let mut lex_place = LexPlace {
                 file: &name,
                 line: i + 1,
                 section: &self.section_name,
+                unquoted_vars: false,
             };
-            let words = match lexer::split_line(raw, lex_place, self.env) {
+            let environment = &self.config.global.environment;
+            let env = |name: &str| environment.get(name, self.env);
+            let mut split = lexer::split_line(raw, lex_place, &env);
+            // HAProxy expands variables in addresses itself, quoted or not.
+            if split.as_ref().is_ok_and(|w| {
+                w.first()
+                    .is_some_and(|k| ADDRESS_KEYWORDS.contains(&k.as_str()))
+            }) {
+                lex_place.unquoted_vars = true;
+                split = lexer::split_line(raw, lex_place, &env);
+            }
+            let words = match split {
                 Ok(w) => w,
                 Err(e) => {
                     self.diags.alert(&place, e.to_string());
@@ -204,7 +235,7 @@ impl<'e> Parser<'e> {
         } else if let Some((func, args)) = term.strip_suffix(')').and_then(|t| t.split_once('(')) {
             let args: Vec<&str> = args.split(',').map(str::trim).collect();
             match (func.trim(), args.as_slice()) {
-                ("defined", [name]) => (self.env)(name).is_some(),
+                ("defined", [name]) => self.config.global.environment.get(name, self.env).is_some(),
                 ("feature", [_]) => false,
                 ("streq", [a, b]) => a == b,
                 ("strneq", [a, b]) => a != b,
@@ -234,8 +265,34 @@ impl<'e> Parser<'e> {
         match &mut self.section {
             Section::None => Err(format!("unknown keyword '{kw}' out of section.")),
             Section::Skipped => Ok(()),
+            Section::Global if matches!(kw, "setenv" | "presetenv" | "unsetenv" | "resetenv") => {
+                // HAProxy ignores a third argument to `setenv` and refuses a fourth.
+                if let Some(extra) = line
+                    .arg(4)
+                    .filter(|_| kw.ends_with("setenv") && kw != "unsetenv")
+                {
+                    return Err(format!(
+                        "'{kw}' cannot handle unexpected argument '{extra}'."
+                    ));
+                }
+                if let Err(e) = self.config.global.environment.apply(line.words, self.env) {
+                    // Worded `parsing [file:line]: ...`, without HAProxy's usual space.
+                    self.diags
+                        .global_alert(format!("parsing [{}]: {e}", line.place));
+                }
+                Ok(())
+            }
             Section::Global => global(&mut self.config.global, line, &mut self.diags),
             Section::Resolvers(r) => resolvers(r, line),
+            Section::HttpErrors => match self.config.http_errors.last_mut() {
+                Some(section) => super::errors::line(section, line.words),
+                None => Ok(()),
+            },
+            Section::Userlist => {
+                let list = self.config.userlists.last_mut();
+                super::userlist::line(list, line.words, line.place, &mut self.diags);
+                Ok(())
+            }
             Section::Defaults(p) | Section::Proxy(p) => {
                 proxy(p, &self.config.global, line, &mut self.diags)
             }
@@ -303,6 +360,21 @@ impl<'e> Parser<'e> {
                 }
                 Section::Resolvers(Resolvers::new(name, place))
             }
+            "http-errors" => {
+                let sections = &mut self.config.http_errors;
+                match super::errors::start(sections, line.words, line.place, &mut self.diags) {
+                    true => Section::HttpErrors,
+                    // A refused header's lines go nowhere.
+                    false => Section::Skipped,
+                }
+            }
+            "userlist" => {
+                // Even a refused header starts the section: its lines go to the last list.
+                self.section = Section::Userlist;
+                let lists = &mut self.config.userlists;
+                super::userlist::start(lists, line.words, line.place, &mut self.diags);
+                return Ok(());
+            }
             _ => {
                 self.diags.warn(
                     line.place,
@@ -310,6 +382,9 @@ impl<'e> Parser<'e> {
                         "'{kw}' sections are not implemented by hapx; this section is ignored."
                     ),
                 );
+                if kw == "peers" {
+                    self.config.peers.push(name);
+                }
                 Section::Skipped
             }
         };
@@ -342,7 +417,11 @@ impl<'e> Parser<'e> {
             }
             Section::Proxy(p) => self.config.proxies.push(p),
             Section::Resolvers(r) => self.config.resolvers.push(r),
-            Section::None | Section::Global | Section::Skipped => {}
+            Section::None
+            | Section::Global
+            | Section::Userlist
+            | Section::HttpErrors
+            | Section::Skipped => {}
         }
         self.section_name.clear();
     }
@@ -415,6 +494,9 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         }
         "hard-stop-after" => g.hard_stop_after = Some(values::timer(one(line, "a duration")?, kw)?),
         "node" => g.node = Some(one(line, "a name")?.into()),
+        "description" => g.description = description(line, diags),
+        "maxconnrate" => g.max_conn_rate = rate_limit(line)?,
+        "maxsessrate" => g.max_sess_rate = rate_limit(line)?,
         "log-tag" => g.log_tag = Some(one(line, "a tag")?.into()),
         "quiet" => g.quiet = true,
         "master-worker" => match line.arg(1) {
@@ -741,8 +823,18 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         }
         "balance" => balance(p, line, diags)?,
         "hash-type" => p.hash_type = super::balance::parse_hash_type(line.words)?,
+        "hash-balance-factor" => {
+            p.hash_balance_factor = super::balance::parse_hash_balance_factor(line.words)?
+        }
         "cookie" => {
-            let (cookie, warnings) = super::balance::parse_cookie(line.words)?;
+            let (cookie, warnings) = match super::balance::parse_cookie(line.words) {
+                Ok(parsed) => parsed,
+                Err(super::balance::CookieError::Line(m)) => return Err(m),
+                Err(super::balance::CookieError::Unspaced(m)) => {
+                    diags.global_alert(format!("parsing [{}]: {m}", line.place));
+                    return Ok(());
+                }
+            };
             for warning in warnings {
                 diags.warn(line.place, warning);
             }
@@ -789,7 +881,10 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         "timeout" => timeout(p, line)?,
         "retries" => p.retries = values::number(one(line, "an integer")?, kw)?,
         "maxconn" => p.maxconn = Some(values::number(one(line, "an integer")?, kw)?),
-        "errorfile" => errorfile(p, line)?,
+        "errorfile" => super::errors::errorfile(p, line.words)?,
+        "errorloc" | "errorloc302" | "errorloc303" => super::errors::errorloc(p, line.words)?,
+        "errorfiles" => super::errors::errorfiles(p, line.words, line.place)?,
+        "http-error" => super::errors::http_error(p, line.words, diags, line.place)?,
         "stats" => stats(p, line, diags)?,
         "log" => match log_target(line)? {
             Some(t) => p.logs.push(t),
@@ -808,6 +903,11 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         | "srvtcpka-intvl" => tcp_keepalive(p, line, diags)?,
         "disabled" => p.disabled = true,
         "enabled" => p.disabled = false,
+        "description" if p.kind == ProxyKind::Defaults => diags.global_alert(format!(
+            "parsing [{}]: 'description' not allowed in 'defaults' section.",
+            line.place
+        )),
+        "description" => p.description = description(line, diags),
         _ => match keywords::lookup(keywords::PROXY, kw) {
             Some(Support::Removed(message)) => return Err(message.into()),
             Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
@@ -900,9 +1000,9 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
             "defer-accept" => defer_accept = true,
             // Every hapx listener may bind an address that is not local yet (IP_FREEBIND).
             "transparent" => {}
-            // Options that restrict who gets in: ignored, the listener would let in what it
-            // is meant to refuse (a crt-list line's `verify required`, another interface's
-            // or namespace's clients).
+            // Options that restrict who gets in: refused, as ignoring them would let in what
+            // the listener is meant to keep out (a crt-list line's `verify required`, another
+            // interface's or namespace's clients).
             "crt-list" | "interface" | "namespace" => {
                 return Err(format!(
                     "'bind {spec}' : '{opt}' is not implemented by hapx (ignoring it would let in connections it is meant to refuse)."
@@ -914,6 +1014,8 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
         }
         i += 1 + nargs;
     }
+    super::bind_tls::check_ca_files(&tls, g.ca_base.as_deref())
+        .map_err(|e| format!("'bind {spec}' : {e}"))?;
     // As HAProxy, `crt` without `ssl` loads its certificates (and fails on bad ones) for a
     // listener that serves in clear.
     let tls = if tls.ssl || !tls.crts.is_empty() {
@@ -1032,6 +1134,12 @@ fn server(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<Server, Strin
     }
     let mut opts = p.default_server.clone();
     server_options(&mut opts, line, 3, diags)?;
+    if opts.check && opts.track.is_some() {
+        return Err(format!(
+            "'server {}/{name}' : unable to enable checks and tracking at the same time!",
+            p.name
+        ));
+    }
     Ok(Server {
         name: name.into(),
         host: host.into(),
@@ -1117,6 +1225,52 @@ fn server_options(
                 }
             }
             "pool-purge-delay" => o.pool_purge_delay = values::duration(v)?,
+            "slowstart" => o.slowstart_secs = slowstart(v, line)?,
+            "observe" => {
+                o.observe = match v {
+                    "none" => None,
+                    "layer4" => Some(Observe::Layer4),
+                    "layer7" => {
+                        diags.warn(line.place, "'observe layer7': hapx observes connection errors only, not HTTP responses.");
+                        Some(Observe::Layer7)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "'observe' expects one of 'none', 'layer4', 'layer7' but got '{v}'."
+                        ));
+                    }
+                }
+            }
+            "error-limit" => {
+                o.error_limit = v
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u32| n > 0)
+                    .ok_or("error-limit has to be > 0.")?
+            }
+            "on-error" => {
+                o.on_error = match v {
+                    "fastinter" => OnError::FastInter,
+                    "fail-check" => OnError::FailCheck,
+                    "sudden-death" => OnError::SuddenDeath,
+                    "mark-down" => OnError::MarkDown,
+                    _ => {
+                        return Err(format!(
+                            "'on-error' expects one of 'fastinter', 'fail-check', 'sudden-death' or 'mark-down' but got '{v}'."
+                        ));
+                    }
+                }
+            }
+            "track" => {
+                o.track = Some(match v.split_once('/') {
+                    Some((proxy, server)) => (Some(proxy.into()), server.into()),
+                    None => (None, v.into()),
+                })
+            }
+            "on-marked-down" => o.shutdown_on_down = one_action(opt, v, "shutdown-sessions")?,
+            "on-marked-up" => {
+                o.shutdown_backups_on_up = one_action(opt, v, "shutdown-backup-sessions")?
+            }
             "send-proxy" => o.send_proxy = Some(1),
             "send-proxy-v2" => o.send_proxy = Some(2),
             "no-send-proxy" => o.send_proxy = None,
@@ -1143,6 +1297,42 @@ fn server_options(
     Ok(())
 }
 
+/// `slowstart TIME`: in whole seconds (rounded up), as HAProxy keeps it; its messages name
+/// the server (`default-server` on that line).
+fn slowstart(v: &str, line: &Line<'_>) -> Result<u32, String> {
+    let name = match line.arg(0) {
+        Some("server") => line.arg(1).unwrap_or_default(),
+        _ => "default-server",
+    };
+    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+    let unit = &v[digits..];
+    if digits == 0 || !matches!(unit, "" | "us" | "ms" | "s" | "m" | "h" | "d") {
+        let c = unit.chars().next().unwrap_or(' ');
+        return Err(format!(
+            "unexpected character '{c}' in 'slowstart' argument of server {name}."
+        ));
+    }
+    let ms = values::duration(v)
+        .ok()
+        .map(|d| d.as_millis())
+        .filter(|&ms| ms <= i32::MAX as u128)
+        .ok_or_else(|| {
+            format!(
+                "overflow in argument <{v}> to <slowstart> of server {name}, maximum value is 2147483647 ms (~24.8 days)."
+            )
+        })?;
+    Ok(ms.div_ceil(1000) as u32)
+}
+
+/// `on-marked-down` and `on-marked-up`: their one action, in HAProxy's words otherwise.
+fn one_action(opt: &str, v: &str, action: &str) -> Result<bool, String> {
+    if v == action {
+        Ok(true)
+    } else {
+        Err(format!("'{opt}' expects '{action}' but got '{v}'."))
+    }
+}
+
 /// `ssl-default-server-options OPT...`: the version options servers start from
 /// (`no-tls-tickets` concerns TLSv1.2 tickets, which changes nothing for hapx).
 fn ssl_default_server_options(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
@@ -1156,7 +1346,7 @@ fn ssl_default_server_options(g: &mut Global, line: &Line<'_>, diags: &mut Diags
 
 /// `ssl-default-bind-options OPT...`: the version options `ssl` binds start from (the
 /// others concern OpenSSL features rustls does not have, or has always on). A minimum below
-/// TLSv1.2 is a warning here (a default, not a listener): TLSv1.2 it is, as for servers.
+/// TLSv1.2 is a warning, as on binds and servers: TLSv1.2 it is.
 fn ssl_default_bind_options(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let t = &mut g.ssl_default_bind.versions;
     ssl_default_options(line, |opt, value| match opt {
@@ -1193,8 +1383,9 @@ fn ssl_default_options(
     Ok(())
 }
 
-/// A bind's TLS option (false: `opt` is not one). rustls cannot serve below TLSv1.2, so a
-/// listener asked to is refused rather than serving fewer clients than written.
+/// A bind's TLS option (false: `opt` is not one). rustls cannot serve below TLSv1.2: a
+/// lower `ssl-min-ver` warns (TLSv1.2 and up are a subset of what was allowed, as on
+/// servers), a lower maximum or forced version is refused.
 fn bind_tls_option(
     t: &mut BindTlsOptions,
     opt: &str,
@@ -1202,11 +1393,6 @@ fn bind_tls_option(
     place: &Place,
     diags: &mut Diags,
 ) -> Result<bool, String> {
-    let older = || {
-        format!(
-            "'{opt} {v}' : hapx speaks TLSv1.2 and TLSv1.3 only (rustls has no older protocol)."
-        )
-    };
     match opt {
         "ssl" => t.ssl = true,
         "crt" => t.crts.push(v.into()),
@@ -1226,7 +1412,7 @@ fn bind_tls_option(
         }
         "alpn" => t.alpn = Some(alpn_list(v)),
         "strict-sni" => t.strict_sni = true,
-        "ssl-min-ver" => t.versions.min = Some(tls_version(v, opt)?.ok_or_else(older)?),
+        "ssl-min-ver" => min_version_low_warns(&mut t.versions, v, place, diags)?,
         "ciphers" | "ciphersuites" => diags.warn(
             place,
             format!("bind option '{opt}' is not implemented by hapx and is ignored: rustls offers its own safe cipher suites."),
@@ -1462,6 +1648,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         | "prefer-last-server"
         | "redispatch"
         | "allbackups"
+        | "log-health-checks"
         | "persist" => Some(Capability::Backend),
         _ => None,
     };
@@ -1500,6 +1687,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             o.redispatch_after = interval.unwrap_or(-1);
         }
         "allbackups" => o.allbackups = !negate,
+        "log-health-checks" => o.log_health_checks = !negate,
         "persist" => o.persist = !negate,
         "prefer-last-server" => o.prefer_last_server = !negate,
         // One HTTP connection mode: the last one set wins; `no` only unsets its own.
@@ -1566,6 +1754,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             // `http-check` rules read before keep applying.
             let mut chk = o.httpchk.take().unwrap_or_else(HttpCheck::default_request);
             (chk.method, chk.uri, chk.version) = (method.into(), uri.into(), version.into());
+            chk.order.option_httpchk(&p.place);
             o.http_check_without_httpchk = false;
             o.ssl_hello_chk = false;
             o.httpchk = (!negate).then_some(chk);
@@ -1620,21 +1809,34 @@ fn timeout(p: &mut Proxy, line: &Line<'_>) -> Outcome {
     Ok(())
 }
 
-fn errorfile(p: &mut Proxy, line: &Line<'_>) -> Outcome {
-    let (Some(code), Some(path)) = (line.arg(1), line.arg(2)) else {
-        return Err("'errorfile' expects <status_code> and <file> as arguments.".into());
-    };
-    const CODES: [u16; 17] = [
-        200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504,
-    ];
-    let code: u16 = code
-        .parse()
-        .ok()
-        .filter(|c| CODES.contains(c))
-        .ok_or_else(|| format!("status code '{code}' not handled by 'errorfile'."))?;
-    let body = std::fs::read(path).map_err(|e| format!("error opening file '{path}': {e}."))?;
-    p.errorfiles.insert(code, body);
-    Ok(())
+/// `maxconnrate|maxsessrate N`, read as HAProxy's atol() reads it: 0 (or no number) for no
+/// limit.
+fn rate_limit(line: &Line<'_>) -> Result<Option<u32>, String> {
+    let kw = &line.words[0];
+    let value = line
+        .arg(1)
+        .ok_or_else(|| format!("'{kw}' expects an integer argument."))?;
+    if let Some(extra) = line.arg(2) {
+        return Err(format!(
+            "'{kw}' cannot handle unexpected argument '{extra}'."
+        ));
+    }
+    let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
+    let n: u64 = digits.parse().unwrap_or(0);
+    Ok((n > 0).then(|| u32::try_from(n).unwrap_or(u32::MAX)))
+}
+
+/// `description TEXT...`: the words joined by single spaces, as HAProxy keeps them; None
+/// (with HAProxy's message, worded without its usual space) when there are none.
+fn description(line: &Line<'_>, diags: &mut Diags) -> Option<String> {
+    if line.words.len() < 2 {
+        diags.global_alert(format!(
+            "parsing [{}]: 'description' expects a string argument.",
+            line.place
+        ));
+        return None;
+    }
+    Some(line.words[1..].join(" "))
 }
 
 fn stats(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
@@ -1758,7 +1960,7 @@ fn tcp_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             }
         }
         Some("comment") => return Ok(()),
-        Some(k @ ("send-lf" | "send-binary-lf" | "set-var" | "unset-var")) => {
+        Some(k) if k == "send-lf" || k == "send-binary-lf" || is_var_action(k) => {
             not_implemented(Support::No, &format!("'tcp-check {k}'"), line.place, diags);
             return Ok(());
         }
@@ -1861,17 +2063,24 @@ fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         .options
         .httpchk
         .get_or_insert_with(HttpCheck::default_request);
+    let step = match line.arg(1) {
+        Some("connect") => Some(StepKind::Connect),
+        Some("send") => Some(StepKind::Send),
+        Some("expect") => Some(StepKind::Expect),
+        Some(k) if k == "comment" || is_var_action(k) => Some(StepKind::Comment),
+        _ => None,
+    };
+    if let Some(step) = step {
+        chk.order.add(step, &p.place)?;
+    }
     match line.arg(1) {
         Some("expect") => chk.expects.push(http_expect(line, diags)?),
         Some("send") => http_send(chk, line, diags)?,
         Some("connect") => chk.connect = Some(check_connect(line, "http-check", diags)?),
         Some("comment") => {}
-        Some("disable-on-404" | "send-state" | "set-var" | "unset-var") => not_implemented(
-            Support::No,
-            &format!("'http-check {}'", line.words[1]),
-            line.place,
-            diags,
-        ),
+        Some(k) if is_var_action(k) || k == "disable-on-404" || k == "send-state" => {
+            not_implemented(Support::No, &format!("'http-check {k}'"), line.place, diags)
+        }
         other => {
             return Err(format!(
                 "'http-check' expects 'comment', 'connect', 'disable-on-404', 'expect', 'send', 'send-state' (got '{}').",
@@ -1880,6 +2089,16 @@ fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// `set-var(NAME)` / `unset-var(NAME)`, the check rules' variable actions (HAProxy writes
+/// the variable's name into the keyword).
+fn is_var_action(keyword: &str) -> bool {
+    ["set-var", "unset-var"].iter().any(|k| {
+        keyword
+            .strip_prefix(k)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('('))
+    })
 }
 
 /// `http-check send [meth M] [uri U] [ver V] [hdr NAME VALUE]* [body STRING]`.

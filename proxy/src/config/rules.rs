@@ -28,6 +28,10 @@ pub struct Rules {
     pub monitor_fail: Vec<Condition>,
     /// `stick on|match|store-request`: persistence by stick table (a backend's).
     pub stick: Vec<StickRule>,
+    /// `use-server NAME if|unless COND`: a backend's server chosen by a condition.
+    pub use_servers: Vec<UseServer>,
+    /// `force-persist` and `ignore-persist`, in order: the first matching one counts.
+    pub persist: Vec<PersistRule>,
     /// A request rule's value shows the request line (`%r`, `%HU` ...), which HAProxy
     /// shows as the client sent it: the request loop keeps it before the rules run.
     pub values_read_line: bool,
@@ -39,6 +43,11 @@ pub struct Rules {
     pub values_use_session_end: bool,
     /// Backends and servers named in fetches (`nbsrv(b)`, `srv_is_up(b/s)`), for [`check`].
     references: Vec<Reference>,
+    /// Userlists named in fetches (`http_auth(L)`), checked by [`super::userlist`].
+    pub userlist_references: Vec<super::userlist::Reference>,
+    /// Tables named in stick fetches (`src_conn_rate(T)`), checked by
+    /// [`super::stick::check_fetch_tables`].
+    pub table_refs: Vec<super::stick::TableRef>,
     /// Where L6 fetches were used (ignored in HTTP proxies, with a warning).
     l6_places: Vec<Place>,
     /// Which rule kinds came already, for HAProxy's "placed after" warnings.
@@ -87,6 +96,20 @@ pub struct UseBackend {
     pub place: Place,
 }
 
+/// `use-server NAME if|unless COND`.
+#[derive(Debug, Clone)]
+pub struct UseServer {
+    pub server: String,
+    pub cond: Condition,
+}
+
+/// `force-persist if|unless COND` (`force`) or `ignore-persist if|unless COND`.
+#[derive(Debug, Clone)]
+pub struct PersistRule {
+    pub force: bool,
+    pub cond: Condition,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TcpAction {
     Accept,
@@ -103,17 +126,55 @@ pub enum StickAction {
     SetGpt0(u8, i64),
 }
 
+impl StickAction {
+    /// The `track-scN` this action is, if it is one.
+    pub fn track(&self) -> Option<&super::stick::Track> {
+        match self {
+            StickAction::Track(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+impl TcpAction {
+    /// The `track-scN` this action is, if it is one.
+    pub fn track(&self) -> Option<&super::stick::Track> {
+        match self {
+            TcpAction::Stick(s) => s.track(),
+            _ => None,
+        }
+    }
+}
+
 /// The stick action named `name` with `args` (up to the condition), in proxy `own`; None
 /// for other actions.
 fn stick_action(name: &str, args: &[String], own: &str) -> Option<Result<StickAction, AclError>> {
     if let Some(slot) = super::stick::track_slot(name) {
         return Some(super::stick::parse_track(slot, args, own).map(StickAction::Track));
     }
-    let slot_of = |prefix: &str| -> Option<u8> {
-        let n = name.strip_prefix(prefix)?.strip_suffix(')')?;
-        n.parse::<u8>().ok().filter(|n| *n < 3)
+    // `ACTION(N)`, or slot 0 without `(N)` as in HAProxy; a slot past the last one refused
+    // in HAProxy's words (`sc-set-gpt0` names itself in them).
+    let slot_of = |action: &str| -> Option<Result<u8, AclError>> {
+        let rest = name.strip_prefix(action)?;
+        if rest.is_empty() {
+            return Some(Ok(0));
+        }
+        let n: u32 = rest.strip_prefix('(')?.strip_suffix(')')?.parse().ok()?;
+        let named = match action {
+            "sc-set-gpt0" => format!(" '{name}'"),
+            _ => String::new(),
+        };
+        Some(u8::try_from(n).ok().filter(|n| *n < 3).ok_or_else(|| {
+            AclError::Bad(format!(
+                "invalid stick table track ID{named}. The max allowed ID is 2"
+            ))
+        }))
     };
-    if let Some(slot) = slot_of("sc-inc-gpc0(") {
+    if let Some(slot) = slot_of("sc-inc-gpc0") {
+        let slot = match slot {
+            Ok(slot) => slot,
+            Err(e) => return Some(Err(e)),
+        };
         if let Some(w) = args.first() {
             return Some(Err(AclError::Bad(format!(
                 "'{name}' : unexpected keyword '{w}' (expects 'if' or 'unless')"
@@ -121,7 +182,10 @@ fn stick_action(name: &str, args: &[String], own: &str) -> Option<Result<StickAc
         }
         return Some(Ok(StickAction::IncGpc0(slot)));
     }
-    let slot = slot_of("sc-set-gpt0(")?;
+    let slot = match slot_of("sc-set-gpt0")? {
+        Ok(slot) => slot,
+        Err(e) => return Some(Err(e)),
+    };
     Some(match args {
         [v] => v
             .parse::<i64>()
@@ -186,6 +250,14 @@ pub enum HttpAction {
 }
 
 impl HttpAction {
+    /// The `track-scN` this action is, if it is one.
+    pub fn track(&self) -> Option<&super::stick::Track> {
+        match self {
+            HttpAction::Stick(s) => s.track(),
+            _ => None,
+        }
+    }
+
     /// The log formats of the action's values.
     pub fn values(&self) -> Vec<&LogFormat> {
         match self {
@@ -299,7 +371,7 @@ impl StickRule {
 }
 
 /// The keywords [`parse_line`] handles.
-pub const KEYWORDS: [&str; 12] = [
+pub const KEYWORDS: [&str; 14] = [
     "stick",
     "acl",
     "use_backend",
@@ -312,10 +384,21 @@ pub const KEYWORDS: [&str; 12] = [
     "http-after-response",
     "tcp-response",
     "use-server",
+    "force-persist",
+    "ignore-persist",
 ];
 
 /// Rule keywords HAProxy knows and hapx does not evaluate at all: refused, never dropped.
-const UNEVALUABLE_KEYWORDS: [&str; 3] = ["http-after-response", "tcp-response", "use-server"];
+const UNEVALUABLE_KEYWORDS: [&str; 2] = ["http-after-response", "tcp-response"];
+
+/// Keywords HAProxy refuses in any `defaults` section, named or not.
+const NOT_IN_DEFAULTS: [&str; 5] = [
+    "use_backend",
+    "stick",
+    "use-server",
+    "force-persist",
+    "ignore-persist",
+];
 
 /// Handles one of the rule keywords in a proxy section; false if `words[0]` is none.
 pub fn parse_line(
@@ -334,9 +417,9 @@ pub fn parse_line(
         ));
     }
     if p.kind == ProxyKind::Defaults {
-        if p.name.is_empty() || matches!(kw, "use_backend" | "stick") || kw.starts_with("monitor") {
+        if p.name.is_empty() || NOT_IN_DEFAULTS.contains(&kw) || kw.starts_with("monitor") {
             let anonymous = if p.name.is_empty() { "anonymous " } else { "" };
-            let anonymous = if matches!(kw, "use_backend" | "stick") {
+            let anonymous = if NOT_IN_DEFAULTS.contains(&kw) {
                 ""
             } else {
                 anonymous
@@ -357,13 +440,14 @@ pub fn parse_line(
             "'{kw}' rules in a named 'defaults' section are not implemented by hapx; hapx refuses to run without this rule."
         ));
     }
+    let own = p.name.clone();
     let mut ctx = Ctx {
         p,
         place,
         diags,
         warnings: Vec::new(),
     };
-    let result = match kw {
+    let (result, table_refs) = super::stick::written_at(&own, place, within(words), || match kw {
         "acl" => ctx.acl(words),
         "use_backend" => ctx.use_backend(words),
         "tcp-request" => ctx.tcp_request(words),
@@ -371,8 +455,11 @@ pub fn parse_line(
         "redirect" => ctx.redirect(words),
         "monitor-uri" => ctx.monitor_uri(words),
         "stick" => ctx.stick(words),
+        "use-server" => ctx.use_server(words),
+        "force-persist" | "ignore-persist" => ctx.persist_rule(words),
         _ => ctx.monitor(words),
-    };
+    });
+    ctx.p.rules.table_refs.extend(table_refs);
     let Ctx {
         diags, warnings, ..
     } = ctx;
@@ -380,6 +467,28 @@ pub fn parse_line(
         diags.warn(place, w);
     }
     result.map(|()| true)
+}
+
+/// How HAProxy names the expressions of a rule line when a table they name is missing
+/// (its `ARGC_*` contexts; the fetches of its ACLs are an ACL's).
+fn within(words: &[String]) -> Option<&'static str> {
+    let word = |i: usize| words.get(i).map_or("", String::as_str);
+    Some(match word(0) {
+        "tcp-request" if word(2).starts_with("track-sc") => "tracking rule",
+        "tcp-request" => match word(1) {
+            "connection" => "tcp-request connection expression",
+            "session" => "tcp-request session expression",
+            _ => "tcp-request content expression",
+        },
+        "http-request" if word(1) == "redirect" => "redirect format string",
+        "http-request" => "http-request expression",
+        "http-response" => "http-response response",
+        "use_backend" => "use_backend expression",
+        "redirect" => "redirect format string",
+        "stick" => "stick rule",
+        "use-server" => "use-server expression",
+        _ => return None,
+    })
 }
 
 /// The alert for a rule using `what`, which hapx does not implement.
@@ -433,7 +542,9 @@ impl Ctx<'_> {
     }
 
     fn acl(&mut self, words: &[String]) -> Result<(), String> {
-        match self.p.rules.acls.declare(&words[1..], &mut self.warnings) {
+        let declared =
+            super::stick::in_acl(|| self.p.rules.acls.declare(&words[1..], &mut self.warnings));
+        match declared {
             Ok(acl) => {
                 if let Some(e) = self.p.rules.acls.acls[acl].exprs.last().cloned() {
                     self.note_fetch(&e.fetch.source, &e.keyword);
@@ -467,6 +578,21 @@ impl Ctx<'_> {
         let (keyword, backend, server) = match source {
             Source::Nbsrv(Some(b)) => ("nbsrv", b.clone(), None),
             Source::SrvIsUp(b, s) => ("srv_is_up", b.clone(), Some(s.clone())),
+            Source::HttpAuth(list) | Source::HttpAuthGroup(list) => {
+                let keyword = match source {
+                    Source::HttpAuth(_) => "http_auth",
+                    _ => "http_auth_group",
+                };
+                self.p
+                    .rules
+                    .userlist_references
+                    .push(super::userlist::Reference {
+                        place: self.place.clone(),
+                        keyword,
+                        userlist: list.clone(),
+                    });
+                return;
+            }
             Source::ReqLen | Source::SslSni | Source::SslVer | Source::SslHelloType => {
                 let _ = keyword;
                 self.p.rules.l6_places.push(self.place.clone());
@@ -494,11 +620,7 @@ impl Ctx<'_> {
             return Ok(None);
         }
         let before = self.p.rules.acls.acls.len();
-        let cond = self
-            .p
-            .rules
-            .acls
-            .condition(words, &mut self.warnings)
+        let cond = super::stick::in_acl(|| self.p.rules.acls.condition(words, &mut self.warnings))
             .map_err(|e| e.context(&context))?;
         // Fetches of anonymous ACLs made here.
         let fresh: Vec<_> = self.p.rules.acls.acls[before..]
@@ -881,6 +1003,80 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// `use-server NAME if|unless COND`, parsed as HAProxy's `cfg_parse_listen`.
+    fn use_server(&mut self, words: &[String]) -> Result<(), String> {
+        self.warn_unless_backend("use-server");
+        let name = words
+            .get(1)
+            .filter(|n| !n.is_empty())
+            .ok_or("'use-server' expects a server name.")?;
+        let cond = self.required_condition(words, 2, "server-switching-rule", |e| {
+            format!("error detected while parsing switching rule : {e}.")
+        })?;
+        if name.contains('%') {
+            return Err(
+                "'use-server' with a log-format server name is not implemented by hapx; hapx refuses to run without this rule.".into(),
+            );
+        }
+        if let Some(cond) = cond {
+            let server = name.clone();
+            self.p.rules.use_servers.push(UseServer { server, cond });
+        }
+        Ok(())
+    }
+
+    /// HAProxy's `warnifnotcap(PR_CAP_BE)`: the rule is kept, and never used.
+    fn warn_unless_backend(&mut self, kw: &str) {
+        if !self.p.kind.is_backend() {
+            self.warnings.push(format!(
+                "'{kw}' ignored because {} '{}' has no backend capability.",
+                self.p.kind.keyword(),
+                self.p.name
+            ));
+        }
+    }
+
+    /// `force-persist|ignore-persist if|unless COND`.
+    fn persist_rule(&mut self, words: &[String]) -> Result<(), String> {
+        let kw = words[0].as_str();
+        self.warn_unless_backend(kw);
+        let cond = self.required_condition(words, 1, "backend-switching-rule", |e| {
+            format!("error detected while parsing a '{kw}' rule : {e}.")
+        })?;
+        if let Some(cond) = cond {
+            let force = kw == "force-persist";
+            self.p.rules.persist.push(PersistRule { force, cond });
+        }
+        Ok(())
+    }
+
+    /// The condition from `words[at]` on of a rule that requires one (`if|unless ...`),
+    /// named `name` in HAProxy's warnings, its errors worded by `context`. None: the rule
+    /// uses what hapx does not implement, which [`Ctx::refuse`] words (an `Err`).
+    fn required_condition(
+        &mut self,
+        words: &[String],
+        at: usize,
+        name: &str,
+        context: impl Fn(String) -> String,
+    ) -> Result<Option<Condition>, String> {
+        if !words.get(at).is_some_and(|w| w == "if" || w == "unless") {
+            return Err(format!(
+                "'{}' requires either 'if' or 'unless' followed by a condition.",
+                words[0]
+            ));
+        }
+        let usage = Usage {
+            allowed: &[Layer::L4, Layer::L6, Layer::Request],
+            name: name.into(),
+            within: "",
+        };
+        match self.condition(&words[at..], &usage, context) {
+            Ok(cond) => Ok(cond),
+            Err(e) => self.refuse(e, words).map(|()| None),
+        }
+    }
+
     fn monitor(&mut self, words: &[String]) -> Result<(), String> {
         if words.get(1).map(String::as_str) != Some("fail") {
             return Err("'monitor' only supports 'fail'.".into());
@@ -1138,6 +1334,25 @@ fn redirect(args: &[String], mut values: Option<&mut Values<'_>>) -> Result<Redi
     Ok(r)
 }
 
+/// `http-error status N ...` ([`super::errors`]): the options `return` reads, worded
+/// without a rule's context.
+pub fn error_reply(
+    args: &[String],
+    p: &Proxy,
+    warnings: &mut Vec<String>,
+) -> Result<Reply, String> {
+    let mut values = Values {
+        action: "http-error".into(),
+        mode: p.mode,
+        stage: Stage::Request,
+        warnings,
+    };
+    reply(args, 200, &p.errorfiles, &mut values).map_err(|e| match e {
+        ActionError::Unknown(m) | ActionError::Rule(m) => m,
+        ActionError::Unsupported(what) => format!("{what} is not implemented by hapx."),
+    })
+}
+
 /// The reply options of `deny`, `tarpit` and `return`.
 fn reply(
     args: &[String],
@@ -1268,6 +1483,18 @@ pub fn check(
         }
     }
     let (kind, name) = (p.kind.keyword(), p.name.clone());
+    // A frontend's rules are checked too (it has no server), as HAProxy does.
+    let own = proxies.iter().find(|(n, k, ..)| *n == name && *k == p.kind);
+    if let Some((.., servers)) = own {
+        for u in &p.rules.use_servers {
+            if !servers.contains(&u.server) {
+                diags.global_alert(format!(
+                    "{kind} '{name}' : unable to find server '{}' referenced in a 'use-server' rule.",
+                    u.server
+                ));
+            }
+        }
+    }
     for u in &p.rules.use_backends {
         match backend(&u.backend) {
             None => diags.global_alert(format!(

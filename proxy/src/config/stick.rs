@@ -3,10 +3,17 @@
 //! listen section (the table takes the section's name), and the `track-scN KEY [table T]`
 //! argument of `tcp-request` and `http-request` rules. The runtime side (entries, counters,
 //! tracking) is [`crate::runtime::stick`].
+//!
+//! Stick fetches (`src_*`, `sc_*`, `scN_*`, `table_cnt`) are parsed where they are written
+//! ([`written_at`]: the rule line or log format, its proxy): a `src_*` or `table_cnt` fetch
+//! without a table reads the table of that proxy, as HAProxy fixes it at parse time, and
+//! every table a fetch names is checked once the proxies are ([`check_fetch_tables`]), in
+//! HAProxy's words.
 
 use std::time::Duration;
 
 use super::acl::{self, AclError, Fetch};
+use super::model::Place;
 use super::values;
 
 /// What a table's keys are.
@@ -129,8 +136,8 @@ pub struct TableSpec {
     pub size: usize,
     pub expire: Option<Duration>,
     pub nopurge: bool,
-    /// The `peers` section named (hapx has none: the check refuses it as HAProxy refuses a
-    /// section that does not exist).
+    /// The `peers` section named (hapx replicates nothing: the check warns about a section
+    /// that exists, and refuses one that does not as HAProxy does).
     pub peers: Option<String>,
     /// The data stored, in HAProxy's order, each once.
     pub store: Vec<Store>,
@@ -172,146 +179,304 @@ fn unexpected_char(v: &str, units: &[&str]) -> char {
     after.chars().chain(rest.chars()).next().unwrap_or('?')
 }
 
+/// A `stick-table` line as read so far.
+#[derive(Debug, Default)]
+struct TableWords {
+    key: Option<KeyType>,
+    key_len: Option<usize>,
+    size: Option<usize>,
+    expire: Option<Duration>,
+    nopurge: bool,
+    peers: Option<String>,
+    store: Vec<Store>,
+    /// Data types HAProxy stores and hapx does not (warned about, checked for conflicts).
+    unimplemented: Vec<String>,
+}
+
+/// A `stick-table: ....` message about the line.
+fn line_err(m: String) -> TableError {
+    TableError::Line(format!("stick-table: {m}."))
+}
+
 /// Parses the words after `stick-table`; `warnings` gets what HAProxy warns about.
 pub fn parse_table(args: &[String], warnings: &mut Vec<String>) -> Result<TableSpec, TableError> {
-    let err = |m: String| TableError::Line(format!("stick-table: {m}."));
-    let mut key = None;
-    let mut key_len = None;
-    let mut size = None;
-    let mut spec_expire = None;
-    let mut nopurge = false;
-    let mut peers = None;
-    let mut store: Vec<Store> = Vec::new();
+    let mut t = TableWords::default();
     let mut i = 0;
     while i < args.len() {
         let word = args[i].as_str();
-        let value = args.get(i + 1);
-        let need = |what: &str| {
-            value
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| err(format!("missing argument after '{what}'")))
-        };
-        match word {
-            "type" => {
-                let v = need(word)?;
-                key = Some(match v.as_str() {
-                    "ip" | "ipv4" => KeyType::Ip,
-                    "ipv6" => KeyType::Ipv6,
-                    "integer" => KeyType::Integer,
-                    "string" => KeyType::String,
-                    "binary" => {
-                        return Err(err("type 'binary' is not implemented by hapx".into()));
-                    }
-                    other => return Err(err(format!("unknown type '{other}'"))),
-                });
-                i += 2;
-                // A string's length comes right after its type, as in HAProxy (which reads
-                // it as atol() does: 0 or no digits is no length).
-                if key == Some(KeyType::String) && args.get(i).is_some_and(|w| w == "len") {
-                    let v = args.get(i + 1).map_or("", String::as_str);
-                    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
-                    let n = v[..digits].parse::<usize>().unwrap_or(0);
-                    if n == 0 {
-                        return Err(err(format!("unknown type '{v}'")));
-                    }
-                    key_len = Some(n);
-                    i += 2;
-                }
-            }
+        let value = args
+            .get(i + 1)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| line_err(format!("missing argument after '{word}'")));
+        i += match word {
+            "type" => t.key_type(value?, &args[i + 2..])?,
             "size" => {
-                let v = need(word)?;
-                let at = || unexpected_char(v, &["k", "K", "m", "M", "g", "G"]);
-                let n = size_value(v).ok_or_else(|| {
-                    err(format!(
-                        "unexpected character '{}' in argument of 'size'",
-                        at()
-                    ))
-                })?;
                 // `size 0` is no size, as in HAProxy.
-                size = Some(n).filter(|n| *n > 0);
-                i += 2;
+                t.size = Some(size_of(value?)?).filter(|n| *n > 0);
+                2
             }
             "expire" => {
-                let v = need(word)?;
-                let d = values::timer(v, "stick-table expire").map_err(|_| {
-                    if values::long_duration(v).is_ok() {
-                        TableError::Unspaced(format!(
-                            "stick-table: timer overflow in argument <{v}> to <expire>, maximum value is 2147483647 ms (~24.8 days)."
-                        ))
-                    } else {
-                        let c = unexpected_char(v, &["us", "ms", "s", "m", "h", "d"]);
-                        err(format!("unexpected character '{c}' in argument of 'expire'"))
-                    }
-                })?;
-                spec_expire = Some(d);
-                i += 2;
+                t.expire = Some(expire_of(value?)?);
+                2
             }
             "nopurge" => {
-                nopurge = true;
-                i += 1;
+                t.nopurge = true;
+                1
             }
             "peers" => {
-                peers = Some(need(word)?.clone());
-                i += 2;
+                t.peers = Some(value?.clone());
+                2
             }
             "store" => {
-                let v = need(word)?;
-                // A last comma ends the list, as in HAProxy (`store gpc0, conn_cnt` then
-                // has `conn_cnt` for its next argument).
-                for item in v.strip_suffix(',').unwrap_or(v).split(',') {
-                    let s = store_item(item).map_err(err)?;
-                    if store.iter().any(|x| x.data == s.data) {
-                        warnings.push(format!(
-                            "stick-table: store option '{}' already enabled, ignored.",
-                            s.data.name()
-                        ));
-                        continue;
-                    }
-                    store.push(s);
-                }
-                i += 2;
+                t.store_items(value?, warnings)?;
+                2
             }
-            other => {
-                return Err(err(format!("unknown argument '{other}'")));
+            "srvkey" => {
+                server_key_kind(args.get(i + 1).map_or("", String::as_str), warnings)?;
+                2
             }
-        }
+            other => return Err(line_err(format!("unknown argument '{other}'"))),
+        };
     }
-    let key = key.ok_or_else(|| err("missing type".into()))?;
-    let size = size.ok_or_else(|| err("missing size".into()))?;
-    let key_len = match key {
-        KeyType::Ip => 4,
-        KeyType::Ipv6 => 16,
-        KeyType::Integer => 4,
-        KeyType::String => key_len.unwrap_or(32),
+    t.finish()
+}
+
+impl TableWords {
+    /// `type T` (and a string's `len N` right after it, in `rest`); the words it took.
+    fn key_type(&mut self, v: &str, rest: &[String]) -> Result<usize, TableError> {
+        self.key = Some(match v {
+            "ip" | "ipv4" => KeyType::Ip,
+            "ipv6" => KeyType::Ipv6,
+            "integer" => KeyType::Integer,
+            "string" => KeyType::String,
+            "binary" => {
+                return Err(line_err("type 'binary' is not implemented by hapx".into()));
+            }
+            other => return Err(line_err(format!("unknown type '{other}'"))),
+        });
+        if self.key != Some(KeyType::String) || rest.first().is_none_or(|w| w != "len") {
+            return Ok(2);
+        }
+        // Read as atol() does, as HAProxy: 0 or no digits is no length.
+        let v = rest.get(1).map_or("", String::as_str);
+        let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+        let n = v[..digits].parse::<usize>().unwrap_or(0);
+        if n == 0 {
+            return Err(line_err(format!("unknown type '{v}'")));
+        }
+        self.key_len = Some(n);
+        Ok(4)
+    }
+
+    /// `store A,B(period),...`: each data type once (a repeated one warned about).
+    fn store_items(&mut self, v: &str, warnings: &mut Vec<String>) -> Result<(), TableError> {
+        // A last comma ends the list, as in HAProxy (`store gpc0, conn_cnt` then has
+        // `conn_cnt` for its next argument).
+        for item in store_list(v.strip_suffix(',').unwrap_or(v)) {
+            if let Some(name) = unimplemented_store_item(item).map_err(line_err)? {
+                warnings.push(format!(
+                    "stick-table: store option '{name}' is not implemented by hapx and is ignored."
+                ));
+                self.unimplemented.push(name.to_string());
+                continue;
+            }
+            let s = store_item(item).map_err(line_err)?;
+            if self.store.iter().any(|x| x.data == s.data) {
+                warnings.push(format!(
+                    "stick-table: store option '{}' already enabled, ignored.",
+                    s.data.name()
+                ));
+                continue;
+            }
+            self.store.push(s);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<TableSpec, TableError> {
+        let key = self.key.ok_or_else(|| line_err("missing type".into()))?;
+        let size = self.size.ok_or_else(|| line_err("missing size".into()))?;
+        self.check_arrays()?;
+        let key_len = match key {
+            KeyType::Ip | KeyType::Integer => 4,
+            KeyType::Ipv6 => 16,
+            KeyType::String => self.key_len.unwrap_or(32),
+        };
+        self.store.sort_by_key(|s| s.data);
+        Ok(TableSpec {
+            key,
+            key_len,
+            size,
+            expire: self.expire,
+            nopurge: self.nopurge,
+            peers: self.peers,
+            store: self.store,
+            declared_at: String::new(),
+        })
+    }
+}
+
+/// `size N[k|m|g]`, refused as HAProxy's `parse_size_err` refuses it: at the character it
+/// stops at (past 32 bits, the digit or the unit that overflows).
+fn size_of(v: &str) -> Result<usize, TableError> {
+    let at = |c: Option<char>| {
+        line_err(format!(
+            "unexpected character '{}' in argument of 'size'",
+            c.unwrap_or('?')
+        ))
     };
-    store.sort_by_key(|s| s.data);
-    Ok(TableSpec {
-        key,
-        key_len,
-        size,
-        expire: spec_expire,
-        nopurge,
-        peers,
-        store,
-        declared_at: String::new(),
+    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(at(v.chars().next()));
+    }
+    let mut n: u32 = 0;
+    for (i, b) in v.bytes().take(digits).enumerate() {
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u32::from(b - b'0')))
+            .ok_or_else(|| at(v[i..].chars().next()))?;
+    }
+    let mut rest = v[digits..].chars();
+    let unit = rest.next();
+    let shift = match unit {
+        None => 0,
+        Some('k' | 'K') => 10,
+        Some('m' | 'M') => 20,
+        Some('g' | 'G') => 30,
+        Some(_) => return Err(at(unit)),
+    };
+    if n > u32::MAX >> shift {
+        return Err(at(unit));
+    }
+    if let Some(c) = rest.next() {
+        return Err(at(Some(c)));
+    }
+    Ok((n << shift) as usize)
+}
+
+/// `expire T`: HAProxy's timer, in its words when refused.
+fn expire_of(v: &str) -> Result<Duration, TableError> {
+    values::timer(v, "stick-table expire").map_err(|_| {
+        if values::long_duration(v).is_ok() {
+            TableError::Unspaced(format!(
+                "stick-table: timer overflow in argument <{v}> to <expire>, maximum value is 2147483647 ms (~24.8 days)."
+            ))
+        } else {
+            let c = unexpected_char(v, &["us", "ms", "s", "m", "h", "d"]);
+            line_err(format!("unexpected character '{c}' in argument of 'expire'"))
+        }
     })
 }
 
-/// `100k`, `1m`, `2g`: HAProxy's sizes of stick tables.
-fn size_value(v: &str) -> Option<usize> {
-    let (digits, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => v.split_at(at),
-        None => (v, ""),
+impl TableWords {
+    /// HAProxy's arrays (`gpt(N)`, `gpc(N)`, `gpc_rate(N,T)`) replace the numbered counters:
+    /// a table may not have both.
+    fn check_arrays(&self) -> Result<(), TableError> {
+        let names: Vec<&str> = (self.store.iter().map(|s| s.data.name()))
+            .chain(self.unimplemented.iter().map(String::as_str))
+            .collect();
+        let conflicts = [
+            ("gpt", &["gpt0"][..], "gpt0"),
+            ("gpc", &["gpc0", "gpc1"][..], "gpc[0/1]"),
+            ("gpc_rate", &["gpc0_rate", "gpc1_rate"][..], "gpc[0/1]_rate"),
+        ];
+        for (array, numbered, shown) in conflicts {
+            if names.contains(&array) && numbered.iter().any(|n| names.contains(n)) {
+                return Err(line_err(format!(
+                    "simultaneous usage of '{array}' and '{shown}' in a same table is not permitted as '{array}' overrides '{shown}'"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `srvkey name|addr`: what `server_key` holds. hapx stores the name (HAProxy's default).
+fn server_key_kind(v: &str, warnings: &mut Vec<String>) -> Result<(), TableError> {
+    match v {
+        "name" => Ok(()),
+        "addr" => {
+            warnings.push(
+                "stick-table: 'srvkey addr' is not implemented by hapx and is ignored (server_key holds the server's name)."
+                    .into(),
+            );
+            Ok(())
+        }
+        other => Err(TableError::Line(format!(
+            "stick-table : unknown server key type '{other}'."
+        ))),
+    }
+}
+
+/// The items of a `store` list: split at commas outside parentheses (`gpc_rate(2,10s)`).
+fn store_list(v: &str) -> impl Iterator<Item = &str> {
+    let mut depth = 0usize;
+    v.split(move |c| {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        c == ',' && depth == 0
+    })
+}
+
+/// HAProxy 2.6 data types hapx does not store: (name, argument it takes). `Some(name)` for
+/// one of them written as HAProxy accepts it, so that it is warned about rather than unknown.
+fn unimplemented_store_item(item: &str) -> Result<Option<&str>, String> {
+    /// What the parenthesis after the name holds.
+    enum Arg {
+        None,
+        Period,
+        ArraySize,
+        ArraySizeAndPeriod,
+    }
+    const KNOWN: &[(&str, Arg)] = &[
+        ("gpc1", Arg::None),
+        ("gpc1_rate", Arg::Period),
+        ("http_fail_cnt", Arg::None),
+        ("http_fail_rate", Arg::Period),
+        ("server_name", Arg::None),
+        ("gpt", Arg::ArraySize),
+        ("gpc", Arg::ArraySize),
+        ("gpc_rate", Arg::ArraySizeAndPeriod),
+    ];
+    let (name, arg) = match item.split_once('(') {
+        Some((n, rest)) => (n, rest.strip_suffix(')')),
+        None => (item, None),
     };
-    let n: usize = digits.parse().ok()?;
-    let mult = match unit {
-        "" => 1,
-        "k" | "K" => 1024,
-        "m" | "M" => 1024 * 1024,
-        "g" | "G" => 1024 * 1024 * 1024,
-        _ => return None,
+    let Some((_, kind)) = KNOWN.iter().find(|(k, _)| *k == name) else {
+        return Ok(None);
     };
-    n.checked_mul(mult)
+    let arg = arg.filter(|a| !a.is_empty());
+    let array_size = |n: &str| match n.parse::<u32>() {
+        Ok(1..=100) => Ok(()),
+        _ => Err(format!(
+            "array size is out of allowed range (1-100) for store option '{name}'"
+        )),
+    };
+    let period = |p: &str| {
+        values::timer(p, name)
+            .map(drop)
+            .map_err(|_| format!("error when processing store option '{name}'"))
+    };
+    match (kind, arg) {
+        (Arg::None, None) => {}
+        (Arg::None, Some(_)) => {
+            return Err(format!("unexpected argument to store option '{name}'"));
+        }
+        (_, None) => return Err(format!("missing argument to store option '{name}'")),
+        (Arg::Period, Some(p)) => period(p)?,
+        (Arg::ArraySize, Some(n)) => array_size(n)?,
+        (Arg::ArraySizeAndPeriod, Some(a)) => {
+            let (n, p) = a
+                .split_once(',')
+                .ok_or_else(|| format!("missing argument to store option '{name}'"))?;
+            array_size(n)?;
+            period(p)?;
+        }
+    }
+    Ok(Some(name))
 }
 
 /// One item of `store`: `gpc0`, `http_req_rate(10s)`.
@@ -328,11 +493,6 @@ fn store_item(item: &str) -> Result<Store, String> {
         None => (item, None),
     };
     let data = DataType::named(name).ok_or_else(|| format!("unknown store option '{name}'"))?;
-    if name.starts_with("bytes_") {
-        return Err(format!(
-            "store option '{name}' is not implemented by hapx (the bytes of connections are not counted into tables)"
-        ));
-    }
     if !data.is_rate() {
         if arg.is_some() {
             return Err(format!("unexpected argument to store option '{name}'"));
@@ -343,7 +503,7 @@ fn store_item(item: &str) -> Result<Store, String> {
         .filter(|a| !a.is_empty())
         .ok_or_else(|| format!("missing argument to store option '{name}'"))?;
     let period = values::timer(arg, name)
-        .map_err(|_| format!("invalid argument to store option '{name}'"))?;
+        .map_err(|_| format!("error when processing store option '{name}'"))?;
     Ok(Store {
         data,
         period_ms: u32::try_from(period.as_millis()).unwrap_or(u32::MAX).max(1),
@@ -362,7 +522,7 @@ pub struct Track {
 
 /// The N of a `track-scN` action named `name` (any number: [`parse_track`] refuses those
 /// past the last slot as HAProxy); None for other names.
-pub fn track_slot(name: &str) -> Option<u8> {
+pub fn track_slot(name: &str) -> Option<u32> {
     let n = name.strip_prefix("track-sc")?;
     n.bytes()
         .all(|b| b.is_ascii_digit())
@@ -370,15 +530,16 @@ pub fn track_slot(name: &str) -> Option<u8> {
 }
 
 /// HAProxy's message for a `track-scN` past its last slot; None for a slot that exists.
-pub fn slot_error(slot: u8) -> Option<String> {
+pub fn slot_error(slot: u32) -> Option<String> {
     (slot > 2).then(|| format!("{slot} track-sc number exceeding 2 (MAX_SESS_STKCTR-1) value"))
 }
 
 /// The arguments of `track-scN` (`args` after the action's name), in proxy `own`.
-pub fn parse_track(slot: u8, args: &[String], own: &str) -> Result<Track, AclError> {
+pub fn parse_track(slot: u32, args: &[String], own: &str) -> Result<Track, AclError> {
     if let Some(e) = slot_error(slot) {
         return Err(AclError::Bad(e));
     }
+    let slot = slot as u8;
     let name = format!("track-sc{slot}");
     let key = args
         .first()
@@ -414,6 +575,8 @@ pub enum Counter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Query {
     Get(DataType),
+    /// `kbytes_in`, `kbytes_out`: a byte count in kilobytes (rounded down).
+    Kilo(DataType),
     IncGpc0,
     ClrGpc0,
     /// `table_cnt`: the entries of the table.
@@ -432,11 +595,12 @@ pub struct StickFetch {
 /// The stick fetch `name(args)`; None for other fetches.
 pub fn parse_fetch(name: &str, args: &[&str]) -> Option<Result<StickFetch, String>> {
     if name == "table_cnt" {
-        return Some(Ok(StickFetch {
+        let fetch = StickFetch {
             counter: Counter::Src,
             table: args.first().map(|t| t.to_string()),
             query: Query::TableCnt,
-        }));
+        };
+        return Some(Ok(written(fetch, name, 1)));
     }
     let (counter, what, table_arg) = if let Some(what) = name.strip_prefix("sc_") {
         let slot = match args.first() {
@@ -450,16 +614,16 @@ pub fn parse_fetch(name: &str, args: &[&str]) -> Option<Result<StickFetch, Strin
             },
             None => return Some(Err(format!("ACL keyword '{name}' : missing argument"))),
         };
-        (Counter::Slot(slot), what, args.get(1))
+        (Counter::Slot(slot), what, args.get(1).map(|t| (t, 2)))
     } else if let Some(what) = name.strip_prefix("src_") {
-        (Counter::Src, what, args.first())
+        (Counter::Src, what, args.first().map(|t| (t, 1)))
     } else {
         let rest = name.strip_prefix("sc")?;
         let slot = rest.get(..1)?.parse::<u8>().ok().filter(|n| *n < 3)?;
         (
             Counter::Slot(slot),
             rest.get(1..)?.strip_prefix('_')?,
-            args.first(),
+            args.first().map(|t| (t, 1)),
         )
     };
     let query = match what {
@@ -468,16 +632,143 @@ pub fn parse_fetch(name: &str, args: &[&str]) -> Option<Result<StickFetch, Strin
         "inc_gpc0" => Query::IncGpc0,
         "clr_gpc0" => Query::ClrGpc0,
         "gpc0_rate" | "conn_cnt" | "conn_cur" | "conn_rate" | "sess_cnt" | "sess_rate"
-        | "http_req_cnt" | "http_req_rate" | "http_err_cnt" | "http_err_rate" => {
-            Query::Get(DataType::named(what)?)
-        }
+        | "http_req_cnt" | "http_req_rate" | "http_err_cnt" | "http_err_rate" | "bytes_in_rate"
+        | "bytes_out_rate" => Query::Get(DataType::named(what)?),
+        "kbytes_in" => Query::Kilo(DataType::BytesInCnt),
+        "kbytes_out" => Query::Kilo(DataType::BytesOutCnt),
         _ => return None,
     };
-    Some(Ok(StickFetch {
+    let fetch = StickFetch {
         counter,
-        table: table_arg.map(|t| t.to_string()),
+        table: table_arg.map(|(t, _)| t.to_string()),
         query,
-    }))
+    };
+    Some(Ok(written(
+        fetch,
+        name,
+        table_arg.map_or(1, |(_, arg)| arg),
+    )))
+}
+
+/// A table a fetch names, resolved by [`check_fetch_tables`] as HAProxy's
+/// `smp_resolve_args` resolves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRef {
+    pub place: Place,
+    pub table: String,
+    /// Which argument of the fetch names it (from 1).
+    pub arg: usize,
+    pub keyword: String,
+    /// Where HAProxy says the fetch is used: None in an ACL (`ACL keyword 'K'`), else the
+    /// expression of a rule or a format (`sample fetch keyword 'K' in http-request
+    /// expression`).
+    pub within: Option<&'static str>,
+}
+
+/// Where the fetches being parsed are written: the proxy whose table a `src_*` or
+/// `table_cnt` fetch without one reads (HAProxy fixes it at parse time, not where the rule
+/// runs), and the table references they made.
+#[derive(Debug)]
+struct Site {
+    proxy: String,
+    place: Place,
+    within: Option<&'static str>,
+    refs: Vec<TableRef>,
+}
+
+thread_local! {
+    /// The site of the line being parsed ([`written_at`]); none outside of one.
+    static SITE: std::cell::RefCell<Option<Site>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, which parses fetches written at `place` in proxy `proxy`, used `within` a
+/// rule's expression (as HAProxy names it; None: in an ACL); the table references its
+/// fetches made.
+pub fn written_at<R>(
+    proxy: &str,
+    place: &Place,
+    within: Option<&'static str>,
+    f: impl FnOnce() -> R,
+) -> (R, Vec<TableRef>) {
+    let site = Site {
+        proxy: proxy.to_string(),
+        place: place.clone(),
+        within,
+        refs: Vec::new(),
+    };
+    let outer = SITE.replace(Some(site));
+    let r = f();
+    let site = SITE.replace(outer);
+    (r, site.map(|s| s.refs).unwrap_or_default())
+}
+
+/// Runs `f`, which parses ACL expressions: their fetches are an ACL's.
+pub fn in_acl<R>(f: impl FnOnce() -> R) -> R {
+    let within = SITE.with_borrow_mut(|s| s.as_mut().map(|s| s.within.take()));
+    let r = f();
+    SITE.with_borrow_mut(|s| {
+        if let (Some(s), Some(within)) = (s.as_mut(), within) {
+            s.within = within;
+        }
+    });
+    r
+}
+
+/// `fetch` (named `name`, its table in argument `arg`) as written at the current site: a
+/// `src_*` or `table_cnt` fetch without a table reads its proxy's, and the table it names
+/// is noted for the checks.
+fn written(mut fetch: StickFetch, name: &str, arg: usize) -> StickFetch {
+    SITE.with_borrow_mut(|site| {
+        let Some(site) = site.as_mut() else { return };
+        if fetch.table.is_none() && fetch.counter == Counter::Src {
+            fetch.table = Some(site.proxy.clone());
+        }
+        if let Some(table) = &fetch.table {
+            site.refs.push(TableRef {
+                place: site.place.clone(),
+                table: table.clone(),
+                arg,
+                keyword: name.to_string(),
+                within: site.within,
+            });
+        }
+    });
+    fetch
+}
+
+/// Whether proxy `name` has a stick table.
+fn has_table(config: &super::model::Config, name: &str) -> bool {
+    (config.proxies.iter()).any(|p| p.name == name && p.stick_table.is_some())
+}
+
+/// The tables fetches name exist, as HAProxy's `smp_resolve_args` checks them after the
+/// proxies: per proxy one alert, or one listing them all when there are several.
+pub fn check_fetch_tables(config: &super::model::Config, diags: &mut super::diag::Diags) {
+    for p in &config.proxies {
+        let missing: Vec<String> = (p.rules.table_refs.iter())
+            .filter(|r| !has_table(config, &r.table))
+            .map(|r| {
+                let what = match r.within {
+                    None => format!("ACL keyword '{}'", r.keyword),
+                    Some(w) => format!("sample fetch keyword '{}' in {w}", r.keyword),
+                };
+                format!(
+                    "parsing [{}]: unable to find table '{}' referenced in arg {} of {what} in proxy '{}'.",
+                    r.place, r.table, r.arg, p.name
+                )
+            })
+            .collect();
+        match missing.as_slice() {
+            [] => {}
+            [one] => diags.global_alert(one.clone()),
+            all => diags.global_alert(format!(
+                "multiple argument resolution errors:{}",
+                all.iter()
+                    .map(|m| format!("\n        {m}"))
+                    .collect::<String>()
+            )),
+        }
+    }
 }
 
 /// HAProxy's checks that each `track-scN` and `stick` rule names a table that exists; the
@@ -511,7 +802,15 @@ pub fn check(config: &mut super::model::Config, diags: &mut super::diag::Diags) 
     }
     check_tracks(config, diags);
     for p in &config.proxies {
-        if let Some(peers) = p.stick_table.as_ref().and_then(|s| s.peers.as_ref()) {
+        let Some(peers) = p.stick_table.as_ref().and_then(|s| s.peers.as_ref()) else {
+            continue;
+        };
+        if config.peers.contains(peers) {
+            diags.global_warn(format!(
+                "Proxy '{}': stick-table peers '{peers}' (replication) is not implemented by hapx; the table is not replicated.",
+                p.name
+            ));
+        } else {
             diags.global_alert(format!(
                 "Proxy '{}': unable to find sync peers '{peers}'.",
                 p.name
@@ -522,32 +821,11 @@ pub fn check(config: &mut super::model::Config, diags: &mut super::diag::Diags) 
 
 /// Each `track-scN` names a table that exists.
 fn check_tracks(config: &super::model::Config, diags: &mut super::diag::Diags) {
-    use super::rules::{HttpAction, StickAction, TcpAction};
-    let exists = |name: &str| {
-        config
-            .proxies
-            .iter()
-            .any(|p| p.name == name && p.stick_table.is_some())
-    };
     for p in &config.proxies {
         let r = &p.rules;
-        let tcp = r
-            .tcp_connection
-            .iter()
-            .chain(&r.tcp_content)
-            .filter_map(|t| match &t.action {
-                TcpAction::Stick(StickAction::Track(t)) => Some(t),
-                _ => None,
-            });
-        let http = r
-            .http_request
-            .iter()
-            .chain(&r.http_response)
-            .filter_map(|h| match &h.action {
-                HttpAction::Stick(StickAction::Track(t)) => Some(t),
-                _ => None,
-            });
-        for t in tcp.chain(http).filter(|t| !exists(&t.table)) {
+        let tcp = (r.tcp_connection.iter().chain(&r.tcp_content)).filter_map(|t| t.action.track());
+        let http = (r.http_request.iter().chain(&r.http_response)).filter_map(|h| h.action.track());
+        for t in tcp.chain(http).filter(|t| !has_table(config, &t.table)) {
             diags.global_alert(format!(
                 "Proxy '{}': unable to find table '{}' referenced by track-sc{}.",
                 p.name, t.table, t.slot

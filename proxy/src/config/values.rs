@@ -227,3 +227,144 @@ mod tests {
         assert!(bind_addrs("nothost:80").is_err());
     }
 }
+
+/// The environment as the configuration changes it while it is read: the global `setenv`,
+/// `presetenv`, `unsetenv` and `resetenv` (in file order, as HAProxy changes its own
+/// environment) over the process environment, which stays untouched. Variables expand
+/// through [`Environment::get`]; the runtime's `env()` fetch sees the result too.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// Names set (Some) or unset (None) by the configuration.
+    changed: std::collections::BTreeMap<String, Option<String>>,
+    /// After `resetenv`: a name not in `changed` is unset.
+    cleared: bool,
+}
+
+impl Environment {
+    /// Whether the configuration changed nothing (lookups then go to the process directly).
+    pub fn is_untouched(&self) -> bool {
+        self.changed.is_empty() && !self.cleared
+    }
+
+    /// The value of `name`: as the configuration set it, else from `base`.
+    pub fn get(&self, name: &str, base: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+        match self.changed.get(name) {
+            Some(v) => v.clone(),
+            None if self.cleared => None,
+            None => base(name),
+        }
+    }
+
+    /// One of the four keywords, `words` its whole line; HAProxy's messages.
+    pub fn apply(
+        &mut self,
+        words: &[String],
+        base: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), String> {
+        let kw = words[0].as_str();
+        // setenv(3) and unsetenv(3) refuse these names.
+        let invalid = |name: &str| {
+            (name.is_empty() || name.contains('='))
+                .then(|| format!("'{kw}' failed on variable '{name}' : Invalid argument."))
+        };
+        match kw {
+            "setenv" | "presetenv" => {
+                let (Some(name), Some(value)) =
+                    (words.get(1), words.get(2).filter(|v| !v.is_empty()))
+                else {
+                    return Err(format!("'{kw}' expects a name and a value."));
+                };
+                if let Some(e) = invalid(name) {
+                    return Err(e);
+                }
+                if kw == "setenv" || self.get(name, base).is_none() {
+                    self.changed.insert(name.clone(), Some(value.clone()));
+                }
+            }
+            "unsetenv" => {
+                if words.len() < 2 {
+                    return Err(format!("'{kw}' expects at least one variable name."));
+                }
+                for name in &words[1..] {
+                    if let Some(e) = invalid(name) {
+                        return Err(e);
+                    }
+                    self.changed.insert(name.clone(), None);
+                }
+            }
+            _ => {
+                // `resetenv [NAME...]`: every variable but those named is gone.
+                let kept = (words[1..].iter())
+                    .filter_map(|n| self.get(n, base).map(|v| (n.clone(), Some(v))))
+                    .collect();
+                self.changed = kept;
+                self.cleared = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod environment_tests {
+    use super::Environment;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn changes_apply_in_order_over_the_process_environment() {
+        let base = |n: &str| match n {
+            "HOME" => Some("/root".to_string()),
+            "PATH" => Some("/bin".to_string()),
+            _ => None,
+        };
+        let mut env = Environment::default();
+        assert!(env.is_untouched());
+        for line in [
+            "setenv X one",
+            "presetenv X two",
+            "presetenv Y y",
+            "presetenv HOME /h",
+        ] {
+            env.apply(&words(line), &base).unwrap();
+        }
+        assert_eq!(env.get("X", &base).as_deref(), Some("one"));
+        assert_eq!(env.get("Y", &base).as_deref(), Some("y"));
+        assert_eq!(env.get("HOME", &base).as_deref(), Some("/root"));
+        env.apply(&words("unsetenv X PATH"), &base).unwrap();
+        assert_eq!(env.get("X", &base), None);
+        assert_eq!(env.get("PATH", &base), None);
+        env.apply(&words("resetenv HOME Y NOPE"), &base).unwrap();
+        assert_eq!(env.get("HOME", &base).as_deref(), Some("/root"));
+        assert_eq!(env.get("Y", &base).as_deref(), Some("y"));
+        assert_eq!(env.get("NOPE", &base), None);
+        env.apply(&words("setenv X again"), &base).unwrap();
+        assert_eq!(env.get("X", &base).as_deref(), Some("again"));
+    }
+
+    #[test]
+    fn bad_lines_read_like_haproxy() {
+        let base = |_: &str| None;
+        let mut env = Environment::default();
+        let err = |env: &mut Environment, l: &str| env.apply(&words(l), &base).unwrap_err();
+        assert_eq!(
+            err(&mut env, "setenv A"),
+            "'setenv' expects a name and a value."
+        );
+        assert_eq!(
+            err(&mut env, "presetenv"),
+            "'presetenv' expects a name and a value."
+        );
+        assert_eq!(
+            err(&mut env, "setenv A=B x"),
+            "'setenv' failed on variable 'A=B' : Invalid argument."
+        );
+        assert_eq!(
+            err(&mut env, "unsetenv"),
+            "'unsetenv' expects at least one variable name."
+        );
+        assert!(env.is_untouched(), "nothing half-applied");
+    }
+}

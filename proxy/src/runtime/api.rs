@@ -156,6 +156,12 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
     let words: Vec<&str> = cmd.split_whitespace().collect();
     let admin = level == CliLevel::Admin;
     let denied = || "Permission denied\n".to_string();
+    // Table commands check the level each action needs, as HAProxy's.
+    if let [verb, "table", args @ ..] = words.as_slice()
+        && let Some(action) = super::stick::cli::Action::named(verb)
+    {
+        return super::stick::cli::command(&state.tables, level, action, args);
+    }
     match words.as_slice() {
         ["help"] => HELP.into(),
         ["show", "info", ..] => stats::info(state),
@@ -201,19 +207,6 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
             },
             None => "No such frontend.\n".into(),
         },
-        ["show", "table"] => super::stick::cli::list(&state.tables),
-        ["show", "table", name, rest @ ..] if level != CliLevel::User => {
-            super::stick::cli::show(&state.tables, name, rest)
-        }
-        ["clear", "table", name, rest @ ..] if level != CliLevel::User => {
-            super::stick::cli::clear(&state.tables, name, rest)
-        }
-        ["set", "table", name, rest @ ..] if admin => {
-            super::stick::cli::set(&state.tables, name, rest)
-        }
-        ["clear", "table"] if level != CliLevel::User => super::stick::cli::clear_usage(),
-        ["set", "table"] if admin => super::stick::cli::SET_USAGE.into(),
-        ["clear" | "show", "table", ..] => denied(),
         ["set", "server", spec, rest @ ..] if admin => set_server(state, spec, rest),
         ["enable" | "disable" | "set", ..] => denied(),
         _ => format!(

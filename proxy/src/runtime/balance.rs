@@ -3,12 +3,13 @@
 //! Active servers are used while any is usable; otherwise the first usable backup (or all of
 //! them with `option allbackups`). Weighted round robin is the smooth variant (each pick adds
 //! every weight to its server's credit and takes the richest), which spreads a server's turns
-//! evenly instead of in bursts; `static-rr` is the same here since weights change only by
-//! operator command. The hashing algorithms (`source`, `uri`, `url_param`, `hdr`) pick
-//! exactly as HAProxy 2.6 does, in its map or on its ring ([`super::lbhash`]), from a [`Key`]
-//! the caller takes from the connection or request, whatever the servers' load: a client
-//! waits for a full server rather than go elsewhere. Without a key (no such parameter or
-//! header) they take servers in turn from the same map or ring, as HAProxy falls back.
+//! evenly instead of in bursts; `static-rr` takes only a server's initial weight or 0 at
+//! run time, as HAProxy's ([`static_weights`]). The hashing algorithms (`source`, `uri`,
+//! `url_param`, `hdr`) pick exactly as HAProxy 2.6 does, in its map or on its ring
+//! ([`super::lbhash`]), from a [`Key`] the caller takes from the connection or request,
+//! whatever the servers' load: a client waits for a full server rather than go elsewhere.
+//! Without a key (no such parameter or header) they take servers in turn from the same map
+//! or ring, as HAProxy falls back.
 //!
 //! When every server is full a connection waits ([`pick_or_queue`] gives it a [`Ticket`]):
 //! in its server's queue for a hash (refused at the server's `maxqueue`), else in the
@@ -34,6 +35,7 @@ use tokio::sync::oneshot;
 
 pub use super::lbhash::Key;
 use super::lbhash::{self, Member};
+use super::slowstart;
 use super::state::{Backend, Server, SessionGuard};
 use crate::config::model::Balance;
 
@@ -57,6 +59,9 @@ pub struct LbState {
     waiting: usize,
     /// The longest each queue was (`qmax` of the stats).
     longest: Vec<usize>,
+    /// Connections that left each server's queue to be balanced again, since the server's
+    /// last message about it going (see [`requeue_counts`]).
+    requeued: Vec<usize>,
     /// The hashing algorithms' map or ring, rebuilt when the servers change.
     hash: lbhash::Table,
     /// The greatest common divisor of the configured weights (0: not computed yet).
@@ -77,6 +82,7 @@ impl LbState {
             arrivals: 0,
             waiting: 0,
             longest: vec![0; servers + 1],
+            requeued: vec![0; servers + 1],
             hash: lbhash::Table::default(),
             weights_gcd: 0,
             free: Vec::with_capacity(servers),
@@ -133,6 +139,30 @@ pub fn queue_lengths(backend: &Backend) -> Vec<(usize, usize)> {
         .zip(&lb.longest)
         .map(|(q, longest)| (q.len(), *longest))
         .collect()
+}
+
+/// For HAProxy's message about `server` gone (DOWN, maintenance): the connections its
+/// queue sends to the balancer again (`option redispatch`, while another server may take
+/// them; those that left already since the last such message included) and those left
+/// waiting for it. Waiters leave lazily, each as it wakes up: counted here as HAProxy's
+/// `pendconn_redistribute` counts them at once.
+pub fn requeue_counts(backend: &Backend, server: &Server) -> (usize, usize) {
+    let Some(i) = backend
+        .servers
+        .iter()
+        .position(|s| std::ptr::eq(&**s, server))
+    else {
+        return (0, 0);
+    };
+    let mut lb = lock(backend);
+    let queued = lb.queues[i + 1].len();
+    let left = std::mem::take(&mut lb.requeued[i + 1]);
+    let usable = lb.with_candidates(backend, |free| !free.is_empty());
+    if backend.conf.options.redispatch && usable {
+        (left + queued, 0)
+    } else {
+        (left, queued)
+    }
 }
 
 /// The balancer's state, locked (a poisoned lock is taken as is: its state stays coherent).
@@ -309,6 +339,7 @@ impl Ticket {
         {
             return Recheck::StillWaiting;
         }
+        lb.requeued[self.queue] += 1;
         self.give_up(lb, positions);
         Recheck::ServerGone
     }
@@ -372,6 +403,16 @@ pub fn request_key<'h>(
     headers: impl IntoIterator<Item = (&'h str, &'h str)>,
 ) -> Key {
     Key::request(&backend.balance, backend.conf.hash_type, src, uri, headers)
+}
+
+/// The key of `balance hash EXPR` in `ctx` (None: another algorithm): the expression's
+/// last value cast to binary, hashed as `get_server_expr` does; no value, no key.
+pub fn expr_key(backend: &Backend, ctx: &super::sample::Context<'_>) -> Option<Key> {
+    let Balance::Hash(expr) = &backend.balance else {
+        return None;
+    };
+    let value = super::sample::fetch_last(expr, ctx).map(super::convert::to_binary);
+    Some(Key::of_bytes(backend.conf.hash_type, value.as_deref()))
 }
 
 /// Picks a server for a client with `key` (see [`source_key`], [`request_key`]), avoiding
@@ -518,9 +559,11 @@ fn choose(backend: &Backend, lb: &mut LbState, key: Key, avoid: Option<&Arc<Serv
         Balance::First => Choice::Free(backend.servers[free[0]].clone()),
         Balance::Random(draws) => Choice::Free(random_draws(backend, lb, &free, draws)),
         // Sent to `choose_hashed` above.
-        Balance::Source | Balance::Uri(_) | Balance::UrlParam(_) | Balance::Hdr { .. } => {
-            Choice::Free(backend.servers[free[0]].clone())
-        }
+        Balance::Source
+        | Balance::Uri(_)
+        | Balance::UrlParam(_)
+        | Balance::Hdr { .. }
+        | Balance::Hash(_) => Choice::Free(backend.servers[free[0]].clone()),
     };
     lb.free = free;
     choice
@@ -550,7 +593,17 @@ fn choose_hashed(
         Key::Missing | Key::Unused => None,
     };
     if let Some(h) = hashed {
-        let Some(i) = hash.by_hash(h, avoid) else {
+        // `hash-balance-factor`: servers over their share of the load are walked past.
+        let factor = backend.conf.hash_balance_factor;
+        let served = |s: &Server| s.counters.cur.load(Relaxed) as u64;
+        let total: u64 = match factor {
+            0 => 0,
+            _ => backend.servers.iter().map(|s| served(s)).sum(),
+        };
+        let eligible = |i: usize| {
+            factor == 0 || hash.within_bound(i, factor, total, served(&backend.servers[i]))
+        };
+        let Some(i) = hash.by_hash(h, avoid, eligible) else {
             return Choice::NoneUsable;
         };
         let server = &backend.servers[i];
@@ -626,11 +679,11 @@ fn next_served(backend: &Backend, lb: &mut LbState) -> Option<(usize, Arc<Server
     if !lb.has_waiters() {
         return None;
     }
-    let mut free = std::mem::take(&mut lb.free);
-    candidates(backend, &mut free);
+    // A server's own queue is served by any free slot of it, whatever its state: as
+    // HAProxy's `pendconn_process_next_strm`, the waiters a cookie or a hash sent there wait
+    // for it even down or in maintenance (unless `option redispatch` took them away).
     let mut oldest: Option<(u64, usize)> = None;
-    for &i in &free {
-        let server = &backend.servers[i];
+    for (i, server) in backend.servers.iter().enumerate() {
         let head = lb.queues[i + 1].front();
         if let Some(p) = head.filter(|_| server.has_free_slot()) {
             if oldest.is_none_or(|(arrival, _)| p.arrival < arrival) {
@@ -638,7 +691,6 @@ fn next_served(backend: &Backend, lb: &mut LbState) -> Option<(usize, Arc<Server
             }
         }
     }
-    lb.free = free;
     // The backend queue's head takes whichever server the algorithm finds free, even one it
     // failed on before (HAProxy's `pendconn_process_next_strm` gives a freed slot to the
     // older of its server's head and the backend's, whatever server that one left): a head
@@ -657,11 +709,13 @@ fn next_served(backend: &Backend, lb: &mut LbState) -> Option<(usize, Arc<Server
 /// Whether the retry after `failures` failed attempts redispatches (`option redispatch`),
 /// as HAProxy 2.6 decides: the server is not usable; or the interval says so (every Nth
 /// failure with N > 0; with N < 0, every (retries + 1 + N)th, by default -1: the last
-/// retry); or, whatever the interval, the algorithm does not hash and more than one active
-/// server may take the connection (any of them will do, so none is waited for).
-pub fn redispatches(backend: &Backend, server: &Server, failures: u32) -> bool {
+/// retry); or, whatever the interval, the algorithm does not hash, more than one active
+/// server may take the connection (any of them will do, so none is waited for) and no
+/// cookie, stick entry or rule named the server ([`Direct::Named`]). Never after
+/// `force-persist`.
+pub fn redispatches(backend: &Backend, server: &Server, failures: u32, direct: Direct) -> bool {
     let conf = &backend.conf;
-    if !conf.options.redispatch {
+    if !conf.options.redispatch || direct == Direct::Forced {
         return false;
     }
     let failures = i64::from(failures);
@@ -678,7 +732,36 @@ pub fn redispatches(backend: &Backend, server: &Server, failures: u32) -> bool {
             .filter(|s| !s.opts.backup && s.usable() && s.lb_weight() > 0);
         active.count() > 1
     };
-    !server.usable() || by_interval || (!backend.balance.hashes() && several())
+    let named = direct == Direct::Named;
+    !server.usable() || by_interval || (!named && !backend.balance.hashes() && several())
+}
+
+/// How a connection came to its server, as far as redispatching goes (HAProxy's
+/// `SF_DIRECT` and `SF_FORCE_PRST`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Direct {
+    /// The balancer chose it (or a redispatch did).
+    #[default]
+    No,
+    /// A persistence cookie, a stick entry or a `use-server` rule named it: retried before
+    /// any redispatch, however many servers could take it.
+    Named,
+    /// `force-persist` matched: the connection never leaves its server.
+    Forced,
+}
+
+impl Direct {
+    /// For a connection that got a slot of `given`: `named` is the server a cookie, stick
+    /// entry or rule named, `forced` whether `force-persist` matched.
+    pub fn of(named: Option<&Arc<Server>>, forced: bool, given: &Arc<Server>) -> Direct {
+        if forced {
+            Direct::Forced
+        } else if named.is_some_and(|n| Arc::ptr_eq(n, given)) {
+            Direct::Named
+        } else {
+            Direct::No
+        }
+    }
 }
 
 /// Fills `free` with the usable servers with a weight (indexes): the actives if any, else
@@ -701,7 +784,8 @@ fn candidates(backend: &Backend, free: &mut Vec<usize>) {
 }
 
 fn smooth_rr(backend: &Backend, lb: &mut LbState, free: &[usize]) -> Arc<Server> {
-    let weight = |i: usize| i64::from(backend.servers[i].lb_weight());
+    // Effective weights: a server in slow start has a part of its share.
+    let weight = |i: usize| i64::from(slowstart::lb_eweight(backend, &backend.servers[i]));
     let total: i64 = free.iter().map(|&i| weight(i)).sum();
     let mut best = free[0];
     for &i in free {
@@ -727,16 +811,18 @@ fn least_conn(
     (0..free.len())
         .map(|k| &backend.servers[free[(start + k) % free.len()]])
         .filter(|s| !avoided(s))
-        .min_by_key(|s| load(s))
+        .min_by_key(|s| load(backend, s))
         .unwrap_or(&backend.servers[free[0]])
         .clone()
 }
 
-/// A server's connections per weight, to compare loads. The weight may have dropped to 0
-/// (set to 0, drained, put in maintenance) since [`candidates`] read it: it then counts as
-/// 1, which only ranks the server as heavily loaded.
-fn load(s: &Server) -> u64 {
-    (s.counters.cur.load(Relaxed) as u64 + 1) * 256 / u64::from(s.lb_weight().max(1))
+/// A server's connections per effective weight (16 per unit of weight, less in slow
+/// start), to compare loads. The weight may have dropped to 0 (set to 0, drained, put in
+/// maintenance) since [`candidates`] read it: it then counts as 1, which only ranks the
+/// server as heavily loaded.
+fn load(backend: &Backend, s: &Server) -> u64 {
+    let eweight = slowstart::lb_eweight(backend, s).max(1);
+    (s.counters.cur.load(Relaxed) as u64 + 1) * 4096 / u64::from(eweight)
 }
 
 /// The next number of a xorshift64 sequence kept in `state` (never 0): cheap randomness for
@@ -752,13 +838,13 @@ pub(super) fn next_random(state: &mut u64) -> u64 {
 fn random_draws(backend: &Backend, lb: &mut LbState, free: &[usize], draws: u32) -> Arc<Server> {
     (0..draws.max(1))
         .map(|_| by_weight(backend, free, next_random(&mut lb.turn)))
-        .min_by_key(|s| load(s))
+        .min_by_key(|s| load(backend, s))
         .unwrap_or(&backend.servers[free[0]])
         .clone()
 }
 
 fn by_weight<'a>(backend: &'a Backend, free: &[usize], hash: u64) -> &'a Arc<Server> {
-    let weight = |i: usize| u64::from(backend.servers[i].lb_weight());
+    let weight = |i: usize| u64::from(slowstart::lb_eweight(backend, &backend.servers[i]));
     let total: u64 = free.iter().map(|&i| weight(i)).sum();
     let mut point = hash % total.max(1);
     for &i in free {
@@ -827,7 +913,7 @@ mod tests {
         b.conf.options.redispatch = interval.is_some();
         b.conf.options.redispatch_after = interval.unwrap_or(0);
         (1..=retries)
-            .filter(|&f| redispatches(&b, &b.servers[0], f))
+            .filter(|&f| redispatches(&b, &b.servers[0], f, Direct::No))
             .collect()
     }
 
@@ -852,16 +938,19 @@ mod tests {
         b.conf.options.redispatch = true;
         b.conf.options.redispatch_after = 0;
         b.conf.retries = 3;
-        assert!(!redispatches(&b, &b.servers[0], 1));
+        assert!(!redispatches(&b, &b.servers[0], 1, Direct::No));
         b.servers[0].set_up(false);
-        assert!(redispatches(&b, &b.servers[0], 1));
+        assert!(redispatches(&b, &b.servers[0], 1, Direct::No));
+        assert!(!redispatches(&b, &b.servers[0], 1, Direct::Forced));
         let mut rr = backend(Balance::RoundRobin, &[(1, false), (1, false), (1, true)]);
         rr.conf.options.redispatch = true;
         rr.conf.options.redispatch_after = 0;
-        assert!(redispatches(&rr, &rr.servers[0], 1));
+        assert!(redispatches(&rr, &rr.servers[0], 1, Direct::No));
+        // A server a cookie named is retried first (HAProxy's `SF_DIRECT`).
+        assert!(!redispatches(&rr, &rr.servers[0], 1, Direct::Named));
         // One active server left: only the interval (here none) would.
         rr.servers[1].set_up(false);
-        assert!(!redispatches(&rr, &rr.servers[0], 1));
+        assert!(!redispatches(&rr, &rr.servers[0], 1, Direct::No));
     }
 
     #[test]
@@ -1145,7 +1234,8 @@ mod tests {
             let mut lb = b.lb.lock().unwrap();
             let _ = least_conn(&b, &mut lb, &free, None);
             let _ = random_draws(&b, &mut lb, &free, 2);
-            assert_eq!(load(&b.servers[0]), 256);
+            // Counted as an effective weight of 1 (a sixteenth of a weight of 1).
+            assert_eq!(load(&b, &b.servers[0]), 4096);
         }
     }
 }

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use super::http::{self, Framing, Head};
 use super::state::{Admin, Backend, CheckResult, Server, State, now_secs};
-use super::{tls, transitions};
+use super::{shutdown, tls, track, transitions};
 use crate::config::model::{CheckConnect, HttpCheck, HttpExpectKind, TcpCheckRule};
 
 /// Starts one check task per checked server.
@@ -43,8 +43,15 @@ async fn check_loop(backend: Arc<Backend>, server: Arc<Server>, first: Duration,
     loop {
         if server.admin() != Admin::Maint && server.addr().is_some() {
             let (ok, result) = probe(&backend, &server).await;
-            if let Some(up) = server.record_check(ok, result) {
+            let before = transitions::CheckBefore::of(&server);
+            let changed = server.record_check(ok, result);
+            if backend.conf.options.log_health_checks {
+                transitions::report_check_result(&backend, &server, ok, &before);
+            }
+            if let Some(up) = changed {
                 transitions::report_check(&backend, &server, up);
+                shutdown::on_marked(&backend, &server, up);
+                track::follow(&server, up);
             }
         }
         let jitter = super::balance::next_random(&mut random) as u32;
@@ -63,6 +70,10 @@ fn spread_interval(interval: Duration, percent: u8, random: u32) -> Duration {
 
 fn next_interval(server: &Server) -> Duration {
     let o = &server.opts;
+    // Errors seen by `observe` hasten the next check.
+    if server.fastinter_next.swap(false, Relaxed) {
+        return o.fastinter.unwrap_or(o.inter);
+    }
     let health = server.health.load(Relaxed);
     let settled = if server.is_up() {
         health == o.rise + o.fall - 1

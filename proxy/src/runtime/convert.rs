@@ -24,19 +24,25 @@ enum Value {
     Bin(Vec<u8>),
 }
 
+impl Value {
+    fn of(sample: Sample<'_>) -> Value {
+        match sample {
+            Sample::Bool(b) => Value::Bool(b),
+            Sample::Int(n) => Value::Int(n),
+            Sample::Ip(ip) => Value::Ip(ip),
+            // The bytes the string carries (see `bytestr`).
+            Sample::Str(s) => Value::Str(crate::bytestr::to_bytes(&s).into_owned()),
+            Sample::Bin(b) => Value::Bin(b),
+        }
+    }
+}
+
 /// `sample` through `chain`; None when a converter fails or a cast does not exist.
 pub fn apply<'a>(sample: Sample<'a>, chain: &[Converter]) -> Option<Sample<'a>> {
     if chain.is_empty() {
         return Some(sample);
     }
-    let mut value = match sample {
-        Sample::Bool(b) => Value::Bool(b),
-        Sample::Int(n) => Value::Int(n),
-        Sample::Ip(ip) => Value::Ip(ip),
-        // The bytes the string carries (see `bytestr`).
-        Sample::Str(s) => Value::Str(crate::bytestr::to_bytes(&s).into_owned()),
-        Sample::Bin(b) => Value::Bin(b),
-    };
+    let mut value = Value::of(sample);
     for conv in chain {
         let input = cast(value, conv.types().0)?;
         value = convert(conv, input)?;
@@ -48,6 +54,16 @@ pub fn apply<'a>(sample: Sample<'a>, chain: &[Converter]) -> Option<Sample<'a>> 
         Value::Str(s) => Sample::Str(Cow::Owned(crate::bytestr::from_vec(s))),
         Value::Bin(b) => Sample::Bin(b),
     })
+}
+
+/// `sample` as HAProxy's cast to binary gives it (`balance hash`): integers as 8 bytes and
+/// addresses as 4 or 16, in network order; strings as their bytes.
+pub fn to_binary(sample: Sample<'_>) -> Vec<u8> {
+    match cast(Value::of(sample), SampleType::Bin) {
+        Some(Value::Bin(b)) => b,
+        // Every sample type has a cast to binary.
+        _ => Vec::new(),
+    }
 }
 
 /// HAProxy's cast of `v` to `to`, None where it has none.

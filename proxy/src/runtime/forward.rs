@@ -181,14 +181,77 @@ impl Default for Activity {
     }
 }
 
+/// One side of a forwarding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Side {
+    #[default]
+    Client,
+    Server,
+}
+
 /// How a forwarding ended.
 #[derive(Debug)]
 pub enum End {
     /// Both sides finished.
     Done,
-    /// Nothing moved for the idle timeout.
-    Timeout,
-    Error(io::Error),
+    /// Nothing moved for the idle timeout of that side.
+    Timeout(Side),
+    /// A read or a write on that side's connection failed (a reset...).
+    Error(Side),
+}
+
+impl End {
+    /// The first two characters of the termination state HAProxy logs for it: who ended
+    /// the session (`c`/`s` a timeout, `C`/`S` an error on that side) and that it was in
+    /// the data phase.
+    pub fn flags(&self) -> &'static str {
+        match self {
+            End::Done => "--",
+            End::Timeout(Side::Client) => "cD",
+            End::Timeout(Side::Server) => "sD",
+            End::Error(Side::Client) => "CD",
+            End::Error(Side::Server) => "SD",
+        }
+    }
+}
+
+/// Where a direction failed: on the connection it reads from or on the one it writes to
+/// ([`both_ways`] tells the client from the server); or splice(2) cannot serve it ([`one_way`]
+/// copies instead). The error itself is not kept: only its side is logged, and a result
+/// this small keeps every connection's task small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Source,
+    Destination,
+    Unspliceable,
+}
+
+impl Fault {
+    fn source(_: io::Error) -> Fault {
+        Fault::Source
+    }
+
+    fn destination(_: io::Error) -> Fault {
+        Fault::Destination
+    }
+
+    /// An error of the splice(2) path, at `at`: [`Fault::Unspliceable`] when splice refused
+    /// these sockets or no pipe is left.
+    fn spliced(at: Fault) -> impl Fn(io::Error) -> Fault {
+        move |e| match e.raw_os_error() {
+            Some(libc::EINVAL | libc::EMFILE | libc::ENFILE) => Fault::Unspliceable,
+            _ => at,
+        }
+    }
+
+    /// The side that failed, for a direction from `source`.
+    fn side(self, source: Side) -> Side {
+        match (self, source) {
+            (Fault::Destination, Side::Client) => Side::Server,
+            (Fault::Destination, Side::Server) => Side::Client,
+            _ => source,
+        }
+    }
 }
 
 /// The inactivity timeouts of a forwarding: while both directions are open, and once one of
@@ -197,6 +260,9 @@ pub enum End {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IdleTimeouts {
     pub open: Option<Duration>,
+    /// The side whose timeout `open` is: the server's only when it is the shorter one (on
+    /// a tie HAProxy reports the client's, whose channel it looks at first).
+    pub open_side: Side,
     /// The client has ended its side: waiting for the server.
     pub client_ended: Option<Duration>,
     /// The server has ended its side: waiting for the client.
@@ -210,8 +276,17 @@ impl IdleTimeouts {
     pub fn new(frontend: &Timeouts, backend: &Timeouts) -> Self {
         let client = backend.tunnel.or(frontend.client);
         let server = backend.tunnel.or(backend.server);
+        let server_first = match (client, server) {
+            (Some(c), Some(s)) => s < c,
+            (c, s) => c.is_none() && s.is_some(),
+        };
         IdleTimeouts {
             open: shorter(client, server),
+            open_side: if server_first {
+                Side::Server
+            } else {
+                Side::Client
+            },
             client_ended: backend.server_fin.or(server),
             server_ended: frontend.client_fin.or(client),
         }
@@ -274,39 +349,41 @@ pub async fn forward(
 /// timeout that applies: `idle.open` while both are open, then the one for the side left.
 /// The directions stay pinned in the caller: moved in, they would take their room twice in
 /// every connection's task (the caller's locals and this future), which idle memory shows.
+/// `up` reads the client, `down` the server: a [`Fault`] of either says which side failed.
 async fn both_ways(
-    mut up: Pin<&mut impl Future<Output = io::Result<()>>>,
-    mut down: Pin<&mut impl Future<Output = io::Result<()>>>,
+    mut up: Pin<&mut impl Future<Output = Result<(), Fault>>>,
+    mut down: Pin<&mut impl Future<Output = Result<(), Fault>>>,
     activity: &Activity,
     idle: IdleTimeouts,
 ) -> End {
     let (first, up_ended) = tokio::select! {
-        r = &mut up => (r, true),
-        r = &mut down => (r, false),
-        () = inactivity(activity, idle.open) => return End::Timeout,
+        r = &mut up => (r.map_err(|f| f.side(Side::Client)), true),
+        r = &mut down => (r.map_err(|f| f.side(Side::Server)), false),
+        () = inactivity(activity, idle.open) => return End::Timeout(idle.open_side),
     };
-    if let Err(e) = first {
-        return End::Error(e);
+    if let Err(side) = first {
+        return End::Error(side);
     }
     let rest = async {
         if up_ended {
-            (&mut down).await
+            (&mut down).await.map_err(|f| f.side(Side::Server))
         } else {
-            (&mut up).await
+            (&mut up).await.map_err(|f| f.side(Side::Client))
         }
     };
-    let left = if up_ended {
-        idle.client_ended
+    // Once the client ended its side, the server is waited for (and the other way round).
+    let (left, waited) = if up_ended {
+        (idle.client_ended, Side::Server)
     } else {
-        idle.server_ended
+        (idle.server_ended, Side::Client)
     };
     let result = tokio::select! {
         r = rest => r,
-        () = inactivity(activity, left) => return End::Timeout,
+        () = inactivity(activity, left) => return End::Timeout(waited),
     };
     match result {
         Ok(()) => End::Done,
-        Err(e) => End::Error(e),
+        Err(side) => End::Error(side),
     }
 }
 
@@ -348,7 +425,7 @@ async fn copy_stream<R, W>(
     mut dst: W,
     activity: &Activity,
     count: &AtomicU64,
-) -> io::Result<()>
+) -> Result<(), Fault>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -359,14 +436,14 @@ where
         if n == 0 {
             return match dst.shutdown().await {
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-                other => other,
+                other => other.map_err(Fault::destination),
             };
         }
         if !held.is_empty() {
-            dst.write_all(&held).await?;
+            dst.write_all(&held).await.map_err(Fault::destination)?;
             held = Vec::new();
         }
-        dst.flush().await?;
+        dst.flush().await.map_err(Fault::destination)?;
         count.fetch_add(n as u64, Relaxed);
         activity.touch();
     }
@@ -380,7 +457,7 @@ fn read_and_send<R, W>(
     src: &mut R,
     dst: &mut W,
     held: &mut Vec<u8>,
-) -> std::task::Poll<io::Result<usize>>
+) -> std::task::Poll<Result<usize, Fault>>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -394,16 +471,19 @@ where
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 return Poll::Ready(Ok(0));
             }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(Fault::source(e))),
             Poll::Ready(Ok(())) => {}
         }
         let data = read.filled();
         let mut sent = 0;
         while sent < data.len() {
             match Pin::new(&mut *dst).poll_write(cx, &data[sent..]) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(0)) => {
+                    let e = io::ErrorKind::WriteZero.into();
+                    return Poll::Ready(Err(Fault::destination(e)));
+                }
                 Poll::Ready(Ok(n)) => sent += n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(Fault::destination(e))),
                 Poll::Pending => break,
             }
         }
@@ -431,34 +511,27 @@ async fn one_way(
     activity: &Activity,
     count: &AtomicU64,
     other_done: &AtomicBool,
-) -> io::Result<()> {
+) -> Result<(), Fault> {
     if copy_one_way(src, dst, use_splice, activity, count, other_done).await? == Copied::Eof {
         return Ok(());
     }
     match splice_one_way(src, dst, activity, count, other_done).await {
         // splice(2) refused these sockets, or no pipe is left (before any data entered one):
         // copy instead.
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EINVAL | libc::EMFILE | libc::ENFILE)
-            ) =>
-        {
-            copy_one_way(src, dst, false, activity, count, other_done)
-                .await
-                .map(|_| ())
-        }
+        Err(Fault::Unspliceable) => copy_one_way(src, dst, false, activity, count, other_done)
+            .await
+            .map(|_| ()),
         other => other,
     }
 }
 
 /// Ends a direction: shuts the write side of `dst` down, unless the other direction ended
 /// already (the connection closes right after, which says the same).
-fn finish(dst: &TcpStream, other_done: &AtomicBool) -> io::Result<()> {
+fn finish(dst: &TcpStream, other_done: &AtomicBool) -> Result<(), Fault> {
     if other_done.swap(true, Relaxed) {
         return Ok(());
     }
-    shutdown_write(dst)
+    shutdown_write(dst).map_err(Fault::destination)
 }
 
 async fn splice_one_way(
@@ -467,13 +540,16 @@ async fn splice_one_way(
     activity: &Activity,
     count: &AtomicU64,
     other_done: &AtomicBool,
-) -> io::Result<()> {
+) -> Result<(), Fault> {
     let (sfd, dfd) = (src.as_raw_fd(), dst.as_raw_fd());
     loop {
-        src.readable().await?;
-        let pipe = Pipe::take()?;
+        src.readable()
+            .await
+            .map_err(Fault::spliced(Fault::Source))?;
+        // No pipe left: the direction falls back to copying (see `one_way`).
+        let pipe = Pipe::take().map_err(Fault::spliced(Fault::Source))?;
         let mut pending = 0usize;
-        let result: io::Result<bool> = async {
+        let result: Result<bool, Fault> = async {
             loop {
                 let n = match src.try_io(Interest::READABLE, || {
                     splice(sfd, pipe.w.as_raw_fd(), PIPE_CHUNK)
@@ -481,7 +557,7 @@ async fn splice_one_way(
                     Ok(0) => return Ok(true),
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(Fault::spliced(Fault::Source)(e)),
                 };
                 pending += n;
                 while pending > 0 {
@@ -492,8 +568,12 @@ async fn splice_one_way(
                             pending -= m;
                             count.fetch_add(m as u64, Relaxed);
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => dst.writable().await?,
-                        Err(e) => return Err(e),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            dst.writable()
+                                .await
+                                .map_err(Fault::spliced(Fault::Destination))?;
+                        }
+                        Err(e) => return Err(Fault::spliced(Fault::Destination)(e)),
                     }
                 }
                 activity.touch();
@@ -526,20 +606,20 @@ async fn copy_one_way(
     activity: &Activity,
     count: &AtomicU64,
     other_done: &AtomicBool,
-) -> io::Result<Copied> {
+) -> Result<Copied, Fault> {
     loop {
         // The peer's FIN, when epoll already reported it (EPOLLRDHUP) before the read below.
-        let ready = src.ready(Interest::READABLE).await?;
+        let ready = src.ready(Interest::READABLE).await.map_err(Fault::source)?;
         let fin_seen = ready.is_read_closed() && !ready.is_error();
         loop {
             // Read and write through the thread's buffer; whatever the destination cannot
             // take now is kept aside for after the wait.
-            let step = COPY.with(|b| -> io::Result<Option<(usize, bool, Vec<u8>)>> {
+            let step = COPY.with(|b| -> Result<Option<(usize, bool, Vec<u8>)>, Fault> {
                 let mut buf = b.borrow_mut();
                 let n = match read_drain(src, &mut buf) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(Fault::source(e)),
                 };
                 // A short read after the FIN was seen drained everything the peer sent: this
                 // is the last data. Sent with MSG_MORE, it waits in the socket for the FIN
@@ -551,7 +631,7 @@ async fn copy_one_way(
                     match send(dst, &buf[off..n], last) {
                         Ok(m) => off += m,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(Fault::destination(e)),
                     }
                 }
                 Ok(Some((n, last, buf[off..n].to_vec())))
@@ -563,11 +643,11 @@ async fn copy_one_way(
             }
             let mut off = 0;
             while off < rest.len() {
-                dst.writable().await?;
+                dst.writable().await.map_err(Fault::destination)?;
                 match dst.try_write(&rest[off..]) {
                     Ok(m) => off += m,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(Fault::destination(e)),
                 }
             }
             count.fetch_add(n as u64, Relaxed);

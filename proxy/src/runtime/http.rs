@@ -3,9 +3,14 @@
 //! Each request head is read (within `timeout http-request`), checked (a malformed one gets
 //! 400 and the connection closes), given `X-Forwarded-For` with `option forwardfor`, and sent
 //! to a server balanced for each request, as HAProxy 2.6 does, over an idle connection to it
-//! when `http-reuse` allows one ([`super::pool`]), else a new one. Heads go out as HAProxy's HTTP/1 layer writes them ([`super::h1`]: lower-case
-//! names, a `Connection` header per hop); bodies are relayed by their framing
-//! (Content-Length, chunked, until close).
+//! when `http-reuse` allows one ([`super::pool`]), else a new one. Heads go out as
+//! HAProxy's HTTP/1 layer writes them ([`super::h1`]: lower-case names, a `Connection`
+//! header per hop); bodies are relayed by their framing (Content-Length, chunked, until
+//! close), each read and write within HAProxy's timeout for it (`timeout server` for the
+//! whole exchange with the server, the request body included; `timeout client` for writes
+//! to the client); a relay that stops short says which side and how (`Stop`: the log's
+//! `cD`, `CD`, `sD`, `SD`). A request hapx answers itself has its body read and dropped
+//! first, never taken for the next request.
 //! Errors use the proxy's `errorfile`s or HAProxy's default pages; each request is logged
 //! with `option httplog`. The stats page is served here for proxies with `stats enable`.
 //! A proxy's rules ([`super::rules`]: `monitor-uri`, `http-request`, `use_backend`,
@@ -23,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use super::balance::QueuePositions;
+use super::balance::{Direct, QueuePositions};
 use super::forward::{self, Moved};
 use super::log;
 use super::logformat::Arrival;
@@ -33,8 +38,10 @@ use super::{chunked, h1, meter, pool, prometheus, rules, stats, target};
 use crate::config::bind_tls::TlsServer;
 use crate::config::model::{HttpReuse, Proxy};
 
-/// Largest request or response head (HAProxy's default buffer size).
-const MAX_HEAD: usize = 16 * 1024;
+/// Largest request or response head: HAProxy's default buffer (`tune.bufsize` 16384) less
+/// the room it keeps for rewrites (`tune.maxrewrite` 1024). A head that has not ended
+/// within it is refused, whatever one read brought.
+const MAX_HEAD: usize = 16 * 1024 - 1024;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// A parsed message head.
@@ -126,6 +133,8 @@ pub enum ReadError {
     IdleTimeout,
     /// Timed out with a partial head.
     Timeout,
+    /// The peer closed with a partial head (HAProxy's `CR` for a client: it aborted).
+    Truncated,
     Malformed(&'static str),
     /// A transfer coding hapx does not implement (only `chunked` is): HAProxy's 422.
     Unsupported(&'static str),
@@ -416,6 +425,88 @@ impl Conn {
         std::future::poll_fn(move |cx| self.poll_write_all(cx, data, &mut written))
     }
 
+    /// [`Conn::write_all`] within an inactivity `timeout` (`TimedOut` when the peer took
+    /// nothing for that long; `None`: none), as HAProxy bounds writes with the receiving
+    /// side's timeout. A write that goes at once costs no clock read, timer entry nor
+    /// allocation; once the socket is full, the rest waits in [`Conn::write_rest`], boxed:
+    /// its timer would otherwise take room in every connection's task.
+    async fn write_within(
+        &mut self,
+        data: &[u8],
+        timeout: Option<Duration>,
+    ) -> std::io::Result<()> {
+        use std::task::Poll;
+        let mut written = 0;
+        let first =
+            std::future::poll_fn(|cx| Poll::Ready(self.poll_write_all(cx, data, &mut written)));
+        if let Poll::Ready(done) = first.await {
+            return done;
+        }
+        Box::pin(self.write_rest(data, written, timeout)).await
+    }
+
+    /// Writes `data[written..]` within `timeout`, a timer pushed back as the peer takes
+    /// bytes (an inactivity timeout, as HAProxy's).
+    async fn write_rest(
+        &mut self,
+        data: &[u8],
+        mut written: usize,
+        timeout: Option<Duration>,
+    ) -> std::io::Result<()> {
+        use std::task::Poll;
+        let Some(timeout) = timeout else {
+            return std::future::poll_fn(|cx| self.poll_write_all(cx, data, &mut written)).await;
+        };
+        let timer = tokio::time::sleep(timeout);
+        tokio::pin!(timer);
+        let mut seen = written;
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(done) = self.poll_write_all(cx, data, &mut written) {
+                return Poll::Ready(done);
+            }
+            if written != seen {
+                seen = written;
+                timer.as_mut().reset(tokio::time::Instant::now() + timeout);
+            }
+            timer
+                .as_mut()
+                .poll(cx)
+                .map(|()| Err(std::io::ErrorKind::TimedOut.into()))
+        })
+        .await
+    }
+
+    /// [`Conn::write_within`] of two parts, one after the other: in one writev(2) when the
+    /// socket takes them at once (no copy of the second after the first), else each part's
+    /// rest in turn.
+    async fn write_two_within(
+        &mut self,
+        (first, second): (&[u8], &[u8]),
+        timeout: Option<Duration>,
+    ) -> std::io::Result<()> {
+        if second.is_empty() {
+            return self.write_within(first, timeout).await;
+        }
+        if self.tls.is_some() {
+            // Joined: rustls makes one record of them, sent at once.
+            return self.write_within(&[first, second].concat(), timeout).await;
+        }
+        let parts = [std::io::IoSlice::new(first), std::io::IoSlice::new(second)];
+        let done = match self.stream.try_write_vectored(&parts) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        let (in_first, in_second) = (done.min(first.len()), done.saturating_sub(first.len()));
+        if in_first < first.len() {
+            self.write_within(&first[in_first..], timeout).await?;
+        }
+        if in_second < second.len() {
+            self.write_within(&second[in_second..], timeout).await?;
+        }
+        Ok(())
+    }
+
     /// Writes `data[*written..]`, then (through TLS) sends what rustls holds.
     fn poll_write_all(
         &mut self,
@@ -452,13 +543,15 @@ impl Conn {
         // read); none when it lies beyond what `Instant` holds: the timeout never fires.
         let mut deadline = None;
         loop {
-            if let Some(end) = find_head_end(self.buf.bytes()) {
-                let head = parse_head(&self.buf.bytes()[..end], request)?;
-                self.buf.consume(end);
-                return Ok(head);
-            }
-            if self.buf.len() > MAX_HEAD {
-                return Err(ReadError::TooLarge);
+            match find_head_end(self.buf.bytes()) {
+                Some(end) if end > MAX_HEAD => return Err(ReadError::TooLarge),
+                Some(end) => {
+                    let head = parse_head(&self.buf.bytes()[..end], request)?;
+                    self.buf.consume(end);
+                    return Ok(head);
+                }
+                None if self.buf.len() >= MAX_HEAD => return Err(ReadError::TooLarge),
+                None => {}
             }
             let was_empty = self.buf.is_empty();
             let filled = match self.try_fill() {
@@ -472,7 +565,7 @@ impl Conn {
             };
             match filled {
                 Ok(0) if self.buf.is_empty() => return Err(ReadError::Closed),
-                Ok(0) => return Err(ReadError::Malformed("truncated head")),
+                Ok(0) => return Err(ReadError::Truncated),
                 Ok(_) if was_empty && self.stamps_first_byte => {
                     self.first_byte = Some(Instant::now());
                 }
@@ -634,13 +727,8 @@ fn frame(head: &mut Head, request: bool) -> Result<Framing, ReadError> {
         return Ok(Framing::Chunked);
     }
     Ok(match (length, request) {
-        (Some(n), _) => {
-            // One header with one value, where the first one was.
-            let first = head
-                .headers
-                .iter()
-                .position(|h| is_named(h, "content-length"))
-                .unwrap_or(head.headers.len());
+        (Some((n, first)), _) => {
+            // One header with one value, where the first one (at `first`) was.
             let count = head
                 .headers
                 .iter()
@@ -698,14 +786,11 @@ fn transfer_codings(head: &Head) -> Result<bool, ReadError> {
     Ok(true)
 }
 
-/// The Content-Length all headers agree on, if any.
-fn content_length(head: &Head) -> Result<Option<u64>, ReadError> {
-    let mut length: Option<u64> = None;
-    for (_, v) in head
-        .headers
-        .iter()
-        .filter(|h| is_named(h, "content-length"))
-    {
+/// The Content-Length all headers agree on, if any, with the index of the first header.
+fn content_length(head: &Head) -> Result<Option<(u64, usize)>, ReadError> {
+    let mut length: Option<(u64, usize)> = None;
+    let headers = head.headers.iter().enumerate();
+    for (at, (_, v)) in headers.filter(|(_, h)| is_named(h, "content-length")) {
         for part in v.split(',') {
             let part = part.trim();
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
@@ -714,10 +799,13 @@ fn content_length(head: &Head) -> Result<Option<u64>, ReadError> {
             let n: u64 = part
                 .parse()
                 .map_err(|_| ReadError::Malformed("bad content-length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(ReadError::Malformed("conflicting content-length"));
+            match length {
+                Some((l, _)) if l != n => {
+                    return Err(ReadError::Malformed("conflicting content-length"));
+                }
+                Some(_) => {}
+                None => length = Some((n, at)),
             }
-            length = Some(n);
         }
     }
     Ok(length)
@@ -782,7 +870,7 @@ struct Req {
     arrival: Arrival,
     /// What only the log line shows ([`log::HttpFacts::gather`]: none when nothing logs).
     log: Option<Box<log::HttpFacts>>,
-    server: String,
+    server: Served,
     status: u16,
     /// The response's size as the logs and stats count it ([`Head::logged_size`]).
     bytes: u64,
@@ -901,7 +989,7 @@ pub fn serve(
                         fe.counters.request_at(started_ms);
                         fe.counters.req_errors.fetch_add(1, Relaxed);
                         fe.counters.count_status(code);
-                        let _ = client.write_all(&h1_error(code)).await;
+                        let _ = client.write_within(&h1_error(code), t.client).await;
                         let mut req = Req {
                             line: "<BADREQ>".into(),
                             // HAProxy's H1 layer refuses it before any stream (and number) exists.
@@ -910,7 +998,7 @@ pub fn serve(
                             started_ms,
                             arrival,
                             log: log::HttpFacts::gather(&state, &fe, peer, local, arrival),
-                            server: "<NOSRV>".into(),
+                            server: Served::NoServer,
                             status: code,
                             bytes: 0,
                             received_head: 0,
@@ -924,7 +1012,12 @@ pub fn serve(
                         req.bytes = logged_size(&error_page(&fe.conf, code));
                         // `dontlognull` leaves out the 408 of a connection that sent nothing.
                         if e != ReadError::IdleTimeout || !fe.conf.options.dontlognull {
-                            let flags = if code == 408 { "cR--" } else { "PR--" };
+                            let flags = match e {
+                                // The client closed mid-head: its abort, not a parse error.
+                                ReadError::Truncated => "CR--",
+                                _ if code == 408 => "cR--",
+                                _ => "PR--",
+                            };
                             http_log(&fe, None, peer, &req, flags);
                         }
                         break;
@@ -946,7 +1039,7 @@ pub fn serve(
                     started_ms,
                     arrival,
                     log: log::HttpFacts::gather(&state, &fe, peer, local, arrival),
-                    server: "<NOSRV>".into(),
+                    server: Served::NoServer,
                     status: 0,
                     bytes: 0,
                     received_head: head.logged_size(),
@@ -1024,7 +1117,13 @@ pub fn serve(
                             body.len()
                         );
                         fe.counters.count_status(200);
-                        if client.write_all(resp.as_bytes()).await.is_err() || !keep_client {
+                        if client
+                            .write_within(resp.as_bytes(), t.client)
+                            .await
+                            .is_err()
+                            || !drain_body(client, head.framing, t.client).await
+                            || !keep_client
+                        {
                             break;
                         }
                         continue;
@@ -1036,12 +1135,14 @@ pub fn serve(
                     fe.counters.count_status(status);
                     req.status = status;
                     req.bytes = logged_size(&resp);
-                    req.server = "<STATS>".into();
-                    if client.write_all(&resp).await.is_err() {
+                    req.server = Served::Stats;
+                    if client.write_within(&resp, t.client).await.is_err() {
                         break;
                     }
+                    // Logged once the body is read, as HAProxy logs it.
+                    let drained = drain_body(client, head.framing, t.client).await;
                     http_log(&fe, None, peer, &req, "LR--");
-                    if !keep_client {
+                    if !keep_client || !drained {
                         break;
                     }
                     continue;
@@ -1171,14 +1272,35 @@ fn record_times(backend: &Backend, req: &Req, flags: &str) {
     let ms = |v: i64| u64::try_from(v).ok().map(Duration::from_millis);
     let connect = ms(req.connect_ms);
     let times = SessionTimes {
-        queue: connect.map(|_| Duration::ZERO),
+        // `%Tw`, for a request that reached a server.
+        queue: connect.and(ms(req.queue_ms)),
         connect,
         response: ms(req.response_ms),
         total: req.started.elapsed(),
     };
     backend.counters.record_session(&times, flags);
-    if let Some(server) = backend.server(&req.server) {
+    if let Served::Server(server) = &req.server {
         server.counters.record_session(&times, flags);
+    }
+}
+
+/// The server a request's log line names (`%s`): none (yet), the stats page, or the one
+/// that took it, kept by reference (no name copied per request, nor looked up by name).
+#[derive(Debug, Clone, Default)]
+enum Served {
+    #[default]
+    NoServer,
+    Stats,
+    Server(Arc<Server>),
+}
+
+impl Served {
+    fn name(&self) -> &str {
+        match self {
+            Served::NoServer => "<NOSRV>",
+            Served::Stats => "<STATS>",
+            Served::Server(s) => &s.name,
+        }
     }
 }
 
@@ -1217,7 +1339,10 @@ async fn send_local(
         super::stick::http_error();
     }
     req.bytes += logged_size(&answer.bytes);
-    let sent = client.write_all(&answer.bytes).await.is_ok();
+    let sent = client
+        .write_within(&answer.bytes, fe.conf.timeouts.client)
+        .await
+        .is_ok();
     if answer.logged {
         http_log(fe, None, peer, req, answer.flags);
     }
@@ -1251,7 +1376,30 @@ async fn send_error(
     fe.counters.count_status(code);
     req.status = code;
     req.bytes = logged_size(&page);
-    client.write_all(&page).await.is_ok() && keep
+    // HAProxy's own 400 and 408 pages carry `Connection: close` in their text, which its
+    // counts include (unlike the header its HTTP/1 layer adds to a closing answer).
+    if matches!(code, 400 | 408) && !fe.conf.errorfiles.contains_key(&code) {
+        req.bytes += ("connection".len() + "close".len()) as u64;
+    }
+    let timeout = fe.conf.timeouts.client;
+    client.write_within(&page, timeout).await.is_ok() && keep
+}
+
+/// [`send_error`] for a request its backend took: counted in the backend too (HAProxy
+/// counts each stream's status in its frontend and its backend), the exchange's end.
+async fn fail(
+    fe: &Frontend,
+    backend: &Backend,
+    client: &mut Conn,
+    req: &mut Req,
+    code: u16,
+    flags: &'static str,
+    keep: bool,
+) -> Outcome {
+    // Counted before it goes: a client reading the stats after it sees it counted.
+    backend.counters.count_status(code);
+    let keep = send_error(fe, client, code, req, keep).await;
+    Outcome { keep, flags }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1286,18 +1434,32 @@ async fn exchange(
         conf.options.forwardfor.as_ref(),
         peer.ip().to_canonical(),
     );
-    req.persist = super::persist::on_request(backend, &mut head);
+    let base = super::sample::Context {
+        backend: Some(backend),
+        ..super::sample::Context::new(state, fe, peer, local)
+    };
+    // `force-persist`, `ignore-persist` and `use-server` rules (none: nothing evaluated).
+    let over = super::persist::overrides(
+        &super::sample::Context {
+            request: Some(&head),
+            ..base
+        },
+        backend,
+    );
+    req.persist = super::persist::on_request(backend, &mut head, &over);
     // `stick` rules (none: nothing done): after a persistence cookie, as in HAProxy.
     let sticking = (!conf.rules.stick.is_empty()).then(|| {
         let ctx = super::sample::Context {
             request: Some(&head),
-            backend: Some(backend),
-            ..super::sample::Context::new(state, fe, peer, local)
+            ..base
         };
-        super::stick::on_request(&ctx, backend)
+        super::stick::on_request(&ctx, backend, &over)
     });
     let direct =
         (req.persist.direct.clone()).or_else(|| sticking.as_ref().and_then(|s| s.direct.clone()));
+    // A stick entry's server is direct too (HAProxy's `SF_DIRECT`): no cookie is inserted
+    // for a request it sent to that server.
+    req.persist.direct.clone_from(&direct);
     let method = head.first[0].as_str();
     let req_framing = head.framing;
     req.close = head.dropped_length || head.asks_close();
@@ -1312,14 +1474,20 @@ async fn exchange(
     };
     let mut bytes = Vec::with_capacity(512);
     let server_close = h1::write_request(&head, to_server, &mut bytes);
-    let hop = Hop {
+    let mut hop = Hop {
         request_http11: h1::is_http11(&head.first[2]),
         server_close,
     };
     // What a hashing algorithm hashes, taken once the request is final, as HAProxy's
     // `assign_server` does.
     let headers = head.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-    let key = super::balance::request_key(backend, peer.ip(), &head.first[1], headers);
+    let with_request = super::sample::Context {
+        request: Some(&head),
+        ..base
+    };
+    let key = super::balance::expr_key(backend, &with_request).unwrap_or_else(|| {
+        super::balance::request_key(backend, peer.ip(), &head.first[1], headers)
+    });
     // A reused server connection the server closed before it took any of the request (the
     // write fails at once): a new connection is made once. Once any of it was written, the
     // server may have acted on it: it is never sent again (as HAProxy without `retry-on`).
@@ -1331,6 +1499,7 @@ async fn exchange(
             prefer_last: *prefer_last,
             key,
             direct: direct.as_ref(),
+            forced: over.force,
         };
         match server_for(backend, owned, needs, peer, local).await {
             Ok(Ready::Reused {
@@ -1354,6 +1523,9 @@ async fn exchange(
                     (facts.retries, facts.redispatched) = (c.retries, c.redispatched);
                     facts.queued = c.queued;
                 }
+                if c.redispatched {
+                    req.persist.redispatched();
+                }
                 // Through TLS, the header went before the handshake.
                 if tls.is_none() {
                     header = session::proxy_header(&c.server, peer, local);
@@ -1366,9 +1538,12 @@ async fn exchange(
                 *server = Some((c.server, conn, Some(c.slot)));
             }
             Err(e) => {
-                req.server = e.server_name().to_string();
+                req.server = e
+                    .server()
+                    .map_or(Served::NoServer, |s| Served::Server(s.clone()));
                 if let Some(facts) = req.log.as_deref_mut() {
                     facts.queued = e.queued();
+                    facts.retries = e.retries(backend);
                 }
                 if let Some(waited) = e.queue_time() {
                     req.queue_ms = waited.as_millis() as i64;
@@ -1376,20 +1551,13 @@ async fn exchange(
                 // Nothing of a body was read: only a request without one leaves the
                 // connection ready for the next.
                 let keep = error_keeps && req_framing == Framing::None;
-                let keep = send_error(fe, client, 503, req, keep).await;
-                backend.counters.count_status(503);
-                let flags = if matches!(e, ConnectError::QueueTimeout { .. }) {
-                    "sQ--"
-                } else {
-                    "SC--"
-                };
-                return Outcome { keep, flags };
+                return fail(fe, backend, client, req, 503, e.term(), keep).await;
             }
         }
         let Some((srv, sconn, _)) = server.as_mut() else {
             break;
         };
-        req.server = srv.name.clone();
+        req.server = Served::Server(srv.clone());
         if let Some(s) = &sticking {
             s.served_by(srv);
         }
@@ -1410,64 +1578,84 @@ async fn exchange(
                 continue;
             }
             let keep = error_keeps && req_framing == Framing::None;
-            let keep = send_error(fe, client, 502, req, keep).await;
-            return Outcome {
-                keep,
-                flags: "SH--",
-            };
+            return fail(fe, backend, client, req, 502, "SH--", keep).await;
         }
-        match relay_body(
-            client,
-            sconn,
-            req_framing,
-            conf.timeouts.client.or(fe.conf.timeouts.client),
-        )
-        .await
-        {
-            Ok(body) => {
-                let sent = req.received_head + body;
-                if let Some(facts) = req.log.as_deref_mut() {
-                    facts.bytes_in = sent;
-                }
-                for c in [&fe.counters, &backend.counters, &srv.counters] {
-                    c.bytes_in.fetch_add(sent, Relaxed);
+        // `Expect: 100-continue` with none of the body sent yet: the server's answer first.
+        let mut early = None;
+        if expects_continue(&head, req_framing) && client.drained() {
+            let wait = await_continue(state, fe, hop, client, sconn, conf.timeouts.server, req);
+            match Box::pin(wait).await {
+                Ok(answer) => early = answer,
+                Err(end) => {
+                    *server = None;
+                    return end;
                 }
             }
-            Err(e) => {
-                *server = None;
-                if e.kind() != std::io::ErrorKind::InvalidData {
-                    return Outcome {
-                        keep: false,
-                        flags: "CD--",
-                    };
-                }
+            // The server took no body: its connection goes with this exchange.
+            hop.server_close |= early.is_some();
+        }
+        // As in HAProxy, the server's timeout bounds the whole exchange with it, the
+        // request body's relay included: a client that stops mid-body gets HAProxy's 504
+        // once the server's timeout passed (the client's does not apply meanwhile).
+        let timeouts = RelayTimeouts {
+            read: conf.timeouts.server,
+            write: conf.timeouts.server,
+        };
+        // After an early final answer, the body is not the server's any more.
+        let body_left = early.is_some();
+        let body_framing = if body_left {
+            Framing::None
+        } else {
+            req_framing
+        };
+        let relayed = relay_body(client, Some(sconn), body_framing, timeouts).await;
+        // What went to the server counts, all of it or what moved before it stopped.
+        let sent = req.received_head + relayed.unwrap_or_else(|b| b.moved);
+        if let Some(facts) = req.log.as_deref_mut() {
+            facts.bytes_in = sent;
+        }
+        for c in [&fe.counters, &backend.counters, &srv.counters] {
+            c.bytes_in.fetch_add(sent, Relaxed);
+        }
+        state.tables.count_bytes(sent, 0);
+        if let Err(broken) = relayed {
+            let failed = server.take().map(|(s, ..)| s);
+            return match broken.stop {
+                Stop::SrcClosed => Outcome {
+                    keep: false,
+                    flags: "CD--",
+                },
                 // Bad framing later in the body: the server connection is dropped with
                 // its half request, and the client, who got nothing yet, gets 400.
-                fe.counters.req_errors.fetch_add(1, Relaxed);
-                send_error(fe, client, 400, req, false).await;
-                return Outcome {
-                    keep: false,
-                    flags: "PD--",
-                };
-            }
+                Stop::Invalid => {
+                    fe.counters.req_errors.fetch_add(1, Relaxed);
+                    fail(fe, backend, client, req, 400, "PH--", false).await
+                }
+                Stop::SrcTimeout | Stop::DstTimeout => {
+                    srv_error(backend, failed.as_deref());
+                    fail(fe, backend, client, req, 504, "sH--", false).await
+                }
+                Stop::DstFailed => {
+                    srv_error(backend, failed.as_deref());
+                    fail(fe, backend, client, req, 502, "SH--", false).await
+                }
+            };
         }
         let waited = Instant::now();
         // The response head has one binding, matched as it arrives: each other binding of
         // it (the loop's result, a `mut` rebinding) would be one more slot in the future.
         let mut resp = loop {
-            let next = sconn.read_head(conf.timeouts.server, false).await;
+            let next = match early.take() {
+                Some(r) => Ok(r),
+                None => sconn.read_head(conf.timeouts.server, false).await,
+            };
             req.response_ms = waited.elapsed().as_millis() as i64;
             match next {
-                Ok(r) if r.first[1].starts_with('1') && r.first[1] != "101" => {
-                    let mut interim = Vec::new();
-                    h1::write_response(&r, to_client(state, fe, hop, false, false), &mut interim);
-                    if client.write_all(&interim).await.is_err() {
+                Ok(r) if is_interim(&r) => {
+                    if let Err(end) = forward_interim(state, fe, hop, client, &r, req).await {
                         // Its final response is still to come: the connection goes.
                         *server = None;
-                        return Outcome {
-                            keep: false,
-                            flags: "CD--",
-                        };
+                        return end;
                     }
                 }
                 Ok(r) => break r,
@@ -1483,22 +1671,21 @@ async fn exchange(
                     };
                 }
                 Err(e) => {
-                    *server = None;
-                    srv_error(backend);
+                    let failed = server.take().map(|(s, ..)| s);
+                    srv_error(backend, failed.as_deref());
                     let timed_out = matches!(e, ReadError::Timeout | ReadError::IdleTimeout);
-                    let code = if timed_out { 504 } else { 502 };
-                    // The request went whole to the server: the client may send another.
-                    let keep = send_error(fe, client, code, req, error_keeps).await;
-                    backend.counters.count_status(code);
-                    return Outcome {
-                        keep,
-                        flags: if code == 504 { "sH--" } else { "SH--" },
+                    let (code, flags) = if timed_out {
+                        (504, "sH--")
+                    } else {
+                        (502, "SH--")
                     };
+                    // The request went whole to the server: the client may send another.
+                    return fail(fe, backend, client, req, code, flags, error_keeps).await;
                 }
             }
         };
         // Counted as it arrived, before the rules edit it (as HAProxy counts it).
-        req.bytes = resp.logged_size();
+        req.bytes += resp.logged_size();
         if rules::has_response_rules(fe, backend) {
             let dst = client.dst(local);
             let keep = !head.asks_close();
@@ -1542,12 +1729,90 @@ async fn exchange(
                 };
             }
         }
-        return respond(state, fe, backend, client, server, resp, method, hop, req).await;
+        let outcome = respond(state, fe, backend, client, server, resp, method, hop, req).await;
+        if !body_left || outcome.flags != "----" {
+            return outcome;
+        }
+        // The body an early final answer left the client to send: read and dropped, as
+        // HAProxy waits for it too; a client ending it short ends the exchange so.
+        let timeouts = RelayTimeouts {
+            read: fe.conf.timeouts.client,
+            write: None,
+        };
+        return match Box::pin(relay_body(client, None, req_framing, timeouts)).await {
+            Ok(_) => outcome,
+            Err(broken) => Outcome {
+                keep: false,
+                flags: broken.stop.flags(true),
+            },
+        };
     }
-    send_error(fe, client, 502, req, false).await;
-    Outcome {
-        keep: false,
-        flags: "SH--",
+    fail(fe, backend, client, req, 502, "SH--", false).await
+}
+
+/// Whether the request announces `Expect: 100-continue` for a body it has.
+fn expects_continue(head: &Head, framing: Framing) -> bool {
+    framing != Framing::None
+        && head
+            .header("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+}
+
+/// An interim response (1xx but a protocol switch), which a final one follows.
+fn is_interim(resp: &Head) -> bool {
+    resp.first[1].starts_with('1') && resp.first[1] != "101"
+}
+
+/// For a request announcing `Expect: 100-continue`, sent without its body: the client waits
+/// for the server's interim answer, which goes to it first (else it would send its body only
+/// after its own delay). The server's final answer if it gave one instead (the body then
+/// comes after it, for the exchange to read and drop); none when the client sends first or
+/// the server failed (the relay and the response's read see either); the exchange's end if
+/// the client could not take the interim answer.
+async fn await_continue(
+    state: &State,
+    fe: &Frontend,
+    hop: Hop,
+    client: &mut Conn,
+    sconn: &mut Conn,
+    timeout: Option<Duration>,
+    req: &mut Req,
+) -> Result<Option<Head>, Outcome> {
+    let answer = tokio::select! {
+        biased;
+        // A head read in part stays in the server connection's buffer for the next read.
+        head = sconn.read_head(timeout, false) => head.ok(),
+        _ = client.stream.readable() => None,
+    };
+    match answer {
+        Some(r) if is_interim(&r) => forward_interim(state, fe, hop, client, &r, req)
+            .await
+            .map(|()| None),
+        other => Ok(other),
+    }
+}
+
+/// Sends an interim response on to the client, within the client's timeout, counted in the
+/// request's response size as HAProxy counts it; the exchange's end if the client failed.
+async fn forward_interim(
+    state: &State,
+    fe: &Frontend,
+    hop: Hop,
+    client: &mut Conn,
+    interim: &Head,
+    req: &mut Req,
+) -> Result<(), Outcome> {
+    let mut bytes = Vec::new();
+    h1::write_response(interim, to_client(state, fe, hop, false, false), &mut bytes);
+    match client.write_within(&bytes, fe.conf.timeouts.client).await {
+        Ok(()) => {
+            req.bytes += interim.logged_size();
+            Ok(())
+        }
+        Err(e) => Err(Outcome {
+            keep: false,
+            flags: Stop::writing(&e).flags(false),
+        }),
     }
 }
 
@@ -1639,6 +1904,8 @@ struct Needs<'a> {
     key: super::balance::Key,
     /// The server the request's persistence cookie names.
     direct: Option<&'a Arc<Server>>,
+    /// `force-persist` matched: never redispatched.
+    forced: bool,
 }
 
 /// A server and a connection to it for a request. The server is balanced for each request,
@@ -1706,7 +1973,8 @@ async fn server_for(
         None => {
             // Read before the connection is made: an address changed meanwhile retires it.
             let generation = server.conn_generation();
-            let c = session::connect_from(backend, local, true, slot, (waited, queued));
+            let direct = Direct::of(needs.direct, needs.forced, &server);
+            let c = session::connect_from(backend, local, true, slot, (waited, queued), direct);
             // With `server ... ssl`, the TLS handshake (and the PROXY header before it).
             let (c, tls) = session::secure(backend, peer, local, c.await?).await?;
             let generation = if Arc::ptr_eq(&c.server, &server) {
@@ -1719,7 +1987,12 @@ async fn server_for(
     }
 }
 
-fn srv_error(backend: &Backend) {
+/// A response that failed (none, a timeout, a malformed one): an error of the response
+/// (`eresp`) for the backend and the server, as HAProxy's `failed_resp`.
+fn srv_error(backend: &Backend, server: Option<&Server>) {
+    if let Some(server) = server {
+        server.counters.resp_errors.fetch_add(1, Relaxed);
+    }
     backend.counters.resp_errors.fetch_add(1, Relaxed);
 }
 
@@ -1740,15 +2013,10 @@ async fn respond(
         if let Some((_, sconn, _)) = server.as_ref() {
             if !chunked::prefix_is_valid(sconn.buf.bytes()) {
                 // Nothing reached the client yet: it gets 502, like a malformed head.
-                *server = None;
-                srv_error(backend);
+                let failed = server.take().map(|(s, ..)| s);
+                srv_error(backend, failed.as_deref());
                 let keep = errors_keep(state, fe, req.close, hop.request_http11);
-                let keep = send_error(fe, client, 502, req, keep).await;
-                backend.counters.count_status(502);
-                return Outcome {
-                    keep,
-                    flags: "PH--",
-                };
+                return fail(fe, backend, client, req, 502, "PH--", keep).await;
             }
         }
     }
@@ -1779,78 +2047,72 @@ async fn respond(
     };
     // A soft stop: this response is the connection's last.
     req.close |= state.stopping.load(Relaxed);
-    // The head and the body bytes already read go out in one write.
-    let mut first = Vec::with_capacity(512 + sconn.buf.len());
+    // The head and the body bytes already read go out in one write (vectored: the body is
+    // not copied after the head).
+    let mut head = Vec::with_capacity(512);
     let until_close = framing == Framing::UntilClose;
     let client_close = h1::write_response(
         &resp,
         to_client(state, fe, hop, req.close, until_close),
-        &mut first,
+        &mut head,
     );
-    let head_len = first.len();
+    let buffered = match framing {
+        Framing::Length(n) => (sconn.buf.len() as u64).min(n) as usize,
+        _ => 0,
+    };
+    let first = (&head[..], &sconn.buf.bytes()[..buffered]);
+    let wrote = client
+        .write_two_within(first, fe.conf.timeouts.client)
+        .await;
+    sconn.buf.consume(buffered);
     let framing = match framing {
-        Framing::Length(n) => {
-            let k = (sconn.buf.len() as u64).min(n) as usize;
-            first.extend_from_slice(&sconn.buf.bytes()[..k]);
-            sconn.buf.consume(k);
-            Framing::Length(n - k as u64)
-        }
+        Framing::Length(n) => Framing::Length(n - buffered as u64),
         other => other,
     };
-    if client.write_all(&first).await.is_err() {
-        *server = None;
-        return Outcome {
-            keep: false,
-            flags: "CD--",
-        };
-    }
-    req.bytes += (first.len() - head_len) as u64;
-    // `option logasap`: the line goes now, with the times and bytes so far.
-    let asap = req.log.as_deref().filter(|f| f.asap(fe)).map(|f| f.client);
-    if let Some(client) = asap {
-        http_log(fe, Some(backend), client, req, "----");
-        if let Some(facts) = req.log.as_deref_mut() {
-            facts.logged = true;
-        }
-    }
-    if status == 101 {
-        // Protocol switch (WebSocket...): a tunnel until either side ends.
-        let moved = Moved::default();
-        let _ = client.write_all(&sconn.buf.take()).await;
-        let _ = sconn.write_all(&client.buf.take()).await;
-        let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
-        // Boxed: a tunnel's state would otherwise be part of every request's future.
-        match (client.tls.as_deref_mut(), sconn.tls.as_deref_mut()) {
-            (None, None) => {
-                let tunnel =
-                    forward::forward(&client.stream, &sconn.stream, idle, state.splice, &moved);
-                Box::pin(tunnel).await
+    let relayed = match wrote {
+        Err(e) => Err(Broken {
+            stop: Stop::writing(&e),
+            moved: 0,
+        }),
+        Ok(()) => {
+            req.bytes += buffered as u64;
+            // `option logasap`: the line goes now, with the times and bytes so far.
+            let asap = req.log.as_deref().filter(|f| f.asap(fe)).map(|f| f.client);
+            if let Some(client) = asap {
+                http_log(fe, Some(backend), client, req, "----");
+                if let Some(facts) = req.log.as_deref_mut() {
+                    facts.logged = true;
+                }
             }
-            (client_tls, server_tls) => {
-                let from = super::tls::Side::of(&client.stream, client_tls);
-                let to = super::tls::Side::of(&sconn.stream, server_tls);
-                Box::pin(forward::forward_streams(from, to, idle, &moved)).await
+            if status == 101 {
+                // Boxed: a tunnel's state would otherwise be part of every request's future.
+                req.bytes += Box::pin(tunnel(state, fe, backend, client, sconn)).await;
+                *server = None;
+                return Outcome {
+                    keep: false,
+                    flags: "----",
+                };
             }
-        };
-        req.bytes += moved.to_client.load(Relaxed);
-        *server = None;
-        return Outcome {
-            keep: false,
-            flags: "----",
-        };
-    }
-    match relay_body(sconn, client, framing, backend.conf.timeouts.server).await {
-        Ok(n) => req.bytes += n,
-        Err(_) => {
-            *server = None;
-            return Outcome {
-                keep: false,
-                flags: "SD--",
+            // Reads within the server's timeout, writes within the client's, as HAProxy.
+            let timeouts = RelayTimeouts {
+                read: backend.conf.timeouts.server,
+                write: fe.conf.timeouts.client,
             };
+            relay_body(sconn, Some(client), framing, timeouts).await
         }
-    }
+    };
+    // What reached the client counts, all of it or what moved before the relay stopped.
+    req.bytes += relayed.unwrap_or_else(|b| b.moved);
     for c in [&fe.counters, &backend.counters, &srv.counters] {
         c.bytes_out.fetch_add(req.bytes, Relaxed);
+    }
+    state.tables.count_bytes(0, req.bytes);
+    if let Err(broken) = relayed {
+        *server = None;
+        return Outcome {
+            keep: false,
+            flags: broken.stop.flags(false),
+        };
     }
     // The server's own say: it closes, or speaks HTTP/1.0 without keep-alive.
     let server_keeps = framing != Framing::UntilClose
@@ -1866,6 +2128,32 @@ async fn respond(
         keep: !client_close,
         flags: "----",
     }
+}
+
+/// After a protocol switch (WebSocket...): a tunnel between the client and the server until
+/// either side ends; the bytes that went to the client.
+async fn tunnel(
+    state: &State,
+    fe: &Frontend,
+    backend: &Backend,
+    client: &mut Conn,
+    sconn: &mut Conn,
+) -> u64 {
+    let moved = Moved::default();
+    let _ = client.write_all(&sconn.buf.take()).await;
+    let _ = sconn.write_all(&client.buf.take()).await;
+    let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
+    match (client.tls.as_deref_mut(), sconn.tls.as_deref_mut()) {
+        (None, None) => {
+            forward::forward(&client.stream, &sconn.stream, idle, state.splice, &moved).await
+        }
+        (client_tls, server_tls) => {
+            let from = super::tls::Side::of(&client.stream, client_tls);
+            let to = super::tls::Side::of(&sconn.stream, server_tls);
+            forward::forward_streams(from, to, idle, &moved).await
+        }
+    };
+    moved.to_client.load(Relaxed)
 }
 
 /// Whether a response asks for NTLM or Negotiate authentication, which authenticates the
@@ -1920,45 +2208,144 @@ fn case_map(state: &State, enabled: bool) -> Option<&h1::CaseMap> {
     (enabled && !map.is_empty()).then_some(map)
 }
 
-/// Relays a body from `src` (its buffer first) to `dst`; its size as the logs count it
-/// (the bytes written, but for a chunked body: [`chunked::Decoder::logged_size`]).
+/// Why a body relay stopped before the body's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The sending side sent nothing for its timeout.
+    SrcTimeout,
+    /// The sending side closed or failed before the body's end.
+    SrcClosed,
+    /// The receiving side took nothing for its timeout.
+    DstTimeout,
+    /// Writing to the receiving side failed.
+    DstFailed,
+    /// The body's chunked framing is malformed.
+    Invalid,
+}
+
+impl Stop {
+    /// How a write to the receiving side failed (`TimedOut`: [`Conn::write_within`]'s).
+    fn writing(e: &std::io::Error) -> Stop {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            Stop::DstTimeout
+        } else {
+            Stop::DstFailed
+        }
+    }
+
+    /// HAProxy's termination flags for a body from the client (`from_client`) or from the
+    /// server that stopped so: the side at fault (`C`/`c` client, `S`/`s` server; lower
+    /// case a timeout) in the data phase (`D`).
+    fn flags(self, from_client: bool) -> &'static str {
+        match (self, from_client) {
+            (Stop::SrcTimeout, true) | (Stop::DstTimeout, false) => "cD--",
+            (Stop::SrcClosed, true) | (Stop::DstFailed, false) => "CD--",
+            (Stop::SrcTimeout, false) | (Stop::DstTimeout, true) => "sD--",
+            (Stop::SrcClosed, false) | (Stop::DstFailed, true) => "SD--",
+            // Refused before any response: the proxy's, in the headers phase.
+            (Stop::Invalid, true) => "PH--",
+            (Stop::Invalid, false) => "SD--",
+        }
+    }
+}
+
+/// A body relay that stopped short: why, and how much of the body it moved before (counted
+/// as [`relay_body`] counts).
+#[derive(Debug, Clone, Copy)]
+struct Broken {
+    stop: Stop,
+    moved: u64,
+}
+
+/// The timeouts of a body relay: of the sending side, for each read (HAProxy's `timeout
+/// client` or `timeout server` of that side), and of the receiving side, for each write.
+#[derive(Debug, Clone, Copy)]
+struct RelayTimeouts {
+    read: Option<Duration>,
+    write: Option<Duration>,
+}
+
+/// Relays a body from `src` (its buffer first) to `dst` (`None`: it is read and dropped);
+/// its size as the logs count it (the bytes written, but for a chunked body:
+/// [`chunked::Decoder::logged_size`]), or where and after how much it stopped.
 async fn relay_body(
     src: &mut Conn,
-    dst: &mut Conn,
+    mut dst: Option<&mut Conn>,
+    framing: Framing,
+    timeouts: RelayTimeouts,
+) -> Result<u64, Broken> {
+    let mut moved = 0;
+    let mut decoder = chunked::Decoder::default();
+    let broken = |stop, moved| Broken { stop, moved };
+    loop {
+        // What of the buffer is body, and whether the body ends with it.
+        let (n, done) = match framing {
+            Framing::None => return Ok(0),
+            Framing::Length(left) => {
+                let n = (src.buf.len() as u64).min(left - moved) as usize;
+                (n, moved + n as u64 == left)
+            }
+            Framing::UntilClose => (src.buf.len(), false),
+            Framing::Chunked => {
+                let n = decoder
+                    .advance(src.buf.bytes())
+                    .map_err(|_| broken(Stop::Invalid, decoder.logged_size()))?;
+                (n, decoder.is_done())
+            }
+        };
+        if n > 0 {
+            if let Some(dst) = dst.as_deref_mut() {
+                if let Err(e) = dst
+                    .write_within(&src.buf.bytes()[..n], timeouts.write)
+                    .await
+                {
+                    return Err(broken(Stop::writing(&e), logged(&decoder, moved)));
+                }
+            }
+            src.buf.consume(n);
+            if framing != Framing::Chunked {
+                moved += n as u64;
+            }
+        }
+        if done {
+            break;
+        }
+        match src.fill(timeouts.read).await {
+            Ok(0) if framing == Framing::UntilClose => break,
+            Ok(0) => return Err(broken(Stop::SrcClosed, logged(&decoder, moved))),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(broken(Stop::SrcTimeout, logged(&decoder, moved)));
+            }
+            Err(_) => return Err(broken(Stop::SrcClosed, logged(&decoder, moved))),
+        }
+    }
+    Ok(logged(&decoder, moved))
+}
+
+/// A relayed body's logged size: `moved` bytes, or what a chunked body's decoder counted.
+fn logged(decoder: &chunked::Decoder, moved: u64) -> u64 {
+    moved.max(decoder.logged_size())
+}
+
+/// Reads and drops the body of a request hapx answered itself, within the client's
+/// `timeout`, as HAProxy drains it: the connection's next request starts after it (its
+/// bytes are never taken for one). False when it did not come whole: the connection closes.
+/// A plain function returning the boxed relay: a request without a body pays nothing, and
+/// the relay's state is not part of every connection's task.
+fn drain_body(
+    client: &mut Conn,
     framing: Framing,
     timeout: Option<Duration>,
-) -> std::io::Result<u64> {
-    match framing {
-        Framing::None => Ok(0),
-        Framing::Length(mut left) => {
-            let mut sent = 0;
-            while left > 0 {
-                if src.buf.is_empty() && src.fill(timeout).await? == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                let n = (src.buf.len() as u64).min(left) as usize;
-                dst.write_all(&src.buf.bytes()[..n]).await?;
-                src.buf.consume(n);
-                left -= n as u64;
-                sent += n as u64;
-            }
-            Ok(sent)
-        }
-        Framing::UntilClose => {
-            let mut sent = 0;
-            loop {
-                if !src.buf.is_empty() {
-                    dst.write_all(src.buf.bytes()).await?;
-                    sent += src.buf.len() as u64;
-                    src.buf.consume(src.buf.len());
-                }
-                if src.fill(timeout).await? == 0 {
-                    return Ok(sent);
-                }
-            }
-        }
-        Framing::Chunked => relay_chunked(src, dst, timeout).await,
+) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+    if framing == Framing::None {
+        return Box::pin(std::future::ready(true));
     }
+    let timeouts = RelayTimeouts {
+        read: timeout,
+        write: None,
+    };
+    Box::pin(async move { relay_body(client, None, framing, timeouts).await.is_ok() })
 }
 
 /// Writes a request to its server connection; on failure, whether none of it was written
@@ -1979,31 +2366,6 @@ async fn send_request(dst: &mut Conn, data: &[u8]) -> Result<(), bool> {
         }
     }
     Ok(())
-}
-
-/// Relays a chunked body, checking its framing ([`chunked::Decoder`]) before forwarding
-/// each piece; a framing error is an `InvalidData` error. Its logged size.
-async fn relay_chunked(
-    src: &mut Conn,
-    dst: &mut Conn,
-    timeout: Option<Duration>,
-) -> std::io::Result<u64> {
-    let mut decoder = chunked::Decoder::default();
-    loop {
-        let n = decoder
-            .advance(src.buf.bytes())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        if n > 0 {
-            dst.write_all(&src.buf.bytes()[..n]).await?;
-            src.buf.consume(n);
-        }
-        if decoder.is_done() {
-            return Ok(decoder.logged_size());
-        }
-        if src.fill(timeout).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-    }
 }
 
 /// The stats page, its CSV, or 401 when `stats auth` is set and the credentials are wrong.
@@ -2031,6 +2393,15 @@ fn stats_response(state: &State, proxy: &Proxy, head: &Head) -> (Vec<u8>, u16) {
             );
             return (resp.into_bytes(), 401);
         }
+    }
+    // A POST carries the admin page's actions, which hapx does not take (HAProxy without
+    // `stats admin` refuses them the same way): sent back to the page, told so.
+    if head.first[0] == "POST" {
+        let resp = format!(
+            "HTTP/1.1 303 See Other\r\ncache-control: no-cache\r\ncontent-type: text/plain\r\ncontent-length: 0\r\nlocation: {};st=DENY\r\n\r\n",
+            s.uri()
+        );
+        return (resp.into_bytes(), 303);
     }
     let path = &head.first[1];
     let csv = path.contains(";csv");
@@ -2091,7 +2462,7 @@ fn http_log(fe: &Frontend, backend: Option<&Backend>, peer: SocketAddr, req: &Re
     let outcome = log::HttpOutcome {
         client: peer,
         backend,
-        server: &req.server,
+        server: req.server.name(),
         line: &req.line,
         started: req.started,
         status: req.status,
@@ -2114,7 +2485,8 @@ fn forwardfor(
     be: Option<&crate::config::model::Forwardfor>,
     client: std::net::IpAddr,
 ) {
-    let Some(header) = be.or(fe).map(|f| f.header.clone()) else {
+    // Borrowed: the name is copied only into a header that is added.
+    let Some(header) = be.or(fe).map(|f| f.header.as_str()) else {
         return;
     };
     let sides = || fe.into_iter().chain(be);
@@ -2123,14 +2495,14 @@ fn forwardfor(
         && head
             .headers
             .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(&header))
+            .any(|(n, _)| n.eq_ignore_ascii_case(header))
     {
         return;
     }
     if sides().any(|f| f.except.is_some_and(|net| net.contains(client))) {
         return;
     }
-    head.headers.push((header, client.to_string()));
+    head.headers.push((header.to_string(), client.to_string()));
 }
 
 #[cfg(test)]

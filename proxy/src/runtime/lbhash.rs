@@ -121,6 +121,11 @@ impl Key {
         Key::Hash(avalanche(ht, folded))
     }
 
+    /// The key of `bytes` (`balance hash`'s sample as binary), as `gen_hash`; none: missing.
+    pub fn of_bytes(ht: HashType, bytes: Option<&[u8]>) -> Key {
+        bytes.map_or(Key::Missing, |b| Key::Hash(hash(ht, b)))
+    }
+
     /// The key of an HTTP request: its URI (the request line's, as received) and headers.
     pub fn request<'h>(
         balance: &Balance,
@@ -350,9 +355,15 @@ impl Table {
         }
     }
 
-    /// The server (index) for `hash` (None: no server is usable); `avoid`: skipped on the
-    /// ring, as `chash_get_server_hash` does for a redispatch (the map avoids none).
-    pub fn by_hash(&self, hash: u32, avoid: Option<usize>) -> Option<usize> {
+    /// The server (index) for `hash` (None: no server is usable); `avoid`, and servers not
+    /// `eligible` (`hash-balance-factor`, see [`Table::within_bound`]), are skipped on the
+    /// ring, as `chash_get_server_hash` does (the map skips none).
+    pub fn by_hash(
+        &self,
+        hash: u32,
+        avoid: Option<usize>,
+        eligible: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
         if self.map.is_empty() && self.ring.is_empty() {
             return None;
         }
@@ -363,7 +374,36 @@ impl Table {
         if let Some(first) = self.first_backup.filter(|_| self.is_backup_ring()) {
             return Some(first);
         }
-        Some(self.ring[self.closest(hash, avoid)].server)
+        Some(self.ring[self.closest(hash, avoid, eligible)].server)
+    }
+
+    /// HAProxy's `chash_server_is_eligible`: whether server `index`, serving `served`
+    /// requests while its backend serves `backend_served`, is under its share of `factor`
+    /// percent of the load. The slots, `(backend_served + 1) * factor / 100` rounded up, are
+    /// shared by effective weight, the remainder by the server's place in the cumulated
+    /// weights of its group (`recount_servers`' `cumulative_weight`); at least one each.
+    pub fn within_bound(
+        &self,
+        index: usize,
+        factor: u32,
+        backend_served: u64,
+        served: u64,
+    ) -> bool {
+        let Some(me) = self.members.iter().find(|m| m.index == index) else {
+            return true;
+        };
+        let group = || (self.members.iter()).filter(|m| m.backup == me.backup && m.weight > 0);
+        let before: u64 = group()
+            .take_while(|m| m.index != index)
+            .map(|m| u64::from(m.weight))
+            .sum();
+        let total: u64 = group().map(|m| u64::from(m.weight)).sum::<u64>().max(1);
+        let weight = u64::from(me.weight);
+        let slots = ((backend_served + 1) * u64::from(factor)).div_ceil(100);
+        let (per_weight, remainder) = (slots / total, slots % total);
+        let mine = weight * per_weight + (before + weight) * remainder / total
+            - before * remainder / total;
+        served < mine.max(1)
     }
 
     /// Whether the ring holds backups: with only the first backup in use, HAProxy's
@@ -373,8 +413,8 @@ impl Table {
     }
 
     /// `chash_get_server_hash`: the point closest to `hash` (the one before it on a tie),
-    /// then on along the ring past the points of `avoid`.
-    fn closest(&self, hash: u32, avoid: Option<usize>) -> usize {
+    /// then on along the ring past the points of `avoid` and of servers not `eligible`.
+    fn closest(&self, hash: u32, avoid: Option<usize>, eligible: impl Fn(usize) -> bool) -> usize {
         let n = self.ring.len();
         let next = self.ring.partition_point(|p| p.key < hash) % n;
         let prev = (next + n - 1) % n;
@@ -382,7 +422,7 @@ impl Table {
         let dn = self.ring[next].key.wrapping_sub(hash);
         let mut at = if dp <= dn { prev } else { next };
         let mut wrapped = 0;
-        while Some(self.ring[at].server) == avoid {
+        while Some(self.ring[at].server) == avoid || !eligible(self.ring[at].server) {
             at += 1;
             if at == n {
                 at = 0;
@@ -768,12 +808,36 @@ mod tests {
         let ms = members(&[16, 32]);
         t.rebuild(ms, ht, false);
         for h in [0, 1 << 20, u32::MAX / 3, u32::MAX] {
-            let s = t.by_hash(h, None).unwrap();
-            assert_ne!(t.by_hash(h, Some(s)), Some(s));
+            let s = t.by_hash(h, None, |_| true).unwrap();
+            assert_ne!(t.by_hash(h, Some(s), |_| true), Some(s));
         }
         // Round robin along the ring visits both.
         let seen: std::collections::BTreeSet<usize> =
             (0..200).filter_map(|_| t.next(None, |_| true)).collect();
         assert_eq!(seen.len(), 2);
+    }
+
+    #[test]
+    fn bounded_loads_share_slots_by_weight_as_chash_server_is_eligible() {
+        let mut t = Table::default();
+        let ht = HashType {
+            consistent: true,
+            ..HashType::default()
+        };
+        // Weights 1, 1, 2 (16 points each per unit).
+        t.rebuild(members(&[16, 16, 32]), ht, false);
+        // Nothing served: one slot for the first request, shared by weight (at least one).
+        assert!((0..3).all(|i| t.within_bound(i, 150, 0, 0)));
+        assert!(!t.within_bound(0, 150, 0, 1));
+        // 7 served, factor 150: 12 slots over 64 of weight, remainder by cumulated weight:
+        // 3, 3 and 6.
+        assert!(t.within_bound(0, 150, 7, 2) && !t.within_bound(0, 150, 7, 3));
+        assert!(t.within_bound(1, 150, 7, 2) && !t.within_bound(1, 150, 7, 3));
+        assert!(t.within_bound(2, 150, 7, 5) && !t.within_bound(2, 150, 7, 6));
+        // The walk skips servers over their bound.
+        let h = 0x1234_5678;
+        let first = t.by_hash(h, None, |_| true).unwrap();
+        let next = t.by_hash(h, None, |i| i != first).unwrap();
+        assert_ne!(first, next);
     }
 }

@@ -14,6 +14,7 @@
 //! - [`tls`]: TLS connections to servers (`ssl`, `check-ssl`): handshakes, TCP-mode traffic.
 //! - [`dns`]: the resolvers' DNS client and the re-resolution loop.
 //! - [`stats`]: `show info`, `show stat` CSV, the HTML stats page.
+//! - [`auth`]: HTTP Basic credentials checked against `userlist` sections.
 //! - [`api`]: the runtime API on the stats socket, including `_getsocks` for reloads.
 //! - [`handover`]: passing the listening sockets to the next process on reload.
 //! - [`master_link`]: a worker's link to its master (master-worker mode).
@@ -25,6 +26,7 @@
 //! - [`sample`]: sample fetches and ACL matching; [`rules`]: applying a proxy's rules.
 
 pub mod api;
+pub mod auth;
 pub mod balance;
 pub mod checks;
 pub mod chunked;
@@ -40,6 +42,7 @@ pub mod log;
 pub mod logformat;
 pub mod master_link;
 pub mod meter;
+pub mod observe;
 pub mod persist;
 pub mod pool;
 pub mod prometheus;
@@ -47,11 +50,14 @@ pub mod proxyproto;
 pub mod rules;
 pub mod sample;
 pub mod session;
+pub mod shutdown;
+pub mod slowstart;
 pub mod state;
 pub mod stats;
 pub mod stick;
 pub mod target;
 pub mod tls;
+pub mod track;
 pub mod transitions;
 
 use std::io;
@@ -690,7 +696,16 @@ async fn accept_loop(
         frontend: fe.paused.subscribe(),
     };
     let mut listening = Listening::new(&fe);
+    // `maxconnrate`/`maxsessrate` (every connection is a session here): the lower one.
+    let g = &state.config.global;
+    let rate_limit = [g.max_conn_rate, g.max_sess_rate]
+        .into_iter()
+        .flatten()
+        .min();
     loop {
+        if let Some(limit) = rate_limit {
+            accept_rate_wait(&state.conn_rate, limit - 1).await;
+        }
         if pauses.any() {
             match hold_paused(socket, &mut listening, backlog, &mut pauses, &mut stop).await {
                 Some(resumed) => socket = resumed,
@@ -730,6 +745,11 @@ async fn accept_loop(
         let (state, fe, tls) = (state.clone(), fe.clone(), tls.clone());
         state.total_conns.fetch_add(1, Relaxed);
         state.conn_rate.tick();
+        if let Some(limit) = rate_limit {
+            // Acceptors on other threads may have taken the same last slot: the extra
+            // connections wait here until they fit.
+            accept_rate_wait(&state.conn_rate, limit).await;
+        }
         let open = OpenConn::new(state.clone(), (g, f));
         // A connection's stick counters exist only when the process has stick tables; only
         // then is its task wrapped in their scope (a plaintext task without tables is the
@@ -747,6 +767,16 @@ async fn accept_loop(
             Some(c) => drop(tokio::spawn(stick::SESSION.scope(c, task))),
             None => drop(tokio::spawn(task)),
         }
+    }
+}
+
+/// Waits while the process accepted more than `most` connections in the last second
+/// (HAProxy stops its listeners the same way, until the rate falls below the limit).
+async fn accept_rate_wait(rate: &meter::Rate, most: u32) {
+    // One event's share of a second, so that the wait ends about when one more fits.
+    let step = Duration::from_millis((1000 / u64::from(most.max(1))).clamp(1, 100));
+    while rate.per_second() > most {
+        tokio::time::sleep(step).await;
     }
 }
 

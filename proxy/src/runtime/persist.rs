@@ -21,11 +21,25 @@
 //! - What happened shows in the 3rd and 4th characters of the log's termination state
 //!   (HAProxy's `sess_cookie` "NIDVEOU" and `sess_set_cookie` "NPDIRU").
 //!
+//! - A backend's `force-persist` and `ignore-persist` rules (the first matching one counts)
+//!   and its `use-server` rules ([`overrides`]) come first, as HAProxy's
+//!   `process_switching_rules` and `process_server_rules`: a `use-server` server (up, or
+//!   with `option persist` or `force-persist`) takes the request past the balancer, and the
+//!   cookie is then still read and taken out, but chooses nothing (`U` in the log); with
+//!   `ignore-persist` the cookie chooses nothing either, the server's `Set-Cookie` is left
+//!   alone and none is inserted; `force-persist` lets a cookie, a stick entry or a
+//!   `use-server` rule name a server that is down, and keeps the request on its server
+//!   through failed connections (no redispatch, as HAProxy's `SF_FORCE_PRST`).
+//! - A server a cookie, stick entry or `use-server` rule named is retried before any
+//!   redispatch ([`super::balance::Direct`]); a request redispatched away from its cookie's
+//!   server logs the cookie as naming a server down (`D`).
+//!
 //! Not done: the dates of `maxidle` and `maxlife` (warned about at start).
 
 use std::sync::Arc;
 
 use super::http::Head;
+use super::sample::{Context, Test, eval};
 use super::state::{Backend, Server};
 use crate::config::model::{CookieMode, CookiePersist};
 
@@ -42,6 +56,56 @@ pub struct Persist {
     pub term: Option<[u8; 2]>,
     /// The request allows a cacheable response (`nocache` then marks it private).
     cacheable: bool,
+    /// `ignore-persist` matched: the response's cookies are left alone.
+    ignore: bool,
+}
+
+/// What a backend's `force-persist`, `ignore-persist` and `use-server` rules decided for a
+/// request (HAProxy's `SF_FORCE_PRST`, `SF_IGNORE_PRST`, and a server assigned).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// The server a `use-server` rule sends the request to, past the balancer.
+    pub server: Option<Arc<Server>>,
+    /// `force-persist`: a server that is down may be named.
+    pub force: bool,
+    /// `ignore-persist`: the cookie names no server (stick entries still do, as in HAProxy).
+    pub ignore: bool,
+}
+
+impl Overrides {
+    /// Whether `server` may take a request that names it (HAProxy: not stopped, or
+    /// `option persist`, or `force-persist`).
+    pub fn may_use(&self, backend: &Backend, server: &Server) -> bool {
+        server.usable() || backend.conf.options.persist || self.force
+    }
+}
+
+/// Runs `backend`'s `force-persist`/`ignore-persist` rules (the first matching one counts)
+/// then its `use-server` rules in `ctx`: the first matching rule whose server may take the
+/// request assigns it; a rule naming a server that is down is passed over. Without such
+/// rules, nothing is evaluated.
+pub fn overrides(ctx: &Context<'_>, backend: &Backend) -> Overrides {
+    let rules = &backend.conf.rules;
+    let acls = &rules.acls.acls;
+    let mut out = Overrides::default();
+    if rules.use_servers.is_empty() && rules.persist.is_empty() {
+        return out;
+    }
+    if let Some(r) = (rules.persist.iter()).find(|r| eval(Some(&r.cond), acls, ctx) == Test::Pass) {
+        out.force = r.force;
+        out.ignore = !r.force;
+    }
+    for rule in &rules.use_servers {
+        if eval(Some(&rule.cond), acls, ctx) != Test::Pass {
+            continue;
+        }
+        let named = backend.servers.iter().find(|s| s.name == rule.server);
+        if let Some(server) = named.filter(|s| out.may_use(backend, s)) {
+            out.server = Some(server.clone());
+            break;
+        }
+    }
+    out
 }
 
 impl Persist {
@@ -55,6 +119,15 @@ impl Persist {
             out[2..].copy_from_slice(&chars);
         }
         out
+    }
+
+    /// The request went to another server than its cookie's after failed connections
+    /// (`option redispatch`): a valid cookie is then logged as naming a server down (`D`),
+    /// as HAProxy's `TX_CK_DOWN`.
+    pub fn redispatched(&mut self) {
+        if let Some(t) = self.term.as_mut().filter(|t| t[0] == b'V') {
+            t[0] = b'D';
+        }
     }
 
     fn set_client(&mut self, c: u8) {
@@ -81,13 +154,18 @@ fn acting(c: &CookiePersist) -> bool {
 /// Every cookie of every Cookie header is looked at, as HAProxy's
 /// `http_manage_client_side_cookies` does: the first naming a server that may take the
 /// request wins, and each occurrence of the cookie is edited.
-pub fn on_request(backend: &Backend, head: &mut Head) -> Persist {
+/// `over`: what the `use-server` and persistence rules decided, which comes first.
+pub fn on_request(backend: &Backend, head: &mut Head, over: &Overrides) -> Persist {
     let Some(c) = backend.conf.cookie.as_ref() else {
-        return Persist::default();
+        return Persist {
+            direct: over.server.clone(),
+            ..Persist::default()
+        };
     };
     let mut persist = Persist {
         term: acting(c).then_some([b'N', b'N']),
         cacheable: request_cacheable(head),
+        ignore: over.ignore,
         ..Persist::default()
     };
     let mut client = ClientCookie {
@@ -96,6 +174,7 @@ pub fn on_request(backend: &Backend, head: &mut Head) -> Persist {
         state: b'N',
         assigned: false,
         direct: None,
+        over,
     };
     let mut emptied = false;
     for (name, value) in head.headers.iter_mut() {
@@ -107,7 +186,7 @@ pub fn on_request(backend: &Backend, head: &mut Head) -> Persist {
     if client.state != b'N' {
         persist.set_client(client.state);
     }
-    persist.direct = client.direct;
+    persist.direct = client.direct.or_else(|| over.server.clone());
     // A Cookie header left empty goes.
     if emptied {
         head.headers
@@ -125,6 +204,7 @@ struct ClientCookie<'a> {
     /// A server was chosen (HAProxy's `SF_ASSIGNED`): later cookies are not looked at.
     assigned: bool,
     direct: Option<Arc<Server>>,
+    over: &'a Overrides,
 }
 
 fn is_space(b: u8) -> bool {
@@ -305,13 +385,21 @@ impl ClientCookie<'_> {
         if self.assigned {
             return;
         }
+        // A `use-server` server, or `ignore-persist`: the cookie chooses nothing (HAProxy's
+        // `TX_CK_UNUSED`, unless it named a server found down already).
+        if self.over.ignore || self.over.server.is_some() {
+            if self.state != b'D' {
+                self.state = b'U';
+            }
+            return;
+        }
         let mut server = None;
         if !named.is_empty() {
             for s in &self.backend.servers {
                 if s.opts.cookie.as_deref().map(str::as_bytes) != Some(named) {
                     continue;
                 }
-                if s.usable() || self.backend.conf.options.persist {
+                if self.over.may_use(self.backend, s) {
                     self.state = if s.usable() { b'V' } else { b'D' };
                     self.assigned = true;
                     self.direct = Some(s.clone());
@@ -371,6 +459,9 @@ pub fn on_response(
     let Some(c) = backend.conf.cookie.as_ref() else {
         return;
     };
+    if persist.ignore {
+        return;
+    }
     let found = server_cookies(c, server, resp, persist);
     let direct = persist
         .direct
@@ -540,20 +631,55 @@ mod tests {
     fn the_cookie_names_the_server_and_indirect_takes_it_out() {
         let b = backend("cookie SRV insert indirect nocache");
         let mut head = request(Some("x=1; SRV=b; y=2"));
-        let p = on_request(&b, &mut head);
+        let p = on_request(&b, &mut head, &Overrides::default());
         assert!(p.direct.as_ref().is_some_and(|s| s.name == "s1"));
         assert_eq!(&p.term(""), b"--VN");
         assert_eq!(head.header("cookie"), Some("x=1; y=2"));
         let mut alone = request(Some("SRV=a"));
-        on_request(&b, &mut alone);
+        on_request(&b, &mut alone, &Overrides::default());
         assert_eq!(alone.header("cookie"), None);
         let mut invalid = request(Some("SRV=zz"));
-        let p = on_request(&b, &mut invalid);
+        let p = on_request(&b, &mut invalid, &Overrides::default());
         assert!(p.direct.is_none());
         assert_eq!(&p.term("----"), b"--IN");
         b.servers[0].set_up(false);
-        let p = on_request(&b, &mut request(Some("SRV=a")));
+        let p = on_request(&b, &mut request(Some("SRV=a")), &Overrides::default());
         assert!(p.direct.is_none());
+        assert_eq!(&p.term("----"), b"--DN");
+    }
+
+    #[test]
+    fn overrides_leave_the_cookie_unused() {
+        let b = backend("cookie SRV insert indirect nocache");
+        // `ignore-persist`: nothing chosen, the cookie still taken out, no cookie set.
+        let ignore = Overrides {
+            ignore: true,
+            ..Overrides::default()
+        };
+        let mut head = request(Some("SRV=a"));
+        let mut p = on_request(&b, &mut head, &ignore);
+        assert!(p.direct.is_none());
+        assert_eq!(head.header("cookie"), None);
+        assert_eq!(&p.term("----"), b"--UN");
+        let mut resp = response(Some("SRV=from-app"));
+        on_response(&b, &b.servers[1], "GET", 200, &mut resp, &mut p);
+        assert_eq!(resp.header("set-cookie"), Some("SRV=from-app"));
+        // A `use-server` server: it is chosen, the cookie is unused.
+        let chosen = Overrides {
+            server: Some(b.servers[1].clone()),
+            ..Overrides::default()
+        };
+        let p = on_request(&b, &mut request(Some("SRV=a")), &chosen);
+        assert_eq!(p.direct.as_ref().map(|s| s.name.as_str()), Some("s1"));
+        assert_eq!(&p.term("----"), b"--UN");
+        // `force-persist`: a cookie may name a server that is down.
+        b.servers[0].set_up(false);
+        let force = Overrides {
+            force: true,
+            ..Overrides::default()
+        };
+        let p = on_request(&b, &mut request(Some("SRV=a")), &force);
+        assert_eq!(p.direct.as_ref().map(|s| s.name.as_str()), Some("s0"));
         assert_eq!(&p.term("----"), b"--DN");
     }
 
@@ -576,7 +702,7 @@ mod tests {
         ];
         for (cookie, server, passed, term) in cases {
             let mut head = request(Some(cookie));
-            let p = on_request(&b, &mut head);
+            let p = on_request(&b, &mut head, &Overrides::default());
             assert_eq!(
                 p.direct.as_ref().map(|s| s.name.as_str()),
                 server,
@@ -588,11 +714,11 @@ mod tests {
         // Without `indirect` nothing is taken out: the header stays as it came.
         let b = backend("cookie SRV insert");
         let mut head = request(Some("SRV=b;SRV=a"));
-        on_request(&b, &mut head);
+        on_request(&b, &mut head, &Overrides::default());
         assert_eq!(head.header("cookie"), Some("SRV=b;SRV=a"));
         // A server's cookie: its value ends at a comma.
         let b = backend("cookie SRV rewrite");
-        let mut p = on_request(&b, &mut request(None));
+        let mut p = on_request(&b, &mut request(None), &Overrides::default());
         let mut resp = response(Some("SRV=x, OTHER=y; Path=/"));
         on_response(&b, &b.servers[0], "GET", 200, &mut resp, &mut p);
         assert_eq!(resp.header("set-cookie"), Some("SRV=a, OTHER=y; Path=/"));
@@ -611,7 +737,7 @@ mod tests {
     #[test]
     fn insert_sets_the_cookie_of_the_balanced_server() {
         let b = backend("cookie SRV insert indirect nocache httponly domain .example.com");
-        let mut p = on_request(&b, &mut request(None));
+        let mut p = on_request(&b, &mut request(None), &Overrides::default());
         let mut resp = response(Some("SRV=server-said; path=/x"));
         resp.headers
             .push(("Cache-Control".into(), "max-age=60".into()));
@@ -632,7 +758,7 @@ mod tests {
         assert_eq!(cache_control, ["max-age=60", "private"]);
         assert_eq!(&p.term("----"), b"--NI");
         // A server without a cookie value: the client's cookie is deleted.
-        let mut p = on_request(&b, &mut request(None));
+        let mut p = on_request(&b, &mut request(None), &Overrides::default());
         let mut resp = response(None);
         on_response(&b, &b.servers[2], "GET", 200, &mut resp, &mut p);
         assert!(
@@ -645,14 +771,14 @@ mod tests {
     fn rewrite_and_prefix_edit_the_servers_cookie() {
         let b = backend("cookie JSESSIONID prefix");
         let mut head = request(Some("JSESSIONID=a~12345"));
-        let mut p = on_request(&b, &mut head);
+        let mut p = on_request(&b, &mut head, &Overrides::default());
         assert_eq!(head.header("cookie"), Some("JSESSIONID=12345"));
         let mut resp = response(Some("JSESSIONID=777; Path=/"));
         on_response(&b, &b.servers[0], "GET", 200, &mut resp, &mut p);
         assert_eq!(resp.header("set-cookie"), Some("JSESSIONID=a~777; Path=/"));
         assert_eq!(&p.term("----"), b"--VR");
         let b = backend("cookie SRV rewrite");
-        let mut p = on_request(&b, &mut request(None));
+        let mut p = on_request(&b, &mut request(None), &Overrides::default());
         let mut resp = response(Some("SRV=anything"));
         on_response(&b, &b.servers[1], "GET", 200, &mut resp, &mut p);
         assert_eq!(resp.header("set-cookie"), Some("SRV=b"));

@@ -15,8 +15,8 @@
 //! them), so none is taken to the old address or to a server out of the balance.
 //!
 //! How many stay is HAProxy's estimate: a connection is kept when there is not one of its
-//! kind (or better) per thread yet, or when the server's connections in use and idle stay within the most it needed at once
-//! recently (`est_need_conns`); every `pool-purge-delay` half the excess is closed and the
+//! kind (or better) per thread yet, or when the server's connections in use and idle stay
+//! within the most it needed at once recently (`est_need_conns`); every `pool-purge-delay` half the excess is closed and the
 //! estimate moves towards the recent use. `pool-max-conn` caps the pool.
 //!
 //! Each thread runs its own runtime and has its own lists (as HAProxy's are per thread), so
@@ -103,11 +103,13 @@ pub fn set_threads(threads: usize) {
     THREADS.store(threads.max(1), Relaxed);
 }
 
-/// This thread's lists in every pool: threads are numbered as they first use a pool.
-fn shard() -> usize {
+/// This thread's lists in every pool (threads are numbered as they first use a pool), and
+/// its id, kept with them: `std::thread::current()` would cost a reference count per call.
+fn shard() -> (usize, ThreadId) {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, Relaxed) % SHARDS;
+        static SHARD: (usize, ThreadId) =
+            (NEXT.fetch_add(1, Relaxed) % SHARDS, std::thread::current().id());
     }
     SHARD.with(|own| *own)
 }
@@ -235,8 +237,7 @@ pub fn take(server: &Server, reuse: HttpReuse, first: bool) -> Option<TcpStream>
     note_use(server);
     let order = allowed(reuse, first);
     let pool = &server.idle;
-    let own = shard();
-    let here = std::thread::current().id();
+    let (own, here) = shard();
     let generation = server.conn_generation();
     // This thread's first, then the others' (taken over).
     for k in 0..SHARDS {
@@ -294,7 +295,7 @@ pub fn put(server: &Arc<Server>, stream: TcpStream, served: u32, generation: u64
         let needed = used + total <= used.max(pool.est_need.load(Relaxed));
         under_max && (first_of_kind || needed)
     };
-    let at = shard();
+    let (at, here) = shard();
     let mut lists = pool.lock(at);
     if !wanted() {
         // Perhaps only because of connections the server closed meanwhile.
@@ -305,7 +306,7 @@ pub fn put(server: &Arc<Server>, stream: TcpStream, served: u32, generation: u64
     }
     let conn = Idle {
         stream,
-        thread: std::thread::current().id(),
+        thread: here,
         generation,
     };
     if safe {

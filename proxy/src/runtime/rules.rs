@@ -818,7 +818,7 @@ fn redirect_reply(code: u16, location: &str, keep: bool) -> Vec<u8> {
 }
 
 /// A reply the proxy builds: `headers` (lines ending in CRLF) before its own, as HAProxy.
-fn return_reply(
+pub fn return_reply(
     status: u16,
     headers: &str,
     content_type: Option<&str>,

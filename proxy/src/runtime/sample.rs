@@ -226,10 +226,15 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
             .map_or_else(none, |h| header_values(h, name, *occ, true)),
         ReqCook(name) => req.map_or_else(none, |h| cookie_values(h, name)),
         UrlParam(name) => req.map_or_else(none, |h| url_params(&h.first[1], name)),
-        Env(name) => match std::env::var(name) {
-            Ok(v) => Fetched::one(Sample::Str(Cow::Owned(v))),
-            Err(_) => none(),
-        },
+        Env(name) => {
+            let environment = &ctx.state.config.global.environment;
+            let value = if environment.is_untouched() {
+                std::env::var(name).ok()
+            } else {
+                environment.get(name, &|n| std::env::var(n).ok())
+            };
+            value.map_or_else(none, |v| Fetched::one(Sample::Str(Cow::Owned(v))))
+        }
         Status => ctx
             .response
             .map_or_else(none, |h| match h.first[1].parse::<i64>() {
@@ -264,6 +269,12 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
         // A certificate that did not verify ended the handshake: what is left verified.
         SslCVerify => ctx.tls.map_or_else(none, |_| Fetched::one(Sample::Int(0))),
         Stick(f) => super::stick::fetch(f, ctx).map_or_else(none, |n| Fetched::one(Sample::Int(n))),
+        HttpAuth(list) => req
+            .and_then(|h| super::auth::check(ctx.state.config.userlist(list), h))
+            .map_or_else(none, |ok| Fetched::one(Sample::Bool(ok))),
+        HttpAuthGroup(list) => req
+            .and_then(|h| super::auth::user(ctx.state.config.userlist(list), h))
+            .map_or_else(none, |user| Fetched::one(Sample::Str(Cow::Owned(user)))),
     }
 }
 
@@ -526,6 +537,18 @@ fn expr_test(e: &Expr, ctx: &Context<'_>) -> Test {
             (true, true) => Test::Miss,
             (true, false) => Test::Fail,
         };
+    }
+    if let (Method::Auth, Source::HttpAuthGroup(list)) = (e.method, &e.fetch.source) {
+        let list = ctx.state.config.userlist(list);
+        let groups = || {
+            e.patterns.iter().filter_map(|p| match p {
+                Pattern::Str(g) => Some(g.as_str()),
+                _ => None,
+            })
+        };
+        let any = (fetched.values.iter())
+            .any(|user| super::auth::in_groups(list, &user.to_text(), groups()));
+        return if any { Test::Pass } else { Test::Fail };
     }
     if fetched.values.iter().any(|v| matches(e, v)) {
         return Test::Pass;

@@ -9,17 +9,22 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 pub use super::balance::Slot;
-use super::balance::{self, Picked, QueuePositions, Recheck, Ticket};
+use super::balance::{self, Direct, Picked, QueuePositions, Recheck, Ticket};
 use super::forward::{self, End, Moved};
 use super::log;
 use super::rules;
 use super::state::{Backend, Frontend, Server, SessionTimes, State};
+use super::tls::{Borrowed, HandshakeError};
 use crate::config::bind_tls::TlsServer;
+use crate::config::tls::TlsClient;
 
-/// How long a connection attempt may take when `timeout connect` is not set.
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The limit of a wait that has none: without `timeout connect` (and `timeout queue`),
+/// HAProxy bounds neither the connection attempts nor the queue (it only warns). Thirty
+/// years, tokio's own "far future".
+const ETERNITY: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 /// A connected server.
 #[derive(Debug)]
@@ -27,13 +32,20 @@ pub struct Connected {
     pub server: Arc<Server>,
     pub stream: TcpStream,
     pub slot: Slot,
+    /// `%Tc`: from the first attempt (retries and their pauses included, as HAProxy's) to
+    /// this one's connection, its TLS handshake included.
     pub connect_time: Duration,
+    /// This attempt's own TCP connection time: what remains of `timeout connect` after it is
+    /// the TLS handshake's.
+    attempt_time: Duration,
     pub queue_time: Duration,
     /// Where it waited in the queues (`%sq`, `%bq`).
     pub queued: QueuePositions,
     /// Attempts made before this one (`%rc`), and whether one went to another server.
     pub retries: u32,
     pub redispatched: bool,
+    /// How the connection came to its server (kept for a retry after a failed handshake).
+    direct: Direct,
 }
 
 /// Why no server connection could be made.
@@ -51,14 +63,6 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// The server the log line names: the one tried last, else `<NOSRV>`.
-    pub fn server_name(&self) -> &str {
-        match self {
-            ConnectError::Failed(server, _) => &server.name,
-            _ => "<NOSRV>",
-        }
-    }
-
     /// Where the connection waited in the queues before it failed.
     pub fn queued(&self) -> QueuePositions {
         match self {
@@ -74,13 +78,40 @@ impl ConnectError {
             _ => None,
         }
     }
+
+    /// The server tried last, if any (the one the log line names).
+    pub fn server(&self) -> Option<&Arc<Server>> {
+        match self {
+            ConnectError::Failed(server, _) => Some(server),
+            _ => None,
+        }
+    }
+
+    /// The retries made (`%rc`): all of `backend`'s when every attempt failed.
+    pub fn retries(&self, backend: &Backend) -> u32 {
+        match self {
+            ConnectError::Failed(..) => backend.conf.retries,
+            _ => 0,
+        }
+    }
+
+    /// The termination state HAProxy logs: `sQ` after the queue, `sC` when the attempts
+    /// timed out, else `SC`.
+    pub fn term(&self) -> &'static str {
+        match self {
+            ConnectError::QueueTimeout { .. } => "sQ--",
+            ConnectError::Failed(_, err) if err.kind() == io::ErrorKind::TimedOut => "sC--",
+            ConnectError::NoServer | ConnectError::Failed(..) => "SC--",
+        }
+    }
 }
 
 /// Picks a server and connects to it, retrying `retries` times; with `option redispatch`
 /// some retries go to another server (see [`next_attempt`]); the connection error counts
 /// once, for the server of the last attempt. `stuck`: the server a `stick` rule names goes
 /// first, past the balancer; balanced when that server takes nothing now (a queue timeout
-/// stays an error).
+/// stays an error), and is retried before any redispatch (see [`Direct`]); `forced`:
+/// `force-persist` matched, and the connection is never redispatched.
 ///
 /// `has_data`: the caller holds data to send at once (a request, what the client sent).
 /// With `option tcp-smart-connect` the ACK that completes the handshake then waits to leave
@@ -89,6 +120,7 @@ impl ConnectError {
 pub async fn connect(
     backend: &Arc<Backend>,
     stuck: Option<&Arc<Server>>,
+    forced: bool,
     peer: SocketAddr,
     local: SocketAddr,
     has_data: bool,
@@ -97,25 +129,29 @@ pub async fn connect(
     let mut positions = QueuePositions::default();
     let key = balance::source_key(backend, peer.ip());
     let slot = slot_for(backend, stuck, true, key, &mut positions).await?;
+    let direct = Direct::of(stuck, forced, slot.server());
     let waited = (queued.elapsed(), positions);
-    connect_from(backend, local, has_data, slot, waited).await
+    connect_from(backend, local, has_data, slot, waited, direct).await
 }
 
 /// [`connect`] with a slot the balancer gave already, after `waited`: the time it waited
-/// for it and where (`%Tw`, `%sq`, `%bq`).
+/// for it and where (`%Tw`, `%sq`, `%bq`); `direct`: how it came to that slot's server.
 pub async fn connect_from(
     backend: &Arc<Backend>,
     local: SocketAddr,
     has_data: bool,
     slot: Slot,
     waited: (Duration, QueuePositions),
+    direct: Direct,
 ) -> Result<Connected, ConnectError> {
     let (queue_time, positions) = waited;
     let progress = Progress {
         queue_time,
         positions,
+        began: Instant::now(),
         attempt: 0,
         redispatched: false,
+        direct,
     };
     attempts(backend, local, has_data, slot, progress).await
 }
@@ -126,19 +162,18 @@ pub async fn connect_from(
 struct Progress {
     queue_time: Duration,
     positions: QueuePositions,
+    /// When the first attempt began (`%Tc` counts from there).
+    began: Instant,
     /// The attempt about to be made (0: the first).
     attempt: u32,
     redispatched: bool,
+    direct: Direct,
 }
 
 /// How long one attempt may take, TCP connect and TLS handshake together (HAProxy's one
 /// connect timer).
 fn connect_timeout(backend: &Backend) -> Duration {
-    backend
-        .conf
-        .timeouts
-        .connect
-        .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+    backend.conf.timeouts.connect.unwrap_or(ETERNITY)
 }
 
 /// The attempts from `progress.attempt` on, up to `retries`.
@@ -168,17 +203,21 @@ async fn attempts(
         // HAProxy's `connect` column: each attempt, on the server it goes to.
         server.idle.connects.fetch_add(1, Relaxed);
         let opening = open_connection(addr, delayed_ack, keepalive, conf.options.nolinger);
-        match tokio::time::timeout(timeout, opening).await {
+        let opened = tokio::time::timeout(timeout, opening).await;
+        super::observe::connection(backend, &server, matches!(opened, Ok(Ok(_))));
+        match opened {
             Ok(Ok(stream)) => {
                 return Ok(Connected {
                     server,
                     stream,
                     slot,
-                    connect_time: started.elapsed(),
+                    connect_time: progress.began.elapsed(),
+                    attempt_time: started.elapsed(),
                     queue_time: progress.queue_time,
                     queued: progress.positions,
                     retries: progress.attempt,
                     redispatched: progress.redispatched,
+                    direct: progress.direct,
                 });
             }
             Ok(Err(e)) => last_err = e,
@@ -207,12 +246,18 @@ async fn next_attempt(
 ) -> Result<Slot, ConnectError> {
     let server = slot.server().clone();
     progress.attempt += 1;
-    if balance::redispatches(backend, &server, progress.attempt) {
+    if balance::redispatches(backend, &server, progress.attempt, progress.direct) {
         // Picked with the same key: a map-based hash goes to the same server again (it
-        // avoids none, as HAProxy's), a consistent one to the next on its ring.
+        // avoids none, as HAProxy's), a consistent one to the next on its ring. Balanced
+        // from now on (HAProxy drops `SF_DIRECT`).
+        progress.direct = Direct::No;
         let key = slot.key();
         drop(slot);
         let slot = wait_for_server(backend, key, Some(&server), &mut progress.positions).await?;
+        // As HAProxy's: the time until this new server came counts in `%Tw`, `%Tc` only
+        // from there.
+        progress.queue_time += progress.began.elapsed();
+        progress.began = Instant::now();
         let counters = if Arc::ptr_eq(slot.server(), &server) {
             (&server.counters.retries, &backend.counters.retries)
         } else {
@@ -251,7 +296,7 @@ fn failed(backend: &Backend, slot: Slot, err: io::Error) -> ConnectError {
 /// connect timeout run out): as HAProxy, which counts the handshake in the connection
 /// attempt, the next attempt per `retries` and `option redispatch`, else the connection
 /// error. `conn` is closed first.
-pub async fn retry_after_handshake(
+async fn retry_after_handshake(
     backend: &Arc<Backend>,
     local: SocketAddr,
     has_data: bool,
@@ -261,10 +306,12 @@ pub async fn retry_after_handshake(
     let Connected {
         stream,
         slot,
+        connect_time,
         queue_time,
         queued,
         retries,
         redispatched,
+        direct,
         ..
     } = conn;
     drop(stream);
@@ -274,16 +321,19 @@ pub async fn retry_after_handshake(
     let mut progress = Progress {
         queue_time,
         positions: queued,
+        began: Instant::now()
+            .checked_sub(connect_time)
+            .unwrap_or_else(Instant::now),
         attempt: retries,
         redispatched,
+        direct,
     };
     let slot = next_attempt(backend, slot, &err, &mut progress).await?;
     attempts(backend, local, has_data, slot, progress).await
 }
 
 /// A new server connection of an HTTP backend made ready for requests: with `server ...
-/// ssl`, its PROXY header (if any) goes in clear, then the TLS handshake within what remains
-/// of `timeout connect` (counted in %Tc); a failed one is retried as a refused connection, as
+/// ssl`, the TLS handshake ([`handshake`]), a failed one retried as a refused connection, as
 /// in TCP mode. The connection's TLS state (None in clear; the PROXY header is then the
 /// caller's to send with the request).
 pub async fn secure(
@@ -293,31 +343,57 @@ pub async fn secure(
     mut conn: Connected,
 ) -> Result<(Connected, Option<Box<super::tls::Session>>), ConnectError> {
     loop {
-        let tls = &conn.server.opts.tls;
-        let Some(client) = tls.client.clone().filter(|_| tls.ssl) else {
+        let Some(client) = tls_client(&conn.server) else {
             return Ok((conn, None));
         };
         let header = proxy_header(&conn.server, peer, local);
-        let started = Instant::now();
-        let err = match conn.stream.write_all(&header).await {
-            Err(e) => e,
-            Ok(()) => {
-                let left = connect_timeout(backend).saturating_sub(conn.connect_time);
-                match super::tls::handshake_server(&conn.stream, &client, left).await {
-                    Ok(s) => {
-                        let session = super::tls::Session::client(s.into_inner().1);
-                        conn.connect_time += started.elapsed();
-                        return Ok((conn, Some(Box::new(session))));
-                    }
-                    Err(super::tls::HandshakeError::Timeout) => {
-                        io::Error::new(io::ErrorKind::TimedOut, "SSL handshake timeout")
-                    }
-                    Err(super::tls::HandshakeError::Failed(e)) => e,
-                }
+        let shaking = handshake(backend, &conn.stream, conn.attempt_time, header, &client);
+        let (shaken, took) = shaking.await;
+        conn.connect_time += took;
+        match shaken {
+            Ok(s) => {
+                let session = super::tls::Session::client(s.into_inner().1);
+                return Ok((conn, Some(Box::new(session))));
             }
-        };
-        conn = Box::pin(retry_after_handshake(backend, local, true, conn, err)).await?;
+            Err(err) => {
+                conn = Box::pin(retry_after_handshake(backend, local, true, conn, err)).await?;
+            }
+        }
     }
+}
+
+/// The TLS configuration of a `server ... ssl` (None for a server in clear).
+fn tls_client(server: &Server) -> Option<Arc<TlsClient>> {
+    let tls = &server.opts.tls;
+    tls.client.clone().filter(|_| tls.ssl)
+}
+
+/// The TLS handshake of a connection attempt to a `server ... ssl` over `stream`, after
+/// `header` (its PROXY header, in clear): within what remains of `timeout connect` after the
+/// attempt's TCP connection (`spent`), HAProxy's one connect timer covering both. An error
+/// is the attempt's, retried as a refused connection ([`retry_after_handshake`]). Also how
+/// long it took, which counts in `%Tc`.
+async fn handshake<'s>(
+    backend: &Backend,
+    stream: &'s TcpStream,
+    spent: Duration,
+    header: Vec<u8>,
+    tls: &TlsClient,
+) -> (io::Result<TlsStream<Borrowed<'s>>>, Duration) {
+    let started = Instant::now();
+    let left = connect_timeout(backend).saturating_sub(spent);
+    let shaken = match Borrowed(stream).write_all(&header).await {
+        Err(e) => Err(e),
+        Ok(()) => match super::tls::handshake_server(stream, tls, left).await {
+            Ok(s) => Ok(s),
+            Err(HandshakeError::Timeout) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "SSL handshake timeout",
+            )),
+            Err(HandshakeError::Failed(e)) => Err(e),
+        },
+    };
+    (shaken, started.elapsed())
 }
 
 /// Connects to `addr` with TCP_NODELAY set, HAProxy's way: socket, setsockopt, connect.
@@ -433,12 +509,28 @@ async fn reserve(
 /// A connection refused because `server`'s queue is at its `maxqueue`: logged as a queue
 /// failure (`sQ`, 503 in HTTP) and counted as a connection error, as HAProxy does.
 fn queue_full(backend: &Backend, server: &Server) -> ConnectError {
-    server.counters.conn_errors.fetch_add(1, Relaxed);
-    backend.counters.conn_errors.fetch_add(1, Relaxed);
-    ConnectError::QueueTimeout {
-        queued: QueuePositions::default(),
-        waited: Duration::ZERO,
+    queue_failed(
+        backend,
+        Some(server),
+        QueuePositions::default(),
+        Duration::ZERO,
+    )
+}
+
+/// A connection that left the queue without a slot, after `waited` where `queued` says: a
+/// connection error of the backend, and of `server` when it waited in that server's queue
+/// (HAProxy's `failed_conns` after `timeout queue`).
+fn queue_failed(
+    backend: &Backend,
+    server: Option<&Server>,
+    queued: QueuePositions,
+    waited: Duration,
+) -> ConnectError {
+    if let Some(server) = server {
+        server.counters.conn_errors.fetch_add(1, Relaxed);
     }
+    backend.counters.conn_errors.fetch_add(1, Relaxed);
+    ConnectError::QueueTimeout { queued, waited }
 }
 
 /// Waits with `ticket` until a server gives the connection a slot, or the queue's timeout.
@@ -454,7 +546,7 @@ async fn wait_in_queue(
         .timeouts
         .queue
         .or(conf.timeouts.connect)
-        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        .unwrap_or(ETERNITY);
     let began = Instant::now();
     let deadline = tokio::time::Instant::from_std(began + limit);
     loop {
@@ -493,9 +585,9 @@ async fn wait_in_queue(
                     .ok_or(ConnectError::NoServer);
             }
             () = tokio::time::sleep_until(deadline) => {
-                return ticket.leave(positions).ok_or_else(|| ConnectError::QueueTimeout {
-                    queued: *positions,
-                    waited: began.elapsed(),
+                let server = ticket.server().cloned();
+                return ticket.leave(positions).ok_or_else(|| {
+                    queue_failed(backend, server.as_deref(), *positions, began.elapsed())
                 });
             }
             // Every change that may let it be served notifies (state, weight, address);
@@ -667,17 +759,20 @@ pub fn serve_tcp(
         }
         let has_data = !early.is_empty();
         let mut conn = {
-            // `stick` rules (none: nothing done): the server an entry names goes first.
-            let sticking = (!backend.conf.rules.stick.is_empty()).then(|| {
-                let ctx = super::sample::Context {
-                    backend: Some(&backend),
-                    payload: Some(&early),
-                    ..super::sample::Context::new(&state, &fe, peer, local)
-                };
-                super::stick::on_request(&ctx, &backend)
-            });
-            let stuck = sticking.as_ref().and_then(|s| s.direct.as_ref());
-            let conn = match connect(&backend, stuck, peer, local, has_data).await {
+            let ctx = || super::sample::Context {
+                backend: Some(&backend),
+                payload: Some(&early),
+                ..super::sample::Context::new(&state, &fe, peer, local)
+            };
+            // `force-persist`, `ignore-persist` and `use-server` rules, then `stick` rules
+            // (none: nothing done): the server they name goes first.
+            let over = super::persist::overrides(&ctx(), &backend);
+            let sticking = (!backend.conf.rules.stick.is_empty())
+                .then(|| super::stick::on_request(&ctx(), &backend, &over));
+            let stuck = (over.server.as_ref())
+                .or_else(|| sticking.as_ref().and_then(|s| s.direct.as_ref()));
+            let conn = connect(&backend, stuck, over.force, peer, local, has_data);
+            let conn = match conn.await {
                 Ok(c) => c,
                 Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
             };
@@ -692,36 +787,27 @@ pub fn serve_tcp(
         // of `timeout connect`, its time counts in %Tc, and a failed one is retried per
         // `retries` and `option redispatch`, like a refused connection.
         let secured = loop {
-            let tls = (conn.server.opts.tls.ssl)
-                .then(|| conn.server.opts.tls.client.clone())
-                .flatten();
-            // In a block, so that this buffer does not stay in the future.
-            let sent = {
-                let mut first = proxy_header(&conn.server, peer, local);
-                if tls.is_none() {
+            let Some(tls) = tls_client(&conn.server) else {
+                // In a block, so that this buffer does not stay in the future.
+                let sent = {
+                    let mut first = proxy_header(&conn.server, peer, local);
                     first.extend_from_slice(&early);
+                    conn.stream.write_all(&first).await
+                };
+                if sent.is_err() {
+                    return;
                 }
-                conn.stream.write_all(&first).await
-            };
-            if sent.is_err() {
-                return;
-            }
-            let Some(tls) = tls else {
                 break None;
             };
-            let started = Instant::now();
-            let left = connect_timeout(&backend).saturating_sub(conn.connect_time);
+            let header = proxy_header(&conn.server, peer, local);
             // Boxed, as the forwarding below: TLS state would otherwise grow every TCP
             // session's task, plaintext ones included (idle memory per connection).
-            let err = match Box::pin(super::tls::handshake_server(&conn.stream, &tls, left)).await {
-                Ok(s) => {
-                    conn.connect_time += started.elapsed();
-                    break Some(Box::new(s));
-                }
-                Err(super::tls::HandshakeError::Timeout) => {
-                    io::Error::new(io::ErrorKind::TimedOut, "SSL handshake timeout")
-                }
-                Err(super::tls::HandshakeError::Failed(e)) => e,
+            let shaking = handshake(&backend, &conn.stream, conn.attempt_time, header, &tls);
+            let (shaken, took) = Box::pin(shaking).await;
+            conn.connect_time += took;
+            let err = match shaken {
+                Ok(s) => break Some(Box::new(s)),
+                Err(e) => e,
             };
             // Boxed too: rare, and its state (a whole connection attempt) would otherwise grow
             // every session's task.
@@ -740,27 +826,36 @@ pub fn serve_tcp(
         let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
         let moved = Moved::default();
         moved.to_server.fetch_add(sent_early, Relaxed);
-        let end = match (secured, secure_client) {
-            (None, None) => {
-                forward::forward(&client, &conn.stream, idle, state.splice, &moved).await
-            }
-            (Some(server), None) => {
-                Box::pin(super::tls::forward(&client, *server, &early, idle, &moved)).await
-            }
-            (server, Some(mut tls)) => {
-                let from = tls.over(&client);
-                let to = server.map(|s| *s);
-                Box::pin(super::tls::forward_from_client(
-                    from,
-                    &conn.stream,
-                    to,
-                    idle,
-                    &moved,
-                ))
-                .await
+        let forwarding = async {
+            match (secured, secure_client) {
+                (None, None) => {
+                    forward::forward(&client, &conn.stream, idle, state.splice, &moved).await
+                }
+                (Some(server), None) => {
+                    Box::pin(super::tls::forward(&client, *server, &early, idle, &moved)).await
+                }
+                (server, Some(mut tls)) => {
+                    let from = tls.over(&client);
+                    let to = server.map(|s| *s);
+                    Box::pin(super::tls::forward_from_client(
+                        from,
+                        &conn.stream,
+                        to,
+                        idle,
+                        &moved,
+                    ))
+                    .await
+                }
             }
         };
-        if matches!(end, End::Error(_)) && !moved.server_closed.load(Relaxed) {
+        // `on-marked-down` / `on-marked-up` may end it (boxed: rare, and every other
+        // session's task stays as small).
+        let end = if super::shutdown::killable(&backend, &conn.server) {
+            Box::pin(conn.server.kill.unless_fired(forwarding)).await
+        } else {
+            Ok(forwarding.await)
+        };
+        if matches!(end, Ok(End::Error(..))) && !moved.server_closed.load(Relaxed) {
             // As HAProxy: a connection that failed (the client reset it) is reset on the server
             // side too, instead of ending with a FIN the server would take for a clean end of
             // request; and the proxy's source port is not held in TIME_WAIT.
@@ -772,10 +867,12 @@ pub fn serve_tcp(
             c.bytes_out.fetch_add(down, Relaxed);
         }
         state.bytes_out.fetch_add(down, Relaxed);
-        let flags = match end {
-            End::Done => "--",
-            End::Timeout => "cD",
-            End::Error(_) => "SD",
+        state.tables.count_bytes(up, down);
+        // Who ended it and how: `sD` for the server's timeout, `CD` for a reset by the
+        // client... (cli_abrt, srv_abrt follow).
+        let flags = match &end {
+            Ok(end) => end.flags(),
+            Err(killed) => killed.flags(),
         };
         let times = SessionTimes {
             queue: Some(conn.queue_time),
@@ -814,17 +911,13 @@ fn log_connect_error<'a>(
     facts: Option<&mut log::TcpFacts<'a>>,
     e: &'a ConnectError,
 ) {
-    let flags = match e {
-        ConnectError::QueueTimeout { .. } => "sQ",
-        ConnectError::Failed(_, err) if err.kind() == io::ErrorKind::TimedOut => "sC",
-        ConnectError::NoServer | ConnectError::Failed(..) => "SC",
-    };
+    let flags = &e.term()[..2];
     let logged = facts.map(|f| {
-        if let ConnectError::Failed(server, _) = e {
+        if let Some(server) = e.server() {
             f.server = Some(server);
             f.server_addr = server.socket_addr(f.local.port());
-            f.retries = backend.conf.retries;
         }
+        f.retries = e.retries(backend);
         f.queue_ms = e.queue_time().map_or(0, |d| d.as_millis() as i64);
         f.queued = e.queued();
         &*f

@@ -245,6 +245,20 @@ pub struct Server {
     /// [`Server::retire_connections`]); each kept connection holds the one it began in.
     conn_generation: AtomicU64,
     pub check: Mutex<CheckResult>,
+    /// Ends the server's sessions when it changes state (`on-marked-down`, `on-marked-up`).
+    pub kill: super::shutdown::KillSwitch,
+    /// When its slow start began ([`super::meter::now_ms`]); 0: not in one (see
+    /// `runtime::slowstart`).
+    pub warming_since: AtomicU64,
+    /// The servers tracking this one (`track`) and their backends: they follow its state
+    /// (see `runtime::track`). Weak: a tracker's backend holds this server's.
+    pub trackers: std::sync::OnceLock<Vec<super::track::Tracker>>,
+    /// `observe`: failed connection attempts in a row, and the times they reached
+    /// `error-limit` (`hanafail`); the next check comes after `fastinter` (see
+    /// `runtime::observe`).
+    pub consecutive_errors: AtomicU32,
+    pub hana_failures: AtomicU64,
+    pub fastinter_next: AtomicBool,
     /// The backend's [`Backend::servers_changed`]: told when the server may take queued
     /// connections it could not take before (UP again, out of maintenance, an address).
     servers_changed: Arc<tokio::sync::Notify>,
@@ -289,6 +303,12 @@ impl Server {
             idle: Default::default(),
             conn_generation: AtomicU64::new(0),
             check: Mutex::new(CheckResult::default()),
+            kill: Default::default(),
+            warming_since: AtomicU64::new(0),
+            trackers: std::sync::OnceLock::new(),
+            consecutive_errors: AtomicU32::new(0),
+            hana_failures: AtomicU64::new(0),
+            fastinter_next: AtomicBool::new(false),
             servers_changed,
         }
     }
@@ -312,13 +332,25 @@ impl Server {
                     self.health.store(self.opts.rise, Relaxed);
                     if !self.is_up() {
                         self.set_up(true);
+                        // Back UP: the servers tracking it follow.
+                        super::track::follow(self, true);
                     }
                 }
                 _ => {}
             }
         }
+        match (was == Admin::Maint, admin == Admin::Maint) {
+            // (Begun already when it came back UP just above.)
+            (true, false) if self.warming_since.load(Relaxed) == 0 => super::slowstart::begin(self),
+            (false, true) => self.warming_since.store(0, Relaxed),
+            _ => {}
+        }
         if admin == Admin::Maint && was != Admin::Maint {
             self.retire_connections();
+            // HAProxy ends them entering maintenance as when the checks fail.
+            if self.opts.shutdown_on_down {
+                self.kill.fire(super::shutdown::Killed::Down);
+            }
         }
         self.last_change.store(now_secs(), Relaxed);
         self.servers_changed.notify_waiters();
@@ -363,6 +395,12 @@ impl Server {
     pub fn set_weight(&self, weight: u32) {
         self.weight.store(weight, Relaxed);
         self.servers_changed.notify_waiters();
+    }
+
+    /// What tells the connections waiting in the backend's queues that a server may take
+    /// more now.
+    pub fn queue_waker(&self) -> Arc<tokio::sync::Notify> {
+        self.servers_changed.clone()
     }
 
     pub fn set_addr(&self, ip: Option<IpAddr>) {
@@ -428,10 +466,11 @@ impl Server {
         }
     }
 
+    /// Below its `maxconn` (lowered during a slow start).
     pub fn has_free_slot(&self) -> bool {
         self.opts
             .maxconn
-            .is_none_or(|m| self.counters.cur.load(Relaxed) < m)
+            .is_none_or(|m| self.counters.cur.load(Relaxed) < super::slowstart::maxconn(self, m))
     }
 
     /// The status column of the stats page.
@@ -445,6 +484,15 @@ impl Server {
             _ => {}
         }
         let draining = self.admin() == Admin::Drain;
+        if self.opts.track.is_some() {
+            // A tracking server shows the state it follows, without counts.
+            return match (self.is_up(), draining) {
+                (true, true) => "DRAIN",
+                (true, false) => "UP",
+                (false, _) => "DOWN",
+            }
+            .into();
+        }
         if !self.opts.check {
             return if draining { "DRAIN" } else { "no check" }.into();
         }
@@ -473,7 +521,10 @@ impl Server {
                 h => h,
             }
         } else {
-            self.check_failures.fetch_add(1, Relaxed);
+            // As HAProxy: a failure counts while the health has room to fall.
+            if health > 0 {
+                self.check_failures.fetch_add(1, Relaxed);
+            }
             if health > rise { health - 1 } else { 0 }
         };
         self.health.store(health, Relaxed);
@@ -490,10 +541,12 @@ impl Server {
         self.last_change.store(now_secs(), Relaxed);
         let mut since = self.down_since.lock().unwrap_or_else(|e| e.into_inner());
         if up {
+            super::slowstart::begin(self);
             if let Some(t) = since.take() {
                 self.downtime_secs.fetch_add(t.elapsed().as_secs(), Relaxed);
             }
         } else {
+            self.warming_since.store(0, Relaxed);
             self.down_transitions.fetch_add(1, Relaxed);
             *since = Some(Instant::now());
         }
@@ -522,6 +575,9 @@ pub struct Backend {
     /// Wakes the connections queued for a server (every one at its `maxconn`) when a server
     /// changed state; a freed slot goes to the oldest of them directly (`balance::Slot`).
     pub servers_changed: Arc<tokio::sync::Notify>,
+    /// An active server has `on-marked-up shutdown-backup-sessions`: the backup servers'
+    /// sessions may be killed.
+    pub backups_killed_on_up: bool,
 }
 
 impl Backend {
@@ -545,6 +601,10 @@ impl Backend {
             down_transitions: AtomicU64::new(0),
             last_change: AtomicU64::new(now_secs()),
             servers_changed,
+            backups_killed_on_up: conf
+                .servers
+                .iter()
+                .any(|s| s.opts.shutdown_backups_on_up && !s.opts.backup),
         }
     }
 
@@ -705,6 +765,7 @@ impl State {
                 logger: super::log::Logger::for_proxy(p, &config.global),
             }));
         }
+        super::track::link(&backends);
         let splice = Self::splices(&config.global);
         let tables = super::stick::Tables::new(&config);
         State {

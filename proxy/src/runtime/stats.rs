@@ -131,7 +131,7 @@ fn server_row(be: &Backend, s: &Server) -> Row {
     row.insert("svname", s.name.clone());
     let at = be.servers.iter().position(|x| std::ptr::eq(&**x, s));
     queue_columns(&mut row, be, at.map_or(usize::MAX, |i| i + 1));
-    row.insert("eresp", "0".into());
+    row.insert("eresp", c.resp_errors.load(Relaxed).to_string());
     row.insert("dresp", c.denied_resp.load(Relaxed).to_string());
     traffic(&mut row, c);
     row.insert(
@@ -144,12 +144,23 @@ fn server_row(be: &Backend, s: &Server) -> Row {
     row.insert("wretr", c.retries.load(Relaxed).to_string());
     row.insert("wredis", c.redispatches.load(Relaxed).to_string());
     row.insert("status", s.status());
-    // The operator's weight, also while in maintenance or draining (as HAProxy shows it).
-    row.insert("weight", s.weight.load(Relaxed).to_string());
+    // The operator's weight, also while in maintenance or draining (as HAProxy shows it),
+    // in part during a slow start.
+    let weight = super::slowstart::weight_column(be, s);
+    row.insert("weight", weight.to_string());
+    if let Some(percent) = super::slowstart::throttle(be, s) {
+        row.insert("throttle", percent.to_string());
+    }
     row.insert("act", u8::from(!s.opts.backup).to_string());
     row.insert("bck", u8::from(s.opts.backup).to_string());
     let since = now_secs().saturating_sub(s.last_change.load(Relaxed));
     row.insert("lastchg", since.to_string());
+    if let Some(tracked) = super::track::tracked_name(be, s) {
+        row.insert("tracked", tracked);
+    }
+    if s.opts.observe.is_some() {
+        row.insert("hanafail", s.hana_failures.load(Relaxed).to_string());
+    }
     common(&mut row, c, be.id, s.id, 2);
     sessions(&mut row, c);
     row.insert("connect", c.total.load(Relaxed).to_string());
@@ -264,9 +275,8 @@ fn backend_row(state: &State, be: &Backend) -> Row {
     row.insert("pxname", be.name.clone());
     row.insert("svname", "BACKEND".into());
     queue_columns(&mut row, be, 0);
-    for col in ["dreq", "eresp"] {
-        row.insert(col, "0".into());
-    }
+    row.insert("dreq", "0".into());
+    row.insert("eresp", c.resp_errors.load(Relaxed).to_string());
     row.insert("dresp", c.denied_resp.load(Relaxed).to_string());
     traffic(&mut row, c);
     row.insert(
@@ -282,11 +292,12 @@ fn backend_row(state: &State, be: &Backend) -> Row {
             .iter()
             .filter(move |s| s.opts.backup == backup && s.usable())
     };
-    let active_weight: u32 = usable(false).map(|s| s.lb_weight()).sum();
+    let total = |backup: bool| super::slowstart::total_column(be, usable(backup).map(|s| &**s));
+    let active_weight = total(false);
     let weight = if active_weight > 0 {
         active_weight
     } else {
-        usable(true).map(|s| s.lb_weight()).sum()
+        total(true)
     };
     row.insert("weight", weight.to_string());
     // Servers taking new sessions: neither down, in maintenance nor draining.
@@ -450,7 +461,7 @@ pub fn info(state: &State) -> String {
             .and_then(|h| h.into_string().ok())
             .unwrap_or_default()
     });
-    let lines: Vec<(&str, String)> = vec![
+    let mut lines: Vec<(&str, String)> = vec![
         ("Name", "hapx-proxy".into()),
         ("Version", env!("CARGO_PKG_VERSION").into()),
         ("Release_date", "".into()),
@@ -479,15 +490,27 @@ pub fn info(state: &State) -> String {
         ("PipesFree", pipes_free.to_string()),
         // Every accepted connection is a session: the two rates are one here.
         ("ConnRate", state.conn_rate.per_second().to_string()),
-        ("ConnRateLimit", "0".into()),
+        (
+            "ConnRateLimit",
+            state.config.global.max_conn_rate.unwrap_or(0).to_string(),
+        ),
         ("MaxConnRate", state.conn_rate.max().to_string()),
         ("SessRate", state.conn_rate.per_second().to_string()),
-        ("SessRateLimit", "0".into()),
+        (
+            "SessRateLimit",
+            state.config.global.max_sess_rate.unwrap_or(0).to_string(),
+        ),
         ("MaxSessRate", state.conn_rate.max().to_string()),
         ("Tasks", "0".into()),
         ("Run_queue", "0".into()),
         ("Idle_pct", "100".into()),
         ("node", node),
+    ];
+    // HAProxy shows the line only when a description is set.
+    if let Some(description) = &state.config.global.description {
+        lines.push(("description", description.clone()));
+    }
+    lines.extend([
         (
             "Stopping",
             u8::from(state.stopping.load(Relaxed)).to_string(),
@@ -511,7 +534,7 @@ pub fn info(state: &State) -> String {
         ("Build info", env!("CARGO_PKG_VERSION").into()),
         ("Start_time_sec", state.start_secs.to_string()),
         ("Tainted", "0".into()),
-    ];
+    ]);
     let mut out = String::new();
     for (k, v) in lines {
         let _ = writeln!(out, "{k}: {v}");
@@ -686,8 +709,10 @@ pub fn html(state: &State, hide_version: bool, refresh: Option<u64>, uri: &str) 
         let be = state.backends.iter().find(|b| b.name == p.name);
         let _ = write!(
             o,
-            "<table class=\"tbl\" width=\"100%\">\n<tr class=\"titre\"><th class=\"pxname\" width=\"10%\"><a name=\"{0}\"></a>{0}</th><th colspan=\"14\"></th></tr>\n<tr class=\"titre\"><th></th><th>Cur</th><th>Max</th><th>Limit</th><th>Total</th><th>LbTot</th><th>In</th><th>Out</th><th>Conn errors</th><th>Retries</th><th>Redispatches</th><th>Status</th><th>LastChk</th><th>Wght</th><th>Act</th><th>Bck</th><th>Chk</th><th>Dwn</th><th>Dwntme</th></tr>\n",
-            esc(&p.name)
+            "<table class=\"tbl\" width=\"100%\">\n<tr class=\"titre\"><th class=\"pxname\" width=\"10%\"><a name=\"{0}\"></a>{0}</th><th class=\"desc\" colspan=\"14\">{1}</th></tr>\n<tr class=\"titre\"><th></th><th>Cur</th><th>Max</th><th>Limit</th><th>Total</th><th>LbTot</th><th>In</th><th>Out</th><th>Conn errors</th><th>Retries</th><th>Redispatches</th><th>Status</th><th>LastChk</th><th>Wght</th><th>Act</th><th>Bck</th><th>Chk</th><th>Dwn</th><th>Dwntme</th></tr>\n",
+            esc(&p.name),
+            // As HAProxy writes it: the configuration's text, not escaped.
+            p.description.as_deref().unwrap_or_default()
         );
         let mut line = |class: &str, row: &Row| {
             let g = |c: &str| esc(row.get(c).map_or("", |v| v.as_str()));

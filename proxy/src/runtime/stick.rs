@@ -97,9 +97,27 @@ impl std::fmt::Display for Key {
             Key::Ip(ip) => ip.fmt(f),
             Key::Ipv6(ip) => ip.fmt(f),
             Key::Integer(n) => n.fmt(f),
-            Key::String(s) => f.write_str(s),
+            Key::String(s) => escape_key(f, s),
         }
     }
+}
+
+/// A string key as HAProxy's `dump_text` shows it in `show table`: bytes that are not
+/// printable ASCII as `\xHH`, and `\t \n \r \e`, the space, `=` and `\` escaped by a
+/// backslash (an entry line stays one line of `name=value` words).
+fn escape_key(f: &mut std::fmt::Formatter<'_>, key: &str) -> std::fmt::Result {
+    for &b in crate::bytestr::to_bytes(key).iter() {
+        match b {
+            b'\\' | b' ' | b'=' => write!(f, "\\{}", char::from(b))?,
+            b'\t' => f.write_str("\\t")?,
+            b'\n' => f.write_str("\\n")?,
+            b'\r' => f.write_str("\\r")?,
+            0x1b => f.write_str("\\e")?,
+            0x21..=0x7e => write!(f, "{}", char::from(b))?,
+            _ => write!(f, "\\x{b:02X}")?,
+        }
+    }
+    Ok(())
 }
 
 impl Key {
@@ -112,30 +130,36 @@ impl Key {
             (KeyType::Ipv6, IpAddr::V4(v4)) => Some(Key::Ipv6(v4.to_ipv6_mapped())),
             (KeyType::Ipv6, IpAddr::V6(v6)) => Some(Key::Ipv6(v6)),
             (KeyType::String, ip) => Key::of_text(kind, &ip.to_string(), len),
-            (KeyType::Integer, _) => None,
+            // HAProxy casts an IPv4 address to an integer (`c_ip2int`), not an IPv6 one.
+            (KeyType::Integer, IpAddr::V4(v4)) => Some(Key::Integer(u32::from(v4))),
+            (KeyType::Integer, IpAddr::V6(_)) => None,
         }
     }
 
     /// The key of a table of `kind` for text (`show table ... key K`, string samples).
     pub fn of_text(kind: KeyType, text: &str, len: usize) -> Option<Key> {
         match kind {
-            KeyType::Ip | KeyType::Ipv6 => Key::of_ip(kind, text.trim().parse().ok()?, len),
+            // As HAProxy's casts of a string: an IPv4 text for an `ip` table, an IPv6 one for
+            // an `ipv6` table (`::ffff:192.0.2.1` makes no `ip` key).
+            KeyType::Ip => text.trim().parse::<Ipv4Addr>().ok().map(Key::Ip),
+            KeyType::Ipv6 => text.trim().parse::<Ipv6Addr>().ok().map(Key::Ipv6),
             KeyType::Integer => text
                 .trim()
                 .parse::<i64>()
                 .ok()
                 .map(|n| Key::Integer(n as u32)),
-            KeyType::String => {
-                // Like HAProxy: at most `len` bytes, cut on a character boundary.
-                let mut end = text.len().min(len);
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                Some(Key::String(text[..end].to_string()))
-            }
+            // Like HAProxy: at most `len` bytes (wherever that cuts), up to a NUL byte.
+            KeyType::String => Some(Key::String(crate::bytestr::cut(text, len))),
         }
     }
 }
+
+/// The byte counters: client to server (`bytes_in`), then server to client (`bytes_out`),
+/// each a count and a rate.
+const BYTES: [[DataType; 2]; 2] = [
+    [DataType::BytesInCnt, DataType::BytesInRate],
+    [DataType::BytesOutCnt, DataType::BytesOutRate],
+];
 
 /// A stored value: a count, a rate, or a server's name (`server_key`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +211,8 @@ pub struct Table {
 pub struct Filter {
     pub data: DataType,
     pub op: Op,
-    pub value: u64,
+    /// Compared as HAProxy does, in signed 64 bits (`data.server_id eq -1` finds -1).
+    pub value: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +238,7 @@ impl Op {
         })
     }
 
-    fn holds(self, a: u64, b: u64) -> bool {
+    fn holds(self, a: i64, b: i64) -> bool {
         match self {
             Op::Eq => a == b,
             Op::Ne => a != b,
@@ -259,6 +284,15 @@ impl Table {
 
     pub fn key_of_text(&self, text: &str) -> Option<Key> {
         Key::of_text(self.spec.key, text, self.spec.key_len)
+    }
+
+    /// The key of this table for a sample (an address as an address, anything else as its
+    /// text); None for no sample or one that makes no key.
+    pub fn key_of_sample(&self, sample: Option<Sample<'_>>) -> Option<Key> {
+        match sample? {
+            Sample::Ip(ip) => self.key_of_ip(ip),
+            other => self.key_of_text(&other.to_text()),
+        }
     }
 
     /// The table, expired entries gone.
@@ -438,6 +472,8 @@ impl Table {
             for (s, value) in self.spec.store.iter().zip(&e.values) {
                 let v = Data::value_of(self, &e.values, s.data, now).unwrap_or(0);
                 if let Value::Name(name) = value {
+                    // HAProxy shows an entry without a server's name `-`.
+                    let name = if name.is_empty() { "-" } else { name };
                     let _ = write!(out, " {}={name}", s.data.name());
                 } else if s.data.is_rate() {
                     let _ = write!(out, " {}({})={v}", s.data.name(), s.period_ms);
@@ -465,7 +501,14 @@ impl Table {
 
     fn matches(&self, values: &[Value], filters: &[Filter], now: u32) -> bool {
         filters.iter().all(|f| {
-            Data::value_of(self, values, f.data, now).is_some_and(|v| f.op.holds(v, f.value))
+            Data::value_of(self, values, f.data, now).is_some_and(|v| {
+                // `server_id` is a signed 32-bit number, the others unsigned.
+                let v = match f.data {
+                    DataType::ServerId => i64::from(v as u32 as i32),
+                    _ => v as i64,
+                };
+                f.op.holds(v, f.value)
+            })
         })
     }
 
@@ -494,6 +537,11 @@ impl Table {
         gone.len()
     }
 
+    /// Runs `f` on `key`'s entry, if there is one, and touches it (a `stick match` found it).
+    pub fn touch<R>(&self, key: &Key, f: impl FnOnce(&mut Data<'_>) -> R) -> Option<R> {
+        self.with_entry(key, false, f)
+    }
+
     /// Whether `key` has an entry.
     pub fn read_exists(&self, key: &Key) -> bool {
         self.lock(now_ms()).entries.contains_key(key)
@@ -502,6 +550,11 @@ impl Table {
     /// Whether the table stores `data`.
     pub fn stores(&self, data: DataType) -> bool {
         self.slot[data as usize].is_some()
+    }
+
+    /// Whether the table stores a byte count or rate.
+    fn stores_bytes(&self) -> bool {
+        BYTES.iter().flatten().any(|&d| self.stores(d))
     }
 }
 
@@ -524,12 +577,16 @@ impl Data<'_> {
         }
     }
 
+    /// Whether the table stores `data`.
+    pub fn stores(&self, data: DataType) -> bool {
+        self.table.stores(data)
+    }
+
     /// The value of `data`; None if the table does not store it.
     pub fn get(&self, data: DataType) -> Option<u64> {
         Data::value_of(self.table, &self.entry.values, data, self.now)
     }
 
-    /// Counts `n` events of `data` (a rate or a count), if stored.
     /// One more HTTP request (`http_req_cnt`, `http_req_rate`).
     fn count_request(&mut self) {
         self.add(DataType::HttpReqCnt, 1);
@@ -542,6 +599,21 @@ impl Data<'_> {
         self.add(DataType::HttpErrRate, 1);
     }
 
+    /// Counts `n` bytes into a count and a rate (HAProxy's `stkctr_inc_bytes_in_ctr`: a
+    /// rate counts at most 2^32 - 1 per update).
+    fn add_bytes(&mut self, [count, rate]: [DataType; 2], n: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Some(i) = self.table.slot[count as usize] {
+            if let Value::Count(c) = &mut self.entry.values[i as usize] {
+                *c = c.wrapping_add(n);
+            }
+        }
+        self.add(rate, n as u32);
+    }
+
+    /// Counts `n` events of `data` (a rate or a count), if stored.
     pub fn add(&mut self, data: DataType, n: u32) {
         let Some(i) = self.table.slot[data as usize] else {
             return;
@@ -606,32 +678,50 @@ impl Data<'_> {
 
 /// The stick tables of the process, by proxy name.
 #[derive(Debug, Default)]
-pub struct Tables(Vec<Arc<Table>>);
+pub struct Tables {
+    tables: Vec<Arc<Table>>,
+    /// Some table stores byte counts or rates: streams count their bytes into them.
+    counts_bytes: bool,
+}
 
 impl Tables {
     pub fn new(config: &crate::config::model::Config) -> Tables {
-        Tables(
-            config
-                .proxies
-                .iter()
-                .filter_map(|p| {
-                    let spec = p.stick_table.clone()?;
-                    Some(Arc::new(Table::new(p.name.clone(), spec)))
-                })
-                .collect(),
-        )
+        let tables: Vec<Arc<Table>> = config
+            .proxies
+            .iter()
+            .filter_map(|p| {
+                let spec = p.stick_table.clone()?;
+                Some(Arc::new(Table::new(p.name.clone(), spec)))
+            })
+            .collect();
+        let counts_bytes = tables.iter().any(|t| t.stores_bytes());
+        Tables {
+            tables,
+            counts_bytes,
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Table>> {
-        self.0.iter().find(|t| t.name == name)
+        self.tables.iter().find(|t| t.name == name)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.tables.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Table>> {
-        self.0.iter()
+        self.tables.iter()
+    }
+
+    /// A stream of the current connection moved `to_server` bytes from its client and
+    /// `to_client` back: the entries of its stick counters count them (nothing to do, and
+    /// nothing looked at, unless a table stores bytes).
+    pub fn count_bytes(&self, to_server: u64, to_client: u64) {
+        if self.counts_bytes && (to_server | to_client) != 0 {
+            if let Some(c) = current() {
+                c.count_bytes(to_server, to_client);
+            }
+        }
     }
 }
 
@@ -758,6 +848,20 @@ impl Counters {
         }
     }
 
+    /// The bytes of a stream, client to server and back: each slot's entry (the stream's
+    /// tracker, else the session's) counts them, as HAProxy's `stream_process_counters`;
+    /// an entry of a table storing no bytes is not touched.
+    pub fn count_bytes(&self, to_server: u64, to_client: u64) {
+        for t in (0..3).filter_map(|n| self.get(n)) {
+            if t.table.stores_bytes() {
+                t.update(|d| {
+                    d.add_bytes(BYTES[0], to_server);
+                    d.add_bytes(BYTES[1], to_client);
+                });
+            }
+        }
+    }
+
     /// A response with a 4xx status: each slot's entry counts an HTTP error once (the
     /// stream's tracker, else the session's, as HAProxy's stream counters).
     pub fn http_error(&self) {
@@ -800,6 +904,7 @@ pub fn fetch(f: &StickFetch, ctx: &Context<'_>) -> Option<i64> {
     };
     let v = match f.query {
         Query::Get(data) => table.read(&key, data)?,
+        Query::Kilo(data) => table.read(&key, data)? >> 10,
         Query::IncGpc0 => {
             if !table.stores(DataType::Gpc0) && !table.stores(DataType::Gpc0Rate) {
                 return None;
@@ -834,12 +939,9 @@ pub fn act(action: &StickAction, ctx: &Context<'_>, level: Level, http: bool) {
             let Some(table) = ctx.state.tables.get(&t.table) else {
                 return;
             };
-            let key = match super::sample::fetch_last(&t.key, ctx) {
-                Some(Sample::Ip(ip)) => table.key_of_ip(ip),
-                Some(other) => table.key_of_text(&other.to_text()),
-                None => None,
+            let Some(key) = table.key_of_sample(super::sample::fetch_last(&t.key, ctx)) else {
+                return;
             };
-            let Some(key) = key else { return };
             if let Some(tracked) = counters.track(level, t.slot, table, key) {
                 if http {
                     tracked.update(|d| d.count_request());
@@ -856,7 +958,8 @@ pub fn act(action: &StickAction, ctx: &Context<'_>, level: Level, http: bool) {
         }
         StickAction::SetGpt0(slot, v) => {
             if let Some(t) = counters.get(*slot) {
-                t.update(|d| d.set(DataType::Gpt0, *v as u64));
+                // gpt0 is 32 bits in HAProxy: -1 is 4294967295.
+                t.update(|d| d.set(DataType::Gpt0, u64::from(*v as u32)));
             }
         }
     }
@@ -874,8 +977,14 @@ pub struct Sticking {
 /// Runs `backend`'s `stick` rules in `ctx` (the request known) as HAProxy's
 /// `process_sticking_rules`: the first entry found by a matching rule names the server (if
 /// it is usable, or with `option persist`), and the keys of storing rules wait for the server
-/// ([`Sticking::served_by`]); a table counts once.
-pub fn on_request(ctx: &Context<'_>, backend: &Backend) -> Sticking {
+/// ([`Sticking::served_by`]); a table counts once. `over`: a `use-server` server comes
+/// first (the entries are not read), `force-persist` lets them name a server that is down;
+/// `ignore-persist` does not concern them (HAProxy 2.6 applies it to cookies only).
+pub fn on_request(
+    ctx: &Context<'_>,
+    backend: &Backend,
+    over: &super::persist::Overrides,
+) -> Sticking {
     let mut out = Sticking::default();
     let acls = &backend.conf.rules.acls.acls;
     for rule in &backend.conf.rules.stick {
@@ -888,22 +997,18 @@ pub fn on_request(ctx: &Context<'_>, backend: &Backend) -> Sticking {
         if super::sample::eval(rule.cond.as_ref(), acls, ctx) != super::sample::Test::Pass {
             continue;
         }
-        let key = match super::sample::fetch_last(&rule.key, ctx) {
-            Some(Sample::Ip(ip)) => table.key_of_ip(ip),
-            Some(other) => table.key_of_text(&other.to_text()),
-            None => None,
+        let Some(key) = table.key_of_sample(super::sample::fetch_last(&rule.key, ctx)) else {
+            continue;
         };
-        let Some(key) = key else { continue };
-        if rule.matches() && out.direct.is_none() {
-            let id = table
-                .read_exists(&key)
-                .then(|| table.read(&key, DataType::ServerId));
-            let server = id
-                .flatten()
-                .and_then(|id| backend.servers.iter().find(|s| s.id as u64 == id && id > 0));
-            out.direct = server
-                .filter(|s| s.usable() || backend.conf.options.persist)
-                .cloned();
+        if rule.matches() {
+            // The entry found is touched (its expiry starts again) whether or not it names
+            // the server, as HAProxy's `stktable_touch_local` after a match.
+            let id = table.touch(&key, |d| d.get(DataType::ServerId)).flatten();
+            if out.direct.is_none() && over.server.is_none() {
+                let server = id
+                    .and_then(|id| (backend.servers.iter()).find(|s| s.id as u64 == id && id > 0));
+                out.direct = server.filter(|s| over.may_use(backend, s)).cloned();
+            }
         }
         if rule.stores() {
             out.store.push((table.clone(), key));

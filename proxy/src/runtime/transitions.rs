@@ -22,16 +22,63 @@ impl Before {
     pub fn of(backend: &Backend, server: &Server) -> Self {
         Before {
             admin: server.admin(),
-            down: server.opts.check && !server.is_up(),
+            down: (server.opts.check || server.opts.track.is_some()) && !server.is_up(),
             backend_up: backend.is_up(),
         }
     }
 }
 
-/// Logs a health check's verdict that changed the server's state: the check's status, code
-/// and detail, then the servers left.
-pub fn report_check(backend: &Backend, server: &Server, up: bool) {
+/// A server's check state before a check's result is recorded, for
+/// [`report_check_result`].
+#[derive(Debug)]
+pub struct CheckBefore {
+    status: String,
+    health: u32,
+}
+
+impl CheckBefore {
+    pub fn of(server: &Server) -> Self {
+        let status = server.check.lock().map(|c| c.status.clone());
+        CheckBefore {
+            status: status.unwrap_or_default(),
+            health: server.health.load(Relaxed),
+        }
+    }
+}
+
+/// `option log-health-checks`: logs a check's result when it moved the health or changed
+/// the check's status, as HAProxy's `set_server_check_status` (a notice), with the health
+/// after it (`status: 2/3 UP`, `status: 1/2 DOWN`).
+pub fn report_check_result(backend: &Backend, server: &Server, ok: bool, before: &CheckBefore) {
     let check = server.check.lock().map(|c| c.clone()).unwrap_or_default();
+    let health = server.health.load(Relaxed);
+    if check.status == before.status && health == before.health {
+        return;
+    }
+    let (rise, fall) = (server.opts.rise, server.opts.fall);
+    let (n, of, state) = if health >= rise {
+        let state = if server.weight.load(Relaxed) > 0 {
+            "UP"
+        } else {
+            "DRAIN"
+        };
+        (health - rise + 1, fall, state)
+    } else {
+        (health, rise, "DOWN")
+    };
+    let backup = if server.opts.backup { "backup " } else { "" };
+    let verdict = if ok { "succeeded" } else { "failed" };
+    let line = format!(
+        "Health check for {backup}server {}/{} {verdict}, {}, status: {n}/{of} {state}.",
+        backend.name,
+        server.name,
+        check_outcome(&check)
+    );
+    warn(backend, log::LOG_NOTICE, &line);
+}
+
+/// A check's `reason: ..., code: ..., info: "...", check duration: Nms`, as HAProxy words it.
+fn check_outcome(check: &super::state::CheckResult) -> String {
     let (reason, info) = check.desc.split_once(": ").unwrap_or((&check.desc, ""));
     let mut why = format!("reason: {reason}");
     if let Some(code) = check.code {
@@ -40,11 +87,23 @@ pub fn report_check(backend: &Backend, server: &Server, up: bool) {
     if !info.is_empty() {
         why.push_str(&format!(", info: \"{info}\""));
     }
-    let duration = check.duration_ms.unwrap_or(0);
-    let event = format!(
-        "is {}, {why}, check duration: {duration}ms",
-        if up { "UP" } else { "DOWN" }
-    );
+    // None for a check simulated by `observe`: HAProxy gives no duration then.
+    if let Some(duration) = check.duration_ms {
+        why.push_str(&format!(", check duration: {duration}ms"));
+    }
+    why
+}
+
+/// Logs a health check's verdict that changed the server's state: the check's status, code
+/// and detail, then the servers left.
+pub fn report_check(backend: &Backend, server: &Server, up: bool) {
+    let check = server.check.lock().map(|c| c.clone()).unwrap_or_default();
+    let mut event = format!("is {}", if up { "UP" } else { "DOWN" });
+    // With `option log-health-checks` the check's outcome was just logged: HAProxy does not
+    // repeat it here.
+    if !backend.conf.options.log_health_checks {
+        event.push_str(&format!(", {}", check_outcome(&check)));
+    }
     let counts = if up {
         servers_online(backend)
     } else {
@@ -55,6 +114,25 @@ pub fn report_check(backend: &Backend, server: &Server, up: bool) {
         backend,
         level,
         &format!("{}{event}{counts}", server_named(backend, server)),
+    );
+    if !up {
+        report_if_none_left(backend);
+    }
+}
+
+/// Logs a tracking server's change of state, following the server it tracks (`track`).
+pub fn report_tracked(backend: &Backend, server: &Server, up: bool) {
+    let via = super::track::tracked_name(backend, server).unwrap_or_default();
+    let (level, event, counts) = if up {
+        (log::LOG_NOTICE, "UP", servers_online(backend))
+    } else {
+        (log::LOG_ALERT, "DOWN", servers_left(backend, server))
+    };
+    let name = server_named(backend, server);
+    warn(
+        backend,
+        level,
+        &format!("{name}is {event} via {via}{counts}"),
     );
     if !up {
         report_if_none_left(backend);
@@ -126,11 +204,13 @@ fn server_named(backend: &Backend, server: &Server) -> String {
     format!("{kind} {}/{} ", backend.name, server.name)
 }
 
-/// HAProxy's tail of a message about a server gone: the servers left and its sessions.
+/// HAProxy's tail of a message about a server gone: the servers left, its sessions, and
+/// its queue (sent to other servers, left waiting).
 fn servers_left(backend: &Backend, server: &Server) -> String {
     let (active, backup) = (backend.active_count(), backend.backup_count());
+    let (requeued, remaining) = super::balance::requeue_counts(backend, server);
     format!(
-        ". {active} active and {backup} backup servers left.{} {} sessions active, 0 requeued, 0 remaining in queue.",
+        ". {active} active and {backup} backup servers left.{} {} sessions active, {requeued} requeued, {remaining} remaining in queue.",
         running_on_backup(active, backup),
         server.counters.cur.load(Relaxed)
     )
