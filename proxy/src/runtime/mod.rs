@@ -762,11 +762,31 @@ async fn accept_loop(
             accept_proxy,
             tls,
         };
-        let task = connection(state, fe, conn, open, counters.clone());
-        match counters {
-            Some(c) => drop(tokio::spawn(stick::SESSION.scope(c, task))),
-            None => drop(tokio::spawn(task)),
+        // A TCP and an HTTP connection are tasks of their own types: each task is as large
+        // as its session's future, and an HTTP session's (which boxes its exchanges) is the
+        // smaller one.
+        let kept = counters.clone();
+        match fe.conf.mode {
+            Mode::Tcp => spawn_connection(
+                connection(state, fe, conn, open, kept, session::serve_tcp),
+                counters,
+            ),
+            Mode::Http => spawn_connection(
+                connection(state, fe, conn, open, kept, http::serve),
+                counters,
+            ),
         }
+    }
+}
+
+/// Runs a connection's task, in the scope of its stick counters when the process has tables.
+fn spawn_connection<F>(task: F, counters: Option<Arc<stick::Counters>>)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    match counters {
+        Some(c) => drop(tokio::spawn(stick::SESSION.scope(c, task))),
+        None => drop(tokio::spawn(task)),
     }
 }
 
@@ -791,14 +811,27 @@ struct NewConnection {
 }
 
 /// One client connection, from its `tcp-request connection` rules and PROXY header to the
-/// end of its session. `open` holds its slots until the task ends.
-fn connection(
+/// end of its session, which `serve` runs (`session::serve_tcp` or `http::serve`, as the
+/// frontend's mode says). `open` holds its slots until the task ends.
+fn connection<S, F>(
     state: Arc<State>,
     fe: Arc<Frontend>,
     conn: NewConnection,
     open: OpenConn,
     counters: Option<Arc<stick::Counters>>,
-) -> impl std::future::Future<Output = ()> {
+    serve: S,
+) -> impl std::future::Future<Output = ()>
+where
+    S: FnOnce(
+        Arc<State>,
+        Arc<Frontend>,
+        tokio::net::TcpStream,
+        SocketAddr,
+        SocketAddr,
+        Option<Arc<crate::config::bind_tls::TlsServer>>,
+    ) -> F,
+    F: std::future::Future<Output = ()>,
+{
     // Taken apart out here: a captured value moved into a local inside the block would be
     // held twice in the task.
     let NewConnection {
@@ -840,17 +873,10 @@ fn connection(
             c.session_accepted();
         }
         drop(counters);
-        match (source, fe.conf.mode) {
-            (Ok(peer), Mode::Tcp) => {
-                session::serve_tcp(state.clone(), fe, client, peer, local, tls).await
-            }
-            // Inline: an HTTP session waiting for a request is smaller than a TCP one (it boxes
-            // its exchanges), so it does not grow the task.
-            (Ok(peer), Mode::Http) => {
-                http::serve(state.clone(), fe, client, peer, local, tls).await
-            }
+        match source {
+            Ok(peer) => serve(state.clone(), fe, client, peer, local, tls).await,
             // A bind with accept-proxy takes no connection without a valid header.
-            (Err(e), _) => {
+            Err(e) => {
                 fe.counters.req_errors.fetch_add(1, Relaxed);
                 fe.logger.log_conn_error(&fe, peer, local, &e);
             }

@@ -65,6 +65,18 @@ impl KillSwitch {
     }
 }
 
+/// Runs `work` under `kill` when there is one (see [`KillSwitch::unless_fired`]), else to
+/// its end.
+pub async fn unless_fired<F: Future>(
+    kill: Option<&KillSwitch>,
+    work: F,
+) -> Result<F::Output, Killed> {
+    match kill {
+        Some(kill) => kill.unless_fired(work).await,
+        None => Ok(work.await),
+    }
+}
+
 /// Whether a session on `server` may be killed by a change of state (see the module's doc):
 /// only those run under [`KillSwitch::unless_fired`].
 pub fn killable(backend: &Backend, server: &Server) -> bool {
