@@ -542,8 +542,13 @@ impl Conn {
         // Read when the head is first waited for (a head already there costs no clock
         // read); none when it lies beyond what `Instant` holds: the timeout never fires.
         let mut deadline = None;
+        // How much of the buffer was searched for the head's end, in vain.
+        let mut searched = 0;
         loop {
-            match find_head_end(self.buf.bytes()) {
+            let bytes = self.buf.bytes();
+            let found = find_head_end_from(bytes, searched);
+            searched = bytes.len();
+            match found {
                 Some(end) if end > MAX_HEAD => return Err(ReadError::TooLarge),
                 Some(end) => {
                     let head = parse_head(&self.buf.bytes()[..end], request)?;
@@ -585,12 +590,25 @@ impl Conn {
 
 /// The length of the head including its final empty line.
 pub(super) fn find_head_end(buf: &[u8]) -> Option<usize> {
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    find_head_end_from(buf, 0)
+}
+
+/// [`find_head_end`], for a buffer whose first `seen` bytes were searched already, in vain:
+/// a head that arrives a few bytes at a time is searched once, not once per read (a client
+/// sending its head byte by byte would otherwise cost a quadratic search).
+fn find_head_end_from(buf: &[u8], seen: usize) -> Option<usize> {
+    // The head ends at the first "\n\n" or "\r\n\r\n", whichever ends first: at an LF
+    // followed by LF, or preceded by CR and followed by CR LF. An LF among the last bytes
+    // searched may complete one only now.
+    let mut at = seen.saturating_sub(3);
+    while let Some(i) = buf[at..].iter().position(|&b| b == b'\n').map(|p| at + p) {
+        match buf.get(i + 1..) {
+            Some([b'\n', ..]) => return Some(i + 2),
+            Some([b'\r', b'\n', ..]) if i > 0 && buf[i - 1] == b'\r' => return Some(i + 3),
+            _ => at = i + 1,
+        }
     }
+    None
 }
 
 fn is_token(s: &str) -> bool {
@@ -2507,6 +2525,55 @@ fn forwardfor(
 
 #[cfg(test)]
 mod tests {
+    /// The head's end found by an incremental search, whatever the reads' sizes, is the
+    /// one a whole search finds: the first "\n\n" or "\r\n\r\n".
+    #[test]
+    fn head_end_is_found_across_reads() {
+        let cases: [&[u8]; 7] = [
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest",
+            b"GET / HTTP/1.1\nHost: a\n\nrest",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\nrest",
+            b"GET / HTTP/1.1\r\nHost: a\n\r\nrest",
+            b"GET / HTTP/1.1\r\nX: \r\r\n\r\n",
+            b"\n\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n",
+        ];
+        for case in cases {
+            let whole = windows_search(case);
+            assert_eq!(
+                find_head_end(case),
+                whole,
+                "{:?}",
+                String::from_utf8_lossy(case)
+            );
+            for step in 1..=4 {
+                let mut searched = 0;
+                let mut found = None;
+                for len in (step..case.len() + step).step_by(step) {
+                    let part = &case[..len.min(case.len())];
+                    found = find_head_end_from(part, searched);
+                    searched = part.len();
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                assert_eq!(
+                    found,
+                    whole,
+                    "step {step}: {:?}",
+                    String::from_utf8_lossy(case)
+                );
+            }
+        }
+    }
+
+    /// The plain definition: the earliest end of "\r\n\r\n" or "\n\n".
+    fn windows_search(buf: &[u8]) -> Option<usize> {
+        let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+        let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+        [crlf, lf].into_iter().flatten().min()
+    }
+
     use super::*;
 
     /// A soft stop seen while a request sits in the kernel's buffer, before tokio learnt the

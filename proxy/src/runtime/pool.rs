@@ -196,10 +196,21 @@ impl IdlePool {
     }
 }
 
-/// Whether an idle connection is still open with nothing to read, as a live idle one is:
-/// one recv(2) with MSG_PEEK, which tokio's readiness cannot replace (it may not have
-/// heard of a close yet), and which leaves that readiness as it is.
+/// Whether an idle connection is still open with nothing to read, as a live idle one is.
+///
+/// The poller first, as HAProxy's idle connections: a connection's read readiness is
+/// cleared when its response was read to the end (a short read, see
+/// [`forward::read_drain`](super::forward::read_drain)) and set again when the poller sees
+/// data or a close, so without it nothing came since and no system call is needed (HAProxy
+/// made 2 `recv` per kept-alive request where hapx made 3). With it, one recv(2) with
+/// MSG_PEEK tells, leaving that readiness as it is. A close the poller has not reported yet
+/// is HAProxy's window too: the request then meets a closed connection, and one without a
+/// body is retried on a new one.
 pub fn is_quiet(stream: &TcpStream) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if stream.poll_read_ready(&mut cx).is_pending() {
+        return true;
+    }
     // The socket is non-blocking: a live idle one has nothing to peek at.
     let mut probe = [std::mem::MaybeUninit::uninit()];
     let peeked = socket2::SockRef::from(stream).peek(&mut probe);
