@@ -6,8 +6,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use hapx_tests::proxy::{cli, free_port, http_get, temp_dir};
-use hapx_tests::proxy_rules::{HAPROXY, TIMEOUTS, check_text, exchange, get, side_by_side};
+use hapx_tests::proxy::{base64, cli, free_port, http_get, temp_dir};
+use hapx_tests::proxy_rules::{
+    EchoServer, HAPROXY, TIMEOUTS, check_text, exchange, get, side_by_side,
+};
 use hapx_tests::require;
 
 #[test]
@@ -48,6 +50,73 @@ fn environment_keywords_apply_in_file_order_like_haproxy() {
             vec!["description: The main LB node".to_string()]
         ),
         "PATH is gone after resetenv; the rest in file order"
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs);
+    }
+}
+
+/// Variables outside double quotes expand in addresses only (HAProxy's address parser does
+/// that), never in other words of those lines: `stats auth admin:$PW` keeps its `$` (once
+/// expanded, an unset variable made an empty password that logged in), and so does a
+/// server's `cookie $CK`; the address words of `bind`, `server`, `default-server addr` and
+/// `tcp-check connect addr` do expand.
+#[test]
+fn unquoted_variables_expand_in_addresses_only_like_haproxy() {
+    let test = "unquoted_variables_expand_in_addresses_only_like_haproxy";
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let server = EchoServer::start("s1");
+    let config = format!(
+        "global
+  setenv LPORT {port}
+  setenv SADDR {saddr}
+  setenv PW envsecret
+           setenv CK zz
+  setenv IP 127.0.0.1
+         defaults
+  mode http
+{TIMEOUTS}         listen web
+  bind 127.0.0.1:$LPORT
+  stats enable
+  stats uri /st
+           stats auth admin:$PW
+  stats auth other:$NOPE
+  cookie SRV insert
+           default-server addr $IP
+  option tcp-check
+  tcp-check connect addr $IP port 1
+           server s1 $SADDR cookie $CK
+",
+        port = addr.port(),
+        saddr = server.addr,
+    );
+    let traffic = |addr| {
+        let auth = |credentials: &str| {
+            format!(
+                "authorization: Basic {}\r\n",
+                base64(credentials.as_bytes())
+            )
+        };
+        let statuses: Vec<u16> = ["admin:$PW", "admin:envsecret", "other:$NOPE", "other:"]
+            .iter()
+            .map(|c| {
+                exchange(addr, &[get("/st", &auth(c))])[0]
+                    .as_ref()
+                    .map_or(0, |r| r.status)
+            })
+            .collect();
+        let cookie = exchange(addr, &[get("/", "")])[0]
+            .as_ref()
+            .and_then(|r| r.header("set-cookie").map(str::to_string));
+        (statuses, cookie)
+    };
+    let (ours, theirs) = side_by_side(test, &config, addr, traffic);
+    assert_eq!(
+        ours,
+        (
+            vec![200, 401, 200, 401],
+            Some("SRV=$CK; path=/".to_string())
+        )
     );
     if let Some(theirs) = theirs {
         assert_eq!(ours, theirs);

@@ -165,13 +165,20 @@ pub fn parse_hash_balance_factor(words: &[String]) -> Result<u32, String> {
     let end = digits
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(digits.len());
-    let n = digits[..end].parse::<i64>().unwrap_or(0);
-    // Stored in an unsigned int, as HAProxy's.
-    let factor = if negative { -n } else { n } as u32;
+    // atol(3): saturated at the long's bounds; then stored in an int, as HAProxy's (so
+    // 99999999999999999999 is -1, refused like any negative factor).
+    let n = match digits[..end].parse::<i64>() {
+        Ok(n) if negative => -n,
+        Ok(n) => n,
+        Err(_) if end == 0 => 0,
+        Err(_) if negative => i64::MIN,
+        Err(_) => i64::MAX,
+    };
+    let factor = n as i32;
     if factor != 0 && factor <= 100 {
         return Err("'hash-balance-factor' must be 0 or greater than 100.".into());
     }
-    Ok(factor)
+    Ok(factor.unsigned_abs())
 }
 
 /// `hash-type <map-based|consistent> [sdbm|djb2|wt6|crc32] [avalanche]`. Without a
@@ -441,6 +448,8 @@ mod tests {
         let refused = Err("'hash-balance-factor' must be 0 or greater than 100.".to_string());
         assert_eq!(f("hash-balance-factor 100"), refused);
         assert_eq!(f("hash-balance-factor 1"), refused);
+        assert_eq!(f("hash-balance-factor -1"), refused);
+        assert_eq!(f("hash-balance-factor 99999999999999999999"), refused);
         assert!(f("hash-balance-factor").is_err());
     }
 }

@@ -16,19 +16,38 @@ use super::lexer::{self, Place as LexPlace};
 use super::model::*;
 use super::values;
 
-/// Keywords whose lines hold an address, which HAProxy's address parser expands variables in
-/// even outside double quotes (`bind :$PORT`).
-const ADDRESS_KEYWORDS: &[&str] = &[
-    "bind",
-    "server",
-    "server-template",
-    "log",
-    "nameserver",
-    "stats",
-    "source",
-    "dispatch",
-    "peer",
-];
+/// The words of a line that HAProxy's address parser reads, which expands variables in them
+/// even outside double quotes (`bind :$PORT`, `server s $HOST:6443`): the line's address
+/// and the values of its `addr`, `source` and `usesrc` options. Nothing else on such a line
+/// is expanded (`stats auth admin:$PW` keeps its `$`, as in HAProxy).
+fn address_words(words: &[String]) -> Vec<usize> {
+    let first = match words.first().map(String::as_str) {
+        Some("bind" | "log" | "dispatch") => Some(1),
+        Some("server" | "nameserver" | "peer") => Some(2),
+        Some("server-template") => Some(3),
+        Some("stats") if words.get(1).is_some_and(|w| w == "socket") => Some(2),
+        Some("source") => Some(1),
+        _ => None,
+    };
+    let options = matches!(
+        words.first().map(String::as_str),
+        Some(
+            "server" | "default-server" | "server-template" | "source" | "tcp-check" | "http-check"
+        )
+    );
+    let mut at: Vec<usize> = first.filter(|&i| i < words.len()).into_iter().collect();
+    if options {
+        at.extend(
+            words
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| matches!(w.as_str(), "addr" | "source" | "usesrc"))
+                .map(|(i, _)| i + 1)
+                .filter(|&i| i < words.len()),
+        );
+    }
+    at
+}
 
 /// The section being read.
 #[derive(Debug)]
@@ -134,13 +153,22 @@ impl<'e> Parser<'e> {
             let environment = &self.config.global.environment;
             let env = |name: &str| environment.get(name, self.env);
             let mut split = lexer::split_line(raw, lex_place, &env);
-            // HAProxy expands variables in addresses itself, quoted or not.
-            if split.as_ref().is_ok_and(|w| {
-                w.first()
-                    .is_some_and(|k| ADDRESS_KEYWORDS.contains(&k.as_str()))
-            }) {
-                lex_place.unquoted_vars = true;
-                split = lexer::split_line(raw, lex_place, &env);
+            // HAProxy expands variables in addresses itself, quoted or not: those words are
+            // taken from the line read with unquoted variables expanded (when that reading
+            // has the same words; otherwise they stay as written, and an address with a `$`
+            // is refused where it is read).
+            if let Ok(words) = &mut split {
+                let addresses = address_words(words);
+                if !addresses.is_empty() {
+                    lex_place.unquoted_vars = true;
+                    if let Ok(expanded) = lexer::split_line(raw, lex_place, &env) {
+                        if expanded.len() == words.len() {
+                            for i in addresses {
+                                words[i] = expanded[i].clone();
+                            }
+                        }
+                    }
+                }
             }
             let words = match split {
                 Ok(w) => w,

@@ -62,7 +62,9 @@ impl Userlist {
         match &u.password {
             Password::Insecure(p) => p == pass,
             // An unsupported or malformed hash never matches, as crypt(3)'s failure token.
-            Password::Crypt(hash) => pwhash::unix::verify(pass, hash),
+            // The password's own bytes, as crypt(3) gets them (not the UTF-8 of the
+            // characters carrying bytes that are not UTF-8).
+            Password::Crypt(hash) => pwhash::unix::verify(crate::bytestr::to_bytes(pass), hash),
             Password::None => false,
         }
     }
@@ -198,7 +200,16 @@ fn entry(
             for pair in words[2..].chunks(2) {
                 let value = pair.get(1).cloned().unwrap_or_default();
                 match pair[0].as_str() {
-                    "password" => user.password = Password::Crypt(value),
+                    "password" => {
+                        if !crypt_supported(&value) {
+                            diags.global_warn(format!(
+                                "parsing [{place}]: the password hash of user '{name}' is in a \
+                                 crypt(3) format hapx does not implement (DES, $1$, $2a$, $2b$, \
+                                 $2y$, $5$, $6$ and $sha1$ are): this user can never log in."
+                            ));
+                        }
+                        user.password = Password::Crypt(value);
+                    }
                     "insecure-password" => user.password = Password::Insecure(value),
                     "groups" => user.groups_names = Some(value),
                     _ => {
@@ -212,6 +223,16 @@ fn entry(
         }
         _ => Err(format!("unknown keyword '{kw}' in 'users' section")),
     }
+}
+
+/// Whether `hash` is in a crypt(3) format the `pwhash` crate checks (libxcrypt, which
+/// HAProxy calls, knows more: yescrypt `$y$`, `$gy$`, `$7$`, ...).
+fn crypt_supported(hash: &str) -> bool {
+    const PREFIXES: [&str; 7] = ["$1$", "$2a$", "$2b$", "$2y$", "$5$", "$6$", "$sha1$"];
+    let des_char = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '/';
+    PREFIXES.iter().any(|p| hash.starts_with(p))
+        || (hash.starts_with('_') && hash.len() == 20)
+        || (hash.len() == 13 && hash.chars().all(des_char))
 }
 
 /// HAProxy's `invalid_char`: names are letters, digits and `-_.:`.
@@ -361,7 +382,9 @@ mod tests {
             "user nopass",
             "user bad password $9$nothing",
         ]);
-        assert!(diags.list.is_empty(), "{:?}", diags.list);
+        // Only the hash no implementation checks is warned about.
+        assert_eq!(diags.list.len(), 1, "{:?}", diags.list);
+        assert!(diags.list[0].text().contains("user 'bad'"));
         let l = &lists[0];
         assert!(l.check_user("plain", "elgato"));
         assert!(!l.check_user("plain", "elgat"));
@@ -372,6 +395,31 @@ mod tests {
         assert!(!l.check_user("nopass", ""));
         assert!(!l.check_user("bad", "nothing"));
         assert!(!l.check_user("nobody", "x"));
+    }
+
+    /// A password that is not UTF-8 is checked as its bytes (latin-1 "s\xe9cret" here).
+    #[test]
+    fn passwords_are_checked_as_bytes() {
+        let (lists, _) = list(&[
+            "user lat password $6$saltsalt$OMuPS2WOTliFSC0q9.PuLrgQn6BCUbyOyA7GGXXrcEYD3J.4FXL0HShNdQ4tmqZf52W9br9aDMTsYHDHVaofP0",
+        ]);
+        let latin1 = crate::bytestr::from_bytes(b"s\xe9cret");
+        assert!(lists[0].check_user("lat", &latin1));
+        assert!(
+            !lists[0].check_user("lat", "s\u{e9}cret"),
+            "the UTF-8 spelling is another password"
+        );
+    }
+
+    #[test]
+    fn hashes_hapx_cannot_check_are_warned_about() {
+        let (_, diags) = list(&[
+            "user y password $y$j9T$abcdefghijklmnop$3dL1LkYnZM.OVXuVdnnaKVDlLYT92dRwOzDZ5XiVCe.",
+            "user s password $6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1",
+            "user d password saAbCdEfGhIjK",
+        ]);
+        assert_eq!(diags.list.len(), 1, "{:?}", diags.list);
+        assert!(diags.list[0].text().contains("user 'y'"));
     }
 
     #[test]

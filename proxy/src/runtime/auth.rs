@@ -14,6 +14,8 @@ use crate::config::userlist::Userlist;
 pub fn credentials(head: &Head) -> Option<(String, String)> {
     let value = h1::list_elements(head.header("authorization")?).next()?;
     let (scheme, encoded) = value.split_once(' ')?;
+    // HAProxy skips every space after the scheme.
+    let encoded = encoded.trim_start_matches(' ');
     let basic = !scheme.is_empty()
         && scheme.len() <= "Basic".len()
         && "Basic"[..scheme.len()].eq_ignore_ascii_case(scheme);
@@ -79,5 +81,10 @@ mod tests {
         assert!(ok("Basic YTpiOmM").is_none(), "length not a multiple of 4");
         assert!(ok("Basic bm9jb2xvbg==").is_none(), "no colon");
         assert!(ok("BasicYTpiOmM=").is_none());
+        assert_eq!(
+            ok("Basic   YTpiOmM="),
+            Some(("a".into(), "b:c".into())),
+            "spaces skipped"
+        );
     }
 }
