@@ -315,3 +315,41 @@ fn fin_timeouts_end_half_closed_connections_like_haproxy() {
         );
     }
 }
+
+/// A spliced transfer that ends on a timeout, with data still in its pipe, gives its pipe
+/// back to the count: `show info`'s PipesUsed returns to 0 (it once stayed up, and `maxpipes`
+/// pipes later every transfer was copied instead of spliced).
+#[test]
+fn pipes_of_timed_out_transfers_are_given_back() {
+    let (backend, _) = server(|mut conn| {
+        let chunk = vec![b'x'; 64 * 1024];
+        while conn.write_all(&chunk).is_ok() {}
+    });
+    let dir = temp_dir("pipes-given-back");
+    let socket = dir.join("stats.sock");
+    let front = SocketAddr::from((LO, free_port()));
+    let config = format!(
+        "global\n  stats socket {}\ndefaults\n  mode tcp\n  option splice-response\n\
+         \x20 timeout connect 2s\n  timeout client 1s\n  timeout server 1s\n\
+         frontend fe\n  bind {front}\n  default_backend be\nbackend be\n  server s1 {backend}\n",
+        socket.display()
+    );
+    let _proxy = Proxy::start(&dir, "hapx", &config, front);
+    let pipes_used = || {
+        let info = hapx_tests::proxy::cli(&socket, "show info");
+        info.lines()
+            .find_map(|l| l.strip_prefix("PipesUsed: "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .expect("PipesUsed in show info")
+    };
+    // Clients that never read: the server's data fills their sockets, then the pipes.
+    let clients: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect(front).expect("connecting through the proxy"))
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    assert!(pipes_used() > 0, "the stalled transfers hold pipes");
+    // `timeout client` ends them (cD), pipes full.
+    thread::sleep(Duration::from_millis(2000));
+    assert_eq!(pipes_used(), 0);
+    drop(clients);
+}

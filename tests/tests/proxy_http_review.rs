@@ -636,3 +636,29 @@ fn expect_100_continue_gets_an_early_final_answer() {
     let ours = same(test, ours, theirs);
     assert_eq!(ours.seen, Some(417));
 }
+
+/// A redirect of a request whose body has not come: the answer closes the connection, and its
+/// logged size counts the `connection: close` HAProxy's redirect puts in the message (98
+/// bytes, not 83); a GET's redirect logs 83 in both.
+#[test]
+fn a_redirect_closing_on_a_body_counts_its_connection_header() {
+    let test = "a_redirect_closing_on_a_body_counts_its_connection_header";
+    let config = "frontend fe\n  bind {front}\n  http-request redirect location /x if { path_beg /redir }\n\
+                  \x20 http-request deny\n";
+    let (ours, theirs) = side_by_side(test, TIMEOUTS, config, 2, |front, _| {
+        let post = b"POST /redir HTTP/1.1\r\nhost: a\r\ncontent-length: 3000\r\n\r\n";
+        let get = b"GET /redir HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n";
+        [&post[..], &get[..]]
+            .iter()
+            .map(|request| {
+                let (_conn, mut reader) = sent(front, request);
+                read_response_any(&mut reader)
+            })
+            .collect::<Vec<_>>()
+    });
+    let ours = same(test, ours, theirs);
+    let mut sizes: Vec<u64> = ours.lines.iter().map(|l| l.bytes).collect();
+    sizes.sort();
+    assert_eq!(ours.seen, [Some(302), Some(302)]);
+    assert_eq!(sizes, [83, 98]);
+}

@@ -315,6 +315,15 @@ fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
                 );
             }
         }
+        if p.mode == Mode::Http && (s.opts.shutdown_on_down || s.opts.shutdown_backups_on_up) {
+            diags.check_warn(
+                &s.place,
+                format!(
+                    "'server {label}/{}' : 'on-marked-down'/'on-marked-up' closing sessions is not implemented by hapx in HTTP mode (only TCP sessions are closed; requests in flight finish).",
+                    s.name
+                ),
+            );
+        }
         initial_address(&label, s, diags);
     }
 }

@@ -66,8 +66,39 @@ pub fn pipe_counts() -> (u64, usize) {
     (PIPES_USED.load(Relaxed), free)
 }
 
+/// A pipe in use, counted in `PIPES_USED` until it is given back or dropped: a forwarding
+/// dropped while it holds one (a timeout, `on-marked-down`) closes it and uncounts it, so
+/// the count, and `maxpipes` with it, stay true.
+#[derive(Debug)]
+struct UsedPipe(Option<Pipe>);
+
+impl UsedPipe {
+    fn fds(&self) -> (RawFd, RawFd) {
+        let pipe = self.0.as_ref().expect("a pipe in use until given back");
+        (pipe.r.as_raw_fd(), pipe.w.as_raw_fd())
+    }
+
+    /// Returns an empty pipe to the pool (a pipe with data left in it is closed instead).
+    fn give_back(mut self, empty: bool) {
+        let Some(pipe) = self.0.take().filter(|_| empty) else {
+            return;
+        };
+        if let Ok(mut pool) = POOL.lock() {
+            if pool.len() < POOL_MAX {
+                pool.push(pipe);
+            }
+        }
+    }
+}
+
+impl Drop for UsedPipe {
+    fn drop(&mut self) {
+        PIPES_USED.fetch_sub(1, Relaxed);
+    }
+}
+
 impl Pipe {
-    fn take() -> io::Result<Pipe> {
+    fn take() -> io::Result<UsedPipe> {
         let pooled = POOL.lock().ok().and_then(|mut p| p.pop());
         let pipe = match pooled {
             Some(p) => p,
@@ -103,19 +134,7 @@ impl Pipe {
             }
         };
         PIPES_USED.fetch_add(1, Relaxed);
-        Ok(pipe)
-    }
-
-    /// Returns an empty pipe to the pool (a pipe with data left in it is closed instead).
-    fn give_back(self, empty: bool) {
-        PIPES_USED.fetch_sub(1, Relaxed);
-        if empty {
-            if let Ok(mut pool) = POOL.lock() {
-                if pool.len() < POOL_MAX {
-                    pool.push(self);
-                }
-            }
-        }
+        Ok(UsedPipe(Some(pipe)))
     }
 }
 
@@ -548,12 +567,11 @@ async fn splice_one_way(
             .map_err(Fault::spliced(Fault::Source))?;
         // No pipe left: the direction falls back to copying (see `one_way`).
         let pipe = Pipe::take().map_err(Fault::spliced(Fault::Source))?;
+        let (pipe_r, pipe_w) = pipe.fds();
         let mut pending = 0usize;
         let result: Result<bool, Fault> = async {
             loop {
-                let n = match src.try_io(Interest::READABLE, || {
-                    splice(sfd, pipe.w.as_raw_fd(), PIPE_CHUNK)
-                }) {
+                let n = match src.try_io(Interest::READABLE, || splice(sfd, pipe_w, PIPE_CHUNK)) {
                     Ok(0) => return Ok(true),
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -561,9 +579,7 @@ async fn splice_one_way(
                 };
                 pending += n;
                 while pending > 0 {
-                    match dst.try_io(Interest::WRITABLE, || {
-                        splice(pipe.r.as_raw_fd(), dfd, pending)
-                    }) {
+                    match dst.try_io(Interest::WRITABLE, || splice(pipe_r, dfd, pending)) {
                         Ok(m) => {
                             pending -= m;
                             count.fetch_add(m as u64, Relaxed);

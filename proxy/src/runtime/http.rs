@@ -1357,6 +1357,9 @@ async fn send_local(
         super::stick::http_error();
     }
     req.bytes += logged_size(&answer.bytes);
+    if answer.close_counted {
+        req.bytes += ("connection".len() + "close".len()) as u64;
+    }
     let sent = client
         .write_within(&answer.bytes, fe.conf.timeouts.client)
         .await

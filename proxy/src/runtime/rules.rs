@@ -242,6 +242,10 @@ pub struct Local {
     pub denied: bool,
     /// Logged (monitor requests are not, as in HAProxy).
     pub logged: bool,
+    /// Its `connection: close` is part of the message, so the logged size counts it (a
+    /// redirect closing on a request with a body: HAProxy's redirect adds the header itself;
+    /// other answers get it from the HTTP/1 layer, which the counts leave out).
+    pub close_counted: bool,
 }
 
 /// `monitor-uri`: the request for it gets 200, or 503 when a `monitor fail` condition
@@ -266,6 +270,7 @@ pub fn monitor(ctx: &Context<'_>, head: &Head, keep: bool) -> Option<Local> {
         delay: None,
         denied: false,
         logged: false,
+        close_counted: false,
     })
 }
 
@@ -686,6 +691,7 @@ fn answer(
         delay: None,
         denied: false,
         logged: true,
+        close_counted: false,
     };
     match action {
         HttpAction::Deny(r) => Local {
@@ -719,9 +725,11 @@ fn answer(
         HttpAction::Redirect(r) => {
             let location = redirect_location(r, ctx, head, facts);
             // HAProxy closes after redirecting a request with a body, even a drained one.
-            let keep = keep && (response || head.framing == Framing::None);
+            let has_body = !response && head.framing != Framing::None;
+            let keep = keep && !has_body;
             Local {
                 close: !keep,
+                close_counted: has_body,
                 ..local(r.code, redirect_reply(r.code, &location, keep), "LR--")
             }
         }
