@@ -4,6 +4,7 @@
 //! Arguments and messages follow HAProxy 2.6's `backend_parse_balance` and the
 //! `hash-type` and `cookie` parsers of `cfgparse-listen.c`.
 
+use super::diag::LineError;
 use super::model::{Balance, CookieMode, CookiePersist, HashFunction, HashType, UriHash};
 
 /// `balance ALGO [ARGS...]` (`words[0]` is `balance`): the algorithm, and a warning when
@@ -225,34 +226,10 @@ pub fn parse_hash_type(words: &[String]) -> Result<HashType, String> {
     })
 }
 
-/// Why a `cookie` line is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CookieError {
-    /// Worded after the line's place, as most messages (`parsing [f:l] : ...`).
-    #[error("{0}")]
-    Line(String),
-    /// HAProxy words a bad `maxidle`/`maxlife` `parsing [f:l]: ...` (no space before the
-    /// colon).
-    #[error("{0}")]
-    Unspaced(String),
-}
-
-impl From<String> for CookieError {
-    fn from(m: String) -> Self {
-        CookieError::Line(m)
-    }
-}
-
-impl From<&str> for CookieError {
-    fn from(m: &str) -> Self {
-        CookieError::Line(m.into())
-    }
-}
-
 /// `maxidle`/`maxlife` `v`: a time in seconds unless it has a unit, refused as HAProxy's
 /// `parse_time_err` refuses it, at the first character that is neither a digit nor a
 /// unit (HAProxy only warns about what follows a unit; hapx ignores the value anyway).
-fn cookie_seconds(arg: &str, v: &str) -> Result<(), CookieError> {
+fn cookie_seconds(arg: &str, v: &str) -> Result<(), LineError> {
     let digits = v.bytes().take_while(u8::is_ascii_digit).count();
     let unit = &v[digits..];
     let known = ["us", "ms", "s", "m", "h", "d"]
@@ -262,7 +239,7 @@ fn cookie_seconds(arg: &str, v: &str) -> Result<(), CookieError> {
         return Ok(());
     }
     let c = unit.chars().next().unwrap_or('?');
-    Err(CookieError::Unspaced(format!(
+    Err(LineError::Unspaced(format!(
         "unexpected character '{c}' in argument to <{arg}>."
     )))
 }
@@ -271,7 +248,7 @@ fn cookie_seconds(arg: &str, v: &str) -> Result<(), CookieError> {
 /// [httponly] [secure] [domain D]* [maxidle T] [maxlife T] [dynamic] [attr V]*`; the
 /// warnings for what hapx accepts without acting on it (the dates of `maxidle` and
 /// `maxlife`, `dynamic` cookies).
-pub fn parse_cookie(words: &[String]) -> Result<(CookiePersist, Vec<String>), CookieError> {
+pub fn parse_cookie(words: &[String]) -> Result<(CookiePersist, Vec<String>), LineError> {
     let name = words
         .get(1)
         .filter(|n| !n.is_empty())

@@ -93,3 +93,27 @@ impl Diags {
         self.list.iter().any(Diag::is_error)
     }
 }
+
+/// Why a line is refused, as HAProxy words it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// Worded after the line's place, as most messages (`parsing [f:l] : ...`).
+    #[error("{0}")]
+    Line(String),
+    /// A few of HAProxy's messages read `parsing [f:l]: ...`, without the space before the
+    /// colon (a cookie's bad `maxidle`/`maxlife`, a table's expiry past the timers).
+    #[error("{0}")]
+    Unspaced(String),
+}
+
+impl From<String> for LineError {
+    fn from(m: String) -> Self {
+        LineError::Line(m)
+    }
+}
+
+impl From<&str> for LineError {
+    fn from(m: &str) -> Self {
+        LineError::Line(m.into())
+    }
+}

@@ -49,6 +49,22 @@ fn address_words(words: &[String]) -> Vec<usize> {
     at
 }
 
+/// A refused line's error as HAProxy words it: the usual one is the line's error (`Err`);
+/// an unspaced one is an alert of its own, and the line is skipped.
+fn report_line_error(
+    e: super::diag::LineError,
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<(), String> {
+    match e {
+        super::diag::LineError::Line(m) => Err(m),
+        super::diag::LineError::Unspaced(m) => {
+            diags.global_alert(format!("parsing [{place}]: {m}"));
+            Ok(())
+        }
+    }
+}
+
 /// The section being read.
 #[derive(Debug)]
 enum Section {
@@ -857,11 +873,7 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         "cookie" => {
             let (cookie, warnings) = match super::balance::parse_cookie(line.words) {
                 Ok(parsed) => parsed,
-                Err(super::balance::CookieError::Line(m)) => return Err(m),
-                Err(super::balance::CookieError::Unspaced(m)) => {
-                    diags.global_alert(format!("parsing [{}]: {m}", line.place));
-                    return Ok(());
-                }
+                Err(e) => return report_line_error(e, line.place, diags),
             };
             for warning in warnings {
                 diags.warn(line.place, warning);
@@ -962,11 +974,7 @@ fn stick_table(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let mut warnings = Vec::new();
     let mut spec = match super::stick::parse_table(&line.words[1..], &mut warnings) {
         Ok(spec) => spec,
-        Err(super::stick::TableError::Line(m)) => return Err(m),
-        Err(super::stick::TableError::Unspaced(m)) => {
-            diags.global_alert(format!("parsing [{}]: {m}", line.place));
-            return Ok(());
-        }
+        Err(e) => return report_line_error(e, line.place, diags),
     };
     for w in warnings {
         diags.warn(line.place, w);

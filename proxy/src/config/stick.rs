@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use super::acl::{self, AclError, Fetch};
+use super::diag::LineError;
 use super::model::Place;
 use super::values;
 
@@ -152,18 +153,6 @@ impl TableSpec {
     }
 }
 
-/// Why a `stick-table` line is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TableError {
-    /// Worded after the line's place, as most messages (`parsing [f:l] : ...`).
-    #[error("{0}")]
-    Line(String),
-    /// HAProxy words an expiry past its timers `parsing [f:l]: ...` (no space before the
-    /// colon).
-    #[error("{0}")]
-    Unspaced(String),
-}
-
 /// The first character of `v` HAProxy's number parsers stop at (after the digits and one
 /// of `units`).
 fn unexpected_char(v: &str, units: &[&str]) -> char {
@@ -194,12 +183,12 @@ struct TableWords {
 }
 
 /// A `stick-table: ....` message about the line.
-fn line_err(m: String) -> TableError {
-    TableError::Line(format!("stick-table: {m}."))
+fn line_err(m: String) -> LineError {
+    LineError::Line(format!("stick-table: {m}."))
 }
 
 /// Parses the words after `stick-table`; `warnings` gets what HAProxy warns about.
-pub fn parse_table(args: &[String], warnings: &mut Vec<String>) -> Result<TableSpec, TableError> {
+pub fn parse_table(args: &[String], warnings: &mut Vec<String>) -> Result<TableSpec, LineError> {
     let mut t = TableWords::default();
     let mut i = 0;
     while i < args.len() {
@@ -243,7 +232,7 @@ pub fn parse_table(args: &[String], warnings: &mut Vec<String>) -> Result<TableS
 
 impl TableWords {
     /// `type T` (and a string's `len N` right after it, in `rest`); the words it took.
-    fn key_type(&mut self, v: &str, rest: &[String]) -> Result<usize, TableError> {
+    fn key_type(&mut self, v: &str, rest: &[String]) -> Result<usize, LineError> {
         self.key = Some(match v {
             "ip" | "ipv4" => KeyType::Ip,
             "ipv6" => KeyType::Ipv6,
@@ -269,7 +258,7 @@ impl TableWords {
     }
 
     /// `store A,B(period),...`: each data type once (a repeated one warned about).
-    fn store_items(&mut self, v: &str, warnings: &mut Vec<String>) -> Result<(), TableError> {
+    fn store_items(&mut self, v: &str, warnings: &mut Vec<String>) -> Result<(), LineError> {
         // A last comma ends the list, as in HAProxy (`store gpc0, conn_cnt` then has
         // `conn_cnt` for its next argument).
         for item in store_list(v.strip_suffix(',').unwrap_or(v)) {
@@ -293,7 +282,7 @@ impl TableWords {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<TableSpec, TableError> {
+    fn finish(mut self) -> Result<TableSpec, LineError> {
         let key = self.key.ok_or_else(|| line_err("missing type".into()))?;
         let size = self.size.ok_or_else(|| line_err("missing size".into()))?;
         self.check_arrays()?;
@@ -318,7 +307,7 @@ impl TableWords {
 
 /// `size N[k|m|g]`, refused as HAProxy's `parse_size_err` refuses it: at the character it
 /// stops at (past 32 bits, the digit or the unit that overflows).
-fn size_of(v: &str) -> Result<usize, TableError> {
+fn size_of(v: &str) -> Result<usize, LineError> {
     let at = |c: Option<char>| {
         line_err(format!(
             "unexpected character '{}' in argument of 'size'",
@@ -355,10 +344,10 @@ fn size_of(v: &str) -> Result<usize, TableError> {
 }
 
 /// `expire T`: HAProxy's timer, in its words when refused.
-fn expire_of(v: &str) -> Result<Duration, TableError> {
+fn expire_of(v: &str) -> Result<Duration, LineError> {
     values::timer(v, "stick-table expire").map_err(|_| {
         if values::long_duration(v).is_ok() {
-            TableError::Unspaced(format!(
+            LineError::Unspaced(format!(
                 "stick-table: timer overflow in argument <{v}> to <expire>, maximum value is 2147483647 ms (~24.8 days)."
             ))
         } else {
@@ -371,7 +360,7 @@ fn expire_of(v: &str) -> Result<Duration, TableError> {
 impl TableWords {
     /// HAProxy's arrays (`gpt(N)`, `gpc(N)`, `gpc_rate(N,T)`) replace the numbered counters:
     /// a table may not have both.
-    fn check_arrays(&self) -> Result<(), TableError> {
+    fn check_arrays(&self) -> Result<(), LineError> {
         let names: Vec<&str> = (self.store.iter().map(|s| s.data.name()))
             .chain(self.unimplemented.iter().map(String::as_str))
             .collect();
@@ -392,7 +381,7 @@ impl TableWords {
 }
 
 /// `srvkey name|addr`: what `server_key` holds. hapx stores the name (HAProxy's default).
-fn server_key_kind(v: &str, warnings: &mut Vec<String>) -> Result<(), TableError> {
+fn server_key_kind(v: &str, warnings: &mut Vec<String>) -> Result<(), LineError> {
     match v {
         "name" => Ok(()),
         "addr" => {
@@ -402,7 +391,7 @@ fn server_key_kind(v: &str, warnings: &mut Vec<String>) -> Result<(), TableError
             );
             Ok(())
         }
-        other => Err(TableError::Line(format!(
+        other => Err(LineError::Line(format!(
             "stick-table : unknown server key type '{other}'."
         ))),
     }
