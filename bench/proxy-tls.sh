@@ -73,49 +73,46 @@ per_gb() { # CPU_MS GBIT: CPU seconds per GB moved in SECS at GBIT Gbit/s
   awk -v c="$1" -v g="$2" -v s="$SECS" 'BEGIN {printf "%.3f", c / 1000 / (g * s / 8)}'
 }
 
+bulk() { # NAME ADDR PREFIX [tls]: throughput through ADDR, kept as PREFIXgbit, CPU as PREFIXcpu_gb
+  local c0 gbit
+  c0=$(cpu_ms "${PID[$1]}")
+  gbit=$($LOAD bulk "$2" "$SECS" 4 ${4:-} | awk '{print $2}')
+  best "$1,${3}gbit" "$gbit" max
+  best "$1,${3}cpu_gb" "$(per_gb $(($(cpu_ms "${PID[$1]}") - c0)) "$gbit")" min
+  LAST=$gbit
+}
+conns() { # NAME ADDR PREFIX [tls]: new connections/s through ADDR, kept as PREFIXrate, CPU per
+  # 1,000 as PREFIXcpu_kconn; failures reported
+  local c0 out rate failed
+  c0=$(cpu_ms "${PID[$1]}")
+  out=$($LOAD connrate "$2" 64 "$SECS" ${4:-})
+  rate=$(echo "$out" | awk '{print $2}')
+  failed=$(echo "$out" | awk '{print $4}')
+  best "$1,${3}rate" "$rate" max
+  best "$1,${3}cpu_kconn" "$(per_kconn $(($(cpu_ms "${PID[$1]}") - c0)) "$rate")" min
+  [ "$failed" = 0 ] || echo "  $1: $failed connections failed (round $round)"
+  LAST=$rate
+}
+
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$ROUNDS"); do
   for name in haproxy hapx; do
-    addr=127.0.0.1:${PORT[$name]}
-    c0=$(cpu_ms "${PID[$name]}")
-    gbit=$($LOAD bulk "$addr" "$SECS" 4 | awk '{print $2}')
-    c1=$(cpu_ms "${PID[$name]}")
-    best "$name,gbit" "$gbit" max
-    # CPU seconds per GB moved.
-    best "$name,cpu_gb" "$(per_gb $((c1 - c0)) "$gbit")" min
+    # TLS to servers: plain clients, TLS backend.
+    bulk $name "127.0.0.1:${PORT[$name]}" ""; gbit=$LAST
     sleep 1.1; before=$(tail -1 "$WORK/handshakes")
-    c0=$(cpu_ms "${PID[$name]}")
-    out=$($LOAD connrate "$addr" 64 "$SECS")
-    c1=$(cpu_ms "${PID[$name]}")
+    conns $name "127.0.0.1:${PORT[$name]}" ""; rate=$LAST
     sleep 1.1; after=$(tail -1 "$WORK/handshakes")
     # The backend's handshake totals before and after: how many were resumed sessions.
     R[$name,resumed]=$(awk -v b="$before" -v a="$after" 'BEGIN {
       split(b, x, " "); split(a, y, " "); full = y[3] - x[3]; res = y[5] - x[5];
       printf "%.0f%%", 100 * res / (full + res) }')
-    rate=$(echo "$out" | awk '{print $2}')
-    failed=$(echo "$out" | awk '{print $4}')
-    best "$name,rate" "$rate" max
-    [ "$failed" = 0 ] || echo "  $name: $failed short connections failed (round $round)"
-    # CPU milliseconds per 1,000 connections.
-    best "$name,cpu_kconn" "$(per_kconn $((c1 - c0)) "$rate")" min
     echo "  round $round $name: ${gbit} Gbit/s, ${rate} conn/s"
     # TLS termination: TLS clients, plain backend.
     term=127.0.0.1:$((${PORT[$name]} + 1))
-    c0=$(cpu_ms "${PID[$name]}")
-    tgbit=$($LOAD bulk "$term" "$SECS" 4 tls | awk '{print $2}')
-    c1=$(cpu_ms "${PID[$name]}")
-    best "$name,tgbit" "$tgbit" max
-    best "$name,tcpu_gb" "$(per_gb $((c1 - c0)) "$tgbit")" min
+    bulk $name "$term" t tls; gbit=$LAST
     sleep 1.1
-    c0=$(cpu_ms "${PID[$name]}")
-    out=$($LOAD connrate "$term" 64 "$SECS" tls)
-    c1=$(cpu_ms "${PID[$name]}")
-    trate=$(echo "$out" | awk '{print $2}')
-    failed=$(echo "$out" | awk '{print $4}')
-    best "$name,trate" "$trate" max
-    [ "$failed" = 0 ] || echo "  $name: $failed TLS connections failed (round $round)"
-    best "$name,tcpu_kconn" "$(per_kconn $((c1 - c0)) "$trate")" min
-    echo "  round $round $name: terminating ${tgbit} Gbit/s, ${trate} handshakes/s"
+    conns $name "$term" t tls; rate=$LAST
+    echo "  round $round $name: terminating ${gbit} Gbit/s, ${rate} handshakes/s"
     sleep 1.1
   done
 done
