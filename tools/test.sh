@@ -18,6 +18,7 @@ packages=(
   iperf3 wrk                                                     # benchmark and load tools
   procps psmisc                                                  # ps, pgrep, fuser for harnesses
   groff-base man-db                                              # man pages render without warnings
+  whois                                                          # mkpasswd: userlist password hashes
 )
 
 install_packages() {

@@ -11,10 +11,12 @@
 //! - [`process`]: check mode, daemon, pid file, privileges, reload hand-over.
 //! - [`master`]: master-worker mode (`-W`, `-Ws`): the master, its CLI, systemd notifications.
 //! - [`bytestr`]: HAProxy's byte strings carried losslessly in Rust strings.
+//! - [`crypt`]: `userlist` password hashes checked by the system's libcrypt (libxcrypt).
 
 pub mod bytestr;
 pub mod cli;
 pub mod config;
+pub mod crypt;
 pub mod limits;
 pub mod master;
 pub mod process;

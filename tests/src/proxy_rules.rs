@@ -113,6 +113,39 @@ fn echo(conn: TcpStream, name: &str, extra: &str) {
     }
 }
 
+/// What a client saw of a cookie exchange: the server that answered, the Set-Cookie
+/// values (as `normalize` makes them) and the Cookie headers the server got.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CookieSeen {
+    pub server: String,
+    pub set_cookie: Vec<String>,
+    pub forwarded_cookies: Vec<String>,
+}
+
+impl CookieSeen {
+    /// Of response `r` (`<no response>` without one).
+    pub fn of(r: Option<Response>, normalize: impl Fn(&str) -> String) -> Self {
+        let Some(r) = r else {
+            return CookieSeen {
+                server: "<no response>".into(),
+                set_cookie: Vec::new(),
+                forwarded_cookies: Vec::new(),
+            };
+        };
+        CookieSeen {
+            server: r.server().to_string(),
+            set_cookie: (r.headers.iter())
+                .filter(|(n, _)| n == "set-cookie")
+                .map(|(_, v)| normalize(v))
+                .collect(),
+            forwarded_cookies: (r.body.lines().skip(2))
+                .filter_map(|l| l.strip_prefix("cookie:"))
+                .map(|v| v.trim().to_string())
+                .collect(),
+        }
+    }
+}
+
 /// One response as a client saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {

@@ -10,34 +10,16 @@
 //! weight raised past the initial one and lowered back), with keyed and keyless requests
 //! after each, on a map and on a ring.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::os::fd::OwnedFd;
+use std::io::{BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
 use hapx_tests::proxy::{NamedServer, cli, free_port, temp_dir};
+use hapx_tests::proxy_balance::{HASH_TYPES, ask_from, config_head, servers_lines};
 use hapx_tests::proxy_rules::{EchoServer, get, read_response, side_by_side};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
-/// Distinct weights, their greatest common divisor 1 but for the map's reduction by it.
-const WEIGHTS: [u32; 4] = [1, 2, 3, 5];
-
-/// The `hash-type` lines compared.
-const HASH_TYPES: &[&str] = &[
-    "map-based",
-    "map-based djb2",
-    "map-based wt6",
-    "map-based crc32",
-    "map-based sdbm avalanche",
-    "map-based djb2 avalanche",
-    "consistent",
-    "consistent sdbm",
-    "consistent djb2",
-    "consistent wt6 avalanche",
-    "consistent crc32",
-];
-
 /// The HTTP algorithms compared, one frontend each: (balance line, requests for key `i`).
 /// The request carrying key `i`.
 type Request = fn(usize) -> String;
@@ -82,19 +64,8 @@ fn config(
     http: &[SocketAddr],
     tcp: &[SocketAddr],
 ) -> String {
-    let mut cfg = format!(
-        "global\n  stats socket {} level admin\n\
-         defaults\n  timeout client 10s\n  timeout server 10s\n  timeout connect 2s\n",
-        sock.display()
-    );
-    let servers = |addrs: &[SocketAddr]| -> String {
-        addrs
-            .iter()
-            .zip(WEIGHTS)
-            .enumerate()
-            .map(|(i, (a, w))| format!("  server s{i} {a} weight {w}\n"))
-            .collect()
-    };
+    let mut cfg = config_head(sock, "");
+    let servers = servers_lines;
     for (k, (balance, _)) in http_algorithms().iter().enumerate() {
         cfg += &format!(
             "listen h{k}\n  mode http\n  bind 127.0.0.1:{}\n  balance {balance}\n  hash-type {hash_type}\n{}",
@@ -113,34 +84,6 @@ fn config(
 /// `n` free ports, one per frontend ([`free_port`] never gives one twice in a process).
 fn free_ports(n: usize) -> Vec<u16> {
     (0..n).map(|_| free_port()).collect()
-}
-
-/// Connects from loopback address `src` to `addr` and reads the server's name.
-fn ask_from(src: Ipv4Addr, addr: SocketAddr) -> String {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
-    let fd: OwnedFd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .expect("a socket");
-    bind(
-        std::os::fd::AsRawFd::as_raw_fd(&fd),
-        &SockaddrIn::from(SocketAddrV4::new(src, 0)),
-    )
-    .expect("binding a loopback source address");
-    let SocketAddr::V4(v4) = addr else {
-        panic!("an IPv4 frontend")
-    };
-    if connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(v4)).is_err() {
-        return String::new();
-    }
-    let conn = TcpStream::from(fd);
-    conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
-    let mut line = String::new();
-    let _ = BufReader::new(conn).read_line(&mut line);
-    line.trim().to_string()
 }
 
 /// The loopback source addresses `source` is tried from.
@@ -205,7 +148,7 @@ fn all_keys(ports: &[u16]) -> Vec<Vec<String>> {
     out.push(
         sources()
             .into_iter()
-            .map(|src| ask_from(src, tcp))
+            .map(|src| ask_from(src, tcp, b""))
             .collect(),
     );
     out
@@ -345,11 +288,7 @@ fn backups_take_the_keys_as_with_haproxy() {
         ("consistent", "  option allbackups\n"),
     ];
     let ports = free_ports(variants.len());
-    let mut cfg = format!(
-        "global\n  stats socket {} level admin\n\
-         defaults\n  mode http\n  timeout client 10s\n  timeout server 10s\n  timeout connect 2s\n",
-        sock.display()
-    );
+    let mut cfg = config_head(&sock, "http");
     for (k, (hash_type, option)) in variants.iter().enumerate() {
         cfg += &format!(
             "listen h{k}\n  bind 127.0.0.1:{}\n  balance uri\n  hash-type {hash_type}\n{option}\
@@ -402,11 +341,7 @@ fn keys_and_turns_follow_state_changes_as_with_haproxy() {
     let sock = dir.join("admin.sock");
     let hash_types = ["map-based", "consistent"];
     let ports = free_ports(hash_types.len());
-    let mut cfg = format!(
-        "global\n  stats socket {} level admin\n\
-         defaults\n  mode http\n  timeout client 10s\n  timeout server 10s\n  timeout connect 2s\n",
-        sock.display()
-    );
+    let mut cfg = config_head(&sock, "http");
     for (k, hash_type) in hash_types.iter().enumerate() {
         cfg += &format!(
             "listen h{k}\n  bind 127.0.0.1:{}\n  balance hdr(X-Key)\n  hash-type {hash_type}\n",

@@ -19,7 +19,7 @@ use std::thread;
 use std::time::Duration;
 
 use hapx_tests::proxy::{
-    Proxy, cli, free_port, kept_alive_client, read_response, stat_row, temp_dir,
+    Proxy, cli, free_port, kept_alive_client, read_response, stat_row, temp_dir, wait_until,
 };
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -379,16 +379,23 @@ fn maxqueue_refuses_a_request_its_server_cannot_queue() {
         for (who, binary) in binaries(test) {
             let server = Numbered::start("s1");
             let backend = format!(
-                "  balance {balance}\n  timeout queue 5s\n  server s1 {} maxconn 1 maxqueue 1\n",
+                "  balance {balance}\n  timeout queue 10s\n  server s1 {} maxconn 1 maxqueue 1\n",
                 server.addr
             );
             let name = format!("{who}-{balance}");
             let (_proxy, front, sock) = start(binary, &dir, &name, &backend);
+            // Each request in turn, the next sent once the proxy holds this one (served,
+            // queued or answered already): s1 is busy 1.5 s with the first, a margin for a
+            // loaded machine (round robin's third waits for two).
             let requests: Vec<_> = (0..3)
-                .map(|_| {
+                .map(|sent| {
                     let asking =
-                        thread::spawn(move || ask(&mut kept_alive_client(front), "/h800").0);
-                    thread::sleep(Duration::from_millis(200));
+                        thread::spawn(move || ask(&mut kept_alive_client(front), "/h1500").0);
+                    assert!(
+                        wait_until(Duration::from_secs(5), || asking.is_finished()
+                            || held(&sock) > sent),
+                        "{who}: request {sent} was not taken"
+                    );
                     asking
                 })
                 .collect();
@@ -405,6 +412,17 @@ fn maxqueue_refuses_a_request_its_server_cannot_queue() {
         }
         agree(seen, &format!("balance {balance}"));
     }
+}
+
+/// The requests backend `be` holds: served by s1, or waiting in its queue or the backend's.
+fn held(sock: &Path) -> usize {
+    let stat = cli(sock, "show stat");
+    let count = |row: &str, column: &str| {
+        stat_row(&stat, "be", row)
+            .and_then(|r| r.get(column).and_then(|v| v.parse().ok()))
+            .unwrap_or(0)
+    };
+    count("s1", "scur") + count("s1", "qcur") + count("BACKEND", "qcur")
 }
 
 /// A 401 asking for NTLM (or Negotiate) authenticates the server connection, not the request:

@@ -697,13 +697,14 @@ fn valid_keywords_are_accepted_like_haproxy() {
     assert!(ff.if_none && ff.except.unwrap().contains([10, 1, 2, 3].into()));
     let b = config.backend("b").unwrap();
     assert_eq!(b.balance, hapx_proxy::config::model::Balance::Random(3));
-    let expects = &b.options.httpchk.as_ref().unwrap().expects;
+    let expects = &b.options.httpchk.as_ref().unwrap().groups[0].expects;
     assert!(
         matches!(
             expects.as_slice(),
             [hapx_proxy::config::model::HttpExpect {
                 negate: false,
                 kind: hapx_proxy::config::model::HttpExpectKind::Status(ranges),
+                ..
             }] if ranges == &[(200, 399)]
         ),
         "{expects:?}"

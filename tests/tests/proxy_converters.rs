@@ -242,7 +242,11 @@ fn unimplemented_converters_are_refused() {
             "http-request deny if { path,ub64dec /x }",
             "the converter 'ub64dec'",
         ),
-        ("http-request deny if { path,b64dec -- }", "-m bin"),
+        // As HAProxy: a binary sample has no default matching method.
+        (
+            "http-request deny if { path,b64dec -- }",
+            "matching method must be specified first (using '-m') when using a sample fetch of this type ('path')",
+        ),
     ]
     .iter()
     .enumerate()

@@ -20,33 +20,11 @@ use hapx_tests::proxy_rules::{
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
-/// What a client saw of one response, and the Cookie headers the server got.
-#[derive(Debug, PartialEq, Eq)]
-struct Seen {
-    server: String,
-    set_cookie: Vec<String>,
-    forwarded_cookies: Vec<String>,
-}
+use hapx_tests::proxy_rules::CookieSeen as Seen;
 
+/// What a client saw of one response, and the Cookie headers the server got.
 fn seen(r: Option<Response>) -> Seen {
-    let Some(r) = r else {
-        return Seen {
-            server: "<no response>".into(),
-            set_cookie: Vec::new(),
-            forwarded_cookies: Vec::new(),
-        };
-    };
-    Seen {
-        server: r.server().to_string(),
-        set_cookie: (r.headers.iter())
-            .filter(|(n, _)| n == "set-cookie")
-            .map(|(_, v)| v.clone())
-            .collect(),
-        forwarded_cookies: (r.body.lines().skip(2))
-            .filter_map(|l| l.strip_prefix("cookie:"))
-            .map(|v| v.trim().to_string())
-            .collect(),
-    }
+    Seen::of(r, str::to_string)
 }
 
 /// `GET uri` on a connection of its own, with extra header lines (CRLF each).

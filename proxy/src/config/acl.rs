@@ -118,6 +118,15 @@ pub enum Source {
     SslSni,
     SslVer,
     SslHelloType,
+    /// `req.payload(offset,length)` (`payload`): bytes of what a TCP client sent, `length`
+    /// of them from `offset` (0: all from `offset`); as HAProxy's arguments, negative ones
+    /// taken as unsigned.
+    Payload(u32, u32),
+    /// `req.rdp_cookie([name])` (`rdp_cookie`): the value of the RDP connection request's
+    /// cookie (whatever its name without one).
+    RdpCookie(Option<String>),
+    /// `req.rdp_cookie_cnt([name])` (`rdp_cookie_cnt`): 1 when there is such a cookie.
+    RdpCookieCnt(Option<String>),
     /// The client connection's TLS (`bind ... ssl`): `ssl_fc`, `ssl_fc_sni`,
     /// `ssl_fc_protocol`, `ssl_fc_cipher`, `ssl_fc_alpn`, `ssl_c_used`, `ssl_c_verify`.
     SslFc,
@@ -134,6 +143,13 @@ pub enum Source {
     /// `http_auth_group(userlist)`: the user whose credentials the request carries; as an
     /// ACL, whether that user is in one of the groups listed ([`Method::Auth`]).
     HttpAuthGroup(String),
+    /// `http_auth_type`, `http_auth_user`, `http_auth_pass`: the request's `Authorization`
+    /// scheme (`Basic`, `Bearer`) and Basic credentials, whether valid or not.
+    HttpAuthType,
+    HttpAuthUser,
+    HttpAuthPass,
+    /// `http_auth_bearer([header])`: a Bearer token, from `Authorization` or the header named.
+    HttpAuthBearer(Option<String>),
 }
 
 /// A fetch and its converters.
@@ -152,10 +168,13 @@ impl Fetch {
     pub fn layer(&self) -> Layer {
         use Source::*;
         match self.source {
-            ReqLen | SslSni | SslVer | SslHelloType => Layer::L6,
+            ReqLen | SslSni | SslVer | SslHelloType | Payload(..) | RdpCookie(_)
+            | RdpCookieCnt(_) => Layer::L6,
             Method | Path | Url | Query | Base | ReqVer | ProtoHttp | ReqHdr(..) | ReqFhdr(..)
             | ReqHdrCnt(_) | ReqHdrVal(..) | ReqCook(_) | UrlParam(_) | HttpAuth(_)
-            | HttpAuthGroup(_) => Layer::Request,
+            | HttpAuthGroup(_) | HttpAuthType | HttpAuthUser | HttpAuthPass | HttpAuthBearer(_) => {
+                Layer::Request
+            }
             ResHdr(..) | Status => Layer::Response,
             _ => Layer::L4,
         }
@@ -171,8 +190,9 @@ impl Source {
                 Kind::Bool
             }
             SrcPort | DstPort | Nbsrv(_) | ReqHdrCnt(_) | ReqHdrVal(..) | Status | ReqLen
-            | SslVer | SslHelloType | SslCVerify | Stick(_) => Kind::Int,
+            | SslVer | SslHelloType | SslCVerify | Stick(_) | RdpCookieCnt(_) => Kind::Int,
             Src | Dst => Kind::Ip,
+            Payload(..) => Kind::Bin,
             _ => Kind::Str,
         }
     }
@@ -193,6 +213,8 @@ pub enum Method {
     Dir,
     Dom,
     Len,
+    /// `-m bin`: the sample's bytes equal a pattern's (written in hex).
+    Bin,
     /// `http_auth_group`'s own: the user is in one of the groups (HAProxy's `pat_match_auth`).
     Auth,
 }
@@ -212,12 +234,13 @@ impl Method {
             "dir" => Method::Dir,
             "dom" => Method::Dom,
             "len" => Method::Len,
+            "bin" => Method::Bin,
             _ => return None,
         })
     }
 
     /// The method a sample of `kind` matches with by default; None for binary samples,
-    /// whose default (`-m bin`, hex patterns) hapx does not implement.
+    /// which HAProxy matches only with a `-m` given.
     fn default_for(kind: Kind) -> Option<Method> {
         match kind {
             Kind::Bool => Some(Method::Bool),
@@ -238,6 +261,8 @@ pub enum Pattern {
     /// An inclusive integer range (an open end is `i64::MIN`/`MAX`).
     Int(i64, i64),
     Ip(Network),
+    /// `-m bin`: bytes.
+    Bin(Vec<u8>),
 }
 
 /// One ACL expression: `CRITERION [FLAGS] PATTERNS...`.
@@ -295,6 +320,7 @@ const PREDEFINED: &[(&str, &str)] = &[
     ("METH_POST", "method POST"),
     ("METH_PUT", "method PUT"),
     ("METH_TRACE", "method TRACE"),
+    ("RDP_COOKIE", "req.rdp_cookie_cnt gt 0"),
     ("REQ_CONTENT", "req.len gt 0"),
 ];
 
@@ -488,9 +514,8 @@ pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, 
         }
     }
     let method = method.ok_or_else(|| {
-        AclError::Unsupported(format!(
-            "matching the binary sample of '{keyword}' (-m bin)"
-        ))
+        let (name, ..) = split_call(keyword).unwrap_or((keyword, Vec::new(), ""));
+        format!("matching method must be specified first (using '-m') when using a sample fetch of this type ('{name}')")
     })?;
     let mut texts: Vec<String> = words[i..].to_vec();
     for file in &files {
@@ -545,6 +570,7 @@ fn patterns(
                 out.push(int_pattern(text, op)?);
             }
             Method::Ip => out.push(Pattern::Ip(ip_pattern(text, no_dns)?)),
+            Method::Bin => out.push(Pattern::Bin(hex_pattern(text)?)),
             Method::Reg => {
                 let re = regex::RegexBuilder::new(text)
                     .case_insensitive(ignore_case)
@@ -560,6 +586,22 @@ fn patterns(
         }
     }
     Ok(out)
+}
+
+/// A `-m bin` pattern: pairs of hex digits, as HAProxy's `parse_binary`.
+fn hex_pattern(text: &str) -> Result<Vec<u8>, String> {
+    if text.len() % 2 != 0 {
+        return Err("an even number of hex digit is expected".into());
+    }
+    let digit = |c: u8| {
+        char::from(c)
+            .to_digit(16)
+            .ok_or_else(|| format!("an hex digit is expected (found '{}')", char::from(c)))
+    };
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| Ok((digit(pair[0])? << 4 | digit(pair[1])?) as u8))
+        .collect()
 }
 
 /// `3.1` as `196609`; a range `3.0:3.3` end by end; anything else as it is.
@@ -768,11 +810,23 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
         // A missing list is reported by the checks, as HAProxy does.
         "http_auth" => Source::HttpAuth(arg(0).unwrap_or_default()),
         "http_auth_group" => Source::HttpAuthGroup(arg(0).unwrap_or_default()),
+        "http_auth_type" => Source::HttpAuthType,
+        "http_auth_user" => Source::HttpAuthUser,
+        "http_auth_pass" => Source::HttpAuthPass,
+        "http_auth_bearer" => Source::HttpAuthBearer(arg(0)),
         "status" => Source::Status,
         "req.len" | "req_len" => Source::ReqLen,
         "req.ssl_sni" | "req_ssl_sni" => Source::SslSni,
         "req.ssl_ver" | "req_ssl_ver" => Source::SslVer,
         "req.ssl_hello_type" | "req_ssl_hello_type" => Source::SslHelloType,
+        "req.payload" | "payload" => {
+            let [offset, length] = integer_args::<2>(name, args)?;
+            Source::Payload(offset as u32, length as u32)
+        }
+        "req.rdp_cookie" | "rdp_cookie" => Source::RdpCookie(optional_string(name, args)?),
+        "req.rdp_cookie_cnt" | "rdp_cookie_cnt" => {
+            Source::RdpCookieCnt(optional_string(name, args)?)
+        }
         "ssl_fc" => Source::SslFc,
         "ssl_fc_sni" => Source::SslFcSni,
         "ssl_fc_protocol" => Source::SslFcProtocol,
@@ -787,12 +841,91 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
     }))
 }
 
+/// The `N` integer arguments of fetch `name`, all required, with HAProxy's messages (read
+/// as its `read_int64`: a sign and digits, nothing else).
+fn integer_args<const N: usize>(name: &str, args: &[&str]) -> Result<[i64; N], String> {
+    let mut out = [0; N];
+    if args.is_empty() {
+        return Err(format!(
+            "fetch method '{name}' : expected type 'integer' at position 1, but got nothing"
+        ));
+    }
+    if args.len() > N {
+        return Err(format!(
+            "fetch method '{name}' : expected ')' before ',{})'",
+            args[N..].join(",")
+        ));
+    }
+    for (i, out) in out.iter_mut().enumerate() {
+        let Some(arg) = args.get(i) else {
+            return Err(format!(
+                "fetch method '{name}' : missing arguments (got {i}/{N}), type 'integer' expected"
+            ));
+        };
+        let digits = arg.strip_prefix(['-', '+']).unwrap_or(arg);
+        *out = match arg.parse::<i64>() {
+            Ok(n) if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) => n,
+            _ => {
+                return Err(format!(
+                    "fetch method '{name}' : failed to parse '{arg}' as type 'integer' at position {}",
+                    i + 1
+                ));
+            }
+        };
+    }
+    Ok(out)
+}
+
+/// The one optional string argument of fetch `name`.
+fn optional_string(name: &str, args: &[&str]) -> Result<Option<String>, String> {
+    match args {
+        [] => Ok(None),
+        [one] => Ok(Some(one.to_string())),
+        [_, rest @ ..] => Err(format!(
+            "fetch method '{name}' : expected ')' before ',{})'",
+            rest.join(",")
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn words(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn binary_samples_match_hex_patterns_with_m_bin_only() {
+        let parse = |l: &str| parse_expr(&words(l), &mut Vec::new());
+        let e = parse("req.payload(0,2) -m bin 0300 16").unwrap();
+        assert!(
+            matches!(e.patterns.as_slice(), [Pattern::Bin(a), Pattern::Bin(b)] if a == &[3, 0] && b == &[0x16])
+        );
+        let bad = |l: &str| match parse(l) {
+            Err(AclError::Bad(m)) => m,
+            other => panic!("{l}: {other:?}"),
+        };
+        assert_eq!(
+            bad("req.payload(0,2) 0300"),
+            "matching method must be specified first (using '-m') when using a sample fetch of this type ('req.payload')"
+        );
+        assert_eq!(
+            bad("req.payload(0,2) -m bin 030"),
+            "an even number of hex digit is expected"
+        );
+        assert_eq!(
+            bad("req.payload(0,2) -m bin 03zz"),
+            "an hex digit is expected (found 'z')"
+        );
+        assert!(bad("req.payload(0) -m bin 03").contains("missing arguments (got 1/2)"));
+        let rdp = parse("req.rdp_cookie_cnt(mstshash) gt 0").unwrap();
+        assert_eq!(
+            rdp.fetch.source,
+            Source::RdpCookieCnt(Some("mstshash".into()))
+        );
+        assert_eq!(rdp.fetch.layer(), Layer::L6);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Arguments and messages follow HAProxy 2.6's `backend_parse_balance` and the
 //! `hash-type` and `cookie` parsers of `cfgparse-listen.c`.
 
+use super::acl::Source;
 use super::diag::LineError;
 use super::model::{Balance, CookieMode, CookiePersist, HashFunction, HashType, UriHash};
 
@@ -27,13 +28,48 @@ pub fn parse_balance(words: &[String]) -> Result<(Balance, Option<String>), Stri
         "url_param" => return url_param(args),
         a if a.starts_with("hdr(") => hdr(a, args)?,
         "hash" => hash(args)?,
-        a if a.starts_with("rdp-cookie") => {
-            let warning = format!("'balance {a}' is not implemented by hapx; using 'roundrobin'.");
-            return Ok((Balance::RoundRobin, Some(warning)));
-        }
+        // Arguments after it are ignored, as HAProxy does.
+        a if a.starts_with("rdp-cookie") => Balance::RdpCookie(
+            rdp_cookie_name(a, "mstshash")
+                .ok_or("balance rdp-cookie : missing cookie name.")?,
+        ),
         _ => return Err("'balance' only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)', 'rdp-cookie(name)', 'first' and 'random' options.".into()),
     };
     Ok((balance, None))
+}
+
+/// The cookie name of `rdp-cookie`, `rdp-cookie(NAME)` (anything after the `)` ignored) or
+/// `default`; None when a name is missing, as HAProxy's `strncmp(arg, "rdp-cookie", 10)`
+/// reads it (`rdp-cookie()`, `rdp-cookie(x`, `rdp-cookiex`).
+pub fn rdp_cookie_name(arg: &str, default: &str) -> Option<String> {
+    let rest = arg.strip_prefix("rdp-cookie")?;
+    if rest.is_empty() {
+        return Some(default.into());
+    }
+    let inner = rest.strip_prefix('(')?;
+    let end = inner.find(')').filter(|&end| end > 0)?;
+    Some(inner[..end].into())
+}
+
+/// `persist rdp-cookie[(NAME)]` (`words[0]` is `persist`): the cookie name (`msts` by
+/// default), with HAProxy's messages.
+pub fn parse_persist(words: &[String]) -> Result<String, String> {
+    let method = words
+        .get(1)
+        .filter(|m| !m.is_empty())
+        .ok_or("missing persist method.")?;
+    if !method.starts_with("rdp-cookie") {
+        return Err("unknown persist method.".into());
+    }
+    let name = rdp_cookie_name(method, "msts")
+        .ok_or("persist rdp-cookie(name)' requires an rdp cookie name.")?;
+    // As HAProxy: only a named cookie is followed by nothing.
+    if let Some(extra) = words.get(2).filter(|_| method.len() > "rdp-cookie".len()) {
+        return Err(format!(
+            "'persist' cannot handle unexpected argument '{extra}'."
+        ));
+    }
+    Ok(name)
 }
 
 fn random(draws: &str) -> Result<Balance, String> {
@@ -122,9 +158,21 @@ fn hash(args: &[String]) -> Result<Balance, String> {
                 format!("{what} is not implemented by hapx")
             }
         };
-        format!("failed to parse 'balance hash' expression '{expr}' : {m}.")
+        // (HAProxy's words, its empty "in" included.)
+        format!("failed to parse 'balance hash' expression '{expr}' in : {m}.")
     })?;
-    Ok(Balance::Hash(Box::new(fetch)))
+    // HAProxy's words for what is not there when the server is chosen.
+    let missing = match fetch.source {
+        Source::ResHdr(..) => Some("HTTP response headers"),
+        Source::Status => Some("HTTP response"),
+        _ => None,
+    };
+    if let Some(what) = missing {
+        return Err(format!(
+            "error detected while parsing 'balance hash' expression '{expr}' which requires information from {what}, which is not available here."
+        ));
+    }
+    Ok(Balance::Hash(Box::new(fetch), expr.clone()))
 }
 
 /// `hdr(NAME) [use_domain_only]`: the name ends at the first `)`.
@@ -228,15 +276,33 @@ pub fn parse_hash_type(words: &[String]) -> Result<HashType, String> {
 
 /// `maxidle`/`maxlife` `v`: a time in seconds unless it has a unit, refused as HAProxy's
 /// `parse_time_err` refuses it, at the first character that is neither a digit nor a
-/// unit (HAProxy only warns about what follows a unit; hapx ignores the value anyway).
-fn cookie_seconds(arg: &str, v: &str) -> Result<(), LineError> {
+/// unit (HAProxy only warns about what follows a unit); a part of a second counts as one.
+fn cookie_seconds(arg: &str, v: &str) -> Result<u32, LineError> {
     let digits = v.bytes().take_while(u8::is_ascii_digit).count();
     let unit = &v[digits..];
-    let known = ["us", "ms", "s", "m", "h", "d"]
-        .iter()
-        .any(|u| unit.starts_with(u));
-    if digits > 0 && (unit.is_empty() || known) {
-        return Ok(());
+    // Longest first: `ms` is not `m`.
+    let units: [(&str, u64, u64); 6] = [
+        ("us", 1, 1_000_000),
+        ("ms", 1, 1_000),
+        ("s", 1, 1),
+        ("m", 60, 1),
+        ("h", 3600, 1),
+        ("d", 86400, 1),
+    ];
+    let known = units.iter().find(|(u, ..)| unit.starts_with(u));
+    let overflow = || {
+        LineError::Unspaced(format!(
+            "timer overflow in argument <{v}> to <{arg}> (maximum value is 2147483647 s or ~68 years)."
+        ))
+    };
+    if digits > 0 && (unit.is_empty() || known.is_some()) {
+        let (_, mult, div) = known.copied().unwrap_or(("", 1, 1));
+        let n: u64 = v[..digits].parse().map_err(|_| overflow())?;
+        let secs = n.saturating_mul(mult).div_ceil(div);
+        return u32::try_from(secs)
+            .ok()
+            .filter(|s| *s <= i32::MAX as u32)
+            .ok_or_else(overflow);
     }
     let c = unit.chars().next().unwrap_or('?');
     Err(LineError::Unspaced(format!(
@@ -245,10 +311,8 @@ fn cookie_seconds(arg: &str, v: &str) -> Result<(), LineError> {
 }
 
 /// `cookie NAME [rewrite|insert|prefix] [indirect] [nocache] [postonly] [preserve]
-/// [httponly] [secure] [domain D]* [maxidle T] [maxlife T] [dynamic] [attr V]*`; the
-/// warnings for what hapx accepts without acting on it (the dates of `maxidle` and
-/// `maxlife`, `dynamic` cookies).
-pub fn parse_cookie(words: &[String]) -> Result<(CookiePersist, Vec<String>), LineError> {
+/// [httponly] [secure] [domain D]* [maxidle T] [maxlife T] [dynamic] [attr V]*`.
+pub fn parse_cookie(words: &[String]) -> Result<CookiePersist, LineError> {
     let name = words
         .get(1)
         .filter(|n| !n.is_empty())
@@ -257,7 +321,6 @@ pub fn parse_cookie(words: &[String]) -> Result<(CookiePersist, Vec<String>), Li
         name: name.clone(),
         ..Default::default()
     };
-    let mut warnings = Vec::new();
     let mut i = 2;
     while let Some(arg) = words.get(i).map(String::as_str) {
         let value = || {
@@ -303,14 +366,12 @@ pub fn parse_cookie(words: &[String]) -> Result<(CookiePersist, Vec<String>), Li
                         return Err("character '%x3B' is not permitted in attribute value.".into());
                     }
                     "attr" => c.attrs.push(v.to_string()),
-                    _ => {
-                        cookie_seconds(arg, v)?;
-                        warnings.push(format!("cookie '{arg}' (dates in the cookie) is not implemented by hapx and is ignored."));
-                    }
+                    "maxidle" => c.maxidle = cookie_seconds(arg, v)?,
+                    _ => c.maxlife = cookie_seconds(arg, v)?,
                 }
                 i += 1;
             }
-            "dynamic" => warnings.push("cookie 'dynamic' is not implemented by hapx and is ignored.".into()),
+            "dynamic" => c.dynamic = true,
             _ => return Err("'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', 'nocache', 'postonly', 'domain', 'maxidle', 'dynamic', 'maxlife' and 'attr' options.".into()),
         }
         i += 1;
@@ -318,7 +379,7 @@ pub fn parse_cookie(words: &[String]) -> Result<(CookiePersist, Vec<String>), Li
     if c.preserve && c.mode != CookieMode::Insert && !c.indirect {
         return Err("cookie 'preserve' requires at least 'insert' or 'indirect'.".into());
     }
-    Ok((c, warnings))
+    Ok(c)
 }
 
 #[cfg(test)]
@@ -368,20 +429,39 @@ mod tests {
                 .is_none()
         );
         assert!(parse_balance(&words("balance url_param")).is_err());
-        assert!(
-            parse_balance(&words("balance rdp-cookie"))
-                .unwrap()
-                .1
-                .is_some()
+    }
+
+    #[test]
+    fn rdp_cookie_names_are_read_as_haproxy_reads_them() {
+        let balance = |l: &str| parse_balance(&words(l)).map(|(b, _)| b);
+        let rdp = |name: &str| Ok(Balance::RdpCookie(name.into()));
+        assert_eq!(balance("balance rdp-cookie"), rdp("mstshash"));
+        assert_eq!(balance("balance rdp-cookie(user)"), rdp("user"));
+        // After the name, and after the algorithm, anything is ignored.
+        assert_eq!(balance("balance rdp-cookie(a)b c"), rdp("a"));
+        let missing = Err("balance rdp-cookie : missing cookie name.".to_string());
+        for bad in ["rdp-cookie()", "rdp-cookie(a", "rdp-cookiex"] {
+            assert_eq!(balance(&format!("balance {bad}")), missing, "{bad}");
+        }
+        let persist = |l: &str| parse_persist(&words(l));
+        assert_eq!(persist("persist rdp-cookie"), Ok("msts".into()));
+        assert_eq!(persist("persist rdp-cookie(tok)"), Ok("tok".into()));
+        assert_eq!(persist("persist"), Err("missing persist method.".into()));
+        assert_eq!(
+            persist("persist cookie"),
+            Err("unknown persist method.".into())
         );
+        assert!(persist("persist rdp-cookie()").is_err_and(|e| e.contains("requires")));
+        assert!(persist("persist rdp-cookie(a) x").is_err_and(|e| e.contains("'x'")));
+        assert_eq!(persist("persist rdp-cookie x"), Ok("msts".into()));
     }
 
     #[test]
     fn cookie_options_are_haproxys() {
         let line = "cookie SRV insert indirect nocache httponly secure domain .a.example domain .b.example attr SameSite=Lax";
-        let (c, warnings) = parse_cookie(&words(line)).unwrap();
+        let c = parse_cookie(&words(line)).unwrap();
         assert_eq!((c.name.as_str(), c.mode), ("SRV", CookieMode::Insert));
-        assert!(c.indirect && c.nocache && c.httponly && c.secure && warnings.is_empty());
+        assert!(c.indirect && c.nocache && c.httponly && c.secure && !c.dynamic);
         assert_eq!(c.domains, [".a.example", ".b.example"]);
         assert_eq!(c.attrs, ["SameSite=Lax"]);
         assert!(parse_cookie(&words("cookie")).is_err());
@@ -389,13 +469,14 @@ mod tests {
         assert!(parse_cookie(&words("cookie S preserve")).is_err());
         assert!(parse_cookie(&words("cookie S domain")).is_err());
         assert!(parse_cookie(&words("cookie S bogus")).is_err());
+        let dated = parse_cookie(&words("cookie S insert maxidle 1h maxlife 1500ms dynamic"));
+        let dated = dated.unwrap();
         assert_eq!(
-            parse_cookie(&words("cookie S insert maxidle 1h"))
-                .unwrap()
-                .1
-                .len(),
-            1
+            (dated.maxidle, dated.maxlife, dated.dynamic),
+            (3600, 2, true)
         );
+        assert!(parse_cookie(&words("cookie S insert maxidle 10x")).is_err());
+        assert!(parse_cookie(&words("cookie S insert maxlife 99999999999")).is_err());
     }
 
     #[test]

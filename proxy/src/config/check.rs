@@ -40,6 +40,7 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         .collect();
     assign_proxy_ids(&mut config.proxies, diags);
     check_tracking(&config.proxies, diags);
+    check_agent_ports(&config.proxies, diags);
     super::stick::check(config, diags);
     for p in &mut config.proxies {
         super::rules::check(p, &named, diags);
@@ -280,19 +281,20 @@ fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
         );
         p.options.httpchk = None;
     }
+    let kind = p.kind.type_str();
     if p.mode != Mode::Http && p.balance.needs_http() {
-        diags.check_warn(
-            &p.place,
-            format!("Layer 7 hash not possible for {} '{label}' (needs 'mode http'). Falling back to round robin.", p.kind.keyword()),
-        );
+        diags.global_warn(format!(
+            "Layer 7 hash not possible for {kind} '{label}' (needs 'mode http'). Falling back to round robin."
+        ));
         p.balance = Balance::RoundRobin;
     }
-    if p.mode != Mode::Http && matches!(p.balance, Balance::Hash(_)) {
-        diags.check_warn(
-            &p.place,
-            format!("'balance hash' in mode tcp is not implemented by hapx for {} '{label}' (HTTP mode only). Falling back to round robin.", p.kind.keyword()),
-        );
-        p.balance = Balance::RoundRobin;
+    if let Balance::Hash(fetch, expr) = &p.balance {
+        if p.mode == Mode::Http && fetch.layer() == super::acl::Layer::L6 {
+            diags.global_warn(format!(
+                "{kind} '{label}' [{}]: L6 sample fetch <{expr}> will be ignored in 'balance hash' expression in HTTP mode.",
+                p.place
+            ));
+        }
     }
     if !p.kind.is_frontend()
         && !p.disabled
@@ -314,15 +316,6 @@ fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
                     ),
                 );
             }
-        }
-        if p.mode == Mode::Http && (s.opts.shutdown_on_down || s.opts.shutdown_backups_on_up) {
-            diags.check_warn(
-                &s.place,
-                format!(
-                    "'server {label}/{}' : 'on-marked-down'/'on-marked-up' closing sessions is not implemented by hapx in HTTP mode (only TCP sessions are closed; requests in flight finish).",
-                    s.name
-                ),
-            );
         }
         initial_address(&label, s, diags);
     }
@@ -359,7 +352,7 @@ fn with_global_defaults(tls: &ServerTls, g: &Global) -> ServerTls {
 /// Whether the backend's check rules ask for TLS themselves (`connect ... ssl`).
 fn check_tls_rules(p: &Proxy) -> bool {
     match &p.options.httpchk {
-        Some(http) => http.connect.as_ref().is_some_and(|c| c.ssl),
+        Some(http) => (http.groups.iter()).any(|g| g.connect.as_ref().is_some_and(|c| c.ssl)),
         None => {
             p.options.tcp_check
                 && p.tcp_checks
@@ -420,6 +413,25 @@ pub fn resolve_libc(host: &str, prefer_v6: bool) -> Option<IpAddr> {
         .copied()
 }
 
+/// `agent-check` needs a port: `agent-port`, or the server line's `port` (HAProxy's alert,
+/// a fatal error).
+fn check_agent_ports(proxies: &[Proxy], diags: &mut Diags) {
+    for p in proxies {
+        for s in &p.servers {
+            let agent = &s.opts.agent;
+            if agent.enabled && agent.port.or(s.opts.check_port).is_none_or(|p| p == 0) {
+                diags.check_alert(
+                    &s.place,
+                    format!(
+                        "'server {}/{}' : server {} does not have agent port. Agent check has been disabled.",
+                        p.name, s.name, s.name
+                    ),
+                );
+            }
+        }
+    }
+}
+
 /// `track`: as HAProxy's `srv_apply_track`, in the order of the servers: the proxy and the
 /// server must exist, the server must be checked or track one itself, and a chain of
 /// servers tracking each other must not loop (found on the server closing the loop, the
@@ -468,7 +480,7 @@ fn check_tracking(proxies: &[Proxy], diags: &mut Diags) {
                 );
                 continue;
             }
-            if !target.opts.check && target.opts.track.is_none() {
+            if !target.opts.check && !target.opts.agent.enabled && target.opts.track.is_none() {
                 fail(
                     diags,
                     format!(

@@ -1,7 +1,9 @@
 //! The order HAProxy 2.6 allows `http-check` rules in, replayed while parsing so that a
-//! misordered ruleset gets HAProxy's own message, and a multi-step one (a second `connect`
-//! or `send`: several requests per check) a clear "not implemented by hapx" error instead
-//! of its steps silently merged into one request.
+//! misordered ruleset gets HAProxy's own message. Multi-step rulesets (each `connect`
+//! opening a connection for the `send` and `expect`s after it) are run by hapx; a second
+//! `send` on one connection (several requests on one connection, which HAProxy allows
+//! only before `option httpchk` is read) gets a clear "not implemented by hapx" error
+//! instead of its requests silently merged into one.
 //!
 //! HAProxy keeps the rules as a list in which `option httpchk` puts an implicit `send`
 //! (merged into the first explicit `send`), numbers each rule for its messages, and checks
@@ -98,16 +100,20 @@ impl CheckOrder {
         if self.option_httpchk {
             self.check_follows_last(kind, index, &rule)?;
         }
-        let second = matches!(kind, StepKind::Connect | StepKind::Send)
-            && self.steps.iter().any(|s| s.kind == kind && !s.from_option);
-        if second {
+        if kind == StepKind::Send && self.sent_since_connect() {
             return Err(format!(
-                "{rule} : multi-step http-check (a second '{}' rule, for another request) is not implemented by hapx.",
-                kind.keyword()
+                "{rule} : multi-step http-check (a second 'send' rule on one connection, without a 'connect' before it) is not implemented by hapx."
             ));
         }
         self.push(kind, index);
         Ok(())
+    }
+
+    /// Whether an explicit `send` follows the last `connect` (or the start).
+    fn sent_since_connect(&self) -> bool {
+        (self.steps.iter().rev())
+            .take_while(|s| s.kind != StepKind::Connect)
+            .any(|s| s.kind == StepKind::Send && !s.from_option)
     }
 
     fn check_connect_first(&self, rule: &str) -> Result<(), String> {
@@ -233,14 +239,17 @@ mod tests {
     }
 
     #[test]
-    fn one_step_passes_and_a_second_one_is_not_implemented() {
+    fn steps_pass_and_a_second_send_on_one_connection_is_not_implemented() {
         replay(&["option", "comment", "connect", "send", "expect", "expect"]).unwrap();
         replay(&["send", "option", "expect"]).unwrap();
-        replay(&["connect", "connect"]).unwrap_err();
-        let err = replay(&["option", "connect", "send", "expect", "connect"]).unwrap_err();
-        assert!(err.contains("second 'connect'") && err.contains("not implemented by hapx"));
+        replay(&["connect", "connect"]).unwrap();
+        let steps = ["connect", "send", "expect", "connect", "send", "expect"];
+        replay(&[&["option"], &steps[..]].concat()).unwrap();
         let err = replay(&["send", "send", "option"]).unwrap_err();
-        assert!(err.contains("second 'send'"), "{err}");
+        assert!(
+            err.contains("second 'send'") && err.contains("not implemented by hapx"),
+            "{err}"
+        );
     }
 
     #[test]

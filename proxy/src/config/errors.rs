@@ -4,12 +4,15 @@
 //! - `errorloc|errorloc302|errorloc303 CODE URL`: a redirect to URL instead.
 //! - `http-errors NAME` sections of `errorfile` lines, and the proxy keyword
 //!   `errorfiles NAME [CODE...]` that takes their pages (all, or the codes named).
-//! - `http-error status CODE [content-type T] [string S|file F|errorfile F|default-errorfiles]
-//!   [hdr NAME VALUE]...`: a reply built as `http-request return` builds it.
+//! - `http-error status CODE [content-type T] [string S|file F|lf-string S|lf-file F|
+//!   errorfile F|errorfiles NAME|default-errorfiles] [hdr NAME VALUE]...`: a reply built as
+//!   `http-request return` builds it (`errorfiles NAME` as `errorfiles NAME CODE`).
 //!
 //! Every one of them ends up in [`Proxy::errorfiles`] (status -> full response), which the
-//! runtime sends where HAProxy would send its own page; a later line replaces an earlier one
-//! for the same status. `errorfiles` references are resolved after reading ([`resolve`]), so
+//! runtime sends where HAProxy would send its own page, except `http-error` replies with
+//! log-format values (`lf-string`, `lf-file`, a `hdr` with `%`), kept in
+//! [`Proxy::error_replies`] and rendered for each answer by the same code as `http-request
+//! return` (`runtime::rules`). A later line replaces an earlier one for the same status. `errorfiles` references are resolved after reading ([`resolve`]), so
 //! a section may come after the proxy using it, which is why the codes set after each
 //! reference are remembered.
 
@@ -17,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::diag::Diags;
 use super::model::{Config, Place, Proxy};
+use super::rules::Reply;
 
 /// The statuses HAProxy has a message for, which these keywords may replace.
 pub const ERROR_CODES: [u16; 17] = [
@@ -44,10 +48,23 @@ pub struct ErrorfilesRef {
 
 /// Sets the page for `code`, after any `errorfiles` reference so far.
 fn set_page(p: &mut Proxy, code: u16, page: Vec<u8>) {
+    override_refs(p, code);
+    p.error_replies.remove(&code);
+    p.errorfiles.insert(code, page);
+}
+
+/// Sets a reply rendered per request for `code`, after any `errorfiles` reference so far.
+fn set_rendered(p: &mut Proxy, code: u16, reply: Reply) {
+    override_refs(p, code);
+    p.errorfiles.remove(&code);
+    p.error_replies.insert(code, reply);
+}
+
+/// A page set now for `code` wins over the `errorfiles` references before it.
+fn override_refs(p: &mut Proxy, code: u16) {
     for r in &mut p.errorfiles_refs {
         r.overridden.insert(code);
     }
-    p.errorfiles.insert(code, page);
 }
 
 /// HAProxy reads codes with atol(): the leading digits, 0 without any.
@@ -118,8 +135,9 @@ pub fn errorfiles(p: &mut Proxy, words: &[String], place: &Place) -> Result<(), 
     Ok(())
 }
 
-/// `http-error status CODE ...`: the reply as `return` reads it, built once here. Replies
-/// rendered per request (`lf-string`, `lf-file`, `hdr` with `%[...]`) are refused.
+/// `http-error status CODE ...`: the reply as `return` reads it, built once here, or kept
+/// to be rendered per request when it has log-format values (`lf-string`, `lf-file`, `hdr`
+/// with `%`).
 pub fn http_error(
     p: &mut Proxy,
     words: &[String],
@@ -141,35 +159,51 @@ pub fn http_error(
             reply.status
         ));
     }
-    let dynamic =
-        reply.lf_body.is_some() || reply.headers.iter().any(|(_, v)| v.literal().is_none());
-    if dynamic {
-        return Err("http-error : replies rendered per request (log-format values) are not implemented by hapx.".into());
+    let mut reply = reply;
+    if let Some(section) = reply.errorfiles.take() {
+        // `errorfiles NAME` for one status: as the proxy keyword naming that code.
+        p.errorfiles_refs.push(ErrorfilesRef {
+            section,
+            codes: vec![reply.status],
+            place: place.clone(),
+            overridden: BTreeSet::new(),
+        });
+        return Ok(());
     }
-    let page = match (&reply.body, reply.raw) {
-        (Some(body), true) => body.clone(),
-        (body, _) => {
-            // Without a payload the reply is empty, its content type dropped.
-            let content_type = reply.content_type.as_deref().filter(|_| body.is_some());
-            if let (Some(t), None) = (&reply.content_type, body) {
-                diags.warn(
-                    place,
-                    format!("content-type '{t}' ignored by the http reply because neither errorfile nor payload defined."),
-                );
-            }
-            let headers: String = (reply.headers.iter())
-                .map(|(n, v)| format!("{n}: {}\r\n", v.literal().unwrap_or_default()))
-                .collect();
-            crate::runtime::rules::return_reply(
-                reply.status,
-                &headers,
-                content_type,
-                body.as_deref(),
-                true,
-            )
+    if reply.body.is_none() && reply.lf_body.is_none() {
+        if let Some(t) = reply.content_type.take() {
+            diags.warn(
+                place,
+                format!("content-type '{t}' ignored by the http reply because neither errorfile nor payload defined."),
+            );
         }
-    };
-    set_page(p, reply.status, page);
+    }
+    if let (Some(body), true) = (&reply.body, reply.raw) {
+        let page = body.clone();
+        set_page(p, reply.status, page);
+        return Ok(());
+    }
+    // Rendered for each answer where the request is known (so that it frames itself as
+    // HAProxy's replies do: kept alive, or with `connection: close`); a fixed one is also
+    // built once, for the answers hapx sends without the request at hand.
+    let fixed = reply.lf_body.is_none() && reply.headers.iter().all(|(_, v)| v.literal().is_some());
+    let page = fixed.then(|| {
+        let headers: String = (reply.headers.iter())
+            .map(|(n, v)| format!("{n}: {}\r\n", v.literal().unwrap_or_default()))
+            .collect();
+        crate::runtime::rules::return_reply(
+            reply.status,
+            &headers,
+            reply.content_type.as_deref(),
+            reply.body.as_deref(),
+            true,
+        )
+    });
+    let status = reply.status;
+    set_rendered(p, status, reply);
+    if let Some(page) = page {
+        p.errorfiles.insert(status, page);
+    }
     Ok(())
 }
 
@@ -244,6 +278,7 @@ pub fn resolve(config: &mut Config, diags: &mut Diags) {
             for (code, page) in &section.pages {
                 let wanted = r.codes.is_empty() || r.codes.contains(code);
                 if wanted && !r.overridden.contains(code) {
+                    p.error_replies.remove(code);
                     p.errorfiles.insert(*code, page.clone());
                 }
             }

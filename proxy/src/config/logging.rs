@@ -249,7 +249,15 @@ pub fn compile(p: &mut Proxy, diags: &mut Diags) {
             _ => "log-format string",
         };
         let (compiled, refs) = super::stick::written_at(&own, &src.place, Some(within), || {
-            LogFormat::compile_at(&src.text, mode, stage)
+            if kw != "unique-id-format" {
+                return LogFormat::compile_at(&src.text, mode, stage);
+            }
+            let mut warnings = Vec::new();
+            let f = LogFormat::compile_unique_id(&src.text, mode, &mut warnings);
+            for w in warnings {
+                diags.warn(&src.place, w);
+            }
+            f
         });
         table_refs.borrow_mut().extend(refs);
         match compiled {

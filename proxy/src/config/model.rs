@@ -276,6 +276,15 @@ impl ProxyKind {
             ProxyKind::Listen => "listen",
         }
     }
+
+    /// What HAProxy's messages call such a section (`proxy_type_str`): a listen section is
+    /// a "proxy".
+    pub fn type_str(self) -> &'static str {
+        match self {
+            ProxyKind::Listen => "proxy",
+            kind => kind.keyword(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -315,8 +324,12 @@ pub enum Balance {
         name: String,
         domain_only: bool,
     },
-    /// `hash EXPR`: a hash of a sample expression's value (as binary), HTTP mode only.
-    Hash(Box<super::acl::Fetch>),
+    /// `hash EXPR`: a hash of a sample expression's value (as binary); the expression as
+    /// written.
+    Hash(Box<super::acl::Fetch>, String),
+    /// `rdp-cookie[(NAME)]`: a hash of the RDP cookie NAME (`mstshash` by default) of a TCP
+    /// client's connection request.
+    RdpCookie(String),
 }
 
 /// The part of the URI `balance uri` hashes (HAProxy's `lbprm.arg_opt1..3`).
@@ -351,6 +364,13 @@ pub struct CookiePersist {
     pub domains: Vec<String>,
     /// `attr V` (each one): more attributes of inserted cookies.
     pub attrs: Vec<String>,
+    /// `maxidle T`: seconds a cookie may go unseen (its last-seen date); 0: not checked.
+    pub maxidle: u32,
+    /// `maxlife T`: seconds a cookie lives from its first date; 0: not checked.
+    pub maxlife: u32,
+    /// `dynamic`: servers without a `cookie` value get one from `dynamic-cookie-key`,
+    /// their address and port.
+    pub dynamic: bool,
 }
 
 /// How the persistence cookie is set.
@@ -415,7 +435,8 @@ impl Balance {
             Balance::Uri(_) => "uri",
             Balance::UrlParam(_) => "url_param",
             Balance::Hdr { .. } => "hdr",
-            Balance::Hash(_) => "hash",
+            Balance::Hash(..) => "hash",
+            Balance::RdpCookie(_) => "rdp-cookie",
         }
     }
 
@@ -428,7 +449,8 @@ impl Balance {
                 | Balance::Uri(_)
                 | Balance::UrlParam(_)
                 | Balance::Hdr { .. }
-                | Balance::Hash(_)
+                | Balance::Hash(..)
+                | Balance::RdpCookie(_)
         )
     }
 
@@ -485,10 +507,49 @@ pub struct CheckConnect {
     pub linger: bool,
 }
 
-/// `option httpchk [METHOD] [URI] [VERSION]` with its `http-check` rules: one connection,
-/// one request, then every `expect` in order.
+/// `option httpchk [METHOD] [URI] [VERSION]` with its `http-check` rules: one or more
+/// groups run in order, each a connection, one request and its expectations; the check
+/// passes when every group passes (HAProxy 2.2+'s multi-step rulesets).
 #[derive(Debug, Clone)]
 pub struct HttpCheck {
+    /// Never empty: the first group takes `option httpchk`'s request (its implicit `send`).
+    pub groups: Vec<HttpCheckGroup>,
+    /// The rules' order so far, for HAProxy's messages while parsing.
+    pub order: super::check_order::CheckOrder,
+}
+
+impl HttpCheck {
+    /// HAProxy's request without arguments: `OPTIONS / HTTP/1.0`, in one group.
+    pub fn default_request() -> Self {
+        HttpCheck {
+            groups: vec![HttpCheckGroup::default()],
+            order: Default::default(),
+        }
+    }
+
+    /// The first group, whose request `option httpchk` sets.
+    pub fn first(&mut self) -> &mut HttpCheckGroup {
+        if self.groups.is_empty() {
+            self.groups.push(HttpCheckGroup::default());
+        }
+        &mut self.groups[0]
+    }
+
+    /// The group the next `send` or `expect` belongs to.
+    pub fn current(&mut self) -> &mut HttpCheckGroup {
+        if self.groups.is_empty() {
+            self.groups.push(HttpCheckGroup::default());
+        }
+        let last = self.groups.len() - 1;
+        &mut self.groups[last]
+    }
+}
+
+/// One `http-check connect` (implicit for the first group), its `send` and its `expect`s.
+#[derive(Debug, Clone)]
+pub struct HttpCheckGroup {
+    /// `http-check connect ...`; none: as the server says (only the first group).
+    pub connect: Option<CheckConnect>,
     pub method: String,
     pub uri: String,
     pub version: String,
@@ -496,35 +557,56 @@ pub struct HttpCheck {
     pub headers: Vec<(String, String)>,
     /// `http-check send body STRING`.
     pub body: Option<String>,
-    /// `http-check connect ...`.
-    pub connect: Option<CheckConnect>,
     /// `http-check expect ...`; none: any 2xx or 3xx status passes.
     pub expects: Vec<HttpExpect>,
-    /// The rules' order so far, for HAProxy's messages while parsing.
-    pub order: super::check_order::CheckOrder,
 }
 
-impl HttpCheck {
-    /// HAProxy's request without arguments: `OPTIONS / HTTP/1.0`.
-    pub fn default_request() -> Self {
-        HttpCheck {
+impl Default for HttpCheckGroup {
+    /// An explicit `send` without arguments: `OPTIONS / HTTP/1.0`, as HAProxy.
+    fn default() -> Self {
+        HttpCheckGroup {
+            connect: None,
             method: "OPTIONS".into(),
             uri: "/".into(),
             version: "HTTP/1.0".into(),
             headers: Vec::new(),
             body: None,
-            connect: None,
             expects: Vec::new(),
-            order: Default::default(),
         }
     }
 }
 
-/// One `http-check expect [!] KIND PATTERN`.
+/// One `http-check expect [!] KIND PATTERN [options]`.
 #[derive(Debug, Clone)]
 pub struct HttpExpect {
     pub negate: bool,
     pub kind: HttpExpectKind,
+    /// `ok-status`, `error-status`, `tout-status`: the check statuses this rule reports
+    /// (none: HAProxy's defaults, L7OK, L7STS/L7RSP by the match, L7TOUT).
+    pub ok_status: Option<&'static str>,
+    pub error_status: Option<&'static str>,
+    pub tout_status: Option<&'static str>,
+    /// `on-success`, `on-error`: the check's information instead of HAProxy's.
+    pub on_success: Option<String>,
+    pub on_error: Option<String>,
+    /// `comment`: appended to the information of a failure (` comment: TEXT`).
+    pub comment: Option<String>,
+}
+
+impl HttpExpect {
+    /// A rule without options.
+    pub fn new(negate: bool, kind: HttpExpectKind) -> Self {
+        HttpExpect {
+            negate,
+            kind,
+            ok_status: None,
+            error_status: None,
+            tout_status: None,
+            on_success: None,
+            on_error: None,
+            comment: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -535,11 +617,37 @@ pub enum HttpExpectKind {
     /// `string S`: the body contains S.
     String(String),
     RString(regex::Regex),
-    /// `hdr name N [value V]`: a header named N (whose value is V, when given).
+    /// `hdr name N [value V]`: a header named N (one of whose comma-separated values is V,
+    /// when given); `fhdr` (`full`): its whole value is V.
     Header {
-        name: String,
-        value: Option<String>,
+        name: TextMatch,
+        value: Option<TextMatch>,
+        full: bool,
     },
+}
+
+/// How a header expectation's `-m` compares (a header name's pattern is lower-cased, its
+/// regex case-insensitive: names compare without case).
+#[derive(Debug, Clone)]
+pub enum TextMatch {
+    Str(String),
+    Beg(String),
+    End(String),
+    Sub(String),
+    Reg(regex::Regex),
+}
+
+impl TextMatch {
+    /// Whether `text` (a header's lower-cased name, or a value) matches.
+    pub fn matches(&self, text: &str) -> bool {
+        match self {
+            TextMatch::Str(p) => text == p,
+            TextMatch::Beg(p) => text.starts_with(p.as_str()),
+            TextMatch::End(p) => text.ends_with(p.as_str()),
+            TextMatch::Sub(p) => text.contains(p.as_str()),
+            TextMatch::Reg(re) => re.is_match(text),
+        }
+    }
 }
 
 /// The `option`s the runtime uses, each with the place it was set (for later warnings).
@@ -562,6 +670,11 @@ pub struct Options {
     pub ssl_hello_chk: bool,
     /// `http-check` rules came without `option httpchk`: HAProxy ignores them (a warning).
     pub http_check_without_httpchk: bool,
+    /// `http-check send-state`: checks tell the server its state (`X-Haproxy-Server-State`).
+    pub http_check_send_state: bool,
+    /// `http-check disable-on-404`: a 404 to an UP server's check passes conditionally
+    /// (L7OKC): the server stops taking new balanced connections (NOLB).
+    pub http_check_disable_on_404: bool,
     pub allbackups: bool,
     /// `option log-health-checks`: every check result that changes the server's health or
     /// the check's status is logged.
@@ -623,7 +736,9 @@ pub struct StatsPage {
     pub auth: Vec<(String, String)>,
     pub refresh: Option<Duration>,
     pub hide_version: bool,
-    pub admin: bool,
+    /// `stats admin if|unless COND` lines, in order: the page takes actions (a POST) from a
+    /// request the first one holds for.
+    pub admin: Vec<super::acl::Condition>,
     pub show_node: Option<String>,
 }
 
@@ -708,12 +823,30 @@ pub struct ServerOptions {
     /// None: the server's own).
     pub track: Option<(Option<String>, String)>,
     /// `observe layer4|layer7`: connection errors count against the server (layer 7 also
-    /// observes connection errors only in hapx).
+    /// HTTP responses: see `runtime::observe`).
     pub observe: Option<Observe>,
     /// `error-limit`: consecutive errors that trigger `on-error` (default 10).
     pub error_limit: u32,
     /// `on-error`: what those errors do (default `fail-check`).
     pub on_error: OnError,
+    /// `agent-check` and its settings (see `runtime::agent`).
+    pub agent: AgentOptions,
+}
+
+/// `agent-check`, `agent-port`, `agent-addr`, `agent-inter`, `agent-send`: an agent the
+/// server runs tells its state, weight and admin state in one line (see `runtime::agent`).
+#[derive(Debug, Clone, Default)]
+pub struct AgentOptions {
+    /// `agent-check` (`no-agent-check` clears it).
+    pub enabled: bool,
+    /// `agent-port` (else the server line's `port`).
+    pub port: Option<u16>,
+    /// `agent-addr` (else the server's address).
+    pub addr: Option<std::net::IpAddr>,
+    /// `agent-inter` (else `inter`).
+    pub inter: Option<Duration>,
+    /// `agent-send`: what is sent once connected.
+    pub send: Option<String>,
 }
 
 /// `observe`: which errors of live traffic count.
@@ -771,6 +904,7 @@ impl Default for ServerOptions {
             observe: None,
             error_limit: 10,
             on_error: OnError::FailCheck,
+            agent: AgentOptions::default(),
         }
     }
 }
@@ -923,6 +1057,11 @@ pub struct Proxy {
     pub hash_balance_factor: u32,
     /// `cookie`: persistence by cookie (HTTP).
     pub cookie: Option<CookiePersist>,
+    /// `persist rdp-cookie[(NAME)]`: the RDP cookie (`msts` by default) whose routing token
+    /// names the server of a TCP connection.
+    pub persist_rdp_cookie: Option<String>,
+    /// `dynamic-cookie-key KEY`: the secret of the `dynamic` cookies' values.
+    pub dynamic_cookie_key: Option<String>,
     /// `http-reuse`: which idle server connections a request may take.
     pub http_reuse: HttpReuse,
     pub servers: Vec<Server>,
@@ -940,6 +1079,9 @@ pub struct Proxy {
     pub errorfiles: BTreeMap<u16, Vec<u8>>,
     /// `errorfiles NAME [CODE...]`, resolved into `errorfiles` by the checks.
     pub errorfiles_refs: Vec<super::errors::ErrorfilesRef>,
+    /// `http-error` replies rendered per request (`lf-string`, `lf-file`, `hdr` with `%`
+    /// values): they stand for `errorfiles`' page of their status.
+    pub error_replies: BTreeMap<u16, super::rules::Reply>,
     pub stats: StatsPage,
     pub logs: Vec<LogTarget>,
     /// `log-format`, `capture`, `unique-id-*`, `log-tag` ([`super::logging`]).
@@ -970,6 +1112,8 @@ impl Proxy {
             hash_type: HashType::default(),
             hash_balance_factor: 0,
             cookie: None,
+            persist_rdp_cookie: None,
+            dynamic_cookie_key: None,
             http_reuse: HttpReuse::Safe,
             servers: Vec::new(),
             default_server: ServerOptions::default(),
@@ -983,6 +1127,7 @@ impl Proxy {
             srvtcpka: Keepalive::default(),
             errorfiles: BTreeMap::new(),
             errorfiles_refs: Vec::new(),
+            error_replies: BTreeMap::new(),
             stats: StatsPage::default(),
             logs: Vec::new(),
             log: Default::default(),

@@ -837,9 +837,8 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
     }
     let needs = match kw {
         "bind" | "default_backend" | "backlog" => Some(Capability::Frontend),
-        "server" | "server-template" | "balance" | "hash-type" | "cookie" | "http-reuse" => {
-            Some(Capability::Backend)
-        }
+        "server" | "server-template" | "balance" | "hash-type" | "cookie" | "http-reuse"
+        | "dynamic-cookie-key" => Some(Capability::Backend),
         _ => None,
     };
     if needs.is_some_and(|cap| lacks(p, cap, kw, line, diags)) {
@@ -866,19 +865,17 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
             p.default_backend = Some((one(line, "a backend name")?.into(), line.place.clone()))
         }
         "balance" => balance(p, line, diags)?,
+        "persist" => p.persist_rdp_cookie = Some(super::balance::parse_persist(line.words)?),
         "hash-type" => p.hash_type = super::balance::parse_hash_type(line.words)?,
         "hash-balance-factor" => {
             p.hash_balance_factor = super::balance::parse_hash_balance_factor(line.words)?
         }
-        "cookie" => {
-            let (cookie, warnings) = match super::balance::parse_cookie(line.words) {
-                Ok(parsed) => parsed,
-                Err(e) => return report_line_error(e, line.place, diags),
-            };
-            for warning in warnings {
-                diags.warn(line.place, warning);
-            }
-            p.cookie = Some(cookie);
+        "cookie" => match super::balance::parse_cookie(line.words) {
+            Ok(cookie) => p.cookie = Some(cookie),
+            Err(e) => return report_line_error(e, line.place, diags),
+        },
+        "dynamic-cookie-key" => {
+            p.dynamic_cookie_key = Some(one(line, "<secret_key>")?.into());
         }
         "http-reuse" => {
             p.http_reuse = match one(line, "one of 'never', 'safe', 'aggressive', 'always'")? {
@@ -1266,10 +1263,7 @@ fn server_options(
                 o.observe = match v {
                     "none" => None,
                     "layer4" => Some(Observe::Layer4),
-                    "layer7" => {
-                        diags.warn(line.place, "'observe layer7': hapx observes connection errors only, not HTTP responses.");
-                        Some(Observe::Layer7)
-                    }
+                    "layer7" => Some(Observe::Layer7),
                     _ => {
                         return Err(format!(
                             "'observe' expects one of 'none', 'layer4', 'layer7' but got '{v}'."
@@ -1313,6 +1307,17 @@ fn server_options(
             "no-send-proxy-v2" if o.send_proxy == Some(2) => o.send_proxy = None,
             "no-send-proxy-v2" | "no-tfo" => {}
             "id" => o.forced_id = Some(positive_id(v, opt)?),
+            "agent-check" => o.agent.enabled = true,
+            "no-agent-check" => o.agent.enabled = false,
+            // HAProxy reads it with atol: leading digits, else 0 (no port).
+            "agent-port" => o.agent.port = Some(atol_port(v)).filter(|&p| p != 0),
+            "agent-inter" => o.agent.inter = Some(agent_inter(v, line)?),
+            "agent-send" => o.agent.send = Some(v.into()),
+            "agent-addr" => {
+                o.agent.addr = Some(super::check::resolve_libc(v, false).ok_or_else(|| {
+                    format!("parsing agent-addr failed. Check if '{v}' is correct address.")
+                })?)
+            }
             "port" => o.check_port = Some(values::number(v, opt)?),
             "addr" => {
                 o.check_addr = Some(
@@ -1336,18 +1341,8 @@ fn server_options(
 /// `slowstart TIME`: in whole seconds (rounded up), as HAProxy keeps it; its messages name
 /// the server (`default-server` on that line).
 fn slowstart(v: &str, line: &Line<'_>) -> Result<u32, String> {
-    let name = match line.arg(0) {
-        Some("server") => line.arg(1).unwrap_or_default(),
-        _ => "default-server",
-    };
-    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
-    let unit = &v[digits..];
-    if digits == 0 || !matches!(unit, "" | "us" | "ms" | "s" | "m" | "h" | "d") {
-        let c = unit.chars().next().unwrap_or(' ');
-        return Err(format!(
-            "unexpected character '{c}' in 'slowstart' argument of server {name}."
-        ));
-    }
+    let name = server_name(line);
+    time_syntax(v, "slowstart", name)?;
     let ms = values::duration(v)
         .ok()
         .map(|d| d.as_millis())
@@ -1358,6 +1353,48 @@ fn slowstart(v: &str, line: &Line<'_>) -> Result<u32, String> {
             )
         })?;
     Ok(ms.div_ceil(1000) as u32)
+}
+
+/// The server a `server` line names (`default-server` on that line), as HAProxy's
+/// messages about its values say.
+fn server_name<'a>(line: &'a Line<'_>) -> &'a str {
+    match line.arg(0) {
+        Some("server") => line.arg(1).unwrap_or_default(),
+        _ => "default-server",
+    }
+}
+
+/// A server keyword's time: digits, then an optional unit, in HAProxy's words otherwise.
+fn time_syntax(v: &str, opt: &str, name: &str) -> Result<(), String> {
+    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+    let unit = &v[digits..];
+    if digits == 0 || !matches!(unit, "" | "us" | "ms" | "s" | "m" | "h" | "d") {
+        let c = unit.chars().next().unwrap_or(' ');
+        return Err(format!(
+            "unexpected character '{c}' in '{opt}' argument of server {name}."
+        ));
+    }
+    Ok(())
+}
+
+/// C's atol, kept to 16 bits as HAProxy stores a port: the leading digits (none: 0).
+fn atol_port(v: &str) -> u16 {
+    v.bytes().take_while(u8::is_ascii_digit).fold(0u16, |n, d| {
+        n.wrapping_mul(10).wrapping_add(u16::from(d - b'0'))
+    })
+}
+
+/// `agent-inter TIME`: a time above zero, in HAProxy's words otherwise (naming the server,
+/// or `default-server`).
+fn agent_inter(v: &str, line: &Line<'_>) -> Result<std::time::Duration, String> {
+    let name = server_name(line);
+    time_syntax(v, "agent-inter", name)?;
+    match values::duration(v)? {
+        d if d.is_zero() => Err(format!(
+            "invalid value 0 for argument 'agent-inter' of server {name}."
+        )),
+        d => Ok(d),
+    }
 }
 
 /// `on-marked-down` and `on-marked-up`: their one action, in HAProxy's words otherwise.
@@ -1789,7 +1826,8 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             };
             // `http-check` rules read before keep applying.
             let mut chk = o.httpchk.take().unwrap_or_else(HttpCheck::default_request);
-            (chk.method, chk.uri, chk.version) = (method.into(), uri.into(), version.into());
+            let first = chk.first();
+            (first.method, first.uri, first.version) = (method.into(), uri.into(), version.into());
             chk.order.option_httpchk(&p.place);
             o.http_check_without_httpchk = false;
             o.ssl_hello_chk = false;
@@ -1876,6 +1914,9 @@ fn description(line: &Line<'_>, diags: &mut Diags) -> Option<String> {
 }
 
 fn stats(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    if line.arg(1) == Some("admin") {
+        return super::rules::stats_admin(p, line.words, line.place, diags);
+    }
     let s = &mut p.stats;
     let arg = line.arg(2);
     let need = |what: &str| format!("'stats {}' needs {what}.", line.words[1]);
@@ -1913,7 +1954,7 @@ fn stats(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             }
             not_implemented(Support::No, &format!("'stats {what}'"), line.place, diags);
         }
-        Some("admin" | "scope" | "http-request" | "bind-process") => not_implemented(
+        Some("scope" | "http-request" | "bind-process") => not_implemented(
             Support::No,
             &format!("'stats {}'", line.words[1]),
             line.place,
@@ -2110,11 +2151,21 @@ fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         chk.order.add(step, &p.place)?;
     }
     match line.arg(1) {
-        Some("expect") => chk.expects.push(http_expect(line, diags)?),
-        Some("send") => http_send(chk, line, diags)?,
-        Some("connect") => chk.connect = Some(check_connect(line, "http-check", diags)?),
+        Some("expect") => chk.current().expects.push(http_expect(line, diags)?),
+        Some("send") => http_send(chk.current(), line, diags)?,
+        Some("connect") => {
+            let connect = check_connect(line, "http-check", diags)?;
+            // A connect after another group's rules opens the next group.
+            let group = chk.current();
+            if group.connect.is_some() || !group.expects.is_empty() {
+                chk.groups.push(HttpCheckGroup::default());
+            }
+            chk.current().connect = Some(connect);
+        }
         Some("comment") => {}
-        Some(k) if is_var_action(k) || k == "disable-on-404" || k == "send-state" => {
+        Some("send-state") => p.options.http_check_send_state = true,
+        Some("disable-on-404") => p.options.http_check_disable_on_404 = true,
+        Some(k) if is_var_action(k) => {
             not_implemented(Support::No, &format!("'http-check {k}'"), line.place, diags)
         }
         other => {
@@ -2138,7 +2189,7 @@ fn is_var_action(keyword: &str) -> bool {
 }
 
 /// `http-check send [meth M] [uri U] [ver V] [hdr NAME VALUE]* [body STRING]`.
-fn http_send(chk: &mut HttpCheck, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+fn http_send(chk: &mut HttpCheckGroup, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let mut i = 2;
     while let Some(k) = line.arg(i) {
         let v = line
@@ -2152,6 +2203,15 @@ fn http_send(chk: &mut HttpCheck, line: &Line<'_>, diags: &mut Diags) -> Outcome
                 let value = line.arg(i + 2).ok_or_else(|| {
                     "'http-check send' : 'hdr' expects <name> and <value> as arguments.".to_string()
                 })?;
+                if value.contains('%') {
+                    // HAProxy reads the value as a log-format string; hapx sends it as is.
+                    not_implemented(
+                        Support::No,
+                        "'http-check send hdr' log-format expansion (the value is sent as written)",
+                        line.place,
+                        diags,
+                    );
+                }
                 chk.headers.push((v.into(), value.into()));
                 i += 1;
             }
@@ -2169,40 +2229,119 @@ fn http_send(chk: &mut HttpCheck, line: &Line<'_>, diags: &mut Diags) -> Outcome
     Ok(())
 }
 
-/// `http-check expect [!] status|rstatus|string|rstring|hdr ...` (with optional
-/// `min-recv`, `ok-status` ... before the match, ignored with a warning).
+/// `http-check expect [!] status|rstatus|string|rstring|hdr ...` with its options
+/// (`comment`, `ok-status`, `error-status`, `tout-status`, `on-success`, `on-error`, ...)
+/// anywhere on the line, as HAProxy reads them.
 fn http_expect(line: &Line<'_>, diags: &mut Diags) -> Result<HttpExpect, String> {
+    let mut options = ExpectOptions::default();
+    let mut rest: Vec<&str> = Vec::new();
     let mut i = 2;
-    let mut negate = false;
-    loop {
-        match line.arg(i) {
-            Some("!") => {
-                negate = true;
-                i += 1;
-            }
-            Some(
-                opt @ ("min-recv" | "ok-status" | "error-status" | "tout-status" | "on-success"
-                | "on-error" | "status-code" | "comment"),
-            ) => {
-                if opt != "comment" {
-                    not_implemented(
-                        Support::No,
-                        &format!("'http-check expect {opt}'"),
-                        line.place,
-                        diags,
-                    );
-                }
-                i += 2;
-            }
-            _ => break,
+    while let Some(word) = line.arg(i) {
+        if !EXPECT_OPTIONS.contains(&word) {
+            rest.push(word);
+            i += 1;
+            continue;
         }
+        let value = line.arg(i + 1).ok_or_else(|| {
+            let what = if word == "min-recv" {
+                "an integer"
+            } else {
+                "a string"
+            };
+            format!("'http-check expect' : '{word}' expects {what} as argument.")
+        })?;
+        options.set(word, value, line.place, diags)?;
+        i += 2;
     }
-    let kind = line
-        .arg(i)
-        .ok_or("'http-check expect' expects a match type and a pattern.")?;
-    let pattern = line
-        .arg(i + 1)
-        .ok_or_else(|| format!("'http-check expect {kind}' expects a pattern."))?;
+    let negate = rest.first() == Some(&"!");
+    let words = &rest[usize::from(negate)..];
+    let mut expect = HttpExpect::new(negate, expect_kind(words, line, diags)?);
+    options.apply(&mut expect);
+    Ok(expect)
+}
+
+/// The options an `http-check expect` line may carry, each with one argument.
+const EXPECT_OPTIONS: [&str; 8] = [
+    "min-recv",
+    "comment",
+    "ok-status",
+    "error-status",
+    "tout-status",
+    "on-success",
+    "on-error",
+    "status-code",
+];
+
+/// An `http-check expect` line's options, as read.
+#[derive(Default)]
+struct ExpectOptions {
+    ok: Option<&'static str>,
+    error: Option<&'static str>,
+    tout: Option<&'static str>,
+    on_success: Option<String>,
+    on_error: Option<String>,
+    comment: Option<String>,
+}
+
+impl ExpectOptions {
+    fn set(&mut self, option: &str, value: &str, place: &Place, diags: &mut Diags) -> Outcome {
+        // HAProxy's accepted statuses for each option, in its message's order.
+        let status = |allowed: &[&'static str]| {
+            allowed.iter().copied().find(|s| *s == value).ok_or_else(|| {
+                let quoted: Vec<String> = allowed.iter().map(|s| format!("'{s}'")).collect();
+                let (last, others) = quoted.split_last().unwrap_or((&quoted[0], &[]));
+                // HAProxy's message ends in "..": its own full stop, then the caller's.
+                format!(
+                    "'http-check expect' : '{option}' only supports {} or {last} status (got '{value}')..",
+                    others.join(", ")
+                )
+            })
+        };
+        match option {
+            // L7OKC, a conditional pass, puts the server in NOLB (`runtime::checks`).
+            "ok-status" => self.ok = Some(status(&["L4OK", "L6OK", "L7OK", "L7OKC"])?),
+            "error-status" => self.error = Some(status(&["L4CON", "L6RSP", "L7RSP", "L7STS"])?),
+            "tout-status" => self.tout = Some(status(&["L4TOUT", "L6TOUT", "L7TOUT"])?),
+            "on-success" | "on-error" if value.contains('%') => not_implemented(
+                Support::No,
+                &format!("'http-check expect {option}' with a log-format expression"),
+                place,
+                diags,
+            ),
+            "on-success" => self.on_success = Some(value.into()),
+            "on-error" => self.on_error = Some(value.into()),
+            "comment" => self.comment = Some(value.into()),
+            _ => not_implemented(
+                Support::No,
+                &format!("'http-check expect {option}'"),
+                place,
+                diags,
+            ),
+        }
+        Ok(())
+    }
+
+    fn apply(self, expect: &mut HttpExpect) {
+        expect.ok_status = self.ok;
+        expect.error_status = self.error;
+        expect.tout_status = self.tout;
+        expect.on_success = self.on_success;
+        expect.on_error = self.on_error;
+        expect.comment = self.comment;
+    }
+}
+
+/// The match of an `http-check expect` line: `KIND PATTERN`, or `hdr ...`.
+fn expect_kind(
+    words: &[&str],
+    line: &Line<'_>,
+    diags: &mut Diags,
+) -> Result<HttpExpectKind, String> {
+    let i = 0;
+    let arg = |k: usize| words.get(k).copied();
+    let kind = arg(i).ok_or("'http-check expect' expects a match type and a pattern.")?;
+    let pattern =
+        arg(i + 1).ok_or_else(|| format!("'http-check expect {kind}' expects a pattern."))?;
     let regex = |p: &str| {
         regex::Regex::new(p)
             .map_err(|e| format!("'http-check expect {kind}' : invalid regex '{p}': {e}."))
@@ -2214,10 +2353,10 @@ fn http_expect(line: &Line<'_>, diags: &mut Diags) -> Result<HttpExpect, String>
         "rstring" => HttpExpectKind::RString(regex(pattern)?),
         "hdr" => {
             // hdr name [-m meth] NAME [value [-m meth] VALUE]
-            let words: Vec<&str> = line.words[i + 1..].iter().map(String::as_str).collect();
-            header_expect(&words, line, diags)?
+            header_expect(&words[i + 1..], false)?
         }
-        "custom" | "fhdr" | "string-lf" | "rstring-lf" => {
+        "fhdr" => header_expect(&words[i + 1..], true)?,
+        "custom" | "string-lf" | "rstring-lf" => {
             not_implemented(
                 Support::No,
                 &format!("'http-check expect {kind}'"),
@@ -2232,45 +2371,66 @@ fn http_expect(line: &Line<'_>, diags: &mut Diags) -> Result<HttpExpect, String>
             ));
         }
     };
-    Ok(HttpExpect { negate, kind })
+    Ok(kind)
 }
 
-/// `name [-m str] NAME [value [-m str] VALUE]`: only exact matches (`-m str`, the default).
-fn header_expect(
-    words: &[&str],
-    line: &Line<'_>,
-    diags: &mut Diags,
-) -> Result<HttpExpectKind, String> {
+/// `name [-m METH] NAME [value [-m METH] VALUE]`, METH one of `str` (the default), `beg`,
+/// `end`, `sub`, `reg`; `full`: `fhdr`, the value matched whole instead of each of its
+/// comma-separated values.
+fn header_expect(words: &[&str], full: bool) -> Result<HttpExpectKind, String> {
+    let kw = if full { "fhdr" } else { "hdr" };
     let mut name = None;
     let mut value = None;
     let mut i = 0;
     while let Some(w) = words.get(i) {
-        let slot = match *w {
-            "name" => &mut name,
-            "value" => &mut value,
-            other => return Err(format!("'http-check expect hdr' : unexpected '{other}'.")),
+        let (slot, names) = match *w {
+            "name" => (&mut name, true),
+            "value" => (&mut value, false),
+            other => return Err(format!("'http-check expect {kw}' : unexpected '{other}'.")),
         };
         i += 1;
+        let mut method = "str";
         if words.get(i) == Some(&"-m") {
-            let method = words.get(i + 1).copied().unwrap_or_default();
-            if method != "str" {
-                not_implemented(
-                    Support::No,
-                    &format!("'http-check expect hdr ... -m {method}' (compared as 'str')"),
-                    line.place,
-                    diags,
-                );
-            }
+            method = words.get(i + 1).copied().unwrap_or_default();
             i += 2;
         }
+        let pattern = words
+            .get(i)
+            .ok_or_else(|| format!("'http-check expect {kw}' : '{w}' expects a pattern."))?;
         *slot = Some(
-            words
-                .get(i)
-                .ok_or_else(|| format!("'http-check expect hdr' : '{w}' expects a pattern."))?
-                .to_string(),
+            text_match(method, pattern, names)
+                .map_err(|e| format!("'http-check expect {kw}' : {e}"))?,
         );
         i += 1;
     }
-    let name = name.ok_or("'http-check expect hdr' expects 'name <pattern>'.")?;
-    Ok(HttpExpectKind::Header { name, value })
+    let name = name.ok_or(format!(
+        "'http-check expect {kw}' expects 'name <pattern>'."
+    ))?;
+    Ok(HttpExpectKind::Header { name, value, full })
+}
+
+/// A `-m METH PATTERN` of a header expectation; header names compare without case.
+fn text_match(method: &str, pattern: &str, name: bool) -> Result<TextMatch, String> {
+    let text = if name {
+        pattern.to_ascii_lowercase()
+    } else {
+        pattern.to_string()
+    };
+    Ok(match method {
+        "str" => TextMatch::Str(text),
+        "beg" => TextMatch::Beg(text),
+        "end" => TextMatch::End(text),
+        "sub" => TextMatch::Sub(text),
+        "reg" => TextMatch::Reg(
+            regex::RegexBuilder::new(pattern)
+                .case_insensitive(name)
+                .build()
+                .map_err(|e| format!("invalid regex '{pattern}': {e}."))?,
+        ),
+        other => {
+            return Err(format!(
+                "unknown matching method '{other}' (expects 'str', 'beg', 'end', 'sub' or 'reg')."
+            ));
+        }
+    })
 }

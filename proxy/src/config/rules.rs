@@ -290,13 +290,16 @@ pub struct Reply {
     pub status: u16,
     pub content_type: Option<String>,
     pub body: Option<Vec<u8>>,
-    /// `lf-string`: a body rendered for each answer.
+    /// `lf-string`, `lf-file`: a body rendered for each answer.
     pub lf_body: Option<LogFormat>,
     /// `errorfile`: the whole response as the file holds it.
     pub raw: bool,
     /// `hdr NAME FMT`: headers before the others (then the reply has no error page: an
     /// empty body if it has no payload).
     pub headers: Vec<(String, LogFormat)>,
+    /// `errorfiles NAME` (`http-error` only): the page of `http-errors` section NAME for
+    /// the status, taken once the sections are read ([`super::errors::resolve`]).
+    pub errorfiles: Option<String>,
 }
 
 /// The part of a message a `set-*`/`replace-*` action rewrites.
@@ -469,6 +472,52 @@ pub fn parse_line(
     result.map(|()| true)
 }
 
+/// `stats admin if|unless COND` (`words` from `stats`): the condition under which the stats
+/// page takes actions, read with the proxy's ACLs as an `http-request` rule's.
+pub fn stats_admin(
+    p: &mut Proxy,
+    words: &[String],
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<(), String> {
+    if p.kind == ProxyKind::Defaults {
+        return Err("'stats admin' not allowed in 'defaults' section.".into());
+    }
+    if !words.get(2).is_some_and(|w| w == "if" || w == "unless") {
+        return Err(
+            "'stats admin' requires either 'if' or 'unless' followed by a condition.".into(),
+        );
+    }
+    let mut ctx = Ctx {
+        p,
+        place,
+        diags,
+        warnings: Vec::new(),
+    };
+    let usage = Usage {
+        allowed: &[Layer::L4, Layer::L6, Layer::Request],
+        name: "http-request header rule".into(),
+        within: "",
+    };
+    let result = match ctx.condition(&words[2..], &usage, |e| {
+        format!("error detected while parsing a 'stats admin' rule : {e}.")
+    }) {
+        Ok(cond) => {
+            ctx.p.stats.enabled = true;
+            ctx.p.stats.admin.extend(cond);
+            Ok(())
+        }
+        Err(e) => ctx.refuse(e, words),
+    };
+    let Ctx {
+        diags, warnings, ..
+    } = ctx;
+    for w in warnings {
+        diags.warn(place, w);
+    }
+    result
+}
+
 /// How HAProxy names the expressions of a rule line when a table they name is missing
 /// (its `ARGC_*` contexts; the fetches of its ACLs are an ACL's).
 fn within(words: &[String]) -> Option<&'static str> {
@@ -593,7 +642,13 @@ impl Ctx<'_> {
                     });
                 return;
             }
-            Source::ReqLen | Source::SslSni | Source::SslVer | Source::SslHelloType => {
+            Source::ReqLen
+            | Source::SslSni
+            | Source::SslVer
+            | Source::SslHelloType
+            | Source::Payload(..)
+            | Source::RdpCookie(_)
+            | Source::RdpCookieCnt(_) => {
                 let _ = keyword;
                 self.p.rules.l6_places.push(self.place.clone());
                 return;
@@ -1344,7 +1399,7 @@ pub fn error_reply(
     let mut values = Values {
         action: "http-error".into(),
         mode: p.mode,
-        stage: Stage::Request,
+        stage: Stage::ErrorReply,
         warnings,
     };
     reply(args, 200, &p.errorfiles, &mut values).map_err(|e| match e {
@@ -1366,6 +1421,7 @@ fn reply(
     let mut raw = false;
     let mut errorfile = false;
     let mut headers = Vec::new();
+    let mut errorfiles_section = None;
     let mut i = 0;
     while let Some(opt) = args.get(i) {
         let v = args.get(i + 1);
@@ -1375,6 +1431,12 @@ fn reply(
             "content-type" => content_type = Some(v.ok_or_else(need)?.clone()),
             "string" => body = Some(v.ok_or_else(need)?.as_bytes().to_vec()),
             "lf-string" => lf_body = Some(values.compile(v.ok_or_else(need)?)?),
+            "lf-file" => {
+                let f = v.ok_or_else(need)?;
+                let text = std::fs::read(f)
+                    .map_err(|_| ActionError::Rule(format!("error opening file '{f}'")))?;
+                lf_body = Some(values.compile(&crate::bytestr::from_vec(text))?);
+            }
             "hdr" => {
                 let (Some(name), Some(value)) = (v, args.get(i + 2)) else {
                     return Err(ActionError::Rule(
@@ -1410,6 +1472,10 @@ fn reply(
                 raw = true;
                 errorfile = true;
             }
+            "errorfiles" if values.action == "http-error" => {
+                errorfiles_section = Some(v.ok_or_else(need)?.clone());
+                errorfile = true;
+            }
             "default-errorfiles" => {
                 body = errorfiles.get(&status).cloned();
                 raw = body.is_some();
@@ -1436,6 +1502,12 @@ fn reply(
             "a 'content-type' must be set when a payload is defined".into(),
         ));
     }
+    if let (true, Some(t)) = (errorfile, &content_type) {
+        values.warnings.push(format!(
+            "content-type '{t}' ignored by the http reply when used with an erorrfile."
+        ));
+        content_type = None;
+    }
     if errorfile && !headers.is_empty() {
         values
             .warnings
@@ -1449,6 +1521,7 @@ fn reply(
         lf_body,
         raw,
         headers,
+        errorfiles: errorfiles_section,
     })
 }
 

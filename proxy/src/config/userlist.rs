@@ -4,7 +4,7 @@
 //! ```text
 //! userlist admins
 //!   group ops users alice,bob
-//!   user alice password $6$salt$hash...      # crypt(3): $1$ (MD5), $5$, $6$, bcrypt, DES
+//!   user alice password $y$j9T$salt$hash...  # crypt(3): yescrypt, $6$, bcrypt... (libcrypt's)
 //!   user bob insecure-password s3cret groups ops
 //! ```
 //!
@@ -12,6 +12,10 @@
 //! (the lines of a duplicated section go on filling the list declared last); group and user
 //! names in `groups`/`users` are resolved after reading ([`resolve`]), the first unknown one
 //! an error. References from fetches are checked by [`check_references`].
+//!
+//! Hashes are checked by the system's libcrypt as HAProxy does ([`crate::crypt`]); a hash
+//! libcrypt cannot check at all is a warning at load (HAProxy says nothing and never lets
+//! that user in).
 
 use super::diag::Diags;
 use super::model::{Config, Place};
@@ -61,10 +65,9 @@ impl Userlist {
         };
         match &u.password {
             Password::Insecure(p) => p == pass,
-            // An unsupported or malformed hash never matches, as crypt(3)'s failure token.
             // The password's own bytes, as crypt(3) gets them (not the UTF-8 of the
             // characters carrying bytes that are not UTF-8).
-            Password::Crypt(hash) => pwhash::unix::verify(crate::bytestr::to_bytes(pass), hash),
+            Password::Crypt(hash) => crate::crypt::verify(&crate::bytestr::to_bytes(pass), hash),
             Password::None => false,
         }
     }
@@ -201,11 +204,11 @@ fn entry(
                 let value = pair.get(1).cloned().unwrap_or_default();
                 match pair[0].as_str() {
                     "password" => {
-                        if !crypt_supported(&value) {
+                        if !crate::crypt::checkable(&value) {
                             diags.global_warn(format!(
-                                "parsing [{place}]: the password hash of user '{name}' is in a \
-                                 crypt(3) format hapx does not implement (DES, $1$, $2a$, $2b$, \
-                                 $2y$, $5$, $6$ and $sha1$ are): this user can never log in."
+                                "parsing [{place}]: the password hash of user '{name}' is not \
+                                 one this system's crypt(3) can check (unknown method or \
+                                 malformed salt): this user can never log in."
                             ));
                         }
                         user.password = Password::Crypt(value);
@@ -223,16 +226,6 @@ fn entry(
         }
         _ => Err(format!("unknown keyword '{kw}' in 'users' section")),
     }
-}
-
-/// Whether `hash` is in a crypt(3) format the `pwhash` crate checks (libxcrypt, which
-/// HAProxy calls, knows more: yescrypt `$y$`, `$gy$`, `$7$`, ...).
-fn crypt_supported(hash: &str) -> bool {
-    const PREFIXES: [&str; 7] = ["$1$", "$2a$", "$2b$", "$2y$", "$5$", "$6$", "$sha1$"];
-    let des_char = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '/';
-    PREFIXES.iter().any(|p| hash.starts_with(p))
-        || (hash.starts_with('_') && hash.len() == 20)
-        || (hash.len() == 13 && hash.chars().all(des_char))
 }
 
 /// HAProxy's `invalid_char`: names are letters, digits and `-_.:`.
@@ -411,15 +404,22 @@ mod tests {
         );
     }
 
+    /// yescrypt (Debian 12's `mkpasswd` default) works now; only what libcrypt refuses warns.
     #[test]
-    fn hashes_hapx_cannot_check_are_warned_about() {
-        let (_, diags) = list(&[
+    fn only_hashes_libcrypt_cannot_check_are_warned_about() {
+        let (lists, diags) = list(&[
             "user y password $y$j9T$abcdefghijklmnop$3dL1LkYnZM.OVXuVdnnaKVDlLYT92dRwOzDZ5XiVCe.",
             "user s password $6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1",
             "user d password saAbCdEfGhIjK",
+            "user m password $6$salt!salt$x",
+            "user u password $9$nothing",
         ]);
-        assert_eq!(diags.list.len(), 1, "{:?}", diags.list);
-        assert!(diags.list[0].text().contains("user 'y'"));
+        let warned: Vec<String> = diags.list.iter().map(|d| d.text()).collect();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned[0].contains("user 'm'") && warned[1].contains("user 'u'"));
+        assert!(lists[0].check_user("y", "secret"));
+        assert!(!lists[0].check_user("y", "secreT"));
+        assert!(!lists[0].check_user("m", "x"));
     }
 
     #[test]

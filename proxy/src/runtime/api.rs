@@ -5,11 +5,15 @@
 //!
 //! Commands: `help`, `show info`, `show stat`, `show servers state [BACKEND]`, `show backend`,
 //! `enable|disable server B/S`, `set server B/S state ready|drain|maint`,
+//! `set server B/S health up|stopping|down`,
 //! `set server B/S weight N[%]`, `set server B/S addr IP [port [+-]N]`,
 //! `set server B/S check-port N`, `set server B/S fqdn NAME` (with `resolvers`),
+//! `set server B/S agent up|down`, `agent-addr IP [port N]`, `agent-port N`, `agent-send
+//! TEXT`, `enable|disable agent B/S` (see `runtime::agent`), `enable|disable health B/S`,
 //! `get weight B/S`,
-//! `enable|disable frontend F`, `prompt`, `quit`; and `_getsocks` (level admin with
-//! `expose-fd listeners`), which hands this process's listening sockets to a new process
+//! `enable|disable frontend F`, `enable|disable dynamic-cookie backend B`,
+//! `set dynamic-cookie-key backend B KEY` (see `runtime::persist`), `prompt`, `quit`; and
+//! `_getsocks` (level admin with `expose-fd listeners`), which hands this process's listening sockets to a new process
 //! over SCM_RIGHTS for a reload without a refused connection.
 
 use std::net::SocketAddr;
@@ -21,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::state::{Admin, Backend, Server, ServicePort, State};
+use super::state::{Admin, AdminFlag, Backend, Server, ServicePort, State};
 use super::{stats, transitions};
 use crate::config::model::{CliLevel, StatsSocket};
 
@@ -41,8 +45,20 @@ const HELP: &str = "The following commands are valid at this level:
   disable server <bk>/<srv>               : put a server in maintenance
   enable frontend <frontend>              : re-enable specific frontend
   disable frontend <frontend>             : temporarily disable specific frontend
+  enable dynamic-cookie backend <bk>      : enable dynamic cookies on a specific backend
+  disable dynamic-cookie backend <bk>     : disable dynamic cookies on a specific backend
+  set dynamic-cookie-key backend <bk> <k> : change a backend secret key for dynamic cookies
   set server <bk>/<srv> state <state>     : set a server's state: ready, drain or maint
+  set server <bk>/<srv> health <h>        : force a server's health: up, stopping or down
   set server <bk>/<srv> weight <w>[%]     : change a server's weight
+  set server <bk>/<srv> agent <up|down>  : force a server's agent state
+  set server <bk>/<srv> agent-addr <ip> [port <p>] : change the address (and port) of a server's agent
+  set server <bk>/<srv> agent-port <p>    : change the port of a server's agent
+  set server <bk>/<srv> agent-send <text> : change what is sent to a server's agent
+  enable agent <bk>/<srv>                 : enable agent checks
+  disable agent <bk>/<srv>                : disable agent checks
+  enable health <bk>/<srv>                : enable health checks
+  disable health <bk>/<srv>               : disable health checks
   set server <bk>/<srv> addr <ip> [port <p>] : change a server's address (and port)
   set server <bk>/<srv> check-port <p>    : change a server's health check port
   set server <bk>/<srv> fqdn <FQDN>       : change a server's FQDN (with resolvers)
@@ -207,7 +223,21 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
             },
             None => "No such frontend.\n".into(),
         },
+        ["enable" | "disable", "agent", spec] if admin => match state.find_server(spec) {
+            Ok((_, s)) => super::agent::enable(s, words[0] == "enable"),
+            Err(e) => e.into(),
+        },
+        ["enable" | "disable", "health", spec] if admin => match state.find_server(spec) {
+            Ok((_, s)) => enable_health(s, words[0] == "enable"),
+            Err(e) => e.into(),
+        },
         ["set", "server", spec, rest @ ..] if admin => set_server(state, spec, rest),
+        ["set", "dynamic-cookie-key", "backend", args @ ..] if admin => {
+            super::persist::cli_dyncookie(state, args, None)
+        }
+        ["enable" | "disable", "dynamic-cookie", "backend", args @ ..] if admin => {
+            super::persist::cli_dyncookie(state, args, Some(words[0] == "enable"))
+        }
         ["enable" | "disable" | "set", ..] => denied(),
         _ => format!(
             "Unknown command. Please enter one of the following commands only:\n{}",
@@ -217,10 +247,83 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
 }
 
 /// An operator's change of a server's admin state, logged as HAProxy logs it.
-fn change_admin(backend: &Backend, server: &Server, admin: Admin) {
+pub(super) fn change_admin(backend: &Backend, server: &Server, admin: Admin) {
     let before = transitions::Before::of(backend, server);
     server.set_admin(admin);
     transitions::report_admin(backend, server, before);
+}
+
+/// [`change_admin`] for one forced flag, the other kept (the stats page's legacy actions).
+pub(super) fn change_admin_flag(backend: &Backend, server: &Server, flag: AdminFlag, on: bool) {
+    let before = transitions::Before::of(backend, server);
+    server.set_admin_flag(flag, on);
+    transitions::report_admin(backend, server, before);
+}
+
+/// A server's health as an operator forces it (`set server ... health`, the stats page's
+/// `hrunn`, `hnolb` and `hdown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ForcedHealth {
+    Up,
+    Stopping,
+    Down,
+}
+
+/// HAProxy's `srv_set_running`, `srv_set_stopping` and `srv_set_stopped` with the health
+/// set to full or none; the change logged with `via` (", changed from CLI"). In
+/// maintenance only the health changes, as in HAProxy.
+pub(super) fn force_health(backend: &Backend, server: &Server, to: ForcedHealth, via: &str) {
+    let (rise, fall) = (server.opts.rise, server.opts.fall);
+    let up = to != ForcedHealth::Down;
+    let before = transitions::HealthBefore::of(backend, server);
+    let changed = server.transition(|| {
+        server
+            .health
+            .store(if up { rise + fall - 1 } else { 0 }, Relaxed);
+        let serving = server.admin() != Admin::Maint;
+        // NOLB first: a server coming UP into it is never seen taking connections.
+        if serving && up {
+            server.set_stopping(to == ForcedHealth::Stopping);
+        }
+        let change = serving && server.is_up() != up;
+        if change {
+            server.set_up(up);
+        }
+        change
+    });
+    if server.admin() == Admin::Maint {
+        return;
+    }
+    if let Some(up) = transitions::report_health(backend, server, before, via) {
+        super::shutdown::on_marked(backend, server, up);
+    }
+    if changed {
+        super::track::follow(server, up);
+    }
+}
+
+/// `set server B/S health up|stopping|down`, HAProxy's checks and words.
+fn set_health(backend: &Backend, server: &Server, to: Option<&str>) -> String {
+    if server.opts.track.is_some() {
+        return "cannot change health on a tracking server.\n".into();
+    }
+    let to = match to {
+        Some("up") => ForcedHealth::Up,
+        Some("stopping") => ForcedHealth::Stopping,
+        Some("down") => ForcedHealth::Down,
+        _ => return "'set server <srv> health' expects 'up', 'stopping', or 'down'.\n".into(),
+    };
+    force_health(backend, server, to, ", changed from CLI");
+    String::new()
+}
+
+/// `enable|disable health B/S`, in HAProxy's words: disabling checks a server has not is
+/// quietly nothing, enabling them is refused.
+fn enable_health(server: &Server, on: bool) -> String {
+    if !server.enable_checks(on) && on {
+        return "Health check was not configured on this server, cannot enable.\n".into();
+    }
+    String::new()
 }
 
 fn set_server(state: &Arc<State>, spec: &str, args: &[&str]) -> String {
@@ -239,15 +342,9 @@ fn set_server(state: &Arc<State>, spec: &str, args: &[&str]) -> String {
             String::new()
         }
         ["state", ..] => "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into(),
-        ["weight", w, ..] => match parse_weight(w, s.opts.weight) {
-            // As HAProxy: a static algorithm's table keeps the weights it was built with.
-            Ok(v) if v != 0 && v != s.opts.weight && super::balance::static_weights(backend) => {
-                "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n".into()
-            }
-            Ok(v) => {
-                s.set_weight(v);
-                String::new()
-            }
+        ["health", rest @ ..] => set_health(backend, s, rest.first().copied()),
+        ["weight", w, ..] => match change_weight(backend, s, w) {
+            Ok(()) => String::new(),
             Err(e) => e.into(),
         },
         ["addr"] => "set server <b>/<s> addr requires an address and optionally a port.\n".into(),
@@ -261,6 +358,9 @@ fn set_server(state: &Arc<State>, spec: &str, args: &[&str]) -> String {
         }
         ["check-port"] => "set server <b>/<s> check-port requires a port.\n".into(),
         ["check-port", port, ..] => set_check_port(s, port),
+        ["agent" | "agent-addr" | "agent-port" | "agent-send", ..] => {
+            super::agent::set_server(backend, s, args)
+        }
         ["fqdn"] => "set server <b>/<s> fqdn requires a FQDN.\n".into(),
         ["fqdn", ..] if s.opts.resolvers.is_none() => {
             "set server <b>/<s> fqdn failed because no resolution is configured.\n".into()
@@ -339,47 +439,62 @@ fn update_port(s: &Server, text: &str) -> String {
     format!("port changed from '{from}' to '{to}'")
 }
 
-/// C's strtol in base 10 as HAProxy calls it: leading blanks, a sign, the longest run of
-/// digits (the rest is ignored); None when no digit comes or the value overflows a long.
+/// C's strtol in base 10 as HAProxy calls it for ports: None when no digit comes or the
+/// value overflows a long (the rest is ignored).
 fn strtol(text: &str) -> Option<i64> {
-    let t = text.trim_start();
-    let (negative, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let end = digits
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    if end == 0 {
-        return None;
-    }
-    let magnitude: i128 = digits[..end].parse().ok()?;
-    let value = if negative { -magnitude } else { magnitude };
-    i64::try_from(value).ok()
+    Strtol::read(text)
+        .filter(|n| !n.overflowed)
+        .map(|n| n.value)
 }
 
-/// `set server B/S check-port P`: HAProxy's checks and messages (the port must be digits,
-/// optionally negative, then within 0..=65535; 0 goes back to the server's port).
+/// A number read as C's strtol reads it in base 10: leading blanks, a sign, digits,
+/// saturated at the long's bounds on overflow.
+#[derive(Debug, PartialEq)]
+pub(super) struct Strtol<'a> {
+    pub value: i64,
+    pub overflowed: bool,
+    /// What follows the digits.
+    pub rest: &'a str,
+}
+
+impl<'a> Strtol<'a> {
+    /// None when no digit comes (C's `end == text`).
+    pub fn read(text: &'a str) -> Option<Self> {
+        let t = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+        let (negative, digits) = match t.as_bytes().first() {
+            Some(b'-') => (true, &t[1..]),
+            Some(b'+') => (false, &t[1..]),
+            _ => (false, t),
+        };
+        let end = digits
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(digits.len());
+        if end == 0 {
+            return None;
+        }
+        // Capped past the long's range: the value saturates there anyway.
+        let magnitude = digits[..end]
+            .bytes()
+            .fold(0i128, |m, d| (m * 10 + i128::from(d - b'0')).min(1 << 64));
+        let signed = if negative { -magnitude } else { magnitude };
+        let value = signed.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        Some(Strtol {
+            value,
+            overflowed: i128::from(value) != signed,
+            rest: &digits[end..],
+        })
+    }
+}
+
+/// `set server B/S check-port P`: HAProxy's checks and messages (see [`cli_port`]; 0 goes
+/// back to the server's port).
 fn set_check_port(s: &Server, text: &str) -> String {
     if !s.opts.check {
         return "health checks are not enabled on this server".into();
     }
-    // HAProxy's strl2irc: an optional '-', then digits only ("-" alone is 0).
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return "provided port is not an integer".into();
-    }
-    let value = match digits {
-        "" => 0,
-        d => match d.parse::<i64>() {
-            Ok(v) if text.starts_with('-') => -v,
-            Ok(v) => v,
-            Err(_) => return "provided port is not an integer".into(),
-        },
-    };
-    let Ok(port) = u16::try_from(value) else {
-        return "provided port is invalid".into();
+    let port = match cli_port(text) {
+        Ok(p) => p,
+        Err(e) => return e.into(),
     };
     if port == 0 && matches!(s.service_port(), ServicePort::Mapped(_)) {
         return "can't unset 'port' since MAPPORTS is in use".into();
@@ -388,22 +503,51 @@ fn set_check_port(s: &Server, text: &str) -> String {
     String::new()
 }
 
-/// `set server B/S weight W[%]` as HAProxy reads it (strtol, then `%` relative to the
-/// configured weight, capped at 256), with HAProxy's messages.
-fn parse_weight(text: &str, initial: u32) -> Result<u32, &'static str> {
-    let digits_at = usize::from(text.starts_with(['+', '-']));
-    let end = text[digits_at..]
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or(text.len(), |e| e + digits_at);
-    if end == digits_at {
-        return Err("Empty weight string empty or preceded by garbage");
+/// A port given to the runtime API (`check-port`, `agent-port`), read as HAProxy's
+/// strl2irc: an optional '-', then digits only ("-" alone is 0), then within 0..=65535.
+pub(super) fn cli_port(text: &str) -> Result<u16, &'static str> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("provided port is not an integer");
     }
-    let value: i64 = text[..end].parse().unwrap_or(i64::MAX);
-    match &text[end..] {
-        "%" if value < 0 => Err("Relative weight must be positive.\n"),
-        "%" => Ok((i64::from(initial).saturating_mul(value) / 100).min(256) as u32),
-        "" if (0..=256).contains(&value) => Ok(value as u32),
-        "" => Err("Absolute weight can only be between 0 and 256 inclusive.\n"),
+    let value = match digits {
+        "" => 0,
+        d => match d.parse::<i64>() {
+            Ok(v) if text.starts_with('-') => -v,
+            Ok(v) => v,
+            Err(_) => return Err("provided port is not an integer"),
+        },
+    };
+    u16::try_from(value).map_err(|_| "provided port is invalid")
+}
+
+/// `set server B/S weight W[%]` and an agent's `N%`: the weight changes, unless HAProxy
+/// refuses it (its message).
+pub(super) fn change_weight(backend: &Backend, s: &Server, text: &str) -> Result<(), &'static str> {
+    let v = parse_weight(text, s.opts.weight)?;
+    // As HAProxy: a static algorithm's table keeps the weights it was built with.
+    if v != 0 && v != s.opts.weight && super::balance::static_weights(backend) {
+        return Err(
+            "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n",
+        );
+    }
+    s.set_weight(v);
+    Ok(())
+}
+
+/// `set server B/S weight W[%]` as HAProxy reads it (strtol, then exactly `%`
+/// relative to the configured weight, capped at 256), with HAProxy's messages in its order.
+fn parse_weight(text: &str, initial: u32) -> Result<u32, &'static str> {
+    let Some(n) = Strtol::read(text) else {
+        return Err("Empty weight string empty or preceded by garbage");
+    };
+    match (n.value, n.rest) {
+        (v, "%") if v < 0 => Err("Relative weight must be positive.\n"),
+        (v, "%") => Ok((i64::from(initial) * v.min(25600) / 100).min(256) as u32),
+        (v, _) if !(0..=256).contains(&v) => {
+            Err("Absolute weight can only be between 0 and 256 inclusive.\n")
+        }
+        (_, "") => Ok(n.value as u32),
         _ => Err("Trailing garbage in weight string"),
     }
 }
@@ -434,7 +578,7 @@ pub fn fetch_listeners(path: &Path) -> anyhow::Result<Vec<(SocketAddr, OwnedFd)>
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_weight, strtol};
+    use super::{Strtol, parse_weight, strtol};
 
     #[test]
     fn ports_are_read_like_strtol() {
@@ -449,11 +593,27 @@ mod tests {
     }
 
     #[test]
+    fn strtol_saturates_as_c_does() {
+        let read = |t| Strtol::read(t).map(|n| (n.value, n.overflowed, n.rest));
+        assert_eq!(read(" -12x"), Some((-12, false, "x")));
+        assert_eq!(read("99999999999999999999%"), Some((i64::MAX, true, "%")));
+        assert_eq!(read("-99999999999999999999"), Some((i64::MIN, true, "")));
+        assert_eq!(read("-9223372036854775808"), Some((i64::MIN, false, "")));
+        assert_eq!(read("+"), None);
+    }
+
+    #[test]
     fn weights_are_read_like_haproxy() {
         assert_eq!(parse_weight("10", 20), Ok(10));
         assert_eq!(parse_weight("+7", 20), Ok(7));
         assert_eq!(parse_weight("50%", 20), Ok(10));
         assert_eq!(parse_weight("3000%", 20), Ok(256));
+        // Base 10, as HAProxy reads it.
+        assert_eq!(parse_weight("010", 20), Ok(10));
+        assert_eq!(
+            parse_weight("0x10", 20),
+            Err("Trailing garbage in weight string")
+        );
         for (text, error) in [
             ("abc", "Empty weight string empty or preceded by garbage"),
             ("%", "Empty weight string empty or preceded by garbage"),
@@ -467,6 +627,15 @@ mod tests {
                 "Absolute weight can only be between 0 and 256 inclusive.\n",
             ),
             ("-5%", "Relative weight must be positive.\n"),
+            // Saturated, keeping its sign; the range before the rest.
+            (
+                "-99999999999999999999%",
+                "Relative weight must be positive.\n",
+            ),
+            (
+                "300x",
+                "Absolute weight can only be between 0 and 256 inclusive.\n",
+            ),
         ] {
             assert_eq!(parse_weight(text, 20), Err(error), "{text}");
         }

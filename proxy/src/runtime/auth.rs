@@ -1,29 +1,96 @@
-//! HTTP Basic authentication against `userlist` sections: the `http_auth(list)` and
-//! `http_auth_group(list)` fetches, as HAProxy 2.6's `get_http_auth` and `check_user`.
+//! HTTP authentication: the credentials of the `Authorization` header, read as HAProxy 2.6's
+//! `get_http_auth` reads them, for the `http_auth_type`, `http_auth_user`, `http_auth_pass` and
+//! `http_auth_bearer` fetches, and Basic credentials checked against `userlist` sections for
+//! `http_auth(list)` and `http_auth_group(list)` (HAProxy's `check_user`).
 //!
-//! Credentials come from the first value of the first `Authorization` header: a scheme
-//! that is a case-insensitive prefix of `Basic` (HAProxy compares only the scheme's length),
-//! a space, then base64 of `user:password`. Passwords are checked on each evaluation; only
-//! rules that use these fetches pay for it.
+//! The header's first value is a scheme, spaces, then the scheme's data. A scheme that is a
+//! case-insensitive prefix of `Basic` (HAProxy compares only the scheme's own length, so `B`
+//! is Basic) carries base64 of `user:password`; one that is a prefix of `Bearer` carries a
+//! token. Anything else, or Basic data that does not decode to a `user:password` C string,
+//! gives no credentials at all. Base64 is read by HAProxy's `base64dec` rules
+//! ([`super::convert::base64_decode`]), which `stats auth` ([`stats_allowed`]) shares.
+//!
+//! Passwords are checked by [`crate::crypt`]: [`precheck`] hashes them on a blocking thread
+//! before a request's rules run, when its proxies' rules name a userlist (known from the
+//! configuration), so that a slow hash never stalls the worker thread; the rules then find
+//! the verdict. Only requests to such proxies, carrying Basic credentials of a user with a
+//! hash, pay.
+
+use zeroize::Zeroizing;
 
 use super::h1;
 use super::http::Head;
-use crate::config::userlist::Userlist;
+use super::state::Frontend;
+use crate::config::model::Config;
+use crate::config::userlist::{Password, User, Userlist};
 
-/// The user name and password a request carries, if it carries Basic credentials.
-pub fn credentials(head: &Head) -> Option<(String, String)> {
-    let value = h1::list_elements(head.header("authorization")?).next()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    // HAProxy skips every space after the scheme.
-    let encoded = encoded.trim_start_matches(' ');
-    let basic = !scheme.is_empty()
-        && scheme.len() <= "Basic".len()
-        && "Basic"[..scheme.len()].eq_ignore_ascii_case(scheme);
-    if !basic || encoded.len() % 4 != 0 {
-        return None;
+/// What the first `Authorization` value carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorization<'a> {
+    Basic { user: String, pass: String },
+    Bearer(&'a str),
+}
+
+impl Authorization<'_> {
+    /// `http_auth_type`: the scheme as HAProxy names it.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Authorization::Basic { .. } => "Basic",
+            Authorization::Bearer(_) => "Bearer",
+        }
     }
-    let decoded = super::http::base64_decode(encoded)?;
-    // HAProxy reads the result as a C string: a NUL ends it.
+}
+
+/// The request's credentials, if its `Authorization` header carries any HAProxy reads.
+pub fn authorization(head: &Head) -> Option<Authorization<'_>> {
+    let (scheme, data) = scheme_and_data(first_value(head, "authorization")?)?;
+    let prefix_of = |word: &str| {
+        scheme.len() <= word.len() && word[..scheme.len()].eq_ignore_ascii_case(scheme)
+    };
+    if prefix_of("Basic") {
+        let (user, pass) = basic(data)?;
+        Some(Authorization::Basic { user, pass })
+    } else if prefix_of("Bearer") {
+        Some(Authorization::Bearer(data))
+    } else {
+        None
+    }
+}
+
+/// `http_auth_bearer([header])`: the Bearer token of `Authorization`, or of `header`.
+pub fn bearer<'a>(head: &'a Head, header: Option<&str>) -> Option<&'a str> {
+    match header {
+        Some(name) => bearer_in(head, name),
+        None => match authorization(head)? {
+            Authorization::Bearer(token) => Some(token),
+            Authorization::Basic { .. } => None,
+        },
+    }
+}
+
+/// The token of header `name`'s first value, whose scheme must be `Bearer` itself (any
+/// case), not a prefix of it as in `Authorization`.
+fn bearer_in<'a>(head: &'a Head, name: &str) -> Option<&'a str> {
+    let (scheme, data) = scheme_and_data(first_value(head, name)?)?;
+    scheme.eq_ignore_ascii_case("Bearer").then_some(data)
+}
+
+/// The first comma-separated value of the first header `name`, without surrounding blanks.
+fn first_value<'a>(head: &'a Head, name: &str) -> Option<&'a str> {
+    let value = h1::list_elements(head.header(name)?).next()?;
+    Some(value.trim_end_matches([' ', '\t']))
+}
+
+/// `SCHEME DATA`: a non-empty scheme before the first space, the data after every space.
+fn scheme_and_data(value: &str) -> Option<(&str, &str)> {
+    let (scheme, data) = value.split_once(' ')?;
+    (!scheme.is_empty()).then(|| (scheme, data.trim_start_matches(' ')))
+}
+
+/// Basic data: base64 of `user:pass` as HAProxy's `base64dec` reads it, then read as a C
+/// string (a NUL ends it), the password being everything after the first colon.
+fn basic(encoded: &str) -> Option<(String, String)> {
+    let decoded = Zeroizing::new(super::convert::base64_decode(encoded.as_bytes())?);
     let end = decoded
         .iter()
         .position(|&b| b == 0)
@@ -31,6 +98,74 @@ pub fn credentials(head: &Head) -> Option<(String, String)> {
     let text = crate::bytestr::from_bytes(&decoded[..end]);
     let (user, pass) = text.split_once(':')?;
     Some((user.to_string(), pass.to_string()))
+}
+
+/// The user name and password a request carries, if it carries Basic credentials.
+pub fn credentials(head: &Head) -> Option<(String, String)> {
+    match authorization(head)? {
+        Authorization::Basic { user, pass } => Some((user, pass)),
+        Authorization::Bearer(_) => None,
+    }
+}
+
+/// `stats auth USER:PASS`: HAProxy turns these lines into a userlist of insecure passwords
+/// checked by `http_auth`, so the credentials are read as for [`credentials`] and compared
+/// as they are, with the first account of that name (`check_user` stops at the first).
+pub fn stats_allowed(accounts: &[(String, String)], head: &Head) -> bool {
+    credentials(head).is_some_and(|(user, pass)| {
+        let pass = Zeroizing::new(pass);
+        (accounts.iter())
+            .find(|(u, _)| *u == user)
+            .is_some_and(|(_, p)| *p == *pass)
+    })
+}
+
+/// Checks the request's Basic password, off the worker thread ([`crate::crypt::precheck`]),
+/// against the hash of its user in each userlist that the frontend's rules, or those of a
+/// backend it switches to, name (known from the configuration: a proxy whose rules use no
+/// `http_auth` pays one look at an empty list). The rules that then run on this thread find
+/// the verdicts while the returned values are kept.
+pub async fn precheck(config: &Config, fe: &Frontend, head: &Head) -> Vec<crate::crypt::Held> {
+    let mut held = Vec::new();
+    if let Some((pass, hashes)) = hashes_to_check(config, fe, head) {
+        for hash in hashes {
+            held.extend(crate::crypt::precheck(&pass, hash).await);
+        }
+    }
+    held
+}
+
+/// The Basic password of `head` and the distinct hashes of its user in the userlists `fe`'s
+/// rules and its backends' name; None when there is nothing to check.
+fn hashes_to_check<'c>(
+    config: &'c Config,
+    fe: &Frontend,
+    head: &Head,
+) -> Option<(Zeroizing<Vec<u8>>, Vec<&'c str>)> {
+    let backends = fe
+        .backend
+        .iter()
+        .chain(fe.switching.iter().map(|s| &s.backend));
+    let mut references = (fe.conf.rules.userlist_references.iter())
+        .chain(backends.flat_map(|b| b.conf.rules.userlist_references.iter()))
+        .peekable();
+    references.peek()?;
+    let (user, pass) = credentials(head)?;
+    let pass = Zeroizing::new(pass);
+    let pass = Zeroizing::new(crate::bytestr::to_bytes(&pass).into_owned());
+    let mut hashes: Vec<&str> = Vec::new();
+    for r in references {
+        let user = config.userlist(&r.userlist).and_then(|l| l.user(&user));
+        if let Some(User {
+            password: Password::Crypt(hash),
+            ..
+        }) = user
+            && !hashes.contains(&hash.as_str())
+        {
+            hashes.push(hash);
+        }
+    }
+    (!hashes.is_empty()).then_some((pass, hashes))
 }
 
 /// `http_auth(list)`: None without Basic credentials, else whether they are a user's.
@@ -86,5 +221,44 @@ mod tests {
             Some(("a".into(), "b:c".into())),
             "spaces skipped"
         );
+        assert_eq!(
+            ok("Basic YTpiOmM= , Bearer x"),
+            Some(("a".into(), "b:c".into())),
+            "the first value, without its blanks"
+        );
+        assert!(
+            ok("Basic YQBiOmM=").is_none(),
+            "\"a\\0b:c\" ends before its colon"
+        );
+    }
+
+    #[test]
+    fn schemes_and_bearer_tokens() {
+        // The scheme and the Bearer token, owned.
+        let auth = |v: &str| {
+            authorization(&head(v)).map(|a| match a {
+                Authorization::Bearer(t) => (a.scheme(), t.to_string()),
+                Authorization::Basic { user, .. } => ("Basic", user),
+            })
+        };
+        let token = |t: &str| Some(("Bearer", t.to_string()));
+        assert_eq!(auth("Bearer abc.def"), token("abc.def"));
+        assert_eq!(auth("bearer  two  sp"), token("two  sp"));
+        assert_eq!(auth("Be YTpiOmM="), token("YTpiOmM="));
+        assert_eq!(auth("B YTpiOmM="), Some(("Basic", "a".into())));
+        assert_eq!(auth("B abc"), None, "Basic data that does not decode");
+        for none in ["Bearer", "Digest x", "Negotiate YTpi", "Bearerx abc", " x"] {
+            assert_eq!(auth(none), None, "{none}");
+        }
+        let h = head("Bear abc");
+        assert_eq!(bearer(&h, None), Some("abc"));
+        assert_eq!(
+            bearer(&h, Some("authorization")),
+            None,
+            "the scheme in full"
+        );
+        assert_eq!(bearer(&head("BEARER  t"), Some("Authorization")), Some("t"));
+        assert_eq!(bearer(&h, Some("x-none")), None);
+        assert_eq!(bearer(&head("Basic YTpiOmM="), None), None);
     }
 }

@@ -1,11 +1,12 @@
 //! Choosing a server: HAProxy's algorithms over the servers that may take a connection.
 //!
 //! Active servers are used while any is usable; otherwise the first usable backup (or all of
-//! them with `option allbackups`). Weighted round robin is the smooth variant (each pick adds
-//! every weight to its server's credit and takes the richest), which spreads a server's turns
-//! evenly instead of in bursts; `static-rr` takes only a server's initial weight or 0 at
-//! run time, as HAProxy's ([`static_weights`]). The hashing algorithms (`source`, `uri`,
-//! `url_param`, `hdr`) pick exactly as HAProxy 2.6 does, in its map or on its ring
+//! them with `option allbackups`). `roundrobin` is HAProxy's fast weighted round robin
+//! ([`super::fwrr`]), server for server; `static-rr` turns over HAProxy's weighted map
+//! (`lb_map`, the one the map-based hashes use, [`super::lbhash`]) and takes only a
+//! server's initial weight or 0 at run time, as HAProxy's ([`static_weights`]). The
+//! hashing algorithms (`source`, `uri`, `url_param`, `hdr`) pick exactly as HAProxy 2.6
+//! does, in its map or on its ring
 //! ([`super::lbhash`]), from a [`Key`] the caller takes from the connection or request,
 //! whatever the servers' load: a client waits for a full server rather than go elsewhere.
 //! Without a key (no such parameter or header) they take servers in turn from the same map
@@ -42,8 +43,8 @@ use crate::config::model::Balance;
 /// Per-backend balancer memory.
 #[derive(Debug)]
 pub struct LbState {
-    /// Smooth round-robin credit per server (by index).
-    credit: Vec<i64>,
+    /// `roundrobin`'s trees, as HAProxy's.
+    fwrr: super::fwrr::Fwrr,
     /// Seeds `random`.
     turn: u64,
     /// Rotates leastconn's ties, from the first server as HAProxy starts.
@@ -74,7 +75,7 @@ pub struct LbState {
 impl LbState {
     pub fn new(servers: usize) -> Self {
         LbState {
-            credit: vec![0; servers],
+            fwrr: super::fwrr::Fwrr::new(servers),
             turn: 0x9E37_79B9_7F4A_7C15,
             ties: 0,
             queues: (0..=servers).map(|_| VecDeque::new()).collect(),
@@ -242,7 +243,7 @@ impl Drop for Slot {
             return;
         };
         // Without a `maxconn` the server never had anyone wait for it: nothing to hand on.
-        if self.server.opts.maxconn.is_none() {
+        if self.server.maxconn().is_none() {
             return;
         }
         // Given back under the lock that picks and queues: a connection that found the
@@ -408,11 +409,47 @@ pub fn request_key<'h>(
 /// The key of `balance hash EXPR` in `ctx` (None: another algorithm): the expression's
 /// last value cast to binary, hashed as `get_server_expr` does; no value, no key.
 pub fn expr_key(backend: &Backend, ctx: &super::sample::Context<'_>) -> Option<Key> {
-    let Balance::Hash(expr) = &backend.balance else {
+    let Balance::Hash(expr, _) = &backend.balance else {
         return None;
     };
     let value = super::sample::fetch_last(expr, ctx).map(super::convert::to_binary);
     Some(Key::of_bytes(backend.conf.hash_type, value.as_deref()))
+}
+
+/// The key of a TCP-mode connection for `backend`'s algorithm, `ctx` holding what the
+/// client sent first (its `payload`), as HAProxy's `assign_server` sees it once the
+/// content rules are done: `rdp-cookie` rewinds the request buffer and reads the cookie in
+/// it, while `hash EXPR` reads the buffer as it is then, its content forwarded already (not
+/// sent yet): the layer-6 fetches find it empty (`req.payload(0,N)` and `req.rdp_cookie`
+/// find nothing and the server is taken in turn, `req.payload(0,0)` is the empty string),
+/// while the HTTP fetches parse the whole buffer as a request head (`req.hdr(host)`,
+/// `path`), as HAProxy's `smp_prefetch_htx` does for a TCP stream. Use a `stick` rule to
+/// keep a client on a server by what it sent.
+pub fn connection_key(backend: &Backend, ctx: &super::sample::Context<'_>) -> Key {
+    let ht = backend.conf.hash_type;
+    match &backend.balance {
+        Balance::RdpCookie(name) => {
+            let data = ctx.payload.unwrap_or_default();
+            let value = super::rdp::value(data, name).map(|range| &data[range]);
+            Key::of_bytes(ht, value)
+        }
+        Balance::Hash(fetch, _) => {
+            let data = ctx.payload.unwrap_or_default();
+            let needs_head = fetch.layer() == crate::config::acl::Layer::Request;
+            let head = needs_head
+                .then(|| super::http::find_head_end(data))
+                .flatten()
+                .and_then(|end| super::http::parse_head(&data[..end], true).ok());
+            let forwarded = super::sample::Context {
+                payload: Some(&[]),
+                partial: false,
+                request: head.as_ref(),
+                ..*ctx
+            };
+            expr_key(backend, &forwarded).unwrap_or(Key::Missing)
+        }
+        _ => source_key(backend, ctx.src.ip()),
+    }
 }
 
 /// Picks a server for a client with `key` (see [`source_key`], [`request_key`]), avoiding
@@ -456,7 +493,7 @@ pub fn take_or_queue(
     direct: bool,
     key: Key,
 ) -> Option<Picked> {
-    if server.opts.maxconn.is_none() {
+    if server.maxconn().is_none() {
         return Some(Picked::Now(Slot::take(backend, server, false, key)));
     }
     let mut lb = lock(backend);
@@ -531,12 +568,14 @@ fn choose(backend: &Backend, lb: &mut LbState, key: Key, avoid: Option<&Arc<Serv
     if backend.balance.hashes() {
         return choose_hashed(backend, lb, key, avoid);
     }
-    // Round robin and leastconn's ties keep their rotation when avoiding a server: they skip
-    // the server's turn (as HAProxy's trees do), rather than turning among the others.
-    let rotates = matches!(
-        backend.balance,
-        Balance::RoundRobin | Balance::StaticRr | Balance::LeastConn
-    );
+    match backend.balance {
+        Balance::RoundRobin => return choose_fwrr(backend, lb, avoid),
+        Balance::StaticRr => return choose_map_rr(backend, lb, avoid),
+        _ => {}
+    }
+    // Leastconn's ties keep their rotation when avoiding a server: they skip the server's
+    // turn (as HAProxy's trees do), rather than turning among the others.
+    let rotates = matches!(backend.balance, Balance::LeastConn);
     // Into the buffer kept for it: a pick is made for every HTTP request.
     let mut free = std::mem::take(&mut lb.free);
     candidates(backend, &mut free);
@@ -548,25 +587,64 @@ fn choose(backend: &Backend, lb: &mut LbState, key: Key, avoid: Option<&Arc<Serv
     let choice = match backend.balance {
         _ if usable == 0 => Choice::NoneUsable,
         _ if free.is_empty() => Choice::Full { queue: 0 },
-        Balance::RoundRobin | Balance::StaticRr => {
-            let turn = smooth_rr(backend, lb, &free);
-            Choice::Free(match avoid {
-                Some(a) if free.len() > 1 && Arc::ptr_eq(&turn, a) => smooth_rr(backend, lb, &free),
-                _ => turn,
-            })
-        }
         Balance::LeastConn => Choice::Free(least_conn(backend, lb, &free, avoid)),
         Balance::First => Choice::Free(backend.servers[free[0]].clone()),
         Balance::Random(draws) => Choice::Free(random_draws(backend, lb, &free, draws)),
-        // Sent to `choose_hashed` above.
-        Balance::Source
+        // Sent to `choose_fwrr`, `choose_map_rr` and `choose_hashed` above.
+        Balance::RoundRobin
+        | Balance::StaticRr
+        | Balance::Source
         | Balance::Uri(_)
         | Balance::UrlParam(_)
         | Balance::Hdr { .. }
-        | Balance::Hash(_) => Choice::Free(backend.servers[free[0]].clone()),
+        | Balance::Hash(..)
+        | Balance::RdpCookie(_) => Choice::Free(backend.servers[free[0]].clone()),
     };
     lb.free = free;
     choice
+}
+
+/// `roundrobin`'s pick, as HAProxy's `fwrr_get_next_server`: servers with a `maxconn` and
+/// waiters or no free slot are skipped in turn; `avoid` is taken only when nothing else is.
+fn choose_fwrr(backend: &Backend, lb: &mut LbState, avoid: Option<&Arc<Server>>) -> Choice {
+    let fwrr = &mut lb.fwrr;
+    let live = backend.servers.iter().map(|s| {
+        let up = s.usable();
+        let eweight = if up {
+            slowstart::lb_eweight(backend, s)
+        } else {
+            0
+        };
+        (s.opts.backup, super::fwrr::Live { up, eweight })
+    });
+    fwrr.sync(backend.conf.options.allbackups, live);
+    let avoid = avoid.and_then(|a| backend.servers.iter().position(|s| Arc::ptr_eq(s, a)));
+    // HAProxy also skips a server with waiters: none has a free slot once the queues were
+    // served (`serve_queued` runs first), and a backend queue's head takes any free slot.
+    let can_take = |i: usize| backend.servers[i].has_free_slot();
+    match fwrr.next(avoid, can_take) {
+        // A single backup is taken whatever its load (HAProxy's `fbck`): full, it is waited
+        // for in the backend's queue, as before.
+        Some(i) if backend.servers[i].has_free_slot() => Choice::Free(backend.servers[i].clone()),
+        _ if fwrr.any_usable() => Choice::Full { queue: 0 },
+        _ => Choice::NoneUsable,
+    }
+}
+
+/// `static-rr`'s pick, as HAProxy's `map_get_server_rr`: the next server of the weighted
+/// map (`recalc_server_map`, shared with the map-based hashes) that may take a connection.
+fn choose_map_rr(backend: &Backend, lb: &mut LbState, avoid: Option<&Arc<Server>>) -> Choice {
+    refresh_hash_table(backend, lb);
+    if lb.hash.used == 0 {
+        return Choice::NoneUsable;
+    }
+    let avoid = avoid.and_then(|a| backend.servers.iter().position(|s| Arc::ptr_eq(s, a)));
+    // As in `choose_fwrr`, a server with waiters has no free slot by now.
+    let can_take = |i: usize| backend.servers[i].has_free_slot();
+    match lb.hash.next(avoid, can_take) {
+        Some(i) => Choice::Free(backend.servers[i].clone()),
+        None => Choice::Full { queue: 0 },
+    }
 }
 
 /// A hashing algorithm's pick, as HAProxy's `assign_server`: the server of the hash
@@ -586,7 +664,13 @@ fn choose_hashed(
         return Choice::NoneUsable;
     }
     let avoid = avoid.and_then(|a| backend.servers.iter().position(|s| Arc::ptr_eq(s, a)));
-    let unhashed = hash.used == 1 && !matches!(backend.balance, Balance::UrlParam(_));
+    // `url_param` and `rdp-cookie` look for their key first: without it, they take
+    // servers in turn even then.
+    let keyed_first = matches!(
+        backend.balance,
+        Balance::UrlParam(_) | Balance::RdpCookie(_)
+    );
+    let unhashed = hash.used == 1 && !keyed_first;
     let hashed = match key {
         _ if unhashed => Some(0),
         Key::Hash(h) => Some(h),
@@ -623,7 +707,9 @@ fn choose_hashed(
 /// Rebuilds the hash map or ring when a server's usability or weight changed since it was
 /// built (compared in place: no allocation while nothing changed).
 fn refresh_hash_table(backend: &Backend, lb: &mut LbState) {
-    let ht = backend.conf.hash_type;
+    let mut ht = backend.conf.hash_type;
+    // `static-rr` always uses the map, whatever `hash-type` says.
+    ht.consistent &= !matches!(backend.balance, Balance::StaticRr);
     if lb.weights_gcd == 0 {
         lb.weights_gcd = lbhash::weights_gcd(backend.conf.servers.iter().map(|s| s.opts.weight));
     }
@@ -781,21 +867,6 @@ fn candidates(backend: &Backend, free: &mut Vec<usize>) {
     } else if !backend.conf.options.allbackups {
         free.truncate(1);
     }
-}
-
-fn smooth_rr(backend: &Backend, lb: &mut LbState, free: &[usize]) -> Arc<Server> {
-    // Effective weights: a server in slow start has a part of its share.
-    let weight = |i: usize| i64::from(slowstart::lb_eweight(backend, &backend.servers[i]));
-    let total: i64 = free.iter().map(|&i| weight(i)).sum();
-    let mut best = free[0];
-    for &i in free {
-        lb.credit[i] += weight(i);
-        if lb.credit[i] > lb.credit[best] {
-            best = i;
-        }
-    }
-    lb.credit[best] -= total;
-    backend.servers[best].clone()
 }
 
 fn least_conn(

@@ -3,7 +3,8 @@
 //! a row and UP after `rise` good ones; DOWN servers get no new connections.
 //!
 //! Probes: a TCP connect (default); `tcp-check` rules (connect/send/expect); `option httpchk`
-//! with its `http-check` rules (connect, send, then every expect in order, or 2xx/3xx);
+//! with its `http-check` rules: one or more groups (connect, send, then every expect in
+//! order, or 2xx/3xx), each on its own connection, the first failure ending the check;
 //! `option ssl-hello-chk` (an SSLv3 ClientHello, a TLS record back). A check connects with
 //! TLS when the server says so (`check-ssl`, or `ssl` without `no-check-ssl`) or its connect
 //! rule does (`connect ssl`); a failed handshake is HAProxy's L6RSP, a slow one L6TOUT.
@@ -19,10 +20,16 @@ use tokio::net::TcpStream;
 use super::http::{self, Framing, Head};
 use super::state::{Admin, Backend, CheckResult, Server, State, now_secs};
 use super::{shutdown, tls, track, transitions};
-use crate::config::model::{CheckConnect, HttpCheck, HttpExpectKind, TcpCheckRule};
+use crate::config::model::{
+    CheckConnect, HttpCheck, HttpCheckGroup, HttpExpect, HttpExpectKind, TcpCheckRule,
+};
 
 /// Starts one check task per checked server.
 pub fn spawn_all(state: &Arc<State>) {
+    let node: Arc<str> = match &state.config.global.node {
+        Some(node) => node.as_str().into(),
+        None => super::log::cached_hostname().into(),
+    };
     for backend in &state.backends {
         let checked: Vec<&Arc<Server>> = backend.servers.iter().filter(|s| s.opts.check).collect();
         let n = checked.len() as u32;
@@ -30,33 +37,66 @@ pub fn spawn_all(state: &Arc<State>) {
             // Spread the first checks over the interval, as HAProxy does.
             let first = server.opts.inter.min(Duration::from_millis(500)) * (k as u32) / n.max(1);
             let spread = state.config.global.spread_checks;
-            tokio::spawn(check_loop(backend.clone(), server.clone(), first, spread));
+            let task = check_loop(backend.clone(), server.clone(), node.clone(), first, spread);
+            tokio::spawn(task);
         }
     }
+    super::agent::spawn_all(state);
 }
 
-/// `spread`: `spread-checks`, the +/- percentage each interval varies by.
-async fn check_loop(backend: Arc<Backend>, server: Arc<Server>, first: Duration, spread: u8) {
+/// `node`: the process's name in `http-check send-state`'s header; `spread`:
+/// `spread-checks`, the +/- percentage each interval varies by.
+async fn check_loop(
+    backend: Arc<Backend>,
+    server: Arc<Server>,
+    node: Arc<str>,
+    first: Duration,
+    spread: u8,
+) {
     tokio::time::sleep(first).await;
     // Seeded per server and start, so servers checked at one interval drift apart.
     let mut random = (now_secs() ^ ((server.id as u64) << 32)) | 1;
     loop {
-        if server.admin() != Admin::Maint && server.addr().is_some() {
-            let (ok, result) = probe(&backend, &server).await;
+        // Disabled (`disable health`) or paused (maintenance), the checks wait on: the
+        // server keeps its state.
+        if server.checks_running() && server.addr().is_some() {
+            let (ok, result) = probe(&backend, &server, &node).await;
             let before = transitions::CheckBefore::of(&server);
+            let was = transitions::HealthBefore::of(&backend, &server);
             let changed = server.record_check(ok, result);
             if backend.conf.options.log_health_checks {
                 transitions::report_check_result(&backend, &server, ok, &before);
             }
-            if let Some(up) = changed {
-                transitions::report_check(&backend, &server, up);
+            let check = server.check.lock().map(|c| c.clone()).unwrap_or_default();
+            let why = transitions::check_reason(&backend, &check);
+            if let Some(up) = transitions::report_health(&backend, &server, was, &why) {
                 shutdown::on_marked(&backend, &server, up);
+            }
+            if let Some(up) = changed {
                 track::follow(&server, up);
             }
         }
         let jitter = super::balance::next_random(&mut random) as u32;
         let interval = spread_interval(next_interval(&server), spread, jitter);
-        tokio::time::sleep(interval).await;
+        pause(&server, interval).await;
+    }
+}
+
+/// Waits `interval` before the next check, or less when the server leaves maintenance: as
+/// HAProxy, it starts UP at `rise` and is checked at once.
+async fn pause(server: &Server, interval: Duration) {
+    let deadline = tokio::time::Instant::now() + interval;
+    let in_maint = server.admin() == Admin::Maint;
+    let changed = server.queue_waker();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => return,
+            () = changed.notified() => {
+                if in_maint && server.admin() != Admin::Maint {
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -88,18 +128,16 @@ fn next_interval(server: &Server) -> Duration {
 }
 
 /// One probe: whether it passed, and the result for the stats page.
-pub async fn probe(backend: &Backend, server: &Server) -> (bool, CheckResult) {
+pub async fn probe(backend: &Backend, server: &Server, node: &str) -> (bool, CheckResult) {
     let conf = &backend.conf;
-    let timeout = conf.timeouts.check.unwrap_or(server.opts.inter);
-    let connect_timeout = conf.timeouts.connect.map_or(timeout, |c| c.min(timeout));
     let started = Instant::now();
-    let t = Timing {
-        connect: connect_timeout,
-        deadline: started + connect_timeout + timeout,
-        check: timeout,
-    };
+    let t = Timing::starting(backend, server.opts.inter);
     let outcome = if let Some(http) = &conf.options.httpchk {
-        http_probe(server, http, &t).await
+        let state =
+            (conf.options.http_check_send_state).then(|| server_state(backend, server, node));
+        // HAProxy takes a 404 as "stopping" only from a server not DOWN.
+        let nolb_on_404 = conf.options.http_check_disable_on_404 && server.is_up();
+        http_probe(server, http, state.as_deref(), nolb_on_404, &t).await
     } else if conf.options.ssl_hello_chk {
         ssl_hello_probe(server, &t).await
     } else if conf.options.tcp_check && !conf.tcp_checks.is_empty() {
@@ -132,14 +170,26 @@ type Verdict = (&'static str, Option<u16>, String);
 /// A check's time limits: `timeout connect` (at most the check's), and the check's own
 /// (`timeout check`, else `inter`) for what follows, up to `deadline`.
 #[derive(Debug)]
-struct Timing {
-    connect: Duration,
+pub(super) struct Timing {
+    pub(super) connect: Duration,
     check: Duration,
     deadline: Instant,
 }
 
 impl Timing {
-    fn left(&self) -> Duration {
+    /// The limits of a check (or an agent's) run every `inter`, starting now.
+    pub(super) fn starting(backend: &Backend, inter: Duration) -> Timing {
+        let timeouts = &backend.conf.timeouts;
+        let check = timeouts.check.unwrap_or(inter);
+        let connect = timeouts.connect.map_or(check, |c| c.min(check));
+        Timing {
+            connect,
+            check,
+            deadline: Instant::now() + connect + check,
+        }
+    }
+
+    pub(super) fn left(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
 }
@@ -252,7 +302,7 @@ fn socket_error(e: &std::io::Error) -> Verdict {
 }
 
 /// The system's words for an error, without Rust's "(os error N)".
-fn os_reason(e: &std::io::Error) -> String {
+pub(super) fn os_reason(e: &std::io::Error) -> String {
     if let Some(code) = e.raw_os_error() {
         return nix::errno::Errno::from_raw(code).desc().to_string();
     }
@@ -262,11 +312,15 @@ fn os_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// The request an `option httpchk` check sends.
-fn http_request(http: &HttpCheck) -> Vec<u8> {
+/// The request an `option httpchk` check group sends; `state`: `http-check send-state`'s
+/// header value.
+fn http_request(http: &HttpCheckGroup, state: Option<&str>) -> Vec<u8> {
     let mut req = format!("{} {} {}\r\n", http.method, http.uri, http.version);
     for (name, value) in &http.headers {
         req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(state) = state {
+        req.push_str(&format!("X-Haproxy-Server-State: {state}\r\n"));
     }
     if let Some(body) = &http.body {
         req.push_str(&format!("Content-Length: {}\r\n", body.len()));
@@ -281,16 +335,79 @@ fn http_request(http: &HttpCheck) -> Vec<u8> {
 /// The most of a response a check reads (HAProxy's buffer size).
 const RESPONSE_MAX: usize = 16 * 1024;
 
-async fn http_probe(server: &Server, http: &HttpCheck, t: &Timing) -> Result<Verdict, Verdict> {
-    let mut conn = connect(server, http.connect.as_ref(), t).await?;
-    let needs_body = http.expects.iter().any(|e| {
+/// Runs the groups in order, each on its own connection; the first failure is the check's,
+/// and when all pass the last one's verdict is. `nolb_on_404`: `http-check disable-on-404`
+/// for a server UP (see [`http_verdict`]).
+async fn http_probe(
+    server: &Server,
+    http: &HttpCheck,
+    state: Option<&str>,
+    nolb_on_404: bool,
+    t: &Timing,
+) -> Result<Verdict, Verdict> {
+    let mut last = Err(("L7RSP", None, "Layer7 invalid response".to_string()));
+    for group in &http.groups {
+        last = Ok(http_group(server, group, state, nolb_on_404, t).await?);
+    }
+    last
+}
+
+/// HAProxy's `X-Haproxy-Server-State` value: `UP 2/3; address=A; port=P; name=B/S;
+/// node=N; weight=W/TOTAL; scur=CUR/BACKEND; qcur=Q[; throttle=T%]`, the counts saying
+/// how far a server going down or up is (none once settled).
+fn server_state(backend: &Backend, server: &Server, node: &str) -> String {
+    let (health, rise, fall) = (
+        server.health.load(Relaxed),
+        server.opts.rise,
+        server.opts.fall,
+    );
+    let state = match (server.is_up(), health) {
+        (true, h) if h >= rise + fall - 1 => "UP".to_string(),
+        (true, h) => format!("UP {}/{fall}", (h + 1).saturating_sub(rise)),
+        (false, 0) => "DOWN".to_string(),
+        (false, h) => format!("DOWN {h}/{rise}"),
+    };
+    let addr = server.addr().map(|ip| ip.to_string()).unwrap_or_default();
+    let port = server.port().map(|p| p.to_string()).unwrap_or_default();
+    let at = backend
+        .servers
+        .iter()
+        .position(|s| std::ptr::eq(&**s, server));
+    let queues = super::balance::queue_lengths(backend);
+    let queued = |i: usize| queues.get(i).map_or(0, |q| q.0);
+    let sessions = backend.counters.cur.load(Relaxed);
+    let mut header = format!(
+        "{state}; address={addr}; port={port}; name={}/{}; node={node}; weight={}/{}; scur={}/{}; qcur={}",
+        backend.name,
+        server.name,
+        super::slowstart::weight_column(backend, server),
+        super::stats::backend_weight(backend),
+        server.counters.cur.load(Relaxed),
+        sessions.saturating_sub(queued(0)),
+        at.map_or(0, |i| queued(i + 1)),
+    );
+    if let Some(percent) = super::slowstart::throttle(backend, server) {
+        header.push_str(&format!("; throttle={percent}%"));
+    }
+    header
+}
+
+async fn http_group(
+    server: &Server,
+    group: &HttpCheckGroup,
+    state: Option<&str>,
+    nolb_on_404: bool,
+    t: &Timing,
+) -> Result<Verdict, Verdict> {
+    let mut conn = connect(server, group.connect.as_ref(), t).await?;
+    let needs_body = group.expects.iter().any(|e| {
         matches!(
             e.kind,
             HttpExpectKind::String(_) | HttpExpectKind::RString(_)
         )
     });
     let exchange = async {
-        conn.io.write_all(&http_request(http)).await?;
+        conn.io.write_all(&http_request(group, state)).await?;
         conn.io.flush().await?;
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 4096];
@@ -311,10 +428,16 @@ async fn http_probe(server: &Server, http: &HttpCheck, t: &Timing) -> Result<Ver
     let buf = match tokio::time::timeout(t.left(), exchange).await {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => return Err(socket_error(&e)),
-        Err(_) => return Err(("L7TOUT", None, "Layer7 timeout".into())),
+        // The first expectation is the rule waiting for the response.
+        Err(_) => {
+            let status = (group.expects.first())
+                .and_then(|e| e.tout_status)
+                .unwrap_or("L7TOUT");
+            return Err(verdict(status, None, ""));
+        }
     };
     let resp = Response::parse(&buf).ok_or(("L7RSP", None, "Layer7 invalid response".into()))?;
-    http_verdict(http, &resp)
+    http_verdict(group, &resp, nolb_on_404)
 }
 
 /// A check's HTTP response: its head, parsed and checked by the proxy's own parser (as
@@ -363,54 +486,106 @@ impl<'a> Response<'a> {
     }
 }
 
-/// Runs the expectations in order, with HAProxy's statuses: a status or header mismatch is
-/// L7STS (described by the reason phrase), a content mismatch L7RSP.
-fn http_verdict(http: &HttpCheck, resp: &Response<'_>) -> Result<Verdict, Verdict> {
-    let code = Some(resp.code);
-    let wrong_status = || {
-        (
-            "L7STS",
-            code,
-            format!("Layer7 wrong status: {}", resp.reason()),
-        )
-    };
-    if http.expects.is_empty() && !(200..400).contains(&resp.code) {
-        return Err(wrong_status());
+/// `status` with its description and `info` after it, as the stats page splits them; a
+/// code only for the statuses HAProxy shows one with.
+fn verdict(status: &'static str, code: Option<u16>, info: &str) -> Verdict {
+    let code = code.filter(|_| matches!(status, "L7OK" | "L7OKC" | "L7STS"));
+    (status, code, described(status, info))
+}
+
+/// The most of a check's or agent's information kept (HAProxy's `HCHK_DESC_LEN` less its
+/// NUL): a hostile server's long answer is not carried into every stats row and log line.
+const INFO_MAX: usize = 127;
+
+/// A check's or agent's result as kept: `status`'s description, then `info` (cut to
+/// [`INFO_MAX`] bytes) after a colon.
+pub(super) fn described(status: &str, info: &str) -> String {
+    let mut end = info.len().min(INFO_MAX);
+    while !info.is_char_boundary(end) {
+        end -= 1;
     }
-    for expect in &http.expects {
-        let body = String::from_utf8_lossy(resp.body);
-        let matched = match &expect.kind {
-            HttpExpectKind::Status(ranges) => ranges
-                .iter()
-                .any(|(low, high)| (*low..=*high).contains(&resp.code)),
-            HttpExpectKind::RStatus(re) => re.is_match(&resp.code.to_string()),
-            HttpExpectKind::String(s) => body.contains(s.as_str()),
-            HttpExpectKind::RString(re) => re.is_match(&body),
-            HttpExpectKind::Header { name, value } => resp.head.headers.iter().any(|(n, v)| {
-                n.eq_ignore_ascii_case(name) && value.as_ref().is_none_or(|want| v == want)
-            }),
-        };
-        if matched == expect.negate {
-            let content = matches!(
-                expect.kind,
-                HttpExpectKind::String(_) | HttpExpectKind::RString(_)
-            );
-            return Err(match (content, expect.negate) {
-                (true, false) => (
-                    "L7RSP",
-                    None,
-                    "Layer7 invalid response: HTTP content check did not match".into(),
-                ),
-                (true, true) => (
-                    "L7RSP",
-                    None,
-                    "Layer7 invalid response: HTTP check matched unwanted content".into(),
-                ),
-                (false, _) => wrong_status(),
-            });
+    let info = &info[..end];
+    match (super::stats::check_status_description(status), info) {
+        (d, "") => d.to_string(),
+        ("", i) => i.to_string(),
+        (d, i) => format!("{d}: {i}"),
+    }
+}
+
+/// Runs the expectations in order, with HAProxy's statuses: a status or header mismatch is
+/// L7STS (described by the reason phrase), a content mismatch L7RSP; the rule's
+/// `error-status`, `on-error` and `comment` change what a failure reports, the last rule's
+/// `ok-status` and `on-success` what a pass does. With `nolb_on_404` (`http-check
+/// disable-on-404`, the server UP) a 404 skips the expectations and passes conditionally,
+/// L7OKC without information, as HAProxy's `tcpcheck_main` ends such a check.
+fn http_verdict(
+    group: &HttpCheckGroup,
+    resp: &Response<'_>,
+    nolb_on_404: bool,
+) -> Result<Verdict, Verdict> {
+    let code = Some(resp.code);
+    if nolb_on_404 && resp.code == 404 {
+        return Ok(verdict("L7OKC", code, ""));
+    }
+    if group.expects.is_empty() && !(200..400).contains(&resp.code) {
+        return Err(verdict("L7STS", code, resp.reason()));
+    }
+    for expect in &group.expects {
+        if expect_matches(expect, resp) == expect.negate {
+            return Err(expect_failure(expect, resp));
         }
     }
-    Ok(("L7OK", code, "Layer7 check passed".into()))
+    let last = group.expects.last();
+    let status = last.and_then(|e| e.ok_status).unwrap_or("L7OK");
+    let info = last.and_then(|e| e.on_success.as_deref()).unwrap_or("");
+    Ok(verdict(status, code, info))
+}
+
+fn expect_matches(expect: &HttpExpect, resp: &Response<'_>) -> bool {
+    let body = || String::from_utf8_lossy(resp.body);
+    match &expect.kind {
+        HttpExpectKind::Status(ranges) => ranges
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&resp.code)),
+        HttpExpectKind::RStatus(re) => re.is_match(&resp.code.to_string()),
+        HttpExpectKind::String(s) => body().contains(s.as_str()),
+        HttpExpectKind::RString(re) => re.is_match(&body()),
+        HttpExpectKind::Header { name, value, full } => {
+            let values = |v: &str| -> Vec<String> {
+                if *full {
+                    vec![v.to_string()]
+                } else {
+                    v.split(',').map(|x| x.trim().to_string()).collect()
+                }
+            };
+            (resp.head.headers.iter()).any(|(n, v)| {
+                name.matches(&n.to_ascii_lowercase())
+                    && value
+                        .as_ref()
+                        .is_none_or(|want| values(v).iter().any(|x| want.matches(x)))
+            })
+        }
+    }
+}
+
+/// What a failed expectation reports, as HAProxy's `tcpcheck_expect_onerror_message`: its
+/// `on-error` text or HAProxy's information, then its comment.
+fn expect_failure(expect: &HttpExpect, resp: &Response<'_>) -> Verdict {
+    let content = matches!(
+        expect.kind,
+        HttpExpectKind::String(_) | HttpExpectKind::RString(_)
+    );
+    let (status, info) = match (content, expect.negate) {
+        (true, false) => ("L7RSP", "HTTP content check did not match"),
+        (true, true) => ("L7RSP", "HTTP check matched unwanted content"),
+        (false, _) => ("L7STS", resp.reason()),
+    };
+    let status = expect.error_status.unwrap_or(status);
+    let mut info = expect.on_error.as_deref().unwrap_or(info).to_string();
+    if let Some(comment) = &expect.comment {
+        info.push_str(&format!(" comment: {comment}"));
+    }
+    verdict(status, Some(resp.code), &info)
 }
 
 /// The SSLv3 ClientHello `option ssl-hello-chk` sends (HAProxy's packet): its random is
@@ -570,16 +745,22 @@ async fn read_until(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::HttpExpect;
+    use crate::config::model::TextMatch;
 
     fn expect(negate: bool, kind: HttpExpectKind) -> HttpExpect {
-        HttpExpect { negate, kind }
+        HttpExpect::new(negate, kind)
     }
 
     fn verdict(expects: Vec<HttpExpect>, response: &[u8]) -> Result<Verdict, Verdict> {
-        let mut http = HttpCheck::default_request();
-        http.expects = expects;
-        http_verdict(&http, &Response::parse(response).expect("a response"))
+        let group = HttpCheckGroup {
+            expects,
+            ..HttpCheckGroup::default()
+        };
+        http_verdict(
+            &group,
+            &Response::parse(response).expect("a response"),
+            false,
+        )
     }
 
     const OK: &[u8] =
@@ -624,8 +805,9 @@ mod tests {
         let rstatus = HttpExpectKind::RStatus(regex::Regex::new("^2").unwrap());
         assert!(verdict(vec![expect(false, rstatus)], OK).is_ok());
         let header = |name: &str, value: Option<&str>| HttpExpectKind::Header {
-            name: name.into(),
-            value: value.map(str::to_string),
+            name: TextMatch::Str(name.to_ascii_lowercase()),
+            value: value.map(|v| TextMatch::Str(v.into())),
+            full: true,
         };
         assert!(verdict(vec![expect(false, header("content-type", None))], OK).is_ok());
         assert!(
@@ -642,6 +824,70 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn disable_on_404_passes_a_404_conditionally() {
+        let group = HttpCheckGroup {
+            expects: vec![expect(false, HttpExpectKind::Status(vec![(200, 200)]))],
+            ..HttpCheckGroup::default()
+        };
+        let not_found = Response::parse(b"HTTP/1.1 404 Not Found\r\n\r\n").expect("a response");
+        assert_eq!(
+            http_verdict(&group, &not_found, true),
+            Ok((
+                "L7OKC",
+                Some(404),
+                "Layer7 check conditionally passed".into()
+            ))
+        );
+        // Without it (or for a server DOWN), a 404 is the expectation's failure.
+        assert_eq!(
+            http_verdict(&group, &not_found, false).unwrap_err().0,
+            "L7STS"
+        );
+        // Any other answer is judged as usual.
+        let ok = Response::parse(OK).expect("a response");
+        assert_eq!(http_verdict(&group, &ok, true).map(|v| v.0), Ok("L7OK"));
+    }
+
+    #[test]
+    fn a_conditional_pass_puts_the_server_in_nolb_and_a_pass_ends_it() {
+        use crate::config::model::{Server as ServerConf, ServerOptions};
+        let conf = ServerConf {
+            name: "s".into(),
+            host: "127.0.0.1".into(),
+            port: Some(1),
+            opts: ServerOptions {
+                check: true,
+                rise: 2,
+                fall: 2,
+                weight: 1,
+                ..Default::default()
+            },
+            place: Default::default(),
+            id: 1,
+            addr: Some([127, 0, 0, 1].into()),
+        };
+        let s = Server::new(1, "b", &conf, Arc::default());
+        let result = |status: &str| CheckResult {
+            status: status.into(),
+            ..CheckResult::default()
+        };
+        // UP: NOLB at once, still usable by persistence, given nothing by the balancer.
+        assert_eq!(s.record_check(true, result("L7OKC")), None);
+        assert!(s.is_stopping() && s.usable() && s.lb_weight() == 0);
+        assert_eq!(s.record_check(true, result("L7OK")), None);
+        assert!(!s.is_stopping() && s.lb_weight() == 1);
+        // DOWN, then straight into NOLB at `rise` conditional passes.
+        s.record_check(true, result("L7OKC"));
+        assert_eq!(s.record_check(false, result("L7STS")), None);
+        assert_eq!(s.record_check(false, result("L7STS")), Some(false));
+        assert!(!s.is_stopping());
+        assert_eq!(s.record_check(true, result("L7OKC")), None);
+        assert!(!s.is_stopping());
+        assert_eq!(s.record_check(true, result("L7OKC")), Some(true));
+        assert!(s.is_stopping());
     }
 
     #[test]
@@ -665,12 +911,12 @@ mod tests {
 
     #[test]
     fn the_request_carries_headers_and_body() {
-        let mut http = HttpCheck::default_request();
+        let mut http = HttpCheckGroup::default();
         (http.method, http.uri) = ("POST".into(), "/healthz".into());
         http.headers.push(("Host".into(), "api.example".into()));
         http.body = Some("ping".into());
         assert_eq!(
-            String::from_utf8(http_request(&http)).unwrap(),
+            String::from_utf8(http_request(&http, None)).unwrap(),
             "POST /healthz HTTP/1.0\r\nHost: api.example\r\nContent-Length: 4\r\nConnection: close\r\n\r\nping"
         );
     }

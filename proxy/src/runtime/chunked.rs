@@ -59,6 +59,16 @@ impl Decoder {
     /// Checks as much of `input` as forms complete elements and returns how many bytes that
     /// is (those may be forwarded as they are); the rest needs more input.
     pub fn advance(&mut self, input: &[u8]) -> Result<usize, ChunkError> {
+        self.advance_with(input, |_| {})
+    }
+
+    /// [`Decoder::advance`], handing each piece of chunk data checked to `data` (for a
+    /// caller that keeps the body itself, as the stats page keeps its admin form).
+    pub fn advance_with(
+        &mut self,
+        input: &[u8],
+        mut data: impl FnMut(&[u8]),
+    ) -> Result<usize, ChunkError> {
         let mut at = 0;
         loop {
             let rest = &input[at..];
@@ -78,6 +88,7 @@ impl Decoder {
                 Stage::Data(left) => {
                     let n = (rest.len() as u64).min(left);
                     self.logged += n;
+                    data(&rest[..n as usize]);
                     let next = if n == left {
                         Stage::DataEnd
                     } else {
@@ -248,6 +259,26 @@ mod tests {
             d.advance(body.as_bytes()).unwrap();
             assert_eq!(d.logged_size(), logged, "{body:?}");
         }
+    }
+
+    #[test]
+    fn chunk_data_is_handed_over_as_checked() {
+        let body = b"4\r\ns=s1\r\n3;x=y\r\n&b=\r\n0\r\n\r\n";
+        let (mut d, mut data) = (Decoder::default(), Vec::new());
+        let mut fed = 0;
+        for end in 1..=body.len() {
+            fed += d
+                .advance_with(&body[fed..end], |piece| data.extend_from_slice(piece))
+                .unwrap();
+        }
+        assert!(d.is_done());
+        assert_eq!(data, b"s=s1&b=");
+        // Data not followed by its CRLF is refused, handed over or not.
+        let mut d = Decoder::default();
+        assert_eq!(
+            d.advance_with(b"2\r\nabX", |_| {}),
+            Err(ChunkError::DataEnd)
+        );
     }
 
     #[test]

@@ -330,7 +330,7 @@ fn expand(subst: &str, caps: &regex::bytes::Captures<'_>, out: &mut Vec<u8>) {
 
 /// HAProxy's `url_decode`: `%HH` decoded (a bad one fails), `+` a space in a form or after
 /// a `?`.
-fn url_decode(s: &[u8], mut in_form: bool) -> Option<Vec<u8>> {
+pub(super) fn url_decode(s: &[u8], mut in_form: bool) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
@@ -454,24 +454,31 @@ fn base64_encode(s: &[u8]) -> String {
     out
 }
 
-/// Standard base64 with padding, in blocks of four; anything else fails.
-fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
+/// HAProxy 2.6's `base64dec`, shared by the `b64dec` converter, the `http_auth*` fetches and
+/// `stats auth`: standard base64 read in quanta of four characters, the input's length a
+/// multiple of four. Padding ends a quantum, not the input: `YTo=YjE=` is `a:` then `b1`.
+/// Inside a quantum, padding runs to its end and cannot start before the second character
+/// (`X===` gives nothing, `====` and `XX=X` are refused); anything else refuses the whole.
+pub(crate) fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
     if s.len() % 4 != 0 {
         return None;
     }
     let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let blocks = s.len() / 4;
-    for (k, block) in s.chunks(4).enumerate() {
-        let pad = block.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && k + 1 != blocks) {
-            return None;
+    for quantum in s.chunks(4) {
+        let (mut n, mut pad) = (0u32, 0usize);
+        for (i, &c) in quantum.iter().enumerate() {
+            let value = match c {
+                b'=' if i >= 1 => {
+                    pad += 1;
+                    0
+                }
+                // After padding, only padding.
+                _ if pad > 0 => return None,
+                _ => B64.iter().position(|&b| b == c)? as u32,
+            };
+            n = n << 6 | value;
         }
-        let mut n = 0u32;
-        for &c in &block[..4 - pad] {
-            let v = B64.iter().position(|&b| b == c)? as u32;
-            n = n << 6 | v;
-        }
-        n <<= 6 * pad as u32;
+        // Three bytes less one per padding character (none for `X===`).
         out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
     }
     Some(out)
@@ -679,6 +686,12 @@ mod tests {
         assert_eq!(one("QQBC", "b64dec,hex"), "410042");
         assert_eq!(one("/a/b", "b64dec,length"), "3");
         assert_eq!(run("Hello World", "b64dec"), None);
+        // HAProxy's quanta: padding ends a quantum, not the input.
+        assert_eq!(one("YTo=YjE=", "b64dec"), "a:b1");
+        assert_eq!(one("Y===", "b64dec,length"), "0");
+        for refused in ["YTpi====", "YT=pi===", "====", "YT=p", "=YTp", "YTp"] {
+            assert_eq!(run(refused, "b64dec"), None, "{refused}");
+        }
         assert_eq!(one("Hello World", "bytes(2,3)"), "llo");
         assert_eq!(one("Hello World", "bytes(8,10)"), "rld");
         assert_eq!(one("12abc", "add(1)"), "13");

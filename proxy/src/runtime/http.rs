@@ -14,7 +14,9 @@
 //! Errors use the proxy's `errorfile`s or HAProxy's default pages; each request is logged
 //! with `option httplog`. The stats page is served here for proxies with `stats enable`.
 //! A proxy's rules ([`super::rules`]: `monitor-uri`, `http-request`, `use_backend`,
-//! `http-response`) run on each request and response when it has any.
+//! `http-response`) run on each request and response when it has any. A request in
+//! progress on a server that `on-marked-down` / `on-marked-up` kills ends as HAProxy ends
+//! it ([`super::shutdown::Attached`]).
 //!
 //! A connection (`Conn`) is its socket, in clear, or with its TLS state boxed beside it
 //! (`bind ... ssl` on the client side, `server ... ssl` on the server side): reads and
@@ -22,6 +24,7 @@
 //! one pointer for it and no copy or allocation.
 
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -32,11 +35,12 @@ use super::balance::{Direct, QueuePositions};
 use super::forward::{self, Moved};
 use super::log;
 use super::logformat::Arrival;
+use super::observe::{self, HttpOutcome};
 use super::session::{self, ConnectError, Slot};
 use super::state::{Backend, Frontend, Server, SessionTimes, State};
-use super::{chunked, h1, meter, pool, prometheus, rules, stats, target};
+use super::{chunked, h1, meter, pool, prometheus, rules, shutdown, stats, stats_admin, target};
 use crate::config::bind_tls::TlsServer;
-use crate::config::model::{HttpReuse, Proxy};
+use crate::config::model::{HttpReuse, Proxy, StatsPage, Timeouts};
 
 /// Largest request or response head: HAProxy's default buffer (`tune.bufsize` 16384) less
 /// the room it keeps for rewrites (`tune.maxrewrite` 1024). A head that has not ended
@@ -83,6 +87,19 @@ impl Head {
         let line = 20 + self.first.iter().map(String::len).sum::<usize>();
         let headers: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
         (line + headers + 1) as u64
+    }
+
+    /// What HAProxy still knows of a request once its head is gone (sent to its server,
+    /// or the request answered and being logged): its method only, as `%[method]` reads
+    /// it then (`txn->meth`); the other request fetches find nothing. Built on rare paths.
+    pub(crate) fn method_only(method: &str) -> Head {
+        Head {
+            first: [method.to_string(), String::new(), String::new()],
+            headers: Vec::new(),
+            framing: Framing::None,
+            dropped_length: false,
+            conn: h1::ConnTokens::default(),
+        }
     }
 }
 
@@ -262,6 +279,10 @@ mod chunk_pool {
 /// A socket with its read buffer.
 #[derive(Debug)]
 struct Conn {
+    /// A server connection's socket in its server's kill registry while a stream that may
+    /// be killed uses it ([`shutdown::Registration`]). Declared before `stream`, so that it
+    /// drops first: a registered socket number is always this open socket.
+    registered: Option<shutdown::Registration>,
     stream: TcpStream,
     buf: Buf,
     /// Whether [`Conn::first_byte`] is kept and each request's [`Arrival`] measured: on a
@@ -293,6 +314,7 @@ struct Conn {
 impl Conn {
     fn new(stream: TcpStream) -> Self {
         Conn {
+            registered: None,
             stream,
             buf: Buf::default(),
             stamps_first_byte: false,
@@ -697,6 +719,11 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         };
         headers.push((name.to_string(), value.into_owned()));
     }
+    if request && conn.upgrade && !websocket_key_valid(&headers) {
+        return Err(ReadError::Malformed(
+            "websocket upgrade without a valid key",
+        ));
+    }
     let mut first = first;
     if request {
         let host_value = host.map(|at| headers[at].1.as_str());
@@ -724,6 +751,24 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         return Err(ReadError::PayloadNotAllowed);
     }
     Ok(head)
+}
+
+/// Whether a request asking `Connection: upgrade` may go on: unless its last `Upgrade`
+/// header names `websocket`, yes; if it does, only with a `Sec-WebSocket-Key` of 24
+/// characters (a base64 nonce of 16 bytes), as HAProxy's h1 parser checks it (it refuses
+/// the request with 400 otherwise). Only asked for requests naming `upgrade`.
+fn websocket_key_valid(headers: &[(String, String)]) -> bool {
+    let upgrade = headers.iter().rev().find(|h| is_named(h, "upgrade"));
+    let websocket = upgrade.is_some_and(|(_, value)| {
+        value.split(',').any(|word| {
+            word.trim_matches([' ', '\t'])
+                .eq_ignore_ascii_case("websocket")
+        })
+    });
+    !websocket
+        || headers
+            .iter()
+            .any(|h| is_named(h, "sec-websocket-key") && h.1.len() == 24)
 }
 
 fn is_named(header: &(String, String), name: &str) -> bool {
@@ -907,6 +952,91 @@ struct Req {
     persist: super::persist::Persist,
 }
 
+impl Req {
+    /// A request that began at `started` and came so (`arrival`), before anything else is
+    /// known of it: unnumbered, no line, no server nor status yet, not queued.
+    fn arrived(
+        state: &Arc<State>,
+        fe: &Frontend,
+        (peer, local): (SocketAddr, SocketAddr),
+        started: Instant,
+        arrival: Arrival,
+    ) -> Req {
+        Req {
+            line: String::new(),
+            number: 0,
+            started,
+            started_ms: meter::ms_at(started),
+            arrival,
+            log: log::HttpFacts::gather(state, fe, peer, local, arrival),
+            server: Served::NoServer,
+            status: 0,
+            bytes: 0,
+            received_head: 0,
+            connect_ms: -1,
+            response_ms: -1,
+            request_ms: 0,
+            queue_ms: 0,
+            close: false,
+            persist: Default::default(),
+        }
+    }
+
+    /// What the rules' samples know of the request (and of its client's TLS session).
+    fn facts<'a>(&'a self, client: &'a Conn) -> rules::Facts<'a> {
+        let log = self.log.as_deref();
+        rules::Facts {
+            tls: client.tls.as_deref().map(|s| &*s.facts),
+            ..rules::Facts::request(self.started, self.arrival, &self.line, log, self.number)
+        }
+    }
+}
+
+/// A request head hapx could not read: HAProxy's error for it (400, 408...), counted in the
+/// frontend and in the tracked entries, and logged (`<BADREQ>`) unless `dontlognull` leaves
+/// out a connection that sent nothing; the connection closes after it.
+async fn refuse_request(
+    state: &Arc<State>,
+    fe: &Frontend,
+    client: &mut Conn,
+    e: ReadError,
+    req: Req,
+    peer: SocketAddr,
+) {
+    let code = e.status();
+    // Tracked entries count it as HAProxy: a request, an error unless a timeout.
+    if !state.tables.is_empty() {
+        super::stick::failed_request(code != 408);
+    }
+    // HAProxy counts the invalid request among the requests too.
+    fe.counters.request_at(req.started_ms);
+    fe.counters.req_errors.fetch_add(1, Relaxed);
+    fe.counters.count_status(code);
+    let _ = client
+        .write_within(&h1_error(code), fe.conf.timeouts.client)
+        .await;
+    let req = Req {
+        line: "<BADREQ>".into(),
+        // HAProxy's H1 layer refuses it before any stream (and number) exists.
+        number: 0,
+        status: code,
+        bytes: logged_size(&error_page(&fe.conf, code)),
+        request_ms: -1,
+        queue_ms: -1,
+        ..req
+    };
+    // `dontlognull` leaves out the 408 of a connection that sent nothing.
+    if e != ReadError::IdleTimeout || !fe.conf.options.dontlognull {
+        let flags = match e {
+            // The client closed mid-head: its abort, not a parse error.
+            ReadError::Truncated => "CR--",
+            _ if code == 408 => "cR--",
+            _ => "PR--",
+        };
+        http_log(fe, None, peer, &req, flags);
+    }
+}
+
 /// Serves one HTTP-mode client connection.
 pub fn serve(
     state: Arc<State>,
@@ -998,46 +1128,9 @@ pub fn serve(
                         break;
                     }
                     Err(e) => {
-                        let code = e.status();
-                        // Tracked entries count it as HAProxy: a request, an error unless a timeout.
-                        if !state.tables.is_empty() {
-                            super::stick::failed_request(code != 408);
-                        }
-                        // HAProxy counts the invalid request among the requests too.
-                        fe.counters.request_at(started_ms);
-                        fe.counters.req_errors.fetch_add(1, Relaxed);
-                        fe.counters.count_status(code);
-                        let _ = client.write_within(&h1_error(code), t.client).await;
-                        let mut req = Req {
-                            line: "<BADREQ>".into(),
-                            // HAProxy's H1 layer refuses it before any stream (and number) exists.
-                            number: 0,
-                            started,
-                            started_ms,
-                            arrival,
-                            log: log::HttpFacts::gather(&state, &fe, peer, local, arrival),
-                            server: Served::NoServer,
-                            status: code,
-                            bytes: 0,
-                            received_head: 0,
-                            connect_ms: -1,
-                            response_ms: -1,
-                            request_ms: -1,
-                            queue_ms: -1,
-                            close: false,
-                            persist: Default::default(),
-                        };
-                        req.bytes = logged_size(&error_page(&fe.conf, code));
-                        // `dontlognull` leaves out the 408 of a connection that sent nothing.
-                        if e != ReadError::IdleTimeout || !fe.conf.options.dontlognull {
-                            let flags = match e {
-                                // The client closed mid-head: its abort, not a parse error.
-                                ReadError::Truncated => "CR--",
-                                _ if code == 408 => "cR--",
-                                _ => "PR--",
-                            };
-                            http_log(&fe, None, peer, &req, flags);
-                        }
+                        let req = Req::arrived(&state, &fe, (peer, local), started, arrival);
+                        // Boxed: rare, and its state would otherwise grow every connection's task.
+                        Box::pin(refuse_request(&state, &fe, client, e, req, peer)).await;
                         break;
                     }
                 };
@@ -1053,23 +1146,11 @@ pub fn serve(
                     } else {
                         format!("{} {} {}", head.first[0], head.first[1], head.first[2])
                     },
-                    started,
-                    started_ms,
-                    arrival,
-                    log: log::HttpFacts::gather(&state, &fe, peer, local, arrival),
-                    server: Served::NoServer,
-                    status: 0,
-                    bytes: 0,
                     received_head: head.logged_size(),
-                    connect_ms: -1,
-                    response_ms: -1,
-                    request_ms: 0,
-                    queue_ms: 0,
-                    close: false,
-                    persist: Default::default(),
+                    ..Req::arrived(&state, &fe, (peer, local), started, arrival)
                 };
                 if let Some(facts) = req.log.as_deref_mut() {
-                    facts.request(&fe, &head, peer, req.number);
+                    facts.request(&fe, &head, req.number);
                     facts.bytes_in = req.received_head;
                     if let Some(tls) = client.tls.as_deref() {
                         facts.tls = Some(tls.facts.clone());
@@ -1081,97 +1162,58 @@ pub fn serve(
                 // The proxy's rules (none: nothing to do, nothing parsed).
                 let mut routed = None;
                 if rules::http_applies(&fe) {
-                    let dst = client.dst(local);
-                    // As HAProxy does, a proxy's own answer keeps the connection only when the
-                    // request's whole body came already (it is then drained); the reply says
-                    // `connection: close` when it closes.
-                    let body = buffered_body(&head, &client.buf);
-                    let keep_answer = keep_client && body.is_some();
-                    let facts = rules::Facts {
-                        tls: client.tls.as_deref().map(|s| &*s.facts),
-                        ..rules::Facts::request(
-                            started,
-                            arrival,
-                            &req.line,
-                            req.log.as_deref(),
-                            req.number,
-                        )
+                    // The passwords `http_auth` checks are hashed off this thread, before the
+                    // rules run (boxed: only a request with credentials may need it, and its
+                    // state would otherwise grow every connection's task).
+                    let verdicts = if head.header("authorization").is_some() {
+                        Box::pin(super::auth::precheck(&state.config, &fe, &head)).await
+                    } else {
+                        Vec::new()
                     };
-                    match rules::route_request(
-                        &state,
-                        &fe,
-                        &mut head,
-                        peer,
-                        dst,
-                        keep_answer,
-                        facts,
-                    ) {
-                        rules::Routed::Backend(b) => routed = Some(b),
-                        rules::Routed::Rejected => {
-                            fe.counters.denied_req.fetch_add(1, Relaxed);
-                            // Logged as HAProxy does: no status, no timer but the total.
-                            if !req.line.is_empty() {
-                                req.line = "<BADREQ>".into();
-                            }
-                            (req.request_ms, req.queue_ms) = (-1, -1);
-                            http_log(&fe, None, peer, &req, "PR--");
-                            break;
+                    // The decision is a plain function, its rare answer a boxed future: an
+                    // awaited `async fn` would keep its own state in every connection's task.
+                    let ruled =
+                        request_rules(&state, &fe, client, &mut head, &mut req, (peer, local));
+                    drop(verdicts);
+                    let answering = match ruled {
+                        Ruled::Backend(b) => {
+                            routed = Some(b);
+                            None
                         }
-                        rules::Routed::Answered(answer) => {
-                            client.buf.consume(body.unwrap_or(0));
-                            (req.request_ms, req.queue_ms) = (0, -1);
-                            if !send_local(&fe, client, &mut req, peer, answer, keep_answer).await {
-                                break;
-                            }
+                        Ruled::Refused => break,
+                        Ruled::Answered(answer, keep) => Some(Box::pin(answer_request(
+                            &fe, client, &mut req, peer, answer, keep,
+                        ))),
+                    };
+                    if let Some(answering) = answering {
+                        if answering.await {
                             continue;
                         }
-                    }
-                }
-                if let Some(path) = &fe.conf.prometheus {
-                    if path.is_empty() || head.first[1].split('?').next() == Some(path.as_str()) {
-                        let body = prometheus::render(&state);
-                        let resp = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncache-control: no-cache\r\ncontent-length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        fe.counters.count_status(200);
-                        if client
-                            .write_within(resp.as_bytes(), t.client)
-                            .await
-                            .is_err()
-                            || !drain_body(client, head.framing, t.client).await
-                            || !keep_client
-                        {
-                            break;
-                        }
-                        continue;
-                    }
-                }
-                if fe.conf.stats.enabled && head.first[1].starts_with(fe.conf.stats.uri()) {
-                    let (resp, status) = stats_response(&state, &fe.conf, &head);
-                    fe.counters.intercepted.fetch_add(1, Relaxed);
-                    fe.counters.count_status(status);
-                    req.status = status;
-                    req.bytes = logged_size(&resp);
-                    req.server = Served::Stats;
-                    if client.write_within(&resp, t.client).await.is_err() {
                         break;
                     }
-                    // Logged once the body is read, as HAProxy logs it.
-                    let drained = drain_body(client, head.framing, t.client).await;
-                    http_log(&fe, None, peer, &req, "LR--");
-                    if !keep_client || !drained {
+                }
+                if asks_metrics(&fe, &head) {
+                    // Boxed: its state would otherwise grow every connection's task.
+                    let served =
+                        serve_metrics(&state, &fe, client, head.framing, req.received_head);
+                    let served = Box::pin(served).await;
+                    if !served || !keep_client {
+                        break;
+                    }
+                    continue;
+                }
+                if fe.conf.stats.enabled && head.first[1].starts_with(fe.conf.stats.uri()) {
+                    // Boxed: its state would otherwise grow every connection's task.
+                    let served = serve_stats(&state, &fe, client, &head, &mut req, (peer, local));
+                    if !Box::pin(served).await || !keep_client {
                         break;
                     }
                     continue;
                 }
                 let Some(backend) = routed.unwrap_or_else(|| fe.backend.clone()) else {
-                    let http11 = h1::is_http11(&head.first[2]);
-                    let keep = errors_keep(&state, &fe, !keep_client, http11)
-                        && head.framing == Framing::None;
-                    let kept = send_error(&fe, client, 503, &mut req, keep).await;
-                    http_log(&fe, None, peer, &req, "SC--");
-                    if kept {
+                    // Boxed: rare, and its state would otherwise grow every connection's task.
+                    let answer = no_backend(&state, &fe, client, &head, &mut req, (peer, local));
+                    if Box::pin(answer).await && keep_client {
                         continue;
                     }
                     break;
@@ -1181,22 +1223,15 @@ pub fn serve(
                 up.first = first_request;
                 // Boxed: the exchange's state (connecting, relaying) lives while a request is
                 // served, not in every connection's future while it waits for its next request.
-                let outcome = Box::pin(exchange(
-                    &state, &fe, &backend, client, &mut up, head, peer, local, &mut req,
-                ))
-                .await;
-                if let Some(facts) = req.log.as_deref_mut() {
-                    // `%ac`: the process's connections when the line is written, not when the
-                    // request came (a queued request's came when there were fewer).
-                    facts.process_conns = state.cur_conns.load(Relaxed);
-                }
-                if outcome.flags != ABORTED_KEEP_ALIVE {
-                    http_log(&fe, Some(&backend), peer, &req, outcome.flags);
-                }
-                drop(be_session);
-                if outcome.flags != ABORTED_KEEP_ALIVE {
-                    record_times(&backend, &req, outcome.flags);
-                }
+                let route = Route {
+                    state: &state,
+                    fe: &fe,
+                    backend: &backend,
+                    peer,
+                    local,
+                };
+                let outcome = Box::pin(exchange(route, client, &mut up, head, &mut req)).await;
+                log_exchange(&state, &fe, &backend, peer, &mut req, &outcome, be_session);
                 up.detach(&backend);
                 if !outcome.keep || !keep_client {
                     break;
@@ -1208,6 +1243,151 @@ pub fn serve(
         if client.tls.is_some() {
             Box::pin(close_tls(&mut client)).await;
         }
+    }
+}
+
+/// A request its frontend has no backend for: HAProxy's 503 (or the `http-error` reply,
+/// rendered with the request still at hand), logged; whether the connection stays open.
+async fn no_backend(
+    state: &State,
+    fe: &Frontend,
+    client: &mut Conn,
+    head: &Head,
+    req: &mut Req,
+    (peer, local): (SocketAddr, SocketAddr),
+) -> bool {
+    let http11 = h1::is_http11(&head.first[2]);
+    let keep = errors_keep(state, fe, head.asks_close(), http11) && head.framing == Framing::None;
+    let ctx = super::sample::Context {
+        request: Some(head),
+        ..super::sample::Context::new(state, fe, peer, local)
+    };
+    let rendered = rendered_failure(client, req, &ctx, 503, keep);
+    let (page, keep) = counted_error(fe, None, 503, req, keep, rendered);
+    // The request and the page count in the frontend's bytes, as HAProxy counts its stream's.
+    fe.counters.bytes_in.fetch_add(req.received_head, Relaxed);
+    fe.counters.bytes_out.fetch_add(req.bytes, Relaxed);
+    let kept = client
+        .write_within(&page, fe.conf.timeouts.client)
+        .await
+        .is_ok()
+        && keep;
+    http_log(fe, None, peer, req, "SC--");
+    kept
+}
+
+/// What a proxy's request rules made of a request.
+enum Ruled {
+    /// It goes on, to the backend they decided (as [`rules::Routed::Backend`]).
+    Backend(Option<Arc<Backend>>),
+    /// They refused it (logged): the connection ends.
+    Refused,
+    /// They answered it: the answer to send ([`send_local`]), and whether the connection
+    /// may go on after it.
+    Answered(rules::Local, bool),
+}
+
+/// Runs the proxy's request rules (`http-request`, `use_backend`...) on a request (the
+/// verdicts of [`super::auth::precheck`] held meanwhile): a refusal is counted and logged
+/// here, an answer left to send.
+fn request_rules(
+    state: &State,
+    fe: &Frontend,
+    client: &mut Conn,
+    head: &mut Head,
+    req: &mut Req,
+    (peer, local): (SocketAddr, SocketAddr),
+) -> Ruled {
+    let dst = client.dst(local);
+    // As HAProxy does, a proxy's own answer keeps the connection only when the request's
+    // whole body came already (it is then drained); the reply says `connection: close`
+    // when it closes.
+    let body = buffered_body(head, &client.buf);
+    let keep_answer = !head.asks_close() && body.is_some();
+    let facts = req.facts(client);
+    match rules::route_request(state, fe, head, peer, dst, keep_answer, facts) {
+        rules::Routed::Backend(b) => Ruled::Backend(b),
+        rules::Routed::Rejected => {
+            fe.counters.denied_req.fetch_add(1, Relaxed);
+            // Logged as HAProxy does: no status, no timer but the total.
+            if !req.line.is_empty() {
+                req.line = "<BADREQ>".into();
+            }
+            (req.request_ms, req.queue_ms) = (-1, -1);
+            http_log(fe, None, peer, req, "PR--");
+            Ruled::Refused
+        }
+        rules::Routed::Answered(answer) => {
+            let body = body.unwrap_or(0);
+            client.buf.consume(body);
+            // The request counts in the frontend's bytes in, as HAProxy counts what it read.
+            let read = req.received_head + body as u64;
+            fe.counters.bytes_in.fetch_add(read, Relaxed);
+            (req.request_ms, req.queue_ms) = (0, -1);
+            Ruled::Answered(answer, keep_answer)
+        }
+    }
+}
+
+/// Whether the request is for the frontend's Prometheus exporter (`http-request
+/// use-service prometheus-exporter`: its path, or every request without one).
+fn asks_metrics(fe: &Frontend, head: &Head) -> bool {
+    fe.conf.prometheus.as_ref().is_some_and(|path| {
+        path.is_empty() || head.first[1].split('?').next() == Some(path.as_str())
+    })
+}
+
+/// Answers with the Prometheus metrics, then drains the request's body; false when the
+/// connection ends with it. The request's head (`received`, its logged size) and the
+/// answer count in the frontend's bytes, as HAProxy counts its service's stream.
+async fn serve_metrics(
+    state: &State,
+    fe: &Frontend,
+    client: &mut Conn,
+    framing: Framing,
+    received: u64,
+) -> bool {
+    let body = prometheus::render(state);
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncache-control: no-cache\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    fe.counters.count_status(200);
+    fe.counters.bytes_in.fetch_add(received, Relaxed);
+    fe.counters
+        .bytes_out
+        .fetch_add(logged_size(resp.as_bytes()), Relaxed);
+    let timeout = fe.conf.timeouts.client;
+    client.write_within(resp.as_bytes(), timeout).await.is_ok()
+        && drain_body(client, framing, timeout).await
+}
+
+/// A request its backend served is logged, then ends in the backend (`be_session`: `%bc`
+/// counts it in the line) and its times and termination go to the stats.
+fn log_exchange(
+    state: &State,
+    fe: &Frontend,
+    backend: &Backend,
+    peer: SocketAddr,
+    req: &mut Req,
+    outcome: &Outcome,
+    be_session: super::state::SessionGuard,
+) {
+    if let Some(facts) = req.log.as_deref_mut() {
+        // `%ac`: the process's connections when the line is written, not when the
+        // request came (a queued request's came when there were fewer).
+        facts.process_conns = state.cur_conns.load(Relaxed);
+    }
+    if outcome.flags != ABORTED_KEEP_ALIVE {
+        http_log(fe, Some(backend), peer, req, outcome.flags);
+    }
+    drop(be_session);
+    if outcome.flags != ABORTED_KEEP_ALIVE {
+        record_times(backend, req, outcome.flags);
+    } else {
+        // HAProxy counts a backend's request when its stream ends with a status: not this
+        // one (its rate keeps it: it did arrive).
+        backend.counters.http_reqs.fetch_sub(1, Relaxed);
     }
 }
 
@@ -1370,6 +1550,21 @@ async fn send_local(
     sent && keep && !answer.close
 }
 
+/// [`send_local`] for a request the frontend's rules answered, its answer counted in the
+/// frontend's bytes out as HAProxy counts its own.
+async fn answer_request(
+    fe: &Frontend,
+    client: &mut Conn,
+    req: &mut Req,
+    peer: SocketAddr,
+    answer: rules::Local,
+    keep: bool,
+) -> bool {
+    let kept = send_local(fe, client, req, peer, answer, keep).await;
+    fe.counters.bytes_out.fetch_add(req.bytes, Relaxed);
+    kept
+}
+
 /// Whether the client connection may stay open after hapx's own error page: where a
 /// response would keep it (an HTTP/1.1 request that did not ask to close, a frontend not in
 /// `httpclose`, a process not stopping); an HTTP/1.0 client would need a `keep-alive` header.
@@ -1388,22 +1583,65 @@ async fn send_error(
     req: &mut Req,
     keep: bool,
 ) -> bool {
+    let (page, keep) = counted_error(fe, None, code, req, keep, None);
+    let timeout = fe.conf.timeouts.client;
+    client.write_within(&page, timeout).await.is_ok() && keep
+}
+
+/// The page [`send_error`] sends for `code`, counted in the frontend and the request, and
+/// whether the connection stays open after it. `rendered`: the `http-error` reply rendered
+/// for this request ([`rules::rendered_error`], built with `keep`), sent instead. (Apart
+/// from the sending, so that the futures awaiting it stay small.)
+fn counted_error(
+    fe: &Frontend,
+    backend: Option<&Backend>,
+    code: u16,
+    req: &mut Req,
+    keep: bool,
+    rendered: Option<Vec<u8>>,
+) -> (Vec<u8>, bool) {
     // An `errorfile` page goes as written, and may not frame itself (HTTP/1.0, no length):
-    // only HAProxy's own pages leave the connection open.
-    let (page, keep) = match fe.conf.errorfiles.get(&code) {
-        Some(page) => (page.clone(), false),
-        None => (rules::message(code, "", keep), keep),
+    // only HAProxy's own pages leave the connection open. As HAProxy's
+    // `http_error_message`, the stream's backend's page comes first, then the frontend's.
+    let mut proxies = backend.map(|b| &b.conf).into_iter().chain([&fe.conf]);
+    let errorfile = proxies
+        .find(|p| p.errorfiles.contains_key(&code) || p.error_replies.contains_key(&code))
+        .and_then(|p| p.errorfiles.get(&code));
+    let own_page = rendered.is_none() && errorfile.is_none();
+    let (page, keep) = match (rendered, errorfile) {
+        (Some(page), _) => (page, keep),
+        (None, Some(page)) => (page.clone(), false),
+        (None, None) => (rules::message(code, "", keep), keep),
     };
     fe.counters.count_status(code);
     req.status = code;
     req.bytes = logged_size(&page);
     // HAProxy's own 400 and 408 pages carry `Connection: close` in their text, which its
     // counts include (unlike the header its HTTP/1 layer adds to a closing answer).
-    if matches!(code, 400 | 408) && !fe.conf.errorfiles.contains_key(&code) {
+    if matches!(code, 400 | 408) && own_page {
         req.bytes += ("connection".len() + "close".len()) as u64;
     }
-    let timeout = fe.conf.timeouts.client;
-    client.write_within(&page, timeout).await.is_ok() && keep
+    (page, keep)
+}
+
+/// The `http-error` reply rendered for a request its backend (`ctx`'s) could not serve,
+/// if the backend or the frontend has one for `code` ([`rules::rendered_error`]). As in
+/// HAProxy, `ctx` has the request only while it was not sent: once it went to a server
+/// (a 502 or 504), its headers are gone.
+fn rendered_failure(
+    client: &Conn,
+    req: &Req,
+    ctx: &super::sample::Context<'_>,
+    code: u16,
+    keep: bool,
+) -> Option<Vec<u8>> {
+    let facts = rules::Facts {
+        rules_done: true,
+        ..req.facts(client)
+    };
+    let fe = &ctx.frontend.conf;
+    let proxies: [&Proxy; 2] = [ctx.backend.map_or(fe, |b| &b.conf), fe];
+    rules::rendered_error(&proxies, code, ctx, &facts, keep)
 }
 
 /// [`send_error`] for a request its backend took: counted in the backend too (HAProxy
@@ -1417,88 +1655,145 @@ async fn fail(
     flags: &'static str,
     keep: bool,
 ) -> Outcome {
+    fail_with(fe, backend, client, req, (code, flags, keep), None).await
+}
+
+/// [`fail`] with the `http-error` reply rendered for the request, if there is one.
+async fn fail_with(
+    fe: &Frontend,
+    backend: &Backend,
+    client: &mut Conn,
+    req: &mut Req,
+    (code, flags, keep): (u16, &'static str, bool),
+    rendered: Option<Vec<u8>>,
+) -> Outcome {
     // Counted before it goes: a client reading the stats after it sees it counted.
     backend.counters.count_status(code);
-    let keep = send_error(fe, client, code, req, keep).await;
+    let (page, keep) = counted_error(fe, Some(backend), code, req, keep, rendered);
+    let timeout = fe.conf.timeouts.client;
+    let keep = client.write_within(&page, timeout).await.is_ok() && keep;
+    // The page counts in the bytes out, as HAProxy counts it on the stream's proxies and
+    // server.
+    let server = match &req.server {
+        Served::Server(s) => Some(&s.counters),
+        _ => None,
+    };
+    for c in [&fe.counters, &backend.counters].into_iter().chain(server) {
+        c.bytes_out.fetch_add(req.bytes, Relaxed);
+    }
     Outcome { keep, flags }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// [`fail_with`] for a request that went to its server: the `http-error` reply, if any,
+/// rendered as HAProxy renders it then, the request's method alone known
+/// ([`Head::method_only`]).
+async fn fail_sent(
+    route: Route<'_>,
+    client: &mut Conn,
+    req: &mut Req,
+    method: &str,
+    (code, flags, keep): (u16, &'static str, bool),
+) -> Outcome {
+    let page = sent_failure(route, client, req, method, code, keep);
+    fail_with(
+        route.fe,
+        route.backend,
+        client,
+        req,
+        (code, flags, keep),
+        page,
+    )
+    .await
+}
+
+/// The `http-error` reply [`fail_sent`] sends, if the backend or the frontend has one.
+fn sent_failure(
+    route: Route<'_>,
+    client: &Conn,
+    req: &Req,
+    method: &str,
+    code: u16,
+    keep: bool,
+) -> Option<Vec<u8>> {
+    let proxies = [&route.backend.conf, &route.fe.conf];
+    if !proxies.iter().any(|p| p.error_replies.contains_key(&code)) {
+        return None;
+    }
+    let head = Head::method_only(method);
+    let ctx = super::sample::Context {
+        request: Some(&head),
+        ..route.context()
+    };
+    rendered_failure(client, req, &ctx, code, keep)
+}
+
+/// A request its backend took, and where it came from: what serving it needs besides the
+/// connections and the request itself.
+#[derive(Clone, Copy)]
+struct Route<'a> {
+    state: &'a State,
+    fe: &'a Frontend,
+    backend: &'a Arc<Backend>,
+    peer: SocketAddr,
+    local: SocketAddr,
+}
+
+impl<'a> Route<'a> {
+    /// What the samples of its rules and error replies see (no request yet).
+    fn context(&self) -> super::sample::Context<'a> {
+        super::sample::Context {
+            backend: Some(self.backend),
+            ..super::sample::Context::new(self.state, self.fe, self.peer, self.local)
+        }
+    }
+}
+
+/// A client connection's server connection for the request in progress, with its server
+/// and the server's slot ([`Upstream::current`]).
+type Current = Option<(Arc<Server>, Conn, Option<Slot>)>;
+
+/// Serves a request its backend took: balanced, sent to its server, its response relayed
+/// ([`run_exchange`]). A server's `on-marked-down` / `on-marked-up` may kill it meanwhile
+/// ([`shutdown::Attached`]): its end is then logged as HAProxy logs a killed stream.
 async fn exchange(
-    state: &State,
-    fe: &Frontend,
-    backend: &Arc<Backend>,
+    route: Route<'_>,
+    client: &mut Conn,
+    up: &mut Upstream,
+    head: Head,
+    req: &mut Req,
+) -> Outcome {
+    let mut attached = None;
+    let mut outcome = run_exchange(route, client, up, head, req, &mut attached).await;
+    if let Some(killed) = attached.as_ref().and_then(shutdown::Attached::killed) {
+        outcome.flags = killed.http_flags(outcome.flags, ABORTED_KEEP_ALIVE);
+    }
+    outcome
+}
+
+/// [`exchange`]'s work: the request's headers and persistence, then up to two attempts
+/// ([`send_head`], [`relay_exchange`]) at a server connection. `attached`: the stream on its server while it may
+/// be killed, for [`exchange`] to see whether it was.
+async fn run_exchange(
+    route: Route<'_>,
     client: &mut Conn,
     up: &mut Upstream,
     mut head: Head,
-    peer: SocketAddr,
-    local: SocketAddr,
     req: &mut Req,
+    attached: &mut Option<shutdown::Attached>,
 ) -> Outcome {
-    let conf = &backend.conf;
-    let Upstream {
-        current: server,
-        owned,
-        first,
-        prefer_last,
-    } = up;
-    backend.counters.request_at(req.started_ms);
-    // The unique id goes after the headers the rules set, before X-Forwarded-For, as HAProxy
-    // adds it.
-    let unique_id = req.log.as_ref().and_then(|l| l.unique_id.as_ref());
-    if let (Some(name), Some(id)) = (fe.logger.unique_id_header(), unique_id) {
-        head.headers.push((name.to_string(), id.clone()));
-    }
-    forwardfor(
-        &mut head,
-        fe.conf.options.forwardfor.as_ref(),
-        conf.options.forwardfor.as_ref(),
-        peer.ip().to_canonical(),
-    );
-    let base = super::sample::Context {
-        backend: Some(backend),
-        ..super::sample::Context::new(state, fe, peer, local)
-    };
-    // `force-persist`, `ignore-persist` and `use-server` rules (none: nothing evaluated).
-    let over = super::persist::overrides(
-        &super::sample::Context {
-            request: Some(&head),
-            ..base
-        },
+    let Route {
+        state,
+        fe,
         backend,
-    );
-    req.persist = super::persist::on_request(backend, &mut head, &over);
-    // `stick` rules (none: nothing done): after a persistence cookie, as in HAProxy.
-    let sticking = (!conf.rules.stick.is_empty()).then(|| {
-        let ctx = super::sample::Context {
-            request: Some(&head),
-            ..base
-        };
-        super::stick::on_request(&ctx, backend, &over)
-    });
-    let direct =
-        (req.persist.direct.clone()).or_else(|| sticking.as_ref().and_then(|s| s.direct.clone()));
-    // A stick entry's server is direct too (HAProxy's `SF_DIRECT`): no cookie is inserted
-    // for a request it sent to that server.
-    req.persist.direct.clone_from(&direct);
-    let method = head.first[0].as_str();
-    let req_framing = head.framing;
+        peer,
+        ..
+    } = route;
+    backend.counters.request_at(req.started_ms);
+    add_headers(fe, backend, &mut head, req, peer);
+    let base = route.context();
+    let persisted = persistence(&base, backend, &mut head, req);
     req.close = head.dropped_length || head.asks_close();
-    let error_keeps = errors_keep(state, fe, req.close, h1::is_http11(&head.first[2]));
-    let options = (&fe.conf.options, &conf.options);
-    let to_server = h1::ToServer {
-        close_mode: options.0.httpclose
-            || options.0.http_server_close
-            || options.1.httpclose
-            || options.1.http_server_close,
-        case: case_map(state, options.1.h1_case_adjust_bogus_server),
-    };
-    let mut bytes = Vec::with_capacity(512);
-    let server_close = h1::write_request(&head, to_server, &mut bytes);
-    let mut hop = Hop {
-        request_http11: h1::is_http11(&head.first[2]),
-        server_close,
-    };
+    let (bytes, hop) = request_for_server(state, fe, backend, &head);
     // What a hashing algorithm hashes, taken once the request is final, as HAProxy's
     // `assign_server` does.
     let headers = head.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
@@ -1509,266 +1804,660 @@ async fn exchange(
     let key = super::balance::expr_key(backend, &with_request).unwrap_or_else(|| {
         super::balance::request_key(backend, peer.ip(), &head.first[1], headers)
     });
+    let request = Request {
+        head: &head,
+        bytes: &bytes,
+        hop,
+        key,
+        persisted: &persisted,
+        error_keeps: errors_keep(state, fe, req.close, h1::is_http11(&head.first[2])),
+    };
     // A reused server connection the server closed before it took any of the request (the
     // write fails at once): a new connection is made once. Once any of it was written, the
     // server may have acted on it: it is never sent again (as HAProxy without `retry-on`).
-    for attempt in 0..2 {
-        // A new server connection starts with the PROXY header, when the server wants one.
-        let mut header = Vec::new();
-        let needs = Needs {
-            first: *first,
-            prefer_last: *prefer_last,
-            key,
-            direct: direct.as_ref(),
-            forced: over.force,
-        };
-        match server_for(backend, owned, needs, peer, local).await {
-            Ok(Ready::Reused {
-                server: srv,
-                conn,
-                slot,
-                waited,
-                queued,
-            }) => {
-                req.connect_ms = 0;
-                req.queue_ms = waited.as_millis() as i64;
-                if let Some(facts) = req.log.as_deref_mut() {
-                    facts.queued = queued;
-                }
-                *server = Some((srv, conn, Some(slot)));
+    for retry in [false, true] {
+        // A kill of the first attempt's server is not this attempt's.
+        *attached = None;
+        match send_head(route, client, up, &request, req, attached, retry).await {
+            Ok(()) => {
+                let attached = attached.as_ref();
+                return relay_exchange(route, client, up, &request, req, attached).await;
             }
-            Ok(Ready::New(c, generation, tls)) => {
-                req.connect_ms = c.connect_time.as_millis() as i64;
-                req.queue_ms = c.queue_time.as_millis() as i64;
-                if let Some(facts) = req.log.as_deref_mut() {
-                    (facts.retries, facts.redispatched) = (c.retries, c.redispatched);
-                    facts.queued = c.queued;
-                }
-                if c.redispatched {
-                    req.persist.redispatched();
-                }
-                // Through TLS, the header went before the handshake.
-                if tls.is_none() {
-                    header = session::proxy_header(&c.server, peer, local);
-                }
-                let conn = Conn {
-                    generation,
-                    tls,
-                    ..Conn::new(c.stream)
-                };
-                *server = Some((c.server, conn, Some(c.slot)));
-            }
-            Err(e) => {
-                req.server = e
-                    .server()
-                    .map_or(Served::NoServer, |s| Served::Server(s.clone()));
-                if let Some(facts) = req.log.as_deref_mut() {
-                    facts.queued = e.queued();
-                    facts.retries = e.retries(backend);
-                }
-                if let Some(waited) = e.queue_time() {
-                    req.queue_ms = waited.as_millis() as i64;
-                }
-                // Nothing of a body was read: only a request without one leaves the
-                // connection ready for the next.
-                let keep = error_keeps && req_framing == Framing::None;
-                return fail(fe, backend, client, req, 503, e.term(), keep).await;
-            }
+            Err(Tried::Ended(outcome)) => return outcome,
+            Err(Tried::Retry) => {}
         }
-        let Some((srv, sconn, _)) = server.as_mut() else {
-            break;
-        };
-        req.server = Served::Server(srv.clone());
-        if let Some(s) = &sticking {
-            s.served_by(srv);
+    }
+    fail_sent(route, client, req, &head.first[0], (502, "SH--", false)).await
+}
+
+/// A request as it goes to its server, the same for each attempt.
+struct Request<'h> {
+    head: &'h Head,
+    /// Its head as written to the server.
+    bytes: &'h [u8],
+    hop: Hop,
+    /// What a hashing algorithm balances it by.
+    key: super::balance::Key,
+    persisted: &'h Persisted,
+    /// HAProxy's error pages would keep the client connection ([`errors_keep`]).
+    error_keeps: bool,
+}
+
+/// How an attempt at a server ended.
+enum Tried {
+    Ended(Outcome),
+    /// A reused connection failed before it took any of the request: another one.
+    Retry,
+}
+
+/// One attempt at sending `request`'s head: a server connection ([`server_for`]), the
+/// stream attached to its server, the head sent; how it ended when it did not go (`retry`:
+/// the second attempt, which is not retried).
+async fn send_head(
+    route: Route<'_>,
+    client: &mut Conn,
+    up: &mut Upstream,
+    request: &Request<'_>,
+    req: &mut Req,
+    attached: &mut Option<shutdown::Attached>,
+    retry: bool,
+) -> Result<(), Tried> {
+    let Route {
+        fe,
+        backend,
+        peer,
+        local,
+        ..
+    } = route;
+    let Upstream {
+        current: server,
+        owned,
+        first,
+        prefer_last,
+    } = up;
+    let Request {
+        head,
+        persisted,
+        error_keeps,
+        ..
+    } = *request;
+    let req_framing = head.framing;
+    let needs = Needs {
+        first: *first,
+        prefer_last: *prefer_last,
+        key: request.key,
+        direct: persisted.direct.as_ref(),
+        forced: persisted.over.force,
+    };
+    // A new server connection starts with the PROXY header, when the server wants one.
+    let mut header = match server_for(backend, owned, needs, peer, local).await {
+        Ok(ready) => {
+            let (taken, header) = connection_taken(req, ready, peer, local);
+            *server = Some(taken);
+            header
         }
-        if let Some(facts) = req.log.as_deref_mut() {
-            facts.connected(&sconn.stream);
+        Err(Unready::Failed(e)) => {
+            return Err(Tried::Ended(
+                no_server(route, client, request, req, e).await,
+            ));
         }
-        srv.counters.request_at(req.started_ms);
-        let sent = if header.is_empty() {
-            send_request(sconn, &bytes).await
+        Err(Unready::Killed(srv, killed)) => {
+            // Closed without a response, as HAProxy closes it (no connect time).
+            req.server = Served::Server(srv);
+            return Err(Tried::Ended(killed_stream(server, killed)));
+        }
+    };
+    let Some((srv, sconn, _)) = server.as_mut() else {
+        return Err(Tried::Retry);
+    };
+    req.server = Served::Server(srv.clone());
+    // From here the stream is the server's: killed with its sessions. Its socket is
+    // registered in the server connection (see `Conn::registered`).
+    if let Some((stream, registration)) = shutdown::Attached::to(backend, srv, sconn.stream.as_fd())
+    {
+        sconn.registered = Some(registration);
+        *attached = Some(stream);
+    }
+    if let Some(s) = &persisted.sticking {
+        s.served_by(srv);
+    }
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.connected(&sconn.stream);
+    }
+    let sending = async {
+        if header.is_empty() {
+            send_request(sconn, request.bytes).await
         } else {
-            header.extend_from_slice(&bytes);
+            header.extend_from_slice(request.bytes);
             send_request(sconn, &header).await
-        };
-        if let Err(untouched) = sent {
+        }
+    };
+    // A kill from the attach on ends the stream: no response, the client connection closed.
+    let sent = shutdown::unless_killed(attached.as_ref(), sending).await;
+    match sent {
+        Ok(Ok(())) => {}
+        Err(killed) => return Err(Tried::Ended(killed_stream(server, killed))),
+        Ok(Err(untouched)) => {
+            if let Some(killed) = attached.as_ref().and_then(shutdown::Attached::killed) {
+                return Err(Tried::Ended(killed_stream(server, killed)));
+            }
             let reused = sconn.served > 0;
             *server = None;
-            if attempt == 0 && untouched && reused {
-                continue;
+            if !retry && untouched && reused {
+                return Err(Tried::Retry);
             }
             let keep = error_keeps && req_framing == Framing::None;
-            return fail(fe, backend, client, req, 502, "SH--", keep).await;
+            let page = rendered_failure(client, req, &route.context(), 502, keep);
+            let failure = (502, "SH--", keep);
+            return Err(Tried::Ended(
+                fail_with(fe, backend, client, req, failure, page).await,
+            ));
         }
-        // `Expect: 100-continue` with none of the body sent yet: the server's answer first.
-        let mut early = None;
-        if expects_continue(&head, req_framing) && client.drained() {
-            let wait = await_continue(state, fe, hop, client, sconn, conf.timeouts.server, req);
-            match Box::pin(wait).await {
-                Ok(answer) => early = answer,
-                Err(end) => {
-                    *server = None;
-                    return end;
-                }
-            }
-            // The server took no body: its connection goes with this exchange.
-            hop.server_close |= early.is_some();
-        }
-        // As in HAProxy, the server's timeout bounds the whole exchange with it, the
-        // request body's relay included: a client that stops mid-body gets HAProxy's 504
-        // once the server's timeout passed (the client's does not apply meanwhile).
-        let timeouts = RelayTimeouts {
-            read: conf.timeouts.server,
-            write: conf.timeouts.server,
-        };
-        // After an early final answer, the body is not the server's any more.
-        let body_left = early.is_some();
-        let body_framing = if body_left {
-            Framing::None
-        } else {
-            req_framing
-        };
-        let relayed = relay_body(client, Some(sconn), body_framing, timeouts).await;
-        // What went to the server counts, all of it or what moved before it stopped.
-        let sent = req.received_head + relayed.unwrap_or_else(|b| b.moved);
-        if let Some(facts) = req.log.as_deref_mut() {
-            facts.bytes_in = sent;
-        }
-        for c in [&fe.counters, &backend.counters, &srv.counters] {
-            c.bytes_in.fetch_add(sent, Relaxed);
-        }
-        state.tables.count_bytes(sent, 0);
-        if let Err(broken) = relayed {
-            let failed = server.take().map(|(s, ..)| s);
-            return match broken.stop {
-                Stop::SrcClosed => Outcome {
-                    keep: false,
-                    flags: "CD--",
-                },
-                // Bad framing later in the body: the server connection is dropped with
-                // its half request, and the client, who got nothing yet, gets 400.
-                Stop::Invalid => {
-                    fe.counters.req_errors.fetch_add(1, Relaxed);
-                    fail(fe, backend, client, req, 400, "PH--", false).await
-                }
-                Stop::SrcTimeout | Stop::DstTimeout => {
-                    srv_error(backend, failed.as_deref());
-                    fail(fe, backend, client, req, 504, "sH--", false).await
-                }
-                Stop::DstFailed => {
-                    srv_error(backend, failed.as_deref());
-                    fail(fe, backend, client, req, 502, "SH--", false).await
-                }
-            };
-        }
-        let waited = Instant::now();
-        // The response head has one binding, matched as it arrives: each other binding of
-        // it (the loop's result, a `mut` rebinding) would be one more slot in the future.
-        let mut resp = loop {
-            let next = match early.take() {
-                Some(r) => Ok(r),
-                None => sconn.read_head(conf.timeouts.server, false).await,
-            };
-            req.response_ms = waited.elapsed().as_millis() as i64;
-            match next {
-                Ok(r) if is_interim(&r) => {
-                    if let Err(end) = forward_interim(state, fe, hop, client, &r, req).await {
-                        // Its final response is still to come: the connection goes.
-                        *server = None;
-                        return end;
-                    }
-                }
-                Ok(r) => break r,
-                // The server closed (or reset) without a response, after the request went
-                // whole: it may have acted on it, so it is not sent again. As HAProxy does
-                // for a request that is not its client connection's first, the client
-                // connection closes without a response, for the client to decide.
-                Err(ReadError::Closed) if !*first => {
-                    *server = None;
-                    return Outcome {
-                        keep: false,
-                        flags: ABORTED_KEEP_ALIVE,
-                    };
-                }
-                Err(e) => {
-                    let failed = server.take().map(|(s, ..)| s);
-                    srv_error(backend, failed.as_deref());
-                    let timed_out = matches!(e, ReadError::Timeout | ReadError::IdleTimeout);
-                    let (code, flags) = if timed_out {
-                        (504, "sH--")
-                    } else {
-                        (502, "SH--")
-                    };
-                    // The request went whole to the server: the client may send another.
-                    return fail(fe, backend, client, req, code, flags, error_keeps).await;
-                }
-            }
-        };
-        // Counted as it arrived, before the rules edit it (as HAProxy counts it).
-        req.bytes += resp.logged_size();
-        if rules::has_response_rules(fe, backend) {
-            let dst = client.dst(local);
-            let keep = !head.asks_close();
-            let phases = [
-                req.request_ms,
-                req.queue_ms,
-                req.connect_ms,
-                req.response_ms,
-            ];
-            let log = req.log.as_deref();
-            let request = rules::Facts {
-                tls: client.tls.as_deref().map(|s| &*s.facts),
-                ..rules::Facts::request(req.started, req.arrival, &req.line, log, req.number)
-            };
-            let facts = rules::Facts::response(request, &head, srv, &sconn.stream, phases, log);
-            if let Some(answer) =
-                rules::route_response(state, fe, backend, &mut resp, peer, dst, keep, &facts)
-            {
-                // The server's response is dropped with its connection; the client's
-                // stays as it asked.
-                srv.counters
-                    .count_status(resp.first[1].parse().unwrap_or(0));
-                for c in [&fe.counters, &backend.counters, &srv.counters] {
-                    c.denied_resp.fetch_add(1, Relaxed);
-                }
-                // HAProxy counts the refused response too, as much of it as it read.
-                req.bytes += buffered_size(&resp, method, &sconn.buf);
-                *server = None;
-                backend.counters.count_status(answer.status);
-                req.response_ms = -1;
-                // Logged by the caller, with the backend; counted in `dresp` here.
-                let answer = rules::Local {
-                    logged: false,
-                    denied: false,
-                    ..answer
-                };
-                let keep = send_local(fe, client, req, peer, answer, keep).await;
-                return Outcome {
-                    keep,
-                    flags: "PH--",
-                };
-            }
-        }
-        let outcome = respond(state, fe, backend, client, server, resp, method, hop, req).await;
-        if !body_left || outcome.flags != "----" {
-            return outcome;
-        }
-        // The body an early final answer left the client to send: read and dropped, as
-        // HAProxy waits for it too; a client ending it short ends the exchange so.
-        let timeouts = RelayTimeouts {
-            read: fe.conf.timeouts.client,
-            write: None,
-        };
-        return match Box::pin(relay_body(client, None, req_framing, timeouts)).await {
-            Ok(_) => outcome,
-            Err(broken) => Outcome {
-                keep: false,
-                flags: broken.stop.flags(true),
-            },
-        };
     }
-    fail(fe, backend, client, req, 502, "SH--", false).await
+    Ok(())
+}
+
+/// The rest of an exchange once its request's head went to the server connection in
+/// `up`: the body relayed (after the server's `100 Continue` when asked), the response
+/// relayed back.
+async fn relay_exchange(
+    route: Route<'_>,
+    client: &mut Conn,
+    up: &mut Upstream,
+    request: &Request<'_>,
+    req: &mut Req,
+    attached: Option<&shutdown::Attached>,
+) -> Outcome {
+    let Route {
+        state,
+        fe,
+        backend,
+        peer,
+        local,
+    } = route;
+    let (server, first) = (&mut up.current, up.first);
+    let Request { head, mut hop, .. } = *request;
+    let req_framing = head.framing;
+    let Some((srv, sconn, _)) = server.as_mut() else {
+        return fail(fe, backend, client, req, 502, "SH--", false).await;
+    };
+    // `Expect: 100-continue` with none of the body sent yet: the server's answer first (a
+    // kill meanwhile fails its read: the body's relay then sees the kill).
+    let mut early = None;
+    if expects_continue(head, req_framing) && client.drained() {
+        let timeout = backend.conf.timeouts.server;
+        let wait = await_continue(state, fe, hop, client, sconn, timeout, req);
+        match Box::pin(wait).await {
+            Ok(answer) => early = answer,
+            Err(end) => {
+                *server = None;
+                return end;
+            }
+        }
+        // The server took no body: its connection goes with this exchange.
+        hop.server_close |= early.is_some();
+    }
+    // After an early final answer, the body is not the server's any more.
+    let body_left = early.is_some();
+    let body_framing = if body_left {
+        Framing::None
+    } else {
+        req_framing
+    };
+    let to = (&**srv, &mut *sconn);
+    let body = send_body(route, client, to, body_framing, req, attached);
+    if let Err(unsent) = body.await {
+        let killed = attached.and_then(shutdown::Attached::killed);
+        let unsent = killed.map_or(unsent, Unsent::Killed);
+        let failed = server.take().map(|(s, ..)| s);
+        let method = &head.first[0];
+        let ended = body_failed(route, client, req, method, failed.as_deref(), unsent).await;
+        return ended;
+    }
+    let resp = read_response(route, client, server, early, hop, req, request, first).await;
+    let mut resp = match resp {
+        Ok(resp) => resp,
+        Err(end) => return end,
+    };
+    let Some((srv, sconn, _)) = server.as_mut() else {
+        return fail(fe, backend, client, req, 502, "SH--", false).await;
+    };
+    // Counted as it arrived, before the rules edit it (as HAProxy counts it).
+    req.bytes += resp.logged_size();
+    if rules::has_response_rules(fe, backend) {
+        let to = (&**srv, &*sconn);
+        let addrs = (peer, local);
+        let refused = response_rules(state, fe, backend, client, to, head, &mut resp, req, addrs);
+        if let Some(answer) = refused {
+            // The server's response is dropped with its connection; the client's
+            // stays as it asked.
+            let srv = srv.clone();
+            *server = None;
+            let keep = send_local(fe, client, req, peer, answer, !head.asks_close()).await;
+            // The dropped response and the answer count in the bytes out, as HAProxy
+            // counts both on the stream's proxies and server.
+            for c in [&fe.counters, &backend.counters, &srv.counters] {
+                c.bytes_out.fetch_add(req.bytes, Relaxed);
+            }
+            state.tables.count_bytes(0, req.bytes);
+            return Outcome {
+                keep,
+                flags: "PH--",
+            };
+        }
+    }
+    let method = head.first[0].as_str();
+    let outcome = respond(route, client, server, resp, method, hop, req, attached).await;
+    if !body_left || outcome.flags != "----" {
+        return outcome;
+    }
+    drain_left_body(fe, client, req_framing, outcome).await
+}
+
+/// The end of a stream its server's kill ended before any response: the server connection
+/// dropped, the client connection closed without a response, as HAProxy closes it.
+fn killed_stream(server: &mut Current, killed: shutdown::Killed) -> Outcome {
+    *server = None;
+    Outcome {
+        keep: false,
+        flags: killed.phaseless_flags(),
+    }
+}
+
+/// The end of a request no server could take (`e`): HAProxy's 503 (or the `http-error`
+/// reply), counted and logged with the queue's and the connection's facts.
+async fn no_server(
+    route: Route<'_>,
+    client: &mut Conn,
+    request: &Request<'_>,
+    req: &mut Req,
+    e: ConnectError,
+) -> Outcome {
+    let Route { fe, backend, .. } = route;
+    req.server = e
+        .server()
+        .map_or(Served::NoServer, |s| Served::Server(s.clone()));
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.queued = e.queued();
+        facts.retries = e.retries(backend);
+    }
+    if let Some(waited) = e.queue_time() {
+        req.queue_ms = waited.as_millis() as i64;
+    }
+    // Nothing of a body was read: only a request without one leaves the connection ready
+    // for the next.
+    let keep = request.error_keeps && request.head.framing == Framing::None;
+    let with_request = super::sample::Context {
+        request: Some(request.head),
+        ..route.context()
+    };
+    let page = rendered_failure(client, req, &with_request, 503, keep);
+    fail_with(fe, backend, client, req, (503, e.term(), keep), page).await
+}
+
+/// Reads the server's final response head (`early`: one that came already), forwarding
+/// the interim ones to the client; the exchange's end when none came. `first`: the request
+/// is its client connection's first.
+#[allow(clippy::too_many_arguments)]
+async fn read_response(
+    route: Route<'_>,
+    client: &mut Conn,
+    server: &mut Current,
+    mut early: Option<Head>,
+    hop: Hop,
+    req: &mut Req,
+    request: &Request<'_>,
+    first: bool,
+) -> Result<Head, Outcome> {
+    let Route {
+        state, fe, backend, ..
+    } = route;
+    let Some((srv, sconn, _)) = server.as_mut() else {
+        return Err(fail(fe, backend, client, req, 502, "SH--", false).await);
+    };
+    let waited = Instant::now();
+    loop {
+        let next = match early.take() {
+            Some(r) => Ok(r),
+            None => sconn.read_head(backend.conf.timeouts.server, false).await,
+        };
+        req.response_ms = waited.elapsed().as_millis() as i64;
+        match next {
+            Ok(r) => {
+                // As HAProxy, a server counts each response head it sent, interim ones
+                // included.
+                srv.counters.request_at(req.started_ms);
+                observe::http(backend, srv, HttpOutcome::Response(&r.first[1]));
+                if !is_interim(&r) {
+                    return Ok(r);
+                }
+                if let Err(end) = forward_interim(state, fe, hop, client, &r, req).await {
+                    // Its final response is still to come: the connection goes.
+                    *server = None;
+                    return Err(end);
+                }
+            }
+            // The server closed (or reset) without a response, after the request went
+            // whole: it may have acted on it, so it is not sent again. As HAProxy does for
+            // a request that is not its client connection's first, the client connection
+            // closes without a response, for the client to decide.
+            Err(ReadError::Closed) if !first => {
+                *server = None;
+                return Err(Outcome {
+                    keep: false,
+                    flags: ABORTED_KEEP_ALIVE,
+                });
+            }
+            Err(e) => {
+                // No response head: no response time (`Tr` -1), as HAProxy logs it.
+                req.response_ms = -1;
+                let failed = server.take().map(|(s, ..)| s);
+                srv_error(backend, failed.as_deref());
+                if let (Some(srv), Some(lost)) = (failed.as_deref(), HttpOutcome::lost(&e)) {
+                    observe::http(backend, srv, lost);
+                }
+                let (code, flags) = match e {
+                    ReadError::Timeout | ReadError::IdleTimeout => (504, "sH--"),
+                    // A response HAProxy's parser refuses: its `PH`.
+                    ReadError::Malformed(_) | ReadError::Unsupported(_) | ReadError::TooLarge => {
+                        (502, "PH--")
+                    }
+                    _ => (502, "SH--"),
+                };
+                // The request went whole to the server: the client may send another.
+                let failure = (code, flags, request.error_keeps);
+                let method = &request.head.first[0];
+                return Err(fail_sent(route, client, req, method, failure).await);
+            }
+        }
+    }
+}
+
+/// After a response that came before the request's body (an early final answer): the body
+/// the client still sends is read and dropped, as HAProxy waits for it too; a client
+/// ending it short ends the exchange so.
+async fn drain_left_body(
+    fe: &Frontend,
+    client: &mut Conn,
+    framing: Framing,
+    outcome: Outcome,
+) -> Outcome {
+    let timeouts = RelayTimeouts {
+        read: fe.conf.timeouts.client,
+        write: None,
+    };
+    let mut dropped = 0;
+    let drain = relay_body(client, None, framing, timeouts, &mut dropped);
+    match Box::pin(drain).await {
+        Ok(()) => outcome,
+        Err(stop) => Outcome {
+            keep: false,
+            flags: stop.flags(true),
+        },
+    }
+}
+
+/// Adds the headers the request takes on its way to the server: the unique id after those
+/// the rules set, then `X-Forwarded-For` (`option forwardfor`), as HAProxy adds them.
+fn add_headers(fe: &Frontend, backend: &Backend, head: &mut Head, req: &mut Req, peer: SocketAddr) {
+    let line = req.line.as_str();
+    let unique_id = (req.log.as_deref_mut()).and_then(|l| l.unique_id_for(fe, head, line));
+    if let (Some(name), Some(id)) = (fe.logger.unique_id_header(), unique_id) {
+        head.headers.push((name.to_string(), id.to_string()));
+    }
+    forwardfor(
+        head,
+        fe.conf.options.forwardfor.as_ref(),
+        backend.conf.options.forwardfor.as_ref(),
+        peer.ip().to_canonical(),
+    );
+}
+
+/// Where a request's persistence sends it.
+struct Persisted {
+    /// What the `force-persist`, `ignore-persist` and `use-server` rules decided.
+    over: super::persist::Overrides,
+    /// The `stick` rules' work (none without rules).
+    sticking: Option<super::stick::Sticking>,
+    /// The server the request goes to first (its cookie's, its stick entry's).
+    direct: Option<Arc<Server>>,
+}
+
+/// Applies the backend's persistence to a request: the override rules (none: nothing
+/// evaluated), its persistence cookie, then its `stick` rules (none: nothing done), as in
+/// HAProxy; what they decided is noted in `req.persist` too.
+fn persistence(
+    base: &super::sample::Context<'_>,
+    backend: &Backend,
+    head: &mut Head,
+    req: &mut Req,
+) -> Persisted {
+    let over = super::persist::overrides(
+        &super::sample::Context {
+            request: Some(head),
+            ..*base
+        },
+        backend,
+    );
+    req.persist = super::persist::on_request(backend, head, &over);
+    let sticking = (!backend.conf.rules.stick.is_empty()).then(|| {
+        let ctx = super::sample::Context {
+            request: Some(head),
+            ..*base
+        };
+        super::stick::on_request(&ctx, backend, &over)
+    });
+    let direct =
+        (req.persist.direct.clone()).or_else(|| sticking.as_ref().and_then(|s| s.direct.clone()));
+    // A stick entry's server is direct too (HAProxy's `SF_DIRECT`): no cookie is inserted
+    // for a request it sent to that server.
+    req.persist.direct.clone_from(&direct);
+    Persisted {
+        over,
+        sticking,
+        direct,
+    }
+}
+
+/// The request head as it goes to the server (HAProxy's HTTP/1 layer writes it: see
+/// [`h1::write_request`]), and what it decided for the response's way back.
+fn request_for_server(
+    state: &State,
+    fe: &Frontend,
+    backend: &Backend,
+    head: &Head,
+) -> (Vec<u8>, Hop) {
+    let options = (&fe.conf.options, &backend.conf.options);
+    let to_server = h1::ToServer {
+        close_mode: options.0.httpclose
+            || options.0.http_server_close
+            || options.1.httpclose
+            || options.1.http_server_close,
+        case: case_map(state, options.1.h1_case_adjust_bogus_server),
+    };
+    let mut bytes = Vec::with_capacity(512);
+    let server_close = h1::write_request(head, to_server, &mut bytes);
+    let hop = Hop {
+        request_http11: h1::is_http11(&head.first[2]),
+        server_close,
+    };
+    (bytes, hop)
+}
+
+/// A request's server connection, reused or new, noted in its facts (times in queue and to
+/// connect, retries); with the PROXY header a new plaintext connection starts with (empty
+/// else: through TLS, it went before the handshake).
+fn connection_taken(
+    req: &mut Req,
+    ready: Ready,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> ((Arc<Server>, Conn, Option<Slot>), Vec<u8>) {
+    match ready {
+        Ready::Reused {
+            server,
+            conn,
+            slot,
+            waited,
+            queued,
+        } => {
+            req.connect_ms = 0;
+            req.queue_ms = waited.as_millis() as i64;
+            if let Some(facts) = req.log.as_deref_mut() {
+                facts.queued = queued;
+            }
+            ((server, conn, Some(slot)), Vec::new())
+        }
+        Ready::New(c, generation, tls) => {
+            req.connect_ms = c.connect_time.as_millis() as i64;
+            req.queue_ms = c.queue_time.as_millis() as i64;
+            if let Some(facts) = req.log.as_deref_mut() {
+                (facts.retries, facts.redispatched) = (c.retries, c.redispatched);
+                facts.queued = c.queued;
+            }
+            if c.redispatched {
+                req.persist.redispatched();
+            }
+            let header = match tls {
+                None => session::proxy_header(&c.server, peer, local),
+                Some(_) => Vec::new(),
+            };
+            let conn = Conn {
+                generation,
+                tls,
+                ..Conn::new(c.stream)
+            };
+            ((c.server, conn, Some(c.slot)), header)
+        }
+    }
+}
+
+/// Runs the proxy's response rules (`http-response`) on a server's response: the answer
+/// that replaces it when they refuse it, counted as HAProxy counts it (the refused
+/// response's status and as much of it as was read, `dresp`, the answer's status in the
+/// backend), to be sent and logged by the exchange.
+#[allow(clippy::too_many_arguments)]
+fn response_rules(
+    state: &State,
+    fe: &Frontend,
+    backend: &Backend,
+    client: &mut Conn,
+    (srv, sconn): (&Server, &Conn),
+    head: &Head,
+    resp: &mut Head,
+    req: &mut Req,
+    (peer, local): (SocketAddr, SocketAddr),
+) -> Option<rules::Local> {
+    let dst = client.dst(local);
+    let keep = !head.asks_close();
+    let phases = [
+        req.request_ms,
+        req.queue_ms,
+        req.connect_ms,
+        req.response_ms,
+    ];
+    let request = req.facts(client);
+    let log = req.log.as_deref();
+    let facts = rules::Facts::response(request, head, srv, &sconn.stream, phases, log);
+    let answer = rules::route_response(state, fe, backend, resp, peer, dst, keep, &facts)?;
+    srv.counters
+        .count_status(resp.first[1].parse().unwrap_or(0));
+    for c in [&fe.counters, &backend.counters, &srv.counters] {
+        c.denied_resp.fetch_add(1, Relaxed);
+    }
+    // HAProxy counts the refused response too, as much of it as it read.
+    req.bytes += buffered_size(resp, &head.first[0], &sconn.buf);
+    backend.counters.count_status(answer.status);
+    req.response_ms = -1;
+    // Logged by the exchange's caller, with the backend; counted in `dresp` here.
+    Some(rules::Local {
+        logged: false,
+        denied: false,
+        ..answer
+    })
+}
+
+/// Why a request's body did not reach its server whole.
+enum Unsent {
+    /// The relay stopped so.
+    Stopped(Stop),
+    /// The server's kill ended it ([`shutdown`]).
+    Killed(shutdown::Killed),
+}
+
+/// Relays a request's body to its server, and counts what went (all of it, or what moved
+/// before it stopped) in the bytes in. As in HAProxy, the server's timeout bounds it (the
+/// whole exchange with the server): a client that stops mid-body gets HAProxy's 504 once
+/// it passed (the client's does not apply meanwhile). A stream killed meanwhile ends at
+/// once: the relay may be waiting for the client, which the server's shutdown does not
+/// wake.
+async fn send_body(
+    route: Route<'_>,
+    client: &mut Conn,
+    (srv, sconn): (&Server, &mut Conn),
+    framing: Framing,
+    req: &mut Req,
+    attached: Option<&shutdown::Attached>,
+) -> Result<(), Unsent> {
+    let Route {
+        state, fe, backend, ..
+    } = route;
+    let timeouts = RelayTimeouts {
+        read: backend.conf.timeouts.server,
+        write: backend.conf.timeouts.server,
+    };
+    let mut moved = 0;
+    let relay = relay_body(client, Some(sconn), framing, timeouts, &mut moved);
+    let relayed = shutdown::unless_killed(attached, relay).await;
+    let sent = req.received_head + moved;
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.bytes_in = sent;
+    }
+    for c in [&fe.counters, &backend.counters, &srv.counters] {
+        c.bytes_in.fetch_add(sent, Relaxed);
+    }
+    state.tables.count_bytes(sent, 0);
+    match relayed {
+        Ok(relayed) => relayed.map_err(Unsent::Stopped),
+        Err(killed) => Err(Unsent::Killed(killed)),
+    }
+}
+
+/// The exchange's end when its request's body did not reach `failed` (its server) whole.
+async fn body_failed(
+    route: Route<'_>,
+    client: &mut Conn,
+    req: &mut Req,
+    method: &str,
+    failed: Option<&Server>,
+    unsent: Unsent,
+) -> Outcome {
+    let Route { fe, backend, .. } = route;
+    match unsent {
+        // Killed: the client connection closes without a response, as in HAProxy.
+        Unsent::Killed(killed) => Outcome {
+            keep: false,
+            flags: killed.phaseless_flags(),
+        },
+        Unsent::Stopped(Stop::SrcClosed) => Outcome {
+            keep: false,
+            flags: "CD--",
+        },
+        // Bad framing later in the body: the server connection is dropped with its half
+        // request, and the client, who got nothing yet, gets 400.
+        Unsent::Stopped(Stop::Invalid) => {
+            fe.counters.req_errors.fetch_add(1, Relaxed);
+            fail_sent(route, client, req, method, (400, "PH--", false)).await
+        }
+        Unsent::Stopped(Stop::SrcTimeout | Stop::DstTimeout) => {
+            srv_error(backend, failed);
+            fail_sent(route, client, req, method, (504, "sH--", false)).await
+        }
+        Unsent::Stopped(Stop::DstFailed) => {
+            srv_error(backend, failed);
+            fail_sent(route, client, req, method, (502, "SH--", false)).await
+        }
+    }
 }
 
 /// Whether the request announces `Expect: 100-continue` for a body it has.
@@ -1837,6 +2526,20 @@ async fn forward_interim(
     }
 }
 
+/// Why no server connection is ready for a request.
+enum Unready {
+    /// None could be had (no server, a full queue's timeout, failed connections).
+    Failed(ConnectError),
+    /// Its server's kill ended the stream while it connected to that server.
+    Killed(Arc<Server>, shutdown::Killed),
+}
+
+impl From<ConnectError> for Unready {
+    fn from(e: ConnectError) -> Unready {
+        Unready::Failed(e)
+    }
+}
+
 /// A server connection ready for a request, with a slot of its server.
 enum Ready {
     /// An idle connection (the client connection's own, or from the server's pool), its
@@ -1880,6 +2583,8 @@ impl Upstream {
         let Some((server, mut conn, slot)) = self.current.take() else {
             return;
         };
+        // An idle connection is no stream's: out of the kill registry before it is kept.
+        conn.registered = None;
         conn.served += 1;
         // Only a connection whose response was read whole goes on, and only in its server's
         // current generation; bytes after the response: not reused (as HAProxy kills it).
@@ -1941,7 +2646,7 @@ async fn server_for(
     needs: Needs<'_>,
     peer: SocketAddr,
     local: SocketAddr,
-) -> Result<Ready, ConnectError> {
+) -> Result<Ready, Unready> {
     let began = Instant::now();
     let mut queued = QueuePositions::default();
     let prefers = needs.prefer_last || backend.conf.options.prefer_last_server;
@@ -1995,9 +2700,21 @@ async fn server_for(
             // Read before the connection is made: an address changed meanwhile retires it.
             let generation = server.conn_generation();
             let direct = Direct::of(needs.direct, needs.forced, &server);
-            let c = session::connect_from(backend, local, true, slot, (waited, queued), direct);
-            // With `server ... ssl`, the TLS handshake (and the PROXY header before it).
-            let (c, tls) = session::secure(backend, peer, local, c.await?).await?;
+            // Boxed: connecting and a TLS handshake take kilobytes of future, which would
+            // otherwise be in every request's exchange (moved into its box per request) when
+            // most requests of a kept-alive connection reuse one.
+            let connecting = Box::pin(async {
+                let c = session::connect_from(backend, local, true, slot, (waited, queued), direct);
+                // With `server ... ssl`, the TLS handshake (and the PROXY header before it).
+                session::secure(backend, peer, local, c.await?).await
+            });
+            // The stream is its server's from its connection on (HAProxy's `srv_conn`, set
+            // as it connects): a kill meanwhile ends it (a queued one is not the server's).
+            let kill = shutdown::killable(backend, &server).then_some(&server.kill);
+            let (c, tls) = match shutdown::unless_fired(kill, connecting).await {
+                Ok(connected) => connected?,
+                Err(killed) => return Err(Unready::Killed(server, killed)),
+            };
             let generation = if Arc::ptr_eq(&c.server, &server) {
                 generation
             } else {
@@ -2017,18 +2734,23 @@ fn srv_error(backend: &Backend, server: Option<&Server>) {
     backend.counters.resp_errors.fetch_add(1, Relaxed);
 }
 
+/// Relays the server's response `resp` (its head, then its body, or a tunnel after a
+/// protocol switch) to the client, counted in the stats; `attached`: the stream, when its
+/// server's kill may end it.
 #[allow(clippy::too_many_arguments)]
 async fn respond(
-    state: &State,
-    fe: &Frontend,
-    backend: &Backend,
+    route: Route<'_>,
     client: &mut Conn,
-    server: &mut Option<(Arc<Server>, Conn, Option<Slot>)>,
+    server: &mut Current,
     mut resp: Head,
     method: &str,
     hop: Hop,
     req: &mut Req,
+    attached: Option<&shutdown::Attached>,
 ) -> Outcome {
+    let Route {
+        state, fe, backend, ..
+    } = route;
     let framing = response_framing(&resp, method);
     if framing == Framing::Chunked {
         if let Some((_, sconn, _)) = server.as_ref() {
@@ -2037,7 +2759,7 @@ async fn respond(
                 let failed = server.take().map(|(s, ..)| s);
                 srv_error(backend, failed.as_deref());
                 let keep = errors_keep(state, fe, req.close, hop.request_http11);
-                return fail(fe, backend, client, req, 502, "PH--", keep).await;
+                return fail_sent(route, client, req, method, (502, "PH--", keep)).await;
             }
         }
     }
@@ -2090,11 +2812,9 @@ async fn respond(
         Framing::Length(n) => Framing::Length(n - buffered as u64),
         other => other,
     };
+    let mut moved = 0;
     let relayed = match wrote {
-        Err(e) => Err(Broken {
-            stop: Stop::writing(&e),
-            moved: 0,
-        }),
+        Err(e) => Err(Stop::writing(&e)),
         Ok(()) => {
             req.bytes += buffered as u64;
             // `option logasap`: the line goes now, with the times and bytes so far.
@@ -2107,11 +2827,22 @@ async fn respond(
             }
             if status == 101 {
                 // Boxed: a tunnel's state would otherwise be part of every request's future.
-                req.bytes += Box::pin(tunnel(state, fe, backend, client, sconn)).await;
+                // Its server's kill ends it at once, both ways, as a TCP session's.
+                let moved = Moved::default();
+                let tunnel = Box::pin(tunnel(state, fe, backend, client, sconn, &moved));
+                let ended = shutdown::unless_killed(attached, tunnel).await;
+                req.bytes += moved.to_client.load(Relaxed);
+                // What the client sent through the tunnel counts in, as HAProxy counts it.
+                let sent = moved.to_server.load(Relaxed);
+                for c in [&fe.counters, &backend.counters, &srv.counters] {
+                    c.bytes_out.fetch_add(req.bytes, Relaxed);
+                    c.bytes_in.fetch_add(sent, Relaxed);
+                }
+                state.tables.count_bytes(sent, req.bytes);
                 *server = None;
                 return Outcome {
                     keep: false,
-                    flags: "----",
+                    flags: ended.map_or_else(shutdown::Killed::phaseless_flags, |()| "----"),
                 };
             }
             // Reads within the server's timeout, writes within the client's, as HAProxy.
@@ -2119,20 +2850,29 @@ async fn respond(
                 read: backend.conf.timeouts.server,
                 write: fe.conf.timeouts.client,
             };
-            relay_body(sconn, Some(client), framing, timeouts).await
+            relay_body(sconn, Some(client), framing, timeouts, &mut moved).await
         }
     };
     // What reached the client counts, all of it or what moved before the relay stopped.
-    req.bytes += relayed.unwrap_or_else(|b| b.moved);
+    req.bytes += moved;
     for c in [&fe.counters, &backend.counters, &srv.counters] {
         c.bytes_out.fetch_add(req.bytes, Relaxed);
     }
     state.tables.count_bytes(0, req.bytes);
-    if let Err(broken) = relayed {
+    if let Err(stop) = relayed {
         *server = None;
         return Outcome {
             keep: false,
-            flags: broken.stop.flags(false),
+            flags: stop.flags(false),
+        };
+    }
+    // A body until the server's close that a kill cut: its end was the kill's.
+    let killed = attached.and_then(shutdown::Attached::killed);
+    if let Some(killed) = killed.filter(|_| framing == Framing::UntilClose) {
+        *server = None;
+        return Outcome {
+            keep: false,
+            flags: killed.phaseless_flags(),
         };
     }
     // The server's own say: it closes, or speaks HTTP/1.0 without keep-alive.
@@ -2152,29 +2892,35 @@ async fn respond(
 }
 
 /// After a protocol switch (WebSocket...): a tunnel between the client and the server until
-/// either side ends; the bytes that went to the client.
+/// either side ends, counting in `moved` what it moves (the bytes that came with the
+/// response's head included).
 async fn tunnel(
     state: &State,
     fe: &Frontend,
     backend: &Backend,
     client: &mut Conn,
     sconn: &mut Conn,
-) -> u64 {
-    let moved = Moved::default();
-    let _ = client.write_all(&sconn.buf.take()).await;
-    let _ = sconn.write_all(&client.buf.take()).await;
+    moved: &Moved,
+) {
+    let early = sconn.buf.take();
+    if client.write_all(&early).await.is_ok() {
+        moved.to_client.fetch_add(early.len() as u64, Relaxed);
+    }
+    let sent = client.buf.take();
+    if sconn.write_all(&sent).await.is_ok() {
+        moved.to_server.fetch_add(sent.len() as u64, Relaxed);
+    }
     let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
     match (client.tls.as_deref_mut(), sconn.tls.as_deref_mut()) {
         (None, None) => {
-            forward::forward(&client.stream, &sconn.stream, idle, state.splice, &moved).await
+            forward::forward(&client.stream, &sconn.stream, idle, state.splice, moved).await
         }
         (client_tls, server_tls) => {
             let from = super::tls::Side::of(&client.stream, client_tls);
             let to = super::tls::Side::of(&sconn.stream, server_tls);
-            forward::forward_streams(from, to, idle, &moved).await
+            forward::forward_streams(from, to, idle, moved).await
         }
     };
-    moved.to_client.load(Relaxed)
 }
 
 /// Whether a response asks for NTLM or Negotiate authentication, which authenticates the
@@ -2270,14 +3016,6 @@ impl Stop {
     }
 }
 
-/// A body relay that stopped short: why, and how much of the body it moved before (counted
-/// as [`relay_body`] counts).
-#[derive(Debug, Clone, Copy)]
-struct Broken {
-    stop: Stop,
-    moved: u64,
-}
-
 /// The timeouts of a body relay: of the sending side, for each read (HAProxy's `timeout
 /// client` or `timeout server` of that side), and of the receiving side, for each write.
 #[derive(Debug, Clone, Copy)]
@@ -2286,62 +3024,58 @@ struct RelayTimeouts {
     write: Option<Duration>,
 }
 
-/// Relays a body from `src` (its buffer first) to `dst` (`None`: it is read and dropped);
-/// its size as the logs count it (the bytes written, but for a chunked body:
-/// [`chunked::Decoder::logged_size`]), or where and after how much it stopped.
+/// Relays a body from `src` (its buffer first) to `dst` (`None`: it is read and dropped),
+/// keeping in `moved` its size so far as the logs count it (the bytes written, but for a
+/// chunked body: [`chunked::Decoder::logged_size`]): kept by the caller, it counts what
+/// moved before a stop, or before the relay was dropped (a killed stream). Where it
+/// stopped, when before the body's end.
 async fn relay_body(
     src: &mut Conn,
     mut dst: Option<&mut Conn>,
     framing: Framing,
     timeouts: RelayTimeouts,
-) -> Result<u64, Broken> {
-    let mut moved = 0;
+    moved: &mut u64,
+) -> Result<(), Stop> {
+    let mut written = 0;
     let mut decoder = chunked::Decoder::default();
-    let broken = |stop, moved| Broken { stop, moved };
     loop {
         // What of the buffer is body, and whether the body ends with it.
         let (n, done) = match framing {
-            Framing::None => return Ok(0),
+            Framing::None => return Ok(()),
             Framing::Length(left) => {
-                let n = (src.buf.len() as u64).min(left - moved) as usize;
-                (n, moved + n as u64 == left)
+                let n = (src.buf.len() as u64).min(left - written) as usize;
+                (n, written + n as u64 == left)
             }
             Framing::UntilClose => (src.buf.len(), false),
             Framing::Chunked => {
-                let n = decoder
-                    .advance(src.buf.bytes())
-                    .map_err(|_| broken(Stop::Invalid, decoder.logged_size()))?;
-                (n, decoder.is_done())
+                let advanced = decoder.advance(src.buf.bytes());
+                *moved = logged(&decoder, written);
+                (advanced.map_err(|_| Stop::Invalid)?, decoder.is_done())
             }
         };
         if n > 0 {
             if let Some(dst) = dst.as_deref_mut() {
-                if let Err(e) = dst
-                    .write_within(&src.buf.bytes()[..n], timeouts.write)
-                    .await
-                {
-                    return Err(broken(Stop::writing(&e), logged(&decoder, moved)));
-                }
+                let wrote = dst.write_within(&src.buf.bytes()[..n], timeouts.write);
+                wrote.await.map_err(|e| Stop::writing(&e))?;
             }
             src.buf.consume(n);
             if framing != Framing::Chunked {
-                moved += n as u64;
+                written += n as u64;
             }
+            *moved = logged(&decoder, written);
         }
         if done {
             break;
         }
         match src.fill(timeouts.read).await {
             Ok(0) if framing == Framing::UntilClose => break,
-            Ok(0) => return Err(broken(Stop::SrcClosed, logged(&decoder, moved))),
+            Ok(0) => return Err(Stop::SrcClosed),
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(broken(Stop::SrcTimeout, logged(&decoder, moved)));
-            }
-            Err(_) => return Err(broken(Stop::SrcClosed, logged(&decoder, moved))),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(Stop::SrcTimeout),
+            Err(_) => return Err(Stop::SrcClosed),
         }
     }
-    Ok(logged(&decoder, moved))
+    Ok(())
 }
 
 /// A relayed body's logged size: `moved` bytes, or what a chunked body's decoder counted.
@@ -2366,7 +3100,10 @@ fn drain_body(
         read: timeout,
         write: None,
     };
-    Box::pin(async move { relay_body(client, None, framing, timeouts).await.is_ok() })
+    Box::pin(async move {
+        let mut dropped = 0;
+        (relay_body(client, None, framing, timeouts, &mut dropped).await).is_ok()
+    })
 }
 
 /// Writes a request to its server connection; on failure, whether none of it was written
@@ -2389,40 +3126,141 @@ async fn send_request(dst: &mut Conn, data: &[u8]) -> Result<(), bool> {
     Ok(())
 }
 
-/// The stats page, its CSV, or 401 when `stats auth` is set and the credentials are wrong.
-fn stats_response(state: &State, proxy: &Proxy, head: &Head) -> (Vec<u8>, u16) {
-    let s = &proxy.stats;
-    if !s.auth.is_empty() {
-        let ok = head
-            .header("authorization")
-            .and_then(|v| {
-                v.strip_prefix("Basic ")
-                    .or_else(|| v.strip_prefix("basic "))
-            })
-            .and_then(|b| base64_decode(b.trim()))
-            .and_then(|d| String::from_utf8(d).ok())
-            .is_some_and(|cred| s.auth.iter().any(|(u, p)| cred == format!("{u}:{p}")));
-        if !ok {
-            let realm = s
-                .realm
-                .clone()
-                .unwrap_or_else(|| "HAProxy Statistics".into());
-            let body = "<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n";
-            let resp = format!(
-                "HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nwww-authenticate: Basic realm=\"{realm}\"\r\n\r\n{body}",
-                body.len()
-            );
-            return (resp.into_bytes(), 401);
+/// Answers a request for the stats page (logged as HAProxy logs it); whether the
+/// connection may serve another request.
+async fn serve_stats(
+    state: &State,
+    fe: &Frontend,
+    client: &mut Conn,
+    head: &Head,
+    req: &mut Req,
+    (peer, local): (SocketAddr, SocketAddr),
+) -> bool {
+    let t = &fe.conf.timeouts;
+    req.server = Served::Stats;
+    fe.counters.intercepted.fetch_add(1, Relaxed);
+    // `stats auth` first: a client without the credentials is answered at once, its body
+    // not awaited (HAProxy checks them before it waits for the body).
+    let authorized = stats_authorized(&fe.conf.stats, head);
+    let admin = authorized && stats_admin::allowed(state, fe, head, peer, client.dst(local));
+    let form = if admin && head.first[0] == "POST" {
+        match read_stats_form(client, head, t).await {
+            Ok(form) => Some(form),
+            Err(unread) => {
+                stats_form_unread(fe, client, req, peer, unread).await;
+                return false;
+            }
+        }
+    } else {
+        None
+    };
+    let (resp, status) = stats_response(state, &fe.conf, head, authorized, admin, form);
+    fe.counters.count_status(status);
+    req.status = status;
+    req.bytes = logged_size(&resp);
+    if client.write_within(&resp, t.client).await.is_err() {
+        return false;
+    }
+    if status == 401 {
+        // HAProxy closes the connection after its 401, the body unread.
+        http_log(fe, None, peer, req, "LR--");
+        return false;
+    }
+    // Logged once the body is read, as HAProxy logs it.
+    let drained = drain_body(client, head.framing, t.client).await;
+    http_log(fe, None, peer, req, "LR--");
+    drained
+}
+
+/// The form a POST to the stats page carries, read whole if HAProxy's buffer would hold it
+/// (see [`stats_admin::FormReader`]); its bytes stay buffered, drained once the page
+/// answered. A client announcing `Expect: 100-continue` is told to send it first, as
+/// HAProxy tells it. The body must come within `timeout http-request` (from now) if set,
+/// each read within `timeout client`.
+async fn read_stats_form(
+    client: &mut Conn,
+    head: &Head,
+    t: &Timeouts,
+) -> Result<stats_admin::Form, stats_admin::Unread> {
+    use stats_admin::Unread;
+    // (HTTP/1.1 only, as HAProxy's `http_handle_expect_hdr`.)
+    if expects_continue(head, head.framing) && h1::is_http11(&head.first[2]) && client.drained() {
+        const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+        client
+            .write_within(CONTINUE, t.client)
+            .await
+            .map_err(|_| Unread::Aborted)?;
+    }
+    let whole_by = t.http_request.and_then(|d| Instant::now().checked_add(d));
+    let mut reader = stats_admin::FormReader::default();
+    loop {
+        if let Some(form) = reader.read(head, client.buf.bytes())? {
+            return Ok(form);
+        }
+        let next_read = t.client.and_then(|d| Instant::now().checked_add(d));
+        let deadline = match (whole_by, next_read) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match client.fill_until(deadline).await {
+            Ok(n) if n > 0 => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(Unread::TimedOut),
+            _ => return Err(Unread::Aborted),
         }
     }
-    // A POST carries the admin page's actions, which hapx does not take (HAProxy without
-    // `stats admin` refuses them the same way): sent back to the page, told so.
-    if head.first[0] == "POST" {
+}
+
+/// A stats POST whose form did not come whole, answered as HAProxy answers it: 408 when
+/// the client stopped sending, 400 for a broken chunked body, nothing when it closed; the
+/// connection then closes (what is left of the body is not awaited).
+async fn stats_form_unread(
+    fe: &Frontend,
+    client: &mut Conn,
+    req: &mut Req,
+    peer: SocketAddr,
+    unread: stats_admin::Unread,
+) {
+    use stats_admin::Unread;
+    let (code, flags) = match unread {
+        Unread::TimedOut => (Some(408), "cD--"),
+        Unread::Malformed => (Some(400), "PR--"),
+        Unread::Aborted => (None, "CD--"),
+    };
+    if let Some(code) = code {
+        send_error(fe, client, code, req, false).await;
+    }
+    http_log(fe, None, peer, req, flags);
+}
+
+/// The stats page, its CSV, the answer to an admin form's POST (`admin`: a `stats admin`
+/// condition holds; `form`: what the POST carried), or 401 when not `authorized` (see
+/// [`stats_authorized`]).
+fn stats_response(
+    state: &State,
+    proxy: &Proxy,
+    head: &Head,
+    authorized: bool,
+    admin: bool,
+    form: Option<stats_admin::Form>,
+) -> (Vec<u8>, u16) {
+    let s = &proxy.stats;
+    if !authorized {
+        let realm = s
+            .realm
+            .clone()
+            .unwrap_or_else(|| "HAProxy Statistics".into());
+        let body = "<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n";
         let resp = format!(
-            "HTTP/1.1 303 See Other\r\ncache-control: no-cache\r\ncontent-type: text/plain\r\ncontent-length: 0\r\nlocation: {};st=DENY\r\n\r\n",
-            s.uri()
+            "HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\nwww-authenticate: Basic realm=\"{realm}\"\r\n\r\n{body}",
+            body.len()
         );
-        return (resp.into_bytes(), 303);
+        return (resp.into_bytes(), 401);
+    }
+    // A POST carries the admin page's actions: taken when `stats admin` allows them, then
+    // the client is sent back to the page, told how it went.
+    if head.first[0] == "POST" {
+        let resp = stats_admin::post(state, s, &head.first[1], admin, form.as_ref());
+        return (resp, 303);
     }
     let path = &head.first[1];
     let csv = path.contains(";csv");
@@ -2435,7 +3273,16 @@ fn stats_response(state: &State, proxy: &Proxy, head: &Head) -> (Vec<u8>, u16) {
         (stats::csv(state), "text/plain")
     } else {
         (
-            stats::html(state, s.hide_version, refresh, s.uri()),
+            stats::html(
+                state,
+                &stats::PageView {
+                    hide_version: s.hide_version,
+                    refresh,
+                    uri: s.uri(),
+                    admin,
+                    banner: stats_admin::banner(s, path),
+                },
+            ),
             "text/html",
         )
     };
@@ -2449,29 +3296,9 @@ fn stats_response(state: &State, proxy: &Proxy, head: &Head) -> (Vec<u8>, u16) {
     (resp.into_bytes(), 200)
 }
 
-/// Standard base64 (for `Authorization: Basic`).
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let bytes: Vec<u8> = text.bytes().filter(|&b| b != b'=').collect();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= value(c)? << (18 - 6 * i);
-        }
-        let n = chunk.len().saturating_sub(1);
-        out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
-    }
-    Some(out)
+/// Whether the request carries credentials `stats auth` accepts (any, when it has none).
+fn stats_authorized(page: &StatsPage, head: &Head) -> bool {
+    page.auth.is_empty() || super::auth::stats_allowed(&page.auth, head)
 }
 
 fn http_log(fe: &Frontend, backend: Option<&Backend>, peer: SocketAddr, req: &Req, flags: &str) {
@@ -2791,12 +3618,6 @@ mod tests {
         assert!(page.starts_with(b"HTTP/1.1 400 Bad request\r\nContent-length: 90\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n<html>"));
     }
 
-    #[test]
-    fn base64() {
-        assert_eq!(base64_decode("YWRtaW46YWRtaW4=").unwrap(), b"admin:admin");
-        assert!(base64_decode("***").is_none());
-    }
-
     /// As HAProxy's `http_find_header` yields a header's values: split on commas outside
     /// quoted strings, leading blanks dropped.
     #[test]
@@ -2820,5 +3641,30 @@ mod tests {
         assert!(!auth(200, "www-authenticate", "NTLM"));
         let values: Vec<&str> = h1::list_elements(r#"a, "b,c" ,	d"#).collect();
         assert_eq!(values, ["a", r#""b,c" "#, "d"]);
+    }
+
+    /// HAProxy's h1 parser refuses a WebSocket handshake (`Connection: upgrade`, a last
+    /// `Upgrade` naming `websocket`) without a `Sec-WebSocket-Key` of 24 characters.
+    #[test]
+    fn websocket_handshakes_need_a_key() {
+        let handshake = |headers: &str| request(&format!("GET / HTTP/1.1\r\n{headers}\r\n"));
+        let key = "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+        let refused = Err(ReadError::Malformed(
+            "websocket upgrade without a valid key",
+        ));
+        for headers in [
+            "connection: upgrade\r\nupgrade: websocket\r\n",
+            "connection: keep-alive, Upgrade\r\nupgrade: h2c, WebSocket\r\nsec-websocket-key: x\r\n",
+        ] {
+            assert_eq!(handshake(headers).map(|_| ()), refused, "{headers}");
+        }
+        for headers in [
+            format!("connection: upgrade\r\nupgrade: websocket\r\n{key}"),
+            "upgrade: websocket\r\n".into(),
+            "connection: upgrade\r\nupgrade: websocket\r\nupgrade: h2c\r\n".into(),
+            "connection: upgrade\r\nupgrade: websocket/13\r\n".into(),
+        ] {
+            assert!(handshake(&headers).is_ok(), "{headers}");
+        }
     }
 }

@@ -240,20 +240,22 @@ impl LogFormat {
 
     /// [`LogFormat::compile`] for a format rendered at `stage`.
     pub fn compile_at(text: &str, mode: Mode, stage: Stage) -> Result<LogFormat, String> {
-        Compiler {
-            nodes: Vec::new(),
-            fetches: Vec::new(),
-            defaults: Flags {
-                mandatory: true,
-                ..Flags::default()
-            },
-            mode,
-            stage,
-            value: false,
-            warnings: Vec::new(),
-            unsupported: None,
-        }
-        .run(text)
+        Compiler::new(mode, stage, false, true).run(text)
+    }
+
+    /// Compiles `unique-id-format`, which HAProxy 2.6 reads with `LOG_OPT_HTTP |
+    /// LOG_OPT_MERGE_SPACES`: spaces merge as in a log line, but an absent value writes
+    /// nothing (not `-`, nor `""` when quoted) and samples are written as header values.
+    /// HAProxy's warnings (an L6 fetch) go to `warnings`.
+    pub fn compile_unique_id(
+        text: &str,
+        mode: Mode,
+        warnings: &mut Vec<String>,
+    ) -> Result<LogFormat, String> {
+        let mut compiler = Compiler::new(mode, Stage::Request, true, true);
+        let format = compiler.run(text);
+        warnings.append(&mut compiler.warnings);
+        format
     }
 
     /// Compiles a rule's value rendered at `stage` (`http-request set-header`, `redirect
@@ -267,16 +269,7 @@ impl LogFormat {
         stage: Stage,
         warnings: &mut Vec<String>,
     ) -> Result<LogFormat, acl::AclError> {
-        let mut compiler = Compiler {
-            nodes: Vec::new(),
-            fetches: Vec::new(),
-            defaults: Flags::default(),
-            mode,
-            stage,
-            value: true,
-            warnings: Vec::new(),
-            unsupported: None,
-        };
+        let mut compiler = Compiler::new(mode, stage, true, false);
         let format = compiler.run(text);
         warnings.append(&mut compiler.warnings);
         format.map_err(|m| match compiler.unsupported.take() {
@@ -478,6 +471,10 @@ pub enum Stage {
     /// keeps (addresses, proxies, the method) may be fetched, and `status`, accepted but
     /// empty then.
     LogEnd,
+    /// An `http-error` reply, rendered wherever the proxy answers with it: HAProxy 2.6
+    /// accepts any HTTP fetch there (an absent message gives nothing) and only warns about
+    /// L6 ones, which are ignored.
+    ErrorReply,
 }
 
 struct Compiler {
@@ -487,21 +484,44 @@ struct Compiler {
     /// Flags set by `%{...}o`, the start of every later variable's.
     defaults: Flags,
     mode: Mode,
-    /// A rule's value: spaces are text, not merging separators.
+    /// A rule's value (`LOG_OPT_HTTP`): samples written as header values, nothing for an
+    /// absent one.
     value: bool,
+    /// Runs of spaces merge into one separator (`LOG_OPT_MERGE_SPACES`); else they are text.
+    merge_spaces: bool,
     warnings: Vec<String>,
     /// What hapx lacks, when that is why the format failed.
     unsupported: Option<String>,
 }
 
 impl Compiler {
+    /// A compiler for a log line's format, or a value's (`value`: HAProxy's `LOG_OPT_HTTP`,
+    /// whose variables write nothing when absent, where a line's write `-`), its runs of
+    /// spaces merged or kept as text.
+    fn new(mode: Mode, stage: Stage, value: bool, merge_spaces: bool) -> Compiler {
+        Compiler {
+            nodes: Vec::new(),
+            fetches: Vec::new(),
+            defaults: Flags {
+                mandatory: !value,
+                ..Flags::default()
+            },
+            mode,
+            stage,
+            value,
+            merge_spaces,
+            warnings: Vec::new(),
+            unsupported: None,
+        }
+    }
+
     fn run(&mut self, text: &str) -> Result<LogFormat, String> {
         let bytes = text.as_bytes();
         let mut literal = String::new();
         let mut i = 0;
         while i < bytes.len() {
             match bytes[i] {
-                b' ' if !self.value => {
+                b' ' if self.merge_spaces => {
                     self.flush(&mut literal);
                     self.nodes.push(Node::Separator);
                     i += 1;
@@ -512,7 +532,11 @@ impl Compiler {
                 }
                 _ => {
                     // Copy the run of plain characters up to the next special one.
-                    let special: &[char] = if self.value { &['%'] } else { &['%', ' '] };
+                    let special: &[char] = if self.merge_spaces {
+                        &['%', ' ']
+                    } else {
+                        &['%']
+                    };
                     let next = i + text[i..].chars().next().map_or(1, char::len_utf8);
                     let end = text[next..].find(special).map_or(text.len(), |n| next + n);
                     literal.push_str(&text[i..end]);
@@ -648,7 +672,10 @@ impl Compiler {
         match (fetch.layer(), self.stage, &fetch.source) {
             (Layer::L4, ..) => None,
             // HAProxy takes them in an HTTP request's rules, with a warning.
-            (Layer::L6, Stage::Request, _) if self.value => Some(Needs::IgnoredL6),
+            (Layer::L6, Stage::Request | Stage::ErrorReply, _) if self.value => {
+                Some(Needs::IgnoredL6)
+            }
+            (_, Stage::ErrorReply, _) => None,
             (Layer::L6, ..) => missing("request buffer"),
             (Layer::Request, Stage::Request, _) => None,
             (_, Stage::LogEnd, Source::Method | Source::Status) => None,
@@ -1522,6 +1549,41 @@ mod tests {
         assert_eq!(LogFormat::text("/a%ci").literal(), Some("/a%ci"));
     }
 
+    /// `unique-id-format` (`LOG_OPT_HTTP | LOG_OPT_MERGE_SPACES`): spaces merge as in a log
+    /// line, an absent sample writes nothing, quoted or not; samples as header values.
+    #[test]
+    fn unique_ids_merge_spaces_and_leave_absent_samples_empty() {
+        let mut e = entry();
+        let id = |format: &str, e: &Entry<'_>| {
+            let f = LogFormat::compile_unique_id(format, Mode::Http, &mut Vec::new()).unwrap();
+            let mut out = String::new();
+            f.render(e, &mut out);
+            out
+        };
+        assert_eq!(id("a  b-%[src]-%{+Q}[src]-%ci", &e), "a b---192.0.2.1");
+        e.samples = Some(&Same("x\u{1}"));
+        assert_eq!(id("%[src] %{+Q}[src]", &e), "x%01 x%01");
+        let mut warnings = Vec::new();
+        LogFormat::compile_unique_id("%[req.len]", Mode::Http, &mut warnings).unwrap();
+        assert_eq!(
+            warnings,
+            ["L6 sample fetch <req.len]> ignored in HTTP log-format string."]
+        );
+    }
+
+    /// `http-error` values may fetch from either message, as HAProxy lets them.
+    #[test]
+    fn error_replies_fetch_from_both_messages() {
+        let compile =
+            |f: &str| LogFormat::compile_value(f, Mode::Http, Stage::ErrorReply, &mut Vec::new());
+        for f in ["%[req.hdr(host)]", "%[status]", "%[res.hdr(x)]", "%[path]"] {
+            assert!(compile(f).is_ok(), "{f}");
+        }
+        let mut warnings = Vec::new();
+        LogFormat::compile_value("%[req.len]", Mode::Http, Stage::ErrorReply, &mut warnings)
+            .unwrap();
+        assert_eq!(warnings.len(), 1);
+    }
     /// What a rule's value may fetch depends on where it runs, as in HAProxy.
     #[test]
     fn rule_values_fetch_what_their_stage_has() {

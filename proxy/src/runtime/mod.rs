@@ -24,7 +24,9 @@
 //! - [`prometheus`]: the Prometheus exporter, in HAProxy's metric names.
 //! - [`proxyproto`]: reading PROXY protocol headers (`accept-proxy`).
 //! - [`sample`]: sample fetches and ACL matching; [`rules`]: applying a proxy's rules.
+//! - [`rdp`]: RDP cookies (`balance rdp-cookie`, `persist rdp-cookie`, `req.rdp_cookie`).
 
+pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod balance;
@@ -33,6 +35,7 @@ pub mod chunked;
 pub mod convert;
 pub mod dns;
 pub mod forward;
+pub mod fwrr;
 pub mod h1;
 pub mod handover;
 pub mod http;
@@ -47,6 +50,7 @@ pub mod persist;
 pub mod pool;
 pub mod prometheus;
 pub mod proxyproto;
+pub mod rdp;
 pub mod rules;
 pub mod sample;
 pub mod session;
@@ -54,11 +58,17 @@ pub mod shutdown;
 pub mod slowstart;
 pub mod state;
 pub mod stats;
+pub mod stats_admin;
 pub mod stick;
 pub mod target;
 pub mod tls;
 pub mod track;
 pub mod transitions;
+
+/// HAProxy's `tune.bufsize` (its default, which hapx does not change): a request buffer,
+/// what `req.payload` reaches, what a TCP client's first bytes are inspected in, what the
+/// stats page's admin form may fill.
+pub const BUFSIZE: usize = 16 * 1024;
 
 use std::io;
 use std::net::SocketAddr;

@@ -34,14 +34,28 @@
 //!   redispatch ([`super::balance::Direct`]); a request redispatched away from its cookie's
 //!   server logs the cookie as naming a server down (`D`).
 //!
-//! Not done: the dates of `maxidle` and `maxlife` (warned about at start).
+//! - Dates (`maxidle`, `maxlife`), as HAProxy: an inserted cookie's value is followed by
+//!   `|LAST` (when it was last seen, with either) and `|FIRST` (when it was first set, with
+//!   `maxlife`), each the date in 4-second units, 30 bits in 5 base64 characters
+//!   ([`s30_to_b64`]). A request's cookie has its dates read after its first `|` (in every
+//!   mode but `prefix`, whatever the configuration): one first set longer than `maxlife`
+//!   ago (`O`ld in the log) or last seen longer than `maxidle` ago (`E`xpired), or more
+//!   than a day ahead, names no server; a response refreshes the cookie (`U`pdated in the
+//!   log) when its last date is past, or when its dates are not what the configuration
+//!   asks for.
+//! - Dynamic cookies (`cookie ... dynamic` and `dynamic-cookie-key KEY`): a server without
+//!   a `cookie` value has for one the XXH64 of the key, its address (4 or 16 bytes) and its
+//!   port (4 bytes, big-endian), in 16 hexadecimal digits, as HAProxy's
+//!   `srv_set_dyncookie`; the runtime API's `set dynamic-cookie-key backend B KEY`,
+//!   `enable|disable dynamic-cookie backend B` change them ([`DynCookie`]).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::http::Head;
 use super::sample::{Context, Test, eval};
-use super::state::{Backend, Server};
-use crate::config::model::{CookieMode, CookiePersist};
+use super::state::{Backend, Server, now_secs};
+use crate::config::model::{CookieMode, CookiePersist, Proxy};
 
 /// HAProxy's `Expires` of a deleted cookie.
 const EXPIRED: &str = "Expires=Thu, 01-Jan-1970 00:00:01 GMT";
@@ -58,6 +72,181 @@ pub struct Persist {
     cacheable: bool,
     /// `ignore-persist` matched: the response's cookies are left alone.
     ignore: bool,
+    /// The dates the request's cookie came with (seconds since the epoch, 4-second
+    /// precision; 0: none, or dropped as expired): HAProxy's `cookie_first_date` and
+    /// `cookie_last_date`.
+    dates: Dates,
+}
+
+/// A persistence cookie's dates, in seconds since the epoch (0: none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dates {
+    pub first: u32,
+    pub last: u32,
+}
+
+/// A backend's dynamic cookies: on (`cookie ... dynamic`, `enable dynamic-cookie`) and
+/// the key (`dynamic-cookie-key`, `set dynamic-cookie-key`).
+#[derive(Debug, Clone, Default)]
+pub struct DynCookie {
+    pub enabled: bool,
+    pub key: Option<Arc<str>>,
+}
+
+impl DynCookie {
+    /// As the configuration of backend `conf` has them.
+    pub fn of(conf: &Proxy) -> Self {
+        DynCookie {
+            enabled: conf.cookie.as_ref().is_some_and(|c| c.dynamic),
+            key: conf.dynamic_cookie_key.as_deref().map(Arc::from),
+        }
+    }
+}
+
+/// The runtime API's `set dynamic-cookie-key backend B KEY` (`enable`: None) and
+/// `enable|disable dynamic-cookie backend B`, `args` from `B` on; HAProxy's answers.
+pub fn cli_dyncookie(state: &super::state::State, args: &[&str], enable: Option<bool>) -> String {
+    let Some(name) = args.first() else {
+        return "A backend name is expected.\n".into();
+    };
+    let Some(backend) = state.backend(name) else {
+        return "No such backend.\n".into();
+    };
+    let mut dyn_ = backend.dyncookie.write().unwrap_or_else(|e| e.into_inner());
+    match (enable, args.get(1)) {
+        (Some(on), _) => dyn_.enabled = on,
+        (None, Some(key)) => dyn_.key = Some(Arc::from(*key)),
+        (None, None) => return "String value expected.\n".into(),
+    }
+    String::new()
+}
+
+/// The cookie value naming `server` of `backend`: its `cookie`, else its dynamic one when
+/// the backend has dynamic cookies with a key and the server an address.
+pub fn server_cookie<'a>(backend: &Backend, server: &'a Server) -> Option<ServerCookie<'a>> {
+    if let Some(c) = server.opts.cookie.as_deref() {
+        return Some(ServerCookie::Fixed(c));
+    }
+    let dyn_ = backend.dyncookie.read().unwrap_or_else(|e| e.into_inner());
+    let key = dyn_.key.as_ref().filter(|_| dyn_.enabled)?;
+    let (addr, port) = (server.addr()?, server.service_port().number());
+    Some(ServerCookie::Dynamic(
+        server.dynamic_cookie.get(key, addr, port),
+    ))
+}
+
+/// A server's cookie value: its own, or its dynamic one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerCookie<'a> {
+    Fixed(&'a str),
+    Dynamic(Arc<str>),
+}
+
+impl ServerCookie<'_> {
+    pub fn into_owned(self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::ops::Deref for ServerCookie<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            ServerCookie::Fixed(c) => c,
+            ServerCookie::Dynamic(c) => c,
+        }
+    }
+}
+
+impl std::fmt::Display for ServerCookie<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+/// A server's dynamic cookie, computed once for a key, address and port (HAProxy computes
+/// it when one of them changes) rather than for every request carrying a cookie: a new
+/// key (a new `Arc`), address or port makes the next reader compute it again.
+#[derive(Debug, Default)]
+pub struct DynamicCookieCache(std::sync::RwLock<Option<CachedCookie>>);
+
+#[derive(Debug)]
+struct CachedCookie {
+    key: Arc<str>,
+    addr: IpAddr,
+    port: u16,
+    value: Arc<str>,
+}
+
+impl DynamicCookieCache {
+    fn get(&self, key: &Arc<str>, addr: IpAddr, port: u16) -> Arc<str> {
+        let fresh = |c: &CachedCookie| Arc::ptr_eq(&c.key, key) && c.addr == addr && c.port == port;
+        if let Some(c) = &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
+            if fresh(c) {
+                return c.value.clone();
+            }
+        }
+        let value: Arc<str> = dynamic_cookie(key, addr, port).into();
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(CachedCookie {
+            key: key.clone(),
+            addr,
+            port,
+            value: value.clone(),
+        });
+        value
+    }
+}
+
+/// HAProxy's `srv_set_dyncookie` value: XXH64 (seed 0) of `key`, the address's bytes and
+/// the port as 4 big-endian bytes, in 16 lowercase hexadecimal digits.
+pub fn dynamic_cookie(key: &str, addr: IpAddr, port: u16) -> String {
+    let mut buf = Vec::with_capacity(key.len() + 20);
+    buf.extend_from_slice(key.as_bytes());
+    match addr {
+        IpAddr::V4(a) => buf.extend_from_slice(&a.octets()),
+        IpAddr::V6(a) => buf.extend_from_slice(&a.octets()),
+    }
+    buf.extend_from_slice(&u32::from(port).to_be_bytes());
+    format!("{:016x}", xxhash_rust::xxh64::xxh64(&buf, 0))
+}
+
+/// The alphabet of HAProxy's `s30tob64` and `b64tos30`.
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// The low 30 bits of `v` in 5 base64 characters, most significant first (HAProxy's
+/// `s30tob64`).
+pub fn s30_to_b64(v: u32) -> [u8; 5] {
+    std::array::from_fn(|i| B64[((v >> (24 - 6 * i)) & 0x3f) as usize])
+}
+
+/// The 30-bit value of the 5 characters `s30_to_b64` makes; None if any is not one of its
+/// alphabet (HAProxy's `b64tos30`, which also refuses the padding `=`).
+pub fn b64_to_s30(s: &[u8]) -> Option<u32> {
+    let chars = s.get(..5)?;
+    chars.iter().try_fold(0u32, |acc, c| {
+        let v = B64.iter().position(|b| b == c)?;
+        Some((acc << 6) | v as u32)
+    })
+}
+
+/// The dates after the `|` at `bar` of a cookie value `v`, read as HAProxy reads them: 5
+/// characters at least for the last-seen date, then 5 at least after a second `|` for the
+/// first date; an unreadable (or zero) date is none.
+fn read_dates(v: &[u8], bar: usize) -> Dates {
+    let decode = |s: &[u8]| b64_to_s30(s).filter(|v| *v > 0).map_or(0, |v| v << 2);
+    let rest = &v[bar + 1..];
+    let mut dates = Dates::default();
+    if rest.len() >= 5 {
+        dates.last = decode(rest);
+    }
+    if let Some(i) = rest.iter().position(|&b| b == b'|') {
+        let after = &rest[i + 1..];
+        if after.len() >= 5 {
+            dates.first = decode(after);
+        }
+    }
+    dates
 }
 
 /// What a backend's `force-persist`, `ignore-persist` and `use-server` rules decided for a
@@ -175,6 +364,9 @@ pub fn on_request(backend: &Backend, head: &mut Head, over: &Overrides) -> Persi
         assigned: false,
         direct: None,
         over,
+        dates: Dates::default(),
+        // 32 bits, as HAProxy compares the dates (`unsigned int`).
+        now: now_secs() as u32,
     };
     let mut emptied = false;
     for (name, value) in head.headers.iter_mut() {
@@ -186,6 +378,7 @@ pub fn on_request(backend: &Backend, head: &mut Head, over: &Overrides) -> Persi
     if client.state != b'N' {
         persist.set_client(client.state);
     }
+    persist.dates = client.dates;
     persist.direct = client.direct.or_else(|| over.server.clone());
     // A Cookie header left empty goes.
     if emptied {
@@ -205,6 +398,10 @@ struct ClientCookie<'a> {
     assigned: bool,
     direct: Option<Arc<Server>>,
     over: &'a Overrides,
+    /// The dates read so far (a later cookie's replace them, as HAProxy's).
+    dates: Dates,
+    /// Seconds since the epoch, 32 bits as HAProxy compares them.
+    now: u32,
 }
 
 fn is_space(b: u8) -> bool {
@@ -348,12 +545,26 @@ impl ClientCookie<'_> {
             let Span {
                 val_beg, val_end, ..
             } = span;
+            let value = &buf[val_beg..val_end];
             let delim = match self.conf.mode {
-                CookieMode::Prefix => buf[val_beg..val_end]
+                CookieMode::Prefix => value
                     .iter()
                     .position(|&b| b == b'~')
                     .map_or(val_end, |i| val_beg + i),
-                _ => val_end,
+                // `VALUE|LAST|FIRST`: the dates after the server's value.
+                _ => match value.iter().position(|&b| b == b'|') {
+                    Some(bar) => {
+                        let dates = read_dates(value, bar);
+                        if dates.last != 0 {
+                            self.dates.last = dates.last;
+                        }
+                        if dates.first != 0 {
+                            self.dates.first = dates.first;
+                        }
+                        val_beg + bar
+                    }
+                    None => val_end,
+                },
             };
             self.choose(&buf[val_beg..delim]);
             if self.conf.mode == CookieMode::Prefix && delim != val_end {
@@ -378,25 +589,41 @@ impl ClientCookie<'_> {
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     }
 
+    /// Whether the dates read so far make the cookie too old (`O`) or idle too long (`E`),
+    /// as HAProxy checks them: first the first date against `maxlife`, then the last one
+    /// against `maxidle`; a date more than a day ahead counts as expired too.
+    fn expired(&self) -> Option<u8> {
+        // HAProxy's 32-bit signed differences, wrapping as its do.
+        let past = |date: u32, max: u32| {
+            let ago = self.now.wrapping_sub(date) as i32;
+            let ahead = date.wrapping_sub(self.now) as i32;
+            date != 0 && max != 0 && (ago > max as i32 || ahead > 86400)
+        };
+        if past(self.dates.first, self.conf.maxlife) {
+            Some(b'O')
+        } else if past(self.dates.last, self.conf.maxidle) {
+            Some(b'E')
+        } else {
+            None
+        }
+    }
+
     /// The server a persistence cookie's value `named` sends the request to, as HAProxy's
     /// scan of the servers: the first one with that cookie that may take it.
-    fn choose(&mut self, named: &[u8]) {
-        // HAProxy 2.6.12 leaves the state of the chosen one (its log shows it).
-        if self.assigned {
-            return;
+    fn choose(&mut self, mut named: &[u8]) {
+        // An expired cookie is as if it named no server, its dates forgotten.
+        if let Some(state) = self.expired() {
+            self.state = state;
+            self.dates = Dates::default();
+            named = &[];
         }
-        // A `use-server` server, or `ignore-persist`: the cookie chooses nothing (HAProxy's
-        // `TX_CK_UNUSED`, unless it named a server found down already).
-        if self.over.ignore || self.over.server.is_some() {
-            if self.state != b'D' {
-                self.state = b'U';
-            }
-            return;
-        }
+        // A `use-server` server, `ignore-persist`, or a server chosen already by an earlier
+        // cookie: this one chooses nothing.
+        let unused = self.over.ignore || self.over.server.is_some() || self.assigned;
         let mut server = None;
-        if !named.is_empty() {
+        if !named.is_empty() && !unused {
             for s in &self.backend.servers {
-                if s.opts.cookie.as_deref().map(str::as_bytes) != Some(named) {
+                if server_cookie(self.backend, s).as_deref().map(str::as_bytes) != Some(named) {
                     continue;
                 }
                 if self.over.may_use(self.backend, s) {
@@ -409,8 +636,10 @@ impl ClientCookie<'_> {
                 self.state = b'D';
             }
         }
-        if server.is_none() && self.state != b'D' {
-            self.state = b'I';
+        // HAProxy's `TX_CK_*` is a value, and what its test of `DOWN|EXPIRED|OLD` lets
+        // through is only `NONE`: any state already set stays (the chosen one's too).
+        if server.is_none() && self.state == b'N' {
+            self.state = if unused { b'U' } else { b'I' };
         }
     }
 }
@@ -462,23 +691,31 @@ pub fn on_response(
     if persist.ignore {
         return;
     }
-    let found = server_cookies(c, server, resp, persist);
+    let value = server_cookie(backend, server);
+    let found = server_cookies(c, value.as_deref(), resp, persist);
     let direct = persist
         .direct
         .as_ref()
         .is_some_and(|d| Arc::ptr_eq(d, server));
+    let now = now_secs() as u32;
     let inserts = c.mode == CookieMode::Insert
         && !(found && c.preserve)
-        && !direct
+        && (!direct || needs_new_dates(c, persist.dates, now))
         && (!c.postonly || method == "POST");
     if !inserts {
         return;
     }
-    resp.headers.push((
-        "Set-Cookie".into(),
-        set_cookie(c, server.opts.cookie.as_deref()),
-    ));
-    persist.set_server(b'I');
+    let dated = value
+        .as_deref()
+        .map(|v| dated_value(c, v, persist.dates, now));
+    resp.headers
+        .push(("Set-Cookie".into(), set_cookie(c, dated.as_deref())));
+    // The same server again: only the dates changed.
+    persist.set_server(if direct && value.is_some() {
+        b'U'
+    } else {
+        b'I'
+    });
     if c.nocache && persist.cacheable && response_cacheable(status, resp) {
         resp.headers
             .push(("Cache-control".into(), "private".into()));
@@ -491,12 +728,11 @@ pub fn on_response(
 /// a value is not looked at.
 fn server_cookies(
     c: &CookiePersist,
-    server: &Server,
+    ours: Option<&str>,
     resp: &mut Head,
     persist: &mut Persist,
 ) -> bool {
     let mut found = false;
-    let ours = server.opts.cookie.as_deref();
     resp.headers.retain_mut(|(name, value)| {
         if !name.eq_ignore_ascii_case("set-cookie") {
             return true;
@@ -534,6 +770,40 @@ fn server_cookies(
         keep
     });
     found
+}
+
+/// Whether a client that came with its server's cookie gets it again for its dates
+/// (HAProxy's test): its last date is past (or missing where `maxidle` wants one), or it
+/// lacks the first date `maxlife` wants, or has one `maxlife` does not want.
+fn needs_new_dates(c: &CookiePersist, dates: Dates, now: u32) -> bool {
+    // HAProxy compares the date as a signed 32-bit number with its 64-bit clock: one with
+    // bit 31 set is past.
+    let last_past = (c.maxidle != 0 || dates.last != 0)
+        && (dates.last == 0 || i64::from(dates.last as i32) < i64::from(now));
+    last_past || (c.maxlife != 0) == (dates.first == 0)
+}
+
+/// The server's cookie value `v` with the dates the configuration asks for: `|LAST` (now)
+/// with `maxidle` or `maxlife`, then `|FIRST` (the cookie's own, else now) with `maxlife`.
+fn dated_value(c: &CookiePersist, v: &str, dates: Dates, now: u32) -> String {
+    let mut out = v.to_string();
+    // In 4-second units: now rounded up, a date that came as it came.
+    let mut push = |units: u32| {
+        out.push('|');
+        out.extend(s30_to_b64(units).iter().map(|&b| char::from(b)));
+    };
+    let now_units = now.wrapping_add(3) >> 2;
+    if c.maxidle != 0 || c.maxlife != 0 {
+        push(now_units);
+        if c.maxlife != 0 {
+            push(if dates.first != 0 {
+                dates.first >> 2
+            } else {
+                now_units
+            });
+        }
+    }
+    out
 }
 
 /// The `Set-Cookie` value `insert` adds for a server whose cookie value is `value` (none:
@@ -595,7 +865,7 @@ mod tests {
     fn backend(cookie: &str) -> Backend {
         let words: Vec<String> = cookie.split_whitespace().map(String::from).collect();
         let mut p = Proxy::new("b".into(), ProxyKind::Backend, Default::default());
-        p.cookie = Some(crate::config::balance::parse_cookie(&words).unwrap().0);
+        p.cookie = Some(crate::config::balance::parse_cookie(&words).unwrap());
         for (i, value) in [Some("a"), Some("b"), None].into_iter().enumerate() {
             p.servers.push(ServerConf {
                 name: format!("s{i}"),
@@ -765,6 +1035,113 @@ mod tests {
             resp.header("set-cookie")
                 .is_some_and(|v| v.starts_with("SRV=; Expires="))
         );
+    }
+
+    #[test]
+    fn dynamic_cookies_are_haproxys_values() {
+        // As HAProxy 2.6 computed them (`show stat`) for these keys and servers.
+        let cases = [
+            ("abc", "127.0.0.1", 18001, "e07255d4e091ed0a"),
+            ("abc", "::1", 18003, "0d465537ae7740f2"),
+            ("newkey", "127.0.0.1", 18001, "afcbb59834b7b3b1"),
+            ("newkey", "::1", 18003, "1e6fcf00fac62ecf"),
+        ];
+        for (key, addr, port, value) in cases {
+            assert_eq!(dynamic_cookie(key, addr.parse().unwrap(), port), value);
+        }
+        let b = backend("cookie SRV insert dynamic");
+        assert_eq!(server_cookie(&b, &b.servers[0]).as_deref(), Some("a"));
+        // No key yet: the server without a value has none.
+        assert_eq!(server_cookie(&b, &b.servers[2]), None);
+        b.dyncookie.write().unwrap().key = Some("abc".into());
+        let expected = dynamic_cookie("abc", [127, 0, 0, 1].into(), 1);
+        assert_eq!(
+            server_cookie(&b, &b.servers[2]).as_deref(),
+            Some(&*expected)
+        );
+        b.dyncookie.write().unwrap().enabled = false;
+        assert_eq!(server_cookie(&b, &b.servers[2]), None);
+    }
+
+    #[test]
+    fn dynamic_cookies_are_computed_once_per_key_address_and_port() {
+        let b = backend("cookie SRV insert dynamic");
+        b.dyncookie.write().unwrap().key = Some("abc".into());
+        let value = |b: &Backend| match server_cookie(b, &b.servers[2]) {
+            Some(ServerCookie::Dynamic(v)) => v,
+            other => panic!("no dynamic cookie: {other:?}"),
+        };
+        let first = value(&b);
+        assert!(Arc::ptr_eq(&first, &value(&b)), "computed again");
+        // A new address, port or key: a new value.
+        b.servers[2].set_addr(Some([127, 0, 0, 2].into()));
+        let moved = value(&b);
+        assert_eq!(*moved, dynamic_cookie("abc", [127, 0, 0, 2].into(), 1));
+        b.servers[2].set_service_port(crate::runtime::state::ServicePort::Fixed(2));
+        assert_eq!(*value(&b), dynamic_cookie("abc", [127, 0, 0, 2].into(), 2));
+        b.dyncookie.write().unwrap().key = Some("abc".into());
+        let rekeyed = value(&b);
+        assert!(!Arc::ptr_eq(&rekeyed, &moved));
+        b.dyncookie.write().unwrap().key = Some("new".into());
+        assert_eq!(*value(&b), dynamic_cookie("new", [127, 0, 0, 2].into(), 2));
+    }
+
+    #[test]
+    fn dates_are_30_bits_in_5_base64_characters() {
+        assert_eq!(&s30_to_b64(0), b"AAAAA");
+        assert_eq!(&s30_to_b64((1 << 30) - 1), b"/////");
+        for v in [1, 63, 64, 444_000_000, (1 << 30) - 1] {
+            assert_eq!(b64_to_s30(&s30_to_b64(v)), Some(v));
+        }
+        assert_eq!(b64_to_s30(b"AAA=A"), None);
+        assert_eq!(b64_to_s30(b"AAAA"), None);
+        assert_eq!(read_dates(b"a|AAAAB|AAAAC", 1), Dates { first: 8, last: 4 });
+        assert_eq!(read_dates(b"a|AAAAB|AAAA", 1), Dates { first: 0, last: 4 });
+        assert_eq!(read_dates(b"a|@AAAB|AAAAC", 1), Dates { first: 8, last: 0 });
+    }
+
+    fn dated(now: u32, last_ago: i64, first_ago: i64) -> String {
+        let enc = |ago: i64| {
+            let secs = (i64::from(now) - ago) as u32;
+            String::from_utf8(s30_to_b64(secs >> 2).to_vec()).unwrap()
+        };
+        format!("SRV=b|{}|{}", enc(last_ago), enc(first_ago))
+    }
+
+    #[test]
+    fn expired_cookies_name_no_server_and_fresh_ones_get_new_dates() {
+        let b = backend("cookie SRV insert indirect maxidle 20 maxlife 60");
+        let now = u32::try_from(now_secs()).unwrap();
+        let cases = [
+            // (last seen, first set, seconds ago; log characters)
+            (8, 12, *b"VU"),
+            (40, 44, *b"EI"),
+            (8, 100, *b"OI"),
+            (-2 * 86400, 8, *b"EI"),
+        ];
+        for (last, first, term) in cases {
+            let cookie = dated(now, last, first);
+            let mut p = on_request(&b, &mut request(Some(&cookie)), &Overrides::default());
+            assert_eq!(p.direct.is_some(), term[0] == b'V', "{cookie}");
+            let mut resp = response(None);
+            on_response(&b, &b.servers[1], "GET", 200, &mut resp, &mut p);
+            assert_eq!(&p.term("--")[2..], &term, "{cookie}");
+            let set = resp.header("set-cookie").unwrap();
+            let value = set.split(';').next().unwrap();
+            let fields: Vec<&str> = value.split('|').collect();
+            assert_eq!(fields.len(), 3, "{set}");
+            let decoded: Vec<u32> = fields[1..]
+                .iter()
+                .map(|f| b64_to_s30(f.as_bytes()).unwrap() << 2)
+                .collect();
+            // The last date is now (rounded up to 4 seconds); the first is kept when valid.
+            assert!(decoded[0] >= now && decoded[0] <= now + 8, "{set}");
+            if term[0] == b'V' {
+                assert_eq!(fields[2], cookie.rsplit('|').next().unwrap());
+            } else {
+                assert!(decoded[1] >= now && decoded[1] <= now + 8, "{set}");
+            }
+        }
     }
 
     #[test]

@@ -749,7 +749,7 @@ fn servers(out: &mut Exposition, state: &State) {
         Kind::Gauge,
         "Frontend/listener/server's maxconn, backend's fullconn",
         each(&any, &|_, s| {
-            s.opts.maxconn.map_or("NaN".into(), |m| m.to_string())
+            s.maxconn().map_or("NaN".into(), |m| m.to_string())
         }),
     );
     out.family(

@@ -39,7 +39,7 @@ use crate::config::model::Proxy;
 use crate::config::rules::{HttpAction, Part, Redirect, RedirectTo, Replace, Rules, TcpAction};
 
 /// The most a TCP client's first bytes are buffered for inspection (HAProxy's buffer size).
-const MAX_INSPECT: usize = 16 * 1024;
+const MAX_INSPECT: usize = super::BUFSIZE;
 
 /// A `use_backend` rule with its backend resolved (once, at start).
 #[derive(Debug)]
@@ -249,8 +249,9 @@ pub struct Local {
 }
 
 /// `monitor-uri`: the request for it gets 200, or 503 when a `monitor fail` condition
-/// holds; `None` for other requests.
-pub fn monitor(ctx: &Context<'_>, head: &Head, keep: bool) -> Option<Local> {
+/// holds (the frontend's `http-error` reply for it rendered with the request, as HAProxy
+/// renders it); `None` for other requests.
+pub fn monitor(ctx: &Context<'_>, head: &Head, keep: bool, facts: &Facts<'_>) -> Option<Local> {
     let rules = &ctx.frontend.conf.rules;
     let uri = rules.monitor_uri.as_deref()?;
     if head.first[1] != uri {
@@ -262,9 +263,12 @@ pub fn monitor(ctx: &Context<'_>, head: &Head, keep: bool) -> Option<Local> {
         .any(|c| sample::eval(Some(c), &rules.acls.acls, ctx) == Test::Pass);
     let status = if fail { 503 } else { 200 };
     ctx.frontend.counters.intercepted.fetch_add(1, Relaxed);
+    let fe = &ctx.frontend.conf;
+    let bytes = rendered_error(&[fe], status, ctx, facts, keep)
+        .unwrap_or_else(|| error_reply(fe, status, "", keep));
     Some(Local {
         status,
-        bytes: error_reply(&ctx.frontend.conf, status, "", keep),
+        bytes,
         flags: "LR--",
         close: !keep,
         delay: None,
@@ -488,6 +492,12 @@ pub struct Facts<'a> {
     pub answered: Option<Answered<'a>>,
     /// `bind ... ssl`: the client connection's TLS (`ssl_fc` ...); None in clear.
     pub tls: Option<&'a super::tls::ClientTls>,
+    /// `%ID`: the request's unique id once it was made (after all its request rules, see
+    /// `HttpFacts::unique_id_for`); empty in the request rules' own values, as in HAProxy.
+    pub unique_id: Option<&'a str>,
+    /// All the request rules ran: HAProxy has made the unique id by then, even when
+    /// nothing but a value shows it (see [`render`]).
+    pub rules_done: bool,
 }
 
 /// What the values of `http-response` rules show more than those of request rules.
@@ -522,6 +532,8 @@ impl<'a> Facts<'a> {
             req_captures: log.map(|l| l.req_captures.as_slice()),
             answered: None,
             tls: None,
+            unique_id: log.and_then(|l| l.unique_id.as_deref()),
+            rules_done: false,
         }
     }
 
@@ -617,7 +629,7 @@ impl<'a> Facts<'a> {
             request: line,
             req_captures: self.req_captures,
             resp_captures: None,
-            unique_id: answered.and_then(|a| a.unique_id),
+            unique_id: answered.and_then(|a| a.unique_id).or(self.unique_id),
             request_counter: number,
             log_counter: 0,
             hostname: log::cached_hostname(),
@@ -661,10 +673,12 @@ fn render(f: &LogFormat, ctx: &Context<'_>, facts: &Facts<'_>) -> String {
     let mut built = String::new();
     let line = facts.line(ctx, &mut built);
     let mut entry = facts.entry(f, ctx, line);
-    // Once the server answered, HAProxy has made the unique id (`unique-id-format`) even if
-    // neither the log nor a header wants it, which is when hapx makes it only now.
+    // Once the request rules ran (and so once the server answered), HAProxy has made the
+    // unique id (`unique-id-format`) even if neither the log nor a header wants it, which
+    // is when hapx makes it only now.
     let id;
-    if facts.answered.is_some() && entry.unique_id.is_none() && f.uses_unique_id() {
+    let made = facts.answered.is_some() || facts.rules_done;
+    if made && entry.unique_id.is_none() && f.uses_unique_id() {
         id = ctx.frontend.logger.unique_id(&entry);
         entry.unique_id = id.as_deref();
     }
@@ -720,7 +734,10 @@ fn answer(
         HttpAction::Auth(realm) => {
             let realm = realm.as_deref().unwrap_or(&proxy.name);
             let extra = format!("www-authenticate: Basic realm=\"{realm}\"\r\n");
-            local(401, error_reply(proxy, 401, &extra, keep), "LR--")
+            let page = rendered_error(&[proxy, &ctx.frontend.conf], 401, ctx, facts, keep)
+                .map(|page| with_last_header(page, &extra, keep))
+                .unwrap_or_else(|| error_reply(proxy, 401, &extra, keep));
+            local(401, page, "LR--")
         }
         HttpAction::Redirect(r) => {
             let location = redirect_location(r, ctx, head, facts);
@@ -764,16 +781,52 @@ fn reply_bytes(
         return b.to_vec();
     }
     if body.is_none() && !empty && r.headers.is_empty() {
-        return error_reply(proxy, r.status, "", keep);
+        return rendered_error(&[proxy, &ctx.frontend.conf], r.status, ctx, facts, keep)
+            .unwrap_or_else(|| error_reply(proxy, r.status, "", keep));
     }
     let mut headers = String::new();
     for (name, value) in &r.headers {
+        // HAProxy's `http_reply_to_htx` leaves out a header whose value renders empty.
+        let value = render(value, ctx, facts);
+        if value.is_empty() {
+            continue;
+        }
         headers.push_str(name);
         headers.push_str(": ");
-        headers.push_str(&render(value, ctx, facts));
+        headers.push_str(&value);
         headers.push_str("\r\n");
     }
     return_reply(r.status, &headers, r.content_type.as_deref(), body, keep)
+}
+
+/// The `http-error` reply rendered for `status` ([`Proxy::error_replies`], with `ctx` and
+/// `facts` where the request is), when the first of `proxies` with a page for `status` (the
+/// backend's before the frontend's, as HAProxy's `http_error_message`) has one rendered
+/// per request; None when that page is a fixed one, or HAProxy's own.
+pub fn rendered_error(
+    proxies: &[&Proxy],
+    status: u16,
+    ctx: &Context<'_>,
+    facts: &Facts<'_>,
+    keep: bool,
+) -> Option<Vec<u8>> {
+    let proxy = proxies
+        .iter()
+        .find(|p| p.errorfiles.contains_key(&status) || p.error_replies.contains_key(&status))?;
+    let reply = proxy.error_replies.get(&status)?;
+    Some(reply_bytes(proxy, reply, keep, true, ctx, facts))
+}
+
+/// `page` (a [`return_reply`]) with the header `line` after its own, as HAProxy adds the
+/// `WWW-Authenticate` of `auth` to the reply it rendered: before the `connection: close`
+/// its HTTP/1 layer writes last.
+fn with_last_header(mut page: Vec<u8>, line: &str, keep: bool) -> Vec<u8> {
+    let Some(end) = page.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return page;
+    };
+    let at = end + 2 - close_header(keep).len();
+    page.splice(at..at, crate::bytestr::to_bytes(line).iter().copied());
+    page
 }
 
 /// Where a redirect sends the client.
@@ -1083,7 +1136,7 @@ pub fn route_request(
             request: Some(head),
             ..base
         };
-        if let Some(local) = monitor(&ctx, head, keep) {
+        if let Some(local) = monitor(&ctx, head, keep, &facts) {
             return Routed::Answered(local);
         }
     }

@@ -252,6 +252,13 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
             Some(data) => tls_fetch(source, data, ctx.partial),
             None => none(),
         },
+        Payload(offset, length) => ctx
+            .payload
+            .map_or_else(none, |data| payload(data, *offset, *length, ctx.partial)),
+        RdpCookie(name) | RdpCookieCnt(name) => match ctx.payload {
+            Some(data) => rdp_cookie(source, data, name.as_deref(), ctx.partial),
+            None => none(),
+        },
         SslFc => Fetched::one(Sample::Bool(ctx.tls.is_some())),
         SslFcSni => ctx
             .tls
@@ -275,6 +282,19 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
         HttpAuthGroup(list) => req
             .and_then(|h| super::auth::user(ctx.state.config.userlist(list), h))
             .map_or_else(none, |user| Fetched::one(Sample::Str(Cow::Owned(user)))),
+        HttpAuthType => req
+            .and_then(super::auth::authorization)
+            .map_or_else(none, |a| text(a.scheme())),
+        HttpAuthUser | HttpAuthPass => {
+            req.and_then(super::auth::credentials)
+                .map_or_else(none, |(user, pass)| {
+                    let value = if *source == HttpAuthUser { user } else { pass };
+                    Fetched::one(Sample::Str(Cow::Owned(value)))
+                })
+        }
+        HttpAuthBearer(header) => req
+            .and_then(|h| super::auth::bearer(h, header.as_deref()))
+            .map_or_else(none, text),
     }
 }
 
@@ -376,6 +396,60 @@ fn looks_like_http<'a>(data: &[u8], partial: bool) -> Fetched<'a> {
     let ok = matches!(parts.as_slice(), [m, u, v] if !m.is_empty()
         && m.bytes().all(super::http::is_tchar) && !u.is_empty() && v.starts_with("HTTP/1."));
     Fetched::one(Sample::Bool(ok))
+}
+
+/// HAProxy's `tune.bufsize`: `req.payload` never matches past it.
+const BUFSIZE: u32 = super::BUFSIZE as u32;
+
+/// `req.payload(offset,length)` in `data`, as HAProxy's `smp_fetch_payload` (its unsigned
+/// arithmetic included): `length` 0 takes all from `offset`, a value that may still grow.
+fn payload<'a>(data: &[u8], offset: u32, length: u32, partial: bool) -> Fetched<'a> {
+    let end = offset.wrapping_add(length);
+    if length > BUFSIZE || end > BUFSIZE {
+        return Fetched::default();
+    }
+    if end as usize > data.len() {
+        return if partial {
+            Fetched::later()
+        } else {
+            Fetched::default()
+        };
+    }
+    let end = if length == 0 {
+        data.len()
+    } else {
+        end as usize
+    };
+    // (A wrapped `end` below `offset`: HAProxy reads out of its buffer; nothing here.)
+    let Some(bytes) = data.get(offset as usize..end) else {
+        return Fetched::default();
+    };
+    Fetched {
+        values: vec![Sample::Bin(bytes.to_vec())],
+        may_change: length == 0 && partial,
+    }
+}
+
+/// `req.rdp_cookie([name])` (its value) and `req.rdp_cookie_cnt([name])` (1 when there is
+/// one, 0 when there is none), nothing while the request is incomplete.
+fn rdp_cookie<'a>(
+    source: &Source,
+    data: &'a [u8],
+    name: Option<&str>,
+    partial: bool,
+) -> Fetched<'a> {
+    use super::rdp::Cookie;
+    let found = match super::rdp::cookie(data, name.map(str::as_bytes)) {
+        Cookie::Incomplete if partial => return Fetched::later(),
+        Cookie::Incomplete => return Fetched::default(),
+        Cookie::Absent => None,
+        Cookie::Found(range) => Some(range),
+    };
+    match (source, found) {
+        (Source::RdpCookieCnt(_), found) => Fetched::one(Sample::Int(i64::from(found.is_some()))),
+        (_, Some(range)) => Fetched::one(Sample::Str(crate::bytestr::from_bytes(&data[range]))),
+        (_, None) => Fetched::default(),
+    }
 }
 
 /// `req.ssl_sni`, `req.ssl_ver`, `req.ssl_hello_type` from a TLS ClientHello.
@@ -568,6 +642,10 @@ fn matches(e: &Expr, v: &Sample<'_>) -> bool {
         Method::Int => v.as_int().is_some_and(|n| in_ranges(&e.patterns, n)),
         // In bytes, as HAProxy counts (see `bytestr`).
         Method::Len => in_ranges(&e.patterns, crate::bytestr::byte_len(&v.to_text()) as i64),
+        Method::Bin => {
+            let bytes = convert::to_binary(v.clone());
+            (e.patterns.iter()).any(|p| matches!(p, Pattern::Bin(b) if *b == bytes))
+        }
         Method::Ip => v.as_ip().is_some_and(|ip| {
             e.patterns.iter().any(|p| match p {
                 Pattern::Ip(net) => net.contains(ip),
@@ -654,6 +732,44 @@ mod tests {
         rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
         rec.extend_from_slice(&hs);
         rec
+    }
+
+    #[test]
+    fn payload_and_rdp_cookie_fetches_are_haproxys() {
+        let data: &[u8] = b"\x03\x00\x00\x22\x1d\xe0\0\0\0\0\0Cookie: mstshash=bob\r\n";
+        let bin = |b: &[u8]| vec![Sample::Bin(b.to_vec())];
+        assert_eq!(payload(data, 0, 2, false).values, bin(&[3, 0]));
+        // Past what came: later while more may come, else nothing.
+        let short = payload(data, 30, 10, true);
+        assert!(short.values.is_empty() && short.may_change);
+        assert!(!payload(data, 30, 10, false).may_change);
+        // Length 0: all from the offset, which may still grow.
+        let rest = payload(data, 11, 0, true);
+        assert_eq!((rest.values, rest.may_change), (bin(&data[11..]), true));
+        assert_eq!(payload(&[], 0, 0, false).values, bin(&[]));
+        // Past the buffer's size: never.
+        let never = payload(data, 0, BUFSIZE + 1, true);
+        assert!(never.values.is_empty() && !never.may_change);
+        // A negative offset wraps (HAProxy then reads out of its buffer): nothing.
+        assert!(payload(data, u32::MAX, 2, false).values.is_empty());
+
+        fn count(d: &[u8], partial: bool) -> Fetched<'_> {
+            rdp_cookie(&Source::RdpCookieCnt(None), d, None, partial)
+        }
+        assert_eq!(count(data, false).values, [Sample::Int(1)]);
+        let no_cookie = b"\x03\x00\x00\x13\x0e\xe0\0\0\0\0\0\x01\x00\x08\x00\x03\x00\x00\x00";
+        assert_eq!(count(no_cookie, false).values, [Sample::Int(0)]);
+        let cut = count(&data[..20], true);
+        assert!(cut.values.is_empty() && cut.may_change);
+        assert!(count(&data[..20], false).values.is_empty());
+        let named = Source::RdpCookie(Some("MSTSHASH".into()));
+        let value = rdp_cookie(&named, data, Some("MSTSHASH"), false);
+        assert_eq!(value.values, [Sample::Str("bob".into())]);
+        assert!(
+            rdp_cookie(&named, data, Some("msts"), false)
+                .values
+                .is_empty()
+        );
     }
 
     #[test]

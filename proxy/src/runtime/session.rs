@@ -106,7 +106,8 @@ impl ConnectError {
     }
 }
 
-/// Picks a server and connects to it, retrying `retries` times; with `option redispatch`
+/// Picks a server for a client with `key` (see [`balance::connection_key`]) and connects
+/// to it, retrying `retries` times; with `option redispatch`
 /// some retries go to another server (see [`next_attempt`]); the connection error counts
 /// once, for the server of the last attempt. `stuck`: the server a `stick` rule names goes
 /// first, past the balancer; balanced when that server takes nothing now (a queue timeout
@@ -121,13 +122,12 @@ pub async fn connect(
     backend: &Arc<Backend>,
     stuck: Option<&Arc<Server>>,
     forced: bool,
-    peer: SocketAddr,
+    key: balance::Key,
     local: SocketAddr,
     has_data: bool,
 ) -> Result<Connected, ConnectError> {
     let queued = Instant::now();
     let mut positions = QueuePositions::default();
-    let key = balance::source_key(backend, peer.ip());
     let slot = slot_for(backend, stuck, true, key, &mut positions).await?;
     let direct = Direct::of(stuck, forced, slot.server());
     let waited = (queued.elapsed(), positions);
@@ -764,14 +764,16 @@ pub fn serve_tcp(
                 payload: Some(&early),
                 ..super::sample::Context::new(&state, &fe, peer, local)
             };
-            // `force-persist`, `ignore-persist` and `use-server` rules, then `stick` rules
-            // (none: nothing done): the server they name goes first.
+            // `force-persist`, `ignore-persist` and `use-server` rules, `persist rdp-cookie`,
+            // then `stick` rules (none: nothing done): the server they name goes first.
             let over = super::persist::overrides(&ctx(), &backend);
+            let over = super::rdp::persist(over, &backend, &early);
             let sticking = (!backend.conf.rules.stick.is_empty())
                 .then(|| super::stick::on_request(&ctx(), &backend, &over));
             let stuck = (over.server.as_ref())
                 .or_else(|| sticking.as_ref().and_then(|s| s.direct.as_ref()));
-            let conn = connect(&backend, stuck, over.force, peer, local, has_data);
+            let key = balance::connection_key(&backend, &ctx());
+            let conn = connect(&backend, stuck, over.force, key, local, has_data);
             let conn = match conn.await {
                 Ok(c) => c,
                 Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
@@ -941,9 +943,11 @@ mod tests {
     /// functions returning `async move` blocks). A task's memory grows by steps of 128 bytes
     /// (tokio aligns its cells so), so a few bytes more can cost 128 per connection: the
     /// session-lifecycle work once took serve_tcp from 1952 to 2064 bytes, 0.9 MB more with
-    /// 5,000 idle connections, until its forwarding was awaited directly again. Measured
-    /// now: 1936 and 1696 bytes (release), 1952 and 1712 (debug); TCP and HTTP connections
-    /// are tasks of their own types, each sized by its own session.
+    /// 5,000 idle connections, until its forwarding was awaited directly again; an HTTP
+    /// request rules' `async fn` awaited inline took http::serve to 1776 (its answers and
+    /// password checks are boxed now, the decision a plain function). Measured now (debug):
+    /// 1968 and 1656 bytes; TCP and HTTP connections are tasks of their own types, each
+    /// sized by its own session.
     #[test]
     fn session_tasks_stay_small() {
         let tcp = future_size(serve_tcp);

@@ -110,7 +110,8 @@ impl Counters {
         }
         match flags.as_bytes() {
             [b'C' | b'c', b'D', ..] => self.client_aborts.fetch_add(1, Relaxed),
-            [b'S' | b's', b'D', ..] => self.server_aborts.fetch_add(1, Relaxed),
+            // A server killed by its change of state (`D`, `U`) aborts as it would.
+            [b'S' | b's' | b'D' | b'U', b'D', ..] => self.server_aborts.fetch_add(1, Relaxed),
             _ => 0,
         };
     }
@@ -140,6 +141,17 @@ pub enum Admin {
     Ready,
     Drain,
     Maint,
+}
+
+/// HAProxy's forced admin flags (`SRV_ADMF_FMAINT`, `SRV_ADMF_FDRAIN`), which the stats
+/// page's legacy actions (`disable`/`enable`, `stop`/`start`) set and clear one at a time:
+/// a server may be in maintenance and forced to drain at once, shown in maintenance, and
+/// draining again when the maintenance ends. The runtime API's `set server ... state`
+/// sets both at once ([`Server::set_admin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminFlag {
+    Maint,
+    Drain,
 }
 
 /// The last health check's outcome, as the stats page shows it.
@@ -223,15 +235,29 @@ pub struct Server {
     pub opts: ServerOptions,
     pub addr: RwLock<Option<IpAddr>>,
     pub admin: Mutex<Admin>,
+    /// A forced drain kept while in maintenance (see [`AdminFlag`]).
+    drain_under_maint: AtomicBool,
+    /// Health checks enabled (`enable|disable health`, HAProxy's `CHK_ST_ENABLED`):
+    /// disabled, they are not run and the server keeps its state and health.
+    checks_enabled: AtomicBool,
+    /// Health checks paused by maintenance (HAProxy's `CHK_ST_PAUSED`): set entering it with
+    /// the checks enabled, cleared leaving it only if they still are.
+    checks_paused: AtomicBool,
     /// In maintenance since the start, by `disabled` (HAProxy's CMAINT, shown apart in
     /// `show servers state`), until the runtime API changes the admin state.
     pub maint_from_config: AtomicBool,
     /// From health checks; always true when not checked.
     pub up: AtomicBool,
+    /// UP but given no new connection by the balancer (HAProxy's `SRV_ST_STOPPING`, shown
+    /// NOLB): set by `set server ... health stopping` (the stats page's `hnolb`), ended by a
+    /// passing check or any other change of state.
+    stopping: AtomicBool,
     /// HAProxy's health counter: 0..rise+fall-1, UP when >= rise.
     pub health: AtomicU32,
     /// Current user weight (`set server ... weight`).
     pub weight: AtomicU32,
+    /// Current `maxconn` (an agent's `maxconn:N` changes it); 0: no limit.
+    maxconn: AtomicUsize,
     pub counters: Arc<Counters>,
     pub check_failures: AtomicU64,
     pub down_transitions: AtomicU64,
@@ -253,12 +279,23 @@ pub struct Server {
     /// The servers tracking this one (`track`) and their backends: they follow its state
     /// (see `runtime::track`). Weak: a tracker's backend holds this server's.
     pub trackers: std::sync::OnceLock<Vec<super::track::Tracker>>,
+    /// The server this one tracks (`track`), set with `trackers`.
+    pub tracking: std::sync::OnceLock<std::sync::Weak<Server>>,
+    /// In maintenance because the server it tracks is (HAProxy's IMAINT, see
+    /// `runtime::track`).
+    inherited_maint: AtomicBool,
+    /// Held while deciding and making a change of UP/DOWN state (see [`Server::transition`]).
+    transition: Mutex<()>,
     /// `observe`: failed connection attempts in a row, and the times they reached
     /// `error-limit` (`hanafail`); the next check comes after `fastinter` (see
     /// `runtime::observe`).
     pub consecutive_errors: AtomicU32,
     pub hana_failures: AtomicU64,
     pub fastinter_next: AtomicBool,
+    /// Its agent (`agent-check`, see `runtime::agent`).
+    pub agent: super::agent::AgentState,
+    /// Its dynamic cookie, once computed (see `runtime::persist`).
+    pub dynamic_cookie: super::persist::DynamicCookieCache,
     /// The backend's [`Backend::servers_changed`]: told when the server may take queued
     /// connections it could not take before (UP again, out of maintenance, an address).
     servers_changed: Arc<tokio::sync::Notify>,
@@ -288,11 +325,16 @@ impl Server {
             opts: o.clone(),
             addr: RwLock::new(s.addr),
             admin: Mutex::new(admin),
+            drain_under_maint: AtomicBool::new(false),
+            checks_enabled: AtomicBool::new(o.check),
+            checks_paused: AtomicBool::new(o.check && o.disabled),
             maint_from_config: AtomicBool::new(o.disabled),
             up: AtomicBool::new(true),
+            stopping: AtomicBool::new(false),
             // Maintenance holds the health at 0, as `set_admin` does.
             health: AtomicU32::new(if o.disabled { 0 } else { o.rise }),
             weight: AtomicU32::new(o.weight),
+            maxconn: AtomicUsize::new(o.maxconn.unwrap_or(0)),
             counters: Arc::default(),
             check_failures: AtomicU64::new(0),
             down_transitions: AtomicU64::new(0),
@@ -306,9 +348,14 @@ impl Server {
             kill: Default::default(),
             warming_since: AtomicU64::new(0),
             trackers: std::sync::OnceLock::new(),
+            tracking: std::sync::OnceLock::new(),
+            transition: Mutex::new(()),
+            inherited_maint: AtomicBool::new(false),
             consecutive_errors: AtomicU32::new(0),
             hana_failures: AtomicU64::new(0),
             fastinter_next: AtomicBool::new(false),
+            agent: super::agent::AgentState::new(o),
+            dynamic_cookie: Default::default(),
             servers_changed,
         }
     }
@@ -317,21 +364,62 @@ impl Server {
         *self.admin.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether one of HAProxy's forced admin flags is set.
+    pub fn has_admin_flag(&self, flag: AdminFlag) -> bool {
+        match (self.admin(), flag) {
+            (Admin::Maint, AdminFlag::Maint) | (Admin::Drain, AdminFlag::Drain) => true,
+            (Admin::Maint, AdminFlag::Drain) => self.drain_under_maint.load(Relaxed),
+            _ => false,
+        }
+    }
+
+    /// Sets or clears one forced admin flag, the other kept (HAProxy's `srv_set_admin_flag`
+    /// and `srv_clr_admin_flag`).
+    pub fn set_admin_flag(&self, flag: AdminFlag, on: bool) {
+        let mut maint = self.has_admin_flag(AdminFlag::Maint);
+        let mut drain = self.has_admin_flag(AdminFlag::Drain);
+        match flag {
+            AdminFlag::Maint => maint = on,
+            AdminFlag::Drain => drain = on,
+        }
+        let admin = match (maint, drain) {
+            (true, _) => Admin::Maint,
+            (false, true) => Admin::Drain,
+            (false, false) => Admin::Ready,
+        };
+        if admin != self.admin() {
+            self.set_admin(admin);
+        }
+        self.drain_under_maint.store(maint && drain, Relaxed);
+    }
+
     /// As HAProxy: maintenance pauses the checks with the health at 0; leaving it starts the
-    /// server UP at `rise` (one failed check then takes it down).
+    /// server UP at `rise` (one failed check then takes it down). Both forced flags are set
+    /// as `admin` says (a drain kept under maintenance goes).
     pub fn set_admin(&self, admin: Admin) {
         self.maint_from_config.store(false, Relaxed);
+        self.drain_under_maint.store(false, Relaxed);
         let was = std::mem::replace(
             &mut *self.admin.lock().unwrap_or_else(|e| e.into_inner()),
             admin,
         );
+        if was != admin && (was == Admin::Maint || admin == Admin::Maint) && self.checks_enabled() {
+            self.checks_paused.store(admin == Admin::Maint, Relaxed);
+        }
         if self.opts.check {
             match (was == Admin::Maint, admin == Admin::Maint) {
                 (false, true) => self.health.store(0, Relaxed),
                 (true, false) => {
                     self.health.store(self.opts.rise, Relaxed);
-                    if !self.is_up() {
-                        self.set_up(true);
+                    // An agent saying down keeps it DOWN.
+                    let back = self.transition(|| {
+                        let back = !self.is_up() && self.may_come_up();
+                        if back {
+                            self.set_up(true);
+                        }
+                        back
+                    });
+                    if back {
                         // Back UP: the servers tracking it follow.
                         super::track::follow(self, true);
                     }
@@ -346,6 +434,8 @@ impl Server {
             _ => {}
         }
         if admin == Admin::Maint && was != Admin::Maint {
+            // Maintenance stops the server: it comes back running, not stopping.
+            self.stopping.store(false, Relaxed);
             self.retire_connections();
             // HAProxy ends them entering maintenance as when the checks fail.
             if self.opts.shutdown_on_down {
@@ -354,6 +444,29 @@ impl Server {
         }
         self.last_change.store(now_secs(), Relaxed);
         self.servers_changed.notify_waiters();
+    }
+
+    /// In maintenance because the server it tracks is (HAProxy's IMAINT).
+    pub fn in_inherited_maint(&self) -> bool {
+        self.inherited_maint.load(Relaxed)
+    }
+
+    /// Enters or leaves the maintenance of the server it tracks (see `runtime::track`):
+    /// whether that changed anything. As its own maintenance, entering it ends its kept
+    /// connections; leaving it may let queued connections in.
+    pub fn set_inherited_maint(&self, on: bool) -> bool {
+        if self.inherited_maint.swap(on, Relaxed) == on {
+            return false;
+        }
+        if on {
+            self.retire_connections();
+            self.warming_since.store(0, Relaxed);
+        } else {
+            super::slowstart::begin(self);
+        }
+        self.last_change.store(now_secs(), Relaxed);
+        self.servers_changed.notify_waiters();
+        true
     }
 
     /// The generation of the server's connections: one kept from an older generation (idle
@@ -393,8 +506,10 @@ impl Server {
     /// Sets the run-time weight (`set server B/S weight`); a weight raised from 0 may let
     /// the server take queued connections at once.
     pub fn set_weight(&self, weight: u32) {
-        self.weight.store(weight, Relaxed);
-        self.servers_changed.notify_waiters();
+        // An agent repeats its weight every answer: the queues wake on a change only.
+        if self.weight.swap(weight, Relaxed) != weight {
+            self.servers_changed.notify_waiters();
+        }
     }
 
     /// What tells the connections waiting in the backend's queues that a server may take
@@ -453,30 +568,102 @@ impl Server {
         self.up.load(Relaxed)
     }
 
-    /// May take new connections: an address, not in maintenance, checks passing.
-    pub fn usable(&self) -> bool {
-        self.addr().is_some() && self.admin() != Admin::Maint && self.is_up()
+    /// Whether its health checks run: configured (`check`) and not disabled.
+    pub fn checks_enabled(&self) -> bool {
+        self.checks_enabled.load(Relaxed)
     }
 
-    /// The weight the balancer uses: 0 when draining.
+    /// Whether its health checks are paused by maintenance (see `checks_paused`).
+    pub fn checks_paused(&self) -> bool {
+        self.checks_paused.load(Relaxed)
+    }
+
+    /// Whether its health checks run now: enabled and not paused.
+    pub fn checks_running(&self) -> bool {
+        self.checks_enabled() && !self.checks_paused()
+    }
+
+    /// `enable|disable health`: the checks resume or stop, the server's state and health
+    /// kept; false when it has no checks (nothing changed).
+    pub fn enable_checks(&self, on: bool) -> bool {
+        if !self.opts.check {
+            return false;
+        }
+        self.checks_enabled.store(on, Relaxed);
+        true
+    }
+
+    /// May take new connections: an address, not in maintenance, checks passing.
+    pub fn usable(&self) -> bool {
+        self.addr().is_some()
+            && self.admin() != Admin::Maint
+            && !self.in_inherited_maint()
+            && self.is_up()
+    }
+
+    /// The weight the balancer uses: 0 when draining or stopping (NOLB).
     pub fn lb_weight(&self) -> u32 {
         match self.admin() {
-            Admin::Ready => self.weight.load(Relaxed),
+            Admin::Ready if !self.is_stopping() => self.weight.load(Relaxed),
             _ => 0,
+        }
+    }
+
+    /// UP and stopping (NOLB, see `stopping`).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Relaxed) && self.is_up()
+    }
+
+    /// Sets the server UP and stopping (NOLB), or ends that; the balancer is told.
+    pub fn set_stopping(&self, on: bool) {
+        if self.stopping.swap(on, Relaxed) != on {
+            self.last_change.store(now_secs(), Relaxed);
+            self.servers_changed.notify_waiters();
+        }
+    }
+
+    /// Its `maxconn`, if it has one.
+    pub fn maxconn(&self) -> Option<usize> {
+        Some(self.maxconn.load(Relaxed)).filter(|&m| m != 0)
+    }
+
+    /// Sets `maxconn` (None or 0: no limit); connections queued for the server may take
+    /// the slots it opens at once.
+    pub fn set_maxconn(&self, maxconn: Option<usize>) {
+        let maxconn = maxconn.unwrap_or(0);
+        if self.maxconn.swap(maxconn, Relaxed) != maxconn {
+            self.servers_changed.notify_waiters();
         }
     }
 
     /// Below its `maxconn` (lowered during a slow start).
     pub fn has_free_slot(&self) -> bool {
-        self.opts
-            .maxconn
+        self.maxconn()
             .is_none_or(|m| self.counters.cur.load(Relaxed) < super::slowstart::maxconn(self, m))
     }
 
     /// The status column of the stats page.
     pub fn status(&self) -> String {
-        let health = self.health.load(Relaxed);
-        let (rise, fall) = (self.opts.rise, self.opts.fall);
+        // A tracking server's own state is shown with the checks and agent of the server
+        // its chain ends at, as HAProxy's stats take them from it.
+        let tracked = self.tracking.get().and_then(std::sync::Weak::upgrade);
+        let checked = super::track::checked(self);
+        let reference = checked.as_deref().unwrap_or(self);
+        let health = reference.health.load(Relaxed);
+        let (rise, fall) = (reference.opts.rise, reference.opts.fall);
+        // HAProxy's counts: towards DOWN while the reference is UP, towards UP otherwise.
+        let counts = || {
+            if reference.is_up() {
+                format!("{}/{fall}", i64::from(health) + 1 - i64::from(rise))
+            } else {
+                format!("{health}/{rise}")
+            }
+        };
+        if let Some(via) = tracked.as_deref().filter(|_| self.in_inherited_maint()) {
+            if self.addr().is_some() {
+                return format!("MAINT (via {}/{})", via.backend, via.name);
+            }
+        }
         match (self.admin(), self.addr()) {
             (Admin::Maint, None) => return "MAINT (resolution)".into(),
             (Admin::Maint, _) => return "MAINT".into(),
@@ -484,27 +671,40 @@ impl Server {
             _ => {}
         }
         let draining = self.admin() == Admin::Drain;
-        if self.opts.track.is_some() {
-            // A tracking server shows the state it follows, without counts.
+        // HAProxy's states for an agent's server: any drain is the agent's, and DOWN
+        // while the agent says so.
+        let agent = reference.agent.enabled();
+        if agent && draining && self.is_up() {
+            return "DRAIN (agent)".into();
+        }
+        if agent && !self.is_up() && reference.agent.health() == 0 {
+            return "DOWN (agent)".into();
+        }
+        if self.is_stopping() {
+            return if !reference.checks_enabled() || health == rise + fall - 1 {
+                "NOLB".into()
+            } else {
+                format!("NOLB {}", counts())
+            };
+        }
+        if !reference.checks_enabled() {
+            // Checks disabled (`disable health`) leave the server in the state it had.
             return match (self.is_up(), draining) {
-                (true, true) => "DRAIN",
-                (true, false) => "UP",
                 (false, _) => "DOWN",
+                (true, true) => "DRAIN",
+                (true, false) => "no check",
             }
             .into();
-        }
-        if !self.opts.check {
-            return if draining { "DRAIN" } else { "no check" }.into();
         }
         if self.is_up() {
             let base = if draining { "DRAIN" } else { "UP" };
             if health < rise + fall - 1 {
-                format!("{base} {}/{fall}", health + 1 - rise)
+                format!("{base} {}", counts())
             } else {
                 base.into()
             }
         } else if health > 0 {
-            format!("DOWN {health}/{rise}")
+            format!("DOWN {}", counts())
         } else {
             "DOWN".into()
         }
@@ -512,6 +712,10 @@ impl Server {
 
     /// Records a check result; returns the new UP/DOWN state when it changed.
     pub fn record_check(&self, ok: bool, result: CheckResult) -> Option<bool> {
+        self.transition(|| self.apply_check(ok, result))
+    }
+
+    fn apply_check(&self, ok: bool, result: CheckResult) -> Option<bool> {
         let (rise, fall) = (self.opts.rise, self.opts.fall);
         let health = self.health.load(Relaxed);
         let was_up = self.is_up();
@@ -527,17 +731,54 @@ impl Server {
             }
             if health > rise { health - 1 } else { 0 }
         };
+        // A conditional pass (L7OKC: `ok-status L7OKC`, `http-check disable-on-404`)
+        // puts the server in NOLB, any other pass ends it (HAProxy's `srv_set_stopping`
+        // and `srv_set_running`).
+        let conditional = ok && result.status == "L7OKC";
         self.health.store(health, Relaxed);
         *self.check.lock().unwrap_or_else(|e| e.into_inner()) = result;
-        let up = if was_up { health > 0 } else { health >= rise };
+        // Coming UP needs the agent's consent too (HAProxy's check_notify_success).
+        let up = if was_up {
+            health > 0
+        } else {
+            self.may_come_up()
+        };
+        // Set before it comes UP: the balancer never sees it UP and taking connections.
+        if ok && up && health >= rise {
+            self.set_stopping(conditional);
+        }
         (up != was_up).then(|| {
             self.set_up(up);
             up
         })
     }
 
+    /// Whether the server may be UP, the one rule every path bringing it up follows
+    /// (checks, agent, runtime API, stats page): not in maintenance, its health check at
+    /// `rise` (when it has one), its agent not saying down, and the server it tracks UP.
+    pub fn may_come_up(&self) -> bool {
+        self.admin() != Admin::Maint
+            && (!self.opts.check || self.health.load(Relaxed) >= self.opts.rise)
+            && self.agent.allows_up()
+            && super::track::tracked_is_up(self)
+    }
+
+    /// Runs `change` under the server's transition lock. The checks and agents run on the
+    /// main runtime, the stats page's actions on the worker threads: every check-then-set
+    /// of the UP/DOWN state (and of the healths it is decided from) goes through here, so
+    /// of two deciding at once one changes the state and the other sees it changed.
+    /// Servers are locked tracked before tracking (`track` chains have no loop).
+    pub fn transition<R>(&self, change: impl FnOnce() -> R) -> R {
+        let _held = self.transition.lock().unwrap_or_else(|e| e.into_inner());
+        change()
+    }
+
+    /// Sets the server UP (keeping a NOLB just set, see `stopping`) or DOWN (ending it).
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Relaxed);
+        if !up {
+            self.stopping.store(false, Relaxed);
+        }
         self.last_change.store(now_secs(), Relaxed);
         let mut since = self.down_since.lock().unwrap_or_else(|e| e.into_inner());
         if up {
@@ -578,6 +819,9 @@ pub struct Backend {
     /// An active server has `on-marked-up shutdown-backup-sessions`: the backup servers'
     /// sessions may be killed.
     pub backups_killed_on_up: bool,
+    /// Its dynamic cookies (`cookie ... dynamic`, `dynamic-cookie-key`), which the runtime
+    /// API turns on and off and rekeys (see `runtime::persist`).
+    pub dyncookie: RwLock<super::persist::DynCookie>,
 }
 
 impl Backend {
@@ -605,6 +849,7 @@ impl Backend {
                 .servers
                 .iter()
                 .any(|s| s.opts.shutdown_backups_on_up && !s.opts.backup),
+            dyncookie: RwLock::new(super::persist::DynCookie::of(conf)),
         }
     }
 

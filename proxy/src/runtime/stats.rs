@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::state::{Admin, Backend, CheckResult, Counters, Frontend, Server, State, now_secs};
-use crate::config::model::Mode;
+use super::state::{
+    Admin, AdminFlag, Backend, CheckResult, Counters, Frontend, Server, State, now_secs,
+};
+use crate::config::model::{Mode, Proxy};
 
 /// HAProxy 2.6's `show stat` header line, column for column.
 pub const CSV_COLUMNS: &str = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status,-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,h2_headers_rcvd,h2_data_rcvd,h2_settings_rcvd,h2_rst_stream_rcvd,h2_goaway_rcvd,h2_detected_conn_protocol_errors,h2_detected_strm_protocol_errors,h2_rst_stream_resp,h2_goaway_resp,h2_open_connections,h2_backend_open_streams,h2_total_connections,h2_backend_total_streams,h1_open_connections,h1_open_streams,h1_total_connections,h1_total_streams,h1_bytes_in,h1_bytes_out,h1_spliced_bytes_in,h1_spliced_bytes_out,";
@@ -114,6 +116,18 @@ fn sessions(row: &mut Row, c: &Counters) {
     row.insert("reuse", "0".into());
 }
 
+/// A backend's weight column: its usable active servers' weights, else its backups'
+/// (also the total in `http-check send-state`'s header).
+pub(super) fn backend_weight(be: &Backend) -> u32 {
+    let usable =
+        |backup: bool| (be.servers.iter()).filter(move |s| s.opts.backup == backup && s.usable());
+    let total = |backup: bool| super::slowstart::total_column(be, usable(backup).map(|s| &**s));
+    match total(false) {
+        0 => total(true),
+        active => active,
+    }
+}
+
 /// `qcur` and `qmax` of queue `queue` (0: the backend's, i + 1: its server i's).
 fn queue_columns(row: &mut Row, be: &Backend, queue: usize) {
     let (cur, max) = super::balance::queue_lengths(be)
@@ -136,7 +150,7 @@ fn server_row(be: &Backend, s: &Server) -> Row {
     traffic(&mut row, c);
     row.insert(
         "slim",
-        s.opts.maxconn.map(|m| m.to_string()).unwrap_or_default(),
+        s.maxconn().map(|m| m.to_string()).unwrap_or_default(),
     );
     row.insert("econ", c.conn_errors.load(Relaxed).to_string());
     let qlimit = s.opts.maxqueue.map(|m| m.to_string());
@@ -168,12 +182,12 @@ fn server_row(be: &Backend, s: &Server) -> Row {
     if be.mode == Mode::Http {
         connection_columns(&mut row, s);
     }
-    if s.opts.check {
+    if s.checks_enabled() {
         row.insert("chkfail", s.check_failures.load(Relaxed).to_string());
         row.insert("chkdown", s.down_transitions.load(Relaxed).to_string());
         row.insert("downtime", downtime(s).to_string());
         // Maintenance pauses the checks: HAProxy then shows no check result.
-        if s.admin() != Admin::Maint {
+        if !s.checks_paused() {
             let chk = s.check.lock().map(|c| c.clone()).unwrap_or_default();
             check_columns(&mut row, &chk);
             row.insert("check_rise", s.opts.rise.to_string());
@@ -181,6 +195,7 @@ fn server_row(be: &Backend, s: &Server) -> Row {
             row.insert("check_health", s.health.load(Relaxed).to_string());
         }
     }
+    agent_columns(&mut row, s);
     let port = s.port().map(|p| p.to_string()).unwrap_or_default();
     row.insert(
         "addr",
@@ -191,6 +206,9 @@ fn server_row(be: &Backend, s: &Server) -> Row {
             })
             .unwrap_or_default(),
     );
+    if let Some(cookie) = super::persist::server_cookie(be, s) {
+        row.insert("cookie", cookie.into_owned());
+    }
     row.insert("mode", be.mode.as_str().into());
     row.insert("iweight", s.opts.weight.to_string());
     row.insert("uweight", s.weight.load(Relaxed).to_string());
@@ -203,29 +221,63 @@ fn server_row(be: &Backend, s: &Server) -> Row {
 /// The last check's columns: `check_desc` describes the status, `last_chk` holds the detail
 /// (the system's error, the response...).
 fn check_columns(row: &mut Row, chk: &CheckResult) {
+    let names = [
+        "check_status",
+        "check_code",
+        "check_duration",
+        "last_chk",
+        "check_desc",
+    ];
+    result_columns(row, chk, names);
+}
+
+/// A server's agent columns (`agent_status` ... `agent_health`, `last_agt`), while it has
+/// one enabled (its rise and fall are 1, as HAProxy's).
+fn agent_columns(row: &mut Row, s: &Server) {
+    if !s.agent.enabled() {
+        return;
+    }
+    let result = s.agent.result();
+    if !result.status.is_empty() {
+        let names = [
+            "agent_status",
+            "agent_code",
+            "agent_duration",
+            "last_agt",
+            "agent_desc",
+        ];
+        result_columns(row, &result, names);
+    }
+    row.insert("agent_rise", "1".into());
+    row.insert("agent_fall", "1".into());
+    row.insert("agent_health", s.agent.health().to_string());
+}
+
+/// A check's or an agent's result in its columns: status, code, duration, detail,
+/// description.
+fn result_columns(row: &mut Row, chk: &CheckResult, names: [&'static str; 5]) {
+    let [status, code, duration, detail_column, description] = names;
     let described = check_status_description(&chk.status);
     let detail = chk
         .desc
         .strip_prefix(described)
         .map(|rest| rest.trim_start_matches(':').trim())
         .unwrap_or(&chk.desc);
-    row.insert("check_status", chk.status.clone());
+    row.insert(status, chk.status.clone());
+    row.insert(code, chk.code.map(|c| c.to_string()).unwrap_or_default());
     row.insert(
-        "check_code",
-        chk.code.map(|c| c.to_string()).unwrap_or_default(),
-    );
-    row.insert(
-        "check_duration",
+        duration,
         chk.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
     );
-    row.insert("last_chk", detail.to_string());
-    row.insert("check_desc", described.to_string());
+    row.insert(detail_column, detail.to_string());
+    row.insert(description, described.to_string());
 }
 
 /// HAProxy's check statuses: (short name, number in `show servers state`, description).
 pub(super) const CHECK_STATUSES: &[(&str, u8, &str)] = &[
     ("UNK", 0, "Unknown"),
     ("INI", 1, "Initializing"),
+    ("CHECKED", 3, "No status change"),
     ("HANA", 4, "Health analyze"),
     ("SOCKERR", 5, "Socket error"),
     ("L4OK", 6, "Layer4 check passed"),
@@ -252,7 +304,7 @@ fn check_status_code(status: &str) -> u8 {
         .map_or(1, |(_, code, _)| *code)
 }
 
-fn check_status_description(status: &str) -> &'static str {
+pub(super) fn check_status_description(status: &str) -> &'static str {
     CHECK_STATUSES
         .iter()
         .find(|(name, ..)| *name == status)
@@ -292,14 +344,7 @@ fn backend_row(state: &State, be: &Backend) -> Row {
             .iter()
             .filter(move |s| s.opts.backup == backup && s.usable())
     };
-    let total = |backup: bool| super::slowstart::total_column(be, usable(backup).map(|s| &**s));
-    let active_weight = total(false);
-    let weight = if active_weight > 0 {
-        active_weight
-    } else {
-        total(true)
-    };
-    row.insert("weight", weight.to_string());
+    row.insert("weight", backend_weight(be).to_string());
     // Servers taking new sessions: neither down, in maintenance nor draining.
     let taking = |backup: bool| usable(backup).filter(|s| s.lb_weight() > 0);
     row.insert("act", taking(false).count().to_string());
@@ -328,6 +373,9 @@ fn backend_row(state: &State, be: &Backend) -> Row {
     });
     row.insert("connect", connects.to_string());
     row.insert("reuse", reuses.to_string());
+    if let Some(c) = &be.conf.cookie {
+        row.insert("cookie", c.name.clone());
+    }
     row.insert("mode", be.mode.as_str().into());
     row.insert("algo", be.balance.as_str().into());
     if be.mode == Mode::Http {
@@ -559,6 +607,8 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
     {
         for s in &be.servers {
             let op = match (s.usable(), s.is_up()) {
+                // HAProxy's SRV_ST_STOPPING.
+                (true, _) if s.is_stopping() => 3,
                 (true, _) => 2,
                 (false, true) => 0,
                 (false, false) => 0,
@@ -569,6 +619,16 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
                 Admin::Maint if s.maint_from_config.load(Relaxed) => 5,
                 Admin::Maint => 1,
                 Admin::Drain => 8,
+            } | if s.has_admin_flag(AdminFlag::Drain) {
+                // A forced drain, kept under maintenance too.
+                8
+            } else {
+                0
+            } | if s.in_inherited_maint() {
+                // Maintenance of the server it tracks (IMAINT).
+                2
+            } else {
+                0
             } | if s.addr().is_none() {
                 // Maintenance for want of an address (RMAINT).
                 32
@@ -576,17 +636,18 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
                 0
             };
             // HAProxy's check state flags: configured 2, enabled 4, paused (maintenance) 8.
-            let check_state = match (s.opts.check, s.admin()) {
-                (false, _) => 0,
-                (true, Admin::Maint) => 14,
-                (true, _) => 6,
+            let check_state = if s.opts.check {
+                2 | (4 * u8::from(s.checks_enabled())) | (8 * u8::from(s.checks_paused()))
+            } else {
+                0
             };
             let chk = s.check.lock().map(|c| c.status.clone()).unwrap_or_default();
             let status = check_status_code(&chk);
-            // The last check's result: unknown 0, failed 2, passed 3.
+            // The last check's result: unknown 0, failed 2, passed 3, conditionally 4.
             let result = match (status, chk.as_str()) {
                 (1, _) => 0,
-                (_, "L4OK" | "L6OK" | "L7OK" | "L7OKC" | "PROCOK") => 3,
+                (_, "L7OKC") => 4,
+                (_, "L4OK" | "L6OK" | "L7OK" | "PROCOK") => 3,
                 _ => 2,
             };
             let host = s.host();
@@ -597,7 +658,7 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
             };
             let _ = writeln!(
                 out,
-                "{} {} {} {} {} {op} {admin} {} {} {} {} {result} {} {check_state} 0 0 0 {fqdn} {} - 0 {} - - {}",
+                "{} {} {} {} {} {op} {admin} {} {} {} {} {result} {} {check_state} {} 0 0 {fqdn} {} - 0 {} - {} {}",
                 be.id,
                 be.name,
                 s.id,
@@ -608,10 +669,12 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
                 now_secs().saturating_sub(s.last_change.load(Relaxed)),
                 status,
                 s.health.load(Relaxed),
+                s.agent.state_flags(),
                 s.service_port().number(),
                 s.check_port().unwrap_or(0),
+                s.agent.addr().map_or("-".into(), |a| a.to_string()),
                 // The server line's `port` sets the agent's port too; `check-port` does not.
-                s.opts.check_port.unwrap_or(0),
+                s.agent.port().unwrap_or(0),
             );
         }
     }
@@ -635,8 +698,13 @@ fn row_class(s: &Server) -> &'static str {
         (true, st) if st.starts_with("DRAIN") => "backup_draining",
         (false, "UP") => "active_up",
         (true, "UP") => "backup_up",
-        (false, st) if st.starts_with("UP ") => "active_going_down",
-        (true, st) if st.starts_with("UP ") => "backup_going_down",
+        (false, st) if st.starts_with("UP ") || st.starts_with("NOLB ") => "active_going_down",
+        (true, st) if st.starts_with("UP ") || st.starts_with("NOLB ") => "backup_going_down",
+        (false, "NOLB") => "active_nolb",
+        (true, "NOLB") => "backup_nolb",
+        // Held DOWN by its agent: down, not on its way up.
+        (false, "DOWN (agent)") => "active_down",
+        (true, "DOWN (agent)") => "backup_down",
         (false, st) if st.starts_with("DOWN ") => "active_going_up",
         (true, st) if st.starts_with("DOWN ") => "backup_going_up",
         (false, _) => "active_down",
@@ -670,14 +738,62 @@ table.tbl th { border-width: 1px; border-style: solid solid solid solid; border-
 table.tbl th.pxname { background: #b00040; color: #ffff40; font-weight: bold; border-style: solid solid none solid; padding: 2px 3px; white-space: nowrap;}
 ";
 
-/// The HTML stats page; `hide_version` drops the version, `uri` is the page's own prefix.
-pub fn html(state: &State, hide_version: bool, refresh: Option<u64>, uri: &str) -> String {
-    let mut o = String::with_capacity(16 * 1024);
+/// How one request sees the HTML page.
+#[derive(Debug, Clone, Default)]
+pub struct PageView<'a> {
+    /// `stats hide-version`: no version shown.
+    pub hide_version: bool,
+    /// The refresh period the page announces, if it refreshes.
+    pub refresh: Option<u64>,
+    /// The page's own prefix (`stats uri`).
+    pub uri: &'a str,
+    /// A `stats admin` condition holds: the backends' server forms are shown
+    /// (see `runtime::stats_admin`).
+    pub admin: bool,
+    /// The outcome of the last action (`;st=`), as HAProxy's banner.
+    pub banner: Option<String>,
+}
+
+/// The actions of the admin form, HAProxy's values and labels in its order.
+const ADMIN_ACTIONS: &[(&str, &str)] = &[
+    ("", ""),
+    ("ready", "Set state to READY"),
+    ("drain", "Set state to DRAIN"),
+    ("maint", "Set state to MAINT"),
+    ("dhlth", "Health: disable checks"),
+    ("ehlth", "Health: enable checks"),
+    ("hrunn", "Health: force UP"),
+    ("hnolb", "Health: force NOLB"),
+    ("hdown", "Health: force DOWN"),
+    ("dagent", "Agent: disable checks"),
+    ("eagent", "Agent: enable checks"),
+    ("arunn", "Agent: force UP"),
+    ("adown", "Agent: force DOWN"),
+    ("shutdown", "Kill Sessions"),
+];
+
+/// The HTML stats page.
+pub fn html(state: &State, view: &PageView<'_>) -> String {
+    let mut o = String::with_capacity(super::BUFSIZE);
     let _ = write!(
         o,
         "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\"\n\"http://www.w3.org/TR/html4/loose.dtd\">\n<html><head><title>Statistics Report for HAProxy</title>\n<meta http-equiv=\"content-type\" content=\"text/html; charset=iso-8859-1\">\n<style type=\"text/css\"><!--\n{STYLE}--></style></head>\n<body><h1>hapx-proxy</h1>\n"
     );
-    let version = if hide_version {
+    general_information(&mut o, state, view);
+    if let Some(banner) = &view.banner {
+        o.push_str(banner);
+    }
+    for p in &state.config.proxies {
+        proxy_table(&mut o, state, p, view);
+    }
+    o.push_str("</body>\n</html>\n");
+    o
+}
+
+/// The page's "General process information" and its links (refresh, CSV).
+fn general_information(o: &mut String, state: &State, view: &PageView<'_>) {
+    let (refresh, uri) = (view.refresh, view.uri);
+    let version = if view.hide_version {
         String::new()
     } else {
         format!(" version {}", env!("CARGO_PKG_VERSION"))
@@ -704,54 +820,120 @@ pub fn html(state: &State, hide_version: bool, refresh: Option<u64>, uri: &str) 
         },
         esc(&format!("{uri};csv;norefresh"))
     );
-    for p in &state.config.proxies {
-        let fe = state.frontends.iter().find(|f| f.name == p.name);
-        let be = state.backends.iter().find(|b| b.name == p.name);
-        let _ = write!(
-            o,
-            "<table class=\"tbl\" width=\"100%\">\n<tr class=\"titre\"><th class=\"pxname\" width=\"10%\"><a name=\"{0}\"></a>{0}</th><th class=\"desc\" colspan=\"14\">{1}</th></tr>\n<tr class=\"titre\"><th></th><th>Cur</th><th>Max</th><th>Limit</th><th>Total</th><th>LbTot</th><th>In</th><th>Out</th><th>Conn errors</th><th>Retries</th><th>Redispatches</th><th>Status</th><th>LastChk</th><th>Wght</th><th>Act</th><th>Bck</th><th>Chk</th><th>Dwn</th><th>Dwntme</th></tr>\n",
-            esc(&p.name),
-            // As HAProxy writes it: the configuration's text, not escaped.
-            p.description.as_deref().unwrap_or_default()
-        );
-        let mut line = |class: &str, row: &Row| {
-            let g = |c: &str| esc(row.get(c).map_or("", |v| v.as_str()));
-            let _ = writeln!(
-                o,
-                "<tr class=\"{class}\"><td class=\"ac\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"ac\">{}</td><td class=\"ac\">{} {}</td><td class=\"ac\">{}</td><td class=\"ac\">{}</td><td class=\"ac\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                g("svname"),
-                g("scur"),
-                g("smax"),
-                g("slim"),
-                g("stot"),
-                g("lbtot"),
-                g("bin"),
-                g("bout"),
-                g("econ"),
-                g("wretr"),
-                g("wredis"),
-                g("status"),
-                g("check_status"),
-                g("check_code"),
-                g("weight"),
-                g("act"),
-                g("bck"),
-                g("chkfail"),
-                g("chkdown"),
-                g("downtime")
-            );
-        };
-        if let Some(fe) = fe {
-            line("frontend", &frontend_row(state, fe));
-        }
-        if let Some(be) = be {
-            for s in &be.servers {
-                line(row_class(s), &server_row(be, s));
-            }
-            line("backend", &backend_row(state, be));
-        }
-        o.push_str("</table><p>\n");
+}
+
+/// One proxy's table (its frontend, servers and backend rows), inside the admin form when
+/// it is a backend with servers and a `stats admin` allows it.
+fn proxy_table(o: &mut String, state: &State, p: &Proxy, view: &PageView<'_>) {
+    let fe = state.frontends.iter().find(|f| f.name == p.name);
+    let be = state.backends.iter().find(|b| b.name == p.name);
+    let form = be
+        .filter(|b| view.admin && !b.servers.is_empty())
+        .map(|b| &**b);
+    if form.is_some() {
+        o.push_str("<form method=\"post\">");
     }
-    o.push_str("</body>\n</html>\n");
-    o
+    table_head(o, p, view.admin, form);
+    let rows = Rows {
+        admin: view.admin,
+        form,
+    };
+    if let Some(fe) = fe {
+        rows.write(o, "frontend", &frontend_row(state, fe), None);
+    }
+    if let Some(be) = be {
+        for s in &be.servers {
+            rows.write(o, row_class(s), &server_row(be, s), Some(s));
+        }
+        rows.write(o, "backend", &backend_row(state, be), None);
+    }
+    o.push_str("</table>");
+    if let Some(b) = form {
+        admin_form_end(o, b);
+    }
+    o.push_str("<p>\n");
+}
+
+/// A table's title and column headers; in admin mode every table has the checkbox column,
+/// empty but for the form's, whose header box selects all its servers.
+fn table_head(o: &mut String, p: &Proxy, admin: bool, form: Option<&Backend>) {
+    let select_all = match (admin, form) {
+        (false, _) => String::new(),
+        (true, None) => "<th></th>".into(),
+        (true, Some(b)) => format!(
+            "<th width=1><input type=\"checkbox\" onclick=\"for(c in document.getElementsByClassName('{0}-checkbox')) document.getElementsByClassName('{0}-checkbox').item(c).checked = this.checked\"></th>",
+            esc(&b.name)
+        ),
+    };
+    let _ = write!(
+        o,
+        "<table class=\"tbl\" width=\"100%\">\n<tr class=\"titre\"><th class=\"pxname\" width=\"10%\"><a name=\"{0}\"></a>{0}</th><th class=\"desc\" colspan=\"14\">{1}</th></tr>\n<tr class=\"titre\">{select_all}<th></th><th>Cur</th><th>Max</th><th>Limit</th><th>Total</th><th>LbTot</th><th>In</th><th>Out</th><th>Conn errors</th><th>Retries</th><th>Redispatches</th><th>Status</th><th>LastChk</th><th>Wght</th><th>Act</th><th>Bck</th><th>Chk</th><th>Dwn</th><th>Dwntme</th></tr>\n",
+        esc(&p.name),
+        // As HAProxy writes it: the configuration's text, not escaped.
+        p.description.as_deref().unwrap_or_default()
+    );
+}
+
+/// How a table's rows are written: with the checkbox column in admin mode, a box for each
+/// server of the admin form.
+struct Rows<'a> {
+    admin: bool,
+    form: Option<&'a Backend>,
+}
+
+impl Rows<'_> {
+    fn write(&self, o: &mut String, class: &str, row: &Row, server: Option<&Server>) {
+        let g = |c: &str| esc(row.get(c).map_or("", |v| v.as_str()));
+        if self.admin {
+            let _ = write!(o, "<tr class=\"{class}\"><td>");
+            if let (Some(s), Some(b)) = (server, self.form) {
+                let _ = write!(
+                    o,
+                    "<input class='{}-checkbox' type=\"checkbox\" name=\"s\" value=\"{}\">",
+                    esc(&b.name),
+                    esc(&s.name)
+                );
+            }
+            o.push_str("</td>");
+        } else {
+            let _ = write!(o, "<tr class=\"{class}\">");
+        }
+        let _ = writeln!(
+            o,
+            "<td class=\"ac\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"ac\">{}</td><td class=\"ac\">{} {}</td><td class=\"ac\">{}</td><td class=\"ac\">{}</td><td class=\"ac\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            g("svname"),
+            g("scur"),
+            g("smax"),
+            g("slim"),
+            g("stot"),
+            g("lbtot"),
+            g("bin"),
+            g("bout"),
+            g("econ"),
+            g("wretr"),
+            g("wredis"),
+            g("status"),
+            g("check_status"),
+            g("check_code"),
+            g("weight"),
+            g("act"),
+            g("bck"),
+            g("chkfail"),
+            g("chkdown"),
+            g("downtime")
+        );
+    }
+}
+
+/// The admin form's end: the action to take, the backend (by id) and the button.
+fn admin_form_end(o: &mut String, b: &Backend) {
+    o.push_str("Choose the action to perform on the checked servers : <select name=action>");
+    for (value, label) in ADMIN_ACTIONS {
+        let _ = write!(o, "<option value=\"{value}\">{label}</option>");
+    }
+    let _ = write!(
+        o,
+        "</select><input type=\"hidden\" name=\"b\" value=\"#{}\">&nbsp;<input type=\"submit\" value=\"Apply\"></form>",
+        b.id
+    );
 }

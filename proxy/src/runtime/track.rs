@@ -2,8 +2,12 @@
 //! of the server it tracks, as HAProxy 2.6 does: when the tracked server's checks change its
 //! state, every server tracking it (and every one tracking those, down the chain) changes
 //! too, logged `Server be/s is DOWN via be2/c.` with the servers left, its
-//! `on-marked-down`/`on-marked-up` actions applied. The configuration check refuses what
-//! HAProxy refuses (a missing proxy or server, a tracked server without checks, a loop).
+//! `on-marked-down`/`on-marked-up` actions applied. Maintenance passes down the chain the
+//! same way (HAProxy's inherited IMAINT, [`follow_maint`]): a tracker is shown `MAINT (via
+//! be/s)`, admin state 2 in `show servers state`, takes no traffic, and says so (`... is
+//! going DOWN for maintenance via be/s.`, `... is UP/READY (leaving maintenance).`). The
+//! configuration check refuses what HAProxy refuses (a missing proxy or server, a tracked
+//! server without checks, a loop).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
@@ -26,8 +30,14 @@ pub fn link(backends: &[Arc<Backend>]) {
             .flat_map(|be| be.servers.iter().map(move |sv| (be, sv)))
     };
     for (tb, target) in all() {
-        let trackers = all()
+        let followers: Vec<_> = all()
             .filter(|(b, s)| tracked(b, s) == Some((&*tb.name, &*target.name)))
+            .collect();
+        for (_, s) in &followers {
+            let _ = s.tracking.set(Arc::downgrade(target));
+        }
+        let trackers = followers
+            .into_iter()
             .map(|(b, s)| Tracker {
                 backend: Arc::downgrade(b),
                 server: Arc::downgrade(s),
@@ -35,6 +45,69 @@ pub fn link(backends: &[Arc<Backend>]) {
             .collect();
         let _ = target.trackers.set(trackers);
     }
+    inherit_configured_maint(backends);
+}
+
+/// The servers tracking `server` enter or leave maintenance with it (`maint`), down the
+/// chain, as HAProxy's inherited maintenance (IMAINT): shown `MAINT (via be/s)`, given no
+/// traffic, logged `... is going DOWN for maintenance via be/s.` (its sessions ended by
+/// its own `on-marked-down shutdown-sessions`), then `... is UP/READY (leaving
+/// maintenance).`
+pub fn follow_maint(server: &Server, maint: bool) {
+    for t in server.trackers.get().map_or(&[][..], Vec::as_slice) {
+        let (Some(backend), Some(tracker)) = (t.backend.upgrade(), t.server.upgrade()) else {
+            continue;
+        };
+        // A chain inherits it whole: a tracker in its own maintenance passes it on too.
+        let inherits = maint || tracker.admin() == Admin::Maint;
+        if !tracker.set_inherited_maint(maint) {
+            continue;
+        }
+        if tracker.admin() != Admin::Maint {
+            transitions::report_inherited_maint(&backend, &tracker, maint);
+            if maint {
+                shutdown::on_marked(&backend, &tracker, false);
+            }
+        }
+        follow_maint(&tracker, inherits);
+    }
+}
+
+/// The maintenance of the servers `disabled` in the configuration passes to the servers
+/// tracking them, unlogged, as the proxy starts.
+fn inherit_configured_maint(backends: &[Arc<Backend>]) {
+    fn pass_on(server: &Server) {
+        for t in server.trackers.get().map_or(&[][..], Vec::as_slice) {
+            if let Some(tracker) = t.server.upgrade() {
+                tracker.set_inherited_maint(true);
+                pass_on(&tracker);
+            }
+        }
+    }
+    for server in backends.iter().flat_map(|b| b.servers.iter()) {
+        if server.admin() == Admin::Maint {
+            pass_on(server);
+        }
+    }
+}
+
+/// Whether the server `server` tracks is UP (true when it tracks none).
+pub fn tracked_is_up(server: &Server) -> bool {
+    server
+        .tracking
+        .get()
+        .and_then(std::sync::Weak::upgrade)
+        .is_none_or(|t| t.is_up())
+}
+
+/// The server `server`'s chain of `track` ends at, whose checks decide it (None when it
+/// tracks none).
+pub fn checked(server: &Server) -> Option<Arc<Server>> {
+    let mut end = server.tracking.get().and_then(Weak::upgrade)?;
+    while let Some(next) = end.tracking.get().and_then(Weak::upgrade) {
+        end = next;
+    }
+    Some(end)
 }
 
 /// The (backend, server) `server` of `backend` tracks.
@@ -54,18 +127,28 @@ pub fn follow(server: &Server, up: bool) {
         let (Some(backend), Some(tracker)) = (t.backend.upgrade(), t.server.upgrade()) else {
             continue;
         };
-        if tracker.is_up() == up {
+        // As HAProxy: a server in maintenance (its own or the one it inherits) changes
+        // silently, and so do the servers tracking it; it comes out of it in the state it
+        // follows.
+        let quiet = tracker.admin() == Admin::Maint || tracker.in_inherited_maint();
+        let changed = tracker.transition(|| {
+            if tracker.is_up() == up {
+                return false;
+            }
+            if quiet {
+                tracker.up.store(up, Relaxed);
+            } else {
+                tracker.set_up(up);
+            }
+            true
+        });
+        if !changed {
             continue;
         }
-        if tracker.admin() == Admin::Maint {
-            // As HAProxy: a server in maintenance changes silently; it comes out of it in the
-            // state it follows.
-            tracker.up.store(up, Relaxed);
-            continue;
+        if !quiet {
+            transitions::report_tracked(&backend, &tracker, up);
+            shutdown::on_marked(&backend, &tracker, up);
         }
-        tracker.set_up(up);
-        transitions::report_tracked(&backend, &tracker, up);
-        shutdown::on_marked(&backend, &tracker, up);
         follow(&tracker, up);
     }
 }

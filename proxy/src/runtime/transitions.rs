@@ -55,7 +55,32 @@ pub fn report_check_result(backend: &Backend, server: &Server, ok: bool, before:
     if check.status == before.status && health == before.health {
         return;
     }
-    let (rise, fall) = (server.opts.rise, server.opts.fall);
+    let counts = (health, server.opts.rise, server.opts.fall);
+    report_probe(backend, server, "Health", ok, &check, counts);
+}
+
+/// An agent's answer under `option log-health-checks` (HAProxy logs those that change its
+/// status, and not `CHECKED`, which changes nothing): as a health check's, with the agent's
+/// health (its rise and fall are 1).
+pub fn report_agent_result(backend: &Backend, server: &Server, ok: bool, previous: &str) {
+    let result = server.agent.result();
+    if result.status == previous || result.status == "CHECKED" {
+        return;
+    }
+    let counts = (server.agent.health(), 1, 1);
+    report_probe(backend, server, "Agent", ok, &result, counts);
+}
+
+/// `KIND check for server B/S succeeded|failed, reason: ..., status: N/M STATE.`, with
+/// the check's (health, rise, fall).
+fn report_probe(
+    backend: &Backend,
+    server: &Server,
+    kind: &str,
+    ok: bool,
+    check: &super::state::CheckResult,
+    (health, rise, fall): (u32, u32, u32),
+) {
     let (n, of, state) = if health >= rise {
         let state = if server.weight.load(Relaxed) > 0 {
             "UP"
@@ -67,12 +92,16 @@ pub fn report_check_result(backend: &Backend, server: &Server, ok: bool, before:
         (health, rise, "DOWN")
     };
     let backup = if server.opts.backup { "backup " } else { "" };
-    let verdict = if ok { "succeeded" } else { "failed" };
+    let verdict = match (ok, check.status.as_str()) {
+        (true, "L7OKC") => "conditionally succeeded",
+        (true, _) => "succeeded",
+        (false, _) => "failed",
+    };
     let line = format!(
-        "Health check for {backup}server {}/{} {verdict}, {}, status: {n}/{of} {state}.",
+        "{kind} check for {backup}server {}/{} {verdict}, {}, status: {n}/{of} {state}.",
         backend.name,
         server.name,
-        check_outcome(&check)
+        check_outcome(check)
     );
     warn(backend, log::LOG_NOTICE, &line);
 }
@@ -98,12 +127,85 @@ fn check_outcome(check: &super::state::CheckResult) -> String {
 /// and detail, then the servers left.
 pub fn report_check(backend: &Backend, server: &Server, up: bool) {
     let check = server.check.lock().map(|c| c.clone()).unwrap_or_default();
-    let mut event = format!("is {}", if up { "UP" } else { "DOWN" });
-    // With `option log-health-checks` the check's outcome was just logged: HAProxy does not
-    // repeat it here.
-    if !backend.conf.options.log_health_checks {
-        event.push_str(&format!(", {}", check_outcome(&check)));
+    report_change(backend, server, up, &check_reason(backend, &check));
+}
+
+/// `, reason: ...` of a check's (or an agent's) result, as a change of state it made is
+/// logged; nothing with `option log-health-checks` (the check's outcome was just logged:
+/// HAProxy does not repeat it).
+pub fn check_reason(backend: &Backend, check: &super::state::CheckResult) -> String {
+    if backend.conf.options.log_health_checks {
+        String::new()
+    } else {
+        format!(", {}", check_outcome(check))
     }
+}
+
+/// A server's operational state (UP, NOLB, DOWN) and its backend's before a check or an
+/// operator changed its health, for [`report_health`].
+#[derive(Debug, Clone, Copy)]
+pub struct HealthBefore {
+    up: bool,
+    stopping: bool,
+    backend_up: bool,
+}
+
+impl HealthBefore {
+    pub fn of(backend: &Backend, server: &Server) -> Self {
+        HealthBefore {
+            up: server.is_up(),
+            stopping: server.is_stopping(),
+            backend_up: backend.is_up(),
+        }
+    }
+}
+
+/// Logs the server's change of operational state since `before`, as HAProxy's
+/// `srv_update_status`: `is stopping` into NOLB (from UP or DOWN), `is UP` out of it,
+/// `is DOWN`, each with `why` after it (`, reason: ...`, `, changed from CLI`); a backend
+/// that balanced to a server before and has none left adds the alert (a NOLB server going
+/// DOWN leaves nothing newly lost). The change as HAProxy's `on-marked-down|up` see it:
+/// Some(false) gone DOWN, Some(true) UP and taking connections again, None for no change
+/// or one into NOLB.
+pub fn report_health(
+    backend: &Backend,
+    server: &Server,
+    before: HealthBefore,
+    why: &str,
+) -> Option<bool> {
+    let (up, stopping) = (server.is_up(), server.is_stopping());
+    if (up, stopping) == (before.up, before.stopping) {
+        return None;
+    }
+    if stopping {
+        let name = server_named(backend, server);
+        let counts = servers_online(backend);
+        warn(
+            backend,
+            log::LOG_NOTICE,
+            &format!("{name}is stopping{why}{counts}"),
+        );
+    } else {
+        announce(backend, server, up, why);
+    }
+    if before.backend_up {
+        report_if_none_left(backend);
+    }
+    (!stopping).then_some(up)
+}
+
+/// Logs a server gone UP or DOWN, `why` after the state (`, reason: ...`, `, changed from
+/// CLI`), then the servers left.
+pub fn report_change(backend: &Backend, server: &Server, up: bool, why: &str) {
+    announce(backend, server, up, why);
+    if !up {
+        report_if_none_left(backend);
+    }
+}
+
+/// `Server B/S is UP|DOWN` with `why` and the servers online or left, at HAProxy's level.
+fn announce(backend: &Backend, server: &Server, up: bool, why: &str) {
+    let event = format!("is {}{why}", if up { "UP" } else { "DOWN" });
     let counts = if up {
         servers_online(backend)
     } else {
@@ -115,9 +217,6 @@ pub fn report_check(backend: &Backend, server: &Server, up: bool) {
         level,
         &format!("{}{event}{counts}", server_named(backend, server)),
     );
-    if !up {
-        report_if_none_left(backend);
-    }
 }
 
 /// Logs a tracking server's change of state, following the server it tracks (`track`).
@@ -137,6 +236,35 @@ pub fn report_tracked(backend: &Backend, server: &Server, up: bool) {
     if !up {
         report_if_none_left(backend);
     }
+}
+
+/// Logs a tracking server entering or leaving the maintenance of the server it tracks
+/// (HAProxy's IMAINT), as HAProxy words it.
+pub fn report_inherited_maint(backend: &Backend, server: &Server, entered: bool) {
+    let name = server_named(backend, server);
+    if !entered {
+        let state = match (server.is_up(), server.admin()) {
+            (false, _) => "DOWN",
+            (true, Admin::Drain) => "UP/DRAIN",
+            (true, _) => "UP/READY",
+        };
+        warn(
+            backend,
+            log::LOG_NOTICE,
+            &format!("{name}is {state} (leaving maintenance)."),
+        );
+        return;
+    }
+    let via = super::track::tracked_name(backend, server).unwrap_or_default();
+    if !server.is_up() {
+        let line = format!("{name}was DOWN and now enters maintenance via {via}.");
+        warn(backend, log::LOG_NOTICE, &line);
+        return;
+    }
+    let counts = servers_left(backend, server);
+    let line = format!("{name}is going DOWN for maintenance via {via}{counts}");
+    warn(backend, log::LOG_ALERT, &line);
+    report_if_none_left(backend);
 }
 
 /// Logs an operator's change of the server's admin state from `before` (nothing when it
@@ -180,9 +308,13 @@ pub fn report_admin(backend: &Backend, server: &Server, before: Before) {
                 servers_online(backend)
             )],
         ),
+        // A server DOWN (by its checks or its agent) says so.
         (Admin::Drain, Admin::Ready) => (
             log::LOG_NOTICE,
-            vec![format!("{name}is UP (leaving forced drain).")],
+            vec![format!(
+                "{name}is {} (leaving forced drain).",
+                if server.is_up() { "UP" } else { "DOWN" }
+            )],
         ),
         _ => return,
     };
@@ -192,6 +324,8 @@ pub fn report_admin(backend: &Backend, server: &Server, before: Before) {
     if before.backend_up {
         report_if_none_left(backend);
     }
+    // The servers tracking it follow, logged after it.
+    super::track::follow_maint(server, now == Admin::Maint || server.in_inherited_maint());
 }
 
 /// `Server be/s ` or `Backup Server be/s `.

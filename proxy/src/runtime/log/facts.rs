@@ -291,10 +291,9 @@ impl HttpFacts {
         })
     }
 
-    /// A parsed request: its number (`%rt`, which every request takes), its captured
-    /// headers, and its unique id, which goes to the server in `unique-id-header` when one is
-    /// set (after the rules' headers, see `http::exchange`).
-    pub fn request(&mut self, fe: &Frontend, head: &Head, client: SocketAddr, number: u64) {
+    /// A parsed request: its number (`%rt`, which every request takes) and its captured
+    /// headers. Its unique id is made later ([`HttpFacts::unique_id_for`]).
+    pub fn request(&mut self, fe: &Frontend, head: &Head, number: u64) {
         let logger = &fe.logger;
         self.parsed = true;
         self.request_number = number;
@@ -305,22 +304,37 @@ impl HttpFacts {
         if self.state.is_some() && logger.line.as_ref().is_some_and(|l| l.uses_samples()) {
             self.request_head = Some(head.clone());
         }
-        if !logger.wants_unique_id() {
-            return;
-        }
-        self.unique_id = {
+    }
+
+    /// The request's unique id, which goes to the server in `unique-id-header` (after the
+    /// rules' headers, see `http::add_headers`): made as HAProxy's `http_process_request`
+    /// makes it, once all the request rules ran, from `head` as they left it and the request
+    /// line as it came (`line`, or `head`'s when the loop kept none). A request the proxy
+    /// answered itself never gets here: its id is made when it is logged, without its
+    /// headers (see [`Logger::log_http`]).
+    pub fn unique_id_for(&mut self, fe: &Frontend, head: &Head, line: &str) -> Option<&str> {
+        if self.unique_id.is_none() && self.parsed && fe.logger.wants_unique_id() {
+            let built;
+            let line = if line.is_empty() {
+                built = format!("{} {} {}", head.first[0], head.first[1], head.first[2]);
+                &built
+            } else {
+                line
+            };
             let fetcher = self.state.as_deref().map(|state| sample::Context {
                 request: Some(head),
                 tls: self.tls.as_deref(),
-                ..sample::Context::new(state, fe, client, self.local)
+                ..sample::Context::new(state, fe, self.client, self.local)
             });
             let entry = Entry {
                 request_counter: self.request_number,
+                request: line,
                 samples: fetcher.as_ref().map(|f| f as &dyn Samples),
-                ..Entry::at_accept(client, self.local, &fe.name, self.date)
+                ..Entry::at_accept(self.client, self.local, &fe.name, self.date)
             };
-            logger.unique_id(&entry)
-        };
+            self.unique_id = fe.logger.unique_id(&entry);
+        }
+        self.unique_id.as_deref()
     }
 
     /// The server's response head: its captured headers.
@@ -475,12 +489,27 @@ impl Logger {
         let fetcher = facts.fetcher(fe, o.backend, o.client);
         entry.samples = fetcher.as_ref().map(|f| f as &dyn Samples);
         let id;
+        let headless;
+        let method_only;
         if facts.parsed
             && entry.unique_id.is_none()
             && self.line.as_ref().is_some_and(|l| l.uses_unique_id())
         {
+            // Made only now for a request the proxy answered itself: as HAProxy, which
+            // makes it while logging, its headers are gone by then, its method not.
+            let method = match &facts.request_head {
+                Some(head) => Some(head.first[0].as_str()),
+                None => o.line.split(' ').next().filter(|m| !m.starts_with('<')),
+            };
+            method_only = method.map(Head::method_only);
+            headless = fetcher.map(|f| sample::Context {
+                request: method_only.as_ref(),
+                ..f
+            });
+            entry.samples = headless.as_ref().map(|f| f as &dyn Samples);
             id = self.unique_id(&entry);
             entry.unique_id = id.as_deref();
+            entry.samples = fetcher.as_ref().map(|f| f as &dyn Samples);
         }
         self.log_traffic(&mut entry);
     }
