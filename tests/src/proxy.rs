@@ -370,15 +370,40 @@ pub fn stat_row(csv: &str, proxy: &str, server: &str) -> Option<HashMap<String, 
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
     lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .find(|f| f.first() == Some(&proxy) && f.get(1) == Some(&server))
+        .map(csv_fields)
+        .find(|f| {
+            f.first().map(String::as_str) == Some(proxy)
+                && f.get(1).map(String::as_str) == Some(server)
+        })
         .map(|f| {
             header
                 .iter()
                 .zip(f)
-                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .map(|(h, v)| (h.to_string(), v))
                 .collect()
         })
+}
+
+/// The fields of one `show stat` line, as both proxies quote them: a field holding a comma
+/// or a quote is in double quotes, its quotes doubled.
+pub fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let field = fields.last_mut().expect("one field at least");
+        match (c, quoted) {
+            ('"', false) if field.is_empty() => quoted = true,
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', true) => quoted = false,
+            (',', false) => fields.push(String::new()),
+            (c, _) => field.push(c),
+        }
+    }
+    fields
 }
 
 /// A log message with its `check duration: 14ms` written `check duration: Nms`: how long a

@@ -73,10 +73,10 @@ pub fn http(backend: &Backend, server: &Server, outcome: HttpOutcome<'_>) {
 
 fn http_layer7(backend: &Backend, server: &Server, outcome: HttpOutcome<'_>) {
     // HAProxy's `http_wait_for_response`: 501 and 505 say the request, not the server, was
-    // at fault; every head counts, interim ones too.
+    // at fault; a status below 100 is the server's; every head counts, interim ones too.
     match outcome {
         HttpOutcome::Response(status) => match status.parse::<u16>() {
-            Ok(s) if s < 500 || s == 501 || s == 505 => good(server),
+            Ok(s) if (100..500).contains(&s) || s == 501 || s == 505 => good(server),
             _ => error(backend, server, "Wrong http response"),
         },
         HttpOutcome::Closed => error(backend, server, "Close from server (http)"),

@@ -433,13 +433,34 @@ pub fn csv(state: &State) -> String {
     for row in rows(state) {
         for col in &columns {
             if !col.is_empty() {
-                out.push_str(row.get(col).map_or("", |v| v.as_str()));
+                push_csv_field(&mut out, row.get(col).map_or("", |v| v.as_str()));
                 out.push(',');
             }
         }
         out.push('\n');
     }
     out
+}
+
+/// One CSV field as HAProxy's `csv_enc(str, 1, 1)` writes it: quoted only when it holds a
+/// comma, a double quote or a line break (a check's info does: "Detected 2 consecutive
+/// errors, last one was: ..."), inner quotes doubled, kept on one line (a line feed becomes a
+/// space, a carriage return is dropped), so that every row has the header's fields.
+fn push_csv_field(out: &mut String, value: &str) {
+    if !value.contains([',', '"', '\r', '\n']) {
+        out.push_str(value);
+        return;
+    }
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\"\""),
+            '\n' => out.push(' '),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn uptime(secs: u64) -> String {
@@ -936,4 +957,27 @@ fn admin_form_end(o: &mut String, b: &Backend) {
         "</select><input type=\"hidden\" name=\"b\" value=\"#{}\">&nbsp;<input type=\"submit\" value=\"Apply\"></form>",
         b.id
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_csv_field;
+
+    fn field(value: &str) -> String {
+        let mut out = String::new();
+        push_csv_field(&mut out, value);
+        out
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_they_must_be() {
+        assert_eq!(field("L7OK"), "L7OK");
+        assert_eq!(field(""), "");
+        assert_eq!(
+            field("Detected 2 consecutive errors, last one was: Wrong http response"),
+            "\"Detected 2 consecutive errors, last one was: Wrong http response\""
+        );
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("two\r\nlines"), "\"two lines\"");
+    }
 }
