@@ -14,7 +14,11 @@
 //!   page, whatever the configuration says;
 //! - the bytes of answers no server gave (a frontend without a backend, the Prometheus
 //!   exporter, an `http-response` rule's answer) count in `show stat`'s `bin`/`bout`;
-//! - `%[method]` in `unique-id-format` still shows for a request a rule answered.
+//! - `%[method]` in `unique-id-format` still shows for a request a rule answered;
+//! - an error reply (no backend, no server, `deny`) keeps the connection when the request's
+//!   body came whole (or it had none), the body dropped; one still coming closes it;
+//! - a server's WebSocket handshake answer (`Connection: upgrade`, `Upgrade: websocket`)
+//!   without a `Sec-WebSocket-Accept` is a bad response: 502 `PH`.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -460,6 +464,135 @@ fn the_unique_id_of_an_answered_request_shows_its_method() {
     assert_eq!(
         ours,
         ["GET--x 403 PR", "HEAD-/-x 200 --", "POST--x 200 LR"].map(String::from)
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "(hapx, HAProxy)");
+    }
+}
+
+/// The status lines and `connection: close` headers in a raw exchange, in order.
+fn statuses_and_closes(raw: &str) -> Vec<String> {
+    raw.lines()
+        .filter(|l| l.starts_with("HTTP/1.") || l.eq_ignore_ascii_case("connection: close"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn error_replies_keep_a_connection_whose_body_came_whole() {
+    let test = "error_replies_keep_a_connection_whose_body_came_whole";
+    let refused = free_port();
+    let (none, dead, deny) = (front(), front(), front());
+    let config = format!(
+        "defaults\n  mode http\n{TIMEOUTS}\
+         frontend none\n  bind {none}\n\
+         frontend dead\n  bind {dead}\n  default_backend be\n\
+         frontend deny\n  bind {deny}\n  http-request deny\n\
+         backend be\n  retries 0\n  server s1 127.0.0.1:{refused}\n"
+    );
+    let second: &[u8] = b"GET /second HTTP/1.1\r\nhost: x\r\n\r\n";
+    let cases: [(&str, Vec<&[u8]>); 4] = [
+        (
+            "whole body",
+            vec![b"POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc", second],
+        ),
+        (
+            "empty body",
+            vec![b"POST /b HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n", second],
+        ),
+        (
+            "whole chunked body",
+            vec![
+                b"POST /c HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                second,
+            ],
+        ),
+        // The body still coming when the answer goes: the connection closes.
+        (
+            "partial body",
+            vec![
+                b"POST /d HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\na",
+                b"bcGET /second HTTP/1.1\r\nhost: x\r\n\r\n",
+            ],
+        ),
+    ];
+    let traffic = |_: SocketAddr| {
+        let mut seen = Vec::new();
+        for addr in [none, dead, deny] {
+            for (name, parts) in &cases {
+                let raw = exchange_raw(addr, parts, Duration::from_secs(1));
+                seen.push((*name, statuses_and_closes(&raw)));
+            }
+        }
+        seen
+    };
+    let (ours, theirs) = side_by_side(test, &config, none, traffic);
+    for (at, (name, seen)) in ours.iter().enumerate() {
+        let status = if at < 8 {
+            "HTTP/1.1 503 Service Unavailable"
+        } else {
+            "HTTP/1.1 403 Forbidden"
+        };
+        let expect = match *name {
+            "partial body" => vec![status, "connection: close"],
+            _ => vec![status, status],
+        };
+        assert_eq!(seen, &expect, "{name} (case {at})");
+    }
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "(hapx, HAProxy)");
+    }
+}
+
+#[test]
+fn a_websocket_response_without_an_accept_gets_502() {
+    let test = "a_websocket_response_without_an_accept_gets_502";
+    let bare = scripted(Some(
+        b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n",
+    ));
+    let accepted = scripted(Some(
+        b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+          sec-websocket-accept: abc\r\n\r\n",
+    ));
+    let other = scripted(Some(
+        b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n",
+    ));
+    let log = Syslog::bind();
+    let addr = front();
+    let config = format!(
+        "global\n  log {} local0 info\ndefaults\n  mode http\n  log global\n{TIMEOUTS}\
+         frontend fe\n  bind {addr}\n  log-format \"%b %ST %ts %{{+Q}}r\"\n\
+         \x20 use_backend accepted if {{ path /accepted }}\n\
+         \x20 use_backend other if {{ path /other }}\n  default_backend bare\n\
+         backend bare\n  server s {bare}\n\
+         backend accepted\n  server s {accepted}\n\
+         backend other\n  server s {other}\n",
+        log.addr
+    );
+    let traffic = |addr: SocketAddr| {
+        let seen: Vec<Vec<String>> = ["/bare", "/accepted", "/other"]
+            .iter()
+            .map(|path| {
+                let request = format!(
+                    "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\n\
+                     upgrade: websocket\r\nsec-websocket-key: {KEY}\r\n\r\n"
+                );
+                let raw = exchange_raw(addr, &[request.as_bytes()], Duration::from_secs(2));
+                statuses_and_closes(&raw)
+            })
+            .collect();
+        let mut lines = log.lines(3);
+        lines.sort();
+        (seen, lines)
+    };
+    let (ours, theirs) = side_by_side(test, &config, addr, traffic);
+    assert_eq!(ours.0[0], ["HTTP/1.1 502 Bad Gateway"], "{ours:?}");
+    assert_eq!(ours.0[1], ["HTTP/1.1 101 Switching Protocols"], "{ours:?}");
+    assert!(
+        ours.1
+            .contains(&"bare 502 PH \"GET /bare HTTP/1.1\"".to_string()),
+        "{:?}",
+        ours.1
     );
     if let Some(theirs) = theirs {
         assert_eq!(ours, theirs, "(hapx, HAProxy)");

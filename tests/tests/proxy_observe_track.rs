@@ -3,7 +3,8 @@
 //! at layer 7 (a 5xx but 501 and 505 is an error, any other status clears the errors in a
 //! row, a server closing before its response or answering something not HTTP is an error),
 //! and `on-error mark-down` takes it DOWN at `error-limit` errors in a row, logged with the
-//! last error's name. A server in maintenance passes it down its chain of trackers
+//! last error's name; `on-error fastinter` brings the next check forward to `fastinter`
+//! after the error. NOLB passes down a chain of trackers (no new traffic) and back. A server in maintenance passes it down its chain of trackers
 //! (`MAINT (via be/s)`, no traffic, HAProxy's admin state 2 and messages), which leave it
 //! with it.
 
@@ -233,19 +234,29 @@ fn admin_states(sock: &Path, servers: &[&str]) -> String {
         .join(",")
 }
 
-#[test]
-fn trackers_inherit_the_tracked_servers_maintenance() {
-    let lab = Lab::new("track-maint", "http", StatusServer::start());
-    let sock = &lab.sock;
+/// The chain of servers every `track` test watches.
+const CHAIN: [&str; 3] = ["a", "t", "u"];
+
+/// A lab whose server `a` is checked every `inter` on its own port, tracked by `t`, itself
+/// tracked by `u`, next to an unchecked `b`: the lab, its check port, its backend.
+fn track_chain(test: &str, inter: &str) -> (Lab<StatusServer>, u16, String) {
+    let lab = Lab::new(test, "http", StatusServer::start());
     let check = free_port();
     let addr = lab.servers.addr;
     let be = format!(
-        "  server a {addr} check port {check} inter 100ms fall 1 rise 1
+        "  server a {addr} check port {check} inter {inter} fall 1 rise 1
   server t {addr} track a
-         server u {addr} track t
+  server u {addr} track t
   server b {addr}\n"
     );
-    let chain = ["a", "t", "u"];
+    (lab, check, be)
+}
+
+#[test]
+fn trackers_inherit_the_tracked_servers_maintenance() {
+    let (lab, check, be) = track_chain("track-maint", "100ms");
+    let sock = &lab.sock;
+    let chain = CHAIN;
     let (ours, theirs) = lab.run("track-maint", &be, |front| {
         let checks = CheckPort::open(check);
         let up = || column(sock, "status", &chain);
@@ -316,6 +327,115 @@ fn trackers_inherit_the_tracked_servers_maintenance() {
         "Server be/a is UP/READY (leaving forced maintenance).".into(),
         "Server be/t is UP/READY (leaving maintenance).".into(),
         "Server be/u is UP/READY (leaving maintenance).".into(),
+    ];
+    agree(ours, theirs, expected);
+}
+
+/// A server in NOLB (`set server ... health stopping`) passes it down its chain of trackers,
+/// which take no new balanced traffic with it, and come back UP with it.
+#[test]
+fn trackers_follow_the_tracked_servers_nolb() {
+    let (lab, check, be) = track_chain("track-nolb", "10s");
+    let sock = &lab.sock;
+    let chain = CHAIN;
+    // Open before either proxy starts: their first checks pass (the next one, 10 s later,
+    // would end the NOLB).
+    let _checks = CheckPort::open(check);
+    let (ours, theirs) = lab.run("track-nolb", &be, |front| {
+        let up = || column(sock, "status", &chain);
+        assert!(
+            wait_until(Duration::from_secs(5), || up() == "UP,UP,UP"),
+            "{}",
+            up()
+        );
+        cli(sock, "set server be/a health stopping");
+        let mut seen = vec![up()];
+        for _ in 0..6 {
+            http_get(front, "/200", None);
+        }
+        seen.push(column(sock, "stot", &["a", "t", "u", "b"]));
+        cli(sock, "set server be/a health up");
+        seen.push(up());
+        for _ in 0..6 {
+            http_get(front, "/200", None);
+        }
+        seen.push(column(sock, "stot", &["a", "t", "u", "b"]));
+        seen.extend(messages(&lab.syslog, &["Server be/a is stopping"], 1));
+        seen.extend(messages(&lab.syslog, &["Server be/"], 5));
+        seen
+    });
+    let online = |n: u32| {
+        format!(". {n} active and 0 backup servers online. 0 sessions requeued, 0 total in queue.")
+    };
+    let expected = vec![
+        "NOLB,NOLB,NOLB".to_string(),
+        "0,0,0,6".into(),
+        "UP,UP,UP".into(),
+        "2,1,1,8".into(),
+        format!("Server be/a is stopping, changed from CLI{}", online(3)),
+        format!("Server be/t is stopping via be/a{}", online(2)),
+        format!("Server be/u is stopping via be/t{}", online(1)),
+        format!("Server be/a is UP, changed from CLI{}", online(2)),
+        format!("Server be/t is UP via be/a{}", online(3)),
+        format!("Server be/u is UP via be/t{}", online(4)),
+    ];
+    agree(ours, theirs, expected);
+}
+
+/// Answers HTTP health checks on `port` with 200, counting them, until the test ends (an
+/// HTTP check is counted when read: a layer-4 one, reset at once, may never be accepted).
+fn counting_checks(port: u16) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let listener = (0..100)
+        .find_map(|_| {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+                .inspect_err(|_| thread::sleep(Duration::from_millis(20)))
+                .ok()
+        })
+        .expect("binding the check port");
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let Ok(mut out) = conn.try_clone() else {
+                continue;
+            };
+            let mut head = String::new();
+            if BufReader::new(conn).read_line(&mut head).unwrap_or(0) > 0 {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+            }
+        }
+    });
+    count
+}
+
+/// `on-error fastinter`: the next check comes `fastinter` after the error, not after the
+/// `inter` being waited out.
+#[test]
+fn observe_on_error_fastinter_brings_the_next_check_forward() {
+    let lab = Lab::new("observe-fastinter", "http", StatusServer::start());
+    let check = free_port();
+    let be = format!(
+        "  option httpchk GET /chk\n  server a {} check port {check} inter 10s fastinter 300ms fall 3 rise 1 observe layer7 error-limit 1 on-error fastinter\n",
+        lab.servers.addr
+    );
+    // Open before either proxy starts: their first checks pass.
+    let checks = counting_checks(check);
+    let (ours, theirs) = lab.run("observe-fastinter", &be, |front| {
+        let count = || checks.load(std::sync::atomic::Ordering::SeqCst);
+        // The first check comes as the proxy starts, the next one 10 s later.
+        thread::sleep(Duration::from_secs(1));
+        let before = count();
+        let (code, ..) = http_get(front, "/500", None);
+        thread::sleep(Duration::from_secs(2));
+        vec![
+            format!("status {code}"),
+            format!("checks in the 2s after the error: {}", count() - before),
+        ]
+    });
+    let expected = vec![
+        "status 500".to_string(),
+        "checks in the 2s after the error: 1".into(),
     ];
     agree(ours, theirs, expected);
 }

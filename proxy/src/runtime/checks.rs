@@ -82,10 +82,12 @@ async fn check_loop(
     }
 }
 
-/// Waits `interval` before the next check, or less when the server leaves maintenance: as
-/// HAProxy, it starts UP at `rise` and is checked at once.
+/// Waits `interval` before the next check, or less when the server leaves maintenance (as
+/// HAProxy, it starts UP at `rise` and is checked at once) or when `observe` saw errors:
+/// the next check then comes `fastinter` from now if that is sooner (HAProxy's
+/// `__health_adjust`).
 async fn pause(server: &Server, interval: Duration) {
-    let deadline = tokio::time::Instant::now() + interval;
+    let mut deadline = tokio::time::Instant::now() + interval;
     let in_maint = server.admin() == Admin::Maint;
     let changed = server.queue_waker();
     loop {
@@ -94,6 +96,13 @@ async fn pause(server: &Server, interval: Duration) {
             () = changed.notified() => {
                 if in_maint && server.admin() != Admin::Maint {
                     return;
+                }
+            }
+            () = server.check_soon.notified() => {
+                if server.fastinter_next.swap(false, Relaxed) {
+                    let o = &server.opts;
+                    let soon = tokio::time::Instant::now() + o.fastinter.unwrap_or(o.inter);
+                    deadline = deadline.min(soon);
                 }
             }
         }

@@ -719,7 +719,7 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         };
         headers.push((name.to_string(), value.into_owned()));
     }
-    if request && conn.upgrade && !websocket_key_valid(&headers) {
+    if conn.upgrade && !websocket_key_valid(&headers, request) {
         return Err(ReadError::Malformed(
             "websocket upgrade without a valid key",
         ));
@@ -753,11 +753,13 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
     Ok(head)
 }
 
-/// Whether a request asking `Connection: upgrade` may go on: unless its last `Upgrade`
-/// header names `websocket`, yes; if it does, only with a `Sec-WebSocket-Key` of 24
-/// characters (a base64 nonce of 16 bytes), as HAProxy's h1 parser checks it (it refuses
-/// the request with 400 otherwise). Only asked for requests naming `upgrade`.
-fn websocket_key_valid(headers: &[(String, String)]) -> bool {
+/// Whether a message asking `Connection: upgrade` may go on: unless its last `Upgrade`
+/// header names `websocket`, yes; if it does, a request only with a `Sec-WebSocket-Key`
+/// of 24 characters (a base64 nonce of 16 bytes), a response only with a
+/// `Sec-WebSocket-Accept` (any value: HAProxy verifies it only against a key it made
+/// itself, for an h2 client), as HAProxy's h1 parser checks them (it refuses the request
+/// with 400, the response with 502). Only asked for messages naming `upgrade`.
+fn websocket_key_valid(headers: &[(String, String)], request: bool) -> bool {
     let upgrade = headers.iter().rev().find(|h| is_named(h, "upgrade"));
     let websocket = upgrade.is_some_and(|(_, value)| {
         value.split(',').any(|word| {
@@ -766,9 +768,10 @@ fn websocket_key_valid(headers: &[(String, String)]) -> bool {
         })
     });
     !websocket
-        || headers
-            .iter()
-            .any(|h| is_named(h, "sec-websocket-key") && h.1.len() == 24)
+        || headers.iter().any(|h| match request {
+            true => is_named(h, "sec-websocket-key") && h.1.len() == 24,
+            false => is_named(h, "sec-websocket-accept"),
+        })
 }
 
 fn is_named(header: &(String, String), name: &str) -> bool {
@@ -1257,7 +1260,8 @@ async fn no_backend(
     (peer, local): (SocketAddr, SocketAddr),
 ) -> bool {
     let http11 = h1::is_http11(&head.first[2]);
-    let keep = errors_keep(state, fe, head.asks_close(), http11) && head.framing == Framing::None;
+    let keeps = errors_keep(state, fe, head.asks_close(), http11);
+    let (keep, body) = keep_after_error(client, head, keeps);
     let ctx = super::sample::Context {
         request: Some(head),
         ..super::sample::Context::new(state, fe, peer, local)
@@ -1265,7 +1269,9 @@ async fn no_backend(
     let rendered = rendered_failure(client, req, &ctx, 503, keep);
     let (page, keep) = counted_error(fe, None, 503, req, keep, rendered);
     // The request and the page count in the frontend's bytes, as HAProxy counts its stream's.
-    fe.counters.bytes_in.fetch_add(req.received_head, Relaxed);
+    fe.counters
+        .bytes_in
+        .fetch_add(req.received_head + body, Relaxed);
     fe.counters.bytes_out.fetch_add(req.bytes, Relaxed);
     let kept = client
         .write_within(&page, fe.conf.timeouts.client)
@@ -1402,6 +1408,20 @@ async fn close_tls(client: &mut Conn) {
     if let Some(tls) = client.tls.as_deref_mut() {
         let mut over = tls.over(&client.stream);
         let _ = tokio::time::timeout(CLOSE_NOTIFY_WAIT, over.shutdown()).await;
+    }
+}
+
+/// Whether the client connection stays open after an error reply to `head` (`keeps`: the
+/// reply itself would keep it), and how many body bytes were dropped for it. As HAProxy
+/// does, only a request whose whole body came already (or that has none) leaves the
+/// connection ready for the next: that body is dropped; one still coming closes it.
+fn keep_after_error(client: &mut Conn, head: &Head, keeps: bool) -> (bool, u64) {
+    match buffered_body(head, &client.buf).filter(|_| keeps) {
+        Some(body) => {
+            client.buf.consume(body);
+            (true, body as u64)
+        }
+        None => (false, 0),
     }
 }
 
@@ -1881,7 +1901,6 @@ async fn send_head(
         error_keeps,
         ..
     } = *request;
-    let req_framing = head.framing;
     let needs = Needs {
         first: *first,
         prefer_last: *prefer_last,
@@ -1946,7 +1965,7 @@ async fn send_head(
             if !retry && untouched && reused {
                 return Err(Tried::Retry);
             }
-            let keep = error_keeps && req_framing == Framing::None;
+            let (keep, _) = keep_after_error(client, head, error_keeps);
             let page = rendered_failure(client, req, &route.context(), 502, keep);
             let failure = (502, "SH--", keep);
             return Err(Tried::Ended(
@@ -2084,9 +2103,7 @@ async fn no_server(
     if let Some(waited) = e.queue_time() {
         req.queue_ms = waited.as_millis() as i64;
     }
-    // Nothing of a body was read: only a request without one leaves the connection ready
-    // for the next.
-    let keep = request.error_keeps && request.head.framing == Framing::None;
+    let (keep, _) = keep_after_error(client, request.head, request.error_keeps);
     let with_request = super::sample::Context {
         request: Some(request.head),
         ..route.context()

@@ -97,6 +97,8 @@ fn error(backend: &Backend, server: &Server, last: &str) {
     }
     let detail = format!("Detected {errors} consecutive errors, last one was: {last}");
     server.fastinter_next.store(true, Relaxed);
+    // The check task waits out `inter`: woken, it checks `fastinter` from now instead.
+    server.check_soon.notify_one();
     let (rise, health) = (server.opts.rise, &server.health);
     match server.opts.on_error {
         OnError::FastInter => {}

@@ -292,6 +292,9 @@ pub struct Server {
     pub consecutive_errors: AtomicU32,
     pub hana_failures: AtomicU64,
     pub fastinter_next: AtomicBool,
+    /// Wakes its check task when `fastinter_next` is set, so the next check comes
+    /// `fastinter` after the error rather than after the `inter` already being waited out.
+    pub check_soon: tokio::sync::Notify,
     /// Its agent (`agent-check`, see `runtime::agent`).
     pub agent: super::agent::AgentState,
     /// Its dynamic cookie, once computed (see `runtime::persist`).
@@ -354,6 +357,7 @@ impl Server {
             consecutive_errors: AtomicU32::new(0),
             hana_failures: AtomicU64::new(0),
             fastinter_next: AtomicBool::new(false),
+            check_soon: tokio::sync::Notify::new(),
             agent: super::agent::AgentState::new(o),
             dynamic_cookie: Default::default(),
             servers_changed,

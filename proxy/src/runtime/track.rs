@@ -2,10 +2,12 @@
 //! of the server it tracks, as HAProxy 2.6 does: when the tracked server's checks change its
 //! state, every server tracking it (and every one tracking those, down the chain) changes
 //! too, logged `Server be/s is DOWN via be2/c.` with the servers left, its
-//! `on-marked-down`/`on-marked-up` actions applied. Maintenance passes down the chain the
-//! same way (HAProxy's inherited IMAINT, [`follow_maint`]): a tracker is shown `MAINT (via
-//! be/s)`, admin state 2 in `show servers state`, takes no traffic, and says so (`... is
-//! going DOWN for maintenance via be/s.`, `... is UP/READY (leaving maintenance).`). The
+//! `on-marked-down`/`on-marked-up` actions applied. NOLB (stopping) passes down the chain
+//! too, and back to UP ([`follow_stopping`]): `... is stopping via be/s.`. Maintenance
+//! passes down the chain the same way (HAProxy's inherited IMAINT, [`follow_maint`]): a
+//! tracker is shown `MAINT (via be/s)`, admin state 2 in `show servers state`, takes no
+//! traffic, and says so (`... is going DOWN for maintenance via be/s.`, `... is UP/READY
+//! (leaving maintenance).`). The
 //! configuration check refuses what HAProxy refuses (a missing proxy or server, a tracked
 //! server without checks, a loop).
 
@@ -100,6 +102,32 @@ pub fn tracked_is_up(server: &Server) -> bool {
         .is_none_or(|t| t.is_up())
 }
 
+/// The servers tracking `server` (UP ones) follow it into NOLB (`stopping`) or out of it,
+/// down the chain, one after the other as HAProxy's `srv_set_stopping` and
+/// `srv_set_running`: each logged (`... is stopping via be/s.`, `... is UP via be/s.`, not
+/// in maintenance) before the next one changes.
+pub fn follow_stopping(server: &Server, stopping: bool) {
+    for t in server.trackers.get().map_or(&[][..], Vec::as_slice) {
+        let (Some(backend), Some(tracker)) = (t.backend.upgrade(), t.server.upgrade()) else {
+            continue;
+        };
+        let changed = tracker.transition(|| {
+            let changed = tracker.is_up() && tracker.is_stopping() != stopping;
+            if changed {
+                tracker.set_stopping(stopping);
+            }
+            changed
+        });
+        if !changed {
+            continue;
+        }
+        if tracker.admin() != Admin::Maint && !tracker.in_inherited_maint() {
+            transitions::report_tracked_stopping(&backend, &tracker, stopping);
+        }
+        follow_stopping(&tracker, stopping);
+    }
+}
+
 /// The server `server`'s chain of `track` ends at, whose checks decide it (None when it
 /// tracks none).
 pub fn checked(server: &Server) -> Option<Arc<Server>> {
@@ -134,6 +162,10 @@ pub fn follow(server: &Server, up: bool) {
         let changed = tracker.transition(|| {
             if tracker.is_up() == up {
                 return false;
+            }
+            // Coming UP into NOLB with it (set first: never seen taking connections).
+            if up {
+                tracker.set_stopping(server.is_stopping());
             }
             if quiet {
                 tracker.up.store(up, Relaxed);

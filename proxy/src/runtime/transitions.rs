@@ -188,6 +188,10 @@ pub fn report_health(
     } else {
         announce(backend, server, up, why);
     }
+    if up && before.up {
+        // Into NOLB or out of it: the servers tracking it follow.
+        super::track::follow_stopping(server, stopping);
+    }
     if before.backend_up {
         report_if_none_left(backend);
     }
@@ -216,6 +220,19 @@ fn announce(backend: &Backend, server: &Server, up: bool, why: &str) {
         backend,
         level,
         &format!("{}{event}{counts}", server_named(backend, server)),
+    );
+}
+
+/// Logs a tracking server going into NOLB (`stopping`) or back UP with the server it tracks.
+pub fn report_tracked_stopping(backend: &Backend, server: &Server, stopping: bool) {
+    let via = super::track::tracked_name(backend, server).unwrap_or_default();
+    let event = if stopping { "stopping" } else { "UP" };
+    let name = server_named(backend, server);
+    let counts = servers_online(backend);
+    warn(
+        backend,
+        log::LOG_NOTICE,
+        &format!("{name}is {event} via {via}{counts}"),
     );
 }
 
