@@ -172,10 +172,21 @@ fn same<T: std::fmt::Debug + PartialEq>(
             ours.seen, theirs.seen,
             "{test}: what the client saw (hapx, HAProxy)"
         );
-        // In any order: a line may come after the client moved on to its next connection.
+        // In any order: a line may come after the client moved on to its next connection
+        // (the whole line is the key: two lines may share their status and flags).
         let sorted = |lines: &[Line]| {
             let mut lines = lines.to_vec();
-            lines.sort_by(|a, b| (&a.status, &a.flags).cmp(&(&b.status, &b.flags)));
+            lines.sort_by(|a, b| {
+                let key = |l: &Line| {
+                    (
+                        l.status.clone(),
+                        l.flags.clone(),
+                        l.request.clone(),
+                        l.bytes,
+                    )
+                };
+                key(a).cmp(&key(b))
+            });
             lines
         };
         assert_eq!(
