@@ -406,6 +406,48 @@ pub fn csv_fields(line: &str) -> Vec<String> {
     fields
 }
 
+/// A `show stat` row's check columns (`status`, `check_status`, `check_code`,
+/// `last_chk`); None while HAProxy runs a check (its status marked "* ", its detail cleared
+/// until the check ends).
+pub fn settled_check_row(row: &HashMap<String, String>) -> Option<[String; 4]> {
+    let get = |k: &str| row.get(k).cloned().unwrap_or_default();
+    let running = get("check_status").starts_with("* ");
+    (!running).then(|| ["status", "check_status", "check_code", "last_chk"].map(get))
+}
+
+/// The check columns (`status`, `check_status`, `check_code`, `last_chk`) of `servers`
+/// (backend, server) as `show stat` on `sock` shows them once each is in the state and
+/// check status `expected` says (8 s at most), each read between two checks: HAProxy marks
+/// a running check's status "* " and clears its detail until it ends.
+pub fn settled_check_rows(
+    sock: &Path,
+    servers: &[(&str, &str)],
+    expected: &[[&str; 2]],
+) -> Vec<[String; 4]> {
+    let read = || -> Vec<Option<[String; 4]>> {
+        let csv = cli(sock, "show stat");
+        (servers.iter())
+            .map(|(b, s)| settled_check_row(&stat_row(&csv, b, s).unwrap_or_default()))
+            .collect()
+    };
+    wait_until(Duration::from_secs(8), || {
+        read().iter().zip(expected).all(|(r, want)| {
+            r.as_ref()
+                .is_none_or(|r| r[0] == want[0] && r[1] == want[1])
+        })
+    });
+    let mut rows: Vec<Option<[String; 4]>> = vec![None; servers.len()];
+    wait_until(Duration::from_secs(5), || {
+        for (kept, seen) in rows.iter_mut().zip(read()) {
+            if kept.is_none() {
+                *kept = seen;
+            }
+        }
+        rows.iter().all(Option::is_some)
+    });
+    rows.into_iter().map(Option::unwrap_or_default).collect()
+}
+
 /// A log message with its `check duration: 14ms` written `check duration: Nms`: how long a
 /// check took varies from run to run, and grows on a loaded machine.
 pub fn blank_check_duration(message: &str) -> String {

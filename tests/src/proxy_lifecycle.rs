@@ -1,5 +1,6 @@
 //! Harness for the server-lifecycle tests (`tests/tests/proxy_server_lifecycle.rs` in TCP
-//! mode, `tests/tests/proxy_http_lifecycle.rs` in HTTP mode): one configuration with a stats
+//! mode, `tests/tests/proxy_http_lifecycle.rs` in HTTP mode,
+//! `tests/tests/proxy_shutdown_sessions.rs` in both): one configuration with a stats
 //! socket and a syslog sink, run by hapx-proxy and then by HAProxy 2.6 with the same traffic.
 //!
 //! - [`Lab`]: a test's directory, stats socket, syslog sink and servers; [`Lab::run`] runs the
@@ -7,11 +8,16 @@
 //! - [`CheckPort`]: a health-check target to open and close (the checks pass, then fail).
 //! - [`agree`]: hapx-proxy saw what was expected, and the same as HAProxy.
 //! - [`status`], [`messages`]: a server's state on the stats socket, the proxy's messages.
+//! - [`session`], [`fate`]: a TCP client session and whether the proxy closed it.
+//! - [`SlowServer`]: an HTTP server whose answers on some paths are slow or unusual.
+//! - [`request`], [`send`], [`received`], [`request_logs`]: an HTTP client connection, what
+//!   it received, and the requests' log lines.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -180,4 +186,219 @@ pub fn messages(syslog: &Syslog, prefixes: &[&str], count: usize) -> Vec<String>
         }
     }
     found
+}
+
+/// A client session through the proxy, and the server that answered it.
+pub fn session(front: SocketAddr) -> (String, TcpStream) {
+    let mut conn = TcpStream::connect(front).expect("connecting to the frontend");
+    conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut name = Vec::new();
+    let mut byte = [0u8; 1];
+    while conn.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+        name.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&name).into_owned(), conn)
+}
+
+/// Whether the proxy closed the session within `wait` ("closed"), or left it open.
+pub fn fate(conn: &mut TcpStream, wait: Duration) -> &'static str {
+    conn.set_read_timeout(Some(wait)).unwrap();
+    match conn.read(&mut [0u8; 16]) {
+        Ok(0) => "closed",
+        Ok(_) => "data",
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            "open"
+        }
+        Err(_) => "reset",
+    }
+}
+
+/// A client connection that sent `GET path`.
+pub fn request(front: SocketAddr, path: &str) -> TcpStream {
+    let mut conn = TcpStream::connect(front).expect("connecting to the frontend");
+    send(&mut conn, path);
+    conn
+}
+
+pub fn send(conn: &mut TcpStream, path: &str) {
+    let req = format!("GET {path} HTTP/1.1\r\nhost: lab\r\n\r\n");
+    conn.write_all(req.as_bytes()).expect("sending a request");
+}
+
+/// What a client connection received within `wait`, and whether the proxy then closed it
+/// ("closed"), reset it, or left it open.
+pub fn received(conn: &mut TcpStream, wait: Duration) -> (String, &'static str) {
+    conn.set_read_timeout(Some(wait)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let fate = loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break "closed",
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break "open";
+            }
+            Err(_) => break "reset",
+        }
+    };
+    (String::from_utf8_lossy(&got).into_owned(), fate)
+}
+
+/// The next `count` request log lines (`httplog`), each as `SERVER REQUEST STATUS BYTES
+/// FLAGS Tr`, sorted (their order races between concurrent requests).
+pub fn request_logs(syslog: &Syslog, count: usize) -> Vec<String> {
+    let mut found = Vec::new();
+    while found.len() < count {
+        let Some(line) = syslog.lines(1).pop() else {
+            break;
+        };
+        let words: Vec<&str> = line.split(' ').collect();
+        if words.len() < 12 || words[2] != "fe" {
+            continue;
+        }
+        let request = line.split('"').nth(1).unwrap_or_default();
+        let tr = words[4].split('/').nth(3).unwrap_or_default();
+        found.push(format!(
+            "{} {request} {} {} {} Tr={}",
+            words[3],
+            words[5],
+            words[6],
+            words[9],
+            if tr == "-1" { "-1" } else { "set" }
+        ));
+    }
+    found.sort();
+    found
+}
+
+/// How long the slow answers keep the client waiting: longer than the tests' observations.
+pub const SLOW: Duration = Duration::from_secs(3);
+
+/// The size of `/big`'s body: more than the sockets between the server and a client that
+/// does not read can hold.
+pub const BIG: usize = 16 << 20;
+
+/// An HTTP/1.1 keep-alive server answering `NAME\n` at once (once it read the request's
+/// Content-Length body), except on `/slow-head` (its response after [`SLOW`]),
+/// `/slow-body` (its head and 10 of the 100 bytes of its body at once, the rest after
+/// [`SLOW`]), `/close-body` (the same, its body delimited by its close), `/big` (a body of
+/// [`BIG`] bytes), `/interim` (a `100 Continue` before its response) and `/ws` (a
+/// WebSocket switch and `hi`, then what comes through the tunnel echoed for [`SLOW`]).
+#[derive(Debug)]
+pub struct SlowServer {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// How many requests it read whole (head and body), before answering each: a test
+    /// waits on it for a request to be on the server.
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl SlowServer {
+    pub fn start(name: &str) -> SlowServer {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding a server");
+        let addr = listener.local_addr().expect("its address");
+        let served = name.to_string();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (name, counted) = (served.clone(), counted.clone());
+                thread::spawn(move || serve(conn, &name, &counted));
+            }
+        });
+        SlowServer {
+            name: name.into(),
+            addr,
+            requests,
+        }
+    }
+}
+
+fn serve(conn: TcpStream, name: &str, requests: &AtomicUsize) {
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            if header.trim_end().is_empty() {
+                break;
+            }
+            if let Some(n) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = n.trim().parse().unwrap_or(0);
+            }
+        }
+        if reader.read_exact(&mut vec![0; length]).is_err() {
+            return;
+        }
+        requests.fetch_add(1, Ordering::SeqCst);
+        let sent = match path.as_str() {
+            "/slow-head" => {
+                thread::sleep(SLOW);
+                out.write_all(
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{name}\n").as_bytes(),
+                )
+            }
+            "/ws" => {
+                let head = "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\nhi";
+                let _ = out.write_all(head.as_bytes());
+                let _ = reader.get_ref().set_read_timeout(Some(SLOW));
+                let mut buf = [0u8; 512];
+                while let Ok(n @ 1..) = reader.read(&mut buf) {
+                    if out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                return;
+            }
+            "/close-body" => {
+                let head = "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n0123456789";
+                let _ = out.write_all(head.as_bytes());
+                thread::sleep(SLOW);
+                let _ = out.write_all(&[b'x'; 90]);
+                return;
+            }
+            "/big" => {
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n");
+                let _ = out.write_all(head.as_bytes());
+                out.write_all(&vec![b'x'; BIG])
+            }
+            "/interim" => out.write_all(
+                format!("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{name}\n")
+                    .as_bytes(),
+            ),
+            "/slow-body" => {
+                let head = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789";
+                let _ = out.write_all(head.as_bytes());
+                thread::sleep(SLOW);
+                out.write_all(&[b'x'; 90])
+            }
+            _ => out.write_all(
+                format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{name}\n").as_bytes(),
+            ),
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
 }

@@ -27,6 +27,8 @@ struct Agent {
     line: Arc<Mutex<String>>,
     answered: Arc<AtomicUsize>,
     received: Arc<Mutex<Vec<u8>>>,
+    /// Resets each connection after answering.
+    reset: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
@@ -41,11 +43,13 @@ impl Agent {
         let answered = Arc::new(AtomicUsize::new(0));
         let received = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (l, a, r, s) = (
+        let reset = Arc::new(AtomicBool::new(false));
+        let (l, a, r, s, rst) = (
             line.clone(),
             answered.clone(),
             received.clone(),
             stop.clone(),
+            reset.clone(),
         );
         thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
@@ -67,6 +71,9 @@ impl Agent {
                 r.lock().unwrap().extend_from_slice(&got);
                 let answer = l.lock().unwrap().clone();
                 let _ = conn.write_all(answer.as_bytes());
+                if rst.load(Ordering::SeqCst) {
+                    let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
+                }
                 a.fetch_add(1, Ordering::SeqCst);
             }
         });
@@ -75,6 +82,7 @@ impl Agent {
             line,
             answered,
             received,
+            reset,
             stop,
         }
     }
@@ -671,6 +679,11 @@ fn hostile_agent_lines_are_read_as_haproxy() {
             let answer = cli(sock, command);
             seen.push((answer, stat_columns(sock, "s1", &["weight"])));
         }
+        // A partial line, then the connection reset.
+        agent.reset.store(true, Ordering::SeqCst);
+        agent.say("25%");
+        seen.push(("25% reset".into(), server_state(sock, "s1")));
+        agent.reset.store(false, Ordering::SeqCst);
         // Held DOWN by its agent, then the agent disabled: DOWN it stays.
         agent.say("down\n");
         let answer = cli(sock, "disable agent b/s1");
@@ -707,4 +720,11 @@ fn hostile_agent_lines_are_read_as_haproxy() {
         "{ours:?}"
     );
     assert_eq!(ours[15].1, "12", "{ours:?}");
+    // The status stays (the last answer's), the information says why.
+    assert!(
+        ours[17]
+            .1
+            .contains(",L7OK,0,Ignoring incomplete line from agent,"),
+        "{ours:?}"
+    );
 }

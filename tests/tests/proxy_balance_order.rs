@@ -3,160 +3,8 @@
 //! drain, health, backups, full servers) run through hapx-proxy and /usr/sbin/haproxy, and
 //! the servers that answered, in order, must be the same.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use hapx_tests::proxy::{NamedServer, Proxy, TestDir, ask, cli, free_port, temp_dir};
-
-const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
-const HAPROXY: &str = "/usr/sbin/haproxy";
-
-/// One step of a script.
-#[derive(Debug, Clone)]
-enum Step {
-    /// This many connections, one after the other, each closed before the next.
-    Ask(usize),
-    /// This many connections, kept open (until [`Step::Release`]).
-    Hold(usize),
-    /// Closes the kept connections, then waits until the proxy counts none on the servers.
-    Release,
-    /// A runtime API command (`{b}` stands for the backend's name).
-    Cli(String),
-}
-
-use Step::{Ask, Hold, Release};
-
-/// A runtime API command step.
-#[allow(non_snake_case)]
-fn Cli(command: impl Into<String>) -> Step {
-    Step::Cli(command.into())
-}
-
-/// Runs `script` through `binary` in front of `names` servers (each answering with its
-/// name), with `servers` the backend's server options by name; the names answered in order.
-fn run(
-    binary: &Path,
-    dir: &TestDir,
-    case: &str,
-    backend: &str,
-    servers: &[(&str, &str)],
-    script: &[Step],
-) -> Vec<String> {
-    // A server named `dead...` refuses connections: nothing listens on its port.
-    let live: Vec<Option<NamedServer>> = servers
-        .iter()
-        .map(|(n, _)| {
-            (!n.starts_with("dead")).then(|| NamedServer::start(n, LO, Duration::from_secs(30)))
-        })
-        .collect();
-    let lines: String = servers
-        .iter()
-        .zip(&live)
-        .map(|((n, opts), s)| {
-            let port = s.as_ref().map_or_else(free_port, NamedServer::port);
-            format!("  server {n} 127.0.0.1:{port} {opts}\n")
-        })
-        .collect();
-    let tag = binary.file_name().unwrap().to_string_lossy();
-    let sock = dir.join(format!("{case}-{tag}.sock"));
-    let (port, ready) = (free_port(), free_port());
-    let cfg = format!(
-        "global\n  stats socket {} level admin\n\
-         defaults\n  mode tcp\n  timeout client 30s\n  timeout server 30s\n  timeout connect 1s\n\
-         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
-         listen ready\n  mode http\n  bind 127.0.0.1:{ready}\n  stats enable\n\
-         backend be\n  balance roundrobin\n{backend}{lines}",
-        sock.display()
-    );
-    let ready = SocketAddr::from((LO, ready));
-    let _proxy = Proxy::start_with(
-        binary.to_path_buf(),
-        dir,
-        &format!("{case}-{tag}"),
-        &cfg,
-        ready,
-        &[],
-    );
-    let front = SocketAddr::from((LO, port));
-    let mut seen = Vec::new();
-    let mut held: Vec<TcpStream> = Vec::new();
-    for step in script {
-        match step {
-            Ask(n) => {
-                for _ in 0..*n {
-                    seen.push(ask(front));
-                    // A closed connection counts on its server until the proxy has ended
-                    // it: a full server would be skipped by chance.
-                    wait_served(&sock, servers, held.len());
-                }
-            }
-            Hold(n) => {
-                for _ in 0..*n {
-                    let (name, conn) = ask_kept(front);
-                    seen.push(name);
-                    held.push(conn);
-                    wait_served(&sock, servers, held.len());
-                }
-            }
-            Release => {
-                held.clear();
-                wait_served(&sock, servers, 0);
-            }
-            Step::Cli(command) => {
-                let answer = cli(&sock, &command.replace("{b}", "be"));
-                seen.push(format!("[{command}: {}]", answer.trim()));
-            }
-        }
-    }
-    seen
-}
-
-/// Connects, reads the server's name, and keeps the connection.
-fn ask_kept(front: SocketAddr) -> (String, TcpStream) {
-    let conn = TcpStream::connect_timeout(&front, Duration::from_secs(3)).expect("connecting");
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
-    let mut line = String::new();
-    let _ = std::io::BufRead::read_line(&mut reader, &mut line);
-    (line.trim().to_string(), conn)
-}
-
-/// Waits until the proxy counts `want` current connections on the servers in all.
-fn wait_served(sock: &Path, servers: &[(&str, &str)], want: usize) {
-    let served = || {
-        let csv = cli(sock, "show stat");
-        let current = servers.iter().map(|(n, _)| {
-            hapx_tests::proxy::stat_row(&csv, "be", n)
-                .and_then(|row| row.get("scur")?.parse::<usize>().ok())
-                .unwrap_or(usize::MAX / 8)
-        });
-        current.sum::<usize>() == want
-    };
-    assert!(
-        hapx_tests::proxy::wait_until(Duration::from_secs(10), served),
-        "not {want} connections counted on the servers"
-    );
-}
-
-/// Runs the script through both and compares.
-fn same_as_haproxy(case: &str, backend: &str, servers: &[(&str, &str)], script: &[Step]) {
-    if !hapx_tests::require::path(case, Path::new(HAPROXY), "HAProxy") {
-        return;
-    }
-    let dir = temp_dir(case);
-    let [hapx, haproxy] = [hapx_tests::bins::path("hapx-proxy"), PathBuf::from(HAPROXY)]
-        .map(|binary| run(&binary, &dir, case, backend, servers, script));
-    eprintln!("{case}: {hapx:?}");
-    assert!(
-        hapx.iter().all(|s| !s.is_empty()),
-        "a connection failed: {hapx:?}"
-    );
-    assert_eq!(
-        hapx, haproxy,
-        "{case}: hapx (left) and HAProxy (right) differ"
-    );
-}
+use hapx_tests::proxy_balance::Step::{Ask, Hold, Release};
+use hapx_tests::proxy_balance::{Cli, Seeded, all_back, change, same_as_haproxy};
 
 #[test]
 fn equal_weights_in_order() {
@@ -321,31 +169,16 @@ fn random_changes_between_connections() {
         ("b1", "backup weight 2"),
         ("b2", "backup"),
     ];
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut seeded = Seeded::new(0x2545_f491_4f6c_dd1d);
     let mut script = Vec::new();
     for _ in 0..60 {
-        let server = names[next(names.len() as u64) as usize];
-        script.push(match next(6) {
-            0 => Cli(format!("set server {{b}}/{server} weight {}", next(7))),
-            1 => Cli(format!("set server {{b}}/{server} state maint")),
-            2 => Cli(format!("set server {{b}}/{server} state drain")),
-            3 => Cli(format!("set server {{b}}/{server} state ready")),
-            4 => Cli(format!("set server {{b}}/{server} health down")),
-            _ => Cli(format!("set server {{b}}/{server} health up")),
-        });
-        script.push(Ask(next(6) as usize + 1));
+        let server = names[seeded.below(names.len() as u64) as usize];
+        let roll = seeded.below(6);
+        script.push(change(server, roll, || seeded.below(7)));
+        script.push(Ask(seeded.below(6) as usize + 1));
     }
     // Everything back, then a few full turns.
-    for server in names {
-        script.push(Cli(format!("set server {{b}}/{server} state ready")));
-        script.push(Cli(format!("set server {{b}}/{server} health up")));
-    }
+    script.extend(all_back(&names));
     script.push(Ask(30));
     same_as_haproxy("rr-random", "", &servers, &script);
     same_as_haproxy(

@@ -121,6 +121,14 @@ fn client_half_close_still_gets_the_answer() {
             c.write_all(&request).expect("sending the request");
             c.shutdown(Shutdown::Write).expect("half-closing");
             let answer = read_to_eof(&mut c);
+            if name == "haproxy" && len == 0 && answer.is_empty() {
+                // HAProxy closes a stream whose client ended before anything was sent and
+                // before its server connection began (`si_shutw` on a stream interface not
+                // yet connecting: logged CC), which depends on whether the FIN came with the
+                // accept; then no server sees it, or one sees it late: drop that report.
+                let _ = seen.recv_timeout(Duration::from_secs(1));
+                continue;
+            }
             let mut expected = format!("{len}\n").into_bytes();
             expected.extend_from_slice(&request);
             assert_eq!(answer.len(), expected.len(), "{name}, {len} bytes");

@@ -184,8 +184,9 @@ fn a_silent_server_gets_a_504_once() {
         );
         let took = started.elapsed();
         assert!(answer.starts_with("HTTP/1.1 504"), "{binary:?}: {answer}");
-        // `timeout server 2s`, once: not twice.
-        assert!(took < Duration::from_millis(3500), "{binary:?}: {took:?}");
+        // `timeout server 2s`, once: not twice (twice would take 4 s at the least; the
+        // margin is the whole second timeout, so a busy machine does not trip it).
+        assert!(took < Duration::from_secs(4), "{binary:?}: {took:?}");
         let attempts = accepted.load(std::sync::atomic::Ordering::SeqCst) - before;
         answers.push((answer, attempts));
     }

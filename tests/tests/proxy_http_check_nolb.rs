@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU16, Ordering::Relaxed};
 use std::time::Duration;
 
 use hapx_tests::proxy::{
-    blank_check_duration, cli, free_port, http_raw, stat_row, temp_dir, wait_until,
+    blank_check_duration, cli, free_port, http_raw, settled_check_row, stat_row, temp_dir,
+    wait_until,
 };
 use hapx_tests::proxy_rules::{HAPROXY, Syslog, TIMEOUTS, check_text, side_by_side};
 
@@ -93,12 +94,7 @@ const WATCHED: [(&str, &str); 3] = [("be", "a"), ("be", "b"), ("lc", "a")];
 /// A server's `show stat` status, check status, code and detail; None while HAProxy runs
 /// a check (its status marked "* ").
 fn row(csv: &str, backend: &str, server: &str) -> Option<[String; 4]> {
-    let r = stat_row(csv, backend, server)?;
-    let get = |k: &str| r.get(k).cloned().unwrap_or_default();
-    if get("check_status").starts_with("* ") {
-        return None;
-    }
-    Some(["status", "check_status", "check_code", "last_chk"].map(get))
+    settled_check_row(&stat_row(csv, backend, server)?)
 }
 
 /// Waits for every watched server's (status, check status) to be `want`'s, then returns

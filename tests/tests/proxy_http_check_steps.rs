@@ -14,7 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hapx_tests::bins;
-use hapx_tests::proxy::{blank_check_duration, cli, free_port, stat_row, temp_dir, wait_until};
+use hapx_tests::proxy::{
+    blank_check_duration, cli, free_port, settled_check_row, settled_check_rows, stat_row,
+    temp_dir, wait_until,
+};
 use hapx_tests::proxy_rules::{HAPROXY, Syslog, check_messages, side_by_side};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -179,16 +182,6 @@ fn down_lines(syslog: &Syslog) -> BTreeSet<String> {
         .collect()
 }
 
-/// A server's state, check status, code and detail; None while HAProxy runs a check (its
-/// status marked "* ", its detail cleared until the check ends).
-fn settled_row(row: &std::collections::HashMap<String, String>) -> Option<[String; 4]> {
-    let get = |k: &str| row.get(k).cloned().unwrap_or_default();
-    if get("check_status").starts_with("* ") {
-        return None;
-    }
-    Some(["status", "check_status", "check_code", "last_chk"].map(get))
-}
-
 #[test]
 fn multi_step_checks_report_like_haproxy() {
     let test = "multi_step_checks_report_like_haproxy";
@@ -223,32 +216,9 @@ fn multi_step_checks_report_like_haproxy() {
         syslog.addr
     );
     let observe = |_| {
-        let read = || -> Vec<Option<[String; 4]>> {
-            let csv = cli(&sock, "show stat");
-            (CASES.iter())
-                .map(|(name, ..)| {
-                    let r = stat_row(&csv, name, "s").unwrap_or_default();
-                    settled_row(&r)
-                })
-                .collect()
-        };
-        wait_until(Duration::from_secs(6), || {
-            read().iter().zip(&CASES).all(|(r, (.., want))| {
-                r.as_ref()
-                    .is_none_or(|r| r[0] == want[0] && r[1] == want[1])
-            })
-        });
-        // Each row as seen between two checks (see `settled_row`).
-        let mut rows: Vec<Option<[String; 4]>> = vec![None; CASES.len()];
-        wait_until(Duration::from_secs(5), || {
-            for (kept, seen) in rows.iter_mut().zip(read()) {
-                if kept.is_none() {
-                    *kept = seen;
-                }
-            }
-            rows.iter().all(Option::is_some)
-        });
-        let rows: Vec<[String; 4]> = rows.into_iter().map(Option::unwrap_or_default).collect();
+        let servers: Vec<(&str, &str)> = CASES.iter().map(|(name, ..)| (*name, "s")).collect();
+        let expected: Vec<[&str; 2]> = CASES.iter().map(|c| c.2).collect();
+        let rows = settled_check_rows(&sock, &servers, &expected);
         (rows, down_lines(&syslog), main.take(), second.take())
     };
     let (ours, theirs) = side_by_side(test, &config, SocketAddr::from((LO, port)), observe);
@@ -432,7 +402,9 @@ fn header_expectations_match_like_haproxy() {
         let read = || -> Vec<Option<[String; 4]>> {
             let csv = cli(&sock, "show stat");
             (0..cases.len())
-                .map(|i| settled_row(&stat_row(&csv, &format!("b{i}"), "s").unwrap_or_default()))
+                .map(|i| {
+                    settled_check_row(&stat_row(&csv, &format!("b{i}"), "s").unwrap_or_default())
+                })
                 .collect()
         };
         let settled = |rows: &[Option<[String; 4]>]| {

@@ -9,128 +9,15 @@
 //! connection without an answer nor a log line; a kept-alive client connection waiting
 //! between requests is no stream and stays open, its next request going to another server.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
 use hapx_tests::proxy::{cli, free_port, stat_row, wait_until};
-use hapx_tests::proxy_lifecycle::{CheckPort, Lab, agree, status};
-use hapx_tests::proxy_rules::Syslog;
-
-/// How long the slow answers keep the client waiting: longer than the tests' observations.
-const SLOW: Duration = Duration::from_secs(3);
-
-/// The size of `/big`'s body: more than the sockets between the server and a client that
-/// does not read can hold.
-const BIG: usize = 16 << 20;
-
-/// An HTTP/1.1 keep-alive server answering `NAME\n` at once (once it read the request's
-/// Content-Length body), except on `/slow-head` (its response after [`SLOW`]),
-/// `/slow-body` (its head and 10 of the 100 bytes of its body at once, the rest after
-/// [`SLOW`]), `/close-body` (the same, its body delimited by its close), `/big` (a body of
-/// [`BIG`] bytes), `/interim` (a `100 Continue` before its response) and `/ws` (a
-/// WebSocket switch and `hi`, then what comes through the tunnel echoed for [`SLOW`]).
-struct SlowServer {
-    name: String,
-    addr: SocketAddr,
-}
-
-impl SlowServer {
-    fn start(name: &str) -> SlowServer {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding a server");
-        let addr = listener.local_addr().expect("its address");
-        let served = name.to_string();
-        thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let name = served.clone();
-                thread::spawn(move || serve(conn, &name));
-            }
-        });
-        SlowServer {
-            name: name.into(),
-            addr,
-        }
-    }
-}
-
-fn serve(conn: TcpStream, name: &str) {
-    let Ok(mut out) = conn.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(conn);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split(' ').nth(1).unwrap_or_default().to_string();
-        let mut length = 0;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            if header.trim_end().is_empty() {
-                break;
-            }
-            if let Some(n) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = n.trim().parse().unwrap_or(0);
-            }
-        }
-        if reader.read_exact(&mut vec![0; length]).is_err() {
-            return;
-        }
-        let sent = match path.as_str() {
-            "/slow-head" => {
-                thread::sleep(SLOW);
-                out.write_all(
-                    format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{name}\n").as_bytes(),
-                )
-            }
-            "/ws" => {
-                let head = "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\nhi";
-                let _ = out.write_all(head.as_bytes());
-                let _ = reader.get_ref().set_read_timeout(Some(SLOW));
-                let mut buf = [0u8; 512];
-                while let Ok(n @ 1..) = reader.read(&mut buf) {
-                    if out.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                return;
-            }
-            "/close-body" => {
-                let head = "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n0123456789";
-                let _ = out.write_all(head.as_bytes());
-                thread::sleep(SLOW);
-                let _ = out.write_all(&[b'x'; 90]);
-                return;
-            }
-            "/big" => {
-                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n");
-                let _ = out.write_all(head.as_bytes());
-                out.write_all(&vec![b'x'; BIG])
-            }
-            "/interim" => out.write_all(
-                format!("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{name}\n")
-                    .as_bytes(),
-            ),
-            "/slow-body" => {
-                let head = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789";
-                let _ = out.write_all(head.as_bytes());
-                thread::sleep(SLOW);
-                out.write_all(&[b'x'; 90])
-            }
-            _ => out.write_all(
-                format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{name}\n").as_bytes(),
-            ),
-        };
-        if sent.is_err() {
-            return;
-        }
-    }
-}
+use hapx_tests::proxy_lifecycle::{
+    CheckPort, Lab, SlowServer, agree, received, request, request_logs, send, status,
+};
 
 fn lab(test: &str, names: [&str; 2]) -> Lab<[SlowServer; 2]> {
     Lab::new(test, "http", names.map(SlowServer::start))
@@ -145,75 +32,12 @@ fn servers(lab: &Lab<[SlowServer; 2]>, options: &str) -> String {
     )
 }
 
-/// A client connection that sent `GET path`.
-fn request(front: SocketAddr, path: &str) -> TcpStream {
-    let mut conn = TcpStream::connect(front).expect("connecting to the frontend");
-    send(&mut conn, path);
-    conn
-}
-
-fn send(conn: &mut TcpStream, path: &str) {
-    let req = format!("GET {path} HTTP/1.1\r\nhost: lab\r\n\r\n");
-    conn.write_all(req.as_bytes()).expect("sending a request");
-}
-
-/// What a client connection received within `wait`, and whether the proxy then closed it
-/// ("closed"), reset it, or left it open.
-fn received(conn: &mut TcpStream, wait: Duration) -> (String, &'static str) {
-    conn.set_read_timeout(Some(wait)).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let fate = loop {
-        match conn.read(&mut buf) {
-            Ok(0) => break "closed",
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                break "open";
-            }
-            Err(_) => break "reset",
-        }
-    };
-    (String::from_utf8_lossy(&got).into_owned(), fate)
-}
-
 /// A response's status line and body (the part after its head), for comparison.
 fn summary((text, fate): (String, &'static str)) -> String {
     let status = text.lines().next().unwrap_or_default();
     let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     let body = body.trim_end().replace('\n', " ");
     format!("{status} | {body} | {fate}")
-}
-
-/// The next `count` request log lines (`httplog`), each as `SERVER REQUEST STATUS BYTES
-/// FLAGS Tr`, sorted (their order races between concurrent requests).
-fn request_logs(syslog: &Syslog, count: usize) -> Vec<String> {
-    let mut found = Vec::new();
-    while found.len() < count {
-        let Some(line) = syslog.lines(1).pop() else {
-            break;
-        };
-        let words: Vec<&str> = line.split(' ').collect();
-        if words.len() < 12 || words[2] != "fe" {
-            continue;
-        }
-        let request = line.split('"').nth(1).unwrap_or_default();
-        let tr = words[4].split('/').nth(3).unwrap_or_default();
-        found.push(format!(
-            "{} {request} {} {} {} Tr={}",
-            words[3],
-            words[5],
-            words[6],
-            words[9],
-            if tr == "-1" { "-1" } else { "set" }
-        ));
-    }
-    found.sort();
-    found
 }
 
 /// `show stat`'s `columns` of `be/server` (or `fe/FRONTEND` with `proxy` "fe").

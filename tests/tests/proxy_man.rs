@@ -212,16 +212,19 @@ fn documented_acl_parts_are_implemented() {
         let written = first_word(entry);
         let name = written.split(['(', '[']).next().unwrap_or_default();
         // A fetch with arguments gets a placeholder one (`req.hdr(x)`, `nbsrv(x)`), or as
-        // many numbers as it is written with, and a method (`req.payload(0,0) -m found`:
-        // a binary sample has no default one).
+        // many numbers as it is written with (0s, else 1s: `req.payload_lv` refuses a
+        // length of 0), and a method (`req.payload(0,0) -m found`: a binary sample has no
+        // default one).
         let (with_args, numbered) = if written.len() > name.len() {
             let count = written[name.len()..].matches(',').count() + 1;
-            let numbers = vec!["0"; count].join(",");
-            (format!("{name}(x)"), format!("{name}({numbers})"))
+            let numbers = |n: &str| format!("{name}({})", vec![n; count].join(","));
+            (format!("{name}(x)"), [numbers("0"), numbers("1")])
         } else {
-            (name.to_string(), name.to_string())
+            (name.to_string(), [name.to_string(), name.to_string()])
         };
-        let parsed = parses(&[&with_args, "--"]).or_else(|_| parses(&[&numbered, "-m", "found"]));
+        let parsed = parses(&[&with_args, "--"])
+            .or_else(|_| parses(&[&numbered[0], "-m", "found"]))
+            .or_else(|_| parses(&[&numbered[1], "-m", "found"]));
         assert_eq!(parsed, Ok(()), "documented fetch `{}`", entry.text);
     }
     let documented: BTreeSet<&str> = subsection(&entries, "Converters")

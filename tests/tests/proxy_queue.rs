@@ -10,24 +10,45 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Mutex, mpsc};
+use std::sync::{Arc, Barrier, Condvar, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
 use hapx_tests::proxy::{
-    Proxy, cli, free_port, kept_alive_client, read_response, stat_row, temp_dir,
+    Proxy, cli, free_port, kept_alive_client, read_response, stat_row, temp_dir, wait_until,
 };
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const HAPROXY: &str = "/usr/sbin/haproxy";
 
+/// A hold time meaning: until the test opens the server's gate ([`Seen::open_gate`]).
+const GATED: u64 = 999_999;
+
 /// What the test server saw: the clients in the order it served them, and the most
-/// requests it had in hand at once.
+/// requests it had in hand at once; and the gate a client held [`GATED`] waits at.
 #[derive(Default)]
 struct Seen {
     order: Mutex<Vec<usize>>,
     busy: AtomicUsize,
     most_busy: AtomicUsize,
+    gate: Mutex<bool>,
+    gate_opened: Condvar,
+}
+
+impl Seen {
+    /// Lets the clients waiting at the gate go on.
+    fn open_gate(&self) {
+        *self.gate.lock().unwrap() = true;
+        self.gate_opened.notify_all();
+    }
+
+    /// Waits for the gate to open (at most 60 s: a test gone wrong ends anyway).
+    fn wait_at_gate(&self) {
+        let open = self.gate.lock().unwrap();
+        let _ = self
+            .gate_opened
+            .wait_timeout_while(open, Duration::from_secs(60), |open| !*open);
+    }
 }
 
 /// A server on `listener` that reads one line naming the client and how long to hold it
@@ -70,7 +91,7 @@ fn answer(conn: TcpStream, seen: &Seen) {
 }
 
 /// Records the client that `line` (`7 200`, `GET /7/200 HTTP/1.1`) names, and holds it the
-/// time it names.
+/// time it names ([`GATED`]: until the gate opens).
 fn hold(line: &str, seen: &Seen) {
     let numbers: Vec<u64> = line
         .split(|c: char| !c.is_ascii_digit())
@@ -78,7 +99,10 @@ fn hold(line: &str, seen: &Seen) {
         .collect();
     if let [client, hold, ..] = numbers[..] {
         seen.order.lock().unwrap().push(client as usize);
-        thread::sleep(Duration::from_millis(hold));
+        match hold {
+            GATED => seen.wait_at_gate(),
+            ms => thread::sleep(Duration::from_millis(ms)),
+        }
     }
 }
 
@@ -166,13 +190,9 @@ fn ok(mode: &str, answer: &str) -> bool {
 #[test]
 fn queued_connections_are_served_in_arrival_order() {
     let test = "queued_connections_are_served_in_arrival_order";
-    let dir = temp_dir(test);
-    // One at a time, each held 200 ms: the first is served at once, the others arrive
-    // 20 to 50 ms apart and queue.
-    let plan: Vec<(u64, u64)> = [0, 30, 20, 50, 25, 40, 20, 35]
-        .iter()
-        .map(|&after| (after, 200))
-        .collect();
+    // Short: HAProxy binds its stats socket at PATH.PID.tmp, within 108 bytes.
+    let dir = temp_dir("queue-order");
+    const CLIENTS: usize = 8;
     // Round robin queues in the backend's queue; a hash in its server's.
     for (mode, balance) in [
         ("tcp", "roundrobin"),
@@ -181,20 +201,53 @@ fn queued_connections_are_served_in_arrival_order() {
     ] {
         for (who, binary) in binaries(test) {
             let (server, seen) = on_loopback(serve);
-            let backend = format!(
-                "  balance {balance}\n  timeout queue 10s\n  server s1 {server} maxconn 1\n"
-            );
             let name = format!("{who}-{mode}-{balance}");
-            let (_proxy, front) = start(binary, &dir, &name, mode, &backend);
-            let answers = clients(front, mode, &plan);
+            let sock = dir.join(format!("{name}.sock"));
+            let global = format!("  stats socket {} level admin\n", sock.display());
+            let backend = format!(
+                "  balance {balance}\n  timeout queue 30s\n  server s1 {server} maxconn 1\n"
+            );
+            let (_proxy, front) = start_with(binary, &dir, &name, &global, mode, &backend);
+            // 0 holds the only slot until the gate opens; each of the others comes once
+            // the proxy counts the one before it queued, so arrival order is known.
+            let mut running = Vec::new();
+            for id in 0..CLIENTS {
+                let hold = if id == 0 { GATED } else { 20 };
+                running.push(thread::spawn(move || client(front, mode, id, hold)));
+                let arrived = || match id {
+                    0 => seen.order.lock().unwrap().len() == 1,
+                    _ => queued_in_all(&sock) == id,
+                };
+                let case = format!("{who} {mode} {balance}: client {id}");
+                assert!(
+                    wait_until(Duration::from_secs(20), arrived),
+                    "{case} not seen"
+                );
+            }
+            seen.open_gate();
+            let answers: Vec<String> = running.into_iter().map(|t| t.join().unwrap()).collect();
             let case = format!("{who} {mode} {balance}");
             assert!(answers.iter().all(|a| ok(mode, a)), "{case}: {answers:?}");
             let order = seen.order.lock().unwrap().clone();
-            let arrival: Vec<usize> = (0..plan.len()).collect();
+            let arrival: Vec<usize> = (0..CLIENTS).collect();
             assert_eq!(order, arrival, "{case}: served out of arrival order");
             assert_eq!(seen.most_busy.load(SeqCst), 1, "{case}: maxconn 1 exceeded");
         }
     }
+}
+
+/// The connections queued in backend `be`, in its queue and its servers' (`qcur`).
+fn queued_in_all(sock: &Path) -> usize {
+    let csv = cli(sock, "show stat");
+    ["s1", "BACKEND"]
+        .iter()
+        .filter_map(|row| {
+            stat_row(&csv, "be", row)?
+                .get("qcur")?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum()
 }
 
 #[test]

@@ -5,8 +5,7 @@
 //! active server comes back; both log HAProxy's termination codes. Bad values are refused
 //! with HAProxy's messages.
 
-use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::thread;
@@ -15,7 +14,7 @@ use std::time::Duration;
 use hapx_tests::proxy::{
     NamedServer, blank_check_duration, cli, free_port, stat_row, temp_dir, wait_until,
 };
-use hapx_tests::proxy_lifecycle::{CheckPort, Lab, agree, messages, status};
+use hapx_tests::proxy_lifecycle::{CheckPort, Lab, agree, fate, messages, session, status};
 use hapx_tests::proxy_rules::{HAPROXY, Syslog};
 use hapx_tests::{bins, require};
 
@@ -25,36 +24,6 @@ const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 fn lab(test: &str, names: [&str; 2]) -> Lab<[NamedServer; 2]> {
     let servers = names.map(|n| NamedServer::start(n, LO, Duration::from_secs(30)));
     Lab::new(test, "tcp", servers)
-}
-
-/// A client session through the proxy, and the server that answered it.
-fn session(front: SocketAddr) -> (String, TcpStream) {
-    let mut conn = TcpStream::connect(front).expect("connecting to the frontend");
-    conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let mut name = Vec::new();
-    let mut byte = [0u8; 1];
-    while conn.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
-        name.push(byte[0]);
-    }
-    (String::from_utf8_lossy(&name).into_owned(), conn)
-}
-
-/// Whether the proxy closed the session within `wait` ("closed"), or left it open.
-fn fate(conn: &mut TcpStream, wait: Duration) -> &'static str {
-    conn.set_read_timeout(Some(wait)).unwrap();
-    match conn.read(&mut [0u8; 16]) {
-        Ok(0) => "closed",
-        Ok(_) => "data",
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            "open"
-        }
-        Err(_) => "reset",
-    }
 }
 
 /// The `tcplog` line of the first session logged on `server` (`be/NAME`): its server and

@@ -122,6 +122,10 @@ pub enum Source {
     /// of them from `offset` (0: all from `offset`); as HAProxy's arguments, negative ones
     /// taken as unsigned.
     Payload(u32, u32),
+    /// `req.payload_lv(offset1,length1[,offset2])` (`payload_lv`): `length1` bytes at
+    /// `offset1` give, big-endian, the length of the bytes to take, found right after them
+    /// or at `offset2` ([`LvData`]).
+    PayloadLv(u32, u32, LvData),
     /// `req.rdp_cookie([name])` (`rdp_cookie`): the value of the RDP connection request's
     /// cookie (whatever its name without one).
     RdpCookie(Option<String>),
@@ -150,6 +154,17 @@ pub enum Source {
     HttpAuthPass,
     /// `http_auth_bearer([header])`: a Bearer token, from `Authorization` or the header named.
     HttpAuthBearer(Option<String>),
+    /// `srv_name`, `srv_id`, `be_id`: the checked server's name and id, its backend's id.
+    /// hapx knows them only in a health check's formats ([`parse_check_fetch`]).
+    Checked(CheckedFact),
+}
+
+/// What a health check's format may fetch of the server it checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckedFact {
+    ServerName,
+    ServerId,
+    BackendId,
 }
 
 /// A fetch and its converters.
@@ -168,8 +183,8 @@ impl Fetch {
     pub fn layer(&self) -> Layer {
         use Source::*;
         match self.source {
-            ReqLen | SslSni | SslVer | SslHelloType | Payload(..) | RdpCookie(_)
-            | RdpCookieCnt(_) => Layer::L6,
+            ReqLen | SslSni | SslVer | SslHelloType | Payload(..) | PayloadLv(..)
+            | RdpCookie(_) | RdpCookieCnt(_) => Layer::L6,
             Method | Path | Url | Query | Base | ReqVer | ProtoHttp | ReqHdr(..) | ReqFhdr(..)
             | ReqHdrCnt(_) | ReqHdrVal(..) | ReqCook(_) | UrlParam(_) | HttpAuth(_)
             | HttpAuthGroup(_) | HttpAuthType | HttpAuthUser | HttpAuthPass | HttpAuthBearer(_) => {
@@ -191,8 +206,9 @@ impl Source {
             }
             SrcPort | DstPort | Nbsrv(_) | ReqHdrCnt(_) | ReqHdrVal(..) | Status | ReqLen
             | SslVer | SslHelloType | SslCVerify | Stick(_) | RdpCookieCnt(_) => Kind::Int,
+            Checked(CheckedFact::ServerId | CheckedFact::BackendId) => Kind::Int,
             Src | Dst => Kind::Ip,
-            Payload(..) => Kind::Bin,
+            Payload(..) | PayloadLv(..) => Kind::Bin,
             _ => Kind::Str,
         }
     }
@@ -692,15 +708,45 @@ fn split_call(text: &str) -> Result<(&str, Vec<&str>, &str), String> {
 
 /// A sample fetch as written in a rule or a `%[...]`: `req.hdr(host),lower`.
 pub fn parse_fetch(text: &str) -> Result<Fetch, AclError> {
-    fetch_as(text, None)
+    fetch_as(text, None, false)
 }
 
-/// [`parse_fetch`], converter errors worded as HAProxy does for the ACL keyword `acl_keyword`
+/// A sample fetch in a health check's format (`http-check send hdr`, `uri-lf`, `on-error`
+/// ...): those of [`parse_fetch`], and the checked server's own (`srv_name`, `srv_id`,
+/// `be_id`), which only a check's formats know in hapx.
+pub fn parse_check_fetch(text: &str) -> Result<Fetch, AclError> {
+    let (name, args, convs) = split_call(text)?;
+    let fact = match name {
+        "srv_name" => CheckedFact::ServerName,
+        "srv_id" => CheckedFact::ServerId,
+        "be_id" => CheckedFact::BackendId,
+        _ => return parse_fetch(text),
+    };
+    if !args.is_empty() {
+        return Err(format!("fetch method '{name}' does not take any argument").into());
+    }
+    let source = Source::Checked(fact);
+    let converters = converter::parse_chain(convs, source.kind()).map_err(|e| {
+        e.context(|m| match m.starts_with("unknown converter") {
+            true => format!("ACL keyword '{name}' : {m}."),
+            false => format!("{m} in ACL expression '{text}'"),
+        })
+    })?;
+    Ok(Fetch { source, converters })
+}
+
+/// [`parse_fetch`] (`in_acl`: as an ACL's criterion), converter errors worded as HAProxy
+/// does for the ACL keyword `acl_keyword`
 /// (`ACL keyword 'path' : ...`) or, for a plain fetch, `... in ACL expression 'TEXT'` (which
 /// log formats cut back to the message).
-fn fetch_as(text: &str, acl_keyword: Option<&str>) -> Result<Fetch, AclError> {
+fn fetch_as(text: &str, acl_keyword: Option<&str>, in_acl: bool) -> Result<Fetch, AclError> {
     let (name, args, convs) = split_call(text)?;
-    let Some(source) = source(name, &args)? else {
+    // A fetch's argument errors name the ACL expression in an ACL (not for an ACL keyword).
+    let source = source(name, &args).map_err(|e| match (acl_keyword, in_acl) {
+        (None, true) => e.context(|m| format!("{m} in ACL expression '{text}'")),
+        _ => e,
+    })?;
+    let Some(source) = source else {
         if keywords::FETCHES.contains(&name) || keywords::ACL_KEYWORDS.contains(&name) {
             return Err(AclError::Unsupported(format!("the sample fetch '{name}'")));
         }
@@ -724,7 +770,7 @@ fn parse_criterion(text: &str) -> Result<(Fetch, Option<Method>), AclError> {
     let (name, _, _) = split_call(text)?;
     let acl_keyword = keywords::ACL_KEYWORDS.contains(&name).then_some(name);
     if name == "http_auth_group" {
-        return Ok((fetch_as(text, acl_keyword)?, Some(Method::Auth)));
+        return Ok((fetch_as(text, acl_keyword, true)?, Some(Method::Auth)));
     }
     if let Some((base, suffix)) = name.rsplit_once('_') {
         let method = match suffix {
@@ -744,10 +790,13 @@ fn parse_criterion(text: &str) -> Result<(Fetch, Option<Method>), AclError> {
         );
         if let (Some(m), true) = (method, derivable) {
             let rest = &text[name.len()..];
-            return Ok((fetch_as(&format!("{base}{rest}"), acl_keyword)?, Some(m)));
+            return Ok((
+                fetch_as(&format!("{base}{rest}"), acl_keyword, true)?,
+                Some(m),
+            ));
         }
     }
-    Ok((fetch_as(text, acl_keyword)?, None))
+    Ok((fetch_as(text, acl_keyword, true)?, None))
 }
 
 /// The fetch named `name` with `args`; None when no such fetch exists.
@@ -823,6 +872,7 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
             let [offset, length] = integer_args::<2>(name, args)?;
             Source::Payload(offset as u32, length as u32)
         }
+        "req.payload_lv" | "payload_lv" => payload_lv(name, args)?,
         "req.rdp_cookie" | "rdp_cookie" => Source::RdpCookie(optional_string(name, args)?),
         "req.rdp_cookie_cnt" | "rdp_cookie_cnt" => {
             Source::RdpCookieCnt(optional_string(name, args)?)
@@ -876,6 +926,90 @@ fn integer_args<const N: usize>(name: &str, args: &[&str]) -> Result<[i64; N], S
     Ok(out)
 }
 
+/// Where `payload_lv` takes its bytes: HAProxy's `val_payload_lv` encoding of the third
+/// argument kept as is, quirk included. A signed offset (`+N`, `-N`) is relative to the end
+/// of the length field, stored as `N << 1 | 1`; an unsigned one is stored unshifted, yet
+/// read back shifted like every other (`>> 1`), so `10` takes the bytes at 5 and an odd `11`
+/// reads as relative `+5`. HAProxy 2.6 does exactly that on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LvData {
+    /// Right after the length field.
+    Follows,
+    Encoded(i64),
+}
+
+impl LvData {
+    /// The offset of the data, the length field being `size` bytes at `offset` (unsigned
+    /// 32-bit arithmetic, as HAProxy's).
+    pub fn offset(self, offset: u32, size: u32) -> u32 {
+        let after = offset.wrapping_add(size);
+        match self {
+            LvData::Follows => after,
+            LvData::Encoded(e) if e & 1 == 1 => after.wrapping_add((e >> 1) as u32),
+            LvData::Encoded(e) => (e >> 1) as u32,
+        }
+    }
+}
+
+/// `payload_lv(offset1,length1[,offset2])` checked as HAProxy's `val_payload_lv`.
+fn payload_lv(name: &str, args: &[&str]) -> Result<Source, String> {
+    let third = args.get(2).copied().filter(|a| !a.is_empty());
+    let [offset, length] =
+        integer_args::<2>(name, args.get(..2).unwrap_or(args)).and_then(|v| match args.get(3) {
+            Some(_) => Err(format!(
+                "fetch method '{name}' : expected ')' before ',{})'",
+                args[3..].join(",")
+            )),
+            None => Ok(v),
+        })?;
+    let invalid = |m: &str| format!("invalid args in fetch method '{name}' : {m}");
+    if offset < 0 {
+        return Err(invalid("payload offset1 must be positive"));
+    }
+    if length == 0 {
+        return Err(invalid("payload length must be > 0"));
+    }
+    let data = match third {
+        None => LvData::Follows,
+        Some(text) => {
+            let relative = text.starts_with(['+', '-']);
+            let n = read_int64(text).ok_or_else(|| invalid("payload offset2 is not a number"))?;
+            if offset.wrapping_add(length).wrapping_add(n) < 0 {
+                return Err(invalid("payload offset2 too negative"));
+            }
+            LvData::Encoded(if relative { (n << 1) + 1 } else { n })
+        }
+    };
+    Ok(Source::PayloadLv(offset as u32, length as u32, data))
+}
+
+/// HAProxy's `read_int64` on a whole argument: an optional sign then digits (none is 0);
+/// None when anything else follows.
+fn read_int64(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    // HAProxy saturates to LLONG_MAX/LLONG_MIN on overflow and still reads every digit, so
+    // `99999999999999999999` is a (too large) number and `99999999999999999999x` is not one.
+    let mut n: Option<i64> = Some(0);
+    for c in digits.bytes() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n
+            .and_then(|n| n.checked_mul(10))
+            .and_then(|n| n.checked_add(i64::from(c - b'0')));
+    }
+    Some(match (n, negative) {
+        (Some(n), true) => -n,
+        (Some(n), false) => n,
+        (None, true) => i64::MIN,
+        (None, false) => i64::MAX,
+    })
+}
+
 /// The one optional string argument of fetch `name`.
 fn optional_string(name: &str, args: &[&str]) -> Result<Option<String>, String> {
     match args {
@@ -926,6 +1060,36 @@ mod tests {
             Source::RdpCookieCnt(Some("mstshash".into()))
         );
         assert_eq!(rdp.fetch.layer(), Layer::L6);
+        let lv = |l: &str| parse(l).map(|e| e.fetch.source);
+        assert_eq!(
+            lv("req.payload_lv(0,2,+1) -m bin 41"),
+            Ok(Source::PayloadLv(0, 2, LvData::Encoded(3)))
+        );
+        assert_eq!(
+            lv("payload_lv(1,1,) -m bin 41"),
+            Ok(Source::PayloadLv(1, 1, LvData::Follows))
+        );
+        for (args, m) in [
+            ("-1,1", "payload offset1 must be positive"),
+            ("0,0", "payload length must be > 0"),
+            ("0,1,+1x", "payload offset2 is not a number"),
+            ("0,1,-2", "payload offset2 too negative"),
+            // read_int64 saturates: LLONG_MAX + 1 wraps negative in HAProxy's check.
+            ("0,1,99999999999999999999", "payload offset2 too negative"),
+            ("0,1,-99999999999999999999", "payload offset2 too negative"),
+            (
+                "0,1,99999999999999999999x",
+                "payload offset2 is not a number",
+            ),
+        ] {
+            let e = bad(&format!("req.payload_lv({args}) -m bin 41"));
+            assert!(
+                e.contains(&format!(
+                    "invalid args in fetch method 'req.payload_lv' : {m}"
+                )),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The configuration as typed values: what the runtime needs, with the place each thing was
 //! declared so later checks and runtime messages can name it.
 
+use crate::runtime::logformat::LogFormat;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -486,9 +487,51 @@ pub struct Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TcpCheckRule {
     Connect(CheckConnect),
+    /// `send STRING`, `send-binary HEX`.
     Send(Vec<u8>),
-    ExpectString { text: Vec<u8>, negate: bool },
-    ExpectBinary { bytes: Vec<u8>, negate: bool },
+    /// `send-lf FMT`; `send-binary-lf FMT` (`binary`): the rendered text is hexadecimal.
+    SendFormat {
+        format: LogFormat,
+        binary: bool,
+    },
+    Expect(TcpExpect),
+}
+
+/// `tcp-check expect [!] string|binary|string-lf|binary-lf PATTERN [options]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpExpect {
+    pub pattern: TcpPattern,
+    pub negate: bool,
+    pub report: ExpectReport,
+}
+
+/// What a `tcp-check expect` looks for in what the server sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpPattern {
+    /// `string TEXT`, or `binary HEX` (`binary`: written in hexadecimal).
+    Bytes { bytes: Vec<u8>, binary: bool },
+    /// `string-lf FMT`, or `binary-lf FMT` (`binary`: rendering hexadecimal text), rendered
+    /// per check.
+    Format { format: LogFormat, binary: bool },
+}
+
+/// The options of an `http-check expect` or `tcp-check expect` line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpectReport {
+    /// `ok-status`, `error-status`, `tout-status`: the check statuses this rule reports
+    /// (none: HAProxy's defaults).
+    pub ok_status: Option<&'static str>,
+    pub error_status: Option<&'static str>,
+    pub tout_status: Option<&'static str>,
+    /// `on-success`, `on-error`: formats rendered as the check's information instead of
+    /// HAProxy's.
+    pub on_success: Option<LogFormat>,
+    pub on_error: Option<LogFormat>,
+    /// `comment`: appended to the information of a failure (` comment: TEXT`).
+    pub comment: Option<String>,
+    /// `min-recv N`: the bytes (of the body, for HTTP) to wait for before matching; with
+    /// it, a mismatch is final without waiting for more.
+    pub min_recv: Option<usize>,
 }
 
 /// `tcp-check connect` / `http-check connect [port N] [addr IP] [ssl] [sni S] [alpn A]
@@ -553,10 +596,12 @@ pub struct HttpCheckGroup {
     pub method: String,
     pub uri: String,
     pub version: String,
-    /// `http-check send hdr NAME VALUE`, in order.
-    pub headers: Vec<(String, String)>,
-    /// `http-check send body STRING`.
-    pub body: Option<String>,
+    /// `http-check send uri-lf FMT`: the URI rendered per check, instead of `uri`.
+    pub uri_format: Option<LogFormat>,
+    /// `http-check send hdr NAME FMT`, in order (values are formats, as in HAProxy).
+    pub headers: Vec<(String, LogFormat)>,
+    /// `http-check send body STRING` (a format writing it) or `body-lf FMT`.
+    pub body: Option<LogFormat>,
     /// `http-check expect ...`; none: any 2xx or 3xx status passes.
     pub expects: Vec<HttpExpect>,
 }
@@ -569,6 +614,7 @@ impl Default for HttpCheckGroup {
             method: "OPTIONS".into(),
             uri: "/".into(),
             version: "HTTP/1.0".into(),
+            uri_format: None,
             headers: Vec::new(),
             body: None,
             expects: Vec::new(),
@@ -581,16 +627,8 @@ impl Default for HttpCheckGroup {
 pub struct HttpExpect {
     pub negate: bool,
     pub kind: HttpExpectKind,
-    /// `ok-status`, `error-status`, `tout-status`: the check statuses this rule reports
-    /// (none: HAProxy's defaults, L7OK, L7STS/L7RSP by the match, L7TOUT).
-    pub ok_status: Option<&'static str>,
-    pub error_status: Option<&'static str>,
-    pub tout_status: Option<&'static str>,
-    /// `on-success`, `on-error`: the check's information instead of HAProxy's.
-    pub on_success: Option<String>,
-    pub on_error: Option<String>,
-    /// `comment`: appended to the information of a failure (` comment: TEXT`).
-    pub comment: Option<String>,
+    /// Its options (default statuses: L7OK, L7STS/L7RSP by the match, L7TOUT).
+    pub report: ExpectReport,
 }
 
 impl HttpExpect {
@@ -599,12 +637,7 @@ impl HttpExpect {
         HttpExpect {
             negate,
             kind,
-            ok_status: None,
-            error_status: None,
-            tout_status: None,
-            on_success: None,
-            on_error: None,
-            comment: None,
+            report: ExpectReport::default(),
         }
     }
 }
@@ -1075,8 +1108,8 @@ pub struct Proxy {
     pub backlog: Option<u32>,
     pub clitcpka: Keepalive,
     pub srvtcpka: Keepalive,
-    /// Status code -> full HTTP response, read from `errorfile`.
-    pub errorfiles: BTreeMap<u16, Vec<u8>>,
+    /// Status code -> the reply sent instead of HAProxy's, prepared when loaded ([`super::errors::Page`]).
+    pub errorfiles: BTreeMap<u16, super::errors::Page>,
     /// `errorfiles NAME [CODE...]`, resolved into `errorfiles` by the checks.
     pub errorfiles_refs: Vec<super::errors::ErrorfilesRef>,
     /// `http-error` replies rendered per request (`lf-string`, `lf-file`, `hdr` with `%`

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::acl::AclError;
 use super::bind_tls::{BindTlsOptions, ClientVerify};
 use super::check_order::StepKind;
 use super::diag::Diags;
@@ -15,6 +16,7 @@ use super::keywords::{self, Support};
 use super::lexer::{self, Place as LexPlace};
 use super::model::*;
 use super::values;
+use crate::runtime::logformat::LogFormat;
 
 /// The words of a line that HAProxy's address parser reads, which expands variables in them
 /// even outside double quotes (`bind :$PORT`, `server s $HOST:6443`): the line's address
@@ -1983,13 +1985,7 @@ fn hex(text: &str) -> Result<Vec<u8>, String> {
             "'{text}' is not an even number of hexadecimal digits"
         ));
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&text[i..i + 2], 16)
-                .map_err(|_| format!("'{text}' is not hexadecimal"))
-        })
-        .collect()
+    crate::runtime::check_format::unhex(text).ok_or_else(|| format!("'{text}' is not hexadecimal"))
 }
 
 fn tcp_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
@@ -2004,40 +2000,22 @@ fn tcp_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         Some("send-binary") => TcpCheckRule::Send(hex(line
             .arg(2)
             .ok_or("'tcp-check send-binary' expects hexadecimal text.")?)?),
-        Some("expect") => {
-            let negate = line.arg(2) == Some("!");
-            let at = if negate { 3 } else { 2 };
-            let (kind, pattern) = (line.arg(at), line.arg(at + 1));
-            let pattern =
-                pattern.ok_or("'tcp-check expect' expects a match type and a pattern.")?;
-            match kind {
-                Some("string") => TcpCheckRule::ExpectString {
-                    text: pattern.as_bytes().to_vec(),
-                    negate,
-                },
-                Some("binary") => TcpCheckRule::ExpectBinary {
-                    bytes: hex(pattern)?,
-                    negate,
-                },
-                Some(k @ ("rstring" | "rbinary" | "string-lf" | "binary-lf")) => {
-                    not_implemented(
-                        Support::No,
-                        &format!("'tcp-check expect {k}'"),
-                        line.place,
-                        diags,
-                    );
-                    return Ok(());
-                }
-                other => {
-                    return Err(format!(
-                        "'tcp-check expect' : unknown match type '{}'.",
-                        other.unwrap_or_default()
-                    ));
-                }
+        Some(k @ ("send-lf" | "send-binary-lf")) => {
+            let rule = format!("'tcp-check {k}'");
+            let text = line
+                .arg(2)
+                .ok_or_else(|| format!("{rule} : 'string' expects a {k} as argument."))?;
+            TcpCheckRule::SendFormat {
+                format: check_format(text, p.mode, &rule, true)?,
+                binary: k == "send-binary-lf",
             }
         }
+        Some("expect") => match tcp_expect(line, p.mode, diags)? {
+            Some(expect) => TcpCheckRule::Expect(expect),
+            None => return Ok(()),
+        },
         Some("comment") => return Ok(()),
-        Some(k) if k == "send-lf" || k == "send-binary-lf" || is_var_action(k) => {
+        Some(k) if is_var_action(k) => {
             not_implemented(Support::No, &format!("'tcp-check {k}'"), line.place, diags);
             return Ok(());
         }
@@ -2050,6 +2028,88 @@ fn tcp_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     };
     p.tcp_checks.push(rule);
     Ok(())
+}
+
+/// A health check's format `text` for `rule` (its message's start, `'tcp-check send-lf'`),
+/// refused with HAProxy's words when it cannot be rendered in a check; `quoted`: whether
+/// the message names the format (as HAProxy's does, but for `hdr` values).
+fn check_format(text: &str, mode: Mode, rule: &str, quoted: bool) -> Result<LogFormat, String> {
+    LogFormat::compile_check(text, mode).map_err(|e| match e {
+        AclError::Bad(m) if quoted => format!(
+            "{rule} : '{text}' invalid log-format string ({}).",
+            m.trim_end_matches('.')
+        ),
+        AclError::Bad(m) => format!("{rule} : {m}"),
+        AclError::Unsupported(what) => {
+            format!("{rule} : '{text}' uses {what}, which is not implemented by hapx.")
+        }
+    })
+}
+
+/// `tcp-check expect [!] string|binary|string-lf|binary-lf PATTERN` with the options of an
+/// expect line anywhere; None for a match hapx does not implement (warned).
+fn tcp_expect(line: &Line<'_>, mode: Mode, diags: &mut Diags) -> Result<Option<TcpExpect>, String> {
+    let (report, rest) = expect_options(line, "tcp-check", mode, diags)?;
+    let negate = rest.first() == Some(&"!");
+    let words = &rest[usize::from(negate)..];
+    let (kind, pattern) = (words.first().copied(), words.get(1).copied());
+    // HAProxy's message for a word that is neither a match, its pattern nor an option.
+    let unexpected = |word: &str| {
+        format!(
+            "'tcp-check expect' : 'only supports min-recv, '[!]binary', '[!]string', '[!]rstring', \
+             '[!]string-lf''[!]rbinary', '[!]binary-lf' or comment but got '{word}' as argument.."
+        )
+    };
+    let known = [
+        "string",
+        "binary",
+        "string-lf",
+        "binary-lf",
+        "rstring",
+        "rbinary",
+    ];
+    if let Some(k) = kind.filter(|k| !known.contains(k)) {
+        return Err(unexpected(k));
+    }
+    if let Some(extra) = words.get(2) {
+        return Err(unexpected(extra));
+    }
+    let pattern = pattern.ok_or("'tcp-check expect' expects a match type and a pattern.")?;
+    let rule = "'tcp-check expect'";
+    let pattern = match kind {
+        Some("string") => TcpPattern::Bytes {
+            bytes: pattern.as_bytes().to_vec(),
+            binary: false,
+        },
+        Some("binary") => TcpPattern::Bytes {
+            bytes: hex(pattern)?,
+            binary: true,
+        },
+        Some(k @ ("string-lf" | "binary-lf")) => TcpPattern::Format {
+            format: check_format(pattern, mode, rule, true)?,
+            binary: k == "binary-lf",
+        },
+        Some(k @ ("rstring" | "rbinary")) => {
+            not_implemented(
+                Support::No,
+                &format!("'tcp-check expect {k}'"),
+                line.place,
+                diags,
+            );
+            return Ok(None);
+        }
+        other => {
+            return Err(format!(
+                "'tcp-check expect' : unknown match type '{}'.",
+                other.unwrap_or_default()
+            ));
+        }
+    };
+    Ok(Some(TcpExpect {
+        pattern,
+        negate,
+        report,
+    }))
 }
 
 /// `200,201,300-399`: status codes and inclusive ranges.
@@ -2136,6 +2196,7 @@ fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     if p.options.httpchk.is_none() {
         p.options.http_check_without_httpchk = true;
     }
+    let mode = p.mode;
     let chk = p
         .options
         .httpchk
@@ -2151,8 +2212,11 @@ fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         chk.order.add(step, &p.place)?;
     }
     match line.arg(1) {
-        Some("expect") => chk.current().expects.push(http_expect(line, diags)?),
-        Some("send") => http_send(chk.current(), line, diags)?,
+        Some("expect") => {
+            let expect = http_expect(line, mode, diags)?;
+            chk.current().expects.push(expect)
+        }
+        Some("send") => http_send(chk.current(), mode, line, diags)?,
         Some("connect") => {
             let connect = check_connect(line, "http-check", diags)?;
             // A connect after another group's rules opens the next group.
@@ -2188,41 +2252,32 @@ fn is_var_action(keyword: &str) -> bool {
     })
 }
 
-/// `http-check send [meth M] [uri U] [ver V] [hdr NAME VALUE]* [body STRING]`.
-fn http_send(chk: &mut HttpCheckGroup, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+/// `http-check send [meth M] [uri U | uri-lf FMT] [ver V] [hdr NAME FMT]* [body STRING |
+/// body-lf FMT]`.
+fn http_send(chk: &mut HttpCheckGroup, mode: Mode, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    const RULE: &str = "'http-check send'";
     let mut i = 2;
     while let Some(k) = line.arg(i) {
-        let v = line
-            .arg(i + 1)
-            .ok_or_else(|| format!("'http-check send' : '{k}' expects an argument."))?;
+        // HAProxy's words ("..": its full stop, then the caller's); empty is missing.
+        let v = (line.arg(i + 1).filter(|v| !v.is_empty()))
+            .ok_or_else(|| format!("{RULE} : '{k}' expects a string as argument.."))?;
         match k {
             "meth" => chk.method = v.into(),
-            "uri" => chk.uri = v.into(),
+            "uri" => (chk.uri, chk.uri_format) = (v.into(), None),
+            "uri-lf" => chk.uri_format = Some(check_format(v, mode, RULE, true)?),
             "ver" => chk.version = v.into(),
             "hdr" => {
-                let value = line.arg(i + 2).ok_or_else(|| {
-                    "'http-check send' : 'hdr' expects <name> and <value> as arguments.".to_string()
+                let value = line.arg(i + 2).filter(|v| !v.is_empty()).ok_or_else(|| {
+                    format!("{RULE} : 'hdr' expects <name> and <value> as arguments.")
                 })?;
-                if value.contains('%') {
-                    // HAProxy reads the value as a log-format string; hapx sends it as is.
-                    not_implemented(
-                        Support::No,
-                        "'http-check send hdr' log-format expansion (the value is sent as written)",
-                        line.place,
-                        diags,
-                    );
-                }
-                chk.headers.push((v.into(), value.into()));
+                chk.headers
+                    .push((v.into(), check_format(value, mode, RULE, false)?));
                 i += 1;
             }
-            "body" => chk.body = Some(v.into()),
+            "body" => chk.body = Some(LogFormat::text(v)),
+            "body-lf" => chk.body = Some(check_format(v, mode, RULE, true)?),
             "comment" => {}
-            _ => not_implemented(
-                Support::No,
-                &format!("'http-check send {k}'"),
-                line.place,
-                diags,
-            ),
+            _ => not_implemented(Support::No, &format!("{RULE} {k}"), line.place, diags),
         }
         i += 2;
     }
@@ -2230,10 +2285,26 @@ fn http_send(chk: &mut HttpCheckGroup, line: &Line<'_>, diags: &mut Diags) -> Ou
 }
 
 /// `http-check expect [!] status|rstatus|string|rstring|hdr ...` with its options
-/// (`comment`, `ok-status`, `error-status`, `tout-status`, `on-success`, `on-error`, ...)
-/// anywhere on the line, as HAProxy reads them.
-fn http_expect(line: &Line<'_>, diags: &mut Diags) -> Result<HttpExpect, String> {
-    let mut options = ExpectOptions::default();
+/// (`comment`, `ok-status`, `error-status`, `tout-status`, `on-success`, `on-error`,
+/// `min-recv`) anywhere on the line, as HAProxy reads them.
+fn http_expect(line: &Line<'_>, mode: Mode, diags: &mut Diags) -> Result<HttpExpect, String> {
+    let (report, rest) = expect_options(line, "http-check", mode, diags)?;
+    let negate = rest.first() == Some(&"!");
+    let words = &rest[usize::from(negate)..];
+    let mut expect = HttpExpect::new(negate, expect_kind(words, line, diags)?);
+    expect.report = report;
+    Ok(expect)
+}
+
+/// The options of an `http-check` or `tcp-check` (`rules`) expect line, each with one
+/// argument, and the line's other words after `expect`.
+fn expect_options<'l>(
+    line: &'l Line<'_>,
+    rules: &str,
+    mode: Mode,
+    diags: &mut Diags,
+) -> Result<(ExpectReport, Vec<&'l str>), String> {
+    let mut report = ExpectReport::default();
     let mut rest: Vec<&str> = Vec::new();
     let mut i = 2;
     while let Some(word) = line.arg(i) {
@@ -2242,25 +2313,22 @@ fn http_expect(line: &Line<'_>, diags: &mut Diags) -> Result<HttpExpect, String>
             i += 1;
             continue;
         }
-        let value = line.arg(i + 1).ok_or_else(|| {
+        let value = line.arg(i + 1).filter(|v| !v.is_empty()).ok_or_else(|| {
+            // HAProxy's words, "a integer" included; empty is missing.
             let what = if word == "min-recv" {
-                "an integer"
+                "a integer"
             } else {
                 "a string"
             };
-            format!("'http-check expect' : '{word}' expects {what} as argument.")
+            format!("'{rules} expect' : '{word}' expects {what} as argument.")
         })?;
-        options.set(word, value, line.place, diags)?;
+        expect_option(&mut report, rules, word, value, mode, line.place, diags)?;
         i += 2;
     }
-    let negate = rest.first() == Some(&"!");
-    let words = &rest[usize::from(negate)..];
-    let mut expect = HttpExpect::new(negate, expect_kind(words, line, diags)?);
-    options.apply(&mut expect);
-    Ok(expect)
+    Ok((report, rest))
 }
 
-/// The options an `http-check expect` line may carry, each with one argument.
+/// The options an expect line may carry, each with one argument.
 const EXPECT_OPTIONS: [&str; 8] = [
     "min-recv",
     "comment",
@@ -2272,62 +2340,78 @@ const EXPECT_OPTIONS: [&str; 8] = [
     "status-code",
 ];
 
-/// An `http-check expect` line's options, as read.
-#[derive(Default)]
-struct ExpectOptions {
-    ok: Option<&'static str>,
-    error: Option<&'static str>,
-    tout: Option<&'static str>,
-    on_success: Option<String>,
-    on_error: Option<String>,
-    comment: Option<String>,
+/// Sets one option of an expect line of `rules` (`http-check`, `tcp-check`).
+fn expect_option(
+    report: &mut ExpectReport,
+    rules: &str,
+    option: &str,
+    value: &str,
+    mode: Mode,
+    place: &Place,
+    diags: &mut Diags,
+) -> Outcome {
+    // HAProxy's accepted statuses for each option, in its message's order.
+    let status = |allowed: &[&'static str]| {
+        allowed.iter().copied().find(|s| *s == value).ok_or_else(|| {
+            let quoted: Vec<String> = allowed.iter().map(|s| format!("'{s}'")).collect();
+            let (last, others) = quoted.split_last().unwrap_or((&quoted[0], &[]));
+            // HAProxy's message ends in "..": its own full stop, then the caller's.
+            format!(
+                "'{rules} expect' : '{option}' only supports {} or {last} status (got '{value}')..",
+                others.join(", ")
+            )
+        })
+    };
+    let rule = format!("'{rules} expect'");
+    match option {
+        // L7OKC, a conditional pass, puts the server in NOLB (`runtime::checks`).
+        "ok-status" => report.ok_status = Some(status(&["L4OK", "L6OK", "L7OK", "L7OKC"])?),
+        "error-status" => {
+            report.error_status = Some(status(&["L4CON", "L6RSP", "L7RSP", "L7STS"])?)
+        }
+        "tout-status" => report.tout_status = Some(status(&["L4TOUT", "L6TOUT", "L7TOUT"])?),
+        "on-success" => report.on_success = Some(check_format(value, mode, &rule, true)?),
+        "on-error" => report.on_error = Some(check_format(value, mode, &rule, true)?),
+        "comment" => report.comment = Some(value.into()),
+        // HAProxy's atol (leading digits, 0 without any, saturating): -1 leaves it unset,
+        // what is not an int from -1 is refused.
+        "min-recv" => {
+            report.min_recv = match leading_integer(value) {
+                -1 => None,
+                n => Some(
+                    usize::try_from(n)
+                        .ok()
+                        .filter(|n| *n <= i32::MAX as usize)
+                        .ok_or_else(|| {
+                            format!(
+                                "{rule} : 'min-recv' expects -1 or an integer from 0 to INT_MAX."
+                            )
+                        })?,
+                ),
+            }
+        }
+        _ => not_implemented(Support::No, &format!("{rule} {option}"), place, diags),
+    }
+    Ok(())
 }
 
-impl ExpectOptions {
-    fn set(&mut self, option: &str, value: &str, place: &Place, diags: &mut Diags) -> Outcome {
-        // HAProxy's accepted statuses for each option, in its message's order.
-        let status = |allowed: &[&'static str]| {
-            allowed.iter().copied().find(|s| *s == value).ok_or_else(|| {
-                let quoted: Vec<String> = allowed.iter().map(|s| format!("'{s}'")).collect();
-                let (last, others) = quoted.split_last().unwrap_or((&quoted[0], &[]));
-                // HAProxy's message ends in "..": its own full stop, then the caller's.
-                format!(
-                    "'http-check expect' : '{option}' only supports {} or {last} status (got '{value}')..",
-                    others.join(", ")
-                )
-            })
-        };
-        match option {
-            // L7OKC, a conditional pass, puts the server in NOLB (`runtime::checks`).
-            "ok-status" => self.ok = Some(status(&["L4OK", "L6OK", "L7OK", "L7OKC"])?),
-            "error-status" => self.error = Some(status(&["L4CON", "L6RSP", "L7RSP", "L7STS"])?),
-            "tout-status" => self.tout = Some(status(&["L4TOUT", "L6TOUT", "L7TOUT"])?),
-            "on-success" | "on-error" if value.contains('%') => not_implemented(
-                Support::No,
-                &format!("'http-check expect {option}' with a log-format expression"),
-                place,
-                diags,
-            ),
-            "on-success" => self.on_success = Some(value.into()),
-            "on-error" => self.on_error = Some(value.into()),
-            "comment" => self.comment = Some(value.into()),
-            _ => not_implemented(
-                Support::No,
-                &format!("'http-check expect {option}'"),
-                place,
-                diags,
-            ),
-        }
-        Ok(())
-    }
-
-    fn apply(self, expect: &mut HttpExpect) {
-        expect.ok_status = self.ok;
-        expect.error_status = self.error;
-        expect.tout_status = self.tout;
-        expect.on_success = self.on_success;
-        expect.on_error = self.on_error;
-        expect.comment = self.comment;
+/// The integer at the start of `text`, as C's `atol` reads it (0 when there is none, the
+/// nearest `i64` when it does not fit).
+fn leading_integer(text: &str) -> i64 {
+    let text = text.trim_start();
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    let digits = &digits[..end];
+    match digits.parse::<i64>() {
+        Ok(n) => sign * n,
+        Err(_) if digits.is_empty() => 0,
+        Err(_) if sign < 0 => i64::MIN,
+        Err(_) => i64::MAX,
     }
 }
 
@@ -2346,6 +2430,13 @@ fn expect_kind(
         regex::Regex::new(p)
             .map_err(|e| format!("'http-check expect {kind}' : invalid regex '{p}': {e}."))
     };
+    if let Some(extra) = words.get(2).filter(|_| !matches!(kind, "hdr" | "fhdr")) {
+        return Err(format!(
+            "'http-check expect' : 'only supports min-recv, [!]string', '[!]rstring', \
+             '[!]string-lf', '[!]status', '[!]rstatus', [!]hdr, [!]fhdr or comment but got \
+             '{extra}' as argument.."
+        ));
+    }
     let kind = match kind {
         "status" => HttpExpectKind::Status(status_ranges(pattern)?),
         "rstatus" => HttpExpectKind::RStatus(regex(pattern)?),

@@ -272,6 +272,14 @@ impl HttpAction {
             _ => Vec::new(),
         }
     }
+
+    /// The reply the action answers with (`deny`, `tarpit`, `return`).
+    pub fn reply_mut(&mut self) -> Option<&mut Reply> {
+        match self {
+            HttpAction::Deny(r) | HttpAction::Tarpit(r) | HttpAction::Return(r) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 impl RedirectTo {
@@ -292,13 +300,14 @@ pub struct Reply {
     pub body: Option<Vec<u8>>,
     /// `lf-string`, `lf-file`: a body rendered for each answer.
     pub lf_body: Option<LogFormat>,
-    /// `errorfile`: the whole response as the file holds it.
-    pub raw: bool,
+    /// `errorfile`, `default-errorfiles`, `errorfiles NAME` once resolved: a page sent
+    /// instead of a built reply, prepared when loaded.
+    pub page: Option<super::errors::Page>,
     /// `hdr NAME FMT`: headers before the others (then the reply has no error page: an
     /// empty body if it has no payload).
     pub headers: Vec<(String, LogFormat)>,
-    /// `errorfiles NAME` (`http-error` only): the page of `http-errors` section NAME for
-    /// the status, taken once the sections are read ([`super::errors::resolve`]).
+    /// `errorfiles NAME`: the page of `http-errors` section NAME for the status, taken
+    /// once the sections are read ([`super::errors::resolve`]); None after.
     pub errorfiles: Option<String>,
 }
 
@@ -647,6 +656,7 @@ impl Ctx<'_> {
             | Source::SslVer
             | Source::SslHelloType
             | Source::Payload(..)
+            | Source::PayloadLv(..)
             | Source::RdpCookie(_)
             | Source::RdpCookieCnt(_) => {
                 let _ = keyword;
@@ -879,7 +889,9 @@ impl Ctx<'_> {
         }
         let (kind, k) = (self.p.kind.keyword(), self.p.name.clone());
         let rule_err = |e: String| {
-            let e = e.trim_end_matches('.');
+            // HAProxy adds its period to the message's own: a message ending in one (its
+            // text as HAProxy words it) is written here with both.
+            let e = e.strip_suffix('.').unwrap_or(&e);
             format!("error detected in {kind} '{k}' while parsing '{kw} {name}' rule : {e}.")
         };
         let end = words
@@ -1208,7 +1220,7 @@ fn http_action(
     kw: &str,
     name: &str,
     args: &[String],
-    errorfiles: &std::collections::BTreeMap<u16, Vec<u8>>,
+    errorfiles: &std::collections::BTreeMap<u16, super::errors::Page>,
     values: &mut Values<'_>,
 ) -> Result<HttpAction, ActionError> {
     let response = kw == "http-response";
@@ -1412,27 +1424,47 @@ pub fn error_reply(
 fn reply(
     args: &[String],
     mut status: u16,
-    errorfiles: &std::collections::BTreeMap<u16, Vec<u8>>,
+    errorfiles: &std::collections::BTreeMap<u16, super::errors::Page>,
     values: &mut Values<'_>,
 ) -> Result<Reply, ActionError> {
     let mut content_type = None;
     let mut body = None;
     let mut lf_body = None;
-    let mut raw = false;
+    let mut page = None;
     let mut errorfile = false;
     let mut headers = Vec::new();
     let mut errorfiles_section = None;
+    // The payload option given, HAProxy's `act_arg`: they exclude each other.
+    let mut payload: Option<&str> = None;
     let mut i = 0;
     while let Some(opt) = args.get(i) {
         let v = args.get(i + 1);
-        let need = || ActionError::Rule(format!("'{opt}' expects an argument"));
+        let need = |what: &str| ActionError::Rule(format!("'{opt}' expects <{what}> as argument"));
+        let payload_option = matches!(
+            opt.as_str(),
+            "errorfiles"
+                | "default-errorfiles"
+                | "errorfile"
+                | "file"
+                | "string"
+                | "lf-file"
+                | "lf-string"
+        );
+        if payload_option {
+            if let Some(first) = payload {
+                return Err(ActionError::Rule(format!(
+                    "unexpected '{opt}' argument, '{first}' already defined"
+                )));
+            }
+            payload = Some(opt);
+        }
         match opt.as_str() {
             "status" | "deny_status" => status = status_arg(v)?,
-            "content-type" => content_type = Some(v.ok_or_else(need)?.clone()),
-            "string" => body = Some(v.ok_or_else(need)?.as_bytes().to_vec()),
-            "lf-string" => lf_body = Some(values.compile(v.ok_or_else(need)?)?),
+            "content-type" => content_type = Some(v.ok_or_else(|| need("ctype"))?.clone()),
+            "string" => body = Some(v.ok_or_else(|| need("str"))?.as_bytes().to_vec()),
+            "lf-string" => lf_body = Some(values.compile(v.ok_or_else(|| need("fmt"))?)?),
             "lf-file" => {
-                let f = v.ok_or_else(need)?;
+                let f = v.ok_or_else(|| need("file"))?;
                 let text = std::fs::read(f)
                     .map_err(|_| ActionError::Rule(format!("error opening file '{f}'")))?;
                 lf_body = Some(values.compile(&crate::bytestr::from_vec(text))?);
@@ -1457,28 +1489,28 @@ fn reply(
                 continue;
             }
             "file" => {
-                let f = v.ok_or_else(need)?;
+                let f = v.ok_or_else(|| need("file"))?;
                 body =
                     Some(std::fs::read(f).map_err(|e| {
                         ActionError::Rule(format!("failed to open file '{f}' : {e}"))
                     })?);
             }
             "errorfile" => {
-                let f = v.ok_or_else(need)?;
-                body =
-                    Some(std::fs::read(f).map_err(|e| {
-                        ActionError::Rule(format!("failed to open file '{f}' : {e}"))
-                    })?);
-                raw = true;
+                let f = v.ok_or_else(|| need("fmt"))?;
+                let text = std::fs::read(f)
+                    .map_err(|e| ActionError::Rule(format!("failed to open file '{f}' : {e}")))?;
+                if let Some(e) = super::errors::framing_error(f, &text) {
+                    return Err(ActionError::Rule(format!("{e}.")));
+                }
+                page = Some(super::errors::Page::raw(&text));
                 errorfile = true;
             }
-            "errorfiles" if values.action == "http-error" => {
-                errorfiles_section = Some(v.ok_or_else(need)?.clone());
+            "errorfiles" => {
+                errorfiles_section = Some(v.ok_or_else(|| need("name"))?.clone());
                 errorfile = true;
             }
             "default-errorfiles" => {
-                body = errorfiles.get(&status).cloned();
-                raw = body.is_some();
+                page = errorfiles.get(&status).cloned();
                 errorfile = true;
                 i += 1;
                 continue;
@@ -1492,12 +1524,20 @@ fn reply(
         }
         i += 2;
     }
+    // A page taken from the proxy's or a section's: only for the statuses HAProxy has one.
+    if let Some(kind @ ("errorfiles" | "default-errorfiles")) = payload {
+        if !super::errors::ERROR_CODES.contains(&status) {
+            return Err(ActionError::Rule(format!(
+                "status code '{status}' not handled by default with '{kind}' argument.."
+            )));
+        }
+    }
     if lf_body.is_some() && content_type.is_none() {
         return Err(ActionError::Rule(
             "a content type must be defined with a log-format payload".into(),
         ));
     }
-    if body.is_some() && content_type.is_none() && !raw {
+    if body.is_some() && content_type.is_none() && !errorfile {
         return Err(ActionError::Rule(
             "a 'content-type' must be set when a payload is defined".into(),
         ));
@@ -1519,7 +1559,7 @@ fn reply(
         content_type,
         body,
         lf_body,
-        raw,
+        page,
         headers,
         errorfiles: errorfiles_section,
     })

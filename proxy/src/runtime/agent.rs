@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::api::Strtol;
@@ -179,7 +179,7 @@ const ANSWER_MAX: usize = 16 * 1024;
 
 async fn ask(server: &Server, target: SocketAddr, timing: &Timing) -> Answer {
     let connecting = TcpStream::connect(target);
-    let mut stream = match tokio::time::timeout(timing.connect, connecting).await {
+    let mut stream = match tokio::time::timeout(timing.connecting(), connecting).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             let why = super::checks::os_reason(&e);
@@ -187,37 +187,34 @@ async fn ask(server: &Server, target: SocketAddr, timing: &Timing) -> Answer {
         }
         Err(_) => return Answer::Failed("L4TOUT", "Layer4 timeout".into()),
     };
+    timing.connected();
     // Closed with a reset, as HAProxy closes its checks.
     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     let send = server.agent.send();
+    let mut got = Vec::new();
     let exchange = async {
         if let Some(text) = send.as_deref().filter(|t| !t.is_empty()) {
             stream.write_all(text.as_bytes()).await?;
         }
-        let mut got = Vec::new();
-        let mut chunk = [0u8; 1024];
-        while line_len(&got).is_none() && got.len() < ANSWER_MAX {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&chunk[..n]);
-        }
-        Ok::<_, std::io::Error>(got)
+        let complete = |got: &[u8]| line_len(got).is_some();
+        super::checks::read_answer(&mut stream, &mut got, ANSWER_MAX, complete).await
     };
-    match tokio::time::timeout(timing.left(), exchange).await {
+    let outcome = tokio::time::timeout(timing.left(), exchange).await;
+    match outcome {
         Err(_) => Answer::Failed("L7TOUT", "Layer7 timeout".into()),
+        // As HAProxy: the connection failed after something came, which is no line.
+        Ok(Err(_)) if !got.is_empty() => Answer::Incomplete,
         Ok(Err(e)) => Answer::Failed(
             "SOCKERR",
             format!("Socket error: {}", super::checks::os_reason(&e)),
         ),
-        Ok(Ok(got)) if got.is_empty() => Answer::Failed(
+        Ok(Ok(())) if got.is_empty() => Answer::Failed(
             "L7RSP",
             // HAProxy's agent ruleset: its send rule (even without `agent-send`), then
             // the expect rule.
             "Layer7 invalid response: TCPCHK got an empty response at step 2".into(),
         ),
-        Ok(Ok(got)) => match line_len(&got) {
+        Ok(Ok(())) => match line_len(&got) {
             Some(end) => Answer::Line(String::from_utf8_lossy(&got[..end]).into_owned()),
             None => Answer::Incomplete,
         },
@@ -354,7 +351,7 @@ fn act_on_words(backend: &Backend, server: &Server, reply: &Reply<'_>) -> Option
     if let Some(admin) = reply.admin.filter(|&a| a != server.admin()) {
         let before = transitions::Before::of(backend, server);
         server.set_admin(admin);
-        transitions::report_admin(backend, server, before);
+        transitions::report_admin(backend, server, before, "");
     }
     let weight = reply
         .weight
@@ -448,7 +445,7 @@ fn set_state(
         (false, false) => transitions::report_change(backend, server, up, &why),
     }
     shutdown::on_marked(backend, server, up);
-    track::follow(server, up);
+    track::follow(server);
 }
 
 /// An operator forces the agent's verdict (`set server B/S agent up|down`, the stats

@@ -10,9 +10,10 @@
 //! `set server B/S check-port N`, `set server B/S fqdn NAME` (with `resolvers`),
 //! `set server B/S agent up|down`, `agent-addr IP [port N]`, `agent-port N`, `agent-send
 //! TEXT`, `enable|disable agent B/S` (see `runtime::agent`), `enable|disable health B/S`,
-//! `get weight B/S`,
+//! `get weight B/S`, `set maxconn server B/S N`,
 //! `enable|disable frontend F`, `enable|disable dynamic-cookie backend B`,
-//! `set dynamic-cookie-key backend B KEY` (see `runtime::persist`), `prompt`, `quit`; and
+//! `set dynamic-cookie-key backend B KEY` (see `runtime::persist`),
+//! `shutdown sessions server B/S` (see `runtime::shutdown`), `prompt`, `quit`; and
 //! `_getsocks` (level admin with `expose-fd listeners`), which hands this process's listening sockets to a new process
 //! over SCM_RIGHTS for a reload without a refused connection.
 
@@ -51,6 +52,7 @@ const HELP: &str = "The following commands are valid at this level:
   set server <bk>/<srv> state <state>     : set a server's state: ready, drain or maint
   set server <bk>/<srv> health <h>        : force a server's health: up, stopping or down
   set server <bk>/<srv> weight <w>[%]     : change a server's weight
+  set maxconn server <bk>/<srv>           : change a server's maxconn setting
   set server <bk>/<srv> agent <up|down>  : force a server's agent state
   set server <bk>/<srv> agent-addr <ip> [port <p>] : change the address (and port) of a server's agent
   set server <bk>/<srv> agent-port <p>    : change the port of a server's agent
@@ -62,6 +64,7 @@ const HELP: &str = "The following commands are valid at this level:
   set server <bk>/<srv> addr <ip> [port <p>] : change a server's address (and port)
   set server <bk>/<srv> check-port <p>    : change a server's health check port
   set server <bk>/<srv> fqdn <FQDN>       : change a server's FQDN (with resolvers)
+  shutdown sessions server <bk>/<srv>     : kill sessions on a server
   show table [<table>] [data.<type> <op> <v>] [key <k>] : report table usage stats or dump a table's entries
   clear table <table> [key <k>]           : remove entries from a table (all or by key)
   set table <table> key <k> [data.<type> <v>]... : update or create a table entry's data
@@ -232,13 +235,24 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
             Err(e) => e.into(),
         },
         ["set", "server", spec, rest @ ..] if admin => set_server(state, spec, rest),
+        ["set", "maxconn", "server", rest @ ..] if admin => set_maxconn_server(state, rest),
         ["set", "dynamic-cookie-key", "backend", args @ ..] if admin => {
             super::persist::cli_dyncookie(state, args, None)
         }
         ["enable" | "disable", "dynamic-cookie", "backend", args @ ..] if admin => {
             super::persist::cli_dyncookie(state, args, Some(words[0] == "enable"))
         }
-        ["enable" | "disable" | "set", ..] => denied(),
+        // As HAProxy: words after the server are not looked at.
+        ["shutdown", "sessions", "server", rest @ ..] if admin => {
+            match state.find_server(rest.first().copied().unwrap_or_default()) {
+                Ok((_, s)) => {
+                    super::shutdown::kill_sessions(s);
+                    String::new()
+                }
+                Err(e) => e.into(),
+            }
+        }
+        ["enable" | "disable" | "set", ..] | ["shutdown", "sessions", "server", ..] => denied(),
         _ => format!(
             "Unknown command. Please enter one of the following commands only:\n{}",
             HELP.split_once('\n').map_or("", |(_, commands)| commands)
@@ -250,14 +264,21 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
 pub(super) fn change_admin(backend: &Backend, server: &Server, admin: Admin) {
     let before = transitions::Before::of(backend, server);
     server.set_admin(admin);
-    transitions::report_admin(backend, server, before);
+    transitions::report_admin(backend, server, before, "");
 }
 
-/// [`change_admin`] for one forced flag, the other kept (the stats page's legacy actions).
-pub(super) fn change_admin_flag(backend: &Backend, server: &Server, flag: AdminFlag, on: bool) {
+/// [`change_admin`] for one forced flag, the other kept (the stats page's legacy actions),
+/// logged with its `cause` as HAProxy's (`'disable' on stats page`).
+pub(super) fn change_admin_flag(
+    backend: &Backend,
+    server: &Server,
+    flag: AdminFlag,
+    on: bool,
+    cause: &str,
+) {
     let before = transitions::Before::of(backend, server);
     server.set_admin_flag(flag, on);
-    transitions::report_admin(backend, server, before);
+    transitions::report_admin(backend, server, before, cause);
 }
 
 /// A server's health as an operator forces it (`set server ... health`, the stats page's
@@ -298,7 +319,7 @@ pub(super) fn force_health(backend: &Backend, server: &Server, to: ForcedHealth,
         super::shutdown::on_marked(backend, server, up);
     }
     if changed {
-        super::track::follow(server, up);
+        super::track::follow(server);
     }
 }
 
@@ -519,6 +540,28 @@ pub(super) fn cli_port(text: &str) -> Result<u16, &'static str> {
         },
     };
     u16::try_from(value).map_err(|_| "provided port is invalid")
+}
+
+/// `set maxconn server B/S N`, as HAProxy 2.6's `server_parse_maxconn_change_request`:
+/// the server's `maxconn` changes (0: no limit) and the connections queued for it take the
+/// room it gets at once. The number is C's `strtol` stored in an unsigned int, as there.
+fn set_maxconn_server(state: &State, args: &[&str]) -> String {
+    let (_, s) = match state.find_server(args.first().copied().unwrap_or_default()) {
+        Ok(x) => x,
+        Err(e) => return e.into(),
+    };
+    let Some(&text) = args.get(1) else {
+        return "Require <maxconn>.\n".into();
+    };
+    match Strtol::read(text) {
+        None => "maxconn string empty or preceded by garbage".into(),
+        Some(n) if !n.rest.is_empty() => "Trailing garbage in maxconn string".into(),
+        Some(n) => {
+            // HAProxy's `sv->maxconn = v`: the long truncated to its unsigned int.
+            s.set_maxconn(Some(n.value as u32 as usize));
+            String::new()
+        }
+    }
 }
 
 /// `set server B/S weight W[%]` and an agent's `N%`: the weight changes, unless HAProxy

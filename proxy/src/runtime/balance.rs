@@ -2,7 +2,8 @@
 //!
 //! Active servers are used while any is usable; otherwise the first usable backup (or all of
 //! them with `option allbackups`). `roundrobin` is HAProxy's fast weighted round robin
-//! ([`super::fwrr`]), server for server; `static-rr` turns over HAProxy's weighted map
+//! ([`super::fwrr`]), server for server; `leastconn` HAProxy's tree of loads
+//! ([`super::fwlc`]), ties included; `static-rr` turns over HAProxy's weighted map
 //! (`lb_map`, the one the map-based hashes use, [`super::lbhash`]) and takes only a
 //! server's initial weight or 0 at run time, as HAProxy's ([`static_weights`]). The
 //! hashing algorithms (`source`, `uri`, `url_param`, `hdr`) pick exactly as HAProxy 2.6
@@ -12,18 +13,31 @@
 //! Without a key (no such parameter or header) they take servers in turn from the same map
 //! or ring, as HAProxy falls back.
 //!
+//! A server's changes (state, weight, address, `maxconn`) reach the balancer as they are
+//! made ([`server_changed`], called by the server's setters once [`link`]ed), as HAProxy's
+//! `srv_update_status` calls the algorithm's callbacks: `roundrobin`'s trees move at each
+//! change, in the order of the changes, whether or not a connection comes in between.
+//!
 //! When every server is full a connection waits ([`pick_or_queue`] gives it a [`Ticket`]):
 //! in its server's queue for a hash (refused at the server's `maxqueue`), else in the
-//! backend's. Waiting is event-driven: a freed slot comes through the ticket, and a server's
-//! change of state, weight or address wakes the waiters ([`Ticket::recheck`]); a waiter of a
-//! server gone down or into maintenance is balanced again only with `option redispatch`, as
-//! HAProxy's `pendconn_redistribute` does. The queues are served in order, as HAProxy's
-//! `pendconn`s: a [`Slot`] given back goes at once, under the balancer's lock, to the oldest
-//! connection that server may take, from its own queue or the backend's, so neither a
-//! newcomer nor a later waiter can take it first. The backend queue's head takes any free
-//! server, even one it failed on: it never holds up those behind it. Only servers with a
-//! `maxconn` ever have waiters, so a slot of a server without one is given back without the
-//! lock.
+//! backend's. Waiting is event-driven: a slot comes through the ticket, and a server's
+//! change wakes the waiters ([`Ticket::recheck`]); a waiter of a server gone down or into
+//! maintenance is balanced again only with `option redispatch`, as HAProxy's
+//! `pendconn_redistribute` does. The queues are served as HAProxy's `pendconn`s: a
+//! [`Slot`] given back goes at once, under the balancer's lock, to the oldest connection
+//! waiting for that server, in its own queue or (when the server takes new connections) in
+//! the backend's, as `process_srv_queue`: that server is handed to it, the balancer is not
+//! asked again (its turn does not move, and the hand-off is no balancing decision counted
+//! in `lbtot`). A server coming UP or out of maintenance takes the backend's waiters it has
+//! room for, as `pendconn_grab_from_px`, and so does one whose `maxconn` grows (a slow
+//! start's step, an agent); a server that only gets a weight back (out of drain, from
+//! weight 0) takes them as its slots are freed, as in HAProxy. Under `roundrobin`,
+//! `static-rr` and `first` a newcomer queues behind anyone waiting in the backend's queue,
+//! even with a server idle (HAProxy's `assign_server` finds the backend full then); under
+//! the other algorithms it takes any server with a free slot and no waiter of its own.
+//! `leastconn` may also choose a full server whose `maxqueue` has room, and wait in that
+//! server's queue, as HAProxy's `fwlc_get_next_server`. Only servers with a `maxconn` ever
+//! have waiters, so a slot of a server without one is given back without the lock.
 //! Each queue counts the connections that left it served, from which a waiting one knows
 //! the position HAProxy logs (`%sq`, `%bq`).
 
@@ -45,10 +59,10 @@ use crate::config::model::Balance;
 pub struct LbState {
     /// `roundrobin`'s trees, as HAProxy's.
     fwrr: super::fwrr::Fwrr,
+    /// `leastconn`'s tree, as HAProxy's.
+    fwlc: super::fwlc::Fwlc,
     /// Seeds `random`.
     turn: u64,
-    /// Rotates leastconn's ties, from the first server as HAProxy starts.
-    ties: u64,
     /// The connections waiting: the backend's queue, then each server's (by index + 1).
     queues: Vec<VecDeque<Pending>>,
     /// Connections that left each queue served: HAProxy's `queue.idx`, from which the
@@ -70,14 +84,17 @@ pub struct LbState {
     /// The servers a pick chooses among (indexes), kept from pick to pick so that a pick
     /// allocates nothing.
     free: Vec<usize>,
+    /// Whether each server was usable when its last change was applied (see
+    /// [`server_changed`]).
+    usable: Vec<bool>,
 }
 
 impl LbState {
     pub fn new(servers: usize) -> Self {
         LbState {
             fwrr: super::fwrr::Fwrr::new(servers),
+            fwlc: super::fwlc::Fwlc::new(servers),
             turn: 0x9E37_79B9_7F4A_7C15,
-            ties: 0,
             queues: (0..=servers).map(|_| VecDeque::new()).collect(),
             left_queue: vec![0; servers + 1],
             arrivals: 0,
@@ -87,6 +104,7 @@ impl LbState {
             hash: lbhash::Table::default(),
             weights_gcd: 0,
             free: Vec::with_capacity(servers),
+            usable: vec![false; servers],
         }
     }
 
@@ -242,15 +260,21 @@ impl Drop for Slot {
         let Some(guard) = self.guard.take() else {
             return;
         };
-        // Without a `maxconn` the server never had anyone wait for it: nothing to hand on.
-        if self.server.maxconn().is_none() {
+        // Without a `maxconn` the server never had anyone wait for it: nothing to hand on,
+        // and only `leastconn` follows the load.
+        let leastconn = matches!(self.backend.balance, Balance::LeastConn);
+        if self.server.maxconn().is_none() && !leastconn {
             return;
         }
         // Given back under the lock that picks and queues: a connection that found the
-        // server full is in its queue by now, and is served here.
-        let mut lb = lock(&self.backend);
+        // server full is in a queue by now, and is served here.
+        let backend = &self.backend;
+        let mut lb = lock(backend);
         drop(guard);
-        serve_queued(&self.backend, &mut lb);
+        if let Some(index) = index_of(backend, &self.server) {
+            load_changed(backend, &mut lb, index);
+            serve(backend, &mut lb, index);
+        }
     }
 }
 
@@ -314,12 +338,12 @@ impl Ticket {
         None
     }
 
-    /// After a server changed: serves the queues (it may take connections now), and
-    /// leaves them when this connection can no longer be served where it waits.
+    /// After a server changed: whether this connection was served meanwhile (the change
+    /// served the queues, see [`server_changed`]), or must leave its queue, where it can no
+    /// longer be served.
     pub fn recheck(&mut self, positions: &mut QueuePositions) -> Recheck {
         let backend = self.backend.clone();
         let mut lb = lock(&backend);
-        serve_queued(&backend, &mut lb);
         if lb.find(self.queue, self.arrival).is_none() {
             // Served just now (its slot waits in the channel).
             return match self.granted.try_recv() {
@@ -463,15 +487,24 @@ pub fn pick_or_queue(
     avoid: Option<&Arc<Server>>,
 ) -> Option<Picked> {
     let mut lb = lock(backend);
-    // Those waiting come first: what they leave free a newcomer may take.
-    if lb.has_waiters() {
-        serve_queued(backend, &mut lb);
-    }
     let queue = match choose(backend, &mut lb, key, avoid) {
-        Choice::Free(server) => return Some(Picked::Now(Slot::take(backend, &server, true, key))),
+        Choice::Free(server) => {
+            let slot = Slot::take(backend, &server, true, key);
+            if matches!(backend.balance, Balance::LeastConn) {
+                if let Some(index) = index_of(backend, &server) {
+                    load_changed(backend, &mut lb, index);
+                }
+            }
+            return Some(Picked::Now(slot));
+        }
         Choice::NoneUsable => return None,
         Choice::Full { queue } => queue,
     };
+    // A hash chose a full server, to wait for: a balancing decision already, as HAProxy's
+    // `assign_server` counts it (the slot, when it comes, is not counted again).
+    if let Some(server) = queue.checked_sub(1).map(|i| &backend.servers[i]) {
+        server.lb_total.fetch_add(1, Relaxed);
+    }
     if let Some(server) = queue_is_full(backend, &lb, queue) {
         return Some(Picked::Refused(server));
     }
@@ -493,8 +526,16 @@ pub fn take_or_queue(
     direct: bool,
     key: Key,
 ) -> Option<Picked> {
-    if server.maxconn().is_none() {
+    let leastconn = matches!(backend.balance, Balance::LeastConn);
+    if server.maxconn().is_none() && !leastconn {
         return Some(Picked::Now(Slot::take(backend, server, false, key)));
+    }
+    if server.maxconn().is_none() {
+        let slot = Slot::take(backend, server, false, key);
+        if let Some(index) = index_of(backend, server) {
+            load_changed(backend, &mut lock(backend), index);
+        }
+        return Some(Picked::Now(slot));
     }
     let mut lb = lock(backend);
     let balanced = lb.with_candidates(backend, |free| {
@@ -508,12 +549,11 @@ pub fn take_or_queue(
         .servers
         .iter()
         .position(|s| Arc::ptr_eq(s, server))?;
-    // Those waiting come first: a slot still free after them is nobody's.
-    if lb.has_waiters() {
-        serve_queued(backend, &mut lb);
-    }
-    if server.has_free_slot() {
-        return Some(Picked::Now(Slot::take(backend, server, false, key)));
+    // Behind those already waiting for it, as HAProxy's `assign_server_and_queue`.
+    if may_take(backend, &lb, index) {
+        let slot = Slot::take(backend, server, false, key);
+        load_changed(backend, &mut lb, index);
+        return Some(Picked::Now(slot));
     }
     if queue_is_full(backend, &lb, index + 1).is_some() {
         return Some(Picked::Refused(server.clone()));
@@ -568,30 +608,40 @@ fn choose(backend: &Backend, lb: &mut LbState, key: Key, avoid: Option<&Arc<Serv
     if backend.balance.hashes() {
         return choose_hashed(backend, lb, key, avoid);
     }
+    // HAProxy's `assign_server`: with these algorithms, anyone in the backend's queue
+    // (while not every backend connection is queued) means every server is full.
+    let waiting = lb.queues[0].len();
+    if waiting > 0
+        && waiting != backend.counters.cur.load(Relaxed)
+        && matches!(
+            backend.balance,
+            Balance::RoundRobin | Balance::StaticRr | Balance::First
+        )
+    {
+        return Choice::Full { queue: 0 };
+    }
     match backend.balance {
         Balance::RoundRobin => return choose_fwrr(backend, lb, avoid),
         Balance::StaticRr => return choose_map_rr(backend, lb, avoid),
+        Balance::LeastConn => return choose_fwlc(backend, lb, avoid),
         _ => {}
     }
-    // Leastconn's ties keep their rotation when avoiding a server: they skip the server's
-    // turn (as HAProxy's trees do), rather than turning among the others.
-    let rotates = matches!(backend.balance, Balance::LeastConn);
     // Into the buffer kept for it: a pick is made for every HTTP request.
     let mut free = std::mem::take(&mut lb.free);
     candidates(backend, &mut free);
-    if let Some(avoid) = avoid.filter(|_| !rotates && free.len() > 1) {
+    if let Some(avoid) = avoid.filter(|_| free.len() > 1) {
         free.retain(|&i| !Arc::ptr_eq(&backend.servers[i], avoid));
     }
     let usable = free.len();
-    free.retain(|&i| backend.servers[i].has_free_slot());
+    free.retain(|&i| may_take(backend, lb, i));
     let choice = match backend.balance {
         _ if usable == 0 => Choice::NoneUsable,
         _ if free.is_empty() => Choice::Full { queue: 0 },
-        Balance::LeastConn => Choice::Free(least_conn(backend, lb, &free, avoid)),
         Balance::First => Choice::Free(backend.servers[free[0]].clone()),
         Balance::Random(draws) => Choice::Free(random_draws(backend, lb, &free, draws)),
-        // Sent to `choose_fwrr`, `choose_map_rr` and `choose_hashed` above.
+        // Sent to `choose_fwrr`, `choose_map_rr`, `choose_fwlc` and `choose_hashed` above.
         Balance::RoundRobin
+        | Balance::LeastConn
         | Balance::StaticRr
         | Balance::Source
         | Balance::Uri(_)
@@ -607,27 +657,41 @@ fn choose(backend: &Backend, lb: &mut LbState, key: Key, avoid: Option<&Arc<Serv
 /// `roundrobin`'s pick, as HAProxy's `fwrr_get_next_server`: servers with a `maxconn` and
 /// waiters or no free slot are skipped in turn; `avoid` is taken only when nothing else is.
 fn choose_fwrr(backend: &Backend, lb: &mut LbState, avoid: Option<&Arc<Server>>) -> Choice {
-    let fwrr = &mut lb.fwrr;
-    let live = backend.servers.iter().map(|s| {
-        let up = s.usable();
-        let eweight = if up {
-            slowstart::lb_eweight(backend, s)
-        } else {
-            0
-        };
-        (s.opts.backup, super::fwrr::Live { up, eweight })
-    });
-    fwrr.sync(backend.conf.options.allbackups, live);
+    let live = backend.servers.iter().map(|s| live(backend, s));
+    lb.fwrr.sync(backend.conf.options.allbackups, live);
     let avoid = avoid.and_then(|a| backend.servers.iter().position(|s| Arc::ptr_eq(s, a)));
-    // HAProxy also skips a server with waiters: none has a free slot once the queues were
-    // served (`serve_queued` runs first), and a backend queue's head takes any free slot.
-    let can_take = |i: usize| backend.servers[i].has_free_slot();
+    let LbState { fwrr, queues, .. } = lb;
+    let can_take = |i: usize| backend.servers[i].has_free_slot() && queues[i + 1].is_empty();
     match fwrr.next(avoid, can_take) {
-        // A single backup is taken whatever its load (HAProxy's `fbck`): full, it is waited
-        // for in the backend's queue, as before.
-        Some(i) if backend.servers[i].has_free_slot() => Choice::Free(backend.servers[i].clone()),
-        _ if fwrr.any_usable() => Choice::Full { queue: 0 },
-        _ => Choice::NoneUsable,
+        Some(i) if can_take(i) => Choice::Free(backend.servers[i].clone()),
+        // Only the first backup alone (HAProxy's `fbck`) comes whatever its load: a full one
+        // is waited for in its own queue (refused past its `maxqueue`), as HAProxy's
+        // `assign_server_and_queue` does with the server `fwrr_get_next_server` returned.
+        Some(i) => Choice::Full { queue: i + 1 },
+        None if fwrr.any_usable() => Choice::Full { queue: 0 },
+        None => Choice::NoneUsable,
+    }
+}
+
+/// `leastconn`'s pick, as HAProxy's `fwlc_get_next_server`: the least loaded of the servers
+/// in use that is not saturated, in the tree's order ([`super::fwlc`]); `avoid` only when
+/// no other may. Saturated means its `maxqueue` is full too, so a full server with room in
+/// its queue may be chosen: the connection then waits in that server's queue.
+fn choose_fwlc(backend: &Backend, lb: &mut LbState, avoid: Option<&Arc<Server>>) -> Choice {
+    let avoid = avoid.and_then(|a| index_of(backend, a));
+    let LbState { fwlc, queues, .. } = lb;
+    let not_saturated = |i: usize| {
+        let s = &backend.servers[i];
+        s.maxconn().is_none_or(|m| {
+            s.counters.cur.load(Relaxed) + queues[i + 1].len()
+                < slowstart::maxconn(s, m) + s.opts.maxqueue.unwrap_or(0)
+        })
+    };
+    match fwlc.next(backend.conf.options.allbackups, avoid, not_saturated) {
+        super::fwlc::Next::NoneUsable => Choice::NoneUsable,
+        super::fwlc::Next::Saturated => Choice::Full { queue: 0 },
+        super::fwlc::Next::Server(i) if !may_take(backend, lb, i) => Choice::Full { queue: i + 1 },
+        super::fwlc::Next::Server(i) => Choice::Free(backend.servers[i].clone()),
     }
 }
 
@@ -639,9 +703,9 @@ fn choose_map_rr(backend: &Backend, lb: &mut LbState, avoid: Option<&Arc<Server>
         return Choice::NoneUsable;
     }
     let avoid = avoid.and_then(|a| backend.servers.iter().position(|s| Arc::ptr_eq(s, a)));
-    // As in `choose_fwrr`, a server with waiters has no free slot by now.
-    let can_take = |i: usize| backend.servers[i].has_free_slot();
-    match lb.hash.next(avoid, can_take) {
+    let LbState { hash, queues, .. } = lb;
+    let can_take = |i: usize| backend.servers[i].has_free_slot() && queues[i + 1].is_empty();
+    match hash.next(avoid, can_take) {
         Some(i) => Choice::Free(backend.servers[i].clone()),
         None => Choice::Full { queue: 0 },
     }
@@ -736,17 +800,137 @@ fn refresh_hash_table(backend: &Backend, lb: &mut LbState) {
     }
 }
 
-/// Gives the free slots to the waiting connections, oldest first, as HAProxy's
-/// `process_srv_queue`: a server with a free slot takes the oldest of its own queue's
-/// head and the backend queue's (which the algorithm may send to any free server).
-fn serve_queued(backend: &Arc<Backend>, lb: &mut LbState) {
-    while let Some((queue, server)) = next_served(backend, lb) {
+/// The index of `server` in `backend`: the one it was [`link`]ed with (no search: read
+/// for each connection), else found.
+fn index_of(backend: &Backend, server: &Arc<Server>) -> Option<usize> {
+    let linked = server.index().filter(|&i| {
+        backend
+            .servers
+            .get(i)
+            .is_some_and(|s| Arc::ptr_eq(s, server))
+    });
+    linked.or_else(|| backend.servers.iter().position(|s| Arc::ptr_eq(s, server)))
+}
+
+/// The connections server `index` serves and those waiting in its own queue (HAProxy's
+/// `served + queue.length`, by which `leastconn` ranks it).
+fn inflight(lb: &LbState, server: &Server, index: usize) -> usize {
+    server.counters.cur.load(Relaxed) + lb.queues[index + 1].len()
+}
+
+/// After a connection started or ended on server `index`: `leastconn` moves it in its tree
+/// when its load changed (HAProxy's `server_take_conn` and `server_drop_conn`).
+fn load_changed(backend: &Backend, lb: &mut LbState, index: usize) {
+    if matches!(backend.balance, Balance::LeastConn) {
+        let inflight = inflight(lb, &backend.servers[index], index);
+        lb.fwlc.reposition(index, inflight);
+    }
+}
+
+/// Whether server `index` may take a connection now: a free slot and no connection
+/// waiting for it in its own queue (HAProxy's `srv->maxconn && (srv->queue.length ||
+/// srv->served >= maxconn)` skips it).
+fn may_take(backend: &Backend, lb: &LbState, index: usize) -> bool {
+    backend.servers[index].has_free_slot() && lb.queues[index + 1].is_empty()
+}
+
+/// The state `roundrobin` balances by: whether the server is a backup, whether it is
+/// usable and its effective weight.
+fn live(backend: &Backend, server: &Server) -> (bool, super::fwrr::Live) {
+    let up = server.usable();
+    let eweight = if up {
+        slowstart::lb_eweight(backend, server)
+    } else {
+        0
+    };
+    (server.opts.backup, super::fwrr::Live { up, eweight })
+}
+
+/// Links `backend`'s servers to its balancer, so that each change of theirs is applied as
+/// it is made ([`server_changed`]), and builds `roundrobin`'s trees from the servers'
+/// states now, as HAProxy builds them at start-up.
+pub fn link(backend: &Arc<Backend>) {
+    for (index, server) in backend.servers.iter().enumerate() {
+        server.link_balancer(Arc::downgrade(backend), index);
+    }
+    let mut lb = lock(backend);
+    for (index, server) in backend.servers.iter().enumerate() {
+        lb.usable[index] = server.usable();
+    }
+    match backend.balance {
+        Balance::RoundRobin => {
+            let live = backend.servers.iter().map(|s| live(backend, s));
+            lb.fwrr.sync(backend.conf.options.allbackups, live);
+        }
+        // Into the tree in the servers' order, as HAProxy's `fwlc_init_server_tree`.
+        Balance::LeastConn => {
+            for (index, server) in backend.servers.iter().enumerate() {
+                let (_, now) = live(backend, server);
+                let inflight = inflight(&lb, server, index);
+                lb.fwlc
+                    .update(index, server.opts.backup, now.eweight, inflight);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Applies a change of server `index` (its state, weight, address or `maxconn`) the moment
+/// it is made, as HAProxy's `srv_update_status`: `roundrobin`'s trees take it
+/// (`fwrr_update_server_weight`); a server come UP or out of maintenance takes the waiting
+/// connections it has room for (`pendconn_grab_from_px`), and so does one whose slots were
+/// opened (`slots_opened`: a higher `maxconn`, a slow start's step).
+pub fn server_changed(backend: &Arc<Backend>, index: usize, slots_opened: bool) {
+    let Some(server) = backend.servers.get(index) else {
+        return;
+    };
+    let mut lb = lock(backend);
+    let (backup, now) = live(backend, server);
+    match backend.balance {
+        Balance::RoundRobin => lb.fwrr.update(index, backup, now),
+        Balance::LeastConn => {
+            let inflight = inflight(&lb, server, index);
+            lb.fwlc.update(index, backup, now.eweight, inflight);
+        }
+        _ => {}
+    }
+    let was_usable = std::mem::replace(&mut lb.usable[index], now.up);
+    let came_up = now.up && !was_usable;
+    if came_up || slots_opened {
+        serve(backend, &mut lb, index);
+    }
+}
+
+/// Gives server `index`'s free slots to the connections waiting for it, as HAProxy's
+/// `process_srv_queue`: each to the older of its own queue's head and, while the server
+/// takes new connections (the balancer may choose it now), the backend queue's head,
+/// whatever server that one failed on before. The server is handed to it: the balancer is
+/// not asked (its turn stays), and nothing is counted in `lbtot`.
+fn serve(backend: &Arc<Backend>, lb: &mut LbState, index: usize) {
+    if !lb.has_waiters() {
+        return;
+    }
+    let server = &backend.servers[index];
+    let takes_new = lb.with_candidates(backend, |free| free.contains(&index));
+    while server.has_free_slot() {
+        let own = lb.queues[index + 1].front().map(|p| p.arrival);
+        let shared = lb.queues[0]
+            .front()
+            .filter(|_| takes_new)
+            .map(|p| p.arrival);
+        let queue = match (own, shared) {
+            (Some(own), Some(shared)) if shared < own => 0,
+            (Some(_), _) => index + 1,
+            (None, Some(_)) => 0,
+            (None, None) => return,
+        };
         let Some(pending) = lb.pop(queue) else {
             return;
         };
         let position = lb.left_queue[queue] - pending.joined + 1;
         lb.left_queue[queue] += 1;
-        let slot = Slot::take(backend, &server, true, pending.key);
+        let slot = Slot::take(backend, server, false, pending.key);
+        load_changed(backend, lb, index);
         let granted = Granted {
             slot,
             queue,
@@ -758,38 +942,6 @@ fn serve_queued(backend: &Arc<Backend>, lb: &mut LbState) {
             drop(refused.slot.guard.take());
         }
     }
-}
-
-/// The queue whose head is served next and its server, if any waiting connection can be.
-fn next_served(backend: &Backend, lb: &mut LbState) -> Option<(usize, Arc<Server>)> {
-    if !lb.has_waiters() {
-        return None;
-    }
-    // A server's own queue is served by any free slot of it, whatever its state: as
-    // HAProxy's `pendconn_process_next_strm`, the waiters a cookie or a hash sent there wait
-    // for it even down or in maintenance (unless `option redispatch` took them away).
-    let mut oldest: Option<(u64, usize)> = None;
-    for (i, server) in backend.servers.iter().enumerate() {
-        let head = lb.queues[i + 1].front();
-        if let Some(p) = head.filter(|_| server.has_free_slot()) {
-            if oldest.is_none_or(|(arrival, _)| p.arrival < arrival) {
-                oldest = Some((p.arrival, i + 1));
-            }
-        }
-    }
-    // The backend queue's head takes whichever server the algorithm finds free, even one it
-    // failed on before (HAProxy's `pendconn_process_next_strm` gives a freed slot to the
-    // older of its server's head and the backend's, whatever server that one left): a head
-    // can always use a free slot, so it never holds up the waiters behind it.
-    let backend_head = lb.queues[0].front().map(|p| (p.arrival, p.key));
-    if let Some((arrival, key)) = backend_head {
-        if oldest.is_none_or(|(older, _)| arrival < older) {
-            if let Choice::Free(server) = choose(backend, lb, key, None) {
-                return Some((0, server));
-            }
-        }
-    }
-    oldest.map(|(_, queue)| (queue, backend.servers[queue - 1].clone()))
 }
 
 /// Whether the retry after `failures` failed attempts redispatches (`option redispatch`),
@@ -867,24 +1019,6 @@ fn candidates(backend: &Backend, free: &mut Vec<usize>) {
     } else if !backend.conf.options.allbackups {
         free.truncate(1);
     }
-}
-
-fn least_conn(
-    backend: &Backend,
-    lb: &mut LbState,
-    free: &[usize],
-    avoid: Option<&Arc<Server>>,
-) -> Arc<Server> {
-    let start = (lb.ties % free.len() as u64) as usize;
-    lb.ties = lb.ties.wrapping_add(1);
-    let avoided = |s: &Arc<Server>| free.len() > 1 && avoid.is_some_and(|a| Arc::ptr_eq(s, a));
-    // Lowest connections per weight; the rotation breaks ties round-robin.
-    (0..free.len())
-        .map(|k| &backend.servers[free[(start + k) % free.len()]])
-        .filter(|s| !avoided(s))
-        .min_by_key(|s| load(backend, s))
-        .unwrap_or(&backend.servers[free[0]])
-        .clone()
 }
 
 /// A server's connections per effective weight (16 per unit of weight, less in slow
@@ -1026,16 +1160,37 @@ mod tests {
 
     #[test]
     fn avoiding_a_server_keeps_the_rotation() {
-        for balance in [Balance::RoundRobin, Balance::LeastConn] {
-            let b = backend(balance.clone(), &[(1, false), (1, false), (1, false)]);
-            let mut prev = pick1(&b, IpAddr::from([192, 0, 2, 1]), None);
-            let mut seen = vec![prev.id];
-            for _ in 0..4 {
-                prev = pick1(&b, IpAddr::from([192, 0, 2, 1]), Some(&prev));
-                seen.push(prev.id);
-            }
-            assert_eq!(seen, [1, 2, 3, 1, 2], "{balance:?}");
+        let b = backend(Balance::RoundRobin, &[(1, false), (1, false), (1, false)]);
+        let mut prev = pick1(&b, IpAddr::from([192, 0, 2, 1]), None);
+        let mut seen = vec![prev.id];
+        for _ in 0..4 {
+            prev = pick1(&b, IpAddr::from([192, 0, 2, 1]), Some(&prev));
+            seen.push(prev.id);
         }
+        assert_eq!(seen, [1, 2, 3, 1, 2]);
+    }
+
+    #[test]
+    fn leastconn_takes_idle_servers_in_turn_and_moves_one_set_to_a_weight() {
+        let b = Arc::new(backend(
+            Balance::LeastConn,
+            &[(3, false), (2, false), (1, false)],
+        ));
+        link(&b);
+        let mut seen = Vec::new();
+        for round in 0..6 {
+            if round == 3 {
+                // The same weight again: out of the tree and in, behind its equals.
+                b.servers[0].set_weight(1);
+                b.servers[0].set_weight(3);
+            }
+            seen.push(slot_now(&b).server().id);
+        }
+        assert_eq!(seen, [1, 2, 3, 2, 3, 1]);
+        // Two held: the idle one first, then the least loaded per weight.
+        let held = [slot_now(&b), slot_now(&b)];
+        assert_eq!(held.map(|s| s.server().id), [2, 3]);
+        assert_eq!(slot_now(&b).server().id, 1);
     }
 
     /// A backend whose servers (weight 1) have these `maxconn`s.
@@ -1297,16 +1452,13 @@ mod tests {
 
     #[test]
     fn a_weight_dropping_to_zero_after_the_candidates_were_chosen_is_no_panic() {
-        for balance in [Balance::LeastConn, Balance::Random(2)] {
-            let b = backend(balance, &[(1, false), (1, false)]);
-            let mut free = Vec::new();
-            candidates(&b, &mut free);
-            b.servers[0].weight.store(0, Relaxed);
-            let mut lb = b.lb.lock().unwrap();
-            let _ = least_conn(&b, &mut lb, &free, None);
-            let _ = random_draws(&b, &mut lb, &free, 2);
-            // Counted as an effective weight of 1 (a sixteenth of a weight of 1).
-            assert_eq!(load(&b, &b.servers[0]), 4096);
-        }
+        let b = backend(Balance::Random(2), &[(1, false), (1, false)]);
+        let mut free = Vec::new();
+        candidates(&b, &mut free);
+        b.servers[0].weight.store(0, Relaxed);
+        let mut lb = b.lb.lock().unwrap();
+        let _ = random_draws(&b, &mut lb, &free, 2);
+        // Counted as an effective weight of 1 (a sixteenth of a weight of 1).
+        assert_eq!(load(&b, &b.servers[0]), 4096);
     }
 }

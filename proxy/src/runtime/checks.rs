@@ -8,6 +8,15 @@
 //! `option ssl-hello-chk` (an SSLv3 ClientHello, a TLS record back). A check connects with
 //! TLS when the server says so (`check-ssl`, or `ssl` without `no-check-ssl`) or its connect
 //! rule does (`connect ssl`); a failed handshake is HAProxy's L6RSP, a slow one L6TOUT.
+//!
+//! Log-format parts (`uri-lf`, `hdr`, `body-lf`, `send-lf`, `send-binary-lf`, `string-lf`,
+//! `binary-lf`, `on-success`, `on-error`) are rendered per check by [`check_format`]. An
+//! expect rule reads as HAProxy's does ([`read_answer`], which the agent checks share):
+//! until what it needs came (the pattern's length, `min-recv`, a whole HTTP head and the
+//! body a content match needs), the peer closed, or the check's time ran out ([`Timing`]:
+//! `timeout check` counted once from the connection, else `inter`); with `min-recv` a
+//! mismatch is final at once. HTTP expect rules are judged one after the other as the
+//! response grows, each at its own `min-recv`; a format pattern is rendered once data came.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,11 +26,13 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::check_format::{self, CheckContext};
 use super::http::{self, Framing, Head};
 use super::state::{Admin, Backend, CheckResult, Server, State, now_secs};
 use super::{shutdown, tls, track, transitions};
 use crate::config::model::{
-    CheckConnect, HttpCheck, HttpCheckGroup, HttpExpect, HttpExpectKind, TcpCheckRule,
+    CheckConnect, ExpectReport, HttpCheck, HttpCheckGroup, HttpExpect, HttpExpectKind,
+    TcpCheckRule, TcpExpect, TcpPattern,
 };
 
 /// Starts one check task per checked server.
@@ -37,7 +48,14 @@ pub fn spawn_all(state: &Arc<State>) {
             // Spread the first checks over the interval, as HAProxy does.
             let first = server.opts.inter.min(Duration::from_millis(500)) * (k as u32) / n.max(1);
             let spread = state.config.global.spread_checks;
-            let task = check_loop(backend.clone(), server.clone(), node.clone(), first, spread);
+            let task = check_loop(
+                state.clone(),
+                backend.clone(),
+                server.clone(),
+                node.clone(),
+                first,
+                spread,
+            );
             tokio::spawn(task);
         }
     }
@@ -47,6 +65,7 @@ pub fn spawn_all(state: &Arc<State>) {
 /// `node`: the process's name in `http-check send-state`'s header; `spread`:
 /// `spread-checks`, the +/- percentage each interval varies by.
 async fn check_loop(
+    state: Arc<State>,
     backend: Arc<Backend>,
     server: Arc<Server>,
     node: Arc<str>,
@@ -60,7 +79,8 @@ async fn check_loop(
         // Disabled (`disable health`) or paused (maintenance), the checks wait on: the
         // server keeps its state.
         if server.checks_running() && server.addr().is_some() {
-            let (ok, result) = probe(&backend, &server, &node).await;
+            let ctx = CheckContext::new(&state, &backend, &server);
+            let (ok, result) = probe(&ctx, &node).await;
             let before = transitions::CheckBefore::of(&server);
             let was = transitions::HealthBefore::of(&backend, &server);
             let changed = server.record_check(ok, result);
@@ -72,8 +92,8 @@ async fn check_loop(
             if let Some(up) = transitions::report_health(&backend, &server, was, &why) {
                 shutdown::on_marked(&backend, &server, up);
             }
-            if let Some(up) = changed {
-                track::follow(&server, up);
+            if changed.is_some() {
+                track::follow(&server);
             }
         }
         let jitter = super::balance::next_random(&mut random) as u32;
@@ -137,7 +157,8 @@ fn next_interval(server: &Server) -> Duration {
 }
 
 /// One probe: whether it passed, and the result for the stats page.
-pub async fn probe(backend: &Backend, server: &Server, node: &str) -> (bool, CheckResult) {
+pub async fn probe(ctx: &CheckContext<'_>, node: &str) -> (bool, CheckResult) {
+    let (backend, server) = (ctx.backend, ctx.server);
     let conf = &backend.conf;
     let started = Instant::now();
     let t = Timing::starting(backend, server.opts.inter);
@@ -146,11 +167,11 @@ pub async fn probe(backend: &Backend, server: &Server, node: &str) -> (bool, Che
             (conf.options.http_check_send_state).then(|| server_state(backend, server, node));
         // HAProxy takes a 404 as "stopping" only from a server not DOWN.
         let nolb_on_404 = conf.options.http_check_disable_on_404 && server.is_up();
-        http_probe(server, http, state.as_deref(), nolb_on_404, &t).await
+        http_probe(ctx, http, state.as_deref(), nolb_on_404, &t).await
     } else if conf.options.ssl_hello_chk {
         ssl_hello_probe(server, &t).await
     } else if conf.options.tcp_check && !conf.tcp_checks.is_empty() {
-        tcp_check_probe(server, &conf.tcp_checks, &t).await
+        tcp_check_probe(ctx, &conf.tcp_checks, &t).await
     } else {
         connect(server, None, &t)
             .await
@@ -176,30 +197,59 @@ pub async fn probe(backend: &Backend, server: &Server, node: &str) -> (bool, Che
 /// (status, code, description) of a probe.
 type Verdict = (&'static str, Option<u16>, String);
 
-/// A check's time limits: `timeout connect` (at most the check's), and the check's own
-/// (`timeout check`, else `inter`) for what follows, up to `deadline`.
+/// A check's time limits, as HAProxy 2.6 sets its check task's expiry: each connection may
+/// take `inter` (`timeout connect` if sooner, only when `timeout check` is set); once it is
+/// established (its TLS handshake done), `timeout check`, when set, is what the rest of the
+/// check has, once for all its rules; without it the check runs to the `inter` its
+/// connection started.
 #[derive(Debug)]
 pub(super) struct Timing {
-    pub(super) connect: Duration,
-    check: Duration,
-    deadline: Instant,
+    inter: Duration,
+    connect: Option<Duration>,
+    check: Option<Duration>,
+    deadline: std::sync::Mutex<Instant>,
 }
 
 impl Timing {
     /// The limits of a check (or an agent's) run every `inter`, starting now.
     pub(super) fn starting(backend: &Backend, inter: Duration) -> Timing {
         let timeouts = &backend.conf.timeouts;
-        let check = timeouts.check.unwrap_or(inter);
-        let connect = timeouts.connect.map_or(check, |c| c.min(check));
         Timing {
-            connect,
-            check,
-            deadline: Instant::now() + connect + check,
+            inter,
+            connect: timeouts.connect,
+            check: timeouts.check,
+            deadline: std::sync::Mutex::new(Instant::now() + inter),
         }
     }
 
+    fn set_deadline(&self, at: Instant) {
+        if let Ok(mut deadline) = self.deadline.lock() {
+            *deadline = at;
+        }
+    }
+
+    /// A connection starts: how long it (and its TLS handshake) may take.
+    pub(super) fn connecting(&self) -> Duration {
+        let limit = match (self.check, self.connect) {
+            (Some(_), Some(connect)) => connect.min(self.inter),
+            _ => self.inter,
+        };
+        self.set_deadline(Instant::now() + limit);
+        limit
+    }
+
+    /// The connection is established: with `timeout check`, the rest of the check has that
+    /// long from now.
+    pub(super) fn connected(&self) {
+        if let Some(check) = self.check {
+            self.set_deadline(Instant::now() + check);
+        }
+    }
+
+    /// What is left before the check (or its connection) times out.
     pub(super) fn left(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
+        let deadline = self.deadline.lock().map_or_else(|_| Instant::now(), |d| *d);
+        deadline.saturating_duration_since(Instant::now())
     }
 }
 
@@ -211,9 +261,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> CheckIo for T {}
 /// HAProxy closes its checks.
 struct CheckConn {
     io: Box<dyn CheckIo>,
+    /// Where it connected: a check's `%si`/`%sp`.
+    addr: SocketAddr,
 }
 
-fn check_addr(server: &Server, rule: Option<&CheckConnect>) -> Option<SocketAddr> {
+/// Where a check connects: the connect rule's address and port, else `check addr` and
+/// `port`, else the server's.
+pub(super) fn check_addr(server: &Server, rule: Option<&CheckConnect>) -> Option<SocketAddr> {
     let ip = rule
         .and_then(|c| c.addr)
         .or(server.opts.check_addr)
@@ -238,7 +292,7 @@ async fn connect(
         None,
         "No port available for the TCP connection".to_string(),
     ))?;
-    let stream = match tokio::time::timeout(t.connect, TcpStream::connect(addr)).await {
+    let stream = match tokio::time::timeout(t.connecting(), TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             return Err((
@@ -256,8 +310,10 @@ async fn connect(
     let server_default = rule.is_none_or(|r| r.default);
     let use_tls = rule.is_some_and(|r| r.ssl) || (server_default && tls.check_uses_ssl());
     if !use_tls {
+        t.connected();
         return Ok(CheckConn {
             io: Box::new(stream),
+            addr,
         });
     }
     let Some(client) = &tls.client else {
@@ -274,8 +330,14 @@ async fn connect(
         .and_then(|r| r.alpn.as_deref())
         .or(tls.check_alpn.as_deref());
     let connector = client.connector(sni, alpn);
-    match tls::handshake(&connector, addr.ip(), stream, t.check.min(t.left())).await {
-        Ok(s) => Ok(CheckConn { io: Box::new(s) }),
+    match tls::handshake(&connector, addr.ip(), stream, t.left()).await {
+        Ok(s) => {
+            t.connected();
+            Ok(CheckConn {
+                io: Box::new(s),
+                addr,
+            })
+        }
         Err(tls::HandshakeError::Timeout) => Err(("L6TOUT", None, "Layer6 timeout".into())),
         // HAProxy's words: the name came from the SNI ("expected") or `verifyhost`.
         Err(tls::HandshakeError::Failed(e)) if tls::wrong_name(&e) => Err((
@@ -321,21 +383,31 @@ pub(super) fn os_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// The request an `option httpchk` check group sends; `state`: `http-check send-state`'s
-/// header value.
-fn http_request(http: &HttpCheckGroup, state: Option<&str>) -> Vec<u8> {
-    let mut req = format!("{} {} {}\r\n", http.method, http.uri, http.version);
+/// The request an `option httpchk` check group sends, its formats rendered for `ctx`;
+/// `state`: `http-check send-state`'s header value.
+fn http_request(http: &HttpCheckGroup, state: Option<&str>, ctx: &CheckContext<'_>) -> Vec<u8> {
+    // As HAProxy: a URI rendered empty is `/`, a header whose value is is not sent.
+    let uri = match &http.uri_format {
+        Some(format) => Some(ctx.render(format)).filter(|u| !u.is_empty()),
+        None => Some(http.uri.clone()),
+    };
+    let uri = uri.as_deref().unwrap_or("/");
+    let mut req = format!("{} {uri} {}\r\n", http.method, http.version);
     for (name, value) in &http.headers {
-        req.push_str(&format!("{name}: {value}\r\n"));
+        let value = ctx.render(value);
+        if !value.is_empty() {
+            req.push_str(&format!("{name}: {value}\r\n"));
+        }
     }
     if let Some(state) = state {
         req.push_str(&format!("X-Haproxy-Server-State: {state}\r\n"));
     }
-    if let Some(body) = &http.body {
+    let body = http.body.as_ref().map(|b| ctx.render(b));
+    if let Some(body) = &body {
         req.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     req.push_str("Connection: close\r\n\r\n");
-    if let Some(body) = &http.body {
+    if let Some(body) = &body {
         req.push_str(body);
     }
     req.into_bytes()
@@ -348,7 +420,7 @@ const RESPONSE_MAX: usize = 16 * 1024;
 /// and when all pass the last one's verdict is. `nolb_on_404`: `http-check disable-on-404`
 /// for a server UP (see [`http_verdict`]).
 async fn http_probe(
-    server: &Server,
+    ctx: &CheckContext<'_>,
     http: &HttpCheck,
     state: Option<&str>,
     nolb_on_404: bool,
@@ -356,7 +428,7 @@ async fn http_probe(
 ) -> Result<Verdict, Verdict> {
     let mut last = Err(("L7RSP", None, "Layer7 invalid response".to_string()));
     for group in &http.groups {
-        last = Ok(http_group(server, group, state, nolb_on_404, t).await?);
+        last = Ok(http_group(ctx, group, state, nolb_on_404, t).await?);
     }
     last
 }
@@ -402,51 +474,83 @@ fn server_state(backend: &Backend, server: &Server, node: &str) -> String {
 }
 
 async fn http_group(
-    server: &Server,
+    ctx: &CheckContext<'_>,
     group: &HttpCheckGroup,
     state: Option<&str>,
     nolb_on_404: bool,
     t: &Timing,
 ) -> Result<Verdict, Verdict> {
-    let mut conn = connect(server, group.connect.as_ref(), t).await?;
-    let needs_body = group.expects.iter().any(|e| {
-        matches!(
-            e.kind,
-            HttpExpectKind::String(_) | HttpExpectKind::RString(_)
-        )
-    });
-    let exchange = async {
-        conn.io.write_all(&http_request(group, state)).await?;
-        conn.io.flush().await?;
-        let mut buf = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 4096];
-        while buf.len() < RESPONSE_MAX && !Response::complete(&buf, needs_body) {
-            let n = match conn.io.read(&mut chunk).await {
-                Ok(n) => n,
-                // A TLS server closing without close_notify: what came is the response.
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
-                Err(e) => return Err(e),
-            };
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        Ok::<_, std::io::Error>(buf)
+    let mut conn = connect(ctx.server, group.connect.as_ref(), t).await?;
+    let ctx = &ctx.connected_to(conn.addr);
+    let request = http_request(group, state, ctx);
+    let sent = async {
+        conn.io.write_all(&request).await?;
+        conn.io.flush().await
     };
-    let buf = match tokio::time::timeout(t.left(), exchange).await {
-        Ok(Ok(b)) => b,
+    match tokio::time::timeout(t.left(), sent).await {
+        Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(socket_error(&e)),
-        // The first expectation is the rule waiting for the response.
-        Err(_) => {
-            let status = (group.expects.first())
-                .and_then(|e| e.tout_status)
-                .unwrap_or("L7TOUT");
-            return Err(verdict(status, None, ""));
-        }
-    };
-    let resp = Response::parse(&buf).ok_or(("L7RSP", None, "Layer7 invalid response".into()))?;
-    http_verdict(group, &resp, nolb_on_404)
+        Err(_) => return Err(http_timeout(group.expects.first())),
+    }
+    // The head first; then, as HAProxy, each expectation judged in turn once the response
+    // holds what it needs, a failure being final.
+    let mut buf = Vec::with_capacity(1024);
+    let first = group.expects.first();
+    http_read(&mut conn.io, &mut buf, first, t).await?;
+    let resp = http_response(&buf, first, ctx)?;
+    if let Some(decided) = head_verdict(group, &resp, nolb_on_404) {
+        return decided;
+    }
+    for expect in &group.expects {
+        http_read(&mut conn.io, &mut buf, Some(expect), t).await?;
+        let resp = http_response(&buf, Some(expect), ctx)?;
+        judge_expect(expect, &resp, &ctx.with_response(&resp.head))?;
+    }
+    let resp = http_response(&buf, first, ctx)?;
+    http_success(group, &resp, &ctx.with_response(&resp.head))
+}
+
+/// Reads the response until `expect` (none: the head alone) can be judged
+/// ([`Response::ready`]), the peer closes or the check's time runs out.
+async fn http_read(
+    io: &mut Box<dyn CheckIo>,
+    buf: &mut Vec<u8>,
+    expect: Option<&HttpExpect>,
+    t: &Timing,
+) -> Result<(), Verdict> {
+    let read = read_answer(io, buf, RESPONSE_MAX, |buf| Response::ready(buf, expect));
+    match tokio::time::timeout(t.left(), read).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(socket_error(&e)),
+        Err(_) => Err(http_timeout(expect)),
+    }
+}
+
+/// A check timing out while `expect` waits: its `tout-status`, else L7TOUT.
+fn http_timeout(expect: Option<&HttpExpect>) -> Verdict {
+    let status = expect.and_then(|e| e.report.tout_status);
+    verdict(status.unwrap_or("L7TOUT"), None, "")
+}
+
+/// The response in `buf`, or HAProxy's invalid response (none, cut, not HTTP), with the
+/// rule's `on-error` and comment.
+fn http_response<'b>(
+    buf: &'b [u8],
+    expect: Option<&HttpExpect>,
+    ctx: &CheckContext<'_>,
+) -> Result<Response<'b>, Verdict> {
+    Response::parse(buf).ok_or_else(|| {
+        let info = expect.map_or(String::new(), |e| failure_info(&e.report, ctx, ""));
+        verdict("L7RSP", None, &info)
+    })
+}
+
+/// Whether `expect` matches the body (`string`, `rstring`).
+fn matches_body(expect: &HttpExpect) -> bool {
+    matches!(
+        expect.kind,
+        HttpExpectKind::String(_) | HttpExpectKind::RString(_)
+    )
 }
 
 /// A check's HTTP response: its head, parsed and checked by the proxy's own parser (as
@@ -460,23 +564,23 @@ struct Response<'a> {
 }
 
 impl<'a> Response<'a> {
-    /// Whether `buf` holds what the expectations need: the whole head, and the body to its
-    /// Content-Length when a body is checked (else to the close). A head that cannot be
-    /// parsed is judged at once.
-    fn complete(buf: &[u8], needs_body: bool) -> bool {
+    /// Whether `buf` holds what `expect` (none: the head alone) needs judged, as HAProxy
+    /// waits: the whole head; for a body match, the whole body (to its Content-Length, else
+    /// to the close) or, with `min-recv`, at least that much of it and one byte. A head that
+    /// cannot be parsed is judged at once.
+    fn ready(buf: &[u8], expect: Option<&HttpExpect>) -> bool {
         let Some(end) = http::find_head_end(buf) else {
             return false;
         };
-        if !needs_body {
+        let Some(expect) = expect.filter(|e| matches_body(e)) else {
             return true;
-        }
-        match Response::parse(buf) {
-            Some(r) => match r.head.framing {
-                Framing::Length(len) => (buf.len() - end) as u64 >= len,
-                _ => false,
-            },
-            None => true,
-        }
+        };
+        let Some(r) = Response::parse(buf) else {
+            return true;
+        };
+        let got = buf.len() - end;
+        let whole = matches!(r.head.framing, Framing::Length(len) if got as u64 >= len);
+        whole || expect.report.min_recv.is_some_and(|n| got >= n.max(1))
     }
 
     fn parse(buf: &'a [u8]) -> Option<Self> {
@@ -521,33 +625,77 @@ pub(super) fn described(status: &str, info: &str) -> String {
     }
 }
 
-/// Runs the expectations in order, with HAProxy's statuses: a status or header mismatch is
-/// L7STS (described by the reason phrase), a content mismatch L7RSP; the rule's
-/// `error-status`, `on-error` and `comment` change what a failure reports, the last rule's
-/// `ok-status` and `on-success` what a pass does. With `nolb_on_404` (`http-check
+/// Runs the expectations in order on a whole response, with HAProxy's statuses: a status
+/// or header mismatch is L7STS (described by the reason phrase), a content mismatch L7RSP;
+/// the rule's `error-status`, `on-error` and `comment` change what a failure reports, the
+/// last rule's `ok-status` and `on-success` what a pass does. With `nolb_on_404` (`http-check
 /// disable-on-404`, the server UP) a 404 skips the expectations and passes conditionally,
 /// L7OKC without information, as HAProxy's `tcpcheck_main` ends such a check.
+#[cfg(test)]
 fn http_verdict(
     group: &HttpCheckGroup,
     resp: &Response<'_>,
     nolb_on_404: bool,
+    ctx: &CheckContext<'_>,
 ) -> Result<Verdict, Verdict> {
-    let code = Some(resp.code);
-    if nolb_on_404 && resp.code == 404 {
-        return Ok(verdict("L7OKC", code, ""));
-    }
-    if group.expects.is_empty() && !(200..400).contains(&resp.code) {
-        return Err(verdict("L7STS", code, resp.reason()));
+    if let Some(decided) = head_verdict(group, resp, nolb_on_404) {
+        return decided;
     }
     for expect in &group.expects {
-        if expect_matches(expect, resp) == expect.negate {
-            return Err(expect_failure(expect, resp));
-        }
+        judge_expect(expect, resp, ctx)?;
     }
-    let last = group.expects.last();
-    let status = last.and_then(|e| e.ok_status).unwrap_or("L7OK");
-    let info = last.and_then(|e| e.on_success.as_deref()).unwrap_or("");
-    Ok(verdict(status, code, info))
+    http_success(group, resp, ctx)
+}
+
+/// What the head alone decides: a 404 under `disable-on-404` (a conditional pass), and
+/// without expectations, a status other than 2xx/3xx (L7STS).
+fn head_verdict(
+    group: &HttpCheckGroup,
+    resp: &Response<'_>,
+    nolb_on_404: bool,
+) -> Option<Result<Verdict, Verdict>> {
+    let code = Some(resp.code);
+    if nolb_on_404 && resp.code == 404 {
+        return Some(Ok(verdict("L7OKC", code, "")));
+    }
+    if group.expects.is_empty() && !(200..400).contains(&resp.code) {
+        return Some(Err(verdict("L7STS", code, resp.reason())));
+    }
+    None
+}
+
+/// One expectation judged on `resp`: a content match on an empty body is HAProxy's "could
+/// not find a response body", whichever way it is meant.
+fn judge_expect(
+    expect: &HttpExpect,
+    resp: &Response<'_>,
+    ctx: &CheckContext<'_>,
+) -> Result<(), Verdict> {
+    if matches_body(expect) && resp.body.is_empty() {
+        let status = expect.report.error_status.unwrap_or("L7RSP");
+        let info = failure_info(
+            &expect.report,
+            ctx,
+            "HTTP content check could not find a response body",
+        );
+        return Err(verdict(status, Some(resp.code), &info));
+    }
+    if expect_matches(expect, resp) == expect.negate {
+        return Err(expect_failure(expect, resp, ctx));
+    }
+    Ok(())
+}
+
+/// A group passed: the last rule's `ok-status` and `on-success`.
+fn http_success(
+    group: &HttpCheckGroup,
+    resp: &Response<'_>,
+    ctx: &CheckContext<'_>,
+) -> Result<Verdict, Verdict> {
+    let last = group.expects.last().map(|e| &e.report);
+    let status = last.and_then(|r| r.ok_status).unwrap_or("L7OK");
+    let info = last.map_or(String::new(), |r| success_info(r, ctx, ""));
+    Ok(verdict(status, Some(resp.code), &info))
 }
 
 fn expect_matches(expect: &HttpExpect, resp: &Response<'_>) -> bool {
@@ -579,22 +727,37 @@ fn expect_matches(expect: &HttpExpect, resp: &Response<'_>) -> bool {
 
 /// What a failed expectation reports, as HAProxy's `tcpcheck_expect_onerror_message`: its
 /// `on-error` text or HAProxy's information, then its comment.
-fn expect_failure(expect: &HttpExpect, resp: &Response<'_>) -> Verdict {
-    let content = matches!(
-        expect.kind,
-        HttpExpectKind::String(_) | HttpExpectKind::RString(_)
-    );
-    let (status, info) = match (content, expect.negate) {
+fn expect_failure(expect: &HttpExpect, resp: &Response<'_>, ctx: &CheckContext<'_>) -> Verdict {
+    let (status, info) = match (matches_body(expect), expect.negate) {
         (true, false) => ("L7RSP", "HTTP content check did not match"),
         (true, true) => ("L7RSP", "HTTP check matched unwanted content"),
         (false, _) => ("L7STS", resp.reason()),
     };
-    let status = expect.error_status.unwrap_or(status);
-    let mut info = expect.on_error.as_deref().unwrap_or(info).to_string();
-    if let Some(comment) = &expect.comment {
+    let status = expect.report.error_status.unwrap_or(status);
+    let info = failure_info(&expect.report, ctx, info);
+    verdict(status, Some(resp.code), &info)
+}
+
+/// A failed expect rule's information: its `on-error` format rendered, else `default`,
+/// then ` comment: TEXT` (HAProxy's `tcpcheck_expect_onerror_message`).
+fn failure_info(report: &ExpectReport, ctx: &CheckContext<'_>, default: &str) -> String {
+    let mut info = match &report.on_error {
+        Some(format) => ctx.render(format),
+        None => default.to_string(),
+    };
+    if let Some(comment) = &report.comment {
         info.push_str(&format!(" comment: {comment}"));
     }
-    verdict(status, Some(resp.code), &info)
+    info
+}
+
+/// The last expect rule's information when the check passes: its `on-success` format
+/// rendered, else `default` (HAProxy's `tcpcheck_expect_onsuccess_message`).
+fn success_info(report: &ExpectReport, ctx: &CheckContext<'_>, default: &str) -> String {
+    match &report.on_success {
+        Some(format) => ctx.render(format),
+        None => default.to_string(),
+    }
 }
 
 /// The SSLv3 ClientHello `option ssl-hello-chk` sends (HAProxy's packet): its random is
@@ -623,14 +786,7 @@ async fn ssl_hello_probe(server: &Server, t: &Timing) -> Result<Verdict, Verdict
             .await?;
         conn.io.flush().await?;
         let mut got = Vec::new();
-        let mut chunk = [0u8; 512];
-        while got.len() < 5 {
-            let n = conn.io.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&chunk[..n]);
-        }
+        read_answer(&mut conn.io, &mut got, RESPONSE_MAX, |got| got.len() >= 5).await?;
         Ok::<_, std::io::Error>(got)
     };
     match tokio::time::timeout(t.left(), exchange).await {
@@ -643,121 +799,284 @@ async fn ssl_hello_probe(server: &Server, t: &Timing) -> Result<Verdict, Verdict
 }
 
 async fn tcp_check_probe(
-    server: &Server,
+    ctx: &CheckContext<'_>,
     rules: &[TcpCheckRule],
     t: &Timing,
 ) -> Result<Verdict, Verdict> {
-    let mut conn = None;
+    let server = ctx.server;
+    // `%si`/`%sp` are where the check connected.
+    let mut ctx = *ctx;
+    let mut conn: Option<CheckConn> = None;
     let mut received: Vec<u8> = Vec::new();
     let mut last = ("L4OK", None, "Layer4 check passed: (tcp-check)".to_string());
     // Without a leading connect rule, the check connects to the server first.
     if !matches!(rules.first(), Some(TcpCheckRule::Connect(_))) {
-        conn = Some(connect(server, None, t).await?);
+        let c = connect(server, None, t).await?;
+        ctx = ctx.connected_to(c.addr);
+        conn = Some(c);
     }
     for (step, rule) in rules.iter().enumerate() {
         let step = step + 1;
+        let not_connected = |what: &str| {
+            let info = format!("TCPCHK {what} at step {step}: not connected");
+            ("L7RSP", None, info)
+        };
         match rule {
-            TcpCheckRule::Connect(c) => {
-                conn = Some(connect(server, Some(c), t).await?);
+            TcpCheckRule::Connect(rule) => {
+                let c = connect(server, Some(rule), t).await?;
+                ctx = ctx.connected_to(c.addr);
+                conn = Some(c);
                 received.clear();
             }
-            TcpCheckRule::Send(bytes) => {
-                let c = conn.as_mut().ok_or((
-                    "L7RSP",
-                    None,
-                    format!("TCPCHK send at step {step}: not connected"),
-                ))?;
+            TcpCheckRule::Send(_) | TcpCheckRule::SendFormat { .. } => {
+                let c = conn.as_mut().ok_or_else(|| not_connected("send"))?;
+                // As HAProxy: the next expect judges what comes after this send only.
+                received.clear();
+                let data = tcp_data(rule, &ctx, step)?;
                 let sent = async {
-                    c.io.write_all(bytes).await?;
+                    c.io.write_all(&data).await?;
                     c.io.flush().await
                 };
                 sent.await
                     .map_err(|e| ("L7RSP", None, format!("TCPCHK send at step {step}: {e}")))?;
             }
-            TcpCheckRule::ExpectString {
-                text: pattern,
-                negate,
-            }
-            | TcpCheckRule::ExpectBinary {
-                bytes: pattern,
-                negate,
-            } => {
-                let c = conn.as_mut().ok_or((
-                    "L7RSP",
-                    None,
-                    format!("TCPCHK expect at step {step}: not connected"),
-                ))?;
-                let found = read_until(&mut c.io, &mut received, pattern, t.deadline).await;
-                let found = match found {
-                    Some(f) => f,
-                    None if *negate => false,
-                    None => {
-                        return Err((
-                            "L7TOUT",
-                            None,
-                            format!("Layer7 timeout: at step {step} of tcp-check (expect)"),
-                        ));
-                    }
-                };
-                if found == *negate {
-                    let shown = match rule {
-                        TcpCheckRule::ExpectString { .. } => {
-                            String::from_utf8_lossy(pattern).into_owned()
-                        }
-                        _ => pattern.iter().map(|b| format!("{b:02X}")).collect(),
-                    };
-                    let what = if *negate {
-                        "matched unwanted"
-                    } else {
-                        "did not match"
-                    };
-                    return Err((
-                        "L7RSP",
-                        None,
-                        format!(
-                            "Layer7 invalid response: TCPCHK {what} content '{shown}' at step {step}"
-                        ),
-                    ));
-                }
-                last = ("L7OK", Some(0), "Layer7 check passed: (tcp-check)".into());
+            TcpCheckRule::Expect(expect) => {
+                let c = conn.as_mut().ok_or_else(|| not_connected("expect"))?;
+                last = tcp_expect(&mut c.io, &mut received, expect, step, &ctx, t).await?;
             }
         }
     }
     Ok(last)
 }
 
-/// Reads until `received` contains `pattern` (Some(true)), the peer closes (Some(false)), or
-/// the deadline passes (None).
-async fn read_until(
-    s: &mut Box<dyn CheckIo>,
-    received: &mut Vec<u8>,
-    pattern: &[u8],
-    deadline: Instant,
-) -> Option<bool> {
-    let contains =
-        |hay: &[u8]| pattern.is_empty() || hay.windows(pattern.len()).any(|w| w == pattern);
-    let mut chunk = [0u8; 1024];
-    while !contains(received) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, s.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(false),
-            Ok(Ok(n)) => received.extend_from_slice(&chunk[..n]),
-            Err(_) => return None,
+/// The bytes a send rule sends: as written, or its format rendered (`send-binary-lf`: as
+/// hexadecimal text, which must be; rendered empty, nothing is sent).
+fn tcp_data(rule: &TcpCheckRule, ctx: &CheckContext<'_>, step: usize) -> Result<Vec<u8>, Verdict> {
+    match rule {
+        TcpCheckRule::Send(bytes) => Ok(bytes.clone()),
+        TcpCheckRule::SendFormat { format, binary } => {
+            let text = ctx.render(format);
+            if !binary {
+                return Ok(text.into_bytes());
+            }
+            check_format::unhex(&text).ok_or_else(|| {
+                let info =
+                    format!("tcp-check send : failed to build log-format string at step {step}");
+                verdict("L7RSP", None, &info)
+            })
         }
-        if received.len() > 64 * 1024 {
-            return Some(false);
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Evaluates a `tcp-check expect` on what the connection sent so far, reading more while
+/// HAProxy would wait: nothing came yet, less than the pattern or `min-recv` came, or
+/// (without `min-recv`) the pattern is not there yet. A format pattern is rendered only once
+/// there is something to match (HAProxy evaluates it when it judges). The peer closing, or
+/// the buffer filling up, ends the wait; the check's time running out is L7TOUT (even for a
+/// `!` rule: nothing was judged), a connection failing before anything came SOCKERR. Every
+/// verdict has code 0, as HAProxy's tcp-check rules reset it.
+async fn tcp_expect(
+    io: &mut Box<dyn CheckIo>,
+    received: &mut Vec<u8>,
+    expect: &TcpExpect,
+    step: usize,
+    ctx: &CheckContext<'_>,
+    t: &Timing,
+) -> Result<Verdict, Verdict> {
+    let report = &expect.report;
+    let timed_out = || {
+        let status = report.tout_status.unwrap_or("L7TOUT");
+        Err(verdict(status, Some(0), &step_info("", step, expect)))
+    };
+    let first = report.min_recv.unwrap_or(0).max(1);
+    let read = read_answer(io, received, RESPONSE_MAX, |got| got.len() >= first);
+    match tokio::time::timeout(t.left(), read).await {
+        Err(_) => return timed_out(),
+        Ok(Err(e)) if received.is_empty() => {
+            let info = step_info(&os_reason(&e), step, expect);
+            return Err(verdict("SOCKERR", Some(0), &info));
+        }
+        Ok(_) => {}
+    }
+    // Closed with nothing sent: HAProxy's empty response (its comment quoted there).
+    if received.is_empty() {
+        let mut info = format!("TCPCHK got an empty response at step {step}");
+        if let Some(comment) = &report.comment {
+            info.push_str(&format!(" comment: '{comment}'"));
+        }
+        return Err(verdict(
+            report.error_status.unwrap_or("L7RSP"),
+            Some(0),
+            &info,
+        ));
+    }
+    let pattern = tcp_pattern(&expect.pattern, ctx).map_err(|info| {
+        let info = failure_info(
+            &ExpectReport {
+                on_error: None,
+                ..report.clone()
+            },
+            ctx,
+            info,
+        );
+        verdict("L7RSP", Some(0), &info)
+    })?;
+    let min = report.min_recv.unwrap_or(0).max(pattern.len());
+    let found =
+        |got: &[u8]| pattern.is_empty() || got.windows(pattern.len()).any(|w| w == &*pattern);
+    let judged = |got: &[u8]| got.len() >= min && (found(got) || report.min_recv.is_some());
+    // A connection failing once data came: what came is judged, as HAProxy does.
+    let read = read_answer(io, received, RESPONSE_MAX, judged);
+    if tokio::time::timeout(t.left(), read).await.is_err() {
+        return timed_out();
+    }
+    let found = found(received);
+    if found == expect.negate {
+        let what = if expect.negate {
+            "matched unwanted"
+        } else {
+            "did not match"
+        };
+        let shown = match &expect.pattern {
+            TcpPattern::Bytes {
+                bytes,
+                binary: false,
+            } => {
+                format!(" '{}'", String::from_utf8_lossy(bytes))
+            }
+            TcpPattern::Bytes { binary: true, .. } => " (binary)".into(),
+            TcpPattern::Format { binary: false, .. } => " (log-format string)".into(),
+            TcpPattern::Format { binary: true, .. } => " (log-format binary)".into(),
+        };
+        let default = format!("TCPCHK {what} content{shown} at step {step}");
+        let status = report.error_status.unwrap_or("L7RSP");
+        return Err(verdict(
+            status,
+            Some(0),
+            &failure_info(report, ctx, &default),
+        ));
+    }
+    let status = report.ok_status.unwrap_or("L7OK");
+    let info = success_info(report, ctx, "(tcp-check)");
+    Ok(verdict(status, Some(0), &info))
+}
+
+/// HAProxy's information when a tcp-check expect rule could not judge (`chk_report_conn_err`):
+/// `reason` (the system's, or none on a timeout), the step and the rule, its comment quoted.
+fn step_info(reason: &str, step: usize, expect: &TcpExpect) -> String {
+    let mut info = format!(
+        "{reason} at step {step} of tcp-check (expect {})",
+        expect_name(expect)
+    );
+    if let Some(comment) = &expect.report.comment {
+        info.push_str(&format!(" comment: '{comment}'"));
+    }
+    info
+}
+
+/// The bytes an expect rule looks for, its format rendered for this check; HAProxy's
+/// information when the rendering gives nothing to look for.
+fn tcp_pattern<'p>(
+    pattern: &'p TcpPattern,
+    ctx: &CheckContext<'_>,
+) -> Result<std::borrow::Cow<'p, [u8]>, &'static str> {
+    match pattern {
+        TcpPattern::Bytes { bytes, .. } => Ok(bytes.as_slice().into()),
+        TcpPattern::Format { format, binary } => {
+            let text = ctx.render(format);
+            if text.is_empty() {
+                return Err("log-format string evaluated to an empty string");
+            }
+            if !binary {
+                return Ok(text.into_bytes().into());
+            }
+            check_format::unhex(&text)
+                .map(Into::into)
+                .ok_or("Failed to parse hexastring resulting of eval of a log-format string")
         }
     }
-    Some(true)
+}
+
+/// How HAProxy names an expect rule in a timeout's information: `string 'TEXT'`, `binary
+/// 'BYTES'` (the bytes themselves, printed as a C string: up to the first NUL),
+/// `log-format string`, `log-format binary`.
+fn expect_name(expect: &TcpExpect) -> String {
+    match &expect.pattern {
+        TcpPattern::Bytes { bytes, binary } => {
+            let kind = if *binary { "binary" } else { "string" };
+            let shown = bytes.split(|b| *b == 0).next().unwrap_or_default();
+            format!("{kind} '{}'", String::from_utf8_lossy(shown))
+        }
+        TcpPattern::Format { binary: false, .. } => "log-format string".into(),
+        TcpPattern::Format { binary: true, .. } => "log-format binary".into(),
+    }
+}
+
+/// Reads a check's (or an agent's) answer into `buf` until `enough` says it holds what is
+/// judged, the peer closes (a TLS peer without close_notify too), or `max` bytes came.
+/// HAProxy's checks read into one buffer the same way, judging after each read.
+pub(super) async fn read_answer<R: AsyncRead + Unpin + ?Sized>(
+    io: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+    enough: impl Fn(&[u8]) -> bool,
+) -> std::io::Result<()> {
+    let mut chunk = [0u8; 4096];
+    while buf.len() < max && !enough(buf) {
+        let room = (max - buf.len()).min(chunk.len());
+        let n = match io.read(&mut chunk[..room]).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(())
+}
+
+/// The runtime state of `sections` after HTTP defaults, loaded as `hapx-proxy -f` loads a
+/// file (for the tests of the modules the checks drive).
+#[cfg(test)]
+pub(super) fn loaded_state(sections: &str) -> State {
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FILES.fetch_add(1, Relaxed);
+    let path = std::env::temp_dir().join(format!("hapx-checks-{}-{n}.cfg", std::process::id()));
+    let defaults = "defaults\n  mode http\n  timeout connect 1s\n  timeout client 1s\n";
+    let text = format!("{defaults}  timeout server 1s\n{sections}");
+    std::fs::write(&path, text).expect("writing a configuration");
+    let (config, diags) = crate::config::load(std::slice::from_ref(&path));
+    let _ = std::fs::remove_file(&path);
+    assert!(!diags.has_errors(), "{diags:?}");
+    let budget = crate::limits::Budget {
+        maxconn: 10,
+        maxpipes: 0,
+        maxsock: 100,
+    };
+    State::new(config, budget)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::model::TextMatch;
+    use crate::runtime::logformat::LogFormat;
 
     fn expect(negate: bool, kind: HttpExpectKind) -> HttpExpect {
         HttpExpect::new(negate, kind)
+    }
+
+    /// Runs `f` with the check of server `s` (at 127.0.0.1:1) of backend `be`, whose
+    /// other lines are `lines`, the configuration loaded as `hapx-proxy -f` loads it.
+    fn with_check<R>(lines: &str, f: impl FnOnce(&CheckContext<'_>) -> R) -> R {
+        let state = loaded_state(&format!(
+            "backend be\n{lines}\n  server s 127.0.0.1:1 check\n"
+        ));
+        let backend = state.backend("be").expect("backend be");
+        f(&CheckContext::new(&state, backend, &backend.servers[0]))
     }
 
     fn verdict(expects: Vec<HttpExpect>, response: &[u8]) -> Result<Verdict, Verdict> {
@@ -765,11 +1084,10 @@ mod tests {
             expects,
             ..HttpCheckGroup::default()
         };
-        http_verdict(
-            &group,
-            &Response::parse(response).expect("a response"),
-            false,
-        )
+        with_check("", |ctx| {
+            let resp = Response::parse(response).expect("a response");
+            http_verdict(&group, &resp, false, &ctx.with_response(&resp.head))
+        })
     }
 
     const OK: &[u8] =
@@ -842,8 +1160,10 @@ mod tests {
             ..HttpCheckGroup::default()
         };
         let not_found = Response::parse(b"HTTP/1.1 404 Not Found\r\n\r\n").expect("a response");
+        let judge =
+            |resp: &Response<'_>, nolb| with_check("", |ctx| http_verdict(&group, resp, nolb, ctx));
         assert_eq!(
-            http_verdict(&group, &not_found, true),
+            judge(&not_found, true),
             Ok((
                 "L7OKC",
                 Some(404),
@@ -851,13 +1171,10 @@ mod tests {
             ))
         );
         // Without it (or for a server DOWN), a 404 is the expectation's failure.
-        assert_eq!(
-            http_verdict(&group, &not_found, false).unwrap_err().0,
-            "L7STS"
-        );
+        assert_eq!(judge(&not_found, false).unwrap_err().0, "L7STS");
         // Any other answer is judged as usual.
         let ok = Response::parse(OK).expect("a response");
-        assert_eq!(http_verdict(&group, &ok, true).map(|v| v.0), Ok("L7OK"));
+        assert_eq!(judge(&ok, true).map(|v| v.0), Ok("L7OK"));
     }
 
     #[test]
@@ -900,19 +1217,18 @@ mod tests {
     }
 
     #[test]
-    fn a_response_is_complete_when_the_expectations_can_be_judged() {
+    fn a_response_is_ready_when_the_expectation_can_be_judged() {
+        let body = expect(false, HttpExpectKind::String("ok".into()));
+        let ready = |buf: &[u8], e: Option<&HttpExpect>| Response::ready(buf, e);
         // The whole head, even when only the status is judged.
-        assert!(!Response::complete(b"HTTP/1.1 200 OK\r\n", false));
-        assert!(!Response::complete(b"HTTP/1.1 200 OK\r\nx-a: 1\r\n", false));
-        assert!(Response::complete(b"HTTP/1.1 200 OK\r\n\r\n", false));
-        assert!(!Response::complete(b"HTTP/1.1 200 OK\r\n\r\n", true));
-        assert!(Response::complete(OK, true));
-        assert!(!Response::complete(&OK[..OK.len() - 1], true));
+        assert!(!ready(b"HTTP/1.1 200 OK\r\n", None));
+        assert!(!ready(b"HTTP/1.1 200 OK\r\nx-a: 1\r\n", None));
+        assert!(ready(b"HTTP/1.1 200 OK\r\n\r\n", None));
+        assert!(!ready(b"HTTP/1.1 200 OK\r\n\r\n", Some(&body)));
+        assert!(ready(OK, Some(&body)));
+        assert!(!ready(&OK[..OK.len() - 1], Some(&body)));
         // Not HTTP, or a head cut short: invalid, judged at once.
-        assert!(Response::complete(
-            b"HTTP/1.1 200 OK\r\nbad line\r\n\r\n",
-            true
-        ));
+        assert!(ready(b"HTTP/1.1 200 OK\r\nbad line\r\n\r\n", Some(&body)));
         assert!(Response::parse(b"HTTP/1.1 200 OK\r\nbad line\r\n\r\n").is_none());
         assert!(Response::parse(b"SSH-2.0-OpenSSH\r\n\r\n").is_none());
         assert!(Response::parse(b"HTTP/1.1 200 OK\r\n").is_none());
@@ -922,12 +1238,105 @@ mod tests {
     fn the_request_carries_headers_and_body() {
         let mut http = HttpCheckGroup::default();
         (http.method, http.uri) = ("POST".into(), "/healthz".into());
-        http.headers.push(("Host".into(), "api.example".into()));
-        http.body = Some("ping".into());
+        http.headers
+            .push(("Host".into(), LogFormat::text("api.example")));
+        http.body = Some(LogFormat::text("ping"));
+        let request = with_check("", |ctx| http_request(&http, None, ctx));
         assert_eq!(
-            String::from_utf8(http_request(&http, None)).unwrap(),
+            String::from_utf8(request).unwrap(),
             "POST /healthz HTTP/1.0\r\nHost: api.example\r\nContent-Length: 4\r\nConnection: close\r\n\r\nping"
         );
+    }
+
+    /// `uri-lf`, `hdr` and `body-lf` rendered per check, as HAProxy 2.6 renders them for
+    /// server `s` (id 1) of backend `be` (id 2): absent values write nothing (`""` quoted).
+    #[test]
+    fn the_request_formats_are_rendered_for_the_checked_server() {
+        let lines = "  option httpchk\n  http-check send meth GET uri-lf /h?b=%b&s=%s&ci=%ci&q=%{+Q}ci \
+                     hdr X-Srv \"%[srv_name] %[be_name] %[srv_id] %[be_id] %[nbsrv]\" \
+                     body-lf \"at %si:%sp %[srv_name,upper]\"";
+        let request = with_check(lines, |ctx| {
+            let http = ctx.backend.conf.options.httpchk.as_ref().expect("httpchk");
+            http_request(&http.groups[0], None, ctx)
+        });
+        assert_eq!(
+            String::from_utf8(request).unwrap(),
+            "GET /h?b=be&s=s&ci=&q=\"\" HTTP/1.0\r\nX-Srv: s be 1 2 1\r\n\
+             Content-Length: 16\r\nConnection: close\r\n\r\nat 127.0.0.1:1 S"
+        );
+    }
+
+    /// `on-success`/`on-error` become the check's information, with the response's fetches.
+    #[test]
+    fn expect_messages_are_rendered_with_the_response() {
+        let lines = "  option httpchk\n  http-check expect status 200 on-success \"ok %[srv_name] %[status]\" \
+                     on-error \"bad %[res.hdr(x-why)] on %s\" comment c1";
+        let judge = |response: &[u8]| {
+            with_check(lines, |ctx| {
+                let http = ctx.backend.conf.options.httpchk.as_ref().expect("httpchk");
+                let resp = Response::parse(response).expect("a response");
+                http_verdict(
+                    &http.groups[0],
+                    &resp,
+                    false,
+                    &ctx.with_response(&resp.head),
+                )
+            })
+        };
+        assert_eq!(
+            judge(OK),
+            Ok(("L7OK", Some(200), "Layer7 check passed: ok s 200".into()))
+        );
+        assert_eq!(
+            judge(b"HTTP/1.1 503 Busy\r\nX-Why: full\r\n\r\n"),
+            Err((
+                "L7STS",
+                Some(503),
+                "Layer7 wrong status: bad full on s comment: c1".into()
+            ))
+        );
+    }
+
+    /// `min-recv` on a body expectation: it is judged once that much body came (and at
+    /// least one byte, `min-recv 0` too), each rule at its own.
+    #[test]
+    fn min_recv_ends_the_wait_for_a_body_per_rule() {
+        let with_min = |n| {
+            let mut e = expect(false, HttpExpectKind::String("ok".into()));
+            e.report.min_recv = Some(n);
+            e
+        };
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+        let with = |body: &[u8]| [&head[..], body].concat();
+        let (two, five, zero) = (with_min(2), with_min(5), with_min(0));
+        assert!(!Response::ready(&with(b"1234"), Some(&five)));
+        assert!(Response::ready(&with(b"12345"), Some(&five)));
+        assert!(Response::ready(&with(b"12"), Some(&two)));
+        assert!(!Response::ready(&with(b""), Some(&zero)));
+        assert!(Response::ready(&with(b"1"), Some(&zero)));
+        let status = expect(false, HttpExpectKind::Status(vec![(200, 200)]));
+        assert!(Response::ready(&with(b""), Some(&status)));
+        let whole = expect(false, HttpExpectKind::String("ok".into()));
+        assert!(!Response::ready(&with(b"12345"), Some(&whole)));
+    }
+
+    /// A content match on an empty body, either way, is HAProxy's "could not find a
+    /// response body".
+    #[test]
+    fn an_empty_body_has_no_content_to_match() {
+        let empty = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        for negate in [false, true] {
+            let body = expect(negate, HttpExpectKind::String("ok".into()));
+            assert_eq!(
+                verdict(vec![body], empty),
+                Err((
+                    "L7RSP",
+                    None,
+                    "Layer7 invalid response: HTTP content check could not find a response body"
+                        .into()
+                ))
+            );
+        }
     }
 
     #[test]

@@ -5,12 +5,15 @@
 //! Each group (actives, backups) has three trees: `curr` (servers ordered by their next
 //! position `npos`), and `init`/`next` (servers waiting for the next turn, heaviest first),
 //! which swap at the end of a turn. HAProxy moves servers between the trees when they go up
-//! or down or change weight; here the balancer's pick first compares every server's state
-//! and effective weight with the ones last applied ([`Fwrr::sync`], the same O(n) read of
-//! the servers the other algorithms make) and applies the changes in server order, with
-//! HAProxy's arithmetic (C `int` divisions). The trees are indexed binary heaps keyed by
-//! (ebtree key, insertion number): the first of equal keys is the first inserted, as in an
-//! ebtree with duplicates. A pick is O(log n) in the trees and allocates nothing.
+//! or down or change weight, at the moment each change is made (`srv_update_status`): so
+//! does the balancer here ([`Fwrr::update`], called for every change of a server, under the
+//! balancer's lock, in the order they come), with HAProxy's arithmetic (C `int` divisions):
+//! a health flap or a weight set to 0 and back with no connection in between moves the
+//! turn, as in HAProxy. A pick also compares every server with what was last applied
+//! ([`Fwrr::sync`], the same O(n) read the other algorithms make), for what changes with
+//! time alone (a slow start's weight between its steps). The trees are indexed binary heaps
+//! keyed by (ebtree key, insertion number): the first of equal keys is the first inserted,
+//! as in an ebtree with duplicates. A pick is O(log n) in the trees and allocates nothing.
 
 /// HAProxy's `BE_WEIGHT_SCALE`, `SRV_EWGHT_MAX` and `SRV_UWGHT_RANGE`.
 const SCALE: i64 = 16;
@@ -107,18 +110,28 @@ impl Fwrr {
     /// the first time as HAProxy's `fwrr_init_server_groups`, then as its state and weight
     /// callbacks, in server order.
     pub fn sync(&mut self, allbackups: bool, live: impl Iterator<Item = (bool, Live)>) {
-        for (s, (backup, now)) in self.srv.iter_mut().zip(live) {
-            s.backup = backup;
-            s.next = now;
-        }
         if !self.started {
+            for (s, (backup, now)) in self.srv.iter_mut().zip(live) {
+                s.backup = backup;
+                s.next = now;
+            }
             self.start(allbackups);
             return;
         }
-        for i in 0..self.srv.len() {
-            if self.srv[i].cur != self.srv[i].next {
-                self.update_weight(i);
-            }
+        for (i, (backup, now)) in live.enumerate() {
+            self.update(i, backup, now);
+        }
+    }
+
+    /// Applies server `i`'s state now (`now`, and whether it is a backup), as HAProxy's
+    /// `fwrr_update_server_weight` (which goes up or down too) when it changed since last
+    /// applied. Before the first [`Fwrr::sync`] it is only kept, for the start.
+    pub fn update(&mut self, i: usize, backup: bool, now: Live) {
+        let s = &mut self.srv[i];
+        s.backup = backup;
+        s.next = now;
+        if self.started && s.cur != s.next {
+            self.update_weight(i);
         }
     }
 

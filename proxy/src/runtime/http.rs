@@ -15,14 +15,15 @@
 //! with `option httplog`. The stats page is served here for proxies with `stats enable`.
 //! A proxy's rules ([`super::rules`]: `monitor-uri`, `http-request`, `use_backend`,
 //! `http-response`) run on each request and response when it has any. A request in
-//! progress on a server that `on-marked-down` / `on-marked-up` kills ends as HAProxy ends
-//! it ([`super::shutdown::Attached`]).
+//! progress on a server whose sessions are killed (`on-marked-down` / `on-marked-up`, an
+//! operator's `shutdown sessions`) ends as HAProxy ends it ([`super::shutdown::Attached`]).
 //!
 //! A connection (`Conn`) is its socket, in clear, or with its TLS state boxed beside it
 //! (`bind ... ssl` on the client side, `server ... ssl` on the server side): reads and
 //! writes go through rustls then ([`super::tls::Over`]), and a plaintext connection pays
 //! one pointer for it and no copy or allocation.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ use super::session::{self, ConnectError, Slot};
 use super::state::{Backend, Frontend, Server, SessionTimes, State};
 use super::{chunked, h1, meter, pool, prometheus, rules, shutdown, stats, stats_admin, target};
 use crate::config::bind_tls::TlsServer;
+use crate::config::errors::Page;
 use crate::config::model::{HttpReuse, Proxy, StatsPage, Timeouts};
 
 /// Largest request or response head: HAProxy's default buffer (`tune.bufsize` 16384) less
@@ -279,9 +281,9 @@ mod chunk_pool {
 /// A socket with its read buffer.
 #[derive(Debug)]
 struct Conn {
-    /// A server connection's socket in its server's kill registry while a stream that may
-    /// be killed uses it ([`shutdown::Registration`]). Declared before `stream`, so that it
-    /// drops first: a registered socket number is always this open socket.
+    /// A server connection's socket in the kill registry while a stream uses it
+    /// ([`shutdown::Registration`]). Declared before `stream`, so that it drops first: a
+    /// registered socket number is always this open socket.
     registered: Option<shutdown::Registration>,
     stream: TcpStream,
     buf: Buf,
@@ -611,7 +613,7 @@ impl Conn {
 }
 
 /// The length of the head including its final empty line.
-pub(super) fn find_head_end(buf: &[u8]) -> Option<usize> {
+pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {
     find_head_end_from(buf, 0)
 }
 
@@ -888,7 +890,7 @@ fn response_framing(resp: &Head, method: &str) -> Framing {
 
 /// HAProxy's default error pages (they close the connection).
 fn default_error(code: u16) -> Vec<u8> {
-    rules::message(code, "", false)
+    rules::message(code).write(false, rules::Asker::default()).0
 }
 
 /// What HAProxy's HTTP/1 layer itself answers a request it could not parse (or that came
@@ -920,7 +922,7 @@ fn error_page(proxy: &Proxy, code: u16) -> Vec<u8> {
     proxy
         .errorfiles
         .get(&code)
-        .cloned()
+        .map(|page| page.write(false, rules::Asker::default()).0)
         .unwrap_or_else(|| default_error(code))
 }
 
@@ -953,6 +955,8 @@ struct Req {
     close: bool,
     /// What the persistence cookie did (`cookie`).
     persist: super::persist::Persist,
+    /// How hapx's own replies go to this request ([`Page::write`]).
+    asker: rules::Asker,
 }
 
 impl Req {
@@ -982,6 +986,7 @@ impl Req {
             queue_ms: 0,
             close: false,
             persist: Default::default(),
+            asker: rules::Asker::default(),
         }
     }
 
@@ -1141,6 +1146,10 @@ pub fn serve(
                 // The request's stick counters end with it (HAProxy's stream), however it is answered.
                 let _stream_end = (!state.tables.is_empty()).then_some(super::stick::StreamEnd);
                 let keep_client = !head.asks_close();
+                // Each request is a stream of its own in HAProxy.
+                fe.logger.log_connect(&fe.name, true, peer, || {
+                    rules::local_addr(&client.stream, local)
+                });
                 let mut req = Req {
                     number: log::next_request_number(),
                     // Only a log line shows it: not built for every request when nothing logs.
@@ -1150,6 +1159,7 @@ pub fn serve(
                         format!("{} {} {}", head.first[0], head.first[1], head.first[2])
                     },
                     received_head: head.logged_size(),
+                    asker: rules::Asker::of(&head),
                     ..Req::arrived(&state, &fe, (peer, local), started, arrival)
                 };
                 if let Some(facts) = req.log.as_deref_mut() {
@@ -1259,14 +1269,13 @@ async fn no_backend(
     req: &mut Req,
     (peer, local): (SocketAddr, SocketAddr),
 ) -> bool {
-    let http11 = h1::is_http11(&head.first[2]);
-    let keeps = errors_keep(state, fe, head.asks_close(), http11);
+    let keeps = errors_keep(state, fe, head.asks_close());
     let (keep, body) = keep_after_error(client, head, keeps);
     let ctx = super::sample::Context {
         request: Some(head),
         ..super::sample::Context::new(state, fe, peer, local)
     };
-    let rendered = rendered_failure(client, req, &ctx, 503, keep);
+    let rendered = rendered_failure(client, req, &ctx, 503);
     let (page, keep) = counted_error(fe, None, 503, req, keep, rendered);
     // The request and the page count in the frontend's bytes, as HAProxy counts its stream's.
     fe.counters
@@ -1556,7 +1565,7 @@ async fn send_local(
     if (400..500).contains(&answer.status) {
         super::stick::http_error();
     }
-    req.bytes += logged_size(&answer.bytes);
+    req.bytes += answer.logged_size;
     if answer.close_counted {
         req.bytes += ("connection".len() + "close".len()) as u64;
     }
@@ -1586,10 +1595,10 @@ async fn answer_request(
 }
 
 /// Whether the client connection may stay open after hapx's own error page: where a
-/// response would keep it (an HTTP/1.1 request that did not ask to close, a frontend not in
-/// `httpclose`, a process not stopping); an HTTP/1.0 client would need a `keep-alive` header.
-fn errors_keep(state: &State, fe: &Frontend, asks_close: bool, http11: bool) -> bool {
-    !asks_close && http11 && !fe.conf.options.httpclose && !state.stopping.load(Relaxed)
+/// response would keep it (a request that did not ask to close, an HTTP/1.0 one asking for
+/// `keep-alive`, a frontend not in `httpclose`, a process not stopping), as HAProxy keeps it.
+fn errors_keep(state: &State, fe: &Frontend, asks_close: bool) -> bool {
+    !asks_close && !fe.conf.options.httpclose && !state.stopping.load(Relaxed)
 }
 
 /// Answers with HAProxy's page for `code` (or the `errorfile`); whether the client
@@ -1610,7 +1619,7 @@ async fn send_error(
 
 /// The page [`send_error`] sends for `code`, counted in the frontend and the request, and
 /// whether the connection stays open after it. `rendered`: the `http-error` reply rendered
-/// for this request ([`rules::rendered_error`], built with `keep`), sent instead. (Apart
+/// for this request ([`rules::rendered_error`]), sent instead. (Apart
 /// from the sending, so that the futures awaiting it stay small.)
 fn counted_error(
     fe: &Frontend,
@@ -1618,29 +1627,28 @@ fn counted_error(
     code: u16,
     req: &mut Req,
     keep: bool,
-    rendered: Option<Vec<u8>>,
+    rendered: Option<Page>,
 ) -> (Vec<u8>, bool) {
-    // An `errorfile` page goes as written, and may not frame itself (HTTP/1.0, no length):
-    // only HAProxy's own pages leave the connection open. As HAProxy's
+    // An `errorfile` page goes as HAProxy's HTTP/1 layer writes it out again
+    // ([`Page::write`]), the connection open only when it frames itself. As HAProxy's
     // `http_error_message`, the stream's backend's page comes first, then the frontend's.
     let mut proxies = backend.map(|b| &b.conf).into_iter().chain([&fe.conf]);
     let errorfile = proxies
         .find(|p| p.errorfiles.contains_key(&code) || p.error_replies.contains_key(&code))
         .and_then(|p| p.errorfiles.get(&code));
-    let own_page = rendered.is_none() && errorfile.is_none();
-    let (page, keep) = match (rendered, errorfile) {
-        (Some(page), _) => (page, keep),
-        (None, Some(page)) => (page.clone(), false),
-        (None, None) => (rules::message(code, "", keep), keep),
+    // Counted as HAProxy built or loaded it (a page's own `connection` header included).
+    let page = match (rendered, errorfile) {
+        (Some(page), _) => Cow::Owned(page),
+        (None, Some(page)) => Cow::Borrowed(page),
+        (None, None) => Cow::Owned(rules::message(code)),
+    };
+    let (page, keep, bytes) = {
+        let (sent, keep) = page.write(keep, req.asker);
+        (sent, keep, page.logged_size(req.asker))
     };
     fe.counters.count_status(code);
     req.status = code;
-    req.bytes = logged_size(&page);
-    // HAProxy's own 400 and 408 pages carry `Connection: close` in their text, which its
-    // counts include (unlike the header its HTTP/1 layer adds to a closing answer).
-    if matches!(code, 400 | 408) && own_page {
-        req.bytes += ("connection".len() + "close".len()) as u64;
-    }
+    req.bytes = bytes;
     (page, keep)
 }
 
@@ -1653,15 +1661,14 @@ fn rendered_failure(
     req: &Req,
     ctx: &super::sample::Context<'_>,
     code: u16,
-    keep: bool,
-) -> Option<Vec<u8>> {
+) -> Option<Page> {
     let facts = rules::Facts {
         rules_done: true,
         ..req.facts(client)
     };
     let fe = &ctx.frontend.conf;
     let proxies: [&Proxy; 2] = [ctx.backend.map_or(fe, |b| &b.conf), fe];
-    rules::rendered_error(&proxies, code, ctx, &facts, keep)
+    rules::rendered_error(&proxies, code, ctx, &facts).map(Cow::into_owned)
 }
 
 /// [`send_error`] for a request its backend took: counted in the backend too (HAProxy
@@ -1685,7 +1692,7 @@ async fn fail_with(
     client: &mut Conn,
     req: &mut Req,
     (code, flags, keep): (u16, &'static str, bool),
-    rendered: Option<Vec<u8>>,
+    rendered: Option<Page>,
 ) -> Outcome {
     // Counted before it goes: a client reading the stats after it sees it counted.
     backend.counters.count_status(code);
@@ -1714,7 +1721,7 @@ async fn fail_sent(
     method: &str,
     (code, flags, keep): (u16, &'static str, bool),
 ) -> Outcome {
-    let page = sent_failure(route, client, req, method, code, keep);
+    let page = sent_failure(route, client, req, method, code);
     fail_with(
         route.fe,
         route.backend,
@@ -1733,8 +1740,7 @@ fn sent_failure(
     req: &Req,
     method: &str,
     code: u16,
-    keep: bool,
-) -> Option<Vec<u8>> {
+) -> Option<Page> {
     let proxies = [&route.backend.conf, &route.fe.conf];
     if !proxies.iter().any(|p| p.error_replies.contains_key(&code)) {
         return None;
@@ -1744,7 +1750,7 @@ fn sent_failure(
         request: Some(&head),
         ..route.context()
     };
-    rendered_failure(client, req, &ctx, code, keep)
+    rendered_failure(client, req, &ctx, code)
 }
 
 /// A request its backend took, and where it came from: what serving it needs besides the
@@ -1770,11 +1776,14 @@ impl<'a> Route<'a> {
 
 /// A client connection's server connection for the request in progress, with its server
 /// and the server's slot ([`Upstream::current`]).
-type Current = Option<(Arc<Server>, Conn, Option<Slot>)>;
+type Current = Option<Taken>;
+
+/// A request's server connection with its server and that server's slot.
+type Taken = (Arc<Server>, Conn, Option<Slot>);
 
 /// Serves a request its backend took: balanced, sent to its server, its response relayed
-/// ([`run_exchange`]). A server's `on-marked-down` / `on-marked-up` may kill it meanwhile
-/// ([`shutdown::Attached`]): its end is then logged as HAProxy logs a killed stream.
+/// ([`run_exchange`]). Its server's kill may end it meanwhile ([`shutdown::Attached`]):
+/// its end is then logged as HAProxy logs a killed stream.
 async fn exchange(
     route: Route<'_>,
     client: &mut Conn,
@@ -1791,15 +1800,15 @@ async fn exchange(
 }
 
 /// [`exchange`]'s work: the request's headers and persistence, then up to two attempts
-/// ([`send_head`], [`relay_exchange`]) at a server connection. `attached`: the stream on its server while it may
-/// be killed, for [`exchange`] to see whether it was.
-async fn run_exchange(
-    route: Route<'_>,
+/// ([`send_head`], [`relay_exchange`]) at a server connection. `attached`: the stream on
+/// its server while it may be killed, for [`exchange`] to see whether it was.
+async fn run_exchange<'r>(
+    route: Route<'r>,
     client: &mut Conn,
     up: &mut Upstream,
     mut head: Head,
     req: &mut Req,
-    attached: &mut Option<shutdown::Attached>,
+    attached: &mut Option<shutdown::Attached<'r>>,
 ) -> Outcome {
     let Route {
         state,
@@ -1830,7 +1839,7 @@ async fn run_exchange(
         hop,
         key,
         persisted: &persisted,
-        error_keeps: errors_keep(state, fe, req.close, h1::is_http11(&head.first[2])),
+        error_keeps: errors_keep(state, fe, req.close),
     };
     // A reused server connection the server closed before it took any of the request (the
     // write fails at once): a new connection is made once. Once any of it was written, the
@@ -1873,13 +1882,13 @@ enum Tried {
 /// One attempt at sending `request`'s head: a server connection ([`server_for`]), the
 /// stream attached to its server, the head sent; how it ended when it did not go (`retry`:
 /// the second attempt, which is not retried).
-async fn send_head(
-    route: Route<'_>,
+async fn send_head<'r>(
+    route: Route<'r>,
     client: &mut Conn,
     up: &mut Upstream,
     request: &Request<'_>,
     req: &mut Req,
-    attached: &mut Option<shutdown::Attached>,
+    attached: &mut Option<shutdown::Attached<'r>>,
     retry: bool,
 ) -> Result<(), Tried> {
     let Route {
@@ -1909,10 +1918,14 @@ async fn send_head(
         forced: persisted.over.force,
     };
     // A new server connection starts with the PROXY header, when the server wants one.
+    // The stream is its server's since its slot or connection was taken (a kill since
+    // ends it once attached: see `shutdown::Attached::to_since`).
+    let kill_since;
     let mut header = match server_for(backend, owned, needs, peer, local).await {
         Ok(ready) => {
-            let (taken, header) = connection_taken(req, ready, peer, local);
+            let (taken, header, since) = connection_taken(req, ready, peer, local);
             *server = Some(taken);
+            kill_since = since;
             header
         }
         Err(Unready::Failed(e)) => {
@@ -1931,9 +1944,11 @@ async fn send_head(
     };
     req.server = Served::Server(srv.clone());
     // From here the stream is the server's: killed with its sessions. Its socket is
-    // registered in the server connection (see `Conn::registered`).
-    if let Some((stream, registration)) = shutdown::Attached::to(backend, srv, sconn.stream.as_fd())
-    {
+    // registered in the server connection (see `Conn::registered`); the stream borrows its
+    // server from the backend (one of the backend's, as `server_for` took it).
+    if let Some(own) = shutdown::in_backend(backend, srv) {
+        let (stream, registration) =
+            shutdown::Attached::to_since(own, sconn.stream.as_fd(), kill_since);
         sconn.registered = Some(registration);
         *attached = Some(stream);
     }
@@ -1966,7 +1981,7 @@ async fn send_head(
                 return Err(Tried::Retry);
             }
             let (keep, _) = keep_after_error(client, head, error_keeps);
-            let page = rendered_failure(client, req, &route.context(), 502, keep);
+            let page = rendered_failure(client, req, &route.context(), 502);
             let failure = (502, "SH--", keep);
             return Err(Tried::Ended(
                 fail_with(fe, backend, client, req, failure, page).await,
@@ -1985,7 +2000,7 @@ async fn relay_exchange(
     up: &mut Upstream,
     request: &Request<'_>,
     req: &mut Req,
-    attached: Option<&shutdown::Attached>,
+    attached: Option<&shutdown::Attached<'_>>,
 ) -> Outcome {
     let Route {
         state,
@@ -2100,15 +2115,18 @@ async fn no_server(
         facts.queued = e.queued();
         facts.retries = e.retries(backend);
     }
-    if let Some(waited) = e.queue_time() {
-        req.queue_ms = waited.as_millis() as i64;
+    // HAProxy's `Tw` stays unset (-1) when no server was assigned and nothing queued.
+    match e.queue_time() {
+        Some(waited) => req.queue_ms = waited.as_millis() as i64,
+        None if e.server().is_none() => req.queue_ms = -1,
+        None => {}
     }
     let (keep, _) = keep_after_error(client, request.head, request.error_keeps);
     let with_request = super::sample::Context {
         request: Some(request.head),
         ..route.context()
     };
-    let page = rendered_failure(client, req, &with_request, 503, keep);
+    let page = rendered_failure(client, req, &with_request, 503);
     fail_with(fe, backend, client, req, (503, e.term(), keep), page).await
 }
 
@@ -2303,13 +2321,14 @@ fn request_for_server(
 
 /// A request's server connection, reused or new, noted in its facts (times in queue and to
 /// connect, retries); with the PROXY header a new plaintext connection starts with (empty
-/// else: through TLS, it went before the handshake).
+/// else: through TLS, it went before the handshake); and its server's kill switch's firings
+/// when it became the server's.
 fn connection_taken(
     req: &mut Req,
     ready: Ready,
     peer: SocketAddr,
     local: SocketAddr,
-) -> ((Arc<Server>, Conn, Option<Slot>), Vec<u8>) {
+) -> (Taken, Vec<u8>, u64) {
     match ready {
         Ready::Reused {
             server,
@@ -2317,13 +2336,14 @@ fn connection_taken(
             slot,
             waited,
             queued,
+            kill_since,
         } => {
             req.connect_ms = 0;
             req.queue_ms = waited.as_millis() as i64;
             if let Some(facts) = req.log.as_deref_mut() {
                 facts.queued = queued;
             }
-            ((server, conn, Some(slot)), Vec::new())
+            ((server, conn, Some(slot)), Vec::new(), kill_since)
         }
         Ready::New(c, generation, tls) => {
             req.connect_ms = c.connect_time.as_millis() as i64;
@@ -2344,7 +2364,8 @@ fn connection_taken(
                 tls,
                 ..Conn::new(c.stream)
             };
-            ((c.server, conn, Some(c.slot)), header)
+            let kill_since = c.kill_since;
+            ((c.server, conn, Some(c.slot)), header, kill_since)
         }
     }
 }
@@ -2414,7 +2435,7 @@ async fn send_body(
     (srv, sconn): (&Server, &mut Conn),
     framing: Framing,
     req: &mut Req,
-    attached: Option<&shutdown::Attached>,
+    attached: Option<&shutdown::Attached<'_>>,
 ) -> Result<(), Unsent> {
     let Route {
         state, fe, backend, ..
@@ -2553,7 +2574,10 @@ enum Unready {
 
 impl From<ConnectError> for Unready {
     fn from(e: ConnectError) -> Unready {
-        Unready::Failed(e)
+        match e {
+            ConnectError::Killed { server, why, .. } => Unready::Killed(server, why),
+            e => Unready::Failed(e),
+        }
     }
 }
 
@@ -2567,6 +2591,8 @@ enum Ready {
         slot: Slot,
         waited: Duration,
         queued: QueuePositions,
+        /// Its server's kill switch's firings when the slot was taken.
+        kill_since: u64,
     },
     /// A new connection, with the [`Server::conn_generation`] of its server it began in,
     /// and its TLS state with `server ... ssl`.
@@ -2682,6 +2708,8 @@ async fn server_for(
         session::slot_for(backend, preferred.as_ref(), direct, needs.key, &mut queued).await?;
     let waited = began.elapsed();
     let server = slot.server().clone();
+    // The stream is the server's from its slot on (HAProxy's `srv_conn`).
+    let kill_since = server.kill.firings();
     // The client connection's own, looked at as an idle one of the pool is (one that
     // cannot serve is closed), else one of the pool.
     let owned_conn = owned
@@ -2712,6 +2740,7 @@ async fn server_for(
             slot,
             waited,
             queued,
+            kill_since,
         }),
         None => {
             // Read before the connection is made: an address changed meanwhile retires it.
@@ -2725,13 +2754,10 @@ async fn server_for(
                 // With `server ... ssl`, the TLS handshake (and the PROXY header before it).
                 session::secure(backend, peer, local, c.await?).await
             });
-            // The stream is its server's from its connection on (HAProxy's `srv_conn`, set
-            // as it connects): a kill meanwhile ends it (a queued one is not the server's).
-            let kill = shutdown::killable(backend, &server).then_some(&server.kill);
-            let (c, tls) = match shutdown::unless_fired(kill, connecting).await {
-                Ok(connected) => connected?,
-                Err(killed) => return Err(Unready::Killed(server, killed)),
-            };
+            // Each attempt and its TLS handshake are their server's (HAProxy's `srv_conn`):
+            // a kill of that server ends them, not one of a server left by a redispatch (a
+            // queued stream is no server's).
+            let (c, tls) = connecting.await?;
             let generation = if Arc::ptr_eq(&c.server, &server) {
                 generation
             } else {
@@ -2763,7 +2789,7 @@ async fn respond(
     method: &str,
     hop: Hop,
     req: &mut Req,
-    attached: Option<&shutdown::Attached>,
+    attached: Option<&shutdown::Attached<'_>>,
 ) -> Outcome {
     let Route {
         state, fe, backend, ..
@@ -2775,7 +2801,7 @@ async fn respond(
                 // Nothing reached the client yet: it gets 502, like a malformed head.
                 let failed = server.take().map(|(s, ..)| s);
                 srv_error(backend, failed.as_deref());
-                let keep = errors_keep(state, fe, req.close, hop.request_http11);
+                let keep = errors_keep(state, fe, req.close);
                 return fail_sent(route, client, req, method, (502, "PH--", keep)).await;
             }
         }
@@ -3172,9 +3198,34 @@ async fn serve_stats(
         None
     };
     let (resp, status) = stats_response(state, &fe.conf, head, authorized, admin, form);
+    let (resp, logged) = stats_framing(resp, status, req.asker);
     fe.counters.count_status(status);
     req.status = status;
-    req.bytes = logged_size(&resp);
+    req.bytes = logged;
+    // HAProxy's stats applet is attached (connected, in no time) before the credentials are
+    // checked, and its response headers come at once.
+    (req.connect_ms, req.response_ms) = (0, 0);
+    if status == 401 {
+        // Then the `stats auth` rule answers 401 and HAProxy 2.6's applet, attached still,
+        // fails on the request the rule consumed: the line says 400, and counts that page
+        // too, which never leaves (the connection closes after the 401).
+        (req.status, req.response_ms) = (400, -1);
+        req.bytes += rules::message(400).logged_size(rules::Asker::default());
+    }
+    // The stream's bytes, on the frontend and on the proxy as the stream's backend.
+    let own_backend = fe
+        .conf
+        .kind
+        .is_backend()
+        .then(|| state.backend(&fe.name))
+        .flatten();
+    let counters = [&fe.counters]
+        .into_iter()
+        .chain(own_backend.map(|b| &b.counters));
+    for c in counters {
+        c.bytes_in.fetch_add(req.received_head, Relaxed);
+        c.bytes_out.fetch_add(req.bytes, Relaxed);
+    }
     if client.write_within(&resp, t.client).await.is_err() {
         return false;
     }
@@ -3311,6 +3362,36 @@ fn stats_response(
         body.len()
     );
     (resp.into_bytes(), 200)
+}
+
+/// The stats page as it goes to a client (`asker`), and its size as HAProxy logs it.
+/// HAProxy's stats applet streams its 200 page with `transfer-encoding: chunked` (none in
+/// its answer to `HEAD`, the head only), which its counts include; hapx's page has a
+/// `content-length` instead, which goes on the wire but not in the counts.
+fn stats_framing(resp: Vec<u8>, status: u16, asker: rules::Asker) -> (Vec<u8>, u64) {
+    const LENGTH: &[u8] = b"\r\ncontent-length: ";
+    let found = (status == 200)
+        .then(|| resp.windows(LENGTH.len()).position(|w| w == LENGTH))
+        .flatten();
+    let Some(at) = found else {
+        let resp = asker.cut(resp);
+        let size = logged_size(&resp);
+        return (resp, size);
+    };
+    let value_end = resp[at + LENGTH.len()..]
+        .iter()
+        .position(|&b| b == b'\r')
+        .map_or(resp.len(), |e| at + LENGTH.len() + e);
+    let length = (value_end - at - LENGTH.len() + "content-length".len()) as u64;
+    if !asker.head_only {
+        let chunked = ("transfer-encoding".len() + "chunked".len()) as u64;
+        let size = logged_size(&resp) - length + chunked;
+        return (resp, size);
+    }
+    let mut head = asker.cut(resp);
+    head.drain(at..value_end);
+    let size = logged_size(&head);
+    (head, size)
 }
 
 /// Whether the request carries credentials `stats auth` accepts (any, when it has none).
@@ -3598,7 +3679,8 @@ mod tests {
     fn sizes_are_logged_as_haproxy_logs_them() {
         // `%B` and `%U` of HAProxy for these messages (the connection's tokens, the wire's
         // separators and line ends do not count).
-        assert_eq!(logged_size(&rules::message(403, "", false)), 192);
+        let sent = rules::message(403).write(false, rules::Asker::default()).0;
+        assert_eq!(logged_size(&sent), 192);
         for (raw, size) in [
             (
                 "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello",

@@ -6,7 +6,9 @@
 //! ([`crate::config::logging::Compiled`]): [`Logger::log_traffic`] renders one traffic line
 //! into a per-thread buffer reused from line to line and sends it to every target that wants
 //! it, each with its own header (`format`), length limit (`len`), severity (`minlevel`) and
-//! sampling (`sample`). Losing a log line never blocks or fails traffic.
+//! sampling (`sample`). Losing a log line never blocks or fails traffic. A frontend with
+//! targets but no traffic format logs HAProxy's `Connect from` line for each stream instead
+//! ([`Logger::log_connect`]).
 //!
 //! Sessions hand what they know to the logger through [`TcpFacts`] and [`HttpFacts`]
 //! ([`facts`]).
@@ -293,6 +295,35 @@ impl Logger {
             }
             self.emit(LOG_INFO, msg, sd, dgram);
         });
+    }
+
+    /// HAProxy's line for each stream of a frontend that logs (`log` targets) without a
+    /// traffic format (no `option httplog|tcplog`, no `log-format`): sent when the stream
+    /// starts, as its `strm_log`-less `stream_new` does: once per TCP connection (after a
+    /// TLS handshake), once per HTTP request. `src` and `dst` as the socket gave them (an
+    /// IPv4 client of an IPv6 listener shows as `::ffff:a.b.c.d`); `dst` asked only then.
+    pub fn log_connect(
+        &self,
+        fe: &str,
+        http: bool,
+        src: SocketAddr,
+        dst: impl FnOnce() -> SocketAddr,
+    ) {
+        if self.line.is_some() || self.targets.is_empty() {
+            return;
+        }
+        let dst = dst();
+        let mode = if http { "HTTP" } else { "TCP" };
+        self.send(
+            LOG_INFO,
+            &format!(
+                "Connect from {}:{} to {}:{} ({fe}/{mode})",
+                src.ip(),
+                src.port(),
+                dst.ip(),
+                dst.port()
+            ),
+        );
     }
 
     /// Sends `msg` at `level` to every target that wants it.

@@ -22,6 +22,12 @@
 //! may hold it (control bytes as `%XX`, never quoted). A value without `%` is a
 //! [`LogFormat::literal`], which costs nothing per request.
 //!
+//! Health checks' formats ([`LogFormat::compile_check`], rendered by
+//! [`super::check_format`]) are read as HAProxy 2.6 reads them there: spaces kept, absent
+//! values writing nothing, the fetches a check has (the checked server's `srv_name`,
+//! `srv_id`, `be_id` among them) and a few variables (`%b %s %f %H %pid %Ts %si %sp`, and
+//! `%ci %cp %ID`, which a check never has).
+//!
 //! `%[fetch,converter...]` expressions are parsed by the ACL module
 //! ([`crate::config::acl::parse_fetch`]) and evaluated by whoever renders through a
 //! [`Samples`] source ([`super::sample`] on the session's connection and messages); a fetch
@@ -75,6 +81,9 @@ enum Node {
     Separator,
     Var(Var, Flags),
     Sample(usize, Flags),
+    /// A variable that never has a value where the format is rendered (a health check's
+    /// client address, unique id): written as an absent text.
+    Absent(Flags),
 }
 
 /// A variable's `%{...}` options (HAProxy's `LOG_OPT_*`).
@@ -278,6 +287,23 @@ impl LogFormat {
         })
     }
 
+    /// Compiles a health check's format (`http-check send uri-lf`, `hdr`, `body-lf`,
+    /// `tcp-check send-lf`, an expect's `on-success`/`on-error`), which HAProxy 2.6 reads
+    /// without options: spaces kept as written, an absent value writing nothing (`""`
+    /// when quoted). Fetches are those a check has (HAProxy's `SMP_VAL_BE_CHK_RUL`, with
+    /// the checked server's `srv_name`, `srv_id`, `be_id`); the variables hapx renders
+    /// there are the proxy's and server's names and address, the host name, the pid and
+    /// the date, and the client's address and unique id, which a check has not.
+    pub fn compile_check(text: &str, mode: Mode) -> Result<LogFormat, acl::AclError> {
+        let mut compiler = Compiler::new(mode, Stage::Check, false, false);
+        compiler.defaults.mandatory = false;
+        let format = compiler.run(text);
+        format.map_err(|m| match compiler.unsupported.take() {
+            Some(what) => acl::AclError::Unsupported(what),
+            None => acl::AclError::Bad(m),
+        })
+    }
+
     /// A format writing `text` as it is.
     pub fn text(text: &str) -> LogFormat {
         LogFormat {
@@ -454,6 +480,7 @@ impl LogFormat {
                     }
                     last_is_space = false;
                 }
+                Node::Absent(flags) => text(None, *flags, out),
             }
         }
     }
@@ -475,6 +502,8 @@ pub enum Stage {
     /// accepts any HTTP fetch there (an absent message gives nothing) and only warns about
     /// L6 ones, which are ignored.
     ErrorReply,
+    /// A health check's request, data or message ([`LogFormat::compile_check`]).
+    Check,
 }
 
 struct Compiler {
@@ -607,7 +636,11 @@ impl Compiler {
             // HAProxy names the expression with the rest of the format after it.
             let expr = &text[i + 1..];
             let n = sample_end(expr)?;
-            let fetch = acl::parse_fetch(&expr[..n]).map_err(|e| {
+            let parse = match self.stage {
+                Stage::Check => acl::parse_check_fetch,
+                _ => acl::parse_fetch,
+            };
+            let fetch = parse(&expr[..n]).map_err(|e| {
                 let why = match e {
                     acl::AclError::Bad(m) => sample_error(m),
                     acl::AclError::Unsupported(what) => {
@@ -627,6 +660,12 @@ impl Compiler {
                 Some(Needs::IgnoredL6) => self.warnings.push(format!(
                     "L6 sample fetch <{expr}> ignored in HTTP log-format string."
                 )),
+                Some(Needs::Unimplemented(what)) => {
+                    self.unsupported = Some(what.to_string());
+                    return Err(format!(
+                        "sample fetch <{expr}> reads {what}, which is not implemented by hapx."
+                    ));
+                }
                 None => {}
             }
             let mut flags = self.defaults;
@@ -654,6 +693,9 @@ impl Compiler {
                 "no such format variable '{name}'. If you wanted to emit the '%' character verbatim, you need to use '%%'."
             )
         })?;
+        if self.stage == Stage::Check {
+            return self.check_var(name, *var, flags, end);
+        }
         if *http_only && self.mode != Mode::Http {
             return Err(format!(
                 "format variable '{name}' is reserved for HTTP mode."
@@ -665,10 +707,44 @@ impl Compiler {
 }
 
 impl Compiler {
+    /// A variable in a health check's format: rendered, absent (a check has no client nor
+    /// unique id), or one hapx does not render there (HAProxy shows its session's
+    /// timers and counters, which a check has not).
+    fn check_var(
+        &mut self,
+        name: &str,
+        var: Var,
+        flags: Flags,
+        end: usize,
+    ) -> Result<usize, String> {
+        let node = match var {
+            Var::Backend
+            | Var::Server
+            | Var::Frontend
+            | Var::Hostname
+            | Var::Pid
+            | Var::Timestamp
+            | Var::ServerIp
+            | Var::ServerPort => Node::Var(var, flags),
+            Var::ClientIp | Var::ClientPort | Var::UniqueId => Node::Absent(flags),
+            _ => {
+                self.unsupported = Some(format!("the format variable '%{name}' in a health check"));
+                return Err(format!(
+                    "format variable '{name}' is not implemented by hapx in health checks."
+                ));
+            }
+        };
+        self.nodes.push(node);
+        Ok(end)
+    }
+
     /// What `fetch` needs that is gone when the format is rendered, HAProxy's words.
     fn unavailable(&self, fetch: &Fetch) -> Option<Needs> {
         use acl::{Layer, Source};
         let missing = |what| Some(Needs::Missing(what));
+        if self.stage == Stage::Check {
+            return Self::unavailable_in_check(fetch);
+        }
         match (fetch.layer(), self.stage, &fetch.source) {
             (Layer::L4, ..) => None,
             // HAProxy takes them in an HTTP request's rules, with a warning.
@@ -688,12 +764,44 @@ impl Compiler {
     }
 }
 
+impl Compiler {
+    /// What a health check lacks for `fetch` (HAProxy's `SMP_VAL_BE_CHK_RUL`): a frontend,
+    /// a client connection, what a client sent; the server's response is there.
+    fn unavailable_in_check(fetch: &Fetch) -> Option<Needs> {
+        use acl::{Layer, Source};
+        let missing = |what| Some(Needs::Missing(what));
+        match (&fetch.source, fetch.layer()) {
+            (Source::FeName, _) => missing("frontend"),
+            (
+                Source::SslFc
+                | Source::SslFcSni
+                | Source::SslFcProtocol
+                | Source::SslFcCipher
+                | Source::SslFcAlpn
+                | Source::SslCUsed
+                | Source::SslCVerify,
+                _,
+            ) => missing("client-side connection"),
+            (Source::Method | Source::ProtoHttp, _) => missing("HTTP request"),
+            // HAProxy reads them from the server's response there.
+            (Source::Payload(..) | Source::PayloadLv(..), _) => Some(Needs::Unimplemented(
+                "the response's payload in a health check",
+            )),
+            (_, Layer::L6) => missing("request buffer"),
+            (_, Layer::Request) => missing("HTTP request headers"),
+            _ => None,
+        }
+    }
+}
+
 /// Why a fetch may not be used where a format is rendered.
 enum Needs {
     /// HAProxy's name of the data it needs.
     Missing(&'static str),
     /// An L6 fetch in an HTTP rule's value: accepted with a warning.
     IgnoredL6,
+    /// Valid there in HAProxy, not implemented by hapx: what it is.
+    Unimplemented(&'static str),
 }
 
 /// Where the `%[...]` expression at the start of `expr` ends (its `]`): it stops at a space

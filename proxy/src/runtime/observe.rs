@@ -135,6 +135,6 @@ fn failed_check(backend: &Backend, server: &Server, detail: &str) {
     if let Some(up) = changed {
         transitions::report_check(backend, server, up);
         shutdown::on_marked(backend, server, up);
-        track::follow(server, up);
+        track::follow(server);
     }
 }

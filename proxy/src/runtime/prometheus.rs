@@ -763,6 +763,10 @@ fn servers(out: &mut Exposition, state: &State) {
     let checked = |_: &Backend, s: &Server| s.opts.check;
     // Maintenance pauses the checks: HAProxy then reports no last check.
     let reporting = |_: &Backend, s: &Server| s.opts.check && s.admin() != Admin::Maint;
+    let timed = |_: &Backend, s: &Server| {
+        let result = s.check.lock().ok();
+        s.opts.check && result.is_some_and(|c| stats::check_duration_ms(&c).is_some())
+    };
     out.family(
         "server_check_failures_total",
         Kind::Counter,
@@ -815,9 +819,14 @@ fn servers(out: &mut Exposition, state: &State) {
         "server_check_duration_seconds",
         Kind::Gauge,
         "Total duration of the latest server health check, in seconds.",
-        each(&checked, &|_, s| {
-            let ms = s.check.lock().ok().and_then(|c| c.duration_ms);
-            seconds(ms.unwrap_or(0))
+        // As HAProxy's exporter: from a `CHECKED` result on, an untimed one at -1 ms.
+        each(&timed, &|_, s| {
+            let ms = s
+                .check
+                .lock()
+                .ok()
+                .and_then(|c| stats::check_duration_ms(&c));
+            format!("{:.6}", ms.unwrap_or(0) as f64 / 1000.0)
         }),
     );
     out.family(

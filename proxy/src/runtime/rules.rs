@@ -35,6 +35,7 @@ use super::sample::{self, Context, Test};
 use super::state::{Backend, Frontend, Server, State};
 use super::stick;
 use crate::config::acl::{Acl, Condition};
+use crate::config::errors::Page;
 use crate::config::model::Proxy;
 use crate::config::rules::{HttpAction, Part, Redirect, RedirectTo, Replace, Rules, TcpAction};
 
@@ -143,9 +144,11 @@ pub async fn inspect(
     let mut buf = vec![0u8; 4096];
     loop {
         let expired = deadline.is_none_or(|d| Instant::now() >= d);
+        let head = stream_head(rules, &data);
         let ctx = Context {
             payload: Some(&data),
             partial: !(closed || expired || data.len() >= MAX_INSPECT),
+            request: head.as_ref(),
             ..base
         };
         if let Some(accepted) = content_verdict(&rules.acls.acls, &rules.tcp_content, &ctx) {
@@ -168,6 +171,22 @@ pub async fn inspect(
             Ok(Err(e)) => return Err(e),
         }
     }
+}
+
+/// The HTTP request head a TCP client's first bytes hold, for the HTTP fetches of rules
+/// that inspect a TCP stream (`req.hdr(host)`, `path`, `method`), as HAProxy 2.6 parses its
+/// raw buffer then (`smp_prefetch_htx`); None until the head is whole, or when it is not
+/// HTTP. Parsed only for rules that use such fetches.
+pub fn stream_head(rules: &Rules, data: &[u8]) -> Option<Head> {
+    use crate::config::acl::Layer;
+    let wanted = (rules.acls.acls.iter())
+        .flat_map(|a| &a.exprs)
+        .any(|e| e.fetch.layer() == Layer::Request);
+    if !wanted {
+        return None;
+    }
+    let end = super::http::find_head_end(data)?;
+    super::http::parse_head(&data[..end], true).ok()
 }
 
 /// `tcp-request content` rules on an HTTP request (no waiting: the head is complete).
@@ -242,6 +261,8 @@ pub struct Local {
     pub denied: bool,
     /// Logged (monitor requests are not, as in HAProxy).
     pub logged: bool,
+    /// Its size as logged and counted ([`Page::logged_size`]).
+    pub logged_size: u64,
     /// Its `connection: close` is part of the message, so the logged size counts it (a
     /// redirect closing on a request with a body: HAProxy's redirect adds the header itself;
     /// other answers get it from the HTTP/1 layer, which the counts leave out).
@@ -264,13 +285,15 @@ pub fn monitor(ctx: &Context<'_>, head: &Head, keep: bool, facts: &Facts<'_>) ->
     let status = if fail { 503 } else { 200 };
     ctx.frontend.counters.intercepted.fetch_add(1, Relaxed);
     let fe = &ctx.frontend.conf;
-    let bytes = rendered_error(&[fe], status, ctx, facts, keep)
-        .unwrap_or_else(|| error_reply(fe, status, "", keep));
+    let page = rendered_error(&[fe], status, ctx, facts).unwrap_or_else(|| error_reply(fe, status));
+    let asker = Asker::of(head);
+    let (bytes, kept) = page.write(keep, asker);
     Some(Local {
         status,
         bytes,
+        logged_size: page.logged_size(asker),
         flags: "LR--",
-        close: !keep,
+        close: !kept,
         delay: None,
         denied: false,
         logged: false,
@@ -697,22 +720,33 @@ fn answer(
     keep: bool,
     facts: &Facts<'_>,
 ) -> Local {
-    let local = |status: u16, bytes: Vec<u8>, flags: &'static str| Local {
-        status,
-        bytes,
-        flags,
-        close: !keep,
-        delay: None,
-        denied: false,
-        logged: true,
-        close_counted: false,
+    // A response rule answers the request that is still known (its method at least).
+    let asker = match response {
+        false => Asker::of(head),
+        true => ctx.request.map(Asker::of).unwrap_or_default(),
     };
+    let local_kept = |status: u16, page: &Page, flags: &'static str, keep: bool| {
+        let (bytes, kept) = page.write(keep, asker);
+        Local {
+            status,
+            bytes,
+            logged_size: page.logged_size(asker),
+            flags,
+            close: !kept,
+            delay: None,
+            denied: false,
+            logged: true,
+            close_counted: false,
+        }
+    };
+    let local =
+        |status: u16, page: &Page, flags: &'static str| local_kept(status, page, flags, keep);
     match action {
         HttpAction::Deny(r) => Local {
             denied: true,
             ..local(
                 r.status,
-                reply_bytes(proxy, r, keep, false, ctx, facts),
+                &reply_page(proxy, r, false, ctx, facts),
                 if response { "PH--" } else { "PR--" },
             )
         },
@@ -725,19 +759,20 @@ fn answer(
                     .or(proxy.timeouts.connect)
                     .unwrap_or_default(),
             ),
-            ..local(
-                r.status,
-                reply_bytes(proxy, r, keep, false, ctx, facts),
-                "PT--",
-            )
+            ..local(r.status, &reply_page(proxy, r, false, ctx, facts), "PT--")
         },
         HttpAction::Auth(realm) => {
             let realm = realm.as_deref().unwrap_or(&proxy.name);
-            let extra = format!("www-authenticate: Basic realm=\"{realm}\"\r\n");
-            let page = rendered_error(&[proxy, &ctx.frontend.conf], 401, ctx, facts, keep)
-                .map(|page| with_last_header(page, &extra, keep))
-                .unwrap_or_else(|| error_reply(proxy, 401, &extra, keep));
-            local(401, page, "LR--")
+            let realm = format!("Basic realm=\"{realm}\"");
+            let authenticate = |page: Page| page.with_header("www-authenticate", &realm);
+            // A proxy's own `errorfile` for 401 goes as it is.
+            let page = rendered_error(&[proxy, &ctx.frontend.conf], 401, ctx, facts)
+                .map(|page| Cow::Owned(authenticate(page.into_owned())))
+                .unwrap_or_else(|| match proxy.errorfiles.get(&401) {
+                    Some(page) => Cow::Borrowed(page),
+                    None => Cow::Owned(authenticate(message(401))),
+                });
+            local(401, &page, "LR--")
         }
         HttpAction::Redirect(r) => {
             let location = redirect_location(r, ctx, head, facts);
@@ -745,88 +780,73 @@ fn answer(
             let has_body = !response && head.framing != Framing::None;
             let keep = keep && !has_body;
             Local {
-                close: !keep,
                 close_counted: has_body,
-                ..local(r.code, redirect_reply(r.code, &location, keep), "LR--")
+                ..local_kept(r.code, &redirect_reply(r.code, &location), "LR--", keep)
             }
         }
-        HttpAction::Return(r) => local(
-            r.status,
-            reply_bytes(proxy, r, keep, true, ctx, facts),
-            "LR--",
-        ),
+        HttpAction::Return(r) => local(r.status, &reply_page(proxy, r, true, ctx, facts), "LR--"),
         // Header actions and `allow` never get here.
-        _ => local(500, error_reply(proxy, 500, "", keep), "PR--"),
+        _ => local(500, &error_reply(proxy, 500), "PR--"),
     }
 }
 
-/// A `deny`, `tarpit` or `return` answer: its own payload if it has one (`lf-string`
-/// rendered), its `hdr` headers first; without a payload, an empty body for `return` (`empty`)
-/// or a reply with headers, else the error page.
-fn reply_bytes(
-    proxy: &Proxy,
-    r: &crate::config::rules::Reply,
-    keep: bool,
+/// A `deny`, `tarpit` or `return` answer: its page if it has one (loaded with it), else
+/// its own payload (`lf-string` rendered) with its `hdr` headers first, values as rendered;
+/// without a payload, an empty body for `return` (`empty`) or a reply with headers, else
+/// the error page.
+fn reply_page<'a>(
+    proxy: &'a Proxy,
+    r: &'a crate::config::rules::Reply,
     empty: bool,
-    ctx: &Context<'_>,
+    ctx: &'a Context<'_>,
     facts: &Facts<'_>,
-) -> Vec<u8> {
+) -> Cow<'a, Page> {
+    if let Some(page) = &r.page {
+        return Cow::Borrowed(page);
+    }
     // Values are byte strings (see `bytestr`): the reply carries their bytes.
     let rendered = r
         .lf_body
         .as_ref()
         .map(|f| crate::bytestr::to_bytes(&render(f, ctx, facts)).into_owned());
     let body = rendered.as_deref().or(r.body.as_deref());
-    if let (Some(b), true) = (body, r.raw) {
-        return b.to_vec();
-    }
     if body.is_none() && !empty && r.headers.is_empty() {
-        return rendered_error(&[proxy, &ctx.frontend.conf], r.status, ctx, facts, keep)
-            .unwrap_or_else(|| error_reply(proxy, r.status, "", keep));
+        return rendered_error(&[proxy, &ctx.frontend.conf], r.status, ctx, facts)
+            .unwrap_or_else(|| error_reply(proxy, r.status));
     }
-    let mut headers = String::new();
-    for (name, value) in &r.headers {
-        // HAProxy's `http_reply_to_htx` leaves out a header whose value renders empty.
-        let value = render(value, ctx, facts);
-        if value.is_empty() {
-            continue;
-        }
-        headers.push_str(name);
-        headers.push_str(": ");
-        headers.push_str(&value);
-        headers.push_str("\r\n");
-    }
-    return_reply(r.status, &headers, r.content_type.as_deref(), body, keep)
+    let values: Vec<String> = r
+        .headers
+        .iter()
+        .map(|(_, v)| render(v, ctx, facts))
+        .collect();
+    // HAProxy's `http_reply_to_htx` leaves out a header whose value renders empty.
+    let headers: Vec<(&str, &str)> = (r.headers.iter().zip(&values))
+        .filter(|(_, v)| !v.is_empty())
+        .map(|((n, _), v)| (n.as_str(), v.as_str()))
+        .collect();
+    Cow::Owned(return_reply(
+        r.status,
+        &headers,
+        r.content_type.as_deref(),
+        body,
+    ))
 }
 
 /// The `http-error` reply rendered for `status` ([`Proxy::error_replies`], with `ctx` and
 /// `facts` where the request is), when the first of `proxies` with a page for `status` (the
 /// backend's before the frontend's, as HAProxy's `http_error_message`) has one rendered
 /// per request; None when that page is a fixed one, or HAProxy's own.
-pub fn rendered_error(
-    proxies: &[&Proxy],
+pub fn rendered_error<'a>(
+    proxies: &[&'a Proxy],
     status: u16,
-    ctx: &Context<'_>,
+    ctx: &'a Context<'_>,
     facts: &Facts<'_>,
-    keep: bool,
-) -> Option<Vec<u8>> {
+) -> Option<Cow<'a, Page>> {
     let proxy = proxies
         .iter()
         .find(|p| p.errorfiles.contains_key(&status) || p.error_replies.contains_key(&status))?;
     let reply = proxy.error_replies.get(&status)?;
-    Some(reply_bytes(proxy, reply, keep, true, ctx, facts))
-}
-
-/// `page` (a [`return_reply`]) with the header `line` after its own, as HAProxy adds the
-/// `WWW-Authenticate` of `auth` to the reply it rendered: before the `connection: close`
-/// its HTTP/1 layer writes last.
-fn with_last_header(mut page: Vec<u8>, line: &str, keep: bool) -> Vec<u8> {
-    let Some(end) = page.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return page;
-    };
-    let at = end + 2 - close_header(keep).len();
-    page.splice(at..at, crate::bytestr::to_bytes(line).iter().copied());
-    page
+    Some(reply_page(proxy, reply, true, ctx, facts))
 }
 
 /// Where a redirect sends the client.
@@ -859,60 +879,77 @@ fn redirect_location(r: &Redirect, ctx: &Context<'_>, head: &Head, facts: &Facts
     }
 }
 
-fn close_header(keep: bool) -> &'static str {
-    if keep { "" } else { "connection: close\r\n" }
-}
-
 /// HAProxy's redirect response: no body; `cache-control: no-cache` for temporary ones.
-fn redirect_reply(code: u16, location: &str, keep: bool) -> Vec<u8> {
-    let cache = if matches!(code, 301 | 308) {
-        ""
-    } else {
-        "cache-control: no-cache\r\n"
-    };
-    let reply = format!(
-        "HTTP/1.1 {code} {}\r\ncontent-length: 0\r\nlocation: {location}\r\n{cache}{}\r\n",
-        reason(code),
-        close_header(keep)
-    );
-    crate::bytestr::to_bytes(&reply).into_owned()
+fn redirect_reply(code: u16, location: &str) -> Page {
+    let mut headers = vec![("content-length", "0"), ("location", location)];
+    if !matches!(code, 301 | 308) {
+        headers.push(("cache-control", "no-cache"));
+    }
+    let line = format!("HTTP/1.1 {code} {}", reason(code));
+    Page::built(&line, &headers, Vec::new(), false)
 }
 
-/// A reply the proxy builds: `headers` (lines ending in CRLF) before its own, as HAProxy.
+/// A reply the proxy builds: `headers` before its own, as HAProxy.
 pub fn return_reply(
     status: u16,
-    headers: &str,
+    headers: &[(&str, &str)],
     content_type: Option<&str>,
     body: Option<&[u8]>,
-    keep: bool,
-) -> Vec<u8> {
-    let body = body.unwrap_or_default();
-    let ctype = content_type
-        .map(|t| format!("content-type: {t}\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "HTTP/1.1 {status} {}\r\n{headers}content-length: {}\r\n{ctype}{}\r\n",
-        reason(status),
-        body.len(),
-        close_header(keep)
-    );
-    let mut out = crate::bytestr::to_bytes(&head).into_owned();
-    out.extend_from_slice(body);
-    out
+) -> Page {
+    let body = body.unwrap_or_default().to_vec();
+    let length = body.len().to_string();
+    let mut all = headers.to_vec();
+    all.push(("content-length", &length));
+    if let Some(t) = content_type {
+        all.push(("content-type", t));
+    }
+    Page::built(
+        &format!("HTTP/1.1 {status} {}", reason(status)),
+        &all,
+        body,
+        false,
+    )
 }
 
-/// The proxy's `errorfile` for `status`, else HAProxy's message for it, with `extra`
-/// headers before the connection header.
-pub fn error_reply(proxy: &Proxy, status: u16, extra: &str, keep: bool) -> Vec<u8> {
+/// What of the request shapes how HAProxy's HTTP/1 layer writes a local reply to it: a
+/// `HEAD` request gets the head only (its `content-length` as for `GET`), and an HTTP/1.0
+/// client a connection kept open is told so (`connection: keep-alive`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Asker {
+    pub head_only: bool,
+    pub http10: bool,
+}
+
+impl Asker {
+    pub fn of(request: &Head) -> Asker {
+        Asker {
+            head_only: request.first[0] == "HEAD",
+            http10: request.first[2] == "HTTP/1.0",
+        }
+    }
+
+    /// `page` as it goes to this client: without its body for `HEAD`.
+    pub fn cut(self, mut page: Vec<u8>) -> Vec<u8> {
+        if self.head_only {
+            if let Some(end) = super::http::find_head_end(&page) {
+                page.truncate(end);
+            }
+        }
+        page
+    }
+}
+
+/// The proxy's `errorfile` for `status`, else HAProxy's message for it.
+pub fn error_reply(proxy: &Proxy, status: u16) -> Cow<'_, Page> {
     match proxy.errorfiles.get(&status) {
-        Some(page) => page.clone(),
-        None => message(status, extra, keep),
+        Some(page) => Cow::Borrowed(page),
+        None => Cow::Owned(message(status)),
     }
 }
 
 /// HAProxy 2.6's own message for `status` (its 500 for a status it has none for); 400 and
 /// 408 always close the connection.
-pub fn message(status: u16, extra: &str, keep: bool) -> Vec<u8> {
+pub fn message(status: u16) -> Page {
     let (status, (reason, text)) = match message_text(status) {
         Some(t) => (status, t),
         None => (
@@ -924,13 +961,19 @@ pub fn message(status: u16, extra: &str, keep: bool) -> Vec<u8> {
         ),
     };
     let body = format!("<html><body><h1>{status} {reason}</h1>\n{text}\n</body></html>\n");
-    let keep = keep && !matches!(status, 400 | 408);
-    format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n{extra}{}\r\n{body}",
-        body.len(),
-        close_header(keep)
+    let length = body.len().to_string();
+    let headers = [
+        ("content-length", length.as_str()),
+        ("cache-control", "no-cache"),
+        ("content-type", "text/html"),
+    ];
+    let line = format!("HTTP/1.1 {status} {reason}");
+    Page::built(
+        &line,
+        &headers,
+        body.into_bytes(),
+        matches!(status, 400 | 408),
     )
-    .into_bytes()
 }
 
 /// The reason phrase and text of HAProxy's message for `status`.
@@ -1245,8 +1288,10 @@ pub async fn route_tcp(
         }
         data = inspected.data;
     }
+    let head = stream_head(&fe.conf.rules, &data);
     let backend = choose_backend(&Context {
         payload: Some(&data),
+        request: head.as_ref(),
         ..base
     });
     // Then the chosen backend's own content rules.

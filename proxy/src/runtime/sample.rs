@@ -125,6 +125,17 @@ impl<'a> Fetched<'a> {
 /// Every value of `fetch` in `ctx`, converters applied (a value a converter fails on is
 /// dropped).
 pub fn fetch<'a>(f: &Fetch, ctx: &Context<'a>) -> Fetched<'a> {
+    // An HTTP fetch on a TCP stream whose request head has not come whole (see
+    // `rules::stream_head`) may find it later, as HAProxy's `smp_prefetch_htx` waits (a
+    // whole head that is not HTTP is final).
+    if ctx.request.is_none() && ctx.partial && f.layer() == crate::config::acl::Layer::Request {
+        let awaiting = ctx
+            .payload
+            .is_some_and(|d| super::http::find_head_end(d).is_none() && may_start_request(d));
+        if awaiting {
+            return Fetched::later();
+        }
+    }
     let mut out = raw_fetch(&f.source, ctx);
     if !f.converters.is_empty() {
         out.values = std::mem::take(&mut out.values)
@@ -135,9 +146,77 @@ pub fn fetch<'a>(f: &Fetch, ctx: &Context<'a>) -> Fetched<'a> {
     out
 }
 
+/// Whether `data` (a head not whole yet) may still become an HTTP request, as HAProxy's
+/// HTTP/1 parser reads a raw buffer byte by byte and gives up at the first byte no request
+/// could hold: a method of token characters ended by a space, a URI without control
+/// characters, a version line, then header names of token characters (a line beginning
+/// with a blank continues the one before). So a client speaking another protocol (a TLS
+/// hello, an SSH banner) is not kept waiting for a head that will not come.
+fn may_start_request(data: &[u8]) -> bool {
+    use super::http::is_tchar;
+    // Empty lines before a request are skipped.
+    let start = data.iter().position(|&b| b != b'\r' && b != b'\n');
+    let Some(start) = start else {
+        return true;
+    };
+    let data = &data[start..];
+    let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+    let line = &data[..line_end];
+    let method_end = line
+        .iter()
+        .position(|&b| !is_tchar(b))
+        .unwrap_or(line.len());
+    let rest = &line[method_end..];
+    let Some((&after_method, rest)) = rest.split_first() else {
+        return line_end == data.len();
+    };
+    if after_method != b' ' || method_end == 0 {
+        return false;
+    }
+    let uri_end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    let control = |b: &u8| *b < b' ' || *b == 0x7f;
+    if rest[..uri_end].iter().any(control) {
+        return false;
+    }
+    let version = rest.get(uri_end + 1..).unwrap_or_default();
+    let version = version.strip_suffix(b"\r").unwrap_or(version);
+    if version.iter().any(control) {
+        return false;
+    }
+    if line_end == data.len() {
+        return true;
+    }
+    // The header lines so far (the last one perhaps partial).
+    data[line_end + 1..]
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty() && l != b"\r" && !matches!(l[0], b' ' | b'\t'))
+        .all(|l| {
+            let name_end = l.iter().position(|&b| !is_tchar(b)).unwrap_or(l.len());
+            name_end > 0 && l.get(name_end).is_none_or(|&b| b == b':')
+        })
+}
+
 /// The value `%[fetch]` shows: the last one (the last occurrence of a header).
 pub fn fetch_last<'a>(f: &Fetch, ctx: &Context<'a>) -> Option<Sample<'a>> {
     fetch(f, ctx).values.pop()
+}
+
+/// `nbsrv`: the backend's usable active servers, else its usable backups.
+pub(super) fn nbsrv(b: &Backend) -> Sample<'static> {
+    let active = b.active_count();
+    let n = if active > 0 { active } else { b.backup_count() };
+    Sample::Int(n as i64)
+}
+
+/// `env(NAME)`: the variable as the process sees it (`setenv`, `presetenv` ... applied).
+pub(super) fn env(state: &State, name: &str) -> Option<Sample<'static>> {
+    let environment = &state.config.global.environment;
+    let value = if environment.is_untouched() {
+        std::env::var(name).ok()
+    } else {
+        environment.get(name, &|n| std::env::var(n).ok())
+    };
+    value.map(|v| Sample::Str(Cow::Owned(v)))
 }
 
 fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
@@ -166,14 +245,7 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
                         .flatten()
                 }),
             };
-            match backend {
-                Some(b) => {
-                    let active = b.active_count();
-                    let n = if active > 0 { active } else { b.backup_count() };
-                    Fetched::one(Sample::Int(n as i64))
-                }
-                None => none(),
-            }
+            backend.map_or_else(none, |b| Fetched::one(nbsrv(b)))
         }
         SrvIsUp(b, s) => match ctx.state.backend(b).and_then(|b| b.server(s)) {
             Some(server) => Fetched::one(Sample::Bool(server.usable())),
@@ -226,15 +298,7 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
             .map_or_else(none, |h| header_values(h, name, *occ, true)),
         ReqCook(name) => req.map_or_else(none, |h| cookie_values(h, name)),
         UrlParam(name) => req.map_or_else(none, |h| url_params(&h.first[1], name)),
-        Env(name) => {
-            let environment = &ctx.state.config.global.environment;
-            let value = if environment.is_untouched() {
-                std::env::var(name).ok()
-            } else {
-                environment.get(name, &|n| std::env::var(n).ok())
-            };
-            value.map_or_else(none, |v| Fetched::one(Sample::Str(Cow::Owned(v))))
-        }
+        Env(name) => env(ctx.state, name).map_or_else(none, Fetched::one),
         Status => ctx
             .response
             .map_or_else(none, |h| match h.first[1].parse::<i64>() {
@@ -255,6 +319,9 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
         Payload(offset, length) => ctx
             .payload
             .map_or_else(none, |data| payload(data, *offset, *length, ctx.partial)),
+        PayloadLv(offset, size, at) => ctx.payload.map_or_else(none, |data| {
+            payload_lv(data, *offset, *size, *at, ctx.partial)
+        }),
         RdpCookie(name) | RdpCookieCnt(name) => match ctx.payload {
             Some(data) => rdp_cookie(source, data, name.as_deref(), ctx.partial),
             None => none(),
@@ -292,6 +359,8 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
                     Fetched::one(Sample::Str(Cow::Owned(value)))
                 })
         }
+        // Built only for a health check's formats, which `runtime::check_format` renders.
+        Checked(_) => none(),
         HttpAuthBearer(header) => req
             .and_then(|h| super::auth::bearer(h, header.as_deref()))
             .map_or_else(none, text),
@@ -313,7 +382,7 @@ pub fn path_of(uri: &str) -> &str {
 
 /// Values of header `name`: split at commas (`req.hdr`) or whole lines (`req.fhdr`);
 /// `occ` 0 for all, N for the Nth, -N for the Nth from the end.
-fn header_values<'a>(h: &'a Head, name: &str, occ: i32, split: bool) -> Fetched<'a> {
+pub(super) fn header_values<'a>(h: &'a Head, name: &str, occ: i32, split: bool) -> Fetched<'a> {
     let all: Vec<&'a str> = h
         .headers
         .iter()
@@ -427,6 +496,48 @@ fn payload<'a>(data: &[u8], offset: u32, length: u32, partial: bool) -> Fetched<
     Fetched {
         values: vec![Sample::Bin(bytes.to_vec())],
         may_change: length == 0 && partial,
+    }
+}
+
+/// `req.payload_lv(offset,size[,at])` in `data`, as HAProxy's `smp_fetch_payload_lv`: the
+/// `size` bytes at `offset` are a big-endian length (kept to 32 bits), the bytes taken that
+/// many from `at`; a length of 0 or past the buffer never matches, data not there yet may.
+fn payload_lv<'a>(
+    data: &[u8],
+    offset: u32,
+    size: u32,
+    at: crate::config::acl::LvData,
+    partial: bool,
+) -> Fetched<'a> {
+    let too_short = || {
+        if partial {
+            Fetched::later()
+        } else {
+            Fetched::default()
+        }
+    };
+    let field_end = offset.wrapping_add(size);
+    if field_end as usize > data.len() {
+        return too_short();
+    }
+    // (A wrapped field end: HAProxy reads out of its buffer; nothing here.)
+    let Some(field) = data.get(offset as usize..field_end as usize) else {
+        return Fetched::default();
+    };
+    let length = field
+        .iter()
+        .fold(0u32, |n, &b| (n << 8).wrapping_add(u32::from(b)));
+    let start = at.offset(offset, size);
+    let end = start.wrapping_add(length);
+    if length == 0 || length > BUFSIZE || end > BUFSIZE {
+        return Fetched::default();
+    }
+    if end as usize > data.len() {
+        return too_short();
+    }
+    match data.get(start as usize..end as usize) {
+        Some(bytes) => Fetched::one(Sample::Bin(bytes.to_vec())),
+        None => Fetched::default(),
     }
 }
 
@@ -707,6 +818,35 @@ fn delimited(text: &str, pat: &str, delims: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn heads_not_whole_yet_may_become_requests_until_a_byte_says_otherwise() {
+        let waiting: [&[u8]; 8] = [
+            b"",
+            b"\r\n",
+            b"GE",
+            b"GET /x",
+            b"GET /x HTTP/1.",
+            b"GET /x HTTP/1.1\r\nhost: a",
+            b"GET /x HTTP/1.1\r\nhost: a\r\n folded\r\nx-y",
+            b"hello world",
+        ];
+        for data in waiting {
+            assert!(may_start_request(data), "{data:?}");
+        }
+        let given_up: [&[u8]; 7] = [
+            b"\x00\x01",
+            b"\x16\x03\x01\x02\x00",
+            b"SSH-2.0-OpenSSH_9.2\r\n",
+            b" GET / HTTP/1.1",
+            b"GET /\x01 HTTP/1.1",
+            b"GET / HTTP/1.1\r\nbad header",
+            b"GET\n",
+        ];
+        for data in given_up {
+            assert!(!may_start_request(data), "{data:?}");
+        }
+    }
+
     /// A ClientHello for `name` (the test harness has the same builder, out of reach of
     /// unit tests: hapx-tests depends on this crate).
     fn client_hello(name: &str) -> Vec<u8> {
@@ -732,6 +872,29 @@ mod tests {
         rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
         rec.extend_from_slice(&hs);
         rec
+    }
+
+    #[test]
+    fn payload_lv_reads_the_length_then_the_data_as_haproxy() {
+        use crate::config::acl::LvData::{Encoded, Follows};
+        let bin = |b: &[u8]| vec![Sample::Bin(b.to_vec())];
+        let data: &[u8] = b"\x00\x03abcdefgh";
+        assert_eq!(payload_lv(data, 0, 2, Follows, false).values, bin(b"abc"));
+        // `+1`: relative to the field's end; `10` (unsigned): HAProxy's halved 5.
+        assert_eq!(
+            payload_lv(data, 0, 2, Encoded(3), false).values,
+            bin(b"bcd")
+        );
+        assert_eq!(
+            payload_lv(data, 0, 2, Encoded(10), false).values,
+            bin(b"def")
+        );
+        // A length 0 never matches; data still to come may.
+        let zero = payload_lv(b"\x00\x00ab", 0, 2, Follows, true);
+        assert!(zero.values.is_empty() && !zero.may_change);
+        let short = payload_lv(b"\x00\x09ab", 0, 2, Follows, true);
+        assert!(short.values.is_empty() && short.may_change);
+        assert!(!payload_lv(b"\x00", 0, 2, Follows, false).may_change);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -46,6 +47,22 @@ pub struct Connected {
     pub redispatched: bool,
     /// How the connection came to its server (kept for a retry after a failed handshake).
     direct: Direct,
+    /// Its server's [`KillSwitch::firings`](super::shutdown::KillSwitch::firings) when
+    /// this attempt began: the stream is the server's from then on, and a firing since
+    /// kills it (its TLS handshake, its registration).
+    pub kill_since: u64,
+}
+
+impl Connected {
+    /// The error of a connection killed with its server's sessions before it was ready
+    /// (in its TLS handshake, its PROXY header's sending): closed with its slot.
+    pub fn killed(self, why: super::shutdown::Killed) -> ConnectError {
+        ConnectError::Killed {
+            server: self.server,
+            why,
+            retries: self.retries,
+        }
+    }
 }
 
 /// Why no server connection could be made.
@@ -60,6 +77,16 @@ pub enum ConnectError {
     },
     /// Every attempt failed; the server tried last (which the log line names) and its error.
     Failed(Arc<Server>, io::Error),
+    /// The server's sessions were killed while it connected ([`super::shutdown`]: as in
+    /// HAProxy, a session is its server's from its connection slot on), after `retries`.
+    Killed {
+        server: Arc<Server>,
+        why: super::shutdown::Killed,
+        retries: u32,
+    },
+    /// The client closed (or failed) with nothing sent while its server was connected to:
+    /// the attempt is abandoned, as HAProxy's `back_handle_st_con` does (`CC`).
+    ClientLeft(Arc<Server>),
 }
 
 impl ConnectError {
@@ -82,7 +109,9 @@ impl ConnectError {
     /// The server tried last, if any (the one the log line names).
     pub fn server(&self) -> Option<&Arc<Server>> {
         match self {
-            ConnectError::Failed(server, _) => Some(server),
+            ConnectError::Failed(server, _)
+            | ConnectError::Killed { server, .. }
+            | ConnectError::ClientLeft(server) => Some(server),
             _ => None,
         }
     }
@@ -91,14 +120,17 @@ impl ConnectError {
     pub fn retries(&self, backend: &Backend) -> u32 {
         match self {
             ConnectError::Failed(..) => backend.conf.retries,
+            ConnectError::Killed { retries, .. } => *retries,
             _ => 0,
         }
     }
 
     /// The termination state HAProxy logs: `sQ` after the queue, `sC` when the attempts
-    /// timed out, else `SC`.
+    /// timed out, the kill's code in the connection phase (`KC`) when killed, else `SC`.
     pub fn term(&self) -> &'static str {
         match self {
+            ConnectError::Killed { why, .. } => why.connecting_flags(),
+            ConnectError::ClientLeft(_) => "CC--",
             ConnectError::QueueTimeout { .. } => "sQ--",
             ConnectError::Failed(_, err) if err.kind() == io::ErrorKind::TimedOut => "sC--",
             ConnectError::NoServer | ConnectError::Failed(..) => "SC--",
@@ -118,20 +150,48 @@ impl ConnectError {
 /// With `option tcp-smart-connect` the ACK that completes the handshake then waits to leave
 /// with that data, as in HAProxy; a PROXY header counts as data too. Without data the ACK
 /// goes at once, so a server that speaks first is never kept waiting for it.
+///
+/// Without data, `client` is watched while its server is connected to: its FIN (or an
+/// error) abandons the attempt at once ([`ConnectError::ClientLeft`]), as HAProxy's
+/// `back_handle_st_con` aborts a connection whose request channel is empty and shut. Data
+/// arriving meanwhile makes the request non-empty: the attempt then goes on, FIN or not.
 pub async fn connect(
     backend: &Arc<Backend>,
     stuck: Option<&Arc<Server>>,
     forced: bool,
     key: balance::Key,
     local: SocketAddr,
-    has_data: bool,
+    client: Option<&TcpStream>,
 ) -> Result<Connected, ConnectError> {
     let queued = Instant::now();
     let mut positions = QueuePositions::default();
     let slot = slot_for(backend, stuck, true, key, &mut positions).await?;
     let direct = Direct::of(stuck, forced, slot.server());
     let waited = (queued.elapsed(), positions);
-    connect_from(backend, local, has_data, slot, waited, direct).await
+    let Some(client) = client else {
+        return connect_from(backend, local, true, slot, waited, direct).await;
+    };
+    let server = slot.server().clone();
+    tokio::select! {
+        biased;
+        connected = connect_from(backend, local, false, slot, waited, direct) => connected,
+        () = client_left(client) => Err(ConnectError::ClientLeft(server)),
+    }
+}
+
+/// Ready once `client` has closed its side with nothing sent, or failed; pending for good
+/// while bytes wait to be read (HAProxy's request channel is not empty then). Peeks, so a
+/// byte that comes is left for the forwarding.
+fn client_left(client: &TcpStream) -> impl std::future::Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| {
+        let mut byte = [std::mem::MaybeUninit::uninit(); 1];
+        let mut buf = tokio::io::ReadBuf::uninit(&mut byte);
+        match client.poll_peek(cx, &mut buf) {
+            std::task::Poll::Ready(Ok(0) | Err(_)) => std::task::Poll::Ready(()),
+            // Data waits (no wake-up registered: the attempt's own wake-ups poll again).
+            std::task::Poll::Ready(Ok(_)) | std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
 }
 
 /// [`connect`] with a slot the balancer gave already, after `waited`: the time it waited
@@ -203,7 +263,22 @@ async fn attempts(
         // HAProxy's `connect` column: each attempt, on the server it goes to.
         server.idle.connects.fetch_add(1, Relaxed);
         let opening = open_connection(addr, delayed_ack, keepalive, conf.options.nolinger);
-        let opened = tokio::time::timeout(timeout, opening).await;
+        // Killed with its server's sessions meanwhile: no error of the server's. Boxed: the
+        // kill's wait would otherwise grow every session's task, for its whole life.
+        let kill_since = server.kill.firings();
+        let guarded =
+            (server.kill).unless_fired_since(kill_since, tokio::time::timeout(timeout, opening));
+        let opened = match Box::pin(guarded).await {
+            Ok(opened) => opened,
+            Err(why) => {
+                let retries = progress.attempt;
+                return Err(ConnectError::Killed {
+                    server,
+                    why,
+                    retries,
+                });
+            }
+        };
         super::observe::connection(backend, &server, matches!(opened, Ok(Ok(_))));
         match opened {
             Ok(Ok(stream)) => {
@@ -218,6 +293,7 @@ async fn attempts(
                     retries: progress.attempt,
                     redispatched: progress.redispatched,
                     direct: progress.direct,
+                    kill_since,
                 });
             }
             Ok(Err(e)) => last_err = e,
@@ -348,7 +424,12 @@ pub async fn secure(
         };
         let header = proxy_header(&conn.server, peer, local);
         let shaking = handshake(backend, &conn.stream, conn.attempt_time, header, &client);
-        let (shaken, took) = shaking.await;
+        // Part of the attempt: killed with the sessions of the server connected to.
+        let guarded = (conn.server.kill).unless_fired_since(conn.kill_since, shaking);
+        let (shaken, took) = match guarded.await {
+            Ok(shaken) => shaken,
+            Err(why) => return Err(conn.killed(why)),
+        };
         conn.connect_time += took;
         match shaken {
             Ok(s) => {
@@ -712,6 +793,8 @@ pub fn serve_tcp(
                 Err(e) => return handshake_failed(&fe, peer, local, &e),
             }
         }
+        fe.logger
+            .log_connect(&fe.name, false, peer, || rules::local_addr(&client, local));
         // The blocks below end what they bind: a local moved out of would otherwise keep its
         // room in the task's future, beside the forwarding, for the connection's whole life.
         let (backend, early) = {
@@ -773,7 +856,8 @@ pub fn serve_tcp(
             let stuck = (over.server.as_ref())
                 .or_else(|| sticking.as_ref().and_then(|s| s.direct.as_ref()));
             let key = balance::connection_key(&backend, &ctx());
-            let conn = connect(&backend, stuck, over.force, key, local, has_data);
+            let watched = (!has_data).then_some(&client);
+            let conn = connect(&backend, stuck, over.force, key, local, watched);
             let conn = match conn.await {
                 Ok(c) => c,
                 Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
@@ -788,6 +872,13 @@ pub fn serve_tcp(
         // The handshake is part of the connection attempt, as in HAProxy: it gets what remains
         // of `timeout connect`, its time counts in %Tc, and a failed one is retried per
         // `retries` and `option redispatch`, like a refused connection.
+        //
+        // The session is its server's from its connection on (HAProxy's `srv_conn`):
+        // registered at once, so that a kill (`on-marked-down`, `on-marked-up`, an
+        // operator's `shutdown sessions`: see `runtime::shutdown`) shuts both its sockets
+        // down and ends its header's sending, its handshake or its forwarding at once.
+        // Declared after the sockets: dropped first.
+        let mut registration = register(&conn, &client);
         let secured = loop {
             let Some(tls) = tls_client(&conn.server) else {
                 // In a block, so that this buffer does not stay in the future.
@@ -797,6 +888,11 @@ pub fn serve_tcp(
                     conn.stream.write_all(&first).await
                 };
                 if sent.is_err() {
+                    if let Some(why) = registration.killed(&conn.server) {
+                        drop(registration);
+                        let e = conn.killed(why);
+                        return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e);
+                    }
                     return;
                 }
                 break None;
@@ -811,6 +907,14 @@ pub fn serve_tcp(
                 Ok(s) => break Some(Box::new(s)),
                 Err(e) => e,
             };
+            // Out of the registry before its socket closes (a kill failed the handshake: no
+            // retry, logged in the connection phase, `KC`).
+            let killed = registration.killed(&conn.server);
+            drop(registration);
+            if let Some(why) = killed {
+                let e = conn.killed(why);
+                return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e);
+            }
             // Boxed too: rare, and its state (a whole connection attempt) would otherwise grow
             // every session's task.
             let retried = retry_after_handshake(&backend, local, has_data, conn, err);
@@ -818,6 +922,7 @@ pub fn serve_tcp(
                 Ok(c) => c,
                 Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
             };
+            registration = register(&conn, &client);
         };
         let sent_early = early.len() as u64;
         // `option logasap`: the line goes now, with the times and bytes so far.
@@ -827,25 +932,17 @@ pub fn serve_tcp(
         }
         let moved = Moved::default();
         moved.to_server.fetch_add(sent_early, Relaxed);
-        // `on-marked-down` / `on-marked-up` may end the forwarding (boxed then: rare, and
-        // every other session's task stays as small). The timeouts are made in each call, so
-        // that they are not kept beside the forwarding's own copy in the task.
-        let kill = super::shutdown::killable(&backend, &conn.server).then_some(&conn.server.kill);
+        // The timeouts are made in each call, so that they are not kept beside the
+        // forwarding's own copy in the task.
         let end = match (secured, secure_client) {
             (None, None) => {
                 let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
-                let forwarding =
-                    forward::forward(&client, &conn.stream, idle, state.splice, &moved);
-                match kill {
-                    Some(kill) => Box::pin(kill.unless_fired(forwarding)).await,
-                    None => Ok(forwarding.await),
-                }
+                forward::forward(&client, &conn.stream, idle, state.splice, &moved).await
             }
             // TLS on either side: boxed (its state would grow every session's task).
             (Some(server), None) => {
                 let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
-                let forwarding = super::tls::forward(&client, *server, &early, idle, &moved);
-                Box::pin(super::shutdown::unless_fired(kill, forwarding)).await
+                Box::pin(super::tls::forward(&client, *server, &early, idle, &moved)).await
             }
             (server, Some(mut tls)) => {
                 let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
@@ -853,10 +950,12 @@ pub fn serve_tcp(
                 let to = server.map(|s| *s);
                 let forwarding =
                     super::tls::forward_from_client(from, &conn.stream, to, idle, &moved);
-                Box::pin(super::shutdown::unless_fired(kill, forwarding)).await
+                Box::pin(forwarding).await
             }
         };
-        if matches!(end, Ok(End::Error(..))) && !moved.server_closed.load(Relaxed) {
+        let killed = registration.killed(&conn.server);
+        drop(registration);
+        if killed.is_none() && matches!(end, End::Error(..)) && !moved.server_closed.load(Relaxed) {
             // As HAProxy: a connection that failed (the client reset it) is reset on the server
             // side too, instead of ending with a FIN the server would take for a clean end of
             // request; and the proxy's source port is not held in TIME_WAIT.
@@ -871,10 +970,7 @@ pub fn serve_tcp(
         state.tables.count_bytes(up, down);
         // Who ended it and how: `sD` for the server's timeout, `CD` for a reset by the
         // client... (cli_abrt, srv_abrt follow).
-        let flags = match &end {
-            Ok(end) => end.flags(),
-            Err(killed) => killed.flags(),
-        };
+        let flags = killed.map_or_else(|| end.flags(), super::shutdown::Killed::flags);
         let times = SessionTimes {
             queue: Some(conn.queue_time),
             connect: Some(conn.connect_time),
@@ -890,6 +986,13 @@ pub fn serve_tcp(
             fe.logger.log_tcp(&fe, Some(f), flags);
         }
     }
+}
+
+/// A TCP session's sockets registered on the server of `conn` (see `runtime::shutdown`),
+/// the server's since its attempt began. To be dropped before either socket closes.
+fn register(conn: &Connected, client: &TcpStream) -> super::shutdown::Registration {
+    let (server, socket) = (&conn.server, conn.stream.as_fd());
+    super::shutdown::Registration::session(server, client.as_fd(), socket, conn.kill_since)
 }
 
 /// A client's TLS handshake that failed: logged as HAProxy logs a connection that never
@@ -946,8 +1049,8 @@ mod tests {
     /// 5,000 idle connections, until its forwarding was awaited directly again; an HTTP
     /// request rules' `async fn` awaited inline took http::serve to 1776 (its answers and
     /// password checks are boxed now, the decision a plain function). Measured now (debug):
-    /// 1968 and 1656 bytes; TCP and HTTP connections are tasks of their own types, each
-    /// sized by its own session.
+    /// 1992 (watching the client while connecting: +24) and 1672 bytes; TCP and HTTP
+    /// connections are tasks of their own types, each sized by its own session.
     #[test]
     fn session_tasks_stay_small() {
         let tcp = future_size(serve_tcp);

@@ -1,37 +1,62 @@
-//! Sessions ended by a server's change of state, as HAProxy's `on-marked-down
-//! shutdown-sessions` and `on-marked-up shutdown-backup-sessions` end them: when the checks
-//! mark a server DOWN, its established sessions are closed (logged with termination code
-//! `D`); when an active server with `on-marked-up` comes UP, every session on the backend's
-//! backup servers is closed (code `U`).
+//! Sessions ended on purpose: by a server's change of state, as HAProxy's `on-marked-down
+//! shutdown-sessions` and `on-marked-up shutdown-backup-sessions` end them (when the checks
+//! mark a server DOWN, its established sessions are closed, logged with termination code
+//! `D`; when an active server with `on-marked-up` comes UP, every session on the backend's
+//! backup servers is closed, code `U`), and by an operator: the runtime API's `shutdown
+//! sessions server B/S` and the stats page's `shutdown` action kill every session of one
+//! server ([`kill_sessions`], code `K`, HAProxy's `SF_ERR_KILLED`).
 //!
 //! In HTTP mode, as in HAProxy, what is killed is a request's stream, not its client
 //! connection: a request in progress on the server is cut ([`Attached`]), while a kept-alive
-//! client connection waiting between requests stays open (its next request goes to another
-//! server). The stream's server socket is shut down, so that the exchange ends as one whose
+//! client connection waiting between requests stays open (its next request goes to a server
+//! again). The stream's server socket is shut down, so that the exchange ends as one whose
 //! server failed, logged with the kill's code ([`Killed::http_flags`]): no response yet, the
-//! client gets HAProxy's 502 (`DH--`, or nothing on a kept-alive connection's later request,
-//! which the client is to send again); a response under way is cut and its client connection
-//! closed (`DD--`, a server abort); any other end (a close-delimited response the kill cut,
-//! a client that stopped reading) is HAProxy's phaseless `D---`. The waits the server's
-//! shutdown does not end (the request's sending, an `Expect: 100-continue` answer, a request
-//! body coming from the client, a tunnel after a protocol switch) are run under the kill
-//! ([`Attached::unless_killed`], which also sees a kill that came before the wait began) and
-//! end at once, with the client connection (`D---`).
+//! client gets HAProxy's 502 (`DH--`/`KH--`, or nothing on a kept-alive connection's later
+//! request, which the client is to send again); a response under way is cut and its client
+//! connection closed (`DD--`/`KD--`, a server abort); any other end (a close-delimited
+//! response the kill cut, a client that stopped reading) is HAProxy's phaseless `D---`. The
+//! waits the server's shutdown does not end (the request's sending, an `Expect:
+//! 100-continue` answer, a request body coming from the client, a tunnel after a protocol
+//! switch) are run under the kill ([`Attached::unless_killed`], which also sees a kill that
+//! came before the wait began) and end at once, with the client connection (`D---`).
 //!
-//! Cost: only sessions on a server these options concern are registered, each once, on the
-//! server's [`KillSwitch`] (a `tokio::sync::Notify`: one short lock when the session starts
-//! forwarding and one when it ends; an HTTP request, one short lock on a slab of socket
-//! numbers when it is sent and when its server connection is done with it: no fd of its
-//! own); every other session does nothing more than read a bool.
+//! A TCP session's two sockets are registered while it forwards: a kill shuts both down,
+//! its forwarding sees both ends closed and ends at once, logged `K-` (`D-`, `U-`), its
+//! client closed with a FIN, as HAProxy. A session still connecting to its server is its
+//! server's too (HAProxy's from its connection slot on): each attempt, and its TLS
+//! handshake with a `server ... ssl`, runs under the switch of the server it goes to
+//! ([`KillSwitch::unless_fired_since`], from the attempt's start: a redispatched stream is
+//! the new server's only) and a kill ends it, logged `KC` (`DC`, `UC`), its client closed,
+//! no connection error counted. A TCP session is registered as soon as it is connected
+//! (its PROXY header and handshake included).
+//!
+//! A stream is registered with the firing count read when it became its server's (its
+//! slot, its connection taken: [`KillSwitch::firings`]), not the count when it registers:
+//! a firing from another thread in between shuts it down as it registers.
+//!
+//! Cost: since an operator may kill any server's sessions, every stream is registered,
+//! each once ([`Attached`], [`Registration`]): one short lock on a slab of socket numbers
+//! when it starts (a TCP session's forwarding, an HTTP request's sending) and one when it
+//! ends. The slab is the process's, not a server's ([`REGISTRY`]: each stream's entry names
+//! its server's switch and count), in 16 shards, one per thread (`thread_shard`), so that
+//! the runtime's threads seldom meet on one lock or on one another's memory; a firing (rare: an operator's command, a server's
+//! change of state) counts, then looks through one shard at a time under that shard's lock
+//! only, shutting down its entries older than the count. A registration holds no reference to its server and an
+//! [`Attached`] borrows it: no reference count bounces between the runtime's threads for
+//! each request. No fd of its own, no allocation once a shard has grown to its peak of
+//! streams, 16 bytes in a TCP session's task. Only the waits named above (and an HTTP
+//! stream's connecting) look at the switch's `Notify`, and only when they do wait (not
+//! when their work ends at its first poll).
 //!
 //! Limitation: a switch keeps the reason of its last firing; a stream killed by two firings
 //! at once with different reasons (a backup server with `on-marked-down` going DOWN as an
 //! active server comes UP) may be logged with either code. HAProxy logs the first.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Mutex, MutexGuard};
+use std::task::Poll;
 
 use super::state::{Backend, Server};
 
@@ -42,6 +67,9 @@ pub enum Killed {
     Down,
     /// An active server came UP (`on-marked-up shutdown-backup-sessions` on a backup).
     Up,
+    /// An operator killed the server's sessions (`shutdown sessions server`, the stats
+    /// page's `shutdown`).
+    Admin,
 }
 
 impl Killed {
@@ -50,6 +78,7 @@ impl Killed {
         match self {
             Killed::Down => "D-",
             Killed::Up => "U-",
+            Killed::Admin => "K-",
         }
     }
 
@@ -66,7 +95,19 @@ impl Killed {
             (Killed::Down, "SD--") => "DD--",
             (Killed::Up, "SH--") => "UH--",
             (Killed::Up, "SD--") => "UD--",
+            (Killed::Admin, "SH--") => "KH--",
+            (Killed::Admin, "SD--") => "KD--",
             _ => self.phaseless_flags(),
+        }
+    }
+
+    /// The flags of a TCP session killed while it connected to its server, as HAProxy logs
+    /// them (`KC`: the kill's code in the connection phase).
+    pub fn connecting_flags(self) -> &'static str {
+        match self {
+            Killed::Down => "DC--",
+            Killed::Up => "UC--",
+            Killed::Admin => "KC--",
         }
     }
 
@@ -77,12 +118,14 @@ impl Killed {
         match self {
             Killed::Down => "D---",
             Killed::Up => "U---",
+            Killed::Admin => "K---",
         }
     }
 
     fn from_code(code: u8) -> Killed {
         match code {
             2 => Killed::Up,
+            3 => Killed::Admin,
             _ => Killed::Down,
         }
     }
@@ -91,40 +134,125 @@ impl Killed {
 /// Ends the sessions registered on one server.
 #[derive(Debug, Default)]
 pub struct KillSwitch {
-    /// The reason of the last firing ([`Killed`] as 1 or 2).
+    /// The reason of the last firing ([`Killed`] as 1, 2 or 3).
     why: AtomicU8,
     fired: tokio::sync::Notify,
     /// How many times it fired: an [`Attached`] stream was killed when this changed.
     firings: AtomicU64,
-    /// The server sockets of the HTTP streams registered now ([`Registration`]).
-    streams: Mutex<Sockets>,
 }
 
-/// The socket numbers of a switch's streams, by slot: a freed slot is taken again, so that
-/// registering and unregistering cost O(1) under the lock whatever the concurrency.
-#[derive(Debug, Default)]
+/// The streams registered now ([`Registration`]), every server's, in shards, one per
+/// thread ([`thread_shard`]): streams starting and ending at once on the runtime's threads
+/// seldom meet on one lock (a contended lock costs a futex call).
+static REGISTRY: [Shard; SHARDS] = [const { Shard(Mutex::new(Sockets::new())) }; SHARDS];
+
+/// A registered stream: its server's switch (by address: only compared, never followed),
+/// the switch's firings when the stream became the server's (a firing since kills it), and
+/// its sockets (a TCP session's client and server sockets, an HTTP stream's server socket
+/// and [`NO_SOCKET`]).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    switch: usize,
+    firings: u64,
+    fds: [RawFd; 2],
+}
+
+impl Entry {
+    /// Shuts its sockets down both ways.
+    ///
+    /// Only under its shard's lock, the entry in it: a number in the registry is an open
+    /// socket (see `Registration`: it leaves the registry, under this lock, before its
+    /// socket closes), so this shuts down the stream's socket and no other.
+    fn shut_down(&self) {
+        for fd in self.fds.into_iter().filter(|&fd| fd != NO_SOCKET) {
+            // SAFETY: an open socket of this stream's (see above).
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+    }
+}
+
+/// The entries of one shard, by slot: a freed slot is taken again, so that registering and
+/// unregistering cost O(1) under the lock whatever the concurrency, and allocate nothing
+/// once the slab has grown to its peak of streams.
+#[derive(Debug)]
 struct Sockets {
-    slots: Vec<Option<RawFd>>,
+    slots: Vec<Option<Entry>>,
     free: Vec<usize>,
 }
 
+impl Sockets {
+    const fn new() -> Sockets {
+        Sockets {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// Puts `entry` in a slot, a freed one first; its number.
+    fn take(&mut self, entry: Entry) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(entry);
+                slot
+            }
+            None => {
+                self.slots.push(Some(entry));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn release(&mut self, slot: usize) {
+        self.slots[slot] = None;
+        self.free.push(slot);
+    }
+}
+
+/// How many shards the registry has.
+const SHARDS: usize = 16;
+
+/// The shard the calling thread registers in: one per thread (round robin over the shards
+/// as threads first register), so that a stream registers and, mostly, unregisters in
+/// memory its own thread last touched. Sharding by socket number had each request take a
+/// shard another thread held last: a cache line crossing cores twice per request.
+fn thread_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Relaxed) % SHARDS;
+    }
+    SHARD.with(|shard| *shard)
+}
+
+/// One shard of the registry, on a cache line of its own.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Shard(Mutex<Sockets>);
+
+fn shard(index: usize) -> MutexGuard<'static, Sockets> {
+    REGISTRY[index].0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A slot's second number when its stream has one socket only.
+const NO_SOCKET: RawFd = -1;
+
 impl KillSwitch {
-    /// Ends every session running in [`KillSwitch::unless_fired`] or
-    /// [`Attached::unless_killed`] now, and shuts down the server sockets of the
-    /// registered HTTP streams.
+    /// Ends every stream running in [`KillSwitch::unless_fired`] or
+    /// [`Attached::unless_killed`] now, and shuts down the sockets of the registered ones
+    /// (a TCP session's both, an HTTP stream's server socket).
     pub fn fire(&self, why: Killed) {
         self.why.store(why as u8 + 1, Relaxed);
-        {
-            // Under the lock: a stream registering now is either shut down or sees the new
-            // count; one unregistering (its socket about to close) is either shut down
-            // still open, or gone.
-            let streams = self.sockets();
-            self.firings.fetch_add(1, SeqCst);
-            for &fd in streams.slots.iter().flatten() {
-                // SAFETY: a number in the registry is an open socket (see `Registration`:
-                // it leaves the registry, under this lock, before its socket closes), so
-                // this shuts down the stream's socket and no other.
-                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        // Counted first, then each shard in turn under its own lock (the runtime's threads
+        // register and unregister in the others meanwhile): a stream registering after the
+        // count reads it under its shard's lock and shuts itself down if it became the
+        // server's before it (`Attached::register`); one registered before is shut down here
+        // (its entry's count is older), or is gone (its socket about to close).
+        let now = self.firings.fetch_add(1, SeqCst) + 1;
+        let me = self.address();
+        for index in 0..SHARDS {
+            let streams = shard(index);
+            let before = streams.slots.iter().flatten();
+            for entry in before.filter(|e| e.switch == me && e.firings < now) {
+                entry.shut_down();
             }
         }
         self.fired.notify_waiters();
@@ -133,10 +261,40 @@ impl KillSwitch {
     /// Runs `work` to its end, unless the switch fires first: then `work` is dropped (its
     /// sockets with it) and the reason returned.
     pub async fn unless_fired<F: Future>(&self, work: F) -> Result<F::Output, Killed> {
-        // Registered before `work` starts: a firing from then on reaches it.
+        self.unless_fired_since(self.firings.load(SeqCst), work)
+            .await
+    }
+
+    /// How many times it fired so far: a stream that becomes its server's now (takes its
+    /// slot, its connection) is killed by a firing after this count
+    /// ([`KillSwitch::unless_fired_since`], [`Attached::to_since`]).
+    pub fn firings(&self) -> u64 {
+        self.firings.load(SeqCst)
+    }
+
+    /// Runs `work` to its end, unless the switch fired since its count was `firings` or
+    /// fires meanwhile. A `work` that ends at its first poll (most: a request sent whole at
+    /// once) never touches the switch's `Notify`, whose lock every stream of the server
+    /// shares: only a wait registers there.
+    pub async fn unless_fired_since<F: Future>(
+        &self,
+        firings: u64,
+        work: F,
+    ) -> Result<F::Output, Killed> {
+        if let Some(killed) = self.killed_since(firings) {
+            return Err(killed);
+        }
+        let mut work = std::pin::pin!(work);
+        if let Poll::Ready(out) = poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {
+            return Ok(out);
+        }
         let fired = self.fired.notified();
         tokio::pin!(fired);
+        // Registered first, looked at after: a firing is either counted already or wakes it.
         fired.as_mut().enable();
+        if let Some(killed) = self.killed_since(firings) {
+            return Err(killed);
+        }
         tokio::select! {
             biased;
             () = fired => Err(Killed::from_code(self.why.load(Relaxed))),
@@ -144,122 +302,147 @@ impl KillSwitch {
         }
     }
 
-    fn sockets(&self) -> MutexGuard<'_, Sockets> {
-        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    /// Why a stream registered at `firings` was killed, if the switch fired since.
+    fn killed_since(&self, firings: u64) -> Option<Killed> {
+        (self.firings.load(SeqCst) != firings).then(|| Killed::from_code(self.why.load(Relaxed)))
+    }
+
+    /// What names the switch in the registry's entries.
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 }
 
-/// An HTTP stream on a server, from its request's sending to the exchange's end: whether
-/// the server's [`KillSwitch`] fired since ([`Attached::killed`]). Its server socket is
-/// registered meanwhile ([`Registration`]), so that a firing shuts it down both ways (the
-/// exchange's reads and writes to the server fail, as if the server had gone).
+/// A stream on a server (a TCP session forwarding, an HTTP stream from its request's
+/// sending to the exchange's end): whether the server's [`KillSwitch`] fired since
+/// ([`Attached::killed`]). Its sockets are registered meanwhile ([`Registration`]), so that
+/// a firing shuts them down both ways: a TCP session's forwarding sees both ends closed and
+/// ends at once; an HTTP exchange's reads and writes to the server fail, as if the server
+/// had gone.
 #[derive(Debug)]
-pub struct Attached {
-    server: Arc<Server>,
+pub struct Attached<'s> {
+    kill: &'s KillSwitch,
     firings: u64,
 }
 
-/// A server socket in its switch's registry, until this is dropped.
+/// A stream's sockets in its switch's registry, until this is dropped.
 ///
 /// The invariant that makes a bare socket number safe to shut down (no `dup`, no fd of its
-/// own): the registration must be dropped before its socket closes. The HTTP exchange keeps
+/// own): the registration must be dropped before its sockets close. The HTTP exchange keeps
 /// it in the server connection's state, declared before the socket (struct fields drop in
-/// order), and takes it out before the connection goes idle. Dropping it takes the lock
+/// order), and takes it out before the connection goes idle; a TCP session drops it when
+/// its forwarding ends, and holds it in a variable declared after its sockets' (dropped
+/// first should the task be dropped meanwhile). Dropping it takes the lock
 /// [`KillSwitch::fire`] shuts sockets down under: a number is thus never shut down after its
 /// socket closed (when the kernel may give it to another socket).
 #[derive(Debug)]
 pub struct Registration {
-    server: Arc<Server>,
+    /// Its shard and its slot there, as `slot * SHARDS + shard`.
     slot: usize,
+    /// The switch's firings when it was made, for [`Registration::killed`].
+    firings: u64,
 }
 
-impl Attached {
-    /// Attaches a stream of `server` over `socket`, when the server's sessions may be killed
-    /// ([`killable`]); none when not. The [`Registration`] must be dropped before `socket`
-    /// closes (see there).
-    pub fn to(
-        backend: &Backend,
-        server: &Arc<Server>,
+impl Registration {
+    /// Registers a TCP session of `server` between `client` and its server `socket` (a
+    /// stream that needs no [`Attached`] beside: it waits on nothing the kill must end),
+    /// the server's since its switch had fired `firings` times (see
+    /// [`KillSwitch::firings`]): a firing since shuts both sockets down at once. It must be
+    /// dropped before either socket closes (see above).
+    pub fn session(
+        server: &Server,
+        client: BorrowedFd<'_>,
         socket: BorrowedFd<'_>,
-    ) -> Option<(Attached, Registration)> {
-        if !killable(backend, server) {
-            return None;
-        }
+        firings: u64,
+    ) -> Registration {
+        let fds = [client.as_raw_fd(), socket.as_raw_fd()];
+        Attached::register(server, fds, firings).1
+    }
+
+    /// Why its stream was killed, if its `server`'s switch fired since it was registered.
+    pub fn killed(&self, server: &Server) -> Option<Killed> {
+        server.kill.killed_since(self.firings)
+    }
+}
+
+impl<'s> Attached<'s> {
+    /// Attaches an HTTP stream of `server` over its server `socket`, the server's from now
+    /// on. The [`Registration`] must be dropped before `socket` closes (see there).
+    #[cfg(test)]
+    pub fn to(server: &'s Server, socket: BorrowedFd<'_>) -> (Attached<'s>, Registration) {
+        Attached::to_since(server, socket, server.kill.firings())
+    }
+
+    /// Attaches an HTTP stream of `server` over its server `socket`, the server's since its
+    /// switch had fired `firings` times (its slot, its connection taken then: see
+    /// [`KillSwitch::firings`]); a firing since kills it at once.
+    pub fn to_since(
+        server: &'s Server,
+        socket: BorrowedFd<'_>,
+        firings: u64,
+    ) -> (Attached<'s>, Registration) {
+        Attached::register(server, [socket.as_raw_fd(), NO_SOCKET], firings)
+    }
+
+    fn register(server: &'s Server, fds: [RawFd; 2], firings: u64) -> (Attached<'s>, Registration) {
         let kill = &server.kill;
-        let mut streams = kill.sockets();
-        let fd = Some(socket.as_raw_fd());
-        let slot = match streams.free.pop() {
-            Some(slot) => {
-                streams.slots[slot] = fd;
-                slot
-            }
-            None => {
-                streams.slots.push(fd);
-                streams.slots.len() - 1
-            }
+        let index = thread_shard();
+        let entry = Entry {
+            switch: kill.address(),
+            firings,
+            fds,
         };
-        let attached = Attached {
-            server: server.clone(),
-            firings: kill.firings.load(SeqCst),
+        // Under the lock, where a firing would shut it down: one counted already but not
+        // yet here (or done here before it came) is caught now.
+        let slot = {
+            let mut streams = shard(index);
+            if kill.firings.load(SeqCst) != firings {
+                entry.shut_down();
+            }
+            streams.take(entry)
         };
+        let attached = Attached { kill, firings };
         let registration = Registration {
-            server: server.clone(),
-            slot,
+            slot: slot * SHARDS + index,
+            firings,
         };
-        Some((attached, registration))
+        (attached, registration)
     }
 
     /// Why the stream was killed, if its server's switch fired since it attached.
     pub fn killed(&self) -> Option<Killed> {
-        let kill = &self.server.kill;
-        (kill.firings.load(SeqCst) != self.firings)
-            .then(|| Killed::from_code(kill.why.load(Relaxed)))
+        self.kill.killed_since(self.firings)
     }
 
     /// Runs `work` to its end, unless the stream is killed first, or was already (a firing
     /// before the wait began reached no waiter): then `work` is dropped and the reason
     /// returned.
     pub async fn unless_killed<F: Future>(&self, work: F) -> Result<F::Output, Killed> {
-        let kill = &self.server.kill;
-        let fired = kill.fired.notified();
-        tokio::pin!(fired);
-        // Registered first, looked at after: a firing is either counted already or wakes it.
-        fired.as_mut().enable();
-        if let Some(killed) = self.killed() {
-            return Err(killed);
-        }
-        tokio::select! {
-            biased;
-            () = fired => Err(Killed::from_code(kill.why.load(Relaxed))),
-            out = work => Ok(out),
-        }
+        self.kill.unless_fired_since(self.firings, work).await
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut streams = self.server.kill.sockets();
-        streams.slots[self.slot] = None;
-        streams.free.push(self.slot);
+        shard(self.slot % SHARDS).release(self.slot / SHARDS);
     }
 }
 
-/// Runs `work` under `kill` when there is one (see [`KillSwitch::unless_fired`]), else to
-/// its end.
-pub async fn unless_fired<F: Future>(
-    kill: Option<&KillSwitch>,
-    work: F,
-) -> Result<F::Output, Killed> {
-    match kill {
-        Some(kill) => kill.unless_fired(work).await,
-        None => Ok(work.await),
-    }
+/// `server` as `backend` holds it, for an [`Attached`] to borrow for as long as the backend
+/// (found by its index, with no reference counted).
+pub fn in_backend<'b>(backend: &'b Backend, server: &Server) -> Option<&'b Server> {
+    let same = |s: &&'b std::sync::Arc<Server>| std::ptr::eq(&***s, server);
+    let by_index = server.index().and_then(|i| backend.servers.get(i));
+    by_index
+        .filter(same)
+        .or_else(|| backend.servers.iter().find(same))
+        .map(|s| &**s)
 }
 
 /// Runs `work` under `attached` when there is one (see [`Attached::unless_killed`]), else
 /// to its end.
 pub async fn unless_killed<F: Future>(
-    attached: Option<&Attached>,
+    attached: Option<&Attached<'_>>,
     work: F,
 ) -> Result<F::Output, Killed> {
     match attached {
@@ -268,11 +451,12 @@ pub async fn unless_killed<F: Future>(
     }
 }
 
-/// Whether a session on `server` may be killed by a change of state (see the module's doc):
-/// only those run under [`KillSwitch::unless_fired`] (TCP) or [`Attached`] (HTTP).
-pub fn killable(backend: &Backend, server: &Server) -> bool {
-    server.opts.shutdown_on_down || (server.opts.backup && backend.backups_killed_on_up)
+/// Kills every session of `server` now, as HAProxy's `shutdown sessions server` and its
+/// stats page's `shutdown` action (logged with code `K`).
+pub fn kill_sessions(server: &Server) {
+    server.kill.fire(Killed::Admin);
 }
+
 /// Acts on a server's change of state by its checks (`up`: it came UP).
 pub fn on_marked(backend: &Backend, server: &Server, up: bool) {
     if !up {
@@ -321,30 +505,56 @@ mod tests {
         (ours, listener.accept().unwrap().0)
     }
 
+    /// How many streams are registered on `server` (the registry is the process's: other
+    /// tests' streams are in it too).
     fn registered(server: &Server) -> usize {
-        server.kill.sockets().slots.iter().flatten().count()
+        let me = server.kill.address();
+        (0..SHARDS)
+            .map(|index| {
+                let s = shard(index);
+                s.slots.iter().flatten().filter(|e| e.switch == me).count()
+            })
+            .sum()
+    }
+
+    /// Both sockets of a TCP session were shut down.
+    fn assert_shut_down(client: &mut TcpStream, socket: &mut TcpStream) {
+        assert!(client.write_all(b"x").is_err(), "the client side shut down");
+        assert!(socket.write_all(b"x").is_err(), "the server side too");
     }
 
     #[test]
-    fn a_registration_leaves_the_registry_and_its_slot_is_taken_again() {
+    fn a_registration_leaves_the_registry() {
         let backend = backend();
         let server = &backend.servers[0];
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let (a, _pa) = pair(&listener);
         let (b, _pb) = pair(&listener);
-        let (_, first) = Attached::to(&backend, server, a.as_fd()).unwrap();
-        let (_, second) = Attached::to(&backend, server, b.as_fd()).unwrap();
+        let (_, first) = Attached::to(server, a.as_fd());
+        let (_, second) = Attached::to(server, b.as_fd());
         assert_eq!(registered(server), 2);
         drop(first);
         assert_eq!(registered(server), 1);
-        let (_, again) = Attached::to(&backend, server, a.as_fd()).unwrap();
-        assert_eq!(
-            server.kill.sockets().slots.len(),
-            2,
-            "the freed slot is reused"
-        );
+        let (_, again) = Attached::to(server, a.as_fd());
+        assert_eq!(registered(server), 2);
         drop((second, again));
         assert_eq!(registered(server), 0);
+    }
+
+    #[test]
+    fn a_freed_slot_is_taken_again() {
+        let mut sockets = Sockets::new();
+        let entry = |fd| Entry {
+            switch: 1,
+            firings: 0,
+            fds: [fd, NO_SOCKET],
+        };
+        let (first, second) = (sockets.take(entry(3)), sockets.take(entry(4)));
+        sockets.release(first);
+        assert_eq!(sockets.take(entry(5)), first);
+        assert_eq!(sockets.slots.len(), 2, "no slot added");
+        sockets.release(second);
+        assert_eq!(sockets.slots.iter().flatten().count(), 1);
     }
 
     #[test]
@@ -354,7 +564,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let (stream, _peer) = pair(&listener);
         let number = stream.as_raw_fd();
-        let (attached, registration) = Attached::to(&backend, server, stream.as_fd()).unwrap();
+        let (attached, registration) = Attached::to(server, stream.as_fd());
         // As in a server connection: the registration goes first, then the socket.
         drop(registration);
         drop(stream);
@@ -383,10 +593,10 @@ mod tests {
         let server = &backend.servers[0];
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let (mut before, _pb) = pair(&listener);
-        let (attached, _registration) = Attached::to(&backend, server, before.as_fd()).unwrap();
+        let (attached, _registration) = Attached::to(server, before.as_fd());
         server.kill.fire(Killed::Up);
         let (mut after, _pa) = pair(&listener);
-        let (later, _later_registration) = Attached::to(&backend, server, after.as_fd()).unwrap();
+        let (later, _later_registration) = Attached::to(server, after.as_fd());
         assert_eq!(attached.killed(), Some(Killed::Up));
         assert_eq!(later.killed(), None);
         assert!(before.write_all(b"x").is_err(), "shut down");
@@ -395,13 +605,52 @@ mod tests {
             .expect("attached after the firing: untouched");
     }
 
+    #[test]
+    fn a_firing_shuts_down_both_sockets_of_a_tcp_session() {
+        let backend = backend();
+        let server = &backend.servers[0];
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let [(mut client, _pc), (mut socket, _ps)] = [(); 2].map(|()| pair(&listener));
+        let since = server.kill.firings();
+        let registration = Registration::session(server, client.as_fd(), socket.as_fd(), since);
+        assert_eq!(registration.killed(server), None);
+        kill_sessions(server);
+        assert_eq!(registration.killed(server), Some(Killed::Admin));
+        assert_eq!(Killed::Admin.flags(), "K-");
+        assert_shut_down(&mut client, &mut socket);
+        drop(registration);
+        assert_eq!(registered(server), 0);
+    }
+
+    #[test]
+    fn a_stream_taken_before_a_firing_and_registered_after_it_is_shut_down_at_once() {
+        let backend = backend();
+        let server = &backend.servers[0];
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let [(mut client, _pc), (mut socket, _ps)] = [(); 2].map(|()| pair(&listener));
+        // Its slot taken, then a firing from another thread, then its registration.
+        let since = server.kill.firings();
+        kill_sessions(server);
+        let registration = Registration::session(server, client.as_fd(), socket.as_fd(), since);
+        assert_eq!(registration.killed(server), Some(Killed::Admin));
+        assert_shut_down(&mut client, &mut socket);
+        // One taken after the firing is untouched.
+        let (mut later, _pl) = pair(&listener);
+        let now = server.kill.firings();
+        let (attached, _kept) = Attached::to_since(server, later.as_fd(), now);
+        assert_eq!(attached.killed(), None);
+        later
+            .write_all(b"x")
+            .expect("taken after the firing: untouched");
+    }
+
     #[tokio::test]
     async fn a_wait_begun_after_a_kill_ends_at_once() {
         let backend = backend();
         let server = &backend.servers[0];
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let (stream, _peer) = pair(&listener);
-        let (attached, _registration) = Attached::to(&backend, server, stream.as_fd()).unwrap();
+        let (attached, _registration) = Attached::to(server, stream.as_fd());
         server.kill.fire(Killed::Down);
         let waited = attached.unless_killed(std::future::pending::<()>()).await;
         assert_eq!(waited, Err(Killed::Down));

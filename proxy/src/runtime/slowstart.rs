@@ -28,16 +28,26 @@ pub fn begin(server: &Server) {
     // Never 0, which means "not starting".
     let since = meter::now_ms().max(1);
     server.warming_since.store(since, Relaxed);
-    // Each second its `maxconn` grows: the connections queued for it are told, as HAProxy's
-    // warm-up task does (`pendconn_grab_from_px`).
+    // Each second its weight and `maxconn` grow: the balancer takes the new weight and the
+    // server the connections queued, as HAProxy's warm-up task does
+    // (`server_recalc_eweight`, `pendconn_grab_from_px`).
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let (waker, seconds) = (server.queue_waker(), server.opts.slowstart_secs);
+    let Some((backend, index)) = server.balancer() else {
+        return;
+    };
+    let (backend, seconds) = (
+        std::sync::Arc::downgrade(&backend),
+        server.opts.slowstart_secs,
+    );
     runtime.spawn(async move {
         for _ in 0..seconds {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            waker.notify_waiters();
+            let Some(backend) = backend.upgrade() else {
+                return;
+            };
+            backend.servers[index].slots_opened();
         }
     });
 }

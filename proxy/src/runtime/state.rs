@@ -110,8 +110,11 @@ impl Counters {
         }
         match flags.as_bytes() {
             [b'C' | b'c', b'D', ..] => self.client_aborts.fetch_add(1, Relaxed),
-            // A server killed by its change of state (`D`, `U`) aborts as it would.
-            [b'S' | b's' | b'D' | b'U', b'D', ..] => self.server_aborts.fetch_add(1, Relaxed),
+            // A server killed by its change of state (`D`, `U`) or an operator (`K`) aborts as
+            // it would.
+            [b'S' | b's' | b'D' | b'U' | b'K', b'D', ..] => {
+                self.server_aborts.fetch_add(1, Relaxed)
+            }
             _ => 0,
         };
     }
@@ -302,6 +305,9 @@ pub struct Server {
     /// The backend's [`Backend::servers_changed`]: told when the server may take queued
     /// connections it could not take before (UP again, out of maintenance, an address).
     servers_changed: Arc<tokio::sync::Notify>,
+    /// Its backend and its index there, set once the backend is shared: every change is
+    /// applied to the balancer as it is made ([`Server::changed`]).
+    balancer: std::sync::OnceLock<(std::sync::Weak<Backend>, usize)>,
 }
 
 impl Server {
@@ -361,6 +367,7 @@ impl Server {
             agent: super::agent::AgentState::new(o),
             dynamic_cookie: Default::default(),
             servers_changed,
+            balancer: std::sync::OnceLock::new(),
         }
     }
 
@@ -410,26 +417,27 @@ impl Server {
         if was != admin && (was == Admin::Maint || admin == Admin::Maint) && self.checks_enabled() {
             self.checks_paused.store(admin == Admin::Maint, Relaxed);
         }
-        if self.opts.check {
-            match (was == Admin::Maint, admin == Admin::Maint) {
-                (false, true) => self.health.store(0, Relaxed),
-                (true, false) => {
+        match (was == Admin::Maint, admin == Admin::Maint) {
+            (false, true) if self.opts.check => self.health.store(0, Relaxed),
+            (true, false) => {
+                if self.opts.check {
                     self.health.store(self.opts.rise, Relaxed);
-                    // An agent saying down keeps it DOWN.
-                    let back = self.transition(|| {
-                        let back = !self.is_up() && self.may_come_up();
-                        if back {
-                            self.set_up(true);
-                        }
-                        back
-                    });
-                    if back {
-                        // Back UP: the servers tracking it follow.
-                        super::track::follow(self, true);
-                    }
                 }
-                _ => {}
+                // As HAProxy, a server leaving maintenance comes UP when it may, checked or
+                // not (one set DOWN from the CLI too); an agent saying down keeps it DOWN.
+                let back = self.transition(|| {
+                    let back = !self.is_up() && self.may_come_up();
+                    if back {
+                        self.set_up(true);
+                    }
+                    back
+                });
+                if back {
+                    // Back UP: the servers tracking it follow.
+                    super::track::follow(self);
+                }
             }
+            _ => {}
         }
         match (was == Admin::Maint, admin == Admin::Maint) {
             // (Begun already when it came back UP just above.)
@@ -447,7 +455,7 @@ impl Server {
             }
         }
         self.last_change.store(now_secs(), Relaxed);
-        self.servers_changed.notify_waiters();
+        self.changed();
     }
 
     /// In maintenance because the server it tracks is (HAProxy's IMAINT).
@@ -469,7 +477,7 @@ impl Server {
             super::slowstart::begin(self);
         }
         self.last_change.store(now_secs(), Relaxed);
-        self.servers_changed.notify_waiters();
+        self.changed();
         true
     }
 
@@ -512,7 +520,7 @@ impl Server {
     pub fn set_weight(&self, weight: u32) {
         // An agent repeats its weight every answer: the queues wake on a change only.
         if self.weight.swap(weight, Relaxed) != weight {
-            self.servers_changed.notify_waiters();
+            self.changed();
         }
     }
 
@@ -520,6 +528,45 @@ impl Server {
     /// more now.
     pub fn queue_waker(&self) -> Arc<tokio::sync::Notify> {
         self.servers_changed.clone()
+    }
+
+    /// Links the server to its backend's balancer (once, as the state is built).
+    pub fn link_balancer(&self, backend: std::sync::Weak<Backend>, index: usize) {
+        let _ = self.balancer.set((backend, index));
+    }
+
+    /// Its index in its backend's servers, once linked (no reference counted: read for
+    /// each HTTP request).
+    pub fn index(&self) -> Option<usize> {
+        self.balancer.get().map(|&(_, index)| index)
+    }
+
+    /// Its backend's balancer and its index there, once linked.
+    pub fn balancer(&self) -> Option<(Arc<Backend>, usize)> {
+        let (backend, index) = self.balancer.get()?;
+        Some((backend.upgrade()?, *index))
+    }
+
+    /// After any change of its state, weight, address or `maxconn`: the balancer applies
+    /// it at once, as HAProxy's `srv_update_status` calls the algorithm's callbacks (two
+    /// changes with no connection in between both count, in their order), and the waiting
+    /// connections are woken.
+    fn changed(&self) {
+        self.changed_with(false);
+    }
+
+    /// A change that may have opened slots (a higher `maxconn`, a slow start's step): the
+    /// server takes connections from the queues as well, as HAProxy's `process_srv_queue`
+    /// and `pendconn_grab_from_px` then.
+    pub fn slots_opened(&self) {
+        self.changed_with(true);
+    }
+
+    fn changed_with(&self, slots_opened: bool) {
+        if let Some((backend, index)) = self.balancer() {
+            super::balance::server_changed(&backend, index, slots_opened);
+        }
+        self.servers_changed.notify_waiters();
     }
 
     pub fn set_addr(&self, ip: Option<IpAddr>) {
@@ -530,7 +577,7 @@ impl Server {
         if was != ip {
             self.retire_connections();
         }
-        self.servers_changed.notify_waiters();
+        self.changed();
     }
 
     /// The address to connect to for a client that connected to `dst_port`.
@@ -622,7 +669,7 @@ impl Server {
     pub fn set_stopping(&self, on: bool) {
         if self.stopping.swap(on, Relaxed) != on {
             self.last_change.store(now_secs(), Relaxed);
-            self.servers_changed.notify_waiters();
+            self.changed();
         }
     }
 
@@ -636,7 +683,7 @@ impl Server {
     pub fn set_maxconn(&self, maxconn: Option<usize>) {
         let maxconn = maxconn.unwrap_or(0);
         if self.maxconn.swap(maxconn, Relaxed) != maxconn {
-            self.servers_changed.notify_waiters();
+            self.slots_opened();
         }
     }
 
@@ -799,7 +846,7 @@ impl Server {
         if !up {
             self.retire_connections();
         }
-        self.servers_changed.notify_waiters();
+        self.changed();
     }
 }
 
@@ -1015,6 +1062,9 @@ impl State {
             }));
         }
         super::track::link(&backends);
+        for backend in &backends {
+            super::balance::link(backend);
+        }
         let splice = Self::splices(&config.global);
         let tables = super::stick::Tables::new(&config);
         State {

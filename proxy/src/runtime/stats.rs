@@ -261,16 +261,35 @@ fn result_columns(row: &mut Row, chk: &CheckResult, names: [&'static str; 5]) {
     let detail = chk
         .desc
         .strip_prefix(described)
-        .map(|rest| rest.trim_start_matches(':').trim())
+        // The information as kept, a leading space included (HAProxy shows a tcp-check's
+        // timeout as " at step N of tcp-check ...").
+        .map(|rest| {
+            rest.strip_prefix(": ")
+                .unwrap_or(rest.trim_start_matches(':'))
+        })
         .unwrap_or(&chk.desc);
     row.insert(status, chk.status.clone());
     row.insert(code, chk.code.map(|c| c.to_string()).unwrap_or_default());
-    row.insert(
-        duration,
-        chk.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
-    );
+    row.insert(duration, duration_field(chk));
     row.insert(detail_column, detail.to_string());
     row.insert(description, described.to_string());
+}
+
+/// A check result's duration as HAProxy keeps it (a `long` in milliseconds), shown from
+/// `CHECKED` on in its order of statuses (None before). A result that was not timed (`HANA`,
+/// set by the traffic's analysis) has HAProxy's -1 there.
+pub(super) fn check_duration_ms(chk: &CheckResult) -> Option<i64> {
+    const CHECKED: u8 = 3;
+    if chk.status.is_empty() || check_status_code(&chk.status) < CHECKED {
+        return None;
+    }
+    Some(chk.duration_ms.map_or(-1, |d| d as i64))
+}
+
+/// [`check_duration_ms`] as the CSV shows it: an unsigned 64-bit number, an untimed
+/// result's -1 as 18446744073709551615 (and so `in ...ms` on the page).
+fn duration_field(chk: &CheckResult) -> String {
+    check_duration_ms(chk).map_or_else(String::new, |d| (d as u64).to_string())
 }
 
 /// HAProxy's check statuses: (short name, number in `show servers state`, description).
@@ -921,7 +940,7 @@ impl Rows<'_> {
         }
         let _ = writeln!(
             o,
-            "<td class=\"ac\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"ac\">{}</td><td class=\"ac\">{} {}</td><td class=\"ac\">{}</td><td class=\"ac\">{}</td><td class=\"ac\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<td class=\"ac\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"ac\">{}</td>{}<td class=\"ac\">{}</td><td class=\"ac\">{}</td><td class=\"ac\">{}</td>{}</tr>",
             g("svname"),
             g("scur"),
             g("smax"),
@@ -933,17 +952,66 @@ impl Rows<'_> {
             g("econ"),
             g("wretr"),
             g("wredis"),
-            g("status"),
-            g("check_status"),
-            g("check_code"),
+            esc(html_status(row.get("status").map_or("", |v| v.as_str()))),
+            check_cell(row),
             g("weight"),
             g("act"),
             g("bck"),
-            g("chkfail"),
-            g("chkdown"),
-            g("downtime")
+            failures_cells(row)
         );
     }
+}
+
+/// A row's status as HAProxy's page shows it: a server in maintenance, its own or through
+/// the server it tracks, is `MAINT` (the `via` server has the failures' cells), but for
+/// `MAINT (resolution)`.
+fn html_status(status: &str) -> &str {
+    if status.starts_with("MAINT") && status != "MAINT (resolution)" {
+        "MAINT"
+    } else {
+        status
+    }
+}
+
+/// The `LastChk` cell: HAProxy's ` STATUS[/CODE][ in Nms]`, empty without a check result.
+fn check_cell(row: &Row) -> String {
+    let field = |c: &str| row.get(c).map_or("", |v| v.as_str());
+    if field("check_status").is_empty() {
+        return "<td></td>".into();
+    }
+    let mut text = format!(" {}", field("check_status"));
+    if !field("check_code").is_empty() {
+        text.push_str(&format!("/{}", field("check_code")));
+    }
+    if !field("check_duration").is_empty() {
+        text.push_str(&format!(" in {}ms", field("check_duration")));
+    }
+    format!("<td class=\"ac\">{}</td>", esc(&text))
+}
+
+/// The check failures' three cells (`Chk`, `Dwn`, `Dwntme`), as HAProxy's page has them: a
+/// checked server's or a backend's counts, `resolution` for a server in maintenance for
+/// it, a link to the server a tracking one follows, else empty.
+fn failures_cells(row: &Row) -> String {
+    let field = |c: &str| row.get(c).map_or("", |v| v.as_str());
+    if field("status") == "MAINT (resolution)" {
+        return "<td class=\"ac\" colspan=3>resolution</td>".into();
+    }
+    // A checked server's (a backend has no `Chk` of its own).
+    if !field("chkfail").is_empty() || !field("chkdown").is_empty() {
+        return format!(
+            "<td>{}</td><td>{}</td><td>{}</td>",
+            esc(field("chkfail")),
+            esc(field("chkdown")),
+            esc(field("downtime"))
+        );
+    }
+    let tracked = field("tracked");
+    if !tracked.is_empty() && field("status") != "no check" {
+        let t = esc(tracked);
+        return format!("<td class=\"ac\" colspan=3><a class=lfsb href=\"#{t}\">via {t}</a></td>");
+    }
+    "<td colspan=3></td>".into()
 }
 
 /// The admin form's end: the action to take, the backend (by id) and the button.

@@ -16,13 +16,15 @@
 //! handled once both are known.
 //!
 //! The legacy actions (`disable`/`enable`, `stop`/`start`) set or clear one of HAProxy's two
-//! forced flags, maintenance and drain, keeping the other ([`AdminFlag`]); `dhlth`/`ehlth`
-//! are the runtime API's `disable|enable health`.
+//! forced flags, maintenance and drain, keeping the other ([`AdminFlag`]), logged with
+//! HAProxy's cause (`('disable' on stats page)`); `dhlth`/`ehlth` are the runtime API's
+//! `disable|enable health`.
 //!
 //! `hrunn`, `hnolb` and `hdown` are the runtime API's `set server ... health up|stopping|down`.
 //!
-//! Not in hapx yet: killing a server's sessions (`shutdown`): it counts as a server not
-//! changed (an `ERRP`, or a `PART` with others), never as done.
+//! `shutdown` kills the server's sessions, as the runtime API's `shutdown sessions server`
+//! ([`super::shutdown::kill_sessions`]); it counts as done even when there were none, as in
+//! HAProxy.
 
 use std::net::SocketAddr;
 
@@ -319,13 +321,13 @@ impl Action {
 }
 
 /// What an action did to one server: changed it, left it as it is without counting it
-/// (HAProxy's way for a check or agent the server does not have), or could not (hapx lacks
-/// it: counted as not changed).
+/// (HAProxy's way for a check or agent the server does not have), or could not (an unknown
+/// server: counted as not changed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Effect {
     Changed,
     Skipped,
-    Unsupported,
+    Unchanged,
 }
 
 /// Tallies of a form's servers.
@@ -385,7 +387,7 @@ fn apply(state: &State, form: &[u8]) -> Status {
                 let effect = match b.servers.iter().find(|s| s.name.as_bytes() == name) {
                     Some(server) => act(b, server, a),
                     // An unknown server counts, unchanged.
-                    None => Effect::Unsupported,
+                    None => Effect::Unchanged,
                 };
                 tally.total += usize::from(effect != Effect::Skipped);
                 tally.altered += usize::from(effect == Effect::Changed);
@@ -424,11 +426,11 @@ fn act(backend: &Backend, server: &Server, action: Action) -> Effect {
         Effect::Changed
     };
     // The legacy actions set or clear one flag, and count only when it was not so already.
-    let flag = |flag: AdminFlag, on: bool| {
+    let flag = |flag: AdminFlag, on: bool, cause: &str| {
         if server.has_admin_flag(flag) == on {
             return Effect::Skipped;
         }
-        super::api::change_admin_flag(backend, server, flag, on);
+        super::api::change_admin_flag(backend, server, flag, on, cause);
         Effect::Changed
     };
     let tracking = server.opts.track.is_some();
@@ -436,10 +438,11 @@ fn act(backend: &Backend, server: &Server, action: Action) -> Effect {
         Action::Ready => change(Admin::Ready),
         Action::Drain => change(Admin::Drain),
         Action::Maint => change(Admin::Maint),
-        Action::Disable => flag(AdminFlag::Maint, true),
-        Action::Enable => flag(AdminFlag::Maint, false),
-        Action::Stop => flag(AdminFlag::Drain, true),
-        Action::Start => flag(AdminFlag::Drain, false),
+        // HAProxy gives a cause only where it sets a flag.
+        Action::Disable => flag(AdminFlag::Maint, true, "'disable' on stats page"),
+        Action::Enable => flag(AdminFlag::Maint, false, ""),
+        Action::Stop => flag(AdminFlag::Drain, true, "'stop' on stats page"),
+        Action::Start => flag(AdminFlag::Drain, false, ""),
         Action::DisableHealth | Action::EnableHealth => {
             if server.enable_checks(action == Action::EnableHealth) {
                 Effect::Changed
@@ -474,7 +477,10 @@ fn act(backend: &Backend, server: &Server, action: Action) -> Effect {
         Action::DisableAgent | Action::EnableAgent | Action::AgentUp | Action::AgentDown => {
             Effect::Skipped
         }
-        Action::Shutdown => Effect::Unsupported,
+        Action::Shutdown => {
+            super::shutdown::kill_sessions(server);
+            Effect::Changed
+        }
     }
 }
 

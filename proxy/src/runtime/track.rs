@@ -149,8 +149,12 @@ pub fn tracked_name(backend: &Backend, server: &Server) -> Option<String> {
     tracked(backend, server).map(|(b, s)| format!("{b}/{s}"))
 }
 
-/// The servers tracking `server` follow it, now `up` or not (down the chain).
-pub fn follow(server: &Server, up: bool) {
+/// The servers tracking `server` follow it into the state it is in now, down the chain.
+/// The state is read under `server`'s transition lock, each tracker's changed under its
+/// own (taken after, as `Server::transition` orders them): of a check's result and an
+/// operator's command changing `server` at once, the one following last applies the state
+/// `server` ended in, not the one its caller saw before the other changed it.
+pub fn follow(server: &Server) {
     for t in server.trackers.get().map_or(&[][..], Vec::as_slice) {
         let (Some(backend), Some(tracker)) = (t.backend.upgrade(), t.server.upgrade()) else {
             continue;
@@ -159,28 +163,59 @@ pub fn follow(server: &Server, up: bool) {
         // silently, and so do the servers tracking it; it comes out of it in the state it
         // follows.
         let quiet = tracker.admin() == Admin::Maint || tracker.in_inherited_maint();
-        let changed = tracker.transition(|| {
-            if tracker.is_up() == up {
-                return false;
-            }
-            // Coming UP into NOLB with it (set first: never seen taking connections).
-            if up {
-                tracker.set_stopping(server.is_stopping());
-            }
-            if quiet {
-                tracker.up.store(up, Relaxed);
-            } else {
-                tracker.set_up(up);
-            }
-            true
+        let changed = server.transition(|| {
+            tracker.transition(|| {
+                let up = server.is_up();
+                if tracker.is_up() == up {
+                    return None;
+                }
+                // Coming UP into NOLB with it (set first: never seen taking connections).
+                if up {
+                    tracker.set_stopping(server.is_stopping());
+                }
+                if quiet {
+                    tracker.up.store(up, Relaxed);
+                } else {
+                    tracker.set_up(up);
+                }
+                Some(up)
+            })
         });
-        if !changed {
+        let Some(up) = changed else {
             continue;
-        }
+        };
         if !quiet {
             transitions::report_tracked(&backend, &tracker, up);
             shutdown::on_marked(&backend, &tracker, up);
         }
-        follow(&tracker, up);
+        follow(&tracker);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::follow;
+
+    /// A check takes `a` DOWN and, before it lets `b` follow, an operator brings `a` back UP
+    /// and lets `b` follow first: the check's late `follow` leaves `b` in the state `a` is in
+    /// (UP), where acting on what the check saw would take it DOWN behind an UP `a`.
+    #[test]
+    fn a_late_follow_applies_the_tracked_servers_current_state() {
+        let state = super::super::checks::loaded_state(
+            "backend be\n  server a 127.0.0.1:1 check\n  server b 127.0.0.1:1 track a\n",
+        );
+        let be = state.backend("be").expect("backend be");
+        let (a, b) = (&be.servers[0], &be.servers[1]);
+        assert!(a.is_up() && b.is_up());
+        a.transition(|| a.set_up(false));
+        a.transition(|| a.set_up(true));
+        follow(a);
+        assert!(b.is_up());
+        follow(a);
+        assert!(a.is_up() && b.is_up(), "b follows a into the state a is in");
+        // A change followed is followed.
+        a.transition(|| a.set_up(false));
+        follow(a);
+        assert!(!b.is_up());
     }
 }

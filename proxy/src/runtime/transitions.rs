@@ -22,7 +22,8 @@ impl Before {
     pub fn of(backend: &Backend, server: &Server) -> Self {
         Before {
             admin: server.admin(),
-            down: (server.opts.check || server.opts.track.is_some()) && !server.is_up(),
+            // Checked or not: one set DOWN from the CLI was DOWN too, as HAProxy says.
+            down: !server.is_up(),
             backend_up: backend.is_up(),
         }
     }
@@ -285,9 +286,15 @@ pub fn report_inherited_maint(backend: &Backend, server: &Server, entered: bool)
 }
 
 /// Logs an operator's change of the server's admin state from `before` (nothing when it
-/// did not change).
-pub fn report_admin(backend: &Backend, server: &Server, before: Before) {
+/// did not change), entering maintenance or drain with its `cause` in parentheses when there
+/// is one (HAProxy's `adm_st_chg_cause`: the stats page's legacy actions give one).
+pub fn report_admin(backend: &Backend, server: &Server, before: Before, cause: &str) {
     let name = server_named(backend, server);
+    let cause = if cause.is_empty() {
+        String::new()
+    } else {
+        format!(" ({cause})")
+    };
     let now = server.admin();
     let (level, lines): (u8, Vec<String>) = match (before.admin, now) {
         (was, Admin::Maint) if was != Admin::Maint => {
@@ -297,13 +304,15 @@ pub fn report_admin(backend: &Backend, server: &Server, before: Before) {
                 log::LOG_ALERT
             };
             if before.down {
-                let line = format!("{name}was DOWN and now enters maintenance.");
+                let line = format!("{name}was DOWN and now enters maintenance{cause}.");
                 (log::LOG_NOTICE, vec![line])
             } else {
                 let counts = servers_left(backend, server);
                 (
                     level,
-                    vec![format!("{name}is going DOWN for maintenance{counts}")],
+                    vec![format!(
+                        "{name}is going DOWN for maintenance{cause}{counts}"
+                    )],
                 )
             }
         }
@@ -318,11 +327,16 @@ pub fn report_admin(backend: &Backend, server: &Server, before: Before) {
                 format!("{name}remains in forced drain mode."),
             ],
         ),
+        // As HAProxy: a server DOWN (its checks) that enters drain tells the servers left.
         (Admin::Ready, Admin::Drain) => (
             log::LOG_NOTICE,
             vec![format!(
-                "{name}enters drain state{}",
-                servers_online(backend)
+                "{name}enters drain state{cause}{}",
+                if server.is_up() {
+                    servers_online(backend)
+                } else {
+                    servers_left(backend, server)
+                }
             )],
         ),
         // A server DOWN (by its checks or its agent) says so.
