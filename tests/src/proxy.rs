@@ -89,6 +89,20 @@ impl Drop for TestDir {
 /// [`crate::wait::eventually`]).
 pub use crate::wait::eventually as wait_until;
 
+/// A server on a free loopback port that accepts every connection and keeps it open,
+/// saying nothing (until the test process ends): a server held busy.
+pub fn silent_server() -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding a server");
+    let addr = listener.local_addr().expect("its address");
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    addr
+}
+
 /// Whether some socket listens on `addr`'s port (any address), without connecting: a probe
 /// connection would count as traffic through the proxy. See [`listeners`].
 pub fn is_listening(addr: SocketAddr) -> bool {

@@ -9,28 +9,15 @@
 //! - `req.payload_lv`'s third argument read as HAProxy's saturating `read_int64`.
 
 use std::io::Read;
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::Duration;
 
-use hapx_tests::proxy::{cli, free_port, stat_row, temp_dir, wait_until};
+use hapx_tests::proxy::{cli, free_port, silent_server, stat_row, temp_dir, wait_until};
 use hapx_tests::proxy_rules::{Syslog, TIMEOUTS, check_text, shape, side_by_side};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
-
-/// A server that accepts every connection and keeps it open, saying nothing.
-fn silent_server() -> SocketAddr {
-    let listener = TcpListener::bind((LO, 0)).expect("binding a server");
-    let addr = listener.local_addr().expect("its address");
-    thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming().flatten() {
-            held.push(conn);
-        }
-    });
-    addr
-}
 
 #[test]
 fn leastconn_takes_the_first_backup_full_like_haproxy() {
@@ -76,7 +63,24 @@ fn first_backup_full(test: &str, balance: &str) {
         // in the backend's queue, were the backup not taken full).
         let second = TcpStream::connect(front).expect("connecting");
         let third = TcpStream::connect(front).expect("connecting");
-        thread::sleep(Duration::from_millis(500));
+        // Settled once all three are accounted for: served, queued (the backup's queue or
+        // the backend's) or refused.
+        let count = |server: &str, field: &str| {
+            row(server, field)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let settled = wait_until(Duration::from_secs(10), || {
+            count("k", "scur")
+                + count("k", "qcur")
+                + count("BACKEND", "qcur")
+                + count("BACKEND", "econ")
+                >= 3
+        });
+        assert!(
+            settled,
+            "the three connections were not all served, queued or refused"
+        );
         let seen = ["k", "l", "BACKEND"].map(|s| {
             (
                 s,

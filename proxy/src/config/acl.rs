@@ -708,7 +708,79 @@ fn split_call(text: &str) -> Result<(&str, Vec<&str>, &str), String> {
 
 /// A sample fetch as written in a rule or a `%[...]`: `req.hdr(host),lower`.
 pub fn parse_fetch(text: &str) -> Result<Fetch, AclError> {
-    fetch_as(text, None, false)
+    let fetch = fetch_as(text, None, false)?;
+    note_backend_ref(&fetch.source);
+    Ok(fetch)
+}
+
+/// A backend (and server) a fetch outside of an ACL names (`nbsrv(b)`, `srv_is_up(b/s)`),
+/// resolved once the proxies are known, as HAProxy's `smp_resolve_args` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendRef {
+    pub keyword: &'static str,
+    pub backend: String,
+    pub server: Option<String>,
+    /// HAProxy words the error as an ACL's (`http-check send hdr`), see [`worded_as_acl`].
+    pub acl_worded: bool,
+}
+
+impl BackendRef {
+    /// The reference `source` makes, if it names a backend.
+    pub fn of(source: &Source) -> Option<BackendRef> {
+        let (keyword, backend, server) = match source {
+            Source::Nbsrv(Some(b)) => ("nbsrv", b.clone(), None),
+            Source::SrvIsUp(b, s) => ("srv_is_up", b.clone(), Some(s.clone())),
+            _ => return None,
+        };
+        Some(BackendRef {
+            keyword,
+            backend,
+            server,
+            acl_worded: ACL_WORDED.get(),
+        })
+    }
+}
+
+thread_local! {
+    /// The backend references the fetches parsed by [`collect_backend_refs`] made; none
+    /// outside of it (or in ACLs, whose references their rules note themselves).
+    static BACKEND_REFS: std::cell::RefCell<Option<Vec<BackendRef>>> =
+        const { std::cell::RefCell::new(None) };
+    /// Whether the fetches being parsed have their errors worded as an ACL's.
+    static ACL_WORDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, whose fetches HAProxy words the errors of as an ACL's although they are in a
+/// format (those of `http-check send hdr`, which it parses as such).
+pub fn worded_as_acl<R>(f: impl FnOnce() -> R) -> R {
+    let outer = ACL_WORDED.replace(true);
+    let r = f();
+    ACL_WORDED.set(outer);
+    r
+}
+
+/// Runs `f`, which parses fetches, and the backend references they made.
+pub fn collect_backend_refs<R>(f: impl FnOnce() -> R) -> (R, Vec<BackendRef>) {
+    let outer = BACKEND_REFS.replace(Some(Vec::new()));
+    let r = f();
+    let refs = BACKEND_REFS.replace(outer);
+    (r, refs.unwrap_or_default())
+}
+
+/// Runs `f` without collecting backend references (an ACL's are noted by its rule).
+pub fn uncollected<R>(f: impl FnOnce() -> R) -> R {
+    let outer = BACKEND_REFS.take();
+    let r = f();
+    BACKEND_REFS.set(outer);
+    r
+}
+
+fn note_backend_ref(source: &Source) {
+    BACKEND_REFS.with_borrow_mut(|refs| {
+        if let (Some(refs), Some(r)) = (refs.as_mut(), BackendRef::of(source)) {
+            refs.push(r);
+        }
+    });
 }
 
 /// A sample fetch in a health check's format (`http-check send hdr`, `uri-lf`, `on-error`
@@ -913,8 +985,9 @@ fn integer_args<const N: usize>(name: &str, args: &[&str]) -> Result<[i64; N], S
             ));
         };
         let digits = arg.strip_prefix(['-', '+']).unwrap_or(arg);
-        *out = match arg.parse::<i64>() {
-            Ok(n) if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) => n,
+        // Saturated past 64 bits, as HAProxy's (`99999999999999999999` is accepted).
+        *out = match read_int64(arg) {
+            Some(n) if !digits.is_empty() => n,
             _ => {
                 return Err(format!(
                     "fetch method '{name}' : failed to parse '{arg}' as type 'integer' at position {}",

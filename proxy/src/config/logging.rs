@@ -242,24 +242,28 @@ pub fn compile(p: &mut Proxy, diags: &mut Diags) {
     let own = p.name.clone();
     // The tables their stick fetches name, for the checks (worded as HAProxy's contexts).
     let table_refs = std::cell::RefCell::new(Vec::new());
+    let backend_refs = std::cell::RefCell::new(Vec::new());
     let at = |src: &Option<Source>, kw: &str, stage, diags: &mut Diags| {
         let src = src.as_ref()?;
         let within = match kw {
             "unique-id-format" => "unique-id-format string",
             _ => "log-format string",
         };
-        let (compiled, refs) = super::stick::written_at(&own, &src.place, Some(within), || {
-            if kw != "unique-id-format" {
-                return LogFormat::compile_at(&src.text, mode, stage);
-            }
-            let mut warnings = Vec::new();
-            let f = LogFormat::compile_unique_id(&src.text, mode, &mut warnings);
-            for w in warnings {
-                diags.warn(&src.place, w);
-            }
-            f
+        let ((compiled, refs), named) = super::acl::collect_backend_refs(|| {
+            super::stick::written_at(&own, &src.place, Some(within), || {
+                if kw != "unique-id-format" {
+                    return LogFormat::compile_at(&src.text, mode, stage);
+                }
+                let mut warnings = Vec::new();
+                let f = LogFormat::compile_unique_id(&src.text, mode, &mut warnings);
+                for w in warnings {
+                    diags.warn(&src.place, w);
+                }
+                f
+            })
         });
         table_refs.borrow_mut().extend(refs);
+        (backend_refs.borrow_mut()).push((src.place.clone(), within, named));
         match compiled {
             Ok(f) => Some(Arc::new(f)),
             Err(e) => {
@@ -299,6 +303,9 @@ pub fn compile(p: &mut Proxy, diags: &mut Diags) {
     };
     p.log.compiled = compiled;
     p.rules.table_refs.extend(table_refs.into_inner());
+    for (place, within, named) in backend_refs.into_inner() {
+        super::rules::note_backend_refs(&mut p.rules, &place, Some(within), named);
+    }
 }
 
 const FACILITIES: [&str; 24] = [

@@ -929,8 +929,20 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
             Some(t) => p.logs.push(t),
             None => p.logs.extend(g.logs.iter().cloned()),
         },
-        "tcp-check" => tcp_check(p, line, diags)?,
-        "http-check" => http_check(p, line, diags)?,
+        "tcp-check" | "http-check" => {
+            // HAProxy names the expressions of health checks' formats so.
+            let (parsed, refs) = super::acl::collect_backend_refs(|| match kw {
+                "tcp-check" => tcp_check(p, line, diags),
+                _ => http_check(p, line, diags),
+            });
+            super::rules::note_backend_refs(
+                &mut p.rules,
+                line.place,
+                Some("server directive"),
+                refs,
+            );
+            parsed?
+        }
         "http-request" if line.arg(1) == Some("use-service") => prometheus(p, line)?,
         "stick-table" => stick_table(p, line, diags)?,
         _ if super::rules::KEYWORDS.contains(&kw) => {
@@ -2270,8 +2282,9 @@ fn http_send(chk: &mut HttpCheckGroup, mode: Mode, line: &Line<'_>, diags: &mut 
                 let value = line.arg(i + 2).filter(|v| !v.is_empty()).ok_or_else(|| {
                     format!("{RULE} : 'hdr' expects <name> and <value> as arguments.")
                 })?;
-                chk.headers
-                    .push((v.into(), check_format(value, mode, RULE, false)?));
+                // HAProxy parses a header's value as an ACL's, and words its errors so.
+                let format = super::acl::worded_as_acl(|| check_format(value, mode, RULE, false));
+                chk.headers.push((v.into(), format?));
                 i += 1;
             }
             "body" => chk.body = Some(LogFormat::text(v)),

@@ -83,9 +83,9 @@ const RUNNING_ORDER: [(&str, &str); 6] = [
 #[derive(Debug, Clone)]
 struct Reference {
     place: Place,
-    keyword: &'static str,
-    backend: String,
-    server: Option<String>,
+    named: super::acl::BackendRef,
+    /// Where HAProxy says the fetch is used, as [`super::stick::TableRef::within`].
+    within: Option<&'static str>,
 }
 
 /// `use_backend NAME [if|unless COND]`.
@@ -459,19 +459,23 @@ pub fn parse_line(
         diags,
         warnings: Vec::new(),
     };
-    let (result, table_refs) = super::stick::written_at(&own, place, within(words), || match kw {
-        "acl" => ctx.acl(words),
-        "use_backend" => ctx.use_backend(words),
-        "tcp-request" => ctx.tcp_request(words),
-        "http-request" | "http-response" => ctx.http_rule(words),
-        "redirect" => ctx.redirect(words),
-        "monitor-uri" => ctx.monitor_uri(words),
-        "stick" => ctx.stick(words),
-        "use-server" => ctx.use_server(words),
-        "force-persist" | "ignore-persist" => ctx.persist_rule(words),
-        _ => ctx.monitor(words),
+    let expression = within(words);
+    let ((result, table_refs), backend_refs) = super::acl::collect_backend_refs(|| {
+        super::stick::written_at(&own, place, expression, || match kw {
+            "acl" => ctx.acl(words),
+            "use_backend" => ctx.use_backend(words),
+            "tcp-request" => ctx.tcp_request(words),
+            "http-request" | "http-response" => ctx.http_rule(words),
+            "redirect" => ctx.redirect(words),
+            "monitor-uri" => ctx.monitor_uri(words),
+            "stick" => ctx.stick(words),
+            "use-server" => ctx.use_server(words),
+            "force-persist" | "ignore-persist" => ctx.persist_rule(words),
+            _ => ctx.monitor(words),
+        })
     });
     ctx.p.rules.table_refs.extend(table_refs);
+    note_backend_refs(&mut ctx.p.rules, place, expression, backend_refs);
     let Ctx {
         diags, warnings, ..
     } = ctx;
@@ -600,8 +604,9 @@ impl Ctx<'_> {
     }
 
     fn acl(&mut self, words: &[String]) -> Result<(), String> {
-        let declared =
-            super::stick::in_acl(|| self.p.rules.acls.declare(&words[1..], &mut self.warnings));
+        let declared = super::acl::uncollected(|| {
+            super::stick::in_acl(|| self.p.rules.acls.declare(&words[1..], &mut self.warnings))
+        });
         match declared {
             Ok(acl) => {
                 if let Some(e) = self.p.rules.acls.acls[acl].exprs.last().cloned() {
@@ -633,9 +638,15 @@ impl Ctx<'_> {
     /// Records what checks need to know about a fetch.
     fn note_fetch(&mut self, source: &super::acl::Source, keyword: &str) {
         use super::acl::Source;
-        let (keyword, backend, server) = match source {
-            Source::Nbsrv(Some(b)) => ("nbsrv", b.clone(), None),
-            Source::SrvIsUp(b, s) => ("srv_is_up", b.clone(), Some(s.clone())),
+        if let Some(named) = super::acl::BackendRef::of(source) {
+            self.p.rules.references.push(Reference {
+                place: self.place.clone(),
+                named,
+                within: None,
+            });
+            return;
+        }
+        match source {
             Source::HttpAuth(list) | Source::HttpAuthGroup(list) => {
                 let keyword = match source {
                     Source::HttpAuth(_) => "http_auth",
@@ -649,7 +660,6 @@ impl Ctx<'_> {
                         keyword,
                         userlist: list.clone(),
                     });
-                return;
             }
             Source::ReqLen
             | Source::SslSni
@@ -661,16 +671,9 @@ impl Ctx<'_> {
             | Source::RdpCookieCnt(_) => {
                 let _ = keyword;
                 self.p.rules.l6_places.push(self.place.clone());
-                return;
             }
-            _ => return,
-        };
-        self.p.rules.references.push(Reference {
-            place: self.place.clone(),
-            keyword,
-            backend,
-            server,
-        });
+            _ => {}
+        }
     }
 
     /// Parses the condition in `words` (from its `if`/`unless`), wording errors with
@@ -685,8 +688,10 @@ impl Ctx<'_> {
             return Ok(None);
         }
         let before = self.p.rules.acls.acls.len();
-        let cond = super::stick::in_acl(|| self.p.rules.acls.condition(words, &mut self.warnings))
-            .map_err(|e| e.context(&context))?;
+        let cond = super::acl::uncollected(|| {
+            super::stick::in_acl(|| self.p.rules.acls.condition(words, &mut self.warnings))
+        })
+        .map_err(|e| e.context(&context))?;
         // Fetches of anonymous ACLs made here.
         let fresh: Vec<_> = self.p.rules.acls.acls[before..]
             .iter()
@@ -1565,6 +1570,63 @@ fn reply(
     })
 }
 
+/// Notes the backends and servers `refs` names, made by the fetches of a line at `place`
+/// used `within` (as HAProxy names it), for [`check`].
+pub fn note_backend_refs(
+    rules: &mut Rules,
+    place: &Place,
+    within: Option<&'static str>,
+    refs: Vec<super::acl::BackendRef>,
+) {
+    let noted = refs.into_iter().map(|named| Reference {
+        place: place.clone(),
+        within: within.filter(|_| !named.acl_worded),
+        named,
+    });
+    rules.references.extend(noted);
+}
+
+/// HAProxy's messages for the backends and servers `p`'s fetches name that do not exist,
+/// with where and how each was used, for [`super::stick::check_fetch_tables`] to group
+/// with the tables they name (HAProxy resolves them together after the proxies).
+pub fn unresolved_refs(p: &Proxy, config: &super::model::Config) -> Vec<super::stick::Unresolved> {
+    (p.rules.references.iter())
+        .filter_map(|r| {
+            let message = unresolved(r, &p.name, config)?;
+            Some(super::stick::Unresolved {
+                place: r.place.clone(),
+                within: r.within,
+                message,
+            })
+        })
+        .collect()
+}
+
+/// HAProxy's message when the backend or server reference `r` (in proxy `proxy`) names
+/// does not exist.
+fn unresolved(r: &Reference, proxy: &str, config: &super::model::Config) -> Option<String> {
+    let named = &r.named;
+    let what = match r.within {
+        None => format!("ACL keyword '{}'", named.keyword),
+        Some(w) => format!("sample fetch keyword '{}' in {w}", named.keyword),
+    };
+    // HAProxy words these `parsing [file:line]: ...`, without its usual space.
+    let at = format!("parsing [{}]:", r.place);
+    let found = (config.proxies.iter()).find(|b| b.name == named.backend && b.kind.is_backend());
+    let missing = match (found, &named.server) {
+        // srv_is_up names any proxy; nbsrv a backend.
+        (None, Some(_)) => format!("proxy '{}'", named.backend),
+        (None, None) => format!("backend '{}'", named.backend),
+        (Some(b), Some(s)) if !b.servers.iter().any(|bs| bs.name == *s) => {
+            format!("server '{s}' in proxy '{}',", named.backend)
+        }
+        (Some(_), _) => return None,
+    };
+    Some(format!(
+        "{at} unable to find {missing} referenced in arg 1 of {what} in proxy '{proxy}'."
+    ))
+}
+
 /// Whole-configuration checks on `p`'s rules, HAProxy's messages: backends that do not
 /// exist, mode mismatches, rules a mode ignores, references in fetches.
 pub fn check(
@@ -1577,24 +1639,6 @@ pub fn check(
             .iter()
             .find(|(n, k, ..)| n == name && k.is_backend())
     };
-    for r in std::mem::take(&mut p.rules.references) {
-        // HAProxy words these `parsing [file:line]: ...`, without its usual space.
-        let at = format!("parsing [{}]:", r.place);
-        match backend(&r.backend) {
-            None => diags.global_alert(format!(
-                "{at} unable to find backend '{}' referenced in arg 1 of ACL keyword '{}' in proxy '{}'.",
-                r.backend, r.keyword, p.name
-            )),
-            Some((.., servers)) => {
-                if let Some(s) = r.server.as_ref().filter(|s| !servers.contains(s)) {
-                    diags.global_alert(format!(
-                        "{at} unable to find server '{s}' in proxy '{}', referenced in arg 1 of ACL keyword '{}' in proxy '{}'.",
-                        r.backend, r.keyword, p.name
-                    ));
-                }
-            }
-        }
-    }
     let (kind, name) = (p.kind.keyword(), p.name.clone());
     // A frontend's rules are checked too (it has no server), as HAProxy does.
     let own = proxies.iter().find(|(n, k, ..)| *n == name && *k == p.kind);

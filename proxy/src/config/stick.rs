@@ -730,23 +730,48 @@ fn has_table(config: &super::model::Config, name: &str) -> bool {
     (config.proxies.iter()).any(|p| p.name == name && p.stick_table.is_some())
 }
 
+/// An argument of a fetch naming what does not exist, HAProxy's `message` for it.
+#[derive(Debug)]
+pub struct Unresolved {
+    pub place: Place,
+    pub within: Option<&'static str>,
+    pub message: String,
+}
+
 /// The tables fetches name exist, as HAProxy's `smp_resolve_args` checks them after the
 /// proxies: per proxy one alert, or one listing them all when there are several.
 pub fn check_fetch_tables(config: &super::model::Config, diags: &mut super::diag::Diags) {
     for p in &config.proxies {
-        let missing: Vec<String> = (p.rules.table_refs.iter())
+        let mut missing: Vec<Unresolved> = (p.rules.table_refs.iter())
             .filter(|r| !has_table(config, &r.table))
             .map(|r| {
                 let what = match r.within {
                     None => format!("ACL keyword '{}'", r.keyword),
                     Some(w) => format!("sample fetch keyword '{}' in {w}", r.keyword),
                 };
-                format!(
+                let message = format!(
                     "parsing [{}]: unable to find table '{}' referenced in arg {} of {what} in proxy '{}'.",
                     r.place, r.table, r.arg, p.name
-                )
+                );
+                Unresolved {
+                    place: r.place.clone(),
+                    within: r.within,
+                    message,
+                }
             })
             .collect();
+        missing.extend(super::rules::unresolved_refs(p, config));
+        // In HAProxy's order: as the lines came, then the log formats (parsed after),
+        // then the unique-id format.
+        missing.sort_by_key(|u| {
+            let late = match u.within {
+                Some("log-format string") => 1,
+                Some("unique-id-format string") => 2,
+                _ => 0,
+            };
+            (late, u.place.line)
+        });
+        let missing: Vec<String> = missing.into_iter().map(|u| u.message).collect();
         match missing.as_slice() {
             [] => {}
             [one] => diags.global_alert(one.clone()),

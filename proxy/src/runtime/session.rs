@@ -87,13 +87,20 @@ pub enum ConnectError {
     /// The client closed (or failed) with nothing sent while its server was connected to:
     /// the attempt is abandoned, as HAProxy's `back_handle_st_con` does (`CC`).
     ClientLeft(Arc<Server>),
+    /// The client closed (or failed) with nothing sent while it waited in a queue: it
+    /// leaves the queue at once, as HAProxy's `back_handle_st_que` does (`CQ`).
+    ClientLeftQueue {
+        queued: QueuePositions,
+        waited: Duration,
+    },
 }
 
 impl ConnectError {
     /// Where the connection waited in the queues before it failed.
     pub fn queued(&self) -> QueuePositions {
         match self {
-            ConnectError::QueueTimeout { queued, .. } => *queued,
+            ConnectError::QueueTimeout { queued, .. }
+            | ConnectError::ClientLeftQueue { queued, .. } => *queued,
             _ => QueuePositions::default(),
         }
     }
@@ -101,7 +108,8 @@ impl ConnectError {
     /// How long the connection waited in the queue before it gave up (`%Tw`).
     pub fn queue_time(&self) -> Option<Duration> {
         match self {
-            ConnectError::QueueTimeout { waited, .. } => Some(*waited),
+            ConnectError::QueueTimeout { waited, .. }
+            | ConnectError::ClientLeftQueue { waited, .. } => Some(*waited),
             _ => None,
         }
     }
@@ -131,6 +139,7 @@ impl ConnectError {
         match self {
             ConnectError::Killed { why, .. } => why.connecting_flags(),
             ConnectError::ClientLeft(_) => "CC--",
+            ConnectError::ClientLeftQueue { .. } => "CQ--",
             ConnectError::QueueTimeout { .. } => "sQ--",
             ConnectError::Failed(_, err) if err.kind() == io::ErrorKind::TimedOut => "sC--",
             ConnectError::NoServer | ConnectError::Failed(..) => "SC--",
@@ -151,10 +160,12 @@ impl ConnectError {
 /// with that data, as in HAProxy; a PROXY header counts as data too. Without data the ACK
 /// goes at once, so a server that speaks first is never kept waiting for it.
 ///
-/// Without data, `client` is watched while its server is connected to: its FIN (or an
-/// error) abandons the attempt at once ([`ConnectError::ClientLeft`]), as HAProxy's
-/// `back_handle_st_con` aborts a connection whose request channel is empty and shut. Data
-/// arriving meanwhile makes the request non-empty: the attempt then goes on, FIN or not.
+/// Without data, `client` is watched while it waits in a queue and while its server is
+/// connected to: its FIN (or an error) leaves the queue ([`ConnectError::ClientLeftQueue`],
+/// `CQ`) or abandons the attempt ([`ConnectError::ClientLeft`], `CC`) at once, as HAProxy's
+/// `back_handle_st_que` and `back_handle_st_con` abort a connection whose request channel
+/// is empty and shut. Data arriving meanwhile makes the request non-empty: it then goes on,
+/// FIN or not (`option abortonclose` is not followed here).
 pub async fn connect(
     backend: &Arc<Backend>,
     stuck: Option<&Arc<Server>>,
@@ -165,7 +176,7 @@ pub async fn connect(
 ) -> Result<Connected, ConnectError> {
     let queued = Instant::now();
     let mut positions = QueuePositions::default();
-    let slot = slot_for(backend, stuck, true, key, &mut positions).await?;
+    let slot = slot_watching(backend, stuck, true, key, &mut positions, client).await?;
     let direct = Direct::of(stuck, forced, slot.server());
     let waited = (queued.elapsed(), positions);
     let Some(client) = client else {
@@ -252,7 +263,8 @@ async fn attempts(
         let Some(addr) = server.socket_addr(local.port()) else {
             let key = slot.key();
             drop(slot);
-            slot = wait_for_server(backend, key, Some(&server), &mut progress.positions).await?;
+            slot =
+                wait_for_server(backend, key, Some(&server), &mut progress.positions, None).await?;
             progress.attempt += 1;
             continue;
         };
@@ -329,7 +341,8 @@ async fn next_attempt(
         progress.direct = Direct::No;
         let key = slot.key();
         drop(slot);
-        let slot = wait_for_server(backend, key, Some(&server), &mut progress.positions).await?;
+        let slot =
+            wait_for_server(backend, key, Some(&server), &mut progress.positions, None).await?;
         // As HAProxy's: the time until this new server came counts in `%Tw`, `%Tc` only
         // from there.
         progress.queue_time += progress.began.elapsed();
@@ -530,13 +543,15 @@ pub async fn wait_for_server(
     key: balance::Key,
     avoid: Option<&Arc<Server>>,
     positions: &mut QueuePositions,
+    client: Option<&TcpStream>,
 ) -> Result<Slot, ConnectError> {
     match balance::pick_or_queue(backend, key, avoid) {
         Some(Picked::Now(slot)) => Ok(slot),
         // Boxed: the wait's state (timers, notification) would otherwise be part of every
         // connection's future, for the whole life of the connection.
         Some(Picked::Queued(ticket)) => {
-            Box::pin(wait_in_queue(backend, key, avoid, ticket, positions)).await
+            let queued = Queued { ticket, client };
+            Box::pin(wait_in_queue(backend, key, avoid, queued, positions)).await
         }
         Some(Picked::Refused(server)) => Err(queue_full(backend, &server)),
         None => Err(ConnectError::NoServer),
@@ -554,15 +569,31 @@ pub async fn slot_for(
     key: balance::Key,
     positions: &mut QueuePositions,
 ) -> Result<Slot, ConnectError> {
+    slot_watching(backend, preferred, direct, key, positions, None).await
+}
+
+/// [`slot_for`], leaving the queue when `client` closes (or fails) with nothing sent
+/// ([`ConnectError::ClientLeftQueue`]).
+async fn slot_watching(
+    backend: &Arc<Backend>,
+    preferred: Option<&Arc<Server>>,
+    direct: bool,
+    key: balance::Key,
+    positions: &mut QueuePositions,
+    client: Option<&TcpStream>,
+) -> Result<Slot, ConnectError> {
     if let Some(server) = preferred {
-        match reserve(backend, server, direct, key, positions).await {
+        let reserved = reserve(backend, server, direct, key, positions, client).await;
+        match reserved {
             Ok(slot) => return Ok(slot),
-            Err(e @ ConnectError::QueueTimeout { .. }) => return Err(e),
+            Err(e @ (ConnectError::QueueTimeout { .. } | ConnectError::ClientLeftQueue { .. })) => {
+                return Err(e);
+            }
             // The balancer sends it nothing now (drained, a backup...).
             Err(_) => {}
         }
     }
-    wait_for_server(backend, key, None, positions).await
+    wait_for_server(backend, key, None, positions, client).await
 }
 
 /// A slot of `server` for the next request on a connection kept to it: at once, else in
@@ -576,11 +607,13 @@ async fn reserve(
     direct: bool,
     key: balance::Key,
     positions: &mut QueuePositions,
+    client: Option<&TcpStream>,
 ) -> Result<Slot, ConnectError> {
     match balance::take_or_queue(backend, server, direct, key) {
         Some(Picked::Now(slot)) => Ok(slot),
         Some(Picked::Queued(ticket)) => {
-            Box::pin(wait_in_queue(backend, key, None, ticket, positions)).await
+            let queued = Queued { ticket, client };
+            Box::pin(wait_in_queue(backend, key, None, queued, positions)).await
         }
         Some(Picked::Refused(server)) => Err(queue_full(backend, &server)),
         None => Err(ConnectError::NoServer),
@@ -614,14 +647,30 @@ fn queue_failed(
     ConnectError::QueueTimeout { queued, waited }
 }
 
-/// Waits with `ticket` until a server gives the connection a slot, or the queue's timeout.
+/// A connection in a queue: its ticket, and its client when watched (see [`client_left`]).
+struct Queued<'a> {
+    ticket: Ticket,
+    client: Option<&'a TcpStream>,
+}
+
+/// Waits with `ticket` until a server gives the connection a slot, or the queue's timeout,
+/// or (watched) its client closes with nothing sent: it leaves the queue then, its place
+/// counted, as HAProxy's `back_handle_st_que` (`check_req_may_abort`) unlinks it.
 async fn wait_in_queue(
     backend: &Arc<Backend>,
     key: balance::Key,
     avoid: Option<&Arc<Server>>,
-    mut ticket: Ticket,
+    queued: Queued<'_>,
     positions: &mut QueuePositions,
 ) -> Result<Slot, ConnectError> {
+    let Queued { mut ticket, client } = queued;
+    let client_left = async {
+        match client {
+            Some(client) => client_left(client).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(client_left);
     let conf = &backend.conf;
     let limit = conf
         .timeouts
@@ -674,6 +723,14 @@ async fn wait_in_queue(
             // Every change that may let it be served notifies (state, weight, address);
             // a freed slot comes through the ticket.
             () = changed => {}
+            () = client_left.as_mut() => {
+                // A slot that came meanwhile goes on to the next in the queue.
+                drop(ticket.leave(positions));
+                return Err(ConnectError::ClientLeftQueue {
+                    queued: *positions,
+                    waited: began.elapsed(),
+                });
+            }
         }
     }
 }
