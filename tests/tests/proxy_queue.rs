@@ -495,6 +495,15 @@ fn kept_alive_clients_taking_turns_never_exceed_maxconn() {
                 "{case}"
             );
             let most = seen.most_busy.load(SeqCst);
+            if who == "HAProxy" {
+                // HAProxy itself went past `maxconn 1` once in a CI run under load (2 requests
+                // at the server at once): its limit is not held that strictly, so it is only
+                // the reference for the answers and the order, not for this bound.
+                if most > maxconn {
+                    eprintln!("{case}: HAProxy had {most} requests at once");
+                }
+                continue;
+            }
             assert!(most <= maxconn, "{case}: {most} requests at once");
         }
     }
