@@ -1,34 +1,58 @@
 //! File descriptors, HAProxy 2.6's way: how many the configuration needs (`maxsock`), the
-//! `maxconn` derived from the open-files limit when the configuration sets none, and raising
-//! `RLIMIT_NOFILE` to what is needed (or to `ulimit-n`) before anything is bound.
+//! `maxconn` derived from the open-files limit when the configuration sets none, the splice
+//! pipes (`maxpipes`), and raising `RLIMIT_NOFILE` before anything is bound.
 //!
 //! HAProxy's sums (haproxy.c `compute_ideal_maxconn`, `compute_ideal_maxsock`,
 //! `compute_ideal_maxpipes`): a fixed reserve, the listening sockets, one per runtime API
 //! socket and per health-checked server, three per thread (poller and wake-up pipe), two per
-//! connection, and two per pipe when splicing (`maxpipes` = `maxconn`/4). hapx splices unless
-//! `nosplice` is set, so it counts pipes as HAProxy does under `option splice-auto`, and it
-//! counts its listening sockets as it really holds them: one per thread per address (each
-//! thread accepts on its own `SO_REUSEPORT` socket), each kept twice (the accepting thread's
-//! copy and the one handed over on reload).
+//! connection, and two per pipe. The pipes are a quarter of the connections of the proxies
+//! with an `option splice-*` (none without such an option, and then hapx copies instead of
+//! splicing, as HAProxy does); global `maxpipes` sets them. `show info` reports these.
+//!
+//! hapx holds some descriptors HAProxy does not: one listening socket per thread per address
+//! (each thread accepts on its own `SO_REUSEPORT` socket), each kept twice (the accepting
+//! thread's copy and the one handed over on reload), and four per thread (two pollers, an
+//! eventfd, a wake-up socket); its own base (standard streams, the hand-over channel, the
+//! signal socket pair) is smaller than HAProxy's reserve. Measured idle: 8 + 4 per thread +
+//! 2 per thread per address + one per runtime API socket; a worker has its master link
+//! too. Beside those it may hold one descriptor per health check and one per agent check
+//! (both at once), per log target of each proxy's logger (a syslog socket), and per server
+//! resolved at run time (a resolver's query socket). The limit set is the larger of
+//! HAProxy's `maxsock` and what hapx really needs at `maxconn`, so every connection fits;
+//! for the usual few addresses and threads the two agree, and so does `Ulimit-n`.
 //!
 //! Without `maxconn`, the connections are what the larger of the soft and hard limits at
-//! start leaves (at least 100). The soft limit is then raised to `maxsock` (or set to
-//! `ulimit-n`), the hard one too when it is lower and the process may (root). As HAProxy 2.6
-//! does by default (`strict-limits`), a limit that cannot be set, or that stays below
-//! `maxsock`, is an alert and the process exits 1; with `no strict-limits` the limit goes as
-//! high as allowed, with a warning (and an alert if `maxsock` still does not fit).
+//! start leaves (at least 100), from the larger of the two counts. The soft limit is then
+//! raised to that (or set to `ulimit-n`), the hard one too when it is lower and the process
+//! may (root). As HAProxy 2.6 does by default (`strict-limits`), a limit that cannot be set,
+//! or that stays below what is needed, is an alert and the process exits 1; with `no
+//! strict-limits` the limit goes as high as allowed, with a warning (and an alert if the
+//! need still does not fit).
 
 use std::io;
 
-use crate::config::model::Config;
+use crate::config::model::{Config, LogDest, ProxyKind};
 
 /// HAProxy's descriptors kept for the process itself (standard streams, logs, the poller's
 /// own needs...): `global.maxsock = 10` at start, and ten more in its listener setup.
 const RESERVED: usize = 20;
-/// Each thread: its poller, and a wake-up pipe (HAProxy) or eventfd plus spare (tokio).
+/// HAProxy's per thread: its poller and a wake-up pipe.
 const PER_THREAD: usize = 3;
+/// hapx's own base, measured: standard streams, the listeners' hand-over channel, the
+/// signal socket pair, and one inherited descriptor.
+const HAPX_BASE: usize = 8;
+/// hapx's per thread, measured: two pollers (tokio's and the accept loop's), an eventfd, a
+/// wake-up socket.
+const HAPX_PER_THREAD: usize = 4;
 /// HAProxy's DEFAULT_MAXCONN: the least `maxconn` ever derived from the limit.
 const DEFAULT_MAXCONN: usize = 100;
+
+/// HAProxy's `rlimit_nofile` (`show info`'s `Ulimit-n`): `ulimit-n`, else the limit the
+/// budget asks for; the process's own when lower (a limit that could not be raised).
+pub fn reported(ulimit_n: Option<u64>, budget_limit: usize) -> u64 {
+    let asked = ulimit_n.filter(|&n| n > 0).unwrap_or(budget_limit as u64);
+    current().map_or(asked, |(soft, _)| asked.min(soft))
+}
 
 /// The open-files limits (soft, hard) of this process.
 pub fn current() -> io::Result<(u64, u64)> {
@@ -60,76 +84,220 @@ fn set(soft: u64, hard: u64) -> io::Result<()> {
 pub struct Budget {
     /// Connections served at once (global `maxconn`, or derived from the limit).
     pub maxconn: usize,
-    /// Splice pipes kept at most (0 when not splicing).
+    /// Splice pipes kept at most (HAProxy's `maxpipes`).
     pub maxpipes: usize,
-    /// Descriptors needed in all.
+    /// Descriptors needed in all, as HAProxy counts them (`show info`'s `Maxsock`).
     pub maxsock: usize,
+    /// The open-files limit to set: `maxsock`, or more when hapx needs more.
+    pub fd_limit: usize,
 }
 
 impl Budget {
-    /// The budget of `config` run with `threads` threads, `splice` on or off, when the process
-    /// started with the open-files limits `boot` (soft, hard).
-    pub fn plan(config: &Config, threads: usize, splice: bool, boot: (u64, u64)) -> Budget {
-        let fixed = fixed_sockets(config, threads);
-        let maxconn = config
+    /// The budget of `config` run with `threads` threads, `splice` on or off (`nosplice`),
+    /// as a master's `worker` or not, when the process started with the open-files limits
+    /// `boot` (soft, hard).
+    pub fn plan(
+        config: &Config,
+        threads: usize,
+        splice: bool,
+        worker: bool,
+        boot: (u64, u64),
+    ) -> Budget {
+        let theirs = haproxy_fixed(config, threads);
+        let ours = hapx_fixed(config, threads, worker);
+        let maxconn = config.global.maxconn.unwrap_or_else(|| {
+            let pipes = config
+                .global
+                .maxpipes
+                .map_or_else(|| ideal_pipes(config, None), Some);
+            ideal_maxconn(theirs.max(ours), pipes, boot)
+        });
+        let maxpipes = config
             .global
-            .maxconn
-            .unwrap_or_else(|| ideal_maxconn(fixed, splice, boot));
-        let maxpipes = if splice { pipes_for(maxconn) } else { 0 };
+            .maxpipes
+            .or_else(|| ideal_pipes(config, Some(maxconn)))
+            .unwrap_or(maxconn);
         // A huge `maxconn` (HAProxy's `-c` takes any) saturates instead of wrapping: no limit
         // can then be raised that far, which `apply` reports as HAProxy does.
-        let maxsock = fixed
-            .saturating_add(maxconn.saturating_mul(2))
-            .saturating_add(maxpipes.saturating_mul(2));
+        let with = |fixed: usize, pipes: usize| {
+            fixed
+                .saturating_add(maxconn.saturating_mul(2))
+                .saturating_add(pipes.saturating_mul(2))
+        };
+        let maxsock = with(theirs, maxpipes);
+        let needed = with(ours, if splice { maxpipes } else { 0 });
         Budget {
             maxconn,
             maxpipes,
             maxsock,
+            fd_limit: maxsock.max(needed),
         }
     }
 }
 
-/// Descriptors needed whatever the traffic: the reserve, listeners, runtime API sockets,
-/// health checks, threads.
-fn fixed_sockets(config: &Config, threads: usize) -> usize {
-    let addresses: usize = config
+/// The listening addresses of the enabled frontends.
+fn addresses(config: &Config) -> usize {
+    config
         .proxies
         .iter()
         .filter(|p| p.kind.is_frontend() && !p.disabled)
         .map(|p| p.binds.len())
-        .sum();
-    let checks = config
+        .sum()
+}
+
+/// The servers of the backends (a `listen` counts once).
+fn servers(config: &Config) -> impl Iterator<Item = &crate::config::model::Server> {
+    config
         .proxies
         .iter()
         .filter(|p| p.kind.is_backend())
         .flat_map(|p| &p.servers)
-        .filter(|s| s.opts.check)
-        .count();
+}
+
+/// Health-checked servers and servers with an agent check.
+fn checks_and_agents(config: &Config) -> (usize, usize) {
+    let checks = servers(config).filter(|s| s.opts.check).count();
+    let agents = servers(config).filter(|s| s.opts.agent.enabled).count();
+    (checks, agents)
+}
+
+/// HAProxy's descriptors needed whatever the traffic: the reserve, one per listening
+/// address, one per runtime API socket and per health check, two per agent check (HAProxy
+/// 2.6.12 counts an agent twice: `Maxsock` grows by 2 per `agent-check`), threads.
+fn haproxy_fixed(config: &Config, threads: usize) -> usize {
+    let (checks, agents) = checks_and_agents(config);
     RESERVED
-        + 2 * threads * addresses
+        + addresses(config)
         + config.global.stats_sockets.len()
         + checks
+        + 2 * agents
         + PER_THREAD * threads
 }
 
-/// HAProxy's `compute_ideal_maxpipes` once `maxconn` is known: a quarter of the connections.
-fn pipes_for(maxconn: usize) -> usize {
-    if maxconn >= 4 { maxconn / 4 } else { maxconn }
+/// hapx's, every descriptor it may hold besides the connections and pipes: its base, the
+/// master link of a worker, one listening socket per thread per address kept twice, one per
+/// runtime API socket, one per health check and one per agent check (both may be open at
+/// once), the log sockets, one resolver socket per server resolved at run time, threads.
+fn hapx_fixed(config: &Config, threads: usize, worker: bool) -> usize {
+    let (checks, agents) = checks_and_agents(config);
+    let resolved = servers(config)
+        .filter(|s| s.opts.resolvers.is_some())
+        .count();
+    HAPX_BASE
+        + usize::from(worker)
+        + 2 * threads * addresses(config)
+        + config.global.stats_sockets.len()
+        + checks
+        + agents
+        + log_sockets(config)
+        + resolved
+        + HAPX_PER_THREAD * threads
 }
 
-/// HAProxy's `compute_ideal_maxconn`: what the larger limit leaves, two descriptors per
-/// connection, plus half a descriptor more per connection when splicing (a pipe for every
-/// fourth).
-fn ideal_maxconn(fixed: usize, splice: bool, (soft, hard): (u64, u64)) -> usize {
+/// The log sockets hapx opens: each proxy's logger opens one per syslog target (UDP or
+/// UNIX socket), a frontend's and a backend's their own (a `listen` is both).
+fn log_sockets(config: &Config) -> usize {
+    config
+        .proxies
+        .iter()
+        .filter(|p| p.kind != ProxyKind::Defaults)
+        .map(|p| {
+            let sockets = p
+                .logs
+                .iter()
+                .filter(|l| matches!(l.dest, LogDest::Udp(_) | LogDest::Unix(_)))
+                .count();
+            sockets * (usize::from(p.kind.is_frontend()) + usize::from(p.kind.is_backend()))
+        })
+        .sum()
+}
+
+/// HAProxy's `compute_ideal_maxpipes`: a quarter of the connections the proxies with an
+/// `option splice-*` may have (a frontend its `maxconn`, a backend its `fullconn`, else
+/// `maxconn`, the process's), at most `maxconn`. None when unlimited: `maxconn` unknown yet
+/// and a splicing frontend has no `maxconn` of its own.
+fn ideal_pipes(config: &Config, maxconn: Option<usize>) -> Option<usize> {
+    let mut unlimited = false;
+    let (mut frontends, mut backends) = (0usize, 0usize);
+    for p in config
+        .proxies
+        .iter()
+        .filter(|p| p.options.splice.any() && p.kind != ProxyKind::Defaults)
+    {
+        if p.kind.is_frontend() {
+            let max = p.maxconn.unwrap_or(0);
+            frontends = frontends.saturating_add(max);
+            unlimited |= max == 0;
+        }
+        if p.kind.is_backend() {
+            let max = p.fullconn.or(maxconn).unwrap_or(0);
+            backends = backends.saturating_add(max);
+            unlimited |= max == 0;
+        }
+    }
+    let mut pipes = frontends.max(backends);
+    match maxconn {
+        Some(maxconn) if unlimited || pipes > maxconn => pipes = maxconn,
+        None if unlimited => return None,
+        _ => {}
+    }
+    Some(if pipes >= 4 { pipes / 4 } else { pipes })
+}
+
+/// HAProxy's `compute_ideal_maxconn`: what the larger limit leaves after `fixed`, two
+/// descriptors per connection, plus the `pipes` (None: half a descriptor more per
+/// connection, a pipe for every fourth).
+fn ideal_maxconn(fixed: usize, pipes: Option<usize>, (soft, hard): (u64, u64)) -> usize {
     let limit = usize::try_from(soft.max(hard)).unwrap_or(usize::MAX);
-    let remain = limit.saturating_sub(fixed);
+    let mut remain = limit.saturating_sub(fixed);
     // An unlimited limit (RLIM_INFINITY) must not overflow `2 * remain`.
-    let maxconn = if splice {
-        remain / 5 * 2 + remain % 5 * 2 / 5
-    } else {
-        remain / 2
+    let maxconn = match pipes {
+        None => remain / 5 * 2 + remain % 5 * 2 / 5,
+        Some(pipes) => {
+            // Pipes are optional: only counted when they leave room.
+            if pipes.saturating_mul(2) < remain {
+                remain -= pipes * 2;
+            }
+            remain / 2
+        }
     };
     maxconn.max(DEFAULT_MAXCONN)
+}
+
+/// A backend's `fullconn`: its own setting, else a tenth (rounded up, at least 1) of the
+/// `maxconn` of the enabled frontends that may send it connections, as HAProxy's
+/// `proxy_adjust_all_maxconn` counts them: a frontend counts once per backend, through its
+/// `default_backend` (a `listen` without one sends to itself) or its `use_backend` rules
+/// (a rule naming the default backend, or a backend an earlier rule named, adds nothing).
+/// A frontend without `maxconn` counts the process's `maxconn`. No frontend: 1.
+pub fn fullconn(config: &Config, backend: &str, maxconn: usize) -> usize {
+    let Some(conf) = config
+        .proxies
+        .iter()
+        .find(|p| p.kind.is_backend() && p.name == backend)
+    else {
+        return 1;
+    };
+    if let Some(set) = conf.fullconn.filter(|&n| n > 0) {
+        return set;
+    }
+    let reaching: usize = config
+        .proxies
+        .iter()
+        .filter(|p| p.kind.is_frontend() && !p.disabled && sends_to(p, backend))
+        .map(|p| p.maxconn.unwrap_or(maxconn))
+        .fold(0, usize::saturating_add);
+    reaching.div_ceil(10).max(1)
+}
+
+/// Whether the frontend `p` may send connections to the backend named `backend`.
+fn sends_to(p: &crate::config::model::Proxy, backend: &str) -> bool {
+    let default = match &p.default_backend {
+        Some((name, _)) => Some(name.as_str()),
+        None if p.kind == ProxyKind::Listen => Some(p.name.as_str()),
+        None => None,
+    };
+    default == Some(backend) || p.rules.use_backends.iter().any(|u| u.backend == backend)
 }
 
 /// Why the limit could not be applied: HAProxy's alert text, after `[ARGV0.main()] `.
@@ -154,10 +322,12 @@ pub enum Notice {
     Alert(LimitError),
 }
 
-/// Sets the soft open-files limit to `ulimit_n` (global `ulimit-n`), else to the budget's
-/// `maxsock`, raising the hard limit with it when needed (only root may); then checks that
-/// `maxsock` fits. With `strict` (HAProxy 2.6's default) any failure is the error; without,
-/// the limit goes as high as allowed and the failures come back as notices.
+/// Raises the soft open-files limit to `ulimit_n` (global `ulimit-n`), else to the budget's
+/// `fd_limit`, the hard limit with it when needed (only root may); as HAProxy, a higher limit
+/// is kept, never lowered. Then checks that the limit holds what is needed: HAProxy's
+/// `maxsock` under an explicit `ulimit-n`, else `fd_limit`. With `strict` (HAProxy 2.6's
+/// default) any failure is the error; without, the limit goes as high as allowed and the
+/// failures come back as notices.
 pub fn apply(
     budget: &Budget,
     ulimit_n: Option<u64>,
@@ -165,9 +335,12 @@ pub fn apply(
     strict: bool,
 ) -> Result<Vec<Notice>, LimitError> {
     let mut notices = Vec::new();
-    let wanted = ulimit_n.filter(|&n| n > 0).unwrap_or(budget.maxsock as u64);
-    if set(wanted, boot.1.max(wanted)).is_err() {
-        let (soft, hard) = current().unwrap_or(boot);
+    let explicit = ulimit_n.filter(|&n| n > 0);
+    let wanted = explicit.unwrap_or(budget.fd_limit as u64);
+    let (soft, hard) = current().unwrap_or(boot);
+    let mut limit = wanted;
+    if soft < wanted && set(wanted, hard.max(wanted)).is_err() {
+        let (soft, hard) = current().unwrap_or((soft, hard));
         if strict {
             return Err(LimitError::CannotRaise {
                 wanted,
@@ -176,15 +349,19 @@ pub fn apply(
         }
         // At least as high as allowed.
         let _ = set(hard, hard);
-        let limit = current().map_or(soft, |l| l.0);
+        limit = current().map_or(soft, |l| l.0);
         notices.push(Notice::Warning(LimitError::CannotRaise { wanted, limit }));
     }
-    let limit = current().map_or(wanted, |l| l.0);
-    if limit < budget.maxsock as u64 {
+    let needed = if explicit.is_some() {
+        budget.maxsock
+    } else {
+        budget.fd_limit
+    };
+    if limit < needed as u64 {
         let low = LimitError::TooLow {
             limit,
             maxconn: budget.maxconn,
-            maxsock: budget.maxsock,
+            maxsock: needed,
         };
         if strict {
             return Err(low);
@@ -198,33 +375,129 @@ pub fn apply(
 mod tests {
     use super::*;
 
+    fn load(text: &str) -> Config {
+        // One file per call: the tests run in parallel threads of one process.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("hapx-limits-{}-{n}.cfg", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        std::fs::write(&path, text).expect("writing a configuration");
+        let (config, diags) = crate::config::load(std::slice::from_ref(&path));
+        let _ = std::fs::remove_file(&path);
+        assert!(!diags.has_errors(), "{diags:?}");
+        config
+    }
+
+    const SECTIONS: &str = "defaults\n  mode http\n  timeout connect 1s\n  timeout client 1s\n  \
+        timeout server 1s\nfrontend f\n  bind 127.0.0.1:1\n  default_backend b\n@F\
+        backend b\n  server s 127.0.0.1:2\n@B";
+
+    fn config(global: &str, frontend: &str, backend: &str) -> Config {
+        let text = SECTIONS.replace("@F", frontend).replace("@B", backend);
+        load(&format!("global\n{global}{text}"))
+    }
+
     #[test]
     fn derived_maxconn_follows_haproxy_arithmetic() {
         // HAProxy 2.6, 2 threads, one bind, a stats socket, limit 1024: maxconn 498, and 398
-        // with splice-auto. hapx holds 3 more listening descriptors (2 threads, 2 copies).
-        let fixed = RESERVED + 2 * 2 + 1 + 3 * 2;
-        assert_eq!(ideal_maxconn(fixed - 3, false, (1024, 1024)), 498);
-        assert_eq!(ideal_maxconn(fixed - 3, true, (1024, 1024)), 398);
+        // with splice-auto (unlimited pipes).
+        let fixed = RESERVED + 1 + 1 + 3 * 2;
+        assert_eq!(ideal_maxconn(fixed, Some(0), (1024, 1024)), 498);
+        assert_eq!(ideal_maxconn(fixed, None, (1024, 1024)), 398);
+        // Fixed pipes count when they leave room.
+        assert_eq!(ideal_maxconn(fixed, Some(10), (1024, 1024)), 488);
         // The larger of soft and hard counts.
-        assert_eq!(ideal_maxconn(fixed - 3, false, (256, 20000)), 9986);
+        assert_eq!(ideal_maxconn(fixed, Some(0), (256, 20000)), 9986);
         // Never below HAProxy's default.
-        assert_eq!(ideal_maxconn(fixed, false, (64, 64)), DEFAULT_MAXCONN);
+        assert_eq!(ideal_maxconn(fixed, Some(0), (64, 64)), DEFAULT_MAXCONN);
     }
 
     #[test]
     fn huge_limits_and_maxconn_saturate_instead_of_wrapping() {
         let mut config = Config::default();
         config.global.maxconn = Some(9_223_372_036_854_775_807);
-        let b = Budget::plan(&config, 2, true, (1024, 1024));
+        let b = Budget::plan(&config, 2, true, false, (1024, 1024));
         assert_eq!(b.maxsock, usize::MAX);
         config.global.maxconn = None;
-        let b = Budget::plan(&config, 2, true, (u64::MAX, u64::MAX));
+        let b = Budget::plan(&config, 2, true, false, (u64::MAX, u64::MAX));
         assert!(b.maxconn > 1 << 60, "{b:?}");
     }
 
     #[test]
-    fn pipes_are_a_quarter_of_the_connections() {
-        assert_eq!(pipes_for(2000), 500);
-        assert_eq!(pipes_for(3), 3);
+    fn pipes_come_from_the_splicing_proxies_as_in_haproxy() {
+        // Measured with HAProxy 2.6.12, maxconn 1000, 2 threads, one bind, a stats socket.
+        let global = "  maxconn 1000\n  stats socket /tmp/x.sock\n";
+        let plan = |g: &str, f: &str, b: &str| {
+            let b = Budget::plan(&config(g, f, b), 2, true, false, (1024, 1024));
+            (b.maxpipes, b.maxsock)
+        };
+        assert_eq!(plan(global, "", ""), (0, 2028));
+        assert_eq!(plan(global, "  option splice-auto\n", ""), (250, 2528));
+        assert_eq!(plan(global, "", "  option splice-auto\n"), (250, 2528));
+        let f = "  option splice-auto\n  maxconn 100\n";
+        assert_eq!(plan(global, f, ""), (25, 2078));
+        let b = "  option splice-auto\n  fullconn 40\n";
+        assert_eq!(plan(global, "", b), (10, 2048));
+        let g = format!("{global}  maxpipes 7\n");
+        assert_eq!(plan(&g, "", ""), (7, 2042));
+    }
+
+    #[test]
+    fn the_limit_covers_what_hapx_holds() {
+        // Few threads: HAProxy's count covers hapx's.
+        let c = config("  maxconn 1000\n  stats socket /tmp/x.sock\n", "", "");
+        let b = Budget::plan(&c, 2, true, false, (1024, 1024));
+        assert_eq!(b.fd_limit, b.maxsock);
+        // Many threads: hapx's sockets per thread need more than HAProxy counts.
+        let b = Budget::plan(&c, 32, true, false, (1024, 1024));
+        assert_eq!(
+            b.fd_limit,
+            HAPX_BASE + 2 * 32 + 1 + HAPX_PER_THREAD * 32 + 2000
+        );
+        assert!(b.fd_limit > b.maxsock);
+    }
+
+    #[test]
+    fn checks_agents_and_log_targets_are_counted() {
+        // HAProxy 2.6.12, maxconn 200, 2 threads, one bind, a stats socket: Maxsock 428,
+        // one more per `check`, two more per `agent-check` (measured with 4 servers).
+        let global = "  maxconn 200\n  stats socket /tmp/x.sock\n";
+        let plan = |g: &str, b: &str| Budget::plan(&config(g, "", b), 2, true, false, (1024, 1024));
+        assert_eq!(plan(global, "").maxsock, 428);
+        let checked = "  server c 127.0.0.1:3 check\n";
+        assert_eq!(plan(global, checked).maxsock, 429);
+        let both = "  server c 127.0.0.1:3 check agent-check agent-port 4\n";
+        assert_eq!(plan(global, both).maxsock, 431);
+        // hapx holds one per check and one per agent check, a log socket per target in
+        // each logger (frontend and backend), and the master link of a worker.
+        let logs = format!("{global}  log 127.0.0.1:514 local0\n  log 127.0.0.1:515 local0\n");
+        let b = "  log global\n".to_string() + both;
+        let threads = 64;
+        let ours = |g: &str, b: &str, worker| {
+            Budget::plan(&config(g, "", b), threads, true, worker, (1024, 1024)).fd_limit
+        };
+        let base = ours(global, "", false);
+        assert_eq!(ours(global, both, false), base + 2);
+        assert_eq!(ours(&logs, &b, false), base + 2 + 2);
+        assert_eq!(ours(global, "", true), base + 1);
+    }
+
+    #[test]
+    fn fullconn_is_a_tenth_of_the_frontends_reaching_the_backend() {
+        let c = load(
+            "global\n  maxconn 1000\ndefaults\n  mode http\n\
+             frontend f1\n  bind 127.0.0.1:1\n  use_backend b2 if { path /a }\n  \
+             use_backend b2 if { path /b }\n  use_backend b1 if { path /c }\n  default_backend b1\n\
+             frontend f2\n  bind 127.0.0.1:2\n  maxconn 500\n  use_backend b1 if { path /a }\n  \
+             use_backend b3 if { path /b }\n\
+             frontend f3\n  bind 127.0.0.1:3\n  maxconn 33\n  disabled\n  default_backend b3\n\
+             listen l\n  bind 127.0.0.1:4\n  maxconn 300\n  server s 127.0.0.1:5\n\
+             backend b1\n  server s 127.0.0.1:5\nbackend b2\n  server s 127.0.0.1:5\n\
+             backend b3\n  fullconn 77\n  server s 127.0.0.1:5\nbackend b4\n  server s 127.0.0.1:5\n",
+        );
+        // HAProxy 2.6.12's slim for each.
+        for (backend, slim) in [("l", 30), ("b1", 150), ("b2", 100), ("b3", 77), ("b4", 1)] {
+            assert_eq!(fullconn(&c, backend, 1000), slim, "{backend}");
+        }
     }
 }

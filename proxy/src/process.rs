@@ -68,7 +68,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let threads = runtime::threads_for(&config.global);
     let splice = State::splices(&config.global);
-    let budget = Budget::plan(&config, threads, splice, boot);
+    let budget = Budget::plan(&config, threads, splice, master.is_some(), boot);
     if !apply_limits(&config, &budget, boot) {
         return Ok(ExitCode::from(1));
     }

@@ -622,11 +622,6 @@ fn every_silently_accepted_keyword_has_a_reason() {
         (Scope::Global, "ssl-server-verify", SSL),
         (Scope::Global, "tune.ssl.default-dh-param", SSL),
         (
-            Scope::Proxy,
-            "fullconn",
-            "only sizes dynamic limits of servers with `minconn`, which warns",
-        ),
-        (
             Scope::Bind,
             "name",
             "names a listener in per-listener stats (`option socket-stats`), which warns",

@@ -7,8 +7,9 @@
 //!   `connect` opening the next request's connection) is accepted silently, and a second
 //!   `send` on one connection is refused by hapx instead of merged into one request.
 //! - A bind's `ca-file`/`crl-file` is read with or without `verify`.
-//! - Known HAProxy keywords hapx lacks (`srvkey addr`, `store gpc1`, `http_fail_cnt` ...,
-//!   `http-check set-var(...)`) are warned about, never "unknown".
+//! - Known HAProxy keywords hapx lacks (`srvkey addr`, `store gpc1`, `http_fail_cnt` ...)
+//!   are warned about, never "unknown"; check variables (`http-check set-var(...)`), once
+//!   among them, are accepted silently as HAProxy accepts them.
 //! - `balance hash EXPR` picks the servers HAProxy picks.
 //! - `ssl-min-ver TLSv1.0` on a bind is a warning, and the listener serves TLSv1.2+.
 
@@ -265,9 +266,6 @@ fn known_haproxy_keywords_are_not_implemented_rather_than_unknown() {
         table("store http_fail_cnt,http_fail_rate(10s)"),
         table("store conn_cnt,gpc_rate(2,10s),gpt(3),gpc(2)"),
         table("store server_name"),
-        // (Before the option, so on line 7 too.)
-        backend(&["http-check set-var(check.port) int(80)", "option httpchk"]),
-        backend(&["tcp-check set-var(check.port) int(80)", "option tcp-check"]),
     ];
     for (i, text) in warned.iter().enumerate() {
         let ((code, ours), theirs) = check_both(test, &dir, &format!("known{i}"), text);
@@ -285,6 +283,18 @@ fn known_haproxy_keywords_are_not_implemented_rather_than_unknown() {
         assert!(!ours.iter().any(unknown), "{ours:#?}");
         if let Some((their_code, theirs)) = theirs {
             assert_eq!(their_code, 2, "{text}: {theirs:#?}");
+        }
+    }
+    // Check variables are implemented now: accepted as HAProxy accepts them, no warning.
+    let implemented = [
+        backend(&["http-check set-var(check.port) int(80)", "option httpchk"]),
+        backend(&["tcp-check set-var(check.port) int(80)", "option tcp-check"]),
+    ];
+    for (i, text) in implemented.iter().enumerate() {
+        let ((code, ours), theirs) = check_both(test, &dir, &format!("vars{i}"), text);
+        assert_eq!((code, ours.len()), (2, 0), "{text}: {ours:#?}");
+        if let Some((their_code, _)) = theirs {
+            assert_eq!(their_code, 2, "{text}");
         }
     }
     // `srvkey name` is what hapx does: accepted silently.

@@ -498,8 +498,8 @@ fn unimplemented_rule_parts_are_refused() {
             "defaults\n  mode http\n{TIMEOUTS}frontend f\n  bind 127.0.0.1:1\n  acl tls ssl_bc\n  http-request deny if !tls\n\
              \x20 http-request cache-use c\n  http-request deny if {{ path,ub64dec /x }}\n  use_backend b if tls\n\
              \x20 redirect scheme https if !tls\n  monitor fail if tls\n  tcp-request content reject if !tls\n\
-             \x20 tcp-request session reject\n  compression algo gzip\n  default_backend b\n\
-             backend b\n  http-response deny if {{ res.hdr(x),ub64dec x }}\n  http-after-response set-header X y\n\
+             \x20 tcp-request session set-src src\n  compression algo gzip\n  default_backend b\n\
+             backend b\n  http-response deny if {{ res.hdr(x),ub64dec x }}\n  http-after-response strict-mode on\n\
              \x20 tcp-response content reject\n  use-server s if {{ ssl_bc }}\n  server s 127.0.0.1:1\n"
         ),
     )
@@ -523,9 +523,9 @@ fn unimplemented_rule_parts_are_refused() {
         (13, "the sample fetch 'ssl_bc'"),
         (14, "the sample fetch 'ssl_bc'"),
         (15, "the sample fetch 'ssl_bc'"),
-        (16, "'tcp-request session'"),
+        (16, "the action 'set-src'"),
         (20, "the converter 'ub64dec'"),
-        (21, "'http-after-response'"),
+        (21, "the action 'strict-mode'"),
         (22, "'tcp-response'"),
         (23, "the sample fetch 'ssl_bc'"),
     ] {

@@ -89,7 +89,7 @@ fn stats_page_needs_auth_and_shows_servers() {
     assert_eq!(code, 200);
     assert!(head.to_ascii_lowercase().contains("refresh: 5"), "{head}");
     assert!(body.contains("<html>") && body.contains("Statistics Report"));
-    assert!(body.contains(">a<") && body.contains(">b<") && body.contains("BACKEND"));
+    assert!(body.contains(">a<") && body.contains(">b<") && body.contains(">Backend<"));
     assert!(!body.contains(env!("CARGO_PKG_VERSION")), "hide-version");
     assert!(
         body.contains("href=\"/;norefresh\">Disable refresh"),

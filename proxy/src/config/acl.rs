@@ -24,6 +24,7 @@ pub use super::converter::{Converter, SampleType};
 use super::keywords;
 use super::model::Network;
 use super::values;
+use crate::runtime::vars::Conditions;
 
 /// Why an ACL, a condition or a fetch was not taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +65,8 @@ pub enum Layer {
     L4,
     /// The first bytes the client sent (TCP content inspection).
     L6,
+    /// The first bytes the server sent (`tcp-response content` inspection).
+    L6Res,
     /// The HTTP request.
     Request,
     /// The HTTP response.
@@ -126,6 +129,13 @@ pub enum Source {
     /// `offset1` give, big-endian, the length of the bytes to take, found right after them
     /// or at `offset2` ([`LvData`]).
     PayloadLv(u32, u32, LvData),
+    /// `res.len`, `res.payload(offset,length)`, `res.payload_lv(...)`,
+    /// `res.ssl_hello_type` (`rep_ssl_hello_type`): as the `req.` ones, on what the server
+    /// sent (`tcp-response content` inspection).
+    ResLen,
+    ResPayload(u32, u32),
+    ResPayloadLv(u32, u32, LvData),
+    ResSslHelloType,
     /// `req.rdp_cookie([name])` (`rdp_cookie`): the value of the RDP connection request's
     /// cookie (whatever its name without one).
     RdpCookie(Option<String>),
@@ -154,17 +164,27 @@ pub enum Source {
     HttpAuthPass,
     /// `http_auth_bearer([header])`: a Bearer token, from `Authorization` or the header named.
     HttpAuthBearer(Option<String>),
-    /// `srv_name`, `srv_id`, `be_id`: the checked server's name and id, its backend's id.
-    /// hapx knows them only in a health check's formats ([`parse_check_fetch`]).
+    /// `srv_name`, `srv_id`, `be_id` (the checked server's name and id, its backend's id,
+    /// which hapx knows only in a health check's formats: [`parse_check_fetch`]); and the
+    /// variables and constants, which traffic rules read too.
     Checked(CheckedFact),
 }
 
-/// What a health check's format may fetch of the server it checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a health check's format may fetch of the server it checks; and what every rule may
+/// fetch without a client: variables (`var()`, of type ANY, read as any sample) and the
+/// constants `int()`, `str()`, `bool()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckedFact {
     ServerName,
     ServerId,
     BackendId,
+    /// `int(N)`, `str(S)`, `bool(B)`.
+    Int(i64),
+    Str(Box<str>),
+    Bool(bool),
+    /// `var(SCOPE.NAME[,DEFAULT])`: a variable as a check sees it (`runtime::check_format`);
+    /// boxed, as every fetch of the proxy's rules is as big as the biggest.
+    Var(Box<(String, Option<String>)>),
 }
 
 /// A fetch and its converters.
@@ -185,6 +205,7 @@ impl Fetch {
         match self.source {
             ReqLen | SslSni | SslVer | SslHelloType | Payload(..) | PayloadLv(..)
             | RdpCookie(_) | RdpCookieCnt(_) => Layer::L6,
+            ResLen | ResPayload(..) | ResPayloadLv(..) | ResSslHelloType => Layer::L6Res,
             Method | Path | Url | Query | Base | ReqVer | ProtoHttp | ReqHdr(..) | ReqFhdr(..)
             | ReqHdrCnt(_) | ReqHdrVal(..) | ReqCook(_) | UrlParam(_) | HttpAuth(_)
             | HttpAuthGroup(_) | HttpAuthType | HttpAuthUser | HttpAuthPass | HttpAuthBearer(_) => {
@@ -205,10 +226,14 @@ impl Source {
                 Kind::Bool
             }
             SrcPort | DstPort | Nbsrv(_) | ReqHdrCnt(_) | ReqHdrVal(..) | Status | ReqLen
-            | SslVer | SslHelloType | SslCVerify | Stick(_) | RdpCookieCnt(_) => Kind::Int,
-            Checked(CheckedFact::ServerId | CheckedFact::BackendId) => Kind::Int,
+            | SslVer | SslHelloType | SslCVerify | Stick(_) | RdpCookieCnt(_) | ResLen
+            | ResSslHelloType => Kind::Int,
+            Checked(CheckedFact::ServerId | CheckedFact::BackendId | CheckedFact::Int(_)) => {
+                Kind::Int
+            }
+            Checked(CheckedFact::Bool(_)) => Kind::Bool,
             Src | Dst => Kind::Ip,
-            Payload(..) | PayloadLv(..) => Kind::Bin,
+            Payload(..) | PayloadLv(..) | ResPayload(..) | ResPayloadLv(..) => Kind::Bin,
             _ => Kind::Str,
         }
     }
@@ -488,7 +513,14 @@ pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, 
         return Err("missing fetch method in ACL expression ''".into());
     }
     let (fetch, derived) = parse_criterion(keyword)?;
-    let mut method = derived.or_else(|| Method::default_for(fetch.kind()));
+    // A variable's type is known only when it is read (HAProxy's `any`): without a
+    // converter to give it one, no method is implied.
+    let typeless =
+        matches!(fetch.source, Source::Checked(CheckedFact::Var(_))) && fetch.converters.is_empty();
+    let mut method = derived.or_else(|| match typeless {
+        true => None,
+        false => Method::default_for(fetch.kind()),
+    });
     let mut ignore_case = false;
     let mut no_dns = false;
     let mut files = Vec::new();
@@ -784,19 +816,21 @@ fn note_backend_ref(source: &Source) {
 }
 
 /// A sample fetch in a health check's format (`http-check send hdr`, `uri-lf`, `on-error`
-/// ...): those of [`parse_fetch`], and the checked server's own (`srv_name`, `srv_id`,
-/// `be_id`), which only a check's formats know in hapx.
+/// ...) or rule (`set-var`, `status-code`): those of [`parse_fetch`], the checked server's
+/// own (`srv_name`, `srv_id`, `be_id`), variables (`var`) and constants (`int`, `str`,
+/// `bool`), which only health checks know in hapx.
 pub fn parse_check_fetch(text: &str) -> Result<Fetch, AclError> {
     let (name, args, convs) = split_call(text)?;
     let fact = match name {
+        "srv_name" | "srv_id" | "be_id" if !args.is_empty() => {
+            return Err(format!("fetch method '{name}' does not take any argument").into());
+        }
         "srv_name" => CheckedFact::ServerName,
         "srv_id" => CheckedFact::ServerId,
         "be_id" => CheckedFact::BackendId,
+        "int" | "str" | "bool" | "var" => checked_value(name, &args)?,
         _ => return parse_fetch(text),
     };
-    if !args.is_empty() {
-        return Err(format!("fetch method '{name}' does not take any argument").into());
-    }
     let source = Source::Checked(fact);
     let converters = converter::parse_chain(convs, source.kind()).map_err(|e| {
         e.context(|m| match m.starts_with("unknown converter") {
@@ -805,6 +839,102 @@ pub fn parse_check_fetch(text: &str) -> Result<Fetch, AclError> {
         })
     })?;
     Ok(Fetch { source, converters })
+}
+
+/// `int(N)`, `str(S)`, `bool(B)` or `var(NAME[,DEFAULT])`, refused with HAProxy's words.
+fn checked_value(name: &str, args: &[&str]) -> Result<CheckedFact, String> {
+    let most = if name == "var" { 2 } else { 1 };
+    if args.len() > most {
+        return Err(format!(
+            "fetch method '{name}' : expected ')' before ',{})'",
+            args[most..].join(",")
+        ));
+    }
+    let arg = args.first().copied().unwrap_or_default();
+    let integer = || {
+        if arg.is_empty() {
+            return Err(format!(
+                "fetch method '{name}' : expected type 'integer' at position 1, but got nothing"
+            ));
+        }
+        // HAProxy's integer argument: saturated when too large.
+        read_int64(arg).ok_or_else(|| {
+            format!(
+                "fetch method '{name}' : failed to parse '{arg}' as type 'integer' at position 1"
+            )
+        })
+    };
+    // HAProxy's `smp_check_const_bool`, without regard to case.
+    let boolean = || match arg.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!(
+            "invalid args in fetch method '{name}' : Expects 'true', 'false', '0' or '1'"
+        )),
+    };
+    Ok(match name {
+        "int" => CheckedFact::Int(integer()?),
+        "bool" => CheckedFact::Bool(boolean()?),
+        "str" => CheckedFact::Str(arg.into()),
+        _ => {
+            check_var_name(arg).map_err(|m| format!("invalid args in fetch method 'var' : {m}"))?;
+            CheckedFact::Var(Box::new((
+                arg.to_string(),
+                args.get(1).map(|d| d.to_string()),
+            )))
+        }
+    })
+}
+
+/// The scopes a variable's name starts with, in HAProxy's order.
+pub const VAR_SCOPES: [&str; 6] = ["proc", "sess", "txn", "req", "res", "check"];
+
+/// A variable action's keyword, `set-var(NAME[,COND...])`, `set-var-fmt(NAME[,COND...])`
+/// or `unset-var(NAME)`, as HAProxy reads it in traffic and check rules alike: the action,
+/// the variable's name and the conditions of a set; or HAProxy's message, without its
+/// full stop.
+pub fn var_action(keyword: &str) -> Result<(&str, &str, Conditions), String> {
+    const EXPECTS: &str =
+        "Expects 'set-var(<var-name>)', 'set-var-fmt(<var-name>)' or 'unset-var(<var-name>)'";
+    let Some((action, inner)) = keyword.split_once('(') else {
+        return Err(format!(
+            "invalid or incomplete action '{keyword}'. {EXPECTS}"
+        ));
+    };
+    let inner = (inner.strip_suffix(')'))
+        .ok_or_else(|| format!("incomplete argument after action '{keyword}'. {EXPECTS}"))?;
+    let end = (inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_')))
+        .unwrap_or(inner.len());
+    let (name, rest) = inner.split_at(end);
+    let conditions = match rest.strip_prefix(',') {
+        _ if rest.is_empty() => Conditions::default(),
+        Some("") => Conditions::default(),
+        Some(_) if action == "unset-var" => {
+            return Err("unset-var does not expect parameters after the variable name. Only \"set-var\" and \"set-var-fmt\" manage conditions".into());
+        }
+        Some(words) => Conditions::parse(words.split(','))?,
+        None => return Err(format!("invalid syntax at char '{rest})'")),
+    };
+    check_var_name(name)?;
+    Ok((action, name, conditions))
+}
+
+/// A variable's name (`SCOPE.NAME`) as HAProxy accepts it, or its message; a `proc` one
+/// exists from then on ([`crate::runtime::vars::declare`]).
+pub fn check_var_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("Empty variable name cannot be accepted".into());
+    }
+    let scoped = (name.split_once('.'))
+        .is_some_and(|(scope, rest)| VAR_SCOPES.contains(&scope) && !rest.is_empty());
+    if !scoped {
+        return Err(format!(
+            "invalid variable name '{name}'. A variable name must be start by its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'"
+        ));
+    }
+    // HAProxy registers a process variable as the configuration names it.
+    crate::runtime::vars::declare(name);
+    Ok(())
 }
 
 /// [`parse_fetch`] (`in_acl`: as an ACL's criterion), converter errors worded as HAProxy
@@ -873,6 +1003,10 @@ fn parse_criterion(text: &str) -> Result<(Fetch, Option<Method>), AclError> {
 
 /// The fetch named `name` with `args`; None when no such fetch exists.
 fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
+    // Variables (`runtime::vars`) and constants, as a health check's.
+    if matches!(name, "var" | "int" | "str" | "bool") {
+        return Ok(Some(Source::Checked(checked_value(name, args)?)));
+    }
     let arg = |i: usize| args.get(i).map(|a| a.to_string());
     let need_name = |kw: &str| -> Result<String, String> {
         arg(0).ok_or_else(|| format!("ACL keyword '{kw}' : missing argument"))
@@ -945,6 +1079,16 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
             Source::Payload(offset as u32, length as u32)
         }
         "req.payload_lv" | "payload_lv" => payload_lv(name, args)?,
+        "res.len" => Source::ResLen,
+        "res.payload" => {
+            let [offset, length] = integer_args::<2>(name, args)?;
+            Source::ResPayload(offset as u32, length as u32)
+        }
+        "res.payload_lv" => match payload_lv(name, args)? {
+            Source::PayloadLv(offset, size, at) => Source::ResPayloadLv(offset, size, at),
+            _ => unreachable!("payload_lv parses a PayloadLv"),
+        },
+        "res.ssl_hello_type" | "rep_ssl_hello_type" => Source::ResSslHelloType,
         "req.rdp_cookie" | "rdp_cookie" => Source::RdpCookie(optional_string(name, args)?),
         "req.rdp_cookie_cnt" | "rdp_cookie_cnt" => {
             Source::RdpCookieCnt(optional_string(name, args)?)

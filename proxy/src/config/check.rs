@@ -8,6 +8,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use super::bind_tls;
+use super::check_order::{CommentCarry, RuleAction};
 use super::diag::Diags;
 use super::model::*;
 
@@ -30,6 +31,10 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         .filter(|p| p.kind.is_backend() && !p.rules.tcp_content.is_empty())
         .map(|p| p.name.clone())
         .collect();
+    let responding: Vec<String> = (config.proxies.iter())
+        .filter(|p| p.kind.is_backend() && !p.rules.tcp_response.is_empty())
+        .map(|p| p.name.clone())
+        .collect();
     let named: Vec<_> = config
         .proxies
         .iter()
@@ -47,6 +52,7 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         if p.kind.is_frontend() {
             check_frontend(p, &backends, diags);
             inspection_under_tls(p, &inspecting, diags);
+            super::rules::response_inspection_under_tls(p, &responding, diags);
             alpn_spoken(p, diags);
         }
         if p.kind.is_backend() {
@@ -274,11 +280,16 @@ fn check_frontend(p: &mut Proxy, backends: &[(String, Mode, Place)], diags: &mut
 
 fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
     let label = p.name.clone();
+    carry_tcp_check_comments(&mut p.tcp_checks);
     if p.options.http_check_without_httpchk {
-        diags.check_warn(
-            &p.place,
-            format!("{} '{label}' uses http-check rules without 'option httpchk', so the rules are ignored.", p.kind.keyword()),
-        );
+        // HAProxy says so only for a proxy's own rules, not those of its defaults.
+        let own = (p.options.httpchk.as_ref()).is_some_and(|h| h.order.written_in(&p.place));
+        if own {
+            diags.global_warn(format!(
+                "{} '{label}' uses http-check rules without 'option httpchk', so the rules are ignored.",
+                p.kind.keyword()
+            ));
+        }
         p.options.httpchk = None;
     }
     let kind = p.kind.type_str();
@@ -322,6 +333,33 @@ fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
 }
 
 /// Builds the TLS client side of each server whose traffic or checks use TLS.
+/// Gives each `tcp-check comment`'s text to the rules after it that have none, as HAProxy's
+/// `check_proxy_tcpcheck` does (see [`CommentCarry`]).
+fn carry_tcp_check_comments(rules: &mut [TcpCheckRule]) {
+    let mut carry = CommentCarry::default();
+    for rule in rules {
+        match rule {
+            TcpCheckRule::Comment(text) => {
+                carry.next(RuleAction::Comment, Some(text));
+            }
+            TcpCheckRule::Connect(connect) => {
+                let comment = carry.next(RuleAction::Connect, None);
+                connect.comment = connect.comment.take().or(comment);
+            }
+            TcpCheckRule::Send(_) | TcpCheckRule::SendFormat { .. } => {
+                carry.next(RuleAction::Send, None);
+            }
+            TcpCheckRule::Expect(expect) => {
+                let comment = carry.next(RuleAction::Expect, None);
+                expect.report.comment = expect.report.comment.take().or(comment);
+            }
+            TcpCheckRule::Var(_) => {
+                carry.next(RuleAction::Var, None);
+            }
+        }
+    }
+}
+
 fn server_tls(p: &mut Proxy, g: &Global, diags: &mut Diags) {
     let bases = super::tls::Bases {
         ca: g.ca_base.as_deref(),

@@ -55,6 +55,53 @@ pub struct CheckOrder {
     owner: Option<Place>,
     option_httpchk: bool,
     steps: Vec<Step>,
+    /// The text of the last `comment` rule, for the rules after it.
+    pub comments: CommentCarry,
+}
+
+/// What a check rule is, for [`CommentCarry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    Comment,
+    Connect,
+    Send,
+    Expect,
+    /// `set-var`, `set-var-fmt`, `unset-var`.
+    Var,
+}
+
+/// HAProxy's `check_proxy_tcpcheck` giving a `comment` rule's text to the rules after it:
+/// to the connect, send and expect rules that follow, until the kind of rule changes (a
+/// connect takes it and ends it, a variable rule ends it).
+#[derive(Debug, Clone, Default)]
+pub struct CommentCarry {
+    comment: Option<String>,
+    previous: Option<RuleAction>,
+}
+
+impl CommentCarry {
+    /// The next rule is an `action` (`text`: a comment rule's): the comment it takes.
+    pub fn next(&mut self, action: RuleAction, text: Option<&str>) -> Option<String> {
+        if self
+            .previous
+            .is_some_and(|p| p != action && p != RuleAction::Comment)
+        {
+            self.comment = None;
+        }
+        self.previous = Some(action);
+        match action {
+            RuleAction::Comment => {
+                self.comment = text.map(str::to_string);
+                None
+            }
+            RuleAction::Connect => self.comment.take(),
+            RuleAction::Var => {
+                self.comment = None;
+                None
+            }
+            RuleAction::Send | RuleAction::Expect => self.comment.clone(),
+        }
+    }
 }
 
 impl CheckOrder {
@@ -64,6 +111,7 @@ impl CheckOrder {
         if self.owner.as_ref() != Some(owner) {
             self.steps.clear();
             self.owner = Some(owner.clone());
+            self.comments = CommentCarry::default();
         }
         self.option_httpchk = true;
         let mut rules = self.steps.iter().filter(|s| s.kind != StepKind::Comment);
@@ -81,12 +129,19 @@ impl CheckOrder {
         }
     }
 
+    /// Whether the section at `owner` wrote rules of its own (not only inherited ones, nor
+    /// only `send-state`/`disable-on-404`, which are not rules).
+    pub fn written_in(&self, owner: &Place) -> bool {
+        self.owner.as_ref() == Some(owner) && self.steps.iter().any(|s| !s.from_option)
+    }
+
     /// Adds an `http-check` rule written in the section at `owner`: HAProxy's message when it
     /// may not come here, or hapx's when it starts a second step.
     pub fn add(&mut self, kind: StepKind, owner: &Place) -> Result<(), String> {
         if self.owner.as_ref() != Some(owner) {
             self.steps.retain(|s| s.from_option);
             self.owner = Some(owner.clone());
+            self.comments = CommentCarry::default();
         }
         let index = match self.steps.last() {
             None => 0,
@@ -109,8 +164,10 @@ impl CheckOrder {
         Ok(())
     }
 
-    /// Whether an explicit `send` follows the last `connect` (or the start).
-    fn sent_since_connect(&self) -> bool {
+    /// Whether an explicit `send` follows the last `connect` (or the start): a rule added now
+    /// runs after the request is built. (`option httpchk`'s implicit send does not count: the
+    /// first explicit one takes its place, and without one the request has no format.)
+    pub fn sent_since_connect(&self) -> bool {
         (self.steps.iter().rev())
             .take_while(|s| s.kind != StepKind::Connect)
             .any(|s| s.kind == StepKind::Send && !s.from_option)

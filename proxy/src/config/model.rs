@@ -84,6 +84,8 @@ pub struct Global {
     pub maxconn: Option<usize>,
     /// `ulimit-n`: the open-files limit to set instead of the computed one.
     pub ulimit_n: Option<u64>,
+    /// `maxpipes`: splice pipes at most, instead of the computed number (see `limits`).
+    pub maxpipes: Option<usize>,
     pub nbthread: Option<usize>,
     pub stats_sockets: Vec<StatsSocket>,
     /// How long the runtime API waits for a command (`stats timeout`, default 10s).
@@ -494,7 +496,37 @@ pub enum TcpCheckRule {
         format: LogFormat,
         binary: bool,
     },
-    Expect(TcpExpect),
+    Expect(Box<TcpExpect>),
+    /// `set-var(NAME[,COND...]) EXPR`, `set-var-fmt(NAME[,COND...]) FMT`, `unset-var(NAME)`.
+    Var(Box<super::rules::VarRule>),
+    /// `comment TEXT`: nothing to do, but a step HAProxy counts in its messages; its text is
+    /// given at load to the rules after it (see `check::carry_comments`).
+    Comment(String),
+}
+
+/// What a check's `set-var`, `set-var-fmt` or `unset-var` rule does to the variable `name`
+/// (`SCOPE.NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VarAction {
+    Set {
+        name: String,
+        expr: super::acl::Fetch,
+    },
+    SetFormat {
+        name: String,
+        format: LogFormat,
+    },
+    Unset {
+        name: String,
+    },
+}
+
+/// A variable rule of an `http-check` group and when it runs: before the request is built
+/// (`after_expects` none), or once that many of the group's expects passed.
+#[derive(Debug, Clone)]
+pub struct HttpVarRule {
+    pub after_expects: Option<usize>,
+    pub rule: super::rules::VarRule,
 }
 
 /// `tcp-check expect [!] string|binary|string-lf|binary-lf PATTERN [options]`.
@@ -513,7 +545,12 @@ pub enum TcpPattern {
     /// `string-lf FMT`, or `binary-lf FMT` (`binary`: rendering hexadecimal text), rendered
     /// per check.
     Format { format: LogFormat, binary: bool },
+    /// `rstring REGEX`, or `rbinary REGEX` (`binary`: matched against the received bytes
+    /// written as upper-case hexadecimal, as HAProxy's `dump_binary`).
+    Regex { regex: CheckRegex, binary: bool },
 }
+
+pub use super::check_regex::CheckRegex;
 
 /// The options of an `http-check expect` or `tcp-check expect` line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -532,6 +569,9 @@ pub struct ExpectReport {
     /// `min-recv N`: the bytes (of the body, for HTTP) to wait for before matching; with
     /// it, a mismatch is final without waiting for more.
     pub min_recv: Option<usize>,
+    /// `status-code EXPR`: the check's code when this rule reports, the expression's value
+    /// as an integer (HAProxy's `status_expr`).
+    pub status_code: Option<Box<super::acl::Fetch>>,
 }
 
 /// `tcp-check connect` / `http-check connect [port N] [addr IP] [ssl] [sni S] [alpn A]
@@ -548,6 +588,8 @@ pub struct CheckConnect {
     pub alpn: Option<Vec<String>>,
     /// `linger`: close cleanly (FIN) instead of resetting the connection.
     pub linger: bool,
+    /// `comment TEXT`, or a `comment` rule's before it: quoted in its failure's information.
+    pub comment: Option<String>,
 }
 
 /// `option httpchk [METHOD] [URI] [VERSION]` with its `http-check` rules: one or more
@@ -604,6 +646,8 @@ pub struct HttpCheckGroup {
     pub body: Option<LogFormat>,
     /// `http-check expect ...`; none: any 2xx or 3xx status passes.
     pub expects: Vec<HttpExpect>,
+    /// `http-check set-var`, `set-var-fmt`, `unset-var`, in order.
+    pub vars: Vec<HttpVarRule>,
 }
 
 impl Default for HttpCheckGroup {
@@ -618,6 +662,7 @@ impl Default for HttpCheckGroup {
             headers: Vec::new(),
             body: None,
             expects: Vec::new(),
+            vars: Vec::new(),
         }
     }
 }
@@ -646,10 +691,12 @@ impl HttpExpect {
 pub enum HttpExpectKind {
     /// `status 200,300-399`: inclusive ranges of status codes.
     Status(Vec<(u16, u16)>),
-    RStatus(regex::Regex),
+    RStatus(CheckRegex),
     /// `string S`: the body contains S.
     String(String),
-    RString(regex::Regex),
+    /// `string-lf FMT`: the body contains FMT rendered for the check (when it judges).
+    StringFormat(LogFormat),
+    RString(CheckRegex),
     /// `hdr name N [value V]`: a header named N (one of whose comma-separated values is V,
     /// when given); `fhdr` (`full`): its whole value is V.
     Header {
@@ -719,6 +766,10 @@ pub struct Options {
     /// client connection owns (`http-reuse never`, `send-proxy`) while that server is usable,
     /// instead of being balanced (hash algorithms balance anyway, as in HAProxy).
     pub prefer_last_server: bool,
+    /// `option abortonclose`: a connection waiting for a server (in a queue, or while
+    /// connecting) is dropped when its client closes its side, even with a request or
+    /// data to send (see `runtime::session::Watch`).
+    pub abortonclose: bool,
     pub http_server_close: bool,
     pub httpclose: bool,
     /// `option h1-case-adjust-bogus-client`: response header names to clients spelled as
@@ -726,7 +777,8 @@ pub struct Options {
     pub h1_case_adjust_bogus_client: bool,
     /// `option h1-case-adjust-bogus-server`: the same for request header names to servers.
     pub h1_case_adjust_bogus_server: bool,
-    pub splice: bool,
+    /// `option splice-auto`, `splice-request`, `splice-response`.
+    pub splice: SpliceOptions,
     /// `[no] option tcp-smart-accept`; unset: automatic, on in HTTP mode (as HAProxy).
     pub tcp_smart_accept: Option<bool>,
     /// `option tcp-smart-connect`.
@@ -772,7 +824,14 @@ pub struct StatsPage {
     /// `stats admin if|unless COND` lines, in order: the page takes actions (a POST) from a
     /// request the first one holds for.
     pub admin: Vec<super::acl::Condition>,
+    /// `stats show-node [NAME]`: the page's title names the node (empty: `node`, else the
+    /// host name).
     pub show_node: Option<String>,
+    /// `stats show-desc [TEXT]`: the page's title shows the description (empty: the
+    /// global `description`).
+    pub show_desc: Option<String>,
+    /// `stats show-legends`: the page's tooltips on proxies, servers and backends.
+    pub show_legends: bool,
 }
 
 impl StatsPage {
@@ -864,6 +923,25 @@ pub struct ServerOptions {
     pub on_error: OnError,
     /// `agent-check` and its settings (see `runtime::agent`).
     pub agent: AgentOptions,
+}
+
+/// A proxy's `option splice-*`: which directions of its streams may splice(2). HAProxy
+/// looks at the frontend's and the backend's (either one's option counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpliceOptions {
+    /// `splice-auto`: both directions, for bulk transfers.
+    pub auto: bool,
+    /// `splice-request`: client to server.
+    pub request: bool,
+    /// `splice-response`: server to client.
+    pub response: bool,
+}
+
+impl SpliceOptions {
+    /// Whether any `option splice-*` is set (HAProxy's `PR_O2_SPLIC_ANY`).
+    pub fn any(self) -> bool {
+        self.auto || self.request || self.response
+    }
 }
 
 /// `agent-check`, `agent-port`, `agent-addr`, `agent-inter`, `agent-send`: an agent the
@@ -1104,6 +1182,10 @@ pub struct Proxy {
     pub tcp_checks: Vec<TcpCheckRule>,
     pub retries: u32,
     pub maxconn: Option<usize>,
+    /// `fullconn N`: the backend's load at which dynamic limits reach their maximum, and its
+    /// `slim` in the stats (unset: a tenth of what its frontends may send, see
+    /// `limits::fullconn`).
+    pub fullconn: Option<usize>,
     /// `backlog N`: the listen queue of this frontend's binds (unset: its maxconn).
     pub backlog: Option<u32>,
     pub clitcpka: Keepalive,
@@ -1155,6 +1237,7 @@ impl Proxy {
             tcp_checks: Vec::new(),
             retries: 3,
             maxconn: None,
+            fullconn: None,
             backlog: None,
             clitcpka: Keepalive::default(),
             srvtcpka: Keepalive::default(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::acl::AclError;
 use super::bind_tls::{BindTlsOptions, ClientVerify};
-use super::check_order::StepKind;
+use super::check_order::{RuleAction, StepKind};
 use super::diag::Diags;
 use super::keywords::{self, Support};
 use super::lexer::{self, Place as LexPlace};
@@ -526,6 +526,7 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "pidfile" => g.pidfile = Some(one(line, "a file name")?.into()),
         "maxconn" => g.maxconn = Some(values::number(one(line, "an integer")?, kw)?),
         "ulimit-n" => g.ulimit_n = Some(values::number(one(line, "an integer")?, kw)?),
+        "maxpipes" => g.maxpipes = Some(values::number(one(line, "an integer")?, kw)?),
         "nbthread" => {
             let n: usize = values::number(one(line, "an integer")?, kw)?;
             if n == 0 {
@@ -585,6 +586,15 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "crt-base" => g.crt_base = Some(one(line, "a directory")?.into()),
         "ssl-default-server-options" => ssl_default_server_options(g, line, diags)?,
         "ssl-default-bind-options" => ssl_default_bind_options(g, line, diags)?,
+        "set-var" | "set-var-fmt" => {
+            super::global_vars::run(line.words, &g.environment).map_err(|e| match e {
+                super::acl::AclError::Bad(m) => m,
+                super::acl::AclError::Unsupported(what) => format!(
+                    "'{}' uses {what}, which is not implemented by hapx; hapx refuses to run without it.",
+                    line.words.join(" ")
+                ),
+            })?
+        }
         "ssl-server-verify" => {
             g.ssl_server_verify_none = match one(line, "'none' or 'required'")? {
                 "none" => true,
@@ -920,6 +930,7 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         "timeout" => timeout(p, line)?,
         "retries" => p.retries = values::number(one(line, "an integer")?, kw)?,
         "maxconn" => p.maxconn = Some(values::number(one(line, "an integer")?, kw)?),
+        "fullconn" => p.fullconn = Some(values::number(one(line, "an integer")?, kw)?),
         "errorfile" => super::errors::errorfile(p, line.words)?,
         "errorloc" | "errorloc302" | "errorloc303" => super::errors::errorloc(p, line.words)?,
         "errorfiles" => super::errors::errorfiles(p, line.words, line.place)?,
@@ -935,12 +946,12 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
                 "tcp-check" => tcp_check(p, line, diags),
                 _ => http_check(p, line, diags),
             });
-            super::rules::note_backend_refs(
-                &mut p.rules,
-                line.place,
-                Some("server directive"),
-                refs,
-            );
+            // A variable rule's references are "in tcp-check expression" (http-check's too).
+            let within = match line.arg(1) {
+                Some(k) if is_var_action(k) => "tcp-check expression",
+                _ => "server directive",
+            };
+            super::rules::note_check_refs(p, line.place, refs, within);
             parsed?
         }
         "http-request" if line.arg(1) == Some("use-service") => prometheus(p, line)?,
@@ -1714,6 +1725,34 @@ fn init_addr(v: &str) -> Result<Vec<InitAddr>, String> {
         .collect()
 }
 
+/// The options that are flags, on or off (`no option`), with no argument: HAProxy's
+/// options tables and its three HTTP connection modes, as far as hapx implements them.
+const FLAG_OPTIONS: &[&str] = &[
+    "abortonclose",
+    "allbackups",
+    "clitcpka",
+    "dontlog-normal",
+    "dontlognull",
+    "h1-case-adjust-bogus-client",
+    "h1-case-adjust-bogus-server",
+    "http-ignore-probes",
+    "http-keep-alive",
+    "http-server-close",
+    "httpclose",
+    "log-health-checks",
+    "log-separate-errors",
+    "logasap",
+    "nolinger",
+    "persist",
+    "prefer-last-server",
+    "splice-auto",
+    "splice-request",
+    "splice-response",
+    "srvtcpka",
+    "tcp-smart-accept",
+    "tcp-smart-connect",
+];
+
 fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let negate = line.words[0] == "no";
     let at = if negate {
@@ -1725,6 +1764,28 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         1
     };
     let name = line.arg(at).ok_or("'option' expects an option name.")?;
+    let arg = |i: usize| line.arg(at + i);
+    // A flag takes no argument: refused before its capability is looked at, as HAProxy's
+    // `alertif_too_many_args_idx` on its options tables (and on its three HTTP modes).
+    if FLAG_OPTIONS.contains(&name)
+        && let Some(extra) = arg(1)
+    {
+        return Err(format!(
+            "'option {name}' cannot handle unexpected argument '{extra}'."
+        ));
+    }
+    // Only flags and `redispatch` take `no`; HAProxy refuses it on every other option it
+    // knows, unknown ones included (worded without its usual space before the colon).
+    let negatable = FLAG_OPTIONS.contains(&name)
+        || name == "redispatch"
+        || keywords::lookup(keywords::OPTIONS, name) == Some(Support::No);
+    if negate && !negatable {
+        diags.global_alert(format!(
+            "parsing [{}]: negation/default is not supported for option '{name}'.",
+            line.place
+        ));
+        return Ok(());
+    }
     let needs = match name {
         "tcp-smart-accept" | "clitcpka" | "h1-case-adjust-bogus-client" => {
             Some(Capability::Frontend)
@@ -1733,6 +1794,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         | "srvtcpka"
         | "h1-case-adjust-bogus-server"
         | "prefer-last-server"
+        | "abortonclose"
         | "redispatch"
         | "allbackups"
         | "log-health-checks"
@@ -1742,16 +1804,41 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     if needs.is_some_and(|cap| lacks(p, cap, name, line, diags)) {
         return Ok(());
     }
-    let arg = |i: usize| line.arg(at + i);
+    // A check option out of a backend is only warned about, and still read (its
+    // arguments checked), as HAProxy's check option parsers do.
+    if matches!(name, "httpchk" | "tcp-check" | "ssl-hello-chk") {
+        lacks(p, Capability::Backend, name, line, diags);
+    }
     let o = &mut p.options;
     let place = Some(line.place.clone());
     match name {
         // One log format per proxy: the last of httplog/tcplog wins.
         "httplog" => {
+            match (arg(1), arg(2)) {
+                (None, _) | (Some("clf"), None) => {}
+                (Some("clf"), Some(extra)) => {
+                    return Err(format!(
+                        "'option httplog' cannot handle unexpected argument '{extra}'."
+                    ));
+                }
+                (Some(_), _) => return Err("keyword 'httplog' only supports option 'clf'.".into()),
+            }
             o.httplog = (!negate).then_some(place).flatten();
             o.tcplog = None;
             p.log.format = None;
             p.log.clf = arg(1) == Some("clf");
+        }
+        "tcplog" | "tcpka" | "tcp-check" | "ssl-hello-chk" if arg(1).is_some() => {
+            let extra = arg(1).unwrap_or_default();
+            return Err(format!(
+                "'option {name}' cannot handle unexpected argument '{extra}'."
+            ));
+        }
+        "httpchk" if arg(4).is_some() => {
+            let extra = arg(4).unwrap_or_default();
+            return Err(format!(
+                "'option httpchk' cannot handle unexpected argument '{extra}'."
+            ));
         }
         "tcplog" => {
             o.tcplog = (!negate).then_some(place).flatten();
@@ -1767,9 +1854,9 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             // `option redispatch <interval>`: every Nth failed attempt redispatches, or with
             // N < 0 the one -N attempts from the end; none by the interval with 0 (HAProxy
             // still redispatches from a down server, and among several active servers).
-            let interval = arg(1)
-                .map(|v| values::number::<i32>(v, "option redispatch"))
-                .transpose()?;
+            // Read as C's atol() into an int, as HAProxy does: words read as 0, the
+            // digits before anything else count.
+            let interval = arg(1).filter(|_| !negate).map(|v| atoi(v) as i32);
             o.redispatch = !negate;
             o.redispatch_after = interval.unwrap_or(-1);
         }
@@ -1777,6 +1864,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "log-health-checks" => o.log_health_checks = !negate,
         "persist" => o.persist = !negate,
         "prefer-last-server" => o.prefer_last_server = !negate,
+        "abortonclose" => o.abortonclose = !negate,
         // One HTTP connection mode: the last one set wins; `no` only unsets its own.
         "http-server-close" if !negate => (o.http_server_close, o.httpclose) = (true, false),
         "http-server-close" => o.http_server_close = false,
@@ -1789,10 +1877,15 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "http-keep-alive" => {}
         "h1-case-adjust-bogus-client" => o.h1_case_adjust_bogus_client = !negate,
         "h1-case-adjust-bogus-server" => o.h1_case_adjust_bogus_server = !negate,
-        "splice-auto" | "splice-request" | "splice-response" => o.splice = !negate,
+        "splice-auto" => o.splice.auto = !negate,
+        "splice-request" => o.splice.request = !negate,
+        "splice-response" => o.splice.response = !negate,
         "tcp-check" => {
             o.tcp_check = !negate;
             o.ssl_hello_chk &= negate;
+            if !negate {
+                drop_http_check_rules(o);
+            }
         }
         "tcp-smart-accept" => o.tcp_smart_accept = Some(!negate),
         "tcp-smart-connect" => o.tcp_smart_connect = !negate,
@@ -1813,19 +1906,23 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
                 while let Some(a) = arg(i) {
                     match (a, arg(i + 1)) {
                         ("header", Some(h)) => ff.header = h.into(),
-                        ("except", Some(n)) => {
-                            ff.except = Some(values::network(n).ok_or_else(|| {
-                                format!(
-                                    "'option forwardfor' : invalid network '{n}' after 'except'."
-                                )
-                            })?)
+                        ("header", None) => {
+                            return Err(
+                                "'option forwardfor header' expects <header_name> as argument."
+                                    .into(),
+                            );
+                        }
+                        ("except", n) => {
+                            ff.except = Some(n.and_then(values::network).ok_or(
+                                "'option forwardfor except' expects <address>[/mask] as argument.",
+                            )?)
                         }
                         ("if-none", _) => {
                             ff.if_none = true;
                             i += 1;
                             continue;
                         }
-                        _ => return Err(format!("'option forwardfor' : unknown argument '{a}'.")),
+                        _ => return Err("'option forwardfor' only supports optional values: 'except', 'header' and 'if-none'.".into()),
                     }
                     i += 2;
                 }
@@ -1838,6 +1935,12 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
                 (Some(uri), None, _) => ("OPTIONS", uri, "HTTP/1.0"),
                 (Some(m), Some(uri), v) => (m, uri, v.unwrap_or("HTTP/1.0")),
             };
+            if version.contains("\r\n") {
+                diags.global_warn(format!(
+                    "parsing [{}]: 'option httpchk' : hiding headers or body at the end of the version string is deprecated. Please, consider to use 'http-check send' directive instead.",
+                    line.place
+                ));
+            }
             // `http-check` rules read before keep applying.
             let mut chk = o.httpchk.take().unwrap_or_else(HttpCheck::default_request);
             let first = chk.first();
@@ -1850,9 +1953,17 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "ssl-hello-chk" => {
             o.ssl_hello_chk = !negate;
             if !negate {
-                o.httpchk = None;
+                drop_http_check_rules(o);
                 o.tcp_check = false;
             }
+        }
+        "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk" | "ldap-check" | "spop-check"
+            if !negate =>
+        {
+            drop_http_check_rules(o);
+            o.tcp_check = false;
+            let support = keywords::lookup(keywords::OPTIONS, name).unwrap_or(Support::No);
+            not_implemented(support, &format!("'option {name}'"), line.place, diags);
         }
         _ => match keywords::lookup(keywords::OPTIONS, name) {
             Some(s) => not_implemented(s, &format!("'option {name}'"), line.place, diags),
@@ -1866,6 +1977,13 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         },
     }
     Ok(())
+}
+
+/// A check option other than `option httpchk` replaces the proxy's check ruleset, as
+/// HAProxy's: the `http-check` rules read before it are dropped (and warned about no more).
+fn drop_http_check_rules(o: &mut Options) {
+    o.httpchk = None;
+    o.http_check_without_httpchk = false;
 }
 
 fn timeout(p: &mut Proxy, line: &Line<'_>) -> Outcome {
@@ -1960,13 +2078,22 @@ fn stats(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             s.enabled = true;
             s.hide_version = true;
         }
-        Some(what @ ("show-node" | "show-legends" | "show-desc" | "show-modules")) => {
-            // They enable the page, as in HAProxy; hapx's page does not show these parts.
+        Some("show-node") => {
             s.enabled = true;
-            if what == "show-node" {
-                s.show_node = Some(arg.unwrap_or_default().into());
-            }
-            not_implemented(Support::No, &format!("'stats {what}'"), line.place, diags);
+            s.show_node = Some(arg.unwrap_or_default().into());
+        }
+        Some("show-desc") => {
+            s.enabled = true;
+            s.show_desc = Some(line.words[2..].join(" "));
+        }
+        Some("show-legends") => {
+            s.enabled = true;
+            s.show_legends = true;
+        }
+        Some("show-modules") => {
+            // It enables the page, as in HAProxy; hapx has no extra statistics modules.
+            s.enabled = true;
+            not_implemented(Support::No, "'stats show-modules'", line.place, diags);
         }
         Some("scope" | "http-request" | "bind-process") => not_implemented(
             Support::No,
@@ -2022,14 +2149,10 @@ fn tcp_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
                 binary: k == "send-binary-lf",
             }
         }
-        Some("expect") => match tcp_expect(line, p.mode, diags)? {
-            Some(expect) => TcpCheckRule::Expect(expect),
-            None => return Ok(()),
-        },
-        Some("comment") => return Ok(()),
+        Some("expect") => TcpCheckRule::Expect(Box::new(tcp_expect(line, p.mode, diags)?)),
+        Some("comment") => TcpCheckRule::Comment(check_comment(line, "tcp-check")?),
         Some(k) if is_var_action(k) => {
-            not_implemented(Support::No, &format!("'tcp-check {k}'"), line.place, diags);
-            return Ok(());
+            TcpCheckRule::Var(Box::new(var_rule(line, "tcp-check", p.mode)?))
         }
         other => {
             return Err(format!(
@@ -2038,6 +2161,14 @@ fn tcp_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             ));
         }
     };
+    // As HAProxy: a connect must come first, only comments and variable rules before it.
+    let first = (p.tcp_checks.iter())
+        .find(|r| !matches!(r, TcpCheckRule::Comment(_) | TcpCheckRule::Var(_)));
+    if matches!(rule, TcpCheckRule::Connect(_))
+        && first.is_some_and(|r| !matches!(r, TcpCheckRule::Connect(_)))
+    {
+        return Err("'tcp-check connect' : first step MUST also be a 'connect', optionally preceded by a 'set-var', an 'unset-var' or a 'comment', when there is a 'connect' step in the tcp-check ruleset.".into());
+    }
     p.tcp_checks.push(rule);
     Ok(())
 }
@@ -2058,9 +2189,9 @@ fn check_format(text: &str, mode: Mode, rule: &str, quoted: bool) -> Result<LogF
     })
 }
 
-/// `tcp-check expect [!] string|binary|string-lf|binary-lf PATTERN` with the options of an
-/// expect line anywhere; None for a match hapx does not implement (warned).
-fn tcp_expect(line: &Line<'_>, mode: Mode, diags: &mut Diags) -> Result<Option<TcpExpect>, String> {
+/// `tcp-check expect [!] string|binary|string-lf|binary-lf|rstring|rbinary PATTERN` with the
+/// options of an expect line anywhere.
+fn tcp_expect(line: &Line<'_>, mode: Mode, diags: &mut Diags) -> Result<TcpExpect, String> {
     let (report, rest) = expect_options(line, "tcp-check", mode, diags)?;
     let negate = rest.first() == Some(&"!");
     let words = &rest[usize::from(negate)..];
@@ -2086,7 +2217,10 @@ fn tcp_expect(line: &Line<'_>, mode: Mode, diags: &mut Diags) -> Result<Option<T
     if let Some(extra) = words.get(2) {
         return Err(unexpected(extra));
     }
-    let pattern = pattern.ok_or("'tcp-check expect' expects a match type and a pattern.")?;
+    let kind = kind.ok_or(NO_MATCH_TCP)?;
+    let pattern = pattern
+        .ok_or_else(|| format!("'tcp-check expect' : '{kind}' expects a <pattern> as argument."))?;
+    let kind = Some(kind);
     let rule = "'tcp-check expect'";
     let pattern = match kind {
         Some("string") => TcpPattern::Bytes {
@@ -2101,15 +2235,10 @@ fn tcp_expect(line: &Line<'_>, mode: Mode, diags: &mut Diags) -> Result<Option<T
             format: check_format(pattern, mode, rule, true)?,
             binary: k == "binary-lf",
         },
-        Some(k @ ("rstring" | "rbinary")) => {
-            not_implemented(
-                Support::No,
-                &format!("'tcp-check expect {k}'"),
-                line.place,
-                diags,
-            );
-            return Ok(None);
-        }
+        Some(k @ ("rstring" | "rbinary")) => TcpPattern::Regex {
+            regex: check_regex(pattern, rule)?,
+            binary: k == "rbinary",
+        },
         other => {
             return Err(format!(
                 "'tcp-check expect' : unknown match type '{}'.",
@@ -2117,11 +2246,52 @@ fn tcp_expect(line: &Line<'_>, mode: Mode, diags: &mut Diags) -> Result<Option<T
             ));
         }
     };
-    Ok(Some(TcpExpect {
+    Ok(TcpExpect {
         pattern,
         negate,
         report,
-    }))
+    })
+}
+
+/// HAProxy's message for an expect line without a match.
+const NO_MATCH_TCP: &str = "'tcp-check expect' : expects at least a matching pattern as arguments.";
+
+/// A check rule's regular expression, refused as HAProxy words it (the error is the regex
+/// library's, without PCRE's offset).
+fn check_regex(pattern: &str, rule: &str) -> Result<CheckRegex, String> {
+    CheckRegex::new(pattern)
+        .map_err(|e| format!("{rule} : regex '{pattern}' is invalid (error={e})."))
+}
+
+/// The expression of a check rule (`set-var`, `status-code`), refused with HAProxy's
+/// words (without their full stop): as an expression, or as one reading what a check has
+/// not, the fetch then named `name` (HAProxy names the action's keyword for `set-var`).
+fn check_expr(text: &str, name: &str) -> Result<super::acl::Fetch, String> {
+    let expr = super::acl::parse_check_fetch(text).map_err(|e| match e {
+        AclError::Bad(m) => {
+            let m = m.split(" in ACL expression").next().unwrap_or_default();
+            // HAProxy's sample expressions name no ACL keyword before a converter's error.
+            let m = match m.split_once("' : unknown converter") {
+                Some((acl, rest)) if acl.starts_with("ACL keyword '") => {
+                    format!("unknown converter{rest}")
+                }
+                _ => m.to_string(),
+            };
+            m.trim_end_matches('.').to_string()
+        }
+        AclError::Unsupported(what) => {
+            format!("'{text}' uses {what}, which is not implemented by hapx")
+        }
+    })?;
+    match crate::runtime::logformat::missing_in_check(&expr) {
+        None => Ok(expr),
+        Some(Ok(needs)) => Err(format!(
+            "fetch method '{name}' extracts information from '{needs}', none of which is available here"
+        )),
+        Some(Err(what)) => Err(format!(
+            "'{text}' reads {what}, which is not implemented by hapx"
+        )),
+    }
 }
 
 /// `200,201,300-399`: status codes and inclusive ranges.
@@ -2174,7 +2344,13 @@ fn check_connect(line: &Line<'_>, rules: &str, diags: &mut Diags) -> Result<Chec
                 c.alpn = Some(alpn_list(value()?));
                 used = 2;
             }
-            "comment" => used = 2,
+            "comment" => {
+                let text = line.arg(i + 1).ok_or_else(|| {
+                    format!("'{rules} connect' : 'comment' expects a string as argument..")
+                })?;
+                c.comment = Some(text.into());
+                used = 2;
+            }
             "proto" => {
                 let v = value()?;
                 if v != "h1" {
@@ -2213,6 +2389,9 @@ fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         .options
         .httpchk
         .get_or_insert_with(HttpCheck::default_request);
+    // A variable rule runs before the group's request is built unless a send came since
+    // the last connect.
+    let after_send = chk.order.sent_since_connect();
     let step = match line.arg(1) {
         Some("connect") => Some(StepKind::Connect),
         Some("send") => Some(StepKind::Send),
@@ -2225,12 +2404,19 @@ fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     }
     match line.arg(1) {
         Some("expect") => {
-            let expect = http_expect(line, mode, diags)?;
+            let mut expect = http_expect(line, mode, diags)?;
+            let comment = chk.order.comments.next(RuleAction::Expect, None);
+            expect.report.comment = expect.report.comment.or(comment);
             chk.current().expects.push(expect)
         }
-        Some("send") => http_send(chk.current(), mode, line, diags)?,
+        Some("send") => {
+            chk.order.comments.next(RuleAction::Send, None);
+            http_send(chk.current(), mode, line, diags)?
+        }
         Some("connect") => {
-            let connect = check_connect(line, "http-check", diags)?;
+            let mut connect = check_connect(line, "http-check", diags)?;
+            let comment = chk.order.comments.next(RuleAction::Connect, None);
+            connect.comment = connect.comment.or(comment);
             // A connect after another group's rules opens the next group.
             let group = chk.current();
             if group.connect.is_some() || !group.expects.is_empty() {
@@ -2238,11 +2424,24 @@ fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             }
             chk.current().connect = Some(connect);
         }
-        Some("comment") => {}
+        Some("comment") => {
+            let text = check_comment(line, "http-check")?;
+            chk.order.comments.next(RuleAction::Comment, Some(&text));
+        }
         Some("send-state") => p.options.http_check_send_state = true,
         Some("disable-on-404") => p.options.http_check_disable_on_404 = true,
         Some(k) if is_var_action(k) => {
-            not_implemented(Support::No, &format!("'http-check {k}'"), line.place, diags)
+            let rule = var_rule(line, "http-check", mode)?;
+            chk.order.comments.next(RuleAction::Var, None);
+            let group = chk.current();
+            // A rule after an expect runs after it, whether the send was explicit or
+            // `option httpchk`'s implicit one.
+            let after_expects =
+                (after_send || !group.expects.is_empty()).then_some(group.expects.len());
+            group.vars.push(HttpVarRule {
+                after_expects,
+                rule,
+            });
         }
         other => {
             return Err(format!(
@@ -2254,14 +2453,52 @@ fn http_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     Ok(())
 }
 
-/// `set-var(NAME)` / `unset-var(NAME)`, the check rules' variable actions (HAProxy writes
-/// the variable's name into the keyword).
+/// A `tcp-check comment TEXT` or `http-check comment TEXT` rule's text.
+fn check_comment(line: &Line<'_>, rules: &str) -> Result<String, String> {
+    let text = line.arg(2).filter(|t| !t.is_empty());
+    text.map(str::to_string)
+        .ok_or_else(|| format!("'{rules} comment' : expects a string as argument."))
+}
+
+/// `set-var(NAME)`, `set-var-fmt(NAME)`, `unset-var(NAME)`, the check rules' variable
+/// actions (HAProxy writes the variable's name into the keyword).
 fn is_var_action(keyword: &str) -> bool {
-    ["set-var", "unset-var"].iter().any(|k| {
+    ["set-var", "set-var-fmt", "unset-var"].iter().any(|k| {
         keyword
             .strip_prefix(k)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('('))
     })
+}
+
+/// A `tcp-check` or `http-check` (`rules`) variable rule: `set-var(NAME[,COND...]) EXPR`,
+/// `set-var-fmt(NAME[,COND...]) FMT` or `unset-var(NAME)`, refused with HAProxy's words (it
+/// reads nothing after what the action takes: `if COND` is not one of a check's).
+fn var_rule(line: &Line<'_>, rules: &str, mode: Mode) -> Result<super::rules::VarRule, String> {
+    let keyword = line.arg(1).unwrap_or_default();
+    let rule = format!("'{rules} {keyword}'");
+    let action = keyword
+        .split_once('(')
+        .map_or(keyword, |(action, _)| action);
+    let refused = |m: &str| format!("{rule} : '{action}' : {m}.");
+    let (action, name, conditions) = super::acl::var_action(keyword).map_err(|m| refused(&m))?;
+    let name = name.to_string();
+    let action = match action {
+        "set-var" => {
+            let text = (line.arg(2).filter(|t| !t.is_empty()))
+                .ok_or_else(|| format!("{rule} : '{action}' : missing fetch method."))?;
+            let expr = check_expr(text, keyword).map_err(|m| refused(&m))?;
+            VarAction::Set { name, expr }
+        }
+        "set-var-fmt" => {
+            let text = line.arg(2).unwrap_or_default();
+            VarAction::SetFormat {
+                name,
+                format: check_format(text, mode, &rule, true)?,
+            }
+        }
+        _ => VarAction::Unset { name },
+    };
+    Ok(super::rules::VarRule { action, conditions })
 }
 
 /// `http-check send [meth M] [uri U | uri-lf FMT] [ver V] [hdr NAME FMT]* [body STRING |
@@ -2304,7 +2541,7 @@ fn http_expect(line: &Line<'_>, mode: Mode, diags: &mut Diags) -> Result<HttpExp
     let (report, rest) = expect_options(line, "http-check", mode, diags)?;
     let negate = rest.first() == Some(&"!");
     let words = &rest[usize::from(negate)..];
-    let mut expect = HttpExpect::new(negate, expect_kind(words, line, diags)?);
+    let mut expect = HttpExpect::new(negate, expect_kind(words, line, mode, diags)?);
     expect.report = report;
     Ok(expect)
 }
@@ -2328,10 +2565,10 @@ fn expect_options<'l>(
         }
         let value = line.arg(i + 1).filter(|v| !v.is_empty()).ok_or_else(|| {
             // HAProxy's words, "a integer" included; empty is missing.
-            let what = if word == "min-recv" {
-                "a integer"
-            } else {
-                "a string"
+            let what = match word {
+                "min-recv" => "a integer",
+                "status-code" => "an expression",
+                _ => "a string",
             };
             format!("'{rules} expect' : '{word}' expects {what} as argument.")
         })?;
@@ -2403,6 +2640,17 @@ fn expect_option(
                 ),
             }
         }
+        "status-code" => {
+            // HAProxy's message has two spaces before a fetch a check cannot read.
+            let expr = check_expr(value, value).map_err(|m| {
+                let gap = match m.ends_with("none of which is available here") {
+                    true => "  ",
+                    false => " ",
+                };
+                format!("{rule} : error detected while parsing status-code expression :{gap}{m}.")
+            })?;
+            report.status_code = Some(Box::new(expr));
+        }
         _ => not_implemented(Support::No, &format!("{rule} {option}"), place, diags),
     }
     Ok(())
@@ -2432,23 +2680,35 @@ fn leading_integer(text: &str) -> i64 {
 fn expect_kind(
     words: &[&str],
     line: &Line<'_>,
+    mode: Mode,
     diags: &mut Diags,
 ) -> Result<HttpExpectKind, String> {
     let i = 0;
     let arg = |k: usize| words.get(k).copied();
-    let kind = arg(i).ok_or("'http-check expect' expects a match type and a pattern.")?;
-    let pattern =
-        arg(i + 1).ok_or_else(|| format!("'http-check expect {kind}' expects a pattern."))?;
-    let regex = |p: &str| {
-        regex::Regex::new(p)
-            .map_err(|e| format!("'http-check expect {kind}' : invalid regex '{p}': {e}."))
-    };
+    let kind =
+        arg(i).ok_or("'http-check expect' : expects at least a matching pattern as arguments.")?;
+    let known = [
+        "status",
+        "rstatus",
+        "string",
+        "rstring",
+        "string-lf",
+        "hdr",
+        "fhdr",
+    ];
+    // HAProxy's internal `custom` match takes no pattern.
+    let pattern = arg(i + 1).or((kind == "custom").then_some(""));
+    let pattern = pattern.ok_or_else(|| match kind {
+        _ if !known.contains(&kind) => unexpected_word(kind),
+        "hdr" | "fhdr" => format!(
+            "'http-check expect' : '{kind}' expects at the name keyword as first argument followed by a pattern."
+        ),
+        _ => format!("'http-check expect' : '{kind}' expects a <pattern> as argument."),
+    })?;
+    let regex = |p: &str| check_regex(p, "'http-check expect'");
+    let unexpected = unexpected_word;
     if let Some(extra) = words.get(2).filter(|_| !matches!(kind, "hdr" | "fhdr")) {
-        return Err(format!(
-            "'http-check expect' : 'only supports min-recv, [!]string', '[!]rstring', \
-             '[!]string-lf', '[!]status', '[!]rstatus', [!]hdr, [!]fhdr or comment but got \
-             '{extra}' as argument.."
-        ));
+        return Err(unexpected(extra));
     }
     let kind = match kind {
         "status" => HttpExpectKind::Status(status_ranges(pattern)?),
@@ -2460,7 +2720,12 @@ fn expect_kind(
             header_expect(&words[i + 1..], false)?
         }
         "fhdr" => header_expect(&words[i + 1..], true)?,
-        "custom" | "string-lf" | "rstring-lf" => {
+        "string-lf" => {
+            HttpExpectKind::StringFormat(check_format(pattern, mode, "'http-check expect'", true)?)
+        }
+        // 2.6 reads `rstring-lf` as a word it does not know.
+        "rstring-lf" => return Err(unexpected(kind)),
+        "custom" => {
             not_implemented(
                 Support::No,
                 &format!("'http-check expect {kind}'"),
@@ -2469,13 +2734,19 @@ fn expect_kind(
             );
             HttpExpectKind::Status(vec![(0, 999)])
         }
-        other => {
-            return Err(format!(
-                "'http-check expect' : unknown match type '{other}' (expects 'status', 'rstatus', 'hdr', 'fhdr', 'string' or 'rstring')."
-            ));
-        }
+        other => return Err(unexpected(other)),
     };
     Ok(kind)
+}
+
+/// HAProxy's message for a word of an `http-check expect` line that is neither a match, its
+/// pattern nor an option.
+fn unexpected_word(word: &str) -> String {
+    format!(
+        "'http-check expect' : 'only supports min-recv, [!]string', '[!]rstring', \
+         '[!]string-lf', '[!]status', '[!]rstatus', [!]hdr, [!]fhdr or comment but got \
+         '{word}' as argument.."
+    )
 }
 
 /// `name [-m METH] NAME [value [-m METH] VALUE]`, METH one of `str` (the default), `beg`,

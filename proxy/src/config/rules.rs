@@ -1,13 +1,14 @@
 //! Content switching and request rules of a proxy, parsed from HAProxy 2.6's keywords:
-//! `acl`, `use_backend`, `tcp-request connection|content|inspect-delay`, `http-request`,
-//! `http-response`, `monitor-uri` and `monitor fail`; with the whole-configuration checks
+//! `acl`, `use_backend`, `tcp-request connection|session|content|inspect-delay`,
+//! `tcp-response content|inspect-delay`, `http-request`,
+//! `http-response`, `http-after-response`, `monitor-uri` and `monitor fail`; with the whole-configuration checks
 //! HAProxy runs on them ([`check`]). The runtime side is [`crate::runtime::rules`].
 
 use std::time::Duration;
 
 use super::acl::{AclError, AclSet, Condition, Layer};
 use super::diag::Diags;
-use super::model::{Mode, Place, Proxy, ProxyKind};
+use super::model::{Mode, Place, Proxy, ProxyKind, VarAction};
 use super::values;
 use crate::runtime::logformat::{LogFormat, Stage};
 
@@ -20,8 +21,20 @@ pub struct Rules {
     pub tcp_content: Vec<TcpRule>,
     /// `tcp-request inspect-delay`: how long content rules may wait for data.
     pub inspect_delay: Option<Duration>,
+    /// `tcp-response content`: a backend's rules on what its server sends first.
+    pub tcp_response: Vec<TcpRule>,
+    /// `tcp-response inspect-delay`: how long they may wait for the server's data.
+    pub response_inspect_delay: Option<Duration>,
+    /// Where each `tcp-response content` rule was written, for [`check`]'s refusals.
+    response_places: Vec<Place>,
     pub http_request: Vec<HttpRule>,
     pub http_response: Vec<HttpRule>,
+    /// `http-after-response`: run on every response, the proxy's own replies included,
+    /// after the `http-response` rules (the backend's, then the frontend's).
+    pub http_after_response: Vec<HttpRule>,
+    /// `tcp-request session`: run once a connection's handshakes are over (PROXY header,
+    /// TLS), before the content rules.
+    pub tcp_session: Vec<TcpRule>,
     /// The `redirect` keyword's rules (run after the `http-request` ones).
     pub redirects: Vec<HttpRule>,
     pub monitor_uri: Option<String>,
@@ -62,6 +75,8 @@ impl Rules {
             && self.tcp_content.is_empty()
             && self.http_request.is_empty()
             && self.http_response.is_empty()
+            && self.http_after_response.is_empty()
+            && self.tcp_session.is_empty()
             && self.redirects.is_empty()
             && self.monitor_uri.is_none()
     }
@@ -71,8 +86,9 @@ impl Rules {
 struct Seen([bool; RUNNING_ORDER.len()]);
 
 /// Rule kinds in the order HAProxy runs them, as its warnings name them.
-const RUNNING_ORDER: [(&str, &str); 6] = [
+const RUNNING_ORDER: [(&str, &str); 7] = [
     ("tcp-request connection", "a 'tcp-request connection'"),
+    ("tcp-request session", "a 'tcp-request session'"),
     ("tcp-request content", "a 'tcp-request content'"),
     ("monitor fail", "a 'monitor fail'"),
     ("http-request", "an 'http-request'"),
@@ -86,6 +102,9 @@ struct Reference {
     named: super::acl::BackendRef,
     /// Where HAProxy says the fetch is used, as [`super::stick::TableRef::within`].
     within: Option<&'static str>,
+    /// The defaults section (its name) whose health-check rule made it: HAProxy resolves
+    /// those once, in that section, however many proxies inherit them.
+    defaults: Option<String>,
 }
 
 /// `use_backend NAME [if|unless COND]`.
@@ -114,8 +133,163 @@ pub struct PersistRule {
 pub enum TcpAction {
     Accept,
     Reject,
+    /// `tcp-response content close`: the server connection is closed at once (reset), what
+    /// it sent so far still goes to the client.
+    Close,
     /// `track-scN KEY [table T]`, `sc-inc-gpc0(N)`, `sc-set-gpt0(N) V`: go on after it.
     Stick(StickAction),
+    /// `set-var(NAME[,COND...]) EXPR`, `unset-var(NAME)`: go on after it.
+    Var(Box<VarRule>),
+}
+
+/// A traffic rule's `set-var(NAME[,COND...]) EXPR`, `set-var-fmt(NAME[,COND...]) FMT` or
+/// `unset-var(NAME)` (`runtime::vars`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarRule {
+    pub action: VarAction,
+    pub conditions: crate::runtime::vars::Conditions,
+}
+
+/// Whether `name` is one of the other actions HAProxy 2.6 takes in `tcp-request session`,
+/// which hapx does not run.
+fn is_session_only(name: &str) -> bool {
+    const OTHERS: [&str; 10] = [
+        "capture",
+        "expect-proxy",
+        "expect-netscaler-cip",
+        "set-dst",
+        "set-dst-port",
+        "set-mark",
+        "set-src",
+        "set-src-port",
+        "set-tos",
+        "silent-drop",
+    ];
+    OTHERS.contains(&name)
+}
+
+/// Whether `name` is a variable action (HAProxy writes the variable in the keyword).
+fn is_var_action(name: &str) -> bool {
+    ["set-var", "set-var-fmt", "unset-var"].iter().any(|k| {
+        name.strip_prefix(k)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('('))
+    })
+}
+
+/// What `expr` reads, as HAProxy names it in its messages (`status` is the response
+/// itself, not its headers).
+fn fetch_part(expr: &super::acl::Fetch) -> &'static str {
+    match expr.layer() {
+        _ if expr.source == super::acl::Source::Status => "HTTP response",
+        Layer::L4 => "internal process state",
+        Layer::L6 => "request buffer",
+        Layer::L6Res => "response buffer",
+        Layer::Request => "HTTP request headers",
+        Layer::Response => "HTTP response headers",
+    }
+}
+
+/// Compiles a rule's log-format value where the rule runs.
+type CompileFormat<'c> = &'c mut dyn FnMut(&str) -> Result<LogFormat, ActionError>;
+
+/// A variable action `name` with its `args` (up to its condition), whose expression may
+/// read the `allowed` layers; `format` compiles a `set-var-fmt` value (None: not
+/// implemented there). Errors are HAProxy's words.
+fn var_rule(
+    name: &str,
+    args: &[String],
+    allowed: &[Layer],
+    format: Option<CompileFormat<'_>>,
+) -> Result<(VarRule, usize), ActionError> {
+    let (action, var, conditions) = super::acl::var_action(name).map_err(ActionError::Rule)?;
+    let name = var.to_string();
+    let (action, taken) = match action {
+        "set-var" => {
+            let text = (args.first().filter(|t| !t.is_empty()))
+                .ok_or_else(|| ActionError::Rule("missing fetch method".into()))?;
+            let expr = super::acl::parse_fetch(text)?;
+            if !allowed.contains(&expr.layer()) {
+                return Err(ActionError::Rule(format!(
+                    "fetch method 'set-var({var})' extracts information from '{}', none of which is available here",
+                    fetch_part(&expr)
+                )));
+            }
+            (VarAction::Set { name, expr }, 1)
+        }
+        "set-var-fmt" => {
+            let Some(format) = format else {
+                return Err(ActionError::Unsupported(format!(
+                    "the action '{action}' here"
+                )));
+            };
+            let text = args.first().map_or("", String::as_str);
+            (
+                VarAction::SetFormat {
+                    name,
+                    format: format(text)?,
+                },
+                1,
+            )
+        }
+        _ => (VarAction::Unset { name }, 0),
+    };
+    Ok((VarRule { action, conditions }, taken))
+}
+
+/// [`var_rule`] for a TCP rule, whose `set-var-fmt` format renders at `stage` in a proxy in
+/// `mode`. `Err`: a format's message, which HAProxy writes alone for these rules.
+fn tcp_var_rule(
+    name: &str,
+    args: &[String],
+    allowed: &[Layer],
+    (p, stage): (&Proxy, Stage),
+    warnings: &mut Vec<String>,
+) -> Result<Result<(VarRule, usize), ActionError>, String> {
+    let mut format_error = None;
+    let mut compile = |text: &str| {
+        let format = LogFormat::compile_var_format(text, p.mode, stage);
+        if format.as_ref().is_ok_and(LogFormat::uses_http_fetches) && p.mode != Mode::Http {
+            warnings.push(format!(
+                "HTTP log/header format not usable with {} '{}' (needs 'mode http').",
+                p.kind.type_str(),
+                p.name
+            ));
+        }
+        format.map_err(|e| match e {
+            AclError::Bad(m) => {
+                let m = m.strip_suffix('.').unwrap_or(&m).to_string();
+                format_error = Some(m.clone());
+                ActionError::Rule(m)
+            }
+            unsupported => ActionError::from(unsupported),
+        })
+    };
+    let rule = var_rule(name, args, allowed, Some(&mut compile));
+    match format_error {
+        Some(m) => Err(m),
+        None => Ok(rule),
+    }
+}
+
+/// [`var_rule`] for `set-var`/`set-var-fmt` in the global section ([`super::global_vars`]),
+/// which checks itself what its expression reads; `compile` compiles a format.
+pub(super) fn global_var_rule(
+    name: &str,
+    args: &[String],
+    compile: &mut dyn FnMut(&str) -> Result<LogFormat, AclError>,
+) -> Result<(VarRule, usize), AclError> {
+    let every_layer = [
+        Layer::L4,
+        Layer::L6,
+        Layer::L6Res,
+        Layer::Request,
+        Layer::Response,
+    ];
+    let mut compile = |text: &str| compile(text).map_err(ActionError::from);
+    var_rule(name, args, &every_layer, Some(&mut compile)).map_err(|e| match e {
+        ActionError::Rule(m) | ActionError::Unknown(m) => AclError::Bad(m),
+        ActionError::Unsupported(what) => AclError::Unsupported(what),
+    })
 }
 
 /// What a rule does with stick counters ([`super::stick`]); the rule list goes on after it.
@@ -247,6 +421,8 @@ pub enum HttpAction {
     Replace(Part, Replace),
     /// `track-scN`, `sc-inc-gpc0(N)`, `sc-set-gpt0(N)`.
     Stick(StickAction),
+    /// `set-var(NAME[,COND...]) EXPR`, `set-var-fmt(NAME[,COND...]) FMT`, `unset-var(NAME)`.
+    Var(Box<VarRule>),
 }
 
 impl HttpAction {
@@ -266,6 +442,10 @@ impl HttpAction {
             | HttpAction::Set(_, f)
             | HttpAction::Replace(_, Replace { with: f, .. }) => vec![f],
             HttpAction::Redirect(r) => vec![r.to.target()],
+            HttpAction::Var(v) => match &v.action {
+                VarAction::SetFormat { format, .. } => vec![format],
+                _ => Vec::new(),
+            },
             HttpAction::Deny(r) | HttpAction::Tarpit(r) | HttpAction::Return(r) => {
                 r.headers.iter().map(|(_, f)| f).chain(&r.lf_body).collect()
             }
@@ -400,8 +580,307 @@ pub const KEYWORDS: [&str; 14] = [
     "ignore-persist",
 ];
 
-/// Rule keywords HAProxy knows and hapx does not evaluate at all: refused, never dropped.
-const UNEVALUABLE_KEYWORDS: [&str; 2] = ["http-after-response", "tcp-response"];
+/// The actions HAProxy 2.6 takes in `http-after-response`, as its error lists them.
+const AFTER_RESPONSE_ACTIONS: [&str; 13] = [
+    "ot-group",
+    "add-header",
+    "allow",
+    "capture",
+    "del-header",
+    "replace-header",
+    "replace-value",
+    "set-header",
+    "set-status",
+    "strict-mode",
+    "set-var-fmt(*)",
+    "set-var(*)",
+    "unset-var(*)",
+];
+
+/// The actions HAProxy 2.6 takes in `http-request`, as its error lists them.
+const HTTP_REQUEST_ACTIONS: [&str; 57] = [
+    "wait-for-handshake",
+    "ot-group",
+    "set-log-level",
+    "set-nice",
+    "use-service",
+    "sc-inc-gpc(*)",
+    "sc-inc-gpc0(*)",
+    "sc-inc-gpc1(*)",
+    "sc-set-gpt(*)",
+    "sc-set-gpt0(*)",
+    "send-spoe-group",
+    "do-resolve(*)",
+    "cache-use",
+    "add-acl(*)",
+    "add-header",
+    "allow",
+    "auth",
+    "capture",
+    "del-acl(*)",
+    "del-header",
+    "del-map(*)",
+    "deny",
+    "disable-l7-retry",
+    "early-hint",
+    "normalize-uri",
+    "redirect",
+    "reject",
+    "replace-header",
+    "replace-path",
+    "replace-pathq",
+    "replace-uri",
+    "replace-value",
+    "return",
+    "set-header",
+    "set-map(*)",
+    "set-method",
+    "set-path",
+    "set-pathq",
+    "set-query",
+    "set-uri",
+    "strict-mode",
+    "tarpit",
+    "track-sc(*)",
+    "set-timeout",
+    "wait-for-body",
+    "set-var-fmt(*)",
+    "set-var(*)",
+    "unset-var(*)",
+    "set-dst",
+    "set-dst-port",
+    "set-mark",
+    "set-src",
+    "set-src-port",
+    "set-tos",
+    "silent-drop",
+    "set-priority-class",
+    "set-priority-offset",
+];
+
+/// The actions HAProxy 2.6 takes in `http-response`, as its error lists them.
+const HTTP_RESPONSE_ACTIONS: [&str; 34] = [
+    "ot-group",
+    "set-log-level",
+    "set-nice",
+    "sc-inc-gpc(*)",
+    "sc-inc-gpc0(*)",
+    "sc-inc-gpc1(*)",
+    "sc-set-gpt(*)",
+    "sc-set-gpt0(*)",
+    "send-spoe-group",
+    "cache-store",
+    "add-acl(*)",
+    "add-header",
+    "allow",
+    "capture",
+    "del-acl(*)",
+    "del-header",
+    "del-map(*)",
+    "deny",
+    "redirect",
+    "replace-header",
+    "replace-value",
+    "return",
+    "set-header",
+    "set-map(*)",
+    "set-status",
+    "strict-mode",
+    "track-sc(*)",
+    "wait-for-body",
+    "set-var-fmt(*)",
+    "set-var(*)",
+    "unset-var(*)",
+    "set-mark",
+    "set-tos",
+    "silent-drop",
+];
+
+/// The actions HAProxy 2.6 takes in `tcp-request content`, as its error lists them after
+/// its fixed part ([`TCP_REQUEST_FIXED`]).
+const TCP_CONTENT_ACTIONS: [&str; 24] = [
+    "ot-group",
+    "set-log-level",
+    "set-nice",
+    "switch-mode",
+    "use-service",
+    "sc-inc-gpc(*)",
+    "sc-inc-gpc0(*)",
+    "sc-inc-gpc1(*)",
+    "sc-set-gpt(*)",
+    "sc-set-gpt0(*)",
+    "send-spoe-group",
+    "do-resolve(*)",
+    "set-var-fmt(*)",
+    "set-var(*)",
+    "unset-var(*)",
+    "set-src",
+    "set-src-port",
+    "set-dst",
+    "set-dst-port",
+    "set-mark",
+    "set-tos",
+    "silent-drop",
+    "set-priority-class",
+    "set-priority-offset",
+];
+
+/// The same for `tcp-request connection` and `tcp-request session` (one list in HAProxy).
+const TCP_CONNECTION_ACTIONS: [&str; 15] = [
+    "sc-inc-gpc(*)",
+    "sc-inc-gpc0(*)",
+    "sc-inc-gpc1(*)",
+    "sc-set-gpt(*)",
+    "sc-set-gpt0(*)",
+    "set-var-fmt(*)",
+    "set-var(*)",
+    "unset-var(*)",
+    "set-dst",
+    "set-dst-port",
+    "set-mark",
+    "set-src",
+    "set-src-port",
+    "set-tos",
+    "silent-drop",
+];
+
+/// The start of HAProxy's list of `tcp-request` actions, written as it is.
+const TCP_REQUEST_FIXED: &str = "'accept', 'reject', 'capture', 'expect-proxy', 'expect-netscaler-cip', 'track-sc0' ... 'track-sc2'";
+
+/// The actions of [`TCP_REQUEST_FIXED`], one by one.
+const TCP_REQUEST_FIXED_ACTIONS: [&str; 8] = [
+    "accept",
+    "reject",
+    "capture",
+    "expect-proxy",
+    "expect-netscaler-cip",
+    "track-sc0",
+    "track-sc1",
+    "track-sc2",
+];
+
+/// HAProxy's `Did you mean` hint for an unknown action `name` among `actions` (as its
+/// errors list them), with the space before it; empty without a close one.
+fn action_hint<'a>(name: &str, actions: impl IntoIterator<Item = &'a str>) -> String {
+    let known = actions.into_iter().map(|a| a.trim_end_matches("(*)"));
+    // Compared without its argument, as the actions listed.
+    let stem = name.split('(').next().unwrap_or_default();
+    crate::config::keywords::suggest(stem, known)
+        .map(|s| format!(" Did you mean '{s}' maybe ?"))
+        .unwrap_or_default()
+}
+
+/// HAProxy's message for an action `name` that `kw` (`http-request`, `http-response`,
+/// `http-after-response`) does not take, which it writes as `parsing [FILE:LINE]: ...`.
+fn unknown_http_action(kw: &str, actions: &[&str], name: &str) -> String {
+    let list = actions
+        .iter()
+        .map(|a| format!("'{a}', "))
+        .collect::<String>();
+    let missing = if name.is_empty() {
+        " (missing argument)"
+    } else {
+        ""
+    };
+    let hint = action_hint(name, actions.iter().copied());
+    format!("'{kw}' expects {list}but got '{name}'{missing}.{hint}")
+}
+
+/// HAProxy's message for an action `name` that `tcp-request {which}` does not take in a
+/// `kind` proxy `proxy` (it ends with a line break, which HAProxy writes as a blank line).
+fn unknown_tcp_request_action(which: &str, name: &str, kind: &str, proxy: &str) -> String {
+    let actions = tcp_request_actions(which);
+    let list = actions
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let all = TCP_REQUEST_FIXED_ACTIONS.iter().chain(actions).copied();
+    let hint = action_hint(name, all);
+    format!(
+        "'tcp-request {which}' expects {TCP_REQUEST_FIXED}, {list} in {kind} '{proxy}' (got '{name}').{hint}\n"
+    )
+}
+
+/// HAProxy's actions of `tcp-request {which}` after [`TCP_REQUEST_FIXED`].
+fn tcp_request_actions(which: &str) -> &'static [&'static str] {
+    match which {
+        "content" => &TCP_CONTENT_ACTIONS,
+        _ => &TCP_CONNECTION_ACTIONS,
+    }
+}
+
+/// Whether HAProxy takes `name` in `tcp-request {which}`.
+fn is_tcp_request_action(which: &str, name: &str) -> bool {
+    TCP_REQUEST_FIXED_ACTIONS.contains(&name) || haproxy_takes(tcp_request_actions(which), name)
+}
+
+/// Whether HAProxy's action lookup finds `name` among `actions` (as its errors list them):
+/// a `NAME(*)` action is any word starting with NAME (`track-sc5`, `set-varx(txn.a)`,
+/// refused by the action's own parser then), the others the word itself.
+fn haproxy_takes(actions: &[&str], name: &str) -> bool {
+    actions.iter().any(|a| match a.strip_suffix("(*)") {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == *a,
+    })
+}
+
+/// The actions HAProxy 2.6 takes in `tcp-response content`, as its error lists them.
+const TCP_RESPONSE_ACTIONS: [&str; 18] = [
+    "accept",
+    "close",
+    "reject",
+    "ot-group",
+    "set-log-level",
+    "set-nice",
+    "sc-inc-gpc(*)",
+    "sc-inc-gpc0(*)",
+    "sc-inc-gpc1(*)",
+    "sc-set-gpt(*)",
+    "sc-set-gpt0(*)",
+    "send-spoe-group",
+    "set-var-fmt(*)",
+    "set-var(*)",
+    "unset-var(*)",
+    "set-mark",
+    "set-tos",
+    "silent-drop",
+];
+
+/// Whether HAProxy takes `name` as a `tcp-response content` action (`set-var(txn.x)` is
+/// `set-var(*)`; `sc-inc-gpc0` without its counter too).
+fn is_tcp_response_action(name: &str) -> bool {
+    is_listed_action(&TCP_RESPONSE_ACTIONS, name)
+}
+
+/// Whether `name` is one of `actions` as HAProxy lists them (`set-var(*)` for any variable).
+fn is_listed_action(actions: &[&str], name: &str) -> bool {
+    actions.iter().any(|a| match a.strip_suffix("(*)") {
+        Some(prefix) => name
+            .strip_prefix(prefix)
+            .is_some_and(|r| r.is_empty() || r.starts_with('(')),
+        None => name == *a,
+    })
+}
+
+/// `tcp-response inspect-delay`'s value; Err: what HAProxy adds to its message (maybe
+/// nothing).
+fn response_inspect_delay(text: &str) -> Result<Duration, String> {
+    if text.is_empty() {
+        return Err(String::new());
+    }
+    match values::duration(text) {
+        Ok(d) => Ok(d),
+        Err(e) if e.starts_with("timer overflow") => Err(format!(
+            " (timer overflow in '{text}', maximum value is 2147483647 ms or ~24.8 days)"
+        )),
+        Err(_) => {
+            let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+            let bad = text[digits..].chars().next().unwrap_or_default();
+            Err(format!(" (unexpected character '{bad}')"))
+        }
+    }
+}
 
 /// Keywords HAProxy refuses in any `defaults` section, named or not.
 const NOT_IN_DEFAULTS: [&str; 5] = [
@@ -423,10 +902,16 @@ pub fn parse_line(
     if !KEYWORDS.contains(&kw) {
         return Ok(false);
     }
-    if UNEVALUABLE_KEYWORDS.contains(&kw) {
-        return Err(format!(
-            "'{kw}' rules are not implemented by hapx; hapx refuses to run without this rule."
-        ));
+    let named_defaults = p.kind == ProxyKind::Defaults && !p.name.is_empty();
+    if kw == "tcp-response" && !(p.kind.is_backend() || named_defaults) {
+        if let Some(which) = words
+            .get(1)
+            .filter(|w| *w == "inspect-delay" || *w == "content")
+        {
+            return Err(format!(
+                "tcp-response {which} is only allowed in 'backend' sections or 'defaults' section with a name"
+            ));
+        }
     }
     if p.kind == ProxyKind::Defaults {
         if p.name.is_empty() || NOT_IN_DEFAULTS.contains(&kw) || kw.starts_with("monitor") {
@@ -465,7 +950,8 @@ pub fn parse_line(
             "acl" => ctx.acl(words),
             "use_backend" => ctx.use_backend(words),
             "tcp-request" => ctx.tcp_request(words),
-            "http-request" | "http-response" => ctx.http_rule(words),
+            "tcp-response" => ctx.tcp_response(words),
+            "http-request" | "http-response" | "http-after-response" => ctx.http_rule(words),
             "redirect" => ctx.redirect(words),
             "monitor-uri" => ctx.monitor_uri(words),
             "stick" => ctx.stick(words),
@@ -511,6 +997,7 @@ pub fn stats_admin(
         allowed: &[Layer::L4, Layer::L6, Layer::Request],
         name: "http-request header rule".into(),
         within: "",
+        side: None,
     };
     let result = match ctx.condition(&words[2..], &usage, |e| {
         format!("error detected while parsing a 'stats admin' rule : {e}.")
@@ -544,7 +1031,7 @@ fn within(words: &[String]) -> Option<&'static str> {
         },
         "http-request" if word(1) == "redirect" => "redirect format string",
         "http-request" => "http-request expression",
-        "http-response" => "http-response response",
+        "http-response" | "http-after-response" => "http-response response",
         "use_backend" => "use_backend expression",
         "redirect" => "redirect format string",
         "stick" => "stick rule",
@@ -580,6 +1067,9 @@ struct Usage {
     name: String,
     /// `in 'tcp-request connection' ` in the never-match warning.
     within: &'static str,
+    /// The proxy side HAProxy names in that warning when the rule's check fixes it
+    /// (`tcp-response content`: always the backend's); none: the proxy's own.
+    side: Option<&'static str>,
 }
 
 impl Ctx<'_> {
@@ -628,6 +1118,28 @@ impl Ctx<'_> {
     /// An error for a bad rule, and also for one using what hapx does not implement: a
     /// rule hapx cannot evaluate must not be dropped (a dropped `deny` lets everything
     /// through), so the configuration is refused.
+    /// A TCP rule's variable action (`set-var`, `set-var-fmt`, `unset-var` named `name`, its
+    /// arguments up to `end`) and how many words it took; its errors as HAProxy's TCP rule
+    /// parsers write an action's (an expression's as outside of an ACL).
+    fn tcp_var_action(
+        &mut self,
+        name: &str,
+        words: &[String],
+        end: usize,
+        allowed: &[Layer],
+        stage: Stage,
+    ) -> Result<(TcpAction, usize), String> {
+        let args = &words[3.min(end)..end];
+        let at = (&*self.p, stage);
+        match tcp_var_rule(name, args, allowed, at, &mut self.warnings)? {
+            Ok((rule, taken)) => Ok((TcpAction::Var(Box::new(rule)), taken)),
+            Err(ActionError::Rule(m) | ActionError::Unknown(m)) => {
+                Err(crate::runtime::logformat::sample_error(m))
+            }
+            Err(ActionError::Unsupported(what)) => Err(unevaluable(words, &what)),
+        }
+    }
+
     fn refuse(&mut self, e: AclError, words: &[String]) -> Result<(), String> {
         match e {
             AclError::Bad(m) => Err(m),
@@ -643,6 +1155,7 @@ impl Ctx<'_> {
                 place: self.place.clone(),
                 named,
                 within: None,
+                defaults: None,
             });
             return;
         }
@@ -668,7 +1181,11 @@ impl Ctx<'_> {
             | Source::Payload(..)
             | Source::PayloadLv(..)
             | Source::RdpCookie(_)
-            | Source::RdpCookieCnt(_) => {
+            | Source::RdpCookieCnt(_)
+            | Source::ResLen
+            | Source::ResPayload(..)
+            | Source::ResPayloadLv(..)
+            | Source::ResSslHelloType => {
                 let _ = keyword;
                 self.p.rules.l6_places.push(self.place.clone());
             }
@@ -722,7 +1239,7 @@ impl Ctx<'_> {
                     "{who} will never match {}because it uses keyword '{}' which is incompatible with '{} {}'",
                     usage.within,
                     e.keyword.split('(').next().unwrap_or_default(),
-                    self.side(),
+                    usage.side.unwrap_or_else(|| self.side()),
                     usage.name
                 ));
             }
@@ -750,6 +1267,7 @@ impl Ctx<'_> {
             allowed: &[Layer::L4, Layer::L6, Layer::Request],
             name: "backend-switching-rule".into(),
             within: "",
+            side: None,
         };
         let cond = match self.condition(rest, &usage, |e| {
             format!("error detected while parsing switching rule : {e}.")
@@ -796,22 +1314,18 @@ impl Ctx<'_> {
                 self.p.rules.inspect_delay = (!d.is_zero()).then_some(d);
                 return Ok(());
             }
-            "connection" | "content" => {}
-            "session" => {
-                return Err(
-                    "'tcp-request session' rules are not implemented by hapx; hapx refuses to run without this rule.".into(),
-                );
-            }
+            "connection" | "content" | "session" => {}
             _ => {
                 return Err(format!(
                     "'tcp-request' expects 'connection', 'session', 'content', 'inspect-delay', got '{which}' in {kind} '{k}'"
                 ));
             }
         }
-        let connection = which == "connection";
+        // Rules that run before the session's streams: they read the connection alone.
+        let connection = which != "content";
         if connection && !self.p.kind.is_frontend() {
             return Err(format!(
-                "tcp-request connection is not allowed because {kind} {k} is not a frontend"
+                "tcp-request {which} is not allowed because {kind} {k} is not a frontend"
             ));
         }
         self.placed_after("tcp-request", &format!("tcp-request {which}"));
@@ -828,6 +1342,7 @@ impl Ctx<'_> {
         let stick = words
             .get(2)
             .and_then(|name| stick_action(name, &words[3.min(end)..end], &k));
+        let mut var_taken = 0;
         let action = match words.get(2).map(String::as_str) {
             _ if stick.is_some() => match stick.unwrap_or_else(|| unreachable!()) {
                 Ok(a) => TcpAction::Stick(a),
@@ -835,35 +1350,66 @@ impl Ctx<'_> {
             },
             Some("accept") => TcpAction::Accept,
             Some("reject") => TcpAction::Reject,
+            Some(name) if which == "session" && is_session_only(name) => {
+                return self.refuse(AclError::Unsupported(format!("the action '{name}'")), words);
+            }
+            Some(name) if is_var_action(name) => {
+                let allowed: &[Layer] = match connection {
+                    true => &[Layer::L4],
+                    false => &[Layer::L4, Layer::L6, Layer::Request],
+                };
+                let stage = match connection {
+                    true => Stage::TcpConnection,
+                    false => Stage::TcpContent,
+                };
+                let (action, taken) = self.tcp_var_action(name, words, end, allowed, stage)?;
+                var_taken = taken;
+                action
+            }
+            Some(name) if is_tcp_request_action(which, name) => {
+                return self.refuse(AclError::Unsupported(format!("the action '{name}'")), words);
+            }
             other => {
-                return Err(format!(
-                    "'tcp-request {which}' expects 'accept' or 'reject' in hapx (got '{}' in {kind} '{k}'); HAProxy's other actions are not implemented.",
-                    other.unwrap_or_default()
-                ));
+                let name = other.unwrap_or_default();
+                return Err(unknown_tcp_request_action(which, name, kind, &k));
             }
         };
-        let rest = &words[if matches!(action, TcpAction::Stick(_)) {
-            end
-        } else {
-            3
+        let rest = &words[match action {
+            TcpAction::Stick(_) => end,
+            _ => (3 + var_taken).min(words.len()),
         }..];
         if let Some(w) = rest.first().filter(|w| *w != "if" && *w != "unless") {
+            if let TcpAction::Var(_) = action {
+                return Err(format!(
+                    "'tcp-request {which} {}' only accepts 'if' or 'unless', in {kind} '{k}' (got '{w}')",
+                    words[2]
+                ));
+            }
             return Err(format!(
                 "'tcp-request {which} {}' : unexpected keyword '{w}' (expects 'if' or 'unless').",
                 words[2]
             ));
         }
-        let usage = if connection {
+        let usage = if which == "session" {
+            Usage {
+                allowed: &[Layer::L4],
+                name: "tcp-request session rule".into(),
+                within: "in 'tcp-request session' ",
+                side: None,
+            }
+        } else if connection {
             Usage {
                 allowed: &[Layer::L4],
                 name: "tcp-request connection rule".into(),
                 within: "in 'tcp-request connection' ",
+                side: None,
             }
         } else {
             Usage {
                 allowed: &[Layer::L4, Layer::L6, Layer::Request],
                 name: "tcp-request content rule".into(),
                 within: "in 'tcp-request content' ",
+                side: None,
             }
         };
         let rule_name = format!("tcp-request {which} {}", words[2]);
@@ -877,7 +1423,9 @@ impl Ctx<'_> {
             Err(e) => return self.refuse(e, words),
         };
         let rule = TcpRule { action, cond };
-        if connection {
+        if which == "session" {
+            self.p.rules.tcp_session.push(rule);
+        } else if connection {
             self.p.rules.tcp_connection.push(rule);
         } else {
             self.p.rules.tcp_content.push(rule);
@@ -885,10 +1433,130 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// `tcp-response inspect-delay T` and `tcp-response content ACTION [if|unless COND]`
+    /// of a backend (checked as HAProxy's `tcp_parse_tcp_rep`).
+    fn tcp_response(&mut self, words: &[String]) -> Result<(), String> {
+        let (kind, k) = (self.p.kind.type_str(), self.p.name.clone());
+        match words.get(1).map(String::as_str) {
+            None | Some("") => Err(format!(
+                "missing argument for 'tcp-response' in {kind} '{k}'"
+            )),
+            Some("inspect-delay") => {
+                let delay = response_inspect_delay(words.get(2).map_or("", String::as_str))
+                    .map_err(|detail| {
+                        format!("'tcp-response inspect-delay' expects a positive delay in milliseconds, in {kind} '{k}'{detail}")
+                    })?;
+                if self.p.rules.response_inspect_delay.is_some() {
+                    self.warnings.push(format!(
+                        "ignoring tcp-response inspect-delay (was already defined) in {kind} '{k}'"
+                    ));
+                } else {
+                    self.p.rules.response_inspect_delay = (!delay.is_zero()).then_some(delay);
+                }
+                Ok(())
+            }
+            Some("content") => self.tcp_response_content(words),
+            Some(other) => Err(format!(
+                "'tcp-response' expects 'inspect-delay' or 'content' in {kind} '{k}' (got '{other}')"
+            )),
+        }
+    }
+
+    fn tcp_response_content(&mut self, words: &[String]) -> Result<(), String> {
+        let (kind, k) = (self.p.kind.type_str(), self.p.name.clone());
+        let name = words.get(2).map_or("", String::as_str);
+        let end = (words.iter().position(|w| w == "if" || w == "unless"))
+            .unwrap_or(words.len())
+            .max(3);
+        let stick = (is_tcp_response_action(name))
+            .then(|| stick_action(name, &words[3.min(end)..end], &k))
+            .flatten();
+        let mut var_taken = 0;
+        let action = match name {
+            "accept" => TcpAction::Accept,
+            "reject" => TcpAction::Reject,
+            "close" => TcpAction::Close,
+            _ if stick.is_some() => match stick.unwrap_or_else(|| unreachable!()) {
+                Ok(a) => TcpAction::Stick(a),
+                Err(e) => return self.refuse(e, words),
+            },
+            _ if is_var_action(name) => {
+                let allowed = &[Layer::L4, Layer::L6Res, Layer::Response];
+                let stage = Stage::TcpResponse;
+                let (action, taken) = self.tcp_var_action(name, words, end, allowed, stage)?;
+                var_taken = taken;
+                action
+            }
+            _ if is_tcp_response_action(name) => {
+                return Err(format!(
+                    "'tcp-response content {name}' is not implemented by hapx (only 'accept', 'close', 'reject', 'sc-inc-gpc0', 'sc-set-gpt0', 'set-var', 'set-var-fmt' and 'unset-var' are); hapx refuses to run without this rule."
+                ));
+            }
+            _ => {
+                let hint = action_hint(name, TCP_RESPONSE_ACTIONS);
+                return Err(format!(
+                    "'tcp-response content' expects {} in {kind} '{k}' (got '{name}').{hint}",
+                    TCP_RESPONSE_ACTIONS.map(|a| format!("'{a}'")).join(", ")
+                ));
+            }
+        };
+        let rest = match action {
+            TcpAction::Stick(_) => &words[end..],
+            _ => &words[(3 + var_taken).min(words.len())..],
+        };
+        if let Some(w) = rest.first().filter(|w| *w != "if" && *w != "unless") {
+            return Err(format!(
+                "'tcp-response content {name}' only accepts 'if' or 'unless', in {kind} '{k}' (got '{w}')"
+            ));
+        }
+        let usage = Usage {
+            allowed: &[Layer::L4, Layer::L6Res, Layer::Response],
+            name: "tcp-response content rule".into(),
+            within: "in 'tcp-response content' ",
+            // HAProxy checks them as `SMP_VAL_BE_RES_CNT`, a listen section's too.
+            side: Some("backend"),
+        };
+        let kind = self.p.kind.keyword();
+        let cond = match self.condition(rest, &usage, |e| {
+            format!(
+                "'tcp-response content {name}' : error detected in {kind} '{k}' while parsing '{}' condition : {e}",
+                rest[0]
+            )
+        }) {
+            Ok(c) => c,
+            Err(e) => return self.refuse(e, words),
+        };
+        // Known HTTP already: refused here, naming the line (else by `check`).
+        if self.p.mode == Mode::Http {
+            return Err(HTTP_RESPONSE_RULES.into());
+        }
+        self.p.rules.tcp_response.push(TcpRule { action, cond });
+        self.p.rules.response_places.push(self.place.clone());
+        Ok(())
+    }
+
     fn http_rule(&mut self, words: &[String]) -> Result<(), String> {
         let kw = words[0].as_str();
-        let response = kw == "http-response";
+        let response = kw != "http-request";
+        let after = kw == "http-after-response";
         let name = words.get(1).map(String::as_str).unwrap_or_default();
+        let actions: &[&str] = match kw {
+            "http-request" => &HTTP_REQUEST_ACTIONS,
+            "http-response" => &HTTP_RESPONSE_ACTIONS,
+            _ => &AFTER_RESPONSE_ACTIONS,
+        };
+        if !haproxy_takes(actions, name) {
+            // Worded `parsing [file:line]: ...`, without HAProxy's usual space.
+            let m = unknown_http_action(kw, actions, name);
+            self.diags
+                .global_alert(format!("parsing [{}]: {m}", self.place));
+            return Ok(());
+        }
+        if after {
+            if let Err(e) = after_response_action(name) {
+                return self.refuse(e, words);
+            }
+        }
         if !response {
             self.placed_after("http-request", "http-request");
         }
@@ -916,12 +1584,36 @@ impl Ctx<'_> {
             warnings: &mut self.warnings,
         };
         let stick = stick_action(name, args, &k).map(|a| a.map(HttpAction::Stick));
-        let action = match stick
-            .map(|a| a.map_err(ActionError::from))
+        let var = is_var_action(name).then(|| {
+            let allowed: &[Layer] = match response {
+                true => &[Layer::L4, Layer::L6Res, Layer::Response],
+                false => &[Layer::L4, Layer::L6, Layer::Request],
+            };
+            // HAProxy parses a `set-var-fmt` format without the HTTP options of the other
+            // rules' values (quoted samples, L6 fetches kept), as in the TCP rules.
+            let (mode, stage) = (values.mode, values.stage);
+            let mut compile =
+                |t: &str| LogFormat::compile_var_format(t, mode, stage).map_err(ActionError::from);
+            let (rule, taken) = var_rule(name, args, allowed, Some(&mut compile))?;
+            match args.get(taken) {
+                Some(w) => Err(ActionError::Unknown(format!(
+                    "'{kw} {name}' expects either 'if' or 'unless' followed by a condition but found '{w}'."
+                ))),
+                None => Ok(HttpAction::Var(Box::new(rule))),
+            }
+        });
+        let stick = stick.map(|a| a.map_err(ActionError::from));
+        let action = match var
+            .or(stick)
             .unwrap_or_else(|| http_action(kw, name, args, &self.p.errorfiles, &mut values))
         {
             Ok(a) => a,
-            Err(ActionError::Unknown(m)) => return Err(m),
+            // Worded `parsing [file:line]: ...`, without HAProxy's usual space.
+            Err(ActionError::Unknown(m)) => {
+                self.diags
+                    .global_alert(format!("parsing [{}]: {m}", self.place));
+                return Ok(());
+            }
             Err(ActionError::Rule(m)) => return Err(rule_err(m)),
             Err(ActionError::Unsupported(what)) => {
                 return self.refuse(AclError::Unsupported(what), words);
@@ -929,12 +1621,14 @@ impl Ctx<'_> {
         };
         let usage = Usage {
             allowed: if response {
-                &[Layer::L4, Layer::Response]
+                &[Layer::L4, Layer::L6Res, Layer::Response]
             } else {
                 &[Layer::L4, Layer::L6, Layer::Request]
             },
-            name: format!("{kw} header rule"),
+            // HAProxy checks these as `http-response` rules (`SMP_VAL_FE_HRS_HDR`).
+            name: format!("{} header rule", if after { "http-response" } else { kw }),
             within: "",
+            side: None,
         };
         let cond = match self.condition(&words[end..], &usage, |e| {
             format!("error detected while parsing an '{kw} {name}' condition : {e}.")
@@ -952,7 +1646,9 @@ impl Ctx<'_> {
         self.p.rules.values_use_timers |= values.iter().any(|f| f.uses_timers());
         self.p.rules.values_use_session_end |= values.iter().any(|f| f.uses_session_end());
         let rule = HttpRule { action, cond };
-        if response {
+        if after {
+            self.p.rules.http_after_response.push(rule);
+        } else if response {
             self.p.rules.http_response.push(rule);
         } else {
             self.p.rules.http_request.push(rule);
@@ -991,6 +1687,7 @@ impl Ctx<'_> {
             allowed: &[Layer::L4, Layer::L6, Layer::Request],
             name: "http-request header rule".into(),
             within: "",
+            side: None,
         };
         let cond = match self.condition(&words[end..], &usage, |e| {
             format!("error detected in {kind} '{k}' while parsing redirect rule : error in condition: {e}.")
@@ -1041,6 +1738,18 @@ impl Ctx<'_> {
             Ok(f) => f,
             Err(e) => return self.refuse(e, words),
         };
+        let response_part = match (key.layer(), &key.source) {
+            (Layer::L6Res, _) => Some("response buffer"),
+            (_, super::acl::Source::Status) => Some("HTTP response"),
+            (Layer::Response, _) => Some("HTTP response headers"),
+            _ => None,
+        };
+        if let Some(part) = response_part {
+            let name = words[2].split(['(', ',']).next().unwrap_or_default();
+            return Err(format!(
+                "'stick': fetch method '{name}' extracts information from '{part}', none of which is available during request."
+            ));
+        }
         let mut rest = &words[3..];
         let mut table = self.p.name.clone();
         if rest.first().is_some_and(|w| w == "table") {
@@ -1059,6 +1768,7 @@ impl Ctx<'_> {
             allowed: &[Layer::L4, Layer::L6, Layer::Request],
             name: "stick rule".into(),
             within: "",
+            side: None,
         };
         let cond = match self.condition(rest, &usage, |e| {
             format!("'{kw}' : error detected while parsing sticking condition : {e}.")
@@ -1082,7 +1792,9 @@ impl Ctx<'_> {
             .get(1)
             .filter(|n| !n.is_empty())
             .ok_or("'use-server' expects a server name.")?;
-        let cond = self.required_condition(words, 2, "server-switching-rule", |e| {
+        // HAProxy names these rules' usage so (`SMP_VAL_BE_SET_SRV`).
+        let usage = "use-server, balance or stick-match rule";
+        let cond = self.required_condition(words, 2, usage, |e| {
             format!("error detected while parsing switching rule : {e}.")
         })?;
         if name.contains('%') {
@@ -1142,6 +1854,7 @@ impl Ctx<'_> {
             allowed: &[Layer::L4, Layer::L6, Layer::Request],
             name: name.into(),
             within: "",
+            side: None,
         };
         match self.condition(&words[at..], &usage, context) {
             Ok(cond) => Ok(cond),
@@ -1165,6 +1878,7 @@ impl Ctx<'_> {
             allowed: &[Layer::L4, Layer::Request],
             name: "monitor-fail rule".into(),
             within: "",
+            side: None,
         };
         let cond = match self.condition(rest, &usage, |e| {
             format!("error detected while parsing a 'monitor fail' condition : {e}.")
@@ -1228,7 +1942,7 @@ fn http_action(
     errorfiles: &std::collections::BTreeMap<u16, super::errors::Page>,
     values: &mut Values<'_>,
 ) -> Result<HttpAction, ActionError> {
-    let response = kw == "http-response";
+    let response = kw != "http-request";
     Ok(match name {
         "allow" => HttpAction::Allow,
         "deny" | "tarpit" => {
@@ -1327,16 +2041,20 @@ fn http_action(
             }
             _ => return Err(ActionError::Rule("expects exactly 1 argument".into())),
         },
-        _ => {
-            let stem = name.split('(').next().unwrap_or_default();
-            if super::keywords::HTTP_ACTIONS.contains(&stem) {
-                return Err(ActionError::Unsupported(format!("the action '{name}'")));
-            }
-            return Err(ActionError::Unknown(format!(
-                "'{kw}' expects 'allow', 'deny', 'tarpit', 'auth', 'redirect', 'return', 'set-header', 'add-header', 'del-header' or another of HAProxy's actions, but got '{name}'."
-            )));
-        }
+        // One HAProxy takes ([`haproxy_takes`], checked before) that hapx does not run.
+        _ => return Err(ActionError::Unsupported(format!("the action '{name}'"))),
     })
+}
+
+/// Refuses as not implemented an `http-after-response` action HAProxy takes that hapx does
+/// not run there.
+fn after_response_action(name: &str) -> Result<(), AclError> {
+    match name {
+        "ot-group" | "capture" | "strict-mode" => {
+            Err(AclError::Unsupported(format!("the action '{name}'")))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn replace(re: &str, with: &str, values: &mut Values<'_>) -> Result<Replace, ActionError> {
@@ -1582,8 +2300,105 @@ pub fn note_backend_refs(
         place: place.clone(),
         within: within.filter(|_| !named.acl_worded),
         named,
+        defaults: None,
     });
     rules.references.extend(noted);
+}
+
+/// [`note_backend_refs`] for a `tcp-check` or `http-check` line of `p`, `within` as HAProxy
+/// names where it is ("server directive", or "tcp-check expression" for a variable rule's),
+/// kept as its defaults section's when `p` is one.
+pub fn note_check_refs(
+    p: &mut Proxy,
+    place: &Place,
+    refs: Vec<super::acl::BackendRef>,
+    within: &'static str,
+) {
+    let defaults = (p.kind == ProxyKind::Defaults).then(|| p.name.clone());
+    let noted = refs.into_iter().map(|named| Reference {
+        place: place.clone(),
+        within: Some(within).filter(|_| !named.acl_worded),
+        named,
+        defaults: defaults.clone(),
+    });
+    p.rules.references.extend(noted);
+}
+
+/// The unresolved references of the health-check rules written in defaults sections, each
+/// once (the proxies inheriting them all carry them), grouped by section as they came and
+/// named as that section's: (section, messages).
+pub fn unresolved_defaults_refs(config: &super::model::Config) -> Vec<(String, Vec<String>)> {
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    let mut seen: Vec<(&Place, &super::acl::BackendRef)> = Vec::new();
+    let mut refs: Vec<&Reference> = (config.proxies.iter())
+        .flat_map(|p| &p.rules.references)
+        .filter(|r| r.defaults.is_some())
+        .collect();
+    refs.sort_by(|a, b| (&a.place.file, a.place.line).cmp(&(&b.place.file, b.place.line)));
+    for r in refs {
+        if seen.contains(&(&r.place, &r.named)) {
+            continue;
+        }
+        seen.push((&r.place, &r.named));
+        let section = r.defaults.clone().unwrap_or_default();
+        let Some(message) = unresolved(r, &section, config) else {
+            continue;
+        };
+        match sections.last_mut().filter(|(name, _)| *name == section) {
+            Some((_, messages)) => messages.push(message),
+            None => sections.push((section, vec![message])),
+        }
+    }
+    sections
+}
+
+const HTTP_RESPONSE_RULES: &str = "'tcp-response' rules in HTTP mode are not implemented by hapx; hapx refuses to run without this rule.";
+
+/// A backend's `tcp-response content` rules run only in TCP mode between plain sockets
+/// ([`crate::runtime::rules::forward_response_inspected`]): in HTTP mode, or with a server
+/// reached through TLS, they are refused rather than left out (a `reject` would fail open).
+fn response_rules_unsupported(p: &Proxy, diags: &mut Diags) {
+    if p.rules.tcp_response.is_empty() {
+        return;
+    }
+    let (kind, name) = (p.kind.type_str(), &p.name);
+    if p.mode == Mode::Http {
+        for place in &p.rules.response_places {
+            diags.check_alert(place, format!("{kind} '{name}': {HTTP_RESPONSE_RULES}"));
+        }
+    }
+    for s in p.servers.iter().filter(|s| s.opts.tls.ssl) {
+        diags.check_alert(
+            &s.place,
+            format!("{kind} '{name}': 'tcp-response content' rules with server '{}' using 'ssl' are not implemented by hapx; hapx refuses to run without them.", s.name),
+        );
+    }
+}
+
+/// A TCP frontend with `ssl` binds handing connections to a backend with `tcp-response
+/// content` rules (`responding`: those backends): hapx inspects only plain sockets, so the
+/// combination is refused (see [`response_rules_unsupported`]).
+pub fn response_inspection_under_tls(p: &Proxy, responding: &[String], diags: &mut Diags) {
+    let tls = p.binds.iter().find(|b| b.tls.is_some());
+    let (Some(bind), Mode::Tcp) = (tls, p.mode) else {
+        return;
+    };
+    let targets = (p.default_backend.iter().map(|(name, _)| name))
+        .chain(p.rules.use_backends.iter().map(|u| &u.backend))
+        .chain(p.kind.is_backend().then_some(&p.name));
+    let mut named = std::collections::BTreeSet::new();
+    for target in targets.filter(|n| responding.contains(n)) {
+        if named.insert(target) {
+            diags.check_alert(
+                &bind.place,
+                format!(
+                    "{} '{}': 'tcp-response content' rules of backend '{target}' behind a TCP frontend with 'ssl' binds are not implemented by hapx; hapx refuses to run without them.",
+                    p.kind.keyword(),
+                    p.name
+                ),
+            );
+        }
+    }
 }
 
 /// HAProxy's messages for the backends and servers `p`'s fetches name that do not exist,
@@ -1591,6 +2406,7 @@ pub fn note_backend_refs(
 /// with the tables they name (HAProxy resolves them together after the proxies).
 pub fn unresolved_refs(p: &Proxy, config: &super::model::Config) -> Vec<super::stick::Unresolved> {
     (p.rules.references.iter())
+        .filter(|r| r.defaults.is_none())
         .filter_map(|r| {
             let message = unresolved(r, &p.name, config)?;
             Some(super::stick::Unresolved {
@@ -1640,6 +2456,13 @@ pub fn check(
             .find(|(n, k, ..)| n == name && k.is_backend())
     };
     let (kind, name) = (p.kind.keyword(), p.name.clone());
+    response_rules_unsupported(p, diags);
+    // They would run before the TLS handshake, which hapx makes in the session's task.
+    if !p.rules.tcp_session.is_empty() && p.binds.iter().any(|b| b.tls.is_some()) {
+        diags.global_alert(format!(
+            "{kind} '{name}' : 'tcp-request session' rules on a frontend with 'ssl' binds are not implemented by hapx; hapx refuses to run without them."
+        ));
+    }
     // A frontend's rules are checked too (it has no server), as HAProxy does.
     let own = proxies.iter().find(|(n, k, ..)| *n == name && *k == p.kind);
     if let Some((.., servers)) = own {
@@ -1676,6 +2499,8 @@ pub fn check(
         }
         return;
     }
+    // HAProxy names a listen `proxy` in these.
+    let kind = p.kind.type_str();
     if p.rules.monitor_uri.take().is_some() {
         diags.global_warn(format!(
             "monitor-uri will be ignored for {kind} '{name}' (needs 'mode http')."
@@ -1684,6 +2509,7 @@ pub fn check(
     for (rules, which) in [
         (&mut p.rules.http_request, "http-request"),
         (&mut p.rules.http_response, "http-response"),
+        (&mut p.rules.http_after_response, "http-after-response"),
         (&mut p.rules.redirects, "redirect"),
     ] {
         if !rules.is_empty() {
@@ -1710,6 +2536,91 @@ mod tests {
         }
         let warnings = diags.list.iter().map(|d| d.message.clone()).collect();
         Ok((p.rules, warnings))
+    }
+
+    /// Rules of a TCP backend made of `lines`, with the warnings; or the first error.
+    fn tcp_backend(lines: &[&str]) -> Result<(Rules, Vec<String>), String> {
+        let mut p = Proxy::new("b".into(), ProxyKind::Backend, Place::default());
+        let mut diags = Diags::default();
+        for line in lines {
+            let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+            assert!(parse_line(&mut p, &words, &Place::default(), &mut diags)?);
+        }
+        let warnings = diags.list.iter().map(|d| d.message.clone()).collect();
+        Ok((p.rules, warnings))
+    }
+
+    #[test]
+    fn tcp_response_rules_are_a_backends() {
+        let (rules, warnings) = tcp_backend(&[
+            "tcp-response inspect-delay 2s",
+            "tcp-response content reject if { res.payload(0,3) -m bin 535348 }",
+            "tcp-response content sc-inc-gpc0(1)",
+            "tcp-response content close unless { res.len gt 4 }",
+            "tcp-response content accept",
+        ])
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(rules.response_inspect_delay, Some(Duration::from_secs(2)));
+        let actions: Vec<&TcpAction> = rules.tcp_response.iter().map(|r| &r.action).collect();
+        assert_eq!(
+            actions,
+            [
+                &TcpAction::Reject,
+                &TcpAction::Stick(StickAction::IncGpc0(1)),
+                &TcpAction::Close,
+                &TcpAction::Accept
+            ]
+        );
+        assert!(rules.tcp_content.is_empty());
+        // A frontend has none, as in HAProxy.
+        let err = frontend(&["tcp-response content accept"]).unwrap_err();
+        assert_eq!(
+            err,
+            "tcp-response content is only allowed in 'backend' sections or 'defaults' section with a name"
+        );
+    }
+
+    #[test]
+    fn tcp_response_actions_hapx_lacks_are_refused_and_unknown_ones_listed() {
+        let err = tcp_backend(&["tcp-response content silent-drop"]).unwrap_err();
+        assert!(err.contains("is not implemented by hapx"), "{err}");
+        assert!(tcp_backend(&["tcp-response content set-var-fmt(txn.x) %[res.len]"]).is_ok());
+        let err = tcp_backend(&["tcp-response content set-var-fmt(txn.x) %[req.len]"]).unwrap_err();
+        assert_eq!(
+            err,
+            "sample fetch <req.len]> may not be reliably used here because it needs 'request buffer' which is not available here"
+        );
+        assert!(tcp_backend(&["tcp-response content set-var(txn.x) res.len"]).is_ok());
+        let err = tcp_backend(&["tcp-response content track-sc0 src"]).unwrap_err();
+        assert!(
+            err.starts_with(
+                "'tcp-response content' expects 'accept', 'close', 'reject', 'ot-group'"
+            ),
+            "{err}"
+        );
+        assert!(is_tcp_response_action("sc-inc-gpc1(0)"));
+        assert!(is_tcp_response_action("unset-var(txn.x)"));
+        assert!(!is_tcp_response_action("set-varx"));
+    }
+
+    #[test]
+    fn tcp_response_inspect_delay_is_checked_as_haproxy() {
+        assert_eq!(response_inspect_delay("10"), Ok(Duration::from_millis(10)));
+        assert_eq!(response_inspect_delay(""), Err(String::new()));
+        assert_eq!(
+            response_inspect_delay("-1"),
+            Err(" (unexpected character '-')".into())
+        );
+        assert_eq!(
+            response_inspect_delay("5q"),
+            Err(" (unexpected character 'q')".into())
+        );
+        assert!(
+            response_inspect_delay("25d")
+                .unwrap_err()
+                .contains("timer overflow")
+        );
     }
 
     #[test]
@@ -1819,6 +2730,57 @@ mod tests {
 
     /// A rule hapx cannot evaluate is refused, never dropped: a dropped `deny` fails open.
     #[test]
+    fn after_response_rules_take_haproxy_actions() {
+        let (rules, _) = frontend(&[
+            "http-after-response set-header x-a b",
+            "http-after-response set-status 299 reason Yo if { status 404 }",
+            "http-after-response set-var(txn.a) str(x)",
+        ])
+        .unwrap();
+        assert_eq!(rules.http_after_response.len(), 3);
+        assert!(rules.http_response.is_empty());
+        let (rules, messages) = frontend(&["http-after-response deny"]).unwrap();
+        assert!(rules.http_after_response.is_empty());
+        assert!(
+            messages[0].ends_with("]: 'http-after-response' expects 'ot-group', 'add-header', 'allow', 'capture', 'del-header', 'replace-header', 'replace-value', 'set-header', 'set-status', 'strict-mode', 'set-var-fmt(*)', 'set-var(*)', 'unset-var(*)', but got 'deny'."),
+            "{messages:?}"
+        );
+        // Checked as `http-response` rules: request headers are gone by then.
+        let (_, warnings) = frontend(&["http-after-response del-header a if { path /x }"]).unwrap();
+        assert!(
+            warnings[0].ends_with("incompatible with 'frontend http-response header rule'"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn session_rules_run_on_frontends_only() {
+        let (rules, _) = frontend(&[
+            "tcp-request session track-sc0 src",
+            "tcp-request session reject if { src 10.0.0.1 }",
+        ])
+        .unwrap();
+        assert_eq!(rules.tcp_session.len(), 2);
+        let (_, warnings) =
+            frontend(&["tcp-request content accept", "tcp-request session accept"]).unwrap();
+        assert_eq!(
+            warnings,
+            [
+                "a 'tcp-request' rule placed after a 'tcp-request content' rule will still be processed before."
+            ]
+        );
+        let mut p = Proxy::new("b".into(), ProxyKind::Backend, Place::default());
+        let words: Vec<String> = ["tcp-request", "session", "accept"]
+            .map(String::from)
+            .into();
+        let e = parse_line(&mut p, &words, &Place::default(), &mut Diags::default()).unwrap_err();
+        assert_eq!(
+            e,
+            "tcp-request session is not allowed because backend b is not a frontend"
+        );
+    }
+
+    #[test]
     fn unimplemented_rules_are_refused() {
         for (lines, what) in [
             (&["http-request cache-use c"][..], "the action 'cache-use'"),
@@ -1830,10 +2792,13 @@ mod tests {
                 &["acl tls ssl_bc", "use_backend c if tls"][..],
                 "the sample fetch 'ssl_bc'",
             ),
-            (&["tcp-request session reject"][..], "'tcp-request session'"),
             (
-                &["http-after-response set-header a b"][..],
-                "'http-after-response'",
+                &["tcp-request session set-src src"][..],
+                "the action 'set-src'",
+            ),
+            (
+                &["http-after-response strict-mode on"][..],
+                "the action 'strict-mode'",
             ),
         ] {
             let e = frontend(lines).unwrap_err();
@@ -1854,10 +2819,10 @@ mod tests {
             frontend(&["use_backend b if nope"]).unwrap_err(),
             "error detected while parsing switching rule : no such ACL : 'nope'."
         );
-        assert!(
-            frontend(&["http-request frobnicate"])
-                .unwrap_err()
-                .contains("but got 'frobnicate'")
-        );
+        // An unknown action is HAProxy's alert, written as `parsing [FILE:LINE]: ...`.
+        let (_, alerts) = frontend(&["http-request frobnicate"]).unwrap();
+        assert!(alerts[0].ends_with(", 'set-priority-offset', but got 'frobnicate'."));
+        let (_, alerts) = frontend(&["http-response den"]).unwrap();
+        assert!(alerts[0].ends_with("but got 'den'. Did you mean 'deny' maybe ?"));
     }
 }

@@ -741,6 +741,10 @@ pub struct Unresolved {
 /// The tables fetches name exist, as HAProxy's `smp_resolve_args` checks them after the
 /// proxies: per proxy one alert, or one listing them all when there are several.
 pub fn check_fetch_tables(config: &super::model::Config, diags: &mut super::diag::Diags) {
+    // The health-check rules of defaults sections first, once each, as HAProxy resolves them.
+    for (_, missing) in super::rules::unresolved_defaults_refs(config) {
+        report_unresolved(&missing, diags);
+    }
     for p in &config.proxies {
         let mut missing: Vec<Unresolved> = (p.rules.table_refs.iter())
             .filter(|r| !has_table(config, &r.table))
@@ -772,16 +776,21 @@ pub fn check_fetch_tables(config: &super::model::Config, diags: &mut super::diag
             (late, u.place.line)
         });
         let missing: Vec<String> = missing.into_iter().map(|u| u.message).collect();
-        match missing.as_slice() {
-            [] => {}
-            [one] => diags.global_alert(one.clone()),
-            all => diags.global_alert(format!(
-                "multiple argument resolution errors:{}",
-                all.iter()
-                    .map(|m| format!("\n        {m}"))
-                    .collect::<String>()
-            )),
-        }
+        report_unresolved(&missing, diags);
+    }
+}
+
+/// One proxy's argument resolution errors, as HAProxy groups them.
+fn report_unresolved(missing: &[String], diags: &mut super::diag::Diags) {
+    match missing {
+        [] => {}
+        [one] => diags.global_alert(one.clone()),
+        all => diags.global_alert(format!(
+            "multiple argument resolution errors:{}",
+            all.iter()
+                .map(|m| format!("\n        {m}"))
+                .collect::<String>()
+        )),
     }
 }
 

@@ -178,6 +178,8 @@ enum Answer {
 const ANSWER_MAX: usize = 16 * 1024;
 
 async fn ask(server: &Server, target: SocketAddr, timing: &Timing) -> Answer {
+    // In use while it opens, as HAProxy counts an agent's connection.
+    let in_use = super::pool::CheckUse::new(server);
     let connecting = TcpStream::connect(target);
     let mut stream = match tokio::time::timeout(timing.connecting(), connecting).await {
         Ok(Ok(s)) => s,
@@ -187,6 +189,7 @@ async fn ask(server: &Server, target: SocketAddr, timing: &Timing) -> Answer {
         }
         Err(_) => return Answer::Failed("L4TOUT", "Layer4 timeout".into()),
     };
+    drop(in_use);
     timing.connected();
     // Closed with a reset, as HAProxy closes its checks.
     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));

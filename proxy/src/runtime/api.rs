@@ -6,14 +6,15 @@
 //! Commands: `help`, `show info`, `show stat`, `show servers state [BACKEND]`, `show backend`,
 //! `enable|disable server B/S`, `set server B/S state ready|drain|maint`,
 //! `set server B/S health up|stopping|down`,
-//! `set server B/S weight N[%]`, `set server B/S addr IP [port [+-]N]`,
+//! `set server B/S weight N[%]` (and `set weight B/S N[%]`), `set server B/S addr IP [port [+-]N]`,
 //! `set server B/S check-port N`, `set server B/S fqdn NAME` (with `resolvers`),
 //! `set server B/S agent up|down`, `agent-addr IP [port N]`, `agent-port N`, `agent-send
 //! TEXT`, `enable|disable agent B/S` (see `runtime::agent`), `enable|disable health B/S`,
 //! `get weight B/S`, `set maxconn server B/S N`,
 //! `enable|disable frontend F`, `enable|disable dynamic-cookie backend B`,
 //! `set dynamic-cookie-key backend B KEY` (see `runtime::persist`),
-//! `shutdown sessions server B/S` (see `runtime::shutdown`), `prompt`, `quit`; and
+//! `shutdown sessions server B/S` (see `runtime::shutdown`), `show sess [ID|all]` and
+//! `shutdown session ID` (the streams on a server: see [`show_sess`]), `prompt`, `quit`; and
 //! `_getsocks` (level admin with `expose-fd listeners`), which hands this process's listening sockets to a new process
 //! over SCM_RIGHTS for a reload without a refused connection.
 
@@ -42,6 +43,7 @@ const HELP: &str = "The following commands are valid at this level:
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
   show backend                            : list backends in the current running config
   get weight <bk>/<srv>                   : report a server's current weight
+  get var <name>                          : retrieve contents of a process-wide variable
   enable server <bk>/<srv>                : re-enable a server in maintenance
   disable server <bk>/<srv>               : put a server in maintenance
   enable frontend <frontend>              : re-enable specific frontend
@@ -52,6 +54,7 @@ const HELP: &str = "The following commands are valid at this level:
   set server <bk>/<srv> state <state>     : set a server's state: ready, drain or maint
   set server <bk>/<srv> health <h>        : force a server's health: up, stopping or down
   set server <bk>/<srv> weight <w>[%]     : change a server's weight
+  set weight <bk>/<srv>  (DEPRECATED)     : change a server's weight (use 'set server' instead)
   set maxconn server <bk>/<srv>           : change a server's maxconn setting
   set server <bk>/<srv> agent <up|down>  : force a server's agent state
   set server <bk>/<srv> agent-addr <ip> [port <p>] : change the address (and port) of a server's agent
@@ -64,6 +67,8 @@ const HELP: &str = "The following commands are valid at this level:
   set server <bk>/<srv> addr <ip> [port <p>] : change a server's address (and port)
   set server <bk>/<srv> check-port <p>    : change a server's health check port
   set server <bk>/<srv> fqdn <FQDN>       : change a server's FQDN (with resolvers)
+  show sess [id]                          : report the list of current sessions or dump this exact session
+  shutdown session [id]                   : kill a specific session
   shutdown sessions server <bk>/<srv>     : kill sessions on a server
   show table [<table>] [data.<type> <op> <v>] [key <k>] : report table usage stats or dump a table's entries
   clear table <table> [key <k>]           : remove entries from a table (all or by key)
@@ -146,11 +151,14 @@ async fn session(
                 "prompt" => interactive = !interactive,
                 "quit" => return Ok(()),
                 _ => {
-                    write
-                        .write_all(&crate::bytestr::to_bytes(
-                            &execute(&state, conf.level, cmd).await,
-                        ))
-                        .await?
+                    let (answer, ended) = match get_var(conf.level, cmd) {
+                        Some(shown) => shown,
+                        None => (execute(&state, conf.level, cmd).await, false),
+                    };
+                    write.write_all(&crate::bytestr::to_bytes(&answer)).await?;
+                    if ended && !interactive {
+                        continue;
+                    }
                 }
             }
             // As HAProxy: every answer ends with an empty line, or the prompt.
@@ -168,6 +176,20 @@ async fn session(
 
 fn end_of_answer(interactive: bool) -> &'static [u8] {
     if interactive { b"\n> " } else { b"\n" }
+}
+
+/// `get var NAME` (None: another command): HAProxy's answer, and whether it is whole
+/// without the empty line that ends the others (a shown variable's, in HAProxy 2.6). It
+/// needs level operator, as HAProxy's.
+fn get_var(level: CliLevel, cmd: &str) -> Option<(String, bool)> {
+    let mut words = cmd.split_whitespace();
+    if (words.next(), words.next()) != (Some("get"), Some("var")) {
+        return None;
+    }
+    if level == CliLevel::User {
+        return Some(("Permission denied\n".into(), false));
+    }
+    Some(super::vars::show_proc(words.next().unwrap_or_default()))
 }
 
 /// Runs one command; the answer as HAProxy words it.
@@ -235,6 +257,7 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
             Err(e) => e.into(),
         },
         ["set", "server", spec, rest @ ..] if admin => set_server(state, spec, rest),
+        ["set", "weight", rest @ ..] if admin => set_weight(state, rest),
         ["set", "maxconn", "server", rest @ ..] if admin => set_maxconn_server(state, rest),
         ["set", "dynamic-cookie-key", "backend", args @ ..] if admin => {
             super::persist::cli_dyncookie(state, args, None)
@@ -252,12 +275,249 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
                 Err(e) => e.into(),
             }
         }
-        ["enable" | "disable" | "set", ..] | ["shutdown", "sessions", "server", ..] => denied(),
+        ["show", "sess", arg @ ..] if level != CliLevel::User => show_sess(state, arg.first()),
+        ["shutdown", "session", arg @ ..] if admin => shutdown_session(state, arg.first()),
+        ["enable" | "disable" | "set", ..]
+        | ["shutdown", "sessions", "server", ..]
+        | ["show", "sess", ..]
+        | ["shutdown", "session", ..] => denied(),
         _ => format!(
             "Unknown command. Please enter one of the following commands only:\n{}",
             HELP.split_once('\n').map_or("", |(_, commands)| commands)
         ),
     }
+}
+
+/// `show sess [ID|all]` (level operator), as HAProxy 2.6 answers it: one line per stream, or
+/// the first lines of its dump for one stream (`all`: every stream's). A word that is no
+/// number lists them all, as HAProxy's `strtoul` reads 0 there.
+///
+/// The streams are those on a server ([`super::shutdown::streams`]: a TCP session from its
+/// server connection on, an HTTP stream from its request's sending to its exchange's end;
+/// not a stream waiting in a queue or for its server connection, nor one in its frontend's
+/// rules, which HAProxy lists with `srv=<none>` (`be=<NONE>`), nor the CLI's own). Printed are the fields hapx knows: a line has HAProxy's `proto`, `src`, `fe`, `be`,
+/// `srv` and `age`, in its order and syntax, without its internal ones (task state, epoch,
+/// calls, buffer and stream connector flags, expiry dates); a dump has its first line
+/// (accept date, `proto`, `source`; not `id`) and its `frontend` (with its listener's number),
+/// `backend` and `server` lines (the server connection's addresses), not its internal lines.
+/// The client's addresses are its socket's (a PROXY header's are for the logs only), as
+/// HAProxy's.
+fn show_sess(state: &State, arg: Option<&&str>) -> String {
+    let (all, target) = match arg {
+        Some(&"all") => (true, None),
+        Some(text) => (false, Some(strtoul(text)).filter(|&id| id != 0)),
+        None => (false, None),
+    };
+    let detailed = all || target.is_some();
+    let mut streams = super::shutdown::streams(detailed);
+    let servers = ServersBySwitch::of(state);
+    if let Some(id) = target {
+        streams.retain(|s| s.id == id);
+        if streams.is_empty() {
+            return "Session not found.\n".into();
+        }
+    }
+    let mut out = String::new();
+    for shown in &streams {
+        if detailed {
+            dump_stream(state, &servers, shown, &mut out);
+        } else {
+            stream_line(state, &servers, shown, &mut out);
+        }
+    }
+    out
+}
+
+/// `shutdown session ID` (level admin): kills that stream, as HAProxy's (logged `K`).
+fn shutdown_session(state: &State, arg: Option<&&str>) -> String {
+    let expected = "Session pointer expected (use 'show sess').\n";
+    let Some(id) = arg.map(|text| strtoul(text)).filter(|&id| id != 0) else {
+        return expected.into();
+    };
+    let Some(switch) = super::shutdown::kill_stream(id) else {
+        return "No such session (use 'show sess').\n".into();
+    };
+    if let Some((_, server)) = server_named(state, switch) {
+        server.kill.wake();
+    }
+    String::new()
+}
+
+/// The backend and server whose kill switch `switch` names.
+fn server_named(state: &State, switch: usize) -> Option<(&Backend, &Server)> {
+    state.backends.iter().find_map(|b| {
+        let s = b.servers.iter().find(|s| s.kill.is_named(switch))?;
+        Some((&**b, &**s))
+    })
+}
+
+/// Every backend's servers by their kill switch's name ([`super::shutdown::Shown::switch`]),
+/// made once per `show sess`: a lookup per stream, not a search of every server.
+struct ServersBySwitch<'s>(std::collections::HashMap<usize, (&'s Backend, &'s Server)>);
+
+impl<'s> ServersBySwitch<'s> {
+    fn of(state: &'s State) -> ServersBySwitch<'s> {
+        let all = state
+            .backends
+            .iter()
+            .flat_map(|b| b.servers.iter().map(move |s| (s.kill.name(), (&**b, &**s))));
+        ServersBySwitch(all.collect())
+    }
+
+    fn get(&self, switch: usize) -> Option<(&'s Backend, &'s Server)> {
+        self.0.get(&switch).copied()
+    }
+}
+
+/// A stream's `show sess` line.
+fn stream_line(
+    state: &State,
+    servers: &ServersBySwitch<'_>,
+    shown: &super::shutdown::Shown,
+    out: &mut String,
+) {
+    use std::fmt::Write;
+    let stream = &shown.stream;
+    let fe = state.frontends.iter().find(|f| f.id == stream.frontend);
+    let served = servers.get(shown.switch);
+    let _ = writeln!(
+        out,
+        "0x{:x}: proto={} src={}:{} fe={} be={} srv={} age={}",
+        shown.id,
+        proto(stream.local),
+        shown.src.ip(),
+        shown.src.port(),
+        fe.map_or("<NONE>", |f| &f.name),
+        served.map_or("<NONE>", |(b, _)| &b.name),
+        served.map_or("<none>", |(_, s)| &s.name),
+        human_time(began(stream.started).1),
+    );
+}
+
+/// When a stream that began at `started` began, since the epoch, and its age as HAProxy
+/// counts it: the difference of the two dates' whole seconds (now's and its), not the
+/// whole seconds of the time elapsed.
+fn began(started: std::time::Instant) -> (std::time::Duration, u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let since = now.saturating_sub(started.elapsed());
+    (since, now.as_secs() - since.as_secs())
+}
+
+/// The first lines of a stream's `show sess ID` dump.
+fn dump_stream(
+    state: &State,
+    servers: &ServersBySwitch<'_>,
+    shown: &super::shutdown::Shown,
+    out: &mut String,
+) {
+    use std::fmt::Write;
+    let stream = &shown.stream;
+    let (since, _) = began(stream.started);
+    let tm = super::log::broken_down(since.as_secs(), true);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let _ = writeln!(
+        out,
+        "0x{:x}: [{:02}/{}/{:04}:{:02}:{:02}:{:02}.{:06}] proto={} source={}:{}",
+        shown.id,
+        tm.tm_mday,
+        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+        tm.tm_year + 1900,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        since.subsec_micros(),
+        proto(stream.local),
+        shown.src.ip(),
+        shown.src.port(),
+    );
+    if let Some(fe) = state.frontends.iter().find(|f| f.id == stream.frontend) {
+        let (ip, port) = (shown.local.ip(), shown.local.port());
+        let mode = fe.conf.mode.as_str();
+        let _ = write!(out, "  frontend={} (id={} mode={mode})", fe.name, fe.id);
+        // Its listener: numbered in its frontend from 1, as HAProxy; hapx names none.
+        if let Some(at) = fe.conf.binds.iter().position(|b| b.addr == stream.local) {
+            let _ = write!(out, ", listener=? (id={})", at + 1);
+        }
+        let _ = writeln!(out, " addr={ip}:{port}");
+    }
+    let (local, remote) = shown.server_socket.unzip();
+    if let Some((backend, server)) = servers.get(shown.switch) {
+        let _ = write!(
+            out,
+            "  backend={} (id={} mode={})",
+            backend.name,
+            backend.id,
+            backend.mode.as_str()
+        );
+        let _ = match local {
+            Some(a) => writeln!(out, " addr={}:{}", a.ip(), a.port()),
+            None => writeln!(out),
+        };
+        let _ = write!(out, "  server={} (id={})", server.name, server.id);
+        let _ = match remote {
+            Some(a) => writeln!(out, " addr={}:{}", a.ip(), a.port()),
+            None => writeln!(out),
+        };
+    }
+}
+
+/// The name of the protocol of the listener that took a connection to `local`.
+fn proto(local: SocketAddr) -> &'static str {
+    if local.is_ipv4() { "tcpv4" } else { "tcpv6" }
+}
+
+/// A duration in seconds as HAProxy's `human_time` writes it: its two largest units of days,
+/// hours, minutes and seconds, from the largest not zero (`0s` for none).
+fn human_time(secs: u64) -> String {
+    let parts = [
+        (secs / 86_400, 'd'),
+        (secs % 86_400 / 3600, 'h'),
+        (secs % 3600 / 60, 'm'),
+        (secs % 60, 's'),
+    ];
+    let mut out = String::new();
+    let mut left = 2;
+    for (i, (n, unit)) in parts.into_iter().enumerate() {
+        // Days show whenever there are any; seconds also when the whole is zero.
+        let shown = if i == 0 {
+            n > 0
+        } else {
+            n > 0 || (i == 3 && secs == 0)
+        };
+        if left > 0 && shown {
+            out.push_str(&format!("{n}{unit}"));
+            left -= 1;
+        }
+    }
+    out
+}
+
+/// A number as C's `strtoul(text, NULL, 0)` reads it: `0x` hexadecimal, `0` octal, else
+/// decimal, up to the first other character (0 when none); a minus sign negates it modulo
+/// 2^64, and a number too large saturates.
+fn strtoul(text: &str) -> u64 {
+    let text = text.trim_start();
+    let (negative, text) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let lower = text.to_ascii_lowercase();
+    let (radix, digits) = match lower.strip_prefix("0x") {
+        Some(hex) if hex.starts_with(|c: char| c.is_ascii_hexdigit()) => (16, hex),
+        _ if lower.starts_with('0') => (8, &lower[..]),
+        _ => (10, &lower[..]),
+    };
+    let end = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    let n =
+        u64::from_str_radix(&digits[..end], radix).unwrap_or(if end == 0 { 0 } else { u64::MAX });
+    if negative { n.wrapping_neg() } else { n }
 }
 
 /// An operator's change of a server's admin state, logged as HAProxy logs it.
@@ -574,8 +834,26 @@ pub(super) fn change_weight(backend: &Backend, s: &Server, text: &str) -> Result
             "Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n",
         );
     }
+    let backend_was_up = backend.is_up();
     s.set_weight(v);
+    super::transitions::report_weight_change(backend, backend_was_up);
     Ok(())
+}
+
+/// `set weight B/S W[%]`, HAProxy's older form of `set server B/S weight`: the server found
+/// first, then the weight required.
+fn set_weight(state: &State, args: &[&str]) -> String {
+    let (backend, s) = match state.find_server(args.first().copied().unwrap_or_default()) {
+        Ok(found) => found,
+        Err(e) => return e.into(),
+    };
+    let Some(w) = args.get(1) else {
+        return "Require <weight> or <weight%>.\n".into();
+    };
+    match change_weight(backend, s, w) {
+        Ok(()) => String::new(),
+        Err(e) => e.into(),
+    }
 }
 
 /// `set server B/S weight W[%]` as HAProxy reads it (strtol, then exactly `%`
@@ -621,7 +899,37 @@ pub fn fetch_listeners(path: &Path) -> anyhow::Result<Vec<(SocketAddr, OwnedFd)>
 
 #[cfg(test)]
 mod tests {
-    use super::{Strtol, parse_weight, strtol};
+    use super::{Strtol, human_time, parse_weight, strtol, strtoul};
+
+    #[test]
+    fn durations_are_written_like_human_time() {
+        let cases = [
+            (0, "0s"),
+            (2, "2s"),
+            (60, "1m"),
+            (61, "1m1s"),
+            (3600, "1h"),
+            (3661, "1h1m"),
+            (86_400, "1d"),
+            (90_061, "1d1h"),
+            (86_401, "1d1s"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(human_time(secs), text, "{secs}s");
+        }
+    }
+
+    #[test]
+    fn session_numbers_are_read_like_strtoul() {
+        assert_eq!(strtoul("0x1f"), 31);
+        assert_eq!(strtoul("0X1F"), 31);
+        assert_eq!(strtoul("017"), 15);
+        assert_eq!(strtoul("12ab"), 12);
+        assert_eq!(strtoul("zz"), 0);
+        assert_eq!(strtoul("0x"), 0);
+        assert_eq!(strtoul("-1"), u64::MAX);
+        assert_eq!(strtoul("99999999999999999999999"), u64::MAX);
+    }
 
     #[test]
     fn ports_are_read_like_strtol() {

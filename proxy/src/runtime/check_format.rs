@@ -10,8 +10,17 @@
 //! and headers (`status`, `res.hdr()`). Its frontend is HAProxy's `CHECKS-FE`; it has no
 //! client nor request, which the configuration check refuses as HAProxy does
 //! ([`LogFormat::compile_check`]).
+//!
+//! Variables ([`CheckVars`]): a check's `set-var`, `set-var-fmt` and `unset-var` rules and
+//! its `var()` fetches see the `check` and `sess` scopes of its run (HAProxy gives each run
+//! a new session and prunes the check's variables when it starts, so a run never sees the
+//! last one's), and the process's `proc` scope, the traffic rules' ([`super::vars`]); a
+//! check has no stream, so `txn`, `req` and `res` variables are neither set nor read there
+//! (nor does a `var()` default apply, as HAProxy's). A set its conditions refuse still
+//! creates the variable, as the traffic rules' ([`vars::Store`]).
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
 use super::convert;
@@ -19,7 +28,10 @@ use super::http::Head;
 use super::logformat::{Entry, LogFormat, Samples};
 use super::sample::{self, Sample};
 use super::state::{Backend, Server, State};
+use super::vars::{self, Conditions, Scope, Store};
 use crate::config::acl::{CheckedFact, Fetch, Source};
+use crate::config::model::VarAction;
+use crate::config::rules::VarRule;
 
 /// HAProxy's internal proxy for checks, a check's `%f`.
 const CHECKS_FRONTEND: &str = "CHECKS-FE";
@@ -34,6 +46,62 @@ pub struct CheckContext<'a> {
     pub response: Option<&'a Head>,
     /// Where the check connected (`%si`/`%sp`), once it did; before, where it will.
     pub target: Option<SocketAddr>,
+    /// The variables of this run (none: no variable is set, only `proc` ones are read).
+    pub vars: Option<&'a CheckVars>,
+}
+
+/// One check run's variables: its `check` and `sess` scopes.
+#[derive(Debug, Default)]
+pub struct CheckVars {
+    run: Mutex<Store>,
+}
+
+impl CheckVars {
+    /// Runs `f` on the store `name` is in for a check (none: a context without a run's
+    /// variables, as an agent's: its `check` and `sess` scopes are empty, the process's
+    /// are the process's); None where a check has
+    /// no such scope (`txn`, `req`, `res`: a stream's), where a `var()` default does not
+    /// apply either, as HAProxy's.
+    fn with_store<R>(
+        run: Option<&CheckVars>,
+        name: &str,
+        f: impl FnOnce(&mut Store) -> R,
+    ) -> Option<R> {
+        match Scope::of(name)? {
+            Scope::Check | Scope::Sess => match run {
+                Some(run) => Some(f(&mut run
+                    .run
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner))),
+                // The scope is there, without a variable.
+                None => Some(f(&mut Store::default())),
+            },
+            Scope::Proc => Some(vars::with_proc(f)),
+            Scope::Txn | Scope::Req | Scope::Res => None,
+        }
+    }
+
+    /// `var(NAME,DEFAULT)` for the run with these variables.
+    fn fetch(
+        run: Option<&CheckVars>,
+        name: &str,
+        default: Option<&str>,
+    ) -> Option<Sample<'static>> {
+        Self::with_store(run, name, |s| {
+            (s.get(name).cloned()).or_else(|| default.map(|d| Sample::Str(d.to_string().into())))
+        })
+        .flatten()
+    }
+
+    /// Sets `name` to `value` if `conditions` allow it.
+    fn set(&self, name: &str, value: Sample<'_>, conditions: Conditions) {
+        Self::with_store(Some(self), name, |s| s.set(name, value, conditions));
+    }
+
+    fn unset(&self, name: &str) {
+        let keep = Scope::of(name) == Some(Scope::Proc);
+        Self::with_store(Some(self), name, |s| s.unset(name, keep));
+    }
 }
 
 impl<'a> CheckContext<'a> {
@@ -44,6 +112,35 @@ impl<'a> CheckContext<'a> {
             server,
             response: None,
             target: None,
+            vars: None,
+        }
+    }
+
+    /// The same check, with the variables of its run.
+    pub fn with_vars(self, vars: &'a CheckVars) -> Self {
+        CheckContext {
+            vars: Some(vars),
+            ..self
+        }
+    }
+
+    /// Runs a variable rule of the check: a value set when its conditions allow it (an
+    /// expression without one leaves the variable as it was, as HAProxy's `set-var`), a
+    /// variable unset.
+    pub fn run_var_rule(&self, rule: &VarRule) {
+        let Some(vars) = self.vars else { return };
+        match &rule.action {
+            VarAction::Set { name, expr } => {
+                let value = self.raw(&expr.source);
+                if let Some(value) = value.and_then(|v| convert::apply(v, &expr.converters)) {
+                    vars.set(name, value, rule.conditions);
+                }
+            }
+            VarAction::SetFormat { name, format } => {
+                let text = vars::cut_format(self.render(format));
+                vars.set(name, Sample::Str(text.into()), rule.conditions);
+            }
+            VarAction::Unset { name } => vars.unset(name),
         }
     }
 
@@ -90,6 +187,13 @@ impl<'a> CheckContext<'a> {
             Source::Checked(CheckedFact::ServerName) => text(&self.server.name),
             Source::Checked(CheckedFact::ServerId) => int(self.server.id),
             Source::Checked(CheckedFact::BackendId) => int(self.backend.id),
+            Source::Checked(CheckedFact::Int(n)) => Some(Sample::Int(*n)),
+            Source::Checked(CheckedFact::Str(s)) => text(s),
+            Source::Checked(CheckedFact::Bool(b)) => Some(Sample::Bool(*b)),
+            Source::Checked(CheckedFact::Var(var)) => {
+                let (name, default) = &**var;
+                CheckVars::fetch(self.vars, name, default.as_deref())
+            }
             Source::Nbsrv(None) => Some(sample::nbsrv(self.backend)),
             Source::Nbsrv(Some(name)) => self.state.backend(name).map(|b| sample::nbsrv(b)),
             Source::SrvIsUp(b, s) => (self.state.backend(b))

@@ -10,13 +10,24 @@
 //! rule does (`connect ssl`); a failed handshake is HAProxy's L6RSP, a slow one L6TOUT.
 //!
 //! Log-format parts (`uri-lf`, `hdr`, `body-lf`, `send-lf`, `send-binary-lf`, `string-lf`,
-//! `binary-lf`, `on-success`, `on-error`) are rendered per check by [`check_format`]. An
-//! expect rule reads as HAProxy's does ([`read_answer`], which the agent checks share):
-//! until what it needs came (the pattern's length, `min-recv`, a whole HTTP head and the
-//! body a content match needs), the peer closed, or the check's time ran out ([`Timing`]:
-//! `timeout check` counted once from the connection, else `inter`); with `min-recv` a
-//! mismatch is final at once. HTTP expect rules are judged one after the other as the
-//! response grows, each at its own `min-recv`; a format pattern is rendered once data came.
+//! `binary-lf`, `on-success`, `on-error`) are rendered per check by [`check_format`], which
+//! also keeps each run's variables (`set-var`, `set-var-fmt`, `unset-var` rules, run in
+//! their place: a `tcp-check` step, or before an `http-check` group's request or after one
+//! of its expects). An expect rule reads as HAProxy's does ([`read_answer`], which the
+//! agent checks share): until what it needs came (the pattern's length, `min-recv`, a whole
+//! HTTP head), the peer closed, or the check's time ran out ([`Timing`]: `timeout check`
+//! counted once from the connection, else `inter`); with `min-recv` a mismatch is final at
+//! once, without it a content match (`string`, `rstring`, `rbinary` on the hexadecimal of
+//! what came) waits for more. HTTP expect rules are judged one after the other as the
+//! response grows, each at its own `min-recv`, on the de-chunked body: a body match is final
+//! at once, a mismatch waits for the whole message; an answer whose head or chunked framing
+//! cannot be HTTP is judged at once (at its first bad byte, as HAProxy's parser; the status
+//! line read as HAProxy's check reads it, [`lenient_status_line`]); a body rule waits for its
+//! pattern's length as well as its `min-recv`. A format pattern is rendered once data came;
+//! an expect rule's `status-code` sets the check's code when it reports (cast as HAProxy
+//! casts it, kept in a C `short`). A tcp-check that ran all its rules reports from its last
+//! rule ([`tcp_success`]); its connection failures name their step. Regexes have PCRE's
+//! meaning (`config::check_regex`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,10 +39,11 @@ use tokio::net::TcpStream;
 
 use super::check_format::{self, CheckContext};
 use super::http::{self, Framing, Head};
+use super::logformat::Samples;
 use super::state::{Admin, Backend, CheckResult, Server, State, now_secs};
-use super::{shutdown, tls, track, transitions};
+use super::{chunked, shutdown, tls, track, transitions};
 use crate::config::model::{
-    CheckConnect, ExpectReport, HttpCheck, HttpCheckGroup, HttpExpect, HttpExpectKind,
+    CheckConnect, CheckRegex, ExpectReport, HttpCheck, HttpCheckGroup, HttpExpect, HttpExpectKind,
     TcpCheckRule, TcpExpect, TcpPattern,
 };
 
@@ -158,6 +170,9 @@ fn next_interval(server: &Server) -> Duration {
 
 /// One probe: whether it passed, and the result for the stats page.
 pub async fn probe(ctx: &CheckContext<'_>, node: &str) -> (bool, CheckResult) {
+    // Each run starts without variables, as HAProxy's (see `check_format::CheckVars`).
+    let vars = check_format::CheckVars::default();
+    let ctx = &ctx.with_vars(&vars);
     let (backend, server) = (ctx.backend, ctx.server);
     let conf = &backend.conf;
     let started = Instant::now();
@@ -170,7 +185,8 @@ pub async fn probe(ctx: &CheckContext<'_>, node: &str) -> (bool, CheckResult) {
         http_probe(ctx, http, state.as_deref(), nolb_on_404, &t).await
     } else if conf.options.ssl_hello_chk {
         ssl_hello_probe(server, &t).await
-    } else if conf.options.tcp_check && !conf.tcp_checks.is_empty() {
+    } else if conf.options.tcp_check {
+        // Without rules too: its implicit connect reports failures with its step.
         tcp_check_probe(ctx, &conf.tcp_checks, &t).await
     } else {
         connect(server, None, &t)
@@ -263,6 +279,8 @@ struct CheckConn {
     io: Box<dyn CheckIo>,
     /// Where it connected: a check's `%si`/`%sp`.
     addr: SocketAddr,
+    /// Whether it speaks TLS (a tcp-check ending at its connect passes as L6OK then).
+    tls: bool,
 }
 
 /// Where a check connects: the connect rule's address and port, else `check addr` and
@@ -292,6 +310,9 @@ async fn connect(
         None,
         "No port available for the TCP connection".to_string(),
     ))?;
+    // In use while it opens (even refused), as HAProxy's `conn_new` counts a check's
+    // connection before `conn_set_private` takes it out of the server's use.
+    let in_use = super::pool::CheckUse::new(server);
     let stream = match tokio::time::timeout(t.connecting(), TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -303,6 +324,7 @@ async fn connect(
         }
         Err(_) => return Err(("L4TOUT", None, "Layer4 timeout".into())),
     };
+    drop(in_use);
     if !rule.is_some_and(|r| r.linger) {
         let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     }
@@ -314,6 +336,7 @@ async fn connect(
         return Ok(CheckConn {
             io: Box::new(stream),
             addr,
+            tls: false,
         });
     }
     let Some(client) = &tls.client else {
@@ -336,6 +359,7 @@ async fn connect(
             Ok(CheckConn {
                 io: Box::new(s),
                 addr,
+                tls: true,
             })
         }
         Err(tls::HandshakeError::Timeout) => Err(("L6TOUT", None, "Layer6 timeout".into())),
@@ -384,7 +408,11 @@ pub(super) fn os_reason(e: &std::io::Error) -> String {
 }
 
 /// The request an `option httpchk` check group sends, its formats rendered for `ctx`;
-/// `state`: `http-check send-state`'s header value.
+/// `state`: `http-check send-state`'s header value. Written as HAProxy 2.6's H1 layer writes
+/// its check's request: header names in lower case; the length of the body (a `Content-Length`
+/// or `Transfer-Encoding` written in `hdr` gives way to it; a `body-lf` rendered empty is an
+/// empty chunked body in HTTP/1.1, nothing in HTTP/1.0); the connection header last, as
+/// [`connection_header`] gives it.
 fn http_request(http: &HttpCheckGroup, state: Option<&str>, ctx: &CheckContext<'_>) -> Vec<u8> {
     // As HAProxy: a URI rendered empty is `/`, a header whose value is is not sent.
     let uri = match &http.uri_format {
@@ -392,25 +420,96 @@ fn http_request(http: &HttpCheckGroup, state: Option<&str>, ctx: &CheckContext<'
         None => Some(http.uri.clone()),
     };
     let uri = uri.as_deref().unwrap_or("/");
-    let mut req = format!("{} {uri} {}\r\n", http.method, http.version);
-    for (name, value) in &http.headers {
-        let value = ctx.render(value);
-        if !value.is_empty() {
+    // `option httpchk METH URI VER\r\nHDR: V\r\n\r\nBODY`: HAProxy's deprecated hidden
+    // headers and body, sent as `http-check send` ones unless such ones replace them.
+    let (version, hidden) = http
+        .version
+        .split_once("\r\n")
+        .unwrap_or((&http.version, ""));
+    let (hidden_headers, hidden_body) = hidden.split_once("\r\n\r\n").unwrap_or((hidden, ""));
+    let hidden_headers = (hidden_headers.split("\r\n"))
+        .filter(|_| http.headers.is_empty())
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim(), value.trim_start().to_string()));
+    let written = (http.headers.iter()).map(|(name, value)| (name.as_str(), ctx.render(value)));
+    let mut req = format!("{} {uri} {version}\r\n", http.method);
+    let mut connection = ConnectionTokens::default();
+    for (name, mut value) in hidden_headers.chain(written) {
+        let name = name.to_ascii_lowercase();
+        if name == "connection" {
+            value = connection.take(&value);
+        }
+        if !value.is_empty() && name != "content-length" && name != "transfer-encoding" {
             req.push_str(&format!("{name}: {value}\r\n"));
         }
     }
     if let Some(state) = state {
-        req.push_str(&format!("X-Haproxy-Server-State: {state}\r\n"));
+        req.push_str(&format!("x-haproxy-server-state: {state}\r\n"));
     }
+    let version_11 = is_version_11(version);
     let body = http.body.as_ref().map(|b| ctx.render(b));
-    if let Some(body) = &body {
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    let body = body.as_deref().unwrap_or(hidden_body);
+    if !body.is_empty() {
+        let length = crate::bytestr::byte_len(body);
+        req.push_str(&format!("content-length: {length}\r\n"));
     }
-    req.push_str("Connection: close\r\n\r\n");
-    if let Some(body) = &body {
+    if let Some(value) = connection_header(&connection, version_11) {
+        req.push_str(&format!("connection: {value}\r\n"));
+    }
+    if body.is_empty() && version_11 && http.body.is_some() {
+        req.push_str("transfer-encoding: chunked\r\n\r\n0\r\n\r\n");
+    } else {
+        req.push_str("\r\n");
         req.push_str(body);
     }
-    req.into_bytes()
+    // Bytes the configuration carried that are not UTF-8 go out as they were written.
+    crate::bytestr::to_bytes(&req).into_owned()
+}
+
+/// What the check's `Connection` headers asked for (HAProxy's H1 layer takes `close` and
+/// `keep-alive` out of them and writes its own header last).
+#[derive(Debug, Default)]
+struct ConnectionTokens {
+    close: bool,
+    keep_alive: bool,
+    upgrade: bool,
+}
+
+impl ConnectionTokens {
+    /// Notes the tokens of a `Connection` value; what is left of it, written in place.
+    fn take(&mut self, value: &str) -> String {
+        let mut kept = Vec::new();
+        for token in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            match token.to_ascii_lowercase().as_str() {
+                "close" => self.close = true,
+                "keep-alive" => self.keep_alive = true,
+                other => {
+                    self.upgrade |= other == "upgrade";
+                    kept.push(token);
+                }
+            }
+        }
+        kept.join(", ")
+    }
+}
+
+/// The `Connection` header HAProxy's H1 layer ends a check's request with: the check closes
+/// unless a `keep-alive` (without `close`) was asked for; what is a version's default is not
+/// written, nor anything once an `Upgrade` was asked for.
+fn connection_header(tokens: &ConnectionTokens, version_11: bool) -> Option<&'static str> {
+    let keep_alive = tokens.keep_alive && !tokens.close;
+    match (tokens.upgrade, keep_alive, version_11) {
+        (true, ..) => None,
+        (false, false, true) => Some("close"),
+        (false, true, false) => Some("keep-alive"),
+        _ => None,
+    }
+}
+
+/// Whether HAProxy takes `version` as HTTP/1.1 or later (`HTTP/x.y`, x.y >= 1.1).
+fn is_version_11(version: &str) -> bool {
+    let v = version.as_bytes();
+    v.len() == 8 && (v[5] > b'1' || (v[5] == b'1' && v[7] >= b'1'))
 }
 
 /// The most of a response a check reads (HAProxy's buffer size).
@@ -482,6 +581,7 @@ async fn http_group(
 ) -> Result<Verdict, Verdict> {
     let mut conn = connect(ctx.server, group.connect.as_ref(), t).await?;
     let ctx = &ctx.connected_to(conn.addr);
+    run_http_vars(group, None, ctx);
     let request = http_request(group, state, ctx);
     let sent = async {
         conn.io.write_all(&request).await?;
@@ -494,20 +594,31 @@ async fn http_group(
     }
     // The head first; then, as HAProxy, each expectation judged in turn once the response
     // holds what it needs, a failure being final.
+    run_http_vars(group, Some(0), ctx);
     let mut buf = Vec::with_capacity(1024);
     let first = group.expects.first();
-    http_read(&mut conn.io, &mut buf, first, t).await?;
+    http_read(&mut conn.io, &mut buf, first, ctx, t).await?;
     let resp = http_response(&buf, first, ctx)?;
     if let Some(decided) = head_verdict(group, &resp, nolb_on_404) {
         return decided;
     }
-    for expect in &group.expects {
-        http_read(&mut conn.io, &mut buf, Some(expect), t).await?;
+    for (done, expect) in group.expects.iter().enumerate() {
+        http_read(&mut conn.io, &mut buf, Some(expect), ctx, t).await?;
         let resp = http_response(&buf, Some(expect), ctx)?;
-        judge_expect(expect, &resp, &ctx.with_response(&resp.head))?;
+        let ctx = &ctx.with_response(&resp.head);
+        judge_expect(expect, &resp, ctx)?;
+        run_http_vars(group, Some(done + 1), ctx);
     }
     let resp = http_response(&buf, first, ctx)?;
     http_success(group, &resp, &ctx.with_response(&resp.head))
+}
+
+/// Runs the group's variable rules that come at `after_expects` (none: before its request
+/// is built; else once that many of its expects passed).
+fn run_http_vars(group: &HttpCheckGroup, after_expects: Option<usize>, ctx: &CheckContext<'_>) {
+    (group.vars.iter())
+        .filter(|v| v.after_expects == after_expects)
+        .for_each(|v| ctx.run_var_rule(&v.rule));
 }
 
 /// Reads the response until `expect` (none: the head alone) can be judged
@@ -516,9 +627,12 @@ async fn http_read(
     io: &mut Box<dyn CheckIo>,
     buf: &mut Vec<u8>,
     expect: Option<&HttpExpect>,
+    ctx: &CheckContext<'_>,
     t: &Timing,
 ) -> Result<(), Verdict> {
-    let read = read_answer(io, buf, RESPONSE_MAX, |buf| Response::ready(buf, expect));
+    let read = read_answer(io, buf, RESPONSE_MAX, |buf| {
+        Response::ready(buf, expect, ctx)
+    });
     match tokio::time::timeout(t.left(), read).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(socket_error(&e)),
@@ -545,58 +659,177 @@ fn http_response<'b>(
     })
 }
 
-/// Whether `expect` matches the body (`string`, `rstring`).
+/// Whether `expect` matches the body (`string`, `rstring`, `string-lf`).
 fn matches_body(expect: &HttpExpect) -> bool {
     matches!(
         expect.kind,
-        HttpExpectKind::String(_) | HttpExpectKind::RString(_)
+        HttpExpectKind::String(_) | HttpExpectKind::RString(_) | HttpExpectKind::StringFormat(_)
     )
 }
 
 /// A check's HTTP response: its head, parsed and checked by the proxy's own parser (as
 /// HAProxy's checks use its HTTP/1 parser: a status line alone, a head cut by the close or a
-/// malformed header line is an invalid response), and as much of the body as was read.
+/// malformed header line is an invalid response), and as much of the body as was read,
+/// chunks decoded (HAProxy matches its HTX message's data).
 #[derive(Debug)]
 struct Response<'a> {
     code: u16,
     head: Head,
-    body: &'a [u8],
+    body: std::borrow::Cow<'a, [u8]>,
+    /// The whole message came (its Content-Length, its last chunk, or no body at all).
+    complete: bool,
 }
 
 impl<'a> Response<'a> {
     /// Whether `buf` holds what `expect` (none: the head alone) needs judged, as HAProxy
-    /// waits: the whole head; for a body match, the whole body (to its Content-Length, else
-    /// to the close) or, with `min-recv`, at least that much of it and one byte. A head that
-    /// cannot be parsed is judged at once.
-    fn ready(buf: &[u8], expect: Option<&HttpExpect>) -> bool {
-        let Some(end) = http::find_head_end(buf) else {
-            return false;
-        };
+    /// decides after each read: the whole head; for a body match, the whole message, or
+    /// once some body came, `min-recv` bytes of it, or without `min-recv` a match (a match
+    /// is final, a mismatch waits for more). A response that cannot be HTTP (a line of its
+    /// head, or its chunked framing, invalid) is judged at once.
+    fn ready(buf: &[u8], expect: Option<&HttpExpect>, ctx: &CheckContext<'_>) -> bool {
+        if http::find_head_end(buf).is_none() {
+            return head_is_invalid_so_far(buf);
+        }
         let Some(expect) = expect.filter(|e| matches_body(e)) else {
             return true;
         };
         let Some(r) = Response::parse(buf) else {
             return true;
         };
-        let got = buf.len() - end;
-        let whole = matches!(r.head.framing, Framing::Length(len) if got as u64 >= len);
-        whole || expect.report.min_recv.is_some_and(|n| got >= n.max(1))
+        if r.complete {
+            return true;
+        }
+        if r.body.is_empty() {
+            return false;
+        }
+        // As HAProxy: a string waits for its own length as well as for `min-recv`; a format
+        // rendered empty is a failure at once.
+        let pattern_len = match &expect.kind {
+            HttpExpectKind::String(s) => s.len(),
+            HttpExpectKind::StringFormat(format) => match ctx.render(format).len() {
+                0 => return true,
+                n => n,
+            },
+            _ => 0,
+        };
+        if r.body.len() < expect.report.min_recv.unwrap_or(0).max(pattern_len) {
+            return false;
+        }
+        expect.report.min_recv.is_some() || expect_matches(expect, &r, ctx)
     }
 
     fn parse(buf: &'a [u8]) -> Option<Self> {
         let end = http::find_head_end(buf)?;
-        let head = http::parse_head(&buf[..end], false).ok()?;
-        let code = head.first[1].parse().ok()?;
+        let (lines, code) = lenient_status_line(&buf[..end])?;
+        let head = http::parse_head(&lines, false).ok()?;
+        let rest = &buf[end..];
+        let (body, complete) = match head.framing {
+            Framing::Length(len) => {
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                (rest[..rest.len().min(len)].into(), rest.len() >= len)
+            }
+            Framing::Chunked => {
+                let mut decoder = chunked::Decoder::default();
+                let mut data = Vec::new();
+                decoder
+                    .advance_with(rest, |piece| data.extend_from_slice(piece))
+                    .ok()?;
+                (data.into(), decoder.is_done())
+            }
+            Framing::None => (rest[..0].into(), true),
+            Framing::UntilClose => (rest.into(), false),
+        };
         Some(Response {
             code,
             head,
-            body: &buf[end..],
+            body,
+            complete,
         })
     }
 
     fn reason(&self) -> &str {
         &self.head.first[2]
     }
+}
+
+/// Whether a head still coming already cannot be HTTP (HAProxy's parser fails at the first
+/// byte it refuses, without waiting for the rest): its complete lines refused by the
+/// proxy's parser, or its incomplete last line going wrong ([`partial_line_is_invalid`]).
+fn head_is_invalid_so_far(buf: &[u8]) -> bool {
+    let Some(last) = buf.iter().rposition(|b| *b == b'\n') else {
+        return partial_line_is_invalid(buf, true);
+    };
+    if partial_line_is_invalid(&buf[last + 1..], false) {
+        return true;
+    }
+    let mut lines = buf[..=last].to_vec();
+    lines.extend_from_slice(b"\r\n");
+    lenient_status_line(&lines).is_none_or(|(lines, _)| http::parse_head(&lines, false).is_err())
+}
+
+/// A check's response head with its status line as HAProxy's check accepts it (a version of
+/// `[A-Z0-9./]` written `XXXX/D.D`, as `h1_process_res_vsn` wants it; a code of any number
+/// of digits) rewritten for the proxy's parser, which wants `HTTP/1.x` and three digits;
+/// and the code. None: not a status line.
+fn lenient_status_line(head: &[u8]) -> Option<(std::borrow::Cow<'_, [u8]>, u16)> {
+    let line_end = head.iter().position(|b| *b == b'\n').unwrap_or(head.len());
+    let line = &head[..line_end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let is_version = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b"./".contains(b);
+    let version = line.iter().take_while(|b| is_version(b)).count();
+    let v = &line[..version];
+    let digit = |i: usize| v.get(i).is_some_and(u8::is_ascii_digit);
+    if version != 8 || v[4] != b'/' || !digit(5) || v[6] != b'.' || !digit(7) {
+        return None;
+    }
+    if line.get(version) != Some(&b' ') {
+        return None;
+    }
+    let rest = &line[version..];
+    let rest = &rest[rest.iter().take_while(|b| **b == b' ').count()..];
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || rest.get(digits).is_some_and(|b| !matches!(b, b' ' | b'\t')) {
+        return None;
+    }
+    let code: u16 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    if line.starts_with(b"HTTP/1.") && digits == 3 {
+        return Some((head.into(), code));
+    }
+    // Framed as a 200 unless the code is one with its own framing rules.
+    let shown = if digits == 3 { code } else { 200 };
+    // HTTP/1.1 or later, else 1.0, as HAProxy flags it.
+    let minor = if (v[5], v[7]) >= (b'1', b'1') { 1 } else { 0 };
+    let mut rewritten = format!("HTTP/1.{minor} {shown}").into_bytes();
+    rewritten.extend_from_slice(&rest[digits..]);
+    rewritten.extend_from_slice(&head[line.len()..]);
+    Some((rewritten.into(), code))
+}
+
+/// Whether the start of a head line (no line end yet) is already wrong, as HAProxy's H1
+/// parser judges each byte: a status line's version is made of `[A-Z0-9./]` up to a space
+/// and its code of digits; a header's name of token characters up to its colon (a space
+/// there is an error). A folded header line (starting with a blank) waits.
+fn partial_line_is_invalid(line: &[u8], status_line: bool) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if status_line {
+        let is_version = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b"./".contains(b);
+        let version = line.iter().take_while(|b| is_version(b)).count();
+        let Some(&after) = line.get(version) else {
+            return false;
+        };
+        if after != b' ' || version == 0 {
+            return true;
+        }
+        let rest = &line[version..];
+        let mut code = rest.iter().skip_while(|b| **b == b' ');
+        let after_code = code.find(|b| !b.is_ascii_digit());
+        return after_code.is_some_and(|b| *b != b' ');
+    }
+    if line.first().is_none_or(|b| matches!(b, b' ' | b'\t')) {
+        return false;
+    }
+    let name = line.iter().take_while(|b| http::is_tchar(**b)).count();
+    line.get(name).is_some_and(|b| *b != b':')
 }
 
 /// `status` with its description and `info` after it, as the stats page splits them; a
@@ -678,9 +911,21 @@ fn judge_expect(
             ctx,
             "HTTP content check could not find a response body",
         );
-        return Err(verdict(status, Some(resp.code), &info));
+        let code = expect_code(&expect.report, ctx, Some(resp.code));
+        return Err(verdict(status, code, &info));
     }
-    if expect_matches(expect, resp) == expect.negate {
+    if let HttpExpectKind::StringFormat(format) = &expect.kind
+        && ctx.render(format).is_empty()
+    {
+        let info = failure_info(
+            &expect.report,
+            ctx,
+            "log-format string evaluated to an empty string",
+        );
+        let code = expect_code(&expect.report, ctx, Some(resp.code));
+        return Err(verdict("L7RSP", code, &info));
+    }
+    if expect_matches(expect, resp, ctx) == expect.negate {
         return Err(expect_failure(expect, resp, ctx));
     }
     Ok(())
@@ -695,18 +940,26 @@ fn http_success(
     let last = group.expects.last().map(|e| &e.report);
     let status = last.and_then(|r| r.ok_status).unwrap_or("L7OK");
     let info = last.map_or(String::new(), |r| success_info(r, ctx, ""));
-    Ok(verdict(status, Some(resp.code), &info))
+    let code = match last {
+        Some(report) => expect_code(report, ctx, Some(resp.code)),
+        None => Some(resp.code),
+    };
+    Ok(verdict(status, code, &info))
 }
 
-fn expect_matches(expect: &HttpExpect, resp: &Response<'_>) -> bool {
-    let body = || String::from_utf8_lossy(resp.body);
+fn expect_matches(expect: &HttpExpect, resp: &Response<'_>, ctx: &CheckContext<'_>) -> bool {
+    let body = || String::from_utf8_lossy(&resp.body);
     match &expect.kind {
         HttpExpectKind::Status(ranges) => ranges
             .iter()
             .any(|(low, high)| (*low..=*high).contains(&resp.code)),
-        HttpExpectKind::RStatus(re) => re.is_match(&resp.code.to_string()),
+        HttpExpectKind::RStatus(re) => re.is_match(resp.code.to_string().as_bytes()),
         HttpExpectKind::String(s) => body().contains(s.as_str()),
-        HttpExpectKind::RString(re) => re.is_match(&body()),
+        HttpExpectKind::StringFormat(format) => {
+            let wanted = ctx.render(format);
+            !wanted.is_empty() && body().contains(wanted.as_str())
+        }
+        HttpExpectKind::RString(re) => re.is_match(&resp.body),
         HttpExpectKind::Header { name, value, full } => {
             let values = |v: &str| -> Vec<String> {
                 if *full {
@@ -735,7 +988,39 @@ fn expect_failure(expect: &HttpExpect, resp: &Response<'_>, ctx: &CheckContext<'
     };
     let status = expect.report.error_status.unwrap_or(status);
     let info = failure_info(&expect.report, ctx, info);
-    verdict(status, Some(resp.code), &info)
+    let code = expect_code(&expect.report, ctx, Some(resp.code));
+    verdict(status, code, &info)
+}
+
+/// The check's code when an expect rule reports: its `status-code` expression's value cast
+/// as HAProxy casts a sample to an integer ([`read_int64`]; an empty string gives nothing),
+/// then kept in a C `short` (its bits here: the stats and logs print it signed); else
+/// `code`, which HAProxy keeps when the expression gives nothing.
+fn expect_code(report: &ExpectReport, ctx: &CheckContext<'_>, code: Option<u16>) -> Option<u16> {
+    let value = report.status_code.as_ref().and_then(|expr| ctx.text(expr));
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| read_int64(&v) as i16 as u16)
+        .or(code)
+}
+
+/// HAProxy's `read_int64`, its string-to-integer cast: an optional sign, then the leading
+/// digits (none: 0), saturating at the `i64` bounds; no blanks skipped.
+fn read_int64(text: &str) -> i64 {
+    let (negative, rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let magnitude = (rest.bytes())
+        .take_while(u8::is_ascii_digit)
+        .fold(0u64, |n, d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        });
+    match negative {
+        true => 0i64.checked_sub_unsigned(magnitude).unwrap_or(i64::MIN),
+        false => i64::try_from(magnitude).unwrap_or(i64::MAX),
+    }
 }
 
 /// A failed expect rule's information: its `on-error` format rendered, else `default`,
@@ -808,11 +1093,19 @@ async fn tcp_check_probe(
     let mut ctx = *ctx;
     let mut conn: Option<CheckConn> = None;
     let mut received: Vec<u8> = Vec::new();
-    let mut last = ("L4OK", None, "Layer4 check passed: (tcp-check)".to_string());
-    // Without a leading connect rule, the check connects to the server first.
-    if !matches!(rules.first(), Some(TcpCheckRule::Connect(_))) {
-        let c = connect(server, None, t).await?;
+    // The last rule run that is not a variable or comment rule: the success is built from
+    // it once all rules ran, as HAProxy's `tcpcheck_main` does.
+    let mut last = LastStep::ImplicitConnect { tls: false };
+    // Without a leading connect rule (comments and variable rules aside), the check
+    // connects to the server first.
+    let first =
+        (rules.iter()).find(|r| !matches!(r, TcpCheckRule::Comment(_) | TcpCheckRule::Var(_)));
+    if !matches!(first, Some(TcpCheckRule::Connect(_))) {
+        let c = connect(server, None, t)
+            .await
+            .map_err(|e| with_step(e, ConnectStep::Initial))?;
         ctx = ctx.connected_to(c.addr);
+        last = LastStep::ImplicitConnect { tls: c.tls };
         conn = Some(c);
     }
     for (step, rule) in rules.iter().enumerate() {
@@ -823,8 +1116,11 @@ async fn tcp_check_probe(
         };
         match rule {
             TcpCheckRule::Connect(rule) => {
-                let c = connect(server, Some(rule), t).await?;
+                let c = connect(server, Some(rule), t)
+                    .await
+                    .map_err(|e| with_step(e, ConnectStep::Rule { step, rule }))?;
                 ctx = ctx.connected_to(c.addr);
+                last = LastStep::Connect { tls: c.tls };
                 conn = Some(c);
                 received.clear();
             }
@@ -839,14 +1135,78 @@ async fn tcp_check_probe(
                 };
                 sent.await
                     .map_err(|e| ("L7RSP", None, format!("TCPCHK send at step {step}: {e}")))?;
+                last = LastStep::Send;
             }
             TcpCheckRule::Expect(expect) => {
                 let c = conn.as_mut().ok_or_else(|| not_connected("expect"))?;
-                last = tcp_expect(&mut c.io, &mut received, expect, step, &ctx, t).await?;
+                tcp_expect(&mut c.io, &mut received, expect, step, &ctx, t).await?;
+                last = LastStep::Expect(expect);
             }
+            TcpCheckRule::Var(rule) => ctx.run_var_rule(rule),
+            TcpCheckRule::Comment(_) => {}
         }
     }
-    Ok(last)
+    Ok(tcp_success(last, &ctx))
+}
+
+/// The last tcp-check rule run that is not a variable or comment rule.
+enum LastStep<'r> {
+    /// The connection opened before the rules; `tls`: with TLS.
+    ImplicitConnect {
+        tls: bool,
+    },
+    Connect {
+        tls: bool,
+    },
+    Send,
+    Expect(&'r TcpExpect),
+}
+
+/// A tcp-check that ran all its rules, as HAProxy reports it from the last one: an expect's
+/// `ok-status`, `on-success` and `status-code` (evaluated now, after any variable rule that
+/// followed it); a connect's L4OK (L6OK over TLS), "(tcp-check)" unless it was implicit; a
+/// send's L7OK "(tcp-check)".
+fn tcp_success(last: LastStep<'_>, ctx: &CheckContext<'_>) -> Verdict {
+    let connected = |tls: bool| if tls { "L6OK" } else { "L4OK" };
+    match last {
+        LastStep::ImplicitConnect { tls } => verdict(connected(tls), None, ""),
+        LastStep::Connect { tls } => verdict(connected(tls), None, "(tcp-check)"),
+        LastStep::Send => verdict("L7OK", Some(0), "(tcp-check)"),
+        LastStep::Expect(expect) => {
+            let report = &expect.report;
+            let status = report.ok_status.unwrap_or("L7OK");
+            let info = success_info(report, ctx, "(tcp-check)");
+            verdict(status, expect_code(report, ctx, Some(0)), &info)
+        }
+    }
+}
+
+/// Which connect of a tcp-check failed, for HAProxy's `chk_report_conn_err` words.
+enum ConnectStep<'r> {
+    /// The connection the check opens before its rules (step 0).
+    Initial,
+    Rule {
+        step: usize,
+        rule: &'r CheckConnect,
+    },
+}
+
+/// A tcp-check's failed connection with HAProxy's step information after the reason:
+/// " at initial connection step of tcp-check", or " at step N of tcp-check (connect[ port
+/// P])" with the rule's comment quoted.
+fn with_step((status, code, desc): Verdict, at: ConnectStep<'_>) -> Verdict {
+    let suffix = match at {
+        ConnectStep::Initial => " at initial connection step of tcp-check".to_string(),
+        ConnectStep::Rule { step, rule } => {
+            let port = rule.port.map_or(String::new(), |p| format!(" port {p}"));
+            let mut suffix = format!(" at step {step} of tcp-check (connect{port})");
+            if let Some(comment) = &rule.comment {
+                suffix.push_str(&format!(" comment: '{comment}'"));
+            }
+            suffix
+        }
+    };
+    (status, code, desc + &suffix)
 }
 
 /// The bytes a send rule sends: as written, or its format rendered (`send-binary-lf`: as
@@ -875,7 +1235,8 @@ fn tcp_data(rule: &TcpCheckRule, ctx: &CheckContext<'_>, step: usize) -> Result<
 /// there is something to match (HAProxy evaluates it when it judges). The peer closing, or
 /// the buffer filling up, ends the wait; the check's time running out is L7TOUT (even for a
 /// `!` rule: nothing was judged), a connection failing before anything came SOCKERR. Every
-/// verdict has code 0, as HAProxy's tcp-check rules reset it.
+/// failure has code 0 (HAProxy's tcp-check rules reset it) unless its `status-code` sets one;
+/// a pass is reported by [`tcp_success`] once all rules ran.
 async fn tcp_expect(
     io: &mut Box<dyn CheckIo>,
     received: &mut Vec<u8>,
@@ -883,7 +1244,7 @@ async fn tcp_expect(
     step: usize,
     ctx: &CheckContext<'_>,
     t: &Timing,
-) -> Result<Verdict, Verdict> {
+) -> Result<(), Verdict> {
     let report = &expect.report;
     let timed_out = || {
         let status = report.tout_status.unwrap_or("L7TOUT");
@@ -922,9 +1283,8 @@ async fn tcp_expect(
         );
         verdict("L7RSP", Some(0), &info)
     })?;
-    let min = report.min_recv.unwrap_or(0).max(pattern.len());
-    let found =
-        |got: &[u8]| pattern.is_empty() || got.windows(pattern.len()).any(|w| w == &*pattern);
+    let min = report.min_recv.unwrap_or(0).max(pattern.min_len());
+    let found = |got: &[u8]| pattern.found(got);
     let judged = |got: &[u8]| got.len() >= min && (found(got) || report.min_recv.is_some());
     // A connection failing once data came: what came is judged, as HAProxy does.
     let read = read_answer(io, received, RESPONSE_MAX, judged);
@@ -948,18 +1308,15 @@ async fn tcp_expect(
             TcpPattern::Bytes { binary: true, .. } => " (binary)".into(),
             TcpPattern::Format { binary: false, .. } => " (log-format string)".into(),
             TcpPattern::Format { binary: true, .. } => " (log-format binary)".into(),
+            TcpPattern::Regex { binary: false, .. } => " (regex)".into(),
+            TcpPattern::Regex { binary: true, .. } => " (binary regex)".into(),
         };
         let default = format!("TCPCHK {what} content{shown} at step {step}");
         let status = report.error_status.unwrap_or("L7RSP");
-        return Err(verdict(
-            status,
-            Some(0),
-            &failure_info(report, ctx, &default),
-        ));
+        let info = failure_info(report, ctx, &default);
+        return Err(verdict(status, expect_code(report, ctx, Some(0)), &info));
     }
-    let status = report.ok_status.unwrap_or("L7OK");
-    let info = success_info(report, ctx, "(tcp-check)");
-    Ok(verdict(status, Some(0), &info))
+    Ok(())
 }
 
 /// HAProxy's information when a tcp-check expect rule could not judge (`chk_report_conn_err`):
@@ -975,24 +1332,98 @@ fn step_info(reason: &str, step: usize, expect: &TcpExpect) -> String {
     info
 }
 
-/// The bytes an expect rule looks for, its format rendered for this check; HAProxy's
+/// What an expect rule looks for, as it judges what came.
+enum Wanted<'p> {
+    /// These bytes somewhere (written, or a format rendered for this check).
+    Bytes(std::borrow::Cow<'p, [u8]>),
+    /// A match of the regex on the bytes as they came (`rstring`).
+    Regex(&'p CheckRegex),
+    /// A match of the regex on the bytes written as upper-case hexadecimal (HAProxy's
+    /// `rbinary` matches its `dump_binary` of the buffer).
+    HexRegex {
+        regex: &'p CheckRegex,
+        dump: std::sync::Mutex<HexDump>,
+    },
+}
+
+/// The upper-case hexadecimal of what came, extended as more comes (each byte written
+/// once), up to the [`HEX_DUMP_MAX`] bytes HAProxy's dump holds.
+#[derive(Default)]
+struct HexDump {
+    hex: Vec<u8>,
+}
+
+/// The bytes HAProxy's `dump_binary` writes into its 16 KiB trash buffer: two characters
+/// each and a NUL, so 8191.
+const HEX_DUMP_MAX: usize = 8191;
+
+impl HexDump {
+    /// The dump of `got` (which only grows while one rule reads).
+    fn of(&mut self, got: &[u8]) -> &[u8] {
+        const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+        let done = self.hex.len() / 2;
+        let upto = got.len().min(HEX_DUMP_MAX);
+        for b in got.get(done..upto).unwrap_or_default() {
+            self.hex.push(DIGITS[usize::from(b >> 4)]);
+            self.hex.push(DIGITS[usize::from(b & 0xf)]);
+        }
+        &self.hex
+    }
+}
+
+impl Wanted<'_> {
+    /// The bytes HAProxy waits for before judging at all: a string's length (a regex can
+    /// match any amount).
+    fn min_len(&self) -> usize {
+        match self {
+            Wanted::Bytes(bytes) => bytes.len(),
+            Wanted::Regex(_) | Wanted::HexRegex { .. } => 0,
+        }
+    }
+
+    fn found(&self, got: &[u8]) -> bool {
+        match self {
+            Wanted::Bytes(bytes) => {
+                bytes.is_empty() || got.windows(bytes.len()).any(|w| w == &**bytes)
+            }
+            Wanted::Regex(regex) => regex.is_match(got),
+            Wanted::HexRegex { regex, dump } => {
+                let mut dump = dump.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                regex.is_match(dump.of(got))
+            }
+        }
+    }
+}
+
+/// What an expect rule looks for, its format rendered for this check; HAProxy's
 /// information when the rendering gives nothing to look for.
 fn tcp_pattern<'p>(
     pattern: &'p TcpPattern,
     ctx: &CheckContext<'_>,
-) -> Result<std::borrow::Cow<'p, [u8]>, &'static str> {
+) -> Result<Wanted<'p>, &'static str> {
     match pattern {
-        TcpPattern::Bytes { bytes, .. } => Ok(bytes.as_slice().into()),
+        TcpPattern::Bytes { bytes, .. } => Ok(Wanted::Bytes(bytes.as_slice().into())),
+        TcpPattern::Regex {
+            regex,
+            binary: false,
+        } => Ok(Wanted::Regex(regex)),
+        TcpPattern::Regex {
+            regex,
+            binary: true,
+        } => Ok(Wanted::HexRegex {
+            regex,
+            dump: Default::default(),
+        }),
         TcpPattern::Format { format, binary } => {
             let text = ctx.render(format);
             if text.is_empty() {
                 return Err("log-format string evaluated to an empty string");
             }
             if !binary {
-                return Ok(text.into_bytes().into());
+                return Ok(Wanted::Bytes(text.into_bytes().into()));
             }
             check_format::unhex(&text)
-                .map(Into::into)
+                .map(|bytes| Wanted::Bytes(bytes.into()))
                 .ok_or("Failed to parse hexastring resulting of eval of a log-format string")
         }
     }
@@ -1010,6 +1441,8 @@ fn expect_name(expect: &TcpExpect) -> String {
         }
         TcpPattern::Format { binary: false, .. } => "log-format string".into(),
         TcpPattern::Format { binary: true, .. } => "log-format binary".into(),
+        TcpPattern::Regex { binary: false, .. } => "regex".into(),
+        TcpPattern::Regex { binary: true, .. } => "binary regex".into(),
     }
 }
 
@@ -1055,6 +1488,7 @@ pub(super) fn loaded_state(sections: &str) -> State {
         maxconn: 10,
         maxpipes: 0,
         maxsock: 100,
+        fd_limit: 100,
     };
     State::new(config, budget)
 }
@@ -1129,7 +1563,7 @@ mod tests {
             verdict(vec![expect(true, body("ok"))], OK).unwrap_err().2,
             "Layer7 invalid response: HTTP check matched unwanted content"
         );
-        let rstatus = HttpExpectKind::RStatus(regex::Regex::new("^2").unwrap());
+        let rstatus = HttpExpectKind::RStatus(crate::config::model::CheckRegex::new("^2").unwrap());
         assert!(verdict(vec![expect(false, rstatus)], OK).is_ok());
         let header = |name: &str, value: Option<&str>| HttpExpectKind::Header {
             name: TextMatch::Str(name.to_ascii_lowercase()),
@@ -1218,20 +1652,44 @@ mod tests {
 
     #[test]
     fn a_response_is_ready_when_the_expectation_can_be_judged() {
-        let body = expect(false, HttpExpectKind::String("ok".into()));
-        let ready = |buf: &[u8], e: Option<&HttpExpect>| Response::ready(buf, e);
-        // The whole head, even when only the status is judged.
-        assert!(!ready(b"HTTP/1.1 200 OK\r\n", None));
-        assert!(!ready(b"HTTP/1.1 200 OK\r\nx-a: 1\r\n", None));
-        assert!(ready(b"HTTP/1.1 200 OK\r\n\r\n", None));
-        assert!(!ready(b"HTTP/1.1 200 OK\r\n\r\n", Some(&body)));
-        assert!(ready(OK, Some(&body)));
-        assert!(!ready(&OK[..OK.len() - 1], Some(&body)));
-        // Not HTTP, or a head cut short: invalid, judged at once.
-        assert!(ready(b"HTTP/1.1 200 OK\r\nbad line\r\n\r\n", Some(&body)));
-        assert!(Response::parse(b"HTTP/1.1 200 OK\r\nbad line\r\n\r\n").is_none());
-        assert!(Response::parse(b"SSH-2.0-OpenSSH\r\n\r\n").is_none());
-        assert!(Response::parse(b"HTTP/1.1 200 OK\r\n").is_none());
+        with_check("", |ctx| {
+            let body = expect(false, HttpExpectKind::String("ok".into()));
+            let ready = |buf: &[u8], e: Option<&HttpExpect>| Response::ready(buf, e, ctx);
+            // The whole head, even when only the status is judged.
+            assert!(!ready(b"HTTP/1.1 200 OK\r\n", None));
+            assert!(!ready(b"HTTP/1.1 200 OK\r\nx-a: 1\r\n", None));
+            assert!(ready(b"HTTP/1.1 200 OK\r\n\r\n", None));
+            assert!(!ready(b"HTTP/1.1 200 OK\r\n\r\n", Some(&body)));
+            assert!(ready(OK, Some(&body)));
+            assert!(!ready(&OK[..OK.len() - 2], Some(&body)));
+            // Not HTTP, or a head cut short: invalid, judged at once.
+            assert!(ready(b"HTTP/1.1 200 OK\r\nbad line\r\n\r\n", Some(&body)));
+            assert!(Response::parse(b"HTTP/1.1 200 OK\r\nbad line\r\n\r\n").is_none());
+            assert!(Response::parse(b"SSH-2.0-OpenSSH\r\n\r\n").is_none());
+            assert!(Response::parse(b"HTTP/1.1 200 OK\r\n").is_none());
+            // A status line that cannot be HTTP is judged without waiting for the head's end.
+            assert!(ready(b"garbage\n", None));
+            assert!(!ready(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n", Some(&body)));
+            // A match is final before the message ends; a mismatch waits for its end.
+            let cut = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nok";
+            assert!(ready(cut, Some(&body)));
+            let chunk = |data: &[u8]| {
+                [
+                    &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+                    data,
+                ]
+                .concat()
+            };
+            assert!(ready(&chunk(b"2\r\nok\r\n"), Some(&body)));
+            assert!(!ready(&chunk(b"2\r\nno\r\n"), Some(&body)));
+            assert!(ready(&chunk(b"2\r\nno\r\n0\r\n\r\n"), Some(&body)));
+            let chunks = chunk(b"2\r\nno\r\n3\r\nk!\n\r\n0\r\n\r\n");
+            let whole = Response::parse(&chunks).expect("a chunked response");
+            assert_eq!((&*whole.body, whole.complete), (&b"nok!\n"[..], true));
+            // Chunked framing that is not: invalid, judged at once.
+            assert!(ready(&chunk(b"zz\r\n"), Some(&body)));
+            assert!(Response::parse(&chunk(b"zz\r\n")).is_none());
+        });
     }
 
     #[test]
@@ -1244,7 +1702,7 @@ mod tests {
         let request = with_check("", |ctx| http_request(&http, None, ctx));
         assert_eq!(
             String::from_utf8(request).unwrap(),
-            "POST /healthz HTTP/1.0\r\nHost: api.example\r\nContent-Length: 4\r\nConnection: close\r\n\r\nping"
+            "POST /healthz HTTP/1.0\r\nhost: api.example\r\ncontent-length: 4\r\n\r\nping"
         );
     }
 
@@ -1261,8 +1719,8 @@ mod tests {
         });
         assert_eq!(
             String::from_utf8(request).unwrap(),
-            "GET /h?b=be&s=s&ci=&q=\"\" HTTP/1.0\r\nX-Srv: s be 1 2 1\r\n\
-             Content-Length: 16\r\nConnection: close\r\n\r\nat 127.0.0.1:1 S"
+            "GET /h?b=be&s=s&ci=&q=\"\" HTTP/1.0\r\nx-srv: s be 1 2 1\r\n\
+             content-length: 16\r\n\r\nat 127.0.0.1:1 S"
         );
     }
 
@@ -1297,8 +1755,8 @@ mod tests {
         );
     }
 
-    /// `min-recv` on a body expectation: it is judged once that much body came (and at
-    /// least one byte, `min-recv 0` too), each rule at its own.
+    /// `min-recv` on a body expectation: it is judged once that much body came, and at
+    /// least the pattern's length (`min-recv 0` too), each rule at its own.
     #[test]
     fn min_recv_ends_the_wait_for_a_body_per_rule() {
         let with_min = |n| {
@@ -1309,15 +1767,20 @@ mod tests {
         let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
         let with = |body: &[u8]| [&head[..], body].concat();
         let (two, five, zero) = (with_min(2), with_min(5), with_min(0));
-        assert!(!Response::ready(&with(b"1234"), Some(&five)));
-        assert!(Response::ready(&with(b"12345"), Some(&five)));
-        assert!(Response::ready(&with(b"12"), Some(&two)));
-        assert!(!Response::ready(&with(b""), Some(&zero)));
-        assert!(Response::ready(&with(b"1"), Some(&zero)));
-        let status = expect(false, HttpExpectKind::Status(vec![(200, 200)]));
-        assert!(Response::ready(&with(b""), Some(&status)));
-        let whole = expect(false, HttpExpectKind::String("ok".into()));
-        assert!(!Response::ready(&with(b"12345"), Some(&whole)));
+        with_check("", |ctx| {
+            let ready = |buf: &[u8], e: &HttpExpect| Response::ready(buf, Some(e), ctx);
+            assert!(!ready(&with(b"1234"), &five));
+            assert!(ready(&with(b"12345"), &five));
+            assert!(ready(&with(b"12"), &two));
+            assert!(!ready(&with(b""), &zero));
+            assert!(!ready(&with(b"1"), &zero));
+            assert!(ready(&with(b"12"), &zero));
+            assert!(!ready(&with(b"1"), &with_min(1)));
+            let status = expect(false, HttpExpectKind::Status(vec![(200, 200)]));
+            assert!(ready(&with(b""), &status));
+            let whole = expect(false, HttpExpectKind::String("ok".into()));
+            assert!(!ready(&with(b"12345"), &whole));
+        });
     }
 
     /// A content match on an empty body, either way, is HAProxy's "could not find a

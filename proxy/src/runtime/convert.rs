@@ -66,6 +66,19 @@ pub fn to_binary(sample: Sample<'_>) -> Vec<u8> {
     }
 }
 
+/// `sample` as HAProxy casts it to an integer (an ACL's `-m int`, `-m bool`): a string's
+/// leading digits, an IPv4 address's number; None where it has no such cast.
+pub fn to_int(sample: &Sample<'_>) -> Option<i64> {
+    let value = match sample {
+        Sample::Str(s) => return str_to_int(&crate::bytestr::to_bytes(s)),
+        other => cast(Value::of(other.clone()), SampleType::Int)?,
+    };
+    match value {
+        Value::Int(n) => Some(n),
+        _ => None,
+    }
+}
+
 /// HAProxy's cast of `v` to `to`, None where it has none.
 fn cast(v: Value, to: SampleType) -> Option<Value> {
     use SampleType as T;

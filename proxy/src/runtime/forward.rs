@@ -5,7 +5,9 @@
 //! socket -> pipe -> socket, never entering user space (HAProxy's `splice-auto`). Pipes come
 //! from a process-wide pool and are held only while a direction has data in flight, so idle
 //! connections cost no pipe, no buffer and no extra file descriptors (5,000 idle connections
-//! would otherwise need 20,000 more). `nosplice` (or `HAPX_NO_SPLICE`) keeps copying.
+//! would otherwise need 20,000 more). At most `maxpipes` pipes (see `limits`). Only the
+//! directions a stream's frontend or backend asks to splice (`option splice-*`, see
+//! [`Splicing`]) ever do, as in HAProxy; `nosplice` (or `HAPX_NO_SPLICE`) keeps copying.
 //!
 //! Half-close: when one side finishes sending, the other side's write half is shut down and the
 //! opposite direction goes on. The connection ends when both directions have ended, or when
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
-use crate::config::model::Timeouts;
+use crate::config::model::{SpliceOptions, Timeouts};
 
 /// The pipe capacity asked for (F_SETPIPE_SZ), and so how much one splice call moves at
 /// most: fewer, larger calls for bulk transfers. Pages are only held while data is in flight.
@@ -217,6 +219,8 @@ pub enum End {
     Timeout(Side),
     /// A read or a write on that side's connection failed (a reset...).
     Error(Side),
+    /// A `tcp-response content reject` rule ended it (HAProxy's `PD`).
+    Denied,
 }
 
 impl End {
@@ -230,6 +234,7 @@ impl End {
             End::Timeout(Side::Server) => "sD",
             End::Error(Side::Client) => "CD",
             End::Error(Side::Server) => "SD",
+            End::Denied => "PD",
         }
     }
 }
@@ -327,6 +332,53 @@ async fn inactivity(activity: &Activity, timeout: Option<Duration>) {
     }
 }
 
+/// How one direction of a forwarding uses splice(2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Splice {
+    /// Never: copies through user space.
+    #[default]
+    Never,
+    /// Once a read fills the copy buffer (a bulk transfer): HAProxy's `splice-auto`.
+    Bulk,
+    /// From the first byte: HAProxy's `splice-request` / `splice-response`.
+    Always,
+}
+
+/// How the two directions of a forwarding splice: as HAProxy decides per stream, where the
+/// frontend's or the backend's `option splice-*` counts (`splice-request` the client's
+/// direction, `splice-response` the server's, from the first byte; `splice-auto` both, for
+/// bulk transfers), and only when the process splices at all (no `nosplice`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Splicing {
+    /// Client to server.
+    pub request: Splice,
+    /// Server to client.
+    pub response: Splice,
+}
+
+impl Splicing {
+    /// How a stream through frontend options `fe` and backend options `be` splices, in a
+    /// process that splices (`process`).
+    pub fn of(process: bool, fe: SpliceOptions, be: SpliceOptions) -> Splicing {
+        let auto = fe.auto || be.auto;
+        let direction = |always: bool| {
+            if !process {
+                Splice::Never
+            } else if always {
+                Splice::Always
+            } else if auto {
+                Splice::Bulk
+            } else {
+                Splice::Never
+            }
+        };
+        Splicing {
+            request: direction(fe.request || be.request),
+            response: direction(fe.response || be.response),
+        }
+    }
+}
+
 /// Forwards both ways until both directions end, or until nothing moved for the timeout
 /// that applies: `idle.open` while both directions are open, then the one for the side that
 /// is left.
@@ -334,34 +386,60 @@ pub async fn forward(
     client: &TcpStream,
     server: &TcpStream,
     idle: IdleTimeouts,
-    use_splice: bool,
+    splicing: Splicing,
     moved: &Moved,
 ) -> End {
     let activity = Activity::new();
     let done = AtomicBool::new(false);
+    let (up, down) = directions(client, server, splicing, moved, &activity, &done);
+    tokio::pin!(up, down);
+    both_ways(up, down, &activity, idle).await
+}
+
+/// [`forward`] after an inspection: the idle timeouts count from `activity`'s last
+/// transfer. (Not [`forward`] with an optional `activity`: that grows every session's task.)
+pub async fn forward_after(
+    client: &TcpStream,
+    server: &TcpStream,
+    idle: IdleTimeouts,
+    splicing: Splicing,
+    moved: &Moved,
+    activity: &Activity,
+) -> End {
+    let done = AtomicBool::new(false);
+    let (up, down) = directions(client, server, splicing, moved, activity, &done);
+    tokio::pin!(up, down);
+    both_ways(up, down, activity, idle).await
+}
+
+/// The two directions of a forwarding, client to server and server to client, for
+/// [`both_ways`].
+fn directions<'a>(
+    client: &'a TcpStream,
+    server: &'a TcpStream,
+    splicing: Splicing,
+    moved: &'a Moved,
+    activity: &'a Activity,
+    done: &'a AtomicBool,
+) -> (
+    impl Future<Output = Result<(), Fault>> + 'a,
+    impl Future<Output = Result<(), Fault>> + 'a,
+) {
     let up = one_way(
         client,
         server,
-        use_splice,
-        &activity,
+        splicing.request,
+        activity,
         &moved.to_server,
-        &done,
+        done,
     );
-    let down = async {
-        let sent = one_way(
-            server,
-            client,
-            use_splice,
-            &activity,
-            &moved.to_client,
-            &done,
-        )
-        .await;
+    let down = async move {
+        let to_client = &moved.to_client;
+        let sent = one_way(server, client, splicing.response, activity, to_client, done).await;
         moved.server_closed.store(sent.is_ok(), Relaxed);
         sent
     };
-    tokio::pin!(up, down);
-    both_ways(up, down, &activity, idle).await
+    (up, down)
 }
 
 /// Runs the two directions of a forwarding until both end, or until nothing moved for the
@@ -520,19 +598,24 @@ pub struct Moved {
     pub server_closed: AtomicBool,
 }
 
-/// One direction: copies through a per-thread buffer while messages are small, and switches
-/// to splice(2) (when allowed) once a read fills the whole buffer, i.e. for bulk transfers,
-/// as HAProxy's `option splice-auto` does.
+/// One direction, as `splice` says: copies through a per-thread buffer while messages are
+/// small, and switches to splice(2) once a read fills the whole buffer, i.e. for bulk
+/// transfers, as HAProxy's `option splice-auto` does; or splices from the first byte; or
+/// only copies.
 async fn one_way(
     src: &TcpStream,
     dst: &TcpStream,
-    use_splice: bool,
+    splice: Splice,
     activity: &Activity,
     count: &AtomicU64,
     other_done: &AtomicBool,
 ) -> Result<(), Fault> {
-    if copy_one_way(src, dst, use_splice, activity, count, other_done).await? == Copied::Eof {
-        return Ok(());
+    if splice != Splice::Always {
+        let may_splice = splice == Splice::Bulk;
+        let copied = copy_one_way(src, dst, may_splice, activity, count, other_done).await?;
+        if copied == Copied::Eof {
+            return Ok(());
+        }
     }
     match splice_one_way(src, dst, activity, count, other_done).await {
         // splice(2) refused these sockets, or no pipe is left (before any data entered one):
@@ -730,6 +813,317 @@ pub fn read_early(s: &TcpStream) -> io::Result<Vec<u8>> {
     })
 }
 
+/// What a server sent while its backend's `tcp-response content` rules inspected it, what
+/// they decided, and what is left to do of the client's side.
+#[derive(Debug)]
+pub struct InspectedResponse<V> {
+    pub verdict: V,
+    pub data: Vec<u8>,
+    /// What the client sent that the server has not taken yet.
+    pub to_server: Vec<u8>,
+    /// The client ended its side; the server's is shut down once `to_server` is sent.
+    pub client_ended: bool,
+    /// The server's connection failed (a reset) after it sent `data`: HAProxy takes that as
+    /// the end of the response, rules on what came, passes it on and ends with `SD`.
+    pub server_failed: bool,
+    /// When `timeout server` ends the wait for the server to take `to_server`: its timers
+    /// run on from the inspection's.
+    server_deadline: Option<tokio::time::Instant>,
+}
+
+/// How long a held response waits: the inspect-delay, and each side's inactivity timeout
+/// (`timeout client`, `timeout server`; not yet `timeout tunnel`, which HAProxy applies only
+/// once no analyser is left on the stream).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HoldTimes {
+    pub delay: Option<Duration>,
+    pub client: Option<Duration>,
+    pub server: Option<Duration>,
+}
+
+/// The state of a held response, with HAProxy's per-direction timers: the client's read
+/// (`timeout client`, armed while the client may send), the server's read (`timeout
+/// server`) and the server's write (`timeout server`, armed while client bytes wait for
+/// the server).
+struct Hold {
+    data: Vec<u8>,
+    to_server: Vec<u8>,
+    client_open: bool,
+    server_ended: bool,
+    server_failed: bool,
+    client_read_at: tokio::time::Instant,
+    server_read_at: tokio::time::Instant,
+    server_write_at: tokio::time::Instant,
+}
+
+impl Hold {
+    fn new() -> Self {
+        let now = tokio::time::Instant::now();
+        Hold {
+            data: Vec::new(),
+            to_server: Vec::new(),
+            client_open: true,
+            server_ended: false,
+            server_failed: false,
+            client_read_at: now,
+            server_read_at: now,
+            server_write_at: now,
+        }
+    }
+
+    /// The client is read only while the server has taken all it sent before (HAProxy stops
+    /// reading a side whose buffer is full).
+    fn reads_client(&self) -> bool {
+        self.client_open && self.to_server.is_empty() && !self.server_failed
+    }
+
+    /// The first inactivity timeout to expire, and whose it is (the client's on a tie, as
+    /// HAProxy looks at the request channel first).
+    fn next_timeout(&self, t: &HoldTimes) -> Option<(tokio::time::Instant, Side)> {
+        let client = (t.client.filter(|_| self.reads_client())).map(|d| self.client_read_at + d);
+        let read = t.server.map(|d| self.server_read_at + d);
+        let write =
+            (t.server.filter(|_| !self.to_server.is_empty())).map(|d| self.server_write_at + d);
+        let server = match (read, write) {
+            (Some(r), Some(w)) => Some(r.min(w)),
+            (r, w) => r.or(w),
+        };
+        match (client, server) {
+            (Some(c), Some(s)) if s < c => Some((s, Side::Server)),
+            (Some(c), _) => Some((c, Side::Client)),
+            (None, s) => s.map(|s| (s, Side::Server)),
+        }
+    }
+
+    fn read_server(&mut self, server: &TcpStream, buf: &mut [u8], activity: &Activity) {
+        let room = (super::INSPECT_LIMIT - self.data.len()).min(buf.len());
+        match server.try_read(&mut buf[..room]) {
+            Ok(0) => self.server_ended = true,
+            Ok(n) => {
+                self.data.extend_from_slice(&buf[..n]);
+                self.server_read_at = tokio::time::Instant::now();
+                activity.touch();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => self.server_failed = true,
+        }
+    }
+
+    /// Reads what the client sent and passes it on as far as the server takes it now.
+    fn read_client(
+        &mut self,
+        client: &TcpStream,
+        server: &TcpStream,
+        buf: &mut [u8],
+        activity: &Activity,
+        moved: &Moved,
+    ) -> Result<(), End> {
+        match client.try_read(buf) {
+            Ok(0) => {
+                self.client_open = false;
+                self.flush(server, activity);
+            }
+            Ok(n) => self.pass_to_server(&buf[..n], server, activity, moved),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return Err(End::Error(Side::Client)),
+        }
+        Ok(())
+    }
+
+    /// What the client sent already, read without waiting and passed on before the rules
+    /// run: HAProxy forwards what it read of the request in the same pass as it runs the
+    /// response's analysers.
+    fn read_client_now(
+        &mut self,
+        client: &TcpStream,
+        server: &TcpStream,
+        activity: &Activity,
+        moved: &Moved,
+    ) -> Result<(), End> {
+        if self.reads_client() {
+            let sent = read_early(client).map_err(|_| End::Error(Side::Client))?;
+            if !sent.is_empty() {
+                self.pass_to_server(&sent, server, activity, moved);
+            }
+        }
+        Ok(())
+    }
+
+    fn pass_to_server(
+        &mut self,
+        bytes: &[u8],
+        server: &TcpStream,
+        activity: &Activity,
+        moved: &Moved,
+    ) {
+        let now = tokio::time::Instant::now();
+        self.client_read_at = now;
+        self.server_write_at = now;
+        activity.touch();
+        moved.to_server.fetch_add(bytes.len() as u64, Relaxed);
+        self.to_server.extend_from_slice(bytes);
+        self.flush(server, activity);
+    }
+
+    /// Sends the server what it takes of the client's bytes now, and its FIN after the last
+    /// of them once the client ended its side. A failure is the server's: the end of the
+    /// response.
+    fn flush(&mut self, server: &TcpStream, activity: &Activity) {
+        while !self.to_server.is_empty() {
+            match send(server, &self.to_server, false) {
+                Ok(n) => {
+                    self.to_server.drain(..n);
+                    self.server_write_at = tokio::time::Instant::now();
+                    activity.touch();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.server_failed = true;
+                    self.to_server.clear();
+                    return;
+                }
+            }
+        }
+        if !self.client_open && shutdown_write(server).is_err() {
+            self.server_failed = true;
+        }
+    }
+
+    fn into_inspected<V>(self, verdict: V, times: &HoldTimes) -> InspectedResponse<V> {
+        let last = self.server_read_at.max(self.server_write_at);
+        InspectedResponse {
+            server_deadline: times.server.map(|d| last + d),
+            verdict,
+            data: self.data,
+            to_server: self.to_server,
+            client_ended: !self.client_open,
+            server_failed: self.server_failed,
+        }
+    }
+}
+
+/// Holds what the server sends (up to `super::INSPECT_LIMIT`) for `decide` to rule on, as
+/// HAProxy's `tcp_inspect_response`: first on nothing (the connection just established),
+/// then again as data comes, until it decides or until `times.delay` is over, the server
+/// ended its side (a FIN or a reset) or the buffer is full (then `decide` is told no more
+/// can come: its second argument is false). Meanwhile what the client sends goes on to the
+/// server, its end too, and the sides' inactivity timeouts apply. `activity` is touched on
+/// each transfer, for the forwarding that follows. `Err`: how the session ended meanwhile.
+pub async fn inspect_response<V>(
+    client: &TcpStream,
+    server: &TcpStream,
+    times: HoldTimes,
+    activity: &Activity,
+    moved: &Moved,
+    mut decide: impl FnMut(&[u8], bool) -> Option<V>,
+) -> Result<InspectedResponse<V>, End> {
+    let mut hold = Hold::new();
+    let deadline = times.delay.map(|d| tokio::time::Instant::now() + d);
+    let mut buf = vec![0u8; COPY_BUF];
+    loop {
+        hold.read_client_now(client, server, activity, moved)?;
+        let now = tokio::time::Instant::now();
+        let expired = deadline.is_none_or(|d| now >= d);
+        let full = hold.data.len() >= super::INSPECT_LIMIT;
+        let more_may_come = !(hold.server_ended || hold.server_failed || expired || full);
+        if let Some(verdict) = decide(&hold.data, more_may_come) {
+            return Ok(hold.into_inspected(verdict, &times));
+        }
+        // Undecided only while more may come, so only with a delay.
+        let Some(deadline) = deadline else { continue };
+        let timeout = hold.next_timeout(&times);
+        if let Some((_, side)) = timeout.filter(|(at, _)| *at <= now) {
+            // HAProxy shuts both sides down (a FIN each) before closing.
+            let _ = shutdown_write(client);
+            let _ = shutdown_write(server);
+            return Err(End::Timeout(side));
+        }
+        let wake = timeout.map_or(deadline, |(at, _)| at.min(deadline));
+        tokio::select! {
+            ready = server.readable() => match ready {
+                Ok(()) => hold.read_server(server, &mut buf, activity),
+                Err(_) => hold.server_failed = true,
+            },
+            ready = client.readable(), if hold.reads_client() => {
+                ready.map_err(|_| End::Error(Side::Client))?;
+                hold.read_client(client, server, &mut buf, activity, moved)?;
+            }
+            ready = server.writable(), if !hold.to_server.is_empty() => match ready {
+                Ok(()) => hold.flush(server, activity),
+                Err(_) => hold.server_failed = true,
+            },
+            () = tokio::time::sleep_until(wake) => {}
+        }
+    }
+}
+
+/// After a verdict that lets the session go on: sends the client what the server sent, the
+/// server what the client sent that it had not taken yet (within `timeout server`), and the
+/// server's FIN when the client had ended its side.
+pub async fn pass_on<V>(
+    client: &TcpStream,
+    server: &TcpStream,
+    inspected: &InspectedResponse<V>,
+) -> Result<(), End> {
+    send_all(client, &inspected.data)
+        .await
+        .map_err(|_| End::Error(Side::Client))?;
+    if inspected.server_failed {
+        return Err(End::Error(Side::Server));
+    }
+    let sending = send_all(server, &inspected.to_server);
+    let sent = match inspected.server_deadline {
+        Some(at) => match tokio::time::timeout_at(at, sending).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                let _ = shutdown_write(client);
+                let _ = shutdown_write(server);
+                return Err(End::Timeout(Side::Server));
+            }
+        },
+        None => sending.await,
+    };
+    sent.map_err(|_| End::Error(Side::Server))?;
+    if inspected.client_ended && !inspected.to_server.is_empty() {
+        shutdown_write(server).map_err(|_| End::Error(Side::Server))?;
+    }
+    Ok(())
+}
+
+/// Ends a rejected session as HAProxy does: a FIN to each side, after reading what each had
+/// sent already (HAProxy has it in its buffers), so that closing the sockets then resets
+/// neither.
+pub fn refuse(client: &TcpStream, server: &TcpStream) {
+    for side in [client, server] {
+        let _ = shutdown_write(side);
+        drain(side);
+    }
+}
+
+/// Reads and drops what `s` has received, without waiting.
+fn drain(s: &TcpStream) {
+    // A bound, for a peer that sends faster than this reads.
+    for _ in 0..64 {
+        match read_early(s) {
+            Ok(d) if !d.is_empty() => {}
+            _ => return,
+        }
+    }
+}
+
+/// Sends all of `data`, waiting for room as needed.
+pub async fn send_all(dst: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        dst.writable().await?;
+        match send(dst, data, false) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Sends what the socket takes now; `more` = MSG_MORE (hold it for what follows at once).
 fn send(dst: &TcpStream, data: &[u8], more: bool) -> io::Result<usize> {
     let fd = dst.as_raw_fd();
@@ -745,7 +1139,8 @@ fn send(dst: &TcpStream, data: &[u8], more: bool) -> io::Result<usize> {
     })
 }
 
-fn shutdown_write(s: &TcpStream) -> io::Result<()> {
+/// Ends the sending side of `s` (a FIN), as a forwarding does when the other side ended.
+pub fn shutdown_write(s: &TcpStream) -> io::Result<()> {
     match socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write) {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         other => other,

@@ -37,7 +37,7 @@ use super::forward::{self, Moved};
 use super::log;
 use super::logformat::Arrival;
 use super::observe::{self, HttpOutcome};
-use super::session::{self, ConnectError, Slot};
+use super::session::{self, ConnectError, Left, Slot};
 use super::state::{Backend, Frontend, Server, SessionTimes, State};
 use super::{chunked, h1, meter, pool, prometheus, rules, shutdown, stats, stats_admin, target};
 use crate::config::bind_tls::TlsServer;
@@ -1105,6 +1105,9 @@ pub fn serve(
                 }
                 .unwrap_or_else(Instant::now);
                 let started_ms = meter::ms_at(started);
+                // The last request's stream is over: until this one's head is read (an error
+                // answered before it), only the session's variables are there.
+                super::vars::stream_ends();
                 let next = if first_request {
                     client.read_head(wait, true).await
                 } else {
@@ -1143,6 +1146,8 @@ pub fn serve(
                     }
                 };
                 fe.counters.request_at(started_ms);
+                // Each request is a stream: its variables start anew, the session's stay.
+                super::vars::stream_starts();
                 // The request's stick counters end with it (HAProxy's stream), however it is answered.
                 let _stream_end = (!state.tables.is_empty()).then_some(super::stick::StreamEnd);
                 let keep_client = !head.asks_close();
@@ -1194,8 +1199,13 @@ pub fn serve(
                             None
                         }
                         Ruled::Refused => break,
-                        Ruled::Answered(answer, keep) => Some(Box::pin(answer_request(
-                            &fe, client, &mut req, peer, answer, keep,
+                        Ruled::Answered(answer, by, keep) => Some(Box::pin(answer_request(
+                            &fe,
+                            client,
+                            &mut req,
+                            peer,
+                            (answer, by),
+                            keep,
                         ))),
                     };
                     if let Some(answering) = answering {
@@ -1244,6 +1254,10 @@ pub fn serve(
                     local,
                 };
                 let outcome = Box::pin(exchange(route, client, &mut up, head, &mut req)).await;
+                if let Some(facts) = req.log.as_deref_mut() {
+                    // Counted in its server's connections (`%sc`) only with a slot held.
+                    facts.server_slot = up.current.as_ref().is_some_and(|c| c.2.is_some());
+                }
                 log_exchange(&state, &fe, &backend, peer, &mut req, &outcome, be_session);
                 up.detach(&backend);
                 if !outcome.keep || !keep_client {
@@ -1276,7 +1290,8 @@ async fn no_backend(
         ..super::sample::Context::new(state, fe, peer, local)
     };
     let rendered = rendered_failure(client, req, &ctx, 503);
-    let (page, keep) = counted_error(fe, None, 503, req, keep, rendered);
+    let after = Some((&ctx, &*client));
+    let (page, keep) = counted_error(fe, None, 503, req, keep, rendered, after);
     // The request and the page count in the frontend's bytes, as HAProxy counts its stream's.
     fe.counters
         .bytes_in
@@ -1297,9 +1312,9 @@ enum Ruled {
     Backend(Option<Arc<Backend>>),
     /// They refused it (logged): the connection ends.
     Refused,
-    /// They answered it: the answer to send ([`send_local`]), and whether the connection
-    /// may go on after it.
-    Answered(rules::Local, bool),
+    /// They answered it: the answer to send ([`send_local`]), whose rules made it, and
+    /// whether the connection may go on after it.
+    Answered(rules::Local, rules::AnsweredBy, bool),
 }
 
 /// Runs the proxy's request rules (`http-request`, `use_backend`...) on a request (the
@@ -1332,14 +1347,18 @@ fn request_rules(
             http_log(fe, None, peer, req, "PR--");
             Ruled::Refused
         }
-        rules::Routed::Answered(answer) => {
+        rules::Routed::Answered(answer, by) => {
             let body = body.unwrap_or(0);
             client.buf.consume(body);
-            // The request counts in the frontend's bytes in, as HAProxy counts what it read.
+            // The request counts in the frontend's bytes in, as HAProxy counts what it read
+            // (and in its stream's backend's, when it has one).
             let read = req.received_head + body as u64;
             fe.counters.bytes_in.fetch_add(read, Relaxed);
+            if let Some(b) = by.backend() {
+                b.counters.bytes_in.fetch_add(read, Relaxed);
+            }
             (req.request_ms, req.queue_ms) = (0, -1);
-            Ruled::Answered(answer, keep_answer)
+            Ruled::Answered(answer, by, keep_answer)
         }
     }
 }
@@ -1353,8 +1372,8 @@ fn asks_metrics(fe: &Frontend, head: &Head) -> bool {
 }
 
 /// Answers with the Prometheus metrics, then drains the request's body; false when the
-/// connection ends with it. The request's head (`received`, its logged size) and the
-/// answer count in the frontend's bytes, as HAProxy counts its service's stream.
+/// connection ends with it. The request's head (`received`, its logged size), its body and
+/// the answer count in the frontend's bytes, as HAProxy counts its service's stream.
 async fn serve_metrics(
     state: &State,
     fe: &Frontend,
@@ -1373,8 +1392,13 @@ async fn serve_metrics(
         .bytes_out
         .fetch_add(logged_size(resp.as_bytes()), Relaxed);
     let timeout = fe.conf.timeouts.client;
-    client.write_within(resp.as_bytes(), timeout).await.is_ok()
-        && drain_body(client, framing, timeout).await
+    if client.write_within(resp.as_bytes(), timeout).await.is_err() {
+        return false;
+    }
+    let mut body_read = 0;
+    let drained = drain_body(client, framing, timeout, &mut body_read).await;
+    fe.counters.bytes_in.fetch_add(body_read, Relaxed);
+    drained
 }
 
 /// A request its backend served is logged, then ends in the backend (`be_session`: `%bc`
@@ -1437,7 +1461,12 @@ fn keep_after_error(client: &mut Conn, head: &Head, keeps: bool) -> (bool, u64) 
 /// How many of the buffered bytes are the whole body of the request `head`, if all of it
 /// came already (0 without a body).
 fn buffered_body(head: &Head, buf: &Buf) -> Option<usize> {
-    match head.framing {
+    whole_body(head.framing, buf)
+}
+
+/// [`buffered_body`] of a body with this `framing`.
+fn whole_body(framing: Framing, buf: &Buf) -> Option<usize> {
+    match framing {
         Framing::None => Some(0),
         Framing::Length(n) => usize::try_from(n).ok().filter(|&n| n <= buf.len()),
         Framing::Chunked => {
@@ -1545,6 +1574,7 @@ const ABORTED_KEEP_ALIVE: &str = "";
 /// logged bytes, and logs it; false when the connection ends with it.
 async fn send_local(
     fe: &Frontend,
+    backend: Option<&Backend>,
     client: &mut Conn,
     req: &mut Req,
     peer: SocketAddr,
@@ -1573,24 +1603,46 @@ async fn send_local(
         .write_within(&answer.bytes, fe.conf.timeouts.client)
         .await
         .is_ok();
+    // Logged under the stream's backend when it has one (a backend's rules answered).
     if answer.logged {
-        http_log(fe, None, peer, req, answer.flags);
+        http_log(fe, backend, peer, req, answer.flags);
     }
     sent && keep && !answer.close
 }
 
-/// [`send_local`] for a request the frontend's rules answered, its answer counted in the
-/// frontend's bytes out as HAProxy counts its own.
+/// [`send_local`] for a request the proxy's request rules answered, its answer counted in
+/// the frontend's bytes out as HAProxy counts its own; a backend's answer counts in the
+/// backend as HAProxy counts it (a session and a request, its status, its denial), a
+/// `listen`'s in its backend's bytes.
 async fn answer_request(
     fe: &Frontend,
     client: &mut Conn,
     req: &mut Req,
     peer: SocketAddr,
-    answer: rules::Local,
+    (answer, by): (rules::Local, rules::AnsweredBy),
     keep: bool,
 ) -> bool {
-    let kept = send_local(fe, client, req, peer, answer, keep).await;
+    let denied = answer.denied;
+    let session = match &by {
+        rules::AnsweredBy::Backend(b) => {
+            b.counters.request_at(req.started_ms);
+            Some(b.counters.open_at(req.started_ms))
+        }
+        rules::AnsweredBy::Frontend(_) => None,
+    };
+    let stream_backend = by.backend().map(|b| &**b);
+    let kept = send_local(fe, stream_backend, client, req, peer, answer, keep).await;
     fe.counters.bytes_out.fetch_add(req.bytes, Relaxed);
+    if let Some(b) = by.backend() {
+        b.counters.bytes_out.fetch_add(req.bytes, Relaxed);
+    }
+    if let rules::AnsweredBy::Backend(b) = &by {
+        b.counters.count_status(req.status);
+        if denied {
+            b.counters.denied_req.fetch_add(1, Relaxed);
+        }
+    }
+    drop(session);
     kept
 }
 
@@ -1612,15 +1664,16 @@ async fn send_error(
     req: &mut Req,
     keep: bool,
 ) -> bool {
-    let (page, keep) = counted_error(fe, None, code, req, keep, None);
+    let (page, keep) = counted_error(fe, None, code, req, keep, None, None);
     let timeout = fe.conf.timeouts.client;
     client.write_within(&page, timeout).await.is_ok() && keep
 }
 
 /// The page [`send_error`] sends for `code`, counted in the frontend and the request, and
 /// whether the connection stays open after it. `rendered`: the `http-error` reply rendered
-/// for this request ([`rules::rendered_error`]), sent instead. (Apart
-/// from the sending, so that the futures awaiting it stay small.)
+/// for this request ([`rules::rendered_error`]), sent instead. `after`: where the request
+/// is, for the `http-after-response` rules the page goes through (its status then counted).
+/// (Apart from the sending, so that the futures awaiting it stay small.)
 fn counted_error(
     fe: &Frontend,
     backend: Option<&Backend>,
@@ -1628,6 +1681,7 @@ fn counted_error(
     req: &mut Req,
     keep: bool,
     rendered: Option<Page>,
+    after: Option<(&super::sample::Context<'_>, &Conn)>,
 ) -> (Vec<u8>, bool) {
     // An `errorfile` page goes as HAProxy's HTTP/1 layer writes it out again
     // ([`Page::write`]), the connection open only when it frames itself. As HAProxy's
@@ -1642,14 +1696,31 @@ fn counted_error(
         (None, Some(page)) => Cow::Borrowed(page),
         (None, None) => Cow::Owned(rules::message(code)),
     };
-    let (page, keep, bytes) = {
+    let (mut page, keep, bytes) = {
         let (sent, keep) = page.write(keep, req.asker);
         (sent, keep, page.logged_size(req.asker))
     };
-    fe.counters.count_status(code);
     req.status = code;
     req.bytes = bytes;
+    if let Some((ctx, client)) = after.filter(|_| rules::has_after_response(fe, backend)) {
+        after_error(ctx, client, req, &mut page);
+    }
+    fe.counters.count_status(req.status);
     (page, keep)
+}
+
+/// Runs the `http-after-response` rules on hapx's own `page` for `req` (see
+/// [`rules::after_reply`]): its status and logged size become what they made of it.
+fn after_error(ctx: &super::sample::Context<'_>, client: &Conn, req: &mut Req, page: &mut Vec<u8>) {
+    let facts = rules::Facts {
+        rules_done: true,
+        ..req.facts(client)
+    };
+    let done = rules::after_reply(*ctx, ctx.backend, page, &facts);
+    if let Some((status, grown)) = done {
+        req.status = status;
+        req.bytes = req.bytes.saturating_add_signed(grown);
+    }
 }
 
 /// The `http-error` reply rendered for a request its backend (`ctx`'s) could not serve,
@@ -1674,31 +1745,31 @@ fn rendered_failure(
 /// [`send_error`] for a request its backend took: counted in the backend too (HAProxy
 /// counts each stream's status in its frontend and its backend), the exchange's end.
 async fn fail(
-    fe: &Frontend,
-    backend: &Backend,
+    route: Route<'_>,
     client: &mut Conn,
     req: &mut Req,
     code: u16,
     flags: &'static str,
     keep: bool,
 ) -> Outcome {
-    fail_with(fe, backend, client, req, (code, flags, keep), None).await
+    fail_with(route, client, req, (code, flags, keep), None).await
 }
 
 /// [`fail`] with the `http-error` reply rendered for the request, if there is one.
 async fn fail_with(
-    fe: &Frontend,
-    backend: &Backend,
+    route: Route<'_>,
     client: &mut Conn,
     req: &mut Req,
     (code, flags, keep): (u16, &'static str, bool),
     rendered: Option<Page>,
 ) -> Outcome {
+    let (fe, backend) = (route.fe, &**route.backend);
+    let after = (&route.context(), &*client);
+    let (page, keep) = counted_error(fe, Some(backend), code, req, keep, rendered, Some(after));
     // Counted before it goes: a client reading the stats after it sees it counted.
-    backend.counters.count_status(code);
-    let (page, keep) = counted_error(fe, Some(backend), code, req, keep, rendered);
+    backend.counters.count_status(req.status);
     let timeout = fe.conf.timeouts.client;
-    let keep = client.write_within(&page, timeout).await.is_ok() && keep;
+    let sent = client.write_within(&page, timeout).await;
     // The page counts in the bytes out, as HAProxy counts it on the stream's proxies and
     // server.
     let server = match &req.server {
@@ -1708,7 +1779,20 @@ async fn fail_with(
     for c in [&fe.counters, &backend.counters].into_iter().chain(server) {
         c.bytes_out.fetch_add(req.bytes, Relaxed);
     }
-    Outcome { keep, flags }
+    if sent
+        .as_ref()
+        .is_err_and(|e| e.kind() != std::io::ErrorKind::TimedOut)
+    {
+        // A client gone meanwhile (reset): HAProxy's error on the client side, counted as
+        // its abort by the backend and the server.
+        for c in [&backend.counters].into_iter().chain(server) {
+            c.client_aborts.fetch_add(1, Relaxed);
+        }
+    }
+    Outcome {
+        keep: sent.is_ok() && keep,
+        flags,
+    }
 }
 
 /// [`fail_with`] for a request that went to its server: the `http-error` reply, if any,
@@ -1722,15 +1806,7 @@ async fn fail_sent(
     (code, flags, keep): (u16, &'static str, bool),
 ) -> Outcome {
     let page = sent_failure(route, client, req, method, code);
-    fail_with(
-        route.fe,
-        route.backend,
-        client,
-        req,
-        (code, flags, keep),
-        page,
-    )
-    .await
+    fail_with(route, client, req, (code, flags, keep), page).await
 }
 
 /// The `http-error` reply [`fail_sent`] sends, if the backend or the frontend has one.
@@ -1795,6 +1871,14 @@ async fn exchange(
     let mut outcome = run_exchange(route, client, up, head, req, &mut attached).await;
     if let Some(killed) = attached.as_ref().and_then(shutdown::Attached::killed) {
         outcome.flags = killed.http_flags(outcome.flags, ABORTED_KEEP_ALIVE);
+    }
+    // Its server connection may stay registered until detached: no one looks at its kill.
+    if let Some(kept) = up
+        .current
+        .as_mut()
+        .and_then(|(_, c, _)| c.registered.as_mut())
+    {
+        kept.detach();
     }
     outcome
 }
@@ -1921,7 +2005,16 @@ async fn send_head<'r>(
     // The stream is its server's since its slot or connection was taken (a kill since
     // ends it once attached: see `shutdown::Attached::to_since`).
     let kill_since;
-    let mut header = match server_for(backend, owned, needs, peer, local).await {
+    // HAProxy's frontend reads on after a whole request only with the option (its H1
+    // layer's), and its backend aborts the wait only with its own.
+    let abortonclose = fe.conf.options.abortonclose && backend.conf.options.abortonclose;
+    // Boxed, and only when the client may end the wait (see `client_watch`).
+    let mut watch = (abortonclose || buffered_body(head, &client.buf).is_none())
+        .then(|| Box::pin(client_watch(client, head.framing, abortonclose)));
+    let watching = watch.as_mut().map(|w| w.as_mut() as session::Watch<'_>);
+    let ready = server_for(backend, owned, needs, (peer, local), watching).await;
+    drop(watch);
+    let mut header = match ready {
         Ok(ready) => {
             let (taken, header, since) = connection_taken(req, ready, peer, local);
             *server = Some(taken);
@@ -1938,6 +2031,7 @@ async fn send_head<'r>(
             req.server = Served::Server(srv);
             return Err(Tried::Ended(killed_stream(server, killed)));
         }
+        Err(Unready::Gone(gone)) => return Err(Tried::Ended(client_gone(route, req, *gone))),
     };
     let Some((srv, sconn, _)) = server.as_mut() else {
         return Err(Tried::Retry);
@@ -1947,8 +2041,15 @@ async fn send_head<'r>(
     // registered in the server connection (see `Conn::registered`); the stream borrows its
     // server from the backend (one of the backend's, as `server_for` took it).
     if let Some(own) = shutdown::in_backend(backend, srv) {
+        let shown = shutdown::Stream {
+            frontend: fe.id,
+            src: peer,
+            local,
+            started: req.started,
+        };
+        let (socket, client_socket) = (sconn.stream.as_fd(), client.stream.as_fd());
         let (stream, registration) =
-            shutdown::Attached::to_since(own, sconn.stream.as_fd(), kill_since);
+            shutdown::Attached::to_since(own, socket, client_socket, kill_since, shown);
         sconn.registered = Some(registration);
         *attached = Some(stream);
     }
@@ -1984,7 +2085,7 @@ async fn send_head<'r>(
             let page = rendered_failure(client, req, &route.context(), 502);
             let failure = (502, "SH--", keep);
             return Err(Tried::Ended(
-                fail_with(fe, backend, client, req, failure, page).await,
+                fail_with(route, client, req, failure, page).await,
             ));
         }
     }
@@ -2013,7 +2114,7 @@ async fn relay_exchange(
     let Request { head, mut hop, .. } = *request;
     let req_framing = head.framing;
     let Some((srv, sconn, _)) = server.as_mut() else {
-        return fail(fe, backend, client, req, 502, "SH--", false).await;
+        return fail(route, client, req, 502, "SH--", false).await;
     };
     // `Expect: 100-continue` with none of the body sent yet: the server's answer first (a
     // kill meanwhile fails its read: the body's relay then sees the kill).
@@ -2053,11 +2154,15 @@ async fn relay_exchange(
         Ok(resp) => resp,
         Err(end) => return end,
     };
+    // The response's analysis: `req` variables go, `res` ones may be set.
+    super::vars::response_starts();
     let Some((srv, sconn, _)) = server.as_mut() else {
-        return fail(fe, backend, client, req, 502, "SH--", false).await;
+        return fail(route, client, req, 502, "SH--", false).await;
     };
-    // Counted as it arrived, before the rules edit it (as HAProxy counts it).
+    // Counted as it arrived, before the rules edit it (as HAProxy counts it); its server
+    // counts its status as it came too ([`respond`]).
     req.bytes += resp.logged_size();
+    req.status = resp.first[1].parse().unwrap_or(0);
     if rules::has_response_rules(fe, backend) {
         let to = (&**srv, &*sconn);
         let addrs = (peer, local);
@@ -2067,7 +2172,8 @@ async fn relay_exchange(
             // stays as it asked.
             let srv = srv.clone();
             *server = None;
-            let keep = send_local(fe, client, req, peer, answer, !head.asks_close()).await;
+            let keep_client = !head.asks_close();
+            let keep = send_local(fe, None, client, req, peer, answer, keep_client).await;
             // The dropped response and the answer count in the bytes out, as HAProxy
             // counts both on the stream's proxies and server.
             for c in [&fe.counters, &backend.counters, &srv.counters] {
@@ -2107,7 +2213,7 @@ async fn no_server(
     req: &mut Req,
     e: ConnectError,
 ) -> Outcome {
-    let Route { fe, backend, .. } = route;
+    let Route { backend, .. } = route;
     req.server = e
         .server()
         .map_or(Served::NoServer, |s| Served::Server(s.clone()));
@@ -2115,10 +2221,12 @@ async fn no_server(
         facts.queued = e.queued();
         facts.retries = e.retries(backend);
     }
-    // HAProxy's `Tw` stays unset (-1) when no server was assigned and nothing queued.
+    // HAProxy's `Tw` stays unset (-1) when no server was assigned and nothing queued, or
+    // when the server's full queue refused the request.
+    let refused = matches!(e, ConnectError::QueueFull(_));
     match e.queue_time() {
         Some(waited) => req.queue_ms = waited.as_millis() as i64,
-        None if e.server().is_none() => req.queue_ms = -1,
+        None if e.server().is_none() || refused => req.queue_ms = -1,
         None => {}
     }
     let (keep, _) = keep_after_error(client, request.head, request.error_keeps);
@@ -2127,7 +2235,7 @@ async fn no_server(
         ..route.context()
     };
     let page = rendered_failure(client, req, &with_request, 503);
-    fail_with(fe, backend, client, req, (503, e.term(), keep), page).await
+    fail_with(route, client, req, (503, e.term(), keep), page).await
 }
 
 /// Reads the server's final response head (`early`: one that came already), forwarding
@@ -2148,7 +2256,7 @@ async fn read_response(
         state, fe, backend, ..
     } = route;
     let Some((srv, sconn, _)) = server.as_mut() else {
-        return Err(fail(fe, backend, client, req, 502, "SH--", false).await);
+        return Err(fail(route, client, req, 502, "SH--", false).await);
     };
     let waited = Instant::now();
     loop {
@@ -2570,15 +2678,82 @@ enum Unready {
     Failed(ConnectError),
     /// Its server's kill ended the stream while it connected to that server.
     Killed(Arc<Server>, shutdown::Killed),
+    /// The client left while the request waited (boxed: rare).
+    Gone(Box<Gone>),
 }
 
 impl From<ConnectError> for Unready {
     fn from(e: ConnectError) -> Unready {
         match e {
             ConnectError::Killed { server, why, .. } => Unready::Killed(server, why),
+            ConnectError::ClientLeftQueue {
+                queued,
+                waited,
+                server,
+                ..
+            } => Unready::Gone(Box::new(Gone {
+                server,
+                waited,
+                queued,
+                connecting: false,
+            })),
             e => Unready::Failed(e),
         }
     }
+}
+
+/// A request whose client left while it waited for a server ([`client_watch`]).
+struct Gone {
+    /// The server waited for: the one connected to, or whose queue it was (an abort in
+    /// its queue counted already, see `session::wait_in_queue`; HAProxy counts none while
+    /// connecting in HTTP mode).
+    server: Option<Arc<Server>>,
+    /// How long it waited in the queues, and where (`%Tw`, `%sq`, `%bq`).
+    waited: Duration,
+    queued: QueuePositions,
+    /// It left while its server was connected to (`CC`), not in a queue (`CQ`).
+    connecting: bool,
+}
+
+/// Waits until the client of a request with this body `framing` leaves while the request
+/// waits for a server (in a queue or while connecting), as HAProxy's `check_req_may_abort`
+/// and `back_handle_st_con` see it: its FIN or reset with `option abortonclose`, else only
+/// while its body is still to come (a FIN then truncates it). Meanwhile the body is read
+/// into the client's buffer, as HAProxy reads it into its channel; once it is whole
+/// (without the option), or the buffer full, HAProxy reads no more and sees nothing: nor
+/// does this. A body that becomes whole during the wait ends the watch even with the
+/// option: HAProxy's H1 layer does not read past the end of a message it streamed in, and
+/// the request is sent. A reset or a truncated body is an abort ([`Left::Aborted`]).
+async fn client_watch(client: &mut Conn, framing: Framing, abortonclose: bool) -> Left {
+    // Only a request whole when the wait began is watched past its end (with the option).
+    let reads_past_end = abortonclose && whole_body(framing, &client.buf).is_some();
+    loop {
+        let complete = whole_body(framing, &client.buf).is_some();
+        if (complete && !reads_past_end) || client.buf.len() >= READ_CHUNK {
+            return std::future::pending().await;
+        }
+        match client.fill(None).await {
+            Ok(0) if complete => return Left::Closed,
+            Ok(0) | Err(_) => return Left::Aborted,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The end of a request whose client left while it waited for a server (`gone`): as
+/// HAProxy's `http_return_srv_error` after a queue or connection abort, no response and
+/// no status (-1, counted among the other statuses), `CQ` or `CC`; the connection closes.
+fn client_gone(route: Route<'_>, req: &mut Req, gone: Gone) -> Outcome {
+    let Route { fe, backend, .. } = route;
+    req.server = gone.server.map_or(Served::NoServer, Served::Server);
+    req.queue_ms = gone.waited.as_millis() as i64;
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.queued = gone.queued;
+    }
+    fe.counters.count_status(0);
+    backend.counters.count_status(0);
+    let flags = if gone.connecting { "CC--" } else { "CQ--" };
+    Outcome { keep: false, flags }
 }
 
 /// A server connection ready for a request, with a slot of its server.
@@ -2682,13 +2857,14 @@ struct Needs<'a> {
 /// hashing algorithms) it is the server of a connection the client connection owns while
 /// that one takes requests, waiting in its queue when it is full. The connection is the
 /// client connection's own to that server, else an idle one of its pool as `http-reuse`
-/// allows, else a new one.
+/// allows, else a new one. `watch`: the client, when its leaving ends the wait (in the
+/// queue, or while its new connection is made).
 async fn server_for(
     backend: &Arc<Backend>,
     owned: &mut Vec<(Arc<Server>, Conn)>,
     needs: Needs<'_>,
-    peer: SocketAddr,
-    local: SocketAddr,
+    (peer, local): (SocketAddr, SocketAddr),
+    mut watch: Option<session::Watch<'_>>,
 ) -> Result<Ready, Unready> {
     let began = Instant::now();
     let mut queued = QueuePositions::default();
@@ -2704,8 +2880,16 @@ async fn server_for(
     // A persistence cookie's server first, as HAProxy's `SF_DIRECT`.
     let direct = needs.direct.is_some();
     let preferred = needs.direct.cloned().or(preferred);
-    let slot =
-        session::slot_for(backend, preferred.as_ref(), direct, needs.key, &mut queued).await?;
+    let watching = session::reborrow(&mut watch);
+    let slot = session::slot_for(
+        backend,
+        preferred.as_ref(),
+        direct,
+        needs.key,
+        &mut queued,
+        watching,
+    );
+    let slot = slot.await?;
     let waited = began.elapsed();
     let server = slot.server().clone();
     // The stream is the server's from its slot on (HAProxy's `srv_conn`).
@@ -2756,8 +2940,23 @@ async fn server_for(
             });
             // Each attempt and its TLS handshake are their server's (HAProxy's `srv_conn`):
             // a kill of that server ends them, not one of a server left by a redispatch (a
-            // queued stream is no server's).
-            let (c, tls) = connecting.await?;
+            // queued stream is no server's). The client leaving abandons them.
+            let (c, tls) = match watch {
+                None => connecting.await?,
+                Some(watch) => tokio::select! {
+                    biased;
+                    connected = connecting => connected?,
+                    _ = watch => {
+                        let gone = Gone {
+                            server: Some(server),
+                            waited,
+                            queued,
+                            connecting: true,
+                        };
+                        return Err(Unready::Gone(Box::new(gone)));
+                    }
+                },
+            };
             let generation = if Arc::ptr_eq(&c.server, &server) {
                 generation
             } else {
@@ -2807,7 +3006,8 @@ async fn respond(
         }
     }
     let status: u16 = resp.first[1].parse().unwrap_or(0);
-    req.status = status;
+    // The status the server sent, before the response rules (`set-status`) changed it.
+    let served = std::mem::replace(&mut req.status, status);
     // A server's 4xx counts as an HTTP error of the tracked stick entries, as in HAProxy.
     if (400..500).contains(&status) && !state.tables.is_empty() {
         super::stick::http_error();
@@ -2824,7 +3024,7 @@ async fn respond(
         };
     };
     super::persist::on_response(backend, srv, method, status, &mut resp, &mut req.persist);
-    srv.counters.count_status(status);
+    srv.counters.count_status(served);
     sconn.private |= authenticates_connection(&resp, status);
     let framing = if status == 101 {
         Framing::None
@@ -2850,6 +3050,12 @@ async fn respond(
     let wrote = client
         .write_two_within(first, fe.conf.timeouts.client)
         .await;
+    // A client that failed the head's write: HAProxy had taken for it what it read of the
+    // body with the head (its response channel's total), which counts.
+    let taken = match wrote {
+        Err(_) => buffered_size(&resp, method, &sconn.buf),
+        Ok(()) => 0,
+    };
     sconn.buf.consume(buffered);
     let framing = match framing {
         Framing::Length(n) => Framing::Length(n - buffered as u64),
@@ -2857,11 +3063,19 @@ async fn respond(
     };
     let mut moved = 0;
     let relayed = match wrote {
-        Err(e) => Err(Stop::writing(&e)),
+        Err(e) => {
+            req.bytes += taken;
+            Err(Stop::writing(&e))
+        }
         Ok(()) => {
             req.bytes += buffered as u64;
             // `option logasap`: the line goes now, with the times and bytes so far.
-            let asap = req.log.as_deref().filter(|f| f.asap(fe)).map(|f| f.client);
+            let asap = req.log.as_deref_mut().filter(|f| f.asap(fe));
+            let asap = asap.map(|f| {
+                // Logged while it is served: counted on its backend and its server.
+                (f.early, f.server_slot) = (true, true);
+                f.client
+            });
             if let Some(client) = asap {
                 http_log(fe, Some(backend), client, req, "----");
                 if let Some(facts) = req.log.as_deref_mut() {
@@ -2910,8 +3124,11 @@ async fn respond(
         };
     }
     // A body until the server's close that a kill cut: its end was the kill's.
-    let killed = attached.and_then(shutdown::Attached::killed);
-    if let Some(killed) = killed.filter(|_| framing == Framing::UntilClose) {
+    let until_close = framing == Framing::UntilClose;
+    let killed = attached
+        .filter(|_| until_close)
+        .and_then(shutdown::Attached::killed);
+    if let Some(killed) = killed {
         *server = None;
         return Outcome {
             keep: false,
@@ -2956,7 +3173,8 @@ async fn tunnel(
     let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
     match (client.tls.as_deref_mut(), sconn.tls.as_deref_mut()) {
         (None, None) => {
-            forward::forward(&client.stream, &sconn.stream, idle, state.splice, moved).await
+            let splicing = state.splicing(fe, backend);
+            forward::forward(&client.stream, &sconn.stream, idle, splicing, moved).await
         }
         (client_tls, server_tls) => {
             let from = super::tls::Side::of(&client.stream, client_tls);
@@ -3068,8 +3286,9 @@ struct RelayTimeouts {
 }
 
 /// Relays a body from `src` (its buffer first) to `dst` (`None`: it is read and dropped),
-/// keeping in `moved` its size so far as the logs count it (the bytes written, but for a
-/// chunked body: [`chunked::Decoder::logged_size`]): kept by the caller, it counts what
+/// keeping in `moved` its size so far as the logs count it (the bytes taken for `dst`, the
+/// part whose write failed included, but for a chunked body:
+/// [`chunked::Decoder::logged_size`]): kept by the caller, it counts what
 /// moved before a stop, or before the relay was dropped (a killed stream). Where it
 /// stopped, when before the body's end.
 async fn relay_body(
@@ -3097,15 +3316,17 @@ async fn relay_body(
             }
         };
         if n > 0 {
+            // Counted once taken for `dst`, as HAProxy counts what it forwards (its
+            // channel's total): a write that then fails does not take it back.
+            if framing != Framing::Chunked {
+                written += n as u64;
+            }
+            *moved = logged(&decoder, written);
             if let Some(dst) = dst.as_deref_mut() {
                 let wrote = dst.write_within(&src.buf.bytes()[..n], timeouts.write);
                 wrote.await.map_err(|e| Stop::writing(&e))?;
             }
             src.buf.consume(n);
-            if framing != Framing::Chunked {
-                written += n as u64;
-            }
-            *moved = logged(&decoder, written);
         }
         if done {
             break;
@@ -3128,14 +3349,16 @@ fn logged(decoder: &chunked::Decoder, moved: u64) -> u64 {
 
 /// Reads and drops the body of a request hapx answered itself, within the client's
 /// `timeout`, as HAProxy drains it: the connection's next request starts after it (its
-/// bytes are never taken for one). False when it did not come whole: the connection closes.
+/// bytes are never taken for one), keeping its logged size in `dropped`. False when it did
+/// not come whole: the connection closes.
 /// A plain function returning the boxed relay: a request without a body pays nothing, and
 /// the relay's state is not part of every connection's task.
-fn drain_body(
-    client: &mut Conn,
+fn drain_body<'a>(
+    client: &'a mut Conn,
     framing: Framing,
     timeout: Option<Duration>,
-) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+    dropped: &'a mut u64,
+) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
     if framing == Framing::None {
         return Box::pin(std::future::ready(true));
     }
@@ -3143,10 +3366,7 @@ fn drain_body(
         read: timeout,
         write: None,
     };
-    Box::pin(async move {
-        let mut dropped = 0;
-        (relay_body(client, None, framing, timeouts, &mut dropped).await).is_ok()
-    })
+    Box::pin(async move { (relay_body(client, None, framing, timeouts, dropped).await).is_ok() })
 }
 
 /// Writes a request to its server connection; on failure, whether none of it was written
@@ -3197,11 +3417,29 @@ async fn serve_stats(
     } else {
         None
     };
+    // The stream's backend: the proxy itself when it is one.
+    let own_backend = fe
+        .conf
+        .kind
+        .is_backend()
+        .then(|| state.backend(&fe.name))
+        .flatten();
+    // HAProxy's stats applet marks its backend's last session (no session counted) before
+    // the page shows it.
+    if let Some(b) = own_backend {
+        b.counters
+            .last_session
+            .store(super::meter::now_ms() / 1000, Relaxed);
+    }
     let (resp, status) = stats_response(state, &fe.conf, head, authorized, admin, form);
-    let (resp, logged) = stats_framing(resp, status, req.asker);
-    fe.counters.count_status(status);
+    let (mut resp, logged) = stats_framing(resp, status, req.asker);
     req.status = status;
     req.bytes = logged;
+    if rules::has_after_response(fe, None) {
+        let ctx = super::sample::Context::new(state, fe, peer, client.dst(local));
+        after_error(&ctx, client, req, &mut resp);
+    }
+    fe.counters.count_status(req.status);
     // HAProxy's stats applet is attached (connected, in no time) before the credentials are
     // checked, and its response headers come at once.
     (req.connect_ms, req.response_ms) = (0, 0);
@@ -3213,16 +3451,12 @@ async fn serve_stats(
         req.bytes += rules::message(400).logged_size(rules::Asker::default());
     }
     // The stream's bytes, on the frontend and on the proxy as the stream's backend.
-    let own_backend = fe
-        .conf
-        .kind
-        .is_backend()
-        .then(|| state.backend(&fe.name))
-        .flatten();
-    let counters = [&fe.counters]
-        .into_iter()
-        .chain(own_backend.map(|b| &b.counters));
-    for c in counters {
+    let counters = || {
+        [&fe.counters]
+            .into_iter()
+            .chain(own_backend.map(|b| &b.counters))
+    };
+    for c in counters() {
         c.bytes_in.fetch_add(req.received_head, Relaxed);
         c.bytes_out.fetch_add(req.bytes, Relaxed);
     }
@@ -3234,8 +3468,16 @@ async fn serve_stats(
         http_log(fe, None, peer, req, "LR--");
         return false;
     }
-    // Logged once the body is read, as HAProxy logs it.
-    let drained = drain_body(client, head.framing, t.client).await;
+    // Logged once the body is read, as HAProxy logs it; the body (the admin form, or one
+    // the page ignores) counts in the bytes in as HAProxy counts what its applet consumed.
+    let mut body = 0;
+    let drained = drain_body(client, head.framing, t.client, &mut body).await;
+    for c in counters() {
+        c.bytes_in.fetch_add(body, Relaxed);
+    }
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.bytes_in += body;
+    }
     http_log(fe, None, peer, req, "LR--");
     drained
 }
@@ -3341,16 +3583,7 @@ fn stats_response(
         (stats::csv(state), "text/plain")
     } else {
         (
-            stats::html(
-                state,
-                &stats::PageView {
-                    hide_version: s.hide_version,
-                    refresh,
-                    uri: s.uri(),
-                    admin,
-                    banner: stats_admin::banner(s, path),
-                },
-            ),
+            stats::html(state, &stats::PageView::of(s, path, admin)),
             "text/html",
         )
     };
@@ -3419,6 +3652,8 @@ fn http_log(fe: &Frontend, backend: Option<&Backend>, peer: SocketAddr, req: &Re
         response_ms: req.response_ms,
         term: std::str::from_utf8(&term).unwrap_or(flags),
     };
+    // However it was answered, the response's analysis started (`res` variables, not `req`).
+    super::vars::response_starts();
     fe.logger.log_http(fe, facts, &outcome);
 }
 
@@ -3517,6 +3752,7 @@ mod tests {
                 maxconn: 1,
                 maxpipes: 0,
                 maxsock: 30,
+                fd_limit: 30,
             };
             let state = State::new(Default::default(), budget);
             state.stop_softly();

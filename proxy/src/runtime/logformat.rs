@@ -287,6 +287,25 @@ impl LogFormat {
         })
     }
 
+    /// Compiles a `set-var-fmt` format of a traffic rule or of the global section rendered at
+    /// `stage`, which HAProxy 2.6 reads without options: spaces kept as written, an absent
+    /// value writing nothing (`""` when quoted), samples written as they are (`+Q` quotes
+    /// them). Errors as [`LogFormat::compile_value`]'s.
+    pub fn compile_var_format(
+        text: &str,
+        mode: Mode,
+        stage: Stage,
+    ) -> Result<LogFormat, acl::AclError> {
+        let mut compiler = Compiler::new(mode, stage, false, false);
+        compiler.defaults.mandatory = false;
+        compiler.l6_read = true;
+        let format = compiler.run(text);
+        format.map_err(|m| match compiler.unsupported.take() {
+            Some(what) => acl::AclError::Unsupported(what),
+            None => acl::AclError::Bad(m),
+        })
+    }
+
     /// Compiles a health check's format (`http-check send uri-lf`, `hdr`, `body-lf`,
     /// `tcp-check send-lf`, an expect's `on-success`/`on-error`), which HAProxy 2.6 reads
     /// without options: spaces kept as written, an absent value writing nothing (`""`
@@ -433,6 +452,13 @@ impl LogFormat {
         self.nodes.is_empty()
     }
 
+    /// Whether a `%[...]` reads the HTTP request or response (HAProxy warns about such a
+    /// format in a proxy not in HTTP mode).
+    pub fn uses_http_fetches(&self) -> bool {
+        (self.fetches.iter())
+            .any(|f| matches!(f.layer(), acl::Layer::Request | acl::Layer::Response))
+    }
+
     /// Whether rendering evaluates `%[fetch]` expressions.
     pub fn uses_samples(&self) -> bool {
         !self.fetches.is_empty()
@@ -504,6 +530,16 @@ pub enum Stage {
     ErrorReply,
     /// A health check's request, data or message ([`LogFormat::compile_check`]).
     Check,
+    /// `tcp-request connection` rules: the connection only.
+    TcpConnection,
+    /// `tcp-request content` rules: the connection, what the client sent, its HTTP request.
+    TcpContent,
+    /// `tcp-response content` rules: the connection, what the server sent, its HTTP response
+    /// (and the request's method).
+    TcpResponse,
+    /// `set-var-fmt` in the global section, rendered while the configuration is read: no
+    /// client, no traffic ([`crate::config::global_vars`]).
+    Global,
 }
 
 struct Compiler {
@@ -518,6 +554,9 @@ struct Compiler {
     value: bool,
     /// Runs of spaces merge into one separator (`LOG_OPT_MERGE_SPACES`); else they are text.
     merge_spaces: bool,
+    /// An HTTP rule's `set-var-fmt`: HAProxy takes its L6 fetches at the rule's stage
+    /// silently (no `LOG_OPT_HTTP`, so no "ignored" warning) and evaluates them.
+    l6_read: bool,
     warnings: Vec<String>,
     /// What hapx lacks, when that is why the format failed.
     unsupported: Option<String>,
@@ -539,6 +578,7 @@ impl Compiler {
             stage,
             value,
             merge_spaces,
+            l6_read: false,
             warnings: Vec::new(),
             unsupported: None,
         }
@@ -701,7 +741,23 @@ impl Compiler {
                 "format variable '{name}' is reserved for HTTP mode."
             ));
         }
-        self.nodes.push(Node::Var(*var, flags));
+        let node = match (self.stage, var) {
+            // Read while the configuration is: no client, no connection, no request.
+            (
+                Stage::Global,
+                Var::ClientIp
+                | Var::ClientPort
+                | Var::FrontendIp
+                | Var::FrontendPort
+                | Var::BackendIp
+                | Var::BackendPort
+                | Var::ServerIp
+                | Var::ServerPort
+                | Var::UniqueId,
+            ) => Node::Absent(flags),
+            _ => Node::Var(*var, flags),
+        };
+        self.nodes.push(node);
         Ok(end)
     }
 }
@@ -745,14 +801,28 @@ impl Compiler {
         if self.stage == Stage::Check {
             return Self::unavailable_in_check(fetch);
         }
+        if self.stage == Stage::Global {
+            return crate::config::global_vars::unavailable(fetch).map(Needs::Missing);
+        }
         match (fetch.layer(), self.stage, &fetch.source) {
             (Layer::L4, ..) => None,
+            (Layer::L6 | Layer::Request, Stage::TcpContent, _) => None,
+            (Layer::L6Res | Layer::Response, Stage::TcpResponse, _) => None,
+            (_, Stage::TcpResponse, Source::Method) => None,
+            (Layer::L6, Stage::Request, _) | (Layer::L6Res, Stage::Response, _) if self.l6_read => {
+                None
+            }
+            (Layer::Response, Stage::TcpConnection | Stage::TcpContent, Source::Status) => {
+                missing("HTTP response")
+            }
             // HAProxy takes them in an HTTP request's rules, with a warning.
             (Layer::L6, Stage::Request | Stage::ErrorReply, _) if self.value => {
                 Some(Needs::IgnoredL6)
             }
+            (Layer::L6Res, Stage::Response, _) if self.value => Some(Needs::IgnoredL6),
             (_, Stage::ErrorReply, _) => None,
             (Layer::L6, ..) => missing("request buffer"),
+            (Layer::L6Res, ..) => missing("response buffer"),
             (Layer::Request, Stage::Request, _) => None,
             (_, Stage::LogEnd, Source::Method | Source::Status) => None,
             (_, Stage::Response, Source::Method) => None,
@@ -784,13 +854,23 @@ impl Compiler {
             ) => missing("client-side connection"),
             (Source::Method | Source::ProtoHttp, _) => missing("HTTP request"),
             // HAProxy reads them from the server's response there.
-            (Source::Payload(..) | Source::PayloadLv(..), _) => Some(Needs::Unimplemented(
-                "the response's payload in a health check",
-            )),
+            (_, Layer::L6Res) | (Source::Payload(..) | Source::PayloadLv(..), _) => Some(
+                Needs::Unimplemented("the response's payload in a health check"),
+            ),
             (_, Layer::L6) => missing("request buffer"),
             (_, Layer::Request) => missing("HTTP request headers"),
             _ => None,
         }
+    }
+}
+
+/// What `fetch`, an expression of a health check's rule (`set-var`, `status-code`), needs
+/// that a check has not: HAProxy's name of it, or (`Err`) what hapx does not read there.
+pub(crate) fn missing_in_check(fetch: &Fetch) -> Option<Result<&'static str, &'static str>> {
+    match Compiler::unavailable_in_check(fetch)? {
+        Needs::Missing(what) => Some(Ok(what)),
+        Needs::Unimplemented(what) => Some(Err(what)),
+        Needs::IgnoredL6 => None,
     }
 }
 
@@ -826,7 +906,7 @@ fn sample_end(expr: &str) -> Result<usize, String> {
 }
 
 /// The ACL parser's message for a bad fetch, as HAProxy words it in a format.
-fn sample_error(m: String) -> String {
+pub(crate) fn sample_error(m: String) -> String {
     if let Some(at) = m.find(" in ACL expression") {
         return m[..at].to_string();
     }

@@ -61,16 +61,22 @@ pub mod slowstart;
 pub mod state;
 pub mod stats;
 pub mod stats_admin;
+pub mod stats_html;
 pub mod stick;
 pub mod target;
 pub mod tls;
 pub mod track;
 pub mod transitions;
+pub mod vars;
 
 /// HAProxy's `tune.bufsize` (its default, which hapx does not change): a request buffer,
 /// what `req.payload` reaches, what a TCP client's first bytes are inspected in, what the
 /// stats page's admin form may fill.
 pub const BUFSIZE: usize = 16 * 1024;
+/// The most TCP content inspection holds of either side's first bytes: HAProxy's analysers
+/// stop waiting once a buffer is full but for the room kept for rewrites (`tune.bufsize`
+/// minus `tune.maxrewrite`, 1024 by default): 15360 bytes.
+pub const INSPECT_LIMIT: usize = BUFSIZE - 1024;
 
 use std::io;
 use std::net::SocketAddr;
@@ -736,9 +742,8 @@ async fn accept_loop(
             .and_then(|(c, peer, g, f)| Ok((tokio::net::TcpStream::from_std(c)?, peer, g, f)))
         {
             Ok(x) => x,
-            Err(_) => {
-                // Out of descriptors or similar: back off instead of spinning.
-                tokio::time::sleep(Duration::from_millis(10)).await;
+            Err(e) => {
+                tokio::time::sleep(accept_failed(&state, &fe, &e)).await;
                 continue;
             }
         };
@@ -757,6 +762,7 @@ async fn accept_loop(
         let (state, fe, tls) = (state.clone(), fe.clone(), tls.clone());
         state.total_conns.fetch_add(1, Relaxed);
         state.conn_rate.tick();
+        fe.counters.connection_accepted();
         if let Some(limit) = rate_limit {
             // Acceptors on other threads may have taken the same last slot: the extra
             // connections wait here until they fit.
@@ -791,15 +797,46 @@ async fn accept_loop(
     }
 }
 
-/// Runs a connection's task, in the scope of its stick counters when the process has tables.
+/// Runs a connection's task, in the scope of its variables and of its stick counters when
+/// the process has tables.
 fn spawn_connection<F>(task: F, counters: Option<Arc<stick::Counters>>)
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    // Its variables too (an empty store, which allocates nothing until one is set).
+    let stream_vars = vars::StreamVars::default;
     match counters {
-        Some(c) => drop(tokio::spawn(stick::SESSION.scope(c, task))),
-        None => drop(tokio::spawn(task)),
+        Some(c) => drop(tokio::spawn(
+            vars::STREAM.scope(stream_vars(), stick::SESSION.scope(c, task)),
+        )),
+        None => drop(tokio::spawn(vars::STREAM.scope(stream_vars(), task))),
     }
+}
+
+/// What a failed accept(2) costs its listener, as HAProxy's `listener_accept`: out of
+/// descriptors or memory, the frontend's logs get HAProxy's emergency message and the
+/// listener pauses for 100 ms (HAProxy's `transient_error`); a connection the client
+/// aborted before it was taken is skipped at once; anything else pauses briefly rather than
+/// spin.
+fn accept_failed(state: &State, fe: &Frontend, e: &io::Error) -> Duration {
+    let limit = match e.raw_os_error() {
+        Some(libc::ENFILE) => "system FD limit",
+        Some(libc::EMFILE) => "process FD limit",
+        Some(libc::ENOBUFS | libc::ENOMEM) => "system memory limit",
+        Some(libc::ECONNABORTED | libc::EINTR) => return Duration::ZERO,
+        _ => return Duration::from_millis(10),
+    };
+    let advice = if e.raw_os_error() == Some(libc::EMFILE) {
+        "Please check 'ulimit-n' and restart."
+    } else {
+        "Please check system tunables."
+    };
+    let msg = format!(
+        "Proxy {} reached {limit} (maxsock={}). {advice}",
+        fe.name, state.max_sock
+    );
+    fe.logger.send(log::LOG_EMERG, &msg);
+    Duration::from_millis(100)
 }
 
 /// Waits while the process accepted more than `most` connections in the last second
@@ -880,11 +917,20 @@ where
         } else {
             Ok(peer)
         };
+        if let Ok(src) = source {
+            if !fe.conf.rules.tcp_session.is_empty()
+                && !session_accepted(&state, &fe, &client, src, local, counters.as_deref())
+            {
+                return;
+            }
+        }
         // A session once its handshakes are over (a TLS one's, after its handshake).
         if let (Some(c), Ok(_), None) = (&counters, &source, &tls) {
             c.session_accepted();
         }
         drop(counters);
+        // The stream starts, past the connection's and session's rules: its variables' scopes.
+        vars::stream_starts();
         match source {
             Ok(peer) => serve(state.clone(), fe, client, peer, local, tls).await,
             // A bind with accept-proxy takes no connection without a valid header.
@@ -894,6 +940,25 @@ where
             }
         }
     }
+}
+
+/// `tcp-request session` rules of a connection from `src` (its PROXY header's source):
+/// whether it goes on. A rejected one is reset, counted (`dses`) and not logged, as HAProxy.
+fn session_accepted(
+    state: &State,
+    fe: &Frontend,
+    client: &tokio::net::TcpStream,
+    src: SocketAddr,
+    local: SocketAddr,
+    counters: Option<&stick::Counters>,
+) -> bool {
+    let dst = rules::local_addr(client, local);
+    if rules::accept_session(state, fe, src, dst, counters) {
+        return true;
+    }
+    fe.counters.denied_sess.fetch_add(1, Relaxed);
+    let _ = socket2::SockRef::from(client).set_linger(Some(Duration::ZERO));
+    false
 }
 
 /// A listening socket registered for readiness alone, None if the reactor refuses it.
@@ -1011,6 +1076,7 @@ mod tests {
             maxconn: 1,
             maxpipes: 0,
             maxsock: 30,
+            fd_limit: 30,
         };
         let state = Arc::new(State::new(Default::default(), budget));
         let (global, frontend) = (Arc::new(Semaphore::new(1)), Arc::new(Semaphore::new(1)));

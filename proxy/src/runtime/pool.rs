@@ -16,8 +16,10 @@
 //!
 //! How many stay is HAProxy's estimate: a connection is kept when there is not one of its
 //! kind (or better) per thread yet, or when the server's connections in use and idle stay
-//! within the most it needed at once recently (`est_need_conns`); every `pool-purge-delay` half the excess is closed and the
-//! estimate moves towards the recent use. `pool-max-conn` caps the pool.
+//! within the most it needed at once recently (`est_need_conns`); every `pool-purge-delay`
+//! half the excess is closed and the estimate moves towards the recent use. `pool-max-conn`
+//! caps the pool. In use means HAProxy's `curr_used_conns`: the requests' connections; a
+//! check's connection counts only as it opens (it raises the need, see [`CheckUse`]).
 //!
 //! Each thread runs its own runtime and has its own lists (as HAProxy's are per thread), so
 //! that requests on different threads do not contend for one lock: a thread takes its own
@@ -49,6 +51,10 @@ pub struct IdlePool {
     est_need: AtomicUsize,
     /// The most in use since the last purge (`max_used_conns`).
     max_used: AtomicUsize,
+    /// Health and agent check connections open (or opening), for the stats. HAProxy counts
+    /// a check's connection in use only as it opens (`conn_new`), then releases it at once
+    /// (`conn_set_private` after its connect): it raises the need, never the use.
+    checking: Arc<AtomicUsize>,
     /// A purge task runs (while the pool holds anything).
     purging: AtomicBool,
     /// HTTP requests that opened a connection (`connect` of the stats), and that reused
@@ -57,12 +63,14 @@ pub struct IdlePool {
     pub reuses: AtomicU64,
 }
 
-/// What the stats show of a pool: `idle_conn_cur`, `safe_conn_cur`, `need_conn_est`.
+/// What the stats show of a pool: `idle_conn_cur`, `safe_conn_cur`, `need_conn_est`, and
+/// the check connections open (in `used_conn_cur`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolCounts {
     pub idle: usize,
     pub safe: usize,
     pub need: usize,
+    pub checks: usize,
 }
 
 /// One thread's idle connections.
@@ -125,6 +133,7 @@ impl IdlePool {
             idle: self.total.load(Relaxed).saturating_sub(safe),
             safe,
             need: self.est_need.load(Relaxed),
+            checks: self.checking.load(Relaxed),
         }
     }
 
@@ -220,7 +229,43 @@ pub fn is_quiet(stream: &TcpStream) -> bool {
 /// Records that `server` has one more connection in use (a request holds one of its slots
 /// now, counted in `counters.cur`): the need the pool is sized by.
 pub fn note_use(server: &Server) {
-    server.idle.note(server.counters.cur.load(Relaxed));
+    server.idle.note(in_use(server));
+}
+
+/// A TCP session's connection attempt to `server`: HAProxy counts it in use as it opens,
+/// and no more once the session runs (its connection is private then), nor are the
+/// checks' (see [`CheckUse`]).
+pub fn note_tcp_attempt(server: &Server) {
+    server.idle.note(1);
+}
+
+/// The connections `server` has in use, HAProxy's `curr_used_conns`: its requests'. Not
+/// the checks': HAProxy releases a check's connection as soon as it connects (see
+/// [`CheckUse`]), so its keep and purge decisions never count them.
+fn in_use(server: &Server) -> usize {
+    server.counters.cur.load(Relaxed)
+}
+
+/// A check connection of a server while it opens (the stats show it in `used_conn_cur`).
+/// As HAProxy's `conn_new` then `conn_set_private`, it counts in use only as it opens: the
+/// need (`est_need_conns`) and the recent use take it in then; once connected it is the
+/// check's own.
+#[derive(Debug)]
+pub struct CheckUse(Arc<AtomicUsize>);
+
+impl CheckUse {
+    pub fn new(server: &Server) -> CheckUse {
+        let checking = server.idle.checking.clone();
+        checking.fetch_add(1, Relaxed);
+        server.idle.note(in_use(server) + 1);
+        CheckUse(checking)
+    }
+}
+
+impl Drop for CheckUse {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
 }
 
 /// The lists a request may take an idle connection from, in the order HAProxy 2.6's
@@ -293,7 +338,8 @@ pub fn put(server: &Arc<Server>, stream: TcpStream, served: u32, generation: u64
         return false;
     }
     let pool = &server.idle;
-    let used = server.counters.cur.load(Relaxed);
+    // HAProxy's `curr_used_conns`, the count the purge uses too.
+    let used = in_use(server);
     let safe = served > 1;
     // HAProxy keeps a thread's first idle connection (or first safe one) whatever the
     // estimate: here, while there are fewer than one per thread (a client connection's
@@ -340,7 +386,7 @@ async fn purge_every(server: Arc<Server>) {
     let pool = &server.idle;
     loop {
         tokio::time::sleep(server.opts.pool_purge_delay).await;
-        let used = server.counters.cur.load(Relaxed);
+        let used = in_use(&server);
         let (est, max_used) = (pool.est_need.load(Relaxed), pool.max_used.load(Relaxed));
         pool.est_need
             .store(((est + max_used) / 2).max(max_used), Relaxed);

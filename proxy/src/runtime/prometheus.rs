@@ -488,13 +488,13 @@ fn frontends(out: &mut Exposition, state: &State) {
         "frontend_connections_rate_max",
         Kind::Gauge,
         "Highest value of connections per second observed since the worker process started",
-        each(&|f| f.counters.session_rate.max().to_string()),
+        each(&|f| f.counters.connection_rate.max().to_string()),
     );
     out.family(
         "frontend_connections_total",
         Kind::Counter,
         "Total number of new connections accepted on this frontend since the worker process started",
-        each(&|f| f.counters.total.load(Relaxed).to_string()),
+        each(&|f| f.counters.connections.load(Relaxed).to_string()),
     );
     out.family(
         "frontend_http_requests_rate_max",
@@ -553,6 +553,7 @@ fn server_state(s: &Server) -> &'static str {
         Admin::Maint => "MAINT",
         _ if s.addr().is_none() => "MAINT",
         Admin::Drain => "DRAIN",
+        Admin::Ready if s.is_draining() => "DRAIN",
         Admin::Ready if s.is_up() => "UP",
         Admin::Ready => "DOWN",
     }
@@ -625,7 +626,7 @@ fn backends(out: &mut Exposition, state: &State) {
             .backends
             .iter()
             .flat_map(|b| {
-                let current = if b.is_up() { "UP" } else { "DOWN" };
+                let current = stats::backend_status(b);
                 per_state(&label(b), &["DOWN", "UP"], current)
             })
             .collect(),

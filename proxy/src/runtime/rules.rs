@@ -1,14 +1,20 @@
 //! A proxy's rules at work, in HAProxy 2.6's order:
 //!
 //! 1. `tcp-request connection` at accept ([`accept_connection`]): a rejected connection is
-//!    reset, counted (`denied_conn`) and not logged.
+//!    reset, counted (`denied_conn`) and not logged; `tcp-request session` once its PROXY
+//!    header was read ([`accept_session`]): a rejected session likewise (`denied_sess`).
 //! 2. `tcp-request content` ([`inspect`]): in TCP mode the client's first bytes are read for
 //!    up to `tcp-request inspect-delay` while a rule cannot decide yet (a ClientHello still
 //!    incomplete for `req.ssl_sni`); in HTTP mode they run on each request.
 //! 3. HTTP: `monitor-uri` ([`monitor`]), then the frontend's `http-request` rules, the
 //!    backend choice ([`choose_backend`]: the first `use_backend` whose condition holds,
 //!    else `default_backend`), the backend's `http-request` rules ([`http_request`]); on the
-//!    response, the backend's then the frontend's `http-response` rules ([`http_response`]).
+//!    response, the backend's then the frontend's `http-response` rules ([`http_response`]),
+//!    then their `http-after-response` rules ([`after_response`]), which hapx's own replies
+//!    go through too ([`after_local`], [`after_reply`]: the reply's head parsed back,
+//!    rewritten and its logged size and status updated).
+//! 4. TCP: a backend's `tcp-response content` rules ([`forward_response_inspected`]) on what
+//!    its server sends first, up to `tcp-response inspect-delay`, before the forwarding.
 //!
 //! Rule values (`set-header` values, redirect targets, `set-path` ...) are log formats, as in
 //! HAProxy 2.6: rendered from the log facts known where the rule runs ([`Facts`], turned into
@@ -33,14 +39,16 @@ use super::log::{self, HttpFacts};
 use super::logformat::{Arrival, Counts, Entry, LogFormat, Timers};
 use super::sample::{self, Context, Test};
 use super::state::{Backend, Frontend, Server, State};
-use super::stick;
+use super::{stick, vars};
 use crate::config::acl::{Acl, Condition};
 use crate::config::errors::Page;
-use crate::config::model::Proxy;
-use crate::config::rules::{HttpAction, Part, Redirect, RedirectTo, Replace, Rules, TcpAction};
+use crate::config::model::{Proxy, VarAction};
+use crate::config::rules::{
+    HttpAction, Part, Redirect, RedirectTo, Replace, Rules, TcpAction, TcpRule, VarRule,
+};
 
-/// The most a TCP client's first bytes are buffered for inspection (HAProxy's buffer size).
-const MAX_INSPECT: usize = super::BUFSIZE;
+/// The most of a TCP client's first bytes the rules see (HAProxy's buffer less its reserve).
+const MAX_INSPECT: usize = super::INSPECT_LIMIT;
 
 /// A `use_backend` rule with its backend resolved (once, at start).
 #[derive(Debug)]
@@ -85,15 +93,37 @@ pub fn accept_connection(
     dst: SocketAddr,
     stick: Option<&stick::Counters>,
 ) -> bool {
-    let rules = &fe.conf.rules;
     let ctx = Context {
         stick,
         ..Context::new(state, fe, src, dst)
     };
-    for rule in &rules.tcp_connection {
-        if sample::eval(rule.cond.as_ref(), &rules.acls.acls, &ctx) == Test::Pass {
+    run_layer4_rules(&fe.conf.rules.tcp_connection, &fe.conf.rules, &ctx)
+}
+
+/// `tcp-request session` rules, once the connection's PROXY header was read: whether the
+/// session goes on. `stick`: the connection's stick counters, which `track-scN` fills.
+pub fn accept_session(
+    state: &State,
+    fe: &Frontend,
+    src: SocketAddr,
+    dst: SocketAddr,
+    stick: Option<&stick::Counters>,
+) -> bool {
+    let ctx = Context {
+        stick,
+        ..Context::new(state, fe, src, dst)
+    };
+    run_layer4_rules(&fe.conf.rules.tcp_session, &fe.conf.rules, &ctx)
+}
+
+/// Rules that decide on addresses alone (`tcp-request connection|session`), in order:
+/// counters and variables are set as met, the first accept or reject decides; none: accepted.
+fn run_layer4_rules(list: &[TcpRule], rules: &Rules, ctx: &Context<'_>) -> bool {
+    for rule in list {
+        if sample::eval(rule.cond.as_ref(), &rules.acls.acls, ctx) == Test::Pass {
             match &rule.action {
-                TcpAction::Stick(a) => stick::act(a, &ctx, stick::Level::Session, false),
+                TcpAction::Stick(a) => stick::act(a, ctx, stick::Level::Session, false),
+                TcpAction::Var(v) => set_tcp_var(v, ctx, None),
                 action => return *action == TcpAction::Accept,
             }
         }
@@ -113,12 +143,140 @@ fn content_verdict(
             Test::Miss if ctx.partial => return None,
             Test::Pass => match &rule.action {
                 TcpAction::Stick(a) => stick::act(a, ctx, stick::Level::Stream, false),
+                TcpAction::Var(v) => set_tcp_var(v, ctx, None),
                 action => return Some(*action == TcpAction::Accept),
             },
             _ => {}
         }
     }
     Some(true)
+}
+
+/// What a backend's `tcp-response content` rules decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseVerdict {
+    /// What the server sent goes on to the client, and the forwarding with it.
+    Accept,
+    /// The session ends, both sides closed, nothing sent to the client (`PD`).
+    Reject,
+    /// What the server sent goes to the client, then the server connection is reset and
+    /// the client's closed.
+    Close,
+}
+
+/// The first `tcp-response content` rule that applies decides (stick actions go on);
+/// none: accepted. `None` while a rule needs data that may still come (`ctx.partial`).
+/// `server`: the one answering, which a `set-var-fmt` may show (`%s`).
+pub fn response_verdict(
+    ctx: &Context<'_>,
+    rules: &Rules,
+    server: Option<&str>,
+) -> Option<ResponseVerdict> {
+    for rule in &rules.tcp_response {
+        match sample::eval(rule.cond.as_ref(), &rules.acls.acls, ctx) {
+            Test::Miss if ctx.partial => return None,
+            Test::Pass => match &rule.action {
+                TcpAction::Stick(a) => stick::act(a, ctx, stick::Level::Stream, false),
+                TcpAction::Var(v) => set_tcp_var(v, ctx, server),
+                TcpAction::Accept => return Some(ResponseVerdict::Accept),
+                TcpAction::Reject => return Some(ResponseVerdict::Reject),
+                TcpAction::Close => return Some(ResponseVerdict::Close),
+            },
+            _ => {}
+        }
+    }
+    Some(ResponseVerdict::Accept)
+}
+
+/// [`forward_response_inspected`] with the session's timeouts and splicing, boxed (its
+/// state would otherwise grow every TCP session's task) and built here, so that the
+/// session's task holds nothing of it but the box.
+pub fn inspect_then_forward<'a>(
+    ctx: Context<'a>,
+    server: &'a Server,
+    client: &'a TcpStream,
+    server_conn: &'a TcpStream,
+    moved: &'a super::forward::Moved,
+) -> std::pin::Pin<Box<impl Future<Output = super::forward::End> + 'a>> {
+    Box::pin(forward_response_inspected(
+        ctx,
+        server,
+        client,
+        server_conn,
+        moved,
+    ))
+}
+
+/// A TCP session whose backend (`ctx.backend`, always set for a TCP session) has
+/// `tcp-response content` rules: they rule on what `server_conn` sends first
+/// ([`super::forward::inspect_response`]), then the session is forwarded as any other, its
+/// idle timeouts counting from the inspection's last transfer. What the server sent counts
+/// as sent to the client whatever the verdict (HAProxy's `bytes_out`); a rejection counts in
+/// `dresp` of the frontend, the backend and `server`.
+pub async fn forward_response_inspected(
+    ctx: Context<'_>,
+    server: &Server,
+    client: &TcpStream,
+    server_conn: &TcpStream,
+    moved: &super::forward::Moved,
+) -> super::forward::End {
+    use super::forward::{self, Activity, End, HoldTimes, IdleTimeouts};
+    let backend = ctx.backend.expect("a TCP session's backend");
+    let (fe_timeouts, be_timeouts) = (&ctx.frontend.conf.timeouts, &backend.conf.timeouts);
+    let rules = &backend.conf.rules;
+    // Stick actions act on the session's tracked counters.
+    let counters = (!ctx.state.tables.is_empty())
+        .then(stick::current)
+        .flatten();
+    let decide = |data: &[u8], partial: bool| {
+        let ctx = Context {
+            response_payload: Some(data),
+            partial,
+            stick: counters.as_deref(),
+            ..ctx
+        };
+        response_verdict(&ctx, rules, Some(&server.name))
+    };
+    let times = HoldTimes {
+        delay: rules.response_inspect_delay,
+        client: fe_timeouts.client,
+        server: be_timeouts.server,
+    };
+    let activity = Activity::new();
+    let inspecting =
+        forward::inspect_response(client, server_conn, times, &activity, moved, decide);
+    let inspected = match inspecting.await {
+        Ok(i) => i,
+        Err(end) => return end,
+    };
+    moved
+        .to_client
+        .fetch_add(inspected.data.len() as u64, Relaxed);
+    if inspected.verdict == ResponseVerdict::Reject {
+        for c in [&ctx.frontend.counters, &backend.counters, &server.counters] {
+            c.denied_resp.fetch_add(1, Relaxed);
+        }
+        if inspected.server_failed {
+            // A server reset before the verdict still counts as HAProxy counts it.
+            for c in [&backend.counters, &server.counters] {
+                c.resp_errors.fetch_add(1, Relaxed);
+            }
+        }
+        forward::refuse(client, server_conn);
+        return End::Denied;
+    }
+    if let Err(end) = forward::pass_on(client, server_conn, &inspected).await {
+        return end;
+    }
+    if inspected.verdict == ResponseVerdict::Close {
+        // Reset when the session drops it, as HAProxy kills the server connection.
+        let _ = socket2::SockRef::from(server_conn).set_linger(Some(Duration::ZERO));
+        let _ = forward::shutdown_write(client);
+        return End::Done;
+    }
+    let idle = IdleTimeouts::new(fe_timeouts, be_timeouts);
+    let splicing = ctx.state.splicing(ctx.frontend, backend);
+    forward::forward_after(client, server_conn, idle, splicing, moved, &activity).await
 }
 
 /// What TCP content inspection read and decided.
@@ -144,10 +302,12 @@ pub async fn inspect(
     let mut buf = vec![0u8; 4096];
     loop {
         let expired = deadline.is_none_or(|d| Instant::now() >= d);
-        let head = stream_head(rules, &data);
+        // HAProxy's analysers see no more than its buffer holds; the rest follows after.
+        let seen = &data[..data.len().min(MAX_INSPECT)];
+        let head = stream_head(rules, seen);
         let ctx = Context {
-            payload: Some(&data),
-            partial: !(closed || expired || data.len() >= MAX_INSPECT),
+            payload: Some(seen),
+            partial: !(closed || expired || seen.len() >= MAX_INSPECT),
             request: head.as_ref(),
             ..base
         };
@@ -186,7 +346,59 @@ pub fn stream_head(rules: &Rules, data: &[u8]) -> Option<Head> {
         return None;
     }
     let end = super::http::find_head_end(data)?;
-    super::http::parse_head(&data[..end], true).ok()
+    let line = stream_request_line(data)?;
+    // The headers are read as an HTTP request's; the version, which HTTP mode holds to 1.0
+    // and 1.1, is the stream parser's.
+    let mut checked = [&line.method[..], b" ", &line.uri[..], b" HTTP/1.1"].concat();
+    checked.extend_from_slice(&data[line.end..end]);
+    let mut head = super::http::parse_head(&checked, true).ok()?;
+    head.first[2] = crate::bytestr::from_bytes(&line.version).into_owned();
+    Some(head)
+}
+
+/// A request line as HAProxy 2.6's H1 parser reads a TCP stream's first bytes
+/// (`h1_headers_to_hdr_list`, for `smp_prefetch_htx`): method, URI and version split by
+/// runs of blanks; the version any run of upper-case letters, digits, `.` and `/`
+/// (`HTTP/2.0`, the HTTP/2 preface's `PRI * HTTP/2.0`, even `FOO`: HTTP mode's checks of it
+/// are its multiplexer's, not the parser's); none after the URI is HTTP/0.9, read as
+/// `HTTP/1.0`. `end`: where the line's end of line begins.
+#[derive(Debug)]
+pub struct StreamRequestLine {
+    pub method: Vec<u8>,
+    pub uri: Vec<u8>,
+    pub version: Vec<u8>,
+    pub end: usize,
+}
+
+/// The request line `data` starts with, as [`StreamRequestLine`] says; None when it is not
+/// whole yet or not one.
+pub fn stream_request_line(data: &[u8]) -> Option<StreamRequestLine> {
+    if data.first().is_some_and(|b| b" \t".contains(b)) {
+        return None;
+    }
+    let end = data.iter().position(|&b| b == b'\n')?;
+    let end = if end > 0 && data[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
+    };
+    let mut parts = data[..end]
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|p| !p.is_empty());
+    let (method, uri) = (parts.next()?, parts.next()?);
+    let version = match (parts.next(), parts.next()) {
+        // HTTP/0.9, which HAProxy's parser reads as HTTP/1.0.
+        (None, _) => b"HTTP/1.0".as_slice(),
+        (Some(v), None) => v,
+        (Some(_), Some(_)) => return None,
+    };
+    let version_char = |b: &u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b"./".contains(b);
+    version.iter().all(version_char).then(|| StreamRequestLine {
+        method: method.to_vec(),
+        uri: uri.to_vec(),
+        version: version.to_vec(),
+        end,
+    })
 }
 
 /// `tcp-request content` rules on an HTTP request (no waiting: the head is complete).
@@ -259,6 +471,10 @@ pub struct Local {
     pub delay: Option<Duration>,
     /// Denied by a rule (counted in `dreq`).
     pub denied: bool,
+    /// A request rule's `return`, `redirect` or `auth`: counted in the frontend's
+    /// `intercepted` when the frontend's rules made it (HAProxy counts it while the stream's
+    /// backend is still the frontend).
+    pub intercepted: bool,
     /// Logged (monitor requests are not, as in HAProxy).
     pub logged: bool,
     /// Its size as logged and counted ([`Page::logged_size`]).
@@ -296,6 +512,8 @@ pub fn monitor(ctx: &Context<'_>, head: &Head, keep: bool, facts: &Facts<'_>) ->
         close: !kept,
         delay: None,
         denied: false,
+        // Counted above.
+        intercepted: false,
         logged: false,
         close_counted: false,
     })
@@ -372,6 +590,10 @@ fn run(
                 let ctx = with_head(base, head, response);
                 stick::act(a, &ctx, stick::Level::Stream, !response);
             }
+            HttpAction::Var(v) => {
+                let ctx = with_head(base, head, response);
+                set_var(v, &ctx, Some(facts));
+            }
             HttpAction::SetHeader(name, _) => {
                 head.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
                 head.headers.push((name.clone(), value));
@@ -393,6 +615,50 @@ fn run(
         }
     }
     None
+}
+
+/// Runs a variable action where `ctx` is (`facts`: what a `set-var-fmt` renders with,
+/// which only HTTP rules have). An expression without a value leaves the variable as it
+/// was, as HAProxy's `set-var`.
+fn set_var(rule: &VarRule, ctx: &Context<'_>, facts: Option<&Facts<'_>>) {
+    match &rule.action {
+        VarAction::Set { name, expr } => {
+            if let Some(value) = sample::fetch_last(expr, ctx) {
+                vars::set(name, value, rule.conditions);
+            }
+        }
+        VarAction::SetFormat { name, format } => {
+            if let Some(facts) = facts {
+                let text = render(format, ctx, facts);
+                vars::set_format(name, text, rule.conditions);
+            }
+        }
+        VarAction::Unset { name } => vars::unset(name),
+    }
+}
+
+/// Runs a TCP rule's variable action where `ctx` is: a `set-var-fmt` renders with what the
+/// connection knows then (its addresses, proxies, `server` once one answers, the payload and
+/// variables through `%[...]`; the date is the rule's).
+fn set_tcp_var(rule: &VarRule, ctx: &Context<'_>, server: Option<&str>) {
+    let VarAction::SetFormat { name, format } = &rule.action else {
+        return set_var(rule, ctx, None);
+    };
+    let text = match format.literal() {
+        Some(text) => text.to_string(),
+        None => {
+            let fe = ctx.frontend;
+            let mut entry = Entry::at_accept(ctx.src, ctx.dst, &fe.name, SystemTime::now());
+            entry.backend = ctx.backend.map_or(fe.name.as_str(), |b| b.name.as_str());
+            entry.server = server.unwrap_or("<NOSRV>");
+            entry.samples = Some(ctx);
+            entry.tls = ctx.tls;
+            let mut out = String::new();
+            format.render(&entry, &mut out);
+            out
+        }
+    };
+    vars::set_format(name, text, rule.conditions);
 }
 
 /// `set-method|path|query|uri`: that part of the request line becomes `value`.
@@ -613,10 +879,9 @@ impl<'a> Facts<'a> {
         let addrs = answered
             .filter(|_| format.uses_server_addrs() || format.uses_unique_id())
             .map(|a| (a.conn.peer_addr().ok(), a.conn.local_addr().ok()));
-        let status = ctx
-            .response
-            .and_then(|r| r.first[1].parse().ok())
-            .filter(|_| answered.is_some());
+        // Known with the response: the server's, or hapx's own reply in the
+        // `http-after-response` rules.
+        let status = ctx.response.and_then(|r| r.first[1].parse().ok());
         Entry {
             client: ctx.src,
             frontend_addr: ctx.dst,
@@ -735,6 +1000,7 @@ fn answer(
             close: !kept,
             delay: None,
             denied: false,
+            intercepted: false,
             logged: true,
             close_counted: false,
         }
@@ -772,7 +1038,10 @@ fn answer(
                     Some(page) => Cow::Borrowed(page),
                     None => Cow::Owned(authenticate(message(401))),
                 });
-            local(401, &page, "LR--")
+            Local {
+                intercepted: true,
+                ..local(401, &page, "LR--")
+            }
         }
         HttpAction::Redirect(r) => {
             let location = redirect_location(r, ctx, head, facts);
@@ -781,10 +1050,14 @@ fn answer(
             let keep = keep && !has_body;
             Local {
                 close_counted: has_body,
+                intercepted: !response,
                 ..local_kept(r.code, &redirect_reply(r.code, &location), "LR--", keep)
             }
         }
-        HttpAction::Return(r) => local(r.status, &reply_page(proxy, r, true, ctx, facts), "LR--"),
+        HttpAction::Return(r) => Local {
+            intercepted: !response,
+            ..local(r.status, &reply_page(proxy, r, true, ctx, facts), "LR--")
+        },
         // Header actions and `allow` never get here.
         _ => local(500, &error_reply(proxy, 500), "PR--"),
     }
@@ -1134,10 +1407,40 @@ fn named_reason(status: u16) -> Option<&'static str> {
 pub enum Routed {
     /// To this backend (none: no backend, 503).
     Backend(Option<Arc<Backend>>),
-    /// Answered by the proxy.
-    Answered(Local),
+    /// Answered by the proxy: by the frontend's rules, or by the backend's (HAProxy counts
+    /// that answer in the backend too: its session, request, status, denial and bytes).
+    Answered(Local, AnsweredBy),
     /// `tcp-request content reject`: the connection closes without an answer.
     Rejected,
+}
+
+/// Whose rules answered a request, for the counters.
+#[derive(Debug)]
+pub enum AnsweredBy {
+    /// The frontend's; with the backend of a `listen` (the stream's backend from its
+    /// start in HAProxy, which counts the answer's bytes in it).
+    Frontend(Option<Arc<Backend>>),
+    /// This backend's, which HAProxy counts as one of its sessions and requests.
+    Backend(Arc<Backend>),
+}
+
+impl AnsweredBy {
+    /// The backend the answer's bytes count in.
+    pub fn backend(&self) -> Option<&Arc<Backend>> {
+        match self {
+            AnsweredBy::Frontend(own) => own.as_ref(),
+            AnsweredBy::Backend(b) => Some(b),
+        }
+    }
+}
+
+/// [`AnsweredBy::Frontend`] for `fe`'s own answers.
+fn by_frontend(fe: &Frontend) -> AnsweredBy {
+    let own = fe
+        .backend
+        .as_ref()
+        .filter(|b| other_backend(fe, Some(b)).is_none());
+    AnsweredBy::Frontend(own.cloned())
 }
 
 /// Runs the request side of an HTTP frontend's rules on `head`: `tcp-request content`,
@@ -1180,15 +1483,17 @@ pub fn route_request(
             ..base
         };
         if let Some(local) = monitor(&ctx, head, keep, &facts) {
-            return Routed::Answered(local);
+            return Routed::Answered(after_local(base, None, local, &facts), by_frontend(fe));
         }
     }
     facts.keep_line(&fe.conf, head);
-    if let Some(local) = http_request(&fe.conf, base, head, keep, &facts) {
-        return Routed::Answered(local);
-    }
-    if let Some(local) = run(&fe.conf, &rules.redirects, base, head, false, keep, &facts) {
-        return Routed::Answered(local);
+    let frontends = http_request(&fe.conf, base, head, keep, &facts)
+        .or_else(|| run(&fe.conf, &rules.redirects, base, head, false, keep, &facts));
+    if let Some(local) = frontends {
+        if local.intercepted {
+            fe.counters.intercepted.fetch_add(1, Relaxed);
+        }
+        return Routed::Answered(after_local(base, None, local, &facts), by_frontend(fe));
     }
     let backend = choose_backend(&Context {
         request: Some(head),
@@ -1213,11 +1518,11 @@ pub fn route_request(
         }
         // After the frontend's rewrites, unlike HAProxy, if only the backend shows it.
         facts.keep_line(&b.conf, head);
-        if let Some(local) = http_request(&b.conf, ctx, head, keep, &facts) {
-            return Routed::Answered(local);
-        }
-        if let Some(local) = run(&b.conf, &b_rules.redirects, ctx, head, false, keep, &facts) {
-            return Routed::Answered(local);
+        let backends = http_request(&b.conf, ctx, head, keep, &facts)
+            .or_else(|| run(&b.conf, &b_rules.redirects, ctx, head, false, keep, &facts));
+        if let Some(local) = backends {
+            let by = AnsweredBy::Backend(b.clone());
+            return Routed::Answered(after_local(ctx, Some(b), local, &facts), by);
         }
     }
     Routed::Backend(backend)
@@ -1244,17 +1549,128 @@ pub fn route_response(
         ..Context::new(state, fe, src, dst)
     };
     let own = backend.name == fe.name && fe.conf.kind.is_backend();
-    if !own {
-        if let Some(local) = http_response(&backend.conf, base, resp, keep, facts) {
-            return Some(local);
+    let refused = match own {
+        false => http_response(&backend.conf, base, resp, keep, facts),
+        true => None,
+    };
+    let refused = refused.or_else(|| http_response(&fe.conf, base, resp, keep, facts));
+    match refused {
+        Some(local) => Some(after_local(base, Some(backend), local, facts)),
+        None => {
+            after_response(base, Some(backend), resp, facts);
+            None
         }
     }
-    http_response(&fe.conf, base, resp, keep, facts)
 }
 
 /// Whether requests through `fe` to `backend` run any rule at all.
 pub fn has_response_rules(fe: &Frontend, backend: &Backend) -> bool {
-    !fe.conf.rules.http_response.is_empty() || !backend.conf.rules.http_response.is_empty()
+    let (f, b) = (&fe.conf.rules, &backend.conf.rules);
+    !(f.http_response.is_empty()
+        && b.http_response.is_empty()
+        && f.http_after_response.is_empty()
+        && b.http_after_response.is_empty())
+}
+
+/// Runs the `http-after-response` rules on `resp`, the response going to the client: the
+/// stream's `backend`'s (if it is not the frontend itself), then the frontend's, as HAProxy
+/// runs them. They take no final action (`allow` ends a proxy's list).
+pub fn after_response(
+    base: Context<'_>,
+    backend: Option<&Backend>,
+    resp: &mut Head,
+    facts: &Facts<'_>,
+) {
+    // A reply of the proxy's own starts the response's analysis too.
+    vars::response_starts();
+    let fe = base.frontend;
+    let own = backend.is_some_and(|b| b.name == fe.name && fe.conf.kind.is_backend());
+    let proxies = backend.filter(|_| !own).map(|b| &b.conf).into_iter();
+    for proxy in proxies.chain([&fe.conf]) {
+        let rules = &proxy.rules.http_after_response;
+        if !rules.is_empty() {
+            let ctx = Context { backend, ..base };
+            let _ = run(proxy, rules, ctx, resp, true, true, facts);
+        }
+    }
+}
+
+/// Whether `fe` or `backend` has `http-after-response` rules, which the proxy's own
+/// replies go through too.
+pub fn has_after_response(fe: &Frontend, backend: Option<&Backend>) -> bool {
+    !fe.conf.rules.http_after_response.is_empty()
+        || backend.is_some_and(|b| !b.conf.rules.http_after_response.is_empty())
+}
+
+/// The proxy's own reply `local` once the `http-after-response` rules ran on it
+/// ([`after_response`]); its logged size changes as its head does (HAProxy counts its
+/// internal form), its status as `set-status` set it.
+pub fn after_local(
+    base: Context<'_>,
+    backend: Option<&Backend>,
+    mut local: Local,
+    facts: &Facts<'_>,
+) -> Local {
+    if !has_after_response(base.frontend, backend) {
+        return local;
+    }
+    if let Some((status, grown)) = after_reply(base, backend, &mut local.bytes, facts) {
+        local.status = status;
+        local.logged_size = local.logged_size.saturating_add_signed(grown);
+    }
+    local
+}
+
+/// [`after_response`] on the serialized reply `bytes` (rewritten in place): its status
+/// then, and how much its logged size grew. None if `bytes` holds no head.
+pub fn after_reply(
+    base: Context<'_>,
+    backend: Option<&Backend>,
+    bytes: &mut Vec<u8>,
+    facts: &Facts<'_>,
+) -> Option<(u16, i64)> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let mut head = reply_head(std::str::from_utf8(&bytes[..end]).ok()?)?;
+    let before = head_logged_size(&head);
+    after_response(base, backend, &mut head, facts);
+    let grown = head_logged_size(&head) as i64 - before as i64;
+    let mut out = format!("{} {} {}\r\n", head.first[0], head.first[1], head.first[2]);
+    // HAProxy's HTTP/1 layer writes the names in lower case (its HTX message keeps them so).
+    for (name, value) in &head.headers {
+        let name = name.to_ascii_lowercase();
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut rewritten = out.into_bytes();
+    rewritten.extend_from_slice(&bytes[end + 4..]);
+    *bytes = rewritten;
+    Some((head.first[1].parse().ok()?, grown))
+}
+
+/// The head of a reply hapx wrote itself (status line and headers, as they are).
+fn reply_head(text: &str) -> Option<Head> {
+    let mut lines = text.split("\r\n");
+    let mut first = lines.next()?.splitn(3, ' ');
+    let first = [(); 3].map(|()| first.next().unwrap_or_default().to_string());
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.to_string(), v.trim_start().to_string()))
+        .collect();
+    Some(Head {
+        first,
+        headers,
+        framing: Framing::None,
+        dropped_length: false,
+        conn: Default::default(),
+    })
+}
+
+/// A head's size as HAProxy counts it (its internal form: 20 bytes of start line beside its
+/// parts, each header's name and value, one byte for the end).
+fn head_logged_size(head: &Head) -> u64 {
+    let line = 20 + head.first.iter().map(String::len).sum::<usize>();
+    let headers: usize = head.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+    (line + headers + 1) as u64
 }
 
 /// What a TCP-mode connection's rules decided.
@@ -1262,7 +1678,9 @@ pub fn has_response_rules(fe: &Frontend, backend: &Backend) -> bool {
 pub enum TcpRouted {
     /// To this backend, the client's first bytes read already.
     Backend(Option<Arc<Backend>>, Vec<u8>),
-    Rejected,
+    /// By the frontend's rules (None) or by the chosen backend's, where the session then
+    /// counts as HAProxy counts it on entering the backend.
+    Rejected(Option<Arc<Backend>>),
 }
 
 /// Runs a TCP frontend's content rules and backend choice on a new connection.
@@ -1284,7 +1702,7 @@ pub async fn route_tcp(
     if !fe.conf.rules.tcp_content.is_empty() {
         let inspected = inspect(base, &fe.conf.rules, client, data).await?;
         if !inspected.accepted {
-            return Ok(TcpRouted::Rejected);
+            return Ok(TcpRouted::Rejected(None));
         }
         data = inspected.data;
     }
@@ -1303,7 +1721,7 @@ pub async fn route_tcp(
             };
             let inspected = inspect(ctx, &b.conf.rules, client, data).await?;
             if !inspected.accepted {
-                return Ok(TcpRouted::Rejected);
+                return Ok(TcpRouted::Rejected(Some(b.clone())));
             }
             data = inspected.data;
         }

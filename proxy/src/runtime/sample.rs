@@ -28,6 +28,8 @@ pub struct Context<'a> {
     pub response: Option<&'a Head>,
     /// What a TCP client sent so far (content inspection).
     pub payload: Option<&'a [u8]>,
+    /// What a TCP server sent so far (`tcp-response content` inspection).
+    pub response_payload: Option<&'a [u8]>,
     /// More payload may still come: fetches on it may change.
     pub partial: bool,
     /// `bind ... ssl`: the client connection's TLS (`ssl_fc` ...); None in clear.
@@ -48,6 +50,7 @@ impl<'a> Context<'a> {
             request: None,
             response: None,
             payload: None,
+            response_payload: None,
             partial: false,
             tls: None,
             stick: None,
@@ -82,12 +85,25 @@ impl Sample<'_> {
         }
     }
 
+    /// The value as an integer, as HAProxy casts a sample for an integer or boolean match
+    /// (`12abc` is 12, an IPv4 address its number; no value for binary, IPv6, an empty
+    /// string).
     fn as_int(&self) -> Option<i64> {
         match self {
             Sample::Bool(b) => Some(i64::from(*b)),
             Sample::Int(n) => Some(*n),
-            Sample::Ip(_) | Sample::Bin(_) => None,
-            Sample::Str(s) => s.trim().parse().ok(),
+            other => convert::to_int(other),
+        }
+    }
+
+    /// The value kept beyond what it was read from (a variable's).
+    pub fn into_owned(self) -> Sample<'static> {
+        match self {
+            Sample::Bool(b) => Sample::Bool(b),
+            Sample::Int(n) => Sample::Int(n),
+            Sample::Ip(ip) => Sample::Ip(ip),
+            Sample::Str(s) => Sample::Str(Cow::Owned(s.into_owned())),
+            Sample::Bin(b) => Sample::Bin(b),
         }
     }
 
@@ -253,20 +269,28 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
         },
         Method => req.map_or_else(none, |h| text(&h.first[0])),
         Url => req.map_or_else(none, |h| text(&h.first[1])),
-        Path => req.map_or_else(none, |h| text(path_of(&h.first[1]))),
+        Path => req.map_or_else(none, |h| {
+            http_get_path(&h.first[1]).map_or_else(none, |p| text(until_query(p)))
+        }),
         Query => req.map_or_else(none, |h| match h.first[1].split_once('?') {
             Some((_, q)) => text(q),
             None => none(),
         }),
+        // HAProxy's `smp_fetch_base`: without a Host value, the path alone.
         Base => req.map_or_else(none, |h| {
-            let host = h.header("host").unwrap_or_default();
-            Fetched::one(Sample::Str(Cow::Owned(format!(
-                "{host}{}",
-                path_of(&h.first[1])
-            ))))
+            let path = http_get_path(&h.first[1]).map(until_query);
+            match h.header("host").filter(|host| !host.is_empty()) {
+                Some(host) => Fetched::one(Sample::Str(Cow::Owned(format!(
+                    "{host}{}",
+                    path.unwrap_or_default()
+                )))),
+                None => path.map_or_else(none, text),
+            }
         }),
-        ReqVer => req.map_or_else(none, |h| {
-            text(h.first[2].strip_prefix("HTTP/").unwrap_or(&h.first[2]))
+        // HAProxy's `smp_fetch_rqver`: what follows the first `/`, if anything.
+        ReqVer => req.map_or_else(none, |h| match h.first[2].split_once('/') {
+            Some((_, v)) if !v.is_empty() => text(v),
+            _ => none(),
         }),
         ProtoHttp => match (req, ctx.payload) {
             (Some(_), _) => Fetched::one(Sample::Bool(true)),
@@ -322,6 +346,23 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
         PayloadLv(offset, size, at) => ctx.payload.map_or_else(none, |data| {
             payload_lv(data, *offset, *size, *at, ctx.partial)
         }),
+        ResLen => match ctx.response_payload {
+            Some(data) => Fetched {
+                values: vec![Sample::Int(data.len() as i64)],
+                may_change: ctx.partial,
+            },
+            None => none(),
+        },
+        ResSslHelloType => match ctx.response_payload {
+            Some(data) => tls_fetch(&SslHelloType, data, ctx.partial),
+            None => none(),
+        },
+        ResPayload(offset, length) => ctx
+            .response_payload
+            .map_or_else(none, |data| payload(data, *offset, *length, ctx.partial)),
+        ResPayloadLv(offset, size, at) => ctx.response_payload.map_or_else(none, |data| {
+            payload_lv(data, *offset, *size, *at, ctx.partial)
+        }),
         RdpCookie(name) | RdpCookieCnt(name) => match ctx.payload {
             Some(data) => rdp_cookie(source, data, name.as_deref(), ctx.partial),
             None => none(),
@@ -359,12 +400,59 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
                     Fetched::one(Sample::Str(Cow::Owned(value)))
                 })
         }
-        // Built only for a health check's formats, which `runtime::check_format` renders.
-        Checked(_) => none(),
+        // Variables and constants; the checked server's facts are a health check's only
+        // (`runtime::check_format` renders them).
+        Checked(fact) => checked(fact),
         HttpAuthBearer(header) => req
             .and_then(|h| super::auth::bearer(h, header.as_deref()))
             .map_or_else(none, text),
     }
+}
+
+/// HAProxy's `http_get_path`: the path of a request URI (from its first `/` on, query
+/// included) past an absolute URI's scheme and authority; None for `*`, for an authority
+/// alone (`host:443`) and for an absolute URI without a path.
+fn http_get_path(uri: &str) -> Option<&str> {
+    let bytes = uri.as_bytes();
+    let mut at = 0;
+    match bytes.first()? {
+        b'*' => return None,
+        b if b.is_ascii_alphabetic() => {
+            at = 1 + bytes[1..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b))
+                .count();
+            if !bytes[at..].starts_with(b"://") {
+                return None;
+            }
+            at += 3;
+        }
+        _ => {}
+    }
+    let slash = at + bytes[at..].iter().position(|&b| b == b'/')?;
+    Some(&uri[slash..])
+}
+
+/// A path without its query string.
+fn until_query(path: &str) -> &str {
+    path.split('?').next().unwrap_or_default()
+}
+
+/// A variable (`var(NAME[,DEFAULT])`, the default as text) or a constant (`int`, `str`,
+/// `bool`) in traffic.
+fn checked<'a>(fact: &crate::config::acl::CheckedFact) -> Fetched<'a> {
+    use crate::config::acl::CheckedFact;
+    let value = match fact {
+        CheckedFact::Var(var) => {
+            let (name, default) = &**var;
+            super::vars::fetch(name, default.as_deref())
+        }
+        CheckedFact::Int(n) => Some(Sample::Int(*n)),
+        CheckedFact::Str(s) => Some(Sample::Str(Cow::Owned(s.to_string()))),
+        CheckedFact::Bool(b) => Some(Sample::Bool(*b)),
+        CheckedFact::ServerName | CheckedFact::ServerId | CheckedFact::BackendId => None,
+    };
+    value.map_or_else(Fetched::default, Fetched::one)
 }
 
 /// The path of a request URI: without the query, and without scheme and authority when
@@ -451,20 +539,18 @@ fn url_params<'a>(uri: &'a str, name: &str) -> Fetched<'a> {
     }
 }
 
-/// Whether a TCP payload starts like an HTTP/1 request (`req.proto_http`).
+/// `req.proto_http` of a TCP payload whose request head did not parse (see
+/// `rules::stream_head`): false once its request line or its whole head is refused, else
+/// undecided while more may come.
 fn looks_like_http<'a>(data: &[u8], partial: bool) -> Fetched<'a> {
-    let Some(end) = data.iter().position(|&b| b == b'\n') else {
-        return if partial {
-            Fetched::later()
-        } else {
-            Fetched::one(Sample::Bool(false))
-        };
-    };
-    let line = String::from_utf8_lossy(&data[..end]);
-    let parts: Vec<&str> = line.trim_end_matches('\r').split(' ').collect();
-    let ok = matches!(parts.as_slice(), [m, u, v] if !m.is_empty()
-        && m.bytes().all(super::http::is_tchar) && !u.is_empty() && v.starts_with("HTTP/1."));
-    Fetched::one(Sample::Bool(ok))
+    let line_whole = data.contains(&b'\n');
+    let refused = (line_whole && super::rules::stream_request_line(data).is_none())
+        || super::http::find_head_end(data).is_some();
+    if partial && !refused {
+        Fetched::later()
+    } else {
+        Fetched::one(Sample::Bool(false))
+    }
 }
 
 /// HAProxy's `tune.bufsize`: `req.payload` never matches past it.
@@ -572,6 +658,13 @@ fn tls_fetch<'a>(source: &Source, data: &[u8], partial: bool) -> Fetched<'a> {
             Fetched::default()
         }
     };
+    if matches!(source, Source::SslHelloType) {
+        return match hello_type(data) {
+            Ok(Some(t)) => Fetched::one(Sample::Int(t)),
+            Ok(None) => Fetched::default(),
+            Err(Incomplete) => later(),
+        };
+    }
     if data.is_empty() {
         return later();
     }
@@ -582,18 +675,39 @@ fn tls_fetch<'a>(source: &Source, data: &[u8], partial: bool) -> Fetched<'a> {
     if data.len() < 6 {
         return later();
     }
-    match source {
-        Source::SslVer => {
-            return Fetched::one(Sample::Int((i64::from(data[1]) << 16) | i64::from(data[2])));
-        }
-        Source::SslHelloType => return Fetched::one(Sample::Int(i64::from(data[5]))),
-        _ => {}
+    if matches!(source, Source::SslVer) {
+        return Fetched::one(Sample::Int((i64::from(data[1]) << 16) | i64::from(data[2])));
     }
     match client_hello_sni(data) {
         Ok(Some(name)) => Fetched::one(Sample::Str(Cow::Owned(name))),
         Ok(None) => Fetched::default(),
         Err(Incomplete) => later(),
     }
+}
+
+/// The handshake type of `data`'s first message, as HAProxy's `smp_fetch_ssl_hello_type`
+/// reads it: a record of any SSLv3 type (20 to 23, or 255), version 3.0 at least, long
+/// enough for a message header; the type only once the whole first message is in.
+/// `Ok(None)`: not such a record; `Err`: more may make it one.
+fn hello_type(data: &[u8]) -> Result<Option<i64>, Incomplete> {
+    let Some(&kind) = data.first() else {
+        return Err(Incomplete);
+    };
+    if !matches!(kind, 0x14..=0x17 | 0xff) {
+        return Ok(None);
+    }
+    let [_, major, minor, len_hi, len_lo, message, l1, l2, l3, ..] = *data else {
+        return Err(Incomplete);
+    };
+    let version = (u32::from(major) << 16) + u32::from(minor);
+    if version < 0x03_0000 || u16::from_be_bytes([len_hi, len_lo]) < 4 {
+        return Ok(None);
+    }
+    let message_len = u32::from_be_bytes([0, l1, l2, l3]) as usize;
+    if data.len() < 9 + message_len {
+        return Err(Incomplete);
+    }
+    Ok(Some(i64::from(message)))
 }
 
 struct Incomplete;

@@ -1,9 +1,11 @@
 //! One TCP-mode connection: choose a server, connect (with retries and redispatch), forward
 //! both ways, count, log.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -63,6 +65,12 @@ impl Connected {
             retries: self.retries,
         }
     }
+
+    /// The error of a connection whose client left (`left`) before it was ready (in its
+    /// TLS handshake): closed with its slot.
+    pub fn client_left(self, left: Left) -> ConnectError {
+        ConnectError::ClientLeft(self.server, left)
+    }
 }
 
 /// Why no server connection could be made.
@@ -70,11 +78,16 @@ impl Connected {
 pub enum ConnectError {
     NoServer,
     /// Every server stayed full for `timeout queue`: where and how long the connection
-    /// waited.
+    /// waited; `server`: the server whose queue it was (the log line names it), none in
+    /// the backend's.
     QueueTimeout {
         queued: QueuePositions,
         waited: Duration,
+        server: Option<Arc<Server>>,
     },
+    /// The server's queue was at its `maxqueue`: refused at once, without waiting (`SQ`,
+    /// no queue time), naming the server.
+    QueueFull(Arc<Server>),
     /// Every attempt failed; the server tried last (which the log line names) and its error.
     Failed(Arc<Server>, io::Error),
     /// The server's sessions were killed while it connected ([`super::shutdown`]: as in
@@ -84,15 +97,46 @@ pub enum ConnectError {
         why: super::shutdown::Killed,
         retries: u32,
     },
-    /// The client closed (or failed) with nothing sent while its server was connected to:
-    /// the attempt is abandoned, as HAProxy's `back_handle_st_con` does (`CC`).
-    ClientLeft(Arc<Server>),
-    /// The client closed (or failed) with nothing sent while it waited in a queue: it
-    /// leaves the queue at once, as HAProxy's `back_handle_st_que` does (`CQ`).
+    /// The client left (see [`Watch`]) while its server was connected to: the attempt is
+    /// abandoned, as HAProxy's `back_handle_st_con` does (`CC`; `CD` in TCP mode after a
+    /// reset).
+    ClientLeft(Arc<Server>, Left),
+    /// The client left (see [`Watch`]) while it waited in a queue: it leaves the queue at
+    /// once, as HAProxy's `back_handle_st_que` does (`CQ`; `CD` in TCP mode after a reset),
+    /// after `waited` where `queued` says; `server`: the server whose queue it was (the log
+    /// line names it), none in the backend's.
     ClientLeftQueue {
         queued: QueuePositions,
         waited: Duration,
+        server: Option<Arc<Server>>,
+        left: Left,
     },
+}
+
+/// How a client left while its connection waited for a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// It closed its side (a FIN).
+    Closed,
+    /// It reset the connection, or (HTTP) closed it before its request's body ended:
+    /// HAProxy's read error on the request, counted as the client's abort (`cli_abrt`) of
+    /// the backend and of the server it waited for.
+    Aborted,
+}
+
+/// What ends a wait for a server early: a future ready when the client left, as HAProxy's
+/// `check_req_may_abort` and `back_handle_st_con` decide. Borrowed, so that one watch
+/// spans the queue and the connection attempts; it exists only while the connection
+/// waits. [`tcp_watch`] is TCP mode's; HTTP mode has its own, which reads the request's
+/// body meanwhile.
+pub type Watch<'w> = Pin<&'w mut (dyn Future<Output = Left> + Send + 'w)>;
+
+/// `watch` lent for one step of the wait.
+pub fn reborrow<'a>(watch: &'a mut Option<Watch<'_>>) -> Option<Watch<'a>> {
+    match watch {
+        Some(watch) => Some(watch.as_mut()),
+        None => None,
+    }
 }
 
 impl ConnectError {
@@ -119,7 +163,10 @@ impl ConnectError {
         match self {
             ConnectError::Failed(server, _)
             | ConnectError::Killed { server, .. }
-            | ConnectError::ClientLeft(server) => Some(server),
+            | ConnectError::ClientLeft(server, _) => Some(server),
+            ConnectError::ClientLeftQueue { server, .. }
+            | ConnectError::QueueTimeout { server, .. } => server.as_ref(),
+            ConnectError::QueueFull(server) => Some(server),
             _ => None,
         }
     }
@@ -133,14 +180,22 @@ impl ConnectError {
         }
     }
 
-    /// The termination state HAProxy logs: `sQ` after the queue, `sC` when the attempts
-    /// timed out, the kill's code in the connection phase (`KC`) when killed, else `SC`.
+    /// The termination state HAProxy logs: `sQ` after the queue, `SQ` for a full one, `sC`
+    /// when the attempts timed out, the kill's code in the connection phase (`KC`) when
+    /// killed, else `SC`; for a client that left, `CQ` in the queue, `CC` while connecting,
+    /// and in TCP mode `CD` after its reset (HAProxy's read error is a data-phase abort there).
     pub fn term(&self) -> &'static str {
         match self {
             ConnectError::Killed { why, .. } => why.connecting_flags(),
-            ConnectError::ClientLeft(_) => "CC--",
+            ConnectError::ClientLeft(_, Left::Aborted)
+            | ConnectError::ClientLeftQueue {
+                left: Left::Aborted,
+                ..
+            } => "CD--",
+            ConnectError::ClientLeft(..) => "CC--",
             ConnectError::ClientLeftQueue { .. } => "CQ--",
             ConnectError::QueueTimeout { .. } => "sQ--",
+            ConnectError::QueueFull(_) => "SQ--",
             ConnectError::Failed(_, err) if err.kind() == io::ErrorKind::TimedOut => "sC--",
             ConnectError::NoServer | ConnectError::Failed(..) => "SC--",
         }
@@ -160,49 +215,108 @@ impl ConnectError {
 /// with that data, as in HAProxy; a PROXY header counts as data too. Without data the ACK
 /// goes at once, so a server that speaks first is never kept waiting for it.
 ///
-/// Without data, `client` is watched while it waits in a queue and while its server is
-/// connected to: its FIN (or an error) leaves the queue ([`ConnectError::ClientLeftQueue`],
-/// `CQ`) or abandons the attempt ([`ConnectError::ClientLeft`], `CC`) at once, as HAProxy's
-/// `back_handle_st_que` and `back_handle_st_con` abort a connection whose request channel
-/// is empty and shut. Data arriving meanwhile makes the request non-empty: it then goes on,
-/// FIN or not (`option abortonclose` is not followed here).
+/// `client` is watched ([`tcp_watch`]) while the connection waits in a queue and while its
+/// server is connected to: when it leaves, the queue is left
+/// ([`ConnectError::ClientLeftQueue`]) or the attempt abandoned ([`ConnectError::ClientLeft`])
+/// at once, as HAProxy's `back_handle_st_que` and `back_handle_st_con` abort. A failed
+/// connection's client is left nothing unread (see the end).
 pub async fn connect(
     backend: &Arc<Backend>,
     stuck: Option<&Arc<Server>>,
     forced: bool,
     key: balance::Key,
     local: SocketAddr,
-    client: Option<&TcpStream>,
+    (client, has_data): (&TcpStream, bool),
 ) -> Result<Connected, ConnectError> {
     let queued = Instant::now();
     let mut positions = QueuePositions::default();
-    let slot = slot_watching(backend, stuck, true, key, &mut positions, client).await?;
-    let direct = Direct::of(stuck, forced, slot.server());
-    let waited = (queued.elapsed(), positions);
-    let Some(client) = client else {
-        return connect_from(backend, local, true, slot, waited, direct).await;
+    // Boxed: the watch lives only while the connection waits, not in the session's task.
+    let mut watch = Box::pin(tcp_watch(
+        client,
+        has_data,
+        backend.conf.options.abortonclose,
+    ));
+    let watching = Some(watch.as_mut() as Watch<'_>);
+    let connected = match slot_for(backend, stuck, true, key, &mut positions, watching).await {
+        Err(e) => Err(e),
+        Ok(slot) => {
+            let direct = Direct::of(stuck, forced, slot.server());
+            let waited = (queued.elapsed(), positions);
+            let server = slot.server().clone();
+            tokio::select! {
+                biased;
+                connected = connect_from(backend, local, has_data, slot, waited, direct) => connected,
+                left = watch.as_mut() => Err(ConnectError::ClientLeft(server, left)),
+            }
+        }
     };
-    let server = slot.server().clone();
+    connected.map_err(|e| connect_failed(backend, client, e))
+}
+
+/// A TCP-mode connection that failed (`e`) to its end: a reset while connecting counted
+/// as the client's abort, as HAProxy counts it, and what the client sent read.
+fn connect_failed(backend: &Backend, client: &TcpStream, e: ConnectError) -> ConnectError {
+    if let ConnectError::ClientLeft(server, Left::Aborted) = &e {
+        server.counters.client_aborts.fetch_add(1, Relaxed);
+        backend.counters.client_aborts.fetch_add(1, Relaxed);
+    }
+    // HAProxy had read what the client sent into its buffer while it waited: the
+    // connection then ends with a FIN, where unread data would make it a reset.
+    let _ = forward::read_early(client);
+    e
+}
+
+/// `work`, a step of a TCP-mode connection attempt past [`connect`] (the TLS handshake to
+/// a `server ... ssl`, its retries), abandoned when the client leaves as [`tcp_watch`]
+/// sees it: HAProxy's connect phase (`back_handle_st_con`) covers the handshake too.
+async fn unless_client_leaves<F: Future>(
+    (client, has_data): (&TcpStream, bool),
+    abortonclose: bool,
+    work: F,
+) -> Result<F::Output, Left> {
     tokio::select! {
         biased;
-        connected = connect_from(backend, local, false, slot, waited, direct) => connected,
-        () = client_left(client) => Err(ConnectError::ClientLeft(server)),
+        done = work => Ok(done),
+        left = tcp_watch(client, has_data, abortonclose) => Err(left),
     }
 }
 
-/// Ready once `client` has closed its side with nothing sent, or failed; pending for good
-/// while bytes wait to be read (HAProxy's request channel is not empty then). Peeks, so a
-/// byte that comes is left for the forwarding.
-fn client_left(client: &TcpStream) -> impl std::future::Future<Output = ()> + '_ {
-    std::future::poll_fn(move |cx| {
-        let mut byte = [std::mem::MaybeUninit::uninit(); 1];
-        let mut buf = tokio::io::ReadBuf::uninit(&mut byte);
-        match client.poll_peek(cx, &mut buf) {
-            std::task::Poll::Ready(Ok(0) | Err(_)) => std::task::Poll::Ready(()),
-            // Data waits (no wake-up registered: the attempt's own wake-ups poll again).
-            std::task::Poll::Ready(Ok(_)) | std::task::Poll::Pending => std::task::Poll::Pending,
+/// A TCP-mode client's [`Watch`]: ready at its reset ([`Left::Aborted`]), or at its FIN
+/// ([`Left::Closed`]) when nothing it sent waits (`has_data`: data read already; else
+/// none unread) or with `option abortonclose`, as HAProxy aborts a connection whose
+/// request channel is shut and empty (or any, with the option). Once a client that sent
+/// data closed, the connection goes on with that data: nothing more is watched (HAProxy
+/// reads no more from it). Nothing is read: the data stays for the forwarding.
+async fn tcp_watch(client: &TcpStream, has_data: bool, abortonclose: bool) -> Left {
+    use tokio::io::Interest;
+    // Tokio counts a socket whose read side closed (a FIN, a reset) as ready for PRIORITY
+    // on Linux, and the reset's error for ERROR; unlike READABLE, neither is set by data,
+    // so this waits for the close alone, without consuming anything (or clearing the
+    // readiness the forwarding will wait on).
+    loop {
+        let Ok(ready) = client.ready(Interest::PRIORITY | Interest::ERROR).await else {
+            return Left::Aborted;
+        };
+        if ready.is_read_closed() || ready.is_error() {
+            break;
         }
-    })
+        // Urgent data (TCP's out-of-band byte) is no close: its readiness is cleared.
+        let urgent_only = || Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock));
+        let _ = client.try_io(Interest::PRIORITY, urgent_only);
+    }
+    if !matches!(client.take_error(), Ok(None)) {
+        return Left::Aborted;
+    }
+    if abortonclose || (!has_data && nothing_unread(client)) {
+        return Left::Closed;
+    }
+    std::future::pending().await
+}
+
+/// Whether nothing waits to be read on `client` (a look that reads nothing).
+fn nothing_unread(client: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::uninit(); 1];
+    matches!(socket2::SockRef::from(client).peek(&mut byte), Ok(0))
 }
 
 /// [`connect`] with a slot the balancer gave already, after `waited`: the time it waited
@@ -274,6 +388,9 @@ async fn attempts(
         let keepalive = conf.options.srvtcpka.then_some(&conf.srvtcpka);
         // HAProxy's `connect` column: each attempt, on the server it goes to.
         server.idle.connects.fetch_add(1, Relaxed);
+        if backend.mode == crate::config::model::Mode::Tcp {
+            super::pool::note_tcp_attempt(&server);
+        }
         let opening = open_connection(addr, delayed_ack, keepalive, conf.options.nolinger);
         // Killed with its server's sessions meanwhile: no error of the server's. Boxed: the
         // kill's wait would otherwise grow every session's task, for its whole life.
@@ -421,6 +538,28 @@ async fn retry_after_handshake(
     attempts(backend, local, has_data, slot, progress).await
 }
 
+/// [`retry_after_handshake`] in TCP mode, abandoned when the client leaves
+/// ([`unless_client_leaves`]).
+async fn retry_unless_client_leaves(
+    backend: &Arc<Backend>,
+    local: SocketAddr,
+    (client, has_data): (&TcpStream, bool),
+    conn: Connected,
+    err: io::Error,
+) -> Result<Connected, ConnectError> {
+    let server = conn.server.clone();
+    let retried = retry_after_handshake(backend, local, has_data, conn, err);
+    let abortonclose = backend.conf.options.abortonclose;
+    match unless_client_leaves((client, has_data), abortonclose, retried).await {
+        Ok(retried) => retried,
+        Err(left) => Err(connect_failed(
+            backend,
+            client,
+            ConnectError::ClientLeft(server, left),
+        )),
+    }
+}
+
 /// A new server connection of an HTTP backend made ready for requests: with `server ...
 /// ssl`, the TLS handshake ([`handshake`]), a failed one retried as a refused connection, as
 /// in TCP mode. The connection's TLS state (None in clear; the PROXY header is then the
@@ -543,14 +682,14 @@ pub async fn wait_for_server(
     key: balance::Key,
     avoid: Option<&Arc<Server>>,
     positions: &mut QueuePositions,
-    client: Option<&TcpStream>,
+    watch: Option<Watch<'_>>,
 ) -> Result<Slot, ConnectError> {
     match balance::pick_or_queue(backend, key, avoid) {
         Some(Picked::Now(slot)) => Ok(slot),
         // Boxed: the wait's state (timers, notification) would otherwise be part of every
         // connection's future, for the whole life of the connection.
         Some(Picked::Queued(ticket)) => {
-            let queued = Queued { ticket, client };
+            let queued = Queued { ticket, watch };
             Box::pin(wait_in_queue(backend, key, avoid, queued, positions)).await
         }
         Some(Picked::Refused(server)) => Err(queue_full(backend, &server)),
@@ -561,29 +700,19 @@ pub async fn wait_for_server(
 /// A slot on `preferred` (a stick entry's, a persistence cookie's, a kept connection's
 /// server) when it takes the request, now or from its queue; else one the balancer gives
 /// for `key`. A queue timeout on `preferred` stays an error. `direct`: past the balancer
-/// (HAProxy's `SF_DIRECT`), see [`reserve`].
+/// (HAProxy's `SF_DIRECT`), see [`reserve`]. The queue is left when `watch` sees the
+/// client leave ([`ConnectError::ClientLeftQueue`]).
 pub async fn slot_for(
     backend: &Arc<Backend>,
     preferred: Option<&Arc<Server>>,
     direct: bool,
     key: balance::Key,
     positions: &mut QueuePositions,
-) -> Result<Slot, ConnectError> {
-    slot_watching(backend, preferred, direct, key, positions, None).await
-}
-
-/// [`slot_for`], leaving the queue when `client` closes (or fails) with nothing sent
-/// ([`ConnectError::ClientLeftQueue`]).
-async fn slot_watching(
-    backend: &Arc<Backend>,
-    preferred: Option<&Arc<Server>>,
-    direct: bool,
-    key: balance::Key,
-    positions: &mut QueuePositions,
-    client: Option<&TcpStream>,
+    mut watch: Option<Watch<'_>>,
 ) -> Result<Slot, ConnectError> {
     if let Some(server) = preferred {
-        let reserved = reserve(backend, server, direct, key, positions, client).await;
+        let watching = reborrow(&mut watch);
+        let reserved = reserve(backend, server, direct, key, positions, watching).await;
         match reserved {
             Ok(slot) => return Ok(slot),
             Err(e @ (ConnectError::QueueTimeout { .. } | ConnectError::ClientLeftQueue { .. })) => {
@@ -593,7 +722,7 @@ async fn slot_watching(
             Err(_) => {}
         }
     }
-    wait_for_server(backend, key, None, positions, client).await
+    wait_for_server(backend, key, None, positions, watch).await
 }
 
 /// A slot of `server` for the next request on a connection kept to it: at once, else in
@@ -607,12 +736,12 @@ async fn reserve(
     direct: bool,
     key: balance::Key,
     positions: &mut QueuePositions,
-    client: Option<&TcpStream>,
+    watch: Option<Watch<'_>>,
 ) -> Result<Slot, ConnectError> {
     match balance::take_or_queue(backend, server, direct, key) {
         Some(Picked::Now(slot)) => Ok(slot),
         Some(Picked::Queued(ticket)) => {
-            let queued = Queued { ticket, client };
+            let queued = Queued { ticket, watch };
             Box::pin(wait_in_queue(backend, key, None, queued, positions)).await
         }
         Some(Picked::Refused(server)) => Err(queue_full(backend, &server)),
@@ -621,14 +750,11 @@ async fn reserve(
 }
 
 /// A connection refused because `server`'s queue is at its `maxqueue`: logged as a queue
-/// failure (`sQ`, 503 in HTTP) and counted as a connection error, as HAProxy does.
-fn queue_full(backend: &Backend, server: &Server) -> ConnectError {
-    queue_failed(
-        backend,
-        Some(server),
-        QueuePositions::default(),
-        Duration::ZERO,
-    )
+/// failure (`SQ`, 503 in HTTP) and counted as a connection error, as HAProxy does.
+fn queue_full(backend: &Backend, server: &Arc<Server>) -> ConnectError {
+    server.counters.conn_errors.fetch_add(1, Relaxed);
+    backend.counters.conn_errors.fetch_add(1, Relaxed);
+    ConnectError::QueueFull(server.clone())
 }
 
 /// A connection that left the queue without a slot, after `waited` where `queued` says: a
@@ -636,7 +762,7 @@ fn queue_full(backend: &Backend, server: &Server) -> ConnectError {
 /// (HAProxy's `failed_conns` after `timeout queue`).
 fn queue_failed(
     backend: &Backend,
-    server: Option<&Server>,
+    server: Option<&Arc<Server>>,
     queued: QueuePositions,
     waited: Duration,
 ) -> ConnectError {
@@ -644,18 +770,23 @@ fn queue_failed(
         server.counters.conn_errors.fetch_add(1, Relaxed);
     }
     backend.counters.conn_errors.fetch_add(1, Relaxed);
-    ConnectError::QueueTimeout { queued, waited }
+    ConnectError::QueueTimeout {
+        queued,
+        waited,
+        server: server.cloned(),
+    }
 }
 
-/// A connection in a queue: its ticket, and its client when watched (see [`client_left`]).
+/// A connection in a queue: its ticket, and its client's [`Watch`] when watched.
 struct Queued<'a> {
     ticket: Ticket,
-    client: Option<&'a TcpStream>,
+    watch: Option<Watch<'a>>,
 }
 
 /// Waits with `ticket` until a server gives the connection a slot, or the queue's timeout,
-/// or (watched) its client closes with nothing sent: it leaves the queue then, its place
-/// counted, as HAProxy's `back_handle_st_que` (`check_req_may_abort`) unlinks it.
+/// or (watched) its client leaves: it leaves the queue then, its place counted, as
+/// HAProxy's `back_handle_st_que` (`check_req_may_abort`) unlinks it; an abort
+/// ([`Left::Aborted`]) counts as the client's for the backend and the queue's server.
 async fn wait_in_queue(
     backend: &Arc<Backend>,
     key: balance::Key,
@@ -663,10 +794,10 @@ async fn wait_in_queue(
     queued: Queued<'_>,
     positions: &mut QueuePositions,
 ) -> Result<Slot, ConnectError> {
-    let Queued { mut ticket, client } = queued;
+    let Queued { mut ticket, watch } = queued;
     let client_left = async {
-        match client {
-            Some(client) => client_left(client).await,
+        match watch {
+            Some(watch) => watch.await,
             None => std::future::pending().await,
         }
     };
@@ -717,18 +848,27 @@ async fn wait_in_queue(
             () = tokio::time::sleep_until(deadline) => {
                 let server = ticket.server().cloned();
                 return ticket.leave(positions).ok_or_else(|| {
-                    queue_failed(backend, server.as_deref(), *positions, began.elapsed())
+                    queue_failed(backend, server.as_ref(), *positions, began.elapsed())
                 });
             }
             // Every change that may let it be served notifies (state, weight, address);
             // a freed slot comes through the ticket.
             () = changed => {}
-            () = client_left.as_mut() => {
+            left = client_left.as_mut() => {
+                let server = ticket.server().cloned();
                 // A slot that came meanwhile goes on to the next in the queue.
                 drop(ticket.leave(positions));
+                if left == Left::Aborted {
+                    let counters = server.iter().map(|s| &s.counters);
+                    for c in counters.chain([&backend.counters]) {
+                        c.client_aborts.fetch_add(1, Relaxed);
+                    }
+                }
                 return Err(ConnectError::ClientLeftQueue {
                     queued: *positions,
                     waited: began.elapsed(),
+                    server,
+                    left,
                 });
             }
         }
@@ -865,7 +1005,12 @@ pub fn serve_tcp(
                 let tls = secure_client.as_deref().map(|s| &*s.facts);
                 match Box::pin(rules::route_tcp(&state, &fe, &client, peer, dst, tls)).await {
                     Ok(rules::TcpRouted::Backend(b, data)) => (b, Some(data)),
-                    Ok(rules::TcpRouted::Rejected) => {
+                    Ok(rules::TcpRouted::Rejected(rejecting)) => {
+                        // A backend's rules rejected: the session entered it (logged there).
+                        let _be_session = rejecting.as_ref().map(|b| b.counters.open());
+                        if let Some(f) = facts.as_deref_mut() {
+                            f.backend = rejecting.as_deref();
+                        }
                         fe.counters.denied_req.fetch_add(1, Relaxed);
                         fe.logger.log_tcp(&fe, facts.as_deref(), "PR");
                         return;
@@ -913,8 +1058,7 @@ pub fn serve_tcp(
             let stuck = (over.server.as_ref())
                 .or_else(|| sticking.as_ref().and_then(|s| s.direct.as_ref()));
             let key = balance::connection_key(&backend, &ctx());
-            let watched = (!has_data).then_some(&client);
-            let conn = connect(&backend, stuck, over.force, key, local, watched);
+            let conn = connect(&backend, stuck, over.force, key, local, (&client, has_data));
             let conn = match conn.await {
                 Ok(c) => c,
                 Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
@@ -935,7 +1079,9 @@ pub fn serve_tcp(
         // operator's `shutdown sessions`: see `runtime::shutdown`) shuts both its sockets
         // down and ends its header's sending, its handshake or its forwarding at once.
         // Declared after the sockets: dropped first.
-        let mut registration = register(&conn, &client);
+        // What `show sess` prints of it, made at each registration (a value kept would stay
+        // in the task).
+        let mut registration = register(&conn, &client, shown(&fe, peer, local, accepted));
         let secured = loop {
             let Some(tls) = tls_client(&conn.server) else {
                 // In a block, so that this buffer does not stay in the future.
@@ -957,8 +1103,19 @@ pub fn serve_tcp(
             let header = proxy_header(&conn.server, peer, local);
             // Boxed, as the forwarding below: TLS state would otherwise grow every TCP
             // session's task, plaintext ones included (idle memory per connection).
+            // Under the client's watch, as the queue and the connection before it.
             let shaking = handshake(&backend, &conn.stream, conn.attempt_time, header, &tls);
-            let (shaken, took) = Box::pin(shaking).await;
+            let watched = (&client, has_data);
+            let abortonclose = backend.conf.options.abortonclose;
+            let shaking = unless_client_leaves(watched, abortonclose, shaking);
+            let (shaken, took) = match Box::pin(shaking).await {
+                Ok(shaken) => shaken,
+                Err(left) => {
+                    drop(registration);
+                    let e = connect_failed(&backend, &client, conn.client_left(left));
+                    return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e);
+                }
+            };
             conn.connect_time += took;
             let err = match shaken {
                 Ok(s) => break Some(Box::new(s)),
@@ -974,12 +1131,13 @@ pub fn serve_tcp(
             }
             // Boxed too: rare, and its state (a whole connection attempt) would otherwise grow
             // every session's task.
-            let retried = retry_after_handshake(&backend, local, has_data, conn, err);
+            let retried =
+                retry_unless_client_leaves(&backend, local, (&client, has_data), conn, err);
             conn = match Box::pin(retried).await {
                 Ok(c) => c,
                 Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
             };
-            registration = register(&conn, &client);
+            registration = register(&conn, &client, shown(&fe, peer, local, accepted));
         };
         let sent_early = early.len() as u64;
         // `option logasap`: the line goes now, with the times and bytes so far.
@@ -987,14 +1145,32 @@ pub fn serve_tcp(
             f.connected(&conn);
             fe.logger.log_tcp(&fe, Some(f), "--");
         }
+        // Connected: the response's analysis starts (`req` variables go, `res` ones come).
+        super::vars::response_starts();
         let moved = Moved::default();
         moved.to_server.fetch_add(sent_early, Relaxed);
         // The timeouts are made in each call, so that they are not kept beside the
         // forwarding's own copy in the task.
         let end = match (secured, secure_client) {
-            (None, None) => {
+            (None, None) if backend.conf.rules.tcp_response.is_empty() => {
                 let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
-                forward::forward(&client, &conn.stream, idle, state.splice, &moved).await
+                let splicing = state.splicing(&fe, &backend);
+                forward::forward(&client, &conn.stream, idle, splicing, &moved).await
+            }
+            // `tcp-response content` rules first: boxed (their state would otherwise grow
+            // every session's task).
+            (None, None) => {
+                let inspecting = rules::inspect_then_forward(
+                    super::sample::Context {
+                        backend: Some(&backend),
+                        ..super::sample::Context::new(&state, &fe, peer, local)
+                    },
+                    &conn.server,
+                    &client,
+                    &conn.stream,
+                    &moved,
+                );
+                inspecting.await
             }
             // TLS on either side: boxed (its state would grow every session's task).
             (Some(server), None) => {
@@ -1036,6 +1212,10 @@ pub fn serve_tcp(
         };
         for c in [&backend.counters, &conn.server.counters] {
             c.record_session(&times, flags);
+            // As HAProxy: a failed server connection (a reset) is a response error.
+            if killed.is_none() && matches!(end, End::Error(forward::Side::Server)) {
+                c.resp_errors.fetch_add(1, Relaxed);
+            }
         }
         if let Some(f) = facts.as_deref_mut().filter(|_| !fe.logger.logs_asap()) {
             f.connected(&conn);
@@ -1045,11 +1225,31 @@ pub fn serve_tcp(
     }
 }
 
+/// What `show sess` prints of a TCP session of `fe` from `peer` to `local`, accepted then.
+fn shown(
+    fe: &Frontend,
+    peer: SocketAddr,
+    local: SocketAddr,
+    accepted: Instant,
+) -> super::shutdown::Stream {
+    super::shutdown::Stream {
+        frontend: fe.id,
+        src: peer,
+        local,
+        started: accepted,
+    }
+}
+
 /// A TCP session's sockets registered on the server of `conn` (see `runtime::shutdown`),
-/// the server's since its attempt began. To be dropped before either socket closes.
-fn register(conn: &Connected, client: &TcpStream) -> super::shutdown::Registration {
-    let (server, socket) = (&conn.server, conn.stream.as_fd());
-    super::shutdown::Registration::session(server, client.as_fd(), socket, conn.kill_since)
+/// the server's since its attempt began, as `stream` (for `show sess`). To be dropped
+/// before either socket closes.
+fn register(
+    conn: &Connected,
+    client: &TcpStream,
+    stream: super::shutdown::Stream,
+) -> super::shutdown::Registration {
+    let (server, socket, since) = (&conn.server, conn.stream.as_fd(), conn.kill_since);
+    super::shutdown::Registration::session(server, client.as_fd(), socket, since, stream)
 }
 
 /// A client's TLS handshake that failed: logged as HAProxy logs a connection that never
@@ -1072,6 +1272,8 @@ fn log_connect_error<'a>(
     facts: Option<&mut log::TcpFacts<'a>>,
     e: &'a ConnectError,
 ) {
+    // A failed connection ends the request's analysis too (`res` variables, not `req`).
+    super::vars::response_starts();
     let flags = &e.term()[..2];
     let logged = facts.map(|f| {
         if let Some(server) = e.server() {

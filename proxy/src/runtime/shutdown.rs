@@ -48,15 +48,37 @@
 //! stream's connecting) look at the switch's `Notify`, and only when they do wait (not
 //! when their work ends at its first poll).
 //!
+//! One stream alone is killed by the runtime API's `shutdown session ID` ([`kill_stream`], as
+//! HAProxy's `stream_shutdown(SF_ERR_KILLED)`, code `K` as above): its entry is marked, its
+//! sockets shut down, and its server's waiters woken to look whether it is theirs
+//! ([`KillSwitch::wake`]); the stream sees it when it looks at its kill
+//! ([`Registration::killed`], [`Attached::killed`]: one atomic load of a process-wide count
+//! of such kills, [`ALONE_KILLS`]; its shard's lock only when that count changed since the
+//! stream registered, i.e. after some `shutdown session`). An HTTP stream may look after its
+//! registration left (its server connection closed by the kill): a killed one's number is
+//! then kept in its shard ([`Sockets::killed`]) until its [`Attached`] drops, however many
+//! were killed at once. `show sess` lists the registered streams
+//! ([`streams`]): each entry also says what the stream is ([`Stream`]: its frontend, its
+//! listener's address, when it began; its client socket, whose peer and local addresses are
+//! shown) and has a number of its own ([`StreamId`]:
+//! its shard, its slot and the slot's generation, never 0 and not soon the same again, so
+//! that a stale number finds no stream and a lookup needs no search).
+//!
+//! Limitation: an HTTP stream's task dropped (its client gone) at the very moment its stream
+//! is killed alone, between the drops of its [`Attached`] and of its [`Registration`], leaves
+//! its number (8 bytes) in its shard's [`Sockets::killed`].
+//!
 //! Limitation: a switch keeps the reason of its last firing; a stream killed by two firings
 //! at once with different reasons (a backup server with `on-marked-down` going DOWN as an
 //! active server comes UP) may be logged with either code. HAProxy logs the first.
 
 use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard};
 use std::task::Poll;
+use std::time::Instant;
 
 use super::state::{Backend, Server};
 
@@ -155,7 +177,39 @@ struct Entry {
     switch: usize,
     firings: u64,
     fds: [RawFd; 2],
+    /// Its client socket, open while it is registered (a TCP session's first socket, an HTTP
+    /// stream's client connection), for `show sess` to read its addresses from.
+    client: RawFd,
+    /// Its number ([`StreamId`]).
+    id: u64,
+    /// What it is, for `show sess`.
+    stream: Stream,
+    /// Killed alone, by `shutdown session` ([`kill_stream`]).
+    killed: bool,
 }
+
+/// What `show sess` tells of a stream, given when it registers.
+#[derive(Debug, Clone, Copy)]
+pub struct Stream {
+    /// Its frontend's id.
+    pub frontend: usize,
+    /// Its client's address as the logs give it (a PROXY header's source, when it sent
+    /// one): `show sess` shows its socket's peer, as HAProxy, and this only when the socket
+    /// no longer says.
+    pub src: SocketAddr,
+    /// Its listener's address (a wildcard one's: shown when its socket no longer says).
+    pub local: SocketAddr,
+    /// When it began: a TCP session's accept, an HTTP stream's request's first byte.
+    pub started: Instant,
+}
+
+/// A registered stream's number, as `show sess` prints it (HAProxy prints a pointer there):
+/// `(generation << SLOT_BITS | slot) * SHARDS + shard`, the generation counted per shard
+/// from 1 each time a slot is taken.
+pub type StreamId = u64;
+
+/// How many bits of a [`StreamId`] (above its shard) number its slot.
+const SLOT_BITS: u32 = 24;
 
 impl Entry {
     /// Shuts its sockets down both ways.
@@ -169,6 +223,32 @@ impl Entry {
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
     }
+
+    /// The local and remote addresses of its server socket (a TCP session's second, an
+    /// HTTP stream's only one). Under its shard's lock only (see [`Entry::shut_down`]).
+    fn server_socket(&self) -> Option<(SocketAddr, SocketAddr)> {
+        let fd = if self.fds[1] == NO_SOCKET {
+            self.fds[0]
+        } else {
+            self.fds[1]
+        };
+        // SAFETY: an open socket of this stream's, as in `shut_down`, borrowed meanwhile.
+        let socket = unsafe { BorrowedFd::borrow_raw(fd) };
+        let socket = socket2::SockRef::from(&socket);
+        let local = socket.local_addr().ok()?.as_socket()?;
+        Some((local, socket.peer_addr().ok()?.as_socket()?))
+    }
+
+    /// Its client socket's peer address and, when `local`, its local one (a system call
+    /// each). Under its shard's lock only (see [`Entry::shut_down`]).
+    fn client_addresses(&self, local: bool) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        // SAFETY: an open socket of this stream's, as in `shut_down`, borrowed meanwhile.
+        let client = unsafe { BorrowedFd::borrow_raw(self.client) };
+        let client = socket2::SockRef::from(&client);
+        let peer = client.peer_addr().ok().and_then(|a| a.as_socket());
+        let local = local.then(|| client.local_addr().ok()?.as_socket());
+        (peer, local.flatten())
+    }
 }
 
 /// The entries of one shard, by slot: a freed slot is taken again, so that registering and
@@ -178,14 +258,46 @@ impl Entry {
 struct Sockets {
     slots: Vec<Option<Entry>>,
     free: Vec<usize>,
+    /// How many slots were taken so far: the next entry's generation ([`StreamId`]).
+    taken: u64,
+    /// The HTTP streams killed alone ([`kill_stream`]) whose registration left while their
+    /// [`Attached`] lives on (it looks at its kill after its server connection closed):
+    /// each until its [`Attached`] drops.
+    killed: Vec<StreamId>,
 }
+
+/// How many streams were killed alone ([`kill_stream`]) so far: a stream registered when it
+/// was the same was not, and looks at no lock to know it.
+static ALONE_KILLS: AtomicU64 = AtomicU64::new(0);
 
 impl Sockets {
     const fn new() -> Sockets {
         Sockets {
             slots: Vec::new(),
             free: Vec::new(),
+            taken: 0,
+            killed: Vec::new(),
         }
+    }
+
+    /// The number of the entry about to be put in `slot` of shard `index`.
+    fn next_id(&mut self, index: usize, slot: usize) -> StreamId {
+        self.taken += 1;
+        let generation = self.taken & ((1 << (64 - SLOT_BITS - SHARDS.ilog2())) - 1);
+        // A shard's slots stay far below 2^SLOT_BITS (one per open stream of its thread).
+        debug_assert!(slot < 1 << SLOT_BITS, "slot {slot} overflows its bits");
+        (((generation << SLOT_BITS) | slot as u64) << SHARDS.ilog2()) | index as u64
+    }
+
+    /// The slot the next [`Sockets::take`] fills.
+    fn next_slot(&self) -> usize {
+        self.free.last().copied().unwrap_or(self.slots.len())
+    }
+
+    /// The entry numbered `id`, if it is still registered.
+    fn find(&mut self, id: StreamId) -> Option<&mut Entry> {
+        let entry = self.slots.get_mut(slot_of(id))?.as_mut()?;
+        (entry.id == id).then_some(entry)
     }
 
     /// Puts `entry` in a slot, a freed one first; its number.
@@ -206,6 +318,11 @@ impl Sockets {
         self.slots[slot] = None;
         self.free.push(slot);
     }
+}
+
+/// The slot of the stream numbered `id` in its shard ([`StreamId`]).
+fn slot_of(id: StreamId) -> usize {
+    (id >> SHARDS.ilog2()) as usize & ((1 << SLOT_BITS) - 1)
 }
 
 /// How many shards the registry has.
@@ -230,6 +347,25 @@ struct Shard(Mutex<Sockets>);
 
 fn shard(index: usize) -> MutexGuard<'static, Sockets> {
     REGISTRY[index].0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The shard of the stream numbered `id`.
+fn shard_of(id: StreamId) -> MutexGuard<'static, Sockets> {
+    shard(id as usize % SHARDS)
+}
+
+/// Whether the stream numbered `id`, registered when [`ALONE_KILLS`] was `since`, was killed
+/// alone ([`kill_stream`]), registered still or not: no lock unless some stream was since.
+fn killed_alone(id: StreamId, since: u64) -> Option<Killed> {
+    if ALONE_KILLS.load(SeqCst) == since {
+        return None;
+    }
+    let mut streams = shard_of(id);
+    let killed = match streams.find(id) {
+        Some(entry) => entry.killed,
+        None => streams.killed.contains(&id),
+    };
+    killed.then_some(Killed::Admin)
 }
 
 /// A slot's second number when its stream has one socket only.
@@ -273,12 +409,24 @@ impl KillSwitch {
     }
 
     /// Runs `work` to its end, unless the switch fired since its count was `firings` or
-    /// fires meanwhile. A `work` that ends at its first poll (most: a request sent whole at
-    /// once) never touches the switch's `Notify`, whose lock every stream of the server
-    /// shares: only a wait registers there.
+    /// fires meanwhile.
     pub async fn unless_fired_since<F: Future>(
         &self,
         firings: u64,
+        work: F,
+    ) -> Result<F::Output, Killed> {
+        self.unless_killed_since(firings, None, work).await
+    }
+
+    /// Runs `work` to its end, unless the switch fired since its count was `firings` or
+    /// fires meanwhile, or the stream numbered `alone` (if any) is killed alone
+    /// ([`kill_stream`]). A `work` that ends at its first poll (most: a request sent whole
+    /// at once) never touches the switch's `Notify`, whose lock every stream of the server
+    /// shares: only a wait registers there.
+    async fn unless_killed_since<F: Future>(
+        &self,
+        firings: u64,
+        alone: Option<(StreamId, u64)>,
         work: F,
     ) -> Result<F::Output, Killed> {
         if let Some(killed) = self.killed_since(firings) {
@@ -288,18 +436,41 @@ impl KillSwitch {
         if let Poll::Ready(out) = poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {
             return Ok(out);
         }
+        let killed = || {
+            self.killed_since(firings)
+                .or_else(|| alone.and_then(|(id, since)| killed_alone(id, since)))
+        };
         let fired = self.fired.notified();
         tokio::pin!(fired);
-        // Registered first, looked at after: a firing is either counted already or wakes it.
-        fired.as_mut().enable();
-        if let Some(killed) = self.killed_since(firings) {
-            return Err(killed);
+        loop {
+            // Registered first, looked at after: a kill is either seen already or wakes it.
+            fired.as_mut().enable();
+            if let Some(killed) = killed() {
+                return Err(killed);
+            }
+            tokio::select! {
+                biased;
+                // A wake-up for another stream killed alone waits again.
+                () = &mut fired => fired.set(self.fired.notified()),
+                out = &mut work => return Ok(out),
+            }
         }
-        tokio::select! {
-            biased;
-            () = fired => Err(Killed::from_code(self.why.load(Relaxed))),
-            out = work => Ok(out),
-        }
+    }
+
+    /// Wakes the streams waiting on this switch, to look whether they were killed alone
+    /// ([`kill_stream`]): those that were not wait again.
+    pub fn wake(&self) {
+        self.fired.notify_waiters();
+    }
+
+    /// Whether `address` (from [`kill_stream`], [`Shown::switch`]) names this switch.
+    pub fn is_named(&self, address: usize) -> bool {
+        self.address() == address
+    }
+
+    /// The name [`kill_stream`] and [`Shown::switch`] give this switch.
+    pub fn name(&self) -> usize {
+        self.address()
     }
 
     /// Why a stream registered at `firings` was killed, if the switch fired since.
@@ -323,6 +494,9 @@ impl KillSwitch {
 pub struct Attached<'s> {
     kill: &'s KillSwitch,
     firings: u64,
+    id: StreamId,
+    /// [`ALONE_KILLS`] when it registered.
+    alone_kills: u64,
 }
 
 /// A stream's sockets in its switch's registry, until this is dropped.
@@ -337,10 +511,15 @@ pub struct Attached<'s> {
 /// socket closed (when the kernel may give it to another socket).
 #[derive(Debug)]
 pub struct Registration {
-    /// Its shard and its slot there, as `slot * SHARDS + shard`.
-    slot: usize,
+    /// Its number: its shard and its slot there ([`StreamId`]).
+    id: StreamId,
     /// The switch's firings when it was made, for [`Registration::killed`].
     firings: u64,
+    /// [`ALONE_KILLS`] when it was made.
+    alone_kills: u64,
+    /// An [`Attached`] looks at its stream's kill still (until [`Registration::detach`]):
+    /// a stream killed alone is remembered once this is dropped.
+    attached: bool,
 }
 
 impl Registration {
@@ -354,14 +533,27 @@ impl Registration {
         client: BorrowedFd<'_>,
         socket: BorrowedFd<'_>,
         firings: u64,
+        stream: Stream,
     ) -> Registration {
         let fds = [client.as_raw_fd(), socket.as_raw_fd()];
-        Attached::register(server, fds, firings).1
+        let mut registration = Attached::register(server, fds, fds[0], firings, stream).1;
+        registration.attached = false;
+        registration
     }
 
-    /// Why its stream was killed, if its `server`'s switch fired since it was registered.
+    /// Its stream's [`Attached`] is about to drop (its exchange is over, its server
+    /// connection kept): no one looks at a kill from now on.
+    pub fn detach(&mut self) {
+        self.attached = false;
+    }
+
+    /// Why its stream was killed, if its `server`'s switch fired since it was registered,
+    /// or it was killed alone ([`kill_stream`]).
     pub fn killed(&self, server: &Server) -> Option<Killed> {
-        server.kill.killed_since(self.firings)
+        server
+            .kill
+            .killed_since(self.firings)
+            .or_else(|| killed_alone(self.id, self.alone_kills))
     }
 }
 
@@ -370,62 +562,162 @@ impl<'s> Attached<'s> {
     /// on. The [`Registration`] must be dropped before `socket` closes (see there).
     #[cfg(test)]
     pub fn to(server: &'s Server, socket: BorrowedFd<'_>) -> (Attached<'s>, Registration) {
-        Attached::to_since(server, socket, server.kill.firings())
+        let firings = server.kill.firings();
+        Attached::to_since(server, socket, socket, firings, tests::stream())
     }
 
     /// Attaches an HTTP stream of `server` over its server `socket`, the server's since its
     /// switch had fired `firings` times (its slot, its connection taken then: see
-    /// [`KillSwitch::firings`]); a firing since kills it at once.
+    /// [`KillSwitch::firings`]); a firing since kills it at once. `client`: its client
+    /// connection's socket, which must stay open while it is registered.
     pub fn to_since(
         server: &'s Server,
         socket: BorrowedFd<'_>,
+        client: BorrowedFd<'_>,
         firings: u64,
+        stream: Stream,
     ) -> (Attached<'s>, Registration) {
-        Attached::register(server, [socket.as_raw_fd(), NO_SOCKET], firings)
+        let fds = [socket.as_raw_fd(), NO_SOCKET];
+        Attached::register(server, fds, client.as_raw_fd(), firings, stream)
     }
 
-    fn register(server: &'s Server, fds: [RawFd; 2], firings: u64) -> (Attached<'s>, Registration) {
+    fn register(
+        server: &'s Server,
+        fds: [RawFd; 2],
+        client: RawFd,
+        firings: u64,
+        stream: Stream,
+    ) -> (Attached<'s>, Registration) {
         let kill = &server.kill;
         let index = thread_shard();
-        let entry = Entry {
-            switch: kill.address(),
-            firings,
-            fds,
-        };
         // Under the lock, where a firing would shut it down: one counted already but not
         // yet here (or done here before it came) is caught now.
-        let slot = {
+        let (id, alone_kills) = {
             let mut streams = shard(index);
+            // Read under the lock a kill of this stream takes: one counts after it.
+            let alone_kills = ALONE_KILLS.load(SeqCst);
+            let slot = streams.next_slot();
+            let id = streams.next_id(index, slot);
+            let entry = Entry {
+                switch: kill.address(),
+                firings,
+                fds,
+                client,
+                id,
+                stream,
+                killed: false,
+            };
             if kill.firings.load(SeqCst) != firings {
                 entry.shut_down();
             }
-            streams.take(entry)
+            streams.take(entry);
+            (id, alone_kills)
         };
-        let attached = Attached { kill, firings };
-        let registration = Registration {
-            slot: slot * SHARDS + index,
+        let attached = Attached {
+            kill,
             firings,
+            id,
+            alone_kills,
+        };
+        let registration = Registration {
+            id,
+            firings,
+            alone_kills,
+            attached: true,
         };
         (attached, registration)
     }
 
-    /// Why the stream was killed, if its server's switch fired since it attached.
+    /// Why the stream was killed, if its server's switch fired since it attached or it was
+    /// killed alone ([`kill_stream`]; its registration may be gone: its number is not
+    /// another's).
     pub fn killed(&self) -> Option<Killed> {
-        self.kill.killed_since(self.firings)
+        (self.kill.killed_since(self.firings)).or_else(|| killed_alone(self.id, self.alone_kills))
     }
 
     /// Runs `work` to its end, unless the stream is killed first, or was already (a firing
     /// before the wait began reached no waiter): then `work` is dropped and the reason
     /// returned.
     pub async fn unless_killed<F: Future>(&self, work: F) -> Result<F::Output, Killed> {
-        self.kill.unless_fired_since(self.firings, work).await
+        let alone = Some((self.id, self.alone_kills));
+        self.kill
+            .unless_killed_since(self.firings, alone, work)
+            .await
+    }
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        // Its number, if its registration left killed, is no one's to look at any more.
+        if ALONE_KILLS.load(SeqCst) != self.alone_kills {
+            let mut streams = shard_of(self.id);
+            if let Some(at) = streams.killed.iter().position(|&id| id == self.id) {
+                streams.killed.swap_remove(at);
+            }
+        }
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        shard(self.slot % SHARDS).release(self.slot / SHARDS);
+        let mut streams = shard_of(self.id);
+        let killed = streams.find(self.id).is_some_and(|e| e.killed);
+        if killed && self.attached {
+            streams.killed.push(self.id);
+        }
+        streams.release(slot_of(self.id));
     }
+}
+
+/// A registered stream as `show sess` shows it ([`streams`]).
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub id: StreamId,
+    pub stream: Stream,
+    /// Its server's switch ([`KillSwitch::is_named`]).
+    pub switch: usize,
+    /// Its client's address, as its socket says (else [`Stream::src`]).
+    pub src: SocketAddr,
+    /// The address its client connected to, when asked for: its socket's local one (a
+    /// wildcard listener's connection's own), else [`Stream::local`].
+    pub local: SocketAddr,
+    /// Its server connection's local and remote addresses, when asked for and known.
+    pub server_socket: Option<(SocketAddr, SocketAddr)>,
+}
+
+/// The registered streams, oldest first; with their server connections' addresses when
+/// `addresses` (two system calls per stream).
+pub fn streams(addresses: bool) -> Vec<Shown> {
+    let mut shown = Vec::new();
+    for index in 0..SHARDS {
+        let streams = shard(index);
+        for entry in streams.slots.iter().flatten() {
+            let (src, local) = entry.client_addresses(addresses);
+            shown.push(Shown {
+                id: entry.id,
+                stream: entry.stream,
+                switch: entry.switch,
+                src: src.unwrap_or(entry.stream.src),
+                local: local.unwrap_or(entry.stream.local),
+                server_socket: addresses.then(|| entry.server_socket()).flatten(),
+            });
+        }
+    }
+    shown.sort_by_key(|s| s.stream.started);
+    shown
+}
+
+/// Kills the stream numbered `id` alone, as HAProxy's `shutdown session` (logged with code
+/// `K`): its sockets are shut down. Its server's switch (to [`KillSwitch::wake`] its
+/// waiters with), if it is registered.
+pub fn kill_stream(id: StreamId) -> Option<usize> {
+    let mut streams = shard_of(id);
+    let entry = streams.find(id)?;
+    // Counted before its sockets shut down: a stream that sees them shut sees the count.
+    ALONE_KILLS.fetch_add(1, SeqCst);
+    entry.killed = true;
+    entry.shut_down();
+    Some(entry.switch)
 }
 
 /// `server` as `backend` holds it, for an [`Attached`] to borrow for as long as the backend
@@ -499,6 +791,16 @@ mod tests {
         Backend::new(1, &p)
     }
 
+    /// What a test stream is (for `show sess`).
+    pub(super) fn stream() -> Stream {
+        Stream {
+            frontend: 1,
+            src: ([127, 0, 0, 2], 1000).into(),
+            local: ([127, 0, 0, 1], 80).into(),
+            started: Instant::now(),
+        }
+    }
+
     /// A connected pair of sockets on loopback: (ours, the peer's).
     fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
         let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -542,12 +844,107 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_killed_alone_is_shut_down_and_no_other() {
+        let backend = backend();
+        let server = &backend.servers[0];
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let [(mut client, _pc), (mut socket, _ps)] = [(); 2].map(|()| pair(&listener));
+        let [(mut other, _po), (mut other_socket, _pos)] = [(); 2].map(|()| pair(&listener));
+        let since = server.kill.firings();
+        let one = Registration::session(server, client.as_fd(), socket.as_fd(), since, stream());
+        let two =
+            Registration::session(server, other.as_fd(), other_socket.as_fd(), since, stream());
+        let listed = streams(true);
+        let shown = listed.iter().find(|s| s.id == one.id).expect("listed");
+        assert!(server.kill.is_named(shown.switch));
+        assert_eq!(
+            shown.server_socket.map(|(_, peer)| peer),
+            Some(listener.local_addr().unwrap())
+        );
+        assert_eq!(kill_stream(one.id), Some(shown.switch));
+        assert_eq!(one.killed(server), Some(Killed::Admin));
+        assert_eq!(two.killed(server), None, "the other stream lives");
+        assert_shut_down(&mut client, &mut socket);
+        other.write_all(b"x").expect("untouched");
+        other_socket.write_all(b"x").expect("untouched");
+        let id = one.id;
+        drop(one);
+        assert_eq!(kill_stream(id), None, "gone: its number finds nothing");
+        // Its slot is taken again under another number.
+        let again = Registration::session(server, client.as_fd(), socket.as_fd(), since, stream());
+        assert_ne!(again.id, id);
+        assert_ne!(again.id, 0);
+        assert_eq!(again.killed(server), None);
+        drop((two, again));
+    }
+
+    #[test]
+    fn http_streams_killed_alone_at_once_know_it_after_their_registrations_left() {
+        let backend = backend();
+        let server = &backend.servers[0];
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        // More than any ring would keep, on one thread's shard, killed before any looks.
+        let pairs: Vec<_> = (0..100).map(|_| pair(&listener)).collect();
+        let streams: Vec<_> = pairs
+            .iter()
+            .map(|(s, _)| Attached::to(server, s.as_fd()))
+            .collect();
+        let (mut living, _peer) = pair(&listener);
+        let (alive, _kept) = Attached::to(server, living.as_fd());
+        for (attached, _) in &streams {
+            assert!(kill_stream(attached.id).is_some());
+        }
+        let ids: Vec<_> = streams.iter().map(|(a, _)| a.id).collect();
+        let mut attached = Vec::new();
+        for (stream, registration) in streams {
+            drop(registration);
+            attached.push(stream);
+        }
+        for stream in &attached {
+            assert_eq!(stream.killed(), Some(Killed::Admin), "{:x}", stream.id);
+        }
+        assert_eq!(alive.killed(), None);
+        living.write_all(b"x").expect("untouched");
+        drop(attached);
+        let kept = (0..SHARDS).flat_map(|i| shard(i).killed.clone());
+        assert!(
+            kept.filter(|id| ids.contains(id)).count() == 0,
+            "forgotten once dropped"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wait_ends_when_its_stream_is_killed_alone() {
+        let backend = backend();
+        let server = &backend.servers[0];
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (stream_a, _pa) = pair(&listener);
+        let (stream_b, _pb) = pair(&listener);
+        let (a, _ra) = Attached::to(server, stream_a.as_fd());
+        let (b, _rb) = Attached::to(server, stream_b.as_fd());
+        let waiting_a = a.unless_killed(std::future::pending::<()>());
+        let waiting_b = b.unless_killed(tokio::time::sleep(std::time::Duration::from_millis(300)));
+        let kill = async {
+            tokio::task::yield_now().await;
+            kill_stream(a.id);
+            server.kill.wake();
+        };
+        let (ended_a, ended_b, ()) = tokio::join!(waiting_a, waiting_b, kill);
+        assert_eq!(ended_a, Err(Killed::Admin));
+        assert_eq!(ended_b, Ok(()), "the other waits on to its end");
+    }
+
+    #[test]
     fn a_freed_slot_is_taken_again() {
         let mut sockets = Sockets::new();
         let entry = |fd| Entry {
             switch: 1,
             firings: 0,
             fds: [fd, NO_SOCKET],
+            client: fd,
+            id: 0,
+            stream: stream(),
+            killed: false,
         };
         let (first, second) = (sockets.take(entry(3)), sockets.take(entry(4)));
         sockets.release(first);
@@ -612,7 +1009,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let [(mut client, _pc), (mut socket, _ps)] = [(); 2].map(|()| pair(&listener));
         let since = server.kill.firings();
-        let registration = Registration::session(server, client.as_fd(), socket.as_fd(), since);
+        let registration =
+            Registration::session(server, client.as_fd(), socket.as_fd(), since, stream());
         assert_eq!(registration.killed(server), None);
         kill_sessions(server);
         assert_eq!(registration.killed(server), Some(Killed::Admin));
@@ -631,13 +1029,15 @@ mod tests {
         // Its slot taken, then a firing from another thread, then its registration.
         let since = server.kill.firings();
         kill_sessions(server);
-        let registration = Registration::session(server, client.as_fd(), socket.as_fd(), since);
+        let registration =
+            Registration::session(server, client.as_fd(), socket.as_fd(), since, stream());
         assert_eq!(registration.killed(server), Some(Killed::Admin));
         assert_shut_down(&mut client, &mut socket);
         // One taken after the firing is untouched.
         let (mut later, _pl) = pair(&listener);
         let now = server.kill.firings();
-        let (attached, _kept) = Attached::to_since(server, later.as_fd(), now);
+        let (attached, _kept) =
+            Attached::to_since(server, later.as_fd(), later.as_fd(), now, stream());
         assert_eq!(attached.killed(), None);
         later
             .write_all(b"x")

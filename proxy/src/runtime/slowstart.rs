@@ -9,7 +9,10 @@
 //!
 //! HAProxy recomputes this once a second from the server's return (its warm-up task); here it
 //! is computed when read, counting seconds from the same instant, so the steps fall at the
-//! same moments.
+//! same moments. When the last step is reached, HAProxy's server goes from STARTING to
+//! RUNNING: its `last_change` is reset and `Server B/S is UP. ...` logged (with the drain
+//! reminder when drained), as here from the task that wakes the server's waiters; a drained
+//! server is reminded of its drain at each step before, as HAProxy's warm-up task does.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -42,12 +45,22 @@ pub fn begin(server: &Server) {
         server.opts.slowstart_secs,
     );
     runtime.spawn(async move {
-        for _ in 0..seconds {
+        for step in 1..=seconds {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let Some(backend) = backend.upgrade() else {
                 return;
             };
-            backend.servers[index].slots_opened();
+            let server = &backend.servers[index];
+            if server.warming_since.load(Relaxed) != since {
+                // Ended: DOWN, in maintenance, or begun again.
+                return;
+            }
+            server.slots_opened();
+            if step < seconds {
+                super::transitions::report_warming_step(&backend, server);
+            } else {
+                warmed_up(&backend, server, since);
+            }
         }
     });
 }
@@ -59,16 +72,41 @@ fn elapsed(server: &Server) -> Option<u32> {
         return None;
     }
     let secs = meter::now_ms().saturating_sub(since) / 1000;
-    let e = u32::try_from(secs)
+    u32::try_from(secs)
         .ok()
-        .filter(|&e| e < server.opts.slowstart_secs);
-    if e.is_none() {
-        // Over: later reads skip the clock.
-        let _ = server
-            .warming_since
-            .compare_exchange(since, 0, Relaxed, Relaxed);
+        .filter(|&e| e < server.opts.slowstart_secs)
+}
+
+/// Whether the server is in its slow start (HAProxy's STARTING state).
+pub fn warming(server: &Server) -> bool {
+    elapsed(server).is_some()
+}
+
+/// Whether the server, in its slow start, would get a new weight if it were recomputed now:
+/// HAProxy recomputes it on other changes too (entering drain), counting whole seconds of
+/// the wall clock (`now.tv_sec - last_change`), one step ahead of its warm-up task's count
+/// once a second of the clock has begun since the server came back.
+pub fn step_ahead_on_wall_clock(server: &Server) -> bool {
+    let since = server.warming_since.load(Relaxed);
+    if since == 0 || elapsed(server).is_none() {
+        return false;
     }
-    e
+    let now = meter::now_ms();
+    now / 1000 - since / 1000 != now.saturating_sub(since) / 1000
+}
+
+/// The end of the slow start begun at `since` (unless it was ended since: the server went
+/// DOWN or into maintenance, or began another): the server is RUNNING, a change of state
+/// HAProxy logs as `is UP` (no reason) and counts from.
+fn warmed_up(backend: &Backend, server: &Server, since: u64) {
+    let ended = server
+        .warming_since
+        .compare_exchange(since, 0, Relaxed, Relaxed)
+        .is_ok();
+    if ended && server.is_up() {
+        server.last_change.store(super::state::now_secs(), Relaxed);
+        super::transitions::report_change(backend, server, true, "");
+    }
 }
 
 /// Whether the backend's algorithm follows weights changed at run time (HAProxy's

@@ -36,13 +36,20 @@ pub struct Counters {
     pub denied_resp: AtomicU64,
     /// Connections refused by `tcp-request connection reject` (`dcon`).
     pub denied_conn: AtomicU64,
+    /// Sessions refused by `tcp-request session reject` (`dses`).
+    pub denied_sess: AtomicU64,
     /// Requests the proxy answered itself: `monitor-uri`, the stats page (`intercepted`).
     pub intercepted: AtomicU64,
     pub http_reqs: AtomicU64,
     /// Responses by class: 1xx .. 5xx, other.
     pub http_status: [AtomicU64; 6],
-    /// Sessions per second (`rate`; a frontend's `conn_rate` too).
+    /// Sessions per second (`rate`).
     pub session_rate: Rate,
+    /// A frontend's connections accepted, before its `tcp-request connection` and
+    /// `session` rules (`conn_tot`), and per second (`conn_rate`): HAProxy counts them as
+    /// its listener accepts them, where a session (`stot`) is one the rules let in.
+    pub connections: AtomicU64,
+    pub connection_rate: Rate,
     /// HTTP requests per second (`req_rate`).
     pub request_rate: Rate,
     /// When the last session started, in seconds since the epoch; 0: never (`lastsess`).
@@ -85,6 +92,15 @@ impl Counters {
             self.last_session.store(second, Relaxed);
         }
         SessionGuard(self.clone())
+    }
+
+    /// Counts a frontend's accepted connection, before its rules: in `conn_tot`,
+    /// `conn_rate` and `smax` (HAProxy's `feconn` counts it from then on; the connection is
+    /// one more than the sessions open).
+    pub fn connection_accepted(&self) {
+        self.connections.fetch_add(1, Relaxed);
+        self.connection_rate.tick();
+        meter::raise_max!(self.max, self.cur.load(Relaxed) + 1);
     }
 
     /// Counts an HTTP request at `ms` ([`meter::ms_at`]).
@@ -287,6 +303,8 @@ pub struct Server {
     /// In maintenance because the server it tracks is (HAProxy's IMAINT, see
     /// `runtime::track`).
     inherited_maint: AtomicBool,
+    /// Draining because the server it tracks is (HAProxy's IDRAIN, see `runtime::track`).
+    inherited_drain: AtomicBool,
     /// Held while deciding and making a change of UP/DOWN state (see [`Server::transition`]).
     transition: Mutex<()>,
     /// `observe`: failed connection attempts in a row, and the times they reached
@@ -360,6 +378,7 @@ impl Server {
             tracking: std::sync::OnceLock::new(),
             transition: Mutex::new(()),
             inherited_maint: AtomicBool::new(false),
+            inherited_drain: AtomicBool::new(false),
             consecutive_errors: AtomicU32::new(0),
             hana_failures: AtomicU64::new(0),
             fastinter_next: AtomicBool::new(false),
@@ -418,7 +437,8 @@ impl Server {
             self.checks_paused.store(admin == Admin::Maint, Relaxed);
         }
         match (was == Admin::Maint, admin == Admin::Maint) {
-            (false, true) if self.opts.check => self.health.store(0, Relaxed),
+            // Checked or not (`show servers state` shows it); only checks start it again.
+            (false, true) => self.health.store(0, Relaxed),
             (true, false) => {
                 if self.opts.check {
                     self.health.store(self.opts.rise, Relaxed);
@@ -644,6 +664,27 @@ impl Server {
         true
     }
 
+    /// Draining because the server it tracks is (HAProxy's IDRAIN).
+    pub fn in_inherited_drain(&self) -> bool {
+        self.inherited_drain.load(Relaxed)
+    }
+
+    /// Enters or leaves the drain of the server it tracks: whether that changed anything.
+    /// The balancer is told (its weight is 0 while draining).
+    pub fn set_inherited_drain(&self, on: bool) -> bool {
+        if self.inherited_drain.swap(on, Relaxed) == on {
+            return false;
+        }
+        self.last_change.store(now_secs(), Relaxed);
+        self.changed();
+        true
+    }
+
+    /// Draining: forced (`set server ... state drain`, an agent) or inherited.
+    pub fn is_draining(&self) -> bool {
+        self.admin() == Admin::Drain || (self.admin() == Admin::Ready && self.in_inherited_drain())
+    }
+
     /// May take new connections: an address, not in maintenance, checks passing.
     pub fn usable(&self) -> bool {
         self.addr().is_some()
@@ -655,7 +696,9 @@ impl Server {
     /// The weight the balancer uses: 0 when draining or stopping (NOLB).
     pub fn lb_weight(&self) -> u32 {
         match self.admin() {
-            Admin::Ready if !self.is_stopping() => self.weight.load(Relaxed),
+            Admin::Ready if !self.is_stopping() && !self.in_inherited_drain() => {
+                self.weight.load(Relaxed)
+            }
             _ => 0,
         }
     }
@@ -721,7 +764,7 @@ impl Server {
             (_, None) => return "MAINT (resolution)".into(),
             _ => {}
         }
-        let draining = self.admin() == Admin::Drain;
+        let draining = self.is_draining();
         // HAProxy's states for an agent's server: any drain is the agent's, and DOWN
         // while the agent says so.
         let agent = reference.agent.enabled();
@@ -1006,6 +1049,8 @@ pub struct State {
     pub max_conns: usize,
     /// Descriptors the configuration needs (`show info` Maxsock).
     pub max_sock: usize,
+    /// The open-files limit the budget asked for (see `limits::reported`).
+    pub fd_limit: usize,
     /// Splice pipes kept at most.
     pub max_pipes: usize,
     pub failed_resolutions: AtomicU64,
@@ -1081,6 +1126,7 @@ impl State {
             cur_conns: AtomicUsize::new(0),
             max_conns: budget.maxconn,
             max_sock: budget.maxsock,
+            fd_limit: budget.fd_limit,
             max_pipes: budget.maxpipes,
             failed_resolutions: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -1113,7 +1159,15 @@ impl State {
         notified.await;
     }
 
-    /// Whether bulk transfers go through splice(2): unless `nosplice` or `HAPX_NO_SPLICE`.
+    /// The directions of a stream from frontend `fe` to backend `be` that splice(2) bulk
+    /// transfers (see [`super::forward::Splicing`]).
+    pub fn splicing(&self, fe: &Frontend, be: &Backend) -> super::forward::Splicing {
+        let (fe, be) = (fe.conf.options.splice, be.conf.options.splice);
+        super::forward::Splicing::of(self.splice, fe, be)
+    }
+
+    /// Whether bulk transfers may go through splice(2): unless `nosplice` or
+    /// `HAPX_NO_SPLICE`. Each stream splices only as its proxies' options say ([`Self::splicing`]).
     pub fn splices(global: &model::Global) -> bool {
         !global.nosplice && std::env::var_os("HAPX_NO_SPLICE").is_none()
     }

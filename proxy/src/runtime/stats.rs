@@ -1,20 +1,24 @@
 //! Statistics in HAProxy's formats: `show stat` CSV (the same 2.6 columns, in order), `show
-//! info`, `show servers state`, and the HTML stats page.
+//! info`, `show servers state`; their rows make the HTML stats page ([`super::stats_html`]).
+
+pub use super::stats_html::{PageView, html};
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::state::{
     Admin, AdminFlag, Backend, CheckResult, Counters, Frontend, Server, State, now_secs,
 };
-use crate::config::model::{Mode, Proxy};
+use crate::config::model::Mode;
 
 /// HAProxy 2.6's `show stat` header line, column for column.
 pub const CSV_COLUMNS: &str = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status,-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,h2_headers_rcvd,h2_data_rcvd,h2_settings_rcvd,h2_rst_stream_rcvd,h2_goaway_rcvd,h2_detected_conn_protocol_errors,h2_detected_strm_protocol_errors,h2_rst_stream_resp,h2_goaway_resp,h2_open_connections,h2_backend_open_streams,h2_total_connections,h2_backend_total_streams,h1_open_connections,h1_open_streams,h1_total_connections,h1_total_streams,h1_bytes_in,h1_bytes_out,h1_spliced_bytes_in,h1_spliced_bytes_out,";
 
 /// One stats row: column name -> value (absent columns are empty).
-type Row = HashMap<&'static str, String>;
+pub(super) type Row = HashMap<&'static str, String>;
 
 fn traffic(row: &mut Row, c: &Counters) {
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed).to_string();
@@ -42,7 +46,7 @@ fn http_counts(row: &mut Row, c: &Counters) {
     row.insert("req_tot", c.http_reqs.load(Relaxed).to_string());
 }
 
-fn frontend_row(state: &State, fe: &Frontend) -> Row {
+pub(super) fn frontend_row(state: &State, fe: &Frontend) -> Row {
     let mut row = Row::new();
     let c = &fe.counters;
     row.insert("pxname", fe.name.clone());
@@ -56,7 +60,7 @@ fn frontend_row(state: &State, fe: &Frontend) -> Row {
     row.insert("dresp", c.denied_resp.load(Relaxed).to_string());
     row.insert("intercepted", c.intercepted.load(Relaxed).to_string());
     row.insert("dcon", c.denied_conn.load(Relaxed).to_string());
-    row.insert("dses", "0".into());
+    row.insert("dses", c.denied_sess.load(Relaxed).to_string());
     row.insert("ereq", c.req_errors.load(Relaxed).to_string());
     let status = if state.stopping.load(Relaxed) {
         "STOP"
@@ -68,20 +72,86 @@ fn frontend_row(state: &State, fe: &Frontend) -> Row {
     row.insert("status", status.into());
     common(&mut row, c, fe.id, 0, 0);
     row.insert("mode", fe.conf.mode.as_str().into());
-    row.insert("conn_tot", c.total.load(Relaxed).to_string());
+    row.insert("conn_tot", c.connections.load(Relaxed).to_string());
     for (col, value) in [
         ("req_rate", c.request_rate.per_second()),
         ("req_rate_max", c.request_rate.max()),
-        ("conn_rate", c.session_rate.per_second()),
-        ("conn_rate_max", c.session_rate.max()),
+        ("conn_rate", c.connection_rate.per_second()),
+        ("conn_rate_max", c.connection_rate.max()),
     ] {
         row.insert(col, value.to_string());
     }
+    // Every frontend counts its requests (none in TCP); HTTP ones their answers.
+    row.insert("req_tot", c.http_reqs.load(Relaxed).to_string());
     if fe.conf.mode == Mode::Http {
         http_counts(&mut row, c);
+    } else {
+        row.remove("intercepted");
     }
+    // hapx refuses `rate-limit sessions`: no limit, HAProxy's 0.
+    row.insert("rate_lim", "0".into());
+    features_never_used(&mut row, fe.conf.mode, RowKind::Frontend);
     row
 }
+
+/// What a row stands for, as the columns HAProxy fills differ.
+#[derive(Clone, Copy, PartialEq)]
+enum RowKind {
+    Frontend,
+    Backend,
+    Server,
+}
+
+/// The counters of what hapx never does, 0 in the rows where HAProxy 2.6 fills them (its
+/// `stats_fill_{fe,be,sv}_stats` and stats modules): compression and caches (hapx refuses
+/// `compression` and `cache`), HTTP/2 (hapx speaks HTTP/1 only), failed header rewrites
+/// and internal errors (hapx's rewrites have no buffer to overflow). The backends'
+/// aggregated statuses HAProxy computes for its exporter only: 0 in the CSV. The `-`
+/// column marks where the stats modules' columns begin.
+fn features_never_used(row: &mut Row, mode: Mode, kind: RowKind) {
+    let zero = |row: &mut Row, cols: &[&'static str]| {
+        for col in cols {
+            row.insert(col, "0".into());
+        }
+    };
+    row.insert("-", "-".into());
+    zero(row, &["wrew", "eint"]);
+    if kind == RowKind::Server {
+        return;
+    }
+    zero(row, &["comp_in", "comp_out", "comp_byp", "comp_rsp"]);
+    zero(row, H2_COLUMNS);
+    if mode == Mode::Http {
+        zero(row, &["cache_lookups", "cache_hits"]);
+    }
+    if kind == RowKind::Backend {
+        zero(
+            row,
+            &[
+                "agg_server_status",
+                "agg_server_check_status",
+                "agg_check_status",
+            ],
+        );
+    }
+}
+
+/// The HTTP/2 stats module's columns (frontends and backends).
+const H2_COLUMNS: &[&str] = &[
+    "h2_headers_rcvd",
+    "h2_data_rcvd",
+    "h2_settings_rcvd",
+    "h2_rst_stream_rcvd",
+    "h2_goaway_rcvd",
+    "h2_detected_conn_protocol_errors",
+    "h2_detected_strm_protocol_errors",
+    "h2_rst_stream_resp",
+    "h2_goaway_resp",
+    "h2_open_connections",
+    "h2_backend_open_streams",
+    "h2_total_connections",
+    "h2_backend_total_streams",
+];
 
 fn common(row: &mut Row, c: &Counters, iid: usize, sid: usize, kind: u8) {
     row.insert("pid", "1".into());
@@ -138,7 +208,7 @@ fn queue_columns(row: &mut Row, be: &Backend, queue: usize) {
     row.insert("qmax", max.to_string());
 }
 
-fn server_row(be: &Backend, s: &Server) -> Row {
+pub(super) fn server_row(be: &Backend, s: &Server) -> Row {
     let mut row = Row::new();
     let c = &s.counters;
     row.insert("pxname", be.name.clone());
@@ -179,9 +249,7 @@ fn server_row(be: &Backend, s: &Server) -> Row {
     sessions(&mut row, c);
     row.insert("connect", c.total.load(Relaxed).to_string());
     row.insert("lbtot", s.lb_total.load(Relaxed).to_string());
-    if be.mode == Mode::Http {
-        connection_columns(&mut row, s);
-    }
+    connection_columns(&mut row, s, be.mode);
     if s.checks_enabled() {
         row.insert("chkfail", s.check_failures.load(Relaxed).to_string());
         row.insert("chkdown", s.down_transitions.load(Relaxed).to_string());
@@ -215,6 +283,7 @@ fn server_row(be: &Backend, s: &Server) -> Row {
     if be.mode == Mode::Http {
         http_counts(&mut row, c);
     }
+    features_never_used(&mut row, be.mode, RowKind::Server);
     row
 }
 
@@ -269,7 +338,9 @@ fn result_columns(row: &mut Row, chk: &CheckResult, names: [&'static str; 5]) {
         })
         .unwrap_or(&chk.desc);
     row.insert(status, chk.status.clone());
-    row.insert(code, chk.code.map(|c| c.to_string()).unwrap_or_default());
+    // HAProxy keeps the code in a `short` and prints it as an unsigned int.
+    let shown = chk.code.map(|c| (c as i16 as i32 as u32).to_string());
+    row.insert(code, shown.unwrap_or_default());
     row.insert(duration, duration_field(chk));
     row.insert(detail_column, detail.to_string());
     row.insert(description, described.to_string());
@@ -340,24 +411,36 @@ fn downtime(s: &Server) -> u64 {
     s.downtime_secs.load(Relaxed) + current
 }
 
-fn backend_row(state: &State, be: &Backend) -> Row {
+/// A backend's `status`: UP while a server takes new connections, and always without
+/// servers (HAProxy's `tot_weight > 0 || !px->srv`).
+pub(super) fn backend_status(be: &Backend) -> &'static str {
+    if be.servers.is_empty() || be.is_up() {
+        "UP"
+    } else {
+        "DOWN"
+    }
+}
+
+pub(super) fn backend_row(state: &State, be: &Backend) -> Row {
     let mut row = Row::new();
     let c = &be.counters;
     row.insert("pxname", be.name.clone());
     row.insert("svname", "BACKEND".into());
     queue_columns(&mut row, be, 0);
-    row.insert("dreq", "0".into());
+    // Requests its own rules denied (HAProxy counts them in the stream's backend).
+    row.insert("dreq", c.denied_req.load(Relaxed).to_string());
     row.insert("eresp", c.resp_errors.load(Relaxed).to_string());
     row.insert("dresp", c.denied_resp.load(Relaxed).to_string());
     traffic(&mut row, c);
+    // HAProxy shows a backend's `fullconn` as its limit (a backend has no `maxconn`).
     row.insert(
         "slim",
-        be.conf.maxconn.unwrap_or(state.max_conns / 10).to_string(),
+        crate::limits::fullconn(&state.config, &be.name, state.max_conns).to_string(),
     );
     row.insert("econ", c.conn_errors.load(Relaxed).to_string());
     row.insert("wretr", c.retries.load(Relaxed).to_string());
     row.insert("wredis", c.redispatches.load(Relaxed).to_string());
-    row.insert("status", if be.is_up() { "UP" } else { "DOWN" }.into());
+    row.insert("status", backend_status(be).into());
     let usable = |backup: bool| {
         be.servers
             .iter()
@@ -377,7 +460,10 @@ fn backend_row(state: &State, be: &Backend) -> Row {
             .saturating_sub(be.last_change.load(Relaxed))
             .to_string(),
     );
-    row.insert("downtime", "0".into());
+    // A backend without servers is never down: HAProxy leaves its downtime empty.
+    if !be.servers.is_empty() {
+        row.insert("downtime", "0".into());
+    }
     common(&mut row, c, be.id, 0, 1);
     sessions(&mut row, c);
     let lbtot: u64 = be.servers.iter().map(|s| s.lb_total.load(Relaxed)).sum();
@@ -400,17 +486,22 @@ fn backend_row(state: &State, be: &Backend) -> Row {
     if be.mode == Mode::Http {
         http_counts(&mut row, c);
     }
+    features_never_used(&mut row, be.mode, RowKind::Backend);
     row
 }
 
-/// An HTTP server's connection columns: connections opened and reused by requests, idle
-/// ones (those that served one request, and the "safe" ones that served more), those in use
-/// and the estimated need the pool keeps (see `runtime::pool`).
-fn connection_columns(row: &mut Row, s: &Server) {
+/// A server's connection columns: connections opened and reused by HTTP requests, idle ones
+/// (those that served one request, and the "safe" ones that served more), those in use (a
+/// check's while it connects, as HAProxy's) and the estimated need the pool keeps (see `runtime::pool`). As in HAProxy,
+/// a TCP session's connection is in use only while it opens.
+fn connection_columns(row: &mut Row, s: &Server, mode: Mode) {
     let pool = s.idle.counts();
-    let used = s.counters.cur.load(Relaxed);
-    row.insert("connect", s.idle.connects.load(Relaxed).to_string());
-    row.insert("reuse", s.idle.reuses.load(Relaxed).to_string());
+    let mut used = pool.checks;
+    if mode == Mode::Http {
+        used += s.counters.cur.load(Relaxed);
+        row.insert("connect", s.idle.connects.load(Relaxed).to_string());
+        row.insert("reuse", s.idle.reuses.load(Relaxed).to_string());
+    }
     row.insert("idle_conn_cur", pool.idle.to_string());
     row.insert("safe_conn_cur", pool.safe.to_string());
     row.insert("used_conn_cur", used.to_string());
@@ -428,10 +519,11 @@ pub(super) fn server_column(be: &Backend, s: &Server, column: &str) -> String {
     server_row(be, s).remove(column).unwrap_or_default()
 }
 
-/// Every row in HAProxy's order: per proxy, frontend, servers, backend.
+/// Every row in HAProxy's order: per proxy, frontend, servers, backend; a `disabled` proxy
+/// has none, as in HAProxy.
 fn rows(state: &State) -> Vec<Row> {
     let mut out = Vec::new();
-    for p in &state.config.proxies {
+    for p in state.config.proxies.iter().filter(|p| !p.disabled) {
         if let Some(fe) = state.frontends.iter().find(|f| f.name == p.name) {
             out.push(frontend_row(state, fe));
         }
@@ -482,7 +574,7 @@ fn push_csv_field(out: &mut String, value: &str) {
     out.push('"');
 }
 
-fn uptime(secs: u64) -> String {
+pub(super) fn uptime(secs: u64) -> String {
     format!(
         "{}d {}h{:02}m{:02}s",
         secs / 86400,
@@ -512,7 +604,7 @@ pub(super) fn process_info(state: &State) -> ProcessInfo {
     let listeners = state.frontends.iter().map(|f| f.conf.binds.len()).sum();
     ProcessInfo {
         threads: super::threads_for(&state.config.global),
-        ulimit: crate::limits::current().map_or(0, |(soft, _)| soft),
+        ulimit: crate::limits::reported(state.config.global.ulimit_n, state.fd_limit),
         listeners,
         jobs: state.cur_conns.load(Relaxed) + listeners,
         requests: state
@@ -528,6 +620,45 @@ pub(super) fn process_info(state: &State) -> ProcessInfo {
             0
         },
     }
+}
+
+/// HAProxy's `Idle_pct`: the share of the threads' time not spent working, over the time
+/// since the previous reading (at least 100 ms ago; the process's life at the first). hapx
+/// reads it from the process's CPU time, as its threads only use CPU while they work.
+pub(super) fn idle_pct(state: &State, threads: usize) -> u32 {
+    static LAST: Mutex<Option<(Instant, Duration)>> = Mutex::new(None);
+    let now = Instant::now();
+    let cpu = process_cpu_time();
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    let (since, used_before) = match *last {
+        Some((at, used)) if now.duration_since(at) >= Duration::from_millis(100) => (at, used),
+        Some(_) => return idle_share(state.started, now, cpu, threads),
+        None => (state.started, Duration::ZERO),
+    };
+    *last = Some((now, cpu));
+    idle_share(since, now, cpu.saturating_sub(used_before), threads)
+}
+
+/// The idle percentage of `threads` that used `busy` CPU time from `since` to `now`.
+fn idle_share(since: Instant, now: Instant, busy: Duration, threads: usize) -> u32 {
+    let wall = now.duration_since(since).as_secs_f64() * threads.max(1) as f64;
+    if wall <= 0.0 {
+        return 100;
+    }
+    let busy = (busy.as_secs_f64() / wall * 100.0).round().min(100.0);
+    100 - busy as u32
+}
+
+/// The CPU time (user and system) the process used so far.
+fn process_cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes the whole struct on success; zeroed is a valid rusage.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// `show info`: HAProxy's `Name: value` lines.
@@ -591,7 +722,7 @@ pub fn info(state: &State) -> String {
         ("MaxSessRate", state.conn_rate.max().to_string()),
         ("Tasks", "0".into()),
         ("Run_queue", "0".into()),
-        ("Idle_pct", "100".into()),
+        ("Idle_pct", idle_pct(state, threads).to_string()),
         ("node", node),
     ];
     // HAProxy shows the line only when a description is set.
@@ -649,6 +780,8 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
             let op = match (s.usable(), s.is_up()) {
                 // HAProxy's SRV_ST_STOPPING.
                 (true, _) if s.is_stopping() => 3,
+                // SRV_ST_STARTING: in its slow start.
+                (true, _) if super::slowstart::warming(s) => 1,
                 (true, _) => 2,
                 (false, true) => 0,
                 (false, false) => 0,
@@ -667,6 +800,11 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
             } | if s.in_inherited_maint() {
                 // Maintenance of the server it tracks (IMAINT).
                 2
+            } else {
+                0
+            } | if s.in_inherited_drain() {
+                // Drain of the server it tracks (IDRAIN).
+                16
             } else {
                 0
             } | if s.addr().is_none() {
@@ -721,310 +859,10 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
     Ok(out)
 }
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-}
-
-fn row_class(s: &Server) -> &'static str {
-    let backup = s.opts.backup;
-    let status = s.status();
-    match (backup, status.as_str()) {
-        (_, st) if st.starts_with("MAINT") => "maintain",
-        (false, "no check") => "active_no_check",
-        (true, "no check") => "backup_no_check",
-        (false, st) if st.starts_with("DRAIN") => "active_draining",
-        (true, st) if st.starts_with("DRAIN") => "backup_draining",
-        (false, "UP") => "active_up",
-        (true, "UP") => "backup_up",
-        (false, st) if st.starts_with("UP ") || st.starts_with("NOLB ") => "active_going_down",
-        (true, st) if st.starts_with("UP ") || st.starts_with("NOLB ") => "backup_going_down",
-        (false, "NOLB") => "active_nolb",
-        (true, "NOLB") => "backup_nolb",
-        // Held DOWN by its agent: down, not on its way up.
-        (false, "DOWN (agent)") => "active_down",
-        (true, "DOWN (agent)") => "backup_down",
-        (false, st) if st.starts_with("DOWN ") => "active_going_up",
-        (true, st) if st.starts_with("DOWN ") => "backup_going_up",
-        (false, _) => "active_down",
-        (true, _) => "backup_down",
-    }
-}
-
-const STYLE: &str = "body { font-family: arial, helvetica, sans-serif; font-size: 12px; font-weight: normal; color: black; background: white;}
-th,td { font-size: 10px;}
-h1 { font-size: x-large; margin-bottom: 0.5em;}
-h3 { font-family: helvetica, arial; font-size: 16px; font-weight: bold; color: #b00040; background: #e8e8d0; margin-top: 0em; margin-bottom: 0em;}
-.titre {background: #20D0D0;color: #000000; font-weight: bold; text-align: center;}
-.frontend {background: #e8e8d0;}
-.backend {background: #e8e8d0;}
-.active_down {background: #ff9090;}
-.active_going_up {background: #ffd020;}
-.active_going_down {background: #ffffa0;}
-.active_up {background: #c0ffc0;}
-.active_draining {background: #20a0FF;}
-.active_no_check {background: #e0e0e0;}
-.backup_down {background: #ff9090;}
-.backup_going_up {background: #ff80ff;}
-.backup_going_down {background: #c060ff;}
-.backup_up {background: #b0d0ff;}
-.backup_draining {background: #cc9900;}
-.backup_no_check {background: #e0e0e0;}
-.maintain {background: #c07820;}
-table.tbl { border-collapse: collapse; border-style: none;}
-table.tbl td { text-align: right; border-width: 1px 1px 1px 1px; border-style: solid solid solid solid; padding: 2px 3px; border-color: gray; white-space: nowrap;}
-table.tbl th { border-width: 1px; border-style: solid solid solid solid; border-color: gray;}
-table.tbl th.pxname { background: #b00040; color: #ffff40; font-weight: bold; border-style: solid solid none solid; padding: 2px 3px; white-space: nowrap;}
-";
-
-/// How one request sees the HTML page.
-#[derive(Debug, Clone, Default)]
-pub struct PageView<'a> {
-    /// `stats hide-version`: no version shown.
-    pub hide_version: bool,
-    /// The refresh period the page announces, if it refreshes.
-    pub refresh: Option<u64>,
-    /// The page's own prefix (`stats uri`).
-    pub uri: &'a str,
-    /// A `stats admin` condition holds: the backends' server forms are shown
-    /// (see `runtime::stats_admin`).
-    pub admin: bool,
-    /// The outcome of the last action (`;st=`), as HAProxy's banner.
-    pub banner: Option<String>,
-}
-
-/// The actions of the admin form, HAProxy's values and labels in its order.
-const ADMIN_ACTIONS: &[(&str, &str)] = &[
-    ("", ""),
-    ("ready", "Set state to READY"),
-    ("drain", "Set state to DRAIN"),
-    ("maint", "Set state to MAINT"),
-    ("dhlth", "Health: disable checks"),
-    ("ehlth", "Health: enable checks"),
-    ("hrunn", "Health: force UP"),
-    ("hnolb", "Health: force NOLB"),
-    ("hdown", "Health: force DOWN"),
-    ("dagent", "Agent: disable checks"),
-    ("eagent", "Agent: enable checks"),
-    ("arunn", "Agent: force UP"),
-    ("adown", "Agent: force DOWN"),
-    ("shutdown", "Kill Sessions"),
-];
-
-/// The HTML stats page.
-pub fn html(state: &State, view: &PageView<'_>) -> String {
-    let mut o = String::with_capacity(super::BUFSIZE);
-    let _ = write!(
-        o,
-        "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\"\n\"http://www.w3.org/TR/html4/loose.dtd\">\n<html><head><title>Statistics Report for HAProxy</title>\n<meta http-equiv=\"content-type\" content=\"text/html; charset=iso-8859-1\">\n<style type=\"text/css\"><!--\n{STYLE}--></style></head>\n<body><h1>hapx-proxy</h1>\n"
-    );
-    general_information(&mut o, state, view);
-    if let Some(banner) = &view.banner {
-        o.push_str(banner);
-    }
-    for p in &state.config.proxies {
-        proxy_table(&mut o, state, p, view);
-    }
-    o.push_str("</body>\n</html>\n");
-    o
-}
-
-/// The page's "General process information" and its links (refresh, CSV).
-fn general_information(o: &mut String, state: &State, view: &PageView<'_>) {
-    let (refresh, uri) = (view.refresh, view.uri);
-    let version = if view.hide_version {
-        String::new()
-    } else {
-        format!(" version {}", env!("CARGO_PKG_VERSION"))
-    };
-    let up = state.started.elapsed().as_secs();
-    let _ = write!(
-        o,
-        "<h3>&gt; General process information</h3>\n<p>hapx-proxy{version}, pid = {}, uptime = {}<br>\ncurrent conns = {}; maxconn = {}; total conns = {}{}</p>\n<p>{}<a href=\"{}\">CSV export</a></p>\n",
-        state.pid,
-        uptime(up),
-        state.cur_conns.load(Relaxed),
-        state.max_conns,
-        state.total_conns.load(Relaxed),
-        refresh
-            .map(|r| format!("; refresh = {r}s"))
-            .unwrap_or_default(),
-        if refresh.is_some() {
-            format!(
-                "<a href=\"{}\">Disable refresh</a><br>\n",
-                esc(&format!("{uri};norefresh"))
-            )
-        } else {
-            String::new()
-        },
-        esc(&format!("{uri};csv;norefresh"))
-    );
-}
-
-/// One proxy's table (its frontend, servers and backend rows), inside the admin form when
-/// it is a backend with servers and a `stats admin` allows it.
-fn proxy_table(o: &mut String, state: &State, p: &Proxy, view: &PageView<'_>) {
-    let fe = state.frontends.iter().find(|f| f.name == p.name);
-    let be = state.backends.iter().find(|b| b.name == p.name);
-    let form = be
-        .filter(|b| view.admin && !b.servers.is_empty())
-        .map(|b| &**b);
-    if form.is_some() {
-        o.push_str("<form method=\"post\">");
-    }
-    table_head(o, p, view.admin, form);
-    let rows = Rows {
-        admin: view.admin,
-        form,
-    };
-    if let Some(fe) = fe {
-        rows.write(o, "frontend", &frontend_row(state, fe), None);
-    }
-    if let Some(be) = be {
-        for s in &be.servers {
-            rows.write(o, row_class(s), &server_row(be, s), Some(s));
-        }
-        rows.write(o, "backend", &backend_row(state, be), None);
-    }
-    o.push_str("</table>");
-    if let Some(b) = form {
-        admin_form_end(o, b);
-    }
-    o.push_str("<p>\n");
-}
-
-/// A table's title and column headers; in admin mode every table has the checkbox column,
-/// empty but for the form's, whose header box selects all its servers.
-fn table_head(o: &mut String, p: &Proxy, admin: bool, form: Option<&Backend>) {
-    let select_all = match (admin, form) {
-        (false, _) => String::new(),
-        (true, None) => "<th></th>".into(),
-        (true, Some(b)) => format!(
-            "<th width=1><input type=\"checkbox\" onclick=\"for(c in document.getElementsByClassName('{0}-checkbox')) document.getElementsByClassName('{0}-checkbox').item(c).checked = this.checked\"></th>",
-            esc(&b.name)
-        ),
-    };
-    let _ = write!(
-        o,
-        "<table class=\"tbl\" width=\"100%\">\n<tr class=\"titre\"><th class=\"pxname\" width=\"10%\"><a name=\"{0}\"></a>{0}</th><th class=\"desc\" colspan=\"14\">{1}</th></tr>\n<tr class=\"titre\">{select_all}<th></th><th>Cur</th><th>Max</th><th>Limit</th><th>Total</th><th>LbTot</th><th>In</th><th>Out</th><th>Conn errors</th><th>Retries</th><th>Redispatches</th><th>Status</th><th>LastChk</th><th>Wght</th><th>Act</th><th>Bck</th><th>Chk</th><th>Dwn</th><th>Dwntme</th></tr>\n",
-        esc(&p.name),
-        // As HAProxy writes it: the configuration's text, not escaped.
-        p.description.as_deref().unwrap_or_default()
-    );
-}
-
-/// How a table's rows are written: with the checkbox column in admin mode, a box for each
-/// server of the admin form.
-struct Rows<'a> {
-    admin: bool,
-    form: Option<&'a Backend>,
-}
-
-impl Rows<'_> {
-    fn write(&self, o: &mut String, class: &str, row: &Row, server: Option<&Server>) {
-        let g = |c: &str| esc(row.get(c).map_or("", |v| v.as_str()));
-        if self.admin {
-            let _ = write!(o, "<tr class=\"{class}\"><td>");
-            if let (Some(s), Some(b)) = (server, self.form) {
-                let _ = write!(
-                    o,
-                    "<input class='{}-checkbox' type=\"checkbox\" name=\"s\" value=\"{}\">",
-                    esc(&b.name),
-                    esc(&s.name)
-                );
-            }
-            o.push_str("</td>");
-        } else {
-            let _ = write!(o, "<tr class=\"{class}\">");
-        }
-        let _ = writeln!(
-            o,
-            "<td class=\"ac\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"ac\">{}</td>{}<td class=\"ac\">{}</td><td class=\"ac\">{}</td><td class=\"ac\">{}</td>{}</tr>",
-            g("svname"),
-            g("scur"),
-            g("smax"),
-            g("slim"),
-            g("stot"),
-            g("lbtot"),
-            g("bin"),
-            g("bout"),
-            g("econ"),
-            g("wretr"),
-            g("wredis"),
-            esc(html_status(row.get("status").map_or("", |v| v.as_str()))),
-            check_cell(row),
-            g("weight"),
-            g("act"),
-            g("bck"),
-            failures_cells(row)
-        );
-    }
-}
-
-/// A row's status as HAProxy's page shows it: a server in maintenance, its own or through
-/// the server it tracks, is `MAINT` (the `via` server has the failures' cells), but for
-/// `MAINT (resolution)`.
-fn html_status(status: &str) -> &str {
-    if status.starts_with("MAINT") && status != "MAINT (resolution)" {
-        "MAINT"
-    } else {
-        status
-    }
-}
-
-/// The `LastChk` cell: HAProxy's ` STATUS[/CODE][ in Nms]`, empty without a check result.
-fn check_cell(row: &Row) -> String {
-    let field = |c: &str| row.get(c).map_or("", |v| v.as_str());
-    if field("check_status").is_empty() {
-        return "<td></td>".into();
-    }
-    let mut text = format!(" {}", field("check_status"));
-    if !field("check_code").is_empty() {
-        text.push_str(&format!("/{}", field("check_code")));
-    }
-    if !field("check_duration").is_empty() {
-        text.push_str(&format!(" in {}ms", field("check_duration")));
-    }
-    format!("<td class=\"ac\">{}</td>", esc(&text))
-}
-
-/// The check failures' three cells (`Chk`, `Dwn`, `Dwntme`), as HAProxy's page has them: a
-/// checked server's or a backend's counts, `resolution` for a server in maintenance for
-/// it, a link to the server a tracking one follows, else empty.
-fn failures_cells(row: &Row) -> String {
-    let field = |c: &str| row.get(c).map_or("", |v| v.as_str());
-    if field("status") == "MAINT (resolution)" {
-        return "<td class=\"ac\" colspan=3>resolution</td>".into();
-    }
-    // A checked server's (a backend has no `Chk` of its own).
-    if !field("chkfail").is_empty() || !field("chkdown").is_empty() {
-        return format!(
-            "<td>{}</td><td>{}</td><td>{}</td>",
-            esc(field("chkfail")),
-            esc(field("chkdown")),
-            esc(field("downtime"))
-        );
-    }
-    let tracked = field("tracked");
-    if !tracked.is_empty() && field("status") != "no check" {
-        let t = esc(tracked);
-        return format!("<td class=\"ac\" colspan=3><a class=lfsb href=\"#{t}\">via {t}</a></td>");
-    }
-    "<td colspan=3></td>".into()
-}
-
-/// The admin form's end: the action to take, the backend (by id) and the button.
-fn admin_form_end(o: &mut String, b: &Backend) {
-    o.push_str("Choose the action to perform on the checked servers : <select name=action>");
-    for (value, label) in ADMIN_ACTIONS {
-        let _ = write!(o, "<option value=\"{value}\">{label}</option>");
-    }
-    let _ = write!(
-        o,
-        "</select><input type=\"hidden\" name=\"b\" value=\"#{}\">&nbsp;<input type=\"submit\" value=\"Apply\"></form>",
-        b.id
-    );
 }
 
 #[cfg(test)]

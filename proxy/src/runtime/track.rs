@@ -7,14 +7,14 @@
 //! passes down the chain the same way (HAProxy's inherited IMAINT, [`follow_maint`]): a
 //! tracker is shown `MAINT (via be/s)`, admin state 2 in `show servers state`, takes no
 //! traffic, and says so (`... is going DOWN for maintenance via be/s.`, `... is UP/READY
-//! (leaving maintenance).`). The
+//! (leaving maintenance).`). Drain passes down too ([`follow_drain`], HAProxy's IDRAIN). The
 //! configuration check refuses what HAProxy refuses (a missing proxy or server, a tracked
 //! server without checks, a loop).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 
-use super::state::{Admin, Backend, Server};
+use super::state::{Admin, AdminFlag, Backend, Server};
 use super::{shutdown, transitions};
 
 /// A server tracking another, and its backend.
@@ -38,8 +38,11 @@ pub fn link(backends: &[Arc<Backend>]) {
         for (_, s) in &followers {
             let _ = s.tracking.set(Arc::downgrade(target));
         }
+        // HAProxy links each new tracker at the head of the list: the last declared is told
+        // first.
         let trackers = followers
             .into_iter()
+            .rev()
             .map(|(b, s)| Tracker {
                 backend: Arc::downgrade(b),
                 server: Arc::downgrade(s),
@@ -72,6 +75,27 @@ pub fn follow_maint(server: &Server, maint: bool) {
             }
         }
         follow_maint(&tracker, inherits);
+    }
+}
+
+/// The servers tracking `server` enter or leave its drain (`drain`), down the chain, as
+/// HAProxy's inherited drain (IDRAIN): weight 0 for the balancer, shown `DRAIN`, admin
+/// state 16 in `show servers state`, logged `... enters drain state via be/s.` and `... is
+/// UP (leaving forced drain).`; one forced to drain already `remains in forced drain mode`
+/// (and passes the drain on), one in maintenance changes silently.
+pub fn follow_drain(server: &Server, drain: bool) {
+    for t in server.trackers.get().map_or(&[][..], Vec::as_slice) {
+        let (Some(backend), Some(tracker)) = (t.backend.upgrade(), t.server.upgrade()) else {
+            continue;
+        };
+        let backend_was_up = backend.is_up();
+        if !tracker.set_inherited_drain(drain) {
+            continue;
+        }
+        if tracker.admin() != Admin::Maint && !tracker.in_inherited_maint() {
+            transitions::report_inherited_drain(&backend, &tracker, drain, backend_was_up);
+        }
+        follow_drain(&tracker, drain || tracker.has_admin_flag(AdminFlag::Drain));
     }
 }
 

@@ -2,12 +2,14 @@
 //! by health checks, and an operator's maintenance and drain (`disable server`, `set server
 //! ... state`). Each goes to the backend's log targets and to stderr as a `[WARNING]`; a
 //! backend left without a usable server adds HAProxy's alert (`[ALERT]` on stderr, an
-//! emergency in the logs).
+//! emergency in the logs: once, when the last server taking connections goes, by its state or
+//! a weight of 0). A drained server whose operational state changes (or whose slow start
+//! steps on) is reminded that it `remains in forced drain mode.`, as HAProxy does.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::log;
-use super::state::{Admin, Backend, Server, now_secs};
+use super::state::{Admin, AdminFlag, Backend, Server, now_secs};
 
 /// What a server and its backend were before an operator's change.
 #[derive(Debug, Clone, Copy)]
@@ -112,7 +114,8 @@ fn check_outcome(check: &super::state::CheckResult) -> String {
     let (reason, info) = check.desc.split_once(": ").unwrap_or((&check.desc, ""));
     let mut why = format!("reason: {reason}");
     if let Some(code) = check.code {
-        why.push_str(&format!(", code: {code}"));
+        // HAProxy's `short`, printed signed.
+        why.push_str(&format!(", code: {}", code as i16));
     }
     if !info.is_empty() {
         why.push_str(&format!(", info: \"{info}\""));
@@ -186,6 +189,7 @@ pub fn report_health(
             log::LOG_NOTICE,
             &format!("{name}is stopping{why}{counts}"),
         );
+        remind_drain(backend, server);
     } else {
         announce(backend, server, up, why);
     }
@@ -203,9 +207,17 @@ pub fn report_health(
 /// CLI`), then the servers left.
 pub fn report_change(backend: &Backend, server: &Server, up: bool, why: &str) {
     announce(backend, server, up, why);
-    if !up {
+    if !up && counted_when_up(server) {
         report_if_none_left(backend);
     }
+}
+
+/// Whether the server (gone DOWN or into maintenance just now) took new connections before:
+/// HAProxy alerts that a backend has no server left only when its count of usable servers
+/// went to 0, and a drained server (forced or inherited, or one of weight 0) was never
+/// counted. (Going DOWN ended any NOLB: its balancing weight is the one it had.)
+fn counted_when_up(server: &Server) -> bool {
+    server.lb_weight() > 0
 }
 
 /// `Server B/S is UP|DOWN` with `why` and the servers online or left, at HAProxy's level.
@@ -222,6 +234,27 @@ fn announce(backend: &Backend, server: &Server, up: bool, why: &str) {
         level,
         &format!("{}{event}{counts}", server_named(backend, server)),
     );
+    remind_drain(backend, server);
+}
+
+/// A step of a server's slow start (HAProxy's warm-up task recomputing its weight): a
+/// drained server is reminded of its drain each time.
+pub fn report_warming_step(backend: &Backend, server: &Server) {
+    remind_drain(backend, server);
+}
+
+/// HAProxy's reminder after a drained server's operational state changed (UP, DOWN,
+/// stopping, by its checks, its agent, the server it tracks, the CLI, or the end of its slow
+/// start): the operator's drain still holds.
+fn remind_drain(backend: &Backend, server: &Server) {
+    if server.admin() == Admin::Drain {
+        let name = server_named(backend, server);
+        warn(
+            backend,
+            log::LOG_NOTICE,
+            &format!("{name}remains in forced drain mode."),
+        );
+    }
 }
 
 /// Logs a tracking server going into NOLB (`stopping`) or back UP with the server it tracks.
@@ -235,6 +268,7 @@ pub fn report_tracked_stopping(backend: &Backend, server: &Server, stopping: boo
         log::LOG_NOTICE,
         &format!("{name}is {event} via {via}{counts}"),
     );
+    remind_drain(backend, server);
 }
 
 /// Logs a tracking server's change of state, following the server it tracks (`track`).
@@ -251,7 +285,8 @@ pub fn report_tracked(backend: &Backend, server: &Server, up: bool) {
         level,
         &format!("{name}is {event} via {via}{counts}"),
     );
-    if !up {
+    remind_drain(backend, server);
+    if !up && counted_when_up(server) {
         report_if_none_left(backend);
     }
 }
@@ -271,6 +306,9 @@ pub fn report_inherited_maint(backend: &Backend, server: &Server, entered: bool)
             log::LOG_NOTICE,
             &format!("{name}is {state} (leaving maintenance)."),
         );
+        if server.is_up() {
+            remind_drain(backend, server);
+        }
         return;
     }
     let via = super::track::tracked_name(backend, server).unwrap_or_default();
@@ -282,7 +320,39 @@ pub fn report_inherited_maint(backend: &Backend, server: &Server, entered: bool)
     let counts = servers_left(backend, server);
     let line = format!("{name}is going DOWN for maintenance via {via}{counts}");
     warn(backend, log::LOG_ALERT, &line);
-    report_if_none_left(backend);
+    if counted_when_up(server) {
+        report_if_none_left(backend);
+    }
+}
+
+/// Logs a tracking server entering or leaving the drain of the server it tracks (HAProxy's
+/// IDRAIN), as HAProxy words it: one forced to drain already only remains so. A backend
+/// that balanced to a server before (`backend_was_up`) and has none left gets its alert.
+pub fn report_inherited_drain(
+    backend: &Backend,
+    server: &Server,
+    entered: bool,
+    backend_was_up: bool,
+) {
+    let name = server_named(backend, server);
+    let line = if server.admin() == Admin::Drain {
+        format!("{name}remains in forced drain mode.")
+    } else if entered {
+        let via = super::track::tracked_name(backend, server).unwrap_or_default();
+        let counts = if server.is_up() {
+            servers_online(backend)
+        } else {
+            servers_left(backend, server)
+        };
+        format!("{name}enters drain state via {via}{counts}")
+    } else {
+        let state = if server.is_up() { "UP" } else { "DOWN" };
+        format!("{name}is {state} (leaving forced drain).")
+    };
+    warn(backend, log::LOG_NOTICE, &line);
+    if backend_was_up {
+        report_if_none_left(backend);
+    }
 }
 
 /// Logs an operator's change of the server's admin state from `before` (nothing when it
@@ -316,6 +386,17 @@ pub fn report_admin(backend: &Backend, server: &Server, before: Before, cause: &
                 )
             }
         }
+        // Still draining with the server it tracks (IDRAIN), as HAProxy says.
+        (Admin::Maint, Admin::Ready) if server.in_inherited_drain() => {
+            let via = super::track::tracked_name(backend, server).unwrap_or_default();
+            (
+                log::LOG_NOTICE,
+                vec![
+                    format!("{name}is UP/DRAIN (leaving forced maintenance)."),
+                    format!("{name}is leaving forced drain but remains in drain mode via {via}."),
+                ],
+            )
+        }
         (Admin::Maint, Admin::Ready) => (
             log::LOG_NOTICE,
             vec![format!("{name}is UP/READY (leaving forced maintenance).")],
@@ -327,18 +408,20 @@ pub fn report_admin(backend: &Backend, server: &Server, before: Before, cause: &
                 format!("{name}remains in forced drain mode."),
             ],
         ),
-        // As HAProxy: a server DOWN (its checks) that enters drain tells the servers left.
-        (Admin::Ready, Admin::Drain) => (
-            log::LOG_NOTICE,
-            vec![format!(
-                "{name}enters drain state{cause}{}",
-                if server.is_up() {
-                    servers_online(backend)
-                } else {
-                    servers_left(backend, server)
-                }
-            )],
-        ),
+        // As HAProxy: a server DOWN (its checks) that enters drain tells the servers left;
+        // one in its slow start whose weight this recomputes is reminded at once.
+        (Admin::Ready, Admin::Drain) => {
+            let counts = if server.is_up() {
+                servers_online(backend)
+            } else {
+                servers_left(backend, server)
+            };
+            let mut lines = vec![format!("{name}enters drain state{cause}{counts}")];
+            if super::slowstart::step_ahead_on_wall_clock(server) {
+                lines.push(format!("{name}remains in forced drain mode."));
+            }
+            (log::LOG_NOTICE, lines)
+        }
         // A server DOWN (by its checks or its agent) says so.
         (Admin::Drain, Admin::Ready) => (
             log::LOG_NOTICE,
@@ -357,6 +440,9 @@ pub fn report_admin(backend: &Backend, server: &Server, before: Before, cause: &
     }
     // The servers tracking it follow, logged after it.
     super::track::follow_maint(server, now == Admin::Maint || server.in_inherited_maint());
+    // Then their drain (silent for those now in maintenance).
+    let draining = server.has_admin_flag(AdminFlag::Drain) || server.in_inherited_drain();
+    super::track::follow_drain(server, draining);
 }
 
 /// `Server be/s ` or `Backup Server be/s `.
@@ -395,6 +481,15 @@ fn running_on_backup(active: usize, backup: usize) -> &'static str {
         " Running on backup."
     } else {
         ""
+    }
+}
+
+/// A server's weight changed (`set server ... weight`, `set weight`, an agent's answer): a
+/// backend that balanced to a server before and has none left now (the weight was 0) gets
+/// HAProxy's alert, as any change of a server's state that leaves none.
+pub fn report_weight_change(backend: &Backend, backend_was_up: bool) {
+    if backend_was_up {
+        report_if_none_left(backend);
     }
 }
 

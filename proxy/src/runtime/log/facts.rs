@@ -30,6 +30,10 @@ pub struct TcpFacts<'a> {
     pub accept_date: SystemTime,
     pub backend: Option<&'a Backend>,
     pub server: Option<&'a Server>,
+    /// The session holds a slot of `server` (it connected): counted in the server's
+    /// connections until it ends. One that failed to connect, or waited in the server's
+    /// queue, holds none.
+    pub server_slot: bool,
     /// The server's connection: its peer and the proxy's end.
     pub server_addr: Option<SocketAddr>,
     pub source_addr: Option<SocketAddr>,
@@ -54,6 +58,7 @@ impl<'a> TcpFacts<'a> {
     /// The server connection made for the session.
     pub fn connected(&mut self, conn: &'a Connected) {
         self.server = Some(&conn.server);
+        self.server_slot = true;
         self.server_addr = conn.stream.peer_addr().ok();
         self.source_addr = conn.stream.local_addr().ok();
         self.queue_ms = conn.queue_time.as_millis() as i64;
@@ -85,6 +90,7 @@ impl<'a> TcpFacts<'a> {
             accept_date: SystemTime::now(),
             backend: None,
             server: None,
+            server_slot: false,
             server_addr: None,
             source_addr: None,
             queue_ms: -1,
@@ -125,14 +131,18 @@ impl Logger {
             ..Timers::default()
         };
         // The session itself is no longer counted on its backend and server once it ended,
-        // as in HAProxy; a line logged early counts it.
+        // as in HAProxy; a line logged early counts it. `%sc` is the server's connections
+        // (HAProxy's `cur_sess`): the session is one of them only when it holds a slot.
         let partial = self.logasap;
         let held = |n: usize| if partial { n } else { n.saturating_sub(1) };
         let counts = Counts {
             process: f.state.cur_conns.load(Relaxed),
             frontend: fe.counters.cur.load(Relaxed),
             backend: f.backend.map_or(0, |b| held(b.counters.cur.load(Relaxed))),
-            server: f.server.map_or(0, |s| held(s.counters.cur.load(Relaxed))),
+            server: f.server.map_or(0, |s| {
+                let cur = s.counters.cur.load(Relaxed);
+                if f.server_slot { held(cur) } else { cur }
+            }),
             retries: f.retries,
             redispatched: f.redispatched,
             server_queue: f.queued.server as usize,
@@ -186,6 +196,9 @@ pub struct HttpFacts {
     pub local: SocketAddr,
     /// The line went already (`option logasap`).
     pub logged: bool,
+    /// The line goes while the request is still served (`option logasap`): the request
+    /// is still counted on its backend (and its server, with [`HttpFacts::server_slot`]).
+    pub early: bool,
     /// The process's connections when the request began (`%ac`).
     pub process_conns: usize,
     /// When the request began (wall clock), its wait for the head included: the
@@ -205,6 +218,10 @@ pub struct HttpFacts {
     pub unique_id: Option<String>,
     pub server_addr: Option<SocketAddr>,
     pub source_addr: Option<SocketAddr>,
+    /// The request holds a slot of its server when it is logged (the request loop says
+    /// so): counted in the server's connections. One that failed to connect, or waited
+    /// in the server's queue, holds none.
+    pub server_slot: bool,
     /// Bytes the client sent (head and body).
     pub bytes_in: u64,
     pub retries: u32,
@@ -245,6 +262,7 @@ impl HttpFacts {
             client,
             local,
             logged: false,
+            early: false,
             process_conns: if logging {
                 state.cur_conns.load(Relaxed)
             } else {
@@ -265,6 +283,7 @@ impl HttpFacts {
             unique_id: None,
             server_addr: None,
             source_addr: None,
+            server_slot: false,
             bytes_in: 0,
             retries: 0,
             redispatched: false,
@@ -450,12 +469,17 @@ impl Logger {
         // With logasap every line marks its total time and bytes as partial (HAProxy
         // drops the end-of-session items from what it logs).
         let partial = self.logasap;
-        let held = |n: usize| if facts.logged { n } else { n.saturating_sub(1) };
+        let held = |n: usize| if facts.early { n } else { n.saturating_sub(1) };
+        // `%sc`: the server's connections (HAProxy's `cur_sess`), the request's own
+        // only when it holds a slot.
         let counts = Counts {
             process: facts.process_conns,
             frontend: fe.counters.cur.load(Relaxed),
             backend: o.backend.map_or(0, |b| held(b.counters.cur.load(Relaxed))),
-            server: server.map_or(0, |s| held(s.counters.cur.load(Relaxed))),
+            server: server.map_or(0, |s| {
+                let cur = s.counters.cur.load(Relaxed);
+                if facts.server_slot { held(cur) } else { cur }
+            }),
             retries: facts.retries,
             redispatched: facts.redispatched,
             server_queue: facts.queued.server as usize,
