@@ -354,6 +354,20 @@ pub fn shape(line: &str) -> String {
     out
 }
 
+/// `-c` on the configuration `text`: hapx-proxy's exit code and messages, asserted equal to
+/// HAProxy's when it is installed (skipped loudly without it, failing under CI).
+pub fn check_alike(test: &str, text: &str) -> (i32, Vec<String>) {
+    let dir = temp_dir(test);
+    let file = dir.join("case.cfg");
+    std::fs::write(&file, text).expect("writing the configuration");
+    let hapx = check_messages(&bins::path("hapx-proxy"), &file);
+    if require::path(test, Path::new(HAPROXY), "HAProxy") {
+        let theirs = check_messages(Path::new(HAPROXY), &file);
+        assert_eq!(hapx, theirs, "hapx-proxy, then HAProxy");
+    }
+    hapx
+}
+
 /// `BINARY -c -f FILE`: its exit code and its messages, each as `LEVEL: text` (the text
 /// after `config : `), without HAProxy's notices and closing summaries.
 pub fn check_messages(binary: &Path, file: &Path) -> (i32, Vec<String>) {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hapx_tests::proxy::{Proxy, cli, free_port, stat_row, temp_dir, wait_until};
-use hapx_tests::proxy_rules::check_messages;
+use hapx_tests::proxy_rules::check_alike;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -404,22 +404,6 @@ fn session_rules_reject_before_any_request() {
     if let [hapx, haproxy] = &runs[..] {
         assert_eq!(hapx, haproxy, "hapx-proxy, then HAProxy");
     }
-}
-
-/// `-c` on `text`: hapx-proxy's messages, and HAProxy's when installed (the same expected).
-fn check_alike(test: &str, text: &str) -> (i32, Vec<String>) {
-    let dir = temp_dir(test);
-    let file = dir.join("case.cfg");
-    std::fs::write(&file, text).unwrap();
-    let hapx = check_messages(&hapx_tests::bins::path("hapx-proxy"), &file);
-    if hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy") {
-        assert_eq!(
-            hapx,
-            check_messages(Path::new(HAPROXY), &file),
-            "hapx-proxy, then HAProxy"
-        );
-    }
-    hapx
 }
 
 const DEFAULTS: &str =

@@ -13,7 +13,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use hapx_tests::proxy::{Proxy, cli, free_port, stat_row, temp_dir, wait_until};
-use hapx_tests::proxy_rules::check_messages;
+use hapx_tests::proxy_rules::{check_alike, check_messages};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -247,22 +247,6 @@ fn response_rules_decide_on_what_the_server_sends() {
     if let [hapx, haproxy] = &runs[..] {
         assert_eq!(hapx, haproxy, "hapx-proxy, then HAProxy");
     }
-}
-
-/// `-c` on `text`: hapx-proxy's messages, and HAProxy's when installed (the same expected).
-fn check_alike(test: &str, text: &str) -> (i32, Vec<String>) {
-    let dir = temp_dir(test);
-    let file = dir.join("case.cfg");
-    std::fs::write(&file, text).unwrap();
-    let hapx = check_messages(&hapx_tests::bins::path("hapx-proxy"), &file);
-    if hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy") {
-        assert_eq!(
-            hapx,
-            check_messages(Path::new(HAPROXY), &file),
-            "hapx-proxy, then HAProxy"
-        );
-    }
-    hapx
 }
 
 const DEFAULTS: &str =
@@ -715,11 +699,12 @@ fn reject_closes_both_sides_with_a_fin() {
     assert!(seen[1].contains(" 15360 PD"), "{seen:?}");
 }
 
-/// A client that sends 20000 bytes, then reads for a second.
+/// A client that sends 20000 bytes, then reads for three seconds: longer than its server
+/// reads (one second of quiet), so the server's close reaches it through either proxy.
 fn big_client(port: u16) -> String {
     let mut conn = TcpStream::connect((LO, port)).expect("connecting to the proxy");
     conn.write_all(&[b'C'; 20000]).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let mut buf = [0u8; 64];
     match conn.read(&mut buf) {
         Ok(n) => format!("{n} bytes"),
