@@ -69,6 +69,26 @@ fn limit_messages(log: &UdpSocket, wait: Duration) -> Vec<String> {
     found
 }
 
+/// Brings `proxy` to its steady set of descriptors before the limit is computed from it.
+/// HAProxy opens a thread's log socket at that thread's first log line, and its threads'
+/// pollers as they start: counted too early (a loaded CI host), the spare descriptors went
+/// to those and no "reached" line could be sent at all. So a few connections come and go
+/// (each logs a line, on whichever thread takes it), then the count must hold still.
+fn settle(proxy: &Proxy, front: SocketAddr) {
+    for _ in 0..8 {
+        drop(TcpStream::connect(front).expect("connecting"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = usize::MAX;
+    let mut same = 0;
+    while same < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = open_fds(proxy.pid());
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+    }
+}
+
 /// What one proxy did: its limit messages, and whether every client was served once the
 /// first ones left.
 fn run(binary: &Path, name: &str, dir: &Path) -> (Vec<String>, bool) {
@@ -77,7 +97,7 @@ fn run(binary: &Path, name: &str, dir: &Path) -> (Vec<String>, bool) {
     let server = silent_server();
     let text = config(front, log.local_addr().expect("log address"), server);
     let proxy = Proxy::start_with(binary.to_path_buf(), dir, name, &text, front, &[]);
-    std::thread::sleep(Duration::from_millis(300));
+    settle(&proxy, front);
     limit_fds(proxy.pid(), open_fds(proxy.pid()) + 4);
     let mut clients: Vec<TcpStream> = (0..12)
         .map(|_| TcpStream::connect(front).expect("connecting (the backlog takes it)"))
