@@ -112,22 +112,6 @@ pub fn cut(s: &str, len: usize) -> String {
     }
 }
 
-/// A regular expression's source for a regex on bytes (`unicode(false)`): each carried byte
-/// written `\xHH`, which such a regex matches as that one byte.
-pub fn regex_source(pattern: &str) -> Cow<'_, str> {
-    if !pattern.as_bytes().contains(&LEAD) {
-        return Cow::Borrowed(pattern);
-    }
-    let mut out = String::with_capacity(pattern.len());
-    for c in pattern.chars() {
-        match carried(c) {
-            Some(b) => out.push_str(&format!("\\x{b:02X}")),
-            None => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
 /// The byte a character carries, if it is one of the reserved ones.
 pub fn carried(c: char) -> Option<u8> {
     is_carrier(c).then(|| (u32::from(c) - BASE) as u8)

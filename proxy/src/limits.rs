@@ -34,8 +34,11 @@ use std::io;
 use crate::config::model::{Config, LogDest, ProxyKind};
 
 /// HAProxy's descriptors kept for the process itself (standard streams, logs, the poller's
-/// own needs...): `global.maxsock = 10` at start, and ten more in its listener setup.
-const RESERVED: usize = 20;
+/// own needs...): `global.maxsock = 10` at start.
+const RESERVED: usize = 10;
+/// The connections of HAProxy's runtime API frontend (`cli_fe->maxconn`), added to
+/// `maxsock` when it has a `stats socket` (measured: 54 without one, 65 with one).
+const CLI_MAXCONN: usize = 10;
 /// HAProxy's per thread: its poller and a wake-up pipe.
 const PER_THREAD: usize = 3;
 /// hapx's own base, measured: standard streams, the listeners' hand-over channel, the
@@ -166,12 +169,11 @@ fn checks_and_agents(config: &Config) -> (usize, usize) {
 /// 2.6.12 counts an agent twice: `Maxsock` grows by 2 per `agent-check`), threads.
 fn haproxy_fixed(config: &Config, threads: usize) -> usize {
     let (checks, agents) = checks_and_agents(config);
-    RESERVED
-        + addresses(config)
-        + config.global.stats_sockets.len()
-        + checks
-        + 2 * agents
-        + PER_THREAD * threads
+    let cli = match config.global.stats_sockets.len() {
+        0 => 0,
+        sockets => CLI_MAXCONN + sockets,
+    };
+    RESERVED + addresses(config) + cli + checks + 2 * agents + PER_THREAD * threads
 }
 
 /// hapx's, every descriptor it may hold besides the connections and pipes: its base, the
@@ -401,7 +403,7 @@ mod tests {
     fn derived_maxconn_follows_haproxy_arithmetic() {
         // HAProxy 2.6, 2 threads, one bind, a stats socket, limit 1024: maxconn 498, and 398
         // with splice-auto (unlimited pipes).
-        let fixed = RESERVED + 1 + 1 + 3 * 2;
+        let fixed = RESERVED + CLI_MAXCONN + 1 + 1 + 3 * 2;
         assert_eq!(ideal_maxconn(fixed, Some(0), (1024, 1024)), 498);
         assert_eq!(ideal_maxconn(fixed, None, (1024, 1024)), 398);
         // Fixed pipes count when they leave room.

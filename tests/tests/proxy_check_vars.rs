@@ -510,7 +510,7 @@ fn check_rule_errors_are_reported_like_haproxy() {
             "WARNING: backend 'b' uses http-check rules without 'option httpchk', so the rules are ignored."
         ]
     );
-    // An invalid regex: refused at its line (the regex library's words are not PCRE's).
+    // An invalid regex: refused at its line, in PCRE2's words.
     let file = dir.join("regex.cfg");
     std::fs::write(
         &file,

@@ -2,7 +2,8 @@
 //! configuration, same streams, same observations): `show sess` (level operator) lists a
 //! TCP session forwarding and an HTTP request waiting for its response, each with HAProxy's
 //! `proto`, `src`, `fe`, `be`, `srv` and `age` (hapx prints no internal field, HAProxy's are
-//! left out of the comparison, and so is HAProxy's line for the CLI's own stream), not a
+//! left out of the comparison, and so is the CLI's own stream's line: see
+//! proxy_show_sess_phases.rs), not a
 //! kept-alive HTTP connection between requests; `show sess ID` dumps that stream (its first
 //! line, its frontend, backend and server lines); `shutdown session ID` (level admin) kills
 //! that stream and no other, logged with HAProxy's `K` (`K-` in TCP mode, `KH--` and a 502
@@ -121,7 +122,7 @@ fn listed_on(sock: &Path, clients: &[SocketAddr], accepted: Accepted) -> Vec<Str
 
 /// `show sess`'s lines as `proto src fe be srv age`, the clients' addresses named by
 /// `clients` (`c0`, `c1`...: [`client_named`]), an age as `ok` when it is one of `ages`
-/// (`Ns`), sorted; without the CLI's own stream (HAProxy's `fe=GLOBAL`).
+/// (`Ns`), sorted; without the CLI's own stream (`fe=GLOBAL`).
 fn listed(answer: &str, clients: &[SocketAddr], ages: RangeInclusive<u64>) -> Vec<String> {
     let mut lines: Vec<String> = answer
         .lines()

@@ -17,7 +17,7 @@
 
 use std::net::{IpAddr, ToSocketAddrs};
 
-use regex::Regex;
+use super::pcre::{Flags, Regex};
 
 use super::converter;
 pub use super::converter::{Converter, SampleType};
@@ -620,10 +620,9 @@ fn patterns(
             Method::Ip => out.push(Pattern::Ip(ip_pattern(text, no_dns)?)),
             Method::Bin => out.push(Pattern::Bin(hex_pattern(text)?)),
             Method::Reg => {
-                let re = regex::RegexBuilder::new(text)
-                    .case_insensitive(ignore_case)
-                    .build()
-                    .map_err(|e| format!("regex '{text}' is invalid ({e})"))?;
+                // HAProxy's `regex_comp(p, !-i, 0)`: matching only.
+                let re = Regex::new(text, Flags::MATCH.ignoring_case(ignore_case))
+                    .map_err(|e| e.to_string())?;
                 out.push(Pattern::Reg(re));
             }
             _ => out.push(Pattern::Str(if ignore_case {
@@ -932,8 +931,11 @@ pub fn check_var_name(name: &str) -> Result<(), String> {
             "invalid variable name '{name}'. A variable name must be start by its scope. The scope can be 'proc', 'sess', 'txn', 'req', 'res' or 'check'"
         ));
     }
-    // HAProxy registers a process variable as the configuration names it.
-    crate::runtime::vars::declare(name);
+    // HAProxy registers a process variable as the configuration names it; one that does
+    // not fit `tune.vars.proc-max-size` fails without a message of its own.
+    if !crate::runtime::vars::declare(name) {
+        return Err("(null)".into());
+    }
     Ok(())
 }
 

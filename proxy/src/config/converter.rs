@@ -14,7 +14,7 @@
 //! [`AclError::Unsupported`]: refused, never half-applied. Evaluation is in
 //! [`crate::runtime::convert`].
 
-use regex::bytes::{Regex, RegexBuilder};
+use super::pcre::{Flags, Regex};
 
 use super::acl::AclError;
 use super::keywords;
@@ -99,7 +99,7 @@ pub struct RegSub {
 
 impl PartialEq for RegSub {
     fn eq(&self, o: &Self) -> bool {
-        self.regex.as_str() == o.regex.as_str() && self.subst == o.subst && self.global == o.global
+        self.regex == o.regex && self.subst == o.subst && self.global == o.global
     }
 }
 
@@ -489,12 +489,9 @@ fn regsub(a: &Args<'_>) -> Result<Converter, AclError> {
         }
     }
     let pattern = a.get(0).unwrap_or_default();
-    // On bytes, as PCRE without UTF mode matches in HAProxy: `.` and classes are bytes.
-    let regex = RegexBuilder::new(&crate::bytestr::regex_source(pattern))
-        .case_insensitive(icase)
-        .unicode(false)
-        .build()
-        .map_err(|e| a.invalid_args(&format!("regex '{pattern}' is invalid ({e})")))?;
+    // HAProxy's `regex_comp(p, !i, 1)`: with groups for `\N`.
+    let regex = Regex::new(pattern, Flags::CAPTURE.ignoring_case(icase))
+        .map_err(|e| a.invalid_args(&e.to_string()))?;
     Ok(Converter::RegSub(RegSub {
         regex,
         subst: a.get(1).unwrap_or_default().to_string(),

@@ -55,6 +55,8 @@ pub fn run(words: &[String], environment: &Environment) -> Result<(), AclError> 
     let args = std::slice::from_ref(first);
     let (rule, _) = super::rules::global_var_rule(&format!("{kw}({var})"), args, &mut compile)
         .map_err(|e| match e {
+            // The variable does not fit: HAProxy 2.6.12 crashes, hapx says why.
+            AclError::Bad(m) if m == "(null)" => too_big(kw, var.split(',').next().unwrap_or(var)),
             // An expression's error, as HAProxy words it outside of an ACL.
             AclError::Bad(m) => AclError::Bad(logformat::sample_error(m)),
             unsupported => unsupported,
@@ -77,7 +79,7 @@ pub fn run(words: &[String], environment: &Environment) -> Result<(), AclError> 
         )
         .into());
     }
-    exist(name);
+    exist(kw, name)?;
     let start = AtStart { environment };
     match &rule.action {
         VarAction::Set { expr, .. } => {
@@ -96,14 +98,35 @@ pub fn run(words: &[String], environment: &Environment) -> Result<(), AclError> 
 /// Makes the process variable `name` exist, without a value if it has none: HAProxy's
 /// process variables exist once the configuration names them (a global `ifexists` set
 /// succeeds on a variable never set, `ifnotexists` never does).
-fn exist(name: &str) {
-    vars::with_proc(|store| {
-        if store.get(name).is_none() {
-            // Created (or kept) without a value: set, then unset as HAProxy keeps them.
-            store.set(name, Sample::Bool(false), vars::Conditions::default());
-            store.unset(name, true);
-        }
-    });
+fn exist(kw: &str, name: &str) -> Result<(), AclError> {
+    match vars::declare(name) {
+        true => Ok(()),
+        false => Err(too_big(kw, name)),
+    }
+}
+
+/// A process variable that does not fit `tune.vars.proc-max-size` (or
+/// `global-max-size`): HAProxy 2.6.12 crashes on such a line, hapx refuses it.
+fn too_big(kw: &str, name: &str) -> AclError {
+    format!(
+        "'{kw}': variable '{name}' does not fit in the size limit of process variables (tune.vars.proc-max-size, tune.vars.global-max-size)."
+    )
+    .into()
+}
+
+/// `tune.vars.{global,proc,sess,txn,reqres}-max-size` (`kw`) with its argument: the limit
+/// holds from this line on, as HAProxy's (a process variable set earlier was not counted).
+pub fn limit(kw: &str, size: Option<&str>) -> Result<(), String> {
+    let which = match kw {
+        "tune.vars.global-max-size" => vars::Limit::Global,
+        "tune.vars.proc-max-size" => vars::Limit::Proc,
+        "tune.vars.sess-max-size" => vars::Limit::Sess,
+        "tune.vars.txn-max-size" => vars::Limit::Txn,
+        _ => vars::Limit::Reqres,
+    };
+    // A missing size is HAProxy's empty word: 0, no limit.
+    vars::set_limit(which, vars::parse_limit(kw, size.unwrap_or(""))?);
+    Ok(())
 }
 
 /// What `fetch` reads that the configuration's reading has not (HAProxy's name of it, as

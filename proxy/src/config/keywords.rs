@@ -134,6 +134,13 @@ pub const GLOBAL: &[(&str, Support)] = &[
     ("no-memory-trimming", No),
     ("set-var", Yes),
     ("set-var-fmt", Yes),
+    ("tune.vars.global-max-size", Yes),
+    ("tune.vars.proc-max-size", Yes),
+    ("tune.vars.sess-max-size", Yes),
+    ("tune.vars.txn-max-size", Yes),
+    ("tune.vars.reqres-max-size", Yes),
+    ("tune.pool-low-fd-ratio", Yes),
+    ("tune.pool-high-fd-ratio", Yes),
 ];
 
 /// Families of global keywords HAProxy 2.6 knows by prefix (`tune.bufsize`, `ssl-engine` ...).

@@ -69,6 +69,9 @@ impl Config {
 pub struct Global {
     /// `setenv` and its kin, applied while reading ([`super::values::Environment`]).
     pub environment: super::values::Environment,
+    /// `tune.pool-low-fd-ratio`, `tune.pool-high-fd-ratio` (percent of `maxsock`; unset:
+    /// HAProxy's defaults, `runtime::pool::DEFAULT_FD_RATIOS`).
+    pub pool_fd_ratios: (Option<u8>, Option<u8>),
     /// `description TEXT...`: `show info` shows it.
     pub description: Option<String>,
     /// `maxconnrate`, `maxsessrate`: accepted connections (sessions) per second, process-wide.
@@ -550,7 +553,8 @@ pub enum TcpPattern {
     Regex { regex: CheckRegex, binary: bool },
 }
 
-pub use super::check_regex::CheckRegex;
+/// A check rule's regex: matching only, case-sensitive (HAProxy's `regex_comp(p, 1, 0)`).
+pub use super::pcre::Regex as CheckRegex;
 
 /// The options of an `http-check expect` or `tcp-check expect` line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -714,7 +718,7 @@ pub enum TextMatch {
     Beg(String),
     End(String),
     Sub(String),
-    Reg(regex::Regex),
+    Reg(CheckRegex),
 }
 
 impl TextMatch {
@@ -725,7 +729,7 @@ impl TextMatch {
             TextMatch::Beg(p) => text.starts_with(p.as_str()),
             TextMatch::End(p) => text.ends_with(p.as_str()),
             TextMatch::Sub(p) => text.contains(p.as_str()),
-            TextMatch::Reg(re) => re.is_match(text),
+            TextMatch::Reg(re) => re.is_match_text(text),
         }
     }
 }
@@ -1276,6 +1280,7 @@ impl Proxy {
             disabled: false,
             prometheus: None,
             stick_table: None,
+            rules: defaults.rules.inherited(),
             ..defaults.clone()
         }
     }

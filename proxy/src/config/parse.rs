@@ -101,6 +101,11 @@ pub struct Parser<'e> {
     config: Config,
     defaults: Proxy,
     named_defaults: HashMap<String, Proxy>,
+    /// The side (frontend or backend) first inheriting the rules of a defaults section,
+    /// by the section's place: HAProxy lets only one side use such a section.
+    defaults_users: HashMap<String, ProxyKind>,
+    /// An error HAProxy stops reading at (its `ERR_ABORT`): no later line or file is read.
+    aborted: bool,
     section: Section,
     section_name: String,
     conds: Vec<Cond>,
@@ -136,6 +141,8 @@ impl<'e> Parser<'e> {
             config: Config::default(),
             defaults: Proxy::new(String::new(), ProxyKind::Defaults, Place::default()),
             named_defaults: HashMap::new(),
+            defaults_users: HashMap::new(),
+            aborted: false,
             section: Section::None,
             section_name: String::new(),
             conds: Vec::new(),
@@ -144,6 +151,10 @@ impl<'e> Parser<'e> {
 
     /// Reads one file's text; `file` names it in messages.
     pub fn parse_text(&mut self, file: &Path, text: &str) {
+        // HAProxy exits at once after a file it stopped reading.
+        if self.aborted {
+            return;
+        }
         let errors_before = self.diags.list.iter().filter(|d| d.is_error()).count();
         self.read_lines(file, text);
         if self.diags.list.iter().filter(|d| d.is_error()).count() > errors_before {
@@ -208,8 +219,16 @@ impl<'e> Parser<'e> {
                 words: &words,
                 place: &place,
             };
+            let aborts = self.aborts_on_error(&words);
+            let diags_before = self.diags.list.len();
             if let Err(message) = self.line(&line) {
                 self.diags.alert(&place, message);
+            }
+            if aborts && self.diags.list[diags_before..].iter().any(haproxy_refuses) {
+                self.aborted = true;
+            }
+            if self.aborted {
+                break;
             }
         }
         if let Some(_open) = self.conds.last() {
@@ -360,6 +379,7 @@ impl<'e> Parser<'e> {
                     None => Proxy::new(String::new(), ProxyKind::Defaults, place.clone()),
                     Some(_) => self.base_defaults(line, 2)?,
                 };
+                self.check_defaults_use(&base, ProxyKind::Defaults, &place);
                 Section::Defaults(Proxy::from_defaults(
                     &base,
                     name,
@@ -391,6 +411,7 @@ impl<'e> Parser<'e> {
                     }
                 }
                 let base = self.base_defaults(line, 2)?;
+                self.check_defaults_use(&base, kind, &place);
                 Section::Proxy(Proxy::from_defaults(&base, name, kind, place))
             }
             "resolvers" => {
@@ -437,6 +458,68 @@ impl<'e> Parser<'e> {
         Ok(())
     }
 
+    /// Whether an error on this line makes HAProxy stop reading (`ERR_ABORT`): a rule
+    /// `http-request`, `http-response` or `http-after-response` it could not parse.
+    fn aborts_on_error(&self, words: &[String]) -> bool {
+        let in_proxy = match &self.section {
+            Section::Proxy(_) => true,
+            // In an anonymous defaults section they are refused without stopping.
+            Section::Defaults(d) => !d.name.is_empty(),
+            _ => false,
+        };
+        in_proxy
+            && matches!(
+                words[0].as_str(),
+                "http-request" | "http-response" | "http-after-response"
+            )
+    }
+
+    /// HAProxy's limits on using a defaults section that defines rules (its proxies run
+    /// them before their own): no defaults or listen section may start from it, only
+    /// frontends or only backends may, backends only without `tcp-request connection` or
+    /// `session` rules, frontends only without `tcp-response content` rules. A breach
+    /// stops reading, as in HAProxy.
+    fn check_defaults_use(&mut self, base: &Proxy, kind: ProxyKind, place: &Place) {
+        if base.kind != ProxyKind::Defaults || !base.rules.defines_inherited_rules() {
+            return;
+        }
+        let at = &base.place;
+        let refusal = match kind {
+            ProxyKind::Defaults => Some(format!(
+                "a defaults section cannot inherit from a defaults section defining TCP/HTTP rules (defaults section at {at})."
+            )),
+            ProxyKind::Listen => Some(
+                "a listen section cannot inherit from a defaults section defining TCP/HTTP rules."
+                    .to_string(),
+            ),
+            _ => match self.defaults_users.get(&at.to_string()) {
+                Some(first) if *first != kind => Some(format!(
+                    "frontends and backends cannot inherit from the same defaults section if it defines TCP/HTTP rules (defaults section at {at})."
+                )),
+                _ if kind == ProxyKind::Backend && base.rules.defines_layer4_rules() => {
+                    Some(format!(
+                        "a backend section cannot inherit from a defaults section defining 'tcp-request connection' or 'tcp-request session' rules (defaults section at {at})."
+                    ))
+                }
+                _ if kind == ProxyKind::Frontend && !base.rules.tcp_response.is_empty() => {
+                    Some(format!(
+                        "a frontend section cannot inherit from a defaults section defining 'tcp-response content' rules (defaults section at {at})."
+                    ))
+                }
+                _ => {
+                    self.defaults_users.insert(at.to_string(), kind);
+                    None
+                }
+            },
+        };
+        if let Some(message) = refusal {
+            // Worded `parsing [file:line]: ...`, without HAProxy's usual space.
+            self.diags
+                .global_alert(format!("parsing [{place}]: {message}"));
+            self.aborted = true;
+        }
+    }
+
     /// The defaults a section starts from: `from NAME` at `words[at..]`, else the last defaults.
     fn base_defaults(&self, line: &Line<'_>, at: usize) -> Result<Proxy, String> {
         match (line.arg(at), line.arg(at + 1)) {
@@ -461,7 +544,10 @@ impl<'e> Parser<'e> {
                 }
                 self.defaults = d;
             }
-            Section::Proxy(p) => self.config.proxies.push(p),
+            Section::Proxy(mut p) => {
+                p.rules.settle_inherited();
+                self.config.proxies.push(p);
+            }
             Section::Resolvers(r) => self.config.resolvers.push(r),
             Section::None
             | Section::Global
@@ -471,6 +557,12 @@ impl<'e> Parser<'e> {
         }
         self.section_name.clear();
     }
+}
+
+/// Whether `d` is an error HAProxy makes too: not one of hapx's refusals of what it does
+/// not implement (HAProxy reads such a line, and the lines after it).
+fn haproxy_refuses(d: &super::diag::Diag) -> bool {
+    d.is_error() && !d.message.contains("not implemented by hapx")
 }
 
 fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
@@ -595,6 +687,13 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
                 ),
             })?
         }
+        "tune.vars.global-max-size"
+        | "tune.vars.proc-max-size"
+        | "tune.vars.sess-max-size"
+        | "tune.vars.txn-max-size"
+        | "tune.vars.reqres-max-size" => super::global_vars::limit(kw, line.arg(1))?,
+        "tune.pool-low-fd-ratio" => g.pool_fd_ratios.0 = Some(fd_ratio(line)?),
+        "tune.pool-high-fd-ratio" => g.pool_fd_ratios.1 = Some(fd_ratio(line)?),
         "ssl-server-verify" => {
             g.ssl_server_verify_none = match one(line, "'none' or 'required'")? {
                 "none" => true,
@@ -616,6 +715,31 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         },
     }
     Ok(())
+}
+
+/// `tune.pool-{low,high}-fd-ratio PERCENT`, read as HAProxy's `atoi` (digits up to the
+/// first other character, none: 0), between 0 and 100.
+fn fd_ratio(line: &Line<'_>) -> Result<u8, String> {
+    let kw = &line.words[0];
+    let out_of_range = || format!("'{kw}' expects an integer argument between 0 and 100.");
+    let text = line
+        .arg(1)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(out_of_range)?;
+    let text = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let value: u64 = rest[..digits]
+        .parse()
+        .unwrap_or(if digits == 0 { 0 } else { u64::MAX });
+    match u8::try_from(value) {
+        Ok(v) if v <= 100 && !(negative && v != 0) => Ok(v),
+        _ => Err(out_of_range()),
+    }
 }
 
 /// One `h1-case-adjust` entry: the spelling `to` for header `from` (HAProxy's checks).
@@ -929,7 +1053,19 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         "option" | "no" => option(p, line, diags)?,
         "timeout" => timeout(p, line)?,
         "retries" => p.retries = values::number(one(line, "an integer")?, kw)?,
-        "maxconn" => p.maxconn = Some(values::number(one(line, "an integer")?, kw)?),
+        "maxconn" => {
+            // HAProxy warns, then reads the value all the same (a backend never uses it).
+            if !p.kind.is_frontend() && p.kind != ProxyKind::Defaults {
+                diags.warn(
+                    line.place,
+                    format!(
+                        "'{kw}' ignored because {section} '{}' has no frontend capability. Maybe you want 'fullconn' instead ?",
+                        p.name
+                    ),
+                );
+            }
+            p.maxconn = Some(values::number(one(line, "an integer")?, kw)?);
+        }
         "fullconn" => p.fullconn = Some(values::number(one(line, "an integer")?, kw)?),
         "errorfile" => super::errors::errorfile(p, line.words)?,
         "errorloc" | "errorloc302" | "errorloc303" => super::errors::errorloc(p, line.words)?,
@@ -2256,11 +2392,9 @@ fn tcp_expect(line: &Line<'_>, mode: Mode, diags: &mut Diags) -> Result<TcpExpec
 /// HAProxy's message for an expect line without a match.
 const NO_MATCH_TCP: &str = "'tcp-check expect' : expects at least a matching pattern as arguments.";
 
-/// A check rule's regular expression, refused as HAProxy words it (the error is the regex
-/// library's, without PCRE's offset).
+/// A check rule's regular expression, refused as HAProxy words it.
 fn check_regex(pattern: &str, rule: &str) -> Result<CheckRegex, String> {
-    CheckRegex::new(pattern)
-        .map_err(|e| format!("{rule} : regex '{pattern}' is invalid (error={e})."))
+    CheckRegex::new(pattern, super::pcre::Flags::MATCH).map_err(|e| format!("{rule} : {e}."))
 }
 
 /// The expression of a check rule (`set-var`, `status-code`), refused with HAProxy's
@@ -2772,10 +2906,7 @@ fn header_expect(words: &[&str], full: bool) -> Result<HttpExpectKind, String> {
         let pattern = words
             .get(i)
             .ok_or_else(|| format!("'http-check expect {kw}' : '{w}' expects a pattern."))?;
-        *slot = Some(
-            text_match(method, pattern, names)
-                .map_err(|e| format!("'http-check expect {kw}' : {e}"))?,
-        );
+        *slot = Some(text_match(method, pattern, names, kw)?);
         i += 1;
     }
     let name = name.ok_or(format!(
@@ -2784,8 +2915,8 @@ fn header_expect(words: &[&str], full: bool) -> Result<HttpExpectKind, String> {
     Ok(HttpExpectKind::Header { name, value, full })
 }
 
-/// A `-m METH PATTERN` of a header expectation; header names compare without case.
-fn text_match(method: &str, pattern: &str, name: bool) -> Result<TextMatch, String> {
+/// A `-m METH PATTERN` of a header expectation (of `kw`); header names compare without case.
+fn text_match(method: &str, pattern: &str, name: bool, kw: &str) -> Result<TextMatch, String> {
     let text = if name {
         pattern.to_ascii_lowercase()
     } else {
@@ -2796,15 +2927,14 @@ fn text_match(method: &str, pattern: &str, name: bool) -> Result<TextMatch, Stri
         "beg" => TextMatch::Beg(text),
         "end" => TextMatch::End(text),
         "sub" => TextMatch::Sub(text),
+        // HAProxy's `regex_comp(p, !name, 0)`, its error without the keyword.
         "reg" => TextMatch::Reg(
-            regex::RegexBuilder::new(pattern)
-                .case_insensitive(name)
-                .build()
-                .map_err(|e| format!("invalid regex '{pattern}': {e}."))?,
+            CheckRegex::new(pattern, super::pcre::Flags::MATCH.ignoring_case(name))
+                .map_err(|e| format!("'http-check expect' : {e}."))?,
         ),
         other => {
             return Err(format!(
-                "unknown matching method '{other}' (expects 'str', 'beg', 'end', 'sub' or 'reg')."
+                "'http-check expect {kw}' : unknown matching method '{other}' (expects 'str', 'beg', 'end', 'sub' or 'reg')."
             ));
         }
     })

@@ -65,9 +65,58 @@ pub struct Rules {
     l6_places: Vec<Place>,
     /// Which rule kinds came already, for HAProxy's "placed after" warnings.
     seen: Seen,
+    /// How many `tcp-request connection` and `session` rules came from the defaults
+    /// section (see [`Rules::settle_inherited`]).
+    inherited_layer4: [usize; 2],
 }
 
 impl Rules {
+    /// Whether a (named) defaults section defines rules its proxies run before their own,
+    /// which HAProxy restricts the use of (see `parse::Parser::check_defaults_use`).
+    pub fn defines_inherited_rules(&self) -> bool {
+        self.defines_layer4_rules()
+            || !self.tcp_content.is_empty()
+            || !self.tcp_response.is_empty()
+            || !self.http_request.is_empty()
+            || !self.http_response.is_empty()
+            || !self.http_after_response.is_empty()
+    }
+
+    /// Whether there are `tcp-request connection` or `session` rules (frontends' alone).
+    pub fn defines_layer4_rules(&self) -> bool {
+        !self.tcp_connection.is_empty() || !self.tcp_session.is_empty()
+    }
+
+    /// The rules a proxy starts with from its defaults section: the section's rules, which
+    /// run before the proxy's own as they come first in each list. The section's ACLs stay
+    /// in the list (the inherited conditions index them) under names no condition can
+    /// write, as HAProxy's proxies do not see the ACLs of their defaults section; the
+    /// placement warnings look at the proxy's own rules alone.
+    pub fn inherited(&self) -> Rules {
+        let mut rules = self.clone();
+        for acl in &mut rules.acls.acls {
+            acl.name.insert(0, '\0');
+        }
+        rules.acls.unsupported.clear();
+        rules.seen = Seen::default();
+        rules.inherited_layer4 = [self.tcp_connection.len(), self.tcp_session.len()];
+        rules
+    }
+
+    /// Once a proxy is read: HAProxy runs the inherited `tcp-request connection` (and
+    /// `session`) rules only on the frontends with rules of that kind of their own (its
+    /// listeners evaluate a list only when the proxy's own is not empty), so without any
+    /// they are dropped.
+    pub fn settle_inherited(&mut self) {
+        let [connection, session] = std::mem::take(&mut self.inherited_layer4);
+        if self.tcp_connection.len() == connection {
+            self.tcp_connection.clear();
+        }
+        if self.tcp_session.len() == session {
+            self.tcp_session.clear();
+        }
+    }
+
     /// Whether the proxy has no rule at all (connections then cost nothing more).
     pub fn is_empty(&self) -> bool {
         self.use_backends.is_empty()
@@ -508,13 +557,14 @@ pub enum Part {
 /// (HAProxy's `exp_replace`).
 #[derive(Debug, Clone)]
 pub struct Replace {
-    pub re: regex::Regex,
+    /// With groups, case-sensitive (HAProxy's `regex_comp(p, 1, 1)`).
+    pub re: super::pcre::Regex,
     pub with: LogFormat,
 }
 
 impl PartialEq for Replace {
     fn eq(&self, other: &Self) -> bool {
-        self.re.as_str() == other.re.as_str() && self.with == other.with
+        self.re == other.re && self.with == other.with
     }
 }
 
@@ -882,8 +932,35 @@ fn response_inspect_delay(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// `tcp-request` without a known word after it, as HAProxy words it (a defaults section,
+/// named or not, is "defaults section").
+fn tcp_request_word_error(p: &Proxy, which: &str) -> String {
+    let place = match p.kind {
+        ProxyKind::Defaults => "defaults section".to_string(),
+        kind => format!("{} '{}'", kind.type_str(), p.name),
+    };
+    if which.is_empty() {
+        return format!("missing argument for 'tcp-request' in {place}");
+    }
+    format!(
+        "'tcp-request' expects 'inspect-delay', 'connection', or 'content' in {place} (got '{which}')"
+    )
+}
+
+/// `tcp-response` without a known word after it, as HAProxy words it.
+fn tcp_response_word_error(p: &Proxy, which: &str) -> String {
+    let (kind, name) = (p.kind.type_str(), &p.name);
+    if which.is_empty() {
+        return format!("missing argument for 'tcp-response' in {kind} '{name}'");
+    }
+    format!(
+        "'tcp-response' expects 'inspect-delay' or 'content' in {kind} '{name}' (got '{which}')"
+    )
+}
+
 /// Keywords HAProxy refuses in any `defaults` section, named or not.
-const NOT_IN_DEFAULTS: [&str; 5] = [
+const NOT_IN_DEFAULTS: [&str; 6] = [
+    "redirect",
     "use_backend",
     "stick",
     "use-server",
@@ -913,28 +990,30 @@ pub fn parse_line(
             ));
         }
     }
-    if p.kind == ProxyKind::Defaults {
-        if p.name.is_empty() || NOT_IN_DEFAULTS.contains(&kw) || kw.starts_with("monitor") {
-            let anonymous = if p.name.is_empty() { "anonymous " } else { "" };
-            let anonymous = if NOT_IN_DEFAULTS.contains(&kw) {
-                ""
-            } else {
-                anonymous
-            };
-            return Err(format!(
-                "'{kw}' not allowed in {anonymous}'defaults' section."
-            ));
-        }
-        if kw == "acl" {
-            diags.warn(
-                place,
-                "'acl' in a named 'defaults' section is not implemented by hapx and is ignored.",
-            );
-            return Ok(true);
-        }
-        // Proxies inherit these rules from the section; dropping them would fail open.
+    // In an unnamed defaults section HAProxy reads the word after these keywords first.
+    if p.kind == ProxyKind::Defaults && p.name.is_empty() && kw.starts_with("tcp-re") {
+        let which = words.get(1).map_or("", String::as_str);
+        return Err(match (kw, which) {
+            ("tcp-request", "inspect-delay" | "connection" | "session" | "content") => {
+                format!("tcp-request {which} is not allowed in anonymous 'defaults' sections")
+            }
+            ("tcp-request", _) => tcp_request_word_error(p, which),
+            // `inspect-delay` and `content` were refused above.
+            _ => tcp_response_word_error(p, which),
+        });
+    }
+    // A named section's ACLs and rules are its own; the proxies that start from it run its
+    // rules first ([`Rules::inherited`]).
+    let refused_in_defaults =
+        p.name.is_empty() || NOT_IN_DEFAULTS.contains(&kw) || kw.starts_with("monitor");
+    if p.kind == ProxyKind::Defaults && refused_in_defaults {
+        let anonymous = if p.name.is_empty() && !NOT_IN_DEFAULTS.contains(&kw) {
+            "anonymous "
+        } else {
+            ""
+        };
         return Err(format!(
-            "'{kw}' rules in a named 'defaults' section are not implemented by hapx; hapx refuses to run without this rule."
+            "'{kw}' not allowed in {anonymous}'defaults' section."
         ));
     }
     let own = p.name.clone();
@@ -1315,15 +1394,12 @@ impl Ctx<'_> {
                 return Ok(());
             }
             "connection" | "content" | "session" => {}
-            _ => {
-                return Err(format!(
-                    "'tcp-request' expects 'connection', 'session', 'content', 'inspect-delay', got '{which}' in {kind} '{k}'"
-                ));
-            }
+            _ => return Err(tcp_request_word_error(self.p, which)),
         }
         // Rules that run before the session's streams: they read the connection alone.
         let connection = which != "content";
-        if connection && !self.p.kind.is_frontend() {
+        // A defaults section has both sides (its users are checked when they start from it).
+        if connection && !self.p.kind.is_frontend() && self.p.kind != ProxyKind::Defaults {
             return Err(format!(
                 "tcp-request {which} is not allowed because {kind} {k} is not a frontend"
             ));
@@ -1437,11 +1513,8 @@ impl Ctx<'_> {
     /// of a backend (checked as HAProxy's `tcp_parse_tcp_rep`).
     fn tcp_response(&mut self, words: &[String]) -> Result<(), String> {
         let (kind, k) = (self.p.kind.type_str(), self.p.name.clone());
-        match words.get(1).map(String::as_str) {
-            None | Some("") => Err(format!(
-                "missing argument for 'tcp-response' in {kind} '{k}'"
-            )),
-            Some("inspect-delay") => {
+        match words.get(1).map_or("", String::as_str) {
+            "inspect-delay" => {
                 let delay = response_inspect_delay(words.get(2).map_or("", String::as_str))
                     .map_err(|detail| {
                         format!("'tcp-response inspect-delay' expects a positive delay in milliseconds, in {kind} '{k}'{detail}")
@@ -1455,10 +1528,8 @@ impl Ctx<'_> {
                 }
                 Ok(())
             }
-            Some("content") => self.tcp_response_content(words),
-            Some(other) => Err(format!(
-                "'tcp-response' expects 'inspect-delay' or 'content' in {kind} '{k}' (got '{other}')"
-            )),
+            "content" => self.tcp_response_content(words),
+            other => Err(tcp_response_word_error(self.p, other)),
         }
     }
 
@@ -2021,7 +2092,11 @@ fn http_action(
             } else {
                 Part::Uri
             };
-            HttpAction::Replace(part, replace(re, with, values)?)
+            // HAProxy words these regexes' errors so.
+            HttpAction::Replace(
+                part,
+                replace(re, with, values, "failed to parse the regex : ")?,
+            )
         }
         "replace-header" | "replace-value" => {
             let [h, re, with] = args else {
@@ -2032,7 +2107,7 @@ fn http_action(
             } else {
                 Part::Value(h.clone())
             };
-            HttpAction::Replace(part, replace(re, with, values)?)
+            HttpAction::Replace(part, replace(re, with, values, "")?)
         }
         "del-header" => match args {
             [h] => HttpAction::DelHeader(h.clone()),
@@ -2057,9 +2132,15 @@ fn after_response_action(name: &str) -> Result<(), AclError> {
     }
 }
 
-fn replace(re: &str, with: &str, values: &mut Values<'_>) -> Result<Replace, ActionError> {
-    let re = regex::Regex::new(re)
-        .map_err(|e| ActionError::Rule(format!("regex '{re}' is invalid ({e})")))?;
+/// `re` (its error after `context`) and the format `with` of a `replace-*` action.
+fn replace(
+    re: &str,
+    with: &str,
+    values: &mut Values<'_>,
+    context: &str,
+) -> Result<Replace, ActionError> {
+    let re = super::pcre::Regex::new(re, super::pcre::Flags::CAPTURE)
+        .map_err(|e| ActionError::Rule(format!("{context}{e}")))?;
     Ok(Replace {
         re,
         with: values.compile(with)?,
@@ -2457,12 +2538,6 @@ pub fn check(
     };
     let (kind, name) = (p.kind.keyword(), p.name.clone());
     response_rules_unsupported(p, diags);
-    // They would run before the TLS handshake, which hapx makes in the session's task.
-    if !p.rules.tcp_session.is_empty() && p.binds.iter().any(|b| b.tls.is_some()) {
-        diags.global_alert(format!(
-            "{kind} '{name}' : 'tcp-request session' rules on a frontend with 'ssl' binds are not implemented by hapx; hapx refuses to run without them."
-        ));
-    }
     // A frontend's rules are checked too (it has no server), as HAProxy does.
     let own = proxies.iter().find(|(n, k, ..)| *n == name && *k == p.kind);
     if let Some((.., servers)) = own {

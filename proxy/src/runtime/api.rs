@@ -77,12 +77,20 @@ const HELP: &str = "The following commands are valid at this level:
 
 /// Accepts runtime API connections until the process exits.
 pub async fn serve(state: Arc<State>, conf: StatsSocket, socket: UnixListener, handover: Handover) {
+    // Its number among the `stats socket` lines, from 1, as HAProxy numbers its listeners.
+    let sockets = &state.config.global.stats_sockets;
+    let listener = sockets
+        .iter()
+        .position(|s| s.path == conf.path)
+        .map_or(0, |at| at + 1);
     loop {
         let Ok((stream, _)) = socket.accept().await else {
             continue;
         };
         let (state, conf, handover) = (state.clone(), conf.clone(), handover.clone());
         tokio::spawn(async move {
+            // A stream of HAProxy's `GLOBAL` frontend, which `show sess` lists.
+            let _listed = super::shutdown::Registration::cli(listener);
             let timeout = state
                 .config
                 .global
@@ -292,10 +300,12 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
 /// the first lines of its dump for one stream (`all`: every stream's). A word that is no
 /// number lists them all, as HAProxy's `strtoul` reads 0 there.
 ///
-/// The streams are those on a server ([`super::shutdown::streams`]: a TCP session from its
-/// server connection on, an HTTP stream from its request's sending to its exchange's end;
-/// not a stream waiting in a queue or for its server connection, nor one in its frontend's
-/// rules, which HAProxy lists with `srv=<none>` (`be=<NONE>`), nor the CLI's own). Printed are the fields hapx knows: a line has HAProxy's `proto`, `src`, `fe`, `be`,
+/// The streams are those [`super::shutdown::streams`] lists: a TCP session from its accept
+/// on (in its rules `be=<NONE> srv=<none>`, then `srv=<none>` until connected, HAProxy's
+/// `srv` also while connecting), an HTTP stream from its request's sending to its
+/// exchange's end (not one in its rules or queue, which HAProxy lists), and the CLI's own
+/// (`fe=GLOBAL`, `proto=unix_stream src=unix:N`, its socket's number). Printed are the
+/// fields hapx knows: a line has HAProxy's `proto`, `src`, `fe`, `be`,
 /// `srv` and `age`, in its order and syntax, without its internal ones (task state, epoch,
 /// calls, buffer and stream connector flags, expiry dates); a dump has its first line
 /// (accept date, `proto`, `source`; not `id`) and its `frontend` (with its listener's number),
@@ -378,20 +388,45 @@ fn stream_line(
 ) {
     use std::fmt::Write;
     let stream = &shown.stream;
-    let fe = state.frontends.iter().find(|f| f.id == stream.frontend);
     let served = servers.get(shown.switch);
+    let backend = served.map(|(b, _)| b).or_else(|| waits_in(state, shown));
     let _ = writeln!(
         out,
-        "0x{:x}: proto={} src={}:{} fe={} be={} srv={} age={}",
+        "0x{:x}: proto={} src={} fe={} be={} srv={} age={}",
         shown.id,
-        proto(stream.local),
-        shown.src.ip(),
-        shown.src.port(),
-        fe.map_or("<NONE>", |f| &f.name),
-        served.map_or("<NONE>", |(b, _)| &b.name),
+        proto(shown),
+        source(shown),
+        frontend_name(state, shown),
+        backend.map_or("<NONE>", |b| &b.name),
         served.map_or("<none>", |(_, s)| &s.name),
         human_time(began(stream.started).1),
     );
+}
+
+/// The backend a stream with no server yet goes to, when its rules chose it.
+fn waits_in<'s>(state: &'s State, shown: &super::shutdown::Shown) -> Option<&'s Backend> {
+    let id = shown.backend?;
+    state.backends.iter().find(|b| b.id == id).map(|b| &**b)
+}
+
+/// A stream's frontend's name: `GLOBAL` for the CLI's own.
+fn frontend_name<'s>(state: &'s State, shown: &super::shutdown::Shown) -> &'s str {
+    if shown.cli.is_some() {
+        return "GLOBAL";
+    }
+    let fe = state
+        .frontends
+        .iter()
+        .find(|f| f.id == shown.stream.frontend);
+    fe.map_or("<NONE>", |f| &f.name)
+}
+
+/// A stream's client address as HAProxy prints it: `unix:N` on the CLI's `stats socket` N.
+fn source(shown: &super::shutdown::Shown) -> String {
+    match shown.cli {
+        Some(listener) => format!("unix:{listener}"),
+        None => format!("{}:{}", shown.src.ip(), shown.src.port()),
+    }
 }
 
 /// When a stream that began at `started` began, since the epoch, and its age as HAProxy
@@ -421,7 +456,7 @@ fn dump_stream(
     ];
     let _ = writeln!(
         out,
-        "0x{:x}: [{:02}/{}/{:04}:{:02}:{:02}:{:02}.{:06}] proto={} source={}:{}",
+        "0x{:x}: [{:02}/{}/{:04}:{:02}:{:02}:{:02}.{:06}] proto={} source={}",
         shown.id,
         tm.tm_mday,
         MONTHS[tm.tm_mon.clamp(0, 11) as usize],
@@ -430,11 +465,17 @@ fn dump_stream(
         tm.tm_min,
         tm.tm_sec,
         since.subsec_micros(),
-        proto(stream.local),
-        shown.src.ip(),
-        shown.src.port(),
+        proto(shown),
+        source(shown),
     );
-    if let Some(fe) = state.frontends.iter().find(|f| f.id == stream.frontend) {
+    if let Some(listener) = shown.cli {
+        let at = format!("listener=? (id={listener}) addr=unix:{listener}");
+        let _ = writeln!(
+            out,
+            "  frontend=GLOBAL (id={} mode=tcp), {at}",
+            stream.frontend
+        );
+    } else if let Some(fe) = state.frontends.iter().find(|f| f.id == stream.frontend) {
         let (ip, port) = (shown.local.ip(), shown.local.port());
         let mode = fe.conf.mode.as_str();
         let _ = write!(out, "  frontend={} (id={} mode={mode})", fe.name, fe.id);
@@ -462,12 +503,30 @@ fn dump_stream(
             Some(a) => writeln!(out, " addr={}:{}", a.ip(), a.port()),
             None => writeln!(out),
         };
+    } else if let Some(backend) = waits_in(state, shown) {
+        // In its backend, no server yet (queued, connecting): HAProxy's null server.
+        let mode = backend.mode.as_str();
+        let _ = writeln!(
+            out,
+            "  backend={} (id={} mode={mode})",
+            backend.name, backend.id
+        );
+        let _ = writeln!(out, "  server=<none> (id=0)");
+    } else {
+        let _ = writeln!(
+            out,
+            "  backend=<NONE> (id=-1 mode=-)\n  server=<NONE> (id=-1)"
+        );
     }
 }
 
-/// The name of the protocol of the listener that took a connection to `local`.
-fn proto(local: SocketAddr) -> &'static str {
-    if local.is_ipv4() { "tcpv4" } else { "tcpv6" }
+/// The name of the protocol of the listener that took a stream's connection.
+fn proto(shown: &super::shutdown::Shown) -> &'static str {
+    match shown.cli {
+        Some(_) => "unix_stream",
+        None if shown.stream.local.is_ipv4() => "tcpv4",
+        None => "tcpv6",
+    }
 }
 
 /// A duration in seconds as HAProxy's `human_time` writes it: its two largest units of days,

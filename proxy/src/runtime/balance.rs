@@ -237,6 +237,7 @@ impl Slot {
         if balanced {
             server.lb_total.fetch_add(1, Relaxed);
         }
+        super::pool::count_server_slot(true);
         Slot {
             guard: Some(server.counters.open()),
             server: server.clone(),
@@ -260,6 +261,7 @@ impl Drop for Slot {
         let Some(guard) = self.guard.take() else {
             return;
         };
+        super::pool::count_server_slot(false);
         // Without a `maxconn` the server never had anyone wait for it: nothing to hand on,
         // and only `leastconn` follows the load.
         let leastconn = matches!(self.backend.balance, Balance::LeastConn);

@@ -27,7 +27,7 @@
 //! an expect rule's `status-code` sets the check's code when it reports (cast as HAProxy
 //! casts it, kept in a C `short`). A tcp-check that ran all its rules reports from its last
 //! rule ([`tcp_success`]); its connection failures name their step. Regexes have PCRE's
-//! meaning (`config::check_regex`).
+//! meaning: PCRE2 on bytes (`config::pcre`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -1563,7 +1563,9 @@ mod tests {
             verdict(vec![expect(true, body("ok"))], OK).unwrap_err().2,
             "Layer7 invalid response: HTTP check matched unwanted content"
         );
-        let rstatus = HttpExpectKind::RStatus(crate::config::model::CheckRegex::new("^2").unwrap());
+        let rstatus = HttpExpectKind::RStatus(
+            crate::config::model::CheckRegex::new("^2", crate::config::pcre::Flags::MATCH).unwrap(),
+        );
         assert!(verdict(vec![expect(false, rstatus)], OK).is_ok());
         let header = |name: &str, value: Option<&str>| HttpExpectKind::Header {
             name: TextMatch::Str(name.to_ascii_lowercase()),

@@ -13,6 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::lbhash::{crc32, djb2, full_hash, sdbm, wt6};
 use super::sample::Sample;
 use crate::config::converter::{Arith, Converter, Hash, JsonInput, RegSub, SampleType, Split};
+use crate::config::pcre;
 
 /// A sample between converters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,48 +297,37 @@ fn url_encode(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `regsub`: every match (or the first) replaced by `subst`, whose `\N` is group N,
-/// `\xHH` a byte and `\c` the character c.
+/// `regsub`, HAProxy's loop: the first match (every one with `g`) replaced by `subst`
+/// (`exp_replace`'s `\N`, `\xHH`, `\c`). After a match the rest is a new subject that does
+/// not start a line (look-behind sees nothing before it), and an empty match at its start
+/// lets one byte through.
 fn regsub(r: &RegSub, input: &[u8]) -> Vec<u8> {
-    let limit = if r.global { usize::MAX } else { 1 };
+    let subst = crate::bytestr::to_bytes(&r.subst);
     let mut out = Vec::with_capacity(input.len());
-    let mut last = 0;
-    for caps in r.regex.captures_iter(input).take(limit) {
-        let whole = caps.get(0).map_or(0..0, |m| m.range());
-        out.extend_from_slice(&input[last..whole.start]);
-        expand(&r.subst, &caps, &mut out);
-        last = whole.end;
-    }
-    out.extend_from_slice(&input[last..]);
-    out
-}
-
-fn expand(subst: &str, caps: &regex::bytes::Captures<'_>, out: &mut Vec<u8>) {
-    // A character, as the bytes it stands for (one carried byte is one, see `bytestr`).
-    let push = |out: &mut Vec<u8>, c: char| match crate::bytestr::carried(c) {
-        Some(b) => out.push(b),
-        None => out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes()),
-    };
-    let mut chars = subst.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            push(out, c);
-            continue;
+    let mut start = 0;
+    let mut first = true;
+    loop {
+        let rest = &input[start..];
+        let groups = (r.global || first)
+            .then(|| r.regex.captures(rest, !first))
+            .flatten();
+        let Some((groups, (from, to))) = groups.and_then(|g| Some((g, g[0]?))) else {
+            out.extend_from_slice(rest);
+            return out;
+        };
+        out.extend_from_slice(&rest[..from]);
+        // A replacement cut short gives what it wrote (HAProxy copies an undefined tail).
+        let _ = pcre::expand(&subst, rest, &groups, &mut out);
+        if rest.is_empty() {
+            return out;
         }
-        match chars.next() {
-            Some(d) if d.is_ascii_digit() => {
-                let group = d as usize - '0' as usize;
-                out.extend_from_slice(caps.get(group).map_or(&[][..], |m| m.as_bytes()));
-            }
-            Some('x') => {
-                let hex: String = chars.by_ref().take(2).collect();
-                if let Ok(b) = u8::from_str_radix(&hex, 16) {
-                    out.push(b);
-                }
-            }
-            Some(other) => push(out, other),
-            None => {}
+        let mut advance = to;
+        if advance == 0 {
+            out.push(rest[0]);
+            advance = 1;
         }
+        start += advance;
+        first = false;
     }
 }
 

@@ -142,9 +142,18 @@ fn te_value(value: &str) -> Option<&'static str> {
 /// header name cannot start with a blank: it is refused).
 pub fn unfold(raw: &[u8]) -> Cow<'_, [u8]> {
     let is_fold = |at: usize| raw[at] == b'\n' && matches!(raw.get(at + 1), Some(b' ' | b'\t'));
-    let start_line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
-    let Some(first) = (start_line_end + 1..raw.len()).find(|&at| is_fold(at)) else {
-        return Cow::Borrowed(raw);
+    let start_line_end = find_byte(raw, b'\n').unwrap_or(raw.len());
+    // From LF to LF (every head is searched, and nearly none is folded).
+    let mut from = start_line_end + 1;
+    let first = loop {
+        let rest = raw.get(from..).unwrap_or_default();
+        let Some(lf) = find_byte(rest, b'\n').map(|at| from + at) else {
+            return Cow::Borrowed(raw);
+        };
+        if is_fold(lf) {
+            break lf;
+        }
+        from = lf + 1;
     };
     let mut out = raw.to_vec();
     for at in first..raw.len() {
@@ -156,6 +165,101 @@ pub fn unfold(raw: &[u8]) -> Cow<'_, [u8]> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Where the first `byte` of `hay` is: eight bytes at a time, as a head's lines are searched
+/// for every message (a byte-at-a-time search costs several instructions a byte).
+pub fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    let pattern = ONES * u64::from(byte);
+    let mut words = hay.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let word: [u8; 8] = word.try_into().expect("chunks of eight");
+        // A byte equal to `byte` is a zero byte here; the lowest bit set below is the first
+        // zero byte's (a borrow can mark a byte only above a zero one).
+        let zeroed = u64::from_le_bytes(word) ^ pattern;
+        let found = zeroed.wrapping_sub(ONES) & !zeroed & HIGHS;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let rest = words.remainder().iter().position(|&b| b == byte);
+    rest.map(|i| at + i)
+}
+
+/// The lines of a head, their CR (before the LF) left out. Split by a byte search rather than
+/// a `char` pattern: a head's few short lines are split for every message.
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let line = match find_byte(text.as_bytes(), b'\n') {
+            // LF is ASCII: both slices are cut at character boundaries.
+            Some(at) => {
+                rest = Some(&text[at + 1..]);
+                &text[..at]
+            }
+            None => {
+                rest = None;
+                text
+            }
+        };
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    })
+}
+
+/// Whether `b` is a blank (space, tab), which separates the parts of a start line.
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// The words of a request line: its parts between runs of blanks. By bytes rather than a
+/// `char` pattern, as every request line is split (blanks are ASCII: the cuts are character
+/// boundaries).
+pub fn words(s: &str) -> impl Iterator<Item = &str> {
+    let bytes = s.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while at < bytes.len() && is_blank(bytes[at]) {
+            at += 1;
+        }
+        let start = at;
+        while at < bytes.len() && !is_blank(bytes[at]) {
+            at += 1;
+        }
+        (start < at).then(|| &s[start..at])
+    })
+}
+
+/// `s` cut at its first blank, which neither part keeps (as `str::split_once` with a blank
+/// pattern, by bytes).
+pub fn split_at_blank(s: &str) -> Option<(&str, &str)> {
+    let at = s.bytes().position(is_blank)?;
+    Some((&s[..at], &s[at + 1..]))
+}
+
+/// `s` without its leading blanks.
+pub fn trim_start_blanks(s: &str) -> &str {
+    let start = s.bytes().position(|b| !is_blank(b)).unwrap_or(s.len());
+    &s[start..]
+}
+
+/// `s` without its leading and trailing blanks (space, tab), which HAProxy trims from a
+/// header value, and nothing else (a form feed or a no-break space stays).
+pub fn trim_blanks(s: &str) -> &str {
+    let bytes = s.as_bytes();
+    let Some(start) = bytes.iter().position(|&b| !is_blank(b)) else {
+        return "";
+    };
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_blank(b))
+        .map_or(start, |at| at + 1);
+    // Blanks are ASCII: both ends are character boundaries.
+    &s[start..end]
 }
 
 /// `h1-case-adjust`: lower-case header names and the spelling to send instead.
@@ -484,5 +588,59 @@ mod tests {
         assert!(is_http11("HTTP/2.0"));
         assert!(!is_http11("HTTP/1.0"));
         assert!(!is_http11("HTTP/1"));
+    }
+
+    #[test]
+    fn bytes_lines_and_blanks_are_found_as_by_str() {
+        // Every position, within the eight-byte words and in the rest after them.
+        for len in 0..20 {
+            for at in 0..len {
+                let mut hay = vec![b'a'; len];
+                hay[at] = b'\n';
+                if at + 2 < len {
+                    hay[at + 2] = b'\n';
+                }
+                assert_eq!(find_byte(&hay, b'\n'), Some(at), "{len} {at}");
+                // A byte just above or below the one searched is not it.
+                hay[at] = b'\x0b';
+                assert_eq!(find_byte(&hay[..at + 1], b'\n'), None);
+                hay[at] = 0x8a;
+                assert_eq!(find_byte(&hay[..at + 1], b'\n'), None);
+            }
+            assert_eq!(find_byte(&vec![0xff; len], 0xff), (len > 0).then_some(0));
+        }
+        for text in ["", "a", "a\n", "a\r\nb\r\n\r\n", "\n\n", "x\ry\n\r"] {
+            let by_str: Vec<&str> = text
+                .split('\n')
+                .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                .collect();
+            assert_eq!(lines(text).collect::<Vec<_>>(), by_str, "{text:?}");
+        }
+        for line in [
+            "",
+            " ",
+            "GET / HTTP/1.1",
+            " \tGET  \t/x\u{a0}y \t HTTP/1.1 \t",
+            "a\u{c}b c",
+        ] {
+            let by_str: Vec<&str> = line.split([' ', '\t']).filter(|w| !w.is_empty()).collect();
+            assert_eq!(words(line).collect::<Vec<_>>(), by_str, "{line:?}");
+            assert_eq!(
+                split_at_blank(line),
+                line.split_once([' ', '\t']),
+                "{line:?}"
+            );
+            assert_eq!(
+                trim_start_blanks(line),
+                line.trim_start_matches([' ', '\t'])
+            );
+        }
+        for value in ["", " ", " \t a b\t ", "\u{a0}x\u{c}", "x"] {
+            assert_eq!(
+                trim_blanks(value),
+                value.trim_matches([' ', '\t']),
+                "{value:?}"
+            );
+        }
     }
 }

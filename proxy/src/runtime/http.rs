@@ -625,7 +625,7 @@ fn find_head_end_from(buf: &[u8], seen: usize) -> Option<usize> {
     // followed by LF, or preceded by CR and followed by CR LF. An LF among the last bytes
     // searched may complete one only now.
     let mut at = seen.saturating_sub(3);
-    while let Some(i) = buf[at..].iter().position(|&b| b == b'\n').map(|p| at + p) {
+    while let Some(i) = h1::find_byte(&buf[at..], b'\n').map(|p| at + p) {
         match buf.get(i + 1..) {
             Some([b'\n', ..]) => return Some(i + 2),
             Some([b'\r', b'\n', ..]) if i > 0 && buf[i - 1] == b'\r' => return Some(i + 3),
@@ -641,8 +641,25 @@ fn is_token(s: &str) -> bool {
 
 /// A character of an RFC 9110 token (methods, header names).
 pub(super) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHARS[usize::from(b)]
 }
+
+/// [`is_tchar`] by byte: a table, as every byte of every header name is checked.
+const TCHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let specials = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < specials.len() {
+        table[specials[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// Parses and checks a head the way HAProxy rejects requests with 400.
 pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
@@ -650,20 +667,28 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
     // are joined (see `h1::unfold`).
     let raw = h1::unfold(raw);
     let text = crate::bytestr::from_bytes(&raw);
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let mut lines = h1::lines(&text);
     let first = lines.next().unwrap_or_default();
     // Parts are separated by runs of blanks (HAProxy's parser skips them); a reason phrase
     // is the rest of the line.
-    const BLANK: [char; 2] = [' ', '\t'];
-    let parts: Vec<&str> = if request {
-        first.split(BLANK).filter(|p| !p.is_empty()).collect()
+    // A request line's parts, up to one too many (no allocation: one per message).
+    let mut found = [""; 4];
+    let parts: &[&str] = if request {
+        let mut words = h1::words(first);
+        let n = found
+            .iter_mut()
+            .zip(&mut words)
+            .map(|(at, w)| *at = w)
+            .count();
+        &found[..n]
     } else {
-        let (version, rest) = first.split_once(BLANK).unwrap_or((first, ""));
-        let rest = rest.trim_start_matches(BLANK);
-        let (code, reason) = rest.split_once(BLANK).unwrap_or((rest, ""));
-        vec![version, code, reason.trim_start_matches(BLANK)]
+        let (version, rest) = h1::split_at_blank(first).unwrap_or((first, ""));
+        let rest = h1::trim_start_blanks(rest);
+        let (code, reason) = h1::split_at_blank(rest).unwrap_or((rest, ""));
+        found[..3].copy_from_slice(&[version, code, h1::trim_start_blanks(reason)]);
+        &found[..3]
     };
-    let first: [String; 3] = match (request, parts.as_slice()) {
+    let first: [String; 3] = match (request, parts) {
         (true, [m, u, v])
             if is_token(m) && !u.is_empty() && matches!(*v, "HTTP/1.0" | "HTTP/1.1") =>
         {
@@ -692,17 +717,18 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         if line.is_empty() {
             continue;
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or(ReadError::Malformed("header without colon"))?;
+        // By bytes, not `char` patterns (':' and CR are ASCII: the cuts are boundaries).
+        let colon = h1::find_byte(line.as_bytes(), b':');
+        let colon = colon.ok_or(ReadError::Malformed("header without colon"))?;
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
         if !is_token(name) {
             return Err(ReadError::Malformed("bad header name"));
         }
-        if value.contains('\r') {
+        if value.as_bytes().contains(&b'\r') {
             return Err(ReadError::Malformed("bad header value"));
         }
         // HAProxy trims blanks only (a form feed or a no-break space stays).
-        let value = value.trim_matches([' ', '\t']);
+        let value = h1::trim_blanks(value);
         // Several `Host` headers: the same one again is dropped, another one is refused.
         if request && name.eq_ignore_ascii_case("host") {
             match host {
@@ -795,16 +821,12 @@ fn frame(head: &mut Head, request: bool) -> Result<Framing, ReadError> {
         return Ok(Framing::Chunked);
     }
     Ok(match (length, request) {
-        (Some((n, first)), _) => {
+        (Some((n, first, several)), _) => {
             // One header with one value, where the first one (at `first`) was.
-            let count = head
-                .headers
-                .iter()
-                .filter(|h| is_named(h, "content-length"));
             let value = head.headers[first].1.as_bytes();
             // The common case, one plain value, is forwarded as it is (no rewrite to pay).
             let plain = value.iter().all(u8::is_ascii_digit) && (value == b"0" || value[0] != b'0');
-            if count.count() > 1 || !plain {
+            if several || !plain {
                 head.headers[first].1 = n.to_string();
                 let mut seen = 0;
                 head.headers.retain(|h| {
@@ -854,12 +876,22 @@ fn transfer_codings(head: &Head) -> Result<bool, ReadError> {
     Ok(true)
 }
 
-/// The Content-Length all headers agree on, if any, with the index of the first header.
-fn content_length(head: &Head) -> Result<Option<(u64, usize)>, ReadError> {
-    let mut length: Option<(u64, usize)> = None;
+/// The Content-Length all headers agree on, if any, with the index of the first header and
+/// whether more than one header gave it.
+fn content_length(head: &Head) -> Result<Option<(u64, usize, bool)>, ReadError> {
+    let mut length: Option<(u64, usize, bool)> = None;
     let headers = head.headers.iter().enumerate();
     for (at, (_, v)) in headers.filter(|(_, h)| is_named(h, "content-length")) {
-        for part in v.split(',') {
+        if let Some((_, first, several)) = &mut length {
+            *several |= *first != at;
+        }
+        // The common value, digits only, is its own single part (nothing to split or trim).
+        let plain = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+        let (whole, split) = match plain {
+            true => (Some(v.as_str()), None),
+            false => (None, Some(v.split(','))),
+        };
+        for part in whole.into_iter().chain(split.into_iter().flatten()) {
             let part = part.trim();
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ReadError::Malformed("bad content-length"));
@@ -868,11 +900,11 @@ fn content_length(head: &Head) -> Result<Option<(u64, usize)>, ReadError> {
                 .parse()
                 .map_err(|_| ReadError::Malformed("bad content-length"))?;
             match length {
-                Some((l, _)) if l != n => {
+                Some((l, ..)) if l != n => {
                     return Err(ReadError::Malformed("conflicting content-length"));
                 }
                 Some(_) => {}
-                None => length = Some((n, at)),
+                None => length = Some((n, at, false)),
             }
         }
     }
@@ -1066,6 +1098,10 @@ pub fn serve(
             let handshake = super::tls::accept(&server, &client.stream, fe.conf.timeouts.client);
             match Box::pin(handshake).await {
                 Ok(session) => {
+                    let (stream, addrs) = (&client.stream, (peer, local));
+                    if !super::tls_session_accepted(&state, &fe, stream, addrs, &session.facts) {
+                        return;
+                    }
                     client.tls = Some(session);
                     if !state.tables.is_empty() {
                         super::stick::session_accepted();
@@ -2068,7 +2104,8 @@ async fn send_head<'r>(
         }
     };
     // A kill from the attach on ends the stream: no response, the client connection closed.
-    let sent = shutdown::unless_killed(attached.as_ref(), sending).await;
+    // Pinned here: the kill's wait moves only a pointer, not the future, through its layers.
+    let sent = shutdown::unless_killed(attached.as_ref(), std::pin::pin!(sending)).await;
     match sent {
         Ok(Ok(())) => {}
         Err(killed) => return Err(Tried::Ended(killed_stream(server, killed))),
@@ -2168,10 +2205,13 @@ async fn relay_exchange(
         let addrs = (peer, local);
         let refused = response_rules(state, fe, backend, client, to, head, &mut resp, req, addrs);
         if let Some(answer) = refused {
-            // The server's response is dropped with its connection; the client's
-            // stays as it asked.
+            // The server's response is dropped; its connection stays for another request
+            // if the response came whole (as HAProxy's H1 mux keeps it idle), else goes.
+            // The client's stays as it asked.
             let srv = srv.clone();
-            *server = None;
+            if !keep_after_refusal(sconn, &resp, &head.first[0], hop) {
+                *server = None;
+            }
             let keep_client = !head.asks_close();
             let keep = send_local(fe, None, client, req, peer, answer, keep_client).await;
             // The dropped response and the answer count in the bytes out, as HAProxy
@@ -2192,6 +2232,23 @@ async fn relay_exchange(
         return outcome;
     }
     drain_left_body(fe, client, req_framing, outcome).await
+}
+
+/// Whether the server connection of a response a rule refused stays for another request:
+/// all of the response came already (dropped now), nothing after it, and the server keeps
+/// the connection open. Marked [`Conn::response_complete`] then.
+fn keep_after_refusal(sconn: &mut Conn, resp: &Head, method: &str, hop: Hop) -> bool {
+    let framing = response_framing(resp, method);
+    let whole = whole_body(framing, &sconn.buf).filter(|&n| n == sconn.buf.len());
+    let server_keeps = !resp.conn.close
+        && (h1::is_http11(&resp.first[0]) || resp.conn.keep_alive)
+        && !hop.server_close;
+    let Some(body) = whole.filter(|_| server_keeps) else {
+        return false;
+    };
+    sconn.buf.consume(body);
+    sconn.response_complete = sconn.drained();
+    sconn.response_complete
 }
 
 /// The end of a stream its server's kill ended before any response: the server connection
@@ -2554,7 +2611,8 @@ async fn send_body(
     };
     let mut moved = 0;
     let relay = relay_body(client, Some(sconn), framing, timeouts, &mut moved);
-    let relayed = shutdown::unless_killed(attached, relay).await;
+    // Pinned here: the kill's wait moves only a pointer, not the relay, through its layers.
+    let relayed = shutdown::unless_killed(attached, std::pin::pin!(relay)).await;
     let sent = req.received_head + moved;
     if let Some(facts) = req.log.as_deref_mut() {
         facts.bytes_in = sent;

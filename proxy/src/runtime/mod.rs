@@ -253,6 +253,16 @@ pub enum Stop {
 pub fn run(prepared: Prepared) -> anyhow::Result<()> {
     let threads = thread_count(&prepared.state);
     pool::set_threads(threads);
+    // HAProxy holds one socket per listening address (hapx one per thread, see
+    // `BoundListener::slot`): the idle pools' descriptor bounds count the addresses.
+    let addresses = (prepared.listeners.iter()).filter(|l| l.slot == 0).count();
+    let ratios = prepared.state.config.global.pool_fd_ratios;
+    let ratios = (
+        ratios.0.unwrap_or(pool::DEFAULT_FD_RATIOS.0),
+        ratios.1.unwrap_or(pool::DEFAULT_FD_RATIOS.1),
+    );
+    let listening = addresses + prepared.clis.len();
+    pool::bound_descriptors(prepared.state.max_sock, ratios, listening, threads);
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
     let (pause_tx, pause_rx) = watch::channel(false);
     let shared = Shared {
@@ -917,9 +927,10 @@ where
         } else {
             Ok(peer)
         };
-        if let Ok(src) = source {
+        // On a `bind ... ssl`, after the handshake (`tls_session_accepted`).
+        if let (Ok(src), None) = (&source, &tls) {
             if !fe.conf.rules.tcp_session.is_empty()
-                && !session_accepted(&state, &fe, &client, src, local, counters.as_deref())
+                && !session_accepted(&state, &fe, &client, *src, local, counters.as_deref(), None)
             {
                 return;
             }
@@ -951,14 +962,40 @@ fn session_accepted(
     src: SocketAddr,
     local: SocketAddr,
     counters: Option<&stick::Counters>,
+    tls: Option<&tls::ClientTls>,
 ) -> bool {
     let dst = rules::local_addr(client, local);
-    if rules::accept_session(state, fe, src, dst, counters) {
+    if rules::accept_session(state, fe, (src, dst), counters, tls) {
         return true;
     }
     fe.counters.denied_sess.fetch_add(1, Relaxed);
     let _ = socket2::SockRef::from(client).set_linger(Some(Duration::ZERO));
     false
+}
+
+/// `tcp-request session` rules of a connection on a `bind ... ssl`, run once its handshake
+/// is over, as HAProxy's (the `ssl_fc_*` fetches see what it negotiated): whether the
+/// session goes on. `src`: the client's address (its PROXY header's source).
+pub(crate) fn tls_session_accepted(
+    state: &State,
+    fe: &Frontend,
+    client: &tokio::net::TcpStream,
+    (src, local): (SocketAddr, SocketAddr),
+    facts: &tls::ClientTls,
+) -> bool {
+    if fe.conf.rules.tcp_session.is_empty() {
+        return true;
+    }
+    let counters = stick::current();
+    session_accepted(
+        state,
+        fe,
+        client,
+        src,
+        local,
+        counters.as_deref(),
+        Some(facts),
+    )
 }
 
 /// A listening socket registered for readiness alone, None if the reactor refuses it.
@@ -1046,6 +1083,7 @@ struct OpenConn {
 impl OpenConn {
     fn new(state: Arc<State>, slots: (OwnedSemaphorePermit, OwnedSemaphorePermit)) -> Self {
         state.cur_conns.fetch_add(1, Relaxed);
+        pool::count_client(true);
         OpenConn {
             state,
             _slots: slots,
@@ -1056,6 +1094,7 @@ impl OpenConn {
 impl Drop for OpenConn {
     fn drop(&mut self) {
         self.state.cur_conns.fetch_sub(1, Relaxed);
+        pool::count_client(false);
     }
 }
 

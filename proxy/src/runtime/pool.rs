@@ -21,6 +21,14 @@
 //! caps the pool. In use means HAProxy's `curr_used_conns`: the requests' connections; a
 //! check's connection counts only as it opens (it raises the need, see [`CheckUse`]).
 //!
+//! Descriptors bound the pool as HAProxy's `tune.pool-low-fd-ratio` (20% of `maxsock` by
+//! default) and `tune.pool-high-fd-ratio` (25%) do: at or above the high count no
+//! connection is kept, at or above the low one only a thread's first of its kind; and each
+//! connection a request makes to a server above the high count closes one of that server's
+//! idle connections. The descriptors in use are counted as HAProxy's `ha_used_fds`
+//! ([`used_descriptors`]): its listening sockets and pollers' pipes, the client
+//! connections, the servers' connections in use (their slots) and idle.
+//!
 //! Each thread runs its own runtime and has its own lists (as HAProxy's are per thread), so
 //! that requests on different threads do not contend for one lock: a thread takes its own
 //! connections first, then another thread's, which it moves to its runtime (HAProxy's
@@ -111,6 +119,61 @@ pub fn set_threads(threads: usize) {
     THREADS.store(threads.max(1), Relaxed);
 }
 
+/// The descriptors HAProxy holds whatever the traffic: its listening sockets (one per
+/// address, the runtime API's included) and its pollers' pipes (two per thread).
+static FIXED_DESCRIPTORS: AtomicUsize = AtomicUsize::new(0);
+/// Client connections open.
+static CLIENTS: AtomicUsize = AtomicUsize::new(0);
+/// Server connections in use: the servers' slots held.
+static SERVER_SLOTS: AtomicUsize = AtomicUsize::new(0);
+/// Idle connections in every pool.
+static IDLE_ALL: AtomicUsize = AtomicUsize::new(0);
+/// HAProxy's `pool_low_count` and `pool_high_count`: no bound until [`bound_descriptors`].
+static LOW_COUNT: AtomicUsize = AtomicUsize::new(usize::MAX);
+static HIGH_COUNT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// HAProxy's default `tune.pool-low-fd-ratio` and `tune.pool-high-fd-ratio`.
+pub const DEFAULT_FD_RATIOS: (u8, u8) = (20, 25);
+
+/// Sets the bounds of the pools: `ratios` (low, high, in percent) of `maxsock`, rounded up
+/// as HAProxy's; `listening` sockets, and `threads`' pipes, always in use.
+pub fn bound_descriptors(maxsock: usize, ratios: (u8, u8), listening: usize, threads: usize) {
+    LOW_COUNT.store(ratio_count(maxsock, ratios.0), Relaxed);
+    HIGH_COUNT.store(ratio_count(maxsock, ratios.1), Relaxed);
+    FIXED_DESCRIPTORS.store(listening + 2 * threads.max(1), Relaxed);
+}
+
+/// `ratio` percent of `maxsock`, rounded up (HAProxy's `pool_*_count`).
+fn ratio_count(maxsock: usize, ratio: u8) -> usize {
+    maxsock.saturating_mul(usize::from(ratio)).div_ceil(100)
+}
+
+/// HAProxy's `ha_used_fds`, as hapx counts it (see the module's doc).
+fn used_descriptors() -> usize {
+    FIXED_DESCRIPTORS.load(Relaxed)
+        + CLIENTS.load(Relaxed)
+        + SERVER_SLOTS.load(Relaxed)
+        + IDLE_ALL.load(Relaxed)
+}
+
+/// A client connection opened, or closed (`open` false).
+pub fn count_client(open: bool) {
+    count(&CLIENTS, open);
+}
+
+/// A server's slot taken (a connection of it in use), or given back (`taken` false).
+pub fn count_server_slot(taken: bool) {
+    count(&SERVER_SLOTS, taken);
+}
+
+fn count(gauge: &AtomicUsize, up: bool) {
+    if up {
+        gauge.fetch_add(1, Relaxed);
+    } else {
+        gauge.fetch_sub(1, Relaxed);
+    }
+}
+
 /// This thread's lists in every pool (threads are numbered as they first use a pool), and
 /// its id, kept with them: `std::thread::current()` would cost a reference count per call.
 fn shard() -> (usize, ThreadId) {
@@ -165,6 +228,7 @@ impl IdlePool {
             self.safe_total.fetch_sub(1, Relaxed);
         }
         self.total.fetch_sub(1, Relaxed);
+        IDLE_ALL.fetch_sub(1, Relaxed);
         Some(conn)
     }
 
@@ -188,6 +252,7 @@ impl IdlePool {
         }
         self.safe_total.fetch_sub(gone[1], Relaxed);
         self.total.fetch_sub(gone[0] + gone[1], Relaxed);
+        IDLE_ALL.fetch_sub(gone[0] + gone[1], Relaxed);
     }
 
     /// Closes every idle connection: its server changed address, went down or into
@@ -230,6 +295,28 @@ pub fn is_quiet(stream: &TcpStream) -> bool {
 /// now, counted in `counters.cur`): the need the pool is sized by.
 pub fn note_use(server: &Server) {
     server.idle.note(in_use(server));
+    shed_if_crowded(server);
+}
+
+/// A request's connection to `server` is made while more descriptors than the high count
+/// are in use: one of the server's idle connections is closed, as HAProxy's
+/// `connect_server` does: from this thread's idle list, else another's idle, then safe one.
+fn shed_if_crowded(server: &Server) {
+    if used_descriptors() <= HIGH_COUNT.load(Relaxed) {
+        return;
+    }
+    let pool = &server.idle;
+    if !pool.holds_any(&[Kind::Idle, Kind::Safe]) {
+        return;
+    }
+    let own = shard().0;
+    let closed = pool.pop(&mut pool.lock(own), &[Kind::Idle]).or_else(|| {
+        (1..SHARDS)
+            .map(|k| (own + k) % SHARDS)
+            .find_map(|at| pool.pop(&mut pool.lock(at), &[Kind::Idle, Kind::Safe]))
+    });
+    // Closed outside the lock.
+    drop(closed);
 }
 
 /// A TCP session's connection attempt to `server`: HAProxy counts it in use as it opens,
@@ -237,6 +324,7 @@ pub fn note_use(server: &Server) {
 /// checks' (see [`CheckUse`]).
 pub fn note_tcp_attempt(server: &Server) {
     server.idle.note(1);
+    shed_if_crowded(server);
 }
 
 /// The connections `server` has in use, HAProxy's `curr_used_conns`: its requests'. Not
@@ -290,7 +378,13 @@ fn allowed(reuse: HttpReuse, first: bool) -> &'static [Kind] {
 /// at before it is taken: one the server closed meanwhile (or that holds stray bytes), or
 /// of an older generation of the server, is closed and the next one tried.
 pub fn take(server: &Server, reuse: HttpReuse, first: bool) -> Option<TcpStream> {
-    note_use(server);
+    let taken = reuse_one(server, reuse, first);
+    shed_if_crowded(server);
+    taken
+}
+
+fn reuse_one(server: &Server, reuse: HttpReuse, first: bool) -> Option<TcpStream> {
+    server.idle.note(in_use(server));
     let order = allowed(reuse, first);
     let pool = &server.idle;
     let (own, here) = shard();
@@ -345,12 +439,16 @@ pub fn put(server: &Arc<Server>, stream: TcpStream, served: u32, generation: u64
     // estimate: here, while there are fewer than one per thread (a client connection's
     // thread is the kernel's choice here, not a rotation as in HAProxy).
     let threads = THREADS.load(Relaxed);
+    // Descriptors: none kept from the high count on, only a first of its kind from the
+    // low one on.
     let wanted = || {
+        let descriptors = used_descriptors();
         let (total, safes) = (pool.total.load(Relaxed), pool.safe_total.load(Relaxed));
         let first_of_kind = safes < threads && (safe || total < threads);
         let under_max = opts.pool_max_conn.is_none_or(|max| total < max);
-        let needed = used + total <= used.max(pool.est_need.load(Relaxed));
-        under_max && (first_of_kind || needed)
+        let needed = descriptors < LOW_COUNT.load(Relaxed)
+            && used + total <= used.max(pool.est_need.load(Relaxed));
+        descriptors < HIGH_COUNT.load(Relaxed) && under_max && (first_of_kind || needed)
     };
     let (at, here) = shard();
     let mut lists = pool.lock(at);
@@ -373,6 +471,7 @@ pub fn put(server: &Arc<Server>, stream: TcpStream, served: u32, generation: u64
         lists.idle.push_back(conn);
     }
     pool.total.fetch_add(1, Relaxed);
+    IDLE_ALL.fetch_add(1, Relaxed);
     drop(lists);
     if !pool.purging.swap(true, Relaxed) {
         tokio::spawn(purge_every(server.clone()));
@@ -417,5 +516,18 @@ async fn purge_every(server: Arc<Server>) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_haproxys_rounded_up_counts() {
+        // Measured: maxconn 20, without then with a runtime API socket.
+        assert_eq!((ratio_count(54, 20), ratio_count(54, 25)), (11, 14));
+        assert_eq!((ratio_count(65, 20), ratio_count(65, 25)), (13, 17));
+        assert_eq!(ratio_count(usize::MAX, 100), usize::MAX.div_ceil(100));
     }
 }

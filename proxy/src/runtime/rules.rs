@@ -43,6 +43,7 @@ use super::{stick, vars};
 use crate::config::acl::{Acl, Condition};
 use crate::config::errors::Page;
 use crate::config::model::{Proxy, VarAction};
+use crate::config::pcre::{self, Regex};
 use crate::config::rules::{
     HttpAction, Part, Redirect, RedirectTo, Replace, Rules, TcpAction, TcpRule, VarRule,
 };
@@ -100,17 +101,19 @@ pub fn accept_connection(
     run_layer4_rules(&fe.conf.rules.tcp_connection, &fe.conf.rules, &ctx)
 }
 
-/// `tcp-request session` rules, once the connection's PROXY header was read: whether the
-/// session goes on. `stick`: the connection's stick counters, which `track-scN` fills.
+/// `tcp-request session` rules, once the connection's PROXY header was read (and its TLS
+/// handshake made, whose facts `tls` gives the `ssl_fc_*` fetches): whether the session
+/// goes on. `stick`: the connection's stick counters, which `track-scN` fills.
 pub fn accept_session(
     state: &State,
     fe: &Frontend,
-    src: SocketAddr,
-    dst: SocketAddr,
+    (src, dst): (SocketAddr, SocketAddr),
     stick: Option<&stick::Counters>,
+    tls: Option<&super::tls::ClientTls>,
 ) -> bool {
     let ctx = Context {
         stick,
+        tls,
         ..Context::new(state, fe, src, dst)
     };
     run_layer4_rules(&fe.conf.rules.tcp_session, &fe.conf.rules, &ctx)
@@ -690,11 +693,15 @@ fn set_part(head: &mut Head, part: &Part, value: String) {
 }
 
 /// `replace-*`: where `re` matches, the part becomes `with` with `\N` replaced by group N.
-fn replace_part(head: &mut Head, part: &Part, re: &regex::Regex, with: &str) {
+fn replace_part(head: &mut Head, part: &Part, re: &Regex, with: &str) {
     match part {
         Part::Path => {
             let path = sample::path_of(&head.first[1]).to_string();
-            if let Some(new) = expand(re, &path, with) {
+            // As HAProxy: an empty path is not matched.
+            if let Some(new) = (!path.is_empty())
+                .then(|| expand(re, &path, with))
+                .flatten()
+            {
                 set_part(head, &Part::Path, new);
             }
         }
@@ -729,22 +736,15 @@ fn replace_part(head: &mut Head, part: &Part, re: &regex::Regex, with: &str) {
     }
 }
 
-/// HAProxy's `exp_replace`: when `re` matches `text`, `with` with each `\N` replaced by
-/// group N (empty when it did not take part).
-fn expand(re: &regex::Regex, text: &str, with: &str) -> Option<String> {
-    let caps = re.captures(text)?;
-    let mut out = String::new();
-    let mut chars = with.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, chars.peek().and_then(|d| d.to_digit(10))) {
-            ('\\', Some(n)) => {
-                chars.next();
-                out.push_str(caps.get(n as usize).map_or("", |m| m.as_str()));
-            }
-            _ => out.push(c),
-        }
-    }
-    Some(out)
+/// When `re` matches `text`, `with` through HAProxy's `exp_replace` (`\N` group N, empty
+/// when it took no part; `\xHH` a byte; `\c` c), on the bytes they carry. None too when
+/// `with` ends inside an escape (HAProxy then fails the rewrite; hapx leaves the text).
+fn expand(re: &Regex, text: &str, with: &str) -> Option<String> {
+    let subject = crate::bytestr::to_bytes(text);
+    let groups = re.captures(&subject, false)?;
+    let mut out = Vec::with_capacity(subject.len() + with.len());
+    pcre::expand(&crate::bytestr::to_bytes(with), &subject, &groups, &mut out).ok()?;
+    Some(crate::bytestr::from_vec(out))
 }
 
 fn with_head<'a>(base: Context<'a>, head: &'a Head, response: bool) -> Context<'a> {

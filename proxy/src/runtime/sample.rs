@@ -886,7 +886,7 @@ fn matches(e: &Expr, v: &Sample<'_>) -> bool {
                 text
             };
             e.patterns.iter().any(|p| match p {
-                Pattern::Reg(re) => re.is_match(&text),
+                Pattern::Reg(re) => re.is_match_text(&text),
                 Pattern::Str(pat) => str_match(e.method, &text, pat),
                 _ => false,
             })

@@ -978,6 +978,10 @@ pub fn serve_tcp(
             .await
             {
                 Ok(conn) => {
+                    let addrs = (peer, local);
+                    if !super::tls_session_accepted(&state, &fe, &client, addrs, &conn.facts) {
+                        return;
+                    }
                     if let Some(f) = facts.as_deref_mut() {
                         f.handshake_ms = accepted.elapsed().as_millis() as i64;
                         f.tls = Some(conn.facts.clone());
@@ -992,6 +996,19 @@ pub fn serve_tcp(
         }
         fe.logger
             .log_connect(&fe.name, false, peer, || rules::local_addr(&client, local));
+        // Its server connection, once made: declared before the registration, which is
+        // dropped before it (see `runtime::shutdown`).
+        let mut conn: Connected;
+        // A stream from now on, as HAProxy's: listed by `show sess`, killed alone by `shutdown
+        // session` (see `runtime::shutdown`). Declared after the sockets: dropped first.
+        let mut registration = super::shutdown::Registration::accepted(
+            client.as_fd(),
+            fe.backend
+                .as_ref()
+                .filter(|_| !rules::tcp_applies(&fe))
+                .map_or(0, |b| b.id),
+            shown(&fe, peer, local, accepted),
+        );
         // The blocks below end what they bind: a local moved out of would otherwise keep its
         // room in the task's future, beside the forwarding, for the connection's whole life.
         let (backend, early) = {
@@ -1042,8 +1059,15 @@ pub fn serve_tcp(
         if let Some(f) = facts.as_deref_mut() {
             f.backend = Some(&backend);
         }
+        if rules::tcp_applies(&fe) {
+            // Killed in its rules (`shutdown session`): it ends as they end.
+            if registration.killed_alone() {
+                return fe.logger.log_tcp(&fe, facts.as_deref(), "KR");
+            }
+            registration.routed(backend.id);
+        }
         let has_data = !early.is_empty();
-        let mut conn = {
+        conn = {
             let ctx = || super::sample::Context {
                 backend: Some(&backend),
                 payload: Some(&early),
@@ -1061,6 +1085,11 @@ pub fn serve_tcp(
             let conn = connect(&backend, stuck, over.force, key, local, (&client, has_data));
             let conn = match conn.await {
                 Ok(c) => c,
+                // Killed alone while it waited (`shutdown session`): `K` in its phase.
+                Err(e) if registration.killed_alone() => {
+                    let flags = ["K", &e.term()[1..2]].concat();
+                    return log_connect_failure(&fe, &backend, facts.as_deref_mut(), &e, &flags);
+                }
                 Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
             };
             if let Some(s) = &sticking {
@@ -1078,10 +1107,7 @@ pub fn serve_tcp(
         // registered at once, so that a kill (`on-marked-down`, `on-marked-up`, an
         // operator's `shutdown sessions`: see `runtime::shutdown`) shuts both its sockets
         // down and ends its header's sending, its handshake or its forwarding at once.
-        // Declared after the sockets: dropped first.
-        // What `show sess` prints of it, made at each registration (a value kept would stay
-        // in the task).
-        let mut registration = register(&conn, &client, shown(&fe, peer, local, accepted));
+        registration.connected(&conn.server, conn.stream.as_fd(), conn.kill_since);
         let secured = loop {
             let Some(tls) = tls_client(&conn.server) else {
                 // In a block, so that this buffer does not stay in the future.
@@ -1092,7 +1118,7 @@ pub fn serve_tcp(
                 };
                 if sent.is_err() {
                     if let Some(why) = registration.killed(&conn.server) {
-                        drop(registration);
+                        registration.disconnected();
                         let e = conn.killed(why);
                         return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e);
                     }
@@ -1111,8 +1137,13 @@ pub fn serve_tcp(
             let (shaken, took) = match Box::pin(shaking).await {
                 Ok(shaken) => shaken,
                 Err(left) => {
-                    drop(registration);
-                    let e = connect_failed(&backend, &client, conn.client_left(left));
+                    // A kill shuts the client's reading too: it came first.
+                    let killed = registration.killed(&conn.server);
+                    registration.disconnected();
+                    let e = match killed {
+                        Some(why) => conn.killed(why),
+                        None => connect_failed(&backend, &client, conn.client_left(left)),
+                    };
                     return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e);
                 }
             };
@@ -1124,7 +1155,7 @@ pub fn serve_tcp(
             // Out of the registry before its socket closes (a kill failed the handshake: no
             // retry, logged in the connection phase, `KC`).
             let killed = registration.killed(&conn.server);
-            drop(registration);
+            registration.disconnected();
             if let Some(why) = killed {
                 let e = conn.killed(why);
                 return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e);
@@ -1137,7 +1168,7 @@ pub fn serve_tcp(
                 Ok(c) => c,
                 Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
             };
-            registration = register(&conn, &client, shown(&fe, peer, local, accepted));
+            registration.connected(&conn.server, conn.stream.as_fd(), conn.kill_since);
         };
         let sent_early = early.len() as u64;
         // `option logasap`: the line goes now, with the times and bytes so far.
@@ -1151,7 +1182,14 @@ pub fn serve_tcp(
         moved.to_server.fetch_add(sent_early, Relaxed);
         // The timeouts are made in each call, so that they are not kept beside the
         // forwarding's own copy in the task.
+        // Killed before it was connected (in its queue): it ends now, nothing forwarded; what
+        // its client sent is read, as into HAProxy's buffer (its close a FIN).
+        let killed_early = registration.killed(&conn.server).is_some();
+        if killed_early {
+            let _ = forward::read_early(&client);
+        }
         let end = match (secured, secure_client) {
+            _ if killed_early => End::Done,
             (None, None) if backend.conf.rules.tcp_response.is_empty() => {
                 let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
                 let splicing = state.splicing(&fe, &backend);
@@ -1240,18 +1278,6 @@ fn shown(
     }
 }
 
-/// A TCP session's sockets registered on the server of `conn` (see `runtime::shutdown`),
-/// the server's since its attempt began, as `stream` (for `show sess`). To be dropped
-/// before either socket closes.
-fn register(
-    conn: &Connected,
-    client: &TcpStream,
-    stream: super::shutdown::Stream,
-) -> super::shutdown::Registration {
-    let (server, socket, since) = (&conn.server, conn.stream.as_fd(), conn.kill_since);
-    super::shutdown::Registration::session(server, client.as_fd(), socket, since, stream)
-}
-
 /// A client's TLS handshake that failed: logged as HAProxy logs a connection that never
 /// became a session (its words for the reason), not counted as a session.
 fn handshake_failed(
@@ -1272,9 +1298,19 @@ fn log_connect_error<'a>(
     facts: Option<&mut log::TcpFacts<'a>>,
     e: &'a ConnectError,
 ) {
+    log_connect_failure(fe, backend, facts, e, &e.term()[..2]);
+}
+
+/// [`log_connect_error`] with its termination `flags`.
+fn log_connect_failure<'a>(
+    fe: &Frontend,
+    backend: &Backend,
+    facts: Option<&mut log::TcpFacts<'a>>,
+    e: &'a ConnectError,
+    flags: &str,
+) {
     // A failed connection ends the request's analysis too (`res` variables, not `req`).
     super::vars::response_starts();
-    let flags = &e.term()[..2];
     let logged = facts.map(|f| {
         if let Some(server) = e.server() {
             f.server = Some(server);

@@ -20,15 +20,24 @@
 //! switch) are run under the kill ([`Attached::unless_killed`], which also sees a kill that
 //! came before the wait began) and end at once, with the client connection (`D---`).
 //!
-//! A TCP session's two sockets are registered while it forwards: a kill shuts both down,
-//! its forwarding sees both ends closed and ends at once, logged `K-` (`D-`, `U-`), its
-//! client closed with a FIN, as HAProxy. A session still connecting to its server is its
+//! A TCP session's two sockets are registered while it forwards: a kill shuts its server
+//! socket down both ways and its client socket's reading (HAProxy's `stream_shutdown`: both
+//! channels shut, what the stream holds for its client still sent), so that its forwarding
+//! sees both ends closed, sends its client what it holds, and ends, logged `K-` (`D-`, `U-`),
+//! its client closed with a FIN, as HAProxy. A client that does not read keeps the session
+//! (listed) until its idle timeout, then gets its FIN. A session still connecting to its server is its
 //! server's too (HAProxy's from its connection slot on): each attempt, and its TLS
 //! handshake with a `server ... ssl`, runs under the switch of the server it goes to
 //! ([`KillSwitch::unless_fired_since`], from the attempt's start: a redispatched stream is
 //! the new server's only) and a kill ends it, logged `KC` (`DC`, `UC`), its client closed,
-//! no connection error counted. A TCP session is registered as soon as it is connected
-//! (its PROXY header and handshake included).
+//! no connection error counted. A TCP session is registered from its start (its accept, its
+//! TLS handshake done: [`Registration::accepted`]), with no server and no server socket
+//! until it connects ([`Registration::connected`]; [`Registration::disconnected`] before a
+//! retry), so that `show sess` lists it in its rules and its queue, as HAProxy. Such a
+//! stream killed alone is marked only (no server's kill reaches it), and ends at its next
+//! step, as HAProxy's: a queued one at `timeout queue` (`KQ`) or, given a slot first, once
+//! connected, nothing forwarded (`K-`); one in its rules at their end (`KR`; HAProxy 2.6.12
+//! never ends it, a leak not copied).
 //!
 //! A stream is registered with the firing count read when it became its server's (its
 //! slot, its connection taken: [`KillSwitch::firings`]), not the count when it registers:
@@ -36,8 +45,8 @@
 //!
 //! Cost: since an operator may kill any server's sessions, every stream is registered,
 //! each once ([`Attached`], [`Registration`]): one short lock on a slab of socket numbers
-//! when it starts (a TCP session's forwarding, an HTTP request's sending) and one when it
-//! ends. The slab is the process's, not a server's ([`REGISTRY`]: each stream's entry names
+//! when it starts (an HTTP request's sending) and one when it ends; a TCP session (one per
+//! connection) takes it also when it connects, and when its rules chose its backend. The slab is the process's, not a server's ([`REGISTRY`]: each stream's entry names
 //! its server's switch and count), in 16 shards, one per thread (`thread_shard`), so that
 //! the runtime's threads seldom meet on one lock or on one another's memory; a firing (rare: an operator's command, a server's
 //! change of state) counts, then looks through one shard at a time under that shard's lock
@@ -57,7 +66,8 @@
 //! stream registered, i.e. after some `shutdown session`). An HTTP stream may look after its
 //! registration left (its server connection closed by the kill): a killed one's number is
 //! then kept in its shard ([`Sockets::killed`]) until its [`Attached`] drops, however many
-//! were killed at once. `show sess` lists the registered streams
+//! were killed at once. `show sess` lists the registered streams, the CLI's own too
+//! ([`Registration::cli`], HAProxy's `GLOBAL` frontend's)
 //! ([`streams`]): each entry also says what the stream is ([`Stream`]: its frontend, its
 //! listener's address, when it began; its client socket, whose peer and local addresses are
 //! shown) and has a number of its own ([`StreamId`]:
@@ -174,8 +184,14 @@ static REGISTRY: [Shard; SHARDS] = [const { Shard(Mutex::new(Sockets::new())) };
 /// and [`NO_SOCKET`]).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
+    /// Its server's switch, [`NO_SERVER`] while it has none (a TCP session in its rules, its
+    /// queue, its connection attempts; the CLI's own stream).
     switch: usize,
     firings: u64,
+    /// While it has no server: the id of the backend it goes to (0: none yet).
+    backend: usize,
+    /// The CLI's own stream: the number of its `stats socket` (from 1), 0 for any other.
+    cli: usize,
     fds: [RawFd; 2],
     /// Its client socket, open while it is registered (a TCP session's first socket, an HTTP
     /// stream's client connection), for `show sess` to read its addresses from.
@@ -212,15 +228,30 @@ pub type StreamId = u64;
 const SLOT_BITS: u32 = 24;
 
 impl Entry {
-    /// Shuts its sockets down both ways.
+    /// Shuts its server socket down both ways and its client socket's reading: as HAProxy's
+    /// `stream_shutdown`, what the stream holds for its client still goes to it (a client
+    /// that does not read has it until `timeout client`), then its close.
     ///
     /// Only under its shard's lock, the entry in it: a number in the registry is an open
     /// socket (see `Registration`: it leaves the registry, under this lock, before its
     /// socket closes), so this shuts down the stream's socket and no other.
     fn shut_down(&self) {
-        for fd in self.fds.into_iter().filter(|&fd| fd != NO_SOCKET) {
+        // A TCP session's first socket is its client's (an HTTP stream's only one its
+        // server's).
+        let session = self.fds[1] != NO_SOCKET;
+        for (at, fd) in self
+            .fds
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, fd)| fd != NO_SOCKET)
+        {
+            let how = if session && at == 0 {
+                libc::SHUT_RD
+            } else {
+                libc::SHUT_RDWR
+            };
             // SAFETY: an open socket of this stream's (see above).
-            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            unsafe { libc::shutdown(fd, how) };
         }
     }
 
@@ -371,6 +402,12 @@ fn killed_alone(id: StreamId, since: u64) -> Option<Killed> {
 /// A slot's second number when its stream has one socket only.
 const NO_SOCKET: RawFd = -1;
 
+/// An entry's switch while its stream has no server: no switch has this address.
+const NO_SERVER: usize = 0;
+
+/// The frontend id of the CLI's own streams (HAProxy's `GLOBAL` proxy, id 0).
+pub const GLOBAL: usize = 0;
+
 impl KillSwitch {
     /// Ends every stream running in [`KillSwitch::unless_fired`] or
     /// [`Attached::unless_killed`] now, and shuts down the sockets of the registered ones
@@ -515,12 +552,16 @@ pub struct Registration {
     id: StreamId,
     /// The switch's firings when it was made, for [`Registration::killed`].
     firings: u64,
-    /// [`ALONE_KILLS`] when it was made.
+    /// [`ALONE_KILLS`] when it was made, and in its top bit ([`ATTACHED`]) whether an
+    /// [`Attached`] looks at its stream's kill still (until [`Registration::detach`]): a
+    /// stream killed alone is remembered once this is dropped. One word, not two: a TCP
+    /// session's task holds it from its accept on (see `session_tasks_stay_small`).
     alone_kills: u64,
-    /// An [`Attached`] looks at its stream's kill still (until [`Registration::detach`]):
-    /// a stream killed alone is remembered once this is dropped.
-    attached: bool,
 }
+
+/// The bit of [`Registration::alone_kills`] that says its stream is attached (the count of
+/// kills never comes near it).
+const ATTACHED: u64 = 1 << 63;
 
 impl Registration {
     /// Registers a TCP session of `server` between `client` and its server `socket` (a
@@ -528,6 +569,7 @@ impl Registration {
     /// the server's since its switch had fired `firings` times (see
     /// [`KillSwitch::firings`]): a firing since shuts both sockets down at once. It must be
     /// dropped before either socket closes (see above).
+    #[cfg(test)]
     pub fn session(
         server: &Server,
         client: BorrowedFd<'_>,
@@ -537,14 +579,103 @@ impl Registration {
     ) -> Registration {
         let fds = [client.as_raw_fd(), socket.as_raw_fd()];
         let mut registration = Attached::register(server, fds, fds[0], firings, stream).1;
-        registration.attached = false;
+        registration.detach();
         registration
+    }
+
+    /// Registers a TCP session from its start (its accept, its TLS handshake done), before
+    /// it has a server: listed by `show sess`, killed alone by `shutdown session` (which
+    /// ends it at its next step, see [`kill_stream`]), by no server's kill until
+    /// [`Registration::connected`]. `backend`: its backend's id when known already (0: its
+    /// rules choose it, [`Registration::routed`]). It must be dropped before `client`
+    /// closes.
+    pub fn accepted(client: BorrowedFd<'_>, backend: usize, stream: Stream) -> Registration {
+        Registration::without_server(client.as_raw_fd(), backend, 0, stream)
+    }
+
+    /// Registers the CLI's own stream, on its `stats socket` number `listener` (from 1), as
+    /// HAProxy lists it (`fe=GLOBAL`). Its socket is not registered: nothing ever shuts it
+    /// down or reads its addresses.
+    pub fn cli(listener: usize) -> Registration {
+        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+        let stream = Stream {
+            frontend: GLOBAL,
+            src: nowhere,
+            local: nowhere,
+            started: Instant::now(),
+        };
+        Registration::without_server(NO_SOCKET, 0, listener, stream)
+    }
+
+    fn without_server(client: RawFd, backend: usize, cli: usize, stream: Stream) -> Registration {
+        let index = thread_shard();
+        let mut streams = shard(index);
+        // Read under the lock a kill of this stream takes: one counts after it.
+        let alone_kills = ALONE_KILLS.load(SeqCst);
+        let slot = streams.next_slot();
+        let id = streams.next_id(index, slot);
+        streams.take(Entry {
+            switch: NO_SERVER,
+            firings: 0,
+            backend,
+            cli,
+            fds: [client, NO_SOCKET],
+            client,
+            id,
+            stream,
+            killed: false,
+        });
+        Registration {
+            id,
+            firings: 0,
+            alone_kills,
+        }
+    }
+
+    /// Its stream's rules chose its backend (`backend`: its id), for `show sess`.
+    pub fn routed(&self, backend: usize) {
+        if let Some(entry) = shard_of(self.id).find(self.id) {
+            entry.backend = backend;
+        }
+    }
+
+    /// Whether its stream was killed alone ([`kill_stream`]): one with no server sees it at
+    /// its next step. No lock unless some stream was killed alone since it registered.
+    pub fn killed_alone(&self) -> bool {
+        killed_alone(self.id, self.alone_kills & !ATTACHED).is_some()
+    }
+
+    /// Its TCP session (registered [`Registration::accepted`]) connected to `server` over
+    /// `socket`, the server's since its switch had fired `firings` times (see
+    /// [`KillSwitch::firings`]): from now on both its sockets are shut down by a firing
+    /// since, or at once when it was killed so or alone before. It must then be dropped, or
+    /// [`Registration::disconnected`], before `socket` closes.
+    pub fn connected(&mut self, server: &Server, socket: BorrowedFd<'_>, firings: u64) {
+        self.firings = firings;
+        if let Some(entry) = shard_of(self.id).find(self.id) {
+            entry.switch = server.kill.address();
+            entry.firings = firings;
+            entry.fds[1] = socket.as_raw_fd();
+            // Under the lock a firing shuts sockets down under (see `Attached::register`).
+            if entry.killed || server.kill.firings.load(SeqCst) != firings {
+                entry.shut_down();
+            }
+        }
+    }
+
+    /// Its TCP session's server connection is about to close (another attempt follows):
+    /// its stream has no server again.
+    pub fn disconnected(&mut self) {
+        if let Some(entry) = shard_of(self.id).find(self.id) {
+            entry.switch = NO_SERVER;
+            entry.fds[1] = NO_SOCKET;
+        }
     }
 
     /// Its stream's [`Attached`] is about to drop (its exchange is over, its server
     /// connection kept): no one looks at a kill from now on.
     pub fn detach(&mut self) {
-        self.attached = false;
+        self.alone_kills &= !ATTACHED;
     }
 
     /// Why its stream was killed, if its `server`'s switch fired since it was registered,
@@ -553,7 +684,7 @@ impl Registration {
         server
             .kill
             .killed_since(self.firings)
-            .or_else(|| killed_alone(self.id, self.alone_kills))
+            .or_else(|| killed_alone(self.id, self.alone_kills & !ATTACHED))
     }
 }
 
@@ -601,6 +732,8 @@ impl<'s> Attached<'s> {
             let entry = Entry {
                 switch: kill.address(),
                 firings,
+                backend: 0,
+                cli: 0,
                 fds,
                 client,
                 id,
@@ -622,8 +755,7 @@ impl<'s> Attached<'s> {
         let registration = Registration {
             id,
             firings,
-            alone_kills,
-            attached: true,
+            alone_kills: alone_kills | ATTACHED,
         };
         (attached, registration)
     }
@@ -662,7 +794,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let mut streams = shard_of(self.id);
         let killed = streams.find(self.id).is_some_and(|e| e.killed);
-        if killed && self.attached {
+        if killed && self.alone_kills & ATTACHED != 0 {
             streams.killed.push(self.id);
         }
         streams.release(slot_of(self.id));
@@ -683,6 +815,11 @@ pub struct Shown {
     pub local: SocketAddr,
     /// Its server connection's local and remote addresses, when asked for and known.
     pub server_socket: Option<(SocketAddr, SocketAddr)>,
+    /// While it has no server ([`Shown::switch`] names none): the id of its backend, when
+    /// it has one yet.
+    pub backend: Option<usize>,
+    /// The CLI's own stream: the number of its `stats socket`.
+    pub cli: Option<usize>,
 }
 
 /// The registered streams, oldest first; with their server connections' addresses when
@@ -692,14 +829,23 @@ pub fn streams(addresses: bool) -> Vec<Shown> {
     for index in 0..SHARDS {
         let streams = shard(index);
         for entry in streams.slots.iter().flatten() {
-            let (src, local) = entry.client_addresses(addresses);
+            let cli = (entry.cli != 0).then_some(entry.cli);
+            let (src, local) = match cli {
+                Some(_) => (None, None),
+                None => entry.client_addresses(addresses),
+            };
+            let connected = entry.switch != NO_SERVER;
             shown.push(Shown {
                 id: entry.id,
                 stream: entry.stream,
                 switch: entry.switch,
                 src: src.unwrap_or(entry.stream.src),
                 local: local.unwrap_or(entry.stream.local),
-                server_socket: addresses.then(|| entry.server_socket()).flatten(),
+                server_socket: (addresses && connected)
+                    .then(|| entry.server_socket())
+                    .flatten(),
+                backend: (!connected && entry.backend != 0).then_some(entry.backend),
+                cli,
             });
         }
     }
@@ -716,7 +862,11 @@ pub fn kill_stream(id: StreamId) -> Option<usize> {
     // Counted before its sockets shut down: a stream that sees them shut sees the count.
     ALONE_KILLS.fetch_add(1, SeqCst);
     entry.killed = true;
-    entry.shut_down();
+    // One with no server yet waits on, as HAProxy's: in its rules (ended at their end), in
+    // its queue (ended at `timeout queue`, `KQ`, or once connected, `K-`), connecting.
+    if entry.switch != NO_SERVER {
+        entry.shut_down();
+    }
     Some(entry.switch)
 }
 
@@ -819,10 +969,19 @@ mod tests {
             .sum()
     }
 
-    /// Both sockets of a TCP session were shut down.
+    /// A TCP session's client socket's reading was shut down (what it holds for its client
+    /// still goes), and its server socket both ways.
     fn assert_shut_down(client: &mut TcpStream, socket: &mut TcpStream) {
-        assert!(client.write_all(b"x").is_err(), "the client side shut down");
-        assert!(socket.write_all(b"x").is_err(), "the server side too");
+        use std::io::Read;
+        assert_eq!(
+            client.read(&mut [0; 1]).ok(),
+            Some(0),
+            "the client's reading ended"
+        );
+        client
+            .write_all(b"x")
+            .expect("the client's writing still goes");
+        assert!(socket.write_all(b"x").is_err(), "the server side shut down");
     }
 
     #[test]
@@ -940,6 +1099,8 @@ mod tests {
         let entry = |fd| Entry {
             switch: 1,
             firings: 0,
+            backend: 0,
+            cli: 0,
             fds: [fd, NO_SOCKET],
             client: fd,
             id: 0,
@@ -1042,6 +1203,58 @@ mod tests {
         later
             .write_all(b"x")
             .expect("taken after the firing: untouched");
+    }
+
+    #[test]
+    fn a_stream_with_no_server_is_listed_and_its_kill_waits_for_its_connection() {
+        let backend = backend();
+        let server = &backend.servers[0];
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let [(mut client, _pc), (mut socket, _ps)] = [(); 2].map(|()| pair(&listener));
+        let mut registration = Registration::accepted(client.as_fd(), 7, stream());
+        let cli = Registration::cli(2);
+        let listed = streams(false);
+        let shown = listed
+            .iter()
+            .find(|s| s.id == registration.id)
+            .expect("listed");
+        assert_eq!(
+            (shown.switch, shown.backend, shown.cli),
+            (NO_SERVER, Some(7), None)
+        );
+        let own = listed
+            .iter()
+            .find(|s| s.id == cli.id)
+            .expect("the CLI's listed");
+        assert_eq!((own.cli, own.stream.frontend), (Some(2), GLOBAL));
+        assert_eq!(kill_stream(registration.id), Some(NO_SERVER));
+        assert!(registration.killed_alone());
+        client
+            .write_all(b"x")
+            .expect("no socket shut down before its connection");
+        // Once connected, at once.
+        registration.connected(server, socket.as_fd(), server.kill.firings());
+        assert_eq!(registration.killed(server), Some(Killed::Admin));
+        assert_shut_down(&mut client, &mut socket);
+        drop((registration, cli));
+    }
+
+    #[test]
+    fn a_disconnected_session_is_no_longer_its_servers() {
+        let backend = backend();
+        let server = &backend.servers[0];
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let [(client, _pc), (mut socket, _ps)] = [(); 2].map(|()| pair(&listener));
+        let mut registration = Registration::accepted(client.as_fd(), 0, stream());
+        registration.connected(server, socket.as_fd(), server.kill.firings());
+        assert_eq!(registered(server), 1);
+        registration.disconnected();
+        assert_eq!(registered(server), 0);
+        server.kill.fire(Killed::Down);
+        socket
+            .write_all(b"x")
+            .expect("not shut down after its disconnection");
+        drop(registration);
     }
 
     #[tokio::test]

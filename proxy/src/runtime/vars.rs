@@ -18,9 +18,24 @@
 //! A value keeps its sample type (`bool`, `int`, `ip`, `str`, `bin`) and is cast as any
 //! sample where it is read. The stores are maps created empty, which allocate nothing
 //! until a variable is set: a configuration without variables costs a connection nothing.
+//!
+//! Sizes (`tune.vars.*-max-size`, as HAProxy's `var_accounting_add`): a variable counts
+//! [`VAR_SIZE`] bytes, plus its value's for a string or binary one, in its scope and in
+//! each enclosing one (`req`/`res` in `txn`, `txn` in `sess`, `sess` in `proc`, which
+//! holds every variable of the process, against both `proc-max-size` and
+//! `global-max-size`). A set that does not fit is refused silently: a new variable whose
+//! [`VAR_SIZE`] does not fit is not created; one whose value does not fit is left a
+//! boolean, as HAProxy leaves it (whose value is whatever its memory held: hapx says true).
+//! Without any limit, nothing is counted (one relaxed load per set). A connection's
+//! variables are given back when its task ends, just after its socket closed (HAProxy's
+//! as it closes it).
+//!
+//! Health checks' `check` and `sess` variables are not counted (`tune.vars.check-max-size`
+//! is not implemented); their `proc` ones are, as the traffic's.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use super::sample::Sample;
@@ -29,12 +44,134 @@ use super::sample::Sample;
 /// buffer of `tune.bufsize` bytes and keeps one for its final NUL.
 pub const FORMAT_MAX: usize = super::BUFSIZE - 1;
 
+/// The bytes a variable itself counts for, beside its value's: the size of HAProxy 2.6's
+/// `struct var` on a 64-bit system.
+pub const VAR_SIZE: usize = 80;
+
+/// Which `tune.vars.*-max-size` limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Global,
+    Proc,
+    Sess,
+    Txn,
+    Reqres,
+}
+
+/// The configured limits in bytes, 0 for none (`proc` and `global` are the same rule:
+/// HAProxy holds the process's whole size against each).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub global: usize,
+    pub proc: usize,
+    pub sess: usize,
+    pub txn: usize,
+    pub reqres: usize,
+}
+
+impl Limits {
+    /// Whether the process's size is counted (HAProxy counts it only under a limit).
+    fn counts_process(&self) -> bool {
+        self.proc != 0 || self.global != 0
+    }
+}
+
+/// The limits the configuration set so far: its `tune.vars` lines take effect as read, so
+/// that a later global `set-var` (or a process variable a rule names) is held to them.
+static LIMITS: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
+/// Whether any limit is set: without one, a set counts nothing.
+static LIMITED: AtomicBool = AtomicBool::new(false);
+/// The bytes of the process's variables of every scope, counted while a `proc` or
+/// `global` limit is set.
+static PROCESS_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets one limit (`tune.vars.*-max-size`), in bytes; 0 removes it.
+pub fn set_limit(which: Limit, bytes: usize) {
+    LIMITS[which as usize].store(bytes, Ordering::Relaxed);
+    let any = LIMITS.iter().any(|l| l.load(Ordering::Relaxed) != 0);
+    LIMITED.store(any, Ordering::Relaxed);
+}
+
+/// The limits, None when none is set (one relaxed load: the cost of no limit).
+fn limits() -> Option<Limits> {
+    if !LIMITED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let at = |which: Limit| LIMITS[which as usize].load(Ordering::Relaxed);
+    Some(Limits {
+        global: at(Limit::Global),
+        proc: at(Limit::Proc),
+        sess: at(Limit::Sess),
+        txn: at(Limit::Txn),
+        reqres: at(Limit::Reqres),
+    })
+}
+
+/// The value of a `tune.vars.*-max-size` line as HAProxy reads it (`strtol`, kept in an
+/// unsigned 32-bit integer: a negative size wraps), or its message.
+pub fn parse_limit(keyword: &str, text: &str) -> Result<usize, String> {
+    let invalid = || format!("{keyword}: '{text}' is an invalid size");
+    let trimmed = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, digits) = match trimmed.as_bytes().first() {
+        Some(b'-') => (true, &trimmed[1..]),
+        Some(b'+') => (false, &trimmed[1..]),
+        _ => (false, trimmed),
+    };
+    if text.is_empty() {
+        return Ok(0);
+    }
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    // strtol saturates at the bounds of a long.
+    let magnitude = digits.parse::<i64>().unwrap_or(i64::MAX);
+    let value = if negative {
+        magnitude.wrapping_neg()
+    } else {
+        magnitude
+    };
+    Ok(value as u32 as usize)
+}
+
+/// What a store's sets are held to: the limits, and how much the enclosing scopes hold
+/// besides the store (innermost first: `reqres`, `txn`, `sess`; 0 and no limit for a
+/// scope that does not enclose it). None: nothing is counted.
+#[derive(Debug, Clone, Copy)]
+struct Ledger {
+    limits: Limits,
+    /// Each enclosing scope's limit and the bytes its other stores hold.
+    scopes: [(usize, usize); 3],
+}
+
+impl Ledger {
+    /// The ledger of a `proc` variable.
+    fn process(limits: Limits) -> Ledger {
+        Ledger {
+            limits,
+            scopes: [(0, 0); 3],
+        }
+    }
+}
+
 /// Variables of one scope by their full name (`SCOPE.NAME`): a value, or none for one that
 /// exists without a value (HAProxy's type `ANY`: created by a set its conditions refused,
 /// or a `proc` one after `unset-var`).
 #[derive(Debug, Default)]
 pub struct Store {
     map: BTreeMap<Box<str>, Option<Sample<'static>>>,
+    /// The bytes its variables count for, while a limit is set.
+    size: usize,
+    /// The process's store, whose sets are held to the process's limits.
+    process: bool,
+}
+
+/// The bytes a value counts for besides its variable's.
+fn value_size(value: Option<&Sample<'_>>) -> usize {
+    match value {
+        Some(Sample::Str(s)) => crate::bytestr::byte_len(s),
+        Some(Sample::Bin(b)) => b.len(),
+        _ => 0,
+    }
 }
 
 impl Store {
@@ -43,39 +180,125 @@ impl Store {
         self.map.get(name).and_then(Option::as_ref)
     }
 
-    /// Sets `name` to `value` if `conditions` allow it, as HAProxy's `var_set`: a variable
-    /// that `ifexists` does not stop is created (without a value) before the other
-    /// conditions are tested, so that a later `ifexists` sees it.
+    /// Sets `name` to `value` if `conditions` allow it and it fits (a `proc` store: the
+    /// process's limits; another: none).
     pub fn set(&mut self, name: &str, value: Sample<'_>, conditions: Conditions) {
-        let exists = self.map.contains_key(name);
+        let ledger = self.own_ledger();
+        self.set_within(name, value, conditions, ledger);
+    }
+
+    /// The ledger of a store that is not a stream's.
+    fn own_ledger(&self) -> Option<Ledger> {
+        limits().filter(|_| self.process).map(Ledger::process)
+    }
+
+    /// Sets `name` as HAProxy's `var_set`: a variable that `ifexists` does not stop is
+    /// created (without a value) before the other conditions are tested, so that a later
+    /// `ifexists` sees it; each step counts in `ledger` and is refused if it does not fit.
+    fn set_within(
+        &mut self,
+        name: &str,
+        value: Sample<'_>,
+        conditions: Conditions,
+        ledger: Option<Ledger>,
+    ) {
+        let current = self.map.get(name).map(Option::as_ref);
+        let exists = current.is_some();
         if !conditions.allow_creation(exists) {
             return;
         }
+        let current = current.flatten();
+        let allowed = conditions.allow(current, &value);
+        let old = value_size(current);
         if !exists {
+            if !self.charge(ledger, VAR_SIZE) {
+                return;
+            }
+            // Created before the other conditions: a refused set leaves it, without a value.
             self.map.insert(name.into(), None);
         }
-        let Some(slot) = self.map.get_mut(name) else {
+        if !allowed {
+            return;
+        }
+        self.refund(ledger, old);
+        let value = if self.charge(ledger, value_size(Some(&value))) {
+            value.into_owned()
+        } else {
+            // The value does not fit: HAProxy leaves the variable a boolean.
+            Sample::Bool(true)
+        };
+        if let Some(slot) = self.map.get_mut(name) {
+            *slot = Some(value);
+        }
+    }
+
+    /// Counts `bytes` more in this store and the enclosing scopes if they fit all limits.
+    fn charge(&mut self, ledger: Option<Ledger>, bytes: usize) -> bool {
+        let Some(ledger) = ledger else {
+            return true;
+        };
+        if bytes == 0 {
+            return true;
+        }
+        let over = |limit: usize, held: usize| limit != 0 && held + bytes > limit;
+        if (ledger.scopes.iter()).any(|&(limit, others)| over(limit, others + self.size)) {
+            return false;
+        }
+        let limits = ledger.limits;
+        if limits.counts_process() {
+            let process = PROCESS_SIZE.load(Ordering::Relaxed);
+            if over(limits.proc, process) || over(limits.global, process) {
+                return false;
+            }
+            PROCESS_SIZE.fetch_add(bytes, Ordering::Relaxed);
+        }
+        self.size += bytes;
+        true
+    }
+
+    /// Counts `bytes` less, as a value or a variable goes.
+    fn refund(&mut self, ledger: Option<Ledger>, bytes: usize) {
+        let Some(ledger) = ledger else {
             return;
         };
-        if conditions.allow(slot.as_ref(), &value) {
-            *slot = Some(value.into_owned());
+        if bytes == 0 {
+            return;
+        }
+        self.size = self.size.saturating_sub(bytes);
+        if ledger.limits.counts_process() {
+            let _ = PROCESS_SIZE.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(bytes))
+            });
         }
     }
 
     /// Unsets `name`: gone, or kept without a value (`keep`).
     pub fn unset(&mut self, name: &str, keep: bool) {
-        if keep {
-            if let Some(v) = self.map.get_mut(name) {
-                *v = None;
-            }
-        } else {
-            self.map.remove(name);
-        }
+        let ledger = self.own_ledger();
+        self.unset_within(name, keep, ledger);
     }
 
-    fn clear(&mut self) {
+    fn unset_within(&mut self, name: &str, keep: bool, ledger: Option<Ledger>) {
+        let freed = if keep {
+            match self.map.get_mut(name) {
+                Some(v) => value_size(v.take().as_ref()),
+                None => 0,
+            }
+        } else {
+            match self.map.remove(name) {
+                Some(v) => VAR_SIZE + value_size(v.as_ref()),
+                None => 0,
+            }
+        };
+        self.refund(ledger, freed);
+    }
+
+    /// Drops every variable (a stream's scope ends), and what they counted.
+    fn clear(&mut self, ledger: Option<Ledger>) {
         if !self.map.is_empty() {
             self.map.clear();
+            let size = std::mem::take(&mut self.size);
+            self.refund(ledger, size);
         }
     }
 }
@@ -83,6 +306,8 @@ impl Store {
 /// The process's `proc` variables.
 static PROC: Mutex<Store> = Mutex::new(Store {
     map: BTreeMap::new(),
+    size: 0,
+    process: true,
 });
 
 /// Where a connection is in HAProxy's life of a stream, which decides the scopes it has.
@@ -121,6 +346,58 @@ impl StreamStores {
             (Scope::Txn, _) => Some(&mut self.txn),
             (Scope::Req, Phase::Request) | (Scope::Res, Phase::Response) => Some(&mut self.reqres),
             _ => None,
+        }
+    }
+
+    /// The ledger of `scope`'s store (None: no limit is set): the enclosing scopes hold
+    /// the inner stores' bytes too (`txn` holds the `req`/`res` ones, `sess` both).
+    fn ledger(&self, scope: Scope) -> Option<Ledger> {
+        let limits = limits()?;
+        let (sess, txn, reqres) = (self.sess.size, self.txn.size, self.reqres.size);
+        let scopes = match scope {
+            Scope::Req | Scope::Res => [
+                (limits.reqres, 0),
+                (limits.txn, txn),
+                (limits.sess, txn + sess),
+            ],
+            Scope::Txn => [(limits.txn, reqres), (limits.sess, reqres + sess), (0, 0)],
+            Scope::Sess => [(limits.sess, reqres + txn), (0, 0), (0, 0)],
+            Scope::Proc | Scope::Check => [(0, 0); 3],
+        };
+        Some(Ledger { limits, scopes })
+    }
+
+    /// Runs `f` on `scope`'s store and its ledger, if the connection has the scope now.
+    fn with<R>(
+        &mut self,
+        scope: Scope,
+        f: impl FnOnce(&mut Store, Option<Ledger>) -> R,
+    ) -> Option<R> {
+        let ledger = self.ledger(scope);
+        self.of(scope).map(|store| f(store, ledger))
+    }
+
+    /// Drops the stream's `txn` and `req`/`res` variables.
+    fn clear_stream(&mut self) {
+        let ledger = self.ledger(Scope::Txn);
+        self.txn.clear(ledger);
+        self.clear_reqres();
+    }
+
+    fn clear_reqres(&mut self) {
+        let ledger = self.ledger(Scope::Req);
+        self.reqres.clear(ledger);
+    }
+}
+
+impl Drop for StreamStores {
+    /// The connection ends: what its variables counted in the process's size goes.
+    fn drop(&mut self) {
+        let held = self.sess.size + self.txn.size + self.reqres.size;
+        if held != 0 && limits().is_some_and(|l| l.counts_process()) {
+            let _ = PROCESS_SIZE.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(held))
+            });
         }
     }
 }
@@ -232,14 +509,18 @@ fn proc_store() -> std::sync::MutexGuard<'static, Store> {
     PROC.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Runs `f` on the store `name` is in, if the task has it now (None: HAProxy's "scope not
-/// available", where a `var()` default does not apply either).
-fn with_store<R>(name: &str, f: impl FnOnce(&mut Store) -> R) -> Option<R> {
+/// Runs `f` on the store `name` is in and its ledger, if the task has it now (None:
+/// HAProxy's "scope not available", where a `var()` default does not apply either).
+fn with_store<R>(name: &str, f: impl FnOnce(&mut Store, Option<Ledger>) -> R) -> Option<R> {
     match Scope::of(name)? {
-        Scope::Proc => Some(f(&mut proc_store())),
+        Scope::Proc => {
+            let mut store = proc_store();
+            let ledger = store.own_ledger();
+            Some(f(&mut store, ledger))
+        }
         Scope::Check => None,
         scope => STREAM
-            .try_with(|v| v.stores.borrow_mut().of(scope).map(f))
+            .try_with(|v| v.stores.borrow_mut().with(scope, f))
             .ok()
             .flatten(),
     }
@@ -247,13 +528,13 @@ fn with_store<R>(name: &str, f: impl FnOnce(&mut Store) -> R) -> Option<R> {
 
 /// The value of the variable `name`, if it has one where the task is.
 pub fn get(name: &str) -> Option<Sample<'static>> {
-    with_store(name, |s| s.get(name).cloned()).flatten()
+    with_store(name, |s, _| s.get(name).cloned()).flatten()
 }
 
 /// `var(NAME,DEFAULT)`: the value of `name`, or `default` when its scope is there but the
 /// variable has no value; nothing when its scope is not (HAProxy applies no default then).
 pub fn fetch(name: &str, default: Option<&str>) -> Option<Sample<'static>> {
-    with_store(name, |s| {
+    with_store(name, |s, _| {
         (s.get(name).cloned()).or_else(|| default.map(|d| Sample::Str(d.to_string().into())))
     })
     .flatten()
@@ -261,7 +542,9 @@ pub fn fetch(name: &str, default: Option<&str>) -> Option<Sample<'static>> {
 
 /// Sets `name` to `value` if `conditions` allow it.
 pub fn set(name: &str, value: Sample<'_>, conditions: Conditions) {
-    with_store(name, |s| s.set(name, value, conditions));
+    with_store(name, |s, ledger| {
+        s.set_within(name, value, conditions, ledger)
+    });
 }
 
 /// Sets `name` to a rendered format (`set-var-fmt`), cut to HAProxy's [`FORMAT_MAX`].
@@ -282,13 +565,22 @@ pub fn cut_format(text: String) -> String {
 /// HAProxy registers every process variable the configuration names (a `var()` read, a
 /// variable action: `VF_CREATEONLY | VF_PERMANENT`): an `ifexists` set of it succeeds from
 /// the first, an `ifnotexists` one never does, and `get var` finds no value until one is set.
-pub fn declare(name: &str) {
-    if Scope::of(name) == Some(Scope::Proc) {
-        let mut store = proc_store();
-        if !store.map.contains_key(name) {
-            store.map.insert(name.into(), None);
-        }
+/// False when a new one does not fit the process's limits (HAProxy then refuses the
+/// configuration).
+pub fn declare(name: &str) -> bool {
+    if Scope::of(name) != Some(Scope::Proc) {
+        return true;
     }
+    let mut store = proc_store();
+    if store.map.contains_key(name) {
+        return true;
+    }
+    let ledger = store.own_ledger();
+    if !store.charge(ledger, VAR_SIZE) {
+        return false;
+    }
+    store.map.insert(name.into(), None);
+    true
 }
 
 /// Runs `f` on the process's variables (a health check's `proc` scope).
@@ -299,7 +591,7 @@ pub fn with_proc<R>(f: impl FnOnce(&mut Store) -> R) -> R {
 /// Unsets `name`: a `proc` variable stays without a value (as HAProxy keeps it).
 pub fn unset(name: &str) {
     let keep = Scope::of(name) == Some(Scope::Proc);
-    with_store(name, |s| s.unset(name, keep));
+    with_store(name, |s, ledger| s.unset_within(name, keep, ledger));
 }
 
 /// Runs `f` on the connection's stores, if the task has them.
@@ -311,8 +603,7 @@ fn with_stream(f: impl FnOnce(&mut StreamStores)) {
 /// HTTP request's): its `txn` and `req` scopes, empty.
 pub fn stream_starts() {
     with_stream(|s| {
-        s.txn.clear();
-        s.reqres.clear();
+        s.clear_stream();
         s.phase = Phase::Request;
     });
 }
@@ -321,7 +612,7 @@ pub fn stream_starts() {
 pub fn response_starts() {
     with_stream(|s| {
         if s.phase == Phase::Request {
-            s.reqres.clear();
+            s.clear_reqres();
             s.phase = Phase::Response;
         }
     });
@@ -331,8 +622,7 @@ pub fn response_starts() {
 /// variables are left.
 pub fn stream_ends() {
     with_stream(|s| {
-        s.txn.clear();
-        s.reqres.clear();
+        s.clear_stream();
         s.phase = Phase::NoStream;
     });
 }
@@ -488,6 +778,63 @@ mod tests {
         assert_eq!(
             show_proc("").0,
             "Missing process-wide variable identifier.\n"
+        );
+    }
+
+    /// A ledger for a `txn` store under `limits`, with `reqres`/`sess` other stores'
+    /// bytes (no process limit: the process's size is not touched).
+    fn txn_ledger(limits: Limits, reqres: usize, sess: usize) -> Option<Ledger> {
+        let scopes = [(limits.txn, reqres), (limits.sess, reqres + sess), (0, 0)];
+        Some(Ledger { limits, scopes })
+    }
+
+    #[test]
+    fn sets_are_held_to_the_limits_of_their_scopes() {
+        let limits = Limits {
+            txn: 200,
+            sess: 1000,
+            ..Limits::default()
+        };
+        let ledger = txn_ledger(limits, 0, 0);
+        let mut store = Store::default();
+        let any = Conditions::default();
+        let text = |s: &str| Sample::Str(s.to_string().into());
+        store.set_within("txn.a", text("abcdefghij"), any, ledger);
+        store.set_within("txn.c", int(5), any, ledger);
+        assert_eq!(store.size, 2 * VAR_SIZE + 10);
+        // A third variable does not fit: not created.
+        store.set_within("txn.d", int(6), any, ledger);
+        assert!(!store.map.contains_key("txn.d"));
+        // A longer value replaces the shorter one's bytes; one that does not fit leaves a
+        // boolean.
+        store.set_within("txn.a", text(&"y".repeat(40)), any, ledger);
+        assert_eq!(store.size, 2 * VAR_SIZE + 40);
+        store.set_within("txn.a", text(&"z".repeat(41)), any, ledger);
+        assert_eq!(store.get("txn.a"), Some(&Sample::Bool(true)));
+        assert_eq!(store.size, 2 * VAR_SIZE);
+        // The enclosing scopes hold the inner stores' bytes: `sess` is full.
+        let crowded = txn_ledger(limits, 0, 1000 - 2 * VAR_SIZE);
+        store.set_within("txn.e", int(1), any, crowded);
+        assert!(!store.map.contains_key("txn.e"));
+        store.unset_within("txn.c", false, ledger);
+        assert_eq!(store.size, VAR_SIZE);
+        store.clear(ledger);
+        assert_eq!(store.size, 0);
+        // Without a ledger nothing is counted.
+        store.set_within("txn.f", text("abc"), any, None);
+        assert_eq!(store.size, 0);
+    }
+
+    #[test]
+    fn limits_are_read_as_haproxy_reads_them() {
+        let kw = "tune.vars.txn-max-size";
+        assert_eq!(parse_limit(kw, "200"), Ok(200));
+        assert_eq!(parse_limit(kw, ""), Ok(0));
+        assert_eq!(parse_limit(kw, " +7"), Ok(7));
+        assert_eq!(parse_limit(kw, "-1"), Ok(u32::MAX as usize));
+        assert_eq!(
+            parse_limit(kw, "1x"),
+            Err("tune.vars.txn-max-size: '1x' is an invalid size".into())
         );
     }
 
