@@ -62,7 +62,7 @@ pub struct Cli {
     /// Verbose: print every message, even with -q or the global `quiet`.
     #[arg(short = 'V')]
     pub verbose: bool,
-    /// Quiet: print nothing but errors (as the global `quiet`).
+    /// Quiet: print nothing, not even errors (as the global `quiet`; the exit code tells).
     #[arg(short = 'q')]
     pub quiet: bool,
     /// Take the listening sockets over from the process serving this UNIX socket.
@@ -125,7 +125,7 @@ pub fn check_outcome(
             println!("{line}");
         }
     };
-    if diags.list.iter().any(|d| !d.is_error()) {
+    if diags.list.iter().any(|d| d.is_warning()) {
         say("Warnings were found.");
     }
     if !config.has_listener() {

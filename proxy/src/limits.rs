@@ -2,12 +2,16 @@
 //! `maxconn` derived from the open-files limit when the configuration sets none, the splice
 //! pipes (`maxpipes`), and raising `RLIMIT_NOFILE` before anything is bound.
 //!
-//! HAProxy's sums (haproxy.c `compute_ideal_maxconn`, `compute_ideal_maxsock`,
-//! `compute_ideal_maxpipes`): a fixed reserve, the listening sockets, one per runtime API
-//! socket and per health-checked server, three per thread (poller and wake-up pipe), two per
-//! connection, and two per pipe. The pipes are a quarter of the connections of the proxies
-//! with an `option splice-*` (none without such an option, and then hapx copies instead of
-//! splicing, as HAProxy does); global `maxpipes` sets them. `show info` reports these.
+//! HAProxy's sums (haproxy.c `compute_ideal_maxconn`, the `global.maxsock` additions in
+//! `init`, `compute_ideal_maxpipes`): a fixed reserve of 10, one per listening socket (the
+//! frontends' binds, each `stats socket`, a master-worker's worker link), one per
+//! health-checked server and two per agent check, the runtime API frontend's `maxconn`
+//! (`stats maxconn`, 10 by default) when it exists (any `stats socket`, `stats timeout` or
+//! `stats maxconn` line, or a worker of a master), three per thread (poller and wake-up
+//! pipe), two per connection, and two per pipe. The pipes are a quarter of the connections
+//! of the proxies with an `option splice-*` (none without such an option, and then hapx
+//! copies instead of splicing, as HAProxy does); global `maxpipes` sets them. `show info`
+//! reports these.
 //!
 //! hapx holds some descriptors HAProxy does not: one listening socket per thread per address
 //! (each thread accepts on its own `SO_REUSEPORT` socket), each kept twice (the accepting
@@ -17,17 +21,26 @@
 //! 2 per thread per address + one per runtime API socket; a worker has its master link
 //! too. Beside those it may hold one descriptor per health check and one per agent check
 //! (both at once), per log target of each proxy's logger (a syslog socket), and per server
-//! resolved at run time (a resolver's query socket). The limit set is the larger of
-//! HAProxy's `maxsock` and what hapx really needs at `maxconn`, so every connection fits;
-//! for the usual few addresses and threads the two agree, and so does `Ulimit-n`.
+//! resolved at run time (a resolver's query socket), and its runtime API sessions (as
+//! HAProxy). So hapx often needs a few more than HAProxy counts: already with two threads
+//! and one address (8 + 4 + 8 = 20 against HAProxy's 10 + 1 + 6 = 17).
+//!
+//! Users compare the figures with HAProxy's and size their limits by them, so every figure
+//! is HAProxy's: `maxconn` derived from HAProxy's count only, `Maxsock`, `Ulimit-n`, and
+//! the checks and messages below. hapx's extra is covered apart: once HAProxy's limit is
+//! in place, the soft limit is raised further to what hapx needs at `maxconn` (`fd_limit`),
+//! as far as the hard limit allows, silently (HAProxy would start and say nothing). Only
+//! when the hard limit leaves no room for that extra may the last few connections near
+//! `maxconn` meet EMFILE, which pauses the listener as in HAProxy (`runtime::accept_failed`).
 //!
 //! Without `maxconn`, the connections are what the larger of the soft and hard limits at
-//! start leaves (at least 100), from the larger of the two counts. The soft limit is then
-//! raised to that (or set to `ulimit-n`), the hard one too when it is lower and the process
-//! may (root). As HAProxy 2.6 does by default (`strict-limits`), a limit that cannot be set,
-//! or that stays below what is needed, is an alert and the process exits 1; with `no
-//! strict-limits` the limit goes as high as allowed, with a warning (and an alert if the
-//! need still does not fit).
+//! start leaves (at least 100). The soft limit is then raised to `maxsock` (or to
+//! `ulimit-n`), never lowered, the hard one too when it is lower and the process may. As
+//! HAProxy 2.6 does by default (`strict-limits`), a limit that cannot be raised is an alert
+//! and the process exits 1, and so is a resulting limit below `maxsock` (an explicit
+//! `ulimit-n` lower than `maxsock` is fine while the process's limit is high enough: HAProxy
+//! never lowers it); with `no strict-limits` the limit goes as high as allowed, with a
+//! warning (and an alert if `maxsock` still does not fit).
 
 use std::io;
 
@@ -36,9 +49,11 @@ use crate::config::model::{Config, LogDest, ProxyKind};
 /// HAProxy's descriptors kept for the process itself (standard streams, logs, the poller's
 /// own needs...): `global.maxsock = 10` at start.
 const RESERVED: usize = 10;
-/// The connections of HAProxy's runtime API frontend (`cli_fe->maxconn`), added to
-/// `maxsock` when it has a `stats socket` (measured: 54 without one, 65 with one).
-const CLI_MAXCONN: usize = 10;
+/// The connections of HAProxy's runtime API frontend (`cli_fe->maxconn`) unless `stats
+/// maxconn` says otherwise, added to `maxsock` when that frontend exists (measured, one
+/// bind, 2 threads, `maxconn 20`: 57 without one, 68 with a `stats socket`, 67 with only
+/// `stats timeout`, 61 with `stats socket` and `stats maxconn 3`).
+pub const CLI_MAXCONN: usize = 10;
 /// HAProxy's per thread: its poller and a wake-up pipe.
 const PER_THREAD: usize = 3;
 /// hapx's own base, measured: standard streams, the listeners' hand-over channel, the
@@ -50,10 +65,10 @@ const HAPX_PER_THREAD: usize = 4;
 /// HAProxy's DEFAULT_MAXCONN: the least `maxconn` ever derived from the limit.
 const DEFAULT_MAXCONN: usize = 100;
 
-/// HAProxy's `rlimit_nofile` (`show info`'s `Ulimit-n`): `ulimit-n`, else the limit the
-/// budget asks for; the process's own when lower (a limit that could not be raised).
-pub fn reported(ulimit_n: Option<u64>, budget_limit: usize) -> u64 {
-    let asked = ulimit_n.filter(|&n| n > 0).unwrap_or(budget_limit as u64);
+/// HAProxy's `rlimit_nofile` (`show info`'s `Ulimit-n`): `ulimit-n`, else `maxsock`; the
+/// process's own when lower (a limit that could not be raised). Never hapx's `fd_limit`.
+pub fn reported(ulimit_n: Option<u64>, maxsock: usize) -> u64 {
+    let asked = ulimit_n.filter(|&n| n > 0).unwrap_or(maxsock as u64);
     current().map_or(asked, |(soft, _)| asked.min(soft))
 }
 
@@ -91,7 +106,8 @@ pub struct Budget {
     pub maxpipes: usize,
     /// Descriptors needed in all, as HAProxy counts them (`show info`'s `Maxsock`).
     pub maxsock: usize,
-    /// The open-files limit to set: `maxsock`, or more when hapx needs more.
+    /// The open-files limit hapx needs: `maxsock`, or more when hapx holds more than
+    /// HAProxy counts (raised to as far as allowed, never reported: see the module doc).
     pub fd_limit: usize,
 }
 
@@ -106,14 +122,15 @@ impl Budget {
         worker: bool,
         boot: (u64, u64),
     ) -> Budget {
-        let theirs = haproxy_fixed(config, threads);
+        let theirs = haproxy_fixed(config, threads, worker);
         let ours = hapx_fixed(config, threads, worker);
+        // From HAProxy's count alone, so that it is HAProxy's figure (see the module doc).
         let maxconn = config.global.maxconn.unwrap_or_else(|| {
             let pipes = config
                 .global
                 .maxpipes
                 .map_or_else(|| ideal_pipes(config, None), Some);
-            ideal_maxconn(theirs.max(ours), pipes, boot)
+            ideal_maxconn(theirs, pipes, boot)
         });
         let maxpipes = config
             .global
@@ -165,21 +182,41 @@ fn checks_and_agents(config: &Config) -> (usize, usize) {
 }
 
 /// HAProxy's descriptors needed whatever the traffic: the reserve, one per listening
-/// address, one per runtime API socket and per health check, two per agent check (HAProxy
-/// 2.6.12 counts an agent twice: `Maxsock` grows by 2 per `agent-check`), threads.
-fn haproxy_fixed(config: &Config, threads: usize) -> usize {
+/// address, one per health check, two per agent check (HAProxy 2.6.12 counts an agent
+/// twice: `Maxsock` grows by 2 per `agent-check`), the runtime API's, threads.
+fn haproxy_fixed(config: &Config, threads: usize, worker: bool) -> usize {
     let (checks, agents) = checks_and_agents(config);
-    let cli = match config.global.stats_sockets.len() {
-        0 => 0,
-        sockets => CLI_MAXCONN + sockets,
-    };
-    RESERVED + addresses(config) + cli + checks + 2 * agents + PER_THREAD * threads
+    RESERVED
+        + addresses(config)
+        + runtime_api(config, worker)
+        + checks
+        + 2 * agents
+        + PER_THREAD * threads
+}
+
+/// HAProxy's runtime API frontend (`GLOBAL`): one per listening socket (each `stats
+/// socket`, and a worker's link to its master: HAProxy's worker serves the master's CLI
+/// through a socket pair of that frontend, measured: `-W` adds 11), and its `maxconn`
+/// connections when the frontend exists.
+fn runtime_api(config: &Config, worker: bool) -> usize {
+    config.global.stats_sockets.len() + usize::from(worker) + runtime_api_sessions(config, worker)
+}
+
+/// The runtime API sessions open at once at most: the `maxconn` of HAProxy's `GLOBAL`
+/// frontend, when there is one.
+fn runtime_api_sessions(config: &Config, worker: bool) -> usize {
+    config
+        .global
+        .cli_maxconn
+        .or(worker.then_some(CLI_MAXCONN))
+        .unwrap_or(0)
 }
 
 /// hapx's, every descriptor it may hold besides the connections and pipes: its base, the
 /// master link of a worker, one listening socket per thread per address kept twice, one per
-/// runtime API socket, one per health check and one per agent check (both may be open at
-/// once), the log sockets, one resolver socket per server resolved at run time, threads.
+/// runtime API socket and per runtime API session, one per health check and one per agent
+/// check (both may be open at once), the log sockets, one resolver socket per server
+/// resolved at run time, threads.
 fn hapx_fixed(config: &Config, threads: usize, worker: bool) -> usize {
     let (checks, agents) = checks_and_agents(config);
     let resolved = servers(config)
@@ -189,6 +226,7 @@ fn hapx_fixed(config: &Config, threads: usize, worker: bool) -> usize {
         + usize::from(worker)
         + 2 * threads * addresses(config)
         + config.global.stats_sockets.len()
+        + runtime_api_sessions(config, worker)
         + checks
         + agents
         + log_sockets(config)
@@ -324,12 +362,13 @@ pub enum Notice {
     Alert(LimitError),
 }
 
-/// Raises the soft open-files limit to `ulimit_n` (global `ulimit-n`), else to the budget's
-/// `fd_limit`, the hard limit with it when needed (only root may); as HAProxy, a higher limit
-/// is kept, never lowered. Then checks that the limit holds what is needed: HAProxy's
-/// `maxsock` under an explicit `ulimit-n`, else `fd_limit`. With `strict` (HAProxy 2.6's
-/// default) any failure is the error; without, the limit goes as high as allowed and the
-/// failures come back as notices.
+/// HAProxy's steps: raises the soft open-files limit to `ulimit_n` (global `ulimit-n`),
+/// else to the budget's `maxsock`, the hard limit with it when needed (only root may); a
+/// higher limit is kept, never lowered. Then checks that the resulting limit holds
+/// `maxsock`. With `strict` (HAProxy 2.6's default) any failure is the error; without, the
+/// limit goes as high as allowed and the failures come back as notices. Last, hapx's own:
+/// the soft limit raised on to `fd_limit` as far as the hard limit allows, silently (see
+/// the module doc).
 pub fn apply(
     budget: &Budget,
     ulimit_n: Option<u64>,
@@ -337,10 +376,8 @@ pub fn apply(
     strict: bool,
 ) -> Result<Vec<Notice>, LimitError> {
     let mut notices = Vec::new();
-    let explicit = ulimit_n.filter(|&n| n > 0);
-    let wanted = explicit.unwrap_or(budget.fd_limit as u64);
+    let wanted = ulimit_n.filter(|&n| n > 0).unwrap_or(budget.maxsock as u64);
     let (soft, hard) = current().unwrap_or(boot);
-    let mut limit = wanted;
     if soft < wanted && set(wanted, hard.max(wanted)).is_err() {
         let (soft, hard) = current().unwrap_or((soft, hard));
         if strict {
@@ -351,24 +388,25 @@ pub fn apply(
         }
         // At least as high as allowed.
         let _ = set(hard, hard);
-        limit = current().map_or(soft, |l| l.0);
+        let limit = current().map_or(soft, |l| l.0);
         notices.push(Notice::Warning(LimitError::CannotRaise { wanted, limit }));
     }
-    let needed = if explicit.is_some() {
-        budget.maxsock
-    } else {
-        budget.fd_limit
-    };
-    if limit < needed as u64 {
+    let (limit, hard) = current().unwrap_or((soft.max(wanted), hard));
+    if limit < budget.maxsock as u64 {
         let low = LimitError::TooLow {
             limit,
             maxconn: budget.maxconn,
-            maxsock: needed,
+            maxsock: budget.maxsock,
         };
         if strict {
             return Err(low);
         }
         notices.push(Notice::Alert(low));
+    }
+    let ours = (budget.fd_limit as u64).min(hard);
+    if limit < ours {
+        // Best effort: the hard limit allows it, so only a failing call could refuse it.
+        let _ = set(ours, hard);
     }
     Ok(notices)
 }
@@ -403,7 +441,7 @@ mod tests {
     fn derived_maxconn_follows_haproxy_arithmetic() {
         // HAProxy 2.6, 2 threads, one bind, a stats socket, limit 1024: maxconn 498, and 398
         // with splice-auto (unlimited pipes).
-        let fixed = RESERVED + CLI_MAXCONN + 1 + 1 + 3 * 2;
+        let fixed = RESERVED + CLI_MAXCONN + 1 + 1 + PER_THREAD * 2;
         assert_eq!(ideal_maxconn(fixed, Some(0), (1024, 1024)), 498);
         assert_eq!(ideal_maxconn(fixed, None, (1024, 1024)), 398);
         // Fixed pipes count when they leave room.
@@ -446,15 +484,34 @@ mod tests {
 
     #[test]
     fn the_limit_covers_what_hapx_holds() {
-        // Few threads: HAProxy's count covers hapx's.
+        // Few threads: hapx's base is smaller than HAProxy's reserve, yet with the runtime
+        // API's sessions it needs a few more than HAProxy counts.
         let c = config("  maxconn 1000\n  stats socket /tmp/x.sock\n", "", "");
         let b = Budget::plan(&c, 2, true, false, (1024, 1024));
-        assert_eq!(b.fd_limit, b.maxsock);
+        assert_eq!(b.maxsock, 2028);
+        assert_eq!(b.fd_limit, 2031);
+        // One thread, no runtime API: HAProxy's count covers hapx's exactly; a log target
+        // is one more for hapx.
+        let b = Budget::plan(
+            &config("  maxconn 1000\n", "", ""),
+            1,
+            true,
+            false,
+            (1024, 1024),
+        );
+        assert_eq!((b.maxsock, b.fd_limit), (2014, 2014));
+        let c1 = config(
+            "  maxconn 1000\n  log 127.0.0.1:514 local0\n",
+            "  log global\n",
+            "",
+        );
+        let b = Budget::plan(&c1, 1, true, false, (1024, 1024));
+        assert_eq!((b.maxsock, b.fd_limit), (2014, 2015));
         // Many threads: hapx's sockets per thread need more than HAProxy counts.
         let b = Budget::plan(&c, 32, true, false, (1024, 1024));
         assert_eq!(
             b.fd_limit,
-            HAPX_BASE + 2 * 32 + 1 + HAPX_PER_THREAD * 32 + 2000
+            HAPX_BASE + 2 * 32 + 1 + CLI_MAXCONN + HAPX_PER_THREAD * 32 + 2000
         );
         assert!(b.fd_limit > b.maxsock);
     }
@@ -482,6 +539,35 @@ mod tests {
         assert_eq!(ours(global, both, false), base + 2);
         assert_eq!(ours(&logs, &b, false), base + 2 + 2);
         assert_eq!(ours(global, "", true), base + 1);
+    }
+
+    #[test]
+    fn the_runtime_api_frontend_counts_as_in_haproxy() {
+        // HAProxy 2.6.12, 2 threads, one bind, `maxconn 20`, limit 1024.
+        let maxsock = |global: &str, worker| {
+            let c = config(&format!("  maxconn 20\n{global}"), "", "");
+            Budget::plan(&c, 2, true, worker, (1024, 1024)).maxsock
+        };
+        assert_eq!(maxsock("", false), 57);
+        assert_eq!(maxsock("  stats socket /tmp/x.sock\n", false), 68);
+        assert_eq!(maxsock("  stats timeout 5s\n", false), 67);
+        assert_eq!(maxsock("  stats maxconn 3\n", false), 60);
+        let sockets = "  stats socket /tmp/x.sock\n  stats socket /tmp/y.sock\n";
+        assert_eq!(maxsock(&format!("  stats maxconn 3\n{sockets}"), false), 62);
+        assert_eq!(maxsock("", true), 68);
+        assert_eq!(maxsock("  stats maxconn 4\n", true), 62);
+    }
+
+    #[test]
+    fn derived_maxconn_ignores_hapx_own_descriptors() {
+        // HAProxy 2.6.12, 2 threads, one bind, no runtime API, limit 1024: 503 and 1023,
+        // whatever hapx holds beside; its limit covers that.
+        let b = Budget::plan(&config("", "", ""), 2, true, false, (1024, 1024));
+        assert_eq!((b.maxconn, b.maxsock), (503, 1023));
+        assert!(b.fd_limit > b.maxsock, "{b:?}");
+        let c = config("  stats maxconn 30\n", "", "");
+        let b = Budget::plan(&c, 2, true, false, (1024, 1024));
+        assert_eq!((b.maxconn, b.maxsock), (488, 1023));
     }
 
     #[test]

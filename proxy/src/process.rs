@@ -30,6 +30,15 @@ use crate::runtime::{self, Prepared, api, handover, master_link, state::State};
 
 /// Runs the command line; the exit code HAProxy would give.
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let quiet = cli.quiet && !cli.verbose;
+    match start(cli) {
+        // HAProxy's `-q` (or `quiet`) hides even the alert it fails with.
+        Err(_) if quiet || QUIET.load(Ordering::Relaxed) => Ok(ExitCode::from(1)),
+        outcome => outcome,
+    }
+}
+
+fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     // Until the handlers are in place (see `unblock_signals`): a reload or pause signal sent
     // as soon as the pid file exists must wait, not meet its default action (termination).
     block_signals();
@@ -52,12 +61,12 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     let quiet = cli.quiet(&config.global);
     // HAProxy's `-q` says no notice, the version's neither.
     QUIET.store(quiet, Ordering::Relaxed);
-    report(&diags, quiet || master.is_some());
+    report(&diags, quiet, master.is_some());
     let pid = std::process::id();
     if diags.has_errors() {
-        say_line(&format!(
-            "[ALERT]    ({pid}) : config : Fatal errors found in configuration."
-        ));
+        if let Some(summary) = diags.fatal_summary() {
+            say_line(&format!("[ALERT]    ({pid}) : config : {summary}"));
+        }
         return Ok(ExitCode::from(1));
     }
     if cli.check {
@@ -135,10 +144,12 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn report(diags: &Diags, quiet: bool) {
+/// Prints the configuration's messages: none when `quiet` (HAProxy's `-q` hides even its
+/// alerts), only the errors in a `worker` (its master said the warnings).
+pub(crate) fn report(diags: &Diags, quiet: bool, worker: bool) {
     let pid = std::process::id();
     for d in &diags.list {
-        if d.is_error() || !quiet {
+        if !quiet && (d.is_error() || !worker) {
             say_line(&d.render(pid));
         }
     }
@@ -186,6 +197,9 @@ pub(crate) fn forget_version_told() {
 
 /// Prints a whole `[LEVEL]    (PID) : text` line; a warning or alert tells the version first.
 pub(crate) fn say_line(line: &str) {
+    if QUIET.load(Ordering::Relaxed) {
+        return;
+    }
     if line.starts_with("[WARNING]") || line.starts_with("[ALERT]") {
         tell_version();
     }

@@ -3,6 +3,7 @@
 //! traffic, so that what each did can be compared.
 //!
 //! - [`side_by_side`]: runs a traffic function through both binaries.
+//! - [`binaries`]: hapx-proxy, then HAProxy when installed, for tests that loop over both.
 //! - [`EchoServer`]: an HTTP/1.1 keep-alive server answering with its name and the request
 //!   head it received (header names lower-cased), so tests see what the proxy forwarded.
 //! - [`Response`], [`exchange`]: requests on one kept-alive client connection.
@@ -10,7 +11,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,17 @@ use crate::proxy::{Proxy, temp_dir};
 use crate::{bins, require};
 
 pub const HAPROXY: &str = "/usr/sbin/haproxy";
+
+/// The binaries a side-by-side test runs, each with a label for its messages: hapx-proxy,
+/// then HAProxy when it is installed (skipped loudly otherwise, failing under CI), so that
+/// hapx's own assertions still run without it.
+pub fn binaries(test: &str) -> Vec<(&'static str, PathBuf)> {
+    let mut list = vec![("hapx", bins::path("hapx-proxy"))];
+    if require::path(test, Path::new(HAPROXY), "HAProxy") {
+        list.push(("HAProxy", PathBuf::from(HAPROXY)));
+    }
+    list
+}
 
 /// What `traffic` observed through hapx-proxy and then through HAProxy, each running
 /// `config` (listening on `front`) in turn. HAProxy's side is None when it is not installed

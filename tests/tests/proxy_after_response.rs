@@ -18,21 +18,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hapx_tests::proxy::{Proxy, cli, free_port, stat_row, temp_dir, wait_until};
-use hapx_tests::proxy_rules::check_alike;
+use hapx_tests::proxy_rules::{binaries, check_alike};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
-const HAPROXY: &str = "/usr/sbin/haproxy";
 /// The longest any read of a test waits (an upper bound, never a timing assertion).
 const PATIENCE: Duration = Duration::from_secs(10);
-
-/// The proxies to compare: hapx-proxy, and HAProxy when installed (skipped loudly if not).
-fn binaries(test: &str) -> Vec<(&'static str, PathBuf)> {
-    let mut list = vec![("hapx", hapx_tests::bins::path("hapx-proxy"))];
-    if hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy") {
-        list.push(("haproxy", PathBuf::from(HAPROXY)));
-    }
-    list
-}
 
 /// An HTTP/1.1 server answering 404 to paths under `/missing`, 500 under `/fail`, 200 to
 /// the others, each with a body of 5 bytes.

@@ -15,18 +15,9 @@ use std::time::{Duration, Instant};
 use hapx_tests::proxy::{
     NamedServer, Proxy, TestDir, ask, cli, free_port, stat_row, temp_dir, wait_until,
 };
+use hapx_tests::proxy_rules::binaries;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
-const HAPROXY: &str = "/usr/sbin/haproxy";
-
-/// hapx-proxy, then HAProxy when installed: (tag, binary).
-fn binaries(test: &str) -> Vec<(&'static str, PathBuf)> {
-    let mut list = vec![("hapx", hapx_tests::bins::path("hapx-proxy"))];
-    if hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy") {
-        list.push(("haproxy", PathBuf::from(HAPROXY)));
-    }
-    list
-}
 
 /// Asserts every run recorded the same as the first (hapx-proxy's).
 fn all_same<T: PartialEq + std::fmt::Debug>(test: &str, seen: &[(&str, T)]) {

@@ -21,9 +21,9 @@ use std::time::Duration;
 use hapx_tests::proxy::{
     Proxy, cli, free_port, kept_alive_client, read_response, stat_row, temp_dir, wait_until,
 };
+use hapx_tests::proxy_rules::binaries;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
-const HAPROXY: &str = "/usr/sbin/haproxy";
 
 /// An HTTP server that numbers its connections and answers each request with `NAME cN`
 /// (N: the connection's number), after holding it the milliseconds a path `/hMS` names; a
@@ -133,15 +133,6 @@ fn ask(conn: &mut BufReader<TcpStream>, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok());
     (code.unwrap_or(0), body)
-}
-
-/// hapx-proxy, then HAProxy when installed.
-fn binaries(test: &str) -> Vec<(&'static str, PathBuf)> {
-    let mut list = vec![("hapx", hapx_tests::bins::path("hapx-proxy"))];
-    if hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy") {
-        list.push(("HAProxy", PathBuf::from(HAPROXY)));
-    }
-    list
 }
 
 /// Starts `binary` (one thread, a stats socket `NAME.sock`) with an HTTP frontend and

@@ -5,26 +5,18 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use hapx_tests::proxy::{
     HttpServer, NamedServer, Proxy, TestDir, cli, free_port, temp_dir, wait_until,
 };
-use hapx_tests::{bins, require};
+use hapx_tests::proxy_rules::binaries;
+use hapx_tests::require;
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
 const LO: [u8; 4] = [127, 0, 0, 1];
-
-/// hapx, and HAProxy when installed (skipped loudly otherwise, failing under CI).
-fn binaries(test: &str) -> Vec<PathBuf> {
-    let mut list = vec![bins::path("hapx-proxy")];
-    if require::path(test, Path::new(HAPROXY), "HAProxy") {
-        list.push(PathBuf::from(HAPROXY));
-    }
-    list
-}
 
 /// Starts `binary` on `cfg` in its own directory, once `ready_port` accepts.
 fn start(binary: &Path, name: &str, cfg: &str, ready_port: u16) -> (Proxy, TestDir) {
@@ -63,7 +55,7 @@ fn backlog_sizes_the_listen_queue() {
     if !require::command(test, "ss") {
         return;
     }
-    for binary in binaries(test) {
+    for (_, binary) in binaries(test) {
         let ports = [free_port(), free_port(), free_port()];
         let cfg = format!(
             "defaults\n  mode tcp\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\
@@ -94,7 +86,7 @@ fn tcp_keepalive_on_both_sides() {
     if !require::command(test, "ss") {
         return;
     }
-    for binary in binaries(test) {
+    for (_, binary) in binaries(test) {
         let server = NamedServer::start("s", LO.into(), Duration::from_secs(10));
         let port = free_port();
         let cfg = format!(
@@ -172,7 +164,7 @@ fn seen_xff(addr: SocketAddr, headers: &str) -> String {
 #[test]
 fn forwardfor_except_and_if_none() {
     let test = "forwardfor_except_and_if_none";
-    for binary in binaries(test) {
+    for (_, binary) in binaries(test) {
         let web = HttpServer::start("web");
         let ports = [free_port(), free_port(), free_port()];
         let cfg = format!(
@@ -211,7 +203,7 @@ fn ids_are_numbered_like_haproxy() {
         return;
     }
     let mut tables = Vec::new();
-    for binary in binaries(test) {
+    for (_, binary) in binaries(test) {
         let ports = [free_port(), free_port()];
         let socket =
             std::env::temp_dir().join(format!("hapx-ids-{}-{}.sock", std::process::id(), ports[0]));

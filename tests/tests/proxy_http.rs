@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use hapx_tests::proxy::{HttpServer, Proxy, free_port, http_raw, temp_dir};
+use hapx_tests::proxy_rules::binaries;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -114,22 +115,12 @@ fn malformed_requests_get_400() {
     assert_eq!(srv.requests.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
-/// hapx-proxy, then HAProxy when it is installed (the test says so when it is not).
-fn binaries(test: &str) -> Vec<std::path::PathBuf> {
-    let mut out = vec![hapx_tests::bins::path("hapx-proxy")];
-    let haproxy = std::path::Path::new("/usr/sbin/haproxy");
-    if hapx_tests::require::path(test, haproxy, "HAProxy") {
-        out.push(haproxy.into());
-    }
-    out
-}
-
 #[test]
 fn slow_clients_hit_the_request_timeout() {
     let srv = HttpServer::start("web1");
     let server = format!("  server web1 {}\n", srv.addr);
     let mut answers = Vec::new();
-    for binary in binaries("slow_clients_hit_the_request_timeout") {
+    for (_, binary) in binaries("slow_clients_hit_the_request_timeout") {
         let (_p, addr) = start_binary(&binary, "http-408", &server, "");
         let started = Instant::now();
         let partial = http_raw(
@@ -173,7 +164,7 @@ fn a_silent_server_gets_a_504_once() {
     });
     let server = format!("  server s {server_addr}\n");
     let mut answers = Vec::new();
-    for binary in binaries("a_silent_server_gets_a_504_once") {
+    for (_, binary) in binaries("a_silent_server_gets_a_504_once") {
         let (_p, addr) = start_binary(&binary, "http-504", &server, "");
         let before = accepted.load(std::sync::atomic::Ordering::SeqCst);
         let started = Instant::now();
@@ -701,7 +692,7 @@ fn error_pages_keep_the_connection_where_haproxy_does() {
         ("", "HTTP/1.0"),
     ];
     let mut seen = Vec::new();
-    for binary in binaries(test) {
+    for (_, binary) in binaries(test) {
         let mut kept = Vec::new();
         for (i, (extra, version)) in cases.iter().enumerate() {
             let port = free_port();

@@ -13,7 +13,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,20 +22,10 @@ use std::time::Duration;
 use hapx_tests::proxy::{
     Proxy, cli, free_port, http_get, kept_alive_client, read_response, temp_dir,
 };
+use hapx_tests::proxy_rules::binaries;
 use hapx_tests::wait::eventually;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
-const HAPROXY: &str = "/usr/sbin/haproxy";
-
-/// The binaries to run each case with: hapx-proxy, and HAProxy when installed (else the
-/// test says it skips that half, or fails under CI).
-fn binaries(test: &str) -> Vec<(&'static str, PathBuf)> {
-    let mut list = vec![("hapx", hapx_tests::bins::path("hapx-proxy"))];
-    if hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy") {
-        list.push(("haproxy", PathBuf::from(HAPROXY)));
-    }
-    list
-}
 
 const DEFAULTS: &str =
     "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n  timeout connect 5s\n";

@@ -25,20 +25,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use hapx_tests::proxy::{Proxy, cli, free_port, silent_server, stat_row, temp_dir, wait_until};
-use hapx_tests::proxy_rules::Syslog;
+use hapx_tests::proxy_rules::{Syslog, binaries};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
-const HAPROXY: &str = "/usr/sbin/haproxy";
-
-/// The binaries to run each case with: hapx-proxy, and HAProxy when installed (else the
-/// test says it skips that half, or fails under CI).
-fn binaries(test: &str) -> Vec<(&'static str, PathBuf)> {
-    let mut list = vec![("hapx", hapx_tests::bins::path("hapx-proxy"))];
-    if hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy") {
-        list.push(("haproxy", PathBuf::from(HAPROXY)));
-    }
-    list
-}
 
 /// One `show info` field.
 fn info_field(sock: &Path, name: &str) -> Option<u64> {

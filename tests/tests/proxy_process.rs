@@ -1063,9 +1063,10 @@ fn open_files_limit_is_raised_for_maxconn_like_haproxy() {
         "hapx {ours:?}, HAProxy {theirs:?}"
     );
     assert_eq!(theirs.ulimit_n, theirs.soft_limit, "{theirs:?}");
-    assert_eq!(ours.ulimit_n, ours.soft_limit, "{ours:?}");
-    assert!(
-        ours.maxsock >= theirs.maxsock,
+    // HAProxy's figures; hapx's soft limit may be higher for descriptors of its own.
+    assert_eq!(
+        (ours.ulimit_n, ours.maxsock),
+        (theirs.ulimit_n, theirs.maxsock),
         "hapx {ours:?}, HAProxy {theirs:?}"
     );
     assert!(ours.soft_limit >= ours.maxsock, "{ours:?}");

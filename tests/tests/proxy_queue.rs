@@ -17,9 +17,9 @@ use std::time::Duration;
 use hapx_tests::proxy::{
     Proxy, cli, free_port, kept_alive_client, read_response, stat_row, temp_dir, wait_until,
 };
+use hapx_tests::proxy_rules::binaries;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
-const HAPROXY: &str = "/usr/sbin/haproxy";
 
 /// A hold time meaning: until the test opens the server's gate ([`Seen::open_gate`]).
 const GATED: u64 = 999_999;
@@ -169,15 +169,6 @@ fn on_loopback(serving: fn(TcpListener) -> Arc<Seen>) -> (SocketAddr, Arc<Seen>)
     let listener = TcpListener::bind((LO, 0)).expect("a loopback port");
     let addr = listener.local_addr().expect("its address");
     (addr, serving(listener))
-}
-
-/// hapx-proxy, then HAProxy when installed (None when it is not and the test may skip).
-fn binaries(test: &str) -> Vec<(&'static str, PathBuf)> {
-    let mut list = vec![("hapx", hapx_tests::bins::path("hapx-proxy"))];
-    if hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy") {
-        list.push(("HAProxy", PathBuf::from(HAPROXY)));
-    }
-    list
 }
 
 fn ok(mode: &str, answer: &str) -> bool {

@@ -5,8 +5,12 @@
 //! `N` its `stats socket`'s number); `show sess ID` dumps each with HAProxy's frontend,
 //! backend and server lines (`backend=<NONE> (id=-1 mode=-)`, `server=<none> (id=0)`).
 //!
-//! A queued stream killed (`shutdown session`) waits on, as HAProxy's: it ends at `timeout
-//! queue`, logged `KQ`, or once a slot frees, connected then ended at once, logged `K-`.
+//! A stream killed (`shutdown session`) in its queue or connecting whose client sent nothing
+//! ends at once, as HAProxy's (its request channel empty), logged `KQ` or `KC`; one whose
+//! client sent data waits on, as HAProxy's: queued, it ends at `timeout queue`, logged `KQ`,
+//! or once a slot frees, connected then ended at once, logged `K-`; connecting, at the end
+//! of its attempts, logged `KC`. The CLI's own stream killed (from another connection, or
+//! by a line of its own, which runs one more command first) closes its connection.
 //! A stream killed in its rules: HAProxy 2.6.12 never ends it (it stays listed, its client
 //! open, nothing logged, even after its client left: a leak); hapx ends it as its rules end,
 //! logged `KR`, its client closed. A killed session whose client does not read keeps what it
@@ -268,7 +272,7 @@ struct QueueKill {
 }
 
 #[test]
-fn a_queued_stream_killed_waits_for_its_timeout_queue_logged_kq() {
+fn a_queued_stream_holding_its_clients_data_killed_waits_for_its_timeout_queue_logged_kq() {
     let lab = Lab::new("show-sess-kill-queued");
     let server = NamedServer::start("a", LO, Duration::from_secs(30));
     let ports = (free_port(), free_port());
@@ -483,6 +487,196 @@ fn a_killed_session_whose_client_does_not_read_closes_at_its_idle_timeout() {
         gone_in_time: true,
         end: "data then FIN".into(),
         log: "fe2 bq/a K-".into(),
+    };
+    agree(ours, theirs, expected);
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct IdleKill {
+    /// The killed client's fate soon after its kill (long before its timeouts).
+    fate: String,
+    log: String,
+}
+
+#[test]
+fn a_queued_stream_whose_client_sent_nothing_killed_ends_at_once_logged_kq() {
+    let lab = Lab::new("show-sess-kill-queued-idle");
+    let server = NamedServer::start("a", LO, Duration::from_secs(30));
+    let ports = (free_port(), free_port());
+    let timeouts = "  timeout client 20s\n  timeout server 20s\n  timeout queue 10s\n";
+    let conf = lab.config(ports, server.addr, "10s", timeouts);
+    let (ours, theirs) = side_by_side(
+        "show-sess-kill-queued-idle",
+        &conf,
+        (LO, ports.1).into(),
+        |fe2| {
+            let (_, _served) = session(fe2);
+            let mut queued = client(fe2, b"");
+            wait_listed(&lab.admin, 2);
+            let src = queued.local_addr().unwrap();
+            let id = stream_of(&lab.admin, &src.to_string());
+            cli(&lab.admin, &format!("shutdown session {id}"));
+            IdleKill {
+                fate: fate(&mut queued, Duration::from_secs(3)).to_string(),
+                log: lab.log_of(src),
+            }
+        },
+    );
+    let expected = IdleKill {
+        fate: "closed".into(),
+        log: "fe2 bq/<NOSRV> KQ".into(),
+    };
+    agree(ours, theirs, expected);
+}
+
+/// A server address whose connections never complete: a listener whose backlog is full,
+/// whose SYNs the kernel drops. It lasts as long as what is returned.
+fn black_hole() -> (SocketAddr, socket2::Socket, Vec<socket2::Socket>) {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    listener
+        .bind(&SocketAddr::from((LO, 0)).into())
+        .expect("binding");
+    listener.listen(0).expect("listening");
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let fillers: Vec<Socket> = (0..3)
+        .map(|_| {
+            let filler = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+            filler.set_nonblocking(true).unwrap();
+            let _ = filler.connect(&addr.into());
+            filler
+        })
+        .collect();
+    // The backlog fills as the handshakes complete.
+    std::thread::sleep(Duration::from_millis(300));
+    (addr, listener, fillers)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct ConnectingKill {
+    /// The idle client's fate soon after its kill (its `timeout connect` is 3 s).
+    idle: String,
+    /// The client that sent data: its fate soon after its kill, then by its `timeout connect`.
+    sent: Vec<String>,
+    logs: Vec<String>,
+}
+
+#[test]
+fn a_connecting_stream_killed_ends_at_once_unless_its_client_sent_data_logged_kc() {
+    let lab = Lab::new("show-sess-kill-connecting");
+    let (hole, _listener, _fillers) = black_hole();
+    let port = free_port();
+    let conf = format!(
+        "global\n  stats socket {} level admin\n\
+         defaults\n  mode tcp\n  log {} local0\n  option tcplog\n  timeout connect 3s\n  \
+         timeout client 20s\n  timeout server 20s\n  retries 0\n\
+         frontend fc\n  bind 127.0.0.1:{port}\n  default_backend bc\n\
+         backend bc\n  server s {hole}\n",
+        lab.admin.display(),
+        lab.syslog.addr,
+    );
+    let (ours, theirs) = side_by_side(
+        "show-sess-kill-connecting",
+        &conf,
+        (LO, port).into(),
+        |fc| {
+            let mut idle = client(fc, b"");
+            let mut sent = client(fc, b"data");
+            wait_listed(&lab.admin, 2);
+            let srcs = [&idle, &sent].map(|c| c.local_addr().unwrap());
+            for src in srcs {
+                let id = stream_of(&lab.admin, &src.to_string());
+                cli(&lab.admin, &format!("shutdown session {id}"));
+            }
+            let idle = fate(&mut idle, Duration::from_secs(1)).to_string();
+            let early = fate(&mut sent, Duration::from_millis(500)).to_string();
+            let late = fate(&mut sent, Duration::from_secs(5)).to_string();
+            ConnectingKill {
+                idle,
+                sent: vec![early, late],
+                logs: srcs.map(|src| lab.log_of(src)).to_vec(),
+            }
+        },
+    );
+    let expected = ConnectingKill {
+        idle: "closed".into(),
+        sent: vec!["open".into(), "closed".into()],
+        logs: vec!["fc bc/s KC".into(), "fc bc/s KC".into()],
+    };
+    agree(ours, theirs, expected);
+}
+
+/// A CLI connection in interactive mode on `sock`, and its own stream's number.
+fn prompt_session(sock: &Path) -> (std::os::unix::net::UnixStream, String) {
+    let mut conn = std::os::unix::net::UnixStream::connect(sock).expect("connecting to the CLI");
+    conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    conn.write_all(b"prompt\nshow sess\n").unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    // The prompt, then the listing and its prompt.
+    while seen.matches("\n> ").count() < 2 {
+        let n = conn.read(&mut buf).expect("the CLI's answer");
+        assert!(n > 0, "the CLI closed: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let own = seen.lines().find(|l| field(l, "fe") == Some("GLOBAL"));
+    let own = own.unwrap_or_else(|| panic!("its own stream is not listed: {seen}"));
+    let own = own.trim_start_matches("> ");
+    (conn, own.split(':').next().unwrap_or_default().to_string())
+}
+
+/// Everything `conn` receives until its end, each answer (between prompts) named by its
+/// first line, and how it ended.
+fn answers_to_end(conn: &mut std::os::unix::net::UnixStream) -> (Vec<String>, &'static str) {
+    let mut out = Vec::new();
+    let end = match conn.read_to_end(&mut out) {
+        Ok(_) => "closed",
+        Err(_) => "open",
+    };
+    let out = String::from_utf8_lossy(&out);
+    let named = out.split("\n> ").map(|answer| {
+        let first = answer.lines().next().unwrap_or_default();
+        first.split(':').next().unwrap_or_default().to_string()
+    });
+    (named.collect(), end)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct CliKill {
+    /// Killed from another connection while idle: the killer's answer, then the killed
+    /// connection's end.
+    killer: String,
+    idle: (Vec<String>, &'static str),
+    /// Killed by a line of its own (`shutdown session OWN; show info; help`): its answers
+    /// and its end.
+    own_line: (Vec<String>, &'static str),
+}
+
+#[test]
+fn a_killed_cli_stream_closes_its_connection() {
+    let lab = Lab::new("show-sess-kill-cli");
+    let server = NamedServer::start("a", LO, Duration::from_secs(30));
+    let ports = (free_port(), free_port());
+    let timeouts = "  timeout client 20s\n  timeout server 20s\n  timeout queue 10s\n";
+    let conf = lab.config(ports, server.addr, "10s", timeouts);
+    let (ours, theirs) = side_by_side("show-sess-kill-cli", &conf, (LO, ports.1).into(), |_| {
+        let (mut idle, id) = prompt_session(&lab.admin);
+        let killer = cli(&lab.admin, &format!("shutdown session {id}"));
+        let idle = answers_to_end(&mut idle);
+        let (mut own, id) = prompt_session(&lab.admin);
+        let line = format!("shutdown session {id}; show info; help\n");
+        own.write_all(line.as_bytes()).unwrap();
+        CliKill {
+            killer,
+            idle,
+            own_line: answers_to_end(&mut own),
+        }
+    });
+    let expected = CliKill {
+        killer: "\n".into(),
+        idle: (vec![String::new()], "closed"),
+        // The kill's answer, then one more command's (HAProxy's runs one more), then the end.
+        own_line: (vec![String::new(), "Name".into(), String::new()], "closed"),
     };
     agree(ours, theirs, expected);
 }

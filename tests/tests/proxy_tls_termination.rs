@@ -802,18 +802,20 @@ fn access_restricting_tls_options_fail_closed() {
     }
 }
 
-/// `alpn h2,http/1.1` (the usual line) in `mode http`: hapx speaks HTTP/1 only, so `h2` is
-/// not advertised (a warning names the line) and an HTTP/2-capable client falls back to
-/// HTTP/1.1 and gets its answer. (HAProxy speaks h2: no side by side here.)
+/// `alpn h3,h2,http/1.1` in `mode http`: hapx speaks HTTP/1 and HTTP/2 there, so `h3` is
+/// not advertised (a warning names the line); a client offering `h2` gets it (HTTP/2 is
+/// tested in proxy_h2.rs), one offering HTTP/1.1 only gets HTTP/1.1 and its answer, one
+/// offering only `h3` a handshake without ALPN. (HAProxy advertises `h3` too: no side by
+/// side here.)
 #[test]
-fn http_listeners_advertise_only_http1() {
+fn http_listeners_advertise_only_what_they_speak() {
     let test = "tls_alpn_http1";
     let dir = temp_dir(test);
     site_certificate(&dir.join("site.pem"), &["site.example"], false);
     let echo = EchoServer::start("s1");
     let port = free_port();
     let config = format!(
-        "{HTTP_DEFAULTS}frontend fe\n  bind 127.0.0.1:{port} ssl crt {} alpn h2,http/1.1\n  default_backend be\n\
+        "{HTTP_DEFAULTS}frontend fe\n  bind 127.0.0.1:{port} ssl crt {} alpn h3,h2,http/1.1\n  default_backend be\n\
          backend be\n  server s1 {}\n",
         dir.join("site.pem").display(),
         echo.addr
@@ -825,7 +827,7 @@ fn http_listeners_advertise_only_http1() {
     assert!(
         messages.iter().any(|m| m.starts_with("WARNING")
             && m.contains("alpn.cfg:7]")
-            && m.contains("'h2' is not advertised")),
+            && m.contains("'h3' is not advertised")),
         "{messages:#?}"
     );
     let run = temp_dir(&format!("{test}-run"));
@@ -837,29 +839,25 @@ fn http_listeners_advertise_only_http1() {
         local(port),
         &[],
     );
-    let offers: &[&str] = &["h2", "http/1.1"];
-    let hello = ClientHello {
-        sni: Some("site.example"),
-        alpn: offers,
-        certificate: None,
+    let offer = |alpn: &[&str]| {
+        let hello = ClientHello {
+            sni: Some("site.example"),
+            alpn,
+            certificate: None,
+        };
+        tls_get(local(port), &hello, &[])
     };
-    let seen = tls_get(local(port), &hello, &[]);
+    let seen = offer(&["h2", "http/1.1"]);
+    assert_eq!(seen.alpn.as_deref(), Some("h2"), "{seen:#?}");
+    let seen = offer(&["http/1.1"]);
     assert_eq!(seen.alpn.as_deref(), Some("http/1.1"), "{seen:#?}");
     assert_eq!(
         seen.response.as_ref().map(|r| r[0].as_str()),
         Ok("HTTP/1.1 200 OK"),
         "{seen:#?}"
     );
-    // Only h2 offered: no protocol in common, the handshake goes on without ALPN.
-    let h2_only: &[&str] = &["h2"];
-    let seen = tls_get(
-        local(port),
-        &ClientHello {
-            alpn: h2_only,
-            ..hello
-        },
-        &[],
-    );
+    // Only h3 offered: no protocol in common, the handshake goes on without ALPN.
+    let seen = offer(&["h3"]);
     assert_eq!(seen.alpn, None, "{seen:#?}");
 }
 

@@ -716,20 +716,17 @@ fn ip_pattern(text: &str, no_dns: bool) -> Result<Network, String> {
     })
 }
 
-/// `name(args),conv,...` into (name, args, the converters' text after the comma).
-fn split_call(text: &str) -> Result<(&str, Vec<&str>, &str), String> {
+/// `name(args),conv,...` into (name, args, the converters' text after the comma); the
+/// arguments read as a converter's ([`converter::read_args`]: quotes, escapes), empty ones
+/// left out.
+fn split_call(text: &str) -> Result<(&str, Vec<String>, &str), String> {
     let name_end = text.find(['(', ',']).unwrap_or(text.len());
     let name = &text[..name_end];
     let (args, rest) = match text[name_end..].strip_prefix('(') {
         Some(inner) => {
-            let close = inner
-                .find(')')
-                .ok_or_else(|| format!("missing closing ')' after arguments to '{text}'"))?;
-            let args = inner[..close]
-                .split(',')
-                .map(str::trim)
-                .filter(|a| !a.is_empty())
-                .collect();
+            let (args, _, close) = converter::read_args(inner);
+            let close = close.ok_or_else(|| format!("fetch method '{name}' : expected ')'"))?;
+            let args = args.into_iter().filter(|a| !a.is_empty()).collect();
             (args, &inner[close + 1..])
         }
         None => (Vec::new(), &text[name_end..]),
@@ -749,6 +746,8 @@ pub fn parse_fetch(text: &str) -> Result<Fetch, AclError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendRef {
     pub keyword: &'static str,
+    /// Empty when the fetch names none (`nbsrv`, `srv_is_up(s)`): the proxy it is written
+    /// in, as HAProxy fixes it there.
     pub backend: String,
     pub server: Option<String>,
     /// HAProxy words the error as an ACL's (`http-check send hdr`), see [`worded_as_acl`].
@@ -759,7 +758,7 @@ impl BackendRef {
     /// The reference `source` makes, if it names a backend.
     pub fn of(source: &Source) -> Option<BackendRef> {
         let (keyword, backend, server) = match source {
-            Source::Nbsrv(Some(b)) => ("nbsrv", b.clone(), None),
+            Source::Nbsrv(b) => ("nbsrv", b.clone().unwrap_or_default(), None),
             Source::SrvIsUp(b, s) => ("srv_is_up", b.clone(), Some(s.clone())),
             _ => return None,
         };
@@ -820,6 +819,7 @@ fn note_backend_ref(source: &Source) {
 /// `bool`), which only health checks know in hapx.
 pub fn parse_check_fetch(text: &str) -> Result<Fetch, AclError> {
     let (name, args, convs) = split_call(text)?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let fact = match name {
         "srv_name" | "srv_id" | "be_id" if !args.is_empty() => {
             return Err(format!("fetch method '{name}' does not take any argument").into());
@@ -944,19 +944,26 @@ pub fn check_var_name(name: &str) -> Result<(), String> {
 /// (`ACL keyword 'path' : ...`) or, for a plain fetch, `... in ACL expression 'TEXT'` (which
 /// log formats cut back to the message).
 fn fetch_as(text: &str, acl_keyword: Option<&str>, in_acl: bool) -> Result<Fetch, AclError> {
-    let (name, args, convs) = split_call(text)?;
     // A fetch's argument errors name the ACL expression in an ACL (not for an ACL keyword).
-    let source = source(name, &args).map_err(|e| match (acl_keyword, in_acl) {
+    let in_expression = |e: AclError| match (acl_keyword, in_acl) {
         (None, true) => e.context(|m| format!("{m} in ACL expression '{text}'")),
         _ => e,
+    };
+    let (name, args, convs) = split_call(text).map_err(|m| match acl_keyword {
+        // An ACL keyword's fetch (`hdr_beg(host` reads `hdr(host`) is named as written.
+        Some(kw) => AclError::from(format!("ACL keyword '{kw}' : expected ')'")),
+        None => in_expression(m.into()),
     })?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let source = source(name, &args).map_err(in_expression)?;
     let Some(source) = source else {
         if keywords::FETCHES.contains(&name) || keywords::ACL_KEYWORDS.contains(&name) {
             return Err(AclError::Unsupported(format!("the sample fetch '{name}'")));
         }
         return Err(format!("unknown fetch method '{name}' in ACL expression '{text}'").into());
     };
-    let converters = converter::parse_chain(convs, source.kind()).map_err(|e| {
+    let chain = super::stick::converting(name, || converter::parse_chain(convs, source.kind()));
+    let converters = chain.map_err(|e| {
         e.context(
             |m| match (acl_keyword, m.starts_with("unknown converter")) {
                 (_, true) => format!("ACL keyword '{name}' : {m}."),
@@ -971,7 +978,8 @@ fn fetch_as(text: &str, acl_keyword: Option<&str>, in_acl: bool) -> Result<Fetch
 /// An ACL criterion: a fetch, or an ACL keyword that is a fetch with a method
 /// (`path_beg`, `hdr_dom(host)`, `req_ssl_sni`).
 fn parse_criterion(text: &str) -> Result<(Fetch, Option<Method>), AclError> {
-    let (name, _, _) = split_call(text)?;
+    // Its arguments are read (and refused) with the fetch's.
+    let name = &text[..text.find(['(', ',']).unwrap_or(text.len())];
     let acl_keyword = keywords::ACL_KEYWORDS.contains(&name).then_some(name);
     if name == "http_auth_group" {
         return Ok((fetch_as(text, acl_keyword, true)?, Some(Method::Auth)));
@@ -1013,6 +1021,11 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
     let need_name = |kw: &str| -> Result<String, String> {
         arg(0).ok_or_else(|| format!("ACL keyword '{kw}' : missing argument"))
     };
+    // HAProxy's header, cookie and parameter fetches take every one without a name; hapx
+    // reads only the named one, and refuses the rest rather than answer otherwise.
+    let named = |kw: &str| -> Result<String, AclError> {
+        arg(0).ok_or_else(|| AclError::Unsupported(format!("'{kw}' without a name")))
+    };
     let occurrence = |kw: &str| -> Result<i32, String> {
         match args.get(1) {
             None => Ok(0),
@@ -1045,24 +1058,15 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
         "base" => Source::Base,
         "req.ver" | "req_ver" => Source::ReqVer,
         "req.proto_http" | "req_proto_http" => Source::ProtoHttp,
-        "req.hdr" | "hdr" => match arg(0) {
-            Some(h) => Source::ReqHdr(h.to_ascii_lowercase(), occurrence(name)?),
-            None => {
-                return Err(AclError::Unsupported(format!(
-                    "'{name}' without a header name"
-                )));
-            }
-        },
-        "req.fhdr" => Source::ReqFhdr(need_name(name)?.to_ascii_lowercase(), occurrence(name)?),
-        "req.hdr_cnt" | "hdr_cnt" => Source::ReqHdrCnt(need_name(name)?.to_ascii_lowercase()),
+        "req.hdr" | "hdr" => Source::ReqHdr(named(name)?.to_ascii_lowercase(), occurrence(name)?),
+        "req.fhdr" => Source::ReqFhdr(named(name)?.to_ascii_lowercase(), occurrence(name)?),
+        "req.hdr_cnt" | "hdr_cnt" => Source::ReqHdrCnt(named(name)?.to_ascii_lowercase()),
         "req.hdr_val" | "hdr_val" => {
-            Source::ReqHdrVal(need_name(name)?.to_ascii_lowercase(), occurrence(name)?)
+            Source::ReqHdrVal(named(name)?.to_ascii_lowercase(), occurrence(name)?)
         }
-        "res.hdr" | "shdr" => {
-            Source::ResHdr(need_name(name)?.to_ascii_lowercase(), occurrence(name)?)
-        }
-        "req.cook" | "cook" => Source::ReqCook(need_name(name)?),
-        "url_param" | "urlp" => Source::UrlParam(need_name(name)?),
+        "res.hdr" | "shdr" => Source::ResHdr(named(name)?.to_ascii_lowercase(), occurrence(name)?),
+        "req.cook" | "cook" => Source::ReqCook(named(name)?),
+        "url_param" | "urlp" => Source::UrlParam(named(name)?),
         "env" => Source::Env(need_name(name)?),
         // A missing list is reported by the checks, as HAProxy does.
         "http_auth" => Source::HttpAuth(arg(0).unwrap_or_default()),

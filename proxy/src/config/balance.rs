@@ -11,10 +11,10 @@ use super::model::{Balance, CookieMode, CookiePersist, HashFunction, HashType, U
 /// `balance ALGO [ARGS...]` (`words[0]` is `balance`): the algorithm, and a warning when
 /// hapx runs another one instead.
 pub fn parse_balance(words: &[String]) -> Result<(Balance, Option<String>), String> {
-    let algo = words
-        .get(1)
-        .map(String::as_str)
-        .ok_or("'balance' expects an algorithm as an argument.")?;
+    // None is HAProxy's default, `roundrobin`.
+    let Some(algo) = words.get(1).map(String::as_str).filter(|a| !a.is_empty()) else {
+        return Ok((Balance::RoundRobin, None));
+    };
     let args = &words[2..];
     let balance = match algo {
         "roundrobin" => Balance::RoundRobin,
@@ -22,8 +22,8 @@ pub fn parse_balance(words: &[String]) -> Result<(Balance, Option<String>), Stri
         "leastconn" => Balance::LeastConn,
         "first" => Balance::First,
         "source" => Balance::Source,
-        "random" => Balance::Random(2),
-        a if a.starts_with("random(") && a.ends_with(')') => random(&a["random(".len()..a.len() - 1])?,
+        // HAProxy's `strncmp(arg, "random", 6)`: any word that starts so.
+        a if a.starts_with("random") => random(&a["random".len()..])?,
         "uri" => Balance::Uri(uri(args)?),
         "url_param" => return url_param(args),
         a if a.starts_with("hdr(") => hdr(a, args)?,
@@ -33,7 +33,7 @@ pub fn parse_balance(words: &[String]) -> Result<(Balance, Option<String>), Stri
             rdp_cookie_name(a, "mstshash")
                 .ok_or("balance rdp-cookie : missing cookie name.")?,
         ),
-        _ => return Err("'balance' only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)', 'rdp-cookie(name)', 'first' and 'random' options.".into()),
+        _ => return Err("balance only supports 'roundrobin', 'static-rr', 'leastconn', 'source', 'uri', 'url_param', 'hdr(name)' and 'rdp-cookie(name)' options.".into()),
     };
     Ok((balance, None))
 }
@@ -72,14 +72,59 @@ pub fn parse_persist(words: &[String]) -> Result<String, String> {
     Ok(name)
 }
 
-fn random(draws: &str) -> Result<Balance, String> {
-    match draws.parse::<u32>() {
-        Ok(n) if n >= 1 => Ok(Balance::Random(n)),
-        Ok(_) => Err("balance random : number of draws must be at least 1.".into()),
-        Err(_) => Err(format!(
-            "balance random : invalid number of draws '{draws}'."
-        )),
+/// What follows `random`: `(N)` draws, 2 without (or with `()` or anything else), read
+/// as HAProxy's `strtol(.., 0)` into an `int`.
+fn random(rest: &str) -> Result<Balance, String> {
+    let Some(draws) = rest.strip_prefix('(').filter(|d| !d.starts_with(')')) else {
+        return Ok(Balance::Random(2));
+    };
+    let (n, end) = strtol(draws);
+    match end.chars().next() {
+        None => return Err("balance random : missing closing parenthesis.".into()),
+        Some(')') => {}
+        Some(c) => {
+            return Err(format!(
+                "balance random : unexpected character '{c}' after argument."
+            ));
+        }
     }
+    // Kept in an `int`, as HAProxy's.
+    match u32::try_from(n as i32) {
+        Ok(n) if n >= 1 => Ok(Balance::Random(n)),
+        _ => Err("balance random : number of draws must be at least 1.".into()),
+    }
+}
+
+/// C's `strtol(text, &end, 0)`: the number (saturated) and the text after it; all of
+/// `text` when it starts with no number.
+fn strtol(text: &str) -> (i64, &str) {
+    let t = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let hex = t.len() > 2
+        && (t.starts_with("0x") || t.starts_with("0X"))
+        && t.as_bytes()[2].is_ascii_hexdigit();
+    let (radix, digits) = match () {
+        _ if hex => (16, &t[2..]),
+        _ if t.starts_with('0') => (8, t),
+        _ => (10, t),
+    };
+    let len = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    if len == 0 {
+        return (0, text);
+    }
+    let magnitude = digits[..len].chars().fold(0i128, |n, d| {
+        let d = i128::from(d.to_digit(radix).unwrap_or(0));
+        (n * i128::from(radix) + d).min(i128::from(u64::MAX))
+    });
+    let n = if negative { -magnitude } else { magnitude };
+    let n = n.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+    (n as i64, &digits[len..])
 }
 
 /// `uri [whole] [len N] [depth N] [path-only]`, in any order.

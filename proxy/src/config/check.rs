@@ -194,14 +194,14 @@ fn inspection_under_tls(p: &Proxy, inspecting: &[String], diags: &mut Diags) {
     }
 }
 
-/// An HTTP frontend's `ssl` binds advertise only the protocols hapx speaks there (HTTP/1):
-/// a client told `h2` would speak HTTP/2 to a proxy that answers it with a 400. The usual
-/// `alpn h2,http/1.1` keeps working, HTTP/2 clients falling back to HTTP/1.1.
+/// An HTTP frontend's `ssl` binds advertise only the protocols hapx speaks there (HTTP/1
+/// and HTTP/2, `runtime::h2`): a client told another one (`h3`) would speak it to a proxy
+/// that answers it with a 400.
 fn alpn_spoken(p: &mut Proxy, diags: &mut Diags) {
     if p.mode != Mode::Http {
         return;
     }
-    let http1 = |proto: &[u8]| matches!(proto, b"http/1.1" | b"http/1.0");
+    let spoken = |proto: &[u8]| matches!(proto, b"h2" | b"http/1.1" | b"http/1.0");
     // Binds of one line (`bind A,B`) share their TLS server: one warning, one replacement.
     let mut replaced: Vec<(*const bind_tls::TlsServer, Arc<bind_tls::TlsServer>)> = Vec::new();
     for bind in &mut p.binds {
@@ -211,13 +211,13 @@ fn alpn_spoken(p: &mut Proxy, diags: &mut Diags) {
             bind.tls = Some(done.clone());
             continue;
         }
-        let Some((spoken, dropped)) = tls.without_protocols(http1) else {
+        let Some((spoken, dropped)) = tls.without_protocols(spoken) else {
             continue;
         };
         diags.warn(
             &bind.place,
             format!(
-                "'bind {}' : 'alpn' : hapx speaks HTTP/1 only in 'mode http': '{}' is not advertised.",
+                "'bind {}' : 'alpn' : hapx speaks HTTP/1 and HTTP/2 only in 'mode http': '{}' is not advertised.",
                 bind.spec,
                 dropped.join(",")
             ),
@@ -234,6 +234,30 @@ fn check_frontend(p: &mut Proxy, backends: &[(String, Mode, Place)], diags: &mut
             &p.place,
             format!("{} '{}' has no 'bind' directive. Please declare it as a backend if this was intended.", p.kind.keyword(), p.name),
         );
+    }
+    // One alert per `bind` line, naming its addresses as written.
+    let mut lines: Vec<(&Place, MuxProto, Vec<&str>)> = Vec::new();
+    for bind in &p.binds {
+        let Some(proto) = bind.proto.filter(|proto| !proto.usable_in(p.mode)) else {
+            continue;
+        };
+        match lines.last_mut() {
+            Some((place, _, specs)) if *place == &bind.place => {
+                if !specs.contains(&bind.spec.as_str()) {
+                    specs.push(&bind.spec);
+                }
+            }
+            _ => lines.push((&bind.place, proto, vec![&bind.spec])),
+        }
+    }
+    for (place, proto, specs) in lines {
+        diags.global_alert(format!(
+            "{} '{}' : MUX protocol '{}' is not usable for 'bind {}' at [{place}].",
+            p.kind.keyword(),
+            p.name,
+            proto.name(),
+            specs.join(",")
+        ));
     }
     if let Some(place) = p.options.httplog.clone() {
         if p.mode != Mode::Http {

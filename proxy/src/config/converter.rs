@@ -8,8 +8,9 @@
 //!   previous step gives is refused at load ("converter 'add' cannot be applied").
 //! - [`parse_chain`]: `,conv(args),conv...` into converters.
 //!
-//! Arguments follow HAProxy 2.6's `make_arg_list`: split at `,`, ended by the first `)`, with
-//! no quoting or escaping (a `,` or `)` in a regex is written `\x2c`, `\x29`). A converter
+//! Arguments (a fetch's too: [`read_args`]) follow HAProxy 2.6's `make_arg_list`
+//! ([`read_arg`]): split at `,`, ended by a
+//! `)`, either of them kept within `'...'` or `"..."` quotes (`regsub('(a)',x)`). A converter
 //! HAProxy has but hapx does not (or one whose argument is a variable) is
 //! [`AclError::Unsupported`]: refused, never half-applied. Evaluation is in
 //! [`crate::runtime::convert`].
@@ -189,13 +190,15 @@ impl Converter {
     }
 }
 
-/// The arguments of one converter as written, for checks and messages.
+/// The arguments of one converter as read, for checks and messages.
 struct Args<'a> {
     conv: &'a str,
-    /// None without parentheses.
-    list: Option<Vec<&'a str>>,
+    /// None without parentheses; each argument unquoted and unescaped.
+    list: Option<Vec<String>>,
     /// The text from each argument to the end, for "expected ')'" messages.
     from: Vec<&'a str>,
+    /// Whether the text ended before the `)` closing them.
+    unclosed: bool,
 }
 
 impl<'a> Args<'a> {
@@ -203,8 +206,10 @@ impl<'a> Args<'a> {
         self.list.as_ref().map_or(0, Vec::len)
     }
 
-    fn get(&self, i: usize) -> Option<&'a str> {
-        self.list.as_ref().and_then(|l| l.get(i).copied())
+    fn get(&self, i: usize) -> Option<&str> {
+        self.list
+            .as_ref()
+            .and_then(|l| l.get(i).map(String::as_str))
     }
 
     fn invalid(&self, pos: usize, why: String) -> AclError {
@@ -222,7 +227,8 @@ impl<'a> Args<'a> {
     fn count(&self, min: usize, max: usize, missing_ty: &str) -> Result<(), AclError> {
         let n = self.len();
         if n > max {
-            return Err(self.invalid(max + 1, format!("expected ')' before '{}'", self.from[max])));
+            let why = format!("expected ')' before '{}'", self.from[max]);
+            return Err(self.invalid(missing_paren_arg(max), why));
         }
         if n < min {
             let why = if n == 0 {
@@ -260,49 +266,89 @@ impl<'a> Args<'a> {
 }
 
 /// Splits `name(a,b),rest` into the name, its arguments and what follows the next comma.
-fn split_one(text: &str) -> Result<(Args<'_>, &str), AclError> {
+fn split_one(text: &str) -> (Args<'_>, &str) {
     let name_end = text.find(['(', ',']).unwrap_or(text.len());
     let conv = &text[..name_end];
-    if text[name_end..].starts_with('(') {
-        let inner = &text[name_end + 1..];
-        let close = inner.find(')').ok_or_else(|| {
-            AclError::Bad(format!(
-                "invalid args in converter '{conv}' : missing closing ')' after arguments"
-            ))
-        })?;
-        let body = &inner[..close];
-        let mut list = Vec::new();
-        let mut from = Vec::new();
-        if !body.is_empty() {
-            let mut at = 0usize;
-            for part in body.split(',') {
-                list.push(part);
-                // HAProxy shows an extra argument from the comma before it.
-                from.push(&inner[at.saturating_sub(1)..]);
-                at += part.len() + 1;
-            }
-        }
-        let rest = &inner[close + 1..];
-        let rest = rest.strip_prefix(',').unwrap_or(rest);
-        Ok((
-            Args {
-                conv,
-                list: Some(list),
-                from,
-            },
-            rest,
-        ))
-    } else {
+    let Some(inner) = text[name_end..].strip_prefix('(') else {
         let rest = text[name_end..].strip_prefix(',').unwrap_or("");
-        Ok((
-            Args {
-                conv,
-                list: None,
-                from: Vec::new(),
+        let args = Args {
+            conv,
+            list: None,
+            from: Vec::new(),
+            unclosed: false,
+        };
+        return (args, rest);
+    };
+    let (list, from, close) = read_args(inner);
+    let rest = close.map_or("", |close| &inner[close + 1..]);
+    let rest = rest.strip_prefix(',').unwrap_or(rest);
+    let args = Args {
+        conv,
+        list: Some(list),
+        from,
+        unclosed: close.is_none(),
+    };
+    (args, rest)
+}
+
+/// The arguments of a fetch or converter as HAProxy 2.6's `make_arg_list` reads them from
+/// `inner`, the text after their `(`: each one ([`read_arg`]), the text from each (from the
+/// comma before it, as HAProxy shows an extra one), and where their `)` is (None: missing).
+pub(super) fn read_args(inner: &str) -> (Vec<String>, Vec<&str>, Option<usize>) {
+    let mut list = Vec::new();
+    let mut from = Vec::new();
+    let mut at = 0;
+    let close = loop {
+        let (arg, end) = read_arg(&inner[at..]);
+        let end = at + end;
+        let next = inner[end..].chars().next();
+        if next == Some(')') && list.is_empty() && end == 0 {
+            break Some(end);
+        }
+        list.push(arg);
+        from.push(&inner[at.saturating_sub(1)..]);
+        match next {
+            Some(')') => break Some(end),
+            Some(_) => at = end + 1,
+            None => break None,
+        }
+    };
+    (list, from, close)
+}
+
+/// One argument as HAProxy 2.6's `make_arg_list` reads it from `text`: up to a `,` or `)`
+/// outside quotes, `'...'` and `"..."` quoting (the quotes removed), and outside single
+/// quotes `\\`, `\ `, `\"`, `\'` giving the character, `\r`, `\n`, `\t` a control
+/// character, any other `\` kept. The argument and where it ends in `text` (at the `,` or
+/// `)`, or the end of `text` when neither comes).
+fn read_arg(text: &str) -> (String, usize) {
+    let (mut squote, mut dquote) = (false, false);
+    let mut out = String::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' if !squote => dquote = !dquote,
+            '\'' if !dquote => squote = !squote,
+            '\\' if !squote => match chars.peek().map(|&(_, next)| next) {
+                Some(next @ ('\\' | ' ' | '"' | '\'')) => {
+                    out.push(next);
+                    chars.next();
+                }
+                Some(next @ ('r' | 'n' | 't')) => {
+                    out.push(match next {
+                        'r' => '\r',
+                        'n' => '\n',
+                        _ => '\t',
+                    });
+                    chars.next();
+                }
+                _ => out.push('\\'),
             },
-            rest,
-        ))
+            ',' | ')' if !squote && !dquote => return (out, i),
+            c => out.push(c),
+        }
     }
+    (out, text.len())
 }
 
 /// Parses `conv(args),conv...` (the text after the fetch's comma), each converter checked
@@ -311,12 +357,16 @@ pub fn parse_chain(mut text: &str, input: SampleType) -> Result<Vec<Converter>, 
     let mut out = Vec::new();
     let mut ty = input;
     while !text.is_empty() {
-        let (args, rest) = split_one(text)?;
+        let (args, rest) = split_one(text);
         text = rest;
         if args.conv.is_empty() {
             continue;
         }
-        let conv = parse_one(&args)?;
+        let conv = parse_one(&args);
+        if args.unclosed {
+            return Err(unclosed(&args, conv.err()));
+        }
+        let conv = conv?;
         let (takes, gives) = conv.types();
         if !ty.casts_to(takes) {
             return Err(AclError::Bad(format!(
@@ -328,6 +378,22 @@ pub fn parse_chain(mut text: &str, input: SampleType) -> Result<Vec<Converter>, 
         out.push(conv);
     }
     Ok(out)
+}
+
+/// Why converter `a`, whose `)` never came, is refused: as HAProxy's `make_arg_list`, an
+/// error in reading an argument (`invalid arg N`: its type, a missing one) before the
+/// missing `)`, which comes before the converter's own checks (`error`, if it failed).
+fn unclosed(a: &Args<'_>, error: Option<AclError>) -> AclError {
+    match error {
+        Some(AclError::Bad(m)) if m.starts_with("invalid arg ") => AclError::Bad(m),
+        _ => a.invalid(missing_paren_arg(a.len()), "expected ')'".into()),
+    }
+}
+
+/// The argument HAProxy names when its `)` is missing after `read` arguments: the last
+/// one read, but the next after none or one (`make_arg_list` steps back past the first).
+fn missing_paren_arg(read: usize) -> usize {
+    if read > 1 { read } else { read + 1 }
 }
 
 /// The type a chain ends with, from the fetch's.
@@ -489,14 +555,33 @@ fn regsub(a: &Args<'_>) -> Result<Converter, AclError> {
         }
     }
     let pattern = a.get(0).unwrap_or_default();
-    // HAProxy's `regex_comp(p, !i, 1)`: with groups for `\N`.
-    let regex = Regex::new(pattern, Flags::CAPTURE.ignoring_case(icase))
-        .map_err(|e| a.invalid_args(&e.to_string()))?;
+    // HAProxy's `regex_comp(p, !i, 1)`: with groups for `\N`. It compiles the regex once the
+    // configuration is read, and reports an error then, with the others of its kind.
+    let flags = Flags::CAPTURE.ignoring_case(icase);
+    let regex = match Regex::new(pattern, flags) {
+        // HAProxy's `smp_resolve_args` refuses an empty regex once the configuration is
+        // read (noted with no error: the checks word it "missing regex").
+        _ if pattern.is_empty() => match super::stick::defer_bad_regex(a.conv, 1, "", "".into()) {
+            true => refused_regex(flags),
+            false => return Err(a.invalid_args("missing regex")),
+        },
+        Ok(regex) => regex,
+        Err(e) if super::stick::defer_bad_regex(a.conv, 1, pattern, e.to_string()) => {
+            refused_regex(flags)
+        }
+        Err(e) => return Err(a.invalid_args(&e.to_string())),
+    };
     Ok(Converter::RegSub(RegSub {
         regex,
         subst: a.get(1).unwrap_or_default().to_string(),
         global,
     }))
+}
+
+/// What stands for a regex that does not compile, noted for the checks: they refuse the
+/// configuration, so it never runs. It matches nothing.
+fn refused_regex(flags: Flags) -> Regex {
+    Regex::new("(*FAIL)", flags).expect("PCRE2 compiles (*FAIL)")
 }
 
 /// Whether `name` is a variable reference (`txn.x`): hapx has no variables.
@@ -628,6 +713,43 @@ mod tests {
         assert_eq!(
             bad("url_enc(query,1)"),
             "invalid arg 2 in converter 'url_enc' : expected ')' before ',1)'"
+        );
+    }
+
+    #[test]
+    fn arguments_are_quoted_and_escaped_as_haproxys() {
+        let subst = |text: &str| match parse_chain(text, SampleType::Str).unwrap().remove(0) {
+            Converter::RegSub(r) => (r.regex.as_str().to_string(), r.subst),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(subst("regsub('(a)',<\\1>)"), ("(a)".into(), "<\\1>".into()));
+        assert_eq!(
+            subst("regsub(\"a,\\)\",'\\\\')"),
+            ("a,\\)".into(), "\\\\".into())
+        );
+        assert_eq!(
+            subst("regsub(a,\\ \\\\\\t\\\"\\')"),
+            ("a".into(), " \\\t\"'".into())
+        );
+        assert_eq!(
+            bad("regsub((a),b)"),
+            "invalid arg 2 in converter 'regsub' : missing arguments (got 1/2), type 'string' expected"
+        );
+        assert_eq!(
+            bad("regsub(a,b,g"),
+            "invalid arg 3 in converter 'regsub' : expected ')'"
+        );
+        assert_eq!(
+            bad("ltrim(a"),
+            "invalid arg 2 in converter 'ltrim' : expected ')'"
+        );
+        assert_eq!(
+            bad("bytes('1]"),
+            "invalid arg 1 in converter 'bytes' : failed to parse '1]' as type 'integer' at position 1"
+        );
+        assert_eq!(
+            bad("bytes(1,2,3)"),
+            "invalid arg 2 in converter 'bytes' : expected ')' before ',3)'"
         );
     }
 

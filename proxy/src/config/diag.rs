@@ -7,6 +7,9 @@ use super::model::Place;
 pub enum Severity {
     Warning,
     Alert,
+    /// Printed as an alert yet not refusing the configuration, nor counted as a warning
+    /// (HAProxy's `ha_alert` with `ERR_WARN`); quiet mode silences it, as warnings.
+    NonFatalAlert,
 }
 
 /// One message about the configuration.
@@ -25,6 +28,10 @@ impl Diag {
         self.severity == Severity::Alert
     }
 
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
+    }
+
     /// The line as HAProxy prints it, without the `[LEVEL] (pid) : config : ` prefix.
     pub fn text(&self) -> String {
         match (&self.place, self.while_parsing) {
@@ -38,7 +45,7 @@ impl Diag {
     pub fn render(&self, pid: u32) -> String {
         let level = match self.severity {
             Severity::Warning => "[WARNING] ",
-            Severity::Alert => "[ALERT]   ",
+            Severity::Alert | Severity::NonFatalAlert => "[ALERT]   ",
         };
         format!("{level} ({pid}) : config : {}", self.text())
     }
@@ -54,6 +61,9 @@ impl std::fmt::Display for Diag {
 #[derive(Debug, Default)]
 pub struct Diags {
     pub list: Vec<Diag>,
+    /// Whether reading stopped at an error (HAProxy's `ERR_ABORT`): HAProxy then exits
+    /// after the file's "Error(s) found" line, without its "Fatal errors found" summary.
+    pub stopped: bool,
 }
 
 impl Diags {
@@ -68,6 +78,10 @@ impl Diags {
     }
     pub fn check_alert(&mut self, place: &Place, message: impl Into<String>) {
         self.push(Severity::Alert, Some(place), false, message);
+    }
+    /// An alert that does not refuse the configuration, at `place` while parsing.
+    pub fn non_fatal_alert(&mut self, place: &Place, message: impl Into<String>) {
+        self.push(Severity::NonFatalAlert, Some(place), true, message);
     }
     pub fn global_alert(&mut self, message: impl Into<String>) {
         self.push(Severity::Alert, None, false, message);
@@ -91,6 +105,11 @@ impl Diags {
     }
     pub fn has_errors(&self) -> bool {
         self.list.iter().any(Diag::is_error)
+    }
+
+    /// HAProxy's closing line when the configuration is refused: none after reading stopped.
+    pub fn fatal_summary(&self) -> Option<&'static str> {
+        (self.has_errors() && !self.stopped).then_some("Fatal errors found in configuration.")
     }
 }
 

@@ -114,14 +114,16 @@ fn too_big(kw: &str, name: &str) -> AclError {
     .into()
 }
 
-/// `tune.vars.{global,proc,sess,txn,reqres}-max-size` (`kw`) with its argument: the limit
-/// holds from this line on, as HAProxy's (a process variable set earlier was not counted).
+/// `tune.vars.{global,proc,sess,txn,reqres,check}-max-size` (`kw`) with its argument: the
+/// limit holds from this line on, as HAProxy's (a process variable set earlier was not
+/// counted).
 pub fn limit(kw: &str, size: Option<&str>) -> Result<(), String> {
     let which = match kw {
         "tune.vars.global-max-size" => vars::Limit::Global,
         "tune.vars.proc-max-size" => vars::Limit::Proc,
         "tune.vars.sess-max-size" => vars::Limit::Sess,
         "tune.vars.txn-max-size" => vars::Limit::Txn,
+        "tune.vars.check-max-size" => vars::Limit::Check,
         _ => vars::Limit::Reqres,
     };
     // A missing size is HAProxy's empty word: 0, no limit.

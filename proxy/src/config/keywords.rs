@@ -139,6 +139,7 @@ pub const GLOBAL: &[(&str, Support)] = &[
     ("tune.vars.sess-max-size", Yes),
     ("tune.vars.txn-max-size", Yes),
     ("tune.vars.reqres-max-size", Yes),
+    ("tune.vars.check-max-size", Yes),
     ("tune.pool-low-fd-ratio", Yes),
     ("tune.pool-high-fd-ratio", Yes),
 ];
@@ -447,7 +448,7 @@ pub const BIND: &[(&str, usize, Support)] = &[
     ("level", 1, No),
     ("expose-fd", 1, No),
     ("namespace", 1, No),
-    ("proto", 1, No),
+    ("proto", 1, Yes),
     ("npn", 1, No),
     ("verify", 1, Yes),
     ("ciphers", 1, Yes),

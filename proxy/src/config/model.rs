@@ -91,6 +91,10 @@ pub struct Global {
     pub maxpipes: Option<usize>,
     pub nbthread: Option<usize>,
     pub stats_sockets: Vec<StatsSocket>,
+    /// The connections HAProxy's runtime API frontend (`cli_fe`) serves at once: `stats
+    /// maxconn`, else `limits::CLI_MAXCONN`. None when no `stats socket`, `stats timeout` or
+    /// `stats maxconn` line made that frontend (it then adds nothing to `maxsock`).
+    pub cli_maxconn: Option<usize>,
     /// How long the runtime API waits for a command (`stats timeout`, default 10s).
     pub stats_timeout: Option<Duration>,
     pub logs: Vec<LogTarget>,
@@ -857,7 +861,50 @@ pub struct Bind {
     pub defer_accept: bool,
     /// `ssl`: the TLS server side of the listener, built when the line was read.
     pub tls: Option<Arc<super::bind_tls::TlsServer>>,
+    /// `proto`: the protocol its connections speak, whatever they send (None: HTTP/1 or
+    /// HTTP/2 as each connection begins, in `mode http`).
+    pub proto: Option<MuxProto>,
     pub place: Place,
+}
+
+/// HAProxy's multiplexer protocols a `bind ... proto` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MuxProto {
+    H1,
+    H2,
+    Fcgi,
+    /// Raw TCP (`mode tcp`).
+    None,
+}
+
+impl MuxProto {
+    pub fn parse(name: &str) -> Option<MuxProto> {
+        Some(match name {
+            "h1" => MuxProto::H1,
+            "h2" => MuxProto::H2,
+            "fcgi" => MuxProto::Fcgi,
+            "none" => MuxProto::None,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MuxProto::H1 => "h1",
+            MuxProto::H2 => "h2",
+            MuxProto::Fcgi => "fcgi",
+            MuxProto::None => "none",
+        }
+    }
+
+    /// Whether a frontend of `mode` serves its connections with it (`fcgi` is a server's).
+    pub fn usable_in(self, mode: Mode) -> bool {
+        match self {
+            MuxProto::H1 | MuxProto::H2 => mode == Mode::Http,
+            MuxProto::None => mode == Mode::Tcp,
+            MuxProto::Fcgi => false,
+        }
+    }
 }
 
 /// Where a server's first address comes from: `init-addr last,libc,none,<ip>`.

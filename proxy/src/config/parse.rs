@@ -104,6 +104,9 @@ pub struct Parser<'e> {
     /// The side (frontend or backend) first inheriting the rules of a defaults section,
     /// by the section's place: HAProxy lets only one side use such a section.
     defaults_users: HashMap<String, ProxyKind>,
+    /// How each named defaults section (by its place) was used: (by `from`, as the last
+    /// defaults), for HAProxy's alert on mixing both.
+    defaults_refs: HashMap<String, (bool, bool)>,
     /// An error HAProxy stops reading at (its `ERR_ABORT`): no later line or file is read.
     aborted: bool,
     section: Section,
@@ -142,6 +145,7 @@ impl<'e> Parser<'e> {
             defaults: Proxy::new(String::new(), ProxyKind::Defaults, Place::default()),
             named_defaults: HashMap::new(),
             defaults_users: HashMap::new(),
+            defaults_refs: HashMap::new(),
             aborted: false,
             section: Section::None,
             section_name: String::new(),
@@ -202,7 +206,11 @@ impl<'e> Parser<'e> {
             let words = match split {
                 Ok(w) => w,
                 Err(e) => {
-                    self.diags.alert(&place, e.to_string());
+                    // Worded as HAProxy's reader words it: no space before the colon, and
+                    // the line shown under the message.
+                    let shown = e.render(raw);
+                    self.diags
+                        .global_alert(format!("parsing [{place}]: {shown}"));
                     continue;
                 }
             };
@@ -245,6 +253,7 @@ impl<'e> Parser<'e> {
     /// Ends reading: the configuration and every message.
     pub fn finish(mut self) -> (Config, Diags) {
         self.finish_section();
+        self.diags.stopped = self.aborted;
         (self.config, self.diags)
     }
 
@@ -379,6 +388,7 @@ impl<'e> Parser<'e> {
                     None => Proxy::new(String::new(), ProxyKind::Defaults, place.clone()),
                     Some(_) => self.base_defaults(line, 2)?,
                 };
+                self.note_defaults_ref(&base, true, &place);
                 self.check_defaults_use(&base, ProxyKind::Defaults, &place);
                 Section::Defaults(Proxy::from_defaults(
                     &base,
@@ -411,6 +421,7 @@ impl<'e> Parser<'e> {
                     }
                 }
                 let base = self.base_defaults(line, 2)?;
+                self.note_defaults_ref(&base, line.arg(2).is_some(), &place);
                 self.check_defaults_use(&base, kind, &place);
                 Section::Proxy(Proxy::from_defaults(&base, name, kind, place))
             }
@@ -517,6 +528,34 @@ impl<'e> Parser<'e> {
             self.diags
                 .global_alert(format!("parsing [{place}]: {message}"));
             self.aborted = true;
+        }
+    }
+
+    /// Notes that the section at `place` starts from `base`, named with `from` (`explicit`)
+    /// or as the last defaults section. As HAProxy, a named defaults section used both ways
+    /// gets an alert at each use after the first of the other way, which refuses nothing.
+    fn note_defaults_ref(&mut self, base: &Proxy, explicit: bool, place: &Place) {
+        if base.kind != ProxyKind::Defaults || base.name.is_empty() {
+            return;
+        }
+        let refs = self
+            .defaults_refs
+            .entry(base.place.to_string())
+            .or_default();
+        let mixed = if explicit { refs.1 } else { refs.0 };
+        if explicit {
+            refs.0 = true;
+        } else {
+            refs.1 = true;
+        }
+        if mixed {
+            self.diags.non_fatal_alert(
+                place,
+                format!(
+                    "defaults section '{}' (declared at {}) is explicitly referenced by another proxy and implicitly used here. To avoid any ambiguity don't mix both usage. Add a last defaults section not explicitly used or always use explicit references.",
+                    base.name, base.place
+                ),
+            );
         }
     }
 
@@ -691,7 +730,8 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         | "tune.vars.proc-max-size"
         | "tune.vars.sess-max-size"
         | "tune.vars.txn-max-size"
-        | "tune.vars.reqres-max-size" => super::global_vars::limit(kw, line.arg(1))?,
+        | "tune.vars.reqres-max-size"
+        | "tune.vars.check-max-size" => super::global_vars::limit(kw, line.arg(1))?,
         "tune.pool-low-fd-ratio" => g.pool_fd_ratios.0 = Some(fd_ratio(line)?),
         "tune.pool-high-fd-ratio" => g.pool_fd_ratios.1 = Some(fd_ratio(line)?),
         "ssl-server-verify" => {
@@ -786,6 +826,7 @@ fn case_adjust_file(g: &mut Global, path: &str) -> Outcome {
 fn global_stats(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     match line.arg(1) {
         Some("socket") => {
+            g.cli_maxconn.get_or_insert(crate::limits::CLI_MAXCONN);
             let path = line
                 .arg(2)
                 .ok_or("'stats socket' expects an address or a path as an argument.")?;
@@ -843,9 +884,16 @@ fn global_stats(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         Some("timeout") => {
             g.stats_timeout = Some(values::duration(
                 line.arg(2).ok_or("'stats timeout' expects a duration.")?,
-            )?)
+            )?);
+            g.cli_maxconn.get_or_insert(crate::limits::CLI_MAXCONN);
         }
-        Some("maxconn" | "bind-process") => not_implemented(
+        Some("maxconn") => {
+            // HAProxy's `int maxconn = atol(args[2])`: the number the text starts with.
+            let maxconn = atoi(line.arg(2).unwrap_or_default()) as i32;
+            let positive = usize::try_from(maxconn).ok().filter(|&n| n > 0);
+            g.cli_maxconn = Some(positive.ok_or("'stats maxconn' expects a positive value")?);
+        }
+        Some("bind-process") => not_implemented(
             Support::No,
             &format!("'stats {}'", line.words[1]),
             line.place,
@@ -978,6 +1026,10 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         _ => None,
     };
     if needs.is_some_and(|cap| lacks(p, cap, kw, line, diags)) {
+        // HAProxy still reads the `balance` it ignores, and refuses a wrong one.
+        if kw == "balance" {
+            super::balance::parse_balance(line.words)?;
+        }
         return Ok(());
     }
     if super::logging::proxy_keyword(p, line.words, line.place, diags)? {
@@ -1173,6 +1225,7 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
     let mut backlog = None;
     let mut accept_proxy = false;
     let mut defer_accept = false;
+    let mut proto = None;
     let mut i = 2;
     while let Some(opt) = line.arg(i) {
         let (nargs, support) = keywords::lookup_args(keywords::BIND, opt).ok_or_else(|| {
@@ -1192,6 +1245,15 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
             "backlog" => backlog = Some(values::number(value.unwrap_or_default(), opt)?),
             "accept-proxy" => accept_proxy = true,
             "defer-accept" => defer_accept = true,
+            "proto" => {
+                let name = value.unwrap_or_default();
+                proto = Some(MuxProto::parse(name).ok_or_else(|| {
+                    format!(
+                        "'bind {spec}' in section '{}' : 'proto' :  unknown MUX protocol '{name}'",
+                        p.kind.keyword()
+                    )
+                })?);
+            }
             // Every hapx listener may bind an address that is not local yet (IP_FREEBIND).
             "transparent" => {}
             // Options that restrict who gets in: refused, as ignoring them would let in what
@@ -1233,6 +1295,7 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
             accept_proxy,
             defer_accept,
             tls: tls.clone(),
+            proto,
             place: line.place.clone(),
         }));
     }

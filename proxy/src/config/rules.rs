@@ -58,9 +58,9 @@ pub struct Rules {
     references: Vec<Reference>,
     /// Userlists named in fetches (`http_auth(L)`), checked by [`super::userlist`].
     pub userlist_references: Vec<super::userlist::Reference>,
-    /// Tables named in stick fetches (`src_conn_rate(T)`), checked by
-    /// [`super::stick::check_fetch_tables`].
-    pub table_refs: Vec<super::stick::TableRef>,
+    /// Tables named in stick fetches (`src_conn_rate(T)`) and converters' regexes, checked
+    /// by [`super::stick::check_fetch_tables`].
+    pub table_refs: Vec<super::stick::ArgRef>,
     /// Where L6 fetches were used (ignored in HTTP proxies, with a warning).
     l6_places: Vec<Place>,
     /// Which rule kinds came already, for HAProxy's "placed after" warnings.
@@ -151,9 +151,11 @@ struct Reference {
     named: super::acl::BackendRef,
     /// Where HAProxy says the fetch is used, as [`super::stick::TableRef::within`].
     within: Option<&'static str>,
-    /// The defaults section (its name) whose health-check rule made it: HAProxy resolves
-    /// those once, in that section, however many proxies inherit them.
+    /// The defaults section (its name) whose rule made it: HAProxy resolves those once, in
+    /// that section, however many proxies inherit them.
     defaults: Option<String>,
+    /// Whether a health-check rule made it (see [`unresolved_defaults_refs`]).
+    health_check: bool,
 }
 
 /// `use_backend NAME [if|unless COND]`.
@@ -1039,8 +1041,14 @@ pub fn parse_line(
             _ => ctx.monitor(words),
         })
     });
+    let in_defaults = ctx.p.kind == ProxyKind::Defaults;
+    let table_refs = table_refs
+        .into_iter()
+        .map(|r| super::stick::ArgRef { in_defaults, ..r });
     ctx.p.rules.table_refs.extend(table_refs);
-    note_backend_refs(&mut ctx.p.rules, place, expression, backend_refs);
+    let defaults = in_defaults.then(|| own.clone());
+    let noted = noted_refs(backend_refs, place, expression, defaults);
+    ctx.p.rules.references.extend(noted);
     let Ctx {
         diags, warnings, ..
     } = ctx;
@@ -1230,11 +1238,13 @@ impl Ctx<'_> {
     fn note_fetch(&mut self, source: &super::acl::Source, keyword: &str) {
         use super::acl::Source;
         if let Some(named) = super::acl::BackendRef::of(source) {
+            let defaults = (self.p.kind == ProxyKind::Defaults).then(|| self.p.name.clone());
             self.p.rules.references.push(Reference {
                 place: self.place.clone(),
                 named,
                 within: None,
-                defaults: None,
+                defaults,
+                health_check: false,
             });
             return;
         }
@@ -1638,6 +1648,7 @@ impl Ctx<'_> {
             let e = e.strip_suffix('.').unwrap_or(&e);
             format!("error detected in {kind} '{k}' while parsing '{kw} {name}' rule : {e}.")
         };
+        let words = read_words(name, words);
         let end = words
             .iter()
             .skip(2)
@@ -2024,6 +2035,7 @@ fn http_action(
             } else {
                 403
             };
+            let (status, args) = deny_status(args, status)?;
             let reply = reply(args, status, errorfiles, values)?;
             if name == "tarpit" {
                 HttpAction::Tarpit(reply)
@@ -2062,9 +2074,12 @@ fn http_action(
             }
         }
         "set-header" | "add-header" => {
-            let [h, v] = args else {
+            let [h, v, ..] = args else {
                 return Err(ActionError::Rule("expects exactly 2 arguments".into()));
             };
+            if let Some(w) = args.get(2) {
+                return Err(not_condition(kw, name, w));
+            }
             if name == "set-header" {
                 HttpAction::SetHeader(h.clone(), values.compile(v)?)
             } else {
@@ -2073,7 +2088,9 @@ fn http_action(
         }
         "set-method" | "set-path" | "set-query" | "set-uri" if !response => {
             let [v] = args else {
-                return Err(ActionError::Rule("expects exactly 1 argument".into()));
+                return Err(ActionError::Rule(
+                    "expects exactly 1 argument <format>".into(),
+                ));
             };
             let part = match name {
                 "set-method" => Part::Method,
@@ -2085,7 +2102,9 @@ fn http_action(
         }
         "replace-path" | "replace-uri" if !response => {
             let [re, with] = args else {
-                return Err(ActionError::Rule("expects exactly 2 arguments".into()));
+                return Err(ActionError::Rule(
+                    "expects exactly 2 arguments <match-regex> and <replace-format>".into(),
+                ));
             };
             let part = if name == "replace-path" {
                 Part::Path
@@ -2099,9 +2118,12 @@ fn http_action(
             )
         }
         "replace-header" | "replace-value" => {
-            let [h, re, with] = args else {
+            let [h, re, with, ..] = args else {
                 return Err(ActionError::Rule("expects exactly 3 arguments".into()));
             };
+            if let Some(w) = args.get(3) {
+                return Err(not_condition(kw, name, w));
+            }
             let part = if name == "replace-header" {
                 Part::Header(h.clone())
             } else {
@@ -2114,11 +2136,44 @@ fn http_action(
             [_, m, _] if m == "-m" => {
                 return Err(ActionError::Unsupported(format!("'{kw} del-header -m'")));
             }
-            _ => return Err(ActionError::Rule("expects exactly 1 argument".into())),
+            [] => return Err(ActionError::Rule("expects at least 1 argument".into())),
+            [_, w, ..] => return Err(not_condition(kw, name, w)),
         },
         // One HAProxy takes ([`haproxy_takes`], checked before) that hapx does not run.
         _ => return Err(ActionError::Unsupported(format!("the action '{name}'"))),
     })
+}
+
+/// The actions HAProxy reads word by word until an empty one, which ends the line there
+/// (`http-request set-header x ""` lacks its value; `... x y "" if FALSE` has no condition).
+const READ_TO_EMPTY_WORD: &[&str] = &[
+    "set-header",
+    "add-header",
+    "del-header",
+    "replace-header",
+    "replace-value",
+    "set-method",
+    "set-path",
+    "set-query",
+    "set-uri",
+    "replace-path",
+    "replace-uri",
+];
+
+/// The words of an HTTP rule running action `name` as HAProxy reads them.
+fn read_words<'w>(name: &str, words: &'w [String]) -> &'w [String] {
+    if !READ_TO_EMPTY_WORD.contains(&name) {
+        return words;
+    }
+    let end = (words.iter().skip(2).position(String::is_empty)).map_or(words.len(), |i| i + 2);
+    &words[..end]
+}
+
+/// HAProxy's refusal of a word `w` past an action's arguments that starts no condition.
+fn not_condition(kw: &str, name: &str, w: &str) -> ActionError {
+    ActionError::Unknown(format!(
+        "'{kw} {name}' expects either 'if' or 'unless' followed by a condition but found '{w}'."
+    ))
 }
 
 /// Refuses as not implemented an `http-after-response` action HAProxy takes that hapx does
@@ -2224,7 +2279,38 @@ pub fn error_reply(
     })
 }
 
-/// The reply options of `deny`, `tarpit` and `return`.
+/// The `deny_status N` that `deny` and `tarpit` take before their reply options, and those
+/// options. As HAProxy's, the status without options answers with the default error page,
+/// which only HAProxy's error statuses have.
+fn deny_status(args: &[String], default: u16) -> Result<(u16, &[String]), ActionError> {
+    let (status, options) = match args {
+        [first, rest @ ..] if first == "deny_status" => {
+            let Some((v, options)) = rest.split_first() else {
+                return Err(ActionError::Rule(
+                    "'status' expects <status_code> as argument".into(),
+                ));
+            };
+            // HAProxy reads it with `atol`: the leading digits, 0 without any.
+            let digits = v.len() - v.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let code = v[..digits].parse::<u64>().unwrap_or(0);
+            let status = u16::try_from(code)
+                .ok()
+                .filter(|s| (200..=599).contains(s))
+                .ok_or_else(|| ActionError::Rule(format!("Unexpected status code '{code}'")))?;
+            (status, options)
+        }
+        _ => (default, args),
+    };
+    if options.is_empty() && !super::errors::ERROR_CODES.contains(&status) {
+        return Err(ActionError::Rule(format!(
+            "status code '{status}' not handled by default with 'default-errorfiles' argument.."
+        )));
+    }
+    Ok((status, options))
+}
+
+/// The reply options of `deny`, `tarpit` and `return` (and `http-error`); a word that is
+/// none ends them, as in HAProxy, where only a condition may follow.
 fn reply(
     args: &[String],
     mut status: u16,
@@ -2263,7 +2349,7 @@ fn reply(
             payload = Some(opt);
         }
         match opt.as_str() {
-            "status" | "deny_status" => status = status_arg(v)?,
+            "status" => status = status_arg(v)?,
             "content-type" => content_type = Some(v.ok_or_else(|| need("ctype"))?.clone()),
             "string" => body = Some(v.ok_or_else(|| need("str"))?.as_bytes().to_vec()),
             "lf-string" => lf_body = Some(values.compile(v.ok_or_else(|| need("fmt"))?)?),
@@ -2319,9 +2405,12 @@ fn reply(
                 i += 1;
                 continue;
             }
+            other if values.stage == Stage::ErrorReply => {
+                return Err(ActionError::Rule(format!("unknown keyword '{other}'.")));
+            }
             other => {
-                return Err(ActionError::Unsupported(format!(
-                    "the '{other}' option of '{}'",
+                return Err(ActionError::Unknown(format!(
+                    "'{}' expects either 'if' or 'unless' followed by a condition but found '{other}'.",
                     values.action
                 )));
             }
@@ -2377,13 +2466,26 @@ pub fn note_backend_refs(
     within: Option<&'static str>,
     refs: Vec<super::acl::BackendRef>,
 ) {
-    let noted = refs.into_iter().map(|named| Reference {
+    rules
+        .references
+        .extend(noted_refs(refs, place, within, None));
+}
+
+/// The references `refs` of a line at `place`, used `within`, written in defaults section
+/// `defaults` (resolved there once, see [`unresolved_defaults_refs`]) or in their proxy.
+fn noted_refs(
+    refs: Vec<super::acl::BackendRef>,
+    place: &Place,
+    within: Option<&'static str>,
+    defaults: Option<String>,
+) -> impl Iterator<Item = Reference> {
+    refs.into_iter().map(move |named| Reference {
         place: place.clone(),
         within: within.filter(|_| !named.acl_worded),
         named,
-        defaults: None,
-    });
-    rules.references.extend(noted);
+        defaults: defaults.clone(),
+        health_check: false,
+    })
 }
 
 /// [`note_backend_refs`] for a `tcp-check` or `http-check` line of `p`, `within` as HAProxy
@@ -2401,6 +2503,7 @@ pub fn note_check_refs(
         within: Some(within).filter(|_| !named.acl_worded),
         named,
         defaults: defaults.clone(),
+        health_check: true,
     });
     p.rules.references.extend(noted);
 }
@@ -2408,12 +2511,14 @@ pub fn note_check_refs(
 /// The unresolved references of the health-check rules written in defaults sections, each
 /// once (the proxies inheriting them all carry them), grouped by section as they came and
 /// named as that section's: (section, messages).
-pub fn unresolved_defaults_refs(config: &super::model::Config) -> Vec<(String, Vec<String>)> {
-    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+pub fn unresolved_defaults_refs(
+    config: &super::model::Config,
+) -> Vec<(String, Vec<super::stick::Unresolved>)> {
+    let mut sections: Vec<(String, Vec<super::stick::Unresolved>)> = Vec::new();
     let mut seen: Vec<(&Place, &super::acl::BackendRef)> = Vec::new();
     let mut refs: Vec<&Reference> = (config.proxies.iter())
         .flat_map(|p| &p.rules.references)
-        .filter(|r| r.defaults.is_some())
+        .filter(|r| r.defaults.is_some() && r.health_check)
         .collect();
     refs.sort_by(|a, b| (&a.place.file, a.place.line).cmp(&(&b.place.file, b.place.line)));
     for r in refs {
@@ -2424,6 +2529,11 @@ pub fn unresolved_defaults_refs(config: &super::model::Config) -> Vec<(String, V
         let section = r.defaults.clone().unwrap_or_default();
         let Some(message) = unresolved(r, &section, config) else {
             continue;
+        };
+        let message = super::stick::Unresolved {
+            place: r.place.clone(),
+            within: r.within,
+            message,
         };
         match sections.last_mut().filter(|(name, _)| *name == section) {
             Some((_, messages)) => messages.push(message),
@@ -2482,6 +2592,33 @@ pub fn response_inspection_under_tls(p: &Proxy, responding: &[String], diags: &m
     }
 }
 
+/// The defaults sections whose rules `p` runs with backend references in them.
+pub fn inherited_ref_sections(p: &Proxy) -> impl Iterator<Item = &str> {
+    (p.rules.references.iter())
+        .filter(|r| !r.health_check)
+        .filter_map(|r| r.defaults.as_deref())
+}
+
+/// [`unresolved_refs`] for the rules `p` inherits from defaults section `section`, named as
+/// that section's (HAProxy resolves them once, in it).
+pub fn unresolved_section_refs(
+    p: &Proxy,
+    section: &str,
+    config: &super::model::Config,
+) -> Vec<super::stick::Unresolved> {
+    (p.rules.references.iter())
+        .filter(|r| !r.health_check && r.defaults.as_deref() == Some(section))
+        .filter_map(|r| {
+            let message = unresolved(r, section, config)?;
+            Some(super::stick::Unresolved {
+                place: r.place.clone(),
+                within: r.within,
+                message,
+            })
+        })
+        .collect()
+}
+
 /// HAProxy's messages for the backends and servers `p`'s fetches name that do not exist,
 /// with where and how each was used, for [`super::stick::check_fetch_tables`] to group
 /// with the tables they name (HAProxy resolves them together after the proxies).
@@ -2509,6 +2646,9 @@ fn unresolved(r: &Reference, proxy: &str, config: &super::model::Config) -> Opti
     };
     // HAProxy words these `parsing [file:line]: ...`, without its usual space.
     let at = format!("parsing [{}]:", r.place);
+    if named.backend.is_empty() {
+        return unresolved_own_proxy(r, &what, proxy, config).map(|m| format!("{at} {m}"));
+    }
     let found = (config.proxies.iter()).find(|b| b.name == named.backend && b.kind.is_backend());
     let missing = match (found, &named.server) {
         // srv_is_up names any proxy; nbsrv a backend.
@@ -2522,6 +2662,30 @@ fn unresolved(r: &Reference, proxy: &str, config: &super::model::Config) -> Opti
     Some(format!(
         "{at} unable to find {missing} referenced in arg 1 of {what} in proxy '{proxy}'."
     ))
+}
+
+/// HAProxy's message (after `parsing [place]:`) when `r`, used as `what`, names no proxy,
+/// which is then `proxy`, the one it is written in: a defaults section cannot be one
+/// (`nbsrv` wants a backend, `srv_is_up(s)` a backend named), nor a frontend a backend.
+fn unresolved_own_proxy(
+    r: &Reference,
+    what: &str,
+    proxy: &str,
+    config: &super::model::Config,
+) -> Option<String> {
+    let own = || config.proxies.iter().filter(|p| p.name == proxy);
+    let in_defaults = r.defaults.is_some();
+    match &r.named.server {
+        Some(_) if in_defaults => Some(format!(
+            "backend name must be set in arg 1 of {what} in proxy '{proxy}'."
+        )),
+        Some(s) => (!own().flat_map(|p| &p.servers).any(|bs| bs.name == *s)).then(|| {
+            format!("unable to find server '{s}' in proxy '{proxy}', referenced in arg 1 of {what} in proxy '{proxy}'.")
+        }),
+        None => (in_defaults || !own().any(|p| p.kind.is_backend())).then(|| {
+            format!("proxy '{proxy}', referenced in arg 1 of {what} in proxy '{proxy}', has not backend capability.")
+        }),
+    }
 }
 
 /// Whole-configuration checks on `p`'s rules, HAProxy's messages: backends that do not

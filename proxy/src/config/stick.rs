@@ -8,7 +8,8 @@
 //! ([`written_at`]: the rule line or log format, its proxy): a `src_*` or `table_cnt` fetch
 //! without a table reads the table of that proxy, as HAProxy fixes it at parse time, and
 //! every table a fetch names is checked once the proxies are ([`check_fetch_tables`]), in
-//! HAProxy's words.
+//! HAProxy's words. So is a converter's regex that does not compile (`regsub(a**,b)`):
+//! HAProxy compiles it then, and reports it with the other unresolved arguments.
 
 use std::time::Duration;
 
@@ -507,6 +508,9 @@ pub struct Track {
     pub key: Fetch,
     /// The table's proxy (the rule's own proxy when not named).
     pub table: String,
+    /// The section the rule is written in: a defaults section's rules are checked once,
+    /// under its name, however many proxies run them.
+    pub section: String,
 }
 
 /// The N of a `track-scN` action named `name` (any number: [`parse_track`] refuses those
@@ -548,7 +552,12 @@ pub fn parse_track(slot: u32, args: &[String], own: &str) -> Result<Track, AclEr
             )));
         }
     };
-    Ok(Track { slot, key, table })
+    Ok(Track {
+        slot,
+        key,
+        table,
+        section: own.to_string(),
+    })
 }
 
 /// Whose entry a stick fetch reads.
@@ -639,30 +648,88 @@ pub fn parse_fetch(name: &str, args: &[&str]) -> Option<Result<StickFetch, Strin
     )))
 }
 
-/// A table a fetch names, resolved by [`check_fetch_tables`] as HAProxy's
-/// `smp_resolve_args` resolves it.
+/// An argument of a fetch or converter that HAProxy's `smp_resolve_args` resolves once the
+/// proxies are read ([`check_fetch_tables`]): a table a fetch names, or a converter's regex
+/// (compiled where it is written, its error reported there, as HAProxy does).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableRef {
+pub struct ArgRef {
     pub place: Place,
-    pub table: String,
-    /// Which argument of the fetch names it (from 1).
+    pub target: ArgTarget,
+    /// Which argument names it (from 1).
     pub arg: usize,
+    /// The fetch (for a converter's argument: the fetch it converts).
     pub keyword: String,
     /// Where HAProxy says the fetch is used: None in an ACL (`ACL keyword 'K'`), else the
     /// expression of a rule or a format (`sample fetch keyword 'K' in http-request
     /// expression`).
     pub within: Option<&'static str>,
+    /// The section it is written in (a defaults section's are resolved once, in it).
+    pub section: String,
+    /// Whether that section is a defaults section (which has no table of its own).
+    pub in_defaults: bool,
+}
+
+/// What an [`ArgRef`] names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgTarget {
+    /// A table, which must exist.
+    Table(String),
+    /// No table named: the proxy's own, as HAProxy fixes it where the fetch is written
+    /// (a defaults section has none to give).
+    OwnTable(String),
+    /// A regex argument of converter `converter` that does not compile, why as PCRE2 says.
+    BadRegex {
+        converter: String,
+        pattern: String,
+        why: String,
+    },
+}
+
+impl ArgRef {
+    /// HAProxy's message when this argument does not resolve (`config`'s proxies), None when
+    /// it does.
+    fn unresolved(&self, config: &super::model::Config) -> Option<String> {
+        let proxy = &self.section;
+        let fetch = match self.within {
+            None => format!("ACL keyword '{}'", self.keyword),
+            Some(w) => format!("sample fetch keyword '{}' in {w}", self.keyword),
+        };
+        let (place, arg) = (&self.place, self.arg);
+        match &self.target {
+            ArgTarget::OwnTable(_) if self.in_defaults => Some(format!(
+                "parsing [{place}]: table name must be set in arg {arg} of {fetch} in proxy '{proxy}'."
+            )),
+            ArgTarget::Table(t) | ArgTarget::OwnTable(t) if has_table(config, t) => None,
+            ArgTarget::Table(t) | ArgTarget::OwnTable(t) => Some(format!(
+                "parsing [{place}]: unable to find table '{t}' referenced in arg {arg} of {fetch} in proxy '{proxy}'."
+            )),
+            ArgTarget::BadRegex {
+                converter, pattern, ..
+            } if pattern.is_empty() => Some(format!(
+                "parsing [{place}]: missing regex in arg {arg} of conversion keyword '{converter}' for {fetch} in proxy '{proxy}'."
+            )),
+            ArgTarget::BadRegex {
+                converter,
+                pattern,
+                why,
+            } => Some(format!(
+                "parsing [{place}]: error in regex '{pattern}' in arg {arg} of conversion keyword '{converter}' for {fetch} in proxy '{proxy}' : {why}."
+            )),
+        }
+    }
 }
 
 /// Where the fetches being parsed are written: the proxy whose table a `src_*` or
 /// `table_cnt` fetch without one reads (HAProxy fixes it at parse time, not where the rule
-/// runs), and the table references they made.
+/// runs), the fetch whose converters are being read, and the arguments they left to
+/// resolve.
 #[derive(Debug)]
 struct Site {
     proxy: String,
     place: Place,
     within: Option<&'static str>,
-    refs: Vec<TableRef>,
+    fetch: Option<String>,
+    refs: Vec<ArgRef>,
 }
 
 thread_local! {
@@ -671,18 +738,19 @@ thread_local! {
 }
 
 /// Runs `f`, which parses fetches written at `place` in proxy `proxy`, used `within` a
-/// rule's expression (as HAProxy names it; None: in an ACL); the table references its
-/// fetches made.
+/// rule's expression (as HAProxy names it; None: in an ACL); the arguments its fetches left
+/// to resolve.
 pub fn written_at<R>(
     proxy: &str,
     place: &Place,
     within: Option<&'static str>,
     f: impl FnOnce() -> R,
-) -> (R, Vec<TableRef>) {
+) -> (R, Vec<ArgRef>) {
     let site = Site {
         proxy: proxy.to_string(),
         place: place.clone(),
         within,
+        fetch: None,
         refs: Vec::new(),
     };
     let outer = SITE.replace(Some(site));
@@ -703,24 +771,67 @@ pub fn in_acl<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Runs `f`, which parses the converters of fetch `fetch`.
+pub fn converting<R>(fetch: &str, f: impl FnOnce() -> R) -> R {
+    let outer = SITE.with_borrow_mut(|s| s.as_mut().map(|s| s.fetch.replace(fetch.to_string())));
+    let r = f();
+    SITE.with_borrow_mut(|s| {
+        if let (Some(s), Some(outer)) = (s.as_mut(), outer) {
+            s.fetch = outer;
+        }
+    });
+    r
+}
+
+/// Notes that the regex `pattern` in argument `arg` of converter `converter` does not
+/// compile (`why`), for [`check_fetch_tables`] to report as HAProxy does after reading the
+/// configuration. False outside of a site (a health check's format): the caller refuses
+/// it at once.
+pub fn defer_bad_regex(converter: &str, arg: usize, pattern: &str, why: String) -> bool {
+    SITE.with_borrow_mut(|site| {
+        let Some(site) = site.as_mut() else {
+            return false;
+        };
+        site.refs.push(ArgRef {
+            place: site.place.clone(),
+            target: ArgTarget::BadRegex {
+                converter: converter.to_string(),
+                pattern: pattern.to_string(),
+                why,
+            },
+            arg,
+            keyword: site.fetch.clone().unwrap_or_default(),
+            within: site.within,
+            section: site.proxy.clone(),
+            in_defaults: false,
+        });
+        true
+    })
+}
+
 /// `fetch` (named `name`, its table in argument `arg`) as written at the current site: a
 /// `src_*` or `table_cnt` fetch without a table reads its proxy's, and the table it names
 /// is noted for the checks.
 fn written(mut fetch: StickFetch, name: &str, arg: usize) -> StickFetch {
     SITE.with_borrow_mut(|site| {
         let Some(site) = site.as_mut() else { return };
-        if fetch.table.is_none() && fetch.counter == Counter::Src {
-            fetch.table = Some(site.proxy.clone());
-        }
-        if let Some(table) = &fetch.table {
-            site.refs.push(TableRef {
-                place: site.place.clone(),
-                table: table.clone(),
-                arg,
-                keyword: name.to_string(),
-                within: site.within,
-            });
-        }
+        let target = match &fetch.table {
+            Some(table) => ArgTarget::Table(table.clone()),
+            None if fetch.counter == Counter::Src => {
+                fetch.table = Some(site.proxy.clone());
+                ArgTarget::OwnTable(site.proxy.clone())
+            }
+            None => return,
+        };
+        site.refs.push(ArgRef {
+            place: site.place.clone(),
+            target,
+            arg,
+            keyword: name.to_string(),
+            within: site.within,
+            section: site.proxy.clone(),
+            in_defaults: false,
+        });
     });
     fetch
 }
@@ -738,46 +849,83 @@ pub struct Unresolved {
     pub message: String,
 }
 
-/// The tables fetches name exist, as HAProxy's `smp_resolve_args` checks them after the
-/// proxies: per proxy one alert, or one listing them all when there are several.
+/// The arguments fetches and converters left to resolve ([`ArgRef`]) resolve, as HAProxy's
+/// `smp_resolve_args` checks them after the proxies: per proxy one alert, or one listing them all when there are several.
 pub fn check_fetch_tables(config: &super::model::Config, diags: &mut super::diag::Diags) {
-    // The health-check rules of defaults sections first, once each, as HAProxy resolves them.
-    for (_, missing) in super::rules::unresolved_defaults_refs(config) {
-        report_unresolved(&missing, diags);
+    // The rules a proxy inherits are resolved once, in their defaults section, before the
+    // first proxy that runs them.
+    let mut inherited: Vec<(usize, &str)> = Vec::new();
+    for (i, p) in config.proxies.iter().enumerate() {
+        let tables = (p.rules.table_refs.iter())
+            .filter(|r| r.section != p.name)
+            .map(|r| r.section.as_str());
+        for section in tables.chain(super::rules::inherited_ref_sections(p)) {
+            if !inherited.iter().any(|(_, s)| *s == section) {
+                inherited.push((i, section));
+            }
+        }
     }
-    for p in &config.proxies {
-        let mut missing: Vec<Unresolved> = (p.rules.table_refs.iter())
-            .filter(|r| !has_table(config, &r.table))
-            .map(|r| {
-                let what = match r.within {
-                    None => format!("ACL keyword '{}'", r.keyword),
-                    Some(w) => format!("sample fetch keyword '{}' in {w}", r.keyword),
-                };
-                let message = format!(
-                    "parsing [{}]: unable to find table '{}' referenced in arg {} of {what} in proxy '{}'.",
-                    r.place, r.table, r.arg, p.name
-                );
-                Unresolved {
-                    place: r.place.clone(),
-                    within: r.within,
-                    message,
-                }
-            })
-            .collect();
-        missing.extend(super::rules::unresolved_refs(p, config));
-        // In HAProxy's order: as the lines came, then the log formats (parsed after),
-        // then the unique-id format.
-        missing.sort_by_key(|u| {
-            let late = match u.within {
-                Some("log-format string") => 1,
-                Some("unique-id-format string") => 2,
-                _ => 0,
+    // The health-check rules of defaults sections without such rules first, once each, as
+    // HAProxy resolves them; the others' with the section's rules.
+    let mut held = Vec::new();
+    for (section, checks) in super::rules::unresolved_defaults_refs(config) {
+        if inherited.iter().any(|(_, s)| *s == section) {
+            held.push((section, checks));
+        } else {
+            report_unresolved(&unresolved_args(config, &[], &section, checks), diags);
+        }
+    }
+    for (i, p) in config.proxies.iter().enumerate() {
+        let first_users = (inherited.iter()).filter(|(user, _)| *user == i);
+        for (_, section) in first_users {
+            let checks = match held.iter().position(|(s, _)| s == section) {
+                Some(h) => held.swap_remove(h).1,
+                None => Vec::new(),
             };
-            (late, u.place.line)
-        });
-        let missing: Vec<String> = missing.into_iter().map(|u| u.message).collect();
-        report_unresolved(&missing, diags);
+            let mut others = super::rules::unresolved_section_refs(p, section, config);
+            others.extend(checks);
+            let missing = unresolved_args(config, &p.rules.table_refs, section, others);
+            report_unresolved(&missing, diags);
+        }
+        let others = super::rules::unresolved_refs(p, config);
+        report_unresolved(
+            &unresolved_args(config, &p.rules.table_refs, &p.name, others),
+            diags,
+        );
     }
+}
+
+/// HAProxy's messages for the arguments `refs` written in `section` (a proxy's own or its
+/// defaults section's) that do not resolve, with `others` (its backend and server
+/// references), in HAProxy's order.
+fn unresolved_args(
+    config: &super::model::Config,
+    refs: &[ArgRef],
+    section: &str,
+    others: Vec<Unresolved>,
+) -> Vec<String> {
+    let mut missing: Vec<Unresolved> = (refs.iter())
+        .filter(|r| r.section == section)
+        .filter_map(|r| {
+            Some(Unresolved {
+                place: r.place.clone(),
+                within: r.within,
+                message: r.unresolved(config)?,
+            })
+        })
+        .collect();
+    missing.extend(others);
+    // In HAProxy's order: as the lines came, then the log formats (parsed after),
+    // then the unique-id format.
+    missing.sort_by_key(|u| {
+        let late = match u.within {
+            Some("log-format string") => 1,
+            Some("unique-id-format string") => 2,
+            _ => 0,
+        };
+        (late, u.place.line)
+    });
+    missing.into_iter().map(|u| u.message).collect()
 }
 
 /// One proxy's argument resolution errors, as HAProxy groups them.
@@ -842,17 +990,30 @@ pub fn check(config: &mut super::model::Config, diags: &mut super::diag::Diags) 
     }
 }
 
-/// Each `track-scN` names a table that exists.
+/// Each `track-scN` names a table that exists. Those a proxy inherits are checked once,
+/// under their defaults section's name, before the first proxy that runs them.
 fn check_tracks(config: &super::model::Config, diags: &mut super::diag::Diags) {
+    let mut checked_defaults: Vec<&str> = Vec::new();
     for p in &config.proxies {
         let r = &p.rules;
         let tcp = (r.tcp_connection.iter().chain(&r.tcp_content)).filter_map(|t| t.action.track());
         let http = (r.http_request.iter().chain(&r.http_response)).filter_map(|h| h.action.track());
-        for t in tcp.chain(http).filter(|t| !has_table(config, &t.table)) {
-            diags.global_alert(format!(
-                "Proxy '{}': unable to find table '{}' referenced by track-sc{}.",
-                p.name, t.table, t.slot
-            ));
+        let tracks: Vec<&Track> = tcp.chain(http).collect();
+        let mut sections: Vec<&str> = (tracks.iter())
+            .map(|t| t.section.as_str())
+            .filter(|s| *s != p.name && !checked_defaults.contains(s))
+            .collect();
+        sections.dedup();
+        checked_defaults.extend(&sections);
+        sections.push(&p.name);
+        for section in sections {
+            let missing = (tracks.iter()).filter(|t| t.section == section);
+            for t in missing.filter(|t| !has_table(config, &t.table)) {
+                diags.global_alert(format!(
+                    "Proxy '{section}': unable to find table '{}' referenced by track-sc{}.",
+                    t.table, t.slot
+                ));
+            }
         }
     }
 }

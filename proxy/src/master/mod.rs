@@ -339,11 +339,15 @@ impl Master {
             // Where HAProxy's master executes itself again.
             crate::process::forget_version_told();
             self.count_reload();
+            // HAProxy's master, executed again, reads the configuration from no state.
+            crate::runtime::vars::reset_for_load();
             let (config, diags) = config::load(&self.cli.config);
-            crate::process::report(&diags, self.cli.quiet(&config.global));
+            crate::process::report(&diags, self.cli.quiet(&config.global), false);
             if diags.has_errors() {
                 // Nothing was started: a worker still starting goes on.
-                self.alert("config : Fatal errors found in configuration.");
+                if let Some(summary) = diags.fatal_summary() {
+                    self.alert(&format!("config : {summary}"));
+                }
                 self.load_failed(false);
                 return;
             }

@@ -75,28 +75,55 @@ const HELP: &str = "The following commands are valid at this level:
   set table <table> key <k> [data.<type> <v>]... : update or create a table entry's data
 ";
 
-/// Accepts runtime API connections until the process exits.
-pub async fn serve(state: Arc<State>, conf: StatsSocket, socket: UnixListener, handover: Handover) {
-    // Its number among the `stats socket` lines, from 1, as HAProxy numbers its listeners.
-    let sockets = &state.config.global.stats_sockets;
-    let listener = sockets
-        .iter()
-        .position(|s| s.path == conf.path)
-        .map_or(0, |at| at + 1);
+/// Accepts runtime API connections on every `stats socket` until the process exits. They
+/// are HAProxy's `GLOBAL` frontend, whose `maxconn` (`stats maxconn`, `limits::CLI_MAXCONN`
+/// by default) bounds them all together: with that many sessions open, no socket accepts,
+/// and a new client waits in the backlog until one leaves, as when HAProxy pauses a full
+/// frontend's listeners.
+pub async fn serve(
+    state: Arc<State>,
+    sockets: Vec<(StatsSocket, UnixListener)>,
+    handover: Handover,
+) {
+    let bound = state.config.global.cli_maxconn;
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        bound.unwrap_or(crate::limits::CLI_MAXCONN),
+    ));
     loop {
-        let Ok((stream, _)) = socket.accept().await else {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (at, accepted) = std::future::poll_fn(|cx| {
+            for (at, (_, socket)) in sockets.iter().enumerate() {
+                if let std::task::Poll::Ready(accepted) = socket.poll_accept(cx) {
+                    return std::task::Poll::Ready((at, accepted));
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        let Ok((stream, _)) = accepted else {
             continue;
         };
-        let (state, conf, handover) = (state.clone(), conf.clone(), handover.clone());
+        let conf = sockets[at].0.clone();
+        // Its number among the `stats socket` lines, from 1, as HAProxy numbers its listeners.
+        let listener = state
+            .config
+            .global
+            .stats_sockets
+            .iter()
+            .position(|s| s.path == conf.path)
+            .map_or(0, |at| at + 1);
+        let (state, handover) = (state.clone(), handover.clone());
         tokio::spawn(async move {
-            // A stream of HAProxy's `GLOBAL` frontend, which `show sess` lists.
-            let _listed = super::shutdown::Registration::cli(listener);
+            let _slot = slot;
             let timeout = state
                 .config
                 .global
                 .stats_timeout
                 .unwrap_or(std::time::Duration::from_secs(10));
-            let _ = tokio::time::timeout(timeout, session(state, conf, stream, handover)).await;
+            let served = session(state, conf, stream, handover, Some(listener));
+            let _ = tokio::time::timeout(timeout, served).await;
         });
     }
 }
@@ -117,17 +144,29 @@ pub async fn serve_for_master(
         expose_fd_listeners: true,
         place: Default::default(),
     };
-    let _ = session(state, conf, stream, handover).await;
+    let _ = session(state, conf, stream, handover, None).await;
 }
 
+/// Serves one CLI connection, listed by `show sess` as a stream of HAProxy's `GLOBAL`
+/// frontend when it came to `stats socket` number `listener`. Killed (`shutdown session`),
+/// its reading ends ([`super::shutdown::Registration::cli`]) and it closes, as HAProxy's,
+/// once it has answered the command it runs and, killed by a command of its own, one more
+/// of that line, as HAProxy's runs one more.
 async fn session(
     state: Arc<State>,
     conf: StatsSocket,
     stream: UnixStream,
     handover: Handover,
+    listener: Option<usize>,
 ) -> std::io::Result<()> {
+    use std::os::fd::AsFd;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
+    // Declared after the socket's halves: dropped before it closes (see `runtime::shutdown`).
+    let socket = reader.get_ref().as_ref().as_fd();
+    let listed = listener.map(|at| super::shutdown::Registration::cli(at, socket));
+    // Whether it was killed before the command it runs began (that command is its last).
+    let mut killed_before = false;
     let mut interactive = false;
     if interactive {
         write.write_all(b"> ").await?;
@@ -142,7 +181,12 @@ async fn session(
         let line = crate::bytestr::from_bytes(&raw).into_owned();
         let line = line.trim_end_matches(['\n', '\r']);
         for cmd in line.split(';').map(str::trim) {
+            if killed_before {
+                return Ok(());
+            }
+            killed_before = listed.as_ref().is_some_and(|l| l.killed_alone());
             if cmd == "_getsocks" {
+                drop(listed);
                 let reply = getsocks(&conf, &handover);
                 let stream = reader
                     .into_inner()

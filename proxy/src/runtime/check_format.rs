@@ -53,7 +53,7 @@ pub struct CheckContext<'a> {
 /// One check run's variables: its `check` and `sess` scopes.
 #[derive(Debug, Default)]
 pub struct CheckVars {
-    run: Mutex<Store>,
+    run: Mutex<vars::CheckStores>,
 }
 
 impl CheckVars {
@@ -65,18 +65,18 @@ impl CheckVars {
     fn with_store<R>(
         run: Option<&CheckVars>,
         name: &str,
-        f: impl FnOnce(&mut Store) -> R,
+        f: impl FnOnce(&mut dyn vars::Variables) -> R,
     ) -> Option<R> {
         match Scope::of(name)? {
             Scope::Check | Scope::Sess => match run {
-                Some(run) => Some(f(&mut run
+                Some(run) => Some(f(&mut *run
                     .run
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner))),
                 // The scope is there, without a variable.
                 None => Some(f(&mut Store::default())),
             },
-            Scope::Proc => Some(vars::with_proc(f)),
+            Scope::Proc => Some(vars::with_proc(|s| f(s))),
             Scope::Txn | Scope::Req | Scope::Res => None,
         }
     }

@@ -147,8 +147,8 @@ fn convert(conv: &Converter, v: Value) -> Option<Value> {
     };
     let text = |s: Vec<u8>| Some(Value::Str(s));
     match conv {
-        C::Lower => text(bytes.to_ascii_lowercase()),
-        C::Upper => text(bytes.to_ascii_uppercase()),
+        C::Lower => text(writable(bytes).to_ascii_lowercase()),
+        C::Upper => text(writable(bytes).to_ascii_uppercase()),
         C::IpMask { v4, v6 } => match v {
             Value::Ip(IpAddr::V4(ip)) => Some(Value::Ip(IpAddr::V4((u32::from(ip) & v4).into()))),
             Value::Ip(IpAddr::V6(ip)) => {
@@ -157,15 +157,16 @@ fn convert(conv: &Converter, v: Value) -> Option<Value> {
             }
             _ => None,
         },
+        // Two digits a byte while they fit in the buffer.
         C::Hex => text(
-            bytes
+            bytes[..bytes.len().min(TRASH / 2)]
                 .iter()
                 .flat_map(|b| format!("{b:02X}").into_bytes())
                 .collect(),
         ),
-        C::Base64 => text(base64_encode(bytes).into_bytes()),
+        C::Base64 => text(base64_bounded(bytes)?.into_bytes()),
         C::Ub64Enc => {
-            let b64 = base64_encode(bytes);
+            let b64 = base64_bounded(bytes)?;
             let url = b64
                 .trim_end_matches('=')
                 .replace('+', "-")
@@ -189,7 +190,10 @@ fn convert(conv: &Converter, v: Value) -> Option<Value> {
         }
         C::RegSub(r) => text(regsub(r, bytes)),
         C::UrlDec { in_form } => url_decode(bytes, *in_form).map(Value::Str),
-        C::Json(input) => json(bytes, *input).map(|s| Value::Str(s.into_bytes())),
+        // HAProxy fails the conversion when the escaped text does not fit in its buffer.
+        C::Json(input) => json(bytes, *input)
+            .filter(|s| s.len() <= TRASH)
+            .map(|s| Value::Str(s.into_bytes())),
         C::Arith(op, arg) => Some(Value::Int(arith(*op, int, *arg))),
         C::Neg => Some(Value::Int(int.saturating_neg())),
         C::Cpl => Some(Value::Int(!int)),
@@ -220,9 +224,13 @@ fn convert(conv: &Converter, v: Value) -> Option<Value> {
             let to = bytes.iter().rposition(|b| !chars.contains(b));
             text(to.map_or(Vec::new(), |i| bytes[..=i].to_vec()))
         }
-        C::Concat(tail) => text([bytes, &crate::bytestr::to_bytes(tail)].concat()),
+        C::Concat(tail) => {
+            let mut out = [writable(bytes), &crate::bytestr::to_bytes(tail)].concat();
+            out.truncate(TRASH - 1);
+            text(out)
+        }
         C::UrlEnc => text(url_encode(bytes)),
-        C::HostOnly => text(host_port(bytes).0.to_vec()),
+        C::HostOnly => text(host_port(writable(bytes)).0.to_vec()),
         C::PortOnly => {
             // HAProxy adds up the port's characters as digits, whatever they are.
             let port = host_port(bytes).1.unwrap_or_default();
@@ -233,6 +241,23 @@ fn convert(conv: &Converter, v: Value) -> Option<Value> {
             Some(Value::Int(n))
         }
     }
+}
+
+/// The size of HAProxy's trash buffers (`tune.bufsize`, which hapx keeps at its default):
+/// the converters that build a new string build it in one, so none yields more.
+const TRASH: usize = super::BUFSIZE;
+
+/// `s` as HAProxy's `smp_make_rw` leaves it before a converter changes it in place
+/// (`lower`, `upper`, `host_only`) or appends to it (`concat`): a string that fills a whole
+/// buffer is copied into a new one, less the byte kept for its final NUL.
+fn writable(s: &[u8]) -> &[u8] {
+    &s[..s.len().min(TRASH - 1)]
+}
+
+/// `base64`/`ub64enc`'s encoding, None when it (padding and final NUL included) does not fit
+/// in a buffer: HAProxy's `a2base64` then fails the conversion.
+fn base64_bounded(s: &[u8]) -> Option<String> {
+    (s.len().div_ceil(3) * 4 < TRASH).then(|| base64_encode(s))
 }
 
 /// `field`/`word`: the bytes from the `index`th part to `count` parts on (towards the end,
@@ -284,14 +309,22 @@ fn host_port(s: &[u8]) -> (&[u8], Option<&[u8]>) {
     }
 }
 
-/// `url_enc`: every byte but `A-Za-z0-9-._~` as `%HH`.
+/// `url_enc`: every byte but `A-Za-z0-9-._~` as `%HH`, as HAProxy's `encode_chunk` writes
+/// it into a buffer: it stops at the first byte that does not fit, keeping one byte for the
+/// final NUL and, before an escape, one more.
 fn url_encode(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
+    let stop = TRASH - 1;
+    let mut out = Vec::with_capacity(s.len().min(stop));
     for &c in s {
+        if out.len() >= stop {
+            break;
+        }
         if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
             out.push(c);
-        } else {
+        } else if out.len() + 3 < stop {
             out.extend_from_slice(format!("%{c:02X}").as_bytes());
+        } else {
+            break;
         }
     }
     out
@@ -300,35 +333,51 @@ fn url_encode(s: &[u8]) -> Vec<u8> {
 /// `regsub`, HAProxy's loop: the first match (every one with `g`) replaced by `subst`
 /// (`exp_replace`'s `\N`, `\xHH`, `\c`). After a match the rest is a new subject that does
 /// not start a line (look-behind sees nothing before it), and an empty match at its start
-/// lets one byte through.
+/// lets one byte through. The result is built in a trash buffer: each piece (the text before
+/// a match, the replacement, the byte after an empty match) is cut to the room left, so the
+/// result stops at `tune.bufsize` bytes while the matching goes on.
 fn regsub(r: &RegSub, input: &[u8]) -> Vec<u8> {
     let subst = crate::bytestr::to_bytes(&r.subst);
-    let mut out = Vec::with_capacity(input.len());
+    let mut out = Vec::with_capacity(input.len().min(TRASH));
+    let mut replacement = Vec::new();
     let mut start = 0;
     let mut first = true;
     loop {
         let rest = &input[start..];
-        let groups = (r.global || first)
-            .then(|| r.regex.captures(rest, !first))
-            .flatten();
-        let Some((groups, (from, to))) = groups.and_then(|g| Some((g, g[0]?))) else {
-            out.extend_from_slice(rest);
+        if !r.global && !first {
+            append_bounded(&mut out, rest);
+            return out;
+        }
+        let Some(groups) = r.regex.captures(rest, !first) else {
+            append_bounded(&mut out, rest);
             return out;
         };
-        out.extend_from_slice(&rest[..from]);
+        let Some((from, to)) = groups[0] else {
+            append_bounded(&mut out, rest);
+            return out;
+        };
+        append_bounded(&mut out, &rest[..from]);
         // A replacement cut short gives what it wrote (HAProxy copies an undefined tail).
-        let _ = pcre::expand(&subst, rest, &groups, &mut out);
+        replacement.clear();
+        let _ = pcre::expand(&subst, rest, &groups, &mut replacement);
+        append_bounded(&mut out, &replacement);
         if rest.is_empty() {
             return out;
         }
         let mut advance = to;
         if advance == 0 {
-            out.push(rest[0]);
+            append_bounded(&mut out, &rest[..1]);
             advance = 1;
         }
         start += advance;
         first = false;
     }
+}
+
+/// Appends what fits of `piece` in a trash buffer holding `out`.
+fn append_bounded(out: &mut Vec<u8>, piece: &[u8]) {
+    let room = TRASH.saturating_sub(out.len());
+    out.extend_from_slice(&piece[..piece.len().min(room)]);
 }
 
 /// HAProxy's `url_decode`: `%HH` decoded (a bad one fails), `+` a space in a form or after
@@ -722,6 +771,22 @@ mod tests {
 
     #[test]
     fn text_converters_match_haproxy() {
+        // Strings are built in a buffer of `tune.bufsize` bytes (measured with HAProxy 2.6.12).
+        let x105 = "X".repeat(105);
+        let full = "a".repeat(16384);
+        assert_eq!(
+            one(&"a".repeat(300), &format!("regsub(.,{x105},g),length")),
+            "16384"
+        );
+        assert_eq!(one(&full, "regsub(^,ab),length"), "16384");
+        assert_eq!(one(&full, "lower,length"), "16383");
+        assert_eq!(one(&full, "concat(abc),length"), "16383");
+        assert_eq!(one(&full, "hex,length"), "16384");
+        assert_eq!(one(&full, "json,length"), "16384");
+        assert_eq!(run(&format!("{full}\""), "json"), None);
+        assert_eq!(one(&"a".repeat(12285), "base64,length"), "16380");
+        assert_eq!(run(&"a".repeat(12286), "ub64enc"), None);
+        assert_eq!(one(&" ".repeat(5461), "url_enc,length"), "16380");
         assert_eq!(one(":aa::bb.cc:dd:", "ltrim(:a)"), "bb.cc:dd:");
         assert_eq!(one(":aa::bb.cc:dd:", "rtrim(:d)"), ":aa::bb.cc");
         assert_eq!(one(":aa::bb.cc:dd:", "regsub(a,X,g)"), ":XX::bb.cc:dd:");
@@ -730,7 +795,10 @@ mod tests {
             one(":aa::bb.cc:dd:", "regsub(b+.,<\\0>)"),
             ":aa::<bb.>cc:dd:"
         );
-        assert_eq!(one("ab-cd", "regsub(b.c,\\x2c\\0\\\\)"), "a,b-c\\d");
+        // The argument reader makes `\\` one `\`, which `exp_replace` reads as an escape.
+        assert_eq!(one("ab-cd", "regsub(b.c,\\x2c\\0\\\\\\\\)"), "a,b-c\\d");
+        assert_eq!(one("xaax", "regsub('(a)','<\\1>',g)"), "x<a><a>x");
+        assert_eq!(one("x.y", "regsub('\\.',\" \\\" \")"), "x \" y");
         assert_eq!(one(":a:", "regsub(x*,-,g)"), "-:-a-:-");
         assert_eq!(one("/a%20b+c?x=1+2%41", "url_dec"), "/a b+c?x=1 2A");
         assert_eq!(one("a+b", "url_dec(1)"), "a b");

@@ -11,16 +11,25 @@
 //!
 //! Half-close: when one side finishes sending, the other side's write half is shut down and the
 //! opposite direction goes on. The connection ends when both directions have ended, or when
-//! nothing moved for the idle timeout. When epoll reported a side's FIN before its last data was
-//! read, that data is sent with MSG_MORE and the shutdown follows at once, so data and FIN
-//! leave in one packet (as with HAProxy): for a short connection, one packet less to send and
-//! one less for the peer to acknowledge.
+//! a timeout armed expires, nothing having moved meanwhile. The timeouts are per side and
+//! per what each direction waits for, as HAProxy arms them per channel ([`IdleTimeouts`]):
+//! a direction waiting for data is bounded by its source's timeout (its `-fin` one once it
+//! was sent our FIN), one waiting for its destination to take data by the destination's.
+//! Measured against HAProxy 2.6.12 (tests/tests/proxy_tcp_timeouts.rs): a client that does
+//! not read ends on `timeout client` (`cD`, or `K-` after a kill) even when the server
+//! closed or was shut down, a server that does not read on `timeout server` (`sD`).
+//!
+//! When epoll reported a side's FIN before its last data was read, that data is sent with
+//! MSG_MORE and the shutdown follows at once, so data and FIN leave in one packet (as with
+//! HAProxy): for a short connection, one packet less to send and one less for the peer to
+//! acknowledge.
 
 use std::io;
+use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest};
@@ -278,57 +287,173 @@ impl Fault {
     }
 }
 
-/// The inactivity timeouts of a forwarding: while both directions are open, and once one of
-/// them has ended, when only the other side is expected to send (HAProxy's
-/// `timeout client-fin` and `timeout server-fin`).
+/// The inactivity timeouts of a forwarding, per side, as HAProxy arms them per channel: a
+/// side's timeout (`timeout client`, `timeout server`; `timeout tunnel` replacing both when
+/// set) bounds both reading from it and writing to it; its `-fin` timeout (`timeout
+/// client-fin`, `timeout server-fin`) replaces it for reading once its connection was shut
+/// down toward it (the FIN sent to it). In milliseconds, `None` for none (HAProxy's
+/// `timeout ... 0` too): four words, not four `Option<Duration>`s, in every session's task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IdleTimeouts {
-    pub open: Option<Duration>,
-    /// The side whose timeout `open` is: the server's only when it is the shorter one (on
-    /// a tie HAProxy reports the client's, whose channel it looks at first).
-    pub open_side: Side,
-    /// The client has ended its side: waiting for the server.
-    pub client_ended: Option<Duration>,
-    /// The server has ended its side: waiting for the client.
-    pub server_ended: Option<Duration>,
+    client: Option<NonZeroU32>,
+    server: Option<NonZeroU32>,
+    client_fin: Option<NonZeroU32>,
+    server_fin: Option<NonZeroU32>,
 }
 
 impl IdleTimeouts {
-    /// HAProxy's rule for a stream between a frontend and a backend: each side's timeout
-    /// (`tunnel` replacing both when set), the shorter one applying while both are open; once
-    /// one side has ended, the other side's, or its `-fin` timeout when set.
+    /// HAProxy's timeouts for a stream between a frontend and a backend: `timeout client`
+    /// and `client-fin` are the frontend's, `timeout server`, `server-fin` and `tunnel` the
+    /// backend's; a `-fin` timeout unset is the side's own.
     pub fn new(frontend: &Timeouts, backend: &Timeouts) -> Self {
-        let client = backend.tunnel.or(frontend.client);
-        let server = backend.tunnel.or(backend.server);
-        let server_first = match (client, server) {
-            (Some(c), Some(s)) => s < c,
-            (c, s) => c.is_none() && s.is_some(),
-        };
+        let client = millis(backend.tunnel.or(frontend.client));
+        let server = millis(backend.tunnel.or(backend.server));
         IdleTimeouts {
-            open: shorter(client, server),
-            open_side: if server_first {
-                Side::Server
-            } else {
-                Side::Client
-            },
-            client_ended: backend.server_fin.or(server),
-            server_ended: frontend.client_fin.or(client),
+            client,
+            server,
+            client_fin: millis(frontend.client_fin).or(client),
+            server_fin: millis(backend.server_fin).or(server),
         }
+    }
+
+    /// The timeout that expires first in `phase`, and whose it is (the client's on a tie, as
+    /// HAProxy, which looks at the client's channel first). Armed, as HAProxy's: a side's
+    /// read while a direction waits for data from it (its `-fin` timeout once it was sent
+    /// our FIN), a side's write while a direction waits for it to take data. A direction
+    /// waiting to write does not read: a client that does not read its data ends on
+    /// `timeout client` whatever the server's, even after the server closed or a kill.
+    fn first(&self, phase: u8) -> Option<(Duration, Side)> {
+        let reads = |way: Way| phase & (way.writing() | way.ended()) == 0;
+        let read_timeout = |way: Way, plain, fin| {
+            // The FIN sent to the side this direction reads: the other direction ended.
+            if phase & way.other().ended() != 0 {
+                fin
+            } else {
+                plain
+            }
+        };
+        let client = shorter(
+            reads(Way::Up)
+                .then(|| read_timeout(Way::Up, self.client, self.client_fin))
+                .flatten(),
+            (phase & Way::Down.writing() != 0)
+                .then_some(self.client)
+                .flatten(),
+        );
+        let server = shorter(
+            reads(Way::Down)
+                .then(|| read_timeout(Way::Down, self.server, self.server_fin))
+                .flatten(),
+            (phase & Way::Up.writing() != 0)
+                .then_some(self.server)
+                .flatten(),
+        );
+        let as_duration = |ms: NonZeroU32| Duration::from_millis(u64::from(ms.get()));
+        match (client, server) {
+            (Some(c), Some(s)) if s < c => Some((as_duration(s), Side::Server)),
+            (Some(c), _) => Some((as_duration(c), Side::Client)),
+            (None, s) => s.map(|s| (as_duration(s), Side::Server)),
+        }
+    }
+
+    /// The shortest of all the timeouts: how long a wait goes before it looks at the phase
+    /// again (see [`expiry`]).
+    fn shortest(&self) -> Option<Duration> {
+        let all = [self.client, self.server, self.client_fin, self.server_fin];
+        let ms = all.into_iter().flatten().min()?;
+        Some(Duration::from_millis(u64::from(ms.get())))
     }
 }
 
-fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+/// A configured timeout in milliseconds (rounded up, at most `u32::MAX`); 0 is none, as in
+/// HAProxy.
+fn millis(timeout: Option<Duration>) -> Option<NonZeroU32> {
+    let d = timeout?;
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    NonZeroU32::new(u32::try_from(ms).unwrap_or(u32::MAX))
+}
+
+fn shorter(a: Option<NonZeroU32>, b: Option<NonZeroU32>) -> Option<NonZeroU32> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
 }
 
-/// Resolves once nothing moved for `timeout`; never without one.
-async fn inactivity(activity: &Activity, timeout: Option<Duration>) {
-    match timeout {
-        Some(t) => activity.idle_for(t).await,
-        None => std::future::pending().await,
+/// A direction of a forwarding: `Up` from the client to the server, `Down` back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Up,
+    Down,
+}
+
+impl Way {
+    /// Its bit in a [`Phase`] while it waits for its destination to take data.
+    fn writing(self) -> u8 {
+        match self {
+            Way::Up => 1,
+            Way::Down => 2,
+        }
+    }
+
+    /// Its bit in a [`Phase`] once it ended (its source's end passed on to its destination).
+    fn ended(self) -> u8 {
+        match self {
+            Way::Up => 4,
+            Way::Down => 8,
+        }
+    }
+
+    fn other(self) -> Way {
+        match self {
+            Way::Up => Way::Down,
+            Way::Down => Way::Up,
+        }
+    }
+}
+
+/// What the two directions of a forwarding are doing ([`Way`]'s bits), which tells the
+/// timeouts that are armed ([`IdleTimeouts::first`]). One byte in the task. Every change
+/// of it comes with a transfer or an end, which touches the forwarding's [`Activity`]:
+/// [`expiry`] relies on that.
+#[derive(Debug, Default)]
+struct Phase(AtomicU8);
+
+impl Phase {
+    fn get(&self) -> u8 {
+        self.0.load(Relaxed)
+    }
+
+    fn writing(&self, way: Way, on: bool) {
+        if on {
+            self.0.fetch_or(way.writing(), Relaxed);
+        } else {
+            self.0.fetch_and(!way.writing(), Relaxed);
+        }
+    }
+
+    /// Marks `way` ended; true when the other direction had ended already.
+    fn end(&self, way: Way) -> bool {
+        self.0.fetch_or(way.ended(), Relaxed) & way.other().ended() != 0
+    }
+}
+
+/// Resolves, with its side, once the timeout armed in `phase` expired (counted from the
+/// last transfer); never without timeouts. A wait lasts at most the shortest timeout, so
+/// that a change of phase (which touches `activity`) is seen before a shorter timeout that
+/// it arms would expire.
+async fn expiry(activity: &Activity, phase: &Phase, idle: IdleTimeouts) -> Side {
+    let Some(recheck) = idle.shortest() else {
+        return std::future::pending().await;
+    };
+    loop {
+        let quiet = activity.idle();
+        let wait = match idle.first(phase.get()) {
+            Some((timeout, side)) if quiet >= timeout => return side,
+            Some((timeout, _)) => (timeout - quiet).min(recheck),
+            None => recheck,
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -379,9 +504,8 @@ impl Splicing {
     }
 }
 
-/// Forwards both ways until both directions end, or until nothing moved for the timeout
-/// that applies: `idle.open` while both directions are open, then the one for the side that
-/// is left.
+/// Forwards both ways until both directions end, or until a timeout armed expires (see
+/// [`IdleTimeouts`]).
 pub async fn forward(
     client: &TcpStream,
     server: &TcpStream,
@@ -390,10 +514,10 @@ pub async fn forward(
     moved: &Moved,
 ) -> End {
     let activity = Activity::new();
-    let done = AtomicBool::new(false);
-    let (up, down) = directions(client, server, splicing, moved, &activity, &done);
+    let phase = Phase::default();
+    let (up, down) = directions(client, server, splicing, moved, &activity, &phase);
     tokio::pin!(up, down);
-    both_ways(up, down, &activity, idle).await
+    both_ways(up, down, &activity, &phase, idle).await
 }
 
 /// [`forward`] after an inspection: the idle timeouts count from `activity`'s last
@@ -406,10 +530,10 @@ pub async fn forward_after(
     moved: &Moved,
     activity: &Activity,
 ) -> End {
-    let done = AtomicBool::new(false);
-    let (up, down) = directions(client, server, splicing, moved, activity, &done);
+    let phase = Phase::default();
+    let (up, down) = directions(client, server, splicing, moved, activity, &phase);
     tokio::pin!(up, down);
-    both_ways(up, down, activity, idle).await
+    both_ways(up, down, activity, &phase, idle).await
 }
 
 /// The two directions of a forwarding, client to server and server to client, for
@@ -420,30 +544,30 @@ fn directions<'a>(
     splicing: Splicing,
     moved: &'a Moved,
     activity: &'a Activity,
-    done: &'a AtomicBool,
+    phase: &'a Phase,
 ) -> (
     impl Future<Output = Result<(), Fault>> + 'a,
     impl Future<Output = Result<(), Fault>> + 'a,
 ) {
     let up = one_way(
-        client,
-        server,
+        (client, server, Way::Up),
         splicing.request,
         activity,
         &moved.to_server,
-        done,
+        phase,
     );
     let down = async move {
         let to_client = &moved.to_client;
-        let sent = one_way(server, client, splicing.response, activity, to_client, done).await;
+        let way = (server, client, Way::Down);
+        let sent = one_way(way, splicing.response, activity, to_client, phase).await;
         moved.server_closed.store(sent.is_ok(), Relaxed);
         sent
     };
     (up, down)
 }
 
-/// Runs the two directions of a forwarding until both end, or until nothing moved for the
-/// timeout that applies: `idle.open` while both are open, then the one for the side left.
+/// Runs the two directions of a forwarding until both end, or until a timeout armed in
+/// their `phase` expires ([`expiry`]).
 /// The directions stay pinned in the caller: moved in, they would take their room twice in
 /// every connection's task (the caller's locals and this future), which idle memory shows.
 /// `up` reads the client, `down` the server: a [`Fault`] of either says which side failed.
@@ -451,12 +575,13 @@ async fn both_ways(
     mut up: Pin<&mut impl Future<Output = Result<(), Fault>>>,
     mut down: Pin<&mut impl Future<Output = Result<(), Fault>>>,
     activity: &Activity,
+    phase: &Phase,
     idle: IdleTimeouts,
 ) -> End {
     let (first, up_ended) = tokio::select! {
         r = &mut up => (r.map_err(|f| f.side(Side::Client)), true),
         r = &mut down => (r.map_err(|f| f.side(Side::Server)), false),
-        () = inactivity(activity, idle.open) => return End::Timeout(idle.open_side),
+        side = expiry(activity, phase, idle) => return End::Timeout(side),
     };
     if let Err(side) = first {
         return End::Error(side);
@@ -468,15 +593,9 @@ async fn both_ways(
             (&mut up).await.map_err(|f| f.side(Side::Client))
         }
     };
-    // Once the client ended its side, the server is waited for (and the other way round).
-    let (left, waited) = if up_ended {
-        (idle.client_ended, Side::Server)
-    } else {
-        (idle.server_ended, Side::Client)
-    };
     let result = tokio::select! {
         r = rest => r,
-        () = inactivity(activity, left) => return End::Timeout(waited),
+        side = expiry(activity, phase, idle) => return End::Timeout(side),
     };
     match result {
         Ok(()) => End::Done,
@@ -501,26 +620,30 @@ where
     S: AsyncRead + AsyncWrite,
 {
     let activity = Activity::new();
+    let phase = Phase::default();
     let (server_r, server_w) = tokio::io::split(server);
     let (client_r, client_w) = tokio::io::split(client);
-    let up = copy_stream(client_r, server_w, &activity, &moved.to_server);
+    let watch = (&activity, &phase);
+    let up = copy_stream(client_r, server_w, Way::Up, watch, &moved.to_server);
     let down = async {
-        let sent = copy_stream(server_r, client_w, &activity, &moved.to_client).await;
+        let sent = copy_stream(server_r, client_w, Way::Down, watch, &moved.to_client).await;
         moved.server_closed.store(sent.is_ok(), Relaxed);
         sent
     };
     tokio::pin!(up, down);
-    both_ways(up, down, &activity, idle).await
+    both_ways(up, down, &activity, &phase, idle).await
 }
 
 /// One direction through async streams, until the source ends; then the destination's
 /// sending is shut down. A TLS peer that closes without close_notify ends the same way.
 /// Reads go through the thread's copy buffer (an idle connection holds none); what the
-/// destination does not take at once is kept aside until it does.
+/// destination does not take at once is kept aside until it does. Its waits to write and
+/// its end are marked in the phase (`watch`), as [`one_way`]'s.
 async fn copy_stream<R, W>(
     mut src: R,
     mut dst: W,
-    activity: &Activity,
+    way: Way,
+    (activity, phase): (&Activity, &Phase),
     count: &AtomicU64,
 ) -> Result<(), Fault>
 where
@@ -530,17 +653,26 @@ where
     let mut held = Vec::new();
     loop {
         let n = std::future::poll_fn(|cx| read_and_send(cx, &mut src, &mut dst, &mut held)).await?;
+        activity.touch();
         if n == 0 {
-            return match dst.shutdown().await {
+            phase.writing(way, true);
+            let shut = match dst.shutdown().await {
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
                 other => other.map_err(Fault::destination),
             };
+            phase.writing(way, false);
+            phase.end(way);
+            activity.touch();
+            return shut;
         }
+        phase.writing(way, true);
         if !held.is_empty() {
             dst.write_all(&held).await.map_err(Fault::destination)?;
             held = Vec::new();
         }
-        dst.flush().await.map_err(Fault::destination)?;
+        let flushed = dst.flush().await.map_err(Fault::destination);
+        phase.writing(way, false);
+        flushed?;
         count.fetch_add(n as u64, Relaxed);
         activity.touch();
     }
@@ -598,50 +730,78 @@ pub struct Moved {
     pub server_closed: AtomicBool,
 }
 
+/// The sockets of one direction, and which direction it is.
+type Leg<'a> = (&'a TcpStream, &'a TcpStream, Way);
+
 /// One direction, as `splice` says: copies through a per-thread buffer while messages are
 /// small, and switches to splice(2) once a read fills the whole buffer, i.e. for bulk
 /// transfers, as HAProxy's `option splice-auto` does; or splices from the first byte; or
-/// only copies.
+/// only copies. Its waits to write are marked in `phase` (the timeouts armed change), and
+/// so is its end.
 async fn one_way(
-    src: &TcpStream,
-    dst: &TcpStream,
+    leg: Leg<'_>,
     splice: Splice,
     activity: &Activity,
     count: &AtomicU64,
-    other_done: &AtomicBool,
+    phase: &Phase,
 ) -> Result<(), Fault> {
     if splice != Splice::Always {
         let may_splice = splice == Splice::Bulk;
-        let copied = copy_one_way(src, dst, may_splice, activity, count, other_done).await?;
+        let copied = copy_one_way(leg, may_splice, activity, count, phase).await?;
         if copied == Copied::Eof {
             return Ok(());
         }
     }
-    match splice_one_way(src, dst, activity, count, other_done).await {
+    match splice_one_way(leg, activity, count, phase).await {
         // splice(2) refused these sockets, or no pipe is left (before any data entered one):
         // copy instead.
-        Err(Fault::Unspliceable) => copy_one_way(src, dst, false, activity, count, other_done)
+        Err(Fault::Unspliceable) => copy_one_way(leg, false, activity, count, phase)
             .await
             .map(|_| ()),
         other => other,
     }
 }
 
-/// Ends a direction: shuts the write side of `dst` down, unless the other direction ended
-/// already (the connection closes right after, which says the same).
-fn finish(dst: &TcpStream, other_done: &AtomicBool) -> Result<(), Fault> {
-    if other_done.swap(true, Relaxed) {
+/// Ends a direction at its source's end: shuts the write side of `dst` down, unless the
+/// other direction ended already (the connection closes right after, which says the same).
+/// The peer's FIN is activity, as HAProxy's read of it (the timeouts armed from now on, a
+/// `-fin` one among them, count from it); the end of a source shut down here (a kill) is
+/// not, and the client's `timeout client` goes on counting from the last write to it.
+fn finish((src, dst, way): Leg<'_>, phase: &Phase, activity: &Activity) -> Result<(), Fault> {
+    if peer_closed(src) {
+        activity.touch();
+    }
+    if phase.end(way) {
         return Ok(());
     }
     shutdown_write(dst).map_err(Fault::destination)
 }
 
+/// Whether the peer of `s` sent its FIN (its TCP state says so): not when only this end
+/// shut its reading down (a kill), its connection still established.
+fn peer_closed(s: &TcpStream) -> bool {
+    let mut state = 0u8;
+    let mut len = 1 as libc::socklen_t;
+    // SAFETY: one byte of `tcp_info` (its first field, `tcpi_state`) into `state`, whose
+    // length is passed; the descriptor is open while `s` lives.
+    let ok = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut state).cast(),
+            &mut len,
+        )
+    } == 0;
+    // TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2: no FIN from the peer yet.
+    !ok || !matches!(state, 1 | 4 | 5)
+}
+
 async fn splice_one_way(
-    src: &TcpStream,
-    dst: &TcpStream,
+    (src, dst, way): Leg<'_>,
     activity: &Activity,
     count: &AtomicU64,
-    other_done: &AtomicBool,
+    phase: &Phase,
 ) -> Result<(), Fault> {
     let (sfd, dfd) = (src.as_raw_fd(), dst.as_raw_fd());
     loop {
@@ -660,28 +820,32 @@ async fn splice_one_way(
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                     Err(e) => return Err(Fault::spliced(Fault::Source)(e)),
                 };
+                activity.touch();
                 pending += n;
                 while pending > 0 {
                     match dst.try_io(Interest::WRITABLE, || splice(pipe_r, dfd, pending)) {
                         Ok(m) => {
                             pending -= m;
                             count.fetch_add(m as u64, Relaxed);
+                            activity.touch();
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            dst.writable()
-                                .await
-                                .map_err(Fault::spliced(Fault::Destination))?;
+                            // Inline, not a helper `async fn`: its copies of the arguments
+                            // would take room in every session's task.
+                            phase.writing(way, true);
+                            let ready = dst.writable().await;
+                            phase.writing(way, false);
+                            ready.map_err(Fault::spliced(Fault::Destination))?;
                         }
                         Err(e) => return Err(Fault::spliced(Fault::Destination)(e)),
                     }
                 }
-                activity.touch();
             }
         }
         .await;
         pipe.give_back(pending == 0);
         if result? {
-            return finish(dst, other_done);
+            return finish((src, dst, way), phase, activity);
         }
     }
 }
@@ -699,12 +863,11 @@ thread_local! {
 }
 
 async fn copy_one_way(
-    src: &TcpStream,
-    dst: &TcpStream,
+    (src, dst, way): Leg<'_>,
     may_splice: bool,
     activity: &Activity,
     count: &AtomicU64,
-    other_done: &AtomicBool,
+    phase: &Phase,
 ) -> Result<Copied, Fault> {
     loop {
         // The peer's FIN, when epoll already reported it (EPOLLRDHUP) before the read below.
@@ -737,22 +900,28 @@ async fn copy_one_way(
             })?;
             let Some((n, last, rest)) = step else { break };
             if n == 0 {
-                finish(dst, other_done)?;
+                finish((src, dst, way), phase, activity)?;
                 return Ok(Copied::Eof);
             }
+            activity.touch();
             let mut off = 0;
             while off < rest.len() {
-                dst.writable().await.map_err(Fault::destination)?;
+                phase.writing(way, true);
+                let ready = dst.writable().await;
+                phase.writing(way, false);
+                ready.map_err(Fault::destination)?;
                 match dst.try_write(&rest[off..]) {
-                    Ok(m) => off += m,
+                    Ok(m) => {
+                        off += m;
+                        activity.touch();
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(Fault::destination(e)),
                 }
             }
             count.fetch_add(n as u64, Relaxed);
-            activity.touch();
             if last {
-                finish(dst, other_done)?;
+                finish((src, dst, way), phase, activity)?;
                 return Ok(Copied::Eof);
             }
             if n < COPY_BUF {

@@ -212,7 +212,7 @@ pub fn lines(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Whether `b` is a blank (space, tab), which separates the parts of a start line.
-fn is_blank(b: u8) -> bool {
+pub fn is_blank(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 

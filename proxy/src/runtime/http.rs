@@ -42,7 +42,7 @@ use super::state::{Backend, Frontend, Server, SessionTimes, State};
 use super::{chunked, h1, meter, pool, prometheus, rules, shutdown, stats, stats_admin, target};
 use crate::config::bind_tls::TlsServer;
 use crate::config::errors::Page;
-use crate::config::model::{HttpReuse, Proxy, StatsPage, Timeouts};
+use crate::config::model::{HttpReuse, MuxProto, Proxy, StatsPage, Timeouts};
 
 /// Largest request or response head: HAProxy's default buffer (`tune.bufsize` 16384) less
 /// the room it keeps for rewrites (`tune.maxrewrite` 1024). A head that has not ended
@@ -66,6 +66,9 @@ pub struct Head {
     /// The `Connection` tokens that came, which HTTP/1 keeps to each hop: `close` and
     /// `keep-alive` are gone from the headers (see [`h1`]).
     pub conn: h1::ConnTokens,
+    /// An HTTP/2 request (None: HTTP/1): `first` holds the HTTP/1.1 origin form sent to the
+    /// server, the fetches read HAProxy's internal form from it (absolute URI, `2.0`).
+    pub h2: Option<super::h2::UriForm>,
 }
 
 impl Head {
@@ -101,6 +104,7 @@ impl Head {
             framing: Framing::None,
             dropped_length: false,
             conn: h1::ConnTokens::default(),
+            h2: None,
         }
     }
 }
@@ -311,6 +315,10 @@ struct Conn {
     generation: u64,
     /// `bind ... ssl`: the client connection's TLS state; its I/O goes through it.
     tls: Option<Box<super::tls::Session>>,
+    /// A stream of an HTTP/2 client connection ([`super::h2`]): the request is read from
+    /// it and the response written to it, not to `stream` (the connection's socket, kept
+    /// for its addresses).
+    h2: Option<Box<super::h2::Stream>>,
 }
 
 impl Conn {
@@ -327,6 +335,7 @@ impl Conn {
             response_complete: false,
             generation: 0,
             tls: None,
+            h2: None,
         }
     }
 
@@ -379,13 +388,15 @@ impl Conn {
     fn try_fill(&mut self) -> std::io::Result<Option<usize>> {
         // A chunk comes from the thread's pool for the attempt and goes back if nothing
         // came: a connection that sends nothing holds no buffer.
-        let read = match self.tls.as_deref_mut() {
-            None => forward::read_drain(&self.stream, self.buf.spare()),
-            Some(tls) => match tls.over(&self.stream).try_read(self.buf.spare()) {
-                Ok(Some(n)) => Ok(n),
-                Ok(None) => Err(std::io::ErrorKind::WouldBlock.into()),
-                Err(e) => Err(e),
-            },
+        let waited = |read: std::io::Result<Option<usize>>| match read {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => Err(std::io::ErrorKind::WouldBlock.into()),
+            Err(e) => Err(e),
+        };
+        let read = match (self.tls.as_deref_mut(), self.h2.as_deref_mut()) {
+            (None, None) => forward::read_drain(&self.stream, self.buf.spare()),
+            (Some(tls), _) => waited(tls.over(&self.stream).try_read(self.buf.spare())),
+            (None, Some(h2)) => waited(h2.try_read(self.buf.spare())),
         };
         match read {
             Ok(n) => {
@@ -404,9 +415,16 @@ impl Conn {
     /// it waits before it reads.
     async fn fill_until(&mut self, deadline: Option<Instant>) -> std::io::Result<usize> {
         let Conn {
-            stream, buf, tls, ..
+            stream,
+            buf,
+            tls,
+            h2,
+            ..
         } = self;
         let read = async {
+            if let Some(h2) = h2.as_deref_mut() {
+                return std::future::poll_fn(|cx| h2.poll_read(cx, buf.spare())).await;
+            }
             // Through TLS too, the wait holds no buffer (an idle kept-alive connection
             // would keep a chunk): readiness first, then a read that does not wait.
             if let Some(tls) = tls.as_deref_mut() {
@@ -511,8 +529,9 @@ impl Conn {
         if second.is_empty() {
             return self.write_within(first, timeout).await;
         }
-        if self.tls.is_some() {
-            // Joined: rustls makes one record of them, sent at once.
+        if self.tls.is_some() || self.h2.is_some() {
+            // Joined: rustls makes one record of them, sent at once (an HTTP/2 stream takes
+            // them whole too).
             return self.write_within(&[first, second].concat(), timeout).await;
         }
         let parts = [std::io::IoSlice::new(first), std::io::IoSlice::new(second)];
@@ -541,6 +560,12 @@ impl Conn {
         use std::pin::Pin;
         use std::task::{Poll, ready};
         use tokio::io::AsyncWrite;
+        if let Some(h2) = self.h2.as_deref_mut() {
+            while *written < data.len() {
+                *written += ready!(h2.poll_write(cx, &data[*written..]))?;
+            }
+            return h2.poll_flush(cx);
+        }
         while *written < data.len() {
             let rest = &data[*written..];
             let n = match self.tls.as_deref_mut() {
@@ -571,7 +596,7 @@ impl Conn {
         loop {
             let bytes = self.buf.bytes();
             let found = find_head_end_from(bytes, searched);
-            searched = bytes.len();
+            let previously_searched = std::mem::replace(&mut searched, bytes.len());
             match found {
                 Some(end) if end > MAX_HEAD => return Err(ReadError::TooLarge),
                 Some(end) => {
@@ -580,6 +605,9 @@ impl Conn {
                     return Ok(head);
                 }
                 None if self.buf.len() >= MAX_HEAD => return Err(ReadError::TooLarge),
+                None if has_bare_cr(bytes, previously_searched) => {
+                    return Err(ReadError::Malformed("bare CR"));
+                }
                 None => {}
             }
             let was_empty = self.buf.is_empty();
@@ -621,18 +649,33 @@ pub(crate) fn find_head_end(buf: &[u8]) -> Option<usize> {
 /// a head that arrives a few bytes at a time is searched once, not once per read (a client
 /// sending its head byte by byte would otherwise cost a quadratic search).
 fn find_head_end_from(buf: &[u8], seen: usize) -> Option<usize> {
-    // The head ends at the first "\n\n" or "\r\n\r\n", whichever ends first: at an LF
-    // followed by LF, or preceded by CR and followed by CR LF. An LF among the last bytes
-    // searched may complete one only now.
-    let mut at = seen.saturating_sub(3);
+    // The head ends at its first empty line, "\n" or "\r\n" after an LF, whatever ended
+    // the line before it (HAProxy's parser takes either ending on every line). An LF among
+    // the last bytes searched may complete one only now.
+    let mut at = seen.saturating_sub(2);
     while let Some(i) = h1::find_byte(&buf[at..], b'\n').map(|p| at + p) {
         match buf.get(i + 1..) {
             Some([b'\n', ..]) => return Some(i + 2),
-            Some([b'\r', b'\n', ..]) if i > 0 && buf[i - 1] == b'\r' => return Some(i + 3),
+            Some([b'\r', b'\n', ..]) => return Some(i + 3),
             _ => at = i + 1,
         }
     }
     None
+}
+
+/// Whether the bytes from `seen` on (less one, whose CR may be followed only now) hold a CR
+/// not followed by LF: HAProxy's parser refuses the message as soon as it meets one (a CR
+/// ends a line or nothing), without waiting for the head's end. Asked only of a head still
+/// incomplete: a complete one is refused by [`parse_head`] all the same.
+fn has_bare_cr(buf: &[u8], seen: usize) -> bool {
+    let mut at = seen.saturating_sub(1);
+    while let Some(i) = h1::find_byte(&buf[at..], b'\r').map(|p| at + p) {
+        match buf.get(i + 1) {
+            Some(b'\n') | None => at = i + 1,
+            Some(_) => return true,
+        }
+    }
+    false
 }
 
 fn is_token(s: &str) -> bool {
@@ -674,6 +717,14 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
     // A request line's parts, up to one too many (no allocation: one per message).
     let mut found = [""; 4];
     let parts: &[&str] = if request {
+        // Blanks separate the parts; none may come before the method or after the
+        // version (HAProxy's 400).
+        let edges = [first.bytes().next(), first.bytes().last()];
+        if edges.into_iter().flatten().any(h1::is_blank) {
+            return Err(ReadError::Malformed(
+                "blank before the method or after the version",
+            ));
+        }
         let mut words = h1::words(first);
         let n = found
             .iter_mut()
@@ -770,6 +821,7 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         framing: Framing::None,
         dropped_length: false,
         conn,
+        h2: None,
     };
     head.framing = frame(&mut head, request)?;
     // HTTP/1.0 gives GET, HEAD and DELETE no body: HAProxy refuses one with 413.
@@ -810,7 +862,8 @@ fn is_named(header: &(String, String), name: &str) -> bool {
 /// leaves the head with one unambiguous framing header to forward:
 /// - Transfer-Encoding wins over Content-Length, which is removed (`dropped_length`);
 /// - the codings must end in one `chunked`; others before it are refused as unsupported;
-/// - every Content-Length must be digits and agree; duplicates become one header;
+/// - every Content-Length must be digits and agree; the first header alone goes on, as
+///   written when it gave one value (see [`content_length`]);
 /// - neither: a request has no body, a response runs until the server closes.
 fn frame(head: &mut Head, request: bool) -> Result<Framing, ReadError> {
     let chunked = transfer_codings(head)?;
@@ -821,20 +874,21 @@ fn frame(head: &mut Head, request: bool) -> Result<Framing, ReadError> {
         return Ok(Framing::Chunked);
     }
     Ok(match (length, request) {
-        (Some((n, first, several)), _) => {
-            // One header with one value, where the first one (at `first`) was.
-            let value = head.headers[first].1.as_bytes();
-            // The common case, one plain value, is forwarded as it is (no rewrite to pay).
-            let plain = value.iter().all(u8::is_ascii_digit) && (value == b"0" || value[0] != b'0');
-            if several || !plain {
-                head.headers[first].1 = n.to_string();
+        (Some(length), _) => {
+            // The kept header holds its last word alone; the common case, one plain
+            // value, is forwarded as it is (no rewrite to pay).
+            let first = &mut head.headers[length.first].1;
+            if length.word.len() != first.len() {
+                *first = first[length.word].to_string();
+            }
+            if length.several {
                 let mut seen = 0;
                 head.headers.retain(|h| {
                     seen += usize::from(is_named(h, "content-length"));
                     !is_named(h, "content-length") || seen == 1
                 });
             }
-            Framing::Length(n)
+            Framing::Length(length.n)
         }
         (None, true) => Framing::None,
         (None, false) => Framing::UntilClose,
@@ -876,43 +930,86 @@ fn transfer_codings(head: &Head) -> Result<bool, ReadError> {
     Ok(true)
 }
 
-/// The Content-Length all headers agree on, if any, with the index of the first header and
-/// whether more than one header gave it.
-fn content_length(head: &Head) -> Result<Option<(u64, usize, bool)>, ReadError> {
-    let mut length: Option<(u64, usize, bool)> = None;
+/// The Content-Length all headers agree on, if any, read as HAProxy's
+/// `h1_parse_cont_len_header` reads it: each header is a list of digit words separated by
+/// commas and blanks (space, tab), all equal; the first header is kept, holding its last word
+/// as written (`01` stays `01`), and later ones are dropped.
+fn content_length(head: &Head) -> Result<Option<ContentLength>, ReadError> {
+    let mut length: Option<ContentLength> = None;
     let headers = head.headers.iter().enumerate();
     for (at, (_, v)) in headers.filter(|(_, h)| is_named(h, "content-length")) {
-        if let Some((_, first, several)) = &mut length {
-            *several |= *first != at;
-        }
-        // The common value, digits only, is its own single part (nothing to split or trim).
-        let plain = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
-        let (whole, split) = match plain {
-            true => (Some(v.as_str()), None),
-            false => (None, Some(v.split(','))),
-        };
-        for part in whole.into_iter().chain(split.into_iter().flatten()) {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ReadError::Malformed("bad content-length"));
+        let bad = ReadError::Malformed("bad content-length");
+        let bytes = v.as_bytes();
+        let mut i = 0;
+        let mut last_word = None;
+        while i < bytes.len() {
+            if h1::is_blank(bytes[i]) {
+                i += 1;
+                continue;
             }
-            let n: u64 = part
-                .parse()
-                .map_err(|_| ReadError::Malformed("bad content-length"))?;
-            match length {
-                Some((l, ..)) if l != n => {
+            let start = i;
+            let mut n: u64 = 0;
+            while let Some(digit) = bytes
+                .get(i)
+                .and_then(|b| b.checked_sub(b'0'))
+                .filter(|d| *d <= 9)
+            {
+                n = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(digit)))
+                    .ok_or(ReadError::Malformed("bad content-length"))?;
+                i += 1;
+            }
+            if i == start {
+                return Err(bad);
+            }
+            let word = start..i;
+            while i < bytes.len() && h1::is_blank(bytes[i]) {
+                i += 1;
+            }
+            // A comma announces one more word.
+            match bytes.get(i) {
+                None => {}
+                Some(b',') if bytes[i + 1..].iter().any(|b| !h1::is_blank(*b)) => i += 1,
+                Some(_) => return Err(bad),
+            }
+            match &mut length {
+                Some(l) if l.n != n => {
                     return Err(ReadError::Malformed("conflicting content-length"));
                 }
-                Some(_) => {}
-                None => length = Some((n, at, false)),
+                Some(l) => l.several |= l.first != at,
+                None => {}
             }
+            last_word = Some((n, word));
+        }
+        let Some((n, word)) = last_word else {
+            return Err(ReadError::Malformed("empty content-length"));
+        };
+        if length.is_none() {
+            length = Some(ContentLength {
+                n,
+                first: at,
+                word,
+                several: false,
+            });
         }
     }
     Ok(length)
 }
 
+/// A message's Content-Length, as [`content_length`] reads it.
+struct ContentLength {
+    n: u64,
+    /// The index of the first header giving it, the one kept.
+    first: usize,
+    /// Where its last word lies in that header's value: what is forwarded.
+    word: std::ops::Range<usize>,
+    /// Whether another header gave it too.
+    several: bool,
+}
+
 /// A response's framing: none for HEAD, 1xx, 204 and 304, whatever its headers say.
-fn response_framing(resp: &Head, method: &str) -> Framing {
+pub(super) fn response_framing(resp: &Head, method: &str) -> Framing {
     let status: u16 = resp.first[1].parse().unwrap_or(0);
     if method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status) {
         return Framing::None;
@@ -1025,8 +1122,9 @@ impl Req {
     /// What the rules' samples know of the request (and of its client's TLS session).
     fn facts<'a>(&'a self, client: &'a Conn) -> rules::Facts<'a> {
         let log = self.log.as_deref();
+        let h2_tls = || client.h2.as_deref().and_then(|h2| h2.tls.as_deref());
         rules::Facts {
-            tls: client.tls.as_deref().map(|s| &*s.facts),
+            tls: client.tls.as_deref().map(|s| &*s.facts).or_else(h2_tls),
             ..rules::Facts::request(self.started, self.arrival, &self.line, log, self.number)
         }
     }
@@ -1089,9 +1187,43 @@ pub fn serve(
     // A block, not an `async fn`: an async fn keeps a second copy of its arguments in its
     // future, and this one lives as long as the connection (and the socket goes into its
     // `Conn` out here, for the same reason).
-    let mut client = Conn::new(client);
+    serve_client(state, fe, Conn::new(client), peer, local, tls, None)
+}
+
+/// [`serve`] for a listener whose `bind ... proto` says which HTTP version its connections
+/// speak: `h2` from their first byte, `h1` never HTTP/2 (None: as each begins).
+pub fn serve_proto(
+    state: Arc<State>,
+    fe: Arc<Frontend>,
+    client: TcpStream,
+    (peer, local): (SocketAddr, SocketAddr),
+    tls: Option<Arc<TlsServer>>,
+    proto: Option<MuxProto>,
+) -> impl std::future::Future<Output = ()> + Send {
+    serve_client(state, fe, Conn::new(client), peer, local, tls, proto)
+}
+
+/// Serves a client connection, or one stream of an HTTP/2 connection (`client.h2`: its
+/// one request, in the connection's session).
+fn serve_client(
+    state: Arc<State>,
+    fe: Arc<Frontend>,
+    mut client: Conn,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tls: Option<Arc<TlsServer>>,
+    proto: Option<MuxProto>,
+) -> impl std::future::Future<Output = ()> + Send {
+    // The connection turns to HTTP/2 ([`super::h2`]): its `bind`, its ALPN, or its
+    // preface (`detects_h2`).
+    let mut speaks_h2 = proto == Some(MuxProto::H2);
+    let detects_h2 = proto.is_none() && client.h2.is_none();
     async move {
-        let _session = fe.counters.open();
+        // An HTTP/2 stream is in its connection's session, counted once.
+        let _session = client
+            .h2
+            .is_none()
+            .then(|| super::open_session(&fe, tls.is_some()));
         // `bind ... ssl`: the handshake first, within `timeout client` (boxed, as the TLS state
         // it leaves: a plaintext connection's task does not grow).
         if let Some(server) = tls {
@@ -1102,6 +1234,7 @@ pub fn serve(
                     if !super::tls_session_accepted(&state, &fe, stream, addrs, &session.facts) {
                         return;
                     }
+                    speaks_h2 |= detects_h2 && session.facts.alpn.as_deref() == Some("h2");
                     client.tls = Some(session);
                     if !state.tables.is_empty() {
                         super::stick::session_accepted();
@@ -1126,14 +1259,19 @@ pub fn serve(
             // Its server connections: the one of the request in progress, and idle ones it owns.
             let mut up = Upstream::default();
             let t = &fe.conf.timeouts;
-            let mut first = true;
-            loop {
+            let mut first = !speaks_h2;
+            // An HTTP/2 connection's streams are served by its driver, after this loop.
+            while !speaks_h2 {
                 let wait = if first {
                     t.http_request.or(t.client)
                 } else {
                     t.http_keep_alive.or(t.http_request).or(t.client)
                 };
                 let first_request = std::mem::replace(&mut first, false);
+                // An HTTP/2 stream carries one request.
+                if !first_request && client.h2.is_some() {
+                    break;
+                }
                 // A TLS connection's first request began at the accept, before its handshake (%Th).
                 let started = match client.tls.as_deref().filter(|_| first_request) {
                     Some(tls) => Instant::now().checked_sub(tls.handshake),
@@ -1174,6 +1312,16 @@ pub fn serve(
                     {
                         break;
                     }
+                    // HTTP/2 with prior knowledge: the whole preface, nothing less.
+                    Err(ReadError::Malformed(_))
+                        if first_request
+                            && detects_h2
+                            && client.tls.is_none()
+                            && client.buf.bytes().starts_with(super::h2::PREFACE_HEAD) =>
+                    {
+                        speaks_h2 = true;
+                        break;
+                    }
                     Err(e) => {
                         let req = Req::arrived(&state, &fe, (peer, local), started, arrival);
                         // Boxed: rare, and its state would otherwise grow every connection's task.
@@ -1181,6 +1329,7 @@ pub fn serve(
                         break;
                     }
                 };
+                head.h2 = client.h2.as_deref().map(|h2| h2.uri_form);
                 fe.counters.request_at(started_ms);
                 // Each request is a stream: its variables start anew, the session's stay.
                 super::vars::stream_starts();
@@ -1196,10 +1345,13 @@ pub fn serve(
                     // Only a log line shows it: not built for every request when nothing logs.
                     line: if fe.logger.is_empty() {
                         String::new()
+                    } else if let Some(h2) = client.h2.as_deref() {
+                        h2.line.clone()
                     } else {
                         format!("{} {} {}", head.first[0], head.first[1], head.first[2])
                     },
-                    received_head: head.logged_size(),
+                    received_head: head.logged_size()
+                        + client.h2.as_deref().map_or(0, |h2| h2.longer_uri()),
                     asker: rules::Asker::of(&head),
                     ..Req::arrived(&state, &fe, (peer, local), started, arrival)
                 };
@@ -1211,6 +1363,8 @@ pub fn serve(
                         if first_request {
                             facts.handshake_ms = tls.handshake.as_millis() as i64;
                         }
+                    } else if let Some(h2) = client.h2.as_deref() {
+                        facts.tls.clone_from(&h2.tls);
                     }
                 }
                 // The proxy's rules (none: nothing to do, nothing parsed).
@@ -1279,7 +1433,9 @@ pub fn serve(
                 };
                 // The request counts in its backend until it is logged (`%bc`, as HAProxy logs it).
                 let be_session = backend.counters.open_at(req.started_ms);
-                up.first = first_request;
+                // HAProxy's HTTP/2 streams are never a connection's first request (its h2
+                // mux marks each SE_FL_NOT_FIRST): `http-reuse safe` lets them reuse.
+                up.first = first_request && client.h2.is_none();
                 // Boxed: the exchange's state (connecting, relaying) lives while a request is
                 // served, not in every connection's future while it waits for its next request.
                 let route = Route {
@@ -1301,11 +1457,188 @@ pub fn serve(
                 }
             }
         }
+        if speaks_h2 {
+            // Boxed: only an HTTP/2 connection's task holds its driver.
+            Box::pin(serve_h2(&state, &fe, &mut client, peer, local)).await;
+        }
         // Every way the connection ends comes here: a TLS client is told it ended (boxed: a
         // plaintext connection's task does not grow).
         if client.tls.is_some() {
             Box::pin(close_tls(&mut client)).await;
         }
+    }
+}
+
+/// Whether a connection whose first bytes are not an HTTP/1 request line starts with the
+/// whole HTTP/2 preface (waiting within `wait` for the rest of a part of it), as HAProxy's
+/// prior-knowledge detection.
+async fn h2_preface(client: &mut Conn, wait: Option<Duration>) -> bool {
+    let preface = super::h2::PREFACE;
+    let deadline = wait.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let have = client.buf.bytes();
+        let n = have.len().min(preface.len());
+        if have[..n] != preface[..n] {
+            return false;
+        }
+        if n == preface.len() {
+            return true;
+        }
+        if !matches!(client.fill_until(deadline).await, Ok(1..)) {
+            return false;
+        }
+    }
+}
+
+/// Serves an HTTP/2 client connection ([`super::h2::drive`]): each stream in a task of its
+/// own, by [`serve_client`], in the connection's session.
+async fn serve_h2(
+    state: &Arc<State>,
+    fe: &Arc<Frontend>,
+    client: &mut Conn,
+    peer: SocketAddr,
+    local: SocketAddr,
+) {
+    let t = &fe.conf.timeouts;
+    // Taken for HTTP/2 on its first line: the rest of the preface must follow, or the
+    // request is HTTP/1's bad one.
+    if !client.buf.is_empty() && !h2_preface(client, t.http_request.or(t.client)).await {
+        return refuse_short_preface(state, fe, client, (peer, local)).await;
+    }
+    let idle = super::h2::Idle {
+        first: t.client,
+        later: t.http_keep_alive.or(t.http_request).or(t.client),
+    };
+    let tls = client.tls.as_deref().map(|s| s.facts.clone());
+    let streams = StreamTasks {
+        state,
+        fe,
+        socket: &client.stream,
+        addrs: (peer, local),
+        tls: tls.clone(),
+    };
+    let io = super::h2::Prefixed {
+        read: client.buf.take(),
+        io: super::tls::Side::of(&client.stream, client.tls.as_deref_mut()),
+    };
+    let stopped = state.soft_stopped();
+    let counters = fe.h2.clone();
+    let ended = super::h2::drive(io, tls.is_some(), idle, stopped, streams, counters).await;
+    // A connection error hapx found (a bad preface, a frame out of place): GOAWAY went out.
+    if ended.is_err_and(|e| e.is_go_away() && e.is_library()) {
+        log_h2_refusal(state, fe, (peer, local));
+    }
+}
+
+/// An HTTP/2 connection error, or a stream refused before it was a request: HAProxy logs
+/// it as a bad request of no status (0: no stream), counted nowhere.
+fn log_h2_refusal(state: &Arc<State>, fe: &Frontend, (peer, local): (SocketAddr, SocketAddr)) {
+    let mut req = Req {
+        line: "<BADREQ>".into(),
+        request_ms: -1,
+        queue_ms: -1,
+        ..Req::arrived(state, fe, (peer, local), Instant::now(), Arrival::default())
+    };
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.streamless = true;
+    }
+    http_log(fe, None, peer, &req, "PR--");
+}
+
+/// `PRI * HTTP/2.0` without the rest of the preface: HAProxy's HTTP/1 parser takes it for
+/// a request head (counted in), which its analysis refuses: a 400 in HAProxy's internal
+/// form (lower-case names, `connection: close` last; counted out and logged with its
+/// size), a request error, logged `<BADREQ>`; the connection closes.
+async fn refuse_short_preface(
+    state: &Arc<State>,
+    fe: &Frontend,
+    client: &mut Conn,
+    (peer, local): (SocketAddr, SocketAddr),
+) {
+    let page = error_page(&fe.conf, 400);
+    let Some(end) = find_head_end(&page) else {
+        return;
+    };
+    let Ok(head) = parse_head(&page[..end], false) else {
+        return;
+    };
+    let mut reply = format!("{} {} {}\r\n", head.first[0], head.first[1], head.first[2]);
+    for (name, value) in head.headers.iter().filter(|h| !is_named(h, "connection")) {
+        reply.push_str(&format!("{}: {value}\r\n", name.to_ascii_lowercase()));
+    }
+    reply.push_str("connection: close\r\n\r\n");
+    let mut reply = crate::bytestr::to_bytes(&reply).into_owned();
+    reply.extend_from_slice(&page[end..]);
+    // Its logged size as a head ([`Head::logged_size`]): fixed fields, the three words of
+    // its line, no header, the end of the head.
+    let received = (20 + ["PRI", "*", "HTTP/2.0"].concat().len() + 1) as u64;
+    let now = Instant::now();
+    fe.counters.request_at(meter::ms_at(now));
+    fe.counters.req_errors.fetch_add(1, Relaxed);
+    fe.counters.count_status(400);
+    // (`connection: close` counts too: HAProxy adds it to its internal form.)
+    let sent = logged_size(&reply) + ("connection".len() + "close".len()) as u64;
+    fe.counters.bytes_in.fetch_add(received, Relaxed);
+    fe.counters.bytes_out.fetch_add(sent, Relaxed);
+    let _ = client.write_within(&reply, fe.conf.timeouts.client).await;
+    let mut req = Req {
+        line: "<BADREQ>".into(),
+        status: 400,
+        bytes: sent,
+        request_ms: -1,
+        queue_ms: -1,
+        ..Req::arrived(state, fe, (peer, local), now, client.arrival(now))
+    };
+    // Its head was parsed (as HAProxy's was): its size shows.
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.parsed = true;
+    }
+    http_log(fe, None, peer, &req, "PR--");
+}
+
+/// How an HTTP/2 connection's streams are served: a task each, with the connection's
+/// socket (a duplicate descriptor: its addresses for the rules and logs).
+struct StreamTasks<'a> {
+    state: &'a Arc<State>,
+    fe: &'a Arc<Frontend>,
+    socket: &'a TcpStream,
+    addrs: (SocketAddr, SocketAddr),
+    tls: Option<Arc<super::tls::ClientTls>>,
+}
+
+impl super::h2::Streams for StreamTasks<'_> {
+    fn spawn(&self, mut stream: super::h2::Stream, live: super::h2::Live) {
+        let socket = self
+            .socket
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::net::TcpStream::from)
+            .and_then(TcpStream::from_std);
+        // Without a descriptor, the stream is refused (dropped unanswered: reset).
+        let Ok(socket) = socket else { return };
+        stream.tls.clone_from(&self.tls);
+        let client = Conn {
+            h2: Some(Box::new(stream)),
+            ..Conn::new(socket)
+        };
+        let (peer, local) = self.addrs;
+        let (state, fe) = (self.state.clone(), self.fe.clone());
+        let task = serve_client(state, fe, client, peer, local, None, None);
+        let task = async move {
+            task.await;
+            drop(live);
+        };
+        let vars = super::vars::StreamVars::default();
+        match super::stick::current() {
+            Some(c) => drop(tokio::spawn(
+                super::vars::STREAM.scope(vars, super::stick::SESSION.scope(c, task)),
+            )),
+            None => drop(tokio::spawn(super::vars::STREAM.scope(vars, task))),
+        }
+    }
+
+    fn refused(&self) {
+        log_h2_refusal(self.state, self.fe, self.addrs);
     }
 }
 
@@ -1393,7 +1726,8 @@ fn request_rules(
             if let Some(b) = by.backend() {
                 b.counters.bytes_in.fetch_add(read, Relaxed);
             }
-            (req.request_ms, req.queue_ms) = (0, -1);
+            let request_ms = if answer.internal_error { -1 } else { 0 };
+            (req.request_ms, req.queue_ms) = (request_ms, -1);
             Ruled::Answered(answer, by, keep_answer)
         }
     }
@@ -2243,7 +2577,12 @@ fn keep_after_refusal(sconn: &mut Conn, resp: &Head, method: &str, hop: Hop) -> 
     let server_keeps = !resp.conn.close
         && (h1::is_http11(&resp.first[0]) || resp.conn.keep_alive)
         && !hop.server_close;
-    let Some(body) = whole.filter(|_| server_keeps) else {
+    // HAProxy drops the response whole only when it all came in its buffer (less the
+    // `tune.maxrewrite` reserve) in its internal form: the head, then the body as one
+    // block. Measured against HAProxy 2.6.12 (with a margin of reads' timing, a few bytes).
+    const ROOM: usize = super::BUFSIZE - 1024 - 40;
+    let fits = |body: &usize| rules::htx_size(resp) + body + 8 <= ROOM;
+    let Some(body) = whole.filter(fits).filter(|_| server_keeps) else {
         return false;
     };
     sconn.buf.consume(body);
@@ -2565,8 +2904,11 @@ fn response_rules(
     let answer = rules::route_response(state, fe, backend, resp, peer, dst, keep, &facts)?;
     srv.counters
         .count_status(resp.first[1].parse().unwrap_or(0));
-    for c in [&fe.counters, &backend.counters, &srv.counters] {
-        c.denied_resp.fetch_add(1, Relaxed);
+    // A failed rewrite's 500 is an internal error, not a refusal.
+    if !answer.internal_error {
+        for c in [&fe.counters, &backend.counters, &srv.counters] {
+            c.denied_resp.fetch_add(1, Relaxed);
+        }
     }
     // HAProxy counts the refused response too, as much of it as it read.
     req.bytes += buffered_size(resp, &head.first[0], &sconn.buf);
@@ -3140,7 +3482,8 @@ async fn respond(
                     facts.logged = true;
                 }
             }
-            if status == 101 {
+            // (An HTTP/2 stream has no tunnel: its socket is the whole connection's.)
+            if status == 101 && client.h2.is_none() {
                 // Boxed: a tunnel's state would otherwise be part of every request's future.
                 // Its server's kill ends it at once, both ways, as a TCP session's.
                 let moved = Moved::default();
@@ -3747,7 +4090,7 @@ fn forwardfor(
 #[cfg(test)]
 mod tests {
     /// The head's end found by an incremental search, whatever the reads' sizes, is the
-    /// one a whole search finds: the first "\n\n" or "\r\n\r\n".
+    /// one a whole search finds: the first "\n\n" or "\n\r\n".
     #[test]
     fn head_end_is_found_across_reads() {
         let cases: [&[u8]; 7] = [
@@ -3788,9 +4131,9 @@ mod tests {
         }
     }
 
-    /// The plain definition: the earliest end of "\r\n\r\n" or "\n\n".
+    /// The plain definition: the earliest end of "\n\r\n" or "\n\n".
     fn windows_search(buf: &[u8]) -> Option<usize> {
-        let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+        let crlf = buf.windows(3).position(|w| w == b"\n\r\n").map(|p| p + 3);
         let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
         [crlf, lf].into_iter().flatten().min()
     }

@@ -708,6 +708,9 @@ impl Compiler {
                 }
                 None => {}
             }
+            if n == expr.len() {
+                return Err(format!("missing ']' after '{expr}'."));
+            }
             let mut flags = self.defaults;
             if let Some(args) = args {
                 apply_args(args, &mut flags);
@@ -885,15 +888,35 @@ enum Needs {
 }
 
 /// Where the `%[...]` expression at the start of `expr` ends (its `]`): it stops at a space
-/// outside parentheses, as HAProxy's sample parser does.
+/// outside arguments, as HAProxy's sample parser does. Arguments end at the first `)`
+/// outside quotes, as `make_arg_list` reads them (`regsub('(a)',x)`, `"\""`): a `(`
+/// within them opens nothing. Arguments never closed run to the end, for the sample
+/// parser to refuse.
 fn sample_end(expr: &str) -> Result<usize, String> {
-    let mut depth = 0usize;
-    for (at, c) in expr.char_indices() {
+    let mut in_args = false;
+    let (mut squote, mut dquote) = (false, false);
+    let mut chars = expr.char_indices();
+    while let Some((at, c)) = chars.next() {
+        if in_args {
+            match c {
+                '"' if !squote => dquote = !dquote,
+                '\'' if !dquote => squote = !squote,
+                '\\' if !squote => {
+                    // Only these escapes take the next character (`\)` still ends them).
+                    let next = chars.clone().next().map(|(_, n)| n);
+                    if next.is_some_and(|n| "\\ \"'".contains(n)) {
+                        chars.next();
+                    }
+                }
+                ')' if !squote && !dquote => in_args = false,
+                _ => {}
+            }
+            continue;
+        }
         match c {
-            '(' => depth += 1,
-            ')' => depth = depth.saturating_sub(1),
-            ']' if depth == 0 => return Ok(at),
-            ' ' | '\t' if depth == 0 => {
+            '(' => in_args = true,
+            ']' => return Ok(at),
+            ' ' | '\t' => {
                 return Err(format!(
                     "expected ']' after '{}', but found '{c}'.",
                     &expr[..at]
@@ -901,6 +924,10 @@ fn sample_end(expr: &str) -> Result<usize, String> {
             }
             _ => {}
         }
+    }
+    if in_args {
+        // The sample parser reports the arguments without their `)`.
+        return Ok(expr.len());
     }
     Err(format!("missing ']' after '{expr}'."))
 }

@@ -39,6 +39,7 @@ pub mod forward;
 pub mod fwlc;
 pub mod fwrr;
 pub mod h1;
+pub mod h2;
 pub mod handover;
 pub mod http;
 pub mod lbhash;
@@ -398,14 +399,12 @@ async fn serve(
             handover.clone(),
         ));
     }
+    let mut cli_sockets = Vec::new();
     for cli in clis {
-        let socket = tokio::net::UnixListener::from_std(cli.socket)?;
-        tokio::spawn(api::serve(
-            state.clone(),
-            cli.conf,
-            socket,
-            handover.clone(),
-        ));
+        cli_sockets.push((cli.conf, tokio::net::UnixListener::from_std(cli.socket)?));
+    }
+    if !cli_sockets.is_empty() {
+        tokio::spawn(api::serve(state.clone(), cli_sockets, handover.clone()));
     }
     if let Some(link) = master {
         tokio::spawn(master_link::serve(
@@ -705,6 +704,13 @@ async fn accept_loop(
         .iter()
         .find(|b| b.addr == bound)
         .and_then(|b| b.tls.clone());
+    // `bind ... proto`: the HTTP version its connections speak (see `http::serve_proto`).
+    let proto = fe
+        .conf
+        .binds
+        .iter()
+        .find(|b| b.addr == bound)
+        .and_then(|b| b.proto);
     // Any backend the frontend may choose (`default_backend` or a `use_backend`) counts.
     let sends_proxy = |b: &Backend| b.servers.iter().any(|s| s.opts.send_proxy.is_some());
     let exact_local = bound.ip().is_unspecified()
@@ -799,8 +805,14 @@ async fn accept_loop(
                 connection(state, fe, conn, open, kept, session::serve_tcp),
                 counters,
             ),
-            Mode::Http => spawn_connection(
+            Mode::Http if proto.is_none() => spawn_connection(
                 connection(state, fe, conn, open, kept, http::serve),
+                counters,
+            ),
+            Mode::Http => spawn_connection(
+                connection(state, fe, conn, open, kept, move |s, f, c, p, l, t| {
+                    http::serve_proto(s, f, c, (p, l), t, proto)
+                }),
                 counters,
             ),
         }
@@ -973,9 +985,21 @@ fn session_accepted(
     false
 }
 
+/// A frontend's session from its accept (`scur`): counted in `stot` and the session rate at
+/// once on a plain bind (its session rules are over), on a `bind ... ssl` only once its
+/// handshake and session rules accept it ([`tls_session_accepted`]), as HAProxy's.
+pub(crate) fn open_session(fe: &Frontend, tls: bool) -> state::SessionGuard {
+    if tls {
+        fe.counters.open_uncounted()
+    } else {
+        fe.counters.open()
+    }
+}
+
 /// `tcp-request session` rules of a connection on a `bind ... ssl`, run once its handshake
 /// is over, as HAProxy's (the `ssl_fc_*` fetches see what it negotiated): whether the
-/// session goes on. `src`: the client's address (its PROXY header's source).
+/// session goes on, counted then as a frontend's session (see [`open_session`]).
+/// `src`: the client's address (its PROXY header's source).
 pub(crate) fn tls_session_accepted(
     state: &State,
     fe: &Frontend,
@@ -983,19 +1007,27 @@ pub(crate) fn tls_session_accepted(
     (src, local): (SocketAddr, SocketAddr),
     facts: &tls::ClientTls,
 ) -> bool {
-    if fe.conf.rules.tcp_session.is_empty() {
-        return true;
+    let accepted = fe.conf.rules.tcp_session.is_empty() || {
+        // Before any stream, as on a plain bind: the rules have no `txn`, `req` or `res`
+        // scope (the task's stream began before the handshake: it begins again after).
+        vars::stream_ends();
+        let counters = stick::current();
+        let accepted = session_accepted(
+            state,
+            fe,
+            client,
+            src,
+            local,
+            counters.as_deref(),
+            Some(facts),
+        );
+        vars::stream_starts();
+        accepted
+    };
+    if accepted {
+        fe.counters.session_counted();
     }
-    let counters = stick::current();
-    session_accepted(
-        state,
-        fe,
-        client,
-        src,
-        local,
-        counters.as_deref(),
-        Some(facts),
-    )
+    accepted
 }
 
 /// A listening socket registered for readiness alone, None if the reactor refuses it.

@@ -894,6 +894,7 @@ mod tests {
             framing: super::super::http::Framing::None,
             dropped_length: false,
             conn: Default::default(),
+            h2: None,
         }
     }
 

@@ -486,6 +486,9 @@ pub struct Local {
     /// redirect closing on a request with a body: HAProxy's redirect adds the header itself;
     /// other answers get it from the HTTP/1 layer, which the counts leave out).
     pub close_counted: bool,
+    /// The internal error a failed rewrite ends in: HAProxy logs no request time (`TR`
+    /// -1) for it, having left its request analysis before the end.
+    pub internal_error: bool,
 }
 
 /// `monitor-uri`: the request for it gets 200, or 503 when a `monitor fail` condition
@@ -519,6 +522,7 @@ pub fn monitor(ctx: &Context<'_>, head: &Head, keep: bool, facts: &Facts<'_>) ->
         intercepted: false,
         logged: false,
         close_counted: false,
+        internal_error: false,
     })
 }
 
@@ -587,37 +591,98 @@ fn run(
                 _ => String::new(),
             };
         }
-        match &rule.action {
-            HttpAction::Allow => return None,
-            HttpAction::Stick(a) => {
+        let asked = (base, response, keep, facts);
+        match run_one(proxy, rule, asked, head, value) {
+            Ok(Next::Rule) => {}
+            Ok(Next::Stop(answer)) => return answer,
+            Err(RewriteFailed) => {
                 let ctx = with_head(base, head, response);
-                stick::act(a, &ctx, stick::Level::Stream, !response);
-            }
-            HttpAction::Var(v) => {
-                let ctx = with_head(base, head, response);
-                set_var(v, &ctx, Some(facts));
-            }
-            HttpAction::SetHeader(name, _) => {
-                head.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-                head.headers.push((name.clone(), value));
-            }
-            HttpAction::AddHeader(name, _) => head.headers.push((name.clone(), value)),
-            HttpAction::DelHeader(name) => {
-                head.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-            }
-            HttpAction::Set(part, _) => set_part(head, part, value),
-            HttpAction::SetStatus(code, reason) => {
-                head.first[1] = code.to_string();
-                head.first[2] = reason.clone().unwrap_or_else(|| self::reason(*code).into());
-            }
-            HttpAction::Replace(part, r) => replace_part(head, part, &r.re, &value),
-            action => {
-                let ctx = with_head(base, head, response);
-                return Some(answer(proxy, action, &ctx, head, response, keep, facts));
+                return Some(failed_rewrite(proxy, &ctx, facts, response));
             }
         }
     }
     None
+}
+
+/// What follows a rule.
+enum Next {
+    /// The next rule.
+    Rule,
+    /// No more rules: `allow`, or the answer a rule made.
+    Stop(Option<Local>),
+}
+
+/// Runs one rule whose condition holds, `value` its rendered value if it has one: the
+/// answer it makes, if any, or the rewrite it failed.
+fn run_one(
+    proxy: &Proxy,
+    rule: &crate::config::rules::HttpRule,
+    (base, response, keep, facts): (Context<'_>, bool, bool, &Facts<'_>),
+    head: &mut Head,
+    value: String,
+) -> Result<Next, RewriteFailed> {
+    match &rule.action {
+        HttpAction::Allow => return Ok(Next::Stop(None)),
+        HttpAction::Stick(a) => {
+            let ctx = with_head(base, head, response);
+            stick::act(a, &ctx, stick::Level::Stream, !response);
+        }
+        HttpAction::Var(v) => {
+            let ctx = with_head(base, head, response);
+            set_var(v, &ctx, Some(facts));
+        }
+        HttpAction::SetHeader(name, _) => {
+            head.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            head.headers.push((name.clone(), value));
+            rewritten(head)?;
+        }
+        HttpAction::AddHeader(name, _) => {
+            head.headers.push((name.clone(), value));
+            rewritten(head)?;
+        }
+        HttpAction::DelHeader(name) => {
+            head.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        }
+        HttpAction::Set(part, _) => {
+            set_part(head, part, value);
+            rewritten(head)?;
+        }
+        HttpAction::SetStatus(code, reason) => {
+            head.first[1] = code.to_string();
+            head.first[2] = reason.clone().unwrap_or_else(|| self::reason(*code).into());
+        }
+        HttpAction::Replace(part, r) => {
+            replace_part(head, part, &r.re, &value)?;
+            rewritten(head)?;
+        }
+        action => {
+            let ctx = with_head(base, head, response);
+            let answer = answer(proxy, action, &ctx, head, response, keep, facts);
+            return Ok(Next::Stop(Some(answer)));
+        }
+    }
+    Ok(Next::Rule)
+}
+
+/// HAProxy's rewrites fail when the message no longer fits its buffer in HAProxy's
+/// internal form (HTX): measured against HAProxy 2.6.12, a head's [`htx_size`] may reach
+/// `HTX_ROOM` bytes, not one more.
+fn rewritten(head: &Head) -> Result<(), RewriteFailed> {
+    const HTX_ROOM: usize = super::BUFSIZE - 45;
+    match htx_size(head) <= HTX_ROOM {
+        true => Ok(()),
+        false => Err(RewriteFailed),
+    }
+}
+
+/// A head's size in HAProxy's HTX: its start line (a 24-byte descriptor with its three
+/// parts), its headers (names and values) and the end of headers, each a block with 8
+/// bytes of index.
+pub(super) fn htx_size(head: &Head) -> usize {
+    const BLOCK: usize = 8;
+    let start_line = BLOCK + 24 + head.first.iter().map(String::len).sum::<usize>();
+    let headers = head.headers.iter().map(|(n, v)| BLOCK + n.len() + v.len());
+    start_line + headers.sum::<usize>() + BLOCK
 }
 
 /// Runs a variable action where `ctx` is (`facts`: what a `set-var-fmt` renders with,
@@ -692,21 +757,28 @@ fn set_part(head: &mut Head, part: &Part, value: String) {
     head.first[1] = new_uri;
 }
 
+/// A rewrite HAProxy fails: its `exp_replace` could not expand the replacement (it ends
+/// inside an escape, or its result would not fit a buffer). Counted in `wrew`; in strict
+/// mode (HAProxy's default, the only one hapx has) the message then ends with a 500.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RewriteFailed;
+
 /// `replace-*`: where `re` matches, the part becomes `with` with `\N` replaced by group N.
-fn replace_part(head: &mut Head, part: &Part, re: &Regex, with: &str) {
+/// A failed expansion leaves the part as it was.
+fn replace_part(head: &mut Head, part: &Part, re: &Regex, with: &str) -> Result<(), RewriteFailed> {
     match part {
         Part::Path => {
             let path = sample::path_of(&head.first[1]).to_string();
             // As HAProxy: an empty path is not matched.
-            if let Some(new) = (!path.is_empty())
-                .then(|| expand(re, &path, with))
-                .flatten()
-            {
+            if path.is_empty() {
+                return Ok(());
+            }
+            if let Some(new) = expand(re, &path, with)? {
                 set_part(head, &Part::Path, new);
             }
         }
         Part::Uri => {
-            if let Some(new) = expand(re, &head.first[1], with) {
+            if let Some(new) = expand(re, &head.first[1], with)? {
                 head.first[1] = new;
             }
         }
@@ -717,34 +789,73 @@ fn replace_part(head: &mut Head, part: &Part, re: &Regex, with: &str) {
                 .iter_mut()
                 .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             {
-                *v = if split {
+                let new = if split {
                     // As HAProxy: a replaced value loses the blanks before it, the others
                     // stay as they were.
-                    v.split(',')
-                        .map(|item| {
-                            let trimmed = item.trim_matches([' ', '\t']);
-                            expand(re, trimmed, with).unwrap_or_else(|| item.to_string())
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    let items = v.split(',').map(|item| {
+                        let trimmed = item.trim_matches([' ', '\t']);
+                        Ok(expand(re, trimmed, with)?.unwrap_or_else(|| item.to_string()))
+                    });
+                    items.collect::<Result<Vec<_>, RewriteFailed>>()?.join(",")
                 } else {
-                    expand(re, v, with).unwrap_or_else(|| v.clone())
+                    expand(re, v, with)?.unwrap_or_else(|| v.clone())
                 };
+                *v = new;
             }
         }
         Part::Method | Part::Query => {}
     }
+    Ok(())
 }
 
 /// When `re` matches `text`, `with` through HAProxy's `exp_replace` (`\N` group N, empty
-/// when it took no part; `\xHH` a byte; `\c` c), on the bytes they carry. None too when
-/// `with` ends inside an escape (HAProxy then fails the rewrite; hapx leaves the text).
-fn expand(re: &Regex, text: &str, with: &str) -> Option<String> {
+/// when it took no part; `\xHH` a byte; `\c` c), on the bytes they carry; None when it does
+/// not match. Fails as `exp_replace` fails: `with` ends inside an escape, or the result
+/// would not fit HAProxy's buffer (a trash chunk of `tune.bufsize`).
+fn expand(re: &Regex, text: &str, with: &str) -> Result<Option<String>, RewriteFailed> {
     let subject = crate::bytestr::to_bytes(text);
-    let groups = re.captures(&subject, false)?;
+    let Some(groups) = re.captures(&subject, false) else {
+        return Ok(None);
+    };
     let mut out = Vec::with_capacity(subject.len() + with.len());
-    pcre::expand(&crate::bytestr::to_bytes(with), &subject, &groups, &mut out).ok()?;
-    Some(crate::bytestr::from_vec(out))
+    pcre::expand(&crate::bytestr::to_bytes(with), &subject, &groups, &mut out)
+        .map_err(|_| RewriteFailed)?;
+    if out.len() >= super::BUFSIZE {
+        return Err(RewriteFailed);
+    }
+    Ok(Some(crate::bytestr::from_vec(out)))
+}
+
+/// HAProxy's `fail_rewrite` in strict mode, then its internal-error path: `wrew` and `eint`
+/// of the frontend, of the backend once the request has one and, for a response, of its
+/// server; the message ends with the proxy's 500 (`PR--`, `PH--` for a response), closing.
+fn failed_rewrite(proxy: &Proxy, ctx: &Context<'_>, facts: &Facts<'_>, response: bool) -> Local {
+    let server = facts.answered.map(|a| &a.server.counters);
+    let backend = ctx.backend.map(|b| &b.counters);
+    for counters in [Some(&ctx.frontend.counters), backend, server]
+        .into_iter()
+        .flatten()
+    {
+        counters.failed_rewrites.fetch_add(1, Relaxed);
+        counters.internal_errors.fetch_add(1, Relaxed);
+    }
+    let asker = ctx.request.map(Asker::of).unwrap_or_default();
+    let page = rendered_error(&[proxy, &ctx.frontend.conf], 500, ctx, facts)
+        .unwrap_or_else(|| error_reply(proxy, 500));
+    let (bytes, _) = page.write(false, asker);
+    Local {
+        status: 500,
+        bytes,
+        logged_size: page.logged_size(asker),
+        flags: if response { "PH--" } else { "PR--" },
+        close: true,
+        delay: None,
+        denied: false,
+        intercepted: false,
+        logged: true,
+        close_counted: false,
+        internal_error: true,
+    }
 }
 
 fn with_head<'a>(base: Context<'a>, head: &'a Head, response: bool) -> Context<'a> {
@@ -1003,6 +1114,7 @@ fn answer(
             intercepted: false,
             logged: true,
             close_counted: false,
+            internal_error: false,
         }
     };
     let local =
@@ -1556,10 +1668,8 @@ pub fn route_response(
     let refused = refused.or_else(|| http_response(&fe.conf, base, resp, keep, facts));
     match refused {
         Some(local) => Some(after_local(base, Some(backend), local, facts)),
-        None => {
-            after_response(base, Some(backend), resp, facts);
-            None
-        }
+        // A failed rewrite's 500 replaces the response as it is.
+        None => after_response(base, Some(backend), resp, facts),
     }
 }
 
@@ -1574,13 +1684,14 @@ pub fn has_response_rules(fe: &Frontend, backend: &Backend) -> bool {
 
 /// Runs the `http-after-response` rules on `resp`, the response going to the client: the
 /// stream's `backend`'s (if it is not the frontend itself), then the frontend's, as HAProxy
-/// runs them. They take no final action (`allow` ends a proxy's list).
+/// runs them. They take no final action (`allow` ends a proxy's list); a rewrite they fail
+/// ends with the 500 returned.
 pub fn after_response(
     base: Context<'_>,
     backend: Option<&Backend>,
     resp: &mut Head,
     facts: &Facts<'_>,
-) {
+) -> Option<Local> {
     // A reply of the proxy's own starts the response's analysis too.
     vars::response_starts();
     let fe = base.frontend;
@@ -1590,9 +1701,12 @@ pub fn after_response(
         let rules = &proxy.rules.http_after_response;
         if !rules.is_empty() {
             let ctx = Context { backend, ..base };
-            let _ = run(proxy, rules, ctx, resp, true, true, facts);
+            if let Some(failed) = run(proxy, rules, ctx, resp, true, true, facts) {
+                return Some(failed);
+            }
         }
     }
+    None
 }
 
 /// Whether `fe` or `backend` has `http-after-response` rules, which the proxy's own
@@ -1632,7 +1746,8 @@ pub fn after_reply(
     let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
     let mut head = reply_head(std::str::from_utf8(&bytes[..end]).ok()?)?;
     let before = head_logged_size(&head);
-    after_response(base, backend, &mut head, facts);
+    // A rewrite failed on hapx's own reply is counted; the reply goes as it was left.
+    let _ = after_response(base, backend, &mut head, facts);
     let grown = head_logged_size(&head) as i64 - before as i64;
     let mut out = format!("{} {} {}\r\n", head.first[0], head.first[1], head.first[2]);
     // HAProxy's HTTP/1 layer writes the names in lower case (its HTX message keeps them so).
@@ -1662,6 +1777,7 @@ fn reply_head(text: &str) -> Option<Head> {
         framing: Framing::None,
         dropped_length: false,
         conn: Default::default(),
+        h2: None,
     })
 }
 

@@ -268,7 +268,17 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
             None => none(),
         },
         Method => req.map_or_else(none, |h| text(&h.first[0])),
-        Url => req.map_or_else(none, |h| text(&h.first[1])),
+        Url => req.map_or_else(none, |h| {
+            // An HTTP/2 request's URI is absolute in HAProxy's form.
+            let scheme = h.h2.and_then(super::h2::UriForm::scheme_prefix);
+            match (scheme, h.header("host")) {
+                (Some(scheme), Some(host)) => Fetched::one(Sample::Str(Cow::Owned(format!(
+                    "{scheme}{host}{}",
+                    h.first[1]
+                )))),
+                _ => text(&h.first[1]),
+            }
+        }),
         Path => req.map_or_else(none, |h| {
             http_get_path(&h.first[1]).map_or_else(none, |p| text(until_query(p)))
         }),
@@ -288,6 +298,7 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
             }
         }),
         // HAProxy's `smp_fetch_rqver`: what follows the first `/`, if anything.
+        ReqVer if req.is_some_and(|h| h.h2.is_some()) => text("2.0"),
         ReqVer => req.map_or_else(none, |h| match h.first[2].split_once('/') {
             Some((_, v)) if !v.is_empty() => text(v),
             _ => none(),

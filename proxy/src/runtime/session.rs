@@ -965,7 +965,7 @@ pub fn serve_tcp(
         let accepted = Instant::now();
         // The log line's facts (none when the frontend logs no traffic).
         let mut facts = log::TcpFacts::gather(&state, &fe, peer, local, accepted);
-        let _fe_session = fe.counters.open();
+        let _fe_session = super::open_session(&fe, tls.is_some());
         // `bind ... ssl`: the client's handshake comes first, as in HAProxy (its TLS state is
         // boxed, and the handshake too: a plaintext session's task does not grow).
         let mut secure_client = None;
@@ -1085,12 +1085,10 @@ pub fn serve_tcp(
             let conn = connect(&backend, stuck, over.force, key, local, (&client, has_data));
             let conn = match conn.await {
                 Ok(c) => c,
-                // Killed alone while it waited (`shutdown session`): `K` in its phase.
-                Err(e) if registration.killed_alone() => {
-                    let flags = ["K", &e.term()[1..2]].concat();
-                    return log_connect_failure(&fe, &backend, facts.as_deref_mut(), &e, &flags);
+                Err(e) => {
+                    let killed = registration.killed_alone();
+                    return log_connect_end(&fe, &backend, facts.as_deref_mut(), &e, killed);
                 }
-                Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
             };
             if let Some(s) = &sticking {
                 s.served_by(&conn.server);
@@ -1166,7 +1164,11 @@ pub fn serve_tcp(
                 retry_unless_client_leaves(&backend, local, (&client, has_data), conn, err);
             conn = match Box::pin(retried).await {
                 Ok(c) => c,
-                Err(e) => return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e),
+                // Killed alone meanwhile, as the first attempt (`KC`).
+                Err(e) => {
+                    let killed = registration.killed_alone();
+                    return log_connect_end(&fe, &backend, facts.as_deref_mut(), &e, killed);
+                }
             };
             registration.connected(&conn.server, conn.stream.as_fd(), conn.kill_since);
         };
@@ -1299,6 +1301,23 @@ fn log_connect_error<'a>(
     e: &'a ConnectError,
 ) {
     log_connect_failure(fe, backend, facts, e, &e.term()[..2]);
+}
+
+/// [`log_connect_error`], or for a stream killed alone while it waited (`killed`: by
+/// `shutdown session`) the kill's code `K` in its phase (`KQ`, `KC`), as HAProxy's
+/// `SF_ERR_KILLED`, its first error, logs it.
+fn log_connect_end<'a>(
+    fe: &Frontend,
+    backend: &Backend,
+    facts: Option<&mut log::TcpFacts<'a>>,
+    e: &'a ConnectError,
+    killed: bool,
+) {
+    if killed {
+        let flags = ["K", &e.term()[1..2]].concat();
+        return log_connect_failure(fe, backend, facts, e, &flags);
+    }
+    log_connect_error(fe, backend, facts, e);
 }
 
 /// [`log_connect_error`] with its termination `flags`.

@@ -25,7 +25,8 @@
 //! channels shut, what the stream holds for its client still sent), so that its forwarding
 //! sees both ends closed, sends its client what it holds, and ends, logged `K-` (`D-`, `U-`),
 //! its client closed with a FIN, as HAProxy. A client that does not read keeps the session
-//! (listed) until its idle timeout, then gets its FIN. A session still connecting to its server is its
+//! (listed) until `timeout client` counted from the last write to it (whatever `timeout
+//! server` and `client-fin` say: `forward`'s per-side timeouts), then gets its FIN. A session still connecting to its server is its
 //! server's too (HAProxy's from its connection slot on): each attempt, and its TLS
 //! handshake with a `server ... ssl`, runs under the switch of the server it goes to
 //! ([`KillSwitch::unless_fired_since`], from the attempt's start: a redispatched stream is
@@ -34,10 +35,14 @@
 //! TLS handshake done: [`Registration::accepted`]), with no server and no server socket
 //! until it connects ([`Registration::connected`]; [`Registration::disconnected`] before a
 //! retry), so that `show sess` lists it in its rules and its queue, as HAProxy. Such a
-//! stream killed alone is marked only (no server's kill reaches it), and ends at its next
-//! step, as HAProxy's: a queued one at `timeout queue` (`KQ`) or, given a slot first, once
-//! connected, nothing forwarded (`K-`); one in its rules at their end (`KR`; HAProxy 2.6.12
-//! never ends it, a leak not copied).
+//! stream killed alone (no server's kill reaches it) has its client socket's reading shut
+//! down ([`Entry::stop_reading`]): as HAProxy's (`check_req_may_abort`), one in its queue
+//! or connecting whose client has nothing pending ends at once (`KQ`, `KC`), its client's
+//! close seen by the watch on its wait; one holding its client's data waits on (with
+//! `option abortonclose`, ends at once too), to `timeout queue` (`KQ`), the end of its
+//! attempts (`KC`) or, given a connection, ends nothing forwarded (`K-`); one in its rules
+//! at their end (`KR`; HAProxy 2.6.12 never ends it, a leak not copied). The CLI's own
+//! stream killed ([`Registration::cli`]) reads its end and closes, as HAProxy's.
 //!
 //! A stream is registered with the firing count read when it became its server's (its
 //! slot, its connection taken: [`KillSwitch::firings`]), not the count when it registers:
@@ -194,7 +199,8 @@ struct Entry {
     cli: usize,
     fds: [RawFd; 2],
     /// Its client socket, open while it is registered (a TCP session's first socket, an HTTP
-    /// stream's client connection), for `show sess` to read its addresses from.
+    /// stream's client connection, the CLI's connection), for `show sess` to read its
+    /// addresses from (not the CLI's), and a kill to stop its reading.
     client: RawFd,
     /// Its number ([`StreamId`]).
     id: u64,
@@ -253,6 +259,19 @@ impl Entry {
             // SAFETY: an open socket of this stream's (see above).
             unsafe { libc::shutdown(fd, how) };
         }
+    }
+
+    /// Shuts down the reading of the client socket of a stream with no server (a TCP
+    /// session in its queue or connecting, the CLI's own), so that what waits on that
+    /// socket sees the kill as its client's close. A TCP session waiting for its server
+    /// then ends at once (`KQ`, `KC`) when its client has nothing pending, and waits on
+    /// otherwise (its data still readable), as HAProxy's `check_req_may_abort` aborts a
+    /// killed stream (`CF_SHUTW_NOW`) whose request channel is empty, or any with `option
+    /// abortonclose`; the CLI's session reads its end and closes, as HAProxy closes it.
+    /// Under its shard's lock only (see [`Entry::shut_down`]).
+    fn stop_reading(&self) {
+        // SAFETY: an open socket of this stream's, as in `shut_down`.
+        unsafe { libc::shutdown(self.client, libc::SHUT_RD) };
     }
 
     /// The local and remote addresses of its server socket (a TCP session's second, an
@@ -594,9 +613,10 @@ impl Registration {
     }
 
     /// Registers the CLI's own stream, on its `stats socket` number `listener` (from 1), as
-    /// HAProxy lists it (`fe=GLOBAL`). Its socket is not registered: nothing ever shuts it
-    /// down or reads its addresses.
-    pub fn cli(listener: usize) -> Registration {
+    /// HAProxy lists it (`fe=GLOBAL`), over its connection's `socket`, whose reading a kill
+    /// shuts down ([`kill_stream`]; its addresses are never read). It must be dropped before
+    /// `socket` closes.
+    pub fn cli(listener: usize, socket: BorrowedFd<'_>) -> Registration {
         let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
         let stream = Stream {
             frontend: GLOBAL,
@@ -604,7 +624,7 @@ impl Registration {
             local: nowhere,
             started: Instant::now(),
         };
-        Registration::without_server(NO_SOCKET, 0, listener, stream)
+        Registration::without_server(socket.as_raw_fd(), 0, listener, stream)
     }
 
     fn without_server(client: RawFd, backend: usize, cli: usize, stream: Stream) -> Registration {
@@ -632,10 +652,14 @@ impl Registration {
         }
     }
 
-    /// Its stream's rules chose its backend (`backend`: its id), for `show sess`.
+    /// Its stream's rules chose its backend (`backend`: its id), for `show sess`; killed
+    /// since their end, its client's reading is shut down now, as [`kill_stream`] does.
     pub fn routed(&self, backend: usize) {
         if let Some(entry) = shard_of(self.id).find(self.id) {
             entry.backend = backend;
+            if entry.killed {
+                entry.stop_reading();
+            }
         }
     }
 
@@ -854,7 +878,8 @@ pub fn streams(addresses: bool) -> Vec<Shown> {
 }
 
 /// Kills the stream numbered `id` alone, as HAProxy's `shutdown session` (logged with code
-/// `K`): its sockets are shut down. Its server's switch (to [`KillSwitch::wake`] its
+/// `K`): its sockets are shut down. One with no server has its client socket's reading shut
+/// down (see [`Entry::stop_reading`]). Its server's switch (to [`KillSwitch::wake`] its
 /// waiters with), if it is registered.
 pub fn kill_stream(id: StreamId) -> Option<usize> {
     let mut streams = shard_of(id);
@@ -862,11 +887,13 @@ pub fn kill_stream(id: StreamId) -> Option<usize> {
     // Counted before its sockets shut down: a stream that sees them shut sees the count.
     ALONE_KILLS.fetch_add(1, SeqCst);
     entry.killed = true;
-    // One with no server yet waits on, as HAProxy's: in its rules (ended at their end), in
-    // its queue (ended at `timeout queue`, `KQ`, or once connected, `K-`), connecting.
     if entry.switch != NO_SERVER {
         entry.shut_down();
+    } else if entry.cli != 0 || entry.backend != 0 {
+        // The CLI's own, or a TCP session past its rules (in its queue, connecting).
+        entry.stop_reading();
     }
+    // One in its rules waits on: ended at their end (`KR`; see `Registration::routed`).
     Some(entry.switch)
 }
 
@@ -1206,13 +1233,15 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_with_no_server_is_listed_and_its_kill_waits_for_its_connection() {
+    fn a_stream_with_no_server_is_listed_and_its_kill_stops_its_clients_reading() {
+        use std::io::Read;
         let backend = backend();
         let server = &backend.servers[0];
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let [(mut client, _pc), (mut socket, _ps)] = [(); 2].map(|()| pair(&listener));
+        let [(mut client, mut peer), (mut socket, _ps)] = [(); 2].map(|()| pair(&listener));
+        let (mut cli_socket, _cli_peer) = pair(&listener);
         let mut registration = Registration::accepted(client.as_fd(), 7, stream());
-        let cli = Registration::cli(2);
+        let cli = Registration::cli(2, cli_socket.as_fd());
         let listed = streams(false);
         let shown = listed
             .iter()
@@ -1227,11 +1256,15 @@ mod tests {
             .find(|s| s.id == cli.id)
             .expect("the CLI's listed");
         assert_eq!((own.cli, own.stream.frontend), (Some(2), GLOBAL));
+        peer.write_all(b"pending").unwrap();
         assert_eq!(kill_stream(registration.id), Some(NO_SERVER));
         assert!(registration.killed_alone());
-        client
-            .write_all(b"x")
-            .expect("no socket shut down before its connection");
+        let mut pending = [0; 7];
+        client.read_exact(&mut pending).expect("what it held stays");
+        assert_eq!(client.read(&mut [0; 1]).ok(), Some(0), "then its end");
+        client.write_all(b"x").expect("its writing goes on");
+        assert_eq!(kill_stream(cli.id), Some(NO_SERVER));
+        assert_eq!(cli_socket.read(&mut [0; 1]).ok(), Some(0), "the CLI's too");
         // Once connected, at once.
         registration.connected(server, socket.as_fd(), server.kill.firings());
         assert_eq!(registration.killed(server), Some(Killed::Admin));

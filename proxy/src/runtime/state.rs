@@ -63,6 +63,9 @@ pub struct Counters {
     /// Transfers aborted by the client, by the server (`cli_abrt`, `srv_abrt`).
     pub client_aborts: AtomicU64,
     pub server_aborts: AtomicU64,
+    /// Rewrites by rules that failed (`wrew`), and the internal errors (`eint`) they end in.
+    pub failed_rewrites: AtomicU64,
+    pub internal_errors: AtomicU64,
 }
 
 /// How long one session took, for [`Counters::record_session`].
@@ -82,8 +85,26 @@ impl Counters {
 
     /// [`Counters::open`] at `ms` ([`meter::ms_at`] of a clock reading already made).
     pub fn open_at(self: &Arc<Self>, ms: u64) -> SessionGuard {
+        let guard = self.open_uncounted();
+        self.session_counted_at(ms);
+        guard
+    }
+
+    /// A session open (`scur`) but not yet counted in `stot` and the session rate: a
+    /// `bind ... ssl` connection's during its handshake and `tcp-request session` rules
+    /// (HAProxy counts it in `feconn` from its accept, as a session once they are over).
+    pub fn open_uncounted(self: &Arc<Self>) -> SessionGuard {
         let cur = self.cur.fetch_add(1, Relaxed) + 1;
         meter::raise_max!(self.max, cur);
+        SessionGuard(self.clone())
+    }
+
+    /// Counts an open session in `stot` and the session rate (see [`Counters::open_uncounted`]).
+    pub fn session_counted(&self) {
+        self.session_counted_at(meter::now_ms());
+    }
+
+    fn session_counted_at(&self, ms: u64) {
         self.total.fetch_add(1, Relaxed);
         self.session_rate.tick_at(ms);
         // Written only when the second changes: most sessions leave the line shared.
@@ -91,7 +112,6 @@ impl Counters {
         if self.last_session.load(Relaxed) != second {
             self.last_session.store(second, Relaxed);
         }
-        SessionGuard(self.clone())
     }
 
     /// Counts a frontend's accepted connection, before its rules: in `conn_tot`,
@@ -995,6 +1015,8 @@ pub struct Frontend {
     pub sockets: AtomicUsize,
     pub listening: AtomicUsize,
     pub logger: super::log::Logger,
+    /// Its HTTP/2 connections' counters (`show stat`'s h2 columns).
+    pub h2: Arc<super::h2::Counters>,
 }
 
 impl Frontend {
@@ -1049,8 +1071,6 @@ pub struct State {
     pub max_conns: usize,
     /// Descriptors the configuration needs (`show info` Maxsock).
     pub max_sock: usize,
-    /// The open-files limit the budget asked for (see `limits::reported`).
-    pub fd_limit: usize,
     /// Splice pipes kept at most.
     pub max_pipes: usize,
     pub failed_resolutions: AtomicU64,
@@ -1104,6 +1124,7 @@ impl State {
                 sockets: AtomicUsize::new(0),
                 listening: AtomicUsize::new(0),
                 logger: super::log::Logger::for_proxy(p, &config.global),
+                h2: Arc::default(),
             }));
         }
         super::track::link(&backends);
@@ -1126,7 +1147,6 @@ impl State {
             cur_conns: AtomicUsize::new(0),
             max_conns: budget.maxconn,
             max_sock: budget.maxsock,
-            fd_limit: budget.fd_limit,
             max_pipes: budget.maxpipes,
             failed_resolutions: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),

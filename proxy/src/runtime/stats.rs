@@ -25,6 +25,8 @@ fn traffic(row: &mut Row, c: &Counters) {
     row.insert("scur", c.cur.load(Relaxed).to_string());
     row.insert("smax", c.max.load(Relaxed).to_string());
     row.insert("stot", get(&c.total));
+    row.insert("wrew", get(&c.failed_rewrites));
+    row.insert("eint", get(&c.internal_errors));
     row.insert("bin", get(&c.bytes_in));
     row.insert("bout", get(&c.bytes_out));
 }
@@ -91,6 +93,9 @@ pub(super) fn frontend_row(state: &State, fe: &Frontend) -> Row {
     // hapx refuses `rate-limit sessions`: no limit, HAProxy's 0.
     row.insert("rate_lim", "0".into());
     features_never_used(&mut row, fe.conf.mode, RowKind::Frontend);
+    for (col, value) in fe.h2.columns() {
+        row.insert(col, value.to_string());
+    }
     row
 }
 
@@ -104,8 +109,8 @@ enum RowKind {
 
 /// The counters of what hapx never does, 0 in the rows where HAProxy 2.6 fills them (its
 /// `stats_fill_{fe,be,sv}_stats` and stats modules): compression and caches (hapx refuses
-/// `compression` and `cache`), HTTP/2 (hapx speaks HTTP/1 only), failed header rewrites
-/// and internal errors (hapx's rewrites have no buffer to overflow). The backends'
+/// `compression` and `cache`), HTTP/2 to servers (hapx speaks HTTP/1 to them; frontends'
+/// h2 columns are counted, [`super::h2::Counters`], its protocol errors excepted). The backends'
 /// aggregated statuses HAProxy computes for its exporter only: 0 in the CSV. The `-`
 /// column marks where the stats modules' columns begin.
 fn features_never_used(row: &mut Row, mode: Mode, kind: RowKind) {
@@ -115,7 +120,6 @@ fn features_never_used(row: &mut Row, mode: Mode, kind: RowKind) {
         }
     };
     row.insert("-", "-".into());
-    zero(row, &["wrew", "eint"]);
     if kind == RowKind::Server {
         return;
     }
@@ -604,7 +608,7 @@ pub(super) fn process_info(state: &State) -> ProcessInfo {
     let listeners = state.frontends.iter().map(|f| f.conf.binds.len()).sum();
     ProcessInfo {
         threads: super::threads_for(&state.config.global),
-        ulimit: crate::limits::reported(state.config.global.ulimit_n, state.fd_limit),
+        ulimit: crate::limits::reported(state.config.global.ulimit_n, state.max_sock),
         listeners,
         jobs: state.cur_conns.load(Relaxed) + listeners,
         requests: state

@@ -495,6 +495,7 @@ mod tests {
             framing,
             dropped_length: false,
             conn: Default::default(),
+            h2: None,
         }
     }
 

@@ -30,8 +30,11 @@
 //! variables are given back when its task ends, just after its socket closed (HAProxy's
 //! as it closes it).
 //!
-//! Health checks' `check` and `sess` variables are not counted (`tune.vars.check-max-size`
-//! is not implemented); their `proc` ones are, as the traffic's.
+//! A health check run's variables ([`CheckStores`]) are counted as HAProxy 2.6 counts them
+//! (verified against 2.6.12): a `check` one against `tune.vars.check-max-size`, and, as its
+//! check's session encloses it, against `sess-max-size` with the run's `sess` ones; a
+//! `sess` one against `sess-max-size` only (not `check-max-size`); both in `proc` (and
+//! `global`), as the traffic's.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -56,6 +59,7 @@ pub enum Limit {
     Sess,
     Txn,
     Reqres,
+    Check,
 }
 
 /// The configured limits in bytes, 0 for none (`proc` and `global` are the same rule:
@@ -67,6 +71,7 @@ pub struct Limits {
     pub sess: usize,
     pub txn: usize,
     pub reqres: usize,
+    pub check: usize,
 }
 
 impl Limits {
@@ -78,7 +83,7 @@ impl Limits {
 
 /// The limits the configuration set so far: its `tune.vars` lines take effect as read, so
 /// that a later global `set-var` (or a process variable a rule names) is held to them.
-static LIMITS: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
+static LIMITS: [AtomicUsize; 6] = [const { AtomicUsize::new(0) }; 6];
 /// Whether any limit is set: without one, a set counts nothing.
 static LIMITED: AtomicBool = AtomicBool::new(false);
 /// The bytes of the process's variables of every scope, counted while a `proc` or
@@ -90,6 +95,20 @@ pub fn set_limit(which: Limit, bytes: usize) {
     LIMITS[which as usize].store(bytes, Ordering::Relaxed);
     let any = LIMITS.iter().any(|l| l.load(Ordering::Relaxed) != 0);
     LIMITED.store(any, Ordering::Relaxed);
+}
+
+/// Forgets what a configuration's reading left: its limits and its process variables. A
+/// master reads each reload's configuration in its own process, where HAProxy's executes
+/// itself again and so starts every load from none.
+pub fn reset_for_load() {
+    for limit in &LIMITS {
+        limit.store(0, Ordering::Relaxed);
+    }
+    LIMITED.store(false, Ordering::Relaxed);
+    PROCESS_SIZE.store(0, Ordering::Relaxed);
+    let mut store = proc_store();
+    store.map.clear();
+    store.size = 0;
 }
 
 /// The limits, None when none is set (one relaxed load: the cost of no limit).
@@ -104,6 +123,7 @@ fn limits() -> Option<Limits> {
         sess: at(Limit::Sess),
         txn: at(Limit::Txn),
         reqres: at(Limit::Reqres),
+        check: at(Limit::Check),
     })
 }
 
@@ -299,6 +319,97 @@ impl Store {
             self.map.clear();
             let size = std::mem::take(&mut self.size);
             self.refund(ledger, size);
+        }
+    }
+}
+
+/// What a health check's rules do with the variables of a scope: a plain [`Store`] (the
+/// process's, an agent's empty ones), or a check run's [`CheckStores`], whose sets are
+/// counted against their limits.
+pub trait Variables {
+    /// The value of `name`, if it has one.
+    fn get(&self, name: &str) -> Option<&Sample<'static>>;
+    /// Sets `name` to `value` if `conditions` allow it and it fits.
+    fn set(&mut self, name: &str, value: Sample<'_>, conditions: Conditions);
+    /// Unsets `name`: gone, or kept without a value (`keep`).
+    fn unset(&mut self, name: &str, keep: bool);
+}
+
+impl Variables for Store {
+    fn get(&self, name: &str) -> Option<&Sample<'static>> {
+        Store::get(self, name)
+    }
+
+    fn set(&mut self, name: &str, value: Sample<'_>, conditions: Conditions) {
+        Store::set(self, name, value, conditions);
+    }
+
+    fn unset(&mut self, name: &str, keep: bool) {
+        Store::unset(self, name, keep);
+    }
+}
+
+/// One health check run's `check` and `sess` variables, held to the limits as HAProxy's
+/// `var_accounting_add` holds a check's: `check` ones to `check-max-size`, and with the
+/// `sess` ones to `sess-max-size` (HAProxy counts a check's variables in its session's
+/// size too); all of them in the process's size.
+#[derive(Debug, Default)]
+pub struct CheckStores {
+    check: Store,
+    sess: Store,
+}
+
+impl CheckStores {
+    /// The store of `name`'s scope (the `sess` one for a name of neither scope: the
+    /// caller routes only these two here) and its ledger (None: no limit is set).
+    fn store(&mut self, name: &str) -> (&mut Store, Option<Ledger>) {
+        let limits = limits();
+        if Scope::of(name) == Some(Scope::Check) {
+            let scopes = |l: Limits| [(l.check, 0), (l.sess, self.sess.size), (0, 0)];
+            let ledger = limits.map(|limits| Ledger {
+                limits,
+                scopes: scopes(limits),
+            });
+            (&mut self.check, ledger)
+        } else {
+            let scopes = |l: Limits| [(l.sess, self.check.size), (0, 0), (0, 0)];
+            let ledger = limits.map(|limits| Ledger {
+                limits,
+                scopes: scopes(limits),
+            });
+            (&mut self.sess, ledger)
+        }
+    }
+}
+
+impl Variables for CheckStores {
+    fn get(&self, name: &str) -> Option<&Sample<'static>> {
+        if Scope::of(name) == Some(Scope::Check) {
+            self.check.get(name)
+        } else {
+            self.sess.get(name)
+        }
+    }
+
+    fn set(&mut self, name: &str, value: Sample<'_>, conditions: Conditions) {
+        let (store, ledger) = self.store(name);
+        store.set_within(name, value, conditions, ledger);
+    }
+
+    fn unset(&mut self, name: &str, keep: bool) {
+        let (store, ledger) = self.store(name);
+        store.unset_within(name, keep, ledger);
+    }
+}
+
+impl Drop for CheckStores {
+    /// The run ends: what its variables counted in the process's size goes.
+    fn drop(&mut self) {
+        let held = self.check.size + self.sess.size;
+        if held != 0 && limits().is_some_and(|l| l.counts_process()) {
+            let _ = PROCESS_SIZE.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(held))
+            });
         }
     }
 }

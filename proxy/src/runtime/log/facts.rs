@@ -238,6 +238,9 @@ pub struct HttpFacts {
     /// idle time includes.
     pub tls: Option<Arc<ClientTls>>,
     pub handshake_ms: i64,
+    /// Logged by the connection, with no request of its own (an HTTP/2 connection error:
+    /// HAProxy's session log without a stream, whose status shows 0, not -1).
+    pub streamless: bool,
 }
 
 impl HttpFacts {
@@ -292,6 +295,7 @@ impl HttpFacts {
             request_head: None,
             tls: None,
             handshake_ms: 0,
+            streamless: false,
         }))
     }
 
@@ -436,7 +440,7 @@ pub struct HttpOutcome<'a> {
     /// The request line, or `<BADREQ>`.
     pub line: &'a str,
     pub started: Instant,
-    /// 0: none (a request dropped unanswered), logged as -1.
+    /// 0: none (a request dropped unanswered), logged as -1 (as 0 when `streamless`).
     pub status: u16,
     pub bytes_out: u64,
     /// Milliseconds to queue, connect, get the response; -1: the request did not get
@@ -491,7 +495,7 @@ impl Logger {
             server_addr: facts.server_addr,
             source_addr: facts.source_addr,
             timers,
-            status: (o.status != 0).then_some(o.status),
+            status: (o.status != 0 || facts.streamless).then_some(o.status),
             // A request that could not be parsed is logged by HAProxy without a stream:
             // no bytes counted, no unique id.
             bytes_out: if facts.parsed { o.bytes_out } else { 0 },

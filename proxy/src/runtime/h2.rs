@@ -1,0 +1,883 @@
+//! HTTP/2 on HTTP frontends, as HAProxy 2.6 serves it: a connection speaks it when its TLS
+//! handshake chose ALPN `h2`, when its first bytes are the whole 24-byte client preface
+//! (prior knowledge in clear), or when its `bind` says `proto h2`.
+//!
+//! The connection's frames (HPACK, flow control, SETTINGS, GOAWAY) are the `h2` crate's;
+//! [`drive`] accepts its streams, at most 100 at once as HAProxy (the 101st is refused with
+//! `REFUSED_STREAM`), and hands each to the per-request code of [`super::http`] as a
+//! [`Stream`]: a client connection whose reads give the request as HTTP/1.1 (origin form,
+//! `host` from `:authority` first, the body re-framed as chunked when it has no length, as
+//! HAProxy sends it to an HTTP/1.1 server), and whose writes, an HTTP/1.1 response, go
+//! back as HEADERS and DATA frames without the hop-by-hop headers. So rules, ACLs, logs,
+//! balancing, errors and counters are the same code for both versions. The session's
+//! counters are the connection's, once; each stream is a request (a stream in HAProxy).
+//!
+//! An idle connection closes with GOAWAY at `timeout client` before its first stream, at
+//! `timeout http-keep-alive` after it; a soft stop sends GOAWAY at once and lets the
+//! streams in progress end.
+//!
+//! The request head read from a stream is HTTP/1.1's, flagged ([`UriForm`] in
+//! `Head::h2`) so that the fetches read HAProxy's form of it: `url` absolute, `req.ver`
+//! 2.0. The streams the crate refuses itself (the 101st at once, a header block with
+//! HTTP/1's connection headers) are found in the RST_STREAM frames it sends for streams it
+//! never handed out ([`ResetScan`]) and logged `<BADREQ>` as HAProxy logs them; the frames
+//! clients send are counted for `show stat` ([`Counters`], [`FrameScan`]).
+//!
+//! Not as HAProxy: an upper-case header name is a connection error to the crate (GOAWAY
+//! PROTOCOL_ERROR), a stream error to HAProxy (RST_STREAM); the protocol-error columns of
+//! `show stat` are not counted. Each stream's task holds a duplicate of the connection's
+//! socket descriptor (for its addresses and the kill registry).
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::chunked;
+use super::http::{Framing, Head, ReadError, find_head_end, parse_head};
+
+/// The client connection preface (RFC 9113 3.4): the whole of it, or HTTP/1.
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The preface's first part, which HTTP/1 reads as a request head of its own.
+pub const PREFACE_HEAD: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
+
+/// HAProxy's `tune.h2.max-concurrent-streams`.
+const MAX_STREAMS: u32 = 100;
+
+/// Headers that are the HTTP/1 connection's and never go in an HTTP/2 message.
+const HOP_BY_HOP: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// How HAProxy's internal form of an HTTP/2 request reads its URI, which the fetches
+/// (`url`, `req.ver`) see: `scheme://authority` then the path, or the path alone when no
+/// `:authority` came. The authority is the request's `host` (from `:authority`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UriForm {
+    Origin,
+    Http,
+    Https,
+}
+
+impl UriForm {
+    /// The scheme and `://` before the authority (None: the path alone).
+    pub fn scheme_prefix(self) -> Option<&'static str> {
+        match self {
+            UriForm::Origin => None,
+            UriForm::Http => Some("http://"),
+            UriForm::Https => Some("https://"),
+        }
+    }
+}
+
+/// One stream of an HTTP/2 connection, as the per-request code reads and writes it.
+pub struct Stream {
+    /// Request bytes translated and not read yet (the head, then body pieces).
+    pending: Vec<u8>,
+    taken: usize,
+    /// The request body still to come (None: it ended, and its end was translated).
+    body: Option<h2::RecvStream>,
+    /// The body has no `content-length`: it goes to the server chunked.
+    chunked: bool,
+    /// `%r`'s request line: the absolute URI and `HTTP/2.0`.
+    pub line: String,
+    /// How the request's URI reads in HAProxy's form, for the fetches.
+    pub uri_form: UriForm,
+    /// The length of the HTTP/1.1 request line read from the stream (without its CRLF).
+    pending_line: usize,
+    /// The connection's TLS session, as the rules and logs see it.
+    pub tls: Option<Arc<super::tls::ClientTls>>,
+    /// The request's method (a response to HEAD has no body).
+    method: String,
+    reply: Reply,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream").field("line", &self.line).finish()
+    }
+}
+
+/// Where the response written so far stands.
+enum Reply {
+    /// Its head is being written (the bytes so far).
+    Head(h2::server::SendResponse<Bytes>, Vec<u8>),
+    /// Its body: the DATA to send as the peer's window allows, and how the HTTP/1 framing
+    /// ends it.
+    Body {
+        send: h2::SendStream<Bytes>,
+        out: Vec<u8>,
+        framing: Framing,
+        /// Body bytes still to come of a `Length` framing.
+        left: u64,
+        decoder: chunked::Decoder,
+        /// Chunked framing read but not parsed yet (a size line in part).
+        unparsed: Vec<u8>,
+        ended: bool,
+    },
+    /// Sent whole (or given up).
+    Done,
+}
+
+impl Stream {
+    /// A stream whose request head came (`request`), translated to HTTP/1.1 for the
+    /// per-request code; `tls`: the connection is `https`.
+    fn new(
+        request: http::Request<h2::RecvStream>,
+        respond: h2::server::SendResponse<Bytes>,
+        tls: bool,
+    ) -> Stream {
+        let (parts, body) = request.into_parts();
+        let authority = parts.uri.authority().map(|a| a.as_str()).unwrap_or("");
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let method = parts.method.as_str().to_string();
+        let scheme = parts
+            .uri
+            .scheme_str()
+            .unwrap_or(if tls { "https" } else { "http" });
+        let (line, uri_form) = if authority.is_empty() {
+            (format!("{method} {path} HTTP/2.0"), UriForm::Origin)
+        } else {
+            let form = if scheme.eq_ignore_ascii_case("https") {
+                UriForm::Https
+            } else {
+                UriForm::Http
+            };
+            (
+                format!("{method} {scheme}://{authority}{path} HTTP/2.0"),
+                form,
+            )
+        };
+        let ended = body.is_end_stream();
+        let has_length = parts.headers.contains_key(http::header::CONTENT_LENGTH);
+        let chunked = !ended && !has_length;
+        let mut head = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
+        let pending_line = head.len() - 2;
+        if !authority.is_empty() {
+            head.extend_from_slice(format!("host: {authority}\r\n").as_bytes());
+        }
+        for (name, value) in &parts.headers {
+            // `host` came as `:authority` (which wins when both came).
+            if name == http::header::HOST && !authority.is_empty() {
+                continue;
+            }
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        if chunked {
+            head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        Stream {
+            pending: head,
+            taken: 0,
+            body: (!ended).then_some(body),
+            chunked,
+            line,
+            uri_form,
+            pending_line,
+            tls: None,
+            method,
+            reply: Reply::Head(respond, Vec::new()),
+        }
+    }
+
+    /// How much longer the request's URI is in HAProxy's internal form (absolute) than in
+    /// the HTTP/1.1 head read from the stream (origin form): its logged size counts it.
+    pub fn longer_uri(&self) -> u64 {
+        (self.line.len() - self.pending_line) as u64
+    }
+
+    /// Reads what is there without waiting; `None`: nothing yet.
+    pub fn try_read(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.poll_read(&mut cx, out) {
+            Poll::Ready(r) => r.map(Some),
+            Poll::Pending => Ok(None),
+        }
+    }
+
+    /// Reads the request as HTTP/1.1; Ok(0) once the response was sent whole (the
+    /// stream's end: it carries one request). Past the request, before that, nothing
+    /// comes.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        loop {
+            if self.taken < self.pending.len() {
+                let n = out.len().min(self.pending.len() - self.taken);
+                out[..n].copy_from_slice(&self.pending[self.taken..self.taken + n]);
+                self.taken += n;
+                return Poll::Ready(Ok(n));
+            }
+            self.pending.clear();
+            self.taken = 0;
+            let Some(body) = self.body.as_mut() else {
+                return match self.reply {
+                    Reply::Done => Poll::Ready(Ok(0)),
+                    _ => Poll::Pending,
+                };
+            };
+            match std::task::ready!(body.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    let _ = body.flow_control().release_capacity(data.len());
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if self.chunked {
+                        self.pending
+                            .extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
+                        self.pending.extend_from_slice(&data);
+                        self.pending.extend_from_slice(b"\r\n");
+                    } else {
+                        self.pending.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Poll::Ready(Err(io::Error::other(e))),
+                None => {
+                    self.body = None;
+                    if self.chunked {
+                        self.pending.extend_from_slice(b"0\r\n\r\n");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes HTTP/1 response bytes: the head becomes a HEADERS frame, the body DATA frames
+    /// (the data of its chunks), sent as the peer's window allows.
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_flush(cx))?;
+        self.take(data)?;
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn take(&mut self, data: &[u8]) -> io::Result<()> {
+        match &mut self.reply {
+            Reply::Head(_, raw) => {
+                raw.extend_from_slice(data);
+                let Some(end) = find_head_end(raw) else {
+                    return Ok(());
+                };
+                let head = parse_head(&raw[..end], false).map_err(invalid)?;
+                let rest = raw.split_off(end);
+                if head.first[1].starts_with('1') {
+                    // An interim response (100-continue) stays HTTP/1's.
+                    if let Reply::Head(_, raw) = &mut self.reply {
+                        raw.clear();
+                    }
+                    return self.take(&rest);
+                }
+                let Reply::Head(mut respond, _) = std::mem::replace(&mut self.reply, Reply::Done)
+                else {
+                    unreachable!("matched above");
+                };
+                let framing = super::http::response_framing(&head, &self.method);
+                let response = response(&head)?;
+                let ends = framing == Framing::None;
+                let send = respond
+                    .send_response(response, ends)
+                    .map_err(io::Error::other)?;
+                if ends {
+                    return Ok(());
+                }
+                let left = match framing {
+                    Framing::Length(n) => n,
+                    _ => 0,
+                };
+                self.reply = Reply::Body {
+                    send,
+                    out: Vec::new(),
+                    framing,
+                    left,
+                    decoder: chunked::Decoder::default(),
+                    unparsed: Vec::new(),
+                    ended: false,
+                };
+                self.take_body(&rest)
+            }
+            Reply::Body { .. } => self.take_body(data),
+            Reply::Done => Ok(()),
+        }
+    }
+
+    /// Takes body bytes of the response, as its HTTP/1 framing delimits them: their data
+    /// goes to the DATA still to send.
+    fn take_body(&mut self, body: &[u8]) -> io::Result<()> {
+        let Reply::Body {
+            out,
+            framing,
+            left,
+            decoder,
+            unparsed,
+            ended,
+            ..
+        } = &mut self.reply
+        else {
+            return Ok(());
+        };
+        match framing {
+            Framing::Length(_) => {
+                let n = (body.len() as u64).min(*left) as usize;
+                out.extend_from_slice(&body[..n]);
+                *left -= n as u64;
+                *ended = *left == 0;
+            }
+            Framing::Chunked => {
+                // A chunk's size line cut between two writes waits for its end.
+                let joined;
+                let input = if unparsed.is_empty() {
+                    body
+                } else {
+                    unparsed.extend_from_slice(body);
+                    joined = std::mem::take(unparsed);
+                    &joined[..]
+                };
+                let used = decoder
+                    .advance_with(input, |piece| out.extend_from_slice(piece))
+                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+                unparsed.extend_from_slice(&input[used..]);
+                *ended = decoder.is_done();
+            }
+            Framing::UntilClose => out.extend_from_slice(body),
+            Framing::None => *ended = true,
+        }
+        Ok(())
+    }
+
+    /// Sends the DATA taken so far, as the peer's window allows, and the stream's end once
+    /// the body ended.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Reply::Body {
+            send, out, ended, ..
+        } = &mut self.reply
+        else {
+            return Poll::Ready(Ok(()));
+        };
+        while !out.is_empty() {
+            send.reserve_capacity(out.len());
+            match std::task::ready!(send.poll_capacity(cx)) {
+                Some(Ok(0)) => continue,
+                Some(Ok(n)) => {
+                    let n = n.min(out.len());
+                    let last = *ended && n == out.len();
+                    let piece = Bytes::copy_from_slice(&out[..n]);
+                    out.drain(..n);
+                    send.send_data(piece, last).map_err(io::Error::other)?;
+                    if last {
+                        self.reply = Reply::Done;
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Some(Err(e)) => return Poll::Ready(Err(io::Error::other(e))),
+                None => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            }
+        }
+        if *ended {
+            send.send_data(Bytes::new(), true)
+                .map_err(io::Error::other)?;
+            self.reply = Reply::Done;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for Stream {
+    /// A response the per-request code left unfinished: a body that lasted until the close
+    /// ends there; anything else resets the stream: with nothing sent yet (a stream killed
+    /// by `shutdown session`, a request given no answer), REFUSED_STREAM, which lets the
+    /// client retry, as HAProxy's `h2_do_shutr`.
+    fn drop(&mut self) {
+        match &mut self.reply {
+            Reply::Done => {}
+            Reply::Body {
+                send,
+                out,
+                framing: Framing::UntilClose,
+                ..
+            } if out.is_empty() => {
+                let _ = send.send_data(Bytes::new(), true);
+            }
+            Reply::Body { send, .. } => send.send_reset(h2::Reason::INTERNAL_ERROR),
+            Reply::Head(respond, _) => respond.send_reset(h2::Reason::REFUSED_STREAM),
+        }
+    }
+}
+
+fn invalid(e: ReadError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}"))
+}
+
+/// The HTTP/2 response of an HTTP/1 head: its status and headers, names in lower case,
+/// without the HTTP/1 connection's own.
+fn response(head: &Head) -> io::Result<http::Response<()>> {
+    let status: u16 = head.first[1]
+        .parse()
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    let mut builder = http::Response::builder().status(status);
+    for (name, value) in &head.headers {
+        let lower = name.to_ascii_lowercase();
+        if HOP_BY_HOP.contains(&lower.as_str()) {
+            continue;
+        }
+        builder = builder.header(lower, crate::bytestr::to_bytes(value).as_ref());
+    }
+    builder.body(()).map_err(io::Error::other)
+}
+
+/// What [`drive`] needs of its caller: how a stream is served.
+pub trait Streams {
+    /// Serves `stream` in a task of its own; `live` lives as long as it.
+    fn spawn(&self, stream: Stream, live: Live);
+    /// A stream the `h2` crate refused before it was a request (the 101st at once, a
+    /// malformed header block): reset, and logged by HAProxy as a bad request.
+    fn refused(&self);
+}
+
+/// A frontend's HTTP/2 counters, HAProxy's h2 stats module (`show stat`'s `h2_*`
+/// columns): the frames of the kinds counted that its clients sent, its connections and
+/// streams. (The protocol errors and the RST_STREAM and GOAWAY sent on them are the `h2`
+/// crate's, which does not report them: not counted.)
+#[derive(Debug, Default)]
+pub struct Counters {
+    headers_rcvd: AtomicU64,
+    data_rcvd: AtomicU64,
+    settings_rcvd: AtomicU64,
+    rst_stream_rcvd: AtomicU64,
+    goaway_rcvd: AtomicU64,
+    open_conns: AtomicU64,
+    open_streams: AtomicU64,
+    total_conns: AtomicU64,
+    total_streams: AtomicU64,
+}
+
+impl Counters {
+    /// The columns counted, by their `show stat` names.
+    pub fn columns(&self) -> [(&'static str, u64); 9] {
+        let get = |c: &AtomicU64| c.load(Relaxed);
+        [
+            ("h2_headers_rcvd", get(&self.headers_rcvd)),
+            ("h2_data_rcvd", get(&self.data_rcvd)),
+            ("h2_settings_rcvd", get(&self.settings_rcvd)),
+            ("h2_rst_stream_rcvd", get(&self.rst_stream_rcvd)),
+            ("h2_goaway_rcvd", get(&self.goaway_rcvd)),
+            ("h2_open_connections", get(&self.open_conns)),
+            ("h2_backend_open_streams", get(&self.open_streams)),
+            ("h2_total_connections", get(&self.total_conns)),
+            ("h2_backend_total_streams", get(&self.total_streams)),
+        ]
+    }
+
+    /// Counts a frame the client sent, by its type.
+    fn received(&self, frame_type: u8) {
+        let counter = match frame_type {
+            0x0 => &self.data_rcvd,
+            0x1 => &self.headers_rcvd,
+            0x3 => &self.rst_stream_rcvd,
+            0x4 => &self.settings_rcvd,
+            0x7 => &self.goaway_rcvd,
+            _ => return,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+/// An open HTTP/2 connection, counted while it lasts.
+struct OpenConn(Arc<Counters>);
+
+impl OpenConn {
+    fn new(counters: Arc<Counters>) -> OpenConn {
+        counters.total_conns.fetch_add(1, Relaxed);
+        counters.open_conns.fetch_add(1, Relaxed);
+        OpenConn(counters)
+    }
+}
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.0.open_conns.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A 9-byte frame header gathered across reads, for the scanners below.
+#[derive(Debug, Default)]
+struct HeaderRead {
+    /// The part read so far.
+    header: [u8; 9],
+    got: usize,
+}
+
+impl HeaderRead {
+    /// Takes what of `data` the header still lacks: how many bytes it took, and the header
+    /// with its payload length once complete (ready then for the next one).
+    fn take(&mut self, data: &[u8]) -> (usize, Option<([u8; 9], usize)>) {
+        let n = (self.header.len() - self.got).min(data.len());
+        self.header[self.got..self.got + n].copy_from_slice(&data[..n]);
+        self.got += n;
+        if self.got < self.header.len() {
+            return (n, None);
+        }
+        self.got = 0;
+        let h = self.header;
+        let payload = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+        (n, Some((h, payload)))
+    }
+}
+
+/// Finds the frames in what a client sends (after its 24-byte preface), to count them:
+/// each frame's 9-byte header gives its length and type.
+#[derive(Debug)]
+struct FrameScan {
+    /// Bytes of the preface still to pass.
+    preface: usize,
+    header: HeaderRead,
+    /// Payload bytes of the current frame still to pass.
+    payload: usize,
+    /// No frame came yet.
+    first: bool,
+}
+
+impl FrameScan {
+    fn new() -> FrameScan {
+        FrameScan {
+            preface: PREFACE.len(),
+            header: HeaderRead::default(),
+            payload: 0,
+            first: true,
+        }
+    }
+
+    fn scan(&mut self, mut data: &[u8], counters: &Counters) {
+        while !data.is_empty() {
+            let skip = if self.preface > 0 {
+                let n = self.preface.min(data.len());
+                self.preface -= n;
+                n
+            } else if self.payload > 0 {
+                let n = self.payload.min(data.len());
+                self.payload -= n;
+                n
+            } else {
+                let (n, header) = self.header.take(data);
+                if let Some((h, payload)) = header {
+                    self.payload = payload;
+                    counters.received(h[3]);
+                    // HAProxy counts the SETTINGS that must come first twice: as it
+                    // checks the preface's, then as it processes it.
+                    if std::mem::replace(&mut self.first, false) && h[3] == 0x4 {
+                        counters.received(h[3]);
+                    }
+                }
+                n
+            };
+            data = &data[skip..];
+        }
+    }
+}
+
+/// Finds the RST_STREAM frames of what is sent to a client, with their stream and error
+/// code: those the `h2` crate sends for streams it never handed out are its refusals.
+#[derive(Debug, Default)]
+struct ResetScan {
+    header: HeaderRead,
+    /// Payload bytes of the current frame still to pass.
+    payload: usize,
+    /// The current frame is a RST_STREAM: its stream, and its error code so far.
+    reset: Option<(u32, [u8; 4])>,
+}
+
+impl ResetScan {
+    /// Calls `found(stream, code)` for each RST_STREAM completed in `data`.
+    fn scan(&mut self, mut data: &[u8], mut found: impl FnMut(u32, u32)) {
+        while !data.is_empty() {
+            let n = if self.payload > 0 {
+                let n = self.payload.min(data.len());
+                if let Some((stream, code)) = &mut self.reset {
+                    // The code is the payload's 4 bytes.
+                    let at = 4 - self.payload;
+                    code[at..at + n].copy_from_slice(&data[..n]);
+                    if self.payload == n {
+                        found(*stream, u32::from_be_bytes(*code));
+                    }
+                }
+                self.payload -= n;
+                n
+            } else {
+                let (n, header) = self.header.take(data);
+                if let Some((h, payload)) = header {
+                    self.payload = payload;
+                    let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+                    self.reset = (h[3] == 0x3 && self.payload == 4).then_some((stream, [0; 4]));
+                }
+                n
+            };
+            data = &data[n..];
+        }
+    }
+}
+
+/// The connection's I/O, its incoming frames counted, the streams refused found in what
+/// it sends.
+struct Counted<T> {
+    io: T,
+    scan: FrameScan,
+    counters: Arc<Counters>,
+    resets: ResetScan,
+    streaming: Arc<Streaming>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        std::task::ready!(std::pin::Pin::new(&mut this.io).poll_read(cx, buf))?;
+        this.scan.scan(&buf.filled()[before..], &this.counters);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let n = std::task::ready!(std::pin::Pin::new(&mut this.io).poll_write(cx, data))?;
+        let streaming = &this.streaming;
+        this.resets.scan(&data[..n], |stream, code| {
+            let refusal = code == u32::from(h2::Reason::PROTOCOL_ERROR)
+                || code == u32::from(h2::Reason::REFUSED_STREAM);
+            // Streams are handed out in the order of their ids, each after the frames
+            // that came before it were answered: a later one was never handed out.
+            if refusal && stream > streaming.last_served.load(Relaxed) {
+                streaming.refused.fetch_add(1, Relaxed);
+                streaming.ended.notify_one();
+            }
+        });
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Held by each stream's task: the connection knows when the last one ended (its idle
+/// timeout starts then, and its session may end).
+#[derive(Debug)]
+pub struct Live(Arc<Streaming>);
+
+/// The streams of a connection still served, and a wake-up when one ends (or one was
+/// refused).
+#[derive(Debug)]
+struct Streaming {
+    count: std::sync::atomic::AtomicUsize,
+    ended: tokio::sync::Notify,
+    counters: Arc<Counters>,
+    /// The id of the last stream handed out.
+    last_served: std::sync::atomic::AtomicU32,
+    /// Streams the crate refused, not logged yet.
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+impl Streaming {
+    fn new(counters: Arc<Counters>) -> Streaming {
+        Streaming {
+            count: Default::default(),
+            ended: Default::default(),
+            counters,
+            last_served: Default::default(),
+            refused: Default::default(),
+        }
+    }
+}
+
+impl Streaming {
+    fn any(&self) -> bool {
+        self.count.load(std::sync::atomic::Ordering::Acquire) > 0
+    }
+}
+
+impl Live {
+    fn new(streaming: &Arc<Streaming>, stream: u32) -> Live {
+        streaming
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        streaming.counters.total_streams.fetch_add(1, Relaxed);
+        streaming.counters.open_streams.fetch_add(1, Relaxed);
+        streaming.last_served.fetch_max(stream, Relaxed);
+        Live(streaming.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.counters.open_streams.fetch_sub(1, Relaxed);
+        self.0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.ended.notify_one();
+    }
+}
+
+/// The idle timeouts of an HTTP/2 connection: before its first stream, and after one.
+#[derive(Debug, Clone, Copy)]
+pub struct Idle {
+    pub first: Option<Duration>,
+    pub later: Option<Duration>,
+}
+
+/// Serves an HTTP/2 connection over `io` (its preface not read yet) to its end: its
+/// streams through `streams`, an idle connection closed with GOAWAY at its timeout, a soft
+/// stop (`stopped`) answered with GOAWAY and the streams in progress let end; counted in
+/// `counters`.
+pub async fn drive<T, S>(
+    io: T,
+    tls: bool,
+    idle: Idle,
+    stopped: impl std::future::Future<Output = ()>,
+    streams: S,
+    counters: Arc<Counters>,
+) -> Result<(), h2::Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    S: Streams,
+{
+    let _open = OpenConn::new(counters.clone());
+    let streaming = Arc::new(Streaming::new(counters.clone()));
+    let io = Counted {
+        io,
+        scan: FrameScan::new(),
+        counters,
+        resets: ResetScan::default(),
+        streaming: streaming.clone(),
+    };
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(MAX_STREAMS)
+        .enable_connect_protocol();
+    let handshake = builder.handshake::<Counted<T>, Bytes>(io);
+    let mut conn = match idle.first {
+        Some(t) => tokio::time::timeout(t, handshake)
+            .await
+            .map_err(|_| h2::Error::from(h2::Reason::NO_ERROR))??,
+        None => handshake.await?,
+    };
+    tokio::pin!(stopped);
+    let mut stopping = false;
+    let mut first = true;
+    let log_refused = || {
+        for _ in 0..streaming.refused.swap(0, Relaxed) {
+            streams.refused();
+        }
+    };
+    let ended = loop {
+        log_refused();
+        let idle_for = if streaming.any() {
+            None
+        } else if first {
+            idle.first
+        } else {
+            idle.later
+        };
+        let timer = async {
+            match idle_for {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            next = conn.accept() => match next {
+                Some(Ok((request, respond))) => {
+                    first = false;
+                    let id = u32::from(respond.stream_id());
+                    let stream = Stream::new(request, respond, tls);
+                    streams.spawn(stream, Live::new(&streaming, id));
+                }
+                Some(Err(e)) => break Err(e),
+                None => break Ok(()),
+            },
+            () = &mut stopped, if !stopping => {
+                stopping = true;
+                conn.graceful_shutdown();
+            }
+            () = timer => {
+                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                // The GOAWAY goes out, then the connection ends.
+                while let Some(Ok(_)) = conn.accept().await {}
+                break Ok(());
+            }
+            () = streaming.ended.notified() => {}
+        }
+    };
+    log_refused();
+    // The session lasts as long as its streams: each is logged within it.
+    while streaming.any() {
+        streaming.ended.notified().await;
+    }
+    ended
+}
+
+/// An I/O whose first bytes were read already (the preface, in clear).
+#[derive(Debug)]
+pub struct Prefixed<T> {
+    pub read: Vec<u8>,
+    pub io: T,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.read.is_empty() {
+            let n = buf.remaining().min(this.read.len());
+            buf.put_slice(&this.read[..n]);
+            this.read.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, data)
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
