@@ -718,3 +718,16 @@ pub fn read_response(conn: &mut BufReader<TcpStream>) -> (String, String) {
     let body = String::from_utf8_lossy(&body).into_owned();
     (status.trim_end().to_string(), body)
 }
+
+/// The soft open-files limit of process `pid`.
+pub fn soft_limit(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("its limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("the open-files line");
+    line.split_whitespace()
+        .nth(3)
+        .and_then(|v| v.parse().ok())
+        .expect("a number")
+}

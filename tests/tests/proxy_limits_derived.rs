@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use hapx_tests::proxy::soft_limit;
 use hapx_tests::proxy::{Proxy, cli, free_port, http_get, temp_dir, wait_until};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -109,19 +110,6 @@ fn info_figures(sock: &Path) -> Figures {
         maxconn: field("Maxconn"),
         maxpipes: field("Maxpipes"),
     }
-}
-
-/// The soft open-files limit of process `pid`.
-fn soft_limit(pid: u32) -> u64 {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("its limits");
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .expect("the open-files line");
-    line.split_whitespace()
-        .nth(3)
-        .and_then(|v| v.parse().ok())
-        .expect("a number")
 }
 
 /// A configuration: `global` lines (`@SOCK` for a socket path), a frontend serving the

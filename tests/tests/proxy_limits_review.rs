@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use hapx_tests::proxy::soft_limit;
 use hapx_tests::proxy::{Proxy, cli, free_port, silent_server, stat_row, temp_dir, wait_until};
 use hapx_tests::proxy_rules::{Syslog, binaries};
 
@@ -36,19 +37,6 @@ fn info_field(sock: &Path, name: &str) -> Option<u64> {
     info.lines()
         .find_map(|l| l.strip_prefix(prefix.as_str()))
         .and_then(|v| v.trim().parse().ok())
-}
-
-/// The soft open-files limit of process `pid`.
-fn soft_limit(pid: u32) -> u64 {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("its limits");
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .expect("the open-files line");
-    line.split_whitespace()
-        .nth(3)
-        .and_then(|v| v.parse().ok())
-        .expect("a number")
 }
 
 fn open_fds(pid: u32) -> usize {
