@@ -247,11 +247,22 @@ mod tests {
             Scripts(dir)
         }
 
+        /// Writes an executable script. A `sh` of its own writes it: had this process held the
+        /// file open for writing, a child forked meanwhile by another test would inherit the
+        /// descriptor, and running the script would fail with `ETXTBSY` until that child execs.
         fn script(&self, name: &str, body: &str) -> PathBuf {
-            use std::os::unix::fs::PermissionsExt;
+            use std::io::Write;
             let path = self.0.join(name);
-            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let mut writer = Command::new("/bin/sh")
+                .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+                .arg(&path)
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = writer.stdin.take().unwrap();
+            write!(stdin, "#!/bin/sh\n{body}\n").unwrap();
+            drop(stdin);
+            assert!(writer.wait().unwrap().success());
             path
         }
     }
@@ -285,7 +296,7 @@ mod tests {
             &format!("sleep 30 & echo $! > {}; wait", marker.display()),
         );
         let out =
-            run(&Invocation::new(&agent, "start").timeout(Duration::from_millis(300))).unwrap();
+            run(&Invocation::new(&agent, "start").timeout(Duration::from_millis(1000))).unwrap();
         assert_eq!(out.termination, Termination::TimedOut);
         assert!(out.duration < Duration::from_secs(5), "{:?}", out.duration);
         let grandchild = std::fs::read_to_string(&marker).unwrap();

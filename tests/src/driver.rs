@@ -370,20 +370,14 @@ pub fn assert_pacemaker_reads_it_settled(f: &Fixture) {
 /// A wrapper around `PROVIDER`'s Dummy that logs every call to `action_log`, makes a start take
 /// `start_delay` seconds, and makes a reload (either kind) fail with `fail_reload` set.
 fn write_logged_agent(path: &Path, provider: &str, action_log: &Path) {
-    std::fs::write(
-        path,
-        format!(
-            "#!/bin/sh\necho \"$OCF_RESOURCE_INSTANCE $1 ${{OCF_RESKEY_CRM_meta_interval:-0}}\" >> {}\n\
-             if [ \"$1\" = start ]; then sleep \"${{OCF_RESKEY_start_delay:-0}}\"; fi\n\
-             case \"$1\" in reload|reload-agent) [ -z \"$OCF_RESKEY_fail_reload\" ] || exit 1;; esac\n\
-             exec {SYSTEM_OCF_ROOT}/resource.d/{provider}/Dummy \"$@\"\n",
-            action_log.display()
-        ),
-    )
-    .expect("writing a Logged agent");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-        .expect("making a Logged agent executable");
+    let script = format!(
+        "#!/bin/sh\necho \"$OCF_RESOURCE_INSTANCE $1 ${{OCF_RESKEY_CRM_meta_interval:-0}}\" >> {}\n\
+         if [ \"$1\" = start ]; then sleep \"${{OCF_RESKEY_start_delay:-0}}\"; fi\n\
+         case \"$1\" in reload|reload-agent) [ -z \"$OCF_RESKEY_fail_reload\" ] || exit 1;; esac\n\
+         exec {SYSTEM_OCF_ROOT}/resource.d/{provider}/Dummy \"$@\"\n",
+        action_log.display()
+    );
+    crate::executable::write_executable(path, script.as_bytes());
 }
 
 impl Drop for Fixture {

@@ -14,6 +14,7 @@
 //! - [`agents`]: hapx's agents in a provider directory, run in namespace hosts.
 //! - [`wait`]: polling until a condition holds (`eventually`, `alive`).
 //! - [`bins`]: the workspace's built binaries (`hapx`, `hapx-ocf`, `hapx-proxy`).
+//! - [`executable`]: writing scripts and binaries that a test runs, without `ETXTBSY` races.
 //! - [`man`]: rendering the man pages kept in `man/`.
 //! - [`shell`]: crm scripts through hapx and crmsh on file CIBs, configuration comparisons, and
 //!   crmsh's regression runner replaying its testcases through either shell.
@@ -24,6 +25,7 @@ pub mod bins;
 pub mod cib;
 pub mod cib_gen;
 pub mod driver;
+pub mod executable;
 pub mod man;
 pub mod netns;
 pub mod pacemaker;

@@ -13,12 +13,12 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use hapx_tests::executable::write_executable;
 use hapx_tests::proxy::soft_limit;
 use hapx_tests::proxy::{Proxy, cli, free_port, http_get, temp_dir, wait_until};
 
@@ -46,9 +46,7 @@ fn under_limits(dir: &Path, who: &str, binary: &Path, (soft, hard): (u32, u32)) 
          ulimit -S -n {soft} || exit 99\nexec {} \"$@\"\n",
         binary.display()
     );
-    std::fs::write(&wrapper, script).expect("writing the wrapper");
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
-        .expect("making it executable");
+    write_executable(&wrapper, script.as_bytes());
     wrapper
 }
 

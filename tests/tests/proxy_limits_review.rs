@@ -18,12 +18,12 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use hapx_tests::executable::write_executable;
 use hapx_tests::proxy::soft_limit;
 use hapx_tests::proxy::{Proxy, cli, free_port, silent_server, stat_row, temp_dir, wait_until};
 use hapx_tests::proxy_rules::{Syslog, binaries};
@@ -54,9 +54,7 @@ fn under_soft_limit(dir: &Path, who: &str, binary: &Path, soft: u32) -> PathBuf 
         "#!/bin/bash\nulimit -S -n {soft} || exit 99\nexec {} \"$@\"\n",
         binary.display()
     );
-    std::fs::write(&wrapper, script).expect("writing the wrapper");
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
-        .expect("making it executable");
+    write_executable(&wrapper, script.as_bytes());
     wrapper
 }
 

@@ -561,7 +561,8 @@ fn a_worker_that_cannot_start_is_a_failed_reload() {
     let dir = temp_dir("mworker-nostart");
     let srv = NamedServer::start("s", LO, Duration::from_secs(5));
     let copy = dir.join("hapx-proxy-copy");
-    std::fs::copy(bins::path("hapx-proxy"), &copy).unwrap();
+    let binary = std::fs::read(bins::path("hapx-proxy")).expect("reading hapx-proxy");
+    hapx_tests::executable::write_executable(&copy, &binary);
     let port = free_port();
     let mut m = Master::start(
         &copy,
