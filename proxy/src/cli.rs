@@ -68,6 +68,10 @@ pub struct Cli {
     /// Take the listening sockets over from the process serving this UNIX socket.
     #[arg(short = 'x', value_name = "SOCKET")]
     pub takeover_socket: Option<PathBuf>,
+    /// This process's name in `peers` sections (over the global `localpeer`; default: the
+    /// host name).
+    #[arg(short = 'L', value_name = "NAME")]
+    pub local_peer: Option<String>,
     /// Change to this directory before loading the configuration.
     #[arg(short = 'C', value_name = "DIR")]
     pub chdir: Option<PathBuf>,
@@ -109,6 +113,9 @@ impl Cli {
         if let Some(x) = &self.takeover_socket {
             args.extend(["-x".into(), x.into()]);
         }
+        if let Some(name) = &self.local_peer {
+            args.extend(["-L".into(), name.into()]);
+        }
         args
     }
 }
@@ -119,13 +126,14 @@ pub fn check_outcome(
     config: &crate::config::Config,
     diags: &crate::config::Diags,
     quiet: bool,
+    server_state_warned: bool,
 ) -> std::process::ExitCode {
     let say = |line: &str| {
         if !quiet {
             println!("{line}");
         }
     };
-    if diags.list.iter().any(|d| d.is_warning()) {
+    if server_state_warned || diags.list.iter().any(|d| d.is_warning()) {
         say("Warnings were found.");
     }
     if !config.has_listener() {

@@ -70,7 +70,19 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     if cli.check {
-        return Ok(crate::cli::check_outcome(&config, &diags, quiet));
+        // HAProxy reads the server-state files in check mode too, and says what it finds.
+        let budget = Budget::plan(&config, 1, false, false, boot);
+        let state = State::new(config.clone(), budget);
+        let applied = runtime::server_state::apply(&state);
+        if !applied.addresses {
+            return Ok(ExitCode::from(1));
+        }
+        return Ok(crate::cli::check_outcome(
+            &config,
+            &diags,
+            quiet,
+            applied.warned,
+        ));
     }
     if master.is_none() && cli.master_worker(&config.global) {
         return crate::master::run(cli, &config.global).map_err(|e| alert(&e));
@@ -85,6 +97,11 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
         runtime::forward::set_max_pipes(budget.maxpipes);
     }
     let state = Arc::new(State::new(config, budget));
+    // Before any connection or check, as HAProxy's `apply_server_state` and
+    // `srv_init_addr` (their warnings are all they have to say here).
+    if !runtime::server_state::apply(&state).addresses {
+        return Ok(ExitCode::from(1));
+    }
     let mut inherited = take_over(&cli, &state);
     // Dropped on any way out below (an error, a failed fork...): old processes paused to
     // free their ports listen again rather than leave nobody serving.

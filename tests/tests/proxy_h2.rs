@@ -842,3 +842,286 @@ fn shutdown_session_ends_one_stream_alone() {
     assert_eq!(ours[1].1, 0, "{ours:?}");
     same_as_haproxy(&ours, theirs);
 }
+
+/// The descriptors of TCP sockets process `pid` holds now (each counted, a duplicate too).
+fn tcp_descriptors(pid: u32) -> usize {
+    let tcp: std::collections::BTreeSet<String> = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(9).map(|i| format!("socket:[{i}]")))
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| tcp.contains(&*l.to_string_lossy()))
+        .count()
+}
+
+/// Streams of an HTTP/2 connection hold no descriptor of their own, as HAProxy's: four
+/// streams at their server add their server connections to the process's TCP descriptors
+/// (three new ones, the fourth stream reusing the idle connection a first stream left),
+/// nothing for the client side.
+#[test]
+fn streams_hold_no_descriptor_of_their_own() {
+    let test = "h2_stream_descriptors";
+    let rig = StatsRig::new(test);
+    let front = rig.front;
+    let config = rig.config("", slow_server());
+    let traffic = |pid: u32| {
+        let mut conn = one_stream(front);
+        let before = tcp_descriptors(pid);
+        let out: Vec<u8> = [3, 5, 7, 9]
+            .into_iter()
+            .flat_map(|id| headers_frame(id, &request_block(&[])))
+            .collect();
+        conn.write_all(&out).unwrap();
+        let mut at_server = 0;
+        for _ in 0..100 {
+            at_server = cli(&rig.sock, "show sess")
+                .lines()
+                .filter(|l| l.contains("fe=fe") && l.contains("srv=s1"))
+                .count();
+            if at_server == 4 {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(at_server, 4, "four streams at the server");
+        tcp_descriptors(pid) - before
+    };
+    let dir = temp_dir(&format!("{test}-run"));
+    let ours = {
+        let p = Proxy::start_with(bins::path("hapx-proxy"), &dir, "hapx", &config, front, &[]);
+        traffic(p.pid())
+    };
+    assert_eq!(ours, 3, "TCP descriptors added by four streams");
+    if require::path(test, Path::new(HAPROXY), "HAProxy") {
+        let p = Proxy::start_with(HAPROXY.into(), &dir, "haproxy", &config, front, &[]);
+        assert_eq!(ours, traffic(p.pid()), "as HAProxy");
+    }
+}
+
+/// The crumbs of a split `cookie` header reach the HTTP/1.1 server as one `cookie` header,
+/// joined by "; " and placed after the other headers, as HAProxy sends them; other repeated
+/// headers stay apart, in their order.
+#[test]
+fn cookie_crumbs_are_joined_like_haproxy() {
+    let test = "h2_cookie_crumbs";
+    let syslog = Syslog::bind();
+    let server = Recorder::start();
+    let front = local(free_port());
+    let config = format!(
+        "{}backend be\n  server s1 {}\n",
+        http_config(syslog.addr, front, "", ""),
+        server.addr
+    );
+    let traffic = |front: SocketAddr| {
+        let mut conn = TcpStream::connect(front).expect("connecting");
+        conn.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let mut out = PREFACE.to_vec();
+        out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let headers = [
+            ("cookie", "a=1"),
+            ("x-dup", "1"),
+            ("cookie", "b=2"),
+            ("x-dup", "2"),
+        ];
+        out.extend(headers_frame(1, &request_block(&headers)));
+        conn.write_all(&out).unwrap();
+        while let Some((kind, flags, _, _)) = read_frame(&mut conn) {
+            if kind == 0 && flags & 1 == 1 {
+                break;
+            }
+        }
+        (server.take(), shaped(&syslog.lines(1)))
+    };
+    let (ours, theirs) = side_by_side(test, &config, front, traffic);
+    assert_eq!(
+        ours.0,
+        ["GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nx-dup: 1\r\nx-dup: 2\r\ncookie: a=1; b=2\r\n\r\n"],
+        "{ours:#?}"
+    );
+    same_as_haproxy(&ours, theirs);
+}
+
+/// A request whose DATA, come in the same read as its HEADERS, contradicts its
+/// `content-length`: the stream is reset (PROTOCOL_ERROR) and logged once, as a request of
+/// its backend aborted by the client (`CR--`, no server, status -1), the server never
+/// contacted, as HAProxy does (hapx logged a `<BADREQ>` too, and went to the server); the
+/// next stream is served.
+#[test]
+fn body_contradicting_its_length_is_one_aborted_request() {
+    let test = "h2_body_contradicting_length";
+    let syslog = Syslog::bind();
+    let server = Recorder::start();
+    let front = local(free_port());
+    let config = format!(
+        "{}backend be\n  server s1 {}\n",
+        http_config(syslog.addr, front, "", ""),
+        server.addr
+    );
+    let traffic = |front: SocketAddr| {
+        let mut conn = TcpStream::connect(front).expect("connecting");
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut out = PREFACE.to_vec();
+        out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        // POST, its headers ending but not its stream; then 5 bytes of the 10 announced.
+        let mut block = request_block(&[("content-length", "10")]);
+        block[0] = 0x83;
+        let mut headers = headers_frame(1, &block);
+        headers[4] = 0x04;
+        out.extend(headers);
+        out.extend_from_slice(&[0, 0, 5, 0, 0x01, 0, 0, 0, 1]);
+        out.extend_from_slice(b"hello");
+        conn.write_all(&out).unwrap();
+        let mut resets = Vec::new();
+        while let Some((kind, _, stream, payload)) = read_frame(&mut conn) {
+            if kind == 3 {
+                resets.push((stream, u32::from_be_bytes(payload[..4].try_into().unwrap())));
+                break;
+            }
+        }
+        // A GET on the next stream, logged after it.
+        conn.write_all(&headers_frame(3, &request_block(&[])))
+            .unwrap();
+        while let Some((kind, flags, stream, _)) = read_frame(&mut conn) {
+            if kind == 0 && flags & 1 == 1 && stream == 3 {
+                break;
+            }
+        }
+        (resets, shaped(&syslog.lines(2)), server.take().len())
+    };
+    let (ours, theirs) = side_by_side(test, &config, front, traffic);
+    assert_eq!(ours.0, [(1, 1)], "{ours:#?}");
+    assert!(
+        ours.1[0].contains(" fe be/<NOSRV> N/-N/-N/-N/N -N 0 - - CR-- "),
+        "{ours:#?}"
+    );
+    assert!(ours.1[1].contains("\"GET http://"), "{ours:#?}");
+    assert_eq!(ours.2, 1, "only the GET reached the server: {ours:#?}");
+    same_as_haproxy(&ours, theirs);
+}
+
+/// An HPACK integer of `value` with a `prefix`-bit prefix after the bits `first`.
+fn hpack_int(value: usize, prefix: u32, first: u8) -> Vec<u8> {
+    let max = (1usize << prefix) - 1;
+    if value < max {
+        return vec![first | value as u8];
+    }
+    let (mut out, mut rest) = (vec![first | max as u8], value - max);
+    while rest >= 128 {
+        out.push((rest % 128) as u8 | 0x80);
+        rest /= 128;
+    }
+    out.push(rest as u8);
+    out
+}
+
+/// A request head as big as HAProxy takes from a stream (its internal form: 15275 bytes
+/// for this one, with `x-big` 15213 bytes long) is served; one byte more and the stream is
+/// reset (PROTOCOL_ERROR) and logged as a bad request of status 0, as HAProxy does (hapx
+/// answered a 400 page, and took 25 bytes more).
+#[test]
+fn oversized_heads_are_reset_at_haproxys_size() {
+    let test = "h2_oversized_heads";
+    let syslog = Syslog::bind();
+    let server = Recorder::start();
+    let front = local(free_port());
+    let config = format!(
+        "{}backend be\n  server s1 {}\n",
+        http_config(syslog.addr, front, "", ""),
+        server.addr
+    );
+    let block = |size: usize| {
+        let mut block = request_block(&[]);
+        block.extend_from_slice(&[0, 5]);
+        block.extend_from_slice(b"x-big");
+        block.extend(hpack_int(size, 7, 0));
+        block.extend(std::iter::repeat_n(b'a', size));
+        block
+    };
+    let traffic = |front: SocketAddr| {
+        let mut conn = TcpStream::connect(front).expect("connecting");
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut out = PREFACE.to_vec();
+        out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        out.extend(headers_frame(1, &block(15214)));
+        out.extend(headers_frame(3, &block(15213)));
+        conn.write_all(&out).unwrap();
+        let mut frames = Vec::new();
+        while let Some((kind, flags, stream, payload)) = read_frame(&mut conn) {
+            match kind {
+                3 => frames.push(format!("{stream} reset {:?}", &payload[..4])),
+                1 => frames.push(format!("{stream} headers")),
+                _ => {}
+            }
+            if kind == 0 && flags & 1 == 1 {
+                break;
+            }
+        }
+        let mut lines: Vec<String> = (syslog.lines(2).iter())
+            .map(|l| shape_keeping_bytes(l).chars().take(160).collect())
+            .collect();
+        lines.sort();
+        (frames, lines, server.take().len())
+    };
+    let (ours, theirs) = side_by_side(test, &config, front, traffic);
+    assert_eq!(ours.0, ["1 reset [0, 0, 0, 1]", "3 headers"], "{ours:#?}");
+    assert!(
+        ours.1
+            .iter()
+            .any(|l| l.contains(" fe fe/<NOSRV> -N/-N/-N/-N/N N 0 - - PR-- ")),
+        "{ours:#?}"
+    );
+    assert_eq!(ours.2, 1, "{ours:#?}");
+    same_as_haproxy(&ours, theirs);
+}
+
+/// `OPTIONS *`: forwarded as `OPTIONS * HTTP/1.1`, logged with the authority and no path
+/// (`OPTIONS http://127.0.0.1 HTTP/2.0`), as HAProxy logs it (hapx showed a stray `*`).
+#[test]
+fn options_asterisk_is_logged_like_haproxy() {
+    let test = "h2_options_asterisk";
+    let syslog = Syslog::bind();
+    let server = Recorder::start();
+    let front = local(free_port());
+    let config = format!(
+        "{}backend be\n  server s1 {}\n",
+        http_config(syslog.addr, front, "", ""),
+        server.addr
+    );
+    let traffic = |front: SocketAddr| {
+        let mut conn = TcpStream::connect(front).expect("connecting");
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut out = PREFACE.to_vec();
+        out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        // `:method OPTIONS`, `:scheme http`, `:path *`, `:authority 127.0.0.1`.
+        let mut block = vec![0x02, 7];
+        block.extend_from_slice(b"OPTIONS");
+        block.extend_from_slice(&[0x86, 0x04, 1, b'*', 0x41, 9]);
+        block.extend_from_slice(b"127.0.0.1");
+        out.extend(headers_frame(1, &block));
+        conn.write_all(&out).unwrap();
+        while let Some((kind, flags, _, _)) = read_frame(&mut conn) {
+            if kind == 0 && flags & 1 == 1 {
+                break;
+            }
+        }
+        (server.take(), syslog.lines(1))
+    };
+    let (ours, theirs) = side_by_side(test, &config, front, traffic);
+    assert!(
+        ours.0[0].starts_with("OPTIONS * HTTP/1.1\r\nhost: 127.0.0.1\r\n"),
+        "{ours:#?}"
+    );
+    assert!(
+        ours.1[0].ends_with("\"OPTIONS http://127.0.0.1 HTTP/2.0\""),
+        "{ours:#?}"
+    );
+    same_as_haproxy(
+        &(ours.0, shaped(&ours.1)),
+        theirs.map(|t| (t.0, shaped(&t.1))),
+    );
+}

@@ -91,6 +91,10 @@ pub enum Source {
     Nbsrv(Option<String>),
     /// `srv_is_up(backend/server)`.
     SrvIsUp(String, String),
+    /// `srv_is_up(server)`: a server of the section (named first) the fetch is written in,
+    /// fixed when parsed as HAProxy's `smp_resolve_args` does (a listen section's rules
+    /// look there even once a `use_backend` picked another backend).
+    OwnSrvIsUp(String, String),
     Method,
     Path,
     Url,
@@ -101,15 +105,8 @@ pub enum Source {
     ReqVer,
     /// `req.proto_http`.
     ProtoHttp,
-    /// `req.hdr(name[,occ])` (values split at commas); `occ` counts from 1, negative from
-    /// the end, 0 for every value.
-    ReqHdr(String, i32),
-    /// `req.fhdr(name[,occ])`: whole header lines.
-    ReqFhdr(String, i32),
-    ReqHdrCnt(String),
-    /// `req.hdr_val(name)`: a value as an integer.
-    ReqHdrVal(String, i32),
-    ResHdr(String, i32),
+    /// `req.hdr`, `res.fhdr_cnt`, `hdr_ip` ...: a request's or a response's headers.
+    Header(HeaderFetch),
     /// `req.cook(name)`: the values of a request cookie.
     ReqCook(String),
     /// `url_param(name)`: the values of a query-string parameter.
@@ -206,12 +203,10 @@ impl Fetch {
             ReqLen | SslSni | SslVer | SslHelloType | Payload(..) | PayloadLv(..)
             | RdpCookie(_) | RdpCookieCnt(_) => Layer::L6,
             ResLen | ResPayload(..) | ResPayloadLv(..) | ResSslHelloType => Layer::L6Res,
-            Method | Path | Url | Query | Base | ReqVer | ProtoHttp | ReqHdr(..) | ReqFhdr(..)
-            | ReqHdrCnt(_) | ReqHdrVal(..) | ReqCook(_) | UrlParam(_) | HttpAuth(_)
-            | HttpAuthGroup(_) | HttpAuthType | HttpAuthUser | HttpAuthPass | HttpAuthBearer(_) => {
-                Layer::Request
-            }
-            ResHdr(..) | Status => Layer::Response,
+            Header(HeaderFetch { response: true, .. }) | Status => Layer::Response,
+            Method | Path | Url | Query | Base | ReqVer | ProtoHttp | Header(_) | ReqCook(_)
+            | UrlParam(_) | HttpAuth(_) | HttpAuthGroup(_) | HttpAuthType | HttpAuthUser
+            | HttpAuthPass | HttpAuthBearer(_) => Layer::Request,
             _ => Layer::L4,
         }
     }
@@ -222,12 +217,11 @@ impl Source {
     pub fn kind(&self) -> Kind {
         use Source::*;
         match self {
-            AlwaysTrue | AlwaysFalse | SrvIsUp(..) | ProtoHttp | SslFc | SslCUsed | HttpAuth(_) => {
-                Kind::Bool
-            }
-            SrcPort | DstPort | Nbsrv(_) | ReqHdrCnt(_) | ReqHdrVal(..) | Status | ReqLen
-            | SslVer | SslHelloType | SslCVerify | Stick(_) | RdpCookieCnt(_) | ResLen
-            | ResSslHelloType => Kind::Int,
+            AlwaysTrue | AlwaysFalse | SrvIsUp(..) | OwnSrvIsUp(..) | ProtoHttp | SslFc
+            | SslCUsed | HttpAuth(_) => Kind::Bool,
+            Header(h) => h.value.kind(),
+            SrcPort | DstPort | Nbsrv(_) | Status | ReqLen | SslVer | SslHelloType | SslCVerify
+            | Stick(_) | RdpCookieCnt(_) | ResLen | ResSslHelloType => Kind::Int,
             Checked(CheckedFact::ServerId | CheckedFact::BackendId | CheckedFact::Int(_)) => {
                 Kind::Int
             }
@@ -718,20 +712,123 @@ fn ip_pattern(text: &str, no_dns: bool) -> Result<Network, String> {
 
 /// `name(args),conv,...` into (name, args, the converters' text after the comma); the
 /// arguments read as a converter's ([`converter::read_args`]: quotes, escapes), empty ones
-/// left out.
+/// kept (`req.hdr(,1)`: see [`non_empty`]).
 fn split_call(text: &str) -> Result<(&str, Vec<String>, &str), String> {
     let name_end = text.find(['(', ',']).unwrap_or(text.len());
     let name = &text[..name_end];
     let (args, rest) = match text[name_end..].strip_prefix('(') {
         Some(inner) => {
-            let (args, _, close) = converter::read_args(inner);
+            let (mut args, _, close) = converter::read_args(inner);
             let close = close.ok_or_else(|| format!("fetch method '{name}' : expected ')'"))?;
-            let args = args.into_iter().filter(|a| !a.is_empty()).collect();
+            // `req.hdr()` has one argument, empty, where `req.hdr` has none.
+            if args.is_empty() {
+                args.push(String::new());
+            }
             (args, &inner[close + 1..])
         }
         None => (Vec::new(), &text[name_end..]),
     };
     Ok((name, args, rest.strip_prefix(',').unwrap_or(rest)))
+}
+
+/// The arguments that are not empty, as every fetch but the header ones reads them.
+fn non_empty(args: &[String]) -> Vec<&str> {
+    args.iter()
+        .map(String::as_str)
+        .filter(|a| !a.is_empty())
+        .collect()
+}
+
+/// A header fetch: `req.hdr`, `req.fhdr`, `req.hdr_cnt`, `req.fhdr_cnt`, `req.hdr_val`,
+/// `req.hdr_ip`, their `res.` forms, and the older `hdr*` (request) and `shdr*` (response).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderFetch {
+    /// The response's headers (`res.`, `shdr`), else the request's.
+    pub response: bool,
+    /// `fhdr`: whole header lines, else their values split at commas.
+    pub full: bool,
+    pub value: HeaderValue,
+    /// Lower case. None without an argument (`req.hdr`): every header for a count, nothing
+    /// for the others; empty (`req.hdr()`): every header, as HAProxy's `http_find_header`
+    /// with an empty name.
+    pub name: Option<String>,
+    /// Counts from 1, negative from the end; 0 for every value (the last where one value is
+    /// wanted, as HAProxy's `smp_fetch_hdr`).
+    pub occurrence: i32,
+}
+
+/// What a header fetch gives of the values it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderValue {
+    Text,
+    /// `_cnt`: how many there are.
+    Count,
+    /// `_val`: each as HAProxy's `strl2ic` reads a number.
+    Int,
+    /// `_ip`: each that is an address.
+    Ip,
+}
+
+impl HeaderValue {
+    fn kind(self) -> Kind {
+        match self {
+            HeaderValue::Text => Kind::Str,
+            HeaderValue::Count | HeaderValue::Int => Kind::Int,
+            HeaderValue::Ip => Kind::Ip,
+        }
+    }
+}
+
+impl HeaderFetch {
+    /// Fetch `name` with its arguments as written (empty ones kept), if it is a header
+    /// fetch; an error is HAProxy's message after its `fetch method 'NAME' : `.
+    fn parse(name: &str, args: &[String]) -> Option<Result<HeaderFetch, String>> {
+        let (response, rest) = match name {
+            _ if name.starts_with("req.") => (false, &name[4..]),
+            _ if name.starts_with("res.") => (true, &name[4..]),
+            _ if name.starts_with("shdr") => (true, &name[1..]),
+            _ if name.starts_with("hdr") => (false, name),
+            _ => return None,
+        };
+        let short = !name.contains('.');
+        let (full, value) = match rest {
+            "hdr" => (false, HeaderValue::Text),
+            "fhdr" if !short => (true, HeaderValue::Text),
+            "hdr_cnt" => (false, HeaderValue::Count),
+            "fhdr_cnt" if !short => (true, HeaderValue::Count),
+            "hdr_val" => (false, HeaderValue::Int),
+            "hdr_ip" => (false, HeaderValue::Ip),
+            _ => return None,
+        };
+        let most = if value == HeaderValue::Count { 1 } else { 2 };
+        Some(match args.get(most) {
+            Some(_) => Err(format!(
+                "expected ')' before ',{})'",
+                args[most..].join(",")
+            )),
+            None => Self::occurrence(args.get(1)).map(|occurrence| HeaderFetch {
+                response,
+                full,
+                value,
+                name: args.first().map(|n| n.to_ascii_lowercase()),
+                occurrence,
+            }),
+        })
+    }
+
+    /// The second argument as HAProxy reads an integer (empty: 0).
+    fn occurrence(arg: Option<&String>) -> Result<i32, String> {
+        let Some(arg) = arg.filter(|a| !a.is_empty()) else {
+            return Ok(0);
+        };
+        let digits = arg.strip_prefix(['-', '+']).unwrap_or(arg);
+        match read_int64(arg) {
+            Some(n) if !digits.is_empty() => Ok(n as i32),
+            _ => Err(format!(
+                "failed to parse '{arg}' as type 'integer' at position 2"
+            )),
+        }
+    }
 }
 
 /// A sample fetch as written in a rule or a `%[...]`: `req.hdr(host),lower`.
@@ -760,6 +857,7 @@ impl BackendRef {
         let (keyword, backend, server) = match source {
             Source::Nbsrv(b) => ("nbsrv", b.clone().unwrap_or_default(), None),
             Source::SrvIsUp(b, s) => ("srv_is_up", b.clone(), Some(s.clone())),
+            Source::OwnSrvIsUp(_, s) => ("srv_is_up", String::new(), Some(s.clone())),
             _ => return None,
         };
         Some(BackendRef {
@@ -771,7 +869,16 @@ impl BackendRef {
     }
 }
 
+/// Sets the section the fetches parsed from now on are written in (see
+/// [`Source::OwnSrvIsUp`]).
+pub fn set_parsed_section(name: &str) {
+    PARSED_SECTION.with_borrow_mut(|section| name.clone_into(section));
+}
+
 thread_local! {
+    /// The section being parsed (see [`set_parsed_section`]).
+    static PARSED_SECTION: std::cell::RefCell<String> =
+        const { std::cell::RefCell::new(String::new()) };
     /// The backend references the fetches parsed by [`collect_backend_refs`] made; none
     /// outside of it (or in ACLs, whose references their rules note themselves).
     static BACKEND_REFS: std::cell::RefCell<Option<Vec<BackendRef>>> =
@@ -819,7 +926,7 @@ fn note_backend_ref(source: &Source) {
 /// `bool`), which only health checks know in hapx.
 pub fn parse_check_fetch(text: &str) -> Result<Fetch, AclError> {
     let (name, args, convs) = split_call(text)?;
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let args = non_empty(&args);
     let fact = match name {
         "srv_name" | "srv_id" | "be_id" if !args.is_empty() => {
             return Err(format!("fetch method '{name}' does not take any argument").into());
@@ -954,8 +1061,17 @@ fn fetch_as(text: &str, acl_keyword: Option<&str>, in_acl: bool) -> Result<Fetch
         Some(kw) => AclError::from(format!("ACL keyword '{kw}' : expected ')'")),
         None => in_expression(m.into()),
     })?;
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let source = source(name, &args).map_err(in_expression)?;
+    let source = match HeaderFetch::parse(name, &args) {
+        Some(Ok(header)) => Some(Source::Header(header)),
+        Some(Err(m)) => {
+            let who = acl_keyword.map_or_else(
+                || format!("fetch method '{name}'"),
+                |kw| format!("ACL keyword '{kw}'"),
+            );
+            return Err(in_expression(format!("{who} : {m}").into()));
+        }
+        None => source(name, &non_empty(&args)).map_err(in_expression)?,
+    };
     let Some(source) = source else {
         if keywords::FETCHES.contains(&name) || keywords::ACL_KEYWORDS.contains(&name) {
             return Err(AclError::Unsupported(format!("the sample fetch '{name}'")));
@@ -996,10 +1112,14 @@ fn parse_criterion(text: &str) -> Result<(Fetch, Option<Method>), AclError> {
             "ip" => Some(Method::Ip),
             _ => None,
         };
-        let derivable = matches!(
-            base,
-            "path" | "url" | "base" | "hdr" | "shdr" | "req.hdr" | "cook" | "urlp"
-        );
+        // `hdr_ip` (`shdr_ip`, `req.hdr_ip`) is a fetch of its own, which reads addresses
+        // as `url2ipv4` (`1.2.3.4:80`).
+        let own_fetch = HeaderFetch::parse(name, &[]).is_some();
+        let derivable = !own_fetch
+            && matches!(
+                base,
+                "path" | "url" | "base" | "hdr" | "shdr" | "req.hdr" | "cook" | "urlp"
+            );
         if let (Some(m), true) = (method, derivable) {
             let rest = &text[name.len()..];
             return Ok((
@@ -1021,20 +1141,10 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
     let need_name = |kw: &str| -> Result<String, String> {
         arg(0).ok_or_else(|| format!("ACL keyword '{kw}' : missing argument"))
     };
-    // HAProxy's header, cookie and parameter fetches take every one without a name; hapx
-    // reads only the named one, and refuses the rest rather than answer otherwise.
+    // HAProxy's cookie and parameter fetches take every one without a name; hapx reads
+    // only the named one, and refuses the rest rather than answer otherwise.
     let named = |kw: &str| -> Result<String, AclError> {
         arg(0).ok_or_else(|| AclError::Unsupported(format!("'{kw}' without a name")))
-    };
-    let occurrence = |kw: &str| -> Result<i32, String> {
-        match args.get(1) {
-            None => Ok(0),
-            Some(o) => o.parse().map_err(|_| {
-                format!(
-                    "ACL keyword '{kw}' : failed to parse '{o}' as type 'integer' at position 2"
-                )
-            }),
-        }
     };
     Ok(Some(match name {
         "always_true" => Source::AlwaysTrue,
@@ -1048,8 +1158,10 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
         "nbsrv" => Source::Nbsrv(arg(0)),
         "srv_is_up" => {
             let spec = need_name(name)?;
-            let (b, s) = spec.split_once('/').unwrap_or(("", &spec));
-            Source::SrvIsUp(b.into(), s.into())
+            match spec.split_once('/') {
+                Some((b, s)) => Source::SrvIsUp(b.into(), s.into()),
+                None => Source::OwnSrvIsUp(PARSED_SECTION.with_borrow(String::clone), spec),
+            }
         }
         "method" => Source::Method,
         "path" => Source::Path,
@@ -1058,13 +1170,6 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
         "base" => Source::Base,
         "req.ver" | "req_ver" => Source::ReqVer,
         "req.proto_http" | "req_proto_http" => Source::ProtoHttp,
-        "req.hdr" | "hdr" => Source::ReqHdr(named(name)?.to_ascii_lowercase(), occurrence(name)?),
-        "req.fhdr" => Source::ReqFhdr(named(name)?.to_ascii_lowercase(), occurrence(name)?),
-        "req.hdr_cnt" | "hdr_cnt" => Source::ReqHdrCnt(named(name)?.to_ascii_lowercase()),
-        "req.hdr_val" | "hdr_val" => {
-            Source::ReqHdrVal(named(name)?.to_ascii_lowercase(), occurrence(name)?)
-        }
-        "res.hdr" | "shdr" => Source::ResHdr(named(name)?.to_ascii_lowercase(), occurrence(name)?),
         "req.cook" | "cook" => Source::ReqCook(named(name)?),
         "url_param" | "urlp" => Source::UrlParam(named(name)?),
         "env" => Source::Env(need_name(name)?),
@@ -1318,7 +1423,11 @@ mod tests {
     #[test]
     fn criteria_and_flags() {
         let e = parse_expr(&words("hdr_beg(host) -i WWW."), &mut Vec::new()).unwrap();
-        assert_eq!(e.fetch.source, Source::ReqHdr("host".into(), 0));
+        let host = HeaderFetch::parse("hdr", &["host".into()]);
+        assert_eq!(
+            Some(e.fetch.source),
+            host.map(|h| Source::Header(h.unwrap()))
+        );
         assert_eq!(e.method, Method::Beg);
         assert!(matches!(&e.patterns[..], [Pattern::Str(s)] if s == "www."));
         let e = parse_expr(&words("dst_port 80 1024: lt 10"), &mut Vec::new()).unwrap();

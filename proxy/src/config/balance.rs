@@ -208,7 +208,7 @@ fn hash(args: &[String]) -> Result<Balance, String> {
     })?;
     // HAProxy's words for what is not there when the server is chosen.
     let missing = match fetch.source {
-        Source::ResHdr(..) => Some("HTTP response headers"),
+        Source::Header(ref h) if h.response => Some("HTTP response headers"),
         Source::Status => Some("HTTP response"),
         _ => None,
     };

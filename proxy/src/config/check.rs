@@ -43,7 +43,14 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
             (p.name.clone(), p.kind, p.mode, p.place.clone(), servers)
         })
         .collect();
-    assign_proxy_ids(&mut config.proxies, diags);
+    // HAProxy's runtime API frontend (`GLOBAL`, made by a `stats socket`, `timeout` or
+    // `maxconn` line) takes id 1, before the proxies.
+    let first_id = if config.global.cli_maxconn.is_some() {
+        2
+    } else {
+        1
+    };
+    assign_proxy_ids(&mut config.proxies, first_id, diags);
     check_tracking(&config.proxies, diags);
     check_agent_ports(&config.proxies, diags);
     super::stick::check(config, diags);
@@ -57,6 +64,12 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         }
         if p.kind.is_backend() {
             check_backend(p, &resolvers, diags);
+            if p.load_server_state == ServerStateSource::Global
+                && config.global.server_state_file.is_none()
+            {
+                diags.global_warn(format!("backend '{}' configured to load server state file from global section 'server-state-file' directive. Unfortunately, 'server-state-file' is not set!", p.name));
+                p.load_server_state = ServerStateSource::None;
+            }
             server_tls(p, &config.global, diags);
         }
         if p.stats.enabled && p.mode != Mode::Http {
@@ -83,9 +96,9 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
     }
 }
 
-/// Numbers proxies as HAProxy does, from 2 (id 1 is HAProxy's internal CLI proxy), and the
-/// servers of each from 1; a custom id used twice is an error.
-fn assign_proxy_ids(proxies: &mut [Proxy], diags: &mut Diags) {
+/// Numbers proxies as HAProxy does, from `first_id`, and the servers of each from 1; a
+/// custom id used twice is an error.
+fn assign_proxy_ids(proxies: &mut [Proxy], first_id: usize, diags: &mut Diags) {
     let mut seen: BTreeMap<usize, &Proxy> = BTreeMap::new();
     for p in proxies.iter() {
         let Some(id) = p.forced_id else { continue };
@@ -107,7 +120,7 @@ fn assign_proxy_ids(proxies: &mut [Proxy], diags: &mut Diags) {
         }
     }
     let forced: Vec<Option<usize>> = proxies.iter().map(|p| p.forced_id).collect();
-    for (p, id) in proxies.iter_mut().zip(number(&forced, 2)) {
+    for (p, id) in proxies.iter_mut().zip(number(&forced, first_id)) {
         p.id = id;
         assign_server_ids(p, diags);
     }
@@ -178,7 +191,13 @@ fn inspection_under_tls(p: &Proxy, inspecting: &[String], diags: &mut Diags) {
         );
     }
     let targets = (p.default_backend.iter().map(|(name, _)| name))
-        .chain(p.rules.use_backends.iter().map(|u| &u.backend));
+        .chain(p.rules.use_backends.iter().map(|u| &u.backend))
+        // A dynamic `use_backend` may choose any backend.
+        .chain(
+            inspecting
+                .iter()
+                .filter(|_| super::rules::dynamic_switching(p)),
+        );
     let mut named = BTreeSet::new();
     for name in targets.filter(|n| *n != &p.name && inspecting.contains(n)) {
         if named.insert(name) {
@@ -279,6 +298,13 @@ fn check_frontend(p: &mut Proxy, backends: &[(String, Mode, Place)], diags: &mut
                     p.name
                 ),
             ),
+            Some(_) if *name == p.name && p.kind.is_backend() => diags.check_alert(
+                place,
+                format!(
+                    "Proxy '{}': loop detected for default_backend: '{name}'.",
+                    p.name
+                ),
+            ),
             Some((_, Mode::Tcp, bplace)) if p.mode == Mode::Http => diags.check_alert(
                 place,
                 format!(
@@ -352,7 +378,7 @@ fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
                 );
             }
         }
-        initial_address(&label, s, diags);
+        initial_address(s);
     }
 }
 
@@ -424,45 +450,14 @@ fn check_tls_rules(p: &Proxy) -> bool {
     }
 }
 
-/// Finds the server's first address by its `init-addr` methods, in order.
-fn initial_address(backend: &str, s: &mut Server, diags: &mut Diags) {
+/// A server written with an IP address has it from the start. A name is resolved later,
+/// by its `init-addr` methods, once the server-state files are read
+/// (`runtime::server_state`): as HAProxy's `srv_init_addr` runs after them, `init-addr
+/// last` can take the address a file kept.
+fn initial_address(s: &mut Server) {
     if let Ok(ip) = s.host.parse::<IpAddr>() {
         s.addr = Some(ip);
-        return;
     }
-    for method in &s.opts.init_addr {
-        match method {
-            // No server-state file is loaded, so there is no last address to reuse.
-            InitAddr::Last => {}
-            InitAddr::Libc => {
-                if let Some(ip) = resolve_libc(&s.host, s.opts.resolve_prefer_v6) {
-                    s.addr = Some(ip);
-                    return;
-                }
-            }
-            InitAddr::Ip(ip) => {
-                s.addr = Some(*ip);
-                return;
-            }
-            InitAddr::None => {
-                diags.check_warn(
-                    &s.place,
-                    format!(
-                        "'server {backend}/{}' : could not resolve address '{}', disabling server.",
-                        s.name, s.host
-                    ),
-                );
-                return;
-            }
-        }
-    }
-    diags.check_alert(
-        &s.place,
-        format!(
-            "'server {backend}/{}' : could not resolve address '{}'.",
-            s.name, s.host
-        ),
-    );
 }
 
 /// Resolves `host` with the system resolver, preferring one address family.

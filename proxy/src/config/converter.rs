@@ -157,6 +157,8 @@ pub enum Converter {
     HostOnly,
     /// The port of a Host value (0 without one).
     PortOnly,
+    /// `map*(file[,default])`: see [`crate::runtime::map`].
+    Map(crate::runtime::map::MapConv),
 }
 
 impl Converter {
@@ -186,6 +188,7 @@ impl Converter {
             Arith(..) | Neg | Cpl => (T::Int, T::Int),
             Not | Bool | Even | Odd => (T::Int, T::Bool),
             Hash { .. } | Xxh32(_) | Xxh64(_) => (T::Bin, T::Int),
+            Map(m) => m.types(),
         }
     }
 }
@@ -243,7 +246,12 @@ impl<'a> Args<'a> {
 
     /// Argument `i` (0-based) as an integer, if given.
     fn int(&self, i: usize) -> Result<Option<i64>, AclError> {
-        self.typed(i, "integer", |t| t.parse().ok())
+        // HAProxy's `read_int64`, saturating, over the whole argument.
+        self.typed(i, "integer", |t| {
+            (!t.is_empty())
+                .then(|| crate::runtime::convert::read_whole_int64(t))
+                .flatten()
+        })
     }
 
     fn typed<T>(
@@ -356,6 +364,8 @@ fn read_arg(text: &str) -> (String, usize) {
 pub fn parse_chain(mut text: &str, input: SampleType) -> Result<Vec<Converter>, AclError> {
     let mut out = Vec::new();
     let mut ty = input;
+    // HAProxy's address output (`map_*_ip`) is its pseudo-type `addr`, cast to nothing.
+    let mut addr_output = false;
     while !text.is_empty() {
         let (args, rest) = split_one(text);
         text = rest;
@@ -368,12 +378,14 @@ pub fn parse_chain(mut text: &str, input: SampleType) -> Result<Vec<Converter>, 
         }
         let conv = conv?;
         let (takes, gives) = conv.types();
-        if !ty.casts_to(takes) {
+        if !ty.casts_to(takes) || addr_output {
             return Err(AclError::Bad(format!(
                 "converter '{}' cannot be applied",
                 args.conv
             )));
         }
+        addr_output =
+            matches!(&conv, Converter::Map(m) if m.out == crate::runtime::map::Output::Ip);
         ty = gives;
         out.push(conv);
     }
@@ -497,11 +509,29 @@ fn parse_one(a: &Args<'_>) -> Result<Converter, AclError> {
             }
             C::UrlEnc
         }
+        name if crate::runtime::map::named(name).is_some() => map(a)?,
         other if keywords::CONVERTERS.contains(&other) => {
             return Err(AclError::Unsupported(format!("the converter '{other}'")));
         }
         other => return Err(AclError::Bad(format!("unknown converter '{other}'"))),
     })
+}
+
+/// `map*(file[,default])`: as HAProxy, an integer output's default is read as an integer
+/// argument, and the file is read before the other defaults are checked.
+fn map(a: &Args<'_>) -> Result<Converter, AclError> {
+    use crate::runtime::map::{MapConv, Output, named};
+    a.count(0, 2, "string")?;
+    let Some((kind, out)) = named(a.conv) else {
+        return Err(AclError::Bad(format!("unknown converter '{}'", a.conv)));
+    };
+    if out == Output::Int {
+        a.int(1)?;
+    }
+    let file = a.get(0).unwrap_or_default();
+    MapConv::load(kind, out, file, a.get(1))
+        .map(Converter::Map)
+        .map_err(|why| a.invalid_args(&why))
 }
 
 fn ipmask(a: &Args<'_>) -> Result<Converter, AclError> {
@@ -755,14 +785,7 @@ mod tests {
 
     #[test]
     fn what_hapx_lacks_stays_refused() {
-        for text in [
-            "sha1",
-            "add(txn.x)",
-            "concat(,txn.x)",
-            "add",
-            "map(f)",
-            "ub64dec",
-        ] {
+        for text in ["sha1", "add(txn.x)", "concat(,txn.x)", "add", "ub64dec"] {
             assert!(
                 matches!(
                     parse_chain(text, SampleType::Str),

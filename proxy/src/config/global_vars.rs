@@ -144,14 +144,14 @@ pub fn unavailable(fetch: &Fetch) -> Option<&'static str> {
         Src | SrcPort | Dst | DstPort => "client address",
         FeName => "frontend",
         BeName => "backend",
-        Nbsrv(_) | SrvIsUp(..) => "internal state",
+        Nbsrv(_) | SrvIsUp(..) | OwnSrvIsUp(..) => "internal state",
         Stick(s) if s.counter == Counter::Src && s.query != stick::Query::TableCnt => {
             "client address"
         }
         Stick(_) => "internal state",
         Method | ProtoHttp => "HTTP request",
         Status => "HTTP response",
-        ResHdr(..) => "HTTP response headers",
+        Header(h) if h.response => "HTTP response headers",
         SslFc | SslFcSni | SslFcProtocol | SslFcCipher | SslFcAlpn | SslCUsed | SslCVerify => {
             "client-side connection"
         }

@@ -30,6 +30,7 @@ pub mod logging;
 pub mod model;
 pub mod parse;
 pub mod pcre;
+pub mod peers;
 pub mod rules;
 pub mod stick;
 pub mod tls;

@@ -34,8 +34,8 @@ pub struct Config {
     pub http_errors: Vec<super::errors::HttpErrors>,
     /// The files that were read, in order (HAProxy's `HAPROXY_CFGFILES`).
     pub files: Vec<PathBuf>,
-    /// The names of the `peers` sections (ignored: a table naming one is not replicated).
-    pub peers: Vec<String>,
+    /// The `peers` sections, in declaration order ([`super::peers`]).
+    pub peers: Vec<super::peers::PeersSection>,
 }
 
 impl Config {
@@ -97,6 +97,11 @@ pub struct Global {
     pub cli_maxconn: Option<usize>,
     /// How long the runtime API waits for a command (`stats timeout`, default 10s).
     pub stats_timeout: Option<Duration>,
+    /// `server-state-file`: the servers' state saved before a reload, for the backends
+    /// loading it with `load-server-state-from-file global` (see `runtime::server_state`).
+    pub server_state_file: Option<String>,
+    /// `server-state-base`: the directory of relative server-state file names.
+    pub server_state_base: Option<String>,
     pub logs: Vec<LogTarget>,
     /// `nosplice`: forward through user-space buffers instead of splice(2).
     pub nosplice: bool,
@@ -104,6 +109,8 @@ pub struct Global {
     pub lax_limits: bool,
     pub hard_stop_after: Option<Duration>,
     pub node: Option<String>,
+    /// `localpeer NAME`: this process's name in `peers` sections (unless `-L`).
+    pub localpeer: Option<String>,
     pub log_tag: Option<String>,
     /// `log-send-hostname [NAME]`: the host name in syslog headers.
     pub log_send_hostname: Option<String>,
@@ -939,11 +946,16 @@ pub struct ServerOptions {
     pub resolve_allow_dup_ip: bool,
     /// `resolve-net`: addresses inside these networks are preferred in answers.
     pub resolve_nets: Vec<Network>,
+    /// `init-addr`, empty when not set: HAProxy then tries `last,libc` (and `none` for a
+    /// server with `resolvers`).
     pub init_addr: Vec<InitAddr>,
     pub disabled: bool,
     /// `id N`: the server's id in its backend, instead of the next free one.
     pub forced_id: Option<usize>,
     pub send_proxy: Option<u8>,
+    /// `source ADDR[:PORT[-PORT]]`: the local address of the server's connections and
+    /// checks, before the backend's.
+    pub source: Option<ConnSource>,
     /// `pool-max-conn`: idle connections kept for reuse (None: no limit; 0: none).
     pub pool_max_conn: Option<usize>,
     /// `pool-purge-delay`: how often idle connections beyond the recent need are closed
@@ -1050,10 +1062,11 @@ impl Default for ServerOptions {
             resolve_prefer_v6: true,
             resolve_allow_dup_ip: false,
             resolve_nets: Vec::new(),
-            init_addr: vec![InitAddr::Last, InitAddr::Libc],
+            init_addr: Vec::new(),
             disabled: false,
             forced_id: None,
             send_proxy: None,
+            source: None,
             pool_max_conn: None,
             pool_purge_delay: Duration::from_secs(5),
             check_port: None,
@@ -1192,9 +1205,71 @@ pub struct Server {
     pub place: Place,
     /// Id in its backend (`sid`): `id N`, else the next free one, as HAProxy numbers them.
     pub id: usize,
-    /// The address found at start (`init-addr`); `None` = none yet (resolvers may find one).
+    /// The address written (an IP address); a name's is found at start-up by its
+    /// `init-addr` methods (`runtime::server_state`); `None` = none yet.
     pub addr: Option<std::net::IpAddr>,
 }
+
+/// Where connections to a server are bound before they connect (`source`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnSource {
+    /// Port 0: the kernel's choice.
+    pub addr: SocketAddr,
+    /// A server's `ADDR:LOW-HIGH` (LOW != HIGH): each connection on a port of that range.
+    pub ports: Option<PortRange>,
+}
+
+/// A server's source port range. Each server has its own copy (cloning gives a fresh
+/// one, as HAProxy's `srv_conn_src_cpy` does): ports are handed out in turn from the one
+/// after the last taken. The kernel keeps a port from going to two live connections to the
+/// same server (with SO_REUSEADDR, connect() refuses a 4-tuple in use); HAProxy's ring of
+/// free ports does it by its own accounting, and gives the least recently released port.
+#[derive(Debug)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+    /// The next port to try, as an offset from `low`.
+    next: std::sync::atomic::AtomicU32,
+}
+
+impl PortRange {
+    pub fn new(low: u16, high: u16) -> Self {
+        PortRange {
+            low,
+            high,
+            next: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// The port to try next; port 0 (in a range from 0) is never handed out, as HAProxy's
+    /// ring gives it as "no port".
+    pub fn next_port(&self) -> u16 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let size = u32::from(self.high - self.low) + 1;
+        loop {
+            let offset = self.next.fetch_add(1, Relaxed) % size;
+            // `offset` < size <= 65536 - low: the sum fits.
+            let port = self.low + offset as u16;
+            if port != 0 {
+                return port;
+            }
+        }
+    }
+}
+
+impl Clone for PortRange {
+    fn clone(&self) -> Self {
+        PortRange::new(self.low, self.high)
+    }
+}
+
+impl PartialEq for PortRange {
+    fn eq(&self, other: &Self) -> bool {
+        (self.low, self.high) == (other.low, other.high)
+    }
+}
+
+impl Eq for PortRange {}
 
 /// A frontend, backend, listen or defaults section.
 #[derive(Debug, Clone)]
@@ -1222,10 +1297,18 @@ pub struct Proxy {
     /// `persist rdp-cookie[(NAME)]`: the RDP cookie (`msts` by default) whose routing token
     /// names the server of a TCP connection.
     pub persist_rdp_cookie: Option<String>,
+    /// `source ADDR[:PORT]`: the local address of connections to servers (and their checks),
+    /// given to the servers that have no `source` of their own once the section is read.
+    pub source: Option<ConnSource>,
     /// `dynamic-cookie-key KEY`: the secret of the `dynamic` cookies' values.
     pub dynamic_cookie_key: Option<String>,
     /// `http-reuse`: which idle server connections a request may take.
     pub http_reuse: HttpReuse,
+    /// `load-server-state-from-file`: where the servers' state saved before a reload comes
+    /// from (see `runtime::server_state`).
+    pub load_server_state: ServerStateSource,
+    /// `server-state-file-name`: the backend's own state file (`local`); unset: its name.
+    pub server_state_file_name: Option<String>,
     pub servers: Vec<Server>,
     pub default_server: ServerOptions,
     pub timeouts: Timeouts,
@@ -1262,6 +1345,17 @@ pub struct Proxy {
     pub stick_table: Option<super::stick::TableSpec>,
 }
 
+/// `load-server-state-from-file`: which file a backend's servers' state comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerStateSource {
+    /// Not loaded (HAProxy's default).
+    None,
+    /// The global `server-state-file`.
+    Global,
+    /// The backend's `server-state-file-name`.
+    Local,
+}
+
 impl Proxy {
     pub fn new(name: String, kind: ProxyKind, place: Place) -> Self {
         Proxy {
@@ -1279,8 +1373,11 @@ impl Proxy {
             hash_balance_factor: 0,
             cookie: None,
             persist_rdp_cookie: None,
+            source: None,
             dynamic_cookie_key: None,
             http_reuse: HttpReuse::Safe,
+            load_server_state: ServerStateSource::None,
+            server_state_file_name: None,
             servers: Vec::new(),
             default_server: ServerOptions::default(),
             timeouts: Timeouts::default(),

@@ -79,6 +79,8 @@ enum Section {
     Userlist,
     /// `http-errors NAME`: its `errorfile` lines fill the section declared last.
     HttpErrors,
+    /// `peers NAME`: its lines fill the section declared last ([`super::peers`]).
+    Peers,
     /// A section hapx does not implement: its lines are skipped (one warning at its header).
     Skipped,
 }
@@ -362,6 +364,15 @@ impl<'e> Parser<'e> {
                 Some(section) => super::errors::line(section, line.words),
                 None => Ok(()),
             },
+            Section::Peers => {
+                let local = super::peers::local_peer_name(&self.config);
+                match self.config.peers.last_mut() {
+                    Some(section) => {
+                        super::peers::line(section, &local, line.words, line.place, &mut self.diags)
+                    }
+                    None => Ok(()),
+                }
+            }
             Section::Userlist => {
                 let list = self.config.userlists.last_mut();
                 super::userlist::line(list, line.words, line.place, &mut self.diags);
@@ -423,6 +434,7 @@ impl<'e> Parser<'e> {
                 let base = self.base_defaults(line, 2)?;
                 self.note_defaults_ref(&base, line.arg(2).is_some(), &place);
                 self.check_defaults_use(&base, kind, &place);
+                super::acl::set_parsed_section(&name);
                 Section::Proxy(Proxy::from_defaults(&base, name, kind, place))
             }
             "resolvers" => {
@@ -446,6 +458,17 @@ impl<'e> Parser<'e> {
                     false => Section::Skipped,
                 }
             }
+            "peers" => {
+                let (config, diags) = (&mut self.config, &mut self.diags);
+                match super::peers::start(config, line.words, line.place, diags) {
+                    super::peers::Start::Section => Section::Peers,
+                    super::peers::Start::Skip => Section::Skipped,
+                    super::peers::Start::Abort => {
+                        self.aborted = true;
+                        Section::Skipped
+                    }
+                }
+            }
             "userlist" => {
                 // Even a refused header starts the section: its lines go to the last list.
                 self.section = Section::Userlist;
@@ -460,9 +483,6 @@ impl<'e> Parser<'e> {
                         "'{kw}' sections are not implemented by hapx; this section is ignored."
                     ),
                 );
-                if kw == "peers" {
-                    self.config.peers.push(name);
-                }
                 Section::Skipped
             }
         };
@@ -585,12 +605,17 @@ impl<'e> Parser<'e> {
             }
             Section::Proxy(mut p) => {
                 p.rules.settle_inherited();
+                // HAProxy binds to a server's `source`, else to its backend's.
+                for server in &mut p.servers {
+                    server.opts.source = server.opts.source.take().or(p.source.clone());
+                }
                 self.config.proxies.push(p);
             }
             Section::Resolvers(r) => self.config.resolvers.push(r),
             Section::None
             | Section::Global
             | Section::Userlist
+            | Section::Peers
             | Section::HttpErrors
             | Section::Skipped => {}
         }
@@ -625,6 +650,28 @@ fn check_name(name: &str, kw: &str) -> Outcome {
 fn one<'a>(line: &'a Line<'_>, what: &str) -> Result<&'a str, String> {
     line.arg(1)
         .ok_or_else(|| format!("'{}' expects {what} as an argument.", line.words[0]))
+}
+
+/// Global `server-state-file FILE` and `server-state-base DIR`: a second one is refused
+/// (HAProxy alerts, keeps the first and goes on).
+fn server_state_path(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let kw = line.words[0].as_str();
+    let (slot, what) = match kw {
+        "server-state-file" => (&mut g.server_state_file, "expect one argument: a file path"),
+        _ => (
+            &mut g.server_state_base,
+            "expects one argument: a directory path",
+        ),
+    };
+    if slot.is_some() {
+        diags.non_fatal_alert(line.place, format!("'{kw}' already specified. Continuing."));
+        return Ok(());
+    }
+    let Some(path) = line.arg(1) else {
+        return Err(format!("'{kw}' {what}."));
+    };
+    *slot = Some(path.into());
+    Ok(())
 }
 
 fn unknown(kw: &str, section: &str, known: impl IntoIterator<Item = &'static str>) -> String {
@@ -672,6 +719,7 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         }
         "hard-stop-after" => g.hard_stop_after = Some(values::timer(one(line, "a duration")?, kw)?),
         "node" => g.node = Some(one(line, "a name")?.into()),
+        "localpeer" => super::peers::localpeer(g, line.words, line.place, diags)?,
         "description" => g.description = description(line, diags),
         "maxconnrate" => g.max_conn_rate = rate_limit(line)?,
         "maxsessrate" => g.max_sess_rate = rate_limit(line)?,
@@ -713,6 +761,7 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             _ => return Err("'h1-case-adjust' expects <from> and <to> as argument.".into()),
         },
         "h1-case-adjust-file" => case_adjust_file(g, one(line, "<file>")?)?,
+        "server-state-file" | "server-state-base" => server_state_path(g, line, diags)?,
         "ca-base" => g.ca_base = Some(one(line, "a directory")?.into()),
         "crt-base" => g.crt_base = Some(one(line, "a directory")?.into()),
         "ssl-default-server-options" => ssl_default_server_options(g, line, diags)?,
@@ -732,6 +781,7 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         | "tune.vars.txn-max-size"
         | "tune.vars.reqres-max-size"
         | "tune.vars.check-max-size" => super::global_vars::limit(kw, line.arg(1))?,
+        "tune.pattern.cache-size" => pattern_cache_size(line)?,
         "tune.pool-low-fd-ratio" => g.pool_fd_ratios.0 = Some(fd_ratio(line)?),
         "tune.pool-high-fd-ratio" => g.pool_fd_ratios.1 = Some(fd_ratio(line)?),
         "ssl-server-verify" => {
@@ -759,6 +809,18 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
 
 /// `tune.pool-{low,high}-fd-ratio PERCENT`, read as HAProxy's `atoi` (digits up to the
 /// first other character, none: 0), between 0 and 100.
+/// `tune.pattern.cache-size N`, read by `atoi` as HAProxy does (`abc` is 0: no cache);
+/// empty or negative is refused.
+fn pattern_cache_size(line: &Line<'_>) -> Result<(), String> {
+    let refused = || format!("'{}' expects a positive numeric value", line.words[0]);
+    let text = line.arg(1).filter(|t| !t.is_empty()).ok_or_else(refused)?;
+    let text = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (n, _) = crate::runtime::convert::read_int64(text.as_bytes());
+    let n = usize::try_from(n).map_err(|_| refused())?;
+    crate::runtime::map::cache::set_size(n);
+    Ok(())
+}
+
 fn fd_ratio(line: &Line<'_>) -> Result<u8, String> {
     let kw = &line.words[0];
     let out_of_range = || format!("'{kw}' expects an integer argument between 0 and 100.");
@@ -1021,8 +1083,15 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
     }
     let needs = match kw {
         "bind" | "default_backend" | "backlog" => Some(Capability::Frontend),
-        "server" | "server-template" | "balance" | "hash-type" | "cookie" | "http-reuse"
-        | "dynamic-cookie-key" => Some(Capability::Backend),
+        "server"
+        | "server-template"
+        | "balance"
+        | "hash-type"
+        | "cookie"
+        | "http-reuse"
+        | "dynamic-cookie-key"
+        | "load-server-state-from-file"
+        | "server-state-file-name" => Some(Capability::Backend),
         _ => None,
     };
     if needs.is_some_and(|cap| lacks(p, cap, kw, line, diags)) {
@@ -1054,6 +1123,35 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         }
         "balance" => balance(p, line, diags)?,
         "persist" => p.persist_rdp_cookie = Some(super::balance::parse_persist(line.words)?),
+        "load-server-state-from-file" => {
+            p.load_server_state = match line.arg(1).unwrap_or("") {
+                "global" => ServerStateSource::Global,
+                "local" => ServerStateSource::Local,
+                "none" => ServerStateSource::None,
+                other => {
+                    return Err(format!(
+                        "'{kw}' expects 'global', 'local' or 'none'. Got '{other}'"
+                    ));
+                }
+            }
+        }
+        "server-state-file-name" => {
+            if let Some(extra) = line.arg(2) {
+                return Err(format!(
+                    "'{kw}' cannot handle unexpected argument '{extra}'."
+                ));
+            }
+            // HAProxy does not copy it from a defaults section (checked with 2.6.12: a
+            // backend there reads the file named after itself, whatever the defaults say).
+            if p.kind == ProxyKind::Defaults {
+                return Ok(());
+            }
+            // No name, or `use-backend-name`: the backend's own.
+            p.server_state_file_name = Some(match line.arg(1) {
+                None | Some("use-backend-name") => p.name.clone(),
+                Some(name) => name.into(),
+            });
+        }
         "hash-type" => p.hash_type = super::balance::parse_hash_type(line.words)?,
         "hash-balance-factor" => {
             p.hash_balance_factor = super::balance::parse_hash_balance_factor(line.words)?
@@ -1158,6 +1256,7 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
             line.place
         )),
         "description" => p.description = description(line, diags),
+        "source" => p.source = Some(source(p, line, diags)?),
         _ => match keywords::lookup(keywords::PROXY, kw) {
             Some(Support::Removed(message)) => return Err(message.into()),
             Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
@@ -1165,6 +1264,27 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         },
     }
     Ok(())
+}
+
+/// `source ADDR[:PORT] [usesrc ADDR2] [interface NAME]`: where the proxy's connections to
+/// servers are bound, warned about (and still read) out of a backend, as HAProxy does;
+/// `usesrc` (transparent proxying) and `interface` are warned about as not implemented.
+fn source(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<ConnSource, String> {
+    let Some(addr) = line.arg(1) else {
+        return Err("'source' expects <addr>[:<port>], and optionally 'usesrc' <addr>, and 'interface' <name>.".into());
+    };
+    let source = values::source_addr(addr, false).map_err(|e| format!("'source {addr}' : {e}"))?;
+    lacks(p, Capability::Backend, "source", line, diags);
+    for option in line.words[2..].iter().step_by(2) {
+        if !matches!(option.as_str(), "usesrc" | "interface") {
+            return Err(
+                "'source' only supports optional keywords 'interface' and 'usesrc'.".into(),
+            );
+        }
+        let what = format!("'source ... {option}'");
+        not_implemented(Support::No, &what, line.place, diags);
+    }
+    Ok(source)
 }
 
 /// `stick-table ...`: the proxy's one table ([`super::stick`]).
@@ -1543,6 +1663,24 @@ fn server_options(
                 })?)
             }
             "port" => o.check_port = Some(values::number(v, opt)?),
+            "source" => {
+                let source = values::source_addr(v, true);
+                o.source = Some(source.map_err(|e| format!("'source {v}' : {e}."))?);
+                // HAProxy's `srv_parse_source` reads these after the address.
+                while let Some(kw @ ("usesrc" | "interface")) = line.arg(i + 2) {
+                    if line.arg(i + 3).is_none() {
+                        return Err(match kw {
+                            "usesrc" => "'usesrc' expects <addr>[:<port>], 'client', 'clientip', or 'hdr_ip(name,#)' as argument.",
+                            _ => "'server' : missing interface name.",
+                        }
+                        .into());
+                    }
+                    let what = format!("server option '{kw}'");
+                    not_implemented(Support::No, &what, line.place, diags);
+                    i += 2;
+                }
+            }
+            "usesrc" => return Err("'usesrc' only allowed after a 'source' statement..".into()),
             "addr" => {
                 o.check_addr = Some(
                     v.parse()

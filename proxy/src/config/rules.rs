@@ -100,6 +100,21 @@ impl Rules {
         rules.acls.unsupported.clear();
         rules.seen = Seen::default();
         rules.inherited_layer4 = [self.tcp_connection.len(), self.tcp_session.len()];
+        // HAProxy starts the defaults' list and then the proxy's own in strict mode.
+        let lists = [
+            &mut rules.http_request,
+            &mut rules.http_response,
+            &mut rules.http_after_response,
+        ];
+        let sets_mode = |r: &HttpRule| matches!(r.action, HttpAction::StrictMode(_));
+        for list in lists {
+            if list.iter().any(sets_mode) {
+                list.push(HttpRule {
+                    action: HttpAction::StrictMode(true),
+                    cond: None,
+                });
+            }
+        }
         rules
     }
 
@@ -161,16 +176,64 @@ struct Reference {
 /// `use_backend NAME [if|unless COND]`.
 #[derive(Debug, Clone)]
 pub struct UseBackend {
+    /// The name as written: a backend's, or a log format when `dynamic` is set.
     pub backend: String,
+    /// The name's format when it is one (HAProxy's dynamic rule): rendered per stream, the
+    /// backend of that name (none: the default backend) is chosen.
+    pub dynamic: Option<LogFormat>,
+    /// Why the name does not compile as a log format, which [`check`] reports where
+    /// HAProxy does (with the whole-configuration checks).
+    pub invalid: Option<String>,
     pub cond: Option<Condition>,
     pub place: Place,
+}
+
+impl UseBackend {
+    /// The backend a static rule names (none for a dynamic or invalid one).
+    pub fn static_name(&self) -> Option<&str> {
+        (self.dynamic.is_none() && self.invalid.is_none()).then_some(self.backend.as_str())
+    }
+}
+
+/// Whether `name`, compiled as `format`, is a dynamic backend name for HAProxy 2.6: its
+/// parsed format is more than one text node. HAProxy starts a text node at the second `%`
+/// of each `%%`, so text before a `%%` makes two nodes (`be_%%` is dynamic, `%%` is not).
+fn dynamic_name(name: &str, format: &LogFormat) -> bool {
+    if format.literal().is_none() {
+        return true;
+    }
+    let mut pieces = name.split("%%");
+    let first = pieces.next().unwrap_or_default();
+    let more = pieces.count();
+    usize::from(!first.is_empty()) + more > 1
 }
 
 /// `use-server NAME if|unless COND`.
 #[derive(Debug, Clone)]
 pub struct UseServer {
+    /// The name as written: a server's, or a log format when `dynamic` is set.
     pub server: String,
+    /// The name's format when it is one (HAProxy's dynamic rule), rendered per request.
+    pub dynamic: Option<LogFormat>,
+    /// Why the name does not compile as a log format, reported by [`check`].
+    pub invalid: Option<String>,
     pub cond: Condition,
+    pub place: Place,
+}
+
+/// A rule's target name (`use_backend`, `use-server`) read as HAProxy 2.6 reads it: a log
+/// format when it has a `%`, dynamic when that format is more than one text
+/// ([`dynamic_name`]); else, or when it does not compile (the error kept for [`check`]),
+/// the name as written. A fetch hapx lacks is the error returned.
+fn target_name(name: &str, mode: Mode) -> Result<(Option<LogFormat>, Option<String>), String> {
+    if !name.contains('%') {
+        return Ok((None, None));
+    }
+    match LogFormat::compile_var_format(name, mode, Stage::TcpContent) {
+        Ok(f) => Ok((dynamic_name(name, &f).then_some(f), None)),
+        Err(AclError::Bad(m)) => Ok((None, Some(m.trim_end_matches('.').to_string()))),
+        Err(AclError::Unsupported(what)) => Err(what),
+    }
 }
 
 /// `force-persist if|unless COND` (`force`) or `ignore-persist if|unless COND`.
@@ -474,6 +537,9 @@ pub enum HttpAction {
     Stick(StickAction),
     /// `set-var(NAME[,COND...]) EXPR`, `set-var-fmt(NAME[,COND...]) FMT`, `unset-var(NAME)`.
     Var(Box<VarRule>),
+    /// `strict-mode on|off`: whether a rewrite that fails after it, in the same rule list,
+    /// ends the message with a 500 (on, where every list starts) or is only counted.
+    StrictMode(bool),
 }
 
 impl HttpAction {
@@ -1341,11 +1407,8 @@ impl Ctx<'_> {
         let name = words
             .get(1)
             .ok_or("'use_backend' expects a backend name.")?;
-        if name.contains('%') {
-            return Err(
-                "'use_backend' with a log-format backend name is not implemented by hapx.".into(),
-            );
-        }
+        let (dynamic, invalid) =
+            target_name(name, self.p.mode).map_err(|what| unevaluable(words, &what))?;
         let rest = &words[2..];
         if let Some(w) = rest.first().filter(|w| *w != "if" && *w != "unless") {
             return Err(format!(
@@ -1367,6 +1430,8 @@ impl Ctx<'_> {
         self.placed_after("use_backend", "use_backend");
         self.p.rules.use_backends.push(UseBackend {
             backend: name.clone(),
+            dynamic,
+            invalid,
             cond,
             place: self.place.clone(),
         });
@@ -1879,14 +1944,16 @@ impl Ctx<'_> {
         let cond = self.required_condition(words, 2, usage, |e| {
             format!("error detected while parsing switching rule : {e}.")
         })?;
-        if name.contains('%') {
-            return Err(
-                "'use-server' with a log-format server name is not implemented by hapx; hapx refuses to run without this rule.".into(),
-            );
-        }
+        let (dynamic, invalid) =
+            target_name(name, self.p.mode).map_err(|what| unevaluable(words, &what))?;
         if let Some(cond) = cond {
-            let server = name.clone();
-            self.p.rules.use_servers.push(UseServer { server, cond });
+            self.p.rules.use_servers.push(UseServer {
+                server: name.clone(),
+                dynamic,
+                invalid,
+                cond,
+                place: self.place.clone(),
+            });
         }
         Ok(())
     }
@@ -2139,6 +2206,17 @@ fn http_action(
             [] => return Err(ActionError::Rule("expects at least 1 argument".into())),
             [_, w, ..] => return Err(not_condition(kw, name, w)),
         },
+        "strict-mode" => match args {
+            [] => return Err(ActionError::Rule("expects exactly 1 arguments".into())),
+            [mode] if mode.eq_ignore_ascii_case("on") => HttpAction::StrictMode(true),
+            [mode] if mode.eq_ignore_ascii_case("off") => HttpAction::StrictMode(false),
+            [mode] => {
+                return Err(ActionError::Rule(format!(
+                    "Unexpected value '{mode}'. Only 'on' and 'off' are supported"
+                )));
+            }
+            [_, w, ..] => return Err(not_condition(kw, name, w)),
+        },
         // One HAProxy takes ([`haproxy_takes`], checked before) that hapx does not run.
         _ => return Err(ActionError::Unsupported(format!("the action '{name}'"))),
     })
@@ -2180,9 +2258,7 @@ fn not_condition(kw: &str, name: &str, w: &str) -> ActionError {
 /// not run there.
 fn after_response_action(name: &str) -> Result<(), AclError> {
     match name {
-        "ot-group" | "capture" | "strict-mode" => {
-            Err(AclError::Unsupported(format!("the action '{name}'")))
-        }
+        "ot-group" | "capture" => Err(AclError::Unsupported(format!("the action '{name}'"))),
         _ => Ok(()),
     }
 }
@@ -2566,6 +2642,11 @@ fn response_rules_unsupported(p: &Proxy, diags: &mut Diags) {
     }
 }
 
+/// Whether `p` has a `use_backend` rule whose name is rendered per stream.
+pub fn dynamic_switching(p: &Proxy) -> bool {
+    p.rules.use_backends.iter().any(|u| u.dynamic.is_some())
+}
+
 /// A TCP frontend with `ssl` binds handing connections to a backend with `tcp-response
 /// content` rules (`responding`: those backends): hapx inspects only plain sockets, so the
 /// combination is refused (see [`response_rules_unsupported`]).
@@ -2576,7 +2657,9 @@ pub fn response_inspection_under_tls(p: &Proxy, responding: &[String], diags: &m
     };
     let targets = (p.default_backend.iter().map(|(name, _)| name))
         .chain(p.rules.use_backends.iter().map(|u| &u.backend))
-        .chain(p.kind.is_backend().then_some(&p.name));
+        .chain(p.kind.is_backend().then_some(&p.name))
+        // A dynamic name may choose any backend.
+        .chain(responding.iter().filter(|_| dynamic_switching(p)));
     let mut named = std::collections::BTreeSet::new();
     for target in targets.filter(|n| responding.contains(n)) {
         if named.insert(target) {
@@ -2706,7 +2789,12 @@ pub fn check(
     let own = proxies.iter().find(|(n, k, ..)| *n == name && *k == p.kind);
     if let Some((.., servers)) = own {
         for u in &p.rules.use_servers {
-            if !servers.contains(&u.server) {
+            if let Some(m) = &u.invalid {
+                diags.global_alert(format!(
+                    "Parsing [{}]; use-server rule failed to parse log-format '{}' : {m}.",
+                    u.place, u.server
+                ));
+            } else if u.dynamic.is_none() && !servers.contains(&u.server) {
                 diags.global_alert(format!(
                     "{kind} '{name}' : unable to find server '{}' referenced in a 'use-server' rule.",
                     u.server
@@ -2715,7 +2803,17 @@ pub fn check(
         }
     }
     for u in &p.rules.use_backends {
-        match backend(&u.backend) {
+        if let Some(m) = &u.invalid {
+            diags.global_alert(format!(
+                "Parsing [{}]: failed to parse use_backend rule '{}' : {m}.",
+                u.place, u.backend
+            ));
+            continue;
+        }
+        let Some(static_name) = u.static_name() else {
+            continue;
+        };
+        match backend(static_name) {
             None => diags.global_alert(format!(
                 "Proxy '{name}': unable to find required use_backend: '{}'.",
                 u.backend
@@ -3034,10 +3132,6 @@ mod tests {
             (
                 &["tcp-request session set-src src"][..],
                 "the action 'set-src'",
-            ),
-            (
-                &["http-after-response strict-mode on"][..],
-                "the action 'strict-mode'",
             ),
         ] {
             let e = frontend(lines).unwrap_err();

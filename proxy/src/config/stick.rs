@@ -138,8 +138,8 @@ pub struct TableSpec {
     pub size: usize,
     pub expire: Option<Duration>,
     pub nopurge: bool,
-    /// The `peers` section named (hapx replicates nothing: the check warns about a section
-    /// that exists, and refuses one that does not as HAProxy does).
+    /// The `peers` section named: the table's entries are replicated to its members
+    /// ([`crate::runtime::peers`]); one that does not exist is refused as HAProxy does.
     pub peers: Option<String>,
     /// The data stored, in HAProxy's order, each once.
     pub store: Vec<Store>,
@@ -737,6 +737,11 @@ thread_local! {
     static SITE: std::cell::RefCell<Option<Site>> = const { std::cell::RefCell::new(None) };
 }
 
+/// Where the line being parsed was written (none outside of [`written_at`]).
+pub fn current_place() -> Option<Place> {
+    SITE.with_borrow(|site| site.as_ref().map(|s| s.place.clone()))
+}
+
 /// Runs `f`, which parses fetches written at `place` in proxy `proxy`, used `within` a
 /// rule's expression (as HAProxy names it; None: in an ACL); the arguments its fetches left
 /// to resolve.
@@ -976,18 +981,14 @@ pub fn check(config: &mut super::model::Config, diags: &mut super::diag::Diags) 
         let Some(peers) = p.stick_table.as_ref().and_then(|s| s.peers.as_ref()) else {
             continue;
         };
-        if config.peers.contains(peers) {
-            diags.global_warn(format!(
-                "Proxy '{}': stick-table peers '{peers}' (replication) is not implemented by hapx; the table is not replicated.",
-                p.name
-            ));
-        } else {
+        if !config.peers.iter().any(|s| &s.name == peers) {
             diags.global_alert(format!(
                 "Proxy '{}': unable to find sync peers '{peers}'.",
                 p.name
             ));
         }
     }
+    super::peers::check(config, diags);
 }
 
 /// Each `track-scN` names a table that exists. Those a proxy inherits are checked once,

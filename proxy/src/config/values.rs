@@ -171,6 +171,71 @@ pub fn bind_addrs(text: &str) -> Result<Vec<SocketAddr>, String> {
         .collect())
 }
 
+/// A `source` address as HAProxy's `str2sa_range` reads one to connect from: an IPv4
+/// address, an IPv6 one in brackets (the last colon ends the host) or a name resolved now,
+/// then `:PORT`, or `:LOW-HIGH` where `ranges` (a server's); errors as HAProxy words them
+/// after its `'source ADDR' : `.
+pub fn source_addr(text: &str, ranges: bool) -> Result<super::model::ConnSource, String> {
+    let (family, rest) = strip_family(text);
+    if let Some(f) = family.filter(|f| !matches!(*f, "ipv4" | "ipv6")) {
+        return Err(format!("address family '{f}@' is not supported by hapx"));
+    }
+    let (host, port) = match rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        Some((host, after)) => (host, after.strip_prefix(':').unwrap_or(after)),
+        None => rest.rsplit_once(':').unwrap_or((rest, "")),
+    };
+    let (port, range) = source_port(text, port, ranges)?;
+    let ip = match host {
+        "" | "*" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        h => (h.parse().ok())
+            .or_else(|| super::check::resolve_libc(h, family == Some("ipv6")))
+            .ok_or_else(|| format!("invalid address: '{h}' in '{text}'"))?,
+    };
+    let addr = SocketAddr::new(ip, if range.is_some() { 0 } else { port });
+    Ok(super::model::ConnSource { addr, ports: range })
+}
+
+/// The port part of a `source` address, as HAProxy's `str2sa_range` reads it: no offset
+/// (`+N`, `-N`); a range `LOW-HIGH` (where `ranges`) of numbers read as `atoi` reads them,
+/// LOW == HIGH being the fixed port; else digits only. Port 0: the kernel's choice.
+fn source_port(
+    text: &str,
+    port: &str,
+    ranges: bool,
+) -> Result<(u16, Option<super::model::PortRange>), String> {
+    if port.starts_with(['+', '-']) {
+        return Err(format!("port offset not permitted here in '{text}'"));
+    }
+    let in_range =
+        |p: u64, written: &str| u16::try_from(p).map_err(|_| format!("invalid port '{written}'"));
+    if let Some((low, high)) = port.split_once('-') {
+        if !ranges {
+            return Err(format!("port range not permitted here in '{text}'"));
+        }
+        let (low_n, high_n) = (atoi(low), atoi(high));
+        let (low, high) = (in_range(low_n, low)?, in_range(high_n, high)?);
+        if low > high {
+            return Err(format!("invalid port range '{low}-{high}'"));
+        }
+        let range = (low != high).then(|| super::model::PortRange::new(low, high));
+        return Ok((low, range));
+    }
+    if let Some(bad) = port.chars().find(|c| !c.is_ascii_digit()) {
+        return Err(format!(
+            "invalid character '{bad}' in port number '{port}' in '{text}'"
+        ));
+    }
+    Ok((in_range(atoi(port), port)?, None))
+}
+
+/// The number C's `atoi` reads at the start of `text` (saturating: only "too big" matters).
+fn atoi(text: &str) -> u64 {
+    let digits = text.bytes().take_while(u8::is_ascii_digit);
+    digits.fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

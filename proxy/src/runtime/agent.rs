@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::api::Strtol;
 use super::checks::{Timing, described};
@@ -180,13 +179,10 @@ const ANSWER_MAX: usize = 16 * 1024;
 async fn ask(server: &Server, target: SocketAddr, timing: &Timing) -> Answer {
     // In use while it opens, as HAProxy counts an agent's connection.
     let in_use = super::pool::CheckUse::new(server);
-    let connecting = TcpStream::connect(target);
+    let connecting = super::checks::connect_from(server.opts.source.as_ref(), target);
     let mut stream = match tokio::time::timeout(timing.connecting(), connecting).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            let why = super::checks::os_reason(&e);
-            return Answer::Failed("L4CON", format!("Layer4 connection problem: {why}"));
-        }
+        Ok(Err(e)) => return Answer::Failed("L4CON", super::checks::connect_failure(&e)),
         Err(_) => return Answer::Failed("L4TOUT", "Layer4 timeout".into()),
     };
     drop(in_use);

@@ -13,7 +13,8 @@
 //! `get weight B/S`, `set maxconn server B/S N`,
 //! `enable|disable frontend F`, `enable|disable dynamic-cookie backend B`,
 //! `set dynamic-cookie-key backend B KEY` (see `runtime::persist`),
-//! `shutdown sessions server B/S` (see `runtime::shutdown`), `show sess [ID|all]` and
+//! `shutdown sessions server B/S` (see `runtime::shutdown`), the map commands (`show|get|add|
+//! set|del|clear|prepare|commit map`, see `runtime::map`), `show sess [ID|all]` and
 //! `shutdown session ID` (the streams on a server: see [`show_sess`]), `prompt`, `quit`; and
 //! `_getsocks` (level admin with `expose-fd listeners`), which hands this process's listening sockets to a new process
 //! over SCM_RIGHTS for a reload without a refused connection.
@@ -73,6 +74,14 @@ const HELP: &str = "The following commands are valid at this level:
   show table [<table>] [data.<type> <op> <v>] [key <k>] : report table usage stats or dump a table's entries
   clear table <table> [key <k>]           : remove entries from a table (all or by key)
   set table <table> key <k> [data.<type> <v>]... : update or create a table entry's data
+  show map [@<ver>] [<map>]               : report available maps or dump a map's contents
+  get map <map> <value>                   : report the keys and values matching a sample for a map
+  add map [@<ver>] <map> <key> <val>      : add a map entry
+  set map <map> [<key>|#<ref>] <value>    : modify a map entry
+  del map <map> [<key>|#<ref>]            : delete map entries matching <key>
+  clear map [@<ver>] <map>                : clear the contents of this map
+  prepare map <map>                       : prepare a new version for atomic map replacement
+  commit map @<ver> <map>                 : commit the map at this version
 ";
 
 /// Accepts runtime API connections on every `stats socket` until the process exits. They
@@ -180,6 +189,14 @@ async fn session(
         // Bytes, as HAProxy reads them (a latin-1 server name is fine; see `bytestr`).
         let line = crate::bytestr::from_bytes(&raw).into_owned();
         let line = line.trim_end_matches(['\n', '\r']);
+        // A line ending with HAProxy's payload pattern is followed by its payload.
+        let (line, payload) = match line.strip_suffix("<<") {
+            Some(command) => {
+                let payload = read_payload(&mut reader, &mut write, interactive).await?;
+                (command, Some(payload))
+            }
+            None => (line, None),
+        };
         for cmd in line.split(';').map(str::trim) {
             if killed_before {
                 return Ok(());
@@ -203,9 +220,14 @@ async fn session(
                 "prompt" => interactive = !interactive,
                 "quit" => return Ok(()),
                 _ => {
-                    let (answer, ended) = match get_var(conf.level, cmd) {
-                        Some(shown) => shown,
-                        None => (execute(&state, conf.level, cmd).await, false),
+                    let words: Vec<&str> = cmd.split_whitespace().collect();
+                    let (answer, ended) = match (get_var(conf.level, cmd), &payload) {
+                        (Some(shown), _) => shown,
+                        // The only command of hapx's that reads a payload.
+                        (None, Some(payload)) if words.starts_with(&["add", "map"]) => {
+                            (super::map::add_payload(&words[2..], payload), false)
+                        }
+                        (None, _) => (execute(&state, conf.level, cmd).await, false),
                     };
                     write.write_all(&crate::bytestr::to_bytes(&answer)).await?;
                     if ended && !interactive {
@@ -224,6 +246,41 @@ async fn session(
         }
     }
     Ok(())
+}
+
+/// The payload after a command line ending with `<<`: the lines up to an empty one, joined
+/// by line feeds (a single line feed when there is none, as HAProxy passes it). An
+/// interactive session is prompted `+ ` for each line, as by HAProxy.
+async fn read_payload(
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    interactive: bool,
+) -> std::io::Result<String> {
+    let mut payload = String::new();
+    let mut raw = Vec::new();
+    loop {
+        if interactive {
+            write.write_all(b"+ ").await?;
+        }
+        raw.clear();
+        if reader.read_until(b'\n', &mut raw).await? == 0 {
+            break;
+        }
+        let line = crate::bytestr::from_bytes(&raw);
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.is_empty() {
+            break;
+        }
+        if !payload.is_empty() {
+            payload.push('\n');
+        }
+        payload.push_str(line);
+    }
+    // HAProxy then reads the line feed past its empty payload.
+    if payload.is_empty() {
+        payload.push('\n');
+    }
+    Ok(payload)
 }
 
 fn end_of_answer(interactive: bool) -> &'static [u8] {
@@ -250,6 +307,12 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
     let admin = level == CliLevel::Admin;
     let denied = || "Permission denied\n".to_string();
     // Table commands check the level each action needs, as HAProxy's.
+    // Map commands need no level, as in HAProxy 2.6.
+    if let [verb, "map", args @ ..] = words.as_slice()
+        && super::map::is_command(verb)
+    {
+        return super::map::command(verb, args);
+    }
     if let [verb, "table", args @ ..] = words.as_slice()
         && let Some(action) = super::stick::cli::Action::named(verb)
     {

@@ -11,18 +11,20 @@
 //! ([`super::convert::base64_decode`]), which `stats auth` ([`stats_allowed`]) shares.
 //!
 //! Passwords are checked by [`crate::crypt`]: [`precheck`] hashes them on a blocking thread
-//! before a request's rules run, when its proxies' rules name a userlist (known from the
+//! before a request's rules run, when the frontend's rules name a userlist (known from the
 //! configuration), so that a slow hash never stalls the worker thread; the rules then find
-//! the verdict. Only requests to such proxies, carrying Basic credentials of a user with a
-//! hash, pay.
+//! the verdict. The chosen backend's lists are hashed the same way once the frontend's rules
+//! chose it ([`precheck_backend`]), before its own rules run. Only requests to such proxies,
+//! carrying Basic credentials of a user with a hash, pay, and only for the lists of the
+//! proxies they go through.
 
 use zeroize::Zeroizing;
 
 use super::h1;
 use super::http::Head;
-use super::state::Frontend;
+use super::state::{Backend, Frontend};
 use crate::config::model::Config;
-use crate::config::userlist::{Password, User, Userlist};
+use crate::config::userlist::{Password, Reference, User, Userlist};
 
 /// What the first `Authorization` value carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,13 +123,42 @@ pub fn stats_allowed(accounts: &[(String, String)], head: &Head) -> bool {
 }
 
 /// Checks the request's Basic password, off the worker thread ([`crate::crypt::precheck`]),
-/// against the hash of its user in each userlist that the frontend's rules, or those of a
-/// backend it switches to, name (known from the configuration: a proxy whose rules use no
-/// `http_auth` pays one look at an empty list). The rules that then run on this thread find
-/// the verdicts while the returned values are kept.
+/// against the hash of its user in each userlist that the frontend's rules name (known
+/// from the configuration: a proxy whose rules use no `http_auth` pays one look at an
+/// empty list). The rules that then run on this thread find the verdicts while the
+/// returned values are kept. The lists of the backend the rules choose are hashed once it
+/// is chosen ([`precheck_backend`]), for that backend only: a request costs the hashes its
+/// rules may check, as in HAProxy, not one per backend the frontend could choose.
 pub async fn precheck(config: &Config, fe: &Frontend, head: &Head) -> Vec<crate::crypt::Held> {
+    hash_all(config, fe.conf.rules.userlist_references.iter(), head).await
+}
+
+/// [`precheck`] for the userlists of `backend`, which the frontend's rules chose
+/// ([`checked_after_choice`]).
+pub async fn precheck_backend(
+    config: &Config,
+    backend: &Backend,
+    head: &Head,
+) -> Vec<crate::crypt::Held> {
+    hash_all(config, backend.conf.rules.userlist_references.iter(), head).await
+}
+
+/// Whether the rules of `backend` (chosen for `head`, not the frontend's own `listen`
+/// section) may check passwords [`precheck`] did not hash: it names a userlist and the
+/// request carries credentials.
+pub fn checked_after_choice(backend: &Backend, head: &Head) -> bool {
+    !backend.conf.rules.userlist_references.is_empty() && head.header("authorization").is_some()
+}
+
+/// Hashes the request's Basic password against the distinct hashes of its user in the
+/// userlists `references` name.
+async fn hash_all<'c>(
+    config: &Config,
+    references: impl Iterator<Item = &'c Reference>,
+    head: &Head,
+) -> Vec<crate::crypt::Held> {
     let mut held = Vec::new();
-    if let Some((pass, hashes)) = hashes_to_check(config, fe, head) {
+    if let Some((pass, hashes)) = hashes_to_check(config, references, head) {
         for hash in hashes {
             held.extend(crate::crypt::precheck(&pass, hash).await);
         }
@@ -135,20 +166,14 @@ pub async fn precheck(config: &Config, fe: &Frontend, head: &Head) -> Vec<crate:
     held
 }
 
-/// The Basic password of `head` and the distinct hashes of its user in the userlists `fe`'s
-/// rules and its backends' name; None when there is nothing to check.
-fn hashes_to_check<'c>(
+/// The Basic password of `head` and the distinct hashes of its user in the userlists
+/// `references` name; None when there is nothing to check.
+fn hashes_to_check<'c, 'r>(
     config: &'c Config,
-    fe: &Frontend,
+    references: impl Iterator<Item = &'r Reference>,
     head: &Head,
 ) -> Option<(Zeroizing<Vec<u8>>, Vec<&'c str>)> {
-    let backends = fe
-        .backend
-        .iter()
-        .chain(fe.switching.iter().map(|s| &s.backend));
-    let mut references = (fe.conf.rules.userlist_references.iter())
-        .chain(backends.flat_map(|b| b.conf.rules.userlist_references.iter()))
-        .peekable();
+    let mut references = references.peekable();
     references.peek()?;
     let (user, pass) = credentials(head)?;
     let pass = Zeroizing::new(pass);

@@ -488,6 +488,10 @@ pub fn pick_or_queue(
     key: Key,
     avoid: Option<&Arc<Server>>,
 ) -> Option<Picked> {
+    // A `disabled` backend, reached by its name, has no server (HAProxy sets none up).
+    if backend.conf.disabled {
+        return None;
+    }
     let mut lb = lock(backend);
     let queue = match choose(backend, &mut lb, key, avoid) {
         Choice::Free(server) => {

@@ -196,14 +196,18 @@ impl<'a> CheckContext<'a> {
             }
             Source::Nbsrv(None) => Some(sample::nbsrv(self.backend)),
             Source::Nbsrv(Some(name)) => self.state.backend(name).map(|b| sample::nbsrv(b)),
-            Source::SrvIsUp(b, s) => (self.state.backend(b))
+            // Unnamed, the checked server's backend: a check's rules are written there.
+            Source::SrvIsUp(b, s) | Source::OwnSrvIsUp(b, s) if b.is_empty() => {
+                self.backend.server(s).map(|s| Sample::Bool(s.usable()))
+            }
+            Source::SrvIsUp(b, s) | Source::OwnSrvIsUp(b, s) => (self.state.backend(b))
                 .and_then(|b| b.server(s))
                 .map(|s| Sample::Bool(s.usable())),
             Source::Env(name) => sample::env(self.state, name),
             Source::Status => (self.response?.first[1].parse().ok()).map(Sample::Int),
-            Source::ResHdr(name, occ) => sample::header_values(self.response?, name, *occ, true)
-                .values
-                .pop(),
+            Source::Header(h) if h.response => {
+                sample::header_fetch(self.response?, h, true).values.pop()
+            }
             // What a check has not (a client, its request): no value.
             _ => None,
         }

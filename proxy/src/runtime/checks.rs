@@ -297,6 +297,35 @@ pub(super) fn check_addr(server: &Server, rule: Option<&CheckConnect>) -> Option
     Some(SocketAddr::new(ip, port))
 }
 
+/// A check's (or an agent's) connection to `addr`, bound to the server's `source` if it has
+/// one, as HAProxy's checks connect the way its traffic does (a failure there is a
+/// [`SourceError`](super::session::SourceError), see [`connect_failure`]).
+pub(super) async fn connect_from(
+    source: Option<&crate::config::model::ConnSource>,
+    addr: SocketAddr,
+) -> std::io::Result<TcpStream> {
+    if source.is_none() {
+        return TcpStream::connect(addr).await;
+    }
+    let socket = super::session::bind_and_connect(addr, source, |_| Ok(()))?;
+    let stream = TcpStream::from_std(socket.into())?;
+    stream.writable().await?;
+    match stream.take_error()? {
+        Some(e) => Err(e),
+        None => Ok(stream),
+    }
+}
+
+/// A check's (or an agent's) failed connection, as HAProxy's `chk_report_conn_err` words
+/// it: a layer 4 problem, its detail a source failure's own text or the system's reason.
+pub(super) fn connect_failure(e: &std::io::Error) -> String {
+    let detail = match super::session::SourceError::of(e) {
+        Some(failure) => failure.to_string(),
+        None => os_reason(e),
+    };
+    format!("Layer4 connection problem: {detail}")
+}
+
 /// Connects as `rule` says (none: as the server says), with TLS when the rule has `ssl`, or
 /// when the server's checks use TLS (`check-ssl`, `ssl`) and the rule is implicit or
 /// `default`.
@@ -313,15 +342,10 @@ async fn connect(
     // In use while it opens (even refused), as HAProxy's `conn_new` counts a check's
     // connection before `conn_set_private` takes it out of the server's use.
     let in_use = super::pool::CheckUse::new(server);
-    let stream = match tokio::time::timeout(t.connecting(), TcpStream::connect(addr)).await {
+    let connecting = connect_from(server.opts.source.as_ref(), addr);
+    let stream = match tokio::time::timeout(t.connecting(), connecting).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            return Err((
-                "L4CON",
-                None,
-                format!("Layer4 connection problem: {}", os_reason(&e)),
-            ));
-        }
+        Ok(Err(e)) => return Err(("L4CON", None, connect_failure(&e))),
         Err(_) => return Err(("L4TOUT", None, "Layer4 timeout".into())),
     };
     drop(in_use);
@@ -1709,7 +1733,8 @@ mod tests {
     }
 
     /// `uri-lf`, `hdr` and `body-lf` rendered per check, as HAProxy 2.6 renders them for
-    /// server `s` (id 1) of backend `be` (id 2): absent values write nothing (`""` quoted).
+    /// server `s` (id 1) of backend `be` (id 1: no `stats socket` takes it): absent values
+    /// write nothing (`""` quoted).
     #[test]
     fn the_request_formats_are_rendered_for_the_checked_server() {
         let lines = "  option httpchk\n  http-check send meth GET uri-lf /h?b=%b&s=%s&ci=%ci&q=%{+Q}ci \
@@ -1721,7 +1746,7 @@ mod tests {
         });
         assert_eq!(
             String::from_utf8(request).unwrap(),
-            "GET /h?b=be&s=s&ci=&q=\"\" HTTP/1.0\r\nx-srv: s be 1 2 1\r\n\
+            "GET /h?b=be&s=s&ci=&q=\"\" HTTP/1.0\r\nx-srv: s be 1 1 1\r\n\
              content-length: 16\r\n\r\nat 127.0.0.1:1 S"
         );
     }

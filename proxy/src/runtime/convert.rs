@@ -111,30 +111,46 @@ fn cast(v: Value, to: SampleType) -> Option<Value> {
     })
 }
 
-/// HAProxy's string to integer: an optional sign and the leading digits (`12ab` is 12,
-/// `ab` is 0); an empty string has no value.
-fn str_to_int(s: &[u8]) -> Option<i64> {
-    let (&first, _) = s.split_first()?;
-    let (neg, digits) = match first {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let n = digits
-        .iter()
-        .take_while(|c| c.is_ascii_digit())
-        .fold(0i64, |n, c| {
-            n.wrapping_mul(10).wrapping_add(i64::from(c - b'0'))
-        });
-    Some(if neg { n.wrapping_neg() } else { n })
+/// HAProxy's string to integer (`c_str2int`): [`read_int64`] of the leading sign and
+/// digits (`12ab` is 12, `ab` is 0); an empty string has no value.
+pub(crate) fn str_to_int(s: &[u8]) -> Option<i64> {
+    (!s.is_empty()).then(|| read_int64(s).0)
 }
 
-fn str_to_ip(s: &[u8]) -> Option<IpAddr> {
+/// HAProxy's `read_int64`: an optional sign and the digits that follow, saturated at the
+/// 64-bit bounds (`read_uint64` stops at `u64::MAX`, then the sign caps it to `i64`);
+/// with how many bytes were read.
+pub(crate) fn read_int64(s: &[u8]) -> (i64, usize) {
+    let (neg, sign) = match s.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let digits = s[sign..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let magnitude = s[sign..sign + digits].iter().fold(0u64, |n, c| {
+        n.saturating_mul(10).saturating_add(u64::from(c - b'0'))
+    });
+    let n = match neg {
+        true => 0i64.checked_sub_unsigned(magnitude).unwrap_or(i64::MIN),
+        false => i64::try_from(magnitude).unwrap_or(i64::MAX),
+    };
+    (n, sign + digits)
+}
+
+/// [`read_int64`] of a whole text (HAProxy's integer arguments and map values); None when
+/// something else follows the digits.
+pub(crate) fn read_whole_int64(s: &str) -> Option<i64> {
+    let (n, read) = read_int64(s.as_bytes());
+    (read == s.len()).then_some(n)
+}
+
+/// HAProxy's `c_str2addr`: `buf2ip` (four octets, what follows them ignored), else IPv6.
+pub(crate) fn str_to_ip(s: &[u8]) -> Option<IpAddr> {
+    if let Some(v4) = super::map::buf2ip(s) {
+        return Some(IpAddr::V4(v4));
+    }
     let text = std::str::from_utf8(s).ok()?;
-    text.parse::<Ipv4Addr>()
-        .map(IpAddr::V4)
-        .or_else(|_| text.parse::<Ipv6Addr>().map(IpAddr::V6))
-        .ok()
+    text.parse::<Ipv6Addr>().map(IpAddr::V6).ok()
 }
 
 /// One converter on an input already cast to its type.
@@ -240,7 +256,24 @@ fn convert(conv: &Converter, v: Value) -> Option<Value> {
             });
             Some(Value::Int(n))
         }
+        C::Map(m) => map_lookup(m, v),
     }
+}
+
+/// A map converter on its input (a string, an integer or an address, as it takes).
+fn map_lookup(m: &crate::runtime::map::MapConv, v: Value) -> Option<Value> {
+    use crate::runtime::map::{Input, Value as Found};
+    let input = match &v {
+        Value::Str(s) | Value::Bin(s) => Input::Bytes(s),
+        Value::Int(n) => Input::Int(*n),
+        Value::Ip(ip) => Input::Ip(*ip),
+        Value::Bool(_) => return None,
+    };
+    Some(match m.lookup(input)? {
+        Found::Str(s) => Value::Str(s),
+        Found::Int(n) => Value::Int(n),
+        Found::Ip(ip) => Value::Ip(ip),
+    })
 }
 
 /// The size of HAProxy's trash buffers (`tune.bufsize`, which hapx keeps at its default):

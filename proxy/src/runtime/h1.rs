@@ -300,34 +300,11 @@ impl Out<'_> {
         self.out.extend_from_slice(b"\r\n");
     }
 
-    /// The headers of `head`, with the edits every message gets; `framing_headers`: whether
-    /// Transfer-Encoding and Content-Length go out. The `Connection` tokens met, and whether
-    /// a Transfer-Encoding went out.
+    /// The headers of `head`, with the edits every message gets ([`edited_headers`]).
     fn headers(&mut self, head: &Head, framing_headers: bool) -> (ConnTokens, bool) {
-        let mut tokens = ConnTokens::default();
-        let mut encoded = false;
-        for (name, value) in &head.headers {
-            if name.eq_ignore_ascii_case("connection") {
-                let cleaned = tokens.clean(value);
-                if !cleaned.is_empty() {
-                    self.header(name, &cleaned);
-                }
-            } else if name.eq_ignore_ascii_case("te") {
-                if let Some(value) = te_value(value) {
-                    self.header(name, value);
-                }
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                if framing_headers {
-                    encoded = true;
-                    self.header(name, value);
-                }
-            } else if !framing_headers && name.eq_ignore_ascii_case("content-length") {
-                // Dropped from a response that can have no body.
-            } else {
-                self.header(name, value);
-            }
-        }
-        (tokens, encoded)
+        edited_headers(head, framing_headers, |name, value| {
+            self.header(name, value)
+        })
     }
 
     /// The hop's own `Connection` header, if any (none when the message asks for an
@@ -338,6 +315,47 @@ impl Out<'_> {
         }
         self.out.extend_from_slice(b"\r\n");
     }
+}
+
+/// Gives `each` the headers of `head` with the edits every message gets (`Connection`
+/// without `close` and `keep-alive`, `TE` as HAProxy keeps it); `framing_headers`: whether
+/// Transfer-Encoding and Content-Length go out. The `Connection` tokens met, and whether a
+/// Transfer-Encoding went out.
+fn edited_headers(
+    head: &Head,
+    framing_headers: bool,
+    mut each: impl FnMut(&str, &str),
+) -> (ConnTokens, bool) {
+    let mut tokens = ConnTokens::default();
+    let mut encoded = false;
+    for (name, value) in &head.headers {
+        if name.eq_ignore_ascii_case("connection") {
+            let cleaned = tokens.clean(value);
+            if !cleaned.is_empty() {
+                each(name, &cleaned);
+            }
+        } else if name.eq_ignore_ascii_case("te") {
+            if let Some(value) = te_value(value) {
+                each(name, value);
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            if framing_headers {
+                encoded = true;
+                each(name, value);
+            }
+        } else if !framing_headers && name.eq_ignore_ascii_case("content-length") {
+            // Dropped from a response that can have no body.
+        } else {
+            each(name, value);
+        }
+    }
+    (tokens, encoded)
+}
+
+/// Gives `each` the headers of response `head` as [`write_response`] writes them.
+pub fn response_headers(head: &Head, each: impl FnMut(&str, &str)) {
+    let status: u16 = head.first[1].parse().unwrap_or(0);
+    edited_headers(head, status >= 200 && status != 204, each);
 }
 
 /// How a request goes to a server.

@@ -5,28 +5,42 @@
 //! The connection's frames (HPACK, flow control, SETTINGS, GOAWAY) are the `h2` crate's;
 //! [`drive`] accepts its streams, at most 100 at once as HAProxy (the 101st is refused with
 //! `REFUSED_STREAM`), and hands each to the per-request code of [`super::http`] as a
-//! [`Stream`]: a client connection whose reads give the request as HTTP/1.1 (origin form,
-//! `host` from `:authority` first, the body re-framed as chunked when it has no length, as
-//! HAProxy sends it to an HTTP/1.1 server), and whose writes, an HTTP/1.1 response, go
-//! back as HEADERS and DATA frames without the hop-by-hop headers. So rules, ACLs, logs,
-//! balancing, errors and counters are the same code for both versions. The session's
-//! counters are the connection's, once; each stream is a request (a stream in HAProxy).
+//! [`Stream`], in a task of its own with the connection's socket shared (for its addresses
+//! and the kill registry: no descriptor of its own, as HAProxy's streams). The request's
+//! head is built from the crate's `http::Request` straight into the `Head` that HTTP/1's
+//! parser would give for it in HTTP/1.1 (origin form, `host` from `:authority` first,
+//! `transfer-encoding: chunked` for a body without a length, as HAProxy sends it to an
+//! HTTP/1.1 server: [`super::http::request_head`]); its body is read from the stream as
+//! HTTP/1.1 bytes (re-framed as chunked when it has no length). The server's response head
+//! goes straight to HEADERS ([`Stream::respond`], without the hop-by-hop headers), its body
+//! bytes, written in their HTTP/1 framing, go as DATA (the data of its chunks). The answers
+//! hapx makes itself (errors, rules' replies, interim responses) are written as HTTP/1.1
+//! bytes, parsed back. So rules, ACLs, logs, balancing, errors and counters are the same
+//! code for both versions. The session's counters are the connection's, once; each stream
+//! is a request (a stream in HAProxy).
 //!
 //! An idle connection closes with GOAWAY at `timeout client` before its first stream, at
 //! `timeout http-keep-alive` after it; a soft stop sends GOAWAY at once and lets the
 //! streams in progress end.
 //!
-//! The request head read from a stream is HTTP/1.1's, flagged ([`UriForm`] in
-//! `Head::h2`) so that the fetches read HAProxy's form of it: `url` absolute, `req.ver`
-//! 2.0. The streams the crate refuses itself (the 101st at once, a header block with
-//! HTTP/1's connection headers) are found in the RST_STREAM frames it sends for streams it
-//! never handed out ([`ResetScan`]) and logged `<BADREQ>` as HAProxy logs them; the frames
+//! The request head of a stream is HTTP/1.1's, flagged ([`UriForm`] in `Head::h2`) so
+//! that the fetches read HAProxy's form of it: `url` absolute, `req.ver` 2.0. The crumbs of
+//! a split `cookie` go joined, after the other headers, as HAProxy sends them. The streams
+//! the crate refuses itself (the 101st at once, a header block with HTTP/1's connection
+//! headers), and those whose head is bigger than HAProxy's internal form takes
+//! ([`MAX_HTX_HEAD`]), are found in the RST_STREAM frames sent for streams never handed out
+//! ([`ResetScan`]) and logged `<BADREQ>` as HAProxy logs them; a stream the crate hands
+//! out already reset (its DATA, come with its HEADERS, contradicting its length) is a
+//! request aborted by the client (`CR--`, no server, [`Stream::aborted`]). The frames
 //! clients send are counted for `show stat` ([`Counters`], [`FrameScan`]).
 //!
 //! Not as HAProxy: an upper-case header name is a connection error to the crate (GOAWAY
-//! PROTOCOL_ERROR), a stream error to HAProxy (RST_STREAM); the protocol-error columns of
-//! `show stat` are not counted. Each stream's task holds a duplicate of the connection's
-//! socket descriptor (for its addresses and the kill registry).
+//! PROTOCOL_ERROR), a stream error to HAProxy (RST_STREAM): the crate's HPACK decoder
+//! (h2 0.4) refuses the name (`HeaderName::from_lowercase`) in the middle of the block and
+//! stops decoding there, its dynamic table left unknown, and no setting changes that. The
+//! protocol-error columns of `show stat` are not counted. A header block too big for
+//! HAProxy's HPACK decoding buffer (about 16 KiB decoded) is a connection error to HAProxy
+//! (GOAWAY); hapx resets that stream alone, as a head merely over [`MAX_HTX_HEAD`].
 
 use std::io;
 use std::sync::Arc;
@@ -37,8 +51,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::chunked;
-use super::http::{Framing, Head, ReadError, find_head_end, parse_head};
+use super::http::{Framing, Head, ReadError, find_head_end, parse_head, request_head};
+use super::{chunked, h1};
 
 /// The client connection preface (RFC 9113 3.4): the whole of it, or HTTP/1.
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -48,6 +62,17 @@ pub const PREFACE_HEAD: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
 
 /// HAProxy's `tune.h2.max-concurrent-streams`.
 const MAX_STREAMS: u32 = 100;
+
+/// The most a request head may take in HAProxy's internal form (HTX) when it comes from an
+/// HTTP/2 stream: a 16384-byte buffer less its 1024-byte reserve (`tune.maxrewrite`) and
+/// the 85 bytes of the HTX structures a request takes whatever its size. Measured against
+/// HAProxy 2.6.12 with five shapes of head (one long header; it after a 100-byte one, after
+/// ten short ones, under a 52-byte name; a long path): each fits at this size, not a byte
+/// more. A bigger head's stream is reset (PROTOCOL_ERROR) and logged as a bad request.
+const MAX_HTX_HEAD: usize = 15275;
+
+/// What HAProxy's internal form adds to each header: the block's index entry.
+const HTX_BLOCK: usize = 8;
 
 /// Headers that are the HTTP/1 connection's and never go in an HTTP/2 message.
 const HOP_BY_HOP: [&str; 5] = [
@@ -81,7 +106,9 @@ impl UriForm {
 
 /// One stream of an HTTP/2 connection, as the per-request code reads and writes it.
 pub struct Stream {
-    /// Request bytes translated and not read yet (the head, then body pieces).
+    /// The request's head, until the per-request code takes it.
+    head: Option<Result<Head, ReadError>>,
+    /// Request body bytes translated and not read yet.
     pending: Vec<u8>,
     taken: usize,
     /// The request body still to come (None: it ended, and its end was translated).
@@ -92,13 +119,17 @@ pub struct Stream {
     pub line: String,
     /// How the request's URI reads in HAProxy's form, for the fetches.
     pub uri_form: UriForm,
-    /// The length of the HTTP/1.1 request line read from the stream (without its CRLF).
+    /// The length of the request line in HTTP/1.1 (without its CRLF).
     pending_line: usize,
     /// The connection's TLS session, as the rules and logs see it.
     pub tls: Option<Arc<super::tls::ClientTls>>,
     /// The request's method (a response to HEAD has no body).
     method: String,
     reply: Reply,
+    /// The crate reset the stream before handing it out (its DATA, come with its HEADERS,
+    /// contradicted its `content-length`): HAProxy's stream meets that error before it
+    /// connects, and ends as the client's abort (`CR--`), without a server.
+    pub aborted: bool,
 }
 
 impl std::fmt::Debug for Stream {
@@ -129,13 +160,15 @@ enum Reply {
 }
 
 impl Stream {
-    /// A stream whose request head came (`request`), translated to HTTP/1.1 for the
-    /// per-request code; `tls`: the connection is `https`.
+    /// A stream whose request head came (`request`), its head made the per-request code's
+    /// (an HTTP/1.1 request's); `tls`: the connection is `https`.
     fn new(
         request: http::Request<h2::RecvStream>,
-        respond: h2::server::SendResponse<Bytes>,
+        mut respond: h2::server::SendResponse<Bytes>,
         tls: bool,
     ) -> Stream {
+        let mut cx = Context::from_waker(Waker::noop());
+        let aborted = respond.poll_reset(&mut cx).is_ready();
         let (parts, body) = request.into_parts();
         let authority = parts.uri.authority().map(|a| a.as_str()).unwrap_or("");
         let path = parts
@@ -157,34 +190,47 @@ impl Stream {
                 UriForm::Http
             };
             (
-                format!("{method} {scheme}://{authority}{path} HTTP/2.0"),
+                // An asterisk-form target (`OPTIONS *`) shows no path after the authority.
+                format!(
+                    "{method} {scheme}://{authority}{} HTTP/2.0",
+                    if path == "*" { "" } else { path }
+                ),
                 form,
             )
         };
         let ended = body.is_end_stream();
         let has_length = parts.headers.contains_key(http::header::CONTENT_LENGTH);
         let chunked = !ended && !has_length;
-        let mut head = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
-        let pending_line = head.len() - 2;
-        if !authority.is_empty() {
-            head.extend_from_slice(format!("host: {authority}\r\n").as_bytes());
-        }
-        for (name, value) in &parts.headers {
-            // `host` came as `:authority` (which wins when both came).
-            if name == http::header::HOST && !authority.is_empty() {
-                continue;
-            }
-            head.extend_from_slice(name.as_str().as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value.as_bytes());
-            head.extend_from_slice(b"\r\n");
-        }
-        if chunked {
-            head.extend_from_slice(b"transfer-encoding: chunked\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
+        let first = [method.clone(), path.to_string(), "HTTP/1.1".to_string()];
+        let pending_line = first.iter().map(String::len).sum::<usize>() + 2;
+        // `host` comes as `:authority` (which wins when both came), first.
+        let host = (!authority.is_empty()).then_some(("host", authority.as_bytes()));
+        // The crumbs of a split `cookie` go as one header, joined by "; " (RFC 9113 8.2.3),
+        // after the others, as HAProxy's `h2_make_htx_request` places it.
+        let crumbs = parts.headers.get_all(http::header::COOKIE).iter();
+        let crumbs: Vec<&[u8]> = crumbs.map(|c| c.as_bytes()).collect();
+        let joined = crumbs.join(&b"; "[..]);
+        let cookie = (!crumbs.is_empty()).then_some(("cookie", joined.as_slice()));
+        let headers = parts
+            .headers
+            .iter()
+            .filter(|(name, _)| host.is_none() || *name != http::header::HOST)
+            .filter(|(name, _)| *name != http::header::COOKIE)
+            .map(|(name, value)| (name.as_str(), value.as_bytes()));
+        let framing = chunked.then_some(("transfer-encoding", &b"chunked"[..]));
+        let headers: Vec<_> = host.into_iter().chain(headers).chain(cookie).collect();
+        // Its start line is `%r` without its blanks; its headers have no framing yet.
+        let htx_size = (line.len() - 2)
+            + (headers.iter())
+                .map(|(name, value)| name.len() + value.len() + HTX_BLOCK)
+                .sum::<usize>();
+        let head = match htx_size > MAX_HTX_HEAD {
+            true => Err(ReadError::TooLarge),
+            false => request_head(first, headers.into_iter().chain(framing)),
+        };
         Stream {
-            pending: head,
+            head: Some(head),
+            pending: Vec::new(),
             taken: 0,
             body: (!ended).then_some(body),
             chunked,
@@ -194,7 +240,28 @@ impl Stream {
             tls: None,
             method,
             reply: Reply::Head(respond, Vec::new()),
+            aborted,
         }
+    }
+
+    /// Whether its head is larger than HAProxy takes ([`MAX_HTX_HEAD`]).
+    fn oversized(&self) -> bool {
+        matches!(self.head, Some(Err(ReadError::TooLarge)))
+    }
+
+    /// Resets the stream before anything was answered.
+    fn reset(mut self, reason: h2::Reason) {
+        if let Reply::Head(respond, _) = &mut self.reply {
+            respond.send_reset(reason);
+        }
+        self.reply = Reply::Done;
+    }
+
+    /// The request's head, once: as [`super::http::parse_head`] reads the same head in
+    /// HTTP/1.1 (origin form, `host` from `:authority` first, `transfer-encoding: chunked`
+    /// for a body without a length, as HAProxy sends it to an HTTP/1.1 server).
+    pub fn take_head(&mut self) -> Option<Result<Head, ReadError>> {
+        self.head.take()
     }
 
     /// How much longer the request's URI is in HAProxy's internal form (absolute) than in
@@ -212,9 +279,9 @@ impl Stream {
         }
     }
 
-    /// Reads the request as HTTP/1.1; Ok(0) once the response was sent whole (the
-    /// stream's end: it carries one request). Past the request, before that, nothing
-    /// comes.
+    /// Reads the request's body as HTTP/1.1 (its head is [`Stream::take_head`]'s); Ok(0)
+    /// once the response was sent whole (the stream's end: it carries one request). Past
+    /// the request, before that, nothing comes.
     pub fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
         loop {
             if self.taken < self.pending.len() {
@@ -281,37 +348,43 @@ impl Stream {
                     }
                     return self.take(&rest);
                 }
-                let Reply::Head(mut respond, _) = std::mem::replace(&mut self.reply, Reply::Done)
-                else {
-                    unreachable!("matched above");
-                };
                 let framing = super::http::response_framing(&head, &self.method);
-                let response = response(&head)?;
-                let ends = framing == Framing::None;
-                let send = respond
-                    .send_response(response, ends)
-                    .map_err(io::Error::other)?;
-                if ends {
-                    return Ok(());
-                }
-                let left = match framing {
-                    Framing::Length(n) => n,
-                    _ => 0,
-                };
-                self.reply = Reply::Body {
-                    send,
-                    out: Vec::new(),
-                    framing,
-                    left,
-                    decoder: chunked::Decoder::default(),
-                    unparsed: Vec::new(),
-                    ended: false,
-                };
+                self.respond(&head, framing)?;
                 self.take_body(&rest)
             }
             Reply::Body { .. } => self.take_body(data),
             Reply::Done => Ok(()),
         }
+    }
+
+    /// Sends the final response's head as HEADERS (ending the stream when no body follows:
+    /// `framing`, the body's HTTP/1 framing, says none), straight from the per-request
+    /// code or from the HTTP/1 bytes written; the body's bytes come after, in that framing.
+    pub fn respond(&mut self, head: &Head, framing: Framing) -> io::Result<()> {
+        let Reply::Head(mut respond, _) = std::mem::replace(&mut self.reply, Reply::Done) else {
+            return Err(io::Error::other("a second response on a stream"));
+        };
+        let response = response(head)?;
+        let ends = framing == Framing::None;
+        let send = respond
+            .send_response(response, ends)
+            .map_err(io::Error::other)?;
+        if !ends {
+            let left = match framing {
+                Framing::Length(n) => n,
+                _ => 0,
+            };
+            self.reply = Reply::Body {
+                send,
+                out: Vec::new(),
+                framing,
+                left,
+                decoder: chunked::Decoder::default(),
+                unparsed: Vec::new(),
+                ended: false,
+            };
+        }
+        Ok(())
     }
 
     /// Takes body bytes of the response, as its HTTP/1 framing delimits them: their data
@@ -421,21 +494,32 @@ fn invalid(e: ReadError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}"))
 }
 
-/// The HTTP/2 response of an HTTP/1 head: its status and headers, names in lower case,
-/// without the HTTP/1 connection's own.
+/// The HTTP/2 response of an HTTP/1 head: its status and headers as an HTTP/1 client
+/// gets them ([`h1::response_headers`]), names in lower case, without the HTTP/1
+/// connection's own.
 fn response(head: &Head) -> io::Result<http::Response<()>> {
-    let status: u16 = head.first[1]
-        .parse()
+    let status = http::StatusCode::from_bytes(head.first[1].as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-    let mut builder = http::Response::builder().status(status);
-    for (name, value) in &head.headers {
-        let lower = name.to_ascii_lowercase();
-        if HOP_BY_HOP.contains(&lower.as_str()) {
-            continue;
+    let mut response = http::Response::new(());
+    *response.status_mut() = status;
+    let mut invalid = false;
+    let headers = response.headers_mut();
+    h1::response_headers(head, |name, value| {
+        if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            return;
         }
-        builder = builder.header(lower, crate::bytestr::to_bytes(value).as_ref());
+        // (The name's case is lowered as it is parsed.)
+        let name = http::HeaderName::from_bytes(name.as_bytes());
+        let value = http::HeaderValue::from_bytes(&crate::bytestr::to_bytes(value));
+        match (name, value) {
+            (Ok(name), Ok(value)) => drop(headers.append(name, value)),
+            _ => invalid = true,
+        }
+    });
+    if invalid {
+        return Err(io::Error::from(io::ErrorKind::InvalidData));
     }
-    builder.body(()).map_err(io::Error::other)
+    Ok(response)
 }
 
 /// What [`drive`] needs of its caller: how a stream is served.
@@ -668,7 +752,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
             // Streams are handed out in the order of their ids, each after the frames
             // that came before it were answered: a later one was never handed out.
             if refusal && stream > streaming.last_served.load(Relaxed) {
-                streaming.refused.fetch_add(1, Relaxed);
+                lock(&streaming.refused).push(stream);
                 streaming.ended.notify_one();
             }
         });
@@ -698,8 +782,17 @@ struct Streaming {
     counters: Arc<Counters>,
     /// The id of the last stream handed out.
     last_served: std::sync::atomic::AtomicU32,
-    /// Streams the crate refused, not logged yet.
-    refused: std::sync::atomic::AtomicUsize,
+    /// The streams the crate reset before handing them out, not logged yet: refused, unless
+    /// handed out after all (a stream reset for a body contradicting its length, which
+    /// came with its head, is: it is a request, logged as such).
+    refused: std::sync::Mutex<Vec<u32>>,
+}
+
+/// The refused streams' list, even if a thread panicked while holding it.
+fn lock(refused: &std::sync::Mutex<Vec<u32>>) -> std::sync::MutexGuard<'_, Vec<u32>> {
+    refused
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Streaming {
@@ -789,7 +882,8 @@ where
     let mut stopping = false;
     let mut first = true;
     let log_refused = || {
-        for _ in 0..streaming.refused.swap(0, Relaxed) {
+        let refused = std::mem::take(&mut *lock(&streaming.refused));
+        for _ in refused {
             streams.refused();
         }
     };
@@ -813,8 +907,15 @@ where
                 Some(Ok((request, respond))) => {
                     first = false;
                     let id = u32::from(respond.stream_id());
+                    lock(&streaming.refused).retain(|&refused| refused != id);
                     let stream = Stream::new(request, respond, tls);
-                    streams.spawn(stream, Live::new(&streaming, id));
+                    if stream.oversized() {
+                        // HAProxy resets it before it is a stream: found in what goes out and
+                        // logged as the crate's own refusals ([`ResetScan`]).
+                        stream.reset(h2::Reason::PROTOCOL_ERROR);
+                    } else {
+                        streams.spawn(stream, Live::new(&streaming, id));
+                    }
                 }
                 Some(Err(e)) => break Err(e),
                 None => break Ok(()),

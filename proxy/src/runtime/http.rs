@@ -289,7 +289,7 @@ struct Conn {
     /// ([`shutdown::Registration`]). Declared before `stream`, so that it drops first: a
     /// registered socket number is always this open socket.
     registered: Option<shutdown::Registration>,
-    stream: TcpStream,
+    stream: Socket,
     buf: Buf,
     /// Whether [`Conn::first_byte`] is kept and each request's [`Arrival`] measured: on a
     /// client connection whose frontend logs or whose rules' values show timers
@@ -321,8 +321,32 @@ struct Conn {
     h2: Option<Box<super::h2::Stream>>,
 }
 
+/// A connection's socket: its own, or, for a stream of an HTTP/2 connection, the
+/// connection's, shared (its addresses for the rules and logs, its number for the kill
+/// registry: neither read nor written through the stream, no descriptor of its own).
+#[derive(Debug)]
+enum Socket {
+    Own(TcpStream),
+    Shared(Arc<TcpStream>),
+}
+
+impl std::ops::Deref for Socket {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        match self {
+            Socket::Own(s) => s,
+            Socket::Shared(s) => s,
+        }
+    }
+}
+
 impl Conn {
     fn new(stream: TcpStream) -> Self {
+        Conn::over(Socket::Own(stream))
+    }
+
+    fn over(stream: Socket) -> Self {
         Conn {
             registered: None,
             stream,
@@ -569,7 +593,13 @@ impl Conn {
         while *written < data.len() {
             let rest = &data[*written..];
             let n = match self.tls.as_deref_mut() {
-                None => ready!(Pin::new(&mut self.stream).poll_write(cx, rest))?,
+                None => match &mut self.stream {
+                    Socket::Own(s) => ready!(Pin::new(s).poll_write(cx, rest))?,
+                    // (An HTTP/2 stream writes through `h2`, above.)
+                    Socket::Shared(_) => {
+                        return Poll::Ready(Err(std::io::ErrorKind::Unsupported.into()));
+                    }
+                },
                 Some(tls) => ready!(Pin::new(&mut tls.over(&self.stream)).poll_write(cx, rest))?,
             };
             if n == 0 {
@@ -588,6 +618,17 @@ impl Conn {
         timeout: Option<Duration>,
         request: bool,
     ) -> Result<Head, ReadError> {
+        // An HTTP/2 stream's came whole, built from its frames.
+        if let Some(head) = self
+            .h2
+            .as_deref_mut()
+            .and_then(super::h2::Stream::take_head)
+        {
+            if self.stamps_first_byte {
+                self.first_byte = Some(Instant::now());
+            }
+            return head;
+        }
         // Read when the head is first waited for (a head already there costs no clock
         // read); none when it lies beyond what `Instant` holds: the timeout never fires.
         let mut deadline = None;
@@ -761,9 +802,7 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         }
         _ => return Err(ReadError::Malformed("bad start line")),
     };
-    let mut headers: Vec<(String, String)> = Vec::new();
-    let mut conn = h1::ConnTokens::default();
-    let mut host: Option<usize> = None;
+    let mut fields = Fields::default();
     for line in lines {
         if line.is_empty() {
             continue;
@@ -771,7 +810,52 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         // By bytes, not `char` patterns (':' and CR are ASCII: the cuts are boundaries).
         let colon = h1::find_byte(line.as_bytes(), b':');
         let colon = colon.ok_or(ReadError::Malformed("header without colon"))?;
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        fields.push(&line[..colon], &line[colon + 1..], request)?;
+    }
+    fields.into_head(first, request)
+}
+
+/// A request head from the parts an HTTP/2 stream gives ([`super::h2`]): its start line
+/// in HTTP/1.1's origin form and its headers (`host` first, from `:authority`), checked
+/// and normalized as [`parse_head`] does the same head in HTTP/1.1's bytes.
+pub(crate) fn request_head<'a>(
+    first: [String; 3],
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<Head, ReadError> {
+    let uri = first[1].as_bytes();
+    if !is_token(&first[0]) || uri.is_empty() || uri.iter().any(|&b| b <= b' ' || b >= 0x7f) {
+        return Err(ReadError::Malformed("bad start line"));
+    }
+    // The head's size in HTTP/1.1, its CRLFs included, bounded as a head read is.
+    let mut size = first.iter().map(|p| p.len() + 1).sum::<usize>() + 1 + 2;
+    if size > MAX_HEAD {
+        return Err(ReadError::TooLarge);
+    }
+    let mut fields = Fields::default();
+    for (name, value) in headers {
+        size += name.len() + 2 + value.len() + 2;
+        if size > MAX_HEAD {
+            return Err(ReadError::TooLarge);
+        }
+        fields.push(name, &crate::bytestr::from_bytes(value), true)?;
+    }
+    fields.into_head(first, true)
+}
+
+/// The headers of a head being read, and what they told so far.
+#[derive(Default)]
+struct Fields {
+    headers: Vec<(String, String)>,
+    /// The tokens of its `Connection` headers.
+    conn: h1::ConnTokens,
+    /// Where its `Host` header is.
+    host: Option<usize>,
+}
+
+impl Fields {
+    /// Takes one header of a message (`request` or response), refused as HAProxy's h1
+    /// parser refuses it.
+    fn push(&mut self, name: &str, value: &str, request: bool) -> Result<(), ReadError> {
         if !is_token(name) {
             return Err(ReadError::Malformed("bad header name"));
         }
@@ -782,55 +866,65 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         let value = h1::trim_blanks(value);
         // Several `Host` headers: the same one again is dropped, another one is refused.
         if request && name.eq_ignore_ascii_case("host") {
-            match host {
-                Some(at) if value.eq_ignore_ascii_case(&headers[at].1) => continue,
+            match self.host {
+                Some(at) if value.eq_ignore_ascii_case(&self.headers[at].1) => return Ok(()),
                 Some(_) => return Err(ReadError::Malformed("conflicting host headers")),
-                None => host = Some(headers.len()),
+                None => self.host = Some(self.headers.len()),
             }
         }
         let value = if name.eq_ignore_ascii_case("connection") {
-            match conn.clean(value) {
-                cleaned if cleaned.is_empty() => continue,
+            match self.conn.clean(value) {
+                cleaned if cleaned.is_empty() => return Ok(()),
                 cleaned => cleaned,
             }
         } else {
             value.into()
         };
-        headers.push((name.to_string(), value.into_owned()));
+        self.headers.push((name.to_string(), value.into_owned()));
+        Ok(())
     }
-    if conn.upgrade && !websocket_key_valid(&headers, request) {
-        return Err(ReadError::Malformed(
-            "websocket upgrade without a valid key",
-        ));
-    }
-    let mut first = first;
-    if request {
-        let host_value = host.map(|at| headers[at].1.as_str());
-        let normalized =
-            target::check(&first[0], &first[1], host_value).map_err(ReadError::Malformed)?;
-        if let Some(uri) = normalized.uri {
-            first[1] = uri;
+
+    /// The head of start line `first` and these headers, its target checked and its body
+    /// framing found.
+    fn into_head(self, mut first: [String; 3], request: bool) -> Result<Head, ReadError> {
+        let Fields {
+            mut headers,
+            conn,
+            host,
+        } = self;
+        if conn.upgrade && !websocket_key_valid(&headers, request) {
+            return Err(ReadError::Malformed(
+                "websocket upgrade without a valid key",
+            ));
         }
-        if let (Some(value), Some(at)) = (normalized.host, host) {
-            headers[at].1 = value;
+        if request {
+            let host_value = host.map(|at| headers[at].1.as_str());
+            let normalized =
+                target::check(&first[0], &first[1], host_value).map_err(ReadError::Malformed)?;
+            if let Some(uri) = normalized.uri {
+                first[1] = uri;
+            }
+            if let (Some(value), Some(at)) = (normalized.host, host) {
+                headers[at].1 = value;
+            }
         }
+        let mut head = Head {
+            first,
+            headers,
+            framing: Framing::None,
+            dropped_length: false,
+            conn,
+            h2: None,
+        };
+        head.framing = frame(&mut head, request)?;
+        // HTTP/1.0 gives GET, HEAD and DELETE no body: HAProxy refuses one with 413.
+        let body = matches!(head.framing, Framing::Chunked | Framing::Length(1..));
+        let bodyless_method = matches!(head.first[0].as_str(), "GET" | "HEAD" | "DELETE");
+        if request && body && bodyless_method && head.first[2] == "HTTP/1.0" {
+            return Err(ReadError::PayloadNotAllowed);
+        }
+        Ok(head)
     }
-    let mut head = Head {
-        first,
-        headers,
-        framing: Framing::None,
-        dropped_length: false,
-        conn,
-        h2: None,
-    };
-    head.framing = frame(&mut head, request)?;
-    // HTTP/1.0 gives GET, HEAD and DELETE no body: HAProxy refuses one with 413.
-    let body = matches!(head.framing, Framing::Chunked | Framing::Length(1..));
-    let bodyless_method = matches!(head.first[0].as_str(), "GET" | "HEAD" | "DELETE");
-    if request && body && bodyless_method && head.first[2] == "HTTP/1.0" {
-        return Err(ReadError::PayloadNotAllowed);
-    }
-    Ok(head)
 }
 
 /// Whether a message asking `Connection: upgrade` may go on: unless its last `Upgrade`
@@ -1370,25 +1464,27 @@ fn serve_client(
                 // The proxy's rules (none: nothing to do, nothing parsed).
                 let mut routed = None;
                 if rules::http_applies(&fe) {
-                    // The passwords `http_auth` checks are hashed off this thread, before the
-                    // rules run (boxed: only a request with credentials may need it, and its
-                    // state would otherwise grow every connection's task).
-                    let verdicts = if head.header("authorization").is_some() {
-                        Box::pin(super::auth::precheck(&state.config, &fe, &head)).await
+                    // The passwords `http_auth` checks are hashed off this thread, around the
+                    // rules (boxed: only a request with credentials may need it, and its
+                    // state would otherwise grow every connection's task). The decision is a
+                    // plain function, its rare answer a boxed future: an awaited `async fn`
+                    // would keep its own state in every connection's task.
+                    let ruled = if head.header("authorization").is_some() {
+                        let (head, req) = (&mut head, &mut req);
+                        let ruled =
+                            rules_with_credentials(&state, &fe, client, head, req, peer, local);
+                        *Box::pin(ruled).await
                     } else {
-                        Vec::new()
+                        checked_rules(&state, &fe, client, &mut head, &mut req, (peer, local))
                     };
-                    // The decision is a plain function, its rare answer a boxed future: an
-                    // awaited `async fn` would keep its own state in every connection's task.
-                    let ruled =
-                        request_rules(&state, &fe, client, &mut head, &mut req, (peer, local));
-                    drop(verdicts);
                     let answering = match ruled {
                         Ruled::Backend(b) => {
                             routed = Some(b);
                             None
                         }
                         Ruled::Refused => break,
+                        // Resumed above: resumed rules choose no backend again.
+                        Ruled::Precheck(..) => unreachable!("a precheck after a resumed route"),
                         Ruled::Answered(answer, by, keep) => Some(Box::pin(answer_request(
                             &fe,
                             client,
@@ -1423,14 +1519,36 @@ fn serve_client(
                     }
                     continue;
                 }
-                let Some(backend) = routed.unwrap_or_else(|| fe.backend.clone()) else {
+                let backend = match routed.unwrap_or_else(|| fe.backend.clone()) {
+                    Some(b) if !b.conf.disabled => b,
                     // Boxed: rare, and its state would otherwise grow every connection's task.
-                    let answer = no_backend(&state, &fe, client, &head, &mut req, (peer, local));
-                    if Box::pin(answer).await && keep_client {
-                        continue;
+                    unusable => {
+                        let answer = no_backend(
+                            &state,
+                            &fe,
+                            unusable,
+                            client,
+                            &head,
+                            &mut req,
+                            (peer, local),
+                        );
+                        if Box::pin(answer).await && keep_client {
+                            continue;
+                        }
+                        break;
                     }
-                    break;
                 };
+                if client.h2.as_deref().is_some_and(|h2| h2.aborted) {
+                    // Reset with its head (see `h2::Stream::aborted`): no server, HAProxy's
+                    // `CR--` with its invalid-request count; a session and a request of its
+                    // backend, gone from it (`%bc`) when logged.
+                    fe.counters.req_errors.fetch_add(1, Relaxed);
+                    drop(backend.counters.open_at(req.started_ms));
+                    backend.counters.request_at(req.started_ms);
+                    req.queue_ms = -1;
+                    http_log(&fe, Some(&backend), peer, &req, "CR--");
+                    break;
+                }
                 // The request counts in its backend until it is logged (`%bc`, as HAProxy logs it).
                 let be_session = backend.counters.open_at(req.started_ms);
                 // HAProxy's HTTP/2 streams are never a connection's first request (its h2
@@ -1459,7 +1577,7 @@ fn serve_client(
         }
         if speaks_h2 {
             // Boxed: only an HTTP/2 connection's task holds its driver.
-            Box::pin(serve_h2(&state, &fe, &mut client, peer, local)).await;
+            client = Box::pin(serve_h2(&state, &fe, client, peer, local)).await;
         }
         // Every way the connection ends comes here: a TLS client is told it ended (boxed: a
         // plaintext connection's task does not grow).
@@ -1491,20 +1609,27 @@ async fn h2_preface(client: &mut Conn, wait: Option<Duration>) -> bool {
 }
 
 /// Serves an HTTP/2 client connection ([`super::h2::drive`]): each stream in a task of its
-/// own, by [`serve_client`], in the connection's session.
+/// own, by [`serve_client`], in the connection's session, sharing its socket. Gives the
+/// connection back to be closed.
 async fn serve_h2(
     state: &Arc<State>,
     fe: &Arc<Frontend>,
-    client: &mut Conn,
+    mut client: Conn,
     peer: SocketAddr,
     local: SocketAddr,
-) {
+) -> Conn {
     let t = &fe.conf.timeouts;
     // Taken for HTTP/2 on its first line: the rest of the preface must follow, or the
     // request is HTTP/1's bad one.
-    if !client.buf.is_empty() && !h2_preface(client, t.http_request.or(t.client)).await {
-        return refuse_short_preface(state, fe, client, (peer, local)).await;
+    if !client.buf.is_empty() && !h2_preface(&mut client, t.http_request.or(t.client)).await {
+        refuse_short_preface(state, fe, &mut client, (peer, local)).await;
+        return client;
     }
+    let socket = match client.stream {
+        Socket::Own(s) => Arc::new(s),
+        Socket::Shared(s) => s,
+    };
+    client.stream = Socket::Shared(socket.clone());
     let idle = super::h2::Idle {
         first: t.client,
         later: t.http_keep_alive.or(t.http_request).or(t.client),
@@ -1513,7 +1638,7 @@ async fn serve_h2(
     let streams = StreamTasks {
         state,
         fe,
-        socket: &client.stream,
+        socket,
         addrs: (peer, local),
         tls: tls.clone(),
     };
@@ -1528,6 +1653,7 @@ async fn serve_h2(
     if ended.is_err_and(|e| e.is_go_away() && e.is_library()) {
         log_h2_refusal(state, fe, (peer, local));
     }
+    client
 }
 
 /// An HTTP/2 connection error, or a stream refused before it was a request: HAProxy logs
@@ -1597,33 +1723,26 @@ async fn refuse_short_preface(
 }
 
 /// How an HTTP/2 connection's streams are served: a task each, with the connection's
-/// socket (a duplicate descriptor: its addresses for the rules and logs).
+/// socket (shared: its addresses for the rules and logs).
 struct StreamTasks<'a> {
     state: &'a Arc<State>,
     fe: &'a Arc<Frontend>,
-    socket: &'a TcpStream,
+    socket: Arc<TcpStream>,
     addrs: (SocketAddr, SocketAddr),
     tls: Option<Arc<super::tls::ClientTls>>,
 }
 
 impl super::h2::Streams for StreamTasks<'_> {
     fn spawn(&self, mut stream: super::h2::Stream, live: super::h2::Live) {
-        let socket = self
-            .socket
-            .as_fd()
-            .try_clone_to_owned()
-            .map(std::net::TcpStream::from)
-            .and_then(TcpStream::from_std);
-        // Without a descriptor, the stream is refused (dropped unanswered: reset).
-        let Ok(socket) = socket else { return };
         stream.tls.clone_from(&self.tls);
         let client = Conn {
             h2: Some(Box::new(stream)),
-            ..Conn::new(socket)
+            ..Conn::over(Socket::Shared(self.socket.clone()))
         };
         let (peer, local) = self.addrs;
         let (state, fe) = (self.state.clone(), self.fe.clone());
-        let task = serve_client(state, fe, client, peer, local, None, None);
+        // Boxed: the task's future is moved a few times as it is spawned, a pointer only.
+        let task = Box::pin(serve_client(state, fe, client, peer, local, None, None));
         let task = async move {
             task.await;
             drop(live);
@@ -1642,11 +1761,14 @@ impl super::h2::Streams for StreamTasks<'_> {
     }
 }
 
-/// A request its frontend has no backend for: HAProxy's 503 (or the `http-error` reply,
-/// rendered with the request still at hand), logged; whether the connection stays open.
+/// A request its frontend has no backend for, or only a `disabled` one (`backend`, which
+/// HAProxy's `use_backend` finds by name but which has no server): HAProxy's 503 (or the
+/// `http-error` reply, rendered with the request still at hand), logged with no timer but
+/// the total, as HAProxy logs it; whether the connection stays open.
 async fn no_backend(
     state: &State,
     fe: &Frontend,
+    backend: Option<Arc<Backend>>,
     client: &mut Conn,
     head: &Head,
     req: &mut Req,
@@ -1660,7 +1782,8 @@ async fn no_backend(
     };
     let rendered = rendered_failure(client, req, &ctx, 503);
     let after = Some((&ctx, &*client));
-    let (page, keep) = counted_error(fe, None, 503, req, keep, rendered, after);
+    (req.request_ms, req.queue_ms) = (-1, -1);
+    let (page, keep) = counted_error(fe, backend.as_deref(), 503, req, keep, rendered, after);
     // The request and the page count in the frontend's bytes, as HAProxy counts its stream's.
     fe.counters
         .bytes_in
@@ -1671,7 +1794,7 @@ async fn no_backend(
         .await
         .is_ok()
         && keep;
-    http_log(fe, None, peer, req, "SC--");
+    http_log(fe, backend.as_deref(), peer, req, "SC--");
     kept
 }
 
@@ -1684,6 +1807,9 @@ enum Ruled {
     /// They answered it: the answer to send ([`send_local`]), whose rules made it, and
     /// whether the connection may go on after it.
     Answered(rules::Local, rules::AnsweredBy, bool),
+    /// They chose a backend whose passwords must be hashed before its rules run
+    /// ([`rules::Routed::Precheck`]), then [`resume_rules`].
+    Precheck(Arc<Backend>, Option<String>),
 }
 
 /// Runs the proxy's request rules (`http-request`, `use_backend`...) on a request (the
@@ -1701,11 +1827,90 @@ fn request_rules(
     // As HAProxy does, a proxy's own answer keeps the connection only when the request's
     // whole body came already (it is then drained); the reply says `connection: close`
     // when it closes.
+    let keep_answer = !head.asks_close() && buffered_body(head, &client.buf).is_some();
+    let facts = req.facts(client);
+    let routed = rules::route_request(state, fe, head, peer, dst, keep_answer, facts);
+    after_rules(fe, client, head, req, peer, routed)
+}
+
+/// [`request_rules`] for a request with credentials: the passwords that the frontend's rules,
+/// then those that the chosen backend's rules may check are hashed off this thread first
+/// ([`super::auth::precheck`], [`super::auth::precheck_backend`]), their verdicts held
+/// while the rules run. Boxed, as an awaited value stays in the awaiting future.
+async fn rules_with_credentials(
+    state: &State,
+    fe: &Frontend,
+    client: &mut Conn,
+    head: &mut Head,
+    req: &mut Req,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Box<Ruled> {
+    let addrs = (peer, local);
+    let verdicts = super::auth::precheck(&state.config, fe, head).await;
+    let ruled = match request_rules(state, fe, client, head, req, addrs) {
+        Ruled::Precheck(b, line) => {
+            let more = super::auth::precheck_backend(&state.config, &b, head).await;
+            let ruled = resume_rules(state, fe, client, head, req, addrs, (b, line));
+            drop(more);
+            ruled
+        }
+        ruled => ruled,
+    };
+    drop(verdicts);
+    Box::new(ruled)
+}
+
+/// [`request_rules`] for a request without credentials (a rule may give it some: they are
+/// then checked inline, as any a rule rewrote).
+fn checked_rules(
+    state: &State,
+    fe: &Frontend,
+    client: &mut Conn,
+    head: &mut Head,
+    req: &mut Req,
+    addrs: (SocketAddr, SocketAddr),
+) -> Ruled {
+    match request_rules(state, fe, client, head, req, addrs) {
+        Ruled::Precheck(b, line) => resume_rules(state, fe, client, head, req, addrs, (b, line)),
+        ruled => ruled,
+    }
+}
+
+/// [`request_rules`] resumed at the backend the frontend's rules chose (`resumed`: it and
+/// the request line the frontend's values kept), its passwords hashed.
+fn resume_rules(
+    state: &State,
+    fe: &Frontend,
+    client: &mut Conn,
+    head: &mut Head,
+    req: &mut Req,
+    (peer, local): (SocketAddr, SocketAddr),
+    (backend, line): (Arc<Backend>, Option<String>),
+) -> Ruled {
+    let dst = client.dst(local);
+    let keep_answer = !head.asks_close() && buffered_body(head, &client.buf).is_some();
+    let facts = req.facts(client);
+    let addrs = (peer, dst);
+    let routed = rules::route_backend(state, fe, head, addrs, keep_answer, facts, backend, line);
+    after_rules(fe, client, head, req, peer, routed)
+}
+
+/// What the request rules' `routed` means for the request: a refusal is counted and
+/// logged, an answer left to send.
+fn after_rules(
+    fe: &Frontend,
+    client: &mut Conn,
+    head: &Head,
+    req: &mut Req,
+    peer: SocketAddr,
+    routed: rules::Routed,
+) -> Ruled {
     let body = buffered_body(head, &client.buf);
     let keep_answer = !head.asks_close() && body.is_some();
-    let facts = req.facts(client);
-    match rules::route_request(state, fe, head, peer, dst, keep_answer, facts) {
+    match routed {
         rules::Routed::Backend(b) => Ruled::Backend(b),
+        rules::Routed::Precheck(b, line) => Ruled::Precheck(b, line),
         rules::Routed::Rejected => {
             fe.counters.denied_req.fetch_add(1, Relaxed);
             // Logged as HAProxy does: no status, no timer but the total.
@@ -3223,7 +3428,10 @@ impl Upstream {
                     generation,
                     ..
                 } = conn;
-                pool::put(&server, stream, served, generation);
+                // (A server connection's socket is its own.)
+                if let Socket::Own(stream) = stream {
+                    pool::put(&server, stream, served, generation);
+                }
             }
         }
         drop(slot);
@@ -3433,23 +3641,34 @@ async fn respond(
     };
     // A soft stop: this response is the connection's last.
     req.close |= state.stopping.load(Relaxed);
-    // The head and the body bytes already read go out in one write (vectored: the body is
-    // not copied after the head).
-    let mut head = Vec::with_capacity(512);
-    let until_close = framing == Framing::UntilClose;
-    let client_close = h1::write_response(
-        &resp,
-        to_client(state, fe, hop, req.close, until_close),
-        &mut head,
-    );
     let buffered = match framing {
         Framing::Length(n) => (sconn.buf.len() as u64).min(n) as usize,
         _ => 0,
     };
-    let first = (&head[..], &sconn.buf.bytes()[..buffered]);
-    let wrote = client
-        .write_two_within(first, fe.conf.timeouts.client)
-        .await;
+    let (wrote, client_close) = if let Some(h2) = client.h2.as_deref_mut() {
+        // An HTTP/2 stream: the head goes as HEADERS, the stream's end closes nothing.
+        let body = &sconn.buf.bytes()[..buffered];
+        let wrote = match h2.respond(&resp, framing) {
+            Ok(()) => client.write_within(body, fe.conf.timeouts.client).await,
+            Err(e) => Err(e),
+        };
+        (wrote, true)
+    } else {
+        // The head and the body bytes already read go out in one write (vectored: the body
+        // is not copied after the head).
+        let mut head = Vec::with_capacity(512);
+        let until_close = framing == Framing::UntilClose;
+        let client_close = h1::write_response(
+            &resp,
+            to_client(state, fe, hop, req.close, until_close),
+            &mut head,
+        );
+        let first = (&head[..], &sconn.buf.bytes()[..buffered]);
+        let wrote = client
+            .write_two_within(first, fe.conf.timeouts.client)
+            .await;
+        (wrote, client_close)
+    };
     // A client that failed the head's write: HAProxy had taken for it what it read of the
     // body with the head (its response channel's total), which counts.
     let taken = match wrote {

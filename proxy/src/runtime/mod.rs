@@ -46,9 +46,11 @@ pub mod lbhash;
 pub mod listener;
 pub mod log;
 pub mod logformat;
+pub mod map;
 pub mod master_link;
 pub mod meter;
 pub mod observe;
+pub mod peers;
 pub mod persist;
 pub mod pool;
 pub mod prometheus;
@@ -56,6 +58,7 @@ pub mod proxyproto;
 pub mod rdp;
 pub mod rules;
 pub mod sample;
+pub mod server_state;
 pub mod session;
 pub mod shutdown;
 pub mod slowstart;
@@ -416,6 +419,7 @@ async fn serve(
     }
     checks::spawn_all(&state);
     dns::spawn_all(&state);
+    peers::spawn_all(&state, stop_rx.clone());
     tokio::spawn(timer_heartbeat());
     let mut stop_rx2 = stop_rx.clone();
     tokio::spawn(watch_signals(
@@ -439,7 +443,8 @@ async fn serve(
     handover.lock().unwrap_or_else(|e| e.into_inner()).clear();
     let hard_stop = state.config.global.hard_stop_after;
     let drained = async {
-        while state.cur_conns.load(Relaxed) > 0 {
+        // A stopping process teaching its successor its stick tables stays for the lesson.
+        while state.cur_conns.load(Relaxed) > 0 || peers::lesson_running() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
@@ -715,7 +720,11 @@ async fn accept_loop(
     let sends_proxy = |b: &Backend| b.servers.iter().any(|s| s.opts.send_proxy.is_some());
     let exact_local = bound.ip().is_unspecified()
         && (fe.backend.as_deref().is_some_and(sends_proxy)
-            || fe.switching.iter().any(|s| sends_proxy(&s.backend)));
+            || fe
+                .switching
+                .iter()
+                .flat_map(rules::Switch::backends)
+                .any(|b| sends_proxy(b)));
     let keepalive = fe.conf.options.clitcpka.then_some(fe.conf.clitcpka);
     let backlog = fe
         .conf

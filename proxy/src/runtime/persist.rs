@@ -288,7 +288,18 @@ pub fn overrides(ctx: &Context<'_>, backend: &Backend) -> Overrides {
         if eval(Some(&rule.cond), acls, ctx) != Test::Pass {
             continue;
         }
-        let named = backend.servers.iter().find(|s| s.name == rule.server);
+        let named = match &rule.dynamic {
+            None => backend.servers.iter().find(|s| s.name == rule.server),
+            // HAProxy stops at a rendered name that is empty or no server's.
+            Some(format) => {
+                let name = super::rules::render_at_accept(format, ctx, None);
+                let found = (backend.servers.iter()).find(|s| !name.is_empty() && s.name == name);
+                match found {
+                    Some(server) => Some(server),
+                    None => break,
+                }
+            }
+        };
         if let Some(server) = named.filter(|s| out.may_use(backend, s)) {
             out.server = Some(server.clone());
             break;

@@ -8,8 +8,9 @@
 //!    incomplete for `req.ssl_sni`); in HTTP mode they run on each request.
 //! 3. HTTP: `monitor-uri` ([`monitor`]), then the frontend's `http-request` rules, the
 //!    backend choice ([`choose_backend`]: the first `use_backend` whose condition holds,
-//!    else `default_backend`), the backend's `http-request` rules ([`http_request`]); on the
-//!    response, the backend's then the frontend's `http-response` rules ([`http_response`]),
+//!    else `default_backend`; a log-format name is rendered then, and one naming no
+//!    backend falls to `default_backend`), the backend's `http-request` rules
+//!    ([`http_request`]); on the response, the backend's then the frontend's `http-response` rules ([`http_response`]),
 //!    then their `http-after-response` rules ([`after_response`]), which hapx's own replies
 //!    go through too ([`after_local`], [`after_reply`]: the reply's head parsed back,
 //!    rewritten and its logged size and status updated).
@@ -51,26 +52,70 @@ use crate::config::rules::{
 /// The most of a TCP client's first bytes the rules see (HAProxy's buffer less its reserve).
 const MAX_INSPECT: usize = super::INSPECT_LIMIT;
 
-/// A `use_backend` rule with its backend resolved (once, at start).
+/// A `use_backend` rule with its backend resolved (once, at start), or its name's format.
 #[derive(Debug)]
 pub struct Switch {
     pub cond: Option<Condition>,
-    pub backend: Arc<Backend>,
+    pub target: Target,
+}
+
+/// What a `use_backend` rule names.
+#[derive(Debug)]
+pub enum Target {
+    /// A backend named in the configuration.
+    Backend(Arc<Backend>),
+    /// A log format rendered per stream (HAProxy's dynamic rule), looked up in `backends`
+    /// (every proxy with a backend, by name, shared by the frontend's rules).
+    Named {
+        format: LogFormat,
+        backends: Arc<std::collections::HashMap<String, Arc<Backend>>>,
+    },
+}
+
+impl Switch {
+    /// The backends the rule may choose.
+    pub fn backends(&self) -> Box<dyn Iterator<Item = &Arc<Backend>> + '_> {
+        match &self.target {
+            Target::Backend(b) => Box::new(std::iter::once(b)),
+            Target::Named { backends, .. } => Box::new(backends.values()),
+        }
+    }
 }
 
 /// A frontend's `use_backend` rules, in order, each with its backend.
 pub fn switching(p: &Proxy, backends: &[Arc<Backend>]) -> Vec<Switch> {
+    let mut by_name: Option<Arc<std::collections::HashMap<String, Arc<Backend>>>> = None;
     p.rules
         .use_backends
         .iter()
-        .map(|u| Switch {
-            cond: u.cond.clone(),
-            backend: backends
-                .iter()
-                .find(|b| b.name == u.backend)
-                .cloned()
-                // The configuration check refuses a `use_backend` naming no backend.
-                .expect("a checked use_backend names a backend"),
+        .map(|u| {
+            let target = match &u.dynamic {
+                Some(format) => Target::Named {
+                    format: format.clone(),
+                    backends: by_name
+                        .get_or_insert_with(|| {
+                            Arc::new(
+                                backends
+                                    .iter()
+                                    .map(|b| (b.name.clone(), b.clone()))
+                                    .collect(),
+                            )
+                        })
+                        .clone(),
+                },
+                None => Target::Backend(
+                    backends
+                        .iter()
+                        .find(|b| b.name == u.backend)
+                        .cloned()
+                        // The configuration check refuses a `use_backend` naming no backend.
+                        .expect("a checked use_backend names a backend"),
+                ),
+            };
+            Switch {
+                cond: u.cond.clone(),
+                target,
+            }
         })
         .collect()
 }
@@ -433,7 +478,7 @@ pub fn http_applies(fe: &Frontend) -> bool {
 /// `%Tq` ...): its HTTP requests' [`Arrival`] is then measured even when nothing logs.
 /// Asked once per connection.
 pub fn values_use_timers(fe: &Frontend) -> bool {
-    let chosen = fe.switching.iter().map(|s| &s.backend);
+    let chosen = fe.switching.iter().flat_map(Switch::backends);
     fe.conf.rules.values_use_timers
         || fe
             .backend
@@ -449,16 +494,45 @@ fn other_backend<'a>(fe: &Frontend, backend: Option<&'a Arc<Backend>>) -> Option
 }
 
 /// The backend of a connection or request: the first `use_backend` whose condition holds,
-/// else the default one.
-pub fn choose_backend(ctx: &Context<'_>) -> Option<Arc<Backend>> {
+/// else the default one. A dynamic rule whose rendered name is no backend's ends the
+/// search on the default one, as HAProxy's does. `facts`: the HTTP request's log facts,
+/// which a dynamic name may show (a TCP connection's are those known at accept).
+pub fn choose_backend(ctx: &Context<'_>, facts: Option<&Facts<'_>>) -> Option<Arc<Backend>> {
     let fe = ctx.frontend;
     let acls = &fe.conf.rules.acls.acls;
     for rule in &fe.switching {
         if sample::eval(rule.cond.as_ref(), acls, ctx) == Test::Pass {
-            return Some(rule.backend.clone());
+            return match &rule.target {
+                Target::Backend(b) => Some(b.clone()),
+                Target::Named { format, backends } => {
+                    let name = match facts {
+                        Some(facts) => render(format, ctx, facts),
+                        None => render_at_accept(format, ctx, None),
+                    };
+                    backends.get(&name).or(fe.backend.as_ref()).cloned()
+                }
+            };
         }
     }
     fe.backend.clone()
+}
+
+/// An HTTP request sent to a TCP backend by a dynamic `use_backend`: HAProxy closes the
+/// connection without an answer and logs status 500, `IR--`.
+fn incompatible_backend() -> Local {
+    Local {
+        status: 500,
+        bytes: Vec::new(),
+        flags: "IR--",
+        close: true,
+        delay: None,
+        denied: false,
+        intercepted: false,
+        logged: true,
+        logged_size: 0,
+        close_counted: false,
+        internal_error: true,
+    }
 }
 
 /// A response the proxy makes itself.
@@ -576,6 +650,8 @@ fn run(
     facts: &Facts<'_>,
 ) -> Option<Local> {
     let acls = &proxy.rules.acls.acls;
+    // Each rule list starts in strict mode, as HAProxy's.
+    let mut strict = true;
     for rule in rules {
         let value;
         {
@@ -584,6 +660,10 @@ fn run(
                 continue;
             }
             value = match &rule.action {
+                HttpAction::StrictMode(on) => {
+                    strict = *on;
+                    continue;
+                }
                 HttpAction::SetHeader(_, f)
                 | HttpAction::AddHeader(_, f)
                 | HttpAction::Set(_, f)
@@ -597,7 +677,10 @@ fn run(
             Ok(Next::Stop(answer)) => return answer,
             Err(RewriteFailed) => {
                 let ctx = with_head(base, head, response);
-                return Some(failed_rewrite(proxy, &ctx, facts, response));
+                count_failed_rewrite(&ctx, facts, strict);
+                if strict {
+                    return Some(failed_rewrite(proxy, &ctx, facts, response));
+                }
             }
         }
     }
@@ -631,30 +714,26 @@ fn run_one(
             let ctx = with_head(base, head, response);
             set_var(v, &ctx, Some(facts));
         }
+        // A header that does not fit is not added; those `set-header` removed stay removed.
         HttpAction::SetHeader(name, _) => {
             head.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
             head.headers.push((name.clone(), value));
-            rewritten(head)?;
+            rewritten(head).inspect_err(|_| drop(head.headers.pop()))?;
         }
         HttpAction::AddHeader(name, _) => {
             head.headers.push((name.clone(), value));
-            rewritten(head)?;
+            rewritten(head).inspect_err(|_| drop(head.headers.pop()))?;
         }
         HttpAction::DelHeader(name) => {
             head.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         }
-        HttpAction::Set(part, _) => {
-            set_part(head, part, value);
-            rewritten(head)?;
-        }
+        // A request line that does not fit stays as it was.
+        HttpAction::Set(part, _) => set_part(head, part, value)?,
         HttpAction::SetStatus(code, reason) => {
             head.first[1] = code.to_string();
             head.first[2] = reason.clone().unwrap_or_else(|| self::reason(*code).into());
         }
-        HttpAction::Replace(part, r) => {
-            replace_part(head, part, &r.re, &value)?;
-            rewritten(head)?;
-        }
+        HttpAction::Replace(part, r) => replace_part(head, part, &r.re, &value)?,
         action => {
             let ctx = with_head(base, head, response);
             let answer = answer(proxy, action, &ctx, head, response, keep, facts);
@@ -668,11 +747,24 @@ fn run_one(
 /// internal form (HTX): measured against HAProxy 2.6.12, a head's [`htx_size`] may reach
 /// `HTX_ROOM` bytes, not one more.
 fn rewritten(head: &Head) -> Result<(), RewriteFailed> {
+    fits(htx_size(head))
+}
+
+/// Whether a head of [`htx_size`] `size` fits HAProxy's buffer (see [`rewritten`]).
+fn fits(size: usize) -> Result<(), RewriteFailed> {
     const HTX_ROOM: usize = super::BUFSIZE - 45;
-    match htx_size(head) <= HTX_ROOM {
+    match size <= HTX_ROOM {
         true => Ok(()),
         false => Err(RewriteFailed),
     }
+}
+
+/// Puts `new` in place of `old` (a part of `head`) if the head then still fits its buffer
+/// ([`rewritten`]); else `old` stays, as HAProxy's HTX leaves a block it cannot grow.
+fn replace_if_fits(head_size: usize, old: &mut String, new: String) -> Result<(), RewriteFailed> {
+    fits(head_size - old.len() + new.len())?;
+    *old = new;
+    Ok(())
 }
 
 /// A head's size in HAProxy's HTX: its start line (a 24-byte descriptor with its three
@@ -712,35 +804,37 @@ fn set_tcp_var(rule: &VarRule, ctx: &Context<'_>, server: Option<&str>) {
     let VarAction::SetFormat { name, format } = &rule.action else {
         return set_var(rule, ctx, None);
     };
-    let text = match format.literal() {
-        Some(text) => text.to_string(),
-        None => {
-            let fe = ctx.frontend;
-            let mut entry = Entry::at_accept(ctx.src, ctx.dst, &fe.name, SystemTime::now());
-            entry.backend = ctx.backend.map_or(fe.name.as_str(), |b| b.name.as_str());
-            entry.server = server.unwrap_or("<NOSRV>");
-            entry.samples = Some(ctx);
-            entry.tls = ctx.tls;
-            let mut out = String::new();
-            format.render(&entry, &mut out);
-            out
-        }
-    };
-    vars::set_format(name, text, rule.conditions);
+    vars::set_format(name, render_at_accept(format, ctx, server), rule.conditions);
+}
+
+/// A TCP rule's value where `ctx` is: what the connection knows then (its addresses,
+/// proxies, `server` once one answers, the payload and variables through `%[...]`; the
+/// date is the rule's).
+pub fn render_at_accept(format: &LogFormat, ctx: &Context<'_>, server: Option<&str>) -> String {
+    if let Some(text) = format.literal() {
+        return text.to_string();
+    }
+    let fe = ctx.frontend;
+    let mut entry = Entry::at_accept(ctx.src, ctx.dst, &fe.name, SystemTime::now());
+    entry.backend = ctx.backend.map_or(fe.name.as_str(), |b| b.name.as_str());
+    entry.server = server.unwrap_or("<NOSRV>");
+    entry.samples = Some(ctx);
+    entry.tls = ctx.tls;
+    let mut out = String::new();
+    format.render(&entry, &mut out);
+    out
 }
 
 /// `set-method|path|query|uri`: that part of the request line becomes `value`.
-fn set_part(head: &mut Head, part: &Part, value: String) {
+fn set_part(head: &mut Head, part: &Part, value: String) -> Result<(), RewriteFailed> {
+    let size = htx_size(head);
     let uri = &head.first[1];
     let (before_query, query) = match uri.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (uri.as_str(), None),
     };
     let new_uri = match part {
-        Part::Method => {
-            head.first[0] = value;
-            return;
-        }
+        Part::Method => return replace_if_fits(size, &mut head.first[0], value),
         Part::Uri => value,
         Part::Path => {
             // An absolute URI keeps its scheme and authority.
@@ -752,19 +846,21 @@ fn set_part(head: &mut Head, part: &Part, value: String) {
             "" => before_query.to_string(),
             q => format!("{before_query}?{q}"),
         },
-        Part::Header(_) | Part::Value(_) => return,
+        Part::Header(_) | Part::Value(_) => return Ok(()),
     };
-    head.first[1] = new_uri;
+    replace_if_fits(size, &mut head.first[1], new_uri)
 }
 
 /// A rewrite HAProxy fails: its `exp_replace` could not expand the replacement (it ends
 /// inside an escape, or its result would not fit a buffer). Counted in `wrew`; in strict
-/// mode (HAProxy's default, the only one hapx has) the message then ends with a 500.
+/// mode (HAProxy's default; `strict-mode off` until the rule list ends or `strict-mode on`)
+/// the message then ends with a 500.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct RewriteFailed;
 
 /// `replace-*`: where `re` matches, the part becomes `with` with `\N` replaced by group N.
-/// A failed expansion leaves the part as it was.
+/// A failed expansion, or a result that no longer fits the buffer, leaves the part (the
+/// header value) as it was; values replaced before it stay, as in HAProxy.
 fn replace_part(head: &mut Head, part: &Part, re: &Regex, with: &str) -> Result<(), RewriteFailed> {
     match part {
         Part::Path => {
@@ -774,16 +870,17 @@ fn replace_part(head: &mut Head, part: &Part, re: &Regex, with: &str) -> Result<
                 return Ok(());
             }
             if let Some(new) = expand(re, &path, with)? {
-                set_part(head, &Part::Path, new);
+                set_part(head, &Part::Path, new)?;
             }
         }
         Part::Uri => {
             if let Some(new) = expand(re, &head.first[1], with)? {
-                head.first[1] = new;
+                replace_if_fits(htx_size(head), &mut head.first[1], new)?;
             }
         }
         Part::Header(name) | Part::Value(name) => {
             let split = matches!(part, Part::Value(_));
+            let mut size = htx_size(head);
             for (_, v) in head
                 .headers
                 .iter_mut()
@@ -798,9 +895,14 @@ fn replace_part(head: &mut Head, part: &Part, re: &Regex, with: &str) -> Result<
                     });
                     items.collect::<Result<Vec<_>, RewriteFailed>>()?.join(",")
                 } else {
-                    expand(re, v, with)?.unwrap_or_else(|| v.clone())
+                    match expand(re, v, with)? {
+                        Some(new) => new,
+                        None => continue,
+                    }
                 };
-                *v = new;
+                let grown = new.len() as isize - v.len() as isize;
+                replace_if_fits(size, v, new)?;
+                size = size.saturating_add_signed(grown);
             }
         }
         Part::Method | Part::Query => {}
@@ -826,10 +928,10 @@ fn expand(re: &Regex, text: &str, with: &str) -> Result<Option<String>, RewriteF
     Ok(Some(crate::bytestr::from_vec(out)))
 }
 
-/// HAProxy's `fail_rewrite` in strict mode, then its internal-error path: `wrew` and `eint`
-/// of the frontend, of the backend once the request has one and, for a response, of its
-/// server; the message ends with the proxy's 500 (`PR--`, `PH--` for a response), closing.
-fn failed_rewrite(proxy: &Proxy, ctx: &Context<'_>, facts: &Facts<'_>, response: bool) -> Local {
+/// HAProxy's `fail_rewrite`: `wrew` of the frontend, of the backend once the request has
+/// one and, for a response, of its server; in strict mode also `eint`, counted by the
+/// internal-error path it takes then ([`failed_rewrite`]).
+fn count_failed_rewrite(ctx: &Context<'_>, facts: &Facts<'_>, strict: bool) {
     let server = facts.answered.map(|a| &a.server.counters);
     let backend = ctx.backend.map(|b| &b.counters);
     for counters in [Some(&ctx.frontend.counters), backend, server]
@@ -837,8 +939,21 @@ fn failed_rewrite(proxy: &Proxy, ctx: &Context<'_>, facts: &Facts<'_>, response:
         .flatten()
     {
         counters.failed_rewrites.fetch_add(1, Relaxed);
-        counters.internal_errors.fetch_add(1, Relaxed);
+        if strict && !ON_ERROR_REPLY.get() {
+            counters.internal_errors.fetch_add(1, Relaxed);
+        }
     }
+}
+
+thread_local! {
+    /// Whether the rules run on the 500 that replaced a message after a failed rewrite
+    /// ([`error_after_rules`]): the request's internal error is counted already.
+    static ON_ERROR_REPLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A rewrite failed in strict mode ([`count_failed_rewrite`]): the message ends with the
+/// proxy's 500 (`PR--`, `PH--` for a response), closing.
+fn failed_rewrite(proxy: &Proxy, ctx: &Context<'_>, facts: &Facts<'_>, response: bool) -> Local {
     let asker = ctx.request.map(Asker::of).unwrap_or_default();
     let page = rendered_error(&[proxy, &ctx.frontend.conf], 500, ctx, facts)
         .unwrap_or_else(|| error_reply(proxy, 500));
@@ -1524,6 +1639,11 @@ pub enum Routed {
     Answered(Local, AnsweredBy),
     /// `tcp-request content reject`: the connection closes without an answer.
     Rejected,
+    /// The rules chose this backend, whose rules may check passwords the loop has not
+    /// hashed (it hashes the frontend's lists only): it hashes them off the thread, then
+    /// resumes at the backend ([`route_backend`]) with the request line the frontend's
+    /// values kept, if any.
+    Precheck(Arc<Backend>, Option<String>),
 }
 
 /// Whose rules answered a request, for the counters.
@@ -1607,10 +1727,61 @@ pub fn route_request(
         }
         return Routed::Answered(after_local(base, None, local, &facts), by_frontend(fe));
     }
-    let backend = choose_backend(&Context {
-        request: Some(head),
-        ..base
-    });
+    let backend = choose_backend(
+        &Context {
+            request: Some(head),
+            ..base
+        },
+        Some(&facts),
+    );
+    if let Some(b) = backend.as_ref().filter(|b| b.conf.mode != fe.conf.mode) {
+        // Only a dynamic rule gets here (the check refuses a static one): HAProxy's stream
+        // cannot take a TCP backend, and ends without an answer, logged as its internal error.
+        return Routed::Answered(incompatible_backend(), AnsweredBy::Backend(b.clone()));
+    }
+    if let Some(b) = other_backend(fe, backend.as_ref())
+        && super::auth::checked_after_choice(b, head)
+    {
+        return Routed::Precheck(b.clone(), facts.line.take().map(Cow::into_owned));
+    }
+    backend_rules(base, backend, head, keep, &mut facts)
+}
+
+/// Resumes [`route_request`] at `backend` (its [`Routed::Precheck`]): the chosen backend's
+/// rules, the frontend's having run; `line` the request line they kept.
+#[allow(clippy::too_many_arguments)]
+pub fn route_backend(
+    state: &State,
+    fe: &Frontend,
+    head: &mut Head,
+    (src, dst): (SocketAddr, SocketAddr),
+    keep: bool,
+    mut facts: Facts<'_>,
+    backend: Arc<Backend>,
+    line: Option<String>,
+) -> Routed {
+    let counters = (!state.tables.is_empty()).then(stick::current).flatten();
+    let base = Context {
+        tls: facts.tls,
+        stick: counters.as_deref(),
+        ..Context::new(state, fe, src, dst)
+    };
+    if let Some(line) = line {
+        facts.line = Some(Cow::Owned(line));
+    }
+    backend_rules(base, Some(backend), head, keep, &mut facts)
+}
+
+/// The chosen backend's `tcp-request content` and `http-request` rules (none for the
+/// frontend's own `listen` section, whose rules ran as the frontend's).
+fn backend_rules(
+    base: Context<'_>,
+    backend: Option<Arc<Backend>>,
+    head: &mut Head,
+    keep: bool,
+    facts: &mut Facts<'_>,
+) -> Routed {
+    let fe = base.frontend;
     if let Some(b) = other_backend(fe, backend.as_ref()) {
         let ctx = Context {
             backend: Some(b),
@@ -1630,11 +1801,11 @@ pub fn route_request(
         }
         // After the frontend's rewrites, unlike HAProxy, if only the backend shows it.
         facts.keep_line(&b.conf, head);
-        let backends = http_request(&b.conf, ctx, head, keep, &facts)
-            .or_else(|| run(&b.conf, &b_rules.redirects, ctx, head, false, keep, &facts));
+        let backends = http_request(&b.conf, ctx, head, keep, facts)
+            .or_else(|| run(&b.conf, &b_rules.redirects, ctx, head, false, keep, facts));
         if let Some(local) = backends {
             let by = AnsweredBy::Backend(b.clone());
-            return Routed::Answered(after_local(ctx, Some(b), local, &facts), by);
+            return Routed::Answered(after_local(ctx, Some(b), local, facts), by);
         }
     }
     Routed::Backend(backend)
@@ -1668,8 +1839,10 @@ pub fn route_response(
     let refused = refused.or_else(|| http_response(&fe.conf, base, resp, keep, facts));
     match refused {
         Some(local) => Some(after_local(base, Some(backend), local, facts)),
-        // A failed rewrite's 500 replaces the response as it is.
-        None => after_response(base, Some(backend), resp, facts),
+        // A failed rewrite's 500 replaces the response; it goes through the rules once
+        // more, as HAProxy's `http_reply_and_close` sends it.
+        None => after_response(base, Some(backend), resp, facts)
+            .map(|error| error_after_rules(base, Some(backend), error, facts)),
     }
 }
 
@@ -1718,7 +1891,8 @@ pub fn has_after_response(fe: &Frontend, backend: Option<&Backend>) -> bool {
 
 /// The proxy's own reply `local` once the `http-after-response` rules ran on it
 /// ([`after_response`]); its logged size changes as its head does (HAProxy counts its
-/// internal form), its status as `set-status` set it.
+/// internal form), its status as `set-status` set it; a rewrite failing on it in strict
+/// mode replaces it with the 500.
 pub fn after_local(
     base: Context<'_>,
     backend: Option<&Backend>,
@@ -1728,26 +1902,118 @@ pub fn after_local(
     if !has_after_response(base.frontend, backend) {
         return local;
     }
-    if let Some((status, grown)) = after_reply(base, backend, &mut local.bytes, facts) {
-        local.status = status;
-        local.logged_size = local.logged_size.saturating_add_signed(grown);
+    match after_own_reply(base, backend, &mut local.bytes, facts) {
+        Some(AfterReply::Rewritten(status, grown)) => {
+            local.status = status;
+            local.logged_size = local.logged_size.saturating_add_signed(grown);
+        }
+        Some(AfterReply::Failed(error)) => {
+            // The proxy ended it at the same stage as the reply it replaces (`LR--` or
+            // `PR--` become `PR--`), as HAProxy logs it.
+            let stage = if local.flags.as_bytes().get(1) == Some(&b'H') {
+                "PH--"
+            } else {
+                "PR--"
+            };
+            local = Local {
+                flags: stage,
+                intercepted: local.intercepted,
+                denied: local.denied,
+                logged: local.logged,
+                ..error
+            };
+        }
+        None => {}
     }
     local
 }
 
-/// [`after_response`] on the serialized reply `bytes` (rewritten in place): its status
-/// then, and how much its logged size grew. None if `bytes` holds no head.
+/// The 500 `error` of a rewrite that failed, once through the `http-after-response` rules
+/// (a failure again leaves it as it is: HAProxy's `TX_CONST_REPLY`).
+fn error_after_rules(
+    base: Context<'_>,
+    backend: Option<&Backend>,
+    mut error: Local,
+    facts: &Facts<'_>,
+) -> Local {
+    let outer = ON_ERROR_REPLY.replace(true);
+    let rewritten = rewrite_reply(base, backend, &mut error.bytes, facts);
+    ON_ERROR_REPLY.set(outer);
+    if let Some((status, grown, _)) = rewritten {
+        error.status = status;
+        error.logged_size = error.logged_size.saturating_add_signed(grown);
+    }
+    error
+}
+
+/// What the `http-after-response` rules made of a reply of hapx's own.
+enum AfterReply {
+    /// Rewritten in place: its status then, and how much its logged size grew.
+    Rewritten(u16, i64),
+    /// A rewrite failed in strict mode: the reply became this 500, as HAProxy's
+    /// `http_reply_and_close` replaces it (the 500 went through the rules too).
+    Failed(Local),
+}
+
+/// [`after_response`] on the serialized reply `bytes` (rewritten in place, or replaced by
+/// the 500 of a failed rewrite): its status then, and how much its logged size grew. None
+/// if `bytes` holds no head.
 pub fn after_reply(
     base: Context<'_>,
     backend: Option<&Backend>,
     bytes: &mut Vec<u8>,
     facts: &Facts<'_>,
 ) -> Option<(u16, i64)> {
+    let before = reply_logged_size(bytes)?;
+    match after_own_reply(base, backend, bytes, facts)? {
+        AfterReply::Rewritten(status, grown) => Some((status, grown)),
+        AfterReply::Failed(error) => {
+            *bytes = error.bytes;
+            let after = reply_logged_size(bytes)?;
+            Some((error.status, after as i64 - before as i64))
+        }
+    }
+}
+
+/// A serialized reply's size as logged: its head as HAProxy counts it, and the body it
+/// carries (none for a `HEAD` request, as its logged size counts none).
+fn reply_logged_size(bytes: &[u8]) -> Option<u64> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = reply_head(std::str::from_utf8(&bytes[..end]).ok()?)?;
+    Some(head_logged_size(&head) + (bytes.len() - end - 4) as u64)
+}
+
+/// [`after_reply`]'s work. A failed rewrite (strict mode) replaces the reply with the 500,
+/// which goes through the rules once more, as HAProxy's; a second failure leaves that 500
+/// as it is (HAProxy's `TX_CONST_REPLY`).
+fn after_own_reply(
+    base: Context<'_>,
+    backend: Option<&Backend>,
+    bytes: &mut Vec<u8>,
+    facts: &Facts<'_>,
+) -> Option<AfterReply> {
+    let (status, grown, failed) = rewrite_reply(base, backend, bytes, facts)?;
+    Some(match failed {
+        Some(error) => AfterReply::Failed(error_after_rules(base, backend, error, facts)),
+        None => AfterReply::Rewritten(status, grown),
+    })
+}
+
+/// One run of [`after_response`] on the serialized reply `bytes`: its status then, how much
+/// its logged size grew, and the 500 of a failed rewrite. `bytes` is rewritten unless one
+/// failed.
+fn rewrite_reply(
+    base: Context<'_>,
+    backend: Option<&Backend>,
+    bytes: &mut Vec<u8>,
+    facts: &Facts<'_>,
+) -> Option<(u16, i64, Option<Local>)> {
     let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
     let mut head = reply_head(std::str::from_utf8(&bytes[..end]).ok()?)?;
     let before = head_logged_size(&head);
-    // A rewrite failed on hapx's own reply is counted; the reply goes as it was left.
-    let _ = after_response(base, backend, &mut head, facts);
+    if let Some(failed) = after_response(base, backend, &mut head, facts) {
+        return Some((failed.status, 0, Some(failed)));
+    }
     let grown = head_logged_size(&head) as i64 - before as i64;
     let mut out = format!("{} {} {}\r\n", head.first[0], head.first[1], head.first[2]);
     // HAProxy's HTTP/1 layer writes the names in lower case (its HTX message keeps them so).
@@ -1759,7 +2025,7 @@ pub fn after_reply(
     let mut rewritten = out.into_bytes();
     rewritten.extend_from_slice(&bytes[end + 4..]);
     *bytes = rewritten;
-    Some((head.first[1].parse().ok()?, grown))
+    Some((head.first[1].parse().ok()?, grown, None))
 }
 
 /// The head of a reply hapx wrote itself (status line and headers, as they are).
@@ -1823,11 +2089,14 @@ pub async fn route_tcp(
         data = inspected.data;
     }
     let head = stream_head(&fe.conf.rules, &data);
-    let backend = choose_backend(&Context {
-        payload: Some(&data),
-        request: head.as_ref(),
-        ..base
-    });
+    let backend = choose_backend(
+        &Context {
+            payload: Some(&data),
+            request: head.as_ref(),
+            ..base
+        },
+        None,
+    );
     // Then the chosen backend's own content rules.
     if let Some(b) = other_backend(fe, backend.as_ref()) {
         if !b.conf.rules.tcp_content.is_empty() {

@@ -13,7 +13,9 @@ use std::net::{IpAddr, SocketAddr};
 use super::http::Head;
 use super::state::{Backend, Frontend, State};
 use super::{convert, h1};
-use crate::config::acl::{Acl, Condition, Expr, Fetch, Method, Pattern, Source};
+use crate::config::acl::{
+    Acl, Condition, Expr, Fetch, HeaderFetch, HeaderValue, Method, Pattern, Source,
+};
 
 /// What is known where a rule runs.
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +112,8 @@ impl Sample<'_> {
     fn as_ip(&self) -> Option<IpAddr> {
         match self {
             Sample::Ip(ip) => Some(ip.to_canonical()),
-            Sample::Str(s) => s.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical()),
+            // HAProxy's string to address cast (`c_str2addr`).
+            Sample::Str(s) => convert::str_to_ip(&crate::bytestr::to_bytes(s)),
             _ => None,
         }
     }
@@ -141,6 +144,11 @@ impl<'a> Fetched<'a> {
 /// Every value of `fetch` in `ctx`, converters applied (a value a converter fails on is
 /// dropped).
 pub fn fetch<'a>(f: &Fetch, ctx: &Context<'a>) -> Fetched<'a> {
+    fetch_values(f, ctx, false)
+}
+
+/// [`fetch`], or where `single`, as one value is fetched (see [`header_fetch`]).
+fn fetch_values<'a>(f: &Fetch, ctx: &Context<'a>, single: bool) -> Fetched<'a> {
     // An HTTP fetch on a TCP stream whose request head has not come whole (see
     // `rules::stream_head`) may find it later, as HAProxy's `smp_prefetch_htx` waits (a
     // whole head that is not HTTP is final).
@@ -152,7 +160,7 @@ pub fn fetch<'a>(f: &Fetch, ctx: &Context<'a>) -> Fetched<'a> {
             return Fetched::later();
         }
     }
-    let mut out = raw_fetch(&f.source, ctx);
+    let mut out = raw_fetch(&f.source, ctx, single);
     if !f.converters.is_empty() {
         out.values = std::mem::take(&mut out.values)
             .into_iter()
@@ -214,7 +222,21 @@ fn may_start_request(data: &[u8]) -> bool {
 
 /// The value `%[fetch]` shows: the last one (the last occurrence of a header).
 pub fn fetch_last<'a>(f: &Fetch, ctx: &Context<'a>) -> Option<Sample<'a>> {
-    fetch(f, ctx).values.pop()
+    fetch_values(f, ctx, true).values.pop()
+}
+
+/// The backend `name`, or unnamed (`nbsrv`) the current backend: once chosen, that one;
+/// before, the proxy itself when it is a backend (a listen section).
+fn rule_backend<'a>(ctx: &Context<'a>, name: &str) -> Option<&'a Backend> {
+    if !name.is_empty() {
+        return ctx.state.backend(name).map(|b| &**b);
+    }
+    ctx.backend.or_else(|| {
+        let fe = ctx.frontend;
+        (fe.conf.kind.is_backend())
+            .then(|| ctx.state.backend(&fe.name).map(|b| &**b))
+            .flatten()
+    })
 }
 
 /// `nbsrv`: the backend's usable active servers, else its usable backups.
@@ -235,7 +257,7 @@ pub(super) fn env(state: &State, name: &str) -> Option<Sample<'static>> {
     value.map(|v| Sample::Str(Cow::Owned(v)))
 }
 
-fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
+fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>, single: bool) -> Fetched<'a> {
     use Source::*;
     let req = ctx.request;
     let none = Fetched::default;
@@ -249,21 +271,11 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
         DstPort => Fetched::one(Sample::Int(i64::from(ctx.dst.port()))),
         FeName => text(&ctx.frontend.name),
         BeName => text(ctx.backend.map_or(&ctx.frontend.name, |b| &b.name)),
-        Nbsrv(name) => {
-            // Unnamed: the current backend; before switching that is the proxy itself,
-            // which has servers only when it is a listen section.
-            let backend = match name {
-                Some(n) => ctx.state.backend(n).map(|b| &**b),
-                None => ctx.backend.or_else(|| {
-                    let fe = ctx.frontend;
-                    let own = fe.conf.kind.is_backend();
-                    own.then(|| ctx.state.backend(&fe.name).map(|b| &**b))
-                        .flatten()
-                }),
-            };
-            backend.map_or_else(none, |b| Fetched::one(nbsrv(b)))
-        }
-        SrvIsUp(b, s) => match ctx.state.backend(b).and_then(|b| b.server(s)) {
+        // Unnamed: the current backend; before switching that is the proxy itself, which
+        // has servers only when it is a listen section.
+        Nbsrv(name) => rule_backend(ctx, name.as_deref().unwrap_or_default())
+            .map_or_else(none, |b| Fetched::one(nbsrv(b))),
+        SrvIsUp(b, s) | OwnSrvIsUp(b, s) => match rule_backend(ctx, b).and_then(|b| b.server(s)) {
             Some(server) => Fetched::one(Sample::Bool(server.usable())),
             None => none(),
         },
@@ -308,29 +320,10 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>) -> Fetched<'a> {
             (None, Some(data)) => looks_like_http(data, ctx.partial),
             (None, None) => none(),
         },
-        ReqHdr(name, occ) => req.map_or_else(none, |h| header_values(h, name, *occ, true)),
-        ReqFhdr(name, occ) => req.map_or_else(none, |h| header_values(h, name, *occ, false)),
-        ReqHdrCnt(name) => req.map_or_else(none, |h| {
-            let n = h
-                .headers
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                .flat_map(|(_, v)| h1::list_elements(v))
-                .count();
-            Fetched::one(Sample::Int(n as i64))
-        }),
-        ReqHdrVal(name, occ) => req.map_or_else(none, |h| {
-            let mut f = header_values(h, name, *occ, true);
-            f.values = f
-                .values
-                .iter()
-                .filter_map(|v| v.as_int().map(Sample::Int))
-                .collect();
-            f
-        }),
-        ResHdr(name, occ) => ctx
-            .response
-            .map_or_else(none, |h| header_values(h, name, *occ, true)),
+        Header(header) => {
+            let head = if header.response { ctx.response } else { req };
+            head.map_or_else(none, |h| header_fetch(h, header, single))
+        }
         ReqCook(name) => req.map_or_else(none, |h| cookie_values(h, name)),
         UrlParam(name) => req.map_or_else(none, |h| url_params(&h.first[1], name)),
         Env(name) => env(ctx.state, name).map_or_else(none, Fetched::one),
@@ -479,26 +472,131 @@ pub fn path_of(uri: &str) -> &str {
     }
 }
 
-/// Values of header `name`: split at commas (`req.hdr`) or whole lines (`req.fhdr`);
-/// `occ` 0 for all, N for the Nth, -N for the Nth from the end.
-pub(super) fn header_values<'a>(h: &'a Head, name: &str, occ: i32, split: bool) -> Fetched<'a> {
-    let all: Vec<&'a str> = h
-        .headers
+/// A header fetch on head `h`; `single` where one value is wanted (a log format, a
+/// variable), which without an occurrence is the last, as HAProxy's `smp_fetch_hdr` takes
+/// it: a `req.hdr_ip` whose last value is no address has no value then, while an ACL
+/// goes through every value.
+pub(super) fn header_fetch<'a>(h: &'a Head, header: &HeaderFetch, single: bool) -> Fetched<'a> {
+    let name = match (&header.name, header.value) {
+        (Some(name), _) => name.as_str(),
+        // Without an argument only the counts look (at every header).
+        (None, HeaderValue::Count) => "",
+        (None, _) => return Fetched::default(),
+    };
+    let split = !header.full;
+    if header.value == HeaderValue::Count {
+        let count = header_elements(h, name, split).count();
+        return Fetched::one(Sample::Int(count as i64));
+    }
+    let occurrence = match header.occurrence {
+        0 if single => -1,
+        n => n,
+    };
+    let mut fetched = header_values(h, name, occurrence, split);
+    match header.value {
+        HeaderValue::Int => {
+            for value in &mut fetched.values {
+                if let Sample::Str(text) = value {
+                    *value = Sample::Int(strl2ic(&crate::bytestr::to_bytes(text)));
+                }
+            }
+        }
+        HeaderValue::Ip => fetched.values.retain_mut(|value| match value {
+            Sample::Str(text) => match header_ip(text) {
+                Some(ip) => {
+                    *value = Sample::Ip(ip);
+                    true
+                }
+                None => false,
+            },
+            _ => true,
+        }),
+        HeaderValue::Text | HeaderValue::Count => {}
+    }
+    fetched
+}
+
+/// HAProxy's `strl2ic`, quirks kept: a leading `-` negates, and the reading stops at the
+/// first byte above `9` only, so a byte below `0` (`.`, a space, a byte of 0x80 and up as a
+/// signed char) is a negative digit (`1.2` is 82); 32-bit arithmetic.
+fn strl2ic(bytes: &[u8]) -> i64 {
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    let mut n: i32 = 0;
+    for &b in digits {
+        let digit = i32::from(b as i8) - i32::from(b'0');
+        if digit > 9 {
+            break;
+        }
+        n = match negative {
+            true => n.wrapping_mul(10).wrapping_sub(digit),
+            false => n.wrapping_mul(10).wrapping_add(digit),
+        };
+    }
+    i64::from(n)
+}
+
+/// A header value as HAProxy's `smp_fetch_hdr_ip` reads an address: an IPv4 one as
+/// `url2ipv4` (from the start, up to the first byte that is neither a digit nor a dot:
+/// `1.2.3.4:80` is 1.2.3.4), else the whole value as an IPv6 one.
+fn header_ip(text: &str) -> Option<IpAddr> {
+    url2ipv4(text.as_bytes())
+        .map(IpAddr::V4)
+        .or_else(|| text.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6))
+}
+
+/// HAProxy's `url2ipv4`: four octets of at most 255 separated by single dots, leading zeros
+/// allowed, read until a byte that is neither a digit nor a dot.
+fn url2ipv4(bytes: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let (mut count, mut in_octet) = (0, false);
+    for &b in bytes {
+        match b {
+            b'0'..=b'9' => {
+                if !in_octet {
+                    count += 1;
+                    if count > 4 {
+                        return None;
+                    }
+                    in_octet = true;
+                }
+                let octet = &mut octets[count - 1];
+                *octet = u8::try_from(u32::from(*octet) * 10 + u32::from(b - b'0')).ok()?;
+            }
+            b'.' if in_octet && count < 4 => in_octet = false,
+            b'.' => return None,
+            _ => break,
+        }
+    }
+    (count == 4).then(|| std::net::Ipv4Addr::from(octets))
+}
+
+/// The elements of the headers named `name` (every header for an empty name, as HAProxy's
+/// `http_find_header`): their values split at commas, or whole.
+fn header_elements<'a>(h: &'a Head, name: &str, split: bool) -> impl Iterator<Item = &'a str> {
+    h.headers
         .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .flat_map(|(_, v)| {
-            let parts: Vec<&'a str> = if split {
-                // HAProxy's http_find_header: a comma inside a quoted string does not split,
-                // and only blanks are trimmed (a form feed or a no-break space stays).
-                h1::list_elements(v)
-                    .map(|p| p.trim_end_matches([' ', '\t']))
-                    .collect()
-            } else {
-                vec![v.as_str()]
+        .filter(move |(n, _)| name.is_empty() || n.eq_ignore_ascii_case(name))
+        .flat_map(move |(_, v)| {
+            // HAProxy's http_find_header: a comma inside a quoted string does not split,
+            // and only blanks are trimmed (a form feed or a no-break space stays).
+            let (elements, whole) = match split {
+                true => (Some(h1::list_elements(v)), None),
+                false => (None, Some(v.as_str())),
             };
-            parts
+            let elements = elements.into_iter().flatten();
+            elements
+                .map(|p| p.trim_end_matches([' ', '\t']))
+                .chain(whole)
         })
-        .collect();
+}
+
+/// Values of header `name` (every header's if empty): split at commas (`req.hdr`) or whole
+/// lines (`req.fhdr`); `occ` 0 for all, N for the Nth, -N for the Nth from the end.
+fn header_values<'a>(h: &'a Head, name: &str, occ: i32, split: bool) -> Fetched<'a> {
+    let all: Vec<&str> = header_elements(h, name, split).collect();
     let pick = match occ {
         0 => all,
         n if n > 0 => all.get(n as usize - 1).copied().into_iter().collect(),
@@ -882,9 +980,11 @@ fn matches(e: &Expr, v: &Sample<'_>) -> bool {
             let bytes = convert::to_binary(v.clone());
             (e.patterns.iter()).any(|p| matches!(p, Pattern::Bin(b) if *b == bytes))
         }
+        // HAProxy's `pat_match_ip`: in the address's family, else in the other one.
         Method::Ip => v.as_ip().is_some_and(|ip| {
+            let other = crate::runtime::map::other_family(ip);
             e.patterns.iter().any(|p| match p {
-                Pattern::Ip(net) => net.contains(ip),
+                Pattern::Ip(net) => net.contains(ip) || other.is_some_and(|o| net.contains(o)),
                 _ => false,
             })
         }),
@@ -1096,5 +1196,33 @@ mod tests {
         assert_eq!(Test::Fail.or(Test::Miss), Test::Miss);
         assert_eq!(Test::Pass.or(Test::Miss), Test::Pass);
         assert_eq!(Test::Miss.negate(), Test::Miss);
+    }
+
+    /// `hdr_val` and `hdr_ip` readings, as HAProxy 2.6.12 gave them (`req.hdr_val(x)`,
+    /// `req.hdr_ip(x)` of these values).
+    #[test]
+    fn header_numbers_and_addresses_read_as_haproxy() {
+        for (text, n) in [
+            ("12abc", 12),
+            ("a", 0),
+            ("1.2.3.4:80", 818284),
+            ("-127.0.0.5", -126797985),
+            ("99999999999", 1215752191),
+        ] {
+            assert_eq!(strl2ic(text.as_bytes()), n, "{text}");
+        }
+        for (text, ip) in [
+            ("1.2.3.4:80", Some("1.2.3.4")),
+            ("01.2.3.4", Some("1.2.3.4")),
+            ("1.2.3.256", None),
+            ("1.2.3", None),
+            ("1.2.3.4.5", None),
+            ("1..2.3", None),
+            ("::1", Some("::1")),
+            ("9", None),
+        ] {
+            let expected = ip.map(|ip| ip.parse::<IpAddr>().unwrap());
+            assert_eq!(header_ip(text), expected, "{text}");
+        }
     }
 }

@@ -14,6 +14,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use crate::config::model::ConnSource;
+
 pub use super::balance::Slot;
 use super::balance::{self, Direct, Picked, QueuePositions, Recheck, Ticket};
 use super::forward::{self, End, Moved};
@@ -391,7 +393,8 @@ async fn attempts(
         if backend.mode == crate::config::model::Mode::Tcp {
             super::pool::note_tcp_attempt(&server);
         }
-        let opening = open_connection(addr, delayed_ack, keepalive, conf.options.nolinger);
+        let source = server.opts.source.as_ref();
+        let opening = open_connection(addr, source, delayed_ack, keepalive);
         // Killed with its server's sessions meanwhile: no error of the server's. Boxed: the
         // kill's wait would otherwise grow every session's task, for its whole life.
         let kill_since = server.kill.firings();
@@ -425,7 +428,12 @@ async fn attempts(
                     kill_since,
                 });
             }
-            Ok(Err(e)) => last_err = e,
+            Ok(Err(e)) => {
+                if let Some(failure) = SourceError::of(&e) {
+                    failure.report(backend);
+                }
+                last_err = e;
+            }
             Err(_) => last_err = io::Error::new(io::ErrorKind::TimedOut, "connect timeout"),
         }
         if progress.attempt == conf.retries {
@@ -481,8 +489,9 @@ async fn next_attempt(
     backend.counters.retries.fetch_add(1, Relaxed);
     // HAProxy counts each attempt in the server's `stot` (its slot counted the first).
     server.counters.total.fetch_add(1, Relaxed);
-    if err.kind() != io::ErrorKind::TimedOut {
-        // HAProxy's turn-around before retrying the same server.
+    if err.kind() != io::ErrorKind::TimedOut && SourceError::of(err).is_none() {
+        // HAProxy's turn-around before retrying the same server (none after a local
+        // resource error, `SF_ERR_RESOURCE`).
         tokio::time::sleep(connect_timeout(backend).min(Duration::from_secs(1))).await;
     }
     Ok(slot)
@@ -634,37 +643,32 @@ async fn handshake<'s>(
 ///
 /// Unlike tokio's `TcpStream::connect`, a successful connection costs no SO_ERROR query:
 /// epoll reports a failed one as an error or hang-up, and only then is the error fetched.
-/// `keepalive`: TCP keep-alive probes (`option srvtcpka`). `nolinger`: SO_LINGER 0 (`option
-/// nolinger`), so that closing the connection resets it.
+/// `keepalive`: TCP keep-alive probes (`option srvtcpka`). `source`: bound there first (see
+/// [`bind_and_connect`]).
+///
+/// As HAProxy's `FD_LINGER_RISK`, the socket is closed with a reset (SO_LINGER 0) so that
+/// closing it first leaves no TIME_WAIT to hold its port (a `source` range would run out);
+/// [`end_linger_risk`] restores a normal close where a session ends cleanly.
+/// `option nolinger` keeps the reset in any case.
 async fn open_connection(
     addr: SocketAddr,
+    source: Option<&ConnSource>,
     delayed_ack: bool,
     keepalive: Option<&crate::config::model::Keepalive>,
-    nolinger: bool,
 ) -> io::Result<TcpStream> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    let _ = socket.set_tcp_nodelay(true);
-    if delayed_ack {
-        // Only a saved packet is at stake: on failure the ACK goes on its own, as usual.
-        let _ = socket.set_tcp_quickack(false);
-    }
-    if let Some(ka) = keepalive {
-        // Probes only detect dead peers sooner: a failure leaves the connection usable.
-        let _ = super::listener::set_keepalive(socket2::SockRef::from(&socket), ka);
-    }
-    if nolinger {
-        socket.set_linger(Some(Duration::ZERO))?;
-    }
-    match socket.connect(&addr.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
+    let prepare = |socket: &socket2::Socket| {
+        let _ = socket.set_tcp_nodelay(true);
+        if delayed_ack {
+            // Only a saved packet is at stake: on failure the ACK goes on its own, as usual.
+            let _ = socket.set_tcp_quickack(false);
+        }
+        if let Some(ka) = keepalive {
+            // Probes only detect dead peers sooner: a failure leaves the connection usable.
+            let _ = super::listener::set_keepalive(socket2::SockRef::from(socket), ka);
+        }
+        socket.set_linger(Some(Duration::ZERO))
+    };
+    let socket = bind_and_connect(addr, source, prepare)?;
     let stream = TcpStream::from_std(socket.into())?;
     let ready = stream.ready(tokio::io::Interest::WRITABLE).await?;
     if ready.is_write_closed() || ready.is_error() {
@@ -672,6 +676,149 @@ async fn open_connection(
         return Err(stream.take_error()?.unwrap_or_else(refused));
     }
     Ok(stream)
+}
+
+/// `stream` ends cleanly (the server closed its side, or the proxy shuts its own cleanly):
+/// it closes normally again unless `nolinger` (HAProxy's `conn_sock_read0` and clean
+/// shutdowns clear `FD_LINGER_RISK`).
+pub(super) fn end_linger_risk(stream: &TcpStream, nolinger: bool) {
+    if !nolinger {
+        // Only the close's manner is at stake: on failure it stays a reset.
+        let _ = socket2::SockRef::from(stream).set_linger(None);
+    }
+}
+
+/// How many ports of a `source` range one connection tries (HAProxy's `attempts = 10`).
+const SOURCE_PORT_ATTEMPTS: u32 = 10;
+
+/// Why a connection could not leave from its `source`: HAProxy's `SF_ERR_RESOURCE`, which
+/// is retried at once (no turn-around) and reported with an alert and a log line.
+#[derive(Debug)]
+pub enum SourceError {
+    /// Binding failed (`CO_ER_CANT_BIND`); with a range, on the last port tried.
+    CantBind(io::Error),
+    /// Every port of the range tried is taken by a connection to the same server
+    /// (`CO_ER_PORT_RANGE`: HAProxy's ring has no free port).
+    RangeExhausted,
+    /// connect() found no free local port (EADDRNOTAVAIL, EAGAIN: `CO_ER_FREE_PORTS`).
+    NoFreePorts,
+    /// connect() found the local address in use (EADDRINUSE: `CO_ER_ADDR_INUSE`).
+    AddrInUse,
+}
+
+impl std::fmt::Display for SourceError {
+    /// As HAProxy's `conn_err_code_str`, with the system's reason for a bind failure (as
+    /// its checks report it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceError::CantBind(e) => {
+                let reason = e
+                    .raw_os_error()
+                    .map(|c| nix::errno::Errno::from_raw(c).desc());
+                match reason {
+                    Some(reason) => write!(f, "Can't bind to source address ({reason})"),
+                    None => write!(f, "Can't bind to source address ({e})"),
+                }
+            }
+            SourceError::RangeExhausted => f.write_str("Source port range exhausted"),
+            SourceError::NoFreePorts => f.write_str("Out of local source ports on the system"),
+            SourceError::AddrInUse => f.write_str("Local source address already in use"),
+        }
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+impl SourceError {
+    /// The `SourceError` carried by `err`, if that is what it is.
+    pub fn of(err: &io::Error) -> Option<&SourceError> {
+        err.get_ref()?.downcast_ref::<SourceError>()
+    }
+
+    /// HAProxy's alert (stderr) and log line (to `backend`'s logs) for this failure, as
+    /// `tcp_connect_server` words them.
+    pub fn report(&self, backend: &Backend) {
+        let pid = std::process::id();
+        let name = &backend.name;
+        match self {
+            SourceError::CantBind(_) | SourceError::RangeExhausted => {
+                eprintln!(
+                    "[ALERT]    ({pid}) : Cannot bind to source address before connect() for backend {name}. Aborting."
+                );
+                let msg =
+                    format!("Cannot bind to source address before connect() for backend {name}.");
+                backend.logger.send(super::log::LOG_EMERG, &msg);
+            }
+            SourceError::NoFreePorts | SourceError::AddrInUse => {
+                let what = match self {
+                    SourceError::AddrInUse => "local address already in use",
+                    _ => "no free ports",
+                };
+                let msg = format!("Connect() failed for backend {name}: {what}.");
+                eprintln!("{msg}");
+                backend.logger.send(super::log::LOG_ERR, &msg);
+            }
+        }
+    }
+}
+
+/// A socket to `addr`, `prepare`d, bound to `source` and connecting (or connected), as
+/// HAProxy's `tcp_connect_server`: SO_REUSEADDR on every source bind; with a port range,
+/// the range's ports in turn, at most [`SOURCE_PORT_ATTEMPTS`] of them, a port being
+/// skipped when bind() fails or when connect() finds it in use toward this server; without
+/// a port, IP_BIND_ADDRESS_NO_PORT, so that the port is chosen at connect time with the
+/// server's address (not one per source address). Source failures are [`SourceError`]s.
+pub(super) fn bind_and_connect(
+    addr: SocketAddr,
+    source: Option<&ConnSource>,
+    prepare: impl Fn(&socket2::Socket) -> io::Result<()>,
+) -> io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            Some(Protocol::TCP),
+        )?;
+        prepare(&socket)?;
+        let range = source.and_then(|s| s.ports.as_ref());
+        if let Some(source) = source {
+            let bound = socket.set_reuse_address(true).and_then(|()| {
+                let port = range.map_or(source.addr.port(), |r| r.next_port());
+                if port == 0 {
+                    // Only the number of ports at hand is at stake: without it, bind
+                    // chooses one.
+                    let no_port = nix::sys::socket::sockopt::IpBindAddressNoPort;
+                    let _ = nix::sys::socket::setsockopt(&socket, no_port, &true);
+                }
+                socket.bind(&SocketAddr::new(source.addr.ip(), port).into())
+            });
+            if let Err(e) = bound {
+                if range.is_some() && attempts < SOURCE_PORT_ATTEMPTS {
+                    continue;
+                }
+                return Err(io::Error::other(SourceError::CantBind(e)));
+            }
+        }
+        let Err(e) = socket.connect(&addr.into()) else {
+            return Ok(socket);
+        };
+        let failure = match e.raw_os_error() {
+            Some(libc::EINPROGRESS) => return Ok(socket),
+            Some(libc::EADDRNOTAVAIL | libc::EAGAIN) if range.is_some() => {
+                if attempts < SOURCE_PORT_ATTEMPTS {
+                    continue;
+                }
+                SourceError::RangeExhausted
+            }
+            Some(libc::EADDRNOTAVAIL | libc::EAGAIN) => SourceError::NoFreePorts,
+            Some(libc::EADDRINUSE) => SourceError::AddrInUse,
+            _ => return Err(e),
+        };
+        return Err(io::Error::other(failure));
+    }
 }
 
 /// A slot of a server for a client with `key` (see [`balance::source_key`],
@@ -1228,11 +1375,13 @@ pub fn serve_tcp(
         };
         let killed = registration.killed(&conn.server);
         drop(registration);
-        if killed.is_none() && matches!(end, End::Error(..)) && !moved.server_closed.load(Relaxed) {
-            // As HAProxy: a connection that failed (the client reset it) is reset on the server
-            // side too, instead of ending with a FIN the server would take for a clean end of
-            // request; and the proxy's source port is not held in TIME_WAIT.
-            let _ = socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
+        let failed = killed.is_none() && matches!(end, End::Error(..));
+        if !failed || moved.server_closed.load(Relaxed) {
+            // A TCP session's end shuts the server's side cleanly (HAProxy's clean `shutw`),
+            // so it closes normally. Otherwise the reset of `open_connection` stays: a
+            // connection that failed (the client reset it) is reset on the server side too,
+            // instead of ending with a FIN the server would take for a clean end of request.
+            end_linger_risk(&conn.stream, backend.conf.options.nolinger);
         }
         let (up, down) = (moved.to_server.load(Relaxed), moved.to_client.load(Relaxed));
         for c in [&fe.counters, &backend.counters, &conn.server.counters] {

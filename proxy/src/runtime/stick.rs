@@ -40,9 +40,9 @@ pub fn now_ms() -> u32 {
 /// HAProxy's `freq_ctr`: events of the current period and of the previous one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FreqCtr {
-    curr_tick: u32,
-    curr_ctr: u32,
-    prev_ctr: u32,
+    pub(crate) curr_tick: u32,
+    pub(crate) curr_ctr: u32,
+    pub(crate) prev_ctr: u32,
 }
 
 impl FreqCtr {
@@ -163,7 +163,7 @@ const BYTES: [[DataType; 2]; 2] = [
 
 /// A stored value: a count, a rate, or a server's name (`server_key`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Value {
+pub enum Value {
     Count(u64),
     Rate(FreqCtr),
     Name(String),
@@ -179,6 +179,9 @@ struct Entry {
     expire: u32,
     /// Its place in the use order.
     seq: u64,
+    /// Its last local change's number in [`Inner::updates`] (0: learned from a peer, or
+    /// never changed here): what peers are sent.
+    update: u64,
 }
 
 #[derive(Debug, Default)]
@@ -188,10 +191,16 @@ struct Inner {
     order: BTreeMap<u64, Key>,
     /// The same, for expiry (touch order is expiry order: `expire` is the same for all),
     /// less the entries found expired while tracked: they wait out of it until touched
-    /// again (their release touches them), so that expiry does not walk them on every
+    /// again or released (the last release of one still expired removes it), so that expiry does not walk them on every
     /// access.
     expiry: BTreeMap<u64, Key>,
     seq: u64,
+    /// Replicated tables: the entries changed here, by change number (HAProxy's update
+    /// tree), each entry under its last number only.
+    updates: BTreeMap<u64, Key>,
+    /// The last change number given (HAProxy's `localupdate`, which is 32 bits on the
+    /// wire: 64 here so that the order survives its wrapping).
+    local_update: u64,
 }
 
 /// A proxy's stick table.
@@ -204,6 +213,39 @@ pub struct Table {
     slot: [Option<u8>; DATA_TYPES],
     expire_ms: u32,
     inner: Mutex<Inner>,
+    /// Replicated tables (`peers`): wakes the peer sessions after local changes.
+    pub changes: Option<Changes>,
+}
+
+/// A coalescing signal of local changes: a burst of writes wakes the peer sessions once
+/// (a write notifies only when a session looked since the last notification), and it is
+/// given outside the table's lock.
+#[derive(Debug, Default)]
+pub struct Changes {
+    notify: tokio::sync::Notify,
+    signalled: std::sync::atomic::AtomicBool,
+}
+
+impl Changes {
+    fn signal(&self) {
+        if !self
+            .signalled
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Waits for a change after this call. A session registers before it looks at the
+    /// table: `notified` is enabled and the signal re-armed here, so a change made while
+    /// it looks wakes it.
+    pub fn listen(&self) -> std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>> {
+        let mut notified = Box::pin(self.notify.notified());
+        notified.as_mut().enable();
+        self.signalled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        notified
+    }
 }
 
 /// A data filter of `show table`/`clear table`: `data.TYPE op VALUE`.
@@ -266,9 +308,10 @@ impl Table {
         });
         Table {
             name,
-            spec,
             slot,
             expire_ms,
+            changes: spec.peers.is_some().then(Changes::default),
+            spec,
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -303,6 +346,7 @@ impl Table {
                 entries,
                 order,
                 expiry,
+                updates,
                 ..
             } = &mut *inner;
             while let Some(entry) = expiry.first_entry() {
@@ -314,7 +358,9 @@ impl Table {
                     _ => {
                         let (seq, key) = entry.remove_entry();
                         order.remove(&seq);
-                        entries.remove(&key);
+                        if let Some(e) = entries.remove(&key) {
+                            updates.remove(&e.update);
+                        }
                     }
                 }
             }
@@ -343,8 +389,8 @@ impl Table {
         f: impl FnOnce(&mut Data<'_>) -> R,
     ) -> Option<R> {
         let now = now_ms();
-        let mut inner = self.lock(now);
-        let inner = &mut *inner;
+        let mut guard = self.lock(now);
+        let inner = &mut *guard;
         if !inner.entries.contains_key(key) {
             if !create || !self.make_room(inner) {
                 return None;
@@ -356,6 +402,7 @@ impl Table {
                     refs: 0,
                     expire: now,
                     seq: 0,
+                    update: 0,
                 },
             );
         }
@@ -373,7 +420,19 @@ impl Table {
             entry,
             now,
         };
-        Some(f(&mut data))
+        let result = f(&mut data);
+        if let Some(changes) = &self.changes {
+            // A local change: the peers are sent it (HAProxy's `stktable_touch_local`),
+            // under a new number (the key moves: no copy of it when it was queued).
+            let queued = inner.updates.remove(&entry.update);
+            inner.local_update += 1;
+            entry.update = inner.local_update;
+            let key = queued.unwrap_or_else(|| key.clone());
+            inner.updates.insert(entry.update, key);
+            drop(guard);
+            changes.signal();
+        }
+        Some(result)
     }
 
     /// Room for one more entry: HAProxy trashes `size / 256 + 1` unused entries from the
@@ -398,7 +457,9 @@ impl Table {
         for (seq, key) in &victims {
             inner.order.remove(seq);
             inner.expiry.remove(seq);
-            inner.entries.remove(key);
+            if let Some(e) = inner.entries.remove(key) {
+                inner.updates.remove(&e.update);
+            }
         }
         inner.entries.len() < self.spec.size
     }
@@ -431,12 +492,32 @@ impl Table {
         .is_some()
     }
 
-    /// Ends tracking `key`: `conn_cur` goes down again.
+    /// Ends tracking `key`: `conn_cur` goes down again. As HAProxy's
+    /// `stream_store_counters`, only that change touches the entry (its expiry, and an update
+    /// for the peers); a table without `conn_cur` just lets it go, and an entry expired
+    /// meanwhile goes with its last tracker (`stksess_kill_if_expired`).
     fn release(&self, key: &Key) {
-        self.with_entry(key, false, |d| {
-            d.entry.refs = d.entry.refs.saturating_sub(1);
-            d.sub(DataType::ConnCur, 1);
-        });
+        if self.stores(DataType::ConnCur) {
+            self.with_entry(key, false, |d| {
+                d.entry.refs = d.entry.refs.saturating_sub(1);
+                d.sub(DataType::ConnCur, 1);
+            });
+            return;
+        }
+        let now = now_ms();
+        let mut guard = self.lock(now);
+        let inner = &mut *guard;
+        let Some(entry) = inner.entries.get_mut(key) else {
+            return;
+        };
+        entry.refs = entry.refs.saturating_sub(1);
+        if entry.refs == 0 && self.spec.expire.is_some() && reached(entry.expire, now) {
+            let (seq, update) = (entry.seq, entry.update);
+            inner.order.remove(&seq);
+            inner.expiry.remove(&seq);
+            inner.updates.remove(&update);
+            inner.entries.remove(key);
+        }
     }
 
     /// Entries in use.
@@ -520,6 +601,7 @@ impl Table {
             entries,
             order,
             expiry,
+            updates,
             ..
         } = &mut *inner;
         let gone: Vec<(u64, Key)> = entries
@@ -532,7 +614,9 @@ impl Table {
         for (seq, key) in &gone {
             order.remove(seq);
             expiry.remove(seq);
-            entries.remove(key);
+            if let Some(e) = entries.remove(key) {
+                updates.remove(&e.update);
+            }
         }
         gone.len()
     }
@@ -555,6 +639,113 @@ impl Table {
     /// Whether the table stores a byte count or rate.
     fn stores_bytes(&self) -> bool {
         BYTES.iter().flatten().any(|&d| self.stores(d))
+    }
+}
+
+/// An entry as the peers protocol sends it ([`super::peers`]).
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// Its last local change number (0 for an entry learned from a peer).
+    pub update: u64,
+    pub key: Key,
+    /// Milliseconds before it expires.
+    pub expire_in: u32,
+    /// The stored data, in HAProxy's order.
+    pub values: Vec<(DataType, Value)>,
+}
+
+/// Replication: what peers are sent, and what they teach.
+impl Table {
+    /// The last local change number.
+    pub fn local_update(&self) -> u64 {
+        self.lock(now_ms()).local_update
+    }
+
+    fn export(&self, key: &Key, e: &Entry, now: u32) -> Exported {
+        Exported {
+            update: e.update,
+            key: key.clone(),
+            expire_in: (e.expire.wrapping_sub(now) as i32).max(0) as u32,
+            values: (self.spec.store.iter().map(|s| s.data))
+                .zip(e.values.iter().cloned())
+                .collect(),
+        }
+    }
+
+    /// The entries changed here after change `after`, in change order, at most `max`, and
+    /// the last change number then.
+    pub fn changed_after(&self, after: u64, max: usize) -> (Vec<Exported>, u64) {
+        let now = now_ms();
+        let inner = self.lock(now);
+        let range = inner.updates.range(after.saturating_add(1)..);
+        let changed = range
+            .filter_map(|(_, k)| Some(self.export(k, inner.entries.get(k)?, now)))
+            .take(max)
+            .collect();
+        (changed, inner.local_update)
+    }
+
+    /// For a full resync, taught in pieces: at most `max` entries used after position
+    /// `after` in the use order, least recently used first, with the position of the last
+    /// (an entry touched meanwhile moves on, and comes again).
+    pub fn export_used_after(&self, after: u64, max: usize) -> (Vec<Exported>, u64) {
+        let now = now_ms();
+        let inner = self.lock(now);
+        let mut last = after;
+        let piece = (inner.order.range(after.saturating_add(1)..))
+            .take(max)
+            .filter_map(|(seq, k)| {
+                last = *seq;
+                Some(self.export(k, inner.entries.get(k)?, now))
+            })
+            .collect();
+        (piece, last)
+    }
+
+    /// An entry a peer sent: made if missing (when there is room), its data the peer's for
+    /// the types both store, its expiry `expire_in` ms (the table's by default). It is not
+    /// a local change: it is not sent on to other peers.
+    pub fn learn(&self, key: &Key, expire_in: Option<u32>, values: Vec<(DataType, Value)>) {
+        let now = now_ms();
+        let mut inner = self.lock(now);
+        let inner = &mut *inner;
+        if !inner.entries.contains_key(key) {
+            if !self.make_room(inner) {
+                return;
+            }
+            let values = self.new_values();
+            let entry = Entry {
+                values,
+                refs: 0,
+                expire: now,
+                seq: 0,
+                update: 0,
+            };
+            inner.entries.insert(key.clone(), entry);
+        }
+        inner.seq += 1;
+        let seq = inner.seq;
+        let Some(entry) = inner.entries.get_mut(key) else {
+            return;
+        };
+        inner.order.remove(&entry.seq);
+        inner.order.insert(seq, key.clone());
+        inner.expiry.remove(&entry.seq);
+        inner.expiry.insert(seq, key.clone());
+        inner.updates.remove(&entry.update);
+        entry.update = 0;
+        entry.seq = seq;
+        entry.expire = now.wrapping_add(expire_in.unwrap_or(self.expire_ms));
+        for (data, value) in values {
+            let Some(i) = self.slot[data as usize] else {
+                continue;
+            };
+            let slot = &mut entry.values[i as usize];
+            // Only a value of the kind stored (a peer's table may differ).
+            if std::mem::discriminant(slot) == std::mem::discriminant(&value) {
+                *slot = value;
+            }
+        }
     }
 }
 

@@ -1,0 +1,1146 @@
+//! Stick-table replication with the members of `peers` sections, speaking HAProxy 2.6's
+//! peers protocol (2.1) over TCP, so that hapx and HAProxy replicate with each other.
+//!
+//! Each section whose local member has an address listens there; this process connects to
+//! every other member that has one, again 5 s after a session ends or a connection fails
+//! (a random 50 ms to 2 s after a collision: when a member connects while a session with it
+//! runs, the new session replaces the old one, as HAProxy does). After the handshake
+//! (`HAProxyS 2.1`, the member's name, ours with our pid; a status line, 200 on success),
+//! both sides send the entries changed locally (a table definition before a table's
+//! updates, then updates, acknowledged by number), and a heartbeat after 3 s without
+//! sending; a session that hears nothing for 5 s ends. A process that starts asks the first
+//! member it reaches for a full resync (`RESYNC REQUEST`): the member sends every entry,
+//! with its expiry, then `RESYNC FINISHED` (or `PARTIAL` when it was not complete itself),
+//! which is confirmed; then, as HAProxy, the entries changed since what the member had
+//! acknowledged come again as plain updates (a full expiry). After 5 s without a complete
+//! lesson, the process counts as complete. A lesson is sent in pieces, the table locked
+//! once per piece of 200 entries; local changes wake the sessions through a coalescing
+//! signal given outside the table's lock, and a session writes what is pending at once.
+//!
+//! At a reload (`-sf`/`-st`), the new process waits up to 5 s for the old one's lesson
+//! before asking another member: the old process, told to stop softly (and complete
+//! itself: taught, or past its own 5 s wait, as HAProxy 2.6), closes its listener,
+//! ends its sessions, connects to the local member's address (the new process's listener,
+//! bound with SO_REUSEPORT beside the old one), says hello as the local member itself and
+//! sends every entry, then `RESYNC FINISHED`. Once that is confirmed (at most 5 s), the
+//! session pushes on the changes its draining connections make; the process exits once
+//! they are drained and every change is written ([`lesson_running`]).
+//!
+//! Not done: `table` lines, shards, SSL, `show peers` and the peers counters of `show info`.
+//! A listener that cannot be bound is HAProxy's alert, but the process serves on (HAProxy
+//! would not start: the listener is bound once the runtime runs, after the frontends').
+
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::state::State;
+use super::stick::{Table, now_ms};
+use crate::config::peers::PeersSection;
+use wire::*;
+
+const RECONNECT: Duration = Duration::from_secs(5);
+const HEARTBEAT: Duration = Duration::from_secs(3);
+/// The peers frontend's client and server timeouts in HAProxy.
+const SILENCE: Duration = Duration::from_secs(5);
+const CONNECT: Duration = Duration::from_secs(1);
+const RESYNC: Duration = Duration::from_secs(5);
+/// Entries taken from a table under one lock (updates pushed, or a piece of a lesson).
+const BATCH: usize = 200;
+/// Bytes gathered before a write: a session drains its pending updates in writes of this
+/// size, and gives back a larger buffer after writing it.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// The largest stick-table message accepted (HAProxy's buffer size).
+const MAX_MESSAGE: usize = 16384;
+
+/// Status codes of the handshake.
+const SUCCESS: u32 = 200;
+const ERR_PROTO: u32 = 501;
+const ERR_VERSION: u32 = 502;
+const ERR_HOST: u32 = 503;
+const ERR_PEER: u32 = 504;
+
+/// One section at work.
+struct Section {
+    local_name: String,
+    /// Where the local member listens.
+    listen: Option<SocketAddr>,
+    tables: Vec<Arc<Table>>,
+    remotes: Vec<Arc<Remote>>,
+    /// Our tables are complete: a member taught us, or nobody did in time.
+    resynced: AtomicBool,
+    /// A session is learning the whole tables from its member.
+    learning: AtomicBool,
+    /// Waiting for the old process's lesson: no member is asked meanwhile.
+    waiting_local: AtomicBool,
+    /// The local member as the old process (a reload) is seen: its sessions teach us.
+    local: Arc<Remote>,
+    /// The process stops: sessions end, nobody is connected to again.
+    stopping: watch::Sender<bool>,
+    /// A stopping process's session to its successor, past the lesson: it pushes on the
+    /// changes its draining connections make, and the process waits for them to be sent.
+    teacher_live: AtomicBool,
+    /// Per table, the last change that session wrote.
+    teacher_pushed: Vec<AtomicU64>,
+    /// Our listener is open: a stopping process teaches once it is closed, so that its
+    /// connection reaches the successor's listener, not its own.
+    listening: watch::Sender<bool>,
+}
+
+/// Another member.
+struct Remote {
+    name: String,
+    addr: Option<SocketAddr>,
+    /// The running session's number (0: none); a new session replaces the old one.
+    session: watch::Sender<u64>,
+    /// Per table, the last update the member acknowledged (HAProxy's `st->update`).
+    acked: std::sync::Mutex<Vec<u32>>,
+    /// It answered a resync with `PARTIAL`: it is not asked again.
+    not_up_to_date: AtomicBool,
+    /// The next connection waits this long (a collision's random delay) instead of 5 s.
+    backoff_ms: AtomicU64,
+}
+
+static SESSIONS: AtomicU64 = AtomicU64::new(1);
+
+/// This process replaces others (`-sf`/`-st`): it first waits for their lesson.
+static REPLACING: AtomicBool = AtomicBool::new(false);
+
+/// Sections that may still teach a successor: counted when replication starts (so that a
+/// drain looking at once after the stop sees them), given back once the lesson is
+/// confirmed or not given.
+static LESSONS: AtomicU64 = AtomicU64::new(0);
+
+/// The sections at work, for the drain at a soft stop.
+static SECTIONS: std::sync::Mutex<Vec<Arc<Section>>> = std::sync::Mutex::new(Vec::new());
+
+/// Records that this process replaces older ones (before the runtime starts).
+pub fn set_replacing() {
+    REPLACING.store(true, Ordering::Relaxed);
+}
+
+/// Whether a stopping process still teaches its successor, or has changes not yet sent to
+/// it (it waits before exiting).
+pub fn lesson_running() -> bool {
+    if LESSONS.load(Ordering::SeqCst) > 0 {
+        return true;
+    }
+    let sections = SECTIONS.lock().unwrap_or_else(|e| e.into_inner());
+    sections.iter().any(|s| s.successor_behind())
+}
+
+/// Starts replication for every section a table names (on the current runtime); a soft stop
+/// (`stop`) gives the successor its lesson.
+pub fn spawn_all(state: &Arc<State>, stop: watch::Receiver<super::Stop>) {
+    for section in &state.config.peers {
+        if section.disabled {
+            continue;
+        }
+        let tables: Vec<Arc<Table>> = (state.tables.iter())
+            .filter(|t| t.spec.peers.as_deref() == Some(section.name.as_str()))
+            .cloned()
+            .collect();
+        if tables.is_empty() {
+            continue;
+        }
+        let section = start(section, tables);
+        if section.listen.is_some() {
+            LESSONS.fetch_add(1, Ordering::SeqCst);
+        }
+        (SECTIONS.lock().unwrap_or_else(|e| e.into_inner())).push(section.clone());
+        tokio::spawn(on_stop(section, stop.clone()));
+    }
+}
+
+/// At a soft stop: no more sessions, and the successor is taught.
+async fn on_stop(section: Arc<Section>, mut stop: watch::Receiver<super::Stop>) {
+    while *stop.borrow_and_update() == super::Stop::Running {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+    section.stopping.send_replace(true);
+    let Some(addr) = section.listen else {
+        return;
+    };
+    // As HAProxy: only a process whose tables are complete teaches (one still waiting for
+    // its own lesson would teach a partial table as complete).
+    let complete = section.resynced.load(Ordering::Relaxed);
+    if *stop.borrow() == super::Stop::Soft && complete {
+        let mut listening = section.listening.subscribe();
+        let closed = listening.wait_for(|open| !open);
+        let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
+        let (confirmed, confirmation) = tokio::sync::oneshot::channel();
+        let teacher = tokio::spawn(teach_successor(section.clone(), addr, confirmed));
+        // Confirmed: the session pushes on until the process exits.
+        if !matches!(tokio::time::timeout(RESYNC, confirmation).await, Ok(Ok(()))) {
+            teacher.abort();
+        }
+    }
+    LESSONS.fetch_sub(1, Ordering::SeqCst);
+}
+
+impl Section {
+    /// The session to the successor has not written every local change yet.
+    fn successor_behind(&self) -> bool {
+        self.teacher_live.load(Ordering::SeqCst)
+            && (self.tables.iter().zip(&self.teacher_pushed))
+                .any(|(t, pushed)| t.local_update() > pushed.load(Ordering::SeqCst))
+    }
+}
+
+/// Connects to our own address (the new process listens there now; ours is closed) and
+/// teaches it every entry, then pushes the changes made here while the process drains.
+async fn teach_successor(
+    section: Arc<Section>,
+    addr: SocketAddr,
+    confirmed: tokio::sync::oneshot::Sender<()>,
+) {
+    let local = &section.local;
+    loop {
+        if let Ok(stream) = TcpStream::connect(addr).await {
+            let _ = stream.set_nodelay(true);
+            let (read, mut write) = stream.into_split();
+            let mut read = BufReader::new(read);
+            let hello = hello(&local.name, &section.local_name);
+            if write.write_all(hello.as_bytes()).await.is_ok() {
+                if let Some(status) = line(&mut read).await {
+                    if status.trim().parse::<u32>().ok() == Some(SUCCESS) {
+                        let role = Role::Teacher(Some(confirmed));
+                        run(section.clone(), local.clone(), read, write, role).await;
+                        return;
+                    }
+                }
+            }
+        }
+        // The new process may not listen yet: it binds its peers listener once its runtime
+        // starts, after telling us to stop, and serves meanwhile; what it counts before the
+        // lesson is overwritten by it, so the lesson is sent as soon as it can be (HAProxy,
+        // whose successor listens before it signals, retries every 500 ms).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits for the process to stop (forever if the sender is gone).
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    while !*stopping.borrow_and_update() {
+        if stopping.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn hello(remote: &str, local: &str) -> String {
+    format!("HAProxyS 2.1\n{remote}\n{local} {} 1\n", std::process::id())
+}
+
+impl Remote {
+    fn new(name: &str, addr: Option<SocketAddr>, tables: usize) -> Arc<Remote> {
+        Arc::new(Remote {
+            name: name.to_string(),
+            addr,
+            session: watch::channel(0).0,
+            acked: std::sync::Mutex::new(vec![0; tables]),
+            not_up_to_date: AtomicBool::new(false),
+            backoff_ms: AtomicU64::new(0),
+        })
+    }
+}
+
+fn start(conf: &PeersSection, tables: Vec<Arc<Table>>) -> Arc<Section> {
+    let n = tables.len();
+    let local_name = conf.local_name().unwrap_or_default().to_string();
+    let replacing = REPLACING.load(Ordering::Relaxed);
+    let section = Arc::new(Section {
+        local: Remote::new(&local_name, None, n),
+        local_name,
+        listen: conf.listen_addr(),
+        tables,
+        remotes: (conf.remotes())
+            .map(|m| Remote::new(&m.name, m.addr, n))
+            .collect(),
+        resynced: AtomicBool::new(false),
+        learning: AtomicBool::new(false),
+        waiting_local: AtomicBool::new(replacing),
+        stopping: watch::channel(false).0,
+        teacher_live: AtomicBool::new(false),
+        teacher_pushed: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        listening: watch::channel(false).0,
+    });
+    if let Some(addr) = section.listen {
+        match bind(addr) {
+            Ok(listener) => {
+                section.listening.send_replace(true);
+                drop(tokio::spawn(listen(section.clone(), listener)));
+            }
+            // HAProxy's words; it would not start: hapx serves on without replication
+            // from members connecting to it (its frontends listen already, and the process
+            // it replaces was told to stop).
+            Err(e) => eprintln!(
+                "[ALERT]    ({}) : Binding [{}] for proxy {}: cannot bind socket ({}) for [{addr}]",
+                std::process::id(),
+                conf.listen_place(),
+                section.local_name,
+                errno_text(&e)
+            ),
+        }
+    }
+    for remote in &section.remotes {
+        if remote.addr.is_some() {
+            tokio::spawn(connect_loop(section.clone(), remote.clone()));
+        }
+    }
+    // The old process did not teach us in time: ask the members; nobody taught us in
+    // time: our tables are what they are.
+    let s = section.clone();
+    tokio::spawn(async move {
+        if replacing {
+            tokio::time::sleep(RESYNC).await;
+            s.waiting_local.store(false, Ordering::Relaxed);
+        }
+        tokio::time::sleep(RESYNC).await;
+        s.resynced.store(true, Ordering::Relaxed);
+    });
+    section
+}
+
+async fn listen(section: Arc<Section>, listener: TcpListener) {
+    let mut stopping = section.stopping.subscribe();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                tokio::spawn(accept(section.clone(), stream));
+            }
+            // A stopping process listens no more: its successor does.
+            _ = stopped(&mut stopping) => {
+                drop(listener);
+                section.listening.send_replace(false);
+                return;
+            }
+        }
+    }
+}
+
+/// An error as `strerror` words it (without Rust's " (os error N)").
+fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    // Beside the process this one replaces, until it stops listening.
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(64)
+}
+
+/// A member connecting to us: its hello, our status, then the session.
+async fn accept(section: Arc<Section>, stream: TcpStream) {
+    if *section.stopping.borrow() {
+        // Our listener, not closed yet: the successor must get this connection (our own
+        // lesson to it retries).
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    let hello = tokio::time::timeout(SILENCE, read_hello(&mut read, &section)).await;
+    let remote = match hello {
+        Ok(Ok(remote)) => remote,
+        Ok(Err(Some(status))) => {
+            let _ = write.write_all(format!("{status}\n").as_bytes()).await;
+            return;
+        }
+        _ => return,
+    };
+    if write
+        .write_all(format!("{SUCCESS}\n").as_bytes())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if *remote.session.borrow() != 0 {
+        // A collision: ours gives way, and our next try waits a random while.
+        let delay = 50 + super::balance::next_random(&mut seed()) % 2000;
+        remote.backoff_ms.store(delay, Ordering::Relaxed);
+    }
+    let role = match Arc::ptr_eq(&remote, &section.local) {
+        true => Role::Successor,
+        false => Role::Member,
+    };
+    run(section, remote, read, write, role).await;
+}
+
+/// A seed that differs between processes started in the same millisecond.
+fn seed() -> u64 {
+    let nanos = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH))
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ (u64::from(std::process::id()) << 32) ^ u64::from(now_ms())) | 1
+}
+
+/// Reads `HAProxyS 2.1`, our name, and `NAME PID RELPID`: the member, or the status refusing.
+async fn read_hello(
+    read: &mut BufReader<OwnedReadHalf>,
+    section: &Section,
+) -> Result<Arc<Remote>, Option<u32>> {
+    let version = line(read).await.ok_or(None)?;
+    let Some(v) = version.strip_prefix("HAProxyS ") else {
+        return Err(Some(ERR_PROTO));
+    };
+    let ok = v
+        .split_once('.')
+        .and_then(|(maj, min)| Some((maj.parse::<u32>().ok()?, min.parse::<u32>().ok()?)))
+        .is_some_and(|(maj, min)| maj == 2 && min <= 1);
+    if !ok {
+        return Err(Some(ERR_VERSION));
+    }
+    if line(read).await.ok_or(None)? != section.local_name {
+        return Err(Some(ERR_HOST));
+    }
+    let last = line(read).await.ok_or(None)?;
+    let Some((name, _)) = last.split_once(' ') else {
+        return Err(Some(ERR_PROTO));
+    };
+    // The local member's name: the process this one replaces.
+    (section.remotes.iter())
+        .chain(std::iter::once(&section.local))
+        .find(|r| r.name == name)
+        .cloned()
+        .ok_or(Some(ERR_PEER))
+}
+
+/// One line, without its `\r\n` or `\n`; None at the end or past 1 KB.
+async fn line(read: &mut BufReader<OwnedReadHalf>) -> Option<String> {
+    let mut buf = Vec::new();
+    (&mut *read)
+        .take(1024)
+        .read_until(b'\n', &mut buf)
+        .await
+        .ok()?;
+    if buf.pop() != Some(b'\n') {
+        return None;
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Connects to `remote` whenever no session with it runs.
+async fn connect_loop(section: Arc<Section>, remote: Arc<Remote>) {
+    let Some(addr) = remote.addr else { return };
+    let mut sessions = remote.session.subscribe();
+    let stopping = section.stopping.subscribe();
+    loop {
+        // Wait for no session.
+        while *sessions.borrow_and_update() != 0 {
+            if sessions.changed().await.is_err() {
+                return;
+            }
+        }
+        if *stopping.borrow() {
+            return;
+        }
+        if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT, TcpStream::connect(addr)).await {
+            let _ = stream.set_nodelay(true);
+            let (read, mut write) = stream.into_split();
+            let mut read = BufReader::new(read);
+            let hello = hello(&remote.name, &section.local_name);
+            if write.write_all(hello.as_bytes()).await.is_ok() {
+                let status = tokio::time::timeout(SILENCE, line(&mut read)).await;
+                if let Ok(Some(status)) = status {
+                    if status.trim().parse::<u32>().ok() == Some(SUCCESS) {
+                        let (s, r) = (section.clone(), remote.clone());
+                        run(s, r, read, write, Role::Member).await;
+                    }
+                }
+            }
+        }
+        let backoff = remote.backoff_ms.swap(0, Ordering::Relaxed);
+        let wait = match backoff {
+            0 => RECONNECT,
+            ms => Duration::from_millis(ms),
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Per table, what a session knows.
+struct Shared {
+    table: Arc<Table>,
+    /// The last update sent.
+    last_pushed: u64,
+    /// What the member had acknowledged when its lesson began: pushing starts there again
+    /// once the member confirms it (HAProxy's `teaching_origin`), so that it gets the taught
+    /// entries as plain updates, with a full expiry.
+    teaching_origin: u64,
+    /// The member's id for its table of the same name, and the data it stores.
+    remote_id: Option<u64>,
+    remote_data: u64,
+    /// Array sizes of the member's array data types.
+    remote_nbelem: [u64; 64],
+    /// The last update received, and the last acknowledged.
+    last_get: u32,
+    last_acked: u32,
+}
+
+/// What a session is for.
+#[derive(Debug)]
+enum Role {
+    /// With another member.
+    Member,
+    /// From the process this one replaces: it teaches us.
+    Successor,
+    /// To the process replacing this one: we teach it (told here once it is confirmed),
+    /// then push our changes until we exit.
+    Teacher(Option<tokio::sync::oneshot::Sender<()>>),
+}
+
+impl Role {
+    fn teacher(&self) -> bool {
+        matches!(self, Role::Teacher(_))
+    }
+}
+
+/// A full resync being sent, a piece at a time.
+struct Lesson {
+    /// The table being taught, and the use-order position taught up to in it.
+    table: usize,
+    after: u64,
+    /// Entries taught so far (they number those never changed here).
+    count: u32,
+}
+
+/// An established session.
+struct Session {
+    /// Its number in [`Remote::session`] while it is the member's session.
+    id: u64,
+    role: Role,
+    section: Arc<Section>,
+    remote: Arc<Remote>,
+    tables: Vec<Shared>,
+    /// Our table the member's updates are for now.
+    remote_table: Option<usize>,
+    /// Our table the last definition we sent is of.
+    last_defined: Option<usize>,
+    /// We asked for a resync and wait for its end.
+    learning: bool,
+    /// We teach the whole tables, or taught them and wait for the confirmation.
+    teaching: bool,
+    /// What remains to be taught.
+    lesson: Option<Lesson>,
+    dict_rx: Box<[Option<String>; 128]>,
+    dict_tx: u64,
+    out: Vec<u8>,
+}
+
+async fn run(
+    section: Arc<Section>,
+    remote: Arc<Remote>,
+    mut read: BufReader<OwnedReadHalf>,
+    mut write: OwnedWriteHalf,
+    role: Role,
+) {
+    let id = SESSIONS.fetch_add(1, Ordering::Relaxed);
+    remote.session.send_replace(id);
+    let acked = (remote.acked.lock())
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut s = Session {
+        id,
+        role,
+        tables: (section.tables.iter().zip(acked))
+            .map(|(t, acked)| Shared {
+                table: t.clone(),
+                last_pushed: unwrap_update(t.local_update(), acked),
+                teaching_origin: 0,
+                remote_id: None,
+                remote_data: 0,
+                remote_nbelem: [0; 64],
+                last_get: 0,
+                last_acked: 0,
+            })
+            .collect(),
+        section,
+        remote: remote.clone(),
+        remote_table: None,
+        last_defined: None,
+        learning: false,
+        teaching: false,
+        lesson: None,
+        dict_rx: Box::new(std::array::from_fn(|_| None)),
+        dict_tx: 0,
+        out: Vec::new(),
+    };
+    // Reading runs apart: a message half read must not be lost to the session's other work.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let reader = tokio::spawn(async move {
+        loop {
+            let message = read_message(&mut read).await;
+            let end = message.is_err();
+            if tx.send(message).await.is_err() || end {
+                return;
+            }
+        }
+    });
+    let _ = s.serve(&mut rx, &mut write).await;
+    reader.abort();
+    if s.role.teacher() {
+        s.section.teacher_live.store(false, Ordering::SeqCst);
+    }
+    if s.learning {
+        s.section.learning.store(false, Ordering::Relaxed);
+    }
+    remote.session.send_if_modified(|current| {
+        let mine = *current == id;
+        if mine {
+            *current = 0;
+        }
+        mine
+    });
+}
+
+/// Why a session ends.
+#[derive(Debug)]
+enum End {
+    Closed,
+    Replaced,
+    /// Malformed data (HAProxy's error 0).
+    Protocol,
+    /// A message longer than HAProxy's buffer (its error 1).
+    SizeLimit,
+}
+
+impl From<std::io::Error> for End {
+    fn from(_: std::io::Error) -> End {
+        End::Closed
+    }
+}
+
+impl From<Malformed> for End {
+    fn from(_: Malformed) -> End {
+        End::Protocol
+    }
+}
+
+impl Session {
+    async fn serve(
+        &mut self,
+        messages: &mut tokio::sync::mpsc::Receiver<Result<Message, End>>,
+        write: &mut OwnedWriteHalf,
+    ) -> Result<(), End> {
+        let mut sessions = self.remote.session.subscribe();
+        let mut stopping = self.section.stopping.subscribe();
+        if self.role.teacher() {
+            self.teach();
+        }
+        let tables: Vec<Arc<Table>> = self.tables.iter().map(|t| t.table.clone()).collect();
+        let mut last_read = tokio::time::Instant::now();
+        let mut last_write = tokio::time::Instant::now();
+        loop {
+            // Listening before looking: a change made meanwhile wakes us.
+            let changes = (tables.iter()).filter_map(|t| t.changes.as_ref().map(|c| c.listen()));
+            let any_change = futures_select_all(changes);
+            self.maybe_learn();
+            // A write's worth of lesson, the table locked once per piece.
+            while self.lesson.is_some() && self.out.len() < WRITE_CHUNK {
+                self.next_lesson_piece();
+            }
+            self.push();
+            if !self.out.is_empty() {
+                write.write_all(&self.out).await?;
+                self.out.clear();
+                if self.out.capacity() > WRITE_CHUNK {
+                    self.out = Vec::new();
+                }
+                last_write = tokio::time::Instant::now();
+            }
+            self.record_pushed();
+            tokio::select! {
+                biased;
+                message = messages.recv() => {
+                    let result = match message.ok_or(End::Closed)? {
+                        Ok((head, payload)) => self.handle(head, &payload),
+                        Err(e) => Err(e),
+                    };
+                    last_read = tokio::time::Instant::now();
+                    // HAProxy's error message before it closes.
+                    let code = match result {
+                        Err(End::Protocol) => Some(ERR_PROTOCOL),
+                        Err(End::SizeLimit) => Some(ERR_SIZE_LIMIT),
+                        _ => None,
+                    };
+                    if let Some(code) = code {
+                        let _ = write.write_all(&[CLASS_ERROR, code]).await;
+                    }
+                    result?;
+                }
+                _ = sessions.changed() => {
+                    if *sessions.borrow() != self.id {
+                        return Err(End::Replaced);
+                    }
+                }
+                // The teacher stops too: it ends with the process.
+                _ = stopped(&mut stopping), if !self.role.teacher() => {
+                    return Err(End::Closed);
+                }
+                // The next piece of a lesson.
+                _ = std::future::ready(()), if self.lesson.is_some() => {}
+                _ = any_change => {
+                    // Once the other tasks ready have run: a burst of requests is
+                    // written at once.
+                    tokio::task::yield_now().await;
+                }
+                _ = tokio::time::sleep_until(last_write + HEARTBEAT) => {
+                    self.out.extend_from_slice(&[CLASS_CONTROL, CTRL_HEARTBEAT]);
+                }
+                _ = tokio::time::sleep_until(last_read + SILENCE) => return Err(End::Closed),
+            }
+        }
+    }
+
+    /// A confirmed teacher tells the drain how far it wrote.
+    fn record_pushed(&self) {
+        if self.role.teacher() && !self.teaching {
+            for (t, pushed) in self.tables.iter().zip(&self.section.teacher_pushed) {
+                pushed.store(t.last_pushed, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Asks this member for the whole tables when nobody taught us yet.
+    fn maybe_learn(&mut self) {
+        let section = &self.section;
+        if self.learning
+            || !matches!(self.role, Role::Member)
+            || section.waiting_local.load(Ordering::Relaxed)
+            || section.resynced.load(Ordering::Relaxed)
+            || self.remote.not_up_to_date.load(Ordering::Relaxed)
+            || section.learning.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        self.learning = true;
+        self.out
+            .extend_from_slice(&[CLASS_CONTROL, CTRL_RESYNC_REQUEST]);
+    }
+
+    /// Acknowledgements due, then the entries changed here not sent yet (none while
+    /// learning from this member or teaching it), up to a write's worth.
+    fn push(&mut self) {
+        for i in 0..self.tables.len() {
+            let t = &mut self.tables[i];
+            if t.last_get != t.last_acked {
+                if let Some(remote_id) = t.remote_id {
+                    let mut p = Vec::new();
+                    put_varint(&mut p, remote_id);
+                    p.extend_from_slice(&t.last_get.to_be_bytes());
+                    self.out.extend(table_message(STKT_ACK, &p));
+                }
+                t.last_acked = t.last_get;
+            }
+            if self.learning || self.teaching {
+                continue;
+            }
+            while self.out.len() < WRITE_CHUNK {
+                let t = &self.tables[i];
+                let (changed, newest) = t.table.changed_after(t.last_pushed, BATCH);
+                let drained = changed.len() < BATCH;
+                let mut first = true;
+                for e in changed {
+                    let consecutive = !first && e.update == self.tables[i].last_pushed + 1;
+                    self.define(i);
+                    self.update(&e, e.update as u32, consecutive, false);
+                    self.tables[i].last_pushed = e.update;
+                    first = false;
+                }
+                if drained {
+                    // Changes of entries gone since count as sent.
+                    let t = &mut self.tables[i];
+                    t.last_pushed = t.last_pushed.max(newest);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The table definition message, before updates of another table than the last.
+    fn define(&mut self, i: usize) {
+        if self.last_defined == Some(i) {
+            return;
+        }
+        self.last_defined = Some(i);
+        let table = &self.tables[i].table;
+        let spec = &table.spec;
+        let mut p = Vec::new();
+        put_varint(&mut p, i as u64 + 1);
+        put_varint(&mut p, table.name.len() as u64);
+        p.extend_from_slice(table.name.as_bytes());
+        put_varint(&mut p, key_type_id(spec.key));
+        put_varint(&mut p, key_size(spec.key, spec.key_len));
+        let mut bits = 0u64;
+        let mut params = Vec::new();
+        let mut stored: Vec<_> = spec.store.iter().collect();
+        stored.sort_by_key(|s| data_id(s.data));
+        for s in stored {
+            let id = data_id(s.data);
+            bits |= 1 << id;
+            if s.data.is_rate() {
+                put_varint(&mut params, u64::from(id));
+                put_varint(&mut params, u64::from(s.period_ms));
+            }
+        }
+        put_varint(&mut p, bits);
+        let expire = spec.expire.map_or(0, |d| d.as_millis() as u64);
+        put_varint(&mut p, expire);
+        p.extend_from_slice(&params);
+        self.out.extend(table_message(STKT_DEFINE, &p));
+    }
+
+    /// An update message for `e`, numbered `id` on the wire.
+    fn update(&mut self, e: &super::stick::Exported, id: u32, consecutive: bool, timed: bool) {
+        let kind = match (consecutive, timed) {
+            (true, false) => STKT_INCUPDATE,
+            (false, false) => STKT_UPDATE,
+            (true, true) => STKT_INCUPDATE_TIMED,
+            (false, true) => STKT_UPDATE_TIMED,
+        };
+        let mut p = Vec::new();
+        if !consecutive {
+            p.extend_from_slice(&id.to_be_bytes());
+        }
+        if timed {
+            p.extend_from_slice(&e.expire_in.to_be_bytes());
+        }
+        put_key(&mut p, &e.key);
+        let now = now_ms();
+        let mut values: Vec<_> = e.values.iter().collect();
+        values.sort_by_key(|(d, _)| data_id(*d));
+        for (data, value) in values {
+            put_value(&mut p, *data, value, now, &mut self.dict_tx);
+        }
+        self.out.extend(table_message(kind, &p));
+    }
+
+    /// Begins a full resync: every entry of every table, with its expiry, then the end of
+    /// the lesson, sent a piece at a time ([`Session::next_lesson_piece`]).
+    fn teach(&mut self) {
+        self.teaching = true;
+        let acked = (self.remote.acked.lock())
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (t, acked) in self.tables.iter_mut().zip(acked) {
+            // What the member acknowledged (HAProxy's `st->update`).
+            t.teaching_origin = unwrap_update(t.table.local_update(), acked);
+            if self.role.teacher() {
+                // The lesson covers the changes so far; pushing goes on after them.
+                t.last_pushed = t.table.local_update();
+            }
+        }
+        self.lesson = Some(Lesson {
+            table: 0,
+            after: 0,
+            count: 0,
+        });
+    }
+
+    /// The next piece of the lesson: the table's lock is taken once per piece, so that
+    /// requests on it are not held up and the lesson is not kept whole in memory.
+    fn next_lesson_piece(&mut self) {
+        let Some(lesson) = &mut self.lesson else {
+            return;
+        };
+        let Some(shared) = self.tables.get(lesson.table) else {
+            self.lesson = None;
+            let done = match self.section.resynced.load(Ordering::Relaxed) {
+                true => CTRL_RESYNC_FINISHED,
+                false => CTRL_RESYNC_PARTIAL,
+            };
+            self.out.extend_from_slice(&[CLASS_CONTROL, done]);
+            return;
+        };
+        let (piece, last) = shared.table.export_used_after(lesson.after, BATCH);
+        let (i, first) = (lesson.table, lesson.count);
+        match piece.len() < BATCH {
+            true => {
+                *lesson = Lesson {
+                    table: i + 1,
+                    after: 0,
+                    ..*lesson
+                }
+            }
+            false => lesson.after = last,
+        }
+        lesson.count += piece.len() as u32;
+        if !piece.is_empty() {
+            self.define(i);
+        }
+        for (n, e) in piece.iter().enumerate() {
+            // Numbers for the lesson (the member acknowledges them; they are ignored).
+            let id = match e.update {
+                0 => 0x8000_0000 | first.wrapping_add(n as u32),
+                local => local as u32,
+            };
+            self.update(e, id, false, true);
+        }
+    }
+
+    /// The member confirmed the lesson: a successor gets our changes from the lesson's
+    /// snapshot on; a member gets the taught entries again, as plain updates.
+    fn confirmed(&mut self) {
+        self.teaching = false;
+        if self.role.teacher() {
+            self.record_pushed();
+            self.section.teacher_live.store(true, Ordering::SeqCst);
+            if let Role::Teacher(Some(confirmed)) =
+                std::mem::replace(&mut self.role, Role::Teacher(None))
+            {
+                let _ = confirmed.send(());
+            }
+            return;
+        }
+        for t in &mut self.tables {
+            t.last_pushed = t.teaching_origin;
+        }
+    }
+
+    fn handle(&mut self, head: [u8; 2], payload: &[u8]) -> Result<(), End> {
+        let mut c = Cursor { buf: payload };
+        match head {
+            [CLASS_CONTROL, CTRL_RESYNC_REQUEST] => self.teach(),
+            [
+                CLASS_CONTROL,
+                done @ (CTRL_RESYNC_FINISHED | CTRL_RESYNC_PARTIAL),
+            ] => {
+                if matches!(self.role, Role::Successor) {
+                    // The old process's lesson: complete if it was complete.
+                    self.section.waiting_local.store(false, Ordering::Relaxed);
+                    if done == CTRL_RESYNC_FINISHED {
+                        self.section.resynced.store(true, Ordering::Relaxed);
+                    }
+                } else if self.learning {
+                    self.learning = false;
+                    self.section.learning.store(false, Ordering::Relaxed);
+                    if done == CTRL_RESYNC_FINISHED {
+                        self.section.resynced.store(true, Ordering::Relaxed);
+                    } else {
+                        self.remote.not_up_to_date.store(true, Ordering::Relaxed);
+                    }
+                }
+                self.out
+                    .extend_from_slice(&[CLASS_CONTROL, CTRL_RESYNC_CONFIRM]);
+            }
+            [CLASS_CONTROL, CTRL_RESYNC_CONFIRM] if self.teaching && self.lesson.is_none() => {
+                self.confirmed();
+            }
+            [CLASS_CONTROL, _] => {}
+            [CLASS_ERROR, _] => return Err(End::Closed),
+            [CLASS_RESERVED, _] => return Err(End::Protocol),
+            [CLASS_STICKTABLE, STKT_DEFINE] => self.defined(&mut c)?,
+            [CLASS_STICKTABLE, STKT_SWITCH] => {
+                let id = c.varint()?;
+                self.remote_table = self.tables.iter().position(|t| t.remote_id == Some(id));
+            }
+            [CLASS_STICKTABLE, STKT_ACK] => {
+                let id = c.varint()?;
+                let update = c.u32()?;
+                if !self.teaching {
+                    if let Some(i) = id.checked_sub(1).map(|i| i as usize) {
+                        if let Ok(mut acked) = self.remote.acked.lock() {
+                            if let Some(a) = acked.get_mut(i) {
+                                *a = update;
+                            }
+                        }
+                    }
+                }
+            }
+            [
+                CLASS_STICKTABLE,
+                kind @ (STKT_UPDATE..=STKT_INCUPDATE | STKT_UPDATE_TIMED..=STKT_INCUPDATE_TIMED),
+            ] => {
+                let numbered = matches!(kind, STKT_UPDATE | STKT_UPDATE_TIMED);
+                let timed = matches!(kind, STKT_UPDATE_TIMED | STKT_INCUPDATE_TIMED);
+                self.updated(&mut c, numbered, timed)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A table definition: ours of that name, if its key matches, receives what follows.
+    fn defined(&mut self, c: &mut Cursor<'_>) -> Result<(), Malformed> {
+        let id = c.varint()?;
+        let len = c.varint()? as usize;
+        let name = c.bytes(len)?.to_vec();
+        self.remote_table = None;
+        for t in &mut self.tables {
+            if t.remote_id == Some(id) {
+                t.remote_id = None;
+            }
+        }
+        let key_type = c.varint()?;
+        let key_len = c.varint()?;
+        let data = c.varint()?;
+        let Some(i) = (self.tables.iter()).position(|t| t.table.name.as_bytes() == name) else {
+            return Ok(());
+        };
+        let spec = &self.tables[i].table.spec;
+        if key_type != key_type_id(spec.key) || key_len != key_size(spec.key, spec.key_len) {
+            return Ok(());
+        }
+        let mut nbelem = [0u64; 64];
+        // The expiry, then each rate's and array's parameters.
+        if c.varint().is_ok() {
+            for bit in (0..64).filter(|b| data & (1 << b) != 0) {
+                let Some((kind, array)) = std_type(bit) else {
+                    return Ok(());
+                };
+                if array || kind == StdType::Frqp {
+                    if c.varint()? != u64::from(bit) {
+                        return Ok(());
+                    }
+                    if array {
+                        nbelem[bit as usize] = c.varint()?;
+                    }
+                    if kind == StdType::Frqp {
+                        c.varint()?;
+                    }
+                }
+            }
+        }
+        let t = &mut self.tables[i];
+        t.remote_id = Some(id);
+        t.remote_data = data;
+        t.remote_nbelem = nbelem;
+        self.remote_table = Some(i);
+        Ok(())
+    }
+
+    /// An entry from the member, into the table its last definition named.
+    fn updated(
+        &mut self,
+        c: &mut Cursor<'_>,
+        numbered: bool,
+        timed: bool,
+    ) -> Result<(), Malformed> {
+        let Some(i) = self.remote_table else {
+            return Ok(());
+        };
+        let t = &mut self.tables[i];
+        t.last_get = match numbered {
+            true => c.u32()?,
+            false => t.last_get.wrapping_add(1),
+        };
+        let expire = if timed { Some(c.u32()?) } else { None };
+        let spec = &t.table.spec;
+        let key = get_key(c, spec.key, spec.key_len)?;
+        let now = now_ms();
+        let mut values = Vec::new();
+        for bit in (0..64u32).filter(|b| t.remote_data & (1 << b) != 0) {
+            let value = get_value(
+                c,
+                bit,
+                t.remote_nbelem[bit as usize],
+                now,
+                &mut self.dict_rx,
+            )?;
+            values.extend(value);
+        }
+        t.table.learn(&key, expire, values);
+        Ok(())
+    }
+}
+
+/// The local change number a member's 32-bit acknowledgement `acked` stands for: the latest
+/// one at or before `local` with those low bits (0 for nothing acknowledged).
+fn unwrap_update(local: u64, acked: u32) -> u64 {
+    match acked {
+        0 => 0,
+        _ => local.saturating_sub(u64::from((local as u32).wrapping_sub(acked))),
+    }
+}
+
+/// Waits for the first of `futures` (none: forever).
+async fn futures_select_all<F: std::future::Future + Unpin>(futures: impl Iterator<Item = F>) {
+    let mut futures: Vec<F> = futures.collect();
+    if futures.is_empty() {
+        return std::future::pending().await;
+    }
+    std::future::poll_fn(|cx| {
+        for f in futures.iter_mut() {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// A message's two header bytes and, for a stick-table message, its payload.
+type Message = ([u8; 2], Vec<u8>);
+
+/// Reads one message.
+async fn read_message(read: &mut BufReader<OwnedReadHalf>) -> Result<Message, End> {
+    let mut head = [0u8; 2];
+    read.read_exact(&mut head).await?;
+    if head[1] & 0x80 == 0 {
+        return Ok((head, Vec::new()));
+    }
+    // The length: a varint of at most 5 bytes.
+    let mut len_bytes = Vec::new();
+    loop {
+        let b = read.read_u8().await?;
+        len_bytes.push(b);
+        let complete = (len_bytes.len() == 1 && b < 240) || (len_bytes.len() > 1 && b < 128);
+        if complete {
+            break;
+        }
+        if len_bytes.len() >= 5 {
+            return Err(End::Protocol);
+        }
+    }
+    let len = Cursor { buf: &len_bytes }.varint()? as usize;
+    if len > MAX_MESSAGE {
+        return Err(End::SizeLimit);
+    }
+    let mut payload = vec![0u8; len];
+    read.read_exact(&mut payload).await?;
+    Ok((head, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unwrap_update;
+
+    #[test]
+    fn acknowledgements_map_to_the_latest_matching_change() {
+        assert_eq!(unwrap_update(10, 0), 0);
+        assert_eq!(unwrap_update(10, 7), 7);
+        assert_eq!(unwrap_update(10, 10), 10);
+        // Past a wrap of the 32-bit numbers.
+        let local = (1u64 << 32) + 5;
+        assert_eq!(unwrap_update(local, 3), (1 << 32) + 3);
+        assert_eq!(unwrap_update(local, u32::MAX), (1 << 32) - 1);
+    }
+}
