@@ -721,13 +721,16 @@ where
     })
 }
 
-/// Bytes moved (client to server, server to client), updated while forwarding, and whether
-/// the server ended its side (its FIN read and everything before it passed on).
+/// Bytes moved (client to server, server to client), updated while forwarding, whether
+/// the server ended its side (its FIN read and everything before it passed on), and whether
+/// a rule ended the server connection on purpose (`tcp-response content close`), which
+/// closes with a reset as HAProxy's kill does.
 #[derive(Debug, Default)]
 pub struct Moved {
     pub to_server: AtomicU64,
     pub to_client: AtomicU64,
     pub server_closed: AtomicBool,
+    pub server_killed: AtomicBool,
 }
 
 /// The sockets of one direction, and which direction it is.

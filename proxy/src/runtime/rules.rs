@@ -317,8 +317,9 @@ pub async fn forward_response_inspected(
         return end;
     }
     if inspected.verdict == ResponseVerdict::Close {
-        // Reset when the session drops it, as HAProxy kills the server connection.
-        let _ = socket2::SockRef::from(server_conn).set_linger(Some(Duration::ZERO));
+        // Reset when the session drops it, as HAProxy kills the server connection (the
+        // session keeps the reset its server sockets start with).
+        moved.server_killed.store(true, Relaxed);
         let _ = forward::shutdown_write(client);
         return End::Done;
     }

@@ -1376,11 +1376,13 @@ pub fn serve_tcp(
         let killed = registration.killed(&conn.server);
         drop(registration);
         let failed = killed.is_none() && matches!(end, End::Error(..));
-        if !failed || moved.server_closed.load(Relaxed) {
+        let ended_cleanly = !failed || moved.server_closed.load(Relaxed);
+        if ended_cleanly && !moved.server_killed.load(Relaxed) {
             // A TCP session's end shuts the server's side cleanly (HAProxy's clean `shutw`),
             // so it closes normally. Otherwise the reset of `open_connection` stays: a
             // connection that failed (the client reset it) is reset on the server side too,
-            // instead of ending with a FIN the server would take for a clean end of request.
+            // instead of ending with a FIN the server would take for a clean end of request;
+            // and a server connection a rule closed is killed, as HAProxy kills it.
             end_linger_risk(&conn.stream, backend.conf.options.nolinger);
         }
         let (up, down) = (moved.to_server.load(Relaxed), moved.to_client.load(Relaxed));
