@@ -91,12 +91,6 @@ impl Rig {
         seen.extend(self.logged());
         seen
     }
-
-    fn column(&self, server: &str, column: &str) -> String {
-        stat_row(&cli(&self.sock, "show stat"), "be", server)
-            .and_then(|mut row| row.remove(column))
-            .unwrap_or_default()
-    }
 }
 
 /// The fields of `server`'s line in `show servers state be`.
@@ -127,11 +121,19 @@ fn slow_start_steps_and_ends_as_with_haproxy() {
         let mut steps: Vec<String> = Vec::new();
         let since = Instant::now();
         loop {
+            // One dump for the three columns: a step falling between two reads would pair
+            // the server's weight before it with the backend's after it.
+            let stat = cli(&rig.sock, "show stat");
+            let column = |server: &str, column: &str| {
+                stat_row(&stat, "be", server)
+                    .and_then(|mut row| row.remove(column))
+                    .unwrap_or_default()
+            };
             let step = format!(
                 "weight={} throttle={} backend={}",
-                rig.column("s1", "weight"),
-                rig.column("s1", "throttle"),
-                rig.column("BACKEND", "weight")
+                column("s1", "weight"),
+                column("s1", "throttle"),
+                column("BACKEND", "weight")
             );
             if steps.last() != Some(&step) {
                 steps.push(step.clone());

@@ -252,6 +252,11 @@ fn every_column_of_every_row_matches_haproxy() {
             continue;
         };
         for (col, value) in row {
+            // HAProxy's stats applet can still hold its previous session when the next
+            // request is accepted, after `scur` read 0: 1 or 2, from run to run.
+            if key == "stats/FRONTEND" && col == "smax" {
+                continue;
+            }
             let our = our_row.get(col).map_or("", String::as_str);
             if our != value {
                 differences.push(format!("{key} {col}: hapx {our:?}, HAProxy {value:?}"));
