@@ -19,6 +19,7 @@ packages=(
   procps psmisc                                                  # ps, pgrep, fuser for harnesses
   groff-base man-db                                              # man pages render without warnings
   whois                                                          # mkpasswd: userlist password hashes
+  curl                                                           # HTTP/2 clients in proxy_h2
   libpcre2-dev                                                   # hapx-proxy links HAProxy's PCRE2 (10.42)
 )
 
