@@ -6,7 +6,7 @@
 # BINARY: hapx-proxy builds to compare (default: this tree's release build); HAProxy ($HAPROXY)
 # always runs too. CONNS (4) keep-alive connections each send REQS (500) sequential GETs after a
 # warm-up that is not counted. Kernel work (the syscalls) is not in these counts: see
-# bench/proxy-ab.sh for CPU time.
+# bench/proxy-ab.sh for CPU time. KEEP=DIR keeps each profile there (callgrind_annotate).
 source "$(dirname "$0")/proxy-common.sh" proxy-instructions valgrind callgrind_control python3
 CONNS=${CONNS:-4} REQS=${REQS:-500}
 start_web_server
@@ -74,6 +74,8 @@ instructions() { # I BINARY: instructions per request of BINARY, counted from af
   kill "$pid"; wait "$pid" 2>/dev/null || true
   # The dump asked for after the zeroing (`.1`); the one written at exit holds the shutdown.
   total=$(awk '/^summary:/ {print $2}' "$out.$pid.1")
+  # KEEP=DIR keeps each binary's profile there, for callgrind_annotate.
+  [ -n "${KEEP:-}" ] && cp "$out.$pid.1" "$KEEP/$1.$(basename "$2").callgrind"
   awk -v t="$total" -v n=$((CONNS * REQS)) 'BEGIN {printf "%.0f", t / n}'
 }
 

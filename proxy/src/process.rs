@@ -85,6 +85,10 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
         ));
     }
     if master.is_none() && cli.master_worker(&config.global) {
+        // HAProxy's master checks the privileges before it forks a worker.
+        if !privileges_suffice(&config) {
+            return Ok(ExitCode::from(1));
+        }
         return crate::master::run(cli, &config.global).map_err(|e| alert(&e));
     }
     let threads = runtime::threads_for(&config.global);
@@ -102,6 +106,14 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     if !runtime::server_state::apply(&state).addresses {
         return Ok(ExitCode::from(1));
     }
+    // A worker listens at least on its link to the master, as HAProxy's.
+    if master.is_none() && !state.config.listens_anywhere() {
+        say_line(&format!(
+            "[ALERT]    ({pid}) : [{}.main()] No enabled listener found (check for 'bind' directives) ! Exiting.",
+            argv0()
+        ));
+        return Ok(ExitCode::from(1));
+    }
     let mut inherited = take_over(&cli, &state);
     // Dropped on any way out below (an error, a failed fork...): old processes paused to
     // free their ports listen again rather than leave nobody serving.
@@ -109,7 +121,13 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     let listeners =
         bind_beside_old(&cli, &state, &mut inherited, &mut paused).map_err(|e| alert(&e))?;
     let clis = runtime::bind_clis(&state).map_err(|e| alert(&e))?;
+    // Before the old processes are told to stop: their lesson reaches this listener.
+    runtime::peers::bind_listeners(&state).map_err(|e| alert(&e))?;
     drop(inherited);
+    // The master checked already.
+    if master.is_none() && !privileges_suffice(&state.config) {
+        return Ok(ExitCode::from(1));
+    }
     let global = &state.config.global;
     let worker = master.is_some();
     let daemon = (cli.daemon || global.daemon) && !cli.debug && !cli.no_background && !worker;
@@ -252,6 +270,46 @@ fn die_of_stop_signal() {
     let _ = nix::sys::signal::raise(sig);
 }
 
+/// The command's name as HAProxy's messages give it (`[ARGV0.main()] ...`).
+fn argv0() -> String {
+    std::env::args()
+        .next()
+        .unwrap_or_else(|| "hapx-proxy".into())
+}
+
+/// False (after HAProxy's alert) when `uid`/`user` would drop privileges an option needs
+/// (`source ... usesrc` or `interface`); a process not started as root is warned that
+/// such options may fail.
+fn privileges_suffice(config: &config::model::Config) -> bool {
+    if !config.needs_net_admin() {
+        return true;
+    }
+    let pid = std::process::id();
+    let g = &config.global;
+    // A `user` unknown here fails later, when privileges are dropped.
+    let uid = match &g.user {
+        Some(name) => nix::unistd::User::from_name(name)
+            .ok()
+            .flatten()
+            .map(|u| u.uid),
+        None => g.uid.map(nix::unistd::Uid::from_raw),
+    };
+    if uid.is_some_and(|u| !u.is_root()) {
+        say_line(&format!(
+            "[ALERT]    ({pid}) : [{}.main()] Some configuration options require full privileges, so global.uid cannot be changed.",
+            argv0()
+        ));
+        return false;
+    }
+    if !nix::unistd::getuid().is_root() {
+        say_line(&format!(
+            "[WARNING]  ({pid}) : [{}.main()] Some options which require full privileges might not work well.",
+            argv0()
+        ));
+    }
+    true
+}
+
 fn alert(e: &anyhow::Error) -> anyhow::Error {
     anyhow::anyhow!("[ALERT]    ({}) : {e:#}", std::process::id())
 }
@@ -307,9 +365,7 @@ fn take_over(cli: &Cli, state: &State) -> Vec<(std::net::SocketAddr, std::os::fd
 /// exit (`strict-limits`, the default).
 fn apply_limits(config: &config::model::Config, budget: &Budget, boot: (u64, u64)) -> bool {
     let pid = std::process::id();
-    let argv0 = std::env::args()
-        .next()
-        .unwrap_or_else(|| "hapx-proxy".into());
+    let argv0 = argv0();
     let strict = !config.global.lax_limits;
     match limits::apply(budget, config.global.ulimit_n, boot, strict) {
         Ok(notices) => {

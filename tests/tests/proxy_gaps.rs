@@ -581,19 +581,13 @@ fn source_lines_are_checked_as_haproxy_does() {
         let (code, messages) = check_alike(test, &text);
         assert_eq!(code, 1, "{line}: {messages:?}");
     }
-    // Valid for both; hapx warns about what it does not do (transparent proxying).
+    // Valid for both, without a warning (transparent proxying included).
     let dir = temp_dir(test);
     for (line, warned) in [
-        ("source 127.0.0.2:40000", None),
+        ("source 127.0.0.2:40000", None::<&str>),
         ("server s 127.0.0.1:1 source 127.0.0.2:40000-40010", None),
-        (
-            "source 0.0.0.0 usesrc clientip",
-            Some("'source ... usesrc'"),
-        ),
-        (
-            "server s 127.0.0.1:1 source 127.0.0.2 usesrc client",
-            Some("server option 'usesrc'"),
-        ),
+        ("source 0.0.0.0 usesrc clientip", None),
+        ("server s 127.0.0.1:1 source 127.0.0.2 usesrc client", None),
     ] {
         let text = format!(
             "defaults\n  mode http\n{TIMEOUTS}frontend fe\n  bind {}\n  default_backend be\n\

@@ -569,8 +569,8 @@ fn map_payload_adds_like_haproxy() {
 }
 
 /// `show map` names each converter's line in its map's description, in the order they
-/// were read, as HAProxy does (rule converters only: HAProxy numbers ACL patterns and the
-/// formats it reads late in the same sequence, which hapx does not follow).
+/// were read, as HAProxy does (rule converters here; `proxy_acl_refs` numbers ACL
+/// patterns and maps in one sequence).
 #[test]
 fn show_map_names_converter_lines_like_haproxy() {
     let test = "show_map_names_converter_lines_like_haproxy";

@@ -492,13 +492,15 @@ fn reload_under_traffic(test: &str, binary: PathBuf, shared: bool) {
         })
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    // HAProxy loses well under 0.1 % here. hapx loses up to a few tenths of a percent:
-    // its successor binds its peers listener only after it told this process to stop,
-    // and what it counts before the lesson reaches it is overwritten by the lesson.
-    // Without pushes after the lesson, 5 to 20 % were lost here.
+    // What the new process counts before the lesson reaches it is overwritten by the
+    // lesson. Measured here, HAProxy lost 0.03 to 0.04 % (53 to 105 requests of 150k to
+    // 250k); hapx, whose successor binds its peers listener before it tells this process
+    // to stop (as HAProxy's), 0.005 to 0.016 % (3 to 15 of 60k to 95k). It lost a few
+    // tenths of a percent when it bound it after, and 5 to 20 % without pushes after
+    // the lesson.
     let missing = made.len().saturating_sub(counted);
     assert!(
-        missing <= 10 + made.len() / 64,
+        missing <= 10 + made.len() / 1000,
         "{test}: the shared entry counts {counted} of {} requests",
         made.len()
     );

@@ -743,9 +743,10 @@ fn strict_sni_refuses_names_without_a_certificate() {
     same_as_haproxy(&ours, theirs);
 }
 
-/// Bind options that restrict who gets in are errors until implemented (a `crt-list`
-/// line's `verify required` ignored would let anyone in); the bind-only words HAProxy
-/// refuses in `ssl-default-bind-options` are refused the same way.
+/// Bind options that restrict who gets in are errors until implemented, and a `crt-list`
+/// line's `verify required` without a CA file is refused as HAProxy refuses it (see
+/// proxy_crt_list.rs for lists); the bind-only words HAProxy refuses in
+/// `ssl-default-bind-options` are refused the same way.
 #[test]
 fn access_restricting_tls_options_fail_closed() {
     let test = "tls_fail_closed";
@@ -776,7 +777,7 @@ fn access_restricting_tls_options_fail_closed() {
     assert_eq!(code, 1, "{messages:#?}");
     assert!(
         messages.iter().any(|m| m.contains("crt-list.cfg:8]")
-            && m.contains("'crt-list' is not implemented by hapx")),
+            && m.contains("'crt-list' : verify is enabled but no CA file specified")),
         "{messages:#?}"
     );
     for word in ["strict-sni", "no-ca-names", "allow-0rtt"] {

@@ -6,7 +6,12 @@
 //!   [`super::converter`]); the converters' output type gives the default match method.
 //! - [`Expr`]: a fetch, a [`Method`] (`-m str|beg|end|sub|reg|dir|dom|len|ip|int|bool|found`)
 //!   and its [`Pattern`]s. ACL keywords like `path_beg` or `hdr_dom(host)` are a fetch with a
-//!   method; `-f FILE` reads patterns from a file, `-i` ignores case, `-n` forbids DNS.
+//!   method; `-f FILE` reads patterns from a file (`-M`: a map file, matched on its keys),
+//!   `-i` ignores case, `-n` forbids DNS. As in HAProxy, each file and each expression's own
+//!   patterns are a pattern reference ([`crate::runtime::map`]: one per file, shared with
+//!   the maps, numbered with them and changed live by `add acl` ...): files are matched
+//!   there; an expression's own patterns are compiled here too and matched without a lock
+//!   until the runtime API changes them.
 //! - [`Acl`]: the expressions declared under one name (any of them matching matches); the
 //!   predefined ones (`TRUE`, `LOCALHOST`, `METH_GET`, `HTTP_1.1` ...) are built on first use.
 //! - [`Condition`]: `if`/`unless` over suites of terms, a suite being an AND of (maybe negated)
@@ -24,6 +29,7 @@ pub use super::converter::{Converter, SampleType};
 use super::keywords;
 use super::model::Network;
 use super::values;
+use crate::runtime::map::{self as pattern_ref, KeyFlags, Match, PatternUse, Use};
 use crate::runtime::vars::Conditions;
 
 /// Why an ACL, a condition or a fetch was not taken.
@@ -109,6 +115,8 @@ pub enum Source {
     Header(HeaderFetch),
     /// `req.cook(name)`: the values of a request cookie.
     ReqCook(String),
+    /// `res.cook(name)`: the values of a cookie the response sets (`Set-Cookie`).
+    ResCook(String),
     /// `url_param(name)`: the values of a query-string parameter.
     UrlParam(String),
     /// `env(NAME)`: an environment variable of the process.
@@ -203,7 +211,7 @@ impl Fetch {
             ReqLen | SslSni | SslVer | SslHelloType | Payload(..) | PayloadLv(..)
             | RdpCookie(_) | RdpCookieCnt(_) => Layer::L6,
             ResLen | ResPayload(..) | ResPayloadLv(..) | ResSslHelloType => Layer::L6Res,
-            Header(HeaderFetch { response: true, .. }) | Status => Layer::Response,
+            Header(HeaderFetch { response: true, .. }) | Status | ResCook(_) => Layer::Response,
             Method | Path | Url | Query | Base | ReqVer | ProtoHttp | Header(_) | ReqCook(_)
             | UrlParam(_) | HttpAuth(_) | HttpAuthGroup(_) | HttpAuthType | HttpAuthUser
             | HttpAuthPass | HttpAuthBearer(_) => Layer::Request,
@@ -309,6 +317,12 @@ pub struct Expr {
     pub patterns: Vec<Pattern>,
     /// The criterion as written, for messages.
     pub keyword: String,
+    /// The pattern files (`-f`), matched live: HAProxy's pattern references, shared with
+    /// every ACL and map reading the same file and changed by the runtime API.
+    pub files: Vec<PatternUse>,
+    /// The reference of its own patterns (listed by `show acl`, changed by `add acl`...):
+    /// until changed, `patterns` holds the same and is matched without its lock.
+    pub inline: Option<PatternUse>,
 }
 
 /// A named (or anonymous) ACL: it matches when one of its expressions does.
@@ -517,11 +531,13 @@ pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, 
     });
     let mut ignore_case = false;
     let mut no_dns = false;
+    let mut as_map = false;
+    // Opened as the flags are read, as HAProxy numbers its references in that order.
     let mut files = Vec::new();
     let mut i = 1;
     let mut explicit_end = false;
     while let Some(flag) = words.get(i).map(String::as_str) {
-        if !flag.starts_with('-') || flag.len() < 2 {
+        if !flag.starts_with('-') {
             break;
         }
         i += 1;
@@ -532,6 +548,9 @@ pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, 
             "--" => {
                 explicit_end = true;
                 break;
+            }
+            "-m" if !files.is_empty() => {
+                return Err("'-m' must only be specified before patterns and files in parsing ACL expression".into());
             }
             "-m" => {
                 let name = words.get(i).map(String::as_str).unwrap_or_default();
@@ -544,14 +563,13 @@ pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, 
                 let file = words
                     .get(i)
                     .ok_or("'-f' expects a file name when parsing ACL expression")?;
-                files.push(file.clone());
+                let user = if as_map { Use::AclAsMap } else { Use::Acl };
+                files.push(pattern_ref::open(file, as_map, user)?);
                 i += 1;
             }
-            "-M" => return Err(AclError::Unsupported("the '-M' flag (map files)".into())),
+            "-M" => as_map = true,
             _ => {
-                // Not a flag: a pattern that starts with '-' (e.g. a negative number).
-                i -= 1;
-                break;
+                return Err(format!("'{flag}' is not a valid ACL option. Please use '--' before any pattern beginning with a '-'").into());
             }
         }
     }
@@ -560,58 +578,129 @@ pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, 
         format!("matching method must be specified first (using '-m') when using a sample fetch of this type ('{name}')")
     })?;
     let mut texts: Vec<String> = words[i..].to_vec();
-    for file in &files {
-        // Bytes, as HAProxy reads them: a latin-1 pattern file is fine (see `bytestr`).
-        let content = std::fs::read(file)
-            .map(crate::bytestr::from_vec)
-            .map_err(|_| format!("failed to open pattern file <{file}>"))?;
-        // One pattern per line; blank lines and lines starting with '#' are skipped.
-        texts.extend(
-            content
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string),
-        );
-    }
     let no_value_needed = matches!(method, Method::Found | Method::Bool);
     if texts.is_empty() && files.is_empty() && !no_value_needed && !explicit_end {
         warnings.push(format!("parsing acl keyword '{keyword}' :\n  no pattern to match against were provided, so this ACL will never match.\n  If this is what you intended, please add '--' to get rid of this warning.\n  If you intended to match only for existence, please use '-m found'.\n  If you wanted to force an int to match as a bool, please use '-m bool'.\n"));
     }
     if fetch.source == Source::SslVer {
+        if !files.is_empty() {
+            return Err(AclError::Unsupported("pattern files of 'ssl_ver'".into()));
+        }
         // Versions are written `3.1` (major.minor), fetched as major << 16 | minor.
         texts = texts.iter().map(|t| dotted_version(t)).collect();
     }
-    let patterns = patterns(method, &texts, ignore_case, no_dns)?;
+    if matches!(method, Method::Int | Method::Len) {
+        texts = int_texts(&texts)?;
+    }
+    let (patterns, complete) = patterns(method, &texts, ignore_case, no_dns)?;
+    let kind = match_kind(method)
+        .ok_or_else(|| AclError::Unsupported(format!("pattern files of '{keyword}'")));
+    let flags = KeyFlags {
+        ignore_case,
+        no_dns,
+    };
+    let files = match files.is_empty() {
+        true => Vec::new(),
+        false => (files.into_iter())
+            .map(|f| PatternUse::new(f, kind.clone()?, flags).map_err(AclError::Bad))
+            .collect::<Result<_, _>>()?,
+    };
+    let (name, ..) = split_call(keyword).unwrap_or((keyword, Vec::new(), ""));
+    let place = crate::config::stick::current_place();
+    let description = match &place {
+        Some(p) => format!("acl '{name}' file '{}' line {}", p.file, p.line),
+        None => format!("acl '{name}' file '' line 0"),
+    };
+    let own = pattern_ref::inline_ref(description, &texts);
+    // Without a match type of HAProxy's (`http_auth_group`), its patterns are only listed.
+    let inline = match kind {
+        Ok(kind) => Some(PatternUse::new(own, kind, flags)?),
+        Err(_) => None,
+    };
+    if let Some(inline) = inline.as_ref().filter(|_| !complete) {
+        inline.read_live();
+    }
     Ok(Expr {
         fetch,
         method,
         ignore_case,
         patterns,
         keyword: keyword.into(),
+        files,
+        inline,
     })
 }
 
+/// The pattern references' match type of `method`; None for `http_auth_group`'s own.
+fn match_kind(method: Method) -> Option<Match> {
+    Some(match method {
+        Method::Found | Method::Bool => Match::Nothing,
+        Method::Int => Match::Int,
+        Method::Ip => Match::Ip,
+        Method::Str => Match::Str,
+        Method::Beg => Match::Beg,
+        Method::End => Match::End,
+        Method::Sub => Match::Sub,
+        Method::Reg => Match::Reg,
+        Method::Dir => Match::Dir,
+        Method::Dom => Match::Dom,
+        Method::Len => Match::Len,
+        Method::Bin => Match::Bin,
+        Method::Auth => return None,
+    })
+}
+
+/// Integer patterns as HAProxy keeps them: `eq|ge|gt|le|lt` apply to the numbers after
+/// them, each written as the range it stands for (`gt 5` is `6:`, `le 3` is `:3`); a text
+/// with a `:` or a `-` is a range already.
+fn int_texts(texts: &[String]) -> Result<Vec<String>, String> {
+    let mut op = "eq";
+    let mut out = Vec::new();
+    for text in texts {
+        if matches!(text.as_str(), "eq" | "ge" | "gt" | "le" | "lt") {
+            op = text;
+            continue;
+        }
+        if op == "eq" || text.contains([':', '-']) {
+            out.push(text.clone());
+            continue;
+        }
+        let n: i64 = text
+            .parse()
+            .map_err(|_| format!("'{text}' is not a number"))?;
+        out.push(match op {
+            "ge" => format!("{n}:"),
+            "gt" => format!("{}:", n.saturating_add(1)),
+            "le" => format!(":{n}"),
+            _ => format!(":{}", n.saturating_sub(1)),
+        });
+    }
+    Ok(out)
+}
+
+/// The patterns compiled, and whether they are all there: an IPv4 network with a mask
+/// that is not a prefix has no [`Pattern`], and is matched in the pattern reference only.
 fn patterns(
     method: Method,
     texts: &[String],
     ignore_case: bool,
     no_dns: bool,
-) -> Result<Vec<Pattern>, String> {
+) -> Result<(Vec<Pattern>, bool), String> {
     let mut out = Vec::new();
-    // `eq|ge|gt|le|lt` before integers applies to those that follow.
-    let mut op = "eq";
+    let mut complete = true;
     for text in texts {
         match method {
             Method::Found | Method::Bool => {}
+            // Operators were applied by `int_texts`.
             Method::Int | Method::Len => {
-                if matches!(text.as_str(), "eq" | "ge" | "gt" | "le" | "lt") {
-                    op = text;
-                    continue;
-                }
-                out.push(int_pattern(text, op)?);
+                let (low, high) = pattern_ref::int_key(text)?;
+                out.push(Pattern::Int(low, high));
             }
-            Method::Ip => out.push(Pattern::Ip(ip_pattern(text, no_dns)?)),
+            Method::Ip => match ip_pattern(text, no_dns) {
+                Ok(net) => out.push(Pattern::Ip(net)),
+                Err(_) if pattern_ref::is_odd_mask(text) => complete = false,
+                Err(e) => return Err(e),
+            },
             Method::Bin => out.push(Pattern::Bin(hex_pattern(text)?)),
             Method::Reg => {
                 // HAProxy's `regex_comp(p, !-i, 0)`: matching only.
@@ -626,11 +715,11 @@ fn patterns(
             })),
         }
     }
-    Ok(out)
+    Ok((out, complete))
 }
 
 /// A `-m bin` pattern: pairs of hex digits, as HAProxy's `parse_binary`.
-fn hex_pattern(text: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn hex_pattern(text: &str) -> Result<Vec<u8>, String> {
     if text.len() % 2 != 0 {
         return Err("an even number of hex digit is expected".into());
     }
@@ -660,36 +749,7 @@ fn dotted_version(text: &str) -> String {
     }
 }
 
-fn int_pattern(text: &str, op: &str) -> Result<Pattern, String> {
-    let num = |t: &str| -> Result<i64, String> {
-        t.parse::<i64>()
-            .map_err(|_| format!("'{text}' is not a number"))
-    };
-    if let Some((low, high)) = text.split_once(':') {
-        let bad = || format!("'{text}' is not a valid number range");
-        let low = if low.is_empty() {
-            i64::MIN
-        } else {
-            low.parse().map_err(|_| bad())?
-        };
-        let high = if high.is_empty() {
-            i64::MAX
-        } else {
-            high.parse().map_err(|_| bad())?
-        };
-        return Ok(Pattern::Int(low, high));
-    }
-    let n = num(text)?;
-    Ok(match op {
-        "ge" => Pattern::Int(n, i64::MAX),
-        "gt" => Pattern::Int(n.saturating_add(1), i64::MAX),
-        "le" => Pattern::Int(i64::MIN, n),
-        "lt" => Pattern::Int(i64::MIN, n.saturating_sub(1)),
-        _ => Pattern::Int(n, n),
-    })
-}
-
-fn ip_pattern(text: &str, no_dns: bool) -> Result<Network, String> {
+pub(crate) fn ip_pattern(text: &str, no_dns: bool) -> Result<Network, String> {
     if let Some(net) = values::network(text) {
         return Ok(net);
     }
@@ -1171,6 +1231,7 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
         "req.ver" | "req_ver" => Source::ReqVer,
         "req.proto_http" | "req_proto_http" => Source::ProtoHttp,
         "req.cook" | "cook" => Source::ReqCook(named(name)?),
+        "res.cook" | "scook" => Source::ResCook(named(name)?),
         "url_param" | "urlp" => Source::UrlParam(named(name)?),
         "env" => Source::Env(need_name(name)?),
         // A missing list is reported by the checks, as HAProxy does.
@@ -1454,6 +1515,25 @@ mod tests {
         let mut w = Vec::new();
         parse_expr(&words("path_beg"), &mut w).unwrap();
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn integer_operators_become_haproxys_ranges() {
+        let texts = words("gt 5 le 3 7:9 eq 4 lt 2 ge 1 -5");
+        assert_eq!(
+            parse_expr(&words("req.hdr_val(x) -5"), &mut Vec::new()).map(|_| ()),
+            Err(AclError::Bad("'-5' is not a valid ACL option. Please use '--' before any pattern beginning with a '-'".into()))
+        );
+        assert_eq!(
+            int_texts(&texts).expect("numbers"),
+            ["6:", ":3", "7:9", "4", ":1", "1:", "-5"]
+        );
+        assert!(int_texts(&words("gt x")).is_err());
+        let e = parse_expr(&words("req.hdr_val(x) -- gt 5 -5"), &mut Vec::new()).expect("parses");
+        assert!(matches!(
+            e.patterns[..],
+            [Pattern::Int(6, i64::MAX), Pattern::Int(i64::MIN, 5)]
+        ));
     }
 
     #[test]

@@ -17,6 +17,12 @@
 //!   (`ssl-min-ver TLSv1.0`) is a warning, an older maximum or forced version an error,
 //!   `ciphers`/`ciphersuites` a warning.
 //! - `ca-file` and `crl-file` are read when the line is, with or without `verify`.
+//! - `crt-list FILE` ([`super::crt_list`]): certificates with their own names (SNI filters)
+//!   and options. A line with options gets its own rustls configuration (a *context*: its
+//!   `verify`, CA, ALPN and versions over the bind line's), chosen by the SNI of the
+//!   ClientHello before the handshake goes on, as HAProxy switches OpenSSL's `SSL_CTX` in its
+//!   ClientHello callback; the default certificate (no SNI, or no name matches) keeps the
+//!   options of the line it came from.
 
 use std::collections::HashMap;
 use std::io;
@@ -30,6 +36,7 @@ use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig, WebPkiClient
 use rustls::sign::CertifiedKey;
 use rustls::{InconsistentKeys, RootCertStore};
 
+use super::crt_list::CrtList;
 use super::model::TlsVersions;
 use super::tls::resolve;
 
@@ -44,6 +51,15 @@ pub enum ClientVerify {
     Required,
 }
 
+/// Where a bind's certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrtSource {
+    /// `crt PATH`: a PEM file or a directory of them.
+    File(String),
+    /// `crt-list FILE` (read once the whole bind line is: its options are the lines' base).
+    List(String),
+}
+
 /// A bind line's TLS settings as written (also the global `ssl-default-bind-options`, of
 /// which only the versions are kept).
 #[derive(Debug, Clone, Default)]
@@ -51,8 +67,9 @@ pub struct BindTlsOptions {
     /// `ssl`: the listener speaks TLS (`crt` alone loads certificates, as in HAProxy, and
     /// serves in clear).
     pub ssl: bool,
-    /// `crt` paths as written, in order (the first is the default certificate).
-    pub crts: Vec<String>,
+    /// `crt` and `crt-list` paths as written, in order (the first certificate loaded is the
+    /// default).
+    pub crts: Vec<CrtSource>,
     pub ca_file: Option<String>,
     pub crl_file: Option<String>,
     pub verify: ClientVerify,
@@ -76,35 +93,31 @@ impl BindTlsOptions {
 /// A listener's TLS server side, ready for handshakes.
 #[derive(Debug)]
 pub struct TlsServer {
-    pub config: Arc<ServerConfig>,
+    /// One rustls configuration per set of options: the bind line's first, then one per
+    /// crt-list line with options.
+    contexts: Vec<Context>,
+    /// The certificates (and their contexts) by name.
+    sni: Arc<BySni>,
+    /// `strict-sni`: refuse a client whose SNI names no certificate, with HAProxy's
+    /// `unrecognized_name` alert (rustls's own refusal says `access_denied`).
+    strict: bool,
+    /// The crt-lists and `crt` directories the certificates came from (`show ssl crt-list`).
+    lists: Vec<Arc<CrtList>>,
+}
+
+/// The rustls configuration of one set of options.
+#[derive(Debug, Clone)]
+struct Context {
+    config: Arc<ServerConfig>,
     /// With `alpn`: the same without ALPN, for a client that offers none of the listener's
     /// protocols. OpenSSL (HAProxy) then goes on without ALPN where rustls would refuse the
     /// handshake (RFC 7301's `no_application_protocol`).
-    pub without_alpn: Option<Arc<ServerConfig>>,
-    /// `strict-sni`: the certificates by name, to refuse a client whose SNI names none
-    /// with HAProxy's `unrecognized_name` alert (rustls's own refusal says `access_denied`).
-    strict: Option<Arc<BySni>>,
+    without_alpn: Option<Arc<ServerConfig>>,
 }
 
-impl TlsServer {
-    /// Whether the ClientHello is looked at before the handshake goes on (`alpn`,
-    /// `strict-sni`).
-    pub fn reads_hello_first(&self) -> bool {
-        self.without_alpn.is_some() || self.strict.is_some()
-    }
-
-    /// Whether a client asking for `sni` is refused (`strict-sni` and no certificate for it).
-    pub fn refuses(&self, sni: Option<&str>) -> bool {
-        self.strict
-            .as_ref()
-            .is_some_and(|s| s.for_name(sni).is_none())
-    }
-
+impl Context {
     /// The configuration for a client offering `offered` ALPN protocols (None: no ALPN).
-    pub fn for_alpn<'a>(
-        &self,
-        offered: Option<impl Iterator<Item = &'a [u8]>>,
-    ) -> &Arc<ServerConfig> {
+    fn for_alpn<'a>(&self, offered: Option<impl Iterator<Item = &'a [u8]>>) -> &Arc<ServerConfig> {
         let ours = &self.config.alpn_protocols;
         let overlaps = offered.map(|mut o| o.any(|p| ours.iter().any(|ours| ours == p)));
         match (&self.without_alpn, overlaps) {
@@ -113,35 +126,89 @@ impl TlsServer {
         }
     }
 
-    /// The same listener advertising only the ALPN protocols `speaks` accepts, and the
-    /// names of those it no longer advertises; None when it advertises none of the others.
-    pub fn without_protocols(
-        &self,
-        speaks: impl Fn(&[u8]) -> bool,
-    ) -> Option<(TlsServer, Vec<String>)> {
+    /// This context advertising only the protocols `speaks` accepts, and those dropped.
+    fn without_protocols(&self, speaks: &impl Fn(&[u8]) -> bool) -> (Context, Vec<Vec<u8>>) {
         let (kept, dropped): (Vec<_>, Vec<_>) =
             (self.config.alpn_protocols.iter().cloned()).partition(|p| speaks(p));
-        if dropped.is_empty() {
-            return None;
-        }
         let mut config = (*self.config).clone();
         config.alpn_protocols = kept;
         let without_alpn = self
             .without_alpn
             .clone()
             .filter(|_| !config.alpn_protocols.is_empty());
-        let names = dropped
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect();
-        Some((
-            TlsServer {
-                config: Arc::new(config),
-                without_alpn,
-                strict: self.strict.clone(),
-            },
-            names,
-        ))
+        let context = Context {
+            config: Arc::new(config),
+            without_alpn,
+        };
+        (context, dropped)
+    }
+}
+
+impl TlsServer {
+    /// Whether the ClientHello is looked at before the handshake goes on (`alpn`,
+    /// `strict-sni`, crt-list lines with their own options).
+    pub fn reads_hello_first(&self) -> bool {
+        self.strict
+            || self.contexts.len() > 1
+            || self.contexts.iter().any(|c| c.without_alpn.is_some())
+    }
+
+    /// Whether a client asking for `sni` is refused (`strict-sni` and no certificate for it).
+    pub fn refuses(&self, sni: Option<&str>) -> bool {
+        self.strict && self.sni.for_name(sni).is_none()
+    }
+
+    /// The configuration for a client that asks for `sni`, offering `offered` ALPN
+    /// protocols (None: no ALPN): that of the certificate the name selects.
+    pub fn config_for<'a>(
+        &self,
+        sni: Option<&str>,
+        offered: Option<impl Iterator<Item = &'a [u8]>>,
+    ) -> &Arc<ServerConfig> {
+        let served = self.sni.for_name(sni).unwrap_or(&self.sni.default);
+        self.contexts[served.context].for_alpn(offered)
+    }
+
+    /// The configuration when the ClientHello need not be read first.
+    pub fn config(&self) -> &Arc<ServerConfig> {
+        &self.contexts[self.sni.default.context].config
+    }
+
+    /// The crt-lists and `crt` directories this listener's certificates came from.
+    pub fn crt_lists(&self) -> &[Arc<CrtList>] {
+        &self.lists
+    }
+
+    /// The same listener advertising only the ALPN protocols `speaks` accepts, and the
+    /// names of those it no longer advertises; None when it advertises none of the others.
+    pub fn without_protocols(
+        &self,
+        speaks: impl Fn(&[u8]) -> bool,
+    ) -> Option<(TlsServer, Vec<String>)> {
+        let mut names: Vec<String> = Vec::new();
+        let mut contexts = Vec::with_capacity(self.contexts.len());
+        for context in &self.contexts {
+            let (context, dropped) = context.without_protocols(&speaks);
+            for name in dropped
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+            {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            contexts.push(context);
+        }
+        if names.is_empty() {
+            return None;
+        }
+        let server = TlsServer {
+            contexts,
+            sni: self.sni.clone(),
+            strict: self.strict,
+            lists: self.lists.clone(),
+        };
+        Some((server, names))
     }
 }
 
@@ -175,6 +242,9 @@ pub enum BindTlsError {
     NoVersion,
     #[error("{0}")]
     Tls(#[from] rustls::Error),
+    /// A certificate or option of a crt-list line.
+    #[error("'crt-list' : {0}")]
+    InList(Box<BindTlsError>),
 }
 
 /// Where a bind's files are: `crt-base` for certificates, `ca-base` for CA and CRL files.
@@ -184,39 +254,112 @@ pub struct Bases<'a> {
     pub crt: Option<&'a Path>,
 }
 
-/// Loads every certificate of `opts` (errors as HAProxy's), and builds the TLS server
-/// configuration.
-pub fn build(opts: &BindTlsOptions, bases: Bases<'_>) -> Result<TlsServer, BindTlsError> {
+/// Loads every certificate of `opts` and of its crt-lists (`lists`: those its
+/// `CrtSource::List`s name, read, in order), with errors as HAProxy's, and builds the TLS
+/// server configurations.
+pub fn build(
+    opts: &BindTlsOptions,
+    bases: Bases<'_>,
+    lists: &[Arc<CrtList>],
+) -> Result<TlsServer, BindTlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut certs = Certificates::default();
-    for crt in &opts.crts {
-        for loaded in load_crt(&resolve(bases.crt, crt), &provider)? {
-            certs.add(loaded);
+    // The options of each context after the bind line's own (context 0).
+    let mut line_options: Vec<&BindTlsOptions> = Vec::new();
+    let mut next_list = lists.iter();
+    // The crt-lists, and the directories HAProxy shows as such (`show ssl crt-list`).
+    let mut listed: Vec<Arc<CrtList>> = lists.to_vec();
+    for source in &opts.crts {
+        match source {
+            CrtSource::File(crt) => {
+                let path = resolve(bases.crt, crt);
+                let loaded = load_crt(&path, &provider)?;
+                if path.is_dir() {
+                    listed.push(Arc::new(directory_list(&path, &loaded)));
+                }
+                for loaded in loaded {
+                    certs.add(loaded, 0, &[]);
+                }
+            }
+            CrtSource::List(_) => {
+                let list = next_list
+                    .next()
+                    .expect("every crt-list of the line was read");
+                for entry in &list.entries {
+                    let in_list = |e| BindTlsError::InList(Box::new(e));
+                    let loaded = load_crt(&entry.crt, &provider).map_err(in_list)?;
+                    let context = match &entry.options {
+                        Some(options) => {
+                            check_ca_files(options, bases.ca).map_err(in_list)?;
+                            line_options.push(options);
+                            line_options.len()
+                        }
+                        None => 0,
+                    };
+                    for loaded in loaded {
+                        certs.add(loaded, context, &entry.filters);
+                    }
+                }
+            }
         }
     }
-    let resolver = certs
-        .into_resolver(opts.strict_sni)
-        .ok_or(BindTlsError::NoCrt)?;
+    let sni = Arc::new(certs.into_resolver().ok_or(BindTlsError::NoCrt)?);
+    let mut contexts = vec![context(opts, bases, &provider, &sni)?];
+    for options in line_options {
+        let line = context(options, bases, &provider, &sni)
+            .map_err(|e| BindTlsError::InList(Box::new(e)))?;
+        contexts.push(line);
+    }
+    Ok(TlsServer {
+        contexts,
+        sni,
+        strict: opts.strict_sni,
+        lists: listed,
+    })
+}
+
+/// A `crt DIR` as HAProxy keeps it: a crt-list named by the directory (without its trailing
+/// slashes), a line per certificate file, numbered 0.
+fn directory_list(dir: &Path, loaded: &[Loaded]) -> CrtList {
+    let shown = dir.display().to_string();
+    CrtList {
+        path: shown.trim_end_matches('/').to_string(),
+        entries: (loaded.iter())
+            .map(|l| super::crt_list::Entry {
+                line: 0,
+                crt: l.path.clone(),
+                written: Vec::new(),
+                options: None,
+                filters: Vec::new(),
+            })
+            .collect(),
+    }
+}
+
+/// The rustls configuration of one set of options, its certificates chosen by `sni`.
+fn context(
+    opts: &BindTlsOptions,
+    bases: Bases<'_>,
+    provider: &Arc<CryptoProvider>,
+    sni: &Arc<BySni>,
+) -> Result<Context, BindTlsError> {
     let versions = opts.versions.rustls().ok_or(BindTlsError::NoVersion)?;
     let builder =
         ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
     let builder = match opts.verify {
         ClientVerify::None => builder.with_no_client_auth(),
         verify => {
-            builder.with_client_cert_verifier(client_verifier(opts, verify, bases, &provider)?)
+            builder.with_client_cert_verifier(client_verifier(opts, verify, bases, provider)?)
         }
     };
-    let resolver = Arc::new(resolver);
-    let strict = opts.strict_sni.then(|| resolver.clone());
-    let mut config = builder.with_cert_resolver(resolver);
+    let mut config = builder.with_cert_resolver(sni.clone());
     let without_alpn = opts.alpn.is_some().then(|| Arc::new(config.clone()));
     config.alpn_protocols = (opts.alpn.iter().flatten())
         .map(|p| p.as_bytes().to_vec())
         .collect();
-    Ok(TlsServer {
+    Ok(Context {
         config: Arc::new(config),
         without_alpn,
-        strict,
     })
 }
 
@@ -294,6 +437,8 @@ fn client_verifier(
 
 /// One certificate with its key, and the names it serves.
 struct Loaded {
+    /// The file it came from.
+    path: PathBuf,
     key: Arc<CertifiedKey>,
     names: Vec<String>,
 }
@@ -353,6 +498,7 @@ fn load_pem(path: &Path, provider: &CryptoProvider) -> Result<Loaded, BindTlsErr
         other => BindTlsError::Key(shown.clone(), other.to_string()),
     })?;
     Ok(Loaded {
+        path: path.to_path_buf(),
         key: Arc::new(key),
         names,
     })
@@ -425,65 +571,112 @@ fn strerror(e: &io::Error) -> String {
     }
 }
 
+/// A certificate and the context (set of options) its handshakes use.
+#[derive(Debug, Clone)]
+struct Served {
+    key: Arc<CertifiedKey>,
+    context: usize,
+}
+
+/// A certificate served for a `*.` wildcard, but not for the names its crt-list line
+/// excludes (`!name`).
+#[derive(Debug, Clone)]
+struct ServedWild {
+    served: Served,
+    excluded: Arc<[String]>,
+}
+
 /// The certificates of a listener, indexed by name as they are added.
 #[derive(Default)]
 struct Certificates {
-    default: Option<Arc<CertifiedKey>>,
-    exact: HashMap<String, Arc<CertifiedKey>>,
-    /// `*.example.org` certificates, by `example.org`.
-    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    default: Option<Served>,
+    exact: HashMap<String, Served>,
+    /// `*.example.org` certificates, by `example.org`, in the order added.
+    wildcard: HashMap<String, Vec<ServedWild>>,
 }
 
 impl Certificates {
     /// The first certificate loaded is the default; a name already served keeps its first.
-    fn add(&mut self, loaded: Loaded) {
-        self.default.get_or_insert_with(|| loaded.key.clone());
-        for name in loaded.names {
-            let (map, name) = match name.strip_prefix("*.") {
-                Some(parent) => (&mut self.wildcard, parent.to_string()),
-                None => (&mut self.exact, name),
-            };
-            map.entry(name).or_insert_with(|| loaded.key.clone());
+    /// `filters` (a crt-list line's) replace the certificate's own names.
+    fn add(&mut self, loaded: Loaded, context: usize, filters: &[String]) {
+        let served = Served {
+            key: loaded.key,
+            context,
+        };
+        self.default.get_or_insert_with(|| served.clone());
+        let (names, excluded) = if filters.is_empty() {
+            (loaded.names, Vec::new())
+        } else {
+            let (excluded, names): (Vec<_>, Vec<_>) = (filters.iter())
+                .map(|f| f.to_ascii_lowercase())
+                .partition(|f| f.starts_with('!'));
+            // `!*.domain` is no exclusion (HAProxy ignores it).
+            let excluded = (excluded.iter())
+                .map(|f| f[1..].to_string())
+                .filter(|f| !f.starts_with('*'))
+                .collect();
+            (names, excluded)
+        };
+        let excluded: Arc<[String]> = excluded.into();
+        for name in names {
+            match name.strip_prefix("*.") {
+                Some(parent) => {
+                    self.wildcard
+                        .entry(parent.to_string())
+                        .or_default()
+                        .push(ServedWild {
+                            served: served.clone(),
+                            excluded: excluded.clone(),
+                        })
+                }
+                // A wildcard not followed by a dot never matches a name (HAProxy looks
+                // wildcards up from the name's first dot).
+                None if name.starts_with('*') => {}
+                None => {
+                    self.exact.entry(name).or_insert_with(|| served.clone());
+                }
+            }
         }
     }
 
-    fn into_resolver(self, strict: bool) -> Option<BySni> {
+    fn into_resolver(self) -> Option<BySni> {
         Some(BySni {
             default: self.default?,
             exact: self.exact,
             wildcard: self.wildcard,
-            strict,
         })
     }
 }
 
-/// Chooses the certificate by the client's SNI.
+/// Chooses the certificate (and its context) by the client's SNI.
 #[derive(Debug)]
 struct BySni {
-    default: Arc<CertifiedKey>,
-    exact: HashMap<String, Arc<CertifiedKey>>,
-    wildcard: HashMap<String, Arc<CertifiedKey>>,
-    /// `strict-sni`: no default certificate.
-    strict: bool,
+    default: Served,
+    exact: HashMap<String, Served>,
+    wildcard: HashMap<String, Vec<ServedWild>>,
 }
 
 impl BySni {
-    /// The certificate for `name`; None (the handshake fails) under `strict-sni` when no
-    /// certificate is for it.
-    fn for_name(&self, name: Option<&str>) -> Option<&Arc<CertifiedKey>> {
-        let named = name.map(str::to_ascii_lowercase).and_then(|name| {
-            let parent = name.split_once('.').map(|(_, p)| p);
-            self.exact
-                .get(&name)
-                .or_else(|| parent.and_then(|p| self.wildcard.get(p)))
-        });
-        named.or((!self.strict).then_some(&self.default))
+    /// The certificate named `name`: an exact name, else the first wildcard of the name's
+    /// parent domain whose line does not exclude it; None when none is (or without SNI).
+    fn for_name(&self, name: Option<&str>) -> Option<&Served> {
+        let name = name?.to_ascii_lowercase();
+        if let Some(served) = self.exact.get(&name) {
+            return Some(served);
+        }
+        let (_, parent) = name.split_once('.')?;
+        (self.wildcard.get(parent)?.iter())
+            .find(|w| !w.excluded.contains(&name))
+            .map(|w| &w.served)
     }
 }
 
 impl ResolvesServerCert for BySni {
+    /// The named certificate, else the default one; a `strict-sni` listener refused the
+    /// client before the handshake.
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.for_name(hello.server_name()).cloned()
+        let served = self.for_name(hello.server_name()).unwrap_or(&self.default);
+        Some(served.key.clone())
     }
 }
 
@@ -550,19 +743,19 @@ mod tests {
     fn missing_certificates_are_named() {
         let opts = BindTlsOptions {
             ssl: true,
-            crts: vec!["absent.pem".into()],
+            crts: vec![CrtSource::File("absent.pem".into())],
             ..BindTlsOptions::default()
         };
         let bases = Bases {
             crt: Some(Path::new("/nonexistent")),
             ..Bases::default()
         };
-        let err = build(&opts, bases).unwrap_err().to_string();
+        let err = build(&opts, bases, &[]).unwrap_err().to_string();
         assert_eq!(
             err,
             "unable to stat SSL certificate from file '/nonexistent/absent.pem' : No such file or directory."
         );
-        let none = build(&BindTlsOptions::default(), Bases::default()).unwrap_err();
+        let none = build(&BindTlsOptions::default(), Bases::default(), &[]).unwrap_err();
         assert!(matches!(none, BindTlsError::NoCrt));
     }
 }

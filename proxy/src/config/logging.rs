@@ -82,8 +82,9 @@ pub fn proxy_keyword(
 ) -> Result<bool, String> {
     let kw = words[0].as_str();
     let arg = |i: usize| words.get(i).map(String::as_str);
+    // An empty argument is none, as HAProxy reads it.
     let source = || -> Result<Source, String> {
-        match (arg(1), arg(2)) {
+        match (arg(1).filter(|a| !a.is_empty()), arg(2)) {
             (None, _) => Err(format!("{kw} expects an argument.")),
             (Some(_), Some(_)) => Err(format!(
                 "{kw} expects only one argument, don't forget to escape spaces!"
@@ -130,7 +131,8 @@ pub fn proxy_keyword(
         }
         "unique-id-format" => p.log.unique_id_format = Some(source()?),
         "unique-id-header" => {
-            let name = arg(1).ok_or("unique-id-header expects an argument.")?;
+            let name = (arg(1).filter(|a| !a.is_empty()))
+                .ok_or("unique-id-header expects an argument.")?;
             p.log.unique_id_header = Some(name.into());
         }
         "log-tag" => {
@@ -233,7 +235,9 @@ fn capture(
 }
 
 /// Compiles a proxy's formats once its mode is final (a frontend's; backends log nothing
-/// of their own). Errors name the line of the format, as HAProxy's do.
+/// of their own). Errors name the line of the format, as HAProxy's do; a log line's format
+/// that holds something (even one that failed, by what was read before its error) in a
+/// proxy with no log address is warned about, as HAProxy warns.
 pub fn compile(p: &mut Proxy, diags: &mut Diags) {
     if !p.kind.is_frontend() {
         return;
@@ -243,6 +247,8 @@ pub fn compile(p: &mut Proxy, diags: &mut Diags) {
     // The tables their stick fetches name, for the checks (worded as HAProxy's contexts).
     let table_refs = std::cell::RefCell::new(Vec::new());
     let backend_refs = std::cell::RefCell::new(Vec::new());
+    // `log-format` holds something, compiled or not (see `LogFormat::compile_kept`).
+    let line_kept = std::cell::Cell::new(false);
     let at = |src: &Option<Source>, kw: &str, stage, diags: &mut Diags| {
         let src = src.as_ref()?;
         let within = match kw {
@@ -251,6 +257,11 @@ pub fn compile(p: &mut Proxy, diags: &mut Diags) {
         };
         let ((compiled, refs), named) = super::acl::collect_backend_refs(|| {
             super::stick::written_at(&own, &src.place, Some(within), || {
+                if kw == "log-format" {
+                    let (format, kept) = LogFormat::compile_kept(&src.text, mode, stage);
+                    line_kept.set(kept);
+                    return format;
+                }
                 if kw != "unique-id-format" {
                     return LogFormat::compile_at(&src.text, mode, stage);
                 }
@@ -267,7 +278,15 @@ pub fn compile(p: &mut Proxy, diags: &mut Diags) {
         match compiled {
             Ok(f) => Some(Arc::new(f)),
             Err(e) => {
-                diags.check_alert(&src.place, format!("failed to parse {kw} : {e}"));
+                // Worded as HAProxy's check words it (`unique-id-format` as `unique-id`).
+                // HAProxy names `log-format-sd`'s line `(null):0`: hapx names the real one.
+                let what = if kw == "unique-id-format" {
+                    "unique-id"
+                } else {
+                    kw
+                };
+                let place = &src.place;
+                diags.global_alert(format!("Parsing [{place}]: failed to parse {what} : {e}"));
                 None
             }
         }
@@ -301,6 +320,14 @@ pub fn compile(p: &mut Proxy, diags: &mut Diags) {
             diags,
         ),
     };
+    let kept = line_kept.get() || (log.format.is_none() && compiled.line.is_some());
+    if kept && p.logs.is_empty() {
+        diags.global_warn(format!(
+            "log format ignored for {} '{}' since it has no log address.",
+            p.kind.type_str(),
+            p.name
+        ));
+    }
     p.log.compiled = compiled;
     p.rules.table_refs.extend(table_refs.into_inner());
     for (place, within, named) in backend_refs.into_inner() {

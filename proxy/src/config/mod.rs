@@ -10,6 +10,7 @@
 //! - [`check_order`]: the order HAProxy allows `http-check` rules in.
 //! - [`tls`]: servers' TLS settings turned into rustls client configurations.
 //! - [`bind_tls`]: `bind ... ssl crt` settings turned into rustls server configurations.
+//! - [`crt_list`]: `bind ... crt-list FILE` files (certificates, their options and names).
 //! - [`userlist`]: `userlist` sections, for `http_auth` and `http_auth_group`.
 //! - [`errors`]: error pages (`errorfile`, `errorloc`, `http-errors`, `errorfiles`, `http-error`).
 //! - [`values`]: durations, numbers, addresses.
@@ -21,6 +22,7 @@ pub mod bind_tls;
 pub mod check;
 pub mod check_order;
 pub mod converter;
+pub mod crt_list;
 pub mod diag;
 pub mod errors;
 pub mod global_vars;

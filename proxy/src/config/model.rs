@@ -49,14 +49,48 @@ impl Config {
             .find(|p| p.name == name && p.kind.is_backend())
     }
 
-    /// Whether the process would listen anywhere: an enabled frontend with a `bind`, or a
-    /// stats socket (HAProxy will not start without one).
+    /// Whether `-c` says the configuration would start: a stats socket, an enabled frontend
+    /// with a `bind`, or a replicating `peers` section this process is a member of, even one
+    /// without an address to listen at (HAProxy's check looks for the section's proxy).
     pub fn has_listener(&self) -> bool {
+        self.serves_frontends()
+            || self
+                .peers
+                .iter()
+                .any(|s| s.active() && s.local_name().is_some())
+    }
+
+    /// Whether a start has something to listen at (HAProxy's `listeners` count, without
+    /// which it exits): as [`Config::has_listener`], but a `peers` section counts only with
+    /// its local member's address.
+    pub fn listens_anywhere(&self) -> bool {
+        self.serves_frontends()
+            || self
+                .peers
+                .iter()
+                .any(|s| s.active() && s.listen_addr().is_some())
+    }
+
+    /// A stats socket, or an enabled frontend with a `bind`.
+    fn serves_frontends(&self) -> bool {
         !self.global.stats_sockets.is_empty()
             || self
                 .proxies
                 .iter()
                 .any(|p| p.kind.is_frontend() && !p.disabled && !p.binds.is_empty())
+    }
+
+    /// Whether an option needs the privileges a `uid`/`user` change would drop: a `source`
+    /// with `usesrc` or `interface`, of a proxy or a server, disabled or not (HAProxy's
+    /// `LSTCHK_NETADM`, set as such a line is read).
+    pub fn needs_net_admin(&self) -> bool {
+        let needs = |s: &Option<ConnSource>| {
+            s.as_ref()
+                .is_some_and(|s| s.usesrc.is_some() || s.interface.is_some())
+        };
+        self.proxies
+            .iter()
+            .any(|p| needs(&p.source) || p.servers.iter().any(|server| needs(&server.opts.source)))
     }
 
     pub fn resolvers(&self, name: &str) -> Option<&Resolvers> {
@@ -934,6 +968,8 @@ pub struct ServerOptions {
     pub fall: u32,
     pub weight: u32,
     pub backup: bool,
+    /// `non-stick` (`stick` undoes it): `stick` rules store no entry naming the server.
+    pub non_stick: bool,
     /// `cookie VALUE`: the value of the persistence cookie naming this server.
     pub cookie: Option<String>,
     pub maxconn: Option<usize>,
@@ -1055,6 +1091,7 @@ impl Default for ServerOptions {
             fall: 3,
             weight: 1,
             backup: false,
+            non_stick: false,
             cookie: None,
             maxconn: None,
             maxqueue: None,
@@ -1217,6 +1254,30 @@ pub struct ConnSource {
     pub addr: SocketAddr,
     /// A server's `ADDR:LOW-HIGH` (LOW != HIGH): each connection on a port of that range.
     pub ports: Option<PortRange>,
+    /// `usesrc ...`: transparent proxying, the address the server sees instead (not for
+    /// checks, as HAProxy's checks bind to `addr` only).
+    pub usesrc: Option<UseSrc>,
+    /// `interface NAME`: the connections (and checks) leave through that device only
+    /// (SO_BINDTODEVICE).
+    pub interface: Option<String>,
+}
+
+/// `usesrc`: where a server connection is bound instead of its `source` address, with
+/// IP_TRANSPARENT (HAProxy's `CO_SRC_TPROXY_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UseSrc {
+    /// `usesrc ADDR[:PORT]`: a fixed address (port 0: the kernel's choice).
+    Addr(SocketAddr),
+    /// `usesrc client`: the client's address and port.
+    Client,
+    /// `usesrc clientip`: the client's address, any port.
+    ClientIp,
+    /// `usesrc hdr_ip(NAME[,OCC])`: the IPv4 address in occurrence `occurrence` of the
+    /// request's header `name` (negative: from the last, -1 being the last). Occurrence 0
+    /// never binds: HAProxy then fails the connection (`IC`), as it does out of HTTP mode
+    /// (where it sets it to 0) and in a section that took it from its `defaults` (where
+    /// neither the name nor the occurrence are copied).
+    Header { name: String, occurrence: i32 },
 }
 
 /// A server's source port range. Each server has its own copy (cloning gives a fresh

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::acl::AclError;
-use super::bind_tls::{BindTlsOptions, ClientVerify};
+use super::bind_tls::{BindTlsOptions, ClientVerify, CrtSource};
 use super::check_order::{RuleAction, StepKind};
 use super::diag::Diags;
 use super::keywords::{self, Support};
@@ -581,7 +581,7 @@ impl<'e> Parser<'e> {
 
     /// The defaults a section starts from: `from NAME` at `words[at..]`, else the last defaults.
     fn base_defaults(&self, line: &Line<'_>, at: usize) -> Result<Proxy, String> {
-        match (line.arg(at), line.arg(at + 1)) {
+        let base = match (line.arg(at), line.arg(at + 1)) {
             (None, _) => Ok(self.defaults.clone()),
             (Some("from"), Some(name)) => self.named_defaults.get(name).cloned().ok_or_else(|| {
                 format!(
@@ -592,6 +592,51 @@ impl<'e> Parser<'e> {
             (Some(other), _) => Err(format!(
                 "unexpected argument '{other}' (only 'from <defaults>' may follow the name)"
             )),
+        };
+        base.map(|mut base| {
+            // HAProxy copies a defaults' `source` but not its `usesrc hdr_ip`'s header name
+            // and occurrence (`proxy_defproxy_cpy`): such connections always fail.
+            if let Some(UseSrc::Header { name, occurrence }) =
+                base.source.as_mut().and_then(|s| s.usesrc.as_mut())
+            {
+                name.clear();
+                *occurrence = 0;
+            }
+            base
+        })
+    }
+
+    /// Out of HTTP mode, `usesrc hdr_ip` has no request to read: HAProxy warns and sets its
+    /// occurrence to 0, which fails each connection (`check_config_validity`).
+    fn header_sources_need_http(&mut self, p: &mut Proxy) {
+        if p.mode == Mode::Http {
+            return;
+        }
+        let what = format!("{} '{}'", p.kind.type_str(), p.name);
+        let backend_source = p.source.as_mut().map(|s| (None, s));
+        let server_sources = (p.servers.iter_mut()).filter_map(|s| {
+            s.opts
+                .source
+                .as_mut()
+                .map(|src| (Some(s.name.as_str()), src))
+        });
+        for (server, source) in backend_source.into_iter().chain(server_sources) {
+            let Some(UseSrc::Header { name, occurrence }) = source.usesrc.as_mut() else {
+                continue;
+            };
+            if *occurrence == 0 {
+                continue;
+            }
+            *occurrence = 0;
+            let message = match server {
+                None => {
+                    format!("{what} : ignoring use of header {name} as source IP in non-HTTP mode.")
+                }
+                Some(s) => format!(
+                    "{what} : server {s} cannot use header {name} as source IP in non-HTTP mode."
+                ),
+            };
+            self.diags.global_warn(message);
         }
     }
 
@@ -605,6 +650,7 @@ impl<'e> Parser<'e> {
             }
             Section::Proxy(mut p) => {
                 p.rules.settle_inherited();
+                self.header_sources_need_http(&mut p);
                 // HAProxy binds to a server's `source`, else to its backend's.
                 for server in &mut p.servers {
                     server.opts.source = server.opts.source.take().or(p.source.clone());
@@ -1257,6 +1303,7 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         )),
         "description" => p.description = description(line, diags),
         "source" => p.source = Some(source(p, line, diags)?),
+        "usesrc" => return Err("'usesrc' only allowed after a 'source' statement.".into()),
         _ => match keywords::lookup(keywords::PROXY, kw) {
             Some(Support::Removed(message)) => return Err(message.into()),
             Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
@@ -1267,24 +1314,99 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
 }
 
 /// `source ADDR[:PORT] [usesrc ADDR2] [interface NAME]`: where the proxy's connections to
-/// servers are bound, warned about (and still read) out of a backend, as HAProxy does;
-/// `usesrc` (transparent proxying) and `interface` are warned about as not implemented.
+/// servers are bound, warned about (and still read) out of a backend, as HAProxy does. A
+/// `source` replaces its `defaults`' whole, `usesrc` and `interface` included.
 fn source(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<ConnSource, String> {
     let Some(addr) = line.arg(1) else {
         return Err("'source' expects <addr>[:<port>], and optionally 'usesrc' <addr>, and 'interface' <name>.".into());
     };
-    let source = values::source_addr(addr, false).map_err(|e| format!("'source {addr}' : {e}"))?;
+    let mut source =
+        values::source_addr(addr, false).map_err(|e| format!("'source {addr}' : {e}"))?;
     lacks(p, Capability::Backend, "source", line, diags);
-    for option in line.words[2..].iter().step_by(2) {
-        if !matches!(option.as_str(), "usesrc" | "interface") {
-            return Err(
-                "'source' only supports optional keywords 'interface' and 'usesrc'.".into(),
-            );
+    let mut i = 2;
+    while let Some(option) = line.arg(i) {
+        let value = line.arg(i + 1);
+        match (option, value) {
+            ("usesrc", None) => {
+                return Err(
+                    "'usesrc' expects <addr>[:<port>], 'client', or 'clientip' as argument.".into(),
+                );
+            }
+            ("usesrc", Some(v)) => source.usesrc = Some(usesrc(v)?),
+            ("interface", None) => return Err("'source' : missing interface name.".into()),
+            ("interface", Some(v)) => source.interface = Some(v.into()),
+            _ => {
+                return Err(
+                    "'source' only supports optional keywords 'interface' and 'usesrc'.".into(),
+                );
+            }
         }
-        let what = format!("'source ... {option}'");
-        not_implemented(Support::No, &what, line.place, diags);
+        i += 2;
     }
     Ok(source)
+}
+
+/// The value of `usesrc` (`client`, `clientip`, `hdr_ip(NAME[,OCC])` or `ADDR[:PORT]`), as
+/// HAProxy's `source` keywords read it, with their messages.
+fn usesrc(value: &str) -> Result<UseSrc, String> {
+    match value {
+        "client" => Ok(UseSrc::Client),
+        "clientip" => Ok(UseSrc::ClientIp),
+        _ => match value.strip_prefix("hdr_ip(") {
+            Some(args) => usesrc_header(args),
+            None => values::source_addr(value, false)
+                .map(|s| UseSrc::Addr(s.addr))
+                .map_err(|e| format!("'usesrc {value}' : {e}")),
+        },
+    }
+}
+
+/// `hdr_ip(` then `args`, read as HAProxy does: the name up to a blank, a comma or `)`,
+/// then after blanks an optional comma and occurrence (an optional `-` and digits, read by
+/// `strl2ic`; none: -1, the last); the rest is ignored.
+fn usesrc_header(args: &str) -> Result<UseSrc, String> {
+    let args = args.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let name_len = args
+        .find(|c: char| c.is_ascii_whitespace() || c == ',' || c == ')')
+        .unwrap_or(args.len());
+    let (name, rest) = args.split_at(name_len);
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let occurrence = match rest.strip_prefix(',') {
+        None => -1,
+        Some(number) => {
+            let sign = usize::from(number.starts_with('-'));
+            let digits = number[sign..]
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(number.len() - sign);
+            strl2ic(&number[..sign + digits])
+        }
+    };
+    // HAProxy's MAX_HDR_HISTORY: the occurrences it remembers from the end.
+    if occurrence < -10 {
+        return Err(
+            "usesrc hdr_ip(name,num) does not support negative occurrences values smaller than 10."
+                .into(),
+        );
+    }
+    Ok(UseSrc::Header {
+        name: name.into(),
+        occurrence,
+    })
+}
+
+/// HAProxy's `strl2ic`: an optional `-` then digits, in wrapping 32-bit arithmetic.
+fn strl2ic(text: &str) -> i32 {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, text),
+    };
+    digits.bytes().fold(0i32, |n, d| {
+        let digit = i32::from(d - b'0');
+        match negative {
+            true => n.wrapping_mul(10).wrapping_sub(digit),
+            false => n.wrapping_mul(10).wrapping_add(digit),
+        }
+    })
 }
 
 /// `stick-table ...`: the proxy's one table ([`super::stick`]).
@@ -1377,9 +1499,8 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
             // Every hapx listener may bind an address that is not local yet (IP_FREEBIND).
             "transparent" => {}
             // Options that restrict who gets in: refused, as ignoring them would let in what
-            // the listener is meant to keep out (a crt-list line's `verify required`, another
-            // interface's or namespace's clients).
-            "crt-list" | "interface" | "namespace" => {
+            // the listener is meant to keep out (another interface's or namespace's clients).
+            "interface" | "namespace" => {
                 return Err(format!(
                     "'bind {spec}' : '{opt}' is not implemented by hapx (ignoring it would let in connections it is meant to refuse)."
                 ));
@@ -1399,7 +1520,10 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
             ca: g.ca_base.as_deref(),
             crt: g.crt_base.as_deref(),
         };
-        let server = super::bind_tls::build(&tls.with_defaults(&g.ssl_default_bind), bases)
+        let tls = tls.with_defaults(&g.ssl_default_bind);
+        let lists = crt_lists(&tls, bases, spec, line.place, diags)
+            .map_err(|e| format!("'bind {spec}' : 'crt-list' : {e}"))?;
+        let server = super::bind_tls::build(&tls, bases, &lists)
             .map_err(|e| format!("'bind {spec}' : {e}"))?;
         tls.ssl.then(|| Arc::new(server))
     } else {
@@ -1420,6 +1544,51 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
         }));
     }
     Ok(())
+}
+
+/// Reads the crt-lists of a bind line, in order; each line's options over the bind line's,
+/// with the bind line's warnings for what hapx does not implement.
+fn crt_lists(
+    tls: &BindTlsOptions,
+    bases: super::bind_tls::Bases<'_>,
+    spec: &str,
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<Vec<Arc<super::crt_list::CrtList>>, super::crt_list::CrtListError> {
+    let mut lists = Vec::new();
+    for source in &tls.crts {
+        let CrtSource::List(path) = source else {
+            continue;
+        };
+        // Warned after the list's own warnings, naming the list's line.
+        let mut options_diags = Diags::default();
+        let mut apply = |at: usize, options: &mut BindTlsOptions, kw: &str, v: &str| {
+            let mut warnings = Diags::default();
+            if !bind_tls_option(options, kw, v, place, &mut warnings)? {
+                warnings.warn(
+                    place,
+                    format!("'{kw}' is not implemented by hapx and is ignored."),
+                );
+            }
+            for warning in warnings.list {
+                options_diags.warn(
+                    place,
+                    format!(
+                        "'bind {spec}' : 'crt-list' : parsing [{path}:{at}]: {}",
+                        warning.message
+                    ),
+                );
+            }
+            Ok(())
+        };
+        let (list, malformed) = super::crt_list::read(path, bases, tls, &mut apply)?;
+        for warning in malformed {
+            diags.warn(place, format!("'bind {spec}' : 'crt-list' : {warning}"));
+        }
+        diags.list.extend(options_diags.list);
+        lists.push(Arc::new(list));
+    }
+    Ok(lists)
 }
 
 fn balance(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
@@ -1573,6 +1742,8 @@ fn server_options(
             }
             "backup" => o.backup = true,
             "no-backup" => o.backup = false,
+            "non-stick" => o.non_stick = true,
+            "stick" => o.non_stick = false,
             "cookie" => o.cookie = Some(v.into()),
             "maxconn" => o.maxconn = Some(values::number(v, opt)?),
             // 0: no limit, as in HAProxy.
@@ -1665,18 +1836,26 @@ fn server_options(
             "port" => o.check_port = Some(values::number(v, opt)?),
             "source" => {
                 let source = values::source_addr(v, true);
-                o.source = Some(source.map_err(|e| format!("'source {v}' : {e}."))?);
+                let mut source = source.map_err(|e| format!("'source {v}' : {e}."))?;
+                // HAProxy's `srv_parse_source` sets the address (and range) only: a `usesrc`
+                // or an `interface` from `default-server` stays.
+                if let Some(before) = o.source.take() {
+                    (source.usesrc, source.interface) = (before.usesrc, before.interface);
+                }
+                o.source = Some(source);
                 // HAProxy's `srv_parse_source` reads these after the address.
                 while let Some(kw @ ("usesrc" | "interface")) = line.arg(i + 2) {
-                    if line.arg(i + 3).is_none() {
+                    let Some(value) = line.arg(i + 3) else {
                         return Err(match kw {
-                            "usesrc" => "'usesrc' expects <addr>[:<port>], 'client', 'clientip', or 'hdr_ip(name,#)' as argument.",
-                            _ => "'server' : missing interface name.",
-                        }
-                        .into());
+                            "usesrc" => "'usesrc' expects <addr>[:<port>], 'client', 'clientip', or 'hdr_ip(name,#)' as argument.".into(),
+                            _ => format!("'{}' : missing interface name.", line.words[0]),
+                        });
+                    };
+                    let source = o.source.as_mut().expect("set just above");
+                    match kw {
+                        "usesrc" => source.usesrc = Some(usesrc(value)?),
+                        _ => source.interface = Some(value.into()),
                     }
-                    let what = format!("server option '{kw}'");
-                    not_implemented(Support::No, &what, line.place, diags);
                     i += 2;
                 }
             }
@@ -1830,7 +2009,8 @@ fn bind_tls_option(
 ) -> Result<bool, String> {
     match opt {
         "ssl" => t.ssl = true,
-        "crt" => t.crts.push(v.into()),
+        "crt" => t.crts.push(CrtSource::File(v.into())),
+        "crt-list" => t.crts.push(CrtSource::List(v.into())),
         "ca-file" => t.ca_file = Some(v.into()),
         "crl-file" => t.crl_file = Some(v.into()),
         "verify" => {

@@ -6,15 +6,24 @@
 //! switch replication off and on. The local member is the one named as this process: `-L
 //! NAME`, else the global `localpeer`, else the host name ([`local_peer_name`]); it is where
 //! the process listens, the others are whom it connects to. A section without a member of
-//! that name is removed with HAProxy's warning. `table` lines (tables declared inside the
-//! section) are refused: hapx does not implement them.
+//! that name is removed with HAProxy's warning (its tables stay, not replicated).
+//!
+//! `table NAME type ... size ... [expire ...] [nopurge] [store ...]` declares a stick table
+//! of the section, not of a proxy: it is named `SECTION/NAME` where rules, fetches and
+//! `show table` name it (`track-sc0 src table SECTION/NAME`; a bare `NAME` is not found,
+//! as in HAProxy), and `/NAME` in the peers protocol (HAProxy 2.6's `nid`: the name less
+//! the section's), so it replicates with a member's section table of that name. Its words are a
+//! `stick-table` line's but `peers` (the section is its own), and its messages say
+//! `table:` where a proxy's say `stick-table:`. Tables are listed (`show table`) in the
+//! order the sections and proxies declare them ([`declared_tables`]).
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use super::diag::Diags;
+use super::diag::{Diags, LineError};
 use super::keywords::{self, Support};
 use super::model::{Config, Place};
+use super::stick::TableSpec;
 
 /// One `peers` section.
 #[derive(Debug, Clone)]
@@ -31,6 +40,22 @@ pub struct PeersSection {
     pub peer_lines: bool,
     /// The name HAProxy's messages give the section's proxy: the local peer's, once read.
     pub proxy_name: Option<String>,
+    /// Its `table` lines.
+    pub tables: Vec<SectionTable>,
+    /// How many proxies were declared before the section (where its tables come among
+    /// the proxies' tables).
+    pub proxies_before: usize,
+    /// No member is this process: HAProxy removes the section (its tables stay).
+    pub removed: bool,
+}
+
+/// A `table` line.
+#[derive(Debug, Clone)]
+pub struct SectionTable {
+    /// `SECTION/NAME`.
+    pub name: String,
+    /// Its `peers` is the section's name (None once the section is removed or disabled).
+    pub spec: TableSpec,
 }
 
 /// One `peer` or `server` line.
@@ -45,6 +70,11 @@ pub struct Member {
 }
 
 impl PeersSection {
+    /// Whether the section replicates (HAProxy lists it in `show peers`).
+    pub fn active(&self) -> bool {
+        !self.disabled && !self.removed
+    }
+
     /// Where this process listens: the local `peer` line's address, else the `bind`.
     pub fn listen_addr(&self) -> Option<SocketAddr> {
         self.members
@@ -158,6 +188,9 @@ pub fn start(config: &mut Config, words: &[String], place: &Place, diags: &mut D
         members: Vec::new(),
         peer_lines: false,
         proxy_name: None,
+        tables: Vec::new(),
+        proxies_before: config.proxies.len(),
+        removed: false,
     });
     Start::Section
 }
@@ -195,14 +228,77 @@ pub fn line(
         }
         // Defaults for the `server` lines: nothing of them matters to hapx's peers.
         "default-server" | "default-bind" => {}
-        "table" => {
-            return Err(
-                "'table' in a 'peers' section is not implemented by hapx (declare the table in a proxy with 'stick-table ... peers').".into(),
-            );
-        }
+        "table" => table(section, words, place, diags)?,
         _ => return Err(format!("unknown keyword '{kw}' in 'peers' section")),
     }
     Ok(())
+}
+
+/// `table NAME ...`: a stick table of the section, read as a `stick-table` line's words
+/// (by [`super::stick::parse_table`]), its messages worded as HAProxy's for `table`.
+fn table(
+    section: &mut PeersSection,
+    words: &[String],
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<(), String> {
+    // HAProxy reads the words after the name even without one (`table` alone lacks a size).
+    let name = words.get(1).map_or("", String::as_str);
+    let args = words.get(2..).unwrap_or_default();
+    let mut warnings = Vec::new();
+    let mut spec = match super::stick::parse_table(args, &mut warnings) {
+        Ok(spec) => spec,
+        Err(LineError::Line(m)) => return Err(table_message(&m)),
+        Err(LineError::Unspaced(m)) => {
+            diags.global_alert(format!("parsing [{place}]: {}", table_message(&m)));
+            return Ok(());
+        }
+    };
+    for w in warnings {
+        diags.global_warn(format!("parsing [{place}]: {}", table_message(&w)));
+    }
+    if spec.peers.is_some() {
+        return Err("table: unknown argument 'peers'.".into());
+    }
+    spec.peers = Some(section.name.clone());
+    spec.declared_at = place.to_string();
+    section.tables.push(SectionTable {
+        name: format!("{}/{name}", section.name),
+        spec,
+    });
+    Ok(())
+}
+
+/// A message of the `stick-table` parser, as HAProxy words it for a `table` line (it names
+/// the line's keyword).
+fn table_message(m: &str) -> String {
+    match m.strip_prefix("stick-table:") {
+        Some(rest) => format!("table:{rest}"),
+        None => m.to_string(),
+    }
+}
+
+/// Whether a section declares the table `name` (`SECTION/NAME`).
+pub fn has_table(config: &Config, name: &str) -> bool {
+    (config.peers.iter()).any(|s| s.tables.iter().any(|t| t.name == name))
+}
+
+/// Every stick table, proxies' and sections', named, in the order they are declared.
+pub fn declared_tables(config: &Config) -> Vec<(String, TableSpec)> {
+    let mut sections = config.peers.iter().peekable();
+    let mut out = Vec::new();
+    for (i, p) in config.proxies.iter().enumerate() {
+        while let Some(s) = sections.next_if(|s| s.proxies_before <= i) {
+            out.extend(s.tables.iter().map(|t| (t.name.clone(), t.spec.clone())));
+        }
+        if let Some(spec) = &p.stick_table {
+            out.push((p.name.clone(), spec.clone()));
+        }
+    }
+    for s in sections {
+        out.extend(s.tables.iter().map(|t| (t.name.clone(), t.spec.clone())));
+    }
+    out
 }
 
 /// `bind ADDR:PORT [bind keywords]`: where the local member listens (the `server` form).
@@ -434,11 +530,11 @@ fn address(text: &str) -> Result<Option<SocketAddr>, AddrError> {
 }
 
 /// After reading: marks each section's local member, and removes (with HAProxy's warning)
-/// the sections that have none. (A table naming a section that was never declared is
-/// refused before, by the stick-table checks.)
+/// the sections that have none; their tables stay. (A table naming a section that was
+/// never declared is refused before, by the stick-table checks.)
 pub fn check(config: &mut Config, diags: &mut Diags) {
     let local = local_peer_name(config);
-    config.peers.retain_mut(|section| {
+    for section in &mut config.peers {
         let mut found = false;
         for m in &mut section.members {
             m.local = m.name == local;
@@ -450,16 +546,25 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
                 section.name
             ));
         }
-        found
-    });
+        section.removed = !found;
+    }
     // A table naming a removed (or disabled) section is not replicated: it keeps no
     // record of its changes for peers.
-    for p in &mut config.proxies {
-        let Some(spec) = p.stick_table.as_mut() else {
-            continue;
-        };
-        let active = |name: &String| (config.peers.iter()).any(|s| &s.name == name && !s.disabled);
-        if !spec.peers.as_ref().is_some_and(active) {
+    let active: Vec<String> = (config.peers.iter())
+        .filter(|s| s.active())
+        .map(|s| s.name.clone())
+        .collect();
+    let proxies = config
+        .proxies
+        .iter_mut()
+        .filter_map(|p| p.stick_table.as_mut());
+    let sections = (config.peers.iter_mut()).flat_map(|s| s.tables.iter_mut().map(|t| &mut t.spec));
+    for spec in proxies.chain(sections) {
+        if !spec
+            .peers
+            .as_ref()
+            .is_some_and(|name| active.contains(name))
+        {
             spec.peers = None;
         }
     }

@@ -71,6 +71,11 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// Whether a `stick store-response` rule stores responses' keys.
+    pub fn stores_response(&self) -> bool {
+        self.stick.iter().any(StickRule::stores_response)
+    }
+
     /// Whether a (named) defaults section defines rules its proxies run before their own,
     /// which HAProxy restricts the use of (see `parse::Parser::check_defaults_use`).
     pub fn defines_inherited_rules(&self) -> bool {
@@ -540,6 +545,29 @@ pub enum HttpAction {
     /// `strict-mode on|off`: whether a rewrite that fails after it, in the same rule list,
     /// ends the message with a 500 (on, where every list starts) or is only counted.
     StrictMode(bool),
+    /// `add-acl(FILE) KEY`, `del-acl(FILE) KEY`, `set-map(FILE) KEY VALUE`,
+    /// `del-map(FILE) KEY`.
+    Pattern(Box<PatternEdit>),
+}
+
+/// An action changing a pattern reference (a map or ACL file) at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternEdit {
+    pub edit: Edit,
+    /// The file, as HAProxy takes it from the action's name.
+    pub file: crate::runtime::map::FileRef,
+    pub key: LogFormat,
+}
+
+/// What a [`PatternEdit`] does with its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// `add-acl`: adds it unless an entry has it.
+    Add,
+    /// `set-map`: sets every entry with it to the value, or adds it with the value.
+    Set(LogFormat),
+    /// `del-acl`, `del-map`: deletes every entry with it.
+    Delete,
 }
 
 impl HttpAction {
@@ -566,6 +594,10 @@ impl HttpAction {
             HttpAction::Deny(r) | HttpAction::Tarpit(r) | HttpAction::Return(r) => {
                 r.headers.iter().map(|(_, f)| f).chain(&r.lf_body).collect()
             }
+            HttpAction::Pattern(p) => match &p.edit {
+                Edit::Set(value) => vec![&p.key, value],
+                _ => vec![&p.key],
+            },
             _ => Vec::new(),
         }
     }
@@ -658,9 +690,53 @@ pub enum StickKind {
     Match,
     /// `stick store-request`: the request's key gets the server that serves it.
     StoreRequest,
+    /// `stick store-response`: the response's key gets the server that sent it.
+    StoreResponse,
 }
 
-/// `stick on|match|store-request KEY [table T] [if|unless COND]`.
+/// A request-side `stick` rule's key (`name` its fetch) must be known while the request is
+/// (HAProxy's `SMP_VAL_BE_SET_SRV`).
+fn stick_request_key(key: &super::acl::Fetch, name: &str) -> Result<(), String> {
+    let part = match (key.layer(), &key.source) {
+        (Layer::L6Res, _) => "response buffer",
+        (_, super::acl::Source::Status) => "HTTP response",
+        (Layer::Response, _) => "HTTP response headers",
+        _ => return Ok(()),
+    };
+    Err(format!(
+        "'stick': fetch method '{name}' extracts information from '{part}', none of which is available during request."
+    ))
+}
+
+/// Whether `fetch` reads what HAProxy keeps of a request once its head is gone (its
+/// `SMP_USE_HRQHP`: the method, `req.proto_http`), so that response rules may use it.
+fn kept_past_request(fetch: &super::acl::Fetch) -> bool {
+    use super::acl::Source;
+    matches!(fetch.source, Source::Method | Source::ProtoHttp)
+}
+
+/// A `stick store-response` key (`name` its fetch, `text` as written) must be known when
+/// the response comes (HAProxy's `SMP_VAL_BE_STO_RUL`): not the request's buffer, nor its
+/// headers but the method and `req.proto_http`, which stay ([`kept_past_request`]). A `hdr*` fetch reads the
+/// response's headers there, as HAProxy's does in the response's direction.
+fn stick_response_key(key: &mut super::acl::Fetch, name: &str, text: &str) -> Result<(), String> {
+    use super::acl::Source;
+    let part = match (key.layer(), &mut key.source) {
+        (Layer::Request, Source::Header(h)) if text.starts_with("hdr") => {
+            h.response = true;
+            return Ok(());
+        }
+        (Layer::Request, Source::Method | Source::ProtoHttp) => return Ok(()),
+        (Layer::L6, _) => "request buffer",
+        (Layer::Request, _) => "HTTP request headers",
+        _ => return Ok(()),
+    };
+    Err(format!(
+        "'stick': fetch method '{name}' extracts information from '{part}', none of which is available for 'store-response'."
+    ))
+}
+
+/// `stick on|match|store-request|store-response KEY [table T] [if|unless COND]`.
 #[derive(Debug, Clone)]
 pub struct StickRule {
     pub kind: StickKind,
@@ -671,12 +747,19 @@ pub struct StickRule {
 }
 
 impl StickRule {
+    /// Whether a request's key finds its server (`stick on`, `stick match`).
     pub fn matches(&self) -> bool {
-        self.kind != StickKind::StoreRequest
+        matches!(self.kind, StickKind::On | StickKind::Match)
     }
 
+    /// Whether a request's key stores its server (`stick on`, `stick store-request`).
     pub fn stores(&self) -> bool {
-        self.kind != StickKind::Match
+        matches!(self.kind, StickKind::On | StickKind::StoreRequest)
+    }
+
+    /// Whether a response's key stores its server (`stick store-response`).
+    pub fn stores_response(&self) -> bool {
+        self.kind == StickKind::StoreResponse
     }
 }
 
@@ -1376,30 +1459,66 @@ impl Ctx<'_> {
         for (source, keyword) in fresh {
             self.note_fetch(&source, &keyword);
         }
-        let mut warned = Vec::new();
-        for term in cond.suites.iter().flatten() {
-            let acl = &self.p.rules.acls.acls[term.acl];
-            for e in &acl.exprs {
-                let layer = e.fetch.layer();
-                if usage.allowed.contains(&layer) || warned.contains(&term.acl) {
-                    continue;
-                }
-                warned.push(term.acl);
-                let who = if acl.name.is_empty() {
-                    "anonymous acl".to_string()
-                } else {
-                    format!("acl '{}'", acl.name)
-                };
-                self.warnings.push(format!(
-                    "{who} will never match {}because it uses keyword '{}' which is incompatible with '{} {}'",
-                    usage.within,
-                    e.keyword.split('(').next().unwrap_or_default(),
-                    usage.side.unwrap_or_else(|| self.side()),
-                    usage.name
-                ));
-            }
+        if let Some(warning) = self.conflict(&cond, usage) {
+            self.warnings.push(warning);
         }
         Ok(Some(cond))
+    }
+
+    /// HAProxy's warning for a condition using fetches the rule cannot (its
+    /// `warnif_cond_conflicts`, one per condition): the first ACL none of whose fetches it
+    /// can use never matches; else the first ACL with one it cannot use is named.
+    fn conflict(&self, cond: &Condition, usage: &Usage) -> Option<String> {
+        let usable = |e: &super::acl::Expr| {
+            usage.allowed.contains(&e.fetch.layer())
+                || (usage.allowed.contains(&Layer::Response) && kept_past_request(&e.fetch))
+        };
+        let keyword =
+            |e: &super::acl::Expr| e.keyword.split('(').next().unwrap_or_default().to_string();
+        let acls = || {
+            cond.suites
+                .iter()
+                .flatten()
+                .map(|t| &self.p.rules.acls.acls[t.acl])
+        };
+        let place = format!(
+            "'{} {}'",
+            usage.side.unwrap_or_else(|| self.side()),
+            usage.name
+        );
+        let within = usage.within;
+        if let Some(acl) = acls().find(|a| !a.exprs.iter().any(usable)) {
+            return Some(match acl.exprs.first() {
+                Some(e) if acl.name.is_empty() => format!(
+                    "anonymous acl will never match {within}because it uses keyword '{}' which is incompatible with {place}",
+                    keyword(e)
+                ),
+                _ => format!(
+                    "acl '{}' will never match {within}because it only involves keywords that are incompatible with {place}",
+                    acl.name
+                ),
+            });
+        }
+        let (acl, e) = acls().find_map(|a| a.exprs.iter().find(|e| !usable(e)).map(|e| (a, e)))?;
+        // HAProxy's TCP rules (those naming where they are) say "keyword", the others
+        // "keywords".
+        let keywords = if within.is_empty() {
+            "keywords"
+        } else {
+            "keyword"
+        };
+        Some(if acl.name.is_empty() {
+            format!(
+                "anonymous acl involves keyword '{}' which is incompatible with {place}",
+                keyword(e)
+            )
+        } else {
+            format!(
+                "acl '{}' involves {keywords} '{}' which is incompatible with {place}",
+                acl.name,
+                keyword(e)
+            )
+        })
     }
 
     fn use_backend(&mut self, words: &[String]) -> Result<(), String> {
@@ -1856,7 +1975,8 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// `stick on|match|store-request KEY [table T] [if|unless COND]`.
+    /// `stick on|match|store-request|store-response KEY [table T] [if|unless COND]`, in
+    /// HAProxy's words (`cfg_parse_listen`).
     fn stick(&mut self, words: &[String]) -> Result<(), String> {
         if !self.p.kind.is_backend() {
             self.warnings.push(format!(
@@ -1870,55 +1990,54 @@ impl Ctx<'_> {
             Some("on") => StickKind::On,
             Some("match") => StickKind::Match,
             Some("store-request") => StickKind::StoreRequest,
-            Some("store-response") => {
-                return Err(
-                    "'stick store-response' is not implemented by hapx; hapx refuses to run without this rule.".into(),
-                );
-            }
+            Some("store-response") => StickKind::StoreResponse,
             _ => return Err("'stick' expects 'on', 'match', or 'store'.".into()),
         };
-        let kw = format!("stick {}", words[1]);
         let key = words
             .get(2)
-            .ok_or_else(|| format!("'{kw}' expects a pattern."))?;
-        let key = match super::acl::parse_fetch(key) {
+            .filter(|k| !k.is_empty())
+            .ok_or("'stick' expects a fetch method.")?;
+        let mut key = match super::acl::parse_fetch(key) {
             Ok(f) => f,
+            // HAProxy's sample expression parser names no ACL expression.
+            Err(AclError::Bad(m)) => {
+                let m = m.split(" in ACL expression").next().unwrap_or_default();
+                return Err(format!("'stick': {m}"));
+            }
             Err(e) => return self.refuse(e, words),
         };
-        let response_part = match (key.layer(), &key.source) {
-            (Layer::L6Res, _) => Some("response buffer"),
-            (_, super::acl::Source::Status) => Some("HTTP response"),
-            (Layer::Response, _) => Some("HTTP response headers"),
-            _ => None,
-        };
-        if let Some(part) = response_part {
-            let name = words[2].split(['(', ',']).next().unwrap_or_default();
-            return Err(format!(
-                "'stick': fetch method '{name}' extracts information from '{part}', none of which is available during request."
-            ));
+        let name = words[2].split(['(', ',']).next().unwrap_or_default();
+        if kind == StickKind::StoreResponse {
+            stick_response_key(&mut key, name, &words[2])?;
+        } else {
+            stick_request_key(&key, name)?;
         }
         let mut rest = &words[3..];
         let mut table = self.p.name.clone();
         if rest.first().is_some_and(|w| w == "table") {
-            table = rest
-                .get(1)
-                .ok_or_else(|| format!("'{kw}' : missing table name."))?
-                .clone();
-            rest = &rest[2..];
+            // A missing name is an empty one: no table has it.
+            table = rest.get(1).cloned().unwrap_or_default();
+            rest = rest.get(2..).unwrap_or_default();
         }
         if let Some(w) = rest.first().filter(|w| *w != "if" && *w != "unless") {
-            return Err(format!(
-                "'{kw}' : unexpected keyword '{w}' (expects 'table', 'if' or 'unless')."
-            ));
+            return Err(format!("'stick': unknown keyword '{w}'."));
         }
-        let usage = Usage {
-            allowed: &[Layer::L4, Layer::L6, Layer::Request],
-            name: "stick rule".into(),
-            within: "",
-            side: None,
+        let usage = match kind {
+            StickKind::StoreResponse => Usage {
+                allowed: &[Layer::L4, Layer::L6Res, Layer::Response],
+                name: "stick-store rule".into(),
+                within: "",
+                side: Some("backend"),
+            },
+            _ => Usage {
+                allowed: &[Layer::L4, Layer::L6, Layer::Request],
+                name: "stick rule".into(),
+                within: "",
+                side: None,
+            },
         };
         let cond = match self.condition(rest, &usage, |e| {
-            format!("'{kw}' : error detected while parsing sticking condition : {e}.")
+            format!("'stick': error detected while parsing sticking condition : {e}.")
         }) {
             Ok(c) => c,
             Err(e) => return self.refuse(e, words),
@@ -2217,6 +2336,7 @@ fn http_action(
             }
             [_, w, ..] => return Err(not_condition(kw, name, w)),
         },
+        _ if pattern_edit_name(name).is_some() => pattern_edit(kw, name, args, values)?,
         // One HAProxy takes ([`haproxy_takes`], checked before) that hapx does not run.
         _ => return Err(ActionError::Unsupported(format!("the action '{name}'"))),
     })
@@ -2240,11 +2360,58 @@ const READ_TO_EMPTY_WORD: &[&str] = &[
 
 /// The words of an HTTP rule running action `name` as HAProxy reads them.
 fn read_words<'w>(name: &str, words: &'w [String]) -> &'w [String] {
-    if !READ_TO_EMPTY_WORD.contains(&name) {
+    if !READ_TO_EMPTY_WORD.contains(&name) && pattern_edit_name(name).is_none() {
         return words;
     }
     let end = (words.iter().skip(2).position(String::is_empty)).map_or(words.len(), |i| i + 2);
     &words[..end]
+}
+
+/// The edit of a pattern action `name` and its file, as HAProxy's `parse_http_set_map`
+/// reads them: the kind from the name's start, the file from its ninth character to the
+/// one before its last, whatever they are (`set-mapx(F)` names `(F`; a name too short for
+/// a file names none).
+fn pattern_edit_name(name: &str) -> Option<(&'static str, &str)> {
+    let kind = ["add-acl", "del-acl", "set-map", "del-map"]
+        .into_iter()
+        .find(|k| name.starts_with(k))?;
+    let file = name
+        .get(8..name.len().saturating_sub(1))
+        .unwrap_or_default();
+    Some((kind, file))
+}
+
+/// `add-acl(F) KEY`, `del-acl(F) KEY`, `set-map(F) KEY VALUE`, `del-map(F) KEY`, with
+/// HAProxy's messages. A file no map or ACL uses is no error (the action does nothing).
+fn pattern_edit(
+    kw: &str,
+    name: &str,
+    args: &[String],
+    values: &mut Values<'_>,
+) -> Result<HttpAction, ActionError> {
+    let Some((kind, file)) = pattern_edit_name(name) else {
+        return Err(ActionError::Unsupported(format!("the action '{name}'")));
+    };
+    let taken = if kind == "set-map" { 2 } else { 1 };
+    if args.len() < taken {
+        return Err(ActionError::Rule(format!(
+            "expects exactly {taken} arguments"
+        )));
+    }
+    if let Some(w) = args.get(taken) {
+        return Err(not_condition(kw, name, w));
+    }
+    let key = values.compile(&args[0])?;
+    let edit = match kind {
+        "add-acl" => Edit::Add,
+        "set-map" => Edit::Set(values.compile(&args[1])?),
+        _ => Edit::Delete,
+    };
+    Ok(HttpAction::Pattern(Box::new(PatternEdit {
+        edit,
+        file: crate::runtime::map::FileRef::new(file.to_string()),
+        key,
+    })))
 }
 
 /// HAProxy's refusal of a word `w` past an action's arguments that starts no condition.

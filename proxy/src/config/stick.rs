@@ -1,4 +1,4 @@
-//! Stick tables as HAProxy 2.6 declares them: `stick-table type ip|ipv6|integer|string
+//! Stick tables as HAProxy 2.6 declares them: `stick-table type ip|ipv6|integer|string|binary
 //! [len N] size N [expire T] [nopurge] [peers P] [store ...]` in a frontend, backend or
 //! listen section (the table takes the section's name), and the `track-scN KEY [table T]`
 //! argument of `tcp-request` and `http-request` rules. The runtime side (entries, counters,
@@ -24,17 +24,35 @@ pub enum KeyType {
     Ip,
     Ipv6,
     Integer,
-    /// Up to `len` bytes (32 by default).
+    /// Up to `len` bytes (31 by default: HAProxy's 32-byte key holds the NUL).
     String,
+    /// Exactly `len` bytes (32 by default): shorter samples padded with zeros, longer ones
+    /// cut.
+    Binary,
 }
 
 impl KeyType {
+    /// Whether HAProxy casts what `key` gives into a key of this type (its
+    /// `stktable_compatible_sample`: a cast in `sample_casts` from the expression's output
+    /// type, where `method` alone is a method, and addresses are declared IPv4).
+    pub fn takes(self, key: &Fetch) -> bool {
+        use super::converter::SampleType as T;
+        let method = key.source == acl::Source::Method && key.converters.is_empty();
+        match self {
+            KeyType::String | KeyType::Binary => true,
+            _ if method => false,
+            KeyType::Ip | KeyType::Ipv6 => matches!(key.kind(), T::Int | T::Ip | T::Str),
+            KeyType::Integer => key.kind() != T::Bin,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             KeyType::Ip => "ip",
             KeyType::Ipv6 => "ipv6",
             KeyType::Integer => "integer",
             KeyType::String => "string",
+            KeyType::Binary => "binary",
         }
     }
 }
@@ -133,7 +151,7 @@ pub struct Store {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSpec {
     pub key: KeyType,
-    /// The key's size in bytes (a string's `len`).
+    /// The key's size in bytes (a string's `len`, without HAProxy's NUL).
     pub key_len: usize,
     pub size: usize,
     pub expire: Option<Duration>,
@@ -232,19 +250,19 @@ pub fn parse_table(args: &[String], warnings: &mut Vec<String>) -> Result<TableS
 }
 
 impl TableWords {
-    /// `type T` (and a string's `len N` right after it, in `rest`); the words it took.
+    /// `type T` (and a string's or binary's `len N` right after it, in `rest`); the words
+    /// it took.
     fn key_type(&mut self, v: &str, rest: &[String]) -> Result<usize, LineError> {
         self.key = Some(match v {
             "ip" | "ipv4" => KeyType::Ip,
             "ipv6" => KeyType::Ipv6,
             "integer" => KeyType::Integer,
             "string" => KeyType::String,
-            "binary" => {
-                return Err(line_err("type 'binary' is not implemented by hapx".into()));
-            }
+            "binary" => KeyType::Binary,
             other => return Err(line_err(format!("unknown type '{other}'"))),
         });
-        if self.key != Some(KeyType::String) || rest.first().is_none_or(|w| w != "len") {
+        let sized = matches!(self.key, Some(KeyType::String | KeyType::Binary));
+        if !sized || rest.first().is_none_or(|w| w != "len") {
             return Ok(2);
         }
         // Read as atol() does, as HAProxy: 0 or no digits is no length.
@@ -284,13 +302,16 @@ impl TableWords {
     }
 
     fn finish(mut self) -> Result<TableSpec, LineError> {
-        let key = self.key.ok_or_else(|| line_err("missing type".into()))?;
+        // In HAProxy's order: the size first.
         let size = self.size.ok_or_else(|| line_err("missing size".into()))?;
+        let key = self.key.ok_or_else(|| line_err("missing type".into()))?;
         self.check_arrays()?;
         let key_len = match key {
             KeyType::Ip | KeyType::Integer => 4,
             KeyType::Ipv6 => 16,
-            KeyType::String => self.key_len.unwrap_or(32),
+            // HAProxy's default key is 32 bytes: a string's NUL is one of them.
+            KeyType::String => self.key_len.unwrap_or(31),
+            KeyType::Binary => self.key_len.unwrap_or(32),
         };
         self.store.sort_by_key(|s| s.data);
         Ok(TableSpec {
@@ -841,9 +862,39 @@ fn written(mut fetch: StickFetch, name: &str, arg: usize) -> StickFetch {
     fetch
 }
 
-/// Whether proxy `name` has a stick table.
+/// Whether the stick table of proxy `name` takes the keys `key` gives (true without one:
+/// its absence is reported on its own).
+fn table_takes(config: &super::model::Config, name: &str, key: &Fetch) -> bool {
+    let proxies = (config.proxies.iter())
+        .filter(|p| p.name == name)
+        .filter_map(|p| p.stick_table.as_ref());
+    let sections = (config.peers.iter().flat_map(|s| &s.tables))
+        .filter(|t| t.name == name)
+        .map(|t| &t.spec);
+    proxies
+        .chain(sections)
+        .next()
+        .is_none_or(|s| s.key.takes(key))
+}
+
+/// The stick tables named `name`: a proxy's, a peers section's (`SECTION/NAME`).
+fn tables_named<'a>(
+    config: &'a mut super::model::Config,
+    name: &'a str,
+) -> impl Iterator<Item = &'a mut TableSpec> {
+    let proxies = (config.proxies.iter_mut())
+        .filter(move |p| p.name == name)
+        .filter_map(|p| p.stick_table.as_mut());
+    let sections = (config.peers.iter_mut().flat_map(|s| &mut s.tables))
+        .filter(move |t| t.name == name)
+        .map(|t| &mut t.spec);
+    proxies.chain(sections)
+}
+
+/// Whether a proxy or a peers section has the stick table `name`.
 fn has_table(config: &super::model::Config, name: &str) -> bool {
     (config.proxies.iter()).any(|p| p.name == name && p.stick_table.is_some())
+        || super::peers::has_table(config, name)
 }
 
 /// An argument of a fetch naming what does not exist, HAProxy's `message` for it.
@@ -947,27 +998,40 @@ fn report_unresolved(missing: &[String], diags: &mut super::diag::Diags) {
     }
 }
 
-/// HAProxy's checks that each `track-scN` and `stick` rule names a table that exists; the
-/// tables of `stick` rules store `server_id` and `server_key`, as in HAProxy.
+/// HAProxy's checks that each `track-scN` and `stick` rule names a table that exists (a
+/// proxy's, or a peers section's `SECTION/NAME`); the tables of `stick` rules store
+/// `server_id` and `server_key`, as in HAProxy.
 pub fn check(config: &mut super::model::Config, diags: &mut super::diag::Diags) {
     let mut sticky = Vec::new();
     for p in &config.proxies {
-        for r in &p.rules.stick {
-            let table = config
-                .proxies
-                .iter()
-                .position(|t| t.name == r.table && t.stick_table.is_some());
-            match table {
-                Some(i) => sticky.push(i),
-                None => diags.global_alert(format!(
-                    "Proxy '{}': unable to find stick-table '{}'.",
-                    p.name, r.table
-                )),
+        // HAProxy checks the request's rules, then the response's (`storersp_rules`).
+        let (response, request): (Vec<_>, Vec<_>) =
+            p.rules.stick.iter().partition(|r| r.stores_response());
+        for r in request.into_iter().chain(response) {
+            if !has_table(config, &r.table) {
+                diags.global_alert(format!(
+                    "Proxy '{}': unable to find {} '{}'.",
+                    p.name,
+                    if r.stores_response() {
+                        "store table"
+                    } else {
+                        "stick-table"
+                    },
+                    r.table
+                ));
+                continue;
             }
+            if !table_takes(config, &r.table, &r.key) {
+                diags.global_alert(format!(
+                    "Proxy '{}': type of fetch not usable with type of stick-table '{}'.",
+                    p.name, r.table
+                ));
+            }
+            sticky.push(r.table.clone());
         }
     }
-    for i in sticky {
-        if let Some(spec) = config.proxies[i].stick_table.as_mut() {
+    for name in sticky {
+        for spec in tables_named(config, &name) {
             for data in [DataType::ServerId, DataType::ServerKey] {
                 if spec.stores(data).is_none() {
                     spec.store.push(Store { data, period_ms: 0 });
@@ -1009,11 +1073,18 @@ fn check_tracks(config: &super::model::Config, diags: &mut super::diag::Diags) {
         sections.push(&p.name);
         for section in sections {
             let missing = (tracks.iter()).filter(|t| t.section == section);
-            for t in missing.filter(|t| !has_table(config, &t.table)) {
-                diags.global_alert(format!(
-                    "Proxy '{section}': unable to find table '{}' referenced by track-sc{}.",
-                    t.table, t.slot
-                ));
+            for t in missing {
+                if !has_table(config, &t.table) {
+                    diags.global_alert(format!(
+                        "Proxy '{section}': unable to find table '{}' referenced by track-sc{}.",
+                        t.table, t.slot
+                    ));
+                } else if !table_takes(config, &t.table, &t.key) {
+                    diags.global_alert(format!(
+                        "Proxy '{section}': stick-table '{}' uses a type incompatible with the 'track-sc{}' rule.",
+                        t.table, t.slot
+                    ));
+                }
             }
         }
     }
@@ -1057,5 +1128,19 @@ mod tests {
             "stick-table: missing argument to store option 'conn_rate'."
         );
         assert_eq!(e("type foo size 1"), "stick-table: unknown type 'foo'.");
+        assert_eq!(
+            e("type binary len 0 size 1"),
+            "stick-table: unknown type '0'."
+        );
+    }
+
+    #[test]
+    fn sized_keys_are_haproxys() {
+        let len = |s: &str| parse_table(&words(s), &mut Vec::new()).unwrap().key_len;
+        // HAProxy's default 32-byte key: a string's NUL is one of them.
+        assert_eq!(len("type string size 1"), 31);
+        assert_eq!(len("type string len 32 size 1"), 32);
+        assert_eq!(len("type binary size 1"), 32);
+        assert_eq!(len("type binary len 4 size 1"), 4);
     }
 }

@@ -192,7 +192,12 @@ pub fn source_addr(text: &str, ranges: bool) -> Result<super::model::ConnSource,
             .ok_or_else(|| format!("invalid address: '{h}' in '{text}'"))?,
     };
     let addr = SocketAddr::new(ip, if range.is_some() { 0 } else { port });
-    Ok(super::model::ConnSource { addr, ports: range })
+    Ok(super::model::ConnSource {
+        addr,
+        ports: range,
+        usesrc: None,
+        interface: None,
+    })
 }
 
 /// The port part of a `source` address, as HAProxy's `str2sa_range` reads it: no offset

@@ -1,7 +1,9 @@
 //! The master CLI (`-S PATH[,mode,MODE,user,USER,group,GROUP]`), HAProxy's: `show proc`,
 //! `reload`, `show version`, levels, and commands sent on to a worker's runtime API with a
 //! prefix: `@1 show info` (the current worker), `@!PID show stat` (any worker, former ones
-//! included), `@master show proc`. One command line per connection, or many after `prompt`.
+//! included), `@master show proc`. One command line per connection, or many after `prompt`;
+//! a prefix alone (`@1`) makes that worker the target of the commands that follow (the
+//! prompt its pid) until `@master` alone, as in HAProxy.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -167,6 +169,7 @@ async fn session(
     let mut session = Session {
         level: CliLevel::Admin,
         interactive: false,
+        target: None,
         registry,
         events,
     };
@@ -184,7 +187,12 @@ async fn session(
             Ok(Err(e)) => return Err(e),
         }
         let line = crate::bytestr::from_bytes(&line);
-        for cmd in line.split(';').map(str::trim).filter(|c| !c.is_empty()) {
+        // Every command of the line, empty ones too (HAProxy answers those with its help).
+        for cmd in line
+            .trim_end_matches(['\n', '\r'])
+            .split(';')
+            .map(str::trim)
+        {
             let (answer, next) = session.run(cmd).await;
             write.write_all(&crate::bytestr::to_bytes(&answer)).await?;
             if let Next::Close = next {
@@ -194,13 +202,22 @@ async fn session(
         if !session.interactive {
             return Ok(());
         }
-        write.write_all(b"\nmaster> ").await?;
+        // After the answers' own empty lines, as HAProxy's: the default target's name.
+        let prompt = match &session.target {
+            Some((_, pid)) => format!("{pid}> "),
+            None => "master> ".into(),
+        };
+        write.write_all(prompt.as_bytes()).await?;
     }
 }
 
 struct Session {
     level: CliLevel,
     interactive: bool,
+    /// Where a command without a prefix goes once `@1` or `@!PID` came alone: that worker
+    /// (the prefix's target, and its pid for the prompt); None: the master (or `@master`
+    /// alone).
+    target: Option<(String, u32)>,
     registry: Arc<Mutex<Registry>>,
     events: UnboundedSender<Event>,
 }
@@ -209,19 +226,33 @@ impl Session {
     /// Runs one command: its answer (with the empty line that ends an answer) and whether the
     /// connection goes on.
     async fn run(&mut self, mut cmd: &str) -> (String, Next) {
-        // `@master CMD` is CMD here (any number of times).
+        // `@master CMD` is CMD here (any number of times); `@master` alone makes the master
+        // the session's default target again.
+        let mut to_master = false;
         while let Some(rest) = cmd.strip_prefix("@master") {
             if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
                 break;
             }
             cmd = rest.trim_start();
+            to_master = true;
+        }
+        if to_master && cmd.is_empty() {
+            self.target = None;
+            return (String::new(), Next::Continue);
         }
         if let Some(rest) = cmd.strip_prefix('@') {
             let (target, command) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             return self.forward(target, command.trim()).await;
         }
+        if let Some((target, _)) = self.target.clone().filter(|_| !to_master) {
+            return self.forward(&target, cmd).await;
+        }
         let words: Vec<&str> = cmd.split_whitespace().collect();
         let answer = match words.as_slice() {
+            [] => format!(
+                "Unknown command. Please enter one of the following commands only:\n{}",
+                HELP.split_once('\n').map_or("", |(_, commands)| commands)
+            ),
             ["help", ..] => HELP.to_string(),
             ["prompt"] => {
                 self.interactive = !self.interactive;
@@ -254,16 +285,18 @@ impl Session {
         Next::Continue
     }
 
-    /// `@1 CMD`, `@!PID CMD`.
+    /// `@1 CMD`, `@!PID CMD`; the prefix alone makes that worker the session's default
+    /// target, as HAProxy's (its prompt then the worker's pid).
     async fn forward(&mut self, target: &str, command: &str) -> (String, Next) {
-        let link = self.registry.lock().ok().and_then(|r| r.link_for(target));
-        let Some(link) = link else {
+        let found = self.registry.lock().ok().and_then(|r| r.link_for(target));
+        let Some((pid, link)) = found else {
             return (
                 format!("Can't find the target PID matching the prefix '@{target}'\n"),
                 Next::Close,
             );
         };
         if command.is_empty() {
+            self.target = Some((target.to_string(), pid));
             return (String::new(), Next::Continue);
         }
         match tokio::time::timeout(TIMEOUT, ask_worker(&link, self.level, command)).await {

@@ -127,8 +127,8 @@ impl Registry {
         self.workers.iter_mut().find(|w| w.pid == pid)
     }
 
-    /// The link of the worker `@TARGET` names: `1` the current one, `!PID` any.
-    fn link_for(&self, target: &str) -> Option<Arc<std::os::fd::OwnedFd>> {
+    /// The pid and the link of the worker `@TARGET` names: `1` the current one, `!PID` any.
+    fn link_for(&self, target: &str) -> Option<(u32, Arc<std::os::fd::OwnedFd>)> {
         let found = match target.strip_prefix('!') {
             Some(pid) => {
                 let pid: u32 = pid.parse().ok()?;
@@ -137,7 +137,7 @@ impl Registry {
             None if target == "1" => self.workers.iter().find(|w| w.served),
             None => None,
         };
-        found.map(|w| w.link.clone())
+        found.map(|w| (w.pid, w.link.clone()))
     }
 }
 

@@ -14,8 +14,9 @@
 //! `enable|disable frontend F`, `enable|disable dynamic-cookie backend B`,
 //! `set dynamic-cookie-key backend B KEY` (see `runtime::persist`),
 //! `shutdown sessions server B/S` (see `runtime::shutdown`), the map commands (`show|get|add|
-//! set|del|clear|prepare|commit map`, see `runtime::map`), `show sess [ID|all]` and
-//! `shutdown session ID` (the streams on a server: see [`show_sess`]), `prompt`, `quit`; and
+//! set|del|clear|prepare|commit map` and the same but `set` for `acl`, see `runtime::map`), `show sess [ID|all]` and
+//! `shutdown session ID` (the streams on a server: see [`show_sess`]), `show ssl crt-list
+//! [-n] [FILE]` (see `runtime::tls`), `prompt`, `quit`; and
 //! `_getsocks` (level admin with `expose-fd listeners`), which hands this process's listening sockets to a new process
 //! over SCM_RIGHTS for a reload without a refused connection.
 
@@ -69,11 +70,20 @@ const HELP: &str = "The following commands are valid at this level:
   set server <bk>/<srv> check-port <p>    : change a server's health check port
   set server <bk>/<srv> fqdn <FQDN>       : change a server's FQDN (with resolvers)
   show sess [id]                          : report the list of current sessions or dump this exact session
+  show ssl crt-list [-n] [<list>]         : show the list of crt-lists or the content of a crt-list file <list>
   shutdown session [id]                   : kill a specific session
   shutdown sessions server <bk>/<srv>     : kill sessions on a server
+  show peers [dict|-] [section]           : dump some information about all the peers or this peers section
   show table [<table>] [data.<type> <op> <v>] [key <k>] : report table usage stats or dump a table's entries
   clear table <table> [key <k>]           : remove entries from a table (all or by key)
   set table <table> key <k> [data.<type> <v>]... : update or create a table entry's data
+  show acl [@<ver>] <acl>]                : report available acls or dump an acl's contents
+  get acl <acl> <value>                   : report the patterns matching a sample for an ACL
+  add acl [@<ver>] <acl> <pattern>        : add an acl entry
+  del acl <acl> [<key>|#<ref>]            : delete acl entries matching <key>
+  clear acl [@<ver>] <acl>                : clear the contents of this acl
+  prepare acl <acl>                       : prepare a new version for atomic ACL replacement
+  commit acl @<ver> <acl>                 : commit the ACL at this version
   show map [@<ver>] [<map>]               : report available maps or dump a map's contents
   get map <map> <value>                   : report the keys and values matching a sample for a map
   add map [@<ver>] <map> <key> <val>      : add a map entry
@@ -84,76 +94,109 @@ const HELP: &str = "The following commands are valid at this level:
   commit map @<ver> <map>                 : commit the map at this version
 ";
 
-/// Accepts runtime API connections on every `stats socket` until the process exits. They
-/// are HAProxy's `GLOBAL` frontend, whose `maxconn` (`stats maxconn`, `limits::CLI_MAXCONN`
-/// by default) bounds them all together: with that many sessions open, no socket accepts,
-/// and a new client waits in the backlog until one leaves, as when HAProxy pauses a full
-/// frontend's listeners.
+/// Sessions the master passes for its CLI's `@N` commands ([`super::master_link`]), each
+/// with the level of the master's CLI session, for [`serve`] to take as it takes a `stats
+/// socket`'s connections.
+pub type MasterSessions = tokio::sync::mpsc::UnboundedReceiver<(CliLevel, UnixStream)>;
+
+/// Serves the runtime API until the process exits: connections on every `stats socket`
+/// and, in master-worker mode, the sessions the master passes (`master`). They are HAProxy's
+/// `GLOBAL` frontend, whose `maxconn` (`stats maxconn`, `limits::CLI_MAXCONN` by default)
+/// bounds them all together (HAProxy's worker takes the master's on a listener of that same
+/// frontend): with that many sessions open, no socket accepts and no passed session is
+/// taken, and a new client waits (in the backlog, or in the link) until one leaves, as
+/// when HAProxy pauses a full frontend's listeners. Each session lasts at most `stats
+/// timeout`, the frontend's client timeout.
 pub async fn serve(
     state: Arc<State>,
     sockets: Vec<(StatsSocket, UnixListener)>,
     handover: Handover,
+    mut master: Option<MasterSessions>,
 ) {
     let bound = state.config.global.cli_maxconn;
     let slots = Arc::new(tokio::sync::Semaphore::new(
         bound.unwrap_or(crate::limits::CLI_MAXCONN),
     ));
+    let timeout = state
+        .config
+        .global
+        .stats_timeout
+        .unwrap_or(std::time::Duration::from_secs(10));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let (at, accepted) = std::future::poll_fn(|cx| {
-            for (at, (_, socket)) in sockets.iter().enumerate() {
-                if let std::task::Poll::Ready(accepted) = socket.poll_accept(cx) {
-                    return std::task::Poll::Ready((at, accepted));
-                }
-            }
-            std::task::Poll::Pending
-        })
-        .await;
-        let Ok((stream, _)) = accepted else {
-            continue;
+        let Some((conf, stream, listener)) = next_session(&state, &sockets, &mut master).await
+        else {
+            return;
         };
-        let conf = sockets[at].0.clone();
-        // Its number among the `stats socket` lines, from 1, as HAProxy numbers its listeners.
-        let listener = state
-            .config
-            .global
-            .stats_sockets
-            .iter()
-            .position(|s| s.path == conf.path)
-            .map_or(0, |at| at + 1);
         let (state, handover) = (state.clone(), handover.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            let timeout = state
-                .config
-                .global
-                .stats_timeout
-                .unwrap_or(std::time::Duration::from_secs(10));
-            let served = session(state, conf, stream, handover, Some(listener));
+            let served = session(state, conf, stream, handover, listener);
             let _ = tokio::time::timeout(timeout, served).await;
         });
     }
 }
 
-/// Serves one session the master passed for its CLI's `@N` commands ([`super::master_link`]):
-/// at the level the master's CLI session has, with the listeners exposed as on the master's
-/// own link in HAProxy.
-pub async fn serve_for_master(
-    state: Arc<State>,
-    level: CliLevel,
-    stream: UnixStream,
-    handover: Handover,
-) {
-    let conf = StatsSocket {
-        path: "master".into(),
-        mode: None,
-        level,
-        expose_fd_listeners: true,
-        place: Default::default(),
-    };
-    let _ = session(state, conf, stream, handover, None).await;
+/// The next runtime API session: a connection accepted on a `stats socket` (its settings
+/// and its number among the `stats socket` lines, from 1, as HAProxy numbers its
+/// listeners), or one the master passed (at its session's level, with the listeners
+/// exposed as on the master's own link in HAProxy; no number). None once there is neither
+/// socket nor master any more.
+async fn next_session(
+    state: &State,
+    sockets: &[(StatsSocket, UnixListener)],
+    master: &mut Option<MasterSessions>,
+) -> Option<(StatsSocket, UnixStream, Option<usize>)> {
+    use std::task::Poll;
+    loop {
+        let next = std::future::poll_fn(|cx| {
+            for (at, (_, socket)) in sockets.iter().enumerate() {
+                if let Poll::Ready(accepted) = socket.poll_accept(cx) {
+                    return Poll::Ready(Arrived::Socket(at, accepted.map(|(s, _)| s)));
+                }
+            }
+            match master.as_mut().map(|m| m.poll_recv(cx)) {
+                Some(Poll::Ready(passed)) => Poll::Ready(Arrived::Master(passed)),
+                _ if sockets.is_empty() && master.is_none() => Poll::Ready(Arrived::Master(None)),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
+        match next {
+            Arrived::Socket(at, Ok(stream)) => {
+                let conf = sockets[at].0.clone();
+                let global = &state.config.global;
+                let listener = global
+                    .stats_sockets
+                    .iter()
+                    .position(|s| s.path == conf.path);
+                return Some((conf, stream, Some(listener.map_or(0, |at| at + 1))));
+            }
+            Arrived::Socket(_, Err(_)) => {}
+            Arrived::Master(Some((level, stream))) => {
+                let conf = StatsSocket {
+                    path: "master".into(),
+                    mode: None,
+                    level,
+                    expose_fd_listeners: true,
+                    place: Default::default(),
+                };
+                return Some((conf, stream, None));
+            }
+            // The master's link is gone (the process stops): the sockets go on meanwhile.
+            Arrived::Master(None) if master.take().is_some() && !sockets.is_empty() => {}
+            Arrived::Master(None) => return None,
+        }
+    }
+}
+
+/// What [`next_session`] saw come: a `stats socket`'s connection (the socket's index), or
+/// a session from the master (None: its link is gone, or there is neither).
+enum Arrived {
+    Socket(usize, std::io::Result<UnixStream>),
+    Master(Option<(CliLevel, UnixStream)>),
 }
 
 /// Serves one CLI connection, listed by `show sess` as a stream of HAProxy's `GLOBAL`
@@ -307,11 +350,15 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
     let admin = level == CliLevel::Admin;
     let denied = || "Permission denied\n".to_string();
     // Table commands check the level each action needs, as HAProxy's.
-    // Map commands need no level, as in HAProxy 2.6.
-    if let [verb, "map", args @ ..] = words.as_slice()
-        && super::map::is_command(verb)
-    {
-        return super::map::command(verb, args);
+    // Map and ACL commands need no level, as in HAProxy 2.6.
+    if let [verb, noun @ ("map" | "acl"), args @ ..] = words.as_slice() {
+        let listing = match *noun {
+            "map" => super::map::Listing::Map,
+            _ => super::map::Listing::Acl,
+        };
+        if super::map::is_command(listing, verb) {
+            return super::map::command(listing, verb, args);
+        }
     }
     if let [verb, "table", args @ ..] = words.as_slice()
         && let Some(action) = super::stick::cli::Action::named(verb)
@@ -320,6 +367,7 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
     }
     match words.as_slice() {
         ["help"] => HELP.into(),
+        ["show", "peers", args @ ..] => super::peers::show(args),
         ["show", "info", ..] => stats::info(state),
         ["show", "stat", ..] => stats::csv(state),
         ["show", "servers", "state"] => stats::servers_state(state, None).unwrap_or_else(|e| e),
@@ -391,10 +439,18 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
             }
         }
         ["show", "sess", arg @ ..] if level != CliLevel::User => show_sess(state, arg.first()),
+        ["show", "ssl", "crt-list", args @ ..] if admin => {
+            let binds = state.frontends.iter().flat_map(|f| &f.conf.binds);
+            let lists = binds
+                .filter_map(|b| b.tls.as_ref())
+                .flat_map(|t| t.crt_lists());
+            super::tls::show_crt_list(lists, args)
+        }
         ["shutdown", "session", arg @ ..] if admin => shutdown_session(state, arg.first()),
         ["enable" | "disable" | "set", ..]
         | ["shutdown", "sessions", "server", ..]
         | ["show", "sess", ..]
+        | ["show", "ssl", "crt-list", ..]
         | ["shutdown", "session", ..] => denied(),
         _ => format!(
             "Unknown command. Please enter one of the following commands only:\n{}",
@@ -409,8 +465,9 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
 ///
 /// The streams are those [`super::shutdown::streams`] lists: a TCP session from its accept
 /// on (in its rules `be=<NONE> srv=<none>`, then `srv=<none>` until connected, HAProxy's
-/// `srv` also while connecting), an HTTP stream from its request's sending to its
-/// exchange's end (not one in its rules or queue, which HAProxy lists), and the CLI's own
+/// `srv` also while connecting), an HTTP stream waiting for its server (in a queue,
+/// connecting: `srv=<none>`), then from its request's sending to its exchange's end (not
+/// one in its rules, which HAProxy lists), and the CLI's own
 /// (`fe=GLOBAL`, `proto=unix_stream src=unix:N`, its socket's number). Printed are the
 /// fields hapx knows: a line has HAProxy's `proto`, `src`, `fe`, `be`,
 /// `srv` and `age`, in its order and syntax, without its internal ones (task state, epoch,
@@ -638,7 +695,7 @@ fn proto(shown: &super::shutdown::Shown) -> &'static str {
 
 /// A duration in seconds as HAProxy's `human_time` writes it: its two largest units of days,
 /// hours, minutes and seconds, from the largest not zero (`0s` for none).
-fn human_time(secs: u64) -> String {
+pub(crate) fn human_time(secs: u64) -> String {
     let parts = [
         (secs / 86_400, 'd'),
         (secs % 86_400 / 3600, 'h'),

@@ -189,7 +189,7 @@ pub async fn probe(ctx: &CheckContext<'_>, node: &str) -> (bool, CheckResult) {
         // Without rules too: its implicit connect reports failures with its step.
         tcp_check_probe(ctx, &conf.tcp_checks, &t).await
     } else {
-        connect(server, None, &t)
+        connect(server, None, false, &t)
             .await
             .map(|_| ("L4OK", None, "Layer4 check passed".to_string()))
     };
@@ -299,15 +299,36 @@ pub(super) fn check_addr(server: &Server, rule: Option<&CheckConnect>) -> Option
 
 /// A check's (or an agent's) connection to `addr`, bound to the server's `source` if it has
 /// one, as HAProxy's checks connect the way its traffic does (a failure there is a
-/// [`SourceError`](super::session::SourceError), see [`connect_failure`]).
+/// [`SourceError`](super::session::SourceError), see [`connect_failure`]): its address and
+/// `interface`, never its `usesrc` (a check has no client, and HAProxy gives it no foreign
+/// address, not even a fixed one).
 pub(super) async fn connect_from(
     source: Option<&crate::config::model::ConnSource>,
     addr: SocketAddr,
 ) -> std::io::Result<TcpStream> {
-    if source.is_none() {
+    open(source, addr, false).await
+}
+
+/// [`connect_from`]; with `delayed_ack`, TCP_QUICKACK off, as HAProxy connects a check
+/// whose connection is not followed by an expect (`CONNECT_DELACK_ALWAYS`): the handshake's
+/// last ACK leaves with the first data, and a check that sends none is reset before the
+/// server ever accepts it.
+async fn open(
+    source: Option<&crate::config::model::ConnSource>,
+    addr: SocketAddr,
+    delayed_ack: bool,
+) -> std::io::Result<TcpStream> {
+    if source.is_none() && !delayed_ack {
         return TcpStream::connect(addr).await;
     }
-    let socket = super::session::bind_and_connect(addr, source, |_| Ok(()))?;
+    let prepare = |socket: &socket2::Socket| {
+        if delayed_ack {
+            // Only a saved packet is at stake: on failure the ACK goes on its own.
+            let _ = socket.set_tcp_quickack(false);
+        }
+        Ok(())
+    };
+    let socket = super::session::bind_and_connect(addr, (source, None), prepare)?;
     let stream = TcpStream::from_std(socket.into())?;
     stream.writable().await?;
     match stream.take_error()? {
@@ -328,10 +349,11 @@ pub(super) fn connect_failure(e: &std::io::Error) -> String {
 
 /// Connects as `rule` says (none: as the server says), with TLS when the rule has `ssl`, or
 /// when the server's checks use TLS (`check-ssl`, `ssl`) and the rule is implicit or
-/// `default`.
+/// `default`. `expect_next`: the server speaks first (see [`open`]).
 async fn connect(
     server: &Server,
     rule: Option<&CheckConnect>,
+    expect_next: bool,
     t: &Timing,
 ) -> Result<CheckConn, Verdict> {
     let addr = check_addr(server, rule).ok_or((
@@ -342,7 +364,7 @@ async fn connect(
     // In use while it opens (even refused), as HAProxy's `conn_new` counts a check's
     // connection before `conn_set_private` takes it out of the server's use.
     let in_use = super::pool::CheckUse::new(server);
-    let connecting = connect_from(server.opts.source.as_ref(), addr);
+    let connecting = open(server.opts.source.as_ref(), addr, !expect_next);
     let stream = match tokio::time::timeout(t.connecting(), connecting).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(("L4CON", None, connect_failure(&e))),
@@ -603,7 +625,7 @@ async fn http_group(
     nolb_on_404: bool,
     t: &Timing,
 ) -> Result<Verdict, Verdict> {
-    let mut conn = connect(ctx.server, group.connect.as_ref(), t).await?;
+    let mut conn = connect(ctx.server, group.connect.as_ref(), false, t).await?;
     let ctx = &ctx.connected_to(conn.addr);
     run_http_vars(group, None, ctx);
     let request = http_request(group, state, ctx);
@@ -1088,7 +1110,7 @@ fn sslv3_client_hello(now: u32) -> Vec<u8> {
 /// `option ssl-hello-chk`: the ClientHello, then a TLS record header back whose type is a
 /// handshake (0x16) or an alert (0x15): Layer6 passed.
 async fn ssl_hello_probe(server: &Server, t: &Timing) -> Result<Verdict, Verdict> {
-    let mut conn = connect(server, None, t).await?;
+    let mut conn = connect(server, None, false, t).await?;
     let exchange = async {
         conn.io
             .write_all(&sslv3_client_hello(now_secs() as u32))
@@ -1105,6 +1127,14 @@ async fn ssl_hello_probe(server: &Server, t: &Timing) -> Result<Verdict, Verdict
         Ok(_) => Err(("L6RSP", None, "Layer6 invalid response".into())),
         Err(_) => Err(("L6TOUT", None, "Layer6 timeout".into())),
     }
+}
+
+/// Whether the first of `rules[from..]` that does something (no comment, no variable
+/// rule) is an expect: HAProxy's `get_next_tcpcheck_rule` after a connect.
+fn expect_follows(rules: &[TcpCheckRule], from: usize) -> bool {
+    let next = (rules.iter().skip(from))
+        .find(|r| !matches!(r, TcpCheckRule::Comment(_) | TcpCheckRule::Var(_)));
+    matches!(next, Some(TcpCheckRule::Expect(_)))
 }
 
 async fn tcp_check_probe(
@@ -1125,7 +1155,7 @@ async fn tcp_check_probe(
     let first =
         (rules.iter()).find(|r| !matches!(r, TcpCheckRule::Comment(_) | TcpCheckRule::Var(_)));
     if !matches!(first, Some(TcpCheckRule::Connect(_))) {
-        let c = connect(server, None, t)
+        let c = connect(server, None, expect_follows(rules, 0), t)
             .await
             .map_err(|e| with_step(e, ConnectStep::Initial))?;
         ctx = ctx.connected_to(c.addr);
@@ -1140,7 +1170,7 @@ async fn tcp_check_probe(
         };
         match rule {
             TcpCheckRule::Connect(rule) => {
-                let c = connect(server, Some(rule), t)
+                let c = connect(server, Some(rule), expect_follows(rules, step), t)
                     .await
                     .map_err(|e| with_step(e, ConnectStep::Rule { step, rule }))?;
                 ctx = ctx.connected_to(c.addr);

@@ -167,6 +167,10 @@ fn convert(conv: &Converter, v: Value) -> Option<Value> {
         C::Upper => text(writable(bytes).to_ascii_uppercase()),
         C::IpMask { v4, v6 } => match v {
             Value::Ip(IpAddr::V4(ip)) => Some(Value::Ip(IpAddr::V4((u32::from(ip) & v4).into()))),
+            // HAProxy's `c_ipv62ip` first: an IPv4-mapped address is masked as IPv4.
+            Value::Ip(IpAddr::V6(ip)) if let Some(ip) = ip.to_ipv4_mapped() => {
+                Some(Value::Ip(IpAddr::V4((u32::from(ip) & v4).into())))
+            }
             Value::Ip(IpAddr::V6(ip)) => {
                 let mask = (*v6)?;
                 Some(Value::Ip(IpAddr::V6((u128::from(ip) & mask).into())))

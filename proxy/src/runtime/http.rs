@@ -25,7 +25,7 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -313,6 +313,10 @@ struct Conn {
     response_complete: bool,
     /// A server connection's [`Server::conn_generation`] when it was opened.
     generation: u64,
+    /// A server connection that closes with a reset (HAProxy's `FD_LINGER_RISK`) until the
+    /// server's close is read (`conn_sock_read0`): normally from then on, `option nolinger`
+    /// or not, as HAProxy (see [`session::end_linger_risk`]).
+    linger_risk: bool,
     /// `bind ... ssl`: the client connection's TLS state; its I/O goes through it.
     tls: Option<Box<super::tls::Session>>,
     /// A stream of an HTTP/2 client connection ([`super::h2`]): the request is read from
@@ -358,6 +362,7 @@ impl Conn {
             private: false,
             response_complete: false,
             generation: 0,
+            linger_risk: false,
             tls: None,
             h2: None,
         }
@@ -425,6 +430,7 @@ impl Conn {
         match read {
             Ok(n) => {
                 self.buf.end += n;
+                self.note_end(n);
                 Ok(Some(n))
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -432,6 +438,14 @@ impl Conn {
                 Ok(None)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// After a read of `n` bytes: at the end of a server connection's stream, the server
+    /// closed first, and the connection closes cleanly from now on.
+    fn note_end(&mut self, n: usize) {
+        if n == 0 && std::mem::take(&mut self.linger_risk) {
+            session::end_linger_risk(&self.stream, false);
         }
     }
 
@@ -476,6 +490,7 @@ impl Conn {
             None => read.await?,
         };
         self.buf.end += n;
+        self.note_end(n);
         Ok(n)
     }
 
@@ -1823,14 +1838,40 @@ fn request_rules(
     req: &mut Req,
     (peer, local): (SocketAddr, SocketAddr),
 ) -> Ruled {
-    let dst = client.dst(local);
-    // As HAProxy does, a proxy's own answer keeps the connection only when the request's
-    // whole body came already (it is then drained); the reply says `connection: close`
-    // when it closes.
-    let keep_answer = !head.asks_close() && buffered_body(head, &client.buf).is_some();
-    let facts = req.facts(client);
-    let routed = rules::route_request(state, fe, head, peer, dst, keep_answer, facts);
+    let seen = RuleInputs::of(client, head, req, (peer, local));
+    let (src, dst) = seen.addrs;
+    let routed = rules::route_request(state, fe, head, src, dst, seen.keep_answer, seen.facts);
     after_rules(fe, client, head, req, peer, routed)
+}
+
+/// What the request rules see of a request beyond its head, the same for the frontend's
+/// rules ([`request_rules`]) and for the backend's resumed after their passwords were hashed
+/// ([`resume_rules`]).
+struct RuleInputs<'a> {
+    /// The client's address and the one it connected to (as `dst` reads it).
+    addrs: (SocketAddr, SocketAddr),
+    /// Whether an answer of the proxy's own may keep the connection: as HAProxy's, only when
+    /// the request's whole body came already (it is then drained); the reply says
+    /// `connection: close` when it closes.
+    keep_answer: bool,
+    facts: rules::Facts<'a>,
+}
+
+impl<'a> RuleInputs<'a> {
+    fn of(
+        client: &'a mut Conn,
+        head: &Head,
+        req: &'a Req,
+        (peer, local): (SocketAddr, SocketAddr),
+    ) -> RuleInputs<'a> {
+        let dst = client.dst(local);
+        let client = &*client;
+        RuleInputs {
+            addrs: (peer, dst),
+            keep_answer: !head.asks_close() && buffered_body(head, &client.buf).is_some(),
+            facts: req.facts(client),
+        }
+    }
 }
 
 /// [`request_rules`] for a request with credentials: the passwords that the frontend's rules,
@@ -1888,11 +1929,9 @@ fn resume_rules(
     (peer, local): (SocketAddr, SocketAddr),
     (backend, line): (Arc<Backend>, Option<String>),
 ) -> Ruled {
-    let dst = client.dst(local);
-    let keep_answer = !head.asks_close() && buffered_body(head, &client.buf).is_some();
-    let facts = req.facts(client);
-    let addrs = (peer, dst);
-    let routed = rules::route_backend(state, fe, head, addrs, keep_answer, facts, backend, line);
+    let seen = RuleInputs::of(client, head, req, (peer, local));
+    let (addrs, keep) = (seen.addrs, seen.keep_answer);
+    let routed = rules::route_backend(state, fe, head, addrs, keep, seen.facts, backend, line);
     after_rules(fe, client, head, req, peer, routed)
 }
 
@@ -2575,6 +2614,7 @@ async fn send_head<'r>(
         key: request.key,
         direct: persisted.direct.as_ref(),
         forced: persisted.over.force,
+        request: head,
     };
     // A new server connection starts with the PROXY header, when the server wants one.
     // The stream is its server's since its slot or connection was taken (a kill since
@@ -2583,12 +2623,21 @@ async fn send_head<'r>(
     // HAProxy's frontend reads on after a whole request only with the option (its H1
     // layer's), and its backend aborts the wait only with its own.
     let abortonclose = fe.conf.options.abortonclose && backend.conf.options.abortonclose;
+    // Listed by `show sess` while it waits (the watch borrows the client meanwhile).
+    let listing = (
+        client.stream.as_fd().as_raw_fd(),
+        backend.id,
+        shown(route, req),
+    );
     // Boxed, and only when the client may end the wait (see `client_watch`).
     let mut watch = (abortonclose || buffered_body(head, &client.buf).is_none())
         .then(|| Box::pin(client_watch(client, head.framing, abortonclose)));
     let watching = watch.as_mut().map(|w| w.as_mut() as session::Watch<'_>);
-    let ready = server_for(backend, owned, needs, (peer, local), watching).await;
+    let waiting = server_for(backend, owned, needs, (peer, local), watching);
+    let (ready, listed) = listed_while_waiting(waiting, listing).await;
     drop(watch);
+    // Killed alone (`shutdown session`) while it waited: it ends as its wait ends.
+    let killed_waiting = listed.is_some_and(|l| l.killed_alone());
     let mut header = match ready {
         Ok(ready) => {
             let (taken, header, since) = connection_taken(req, ready, peer, local);
@@ -2597,9 +2646,8 @@ async fn send_head<'r>(
             header
         }
         Err(Unready::Failed(e)) => {
-            return Err(Tried::Ended(
-                no_server(route, client, request, req, e).await,
-            ));
+            let ended = no_server(route, client, request, req, e, killed_waiting);
+            return Err(Tried::Ended(ended.await));
         }
         Err(Unready::Killed(srv, killed)) => {
             // Closed without a response, as HAProxy closes it (no connect time).
@@ -2616,23 +2664,28 @@ async fn send_head<'r>(
     // registered in the server connection (see `Conn::registered`); the stream borrows its
     // server from the backend (one of the backend's, as `server_for` took it).
     if let Some(own) = shutdown::in_backend(backend, srv) {
-        let shown = shutdown::Stream {
-            frontend: fe.id,
-            src: peer,
-            local,
-            started: req.started,
-        };
+        let shown = shown(route, req);
         let (socket, client_socket) = (sconn.stream.as_fd(), client.stream.as_fd());
         let (stream, registration) =
             shutdown::Attached::to_since(own, socket, client_socket, kill_since, shown);
         sconn.registered = Some(registration);
         *attached = Some(stream);
     }
-    if let Some(s) = &persisted.sticking {
-        s.served_by(srv);
-    }
     if let Some(facts) = req.log.as_deref_mut() {
         facts.connected(&sconn.stream);
+    }
+    if killed_waiting {
+        // As HAProxy's: connected, it ends at once, its server connection closed, with a
+        // 502 logged `KH--`, its client connection kept as after any error page.
+        *server = None;
+        let (keep, _) = keep_after_error(client, head, error_keeps);
+        let with_request = super::sample::Context {
+            request: Some(head),
+            ..route.context()
+        };
+        let page = rendered_failure(client, req, &with_request, 502);
+        let ended = fail_with(route, client, req, (502, "KH--", keep), page);
+        return Err(Tried::Ended(ended.await));
     }
     let sending = async {
         if header.is_empty() {
@@ -2666,6 +2719,35 @@ async fn send_head<'r>(
         }
     }
     Ok(())
+}
+
+/// What `show sess` tells of a request's stream: its frontend, its client's addresses, when
+/// it began.
+fn shown(route: Route<'_>, req: &Req) -> shutdown::Stream {
+    shutdown::Stream {
+        frontend: route.fe.id,
+        src: route.peer,
+        local: route.local,
+        started: req.started,
+    }
+}
+
+/// Awaits `waiting` (a request's wait for its server connection). One not done at once (in
+/// a queue, connecting) is listed by `show sess` meanwhile, as HAProxy lists every stream:
+/// registered over its client connection's socket, in its backend, with no server
+/// ([`shutdown::Registration::waiting`]); that registration, to see whether it was killed.
+/// A request served at once costs no registration.
+async fn listed_while_waiting<F: std::future::Future>(
+    waiting: F,
+    (client, backend, stream): (std::os::fd::RawFd, usize, shutdown::Stream),
+) -> (F::Output, Option<shutdown::Registration>) {
+    let mut waiting = std::pin::pin!(waiting);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(waiting.as_mut().poll(cx)));
+    if let std::task::Poll::Ready(ready) = first.await {
+        return (ready, None);
+    }
+    let listed = shutdown::Registration::waiting(client, backend, stream);
+    (waiting.await, Some(listed))
 }
 
 /// The rest of an exchange once its request's head went to the server connection in
@@ -2739,6 +2821,17 @@ async fn relay_exchange(
     // counts its status as it came too ([`respond`]).
     req.bytes += resp.logged_size();
     req.status = resp.first[1].parse().unwrap_or(0);
+    // The `stick` rules store their entries now, as HAProxy's once the response came (none
+    // without one); `store-response` ones see it as it came, before the rules edit it.
+    if let Some(s) = &request.persisted.sticking {
+        let ctx = super::sample::Context {
+            backend: Some(backend),
+            request: Some(head),
+            response: Some(&resp),
+            ..route.context()
+        };
+        s.on_response(&ctx, backend, srv);
+    }
     if rules::has_response_rules(fe, backend) {
         let to = (&**srv, &*sconn);
         let addrs = (peer, local);
@@ -2813,6 +2906,7 @@ async fn no_server(
     request: &Request<'_>,
     req: &mut Req,
     e: ConnectError,
+    killed: bool,
 ) -> Outcome {
     let Route { backend, .. } = route;
     req.server = e
@@ -2835,8 +2929,25 @@ async fn no_server(
         request: Some(request.head),
         ..route.context()
     };
-    let page = rendered_failure(client, req, &with_request, 503);
-    fail_with(route, client, req, (503, e.term(), keep), page).await
+    let status = e.http_status();
+    let page = rendered_failure(client, req, &with_request, status);
+    let flags = if killed {
+        killed_term(e.term())
+    } else {
+        e.term()
+    };
+    fail_with(route, client, req, (status, flags, keep), page).await
+}
+
+/// The flags of a request killed alone (`shutdown session`) while it waited for a server
+/// that then failed it as `term` says: the kill's code in that phase, as HAProxy logs it
+/// (`KQ--` at its queue's timeout).
+fn killed_term(term: &'static str) -> &'static str {
+    match term.as_bytes().get(1) {
+        Some(b'Q') => "KQ--",
+        Some(b'C') => "KC--",
+        _ => term,
+    }
 }
 
 /// Reads the server's final response head (`early`: one that came already), forwarding
@@ -3071,6 +3182,7 @@ fn connection_taken(
             let conn = Conn {
                 generation,
                 tls,
+                linger_risk: true,
                 ..Conn::new(c.stream)
             };
             let kill_since = c.kill_since;
@@ -3439,10 +3551,12 @@ impl Upstream {
 }
 
 /// Whether connections to `server` belong to their client connection: `http-reuse never`,
-/// or a PROXY header describing that client (HAProxy reuses such a connection only for the
-/// same client addresses).
+/// or a PROXY header describing that client or a source address following it (HAProxy
+/// reuses such a connection only for the same client addresses).
 fn private(backend: &Backend, server: &Server) -> bool {
-    backend.conf.http_reuse == HttpReuse::Never || server.opts.send_proxy.is_some()
+    backend.conf.http_reuse == HttpReuse::Never
+        || server.opts.send_proxy.is_some()
+        || session::source_follows_client(server)
 }
 
 /// What decides a request's server connection.
@@ -3458,6 +3572,8 @@ struct Needs<'a> {
     direct: Option<&'a Arc<Server>>,
     /// `force-persist` matched: never redispatched.
     forced: bool,
+    /// The request, whose header `usesrc hdr_ip` may read.
+    request: &'a Head,
 }
 
 /// A server and a connection to it for a request. The server is balanced for each request,
@@ -3476,6 +3592,7 @@ async fn server_for(
 ) -> Result<Ready, Unready> {
     let began = Instant::now();
     let mut queued = QueuePositions::default();
+    let origin = session::Origin::Request(peer, needs.request);
     let prefers = needs.prefer_last || backend.conf.options.prefer_last_server;
     let preferred = (prefers && !backend.balance.hashes())
         .then(|| {
@@ -3508,7 +3625,8 @@ async fn server_for(
         .iter()
         .position(|(s, _)| Arc::ptr_eq(s, &server))
         .map(|i| owned.swap_remove(i).1)
-        .and_then(|mut conn| conn.reusable_for(&server).then_some(conn));
+        .and_then(|mut conn| conn.reusable_for(&server).then_some(conn))
+        .filter(|conn| session::leaves_as(&conn.stream, &server, origin));
     let conn = match owned_conn {
         Some(conn) => {
             pool::note_use(&server);
@@ -3518,6 +3636,7 @@ async fn server_for(
             // Pooled after a response at least, in the server's current generation.
             served: 1,
             generation: server.conn_generation(),
+            linger_risk: true,
             ..Conn::new(stream)
         }),
     };
@@ -3542,9 +3661,10 @@ async fn server_for(
             // otherwise be in every request's exchange (moved into its box per request) when
             // most requests of a kept-alive connection reuse one.
             let connecting = Box::pin(async {
-                let c = session::connect_from(backend, local, true, slot, (waited, queued), direct);
+                let waited = (waited, queued);
+                let c = session::connect_from(backend, origin, local, true, slot, waited, direct);
                 // With `server ... ssl`, the TLS handshake (and the PROXY header before it).
-                session::secure(backend, peer, local, c.await?).await
+                session::secure(backend, origin, local, c.await?).await
             });
             // Each attempt and its TLS handshake are their server's (HAProxy's `srv_conn`):
             // a kill of that server ends them, not one of a server left by a redispatch (a

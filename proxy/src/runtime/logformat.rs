@@ -252,6 +252,19 @@ impl LogFormat {
         Compiler::new(mode, stage, false, true).run(text)
     }
 
+    /// [`LogFormat::compile_at`], and whether the format holds anything, compiled or not:
+    /// HAProxy keeps what it read of a format before an error in it, and warns about a
+    /// proxy that has no log address for a format that holds something.
+    pub fn compile_kept(text: &str, mode: Mode, stage: Stage) -> (Result<LogFormat, String>, bool) {
+        let mut compiler = Compiler::new(mode, stage, false, true);
+        let format = compiler.run(text);
+        let kept = match &format {
+            Ok(f) => !f.is_empty(),
+            Err(_) => !compiler.nodes.is_empty(),
+        };
+        (format, kept)
+    }
+
     /// Compiles `unique-id-format`, which HAProxy 2.6 reads with `LOG_OPT_HTTP |
     /// LOG_OPT_MERGE_SPACES`: spaces merge as in a log line, but an absent value writes
     /// nothing (not `-`, nor `""` when quoted) and samples are written as header values.
@@ -675,22 +688,29 @@ impl Compiler {
         if bytes.get(i) == Some(&b'[') {
             // HAProxy names the expression with the rest of the format after it.
             let expr = &text[i + 1..];
-            let n = sample_end(expr)?;
+            let (n, end) = sample_end(expr);
             let parse = match self.stage {
                 Stage::Check => acl::parse_check_fetch,
                 _ => acl::parse_fetch,
             };
+            let failed =
+                |why: String| format!("failed to parse sample expression <{expr}> : {why}.");
+            if n == 0 {
+                return Err(failed("missing fetch method".into()));
+            }
             let fetch = parse(&expr[..n]).map_err(|e| {
-                let why = match e {
+                failed(match e {
                     acl::AclError::Bad(m) => sample_error(m),
                     acl::AclError::Unsupported(what) => {
                         let why = format!("{what} is not implemented by hapx");
                         self.unsupported = Some(what);
                         why
                     }
-                };
-                format!("failed to parse sample expression <{expr}> : {why}.")
+                })
             })?;
+            if end == SampleEnd::EmptyConverter {
+                return Err(failed("unknown converter ''".into()));
+            }
             match self.unavailable(&fetch) {
                 Some(Needs::Missing(needs)) => {
                     return Err(format!(
@@ -708,16 +728,23 @@ impl Compiler {
                 }
                 None => {}
             }
-            if n == expr.len() {
-                return Err(format!("missing ']' after '{expr}'."));
-            }
             let mut flags = self.defaults;
             if let Some(args) = args {
                 apply_args(args, &mut flags);
             }
             self.nodes.push(Node::Sample(self.fetches.len(), flags));
             self.fetches.push(fetch);
-            return Ok(i + 1 + n + 1);
+            // The expression parsed (and added, as HAProxy adds it first: see
+            // `LogFormat::compile_kept`), it must end at its `]`.
+            return match expr.as_bytes().get(n) {
+                Some(b']') => Ok(i + 1 + n + 1),
+                Some(&c) if (b' '..=b'~').contains(&c) => Err(format!(
+                    "expected ']' after '{}', but found '{}'.",
+                    &expr[..n],
+                    c as char
+                )),
+                _ => Err(format!("missing ']' after '{}'.", &expr[..n])),
+            };
         }
         let end = text[i..]
             .find(|c: char| !c.is_ascii_alphanumeric())
@@ -887,49 +914,80 @@ enum Needs {
     Unimplemented(&'static str),
 }
 
-/// Where the `%[...]` expression at the start of `expr` ends (its `]`): it stops at a space
-/// outside arguments, as HAProxy's sample parser does. Arguments end at the first `)`
-/// outside quotes, as `make_arg_list` reads them (`regsub('(a)',x)`, `"\""`): a `(`
-/// within them opens nothing. Arguments never closed run to the end, for the sample
-/// parser to refuse.
-fn sample_end(expr: &str) -> Result<usize, String> {
-    let mut in_args = false;
-    let (mut squote, mut dquote) = (false, false);
-    let mut chars = expr.char_indices();
-    while let Some((at, c)) = chars.next() {
-        if in_args {
-            match c {
-                '"' if !squote => dquote = !dquote,
-                '\'' if !dquote => squote = !squote,
-                '\\' if !squote => {
-                    // Only these escapes take the next character (`\)` still ends them).
-                    let next = chars.clone().next().map(|(_, n)| n);
-                    if next.is_some_and(|n| "\\ \"'".contains(n)) {
-                        chars.next();
-                    }
-                }
-                ')' if !squote && !dquote => in_args = false,
-                _ => {}
-            }
-            continue;
+/// Where the `%[...]` expression at the start of `expr` ends, as HAProxy's sample parser
+/// finds it (`sample_parse_expr`'s end pointer), before its `]` is looked for: a fetch's
+/// name (HAProxy's identifier characters), its arguments, then each converter after its
+/// commas with its arguments; the first other character ends it. So the expression is
+/// parsed (and its errors reported) before a missing or wrong terminator is, as in
+/// HAProxy. Arguments end at the first `)` outside quotes, as `make_arg_list` reads them
+/// (`regsub('(a)',x)`, `"\""`): a `(` within them opens nothing. Arguments never closed
+/// run to the end, for the sample parser to refuse.
+///
+/// An empty fetch name ends it at 0. Commas followed by something that starts no name end
+/// it there ([`SampleEnd::EmptyConverter`]: HAProxy's unknown converter `''`, reported once
+/// what comes before parsed).
+fn sample_end(expr: &str) -> (usize, SampleEnd) {
+    let bytes = expr.as_bytes();
+    let name_end = |from: usize| {
+        let len = bytes[from..]
+            .iter()
+            .take_while(|&&c| c.is_ascii_alphanumeric() || b"._-+:".contains(&c))
+            .count();
+        from + len
+    };
+    let mut at = name_end(0);
+    if at == 0 {
+        return (0, SampleEnd::Expression);
+    }
+    loop {
+        if bytes.get(at) == Some(&b'(') {
+            at = arguments_end(expr, at + 1);
         }
+        if bytes.get(at) != Some(&b',') {
+            return (at, SampleEnd::Expression);
+        }
+        let commas = at;
+        while bytes.get(at) == Some(&b',') {
+            at += 1;
+        }
+        let name = name_end(at);
+        if name == at && at < bytes.len() {
+            return (commas, SampleEnd::EmptyConverter);
+        }
+        at = name;
+    }
+}
+
+/// How [`sample_end`] found an expression's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SampleEnd {
+    /// After the expression: its `]` is expected there.
+    Expression,
+    /// At commas that something other than a converter's name follows.
+    EmptyConverter,
+}
+
+/// Where the arguments starting at `from` (after their `(`) end: after their `)`, or at
+/// the end of `expr` when it never comes.
+fn arguments_end(expr: &str, from: usize) -> usize {
+    let (mut squote, mut dquote) = (false, false);
+    let mut chars = expr[from..].char_indices();
+    while let Some((at, c)) = chars.next() {
         match c {
-            '(' => in_args = true,
-            ']' => return Ok(at),
-            ' ' | '\t' => {
-                return Err(format!(
-                    "expected ']' after '{}', but found '{c}'.",
-                    &expr[..at]
-                ));
+            '"' if !squote => dquote = !dquote,
+            '\'' if !dquote => squote = !squote,
+            '\\' if !squote => {
+                // Only these escapes take the next character (`\)` still ends them).
+                let next = chars.clone().next().map(|(_, n)| n);
+                if next.is_some_and(|n| "\\ \"'".contains(n)) {
+                    chars.next();
+                }
             }
+            ')' if !squote && !dquote => return from + at + 1,
             _ => {}
         }
     }
-    if in_args {
-        // The sample parser reports the arguments without their `)`.
-        return Ok(expr.len());
-    }
-    Err(format!("missing ']' after '{expr}'."))
+    expr.len()
 }
 
 /// The ACL parser's message for a bad fetch, as HAProxy words it in a format.

@@ -1,32 +1,47 @@
-//! HAProxy's maps: the `map(<file>[,<default>])` converter and its `map_<match>[_<output>]`
-//! family, their files, and the `show|get|add|set|del|clear map` commands of the runtime API.
+//! HAProxy's pattern references: map files, ACL pattern files and ACLs' own patterns; the
+//! `map(<file>[,<default>])` converter and its `map_<match>[_<output>]` family; the
+//! `show|get|add|set|del|clear map` and `show|get|add|del|clear acl` commands of the
+//! runtime API.
 //!
-//! - [`MapFile`]: HAProxy's pattern reference: one per file however many converters use it,
-//!   the `key value` entries in file order, and one [`Expr`] per way it is matched (match
-//!   type and output type), so a change made on the CLI reaches every converter at their
-//!   next lookup. Files are read once, at load, as HAProxy's `pat_ref_read_from_file_smp`.
+//! - [`MapFile`]: HAProxy's pattern reference: one per file however many converters and
+//!   ACLs use it (a file is read either as `key value` lines, for maps and ACLs' `-M`, or
+//!   as a pattern a line, and only that way), or one per ACL expression for its own
+//!   patterns ([`inline_ref`]); the entries in file order, and one [`Expr`] per way it is
+//!   matched (match type, flags, output type or an ACL's), so a change made on the CLI
+//!   reaches every converter and ACL at their next lookup. Files are read once, at load,
+//!   as HAProxy's `pat_ref_read_from_file[_smp]`.
 //! - [`MapConv`]: one converter: its file, which of its expressions, its default.
-//! - [`command`]: the runtime API's map commands with HAProxy 2.6's answers, versions
-//!   included: `prepare map` starts one, `add map @N` fills it unseen, `commit map @N`
-//!   makes it the one lookups see (entries carry their version; every version is indexed,
-//!   as in HAProxy's trees, and only the current one's match). [`add_payload`]: `add map MAP <<` and its lines (the session
-//!   reader in [`super::api`] gathers them).
+//! - [`PatternUse`]: an ACL's file or own patterns, matched by [`acl_matches`].
+//! - [`command`]: the runtime API's map and ACL commands with HAProxy 2.6's answers,
+//!   versions included: `prepare map` starts one, `add map @N` fills it unseen, `commit
+//!   map @N` makes it the one lookups see (entries carry their version; every version is
+//!   indexed, as in HAProxy's trees, and only the current one's match). [`add_payload`]:
+//!   `add map MAP <<` and its lines (the session reader in [`super::api`] gathers them).
+//! - [`FileRef`] and [`MapFile::add_if_missing`], [`MapFile::set_or_add`],
+//!   [`MapFile::delete_key`]: the `add-acl`, `set-map`, `del-acl`/`del-map` rule actions
+//!   (run by [`super::rules`]), with HAProxy's semantics (an entry keeps whether it has a
+//!   value: `add-acl` on a map's file adds one without, which `show map` lists bare and
+//!   converters answer with true; `set-map` on an ACL file gives one that `show acl` lists).
 //!
 //! Lookups follow HAProxy's indexes: `str` an exact key (the first written wins), `beg` and
-//! `ip` the longest key (prefix or network) that matches, the others the first entry in order
-//! (`sub`, `dir`, `dom`, `end`, `reg`, `regm`, `int`; `sub`, `end`, `reg` answer through
-//! the per-thread lookup [`cache`]). Adding or deleting an entry touches only its own place
-//! in the lists and indexes; big clears and commits delete in batches, releasing the lock
-//! between them. The process's maps are kept in one
-//! registry, as HAProxy's `pattern_reference` list, which numbers them for `show map`.
+//! `ip` the longest key (prefix or network) that matches, the others (and `str`/`beg`
+//! without case) the first entry in order (`sub`, `dir`, `dom`, `end`, `reg`, `regm`,
+//! `int`, `len`, `bin`; `sub`, `end`, `reg` answer through the per-thread lookup
+//! [`cache`]). Adding or deleting an entry touches only its own place in the lists and
+//! indexes; big clears and commits delete in batches, releasing the lock between them. The
+//! process's references are kept in one registry, as HAProxy's `pattern_reference` list,
+//! which numbers them all in one sequence for `show map` and `show acl`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
+use crate::config::acl::{Expr as AclExpr, Method};
 use crate::config::converter::SampleType;
 use crate::config::model::Place;
 use crate::config::pcre::{self, Flags, Regex};
+use crate::runtime::sample::Sample;
 
 /// How a converter matches its input against the keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +57,12 @@ pub enum Match {
     Regm,
     Int,
     Ip,
+    /// ACLs' `-m len`: the sample's length in integer ranges.
+    Len,
+    /// ACLs' `-m bin`: the sample's bytes equal a key (written in hex).
+    Bin,
+    /// ACLs' `-m found` and `-m bool`, which read no pattern.
+    Nothing,
 }
 
 impl Match {
@@ -57,13 +78,31 @@ impl Match {
             Match::Regm => "regm",
             Match::Int => "int",
             Match::Ip => "ip",
+            Match::Len => "len",
+            Match::Bin => "bin",
+            Match::Nothing => "found",
         }
     }
 
-    /// HAProxy's indexed match types (the others are lists, read in order).
-    fn indexed(self) -> bool {
-        matches!(self, Match::Str | Match::Beg | Match::Ip)
+    /// The match types HAProxy reads and indexes keys the same way for (its parse and index
+    /// functions), which share one expression of a reference: `sub`, `dir`, `dom` and
+    /// `end`; `int` and `len`.
+    fn family(self) -> Match {
+        match self {
+            Match::Sub | Match::Dir | Match::Dom | Match::End => Match::Sub,
+            Match::Len => Match::Int,
+            other => other,
+        }
     }
+}
+
+/// How an expression reads its keys besides its match type: HAProxy's `mflags`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyFlags {
+    /// `-i`: keys and samples compared without case (keys are lower-cased).
+    pub ignore_case: bool,
+    /// `-n`: an address key is never resolved as a name.
+    pub no_dns: bool,
 }
 
 /// What a converter gives.
@@ -183,34 +222,46 @@ enum Key {
     Masked(u32, u32),
 }
 
-/// HAProxy's `pat_parse_*` of `text` for `kind`, with its message.
-fn parse_key(kind: Match, text: &str) -> Result<Key, String> {
+/// HAProxy's `pat_parse_*` of `text` for `kind`, with its message; names are resolved
+/// only while the configuration loads (`resolve`), as HAProxy's `MODE_STARTING`.
+fn parse_key(kind: Match, flags: KeyFlags, text: &str, resolve: bool) -> Result<Key, String> {
     Ok(match kind {
         Match::Reg | Match::Regm => {
-            let flags = if kind == Match::Regm {
+            let re = if kind == Match::Regm {
                 Flags::CAPTURE
             } else {
                 Flags::MATCH
             };
-            Key::Regex(Regex::new(text, flags).map_err(|e| e.to_string())?)
+            let re = re.ignoring_case(flags.ignore_case);
+            Key::Regex(Regex::new(text, re).map_err(|e| e.to_string())?)
         }
-        Match::Int => int_range(text)?,
+        Match::Int | Match::Len => int_range(text)?,
+        Match::Bin => Key::Bytes(crate::config::acl::hex_pattern(text)?),
         // An empty mask (`10.0.0.0/`) is refused by HAProxy's `str2net`.
         Match::Ip => match crate::config::values::network(text).filter(|_| !text.ends_with('/')) {
             Some(net) => Key::Net(masked(net.addr, net.prefix), net.prefix),
-            None => odd_mask(text)
-                .ok_or_else(|| format!("'{text}' is not a valid IPv4 or IPv6 address"))?,
+            None => match odd_mask(text) {
+                Some(key) => key,
+                // A name, resolved once (`acl::ip_pattern`), unless `-n`.
+                None if resolve && !flags.no_dns && !text.contains('/') => {
+                    let net = crate::config::acl::ip_pattern(text, false)?;
+                    Key::Net(masked(net.addr, net.prefix), net.prefix)
+                }
+                None => return Err(format!("'{text}' is not a valid IPv4 or IPv6 address")),
+            },
         },
+        _ if flags.ignore_case => Key::Bytes(crate::bytestr::to_bytes(text).to_ascii_lowercase()),
         _ => Key::Bytes(crate::bytestr::to_bytes(text).into_owned()),
     })
 }
 
-/// HAProxy's `pat_parse_int`: `N`, or a range around the first `:` or `-` (`N:M`, `:M`,
-/// `N:`, so `-5` is "up to 5"), each number read by [`key_number`].
-fn int_range(text: &str) -> Result<Key, String> {
+/// HAProxy's `pat_parse_int` of `text`: the inclusive range it stands for.
+/// `N`, or a range around the first `:` or `-` (`N:M`, `:M`, `N:`, so `-5` is "up to
+/// 5"), each number read by [`key_number`].
+pub fn int_key(text: &str) -> Result<(i64, i64), String> {
     let Some(at) = text.find([':', '-']) else {
         let n = key_number(text).ok_or_else(|| format!("'{text}' is not a number"))?;
-        return Ok(Key::Range(n, n));
+        return Ok((n, n));
     };
     let bad = || format!("'{text}' is not a valid number range");
     let (low, high) = (&text[..at], &text[at + 1..]);
@@ -225,6 +276,11 @@ fn int_range(text: &str) -> Result<Key, String> {
     if low > high {
         return Err(bad());
     }
+    Ok((low, high))
+}
+
+fn int_range(text: &str) -> Result<Key, String> {
+    let (low, high) = int_key(text)?;
     Ok(Key::Range(low, high))
 }
 
@@ -235,6 +291,12 @@ fn key_number(text: &str) -> Option<i64> {
         return None;
     }
     text.parse().ok()
+}
+
+/// Whether `text` is an IPv4 network with a mask that is not a prefix, which HAProxy keeps
+/// out of its tree.
+pub fn is_odd_mask(text: &str) -> bool {
+    matches!(odd_mask(text), Some(Key::Masked(..)))
 }
 
 /// `a.b.c.d/m.m.m.m` with a mask that is not a prefix.
@@ -268,7 +330,9 @@ struct Entry {
     /// The version it belongs to (`prepare map`).
     version: u32,
     key: String,
-    value: String,
+    /// HAProxy's `sample`: none for a pattern (an ACL file's line, `add acl`, `add-acl`),
+    /// which `show` then does not write.
+    value: Option<String>,
 }
 
 /// One entry compiled for an [`Expr`].
@@ -288,6 +352,9 @@ type Length = (bool, usize);
 struct Expr {
     kind: Match,
     out: Output,
+    flags: KeyFlags,
+    /// An ACL's: its entries' values are not read.
+    acl: bool,
     /// Names the expression in the lookup cache (unique in the process).
     uid: u64,
     /// Bumped whenever which entry an input finds may change (HAProxy's `revision`), so
@@ -309,11 +376,13 @@ struct Expr {
 }
 
 impl Expr {
-    fn new(kind: Match, out: Output) -> Expr {
+    fn new(kind: Match, out: Output, flags: KeyFlags, acl: bool) -> Expr {
         static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Expr {
             kind,
             out,
+            flags,
+            acl,
             uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             revision: 0,
             current: 0,
@@ -323,11 +392,35 @@ impl Expr {
         }
     }
 
-    /// `e` for this expression.
-    fn compile(&self, e: &Entry) -> Result<Compiled, String> {
-        let key = parse_key(self.kind, &e.key)?;
-        let value = Value::parse(self.out, &e.value)
-            .ok_or_else(|| format!("unable to parse '{}'", e.value))?;
+    /// Whether it compiles and indexes its keys as `kind` does.
+    fn serves(&self, kind: Match) -> bool {
+        self.kind.family() == kind.family()
+    }
+
+    /// HAProxy's indexed expressions (the others are lists, read in order); keys compared
+    /// without case are listed.
+    fn indexed(&self) -> bool {
+        match self.kind {
+            Match::Str | Match::Beg => !self.flags.ignore_case,
+            Match::Ip => true,
+            _ => false,
+        }
+    }
+
+    /// `e` for this expression (`resolve`: while the configuration loads).
+    fn compile(&self, e: &Entry, resolve: bool) -> Result<Compiled, String> {
+        let key = parse_key(self.kind, self.flags, &e.key, resolve)?;
+        let value = match self.acl {
+            true => Value::Str(Vec::new()),
+            // A map's entry without a sample (`add-acl` on a map's file): HAProxy's
+            // converters answer it with the boolean true, which is 1.
+            false => match &e.value {
+                None => Value::Int(1),
+                Some(v) => {
+                    Value::parse(self.out, v).ok_or_else(|| format!("unable to parse '{v}'"))?
+                }
+            },
+        };
         Ok(Compiled {
             key,
             value,
@@ -368,7 +461,7 @@ impl Expr {
     }
 
     fn index(&mut self, id: u64, version: u32, key: &Key) {
-        if !self.kind.indexed() {
+        if !self.indexed() {
             return;
         }
         let Some((bytes, len)) = Expr::index_key(key) else {
@@ -383,7 +476,7 @@ impl Expr {
     }
 
     fn unindex(&mut self, id: u64, key: &Key) {
-        if !self.kind.indexed() {
+        if !self.indexed() {
             return;
         }
         let Some((bytes, len)) = Expr::index_key(key) else {
@@ -414,33 +507,38 @@ impl Expr {
         Some(*id)
     }
 
-    /// The id of the entry `input` matches, if any.
-    fn find(&self, input: Input<'_>) -> Option<u64> {
+    /// The id of the entry `input` matches with `kind` (the expression's own, or another
+    /// of its [`Match::family`]), if any.
+    fn find(&self, kind: Match, input: Input<'_>) -> Option<u64> {
         let first_live = |hit: &dyn Fn(&Key) -> bool| {
             self.compiled
                 .iter()
                 .find(|(_, c)| c.version == self.current && hit(&c.key))
                 .map(|(&id, _)| id)
         };
-        match (self.kind, input) {
-            (Match::Str, Input::Bytes(s)) => self.first(s),
+        match (kind, input) {
+            (Match::Str, Input::Bytes(s)) if self.indexed() => self.first(s),
             // The longest key first: HAProxy's prefix tree.
-            (Match::Beg, Input::Bytes(s)) => self
+            (Match::Beg, Input::Bytes(s)) if self.indexed() => self
                 .lengths
                 .keys()
                 .rev()
                 .find_map(|&(_, len)| self.first(s.get(..len)?)),
             (Match::Ip, Input::Ip(ip)) => self.find_ip(ip),
-            (Match::Int, Input::Int(n)) => {
+            (Match::Int | Match::Len, Input::Int(n)) => {
                 first_live(&|k| matches!(*k, Key::Range(lo, hi) if lo <= n && n <= hi))
             }
+            (Match::Bin, Input::Bytes(s)) => first_live(&|k| matches!(k, Key::Bytes(b) if b == s)),
+            (Match::Nothing, _) => None,
             // HAProxy's list matchers that keep their answers in its LRU cache.
+            // Answers are kept per match type: unlike HAProxy's, whose `sub` and `end` on one
+            // expression share them.
             (Match::Sub | Match::End | Match::Reg, Input::Bytes(s)) => {
-                cache::lookup(self.uid, self.revision, s, || {
-                    first_live(&|k| matches_text(self.kind, k, s))
+                cache::lookup(self.uid * 16 + kind as u64, self.revision, s, || {
+                    first_live(&|k| matches_text(kind, k, s))
                 })
             }
-            (_, Input::Bytes(s)) => first_live(&|k| matches_text(self.kind, k, s)),
+            (_, Input::Bytes(s)) => first_live(&|k| matches_text(kind, k, s)),
             _ => None,
         }
     }
@@ -480,8 +578,8 @@ impl Expr {
 
 /// HAProxy's pattern cache (`tune.pattern.cache-size`, 10000 by default, one per
 /// thread): the entry an input found in a list expression, so that repeated inputs do not
-/// scan thousands of keys again. Keyed by the expression (hence by its match type: unlike
-/// HAProxy, whose `map_sub` and `map_end` on one file share an expression and so each
+/// scan thousands of keys again. Keyed by the expression and the match type (`map_sub` and
+/// `map_end` on one file share an expression, as in HAProxy, but unlike HAProxy not each
 /// other's answers) and the input, valid for one revision of the expression. Least
 /// recently used entries go first, by generations: the recent half and the older half.
 pub mod cache {
@@ -591,7 +689,7 @@ fn matches_text(kind: Match, key: &Key, s: &[u8]) -> bool {
 
 /// HAProxy's `match_word`: `word`, its delimiters trimmed, found in `s` between delimiters
 /// (or its ends).
-fn match_word(s: &[u8], word: &[u8], delims: &[u8]) -> bool {
+pub fn match_word(s: &[u8], word: &[u8], delims: &[u8]) -> bool {
     let is_delim = |c: u8| delims.contains(&c);
     let start = word
         .iter()
@@ -698,18 +796,38 @@ struct Content {
     /// The version lookups see, and the last one prepared.
     current: u32,
     next: u32,
-    /// Where each converter using the map was written, in order (HAProxy's description of
+    /// Who uses the file and where they were written, in order (HAProxy's description of
     /// the reference names them).
-    users: Vec<Place>,
+    users: Vec<(Use, Place)>,
+    /// Listed by `show map` (a map converter or `-M` uses it).
+    map_listed: bool,
+    /// Listed by `show acl` (an ACL uses it).
+    acl_listed: bool,
 }
 
-/// One map file: HAProxy's pattern reference.
+/// What uses a pattern reference, as its description names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    Map,
+    Acl,
+    /// An ACL reading its file as a map (`-M`): described as a map's, listed as both.
+    AclAsMap,
+}
+
+/// HAProxy's pattern reference: a map or ACL file, or an ACL's own patterns.
 #[derive(Debug)]
 pub struct MapFile {
-    /// The file as named in the configuration.
+    /// The file as named in the configuration (empty for an ACL's own patterns).
     pub name: String,
     /// HAProxy's `unique_id`, for `#<id>`.
     pub id: usize,
+    /// Entries are `key value` (a map's file) rather than a pattern a line.
+    two_columns: bool,
+    /// For an ACL's own patterns: HAProxy's description, `acl 'KW' file 'F' line N`.
+    inline: Option<String>,
+    /// Set once the runtime API changed it: until then an ACL may match the patterns it
+    /// compiled itself, without the lock.
+    changed: AtomicBool,
     content: RwLock<Content>,
 }
 
@@ -732,51 +850,104 @@ fn maps() -> Vec<Arc<MapFile>> {
     reg.iter().filter_map(Weak::upgrade).collect()
 }
 
-/// The map read from `name`, read now if no converter uses it yet.
-fn open(name: &str) -> Result<Arc<MapFile>, String> {
+/// The pattern reference of file `name` for `user` (read as `key value` lines when
+/// `two_columns`), read now if nothing uses it yet; as HAProxy's `pattern_read_from_file`,
+/// one file is read one way only.
+pub fn open(name: &str, two_columns: bool, user: Use) -> Result<Arc<MapFile>, String> {
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     reg.retain(|w| w.strong_count() > 0);
-    if let Some(map) = reg
-        .iter()
-        .filter_map(Weak::upgrade)
-        .find(|m| m.name == name)
-    {
-        return Ok(map);
-    }
-    let entries = read_file(name)?.into_iter().collect();
-    let id = reg
-        .iter()
-        .filter_map(Weak::upgrade)
+    let found =
+        (reg.iter().filter_map(Weak::upgrade)).find(|m| m.inline.is_none() && m.name == name);
+    let map = match found {
+        Some(map) if map.two_columns != two_columns => {
+            let (is, wanted) = match two_columns {
+                true => ("one", "two"),
+                false => ("two", "one"),
+            };
+            return Err(format!(
+                "The file \"{name}\" is already used as {is} column file and cannot be used by as {wanted} column file."
+            ));
+        }
+        Some(map) => map,
+        None => {
+            let entries = read_file(name, two_columns)?.into_iter().collect();
+            register(&mut reg, name.to_string(), two_columns, None, entries)
+        }
+    };
+    map.note_user(user);
+    Ok(map)
+}
+
+/// A new pattern reference for an ACL's own patterns (`texts`, as HAProxy keeps them),
+/// described as `description`.
+pub fn inline_ref(description: String, texts: &[String]) -> Arc<MapFile> {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    reg.retain(|w| w.strong_count() > 0);
+    let entries = texts.iter().map(|t| Entry {
+        id: next_entry_id(),
+        line: 0,
+        version: 0,
+        key: t.clone(),
+        value: None,
+    });
+    let map = register(
+        &mut reg,
+        String::new(),
+        false,
+        Some(description),
+        entries.collect(),
+    );
+    map.content
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .acl_listed = true;
+    map
+}
+
+/// Adds a pattern reference to the registry, numbered after the others.
+fn register(
+    reg: &mut Vec<Weak<MapFile>>,
+    name: String,
+    two_columns: bool,
+    inline: Option<String>,
+    entries: Entries,
+) -> Arc<MapFile> {
+    let id = (reg.iter().filter_map(Weak::upgrade))
         .map(|m| m.id + 1)
         .max()
         .unwrap_or(0);
     let map = Arc::new(MapFile {
-        name: name.to_string(),
+        name,
         id,
-        content: RwLock::new(Content {
-            entries,
-            exprs: Vec::new(),
-            count: 0,
-            current: 0,
-            next: 0,
-            users: Vec::new(),
-        }),
+        two_columns,
+        inline,
+        changed: AtomicBool::new(false),
+        content: RwLock::new(Content::default()),
     });
+    map.content
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entries = entries;
     reg.push(Arc::downgrade(&map));
-    Ok(map)
+    map
 }
 
-/// A map file's entries with their line numbers.
-fn read_file(name: &str) -> Result<Vec<Entry>, String> {
+/// A pattern file's entries with their line numbers: `key value` lines, or a pattern a
+/// line.
+fn read_file(name: &str, two_columns: bool) -> Result<Vec<Entry>, String> {
     let bytes = std::fs::read(name).map_err(|_| format!("failed to open pattern file <{name}>"))?;
-    Ok(parse_lines(&bytes)
+    let lines = match two_columns {
+        true => parse_lines(&bytes),
+        false => parse_pattern_lines(&bytes),
+    };
+    Ok(lines
         .into_iter()
         .map(|(line, key, value)| Entry {
             id: next_entry_id(),
             line,
             version: 0,
             key: crate::bytestr::from_vec(key.to_vec()),
-            value: crate::bytestr::from_vec(value.to_vec()),
+            value: two_columns.then(|| crate::bytestr::from_vec(value.to_vec())),
         })
         .collect())
 }
@@ -812,6 +983,31 @@ fn parse_lines(bytes: &[u8]) -> Vec<(usize, &[u8], &[u8])> {
         let value = &rest[value_start..];
         let value_end = value.iter().rposition(|c| !blank(c)).map_or(0, |e| e + 1);
         out.push((n + 1, &line[..key_end], &value[..value_end]));
+    }
+    out
+}
+
+/// HAProxy's `pat_ref_read_from_file`: a pattern a line, after its leading blanks up to
+/// the end of the line or a CR (trailing blanks kept); a `#` in the first column comments
+/// the line, a blank line is ignored; lines are cut as [`parse_lines`] cuts them.
+fn parse_pattern_lines(bytes: &[u8]) -> Vec<(usize, &[u8], &[u8])> {
+    let blank = |c: &u8| *c == b' ' || *c == b'\t';
+    let pieces = bytes
+        .split_inclusive(|&b| b == b'\n')
+        .flat_map(|line| line.chunks(crate::runtime::BUFSIZE - 1));
+    let mut out = Vec::new();
+    for (n, line) in pieces.enumerate() {
+        if line.first() == Some(&b'#') {
+            continue;
+        }
+        let start = line.iter().position(|c| !blank(c)).unwrap_or(line.len());
+        let line = &line[start..];
+        let end = (line.iter())
+            .position(|&c| matches!(c, b'\n' | b'\r' | 0))
+            .unwrap_or(line.len());
+        if end > 0 {
+            out.push((n + 1, &line[..end], &b""[..]));
+        }
     }
     out
 }
@@ -873,12 +1069,8 @@ impl MapConv {
         file: &str,
         default: Option<&str>,
     ) -> Result<MapConv, String> {
-        let map = open(file)?;
-        let expr = map.expr_for(kind, out)?;
-        if let Some(place) = crate::config::stick::current_place() {
-            let mut content = map.content.write().unwrap_or_else(|e| e.into_inner());
-            content.users.push(place);
-        }
+        let map = open(file, true, Use::Map)?;
+        let expr = map.expr_for(kind, out, KeyFlags::default(), false)?;
         let default = match default {
             None => None,
             // An address default is read by `inet_pton`, stricter than the file's values.
@@ -920,7 +1112,8 @@ impl MapConv {
     pub fn lookup(&self, input: Input<'_>) -> Option<Value> {
         let content = self.map.content.read().unwrap_or_else(|e| e.into_inner());
         let expr = &content.exprs[self.expr];
-        let Some(found) = expr.find(input).and_then(|id| expr.compiled.get(&id)) else {
+        let found = expr.find(self.kind, input);
+        let Some(found) = found.and_then(|id| expr.compiled.get(&id)) else {
             return self.default.clone();
         };
         match (&found.key, &found.value, input) {
@@ -936,23 +1129,40 @@ impl MapConv {
 }
 
 impl MapFile {
-    /// The expression matching `kind` and giving `out`, compiled from the entries now if
-    /// no converter had it yet.
-    fn expr_for(&self, kind: Match, out: Output) -> Result<usize, String> {
+    /// Records who uses the reference, where (the line being parsed), and so which
+    /// listings show it.
+    fn note_user(&self, user: Use) {
         let mut content = self.content.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(at) = content
-            .exprs
-            .iter()
-            .position(|e| e.kind == kind && e.out == out)
+        content.map_listed |= user != Use::Acl;
+        content.acl_listed |= user != Use::Map;
+        if let Some(place) = crate::config::stick::current_place() {
+            content.users.push((user, place));
+        }
+    }
+
+    /// The expression matching `kind` (with `flags`) and giving `out` (an ACL's gives
+    /// nothing), compiled from the entries now if nothing had it yet.
+    fn expr_for(
+        &self,
+        kind: Match,
+        out: Output,
+        flags: KeyFlags,
+        acl: bool,
+    ) -> Result<usize, String> {
+        let mut content = self.content.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = (content.exprs.iter())
+            .position(|e| e.serves(kind) && e.out == out && e.flags == flags && e.acl == acl)
         {
             return Ok(at);
         }
-        let mut expr = Expr::new(kind, out);
+        let mut expr = Expr::new(kind, out, flags, acl);
         expr.current = content.current;
         for entry in content.entries.iter() {
-            let c = expr
-                .compile(entry)
-                .map_err(|why| format!("{why} at line {} of file '{}'", entry.line, self.name))?;
+            // An ACL's own patterns are named by the ACL's line, as HAProxy's `pat_ref_add`.
+            let c = expr.compile(entry, true).map_err(|why| match self.inline {
+                Some(_) => why,
+                None => format!("{why} at line {} of file '{}'", entry.line, self.name),
+            })?;
             expr.insert(entry.id, c);
         }
         content.count = content.count.wrapping_add(content.entries.len() as u64);
@@ -961,54 +1171,169 @@ impl MapFile {
     }
 }
 
-/// Whether `verb map ...` is a map command.
-pub fn is_command(verb: &str) -> bool {
-    matches!(
-        verb,
-        "show" | "get" | "add" | "set" | "del" | "clear" | "prepare" | "commit"
-    )
+/// An ACL's use of a pattern reference: the reference and the expression it matches with.
+#[derive(Debug, Clone)]
+pub struct PatternUse {
+    pub pat_ref: Arc<MapFile>,
+    expr: usize,
+    kind: Match,
 }
 
-const UNKNOWN_MAP: &str = "Unknown map identifier. Please use #<id> or <file>.\n";
+impl PatternUse {
+    /// The ACL use of `pat_ref`, matching with `kind` and `flags`; the error is HAProxy's
+    /// for the first entry refused.
+    pub fn new(pat_ref: Arc<MapFile>, kind: Match, flags: KeyFlags) -> Result<PatternUse, String> {
+        let expr = pat_ref.expr_for(kind, Output::Str, flags, true)?;
+        Ok(PatternUse {
+            pat_ref,
+            expr,
+            kind,
+        })
+    }
 
-/// `#<id>` or a file name, as HAProxy's `pat_ref_lookup_ref`.
-fn find(spec: &str) -> Option<Arc<MapFile>> {
-    let all = maps();
+    /// Whether the runtime API changed the reference.
+    pub fn changed(&self) -> bool {
+        self.pat_ref.changed.load(Ordering::Relaxed)
+    }
+
+    /// Makes the ACL read the reference from now on rather than the patterns it compiled
+    /// (which miss some).
+    pub fn read_live(&self) {
+        self.pat_ref.changed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `input` (lower-cased by the caller under `-i`) matches an entry.
+    pub fn finds(&self, input: Input<'_>) -> bool {
+        let content = self
+            .pat_ref
+            .content
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        content.exprs[self.expr].find(self.kind, input).is_some()
+    }
+}
+
+/// Whether sample `v` matches ACL expression `e`: its own patterns (compiled by itself and
+/// matched by `own` until the runtime API changes their reference, which is then read),
+/// or its files'. An expression without files whose patterns were never changed costs
+/// one atomic load more than `own`.
+pub fn acl_matches(e: &AclExpr, v: &Sample<'_>, own: fn(&AclExpr, &Sample<'_>) -> bool) -> bool {
+    if matches!(e.method, Method::Found | Method::Bool | Method::Auth) {
+        return own(e, v);
+    }
+    let live_inline = e.inline.as_ref().filter(|i| i.changed());
+    if live_inline.is_none() {
+        if own(e, v) {
+            return true;
+        }
+        if e.files.is_empty() {
+            return false;
+        }
+    }
+    let mut uses = live_inline.into_iter().chain(&e.files);
+    let mut finds = |input: Input<'_>| uses.any(|u| u.finds(input));
+    match e.method {
+        Method::Int => v.as_int().is_some_and(|n| finds(Input::Int(n))),
+        // In bytes, as HAProxy counts (see `bytestr`).
+        Method::Len => finds(Input::Int(crate::bytestr::byte_len(&v.to_text()) as i64)),
+        Method::Bin => finds(Input::Bytes(&crate::runtime::convert::to_binary(v.clone()))),
+        Method::Ip => v.as_ip().is_some_and(|ip| finds(Input::Ip(ip))),
+        _ => {
+            let mut text = crate::bytestr::to_bytes(&v.to_text()).into_owned();
+            // Keys under `-i` are lower-cased (regexes compiled without case).
+            if e.ignore_case && e.method != Method::Reg {
+                text.make_ascii_lowercase();
+            }
+            finds(Input::Bytes(&text))
+        }
+    }
+}
+
+/// Which listing a command works on: `... map` or `... acl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Map,
+    Acl,
+}
+
+impl Listing {
+    /// The word HAProxy's messages name a reference with.
+    fn noun(self) -> &'static str {
+        match self {
+            Listing::Map => "map",
+            Listing::Acl => "ACL",
+        }
+    }
+
+    fn lists(self, content: &Content) -> bool {
+        match self {
+            Listing::Map => content.map_listed,
+            Listing::Acl => content.acl_listed,
+        }
+    }
+}
+
+/// Whether `verb map|acl ...` is a command of that listing (ACLs have no `set`).
+pub fn is_command(listing: Listing, verb: &str) -> bool {
+    match verb {
+        "show" | "get" | "add" | "del" | "clear" | "prepare" | "commit" => true,
+        "set" => listing == Listing::Map,
+        _ => false,
+    }
+}
+
+/// `#<id>` or a file name, as HAProxy's `pat_ref_lookup_ref`, among the references the
+/// listing shows (an ACL's own patterns have no file name).
+fn find(listing: Listing, spec: &str) -> Option<Arc<MapFile>> {
+    let listed =
+        |m: &Arc<MapFile>| listing.lists(&m.content.read().unwrap_or_else(|e| e.into_inner()));
+    let all = maps().into_iter().filter(listed);
     match spec.strip_prefix('#') {
         Some(id) => {
             let id: usize = id.parse().ok()?;
             all.into_iter().find(|m| m.id == id)
         }
-        None => all.into_iter().find(|m| m.name == spec),
+        None => all
+            .into_iter()
+            .find(|m| m.inline.is_none() && m.name == spec),
     }
 }
 
-/// Runs `verb map args...`; HAProxy 2.6 lets every level run them.
-pub fn command(verb: &str, args: &[&str]) -> String {
+/// Runs `verb map|acl args...`; HAProxy 2.6 lets every level run them.
+pub fn command(listing: Listing, verb: &str, args: &[&str]) -> String {
+    let noun = listing.noun();
     // `show`, `add`, `clear` and `commit` take a version first (`@N`).
     let (version, rest) = match args.split_first() {
         Some((v, rest)) if v.starts_with('@') => (Some(version_number(&v[1..])), rest),
         _ => (None, args),
     };
+    let with = |spec: &str, f: &dyn Fn(&MapFile) -> String| match find(listing, spec) {
+        Some(map) => f(&map),
+        None => format!("Unknown {noun} identifier. Please use #<id> or <file>.\n"),
+    };
     match (verb, rest) {
-        ("show", []) if version.is_none() => list(),
-        ("show", spec) => with_map(spec.first().copied().unwrap_or_default(), |m| show(m, version)),
-        ("get", [spec, key, ..]) => with_map(spec, |m| get(m, key)),
-        ("get", _) => "Missing map identifier and/or key.\n".into(),
-        ("add", [spec, key, value, ..]) => with_map(spec, |m| add(m, version, key, value)),
-        ("add", _) => "'add map' expects three parameters (map identifier, key and value) or one parameter (map identifier) and a payload\n".into(),
-        ("set", [spec, key, value, ..]) => with_map(spec, |m| set(m, key, value)),
+        ("show", []) if version.is_none() => list(listing),
+        ("show", spec) => with(spec.first().copied().unwrap_or_default(), &|m| show(m, version)),
+        ("get", [spec, key, ..]) => with(spec, &|m| get(listing, m, key)),
+        ("get", _) => format!("Missing {noun} identifier and/or key.\n"),
+        ("add", [spec, key, value, ..]) if listing == Listing::Map => {
+            with(spec, &|m| add(m, listing, version, key, value))
+        }
+        ("add", _) if listing == Listing::Map => "'add map' expects three parameters (map identifier, key and value) or one parameter (map identifier) and a payload\n".into(),
+        ("add", [spec, pattern, ..]) => with(spec, &|m| match m.two_columns {
+            true => "This ACL is shared with a map containing samples. You must use the command 'add map' to add values.\n".into(),
+            false => add(m, listing, version, pattern, ""),
+        }),
+        ("add", _) => "'add acl' expects two parameters: ACL identifier and pattern.\n".into(),
+        ("set", [spec, key, value, ..]) => with(spec, &|m| set(m, key, value)),
         ("set", _) => "'set map' expects three parameters: map identifier, key and value.\n".into(),
-        ("del", [spec, key, ..]) => with_map(spec, |m| del(m, key)),
-        ("del", _) => "This command expects two parameters: map identifier and key.\n".into(),
-        ("prepare", spec) => with_map(spec.first().copied().unwrap_or_default(), prepare),
-        ("commit", []) | ("clear", []) => "Missing map identifier.\n".into(),
-        ("commit", [spec, ..]) => match version {
-            None => "Missing version number.\n".into(),
-            Some(v) => with_map(spec, |m| commit(m, v)),
-        },
-        ("clear", [spec, ..]) => with_map(spec, |m| clear(m, version)),
-        _ => "Missing map identifier.\n".into(),
+        ("del", [spec, key, ..]) => with(spec, &|m| del(m, key)),
+        ("del", _) => format!("This command expects two parameters: {noun} identifier and key.\n"),
+        ("prepare", spec) => with(spec.first().copied().unwrap_or_default(), &prepare),
+        ("commit", _) if version.is_none() => "Missing version number.\n".into(),
+        ("commit", [spec, ..]) => with(spec, &|m| commit(m, version.unwrap_or_default())),
+        ("clear", [spec, ..]) => with(spec, &|m| clear(m, version)),
+        _ => format!("Missing {noun} identifier.\n"),
     }
 }
 
@@ -1024,23 +1349,24 @@ pub fn add_payload(args: &[&str], payload: &str) -> String {
     let Some(spec) = rest.first() else {
         return "'add map' expects three parameters (map identifier, key and value) or one parameter (map identifier) and a payload\n".into();
     };
-    with_map(spec, |map| {
-        let mut rest = payload;
-        while !rest.is_empty() {
-            let Some(key_end) = rest.find([' ', '\t']) else {
-                return format!("Missing value for key '{rest}'.\n");
-            };
-            let key = &rest[..key_end];
-            let after = rest[key_end + 1..].trim_start_matches([' ', '\t']);
-            let value_end = after.find('\n').unwrap_or(after.len());
-            rest = after.get(value_end + 1..).unwrap_or_default();
-            let answer = add(map, version, key, &after[..value_end]);
-            if !answer.is_empty() {
-                return answer;
-            }
+    let Some(map) = find(Listing::Map, spec) else {
+        return "Unknown map identifier. Please use #<id> or <file>.\n".into();
+    };
+    let mut rest = payload;
+    while !rest.is_empty() {
+        let Some(key_end) = rest.find([' ', '\t']) else {
+            return format!("Missing value for key '{rest}'.\n");
+        };
+        let key = &rest[..key_end];
+        let after = rest[key_end + 1..].trim_start_matches([' ', '\t']);
+        let value_end = after.find('\n').unwrap_or(after.len());
+        rest = after.get(value_end + 1..).unwrap_or_default();
+        let answer = add(&map, Listing::Map, version, key, &after[..value_end]);
+        if !answer.is_empty() {
+            return answer;
         }
-        String::new()
-    })
+    }
+    String::new()
 }
 
 /// `@N`'s number as HAProxy's `strtoul` reads it into an `unsigned int`: the leading digits
@@ -1065,28 +1391,33 @@ fn after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
-fn with_map(spec: &str, f: impl FnOnce(&MapFile) -> String) -> String {
-    match find(spec) {
-        Some(map) => f(&map),
-        None => UNKNOWN_MAP.into(),
-    }
-}
-
-/// `show map`: `id (file) description` per map.
-fn list() -> String {
+/// `show map|acl`: `id (file) description` per reference the listing shows.
+fn list(listing: Listing) -> String {
     let mut out = String::from("# id (file) description\n");
     for map in maps() {
         let content = map.content.read().unwrap_or_else(|e| e.into_inner());
-        let users: Vec<String> = (content.users.iter())
-            .map(|p| format!("map at file '{}' line {}", p.file, p.line))
-            .collect();
-        let users = match users.is_empty() {
-            true => "map".to_string(),
-            false => users.join(", by "),
+        if !listing.lists(&content) {
+            continue;
+        }
+        let description = match &map.inline {
+            Some(description) => description.clone(),
+            None => {
+                let users: Vec<String> = (content.users.iter())
+                    .map(|(user, p)| {
+                        let by = if *user == Use::Acl { "acl" } else { "map" };
+                        format!("{by} at file '{}' line {}", p.file, p.line)
+                    })
+                    .collect();
+                let users = match users.is_empty() {
+                    true => "map".to_string(),
+                    false => users.join(", by "),
+                };
+                format!("pattern loaded from file '{}' used by {users}", map.name)
+            }
         };
         out.push_str(&format!(
-            "{} ({}) pattern loaded from file '{}' used by {users}. curr_ver={} next_ver={} entry_cnt={}\n",
-            map.id, map.name, map.name, content.current, content.next, content.count
+            "{} ({}) {description}. curr_ver={} next_ver={} entry_cnt={}\n",
+            map.id, map.name, content.current, content.next, content.count
         ));
     }
     out
@@ -1096,47 +1427,76 @@ fn list() -> String {
 fn show(map: &MapFile, version: Option<u32>) -> String {
     let content = map.content.read().unwrap_or_else(|e| e.into_inner());
     let version = version.unwrap_or(content.current);
-    content
-        .entries
-        .iter()
+    (content.entries.iter())
         .filter(|e| e.version == version)
-        .map(|e| format!("{:#x} {} {}\n", e.id, e.key, e.value))
+        .map(|e| match &e.value {
+            Some(value) => format!("{:#x} {} {value}\n", e.id, e.key),
+            None => format!("{:#x} {}\n", e.id, e.key),
+        })
         .collect()
 }
 
-/// `get map`: for each way the map is matched, whether `key` matches and what.
-fn get(map: &MapFile, key: &str) -> String {
+/// `get map|acl`: for each way the reference is matched, whether `key` matches and what,
+/// worded for the listing asked (an ACL's way has no value to show).
+fn get(listing: Listing, map: &MapFile, key: &str) -> String {
     let content = map.content.read().unwrap_or_else(|e| e.into_inner());
     let mut out = String::new();
     for expr in &content.exprs {
         let bytes = crate::bytestr::to_bytes(key);
+        let folded;
         let input = match expr.kind {
             // As HAProxy's `sample_convert` casts a string to an integer, then to an address.
             Match::Int => crate::runtime::convert::str_to_int(&bytes).map(Input::Int),
+            Match::Len => Some(Input::Int(bytes.len() as i64)),
             Match::Ip => map_ip_value(key).map(Input::Ip),
+            Match::Reg | Match::Regm => Some(Input::Bytes(&bytes)),
+            _ if expr.flags.ignore_case => {
+                folded = bytes.to_ascii_lowercase();
+                Some(Input::Bytes(&folded))
+            }
             _ => Some(Input::Bytes(&bytes)),
         };
-        let head = format!("type={}, case=sensitive, found=", expr.kind.name());
+        let case = match expr.flags.ignore_case {
+            true => "insensitive",
+            false => "sensitive",
+        };
+        out.push_str(&format!("type={}, case={case}, ", expr.kind.name()));
         let found = input
-            .and_then(|i| expr.find(i))
+            .and_then(|i| expr.find(expr.kind, i))
             .and_then(|id| Some((expr.compiled.get(&id)?, content.entries.get(id)?)));
-        match found {
-            None => out.push_str(&format!("{head}no\n")),
-            Some((c, entry)) => {
-                // Odd masks are kept out of HAProxy's tree.
-                let tree = expr.kind.indexed() && !matches!(c.key, Key::Masked(..));
-                let idx = if tree { "tree" } else { "list" };
-                let value = match &c.value {
-                    Value::Str(b) => crate::bytestr::from_vec(b.clone()),
-                    Value::Int(n) => n.to_string(),
-                    Value::Ip(ip) => ip.to_string(),
-                };
-                out.push_str(&format!(
-                    "{head}yes, idx={idx}, key=\"{}\", value=\"{value}\", type=\"{}\"\n",
-                    entry.key,
-                    c.value.type_name()
-                ));
-            }
+        let Some((c, entry)) = found else {
+            out.push_str(match listing {
+                Listing::Map => "found=no\n",
+                Listing::Acl => "match=no\n",
+            });
+            continue;
+        };
+        // Odd masks are kept out of HAProxy's tree.
+        let tree = expr.indexed() && !matches!(c.key, Key::Masked(..));
+        let idx = if tree { "tree" } else { "list" };
+        // An ACL's way, or an entry without a sample (`add-acl` on a map's file), has no
+        // value to show.
+        let valueless = expr.acl || entry.value.is_none();
+        let value = match (&c.value, valueless) {
+            (_, true) => "none".to_string(),
+            (Value::Str(b), _) => format!("\"{}\"", crate::bytestr::from_vec(b.clone())),
+            (Value::Int(n), _) => format!("\"{n}\""),
+            (Value::Ip(ip), _) => format!("\"{ip}\""),
+        };
+        match (listing, valueless) {
+            (Listing::Acl, _) => out.push_str(&format!(
+                "match=yes, idx={idx}, pattern=\"{}\"\n",
+                entry.key
+            )),
+            (Listing::Map, true) => out.push_str(&format!(
+                "found=yes, idx={idx}, key=\"{}\", value={value}\n",
+                entry.key
+            )),
+            (Listing::Map, false) => out.push_str(&format!(
+                "found=yes, idx={idx}, key=\"{}\", value={value}, type=\"{}\"\n",
+                entry.key,
+                c.value.type_name()
+            )),
         }
     }
     out
@@ -1147,31 +1507,47 @@ fn get(map: &MapFile, key: &str) -> String {
 fn compile_all(content: &Content, entry: &Entry) -> Result<Vec<Compiled>, (String, usize)> {
     let mut out = Vec::new();
     for expr in &content.exprs {
-        out.push(expr.compile(entry).map_err(|why| (why, out.len()))?);
+        out.push(expr.compile(entry, false).map_err(|why| (why, out.len()))?);
     }
     Ok(out)
 }
 
-fn add(map: &MapFile, version: Option<u32>, key: &str, value: &str) -> String {
+fn add(map: &MapFile, listing: Listing, version: Option<u32>, key: &str, value: &str) -> String {
     let mut content = map.content.write().unwrap_or_else(|e| e.into_inner());
+    // `add acl` adds a pattern, without a sample.
+    let value = (listing == Listing::Map).then_some(value);
+    add_entry(map, &mut content, listing, version, key, value)
+}
+
+/// [`add`] with the map's content already locked.
+fn add_entry(
+    map: &MapFile,
+    content: &mut Content,
+    listing: Listing,
+    version: Option<u32>,
+    key: &str,
+    value: Option<&str>,
+) -> String {
     let version = version.unwrap_or(content.current);
     if after(version, content.next) {
-        return "Version number in the future, please use 'prepare map' before.\n".into();
+        let noun = listing.noun().to_ascii_lowercase();
+        return format!("Version number in the future, please use 'prepare {noun}' before.\n");
     }
     let entry = Entry {
         id: next_entry_id(),
         line: 0,
         version,
         key: key.to_string(),
-        value: value.to_string(),
+        value: value.map(str::to_string),
     };
-    match compile_all(&content, &entry) {
+    match compile_all(content, &entry) {
         Err((why, taken)) => {
             // HAProxy pushed it into the expressions before, then deleted it.
             content.count = content.count.wrapping_add(taken as u64).wrapping_sub(1);
             format!("{why}.\n")
         }
         Ok(compiled) => {
+            map.changed.store(true, Ordering::Relaxed);
             for (expr, c) in content.exprs.iter_mut().zip(compiled) {
                 expr.insert(entry.id, c);
             }
@@ -1195,16 +1571,23 @@ fn set(map: &MapFile, key: &str, value: &str) -> String {
             false => "entry not found.\n".into(),
         };
     }
+    set_value(&mut content, &targets, value)
+}
+
+/// Gives entries `targets` `value` (the content locked), or HAProxy's message when an
+/// expression cannot read it (then none changes).
+fn set_value(content: &mut Content, targets: &[u64], value: &str) -> String {
     let mut values = Vec::new();
     for expr in &content.exprs {
-        match Value::parse(expr.out, value) {
-            Some(v) => values.push(v),
-            None => return format!("unable to parse '{value}'.\n"),
+        match (expr.acl, Value::parse(expr.out, value)) {
+            (true, _) => values.push(Value::Str(Vec::new())),
+            (false, Some(v)) => values.push(v),
+            (false, None) => return format!("unable to parse '{value}'.\n"),
         }
     }
-    for &id in &targets {
+    for &id in targets {
         if let Some(e) = content.entries.get_mut(id) {
-            e.value = value.to_string();
+            e.value = Some(value.to_string());
         }
         for (expr, v) in content.exprs.iter_mut().zip(&values) {
             if let Some(c) = expr.compiled.get_mut(&id) {
@@ -1239,10 +1622,91 @@ fn del(map: &MapFile, key: &str) -> String {
     if targets.is_empty() {
         return "Key not found.\n".into();
     }
+    map.changed.store(true, Ordering::Relaxed);
     for id in targets {
         remove(&mut content, id);
     }
     String::new()
+}
+
+/// A pattern reference named by its file in a rule (`http-request set-map(FILE)` ...),
+/// looked up when first used: HAProxy's actions look theirs up by name (`pat_ref_lookup`)
+/// each time they run, and a name no map or ACL file has is no error, the action doing
+/// nothing. References are all made while the configuration loads, so one look-up is
+/// every look-up's answer.
+#[derive(Debug, Clone)]
+pub struct FileRef {
+    name: String,
+    found: Arc<std::sync::OnceLock<Option<Arc<MapFile>>>>,
+}
+
+impl FileRef {
+    pub fn new(name: String) -> FileRef {
+        FileRef {
+            name,
+            found: Arc::default(),
+        }
+    }
+
+    /// The file as the rule names it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The map or ACL file of that name (never an ACL's own patterns, which have none).
+    pub fn get(&self) -> Option<&MapFile> {
+        let found = self.found.get_or_init(|| {
+            (maps().into_iter()).find(|m| m.inline.is_none() && m.name == self.name)
+        });
+        found.as_deref()
+    }
+}
+
+impl PartialEq for FileRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for FileRef {}
+
+impl MapFile {
+    /// `add-acl(FILE) KEY`: `key` added to the current version unless an entry of any
+    /// version has it, as HAProxy's action (`pat_ref_find_elt`, then `pat_ref_add`); an
+    /// expression refusing it leaves it out.
+    pub fn add_if_missing(&self, key: &str) {
+        let mut content = self.content.write().unwrap_or_else(|e| e.into_inner());
+        if content.entries.with_key(key).is_empty() {
+            add_entry(self, &mut content, Listing::Acl, None, key, None);
+        }
+    }
+
+    /// `set-map(FILE) KEY VALUE`: every entry with `key` (of any version) takes `value`,
+    /// or, without one, `key value` is added to the current version; a value an
+    /// expression cannot read changes nothing, as HAProxy's `pat_ref_set`/`pat_ref_add`.
+    pub fn set_or_add(&self, key: &str, value: &str) {
+        let mut content = self.content.write().unwrap_or_else(|e| e.into_inner());
+        let targets = content.entries.with_key(key).to_vec();
+        if targets.is_empty() {
+            add_entry(self, &mut content, Listing::Map, None, key, Some(value));
+        } else {
+            set_value(&mut content, &targets, value);
+        }
+    }
+
+    /// `del-acl(FILE) KEY`, `del-map(FILE) KEY`: every entry with `key` deleted, whatever
+    /// its version (HAProxy's `pat_ref_delete`; the key is never an `#<id>`).
+    pub fn delete_key(&self, key: &str) {
+        let mut content = self.content.write().unwrap_or_else(|e| e.into_inner());
+        let targets = content.entries.with_key(key).to_vec();
+        if targets.is_empty() {
+            return;
+        }
+        self.changed.store(true, Ordering::Relaxed);
+        for id in targets {
+            remove(&mut content, id);
+        }
+    }
 }
 
 /// Deletes every entry of a version (the current one by default).
@@ -1251,6 +1715,7 @@ fn clear(map: &MapFile, version: Option<u32>) -> String {
         let content = map.content.read().unwrap_or_else(|e| e.into_inner());
         version.unwrap_or(content.current)
     };
+    map.changed.store(true, Ordering::Relaxed);
     purge(map, |v| v == version);
     String::new()
 }
@@ -1269,6 +1734,7 @@ fn commit(map: &MapFile, version: u32) -> String {
         return "Version number out of range.\n".into();
     }
     content.current = version;
+    map.changed.store(true, Ordering::Relaxed);
     // Lookups switch versions at once; the older entries are then deleted a batch at a time.
     for expr in &mut content.exprs {
         expr.switch(version);
@@ -1346,6 +1812,48 @@ mod tests {
         for (g, w) in got.iter().zip(want) {
             assert_eq!((g.0, g.1.as_str(), g.2.as_str()), w);
         }
+    }
+
+    #[test]
+    fn pattern_lines_keep_trailing_blanks() {
+        let text = b"/a\n  /b  \n#c\n #d\n\n/e\r\n\t\n";
+        let got: Vec<(usize, &[u8])> = (parse_pattern_lines(text).into_iter())
+            .map(|(n, k, _)| (n, k))
+            .collect();
+        let want: [(usize, &[u8]); 4] = [(1, b"/a"), (2, b"/b  "), (4, b"#d"), (6, b"/e")];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn acl_uses_share_one_reference_per_file() {
+        let path = std::env::temp_dir().join(format!("hapx-acl-unit-{}.acl", std::process::id()));
+        std::fs::write(&path, "/X\n10\n").expect("a pattern file");
+        let file = path.display().to_string();
+        let folded = KeyFlags {
+            ignore_case: true,
+            no_dns: false,
+        };
+        let beg = PatternUse::new(
+            open(&file, false, Use::Acl).expect("opens"),
+            Match::Beg,
+            folded,
+        )
+        .expect("compiles");
+        let again = open(&file, false, Use::Acl).expect("opens");
+        assert!(Arc::ptr_eq(&beg.pat_ref, &again));
+        assert!(open(&file, true, Use::Map).is_err(), "one column only");
+        assert!(beg.finds(Input::Bytes(b"/x/y")));
+        assert!(!beg.finds(Input::Bytes(b"/y")));
+        assert!(!beg.changed());
+        let spec = format!("#{}", again.id);
+        assert_eq!(command(Listing::Acl, "add", &[&spec, "/Y"]), "");
+        assert!(beg.changed() && beg.finds(Input::Bytes(b"/y")));
+        let int = PatternUse::new(again, Match::Int, KeyFlags::default());
+        assert_eq!(
+            int.expect_err("/X is no integer"),
+            format!("'/X' is not a number at line 1 of file '{file}'")
+        );
+        std::fs::remove_file(&path).ok();
     }
 
     #[test]

@@ -24,7 +24,6 @@ use tokio::io::Interest;
 use tokio::sync::watch;
 
 use super::Stop;
-use super::api::{self, Handover};
 use super::state::State;
 use crate::config::model::CliLevel;
 
@@ -104,12 +103,14 @@ fn level_of(byte: u8) -> CliLevel {
     }
 }
 
-/// Serves the link: runtime API sessions from the master, and a hard stop when it is gone.
+/// Serves the link: runtime API sessions from the master, passed to `sessions` (which
+/// [`super::api::serve`] takes as it takes its sockets' connections, within `stats maxconn`), and
+/// a hard stop when it is gone.
 pub async fn serve(
     link: Link,
     state: Arc<State>,
     stop: Arc<watch::Sender<Stop>>,
-    handover: Handover,
+    sessions: tokio::sync::mpsc::UnboundedSender<(CliLevel, tokio::net::UnixStream)>,
 ) {
     let stream = match link
         .0
@@ -131,12 +132,8 @@ pub async fn serve(
                 let session = std::os::unix::net::UnixStream::from(fd);
                 let ok = session.set_nonblocking(true).is_ok();
                 if let (true, Ok(session)) = (ok, tokio::net::UnixStream::from_std(session)) {
-                    tokio::spawn(api::serve_for_master(
-                        state.clone(),
-                        level,
-                        session,
-                        handover.clone(),
-                    ));
+                    // The runtime API is gone only as the process stops.
+                    let _ = sessions.send((level, session));
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => continue,

@@ -406,15 +406,30 @@ async fn serve(
     for cli in clis {
         cli_sockets.push((cli.conf, tokio::net::UnixListener::from_std(cli.socket)?));
     }
-    if !cli_sockets.is_empty() {
-        tokio::spawn(api::serve(state.clone(), cli_sockets, handover.clone()));
+    // The master's `@N` sessions go to the runtime API with the `stats socket`s' connections
+    // (within `stats maxconn` together).
+    let (passed, master_sessions) = match master {
+        Some(_) => {
+            let (passed, sessions) = tokio::sync::mpsc::unbounded_channel();
+            (Some(passed), Some(sessions))
+        }
+        None => (None, None),
+    };
+    if !cli_sockets.is_empty() || master_sessions.is_some() {
+        let api = api::serve(
+            state.clone(),
+            cli_sockets,
+            handover.clone(),
+            master_sessions,
+        );
+        tokio::spawn(api);
     }
-    if let Some(link) = master {
+    if let (Some(link), Some(passed)) = (master, passed) {
         tokio::spawn(master_link::serve(
             link,
             state.clone(),
             stop_tx.clone(),
-            handover.clone(),
+            passed,
         ));
     }
     checks::spawn_all(&state);

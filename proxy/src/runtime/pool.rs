@@ -14,6 +14,12 @@
 //! maintenance or a server going down retire the idle connections (as HAProxy closes
 //! them), so none is taken to the old address or to a server out of the balance.
 //!
+//! An idle connection stays watched, as HAProxy's stay subscribed to reads: the poller wakes
+//! the pool's purge task ([`CloseWatch`]) when one is closed by its server (or sends stray
+//! bytes), and the task closes it and drops it from the pool at once. One its server closed
+//! first is closed with a FIN, not the reset a server connection is otherwise closed with
+//! (HAProxy's `conn_sock_read0` clears `FD_LINGER_RISK`, see `session::end_linger_risk`).
+//!
 //! How many stay is HAProxy's estimate: a connection is kept when there is not one of its
 //! kind (or better) per thread yet, or when the server's connections in use and idle stay
 //! within the most it needed at once recently (`est_need_conns`); every `pool-purge-delay`
@@ -38,9 +44,12 @@ use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Waker};
 use std::thread::ThreadId;
 
+use tokio::io::Interest;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use super::state::Server;
 use crate::config::model::HttpReuse;
@@ -65,6 +74,8 @@ pub struct IdlePool {
     checking: Arc<AtomicUsize>,
     /// A purge task runs (while the pool holds anything).
     purging: AtomicBool,
+    /// Woken by the poller when an idle connection has something to read: a close, mostly.
+    watch: Arc<CloseWatch>,
     /// HTTP requests that opened a connection (`connect` of the stats), and that reused
     /// one (`reuse`).
     pub connects: AtomicU64,
@@ -97,6 +108,33 @@ struct Idle {
     thread: ThreadId,
     /// The server's [`Server::conn_generation`] when it was pooled.
     generation: u64,
+}
+
+/// The waker the poller calls when an idle connection of a pool becomes readable: it tells
+/// the pool's purge task to look at its connections (a stored permit if the task is busy,
+/// so that no close goes unnoticed).
+#[derive(Debug, Default)]
+struct CloseWatch(Notify);
+
+impl std::task::Wake for CloseWatch {
+    fn wake(self: Arc<Self>) {
+        self.0.notify_one();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.notify_one();
+    }
+}
+
+/// What an idle connection holds, looked at without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Open, nothing to read: reusable.
+    Quiet,
+    /// The server closed it (a FIN, nothing before it).
+    Closed,
+    /// Bytes nobody asked for, or an error (a reset).
+    Stray,
 }
 
 /// How many idle connections a refused offer looks at for ones the server closed: a
@@ -232,11 +270,17 @@ impl IdlePool {
         Some(conn)
     }
 
+    /// The waker that tells this pool's purge task an idle connection became readable.
+    fn waker(&self) -> Waker {
+        Waker::from(self.watch.clone())
+    }
+
     /// Closes the connections of `lists` the server closed (or sent stray bytes on) while
     /// idle, or that belong to an older `generation`, looking at `most` of each list at the
-    /// front (the oldest): HAProxy's idle connections notice a close at once; here it
-    /// matters before refusing a connection and when purging.
+    /// front (the oldest); those kept stay watched. A connection the server closed first is
+    /// closed with a FIN, as HAProxy's.
     fn prune(&self, lists: &mut Lists, generation: u64, most: usize) {
+        let waker = self.waker();
         let mut gone = [0; 2];
         for (list, gone) in [&mut lists.idle, &mut lists.safe]
             .into_iter()
@@ -245,7 +289,14 @@ impl IdlePool {
             let mut seen = 0;
             list.retain(|c| {
                 seen += 1;
-                let keep = seen > most || (c.generation == generation && is_quiet(&c.stream));
+                if seen > most {
+                    return true;
+                }
+                let look = look(&c.stream, &waker);
+                if look == Look::Closed {
+                    super::session::end_linger_risk(&c.stream, false);
+                }
+                let keep = c.generation == generation && look == Look::Quiet;
                 *gone += usize::from(!keep);
                 keep
             });
@@ -277,18 +328,38 @@ impl IdlePool {
 /// [`forward::read_drain`](super::forward::read_drain)) and set again when the poller sees
 /// data or a close, so without it nothing came since and no system call is needed (HAProxy
 /// made 2 `recv` per kept-alive request where hapx made 3). With it, one recv(2) with
-/// MSG_PEEK tells, leaving that readiness as it is. A close the poller has not reported yet
+/// MSG_PEEK tells; a readiness it finds stale (nothing to read) is cleared, so that the next
+/// look needs no system call either. A close the poller has not reported yet
 /// is HAProxy's window too: the request then meets a closed connection, and one without a
 /// body is retried on a new one.
 pub fn is_quiet(stream: &TcpStream) -> bool {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    if stream.poll_read_ready(&mut cx).is_pending() {
-        return true;
+    look(stream, Waker::noop()) == Look::Quiet
+}
+
+/// What `stream` holds, as [`is_quiet`] tells; when quiet, `waker` is woken as soon as the
+/// poller sees data or a close on it (until the next look or read replaces it). A readiness
+/// the peek finds stale is cleared so that the waker can be registered.
+fn look(stream: &TcpStream, waker: &Waker) -> Look {
+    let mut cx = Context::from_waker(waker);
+    // Twice at most: once with a stale readiness, once more to register the waker.
+    for _ in 0..2 {
+        if stream.poll_read_ready(&mut cx).is_pending() {
+            return Look::Quiet;
+        }
+        // The socket is non-blocking: a live idle one has nothing to peek at.
+        let mut probe = [std::mem::MaybeUninit::uninit()];
+        let peeked = stream.try_io(Interest::READABLE, || {
+            socket2::SockRef::from(stream).peek(&mut probe)
+        });
+        match peeked {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            Ok(0) => return Look::Closed,
+            _ => return Look::Stray,
+        }
     }
-    // The socket is non-blocking: a live idle one has nothing to peek at.
-    let mut probe = [std::mem::MaybeUninit::uninit()];
-    let peeked = socket2::SockRef::from(stream).peek(&mut probe);
-    matches!(peeked, Err(e) if e.kind() == ErrorKind::WouldBlock)
+    // Readable again at once, yet with nothing to read: quiet, if unwatched until the next
+    // look (at the next purge or use).
+    Look::Quiet
 }
 
 /// Records that `server` has one more connection in use (a request holds one of its slots
@@ -450,6 +521,15 @@ pub fn put(server: &Arc<Server>, stream: TcpStream, served: u32, generation: u64
             && used + total <= used.max(pool.est_need.load(Relaxed));
         descriptors < HIGH_COUNT.load(Relaxed) && under_max && (first_of_kind || needed)
     };
+    // Watched from now on; one the server closed already is not kept.
+    match look(&stream, &pool.waker()) {
+        Look::Quiet => {}
+        Look::Closed => {
+            super::session::end_linger_risk(&stream, false);
+            return false;
+        }
+        Look::Stray => return false,
+    }
     let (at, here) = shard();
     let mut lists = pool.lock(at);
     if !wanted() {
@@ -480,11 +560,23 @@ pub fn put(server: &Arc<Server>, stream: TcpStream, served: u32, generation: u64
 }
 
 /// Every `pool-purge-delay` while the pool holds connections: closes half of those beyond
-/// the recent need, and moves the estimate of the need towards the recent use.
+/// the recent need, and moves the estimate of the need towards the recent use. In between,
+/// closes at once those the poller reports readable and found closed ([`CloseWatch`]).
 async fn purge_every(server: Arc<Server>) {
     let pool = &server.idle;
+    let delay = server.opts.pool_purge_delay;
+    let mut tick = std::pin::pin!(tokio::time::sleep(delay));
     loop {
-        tokio::time::sleep(server.opts.pool_purge_delay).await;
+        tokio::select! {
+            () = &mut tick => tick.as_mut().reset(tokio::time::Instant::now() + delay),
+            () = pool.watch.0.notified() => {
+                let generation = server.conn_generation();
+                for at in 0..SHARDS {
+                    pool.prune(&mut pool.lock(at), generation, usize::MAX);
+                }
+                continue;
+            }
+        }
         let used = in_use(&server);
         let (est, max_used) = (pool.est_need.load(Relaxed), pool.max_used.load(Relaxed));
         pool.est_need

@@ -46,7 +46,8 @@ use crate::config::errors::Page;
 use crate::config::model::{Proxy, VarAction};
 use crate::config::pcre::{self, Regex};
 use crate::config::rules::{
-    HttpAction, Part, Redirect, RedirectTo, Replace, Rules, TcpAction, TcpRule, VarRule,
+    Edit, HttpAction, Part, PatternEdit, Redirect, RedirectTo, Replace, Rules, TcpAction, TcpRule,
+    VarRule,
 };
 
 /// The most of a TCP client's first bytes the rules see (HAProxy's buffer less its reserve).
@@ -190,6 +191,7 @@ fn content_verdict(
         match sample::eval(rule.cond.as_ref(), acls, ctx) {
             Test::Miss if ctx.partial => return None,
             Test::Pass => match &rule.action {
+                TcpAction::Stick(a) if stick::waits(a, ctx) => return None,
                 TcpAction::Stick(a) => stick::act(a, ctx, stick::Level::Stream, false),
                 TcpAction::Var(v) => set_tcp_var(v, ctx, None),
                 action => return Some(*action == TcpAction::Accept),
@@ -245,6 +247,7 @@ pub fn inspect_then_forward<'a>(
     client: &'a TcpStream,
     server_conn: &'a TcpStream,
     moved: &'a super::forward::Moved,
+    sticking: Option<&'a stick::Sticking>,
 ) -> std::pin::Pin<Box<impl Future<Output = super::forward::End> + 'a>> {
     Box::pin(forward_response_inspected(
         ctx,
@@ -252,6 +255,7 @@ pub fn inspect_then_forward<'a>(
         client,
         server_conn,
         moved,
+        sticking,
     ))
 }
 
@@ -260,13 +264,15 @@ pub fn inspect_then_forward<'a>(
 /// ([`super::forward::inspect_response`]), then the session is forwarded as any other, its
 /// idle timeouts counting from the inspection's last transfer. What the server sent counts
 /// as sent to the client whatever the verdict (HAProxy's `bytes_out`); a rejection counts in
-/// `dresp` of the frontend, the backend and `server`.
+/// `dresp` of the frontend, the backend and `server`. Past a rejection, `sticking`'s
+/// `stick store-response` rules store what they find in what was inspected.
 pub async fn forward_response_inspected(
     ctx: Context<'_>,
     server: &Server,
     client: &TcpStream,
     server_conn: &TcpStream,
     moved: &super::forward::Moved,
+    sticking: Option<&stick::Sticking>,
 ) -> super::forward::End {
     use super::forward::{self, Activity, End, HoldTimes, IdleTimeouts};
     let backend = ctx.backend.expect("a TCP session's backend");
@@ -312,6 +318,13 @@ pub async fn forward_response_inspected(
         }
         forward::refuse(client, server_conn);
         return End::Denied;
+    }
+    if let Some(s) = sticking {
+        let ctx = Context {
+            response_payload: Some(&inspected.data),
+            ..ctx
+        };
+        s.on_response(&ctx, backend, server);
     }
     if let Err(end) = forward::pass_on(client, server_conn, &inspected).await {
         return end;
@@ -735,6 +748,7 @@ fn run_one(
             head.first[2] = reason.clone().unwrap_or_else(|| self::reason(*code).into());
         }
         HttpAction::Replace(part, r) => replace_part(head, part, &r.re, &value)?,
+        HttpAction::Pattern(p) => edit_patterns(p, &with_head(base, head, response), facts),
         action => {
             let ctx = with_head(base, head, response);
             let answer = answer(proxy, action, &ctx, head, response, keep, facts);
@@ -742,6 +756,20 @@ fn run_one(
         }
     }
     Ok(Next::Rule)
+}
+
+/// Runs `add-acl`, `del-acl`, `set-map` or `del-map` on its file, its key (and value)
+/// rendered where the rule runs; a file no map or ACL uses is left alone, as HAProxy's.
+fn edit_patterns(p: &PatternEdit, ctx: &Context<'_>, facts: &Facts<'_>) {
+    let Some(file) = p.file.get() else {
+        return;
+    };
+    let key = render(&p.key, ctx, facts);
+    match &p.edit {
+        Edit::Add => file.add_if_missing(&key),
+        Edit::Set(value) => file.set_or_add(&key, &render(value, ctx, facts)),
+        Edit::Delete => file.delete_key(&key),
+    }
 }
 
 /// HAProxy's rewrites fail when the message no longer fits its buffer in HAProxy's

@@ -90,7 +90,7 @@ impl Sample<'_> {
     /// The value as an integer, as HAProxy casts a sample for an integer or boolean match
     /// (`12abc` is 12, an IPv4 address its number; no value for binary, IPv6, an empty
     /// string).
-    fn as_int(&self) -> Option<i64> {
+    pub(crate) fn as_int(&self) -> Option<i64> {
         match self {
             Sample::Bool(b) => Some(i64::from(*b)),
             Sample::Int(n) => Some(*n),
@@ -109,7 +109,7 @@ impl Sample<'_> {
         }
     }
 
-    fn as_ip(&self) -> Option<IpAddr> {
+    pub(crate) fn as_ip(&self) -> Option<IpAddr> {
         match self {
             Sample::Ip(ip) => Some(ip.to_canonical()),
             // HAProxy's string to address cast (`c_str2addr`).
@@ -325,6 +325,7 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>, single: bool) -> Fetched<'a
             head.map_or_else(none, |h| header_fetch(h, header, single))
         }
         ReqCook(name) => req.map_or_else(none, |h| cookie_values(h, name)),
+        ResCook(name) => (ctx.response).map_or_else(none, |h| set_cookie_values(h, name)),
         UrlParam(name) => req.map_or_else(none, |h| url_params(&h.first[1], name)),
         Env(name) => env(ctx.state, name).map_or_else(none, Fetched::one),
         Status => ctx
@@ -631,6 +632,35 @@ fn cookie_values<'a>(h: &'a Head, name: &str) -> Fetched<'a> {
         values,
         may_change: false,
     }
+}
+
+/// The values of the cookie `name` a response sets, as HAProxy 2.6's `smp_fetch_cookie`
+/// reads `Set-Cookie` lines (measured): each value, split at the commas outside quotes,
+/// sets the first `NAME=VALUE` of each part (the rest are its attributes); an empty value
+/// is none.
+fn set_cookie_values<'a>(h: &'a Head, name: &str) -> Fetched<'a> {
+    let values = (h.headers.iter())
+        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+        .flat_map(|(_, v)| split_unquoted_commas(v))
+        .filter_map(|part| part.split(';').next()?.split_once('='))
+        .filter(|(n, v)| n.trim() == name && !v.trim().is_empty())
+        .map(|(_, v)| Sample::Str(Cow::Borrowed(v.trim())))
+        .collect();
+    Fetched {
+        values,
+        may_change: false,
+    }
+}
+
+/// `v` split at its commas outside double quotes.
+fn split_unquoted_commas(v: &str) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    v.split(move |c| {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        c == ',' && !quoted
+    })
 }
 
 /// The values of query-string parameter `name` (`a=1&b=2`).
@@ -968,8 +998,13 @@ fn expr_test(e: &Expr, ctx: &Context<'_>) -> Test {
     }
 }
 
-/// Whether one value matches any of the expression's patterns.
+/// Whether one value matches any of the expression's patterns, its own or its files'.
 fn matches(e: &Expr, v: &Sample<'_>) -> bool {
+    crate::runtime::map::acl_matches(e, v, own_patterns_match)
+}
+
+/// Whether one value matches any of the patterns the expression compiled itself.
+fn own_patterns_match(e: &Expr, v: &Sample<'_>) -> bool {
     match e.method {
         Method::Found => true,
         Method::Bool => v.as_int().is_some_and(|n| n != 0),
@@ -1016,27 +1051,10 @@ fn str_match(method: Method, text: &str, pat: &str) -> bool {
         Method::Beg => text.starts_with(pat),
         Method::End => text.ends_with(pat),
         Method::Sub => text.contains(pat),
-        Method::Dir => delimited(text, pat, b"/?"),
-        Method::Dom => delimited(text, pat, b"/?."),
+        Method::Dir => crate::runtime::map::match_word(text.as_bytes(), pat.as_bytes(), b"/?"),
+        Method::Dom => crate::runtime::map::match_word(text.as_bytes(), pat.as_bytes(), b"/?.:"),
         _ => text == pat,
     }
-}
-
-/// `-m dir`/`-m dom`: `pat` appears in `text` between delimiters (or the ends); delimiters
-/// at the ends of the pattern itself are ignored, as in HAProxy.
-fn delimited(text: &str, pat: &str, delims: &[u8]) -> bool {
-    let is_delim = |b: u8| delims.contains(&b);
-    let pat = pat.trim_matches(|c: char| c.is_ascii() && is_delim(c as u8));
-    if pat.is_empty() {
-        return false;
-    }
-    let bytes = text.as_bytes();
-    text.match_indices(pat).any(|(at, m)| {
-        let before = at == 0 || is_delim(bytes[at - 1]);
-        let end = at + m.len();
-        let after = end == bytes.len() || is_delim(bytes[end]);
-        before && after
-    })
 }
 
 #[cfg(test)]
@@ -1180,11 +1198,13 @@ mod tests {
 
     #[test]
     fn string_methods() {
-        assert!(delimited("/api/v1/x", "v1", b"/?"));
-        assert!(delimited("/api/v1", "/v1/", b"/?"));
-        assert!(!delimited("/api/v10", "v1", b"/?"));
-        assert!(delimited("www.example.com", "example", b"/?."));
-        assert!(!delimited("www.myexample.com", "example", b"/?."));
+        assert!(str_match(Method::Dir, "/api/v1/x", "v1"));
+        assert!(str_match(Method::Dir, "/api/v1", "/v1/"));
+        assert!(!str_match(Method::Dir, "/api/v10", "v1"));
+        assert!(str_match(Method::Dom, "www.example.com", "example"));
+        assert!(!str_match(Method::Dom, "www.myexample.com", "example"));
+        // HAProxy's `pat_match_dom` delimits with ':' too (a Host with its port).
+        assert!(str_match(Method::Dom, "example.com:8080", "com"));
         assert_eq!(path_of("http://h:80/a/b?q"), "/a/b");
         assert_eq!(path_of("/a?b"), "/a");
     }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::config::model::ConnSource;
+use crate::config::model::{ConnSource, UseSrc};
 
 pub use super::balance::Slot;
 use super::balance::{self, Direct, Picked, QueuePositions, Recheck, Ticket};
@@ -71,7 +72,7 @@ impl Connected {
     /// The error of a connection whose client left (`left`) before it was ready (in its
     /// TLS handshake): closed with its slot.
     pub fn client_left(self, left: Left) -> ConnectError {
-        ConnectError::ClientLeft(self.server, left)
+        ConnectError::ClientLeft(self.server, left, self.retries)
     }
 }
 
@@ -101,8 +102,8 @@ pub enum ConnectError {
     },
     /// The client left (see [`Watch`]) while its server was connected to: the attempt is
     /// abandoned, as HAProxy's `back_handle_st_con` does (`CC`; `CD` in TCP mode after a
-    /// reset).
-    ClientLeft(Arc<Server>, Left),
+    /// reset), after the retries counted last (a retry's turn-around included).
+    ClientLeft(Arc<Server>, Left, u32),
     /// The client left (see [`Watch`]) while it waited in a queue: it leaves the queue at
     /// once, as HAProxy's `back_handle_st_que` does (`CQ`; `CD` in TCP mode after a reset),
     /// after `waited` where `queued` says; `server`: the server whose queue it was (the log
@@ -112,6 +113,13 @@ pub enum ConnectError {
         waited: Duration,
         server: Option<Arc<Server>>,
         left: Left,
+    },
+    /// No address to leave from: a `usesrc hdr_ip` whose header the request lacks (or out
+    /// of HTTP mode), HAProxy's `SF_ERR_INTERNAL`, failed at once without a retry (`IC`,
+    /// HTTP's 500), after `retries`.
+    Internal {
+        server: Arc<Server>,
+        retries: u32,
     },
 }
 
@@ -165,7 +173,8 @@ impl ConnectError {
         match self {
             ConnectError::Failed(server, _)
             | ConnectError::Killed { server, .. }
-            | ConnectError::ClientLeft(server, _) => Some(server),
+            | ConnectError::Internal { server, .. }
+            | ConnectError::ClientLeft(server, ..) => Some(server),
             ConnectError::ClientLeftQueue { server, .. }
             | ConnectError::QueueTimeout { server, .. } => server.as_ref(),
             ConnectError::QueueFull(server) => Some(server),
@@ -177,7 +186,9 @@ impl ConnectError {
     pub fn retries(&self, backend: &Backend) -> u32 {
         match self {
             ConnectError::Failed(..) => backend.conf.retries,
-            ConnectError::Killed { retries, .. } => *retries,
+            ConnectError::Killed { retries, .. }
+            | ConnectError::Internal { retries, .. }
+            | ConnectError::ClientLeft(.., retries) => *retries,
             _ => 0,
         }
     }
@@ -189,7 +200,7 @@ impl ConnectError {
     pub fn term(&self) -> &'static str {
         match self {
             ConnectError::Killed { why, .. } => why.connecting_flags(),
-            ConnectError::ClientLeft(_, Left::Aborted)
+            ConnectError::ClientLeft(_, Left::Aborted, _)
             | ConnectError::ClientLeftQueue {
                 left: Left::Aborted,
                 ..
@@ -198,10 +209,153 @@ impl ConnectError {
             ConnectError::ClientLeftQueue { .. } => "CQ--",
             ConnectError::QueueTimeout { .. } => "sQ--",
             ConnectError::QueueFull(_) => "SQ--",
+            ConnectError::Internal { .. } => "IC--",
             ConnectError::Failed(_, err) if err.kind() == io::ErrorKind::TimedOut => "sC--",
             ConnectError::NoServer | ConnectError::Failed(..) => "SC--",
         }
     }
+
+    /// The status of HTTP's answer: HAProxy's 500 for an internal error, else 503.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ConnectError::Internal { .. } => 500,
+            _ => 503,
+        }
+    }
+}
+
+/// Whom a server connection is for, as `usesrc` reads it (HAProxy's `alloc_bind_address`):
+/// the client's address, and in HTTP mode the request whose header `hdr_ip` reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// A TCP-mode session's client.
+    Client(SocketAddr),
+    /// An HTTP request (as sent to the server) and its client.
+    Request(SocketAddr, &'a super::http::Head),
+}
+
+impl Origin<'_> {
+    fn client(&self) -> SocketAddr {
+        match *self {
+            Origin::Client(client) | Origin::Request(client, _) => client,
+        }
+    }
+}
+
+/// A `usesrc hdr_ip` that has no address for a connection (see [`foreign_address`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoHeaderAddress;
+
+/// Where a connection from `source` for `origin` is bound instead of `source`'s address
+/// (`usesrc`; port 0: any), None without `usesrc`; `Err` when there is no such address (an
+/// `hdr_ip` the request lacks, with occurrence 0, or out of HTTP mode: HAProxy's internal
+/// error).
+pub fn foreign_address(
+    source: Option<&ConnSource>,
+    origin: Origin<'_>,
+) -> Result<Option<SocketAddr>, NoHeaderAddress> {
+    let Some(usesrc) = source.and_then(|s| s.usesrc.as_ref()) else {
+        return Ok(None);
+    };
+    let client = origin.client();
+    let foreign = match usesrc {
+        UseSrc::Addr(addr) => *addr,
+        UseSrc::Client => client,
+        UseSrc::ClientIp => SocketAddr::new(client.ip(), 0),
+        UseSrc::Header { name, occurrence } => {
+            let Origin::Request(_, head) = origin else {
+                return Err(NoHeaderAddress);
+            };
+            let value = header_occurrence(head, name, *occurrence).ok_or(NoHeaderAddress)?;
+            SocketAddr::new(inetaddr_host_lim(value.as_bytes()).into(), 0)
+        }
+    };
+    Ok(Some(foreign))
+}
+
+/// Whether connections to `server` leave from an address that follows their client
+/// (`usesrc client`, `clientip`, `hdr_ip`): HAProxy reuses such a connection only for a
+/// request that would bind the same address, hapx keeps it with its client connection.
+pub fn source_follows_client(server: &Server) -> bool {
+    let usesrc = server.opts.source.as_ref().and_then(|s| s.usesrc.as_ref());
+    matches!(
+        usesrc,
+        Some(UseSrc::Client | UseSrc::ClientIp | UseSrc::Header { .. })
+    )
+}
+
+/// Whether `stream`, a connection to `server`, leaves from where a new one for `origin`
+/// would (always when its address does not follow the client): a request whose `hdr_ip`
+/// names another address does not reuse it.
+pub fn leaves_as(stream: &TcpStream, server: &Server, origin: Origin<'_>) -> bool {
+    if !source_follows_client(server) {
+        return true;
+    }
+    let Ok(Some(wanted)) = foreign_address(server.opts.source.as_ref(), origin) else {
+        return false;
+    };
+    stream.local_addr().is_ok_and(|bound| {
+        bound.ip() == wanted.ip() && (wanted.port() == 0 || bound.port() == wanted.port())
+    })
+}
+
+/// Occurrence `occurrence` of header `name`'s comma-separated values (HAProxy's
+/// `http_get_htx_hdr`): N from the first, -N from the last (up to -10); 0 finds none
+/// (`alloc_bind_address` refuses it).
+fn header_occurrence<'h>(
+    head: &'h super::http::Head,
+    name: &str,
+    occurrence: i32,
+) -> Option<&'h str> {
+    let mut values = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| super::h1::list_elements(v))
+        .map(|v| v.trim_end_matches([' ', '\t']));
+    match occurrence {
+        0 | ..-10 => None,
+        1.. => values.nth(occurrence as usize - 1),
+        _ => {
+            let all: Vec<&str> = values.collect();
+            let from_last = occurrence.unsigned_abs() as usize;
+            all.len().checked_sub(from_last).map(|i| all[i])
+        }
+    }
+}
+
+/// HAProxy's `inetaddr_host_lim`: an IPv4 address read without checks, as `hdr_ip` reads
+/// one. Up to four dot-separated groups of digits, each group's last three digits weighed
+/// 100, 10 and 1 in its byte (so `300` carries into the byte before), missing ones zero.
+fn inetaddr_host_lim(text: &[u8]) -> std::net::Ipv4Addr {
+    let zero = u32::from_be_bytes([b'0'; 4]);
+    let (mut ones, mut tens, mut hundreds) = (zero, zero, zero);
+    let (mut shift, mut start, mut at) = (24, 0, 0);
+    loop {
+        while text.get(at).is_some_and(u8::is_ascii_digit) {
+            at += 1;
+        }
+        let digits = &text[start..at];
+        for (place, &digit) in [&mut ones, &mut tens, &mut hundreds]
+            .into_iter()
+            .zip(digits.iter().rev())
+        {
+            *place |= u32::from(digit) << shift;
+        }
+        if shift == 0 || text.get(at) != Some(&b'.') {
+            break;
+        }
+        shift -= 8;
+        at += 1;
+        start = at;
+    }
+    let (ones, tens, hundreds) = (ones - zero, tens - zero, hundreds - zero);
+    let host = hundreds
+        .wrapping_mul(10)
+        .wrapping_add(tens)
+        .wrapping_mul(10)
+        .wrapping_add(ones);
+    std::net::Ipv4Addr::from(host)
 }
 
 /// Picks a server for a client with `key` (see [`balance::connection_key`]) and connects
@@ -227,7 +381,7 @@ pub async fn connect(
     stuck: Option<&Arc<Server>>,
     forced: bool,
     key: balance::Key,
-    local: SocketAddr,
+    (peer, local): (SocketAddr, SocketAddr),
     (client, has_data): (&TcpStream, bool),
 ) -> Result<Connected, ConnectError> {
     let queued = Instant::now();
@@ -245,10 +399,18 @@ pub async fn connect(
             let direct = Direct::of(stuck, forced, slot.server());
             let waited = (queued.elapsed(), positions);
             let server = slot.server().clone();
+            let origin = Origin::Client(peer);
+            let tally = AtomicU32::new(0);
+            let progress = Progress::new(waited, direct, &tally);
+            // Boxed: the attempts' state is not part of the session's task for its life.
+            let ends = (origin, local);
+            let connecting = Box::pin(attempts(backend, ends, has_data, slot, progress));
             tokio::select! {
                 biased;
-                connected = connect_from(backend, local, has_data, slot, waited, direct) => connected,
-                left = watch.as_mut() => Err(ConnectError::ClientLeft(server, left)),
+                connected = connecting => connected,
+                left = watch.as_mut() => {
+                    Err(ConnectError::ClientLeft(server, left, tally.load(Relaxed)))
+                }
             }
         }
     };
@@ -258,14 +420,30 @@ pub async fn connect(
 /// A TCP-mode connection that failed (`e`) to its end: a reset while connecting counted
 /// as the client's abort, as HAProxy counts it, and what the client sent read.
 fn connect_failed(backend: &Backend, client: &TcpStream, e: ConnectError) -> ConnectError {
-    if let ConnectError::ClientLeft(server, Left::Aborted) = &e {
+    if let ConnectError::ClientLeft(server, Left::Aborted, _) = &e {
         server.counters.client_aborts.fetch_add(1, Relaxed);
         backend.counters.client_aborts.fetch_add(1, Relaxed);
     }
-    // HAProxy had read what the client sent into its buffer while it waited: the
-    // connection then ends with a FIN, where unread data would make it a reset.
-    let _ = forward::read_early(client);
+    // HAProxy had read what the client sent into its buffer while it waited, and drains
+    // the rest before it closes: the connection then ends with a FIN, where unread data
+    // would make it a reset.
+    discard_unread(client);
     e
+}
+
+/// Drops all that `client` has received, without waiting, as HAProxy's `sock_drain` does
+/// before a close (with MSG_TRUNC on Linux: all of it at once, whatever its size).
+fn discard_unread(client: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let flags = libc::MSG_DONTWAIT | libc::MSG_TRUNC;
+    // SAFETY: with MSG_TRUNC a TCP socket's data is dropped, never copied to the buffer, so
+    // a null one of any length is never written; `client` keeps the fd open meanwhile.
+    let fd = client.as_raw_fd();
+    let n = unsafe { libc::recv(fd, std::ptr::null_mut(), i32::MAX as usize, flags) };
+    if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT) {
+        // A kernel that copies anyway: one buffer's worth, HAProxy's fallback.
+        let _ = forward::read_early(client);
+    }
 }
 
 /// `work`, a step of a TCP-mode connection attempt past [`connect`] (the TLS handshake to
@@ -322,31 +500,26 @@ fn nothing_unread(client: &TcpStream) -> bool {
 }
 
 /// [`connect`] with a slot the balancer gave already, after `waited`: the time it waited
-/// for it and where (`%Tw`, `%sq`, `%bq`); `direct`: how it came to that slot's server.
+/// for it and where (`%Tw`, `%sq`, `%bq`); `direct`: how it came to that slot's server;
+/// `origin`: whom it is for (`usesrc`).
 pub async fn connect_from(
     backend: &Arc<Backend>,
+    origin: Origin<'_>,
     local: SocketAddr,
     has_data: bool,
     slot: Slot,
     waited: (Duration, QueuePositions),
     direct: Direct,
 ) -> Result<Connected, ConnectError> {
-    let (queue_time, positions) = waited;
-    let progress = Progress {
-        queue_time,
-        positions,
-        began: Instant::now(),
-        attempt: 0,
-        redispatched: false,
-        direct,
-    };
-    attempts(backend, local, has_data, slot, progress).await
+    let tally = AtomicU32::new(0);
+    let progress = Progress::new(waited, direct, &tally);
+    attempts(backend, (origin, local), has_data, slot, progress).await
 }
 
 /// Where a connection's attempts stand: carried from one attempt to the next, including
 /// across a failed TLS handshake (see [`retry_after_handshake`]).
 #[derive(Debug, Clone, Copy)]
-struct Progress {
+struct Progress<'t> {
     queue_time: Duration,
     positions: QueuePositions,
     /// When the first attempt began (`%Tc` counts from there).
@@ -355,6 +528,31 @@ struct Progress {
     attempt: u32,
     redispatched: bool,
     direct: Direct,
+    /// `attempt`, seen by whoever may abandon the attempts: a client that leaves during a
+    /// retry's turn-around is logged with the retries counted so far (`%rc`), as HAProxy's.
+    tally: &'t AtomicU32,
+}
+
+impl<'t> Progress<'t> {
+    /// Before the first attempt, after `waited` for its slot (`%Tw`, `%sq`, `%bq`).
+    fn new(waited: (Duration, QueuePositions), direct: Direct, tally: &'t AtomicU32) -> Self {
+        let (queue_time, positions) = waited;
+        Progress {
+            queue_time,
+            positions,
+            began: Instant::now(),
+            attempt: 0,
+            redispatched: false,
+            direct,
+            tally,
+        }
+    }
+
+    /// On to the next attempt: a retry counted.
+    fn advance(&mut self) {
+        self.attempt += 1;
+        self.tally.store(self.attempt, Relaxed);
+    }
 }
 
 /// How long one attempt may take, TCP connect and TLS handshake together (HAProxy's one
@@ -366,10 +564,10 @@ fn connect_timeout(backend: &Backend) -> Duration {
 /// The attempts from `progress.attempt` on, up to `retries`.
 async fn attempts(
     backend: &Arc<Backend>,
-    local: SocketAddr,
+    (origin, local): (Origin<'_>, SocketAddr),
     has_data: bool,
     mut slot: Slot,
-    mut progress: Progress,
+    mut progress: Progress<'_>,
 ) -> Result<Connected, ConnectError> {
     let conf = &backend.conf;
     let timeout = connect_timeout(backend);
@@ -381,7 +579,7 @@ async fn attempts(
             drop(slot);
             slot =
                 wait_for_server(backend, key, Some(&server), &mut progress.positions, None).await?;
-            progress.attempt += 1;
+            progress.advance();
             continue;
         };
         let started = Instant::now();
@@ -394,7 +592,10 @@ async fn attempts(
             super::pool::note_tcp_attempt(&server);
         }
         let source = server.opts.source.as_ref();
-        let opening = open_connection(addr, source, delayed_ack, keepalive);
+        let Ok(foreign) = foreign_address(source, origin) else {
+            return Err(internal(backend, slot, progress.attempt));
+        };
+        let opening = open_connection(addr, (source, foreign), delayed_ack, keepalive);
         // Killed with its server's sessions meanwhile: no error of the server's. Boxed: the
         // kill's wait would otherwise grow every session's task, for its whole life.
         let kill_since = server.kill.firings();
@@ -455,10 +656,10 @@ async fn next_attempt(
     backend: &Arc<Backend>,
     slot: Slot,
     err: &io::Error,
-    progress: &mut Progress,
+    progress: &mut Progress<'_>,
 ) -> Result<Slot, ConnectError> {
     let server = slot.server().clone();
-    progress.attempt += 1;
+    progress.advance();
     if balance::redispatches(backend, &server, progress.attempt, progress.direct) {
         // Picked with the same key: a map-based hash goes to the same server again (it
         // avoids none, as HAProxy's), a consistent one to the next on its ring. Balanced
@@ -497,6 +698,16 @@ async fn next_attempt(
     Ok(slot)
 }
 
+/// The end of an attempt that had no address to leave from ([`ConnectError::Internal`]):
+/// a connection error of the server, as HAProxy counts it.
+fn internal(backend: &Backend, slot: Slot, retries: u32) -> ConnectError {
+    let server = slot.server().clone();
+    drop(slot);
+    server.counters.conn_errors.fetch_add(1, Relaxed);
+    backend.counters.conn_errors.fetch_add(1, Relaxed);
+    ConnectError::Internal { server, retries }
+}
+
 /// The end of the attempts: the connection error counts once, for the server of the last
 /// attempt.
 fn failed(backend: &Backend, slot: Slot, err: io::Error) -> ConnectError {
@@ -510,11 +721,11 @@ fn failed(backend: &Backend, slot: Slot, err: io::Error) -> ConnectError {
 /// After the TLS handshake over `conn` failed with `err` (a refusal, or the rest of the
 /// connect timeout run out): as HAProxy, which counts the handshake in the connection
 /// attempt, the next attempt per `retries` and `option redispatch`, else the connection
-/// error. `conn` is closed first.
+/// error. `conn` is closed first. `tally`: see [`Progress::tally`].
 async fn retry_after_handshake(
     backend: &Arc<Backend>,
-    local: SocketAddr,
-    has_data: bool,
+    ends: (Origin<'_>, SocketAddr),
+    (has_data, tally): (bool, &AtomicU32),
     conn: Connected,
     err: io::Error,
 ) -> Result<Connected, ConnectError> {
@@ -542,30 +753,31 @@ async fn retry_after_handshake(
         attempt: retries,
         redispatched,
         direct,
+        tally,
     };
     let slot = next_attempt(backend, slot, &err, &mut progress).await?;
-    attempts(backend, local, has_data, slot, progress).await
+    attempts(backend, ends, has_data, slot, progress).await
 }
 
 /// [`retry_after_handshake`] in TCP mode, abandoned when the client leaves
 /// ([`unless_client_leaves`]).
 async fn retry_unless_client_leaves(
     backend: &Arc<Backend>,
-    local: SocketAddr,
+    ends: (Origin<'_>, SocketAddr),
     (client, has_data): (&TcpStream, bool),
     conn: Connected,
     err: io::Error,
 ) -> Result<Connected, ConnectError> {
     let server = conn.server.clone();
-    let retried = retry_after_handshake(backend, local, has_data, conn, err);
+    let tally = AtomicU32::new(conn.retries);
+    let retried = retry_after_handshake(backend, ends, (has_data, &tally), conn, err);
     let abortonclose = backend.conf.options.abortonclose;
     match unless_client_leaves((client, has_data), abortonclose, retried).await {
         Ok(retried) => retried,
-        Err(left) => Err(connect_failed(
-            backend,
-            client,
-            ConnectError::ClientLeft(server, left),
-        )),
+        Err(left) => {
+            let left = ConnectError::ClientLeft(server, left, tally.load(Relaxed));
+            Err(connect_failed(backend, client, left))
+        }
     }
 }
 
@@ -575,10 +787,11 @@ async fn retry_unless_client_leaves(
 /// caller's to send with the request).
 pub async fn secure(
     backend: &Arc<Backend>,
-    peer: SocketAddr,
+    origin: Origin<'_>,
     local: SocketAddr,
     mut conn: Connected,
 ) -> Result<(Connected, Option<Box<super::tls::Session>>), ConnectError> {
+    let peer = origin.client();
     loop {
         let Some(client) = tls_client(&conn.server) else {
             return Ok((conn, None));
@@ -598,7 +811,10 @@ pub async fn secure(
                 return Ok((conn, Some(Box::new(session))));
             }
             Err(err) => {
-                conn = Box::pin(retry_after_handshake(backend, local, true, conn, err)).await?;
+                let ends = (origin, local);
+                let tally = AtomicU32::new(conn.retries);
+                let retried = retry_after_handshake(backend, ends, (true, &tally), conn, err);
+                conn = Box::pin(retried).await?;
             }
         }
     }
@@ -643,8 +859,8 @@ async fn handshake<'s>(
 ///
 /// Unlike tokio's `TcpStream::connect`, a successful connection costs no SO_ERROR query:
 /// epoll reports a failed one as an error or hang-up, and only then is the error fetched.
-/// `keepalive`: TCP keep-alive probes (`option srvtcpka`). `source`: bound there first (see
-/// [`bind_and_connect`]).
+/// `keepalive`: TCP keep-alive probes (`option srvtcpka`). `source`: bound there first, or
+/// at its foreign address (`usesrc`, see [`bind_and_connect`]).
 ///
 /// As HAProxy's `FD_LINGER_RISK`, the socket is closed with a reset (SO_LINGER 0) so that
 /// closing it first leaves no TIME_WAIT to hold its port (a `source` range would run out);
@@ -652,7 +868,7 @@ async fn handshake<'s>(
 /// `option nolinger` keeps the reset in any case.
 async fn open_connection(
     addr: SocketAddr,
-    source: Option<&ConnSource>,
+    source: (Option<&ConnSource>, Option<SocketAddr>),
     delayed_ack: bool,
     keepalive: Option<&crate::config::model::Keepalive>,
 ) -> io::Result<TcpStream> {
@@ -680,7 +896,8 @@ async fn open_connection(
 
 /// `stream` ends cleanly (the server closed its side, or the proxy shuts its own cleanly):
 /// it closes normally again unless `nolinger` (HAProxy's `conn_sock_read0` and clean
-/// shutdowns clear `FD_LINGER_RISK`).
+/// shutdowns clear `FD_LINGER_RISK`; `option nolinger` resets only what the proxy shuts
+/// first: a connection whose server closed first ends with a FIN even so).
 pub(super) fn end_linger_risk(stream: &TcpStream, nolinger: bool) {
     if !nolinger {
         // Only the close's manner is at stake: on failure it stays a reset.
@@ -697,6 +914,9 @@ const SOURCE_PORT_ATTEMPTS: u32 = 10;
 pub enum SourceError {
     /// Binding failed (`CO_ER_CANT_BIND`); with a range, on the last port tried.
     CantBind(io::Error),
+    /// The socket could not be made transparent, or binding to its `usesrc` address failed
+    /// (`CO_ER_CANT_BIND` too, HAProxy's "tproxy" alert).
+    CantBindForeign(io::Error),
     /// Every port of the range tried is taken by a connection to the same server
     /// (`CO_ER_PORT_RANGE`: HAProxy's ring has no free port).
     RangeExhausted,
@@ -711,7 +931,7 @@ impl std::fmt::Display for SourceError {
     /// its checks report it).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SourceError::CantBind(e) => {
+            SourceError::CantBind(e) | SourceError::CantBindForeign(e) => {
                 let reason = e
                     .raw_os_error()
                     .map(|c| nix::errno::Errno::from_raw(c).desc());
@@ -749,6 +969,15 @@ impl SourceError {
                     format!("Cannot bind to source address before connect() for backend {name}.");
                 backend.logger.send(super::log::LOG_EMERG, &msg);
             }
+            SourceError::CantBindForeign(_) => {
+                eprintln!(
+                    "[ALERT]    ({pid}) : Cannot bind to tproxy source address before connect() for backend {name}. Aborting."
+                );
+                let msg = format!(
+                    "Cannot bind to tproxy source address before connect() for backend {name}."
+                );
+                backend.logger.send(super::log::LOG_EMERG, &msg);
+            }
             SourceError::NoFreePorts | SourceError::AddrInUse => {
                 let what = match self {
                     SourceError::AddrInUse => "local address already in use",
@@ -763,14 +992,18 @@ impl SourceError {
 }
 
 /// A socket to `addr`, `prepare`d, bound to `source` and connecting (or connected), as
-/// HAProxy's `tcp_connect_server`: SO_REUSEADDR on every source bind; with a port range,
-/// the range's ports in turn, at most [`SOURCE_PORT_ATTEMPTS`] of them, a port being
-/// skipped when bind() fails or when connect() finds it in use toward this server; without
-/// a port, IP_BIND_ADDRESS_NO_PORT, so that the port is chosen at connect time with the
-/// server's address (not one per source address). Source failures are [`SourceError`]s.
+/// HAProxy's `tcp_connect_server`: SO_BINDTODEVICE for its `interface` (a failure ignored,
+/// as HAProxy does); SO_REUSEADDR on every source bind; with a port range, the range's
+/// ports in turn, at most [`SOURCE_PORT_ATTEMPTS`] of them, a port being skipped when
+/// bind() fails or when connect() finds it in use toward this server; without a port,
+/// IP_BIND_ADDRESS_NO_PORT, so that the port is chosen at connect time with the server's
+/// address (not one per source address). With a `foreign` address (`usesrc`, see
+/// [`foreign_address`]), the socket is made transparent and bound there instead of the
+/// source's address (not at all when its address is unspecified). Source failures are
+/// [`SourceError`]s.
 pub(super) fn bind_and_connect(
     addr: SocketAddr,
-    source: Option<&ConnSource>,
+    (source, foreign): (Option<&ConnSource>, Option<SocketAddr>),
     prepare: impl Fn(&socket2::Socket) -> io::Result<()>,
 ) -> io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
@@ -785,21 +1018,19 @@ pub(super) fn bind_and_connect(
         prepare(&socket)?;
         let range = source.and_then(|s| s.ports.as_ref());
         if let Some(source) = source {
-            let bound = socket.set_reuse_address(true).and_then(|()| {
-                let port = range.map_or(source.addr.port(), |r| r.next_port());
-                if port == 0 {
-                    // Only the number of ports at hand is at stake: without it, bind
-                    // chooses one.
-                    let no_port = nix::sys::socket::sockopt::IpBindAddressNoPort;
-                    let _ = nix::sys::socket::setsockopt(&socket, no_port, &true);
-                }
-                socket.bind(&SocketAddr::new(source.addr.ip(), port).into())
-            });
+            if let Some(device) = &source.interface {
+                // Needs CAP_NET_RAW: without it the connection leaves by its route.
+                let _ = socket.bind_device(Some(device.as_bytes()));
+            }
+            let bound = match foreign {
+                Some(foreign) => bind_foreign(&socket, source, foreign),
+                None => bind_source(&socket, source, range),
+            };
             if let Err(e) = bound {
                 if range.is_some() && attempts < SOURCE_PORT_ATTEMPTS {
                     continue;
                 }
-                return Err(io::Error::other(SourceError::CantBind(e)));
+                return Err(e);
             }
         }
         let Err(e) = socket.connect(&addr.into()) else {
@@ -819,6 +1050,53 @@ pub(super) fn bind_and_connect(
         };
         return Err(io::Error::other(failure));
     }
+}
+
+/// Binds `socket` to `source`'s address, on the next port of its `range` if it has one.
+fn bind_source(
+    socket: &socket2::Socket,
+    source: &ConnSource,
+    range: Option<&crate::config::model::PortRange>,
+) -> io::Result<()> {
+    let bound = socket.set_reuse_address(true).and_then(|()| {
+        let port = range.map_or(source.addr.port(), |r| r.next_port());
+        if port == 0 {
+            // Only the number of ports at hand is at stake: without it, bind
+            // chooses one.
+            let no_port = nix::sys::socket::sockopt::IpBindAddressNoPort;
+            let _ = nix::sys::socket::setsockopt(socket, no_port, &true);
+        }
+        socket.bind(&SocketAddr::new(source.addr.ip(), port).into())
+    });
+    bound.map_err(|e| io::Error::other(SourceError::CantBind(e)))
+}
+
+/// Binds `socket` to `foreign`, an address of another host (`usesrc`), as HAProxy's
+/// `tcp_bind_socket` does: transparent first (IP_TRANSPARENT or IPV6_TRANSPARENT as
+/// `source`'s address is, else IP_FREEBIND, with which only a local address would
+/// connect), then SO_REUSEADDR, then bound unless `foreign`'s address is unspecified.
+fn bind_foreign(
+    socket: &socket2::Socket,
+    source: &ConnSource,
+    foreign: SocketAddr,
+) -> io::Result<()> {
+    let transparent = match source.addr {
+        SocketAddr::V4(_) => socket.set_ip_transparent_v4(true),
+        SocketAddr::V6(_) => socket.set_ip_transparent_v6(true),
+    };
+    let made_foreign = transparent.or_else(|_| socket.set_freebind_v4(true));
+    let cant = |e| io::Error::other(SourceError::CantBindForeign(e));
+    made_foreign.map_err(cant)?;
+    let _ = socket.set_reuse_address(true);
+    if foreign.ip().is_unspecified() {
+        return Ok(());
+    }
+    if foreign.port() == 0 {
+        // As for a source address: the port is chosen with the server's address.
+        let no_port = nix::sys::socket::sockopt::IpBindAddressNoPort;
+        let _ = nix::sys::socket::setsockopt(socket, no_port, &true);
+    }
+    socket.bind(&foreign.into()).map_err(cant)
 }
 
 /// A slot of a server for a client with `key` (see [`balance::source_key`],
@@ -1214,6 +1492,7 @@ pub fn serve_tcp(
             registration.routed(backend.id);
         }
         let has_data = !early.is_empty();
+        let mut response_sticking = None;
         conn = {
             let ctx = || super::sample::Context {
                 backend: Some(&backend),
@@ -1229,7 +1508,8 @@ pub fn serve_tcp(
             let stuck = (over.server.as_ref())
                 .or_else(|| sticking.as_ref().and_then(|s| s.direct.as_ref()));
             let key = balance::connection_key(&backend, &ctx());
-            let conn = connect(&backend, stuck, over.force, key, local, (&client, has_data));
+            let ends = (peer, local);
+            let conn = connect(&backend, stuck, over.force, key, ends, (&client, has_data));
             let conn = match conn.await {
                 Ok(c) => c,
                 Err(e) => {
@@ -1237,8 +1517,14 @@ pub fn serve_tcp(
                     return log_connect_end(&fe, &backend, facts.as_deref_mut(), &e, killed);
                 }
             };
-            if let Some(s) = &sticking {
-                s.served_by(&conn.server);
+            // `stick` rules store their entries when HAProxy's response analysers run: as
+            // the connection is made (nothing of the response yet), else past the
+            // `tcp-response content` inspection, on what it read (boxed: rare, kept along).
+            let inspected = !backend.conf.rules.tcp_response.is_empty();
+            match sticking {
+                Some(s) if inspected => response_sticking = Some(Box::new(s)),
+                Some(s) => s.on_response(&ctx(), &backend, &conn.server),
+                None => {}
             }
             conn
         };
@@ -1307,8 +1593,9 @@ pub fn serve_tcp(
             }
             // Boxed too: rare, and its state (a whole connection attempt) would otherwise grow
             // every session's task.
+            let ends = (Origin::Client(peer), local);
             let retried =
-                retry_unless_client_leaves(&backend, local, (&client, has_data), conn, err);
+                retry_unless_client_leaves(&backend, ends, (&client, has_data), conn, err);
             conn = match Box::pin(retried).await {
                 Ok(c) => c,
                 // Killed alone meanwhile, as the first attempt (`KC`).
@@ -1356,6 +1643,7 @@ pub fn serve_tcp(
                     &client,
                     &conn.stream,
                     &moved,
+                    response_sticking.as_deref(),
                 );
                 inspecting.await
             }
@@ -1383,7 +1671,11 @@ pub fn serve_tcp(
             // connection that failed (the client reset it) is reset on the server side too,
             // instead of ending with a FIN the server would take for a clean end of request;
             // and a server connection a rule closed is killed, as HAProxy kills it.
-            end_linger_risk(&conn.stream, backend.conf.options.nolinger);
+            let server_closed = moved.server_closed.load(Relaxed);
+            end_linger_risk(
+                &conn.stream,
+                backend.conf.options.nolinger && !server_closed,
+            );
         }
         let (up, down) = (moved.to_server.load(Relaxed), moved.to_client.load(Relaxed));
         for c in [&fe.counters, &backend.counters, &conn.server.counters] {
@@ -1487,7 +1779,14 @@ fn log_connect_failure<'a>(
             f.server_addr = server.socket_addr(f.local.port());
         }
         f.retries = e.retries(backend);
-        f.queue_ms = e.queue_time().map_or(0, |d| d.as_millis() as i64);
+        // HAProxy's `Tw` stays unset (-1) when no server was assigned (none usable, a
+        // `disabled` backend) or the server's full queue refused the session, as in HTTP.
+        let unqueued = matches!(e, ConnectError::NoServer | ConnectError::QueueFull(_));
+        f.queue_ms = match e.queue_time() {
+            Some(waited) => waited.as_millis() as i64,
+            None if unqueued => -1,
+            None => 0,
+        };
         f.queued = e.queued();
         &*f
     });
@@ -1523,6 +1822,60 @@ mod tests {
         eprintln!("serve_tcp future: {tcp} bytes, http::serve future: {http} bytes");
         assert!(tcp <= 2000, "serve_tcp's future grew to {tcp} bytes");
         assert!(http <= 1760, "http::serve's future grew to {http} bytes");
+    }
+
+    #[test]
+    fn header_addresses_are_read_as_haproxy_reads_them() {
+        let ip = |text: &str| inetaddr_host_lim(text.as_bytes()).to_string();
+        assert_eq!(ip("192.0.2.77"), "192.0.2.77");
+        assert_eq!(ip("192.0.2.77:8080"), "192.0.2.77");
+        // Missing groups are zero; each group's last three digits count.
+        assert_eq!(ip("1.2.3"), "1.2.3.0");
+        assert_eq!(ip("1.2.1003.4"), "1.2.3.4");
+        assert_eq!(ip("abc"), "0.0.0.0");
+    }
+
+    #[test]
+    fn header_occurrences_count_comma_separated_values() {
+        let head = crate::runtime::http::Head {
+            headers: vec![
+                ("X-Src".into(), "192.0.2.1, 192.0.2.2".into()),
+                ("x-src".into(), "192.0.2.3".into()),
+            ],
+            first: ["GET".into(), "/".into(), "HTTP/1.1".into()],
+            framing: crate::runtime::http::Framing::None,
+            dropped_length: false,
+            conn: Default::default(),
+            h2: None,
+        };
+        let at = |occ| header_occurrence(&head, "x-src", occ);
+        assert_eq!(at(1), Some("192.0.2.1"));
+        assert_eq!(at(3), Some("192.0.2.3"));
+        assert_eq!(at(4), None);
+        assert_eq!(at(-1), Some("192.0.2.3"));
+        assert_eq!(at(-3), Some("192.0.2.1"));
+        assert_eq!(at(-4), None);
+        assert_eq!(at(0), None);
+        let client: SocketAddr = "192.0.2.9:4000".parse().unwrap();
+        let source = |usesrc| ConnSource {
+            addr: "0.0.0.0:0".parse().unwrap(),
+            ports: None,
+            usesrc: Some(usesrc),
+            interface: None,
+        };
+        let header = source(UseSrc::Header {
+            name: "x-src".into(),
+            occurrence: -1,
+        });
+        let foreign = |s: &ConnSource, origin| foreign_address(Some(s), origin);
+        let request = Origin::Request(client, &head);
+        assert_eq!(foreign(&header, request), Ok("192.0.2.3:0".parse().ok()));
+        let tcp = Origin::Client(client);
+        assert_eq!(foreign(&header, tcp), Err(NoHeaderAddress));
+        let clientip = source(UseSrc::ClientIp);
+        assert_eq!(foreign(&clientip, request), Ok("192.0.2.9:0".parse().ok()));
+        let whole = source(UseSrc::Client);
+        assert_eq!(foreign(&whole, request), Ok(Some(client)));
     }
 
     #[test]

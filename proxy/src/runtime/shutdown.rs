@@ -44,6 +44,10 @@
 //! at their end (`KR`; HAProxy 2.6.12 never ends it, a leak not copied). The CLI's own
 //! stream killed ([`Registration::cli`]) reads its end and closes, as HAProxy's.
 //!
+//! An HTTP request that waits for its server (queued, connecting a new connection) is
+//! registered meanwhile too ([`Registration::waiting`], no server, listed in its backend);
+//! killed alone it is only marked, and ends as its wait ends, as HAProxy's.
+//!
 //! A stream is registered with the firing count read when it became its server's (its
 //! slot, its connection taken: [`KillSwitch::firings`]), not the count when it registers:
 //! a firing from another thread in between shuts it down as it registers.
@@ -208,6 +212,9 @@ struct Entry {
     stream: Stream,
     /// Killed alone, by `shutdown session` ([`kill_stream`]).
     killed: bool,
+    /// An HTTP stream waiting for its server ([`Registration::waiting`]): a kill marks it
+    /// only.
+    waiting: bool,
 }
 
 /// What `show sess` tells of a stream, given when it registers.
@@ -609,7 +616,18 @@ impl Registration {
     /// rules choose it, [`Registration::routed`]). It must be dropped before `client`
     /// closes.
     pub fn accepted(client: BorrowedFd<'_>, backend: usize, stream: Stream) -> Registration {
-        Registration::without_server(client.as_raw_fd(), backend, 0, stream)
+        Registration::without_server(client.as_raw_fd(), backend, 0, stream, false)
+    }
+
+    /// Registers an HTTP stream waiting for its server in `backend` (its id: in a queue,
+    /// connecting) over its client connection's socket `client`, for `show sess` to list
+    /// it, as HAProxy lists every stream. A kill (`shutdown session`) only marks it
+    /// ([`Registration::killed_alone`]): HAProxy's killed HTTP stream waits on, its request
+    /// in its channel, and ends as its wait ends (`KQ`, `KC`, or at once once connected),
+    /// its client connection kept. Taken as a number (the caller's watch of the client
+    /// borrows the socket meanwhile): it must be dropped before `client` closes.
+    pub fn waiting(client: RawFd, backend: usize, stream: Stream) -> Registration {
+        Registration::without_server(client, backend, 0, stream, true)
     }
 
     /// Registers the CLI's own stream, on its `stats socket` number `listener` (from 1), as
@@ -624,10 +642,16 @@ impl Registration {
             local: nowhere,
             started: Instant::now(),
         };
-        Registration::without_server(socket.as_raw_fd(), 0, listener, stream)
+        Registration::without_server(socket.as_raw_fd(), 0, listener, stream, false)
     }
 
-    fn without_server(client: RawFd, backend: usize, cli: usize, stream: Stream) -> Registration {
+    fn without_server(
+        client: RawFd,
+        backend: usize,
+        cli: usize,
+        stream: Stream,
+        waiting: bool,
+    ) -> Registration {
         let index = thread_shard();
         let mut streams = shard(index);
         // Read under the lock a kill of this stream takes: one counts after it.
@@ -644,6 +668,7 @@ impl Registration {
             id,
             stream,
             killed: false,
+            waiting,
         });
         Registration {
             id,
@@ -763,6 +788,7 @@ impl<'s> Attached<'s> {
                 id,
                 stream,
                 killed: false,
+                waiting: false,
             };
             if kill.firings.load(SeqCst) != firings {
                 entry.shut_down();
@@ -889,6 +915,8 @@ pub fn kill_stream(id: StreamId) -> Option<usize> {
     entry.killed = true;
     if entry.switch != NO_SERVER {
         entry.shut_down();
+    } else if entry.waiting {
+        // An HTTP stream waiting for its server sees its mark as its wait ends.
     } else if entry.cli != 0 || entry.backend != 0 {
         // The CLI's own, or a TCP session past its rules (in its queue, connecting).
         entry.stop_reading();
@@ -1133,6 +1161,7 @@ mod tests {
             id: 0,
             stream: stream(),
             killed: false,
+            waiting: false,
         };
         let (first, second) = (sockets.take(entry(3)), sockets.take(entry(4)));
         sockets.release(first);

@@ -1,6 +1,6 @@
 //! Stick tables at work, as HAProxy 2.6 keeps them.
 //!
-//! A [`Table`] maps keys (an address, an integer, a string) to entries of counters. Each
+//! A [`Table`] maps keys (an address, an integer, a string, bytes) to entries of counters. Each
 //! write touches the entry: its expiry moves to now + `expire`, and the entry becomes the
 //! most recently used. Expired entries go when the table is next used; when the table is
 //! full, a new key first trashes the `size / 256 + 1` least recently used entries not in use
@@ -89,6 +89,8 @@ pub enum Key {
     Ipv6(Ipv6Addr),
     Integer(u32),
     String(String),
+    /// Exactly the table's `len` bytes.
+    Binary(Vec<u8>),
 }
 
 impl std::fmt::Display for Key {
@@ -98,6 +100,8 @@ impl std::fmt::Display for Key {
             Key::Ipv6(ip) => ip.fmt(f),
             Key::Integer(n) => n.fmt(f),
             Key::String(s) => escape_key(f, s),
+            // As HAProxy's `dump_binary`: every byte in uppercase hex.
+            Key::Binary(b) => b.iter().try_for_each(|b| write!(f, "{b:02X}")),
         }
     }
 }
@@ -121,37 +125,108 @@ fn escape_key(f: &mut std::fmt::Formatter<'_>, key: &str) -> std::fmt::Result {
 }
 
 impl Key {
-    /// The key of a table of `kind` for an address, as HAProxy casts it (an IPv6 address
-    /// has an IPv4 key only when it maps one).
+    /// The key of a table of `kind` (of `len` bytes for a string or binary one) for a
+    /// sample, as HAProxy's `smp_to_stkey`: the sample cast to the table's type as its
+    /// `sample_casts` does, then sized. None where HAProxy has no cast (a boolean or binary
+    /// sample for an address table, binary for an integer one, IPv6 for an integer one) or
+    /// the cast fails (text that is no address, an IPv6 address mapping no IPv4 one).
+    pub fn of_sample(kind: KeyType, sample: &Sample<'_>, len: usize) -> Option<Key> {
+        match sample {
+            Sample::Ip(ip) => Key::of_ip(kind, *ip, len),
+            Sample::Bool(b) => Key::of_int(kind, i64::from(*b), true, len),
+            Sample::Int(n) => Key::of_int(kind, *n, false, len),
+            Sample::Str(s) => Key::of_bytes(kind, &crate::bytestr::to_bytes(s), true, len),
+            Sample::Bin(b) => Key::of_bytes(kind, b, false, len),
+        }
+    }
+
+    /// The key for an address (`c_ip2int`, `c_ip2ipv6`, `c_ipv62ip`, `c_ip2str`,
+    /// `c_addr2bin`): an IPv6 address has an IPv4 key only when it maps one, and no
+    /// integer key.
     pub fn of_ip(kind: KeyType, ip: IpAddr, len: usize) -> Option<Key> {
         match (kind, ip) {
             (KeyType::Ip, IpAddr::V4(v4)) => Some(Key::Ip(v4)),
             (KeyType::Ip, IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(Key::Ip),
             (KeyType::Ipv6, IpAddr::V4(v4)) => Some(Key::Ipv6(v4.to_ipv6_mapped())),
             (KeyType::Ipv6, IpAddr::V6(v6)) => Some(Key::Ipv6(v6)),
-            (KeyType::String, ip) => Key::of_text(kind, &ip.to_string(), len),
-            // HAProxy casts an IPv4 address to an integer (`c_ip2int`), not an IPv6 one.
+            (KeyType::String, ip) => Some(Key::of_str(&ip.to_string(), len)),
             (KeyType::Integer, IpAddr::V4(v4)) => Some(Key::Integer(u32::from(v4))),
             (KeyType::Integer, IpAddr::V6(_)) => None,
+            (KeyType::Binary, IpAddr::V4(v4)) => binary(&v4.octets(), len),
+            (KeyType::Binary, IpAddr::V6(v6)) => binary(&v6.octets(), len),
         }
     }
 
-    /// The key of a table of `kind` for text (`show table ... key K`, string samples).
-    pub fn of_text(kind: KeyType, text: &str, len: usize) -> Option<Key> {
+    /// The key for an integer, or a boolean when `boolean` (`c_int2ip`, `c_int2ipv6`,
+    /// `c_int2str`, `c_int2bin`: 8 bytes, big-endian); an integer key keeps the low 32
+    /// bits, as HAProxy's.
+    fn of_int(kind: KeyType, n: i64, boolean: bool, len: usize) -> Option<Key> {
         match kind {
-            // As HAProxy's casts of a string: an IPv4 text for an `ip` table, an IPv6 one for
-            // an `ipv6` table (`::ffff:192.0.2.1` makes no `ip` key).
-            KeyType::Ip => text.trim().parse::<Ipv4Addr>().ok().map(Key::Ip),
-            KeyType::Ipv6 => text.trim().parse::<Ipv6Addr>().ok().map(Key::Ipv6),
-            KeyType::Integer => text
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .map(|n| Key::Integer(n as u32)),
-            // Like HAProxy: at most `len` bytes (wherever that cuts), up to a NUL byte.
-            KeyType::String => Some(Key::String(crate::bytestr::cut(text, len))),
+            KeyType::Ip | KeyType::Ipv6 if boolean => None,
+            KeyType::Ip => Some(Key::Ip(Ipv4Addr::from(n as u32))),
+            KeyType::Ipv6 => Some(Key::Ipv6(Ipv4Addr::from(n as u32).to_ipv6_mapped())),
+            KeyType::Integer => Some(Key::Integer(n as u32)),
+            KeyType::String => Some(Key::of_str(&n.to_string(), len)),
+            KeyType::Binary => binary(&n.to_be_bytes(), len),
         }
     }
+
+    /// The key for text (`text`) or binary bytes (`c_str2ip`'s `buf2ip`, `c_str2ipv6`,
+    /// `c_str2int`, `c_bin2str`: up to the first NUL); binary has no address or integer.
+    fn of_bytes(kind: KeyType, bytes: &[u8], text: bool, len: usize) -> Option<Key> {
+        match kind {
+            KeyType::Binary => binary(bytes, len),
+            KeyType::String => {
+                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                let end = end.min(len);
+                Some(Key::String(
+                    crate::bytestr::from_bytes(&bytes[..end]).into_owned(),
+                ))
+            }
+            _ if !text => None,
+            KeyType::Ip => super::map::buf2ip(bytes).map(Key::Ip),
+            KeyType::Ipv6 => buf2ip6(bytes).map(Key::Ipv6),
+            KeyType::Integer => super::convert::str_to_int(bytes).map(|n| Key::Integer(n as u32)),
+        }
+    }
+
+    /// The order of HAProxy's key tree, which `show table` walks: the bytes of the key as
+    /// stored (a string's raw bytes), an integer's in the host's (little-endian) order.
+    fn tree_order(&self, other: &Key) -> std::cmp::Ordering {
+        match (self, other) {
+            (Key::Integer(a), Key::Integer(b)) => a.to_le_bytes().cmp(&b.to_le_bytes()),
+            (Key::String(a), Key::String(b)) => {
+                crate::bytestr::to_bytes(a).cmp(&crate::bytestr::to_bytes(b))
+            }
+            _ => self.cmp(other),
+        }
+    }
+
+    /// A string key: at most `len` bytes (wherever that cuts), up to a NUL byte.
+    pub fn of_str(text: &str, len: usize) -> Key {
+        Key::String(crate::bytestr::cut(text, len))
+    }
+}
+
+/// HAProxy's `buf2ip6`: text shorter than its 46-byte buffer that `inet_pton` reads as an
+/// IPv6 address.
+fn buf2ip6(bytes: &[u8]) -> Option<Ipv6Addr> {
+    const INET6_ADDRSTRLEN: usize = 46;
+    if bytes.len() >= INET6_ADDRSTRLEN {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// A binary key of `len` bytes: `bytes` cut to it, or padded with zeros as HAProxy pads
+/// a shorter sample, in a buffer of `tune.bufsize` bytes (no key past that size).
+fn binary(bytes: &[u8], len: usize) -> Option<Key> {
+    if bytes.len() < len && len > super::BUFSIZE {
+        return None;
+    }
+    let mut key = bytes[..bytes.len().min(len)].to_vec();
+    key.resize(len, 0);
+    Some(Key::Binary(key))
 }
 
 /// The byte counters: client to server (`bytes_in`), then server to client (`bytes_out`),
@@ -206,7 +281,7 @@ struct Inner {
 /// A proxy's stick table.
 #[derive(Debug)]
 pub struct Table {
-    /// The proxy's name.
+    /// The proxy's name, or `SECTION/NAME` for a peers section's `table`.
     pub name: String,
     pub spec: TableSpec,
     /// Where each data type is in an entry's values.
@@ -320,22 +395,20 @@ impl Table {
         self.spec.key
     }
 
-    /// The key of this table for a sample's text or address.
+    /// The key of this table for an address (a `src_*` fetch's).
     pub fn key_of_ip(&self, ip: IpAddr) -> Option<Key> {
         Key::of_ip(self.spec.key, ip, self.spec.key_len)
     }
 
-    pub fn key_of_text(&self, text: &str) -> Option<Key> {
-        Key::of_text(self.spec.key, text, self.spec.key_len)
+    /// The key of this string table for text (a runtime command's).
+    pub fn key_of_text(&self, text: &str) -> Key {
+        Key::of_str(text, self.spec.key_len)
     }
 
-    /// The key of this table for a sample (an address as an address, anything else as its
-    /// text); None for no sample or one that makes no key.
+    /// The key of this table for a sample ([`Key::of_sample`]); None for no sample or one
+    /// that makes no key.
     pub fn key_of_sample(&self, sample: Option<Sample<'_>>) -> Option<Key> {
-        match sample? {
-            Sample::Ip(ip) => self.key_of_ip(ip),
-            other => self.key_of_text(&other.to_text()),
-        }
+        Key::of_sample(self.spec.key, &sample?, self.spec.key_len)
     }
 
     /// The table, expired entries gone.
@@ -534,7 +607,7 @@ impl Table {
             Some(k) => inner.entries.get_key_value(k).into_iter().collect(),
             None => inner.entries.iter().collect(),
         };
-        keys.sort_by_key(|(k, _)| *k);
+        keys.sort_by(|(a, _), (b, _)| a.tree_order(b));
         for (key, e) in keys {
             if !self.matches(&e.values, filters, now) {
                 continue;
@@ -858,6 +931,23 @@ impl Data<'_> {
         }
     }
 
+    /// The server of `backend` the entry names: by its name (`server_key`), else by its id
+    /// (`server_id`), as HAProxy 2.6's `process_sticking_rules` looks (an entry a peer
+    /// taught names the same server whatever the order of the servers here).
+    pub fn server(&self, backend: &Backend) -> Option<Arc<Server>> {
+        let named = (self.table.slot[DataType::ServerKey as usize]).and_then(|i| {
+            match &self.entry.values[i as usize] {
+                Value::Name(name) => backend.servers.iter().find(|s| &s.name == name),
+                _ => None,
+            }
+        });
+        let id = || {
+            let id = self.get(DataType::ServerId).filter(|&id| id > 0)?;
+            backend.servers.iter().find(|s| s.id as u64 == id)
+        };
+        named.or_else(id).cloned()
+    }
+
     /// Remembers the server of a `stick` rule: its id and its name.
     pub fn set_server(&mut self, id: u64, name: &str) {
         self.set(DataType::ServerId, id);
@@ -877,13 +967,9 @@ pub struct Tables {
 
 impl Tables {
     pub fn new(config: &crate::config::model::Config) -> Tables {
-        let tables: Vec<Arc<Table>> = config
-            .proxies
-            .iter()
-            .filter_map(|p| {
-                let spec = p.stick_table.clone()?;
-                Some(Arc::new(Table::new(p.name.clone(), spec)))
-            })
+        // The proxies' and the peers sections' (`table` lines), as declared.
+        let tables: Vec<Arc<Table>> = (crate::config::peers::declared_tables(config).into_iter())
+            .map(|(name, spec)| Arc::new(Table::new(name, spec)))
             .collect();
         let counts_bytes = tables.iter().any(|t| t.stores_bytes());
         Tables {
@@ -1121,6 +1207,15 @@ pub fn fetch(f: &StickFetch, ctx: &Context<'_>) -> Option<i64> {
     Some(v as i64)
 }
 
+/// Whether a stick action waits for more of the request before it acts: a `track-scN`
+/// whose key may still change while the inspection goes on, as HAProxy's yields.
+pub fn waits(action: &StickAction, ctx: &Context<'_>) -> bool {
+    match action {
+        StickAction::Track(t) => ctx.partial && super::sample::fetch(&t.key, ctx).may_change,
+        _ => false,
+    }
+}
+
 /// Runs a rule's stick action in `ctx` (nothing without counters); `level` says which slots
 /// `track-scN` fills, `http` that it counts the HTTP request (`http-request track-scN`).
 pub fn act(action: &StickAction, ctx: &Context<'_>, level: Level, http: bool) {
@@ -1166,9 +1261,9 @@ pub struct Sticking {
 }
 
 /// Runs `backend`'s `stick` rules in `ctx` (the request known) as HAProxy's
-/// `process_sticking_rules`: the first entry found by a matching rule names the server (if
-/// it is usable, or with `option persist`), and the keys of storing rules wait for the server
-/// ([`Sticking::served_by`]); a table counts once. `over`: a `use-server` server comes
+/// `process_sticking_rules`: the first entry found by a matching rule names the server (by
+/// name, else by id: [`Data::server`]; if it is usable, or with `option persist`), and the keys of storing rules wait for the server
+/// ([`Sticking::on_response`]); a table counts once. `over`: a `use-server` server comes
 /// first (the entries are not read), `force-persist` lets them name a server that is down;
 /// `ignore-persist` does not concern them (HAProxy 2.6 applies it to cookies only).
 pub fn on_request(
@@ -1178,7 +1273,8 @@ pub fn on_request(
 ) -> Sticking {
     let mut out = Sticking::default();
     let acls = &backend.conf.rules.acls.acls;
-    for rule in &backend.conf.rules.stick {
+    let request_rules = (backend.conf.rules.stick.iter()).filter(|r| !r.stores_response());
+    for rule in request_rules {
         let Some(table) = ctx.state.tables.get(&rule.table) else {
             continue;
         };
@@ -1194,11 +1290,9 @@ pub fn on_request(
         if rule.matches() {
             // The entry found is touched (its expiry starts again) whether or not it names
             // the server, as HAProxy's `stktable_touch_local` after a match.
-            let id = table.touch(&key, |d| d.get(DataType::ServerId)).flatten();
+            let server = table.touch(&key, |d| d.server(backend)).flatten();
             if out.direct.is_none() && over.server.is_none() {
-                let server = id
-                    .and_then(|id| (backend.servers.iter()).find(|s| s.id as u64 == id && id > 0));
-                out.direct = server.filter(|s| over.may_use(backend, s)).cloned();
+                out.direct = server.filter(|s| over.may_use(backend, s));
             }
         }
         if rule.stores() {
@@ -1208,11 +1302,63 @@ pub fn on_request(
     out
 }
 
+/// How many entries a stream stores at most, its request's and its response's (HAProxy's
+/// `s->store`).
+const STORES: usize = 8;
+
 impl Sticking {
-    /// The request went to `server`: the storing rules' entries name it.
-    pub fn served_by(&self, server: &Server) {
+    /// `server` answered (`ctx` has its response: the head, or in TCP what the
+    /// `tcp-response content` inspection read, else nothing yet): the entries of the
+    /// request's keys name it, then `backend`'s `stick store-response` rules store theirs,
+    /// as HAProxy's `process_store_rules` does when its response analysers run (a request
+    /// whose server never answers stores nothing). The first response rule of a table that
+    /// gives a key stores it (a table the request's rules stored in takes one more), up to
+    /// [`STORES`] entries with the request's. A `non-stick` server stores none. The rules
+    /// read the response and, of the request, only what HAProxy keeps once it is sent
+    /// ([`super::http::Head::method_only`]).
+    pub fn on_response(&self, ctx: &Context<'_>, backend: &Backend, server: &Server) {
+        // A `non-stick` server is named by no entry, as HAProxy frees the entries then.
+        if server.opts.non_stick {
+            return;
+        }
         for (table, key) in &self.store {
             table.update(key, |d| d.set_server(server.id as u64, &server.name));
+        }
+        if !backend.conf.rules.stores_response() {
+            return;
+        }
+        let acls = &backend.conf.rules.acls.acls;
+        // The rules read the request as HAProxy still knows it once the head went to the
+        // server: its method only (a `hdr()` or `path` of the condition finds nothing).
+        let kept = ctx
+            .request
+            .map(|h| super::http::Head::method_only(&h.first[0]));
+        let ctx = &Context {
+            request: kept.as_ref(),
+            ..*ctx
+        };
+        let mut stored: Vec<&Arc<Table>> = Vec::new();
+        for rule in (backend.conf.rules.stick.iter()).filter(|r| r.stores_response()) {
+            let Some(table) = ctx.state.tables.get(&rule.table) else {
+                continue;
+            };
+            if stored.iter().any(|t| Arc::ptr_eq(t, table)) {
+                continue;
+            }
+            if super::sample::eval(rule.cond.as_ref(), acls, ctx) != super::sample::Test::Pass {
+                continue;
+            }
+            let Some(key) = table.key_of_sample(super::sample::fetch_last(&rule.key, ctx)) else {
+                continue;
+            };
+            if self.store.len() + stored.len() >= STORES {
+                continue;
+            }
+            let set = |d: &mut Data<'_>| d.set_server(server.id as u64, &server.name);
+            // A full table without room (`nopurge`) takes nothing: a later rule may store.
+            if table.update(&key, set).is_some() {
+                stored.push(table);
+            }
         }
     }
 }
@@ -1276,6 +1422,47 @@ mod tests {
     fn table(spec: &str) -> Table {
         let words: Vec<String> = spec.split_whitespace().map(str::to_string).collect();
         Table::new("t".into(), parse_table(&words, &mut Vec::new()).unwrap())
+    }
+
+    #[test]
+    fn samples_key_tables_as_haproxy_casts_them() {
+        let key = |kind, sample: Sample<'_>, len| Key::of_sample(kind, &sample, len);
+        let text = |s: &'static str| Sample::Str(s.into());
+        assert_eq!(
+            key(KeyType::Binary, Sample::Bin(b"ab".to_vec()), 4),
+            Some(Key::Binary(b"ab\0\0".to_vec()))
+        );
+        assert_eq!(
+            key(KeyType::Binary, text("abcdef"), 4),
+            Some(Key::Binary(b"abcd".to_vec()))
+        );
+        assert_eq!(
+            key(KeyType::Binary, Sample::Int(258), 8),
+            Some(Key::Binary(vec![0, 0, 0, 0, 0, 0, 1, 2]))
+        );
+        assert_eq!(
+            key(KeyType::Integer, text("12abc"), 4),
+            Some(Key::Integer(12))
+        );
+        assert_eq!(key(KeyType::Integer, text(""), 4), None);
+        assert_eq!(
+            key(KeyType::Integer, Sample::Int(-1), 4),
+            Some(Key::Integer(u32::MAX))
+        );
+        assert_eq!(
+            key(KeyType::Ip, text("01.2.3.4xyz"), 4),
+            Some(Key::Ip(Ipv4Addr::new(1, 2, 3, 4)))
+        );
+        assert_eq!(key(KeyType::Ip, Sample::Bool(true), 4), None);
+        assert_eq!(key(KeyType::Ipv6, text("1.2.3.4"), 16), None);
+        assert_eq!(
+            key(KeyType::String, Sample::Bin(b"ab\0cd".to_vec()), 31),
+            Some(Key::String("ab".into()))
+        );
+        assert_eq!(Key::Binary(vec![0xab, 1]).to_string(), "AB01");
+        // HAProxy's tree holds integers in the host's byte order.
+        let (a, b) = (Key::Integer(0x0100), Key::Integer(0x02));
+        assert_eq!(a.tree_order(&b), std::cmp::Ordering::Less);
     }
 
     #[test]

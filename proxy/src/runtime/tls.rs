@@ -8,6 +8,8 @@
 //! through [`Over`], async I/O over the session's socket and that state. Traffic through TLS
 //! is copied in user space ([`forward::forward_streams`]): the bytes have to be encrypted,
 //! splice(2) cannot apply.
+//!
+//! Also the runtime API's `show ssl crt-list [-n] [FILE]` ([`show_crt_list`]).
 
 use std::io;
 use std::net::IpAddr;
@@ -210,14 +212,16 @@ pub async fn accept(
     let started = std::time::Instant::now();
     let accepting = async {
         if !server.reads_hello_first() {
-            return TlsAcceptor::from(server.config.clone())
+            return TlsAcceptor::from(server.config().clone())
                 .accept(Borrowed(client))
                 .await;
         }
-        // The ClientHello first, to choose the configuration by the ALPN it offers.
+        // The ClientHello first, to choose the configuration by the name it asks for (a
+        // crt-list line's options) and the ALPN it offers.
         let hello = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), Borrowed(client));
         let start = hello.await?;
-        if server.refuses(start.client_hello().server_name()) {
+        let hello = start.client_hello();
+        if server.refuses(hello.server_name()) {
             // HAProxy's fatal `unrecognized_name` (112) alert, in clear: no keys yet.
             let _ = Borrowed(client).write_all(&UNRECOGNIZED_NAME).await;
             return Err(io::Error::new(
@@ -225,7 +229,7 @@ pub async fn accept(
                 "no certificate for the name the client asked for (strict-sni)",
             ));
         }
-        let config = server.for_alpn(start.client_hello().alpn()).clone();
+        let config = server.config_for(hello.server_name(), hello.alpn()).clone();
         start.into_stream(config).await
     };
     let done = match timeout {
@@ -605,4 +609,37 @@ impl AsyncWrite for Side<'_> {
             Side::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
+}
+
+/// `show ssl crt-list [-n] [FILE]` (level admin), as HAProxy 2.6 answers it: the crt-list
+/// files the listeners loaded (in name order), or one file's certificates with their options
+/// and filters (`-n`: and their line numbers).
+pub fn show_crt_list<'a>(
+    lists: impl Iterator<Item = &'a Arc<crate::config::crt_list::CrtList>>,
+    args: &[&str],
+) -> String {
+    let (numbered, name) = match args {
+        ["-n", rest @ ..] => (true, rest.first().copied()),
+        _ => (false, args.first().copied()),
+    };
+    if numbered && name.is_none() {
+        return "'show ssl crt-list -n' expects a filename or a directory\n".into();
+    }
+    let mut lists: Vec<_> = lists.collect();
+    lists.sort_by(|a, b| a.path.cmp(&b.path));
+    lists.dedup_by(|a, b| a.path == b.path);
+    let Some(name) = name else {
+        return lists.iter().map(|l| format!("{}\n", l.path)).collect();
+    };
+    // HAProxy strips the trailing slashes of the name.
+    let name = name.trim_end_matches('/');
+    let Some(list) = lists.iter().find(|l| l.path == name) else {
+        return "didn't find the specified filename\n".into();
+    };
+    let mut out = format!("# {}\n", list.path);
+    for entry in &list.entries {
+        out.push_str(&crate::config::crt_list::show_entry(entry, numbered));
+        out.push('\n');
+    }
+    out
 }

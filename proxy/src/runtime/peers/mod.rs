@@ -1,7 +1,8 @@
 //! Stick-table replication with the members of `peers` sections, speaking HAProxy 2.6's
 //! peers protocol (2.1) over TCP, so that hapx and HAProxy replicate with each other.
 //!
-//! Each section whose local member has an address listens there; this process connects to
+//! Each section that runs (neither disabled nor removed, with tables or without, as in
+//! HAProxy) and whose local member has an address listens there; this process connects to
 //! every other member that has one, again 5 s after a session ends or a connection fails
 //! (a random 50 ms to 2 s after a collision: when a member connects while a session with it
 //! runs, the new session replaces the old one, as HAProxy does). After the handshake
@@ -10,27 +11,34 @@
 //! updates, then updates, acknowledged by number), and a heartbeat after 3 s without
 //! sending; a session that hears nothing for 5 s ends. A process that starts asks the first
 //! member it reaches for a full resync (`RESYNC REQUEST`): the member sends every entry,
-//! with its expiry, then `RESYNC FINISHED` (or `PARTIAL` when it was not complete itself),
+//! with its expiry (every table defined, even empty, as HAProxy teaches), then `RESYNC
+//! FINISHED` (or `PARTIAL` when it was not complete itself),
 //! which is confirmed; then, as HAProxy, the entries changed since what the member had
 //! acknowledged come again as plain updates (a full expiry). After 5 s without a complete
 //! lesson, the process counts as complete. A lesson is sent in pieces, the table locked
 //! once per piece of 200 entries; local changes wake the sessions through a coalescing
 //! signal given outside the table's lock, and a session writes what is pending at once.
 //!
-//! At a reload (`-sf`/`-st`), the new process waits up to 5 s for the old one's lesson
-//! before asking another member: the old process, told to stop softly (and complete
-//! itself: taught, or past its own 5 s wait, as HAProxy 2.6), closes its listener,
-//! ends its sessions, connects to the local member's address (the new process's listener,
-//! bound with SO_REUSEPORT beside the old one), says hello as the local member itself and
-//! sends every entry, then `RESYNC FINISHED`. Once that is confirmed (at most 5 s), the
-//! session pushes on the changes its draining connections make; the process exits once
-//! they are drained and every change is written ([`lesson_running`]).
+//! At a reload (`-sf`/`-st`), the new process binds its peers listener (SO_REUSEPORT, beside
+//! the old one's) with its frontends' listeners, before it tells the old process to stop, as
+//! HAProxy does ([`bind_listeners`]; a listener that cannot be bound fails the start with
+//! HAProxy's alerts), and waits up to 5 s for the old one's lesson before asking another
+//! member. The old process, told to stop softly (and complete itself: taught, or past its
+//! own 5 s wait, as HAProxy 2.6), closes its listener, ends its sessions, connects to the
+//! local member's address (the new process's listener: the connection waits in its queue
+//! until the new runtime runs), says hello as the local member itself and sends every
+//! entry, then `RESYNC FINISHED`. Once that is confirmed (at most 5 s), the session pushes
+//! on the changes its draining connections make; the process exits once they are drained
+//! and every change is written ([`lesson_running`]).
 //!
-//! Not done: `table` lines, shards, SSL, `show peers` and the peers counters of `show info`.
-//! A listener that cannot be bound is HAProxy's alert, but the process serves on (HAProxy
-//! would not start: the listener is bound once the runtime runs, after the frontends').
+//! `show peers` ([`show`]) reports each section, its members and their tables as HAProxy's.
+//!
+//! Not done: shards, SSL, and the peers counters of `show info`.
 
+mod show;
 mod wire;
+
+pub use show::show;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,6 +66,8 @@ const BATCH: usize = 200;
 /// Bytes gathered before a write: a session drains its pending updates in writes of this
 /// size, and gives back a larger buffer after writing it.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// Names a session's dictionary cache holds (HAProxy's `PEER_STKT_CACHE_MAX_ENTRIES`).
+const DICT_ENTRIES: usize = 128;
 /// The largest stick-table message accepted (HAProxy's buffer size).
 const MAX_MESSAGE: usize = 16384;
 
@@ -70,6 +80,20 @@ const ERR_PEER: u32 = 504;
 
 /// One section at work.
 struct Section {
+    name: String,
+    /// When replication started (HAProxy's `last_change`, which `show peers` dates).
+    started: std::time::SystemTime,
+    /// The resync state's events so far, as HAProxy's `PEERS_F_*` bits ([`flags`]).
+    events: std::sync::atomic::AtomicU32,
+    /// When the wait for a lesson (the old process's, then a member's) ends.
+    resync_deadline: std::sync::Mutex<tokio::time::Instant>,
+    /// The times the section's state changed (sessions, timers): `show peers`' analogue of
+    /// HAProxy's sync task calls.
+    task_calls: AtomicU64,
+    /// Every member, the local one too, as the section lists them.
+    members: Vec<Arc<Remote>>,
+    /// Per table, the entries learned from members (HAProxy counts them in `update`).
+    learned: Vec<AtomicU64>,
     local_name: String,
     /// Where the local member listens.
     listen: Option<SocketAddr>,
@@ -99,6 +123,8 @@ struct Section {
 struct Remote {
     name: String,
     addr: Option<SocketAddr>,
+    /// What `show peers` reports of it.
+    stats: std::sync::Mutex<show::PeerStats>,
     /// The running session's number (0: none); a new session replaces the old one.
     session: watch::Sender<u64>,
     /// Per table, the last update the member acknowledged (HAProxy's `st->update`).
@@ -137,20 +163,58 @@ pub fn lesson_running() -> bool {
     sections.iter().any(|s| s.successor_behind())
 }
 
-/// Starts replication for every section a table names (on the current runtime); a soft stop
-/// (`stop`) gives the successor its lesson.
-pub fn spawn_all(state: &Arc<State>, stop: watch::Receiver<super::Stop>) {
-    for section in &state.config.peers {
-        if section.disabled {
-            continue;
-        }
-        let tables: Vec<Arc<Table>> = (state.tables.iter())
+/// Peers listeners bound before the runtime starts ([`bind_listeners`]), by section name.
+static BOUND: std::sync::Mutex<Vec<(String, std::net::TcpListener)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The sections that run (neither disabled nor removed), with the tables naming them. As in
+/// HAProxy, one without tables runs too: it listens, and its members are connected to.
+fn replicating(state: &State) -> impl Iterator<Item = (&PeersSection, Vec<Arc<Table>>)> {
+    let sections = state.config.peers.iter().filter(|s| s.active());
+    sections.map(|section| {
+        let (mut own, proxies): (Vec<Arc<Table>>, Vec<Arc<Table>>) = (state.tables.iter())
             .filter(|t| t.spec.peers.as_deref() == Some(section.name.as_str()))
             .cloned()
-            .collect();
-        if tables.is_empty() {
+            .partition(|t| wire_name(t, &section.name) != t.name);
+        // In HAProxy's order, which numbers them (on the wire and in `show peers`): the
+        // section's own tables, last declared first, then the proxies', as declared.
+        own.reverse();
+        own.extend(proxies);
+        (section, own)
+    })
+}
+
+/// Binds the listener of every section that replicates, where its local member listens, as
+/// HAProxy binds it with the frontends' listeners: before the processes this one replaces
+/// are told to stop, so that an old process's lesson (sent as soon as it stops) waits in
+/// this listener's queue until the runtime runs, instead of being retried until then. A
+/// listener that cannot be bound is HAProxy's alert, and the start fails.
+pub fn bind_listeners(state: &State) -> anyhow::Result<()> {
+    let mut bound = BOUND.lock().unwrap_or_else(|e| e.into_inner());
+    for (section, _) in replicating(state) {
+        let Some(addr) = section.listen_addr() else {
             continue;
-        }
+        };
+        let listener = bind(addr).map_err(|e| {
+            let argv0 = std::env::args().next().unwrap_or_default();
+            anyhow::anyhow!(
+                "Binding [{}] for proxy {}: cannot bind socket ({}) for [{addr}]\n\
+                 [ALERT]    ({}) : [{argv0}.main()] Some protocols failed to start their listeners! Exiting.",
+                section.listen_place(),
+                section.local_name().unwrap_or_default(),
+                errno_text(&e),
+                std::process::id(),
+            )
+        })?;
+        bound.push((section.name.clone(), listener));
+    }
+    Ok(())
+}
+
+/// Starts replication for every running section (on the current runtime); a soft stop
+/// (`stop`) gives the successor its lesson.
+pub fn spawn_all(state: &Arc<State>, stop: watch::Receiver<super::Stop>) {
+    for (section, tables) in replicating(state) {
         let section = start(section, tables);
         if section.listen.is_some() {
             LESSONS.fetch_add(1, Ordering::SeqCst);
@@ -189,6 +253,19 @@ async fn on_stop(section: Arc<Section>, mut stop: watch::Receiver<super::Stop>) 
 }
 
 impl Section {
+    /// Records a resync event (`PEERS_F_*` bits) for `show peers`.
+    fn event(&self, bits: u32) {
+        self.events.fetch_or(bits, Ordering::Relaxed);
+        self.task_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn set_resync_deadline(&self, at: tokio::time::Instant) {
+        *self
+            .resync_deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = at;
+    }
+
     /// The session to the successor has not written every local change yet.
     fn successor_behind(&self) -> bool {
         self.teacher_live.load(Ordering::SeqCst)
@@ -206,25 +283,27 @@ async fn teach_successor(
 ) {
     let local = &section.local;
     loop {
+        local.connecting();
         if let Ok(stream) = TcpStream::connect(addr).await {
+            local.with_stats(|st| st.status = show::CONNECTED);
             let _ = stream.set_nodelay(true);
             let (read, mut write) = stream.into_split();
             let mut read = BufReader::new(read);
             let hello = hello(&local.name, &section.local_name);
             if write.write_all(hello.as_bytes()).await.is_ok() {
                 if let Some(status) = line(&mut read).await {
-                    if status.trim().parse::<u32>().ok() == Some(SUCCESS) {
+                    if local.answered(&status) {
                         let role = Role::Teacher(Some(confirmed));
-                        run(section.clone(), local.clone(), read, write, role).await;
+                        run(section.clone(), local.clone(), read, write, role, None).await;
                         return;
                     }
                 }
             }
         }
-        // The new process may not listen yet: it binds its peers listener once its runtime
-        // starts, after telling us to stop, and serves meanwhile; what it counts before the
-        // lesson is overwritten by it, so the lesson is sent as soon as it can be (HAProxy,
-        // whose successor listens before it signals, retries every 500 ms).
+        // The new process listens before it tells us to stop; it may be gone (failed)
+        // meanwhile, or refuse us until its runtime accepts (a full queue): try again
+        // soon, as what it counts before the lesson is overwritten by it (HAProxy retries
+        // every 500 ms).
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -247,11 +326,34 @@ impl Remote {
         Arc::new(Remote {
             name: name.to_string(),
             addr,
+            stats: std::sync::Mutex::new(show::PeerStats::new(tables)),
             session: watch::channel(0).0,
             acked: std::sync::Mutex::new(vec![0; tables]),
             not_up_to_date: AtomicBool::new(false),
             backoff_ms: AtomicU64::new(0),
         })
+    }
+
+    fn with_stats<R>(&self, f: impl FnOnce(&mut show::PeerStats) -> R) -> R {
+        f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A connection to the member is being made (HAProxy's session creation).
+    fn connecting(&self) {
+        self.with_stats(|st| {
+            st.new_conn += 1;
+            st.status = show::CONNECTING;
+            st.last_hdshk = Some(tokio::time::Instant::now());
+        });
+    }
+
+    /// The member's status line: whether it accepts the session.
+    fn answered(&self, status: &str) -> bool {
+        let code = status.trim().parse::<u32>().ok();
+        if let Some(code) = code {
+            self.with_stats(|st| st.status = code);
+        }
+        code == Some(SUCCESS)
     }
 }
 
@@ -259,14 +361,34 @@ fn start(conf: &PeersSection, tables: Vec<Arc<Table>>) -> Arc<Section> {
     let n = tables.len();
     let local_name = conf.local_name().unwrap_or_default().to_string();
     let replacing = REPLACING.load(Ordering::Relaxed);
+    let local = Remote::new(&local_name, conf.listen_addr(), n);
+    let members: Vec<Arc<Remote>> = (conf.members.iter())
+        .map(|m| match m.local {
+            true => local.clone(),
+            false => Remote::new(&m.name, m.addr, n),
+        })
+        .collect();
+    // Not replacing a process: nothing to learn from one (HAProxy's start).
+    let events = match replacing {
+        true => 0,
+        false => show::RESYNC_LOCAL_TIMEOUT,
+    };
     let section = Arc::new(Section {
-        local: Remote::new(&local_name, None, n),
+        name: conf.name.clone(),
+        started: std::time::SystemTime::now(),
+        events: std::sync::atomic::AtomicU32::new(events),
+        resync_deadline: std::sync::Mutex::new(tokio::time::Instant::now() + RESYNC),
+        task_calls: AtomicU64::new(1),
+        remotes: (members.iter())
+            .filter(|m| !Arc::ptr_eq(m, &local))
+            .cloned()
+            .collect(),
+        members,
+        learned: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        local,
         local_name,
         listen: conf.listen_addr(),
         tables,
-        remotes: (conf.remotes())
-            .map(|m| Remote::new(&m.name, m.addr, n))
-            .collect(),
         resynced: AtomicBool::new(false),
         learning: AtomicBool::new(false),
         waiting_local: AtomicBool::new(replacing),
@@ -275,23 +397,25 @@ fn start(conf: &PeersSection, tables: Vec<Arc<Table>>) -> Arc<Section> {
         teacher_pushed: (0..n).map(|_| AtomicU64::new(0)).collect(),
         listening: watch::channel(false).0,
     });
-    if let Some(addr) = section.listen {
-        match bind(addr) {
-            Ok(listener) => {
-                section.listening.send_replace(true);
-                drop(tokio::spawn(listen(section.clone(), listener)));
-            }
-            // HAProxy's words; it would not start: hapx serves on without replication
-            // from members connecting to it (its frontends listen already, and the process
-            // it replaces was told to stop).
-            Err(e) => eprintln!(
-                "[ALERT]    ({}) : Binding [{}] for proxy {}: cannot bind socket ({}) for [{addr}]",
-                std::process::id(),
-                conf.listen_place(),
-                section.local_name,
-                errno_text(&e)
-            ),
+    let bound = {
+        let mut bound = BOUND.lock().unwrap_or_else(|e| e.into_inner());
+        let at = bound.iter().position(|(name, _)| *name == conf.name);
+        at.map(|at| bound.swap_remove(at).1)
+    };
+    let listener = bound.map(TcpListener::from_std);
+    match listener {
+        Some(Ok(listener)) => {
+            section.listening.send_replace(true);
+            drop(tokio::spawn(listen(section.clone(), listener)));
         }
+        // The runtime's poller refused it (out of resources).
+        Some(Err(e)) => eprintln!(
+            "[ALERT]    ({}) : peers section '{}': cannot listen: {}",
+            std::process::id(),
+            conf.name,
+            errno_text(&e)
+        ),
+        None => {}
     }
     for remote in &section.remotes {
         if remote.addr.is_some() {
@@ -304,10 +428,15 @@ fn start(conf: &PeersSection, tables: Vec<Arc<Table>>) -> Arc<Section> {
     tokio::spawn(async move {
         if replacing {
             tokio::time::sleep(RESYNC).await;
-            s.waiting_local.store(false, Ordering::Relaxed);
+            if s.waiting_local.swap(false, Ordering::Relaxed) {
+                s.event(show::RESYNC_LOCAL_TIMEOUT);
+            }
+            s.set_resync_deadline(tokio::time::Instant::now() + RESYNC);
         }
         tokio::time::sleep(RESYNC).await;
-        s.resynced.store(true, Ordering::Relaxed);
+        if !s.resynced.swap(true, Ordering::Relaxed) {
+            s.event(show::RESYNC_REMOTE_TIMEOUT);
+        }
     });
     section
 }
@@ -341,16 +470,16 @@ fn errno_text(e: &std::io::Error) -> String {
     }
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
     // Beside the process this one replaces, until it stops listening.
-    socket.set_reuseport(true)?;
-    socket.bind(addr)?;
-    socket.listen(64)
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(64)?;
+    Ok(socket.into())
 }
 
 /// A member connecting to us: its hello, our status, then the session.
@@ -361,6 +490,7 @@ async fn accept(section: Arc<Section>, stream: TcpStream) {
         return;
     }
     let _ = stream.set_nodelay(true);
+    let ends = stream.peer_addr().ok().zip(stream.local_addr().ok());
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     let hello = tokio::time::timeout(SILENCE, read_hello(&mut read, &section)).await;
@@ -379,16 +509,25 @@ async fn accept(section: Arc<Section>, stream: TcpStream) {
     {
         return;
     }
-    if *remote.session.borrow() != 0 {
+    let collision = *remote.session.borrow() != 0;
+    if collision {
         // A collision: ours gives way, and our next try waits a random while.
         let delay = 50 + super::balance::next_random(&mut seed()) % 2000;
         remote.backoff_ms.store(delay, Ordering::Relaxed);
     }
+    remote.with_stats(|st| {
+        st.status = SUCCESS;
+        st.last_hdshk = Some(tokio::time::Instant::now());
+        st.coll += u32::from(collision);
+    });
     let role = match Arc::ptr_eq(&remote, &section.local) {
-        true => Role::Successor,
+        true => {
+            section.event(show::RESYNC_LOCAL_ASSIGN);
+            Role::Successor
+        }
         false => Role::Member,
     };
-    run(section, remote, read, write, role).await;
+    run(section, remote, read, write, role, ends).await;
 }
 
 /// A seed that differs between processes started in the same millisecond.
@@ -461,7 +600,10 @@ async fn connect_loop(section: Arc<Section>, remote: Arc<Remote>) {
         if *stopping.borrow() {
             return;
         }
+        remote.connecting();
+        section.task_calls.fetch_add(1, Ordering::Relaxed);
         if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT, TcpStream::connect(addr)).await {
+            remote.with_stats(|st| st.status = show::CONNECTED);
             let _ = stream.set_nodelay(true);
             let (read, mut write) = stream.into_split();
             let mut read = BufReader::new(read);
@@ -469,9 +611,9 @@ async fn connect_loop(section: Arc<Section>, remote: Arc<Remote>) {
             if write.write_all(hello.as_bytes()).await.is_ok() {
                 let status = tokio::time::timeout(SILENCE, line(&mut read)).await;
                 if let Ok(Some(status)) = status {
-                    if status.trim().parse::<u32>().ok() == Some(SUCCESS) {
+                    if remote.answered(&status) {
                         let (s, r) = (section.clone(), remote.clone());
-                        run(s, r, read, write, Role::Member).await;
+                        run(s, r, read, write, Role::Member, None).await;
                     }
                 }
             }
@@ -481,6 +623,7 @@ async fn connect_loop(section: Arc<Section>, remote: Arc<Remote>) {
             0 => RECONNECT,
             ms => Duration::from_millis(ms),
         };
+        remote.with_stats(|st| st.reconnect = Some(tokio::time::Instant::now() + wait));
         tokio::time::sleep(wait).await;
     }
 }
@@ -549,9 +692,19 @@ struct Session {
     teaching: bool,
     /// What remains to be taught.
     lesson: Option<Lesson>,
-    dict_rx: Box<[Option<String>; 128]>,
+    dict_rx: Box<[Option<String>; DICT_ENTRIES]>,
     dict_tx: u64,
     out: Vec<u8>,
+    /// An accepted session's ends: the member's address and ours.
+    accepted: Option<(SocketAddr, SocketAddr)>,
+    /// Turns of its loop (`show peers`' task calls).
+    calls: u32,
+    /// A message came from the member.
+    alive: bool,
+    /// The names sent, by dictionary id (less one).
+    dict_tx_names: Box<[Option<String>; DICT_ENTRIES]>,
+    /// A dictionary changed since `show peers` was told.
+    dict_changed: bool,
 }
 
 async fn run(
@@ -560,8 +713,10 @@ async fn run(
     mut read: BufReader<OwnedReadHalf>,
     mut write: OwnedWriteHalf,
     role: Role,
+    accepted: Option<(SocketAddr, SocketAddr)>,
 ) {
     let id = SESSIONS.fetch_add(1, Ordering::Relaxed);
+    section.task_calls.fetch_add(1, Ordering::Relaxed);
     remote.session.send_replace(id);
     let acked = (remote.acked.lock())
         .unwrap_or_else(|e| e.into_inner())
@@ -591,6 +746,11 @@ async fn run(
         dict_rx: Box::new(std::array::from_fn(|_| None)),
         dict_tx: 0,
         out: Vec::new(),
+        accepted,
+        calls: 0,
+        alive: false,
+        dict_tx_names: Box::new(std::array::from_fn(|_| None)),
+        dict_changed: true,
     };
     // Reading runs apart: a message half read must not be lost to the session's other work.
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
@@ -603,8 +763,19 @@ async fn run(
             }
         }
     });
-    let _ = s.serve(&mut rx, &mut write).await;
+    let end = s.serve(&mut rx, &mut write).await;
     reader.abort();
+    remote.with_stats(|st| {
+        match end {
+            Err(End::Protocol | End::SizeLimit) => st.proto_err += 1,
+            Err(End::Silent) => st.no_hbt += 1,
+            _ => {}
+        }
+        // Unless a new session replaced this one.
+        if *remote.session.borrow() == id {
+            st.session = None;
+        }
+    });
     if s.role.teacher() {
         s.section.teacher_live.store(false, Ordering::SeqCst);
     }
@@ -624,6 +795,8 @@ async fn run(
 #[derive(Debug)]
 enum End {
     Closed,
+    /// Nothing heard for 5 s (HAProxy's missing heartbeats).
+    Silent,
     Replaced,
     /// Malformed data (HAProxy's error 0).
     Protocol,
@@ -676,11 +849,15 @@ impl Session {
                 last_write = tokio::time::Instant::now();
             }
             self.record_pushed();
+            self.publish(last_read, last_write);
             tokio::select! {
                 biased;
                 message = messages.recv() => {
                     let result = match message.ok_or(End::Closed)? {
-                        Ok((head, payload)) => self.handle(head, &payload),
+                        Ok((head, payload)) => {
+                            self.alive = true;
+                            self.handle(head, &payload)
+                        }
                         Err(e) => Err(e),
                     };
                     last_read = tokio::time::Instant::now();
@@ -713,10 +890,60 @@ impl Session {
                 }
                 _ = tokio::time::sleep_until(last_write + HEARTBEAT) => {
                     self.out.extend_from_slice(&[CLASS_CONTROL, CTRL_HEARTBEAT]);
+                    self.remote.with_stats(|st| st.tx_hbt += 1);
                 }
-                _ = tokio::time::sleep_until(last_read + SILENCE) => return Err(End::Closed),
+                _ = tokio::time::sleep_until(last_read + SILENCE) => return Err(End::Silent),
             }
         }
+    }
+
+    /// What `show peers` reports of the session, as it is now.
+    fn publish(&mut self, last_read: tokio::time::Instant, last_write: tokio::time::Instant) {
+        self.calls += 1;
+        let mut flags = 0;
+        if self.lesson.is_some() {
+            flags |= show::TEACH_PROCESS;
+        } else if self.teaching {
+            flags |= show::TEACH_FINISHED;
+        }
+        if self.learning {
+            flags |= show::LEARN_ASSIGN;
+        }
+        if self.alive {
+            flags |= show::ALIVE;
+        }
+        let view = show::SessionView {
+            id: std::ptr::from_ref(self) as usize,
+            calls: self.calls,
+            accepted: self.accepted,
+            reconnect: last_read + SILENCE,
+            heartbeat: last_write + HEARTBEAT,
+            flags,
+            remote_table: self.remote_table,
+            last_local_table: self.last_defined,
+        };
+        let acked = (self.remote.acked.lock())
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let dicts = std::mem::take(&mut self.dict_changed)
+            .then(|| (self.dict_tx_names.to_vec(), self.dict_rx.to_vec()));
+        self.remote.with_stats(|st| {
+            st.session = Some(view);
+            if let Some((tx, rx)) = dicts {
+                (st.dict_tx, st.dict_rx) = (tx, rx);
+            }
+            for ((v, t), acked) in st.tables.iter_mut().zip(&self.tables).zip(acked) {
+                *v = show::SharedView {
+                    remote_id: t.remote_id.unwrap_or(0),
+                    remote_data: t.remote_data,
+                    last_acked: t.last_acked,
+                    last_pushed: t.last_pushed as u32,
+                    last_get: t.last_get,
+                    teaching_origin: t.teaching_origin as u32,
+                    update: acked,
+                };
+            }
+        });
     }
 
     /// A confirmed teacher tells the drain how far it wrote.
@@ -741,6 +968,7 @@ impl Session {
             return;
         }
         self.learning = true;
+        self.section.event(show::RESYNC_REMOTE_ASSIGN);
         self.out
             .extend_from_slice(&[CLASS_CONTROL, CTRL_RESYNC_REQUEST]);
     }
@@ -794,8 +1022,9 @@ impl Session {
         let spec = &table.spec;
         let mut p = Vec::new();
         put_varint(&mut p, i as u64 + 1);
-        put_varint(&mut p, table.name.len() as u64);
-        p.extend_from_slice(table.name.as_bytes());
+        let name = wire_name(table, &self.section.name);
+        put_varint(&mut p, name.len() as u64);
+        p.extend_from_slice(name.as_bytes());
         put_varint(&mut p, key_type_id(spec.key));
         put_varint(&mut p, key_size(spec.key, spec.key_len));
         let mut bits = 0u64;
@@ -838,6 +1067,14 @@ impl Session {
         values.sort_by_key(|(d, _)| data_id(*d));
         for (data, value) in values {
             put_value(&mut p, *data, value, now, &mut self.dict_tx);
+            if let super::stick::Value::Name(name) = value
+                && !name.is_empty()
+            {
+                // The name went with the id just given.
+                let slot = (self.dict_tx as usize).saturating_sub(1);
+                self.dict_tx_names[slot] = Some(name.clone());
+                self.dict_changed = true;
+            }
         }
         self.out.extend(table_message(kind, &p));
     }
@@ -892,9 +1129,8 @@ impl Session {
             false => lesson.after = last,
         }
         lesson.count += piece.len() as u32;
-        if !piece.is_empty() {
-            self.define(i);
-        }
+        // Every table is defined, even without entries, as HAProxy teaches.
+        self.define(i);
         for (n, e) in piece.iter().enumerate() {
             // Numbers for the lesson (the member acknowledges them; they are ignored).
             let id = match e.update {
@@ -927,25 +1163,38 @@ impl Session {
     fn handle(&mut self, head: [u8; 2], payload: &[u8]) -> Result<(), End> {
         let mut c = Cursor { buf: payload };
         match head {
-            [CLASS_CONTROL, CTRL_RESYNC_REQUEST] => self.teach(),
+            [CLASS_CONTROL, CTRL_RESYNC_REQUEST] => {
+                self.section.event(show::RESYNC_REQUESTED);
+                self.teach();
+            }
+            [CLASS_CONTROL, CTRL_HEARTBEAT] => self.remote.with_stats(|st| st.rx_hbt += 1),
             [
                 CLASS_CONTROL,
                 done @ (CTRL_RESYNC_FINISHED | CTRL_RESYNC_PARTIAL),
             ] => {
+                let finished = done == CTRL_RESYNC_FINISHED;
                 if matches!(self.role, Role::Successor) {
                     // The old process's lesson: complete if it was complete.
                     self.section.waiting_local.store(false, Ordering::Relaxed);
-                    if done == CTRL_RESYNC_FINISHED {
+                    if finished {
                         self.section.resynced.store(true, Ordering::Relaxed);
                     }
+                    self.section.event(match finished {
+                        true => show::RESYNC_LOCAL_FINISHED,
+                        false => show::RESYNC_LOCAL_PARTIAL,
+                    });
                 } else if self.learning {
                     self.learning = false;
                     self.section.learning.store(false, Ordering::Relaxed);
-                    if done == CTRL_RESYNC_FINISHED {
+                    if finished {
                         self.section.resynced.store(true, Ordering::Relaxed);
                     } else {
                         self.remote.not_up_to_date.store(true, Ordering::Relaxed);
                     }
+                    self.section.event(match finished {
+                        true => show::RESYNC_REMOTE_FINISHED,
+                        false => show::RESYNC_REMOTE_PARTIAL,
+                    });
                 }
                 self.out
                     .extend_from_slice(&[CLASS_CONTROL, CTRL_RESYNC_CONFIRM]);
@@ -1001,7 +1250,9 @@ impl Session {
         let key_type = c.varint()?;
         let key_len = c.varint()?;
         let data = c.varint()?;
-        let Some(i) = (self.tables.iter()).position(|t| t.table.name.as_bytes() == name) else {
+        let section = &self.section.name;
+        let ours = |t: &Shared| wire_name(&t.table, section).as_bytes() == name;
+        let Some(i) = self.tables.iter().position(ours) else {
             return Ok(());
         };
         let spec = &self.tables[i].table.spec;
@@ -1066,9 +1317,20 @@ impl Session {
             )?;
             values.extend(value);
         }
+        let named = |(_, v): &(_, super::stick::Value)| matches!(v, super::stick::Value::Name(_));
+        self.dict_changed |= values.iter().any(named);
         t.table.learn(&key, expire, values);
+        self.section.learned[i].fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// A table's name in the peers protocol: a proxy's goes by the proxy's name, a section's
+/// by `/NAME`, its name less the section's (HAProxy 2.6's `nid`, which keeps the slash).
+fn wire_name<'a>(table: &'a Table, section: &str) -> &'a str {
+    (table.name.strip_prefix(section))
+        .filter(|rest| rest.starts_with('/'))
+        .unwrap_or(&table.name)
 }
 
 /// The local change number a member's 32-bit acknowledgement `acked` stands for: the latest

@@ -114,6 +114,7 @@ pub fn key_type_id(kind: KeyType) -> u64 {
         KeyType::Ip => 4,
         KeyType::Ipv6 => 5,
         KeyType::String => 6,
+        KeyType::Binary => 7,
     }
 }
 
@@ -123,6 +124,7 @@ pub fn key_size(kind: KeyType, len: usize) -> u64 {
         KeyType::Integer | KeyType::Ip => 4,
         KeyType::Ipv6 => 16,
         KeyType::String => len as u64 + 1,
+        KeyType::Binary => len as u64,
     }
 }
 
@@ -136,6 +138,8 @@ pub fn put_key(out: &mut Vec<u8>, key: &Key) {
             put_varint(out, bytes.len() as u64);
             out.extend_from_slice(&bytes);
         }
+        // The table's `len` bytes, as they are.
+        Key::Binary(b) => out.extend_from_slice(b),
     }
 }
 
@@ -158,6 +162,7 @@ pub fn get_key(c: &mut Cursor<'_>, kind: KeyType, len: usize) -> Result<Key, Mal
             let kept = kept.split(|&b| b == 0).next().unwrap_or_default();
             Key::String(crate::bytestr::from_bytes(kept).into_owned())
         }
+        KeyType::Binary => Key::Binary(c.bytes(len)?.to_vec()),
     })
 }
 

@@ -1,7 +1,8 @@
 //! The runtime API's table commands, answered as HAProxy 2.6 words them (its
 //! `cli_parse_table_req`, `table_process_entry_per_key`, `table_prepare_data_request`):
 //! `show table`, `show table NAME [data.TYPE OP VALUE]...`, `show table NAME key K`,
-//! `clear table NAME [key K | data filters]`, `set table NAME key K [data.TYPE VALUE]...`.
+//! `clear table NAME [key K | data filters]`, `set table NAME key K [data.TYPE VALUE]...`
+//! (no key of a binary table: HAProxy 2.6 has no syntax for one).
 //!
 //! Levels are HAProxy's, per action: anyone lists the tables and reads a table's header;
 //! its entries are shown, cleared or set from level `operator` on. Below it, a command on a
@@ -104,7 +105,7 @@ fn per_key(table: &Table, operator: bool, action: Action, rest: &[&str]) -> Stri
     let Some(text) = rest.first().filter(|t| !t.is_empty()) else {
         return "Key value expected\n".into();
     };
-    let key = match command_key(table, text) {
+    let key = match command_key(table, action, text) {
         Ok(key) => key,
         Err(e) => return e,
     };
@@ -125,17 +126,24 @@ fn per_key(table: &Table, operator: bool, action: Action, rest: &[&str]) -> Stri
 
 /// The key a command names, read as HAProxy's CLI reads it: an IPv4 address as its
 /// `inetaddr_host` does (whatever the text), an IPv6 one as `inet_pton`, an integer as
-/// `strtoul` within 32 bits, a string cut at the table's length.
-fn command_key(table: &Table, text: &str) -> Result<Key, String> {
+/// `strtoul` within 32 bits, a string cut at the table's length. HAProxy 2.6 names no key
+/// of a binary table: the command is refused, in its words for `action`.
+fn command_key(table: &Table, action: Action, text: &str) -> Result<Key, String> {
     let invalid = || "Invalid key\n".to_string();
     match table.key_type() {
+        KeyType::Binary => Err(match action {
+            Action::Show => "Showing keys from tables of type other than ip, ipv6, string and integer is not supported\n",
+            Action::Clear => "Removing keys from tables of type other than ip, ipv6, string and integer is not supported\n",
+            Action::Set => "Inserting keys into tables of type other than ip, ipv6, string and integer is not supported\n",
+        }
+        .into()),
         KeyType::Ip => Ok(Key::Ip(inetaddr_host(text))),
         KeyType::Ipv6 => text
             .parse::<Ipv6Addr>()
             .map(Key::Ipv6)
             .map_err(|_| invalid()),
         KeyType::Integer => integer_key(text).map(Key::Integer).ok_or_else(invalid),
-        KeyType::String => table.key_of_text(text).ok_or_else(invalid),
+        KeyType::String => Ok(table.key_of_text(text)),
     }
 }
 
