@@ -120,14 +120,17 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut paused = PausedOld::default();
     let listeners =
         bind_beside_old(&cli, &state, &mut inherited, &mut paused).map_err(|e| alert(&e))?;
-    let clis = runtime::bind_clis(&state).map_err(|e| alert(&e))?;
     // Before the old processes are told to stop: their lesson reaches this listener.
     runtime::peers::bind_listeners(&state).map_err(|e| alert(&e))?;
     drop(inherited);
-    // The master checked already.
+    // After the listeners, as HAProxy says a bind failure first; the master checked already.
     if master.is_none() && !privileges_suffice(&state.config) {
         return Ok(ExitCode::from(1));
     }
+    // After the checks that refuse a start: binding replaces the stats socket files, which a
+    // refused reload (`-sf`) must leave to the old process (HAProxy 2.6 replaces them before
+    // its checks, and leaves the old process's path dead).
+    let clis = runtime::bind_clis(&state).map_err(|e| alert(&e))?;
     let global = &state.config.global;
     let worker = master.is_some();
     let daemon = (cli.daemon || global.daemon) && !cli.debug && !cli.no_background && !worker;
@@ -280,7 +283,7 @@ fn argv0() -> String {
 /// False (after HAProxy's alert) when `uid`/`user` would drop privileges an option needs
 /// (`source ... usesrc` or `interface`); a process not started as root is warned that
 /// such options may fail.
-fn privileges_suffice(config: &config::model::Config) -> bool {
+pub(crate) fn privileges_suffice(config: &config::model::Config) -> bool {
     if !config.needs_net_admin() {
         return true;
     }

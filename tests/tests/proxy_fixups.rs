@@ -1,13 +1,16 @@
 //! Small differences with HAProxy 2.6 fixed, each run beside HAProxy: what counts as a
 //! listener (`-c`'s exit 2, a start's "No enabled listener found") when only a `peers`
 //! section listens; the refusal to start when `uid`/`user` would drop the privileges
-//! `source ... usesrc` or `interface` need; and an idle pooled server connection its server
-//! closes: noticed at once, closed with a FIN and dropped from the pool.
+//! `source ... usesrc` or `interface` need, at start-up and on a master's reload (refused,
+//! its worker kept); a failed `-sf` reload (that refusal, a peers listener that cannot
+//! bind) leaving the old process's stats socket answering; and an idle pooled server
+//! connection its server closes: noticed at once, closed with a FIN and dropped from the
+//! pool.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -20,6 +23,12 @@ const TIMEOUTS: &str = "  timeout client 5s\n  timeout server 5s\n  timeout conn
 /// How a start that must fail ended: its exit code and its alerts and warnings, each as
 /// `LEVEL: text` without the pid and command name HAProxy puts before it.
 fn failed_start(binary: &Path, file: &Path, extra: &[&str]) -> (i32, Vec<String>) {
+    let (code, stderr) = failed_start_stderr(binary, file, extra);
+    (code, messages(&stderr))
+}
+
+/// How a start that must fail ended: its exit code and all it wrote on stderr.
+fn failed_start_stderr(binary: &Path, file: &Path, extra: &[&str]) -> (i32, String) {
     let mut child = Command::new(binary)
         .arg("-db")
         .arg("-f")
@@ -45,7 +54,7 @@ fn failed_start(binary: &Path, file: &Path, extra: &[&str]) -> (i32, Vec<String>
         .stderr
         .take()
         .map(|mut e| e.read_to_string(&mut stderr));
-    (status.code().unwrap_or(-1), messages(&stderr))
+    (status.code().unwrap_or(-1), stderr)
 }
 
 /// The alerts and warnings of `stderr`, each as `LEVEL: text` (the text after `] ` of
@@ -230,6 +239,167 @@ fn uid_with_usesrc_or_interface_refuses_to_start() {
     );
     for (label, binary) in binaries(test) {
         let _proxy = Proxy::start_with(binary, &dir, label, &text, addr, &[]);
+    }
+}
+
+/// The `Pid:` of a `show info` answer.
+fn pid_of(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid: "))
+        .and_then(|p| p.trim().parse().ok())
+}
+
+/// A master-worker process (`-W -S MASTER.sock -f FILE`), its stderr in a file; stopped by
+/// SIGTERM when dropped.
+struct Master {
+    child: Child,
+    socket: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Master {
+    fn start(binary: &Path, dir: &Path, label: &str, file: &Path) -> Master {
+        let socket = dir.join(format!("{label}-master.sock"));
+        let stderr = dir.join(format!("{label}-master.err"));
+        let child = Command::new(binary)
+            .arg("-W")
+            .arg("-S")
+            .arg(&socket)
+            .arg("-f")
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("creating the stderr file"))
+            .spawn()
+            .expect("starting the master");
+        Master {
+            child,
+            socket,
+            stderr,
+        }
+    }
+
+    /// The current worker's pid, once the master CLI gives it.
+    fn worker(&self) -> Option<u32> {
+        let mut conn = std::os::unix::net::UnixStream::connect(&self.socket).ok()?;
+        conn.write_all(b"@1 show info\n").ok()?;
+        // Until it closes or says no more: HAProxy's master may keep the session open.
+        conn.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        let mut info = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = conn.read(&mut buf) {
+            info.extend_from_slice(&buf[..n]);
+        }
+        pid_of(&String::from_utf8_lossy(&info))
+    }
+
+    fn said(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_master_reload_to_uid_with_usesrc_is_refused_and_keeps_its_worker() {
+    // Short: the master CLI's path must fit in a UNIX socket address.
+    let test = "fixups-master-reload";
+    if !hapx_tests::require::is_root() {
+        hapx_tests::require::skip(test, "needs root: `uid` is only changed from root");
+        return;
+    }
+    let dir = temp_dir(test);
+    let alert = "ALERT: Some configuration options require full privileges, so global.uid cannot be changed.";
+    let front = free_port();
+    let config = |global: &str, source: &str| {
+        format!(
+            "global\n{global}defaults\n  mode tcp\n{TIMEOUTS}\
+             frontend fe\n  bind 127.0.0.1:{front}\n  default_backend be\n\
+             backend be\n{source}  server s 127.0.0.1:1\n"
+        )
+    };
+    let refused = config("  uid 65534\n", "  source 0.0.0.0 usesrc clientip\n");
+    for (label, binary) in binaries(test) {
+        let file = write(&dir, &format!("{label}-current"), &config("", ""));
+        let master = Master::start(&binary, &dir, label, &file);
+        let mut worker = None;
+        eventually(Duration::from_secs(10), || {
+            worker = master.worker();
+            worker.is_some()
+        });
+        let worker = worker.unwrap_or_else(|| panic!("{label}: no worker answered"));
+        std::fs::write(&file, &refused).expect("writing the configuration");
+        let pid = nix::unistd::Pid::from_raw(master.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR2).expect("SIGUSR2");
+        let failed = eventually(Duration::from_secs(10), || {
+            master.said().contains("Loading failure!")
+        });
+        let said = master.said();
+        assert!(failed, "{label}: the reload did not fail: {said}");
+        let reload = said.split_once("Reloading HAProxy").map_or("", |(_, r)| r);
+        assert_eq!(messages(reload), vec![alert.to_string()], "{label}: {said}");
+        // The worker there goes on, still the current one (the master CLI answers again
+        // once HAProxy's master is back in its wait mode).
+        let mut now = None;
+        eventually(Duration::from_secs(10), || {
+            now = master.worker();
+            now.is_some()
+        });
+        assert_eq!(
+            now,
+            Some(worker),
+            "{label}: the worker after the refused reload"
+        );
+    }
+}
+
+#[test]
+fn a_failed_reload_leaves_the_old_stats_socket_answering() {
+    let test = "fixups-failed-reload";
+    let dir = temp_dir(test);
+    let front = free_port();
+    let socket = dir.join("stats.sock");
+    let config = |global: &str, rest: &str| {
+        format!(
+            "global\n  stats socket {} level admin\n{global}defaults\n  mode tcp\n{TIMEOUTS}\
+             frontend fe\n  bind 127.0.0.1:{front}\n  default_backend be\n{rest}",
+            socket.display()
+        )
+    };
+    let backend = "backend be\n  server s 127.0.0.1:1\n";
+    // A peers listener on a port the test holds.
+    let held = TcpListener::bind("127.0.0.1:0").expect("holding a port");
+    let taken = held.local_addr().expect("its address");
+    let peers = format!("{backend}peers p\n  peer me {taken}\n  peer other 127.0.0.1:1\n");
+    let mut cases = vec![("a peers listener that cannot bind", config("", &peers))];
+    if hapx_tests::require::is_root() {
+        let usesrc = "backend be\n  source 0.0.0.0 usesrc clientip\n  server s 127.0.0.1:1\n";
+        cases.push(("uid with usesrc", config("  uid 65534\n", usesrc)));
+    } else {
+        hapx_tests::require::skip(test, "uid with usesrc: needs root");
+    }
+    // hapx only: HAProxy 2.6.12 replaces the stats socket file before either check, and
+    // the old process's socket is no longer reached at that path after such a failure.
+    let binary = hapx_tests::bins::path("hapx-proxy");
+    let addr = SocketAddr::from(([127, 0, 0, 1], front));
+    let old = Proxy::start_with(binary.clone(), &dir, "old", &config("", backend), addr, &[]);
+    let old_pid = old.pid().to_string();
+    for (case, text) in &cases {
+        let file = write(&dir, "new", text);
+        let (exit, stderr) = failed_start_stderr(&binary, &file, &["-L", "me", "-sf", &old_pid]);
+        assert_eq!(exit, 1, "{case}: {stderr}");
+        let info = cli(&socket, "show info");
+        assert_eq!(pid_of(&info), Some(old.pid()), "{case}: {info:?}");
+        assert!(
+            old.listens_on(front),
+            "{case}: the old process stopped listening"
+        );
     }
 }
 

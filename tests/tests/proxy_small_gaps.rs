@@ -19,7 +19,8 @@
 //! - The master CLI's prompt is `master> ` after the answers' own empty line, an empty
 //!   command is answered with its list of commands, and `@1` (`@!PID`) alone makes that
 //!   worker the target of the commands that follow (the prompt its pid) until `@master`
-//!   alone, as HAProxy's.
+//!   alone, as HAProxy's; `prompt`, `quit`, `operator` and `user` stay the master's
+//!   whatever the target, and a reload ends the master CLI's sessions.
 //! - `tcp-request content use_backend` does not exist in HAProxy 2.6: refused with its
 //!   message.
 
@@ -557,16 +558,17 @@ fn the_masters_sessions_count_in_the_workers_stats_maxconn() {
     }
 }
 
-/// `answer` with a worker's prompt (its pid) as `PID> `.
+/// `answer` with each worker's prompt (its pid) as `PID> `.
 fn pid_prompt(answer: String) -> String {
-    let Some(before) = answer.strip_suffix("> ") else {
-        return answer;
+    let prompt = |piece: &str| {
+        let before = piece.strip_suffix("> ")?;
+        let digits = before.len() - before.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        (digits > 0).then(|| format!("{}PID> ", &before[..before.len() - digits]))
     };
-    let digits = before.len() - before.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-    if digits == 0 {
-        return answer;
-    }
-    format!("{}PID> ", &before[..before.len() - digits])
+    answer
+        .split_inclusive("> ")
+        .map(|piece| prompt(piece).unwrap_or_else(|| piece.to_string()))
+        .collect()
 }
 
 #[test]
@@ -618,5 +620,72 @@ fn the_master_cli_prompts_and_takes_a_default_target_as_haproxy() {
             answers.iter().map(lines).collect::<Vec<_>>()
         };
         assert_eq!(without(ours), without(theirs), "hapx, then HAProxy");
+    }
+}
+
+/// Whether the other end closed `conn` (what it sent before was read).
+fn closed(conn: &mut UnixStream) -> bool {
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    matches!(conn.read(&mut [0u8; 1]), Ok(0))
+}
+
+#[test]
+fn the_master_cli_keeps_its_own_commands_whatever_the_target_as_haproxy() {
+    let test = "small-gaps-master-own-commands";
+    let dir = temp_dir(test);
+    let mut seen = Vec::new();
+    for (name, binary) in programs(test) {
+        let process = MasterWorker::start(&binary, &dir, name, free_port(), "");
+        let mut answers = Vec::new();
+        let mut say = |conn: &mut UnixStream, line: &str| {
+            conn.write_all(line.as_bytes()).unwrap();
+            answers.push(pid_prompt(read_for(conn, Duration::from_millis(500))));
+        };
+        let session = || {
+            let mut conn = UnixStream::connect(&process.master).unwrap();
+            conn.write_all(b"prompt\n@1\n").unwrap();
+            assert_eq!(
+                pid_prompt(read_for(&mut conn, Duration::from_millis(500))),
+                "master> PID> ",
+                "{name}"
+            );
+            conn
+        };
+        // The master's, not sent on to the worker: the session's level, as `@master` shows.
+        let mut conn = session();
+        say(&mut conn, "operator\n");
+        say(&mut conn, "@master show cli level\n");
+        say(&mut conn, "user\n");
+        say(&mut conn, "@master show cli level\n");
+        // Several commands on a line: a prompt after each.
+        say(
+            &mut conn,
+            "@master show cli level; @master show cli level\n",
+        );
+        // Closed after its prompt.
+        let mut quitting = session();
+        say(&mut quitting, "quit\n");
+        assert!(closed(&mut quitting), "{name}: open after quit");
+        // Toggled off: no prompt after that command (HAProxy's session then goes on).
+        let mut toggling = session();
+        say(&mut toggling, "prompt\n");
+        // A reload ends the sessions: HAProxy's master executes itself again.
+        assert_eq!(asked(&process.master, "reload"), "", "{name}: reload");
+        assert!(closed(&mut conn), "{name}: a session open after a reload");
+        seen.push(answers);
+    }
+    let ours = &seen[0];
+    let expected = [
+        "PID> ",
+        "operator\n\nPID> ",
+        "PID> ",
+        "user\n\nPID> ",
+        "user\n\nPID> user\n\nPID> ",
+        "PID> ",
+        "",
+    ];
+    assert_eq!(ours, &expected, "hapx");
+    if let Some(theirs) = seen.get(1) {
+        assert_eq!(ours, theirs, "hapx, then HAProxy");
     }
 }

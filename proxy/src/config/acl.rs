@@ -20,9 +20,10 @@
 //! Evaluation is in [`crate::runtime::sample`]; rule values with `%[fetch]` in them are log
 //! formats ([`crate::runtime::logformat`]).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
 
-use super::pcre::{Flags, Regex};
+use super::pcre::Regex;
 
 use super::converter;
 pub use super::converter::{Converter, SampleType};
@@ -379,6 +380,10 @@ pub struct AclSet {
     pub acls: Vec<Acl>,
     /// ACLs declared with something hapx does not implement, and what.
     pub unsupported: Vec<(String, String)>,
+    /// Where each named ACL is in `acls`, so that declaring one costs the same however
+    /// many there are; an entry is checked against the name there (an inherited set
+    /// renames its ACLs: [`super::rules::Rules::inherited`]).
+    by_name: HashMap<String, usize>,
 }
 
 impl AclSet {
@@ -411,7 +416,7 @@ impl AclSet {
     }
 
     fn add(&mut self, name: &str, expr: Expr) -> usize {
-        match self.acls.iter().position(|a| a.name == name) {
+        match self.named(name) {
             Some(i) => {
                 self.acls[i].exprs.push(expr);
                 i
@@ -421,14 +426,21 @@ impl AclSet {
                     name: name.into(),
                     exprs: vec![expr],
                 });
+                self.by_name.insert(name.into(), self.acls.len() - 1);
                 self.acls.len() - 1
             }
         }
     }
 
+    /// The declared ACL named `name`.
+    fn named(&self, name: &str) -> Option<usize> {
+        let i = *self.by_name.get(name)?;
+        (self.acls.get(i)?.name == name).then_some(i)
+    }
+
     /// The ACL named `name`: declared ones first, then the predefined ones.
     fn find(&mut self, name: &str) -> Option<usize> {
-        if let Some(i) = self.acls.iter().position(|a| a.name == name) {
+        if let Some(i) = self.named(name) {
             return Some(i);
         }
         let (_, line) = PREDEFINED.iter().find(|(n, _)| *n == name)?;
@@ -592,18 +604,11 @@ pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, 
     if matches!(method, Method::Int | Method::Len) {
         texts = int_texts(&texts)?;
     }
-    let (patterns, complete) = patterns(method, &texts, ignore_case, no_dns)?;
     let kind = match_kind(method)
         .ok_or_else(|| AclError::Unsupported(format!("pattern files of '{keyword}'")));
     let flags = KeyFlags {
         ignore_case,
         no_dns,
-    };
-    let files = match files.is_empty() {
-        true => Vec::new(),
-        false => (files.into_iter())
-            .map(|f| PatternUse::new(f, kind.clone()?, flags).map_err(AclError::Bad))
-            .collect::<Result<_, _>>()?,
     };
     let (name, ..) = split_call(keyword).unwrap_or((keyword, Vec::new(), ""));
     let place = crate::config::stick::current_place();
@@ -612,14 +617,29 @@ pub fn parse_expr(words: &[String], warnings: &mut Vec<String>) -> Result<Expr, 
         None => format!("acl '{name}' file '' line 0"),
     };
     let own = pattern_ref::inline_ref(description, &texts);
-    // Without a match type of HAProxy's (`http_auth_group`), its patterns are only listed.
-    let inline = match kind {
-        Ok(kind) => Some(PatternUse::new(own, kind, flags)?),
-        Err(_) => None,
+    // The patterns are compiled (and names resolved) once, by their reference, and matched
+    // from its copy until it changes. Without a match type of HAProxy's
+    // (`http_auth_group`), they are only listed by the reference and compiled here.
+    let (inline, patterns) = match kind.clone() {
+        Ok(kind) => {
+            let inline = PatternUse::new(own, kind, flags)?;
+            let (patterns, complete) = match method {
+                Method::Found | Method::Bool => (Vec::new(), true),
+                _ => inline.patterns(method == Method::Bin),
+            };
+            if !complete {
+                inline.read_live();
+            }
+            (Some(inline), patterns)
+        }
+        Err(_) => (None, text_patterns(&texts, ignore_case)),
     };
-    if let Some(inline) = inline.as_ref().filter(|_| !complete) {
-        inline.read_live();
-    }
+    let files = match files.is_empty() {
+        true => Vec::new(),
+        false => (files.into_iter())
+            .map(|f| PatternUse::new(f, kind.clone()?, flags).map_err(AclError::Bad))
+            .collect::<Result<_, _>>()?,
+    };
     Ok(Expr {
         fetch,
         method,
@@ -678,44 +698,14 @@ fn int_texts(texts: &[String]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// The patterns compiled, and whether they are all there: an IPv4 network with a mask
-/// that is not a prefix has no [`Pattern`], and is matched in the pattern reference only.
-fn patterns(
-    method: Method,
-    texts: &[String],
-    ignore_case: bool,
-    no_dns: bool,
-) -> Result<(Vec<Pattern>, bool), String> {
-    let mut out = Vec::new();
-    let mut complete = true;
-    for text in texts {
-        match method {
-            Method::Found | Method::Bool => {}
-            // Operators were applied by `int_texts`.
-            Method::Int | Method::Len => {
-                let (low, high) = pattern_ref::int_key(text)?;
-                out.push(Pattern::Int(low, high));
-            }
-            Method::Ip => match ip_pattern(text, no_dns) {
-                Ok(net) => out.push(Pattern::Ip(net)),
-                Err(_) if pattern_ref::is_odd_mask(text) => complete = false,
-                Err(e) => return Err(e),
-            },
-            Method::Bin => out.push(Pattern::Bin(hex_pattern(text)?)),
-            Method::Reg => {
-                // HAProxy's `regex_comp(p, !-i, 0)`: matching only.
-                let re = Regex::new(text, Flags::MATCH.ignoring_case(ignore_case))
-                    .map_err(|e| e.to_string())?;
-                out.push(Pattern::Reg(re));
-            }
-            _ => out.push(Pattern::Str(if ignore_case {
-                text.to_ascii_lowercase()
-            } else {
-                text.clone()
-            })),
-        }
-    }
-    Ok((out, complete))
+/// The patterns of an expression without a pattern reference's match type
+/// (`http_auth_group`'s groups): texts, lower-cased under `-i`.
+fn text_patterns(texts: &[String], ignore_case: bool) -> Vec<Pattern> {
+    let text = |t: &String| match ignore_case {
+        true => t.to_ascii_lowercase(),
+        false => t.clone(),
+    };
+    texts.iter().map(|t| Pattern::Str(text(t))).collect()
 }
 
 /// A `-m bin` pattern: pairs of hex digits, as HAProxy's `parse_binary`.

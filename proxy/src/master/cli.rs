@@ -2,8 +2,10 @@
 //! `reload`, `show version`, levels, and commands sent on to a worker's runtime API with a
 //! prefix: `@1 show info` (the current worker), `@!PID show stat` (any worker, former ones
 //! included), `@master show proc`. One command line per connection, or many after `prompt`;
-//! a prefix alone (`@1`) makes that worker the target of the commands that follow (the
-//! prompt its pid) until `@master` alone, as in HAProxy.
+//! a prefix alone (`@1`) makes that worker, by its pid, the target of the commands that
+//! follow (the prompt its pid) until `@master` alone, as in HAProxy; `prompt`, `quit`,
+//! `operator` and `user` are the master's whatever the target. A reload ends every session,
+//! as HAProxy's master executing itself again closes them.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -133,11 +135,13 @@ fn group_id(name: &str) -> anyhow::Result<nix::unistd::Gid> {
         .gid)
 }
 
-/// Accepts master CLI connections until the master exits.
+/// Accepts master CLI connections until the master exits; each ends at the next reload
+/// `reloads` counts.
 pub async fn serve(
     socket: std::os::unix::net::UnixListener,
     registry: Arc<Mutex<Registry>>,
     events: UnboundedSender<Event>,
+    reloads: tokio::sync::watch::Receiver<u64>,
 ) {
     let Ok(socket) = UnixListener::from_std(socket) else {
         return;
@@ -145,7 +149,15 @@ pub async fn serve(
     loop {
         match socket.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(session(stream, registry.clone(), events.clone()));
+                let mut reloaded = reloads.clone();
+                reloaded.mark_unchanged();
+                let session = session(stream, registry.clone(), events.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = session => {}
+                        _ = reloaded.changed() => {}
+                    }
+                });
             }
             // Out of descriptors, most likely: try again later rather than spin.
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -156,7 +168,10 @@ pub async fn serve(
 /// What a command line asks of the session.
 enum Next {
     Continue,
+    /// Closes at once (`reload`, a target not found).
     Close,
+    /// Closes after the prompt (`quit`, as HAProxy's).
+    Quit,
 }
 
 async fn session(
@@ -198,31 +213,40 @@ async fn session(
             if let Next::Close = next {
                 return Ok(());
             }
+            // After each command's answer and its own empty line, as HAProxy's.
+            if session.interactive {
+                write.write_all(session.prompt().as_bytes()).await?;
+            }
+            if let Next::Quit = next {
+                return Ok(());
+            }
         }
         if !session.interactive {
             return Ok(());
         }
-        // After the answers' own empty lines, as HAProxy's: the default target's name.
-        let prompt = match &session.target {
-            Some((_, pid)) => format!("{pid}> "),
-            None => "master> ".into(),
-        };
-        write.write_all(prompt.as_bytes()).await?;
     }
 }
 
 struct Session {
     level: CliLevel,
     interactive: bool,
-    /// Where a command without a prefix goes once `@1` or `@!PID` came alone: that worker
-    /// (the prefix's target, and its pid for the prompt); None: the master (or `@master`
-    /// alone).
-    target: Option<(String, u32)>,
+    /// Where a command without a prefix goes once `@1` or `@!PID` came alone: the pid of
+    /// the worker the prefix named then (HAProxy's `pcli_next_pid`, `@1` not read again);
+    /// None: the master (or `@master` alone).
+    target: Option<u32>,
     registry: Arc<Mutex<Registry>>,
     events: UnboundedSender<Event>,
 }
 
 impl Session {
+    /// The interactive prompt: the default target's name.
+    fn prompt(&self) -> String {
+        match self.target {
+            Some(pid) => format!("{pid}> "),
+            None => "master> ".into(),
+        }
+    }
+
     /// Runs one command: its answer (with the empty line that ends an answer) and whether the
     /// connection goes on.
     async fn run(&mut self, mut cmd: &str) -> (String, Next) {
@@ -244,28 +268,24 @@ impl Session {
             let (target, command) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             return self.forward(target, command.trim()).await;
         }
-        if let Some((target, _)) = self.target.clone().filter(|_| !to_master) {
-            return self.forward(&target, cmd).await;
-        }
         let words: Vec<&str> = cmd.split_whitespace().collect();
+        if let Some(next) = self.session_keyword(&words) {
+            return (String::new(), next);
+        }
+        if let Some(pid) = self.target.filter(|_| !to_master) {
+            return self.forward_to_pinned(pid, cmd).await;
+        }
         let answer = match words.as_slice() {
             [] => format!(
                 "Unknown command. Please enter one of the following commands only:\n{}",
                 HELP.split_once('\n').map_or("", |(_, commands)| commands)
             ),
             ["help", ..] => HELP.to_string(),
-            ["prompt"] => {
-                self.interactive = !self.interactive;
-                return (String::new(), Next::Continue);
-            }
-            ["quit"] => return (String::new(), Next::Close),
             ["reload"] => {
                 // As HAProxy 2.6: the reload starts and the connection closes, no answer.
                 let _ = self.events.send(Event::Reload);
                 return (String::new(), Next::Close);
             }
-            ["operator"] => return (String::new(), self.lower(CliLevel::Operator)),
-            ["user"] => return (String::new(), self.lower(CliLevel::User)),
             ["show", "cli", "level"] => format!("{}\n", level_name(self.level)),
             ["show", "version"] => format!("{}\n", env!("CARGO_PKG_VERSION")),
             ["show", "proc"] => self.registry.lock().map_or_else(
@@ -278,6 +298,21 @@ impl Session {
             ),
         };
         (answer + "\n", Next::Continue)
+    }
+
+    /// The session's own keywords, which HAProxy's master handles whatever the default
+    /// target (`pcli_find_and_exec_kw`, by the first word alone); None for any other command.
+    fn session_keyword(&mut self, words: &[&str]) -> Option<Next> {
+        Some(match *words.first()? {
+            "prompt" => {
+                self.interactive = !self.interactive;
+                Next::Continue
+            }
+            "quit" => Next::Quit,
+            "operator" => self.lower(CliLevel::Operator),
+            "user" => self.lower(CliLevel::User),
+            _ => return None,
+        })
     }
 
     fn lower(&mut self, to: CliLevel) -> Next {
@@ -296,10 +331,29 @@ impl Session {
             );
         };
         if command.is_empty() {
-            self.target = Some((target.to_string(), pid));
+            self.target = Some(pid);
             return (String::new(), Next::Continue);
         }
-        match tokio::time::timeout(TIMEOUT, ask_worker(&link, self.level, command)).await {
+        self.ask(&link, command).await
+    }
+
+    /// A command for the default target: the worker named then, even if no longer the
+    /// current one; gone, HAProxy's master answers that it cannot connect, and closes.
+    async fn forward_to_pinned(&mut self, pid: u32, command: &str) -> (String, Next) {
+        let found = self
+            .registry
+            .lock()
+            .ok()
+            .and_then(|r| r.link_for(&format!("!{pid}")));
+        match found {
+            Some((_, link)) => self.ask(&link, command).await,
+            None => ("Can't connect to the target CLI!\n".into(), Next::Close),
+        }
+    }
+
+    /// Runs `command` on a worker: its answer, or why there is none.
+    async fn ask(&self, link: &OwnedFd, command: &str) -> (String, Next) {
+        match tokio::time::timeout(TIMEOUT, ask_worker(link, self.level, command)).await {
             Ok(Ok(answer)) => (answer, Next::Continue),
             Ok(Err(e)) => (
                 format!("The worker did not answer: {e}\n\n"),

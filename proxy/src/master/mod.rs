@@ -194,6 +194,7 @@ pub fn run(cli: Cli, global: &Global) -> anyhow::Result<ExitCode> {
         .context("starting the master's runtime")?;
     let code = runtime.block_on(async move {
         let (events, rx) = unbounded_channel();
+        let (reloading, reloads) = tokio::sync::watch::channel(0);
         let master = Master {
             pid: std::process::id(),
             exe,
@@ -207,6 +208,7 @@ pub fn run(cli: Cli, global: &Global) -> anyhow::Result<ExitCode> {
                 workers: Vec::new(),
             })),
             events,
+            reloading,
             newest: None,
             first_load: true,
             stopping: false,
@@ -217,6 +219,7 @@ pub fn run(cli: Cli, global: &Global) -> anyhow::Result<ExitCode> {
                 socket,
                 master.registry.clone(),
                 master.events.clone(),
+                reloads.clone(),
             ));
         }
         master.serve(rx).await
@@ -259,6 +262,9 @@ struct Master {
     notifier: Notifier,
     registry: Arc<Mutex<Registry>>,
     events: UnboundedSender<Event>,
+    /// Counts the reloads started: the master CLI's sessions end at each, as HAProxy's
+    /// master executes itself again.
+    reloading: tokio::sync::watch::Sender<u64>,
     /// The worker of the latest load (the first, or the last reload's): its readiness is
     /// the load's outcome ("Loading success." or "failure!").
     newest: Option<u32>,
@@ -336,6 +342,7 @@ impl Master {
             (self.cli.soft_finish.clone(), self.cli.terminate.clone())
         } else {
             self.notice("Reloading HAProxy");
+            self.reloading.send_modify(|n| *n += 1);
             // Where HAProxy's master executes itself again.
             crate::process::forget_version_told();
             self.count_reload();
@@ -348,6 +355,12 @@ impl Master {
                 if let Some(summary) = diags.fatal_summary() {
                     self.alert(&format!("config : {summary}"));
                 }
+                self.load_failed(false);
+                return;
+            }
+            // As at start-up, and as HAProxy's master executed again: refused before any
+            // worker starts, and the workers there are go on.
+            if !crate::process::privileges_suffice(&config) {
                 self.load_failed(false);
                 return;
             }

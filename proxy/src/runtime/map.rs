@@ -37,9 +37,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use crate::config::acl::{Expr as AclExpr, Method};
+use crate::config::acl::{Expr as AclExpr, Method, Pattern};
 use crate::config::converter::SampleType;
-use crate::config::model::Place;
+use crate::config::model::{Network, Place};
 use crate::config::pcre::{self, Flags, Regex};
 use crate::runtime::sample::Sample;
 
@@ -291,12 +291,6 @@ fn key_number(text: &str) -> Option<i64> {
         return None;
     }
     text.parse().ok()
-}
-
-/// Whether `text` is an IPv4 network with a mask that is not a prefix, which HAProxy keeps
-/// out of its tree.
-pub fn is_odd_mask(text: &str) -> bool {
-    matches!(odd_mask(text), Some(Key::Masked(..)))
 }
 
 /// `a.b.c.d/m.m.m.m` with a mask that is not a prefix.
@@ -832,7 +826,64 @@ pub struct MapFile {
 }
 
 /// The process's maps, in the order they were made; a map lives while a converter uses it.
-static REGISTRY: Mutex<Vec<Weak<MapFile>>> = Mutex::new(Vec::new());
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry::new());
+
+/// The pattern references in id order, and the files among them by name: adding one costs
+/// the same however many there are (an ACL expression adds one for its own patterns).
+struct Registry {
+    /// In id order (ids grow), dead ones included until the next sweep.
+    all: Vec<Weak<MapFile>>,
+    /// The files by name (an ACL's own patterns have none).
+    files: Option<HashMap<String, Weak<MapFile>>>,
+    /// How many of `all` lived at the last sweep: the next comes when `all` doubles that.
+    swept: usize,
+}
+
+impl Registry {
+    const fn new() -> Registry {
+        Registry {
+            all: Vec::new(),
+            files: None,
+            swept: 0,
+        }
+    }
+
+    /// Drops the dead references once enough were added since the last sweep (amortized
+    /// constant per addition).
+    fn sweep_if_due(&mut self) {
+        if self.all.len() >= 2 * self.swept.max(8) {
+            self.sweep();
+        }
+    }
+
+    fn sweep(&mut self) {
+        self.all.retain(|w| w.strong_count() > 0);
+        if let Some(files) = self.files.as_mut() {
+            files.retain(|_, w| w.strong_count() > 0);
+        }
+        self.swept = self.all.len();
+    }
+
+    /// HAProxy's next `unique_id`: one more than the highest a live reference has. Ids
+    /// grow along `all`, so the dead at its end are dropped and the last alive has it.
+    fn next_id(&mut self) -> usize {
+        while let Some(last) = self.all.last() {
+            match last.upgrade() {
+                Some(map) => return map.id + 1,
+                None => {
+                    self.all.pop();
+                }
+            }
+        }
+        0
+    }
+
+    /// The live reference of file `name`.
+    fn file(&self, name: &str) -> Option<Arc<MapFile>> {
+        self.files.as_ref()?.get(name)?.upgrade()
+    }
+}
+
 /// Where entry ids start: they stand for HAProxy's element addresses (`#0x...` names one
 /// in `set map`/`del map`), so small numbers a user may try name none, as in HAProxy.
 const ENTRY_BASE: u64 = 0x5500_0000_0000;
@@ -846,8 +897,8 @@ fn next_entry_id() -> u64 {
 /// The live maps in id order.
 fn maps() -> Vec<Arc<MapFile>> {
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    reg.retain(|w| w.strong_count() > 0);
-    reg.iter().filter_map(Weak::upgrade).collect()
+    reg.sweep();
+    reg.all.iter().filter_map(Weak::upgrade).collect()
 }
 
 /// The pattern reference of file `name` for `user` (read as `key value` lines when
@@ -855,9 +906,7 @@ fn maps() -> Vec<Arc<MapFile>> {
 /// one file is read one way only.
 pub fn open(name: &str, two_columns: bool, user: Use) -> Result<Arc<MapFile>, String> {
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    reg.retain(|w| w.strong_count() > 0);
-    let found =
-        (reg.iter().filter_map(Weak::upgrade)).find(|m| m.inline.is_none() && m.name == name);
+    let found = reg.file(name);
     let map = match found {
         Some(map) if map.two_columns != two_columns => {
             let (is, wanted) = match two_columns {
@@ -882,7 +931,6 @@ pub fn open(name: &str, two_columns: bool, user: Use) -> Result<Arc<MapFile>, St
 /// described as `description`.
 pub fn inline_ref(description: String, texts: &[String]) -> Arc<MapFile> {
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    reg.retain(|w| w.strong_count() > 0);
     let entries = texts.iter().map(|t| Entry {
         id: next_entry_id(),
         line: 0,
@@ -906,16 +954,14 @@ pub fn inline_ref(description: String, texts: &[String]) -> Arc<MapFile> {
 
 /// Adds a pattern reference to the registry, numbered after the others.
 fn register(
-    reg: &mut Vec<Weak<MapFile>>,
+    reg: &mut Registry,
     name: String,
     two_columns: bool,
     inline: Option<String>,
     entries: Entries,
 ) -> Arc<MapFile> {
-    let id = (reg.iter().filter_map(Weak::upgrade))
-        .map(|m| m.id + 1)
-        .max()
-        .unwrap_or(0);
+    reg.sweep_if_due();
+    let id = reg.next_id();
     let map = Arc::new(MapFile {
         name,
         id,
@@ -928,7 +974,11 @@ fn register(
         .write()
         .unwrap_or_else(|e| e.into_inner())
         .entries = entries;
-    reg.push(Arc::downgrade(&map));
+    reg.all.push(Arc::downgrade(&map));
+    if map.inline.is_none() {
+        let files = reg.files.get_or_insert_with(HashMap::new);
+        files.insert(map.name.clone(), Arc::downgrade(&map));
+    }
     map
 }
 
@@ -1202,6 +1252,38 @@ impl PatternUse {
         self.pat_ref.changed.store(true, Ordering::Relaxed);
     }
 
+    /// The keys its expression compiled, as an ACL matches its own patterns without the
+    /// reference (byte keys as `bin` bytes when `bytes`, else as text), in entry order,
+    /// and whether they are all there: an IPv4 network with a mask that is not a prefix has
+    /// no [`Pattern`], and is matched in the reference only.
+    pub fn patterns(&self, bytes: bool) -> (Vec<Pattern>, bool) {
+        let content = self
+            .pat_ref
+            .content
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let compiled = content.exprs[self.expr].compiled.values();
+        let mut complete = true;
+        let mut out = Vec::with_capacity(compiled.len());
+        for c in compiled {
+            out.push(match &c.key {
+                Key::Bytes(b) if bytes => Pattern::Bin(b.clone()),
+                Key::Bytes(b) => Pattern::Str(crate::bytestr::from_bytes(b).into_owned()),
+                Key::Regex(re) => Pattern::Reg(re.clone()),
+                Key::Range(low, high) => Pattern::Int(*low, *high),
+                Key::Net(addr, prefix) => Pattern::Ip(Network {
+                    addr: *addr,
+                    prefix: *prefix,
+                }),
+                Key::Masked(..) => {
+                    complete = false;
+                    continue;
+                }
+            });
+        }
+        (out, complete)
+    }
+
     /// Whether `input` (lower-cased by the caller under `-i`) matches an entry.
     pub fn finds(&self, input: Input<'_>) -> bool {
         let content = self
@@ -1232,19 +1314,85 @@ pub fn acl_matches(e: &AclExpr, v: &Sample<'_>, own: fn(&AclExpr, &Sample<'_>) -
     }
     let mut uses = live_inline.into_iter().chain(&e.files);
     let mut finds = |input: Input<'_>| uses.any(|u| u.finds(input));
+    let mut digits = TextBuf::new();
     match e.method {
         Method::Int => v.as_int().is_some_and(|n| finds(Input::Int(n))),
-        // In bytes, as HAProxy counts (see `bytestr`).
-        Method::Len => finds(Input::Int(crate::bytestr::byte_len(&v.to_text()) as i64)),
-        Method::Bin => finds(Input::Bytes(&crate::runtime::convert::to_binary(v.clone()))),
+        Method::Len => finds(Input::Int(text_bytes(v, &mut digits).len() as i64)),
+        Method::Bin => match v {
+            Sample::Str(s) => finds(Input::Bytes(&crate::bytestr::to_bytes(s))),
+            Sample::Bin(b) => finds(Input::Bytes(b)),
+            other => finds(Input::Bytes(&crate::runtime::convert::to_binary(
+                other.clone(),
+            ))),
+        },
         Method::Ip => v.as_ip().is_some_and(|ip| finds(Input::Ip(ip))),
         _ => {
-            let mut text = crate::bytestr::to_bytes(&v.to_text()).into_owned();
+            let text = text_bytes(v, &mut digits);
             // Keys under `-i` are lower-cased (regexes compiled without case).
-            if e.ignore_case && e.method != Method::Reg {
-                text.make_ascii_lowercase();
+            if !e.ignore_case || e.method == Method::Reg || !text.iter().any(u8::is_ascii_uppercase)
+            {
+                return finds(Input::Bytes(&text));
             }
-            finds(Input::Bytes(&text))
+            let mut lower = LowerBuf::default();
+            finds(Input::Bytes(lower.of(&text)))
+        }
+    }
+}
+
+/// A number or an address written as text, on the stack (an IPv6 address is at most 45
+/// characters, an integer 20).
+struct TextBuf([u8; 48]);
+
+impl TextBuf {
+    fn new() -> TextBuf {
+        TextBuf([0; 48])
+    }
+
+    fn write(&mut self, value: impl std::fmt::Display) -> &[u8] {
+        use std::io::Write;
+        let mut out = &mut self.0[..];
+        // Only a bug (a longer number or address) makes this fail: it would be cut.
+        let _ = write!(out, "{value}");
+        let len = 48 - out.len();
+        &self.0[..len]
+    }
+}
+
+/// The bytes of sample `v` as text, as HAProxy casts it for a string match (binary up to
+/// its first NUL byte): borrowed from the sample, numbers and addresses written in `buf`,
+/// so that matching allocates nothing.
+fn text_bytes<'a>(v: &'a Sample<'_>, buf: &'a mut TextBuf) -> std::borrow::Cow<'a, [u8]> {
+    use std::borrow::Cow;
+    match v {
+        Sample::Str(s) => crate::bytestr::to_bytes(s),
+        Sample::Bin(b) => Cow::Borrowed(&b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())]),
+        Sample::Bool(b) => Cow::Borrowed(buf.write(u8::from(*b))),
+        Sample::Int(n) => Cow::Borrowed(buf.write(n)),
+        Sample::Ip(ip) => Cow::Borrowed(buf.write(ip)),
+    }
+}
+
+/// A sample lower-cased for a `-i` match: on the stack when short, as most are.
+#[derive(Default)]
+struct LowerBuf {
+    short: Option<[u8; 256]>,
+    long: Vec<u8>,
+}
+
+impl LowerBuf {
+    fn of(&mut self, text: &[u8]) -> &[u8] {
+        match text.len() <= 256 {
+            true => {
+                let short = self.short.insert([0; 256]);
+                let out = &mut short[..text.len()];
+                out.copy_from_slice(text);
+                out.make_ascii_lowercase();
+                out
+            }
+            false => {
+                self.long = text.to_ascii_lowercase();
+                &self.long
+            }
         }
     }
 }
@@ -1788,6 +1936,56 @@ fn purge(map: &MapFile, doomed: impl Fn(u32) -> bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_are_numbered_after_the_highest_alive() {
+        let mut reg = Registry::new();
+        let add =
+            |reg: &mut Registry| register(reg, String::new(), false, None, Entries::default());
+        let (a, b, c) = (add(&mut reg), add(&mut reg), add(&mut reg));
+        assert_eq!((a.id, b.id, c.id), (0, 1, 2));
+        drop(b);
+        let d = add(&mut reg);
+        assert_eq!(d.id, 3, "a hole below the highest is not reused");
+        let kept: Vec<_> = (0..100).map(|_| add(&mut reg)).collect();
+        assert_eq!(kept.last().map(|m| m.id), Some(103));
+        drop(kept);
+        assert_eq!(add(&mut reg).id, 4, "the dead at the top are forgotten");
+        assert!(
+            reg.all.len() < 16,
+            "dead references are swept: {}",
+            reg.all.len()
+        );
+        drop((a, c, d));
+    }
+
+    #[test]
+    fn samples_are_matched_as_their_text_without_copies() {
+        let mut buf = TextBuf::new();
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(&*text_bytes(&Sample::Ip(ip), &mut buf), b"2001:db8::1");
+        let mut buf = TextBuf::new();
+        assert_eq!(
+            &*text_bytes(&Sample::Int(i64::MIN), &mut buf),
+            b"-9223372036854775808"
+        );
+        let mut buf = TextBuf::new();
+        assert_eq!(
+            &*text_bytes(&Sample::Bin(b"ab\0cd".to_vec()), &mut buf),
+            b"ab"
+        );
+        let text = Sample::Str("A\u{10FFE9}b".into());
+        let mut buf = TextBuf::new();
+        assert_eq!(&*text_bytes(&text, &mut buf), b"A\xE9b");
+        let long = "X".repeat(300);
+        for text in ["MiXed", long.as_str()] {
+            let mut lower = LowerBuf::default();
+            assert_eq!(
+                lower.of(text.as_bytes()),
+                text.to_ascii_lowercase().as_bytes()
+            );
+        }
+    }
 
     #[test]
     fn lines_are_read_as_haproxy_reads_them() {

@@ -21,7 +21,7 @@
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use tokio::time::Instant;
 
@@ -75,9 +75,6 @@ pub(super) struct PeerStats {
     pub session: Option<SessionView>,
     /// Per table, as the last session left it (HAProxy keeps it across sessions).
     pub tables: Vec<SharedView>,
-    /// The dictionary caches of names (`server_key`) sent and received, by id (less one).
-    pub dict_tx: Vec<Option<String>>,
-    pub dict_rx: Vec<Option<String>>,
 }
 
 impl PeerStats {
@@ -94,24 +91,86 @@ impl PeerStats {
             coll: 0,
             session: None,
             tables: vec![SharedView::default(); tables],
-            dict_tx: Vec::new(),
-            dict_rx: Vec::new(),
         }
     }
 }
 
-/// An established session.
-#[derive(Debug, Clone, Copy)]
+/// A session's dictionary caches of names (`server_key`) sent and received, by id (less
+/// one): kept by the session itself (under a lock `show peers` takes too), not copied.
+#[derive(Debug)]
+pub(super) struct Dicts {
+    pub tx: Box<[Option<String>; super::DICT_ENTRIES]>,
+    pub rx: Box<[Option<String>; super::DICT_ENTRIES]>,
+}
+
+impl Dicts {
+    pub fn new() -> Dicts {
+        Dicts {
+            tx: Box::new(std::array::from_fn(|_| None)),
+            rx: Box::new(std::array::from_fn(|_| None)),
+        }
+    }
+}
+
+/// What changes at every turn of a session's loop, kept in atomics so that the loop takes
+/// no lock for it: the turns, when it last read and wrote (from [`epoch`]).
+#[derive(Debug)]
+pub(super) struct Live {
+    calls: AtomicU32,
+    last_read: AtomicU64,
+    last_write: AtomicU64,
+}
+
+impl Live {
+    pub fn new() -> Live {
+        // The epoch precedes every time recorded.
+        let _ = epoch();
+        Live {
+            calls: AtomicU32::new(0),
+            last_read: AtomicU64::new(0),
+            last_write: AtomicU64::new(0),
+        }
+    }
+
+    pub fn record(&self, calls: u32, last_read: Instant, last_write: Instant) {
+        let since = |at: Instant| at.saturating_duration_since(epoch()).as_nanos() as u64;
+        self.calls.store(calls, Ordering::Relaxed);
+        self.last_read.store(since(last_read), Ordering::Relaxed);
+        self.last_write.store(since(last_write), Ordering::Relaxed);
+    }
+
+    fn calls(&self) -> u32 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The session ends when nothing is heard by then.
+    fn reconnect(&self) -> Instant {
+        Self::at(&self.last_read) + super::SILENCE
+    }
+
+    /// The next heartbeat.
+    fn heartbeat(&self) -> Instant {
+        Self::at(&self.last_write) + super::HEARTBEAT
+    }
+
+    fn at(nanos: &AtomicU64) -> Instant {
+        epoch() + std::time::Duration::from_nanos(nanos.load(Ordering::Relaxed))
+    }
+}
+
+/// Where [`Live`]'s times count from.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// An established session (its turns and timers are in [`Live`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct SessionView {
     /// Where the session's state lives (HAProxy's appctx pointer).
     pub id: usize,
-    pub calls: u32,
     /// An accepted session: the member's address and ours.
     pub accepted: Option<(SocketAddr, SocketAddr)>,
-    /// It ends when nothing is heard by then.
-    pub reconnect: Instant,
-    /// The next heartbeat.
-    pub heartbeat: Instant,
     /// `PEER_F_*` of the session.
     pub flags: u32,
     /// Our table the member's updates are for, and the last we defined to it.
@@ -119,8 +178,9 @@ pub(super) struct SessionView {
     pub last_local_table: Option<usize>,
 }
 
-/// A table shared with a member (HAProxy's `struct shared_table`).
-#[derive(Debug, Default, Clone, Copy)]
+/// A table shared with a member (HAProxy's `struct shared_table`; its `update`, the last
+/// the member acknowledged, is the member's `acked`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct SharedView {
     pub remote_id: u64,
     pub remote_data: u64,
@@ -128,8 +188,6 @@ pub(super) struct SharedView {
     pub last_pushed: u32,
     pub last_get: u32,
     pub teaching_origin: u32,
-    /// The last update the member acknowledged.
-    pub update: u32,
 }
 
 /// The answer to `show peers` with `args` (the words after it).
@@ -226,6 +284,9 @@ fn dump_member(
     let local = Arc::ptr_eq(member, &section.local);
     // Before this member's stats are locked: it locks every member's.
     let commit = commit_updates(section);
+    let acked = (member.acked.lock())
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let st = member.stats.lock().unwrap_or_else(|e| e.into_inner());
     let session = st.session;
     let addr = member
@@ -247,14 +308,14 @@ fn dump_member(
             now.saturating_duration_since(at).as_secs()
         )),
     );
-    let reconnect = session.map(|s| s.reconnect).or(st.reconnect);
+    let reconnect = session.map(|_| member.live.reconnect()).or(st.reconnect);
     let _ = writeln!(
         out,
         // `confirm` counts the lesson's ends whose confirmation is not sent yet: hapx
         // writes it with what it answers to that end, before it reports anything.
         "        reconnect={} heartbeat={} confirm=0 tx_hbt={} rx_hbt={} no_hbt={} new_conn={} proto_err={} coll={}",
         reconnect.map_or("<NEVER>".into(), |at| until(at, now)),
-        session.map_or("<NEVER>".into(), |s| until(s.heartbeat, now)),
+        session.map_or("<NEVER>".into(), |_| until(member.live.heartbeat(), now)),
         st.tx_hbt,
         st.rx_hbt,
         st.no_hbt,
@@ -274,7 +335,8 @@ fn dump_member(
         let _ = write!(
             out,
             " appctx:0x{:x} st0=7 st1=0 task_calls={} state=EST",
-            s.id, s.calls
+            s.id,
+            member.live.calls()
         );
         if let Some((src, dst)) = s.accepted {
             let _ = write!(out, "\n        xprt=RAW src={src} addr={dst}");
@@ -301,9 +363,10 @@ fn dump_member(
         out.push_str("\n        shared tables:");
         for (i, (t, v)) in section.tables.iter().zip(&st.tables).enumerate().rev() {
             let learned = section.learned[i].load(Ordering::Relaxed);
-            dump_shared(t, v, (i + 1, learned), commit[i], out);
+            let acked = acked.get(i).copied().unwrap_or(0);
+            dump_shared(t, v, (i + 1, learned, acked), commit[i], out);
             match dict {
-                true => dump_dicts(&st, out),
+                true => dump_dicts(&member.dicts.lock().unwrap_or_else(|e| e.into_inner()), out),
                 false => {
                     out.push_str("\n        Dictionary cache not dumped (use \"show peers dict\")")
                 }
@@ -329,7 +392,7 @@ fn commit_updates(section: &Section) -> Vec<u32> {
 fn dump_shared(
     t: &Arc<Table>,
     v: &SharedView,
-    (id, learned): (usize, u64),
+    (id, learned, acked): (usize, u64, u32),
     commit: u32,
     out: &mut String,
 ) {
@@ -346,7 +409,7 @@ fn dump_shared(
         v.last_pushed,
         v.last_get,
         v.teaching_origin,
-        v.update,
+        acked,
         Arc::as_ptr(t),
         t.name,
     );
@@ -354,15 +417,12 @@ fn dump_shared(
 
 /// The member's dictionary caches, HAProxy's four entries a line: the names sent, up to
 /// the first id not used, then every id received.
-fn dump_dicts(st: &PeerStats, out: &mut String) {
+fn dump_dicts(dicts: &Dicts, out: &mut String) {
     out.push_str("\n        TX dictionary cache:");
-    let sent = st.dict_tx.iter().map_while(|name| name.as_deref());
+    let sent = dicts.tx.iter().map_while(|name| name.as_deref());
     dump_dict(sent, out);
     out.push_str("\n        RX dictionary cache:");
-    let received = (0..super::DICT_ENTRIES).map(|i| match st.dict_rx.get(i) {
-        Some(Some(name)) => name.as_str(),
-        _ => "-",
-    });
+    let received = dicts.rx.iter().map(|name| name.as_deref().unwrap_or("-"));
     dump_dict(received, out);
 }
 
