@@ -614,20 +614,11 @@ fn dump_stream(
     use std::fmt::Write;
     let stream = &shown.stream;
     let (since, _) = began(stream.started);
-    let tm = super::log::broken_down(since.as_secs(), true);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let _ = writeln!(
         out,
-        "0x{:x}: [{:02}/{}/{:04}:{:02}:{:02}:{:02}.{:06}] proto={} source={}",
+        "0x{:x}: [{}.{:06}] proto={} source={}",
         shown.id,
-        tm.tm_mday,
-        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
-        tm.tm_year + 1900,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
+        super::log::LocalDate(since.as_secs()),
         since.subsec_micros(),
         proto(shown),
         source(shown),

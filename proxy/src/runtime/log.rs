@@ -468,9 +468,31 @@ impl Target {
     }
 }
 
-const MONTHS: [&str; 12] = [
+/// Month names as HAProxy's dates write them.
+pub const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
+
+/// Local time (seconds since the epoch) as HAProxy's logs and runtime dumps write a date:
+/// `26/Nov/2026:04:11:27`.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalDate(pub u64);
+
+impl std::fmt::Display for LocalDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tm = broken_down(self.0, true);
+        write!(
+            f,
+            "{:02}/{}/{:04}:{:02}:{:02}:{:02}",
+            tm.tm_mday,
+            MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+            tm.tm_year + 1900,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec
+        )
+    }
+}
 
 /// Local time as syslog wants it: `Nov 25 20:11:02`.
 struct SyslogTime(SystemTime);

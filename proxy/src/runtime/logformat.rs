@@ -1537,10 +1537,6 @@ enum DateStyle {
     Local,
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
 fn date(t: SystemTime, style: DateStyle, out: &mut String) {
     let (secs, ms) = epoch(t);
     let tm = super::log::broken_down(secs, style != DateStyle::Gmt);
@@ -1548,7 +1544,7 @@ fn date(t: SystemTime, style: DateStyle, out: &mut String) {
         out,
         "{:02}/{}/{}:{:02}:{:02}:{:02}",
         tm.tm_mday,
-        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
+        super::log::MONTHS[tm.tm_mon.clamp(0, 11) as usize],
         tm.tm_year + 1900,
         tm.tm_hour,
         tm.tm_min,

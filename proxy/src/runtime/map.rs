@@ -1004,16 +1004,12 @@ fn read_file(name: &str, two_columns: bool) -> Result<Vec<Entry>, String> {
 
 /// HAProxy's reading of a map file: a `#` in the first column comments the line, leading
 /// blanks are skipped, a blank line is ignored, the key ends at a blank, the value is the
-/// rest of the line after the blanks that follow, trailing blanks (and CR) dropped. HAProxy
-/// reads lines with `fgets` into a buffer of `tune.bufsize` bytes: a longer line is cut
-/// every 16383 bytes, each piece read (and numbered) as a line of its own.
+/// rest of the line after the blanks that follow, trailing blanks (and CR) dropped; lines
+/// are cut as [`numbered_lines`] cuts them.
 fn parse_lines(bytes: &[u8]) -> Vec<(usize, &[u8], &[u8])> {
     let blank = |c: &u8| *c == b' ' || *c == b'\t';
-    let pieces = bytes
-        .split_inclusive(|&b| b == b'\n')
-        .flat_map(|line| line.chunks(crate::runtime::BUFSIZE - 1));
     let mut out = Vec::new();
-    for (n, line) in pieces.enumerate() {
+    for (n, line) in numbered_lines(bytes) {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         if line.first() == Some(&b'#') {
             continue;
@@ -1032,21 +1028,28 @@ fn parse_lines(bytes: &[u8]) -> Vec<(usize, &[u8], &[u8])> {
         let value_start = rest.iter().position(|c| !blank(c)).unwrap_or(rest.len());
         let value = &rest[value_start..];
         let value_end = value.iter().rposition(|c| !blank(c)).map_or(0, |e| e + 1);
-        out.push((n + 1, &line[..key_end], &value[..value_end]));
+        out.push((n, &line[..key_end], &value[..value_end]));
     }
     out
 }
 
-/// HAProxy's `pat_ref_read_from_file`: a pattern a line, after its leading blanks up to
-/// the end of the line or a CR (trailing blanks kept); a `#` in the first column comments
-/// the line, a blank line is ignored; lines are cut as [`parse_lines`] cuts them.
-fn parse_pattern_lines(bytes: &[u8]) -> Vec<(usize, &[u8], &[u8])> {
-    let blank = |c: &u8| *c == b' ' || *c == b'\t';
+/// A file's lines as HAProxy reads them with `fgets` into a buffer of `tune.bufsize` bytes,
+/// numbered from 1 (each with its `\n`): a longer line is cut every 16383 bytes, each piece
+/// read (and numbered) as a line of its own.
+fn numbered_lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     let pieces = bytes
         .split_inclusive(|&b| b == b'\n')
         .flat_map(|line| line.chunks(crate::runtime::BUFSIZE - 1));
+    (1..).zip(pieces)
+}
+
+/// HAProxy's `pat_ref_read_from_file`: a pattern a line, after its leading blanks up to
+/// the end of the line or a CR (trailing blanks kept); a `#` in the first column comments
+/// the line, a blank line is ignored; lines are cut as [`numbered_lines`] cuts them.
+fn parse_pattern_lines(bytes: &[u8]) -> Vec<(usize, &[u8], &[u8])> {
+    let blank = |c: &u8| *c == b' ' || *c == b'\t';
     let mut out = Vec::new();
-    for (n, line) in pieces.enumerate() {
+    for (n, line) in numbered_lines(bytes) {
         if line.first() == Some(&b'#') {
             continue;
         }
@@ -1056,7 +1059,7 @@ fn parse_pattern_lines(bytes: &[u8]) -> Vec<(usize, &[u8], &[u8])> {
             .position(|&c| matches!(c, b'\n' | b'\r' | 0))
             .unwrap_or(line.len());
         if end > 0 {
-            out.push((n + 1, &line[..end], &b""[..]));
+            out.push((n, &line[..end], &b""[..]));
         }
     }
     out

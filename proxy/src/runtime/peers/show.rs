@@ -228,24 +228,15 @@ fn until(at: Instant, now: Instant) -> String {
 fn dump_section(section: &Arc<Section>, dict: bool, out: &mut String) {
     let now = Instant::now();
     let since = (section.started.duration_since(std::time::UNIX_EPOCH)).unwrap_or_default();
-    let tm = crate::runtime::log::broken_down(since.as_secs(), true);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let deadline = *section
         .resync_deadline
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let _ = writeln!(
         out,
-        "{:p}: [{:02}/{}/{:04}:{:02}:{:02}:{:02}] id={} disabled=0 flags=0x{:x} resync_timeout={} task_calls={}",
+        "{:p}: [{}] id={} disabled=0 flags=0x{:x} resync_timeout={} task_calls={}",
         Arc::as_ptr(section),
-        tm.tm_mday,
-        MONTHS[tm.tm_mon.clamp(0, 11) as usize],
-        tm.tm_year + 1900,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
+        crate::runtime::log::LocalDate(since.as_secs()),
         section.name,
         section_flags(section),
         until(deadline, now),
