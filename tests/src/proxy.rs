@@ -31,7 +31,8 @@ use hapx_agents::netlink::Netlink;
 /// once to another test's server binding port 0 or to a client's connection before the
 /// proxy binds it, and the proxy then fails to start or, worse, the test talks to the other
 /// socket. Two frontends on one port would share it through SO_REUSEPORT instead of failing,
-/// hence no port twice. Each process starts at its own place in the range so that test
+/// hence no port twice, nor one any TCP socket of the host has (see [`local_tcp_ports`]).
+/// Each process starts at its own place in the range so that test
 /// processes running side by side rarely try the same ports.
 pub fn free_port() -> u16 {
     static NEXT: Mutex<Option<u32>> = Mutex::new(None);
@@ -39,14 +40,35 @@ pub fn free_port() -> u16 {
     let span = high - low;
     let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
     let start = *next.get_or_insert_with(|| std::process::id().wrapping_mul(7919) % span);
+    let in_use = local_tcp_ports();
     for offset in start..start + span {
         let port = u16::try_from(low + offset % span).expect("a port below 65536");
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+        if !in_use.contains(&port) && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
             *next = Some(offset + 1);
             return port;
         }
     }
     panic!("no free port on loopback between {low} and {high}")
+}
+
+/// The local ports of every TCP socket the kernel lists, in any state: a port a binding test
+/// accepts may still carry a connection of a process an earlier test left closing, or a
+/// listener it paused and may resume, either of which can make the proxy's own bind fail.
+fn local_tcp_ports() -> std::collections::HashSet<u16> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|l| {
+                    let local = l.split_whitespace().nth(1)?;
+                    u16::from_str_radix(local.rsplit(':').next()?, 16).ok()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The ports under the kernel's ephemeral range, down to half its lower bound (16384-32767

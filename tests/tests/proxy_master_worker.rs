@@ -724,8 +724,13 @@ fn reloads_during_a_start_leave_one_worker() {
     signal(first, Signal::SIGSTOP);
     m.signal(Signal::SIGUSR2);
     assert!(eventually(WAIT, || m.workers().len() == 2), "{}", m.log());
-    // Past reading its configuration, it waits for the stopped one's sockets.
-    std::thread::sleep(Duration::from_millis(500));
+    // Past reading its configuration, it waits for the stopped one's sockets: only then may
+    // the file change, or this worker would read the bogus one.
+    assert!(
+        eventually(WAIT, || asks_for_the_sockets_of(first)),
+        "{}",
+        m.log()
+    );
     std::fs::write(&m.cfg, config(port, srv.addr, "  bogus-keyword\n")).unwrap();
     m.signal(Signal::SIGUSR2);
     assert!(
@@ -753,6 +758,19 @@ fn reloads_during_a_start_leave_one_worker() {
         m.log()
     );
     assert_eq!(ask(m.addr()), "s");
+}
+
+/// Whether a process waits in the accept queue of `pid`'s listener hand-over channel: the
+/// kernel lists a connection not yet accepted under the listener's own abstract name, beside
+/// the listener itself.
+fn asks_for_the_sockets_of(pid: u32) -> bool {
+    let name = format!("@hapx-proxy-listeners-{pid}");
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    table
+        .lines()
+        .filter(|l| l.split_whitespace().last() == Some(name.as_str()))
+        .count()
+        >= 2
 }
 
 /// The master's own lines of its log (a worker's, like "Proxy fe stopped", are its own
