@@ -52,6 +52,8 @@ struct Master {
     /// ten wait unread (the kernel's queue of a datagram socket).
     notified: std::cell::RefCell<Vec<String>>,
     port: u16,
+    /// HAProxy's master, which executes itself again after each load (see [`Master::settle`]).
+    reexecutes: bool,
 }
 
 impl Master {
@@ -100,6 +102,7 @@ impl Master {
             notify,
             notified: Default::default(),
             port,
+            reexecutes: binary.file_name().is_some_and(|n| n == "haproxy"),
         };
         assert!(
             eventually(WAIT, || master.workers().len() == 1
@@ -112,6 +115,26 @@ impl Master {
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits until the master handles signals and its CLI after a load. HAProxy's executes
+    /// itself again in "wait mode" once its worker is ready (the new image has
+    /// HAPROXY_MWORKER_WAIT_ONLY in its environment; the loading image has not), and a signal
+    /// that comes before that image installed its handlers kills it. The CLI's answer then
+    /// comes from the image that runs on.
+    fn settle(&self) {
+        if self.reexecutes {
+            let environ = format!("/proc/{}/environ", self.pid());
+            assert!(
+                eventually(WAIT, || std::fs::read(&environ).is_ok_and(|e| e
+                    .split(|&b| b == 0)
+                    .any(|var| var.starts_with(b"HAPROXY_MWORKER_WAIT_ONLY=")))),
+                "{}: the master never ran in wait mode: {}",
+                self.name,
+                self.log()
+            );
+        }
+        self.cli("show proc");
     }
 
     fn addr(&self) -> SocketAddr {
@@ -348,7 +371,7 @@ fn reload_scenario(program: &Path, name: &str, dir: &TestDir) -> Seen {
     );
     let third = m.workers();
     // Once the master listens again (HAProxy's executes itself anew on each reload).
-    m.cli("show proc");
+    m.settle();
     m.signal(Signal::SIGHUP);
     assert!(
         eventually(WAIT, || m.workers().len() == 1 && m.workers() != third),
@@ -691,7 +714,7 @@ fn max_reloads_spares_the_serving_worker() {
         let cfg = std::fs::read_to_string(&m.cfg).unwrap();
         std::fs::write(&m.cfg, cfg.replace("global\n", "global\n  bogus-keyword\n")).unwrap();
         for attempt in 1..=2 {
-            m.cli("show proc");
+            m.settle();
             m.signal(Signal::SIGUSR2);
             assert!(
                 eventually(WAIT, || m.log().matches("Loading failure!").count()
@@ -837,7 +860,7 @@ fn stopped_by(
         let args = ["-W", "-S", socket.to_str().unwrap()];
         let mut m = Master::start(program, dir, name, &cfg, port, &args);
         // Once HAProxy's master, executed again after the load, listens (and handles signals).
-        m.cli("show proc");
+        m.settle();
         m.signal(sig);
         let status = m.wait_exit();
         let log = m.log();
@@ -929,7 +952,7 @@ fn the_masters_lines_are_haproxys() {
         let mut m = Master::start(&path, &dir, name, &cfg, port, &args);
         let first = m.workers();
         // Once HAProxy's master, executed again after the first load, listens.
-        m.cli("show proc");
+        m.settle();
         m.signal(Signal::SIGUSR2);
         assert!(
             eventually(WAIT, || m.workers().len() == 1 && m.workers() != first),
@@ -943,7 +966,7 @@ fn the_masters_lines_are_haproxys() {
         );
         m.fail_reload(srv.addr);
         // Once HAProxy's master, executed again after the failed load, listens.
-        m.cli("show proc");
+        m.settle();
         m.signal(Signal::SIGTERM);
         let code = m.wait_exit().and_then(|s| s.code());
         assert_eq!(code, Some(0), "{name}: {}", m.log());
