@@ -133,7 +133,7 @@ impl Pki {
 
     /// The server's configuration; with `client_auth`, clients must show a certificate of
     /// the CA.
-    fn server_config(&self, client_auth: bool) -> Arc<rustls::ServerConfig> {
+    pub fn server_config(&self, client_auth: bool) -> Arc<rustls::ServerConfig> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.server)
             .expect("reading the server certificate")
             .collect::<Result<_, _>>()

@@ -23,6 +23,12 @@
 //!   ClientHello before the handshake goes on, as HAProxy switches OpenSSL's `SSL_CTX` in its
 //!   ClientHello callback; the default certificate (no SNI, or no name matches) keeps the
 //!   options of the line it came from.
+//! - The certificates of a listener and the names that choose them ([`Certificates`]) are
+//!   swapped whole when the runtime API's `commit ssl cert` (`runtime::ssl_cert`) replaces
+//!   one: the next handshakes present it and are chosen by its names, as HAProxy rebuilds
+//!   its SNI entries. A handshake reads the index once (an atomic load): the refusal of
+//!   `strict-sni`, the line's options and the certificate all come from that one reading,
+//!   so a commit during the handshake cannot pair one line's options with another's key.
 
 use std::collections::HashMap;
 use std::io;
@@ -35,6 +41,8 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKey
 use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{InconsistentKeys, RootCertStore};
+
+use arc_swap::ArcSwap;
 
 use super::crt_list::CrtList;
 use super::model::TlsVersions;
@@ -97,7 +105,7 @@ pub struct TlsServer {
     /// crt-list line with options.
     contexts: Vec<Context>,
     /// The certificates (and their contexts) by name.
-    sni: Arc<BySni>,
+    sni: Arc<Certificates>,
     /// `strict-sni`: refuse a client whose SNI names no certificate, with HAProxy's
     /// `unrecognized_name` alert (rustls's own refusal says `access_denied`).
     strict: bool,
@@ -153,30 +161,40 @@ impl TlsServer {
             || self.contexts.iter().any(|c| c.without_alpn.is_some())
     }
 
-    /// Whether a client asking for `sni` is refused (`strict-sni` and no certificate for it).
-    pub fn refuses(&self, sni: Option<&str>) -> bool {
-        self.strict && self.sni.for_name(sni).is_none()
-    }
-
     /// The configuration for a client that asks for `sni`, offering `offered` ALPN
-    /// protocols (None: no ALPN): that of the certificate the name selects.
+    /// protocols (None: no ALPN): that of the certificate the name selects, presenting that
+    /// certificate; None when the client is refused (`strict-sni` and no certificate for
+    /// it). The configuration is a copy made for this handshake (a few reference counts and
+    /// short lists, next to a handshake's key exchange).
     pub fn config_for<'a>(
         &self,
         sni: Option<&str>,
         offered: Option<impl Iterator<Item = &'a [u8]>>,
-    ) -> &Arc<ServerConfig> {
-        let served = self.sni.for_name(sni).unwrap_or(&self.sni.default);
-        self.contexts[served.context].for_alpn(offered)
+    ) -> Option<Arc<ServerConfig>> {
+        let by_name = self.sni.by_name.load();
+        let served = match by_name.for_name(sni) {
+            Some(served) => served,
+            None if self.strict => return None,
+            None => &by_name.default,
+        };
+        let mut config = (**self.contexts[served.context].for_alpn(offered)).clone();
+        config.cert_resolver = Arc::new(Chosen(served.key.clone()));
+        Some(Arc::new(config))
     }
 
     /// The configuration when the ClientHello need not be read first.
     pub fn config(&self) -> &Arc<ServerConfig> {
-        &self.contexts[self.sni.default.context].config
+        &self.contexts[self.sni.by_name.load().default.context].config
     }
 
     /// The crt-lists and `crt` directories this listener's certificates came from.
     pub fn crt_lists(&self) -> &[Arc<CrtList>] {
         &self.lists
+    }
+
+    /// This listener's certificates (shared by the listeners of its bind line).
+    pub fn certificates(&self) -> &Arc<Certificates> {
+        &self.sni
     }
 
     /// The same listener advertising only the ALPN protocols `speaks` accepts, and the
@@ -263,7 +281,7 @@ pub fn build(
     lists: &[Arc<CrtList>],
 ) -> Result<TlsServer, BindTlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut certs = Certificates::default();
+    let mut certs = Vec::new();
     // The options of each context after the bind line's own (context 0).
     let mut line_options: Vec<&BindTlsOptions> = Vec::new();
     let mut next_list = lists.iter();
@@ -278,7 +296,7 @@ pub fn build(
                     listed.push(Arc::new(directory_list(&path, &loaded)));
                 }
                 for loaded in loaded {
-                    certs.add(loaded, 0, &[]);
+                    certs.push(Added::new(loaded, 0, &[]));
                 }
             }
             CrtSource::List(_) => {
@@ -297,13 +315,13 @@ pub fn build(
                         None => 0,
                     };
                     for loaded in loaded {
-                        certs.add(loaded, context, &entry.filters);
+                        certs.push(Added::new(loaded, context, &entry.filters));
                     }
                 }
             }
         }
     }
-    let sni = Arc::new(certs.into_resolver().ok_or(BindTlsError::NoCrt)?);
+    let sni = Arc::new(Certificates::new(certs).ok_or(BindTlsError::NoCrt)?);
     let mut contexts = vec![context(opts, bases, &provider, &sni)?];
     for options in line_options {
         let line = context(options, bases, &provider, &sni)
@@ -341,7 +359,7 @@ fn context(
     opts: &BindTlsOptions,
     bases: Bases<'_>,
     provider: &Arc<CryptoProvider>,
-    sni: &Arc<BySni>,
+    sni: &Arc<Certificates>,
 ) -> Result<Context, BindTlsError> {
     let versions = opts.versions.rustls().ok_or(BindTlsError::NoVersion)?;
     let builder =
@@ -586,39 +604,132 @@ struct ServedWild {
     excluded: Arc<[String]>,
 }
 
-/// The certificates of a listener, indexed by name as they are added.
-#[derive(Default)]
-struct Certificates {
-    default: Option<Served>,
-    exact: HashMap<String, Served>,
-    /// `*.example.org` certificates, by `example.org`, in the order added.
-    wildcard: HashMap<String, Vec<ServedWild>>,
+/// One certificate as a listener loaded it (a `crt` file, a file of a `crt` directory, a
+/// crt-list line: HAProxy's certificate instances).
+#[derive(Debug, Clone)]
+struct Added {
+    path: PathBuf,
+    key: Arc<CertifiedKey>,
+    context: usize,
+    /// The names that choose it, lower-cased: a crt-list line's filters, else its own.
+    names: Vec<String>,
+    /// A crt-list line's `!` filters (`!*.domain` is no exclusion: HAProxy ignores it).
+    excluded: Arc<[String]>,
+    /// Its names are its own (no filters): a new certificate brings its names.
+    own_names: bool,
 }
 
-impl Certificates {
-    /// The first certificate loaded is the default; a name already served keeps its first.
+impl Added {
     /// `filters` (a crt-list line's) replace the certificate's own names.
-    fn add(&mut self, loaded: Loaded, context: usize, filters: &[String]) {
-        let served = Served {
-            key: loaded.key,
-            context,
-        };
-        self.default.get_or_insert_with(|| served.clone());
+    fn new(loaded: Loaded, context: usize, filters: &[String]) -> Added {
         let (names, excluded) = if filters.is_empty() {
             (loaded.names, Vec::new())
         } else {
             let (excluded, names): (Vec<_>, Vec<_>) = (filters.iter())
                 .map(|f| f.to_ascii_lowercase())
                 .partition(|f| f.starts_with('!'));
-            // `!*.domain` is no exclusion (HAProxy ignores it).
             let excluded = (excluded.iter())
                 .map(|f| f[1..].to_string())
                 .filter(|f| !f.starts_with('*'))
                 .collect();
             (names, excluded)
         };
-        let excluded: Arc<[String]> = excluded.into();
-        for name in names {
+        Added {
+            path: loaded.path,
+            key: loaded.key,
+            context,
+            names,
+            excluded: excluded.into(),
+            own_names: filters.is_empty(),
+        }
+    }
+}
+
+/// A listener's certificates: as loaded, in order, and indexed by name. The index is replaced
+/// whole when a certificate is ([`Certificates::replace`]); handshakes only read it.
+pub struct Certificates {
+    by_name: ArcSwap<ByName>,
+    /// What the index is built from; taken only to replace a certificate.
+    added: std::sync::Mutex<Vec<Added>>,
+}
+
+impl Certificates {
+    /// None without any certificate.
+    fn new(added: Vec<Added>) -> Option<Certificates> {
+        let by_name = ByName::of(&added)?;
+        Some(Certificates {
+            by_name: ArcSwap::from_pointee(by_name),
+            added: std::sync::Mutex::new(added),
+        })
+    }
+
+    fn added(&self) -> std::sync::MutexGuard<'_, Vec<Added>> {
+        self.added
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The file of each certificate loaded, in order (a file loaded twice is listed twice).
+    pub fn files(&self) -> Vec<(PathBuf, Arc<CertifiedKey>)> {
+        (self.added().iter())
+            .map(|a| (a.path.clone(), a.key.clone()))
+            .collect()
+    }
+
+    /// Serves `key` wherever the certificate of `path` was served, chosen by its own names
+    /// where the certificate's names chose it (not a crt-list line's filters), from the next
+    /// handshake on; how many certificates it replaced.
+    pub fn replace(&self, path: &Path, key: &Arc<CertifiedKey>) -> usize {
+        let mut added = self.added();
+        let names = key.cert.first().map(dns_names).unwrap_or_default();
+        let mut replaced = 0;
+        for a in added.iter_mut().filter(|a| a.path == path) {
+            a.key = key.clone();
+            if a.own_names {
+                a.names = names.clone();
+            }
+            replaced += 1;
+        }
+        if let Some(by_name) = ByName::of(&added) {
+            self.by_name.store(Arc::new(by_name));
+        }
+        replaced
+    }
+}
+
+/// The certificates of a listener by name.
+#[derive(Debug)]
+struct ByName {
+    default: Served,
+    exact: HashMap<String, Served>,
+    /// `*.example.org` certificates, by `example.org`, in the order added.
+    wildcard: HashMap<String, Vec<ServedWild>>,
+}
+
+impl ByName {
+    /// The first certificate loaded is the default; a name already served keeps its first.
+    fn of(added: &[Added]) -> Option<ByName> {
+        let first = added.first()?;
+        let mut by_name = ByName {
+            default: Served {
+                key: first.key.clone(),
+                context: first.context,
+            },
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+        };
+        for a in added {
+            by_name.add(a);
+        }
+        Some(by_name)
+    }
+
+    fn add(&mut self, added: &Added) {
+        let served = Served {
+            key: added.key.clone(),
+            context: added.context,
+        };
+        for name in &added.names {
             match name.strip_prefix("*.") {
                 Some(parent) => {
                     self.wildcard
@@ -626,37 +737,19 @@ impl Certificates {
                         .or_default()
                         .push(ServedWild {
                             served: served.clone(),
-                            excluded: excluded.clone(),
+                            excluded: added.excluded.clone(),
                         })
                 }
                 // A wildcard not followed by a dot never matches a name (HAProxy looks
                 // wildcards up from the name's first dot).
                 None if name.starts_with('*') => {}
                 None => {
-                    self.exact.entry(name).or_insert_with(|| served.clone());
+                    (self.exact.entry(name.clone())).or_insert_with(|| served.clone());
                 }
             }
         }
     }
 
-    fn into_resolver(self) -> Option<BySni> {
-        Some(BySni {
-            default: self.default?,
-            exact: self.exact,
-            wildcard: self.wildcard,
-        })
-    }
-}
-
-/// Chooses the certificate (and its context) by the client's SNI.
-#[derive(Debug)]
-struct BySni {
-    default: Served,
-    exact: HashMap<String, Served>,
-    wildcard: HashMap<String, Vec<ServedWild>>,
-}
-
-impl BySni {
     /// The certificate named `name`: an exact name, else the first wildcard of the name's
     /// parent domain whose line does not exclude it; None when none is (or without SNI).
     fn for_name(&self, name: Option<&str>) -> Option<&Served> {
@@ -669,21 +762,36 @@ impl BySni {
             .find(|w| !w.excluded.contains(&name))
             .map(|w| &w.served)
     }
+
+    fn for_name_or_default(&self, name: Option<&str>) -> &Served {
+        self.for_name(name).unwrap_or(&self.default)
+    }
 }
 
-impl ResolvesServerCert for BySni {
+/// The certificate chosen for one handshake from the ClientHello ([`TlsServer::config_for`]).
+#[derive(Debug)]
+struct Chosen(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Chosen {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+impl ResolvesServerCert for Certificates {
     /// The named certificate, else the default one; a `strict-sni` listener refused the
     /// client before the handshake.
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let served = self.for_name(hello.server_name()).unwrap_or(&self.default);
-        Some(served.key.clone())
+        let by_name = self.by_name.load();
+        Some(by_name.for_name_or_default(hello.server_name()).key.clone())
     }
 }
 
 impl std::fmt::Debug for Certificates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let by_name = self.by_name.load();
         f.debug_struct("Certificates")
-            .field("names", &self.exact.keys().collect::<Vec<_>>())
+            .field("names", &by_name.exact.keys().collect::<Vec<_>>())
             .finish()
     }
 }

@@ -55,9 +55,12 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
     check_agent_ports(&config.proxies, diags);
     super::stick::check(config, diags);
     for p in &mut config.proxies {
+        if p.kind.is_frontend() {
+            check_default_backend(p, &backends, diags);
+        }
         super::rules::check(p, &named, diags);
         if p.kind.is_frontend() {
-            check_frontend(p, &backends, diags);
+            check_frontend(p, diags);
             inspection_under_tls(p, &inspecting, diags);
             super::rules::response_inspection_under_tls(p, &responding, diags);
             alpn_spoken(p, diags);
@@ -247,7 +250,41 @@ fn alpn_spoken(p: &mut Proxy, diags: &mut Diags) {
     }
 }
 
-fn check_frontend(p: &mut Proxy, backends: &[(String, Mode, Place)], diags: &mut Diags) {
+/// `default_backend`: the backend exists, is not the proxy itself, and speaks HTTP when
+/// the frontend does (a TCP frontend's connections turn to HTTP in an HTTP backend, as in
+/// HAProxy: no warning). Checked before the `use_backend` rules, in HAProxy's order.
+fn check_default_backend(p: &Proxy, backends: &[(String, Mode, Place)], diags: &mut Diags) {
+    let Some((name, place)) = &p.default_backend else {
+        return;
+    };
+    // At the line of the `default_backend`, which HAProxy leaves out.
+    match backends.iter().find(|(n, _, _)| n == name) {
+        None => diags.check_alert(
+            place,
+            format!(
+                "Proxy '{}': unable to find required default_backend: '{name}'.",
+                p.name
+            ),
+        ),
+        Some(_) if *name == p.name && p.kind.is_backend() => diags.check_alert(
+            place,
+            format!(
+                "Proxy '{}': loop detected for default_backend: '{name}'.",
+                p.name
+            ),
+        ),
+        Some((_, Mode::Tcp, bplace)) if p.mode == Mode::Http => diags.check_alert(
+            place,
+            format!(
+                "http frontend '{}' ({}) tries to use incompatible tcp backend '{name}' ({bplace}) as its default backend (see 'mode').",
+                p.name, p.place
+            ),
+        ),
+        Some(_) => {}
+    }
+}
+
+fn check_frontend(p: &mut Proxy, diags: &mut Diags) {
     if p.binds.is_empty() && !p.disabled {
         diags.check_alert(
             &p.place,
@@ -289,37 +326,6 @@ fn check_frontend(p: &mut Proxy, backends: &[(String, Mode, Place)], diags: &mut
         }
     }
     super::logging::compile(p, diags);
-    if let Some((name, place)) = &p.default_backend {
-        match backends.iter().find(|(n, _, _)| n == name) {
-            None => diags.check_alert(
-                place,
-                format!(
-                    "Proxy '{}': unable to find required default_backend: '{name}'.",
-                    p.name
-                ),
-            ),
-            Some(_) if *name == p.name && p.kind.is_backend() => diags.check_alert(
-                place,
-                format!(
-                    "Proxy '{}': loop detected for default_backend: '{name}'.",
-                    p.name
-                ),
-            ),
-            Some((_, Mode::Tcp, bplace)) if p.mode == Mode::Http => diags.check_alert(
-                place,
-                format!(
-                    "http frontend '{}' ({}) tries to use incompatible tcp backend '{name}' ({bplace}) as its default backend (see 'mode').",
-                    p.name, p.place
-                ),
-            ),
-            // HAProxy upgrades such a connection to HTTP; hapx forwards it as TCP.
-            Some((_, Mode::Http, _)) if p.mode == Mode::Tcp => diags.check_warn(
-                place,
-                format!("tcp frontend '{}' uses http backend '{name}': hapx forwards its connections in TCP mode (no HTTP upgrade).", p.name),
-            ),
-            Some(_) => {}
-        }
-    }
     if p.timeouts.client.is_none() && !p.disabled {
         diags.check_warn(
             &p.place,

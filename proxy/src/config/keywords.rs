@@ -561,6 +561,32 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+/// HAProxy's `word_fingerprint_distance` of two words' `make_word_fingerprint`s: how many
+/// of their character transitions differ (letters by name, digits as one class, any other
+/// byte as another, with the word's start and end), case-insensitively. HAProxy's action,
+/// keyword and CLI suggestions pick the candidate closest by it.
+pub fn fingerprint_distance(a: &str, b: &str) -> usize {
+    let mut counts = [0i16; 30 * 30];
+    let mut add = |word: &str, step: i16| {
+        const BEGIN: usize = 28;
+        const END: usize = 29;
+        let mut from = BEGIN;
+        for byte in word.bytes() {
+            let to = match byte.to_ascii_lowercase() {
+                c @ b'a'..=b'z' => usize::from(c - b'a'),
+                b'0'..=b'9' => 26,
+                _ => 27,
+            };
+            counts[30 * from + to] += step;
+            from = to;
+        }
+        counts[30 * from + END] += step;
+    };
+    add(a, 1);
+    add(b, -1);
+    counts.iter().map(|c| usize::from(c.unsigned_abs())).sum()
+}
+
 /// Levenshtein distance (optimal string alignment is not needed for keyword typos).
 fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();

@@ -960,15 +960,46 @@ const TCP_REQUEST_FIXED_ACTIONS: [&str; 8] = [
     "track-sc2",
 ];
 
+/// The words HAProxy's `tcp-request` suggestions try after the keywords (its `extra`).
+const TCP_REQUEST_EXTRA: [&str; 6] = [
+    "accept",
+    "reject",
+    "capture",
+    "track-sc",
+    "expect-proxy",
+    "expect-netscaler-cip",
+];
+
 /// HAProxy's `Did you mean` hint for an unknown action `name` among `actions` (as its
-/// errors list them), with the space before it; empty without a close one.
-fn action_hint<'a>(name: &str, actions: impl IntoIterator<Item = &'a str>) -> String {
-    let known = actions.into_iter().map(|a| a.trim_end_matches("(*)"));
-    // Compared without its argument, as the actions listed.
-    let stem = name.split('(').next().unwrap_or_default();
-    crate::config::keywords::suggest(stem, known)
-        .map(|s| format!(" Did you mean '{s}' maybe ?"))
-        .unwrap_or_default()
+/// errors list them, a prefix keyword with `(*)`, in its order) then `extra` words, with
+/// the space before it; empty without a close one. As HAProxy 2.6's `action_suggest`: the
+/// first closest of them by [`fingerprint_distance`] of the whole word (a prefix keyword
+/// compared with the `(` its argument opens). Its cut-off, measured against HAProxy on
+/// some 380 misspellings (this fingerprint matches most of its choices, not all): at most
+/// 1.6 times the suggestion's length and 1.4 times the word's.
+fn action_hint<'a>(
+    name: &str,
+    actions: impl IntoIterator<Item = &'a str>,
+    extra: &[&'a str],
+) -> String {
+    use crate::config::keywords::fingerprint_distance;
+    let listed = actions.into_iter().map(|a| match a.strip_suffix("(*)") {
+        Some(prefix) => (prefix, fingerprint_distance(name, &format!("{prefix}("))),
+        None => (a, fingerprint_distance(name, a)),
+    });
+    let extra = extra.iter().map(|e| (*e, fingerprint_distance(name, e)));
+    let mut best: Option<(&str, usize)> = None;
+    for (word, distance) in listed.chain(extra) {
+        if best.is_none_or(|(_, d)| distance < d) {
+            best = Some((word, distance));
+        }
+    }
+    match best {
+        Some((word, d)) if 5 * d <= 8 * word.len() && 5 * d <= 7 * name.len() => {
+            format!(" Did you mean '{word}' maybe ?")
+        }
+        _ => String::new(),
+    }
 }
 
 /// HAProxy's message for an action `name` that `kw` (`http-request`, `http-response`,
@@ -983,7 +1014,7 @@ fn unknown_http_action(kw: &str, actions: &[&str], name: &str) -> String {
     } else {
         ""
     };
-    let hint = action_hint(name, actions.iter().copied());
+    let hint = action_hint(name, actions.iter().copied(), &[]);
     format!("'{kw}' expects {list}but got '{name}'{missing}.{hint}")
 }
 
@@ -996,8 +1027,7 @@ fn unknown_tcp_request_action(which: &str, name: &str, kind: &str, proxy: &str) 
         .map(|a| format!("'{a}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    let all = TCP_REQUEST_FIXED_ACTIONS.iter().chain(actions).copied();
-    let hint = action_hint(name, all);
+    let hint = action_hint(name, actions.iter().copied(), &TCP_REQUEST_EXTRA);
     format!(
         "'tcp-request {which}' expects {TCP_REQUEST_FIXED}, {list} in {kind} '{proxy}' (got '{name}').{hint}\n"
     )
@@ -1234,6 +1264,7 @@ pub fn stats_admin(
         name: "http-request header rule".into(),
         within: "",
         side: None,
+        checked: Checked::ConflictsOnly,
     };
     let result = match ctx.condition(&words[2..], &usage, |e| {
         format!("error detected while parsing a 'stats admin' rule : {e}.")
@@ -1276,6 +1307,31 @@ fn within(words: &[String]) -> Option<&'static str> {
     })
 }
 
+/// How HAProxy names the rules checked where a server is picked (`SMP_VAL_BE_SET_SRV`):
+/// `use-server`, `stick on|match|store-request`.
+const SET_SERVER_RULE: &str = "use-server, balance or stick-match rule";
+
+/// Whether `source` reads a connection's raw bytes (HAProxy's `SMP_USE_L6REQ|L6RES`),
+/// which an HTTP proxy's rules never see.
+fn reads_raw_bytes(source: &super::acl::Source) -> bool {
+    use super::acl::Source;
+    matches!(
+        source,
+        Source::ReqLen
+            | Source::SslSni
+            | Source::SslVer
+            | Source::SslHelloType
+            | Source::Payload(..)
+            | Source::PayloadLv(..)
+            | Source::RdpCookie(_)
+            | Source::RdpCookieCnt(_)
+            | Source::ResLen
+            | Source::ResPayload(..)
+            | Source::ResPayloadLv(..)
+            | Source::ResSslHelloType
+    )
+}
+
 /// The alert for a rule using `what`, which hapx does not implement.
 fn unevaluable(words: &[String], what: &str) -> String {
     let rule = words
@@ -1306,6 +1362,21 @@ struct Usage {
     /// The proxy side HAProxy names in that warning when the rule's check fixes it
     /// (`tcp-response content`: always the backend's); none: the proxy's own.
     side: Option<&'static str>,
+    /// What HAProxy checks of this rule's condition.
+    checked: Checked,
+}
+
+/// What HAProxy's configuration check warns about in a rule's condition.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    /// ACLs that cannot match where the rule runs (`warnif_cond_conflicts`), and, in an
+    /// HTTP proxy, raw-byte fetches (`L6 sample fetches ignored`, at the rule, per rule).
+    All,
+    /// The ACLs that cannot match only (`redirect`, `stats admin`, `stick
+    /// store-response`, `force-persist`/`ignore-persist`).
+    ConflictsOnly,
+    /// Nothing (`monitor fail`).
+    Nothing,
 }
 
 impl Ctx<'_> {
@@ -1336,7 +1407,7 @@ impl Ctx<'_> {
         match declared {
             Ok(acl) => {
                 if let Some(e) = self.p.rules.acls.acls[acl].exprs.last().cloned() {
-                    self.note_fetch(&e.fetch.source, &e.keyword);
+                    self.note_fetch(&e.fetch.source);
                 }
                 Ok(())
             }
@@ -1384,7 +1455,7 @@ impl Ctx<'_> {
     }
 
     /// Records what checks need to know about a fetch.
-    fn note_fetch(&mut self, source: &super::acl::Source, keyword: &str) {
+    fn note_fetch(&mut self, source: &super::acl::Source) {
         use super::acl::Source;
         if let Some(named) = super::acl::BackendRef::of(source) {
             let defaults = (self.p.kind == ProxyKind::Defaults).then(|| self.p.name.clone());
@@ -1412,21 +1483,6 @@ impl Ctx<'_> {
                         userlist: list.clone(),
                     });
             }
-            Source::ReqLen
-            | Source::SslSni
-            | Source::SslVer
-            | Source::SslHelloType
-            | Source::Payload(..)
-            | Source::PayloadLv(..)
-            | Source::RdpCookie(_)
-            | Source::RdpCookieCnt(_)
-            | Source::ResLen
-            | Source::ResPayload(..)
-            | Source::ResPayloadLv(..)
-            | Source::ResSslHelloType => {
-                let _ = keyword;
-                self.p.rules.l6_places.push(self.place.clone());
-            }
             _ => {}
         }
     }
@@ -1450,16 +1506,25 @@ impl Ctx<'_> {
         // Fetches of anonymous ACLs made here.
         let fresh: Vec<_> = self.p.rules.acls.acls[before..]
             .iter()
-            .flat_map(|a| {
-                a.exprs
-                    .iter()
-                    .map(|e| (e.fetch.source.clone(), e.keyword.clone()))
-            })
+            .flat_map(|a| a.exprs.iter().map(|e| e.fetch.source.clone()))
             .collect();
-        for (source, keyword) in fresh {
-            self.note_fetch(&source, &keyword);
+        for source in fresh {
+            self.note_fetch(&source);
         }
-        if let Some(warning) = self.conflict(&cond, usage) {
+        let acls = &self.p.rules.acls.acls;
+        let raw = (cond.suites.iter().flatten()).any(|t| {
+            acls[t.acl]
+                .exprs
+                .iter()
+                .any(|e| reads_raw_bytes(&e.fetch.source))
+        });
+        if raw && usage.checked == Checked::All {
+            self.p.rules.l6_places.push(self.place.clone());
+        }
+        let warning = (usage.checked != Checked::Nothing)
+            .then(|| self.conflict(&cond, usage))
+            .flatten();
+        if let Some(warning) = warning {
             self.warnings.push(warning);
         }
         Ok(Some(cond))
@@ -1536,9 +1601,11 @@ impl Ctx<'_> {
         }
         let usage = Usage {
             allowed: &[Layer::L4, Layer::L6, Layer::Request],
-            name: "backend-switching-rule".into(),
+            // HAProxy's name of its check (`SMP_VAL_FE_SET_BCK`, a frontend's).
+            name: "use-backend rule".into(),
             within: "",
-            side: None,
+            side: Some("frontend"),
+            checked: Checked::All,
         };
         let cond = match self.condition(rest, &usage, |e| {
             format!("error detected while parsing switching rule : {e}.")
@@ -1666,6 +1733,7 @@ impl Ctx<'_> {
                 name: "tcp-request session rule".into(),
                 within: "in 'tcp-request session' ",
                 side: None,
+                checked: Checked::All,
             }
         } else if connection {
             Usage {
@@ -1673,6 +1741,7 @@ impl Ctx<'_> {
                 name: "tcp-request connection rule".into(),
                 within: "in 'tcp-request connection' ",
                 side: None,
+                checked: Checked::All,
             }
         } else {
             Usage {
@@ -1680,6 +1749,7 @@ impl Ctx<'_> {
                 name: "tcp-request content rule".into(),
                 within: "in 'tcp-request content' ",
                 side: None,
+                checked: Checked::All,
             }
         };
         let rule_name = format!("tcp-request {which} {}", words[2]);
@@ -1758,7 +1828,9 @@ impl Ctx<'_> {
                 ));
             }
             _ => {
-                let hint = action_hint(name, TCP_RESPONSE_ACTIONS);
+                // HAProxy's own three (listed first) are its extra words, tried last.
+                let keywords = TCP_RESPONSE_ACTIONS[3..].iter().copied();
+                let hint = action_hint(name, keywords, &["accept", "reject", "close"]);
                 return Err(format!(
                     "'tcp-response content' expects {} in {kind} '{k}' (got '{name}').{hint}",
                     TCP_RESPONSE_ACTIONS.map(|a| format!("'{a}'")).join(", ")
@@ -1780,6 +1852,7 @@ impl Ctx<'_> {
             within: "in 'tcp-response content' ",
             // HAProxy checks them as `SMP_VAL_BE_RES_CNT`, a listen section's too.
             side: Some("backend"),
+            checked: Checked::All,
         };
         let kind = self.p.kind.keyword();
         let cond = match self.condition(rest, &usage, |e| {
@@ -1891,10 +1964,12 @@ impl Ctx<'_> {
             } else {
                 &[Layer::L4, Layer::L6, Layer::Request]
             },
-            // HAProxy checks these as `http-response` rules (`SMP_VAL_FE_HRS_HDR`).
+            // HAProxy checks these as `http-response` rules (`SMP_VAL_FE_HRS_HDR`); a
+            // listen section's are named by the backend's check, which comes first.
             name: format!("{} header rule", if after { "http-response" } else { kw }),
             within: "",
-            side: None,
+            side: (response && self.p.kind.is_backend()).then_some("backend"),
+            checked: Checked::All,
         };
         let cond = match self.condition(&words[end..], &usage, |e| {
             format!("error detected while parsing an '{kw} {name}' condition : {e}.")
@@ -1954,6 +2029,7 @@ impl Ctx<'_> {
             name: "http-request header rule".into(),
             within: "",
             side: None,
+            checked: Checked::ConflictsOnly,
         };
         let cond = match self.condition(&words[end..], &usage, |e| {
             format!("error detected in {kind} '{k}' while parsing redirect rule : error in condition: {e}.")
@@ -2028,12 +2104,15 @@ impl Ctx<'_> {
                 name: "stick-store rule".into(),
                 within: "",
                 side: Some("backend"),
+                checked: Checked::ConflictsOnly,
             },
+            // HAProxy checks these where it picks a server (`SMP_VAL_BE_SET_SRV`).
             _ => Usage {
                 allowed: &[Layer::L4, Layer::L6, Layer::Request],
-                name: "stick rule".into(),
+                name: SET_SERVER_RULE.into(),
                 within: "",
-                side: None,
+                side: Some("backend"),
+                checked: Checked::All,
             },
         };
         let cond = match self.condition(rest, &usage, |e| {
@@ -2058,8 +2137,13 @@ impl Ctx<'_> {
             .get(1)
             .filter(|n| !n.is_empty())
             .ok_or("'use-server' expects a server name.")?;
-        // HAProxy names these rules' usage so (`SMP_VAL_BE_SET_SRV`).
-        let usage = "use-server, balance or stick-match rule";
+        let usage = Usage {
+            allowed: &[Layer::L4, Layer::L6, Layer::Request],
+            name: SET_SERVER_RULE.into(),
+            within: "",
+            side: Some("backend"),
+            checked: Checked::All,
+        };
         let cond = self.required_condition(words, 2, usage, |e| {
             format!("error detected while parsing switching rule : {e}.")
         })?;
@@ -2092,7 +2176,15 @@ impl Ctx<'_> {
     fn persist_rule(&mut self, words: &[String]) -> Result<(), String> {
         let kw = words[0].as_str();
         self.warn_unless_backend(kw);
-        let cond = self.required_condition(words, 1, "backend-switching-rule", |e| {
+        // HAProxy checks these with the backend's content rules (`SMP_VAL_BE_REQ_CNT`).
+        let usage = Usage {
+            allowed: &[Layer::L4, Layer::L6, Layer::Request],
+            name: "tcp-request content rule".into(),
+            within: "",
+            side: Some("backend"),
+            checked: Checked::ConflictsOnly,
+        };
+        let cond = self.required_condition(words, 1, usage, |e| {
             format!("error detected while parsing a '{kw}' rule : {e}.")
         })?;
         if let Some(cond) = cond {
@@ -2109,7 +2201,7 @@ impl Ctx<'_> {
         &mut self,
         words: &[String],
         at: usize,
-        name: &str,
+        usage: Usage,
         context: impl Fn(String) -> String,
     ) -> Result<Option<Condition>, String> {
         if !words.get(at).is_some_and(|w| w == "if" || w == "unless") {
@@ -2118,12 +2210,6 @@ impl Ctx<'_> {
                 words[0]
             ));
         }
-        let usage = Usage {
-            allowed: &[Layer::L4, Layer::L6, Layer::Request],
-            name: name.into(),
-            within: "",
-            side: None,
-        };
         match self.condition(&words[at..], &usage, context) {
             Ok(cond) => Ok(cond),
             Err(e) => self.refuse(e, words).map(|()| None),
@@ -2134,7 +2220,8 @@ impl Ctx<'_> {
         if words.get(1).map(String::as_str) != Some("fail") {
             return Err("'monitor' only supports 'fail'.".into());
         }
-        self.warn_unless_frontend("monitor fail");
+        // HAProxy names the keyword alone here.
+        self.warn_unless_frontend("monitor");
         self.placed_after("monitor fail", "monitor fail");
         let rest = &words[2..];
         if !rest.first().is_some_and(|w| w == "if" || w == "unless") {
@@ -2147,6 +2234,7 @@ impl Ctx<'_> {
             name: "monitor-fail rule".into(),
             within: "",
             side: None,
+            checked: Checked::Nothing,
         };
         let cond = match self.condition(rest, &usage, |e| {
             format!("error detected while parsing a 'monitor fail' condition : {e}.")
@@ -3010,18 +3098,30 @@ pub fn check(
             "monitor-uri will be ignored for {kind} '{name}' (needs 'mode http')."
         ));
     }
-    for (rules, which) in [
-        (&mut p.rules.http_request, "http-request"),
-        (&mut p.rules.http_response, "http-response"),
-        (&mut p.rules.http_after_response, "http-after-response"),
-        (&mut p.rules.redirects, "redirect"),
+    // Kept despite the warning, as HAProxy keeps them: a connection an HTTP backend turns
+    // to HTTP runs them on each of its requests ([`crate::runtime::http::serve_upgraded`]);
+    // a TCP connection never does.
+    for (empty, which) in [
+        (p.rules.http_request.is_empty(), "http-request"),
+        (p.rules.http_response.is_empty(), "http-response"),
+        (
+            p.rules.http_after_response.is_empty(),
+            "http-after-response",
+        ),
+        (p.rules.redirects.is_empty(), "redirect"),
     ] {
-        if !rules.is_empty() {
-            rules.clear();
+        if !empty {
             diags.global_warn(format!(
                 "'{which}' rules ignored for {kind} '{name}' as they require HTTP mode."
             ));
         }
+    }
+    // Dropped, as HAProxy drops it: a TCP frontend's connection turned to HTTP by its
+    // backend gets the header only from the backend's option.
+    if p.options.forwardfor.take().is_some() {
+        diags.global_warn(format!(
+            "'option forwardfor' ignored for {kind} '{name}' as it requires HTTP mode."
+        ));
     }
 }
 

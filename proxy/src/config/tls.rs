@@ -7,19 +7,32 @@
 //! required` (the default, unless `ssl-server-verify none`) needs a `ca-file` and checks the
 //! chain against it, and the name only when there is one to check: the SNI sent, else
 //! `verifyhost`. `@system-ca` as a CA file is the system's store (Debian's bundle).
+//!
+//! A server's `crt` (its client certificate) is behind an atomic pointer
+//! ([`ClientCertificate`]), shared by every configuration of the server: the runtime API's
+//! `commit ssl cert` (`runtime::ssl_cert`) replaces it for the next handshakes, traffic and
+//! checks alike, and forgets the server's TLS sessions, as HAProxy flushes a server's session
+//! cache when it rebuilds its SSL context; established connections keep theirs.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ClientConfig, WebPkiServerVerifier};
+use rustls::client::{
+    ClientConfig, ClientSessionMemoryCache, ClientSessionStore, ResolvesClientCert, Resumption,
+    Tls12ClientSessionValue, Tls13ClientSessionValue, WebPkiServerVerifier,
+};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{
     CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
 };
-use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    CertificateError, DigitallySignedStruct, Error, NamedGroup, RootCertStore, SignatureScheme,
+};
 
 use super::model::{ServerTls, Verify};
 
@@ -32,6 +45,8 @@ pub struct TlsClient {
     configs: Configs,
     /// For traffic (`sni`, `alpn`): built once.
     traffic: Connector,
+    /// `crt`: the certificate the server is shown, shared by the configurations above.
+    certificate: Option<Arc<ClientCertificate>>,
 }
 
 /// The configurations connectors start from, without ALPN or SNI.
@@ -71,6 +86,102 @@ impl TlsClient {
     /// name is checked against the SNI, else `verifyhost`, else not at all.
     pub fn connector(&self, sni: Option<&str>, alpn: Option<&[String]>) -> Connector {
         self.configs.connector(sni, alpn)
+    }
+
+    /// The client certificate (`crt`), if any.
+    pub fn certificate(&self) -> Option<&Arc<ClientCertificate>> {
+        self.certificate.as_ref()
+    }
+}
+
+/// A server's `crt`: the file it was loaded from and the certificate its handshakes present,
+/// replaceable at runtime.
+#[derive(Debug)]
+pub struct ClientCertificate {
+    path: PathBuf,
+    key: ArcSwap<CertifiedKey>,
+    /// The server's TLS sessions (None: `no-ssl-reuse`), forgotten when the key changes: a
+    /// resumed session would go on with the identity of the old certificate.
+    sessions: Option<Arc<Sessions>>,
+}
+
+impl ClientCertificate {
+    /// The file the certificate was loaded from (under `crt-base`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The certificate presented now.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.key.load_full()
+    }
+
+    /// Presents `key` from the next handshake on, which starts a new TLS session.
+    pub fn replace(&self, key: Arc<CertifiedKey>) {
+        self.key.store(key);
+        if let Some(sessions) = &self.sessions {
+            sessions.forget();
+        }
+    }
+}
+
+impl ResolvesClientCert for ClientCertificate {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.key.load_full())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// rustls's session cache, replaced whole to forget every session at once.
+#[derive(Debug)]
+struct Sessions(ArcSwap<ClientSessionMemoryCache>);
+
+impl Sessions {
+    /// As many sessions as rustls keeps by default.
+    const SIZE: usize = 256;
+
+    fn new() -> Sessions {
+        Sessions(ArcSwap::from_pointee(ClientSessionMemoryCache::new(
+            Self::SIZE,
+        )))
+    }
+
+    fn forget(&self) {
+        self.0
+            .store(Arc::new(ClientSessionMemoryCache::new(Self::SIZE)));
+    }
+}
+
+impl ClientSessionStore for Sessions {
+    fn set_kx_hint(&self, name: ServerName<'static>, group: NamedGroup) {
+        self.0.load().set_kx_hint(name, group);
+    }
+
+    fn kx_hint(&self, name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.0.load().kx_hint(name)
+    }
+
+    fn set_tls12_session(&self, name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.0.load().set_tls12_session(name, value);
+    }
+
+    fn tls12_session(&self, name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.0.load().tls12_session(name)
+    }
+
+    fn remove_tls12_session(&self, name: &ServerName<'static>) {
+        self.0.load().remove_tls12_session(name);
+    }
+
+    fn insert_tls13_ticket(&self, name: ServerName<'static>, value: Tls13ClientSessionValue) {
+        self.0.load().insert_tls13_ticket(name, value);
+    }
+
+    fn take_tls13_ticket(&self, name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        self.0.load().take_tls13_ticket(name)
     }
 }
 
@@ -158,8 +269,12 @@ pub fn build(tls: &ServerTls, bases: Bases<'_>) -> Result<TlsClient, TlsError> {
             provider: provider.clone(),
         })
     };
-    let named = client_config(tls, bases, &provider, verifier(true))?;
-    let unnamed = client_config(tls, bases, &provider, verifier(false))?;
+    let certificate = match &tls.crt {
+        Some(crt) => Some(Arc::new(client_certificate(tls, crt, bases, &provider)?)),
+        None => None,
+    };
+    let named = client_config(tls, &certificate, &provider, verifier(true))?;
+    let unnamed = client_config(tls, &certificate, &provider, verifier(false))?;
     for name in [&tls.sni, &tls.check_sni, &tls.verifyhost]
         .into_iter()
         .flatten()
@@ -172,7 +287,33 @@ pub fn build(tls: &ServerTls, bases: Bases<'_>) -> Result<TlsClient, TlsError> {
         verifyhost: tls.verifyhost.clone(),
     };
     let traffic = configs.connector(tls.sni.as_deref(), tls.alpn.as_deref());
-    Ok(TlsClient { configs, traffic })
+    Ok(TlsClient {
+        configs,
+        traffic,
+        certificate,
+    })
+}
+
+/// A server's `crt` (under `crt-base`): its certificate chain and key, from the same PEM.
+fn client_certificate(
+    tls: &ServerTls,
+    crt: &str,
+    bases: Bases<'_>,
+    provider: &CryptoProvider,
+) -> Result<ClientCertificate, TlsError> {
+    let path = resolve(bases.crt, crt);
+    let shown = path.display().to_string();
+    let bad = |e: String| TlsError::Crt(shown.clone(), e);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
+        .and_then(Iterator::collect)
+        .map_err(|e| bad(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_file(&path).map_err(|e| bad(e.to_string()))?;
+    let key = CertifiedKey::from_der(certs, key, provider)?;
+    Ok(ClientCertificate {
+        path,
+        key: ArcSwap::from_pointee(key),
+        sessions: (!tls.no_reuse).then(|| Arc::new(Sessions::new())),
+    })
 }
 
 fn chain_verifier(
@@ -221,7 +362,7 @@ fn chain_verifier(
 
 fn client_config(
     tls: &ServerTls,
-    bases: Bases<'_>,
+    certificate: &Option<Arc<ClientCertificate>>,
     provider: &Arc<CryptoProvider>,
     verifier: Arc<Verifier>,
 ) -> Result<ClientConfig, TlsError> {
@@ -230,21 +371,14 @@ fn client_config(
         .with_protocol_versions(&versions)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let mut config = match &tls.crt {
+    let mut config = match certificate {
         None => builder.with_no_client_auth(),
-        Some(crt) => {
-            let path = resolve(bases.crt, crt);
-            let shown = path.display().to_string();
-            let bad = |e: String| TlsError::Crt(shown.clone(), e);
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
-                .and_then(Iterator::collect)
-                .map_err(|e| bad(e.to_string()))?;
-            let key = PrivateKeyDer::from_pem_file(&path).map_err(|e| bad(e.to_string()))?;
-            builder.with_client_auth_cert(certs, key)?
-        }
+        Some(certificate) => builder.with_client_cert_resolver(certificate.clone()),
     };
     if tls.no_reuse {
-        config.resumption = rustls::client::Resumption::disabled();
+        config.resumption = Resumption::disabled();
+    } else if let Some(sessions) = certificate.as_ref().and_then(|c| c.sessions.clone()) {
+        config.resumption = Resumption::store(sessions);
     }
     Ok(config)
 }

@@ -1,11 +1,13 @@
 //! The master CLI (`-S PATH[,mode,MODE,user,USER,group,GROUP]`), HAProxy's: `show proc`,
 //! `reload`, `show version`, levels, and commands sent on to a worker's runtime API with a
 //! prefix: `@1 show info` (the current worker), `@!PID show stat` (any worker, former ones
-//! included), `@master show proc`. One command line per connection, or many after `prompt`;
-//! a prefix alone (`@1`) makes that worker, by its pid, the target of the commands that
-//! follow (the prompt its pid) until `@master` alone, as in HAProxy; `prompt`, `quit`,
-//! `operator` and `user` are the master's whatever the target. A reload ends every session,
-//! as HAProxy's master executing itself again closes them.
+//! included), `@master show proc`. A connection takes command lines until its client
+//! closes it or sends `quit` (with or without `prompt`, which only adds the prompt), with
+//! no idle timeout, as HAProxy 2.6's master CLI; a prefix alone (`@1`) makes that worker,
+//! by its pid, the target of the commands that follow (the prompt its pid) until `@master`
+//! alone, as in HAProxy; `prompt`, `quit`, `operator` and `user` are the master's whatever
+//! the target. A reload ends every session, as HAProxy's master executing itself again
+//! closes them.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -39,8 +41,8 @@ The following commands are valid at this level:
   quit                                    : disconnect
 ";
 
-/// How long a worker has to answer a command sent on, and a client to send its next line
-/// (HAProxy's default `stats timeout`).
+/// How long a worker has to answer a command sent on (HAProxy's default `stats timeout`).
+/// A client may take its time: HAProxy's master CLI sessions have no idle timeout.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest command line (HAProxy's buffer size).
 const MAX_LINE: usize = 16 * 1024;
@@ -192,14 +194,12 @@ async fn session(
     loop {
         line.clear();
         let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
-        let read = tokio::time::timeout(TIMEOUT, limited.read_until(b'\n', &mut line)).await;
-        match read {
-            Ok(Ok(0)) | Err(_) => return Ok(()),
-            Ok(Ok(_)) if line.len() > MAX_LINE => {
+        match limited.read_until(b'\n', &mut line).await? {
+            0 => return Ok(()),
+            _ if line.len() > MAX_LINE => {
                 return write.write_all(b"Command line too long.\n").await;
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e),
+            _ => {}
         }
         let line = crate::bytestr::from_bytes(&line);
         // Every command of the line, empty ones too (HAProxy answers those with its help).
@@ -220,9 +220,6 @@ async fn session(
             if let Next::Quit = next {
                 return Ok(());
             }
-        }
-        if !session.interactive {
-            return Ok(());
         }
     }
 }

@@ -16,7 +16,8 @@
 //! `shutdown sessions server B/S` (see `runtime::shutdown`), the map commands (`show|get|add|
 //! set|del|clear|prepare|commit map` and the same but `set` for `acl`, see `runtime::map`), `show sess [ID|all]` and
 //! `shutdown session ID` (the streams on a server: see [`show_sess`]), `show ssl crt-list
-//! [-n] [FILE]` (see `runtime::tls`), `prompt`, `quit`; and
+//! [-n] [FILE]` (see `runtime::tls`), `show|set|commit|abort|new|del ssl cert` (see
+//! `runtime::ssl_cert`), `prompt`, `quit`; and
 //! `_getsocks` (level admin with `expose-fd listeners`), which hands this process's listening sockets to a new process
 //! over SCM_RIGHTS for a reload without a refused connection.
 
@@ -71,6 +72,12 @@ const HELP: &str = "The following commands are valid at this level:
   set server <bk>/<srv> fqdn <FQDN>       : change a server's FQDN (with resolvers)
   show sess [id]                          : report the list of current sessions or dump this exact session
   show ssl crt-list [-n] [<list>]         : show the list of crt-lists or the content of a crt-list file <list>
+  show ssl cert [<certfile>]              : display the SSL certificates used in memory, or the details of a file
+  set ssl cert <certfile> <payload>       : replace a certificate file
+  commit ssl cert <certfile>              : commit a certificate file
+  abort ssl cert <certfile>               : abort a transaction for a certificate file
+  new ssl cert <certfile>                 : create a new certificate file to be used in a crt-list or a directory
+  del ssl cert <certfile>                 : delete an unused certificate file
   shutdown session [id]                   : kill a specific session
   shutdown sessions server <bk>/<srv>     : kill sessions on a server
   show peers [dict|-] [section]           : dump some information about all the peers or this peers section
@@ -263,14 +270,12 @@ async fn session(
                 "prompt" => interactive = !interactive,
                 "quit" => return Ok(()),
                 _ => {
-                    let words: Vec<&str> = cmd.split_whitespace().collect();
-                    let (answer, ended) = match (get_var(conf.level, cmd), &payload) {
-                        (Some(shown), _) => shown,
-                        // The only command of hapx's that reads a payload.
-                        (None, Some(payload)) if words.starts_with(&["add", "map"]) => {
-                            (super::map::add_payload(&words[2..], payload), false)
+                    let (answer, ended) = match get_var(conf.level, cmd) {
+                        Some(shown) => shown,
+                        None => {
+                            let payload = payload.as_deref();
+                            (execute(&state, conf.level, cmd, payload).await, false)
                         }
-                        (None, _) => (execute(&state, conf.level, cmd).await, false),
                     };
                     write.write_all(&crate::bytestr::to_bytes(&answer)).await?;
                     if ended && !interactive {
@@ -344,13 +349,22 @@ fn get_var(level: CliLevel, cmd: &str) -> Option<(String, bool)> {
     Some(super::vars::show_proc(words.next().unwrap_or_default()))
 }
 
-/// Runs one command; the answer as HAProxy words it.
-pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
+/// Runs one command, with the payload that followed its `<<` if any; the answer as HAProxy
+/// words it. Only `add map` and `set ssl cert` read a payload.
+pub async fn execute(
+    state: &Arc<State>,
+    level: CliLevel,
+    cmd: &str,
+    payload: Option<&str>,
+) -> String {
     let words: Vec<&str> = cmd.split_whitespace().collect();
     let admin = level == CliLevel::Admin;
     let denied = || "Permission denied\n".to_string();
     // Table commands check the level each action needs, as HAProxy's.
     // Map and ACL commands need no level, as in HAProxy 2.6.
+    if let (["add", "map", args @ ..], Some(payload)) = (words.as_slice(), payload) {
+        return super::map::add_payload(args, payload);
+    }
     if let [verb, noun @ ("map" | "acl"), args @ ..] = words.as_slice() {
         let listing = match *noun {
             "map" => super::map::Listing::Map,
@@ -364,6 +378,11 @@ pub async fn execute(state: &Arc<State>, level: CliLevel, cmd: &str) -> String {
         && let Some(action) = super::stick::cli::Action::named(verb)
     {
         return super::stick::cli::command(&state.tables, level, action, args);
+    }
+    if let [verb, "ssl", "cert", args @ ..] = words.as_slice()
+        && let Some(verb) = super::ssl_cert::Verb::named(verb)
+    {
+        return super::ssl_cert::command(state, level, verb, args, payload);
     }
     match words.as_slice() {
         ["help"] => HELP.into(),

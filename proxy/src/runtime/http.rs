@@ -17,6 +17,9 @@
 //! `http-response`) run on each request and response when it has any. A request in
 //! progress on a server whose sessions are killed (`on-marked-down` / `on-marked-up`, an
 //! operator's `shutdown sessions`) ends as HAProxy ends it ([`super::shutdown::Attached`]).
+//! A TCP frontend's connection whose backend is HTTP comes here from [`super::session`]
+//! ([`Upgrade`]): its first request goes to that backend, later ones through the frontend's
+//! rules again, each logged in the frontend's format.
 //!
 //! A connection (`Conn`) is its socket, in clear, or with its TLS state boxed beside it
 //! (`bind ... ssl` on the client side, `server ... ssl` on the server side): reads and
@@ -88,7 +91,7 @@ impl Head {
     /// bytes of fixed fields and its three parts; a header, its name and value; the end of
     /// the head, one byte. (`Connection`'s `close` and `keep-alive` were dropped already, as
     /// HAProxy's HTTP/1 layer drops them.)
-    fn logged_size(&self) -> u64 {
+    pub(crate) fn logged_size(&self) -> u64 {
         let line = 20 + self.first.iter().map(String::len).sum::<usize>();
         let headers: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
         (line + headers + 1) as u64
@@ -446,6 +449,36 @@ impl Conn {
     fn note_end(&mut self, n: usize) {
         if n == 0 && std::mem::take(&mut self.linger_risk) {
             session::end_linger_risk(&self.stream, false);
+        }
+    }
+
+    /// Whether an idle server connection a client connection owns stays open: one the server
+    /// closed (a FIN, or through TLS its close_notify) is closed at once with a FIN (through
+    /// TLS after a close_notify), as HAProxy closes it on its read0; stray bytes or an error
+    /// end it too (a reset). Until then `cx` is woken by the poller at its next close or data.
+    fn stays_idle(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return match pool::look(&self.stream, cx.waker()) {
+                pool::Look::Quiet => true,
+                pool::Look::Closed => {
+                    self.note_end(0);
+                    false
+                }
+                pool::Look::Stray => false,
+            };
+        };
+        let mut byte = [0; 1];
+        let mut read = tokio::io::ReadBuf::new(&mut byte);
+        let mut over = tls.over(&self.stream);
+        match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut over), cx, &mut read) {
+            std::task::Poll::Pending => true,
+            std::task::Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                // HAProxy answers with its own close_notify before the FIN.
+                let _ = tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut over), cx);
+                self.note_end(0);
+                false
+            }
+            std::task::Poll::Ready(_) => false,
         }
     }
 
@@ -1241,7 +1274,9 @@ impl Req {
 
 /// A request head hapx could not read: HAProxy's error for it (400, 408...), counted in the
 /// frontend and in the tracked entries, and logged (`<BADREQ>`) unless `dontlognull` leaves
-/// out a connection that sent nothing; the connection closes after it.
+/// out a connection that sent nothing; the connection closes after it. `upgraded`: the
+/// backend of a connection its TCP frontend turned to HTTP, whose first request this was
+/// (see [`refused_in_backend`]).
 async fn refuse_request(
     state: &Arc<State>,
     fe: &Frontend,
@@ -1249,6 +1284,7 @@ async fn refuse_request(
     e: ReadError,
     req: Req,
     peer: SocketAddr,
+    upgraded: Option<&Backend>,
 ) {
     let code = e.status();
     // Tracked entries count it as HAProxy: a request, an error unless a timeout.
@@ -1258,11 +1294,18 @@ async fn refuse_request(
     // HAProxy counts the invalid request among the requests too.
     fe.counters.request_at(req.started_ms);
     fe.counters.req_errors.fetch_add(1, Relaxed);
-    fe.counters.count_status(code);
-    let _ = client
-        .write_within(&h1_error(code), fe.conf.timeouts.client)
-        .await;
-    let req = Req {
+    if let Some(backend) = upgraded {
+        refused_in_backend(fe, backend, req.started_ms);
+    }
+    // A client that left gets no answer.
+    let gone = matches!(e, ReadError::Closed | ReadError::Truncated);
+    if !gone {
+        fe.counters.count_status(code);
+        let _ = client
+            .write_within(&h1_error(code), fe.conf.timeouts.client)
+            .await;
+    }
+    let mut req = Req {
         line: "<BADREQ>".into(),
         // HAProxy's H1 layer refuses it before any stream (and number) exists.
         number: 0,
@@ -1272,16 +1315,34 @@ async fn refuse_request(
         queue_ms: -1,
         ..req
     };
-    // `dontlognull` leaves out the 408 of a connection that sent nothing.
-    if e != ReadError::IdleTimeout || !fe.conf.options.dontlognull {
-        let flags = match e {
-            // The client closed mid-head: its abort, not a parse error.
-            ReadError::Truncated => "CR--",
-            _ if code == 408 => "cR--",
-            _ => "PR--",
-        };
-        http_log(fe, None, peer, &req, flags);
+    // Its connection's TLS shows in the line (`fe~`), as for any request.
+    if let (Some(facts), Some(tls)) = (req.log.as_deref_mut(), client.tls.as_deref()) {
+        facts.tls = Some(tls.facts.clone());
     }
+    // `dontlognull` leaves out a connection that sent nothing.
+    let sent_nothing = matches!(e, ReadError::IdleTimeout | ReadError::Closed);
+    if sent_nothing && fe.conf.options.dontlognull {
+        return;
+    }
+    let flags = match e {
+        // HAProxy's stream, in its backend already, ends on its HTTP layer's error.
+        _ if upgraded.is_some() => "PR--",
+        // The client closed mid-head: its abort, not a parse error.
+        ReadError::Truncated => "CR--",
+        _ if code == 408 => "cR--",
+        _ => "PR--",
+    };
+    http_log(fe, None, peer, &req, flags);
+}
+
+/// The first request of a connection turned to HTTP failed before its head was whole
+/// (closed, timed out, malformed): HAProxy's stream had entered `backend` already, and
+/// counts a session and a client abort there, and the request's error twice in the
+/// frontend (its HTTP layer's and its stream's).
+fn refused_in_backend(fe: &Frontend, backend: &Backend, started_ms: u64) {
+    drop(backend.counters.open_at(started_ms));
+    backend.counters.client_aborts.fetch_add(1, Relaxed);
+    fe.counters.req_errors.fetch_add(1, Relaxed);
 }
 
 /// Serves one HTTP-mode client connection.
@@ -1296,7 +1357,49 @@ pub fn serve(
     // A block, not an `async fn`: an async fn keeps a second copy of its arguments in its
     // future, and this one lives as long as the connection (and the socket goes into its
     // `Conn` out here, for the same reason).
-    serve_client(state, fe, Conn::new(client), peer, local, tls, None)
+    let accepted = Arriving::Accepted { tls, proto: None };
+    serve_client(state, fe, Conn::new(client), peer, local, accepted)
+}
+
+/// A TCP frontend's connection that its backend turns to HTTP, as HAProxy 2.6 upgrades a
+/// stream that switches to an HTTP backend ([`session::serve_tcp`] hands it over): its
+/// session and TLS state go on, and so does what its content rules read.
+#[derive(Debug)]
+pub struct Upgrade {
+    /// The backend the frontend's rules chose for the first request (its own rules have
+    /// not run yet: they run on that request's head).
+    pub backend: Arc<Backend>,
+    /// The client's first bytes, read by the frontend's content rules.
+    pub early: Vec<u8>,
+    /// `bind ... ssl`: the connection's TLS state, its handshake done.
+    pub tls: Option<Box<super::tls::Session>>,
+    /// The frontend's session, counted at the accept (None once taken).
+    pub session: Option<super::state::SessionGuard>,
+    /// When the connection was accepted: the first request's start, as HAProxy's stream.
+    pub accepted: Instant,
+}
+
+/// Serves a TCP frontend's connection that its backend turned to HTTP (see [`Upgrade`]):
+/// each later request a stream of its own that the frontend's content rules and backend
+/// choice see anew, logged in the frontend's format, as HAProxy's. HTTP/2 when its TLS
+/// negotiated `h2` or it starts with the preface, as HAProxy installs the mux the
+/// connection calls for: its TCP stream then ends unlogged, and each HTTP/2 stream is a
+/// request of the frontend's, as on an HTTP frontend.
+pub fn serve_upgraded(
+    state: Arc<State>,
+    fe: Arc<Frontend>,
+    client: TcpStream,
+    (peer, local): (SocketAddr, SocketAddr),
+    upgrade: Box<Upgrade>,
+) -> impl std::future::Future<Output = ()> + Send {
+    serve_client(
+        state,
+        fe,
+        Conn::new(client),
+        peer,
+        local,
+        Arriving::Upgraded(upgrade),
+    )
 }
 
 /// [`serve`] for a listener whose `bind ... proto` says which HTTP version its connections
@@ -1309,30 +1412,60 @@ pub fn serve_proto(
     tls: Option<Arc<TlsServer>>,
     proto: Option<MuxProto>,
 ) -> impl std::future::Future<Output = ()> + Send {
-    serve_client(state, fe, Conn::new(client), peer, local, tls, proto)
+    let accepted = Arriving::Accepted { tls, proto };
+    serve_client(state, fe, Conn::new(client), peer, local, accepted)
+}
+
+/// How a connection comes to [`serve_client`].
+enum Arriving {
+    /// Accepted by an HTTP frontend's listener (or an HTTP/2 stream, `tls` and `proto`
+    /// none): its `bind ... ssl` handshake to make, and the HTTP version its `bind ...
+    /// proto` forces.
+    Accepted {
+        tls: Option<Arc<TlsServer>>,
+        proto: Option<MuxProto>,
+    },
+    /// Handed over by a TCP frontend whose backend turned it to HTTP, its TLS handshake
+    /// made: HTTP/2 if that negotiated `h2`.
+    Upgraded(Box<Upgrade>),
 }
 
 /// Serves a client connection, or one stream of an HTTP/2 connection (`client.h2`: its
-/// one request, in the connection's session).
+/// one request, in the connection's session), or a TCP frontend's connection turned to
+/// HTTP.
 fn serve_client(
     state: Arc<State>,
     fe: Arc<Frontend>,
     mut client: Conn,
     peer: SocketAddr,
     local: SocketAddr,
-    tls: Option<Arc<TlsServer>>,
-    proto: Option<MuxProto>,
+    arriving: Arriving,
 ) -> impl std::future::Future<Output = ()> + Send {
+    let (tls, proto, mut upgrade) = match arriving {
+        Arriving::Accepted { tls, proto } => (tls, proto, None),
+        Arriving::Upgraded(up) => {
+            let alpn = up.tls.as_deref().and_then(|t| t.facts.alpn.as_deref());
+            (None, (alpn == Some("h2")).then_some(MuxProto::H2), Some(up))
+        }
+    };
     // The connection turns to HTTP/2 ([`super::h2`]): its `bind`, its ALPN, or its
     // preface (`detects_h2`).
     let mut speaks_h2 = proto == Some(MuxProto::H2);
     let detects_h2 = proto.is_none() && client.h2.is_none();
     async move {
-        // An HTTP/2 stream is in its connection's session, counted once.
-        let _session = client
-            .h2
-            .is_none()
-            .then(|| super::open_session(&fe, tls.is_some()));
+        // An HTTP/2 stream is in its connection's session, counted once; a connection turned
+        // to HTTP is in the session its TCP frontend opened, with what it read already.
+        let _session = match upgrade.as_deref_mut() {
+            Some(up) => {
+                client.buf.extend(&std::mem::take(&mut up.early));
+                client.tls = up.tls.take();
+                up.session.take()
+            }
+            None => client
+                .h2
+                .is_none()
+                .then(|| super::open_session(&fe, tls.is_some())),
+        };
         // `bind ... ssl`: the handshake first, within `timeout client` (boxed, as the TLS state
         // it leaves: a plaintext connection's task does not grow).
         if let Some(server) = tls {
@@ -1365,8 +1498,9 @@ fn serve_client(
             // registering costs a lock on the stop's wake-up list.
             let stopped = state.soft_stopped();
             tokio::pin!(stopped);
-            // Its server connections: the one of the request in progress, and idle ones it owns.
-            let mut up = Upstream::default();
+            // Its server connections: the one of the request in progress, and idle ones it owns
+            // (boxed: a server connection's state would otherwise grow every connection's task).
+            let mut up = Box::<Upstream>::default();
             let t = &fe.conf.timeouts;
             let mut first = !speaks_h2;
             // An HTTP/2 connection's streams are served by its driver, after this loop.
@@ -1381,16 +1515,23 @@ fn serve_client(
                 if !first_request && client.h2.is_some() {
                     break;
                 }
-                // A TLS connection's first request began at the accept, before its handshake (%Th).
+                // A TLS connection's first request began at the accept, before its handshake
+                // (%Th), and so did a connection's turned to HTTP (its first stream's: its
+                // `upgrade` is there until its first request's rules, and no later).
                 let started = match client.tls.as_deref().filter(|_| first_request) {
+                    _ if upgrade.is_some() => upgrade.as_deref().map(|up| up.accepted),
                     Some(tls) => Instant::now().checked_sub(tls.handshake),
                     None => None,
                 }
                 .unwrap_or_else(Instant::now);
                 let started_ms = meter::ms_at(started);
                 // The last request's stream is over: until this one's head is read (an error
-                // answered before it), only the session's variables are there.
-                super::vars::stream_ends();
+                // answered before it), only the session's variables are there. A connection
+                // turned to HTTP is still in the stream its TCP frontend's rules filled: its
+                // first request is that stream, as in HAProxy.
+                if upgrade.is_none() {
+                    super::vars::stream_ends();
+                }
                 let next = if first_request {
                     client.read_head(wait, true).await
                 } else {
@@ -1400,13 +1541,15 @@ fn serve_client(
                     for (_, sconn) in &mut up.owned {
                         sconn.buf.release_if_empty();
                     }
-                    next_request(&state, stopped.as_mut(), client, wait).await
+                    next_request(&state, stopped.as_mut(), client, &mut up.owned, wait).await
                 };
                 let next = next.and_then(|head| check_body_start(head, &client.buf));
                 let arrival = client.arrival(started);
                 let mut head = match next {
                     Ok(h) => h,
-                    Err(ReadError::Closed) => {
+                    // A connection turned to HTTP fails its first request however it ends (its
+                    // stream exists since the accept, in its backend: see below).
+                    Err(ReadError::Closed) if upgrade.is_none() => {
                         // HAProxy counts a connection closed before its first request as a failed
                         // request of its tracked entries.
                         if first_request && !state.tables.is_empty() {
@@ -1417,7 +1560,8 @@ fn serve_client(
                     // A connection that never sent a request: HAProxy answers it 408, unless told
                     // to ignore such probes (browsers' pre-connects); a kept-alive one just closes.
                     Err(ReadError::IdleTimeout)
-                        if !first_request || fe.conf.options.http_ignore_probes =>
+                        if upgrade.is_none()
+                            && (!first_request || fe.conf.options.http_ignore_probes) =>
                     {
                         break;
                     }
@@ -1432,23 +1576,30 @@ fn serve_client(
                         break;
                     }
                     Err(e) => {
+                        let upgraded = upgrade.as_deref().map(|up| &*up.backend);
                         let req = Req::arrived(&state, &fe, (peer, local), started, arrival);
                         // Boxed: rare, and its state would otherwise grow every connection's task.
-                        Box::pin(refuse_request(&state, &fe, client, e, req, peer)).await;
+                        let refusing = refuse_request(&state, &fe, client, e, req, peer, upgraded);
+                        Box::pin(refusing).await;
                         break;
                     }
                 };
                 head.h2 = client.h2.as_deref().map(|h2| h2.uri_form);
-                fe.counters.request_at(started_ms);
                 // Each request is a stream: its variables start anew, the session's stay.
-                super::vars::stream_starts();
+                if upgrade.is_none() {
+                    super::vars::stream_starts();
+                }
                 // The request's stick counters end with it (HAProxy's stream), however it is answered.
                 let _stream_end = (!state.tables.is_empty()).then_some(super::stick::StreamEnd);
                 let keep_client = !head.asks_close();
-                // Each request is a stream of its own in HAProxy.
-                fe.logger.log_connect(&fe.name, true, peer, || {
-                    rules::local_addr(&client.stream, local)
-                });
+                // Each request is a stream of its own in HAProxy (a connection turned to HTTP
+                // logged its first one at its accept, in its TCP frontend's mode).
+                if upgrade.is_none() {
+                    let http = fe.conf.mode == crate::config::model::Mode::Http;
+                    fe.logger.log_connect(&fe.name, http, peer, || {
+                        rules::local_addr(&client.stream, local)
+                    });
+                }
                 let mut req = Req {
                     number: log::next_request_number(),
                     // Only a log line shows it: not built for every request when nothing logs.
@@ -1476,22 +1627,43 @@ fn serve_client(
                         facts.tls.clone_from(&h2.tls);
                     }
                 }
-                // The proxy's rules (none: nothing to do, nothing parsed).
+                // The proxy's rules (none: nothing to do, nothing parsed). A connection turned
+                // to HTTP has its first backend chosen: the frontend's HTTP rules and that
+                // backend's are left.
                 let mut routed = None;
-                if rules::http_applies(&fe) {
+                let ruled = if let Some(up) = upgrade.take() {
+                    let (head, req) = (&mut head, &mut req);
+                    let addrs = (peer, local);
+                    Some(upgraded_rules(
+                        &state,
+                        &fe,
+                        client,
+                        head,
+                        req,
+                        addrs,
+                        &up.backend,
+                    ))
+                } else if rules::http_applies(&fe) {
                     // The passwords `http_auth` checks are hashed off this thread, around the
                     // rules (boxed: only a request with credentials may need it, and its
                     // state would otherwise grow every connection's task). The decision is a
                     // plain function, its rare answer a boxed future: an awaited `async fn`
                     // would keep its own state in every connection's task.
-                    let ruled = if head.header("authorization").is_some() {
+                    Some(if head.header("authorization").is_some() {
                         let (head, req) = (&mut head, &mut req);
                         let ruled =
                             rules_with_credentials(&state, &fe, client, head, req, peer, local);
                         *Box::pin(ruled).await
                     } else {
                         checked_rules(&state, &fe, client, &mut head, &mut req, (peer, local))
-                    };
+                    })
+                } else {
+                    // Counted in the frontend's requests by its rules when it has some (after
+                    // its content rules, as HAProxy), here otherwise.
+                    fe.counters.request_at(started_ms);
+                    None
+                };
+                if let Some(ruled) = ruled {
                     let answering = match ruled {
                         Ruled::Backend(b) => {
                             routed = Some(b);
@@ -1591,6 +1763,11 @@ fn serve_client(
             }
         }
         if speaks_h2 {
+            if let Some(up) = upgrade.take() {
+                // HAProxy's TCP stream had entered its backend before the HTTP/2 mux took
+                // its place (unlogged): a session there.
+                drop(up.backend.counters.open_at(meter::ms_at(up.accepted)));
+            }
             // Boxed: only an HTTP/2 connection's task holds its driver.
             client = Box::pin(serve_h2(&state, &fe, client, peer, local)).await;
         }
@@ -1757,7 +1934,12 @@ impl super::h2::Streams for StreamTasks<'_> {
         let (peer, local) = self.addrs;
         let (state, fe) = (self.state.clone(), self.fe.clone());
         // Boxed: the task's future is moved a few times as it is spawned, a pointer only.
-        let task = Box::pin(serve_client(state, fe, client, peer, local, None, None));
+        let stream = Arriving::Accepted {
+            tls: None,
+            proto: None,
+        };
+        let serving = serve_client(state, fe, client, peer, local, stream);
+        let task = Box::pin(serving);
         let task = async move {
             task.await;
             drop(live);
@@ -1935,6 +2117,23 @@ fn resume_rules(
     after_rules(fe, client, head, req, peer, routed)
 }
 
+/// The rules of a connection's first request after its TCP frontend's rules chose
+/// `backend`, an HTTP one ([`rules::route_upgraded`]).
+fn upgraded_rules(
+    state: &State,
+    fe: &Frontend,
+    client: &mut Conn,
+    head: &mut Head,
+    req: &mut Req,
+    (peer, local): (SocketAddr, SocketAddr),
+    backend: &Arc<Backend>,
+) -> Ruled {
+    let seen = RuleInputs::of(client, head, req, (peer, local));
+    let (addrs, keep, chosen) = (seen.addrs, seen.keep_answer, backend.clone());
+    let routed = rules::route_upgraded(state, fe, head, addrs, keep, seen.facts, chosen);
+    after_rules(fe, client, head, req, peer, routed)
+}
+
 /// What the request rules' `routed` means for the request: a refusal is counted and
 /// logged, an answer left to send.
 fn after_rules(
@@ -1952,6 +2151,9 @@ fn after_rules(
         rules::Routed::Precheck(b, line) => Ruled::Precheck(b, line),
         rules::Routed::Rejected => {
             fe.counters.denied_req.fetch_add(1, Relaxed);
+            // HAProxy had read it: it counts in the frontend's bytes in.
+            let read = req.received_head + body.unwrap_or(0) as u64;
+            fe.counters.bytes_in.fetch_add(read, Relaxed);
             // Logged as HAProxy does: no status, no timer but the total.
             if !req.line.is_empty() {
                 req.line = "<BADREQ>".into();
@@ -2105,11 +2307,12 @@ fn check_body_start(head: Head, buf: &Buf) -> Result<Head, ReadError> {
 /// closes at once if the client sent nothing yet (HAProxy's way, so that the old process
 /// exits); a request already arriving is read and served (with `Connection: close`).
 /// `stopped` is the connection's [`State::soft_stopped`], not polled again once the stop
-/// began.
+/// began. Meanwhile the idle server connections it `owned` are watched ([`watch_owned`]).
 async fn next_request(
     state: &State,
     stopped: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     client: &mut Conn,
+    owned: &mut Vec<(Arc<Server>, Conn)>,
     wait: Option<Duration>,
 ) -> Result<Head, ReadError> {
     if !state.stopping.load(Relaxed) {
@@ -2118,6 +2321,7 @@ async fn next_request(
             biased;
             head = client.read_head(wait, true) => return head,
             () = stopped => {}
+            never = watch_owned(owned) => match never {},
         }
     }
     // One last look at the socket: a request in the kernel's buffer but not yet in ours
@@ -2134,6 +2338,18 @@ async fn next_request(
         return Err(ReadError::Closed);
     }
     client.read_head(wait, true).await
+}
+
+/// Closes, as their servers close them, the idle server connections a client connection
+/// owns while it waits for its next request (HAProxy's stay subscribed to reads); never
+/// ends.
+fn watch_owned(
+    owned: &mut Vec<(Arc<Server>, Conn)>,
+) -> impl std::future::Future<Output = std::convert::Infallible> + '_ {
+    std::future::poll_fn(move |cx| {
+        owned.retain_mut(|(_, conn)| conn.stays_idle(cx));
+        std::task::Poll::Pending
+    })
 }
 
 /// The request's times for the backend's and its server's stats (`qtime` ... `ttime`); a
@@ -2438,6 +2654,7 @@ fn sent_failure(
     let head = Head::method_only(method);
     let ctx = super::sample::Context {
         request: Some(&head),
+        request_sent: true,
         ..route.context()
     };
     rendered_failure(client, req, &ctx, code)
@@ -2675,9 +2892,10 @@ async fn send_head<'r>(
         facts.connected(&sconn.stream);
     }
     if killed_waiting {
-        // As HAProxy's: connected, it ends at once, its server connection closed, with a
-        // 502 logged `KH--`, its client connection kept as after any error page.
-        *server = None;
+        // As HAProxy's: connected, it ends at once with a 502 logged `KH--`, its client
+        // connection kept as after any error page. Its server connection and slot go once
+        // it is logged: the next waiter does not count in `%sc` yet (HAProxy's `cur_sess`
+        // counts a dequeued stream once its task runs).
         let (keep, _) = keep_after_error(client, head, error_keeps);
         let with_request = super::sample::Context {
             request: Some(head),
@@ -3006,7 +3224,9 @@ async fn read_response(
             Err(e) => {
                 // No response head: no response time (`Tr` -1), as HAProxy logs it.
                 req.response_ms = -1;
-                let failed = server.take().map(|(s, ..)| s);
+                // The connection and its slot go once the request is logged, as HAProxy's
+                // stream logs before the next waiter takes its server (`%sc`, log order).
+                let failed = server.as_ref().map(|(s, ..)| s.clone());
                 srv_error(backend, failed.as_deref());
                 if let (Some(srv), Some(lost)) = (failed.as_deref(), HttpOutcome::lost(&e)) {
                     observe::http(backend, srv, lost);
@@ -4510,7 +4730,7 @@ mod tests {
             let mut conn = Conn::new(accepted);
             let stopped = state.soft_stopped();
             tokio::pin!(stopped);
-            let head = next_request(&state, stopped, &mut conn, None)
+            let head = next_request(&state, stopped, &mut conn, &mut Vec::new(), None)
                 .await
                 .unwrap();
             assert_eq!(head.first[1], "/late");

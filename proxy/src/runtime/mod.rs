@@ -62,6 +62,7 @@ pub mod server_state;
 pub mod session;
 pub mod shutdown;
 pub mod slowstart;
+pub mod ssl_cert;
 pub mod state;
 pub mod stats;
 pub mod stats_admin;

@@ -19,6 +19,8 @@
 //! bytes), and the task closes it and drops it from the pool at once. One its server closed
 //! first is closed with a FIN, not the reset a server connection is otherwise closed with
 //! (HAProxy's `conn_sock_read0` clears `FD_LINGER_RISK`, see `session::end_linger_risk`).
+//! A client connection's own idle connections (private, TLS) are watched the same way by
+//! that connection while it waits for its next request ([`look`]).
 //!
 //! How many stay is HAProxy's estimate: a connection is kept when there is not one of its
 //! kind (or better) per thread yet, or when the server's connections in use and idle stay
@@ -128,7 +130,7 @@ impl std::task::Wake for CloseWatch {
 
 /// What an idle connection holds, looked at without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Look {
+pub enum Look {
     /// Open, nothing to read: reusable.
     Quiet,
     /// The server closed it (a FIN, nothing before it).
@@ -338,8 +340,10 @@ pub fn is_quiet(stream: &TcpStream) -> bool {
 
 /// What `stream` holds, as [`is_quiet`] tells; when quiet, `waker` is woken as soon as the
 /// poller sees data or a close on it (until the next look or read replaces it). A readiness
-/// the peek finds stale is cleared so that the waker can be registered.
-fn look(stream: &TcpStream, waker: &Waker) -> Look {
+/// the peek finds stale is cleared so that the waker can be registered. Also how a client
+/// connection watches the idle server connections it owns (`runtime::http`), as HAProxy's
+/// stay subscribed to reads in the session's list.
+pub fn look(stream: &TcpStream, waker: &Waker) -> Look {
     let mut cx = Context::from_waker(waker);
     // Twice at most: once with a stale readiness, once more to register the waker.
     for _ in 0..2 {

@@ -43,7 +43,7 @@ use super::state::{Backend, Frontend, Server, State};
 use super::{stick, vars};
 use crate::config::acl::{Acl, Condition};
 use crate::config::errors::Page;
-use crate::config::model::{Proxy, VarAction};
+use crate::config::model::{Mode, Proxy, VarAction};
 use crate::config::pcre::{self, Regex};
 use crate::config::rules::{
     Edit, HttpAction, Part, PatternEdit, Redirect, RedirectTo, Replace, Rules, TcpAction, TcpRule,
@@ -1738,6 +1738,10 @@ pub fn route_request(
     {
         return Routed::Rejected;
     }
+    // A request the frontend's content rules let in counts in its requests (HAProxy's
+    // `cum_req`, in `http_wait_for_request`, after them): before its HTTP rules, whose
+    // fetches see it.
+    fe.counters.request_at(super::meter::ms_at(facts.started));
     if rules.monitor_uri.is_some() {
         let ctx = Context {
             request: Some(head),
@@ -1748,13 +1752,8 @@ pub fn route_request(
         }
     }
     facts.keep_line(&fe.conf, head);
-    let frontends = http_request(&fe.conf, base, head, keep, &facts)
-        .or_else(|| run(&fe.conf, &rules.redirects, base, head, false, keep, &facts));
-    if let Some(local) = frontends {
-        if local.intercepted {
-            fe.counters.intercepted.fetch_add(1, Relaxed);
-        }
-        return Routed::Answered(after_local(base, None, local, &facts), by_frontend(fe));
+    if let Some(answered) = frontend_http_rules(fe, base, head, keep, &facts) {
+        return answered;
     }
     let backend = choose_backend(
         &Context {
@@ -1763,9 +1762,11 @@ pub fn route_request(
         },
         Some(&facts),
     );
-    if let Some(b) = backend.as_ref().filter(|b| b.conf.mode != fe.conf.mode) {
-        // Only a dynamic rule gets here (the check refuses a static one): HAProxy's stream
-        // cannot take a TCP backend, and ends without an answer, logged as its internal error.
+    if let Some(b) = backend.as_ref().filter(|b| b.conf.mode != Mode::Http) {
+        // Only a dynamic rule gets here (the check refuses a static one), or a TCP
+        // frontend's kept-alive connection that an HTTP backend turned to HTTP: HAProxy's
+        // stream cannot take a TCP backend, and ends without an answer, logged as its
+        // internal error.
         return Routed::Answered(incompatible_backend(), AnsweredBy::Backend(b.clone()));
     }
     if let Some(b) = other_backend(fe, backend.as_ref())
@@ -1774,6 +1775,54 @@ pub fn route_request(
         return Routed::Precheck(b.clone(), facts.line.take().map(Cow::into_owned));
     }
     backend_rules(base, backend, head, keep, &mut facts)
+}
+
+/// The frontend's `http-request` rules, then its `redirect` ones: their answer, if one
+/// answers the request.
+fn frontend_http_rules(
+    fe: &Frontend,
+    base: Context<'_>,
+    head: &mut Head,
+    keep: bool,
+    facts: &Facts<'_>,
+) -> Option<Routed> {
+    let rules = &fe.conf.rules;
+    let local = http_request(&fe.conf, base, head, keep, facts)
+        .or_else(|| run(&fe.conf, &rules.redirects, base, head, false, keep, facts))?;
+    if local.intercepted {
+        fe.counters.intercepted.fetch_add(1, Relaxed);
+    }
+    Some(Routed::Answered(
+        after_local(base, None, local, facts),
+        by_frontend(fe),
+    ))
+}
+
+/// The first request of a TCP frontend's connection that `backend` (chosen by its TCP
+/// rules) turned to HTTP: HAProxy's stream goes on in HTTP, through the frontend's
+/// `http-request` and `redirect` rules (its content rules and backend choice made
+/// already), then the backend's. It counts in the frontend's requests.
+pub fn route_upgraded(
+    state: &State,
+    fe: &Frontend,
+    head: &mut Head,
+    (src, dst): (SocketAddr, SocketAddr),
+    keep: bool,
+    mut facts: Facts<'_>,
+    backend: Arc<Backend>,
+) -> Routed {
+    let counters = (!state.tables.is_empty()).then(stick::current).flatten();
+    let base = Context {
+        tls: facts.tls,
+        stick: counters.as_deref(),
+        ..Context::new(state, fe, src, dst)
+    };
+    fe.counters.request_at(super::meter::ms_at(facts.started));
+    facts.keep_line(&fe.conf, head);
+    if let Some(answered) = frontend_http_rules(fe, base, head, keep, &facts) {
+        return answered;
+    }
+    backend_rules(base, Some(backend), head, keep, &mut facts)
 }
 
 /// Resumes [`route_request`] at `backend` (its [`Routed::Precheck`]): the chosen backend's
@@ -2126,9 +2175,10 @@ pub async fn route_tcp(
         },
         None,
     );
-    // Then the chosen backend's own content rules.
+    // Then the chosen backend's own content rules; an HTTP backend's run on the request
+    // it turns the connection to ([`super::http::serve_upgraded`]), as in HAProxy.
     if let Some(b) = other_backend(fe, backend.as_ref()) {
-        if !b.conf.rules.tcp_content.is_empty() {
+        if b.conf.mode == Mode::Tcp && !b.conf.rules.tcp_content.is_empty() {
             let ctx = Context {
                 backend: Some(b),
                 ..base

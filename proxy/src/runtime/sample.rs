@@ -27,6 +27,11 @@ pub struct Context<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub request: Option<&'a Head>,
+    /// The request's head went to its server (or the request was answered) before the
+    /// rule runs: HAProxy's start line is gone from its buffer then, and of the request
+    /// only `txn->meth` is left, one of its known methods ([`known_method`]); every other
+    /// request fetch finds nothing (`smp_prefetch_htx` with its `vol` set).
+    pub request_sent: bool,
     pub response: Option<&'a Head>,
     /// What a TCP client sent so far (content inspection).
     pub payload: Option<&'a [u8]>,
@@ -50,6 +55,7 @@ impl<'a> Context<'a> {
             src,
             dst,
             request: None,
+            request_sent: false,
             response: None,
             payload: None,
             response_payload: None,
@@ -259,7 +265,7 @@ pub(super) fn env(state: &State, name: &str) -> Option<Sample<'static>> {
 
 fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>, single: bool) -> Fetched<'a> {
     use Source::*;
-    let req = ctx.request;
+    let req = ctx.request.filter(|_| !ctx.request_sent);
     let none = Fetched::default;
     let text = |s: &'a str| Fetched::one(Sample::Str(Cow::Borrowed(s)));
     match source {
@@ -279,6 +285,10 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>, single: bool) -> Fetched<'a
             Some(server) => Fetched::one(Sample::Bool(server.usable())),
             None => none(),
         },
+        Method if ctx.request_sent => (ctx.request)
+            .map(|h| h.first[0].as_str())
+            .filter(|m| known_method(m))
+            .map_or_else(none, text),
         Method => req.map_or_else(none, |h| text(&h.first[0])),
         Url => req.map_or_else(none, |h| {
             // An HTTP/2 request's URI is absolute in HAProxy's form.
@@ -334,12 +344,15 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>, single: bool) -> Fetched<'a
                 Ok(s) => Fetched::one(Sample::Int(s)),
                 Err(_) => none(),
             }),
-        ReqLen => match ctx.payload {
-            Some(data) => Fetched {
+        ReqLen => match (ctx.payload, req) {
+            (Some(data), _) => Fetched {
                 values: vec![Sample::Int(data.len() as i64)],
                 may_change: ctx.partial,
             },
-            None => none(),
+            // An HTTP request (HAProxy's HTX stream) measures its internal form: its head's
+            // (the body's bytes already there, which HAProxy adds, are not counted).
+            (None, Some(head)) => Fetched::one(Sample::Int(head.logged_size() as i64)),
+            (None, None) => none(),
         },
         SslSni | SslVer | SslHelloType => match ctx.payload {
             Some(data) => tls_fetch(source, data, ctx.partial),
@@ -412,6 +425,15 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>, single: bool) -> Fetched<'a
             .and_then(|h| super::auth::bearer(h, header.as_deref()))
             .map_or_else(none, text),
     }
+}
+
+/// One of the methods HAProxy 2.6 knows by number (`enum http_meth_t`, `find_http_meth`,
+/// case-sensitive): only such a method stays known once the request's head is gone.
+fn known_method(method: &str) -> bool {
+    matches!(
+        method,
+        "OPTIONS" | "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "TRACE" | "CONNECT"
+    )
 }
 
 /// HAProxy's `http_get_path`: the path of a request URI (from its first `/` on, query
@@ -1010,7 +1032,11 @@ fn own_patterns_match(e: &Expr, v: &Sample<'_>) -> bool {
         Method::Bool => v.as_int().is_some_and(|n| n != 0),
         Method::Int => v.as_int().is_some_and(|n| in_ranges(&e.patterns, n)),
         // In bytes, as HAProxy counts (see `bytestr`).
-        Method::Len => in_ranges(&e.patterns, crate::bytestr::byte_len(&v.to_text()) as i64),
+        Method::Len => {
+            let mut number = NumberText::default();
+            let len = crate::bytestr::byte_len(&text_of(v, &mut number));
+            in_ranges(&e.patterns, len as i64)
+        }
         Method::Bin => {
             let bytes = convert::to_binary(v.clone());
             (e.patterns.iter()).any(|p| matches!(p, Pattern::Bin(b) if *b == bytes))
@@ -1024,19 +1050,85 @@ fn own_patterns_match(e: &Expr, v: &Sample<'_>) -> bool {
             })
         }),
         _ => {
-            let text = v.to_text();
-            // `-i` folds ASCII letters only, as HAProxy's strncasecmp.
-            let text = if e.ignore_case && e.method != Method::Reg {
-                text.to_ascii_lowercase()
-            } else {
-                text
+            let mut number = NumberText::default();
+            let text = text_of(v, &mut number);
+            // `-i` folds ASCII letters only, as HAProxy's strncasecmp; the patterns were
+            // lower-cased when compiled, regexes compiled without case.
+            let mut folded = Folded::default();
+            let compared = match e.ignore_case && e.method != Method::Reg {
+                true => folded.of(&text),
+                false => &text,
             };
             e.patterns.iter().any(|p| match p {
                 Pattern::Reg(re) => re.is_match_text(&text),
-                Pattern::Str(pat) => str_match(e.method, &text, pat),
+                Pattern::Str(pat) => str_match(e.method, compared, pat),
                 _ => false,
             })
         }
+    }
+}
+
+/// Sample `v` as text for a string match, without allocating for what is text already
+/// (binary up to its first NUL byte, as HAProxy casts it) or a number or address (written
+/// in `number`).
+fn text_of<'a>(v: &'a Sample<'_>, number: &'a mut NumberText) -> Cow<'a, str> {
+    match v {
+        Sample::Str(s) => Cow::Borrowed(s),
+        Sample::Bin(b) => {
+            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+            crate::bytestr::from_bytes(&b[..end])
+        }
+        Sample::Bool(b) => Cow::Borrowed(number.write(u8::from(*b))),
+        Sample::Int(n) => Cow::Borrowed(number.write(n)),
+        Sample::Ip(ip) => Cow::Borrowed(number.write(ip)),
+    }
+}
+
+/// A number or an address written as text on the stack (an IPv6 address is at most 45
+/// characters, an integer 20).
+struct NumberText([u8; 48]);
+
+impl Default for NumberText {
+    fn default() -> Self {
+        NumberText([0; 48])
+    }
+}
+
+impl NumberText {
+    fn write(&mut self, value: impl std::fmt::Display) -> &str {
+        use std::io::Write;
+        let mut out = &mut self.0[..];
+        // Only a bug (a longer number or address) makes this fail: it would be cut.
+        let _ = write!(out, "{value}");
+        let len = 48 - out.len();
+        // ASCII digits, dots and colons only.
+        std::str::from_utf8(&self.0[..len]).unwrap_or_default()
+    }
+}
+
+/// A sample's text with ASCII letters lower-cased for a `-i` match: borrowed when it has
+/// no capital, on the stack when short (as most are), allocated only beyond.
+#[derive(Default)]
+struct Folded {
+    short: Option<[u8; 256]>,
+    long: String,
+}
+
+impl Folded {
+    fn of<'a>(&'a mut self, text: &'a str) -> &'a str {
+        if !text.bytes().any(|c| c.is_ascii_uppercase()) {
+            return text;
+        }
+        if text.len() > 256 {
+            self.long = text.to_ascii_lowercase();
+            return &self.long;
+        }
+        let short = self.short.insert([0; 256]);
+        let out = &mut short[..text.len()];
+        out.copy_from_slice(text.as_bytes());
+        out.make_ascii_lowercase();
+        // Folding ASCII letters keeps UTF-8 valid: only a bug fails here.
+        std::str::from_utf8(out).unwrap_or_default()
     }
 }
 
@@ -1060,6 +1152,26 @@ fn str_match(method: Method, text: &str, pat: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folding_borrows_text_without_capitals_and_keeps_short_ones_on_the_stack() {
+        let mut folded = Folded::default();
+        let plain = "www.example.org";
+        assert!(std::ptr::eq(folded.of(plain), plain));
+        assert_eq!(folded.of("WWW.Example.ORG/É"), "www.example.org/É");
+        assert!(folded.long.is_empty(), "a short text needs no allocation");
+        let long = "A".repeat(300);
+        assert_eq!(folded.of(&long), "a".repeat(300));
+        let mut number = NumberText::default();
+        assert_eq!(text_of(&Sample::Int(-42), &mut number), "-42");
+        let ip = Sample::Ip("2001:db8::1".parse().unwrap());
+        assert!(matches!(
+            text_of(&ip, &mut number),
+            Cow::Borrowed("2001:db8::1")
+        ));
+        let bin = Sample::Bin(b"abc\0def".to_vec());
+        assert!(matches!(text_of(&bin, &mut number), Cow::Borrowed("abc")));
+    }
 
     #[test]
     fn heads_not_whole_yet_may_become_requests_until_a_byte_says_otherwise() {

@@ -1,5 +1,6 @@
 //! One TCP-mode connection: choose a server, connect (with retries and redispatch), forward
-//! both ways, count, log.
+//! both ways, count, log. A connection whose rules choose an HTTP backend turns to HTTP, as
+//! HAProxy's stream does: it goes to [`super::http::serve_upgraded`] with what was read.
 
 use std::future::Future;
 use std::io;
@@ -1390,7 +1391,7 @@ pub fn serve_tcp(
         let accepted = Instant::now();
         // The log line's facts (none when the frontend logs no traffic).
         let mut facts = log::TcpFacts::gather(&state, &fe, peer, local, accepted);
-        let _fe_session = super::open_session(&fe, tls.is_some());
+        let fe_session = super::open_session(&fe, tls.is_some());
         // `bind ... ssl`: the client's handshake comes first, as in HAProxy (its TLS state is
         // boxed, and the handshake too: a plaintext session's task does not grow).
         let mut secure_client = None;
@@ -1463,6 +1464,22 @@ pub fn serve_tcp(
             let Some(backend) = backend else {
                 return;
             };
+            if backend.conf.mode == crate::config::model::Mode::Http {
+                // An HTTP backend turns the connection to HTTP, as HAProxy's stream upgrades
+                // on switching to it: the HTTP loop serves it from now on, each request a
+                // stream of its own (listed and logged there). Boxed: only such a
+                // connection's task holds it.
+                drop(registration);
+                let upgrade = Box::new(super::http::Upgrade {
+                    backend,
+                    early: inspected.unwrap_or_default(),
+                    tls: secure_client,
+                    session: Some(fe_session),
+                    accepted,
+                });
+                let http = super::http::serve_upgraded(state, fe, client, (peer, local), upgrade);
+                return Box::pin(http).await;
+            }
             // With tcp-smart-connect, what the client sent already leaves with the handshake's
             // ACK. (Through TLS, what the client sent already stays in its TLS state until
             // forwarded.)

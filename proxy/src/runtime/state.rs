@@ -1078,6 +1078,8 @@ pub struct State {
     pub splice: bool,
     /// The proxies' stick tables (none: connections do no stick work at all).
     pub tables: super::stick::Tables,
+    /// The certificate files of the listeners and servers, for the `ssl cert` commands.
+    pub certificate_stores: std::sync::Mutex<super::ssl_cert::Stores>,
 }
 
 /// Soft-stop wake-up lists; threads beyond this share them.
@@ -1133,6 +1135,7 @@ impl State {
         }
         let splice = Self::splices(&config.global);
         let tables = super::stick::Tables::new(&config);
+        let certificate_stores = super::ssl_cert::Stores::of(&frontends, &backends);
         State {
             config,
             frontends,
@@ -1152,6 +1155,7 @@ impl State {
             bytes_out: AtomicU64::new(0),
             splice,
             tables,
+            certificate_stores: std::sync::Mutex::new(certificate_stores),
         }
     }
 

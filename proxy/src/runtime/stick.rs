@@ -1315,7 +1315,7 @@ impl Sticking {
     /// gives a key stores it (a table the request's rules stored in takes one more), up to
     /// [`STORES`] entries with the request's. A `non-stick` server stores none. The rules
     /// read the response and, of the request, only what HAProxy keeps once it is sent
-    /// ([`super::http::Head::method_only`]).
+    /// ([`Context::request_sent`]).
     pub fn on_response(&self, ctx: &Context<'_>, backend: &Backend, server: &Server) {
         // A `non-stick` server is named by no entry, as HAProxy frees the entries then.
         if server.opts.non_stick {
@@ -1329,12 +1329,9 @@ impl Sticking {
         }
         let acls = &backend.conf.rules.acls.acls;
         // The rules read the request as HAProxy still knows it once the head went to the
-        // server: its method only (a `hdr()` or `path` of the condition finds nothing).
-        let kept = ctx
-            .request
-            .map(|h| super::http::Head::method_only(&h.first[0]));
+        // server: its method only (a `hdr_cnt()` or `path` of the condition finds nothing).
         let ctx = &Context {
-            request: kept.as_ref(),
+            request_sent: true,
             ..*ctx
         };
         let mut stored: Vec<&Arc<Table>> = Vec::new();

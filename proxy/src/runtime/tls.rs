@@ -221,15 +221,14 @@ pub async fn accept(
         let hello = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), Borrowed(client));
         let start = hello.await?;
         let hello = start.client_hello();
-        if server.refuses(hello.server_name()) {
+        let Some(config) = server.config_for(hello.server_name(), hello.alpn()) else {
             // HAProxy's fatal `unrecognized_name` (112) alert, in clear: no keys yet.
             let _ = Borrowed(client).write_all(&UNRECOGNIZED_NAME).await;
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "no certificate for the name the client asked for (strict-sni)",
             ));
-        }
-        let config = server.config_for(hello.server_name(), hello.alpn()).clone();
+        };
         start.into_stream(config).await
     };
     let done = match timeout {

@@ -532,6 +532,7 @@ impl Logger {
             method_only = method.map(Head::method_only);
             headless = fetcher.map(|f| sample::Context {
                 request: method_only.as_ref(),
+                request_sent: true,
                 ..f
             });
             entry.samples = headless.as_ref().map(|f| f as &dyn Samples);
