@@ -76,16 +76,15 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
             server_tls(p, &config.global, diags);
         }
         if p.stats.enabled && p.mode != Mode::Http {
-            diags.check_warn(
-                &p.place,
-                format!(
-                    "'stats' statement ignored for {} '{}' as it requires HTTP mode.",
-                    p.kind.keyword(),
-                    p.name
-                ),
-            );
+            // Without a place, as HAProxy's.
+            diags.global_warn(format!(
+                "'stats' statement ignored for {} '{}' as it requires HTTP mode.",
+                p.kind.keyword(),
+                p.name
+            ));
             p.stats.enabled = false;
         }
+        super::rules::warn_http_only(p, diags);
     }
     // After the proxies, whose log formats are compiled by now.
     super::stick::check_fetch_tables(config, diags);

@@ -3098,6 +3098,16 @@ pub fn check(
             "monitor-uri will be ignored for {kind} '{name}' (needs 'mode http')."
         ));
     }
+}
+
+/// The HTTP-only rules and options of a proxy that is not in HTTP mode, warned about as
+/// HAProxy warns, after its `stats` and log format warnings (see `check::check`).
+pub fn warn_http_only(p: &mut Proxy, diags: &mut Diags) {
+    if p.mode == Mode::Http {
+        return;
+    }
+    // HAProxy names a listen `proxy` in these.
+    let (kind, name) = (p.kind.type_str(), &p.name);
     // Kept despite the warning, as HAProxy keeps them: a connection an HTTP backend turns
     // to HTTP runs them on each of its requests ([`crate::runtime::http::serve_upgraded`]);
     // a TCP connection never does.

@@ -2421,8 +2421,9 @@ async fn send_local(
     }
     fe.counters.count_status(answer.status);
     req.status = answer.status;
-    // HAProxy counts its own 4xx answers (`deny`) as HTTP errors of the tracked entries.
-    if (400..500).contains(&answer.status) {
+    // HAProxy counts its own 4xx answers (`auth`) as HTTP errors of the tracked entries,
+    // but those its rule counted (`deny`, `tarpit`) or that are none (`return`).
+    if (400..500).contains(&answer.status) && !answer.error_counted {
         super::stick::http_error();
     }
     req.bytes += answer.logged_size;
@@ -3039,6 +3040,11 @@ async fn relay_exchange(
     // counts its status as it came too ([`respond`]).
     req.bytes += resp.logged_size();
     req.status = resp.first[1].parse().unwrap_or(0);
+    // A server's 4xx counts as an HTTP error of the tracked stick entries before the
+    // response rules see them, as HAProxy's `http_wait_for_response`.
+    if (400..500).contains(&req.status) && !state.tables.is_empty() {
+        super::stick::http_error();
+    }
     // The `stick` rules store their entries now, as HAProxy's once the response came (none
     // without one); `store-response` ones see it as it came, before the rules edit it.
     if let Some(s) = &request.persisted.sticking {
@@ -3956,10 +3962,6 @@ async fn respond(
     let status: u16 = resp.first[1].parse().unwrap_or(0);
     // The status the server sent, before the response rules (`set-status`) changed it.
     let served = std::mem::replace(&mut req.status, status);
-    // A server's 4xx counts as an HTTP error of the tracked stick entries, as in HAProxy.
-    if (400..500).contains(&status) && !state.tables.is_empty() {
-        super::stick::http_error();
-    }
     if let Some(facts) = req.log.as_deref_mut() {
         facts.response(fe, &resp);
     }

@@ -546,6 +546,7 @@ fn incompatible_backend() -> Local {
         logged_size: 0,
         close_counted: false,
         internal_error: true,
+        error_counted: false,
     }
 }
 
@@ -577,6 +578,10 @@ pub struct Local {
     /// The internal error a failed rewrite ends in: HAProxy logs no request time (`TR`
     /// -1) for it, having left its request analysis before the end.
     pub internal_error: bool,
+    /// The tracked entries count no HTTP error when it is sent, whatever its status: its
+    /// rule counted it (`deny`, `tarpit`, before their page is rendered, as HAProxy), or it
+    /// is none (`return`, a response's `deny`).
+    pub error_counted: bool,
 }
 
 /// `monitor-uri`: the request for it gets 200, or 503 when a `monitor fail` condition
@@ -611,6 +616,7 @@ pub fn monitor(ctx: &Context<'_>, head: &Head, keep: bool, facts: &Facts<'_>) ->
         logged: false,
         close_counted: false,
         internal_error: false,
+        error_counted: false,
     })
 }
 
@@ -999,6 +1005,7 @@ fn failed_rewrite(proxy: &Proxy, ctx: &Context<'_>, facts: &Facts<'_>, response:
         logged: true,
         close_counted: false,
         internal_error: true,
+        error_counted: false,
     }
 }
 
@@ -1259,13 +1266,21 @@ fn answer(
             logged: true,
             close_counted: false,
             internal_error: false,
+            error_counted: false,
         }
     };
     let local =
         |status: u16, page: &Page, flags: &'static str| local_kept(status, page, flags, keep);
+    // A request's `deny` or `tarpit` counts an HTTP error before its page is rendered.
+    if !response && matches!(action, HttpAction::Deny(_) | HttpAction::Tarpit(_)) {
+        if let Some(c) = ctx.stick {
+            c.http_error();
+        }
+    }
     match action {
         HttpAction::Deny(r) => Local {
             denied: true,
+            error_counted: true,
             ..local(
                 r.status,
                 &reply_page(proxy, r, false, ctx, facts),
@@ -1274,6 +1289,7 @@ fn answer(
         },
         HttpAction::Tarpit(r) => Local {
             denied: true,
+            error_counted: true,
             delay: Some(
                 proxy
                     .timeouts
@@ -1312,6 +1328,7 @@ fn answer(
         }
         HttpAction::Return(r) => Local {
             intercepted: !response,
+            error_counted: true,
             ..local(r.status, &reply_page(proxy, r, true, ctx, facts), "LR--")
         },
         // Header actions and `allow` never get here.
@@ -1718,8 +1735,9 @@ pub fn route_request(
 ) -> Routed {
     // Stick counters only exist with stick tables: nothing to do otherwise.
     let counters = (!state.tables.is_empty()).then(stick::current).flatten();
+    // The last request's stream trackers end; this one's start with its content rules.
     if let Some(c) = &counters {
-        c.new_request();
+        c.end_stream();
     }
     let base = Context {
         tls: facts.tls,
@@ -1739,9 +1757,12 @@ pub fn route_request(
         return Routed::Rejected;
     }
     // A request the frontend's content rules let in counts in its requests (HAProxy's
-    // `cum_req`, in `http_wait_for_request`, after them): before its HTTP rules, whose
-    // fetches see it.
+    // `cum_req`, in `http_wait_for_request`, after them), and in its tracked entries (those
+    // rules' trackings too): before its HTTP rules, whose fetches see it.
     fe.counters.request_at(super::meter::ms_at(facts.started));
+    if let Some(c) = &counters {
+        c.count_request();
+    }
     if rules.monitor_uri.is_some() {
         let ctx = Context {
             request: Some(head),
@@ -1774,7 +1795,7 @@ pub fn route_request(
     {
         return Routed::Precheck(b.clone(), facts.line.take().map(Cow::into_owned));
     }
-    backend_rules(base, backend, head, keep, &mut facts)
+    backend_rules(base, backend, head, keep, &mut facts, None)
 }
 
 /// The frontend's `http-request` rules, then its `redirect` ones: their answer, if one
@@ -1818,11 +1839,19 @@ pub fn route_upgraded(
         ..Context::new(state, fe, src, dst)
     };
     fe.counters.request_at(super::meter::ms_at(facts.started));
+    // The stream's TCP trackings, and the session's, count it as the request turns HTTP.
+    if let Some(c) = &counters {
+        c.count_request();
+    }
+    // The stream is in its backend already: HAProxy marks the frontend's `http-request`
+    // trackings as the backend's, which count the request once more with the backend's.
+    let tracked_before = counters.as_deref().map(stick::Counters::stream_tracking);
     facts.keep_line(&fe.conf, head);
     if let Some(answered) = frontend_http_rules(fe, base, head, keep, &facts) {
         return answered;
     }
-    backend_rules(base, Some(backend), head, keep, &mut facts)
+    let backend = Some(backend);
+    backend_rules(base, backend, head, keep, &mut facts, tracked_before)
 }
 
 /// Resumes [`route_request`] at `backend` (its [`Routed::Precheck`]): the chosen backend's
@@ -1847,17 +1876,20 @@ pub fn route_backend(
     if let Some(line) = line {
         facts.line = Some(Cow::Owned(line));
     }
-    backend_rules(base, Some(backend), head, keep, &mut facts)
+    backend_rules(base, Some(backend), head, keep, &mut facts, None)
 }
 
 /// The chosen backend's `tcp-request content` and `http-request` rules (none for the
-/// frontend's own `listen` section, whose rules ran as the frontend's).
+/// frontend's own `listen` section, whose rules ran as the frontend's). The stream slots
+/// tracked since `tracked_before` (None: since now) count the request before the backend's
+/// `http-request` rules, as HAProxy's `stream_inc_be_http_req_ctr`.
 fn backend_rules(
     base: Context<'_>,
     backend: Option<Arc<Backend>>,
     head: &mut Head,
     keep: bool,
     facts: &mut Facts<'_>,
+    tracked_before: Option<[bool; 3]>,
 ) -> Routed {
     let fe = base.frontend;
     if let Some(b) = other_backend(fe, backend.as_ref()) {
@@ -1866,6 +1898,7 @@ fn backend_rules(
             ..base
         };
         let b_rules = &b.conf.rules;
+        let tracked_before = tracked_before.or_else(|| base.stick.map(|c| c.stream_tracking()));
         if !b_rules.tcp_content.is_empty()
             && !content_accepts(
                 &Context {
@@ -1876,6 +1909,10 @@ fn backend_rules(
             )
         {
             return Routed::Rejected;
+        }
+        // The backend's trackings count the request, which the frontend counted before.
+        if let (Some(c), Some(before)) = (base.stick, tracked_before) {
+            c.count_request_since(before);
         }
         // After the frontend's rewrites, unlike HAProxy, if only the backend shows it.
         facts.keep_line(&b.conf, head);

@@ -1104,10 +1104,33 @@ impl Counters {
         drop(ended);
     }
 
-    /// A new HTTP request: the last one's stream trackers end, the session's count it.
-    pub fn new_request(&self) {
-        self.end_stream();
-        for t in locked(&self.session).iter().flatten() {
+    /// An HTTP request the frontend's content rules let in (HAProxy's
+    /// `stream_inc_http_req_ctr`, in `http_wait_for_request`): each slot's entry counts it,
+    /// the stream's tracker else the session's, so a `tcp-request content` tracking made
+    /// just before counts it too.
+    pub fn count_request(&self) {
+        for t in (0..3).filter_map(|n| self.get(n)) {
+            t.update(|d| d.count_request());
+        }
+    }
+
+    /// Which stream slots track now: [`Counters::count_request_since`] takes it.
+    pub fn stream_tracking(&self) -> [bool; 3] {
+        locked(&self.stream).each_ref().map(Option::is_some)
+    }
+
+    /// The trackings a backend's `tcp-request content` rules made since `before`
+    /// ([`Counters::stream_tracking`]) count the HTTP request, as HAProxy's
+    /// `stream_inc_be_http_req_ctr` counts the backend's trackers before its `http-request`
+    /// rules (which count their own when they track).
+    pub fn count_request_since(&self, before: [bool; 3]) {
+        // Cloned: updating an entry locks its table, not to be done under the slots' lock.
+        let slots = locked(&self.stream).clone();
+        let new = slots
+            .iter()
+            .zip(before)
+            .filter_map(|(t, was)| t.as_ref().filter(|_| !was));
+        for t in new {
             t.update(|d| d.count_request());
         }
     }
