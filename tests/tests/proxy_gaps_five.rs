@@ -7,7 +7,8 @@
 //!   the head went to the server: a method HAProxy knows by number; `hdr_cnt()`, `url`,
 //!   `req.proto_http` and the other request fetches find nothing.
 //! - The master CLI keeps a connection open after its commands, `prompt` or not (which
-//!   only toggles the prompt), until its client closes it or sends `quit`.
+//!   only toggles the prompt), until its client closes it or sends `quit`; ten sessions
+//!   at once, the eleventh served only once one of them ends.
 //! - A queued request killed by `shutdown session` then given its server's slot logs
 //!   `%sc` without the request waiting behind it, which takes the slot only after.
 //! - An ACL's own patterns under `-i` match as HAProxy's (folded without a copy per
@@ -376,6 +377,60 @@ fn the_master_cli_keeps_a_session_open_after_its_commands_as_haproxy() {
     ];
     for (name, shapes) in &seen {
         assert_eq!(shapes, &expected, "{name}");
+    }
+}
+
+/// How a master CLI serves an eleventh connection while ten idle ones are open: what it
+/// answers then (`<silent>`), and once one of the ten closed.
+fn eleventh_master_session(master: &Path) -> (bool, String, String) {
+    let mut ten: Vec<UnixStream> = (0..10)
+        .map(|_| UnixStream::connect(master).expect("connecting to the master CLI"))
+        .collect();
+    // Each of the ten is being served before the eleventh comes.
+    let served = ten.iter_mut().all(|conn| {
+        MasterSession::new(conn)
+            .ask("show proc", TABLE_END, 1)
+            .ends_with(TABLE_END)
+    });
+    let mut eleventh = UnixStream::connect(master).expect("a connection waiting in the backlog");
+    // Silence can only be shown by waiting; a second is long for a local answer.
+    eleventh
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("a timeout");
+    let while_full = MasterSession {
+        conn: &mut eleventh,
+    }
+    .ask("show proc", TABLE_END, 1);
+    drop(ten.pop());
+    let mut got = Vec::new();
+    eleventh.set_read_timeout(Some(WAIT)).expect("a timeout");
+    let mut chunk = [0; 4096];
+    while !String::from_utf8_lossy(&got).ends_with(TABLE_END) {
+        match eleventh.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let after_one_closed = if String::from_utf8_lossy(&got).contains("#<PID>") {
+        "TABLE".to_string()
+    } else {
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    (served, while_full, after_one_closed)
+}
+
+#[test]
+fn the_master_cli_serves_ten_sessions_at_once_as_haproxy() {
+    let test = "gaps5-master-cap";
+    let dir = temp_dir(test);
+    for (name, binary) in binaries(test) {
+        let mw = MasterWorker::start(&binary, &dir, name);
+        let seen = eleventh_master_session(&mw.master);
+        assert_eq!(
+            seen,
+            (true, "<silent>".to_string(), "TABLE".to_string()),
+            "{name}: ten served, the eleventh waiting, then served"
+        );
     }
 }
 

@@ -728,3 +728,115 @@ fn error_pages_keep_the_connection_where_haproxy_does() {
         assert_eq!(&seen[0], theirs, "hapx-proxy (left) and HAProxy (right)");
     }
 }
+
+/// What one proxy did with one client: the first line of its answer, its log line from
+/// the frontend's name on (the header, address and date differ), and the `show stat`
+/// `columns` of `rows`.
+type Seen = (Option<String>, Vec<String>, Vec<Vec<String>>);
+
+/// Runs the frontend `fe` with the backend `be` (`backend`: its lines) through hapx-proxy,
+/// then HAProxy when it is installed (skipped loudly otherwise, failing under CI); sends
+/// `request`, half-closing the connection, and reads the answer. Both observed alike;
+/// hapx's observation is returned.
+fn plain_alike(
+    test: &str,
+    backend: &str,
+    request: &[u8],
+    rows: &[(&str, &str)],
+    columns: &[&str],
+) -> Seen {
+    let mut observed: Vec<Seen> = Vec::new();
+    for (name, binary) in hapx_tests::proxy_rules::binaries(test) {
+        let syslog = hapx_tests::proxy_rules::Syslog::bind();
+        let stats_port = free_port();
+        let extra = format!(
+            "  log {} local0\nlisten st\n  bind 127.0.0.1:{stats_port}\n  stats enable\n  stats uri /\n",
+            syslog.addr
+        );
+        let (_p, addr) = start_binary(&binary, &format!("{test}-{name}"), backend, &extra);
+        let mut client = TcpStream::connect(addr).expect("connecting");
+        client.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        client.write_all(request).expect("sending");
+        client
+            .shutdown(std::net::Shutdown::Write)
+            .expect("half-closing");
+        let mut answer = Vec::new();
+        let _ = client.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let line = syslog.lines(1).remove(0);
+        let from_fe = line.find(" fe ").map_or("", |at| &line[at..]);
+        let logged = from_fe.split(' ').map(str::to_string).collect();
+        let (_, _, csv) =
+            hapx_tests::proxy::http_get(SocketAddr::from((LO, stats_port)), "/;csv", None);
+        let counted = rows
+            .iter()
+            .map(|(px, sv)| {
+                let row = hapx_tests::proxy::stat_row(&csv, px, sv).expect("the row");
+                columns.iter().map(|c| row[*c].clone()).collect()
+            })
+            .collect();
+        observed.push((answer.lines().next().map(str::to_string), logged, counted));
+    }
+    let ours = observed.remove(0);
+    if let Some(theirs) = observed.pop() {
+        assert_eq!(
+            ours.0, theirs.0,
+            "{test}: the answer: hapx-proxy, then HAProxy"
+        );
+        assert_eq!(
+            ours.2, theirs.2,
+            "{test}: {columns:?}: hapx-proxy, then HAProxy"
+        );
+        // Without the timers.
+        let shape = |l: &[String]| {
+            l.iter()
+                .filter(|w| !w.contains('/') || w.contains("NOSRV"))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shape(&ours.1), shape(&theirs.1), "{test}: the log line");
+    }
+    ours
+}
+
+/// A client that sends half a head and closes its sending side: HAProxy still writes its
+/// 400, counts it in `hrsp_4xx` and logs it `400 0 ... CR--` (`%B` 0: its HTTP/1 layer
+/// wrote the error, no stream did). hapx does the same, side by side.
+#[test]
+fn a_client_closing_mid_head_gets_the_400_as_in_haproxy() {
+    let test = "a_client_closing_mid_head_gets_the_400_as_in_haproxy";
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n";
+    let columns = ["req_tot", "ereq", "hrsp_4xx"];
+    let ours = plain_alike(test, "", request, &[("fe", "FRONTEND")], &columns);
+    assert_eq!(
+        ours.0.as_deref(),
+        Some("HTTP/1.1 400 Bad request"),
+        "{ours:?}"
+    );
+    assert_eq!(ours.2, [["1", "1", "1"]], "{ours:?}");
+    let logged = ours.1.join(" ");
+    assert!(logged.contains(" 400 0 - - CR-- "), "{logged}");
+}
+
+/// A request the backend's `tcp-request content reject` refuses after `default_backend`:
+/// HAProxy's stream had entered the backend, which counts a session, a request and the
+/// bytes read; the frontend counts the denial; the line is the backend's, with the request.
+#[test]
+fn a_backend_content_reject_counts_in_the_backend_as_in_haproxy() {
+    let test = "a_backend_content_reject_counts_in_the_backend_as_in_haproxy";
+    let srv = WireServer::start();
+    let backend = format!(
+        "  tcp-request content reject if {{ path /r }}\n  server s {}\n",
+        srv.addr
+    );
+    let request = b"GET /r HTTP/1.1\r\nHost: x\r\n\r\n";
+    let rows = [("fe", "FRONTEND"), ("be", "BACKEND")];
+    let columns = ["stot", "req_tot", "dreq", "bin", "bout"];
+    let ours = plain_alike(test, &backend, request, &rows, &columns);
+    assert_eq!(ours.0, None, "{ours:?}");
+    assert_eq!(ours.2[0], ["1", "1", "1", "39", "0"], "{ours:?}");
+    assert_eq!(ours.2[1], ["1", "1", "0", "39", "0"], "{ours:?}");
+    let logged = ours.1.join(" ");
+    assert!(logged.contains(" be/<NOSRV> "), "{logged}");
+    assert!(logged.ends_with(" \"GET /r HTTP/1.1\""), "{logged}");
+}

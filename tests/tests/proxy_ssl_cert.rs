@@ -68,7 +68,9 @@ impl Certs {
     /// `e.pem`, `c.pem` signed by a CA with the CA as its chain and serial 0x80 (DER adds a
     /// zero before it), `b.pem` (EC P-256) with its key apart in `b.pem.key`, and the
     /// replacements `new.pem` (RSA) and `other.pem` (EC), `new.crt` without its key, and
-    /// `mismatch.pem` (new.crt with a.pem's key).
+    /// `mismatch.pem` (new.crt with a.pem's key), `junk.pem` (bytes that are no certificate
+    /// in a certificate's PEM armour, and a key) and `v1.pem` (an X.509 version 1
+    /// certificate and its key).
     fn make(dir: &Path) -> Certs {
         let rsa = ["-newkey", "rsa:2048"];
         let p256 = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
@@ -131,6 +133,19 @@ impl Certs {
                 "c.crt",
             ],
         );
+        // `x509 -req` without extensions writes a version 1 certificate.
+        openssl(
+            dir,
+            &[
+                "x509", "-req", "-in", "c.csr", "-signkey", "c.key", "-days", "10", "-out",
+                "v1.crt",
+            ],
+        );
+        std::fs::write(
+            dir.join("junk.crt"),
+            "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
         let write = |name: &str, parts: &[&str]| {
             let text: String = parts.iter().map(|p| read(p)).collect();
@@ -144,6 +159,8 @@ impl Certs {
         write("new.pem", &["new.crt", "new.key"]);
         write("other.pem", &["other.key", "other.crt"]);
         write("mismatch.pem", &["new.crt", "a.key"]);
+        write("junk.pem", &["junk.crt", "a.key"]);
+        write("v1.pem", &["v1.crt", "c.key"]);
         Certs {
             dir: dir.to_path_buf(),
         }
@@ -455,6 +472,8 @@ fn errors_answer_as_haproxy() {
         answers.push(set("/nonexistent.pem", "new.pem"));
         answers.push(cli_payload(&admin, &format!("set ssl cert {a}"), "hello\n"));
         answers.push(set(&a, "new.key"));
+        // Junk in a certificate's PEM armour, with a key.
+        answers.push(set(&a, "junk.pem"));
         // A certificate without its key is taken, and refused at commit.
         answers.push(set(&a, "new.crt"));
         answers.push(cli(&admin, &format!("commit ssl cert {a}")));
@@ -500,6 +519,7 @@ fn errors_answer_as_haproxy() {
             .into(),
         unloadable(&a),
         unloadable(&a),
+        unloadable(&a),
         format!("Transaction created for certificate {a}!\n\n"),
         fail("The transaction must contain at least a certificate and a private key!"),
         format!(
@@ -524,6 +544,58 @@ fn errors_answer_as_haproxy() {
     // Nothing was committed.
     assert_eq!(ours.last().unwrap(), "a.pem still presented: true");
     same_as_haproxy(&ours, theirs);
+}
+
+/// An X.509 version 1 certificate: HAProxy (OpenSSL) takes and serves it; hapx refuses it
+/// at `set` with HAProxy's answer for a payload it cannot load, as its configuration
+/// loader refuses such a `crt` (rustls serves version 3 certificates only), and keeps
+/// serving the certificate it had.
+#[test]
+fn a_version_1_certificate_is_refused_at_set() {
+    let test = "ssl_cert_v1";
+    if !require::command(test, "openssl") {
+        return;
+    }
+    let dir = temp_dir(test);
+    let certs = Certs::make(&dir);
+    let (front, second) = (free_port(), free_port());
+    let config = config(&certs, front, second, tcp_echo());
+    let admin = dir.join("admin.sock");
+    let a = certs.path("a.pem");
+    let a_der = certs.der("a.pem");
+    let (ours, theirs) = side_by_side(test, &config, local(front), |_| {
+        let set = cli_payload(
+            &admin,
+            &format!("set ssl cert {a}"),
+            &certs.payload("v1.pem"),
+        );
+        let commit = cli(&admin, &format!("commit ssl cert {a}"));
+        // The test's client (rustls) refuses a version 1 certificate: that it was shown one.
+        let shown = match presented(front) {
+            Ok(der) if der == a_der => "a.pem".to_string(),
+            Err(e) if e.contains("UnsupportedCertVersion") => "a version 1 certificate".into(),
+            other => format!("{other:?}"),
+        };
+        (set, commit, shown)
+    });
+    assert_eq!(
+        ours,
+        (
+            format!(
+                "unable to load certificate from file '{a}'.\nCan't load the payload\nCan't update {a}!\n\n"
+            ),
+            format!("No ongoing transaction! !\nCan't commit {a}!\n\n"),
+            "a.pem".to_string(),
+        )
+    );
+    if let Some(theirs) = theirs {
+        let expected = (
+            format!("Transaction created for certificate {a}!\n\n"),
+            format!("Committing {a}..\nSuccess!\n\n"),
+            "a version 1 certificate".to_string(),
+        );
+        assert_eq!(theirs, expected, "HAProxy takes a version 1 certificate");
+    }
 }
 
 #[test]

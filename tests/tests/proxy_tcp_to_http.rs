@@ -632,3 +632,74 @@ fn requests_refused_by_content_rules_are_not_counted_as_in_haproxy() {
         assert_eq!(column(&seen, "fe/FRONTEND", "dreq"), "1", "{seen:?}");
     }
 }
+
+/// A password `u:right` hashed with SHA-512 crypt (`openssl passwd -6`).
+const HASHED_RIGHT: &str = "$6$hapxsalt$qtkgTKUWqlnE1ftOZPqeonjlj4wJud9EpskmzcmmCmxC6tSPbFdmb.3hX1ct4hDIEOLCvdsDemFjs3lhlTN9X/";
+
+/// Four connections, each one request with Basic credentials, wrong then right, for the
+/// backend's rule (`/a`) and for the frontend's (`/fe`).
+fn with_passwords(front: SocketAddr) -> Vec<String> {
+    let (wrong, right) = ("dTp3cm9uZw==", "dTpyaWdodA==");
+    [("/a", wrong), ("/a", right), ("/fe", wrong), ("/fe", right)]
+        .iter()
+        .flat_map(|(path, basic)| {
+            let credentials = format!("authorization: Basic {basic}\r\n");
+            shown(exchange(front, &[get(path, &credentials)]))
+        })
+        .collect()
+}
+
+/// The first request of a connection turned to HTTP, with credentials: the frontend's and
+/// the backend's `http_auth` find the passwords as HAProxy does (hapx hashes them off its
+/// worker threads first, as for any HTTP request).
+#[test]
+fn credentials_on_turned_connections_are_checked_as_in_haproxy() {
+    let one = EchoServer::start("one");
+    let body = format!(
+        "  option tcplog\n  http-request deny if {{ path /fe }} !{{ http_auth(L) }}\n  \
+         default_backend one\n\
+         backend one\n  mode http\n  http-request auth unless {{ http_auth(L) }}\n  \
+         server s1 {}\n\
+         userlist L\n  user u password {HASHED_RIGHT}\n",
+        one.addr
+    );
+    let rows = [("fe", "FRONTEND"), ("one", "BACKEND")];
+    let test = "credentials_on_turned_connections_are_checked_as_in_haproxy";
+    let seen = alike(test, &body, with_passwords, 4, &rows);
+    let statuses: Vec<bool> = ["status: 401", "status: 200", "status: 403", "status: 200"]
+        .iter()
+        .zip(&seen.seen)
+        .map(|(status, answer)| answer.contains(status))
+        .collect();
+    assert_eq!(statuses, [true; 4], "{:?}", seen.seen);
+}
+
+/// A first request the backend's content rules reject, then one they let in, each on its
+/// own connection.
+fn rejected_then_served(front: SocketAddr) -> Vec<String> {
+    let mut seen = shown(exchange(front, &[get("/r", "")]));
+    seen.extend(shown(exchange(front, &[get("/a", "")])));
+    seen
+}
+
+/// The backend's `tcp-request content reject` on a turned connection's first request:
+/// HAProxy's stream is in the backend, which counts a session, a request and the bytes
+/// read (`stot`, `req_tot`, `bin`), the frontend the denial; logged under the backend.
+#[test]
+fn requests_rejected_by_the_backend_count_in_it_as_in_haproxy() {
+    let one = EchoServer::start("one");
+    let body = format!(
+        "  option tcplog\n  default_backend one\n\
+         backend one\n  mode http\n  tcp-request content reject if {{ path /r }}\n  \
+         server s1 {}\n",
+        one.addr
+    );
+    let rows = [("fe", "FRONTEND"), ("one", "BACKEND")];
+    let test = "requests_rejected_by_the_backend_count_in_it_as_in_haproxy";
+    let seen = alike(test, &body, rejected_then_served, 2, &rows);
+    assert_eq!(seen.seen[0], "closed", "{:?}", seen.seen);
+    assert!(seen.log[0].contains(" one/<NOSRV> "), "{:?}", seen.log);
+    assert_eq!(column(&seen, "fe/FRONTEND", "dreq"), "1");
+    assert_eq!(column(&seen, "one/BACKEND", "stot"), "2");
+    assert_eq!(column(&seen, "one/BACKEND", "req_tot"), "2");
+}

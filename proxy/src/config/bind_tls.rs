@@ -39,7 +39,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig, WebPkiClientVerifier};
-use rustls::sign::CertifiedKey;
+use rustls::sign::{CertifiedKey, SigningKey};
 use rustls::{InconsistentKeys, RootCertStore};
 
 use arc_swap::ArcSwap;
@@ -495,31 +495,78 @@ fn is_certificate_file(path: &Path) -> bool {
 /// A PEM's certificate chain and its key (in the file, else in `PATH.key`), checked to match.
 fn load_pem(path: &Path, provider: &CryptoProvider) -> Result<Loaded, BindTlsError> {
     let shown = path.display().to_string();
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(Iterator::collect)
-        .map_err(|e| BindTlsError::Stat(shown.clone(), e.to_string()))?;
-    if chain.is_empty() {
-        return Err(BindTlsError::NoCertificate(shown));
-    }
-    let key = match PrivateKeyDer::from_pem_file(path) {
-        Ok(key) => key,
-        Err(_) => {
-            let beside = PathBuf::from(format!("{shown}.key"));
-            PrivateKeyDer::from_pem_file(&beside).map_err(|_| BindTlsError::NoKey(shown.clone()))?
-        }
-    };
-    let names = dns_names(&chain[0]);
-    let key = CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
-            BindTlsError::Mismatch(shown.clone())
-        }
-        other => BindTlsError::Key(shown.clone(), other.to_string()),
+    let pem = std::fs::read(path).map_err(|e| BindTlsError::Stat(shown.clone(), strerror(&e)))?;
+    let beside = || std::fs::read(format!("{shown}.key")).ok();
+    let key = certified_from_pem(&pem, beside, provider).map_err(|e| match e {
+        PemError::NoCertificate => BindTlsError::NoCertificate(shown.clone()),
+        PemError::NoKey => BindTlsError::NoKey(shown.clone()),
+        PemError::Mismatch => BindTlsError::Mismatch(shown.clone()),
+        PemError::Unusable(e) => BindTlsError::Key(shown.clone(), e.to_string()),
     })?;
+    let names = dns_names(&key.cert[0]);
     Ok(Loaded {
         path: path.to_path_buf(),
         key: Arc::new(key),
         names,
     })
+}
+
+/// Why a PEM's certificate and key cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    #[error("no certificate in it")]
+    NoCertificate,
+    #[error("no private key in it")]
+    NoKey,
+    #[error("its private key does not match its certificate")]
+    Mismatch,
+    #[error("{0}")]
+    Unusable(rustls::Error),
+}
+
+/// A PEM's certificate chain and its key (the first anywhere in `pem`, else in what
+/// `beside` reads), checked by [`checked_key`]: the configuration's `crt`, bind and server.
+pub fn certified_from_pem(
+    pem: &[u8],
+    beside: impl FnOnce() -> Option<Vec<u8>>,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, PemError> {
+    let chain = pem_chain(pem).ok_or(PemError::NoCertificate)?;
+    let key = (PrivateKeyDer::from_pem_slice(pem).ok())
+        .or_else(|| PrivateKeyDer::from_pem_slice(&beside()?).ok())
+        .ok_or(PemError::NoKey)?;
+    let key = (provider.key_provider.load_private_key(key)).map_err(PemError::Unusable)?;
+    checked_key(chain, key).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => PemError::Mismatch,
+        other => PemError::Unusable(other),
+    })
+}
+
+/// The certificates of PEM bytes, the first (the leaf) then its chain, as HAProxy reads
+/// them; None without one, or when webpki cannot parse the leaf (junk in a PEM armour, an
+/// X.509 v1 certificate), which rustls could not serve.
+pub fn pem_chain(pem: &[u8]) -> Option<Vec<CertificateDer<'static>>> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let leaf = chain.first()?;
+    webpki::EndEntityCert::try_from(leaf).ok()?;
+    Some(chain)
+}
+
+/// A chain and its key as rustls serves them, checked as `CertifiedKey::from_der` checks
+/// them: the leaf must parse (webpki: X.509 v3 only) and its public key must be the key's;
+/// a key whose public half rustls cannot tell (`InconsistentKeys::Unknown`) is taken. The
+/// one check for the configuration's `crt` (bind and server) and `commit ssl cert`.
+pub fn checked_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<dyn SigningKey>,
+) -> Result<CertifiedKey, rustls::Error> {
+    let certified = CertifiedKey::new(chain, key);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(certified),
+        Err(e) => Err(e),
+    }
 }
 
 /// The names a certificate is chosen by, lower-cased: its DNS subject alternative names,
@@ -799,6 +846,37 @@ impl std::fmt::Debug for Certificates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_checked_as_from_der_checks_them() {
+        let signing = |key: &rcgen::KeyPair| {
+            let der = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+            let provider = rustls::crypto::ring::default_provider();
+            provider.key_provider.load_private_key(der).unwrap()
+        };
+        let (key, other) = (
+            rcgen::KeyPair::generate().unwrap(),
+            rcgen::KeyPair::generate().unwrap(),
+        );
+        let cert = rcgen::CertificateParams::new(vec!["x.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let chain = vec![cert.der().clone()];
+        assert!(checked_key(chain.clone(), signing(&key)).is_ok());
+        assert!(matches!(
+            checked_key(chain, signing(&other)),
+            Err(rustls::Error::InconsistentKeys(
+                InconsistentKeys::KeyMismatch
+            ))
+        ));
+        // A leaf webpki cannot parse is refused, not taken as a key it cannot compare.
+        let junk = vec![CertificateDer::from(b"hello world".to_vec())];
+        assert!(matches!(
+            checked_key(junk, signing(&key)),
+            Err(rustls::Error::InvalidCertificate(_))
+        ));
+    }
 
     #[test]
     fn certificate_files_of_a_directory() {

@@ -564,27 +564,34 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 /// HAProxy's `word_fingerprint_distance` of two words' `make_word_fingerprint`s: how many
 /// of their character transitions differ (letters by name, digits as one class, any other
 /// byte as another, with the word's start and end), case-insensitively. HAProxy's action,
-/// keyword and CLI suggestions pick the candidate closest by it.
+/// keyword and CLI suggestions pick the candidate closest by it. Each count is a byte that
+/// wraps past 255, as HAProxy's `uint8_t` fingerprint, so a long word compares as there.
 pub fn fingerprint_distance(a: &str, b: &str) -> usize {
-    let mut counts = [0i16; 30 * 30];
-    let mut add = |word: &str, step: i16| {
-        const BEGIN: usize = 28;
-        const END: usize = 29;
-        let mut from = BEGIN;
-        for byte in word.bytes() {
-            let to = match byte.to_ascii_lowercase() {
-                c @ b'a'..=b'z' => usize::from(c - b'a'),
-                b'0'..=b'9' => 26,
-                _ => 27,
-            };
-            counts[30 * from + to] += step;
-            from = to;
-        }
-        counts[30 * from + END] += step;
-    };
-    add(a, 1);
-    add(b, -1);
-    counts.iter().map(|c| usize::from(c.unsigned_abs())).sum()
+    let (a, b) = (fingerprint(a), fingerprint(b));
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| usize::from(x.abs_diff(*y)))
+        .sum()
+}
+
+/// HAProxy's `make_word_fingerprint`: how often each transition between character classes
+/// (0-25 a letter, 26 a digit, 27 any other byte, 28 the start, 29 the end) occurs, mod 256.
+fn fingerprint(word: &str) -> [u8; 30 * 30] {
+    const BEGIN: usize = 28;
+    const END: usize = 29;
+    let mut counts = [0u8; 30 * 30];
+    let mut from = BEGIN;
+    for byte in word.bytes() {
+        let to = match byte.to_ascii_lowercase() {
+            c @ b'a'..=b'z' => usize::from(c - b'a'),
+            b'0'..=b'9' => 26,
+            _ => 27,
+        };
+        counts[30 * from + to] = counts[30 * from + to].wrapping_add(1);
+        from = to;
+    }
+    counts[30 * from + END] = counts[30 * from + END].wrapping_add(1);
+    counts
 }
 
 /// Levenshtein distance (optimal string alignment is not needed for keyword typos).
@@ -1359,6 +1366,18 @@ pub const ACL_KEYWORDS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprint_counts_wrap_as_haproxys_bytes() {
+        // 39 999 `a`→`a` transitions: 63 mod 256, against none in `a`, one in `aa`.
+        let long = "a".repeat(40_000);
+        assert_eq!(fingerprint_distance(&long, "a"), 63);
+        assert_eq!(fingerprint_distance("aa", &long), 62);
+        // 256 transitions wrap to none: the word counts as `a`.
+        assert_eq!(fingerprint_distance(&"a".repeat(257), "a"), 0);
+        assert_eq!(fingerprint_distance("set-var", "set-var"), 0);
+        assert_eq!(fingerprint_distance("ab", "ba"), 6);
+    }
 
     #[test]
     fn suggests_close_keywords_only() {

@@ -26,9 +26,7 @@ use rustls::client::{
 };
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{
-    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
-};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{
     CertificateError, DigitallySignedStruct, Error, NamedGroup, RootCertStore, SignatureScheme,
@@ -100,9 +98,17 @@ impl TlsClient {
 pub struct ClientCertificate {
     path: PathBuf,
     key: ArcSwap<CertifiedKey>,
-    /// The server's TLS sessions (None: `no-ssl-reuse`), forgotten when the key changes: a
-    /// resumed session would go on with the identity of the old certificate.
-    sessions: Option<Arc<Sessions>>,
+    /// The server's TLS sessions (None: `no-ssl-reuse`), one cache per configuration
+    /// ([`Configs::named`], [`Configs::unnamed`]: a session made without checking a name is
+    /// never resumed where the name is checked), forgotten when the key changes: a resumed
+    /// session would go on with the identity of the old certificate.
+    ///
+    /// A window stays: a handshake begun with the old key before [`Self::replace`] that
+    /// gets its session (a TLS 1.3 ticket, a TLS 1.2 session) after it stores it in the new
+    /// cache, and a later connection may resume it with the old identity. rustls tells a
+    /// cache neither which connection nor which client certificate a session is from, so
+    /// the cache cannot sort such a session out.
+    sessions: Option<Box<[Arc<Sessions>; 2]>>,
 }
 
 impl ClientCertificate {
@@ -119,7 +125,7 @@ impl ClientCertificate {
     /// Presents `key` from the next handshake on, which starts a new TLS session.
     pub fn replace(&self, key: Arc<CertifiedKey>) {
         self.key.store(key);
-        if let Some(sessions) = &self.sessions {
+        for sessions in self.sessions.iter().flat_map(|s| s.iter()) {
             sessions.forget();
         }
     }
@@ -134,6 +140,10 @@ impl ResolvesClientCert for ClientCertificate {
         true
     }
 }
+
+/// Which of a [`ClientCertificate`]'s session caches a configuration resumes from.
+const NAMED_CACHE: usize = 0;
+const UNNAMED_CACHE: usize = 1;
 
 /// rustls's session cache, replaced whole to forget every session at once.
 #[derive(Debug)]
@@ -273,8 +283,8 @@ pub fn build(tls: &ServerTls, bases: Bases<'_>) -> Result<TlsClient, TlsError> {
         Some(crt) => Some(Arc::new(client_certificate(tls, crt, bases, &provider)?)),
         None => None,
     };
-    let named = client_config(tls, &certificate, &provider, verifier(true))?;
-    let unnamed = client_config(tls, &certificate, &provider, verifier(false))?;
+    let named = client_config(tls, &certificate, NAMED_CACHE, &provider, verifier(true))?;
+    let unnamed = client_config(tls, &certificate, UNNAMED_CACHE, &provider, verifier(false))?;
     for name in [&tls.sni, &tls.check_sni, &tls.verifyhost]
         .into_iter()
         .flatten()
@@ -304,15 +314,14 @@ fn client_certificate(
     let path = resolve(bases.crt, crt);
     let shown = path.display().to_string();
     let bad = |e: String| TlsError::Crt(shown.clone(), e);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
-        .and_then(Iterator::collect)
+    let pem = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+    let key = super::bind_tls::certified_from_pem(&pem, || None, provider)
         .map_err(|e| bad(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_file(&path).map_err(|e| bad(e.to_string()))?;
-    let key = CertifiedKey::from_der(certs, key, provider)?;
     Ok(ClientCertificate {
         path,
         key: ArcSwap::from_pointee(key),
-        sessions: (!tls.no_reuse).then(|| Arc::new(Sessions::new())),
+        sessions: (!tls.no_reuse)
+            .then(|| Box::new([Sessions::new(), Sessions::new()].map(Arc::new))),
     })
 }
 
@@ -363,6 +372,7 @@ fn chain_verifier(
 fn client_config(
     tls: &ServerTls,
     certificate: &Option<Arc<ClientCertificate>>,
+    cache: usize,
     provider: &Arc<CryptoProvider>,
     verifier: Arc<Verifier>,
 ) -> Result<ClientConfig, TlsError> {
@@ -377,8 +387,8 @@ fn client_config(
     };
     if tls.no_reuse {
         config.resumption = Resumption::disabled();
-    } else if let Some(sessions) = certificate.as_ref().and_then(|c| c.sessions.clone()) {
-        config.resumption = Resumption::store(sessions);
+    } else if let Some(sessions) = certificate.as_ref().and_then(|c| c.sessions.as_ref()) {
+        config.resumption = Resumption::store(sessions[cache].clone());
     }
     Ok(config)
 }
@@ -456,6 +466,34 @@ impl ServerCertVerifier for Verifier {
 mod tests {
     use super::super::model::TlsVersion;
     use super::*;
+
+    #[test]
+    fn each_configuration_has_its_cache_and_a_new_key_forgets_both() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["x.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let provider = rustls::crypto::ring::default_provider();
+        let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let signing = provider.key_provider.load_private_key(der).unwrap();
+        let certified = crate::config::bind_tls::checked_key(vec![cert.der().clone()], signing);
+        let certified = Arc::new(certified.unwrap());
+        let client = ClientCertificate {
+            path: PathBuf::from("x.pem"),
+            key: ArcSwap::new(certified.clone()),
+            sessions: Some(Box::new([Sessions::new(), Sessions::new()].map(Arc::new))),
+        };
+        let caches = client.sessions.as_ref().unwrap();
+        let server = ServerName::from(IpAddr::from([127, 0, 0, 1]));
+        caches[UNNAMED_CACHE].set_kx_hint(server.clone(), NamedGroup::X25519);
+        assert_eq!(caches[NAMED_CACHE].kx_hint(&server), None);
+        caches[NAMED_CACHE].set_kx_hint(server.clone(), NamedGroup::secp256r1);
+        client.replace(certified);
+        for cache in caches.iter() {
+            assert_eq!(cache.kx_hint(&server), None);
+        }
+    }
 
     #[test]
     fn versions_follow_min_max_and_no_options() {

@@ -3,11 +3,11 @@
 //! prefix: `@1 show info` (the current worker), `@!PID show stat` (any worker, former ones
 //! included), `@master show proc`. A connection takes command lines until its client
 //! closes it or sends `quit` (with or without `prompt`, which only adds the prompt), with
-//! no idle timeout, as HAProxy 2.6's master CLI; a prefix alone (`@1`) makes that worker,
-//! by its pid, the target of the commands that follow (the prompt its pid) until `@master`
-//! alone, as in HAProxy; `prompt`, `quit`, `operator` and `user` are the master's whatever
-//! the target. A reload ends every session, as HAProxy's master executing itself again
-//! closes them.
+//! no idle timeout, as HAProxy 2.6's master CLI, and ten at once (more wait to be
+//! accepted); a prefix alone (`@1`) makes that worker, by its pid, the target of the
+//! commands that follow (the prompt its pid) until `@master` alone, as in HAProxy;
+//! `prompt`, `quit`, `operator` and `user` are the master's whatever the target. A reload
+//! ends every session, as HAProxy's master executing itself again closes them.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -46,6 +46,10 @@ The following commands are valid at this level:
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest command line (HAProxy's buffer size).
 const MAX_LINE: usize = 16 * 1024;
+/// Sessions at once (HAProxy's master proxy `maxconn`): the next connection waits in the
+/// listener's backlog until one ends, as HAProxy's, so idle clients cannot pile up tasks
+/// and descriptors in the master.
+const MAX_SESSIONS: usize = 10;
 
 /// One `-S` argument: where, and who may connect.
 #[derive(Debug, PartialEq, Eq)]
@@ -148,7 +152,12 @@ pub async fn serve(
     let Ok(socket) = UnixListener::from_std(socket) else {
         return;
     };
+    let sessions = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
     loop {
+        // A place first, then the connection: beyond the cap one waits in the backlog.
+        let Ok(place) = sessions.clone().acquire_owned().await else {
+            return;
+        };
         match socket.accept().await {
             Ok((stream, _)) => {
                 let mut reloaded = reloads.clone();
@@ -159,6 +168,7 @@ pub async fn serve(
                         _ = session => {}
                         _ = reloaded.changed() => {}
                     }
+                    drop(place);
                 });
             }
             // Out of descriptors, most likely: try again later rather than spin.

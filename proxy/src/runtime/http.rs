@@ -1297,9 +1297,9 @@ async fn refuse_request(
     if let Some(backend) = upgraded {
         refused_in_backend(fe, backend, req.started_ms);
     }
-    // A client that left gets no answer.
-    let gone = matches!(e, ReadError::Closed | ReadError::Truncated);
-    if !gone {
+    // A client that sent nothing and closed gets no answer; one that closed mid-head (maybe
+    // only its sending side) gets the 400 and counts it, as HAProxy writes it anyway.
+    if !matches!(e, ReadError::Closed) {
         fe.counters.count_status(code);
         let _ = client
             .write_within(&h1_error(code), fe.conf.timeouts.client)
@@ -1310,7 +1310,8 @@ async fn refuse_request(
         // HAProxy's H1 layer refuses it before any stream (and number) exists.
         number: 0,
         status: code,
-        bytes: logged_size(&error_page(&fe.conf, code)),
+        // That layer writes the error itself: no stream forwarded it, `%B` is 0.
+        bytes: 0,
         request_ms: -1,
         queue_ms: -1,
         ..req
@@ -1634,15 +1635,21 @@ fn serve_client(
                 let ruled = if let Some(up) = upgrade.take() {
                     let (head, req) = (&mut head, &mut req);
                     let addrs = (peer, local);
-                    Some(upgraded_rules(
-                        &state,
-                        &fe,
-                        client,
-                        head,
-                        req,
-                        addrs,
-                        &up.backend,
-                    ))
+                    // Its passwords are hashed off this thread too, as below.
+                    Some(if head.header("authorization").is_some() {
+                        let ruled = upgraded_with_credentials(
+                            &state,
+                            &fe,
+                            client,
+                            head,
+                            req,
+                            addrs,
+                            &up.backend,
+                        );
+                        *Box::pin(ruled).await
+                    } else {
+                        upgraded_rules(&state, &fe, client, head, req, addrs, &up.backend)
+                    })
                 } else if rules::http_applies(&fe) {
                     // The passwords `http_auth` checks are hashed off this thread, around the
                     // rules (boxed: only a request with credentials may need it, and its
@@ -2117,6 +2124,25 @@ fn resume_rules(
     after_rules(fe, client, head, req, peer, routed)
 }
 
+/// [`upgraded_rules`] for a request with credentials: the passwords the frontend's and the
+/// chosen backend's rules may check are hashed off this thread first, their verdicts held
+/// while the rules run (as [`rules_with_credentials`]).
+async fn upgraded_with_credentials(
+    state: &State,
+    fe: &Frontend,
+    client: &mut Conn,
+    head: &mut Head,
+    req: &mut Req,
+    addrs: (SocketAddr, SocketAddr),
+    backend: &Arc<Backend>,
+) -> Box<Ruled> {
+    let verdicts = super::auth::precheck(&state.config, fe, head).await;
+    let more = super::auth::precheck_backend(&state.config, backend, head).await;
+    let ruled = upgraded_rules(state, fe, client, head, req, addrs, backend);
+    drop((verdicts, more));
+    Box::new(ruled)
+}
+
 /// The rules of a connection's first request after its TCP frontend's rules chose
 /// `backend`, an HTTP one ([`rules::route_upgraded`]).
 fn upgraded_rules(
@@ -2146,28 +2172,31 @@ fn after_rules(
 ) -> Ruled {
     let body = buffered_body(head, &client.buf);
     let keep_answer = !head.asks_close() && body.is_some();
+    // What HAProxy had read of a refused or answered request: it counts in the frontend's
+    // bytes in (and in its stream's backend's, when it has one).
+    let read = req.received_head + body.unwrap_or(0) as u64;
     match routed {
         rules::Routed::Backend(b) => Ruled::Backend(b),
         rules::Routed::Precheck(b, line) => Ruled::Precheck(b, line),
-        rules::Routed::Rejected => {
+        rules::Routed::Rejected(backend) => {
             fe.counters.denied_req.fetch_add(1, Relaxed);
-            // HAProxy had read it: it counts in the frontend's bytes in.
-            let read = req.received_head + body.unwrap_or(0) as u64;
             fe.counters.bytes_in.fetch_add(read, Relaxed);
-            // Logged as HAProxy does: no status, no timer but the total.
-            if !req.line.is_empty() {
+            // Refused in the backend: HAProxy's stream had entered it (a session and a
+            // request there) and logs its line under it, with its request line.
+            if let Some(b) = &backend {
+                b.counters.request_at(req.started_ms);
+                drop(b.counters.open_at(req.started_ms));
+                b.counters.bytes_in.fetch_add(read, Relaxed);
+            } else if !req.line.is_empty() {
                 req.line = "<BADREQ>".into();
             }
+            // Logged as HAProxy does: no status, no timer but the total.
             (req.request_ms, req.queue_ms) = (-1, -1);
-            http_log(fe, None, peer, req, "PR--");
+            http_log(fe, backend.as_deref(), peer, req, "PR--");
             Ruled::Refused
         }
         rules::Routed::Answered(answer, by) => {
-            let body = body.unwrap_or(0);
-            client.buf.consume(body);
-            // The request counts in the frontend's bytes in, as HAProxy counts what it read
-            // (and in its stream's backend's, when it has one).
-            let read = req.received_head + body as u64;
+            client.buf.consume(body.unwrap_or(0));
             fe.counters.bytes_in.fetch_add(read, Relaxed);
             if let Some(b) = by.backend() {
                 b.counters.bytes_in.fetch_add(read, Relaxed);

@@ -1683,8 +1683,10 @@ pub enum Routed {
     /// Answered by the proxy: by the frontend's rules, or by the backend's (HAProxy counts
     /// that answer in the backend too: its session, request, status, denial and bytes).
     Answered(Local, AnsweredBy),
-    /// `tcp-request content reject`: the connection closes without an answer.
-    Rejected,
+    /// `tcp-request content reject`: the connection closes without an answer. With the
+    /// backend whose rules rejected it (HAProxy's stream had entered it: it counts a
+    /// session, a request and the bytes read there), none for the frontend's.
+    Rejected(Option<Arc<Backend>>),
     /// The rules chose this backend, whose rules may check passwords the loop has not
     /// hashed (it hashes the frontend's lists only): it hashes them off the thread, then
     /// resumes at the backend ([`route_backend`]) with the request line the frontend's
@@ -1754,7 +1756,7 @@ pub fn route_request(
             rules,
         )
     {
-        return Routed::Rejected;
+        return Routed::Rejected(None);
     }
     // A request the frontend's content rules let in counts in its requests (HAProxy's
     // `cum_req`, in `http_wait_for_request`, after them), and in its tracked entries (those
@@ -1847,8 +1849,14 @@ pub fn route_upgraded(
     // trackings as the backend's, which count the request once more with the backend's.
     let tracked_before = counters.as_deref().map(stick::Counters::stream_tracking);
     facts.keep_line(&fe.conf, head);
-    if let Some(answered) = frontend_http_rules(fe, base, head, keep, &facts) {
-        return answered;
+    // The frontend's answer is the stream's, in its backend already: HAProxy counts it
+    // there (a session, a request, its status and denial) and logs it under it.
+    match frontend_http_rules(fe, base, head, keep, &facts) {
+        Some(Routed::Answered(answer, _)) => {
+            return Routed::Answered(answer, AnsweredBy::Backend(backend));
+        }
+        Some(routed) => return routed,
+        None => {}
     }
     let backend = Some(backend);
     backend_rules(base, backend, head, keep, &mut facts, tracked_before)
@@ -1908,7 +1916,7 @@ fn backend_rules(
                 b_rules,
             )
         {
-            return Routed::Rejected;
+            return Routed::Rejected(Some(b.clone()));
         }
         // The backend's trackings count the request, which the frontend counted before.
         if let (Some(c), Some(before)) = (base.stick, tracked_before) {

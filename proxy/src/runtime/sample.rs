@@ -78,19 +78,9 @@ pub enum Sample<'a> {
 }
 
 impl Sample<'_> {
-    /// The value as text (`%[fetch]` in a header value).
+    /// The value as text (`%[fetch]` in a header value): [`text_of`]'s, owned.
     pub fn to_text(&self) -> String {
-        match self {
-            Sample::Bool(b) => u8::from(*b).to_string(),
-            Sample::Int(n) => n.to_string(),
-            Sample::Ip(ip) => ip.to_string(),
-            Sample::Str(s) => s.to_string(),
-            // As HAProxy casts binary to text: up to the first NUL byte.
-            Sample::Bin(b) => {
-                let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-                crate::bytestr::from_bytes(&b[..end]).into_owned()
-            }
-        }
+        text_of(self, &mut NumberText::default()).into_owned()
     }
 
     /// The value as an integer, as HAProxy casts a sample for an integer or boolean match
@@ -1074,6 +1064,7 @@ fn own_patterns_match(e: &Expr, v: &Sample<'_>) -> bool {
 fn text_of<'a>(v: &'a Sample<'_>, number: &'a mut NumberText) -> Cow<'a, str> {
     match v {
         Sample::Str(s) => Cow::Borrowed(s),
+        // As HAProxy casts binary to text: up to the first NUL byte.
         Sample::Bin(b) => {
             let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
             crate::bytestr::from_bytes(&b[..end])

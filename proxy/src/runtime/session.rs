@@ -1464,11 +1464,21 @@ pub fn serve_tcp(
             let Some(backend) = backend else {
                 return;
             };
+            // Content rules read the socket, which behind TLS holds ciphertext: refused by the
+            // configuration check; were any read, the connection ends rather than passing
+            // them on, to the server or to the HTTP parser.
+            let inspected = match inspected {
+                Some(data) if secure_client.is_some() && !data.is_empty() => return,
+                inspected => inspected,
+            };
             if backend.conf.mode == crate::config::model::Mode::Http {
                 // An HTTP backend turns the connection to HTTP, as HAProxy's stream upgrades
                 // on switching to it: the HTTP loop serves it from now on, each request a
                 // stream of its own (listed and logged there). Boxed: only such a
                 // connection's task holds it.
+                // Unlike HAProxy's stream, it leaves `show sess` (and `shutdown session`'s
+                // reach) here until its first request waits for or reaches a server: the
+                // HTTP loop lists each request's stream from then on, as for any HTTP one.
                 drop(registration);
                 let upgrade = Box::new(super::http::Upgrade {
                     backend,
@@ -1484,10 +1494,6 @@ pub fn serve_tcp(
             // ACK. (Through TLS, what the client sent already stays in its TLS state until
             // forwarded.)
             let early = match inspected {
-                // Content rules read the socket, which behind TLS holds ciphertext: refused by
-                // the configuration check; were any read, the connection ends rather than
-                // losing them.
-                Some(data) if secure_client.is_some() && !data.is_empty() => return,
                 Some(data) => Ok(data),
                 None if secure_client.is_some() => Ok(Vec::new()),
                 None => smart_connect_data(&backend, &client),

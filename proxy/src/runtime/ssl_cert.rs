@@ -21,6 +21,12 @@
 //! transaction; a PEM payload without a key is taken (the copy then has none) and refused at
 //! commit; `show ssl cert` at level user answers "Can't allocate memory!".
 //!
+//! A PEM payload's first certificate is parsed at `set` (webpki, as rustls serves it): one
+//! it cannot parse gets HAProxy's "unable to load certificate from file" then, as junk in a
+//! PEM block does in HAProxy. That includes an X.509 v1 certificate, which HAProxy takes
+//! and hapx's configuration loader refuses too. `commit` checks the key against it as the
+//! configuration loader does ([`checked_key`]).
+//!
 //! The stores are the [`State`]'s, as HAProxy's tree is its process's: built from the
 //! listeners and servers with it, then changed only by these commands.
 
@@ -37,7 +43,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
 use x509_parser::public_key::PublicKey;
 
 use super::state::{Backend, Frontend, State};
-use crate::config::bind_tls::Certificates;
+use crate::config::bind_tls::{Certificates, checked_key, pem_chain};
 use crate::config::model::CliLevel;
 use crate::config::tls::ClientCertificate;
 
@@ -293,17 +299,24 @@ impl Stores {
                 "The transaction must contain at least a certificate and a private key!\n".into(),
             );
         };
-        let certified = Arc::new(CertifiedKey::new(t.chain.clone(), key.clone()));
-        // A key whose public half rustls cannot tell is not refused (as `from_der`).
-        if let Err(TlsError::InconsistentKeys(InconsistentKeys::KeyMismatch)) =
-            certified.keys_match()
-        {
-            return refused(format!(
-                "inconsistencies between private key and certificate loaded '{name}'.\n"
-            ));
-        }
+        // What the configuration loader refuses, refused (its leaf was parsed at `set`).
+        let certified = match checked_key(t.chain.clone(), key.clone()) {
+            Ok(certified) => Arc::new(certified),
+            Err(TlsError::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+                return refused(format!(
+                    "inconsistencies between private key and certificate loaded '{name}'.\n"
+                ));
+            }
+            Err(_) => {
+                return refused(format!("unable to load certificate from file '{name}'.\n"));
+            }
+        };
+        // `set` needs the store and `del` refuses it during a transaction: only a bug
+        // gets here without it.
+        let Some(store) = self.files.get_mut(name) else {
+            return refused(format!("No certificate '{name}' to replace!\n"));
+        };
         self.transaction = None;
-        let store = self.files.entry(name.to_string()).or_default();
         let path = std::ffi::OsStr::from_bytes(&crate::bytestr::to_bytes(name)).to_owned();
         let mut replaced: usize = (store.listeners.iter())
             .map(|s| s.replace(path.as_ref(), &certified))
@@ -384,7 +397,7 @@ fn changed(
     copy: Transaction,
 ) -> Result<Transaction, String> {
     match kind {
-        PayloadKind::Pem => read_pem(payload)
+        PayloadKind::Pem => pem_chain(&crate::bytestr::to_bytes(payload))
             .map(|chain| Transaction {
                 chain,
                 key: read_key(payload),
@@ -457,9 +470,10 @@ impl Store {
     }
 }
 
-/// The certificates of a PEM payload as HAProxy reads one: the first certificate and those
-/// after it as its chain; None without a certificate. (Its key is the first anywhere, none
-/// no error yet: [`read_key`].)
+/// The certificates of a PEM payload, only decoded: None without one. What an issuer
+/// payload needs (HAProxy takes any certificate OpenSSL reads); a certificate to serve is
+/// read by [`pem_chain`], which parses its leaf too. (A payload's key is the first
+/// anywhere, none no error yet: [`read_key`].)
 fn read_pem(payload: &str) -> Option<Vec<CertificateDer<'static>>> {
     let pem = crate::bytestr::to_bytes(payload);
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
@@ -716,6 +730,10 @@ mod tests {
         assert!(read_pem(&key.serialize_pem()).is_none());
         assert!(read_key(&key.serialize_pem()).is_some());
         assert!(read_pem("hello\n").is_none());
+        let armoured_junk = "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n";
+        assert_eq!(read_pem(armoured_junk).map(|c| c.len()), Some(1));
+        assert!(pem_chain(armoured_junk.as_bytes()).is_none());
+        assert_eq!(pem_chain(both.as_bytes()).map(|c| c.len()), Some(1));
         assert!(read_key("hello\n").is_none());
     }
 

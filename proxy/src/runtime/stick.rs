@@ -1109,8 +1109,13 @@ impl Counters {
     /// the stream's tracker else the session's, so a `tcp-request content` tracking made
     /// just before counts it too.
     pub fn count_request(&self) {
+        self.update_each_slot(|d| d.count_request());
+    }
+
+    /// Updates each slot's entry: the stream's tracker, else the session's.
+    fn update_each_slot(&self, update: impl Fn(&mut Data<'_>)) {
         for t in (0..3).filter_map(|n| self.get(n)) {
-            t.update(|d| d.count_request());
+            t.update(&update);
         }
     }
 
@@ -1165,9 +1170,7 @@ impl Counters {
     /// A response with a 4xx status: each slot's entry counts an HTTP error once (the
     /// stream's tracker, else the session's, as HAProxy's stream counters).
     pub fn http_error(&self) {
-        for t in (0..3).filter_map(|n| self.get(n)) {
-            t.update(|d| d.count_error());
-        }
+        self.update_each_slot(|d| d.count_error());
     }
 }
 
