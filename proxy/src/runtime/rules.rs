@@ -1735,8 +1735,7 @@ pub fn route_request(
     keep: bool,
     mut facts: Facts<'_>,
 ) -> Routed {
-    // Stick counters only exist with stick tables: nothing to do otherwise.
-    let counters = (!state.tables.is_empty()).then(stick::current).flatten();
+    let counters = stream_counters(state);
     // The last request's stream trackers end; this one's start with its content rules.
     if let Some(c) = &counters {
         c.end_stream();
@@ -1821,6 +1820,12 @@ fn frontend_http_rules(
     ))
 }
 
+/// The stream's stick counters: they only exist with stick tables, so a proxy without any
+/// looks nothing up.
+fn stream_counters(state: &State) -> Option<Arc<stick::Counters>> {
+    (!state.tables.is_empty()).then(stick::current).flatten()
+}
+
 /// The first request of a TCP frontend's connection that `backend` (chosen by its TCP
 /// rules) turned to HTTP: HAProxy's stream goes on in HTTP, through the frontend's
 /// `http-request` and `redirect` rules (its content rules and backend choice made
@@ -1834,7 +1839,7 @@ pub fn route_upgraded(
     mut facts: Facts<'_>,
     backend: Arc<Backend>,
 ) -> Routed {
-    let counters = (!state.tables.is_empty()).then(stick::current).flatten();
+    let counters = stream_counters(state);
     let base = Context {
         tls: facts.tls,
         stick: counters.as_deref(),
@@ -1875,7 +1880,7 @@ pub fn route_backend(
     backend: Arc<Backend>,
     line: Option<String>,
 ) -> Routed {
-    let counters = (!state.tables.is_empty()).then(stick::current).flatten();
+    let counters = stream_counters(state);
     let base = Context {
         tls: facts.tls,
         stick: counters.as_deref(),
@@ -1947,7 +1952,7 @@ pub fn route_response(
     keep: bool,
     facts: &Facts<'_>,
 ) -> Option<Local> {
-    let counters = (!state.tables.is_empty()).then(stick::current).flatten();
+    let counters = stream_counters(state);
     let base = Context {
         backend: Some(backend),
         tls: facts.tls,
@@ -2197,7 +2202,7 @@ pub async fn route_tcp(
     dst: SocketAddr,
     tls: Option<&super::tls::ClientTls>,
 ) -> std::io::Result<TcpRouted> {
-    let counters = (!state.tables.is_empty()).then(stick::current).flatten();
+    let counters = stream_counters(state);
     let base = Context {
         tls,
         stick: counters.as_deref(),
