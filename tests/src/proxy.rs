@@ -82,6 +82,21 @@ fn static_port_range() -> (u32, u32) {
     (high / 2, high)
 }
 
+/// Starts `binary -W -S MASTER -f CFG` (a master-worker process whose master CLI listens at
+/// `master`), its output discarded; the caller waits for what it needs to be up.
+pub fn spawn_master(binary: &Path, master: &Path, cfg: &Path) -> Child {
+    Command::new(binary)
+        .args(["-W", "-S"])
+        .arg(master)
+        .arg("-f")
+        .arg(cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the master")
+}
+
 /// A fresh directory for one test's files, removed when dropped.
 pub fn temp_dir(test: &str) -> TestDir {
     let dir = std::env::temp_dir().join(format!("hapx-proxy-{test}-{}", std::process::id()));

@@ -28,12 +28,12 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use hapx_tests::proxy::{cli, free_port, http_raw, temp_dir, wait_until};
+use hapx_tests::proxy::{cli, free_port, http_raw, spawn_master, temp_dir, wait_until};
 use hapx_tests::proxy_lifecycle::{SlowServer, request};
 use hapx_tests::proxy_rules::{EchoServer, Syslog, binaries, check_alike, side_by_side};
 use hapx_tests::proxy_tls::Pki;
@@ -255,16 +255,7 @@ impl MasterWorker {
         );
         let cfg = dir.join(format!("{name}.cfg"));
         std::fs::write(&cfg, config).expect("writing the configuration");
-        let child = Command::new(binary)
-            .args(["-W", "-S"])
-            .arg(&master)
-            .arg("-f")
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting the master");
+        let child = spawn_master(binary, &master, &cfg);
         let mw = MasterWorker { child, master };
         // HAProxy's master executes itself again once its worker runs: its socket answers
         // only after that.

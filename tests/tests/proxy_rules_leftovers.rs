@@ -145,14 +145,9 @@ fn answered_counts(addr: SocketAddr, socket: &Path, rows: &[(&str, &str)]) -> Ve
     }
     // A proxy counts an answer when its stream ends, which can come just after the client
     // read it (HAProxy's did, on a loaded host): read once the frontend counted them all.
-    let classes = [
-        "hrsp_1xx",
-        "hrsp_2xx",
-        "hrsp_3xx",
-        "hrsp_4xx",
-        "hrsp_5xx",
-        "hrsp_other",
-    ];
+    let classes: Vec<&str> = (COUNTED.iter().copied())
+        .filter(|c| c.starts_with("hrsp_"))
+        .collect();
     let counted = || -> usize {
         stat_columns(socket, &rows[..1], &classes)
             .iter()

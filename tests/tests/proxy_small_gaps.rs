@@ -28,11 +28,11 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use hapx_tests::proxy::{TestDir, cli, free_port, temp_dir, wait_until};
+use hapx_tests::proxy::{TestDir, cli, free_port, spawn_master, temp_dir, wait_until};
 use hapx_tests::proxy_lifecycle::{SlowServer, agree, fate, received, request};
 use hapx_tests::proxy_rules::{HAPROXY, Syslog, check_alike, side_by_side};
 use hapx_tests::{bins, require};
@@ -464,17 +464,7 @@ impl MasterWorker {
         );
         let cfg = dir.join(format!("{name}.cfg"));
         std::fs::write(&cfg, config).expect("writing the configuration");
-        let child = Command::new(binary)
-            .arg("-W")
-            .arg("-S")
-            .arg(&master)
-            .arg("-f")
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting the master");
+        let child = spawn_master(binary, &master, &cfg);
         // HAProxy's master executes itself again once its worker runs (its wait mode): its
         // socket answers only after that.
         let up = wait_until(WAIT, || {

@@ -183,9 +183,40 @@ impl Certs {
     }
 
     /// The payload of a file, for `set ssl cert`.
+    /// Each named certificate with its DER, for [`known_name`].
+    fn known<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<(&'a str, Vec<u8>)> {
+        names.into_iter().map(|n| (n, self.der(n))).collect()
+    }
+
     fn payload(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap()
     }
+}
+
+/// The name of the certificate in `known` a handshake presented (`der`), or why it failed.
+fn known_name(known: &[(&str, Vec<u8>)], der: Result<Vec<u8>, String>) -> String {
+    match der {
+        Ok(der) => (known.iter())
+            .find(|(_, d)| *d == der)
+            .map_or("unknown", |(n, _)| n)
+            .to_string(),
+        Err(e) => format!("refused: {e}"),
+    }
+}
+
+/// Handshakes for `names`, then `set ssl cert FILE` with `payload` and its commit, then the
+/// same handshakes: (before, set's answer, commit's answer, after).
+fn commit_between<T>(
+    admin: &Path,
+    file: &str,
+    payload: &str,
+    names: [&str; 2],
+    handshake: impl Fn(&str) -> T,
+) -> ([T; 2], String, String, [T; 2]) {
+    let before = names.map(&handshake);
+    let set = cli_payload(admin, &format!("set ssl cert {file}"), payload);
+    let commit = cli(admin, &format!("commit ssl cert {file}"));
+    (before, set, commit, names.map(&handshake))
 }
 
 /// A command with a payload (`COMMAND <<`, its lines, an empty line), as `socat` sends it.
@@ -353,23 +384,16 @@ fn commit_swaps_the_certificate_of_new_handshakes() {
     let (front, second) = (free_port(), free_port());
     let config = config(&certs, front, second, tcp_echo());
     let admin = dir.join("admin.sock");
-    let known: Vec<(&str, Vec<u8>)> = ["a.pem", "new.pem", "other.pem"]
-        .into_iter()
-        .map(|n| (n, certs.der(n)))
-        .collect();
-    let name_of = |der: Result<Vec<u8>, String>| match der {
-        Ok(der) => (known.iter())
-            .find(|(_, d)| *d == der)
-            .map_or("unknown".to_string(), |(n, _)| n.to_string()),
-        Err(e) => format!("refused: {e}"),
-    };
+    let known = certs.known(["a.pem", "new.pem", "other.pem"]);
     let a = certs.path("a.pem");
     let (ours, theirs) = side_by_side(test, &config, local(front), |_| {
         let mut first =
             TlsClient::connect(local(front), &ClientHello::default()).expect("a first connection");
         let mut step = |answer: String| Step {
             answer,
-            presented: [front, second].map(|p| name_of(presented(p))).to_vec(),
+            presented: [front, second]
+                .map(|p| known_name(&known, presented(p)))
+                .to_vec(),
             first_connection_echoes: echoes(&mut first),
         };
         vec![
@@ -672,35 +696,19 @@ fn a_committed_certificate_brings_its_names() {
     let (front, second) = (free_port(), free_port());
     let config = config(&certs, front, second, tcp_echo());
     let admin = dir.join("admin.sock");
-    let known: Vec<(&str, Vec<u8>)> = ["a.pem", "c.pem", "new.pem"]
-        .into_iter()
-        .map(|n| (n, certs.der(n)))
-        .collect();
+    let known = certs.known(["a.pem", "c.pem", "new.pem"]);
     let for_name = |sni: &str| {
         let hello = ClientHello {
             sni: Some(sni),
             ..ClientHello::default()
         };
         let der = TlsClient::connect(local(front), &hello).map(|c| c.negotiated().certificate);
-        match der {
-            Ok(der) => (known.iter())
-                .find(|(_, d)| *d == der)
-                .map_or("unknown", |(n, _)| n)
-                .to_string(),
-            Err(e) => format!("refused: {e}"),
-        }
+        known_name(&known, der.map_err(|e| e.to_string()))
     };
     let c = certs.path("c.pem");
     let (ours, theirs) = side_by_side(test, &config, local(front), |_| {
-        let before = [for_name("c.example"), for_name("new.example")];
-        let set = cli_payload(
-            &admin,
-            &format!("set ssl cert {c}"),
-            &certs.payload("new.pem"),
-        );
-        let commit = cli(&admin, &format!("commit ssl cert {c}"));
-        let after = [for_name("c.example"), for_name("new.example")];
-        (before, set, commit, after)
+        let names = ["c.example", "new.example"];
+        commit_between(&admin, &c, &certs.payload("new.pem"), names, for_name)
     });
     assert_eq!(ours.0, ["c.pem", "a.pem"]);
     assert_eq!(ours.2, format!("Committing {c}.\nSuccess!\n\n"));
@@ -1030,10 +1038,7 @@ fn a_crt_list_line_keeps_its_options_with_its_certificate() {
         dir = dir.display(),
     );
     let admin = dir.join("admin.sock");
-    let known: Vec<(&str, Vec<u8>)> = ["a.pem", "c.pem", "new.pem"]
-        .into_iter()
-        .map(|n| (n, certs.der(n)))
-        .collect();
+    let known = certs.known(["a.pem", "c.pem", "new.pem"]);
     let handshake = |sni: &str| {
         let hello = ClientHello {
             sni: Some(sni),
@@ -1041,25 +1046,13 @@ fn a_crt_list_line_keeps_its_options_with_its_certificate() {
             ..ClientHello::default()
         };
         match TlsClient::connect(local(front), &hello).map(|c| c.negotiated()) {
-            Ok(n) => {
-                let name = (known.iter())
-                    .find(|(_, d)| *d == n.certificate)
-                    .map_or("unknown", |(n, _)| n);
-                format!("{name} {:?}", n.alpn)
-            }
+            Ok(n) => format!("{} {:?}", known_name(&known, Ok(n.certificate)), n.alpn),
             Err(e) => format!("refused: {e}"),
         }
     };
     let (ours, theirs) = side_by_side(test, &config, local(front), |_| {
-        let before = [handshake("c.example"), handshake("new.example")];
-        let set = cli_payload(
-            &admin,
-            &format!("set ssl cert {c}"),
-            &certs.payload("new.pem"),
-        );
-        let commit = cli(&admin, &format!("commit ssl cert {c}"));
-        let after = [handshake("c.example"), handshake("new.example")];
-        (before, set, commit, after)
+        let names = ["c.example", "new.example"];
+        commit_between(&admin, &c, &certs.payload("new.pem"), names, handshake)
     });
     assert_eq!(ours.0, ["c.pem Some(\"h2\")", "a.pem None"]);
     assert_eq!(ours.2, format!("Committing {c}.\nSuccess!\n\n"));
