@@ -15,7 +15,7 @@ packages=(
   haproxy                                                        # the reference load balancer
   iproute2 iputils-ping arping                                   # namespaces, reachability, ARP
   libxml2-utils                                                  # xmllint: meta-data against the DTD
-  iperf3 wrk nghttp2-client valgrind                             # benchmark and load tools (h2load, callgrind)
+  iperf3 wrk nghttp2-client nghttp2-server valgrind              # load tools (h2load, callgrind), an HTTP/2 server (nghttpd)
   procps psmisc                                                  # ps, pgrep, fuser for harnesses
   groff-base man-db                                              # man pages render without warnings
   whois                                                          # mkpasswd: userlist password hashes

@@ -187,11 +187,11 @@ fn resolve_options_are_checked_like_haproxy() {
         ),
         (
             "resolve-net 192.0.2.0/33",
-            "'resolve-net' : expects an IP address",
+            "'resolve-net' invalid network '192.0.2.0/33'.",
         ),
         (
             "resolve-net nonsense",
-            "'resolve-net' : expects an IP address",
+            "'resolve-net' invalid network 'nonsense'.",
         ),
     ];
     for (options, message) in bad {

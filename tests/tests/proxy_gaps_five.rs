@@ -606,3 +606,37 @@ fn condition_checks_warn_where_and_as_haproxy() {
         }
     }
 }
+
+#[test]
+fn unknown_master_commands_get_haproxys_close_commands() {
+    let test = "gaps5-master-hints";
+    let dir = temp_dir(test);
+    let commands = ["show sta", "zzz", "help show", "relaod", "show pro"];
+    let mut seen = Vec::new();
+    for (name, binary) in binaries(test) {
+        let mw = MasterWorker::start(&binary, &dir, name);
+        let answers: Vec<String> = commands
+            .iter()
+            .map(|command| {
+                let mut conn = UnixStream::connect(&mw.master).expect("connecting to the master");
+                // Every answer ends with an empty line.
+                MasterSession::new(&mut conn).ask(command, "\n\n", 1)
+            })
+            .collect();
+        seen.push((name, answers));
+    }
+    let (_, hapx) = &seen[0];
+    assert!(
+        hapx[0].starts_with(
+            "Unknown command, but maybe one of the following ones is a better match:\n"
+        ) && hapx[0].contains("  show proc ")
+            && !hapx[0].contains("reload"),
+        "hapx proposes the close master commands only: {}",
+        hapx[0]
+    );
+    if let [(_, hapx), (_, haproxy)] = seen.as_slice() {
+        for ((command, ours), theirs) in commands.iter().zip(hapx).zip(haproxy) {
+            assert_eq!(ours, theirs, "'{command}' on the master CLI");
+        }
+    }
+}

@@ -703,3 +703,71 @@ fn requests_rejected_by_the_backend_count_in_it_as_in_haproxy() {
     assert_eq!(column(&seen, "one/BACKEND", "stot"), "2");
     assert_eq!(column(&seen, "one/BACKEND", "req_tot"), "2");
 }
+
+/// A POST with its body, a GET, then a POST again on one connection, each sent whole.
+fn posts_around_a_get(front: SocketAddr) -> Vec<String> {
+    let post = |path: &str| {
+        format!("POST {path} HTTP/1.1\r\nhost: test.example\r\ncontent-length: 3\r\n\r\nabc")
+    };
+    shown(exchange(front, &[post("/a"), get("/b", ""), post("/c")]))
+}
+
+#[test]
+fn request_length_counts_the_body_received_as_in_haproxy() {
+    let one = EchoServer::start("one");
+    // `req.len` of an HTTP request is the size of HAProxy's internal form of what came:
+    // its head, and its body as far as it arrived with it. Measured in the frontend's
+    // content rules (its raw bytes on the first request, then each later request's HTTP
+    // size), its HTTP rules and the backend's.
+    let body = format!(
+        "  option tcplog\n  tcp-request inspect-delay 2s\n  \
+         tcp-request content set-var(txn.l) req.len\n  \
+         tcp-request content accept if {{ req.len gt 0 }}\n  \
+         http-request set-header x-fl %[req.len]\n  default_backend one\n\
+         backend one\n  mode http\n  http-request set-header x-bl %[req.len]\n  \
+         http-response set-header x-l \"%[var(txn.l)]\"\n  server s1 {}\n",
+        one.addr
+    );
+    let rows = [("fe", "FRONTEND"), ("one", "BACKEND")];
+    let test = "request_length_counts_the_body_received_as_in_haproxy";
+    let seen = alike(test, &body, posts_around_a_get, 3, &rows);
+    assert_eq!(seen.seen.len(), 3, "{:?}", seen.seen);
+    let [a, b, c] = [0, 1, 2].map(|i| &seen.seen[i]);
+    let value = |seen: &str, name: &str| forwarded(seen, name).map(str::to_string);
+    // The body's 3 bytes count: a POST's head is 16 bytes longer than the GET's here (its
+    // method, its `content-length`), its `req.len` 19. The backend's rules see the header
+    // the frontend's added.
+    for post in [a, c] {
+        assert_eq!(value(post, "x-fl").as_deref(), Some("69"), "{post}");
+        assert_eq!(value(post, "x-bl").as_deref(), Some("75"), "{post}");
+    }
+    assert_eq!(value(b, "x-fl").as_deref(), Some("50"), "{b}");
+    assert_eq!(value(b, "x-bl").as_deref(), Some("56"), "{b}");
+    // The first request's raw bytes, then the later POST's HTTP size with its body.
+    assert!(a.contains("(\"x-l\", \"62\")"), "{a}");
+    assert!(c.contains("(\"x-l\", \"69\")"), "{c}");
+}
+
+#[test]
+fn ignored_probes_of_turned_connections_are_still_logged_as_in_haproxy() {
+    let one = EchoServer::start("one");
+    let body = format!(
+        "  option tcplog\n  option http-ignore-probes\n  timeout http-request 1s\n  \
+         default_backend one\n\
+         backend one\n  mode http\n  server s1 {}\n",
+        one.addr
+    );
+    let rows = [("fe", "FRONTEND"), ("one", "BACKEND"), ("one", "s1")];
+    let test = "ignored_probes_of_turned_connections_are_still_logged_as_in_haproxy";
+    // HAProxy drops the option of a TCP frontend (with a warning): the first requests
+    // that never came are logged and counted, the silent one answered 408, as without it.
+    let seen = alike(test, &body, first_requests_failing, 4, &rows);
+    assert!(seen.seen[2].starts_with("HTTP/1.1 408"), "{:?}", seen.seen);
+    assert_eq!(
+        seen.log.iter().filter(|l| l.contains(" PR ")).count(),
+        3,
+        "{:?}",
+        seen.log
+    );
+    assert_eq!(column(&seen, "fe/FRONTEND", "req_tot"), "4");
+}

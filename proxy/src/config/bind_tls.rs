@@ -29,6 +29,17 @@
 //!   its SNI entries. A handshake reads the index once (an atomic load): the refusal of
 //!   `strict-sni`, the line's options and the certificate all come from that one reading,
 //!   so a commit during the handshake cannot pair one line's options with another's key.
+//! - A crt-list line the runtime API adds with options (`add ssl crt-list`) gets its context
+//!   from the same builder, over the bind line's options kept for it
+//!   ([`Certificates::line_context`]); it travels with the line's certificate in the index
+//!   rather than in [`TlsServer`]'s contexts, which are fixed when the line is read.
+//! - `CRT.ocsp` beside a certificate: an OCSP response stapled to its handshakes
+//!   ([`super::ocsp`]); one that does not check is a warning ([`TlsServer::warnings`]).
+//!   HAProxy keeps one response per certificate ID, shared by every file holding that
+//!   certificate: each certificate keeps its `.ocsp` and ID, and the runtime
+//!   (`runtime::ssl_cert`'s slots) staples a slot's response to all of them
+//!   ([`Certificates::restaple`]). The stapled certificate and its expiry are built when a
+//!   response is set, so a handshake still reads the index once and parses nothing.
 
 use std::collections::HashMap;
 use std::io;
@@ -46,6 +57,7 @@ use arc_swap::ArcSwap;
 
 use super::crt_list::CrtList;
 use super::model::TlsVersions;
+use super::ocsp::{OcspFile, Staple};
 use super::tls::resolve;
 
 /// `verify` on a bind: whether client certificates are asked for and required.
@@ -111,6 +123,8 @@ pub struct TlsServer {
     strict: bool,
     /// The crt-lists and `crt` directories the certificates came from (`show ssl crt-list`).
     lists: Vec<Arc<CrtList>>,
+    /// HAProxy's warnings about the certificates' extra files (OCSP responses not stapled).
+    warnings: Vec<String>,
 }
 
 /// The rustls configuration of one set of options.
@@ -159,6 +173,7 @@ impl TlsServer {
         self.strict
             || self.contexts.len() > 1
             || self.contexts.iter().any(|c| c.without_alpn.is_some())
+            || self.sni.by_name.load().own_contexts
     }
 
     /// The configuration for a client that asks for `sni`, offering `offered` ALPN
@@ -175,21 +190,30 @@ impl TlsServer {
         let served = match by_name.for_name(sni) {
             Some(served) => served,
             None if self.strict => return None,
-            None => &by_name.default,
+            // No certificate left (only a `strict-sni` line loses its default one).
+            None => by_name.default.as_ref()?,
         };
-        let mut config = (**self.contexts[served.context].for_alpn(offered)).clone();
-        config.cert_resolver = Arc::new(Chosen(served.key.clone()));
+        let context = (served.own_context.as_deref()).unwrap_or(&self.contexts[served.context]);
+        let mut config = (**context.for_alpn(offered)).clone();
+        config.cert_resolver = Arc::new(Chosen(served.key_now()));
         Some(Arc::new(config))
     }
 
     /// The configuration when the ClientHello need not be read first.
     pub fn config(&self) -> &Arc<ServerConfig> {
-        &self.contexts[self.sni.by_name.load().default.context].config
+        let by_name = self.sni.by_name.load();
+        let context = by_name.default.as_ref().map_or(0, |d| d.context);
+        &self.contexts[context].config
     }
 
     /// The crt-lists and `crt` directories this listener's certificates came from.
     pub fn crt_lists(&self) -> &[Arc<CrtList>] {
         &self.lists
+    }
+
+    /// What loading the certificates warned about, in HAProxy's words.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// This listener's certificates (shared by the listeners of its bind line).
@@ -199,10 +223,7 @@ impl TlsServer {
 
     /// The same listener advertising only the ALPN protocols `speaks` accepts, and the
     /// names of those it no longer advertises; None when it advertises none of the others.
-    pub fn without_protocols(
-        &self,
-        speaks: impl Fn(&[u8]) -> bool,
-    ) -> Option<(TlsServer, Vec<String>)> {
+    pub fn without_protocols(&self, speaks: fn(&[u8]) -> bool) -> Option<(TlsServer, Vec<String>)> {
         let mut names: Vec<String> = Vec::new();
         let mut contexts = Vec::with_capacity(self.contexts.len());
         for context in &self.contexts {
@@ -220,11 +241,14 @@ impl TlsServer {
         if names.is_empty() {
             return None;
         }
+        // The lines `add ssl crt-list` brings advertise what this listener does.
+        let _ = self.sni.speaks.set(speaks);
         let server = TlsServer {
             contexts,
             sni: self.sni.clone(),
             strict: self.strict,
             lists: self.lists.clone(),
+            warnings: self.warnings.clone(),
         };
         Some((server, names))
     }
@@ -248,6 +272,17 @@ pub enum BindTlsError {
     Key(String, String),
     #[error("no certificate found in directory '{0}'.")]
     EmptyDir(String),
+    /// HAProxy's message starts with a blank and ends with a stray quote.
+    #[error(
+        " '{0}.ocsp' is present and activates OCSP but it is impossible to compute the OCSP certificate ID (maybe the issuer could not be found)'."
+    )]
+    OcspIssuer(String),
+    /// `CRT.issuer` beside a `CRT.ocsp` that OpenSSL cannot read as a certificate.
+    #[error("'{0}.issuer' cannot be read or parsed'.")]
+    IssuerUnreadable(String),
+    /// `CRT.issuer` beside a `CRT.ocsp` that did not issue the certificate.
+    #[error(" '{0}.issuer' is not an issuer'.")]
+    NotIssuer(String),
     #[error("verify is enabled but no CA file specified.")]
     NoCaFile,
     #[error("'ca-file' : unable to load {0} : {1}.")]
@@ -282,6 +317,7 @@ pub fn build(
 ) -> Result<TlsServer, BindTlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut certs = Vec::new();
+    let mut warnings = Vec::new();
     // The options of each context after the bind line's own (context 0).
     let mut line_options: Vec<&BindTlsOptions> = Vec::new();
     let mut next_list = lists.iter();
@@ -292,11 +328,18 @@ pub fn build(
             CrtSource::File(crt) => {
                 let path = resolve(bases.crt, crt);
                 let loaded = load_crt(&path, &provider)?;
+                let mut origin = None;
                 if path.is_dir() {
-                    listed.push(Arc::new(directory_list(&path, &loaded)));
+                    let list = directory_list(&path, &loaded);
+                    origin = Some(Origin {
+                        list: list.path.clone(),
+                        line: 0,
+                    });
+                    listed.push(Arc::new(list));
                 }
                 for loaded in loaded {
-                    certs.push(Added::new(loaded, 0, &[]));
+                    warnings.extend(loaded.warning.clone());
+                    certs.push(Added::new(loaded, 0, &[], origin.clone()));
                 }
             }
             CrtSource::List(_) => {
@@ -314,17 +357,31 @@ pub fn build(
                         }
                         None => 0,
                     };
+                    let origin = Origin {
+                        list: list.path.clone(),
+                        line: entry.line,
+                    };
                     for loaded in loaded {
-                        certs.push(Added::new(loaded, context, &entry.filters));
+                        warnings.extend(loaded.warning.clone());
+                        let added =
+                            Added::new(loaded, context, &entry.filters, Some(origin.clone()));
+                        certs.push(added);
                     }
                 }
             }
         }
     }
-    let sni = Arc::new(Certificates::new(certs).ok_or(BindTlsError::NoCrt)?);
-    let mut contexts = vec![context(opts, bases, &provider, &sni)?];
+    let line_base = LineBase {
+        options: opts.clone(),
+        ca_base: bases.ca.map(Path::to_path_buf),
+        provider: provider.clone(),
+    };
+    let sni = Certificates::new(certs, line_base, opts.strict_sni).ok_or(BindTlsError::NoCrt)?;
+    let sni = Arc::new(sni);
+    let resolver: Arc<dyn ResolvesServerCert> = sni.clone();
+    let mut contexts = vec![context(opts, bases, &provider, &resolver)?];
     for options in line_options {
-        let line = context(options, bases, &provider, &sni)
+        let line = context(options, bases, &provider, &resolver)
             .map_err(|e| BindTlsError::InList(Box::new(e)))?;
         contexts.push(line);
     }
@@ -333,6 +390,7 @@ pub fn build(
         sni,
         strict: opts.strict_sni,
         lists: listed,
+        warnings,
     })
 }
 
@@ -351,15 +409,17 @@ fn directory_list(dir: &Path, loaded: &[Loaded]) -> CrtList {
                 filters: Vec::new(),
             })
             .collect(),
+        line_count: 0,
     }
 }
 
-/// The rustls configuration of one set of options, its certificates chosen by `sni`.
+/// The rustls configuration of one set of options, its certificates chosen by `resolver`
+/// (a handshake that read the ClientHello first gets the chosen one instead).
 fn context(
     opts: &BindTlsOptions,
     bases: Bases<'_>,
     provider: &Arc<CryptoProvider>,
-    sni: &Arc<Certificates>,
+    resolver: &Arc<dyn ResolvesServerCert>,
 ) -> Result<Context, BindTlsError> {
     let versions = opts.versions.rustls().ok_or(BindTlsError::NoVersion)?;
     let builder =
@@ -370,7 +430,7 @@ fn context(
             builder.with_client_cert_verifier(client_verifier(opts, verify, bases, provider)?)
         }
     };
-    let mut config = builder.with_cert_resolver(sni.clone());
+    let mut config = builder.with_cert_resolver(resolver.clone());
     let without_alpn = opts.alpn.is_some().then(|| Arc::new(config.clone()));
     config.alpn_protocols = (opts.alpn.iter().flatten())
         .map(|p| p.as_bytes().to_vec())
@@ -459,6 +519,10 @@ struct Loaded {
     path: PathBuf,
     key: Arc<CertifiedKey>,
     names: Vec<String>,
+    /// Its `CRT.ocsp`, when there is one.
+    ocsp: Option<Arc<OcspFile>>,
+    /// Why its OCSP response is not stapled.
+    warning: Option<String>,
 }
 
 /// A `crt` path: one PEM, or every certificate file of a directory in name order.
@@ -503,12 +567,60 @@ fn load_pem(path: &Path, provider: &CryptoProvider) -> Result<Loaded, BindTlsErr
         PemError::Mismatch => BindTlsError::Mismatch(shown.clone()),
         PemError::Unusable(e) => BindTlsError::Key(shown.clone(), e.to_string()),
     })?;
+    let (ocsp, warning) = match ocsp_file(&key, &shown)? {
+        Some((file, warning)) => (Some(Arc::new(file)), warning),
+        None => (None, None),
+    };
     let names = dns_names(&key.cert[0]);
     Ok(Loaded {
         path: path.to_path_buf(),
         key: Arc::new(key),
         names,
+        ocsp,
+        warning,
     })
+}
+
+/// `CRT.ocsp` (when there is one) beside the certificate of `crt`, with the ID of the
+/// certificate and its issuer (in the chain, else `CRT.issuer`) and whether it checks as
+/// HAProxy checks it: no issuer refuses the line, as does a `CRT.issuer` that cannot be
+/// read or did not issue the certificate (HAProxy reads it whenever there is a `CRT.ocsp`);
+/// a response that does not check comes with HAProxy's warning. The response is kept
+/// either way: HAProxy keeps a slot for the certificate ID that a later response fills.
+fn ocsp_file(
+    key: &CertifiedKey,
+    crt: &str,
+) -> Result<Option<(OcspFile, Option<String>)>, BindTlsError> {
+    let Ok(response) = std::fs::read(format!("{crt}.ocsp")) else {
+        return Ok(None);
+    };
+    let leaf = &key.cert[0];
+    let issuer_file = match std::fs::read(format!("{crt}.issuer")) {
+        Err(_) => None,
+        Ok(pem) => {
+            let first = CertificateDer::pem_slice_iter(&pem).next();
+            let issuer = (first.and_then(Result::ok))
+                .filter(super::ocsp::is_certificate)
+                .ok_or_else(|| BindTlsError::IssuerUnreadable(crt.to_string()))?;
+            if !super::ocsp::issued(&issuer, leaf) {
+                return Err(BindTlsError::NotIssuer(crt.to_string()));
+            }
+            Some(issuer)
+        }
+    };
+    let issuer = (super::ocsp::issuer_in_chain(&key.cert).cloned()).or(issuer_file);
+    let id = issuer
+        .and_then(|issuer| super::ocsp::cert_id(leaf, &issuer))
+        .ok_or_else(|| BindTlsError::OcspIssuer(crt.to_string()))?;
+    let checked = super::ocsp::check(&response, &id, super::ocsp::now());
+    let warning =
+        (checked.as_ref().err()).map(|e| format!("Loading: {e}. Content will be ignored."));
+    let file = OcspFile {
+        der: response,
+        id,
+        checked: checked.is_ok(),
+    };
+    Ok(Some((file, warning)))
 }
 
 /// Why a PEM's certificate and key cannot be served.
@@ -641,6 +753,44 @@ fn strerror(e: &io::Error) -> String {
 struct Served {
     key: Arc<CertifiedKey>,
     context: usize,
+    /// The options of a crt-list line added at run time, instead of `context`.
+    own_context: Option<Arc<Context>>,
+    /// With a stapled OCSP response: when HAProxy stops stapling it (its next update less
+    /// five minutes, in seconds since the epoch), and the certificate without it.
+    unstapled_after: Option<(i64, Arc<CertifiedKey>)>,
+}
+
+impl Served {
+    /// What handshakes present of `added`: its stapled certificate while it has one.
+    fn of(added: &Added) -> Served {
+        let (key, unstapled_after) = match &added.stapled {
+            Some((until, stapled)) => (stapled.clone(), Some((*until, added.key.clone()))),
+            None => (added.key.clone(), None),
+        };
+        Served {
+            key,
+            context: added.context,
+            own_context: added.own_context.clone(),
+            unstapled_after,
+        }
+    }
+
+    /// The certificate to present now: without its OCSP response once that has expired.
+    fn key_now(&self) -> Arc<CertifiedKey> {
+        match &self.unstapled_after {
+            Some((expiry, plain)) if *expiry < super::ocsp::now() => plain.clone(),
+            _ => self.key.clone(),
+        }
+    }
+}
+
+/// `key` with `staple`'s response, and when that is no longer stapled.
+fn stapled(key: &CertifiedKey, staple: &Staple) -> (i64, Arc<CertifiedKey>) {
+    let with_response = CertifiedKey {
+        ocsp: Some(staple.der.clone()),
+        ..key.clone()
+    };
+    (staple.until, Arc::new(with_response))
 }
 
 /// A certificate served for a `*.` wildcard, but not for the names its crt-list line
@@ -656,19 +806,36 @@ struct ServedWild {
 #[derive(Debug, Clone)]
 struct Added {
     path: PathBuf,
+    /// The certificate, without OCSP response.
     key: Arc<CertifiedKey>,
+    /// Its `CRT.ocsp`: the ID of its shared response slot ([`Certificates::restaple`]).
+    ocsp: Option<Arc<OcspFile>>,
+    /// The certificate with the response of its slot, when there is one, and when that is
+    /// no longer stapled (built when the slot is filled, not at each index rebuild).
+    stapled: Option<(i64, Arc<CertifiedKey>)>,
     context: usize,
+    /// The options of a crt-list line added at run time, instead of `context`.
+    own_context: Option<Arc<Context>>,
     /// The names that choose it, lower-cased: a crt-list line's filters, else its own.
     names: Vec<String>,
     /// A crt-list line's `!` filters (`!*.domain` is no exclusion: HAProxy ignores it).
     excluded: Arc<[String]>,
     /// Its names are its own (no filters): a new certificate brings its names.
     own_names: bool,
+    /// The crt-list line (or `crt` directory) it came from.
+    origin: Option<Origin>,
+}
+
+/// A line of a crt-list (line 0: a file of a `crt` directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    list: String,
+    line: usize,
 }
 
 impl Added {
     /// `filters` (a crt-list line's) replace the certificate's own names.
-    fn new(loaded: Loaded, context: usize, filters: &[String]) -> Added {
+    fn new(loaded: Loaded, context: usize, filters: &[String], origin: Option<Origin>) -> Added {
         let (names, excluded) = if filters.is_empty() {
             (loaded.names, Vec::new())
         } else {
@@ -681,13 +848,21 @@ impl Added {
                 .collect();
             (names, excluded)
         };
+        let stapled = (loaded.ocsp.as_ref())
+            .filter(|file| file.checked)
+            .and_then(|file| Staple::of(&file.der))
+            .map(|staple| stapled(&loaded.key, &staple));
         Added {
             path: loaded.path,
             key: loaded.key,
+            ocsp: loaded.ocsp,
+            stapled,
             context,
+            own_context: None,
             names,
             excluded: excluded.into(),
             own_names: filters.is_empty(),
+            origin,
         }
     }
 }
@@ -698,16 +873,75 @@ pub struct Certificates {
     by_name: ArcSwap<ByName>,
     /// What the index is built from; taken only to replace a certificate.
     added: std::sync::Mutex<Vec<Added>>,
+    /// What the options of a crt-list line added at run time apply over.
+    line_base: LineBase,
+    /// The ALPN protocols the listener advertises, when it keeps to some
+    /// ([`TlsServer::without_protocols`]).
+    speaks: std::sync::OnceLock<fn(&[u8]) -> bool>,
+    /// `strict-sni`: the default certificate may go (HAProxy lets it).
+    strict: bool,
 }
+
+/// The bind line's options and files, over which a crt-list line added at run time sets its
+/// own ([`Certificates::line_context`]).
+struct LineBase {
+    options: BindTlsOptions,
+    ca_base: Option<PathBuf>,
+    provider: Arc<CryptoProvider>,
+}
+
+/// The TLS configuration of a crt-list line added at run time, for one bind line.
+#[derive(Debug, Clone)]
+pub struct LineContext(Arc<Context>);
 
 impl Certificates {
     /// None without any certificate.
-    fn new(added: Vec<Added>) -> Option<Certificates> {
-        let by_name = ByName::of(&added)?;
+    fn new(added: Vec<Added>, line_base: LineBase, strict: bool) -> Option<Certificates> {
+        if added.is_empty() {
+            return None;
+        }
         Some(Certificates {
-            by_name: ArcSwap::from_pointee(by_name),
+            by_name: ArcSwap::from_pointee(ByName::of(&added)),
             added: std::sync::Mutex::new(added),
+            line_base,
+            speaks: std::sync::OnceLock::new(),
+            strict,
         })
+    }
+
+    /// The index rebuilt from `added`, served from the next handshake on.
+    fn reindex(&self, added: &[Added]) {
+        self.by_name.store(Arc::new(ByName::of(added)));
+    }
+
+    /// The bind line's options, over which a crt-list line's apply.
+    pub fn line_options(&self) -> &BindTlsOptions {
+        &self.line_base.options
+    }
+
+    /// The TLS configuration of a crt-list line added at run time with `options` (the bind
+    /// line's with the line's over them, [`Certificates::line_options`]), built as those
+    /// of the lines read with the configuration are, presenting `key`.
+    pub fn line_context(
+        &self,
+        options: &BindTlsOptions,
+        key: &Arc<CertifiedKey>,
+    ) -> Result<LineContext, BindTlsError> {
+        let bases = Bases {
+            ca: self.line_base.ca_base.as_deref(),
+            crt: None,
+        };
+        let chosen: Arc<dyn ResolvesServerCert> = Arc::new(Chosen(key.clone()));
+        let mut line = context(options, bases, &self.line_base.provider, &chosen)?;
+        if let Some(speaks) = self.speaks.get() {
+            line = line.without_protocols(speaks).0;
+        }
+        Ok(LineContext(Arc::new(line)))
+    }
+
+    /// Where `check_ca_files` looks for the CA and CRL files of a line's options.
+    pub fn ca_base(&self) -> Option<&Path> {
+        self.line_base.ca_base.as_deref()
     }
 
     fn added(&self) -> std::sync::MutexGuard<'_, Vec<Added>> {
@@ -716,30 +950,109 @@ impl Certificates {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The file of each certificate loaded, in order (a file loaded twice is listed twice).
-    pub fn files(&self) -> Vec<(PathBuf, Arc<CertifiedKey>)> {
+    /// The file of each certificate loaded, in order (a file loaded twice is listed twice),
+    /// its certificate (without OCSP response) and its `.ocsp`.
+    pub fn files(&self) -> Vec<(PathBuf, Arc<CertifiedKey>, Option<Arc<OcspFile>>)> {
         (self.added().iter())
-            .map(|a| (a.path.clone(), a.key.clone()))
+            .map(|a| (a.path.clone(), a.key.clone(), a.ocsp.clone()))
             .collect()
+    }
+
+    /// Serves `key` (the certificate of `path`) as line `line` of the crt-list `list`, with
+    /// the line's options (`context`, else the bind line's), chosen by `filters` (else its
+    /// own names), from the next handshake on (`add ssl crt-list`); `ocsp` its `.ocsp`, whose
+    /// slot's response is `staple`.
+    pub fn add_line(
+        &self,
+        list: &str,
+        line: usize,
+        (path, key): (&Path, &Arc<CertifiedKey>),
+        (ocsp, staple): (Option<&Arc<OcspFile>>, Option<&Staple>),
+        filters: &[String],
+        context: Option<&LineContext>,
+    ) {
+        let loaded = Loaded {
+            path: path.to_path_buf(),
+            key: key.clone(),
+            names: key.cert.first().map(dns_names).unwrap_or_default(),
+            ocsp: ocsp.cloned(),
+            warning: None,
+        };
+        let origin = Origin {
+            list: list.to_string(),
+            line,
+        };
+        let mut line = Added::new(loaded, 0, filters, Some(origin));
+        line.own_context = context.map(|c| c.0.clone());
+        line.stapled = staple.map(|staple| stapled(key, staple));
+        let mut added = self.added();
+        added.push(line);
+        self.reindex(&added);
+    }
+
+    /// Whether line `line` of the crt-list `list` gives the default certificate (the first
+    /// loaded), which HAProxy does not let go but on a `strict-sni` line (which serves no
+    /// default).
+    pub fn is_default(&self, list: &str, line: usize) -> bool {
+        let origin = self.added().first().and_then(|a| a.origin.clone());
+        !self.strict && origin.is_some_and(|o| o.list == list && o.line == line)
+    }
+
+    /// Stops serving line `line` of the crt-list `list` from the next handshake on (`del ssl
+    /// crt-list`); how many certificates it served.
+    pub fn remove_line(&self, list: &str, line: usize) -> usize {
+        let mut added = self.added();
+        let before = added.len();
+        added.retain(|a| {
+            a.origin
+                .as_ref()
+                .is_none_or(|o| o.list != list || o.line != line)
+        });
+        // Without any certificate left, every handshake is refused.
+        self.reindex(&added);
+        before - added.len()
+    }
+
+    /// Staples `staple` (the response of the slot of the certificate ID `id`) to every
+    /// certificate of that ID, from the next handshake on; how many certificates it staples.
+    pub fn restaple(&self, id: &super::ocsp::CertId, staple: &Staple) -> usize {
+        let mut added = self.added();
+        let mut stapled_now = 0;
+        for a in added.iter_mut() {
+            if a.ocsp.as_ref().is_some_and(|file| file.id == *id) {
+                a.stapled = Some(stapled(&a.key, staple));
+                stapled_now += 1;
+            }
+        }
+        if stapled_now > 0 {
+            self.reindex(&added);
+        }
+        stapled_now
     }
 
     /// Serves `key` wherever the certificate of `path` was served, chosen by its own names
     /// where the certificate's names chose it (not a crt-list line's filters), from the next
-    /// handshake on; how many certificates it replaced.
-    pub fn replace(&self, path: &Path, key: &Arc<CertifiedKey>) -> usize {
+    /// handshake on, with its `.ocsp` (`ocsp`) whose slot's response is `staple`; how many
+    /// certificates it replaced.
+    pub fn replace(
+        &self,
+        path: &Path,
+        key: &Arc<CertifiedKey>,
+        (ocsp, staple): (Option<&Arc<OcspFile>>, Option<&Staple>),
+    ) -> usize {
         let mut added = self.added();
         let names = key.cert.first().map(dns_names).unwrap_or_default();
         let mut replaced = 0;
         for a in added.iter_mut().filter(|a| a.path == path) {
             a.key = key.clone();
+            a.ocsp = ocsp.cloned();
+            a.stapled = staple.map(|staple| stapled(key, staple));
             if a.own_names {
                 a.names = names.clone();
             }
             replaced += 1;
         }
-        if let Some(by_name) = ByName::of(&added) {
-            self.by_name.store(Arc::new(by_name));
-        }
+        self.reindex(&added);
         replaced
     }
 }
@@ -747,35 +1060,33 @@ impl Certificates {
 /// The certificates of a listener by name.
 #[derive(Debug)]
 struct ByName {
-    default: Served,
+    /// The first certificate; None once a `strict-sni` line lost all of them.
+    default: Option<Served>,
     exact: HashMap<String, Served>,
     /// `*.example.org` certificates, by `example.org`, in the order added.
     wildcard: HashMap<String, Vec<ServedWild>>,
+    /// Some certificate has the options of a line added at run time: the ClientHello is
+    /// read first.
+    own_contexts: bool,
 }
 
 impl ByName {
     /// The first certificate loaded is the default; a name already served keeps its first.
-    fn of(added: &[Added]) -> Option<ByName> {
-        let first = added.first()?;
+    fn of(added: &[Added]) -> ByName {
         let mut by_name = ByName {
-            default: Served {
-                key: first.key.clone(),
-                context: first.context,
-            },
+            default: added.first().map(Served::of),
             exact: HashMap::new(),
             wildcard: HashMap::new(),
+            own_contexts: added.iter().any(|a| a.own_context.is_some()),
         };
         for a in added {
             by_name.add(a);
         }
-        Some(by_name)
+        by_name
     }
 
     fn add(&mut self, added: &Added) {
-        let served = Served {
-            key: added.key.clone(),
-            context: added.context,
-        };
+        let served = Served::of(added);
         for name in &added.names {
             match name.strip_prefix("*.") {
                 Some(parent) => {
@@ -810,8 +1121,8 @@ impl ByName {
             .map(|w| &w.served)
     }
 
-    fn for_name_or_default(&self, name: Option<&str>) -> &Served {
-        self.for_name(name).unwrap_or(&self.default)
+    fn for_name_or_default(&self, name: Option<&str>) -> Option<&Served> {
+        self.for_name(name).or(self.default.as_ref())
     }
 }
 
@@ -830,7 +1141,7 @@ impl ResolvesServerCert for Certificates {
     /// client before the handshake.
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let by_name = self.by_name.load();
-        Some(by_name.for_name_or_default(hello.server_name()).key.clone())
+        Some(by_name.for_name_or_default(hello.server_name())?.key_now())
     }
 }
 

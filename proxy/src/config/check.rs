@@ -314,6 +314,20 @@ fn check_frontend(p: &mut Proxy, diags: &mut Diags) {
             specs.join(",")
         ));
     }
+    // HAProxy names its log format's line, which a later rule's format moves
+    // (`parse::note_log_format_line`).
+    if p.mode != Mode::Http && std::mem::take(&mut p.rules.formats_use_http) {
+        if let Some(place) = super::logging::noted_format_place(p).cloned() {
+            diags.warn(
+                &place,
+                format!(
+                    "HTTP log/header format not usable with {} '{}' (needs 'mode http').",
+                    p.kind.type_str(),
+                    p.name
+                ),
+            );
+        }
+    }
     if let Some(place) = p.options.httplog.clone() {
         if p.mode != Mode::Http {
             diags.warn(
@@ -372,6 +386,23 @@ fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
         );
     }
     for s in &mut p.servers {
+        // HAProxy's `check_config_validity`: a server's `proto` must suit its proxy's mode.
+        if s.opts.proto_h2 && p.mode != Mode::Http {
+            diags.global_alert(format!(
+                "{} '{label}' : MUX protocol 'h2' is not usable for server '{}' at [{}].",
+                p.kind.keyword(),
+                s.name,
+                s.place
+            ));
+        }
+        // HAProxy's `init_srv_check`: h1 and h2 are HTTP muxes, for HTTP checks only.
+        if s.opts.check && s.opts.check_proto_h2.is_some() && p.options.httpchk.is_none() {
+            diags.global_alert(format!(
+                "config: {} '{label}': server '{}' uses an incompatible MUX protocol for the selected check type",
+                p.kind.keyword(),
+                s.name
+            ));
+        }
         if let Some(r) = &s.opts.resolvers {
             if !resolvers.contains(r) {
                 diags.check_alert(

@@ -44,6 +44,9 @@ pub struct CrtList {
     /// The file's path as written on the bind line (HAProxy's name for it).
     pub path: String,
     pub entries: Vec<Entry>,
+    /// How many lines the file has (comments and blank lines too): the runtime API's
+    /// `add ssl crt-list` numbers its lines after them, as HAProxy.
+    pub line_count: usize,
 }
 
 /// One certificate line of a crt-list.
@@ -91,6 +94,7 @@ pub fn read(
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
     let mut last_unterminated = None;
+    let line_count = text.split_inclusive('\n').count();
     for (index, raw) in text.split_inclusive('\n').enumerate() {
         let line = index + 1;
         if raw.starts_with(['#', '\n', '\r']) {
@@ -144,8 +148,28 @@ pub fn read(
     let list = CrtList {
         path: path.into(),
         entries,
+        line_count,
     };
     Ok((list, warnings))
+}
+
+/// A line given to the runtime API's `add ssl crt-list` (HAProxy's `CLI:1`): the
+/// certificate, the options in brackets and the filters; the error in HAProxy's words.
+pub fn parse_added_line(line: &str) -> Result<Option<AddedLine>, String> {
+    let parsed = split_line(line).map_err(|what| format!("parsing [CLI:1]: {what}"))?;
+    Ok(parsed.map(|p| AddedLine {
+        crt: p.crt,
+        options: p.options,
+        filters: p.filters,
+    }))
+}
+
+/// A line given to `add ssl crt-list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedLine {
+    pub crt: String,
+    pub options: Vec<(String, Option<String>)>,
+    pub filters: Vec<String>,
 }
 
 /// A certificate path of a list: under `crt-base` unless absolute or `@`-prefixed.
@@ -159,7 +183,7 @@ fn under_crt_base(crt_base: Option<&Path>, crt: &str) -> PathBuf {
 }
 
 /// The options with their CA and CRL files under `ca-base`, as HAProxy keeps them.
-fn with_ca_base(
+pub fn with_ca_base(
     mut options: Vec<(String, Option<String>)>,
     ca_base: Option<&Path>,
 ) -> Vec<(String, Option<String>)> {

@@ -2,7 +2,8 @@
 //!
 //! The parser handles the implemented ones itself; these tables say which other words are
 //! HAProxy keywords (so they get a "not implemented" warning instead of an "unknown keyword"
-//! error) and feed the "did you mean" suggestions.
+//! error) and feed the "did you mean" suggestions. The runtime API's answer to a command
+//! HAProxy does not know, its list of close commands, is here too ([`cli_refusal`]).
 
 /// What hapx does with a keyword HAProxy knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub enum Support {
 }
 
 use Support::{Accepted, No, Removed, Yes};
+
+use super::hint_words::{self, CliKeyword};
 
 pub const SECTIONS: &[(&str, Support)] = &[
     ("global", Yes),
@@ -109,7 +112,6 @@ pub const GLOBAL: &[(&str, Support)] = &[
     ("h1-case-adjust", Yes),
     ("unix-bind", No),
     ("profiling.tasks", No),
-    ("profiling.memory", No),
     ("default-path", No),
     ("zero-warning", No),
     ("numa-cpu-mapping", No),
@@ -144,9 +146,6 @@ pub const GLOBAL: &[(&str, Support)] = &[
     ("tune.pool-low-fd-ratio", Yes),
     ("tune.pool-high-fd-ratio", Yes),
 ];
-
-/// Families of global keywords HAProxy 2.6 knows by prefix (`tune.bufsize`, `ssl-engine` ...).
-pub const GLOBAL_PREFIXES: &[&str] = &["tune.", "ssl-", "profiling.", "lua-", "httpclient."];
 
 pub const PROXY: &[(&str, Support)] = &[
     ("mode", Yes),
@@ -367,7 +366,7 @@ pub const SERVER: &[(&str, usize, Support)] = &[
     ("track", 1, Yes),
     ("source", 1, Yes),
     ("namespace", 1, No),
-    ("proto", 1, No),
+    ("proto", 1, Yes),
     ("alpn", 1, Yes),
     ("pool-max-conn", 1, Yes),
     ("pool-purge-delay", 1, Yes),
@@ -375,7 +374,7 @@ pub const SERVER: &[(&str, usize, Support)] = &[
     ("tfo", 0, No),
     ("socks4", 1, No),
     ("check-via-socks4", 0, No),
-    ("check-proto", 1, No),
+    ("check-proto", 1, Yes),
     ("check-alpn", 1, Yes),
     ("crl-file", 1, Yes),
     ("ciphers", 1, Yes),
@@ -411,11 +410,9 @@ pub const SERVER: &[(&str, usize, Support)] = &[
     ("send-proxy-v2-ssl", 0, No),
     ("send-proxy-v2-ssl-cn", 0, No),
     ("proxy-v2-options", 1, No),
-    ("set-proxy-v2-tlv-fmt", 1, No),
+    // (HAProxy 2.6 has no `curves`, `sigalgs`, `client-sigalgs` nor `set-proxy-v2-tlv-fmt`
+    // on servers: unknown keywords there, as here.)
     ("agent-addr", 1, Yes),
-    ("curves", 1, No),
-    ("sigalgs", 1, No),
-    ("client-sigalgs", 1, No),
     ("pool-low-conn", 1, No),
     ("renegotiate", 0, No),
 ];
@@ -519,12 +516,11 @@ pub fn support(scope: Scope, word: &str) -> Option<Support> {
     let in_args = |table: &[(&str, usize, Support)]| lookup_args(table, word).map(|(_, s)| s);
     match scope {
         Scope::Section => lookup(SECTIONS, word),
-        Scope::Global => lookup(GLOBAL, word).or_else(|| {
-            GLOBAL_PREFIXES
-                .iter()
-                .any(|p| word.starts_with(p))
-                .then_some(No)
-        }),
+        // Any other of HAProxy 2.6.12's own (`tune.bufsize`, `ssl-engine` ...) is known, not
+        // implemented; a misspelled one is unknown, as there.
+        Scope::Global => {
+            lookup(GLOBAL, word).or_else(|| hint_words::GLOBAL.contains(&word).then_some(No))
+        }
         Scope::Proxy => lookup(PROXY, word),
         Scope::Option => lookup(OPTIONS, word),
         Scope::Bind => in_args(BIND),
@@ -551,62 +547,67 @@ pub fn all() -> Vec<(Scope, &'static str, Support)> {
         .collect()
 }
 
-/// The closest of `candidates` to `word`, when it is close enough to be a likely typo.
+/// HAProxy's `cfg_find_best_match`, `proxy_find_best_option`, `bind_find_best_kw` and
+/// `srv_find_best_kw`: the first of `candidates` closest to `word` by
+/// [`fingerprint_distance`], unless that distance is over twice the length of the word or
+/// of the candidate (then nothing looks close enough).
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (distance(word, c), c))
-        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    let mut best: Option<(&str, usize)> = None;
+    for candidate in candidates {
+        let d = fingerprint_distance(word, candidate);
+        if best.is_none_or(|(_, best_d)| d < best_d) {
+            best = Some((candidate, d));
+        }
+    }
+    best.filter(|(c, d)| *d <= 2 * word.len() && *d <= 2 * c.len())
+        .map(|(c, _)| c)
 }
 
-/// HAProxy's `word_fingerprint_distance` of two words' `make_word_fingerprint`s: how many
-/// of their character transitions differ (letters by name, digits as one class, any other
-/// byte as another, with the word's start and end), case-insensitively. HAProxy's action,
-/// keyword and CLI suggestions pick the candidate closest by it. Each count is a byte that
-/// wraps past 255, as HAProxy's `uint8_t` fingerprint, so a long word compares as there.
+/// HAProxy's `word_fingerprint_distance` of two words' `make_word_fingerprint`s: the sum
+/// of the differences of their [`fingerprint`] bytes. HAProxy's action, keyword and CLI
+/// suggestions pick the candidate closest by it.
 pub fn fingerprint_distance(a: &str, b: &str) -> usize {
-    let (a, b) = (fingerprint(a), fingerprint(b));
+    counts_distance(&fingerprint([a]), &fingerprint([b]))
+}
+
+/// HAProxy's `word_fingerprint_distance`: the sum of the differences of two fingerprints'
+/// bytes.
+fn counts_distance(a: &[u8; 1024], b: &[u8; 1024]) -> usize {
     a.iter()
         .zip(b.iter())
         .map(|(x, y)| usize::from(x.abs_diff(*y)))
         .sum()
 }
 
-/// HAProxy's `make_word_fingerprint`: how often each transition between character classes
-/// (0-25 a letter, 26 a digit, 27 any other byte, 28 the start, 29 the end) occurs, mod 256.
-fn fingerprint(word: &str) -> [u8; 30 * 30] {
-    const BEGIN: usize = 28;
-    const END: usize = 29;
-    let mut counts = [0u8; 30 * 30];
-    let mut from = BEGIN;
-    for byte in word.bytes() {
-        let to = match byte.to_ascii_lowercase() {
-            c @ b'a'..=b'z' => usize::from(c - b'a'),
-            b'0'..=b'9' => 26,
-            _ => 27,
-        };
-        counts[30 * from + to] = counts[30 * from + to].wrapping_add(1);
-        from = to;
+/// HAProxy 2.6's `update_word_fingerprint` of each of `words` on a zeroed array (one word:
+/// its `make_word_fingerprint`; several: the CLI's fingerprint of a command's words):
+/// 1024 bytes indexed `32 * from + to`, counting each transition between character
+/// classes (1-26 a letter whatever its case, 27 a digit, 28 any other byte and also each
+/// word's start and end), with row 0 marking which classes occur at all. The counts are
+/// bytes that wrap past 255, as HAProxy's `uint8_t`s, so a long word compares as there.
+fn fingerprint<'a>(words: impl IntoIterator<Item = &'a str>) -> [u8; 1024] {
+    let mut counts = [0u8; 1024];
+    for word in words {
+        update_fingerprint(&mut counts, word);
     }
-    counts[30 * from + END] = counts[30 * from + END].wrapping_add(1);
     counts
 }
 
-/// Levenshtein distance (optimal string alignment is not needed for keyword typos).
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+/// Adds one word's transitions to `counts` (see [`fingerprint`]).
+fn update_fingerprint(counts: &mut [u8; 1024], word: &str) {
+    const OTHER: usize = 28;
+    let mut from = OTHER;
+    for byte in word.bytes() {
+        let to = match byte.to_ascii_lowercase() {
+            c @ b'a'..=b'z' => usize::from(c - b'a') + 1,
+            b'0'..=b'9' => 27,
+            _ => OTHER,
+        };
+        counts[to] = 1;
+        counts[32 * from + to] = counts[32 * from + to].wrapping_add(1);
+        from = to;
     }
-    prev[b.len()]
+    counts[32 * from + OTHER] = counts[32 * from + OTHER].wrapping_add(1);
 }
 
 /// Looks a keyword up in a `(name, support)` table.
@@ -620,6 +621,152 @@ pub fn lookup_args(table: &[(&str, usize, Support)], word: &str) -> Option<(usiz
         .iter()
         .find(|(n, _, _)| *n == word)
         .map(|(_, a, s)| (*a, *s))
+}
+
+/// The `ACCESS_*` bits of a stats socket's (or a worker's master-passed) CLI session,
+/// beside its level: no master bits, and never in expert or experimental mode.
+pub const WORKER_CLI: u16 = 0;
+/// The master CLI's session bits (HAProxy's `ACCESS_MASTER | ACCESS_MASTER_ONLY`).
+pub const MASTER_CLI: u16 = hint_words::MASTER | hint_words::MASTER_ONLY;
+
+/// How many words name a CLI keyword at most, and are compared (`CLI_PREFIX_KW_NB`).
+const CLI_PREFIX_KW_NB: usize = 5;
+/// How many close keywords the CLI proposes at most (`CLI_MAX_MATCHES`).
+const CLI_MAX_MATCHES: usize = 5;
+
+/// HAProxy 2.6's `cli_find_kw`: the first CLI keyword whose words begin the command's.
+pub fn cli_keyword(args: &[&str]) -> Option<&'static CliKeyword> {
+    hint_words::CLI.iter().find(|kw| args.starts_with(kw.words))
+}
+
+/// What HAProxy 2.6's `cli_parse_request` answers a session with `access` bits
+/// ([`WORKER_CLI`], [`MASTER_CLI`]) to the command `args` before running it: the list of
+/// close commands ([`cli_usage`]) when it names no keyword this session sees, the
+/// expert/experimental mode refusal; None when the command runs (its level is checked by
+/// the command itself, "Permission denied").
+pub fn cli_refusal(args: &[&str], access: u16) -> Option<String> {
+    use hint_words::{EXPERIMENTAL, EXPERT, MASTER_ONLY};
+    let Some(kw) = cli_keyword(args).filter(|kw| {
+        kw.access & !access & MASTER_ONLY == 0 && !hidden_from_master(kw.access, access)
+    }) else {
+        return Some(cli_usage(args, access));
+    };
+    let missing = kw.access & !access;
+    if missing & EXPERT != 0 {
+        Some("This command is restricted to expert mode only.\n".into())
+    } else if missing & EXPERIMENTAL != 0 {
+        Some("This command is restricted to experimental mode only.\n".into())
+    } else {
+        None
+    }
+}
+
+/// Whether the master CLI leaves out a keyword with these `ACCESS_*` bits: one of a
+/// worker only (neither `ACCESS_MASTER` nor `ACCESS_MASTER_ONLY`).
+fn hidden_from_master(kw_access: u16, access: u16) -> bool {
+    let master = hint_words::MASTER | hint_words::MASTER_ONLY;
+    access & !kw_access & master == master
+}
+
+/// Whether a session with `access` bits sees a keyword (in `help` and the proposals): not
+/// one of the master only, expert or experimental mode unless it is so, nor one of a
+/// worker only on the master CLI.
+fn cli_visible(kw: &CliKeyword, access: u16) -> bool {
+    use hint_words::{EXPERIMENTAL, EXPERT, MASTER_ONLY};
+    kw.access & !access & (MASTER_ONLY | EXPERT | EXPERIMENTAL) == 0
+        && !hidden_from_master(kw.access, access)
+}
+
+/// How many of the first words (at most [`CLI_PREFIX_KW_NB`]) a keyword and a command share.
+fn shared_words(kw: &[&str], args: &[&str]) -> usize {
+    kw.iter()
+        .zip(args)
+        .take(CLI_PREFIX_KW_NB)
+        .take_while(|(k, a)| k == a)
+        .count()
+}
+
+/// HAProxy 2.6's `cli_gen_usage_msg`: the answer to `help [WORDS]` or to an unknown
+/// command. Of the keywords the session sees that share the command's longest run of
+/// exact first words, those whose remaining words (up to the fifth) are close to the
+/// command's: their fingerprint (all the words' transitions together) at a distance under
+/// 5/2 of both sides' summed lengths, the [`CLI_MAX_MATCHES`] closest (the first ones on a
+/// tie) within 5/2 of the best; when none is close, all of them. Listed by their usage
+/// line, then `help`, `prompt` and `quit`.
+pub fn cli_usage(args: &[&str], access: u16) -> String {
+    let (help, args) = match args {
+        ["help", rest @ ..] => (true, rest),
+        _ => (false, args),
+    };
+    let visible = || hint_words::CLI.iter().filter(|kw| cli_visible(kw, access));
+    let length = visible()
+        .map(|kw| shared_words(kw.words, args))
+        .max()
+        .unwrap_or(0);
+    let header = if help {
+        "The following commands are valid at this level:"
+    } else if length == 0 && args.is_empty() {
+        "Unknown command. Please enter one of the following commands only:"
+    } else {
+        "Unknown command, but maybe one of the following ones is a better match:"
+    };
+    let candidates: Vec<(&CliKeyword, &str)> = visible()
+        .filter(|kw| kw.words.len() >= length && kw.words[..length] == args[..length])
+        .filter_map(|kw| Some((kw, kw.usage?)))
+        .collect();
+    let mut usages: Vec<&str> = match closest_cli_keywords(&candidates, args, length) {
+        close if close.is_empty() => candidates.iter().map(|(_, usage)| *usage).collect(),
+        close => close,
+    };
+    usages.sort_unstable();
+    let mut out = format!("{header}\n");
+    for usage in usages {
+        out.push_str(&format!("  {usage}\n"));
+    }
+    out.push_str(concat!(
+        "  help [<command>]                        : list matching or all commands\n",
+        "  prompt                                  : toggle interactive mode with prompt\n",
+        "  quit                                    : disconnect\n",
+    ));
+    out
+}
+
+/// The usage lines of the `candidates` (keyword, usage) whose words past the `shared`
+/// first ones are close to the command's (see [`cli_usage`]); none when the command has no
+/// more words.
+fn closest_cli_keywords<'a>(
+    candidates: &[(&CliKeyword, &'a str)],
+    args: &[&str],
+    shared: usize,
+) -> Vec<&'a str> {
+    let typed = &args[shared..args.len().min(CLI_PREFIX_KW_NB).max(shared)];
+    if typed.is_empty() {
+        return Vec::new();
+    }
+    let typed_print = fingerprint(typed.iter().copied());
+    let typed_len: usize = typed.iter().map(|w| w.len()).sum();
+    // The closest first; an equally close one after those already kept, as HAProxy's
+    // insertion keeps them.
+    let mut closest: Vec<(usize, &str)> = Vec::with_capacity(CLI_MAX_MATCHES + 1);
+    for (kw, usage) in candidates {
+        let own = &kw.words[shared..];
+        let dist = counts_distance(&typed_print, &fingerprint(own.iter().copied()));
+        let total_len = typed_len + own.iter().map(|w| w.len()).sum::<usize>();
+        if dist >= 5 * total_len / 2 {
+            continue;
+        }
+        let at = closest.partition_point(|(d, _)| *d <= dist);
+        if at < CLI_MAX_MATCHES {
+            closest.insert(at, (dist, usage));
+            closest.truncate(CLI_MAX_MATCHES);
+        }
+    }
+    let best = closest.first().map_or(0, |(d, _)| *d);
+    closest
+        .into_iter()
+        .take_while(|(d, _)| *d <= 5 * best / 2)
+        .map(|(_, usage)| usage)
+        .collect()
 }
 
 /// Every sample fetch HAProxy 2.6 registers (`haproxy -dKsmp`): one hapx does not implement is
@@ -1379,15 +1526,104 @@ mod tests {
         assert_eq!(fingerprint_distance("ab", "ba"), 6);
     }
 
+    /// HAProxy 2.6's classes: letters of either case alike, digits as one, and any other
+    /// byte as the word's start and end (so `-` differs from the empty word only by its
+    /// presence and one more start/end transition), each class's presence counted once.
+    #[test]
+    fn fingerprint_classes_are_haproxys() {
+        assert_eq!(fingerprint_distance("Set-VAR", "set-var"), 0);
+        assert_eq!(fingerprint_distance("-", ""), 2);
+        assert_eq!(fingerprint_distance("a1", "a9"), 0);
+        assert_eq!(fingerprint_distance("a1", "a-"), 6);
+        // `aa` and `a` differ by one `a`->`a` transition; presence counts once.
+        assert_eq!(fingerprint_distance("aa", "a"), 1);
+    }
+
+    /// HAProxy's answers (2.6.12) among its own candidates, in its order.
     #[test]
     fn suggests_close_keywords_only() {
-        let names = PROXY.iter().map(|(n, _)| *n);
-        assert_eq!(suggest("balanse", names.clone()), Some("balance"));
-        assert_eq!(
-            suggest("defualt_backend", names.clone()),
-            Some("default_backend")
+        use crate::config::hint_words;
+        let proxy = || hint_words::PROXY.iter().copied();
+        assert_eq!(suggest("balanse", proxy()), Some("balance"));
+        assert_eq!(suggest("bala", proxy()), Some("balance"));
+        assert_eq!(suggest("defualt_backend", proxy()), Some("default_backend"));
+        assert_eq!(suggest("zzzzzz", proxy()), None);
+        // The best one is over twice the word's length away.
+        assert_eq!(suggest("nos", proxy()), None);
+        let bind = || hint_words::BIND.iter().copied();
+        assert_eq!(suggest("gd", bind()), Some("gid"));
+        assert_eq!(suggest("in", bind()), None);
+        let server = || hint_words::SERVER.iter().copied();
+        assert_eq!(suggest("agent", server()), Some("agent-addr"));
+        assert_eq!(suggest("", server()), None);
+    }
+
+    /// HAProxy 2.6.12's stats socket answers (measured): the words after the exact ones
+    /// are compared together; a master-only command is unknown on a worker.
+    #[test]
+    fn unknown_cli_commands_list_close_ones() {
+        let usage = |cmd: &str| cli_usage(&cmd.split(' ').collect::<Vec<_>>(), WORKER_CLI);
+        let sta = usage("show sta");
+        assert!(sta.starts_with("Unknown command, but maybe"), "{sta}");
+        assert_eq!(sta.lines().count(), 5, "{sta}");
+        assert!(sta.contains("\n  show stat [desc|json|no-maint|typed|up]*: report"));
+        let disable = usage("disable servr b/s");
+        assert!(
+            disable.contains("\n  disable server (DEPRECATED)  "),
+            "{disable}"
         );
-        assert_eq!(suggest("zzzzzz", names), None);
+        assert_eq!(disable.lines().count(), 5, "{disable}");
+        // The header, five of many equally close keywords (the first ones registered, in
+        // the order of their usage), then help, prompt and quit.
+        let zzz = usage("zzz");
+        assert_eq!(zzz.lines().count(), 1 + 5 + 3, "{zzz}");
+        assert!(
+            zzz.contains("\n  add acl ") && zzz.contains("\n  user  "),
+            "{zzz}"
+        );
+        assert_eq!(
+            cli_refusal(&["show", "proc"], WORKER_CLI),
+            Some(usage("show proc"))
+        );
+        assert_eq!(cli_refusal(&["show", "proc"], MASTER_CLI), None);
+        assert_eq!(cli_refusal(&["show", "stat", "typed"], WORKER_CLI), None);
+        assert_eq!(
+            cli_refusal(&["debug", "dev", "bug"], WORKER_CLI).as_deref(),
+            Some("This command is restricted to expert mode only.\n")
+        );
+    }
+
+    /// HAProxy 2.6.12's master CLI answers (measured): only the master's commands.
+    #[test]
+    fn master_cli_lists_master_commands() {
+        let answer = |cmd: &str| {
+            let args: Vec<&str> = cmd.split(' ').collect();
+            cli_refusal(&args, MASTER_CLI)
+        };
+        let show_sta = concat!(
+            "Unknown command, but maybe one of the following ones is a better match:\n",
+            "  show cli level                          : display the level of the current CLI session\n",
+            "  show cli sockets                        : dump list of cli sockets\n",
+            "  show proc                               : show processes status\n",
+            "  show version                            : show version of the current process\n",
+            "  help [<command>]                        : list matching or all commands\n",
+            "  prompt                                  : toggle interactive mode with prompt\n",
+            "  quit                                    : disconnect\n",
+        );
+        assert_eq!(answer("show sta").as_deref(), Some(show_sta));
+        let zzz = concat!(
+            "Unknown command, but maybe one of the following ones is a better match:\n",
+            "  @!<pid>                                 : send a command to the <pid> process\n",
+            "  @master                                 : send a command to the master process\n",
+            "  operator                                : lower the level of the current CLI session to operator\n",
+            "  reload                                  : reload haproxy\n",
+            "  user                                    : lower the level of the current CLI session to user\n",
+            "  help [<command>]                        : list matching or all commands\n",
+            "  prompt                                  : toggle interactive mode with prompt\n",
+            "  quit                                    : disconnect\n",
+        );
+        assert_eq!(answer("zzz").as_deref(), Some(zzz));
+        assert_eq!(answer("show proc"), None);
     }
 
     /// Only the global and proxy parsers turn `Removed` into an error; elsewhere it would

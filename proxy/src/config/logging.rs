@@ -234,8 +234,20 @@ fn capture(
     Ok(())
 }
 
+/// The line HAProxy notes as a proxy's log format's (`conf.lfs_line`), if any: the last of
+/// `log-format`, `option httplog|tcplog` and the rules that parse a log format
+/// (`parse::note_log_format_line` moves them all to that last line, so the first set is it).
+pub fn noted_format_place(p: &Proxy) -> Option<&Place> {
+    let logged = p.log.format.as_ref().map(|f| &f.place);
+    logged
+        .or(p.options.httplog.as_ref())
+        .or(p.options.tcplog.as_ref())
+        .or(p.rules.format_place.as_ref())
+}
+
 /// Compiles a proxy's formats once its mode is final (a frontend's; backends log nothing
-/// of their own). Errors name the line of the format, as HAProxy's do; a log line's format
+/// of their own). Errors name the line of the format, as HAProxy's do (`log-format-sd`'s
+/// the noted log-format line, [`noted_format_place`]); a log line's format
 /// that holds something (even one that failed, by what was read before its error) in a
 /// proxy with no log address is warned about, as HAProxy warns.
 pub fn compile(p: &mut Proxy, diags: &mut Diags) {
@@ -244,6 +256,7 @@ pub fn compile(p: &mut Proxy, diags: &mut Diags) {
     }
     let mode = p.mode;
     let own = p.name.clone();
+    let noted_place = noted_format_place(p).cloned();
     // The tables their stick fetches name, for the checks (worded as HAProxy's contexts).
     let table_refs = std::cell::RefCell::new(Vec::new());
     let backend_refs = std::cell::RefCell::new(Vec::new());
@@ -279,13 +292,16 @@ pub fn compile(p: &mut Proxy, diags: &mut Diags) {
             Ok(f) => Some(Arc::new(f)),
             Err(e) => {
                 // Worded as HAProxy's check words it (`unique-id-format` as `unique-id`).
-                // HAProxy names `log-format-sd`'s line `(null):0`: hapx names the real one.
+                // HAProxy names `log-format-sd`'s error by the proxy's noted log-format
+                // line (`lfs_line`, not its own `lfsd_line`); with no noted line it names
+                // `(null):0`, where hapx names the format's own line.
                 let what = if kw == "unique-id-format" {
                     "unique-id"
                 } else {
                     kw
                 };
-                let place = &src.place;
+                let noted = noted_place.as_ref().filter(|_| kw == "log-format-sd");
+                let place = noted.unwrap_or(&src.place);
                 diags.global_alert(format!("Parsing [{place}]: failed to parse {what} : {e}"));
                 None
             }

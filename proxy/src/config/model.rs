@@ -994,6 +994,11 @@ pub struct ServerOptions {
     pub source: Option<ConnSource>,
     /// `pool-max-conn`: idle connections kept for reuse (None: no limit; 0: none).
     pub pool_max_conn: Option<usize>,
+    /// `proto h2`: its connections speak HTTP/2 from their first byte (prior knowledge);
+    /// false: HTTP/1.1, or HTTP/2 when TLS's ALPN picks `h2`.
+    pub proto_h2: bool,
+    /// `check-proto h2|h1`: whether its HTTP checks speak HTTP/2 (None: as its traffic).
+    pub check_proto_h2: Option<bool>,
     /// `pool-purge-delay`: how often idle connections beyond the recent need are closed
     /// (HAProxy's default 5 s; 0: none are kept).
     pub pool_purge_delay: Duration,
@@ -1105,6 +1110,8 @@ impl Default for ServerOptions {
             send_proxy: None,
             source: None,
             pool_max_conn: None,
+            proto_h2: false,
+            check_proto_h2: None,
             pool_purge_delay: Duration::from_secs(5),
             check_port: None,
             check_addr: None,

@@ -12,6 +12,7 @@ use super::acl::AclError;
 use super::bind_tls::{BindTlsOptions, ClientVerify, CrtSource};
 use super::check_order::{RuleAction, StepKind};
 use super::diag::Diags;
+use super::hint_words;
 use super::keywords::{self, Support};
 use super::lexer::{self, Place as LexPlace};
 use super::model::*;
@@ -728,6 +729,49 @@ fn unknown(kw: &str, section: &str, known: impl IntoIterator<Item = &'static str
     msg
 }
 
+/// Whether a rule line has HAProxy parse a log format as it reads it: a header's value
+/// (`set-header`, `add-header`, `replace-header`, `replace-value`, `early-hint`), an
+/// `http-request|response redirect` (not the `redirect` keyword's), a map or ACL file's
+/// key and value (`set-map`, `del-map`, `add-acl`, `del-acl`), a reply's `hdr` or
+/// `lf-string`/`lf-file`, or a `set-var-fmt`; each makes HAProxy note the line as its
+/// proxy's log format's (measured with 2.6.12's 'option httplog' warning).
+fn parses_log_format(words: &[String]) -> bool {
+    let (options, action) = match words.first().map(String::as_str) {
+        Some("http-request" | "http-response" | "http-after-response") => (2, words.get(1)),
+        Some("tcp-request" | "tcp-response") => (3, words.get(2)),
+        _ => return false,
+    };
+    let Some(action) = action else { return false };
+    let name = action.split('(').next().unwrap_or_default();
+    let condition = words.iter().position(|w| w == "if" || w == "unless");
+    let args = &words[options.min(words.len())..condition.unwrap_or(words.len())];
+    match name {
+        "set-var-fmt" => true,
+        "set-header" | "add-header" | "replace-header" | "replace-value" | "early-hint"
+        | "redirect" | "set-map" | "del-map" | "add-acl" | "del-acl" => options == 2,
+        "return" | "deny" | "tarpit" => {
+            let formats = ["hdr", "lf-string", "lf-file"];
+            options == 2 && args.iter().any(|a| formats.contains(&a.as_str()))
+        }
+        _ => false,
+    }
+}
+
+/// HAProxy keeps one line for a proxy's log format, which `log-format` and `option
+/// httplog|tcplog` set, and so does every rule that parses a log format
+/// ([`parses_log_format`]): its checks of the log format name that last line.
+fn note_log_format_line(p: &mut Proxy, place: &Place) {
+    p.rules.format_place = Some(place.clone());
+    if let Some(format) = p.log.format.as_mut() {
+        format.place = place.clone();
+    }
+    for noted in [&mut p.options.httplog, &mut p.options.tcplog] {
+        if let Some(at) = noted.as_mut() {
+            *at = place.clone();
+        }
+    }
+}
+
 /// A known keyword hapx does not act on: a warning (or nothing, for accepted ones).
 fn not_implemented(support: Support, what: &str, place: &Place, diags: &mut Diags) {
     if support == Support::No {
@@ -830,6 +874,15 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "tune.pattern.cache-size" => pattern_cache_size(line)?,
         "tune.pool-low-fd-ratio" => g.pool_fd_ratios.0 = Some(fd_ratio(line)?),
         "tune.pool-high-fd-ratio" => g.pool_fd_ratios.1 = Some(fd_ratio(line)?),
+        // Refused by HAProxy 2.6's own reader, worded without a space before the colon.
+        "tune.chksize" => {
+            let refused = "option 'tune.chksize' is not supported any more (tune.bufsize is used instead).";
+            return report_line_error(
+                super::diag::LineError::Unspaced(refused.into()),
+                line.place,
+                diags,
+            );
+        }
         "ssl-server-verify" => {
             g.ssl_server_verify_none = match one(line, "'none' or 'required'")? {
                 "none" => true,
@@ -844,10 +897,11 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         _ => match keywords::lookup(keywords::GLOBAL, kw) {
             Some(Support::Removed(message)) => return Err(message.into()),
             Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
-            None if keywords::GLOBAL_PREFIXES.iter().any(|p| kw.starts_with(p)) => {
+            // Another of HAProxy 2.6.12's keywords (a `tune.*` or `ssl-*` one ...): known.
+            None if hint_words::GLOBAL.contains(&kw) => {
                 not_implemented(Support::No, &format!("'{kw}'"), line.place, diags)
             }
-            None => return Err(unknown(kw, "global", keywords::GLOBAL.iter().map(|k| k.0))),
+            None => return Err(unknown(kw, "global", hint_words::GLOBAL.iter().copied())),
         },
     }
     Ok(())
@@ -1083,11 +1137,8 @@ fn resolvers(r: &mut Resolvers, line: &Line<'_>) -> Outcome {
             r.hold.insert(status.into(), values::duration(time)?);
         }
         _ => {
-            return Err(unknown(
-                kw,
-                "resolvers",
-                keywords::RESOLVERS.iter().map(|k| k.0),
-            ));
+            // HAProxy's resolvers parser suggests no keyword.
+            return Err(unknown(kw, "resolvers", []));
         }
     }
     Ok(())
@@ -1225,8 +1276,12 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         }
         "server" | "server-template" => {
             let servers = match kw {
-                "server" => vec![server(p, line, diags)?],
-                _ => server_template(p, line, diags)?,
+                "server" => server(p, line, diags).map(|s| vec![s]),
+                _ => server_template(p, line, diags),
+            };
+            let servers = match servers {
+                Ok(servers) => servers,
+                Err(e) => return report_server_error(e, server_label(p, line), line.place, diags),
             };
             for server in servers {
                 if p.servers.iter().any(|s| s.name == server.name) {
@@ -1240,7 +1295,9 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         }
         "default-server" => {
             let mut opts = p.default_server.clone();
-            server_options(&mut opts, line, 1, diags)?;
+            if let Err(e) = server_options(&mut opts, line, 1, diags) {
+                return report_server_error(e, String::new(), line.place, diags);
+            }
             if opts.forced_id.is_some() {
                 return Err("'id' option is not accepted in default-server sections".into());
             }
@@ -1290,6 +1347,9 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         "stick-table" => stick_table(p, line, diags)?,
         _ if super::rules::KEYWORDS.contains(&kw) => {
             super::rules::parse_line(p, line.words, line.place, diags)?;
+            if parses_log_format(line.words) {
+                note_log_format_line(p, line.place);
+            }
         }
         "id" => p.forced_id = Some(positive_id(one(line, "an integer")?, kw)?),
         "backlog" => p.backlog = Some(values::number(one(line, "an integer")?, kw)?),
@@ -1307,7 +1367,7 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         _ => match keywords::lookup(keywords::PROXY, kw) {
             Some(Support::Removed(message)) => return Err(message.into()),
             Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
-            None => return Err(unknown(kw, section, keywords::PROXY.iter().map(|k| k.0))),
+            None => return Err(unknown(kw, section, hint_words::PROXY.iter().copied())),
         },
     }
     Ok(())
@@ -1468,33 +1528,36 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
     let mut accept_proxy = false;
     let mut defer_accept = false;
     let mut proto = None;
+    // HAProxy's prefix to a bind keyword's error.
+    let at = format!("'bind {spec}' in section '{}' : ", p.kind.keyword());
     let mut i = 2;
     while let Some(opt) = line.arg(i) {
         let (nargs, support) = keywords::lookup_args(keywords::BIND, opt).ok_or_else(|| {
             let mut m = format!("'bind {spec}' unknown keyword '{opt}'.");
-            if let Some(s) = keywords::suggest(opt, keywords::BIND.iter().map(|k| k.0)) {
+            if let Some(s) = keywords::suggest(opt, hint_words::BIND.iter().copied()) {
                 m.push_str(&format!(" Did you mean '{s}' maybe ?"));
             }
             m
         })?;
         let value = line.arg(i + 1);
         if nargs > 0 && value.is_none() {
-            return Err(format!("'bind {spec}' : missing argument for '{opt}'."));
+            return Err(format!("{at}{}", bind_missing_argument(opt)));
         }
         match opt {
             "v6only" => v6only = true,
             "v4v6" => v6only = false,
-            "backlog" => backlog = Some(values::number(value.unwrap_or_default(), opt)?),
+            "backlog" => {
+                backlog = bind_backlog(value.unwrap_or_default()).map_err(|e| format!("{at}{e}"))?
+            }
+            "id" => bind_id(value.unwrap_or_default()).map_err(|e| format!("{at}{e}"))?,
             "accept-proxy" => accept_proxy = true,
             "defer-accept" => defer_accept = true,
             "proto" => {
                 let name = value.unwrap_or_default();
-                proto = Some(MuxProto::parse(name).ok_or_else(|| {
-                    format!(
-                        "'bind {spec}' in section '{}' : 'proto' :  unknown MUX protocol '{name}'",
-                        p.kind.keyword()
-                    )
-                })?);
+                proto = Some(
+                    MuxProto::parse(name)
+                        .ok_or_else(|| format!("{at}'proto' :  unknown MUX protocol '{name}'"))?,
+                );
             }
             // Every hapx listener may bind an address that is not local yet (IP_FREEBIND).
             "transparent" => {}
@@ -1502,17 +1565,17 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
             // the listener is meant to keep out (another interface's or namespace's clients).
             "interface" | "namespace" => {
                 return Err(format!(
-                    "'bind {spec}' : '{opt}' is not implemented by hapx (ignoring it would let in connections it is meant to refuse)."
+                    "{at}'{opt}' is not implemented by hapx (ignoring it would let in connections it is meant to refuse)."
                 ));
             }
             _ if bind_tls_option(&mut tls, opt, value.unwrap_or_default(), line.place, diags)
-                .map_err(|e| format!("'bind {spec}' : {e}"))? => {}
+                .map_err(|e| format!("{at}{e}"))? => {}
             _ => not_implemented(support, &format!("'bind ... {opt}'"), line.place, diags),
         }
         i += 1 + nargs;
     }
     super::bind_tls::check_ca_files(&tls, g.ca_base.as_deref())
-        .map_err(|e| format!("'bind {spec}' : {e}"))?;
+        .map_err(|e| ca_file_error(e, &at, diags))?;
     // As HAProxy, `crt` without `ssl` loads its certificates (and fails on bad ones) for a
     // listener that serves in clear.
     let tls = if tls.ssl || !tls.crts.is_empty() {
@@ -1522,9 +1585,11 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
         };
         let tls = tls.with_defaults(&g.ssl_default_bind);
         let lists = crt_lists(&tls, bases, spec, line.place, diags)
-            .map_err(|e| format!("'bind {spec}' : 'crt-list' : {e}"))?;
-        let server = super::bind_tls::build(&tls, bases, &lists)
-            .map_err(|e| format!("'bind {spec}' : {e}"))?;
+            .map_err(|e| format!("{at}'crt-list' : {e}"))?;
+        let server = super::bind_tls::build(&tls, bases, &lists).map_err(|e| format!("{at}{e}"))?;
+        for warning in server.warnings() {
+            diags.global_warn(warning.clone());
+        }
         tls.ssl.then(|| Arc::new(server))
     } else {
         None
@@ -1544,6 +1609,39 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
         }));
     }
     Ok(())
+}
+
+/// `bind ... backlog N`: read with atol as HAProxy does (0, or no number: the default).
+fn bind_backlog(v: &str) -> Result<Option<u32>, String> {
+    match atoi(v) {
+        n if n < 0 => Err(format!("'backlog' : invalid value {n}, must be > 0")),
+        0 => Ok(None),
+        n => Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))),
+    }
+}
+
+/// `bind ... id N`: hapx has no listener ids to show, but refuses what HAProxy refuses.
+fn bind_id(v: &str) -> Result<(), String> {
+    let id: i64 = v
+        .parse()
+        .map_err(|_| format!("'id' : expects an integer argument, found '{v}'"))?;
+    if id <= 0 {
+        return Err("'id' : custom id has to be > 0".into());
+    }
+    Ok(())
+}
+
+/// A bind's unreadable `ca-file` or `crl-file`: HAProxy first alerts why it could not open
+/// it (calling either a ca-file), then refuses the line.
+fn ca_file_error(e: super::bind_tls::BindTlsError, at: &str, diags: &mut Diags) -> String {
+    use super::bind_tls::BindTlsError::{CaFile, CrlFile};
+    let (keyword, path, why) = match &e {
+        CaFile(path, why) => ("ca-file", path, why),
+        CrlFile(path, why) => ("crl-file", path, why),
+        _ => return format!("{at}{e}"),
+    };
+    diags.global_alert(format!("Couldn't open the ca-file '{path}' ({why})."));
+    format!("{at}'{keyword}' : unable to load {path}")
 }
 
 /// Reads the crt-lists of a bind line, in order; each line's options over the bind line's,
@@ -1618,7 +1716,11 @@ pub(super) fn atoi(text: &str) -> i64 {
 /// `<prefix>1` to `<prefix><num>` (or `<prefix><low>` to `<prefix><high>`), each a `server`
 /// line of its own on the same name; with `resolvers`, each takes one address of the answer
 /// (HAProxy's `prevent-dup-ip`), the others wait in maintenance without one.
-fn server_template(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<Vec<Server>, String> {
+fn server_template(
+    p: &Proxy,
+    line: &Line<'_>,
+    diags: &mut Diags,
+) -> Result<Vec<Server>, ServerError> {
     let range = line.arg(2).unwrap_or_default();
     // HAProxy's reading, with atoi(): `N` is 1 to N; `LOW-HIGH` may start at 0.
     // The low end is read from the whole argument (so "-3" is -3).
@@ -1627,14 +1729,14 @@ fn server_template(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<Vec<
         None => (1, atoi(range)),
     };
     if low < 0 || high < low {
-        return Err(format!(
+        return Err(ServerError::Line(format!(
             "Wrong server-template number or range arg '{range}'."
-        ));
+        )));
     }
     let (Some(prefix), Some(_)) = (line.arg(1), line.arg(3)) else {
-        return Err(
+        return Err(ServerError::Line(
             "'server-template' expects <prefix> <num | range> <fqdn>[:<port>] as arguments.".into(),
-        );
+        ));
     };
     (low..=high)
         .map(|n| {
@@ -1650,41 +1752,45 @@ fn server_template(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<Vec<
         .collect()
 }
 
-fn server(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<Server, String> {
+fn server(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<Server, ServerError> {
     let (Some(name), Some(addr)) = (line.arg(1), line.arg(2)) else {
-        return Err("'server' expects <name> and <addr>[:<port>] as arguments.".into());
+        return Err(ServerError::Line(
+            "'server' expects <name> and <addr>[:<port>] as arguments.".into(),
+        ));
     };
-    check_name(name, "server")?;
+    check_name(name, "server").map_err(ServerError::Line)?;
     let (family, hp) = values::strip_family(addr);
     if family.is_some_and(|f| !matches!(f, "ipv4" | "ipv6" | "tcp" | "tcp4" | "tcp6")) {
-        return Err(format!(
+        return Err(ServerError::Line(format!(
             "'server {}/{name}' : address family of '{addr}' is not supported by hapx.",
             p.name
-        ));
+        )));
     }
     let (host, port) = values::split_host_port(hp);
     let port = match port {
         "" => None,
         p if p.starts_with('+') || p.starts_with('-') => {
-            return Err(format!(
+            return Err(ServerError::Line(format!(
                 "'server {name}' : port offsets ('{p}') are not supported by hapx."
-            ));
+            )));
         }
         p => Some(
             p.parse::<u16>()
-                .map_err(|_| format!("'server {name}' : invalid port '{p}'."))?,
+                .map_err(|_| ServerError::Line(format!("'server {name}' : invalid port '{p}'.")))?,
         ),
     };
     if host.is_empty() {
-        return Err(format!("'server {name}' : missing address."));
+        return Err(ServerError::Line(format!(
+            "'server {name}' : missing address."
+        )));
     }
     let mut opts = p.default_server.clone();
     server_options(&mut opts, line, 3, diags)?;
     if opts.check && opts.track.is_some() {
-        return Err(format!(
+        return Err(ServerError::Line(format!(
             "'server {}/{name}' : unable to enable checks and tracking at the same time!",
             p.name
-        ));
+        )));
     }
     Ok(Server {
         name: name.into(),
@@ -1697,66 +1803,173 @@ fn server(p: &Proxy, line: &Line<'_>, diags: &mut Diags) -> Result<Server, Strin
     })
 }
 
+/// Why a `server`, `server-template` or `default-server` line is refused.
+enum ServerError {
+    /// The line's own error, worded as other lines' (`parsing [f:l] : ...`).
+    Line(String),
+    /// A keyword's: HAProxy's `display_parser_err` words it `[f:l] : 'server b/s' : MSG.`
+    /// (no `parsing`, no server for `default-server`, a full stop added to the keyword's
+    /// own message).
+    Keyword(String),
+    /// An unknown keyword: as a keyword's, but worded whole (no full stop added).
+    Whole(String),
+    /// An error in what follows `source` (`usesrc`, `interface`, the keyword): worded whole,
+    /// then HAProxy's wrapper, without a message to show, says which word it was at.
+    Source(String, &'static str),
+}
+
+/// A keyword's error, the usual kind in [`server_options`].
+impl From<String> for ServerError {
+    fn from(m: String) -> Self {
+        ServerError::Keyword(m)
+    }
+}
+
+impl From<&str> for ServerError {
+    fn from(m: &str) -> Self {
+        ServerError::Keyword(m.into())
+    }
+}
+
+/// `'server b/s' : `: how HAProxy names the server a keyword error is about.
+fn server_label(p: &Proxy, line: &Line<'_>) -> String {
+    let (statement, name) = (&line.words[0], line.arg(1).unwrap_or_default());
+    format!("'{statement} {}/{name}' : ", p.name)
+}
+
+/// Reports a refused server line: a keyword's error is an alert of its own (the line is
+/// skipped, the configuration fails), the line's own is the line's error.
+fn report_server_error(e: ServerError, label: String, place: &Place, diags: &mut Diags) -> Outcome {
+    match e {
+        ServerError::Line(m) => Err(m),
+        ServerError::Keyword(m) => {
+            diags.global_alert(format!("[{place}] : {label}{m}."));
+            Ok(())
+        }
+        ServerError::Whole(m) => {
+            diags.global_alert(format!("[{place}] : {label}{m}"));
+            Ok(())
+        }
+        ServerError::Source(m, keyword) => {
+            diags.global_alert(format!("[{place}] : {label}{m}"));
+            diags.global_alert(format!("error encountered while processing '{keyword}'."));
+            Ok(())
+        }
+    }
+}
+
+/// `server ... proto NAME` (or `check-proto NAME`, `keyword`): whether its connections (its
+/// checks) speak HTTP/2 (`h1`: HTTP/1.1). HAProxy's other muxes (`fcgi`, `none`) are not
+/// hapx's.
+fn server_proto(keyword: &str, name: &str) -> Result<bool, String> {
+    match MuxProto::parse(name) {
+        Some(MuxProto::H2) => Ok(true),
+        Some(MuxProto::H1) => Ok(false),
+        Some(_) => Err(format!(
+            "'{keyword}' : MUX protocol '{name}' is not implemented by hapx for servers"
+        )),
+        None => Err(format!("'{keyword}' :  unknown MUX protocol '{name}'")),
+    }
+}
+
+/// Server numbers HAProxy reads with C's atol, so that a word is taken as 0 without a word
+/// of warning (`maxconn bogus`: no limit). hapx takes them as HAProxy does, and warns.
+const ATOL_NUMBERS: [&str; 7] = [
+    "weight",
+    "maxconn",
+    "maxqueue",
+    "pool-max-conn",
+    "port",
+    "agent-port",
+    "minconn",
+];
+
+/// Warns about a value of `opt` that is not a whole decimal number, naming what it is read as.
+fn warn_not_a_number(opt: &str, v: &str, line: &Line<'_>, diags: &mut Diags) {
+    let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        let who = match line.arg(0) {
+            Some("server") => format!("server {}", server_name(line)),
+            _ => "default-server".into(),
+        };
+        diags.warn(
+            line.place,
+            format!(
+                "'{who}' : '{opt}' : '{v}' is not a number: read as {}, as HAProxy does.",
+                atoi(v)
+            ),
+        );
+    }
+}
+
 fn server_options(
     o: &mut ServerOptions,
     line: &Line<'_>,
     from: usize,
     diags: &mut Diags,
-) -> Outcome {
+) -> Result<(), ServerError> {
     let mut i = from;
     while let Some(opt) = line.arg(i) {
         let (nargs, support) = keywords::lookup_args(keywords::SERVER, opt).ok_or_else(|| {
-            let mut m = format!("unknown keyword '{opt}' on server line");
-            if let Some(s) = keywords::suggest(opt, keywords::SERVER.iter().map(|k| k.0)) {
-                m.push_str(&format!("; did you mean '{s}' maybe ?"));
+            let mut m = format!("unknown keyword '{opt}'");
+            match keywords::suggest(opt, hint_words::SERVER.iter().copied()) {
+                Some(s) => m.push_str(&format!("; did you mean '{s}' maybe ?")),
+                None => m.push('.'),
             }
-            m
+            if line.words[0] == "default-server" {
+                m.push_str(" Hint: no address was expected for this server.");
+            }
+            ServerError::Whole(m)
         })?;
         let v = line.arg(i + 1).unwrap_or_default();
-        if nargs > 0 && line.arg(i + 1).is_none() {
-            return Err(format!("'{opt}' expects an argument on server line."));
+        if ATOL_NUMBERS.contains(&opt) && line.arg(i + 1).is_some() {
+            warn_not_a_number(opt, v, line, diags);
         }
+        if nargs > 0 && line.arg(i + 1).is_none() {
+            if let Some(m) = server_missing_argument(opt) {
+                return Err(m.into());
+            }
+        }
+        // HAProxy reads these with atol: leading digits, else 0 (refused).
         let positive = |v: &str| -> Result<u32, String> {
-            values::number::<u32>(v, opt)?
-                .ge(&1)
-                .then_some(())
-                .ok_or_else(|| format!("'{opt}' has to be > 0."))?;
-            values::number::<u32>(v, opt)
+            u32::try_from(atoi(v))
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("'{opt}' has to be > 0."))
         };
         match opt {
             "check" => o.check = true,
             "no-check" => o.check = false,
-            "inter" => o.inter = values::duration(v)?,
-            "fastinter" => o.fastinter = Some(values::duration(v)?),
-            "downinter" => o.downinter = Some(values::duration(v)?),
+            "inter" => o.inter = check_interval(v, line)?,
+            "fastinter" => o.fastinter = Some(check_interval(v, line)?),
+            "downinter" => o.downinter = Some(check_interval(v, line)?),
             "rise" => o.rise = positive(v)?,
             "fall" => o.fall = positive(v)?,
+            // HAProxy reads these numbers with atol (no digits: 0).
             "weight" => {
-                let w: u32 = values::number(v, opt)?;
-                if w > 256 {
-                    return Err(format!(
-                        "weight of server must be between 0 and 256 (got {w})."
-                    ));
-                }
-                o.weight = w;
+                let w = atoi(v);
+                o.weight = u32::try_from(w).ok().filter(|&w| w <= 256).ok_or_else(|| {
+                    let name = server_name(line);
+                    format!("weight of server {name} is not within 0 and 256 ({w}).")
+                })?;
             }
             "backup" => o.backup = true,
             "no-backup" => o.backup = false,
             "non-stick" => o.non_stick = true,
             "stick" => o.non_stick = false,
             "cookie" => o.cookie = Some(v.into()),
-            "maxconn" => o.maxconn = Some(values::number(v, opt)?),
             // 0: no limit, as in HAProxy.
-            "maxqueue" => o.maxqueue = Some(values::number(v, opt)?).filter(|&n| n > 0),
+            "maxconn" => o.maxconn = usize::try_from(atoi(v)).ok().filter(|&n| n > 0),
+            "maxqueue" => o.maxqueue = usize::try_from(atoi(v)).ok().filter(|&n| n > 0),
             "resolvers" => o.resolvers = Some(v.into()),
             "resolve-prefer" => {
                 o.resolve_prefer_v6 = match v {
                     "ipv4" => false,
                     "ipv6" => true,
                     _ => {
-                        return Err(format!(
-                            "'resolve-prefer' expects 'ipv4' or 'ipv6' (got '{v}')."
-                        ));
+                        return Err(
+                            "'resolve-prefer' expects either ipv4 or ipv6 as argument.".into()
+                        );
                     }
                 }
             }
@@ -1765,14 +1978,21 @@ fn server_options(
             "init-addr" => o.init_addr = init_addr(v)?,
             "disabled" => o.disabled = true,
             "enabled" => o.disabled = false,
+            "proto" | "check-proto" => {
+                let h2 = server_proto(opt, v)?;
+                match opt {
+                    "proto" => o.proto_h2 = h2,
+                    _ => o.check_proto_h2 = Some(h2),
+                }
+            }
             "pool-max-conn" => {
-                o.pool_max_conn = match values::number::<i64>(v, opt)? {
+                o.pool_max_conn = match atoi(v) {
                     -1 => None,
-                    n if n < -1 => return Err("'pool-max-conn' must be >= -1.".into()),
+                    n if n < -1 => return Err("'pool-max-conn' must be >= -1".into()),
                     n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
                 }
             }
-            "pool-purge-delay" => o.pool_purge_delay = values::duration(v)?,
+            "pool-purge-delay" => o.pool_purge_delay = pool_purge_delay(v)?,
             "slowstart" => o.slowstart_secs = slowstart(v, line)?,
             "observe" => {
                 o.observe = match v {
@@ -1781,8 +2001,9 @@ fn server_options(
                     "layer7" => Some(Observe::Layer7),
                     _ => {
                         return Err(format!(
-                            "'observe' expects one of 'none', 'layer4', 'layer7' but got '{v}'."
-                        ));
+                            "'observe' expects one of 'none', 'layer4', 'layer7' but got '{v}'"
+                        )
+                        .into());
                     }
                 }
             }
@@ -1801,8 +2022,9 @@ fn server_options(
                     "mark-down" => OnError::MarkDown,
                     _ => {
                         return Err(format!(
-                            "'on-error' expects one of 'fastinter', 'fail-check', 'sudden-death' or 'mark-down' but got '{v}'."
-                        ));
+                            "'on-error' expects one of 'fastinter', 'fail-check', 'sudden-death' or 'mark-down' but got '{v}'"
+                        )
+                        .into());
                     }
                 }
             }
@@ -1821,7 +2043,15 @@ fn server_options(
             "no-send-proxy" => o.send_proxy = None,
             "no-send-proxy-v2" if o.send_proxy == Some(2) => o.send_proxy = None,
             "no-send-proxy-v2" | "no-tfo" => {}
-            "id" => o.forced_id = Some(positive_id(v, opt)?),
+            "id" => {
+                // As `positive` (atol), in the words of HAProxy's `srv_parse_id`.
+                o.forced_id = Some(
+                    usize::try_from(atoi(v))
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or("'id' : custom id has to be > 0")?,
+                )
+            }
             "agent-check" => o.agent.enabled = true,
             "no-agent-check" => o.agent.enabled = false,
             // HAProxy reads it with atol: leading digits, else 0 (no port).
@@ -1833,7 +2063,8 @@ fn server_options(
                     format!("parsing agent-addr failed. Check if '{v}' is correct address.")
                 })?)
             }
-            "port" => o.check_port = Some(values::number(v, opt)?),
+            // Read as `agent-port` (atol), 0 being no port of its own.
+            "port" => o.check_port = Some(atol_port(v)).filter(|&p| p != 0),
             "source" => {
                 let source = values::source_addr(v, true);
                 let mut source = source.map_err(|e| format!("'source {v}' : {e}."))?;
@@ -1847,23 +2078,26 @@ fn server_options(
                 while let Some(kw @ ("usesrc" | "interface")) = line.arg(i + 2) {
                     let Some(value) = line.arg(i + 3) else {
                         return Err(match kw {
-                            "usesrc" => "'usesrc' expects <addr>[:<port>], 'client', 'clientip', or 'hdr_ip(name,#)' as argument.".into(),
-                            _ => format!("'{}' : missing interface name.", line.words[0]),
+                            "usesrc" => ServerError::Source("'usesrc' expects <addr>[:<port>], 'client', 'clientip', or 'hdr_ip(name,#)' as argument.".into(), "usesrc"),
+                            _ => ServerError::Source(format!("'{}' : missing interface name.", line.words[0]), "interface"),
                         });
                     };
                     let source = o.source.as_mut().expect("set just above");
                     match kw {
-                        "usesrc" => source.usesrc = Some(usesrc(value)?),
+                        "usesrc" => {
+                            source.usesrc =
+                                Some(usesrc(value).map_err(|e| ServerError::Source(e, "usesrc"))?)
+                        }
                         _ => source.interface = Some(value.into()),
                     }
                     i += 2;
                 }
             }
-            "usesrc" => return Err("'usesrc' only allowed after a 'source' statement..".into()),
+            "usesrc" => return Err("'usesrc' only allowed after a 'source' statement.".into()),
             "addr" => {
                 o.check_addr = Some(
                     v.parse()
-                        .map_err(|_| format!("'addr' expects an IP address (got '{v}')."))?,
+                        .map_err(|_| format!("'addr' : invalid address: '{v}' in '{v}'"))?,
                 )
             }
             _ if server_tls_option(&mut o.tls, opt, v, line.place, diags)? => {}
@@ -1877,6 +2111,98 @@ fn server_options(
         i += 1 + nargs;
     }
     Ok(())
+}
+
+/// HAProxy's words for a server keyword written without its argument (each keyword's
+/// parser's own); `None` where HAProxy reads the missing one as an empty value.
+fn server_missing_argument(opt: &str) -> Option<String> {
+    let what = match opt {
+        "inter" | "fastinter" | "downinter" | "agent-inter" => "a delay",
+        "rise" | "fall" | "error-limit" => {
+            return Some(format!("'{opt}' expects an integer argument."));
+        }
+        "port" | "agent-port" => "a port number",
+        "addr" => "<ipv4|ipv6>",
+        "observe" => "<mode>",
+        "agent-send" => "a string",
+        "cookie" => "<value>",
+        "track" => "[<proxy>/]<server>",
+        "source" => {
+            "<addr>[:<port>[-<port>]], and optionally 'usesrc' <addr>, and 'interface' <name>"
+        }
+        "pool-max-conn" | "pool-purge-delay" | "max-reuse" | "pool-low-conn" => "<value>",
+        "redir" => "<prefix>",
+        "socks4" => "<addr>:<port>",
+        "agent-addr" => "an address",
+        "resolve-net" => return Some("'resolve-net' expects a list of networks.".into()),
+        "id" => return Some("'id' : expects an integer argument".into()),
+        "namespace" => return Some("'namespace' : expects <name> as argument".into()),
+        "verifyhost" => return Some("'verifyhost' : missing hostname to verify against".into()),
+        "sni" => return Some("'sni' : missing sni expression".into()),
+        "crt" => return Some("'crt' : missing certificate file path".into()),
+        "check-sni" => return Some("'check-sni' : missing SNI".into()),
+        // Those HAProxy reads with an empty value: its answer for that value.
+        "on-marked-down" | "on-marked-up" | "on-error" | "slowstart" | "ws" | "usesrc"
+        | "log-proto" | "proxy-v2-options" | "resolve-prefer" | "weight" | "maxconn"
+        | "maxqueue" | "minconn" | "init-addr" | "resolve-opts" => {
+            return None;
+        }
+        _ => return tls_missing_argument(opt),
+    };
+    Some(format!("'{opt}' expects {what} as argument."))
+}
+
+/// HAProxy's words for a TLS (or mux) keyword of a bind or server line written without its
+/// argument; `None` for one that is not such a keyword.
+fn tls_missing_argument(opt: &str) -> Option<String> {
+    let what = match opt {
+        "verify" => "missing verify method",
+        "ca-file" | "ca-sign-file" | "ca-verify-file" => "missing CAfile path",
+        "crl-file" => "missing CRLfile path",
+        "alpn" | "check-alpn" => "missing the comma-delimited ALPN protocol suite",
+        "npn" => "missing the comma-delimited NPN protocol suite",
+        "ciphers" | "ciphersuites" => "missing cipher suite",
+        "ssl-min-ver" | "ssl-max-ver" => "missing the ssl/tls version",
+        "proto" | "check-proto" => "missing value",
+        "tcp-ut" => "missing TCP User Timeout value",
+        "curves" => "missing curve suite",
+        _ => return None,
+    };
+    Some(format!("'{opt}' : {what}"))
+}
+
+/// HAProxy's words for a bind keyword written without its argument (each keyword's
+/// parser's own).
+fn bind_missing_argument(opt: &str) -> String {
+    let what = match opt {
+        "backlog" | "maxconn" | "nice" | "uid" | "gid" | "accept-netscaler-cip" | "shards" => {
+            "missing value"
+        }
+        "name" => "missing name",
+        "id" => "expects an integer argument",
+        "interface" => "missing interface name",
+        "crt" | "crt-list" => "missing certificate location",
+        "mss" => "missing MSS value",
+        "mode" => "missing or invalid mode '' (octal integer expected)",
+        "user" => "missing user name",
+        "group" => "missing group name",
+        "level" => "missing level",
+        "expose-fd" => "missing fd type",
+        "namespace" => "missing namespace id",
+        "severity-output" => "missing severity format",
+        "ca-ignore-err" | "crt-ignore-err" => "missing error IDs list",
+        "ca-sign-pass" => "missing CAkey password",
+        "ecdhe" => "missing named curve",
+        "tls-ticket-keys" => "missing TLS ticket keys file path",
+        "process" => "'' is not a valid number/range. It supports numbers from 1 to 1.",
+        "thread" => {
+            return "'' : '' is not a valid number/range. It supports numbers from 1 to 64.".into();
+        }
+        _ => {
+            return tls_missing_argument(opt).unwrap_or_else(|| format!("'{opt}' : missing value"));
+        }
+    };
+    format!("'{opt}' : {what}")
 }
 
 /// `slowstart TIME`: in whole seconds (rounded up), as HAProxy keeps it; its messages name
@@ -1910,12 +2236,32 @@ fn time_syntax(v: &str, opt: &str, name: &str) -> Result<(), String> {
     let digits = v.bytes().take_while(u8::is_ascii_digit).count();
     let unit = &v[digits..];
     if digits == 0 || !matches!(unit, "" | "us" | "ms" | "s" | "m" | "h" | "d") {
-        let c = unit.chars().next().unwrap_or(' ');
+        // HAProxy prints the offending character with %c: a missing one is the string's
+        // NUL, which ends the message there.
+        let Some(c) = unit.chars().next() else {
+            return Err("unexpected character '".into());
+        };
         return Err(format!(
             "unexpected character '{c}' in '{opt}' argument of server {name}."
         ));
     }
     Ok(())
+}
+
+/// `inter`, `fastinter`, `downinter`: a time. HAProxy 2.6 names `agent-inter` in the
+/// syntax error of all three (its `srv_parse_check_inter` shares that text).
+fn check_interval(v: &str, line: &Line<'_>) -> Result<std::time::Duration, String> {
+    time_syntax(v, "agent-inter", server_name(line))?;
+    values::duration(v)
+}
+
+/// `pool-purge-delay TIME`, in HAProxy's words when it is not one.
+fn pool_purge_delay(v: &str) -> Result<std::time::Duration, String> {
+    let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+    values::duration(v).map_err(|_| {
+        let c = v[digits..].chars().next().unwrap_or_default();
+        format!("unexpected character '{c}' in argument to <pool-purge-delay>.")
+    })
 }
 
 /// C's atol, kept to 16 bits as HAProxy stores a port: the leading digits (none: 0).
@@ -1943,7 +2289,7 @@ fn one_action(opt: &str, v: &str, action: &str) -> Result<bool, String> {
     if v == action {
         Ok(true)
     } else {
-        Err(format!("'{opt}' expects '{action}' but got '{v}'."))
+        Err(format!("'{opt}' expects '{action}' but got '{v}'"))
     }
 }
 
@@ -2037,13 +2383,26 @@ fn bind_tls_option(
     Ok(true)
 }
 
+/// Applies one option of a crt-list line given to the runtime API (`add ssl crt-list`)
+/// over `options`, as a line of a crt-list file is read: HAProxy's error for a value it
+/// refuses. What the configuration loader warns about (an option hapx ignores) is taken
+/// without a word, as HAProxy takes it: the runtime API has no warnings to give.
+pub(crate) fn crt_list_line_option(
+    options: &mut BindTlsOptions,
+    kw: &str,
+    v: &str,
+) -> Result<(), String> {
+    let mut unsaid = Diags::default();
+    bind_tls_option(options, kw, v, &Place::default(), &mut unsaid).map(|_| ())
+}
+
 /// The version options servers and binds share (false: `opt` is not one). A minimum below
 /// TLSv1.2 is left to the caller: what it means differs.
 fn version_option(t: &mut TlsVersions, opt: &str, v: &str) -> Result<bool, String> {
     const ONLY: &str = "hapx speaks TLSv1.2 and TLSv1.3 only (rustls has no older protocol).";
     match opt {
         "ssl-max-ver" => {
-            t.max = Some(tls_version(v, opt)?.ok_or_else(|| format!("'{opt} {v}' : {ONLY}"))?)
+            t.max = Some(tls_version(v)?.ok_or_else(|| format!("'{opt} {v}' : {ONLY}"))?)
         }
         "no-tlsv12" => t.disabled.push(TlsVersion::Tls12),
         "no-tlsv13" => t.disabled.push(TlsVersion::Tls13),
@@ -2076,7 +2435,11 @@ fn server_tls_option(
             t.verify = Some(match v {
                 "none" => Verify::None,
                 "required" => Verify::Required,
-                _ => return Err(format!("'verify' expects 'none' or 'required' (got '{v}').")),
+                _ => {
+                    return Err(format!(
+                        "'verify' : unknown verify method '{v}', only 'none' and 'required' are supported"
+                    ));
+                }
             })
         }
         "verifyhost" => t.verifyhost = Some(v.into()),
@@ -2108,7 +2471,7 @@ fn min_version_low_warns(
     place: &Place,
     diags: &mut Diags,
 ) -> Result<(), String> {
-    match tls_version(v, "ssl-min-ver")? {
+    match tls_version(v)? {
         Some(min) => t.min = Some(min),
         None => diags.warn(
             place,
@@ -2150,21 +2513,20 @@ fn alpn_list(v: &str) -> Vec<String> {
 }
 
 /// A version name; `None` for the ones before TLSv1.2, which rustls does not speak.
-fn tls_version(v: &str, opt: &str) -> Result<Option<TlsVersion>, String> {
+fn tls_version(v: &str) -> Result<Option<TlsVersion>, String> {
     match v {
         "TLSv1.2" => Ok(Some(TlsVersion::Tls12)),
         "TLSv1.3" => Ok(Some(TlsVersion::Tls13)),
         "SSLv3" | "TLSv1.0" | "TLSv1.1" => Ok(None),
-        _ => Err(format!(
-            "'{opt}' : unknown version '{v}' (expects 'SSLv3', 'TLSv1.0', 'TLSv1.1', 'TLSv1.2' or 'TLSv1.3')."
-        )),
+        _ => Err(format!("'{v}' : unknown ssl/tls version")),
     }
 }
 
 /// `resolve-opts`: whether duplicate addresses are allowed afterwards. `ignore-weight` only
 /// concerns SRV records, which hapx does not query, so it changes nothing.
 fn resolve_opts(v: &str, mut allow_dup_ip: bool) -> Result<bool, String> {
-    for opt in v.split(',') {
+    // HAProxy splits with strtok: empty options are none.
+    for opt in v.split(',').filter(|o| !o.is_empty()) {
         match opt {
             "allow-dup-ip" => allow_dup_ip = true,
             "prevent-dup-ip" => allow_dup_ip = false,
@@ -2183,9 +2545,7 @@ fn resolve_opts(v: &str, mut allow_dup_ip: bool) -> Result<bool, String> {
 fn resolve_nets(v: &str) -> Result<Vec<Network>, String> {
     v.split(',')
         .map(|net| {
-            values::network(net).ok_or_else(|| {
-                format!("'resolve-net' : expects an IP address [and netmask]. Got '{net}'.")
-            })
+            values::network(net).ok_or_else(|| format!("'resolve-net' invalid network '{net}'."))
         })
         .collect()
 }
@@ -2229,7 +2589,9 @@ fn tcp_keepalive(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
 }
 
 fn init_addr(v: &str) -> Result<Vec<InitAddr>, String> {
+    // HAProxy splits with strtok: empty methods are none.
     v.split(',')
+        .filter(|m| !m.is_empty())
         .map(|m| match m {
             "last" => Ok(InitAddr::Last),
             "libc" => Ok(InitAddr::Libc),
@@ -2237,7 +2599,7 @@ fn init_addr(v: &str) -> Result<Vec<InitAddr>, String> {
             ip => ip
                 .parse()
                 .map(InitAddr::Ip)
-                .map_err(|_| format!("'init-addr' : unknown method '{ip}' (expects 'last', 'libc', 'none' or an IP address).")),
+                .map_err(|_| format!("'init-addr' : unknown init-addr method '{ip}', supported methods are 'libc', 'last', 'none'.")),
         })
         .collect()
 }
@@ -2304,9 +2666,14 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         return Ok(());
     }
     let needs = match name {
-        "tcp-smart-accept" | "clitcpka" | "h1-case-adjust-bogus-client" => {
-            Some(Capability::Frontend)
-        }
+        "tcp-smart-accept"
+        | "clitcpka"
+        | "h1-case-adjust-bogus-client"
+        | "http-ignore-probes"
+        | "dontlognull"
+        | "dontlog-normal"
+        | "log-separate-errors"
+        | "logasap" => Some(Capability::Frontend),
         "tcp-smart-connect"
         | "srvtcpka"
         | "h1-case-adjust-bogus-server"
@@ -2486,7 +2853,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             Some(s) => not_implemented(s, &format!("'option {name}'"), line.place, diags),
             None => {
                 let mut m = format!("unknown option '{name}'.");
-                if let Some(s) = keywords::suggest(name, keywords::OPTIONS.iter().map(|k| k.0)) {
+                if let Some(s) = keywords::suggest(name, hint_words::OPTIONS.iter().copied()) {
                     m = format!("unknown option '{name}'; did you mean '{s}' maybe ?");
                 }
                 return Err(m);

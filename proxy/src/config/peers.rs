@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use super::diag::{Diags, LineError};
+use super::hint_words;
 use super::keywords::{self, Support};
 use super::model::{Config, Place};
 use super::stick::TableSpec;
@@ -319,7 +320,7 @@ fn bind(section: &mut PeersSection, words: &[String]) -> Result<(), String> {
     while let Some(opt) = rest.next() {
         let Some((nargs, support)) = keywords::lookup_args(keywords::BIND, opt) else {
             let mut m = format!("'bind {text}' in section 'peers': unknown keyword '{opt}'");
-            match keywords::suggest(opt, keywords::BIND.iter().map(|k| k.0)) {
+            match keywords::suggest(opt, hint_words::BIND.iter().copied()) {
                 Some(s) => m.push_str(&format!("; did you mean '{s}' maybe ?")),
                 None => m.push('.'),
             }
@@ -447,7 +448,7 @@ fn server_keywords<'a>(
                 if first && no_address {
                     m.push_str(". Hint: no address was expected for this server.");
                 } else {
-                    match keywords::suggest(opt, keywords::SERVER.iter().map(|k| k.0)) {
+                    match keywords::suggest(opt, hint_words::SERVER.iter().copied()) {
                         Some(s) => m.push_str(&format!("; did you mean '{s}' maybe ?")),
                         None => m.push('.'),
                     }

@@ -63,11 +63,22 @@ pub struct Rules {
     pub table_refs: Vec<super::stick::ArgRef>,
     /// Where L6 fetches were used (ignored in HTTP proxies, with a warning).
     l6_places: Vec<Place>,
+    /// The last rule line that parsed a log format (a header's value, a redirection's
+    /// target, a reply's header or body, `set-var-fmt`): HAProxy remembers it as the
+    /// proxy's log format's line (`conf.lfs_line`), which its checks name (see
+    /// `parse::note_log_format_line`).
+    pub format_place: Option<Place>,
+    /// Whether a rule's log format reads an HTTP fetch: out of HTTP mode, HAProxy's check
+    /// warns once, naming the log format's line (see `check::check`).
+    pub formats_use_http: bool,
     /// Which rule kinds came already, for HAProxy's "placed after" warnings.
     seen: Seen,
     /// How many `tcp-request connection` and `session` rules came from the defaults
     /// section (see [`Rules::settle_inherited`]).
     inherited_layer4: [usize; 2],
+    /// How many `http-request`, `http-response` and `http-after-response` rules came from
+    /// the defaults section: HAProxy's "action is final" warning looks at the proxy's own.
+    inherited_http: [usize; 3],
 }
 
 impl Rules {
@@ -120,7 +131,26 @@ impl Rules {
                 });
             }
         }
+        rules.inherited_http = [
+            rules.http_request.len(),
+            rules.http_response.len(),
+            rules.http_after_response.len(),
+        ];
         rules
+    }
+
+    /// Whether the last of the proxy's own rules of `kw`'s list (`http-request`,
+    /// `http-response`, `http-after-response`) ends its evaluation whatever the message:
+    /// rules after it never run.
+    fn http_list_ends(&self, kw: &str) -> bool {
+        let (list, inherited) = match kw {
+            "http-request" => (&self.http_request, self.inherited_http[0]),
+            "http-response" => (&self.http_response, self.inherited_http[1]),
+            _ => (&self.http_after_response, self.inherited_http[2]),
+        };
+        let own = list.get(inherited..).unwrap_or_default();
+        own.last()
+            .is_some_and(|r| r.cond.is_none() && r.action.is_final())
     }
 
     /// Once a proxy is read: HAProxy runs the inherited `tcp-request connection` (and
@@ -362,18 +392,12 @@ fn tcp_var_rule(
     args: &[String],
     allowed: &[Layer],
     (p, stage): (&Proxy, Stage),
-    warnings: &mut Vec<String>,
+    uses_http: &mut bool,
 ) -> Result<Result<(VarRule, usize), ActionError>, String> {
     let mut format_error = None;
     let mut compile = |text: &str| {
         let format = LogFormat::compile_var_format(text, p.mode, stage);
-        if format.as_ref().is_ok_and(LogFormat::uses_http_fetches) && p.mode != Mode::Http {
-            warnings.push(format!(
-                "HTTP log/header format not usable with {} '{}' (needs 'mode http').",
-                p.kind.type_str(),
-                p.name
-            ));
-        }
+        *uses_http |= format.as_ref().is_ok_and(LogFormat::uses_http_fetches);
         format.map_err(|e| match e {
             AclError::Bad(m) => {
                 let m = m.strip_suffix('.').unwrap_or(&m).to_string();
@@ -571,6 +595,19 @@ pub enum Edit {
 }
 
 impl HttpAction {
+    /// Whether the action ends its rule list's evaluation (HAProxy's `ACT_FLG_FINAL`).
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            HttpAction::Allow
+                | HttpAction::Deny(_)
+                | HttpAction::Tarpit(_)
+                | HttpAction::Auth(_)
+                | HttpAction::Redirect(_)
+                | HttpAction::Return(_)
+        )
+    }
+
     /// The `track-scN` this action is, if it is one.
     pub fn track(&self) -> Option<&super::stick::Track> {
         match self {
@@ -974,9 +1011,9 @@ const TCP_REQUEST_EXTRA: [&str; 6] = [
 /// errors list them, a prefix keyword with `(*)`, in its order) then `extra` words, with
 /// the space before it; empty without a close one. As HAProxy 2.6's `action_suggest`: the
 /// first closest of them by [`fingerprint_distance`] of the whole word (a prefix keyword
-/// compared with the `(` its argument opens). Its cut-off, measured against HAProxy on
-/// some 380 misspellings (this fingerprint matches most of its choices, not all): at most
-/// 1.6 times the suggestion's length and 1.4 times the word's.
+/// by its name, `set-var` for `set-var(*)`), unless that distance is over twice the
+/// length of the word or of the suggestion (three times for a prefix keyword, whose
+/// written form carries an argument).
 fn action_hint<'a>(
     name: &str,
     actions: impl IntoIterator<Item = &'a str>,
@@ -984,18 +1021,21 @@ fn action_hint<'a>(
 ) -> String {
     use crate::config::keywords::fingerprint_distance;
     let listed = actions.into_iter().map(|a| match a.strip_suffix("(*)") {
-        Some(prefix) => (prefix, fingerprint_distance(name, &format!("{prefix}("))),
-        None => (a, fingerprint_distance(name, a)),
+        Some(prefix) => (prefix, 3),
+        None => (a, 2),
     });
-    let extra = extra.iter().map(|e| (*e, fingerprint_distance(name, e)));
-    let mut best: Option<(&str, usize)> = None;
-    for (word, distance) in listed.chain(extra) {
-        if best.is_none_or(|(_, d)| distance < d) {
-            best = Some((word, distance));
+    let extra = extra.iter().map(|e| (*e, 2));
+    let mut best: Option<(&str, usize, usize)> = None;
+    for (word, tolerance) in listed.chain(extra) {
+        let distance = fingerprint_distance(name, word);
+        if best.is_none_or(|(_, d, _)| distance < d) {
+            best = Some((word, distance, tolerance));
         }
     }
     match best {
-        Some((word, d)) if 5 * d <= 8 * word.len() && 5 * d <= 7 * name.len() => {
+        Some((word, d, tolerance))
+            if !name.is_empty() && d <= tolerance * word.len() && d <= tolerance * name.len() =>
+        {
             format!(" Did you mean '{word}' maybe ?")
         }
         _ => String::new(),
@@ -1438,7 +1478,10 @@ impl Ctx<'_> {
     ) -> Result<(TcpAction, usize), String> {
         let args = &words[3.min(end)..end];
         let at = (&*self.p, stage);
-        match tcp_var_rule(name, args, allowed, at, &mut self.warnings)? {
+        let mut uses_http = false;
+        let rule = tcp_var_rule(name, args, allowed, at, &mut uses_http)?;
+        self.p.rules.formats_use_http |= uses_http;
+        match rule {
             Ok((rule, taken)) => Ok((TcpAction::Var(Box::new(rule)), taken)),
             Err(ActionError::Rule(m) | ActionError::Unknown(m)) => {
                 Err(crate::runtime::logformat::sample_error(m))
@@ -1875,6 +1918,13 @@ impl Ctx<'_> {
 
     fn http_rule(&mut self, words: &[String]) -> Result<(), String> {
         let kw = words[0].as_str();
+        // HAProxy warns before reading the rule, `parsing [file:line]:` without its space.
+        if self.p.rules.http_list_ends(kw) {
+            self.diags.global_warn(format!(
+                "parsing [{}]: previous '{kw}' action is final and has no condition attached, further entries are NOOP.",
+                self.place
+            ));
+        }
         let response = kw != "http-request";
         let after = kw == "http-after-response";
         let name = words.get(1).map(String::as_str).unwrap_or_default();
@@ -1921,6 +1971,7 @@ impl Ctx<'_> {
                 Stage::Request
             },
             warnings: &mut self.warnings,
+            uses_http: &mut self.p.rules.formats_use_http,
         };
         let stick = stick_action(name, args, &k).map(|a| a.map(HttpAction::Stick));
         let var = is_var_action(name).then(|| {
@@ -1931,8 +1982,12 @@ impl Ctx<'_> {
             // HAProxy parses a `set-var-fmt` format without the HTTP options of the other
             // rules' values (quoted samples, L6 fetches kept), as in the TCP rules.
             let (mode, stage) = (values.mode, values.stage);
-            let mut compile =
-                |t: &str| LogFormat::compile_var_format(t, mode, stage).map_err(ActionError::from);
+            let uses_http = &mut *values.uses_http;
+            let mut compile = |t: &str| {
+                let format = LogFormat::compile_var_format(t, mode, stage);
+                *uses_http |= format.as_ref().is_ok_and(LogFormat::uses_http_fetches);
+                format.map_err(ActionError::from)
+            };
             let (rule, taken) = var_rule(name, args, allowed, Some(&mut compile))?;
             match args.get(taken) {
                 Some(w) => Err(ActionError::Unknown(format!(
@@ -2282,12 +2337,15 @@ struct Values<'a> {
     stage: Stage,
     /// HAProxy's warnings about them.
     warnings: &'a mut Vec<String>,
+    /// Set when one reads an HTTP fetch ([`Rules::formats_use_http`]).
+    uses_http: &'a mut bool,
 }
 
 impl Values<'_> {
     fn compile(&mut self, text: &str) -> Result<LogFormat, ActionError> {
-        LogFormat::compile_value(text, self.mode, self.stage, self.warnings)
-            .map_err(ActionError::from)
+        let format = LogFormat::compile_value(text, self.mode, self.stage, self.warnings);
+        *self.uses_http |= format.as_ref().is_ok_and(LogFormat::uses_http_fetches);
+        format.map_err(ActionError::from)
     }
 }
 
@@ -2603,6 +2661,8 @@ pub fn error_reply(
         mode: p.mode,
         stage: Stage::ErrorReply,
         warnings,
+        // Not a rule's: no log format line of the proxy is noted for it.
+        uses_http: &mut false,
     };
     reply(args, 200, &p.errorfiles, &mut values).map_err(|e| match e {
         ActionError::Unknown(m) | ActionError::Rule(m) => m,
@@ -3133,6 +3193,13 @@ pub fn warn_http_only(p: &mut Proxy, diags: &mut Diags) {
             "'option forwardfor' ignored for {kind} '{name}' as it requires HTTP mode."
         ));
     }
+    // Cleared, as HAProxy clears its HTTP-mode options: a connection turned to HTTP still
+    // has its first request's silence answered 408 and its close logged.
+    if std::mem::take(&mut p.options.http_ignore_probes) {
+        diags.global_warn(format!(
+            "'option http-ignore-probes' ignored for {kind} '{name}' as it requires HTTP mode."
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -3241,8 +3308,9 @@ mod tests {
     fn http_actions_are_typed() {
         let (rules, warnings) = frontend(&[
             "http-request deny deny_status 429 if { path /x }",
-            "http-request redirect prefix /v2 code 308 drop-query",
-            "http-request return status 404 content-type text/plain string gone",
+            // Conditional: rules after an unconditional final one warn.
+            "http-request redirect prefix /v2 code 308 drop-query if { path /y }",
+            "http-request return status 404 content-type text/plain string gone if { path /z }",
             "http-request set-header X-Src %[src]",
             "http-response del-header Server",
         ])
@@ -3283,7 +3351,7 @@ mod tests {
     fn values_are_log_formats() {
         let (rules, warnings) = frontend(&[
             "http-request set-header X-Client %ci:%cp",
-            "http-request return status 200 hdr X %b hdr Content-Length 1",
+            "http-request return status 200 hdr X %b hdr Content-Length 1 if { path /r }",
             "http-request set-header X-L6 %[req.len]",
             "redirect location /a%ci",
         ])
@@ -3319,6 +3387,25 @@ mod tests {
             frontend(&["http-request set-path /%zz"]).unwrap_err(),
             "error detected in frontend 'f' while parsing 'http-request set-path' rule : no such format variable 'zz'. If you wanted to emit the '%' character verbatim, you need to use '%%'."
         );
+    }
+
+    #[test]
+    fn rules_after_an_unconditional_final_one_warn() {
+        let (_, warnings) = frontend(&[
+            "http-request deny if { path /x }",
+            "http-request set-header a b",
+            "http-request allow",
+            "http-response allow",
+            "http-request deny",
+            "http-response set-header a b",
+        ])
+        .unwrap();
+        let warned = |kw: &str| {
+            format!(
+                "parsing [:0]: previous '{kw}' action is final and has no condition attached, further entries are NOOP."
+            )
+        };
+        assert_eq!(warnings, [warned("http-request"), warned("http-response")]);
     }
 
     #[test]
@@ -3417,6 +3504,31 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// As HAProxy's `action_suggest`: a prefix keyword (`set-var(*)`, compared by its
+    /// name) is suggested up to three times the lengths away, any other word up to twice;
+    /// the first closest wins.
+    #[test]
+    fn action_hints_allow_prefix_keywords_more() {
+        let hint = |name, actions: &[&'static str], extra: &[&'static str]| {
+            action_hint(name, actions.iter().copied(), extra)
+        };
+        let set_var = " Did you mean 'set-var' maybe ?";
+        // `sv(a)` is 15 away from `set-var`, its length 5.
+        assert_eq!(hint("sv(a)", &["set-var(*)"], &[]), set_var);
+        assert_eq!(hint("sv(a)", &["set-var"], &[]), "");
+        assert_eq!(hint("sv(a)", &[], &["set-var"]), "");
+        assert_eq!(
+            hint("set-vax(txn.x)", &["deny", "set-var(*)"], &[]),
+            set_var
+        );
+        // Ties keep the first: the keywords before the extra words.
+        assert_eq!(
+            hint("ab", &["ba", "ab-"], &["-ab"]),
+            " Did you mean 'ab-' maybe ?"
+        );
+        assert_eq!(hint("", &["set-var(*)"], &[]), "");
     }
 
     #[test]

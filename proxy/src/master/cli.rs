@@ -22,6 +22,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{Event, Registry};
+use crate::config::keywords;
 use crate::config::model::CliLevel;
 use crate::runtime::master_link::level_byte;
 
@@ -287,7 +288,8 @@ impl Session {
                 "Unknown command. Please enter one of the following commands only:\n{}",
                 HELP.split_once('\n').map_or("", |(_, commands)| commands)
             ),
-            ["help", ..] => HELP.to_string(),
+            ["help"] => HELP.to_string(),
+            ["help", ..] => keywords::cli_usage(&words, keywords::MASTER_CLI),
             ["reload"] => {
                 // As HAProxy 2.6: the reload starts and the connection closes, no answer.
                 let _ = self.events.send(Event::Reload);
@@ -299,10 +301,13 @@ impl Session {
                 |_| String::new(),
                 |r| r.show_proc(env!("CARGO_PKG_VERSION")),
             ),
-            _ => format!(
-                "Unknown command, but maybe one of the following ones is a better match:\n{}",
-                HELP.lines().skip(1).collect::<Vec<_>>().join("\n") + "\n"
-            ),
+            // HAProxy's closest master commands (a known one hapx does not run: all of them).
+            _ => keywords::cli_refusal(&words, keywords::MASTER_CLI).unwrap_or_else(|| {
+                format!(
+                    "Unknown command, but maybe one of the following ones is a better match:\n{}",
+                    HELP.lines().skip(1).collect::<Vec<_>>().join("\n") + "\n"
+                )
+            }),
         };
         (answer + "\n", Next::Continue)
     }

@@ -16,8 +16,9 @@
 //! `shutdown sessions server B/S` (see `runtime::shutdown`), the map commands (`show|get|add|
 //! set|del|clear|prepare|commit map` and the same but `set` for `acl`, see `runtime::map`), `show sess [ID|all]` and
 //! `shutdown session ID` (the streams on a server: see [`show_sess`]), `show ssl crt-list
-//! [-n] [FILE]` (see `runtime::tls`), `show|set|commit|abort|new|del ssl cert` (see
-//! `runtime::ssl_cert`), `prompt`, `quit`; and
+//! [-n] [FILE]` (see `runtime::tls`), `show|set|commit|abort|new|del ssl cert` and
+//! `add|del ssl crt-list` (see `runtime::ssl_cert`), `show|set ssl ocsp-response` (see
+//! `runtime::ocsp`), `prompt`, `quit`; and
 //! `_getsocks` (level admin with `expose-fd listeners`), which hands this process's listening sockets to a new process
 //! over SCM_RIGHTS for a reload without a refused connection.
 
@@ -32,6 +33,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use super::state::{Admin, AdminFlag, Backend, Server, ServicePort, State};
 use super::{stats, transitions};
+use crate::config::keywords;
 use crate::config::model::{CliLevel, StatsSocket};
 
 /// The listening sockets this process may hand over: address and a duplicate descriptor.
@@ -72,7 +74,11 @@ const HELP: &str = "The following commands are valid at this level:
   set server <bk>/<srv> fqdn <FQDN>       : change a server's FQDN (with resolvers)
   show sess [id]                          : report the list of current sessions or dump this exact session
   show ssl crt-list [-n] [<list>]         : show the list of crt-lists or the content of a crt-list file <list>
+  add ssl crt-list <list> <cert> [opts]*  : add to crt-list file <list> a line <cert> or a payload
+  del ssl crt-list <list> <cert[:line]>   : delete a line <cert> from crt-list file <list>
   show ssl cert [<certfile>]              : display the SSL certificates used in memory, or the details of a file
+  show ssl ocsp-response                  : display the IDs of the OCSP responses used in memory
+  set ssl ocsp-response <resp|payload>    : update a certificate's OCSP Response from a base64-encode DER
   set ssl cert <certfile> <payload>       : replace a certificate file
   commit ssl cert <certfile>              : commit a certificate file
   abort ssl cert <certfile>               : abort a transaction for a certificate file
@@ -140,6 +146,8 @@ pub async fn serve(
         let (state, handover) = (state.clone(), handover.clone());
         tokio::spawn(async move {
             let _slot = slot;
+            // HAProxy's session (a job, a connection and a stream in `show info`).
+            let _session = super::stats::InnerSession::begin();
             let served = session(state, conf, stream, handover, listener);
             let _ = tokio::time::timeout(timeout, served).await;
         });
@@ -265,11 +273,12 @@ async fn session(
                     (_, Err(e)) => Err(e),
                 };
             }
-            match cmd {
-                "" => continue,
-                "prompt" => interactive = !interactive,
-                "quit" => return Ok(()),
-                _ => {
+            // As HAProxy's keywords, `prompt` and `quit` are their first word alone.
+            match cmd.split_whitespace().next() {
+                None => continue,
+                Some("prompt") => interactive = !interactive,
+                Some("quit") => return Ok(()),
+                Some(_) => {
                     let (answer, ended) = match get_var(conf.level, cmd) {
                         Some(shown) => shown,
                         None => {
@@ -350,7 +359,8 @@ fn get_var(level: CliLevel, cmd: &str) -> Option<(String, bool)> {
 }
 
 /// Runs one command, with the payload that followed its `<<` if any; the answer as HAProxy
-/// words it. Only `add map` and `set ssl cert` read a payload.
+/// words it. Only `add map`, `set ssl cert`, `set ssl ocsp-response` and `add ssl
+/// crt-list` read a payload.
 pub async fn execute(
     state: &Arc<State>,
     level: CliLevel,
@@ -360,6 +370,11 @@ pub async fn execute(
     let words: Vec<&str> = cmd.split_whitespace().collect();
     let admin = level == CliLevel::Admin;
     let denied = || "Permission denied\n".to_string();
+    // As HAProxy: a command that names none of its keywords gets the close ones, whatever
+    // the level; a known one is refused below when the level is not enough.
+    if let Some(refusal) = keywords::cli_refusal(&words, keywords::WORKER_CLI) {
+        return refusal;
+    }
     // Table commands check the level each action needs, as HAProxy's.
     // Map and ACL commands need no level, as in HAProxy 2.6.
     if let (["add", "map", args @ ..], Some(payload)) = (words.as_slice(), payload) {
@@ -379,10 +394,16 @@ pub async fn execute(
     {
         return super::stick::cli::command(&state.tables, level, action, args);
     }
+    if let [verb @ ("add" | "del"), "ssl", "crt-list", args @ ..] = words.as_slice() {
+        return super::ssl_cert::edit_crt_list(state, level, verb, args, payload);
+    }
     if let [verb, "ssl", "cert", args @ ..] = words.as_slice()
         && let Some(verb) = super::ssl_cert::Verb::named(verb)
     {
         return super::ssl_cert::command(state, level, verb, args, payload);
+    }
+    if let ["set", "ssl", "ocsp-response", args @ ..] = words.as_slice() {
+        return super::ocsp::set(state, args, payload);
     }
     match words.as_slice() {
         ["help"] => HELP.into(),
@@ -459,22 +480,18 @@ pub async fn execute(
         }
         ["show", "sess", arg @ ..] if level != CliLevel::User => show_sess(state, arg.first()),
         ["show", "ssl", "crt-list", args @ ..] if admin => {
-            let binds = state.frontends.iter().flat_map(|f| &f.conf.binds);
-            let lists = binds
-                .filter_map(|b| b.tls.as_ref())
-                .flat_map(|t| t.crt_lists());
-            super::tls::show_crt_list(lists, args)
+            super::ssl_cert::show_crt_list(state, args)
         }
+        ["show", "ssl", "ocsp-response"] => super::ocsp::show(state),
         ["shutdown", "session", arg @ ..] if admin => shutdown_session(state, arg.first()),
         ["enable" | "disable" | "set", ..]
         | ["shutdown", "sessions", "server", ..]
         | ["show", "sess", ..]
         | ["show", "ssl", "crt-list", ..]
         | ["shutdown", "session", ..] => denied(),
-        _ => format!(
-            "Unknown command. Please enter one of the following commands only:\n{}",
-            HELP.split_once('\n').map_or("", |(_, commands)| commands)
-        ),
+        // HAProxy 2.6 knows it, hapx does not run it (or `help WORDS`): the commands
+        // that begin as it does, as HAProxy lists them.
+        _ => keywords::cli_usage(&words, keywords::WORKER_CLI),
     }
 }
 

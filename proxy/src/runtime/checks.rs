@@ -8,6 +8,10 @@
 //! `option ssl-hello-chk` (an SSLv3 ClientHello, a TLS record back). A check connects with
 //! TLS when the server says so (`check-ssl`, or `ssl` without `no-check-ssl`) or its connect
 //! rule does (`connect ssl`); a failed handshake is HAProxy's L6RSP, a slow one L6TOUT.
+//! An HTTP check speaks HTTP/2 when `check-proto h2`, the server's `proto h2` or its own
+//! ALPN says so ([`speaks_h2`]): its request, written in HTTP/1.1, goes as one stream and
+//! its response comes back as HTTP/1.1 bytes through the traffic's conversions
+//! (`h2_server`), then is judged as any other.
 //!
 //! Log-format parts (`uri-lf`, `hdr`, `body-lf`, `send-lf`, `send-binary-lf`, `string-lf`,
 //! `binary-lf`, `on-success`, `on-error`) are rendered per check by [`check_format`], which
@@ -41,7 +45,7 @@ use super::check_format::{self, CheckContext};
 use super::http::{self, Framing, Head};
 use super::logformat::Samples;
 use super::state::{Admin, Backend, CheckResult, Server, State, now_secs};
-use super::{chunked, shutdown, tls, track, transitions};
+use super::{chunked, h2_server, shutdown, tls, track, transitions};
 use crate::config::model::{
     CheckConnect, CheckRegex, ExpectReport, HttpCheck, HttpCheckGroup, HttpExpect, HttpExpectKind,
     TcpCheckRule, TcpExpect, TcpPattern,
@@ -281,6 +285,8 @@ struct CheckConn {
     addr: SocketAddr,
     /// Whether it speaks TLS (a tcp-check ending at its connect passes as L6OK then).
     tls: bool,
+    /// Its TLS handshake chose `h2` by ALPN.
+    alpn_h2: bool,
 }
 
 /// Where a check connects: the connect rule's address and port, else `check addr` and
@@ -383,6 +389,7 @@ async fn connect(
             io: Box::new(stream),
             addr,
             tls: false,
+            alpn_h2: false,
         });
     }
     let Some(client) = &tls.client else {
@@ -402,10 +409,12 @@ async fn connect(
     match tls::handshake(&connector, addr.ip(), stream, t.left()).await {
         Ok(s) => {
             t.connected();
+            let alpn_h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
             Ok(CheckConn {
                 io: Box::new(s),
                 addr,
                 tls: true,
+                alpn_h2,
             })
         }
         Err(tls::HandshakeError::Timeout) => Err(("L6TOUT", None, "Layer6 timeout".into())),
@@ -629,14 +638,25 @@ async fn http_group(
     let ctx = &ctx.connected_to(conn.addr);
     run_http_vars(group, None, ctx);
     let request = http_request(group, state, ctx);
-    let sent = async {
-        conn.io.write_all(&request).await?;
-        conn.io.flush().await
-    };
-    match tokio::time::timeout(t.left(), sent).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(socket_error(&e)),
-        Err(_) => return Err(http_timeout(group.expects.first())),
+    if speaks_h2(ctx.server, &conn) {
+        // The response is read whole over HTTP/2, then judged as an HTTP/1.1 one.
+        let io = std::mem::replace(&mut conn.io, Box::new(std::io::Cursor::new(Vec::new())));
+        let exchanged = h2_exchange(io, &request);
+        let response = match tokio::time::timeout(t.left(), exchanged).await {
+            Ok(response) => response?,
+            Err(_) => return Err(http_timeout(group.expects.first())),
+        };
+        conn.io = Box::new(std::io::Cursor::new(response));
+    } else {
+        let sent = async {
+            conn.io.write_all(&request).await?;
+            conn.io.flush().await
+        };
+        match tokio::time::timeout(t.left(), sent).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(socket_error(&e)),
+            Err(_) => return Err(http_timeout(group.expects.first())),
+        }
     }
     // The head first; then, as HAProxy, each expectation judged in turn once the response
     // holds what it needs, a failure being final.
@@ -657,6 +677,80 @@ async fn http_group(
     }
     let resp = http_response(&buf, first, ctx)?;
     http_success(group, &resp, &ctx.with_response(&resp.head))
+}
+
+/// Whether a check of `server` on `conn` speaks HTTP/2, as HAProxy picks its check's mux:
+/// `check-proto`, else the server's `proto`, else what the check's own TLS handshake chose
+/// by ALPN (`check-alpn`: a check without it offers none, so speaks HTTP/1.1).
+fn speaks_h2(server: &Server, conn: &CheckConn) -> bool {
+    (server.opts.check_proto_h2).unwrap_or(server.opts.proto_h2 || conn.alpn_h2)
+}
+
+/// Sends the HTTP/1.1 `request` an HTTP check wrote as one HTTP/2 stream on `io` (through
+/// the traffic's conversion, [`h2_server::request`]), and gives back its response as
+/// HTTP/1.1 bytes ([`h2_server::response_head`], the body in chunks when it has no
+/// length), at most [`RESPONSE_MAX`] of them. A stream reset or a connection that fails
+/// is HAProxy's bare "Socket error".
+async fn h2_exchange(io: Box<dyn CheckIo>, request: &[u8]) -> Result<Vec<u8>, Verdict> {
+    let invalid = || ("L7RSP", None, "Layer7 invalid response".to_string());
+    let end = http::find_head_end(request).ok_or_else(invalid)?;
+    let head = http::parse_head(&request[..end], true).map_err(|_| invalid())?;
+    // A check's body has a length, or is empty (`0` chunk).
+    let body = match head.framing {
+        Framing::Length(_) => bytes::Bytes::copy_from_slice(&request[end..]),
+        _ => bytes::Bytes::new(),
+    };
+    let to_send = h2_server::request(&head).map_err(|_| invalid())?;
+    let (send, connection) =
+        (h2_server::client().handshake::<_, bytes::Bytes>(io).await).map_err(|e| h2_failure(&e))?;
+    let driver = AbortOnDrop(tokio::spawn(connection));
+    let mut send = send.ready().await.map_err(|e| h2_failure(&e))?;
+    let ends = body.is_empty();
+    let (response, mut stream) = (send.send_request(to_send, ends)).map_err(|e| h2_failure(&e))?;
+    if !ends {
+        stream.send_data(body, true).map_err(|e| h2_failure(&e))?;
+    }
+    let response = response.await.map_err(|e| h2_failure(&e))?;
+    let (parts, mut recv) = response.into_parts();
+    let ended = recv.is_end_stream();
+    let (mut out, chunked, _) = h2_server::response_head(&parts, ended, head.first[0] == "HEAD");
+    while out.len() < RESPONSE_MAX {
+        let Some(data) = recv.data().await else {
+            if chunked {
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
+            break;
+        };
+        let data = data.map_err(|e| h2_failure(&e))?;
+        let _ = recv.flow_control().release_capacity(data.len());
+        if chunked && !data.is_empty() {
+            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            out.extend_from_slice(&data);
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(&data);
+        }
+    }
+    drop(driver);
+    Ok(out)
+}
+
+/// An HTTP/2 check's failure: the system's error when the socket failed, else (a reset
+/// stream, a GOAWAY, a protocol error) HAProxy's "Socket error" without a reason.
+fn h2_failure(e: &h2::Error) -> Verdict {
+    match e.get_io() {
+        Some(io) => socket_error(io),
+        None => ("SOCKERR", None, "Socket error".to_string()),
+    }
+}
+
+/// A task aborted once its handle is dropped: an HTTP/2 check's connection ends with it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs the group's variable rules that come at `after_expects` (none: before its request

@@ -326,6 +326,9 @@ struct Conn {
     /// it and the response written to it, not to `stream` (the connection's socket, kept
     /// for its addresses).
     h2: Option<Box<super::h2::Stream>>,
+    /// A server connection that speaks HTTP/2 ([`super::h2_server`]): requests are written
+    /// to it and responses read from it, its socket (`stream`) shared with its task.
+    h2_up: Option<Box<super::h2_server::Link>>,
 }
 
 /// A connection's socket: its own, or, for a stream of an HTTP/2 connection, the
@@ -368,6 +371,7 @@ impl Conn {
             linger_risk: false,
             tls: None,
             h2: None,
+            h2_up: None,
         }
     }
 
@@ -375,6 +379,10 @@ impl Conn {
     /// current generation, with nothing buffered, and not closed by the server meanwhile
     /// (one look, as at an idle connection of the pool).
     fn reusable_for(&mut self, server: &Server) -> bool {
+        if let Some(link) = self.h2_up.as_deref() {
+            // Its socket is read by its task: the link knows whether it is still up.
+            return self.generation == server.conn_generation() && link.is_idle();
+        }
         self.generation == server.conn_generation()
             && self.drained()
             && pool::is_quiet(&self.stream)
@@ -426,6 +434,10 @@ impl Conn {
             Err(e) => Err(e),
         };
         let read = match (self.tls.as_deref_mut(), self.h2.as_deref_mut()) {
+            _ if self.h2_up.is_some() => {
+                let link = self.h2_up.as_deref_mut().expect("checked just above");
+                waited(link.try_read(self.buf.spare()))
+            }
             (None, None) => forward::read_drain(&self.stream, self.buf.spare()),
             (Some(tls), _) => waited(tls.over(&self.stream).try_read(self.buf.spare())),
             (None, Some(h2)) => waited(h2.try_read(self.buf.spare())),
@@ -457,6 +469,9 @@ impl Conn {
     /// TLS after a close_notify), as HAProxy closes it on its read0; stray bytes or an error
     /// end it too (a reset). Until then `cx` is woken by the poller at its next close or data.
     fn stays_idle(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        if let Some(link) = self.h2_up.as_deref() {
+            return link.is_idle();
+        }
         let Some(tls) = self.tls.as_deref_mut() else {
             return match pool::look(&self.stream, cx.waker()) {
                 pool::Look::Quiet => true,
@@ -490,11 +505,15 @@ impl Conn {
             buf,
             tls,
             h2,
+            h2_up,
             ..
         } = self;
         let read = async {
             if let Some(h2) = h2.as_deref_mut() {
                 return std::future::poll_fn(|cx| h2.poll_read(cx, buf.spare())).await;
+            }
+            if let Some(link) = h2_up.as_deref_mut() {
+                return std::future::poll_fn(|cx| link.poll_read(cx, buf.spare())).await;
             }
             // Through TLS too, the wait holds no buffer (an idle kept-alive connection
             // would keep a chunk): readiness first, then a read that does not wait.
@@ -601,7 +620,7 @@ impl Conn {
         if second.is_empty() {
             return self.write_within(first, timeout).await;
         }
-        if self.tls.is_some() || self.h2.is_some() {
+        if self.tls.is_some() || self.h2.is_some() || self.h2_up.is_some() {
             // Joined: rustls makes one record of them, sent at once (an HTTP/2 stream takes
             // them whole too).
             return self.write_within(&[first, second].concat(), timeout).await;
@@ -637,6 +656,12 @@ impl Conn {
                 *written += ready!(h2.poll_write(cx, &data[*written..]))?;
             }
             return h2.poll_flush(cx);
+        }
+        if let Some(link) = self.h2_up.as_deref_mut() {
+            while *written < data.len() {
+                *written += ready!(link.poll_write(cx, &data[*written..]))?;
+            }
+            return link.poll_flush(cx);
         }
         while *written < data.len() {
             let rest = &data[*written..];
@@ -1378,6 +1403,10 @@ pub struct Upgrade {
     pub session: Option<super::state::SessionGuard>,
     /// When the connection was accepted: the first request's start, as HAProxy's stream.
     pub accepted: Instant,
+    /// The stream's entry in `show sess` since the accept, in its backend already: kept
+    /// while its first request is read and ruled, then left for the request's own (see
+    /// [`shutdown::Registration::waiting`]), as HAProxy lists the stream it upgraded.
+    pub listing: Option<shutdown::Registration>,
 }
 
 /// Serves a TCP frontend's connection that its backend turned to HTTP (see [`Upgrade`]):
@@ -1467,6 +1496,9 @@ fn serve_client(
                 .is_none()
                 .then(|| super::open_session(&fe, tls.is_some())),
         };
+        // Declared after the session's, and in the task (not in `upgrade`), so that it leaves
+        // the registry before the client's socket closes.
+        let mut listing = upgrade.as_deref_mut().and_then(|up| up.listing.take());
         // `bind ... ssl`: the handshake first, within `timeout client` (boxed, as the TLS state
         // it leaves: a plaintext connection's task does not grow).
         if let Some(server) = tls {
@@ -1670,6 +1702,9 @@ fn serve_client(
                     fe.counters.request_at(started_ms);
                     None
                 };
+                // A connection turned to HTTP: its first request is ruled, its stream listed
+                // as any request's from now on.
+                drop(listing.take());
                 if let Some(ruled) = ruled {
                     let answering = match ruled {
                         Ruled::Backend(b) => {
@@ -1769,6 +1804,8 @@ fn serve_client(
                 }
             }
         }
+        // HTTP/2's streams are listed as they come (the TCP stream ended with its upgrade).
+        drop(listing);
         if speaks_h2 {
             if let Some(up) = upgrade.take() {
                 // HAProxy's TCP stream had entered its backend before the HTTP/2 mux took
@@ -2055,10 +2092,14 @@ impl<'a> RuleInputs<'a> {
     ) -> RuleInputs<'a> {
         let dst = client.dst(local);
         let client = &*client;
+        let body = BodyIn::of(head.framing, &client.buf);
         RuleInputs {
             addrs: (peer, dst),
-            keep_answer: !head.asks_close() && buffered_body(head, &client.buf).is_some(),
-            facts: req.facts(client),
+            keep_answer: !head.asks_close() && body.whole.is_some(),
+            facts: rules::Facts {
+                request_body: body.received,
+                ..req.facts(client)
+            },
         }
     }
 }
@@ -2309,18 +2350,40 @@ fn buffered_body(head: &Head, buf: &Buf) -> Option<usize> {
     whole_body(head.framing, buf)
 }
 
+/// What of a body with some framing is in a buffer (what follows its head), from one pass
+/// over a chunked one.
+struct BodyIn {
+    /// How many bytes the whole body takes, if all of it came.
+    whole: Option<usize>,
+    /// How much of it came, as HAProxy's HTX holds it once it parsed what came (`req.len`):
+    /// no more than its length, chunks decoded (see [`chunked::Decoder::logged_size`]).
+    received: u64,
+}
+
+impl BodyIn {
+    fn of(framing: Framing, buf: &Buf) -> BodyIn {
+        let (whole, received) = match framing {
+            Framing::None => (Some(0), 0),
+            Framing::Length(n) => (
+                usize::try_from(n).ok().filter(|&n| n <= buf.len()),
+                n.min(buf.len() as u64),
+            ),
+            Framing::Chunked => {
+                let mut decoder = chunked::Decoder::default();
+                // A malformed chunk was refused with the head (`check_body_start`): what
+                // came before it is what HAProxy parsed.
+                let whole = decoder.advance(buf.bytes()).ok();
+                (whole.filter(|_| decoder.is_done()), decoder.logged_size())
+            }
+            Framing::UntilClose => (None, buf.len() as u64),
+        };
+        BodyIn { whole, received }
+    }
+}
+
 /// [`buffered_body`] of a body with this `framing`.
 fn whole_body(framing: Framing, buf: &Buf) -> Option<usize> {
-    match framing {
-        Framing::None => Some(0),
-        Framing::Length(n) => usize::try_from(n).ok().filter(|&n| n <= buf.len()),
-        Framing::Chunked => {
-            let mut decoder = chunked::Decoder::default();
-            let n = decoder.advance(buf.bytes()).ok()?;
-            decoder.is_done().then_some(n)
-        }
-        Framing::UntilClose => None,
-    }
+    BodyIn::of(framing, buf).whole
 }
 
 /// The start of a chunked body that arrived with its head is checked before anything is
@@ -2887,7 +2950,7 @@ async fn send_head<'r>(
     let killed_waiting = listed.is_some_and(|l| l.killed_alone());
     let mut header = match ready {
         Ok(ready) => {
-            let (taken, header, since) = connection_taken(req, ready, peer, local);
+            let (taken, header, since) = connection_taken(req, ready, backend, (peer, local));
             *server = Some(taken);
             kill_since = since;
             header
@@ -2912,9 +2975,10 @@ async fn send_head<'r>(
     // server from the backend (one of the backend's, as `server_for` took it).
     if let Some(own) = shutdown::in_backend(backend, srv) {
         let shown = shown(route, req);
-        let (socket, client_socket) = (sconn.stream.as_fd(), client.stream.as_fd());
+        // An HTTP/2 connection's socket is its other streams' too: a kill resets the stream.
+        let socket = (sconn.stream.as_fd(), sconn.h2_up.is_some());
         let (stream, registration) =
-            shutdown::Attached::to_since(own, socket, client_socket, kill_since, shown);
+            shutdown::Attached::to_since(own, socket, client.stream.as_fd(), kill_since, shown);
         sconn.registered = Some(registration);
         *attached = Some(stream);
     }
@@ -3066,8 +3130,11 @@ async fn relay_exchange(
         return fail(route, client, req, 502, "SH--", false).await;
     };
     // Counted as it arrived, before the rules edit it (as HAProxy counts it); its server
-    // counts its status as it came too ([`respond`]).
+    // counts its status as it came too ([`respond`]). An HTTP/2 server's, as its HEADERS.
     req.bytes += resp.logged_size();
+    if let Some(link) = sconn.h2_up.as_deref() {
+        req.bytes -= link.head_added();
+    }
     req.status = resp.first[1].parse().unwrap_or(0);
     // A server's 4xx counts as an HTTP error of the tracked stick entries before the
     // response rules see them, as HAProxy's `http_wait_for_response`.
@@ -3401,8 +3468,8 @@ fn request_for_server(
 fn connection_taken(
     req: &mut Req,
     ready: Ready,
-    peer: SocketAddr,
-    local: SocketAddr,
+    backend: &Backend,
+    (peer, local): (SocketAddr, SocketAddr),
 ) -> (Taken, Vec<u8>, u64) {
     match ready {
         Ready::Reused {
@@ -3430,15 +3497,31 @@ fn connection_taken(
             if c.redispatched {
                 req.persist.redispatched();
             }
-            let header = match tls {
+            let mut header = match tls {
                 None => session::proxy_header(&c.server, peer, local),
                 Some(_) => Vec::new(),
             };
-            let conn = Conn {
-                generation,
-                tls,
-                linger_risk: true,
-                ..Conn::new(c.stream)
+            let alpn = tls.as_deref().and_then(|t| t.facts.alpn.as_deref());
+            let conn = if c.server.opts.proto_h2 || alpn == Some("h2") {
+                // HTTP/2: its task owns the socket's I/O, the PROXY header first; other
+                // requests may share it unless it is private.
+                let sock = Arc::new(c.stream);
+                let preface = std::mem::take(&mut header);
+                let shared = !private(backend, &c.server);
+                let io = (sock.clone(), tls);
+                let link = super::h2_server::Link::start(&c.server, io, preface, shared);
+                Conn {
+                    generation,
+                    h2_up: Some(Box::new(link)),
+                    ..Conn::over(Socket::Shared(sock))
+                }
+            } else {
+                Conn {
+                    generation,
+                    tls,
+                    linger_risk: true,
+                    ..Conn::new(c.stream)
+                }
             };
             let kill_since = c.kill_since;
             ((c.server, conn, Some(c.slot)), header, kill_since)
@@ -3784,7 +3867,8 @@ impl Upstream {
         if keep {
             self.prefer_last |= conn.private;
             // The pool keeps sockets: a TLS connection stays with its client connection.
-            if conn.private || private(backend, &server) || conn.tls.is_some() {
+            let linked = conn.tls.is_some() || conn.h2_up.is_some();
+            if conn.private || private(backend, &server) || linked {
                 if self.owned.len() < MAX_OWNED {
                     self.owned.push((server, conn));
                 }
@@ -3887,12 +3971,14 @@ async fn server_for(
             pool::note_use(&server);
             Some(conn)
         }
-        None => pool::take(&server, backend.conf.http_reuse, needs.first).map(|stream| Conn {
-            // Pooled after a response at least, in the server's current generation.
-            served: 1,
-            generation: server.conn_generation(),
-            linger_risk: true,
-            ..Conn::new(stream)
+        None => shared_h2(backend, &server, needs.first).or_else(|| {
+            pool::take(&server, backend.conf.http_reuse, needs.first).map(|stream| Conn {
+                // Pooled after a response at least, in the server's current generation.
+                served: 1,
+                generation: server.conn_generation(),
+                linger_risk: true,
+                ..Conn::new(stream)
+            })
         }),
     };
     if conn.is_some() {
@@ -3948,6 +4034,24 @@ async fn server_for(
             Ok(Ready::New(c, generation, tls))
         }
     }
+}
+
+/// A stream on an HTTP/2 connection to `server` other requests opened, as `http-reuse`
+/// allows ([`super::h2_server::Link::shared`]), unless connections to it are private.
+fn shared_h2(backend: &Backend, server: &Arc<Server>, first: bool) -> Option<Conn> {
+    // A server that never speaks HTTP/2 has none: its requests do not look (nor lock).
+    let alpn_h2 = || (server.opts.tls.alpn.as_ref()).is_some_and(|a| a.iter().any(|p| p == "h2"));
+    if !(server.opts.proto_h2 || alpn_h2()) || private(backend, server) {
+        return None;
+    }
+    let link = super::h2_server::Link::shared(server, backend.conf.http_reuse, first)?;
+    let sock = Socket::Shared(link.socket());
+    Some(Conn {
+        served: 1,
+        generation: server.conn_generation(),
+        h2_up: Some(Box::new(link)),
+        ..Conn::over(sock)
+    })
 }
 
 /// A response that failed (none, a timeout, a malformed one): an error of the response
@@ -4098,7 +4202,13 @@ async fn respond(
                 read: backend.conf.timeouts.server,
                 write: fe.conf.timeouts.client,
             };
-            relay_body(sconn, Some(client), framing, timeouts, &mut moved).await
+            // A kill of an HTTP/2 stream ends it as its server's close would: its socket is
+            // not shut down (the connection's other streams go on). Any other kill shuts the
+            // server socket down, and the relay ends on that as HAProxy's stream does.
+            let shared = attached.filter(|_| sconn.h2_up.is_some());
+            let relay = relay_body(sconn, Some(client), framing, timeouts, &mut moved);
+            let relayed = shutdown::unless_killed(shared, std::pin::pin!(relay)).await;
+            relayed.unwrap_or(Err(Stop::SrcClosed))
         }
     };
     // What reached the client counts, all of it or what moved before the relay stopped.
@@ -4363,6 +4473,11 @@ fn drain_body<'a>(
 /// Writes a request to its server connection; on failure, whether none of it was written
 /// (then the server can not have seen it, and it may go on another connection).
 async fn send_request(dst: &mut Conn, data: &[u8]) -> Result<(), bool> {
+    if dst.h2_up.is_some() {
+        // Untouched when the connection failed before the request's stream opened.
+        let failed = |e: std::io::Error| e.kind() == std::io::ErrorKind::NotConnected;
+        return dst.write_all(data).await.map_err(failed);
+    }
     if dst.tls.is_some() {
         // What rustls took is not known to be unsent: never sent again.
         return dst.write_all(data).await.map_err(|_| false);

@@ -1049,6 +1049,9 @@ pub struct Facts<'a> {
     /// All the request rules ran: HAProxy has made the unique id by then, even when
     /// nothing but a value shows it (see [`render`]).
     pub rules_done: bool,
+    /// What the request's body already received weighs in HAProxy's internal form (see
+    /// [`super::sample::Context::request_body`]).
+    pub request_body: u64,
 }
 
 /// What the values of `http-response` rules show more than those of request rules.
@@ -1085,6 +1088,7 @@ impl<'a> Facts<'a> {
             tls: None,
             unique_id: log.and_then(|l| l.unique_id.as_deref()),
             rules_done: false,
+            request_body: 0,
         }
     }
 
@@ -1742,6 +1746,7 @@ pub fn route_request(
     }
     let base = Context {
         tls: facts.tls,
+        request_body: facts.request_body,
         stick: counters.as_deref(),
         ..Context::new(state, fe, src, dst)
     };
@@ -1842,6 +1847,7 @@ pub fn route_upgraded(
     let counters = stream_counters(state);
     let base = Context {
         tls: facts.tls,
+        request_body: facts.request_body,
         stick: counters.as_deref(),
         ..Context::new(state, fe, src, dst)
     };
@@ -1883,6 +1889,7 @@ pub fn route_backend(
     let counters = stream_counters(state);
     let base = Context {
         tls: facts.tls,
+        request_body: facts.request_body,
         stick: counters.as_deref(),
         ..Context::new(state, fe, src, dst)
     };
@@ -1956,6 +1963,7 @@ pub fn route_response(
     let base = Context {
         backend: Some(backend),
         tls: facts.tls,
+        request_body: facts.request_body,
         stick: counters.as_deref(),
         ..Context::new(state, fe, src, dst)
     };

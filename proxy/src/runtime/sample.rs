@@ -43,6 +43,10 @@ pub struct Context<'a> {
     pub tls: Option<&'a super::tls::ClientTls>,
     /// The connection's stick counters (only with stick tables).
     pub stick: Option<&'a super::stick::Counters>,
+    /// The size of the request's body already received with its head, as HAProxy's HTX
+    /// holds it (chunks' data, trailers, end of trailers: see
+    /// [`super::chunked::Decoder::logged_size`]), which its `req.len` counts.
+    pub request_body: u64,
 }
 
 impl<'a> Context<'a> {
@@ -62,6 +66,7 @@ impl<'a> Context<'a> {
             partial: false,
             tls: None,
             stick: None,
+            request_body: 0,
         }
     }
 }
@@ -340,8 +345,11 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>, single: bool) -> Fetched<'a
                 may_change: ctx.partial,
             },
             // An HTTP request (HAProxy's HTX stream) measures its internal form: its head's
-            // (the body's bytes already there, which HAProxy adds, are not counted).
-            (None, Some(head)) => Fetched::one(Sample::Int(head.logged_size() as i64)),
+            // and its body's received so far.
+            (None, Some(head)) => {
+                let size = head.logged_size() + ctx.request_body;
+                Fetched::one(Sample::Int(size as i64))
+            }
             (None, None) => none(),
         },
         SslSni | SslVer | SslHelloType => match ctx.payload {

@@ -1476,16 +1476,23 @@ pub fn serve_tcp(
                 // on switching to it: the HTTP loop serves it from now on, each request a
                 // stream of its own (listed and logged there). Boxed: only such a
                 // connection's task holds it.
-                // Unlike HAProxy's stream, it leaves `show sess` (and `shutdown session`'s
-                // reach) here until its first request waits for or reaches a server: the
-                // HTTP loop lists each request's stream from then on, as for any HTTP one.
+                // Its stream stays listed in `show sess`, in its backend now, until its first
+                // request is ruled: the HTTP loop lists each request's stream from then on.
+                // Listed as an HTTP stream waiting, which a kill only marks: HAProxy's goes
+                // on waiting for its request all the same (to its timeout: 408, `PR`).
                 drop(registration);
+                let listing = super::shutdown::Registration::waiting(
+                    std::os::fd::AsRawFd::as_raw_fd(&client),
+                    backend.id,
+                    shown(&fe, peer, local, accepted),
+                );
                 let upgrade = Box::new(super::http::Upgrade {
                     backend,
                     early: inspected.unwrap_or_default(),
                     tls: secure_client,
                     session: Some(fe_session),
                     accepted,
+                    listing: Some(listing),
                 });
                 let http = super::http::serve_upgraded(state, fe, client, (peer, local), upgrade);
                 return Box::pin(http).await;

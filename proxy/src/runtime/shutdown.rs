@@ -212,6 +212,10 @@ struct Entry {
     stream: Stream,
     /// Killed alone, by `shutdown session` ([`kill_stream`]).
     killed: bool,
+    /// Its server socket carries other streams too (an HTTP/2 connection): a kill ends it
+    /// by its mark and the switch's wake-up, never by shutting that socket down (HAProxy
+    /// resets the one stream).
+    shared_socket: bool,
     /// An HTTP stream waiting for its server ([`Registration::waiting`]): a kill marks it
     /// only.
     waiting: bool,
@@ -256,7 +260,7 @@ impl Entry {
             .fds
             .into_iter()
             .enumerate()
-            .filter(|&(_, fd)| fd != NO_SOCKET)
+            .filter(|&(_, fd)| fd != NO_SOCKET && !self.shared_socket)
         {
             let how = if session && at == 0 {
                 libc::SHUT_RD
@@ -604,7 +608,7 @@ impl Registration {
         stream: Stream,
     ) -> Registration {
         let fds = [client.as_raw_fd(), socket.as_raw_fd()];
-        let mut registration = Attached::register(server, fds, fds[0], firings, stream).1;
+        let mut registration = Attached::register(server, (fds, false), fds[0], firings, stream).1;
         registration.detach();
         registration
     }
@@ -668,6 +672,7 @@ impl Registration {
             id,
             stream,
             killed: false,
+            shared_socket: false,
             waiting,
         });
         Registration {
@@ -743,27 +748,28 @@ impl<'s> Attached<'s> {
     #[cfg(test)]
     pub fn to(server: &'s Server, socket: BorrowedFd<'_>) -> (Attached<'s>, Registration) {
         let firings = server.kill.firings();
-        Attached::to_since(server, socket, socket, firings, tests::stream())
+        Attached::to_since(server, (socket, false), socket, firings, tests::stream())
     }
 
     /// Attaches an HTTP stream of `server` over its server `socket`, the server's since its
     /// switch had fired `firings` times (its slot, its connection taken then: see
     /// [`KillSwitch::firings`]); a firing since kills it at once. `client`: its client
-    /// connection's socket, which must stay open while it is registered.
+    /// connection's socket, which must stay open while it is registered. `shared`: the
+    /// server socket carries other streams too (see [`Entry::shared_socket`]).
     pub fn to_since(
         server: &'s Server,
-        socket: BorrowedFd<'_>,
+        (socket, shared): (BorrowedFd<'_>, bool),
         client: BorrowedFd<'_>,
         firings: u64,
         stream: Stream,
     ) -> (Attached<'s>, Registration) {
         let fds = [socket.as_raw_fd(), NO_SOCKET];
-        Attached::register(server, fds, client.as_raw_fd(), firings, stream)
+        Attached::register(server, (fds, shared), client.as_raw_fd(), firings, stream)
     }
 
     fn register(
         server: &'s Server,
-        fds: [RawFd; 2],
+        (fds, shared_socket): ([RawFd; 2], bool),
         client: RawFd,
         firings: u64,
         stream: Stream,
@@ -788,6 +794,7 @@ impl<'s> Attached<'s> {
                 id,
                 stream,
                 killed: false,
+                shared_socket,
                 waiting: false,
             };
             if kill.firings.load(SeqCst) != firings {
@@ -1161,6 +1168,7 @@ mod tests {
             id: 0,
             stream: stream(),
             killed: false,
+            shared_socket: false,
             waiting: false,
         };
         let (first, second) = (sockets.take(entry(3)), sockets.take(entry(4)));
@@ -1254,7 +1262,7 @@ mod tests {
         let (mut later, _pl) = pair(&listener);
         let now = server.kill.firings();
         let (attached, _kept) =
-            Attached::to_since(server, later.as_fd(), later.as_fd(), now, stream());
+            Attached::to_since(server, (later.as_fd(), false), later.as_fd(), now, stream());
         assert_eq!(attached.killed(), None);
         later
             .write_all(b"x")

@@ -1,6 +1,18 @@
 //! The runtime API's certificate commands, as HAProxy 2.6 answers them: `show ssl cert
 //! [[*]FILE]`, `set ssl cert FILE <<PAYLOAD`, `commit ssl cert FILE`, `abort ssl cert FILE`,
-//! `new ssl cert FILE` and `del ssl cert FILE`.
+//! `new ssl cert FILE` and `del ssl cert FILE`; and the crt-lists' `add ssl crt-list LIST
+//! CERT` (or one line as a payload), `del ssl crt-list LIST CERT[:LINE]` and `show ssl
+//! crt-list`, which see the lines as these leave them.
+//!
+//! A crt-list line added at run time is served by every bind line that uses the list (each
+//! one's [`Certificates`] gets an instance of the store), with the line's options (`[...]`)
+//! over the bind line's, built by the code that builds a listed line's at start
+//! ([`Certificates::line_context`]). An option HAProxy refuses is refused before anything
+//! changes; a set of options no bind line can serve (`verify` without a CA file, no TLS
+//! version left) is refused for all of them, with HAProxy's "Failed!". Deleting a line
+//! removes its instances; a bind line's default certificate (its first) cannot go, as in
+//! HAProxy, but on a `strict-sni` line, which has no default: its list may lose every line,
+//! and every handshake is then refused.
 //!
 //! HAProxy keeps one *store* per certificate file the configuration loads (`crt`, the files of
 //! a `crt` directory, crt-list lines, a server's `crt`), used by *instances*: each place a
@@ -12,10 +24,23 @@
 //! *FILE` shows that copy, `commit` checks and applies it, `abort` drops it.
 //!
 //! HAProxy's extra files: `set ssl cert FILE.key` replaces the copy's key only, `FILE.crt`
-//! is FILE. `FILE.issuer` (a PEM certificate) is checked and taken as HAProxy takes it, then
-//! not kept: HAProxy uses the issuer only to staple OCSP responses, which hapx does not.
-//! `FILE.ocsp` and `FILE.sctl` payloads that HAProxy refuses get its answer; those it would
-//! take are refused, saying that hapx staples no OCSP response and sends no SCT list.
+//! is FILE. `FILE.ocsp` (an OCSP response in base64) and `FILE.issuer` (a PEM certificate,
+//! the certificate's issuer when its chain has none; else `FILE.issuer` as loaded) are taken
+//! as HAProxy takes them; at commit the response is checked as the configuration loader
+//! checks it ([`crate::config::ocsp`]) and stapled, a commit without an issuer for it
+//! fails with HAProxy's message, and a response that does not check leaves stapled the
+//! one about the same certificate. A PEM payload drops
+//! the copy's response and issuer, as HAProxy empties the store's extra files. `FILE.sctl`
+//! payloads that HAProxy refuses get its answer; those it would take are refused, saying
+//! that hapx sends no SCT list.
+//!
+//! OCSP responses are HAProxy's response tree: one slot per certificate ID ([`Stores`]'s
+//! `ocsp`), made whenever a certificate with a `.ocsp` is loaded or committed, even when its
+//! response does not check, and shared by every file holding that certificate. Loading a
+//! response (at start in load order, at commit, for a crt-list line added) fills the slot
+//! when it checks and restaples every certificate of that ID on every listener;
+//! `set ssl ocsp-response` fills it too (`super::ocsp`). `show ssl cert` names the key of
+//! the store's own `.ocsp`, stapled or not.
 //!
 //! As HAProxy 2.6.12: while a transaction is open, `set ssl cert` on any name updates that
 //! transaction; a PEM payload without a key is taken (the copy then has none) and refused at
@@ -43,8 +68,12 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
 use x509_parser::public_key::PublicKey;
 
 use super::state::{Backend, Frontend, State};
-use crate::config::bind_tls::{Certificates, checked_key, pem_chain};
+use crate::config::bind_tls::{
+    BindTlsError, BindTlsOptions, Certificates, LineContext, check_ca_files, checked_key, pem_chain,
+};
+use crate::config::crt_list::{self, CrtList};
 use crate::config::model::CliLevel;
+use crate::config::ocsp::{self, CertId, OcspFile, Staple};
 use crate::config::tls::ClientCertificate;
 
 /// HAProxy's message for a certificate `show ssl cert` cannot find.
@@ -57,6 +86,46 @@ const NOT_FOUND: &str =
 pub struct Stores {
     files: BTreeMap<String, Store>,
     transaction: Option<Transaction>,
+    /// The crt-lists (and `crt` directories) of the listeners, by path, with their lines as
+    /// `add|del ssl crt-list` leave them.
+    lists: BTreeMap<String, ListUse>,
+    /// HAProxy's OCSP response tree: one slot per certificate ID (its DER), made when a
+    /// certificate with a `.ocsp` is loaded whether or not the response checked, shared by
+    /// every file of that certificate.
+    ocsp: BTreeMap<Vec<u8>, OcspSlot>,
+    /// Every bind line's certificates, once.
+    listeners: Vec<Arc<Certificates>>,
+}
+
+/// The OCSP response stapled for one certificate ID.
+#[derive(Debug)]
+struct OcspSlot {
+    id: CertId,
+    /// None until a response that checks is loaded or set.
+    staple: Option<Staple>,
+}
+
+/// A crt-list and the bind lines that serve it.
+#[derive(Debug)]
+struct ListUse {
+    list: CrtList,
+    /// The bind lines that use it.
+    binds: Vec<ListBind>,
+    /// The number of the last line (HAProxy numbers an added line after it).
+    last_line: usize,
+    /// A `crt` directory: it takes only certificates in it.
+    directory: bool,
+}
+
+/// A bind line that uses a crt-list.
+#[derive(Debug)]
+struct ListBind {
+    certificates: Arc<Certificates>,
+    /// Where the line is (`file:line`).
+    place: String,
+    /// Its frontend's name and its address as written, as HAProxy names the line.
+    proxy: String,
+    spec: String,
 }
 
 /// One certificate file.
@@ -70,6 +139,10 @@ struct Store {
     clients: Vec<Arc<ClientCertificate>>,
     /// How many places serve it (none: "Unused").
     instances: usize,
+    /// `FILE.issuer` as loaded, or as a commit set it.
+    issuer: Option<CertificateDer<'static>>,
+    /// `FILE.ocsp` as loaded, or as a commit set it (whether or not it checked).
+    ocsp: Option<Arc<OcspFile>>,
 }
 
 /// A replacement being prepared for the store named `path`: a copy of the store, changed by
@@ -80,6 +153,9 @@ struct Transaction {
     /// The certificate, then its chain (none: a store `new ssl cert` made).
     chain: Vec<CertificateDer<'static>>,
     key: Option<Arc<dyn SigningKey>>,
+    /// The OCSP response (DER) to staple.
+    ocsp: Option<Vec<u8>>,
+    issuer: Option<CertificateDer<'static>>,
 }
 
 /// What a `set ssl cert` payload is, by the name's extension (HAProxy's `cert_exts`):
@@ -166,15 +242,38 @@ impl Stores {
     pub fn of(frontends: &[Arc<Frontend>], backends: &[Arc<Backend>]) -> Stores {
         let mut files: BTreeMap<String, Store> = BTreeMap::new();
         let mut listeners: Vec<&Arc<Certificates>> = Vec::new();
-        let binds = frontends.iter().flat_map(|f| &f.conf.binds);
-        for certificates in binds.filter_map(|b| b.tls.as_ref().map(|t| t.certificates())) {
+        let mut lists: BTreeMap<String, ListUse> = BTreeMap::new();
+        let binds = frontends
+            .iter()
+            .flat_map(|f| f.conf.binds.iter().map(move |b| (&f.conf.name, b)));
+        for (proxy, bind, tls) in binds.filter_map(|(f, b)| Some((f, b, b.tls.as_ref()?))) {
+            let certificates = tls.certificates();
             // Binds of one line share their certificates: its instances count once.
             if listeners.iter().any(|s| Arc::ptr_eq(s, certificates)) {
                 continue;
             }
             listeners.push(certificates);
-            for (path, key) in certificates.files() {
-                let store = files.entry(store_name(&path)).or_default();
+            for list in tls.crt_lists() {
+                let used = lists.entry(list.path.clone()).or_insert_with(|| ListUse {
+                    list: (**list).clone(),
+                    binds: Vec::new(),
+                    last_line: list.line_count,
+                    directory: std::path::Path::new(&list.path).is_dir(),
+                });
+                used.binds.push(ListBind {
+                    certificates: certificates.clone(),
+                    place: bind.place.to_string(),
+                    proxy: proxy.clone(),
+                    spec: bind.spec.clone(),
+                });
+            }
+            for (path, key, ocsp) in certificates.files() {
+                let name = store_name(&path);
+                let store = files.entry(name.clone()).or_default();
+                if store.current.is_none() {
+                    store.issuer = issuer_file(&name);
+                    store.ocsp = ocsp;
+                }
                 store.current.get_or_insert(key);
                 store.instances += 1;
                 if !store.listeners.iter().any(|s| Arc::ptr_eq(s, certificates)) {
@@ -193,10 +292,54 @@ impl Stores {
             store.instances += 1;
             store.clients.push(client.clone());
         }
-        Stores {
+        let listeners: Vec<Arc<Certificates>> = listeners.into_iter().cloned().collect();
+        let mut stores = Stores {
             files,
             transaction: None,
+            lists,
+            ocsp: BTreeMap::new(),
+            listeners,
+        };
+        stores.share_loaded_responses();
+        stores
+    }
+
+    /// The slots of the responses the listeners loaded, in the order HAProxy loads them:
+    /// each response that checked replaces its slot's, and every certificate of that ID
+    /// then staples the last one (HAProxy's certificates share it).
+    fn share_loaded_responses(&mut self) {
+        for certificates in &self.listeners {
+            for file in certificates.files().into_iter().filter_map(|(_, _, o)| o) {
+                let slot = slot(&mut self.ocsp, &file.id);
+                if let Some(staple) = Some(&file)
+                    .filter(|f| f.checked)
+                    .and_then(|f| Staple::of(&f.der))
+                {
+                    slot.staple = Some(staple);
+                }
+            }
         }
+        for slot in self.ocsp.values() {
+            if let Some(staple) = &slot.staple {
+                restaple(&self.listeners, &slot.id, staple);
+            }
+        }
+    }
+
+    /// `set ssl ocsp-response`: `der` (checked, about the certificate `id`) stapled by every
+    /// certificate of that ID; false when no certificate loaded a `.ocsp` for it.
+    pub fn set_ocsp_response(&mut self, id: &CertId, der: &[u8]) -> bool {
+        let (Some(slot), Some(staple)) = (self.ocsp.get_mut(&id.der()), Staple::of(der)) else {
+            return false;
+        };
+        restaple(&self.listeners, id, &staple);
+        slot.staple = Some(staple);
+        true
+    }
+
+    /// The certificate IDs of the OCSP slots, in the order of their DER.
+    pub fn ocsp_ids(&self) -> impl Iterator<Item = &CertId> {
+        self.ocsp.values().map(|slot| &slot.id)
     }
 
     /// `show ssl cert [[*]FILE]`: the stores' names (the transaction's first), or one
@@ -227,14 +370,15 @@ impl Stores {
                     } else {
                         "Unused"
                     };
-                    detail(&format!("*{path}"), status, &t.chain)
+                    detail(&format!("*{path}"), status, &t.chain, t.ocsp.as_deref())
                 }
                 _ => NOT_FOUND.into(),
             },
             None => match self.files.get(name) {
                 Some(store) => {
                     let chain = store.current.as_ref().map_or(&[][..], |c| &c.cert[..]);
-                    detail(name, store.status(), chain)
+                    let ocsp = store.ocsp.as_ref().map(|file| &file.der[..]);
+                    detail(name, store.status(), chain, ocsp)
                 }
                 None => NOT_FOUND.into(),
             },
@@ -258,6 +402,8 @@ impl Stores {
                     .map(|c| c.cert.clone())
                     .unwrap_or_default(),
                 key: found.current.as_ref().map(|c| c.key.clone()),
+                ocsp: found.ocsp.as_ref().map(|file| file.der.clone()),
+                issuer: found.issuer.clone(),
             },
             (None, None) => {
                 return format!(
@@ -301,7 +447,7 @@ impl Stores {
         };
         // What the configuration loader refuses, refused (its leaf was parsed at `set`).
         let certified = match checked_key(t.chain.clone(), key.clone()) {
-            Ok(certified) => Arc::new(certified),
+            Ok(certified) => certified,
             Err(TlsError::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
                 return refused(format!(
                     "inconsistencies between private key and certificate loaded '{name}'.\n"
@@ -313,19 +459,48 @@ impl Stores {
         };
         // `set` needs the store and `del` refuses it during a transaction: only a bug
         // gets here without it.
+        if !self.files.contains_key(name) {
+            return refused(format!("No certificate '{name}' to replace!\n"));
+        }
+        let mut file = None;
+        if let Some(response) = &t.ocsp {
+            let issuer = (ocsp::issuer_in_chain(&t.chain)).or(t.issuer.as_ref());
+            let Some(id) = issuer.and_then(|issuer| ocsp::cert_id(&t.chain[0], issuer)) else {
+                // HAProxy fails on the first place it rebuilds, after its dot, and drops
+                // the transaction.
+                self.transaction = None;
+                return format!(
+                    "Committing {name}.\n '{name}.ocsp' is present and activates OCSP but it is impossible to compute the OCSP certificate ID (maybe the issuer could not be found)'.\nFailed!\n"
+                );
+            };
+            let checked = ocsp::check(response, &id, ocsp::now()).is_ok();
+            file = Some(Arc::new(OcspFile {
+                der: response.clone(),
+                id,
+                checked,
+            }));
+        }
+        let issuer = t.issuer.clone();
+        self.transaction = None;
+        // A response that does not check leaves its slot's (HAProxy's tree keeps it).
+        let staple =
+            (file.as_deref()).and_then(|f| load_response(&mut self.ocsp, &self.listeners, f));
         let Some(store) = self.files.get_mut(name) else {
             return refused(format!("No certificate '{name}' to replace!\n"));
         };
-        self.transaction = None;
+        let certified = Arc::new(certified);
+        store.issuer = issuer;
         let path = std::ffi::OsStr::from_bytes(&crate::bytestr::to_bytes(name)).to_owned();
+        let ocsp = (file.as_ref(), staple.as_ref());
         let mut replaced: usize = (store.listeners.iter())
-            .map(|s| s.replace(path.as_ref(), &certified))
+            .map(|s| s.replace(path.as_ref(), &certified, ocsp))
             .sum();
         for client in &store.clients {
             client.replace(certified.clone());
             replaced += 1;
         }
         store.current = Some(certified);
+        store.ocsp = file;
         // HAProxy writes a dot per instance it rebuilds.
         let dots = ".".repeat(replaced);
         format!("Committing {name}{dots}\nSuccess!\n")
@@ -383,6 +558,308 @@ impl Stores {
     }
 }
 
+/// `show ssl crt-list [-n] [FILE]` (see [`super::tls::show_crt_list`]), the lists as `add|del
+/// ssl crt-list` left them.
+pub fn show_crt_list(state: &State, args: &[&str]) -> String {
+    let stores = (state.certificate_stores)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    super::tls::show_crt_list(stores.lists.values().map(|u| &u.list), args)
+}
+
+/// `add ssl crt-list LIST CERT` (or `add ssl crt-list LIST <<` and one line, with filters)
+/// and `del ssl crt-list LIST CERT[:LINE]`, level admin, as HAProxy 2.6 answers them. `verb`
+/// is `add` or `del`.
+pub fn edit_crt_list(
+    state: &State,
+    level: CliLevel,
+    verb: &str,
+    args: &[&str],
+    payload: Option<&str>,
+) -> String {
+    if level != CliLevel::Admin {
+        return "Permission denied\n".into();
+    }
+    let mut stores = (state.certificate_stores)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    match verb {
+        "add" => stores.add_line(args, payload, state.config.global.crt_base.as_deref()),
+        _ => stores.del_line(args),
+    }
+}
+
+impl Stores {
+    /// `add ssl crt-list`: a line served by every bind line of the list, from the next
+    /// handshake on. On the command line, the words after the certificate are ignored (as
+    /// HAProxy 2.6 does); a payload line is parsed as a crt-list's, its options (`[...]`)
+    /// applied over each bind line's. A relative certificate path is under `crt_base`
+    /// (HAProxy's `del ssl crt-list` takes none).
+    fn add_line(
+        &mut self,
+        args: &[&str],
+        payload: Option<&str>,
+        crt_base: Option<&std::path::Path>,
+    ) -> String {
+        let usage = "'add ssl crtlist' expects a filename and a certificate name\n";
+        let refused = |why: String| format!("Can't edit the crt-list: {why}\n");
+        let Some(&list_name) = args.first() else {
+            return usage.into();
+        };
+        let line = match payload {
+            Some(payload) => {
+                let payload = payload.strip_suffix('\n').unwrap_or(payload);
+                if payload.contains('\n') {
+                    return refused("only one line of payload is supported!".into());
+                }
+                match crt_list::parse_added_line(payload) {
+                    Ok(Some(line)) => line,
+                    Ok(None) => return usage.into(),
+                    Err(why) => return refused(why),
+                }
+            }
+            None => match args.get(1) {
+                Some(crt) => crt_list::AddedLine {
+                    crt: crt.to_string(),
+                    options: Vec::new(),
+                    filters: Vec::new(),
+                },
+                None => return usage.into(),
+            },
+        };
+        let Some(used) = self.lists.get_mut(list_name) else {
+            return refused(format!("crt-list '{list_name}' does not exist!"));
+        };
+        let crt = match crt_base {
+            Some(base) if !line.crt.starts_with('/') => {
+                format!("{}/{}", store_name(base), line.crt)
+            }
+            _ => line.crt.clone(),
+        };
+        let crt = crt.as_str();
+        if used.directory && !crt.starts_with(&used.list.path) {
+            return refused(format!(
+                "'{list_name}' is a directory, certificate path '{crt}' must contain the directory path"
+            ));
+        }
+        let Some(store) = self.files.get_mut(crt) else {
+            return refused(format!("certificate '{crt}' does not exist!"));
+        };
+        let Some(key) = store.current.clone() else {
+            return refused(format!("certificate '{crt}' is empty!"));
+        };
+        let file = store.ocsp.clone();
+        let inserting = format!("Inserting certificate '{crt}' in crt-list '{list_name}'");
+        let contexts = if line.options.is_empty() {
+            vec![None; used.binds.len()]
+        } else {
+            let options = match line_options(&used.binds, &line.options) {
+                Ok(options) => options,
+                Err(why) => return refused(why),
+            };
+            match line_contexts(&used.binds, &options, &key) {
+                Ok(contexts) => contexts.into_iter().map(Some).collect(),
+                Err((tried, why)) => {
+                    let dots = ".".repeat(tried);
+                    return format!("{inserting}{dots}\n{why}\nFailed!\n");
+                }
+            }
+        };
+        // HAProxy loads the file's response again for the new instances.
+        let staple =
+            (file.as_deref()).and_then(|f| load_response(&mut self.ocsp, &self.listeners, f));
+        used.last_line += 1;
+        let number = used.last_line;
+        let path = std::ffi::OsStr::from_bytes(&crate::bytestr::to_bytes(crt)).to_owned();
+        for (bind, context) in used.binds.iter().zip(&contexts) {
+            let certificates = &bind.certificates;
+            let (filters, context) = (&line.filters, context.as_ref());
+            let certificate = (path.as_ref(), &key);
+            let ocsp = (file.as_ref(), staple.as_ref());
+            certificates.add_line(list_name, number, certificate, ocsp, filters, context);
+            store.instances += 1;
+            if !store.listeners.iter().any(|l| Arc::ptr_eq(l, certificates)) {
+                store.listeners.push(certificates.clone());
+            }
+        }
+        let ca_base = used.binds.first().and_then(|b| b.certificates.ca_base());
+        used.list.entries.push(crt_list::Entry {
+            line: number,
+            crt: path.into(),
+            written: crt_list::with_ca_base(line.options, ca_base),
+            options: None,
+            filters: line.filters,
+        });
+        // HAProxy writes a dot per bind line it adds the certificate to.
+        let dots = ".".repeat(used.binds.len());
+        format!("{inserting}{dots}\nSuccess!\n")
+    }
+
+    /// `del ssl crt-list LIST CERT[:LINE]`: the line no longer served, nor listed; its
+    /// certificate deletable once no line uses it. The default certificate of a bind line
+    /// (its first) stays.
+    fn del_line(&mut self, args: &[&str]) -> String {
+        let refused = |why: String| format!("Can't delete the entry: {why}\n");
+        let (Some(&list_name), Some(&spec)) = (args.first(), args.get(1)) else {
+            return "'del ssl crtlist' expects a filename and a certificate name\n".into();
+        };
+        let Some(used) = self.lists.get_mut(list_name) else {
+            return refused(format!("crt-list '{list_name}' does not exist!"));
+        };
+        // `CERT:LINE`, the line number after the last colon.
+        let (crt, wanted) = match spec.rsplit_once(':') {
+            Some((crt, line)) if !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()) => {
+                (crt, line.parse::<usize>().ok())
+            }
+            _ => (spec, None),
+        };
+        let shown = |e: &crt_list::Entry| store_name(&e.crt);
+        let lines: Vec<usize> = (used.list.entries.iter())
+            .filter(|e| shown(e) == crt)
+            .map(|e| e.line)
+            .collect();
+        let Some(store) = self.files.get_mut(crt) else {
+            return refused(format!("certificate '{crt}' does not exist!"));
+        };
+        if lines.is_empty() {
+            return refused(format!(
+                "certificate '{crt}' can't be found in crt-list '{list_name}'!"
+            ));
+        }
+        let numbers = || {
+            let numbers: Vec<String> = lines.iter().map(usize::to_string).collect();
+            numbers.join(", ")
+        };
+        let line = match wanted {
+            Some(line) if lines.contains(&line) => line,
+            Some(_) => {
+                return refused(format!(
+                    "found a certificate '{crt}' but the line number is incorrect, please specify a correct line number preceded by colons ({})!",
+                    numbers()
+                ));
+            }
+            None if lines.len() > 1 => {
+                return refused(format!(
+                    "found the certificate '{crt}' in several entries, please specify a line number preceded by colons ({})!",
+                    numbers()
+                ));
+            }
+            None => lines[0],
+        };
+        let defaults: Vec<&str> = (used.binds.iter())
+            .filter(|b| b.certificates.is_default(list_name, line))
+            .map(|b| b.place.as_str())
+            .collect();
+        if !defaults.is_empty() {
+            let mut why = format!(
+                "certificate '{crt}' cannot be deleted, it is used as default certificate by the following frontends:\n"
+            );
+            for place in defaults {
+                let _ = writeln!(why, "\t- {place}");
+            }
+            return refused(why);
+        }
+        for bind in &used.binds {
+            store.instances = store
+                .instances
+                .saturating_sub(bind.certificates.remove_line(list_name, line));
+        }
+        let bytes = crate::bytestr::to_bytes(crt);
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes));
+        store
+            .listeners
+            .retain(|l| l.files().iter().any(|(p, _, _)| p == path));
+        used.list.entries.retain(|e| e.line != line);
+        format!("Entry '{crt}' deleted in crtlist '{list_name}'!\n")
+    }
+}
+
+/// The options of an added crt-list line over those of each bind line of the list, applied
+/// as the configuration loader applies a crt-list line's, CA and CRL files read; else why
+/// not, in HAProxy's words (after "Can't edit the crt-list: ").
+fn line_options(
+    binds: &[ListBind],
+    written: &[(String, Option<String>)],
+) -> Result<Vec<BindTlsOptions>, String> {
+    let mut all = Vec::with_capacity(binds.len());
+    for bind in binds {
+        let mut options = bind.certificates.line_options().clone();
+        for (kw, value) in written {
+            let value = value.as_deref().unwrap_or_default();
+            crate::config::parse::crt_list_line_option(&mut options, kw, value)?;
+        }
+        check_ca_files(&options, bind.certificates.ca_base()).map_err(|e| match e {
+            // HAProxy names the file without saying why.
+            BindTlsError::CaFile(file, _) => format!("'ca-file' : unable to load {file}"),
+            BindTlsError::CrlFile(file, _) => format!("'crl-file' : unable to load {file}"),
+            other => other.to_string(),
+        })?;
+        all.push(options);
+    }
+    Ok(all)
+}
+
+/// The TLS configuration of an added crt-list line for each bind line of the list, presenting
+/// `key`; else how many bind lines were tried and why the last one cannot serve it, in
+/// HAProxy's words. HAProxy goes through the bind lines last first.
+fn line_contexts(
+    binds: &[ListBind],
+    options: &[BindTlsOptions],
+    key: &Arc<CertifiedKey>,
+) -> Result<Vec<LineContext>, (usize, String)> {
+    let mut contexts = Vec::with_capacity(binds.len());
+    for (tried, (bind, options)) in binds.iter().zip(options).rev().enumerate() {
+        let context = bind.certificates.line_context(options, key).map_err(|e| {
+            let what = match e {
+                BindTlsError::NoCaFile => "verify is enabled but no CA file specified".into(),
+                BindTlsError::NoVersion => "all SSL/TLS versions are disabled".into(),
+                other => other.to_string(),
+            };
+            let (proxy, spec, place) = (&bind.proxy, &bind.spec, &bind.place);
+            let why = format!("Proxy '{proxy}': {what} for bind '{spec}' at [{place}].");
+            (tried + 1, why)
+        })?;
+        contexts.push(context);
+    }
+    contexts.reverse();
+    Ok(contexts)
+}
+
+/// The slot of the certificate ID `id`, made empty when there is none.
+fn slot<'a>(slots: &'a mut BTreeMap<Vec<u8>, OcspSlot>, id: &CertId) -> &'a mut OcspSlot {
+    slots.entry(id.der()).or_insert_with(|| OcspSlot {
+        id: id.clone(),
+        staple: None,
+    })
+}
+
+/// The slot of `file` once its response is loaded as HAProxy loads it (at commit, or for a
+/// crt-list line added): filled and stapled by every certificate of its ID on `listeners`
+/// when the response checks now, else left as it was; its response.
+fn load_response(
+    slots: &mut BTreeMap<Vec<u8>, OcspSlot>,
+    listeners: &[Arc<Certificates>],
+    file: &OcspFile,
+) -> Option<Staple> {
+    let slot = slot(slots, &file.id);
+    let checks = ocsp::check(&file.der, &file.id, ocsp::now()).is_ok();
+    if let Some(staple) = Some(file)
+        .filter(|_| checks)
+        .and_then(|f| Staple::of(&f.der))
+    {
+        restaple(listeners, &file.id, &staple);
+        slot.staple = Some(staple);
+    }
+    slot.staple.clone()
+}
+
+/// `staple` stapled by every certificate of the ID `id` of every listener.
+fn restaple(listeners: &[Arc<Certificates>], id: &CertId, staple: &Staple) {
+    for certificates in listeners {
+        certificates.restaple(id, staple);
+    }
+}
+
 /// A store's name: the path its file was loaded from.
 fn store_name(path: &std::path::Path) -> String {
     crate::bytestr::from_bytes(path.as_os_str().as_bytes()).into_owned()
@@ -397,10 +874,13 @@ fn changed(
     copy: Transaction,
 ) -> Result<Transaction, String> {
     match kind {
+        // HAProxy empties the copy before reading a PEM into it: its extra files go.
         PayloadKind::Pem => pem_chain(&crate::bytestr::to_bytes(payload))
             .map(|chain| Transaction {
                 chain,
                 key: read_key(payload),
+                ocsp: None,
+                issuer: None,
                 ..copy
             })
             .ok_or(format!("unable to load certificate from file '{store}'.\n")),
@@ -410,16 +890,19 @@ fn changed(
                 ..copy
             })
             .ok_or(format!("unable to load private key from file '{store}'.\n")),
-        // Its only use is stapling OCSP responses, which hapx does not do: checked, not kept.
         PayloadKind::Issuer => read_pem(payload)
-            .map(|_| copy)
+            .map(|chain| Transaction {
+                issuer: chain.into_iter().next(),
+                ..copy
+            })
             .ok_or(format!("'{store}' cannot be read or parsed'.\n")),
-        // HAProxy's message has no line feed of its own.
+        // Taken as it is: checked at commit, as HAProxy does. Its message has no line feed.
         PayloadKind::Ocsp => match read_base64_lines(payload) {
             None => Err("Error reading OCSP response in base64 format".into()),
-            Some(_) => Err(format!(
-                "hapx does not staple OCSP responses: '{store}.ocsp' cannot be used.\n"
-            )),
+            Some(response) => Ok(Transaction {
+                ocsp: Some(response),
+                ..copy
+            }),
         },
         // HAProxy gives a list it refuses no reason.
         PayloadKind::Sctl if !is_sct_list(payload.as_bytes()) => Err(String::new()),
@@ -493,15 +976,28 @@ fn read_key(payload: &str) -> Option<Arc<dyn SigningKey>> {
 }
 
 /// `show ssl cert FILE`: the store's name (`shown`) and status, then its certificate's
-/// fields in HAProxy's words and order, then (no OCSP response is loaded) an empty `OCSP
-/// Response Key`.
-fn detail(shown: &str, status: &str, chain: &[CertificateDer<'_>]) -> String {
+/// fields in HAProxy's words and order, then the `OCSP Response Key` of its stapled
+/// response (its certificate ID's DER in hexadecimal; empty without one).
+fn detail(
+    shown: &str,
+    status: &str,
+    chain: &[CertificateDer<'_>],
+    stapled: Option<&[u8]>,
+) -> String {
     let mut out = format!("Filename: {shown}\nStatus: {status}\n");
     if let Some((leaf, rest)) = chain.split_first() {
         certificate_fields(&mut out, leaf, rest);
     }
-    out.push_str("OCSP Response Key: \n");
+    let key = stapled.and_then(|r| ocsp::single_response(r).ok());
+    let key = key.map(|single| hex(&single.cert_id.der()).to_ascii_lowercase());
+    let _ = writeln!(out, "OCSP Response Key: {}", key.unwrap_or_default());
     out
+}
+
+/// The certificate of `STORE.issuer` beside a store's file, when there is one.
+fn issuer_file(store: &str) -> Option<CertificateDer<'static>> {
+    let pem = std::fs::read(format!("{store}.issuer")).ok()?;
+    CertificateDer::pem_slice_iter(&pem).next()?.ok()
 }
 
 /// The fields of `leaf` and the subjects and issuers of its `chain`, as HAProxy's

@@ -6,6 +6,7 @@ pub use super::stats_html::{PageView, html};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -588,15 +589,53 @@ pub(super) fn uptime(secs: u64) -> String {
     )
 }
 
+/// The sessions alive that are not a frontend's connection: CLI and peers sessions, which
+/// HAProxy counts in its jobs but not in `CurrConns` (their listeners are unlimited).
+static INNER_ALIVE: AtomicUsize = AtomicUsize::new(0);
+/// Those sessions begun: each is a session (`CumConns`) and a stream (`CumReq`) in HAProxy.
+static INNER_BEGUN: AtomicU64 = AtomicU64::new(0);
+
+/// A CLI or peers session counted in `show info` while it lives (see [`INNER_ALIVE`]).
+pub(super) struct InnerSession(());
+
+impl InnerSession {
+    pub(super) fn begin() -> InnerSession {
+        INNER_ALIVE.fetch_add(1, Relaxed);
+        INNER_BEGUN.fetch_add(1, Relaxed);
+        InnerSession(())
+    }
+}
+
+impl Drop for InnerSession {
+    fn drop(&mut self) {
+        INNER_ALIVE.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The frontends' streams: HAProxy begins one per HTTP request (none for a connection
+/// closed before its first), and one per TCP session.
+fn frontend_streams(state: &State) -> u64 {
+    let streams = |f: &std::sync::Arc<Frontend>| match f.conf.mode {
+        Mode::Tcp => f.counters.total.load(Relaxed),
+        _ => f.counters.http_reqs.load(Relaxed),
+    };
+    state.frontends.iter().map(streams).sum()
+}
+
 /// Process-wide figures `show info` and the exporter share.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ProcessInfo {
     pub threads: usize,
     pub ulimit: u64,
+    /// HAProxy's listeners: the frontends' binds, the `stats socket`s and the peers
+    /// sections' local members.
     pub listeners: usize,
-    /// HAProxy's jobs: connections and listeners.
+    /// HAProxy's jobs: the listeners and the sessions alive (frontends', CLI, peers).
     pub jobs: usize,
-    /// HTTP requests of every frontend.
+    /// HAProxy's `totalconn` (`CumConns`): every session begun, of frontends, CLI, peers.
+    pub connections: u64,
+    /// HAProxy's `req_count` (`CumReq`): every stream begun, one per HTTP request and per
+    /// TCP session of the frontends, one per CLI and peer session.
     pub requests: u64,
     pub pipes_used: u64,
     pub pipes_free: usize,
@@ -605,17 +644,17 @@ pub(super) struct ProcessInfo {
 
 pub(super) fn process_info(state: &State) -> ProcessInfo {
     let (pipes_used, pipes_free) = super::forward::pipe_counts();
-    let listeners = state.frontends.iter().map(|f| f.conf.binds.len()).sum();
+    let binds: usize = state.frontends.iter().map(|f| f.conf.binds.len()).sum();
+    let listeners =
+        binds + state.config.global.stats_sockets.len() + super::peers::listener_count(state);
+    let (inner_alive, inner_begun) = (INNER_ALIVE.load(Relaxed), INNER_BEGUN.load(Relaxed));
     ProcessInfo {
         threads: super::threads_for(&state.config.global),
         ulimit: crate::limits::reported(state.config.global.ulimit_n, state.max_sock),
         listeners,
-        jobs: state.cur_conns.load(Relaxed) + listeners,
-        requests: state
-            .frontends
-            .iter()
-            .map(|f| f.counters.http_reqs.load(Relaxed))
-            .sum(),
+        jobs: state.cur_conns.load(Relaxed) + listeners + inner_alive,
+        connections: state.total_conns.load(Relaxed) + inner_begun,
+        requests: frontend_streams(state) + inner_begun,
         pipes_used,
         pipes_free,
         spliced_bytes_out: if state.splice {
@@ -665,6 +704,19 @@ fn process_cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// HAProxy's `SslFrontendSessionReuse_pct`: the share of the frontends' TLS sessions of the
+/// last second that resumed one (no keys computed), rounded as HAProxy rounds it.
+fn ssl_reuse_pct(tls: &super::tls::TlsCounts) -> u32 {
+    let (sessions, keys) = (
+        tls.frontend_sessions.per_second(),
+        tls.frontend_keys.per_second(),
+    );
+    if keys >= sessions {
+        return 0;
+    }
+    100 - (100 * keys + (sessions - 1) / 2) / sessions
+}
+
 /// `show info`: HAProxy's `Name: value` lines.
 pub fn info(state: &State) -> String {
     let up = state.started.elapsed().as_secs();
@@ -673,11 +725,14 @@ pub fn info(state: &State) -> String {
         ulimit,
         listeners,
         jobs,
+        connections: cum_conns,
         requests: cum_req,
         pipes_used,
         pipes_free,
         spliced_bytes_out,
     } = process_info(state);
+    let (active_peers, connected_peers) = super::peers::session_counts();
+    let tls = super::tls::counts();
     let node = state.config.global.node.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
             .ok()
@@ -703,11 +758,12 @@ pub fn info(state: &State) -> String {
         ("Maxconn", state.max_conns.to_string()),
         ("Hard_maxconn", state.max_conns.to_string()),
         ("CurrConns", state.cur_conns.load(Relaxed).to_string()),
-        ("CumConns", state.total_conns.load(Relaxed).to_string()),
+        ("CumConns", cum_conns.to_string()),
         ("CumReq", cum_req.to_string()),
+        // `maxsslconn` is not supported: no limit, as HAProxy's without it.
         ("MaxSslConns", "0".into()),
-        ("CurrSslConns", "0".into()),
-        ("CumSslConns", "0".into()),
+        ("CurrSslConns", tls.current.load(Relaxed).to_string()),
+        ("CumSslConns", tls.total.load(Relaxed).to_string()),
         ("Maxpipes", state.max_pipes.to_string()),
         ("PipesUsed", pipes_used.to_string()),
         ("PipesFree", pipes_free.to_string()),
@@ -724,6 +780,31 @@ pub fn info(state: &State) -> String {
             state.config.global.max_sess_rate.unwrap_or(0).to_string(),
         ),
         ("MaxSessRate", state.conn_rate.max().to_string()),
+        ("SslRate", tls.frontend_sessions.per_second().to_string()),
+        // `maxsslrate` is not supported: no limit.
+        ("SslRateLimit", "0".into()),
+        ("MaxSslRate", tls.frontend_sessions.max().to_string()),
+        (
+            "SslFrontendKeyRate",
+            tls.frontend_keys.per_second().to_string(),
+        ),
+        ("SslFrontendMaxKeyRate", tls.frontend_keys.max().to_string()),
+        (
+            "SslFrontendSessionReuse_pct",
+            ssl_reuse_pct(tls).to_string(),
+        ),
+        (
+            "SslBackendKeyRate",
+            tls.backend_keys.per_second().to_string(),
+        ),
+        ("SslBackendMaxKeyRate", tls.backend_keys.max().to_string()),
+        // rustls resumes sessions by tickets or its own cache, not HAProxy's shared one.
+        ("SslCacheLookups", "0".into()),
+        ("SslCacheMisses", "0".into()),
+        // No compression in hapx: HAProxy's counts without it.
+        ("CompressBpsIn", "0".into()),
+        ("CompressBpsOut", "0".into()),
+        ("CompressBpsRateLim", "0".into()),
         ("Tasks", "0".into()),
         ("Run_queue", "0".into()),
         ("Idle_pct", idle_pct(state, threads).to_string()),
@@ -741,8 +822,8 @@ pub fn info(state: &State) -> String {
         ("Jobs", jobs.to_string()),
         ("Unstoppable Jobs", "0".into()),
         ("Listeners", listeners.to_string()),
-        ("ActivePeers", "0".into()),
-        ("ConnectedPeers", "0".into()),
+        ("ActivePeers", active_peers.to_string()),
+        ("ConnectedPeers", connected_peers.to_string()),
         ("DroppedLogs", "0".into()),
         ("BusyPolling", "0".into()),
         (
@@ -755,6 +836,10 @@ pub fn info(state: &State) -> String {
         ("DebugCommandsIssued", "0".into()),
         ("CumRecvLogs", "0".into()),
         ("Build info", env!("CARGO_PKG_VERSION").into()),
+        // As the `_MB` lines: no `-m` limit, no memory pools.
+        ("Memmax_bytes", "0".into()),
+        ("PoolAlloc_bytes", "0".into()),
+        ("PoolUsed_bytes", "0".into()),
         ("Start_time_sec", state.start_secs.to_string()),
         ("Tainted", "0".into()),
     ]);

@@ -9,12 +9,15 @@
 //! is copied in user space ([`forward::forward_streams`]): the bytes have to be encrypted,
 //! splice(2) cannot apply.
 //!
-//! Also the runtime API's `show ssl crt-list [-n] [FILE]` ([`show_crt_list`]).
+//! Also the runtime API's `show ssl crt-list [-n] [FILE]` answer ([`show_crt_list`]), for the
+//! lists `runtime::ssl_cert` keeps.
 
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -27,6 +30,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor, TlsConnector};
 
 use super::forward::{self, End, IdleTimeouts, Moved};
+use super::meter::Rate;
 use crate::config::bind_tls::TlsServer;
 use crate::config::tls::{Connector, TlsClient};
 
@@ -105,6 +109,62 @@ pub fn wrong_name(e: &io::Error) -> bool {
     )
 }
 
+/// HAProxy's process-wide TLS counts (`show info`'s `Ssl*`): connections with TLS (both
+/// sides, from the start of their handshake, as HAProxy counts them from `ssl_sock_init`),
+/// frontends' TLS sessions per second, and full handshakes (keys computed, not resumed) per
+/// second on each side.
+#[derive(Debug, Default)]
+pub struct TlsCounts {
+    /// `CurrSslConns`.
+    pub current: AtomicUsize,
+    /// `CumSslConns`.
+    pub total: AtomicU64,
+    /// `SslRate`: connections accepted on `bind ... ssl` listeners.
+    pub frontend_sessions: Rate,
+    /// `SslFrontendKeyRate`.
+    pub frontend_keys: Rate,
+    /// `SslBackendKeyRate`.
+    pub backend_keys: Rate,
+}
+
+static COUNTS: LazyLock<TlsCounts> = LazyLock::new(TlsCounts::default);
+
+/// The process's TLS counts.
+pub fn counts() -> &'static TlsCounts {
+    &COUNTS
+}
+
+/// One TLS connection in `CurrSslConns` while it lives.
+#[derive(Debug)]
+struct Counted(());
+
+impl Counted {
+    /// A new connection, counted in `CumSslConns` too.
+    fn begin() -> Counted {
+        COUNTS.total.fetch_add(1, Relaxed);
+        Counted::carried()
+    }
+
+    /// A connection counted already (in [`handshake`]), held on by its new owner.
+    fn carried() -> Counted {
+        COUNTS.current.fetch_add(1, Relaxed);
+        Counted(())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        COUNTS.current.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Counts a successful handshake's keys when it was a full one (not a resumed session).
+fn count_keys(kind: Option<rustls::HandshakeKind>, keys: &Rate) {
+    if kind != Some(rustls::HandshakeKind::Resumed) {
+        keys.tick();
+    }
+}
+
 /// Runs the TLS handshake over `stream` within `timeout`.
 pub async fn handshake<S>(
     connector: &Connector,
@@ -116,8 +176,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let tls = TlsConnector::from(connector.config.clone());
+    // The connection's owner counts it on from here ([`Session::client`], [`forward`]).
+    let _counted = Counted::begin();
     match tokio::time::timeout(timeout, tls.connect(connector.server_name(ip), stream)).await {
-        Ok(Ok(s)) => Ok(s),
+        Ok(Ok(s)) => {
+            count_keys(s.get_ref().1.handshake_kind(), &COUNTS.backend_keys);
+            Ok(s)
+        }
         Ok(Err(e)) => Err(HandshakeError::Failed(e)),
         Err(_) => Err(HandshakeError::Timeout),
     }
@@ -143,6 +208,7 @@ pub async fn forward(
     idle: IdleTimeouts,
     moved: &Moved,
 ) -> End {
+    let _counted = Counted::carried();
     // Counted by the caller, as on plaintext connections.
     if server.write_all(early).await.is_err() {
         return End::Error(forward::Side::Server);
@@ -160,6 +226,8 @@ pub struct Session {
     pub facts: Arc<ClientTls>,
     /// How long the handshake took (`%Th`).
     pub handshake: Duration,
+    /// In `CurrSslConns` while it lives.
+    _counted: Counted,
 }
 
 impl Session {
@@ -172,6 +240,7 @@ impl Session {
             staged: Staged::default(),
             facts,
             handshake: Duration::ZERO,
+            _counted: Counted::carried(),
         }
     }
 
@@ -210,6 +279,8 @@ pub async fn accept(
     timeout: Option<Duration>,
 ) -> Result<Box<Session>, HandshakeError> {
     let started = std::time::Instant::now();
+    COUNTS.frontend_sessions.tick();
+    let counted = Counted::begin();
     let accepting = async {
         if !server.reads_hello_first() {
             return TlsAcceptor::from(server.config().clone())
@@ -239,12 +310,14 @@ pub async fn accept(
     };
     // What came after the handshake (a pipelined request) stays in rustls's buffers.
     let conn = Connection::Server(done.map_err(HandshakeError::Failed)?.into_inner().1);
+    count_keys(conn.handshake_kind(), &COUNTS.frontend_keys);
     let facts = Arc::new(ClientTls::of(&conn));
     Ok(Box::new(Session {
         conn,
         staged: Staged::default(),
         facts,
         handshake: started.elapsed(),
+        _counted: counted,
     }))
 }
 
@@ -614,7 +687,7 @@ impl AsyncWrite for Side<'_> {
 /// files the listeners loaded (in name order), or one file's certificates with their options
 /// and filters (`-n`: and their line numbers).
 pub fn show_crt_list<'a>(
-    lists: impl Iterator<Item = &'a Arc<crate::config::crt_list::CrtList>>,
+    lists: impl Iterator<Item = &'a crate::config::crt_list::CrtList>,
     args: &[&str],
 ) -> String {
     let (numbered, name) = match args {

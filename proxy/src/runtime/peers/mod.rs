@@ -32,7 +32,10 @@
 //!
 //! `show peers` ([`show`]) reports each section, its members and their tables as HAProxy's.
 //!
-//! Not done: shards, SSL, and the peers counters of `show info`.
+//! `show info` counts the sessions ([`session_counts`]), as HAProxy's `ActivePeers` and
+//! `ConnectedPeers`.
+//!
+//! Not done: shards, SSL.
 
 mod show;
 mod wire;
@@ -50,6 +53,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::state::State;
+use super::stats::InnerSession;
 use super::stick::{Table, now_ms};
 use crate::config::peers::PeersSection;
 use wire::*;
@@ -140,6 +144,37 @@ struct Remote {
 
 static SESSIONS: AtomicU64 = AtomicU64::new(1);
 
+/// HAProxy's `active_peers` (`show info`'s `ActivePeers`): the sessions with members, an
+/// outgoing one from its connection attempt on, an incoming one from its hello on.
+static ACTIVE: AtomicU64 = AtomicU64::new(0);
+
+/// HAProxy's `connected_peers` (`ConnectedPeers`): the sessions past their handshake.
+static CONNECTED: AtomicU64 = AtomicU64::new(0);
+
+/// `show info`'s `ActivePeers` and `ConnectedPeers`.
+pub fn session_counts() -> (u64, u64) {
+    (
+        ACTIVE.load(Ordering::Relaxed),
+        CONNECTED.load(Ordering::Relaxed),
+    )
+}
+
+/// One session counted in [`ACTIVE`] or [`CONNECTED`] while it lives.
+struct Counted(&'static AtomicU64);
+
+impl Counted {
+    fn new(count: &'static AtomicU64) -> Counted {
+        count.fetch_add(1, Ordering::Relaxed);
+        Counted(count)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// This process replaces others (`-sf`/`-st`): it first waits for their lesson.
 static REPLACING: AtomicBool = AtomicBool::new(false);
 
@@ -181,6 +216,14 @@ fn replicating(state: &State) -> impl Iterator<Item = (&PeersSection, Vec<Arc<Ta
         own.extend(proxies);
         (section, own)
     })
+}
+
+/// The listeners of the sections that run: one per local member with an address, which
+/// HAProxy counts among its listeners (`show info`).
+pub fn listener_count(state: &State) -> usize {
+    replicating(state)
+        .filter(|(section, _)| section.listen_addr().is_some())
+        .count()
 }
 
 /// Checks that every section that replicates can bind where its local member listens, as
@@ -286,6 +329,8 @@ async fn teach_successor(
     let local = &section.local;
     loop {
         local.connecting();
+        let _active = Counted::new(&ACTIVE);
+        let _session = InnerSession::begin();
         if let Ok(stream) = TcpStream::connect(addr).await {
             local.with_stats(|st| st.status = show::CONNECTED);
             let _ = stream.set_nodelay(true);
@@ -487,6 +532,8 @@ fn bind(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
 
 /// A member connecting to us: its hello, our status, then the session.
 async fn accept(section: Arc<Section>, stream: TcpStream) {
+    // HAProxy's session from the accept on, whatever the hello.
+    let _session = InnerSession::begin();
     if *section.stopping.borrow() {
         // Our listener, not closed yet: the successor must get this connection (our own
         // lesson to it retries).
@@ -505,6 +552,7 @@ async fn accept(section: Arc<Section>, stream: TcpStream) {
         }
         _ => return,
     };
+    let _active = Counted::new(&ACTIVE);
     if write
         .write_all(format!("{SUCCESS}\n").as_bytes())
         .await
@@ -605,6 +653,9 @@ async fn connect_loop(section: Arc<Section>, remote: Arc<Remote>) {
         }
         remote.connecting();
         section.task_calls.fetch_add(1, Ordering::Relaxed);
+        let active = Counted::new(&ACTIVE);
+        // HAProxy's session for the attempt, from before its connection.
+        let session = InnerSession::begin();
         if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT, TcpStream::connect(addr)).await {
             remote.with_stats(|st| st.status = show::CONNECTED);
             let _ = stream.set_nodelay(true);
@@ -621,6 +672,7 @@ async fn connect_loop(section: Arc<Section>, remote: Arc<Remote>) {
                 }
             }
         }
+        drop((active, session));
         let backoff = remote.backoff_ms.swap(0, Ordering::Relaxed);
         let wait = match backoff {
             0 => RECONNECT,
@@ -732,6 +784,7 @@ async fn run(
     accepted: Option<(SocketAddr, SocketAddr)>,
 ) {
     let id = SESSIONS.fetch_add(1, Ordering::Relaxed);
+    let _connected = Counted::new(&CONNECTED);
     section.task_calls.fetch_add(1, Ordering::Relaxed);
     remote.session.send_replace(id);
     let acked = (remote.acked.lock())

@@ -1,0 +1,886 @@
+//! HTTP/2 to servers (`server ... proto h2`, `server ... ssl alpn h2`), beside HAProxy 2.6:
+//! the same traffic through each (curl as the client, nghttpd or a scripted HTTP/2 server
+//! as the server) gives the same responses, the same log lines (timers masked) and the same
+//! number of server connections.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hapx_tests::proxy::{Proxy, free_port, temp_dir, wait_until};
+
+const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
+const HAPROXY: &str = "/usr/sbin/haproxy";
+
+/// hapx-proxy, then HAProxy when it is installed (skipped loudly, or failed under CI).
+fn proxies(test: &str) -> Vec<(&'static str, PathBuf)> {
+    let mut list = vec![("hapx", hapx_tests::bins::path("hapx-proxy"))];
+    if hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy") {
+        list.push(("haproxy", PathBuf::from(HAPROXY)));
+    }
+    list
+}
+
+/// nghttpd serving `docs` (h2c, or TLS with ALPN h2 given a key and certificate), its
+/// verbose log in `log`: each connection's frames are tagged `[id=N]`.
+struct Nghttpd {
+    child: Child,
+    log: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Nghttpd {
+    fn start(dir: &Path, name: &str, tls: Option<(&Path, &Path)>) -> Nghttpd {
+        Nghttpd::start_with(dir, name, tls, &[])
+    }
+
+    /// [`Nghttpd::start`] with more options (`--echo-upload`).
+    fn start_with(dir: &Path, name: &str, tls: Option<(&Path, &Path)>, args: &[&str]) -> Nghttpd {
+        let port = free_port();
+        let log = dir.join(format!("{name}.nghttpd.log"));
+        let mut cmd = Command::new("nghttpd");
+        cmd.arg("-v").arg("-d").arg(dir.join("docs")).args(args);
+        match tls {
+            None => drop(cmd.arg("--no-tls").arg(port.to_string())),
+            Some((key, cert)) => drop(cmd.arg(port.to_string()).arg(key).arg(cert)),
+        }
+        let out = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nghttpd");
+        let addr = SocketAddr::from((LO, port));
+        assert!(wait_until(Duration::from_secs(5), || {
+            std::net::TcpStream::connect(addr).is_ok()
+        }));
+        // (The probe above is a connection of its own: counted out by `connections`.)
+        Nghttpd { child, log, addr }
+    }
+
+    /// The header fields of the requests it received, in order (`:scheme` masked: see
+    /// [`what_the_server_receives`]).
+    fn received(&self) -> Vec<String> {
+        let log = std::fs::read(&self.log).unwrap_or_default();
+        String::from_utf8_lossy(&log)
+            .lines()
+            .filter_map(|l| l.split_once("recv (stream_id="))
+            .map(|(_, field)| field.split_once(") ").map_or(field, |(_, f)| f))
+            .map(|f| match f.starts_with(":scheme:") {
+                true => ":scheme: MASKED".to_string(),
+                false => f.to_string(),
+            })
+            .collect()
+    }
+
+    /// Connections that sent a request (a HEADERS frame), whatever probed the port.
+    fn connections(&self) -> usize {
+        let log = std::fs::read(&self.log).unwrap_or_default();
+        let log = String::from_utf8_lossy(&log);
+        let mut ids: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("recv HEADERS frame"))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+}
+
+impl Drop for Nghttpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The test's files: `docs/small` and `docs/big` for nghttpd, a body to post.
+fn docs(dir: &Path) {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("small"), "hello\n").unwrap();
+    let big: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(docs.join("big"), &big).unwrap();
+    std::fs::write(dir.join("body"), &big).unwrap();
+}
+
+/// A proxy in front of `server_line`, logging to a datagram socket.
+struct Running {
+    _proxy: Proxy,
+    front: SocketAddr,
+    log: std::os::unix::net::UnixDatagram,
+}
+
+fn run(binary: PathBuf, dir: &Path, name: &str, bind: &str, server_line: &str) -> Running {
+    let front = SocketAddr::from((LO, free_port()));
+    let log_path = dir.join(format!("{name}.log"));
+    let _ = std::fs::remove_file(&log_path);
+    let log = std::os::unix::net::UnixDatagram::bind(&log_path).unwrap();
+    log.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let cfg = format!(
+        "global\n  log {} local0\ndefaults\n  mode http\n  log global\n  option httplog\n  \
+         timeout client 10s\n  timeout server 3s\n  timeout connect 5s\n\
+         frontend fe\n  bind {front}{bind}\n  default_backend be\n\
+         backend be\n  {server_line}\n",
+        log_path.display()
+    );
+    let proxy = Proxy::start_with(binary, dir, name, &cfg, front, &[]);
+    Running {
+        _proxy: proxy,
+        front,
+        log,
+    }
+}
+
+impl Running {
+    /// The next `n` log lines, masked (see [`masked`]).
+    fn lines(&self, n: usize) -> Vec<String> {
+        let mut buf = [0u8; 4096];
+        (0..n)
+            .map(|_| {
+                let got = self.log.recv(&mut buf).expect("a log line");
+                masked(&String::from_utf8_lossy(&buf[..got]))
+            })
+            .collect()
+    }
+}
+
+/// curl with `args`, each response's `status size version` on a line (`-w`).
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-k", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+const WRITE_OUT: &str = "%{http_code} %{size_download} %{http_version}\\n";
+
+/// A log line without what differs from run to run: everything before the frontend's
+/// name, the timers (only whether each is -1).
+fn masked(line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let from = words.iter().position(|w| *w == "fe").unwrap_or(0);
+    words[from..]
+        .iter()
+        .map(|w| {
+            let timers = w.split('/').count() == 5
+                && w.chars()
+                    .all(|c| c.is_ascii_digit() || c == '/' || c == '-');
+            if timers {
+                w.split('/')
+                    .map(|t| if t == "-1" { "-1" } else { "T" })
+                    .collect::<Vec<_>>()
+                    .join("/")
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What one proxy did with the same traffic: its curl output, log lines and the number of
+/// connections the server saw.
+type Seen = (String, Vec<String>, usize);
+
+fn compare(test: &str, each: impl Fn(&str, PathBuf) -> Seen) {
+    let mut seen = Vec::new();
+    for (name, binary) in proxies(test) {
+        seen.push((name, each(name, binary)));
+    }
+    if let [(_, hapx), (_, haproxy)] = &seen[..] {
+        assert_eq!(hapx, haproxy, "hapx-proxy, then HAProxy");
+    }
+}
+
+/// Asserts one proxy's answer (`out`) and that its one log line holds `in_log`, so that a
+/// test asserts what HAProxy does even where HAProxy does not run to compare with.
+fn expect(name: &str, out: &str, lines: &[String], answer: &str, in_log: &str) {
+    assert_eq!(out, answer, "{name}");
+    assert!(lines[0].contains(in_log), "{name}: {lines:?}");
+}
+
+/// An HTTP/1.1 client on one kept-alive connection, then two more clients, through a
+/// `proto h2` server (h2c): GET of a small and a big file, POST with a length and
+/// chunked. The same answers, logs and server connections as HAProxy: each client
+/// connection's first request takes a new one (`http-reuse safe`), its later ones reuse it.
+#[test]
+fn h1_client_to_h2c_server_with_bodies() {
+    let test = "h2-servers-h1-h2c";
+    if !hapx_tests::require::command(test, "nghttpd") || !hapx_tests::require::command(test, "curl")
+    {
+        return;
+    }
+    let dir = temp_dir(test);
+    docs(&dir);
+    compare(test, |name, binary| {
+        let server = Nghttpd::start(&dir, name, None);
+        let line = format!("server s1 {} proto h2", server.addr);
+        let proxy = run(binary, &dir, name, "", &line);
+        let url = |p: &str| format!("http://{}/{p}", proxy.front);
+        let body = format!("@{}", dir.join("body").display());
+        let (small, big) = (url("small"), url("big"));
+        let mut out = curl(&[
+            "-w",
+            WRITE_OUT,
+            "-o",
+            "/dev/null",
+            &big,
+            "-o",
+            "/dev/null",
+            &small,
+            "-o",
+            "/dev/null",
+            &big,
+        ]);
+        out += &curl(&[
+            "-w",
+            WRITE_OUT,
+            "-o",
+            "/dev/null",
+            "--data-binary",
+            &body,
+            &small,
+        ]);
+        let chunked = "Transfer-Encoding: chunked";
+        out += &curl(&[
+            "-w",
+            WRITE_OUT,
+            "-o",
+            "/dev/null",
+            "-H",
+            chunked,
+            "--data-binary",
+            &body,
+            &small,
+        ]);
+        let lines = proxy.lines(5);
+        assert!(
+            out.starts_with("200 100000 1.1\n200 6 1.1\n"),
+            "{name}: {out}"
+        );
+        (out, lines, server.connections())
+    });
+}
+
+/// Two HTTP/2 clients through a `server ... ssl alpn h2,http/1.1` (nghttpd over TLS picks
+/// h2): the same answers, logs and server connections as HAProxy (one: an HTTP/2 stream is
+/// never a connection's first request, so the second client's shares the first's).
+#[test]
+fn h2_client_to_tls_alpn_h2_server() {
+    let test = "h2-servers-h2-tls";
+    if !hapx_tests::require::command(test, "nghttpd") || !hapx_tests::require::command(test, "curl")
+    {
+        return;
+    }
+    let dir = temp_dir(test);
+    docs(&dir);
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (key, crt) = (dir.join("key.pem"), dir.join("cert.pem"));
+    std::fs::write(&key, cert.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&crt, cert.cert.pem()).unwrap();
+    compare(test, |name, binary| {
+        let server = Nghttpd::start(&dir, name, Some((&key, &crt)));
+        let line = format!("server s1 {} ssl verify none alpn h2,http/1.1", server.addr);
+        let proxy = run(binary, &dir, name, " proto h2", &line);
+        let url = |p: &str| format!("http://{}/{p}", proxy.front);
+        let body = format!("@{}", dir.join("body").display());
+        let h2 = "--http2-prior-knowledge";
+        let mut out = curl(&[h2, "-w", WRITE_OUT, "-o", "/dev/null", &url("big")]);
+        out += &curl(&[
+            h2,
+            "-w",
+            WRITE_OUT,
+            "-o",
+            "/dev/null",
+            "--data-binary",
+            &body,
+            &url("small"),
+        ]);
+        let lines = proxy.lines(2);
+        assert_eq!(out, "200 100000 2\n200 6 2\n", "{name}");
+        let lines: Vec<String> = lines
+            .iter()
+            .map(|l| l.replace(&proxy.front.port().to_string(), "PORT"))
+            .collect();
+        (out, lines, server.connections())
+    });
+}
+
+/// What a scripted server does in answer to a request.
+enum Step {
+    /// Writes these frames.
+    Send(Vec<u8>),
+    /// Waits (the server's own pace; nothing is read meanwhile).
+    Pause(Duration),
+    /// Closes its connection.
+    Close,
+}
+
+/// A scripted HTTP/2 server: answers its client's preface with its SETTINGS, then each
+/// request (a HEADERS that ends its stream) on the connection with `answer(stream id)`'s
+/// steps. Also gives the number of requests it received, counted once their first step
+/// was taken.
+fn scripted_server(
+    answer: fn(u32) -> Vec<Step>,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind((LO, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = requests.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let counted = counted.clone();
+            std::thread::spawn(move || serve_scripted(&mut conn, answer, &counted));
+        }
+    });
+    (addr, requests)
+}
+
+fn serve_scripted(
+    conn: &mut std::net::TcpStream,
+    answer: fn(u32) -> Vec<Step>,
+    requests: &std::sync::atomic::AtomicUsize,
+) {
+    let mut preface = [0u8; 24];
+    if conn.read_exact(&mut preface).is_err() {
+        return;
+    }
+    // Our SETTINGS (none), and the ACK of the client's.
+    let _ = conn.write_all(&frame(4, 0, 0, &[]));
+    let _ = conn.write_all(&frame(4, 1, 0, &[]));
+    loop {
+        let mut header = [0u8; 9];
+        if conn.read_exact(&mut header).is_err() {
+            return;
+        }
+        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        if conn.read_exact(&mut payload).is_err() {
+            return;
+        }
+        let (kind, flags) = (header[3], header[4]);
+        let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & !(1 << 31);
+        // A request whose head ended its stream (a GET): answered.
+        if kind != 1 || flags & 1 == 0 {
+            continue;
+        }
+        for (n, step) in answer(stream).into_iter().enumerate() {
+            match step {
+                Step::Send(frames) => {
+                    if conn.write_all(&frames).is_err() {
+                        return;
+                    }
+                }
+                Step::Pause(time) => std::thread::sleep(time),
+                Step::Close => {
+                    let _ = conn.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+            }
+            if n == 0 {
+                requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// One HTTP/2 frame.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut out = len.to_be_bytes()[1..].to_vec();
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The server resets the request's stream (RST_STREAM, REFUSED_STREAM... here
+/// INTERNAL_ERROR) before any response: the client's status, log line and server
+/// connections as HAProxy's.
+#[test]
+fn a_stream_reset_by_the_server() {
+    let test = "h2-servers-reset";
+    if !hapx_tests::require::command(test, "curl") {
+        return;
+    }
+    let dir = temp_dir(test);
+    compare(test, |name, binary| {
+        let (server, _) =
+            scripted_server(|stream| vec![Step::Send(frame(3, 0, stream, &2u32.to_be_bytes()))]);
+        let line = format!("server s1 {server} proto h2");
+        let proxy = run(binary, &dir, name, "", &line);
+        let url = format!("http://{}/x", proxy.front);
+        let out = curl(&["-w", WRITE_OUT, "-o", "/dev/null", &url]);
+        let lines = proxy.lines(1);
+        expect(name, &out, &lines, "502 107 1.1\n", " 502 209 - - SH-- ");
+        (out, lines, 0)
+    });
+}
+
+/// The server dies in the middle of a response (HEADERS with a length, part of its DATA,
+/// then its connection closes): the client's status, log line as HAProxy's.
+#[test]
+fn the_server_dying_mid_response() {
+    let test = "h2-servers-dying";
+    if !hapx_tests::require::command(test, "curl") {
+        return;
+    }
+    let dir = temp_dir(test);
+    compare(test, |name, binary| {
+        let (server, _) = scripted_server(|stream| {
+            // `:status 200` (static 8), `content-length: 100` (static name 28).
+            let head = [0x88, 0x0f, 0x0d, 0x03, b'1', b'0', b'0'];
+            let mut out = frame(1, 4, stream, &head);
+            out.extend(frame(0, 0, stream, b"0123456789"));
+            vec![Step::Send(out), Step::Close]
+        });
+        let line = format!("server s1 {server} proto h2");
+        let proxy = run(binary, &dir, name, "", &line);
+        let url = format!("http://{}/x", proxy.front);
+        let out = curl(&["-w", WRITE_OUT, "-o", "/dev/null", &url]);
+        let lines = proxy.lines(1);
+        expect(name, &out, &lines, "200 10 1.1\n", " 200 59 - - SD-- ");
+        (out, lines, 0)
+    });
+}
+
+/// `proto h2` on a server and on `default-server`, `alpn h2`: checked without the "not
+/// implemented" warning; an unknown protocol is HAProxy's error.
+#[test]
+fn the_proto_keyword_is_checked() {
+    let dir = temp_dir("h2-servers-check");
+    let check = |cfg: &str| {
+        let path = dir.join("check.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let out = Command::new(hapx_tests::bins::path("hapx-proxy"))
+            .arg("-c")
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        (out.status.code(), text)
+    };
+    let base = format!(
+        "defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\
+         frontend fe\n  bind 127.0.0.1:{}\n  default_backend be\nbackend be\n",
+        free_port()
+    );
+    let (code, text) = check(&format!(
+        "{base}  default-server proto h2\n  server s1 127.0.0.1:1\n  server s2 127.0.0.1:2 proto h1\n  server s3 127.0.0.1:3 ssl verify none alpn h2,http/1.1\n"
+    ));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("not implemented"), "{text}");
+    assert!(!text.contains("WARNING"), "{text}");
+    let (code, text) = check(&format!("{base}  server s1 127.0.0.1:1 proto h9\n"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("unknown MUX protocol 'h9'"), "{text}");
+}
+
+/// The server answers a request with GOAWAY (last stream 0: the request was not processed)
+/// and closes: the client's status and log line as HAProxy's.
+#[test]
+fn a_goaway_before_the_response() {
+    let test = "h2-servers-goaway";
+    if !hapx_tests::require::command(test, "curl") {
+        return;
+    }
+    let dir = temp_dir(test);
+    compare(test, |name, binary| {
+        let (server, _) =
+            scripted_server(|_| vec![Step::Send(frame(7, 0, 0, &[0; 8])), Step::Close]);
+        let line = format!("server s1 {server} proto h2");
+        let proxy = run(binary, &dir, name, "", &line);
+        let url = format!("http://{}/x", proxy.front);
+        let out = curl(&["-w", WRITE_OUT, "-o", "/dev/null", &url]);
+        let lines = proxy.lines(1);
+        expect(name, &out, &lines, "502 107 1.1\n", " 502 209 - - SH-- ");
+        (out, lines, 0)
+    });
+}
+
+/// The server never answers (a PING, then nothing): `timeout server` ends the request as
+/// HAProxy ends it.
+#[test]
+fn timeout_server_on_a_stream() {
+    let test = "h2-servers-timeout";
+    if !hapx_tests::require::command(test, "curl") {
+        return;
+    }
+    let dir = temp_dir(test);
+    compare(test, |name, binary| {
+        let (server, _) = scripted_server(|_| vec![Step::Send(frame(6, 0, 0, &[0; 8]))]);
+        let line = format!("server s1 {server} proto h2");
+        let proxy = run(binary, &dir, name, "", &line);
+        let url = format!("http://{}/x", proxy.front);
+        let out = curl(&["-w", WRITE_OUT, "-o", "/dev/null", &url]);
+        let lines = proxy.lines(1);
+        expect(name, &out, &lines, "504 92 1.1\n", " 504 198 - - sH-- ");
+        (out, lines, 0)
+    });
+}
+
+/// Ten requests at once on one HTTP/2 client connection (h2load, ten streams) go as
+/// streams of one server connection (HTTP/2 streams are never a first request: they share
+/// it), twenty from two clients at once too; then three HTTP/1.1 clients one after the
+/// other each open their own (`http-reuse safe`): the server sees as many connections as
+/// through HAProxy.
+#[test]
+fn server_connections_for_concurrent_streams() {
+    let test = "h2-servers-concurrent";
+    let needs = ["nghttpd", "curl", "h2load"];
+    if !needs.iter().all(|c| hapx_tests::require::command(test, c)) {
+        return;
+    }
+    let dir = temp_dir(test);
+    docs(&dir);
+    compare(test, |name, binary| {
+        let server = Nghttpd::start(&dir, name, None);
+        let line = format!("server s1 {} proto h2", server.addr);
+        let proxy = run(binary, &dir, name, "", &line);
+        let url = format!("http://{}/big", proxy.front);
+        let mut counts = Vec::new();
+        for (requests, clients) in [("10", "1"), ("20", "2")] {
+            let load = Command::new("h2load")
+                .args(["-n", requests, "-c", clients, "-m", "10", &url])
+                .output()
+                .expect("h2load");
+            let report = String::from_utf8_lossy(&load.stdout).to_string();
+            let done = format!("{requests} succeeded");
+            assert!(report.contains(&done), "{name}: {report}");
+            counts.push(server.connections());
+        }
+        for _ in 0..3 {
+            curl(&["-o", "/dev/null", url.as_str()]);
+            counts.push(server.connections());
+        }
+        // (The log lines are not read: the datagram socket drops beyond its queue.)
+        drop(proxy);
+        (format!("{counts:?}"), Vec::new(), server.connections())
+    });
+}
+
+/// `request` on a new connection to `front`, and all it answers until it closes.
+fn exchange(front: SocketAddr, request: &str) -> String {
+    let mut conn = std::net::TcpStream::connect(front).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).to_string()
+}
+
+/// HPACK `:status` as a literal without indexing (static name 8).
+fn status(code: &str) -> Vec<u8> {
+    let mut out = vec![0x08, code.len() as u8];
+    out.extend_from_slice(code.as_bytes());
+    out
+}
+
+/// HPACK: a literal header field without indexing, with a new name.
+fn literal(name: &str, value: &str) -> Vec<u8> {
+    let mut out = vec![0x00, name.len() as u8];
+    out.extend_from_slice(name.as_bytes());
+    out.push(value.len() as u8);
+    out.extend_from_slice(value.as_bytes());
+    out
+}
+
+/// What the server receives (nghttpd's log of each request's header fields), as HAProxy
+/// sends it: an origin-form request's target as `:path` with `host` an ordinary header and
+/// no `:authority` (`Host: h:80`, `OPTIONS *`, `Host: a b`, a target that is not valid
+/// percent-encoding all as they are); an absolute-form one's `:authority` from the target
+/// and no `host`. `:scheme` is masked: HAProxy sends `https` for an origin-form request,
+/// the `h2` crate `http` (it cannot send a scheme without an authority).
+#[test]
+fn what_the_server_receives() {
+    let test = "h2-servers-received";
+    if !hapx_tests::require::command(test, "nghttpd") || !hapx_tests::require::command(test, "curl")
+    {
+        return;
+    }
+    let dir = temp_dir(test);
+    docs(&dir);
+    compare(test, |name, binary| {
+        let server = Nghttpd::start(&dir, name, None);
+        let line = format!("server s1 {} proto h2", server.addr);
+        let proxy = run(binary, &dir, name, "", &line);
+        let front = proxy.front.to_string();
+        let small = format!("http://{front}/small");
+        let mut out = String::new();
+        for host in ["Host: h", "Host: h:80", "Host: a b"] {
+            out += &curl(&["-w", WRITE_OUT, "-o", "/dev/null", "-H", host, &small]);
+        }
+        let odd = format!("http://{front}/%zz");
+        out += &curl(&["-w", WRITE_OUT, "-o", "/dev/null", "-H", "Host: h", &odd]);
+        let star = ["-X", "OPTIONS", "--request-target", "*", "-H", "Host: h"];
+        out += &curl(&[&["-w", WRITE_OUT, "-o", "/dev/null"], &star[..], &[&small]].concat());
+        let absolute = "http://example.com:81/small?q=1";
+        out += &curl(&["-w", WRITE_OUT, "-o", "/dev/null", "-x", &front, absolute]);
+        let lines = proxy.lines(6);
+        let received = server.received();
+        let text = received.join("\n");
+        assert!(out.starts_with("200 6 1.1\n200 6 1.1\n"), "{name}: {out}");
+        for wanted in [":path: /small\nhost: h\n", ":path: /small\nhost: h:80\n"] {
+            assert!(text.contains(wanted), "{name}: {text}");
+        }
+        assert!(
+            text.contains(":method: OPTIONS\n:scheme: MASKED\n:path: *\nhost: h\n"),
+            "{text}"
+        );
+        assert!(text.contains(":path: /%zz\nhost: h\n"), "{name}: {text}");
+        let absolute = ":authority: example.com:81\n:path: /small?q=1\nuser-agent";
+        assert!(text.contains(absolute), "{name}: {text}");
+        assert_eq!(text.matches(":authority").count(), 1, "{name}: {text}");
+        (out, lines, received.len())
+    });
+}
+
+/// One HTTP/2 client reading a big download slowly does not stall another client's
+/// download on the same (shared) server connection: HAProxy opens the connection's receive
+/// window wide (WINDOW_UPDATE on stream 0 after its preface) and only each stream's window
+/// bounds what a stream holds.
+#[test]
+fn a_slow_reader_does_not_stall_the_shared_connection() {
+    let test = "h2-servers-slow-reader";
+    if !hapx_tests::require::command(test, "nghttpd") || !hapx_tests::require::command(test, "curl")
+    {
+        return;
+    }
+    let dir = temp_dir(test);
+    docs(&dir);
+    let huge: Vec<u8> = (0..10_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(dir.join("docs").join("huge"), huge).unwrap();
+    compare(test, |name, binary| {
+        let server = Nghttpd::start(&dir, name, None);
+        let line = format!("server s1 {} proto h2", server.addr);
+        let proxy = run(binary, &dir, name, " proto h2", &line);
+        let url = |p: &str| format!("http://{}/{p}", proxy.front);
+        let h2 = "--http2-prior-knowledge";
+        let mut slow = Command::new("curl")
+            .args([
+                "-s",
+                h2,
+                "--limit-rate",
+                "5k",
+                "-m",
+                "20",
+                "-o",
+                "/dev/null",
+            ])
+            .arg(url("huge"))
+            .spawn()
+            .expect("curl");
+        assert!(wait_until(Duration::from_secs(5), || server.connections() == 1));
+        let out = curl(&[
+            h2,
+            "-m",
+            "5",
+            "-w",
+            WRITE_OUT,
+            "-o",
+            "/dev/null",
+            &url("big"),
+        ]);
+        let _ = slow.kill();
+        let _ = slow.wait();
+        let port = proxy.front.port().to_string();
+        let lines: Vec<String> = (proxy.lines(1).iter())
+            .map(|l| l.replace(&port, "PORT"))
+            .collect();
+        assert_eq!(out, "200 100000 2\n", "{name}");
+        // (Not the server connections: HAProxy's second client, on another thread, may
+        // open its own.)
+        (out, lines, 0)
+    });
+}
+
+/// A server that recycles its connection (a graceful GOAWAY: last stream 2^31-1, NO_ERROR,
+/// then the answer half a second later, then it closes): a request that comes meanwhile
+/// goes on a new server connection, not on the one going away: both 200, as HAProxy.
+#[test]
+fn a_graceful_goaway_sends_the_next_request_elsewhere() {
+    let test = "h2-servers-graceful-goaway";
+    if !hapx_tests::require::command(test, "curl") {
+        return;
+    }
+    let dir = temp_dir(test);
+    compare(test, |name, binary| {
+        let (server, requests) = scripted_server(|stream| {
+            let goaway = [0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+            vec![
+                Step::Send(frame(7, 0, 0, &goaway)),
+                Step::Pause(Duration::from_millis(500)),
+                Step::Send(frame(1, 5, stream, &[0x88])),
+                Step::Close,
+            ]
+        });
+        let line = format!("http-reuse always\n  server s1 {server} proto h2");
+        let proxy = run(binary, &dir, name, "", &line);
+        let url = |p: &str| format!("http://{}/{p}", proxy.front);
+        let first = Command::new("curl")
+            .args(["-s", "-m", "10", "-o", "/dev/null", "-w", WRITE_OUT])
+            .arg(url("a"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("curl");
+        let seen = std::sync::atomic::Ordering::SeqCst;
+        assert!(wait_until(Duration::from_secs(5), || requests.load(seen) == 1));
+        let second = curl(&["-w", WRITE_OUT, "-o", "/dev/null", &url("b")]);
+        let first = String::from_utf8_lossy(&first.wait_with_output().unwrap().stdout).to_string();
+        let out = format!("{first}{second}");
+        let lines = proxy.lines(2);
+        assert_eq!(out, "200 0 1.1\n200 0 1.1\n", "{name}: {lines:?}");
+        (out, lines, requests.load(seen))
+    });
+}
+
+/// A 1xx interim response (`:status 100`) before the final one goes to the client as
+/// HAProxy relays it: its own HTTP/1.1 head first.
+#[test]
+fn an_interim_response_is_relayed() {
+    let test = "h2-servers-interim";
+    let dir = temp_dir(test);
+    compare(test, |name, binary| {
+        let (server, _) = scripted_server(|stream| {
+            let mut head = vec![0x88, 0x0f, 0x0d, 0x01, b'2'];
+            head.extend(literal("x-final", "1"));
+            let mut out = frame(1, 4, stream, &status("100"));
+            out.extend(frame(1, 4, stream, &head));
+            out.extend(frame(0, 1, stream, b"ok"));
+            vec![Step::Send(out)]
+        });
+        let line = format!("server s1 {server} proto h2");
+        let proxy = run(binary, &dir, name, "", &line);
+        let out = exchange(
+            proxy.front,
+            "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        );
+        let lines = proxy.lines(1);
+        let relayed = "HTTP/1.1 100 \r\n\r\nHTTP/1.1 200 \r\ncontent-length: 2\r\nx-final: 1\r\n";
+        assert!(out.starts_with(relayed), "{name}: {out:?}");
+        assert!(out.ends_with("\r\n\r\nok"), "{name}: {out:?}");
+        (out, lines, 0)
+    });
+}
+
+/// `Expect: 100-continue` on an upload: the server's `100` reaches curl, which sends the
+/// body at once (it would wait for its `--expect100-timeout`, 5 s, without it).
+#[test]
+fn expect_100_continue_upload() {
+    let test = "h2-servers-expect";
+    if !hapx_tests::require::command(test, "nghttpd") || !hapx_tests::require::command(test, "curl")
+    {
+        return;
+    }
+    let dir = temp_dir(test);
+    docs(&dir);
+    compare(test, |name, binary| {
+        let server = Nghttpd::start_with(&dir, name, None, &["--echo-upload"]);
+        let line = format!("server s1 {} proto h2", server.addr);
+        let proxy = run(binary, &dir, name, "", &line);
+        let body = format!("@{}", dir.join("body").display());
+        let url = format!("http://{}/small", proxy.front);
+        let expect = ["-H", "Expect: 100-continue", "--expect100-timeout", "5"];
+        let write_out = "%{http_code} %{size_download}\\n";
+        let timed = [
+            "-w",
+            write_out,
+            "-o",
+            "/dev/null",
+            "--data-binary",
+            &body,
+            &url,
+        ];
+        let started = std::time::Instant::now();
+        let out = curl(&[&expect[..], &timed[..]].concat());
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{name}: waited for the 100"
+        );
+        let lines = proxy.lines(1);
+        assert_eq!(out, "200 100000\n", "{name}");
+        (out, lines, server.connections())
+    });
+}
+
+/// Trailers of a response (DATA, then a HEADERS that ends the stream) end its chunked body
+/// to an HTTP/1.1 client, as HAProxy writes them.
+#[test]
+fn response_trailers_are_relayed() {
+    let test = "h2-servers-trailers";
+    let dir = temp_dir(test);
+    compare(test, |name, binary| {
+        let (server, _) = scripted_server(|stream| {
+            let mut out = frame(1, 4, stream, &[0x88]);
+            out.extend(frame(0, 0, stream, b"hello"));
+            out.extend(frame(1, 5, stream, &literal("x-trail", "yes")));
+            vec![Step::Send(out)]
+        });
+        let line = format!("server s1 {server} proto h2");
+        let proxy = run(binary, &dir, name, "", &line);
+        let request = "GET /x HTTP/1.1\r\nHost: h\r\nTE: trailers\r\nConnection: close\r\n\r\n";
+        let out = exchange(proxy.front, request);
+        let lines = proxy.lines(1);
+        assert!(
+            out.ends_with("5\r\nhello\r\n0\r\nx-trail: yes\r\n\r\n"),
+            "{name}: {out:?}"
+        );
+        // (The head's fields compared as a set: HAProxy writes its `connection: close`
+        // before the `transfer-encoding` its HTTP/1 layer adds, hapx after.)
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        let mut head: Vec<&str> = head.lines().collect();
+        head.sort_unstable();
+        (format!("{head:?} {body}"), lines, 0)
+    });
+}
+
+/// A chunked request's trailers reach the server as HAProxy sends them: HEADERS, DATA,
+/// then a HEADERS with the trailer fields that ends the stream.
+#[test]
+fn request_trailers_are_sent() {
+    let test = "h2-servers-request-trailers";
+    if !hapx_tests::require::command(test, "nghttpd") {
+        return;
+    }
+    let dir = temp_dir(test);
+    docs(&dir);
+    compare(test, |name, binary| {
+        let server = Nghttpd::start(&dir, name, None);
+        let line = format!("server s1 {} proto h2", server.addr);
+        let proxy = run(binary, &dir, name, "", &line);
+        let request = "POST /small HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\
+                       Connection: close\r\n\r\n5\r\nhello\r\n0\r\nX-Req-Trailer: 1\r\n\r\n";
+        let out = exchange(proxy.front, request);
+        let lines = proxy.lines(1);
+        assert!(out.starts_with("HTTP/1.1 200"), "{name}: {out}");
+        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+        let frames: Vec<String> = (log.lines())
+            .filter(|l| l.contains("recv HEADERS") || l.contains("recv DATA"))
+            .filter_map(|l| l.split_once("] recv "))
+            // Kind and flags (not the length: the two HPACK encoders differ).
+            .map(|(_, f)| {
+                f.split(['<', ','])
+                    .filter(|w| !w.contains("length"))
+                    .collect()
+            })
+            .collect();
+        let received = server.received();
+        assert!(
+            received.contains(&"x-req-trailer: 1".to_string()),
+            "{name}: {received:?}"
+        );
+        assert_eq!(frames.len(), 3, "{name}: {frames:?}");
+        assert!(frames[2].starts_with("HEADERS frame"), "{name}: {frames:?}");
+        (format!("{frames:?}"), lines, received.len())
+    });
+}
