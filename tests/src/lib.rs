@@ -28,6 +28,7 @@ pub mod driver;
 pub mod executable;
 pub mod man;
 pub mod netns;
+pub mod nghttpd;
 pub mod pacemaker;
 pub mod proxy;
 pub mod proxy_balance;

@@ -7,78 +7,26 @@
 
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
+use hapx_tests::nghttpd::Nghttpd;
+// hapx-proxy, then HAProxy when it is installed (skipped loudly, or failed under CI).
 use hapx_tests::proxy::{
     Proxy, cli, free_port, settled_check_rows, stat_row, temp_dir, wait_until,
 };
+use hapx_tests::proxy_rules::binaries as proxies;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const HAPROXY: &str = "/usr/sbin/haproxy";
 
-/// hapx-proxy, then HAProxy when it is installed (skipped loudly, or failed under CI).
-fn proxies(test: &str) -> Vec<(&'static str, PathBuf)> {
-    let mut list = vec![("hapx", hapx_tests::bins::path("hapx-proxy"))];
-    if hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy") {
-        list.push(("haproxy", PathBuf::from(HAPROXY)));
-    }
-    list
-}
-
-/// nghttpd serving `docs/index.html` (h2c, or TLS given a key and certificate), its verbose
-/// log in `log`.
-struct Nghttpd {
-    child: Child,
-    log: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Nghttpd {
-    fn start(dir: &Path, name: &str, tls: Option<(&Path, &Path)>) -> Nghttpd {
-        let docs = dir.join("docs");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join("index.html"), "hello\n").unwrap();
-        let port = free_port();
-        let log = dir.join(format!("{name}.nghttpd.log"));
-        let mut cmd = Command::new("nghttpd");
-        cmd.arg("-v").arg("-d").arg(&docs);
-        match tls {
-            None => drop(cmd.arg("--no-tls").arg(port.to_string())),
-            Some((key, cert)) => drop(cmd.arg(port.to_string()).arg(key).arg(cert)),
-        }
-        let out = std::fs::File::create(&log).unwrap();
-        let child = cmd
-            .stdout(out)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nghttpd");
-        let addr = SocketAddr::from((LO, port));
-        assert!(wait_until(Duration::from_secs(5), || {
-            std::net::TcpStream::connect(addr).is_ok()
-        }));
-        Nghttpd { child, log, addr }
-    }
-
-    /// The request headers it received whose name is `name`, as `name: value` lines.
-    fn received(&self, name: &str) -> Vec<String> {
-        let log = std::fs::read(&self.log).unwrap_or_default();
-        let prefix = format!("{name}: ");
-        String::from_utf8_lossy(&log)
-            .lines()
-            .filter_map(|l| l.split_once(") ").map(|(_, h)| h))
-            .filter(|h| h.starts_with(&prefix))
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Nghttpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// nghttpd serving `docs/index.html` (h2c, or TLS given a key and certificate).
+fn nghttpd(dir: &Path, name: &str, tls: Option<(&Path, &Path)>) -> Nghttpd {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).expect("the docs directory");
+    std::fs::write(docs.join("index.html"), "hello\n").expect("index.html");
+    Nghttpd::start(dir, name, tls)
 }
 
 /// `show servers state` rows as `backend server op_state check_status check_result
@@ -131,8 +79,8 @@ fn h2_check_statuses_as_haproxy() {
     let h1_only = hapx_tests::proxy::HttpServer::start("h1");
     let mut seen = Vec::new();
     for (name, binary) in proxies(test) {
-        let h2c = Nghttpd::start(&dir, name, None);
-        let tls = Nghttpd::start(&dir, &format!("{name}-tls"), Some((&key, &crt)));
+        let h2c = nghttpd(&dir, name, None);
+        let tls = nghttpd(&dir, &format!("{name}-tls"), Some((&key, &crt)));
         let front = SocketAddr::from((LO, free_port()));
         let sock = dir.join(format!("{name}.sock"));
         let (a, t) = (h2c.addr, tls.addr);
@@ -253,7 +201,7 @@ fn te_to_an_h2_server_as_haproxy() {
     ];
     let mut seen = Vec::new();
     for (name, binary) in proxies(test) {
-        let server = Nghttpd::start(&dir, name, None);
+        let server = nghttpd(&dir, name, None);
         let front = SocketAddr::from((LO, free_port()));
         let cfg = format!(
             "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n  timeout connect 2s\n\
@@ -273,8 +221,10 @@ fn te_to_an_h2_server_as_haproxy() {
                 "{name} {value}: {answer}"
             );
         }
-        wait_until(Duration::from_secs(2), || server.received("te").len() >= 2);
-        let te = server.received("te");
+        wait_until(Duration::from_secs(2), || {
+            server.received_named("te").len() >= 2
+        });
+        let te = server.received_named("te");
         assert_eq!(te, ["te: trailers", "te: trailers"], "{name}");
         seen.push(te);
     }
@@ -340,7 +290,7 @@ fn shutdown_session_ends_one_stream_of_a_shared_h2_connection() {
     const SIZE: usize = 30_000_000;
     let mut seen = Vec::new();
     for (name, binary) in proxies(test) {
-        let server = Nghttpd::start(&dir, name, None);
+        let server = nghttpd(&dir, name, None);
         let big: Vec<u8> = (0..SIZE as u32).map(|i| b'a' + (i % 26) as u8).collect();
         std::fs::write(dir.join("docs").join("big"), &big).unwrap();
         let front = SocketAddr::from((LO, free_port()));
@@ -380,7 +330,7 @@ fn shutdown_session_ends_one_stream_of_a_shared_h2_connection() {
         other.read_past(SIZE);
         assert!(other.got > SIZE, "{name}: {}", other.got);
         // One server connection, the killed stream reset with CANCEL.
-        let log = String::from_utf8_lossy(&std::fs::read(&server.log).unwrap()).to_string();
+        let log = server.log_text();
         let cancelled = log.contains("recv RST_STREAM") && log.contains("CANCEL");
         seen.push((server_connections(&log), cancelled));
     }
@@ -416,7 +366,7 @@ fn what_an_h2_check_sends() {
     let dir = temp_dir(test);
     let mut seen = Vec::new();
     for (name, binary) in proxies(test) {
-        let server = Nghttpd::start(&dir, name, None);
+        let server = nghttpd(&dir, name, None);
         let front = SocketAddr::from((LO, free_port()));
         let cfg = format!(
             "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n  timeout connect 2s\n\
@@ -427,9 +377,9 @@ fn what_an_h2_check_sends() {
         );
         let _proxy = Proxy::start_with(binary, &dir, name, &cfg, front, &[]);
         assert!(wait_until(Duration::from_secs(5), || !server
-            .received("x-check")
+            .received_named("x-check")
             .is_empty()));
-        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+        let log = server.log_text();
         let first: Vec<String> = (log.lines())
             .filter_map(|l| l.split_once("recv (stream_id=1) ").map(|(_, h)| h))
             .take_while(|h| !h.starts_with("x-check"))

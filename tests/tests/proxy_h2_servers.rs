@@ -6,95 +6,25 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use hapx_tests::nghttpd::Nghttpd;
+// hapx-proxy, then HAProxy when it is installed (skipped loudly, or failed under CI).
 use hapx_tests::proxy::{Proxy, free_port, temp_dir, wait_until};
+use hapx_tests::proxy_rules::binaries as proxies;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
-const HAPROXY: &str = "/usr/sbin/haproxy";
 
-/// hapx-proxy, then HAProxy when it is installed (skipped loudly, or failed under CI).
-fn proxies(test: &str) -> Vec<(&'static str, PathBuf)> {
-    let mut list = vec![("hapx", hapx_tests::bins::path("hapx-proxy"))];
-    if hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy") {
-        list.push(("haproxy", PathBuf::from(HAPROXY)));
-    }
-    list
-}
-
-/// nghttpd serving `docs` (h2c, or TLS with ALPN h2 given a key and certificate), its
-/// verbose log in `log`: each connection's frames are tagged `[id=N]`.
-struct Nghttpd {
-    child: Child,
-    log: PathBuf,
-    addr: SocketAddr,
-}
-
-impl Nghttpd {
-    fn start(dir: &Path, name: &str, tls: Option<(&Path, &Path)>) -> Nghttpd {
-        Nghttpd::start_with(dir, name, tls, &[])
-    }
-
-    /// [`Nghttpd::start`] with more options (`--echo-upload`).
-    fn start_with(dir: &Path, name: &str, tls: Option<(&Path, &Path)>, args: &[&str]) -> Nghttpd {
-        let port = free_port();
-        let log = dir.join(format!("{name}.nghttpd.log"));
-        let mut cmd = Command::new("nghttpd");
-        cmd.arg("-v").arg("-d").arg(dir.join("docs")).args(args);
-        match tls {
-            None => drop(cmd.arg("--no-tls").arg(port.to_string())),
-            Some((key, cert)) => drop(cmd.arg(port.to_string()).arg(key).arg(cert)),
-        }
-        let out = std::fs::File::create(&log).unwrap();
-        let child = cmd
-            .stdout(out)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nghttpd");
-        let addr = SocketAddr::from((LO, port));
-        assert!(wait_until(Duration::from_secs(5), || {
-            std::net::TcpStream::connect(addr).is_ok()
-        }));
-        // (The probe above is a connection of its own: counted out by `connections`.)
-        Nghttpd { child, log, addr }
-    }
-
-    /// The header fields of the requests it received, in order (`:scheme` masked: see
-    /// [`what_the_server_receives`]).
-    fn received(&self) -> Vec<String> {
-        let log = std::fs::read(&self.log).unwrap_or_default();
-        String::from_utf8_lossy(&log)
-            .lines()
-            .filter_map(|l| l.split_once("recv (stream_id="))
-            .map(|(_, field)| field.split_once(") ").map_or(field, |(_, f)| f))
-            .map(|f| match f.starts_with(":scheme:") {
-                true => ":scheme: MASKED".to_string(),
-                false => f.to_string(),
-            })
-            .collect()
-    }
-
-    /// Connections that sent a request (a HEADERS frame), whatever probed the port.
-    fn connections(&self) -> usize {
-        let log = std::fs::read(&self.log).unwrap_or_default();
-        let log = String::from_utf8_lossy(&log);
-        let mut ids: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("recv HEADERS frame"))
-            .filter_map(|l| l.split_whitespace().next())
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
-    }
-}
-
-impl Drop for Nghttpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Header fields with `:scheme` masked (see [`what_the_server_receives`]).
+fn masked_scheme(fields: Vec<String>) -> Vec<String> {
+    fields
+        .into_iter()
+        .map(|f| match f.starts_with(":scheme:") {
+            true => ":scheme: MASKED".to_string(),
+            false => f,
+        })
+        .collect()
 }
 
 /// The test's files: `docs/small` and `docs/big` for nghttpd, a body to post.
@@ -627,7 +557,7 @@ fn what_the_server_receives() {
         let absolute = "http://example.com:81/small?q=1";
         out += &curl(&["-w", WRITE_OUT, "-o", "/dev/null", "-x", &front, absolute]);
         let lines = proxy.lines(6);
-        let received = server.received();
+        let received = masked_scheme(server.received());
         let text = received.join("\n");
         assert!(out.starts_with("200 6 1.1\n200 6 1.1\n"), "{name}: {out}");
         for wanted in [":path: /small\nhost: h\n", ":path: /small\nhost: h:80\n"] {
@@ -863,7 +793,7 @@ fn request_trailers_are_sent() {
         let out = exchange(proxy.front, request);
         let lines = proxy.lines(1);
         assert!(out.starts_with("HTTP/1.1 200"), "{name}: {out}");
-        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+        let log = server.log_text();
         let frames: Vec<String> = (log.lines())
             .filter(|l| l.contains("recv HEADERS") || l.contains("recv DATA"))
             .filter_map(|l| l.split_once("] recv "))
@@ -874,7 +804,7 @@ fn request_trailers_are_sent() {
                     .collect()
             })
             .collect();
-        let received = server.received();
+        let received = masked_scheme(server.received());
         assert!(
             received.contains(&"x-req-trailer: 1".to_string()),
             "{name}: {received:?}"
