@@ -331,54 +331,56 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The server resets the request's stream (RST_STREAM, REFUSED_STREAM... here
-/// INTERNAL_ERROR) before any response: the client's status, log line and server
-/// connections as HAProxy's.
-#[test]
-fn a_stream_reset_by_the_server() {
-    let test = "h2-servers-reset";
+/// One GET through a `proto h2` server that answers each request's stream with `script`,
+/// through hapx-proxy then HAProxy: curl's status, size and version (`answer`) and the log
+/// line (holding `in_log`) as expected, and the same for both.
+fn scripted_get(test: &str, script: fn(u32) -> Vec<Step>, answer: &str, in_log: &str) {
     if !hapx_tests::require::command(test, "curl") {
         return;
     }
     let dir = temp_dir(test);
     compare(test, |name, binary| {
-        let (server, _) =
-            scripted_server(|stream| vec![Step::Send(frame(3, 0, stream, &2u32.to_be_bytes()))]);
+        let (server, _) = scripted_server(script);
         let line = format!("server s1 {server} proto h2");
         let proxy = run(binary, &dir, name, "", &line);
         let url = format!("http://{}/x", proxy.front);
         let out = curl(&["-w", WRITE_OUT, "-o", "/dev/null", &url]);
         let lines = proxy.lines(1);
-        expect(name, &out, &lines, "502 107 1.1\n", " 502 209 - - SH-- ");
+        expect(name, &out, &lines, answer, in_log);
         (out, lines, 0)
     });
+}
+
+/// The server resets the request's stream (RST_STREAM, REFUSED_STREAM... here
+/// INTERNAL_ERROR) before any response: the client's status, log line and server
+/// connections as HAProxy's.
+#[test]
+fn a_stream_reset_by_the_server() {
+    scripted_get(
+        "h2-servers-reset",
+        |stream| vec![Step::Send(frame(3, 0, stream, &2u32.to_be_bytes()))],
+        "502 107 1.1\n",
+        " 502 209 - - SH-- ",
+    );
 }
 
 /// The server dies in the middle of a response (HEADERS with a length, part of its DATA,
 /// then its connection closes): the client's status, log line as HAProxy's.
 #[test]
 fn the_server_dying_mid_response() {
-    let test = "h2-servers-dying";
-    if !hapx_tests::require::command(test, "curl") {
-        return;
-    }
-    let dir = temp_dir(test);
-    compare(test, |name, binary| {
-        let (server, _) = scripted_server(|stream| {
-            // `:status 200` (static 8), `content-length: 100` (static name 28).
-            let head = [0x88, 0x0f, 0x0d, 0x03, b'1', b'0', b'0'];
-            let mut out = frame(1, 4, stream, &head);
-            out.extend(frame(0, 0, stream, b"0123456789"));
-            vec![Step::Send(out), Step::Close]
-        });
-        let line = format!("server s1 {server} proto h2");
-        let proxy = run(binary, &dir, name, "", &line);
-        let url = format!("http://{}/x", proxy.front);
-        let out = curl(&["-w", WRITE_OUT, "-o", "/dev/null", &url]);
-        let lines = proxy.lines(1);
-        expect(name, &out, &lines, "200 10 1.1\n", " 200 59 - - SD-- ");
-        (out, lines, 0)
-    });
+    let script = |stream| {
+        // `:status 200` (static 8), `content-length: 100` (static name 28).
+        let head = [0x88, 0x0f, 0x0d, 0x03, b'1', b'0', b'0'];
+        let mut out = frame(1, 4, stream, &head);
+        out.extend(frame(0, 0, stream, b"0123456789"));
+        vec![Step::Send(out), Step::Close]
+    };
+    scripted_get(
+        "h2-servers-dying",
+        script,
+        "200 10 1.1\n",
+        " 200 59 - - SD-- ",
+    );
 }
 
 /// `proto h2` on a server and on `default-server`, `alpn h2`: checked without the "not
@@ -419,43 +421,24 @@ fn the_proto_keyword_is_checked() {
 /// and closes: the client's status and log line as HAProxy's.
 #[test]
 fn a_goaway_before_the_response() {
-    let test = "h2-servers-goaway";
-    if !hapx_tests::require::command(test, "curl") {
-        return;
-    }
-    let dir = temp_dir(test);
-    compare(test, |name, binary| {
-        let (server, _) =
-            scripted_server(|_| vec![Step::Send(frame(7, 0, 0, &[0; 8])), Step::Close]);
-        let line = format!("server s1 {server} proto h2");
-        let proxy = run(binary, &dir, name, "", &line);
-        let url = format!("http://{}/x", proxy.front);
-        let out = curl(&["-w", WRITE_OUT, "-o", "/dev/null", &url]);
-        let lines = proxy.lines(1);
-        expect(name, &out, &lines, "502 107 1.1\n", " 502 209 - - SH-- ");
-        (out, lines, 0)
-    });
+    scripted_get(
+        "h2-servers-goaway",
+        |_| vec![Step::Send(frame(7, 0, 0, &[0; 8])), Step::Close],
+        "502 107 1.1\n",
+        " 502 209 - - SH-- ",
+    );
 }
 
 /// The server never answers (a PING, then nothing): `timeout server` ends the request as
 /// HAProxy ends it.
 #[test]
 fn timeout_server_on_a_stream() {
-    let test = "h2-servers-timeout";
-    if !hapx_tests::require::command(test, "curl") {
-        return;
-    }
-    let dir = temp_dir(test);
-    compare(test, |name, binary| {
-        let (server, _) = scripted_server(|_| vec![Step::Send(frame(6, 0, 0, &[0; 8]))]);
-        let line = format!("server s1 {server} proto h2");
-        let proxy = run(binary, &dir, name, "", &line);
-        let url = format!("http://{}/x", proxy.front);
-        let out = curl(&["-w", WRITE_OUT, "-o", "/dev/null", &url]);
-        let lines = proxy.lines(1);
-        expect(name, &out, &lines, "504 92 1.1\n", " 504 198 - - sH-- ");
-        (out, lines, 0)
-    });
+    scripted_get(
+        "h2-servers-timeout",
+        |_| vec![Step::Send(frame(6, 0, 0, &[0; 8]))],
+        "504 92 1.1\n",
+        " 504 198 - - sH-- ",
+    );
 }
 
 /// Ten requests at once on one HTTP/2 client connection (h2load, ten streams) go as
