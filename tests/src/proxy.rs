@@ -416,6 +416,16 @@ pub fn cli(path: &Path, command: &str) -> String {
     out
 }
 
+/// Waits (up to 10 s) until the proxy whose stats socket is at `path` holds no client
+/// connection: `show info`'s `CurrConns` 0, which leaves out the CLI's own connections (in
+/// HAProxy as in hapx-proxy). A session is released after its stream counted, logged and
+/// ended, so every session before has then counted all it counts. False if one stays open.
+pub fn no_connection_open(path: &Path) -> bool {
+    crate::wait::eventually(Duration::from_secs(10), || {
+        cli(path, "show info").contains("\nCurrConns: 0\n")
+    })
+}
+
 /// One row of `show stat` CSV, as column -> value, for `proxy`/`server`.
 pub fn stat_row(csv: &str, proxy: &str, server: &str) -> Option<HashMap<String, String>> {
     let mut lines = csv.lines();

@@ -10,14 +10,14 @@
 //! - [`status`], [`messages`]: a server's state on the stats socket, the proxy's messages.
 //! - [`session`], [`fate`]: a TCP client session and whether the proxy closed it.
 //! - [`SlowServer`]: an HTTP server whose answers on some paths are slow or unusual.
-//! - [`request`], [`send`], [`received`], [`request_logs`]: an HTTP client connection, what
-//!   it received, and the requests' log lines.
+//! - [`request`], [`send`], [`received`], [`received_until`], [`request_logs`]: an HTTP
+//!   client connection, what it received, and the requests' log lines.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -254,6 +254,42 @@ pub fn received(conn: &mut TcpStream, wait: Duration) -> (String, &'static str) 
     (String::from_utf8_lossy(&got).into_owned(), fate)
 }
 
+/// What a client connection received until it holds `expected` (or the proxy closed it, or
+/// `at_most` passed), and whether the proxy then closed it, reset it, or left it open: what
+/// arrived before the test's next step, however the kernel split it into reads and however
+/// late a loaded machine delivers it.
+pub fn received_until(
+    conn: &mut TcpStream,
+    expected: &str,
+    at_most: Duration,
+) -> (String, &'static str) {
+    let deadline = std::time::Instant::now() + at_most;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let fate = loop {
+        if String::from_utf8_lossy(&got).contains(expected) {
+            break "open";
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        conn.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match conn.read(&mut buf) {
+            Ok(0) => break "closed",
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break "open";
+            }
+            Err(_) => break "reset",
+        }
+    };
+    (String::from_utf8_lossy(&got).into_owned(), fate)
+}
+
 /// The next `count` request log lines (`httplog`), each as `SERVER REQUEST STATUS BYTES
 /// FLAGS Tr`, sorted (their order races between concurrent requests).
 pub fn request_logs(syslog: &Syslog, count: usize) -> Vec<String> {
@@ -292,8 +328,9 @@ pub const BIG: usize = 16 << 20;
 /// Content-Length body), except on `/slow-head` (its response after [`SLOW`]),
 /// `/slow-body` (its head and 10 of the 100 bytes of its body at once, the rest after
 /// [`SLOW`]), `/close-body` (the same, its body delimited by its close), `/big` (a body of
-/// [`BIG`] bytes), `/interim` (a `100 Continue` before its response) and `/ws` (a
-/// WebSocket switch and `hi`, then what comes through the tunnel echoed for [`SLOW`]).
+/// [`BIG`] bytes), `/interim` (a `100 Continue` before its response), `/ws` (a
+/// WebSocket switch and `hi`, then what comes through the tunnel echoed for [`SLOW`]) and
+/// `/held` (its response once the test calls [`SlowServer::release`]).
 #[derive(Debug)]
 pub struct SlowServer {
     pub name: String,
@@ -301,6 +338,37 @@ pub struct SlowServer {
     /// How many requests it read whole (head and body), before answering each: a test
     /// waits on it for a request to be on the server.
     pub requests: Arc<AtomicUsize>,
+    gate: Arc<Gate>,
+}
+
+/// What `/held` requests wait on: the number of [`SlowServer::release`] calls so far. A
+/// request takes the count when it arrives and answers once the count moved, so a test
+/// decides when a server slot frees, however slow the machine is.
+#[derive(Debug, Default)]
+struct Gate {
+    releases: Mutex<u64>,
+    moved: Condvar,
+}
+
+/// How long a `/held` request waits for a release a failing test never sends.
+const HELD_AT_MOST: Duration = Duration::from_secs(30);
+
+impl Gate {
+    fn ticket(&self) -> u64 {
+        *self.releases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait_past(&self, ticket: u64) {
+        let releases = self.releases.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .moved
+            .wait_timeout_while(releases, HELD_AT_MOST, |count| *count == ticket);
+    }
+
+    fn release(&self) {
+        *self.releases.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.moved.notify_all();
+    }
 }
 
 impl SlowServer {
@@ -309,22 +377,29 @@ impl SlowServer {
         let addr = listener.local_addr().expect("its address");
         let served = name.to_string();
         let requests = Arc::new(AtomicUsize::new(0));
-        let counted = requests.clone();
+        let gate = Arc::new(Gate::default());
+        let (counted, opened) = (requests.clone(), gate.clone());
         thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (name, counted) = (served.clone(), counted.clone());
-                thread::spawn(move || serve(conn, &name, &counted));
+                let (name, counted, gate) = (served.clone(), counted.clone(), opened.clone());
+                thread::spawn(move || serve(conn, &name, &counted, &gate));
             }
         });
         SlowServer {
             name: name.into(),
             addr,
             requests,
+            gate,
         }
+    }
+
+    /// Lets every `/held` request received so far be answered.
+    pub fn release(&self) {
+        self.gate.release();
     }
 }
 
-fn serve(conn: TcpStream, name: &str, requests: &AtomicUsize) {
+fn serve(conn: TcpStream, name: &str, requests: &AtomicUsize, gate: &Gate) {
     let Ok(mut out) = conn.try_clone() else {
         return;
     };
@@ -351,8 +426,15 @@ fn serve(conn: TcpStream, name: &str, requests: &AtomicUsize) {
         if reader.read_exact(&mut vec![0; length]).is_err() {
             return;
         }
+        let ticket = gate.ticket();
         requests.fetch_add(1, Ordering::SeqCst);
         let sent = match path.as_str() {
+            "/held" => {
+                gate.wait_past(ticket);
+                out.write_all(
+                    format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{name}\n").as_bytes(),
+                )
+            }
             "/slow-head" => {
                 thread::sleep(SLOW);
                 out.write_all(

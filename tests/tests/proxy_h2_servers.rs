@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hapx_tests::nghttpd::Nghttpd;
 // hapx-proxy, then HAProxy when it is installed (skipped loudly, or failed under CI).
-use hapx_tests::proxy::{Proxy, free_port, temp_dir, wait_until};
+use hapx_tests::proxy::{Proxy, cli, free_port, stat_row, temp_dir, wait_until};
 use hapx_tests::proxy_rules::binaries as proxies;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -250,6 +250,9 @@ enum Step {
     Pause(Duration),
     /// Closes its connection.
     Close,
+    /// Sends a PING and reads until its ACK: the client read what was sent before. The
+    /// request counts as received after this step (after the first one without it).
+    PingAcked,
 }
 
 /// A scripted HTTP/2 server: answers its client's preface with its SETTINGS, then each
@@ -271,6 +274,28 @@ fn scripted_server(
         }
     });
     (addr, requests)
+}
+
+/// Sends a PING, then reads frames until its ACK (false: the connection ended first).
+fn ping_acked(conn: &mut std::net::TcpStream) -> bool {
+    let data = *b"hapxping";
+    if conn.write_all(&frame(6, 0, 0, &data)).is_err() {
+        return false;
+    }
+    loop {
+        let mut header = [0u8; 9];
+        if conn.read_exact(&mut header).is_err() {
+            return false;
+        }
+        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; len];
+        if conn.read_exact(&mut payload).is_err() {
+            return false;
+        }
+        if header[3] == 6 && header[4] & 1 == 1 && payload == data {
+            return true;
+        }
+    }
 }
 
 fn serve_scripted(
@@ -301,7 +326,9 @@ fn serve_scripted(
         if kind != 1 || flags & 1 == 0 {
             continue;
         }
-        for (n, step) in answer(stream).into_iter().enumerate() {
+        let steps = answer(stream);
+        let counted_after = (steps.iter().position(|s| matches!(s, Step::PingAcked))).unwrap_or(0);
+        for (n, step) in steps.into_iter().enumerate() {
             match step {
                 Step::Send(frames) => {
                     if conn.write_all(&frames).is_err() {
@@ -313,8 +340,13 @@ fn serve_scripted(
                     let _ = conn.shutdown(std::net::Shutdown::Both);
                     return;
                 }
+                Step::PingAcked => {
+                    if !ping_acked(conn) {
+                        return;
+                    }
+                }
             }
-            if n == 0 {
+            if n == counted_after {
                 requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         }
@@ -630,8 +662,10 @@ fn a_graceful_goaway_sends_the_next_request_elsewhere() {
     compare(test, |name, binary| {
         let (server, requests) = scripted_server(|stream| {
             let goaway = [0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+            // The PING's ACK tells the GOAWAY was read before the second request comes.
             vec![
                 Step::Send(frame(7, 0, 0, &goaway)),
+                Step::PingAcked,
                 Step::Pause(Duration::from_millis(500)),
                 Step::Send(frame(1, 5, stream, &[0x88])),
                 Step::Close,
@@ -795,5 +829,72 @@ fn request_trailers_are_sent() {
         assert_eq!(frames.len(), 3, "{name}: {frames:?}");
         assert!(frames[2].starts_with("HEADERS frame"), "{name}: {frames:?}");
         (format!("{frames:?}"), lines, received.len())
+    });
+}
+
+/// A server's `show stat` columns `srv_icur`, `safe_conn_cur` and `need_conn_est`.
+fn idle_columns(admin: &Path) -> String {
+    let csv = cli(admin, "show stat");
+    let row = stat_row(&csv, "be", "s1").expect("the server's row");
+    let cols = ["srv_icur", "safe_conn_cur", "need_conn_est"];
+    cols.map(|c| format!("{c}={}", row[c])).join(" ")
+}
+
+/// Server connections with no stream left are HAProxy's idle (safe) ones: a client
+/// connection's first request opens its own connection rather than take one (`http-reuse
+/// safe`), later streams take them, the stats count them, and every `pool-purge-delay` the
+/// pool closes half of those beyond the recent need until the thread's first is left.
+#[test]
+fn idle_connections_are_counted_reused_and_purged() {
+    let test = "h2-servers-idle";
+    let needs = ["nghttpd", "curl", "h2load"];
+    if !needs.iter().all(|c| hapx_tests::require::command(test, c)) {
+        return;
+    }
+    let dir = temp_dir(test);
+    docs(&dir);
+    compare(test, |name, binary| {
+        let server = Nghttpd::start(&dir, name, None);
+        let front = SocketAddr::from((LO, free_port()));
+        let admin = dir.join(format!("{name}.sock"));
+        // One thread: which connections a thread keeps is then the same in both.
+        let cfg = format!(
+            "global\n  nbthread 1\n  stats socket {} level admin\n\
+             defaults\n  mode http\n  timeout client 10s\n  timeout server 3s\n  timeout connect 5s\n\
+             frontend fe\n  bind {front}\n  default_backend be\n\
+             backend be\n  server s1 {} proto h2 pool-purge-delay 500ms\n",
+            admin.display(),
+            server.addr
+        );
+        let _proxy = Proxy::start_with(binary, &dir, name, &cfg, front, &[]);
+        let (small, big) = (
+            format!("http://{front}/small"),
+            format!("http://{front}/big"),
+        );
+        let mut seen = Vec::new();
+        // Ten streams at once: ten connections, each idle once its stream ended.
+        let load = Command::new("h2load")
+            .args(["-n", "10", "-c", "1", "-m", "10", &big])
+            .output()
+            .expect("h2load");
+        let report = String::from_utf8_lossy(&load.stdout);
+        assert!(report.contains("10 succeeded"), "{name}: {report}");
+        seen.push(format!("10 streams: {} connections", server.connections()));
+        // (Read before the second purge, a second after the streams ended, lowers the need.)
+        seen.push(idle_columns(&admin));
+        // Later streams take them; a client connection's first request does not.
+        let load = Command::new("h2load")
+            .args(["-n", "20", "-c", "1", "-m", "5", &big])
+            .output()
+            .expect("h2load");
+        let report = String::from_utf8_lossy(&load.stdout);
+        assert!(report.contains("20 succeeded"), "{name}: {report}");
+        curl(&["-o", "/dev/null", small.as_str()]);
+        seen.push(format!("then: {} connections", server.connections()));
+        // The purge closes them down to the thread's first, as the need falls to none.
+        let kept = "srv_icur=1 safe_conn_cur=1 need_conn_est=0";
+        let settled = wait_until(Duration::from_secs(30), || idle_columns(&admin) == kept);
+        assert!(settled, "{name}: {}", idle_columns(&admin));
+        (seen.join("\n"), Vec::new(), server.connections())
     });
 }

@@ -12,14 +12,17 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hapx_tests::proxy::{Proxy, free_port, temp_dir};
+use hapx_tests::proxy::{Proxy, cli, free_port, temp_dir, wait_until};
 use hapx_tests::proxy_rules::side_by_side;
 
-/// How long a proxy gets to close a connection it means to close.
+/// How long a proxy gets to close a connection it means to close, once its stream ended
+/// (see [`stream_ended`]): the close is then on its way already.
 const CLOSE_WAIT: Duration = Duration::from_millis(150);
 
 /// A request sent as it is, and the raw response the server gives it.
@@ -313,8 +316,15 @@ struct Recorder {
     addr: SocketAddr,
     response: Arc<Mutex<&'static str>>,
     seen: Arc<Requests>,
-    closed: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+    /// Per connection: whether it ended on the server's side (the proxy closed it, or the
+    /// server did after a response running until close), and a handle on its socket to ask
+    /// the kernel whether the proxy closed it, whether or not the server's thread has run
+    /// since.
+    closed: Arc<Mutex<Vec<ServerSide>>>,
 }
+
+/// One server connection: whether it ended on the server's side, and a handle on it.
+type ServerSide = (Arc<AtomicBool>, TcpStream);
 
 impl Recorder {
     fn start() -> Recorder {
@@ -322,14 +332,17 @@ impl Recorder {
         let addr = listener.local_addr().unwrap();
         let response = Arc::new(Mutex::new(""));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let closed: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let closed: Arc<Mutex<Vec<ServerSide>>> = Arc::default();
         let (r, s, c) = (response.clone(), seen.clone(), closed.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 let flag = Arc::new(AtomicBool::new(false));
+                let Ok(handle) = conn.try_clone() else {
+                    continue;
+                };
                 let id = {
                     let mut all = c.lock().unwrap();
-                    all.push(flag.clone());
+                    all.push((flag.clone(), handle));
                     all.len() - 1
                 };
                 let (r, s) = (r.clone(), s.clone());
@@ -433,8 +446,31 @@ fn fill(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
     }
 }
 
-/// Runs `cases` one after the other through the proxy listening on `front`.
-fn run(front: SocketAddr, server: &Recorder, cases: &[&Case]) -> Vec<Seen> {
+/// Whether the proxy closed (or reset) the connection `conn` is a handle on: the kernel's
+/// answer to a peek that does not wait, whoever reads that connection.
+fn peer_closed(conn: &TcpStream) -> bool {
+    use nix::sys::socket::{MsgFlags, recv};
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    match recv(conn.as_raw_fd(), &mut [0u8; 1], flags) {
+        Ok(n) => n == 0,
+        Err(e) => e != nix::errno::Errno::EAGAIN,
+    }
+}
+
+/// Waits (5 s at most) until the proxy with the stats socket `sock` runs no stream of
+/// frontend `fe`: the response's stream ended, and with it the proxy closed the client and
+/// server connections it closes, or kept them idle (neither a stream in `show sess`).
+fn stream_ended(sock: &Path) -> bool {
+    wait_until(Duration::from_secs(5), || {
+        !cli(sock, "show sess")
+            .lines()
+            .any(|l| l.contains(" fe=fe "))
+    })
+}
+
+/// Runs `cases` one after the other through the proxy listening on `front`, its stats
+/// socket at `sock`.
+fn run(front: SocketAddr, sock: &Path, server: &Recorder, cases: &[&Case]) -> Vec<Seen> {
     cases
         .iter()
         .map(|case| {
@@ -455,6 +491,10 @@ fn run(front: SocketAddr, server: &Recorder, cases: &[&Case]) -> Vec<Seen> {
                     break;
                 }
             }
+            // A switched protocol's tunnel is a stream that stays.
+            if !case.response.contains(" 101 ") {
+                assert!(stream_ended(sock), "case {}: its stream stayed", case.name);
+            }
             conn.set_read_timeout(Some(CLOSE_WAIT)).unwrap();
             let mut chunk = [0u8; 4096];
             let closed = loop {
@@ -469,7 +509,8 @@ fn run(front: SocketAddr, server: &Recorder, cases: &[&Case]) -> Vec<Seen> {
             let seen = std::mem::take(&mut *server.seen.lock().unwrap());
             let server_closed = (!closed).then(|| {
                 seen.last().is_some_and(|(_, id)| {
-                    server.closed.lock().unwrap()[*id].load(Ordering::SeqCst)
+                    let (ended, handle) = &server.closed.lock().unwrap()[*id];
+                    ended.load(Ordering::SeqCst) || peer_closed(handle)
                 })
             });
             let at_server = seen
@@ -491,14 +532,24 @@ fn run(front: SocketAddr, server: &Recorder, cases: &[&Case]) -> Vec<Seen> {
 fn compare(test: &str, global: &str, fe: &str, be: &str, cases: &[&Case]) -> Vec<Seen> {
     let server = Recorder::start();
     let port = free_port();
+    let dir = temp_dir(test);
+    let sock = dir.join("admin.sock");
+    // `timeout http-keep-alive`: a kept connection is not closed by its idle timeout
+    // (else `timeout http-request`) while a loaded machine's test looks at it. Whether an
+    // idle server connection stays depends on the thread its request ran on (each keeps its
+    // first) and on the estimate of the need the purge task moves every `pool-purge-delay`:
+    // one thread, and no purge during the test, make it depend on the cases alone.
     let config = format!(
-        "global\n{global}defaults\n  mode http\n  timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n  timeout http-request 500ms\n\
+        "global\n  nbthread 1\n  stats socket {} level admin\n{global}defaults\n  mode http\n  timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n  timeout http-request 500ms\n  timeout http-keep-alive 10s\n\
          frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n{fe}\
-         backend be\n{be}  server s {}\n",
+         backend be\n{be}  server s {} pool-purge-delay 1h\n",
+        sock.display(),
         server.addr
     );
     let front = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let (ours, theirs) = side_by_side(test, &config, front, |front| run(front, &server, cases));
+    let (ours, theirs) = side_by_side(test, &config, front, |front| {
+        run(front, &sock, &server, cases)
+    });
     if let Some(theirs) = theirs {
         for ((case, ours), theirs) in cases.iter().zip(&ours).zip(&theirs) {
             assert!(

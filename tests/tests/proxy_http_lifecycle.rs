@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use hapx_tests::proxy::{cli, free_port, stat_row, wait_until};
 use hapx_tests::proxy_lifecycle::{
-    CheckPort, Lab, SlowServer, agree, received, request, request_logs, send, status,
+    CheckPort, Lab, SlowServer, agree, received, received_until, request, request_logs, send,
+    status,
 };
 
 fn lab(test: &str, names: [&str; 2]) -> Lab<[SlowServer; 2]> {
@@ -288,10 +289,12 @@ fn a_websocket_tunnel_is_killed_too() {
         let upgrade = "GET /ws HTTP/1.1\r\nhost: lab\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
                        sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n";
         conn.write_all(upgrade.as_bytes()).expect("sending a request");
-        let switched = summary(received(&mut conn, Duration::from_millis(500)));
+        // The switch and the server's first bytes, however they came in reads.
+        let answer = Duration::from_secs(10);
+        let switched = summary(received_until(&mut conn, "\r\n\r\nhi", answer));
         // Through the tunnel both ways: counted in `bin` and `bout`.
         conn.write_all(b"through the tunnel\n").expect("sending in the tunnel");
-        let (echoed, _) = received(&mut conn, Duration::from_millis(500));
+        let (echoed, _) = received_until(&mut conn, "through the tunnel\n", answer);
         cli(sock, "disable server be/a");
         let columns = ["scur", "srv_abrt", "bin", "bout"];
         let mut seen = after_kill(switched, &mut conn, &lab, &columns);

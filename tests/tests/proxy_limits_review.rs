@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use hapx_tests::executable::write_executable;
 use hapx_tests::proxy::soft_limit;
-use hapx_tests::proxy::{Proxy, cli, free_port, silent_server, stat_row, temp_dir, wait_until};
+use hapx_tests::proxy::{
+    Proxy, cli, free_port, no_connection_open, silent_server, stat_row, temp_dir, wait_until,
+};
 use hapx_tests::proxy_rules::{Syslog, binaries};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -278,6 +280,14 @@ fn only_the_proxies_asking_for_it_splice_in_the_directions_they_name() {
             let front = SocketAddr::from((LO, plain));
             let _proxy = Proxy::start_with(binary.clone(), &dir, who, &config, front, &[]);
             assert_eq!(download(front), DOWNLOAD, "{who} {option:?}");
+            // The download ends with the client's close, which the proxy reads on the
+            // request side: spliced with `splice-request`, it takes a pipe there. The pool
+            // is read once the session ended (no connection open), not while that close
+            // may still be on its way.
+            assert!(
+                no_connection_open(&sock),
+                "{who} {option:?}: the session stayed"
+            );
             let used = info_field(&sock, "PipesUsed").expect("PipesUsed");
             let free = info_field(&sock, "PipesFree").expect("PipesFree");
             assert_eq!(

@@ -165,6 +165,28 @@ impl Master {
         seen.clone()
     }
 
+    /// Waits until a reload's new worker serves alone in place of `former`: no other child
+    /// runs, and the master reported each former worker's exit. A former worker gone from
+    /// `/proc` may still be listed by a master that has not handled its exit yet (its
+    /// SIGCHLD): the master logs the exit once it took it off its list.
+    fn wait_replaced(&self, former: &[u32], what: &str) {
+        let replaced = || {
+            let now = self.workers();
+            let log = self.log();
+            now.len() == 1
+                && !former.contains(&now[0])
+                && former
+                    .iter()
+                    .all(|pid| log.contains(&format!("Former worker ({pid}) exited")))
+        };
+        assert!(
+            eventually(WAIT, replaced),
+            "{}: {what}: {}",
+            self.name,
+            self.log()
+        );
+    }
+
     /// One master CLI command line; the whole answer.
     fn cli(&self, line: &str) -> String {
         self.notifications();
@@ -303,6 +325,15 @@ impl Load {
         }
     }
 
+    /// Waits until `n` more connections were answered (the load runs across what follows).
+    fn answered(&self, n: usize) {
+        let from = self.ok.load(Ordering::SeqCst);
+        assert!(
+            eventually(WAIT, || self.ok.load(Ordering::SeqCst) >= from + n),
+            "the load got no answers"
+        );
+    }
+
     fn finish(self) -> (usize, usize) {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.threads {
@@ -350,34 +381,25 @@ fn reload_scenario(program: &Path, name: &str, dir: &TestDir) -> Seen {
     assert_eq!(ask(m.addr()), "a");
     let load = Load::start(m.addr());
 
-    // A reload by SIGUSR2 to a changed configuration, as `systemctl reload` does.
-    std::thread::sleep(Duration::from_millis(300));
+    // A reload by SIGUSR2 to a changed configuration, as `systemctl reload` does, under load.
+    load.answered(100);
     std::fs::write(&m.cfg, config(port, b.addr, "")).unwrap();
+    // Once HAProxy's master, executed again after the first load, handles signals.
+    m.settle();
     m.signal(Signal::SIGUSR2);
-    assert!(
-        eventually(WAIT, || ask(m.addr()) == "b"
-            && m.workers().len() == 1
-            && m.workers() != first),
-        "{name}: the new worker does not serve alone: {}",
-        m.log()
-    );
+    m.wait_replaced(&first, "the new worker does not serve alone");
+    assert_eq!(ask(m.addr()), "b", "{name}: the new configuration");
+    m.settle();
     let show_proc = m.cli("show proc");
     // The master CLI's reload, then SIGHUP, under load.
     let second = m.workers();
     assert!(m.cli("reload").is_empty(), "{name}: reload answers nothing");
-    assert!(
-        eventually(WAIT, || m.workers().len() == 1 && m.workers() != second),
-        "{name}: the CLI's reload did not replace the worker"
-    );
+    m.wait_replaced(&second, "the CLI's reload did not replace the worker");
     let third = m.workers();
-    // Once the master listens again (HAProxy's executes itself anew on each reload).
     m.settle();
     m.signal(Signal::SIGHUP);
-    assert!(
-        eventually(WAIT, || m.workers().len() == 1 && m.workers() != third),
-        "{name}: SIGHUP did not replace the worker"
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    m.wait_replaced(&third, "SIGHUP did not replace the worker");
+    load.answered(100);
     let (ok, failed) = load.finish();
     assert!(ok > 100, "{name}: too little load to mean anything: {ok}");
     assert_eq!(
@@ -386,6 +408,7 @@ fn reload_scenario(program: &Path, name: &str, dir: &TestDir) -> Seen {
         "{name}: {failed} of {} connections failed across three reloads",
         ok + failed
     );
+    m.settle();
 
     // Commands sent on to the worker.
     let worker = m.workers()[0];
@@ -406,6 +429,8 @@ fn reload_scenario(program: &Path, name: &str, dir: &TestDir) -> Seen {
     m.fail_reload(b.addr);
     assert_eq!(m.workers(), [worker], "{name}: the worker was replaced");
     assert_eq!(ask(m.addr()), "b");
+    // Once HAProxy's master, executed again after the failed load, answers and handles signals.
+    m.settle();
     let after_failed_reload = shape(&m.cli("show proc"));
 
     m.signal(Signal::SIGTERM);
@@ -482,8 +507,15 @@ fn no_exit_on_failure_keeps_the_master_for_a_reload() {
         port,
         &args,
     );
-    signal(m.workers()[0], Signal::SIGKILL);
-    assert!(eventually(WAIT, || m.workers().is_empty()), "{name}");
+    let worker = m.workers()[0];
+    signal(worker, Signal::SIGKILL);
+    // Once the master handled the exit (it would leave right after saying so).
+    let reported = format!("Current worker ({worker}) exited with code 137");
+    assert!(
+        eventually(WAIT, || m.log().contains(&reported)),
+        "{name}: {}",
+        m.log()
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         alive(m.pid() as i32),
@@ -763,23 +795,14 @@ fn reloads_during_a_start_leave_one_worker() {
     );
     std::fs::write(&m.cfg, &cfg).unwrap();
     signal(first, Signal::SIGCONT);
-    assert!(
-        eventually(WAIT, || m.workers().len() == 1
-            && !m.workers().contains(&first)),
-        "{}",
-        m.log()
-    );
+    m.wait_replaced(&[first], "the stopped worker was not replaced");
     let table = m.cli("show proc");
     assert!(table.contains("# workers\n"), "{table}");
     assert!(!table.contains("# old workers"), "{table}");
     assert_eq!(ask(m.addr()), "s");
-    m.signal(Signal::SIGUSR2);
     let serving = m.workers();
-    assert!(
-        eventually(WAIT, || m.workers().len() == 1 && m.workers() != serving),
-        "{}",
-        m.log()
-    );
+    m.signal(Signal::SIGUSR2);
+    m.wait_replaced(&serving, "the next reload did not replace the worker");
     assert_eq!(ask(m.addr()), "s");
 }
 

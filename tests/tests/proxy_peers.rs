@@ -437,13 +437,27 @@ fn resync_complete(show_peers: &str) -> bool {
         .is_some_and(|flags| flags & RESYNC_REMOTE != 0)
 }
 
+/// What a reload must keep of the keys made meanwhile.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// Every key: hapx's old process exits once its successor acknowledged every change
+    /// it pushed (acknowledged once learned), so the new process's table is complete when
+    /// the old one is gone.
+    Every,
+    /// All but one in a thousand: HAProxy 2.6's reload loses a few of the entries made
+    /// meanwhile (2 or 3 keys of 80k to 106k, in 6 of 71 runs on a loaded host; never
+    /// learned later, even when a session through the old process kept it 10 s longer),
+    /// so only a lesson or pushes gone missing, which lose thousands, are caught there.
+    AllButAFew,
+}
+
 /// A reload (`-sf`) under traffic: every key made through the old process, before and
 /// during the reload, is in the new process's table once the old one is gone (the old
-/// process pushes its changes to the new one until it exits).
+/// process pushes its changes to the new one until it exits; [`Kept`] for HAProxy).
 /// With `shared`, every request counts on one entry instead: the processes overwrite each
 /// other's count there while both serve, so a few requests may be lost (HAProxy loses
 /// a few too), but not the old process's changes after its lesson.
-fn reload_under_traffic(test: &str, binary: PathBuf, shared: bool) {
+fn reload_under_traffic(test: &str, binary: PathBuf, shared: bool, kept: Kept) {
     let dir = temp_dir(test);
     let pair = Pair::new();
     let config = keyed_config(&dir, &pair, 0, "n0", "60s");
@@ -492,8 +506,12 @@ fn reload_under_traffic(test: &str, binary: PathBuf, shared: bool) {
         .collect();
     let lost: Vec<&String> = made.iter().filter(|k| !keys.contains(k.as_str())).collect();
     assert!(made.len() > 100, "{test}: only {} requests", made.len());
+    let tolerated = match kept {
+        Kept::Every => 0,
+        Kept::AllButAFew => made.len() / 1000,
+    };
     assert!(
-        lost.is_empty(),
+        lost.len() <= tolerated,
         "{test}: {} of {} keys lost, such as {:?}",
         lost.len(),
         made.len(),
@@ -512,8 +530,9 @@ fn reload_under_traffic(test: &str, binary: PathBuf, shared: bool) {
     // What the new process counts before the lesson reaches it is overwritten by the
     // lesson. Measured here, HAProxy lost 0.03 to 0.04 % (53 to 105 requests of 150k to
     // 250k); hapx a few tenths of a percent, and 5 to 20 % without pushes after the
-    // lesson; a third when the lesson went missing (see `peers::bind_listeners`): the bound
-    // catches a lesson or pushes gone missing, not the host's speed.
+    // lesson; a third in rare runs (likely the new process's own counts, pushed to the old
+    // one during the lesson and taught back: no more, `peers::Session::lesson_expected`):
+    // the bound catches a lesson or pushes gone missing, not the host's speed.
     let missing = made.len().saturating_sub(counted);
     assert!(
         missing <= 10 + made.len() / 64,
@@ -528,11 +547,13 @@ fn reload_under_traffic(test: &str, binary: PathBuf, shared: bool) {
 
 #[test]
 fn a_reload_under_traffic_keeps_every_key() {
-    reload_under_traffic("peers-reload-keys-hapx", hapx(), false);
-    reload_under_traffic("peers-reload-shared-hapx", hapx(), true);
+    use Kept::{AllButAFew, Every};
+    reload_under_traffic("peers-reload-keys-hapx", hapx(), false, Every);
+    reload_under_traffic("peers-reload-shared-hapx", hapx(), true, Every);
     if have_haproxy("a_reload_under_traffic_keeps_every_key") {
-        reload_under_traffic("peers-reload-keys-haproxy", HAPROXY.into(), false);
-        reload_under_traffic("peers-reload-shared-haproxy", HAPROXY.into(), true);
+        let haproxy = || PathBuf::from(HAPROXY);
+        reload_under_traffic("peers-reload-keys-haproxy", haproxy(), false, AllButAFew);
+        reload_under_traffic("peers-reload-shared-haproxy", haproxy(), true, AllButAFew);
     }
 }
 

@@ -244,18 +244,45 @@ fn queued_in_all(sock: &Path) -> usize {
 #[test]
 fn a_connection_giving_up_does_not_hold_up_those_behind_it() {
     let test = "a_connection_giving_up_does_not_hold_up_those_behind_it";
-    let dir = temp_dir(test);
-    // 0 holds the slot 1.2 s; 1 waits from 50 ms and gives up at about 1.05 s (`timeout
-    // queue 1s`); 2 and 3, queued behind it at 400 and 450 ms, are served as the slot
-    // frees at about 1.2 s, before their own timeouts (1.4 and 1.45 s).
-    let plan = [(0, 1200), (50, 50), (350, 50), (50, 50)];
+    let dir = temp_dir("queue-giving-up");
+    // 0 holds the slot until the gate opens; 1 queues, and gives up after `timeout queue`;
+    // 2 and 3 queue [`BEHIND`] later, so that when 1 has given up and the gate opens
+    // they are that far from their own timeouts: served, in their order. The timeout
+    // itself is the subject, hence its margin rather than a gate.
     for mode in ["tcp", "http"] {
         for (who, binary) in binaries(test) {
             let (server, seen) = on_loopback(serve);
-            let backend = format!("  timeout queue 1s\n  server s1 {server} maxconn 1\n");
-            let (_proxy, front) = start(binary, &dir, &format!("{who}-{mode}"), mode, &backend);
-            let answers = clients(front, mode, &plan);
+            let name = format!("{who}-{mode}");
+            let sock = dir.join(format!("{name}.sock"));
+            let global = format!("  stats socket {} level admin\n", sock.display());
+            let backend =
+                format!("  timeout queue {QUEUE_TIMEOUT_MS}ms\n  server s1 {server} maxconn 1\n");
+            let (_proxy, front) = start_with(binary, &dir, &name, &global, mode, &backend);
             let case = format!("{who} {mode}");
+            let start = |id: usize, hold: u64| {
+                let mode = mode.to_string();
+                thread::spawn(move || client(front, &mode, id, hold))
+            };
+            let holding = start(0, GATED);
+            let on_server = || seen.order.lock().unwrap().len() == 1;
+            assert!(
+                wait_until(Duration::from_secs(20), on_server),
+                "{case}: 0 not served"
+            );
+            let giving_up = start(1, 50);
+            let queued =
+                |n: usize| wait_until(Duration::from_secs(20), || queued_in_all(&sock) == n);
+            assert!(queued(1), "{case}: 1 not queued");
+            thread::sleep(BEHIND);
+            let mut behind = Vec::new();
+            for id in [2, 3] {
+                behind.push(start(id, 50));
+                assert!(queued(id), "{case}: {id} not queued");
+            }
+            let gave_up = giving_up.join().unwrap();
+            seen.open_gate();
+            let mut answers = vec![holding.join().unwrap(), gave_up];
+            answers.extend(behind.into_iter().map(|t| t.join().unwrap()));
             let served: Vec<bool> = answers.iter().map(|a| ok(mode, a)).collect();
             assert_eq!(served, [true, false, true, true], "{case}: {answers:?}");
             if mode == "http" {
@@ -269,6 +296,13 @@ fn a_connection_giving_up_does_not_hold_up_those_behind_it() {
         }
     }
 }
+
+/// The backend's `timeout queue` in [`a_connection_giving_up_does_not_hold_up_those_behind_it`].
+const QUEUE_TIMEOUT_MS: u64 = 3000;
+
+/// How much later than the connection giving up the ones behind it queue: how long the
+/// test may take, on a loaded machine, from the give-up to the slot freeing.
+const BEHIND: Duration = Duration::from_millis(1500);
 
 #[test]
 fn a_retry_on_the_same_server_keeps_its_slot() {

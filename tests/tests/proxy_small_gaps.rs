@@ -466,11 +466,11 @@ impl MasterWorker {
         std::fs::write(&cfg, config).expect("writing the configuration");
         let child = spawn_master(binary, &master, &cfg);
         // HAProxy's master executes itself again once its worker runs (its wait mode): its
-        // socket answers only after that.
+        // socket answers only after that. A socket's file exists from its bind(2), before
+        // its listen(2) (HAProxy even renames it between the two): until then connecting is
+        // refused, so each socket is asked without failing until it answers.
         let up = wait_until(WAIT, || {
-            master.exists()
-                && worker.exists()
-                && cli(&worker, "show info").starts_with("Name:")
+            asked(&worker, "show info").starts_with("Name:")
                 && asked(&master, "show proc").contains("worker")
         });
         assert!(up, "{name}: the worker's stats socket never answered");

@@ -30,21 +30,26 @@
 //!
 //! Connections are shared as HAProxy shares them ([`Link::shared`]): a new one is listed
 //! (unless private: `http-reuse never`, `send-proxy`, a source following the client) once
-//! connected, and a later request to the same server that `http-reuse` lets reuse a
-//! connection (with `safe`, any but an HTTP/1 client connection's first; an HTTP/2 stream
-//! never is one) opens a stream on a listed one with room for it, several requests at once
-//! on one connection (each link takes its stream slot when made: [`Link::shared`]); the
-//! client connection keeps its own too (`Upstream::owned`).
+//! connected, and offered to other requests to the same server as HAProxy's lists offer it
+//! ([`Connection::is_offered`]): once a stream of it ended (with `always`, at once), to any
+//! request but, with `safe`, a client connection's first only while other streams are open
+//! on it (HAProxy's available list; an idle one is in its safe list). Several requests go at
+//! once on one connection (each link takes its stream slot when made). A client connection
+//! does not keep a listed one between its requests: its next request finds it in the list,
+//! as HAProxy's stream detaches from it.
+//!
+//! A listed connection whose last stream ended is idle: the server's pool ([`pool`])
+//! decides whether it stays, as for an HTTP/1 connection (the thread's first, or within the
+//! recent need), counts it (`srv_icur`, `safe_conn_cur`) and closes half of those beyond the
+//! need every `pool-purge-delay` ([`close_idle`]).
 //!
 //! A kill of one stream (`shutdown session`) leaves the socket alone (`shutdown` registers
 //! it as shared): the stream's exchange ends, its dropped stream is reset with CANCEL.
 //!
-//! Not as HAProxy: unused shared connections are bounded per server (ten) and kept until
-//! the server closes them, not purged on `pool-purge-delay` nor bounded by `pool-max-conn`,
-//! and not counted in the stats' `srv_icur`/`idle_conn_cur`/`safe_conn_cur`; with
-//! `http-reuse never`, an HTTP/2 client's streams do not reuse its earlier server
-//! connections (HAProxy's session keeps them); an origin-form request's `:scheme` is `http`
-//! where HAProxy's is `https` (the `h2` crate's, for a URI without an authority).
+//! Not as HAProxy: with `http-reuse never`, an HTTP/2 client's streams do not reuse its
+//! earlier server connections (HAProxy's session keeps them); an origin-form request's
+//! `:scheme` is `http` where HAProxy's is `https` (the `h2` crate's, for a URI without an
+//! authority); the lists are the process's, not one per thread.
 
 use std::future::Future;
 use std::io::{self, Write as _};
@@ -59,6 +64,7 @@ use tokio::net::TcpStream;
 
 use super::chunked;
 use super::http::{Framing, Head, find_head_end, parse_head};
+use super::pool;
 use super::state::Server;
 use super::tls::Session;
 use crate::config::model::HttpReuse;
@@ -160,12 +166,19 @@ struct Connection {
     /// when it was opened: its requests' server, and whether it is still current.
     server: usize,
     generation: u64,
+    /// Its server, for the pool's decisions once idle; None for a private connection (its
+    /// client connection's, never listed).
+    listed_for: Option<Weak<Server>>,
     /// `https` for the `:scheme` of a TLS connection's requests.
     tls: bool,
     /// The connection's task ended (closed, GOAWAY, an error): no new stream.
     closed: AtomicBool,
     /// Streams open on it (requests between their HEADERS and their response's end).
     streams: AtomicUsize,
+    /// A response came whole on it: HAProxy lists a connection for other requests (its
+    /// server's available or safe list) once its first stream ended, not before (unless
+    /// `http-reuse always`).
+    served: AtomicBool,
     ready: Mutex<Handshake>,
 }
 
@@ -182,6 +195,24 @@ impl Connection {
         self.server == server && self.generation == generation && !self.closed.load(Relaxed)
     }
 
+    /// Whether `http-reuse` lets another request open a stream on it, as HAProxy's lists
+    /// offer it: with `always`, any; else one that served a response already (HAProxy lists
+    /// a connection when a stream of it ends: in its server's safe list when none is left
+    /// open, in its available list when others are), and for a client connection's first
+    /// request with `safe`, only from the available list: one with streams open.
+    fn is_offered(&self, reuse: HttpReuse, first: bool) -> bool {
+        match reuse {
+            HttpReuse::Always => true,
+            HttpReuse::Safe if first => self.served.load(Relaxed) && !self.is_idle(),
+            _ => self.served.load(Relaxed),
+        }
+    }
+
+    /// Whether it is idle in HAProxy's sense: listed, served, and no stream open on it.
+    fn is_idle(&self) -> bool {
+        self.served.load(Relaxed) && self.streams.load(Relaxed) == 0
+    }
+
     /// Whether another stream fits within the server's `SETTINGS_MAX_CONCURRENT_STREAMS`.
     fn has_room(&self) -> bool {
         let ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
@@ -190,6 +221,26 @@ impl Connection {
             .as_ref()
             .map_or(usize::MAX, |s| s.current_max_send_streams());
         self.streams.load(Relaxed) < most
+    }
+
+    /// Its last stream just ended: a listed connection stays for later requests if its
+    /// server's pool wants it ([`pool::keep_h2`]), else it leaves the list and closes.
+    fn offer_idle(self: &Arc<Self>) {
+        let Some(server) = self.listed_for.as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        if !self.is_idle() || self.closed.load(Relaxed) || pool::keep_h2(&server) {
+            return;
+        }
+        // Unless a request took it meanwhile (the list's lock orders the two).
+        let mut list = shared_list();
+        let before = list.len();
+        list.retain(|c| !(Arc::ptr_eq(c, self) && c.is_idle()));
+        let removed = list.len() < before;
+        drop(list);
+        if removed {
+            self.ended(false);
+        }
     }
 
     /// A new stream was refused (the server's GOAWAY, a connection error): the request
@@ -219,21 +270,40 @@ fn shared_list() -> std::sync::MutexGuard<'static, Vec<Arc<Connection>>> {
     SHARED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Most shared connections to one server kept while no request uses them.
-const MAX_UNUSED: usize = 10;
+/// The shared connections to `server` with no stream open that served a response: the
+/// stats count them in `srv_icur` and `safe_conn_cur`, as HAProxy's safe list holds them.
+pub fn idle_connections(server: &Server) -> usize {
+    let key = std::ptr::from_ref(server) as usize;
+    let generation = server.conn_generation();
+    let list = shared_list();
+    list.iter()
+        .filter(|c| c.is_usable(key, generation) && c.is_idle())
+        .count()
+}
 
-/// Keeps the list to live, current connections, and at most [`MAX_UNUSED`] unused
-/// ones per server (a dropped one closes once its streams ended).
+/// Closes up to `most` of the idle shared connections to `server`, the oldest first: the
+/// pool's purge ([`pool`]). Once out of the list and without a handle, a connection's
+/// task sends GOAWAY and closes it.
+pub fn close_idle(server: &Server, most: usize) {
+    let key = std::ptr::from_ref(server) as usize;
+    let mut closing = Vec::new();
+    shared_list().retain(|c| {
+        let close = closing.len() < most && c.server == key && c.is_idle();
+        if close {
+            closing.push(c.clone());
+        }
+        !close
+    });
+    // Outside the list's lock.
+    closing.iter().for_each(|c| c.ended(false));
+}
+
+/// Keeps the list to live, current connections (a dropped one closes once its streams
+/// ended); how many idle ones stay is the pool's decision ([`Connection::offer_idle`]).
 fn prune(list: &mut Vec<Arc<Connection>>, server: &Server) {
     let key = std::ptr::from_ref(server) as usize;
     let generation = server.conn_generation();
     list.retain(|c| c.server != key || c.is_usable(key, generation));
-    let mut unused = 0;
-    list.retain(|c| {
-        let keep = c.server != key || Arc::strong_count(c) > 1 || unused < MAX_UNUSED;
-        unused += usize::from(c.server == key && Arc::strong_count(c) == 1);
-        keep
-    });
 }
 
 /// A server connection that speaks HTTP/2, as its `Conn` writes requests and reads
@@ -391,18 +461,20 @@ impl Link {
     /// SETTINGS (after `proxy_header`, the PROXY header of a plaintext `send-proxy` one),
     /// then drives the connection. `shared`: listed for other requests to the server.
     pub fn start(
-        server: &Server,
+        server: &Arc<Server>,
         (sock, tls): (Arc<TcpStream>, Option<Box<Session>>),
         proxy_header: Vec<u8>,
         shared: bool,
     ) -> Link {
         let conn = Arc::new(Connection {
             sock: sock.clone(),
-            server: std::ptr::from_ref(server) as usize,
+            server: Arc::as_ptr(server) as usize,
             generation: server.conn_generation(),
+            listed_for: shared.then(|| Arc::downgrade(server)),
             tls: tls.is_some(),
             closed: AtomicBool::new(false),
             streams: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
             ready: Mutex::new(Handshake::default()),
         });
         let io = Io { sock, tls };
@@ -429,10 +501,9 @@ impl Link {
     }
 
     /// A link on a shared connection to `server` with room for a stream, as `http-reuse`
-    /// allows: none for `never` (connections are private), nor for a client connection's
-    /// first request with `safe` (its own connection: see [`super::pool`]).
+    /// allows ([`Connection::is_offered`]): none for `never` (connections are private).
     pub fn shared(server: &Server, reuse: HttpReuse, first: bool) -> Option<Link> {
-        if reuse == HttpReuse::Never || (first && reuse == HttpReuse::Safe) {
+        if reuse == HttpReuse::Never {
             return None;
         }
         let key = std::ptr::from_ref(server) as usize;
@@ -441,7 +512,7 @@ impl Link {
         prune(&mut list, server);
         let found = list
             .iter()
-            .find(|c| c.is_usable(key, generation) && c.has_room())?;
+            .find(|c| c.is_usable(key, generation) && c.is_offered(reuse, first) && c.has_room())?;
         Some(Link::on(found.clone()))
     }
 
@@ -567,7 +638,9 @@ impl Link {
         let done = ready!(stream.poll_response(cx, out))?;
         self.head_added = stream.head_added;
         if stream.is_over() {
+            self.conn.served.store(true, Relaxed);
             self.end_exchange();
+            self.conn.offer_idle();
         }
         if done == 0 {
             return Poll::Pending;

@@ -3866,9 +3866,14 @@ impl Upstream {
             && conn.drained();
         if keep {
             self.prefer_last |= conn.private;
+            let private = conn.private || private(backend, &server);
             // The pool keeps sockets: a TLS connection stays with its client connection.
             let linked = conn.tls.is_some() || conn.h2_up.is_some();
-            if conn.private || private(backend, &server) || linked {
+            if conn.h2_up.is_some() && !private {
+                // A shared HTTP/2 connection stays listed for its server's requests, this
+                // client connection's next one included, as HAProxy's stream detaches from
+                // it (dropping the link ends only the link).
+            } else if private || linked {
                 if self.owned.len() < MAX_OWNED {
                     self.owned.push((server, conn));
                 }
@@ -4040,8 +4045,7 @@ async fn server_for(
 /// allows ([`super::h2_server::Link::shared`]), unless connections to it are private.
 fn shared_h2(backend: &Backend, server: &Arc<Server>, first: bool) -> Option<Conn> {
     // A server that never speaks HTTP/2 has none: its requests do not look (nor lock).
-    let alpn_h2 = || (server.opts.tls.alpn.as_ref()).is_some_and(|a| a.iter().any(|p| p == "h2"));
-    if !(server.opts.proto_h2 || alpn_h2()) || private(backend, server) {
+    if !server.may_speak_h2() || private(backend, server) {
         return None;
     }
     let link = super::h2_server::Link::shared(server, backend.conf.http_reuse, first)?;

@@ -37,6 +37,10 @@
 //! ([`used_descriptors`]): its listening sockets and pollers' pipes, the client
 //! connections, the servers' connections in use (their slots) and idle.
 //!
+//! Shared HTTP/2 server connections stay in their own list (`runtime::h2_server`), but one
+//! with no stream open counts here as a safe idle connection: in the decision to keep it
+//! ([`keep_h2`]), in the stats and in the purge, as HAProxy's safe list holds them.
+//!
 //! Each thread runs its own runtime and has its own lists (as HAProxy's are per thread), so
 //! that requests on different threads do not contend for one lock: a thread takes its own
 //! connections first, then another thread's, which it moves to its runtime (HAProxy's
@@ -54,7 +58,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::state::Server;
-use crate::config::model::HttpReuse;
+use crate::config::model::{HttpReuse, Mode};
 
 /// Lists per pool: threads beyond share them (a thread's are found by [`shard`]).
 const SHARDS: usize = 16;
@@ -412,7 +416,8 @@ fn in_use(server: &Server) -> usize {
 /// A check connection of a server while it opens (the stats show it in `used_conn_cur`).
 /// As HAProxy's `conn_new` then `conn_set_private`, it counts in use only as it opens: the
 /// need (`est_need_conns`) and the recent use take it in then; once connected it is the
-/// check's own.
+/// check's own. The sessions of a TCP backend hold no connection in use meanwhile (theirs
+/// are private once open, see [`note_tcp_attempt`]): a check during one needs no second.
 #[derive(Debug)]
 pub struct CheckUse(Arc<AtomicUsize>);
 
@@ -420,7 +425,11 @@ impl CheckUse {
     pub fn new(server: &Server) -> CheckUse {
         let checking = server.idle.checking.clone();
         checking.fetch_add(1, Relaxed);
-        server.idle.note(in_use(server) + 1);
+        let tcp = server
+            .balancer()
+            .is_some_and(|(backend, _)| backend.mode == Mode::Tcp);
+        let requests = if tcp { 0 } else { in_use(server) };
+        server.idle.note(requests + 1);
         CheckUse(checking)
     }
 }
@@ -507,24 +516,8 @@ pub fn put(server: &Arc<Server>, stream: TcpStream, served: u32, generation: u64
         return false;
     }
     let pool = &server.idle;
-    // HAProxy's `curr_used_conns`, the count the purge uses too.
-    let used = in_use(server);
     let safe = served > 1;
-    // HAProxy keeps a thread's first idle connection (or first safe one) whatever the
-    // estimate: here, while there are fewer than one per thread (a client connection's
-    // thread is the kernel's choice here, not a rotation as in HAProxy).
-    let threads = THREADS.load(Relaxed);
-    // Descriptors: none kept from the high count on, only a first of its kind from the
-    // low one on.
-    let wanted = || {
-        let descriptors = used_descriptors();
-        let (total, safes) = (pool.total.load(Relaxed), pool.safe_total.load(Relaxed));
-        let first_of_kind = safes < threads && (safe || total < threads);
-        let under_max = opts.pool_max_conn.is_none_or(|max| total < max);
-        let needed = descriptors < LOW_COUNT.load(Relaxed)
-            && used + total <= used.max(pool.est_need.load(Relaxed));
-        descriptors < HIGH_COUNT.load(Relaxed) && under_max && (first_of_kind || needed)
-    };
+    let wanted = || wanted(server, safe, 0);
     // Watched from now on; one the server closed already is not kept.
     match look(&stream, &pool.waker()) {
         Look::Quiet => {}
@@ -557,10 +550,59 @@ pub fn put(server: &Arc<Server>, stream: TcpStream, served: u32, generation: u64
     pool.total.fetch_add(1, Relaxed);
     IDLE_ALL.fetch_add(1, Relaxed);
     drop(lists);
-    if !pool.purging.swap(true, Relaxed) {
+    purge_from_now(server);
+    true
+}
+
+/// Whether `server`'s pool takes one more idle connection (`safe`: one that served several
+/// requests), as HAProxy's `srv_add_to_idle_list` decides, `counted` of them among its idle
+/// ones already. HAProxy keeps a thread's first idle connection (or first safe one) whatever
+/// the estimate: here, while there are fewer than one per thread (a client connection's
+/// thread is the kernel's choice here, not a rotation as in HAProxy). Descriptors: none
+/// kept from the high count on, only a first of its kind from the low one on. In use is
+/// HAProxy's `curr_used_conns`, the count the purge uses too.
+fn wanted(server: &Server, safe: bool, counted: usize) -> bool {
+    let pool = &server.idle;
+    let used = in_use(server);
+    let threads = THREADS.load(Relaxed);
+    let descriptors = used_descriptors();
+    // HTTP/2 connections with no stream are in HAProxy's safe list.
+    let h2 = h2_idle(server).saturating_sub(counted);
+    let total = pool.total.load(Relaxed) + h2;
+    let safes = pool.safe_total.load(Relaxed) + h2;
+    let first_of_kind = safes < threads && (safe || total < threads);
+    let under_max = server.opts.pool_max_conn.is_none_or(|max| total < max);
+    let needed = descriptors < LOW_COUNT.load(Relaxed)
+        && used + total <= used.max(pool.est_need.load(Relaxed));
+    descriptors < HIGH_COUNT.load(Relaxed) && under_max && (first_of_kind || needed)
+}
+
+/// The idle HTTP/2 connections of `server` (none, without a lock, for one that never
+/// speaks HTTP/2).
+fn h2_idle(server: &Server) -> usize {
+    if server.may_speak_h2() {
+        super::h2_server::idle_connections(server)
+    } else {
+        0
+    }
+}
+
+/// A shared HTTP/2 connection to `server` whose last stream just ended (and so idle,
+/// counted by [`h2_idle`]): whether it stays for later requests, as [`put`] decides for a
+/// connection of the pool; the purge task counts it from then on.
+pub fn keep_h2(server: &Arc<Server>) -> bool {
+    if server.opts.pool_purge_delay.is_zero() || !wanted(server, true, 1) {
+        return false;
+    }
+    purge_from_now(server);
+    true
+}
+
+/// Starts the pool's purge task unless it runs.
+fn purge_from_now(server: &Arc<Server>) {
+    if !server.idle.purging.swap(true, Relaxed) {
         tokio::spawn(purge_every(server.clone()));
     }
-    true
 }
 
 /// Every `pool-purge-delay` while the pool holds connections: closes half of those beyond
@@ -590,7 +632,8 @@ async fn purge_every(server: Arc<Server>) {
         for at in 0..SHARDS {
             pool.prune(&mut pool.lock(at), generation, usize::MAX);
         }
-        let excess = (used + pool.total.load(Relaxed)).saturating_sub(max_used.max(est));
+        let idle = pool.total.load(Relaxed) + h2_idle(&server);
+        let excess = (used + idle).saturating_sub(max_used.max(est));
         let mut to_close = excess.div_ceil(2);
         let mut closing = Vec::new();
         for at in 0..SHARDS {
@@ -605,10 +648,14 @@ async fn purge_every(server: Arc<Server>) {
         }
         // Closed outside the locks.
         drop(closing);
+        if to_close > 0 && server.may_speak_h2() {
+            super::h2_server::close_idle(&server, to_close);
+        }
         // A connection pooled meanwhile finds `purging` set, and this loop goes on for it.
-        if pool.total.load(Relaxed) == 0 {
+        let idle = || pool.total.load(Relaxed) + h2_idle(&server);
+        if idle() == 0 {
             pool.purging.store(false, Relaxed);
-            if pool.total.load(Relaxed) == 0 || pool.purging.swap(true, Relaxed) {
+            if idle() == 0 || pool.purging.swap(true, Relaxed) {
                 return;
             }
         }

@@ -521,6 +521,12 @@ impl Server {
         true
     }
 
+    /// Whether its connections may speak HTTP/2: `proto h2`, or an `alpn` offering `h2`.
+    pub fn may_speak_h2(&self) -> bool {
+        let alpn = self.opts.tls.alpn.as_ref();
+        self.opts.proto_h2 || alpn.is_some_and(|a| a.iter().any(|p| p == "h2"))
+    }
+
     /// The generation of the server's connections: one kept from an older generation (idle
     /// in the pool, or owned by a client connection) is closed, not reused.
     pub fn conn_generation(&self) -> u64 {

@@ -500,7 +500,11 @@ pub(super) fn backend_row(state: &State, be: &Backend) -> Row {
 /// check's while it connects, as HAProxy's) and the estimated need the pool keeps (see `runtime::pool`). As in HAProxy,
 /// a TCP session's connection is in use only while it opens.
 fn connection_columns(row: &mut Row, s: &Server, mode: Mode) {
-    let pool = s.idle.counts();
+    let mut pool = s.idle.counts();
+    if s.may_speak_h2() {
+        // HTTP/2 connections with no stream are in HAProxy's safe list.
+        pool.safe += super::h2_server::idle_connections(s);
+    }
     let mut used = pool.checks;
     if mode == Mode::Http {
         used += s.counters.cur.load(Relaxed);
