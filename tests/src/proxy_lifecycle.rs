@@ -235,20 +235,9 @@ pub fn send(conn: &mut TcpStream, path: &str) {
 pub fn received(conn: &mut TcpStream, wait: Duration) -> (String, &'static str) {
     conn.set_read_timeout(Some(wait)).unwrap();
     let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
     let fate = loop {
-        match conn.read(&mut buf) {
-            Ok(0) => break "closed",
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                break "open";
-            }
-            Err(_) => break "reset",
+        if let Some(fate) = read_more(conn, &mut got) {
+            break fate;
         }
     };
     (String::from_utf8_lossy(&got).into_owned(), fate)
@@ -265,7 +254,6 @@ pub fn received_until(
 ) -> (String, &'static str) {
     let deadline = std::time::Instant::now() + at_most;
     let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
     let fate = loop {
         if String::from_utf8_lossy(&got).contains(expected) {
             break "open";
@@ -273,21 +261,33 @@ pub fn received_until(
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         conn.set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .unwrap();
-        match conn.read(&mut buf) {
-            Ok(0) => break "closed",
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                break "open";
-            }
-            Err(_) => break "reset",
+        if let Some(fate) = read_more(conn, &mut got) {
+            break fate;
         }
     };
     (String::from_utf8_lossy(&got).into_owned(), fate)
+}
+
+/// One read of `conn` into `got`: None while data comes, else whether the proxy closed the
+/// connection ("closed"), reset it, or the read timed out with it "open".
+fn read_more(conn: &mut TcpStream, got: &mut Vec<u8>) -> Option<&'static str> {
+    let mut buf = [0u8; 4096];
+    match conn.read(&mut buf) {
+        Ok(0) => Some("closed"),
+        Ok(n) => {
+            got.extend_from_slice(&buf[..n]);
+            None
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Some("open")
+        }
+        Err(_) => Some("reset"),
+    }
 }
 
 /// The next `count` request log lines (`httplog`), each as `SERVER REQUEST STATUS BYTES

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hapx_tests::nghttpd::Nghttpd;
 // hapx-proxy, then HAProxy when it is installed (skipped loudly, or failed under CI).
-use hapx_tests::proxy::{Proxy, cli, free_port, stat_row, temp_dir, wait_until};
+use hapx_tests::proxy::{Proxy, TestDir, cli, free_port, stat_row, temp_dir, wait_until};
 use hapx_tests::proxy_rules::binaries as proxies;
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -473,6 +473,18 @@ fn timeout_server_on_a_stream() {
     );
 }
 
+/// The test's directory with its files ([`docs`]), when nghttpd, curl and h2load are there
+/// (else the test is skipped loudly, or fails under CI).
+fn h2load_dir(test: &str) -> Option<TestDir> {
+    let needs = ["nghttpd", "curl", "h2load"];
+    if !needs.iter().all(|c| hapx_tests::require::command(test, c)) {
+        return None;
+    }
+    let dir = temp_dir(test);
+    docs(&dir);
+    Some(dir)
+}
+
 /// Ten requests at once on one HTTP/2 client connection (h2load, ten streams) go as
 /// streams of one server connection (HTTP/2 streams are never a first request: they share
 /// it), twenty from two clients at once too; then three HTTP/1.1 clients one after the
@@ -481,12 +493,7 @@ fn timeout_server_on_a_stream() {
 #[test]
 fn server_connections_for_concurrent_streams() {
     let test = "h2-servers-concurrent";
-    let needs = ["nghttpd", "curl", "h2load"];
-    if !needs.iter().all(|c| hapx_tests::require::command(test, c)) {
-        return;
-    }
-    let dir = temp_dir(test);
-    docs(&dir);
+    let Some(dir) = h2load_dir(test) else { return };
     compare(test, |name, binary| {
         let server = Nghttpd::start(&dir, name, None);
         let line = format!("server s1 {} proto h2", server.addr);
@@ -847,12 +854,7 @@ fn idle_columns(admin: &Path) -> String {
 #[test]
 fn idle_connections_are_counted_reused_and_purged() {
     let test = "h2-servers-idle";
-    let needs = ["nghttpd", "curl", "h2load"];
-    if !needs.iter().all(|c| hapx_tests::require::command(test, c)) {
-        return;
-    }
-    let dir = temp_dir(test);
-    docs(&dir);
+    let Some(dir) = h2load_dir(test) else { return };
     compare(test, |name, binary| {
         let server = Nghttpd::start(&dir, name, None);
         let front = SocketAddr::from((LO, free_port()));
