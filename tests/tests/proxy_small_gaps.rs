@@ -143,10 +143,11 @@ fn dumped(sock: &Path, id: &str) -> Vec<String> {
     lines.map(|l| l.trim().to_string()).collect()
 }
 
-/// A request on the server (`/slow-head`, answered after 3 s) and one queued behind it.
+/// A request on the server (`/held`, answered once the test releases it, however slow the
+/// machine) and one queued behind it.
 fn served_and_queued(lab: &Lab, server: &SlowServer, front: SocketAddr) -> [TcpStream; 2] {
     let before = server.requests.load(SeqCst);
-    let served = request(front, "/slow-head");
+    let served = request(front, "/held");
     wait_until(WAIT, || server.requests.load(SeqCst) > before);
     let queued = request(front, "/queued");
     let client = queued.local_addr().unwrap();
@@ -180,6 +181,7 @@ fn a_queued_http_request_is_listed_and_killed_ends_at_timeout_queue() {
         let killed = cli(&lab.admin, &format!("shutdown session {id}"));
         let (head, fate) = received(&mut queued, Duration::from_secs(4));
         let status = head.lines().next().unwrap_or_default();
+        server.release();
         Killed {
             listed,
             dumped,
@@ -230,7 +232,7 @@ fn a_killed_queued_http_request_given_a_slot_ends_at_once_with_a_502() {
             dumped: Vec::new(),
             killed: killed + &freed,
             answer: answers.join(" | "),
-            logs: vec![lab.request_log("/slow-head"), lab.request_log("/queued")],
+            logs: vec![lab.request_log("/held"), lab.request_log("/queued")],
         }
     });
     let expected = Killed {
@@ -464,21 +466,22 @@ impl MasterWorker {
         );
         let cfg = dir.join(format!("{name}.cfg"));
         std::fs::write(&cfg, config).expect("writing the configuration");
-        let child = spawn_master(binary, &master, &cfg);
+        // Owned before anything can fail: a failed start still stops the processes.
+        let started = MasterWorker {
+            child: spawn_master(binary, &master, &cfg),
+            master,
+            worker,
+        };
         // HAProxy's master executes itself again once its worker runs (its wait mode): its
         // socket answers only after that. A socket's file exists from its bind(2), before
         // its listen(2) (HAProxy even renames it between the two): until then connecting is
         // refused, so each socket is asked without failing until it answers.
         let up = wait_until(WAIT, || {
-            asked(&worker, "show info").starts_with("Name:")
-                && asked(&master, "show proc").contains("worker")
+            asked(&started.worker, "show info").starts_with("Name:")
+                && asked(&started.master, "show proc").contains("worker")
         });
         assert!(up, "{name}: the worker's stats socket never answered");
-        MasterWorker {
-            child,
-            master,
-            worker,
-        }
+        started
     }
 }
 
