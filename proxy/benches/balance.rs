@@ -39,7 +39,7 @@ fn per_pick(backend: &Arc<Backend>) -> f64 {
     let began = Instant::now();
     for i in 0..PICKS {
         let uri = ["/item/1", "/item/2", "/item/3", "/item/4"][(i % 4) as usize];
-        let key = balance::request_key(backend, src, uri, [("host", "example")]);
+        let key = balance::request_key(backend, src, uri, [("host", "example")], None);
         match balance::pick_or_queue(backend, key, None) {
             Some(Picked::Now(slot)) => drop(std::hint::black_box(slot)),
             other => panic!("no free server: {other:?}"),

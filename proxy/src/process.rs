@@ -162,7 +162,12 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
         link.ready()
             .context("telling the master this worker is ready")?;
     }
-    signal_old(&cli.soft_finish, Signal::SIGUSR1);
+    // Marked as a successor's: their peers lesson waits for this process's listener.
+    for &pid in &cli.soft_finish {
+        if let Err(e) = runtime::peers::finish_for_successor(pid) {
+            warn_unsignalled(pid, e);
+        }
+    }
     signal_old(&cli.terminate, Signal::SIGTERM);
     // Told to stop: they need not listen again.
     paused.disarm();
@@ -560,10 +565,14 @@ pub(crate) fn unblock_signals() {
 fn signal_old(pids: &[u32], sig: Signal) {
     for &pid in pids {
         if let Err(e) = kill(Pid::from_raw(pid as i32), sig) {
-            say_line(&format!(
-                "[WARNING]  ({}) : cannot signal old process {pid}: {e}",
-                std::process::id()
-            ));
+            warn_unsignalled(pid, e);
         }
     }
+}
+
+fn warn_unsignalled(pid: u32, e: nix::errno::Errno) {
+    say_line(&format!(
+        "[WARNING]  ({}) : cannot signal old process {pid}: {e}",
+        std::process::id()
+    ));
 }

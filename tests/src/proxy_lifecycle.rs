@@ -10,8 +10,9 @@
 //! - [`status`], [`messages`]: a server's state on the stats socket, the proxy's messages.
 //! - [`session`], [`fate`]: a TCP client session and whether the proxy closed it.
 //! - [`SlowServer`]: an HTTP server whose answers on some paths are slow or unusual.
-//! - [`request`], [`send`], [`received`], [`received_until`], [`request_logs`]: an HTTP
-//!   client connection, what it received, and the requests' log lines.
+//! - [`request`], [`send`], [`received`], [`received_until`], [`answered`],
+//!   [`request_logs`]: an HTTP client connection, what it received, and the requests' log
+//!   lines.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -268,6 +269,20 @@ pub fn received_until(
     (String::from_utf8_lossy(&got).into_owned(), fate)
 }
 
+/// What a client connection received once `last` arrived (within 10 s, however late and
+/// however split into reads), then within `quiet` more, and whether the proxy then closed
+/// it, reset it, or left it open: the wait for an answer is on its bytes, only the wait for
+/// nothing more is a window.
+pub fn answered(conn: &mut TcpStream, last: &str, quiet: Duration) -> (String, &'static str) {
+    let (mut got, fate) = received_until(conn, last, Duration::from_secs(10));
+    if fate != "open" {
+        return (got, fate);
+    }
+    let (more, fate) = received(conn, quiet);
+    got.push_str(&more);
+    (got, fate)
+}
+
 /// One read of `conn` into `got`: None while data comes, else whether the proxy closed the
 /// connection ("closed"), reset it, or the read timed out with it "open".
 fn read_more(conn: &mut TcpStream, got: &mut Vec<u8>) -> Option<&'static str> {
@@ -325,12 +340,12 @@ pub const SLOW: Duration = Duration::from_secs(3);
 pub const BIG: usize = 16 << 20;
 
 /// An HTTP/1.1 keep-alive server answering `NAME\n` at once (once it read the request's
-/// Content-Length body), except on `/slow-head` (its response after [`SLOW`]),
-/// `/slow-body` (its head and 10 of the 100 bytes of its body at once, the rest after
-/// [`SLOW`]), `/close-body` (the same, its body delimited by its close), `/big` (a body of
+/// Content-Length body), except on `/close-body` (its head and 10 bytes of its body at
+/// once, 90 more after [`SLOW`], its body delimited by its close), `/big` (a body of
 /// [`BIG`] bytes), `/interim` (a `100 Continue` before its response), `/ws` (a
-/// WebSocket switch and `hi`, then what comes through the tunnel echoed for [`SLOW`]) and
-/// `/held` (its response once the test calls [`SlowServer::release`]).
+/// WebSocket switch and `hi`, then what comes through the tunnel echoed for [`SLOW`]),
+/// `/held` (its response once the test calls [`SlowServer::release`]) and `/held-body`
+/// (its head and 10 of the 100 bytes of its body at once, the rest once released).
 #[derive(Debug)]
 pub struct SlowServer {
     pub name: String,
@@ -435,11 +450,11 @@ fn serve(conn: TcpStream, name: &str, requests: &AtomicUsize, gate: &Gate) {
                     format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{name}\n").as_bytes(),
                 )
             }
-            "/slow-head" => {
-                thread::sleep(SLOW);
-                out.write_all(
-                    format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{name}\n").as_bytes(),
-                )
+            "/held-body" => {
+                let head = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789";
+                let _ = out.write_all(head.as_bytes());
+                gate.wait_past(ticket);
+                out.write_all(&[b'x'; 90])
             }
             "/ws" => {
                 let head = "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\nhi";
@@ -469,12 +484,6 @@ fn serve(conn: TcpStream, name: &str, requests: &AtomicUsize, gate: &Gate) {
                 format!("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{name}\n")
                     .as_bytes(),
             ),
-            "/slow-body" => {
-                let head = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789";
-                let _ = out.write_all(head.as_bytes());
-                thread::sleep(SLOW);
-                out.write_all(&[b'x'; 90])
-            }
             _ => out.write_all(
                 format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{name}\n").as_bytes(),
             ),

@@ -308,48 +308,79 @@ fn prefer_last_server_keeps_a_client_on_the_server_of_its_own_connection() {
 fn a_request_queued_for_a_server_going_into_maintenance_is_redistributed_with_redispatch() {
     let test = "a_request_queued_for_a_server_going_into_maintenance_is_redistributed";
     let dir = temp_dir(&short(test));
-    for redispatch in [true, false] {
-        let mut seen = Vec::new();
-        for (who, binary) in binaries(test) {
-            let servers: Vec<Numbered> = ["s1", "s2"].map(Numbered::start).into();
-            let backend = format!(
-                "  balance source\n  timeout queue 1500ms\n{}{}",
-                if redispatch {
-                    "  option redispatch\n"
-                } else {
-                    ""
-                },
-                server_lines(&servers, " maxconn 1")
-            );
-            let name = format!("{who}-{redispatch}");
-            let (_proxy, front, sock) = start(binary, &dir, &name, &backend);
-            // Which server this client hashes to.
-            let (_, body) = ask(&mut kept_alive_client(front), "/probe");
-            let mine = body[..2].to_string();
-            let other = if mine == "s1" { "s2" } else { "s1" };
-            // Busy for longer than the queue's timeout.
-            let busy = thread::spawn(move || ask(&mut kept_alive_client(front), "/h3000"));
-            thread::sleep(Duration::from_millis(200));
-            let queued = thread::spawn(move || ask(&mut kept_alive_client(front), "/queued"));
-            thread::sleep(Duration::from_millis(300));
-            cli(&sock, &format!("disable server be/{mine}"));
-            let (code, body) = queued.join().unwrap();
-            let _ = busy.join();
-            let redispatches =
-                stat_row(&cli(&sock, "show stat"), "be", &mine).map(|r| r["wredis"].clone());
+    let runs = cases([true, false], binaries(test));
+    let seen = at_once(&runs, |(redispatch, (who, binary))| {
+        let (redispatch, who) = (*redispatch, *who);
+        let servers: Vec<Numbered> = ["s1", "s2"].map(Numbered::start).into();
+        let backend = format!(
+            "  balance source\n  timeout queue 1500ms\n{}{}",
             if redispatch {
-                assert_eq!((code, &body[..2]), (200, other), "{who}");
+                "  option redispatch\n"
             } else {
-                assert_eq!(code, 503, "{who}: {body}");
-            }
-            seen.push((
-                code,
-                body[..body.len().min(2)].to_string() == other,
-                redispatches,
-            ));
+                ""
+            },
+            server_lines(&servers, " maxconn 1")
+        );
+        let name = format!("{who}-{redispatch}");
+        let (_proxy, front, sock) = start(binary.clone(), &dir, &name, &backend);
+        // Which server this client hashes to.
+        let (_, body) = ask(&mut kept_alive_client(front), "/probe");
+        let mine = body[..2].to_string();
+        let other = if mine == "s1" { "s2" } else { "s1" };
+        let on_mine = |column: &str| {
+            stat_row(&cli(&sock, "show stat"), "be", &mine).is_some_and(|r| r[column] == "1")
+        };
+        // Busy for longer than the queue's timeout; the next request queued behind it.
+        let busy = thread::spawn(move || ask(&mut kept_alive_client(front), "/h3000"));
+        let wait = Duration::from_secs(5);
+        assert!(wait_until(wait, || on_mine("scur")), "{who}: not busy");
+        let queued = thread::spawn(move || ask(&mut kept_alive_client(front), "/queued"));
+        assert!(wait_until(wait, || on_mine("qcur")), "{who}: not queued");
+        cli(&sock, &format!("disable server be/{mine}"));
+        let (code, body) = queued.join().unwrap();
+        let _ = busy.join();
+        let redispatches =
+            stat_row(&cli(&sock, "show stat"), "be", &mine).map(|r| r["wredis"].clone());
+        if redispatch {
+            assert_eq!((code, &body[..2]), (200, other), "{who}");
+        } else {
+            assert_eq!(code, 503, "{who}: {body}");
         }
-        agree(seen, &format!("redispatch {redispatch}"));
+        (
+            code,
+            body[..body.len().min(2)].to_string() == other,
+            redispatches,
+        )
+    });
+    for (case, seen) in seen.chunks(seen.len() / 2).enumerate() {
+        agree(seen.to_vec(), &format!("redispatch {}", case == 0));
     }
+}
+
+/// Each of `values` with each of `binaries`, in that order: a test's cases.
+fn cases<V: Copy>(
+    values: [V; 2],
+    binaries: Vec<(&'static str, PathBuf)>,
+) -> Vec<(V, (&'static str, PathBuf))> {
+    (values.into_iter())
+        .flat_map(|v| binaries.iter().map(move |b| (v, b.clone())))
+        .collect()
+}
+
+/// `run` on each of `cases` at the same time, the results in order: each case has its own
+/// servers, proxy and stats socket, and none waits for the others' held responses.
+fn at_once<C: Sync, T: Send>(cases: &[C], run: impl Fn(&C) -> T + Sync) -> Vec<T> {
+    thread::scope(|scope| {
+        let running: Vec<_> = (cases.iter())
+            .map(|case| scope.spawn(|| run(case)))
+            .collect();
+        (running.into_iter())
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// A short directory name for `test`: stats socket paths must fit in 108 bytes.
@@ -365,43 +396,43 @@ fn short(test: &str) -> String {
 fn maxqueue_refuses_a_request_its_server_cannot_queue() {
     let test = "maxqueue_refuses_a_request_its_server_cannot_queue";
     let dir = temp_dir(&short(test));
-    for balance in ["source", "roundrobin"] {
-        let mut seen = Vec::new();
-        for (who, binary) in binaries(test) {
-            let server = Numbered::start("s1");
-            let backend = format!(
-                "  balance {balance}\n  timeout queue 10s\n  server s1 {} maxconn 1 maxqueue 1\n",
-                server.addr
-            );
-            let name = format!("{who}-{balance}");
-            let (_proxy, front, sock) = start(binary, &dir, &name, &backend);
-            // Each request in turn, the next sent once the proxy holds this one (served,
-            // queued or answered already): s1 is busy 1.5 s with the first, a margin for a
-            // loaded machine (round robin's third waits for two).
-            let requests: Vec<_> = (0..3)
-                .map(|sent| {
-                    let asking =
-                        thread::spawn(move || ask(&mut kept_alive_client(front), "/h1500").0);
-                    assert!(
-                        wait_until(Duration::from_secs(5), || asking.is_finished()
-                            || held(&sock) > sent),
-                        "{who}: request {sent} was not taken"
-                    );
-                    asking
-                })
-                .collect();
-            let codes: Vec<u16> = requests.into_iter().map(|t| t.join().unwrap()).collect();
-            let row = stat_row(&cli(&sock, "show stat"), "be", "s1").expect("s1's row");
-            let (econ, qlimit) = (row["econ"].clone(), row["qlimit"].clone());
-            if balance == "source" {
-                assert_eq!(codes, [200, 200, 503], "{who}");
-                assert_eq!((econ.as_str(), qlimit.as_str()), ("1", "1"), "{who}");
-            } else {
-                assert_eq!(codes, [200, 200, 200], "{who}");
-            }
-            seen.push((codes, econ, qlimit));
+    let runs = cases(["source", "roundrobin"], binaries(test));
+    let seen = at_once(&runs, |(balance, (who, binary))| {
+        let (balance, who) = (*balance, *who);
+        let server = Numbered::start("s1");
+        let backend = format!(
+            "  balance {balance}\n  timeout queue 10s\n  server s1 {} maxconn 1 maxqueue 1\n",
+            server.addr
+        );
+        let name = format!("{who}-{balance}");
+        let (_proxy, front, sock) = start(binary.clone(), &dir, &name, &backend);
+        // Each request in turn, the next sent once the proxy holds this one (served,
+        // queued or answered already): s1 is busy 1.5 s with the first, a margin for a
+        // loaded machine (round robin's third waits for two).
+        let requests: Vec<_> = (0..3)
+            .map(|sent| {
+                let asking = thread::spawn(move || ask(&mut kept_alive_client(front), "/h1500").0);
+                assert!(
+                    wait_until(Duration::from_secs(5), || asking.is_finished()
+                        || held(&sock) > sent),
+                    "{who}: request {sent} was not taken"
+                );
+                asking
+            })
+            .collect();
+        let codes: Vec<u16> = requests.into_iter().map(|t| t.join().unwrap()).collect();
+        let row = stat_row(&cli(&sock, "show stat"), "be", "s1").expect("s1's row");
+        let (econ, qlimit) = (row["econ"].clone(), row["qlimit"].clone());
+        if balance == "source" {
+            assert_eq!(codes, [200, 200, 503], "{who}");
+            assert_eq!((econ.as_str(), qlimit.as_str()), ("1", "1"), "{who}");
+        } else {
+            assert_eq!(codes, [200, 200, 200], "{who}");
         }
-        agree(seen, &format!("balance {balance}"));
+        (codes, econ, qlimit)
+    });
+    for (seen, balance) in seen.chunks(seen.len() / 2).zip(["source", "roundrobin"]) {
+        agree(seen.to_vec(), &format!("balance {balance}"));
     }
 }
 

@@ -276,26 +276,30 @@ fn scripted_server(
     (addr, requests)
 }
 
+/// An HTTP/2 frame read whole from `conn`: its type, flags, stream and payload (None: the
+/// connection ended).
+fn read_frame(conn: &mut std::net::TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
+    let mut header = [0u8; 9];
+    conn.read_exact(&mut header).ok()?;
+    let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+    let mut payload = vec![0u8; len];
+    conn.read_exact(&mut payload).ok()?;
+    let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & !(1 << 31);
+    Some((header[3], header[4], stream, payload))
+}
+
 /// Sends a PING, then reads frames until its ACK (false: the connection ended first).
 fn ping_acked(conn: &mut std::net::TcpStream) -> bool {
     let data = *b"hapxping";
     if conn.write_all(&frame(6, 0, 0, &data)).is_err() {
         return false;
     }
-    loop {
-        let mut header = [0u8; 9];
-        if conn.read_exact(&mut header).is_err() {
-            return false;
-        }
-        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-        let mut payload = vec![0u8; len];
-        if conn.read_exact(&mut payload).is_err() {
-            return false;
-        }
-        if header[3] == 6 && header[4] & 1 == 1 && payload == data {
+    while let Some((kind, flags, _, payload)) = read_frame(conn) {
+        if kind == 6 && flags & 1 == 1 && payload == data {
             return true;
         }
     }
+    false
 }
 
 fn serve_scripted(
@@ -310,18 +314,7 @@ fn serve_scripted(
     // Our SETTINGS (none), and the ACK of the client's.
     let _ = conn.write_all(&frame(4, 0, 0, &[]));
     let _ = conn.write_all(&frame(4, 1, 0, &[]));
-    loop {
-        let mut header = [0u8; 9];
-        if conn.read_exact(&mut header).is_err() {
-            return;
-        }
-        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-        let mut payload = vec![0u8; len];
-        if conn.read_exact(&mut payload).is_err() {
-            return;
-        }
-        let (kind, flags) = (header[3], header[4]);
-        let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & !(1 << 31);
+    while let Some((kind, flags, stream, _)) = read_frame(conn) {
         // A request whose head ended its stream (a GET): answered.
         if kind != 1 || flags & 1 == 0 {
             continue;
@@ -485,11 +478,25 @@ fn h2load_dir(test: &str) -> Option<TestDir> {
     Some(dir)
 }
 
-/// Ten requests at once on one HTTP/2 client connection (h2load, ten streams) go as
-/// streams of one server connection (HTTP/2 streams are never a first request: they share
-/// it), twenty from two clients at once too; then three HTTP/1.1 clients one after the
-/// other each open their own (`http-reuse safe`): the server sees as many connections as
-/// through HAProxy.
+/// `requests` GETs of `url` by h2load over `clients` connections, at most `streams` at
+/// once on each: all of them succeed.
+fn h2load(name: &str, url: &str, requests: usize, clients: usize, streams: usize) {
+    let counts = [requests, clients, streams].map(|n| n.to_string());
+    let load = Command::new("h2load")
+        .args(["-n", &counts[0], "-c", &counts[1], "-m", &counts[2], url])
+        .output()
+        .expect("h2load");
+    let report = String::from_utf8_lossy(&load.stdout);
+    let done = format!("{requests} succeeded");
+    assert!(report.contains(&done), "{name}: {report}");
+}
+
+/// Ten requests at once on one HTTP/2 client connection (h2load, ten streams) open ten
+/// server connections: all ten come before any connection is up, so none finds one to
+/// share. Twenty from two clients at once then open none (HTTP/2 streams are never a first
+/// request: they share those ten), and three HTTP/1.1 clients one after the other open one
+/// each (`http-reuse safe`): the server sees as many connections after each step as through
+/// HAProxy (measured: 10, 10, 11, 12, 13).
 #[test]
 fn server_connections_for_concurrent_streams() {
     let test = "h2-servers-concurrent";
@@ -500,14 +507,8 @@ fn server_connections_for_concurrent_streams() {
         let proxy = run(binary, &dir, name, "", &line);
         let url = format!("http://{}/big", proxy.front);
         let mut counts = Vec::new();
-        for (requests, clients) in [("10", "1"), ("20", "2")] {
-            let load = Command::new("h2load")
-                .args(["-n", requests, "-c", clients, "-m", "10", &url])
-                .output()
-                .expect("h2load");
-            let report = String::from_utf8_lossy(&load.stdout).to_string();
-            let done = format!("{requests} succeeded");
-            assert!(report.contains(&done), "{name}: {report}");
+        for (requests, clients) in [(10, 1), (20, 2)] {
+            h2load(name, &url, requests, clients, 10);
             counts.push(server.connections());
         }
         for _ in 0..3 {
@@ -875,22 +876,12 @@ fn idle_connections_are_counted_reused_and_purged() {
         );
         let mut seen = Vec::new();
         // Ten streams at once: ten connections, each idle once its stream ended.
-        let load = Command::new("h2load")
-            .args(["-n", "10", "-c", "1", "-m", "10", &big])
-            .output()
-            .expect("h2load");
-        let report = String::from_utf8_lossy(&load.stdout);
-        assert!(report.contains("10 succeeded"), "{name}: {report}");
+        h2load(name, &big, 10, 1, 10);
         seen.push(format!("10 streams: {} connections", server.connections()));
         // (Read before the second purge, a second after the streams ended, lowers the need.)
         seen.push(idle_columns(&admin));
         // Later streams take them; a client connection's first request does not.
-        let load = Command::new("h2load")
-            .args(["-n", "20", "-c", "1", "-m", "5", &big])
-            .output()
-            .expect("h2load");
-        let report = String::from_utf8_lossy(&load.stdout);
-        assert!(report.contains("20 succeeded"), "{name}: {report}");
+        h2load(name, &big, 20, 1, 5);
         curl(&["-o", "/dev/null", small.as_str()]);
         seen.push(format!("then: {} connections", server.connections()));
         // The purge closes them down to the thread's first, as the need falls to none.
@@ -898,5 +889,364 @@ fn idle_connections_are_counted_reused_and_purged() {
         let settled = wait_until(Duration::from_secs(30), || idle_columns(&admin) == kept);
         assert!(settled, "{name}: {}", idle_columns(&admin));
         (seen.join("\n"), Vec::new(), server.connections())
+    });
+}
+
+/// An HTTP/1.1 server answering each request (a GET) `ok` on kept-alive connections, and
+/// the number of connections it accepted.
+fn counting_server() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::BufRead;
+    let listener = TcpListener::bind((LO, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut writer = conn.try_clone().unwrap();
+                let mut reader = std::io::BufReader::new(conn);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    let ended = line == "\r\n";
+                    line.clear();
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
+                    if ended && writer.write_all(answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// A prior-knowledge HTTP/2 client connection that sends its GETs in rounds.
+struct Rounds {
+    conn: std::net::TcpStream,
+    next_stream: u32,
+}
+
+impl Rounds {
+    fn open(front: SocketAddr) -> Rounds {
+        let mut conn = std::net::TcpStream::connect(front).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        hello.extend_from_slice(&frame(4, 0, 0, &[]));
+        conn.write_all(&hello).unwrap();
+        Rounds {
+            conn,
+            next_stream: 1,
+        }
+    }
+
+    /// `n` GETs of `path` at once, each one's response read to its end; their statuses
+    /// (the first byte of each HEADERS block: 0x88 is HPACK's indexed `:status: 200`).
+    fn get_at_once(&mut self, path: &str, n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut open = std::collections::BTreeSet::new();
+        for _ in 0..n {
+            // :method GET, :scheme http (indexed), :path and :authority (literals without
+            // indexing, indexed names 4 and 1).
+            let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+            block.extend_from_slice(path.as_bytes());
+            block.extend_from_slice(&[0x01, 1, b'x']);
+            out.extend_from_slice(&frame(1, 0x05, self.next_stream, &block));
+            open.insert(self.next_stream);
+            self.next_stream += 2;
+        }
+        self.conn.write_all(&out).unwrap();
+        let mut statuses = Vec::new();
+        while !open.is_empty() {
+            let Some((kind, flags, stream, payload)) = read_frame(&mut self.conn) else {
+                panic!("the connection ended with streams {open:?} open");
+            };
+            match kind {
+                1 => statuses.push(payload.first().copied().unwrap_or(0)),
+                3 | 7 => panic!("stream {stream} reset or GOAWAY: {payload:?}"),
+                4 if flags & 1 == 0 => self.conn.write_all(&frame(4, 1, 0, &[])).unwrap(),
+                _ => {}
+            }
+            if (kind == 0 || kind == 1) && flags & 1 == 1 {
+                open.remove(&stream);
+            }
+        }
+        statuses
+    }
+}
+
+/// The server's `show stat` columns `scur`, `stot`, `connect`, `reuse` and `need_conn_est`.
+fn connection_columns(admin: &Path) -> [String; 5] {
+    let csv = cli(admin, "show stat");
+    let row = stat_row(&csv, "be", "s1").expect("the server's row");
+    ["scur", "stot", "connect", "reuse", "need_conn_est"].map(|c| format!("{c}={}", row[c]))
+}
+
+/// `http-reuse never` with HTTP/2 clients: a client connection's server connections are
+/// its own, shared by all its streams as HAProxy 2.6's session list holds them. One client
+/// connection sends 1, then 10, then 10, then 5 streams at once (each round once the last
+/// one's streams left the server), then a second client connection 1:
+/// - to an HTTP/2 server (nghttpd h2c) every stream of the first client goes on its one
+///   connection, concurrent or not, and the second opens its own: 1, 1, 1, 1, 2;
+/// - to an HTTP/1.1 server each concurrent stream needs a connection, and a connection
+///   whose stream ended stays only while the client connection holds fewer than five idle
+///   ones (`max-session-srv-conns`): 1, 10, 15, 15, 16.
+///
+/// The server's `connect`/`reuse` counts, and its need estimate (a private connection
+/// counts in use only as it opens: 1), as HAProxy's.
+#[test]
+fn http_reuse_never_keeps_connections_per_client_connection() {
+    let test = "h2-servers-reuse-never";
+    let Some(dir) = h2load_dir(test) else { return };
+    compare(test, |name, binary| {
+        let h2 = Nghttpd::start(&dir, name, None);
+        let (h1, h1_accepted) = counting_server();
+        let mut seen = Vec::new();
+        for (kind, addr, proto) in [("h2", h2.addr, " proto h2"), ("h1", h1, "")] {
+            let front = SocketAddr::from((LO, free_port()));
+            let admin = dir.join(format!("{name}-{kind}.sock"));
+            let cfg = format!(
+                "global\n  stats socket {} level admin\n\
+                 defaults\n  mode http\n  timeout client 10s\n  timeout server 3s\n  timeout connect 5s\n\
+                 frontend fe\n  bind {front}\n  default_backend be\n\
+                 backend be\n  http-reuse never\n  server s1 {addr}{proto}\n",
+                admin.display()
+            );
+            let _proxy = Proxy::start_with(binary.clone(), &dir, name, &cfg, front, &[]);
+            let connections = || match kind {
+                "h2" => h2.connections(),
+                _ => h1_accepted.load(std::sync::atomic::Ordering::SeqCst),
+            };
+            // The streams of a round left the server (their connections detached).
+            let settled = || {
+                let left = || connection_columns(&admin)[0] == "scur=0";
+                assert!(wait_until(Duration::from_secs(10), left), "{name}");
+            };
+            let path = "/small";
+            let mut counts = Vec::new();
+            let mut first = Rounds::open(front);
+            for n in [1, 10, 10, 5] {
+                assert_eq!(first.get_at_once(path, n), vec![0x88; n], "{name} {kind}");
+                settled();
+                counts.push(connections());
+            }
+            let mut second = Rounds::open(front);
+            assert_eq!(second.get_at_once(path, 1), [0x88], "{name} {kind}");
+            settled();
+            counts.push(connections());
+            let columns = connection_columns(&admin);
+            let wanted = match kind {
+                "h2" => (
+                    [1, 1, 1, 1, 2],
+                    "stot=27 connect=2 reuse=25 need_conn_est=1",
+                ),
+                _ => (
+                    [1, 10, 15, 15, 16],
+                    "stot=27 connect=16 reuse=11 need_conn_est=1",
+                ),
+            };
+            assert_eq!(counts, wanted.0, "{name} {kind}: server connections");
+            assert_eq!(columns[1..].join(" "), wanted.1, "{name} {kind}");
+            seen.push(format!("{kind}: {counts:?} {}", columns.join(" ")));
+        }
+        (seen.join("\n"), Vec::new(), 0)
+    });
+}
+
+/// The connections established to `server` (`ss`, filtered by the kernel).
+fn open_to(server: SocketAddr) -> usize {
+    let out = Command::new("ss")
+        .args(["-Htn", "state", "established", "dst"])
+        .arg(server.to_string())
+        .output()
+        .expect("ss");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// A server's `show stat` columns, `name=value` each.
+fn columns(admin: &Path, names: &[&str]) -> String {
+    let csv = cli(admin, "show stat");
+    let row = stat_row(&csv, "be", "s1").expect("the server's row");
+    let shown: Vec<String> = names.iter().map(|c| format!("{c}={}", row[*c])).collect();
+    shown.join(" ")
+}
+
+/// A proxy with one thread and a stats socket in front of `server` (`proto h2`), with
+/// `http-reuse REUSE` and the server line's `extra` options.
+fn pooled_proxy(
+    binary: PathBuf,
+    dir: &Path,
+    name: &str,
+    server: SocketAddr,
+    reuse: &str,
+    extra: &str,
+) -> (Proxy, SocketAddr, PathBuf) {
+    let front = SocketAddr::from((LO, free_port()));
+    let admin = dir.join(format!("{name}-{reuse}.sock"));
+    let cfg = format!(
+        "global\n  nbthread 1\n  stats socket {} level admin\n\
+         defaults\n  mode http\n  timeout client 10s\n  timeout server 10s\n  timeout connect 5s\n\
+         frontend fe\n  bind {front}\n  default_backend be\n\
+         backend be\n  http-reuse {reuse}\n  server s1 {server} proto h2{extra}\n",
+        admin.display()
+    );
+    let proxy = Proxy::start_with(binary, dir, name, &cfg, front, &[]);
+    (proxy, front, admin)
+}
+
+/// The test's files, with `docs/huge` (10 MB) that a client stops reading.
+fn huge_docs(test: &str) -> Option<TestDir> {
+    if !hapx_tests::require::command(test, "ss") {
+        return None;
+    }
+    let dir = h2load_dir(test)?;
+    let huge: Vec<u8> = (0..10_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(dir.join("docs").join("huge"), huge).unwrap();
+    Some(dir)
+}
+
+/// A client connection that sent GET `path` and reads no more than `most` bytes of it (a
+/// small receive buffer: the download stalls once the buffers between are full).
+fn stalled_get(front: SocketAddr, path: &str, most: usize) -> std::net::TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&front.into()).unwrap();
+    let mut conn: std::net::TcpStream = sock.into();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut got = 0;
+    let mut buf = [0; 4096];
+    while got < most {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    conn
+}
+
+/// Ten client connections each start a download and close after its first bytes: each
+/// server connection's only stream ends without a whole response (the proxy resets it),
+/// yet the connection is listed as idle, counted and purged as HAProxy's `h2_detach` lists
+/// it, not left open and uncounted. Once settled, every open server connection is counted
+/// in `srv_icur`; the purge then closes them down to none (no need is left).
+#[test]
+fn aborted_streams_leave_counted_idle_connections() {
+    let test = "h2-servers-aborted";
+    let Some(dir) = huge_docs(test) else { return };
+    compare(test, |name, binary| {
+        let server = Nghttpd::start(&dir, name, None);
+        let extra = " pool-purge-delay 300ms";
+        let (proxy, front, admin) = pooled_proxy(binary, &dir, name, server.addr, "safe", extra);
+        for _ in 0..10 {
+            drop(stalled_get(front, "/huge", 2000));
+        }
+        let counted = || {
+            let open = open_to(server.addr);
+            let shown = columns(&admin, &["scur", "srv_icur"]);
+            (shown == format!("scur=0 srv_icur={open}")).then_some(open)
+        };
+        let mut settled = None;
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                settled = counted();
+                settled.is_some()
+            }),
+            "{name}: {} open, {}",
+            open_to(server.addr),
+            columns(&admin, &["scur", "srv_icur"])
+        );
+        let purged = wait_until(Duration::from_secs(20), || counted() == Some(0));
+        assert!(purged, "{name}: {:?}", counted());
+        drop(proxy);
+        (format!("purged: {purged}"), Vec::new(), 0)
+    });
+}
+
+/// Maintenance closes a server's idle HTTP/2 connections at once, as HAProxy's: the purge
+/// (a minute away) does not have to.
+#[test]
+fn maintenance_closes_idle_connections() {
+    let test = "h2-servers-maint";
+    let Some(dir) = huge_docs(test) else { return };
+    compare(test, |name, binary| {
+        let server = Nghttpd::start(&dir, name, None);
+        let extra = " pool-purge-delay 60s";
+        let (proxy, front, admin) = pooled_proxy(binary, &dir, name, server.addr, "safe", extra);
+        let url = format!("http://{front}/small");
+        let load = Command::new("h2load")
+            .args(["--h1", "-n", "100", "-c", "5", &url])
+            .output()
+            .expect("h2load");
+        // (Done, not "succeeded": h2load's HTTP/1 parser fails the empty reason phrase an
+        // HTTP/2 response gets in HTTP/1.1, from both proxies.)
+        let report = String::from_utf8_lossy(&load.stdout);
+        assert!(report.contains("100 done"), "{name}: {report}");
+        let idle = || {
+            let open = open_to(server.addr);
+            let shown = columns(&admin, &["scur", "srv_icur"]);
+            open > 0 && shown == format!("scur=0 srv_icur={open}")
+        };
+        assert!(wait_until(Duration::from_secs(10), idle), "{name}");
+        cli(&admin, "set server be/s1 state maint");
+        let closed = wait_until(Duration::from_secs(5), || open_to(server.addr) == 0);
+        assert!(closed, "{name}: {} open", open_to(server.addr));
+        let shown = columns(&admin, &["srv_icur", "used_conn_cur"]);
+        drop(proxy);
+        (shown, Vec::new(), 0)
+    });
+}
+
+/// Client A downloads a small file, then a huge one it stops reading; client B then starts
+/// the same huge download (its first request) and stops reading too. With `http-reuse safe`
+/// (the default) B's request never goes on A's busy connection (HAProxy attaches a
+/// connection taken while idle to the taking session): two server connections, two in use.
+/// With `always` it does: one connection, in use once (`used_conn_cur` counts connections,
+/// not requests).
+#[test]
+fn safe_reuse_never_shares_a_busy_connection() {
+    let test = "h2-servers-safe-busy";
+    let Some(dir) = huge_docs(test) else { return };
+    compare(test, |name, binary| {
+        let server = Nghttpd::start(&dir, name, None);
+        let mut seen = Vec::new();
+        for reuse in ["safe", "always"] {
+            let (proxy, front, admin) =
+                pooled_proxy(binary.clone(), &dir, name, server.addr, reuse, "");
+            let mut a = stalled_get(front, "/small", 1);
+            a.write_all(b"GET /huge HTTP/1.1\r\nhost: x\r\n\r\n")
+                .unwrap();
+            let admin = admin.as_path();
+            let busy = |n: usize| {
+                let scur = format!("scur={n}");
+                move || columns(admin, &["scur"]) == scur
+            };
+            assert!(
+                wait_until(Duration::from_secs(10), busy(1)),
+                "{name} {reuse}"
+            );
+            // (Not read at all: HAProxy's connection blocks behind A's full stream then.)
+            let b = stalled_get(front, "/huge", 0);
+            assert!(
+                wait_until(Duration::from_secs(10), busy(2)),
+                "{name} {reuse}"
+            );
+            let names = [
+                "connect",
+                "reuse",
+                "srv_icur",
+                "used_conn_cur",
+                "need_conn_est",
+            ];
+            let shown = columns(admin, &names);
+            seen.push(format!("{reuse}: {} open, {shown}", open_to(server.addr)));
+            drop((a, b));
+            drop(proxy);
+        }
+        (seen.join("\n"), Vec::new(), 0)
     });
 }

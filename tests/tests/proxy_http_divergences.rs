@@ -59,6 +59,23 @@ fn answer(addr: SocketAddr, request: &str) -> (String, bool) {
     (status, closed)
 }
 
+/// `each` of `items` run at the same time, their results in order: each runs its own client
+/// connection, independent of the others (their log lines are compared sorted), so none
+/// waits for the windows of the others.
+fn concurrently<I: Sync, T: Send>(items: &[I], each: impl Fn(&I) -> T + Sync) -> Vec<T> {
+    thread::scope(|scope| {
+        let runs: Vec<_> = (items.iter())
+            .map(|item| scope.spawn(|| each(item)))
+            .collect();
+        (runs.into_iter())
+            .map(|run| {
+                run.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 #[test]
@@ -104,7 +121,7 @@ fn websocket_handshakes_without_a_valid_key_get_400() {
             .to_string(),
     ];
     let traffic = |addr: SocketAddr| {
-        let seen: Vec<(String, bool)> = requests.iter().map(|r| answer(addr, r)).collect();
+        let seen: Vec<(String, bool)> = concurrently(&requests, |r| answer(addr, r));
         let mut lines = log.lines(requests.len());
         lines.sort();
         (seen, lines)
@@ -304,15 +321,16 @@ fn error_replies_are_rendered_where_haproxy_renders_them() {
             vec![format!("POST /sink HTTP/1.1\r\n{HOST}content-length: 10\r\n\r\nabc").into()],
         ),
     ];
+    let runs: Vec<_> = [replies, files]
+        .into_iter()
+        .flat_map(|addr| cases.iter().map(move |case| (addr, case)))
+        .collect();
     let traffic = |_: SocketAddr| {
-        let mut seen = Vec::new();
-        for addr in [replies, files] {
-            for (name, parts) in &cases {
-                let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-                let answer = exchange_raw(addr, &parts, Duration::from_secs(4));
-                seen.push(format!("{name}: {answer}"));
-            }
-        }
+        let seen = concurrently(&runs, |(addr, (name, parts))| {
+            let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            let answer = exchange_raw(*addr, &parts, Duration::from_secs(4));
+            format!("{name}: {answer}")
+        });
         // Every case is logged but the monitor's.
         let mut lines = log.lines(2 * (cases.len() - 1));
         lines.sort();
@@ -516,15 +534,15 @@ fn error_replies_keep_a_connection_whose_body_came_whole() {
             ],
         ),
     ];
+    let runs: Vec<_> = [none, dead, deny]
+        .into_iter()
+        .flat_map(|addr| cases.iter().map(move |case| (addr, case)))
+        .collect();
     let traffic = |_: SocketAddr| {
-        let mut seen = Vec::new();
-        for addr in [none, dead, deny] {
-            for (name, parts) in &cases {
-                let raw = exchange_raw(addr, parts, Duration::from_secs(1));
-                seen.push((*name, statuses_and_closes(&raw)));
-            }
-        }
-        seen
+        concurrently(&runs, |(addr, (name, parts))| {
+            let raw = exchange_raw(*addr, parts, Duration::from_secs(1));
+            (*name, statuses_and_closes(&raw))
+        })
     };
     let (ours, theirs) = side_by_side(test, &config, none, traffic);
     for (at, (name, seen)) in ours.iter().enumerate() {
@@ -570,17 +588,14 @@ fn a_websocket_response_without_an_accept_gets_502() {
         log.addr
     );
     let traffic = |addr: SocketAddr| {
-        let seen: Vec<Vec<String>> = ["/bare", "/accepted", "/other"]
-            .iter()
-            .map(|path| {
-                let request = format!(
-                    "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\n\
-                     upgrade: websocket\r\nsec-websocket-key: {KEY}\r\n\r\n"
-                );
-                let raw = exchange_raw(addr, &[request.as_bytes()], Duration::from_secs(2));
-                statuses_and_closes(&raw)
-            })
-            .collect();
+        let seen: Vec<Vec<String>> = concurrently(&["/bare", "/accepted", "/other"], |path| {
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\n\
+                 upgrade: websocket\r\nsec-websocket-key: {KEY}\r\n\r\n"
+            );
+            let raw = exchange_raw(addr, &[request.as_bytes()], Duration::from_secs(2));
+            statuses_and_closes(&raw)
+        });
         let mut lines = log.lines(3);
         lines.sort();
         (seen, lines)

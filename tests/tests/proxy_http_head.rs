@@ -13,13 +13,14 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hapx_tests::proxy::{Proxy, cli, free_port, temp_dir, wait_until};
-use hapx_tests::proxy_rules::side_by_side;
+use hapx_tests::proxy_rules::{HAPROXY, side_by_side};
+use hapx_tests::{bins, require};
 
 /// How long a proxy gets to close a connection it means to close, once its stream ended
 /// (see [`stream_ended`]): the close is then on its way already.
@@ -529,26 +530,29 @@ fn run(front: SocketAddr, sock: &Path, server: &Recorder, cases: &[&Case]) -> Ve
 
 /// Runs `cases` through hapx-proxy and HAProxy on a configuration made of `global`,
 /// frontend lines `fe` and backend lines `be`; asserts they saw the same bytes; hapx's side.
+/// The two proxies run at the same time, each with its own server, port and stats socket:
+/// the cases run one after the other through each (a server connection kept idle by one
+/// case is the next one's), and neither waits for the other's.
 fn compare(test: &str, global: &str, fe: &str, be: &str, cases: &[&Case]) -> Vec<Seen> {
-    let server = Recorder::start();
-    let port = free_port();
     let dir = temp_dir(test);
-    let sock = dir.join("admin.sock");
-    // `timeout http-keep-alive`: a kept connection is not closed by its idle timeout
-    // (else `timeout http-request`) while a loaded machine's test looks at it. Whether an
-    // idle server connection stays depends on the thread its request ran on (each keeps its
-    // first) and on the estimate of the need the purge task moves every `pool-purge-delay`:
-    // one thread, and no purge during the test, make it depend on the cases alone.
-    let config = format!(
-        "global\n  nbthread 1\n  stats socket {} level admin\n{global}defaults\n  mode http\n  timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n  timeout http-request 500ms\n  timeout http-keep-alive 10s\n\
-         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n{fe}\
-         backend be\n{be}  server s {} pool-purge-delay 1h\n",
-        sock.display(),
-        server.addr
-    );
-    let front = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let (ours, theirs) = side_by_side(test, &config, front, |front| {
+    let observe = |binary: PathBuf, name: &str| {
+        let server = Recorder::start();
+        let port = free_port();
+        let sock = dir.join(format!("{name}.sock"));
+        let config = config(&sock, server.addr, port, (global, fe, be));
+        let front = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let _proxy = Proxy::start_with(binary, &dir, name, &config, front, &[]);
         run(front, &sock, &server, cases)
+    };
+    let (ours, theirs) = std::thread::scope(|scope| {
+        let ours = scope.spawn(|| observe(bins::path("hapx-proxy"), "hapx"));
+        let theirs = require::path(test, Path::new(HAPROXY), "HAProxy")
+            .then(|| scope.spawn(|| observe(HAPROXY.into(), "haproxy")));
+        let joined = |run: std::thread::ScopedJoinHandle<'_, Vec<Seen>>| {
+            run.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        };
+        (joined(ours), theirs.map(joined))
     });
     if let Some(theirs) = theirs {
         for ((case, ours), theirs) in cases.iter().zip(&ours).zip(&theirs) {
@@ -560,6 +564,27 @@ fn compare(test: &str, global: &str, fe: &str, be: &str, cases: &[&Case]) -> Vec
         }
     }
     ours
+}
+
+/// The configuration of [`compare`]: `global`, frontend lines `fe` and backend lines `be`,
+/// the frontend on `port`, the backend's server at `server`, a stats socket at `sock`.
+fn config(
+    sock: &Path,
+    server: SocketAddr,
+    port: u16,
+    (global, fe, be): (&str, &str, &str),
+) -> String {
+    // `timeout http-keep-alive`: a kept connection is not closed by its idle timeout
+    // (else `timeout http-request`) while a loaded machine's test looks at it. Whether an
+    // idle server connection stays depends on the thread its request ran on (each keeps its
+    // first) and on the estimate of the need the purge task moves every `pool-purge-delay`:
+    // one thread, and no purge during the test, make it depend on the cases alone.
+    format!(
+        "global\n  nbthread 1\n  stats socket {} level admin\n{global}defaults\n  mode http\n  timeout client 2s\n  timeout server 2s\n  timeout connect 1s\n  timeout http-request 500ms\n  timeout http-keep-alive 10s\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n{fe}\
+         backend be\n{be}  server s {server} pool-purge-delay 1h\n",
+        sock.display(),
+    )
 }
 
 fn all_cases() -> Vec<&'static Case> {

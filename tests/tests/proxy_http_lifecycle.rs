@@ -11,13 +11,15 @@
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::atomic::Ordering::SeqCst;
 use std::thread;
 use std::time::Duration;
 
 use hapx_tests::proxy::{cli, free_port, stat_row, wait_until};
 use hapx_tests::proxy_lifecycle::{
-    CheckPort, Lab, SlowServer, agree, received, received_until, request, request_logs, send,
-    status,
+    CheckPort, Lab, SlowServer, agree, answered, received, received_until, request, request_logs,
+    send, status,
 };
 
 fn lab(test: &str, names: [&str; 2]) -> Lab<[SlowServer; 2]> {
@@ -31,6 +33,17 @@ fn servers(lab: &Lab<[SlowServer; 2]>, options: &str) -> String {
         "  server {} {} {options}\n  server {} {} backup\n",
         a.name, a.addr, b.name, b.addr
     )
+}
+
+/// How long a test waits for what a proxy is bound to send (a loaded machine may be slow).
+const ANSWER: Duration = Duration::from_secs(10);
+
+/// `show stat`'s `scur` of `be/server` is `streams`, within [`ANSWER`].
+fn streams_on(sock: &Path, server: &str, streams: usize) -> bool {
+    let scur = streams.to_string();
+    wait_until(ANSWER, || {
+        stat_row(&cli(sock, "show stat"), "be", server).is_some_and(|r| r["scur"] == scur)
+    })
 }
 
 /// A response's status line and body (the part after its head), for comparison.
@@ -61,16 +74,17 @@ struct Observed {
     stats: Vec<String>,
 }
 
-/// One client's stream killed: what it saw `before` the kill and after it, the stream's log
-/// line, and `be/a`'s `columns` once it ended.
+/// One client's stream killed: what it saw `before` the kill and after it until the proxy
+/// closed it, the stream's log line, and `be/a`'s `columns` once it ended.
 fn after_kill(
     before: String,
     conn: &mut TcpStream,
     lab: &Lab<[SlowServer; 2]>,
     columns: &[&str],
 ) -> Observed {
-    let after = summary(received(conn, Duration::from_millis(1500)));
+    let after = summary(received(conn, ANSWER));
     let logs = request_logs(&lab.syslog, 1);
+    assert!(streams_on(&lab.sock, "a", 0), "the stream did not end");
     let stat = cli(&lab.sock, "show stat");
     Observed {
         clients: vec![before, after],
@@ -91,18 +105,19 @@ fn on_server_a(sock: &std::path::Path) {
 }
 
 /// A stream on `be`'s server `a` killed by its maintenance (`disable server be/a`) once its
-/// client, connected by `start`, got what came within 500 ms: [`after_kill`]'s view of it
-/// through hapx-proxy, then HAProxy.
+/// client, connected by `start`, got what ends with `first` (nothing: "") and what came
+/// within 500 ms more: [`after_kill`]'s view of it through hapx-proxy, then HAProxy.
 fn killed_in_maintenance(
     lab: &Lab<[SlowServer; 2]>,
     be: &str,
     start: impl Fn(SocketAddr) -> TcpStream,
+    first: &str,
     columns: &[&str],
 ) -> (Observed, Option<Observed>) {
     lab.run(&lab.name, be, |front| {
         let mut conn = start(front);
         on_server_a(&lab.sock);
-        let before = summary(received(&mut conn, Duration::from_millis(500)));
+        let before = summary(answered(&mut conn, first, Duration::from_millis(500)));
         cli(&lab.sock, "disable server be/a");
         after_kill(before, &mut conn, lab, columns)
     })
@@ -113,14 +128,17 @@ fn maintenance_kills_the_servers_http_streams() {
     let lab = lab("http-lifecycle-maint", ["a", "b"]);
     let (sock, syslog) = (&lab.sock, &lab.syslog);
     let be = servers(&lab, "on-marked-down shutdown-sessions");
+    let a = &lab.servers[0];
     let (ours, theirs) = lab.run("http-lifecycle-maint", &be, |front| {
         let quick = Duration::from_millis(500);
+        let on_a = a.requests.load(SeqCst);
         // A kept-alive connection between requests, a request waiting for its response, a
-        // response under way, and a kept-alive connection's second request waiting.
+        // response under way, and a kept-alive connection's second request waiting, each
+        // held by the server until the kill.
         let mut idle = request(front, "/fast");
-        let served_first = summary(received(&mut idle, quick));
-        let mut waiting = request(front, "/slow-head");
-        let mut cut = request(front, "/slow-body");
+        let served_first = summary(answered(&mut idle, "\r\n\r\na\n", quick));
+        let mut waiting = request(front, "/held");
+        let mut cut = request(front, "/held-body");
         // A request whose body is still coming (5 of its 10 bytes).
         let mut sending = TcpStream::connect(front).expect("connecting to the frontend");
         let post = "POST /post HTTP/1.1\r\nhost: lab\r\ncontent-length: 10\r\n\r\n01234";
@@ -128,27 +146,39 @@ fn maintenance_kills_the_servers_http_streams() {
             .write_all(post.as_bytes())
             .expect("sending a request");
         let mut second = request(front, "/fast");
-        let _ = received(&mut second, quick);
-        send(&mut second, "/slow-head");
-        let started_body = summary(received(&mut cut, quick));
+        let _ = received_until(&mut second, "\r\n\r\na\n", ANSWER);
+        send(&mut second, "/held");
+        let started_body = summary(answered(&mut cut, "0123456789", quick));
+        // Every request on a (the POST's head too), so that the kill finds each there.
+        assert!(
+            wait_until(ANSWER, || a.requests.load(SeqCst) >= on_a + 5),
+            "the requests did not reach be/a"
+        );
+        assert!(streams_on(sock, "a", 4), "the streams are not all on be/a");
         cli(sock, "disable server be/a");
-        let wait = Duration::from_millis(1500);
+        let page_end = "</body></html>\n";
         let mut clients = vec![
             format!("idle first: {served_first}"),
             format!("body start: {started_body}"),
-            format!("waiting: {}", summary(received(&mut waiting, wait))),
-            format!("cut: {}", summary(received(&mut cut, wait))),
-            format!("second: {}", summary(received(&mut second, wait))),
-            format!("sending: {}", summary(received(&mut sending, wait))),
+            format!(
+                "waiting: {}",
+                summary(answered(&mut waiting, page_end, quick))
+            ),
+            format!("cut: {}", summary(received(&mut cut, ANSWER))),
+            format!("second: {}", summary(received(&mut second, ANSWER))),
+            format!("sending: {}", summary(received(&mut sending, ANSWER))),
             format!("idle: {}", summary(received(&mut idle, quick))),
         ];
         // The idle connection's next request goes to the backup.
         send(&mut idle, "/fast");
         clients.push(format!(
             "idle next: {}",
-            summary(received(&mut idle, quick))
+            summary(answered(&mut idle, "\r\n\r\nb\n", quick))
         ));
         let logs = request_logs(syslog, 6);
+        // The counters once every stream ended (a log line may come before its counts).
+        assert!(streams_on(sock, "a", 0) && streams_on(sock, "b", 0));
+        a.release();
         let stat = cli(sock, "show stat");
         let columns = [
             "scur", "stot", "req_tot", "eresp", "cli_abrt", "srv_abrt", "hrsp_2xx", "hrsp_5xx",
@@ -186,15 +216,15 @@ fn maintenance_kills_the_servers_http_streams() {
         logs: vec![
             "be/a GET /fast HTTP/1.1 200 51 ---- Tr=set".into(),
             "be/a GET /fast HTTP/1.1 200 51 ---- Tr=set".into(),
-            "be/a GET /slow-body HTTP/1.1 200 61 DD-- Tr=set".into(),
-            "be/a GET /slow-head HTTP/1.1 502 209 DH-- Tr=-1".into(),
+            "be/a GET /held HTTP/1.1 502 209 DH-- Tr=-1".into(),
+            "be/a GET /held-body HTTP/1.1 200 61 DD-- Tr=set".into(),
             "be/a POST /post HTTP/1.1 -1 0 D--- Tr=-1".into(),
             "be/b GET /fast HTTP/1.1 200 51 ---- Tr=set".into(),
         ],
         stats: vec![
-            "be/a scur=0 stot=6 req_tot=3 eresp=1 cli_abrt=0 srv_abrt=1 hrsp_2xx=3 hrsp_5xx=0 bin=301 bout=372".into(),
+            "be/a scur=0 stot=6 req_tot=3 eresp=1 cli_abrt=0 srv_abrt=1 hrsp_2xx=3 hrsp_5xx=0 bin=291 bout=372".into(),
             "be/b scur=0 stot=1 req_tot=1 eresp=0 cli_abrt=0 srv_abrt=0 hrsp_2xx=1 hrsp_5xx=0 bin=44 bout=51".into(),
-            "be/BACKEND scur=0 stot=7 req_tot=6 eresp=1 cli_abrt=0 srv_abrt=1 hrsp_2xx=4 hrsp_5xx=1 bin=345 bout=423".into(),
+            "be/BACKEND scur=0 stot=7 req_tot=6 eresp=1 cli_abrt=0 srv_abrt=1 hrsp_2xx=4 hrsp_5xx=1 bin=335 bout=423".into(),
             "fe/FRONTEND req_tot=7 hrsp_2xx=4 hrsp_5xx=1 bout=423".into(),
         ],
     };
@@ -211,18 +241,21 @@ fn failed_checks_kill_the_servers_http_streams() {
     let (ours, theirs) = lab.run("http-lifecycle-down", &be, |front| {
         let checks = CheckPort::open(check_a);
         assert!(wait_until(Duration::from_secs(5), || status(sock, "a") == "UP"));
-        let mut cut = request(front, "/slow-body");
-        let started = summary(received(&mut cut, Duration::from_millis(500)));
+        // Held by the server until the kill.
+        let mut cut = request(front, "/held-body");
+        let started = summary(answered(&mut cut, "0123456789", Duration::from_millis(500)));
         drop(checks);
         assert!(wait_until(Duration::from_secs(5), || status(sock, "a") == "DOWN"));
-        after_kill(started, &mut cut, &lab, &["scur", "srv_abrt", "eresp"])
+        let seen = after_kill(started, &mut cut, &lab, &["scur", "srv_abrt", "eresp"]);
+        lab.servers[0].release();
+        seen
     });
     let expected = Observed {
         clients: vec![
             "HTTP/1.1 200 OK | 0123456789 | open".into(),
             " |  | closed".into(),
         ],
-        logs: vec!["be/a GET /slow-body HTTP/1.1 200 61 DD-- Tr=set".into()],
+        logs: vec!["be/a GET /held-body HTTP/1.1 200 61 DD-- Tr=set".into()],
         stats: vec!["be/a scur=0 srv_abrt=1 eresp=0".into()],
     };
     agree(ours, theirs, expected);
@@ -232,6 +265,7 @@ fn failed_checks_kill_the_servers_http_streams() {
 fn an_active_server_coming_up_kills_the_backup_http_streams() {
     let lab = lab("http-lifecycle-up", ["a", "bk"]);
     let (sock, syslog) = (&lab.sock, &lab.syslog);
+    let bk = &lab.servers[1];
     let check_a = free_port();
     let checks = format!("check port {check_a} inter 100ms fall 1 rise 1");
     let be = servers(
@@ -241,21 +275,28 @@ fn an_active_server_coming_up_kills_the_backup_http_streams() {
     let (ours, theirs) = lab.run("http-lifecycle-up", &be, |front| {
         // a's checks fail from the start: the requests go to the backup.
         assert!(wait_until(Duration::from_secs(5), || status(sock, "a") == "DOWN"));
-        let mut cut = request(front, "/slow-body");
-        let mut waiting = request(front, "/slow-head");
-        let started = summary(received(&mut cut, Duration::from_millis(500)));
+        let on_bk = bk.requests.load(SeqCst);
+        let quick = Duration::from_millis(500);
+        // Both held by the backup until the kill.
+        let mut cut = request(front, "/held-body");
+        let mut waiting = request(front, "/held");
+        let started = summary(answered(&mut cut, "0123456789", quick));
+        assert!(
+            wait_until(ANSWER, || bk.requests.load(SeqCst) >= on_bk + 2),
+            "the requests did not reach be/bk"
+        );
         let _checks = CheckPort::open(check_a);
         assert!(wait_until(Duration::from_secs(5), || status(sock, "a") == "UP"));
-        let wait = Duration::from_millis(1500);
         let mut clients = vec![
             started,
-            summary(received(&mut cut, wait)),
-            summary(received(&mut waiting, wait)),
+            summary(received(&mut cut, ANSWER)),
+            summary(answered(&mut waiting, "</body></html>\n", quick)),
         ];
         // The waiting client's connection stays: its next request goes to a.
         send(&mut waiting, "/fast");
-        clients.push(summary(received(&mut waiting, Duration::from_millis(500))));
+        clients.push(summary(answered(&mut waiting, "\r\n\r\na\n", quick)));
         let logs = request_logs(syslog, 3);
+        bk.release();
         Observed {
             clients,
             logs,
@@ -271,8 +312,8 @@ fn an_active_server_coming_up_kills_the_backup_http_streams() {
         ],
         logs: vec![
             "be/a GET /fast HTTP/1.1 200 51 ---- Tr=set".into(),
-            "be/bk GET /slow-body HTTP/1.1 200 61 UD-- Tr=set".into(),
-            "be/bk GET /slow-head HTTP/1.1 502 209 UH-- Tr=-1".into(),
+            "be/bk GET /held HTTP/1.1 502 209 UH-- Tr=-1".into(),
+            "be/bk GET /held-body HTTP/1.1 200 61 UD-- Tr=set".into(),
         ],
         stats: Vec::new(),
     };
@@ -330,7 +371,7 @@ fn a_request_waiting_for_100_continue_is_killed() {
         conn
     };
     let columns = ["scur", "eresp", "hrsp_5xx", "bout"];
-    let (ours, theirs) = killed_in_maintenance(&lab, &be, post, &columns);
+    let (ours, theirs) = killed_in_maintenance(&lab, &be, post, "", &columns);
     let expected = Observed {
         clients: vec![" |  | open".into(), " |  | closed".into()],
         logs: vec!["be/a POST /continue HTTP/1.1 -1 0 D--- Tr=-1".into()],
@@ -345,7 +386,7 @@ fn a_close_delimited_response_cut_by_a_kill_is_the_kills() {
     let be = servers(&lab, "on-marked-down shutdown-sessions");
     let get = |front| request(front, "/close-body");
     let columns = ["scur", "srv_abrt", "cli_abrt"];
-    let (ours, theirs) = killed_in_maintenance(&lab, &be, get, &columns);
+    let (ours, theirs) = killed_in_maintenance(&lab, &be, get, "0123456789", &columns);
     let expected = Observed {
         clients: vec![
             "HTTP/1.1 200 OK | 0123456789 | open".into(),
@@ -408,14 +449,21 @@ fn a_servers_interim_responses_count_as_its_requests() {
     let be = servers(&lab, "");
     let (ours, theirs) = lab.run("http-lifecycle-interim", &be, |front| {
         let mut conn = request(front, "/interim");
-        let got = received(&mut conn, Duration::from_millis(500)).0;
+        // The interim response and the final one, however late and split they come.
+        let got = received_until(&mut conn, "\r\n\r\na\n", ANSWER).0;
         let final_status = got.lines().rfind(|l| l.starts_with("HTTP/"));
-        let mut seen = after_kill(String::new(), &mut conn, &lab, &["req_tot", "hrsp_2xx"]);
-        seen.clients = vec![final_status.unwrap_or_default().into()];
+        let logs = request_logs(&lab.syslog, 1);
+        // The counters once the stream ended (its log line may come before its counts).
+        assert!(streams_on(sock, "a", 0), "the stream did not end");
         let stat = cli(sock, "show stat");
-        seen.stats
-            .push(counters("be", "BACKEND", &["req_tot"], &stat));
-        seen
+        Observed {
+            clients: vec![final_status.unwrap_or_default().into()],
+            logs,
+            stats: vec![
+                counters("be", "a", &["req_tot", "hrsp_2xx"], &stat),
+                counters("be", "BACKEND", &["req_tot"], &stat),
+            ],
+        }
     });
     let expected = Observed {
         clients: vec!["HTTP/1.1 200 OK".into()],
@@ -446,7 +494,7 @@ fn killable_streams_hold_no_file_of_their_own() {
     let streams = 20;
     let (ours, theirs) = lab.run("http-lifecycle-fds", &be, |front| {
         let idle = open_files(sock);
-        let waiting: Vec<TcpStream> = (0..streams).map(|_| request(front, "/slow-head")).collect();
+        let waiting: Vec<TcpStream> = (0..streams).map(|_| request(front, "/held")).collect();
         // Until every stream has reached its server (a loaded machine may take a while): a
         // proxy holding fewer files is measured when the wait gives up, and fails.
         wait_until(Duration::from_secs(5), || {
@@ -454,6 +502,7 @@ fn killable_streams_hold_no_file_of_their_own() {
         });
         let busy = open_files(sock);
         drop(waiting);
+        lab.servers[0].release();
         // Each request waiting for its response: its client's and its server's sockets
         // (rounded: a proxy may open or close a file of its own meanwhile).
         let more = busy as f64 - idle as f64;
@@ -470,13 +519,16 @@ fn the_frontends_own_answers_count_in_its_bytes() {
     let be = servers(&lab, "");
     let (ours, theirs) = lab.run("http-lifecycle-deny", &be, |front| {
         let mut conn = request(front, "/deny");
-        let denied = summary(received(&mut conn, Duration::from_millis(500)));
-        let mut seen = after_kill(denied, &mut conn, &lab, &["req_tot"]);
-        seen.clients.truncate(1);
+        let quick = Duration::from_millis(500);
+        let denied = summary(answered(&mut conn, "</body></html>\n", quick));
+        let logs = request_logs(&lab.syslog, 1);
         let stat = cli(sock, "show stat");
         let columns = ["req_tot", "hrsp_4xx", "bin", "bout"];
-        seen.stats = vec![counters("fe", "FRONTEND", &columns, &stat)];
-        seen
+        Observed {
+            clients: vec![denied],
+            logs,
+            stats: vec![counters("fe", "FRONTEND", &columns, &stat)],
+        }
     });
     let expected = Observed {
         clients: vec!["HTTP/1.1 403 Forbidden | <html><body><h1>403 Forbidden</h1> Request forbidden by administrative rules. </body></html> | open".into()],
@@ -517,7 +569,7 @@ fn a_stream_connecting_to_its_server_is_killed() {
     );
     let get = |front| request(front, "/fast");
     let columns = ["scur", "econ", "wretr", "hrsp_5xx", "bout"];
-    let (ours, theirs) = killed_in_maintenance(&lab, &be, get, &columns);
+    let (ours, theirs) = killed_in_maintenance(&lab, &be, get, "", &columns);
     let expected = Observed {
         clients: vec![" |  | open".into(), " |  | closed".into()],
         logs: vec!["be/a GET /fast HTTP/1.1 -1 0 D--- Tr=-1".into()],

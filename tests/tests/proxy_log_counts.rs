@@ -379,7 +379,6 @@ fn reset_client(binary: &Path, test: &str, body: Body, reset: Reset) -> (String,
     go_tx.send(()).unwrap();
     let lines = syslog.lines(1);
     let line = line_of(&lines, port).to_string();
-    served.join().expect("the server");
     let fe_scur =
         || stat_row(&cli(&socket, "show stat"), "fe", "FRONTEND").map(|r| r["scur"].clone());
     assert!(wait_until(Duration::from_secs(5), || fe_scur().as_deref() == Some("0")));
@@ -389,6 +388,9 @@ fn reset_client(binary: &Path, test: &str, body: Body, reset: Reset) -> (String,
         format!("{row}.bout={}", values["bout"])
     });
     drop(proxy);
+    // The server holds a kept-alive connection until the proxy closes it (HAProxy keeps
+    // it idle for reuse): it ends with the proxy, which the counts above did not wait for.
+    served.join().expect("the server");
     // `%B` follows the status in httplog.
     let words: Vec<&str> = line.split_whitespace().collect();
     let status = words.iter().position(|w| *w == "200").expect("a 200 line");

@@ -104,6 +104,14 @@ fn ocsp_response(dir: &Path, cert: &str, listed: bool, validity: &[&str], out: &
 /// listing it with `status` (its first fields: `V` valid, `R` revoked with a date; None:
 /// not listed, `unknown`).
 fn responder_answer(dir: &Path, cert: &str, status: Option<&str>, validity: &[&str], out: &Path) {
+    let signer = ["-rsigner", "ca.pem", "-rkey", "ca.key"];
+    let options: Vec<&str> = signer.iter().chain(validity).copied().collect();
+    signed_answer(dir, cert, status, &options, out);
+}
+
+/// The same, `options` naming the signer (`-rsigner`, `-rkey`) and the rest (`-rother`,
+/// `-resp_no_certs`, the validity...).
+fn signed_answer(dir: &Path, cert: &str, status: Option<&str>, options: &[&str], out: &Path) {
     let index = dir.join("index.txt");
     let mut text = String::new();
     if let Some(status) = status {
@@ -122,10 +130,6 @@ fn responder_answer(dir: &Path, cert: &str, status: Option<&str>, validity: &[&s
         "ocsp",
         "-index",
         "index.txt",
-        "-rsigner",
-        "ca.pem",
-        "-rkey",
-        "ca.key",
         "-CA",
         "ca.pem",
         "-issuer",
@@ -135,7 +139,7 @@ fn responder_answer(dir: &Path, cert: &str, status: Option<&str>, validity: &[&s
         "-respout",
         &out,
     ];
-    args.extend(validity);
+    args.extend(options);
     openssl(dir, &args);
 }
 
@@ -825,6 +829,346 @@ fn an_added_crt_list_line_loads_the_files_response_again() {
     assert_eq!(
         statuses,
         ["revoked", "revoked", "good", "good"],
+        "{ours:#?}"
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "hapx-proxy (left) and HAProxy (right)");
+    }
+}
+
+/// The extensions of the responder certificate [`responder_pki`] makes: every kind the
+/// dump prints as OpenSSL does.
+const RESPONDER_EXTENSIONS: &str = "[r]\n\
+    basicConstraints = CA:FALSE\n\
+    keyUsage = critical, digitalSignature, nonRepudiation\n\
+    extendedKeyUsage = OCSPSigning, serverAuth, 1.2.3.4.5\n\
+    subjectAltName = DNS:resp.example, IP:127.0.0.1, IP:::1, email:ocsp@example.com, URI:http://resp.example/x, dirName:dn\n\
+    authorityKeyIdentifier = keyid:always, issuer:always\n\
+    subjectKeyIdentifier = hash\n\
+    authorityInfoAccess = OCSP;URI:http://ocsp.example/, caIssuers;URI:http://ca.example/ca.crt\n\
+    crlDistributionPoints = URI:http://crl.example/a.crl, URI:http://crl2.example/b.crl\n\
+    nsComment = \"hello, world\"\n\
+    [dn]\nC = FR\nO = Test, Org\nCN = Dir Name\n";
+
+/// An OCSP responder the CA certified, with an EC key on `curve` (`resp-CURVE.pem`,
+/// `resp-CURVE.key`) and the extensions above.
+fn responder_pki(dir: &Path, curve: &str) {
+    std::fs::write(dir.join("responder.cnf"), RESPONDER_EXTENSIONS).unwrap();
+    let (key, csr, crt) = (
+        format!("resp-{curve}.key"),
+        format!("resp-{curve}.csr"),
+        format!("resp-{curve}.pem"),
+    );
+    openssl(
+        dir,
+        &["ecparam", "-name", curve, "-genkey", "-noout", "-out", &key],
+    );
+    let subject = format!("/C=FR/ST=Some State/O=Resp, Inc./CN=OCSP {curve}/emailAddress=a@b.c");
+    openssl(
+        dir,
+        &["req", "-new", "-key", &key, "-out", &csr, "-subj", &subject],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "5",
+            "-extfile",
+            "responder.cnf",
+            "-extensions",
+            "r",
+        ],
+    );
+}
+
+/// The certificate ID keys `show ssl ocsp-response` lists.
+fn listed_keys(sock: &Path) -> Vec<String> {
+    (cli(sock, "show ssl ocsp-response").lines())
+        .filter_map(|l| l.strip_prefix("Certificate ID key : "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `show ssl ocsp-response ID` prints the response as HAProxy prints it, OpenSSL's text
+/// dump byte for byte: responses good and revoked (with a reason), signed by the CA (its
+/// certificate carried, or not), named by key, by EC responders whose certificates carry
+/// many extensions, one with so many certificates that HAProxy's buffer cuts it; nothing
+/// for a slot no response filled; HAProxy's errors for keys it does not find.
+#[test]
+fn a_response_is_shown_as_openssl_prints_it() {
+    let test = "ocsp-show-id";
+    let Some((_dir, d)) = setup(test) else { return };
+    let chain = d.join("chain.pem");
+    concat(&d, &["leaf.crt", "ca.pem", "leaf.key"], &chain);
+    ocsp_response(&d, "leaf.crt", true, &DAY, &d.join("chain.pem.ocsp"));
+    // A certificate whose response is refused at load: its slot stays empty.
+    let refused = d.join("refused.pem");
+    concat(&d, &["other.crt", "ca.pem", "other.key"], &refused);
+    let other = d.join("other.der");
+    ocsp_response(&d, "other.crt", true, &DAY, &other);
+    let expired = with_year(&std::fs::read(&other).unwrap(), 2, b"2020");
+    std::fs::write(d.join("refused.pem.ocsp"), expired).unwrap();
+    for curve in ["prime256v1", "secp384r1", "secp521r1"] {
+        responder_pki(&d, curve);
+    }
+    concat(
+        &d,
+        &["ca.pem", "other.crt", "resp-secp384r1.pem"],
+        &d.join("others.pem"),
+    );
+    let valid = "V\t391231235959Z\t";
+    let revoked = "R\t391231235959Z\t260101000000Z,keyCompromise";
+    let by_ca = ["-rsigner", "ca.pem", "-rkey", "ca.key", "-ndays", "1"];
+    let by_ec = |curve: &str, more: &[&str]| -> Vec<String> {
+        let mut options = vec![
+            "-rsigner".to_string(),
+            format!("resp-{curve}.pem"),
+            "-rkey".to_string(),
+            format!("resp-{curve}.key"),
+            "-nmin".to_string(),
+            "100".to_string(),
+        ];
+        options.extend(more.iter().map(|s| s.to_string()));
+        options
+    };
+    let variants: Vec<(Option<&str>, Vec<String>)> = vec![
+        (Some(valid), by_ca.iter().map(|s| s.to_string()).collect()),
+        (Some(revoked), by_ca.iter().map(|s| s.to_string()).collect()),
+        (
+            Some(valid),
+            [
+                &by_ca[..],
+                &["-resp_no_certs", "-resp_key_id", "-rmd", "sha512"],
+            ]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ),
+        (Some(valid), by_ec("prime256v1", &["-rother", "ca.pem"])),
+        (Some(valid), by_ec("secp384r1", &[])),
+        (
+            Some(revoked),
+            by_ec("secp521r1", &["-rother", "others.pem"]),
+        ),
+    ];
+    let responses: Vec<Vec<u8>> = (variants.iter().enumerate())
+        .map(|(i, (status, options))| {
+            let out = d.join(format!("variant{i}.der"));
+            let options: Vec<&str> = options.iter().map(String::as_str).collect();
+            signed_answer(&d, "leaf.crt", *status, &options, &out);
+            std::fs::read(&out).unwrap()
+        })
+        .collect();
+    let sock = d.join("admin.sock");
+    let (one, two) = (free_port(), free_port());
+    let config = listeners_config(&sock, &[(one, &chain), (two, &refused)]);
+    let front = std::net::SocketAddr::from(([127, 0, 0, 1], one));
+    let (ours, theirs) = side_by_side(test, &config, front, |_| {
+        let keys = listed_keys(&sock);
+        let show = |key: &str| cli(&sock, &format!("show ssl ocsp-response {key}"));
+        let mut seen: Vec<String> = keys.iter().map(|k| show(k)).collect();
+        let leaf_key = keys
+            .iter()
+            .find(|k| show(k).contains("OCSP Response Data:"))
+            .cloned()
+            .unwrap_or_default();
+        for der in &responses {
+            let set = format!("set ssl ocsp-response {}", hapx_tests::proxy::base64(der));
+            seen.push(cli(&sock, &set));
+            seen.push(show(&leaf_key));
+        }
+        // As HAProxy's tree compares keys: of either case, zero-padded, words after it
+        // not looked at.
+        seen.push(show(&leaf_key.to_uppercase()));
+        seen.push(show(&format!("{leaf_key}0000")));
+        seen.push(show(&format!("{leaf_key} more")));
+        for key in ["30", "zz", "123", &"0".repeat(258)] {
+            seen.push(show(key));
+        }
+        seen
+    });
+    // The slots: the leaf's response, the refused one's nothing (in the order of the keys).
+    let sizes: Vec<usize> = ours.iter().map(String::len).collect();
+    let empty = ours.iter().take(2).filter(|s| *s == "\n").count();
+    assert_eq!(empty, 1, "{sizes:?}");
+    let dumps: Vec<&String> = (ours.iter())
+        .filter(|s| s.starts_with("OCSP Response Data:\n"))
+        .collect();
+    assert_eq!(dumps.len(), 1 + 6 + 3, "{sizes:?}");
+    for line in [
+        "    Cert Status: revoked\n    Revocation Time: Jan  1 00:00:00 2026 GMT\n    Revocation Reason: keyCompromise (0x1)\n",
+        "    Responder Id: CN = Test OCSP CA\n",
+        "    Signature Algorithm: sha512WithRSAEncryption\n",
+        "                ASN1 OID: secp521r1\n",
+        "                DNS:resp.example, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, email:ocsp@example.com, URI:http://resp.example/x, DirName:/C=FR/O=Test, Org/CN=Dir Name\n",
+        "-----END CERTIFICATE-----\n",
+    ] {
+        assert!(dumps.iter().any(|d| d.contains(line)), "{line:?} not shown");
+    }
+    // Empty lines get a space, as HAProxy writes them.
+    assert!(dumps.iter().all(|d| !d.trim_end().contains("\n\n")));
+    // Three certificates and the responder's, each over 2 kB of text: cut at HAProxy's
+    // buffer (16384 bytes less one, before the spaces of empty lines and the CLI's end).
+    // The last response, shown four times.
+    let cut = (dumps.iter()).filter(|d| !d.ends_with("-----END CERTIFICATE-----\n\n"));
+    let cut: Vec<usize> = cut.map(|d| d.len()).filter(|n| *n >= 16384).collect();
+    assert_eq!(cut.len(), 4, "{cut:?}");
+    for error in [
+        "'show ssl ocsp-response' received a too big key.\n\n",
+        "Certificate ID does not match any certificate.\n\n",
+    ] {
+        assert!(ours.iter().any(|s| s == error), "{error:?}");
+    }
+    if let Some(theirs) = theirs {
+        assert_same_answers(&ours, &theirs);
+    }
+}
+
+/// Asserts hapx-proxy's answers are HAProxy's, naming the first line that differs.
+fn assert_same_answers(ours: &[String], theirs: &[String]) {
+    assert_eq!(ours.len(), theirs.len(), "the number of answers");
+    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        if a == b {
+            continue;
+        }
+        let first = (a.split_inclusive('\n').zip(b.split_inclusive('\n')))
+            .enumerate()
+            .find(|(_, (x, y))| x != y);
+        panic!(
+            "answer {i} differs (hapx-proxy {} bytes, HAProxy {}), at line: {first:?}",
+            a.len(),
+            b.len()
+        );
+    }
+}
+
+/// A response slot goes with the last certificate using it, as HAProxy's refcounted tree
+/// entries do: a commit that replaces the certificate drops its slot (`show ssl
+/// ocsp-response ID` then finds none), a store no listener serves makes none; a crt-list
+/// line deleted keeps its certificate's slot for good (HAProxy 2.6 never frees it).
+#[test]
+fn slots_are_freed_with_the_last_certificate_using_them() {
+    let test = "ocsp-slot-free";
+    let Some((_dir, d)) = setup(test) else { return };
+    let site = d.join("site.pem");
+    concat(&d, &["leaf.crt", "ca.pem", "leaf.key"], &site);
+    ocsp_response(&d, "leaf.crt", true, &DAY, &d.join("site.pem.ocsp"));
+    let leaf_response = std::fs::read(d.join("site.pem.ocsp")).unwrap();
+    let other_response = d.join("other.der");
+    ocsp_response(&d, "other.crt", true, &DAY, &other_response);
+    let other_response = std::fs::read(&other_response).unwrap();
+    let pem = |parts: &[&str]| -> String {
+        let texts: Vec<String> = (parts.iter())
+            .map(|p| {
+                std::fs::read_to_string(d.join(p))
+                    .unwrap()
+                    .trim_end()
+                    .to_string()
+            })
+            .collect();
+        texts.join("\n")
+    };
+    let (leaf_pem, other_pem) = (
+        pem(&["leaf.crt", "ca.pem", "leaf.key"]),
+        pem(&["other.crt", "ca.pem", "other.key"]),
+    );
+    let list = d.join("sites.list");
+    std::fs::write(&list, format!("{}\n", site.display())).unwrap();
+    let sock = d.join("admin.sock");
+    let port = free_port();
+    let config = listeners_config(&sock, &[]).replacen(
+        "backend be\n  server",
+        &format!(
+            "frontend fe\n  bind 127.0.0.1:{port} ssl crt-list {}\n  default_backend be\n\
+             backend be\n  server",
+            list.display()
+        ),
+        1,
+    );
+    let front = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (site_name, spare) = (
+        site.display().to_string(),
+        d.join("spare.pem").display().to_string(),
+    );
+    let (ours, theirs) = side_by_side(test, &config, front, |_| {
+        // A commit of `name` with `pem` and its `.ocsp`: its answer's first line, and the
+        // keys listed after it.
+        let commit = |name: &str, pem: &str, response: &[u8]| -> Vec<String> {
+            cli_payload(&sock, &format!("set ssl cert {name}"), pem);
+            cli_payload(
+                &sock,
+                &format!("set ssl cert {name}.ocsp"),
+                &base64_lines(response),
+            );
+            let answer = cli(&sock, &format!("commit ssl cert {name}"));
+            let last = answer.trim_end().lines().last().unwrap_or_default();
+            let mut seen = vec![last.to_string()];
+            seen.extend(listed_keys(&sock));
+            seen
+        };
+        let mut seen = vec![listed_keys(&sock)];
+        let leaf_key = seen[0].first().cloned().unwrap_or_default();
+        seen.push(commit(&site_name, &other_pem, &other_response));
+        seen.push(vec![cli(
+            &sock,
+            &format!("show ssl ocsp-response {leaf_key}"),
+        )]);
+        // A store no listener serves.
+        cli(&sock, &format!("new ssl cert {spare}"));
+        seen.push(commit(&spare, &leaf_pem, &leaf_response));
+        // Served by a crt-list line, then the line deleted: its slot stays.
+        seen.push(vec![cli(
+            &sock,
+            &format!("add ssl crt-list {} {spare}", list.display()),
+        )]);
+        seen.push(listed_keys(&sock));
+        seen.push(vec![cli(
+            &sock,
+            &format!("del ssl crt-list {} {spare}", list.display()),
+        )]);
+        seen.push(listed_keys(&sock));
+        seen.push(vec![cli(&sock, &format!("del ssl cert {spare}"))]);
+        seen.push(commit(&site_name, &other_pem, &other_response));
+        seen.push(commit(&site_name, &leaf_pem, &leaf_response));
+        seen
+    });
+    let keys = &ours[0];
+    assert_eq!(keys.len(), 1, "{ours:#?}");
+    let other_key = ours[1].get(1).cloned().unwrap_or_default();
+    assert_eq!(
+        ours[1],
+        ["Success!".to_string(), other_key.clone()],
+        "{ours:#?}"
+    );
+    assert_eq!(
+        ours[2],
+        ["Certificate ID does not match any certificate.\n\n"]
+    );
+    assert_eq!(
+        ours[3],
+        ["Success!".to_string(), other_key.clone()],
+        "{ours:#?}"
+    );
+    assert_eq!(ours[5].len(), 2, "{ours:#?}");
+    assert_eq!(ours[7], ours[5], "{ours:#?}");
+    // The deleted line's slot (the leaf's) stays though no listener serves the leaf; the
+    // other certificate's goes once the site serves the leaf again.
+    assert_eq!(ours[9][1..], ours[5][..], "{ours:#?}");
+    assert_eq!(
+        ours[10],
+        ["Success!".to_string(), keys[0].clone()],
         "{ours:#?}"
     );
     if let Some(theirs) = theirs {

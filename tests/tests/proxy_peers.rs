@@ -316,9 +316,15 @@ fn reload_keeps_table(test: &str, binary: PathBuf) {
     pair.get(0);
     pair.get(0);
     // Only a process whose tables are complete teaches its successor: here (its peer n1
-    // never answers) once its 5 s resync wait (HAProxy's PEER_RESYNC_TIMEOUT) is over. No
-    // runtime command shows that state in hapx, so the test waits it out.
-    std::thread::sleep(Duration::from_millis(5500));
+    // never answers) once its 5 s resync wait (HAProxy's PEER_RESYNC_TIMEOUT) is over, as
+    // `show peers` tells.
+    assert!(
+        eventually(Duration::from_secs(30), || resync_complete(&cli(
+            &socket(&dir, 0),
+            "show peers"
+        ))),
+        "{test}: the first process never completed its resync"
+    );
     let want = vec!["key=127.0.0.1 use=0 gpc0=0 conn_cnt=2 http_req_cnt=2".to_string()];
     assert_eq!(entries(&dir, 0), want);
     let front = SocketAddr::from((LO, pair.http[0]));
@@ -337,12 +343,28 @@ fn reload_keeps_table(test: &str, binary: PathBuf) {
     assert_eq!(entries(&dir, 0), want, "{test}: the new process's table");
 }
 
+/// `runs` at the same time (each its own directory, ports and processes), re-raising the
+/// first failure.
+fn at_once(runs: Vec<Box<dyn FnOnce() + Send + '_>>) {
+    std::thread::scope(|scope| {
+        let running: Vec<_> = runs.into_iter().map(|run| scope.spawn(run)).collect();
+        for run in running {
+            run.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        }
+    });
+}
+
 #[test]
 fn a_reload_keeps_the_table() {
-    reload_keeps_table("peers-reload-hapx", hapx());
+    let mut runs: Vec<Box<dyn FnOnce() + Send>> =
+        vec![Box::new(|| reload_keeps_table("peers-reload-hapx", hapx()))];
     if have_haproxy("a_reload_keeps_the_table") {
-        reload_keeps_table("peers-reload-haproxy", PathBuf::from(HAPROXY));
+        runs.push(Box::new(|| {
+            reload_keeps_table("peers-reload-haproxy", PathBuf::from(HAPROXY))
+        }));
     }
+    at_once(runs);
 }
 
 /// A configuration of member `n0` (its peer `n1` never answers) counting requests per
@@ -548,6 +570,8 @@ fn reload_under_traffic(test: &str, binary: PathBuf, shared: bool, kept: Kept) {
 #[test]
 fn a_reload_under_traffic_keeps_every_key() {
     use Kept::{AllButAFew, Every};
+    // One after the other: runs under traffic at the same time load the host past what
+    // the bounds were measured on.
     reload_under_traffic("peers-reload-keys-hapx", hapx(), false, Every);
     reload_under_traffic("peers-reload-shared-hapx", hapx(), true, Every);
     if have_haproxy("a_reload_under_traffic_keeps_every_key") {
@@ -603,14 +627,42 @@ fn relearned_expiry(test: &str, teacher: PathBuf, learner: PathBuf) -> u64 {
 
 #[test]
 fn a_resync_resends_the_entries_with_a_full_expiry() {
-    let ours = relearned_expiry("peers-exp-hapx", hapx(), hapx());
-    let mut cases = vec![("hapx to hapx", ours)];
+    let mut runs: Vec<(&str, &str, PathBuf, PathBuf)> =
+        vec![("hapx to hapx", "peers-exp-hapx", hapx(), hapx())];
     if have_haproxy("a_resync_resends_the_entries_with_a_full_expiry") {
-        let theirs = relearned_expiry("peers-exp-haproxy", HAPROXY.into(), HAPROXY.into());
-        cases.push(("HAProxy to HAProxy", theirs));
-        let mixed = relearned_expiry("peers-exp-hapx-haproxy", hapx(), HAPROXY.into());
-        cases.push(("hapx to HAProxy", mixed));
+        let haproxy = || PathBuf::from(HAPROXY);
+        runs.push((
+            "HAProxy to HAProxy",
+            "peers-exp-haproxy",
+            haproxy(),
+            haproxy(),
+        ));
+        runs.push((
+            "hapx to HAProxy",
+            "peers-exp-hapx-haproxy",
+            hapx(),
+            haproxy(),
+        ));
     }
+    // The runs at once: each waits out its own 6 s, with its own ports and processes.
+    let cases: Vec<(&str, u64)> = std::thread::scope(|scope| {
+        let running: Vec<_> = (runs.into_iter())
+            .map(|(case, test, teacher, learner)| {
+                (
+                    case,
+                    scope.spawn(move || relearned_expiry(test, teacher, learner)),
+                )
+            })
+            .collect();
+        (running.into_iter())
+            .map(|(case, run)| {
+                let exp = run
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (case, exp)
+            })
+            .collect()
+    });
     for (case, exp) in &cases {
         assert!(
             *exp > 16_000,

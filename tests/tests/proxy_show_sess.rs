@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hapx_tests::proxy::{NamedServer, TestDir, cli, free_port, temp_dir, wait_until};
 use hapx_tests::proxy_lifecycle::{
-    SlowServer, agree, fate, received, request, request_logs, session,
+    SlowServer, agree, fate, received, received_until, request, request_logs, session,
 };
 use hapx_tests::proxy_rules::{Syslog, side_by_side};
 
@@ -331,13 +331,13 @@ fn show_sess_lists_http_requests_on_a_server_and_shutdown_session_kills_one() {
     let (ours, theirs) = side_by_side("show-sess-http", &conf, (LO, port).into(), |front| {
         let (answer, quiet) = (Duration::from_secs(10), Duration::from_millis(500));
         // A kept-alive connection between requests (no stream), and a request waiting for
-        // its response on the server.
+        // its response on the server, held there until the kill.
         let mut idle = request(front, "/");
         let first = received(&mut idle, quiet);
         let before = server.requests.load(SeqCst);
         at_millis_past_a_second(800);
         let start = wall();
-        let mut waiting = request(front, "/slow-head");
+        let mut waiting = request(front, "/held");
         wait_until(answer, || server.requests.load(SeqCst) > before);
         let accepted = (start, wall());
         at_millis_past_a_second(100);
@@ -350,6 +350,7 @@ fn show_sess_lists_http_requests_on_a_server_and_shutdown_session_kills_one() {
         let (head, fate) = received(&mut waiting, Duration::from_millis(1500));
         let status = head.lines().next().unwrap_or_default().to_string();
         let idle_after = received(&mut idle, quiet).1;
+        server.release();
         Observed {
             listed: before,
             dumped: dumped(&dump, &clients),
@@ -382,7 +383,7 @@ fn show_sess_lists_http_requests_on_a_server_and_shutdown_session_kills_one() {
         ],
         logs: vec![
             "be/a GET / HTTP/1.1 200 51 ---- Tr=set".into(),
-            "be/a GET /slow-head HTTP/1.1 502 209 KH-- Tr=-1".into(),
+            "be/a GET /held HTTP/1.1 502 209 KH-- Tr=-1".into(),
         ],
         after: Vec::new(),
     };
@@ -433,8 +434,7 @@ fn one_cli_line_killing_many_http_streams_logs_each_killed() {
         .replacen("global\n", "global\n  nbthread 1\n", 1);
     let (ours, theirs) = side_by_side("show-sess-many", &conf, (LO, port).into(), |front| {
         let before = server.requests.load(SeqCst);
-        let mut waiting: Vec<TcpStream> =
-            (0..STREAMS).map(|_| request(front, "/slow-head")).collect();
+        let mut waiting: Vec<TcpStream> = (0..STREAMS).map(|_| request(front, "/held")).collect();
         wait_until(Duration::from_secs(10), || {
             server.requests.load(SeqCst) >= before + STREAMS
         });
@@ -456,10 +456,12 @@ fn one_cli_line_killing_many_http_streams_logs_each_killed() {
         let statuses: Vec<String> = waiting
             .iter_mut()
             .map(|c| {
-                let head = received(c, Duration::from_millis(1500)).0;
+                // Its whole answer (the proxy's error page), or its close.
+                let head = received_until(c, "</html>\n", Duration::from_secs(10)).0;
                 head.lines().next().unwrap_or_default().to_string()
             })
             .collect();
+        server.release();
         let mut flags: Vec<String> = request_logs(&sockets.syslog, STREAMS)
             .iter()
             .map(|l| l.split(' ').rev().nth(1).unwrap_or_default().to_string())

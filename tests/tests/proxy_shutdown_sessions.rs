@@ -48,12 +48,20 @@ fn sessions(front: SocketAddr, count: usize) -> Vec<(String, TcpStream)> {
     conns
 }
 
-/// Each session's server and whether the proxy closed it within `wait` or left it open.
+/// Each session's server and whether the proxy closed it within `wait` or left it open,
+/// the sessions watched at the same time (one `wait` for them all).
 fn fates(conns: &mut [(String, TcpStream)], wait: Duration) -> Vec<String> {
-    conns
-        .iter_mut()
-        .map(|(name, conn)| format!("{name} {}", fate(conn, wait)))
-        .collect()
+    std::thread::scope(|scope| {
+        let watched: Vec<_> = (conns.iter_mut())
+            .map(|(name, conn)| scope.spawn(move || format!("{name} {}", fate(conn, wait))))
+            .collect();
+        (watched.into_iter())
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// The log lines of the sessions `conns`, each as `be/SERVER FLAGS` (words 3 and 6 of a
@@ -377,15 +385,15 @@ fn shutdown_sessions_kills_the_requests_in_progress_in_http_mode() {
     let (ours, theirs) = lab.run("shutdown-http", &be, |front| {
         // A kept-alive connection between requests, a request waiting for its response
         // (on the server: a kill before would find it connecting), and a response under
-        // way, all on a.
+        // way, all on a, held there until the kill.
         let (answer, quiet) = (Duration::from_secs(10), Duration::from_millis(500));
         let mut idle = request(front, "/");
         let first = summary(&mut idle, answer, quiet);
         let on_a = a.requests.load(SeqCst);
-        let mut head = request(front, "/slow-head");
+        let mut head = request(front, "/held");
         // Not asserted here: the 502 below is.
         wait_until(answer, || a.requests.load(SeqCst) > on_a);
-        let mut body = request(front, "/slow-body");
+        let mut body = request(front, "/held-body");
         let body_begun = summary(&mut body, answer, quiet);
         let answers = vec![cli(&lab.sock, "shutdown sessions server be/a")];
         let mut sessions = vec![first, body_begun];
@@ -398,6 +406,7 @@ fn shutdown_sessions_kills_the_requests_in_progress_in_http_mode() {
         send(&mut idle, "/");
         sessions.push(summary(&mut idle, answer, quiet));
         let logs = request_logs(&lab.syslog, 4);
+        a.release();
         let columns = ["scur", "srv_abrt", "cli_abrt", "eresp", "status"];
         let stats = settled_counters(&lab.sock, &["a"], &["a", "BACKEND"], &columns);
         Observed {
@@ -421,8 +430,8 @@ fn shutdown_sessions_kills_the_requests_in_progress_in_http_mode() {
         logs: vec![
             "be/a GET / HTTP/1.1 200 51 ---- Tr=set".into(),
             "be/a GET / HTTP/1.1 200 51 ---- Tr=set".into(),
-            "be/a GET /slow-body HTTP/1.1 200 61 KD-- Tr=set".into(),
-            "be/a GET /slow-head HTTP/1.1 502 209 KH-- Tr=-1".into(),
+            "be/a GET /held HTTP/1.1 502 209 KH-- Tr=-1".into(),
+            "be/a GET /held-body HTTP/1.1 200 61 KD-- Tr=set".into(),
         ],
         stats: vec![
             "a scur=0 srv_abrt=1 cli_abrt=0 eresp=1 status=no check".into(),
@@ -637,12 +646,15 @@ fn shutdown_sessions_server_spares_a_queued_session() {
     let (ours, theirs) = lab.run("shutdown-queued", &be, |front| {
         let served = session(front);
         let queued = TcpStream::connect(front).expect("connecting to the frontend");
+        // In the backend's queue (no server is its own yet).
         let waiting = || {
-            stat_row(&cli(&lab.sock, "show stat"), "be", "a")
+            stat_row(&cli(&lab.sock, "show stat"), "be", "BACKEND")
                 .is_some_and(|row| row.get("qcur").is_some_and(|n| n == "1"))
         };
-        // Not asserted here: the fates below are.
-        wait_until(Duration::from_secs(5), waiting);
+        assert!(
+            wait_until(Duration::from_secs(10), waiting),
+            "the second session is not queued"
+        );
         let answers = vec![cli(&lab.sock, "shutdown sessions server be/a")];
         let mut conns = vec![served, ("queued".to_string(), queued)];
         let sessions = fates(&mut conns, Duration::from_secs(2));
@@ -681,17 +693,18 @@ fn shutdown_sessions_spares_the_other_servers_requests_in_http_mode() {
     let (ours, theirs) = lab.run("shutdown-http-other", &be, |front| {
         let answer = Duration::from_secs(10);
         let (on_a, on_b) = (a.requests.load(SeqCst), b.requests.load(SeqCst));
-        // Roundrobin: a, then b. Not asserted here: the answers below are.
-        let mut to_a = request(front, "/slow-head");
+        // Roundrobin: a, then b, each held until the kill. Not asserted here: the answers
+        // below are.
+        let mut to_a = request(front, "/held");
         wait_until(answer, || a.requests.load(SeqCst) > on_a);
-        let mut to_b = request(front, "/slow-head");
+        let mut to_b = request(front, "/held");
         wait_until(answer, || b.requests.load(SeqCst) > on_b);
         let answers = vec![cli(&lab.sock, "shutdown sessions server be/a")];
         let quiet = Duration::from_millis(500);
-        let sessions = vec![
-            summary(&mut to_a, answer, quiet),
-            summary(&mut to_b, answer, quiet),
-        ];
+        let killed = summary(&mut to_a, answer, quiet);
+        b.release();
+        let sessions = vec![killed, summary(&mut to_b, answer, quiet)];
+        a.release();
         let logs = request_logs(&lab.syslog, 2);
         let columns = ["scur", "srv_abrt", "eresp"];
         let stats = settled_counters(&lab.sock, &["a", "b"], &["a", "b"], &columns);
@@ -710,8 +723,8 @@ fn shutdown_sessions_spares_the_other_servers_requests_in_http_mode() {
             "HTTP/1.1 200 OK | 2 | open".into(),
         ],
         logs: vec![
-            "be/a GET /slow-head HTTP/1.1 502 209 KH-- Tr=-1".into(),
-            "be/b GET /slow-head HTTP/1.1 200 51 ---- Tr=set".into(),
+            "be/a GET /held HTTP/1.1 502 209 KH-- Tr=-1".into(),
+            "be/b GET /held HTTP/1.1 200 51 ---- Tr=set".into(),
         ],
         stats: vec![
             "a scur=0 srv_abrt=0 eresp=1".into(),

@@ -33,12 +33,16 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use hapx_tests::proxy::{TestDir, cli, free_port, spawn_master, temp_dir, wait_until};
-use hapx_tests::proxy_lifecycle::{SlowServer, agree, fate, received, request};
+use hapx_tests::proxy_lifecycle::{SlowServer, agree, answered, fate, request};
 use hapx_tests::proxy_rules::{HAPROXY, Syslog, check_alike, side_by_side};
 use hapx_tests::{bins, require};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const WAIT: Duration = Duration::from_secs(10);
+/// The end of the proxies' error pages (503, 502).
+const PAGE_END: &str = "</body></html>\n";
+/// How long a connection that received its answer is watched for a close.
+const QUIET: Duration = Duration::from_millis(500);
 
 /// A test's admin stats socket and syslog sink.
 struct Lab {
@@ -179,7 +183,8 @@ fn a_queued_http_request_is_listed_and_killed_ends_at_timeout_queue() {
         let id = stream_of(&lab.admin, clients[1]);
         let dumped = dumped(&lab.admin, &id);
         let killed = cli(&lab.admin, &format!("shutdown session {id}"));
-        let (head, fate) = received(&mut queued, Duration::from_secs(4));
+        // The 503 at `timeout queue`, then whether the connection stays.
+        let (head, fate) = answered(&mut queued, PAGE_END, QUIET);
         let status = head.lines().next().unwrap_or_default();
         server.release();
         Killed {
@@ -224,7 +229,7 @@ fn a_killed_queued_http_request_given_a_slot_ends_at_once_with_a_502() {
             &format!("shutdown session {}", stream_of(&lab.admin, clients[0])),
         );
         let answers = [&mut served, &mut queued].map(|c| {
-            let (head, fate) = received(c, Duration::from_secs(2));
+            let (head, fate) = answered(c, PAGE_END, QUIET);
             format!("{} {fate}", head.lines().next().unwrap_or_default())
         });
         Killed {
@@ -513,6 +518,56 @@ fn programs(test: &str) -> Vec<(&'static str, PathBuf)> {
     out
 }
 
+/// What `run` saw of each of [`programs`] (hapx first), the programs run at the same time:
+/// each has its own processes, sockets and port, so neither waits for the other.
+fn each_program<T: Send>(test: &str, run: impl Fn(&str, &Path) -> T + Sync) -> Vec<T> {
+    let programs = programs(test);
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (programs.iter())
+            .map(|(name, binary)| scope.spawn(|| run(name, binary)))
+            .collect();
+        (runs.into_iter())
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// What `conn` received until it ended with its `prompts`th CLI prompt (`> `, the master's
+/// `master> `, a worker's `PID> `: in prompt mode, what ends each answer), or it closed, or
+/// `WAIT` passed.
+fn prompted(conn: &mut UnixStream, prompts: usize) -> String {
+    let is_prompt = |piece: &str| {
+        let last = piece.rsplit('\n').next().unwrap_or_default();
+        last.strip_suffix("> ")
+            .is_some_and(|who| who == "master" || who.bytes().all(|b| b.is_ascii_digit()))
+    };
+    read_until(conn, |text| {
+        let pieces: Vec<&str> = text.split_inclusive("> ").collect();
+        pieces.last().is_some_and(|p| is_prompt(p))
+            && pieces.iter().filter(|p| is_prompt(p)).count() >= prompts
+    })
+}
+
+/// What `conn` received until it is `complete`, or it closed, or `WAIT` passed.
+fn read_until(conn: &mut UnixStream, complete: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !complete(&String::from_utf8_lossy(&got)) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        conn.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match conn.read(&mut buf) {
+            Ok(n @ 1..) => got.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 /// What `conn` received within `wait` (until it closed, or nothing more came).
 fn read_for(conn: &mut UnixStream, wait: Duration) -> String {
     conn.set_read_timeout(Some(wait)).unwrap();
@@ -531,24 +586,21 @@ fn read_for(conn: &mut UnixStream, wait: Duration) -> String {
 fn the_masters_sessions_count_in_the_workers_stats_maxconn() {
     let test = "small-gaps-master-maxconn";
     let dir = temp_dir(test);
-    for (name, binary) in programs(test) {
-        let process = MasterWorker::start(&binary, &dir, name, free_port(), "  stats maxconn 1\n");
+    each_program(test, |name, binary| {
+        let process = MasterWorker::start(binary, &dir, name, free_port(), "  stats maxconn 1\n");
         // The worker's only CLI slot, held by an interactive session.
         let mut held = UnixStream::connect(&process.worker).unwrap();
         held.write_all(b"prompt\n").unwrap();
-        assert_eq!(
-            read_for(&mut held, Duration::from_millis(500)),
-            "\n> ",
-            "{name}"
-        );
+        assert_eq!(prompted(&mut held, 1), "\n> ", "{name}");
         let mut asking = UnixStream::connect(&process.master).unwrap();
         asking.write_all(b"@1 show info\n").unwrap();
         let meanwhile = read_for(&mut asking, Duration::from_secs(1));
         assert_eq!(meanwhile, "", "{name}: answered with the slots taken");
         drop(held);
-        let answer = read_for(&mut asking, Duration::from_secs(5));
+        // Its whole answer: up to the empty line that ends it.
+        let answer = read_until(&mut asking, |text| text.ends_with("\n\n"));
         assert!(answer.starts_with("Name: "), "{name}: {answer:?}");
-    }
+    });
 }
 
 /// `answer` with each worker's prompt (its pid) as `PID> `.
@@ -568,9 +620,8 @@ fn pid_prompt(answer: String) -> String {
 fn the_master_cli_prompts_and_takes_a_default_target_as_haproxy() {
     let test = "small-gaps-master-prompt";
     let dir = temp_dir(test);
-    let mut seen = Vec::new();
-    for (name, binary) in programs(test) {
-        let process = MasterWorker::start(&binary, &dir, name, free_port(), "");
+    let seen = each_program(test, |name, binary| {
+        let process = MasterWorker::start(binary, &dir, name, free_port(), "");
         let mut conn = UnixStream::connect(&process.master).unwrap();
         let mut answers = Vec::new();
         for line in [
@@ -584,10 +635,10 @@ fn the_master_cli_prompts_and_takes_a_default_target_as_haproxy() {
             "show cli level\n",
         ] {
             conn.write_all(line.as_bytes()).unwrap();
-            answers.push(pid_prompt(read_for(&mut conn, Duration::from_millis(500))));
+            answers.push(pid_prompt(prompted(&mut conn, 1)));
         }
-        seen.push(answers);
-    }
+        answers
+    });
     let help = "Unknown command. Please enter one of the following commands only:\n";
     let ours = &seen[0];
     assert_eq!(ours[0], "master> ");
@@ -626,19 +677,24 @@ fn closed(conn: &mut UnixStream) -> bool {
 fn the_master_cli_keeps_its_own_commands_whatever_the_target_as_haproxy() {
     let test = "small-gaps-master-own-commands";
     let dir = temp_dir(test);
-    let mut seen = Vec::new();
-    for (name, binary) in programs(test) {
-        let process = MasterWorker::start(&binary, &dir, name, free_port(), "");
+    let seen = each_program(test, |name, binary| {
+        let process = MasterWorker::start(binary, &dir, name, free_port(), "");
         let mut answers = Vec::new();
-        let mut say = |conn: &mut UnixStream, line: &str| {
+        // What answers `line`: up to its `prompts`th prompt; without one, what came within
+        // half a second.
+        let mut say = |conn: &mut UnixStream, line: &str, prompts: usize| {
             conn.write_all(line.as_bytes()).unwrap();
-            answers.push(pid_prompt(read_for(conn, Duration::from_millis(500))));
+            let answer = match prompts {
+                0 => read_for(conn, Duration::from_millis(500)),
+                _ => prompted(conn, prompts),
+            };
+            answers.push(pid_prompt(answer));
         };
         let session = || {
             let mut conn = UnixStream::connect(&process.master).unwrap();
             conn.write_all(b"prompt\n@1\n").unwrap();
             assert_eq!(
-                pid_prompt(read_for(&mut conn, Duration::from_millis(500))),
+                pid_prompt(prompted(&mut conn, 2)),
                 "master> PID> ",
                 "{name}"
             );
@@ -646,27 +702,28 @@ fn the_master_cli_keeps_its_own_commands_whatever_the_target_as_haproxy() {
         };
         // The master's, not sent on to the worker: the session's level, as `@master` shows.
         let mut conn = session();
-        say(&mut conn, "operator\n");
-        say(&mut conn, "@master show cli level\n");
-        say(&mut conn, "user\n");
-        say(&mut conn, "@master show cli level\n");
+        say(&mut conn, "operator\n", 1);
+        say(&mut conn, "@master show cli level\n", 1);
+        say(&mut conn, "user\n", 1);
+        say(&mut conn, "@master show cli level\n", 1);
         // Several commands on a line: a prompt after each.
         say(
             &mut conn,
             "@master show cli level; @master show cli level\n",
+            2,
         );
         // Closed after its prompt.
         let mut quitting = session();
-        say(&mut quitting, "quit\n");
+        say(&mut quitting, "quit\n", 1);
         assert!(closed(&mut quitting), "{name}: open after quit");
         // Toggled off: no prompt after that command (HAProxy's session then goes on).
         let mut toggling = session();
-        say(&mut toggling, "prompt\n");
+        say(&mut toggling, "prompt\n", 0);
         // A reload ends the sessions: HAProxy's master executes itself again.
         assert_eq!(asked(&process.master, "reload"), "", "{name}: reload");
         assert!(closed(&mut conn), "{name}: a session open after a reload");
-        seen.push(answers);
-    }
+        answers
+    });
     let ours = &seen[0];
     let expected = [
         "PID> ",

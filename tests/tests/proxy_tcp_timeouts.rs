@@ -19,12 +19,13 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hapx_tests::proxy::{cli, free_port, temp_dir};
+use hapx_tests::proxy::{Proxy, cli, free_port, temp_dir};
 use hapx_tests::proxy_lifecycle::agree;
-use hapx_tests::proxy_rules::{Syslog, side_by_side};
+use hapx_tests::proxy_rules::{HAPROXY, Syslog, side_by_side};
+use hapx_tests::{bins, require};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -185,41 +186,65 @@ fn ended(syslog: &Syslog, client: SocketAddr, since: Instant) -> String {
 }
 
 /// Runs `traffic` through hapx-proxy and HAProxy with timeouts `t`: the session's end
-/// (see [`ended`]) through each.
+/// (see [`ended`]) through each. The two run at the same time, each with its own server,
+/// syslog sink, port and stats socket: each waits out its own timeouts.
 fn run(test: &str, t: Timeouts, traffic: Traffic, fwd: Forwarding) -> (String, Option<String>) {
     let dir = temp_dir(test);
-    let sock = dir.join("admin.sock");
+    std::thread::scope(|scope| {
+        let dir = &dir;
+        let ours =
+            scope.spawn(move || observe(dir, bins::path("hapx-proxy"), "hapx", t, traffic, fwd));
+        let theirs = require::path(test, Path::new(HAPROXY), "HAProxy")
+            .then(|| scope.spawn(move || observe(dir, HAPROXY.into(), "haproxy", t, traffic, fwd)));
+        let joined = |run: std::thread::ScopedJoinHandle<'_, String>| {
+            run.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        };
+        (joined(ours), theirs.map(joined))
+    })
+}
+
+/// [`run`]'s traffic through the proxy `binary` (named `name` in `dir`).
+fn observe(
+    dir: &Path,
+    binary: PathBuf,
+    name: &str,
+    t: Timeouts,
+    traffic: Traffic,
+    fwd: Forwarding,
+) -> String {
+    let sock = dir.join(format!("{name}.sock"));
     let syslog = Syslog::bind();
     let server = TcpListener::bind((LO, 0)).expect("binding the server");
     let server_addr = server.local_addr().expect("its address");
     let port = free_port();
     let conf = config(&sock, syslog.addr, port, server_addr, t, fwd);
-    side_by_side(test, &conf, SocketAddr::from((LO, port)), |front| {
-        let mut client = TcpStream::connect(front).expect("connecting to the frontend");
-        let mut upstream = accept(&server);
-        let then = match traffic {
-            Traffic::ServerFloods(then) => {
-                flood(&mut upstream);
-                then
-            }
-            Traffic::ClientFloods(then) => {
-                flood(&mut client);
-                then
-            }
-            Traffic::Quiet(then) => then,
-        };
-        match then {
-            Then::Nothing => {}
-            Then::ServerCloses => upstream.shutdown(std::net::Shutdown::Write).unwrap(),
-            Then::ClientCloses => client.shutdown(std::net::Shutdown::Write).unwrap(),
-            Then::Killed => kill_the_session(&sock),
+    let front = SocketAddr::from((LO, port));
+    let _proxy = Proxy::start_with(binary, dir, name, &conf, front, &[]);
+    let mut client = TcpStream::connect(front).expect("connecting to the frontend");
+    let mut upstream = accept(&server);
+    let then = match traffic {
+        Traffic::ServerFloods(then) => {
+            flood(&mut upstream);
+            then
         }
-        let since = Instant::now();
-        let client_addr = client.local_addr().expect("the client's address");
-        let end = ended(&syslog, client_addr, since);
-        drop((client, upstream));
-        end
-    })
+        Traffic::ClientFloods(then) => {
+            flood(&mut client);
+            then
+        }
+        Traffic::Quiet(then) => then,
+    };
+    match then {
+        Then::Nothing => {}
+        Then::ServerCloses => upstream.shutdown(std::net::Shutdown::Write).unwrap(),
+        Then::ClientCloses => client.shutdown(std::net::Shutdown::Write).unwrap(),
+        Then::Killed => kill_the_session(&sock),
+    }
+    let since = Instant::now();
+    let client_addr = client.local_addr().expect("the client's address");
+    let end = ended(&syslog, client_addr, since);
+    drop((client, upstream));
+    end
 }
 
 /// Each case: its timeouts, traffic, and the end expected (HAProxy's).

@@ -99,7 +99,9 @@ fn alike(
     alike_bound(test, ("", body), traffic, lines, rows)
 }
 
-/// [`alike`] with options on the frontend's `bind` line: `(bind, body)`.
+/// [`alike`] with options on the frontend's `bind` line: `(bind, body)`. The proxies run
+/// at the same time: each has its own port, stats socket and syslog sink, and the servers
+/// answer each connection alone, so neither waits for the other's windows.
 fn alike_bound(
     test: &str,
     config: (&str, &str),
@@ -107,10 +109,18 @@ fn alike_bound(
     lines: usize,
     rows: &[(&str, &str)],
 ) -> Observed {
-    let mut runs = binaries(test)
-        .iter()
-        .map(|b| observe(b, test, config, traffic, lines, rows))
-        .collect::<Vec<_>>();
+    let binaries = binaries(test);
+    let mut runs = std::thread::scope(|scope| {
+        let observing: Vec<_> = (binaries.iter())
+            .map(|b| scope.spawn(move || observe(b, test, config, traffic, lines, rows)))
+            .collect();
+        (observing.into_iter())
+            .map(|o| {
+                o.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect::<Vec<_>>()
+    });
     let ours = runs.remove(0);
     if let Some(theirs) = runs.pop() {
         assert_eq!(ours, theirs, "{test}: hapx-proxy, then HAProxy");

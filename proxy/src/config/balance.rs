@@ -166,19 +166,15 @@ fn uri(args: &[String]) -> Result<UriHash, String> {
     Ok(hash)
 }
 
-/// `url_param NAME [check_post]`; `check_post` (hashing a POST's body when the query
-/// string has no such parameter) is warned about: hapx hashes the query string only.
+/// `url_param NAME [check_post [...]]`: as in HAProxy 2.6, `check_post` is taken and what
+/// follows it ignored; a POST's body is looked into whether it is there or not.
 fn url_param(args: &[String]) -> Result<(Balance, Option<String>), String> {
     let name = args
         .first()
         .filter(|n| !n.is_empty())
         .ok_or("balance url_param requires an URL parameter name.")?;
     match args.get(1).map(String::as_str) {
-        None => Ok((Balance::UrlParam(name.clone()), None)),
-        Some("check_post") => Ok((
-            Balance::UrlParam(name.clone()),
-            Some("'balance url_param check_post' (the parameter in a POST's body) is not implemented by hapx; only the query string is hashed.".into()),
-        )),
+        None | Some("check_post") => Ok((Balance::UrlParam(name.clone()), None)),
         Some(other) => Err(format!(
             "balance url_param only accepts 'check_post' modifier (got '{other}')."
         )),
@@ -465,8 +461,8 @@ mod tests {
                 .0,
             Balance::UrlParam("id".into())
         );
-        let check_post = parse_balance(&words("balance url_param id check_post")).unwrap();
-        assert!(check_post.1.is_some_and(|w| w.contains("check_post")));
+        let check_post = parse_balance(&words("balance url_param id check_post 10")).unwrap();
+        assert!(check_post.1.is_none());
         assert!(
             parse_balance(&words("balance url_param id"))
                 .unwrap()

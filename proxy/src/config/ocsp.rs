@@ -256,7 +256,7 @@ pub fn single_response(der: &[u8]) -> Result<Single, OcspError> {
 
 /// The `BasicOCSPResponse` DER of a `[0] ResponseBytes` (None when absent or of another
 /// type).
-fn basic_response(after_status: &[u8]) -> Option<&[u8]> {
+pub(crate) fn basic_response(after_status: &[u8]) -> Option<&[u8]> {
     let (_, bytes) = Any::from_der(after_status).ok()?;
     if !is(&bytes, Class::ContextSpecific, 0) {
         return None;
@@ -320,18 +320,18 @@ fn single(contents: &[u8]) -> Option<Single> {
 }
 
 /// Whether a DER item is of this class and tag number.
-fn is(item: &Any<'_>, class: Class, tag: u32) -> bool {
+pub(crate) fn is(item: &Any<'_>, class: Class, tag: u32) -> bool {
     item.header.class() == class && item.header.tag().0 == tag
 }
 
 /// The contents of the SEQUENCE `der` starts with.
-fn sequence(der: &[u8]) -> Option<&[u8]> {
+pub(crate) fn sequence(der: &[u8]) -> Option<&[u8]> {
     let (_, seq) = Any::from_der(der).ok()?;
     is(&seq, Class::Universal, 16).then_some(seq.data)
 }
 
 /// The DER items one after the other in `contents`; None when one does not parse.
-fn items(mut contents: &[u8]) -> Option<Vec<Any<'_>>> {
+pub(crate) fn items(mut contents: &[u8]) -> Option<Vec<Any<'_>>> {
     let mut found = Vec::new();
     while !contents.is_empty() {
         let (rest, item) = Any::from_der(contents).ok()?;

@@ -367,10 +367,16 @@ impl<'e> Parser<'e> {
             },
             Section::Peers => {
                 let local = super::peers::local_peer_name(&self.config);
+                let global = &self.config.global;
                 match self.config.peers.last_mut() {
-                    Some(section) => {
-                        super::peers::line(section, &local, line.words, line.place, &mut self.diags)
-                    }
+                    Some(section) => super::peers::line(
+                        section,
+                        global,
+                        &local,
+                        line.words,
+                        line.place,
+                        &mut self.diags,
+                    ),
                     None => Ok(()),
                 }
             }
@@ -1574,26 +1580,7 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
         }
         i += 1 + nargs;
     }
-    super::bind_tls::check_ca_files(&tls, g.ca_base.as_deref())
-        .map_err(|e| ca_file_error(e, &at, diags))?;
-    // As HAProxy, `crt` without `ssl` loads its certificates (and fails on bad ones) for a
-    // listener that serves in clear.
-    let tls = if tls.ssl || !tls.crts.is_empty() {
-        let bases = super::bind_tls::Bases {
-            ca: g.ca_base.as_deref(),
-            crt: g.crt_base.as_deref(),
-        };
-        let tls = tls.with_defaults(&g.ssl_default_bind);
-        let lists = crt_lists(&tls, bases, spec, line.place, diags)
-            .map_err(|e| format!("{at}'crt-list' : {e}"))?;
-        let server = super::bind_tls::build(&tls, bases, &lists).map_err(|e| format!("{at}{e}"))?;
-        for warning in server.warnings() {
-            diags.global_warn(warning.clone());
-        }
-        tls.ssl.then(|| Arc::new(server))
-    } else {
-        None
-    };
+    let tls = bind_tls_server(&tls, g, spec, &at, line.place, diags)?;
     for part in spec.split(',') {
         let addrs = values::bind_addrs(part).map_err(|e| format!("'bind {spec}' : {e}"))?;
         p.binds.extend(addrs.into_iter().map(|addr| Bind {
@@ -1609,6 +1596,37 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
         }));
     }
     Ok(())
+}
+
+/// A bind line's TLS server side from its options (`at`: HAProxy's prefix to its errors;
+/// `spec`: its address, naming it in crt-list messages): None when it serves in clear.
+pub(super) fn bind_tls_server(
+    tls: &BindTlsOptions,
+    g: &Global,
+    spec: &str,
+    at: &str,
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<Option<Arc<super::bind_tls::TlsServer>>, String> {
+    super::bind_tls::check_ca_files(tls, g.ca_base.as_deref())
+        .map_err(|e| ca_file_error(e, at, diags))?;
+    // As HAProxy, `crt` without `ssl` loads its certificates (and fails on bad ones) for a
+    // listener that serves in clear.
+    if !tls.ssl && tls.crts.is_empty() {
+        return Ok(None);
+    }
+    let bases = super::bind_tls::Bases {
+        ca: g.ca_base.as_deref(),
+        crt: g.crt_base.as_deref(),
+    };
+    let tls = tls.with_defaults(&g.ssl_default_bind);
+    let lists =
+        crt_lists(&tls, bases, spec, place, diags).map_err(|e| format!("{at}'crt-list' : {e}"))?;
+    let server = super::bind_tls::build(&tls, bases, &lists).map_err(|e| format!("{at}{e}"))?;
+    for warning in server.warnings() {
+        diags.global_warn(warning.clone());
+    }
+    Ok(tls.ssl.then(|| Arc::new(server)))
 }
 
 /// `bind ... backlog N`: read with atol as HAProxy does (0, or no number: the default).
@@ -2346,7 +2364,7 @@ fn ssl_default_options(
 /// A bind's TLS option (false: `opt` is not one). rustls cannot serve below TLSv1.2: a
 /// lower `ssl-min-ver` warns (TLSv1.2 and up are a subset of what was allowed, as on
 /// servers), a lower maximum or forced version is refused.
-fn bind_tls_option(
+pub(super) fn bind_tls_option(
     t: &mut BindTlsOptions,
     opt: &str,
     v: &str,
@@ -2419,7 +2437,7 @@ fn version_option(t: &mut TlsVersions, opt: &str, v: &str) -> Result<bool, Strin
 }
 
 /// A server's TLS option (false: `opt` is not one).
-fn server_tls_option(
+pub(super) fn server_tls_option(
     t: &mut ServerTls,
     opt: &str,
     v: &str,

@@ -16,15 +16,28 @@
 //! `stick-table` line's but `peers` (the section is its own), and its messages say
 //! `table:` where a proxy's say `stick-table:`. Tables are listed (`show table`) in the
 //! order the sections and proxies declare them ([`declared_tables`]).
+//!
+//! TLS between members, as HAProxy 2.6: the listener speaks TLS with `bind ADDR:PORT ssl
+//! crt FILE ...` (the `server` form) or `default-bind ssl crt FILE ...` (the `peer` form: the
+//! local member's listener takes the default-bind's settings); a member is reached over TLS
+//! with `ssl` on its line or on the `default-server` line before it (`verify none`, or
+//! `ca-file`; `crt` for a client certificate). The words are a frontend's `bind` and a
+//! backend's `server` TLS words, read and loaded by the same code
+//! ([`super::parse::bind_tls_server`], [`super::tls::build`]), with HAProxy's messages for a
+//! peers section: a listener without `crt`, or with `verify` and no `ca-file`, is refused
+//! once the file is read, and a local member whose listener and own line disagree on SSL
+//! is warned about (the successor's lesson at a reload goes through that line).
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
+use super::bind_tls::{BindTlsOptions, ClientVerify, TlsServer};
 use super::diag::{Diags, LineError};
 use super::hint_words;
 use super::keywords::{self, Support};
-use super::model::{Config, Place};
+use super::model::{Config, Global, Place, ServerTls};
 use super::stick::TableSpec;
+use super::tls::TlsClient;
 
 /// One `peers` section.
 #[derive(Debug, Clone)]
@@ -48,6 +61,22 @@ pub struct PeersSection {
     pub proxies_before: usize,
     /// No member is this process: HAProxy removes the section (its tables stay).
     pub removed: bool,
+    /// `default-bind`'s words (the listener's in the `peer` form) and its TLS side.
+    pub default_bind: Option<ListenerTls>,
+    /// `bind`'s TLS side (the `server` form).
+    pub bind_tls: Option<ListenerTls>,
+    /// `default-server`'s TLS words: the base of each later member's.
+    pub default_server: ServerTls,
+}
+
+/// The TLS words of a `bind` or `default-bind` line, and what they built.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub options: BindTlsOptions,
+    /// Loaded when the line was read (None: in clear, or refused once the file is read).
+    pub server: Option<Arc<TlsServer>>,
+    /// The line (HAProxy's messages about the listener name it).
+    pub place: Place,
 }
 
 /// A `table` line.
@@ -68,6 +97,11 @@ pub struct Member {
     /// This process (its name is the local peer name).
     pub local: bool,
     pub place: Place,
+    /// The TLS words of its line over its `default-server`'s.
+    pub tls_options: ServerTls,
+    /// With `ssl`: reached over TLS, so configured (built once the file is read, as
+    /// HAProxy prepares its servers' TLS then).
+    pub tls: Option<Arc<TlsClient>>,
 }
 
 impl PeersSection {
@@ -105,6 +139,16 @@ impl PeersSection {
     /// The members this process connects to.
     pub fn remotes(&self) -> impl Iterator<Item = &Member> {
         self.members.iter().filter(|m| !m.local)
+    }
+
+    /// The listener's TLS settings: `bind`'s, else (the `peer` form) `default-bind`'s.
+    fn listener_tls(&self) -> Option<&ListenerTls> {
+        self.bind_tls.as_ref().or(self.default_bind.as_ref())
+    }
+
+    /// The listener's TLS side, if it speaks TLS.
+    pub fn listen_tls(&self) -> Option<&Arc<TlsServer>> {
+        self.listener_tls().and_then(|l| l.server.as_ref())
     }
 }
 
@@ -192,6 +236,9 @@ pub fn start(config: &mut Config, words: &[String], place: &Place, diags: &mut D
         tables: Vec::new(),
         proxies_before: config.proxies.len(),
         removed: false,
+        default_bind: None,
+        bind_tls: None,
+        default_server: ServerTls::default(),
     });
     Start::Section
 }
@@ -202,6 +249,7 @@ const IGNORED_SERVER_KEYWORDS: &[&str] = &["check", "init-addr", "resolvers", "a
 /// One line inside the section opened last.
 pub fn line(
     section: &mut PeersSection,
+    global: &Global,
     local: &str,
     words: &[String],
     place: &Place,
@@ -215,7 +263,7 @@ pub fn line(
             if section.peer_lines {
                 return Err("mixing \"peer\" and \"bind\" line is forbidden".into());
             }
-            bind(section, words)?;
+            section.bind_tls = bind(section, global, words, place, diags)?;
             section.bind_place = Some(place.clone());
         }
         "peer" | "server" => {
@@ -225,10 +273,18 @@ pub fn line(
                 }
                 section.peer_lines = true;
             }
-            member(section, local, kw, words, place, diags)?;
+            member(section, global, local, kw, words, place, diags)?;
         }
-        // Defaults for the `server` lines: nothing of them matters to hapx's peers.
-        "default-server" | "default-bind" => {}
+        "default-bind" => section.default_bind = default_bind(global, words, place, diags)?,
+        "default-server" => {
+            let mut tls = section.default_server.clone();
+            let args = words[1..].iter();
+            if let Err(m) = server_keywords(&mut tls, None, args, true, place, diags) {
+                diags.check_alert(place, m);
+                return Ok(());
+            }
+            section.default_server = tls;
+        }
         "table" => table(section, words, place, diags)?,
         _ => return Err(format!("unknown keyword '{kw}' in 'peers' section")),
     }
@@ -302,11 +358,18 @@ pub fn declared_tables(config: &Config) -> Vec<(String, TableSpec)> {
     out
 }
 
-/// `bind ADDR:PORT [bind keywords]`: where the local member listens (the `server` form).
-fn bind(section: &mut PeersSection, words: &[String]) -> Result<(), String> {
+/// `bind ADDR:PORT [bind keywords]`: where the local member listens (the `server` form),
+/// and its TLS side.
+fn bind(
+    section: &mut PeersSection,
+    global: &Global,
+    words: &[String],
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<Option<ListenerTls>, String> {
     // HAProxy accepts a `bind` without address and makes nothing of it.
     let Some(text) = words.get(1) else {
-        return Ok(());
+        return Ok(None);
     };
     let addr = match address(text) {
         Ok(Some(addr)) => addr,
@@ -316,32 +379,77 @@ fn bind(section: &mut PeersSection, words: &[String]) -> Result<(), String> {
         }
         Err(e) => return Err(format!("'bind {text}' : {}", e.bind_text(text))),
     };
-    let mut rest = words[2..].iter();
+    let tls = listener_tls(global, "bind", text, &words[2..], place, diags)?;
+    section.bind = Some(addr);
+    Ok(Some(tls))
+}
+
+/// `default-bind [bind keywords]`: the local member's listener's settings in the `peer`
+/// form. HAProxy names the line by its first word in its messages.
+fn default_bind(
+    global: &Global,
+    words: &[String],
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<Option<ListenerTls>, String> {
+    let first = words.get(1).map_or("(null)", String::as_str);
+    let tls = listener_tls(global, "default-bind", first, &words[1..], place, diags)?;
+    Ok(Some(tls))
+}
+
+/// The bind keywords of a `bind` or `default-bind` line (`kw`, `name`: how HAProxy's
+/// messages name it), read and loaded as a frontend's bind line's. A listener without
+/// certificate, or with `verify` and no `ca-file`, is refused later ([`check_tls`]).
+fn listener_tls(
+    global: &Global,
+    kw: &str,
+    name: &str,
+    args: &[String],
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<ListenerTls, String> {
+    let at = format!("'{kw} {name}' in section 'peers' : ");
+    let mut options = BindTlsOptions::default();
+    let mut rest = args.iter();
     while let Some(opt) = rest.next() {
         let Some((nargs, support)) = keywords::lookup_args(keywords::BIND, opt) else {
-            let mut m = format!("'bind {text}' in section 'peers': unknown keyword '{opt}'");
+            let mut m = format!("'{kw} {name}' in section 'peers': unknown keyword '{opt}'");
             match keywords::suggest(opt, hint_words::BIND.iter().copied()) {
                 Some(s) => m.push_str(&format!("; did you mean '{s}' maybe ?")),
                 None => m.push('.'),
             }
             return Err(m);
         };
-        if opt == "ssl" || matches!(support, Support::No | Support::Removed(_)) {
+        let value = rest.clone().next().map_or("", String::as_str);
+        let tls_word = super::parse::bind_tls_option(&mut options, opt, value, place, diags)
+            .map_err(|e| format!("{at}{e}"))?;
+        if !tls_word && matches!(support, Support::No | Support::Removed(_)) {
             return Err(format!(
-                "'bind {text}' in section 'peers': '{opt}' is not implemented by hapx for peers."
+                "'{kw} {name}' in section 'peers': '{opt}' is not implemented by hapx for peers."
             ));
         }
         for _ in 0..nargs {
             rest.next();
         }
     }
-    section.bind = Some(addr);
-    Ok(())
+    let refused_later = options.ssl
+        && (options.crts.is_empty()
+            || (options.verify != ClientVerify::None && options.ca_file.is_none()));
+    let server = match refused_later {
+        true => None,
+        false => super::parse::bind_tls_server(&options, global, name, &at, place, diags)?,
+    };
+    Ok(ListenerTls {
+        options,
+        server,
+        place: place.clone(),
+    })
 }
 
 /// `peer NAME ADDR:PORT [server keywords]` or `server NAME [ADDR:PORT [server keywords]]`.
 fn member(
     section: &mut PeersSection,
+    global: &Global,
     local: &str,
     kw: &str,
     words: &[String],
@@ -392,9 +500,26 @@ fn member(
         let e = AddrError::MissingPort;
         return Err(format!("'peer {name}' : {}", e.bind_text(text)));
     }
-    if let Err(m) = server_keywords(&server, args, kw == "server" && is_local) {
+    let mut tls = section.default_server.clone();
+    let no_address = kw == "server" && is_local;
+    if let Err(m) = server_keywords(&mut tls, Some(&server), args, no_address, place, diags) {
         diags.check_alert(place, m);
         return Ok(());
+    }
+    if let Some(ca_file) = &tls.ca_file {
+        // HAProxy loads the CA file when it reads the line.
+        let path = super::tls::resolve(global.ca_base.as_deref(), ca_file);
+        if let Err(e) = std::fs::File::open(&path) {
+            diags.check_alert(
+                place,
+                format!(
+                    "{server} : Couldn't open the ca-file '{ca_file}' ({}).",
+                    errno_text(&e)
+                ),
+            );
+            diags.global_alert(format!("'ca-file' : unable to load {ca_file}."));
+            return Ok(());
+        }
     }
     if first.is_some() {
         // Another member of that name: HAProxy accepts it; the first one is the peer.
@@ -414,37 +539,96 @@ fn member(
         addr,
         local: false,
         place: place.clone(),
+        tls_options: tls,
+        tls: None,
     });
     Ok(())
 }
 
-/// The server keywords of a member's line: known ones are accepted (nothing of them matters
-/// to replication), SSL is refused, an unknown one is HAProxy's error.
-fn server_keywords<'a>(
+/// An error as `strerror` words it (without Rust's " (os error N)").
+fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// A member's TLS client side, loaded as a backend server's, with HAProxy's messages for a
+/// peers section (`server`: `'server LOCAL/NAME'`); None (alerted) when it cannot be.
+fn client_tls(
+    member: &Member,
     server: &str,
-    mut args: impl Iterator<Item = &'a String>,
+    global: &Global,
+    diags: &mut Diags,
+) -> Option<Arc<TlsClient>> {
+    use super::tls::TlsError;
+    let bases = super::tls::Bases {
+        ca: global.ca_base.as_deref(),
+        crt: global.crt_base.as_deref(),
+        verify_none: global.ssl_server_verify_none,
+    };
+    let mut tls = member.tls_options.clone();
+    tls.versions = tls
+        .versions
+        .with_defaults(&global.ssl_default_server.versions);
+    if let Some(crt) = &tls.crt {
+        let path = super::tls::resolve(bases.crt, crt);
+        if let Err(e) = std::fs::metadata(&path) {
+            diags.global_alert(format!(
+                "unable to stat SSL certificate from file '{crt}' : {}.",
+                errno_text(&e)
+            ));
+            return None;
+        }
+    }
+    match super::tls::build(&tls, bases) {
+        Ok(client) => Some(Arc::new(client)),
+        // HAProxy words it without naming the line.
+        Err(TlsError::NoCaFile) => {
+            diags.global_alert(TlsError::NoCaFile.to_string());
+            None
+        }
+        Err(e) => {
+            diags.check_alert(&member.place, format!("{server} : {e}"));
+            None
+        }
+    }
+}
+
+/// The server keywords of a member's (or `default-server`) line: the TLS ones set `tls`,
+/// read as a backend server's; other known ones are accepted (nothing of them matters to
+/// replication); an unknown one is HAProxy's error.
+fn server_keywords<'a>(
+    tls: &mut ServerTls,
+    server: Option<&str>,
+    mut args: impl Iterator<Item = &'a String> + Clone,
     no_address: bool,
+    place: &Place,
+    diags: &mut Diags,
 ) -> Result<(), String> {
+    // A member's line names its server in messages; `default-server` (None) does not.
+    let prefix = server.map_or(String::new(), |s| format!("{s} : "));
     let mut first = true;
     while let Some(opt) = args.next() {
         match keywords::lookup_args(keywords::SERVER, opt) {
-            Some((_, Support::No | Support::Removed(_))) => {
-                return Err(format!(
-                    "{server} : '{opt}' is not implemented by hapx for peers."
-                ));
-            }
-            Some(_) if opt == "ssl" => {
-                return Err(format!(
-                    "{server} : '{opt}' is not implemented by hapx for peers."
-                ));
-            }
-            Some((nargs, _)) => {
+            Some((nargs, support)) => {
+                let value = args.clone().next().map_or("", String::as_str);
+                let tls_word = super::parse::server_tls_option(tls, opt, value, place, diags)
+                    .map_err(|e| format!("{prefix}{e}."))?;
+                // What a default gives members that does not matter to replication is
+                // taken, as before; on a member's own line it is refused.
+                let unsupported = matches!(support, Support::No | Support::Removed(_));
+                if !tls_word && unsupported && server.is_some() {
+                    return Err(format!(
+                        "{prefix}'{opt}' is not implemented by hapx for peers."
+                    ));
+                }
                 for _ in 0..nargs {
                     args.next();
                 }
             }
             None => {
-                let mut m = format!("{server} : unknown keyword '{opt}'");
+                let mut m = format!("{prefix}unknown keyword '{opt}'");
                 if first && no_address {
                     m.push_str(". Hint: no address was expected for this server.");
                 } else {
@@ -530,6 +714,50 @@ fn address(text: &str) -> Result<Option<SocketAddr>, AddrError> {
         .ok_or_else(|| AddrError::Host(host.to_string()))
 }
 
+/// The checks HAProxy makes of a section's TLS once the file is read: each member's TLS
+/// client side is built (HAProxy's alerts when it cannot be), whether the local
+/// member's listener and its own line agree on SSL (a warning), and a TLS listener without
+/// certificate, or with `verify` but no `ca-file` (alerts naming the listener's address).
+fn check_tls(section: &mut PeersSection, global: &Global, diags: &mut Diags) {
+    let name = section
+        .proxy_name
+        .clone()
+        .unwrap_or_else(|| "(null)".into());
+    for member in section.members.iter_mut().filter(|m| m.tls_options.ssl) {
+        let server = format!("'server {name}/{}'", member.name);
+        member.tls = client_tls(member, &server, global, diags);
+    }
+    let listener = section.listener_tls().filter(|l| l.options.ssl);
+    let local_ssl = section.members.iter().any(|m| m.local && m.tls_options.ssl);
+    let mismatch = match (listener.is_some(), local_ssl) {
+        (true, false) => Some("a SSL listener and a non-SSL server"),
+        (false, true) => Some("a non-SSL listener and a SSL server"),
+        _ => None,
+    };
+    if let Some(what) = mismatch {
+        diags.global_warn(format!(
+            "Peers section '{name}': local peer have {what} configured at line {}.",
+            section.listen_place()
+        ));
+    }
+    let Some(listener) = listener else {
+        return;
+    };
+    let addr = section
+        .listen_addr()
+        .map_or(String::new(), |a| a.to_string());
+    let at = format!("for bind '{addr}' at [{}]", listener.place);
+    if listener.options.crts.is_empty() {
+        diags.global_alert(format!(
+            "Proxy '{name}': no SSL certificate specified {at} (use 'crt')."
+        ));
+    } else if listener.options.verify != ClientVerify::None && listener.options.ca_file.is_none() {
+        diags.global_alert(format!(
+            "Proxy '{name}': verify is enabled but no CA file specified {at}."
+        ));
+    }
+}
+
 /// After reading: marks each section's local member, and removes (with HAProxy's warning)
 /// the sections that have none; their tables stay. (A table naming a section that was
 /// never declared is refused before, by the stick-table checks.)
@@ -548,6 +776,9 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
             ));
         }
         section.removed = !found;
+        if found {
+            check_tls(section, &config.global, diags);
+        }
     }
     // A table naming a removed (or disabled) section is not replicated: it keeps no
     // record of its changes for peers.

@@ -77,7 +77,7 @@ const HELP: &str = "The following commands are valid at this level:
   add ssl crt-list <list> <cert> [opts]*  : add to crt-list file <list> a line <cert> or a payload
   del ssl crt-list <list> <cert[:line]>   : delete a line <cert> from crt-list file <list>
   show ssl cert [<certfile>]              : display the SSL certificates used in memory, or the details of a file
-  show ssl ocsp-response                  : display the IDs of the OCSP responses used in memory
+  show ssl ocsp-response [id]             : display the IDs of the OCSP responses used in memory, or the details of a single OCSP response
   set ssl ocsp-response <resp|payload>    : update a certificate's OCSP Response from a base64-encode DER
   set ssl cert <certfile> <payload>       : replace a certificate file
   commit ssl cert <certfile>              : commit a certificate file
@@ -482,7 +482,7 @@ pub async fn execute(
         ["show", "ssl", "crt-list", args @ ..] if admin => {
             super::ssl_cert::show_crt_list(state, args)
         }
-        ["show", "ssl", "ocsp-response"] => super::ocsp::show(state),
+        ["show", "ssl", "ocsp-response", id @ ..] => super::ocsp::show(state, id.first().copied()),
         ["shutdown", "session", arg @ ..] if admin => shutdown_session(state, arg.first()),
         ["enable" | "disable" | "set", ..]
         | ["shutdown", "sessions", "server", ..]

@@ -422,14 +422,31 @@ pub fn source_key(backend: &Backend, src: IpAddr) -> Key {
     Key::source(&backend.balance, backend.conf.hash_type, src)
 }
 
-/// The key of an HTTP request (its URI and headers) from `src` for `backend`'s algorithm.
+/// The key of an HTTP request (its URI, headers, and for `balance url_param` the start of
+/// a POST's body) from `src` for `backend`'s algorithm.
 pub fn request_key<'h>(
     backend: &Backend,
     src: IpAddr,
     uri: &str,
     headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+    body: Option<&[u8]>,
 ) -> Key {
-    Key::request(&backend.balance, backend.conf.hash_type, src, uri, headers)
+    Key::request(
+        &backend.balance,
+        backend.conf.hash_type,
+        src,
+        uri,
+        headers,
+        body,
+    )
+}
+
+/// Whether a request's server waits for its body, as HAProxy's `http_process_request`
+/// holds a POST to a `balance url_param` backend until its body came (or filled the
+/// buffer) for `get_server_ph_post`, with or without `check_post` (2.6 takes and ignores
+/// it).
+pub fn waits_for_body(backend: &Backend, method: &str) -> bool {
+    matches!(backend.balance, Balance::UrlParam(_)) && method == "POST"
 }
 
 /// The key of `balance hash EXPR` in `ctx` (None: another algorithm): the expression's

@@ -96,7 +96,9 @@ async fn check_loop(
         // server keeps its state.
         if server.checks_running() && server.addr().is_some() {
             let ctx = CheckContext::new(&state, &backend, &server);
+            server.set_check_in_progress(true);
             let (ok, result) = probe(&ctx, &node).await;
+            server.set_check_in_progress(false);
             let before = transitions::CheckBefore::of(&server);
             let was = transitions::HealthBefore::of(&backend, &server);
             let changed = server.record_check(ok, result);

@@ -525,7 +525,7 @@ fn haproxy_add(a: i64, b: i64) -> i64 {
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-fn base64_encode(s: &[u8]) -> String {
+pub(crate) fn base64_encode(s: &[u8]) -> String {
     let mut out = String::with_capacity(s.len().div_ceil(3) * 4);
     for chunk in s.chunks(3) {
         let n = chunk

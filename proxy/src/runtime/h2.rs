@@ -32,19 +32,25 @@
 //! ([`ResetScan`]) and logged `<BADREQ>` as HAProxy logs them; a stream the crate hands
 //! out already reset (its DATA, come with its HEADERS, contradicting its length) is a
 //! request aborted by the client (`CR--`, no server, [`Stream::aborted`]). The frames
-//! clients send are counted for `show stat` ([`Counters`], [`FrameScan`]).
+//! clients send are counted for `show stat` ([`Counters`], [`FrameScan`]). The server
+//! connections the client connection owns (private ones: `http-reuse never`...) are its
+//! streams' together ([`Session`]), as HAProxy's session list.
 //!
 //! Not as HAProxy: an upper-case header name is a connection error to the crate (GOAWAY
 //! PROTOCOL_ERROR), a stream error to HAProxy (RST_STREAM): the crate's HPACK decoder
-//! (h2 0.4) refuses the name (`HeaderName::from_lowercase`) in the middle of the block and
-//! stops decoding there, its dynamic table left unknown, and no setting changes that. The
+//! (h2 0.4.20 `hpack/header.rs`, `Header::new`) refuses the name
+//! (`HeaderName::from_lowercase`) in the middle of the block as `DecoderError::InvalidUtf8`
+//! and stops decoding there, its dynamic table left unknown, so `codec/framed_read.rs`
+//! answers any HPACK error but `NeedMore` with GOAWAY (only a `MalformedMessage`, found
+//! after the whole block was decoded, resets the stream alone); no setting or API changes
+//! that. The
 //! protocol-error columns of `show stat` are not counted. A header block too big for
 //! HAProxy's HPACK decoding buffer (about 16 KiB decoded) is a connection error to HAProxy
 //! (GOAWAY); hapx resets that stream alone, as a head merely over [`MAX_HTX_HEAD`].
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -52,7 +58,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::http::{Framing, Head, ReadError, find_head_end, parse_head, request_head};
-use super::{chunked, h1};
+use super::state::Server;
+use super::{chunked, h1, h2_server};
 
 /// The client connection preface (RFC 9113 3.4): the whole of it, or HTTP/1.
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -520,6 +527,76 @@ fn response(head: &Head) -> io::Result<http::Response<()>> {
         return Err(io::Error::from(io::ErrorKind::InvalidData));
     }
     Ok(response)
+}
+
+/// The server connections an HTTP/2 client connection owns, which its streams share: those
+/// private to it (`http-reuse never`, `send-proxy`, a source following the client) and the
+/// TLS ones the server pool does not keep, as HAProxy 2.6's session list holds them for all
+/// its streams (`session_get_conn`). Its HTTP/2 ones are [`h2_server::Private`]'s, taken by
+/// several streams at once; the others (`C`: a server connection that serves one request at
+/// a time) are idle here, taken by one stream and given back after its response. The
+/// session keeps at most `max-session-srv-conns` idle (5, HAProxy's `MAX_SRV_LIST`): a
+/// connection going idle beyond that closes, as `session_check_idle_conn` (measured with
+/// an HTTP/1.1 server: twenty streams at once, then twenty more, open 20 + 15).
+pub struct Session<C> {
+    /// Idle connections that serve one request at a time, with their server.
+    idle: Mutex<Vec<(Arc<Server>, C)>>,
+    /// Its HTTP/2 server connections, with streams open on them or none.
+    pub h2: Arc<h2_server::Private>,
+}
+
+impl<C> std::fmt::Debug for Session<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+impl<C> Session<C> {
+    /// A session's list, which keeps at most `most_idle` idle connections.
+    pub fn new(most_idle: usize) -> Session<C> {
+        Session {
+            idle: Mutex::new(Vec::new()),
+            h2: Arc::new(h2_server::Private::new(most_idle)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<(Arc<Server>, C)>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An idle connection to `server` that `usable` takes, the oldest first; those it
+    /// refuses are closed.
+    pub fn take(&self, server: &Arc<Server>, mut usable: impl FnMut(&mut C) -> bool) -> Option<C> {
+        let mut idle = self.lock();
+        let mut refused = Vec::new();
+        let mut found = None;
+        while let Some(at) = idle.iter().position(|(s, _)| Arc::ptr_eq(s, server)) {
+            let (_, mut conn) = idle.remove(at);
+            if usable(&mut conn) {
+                found = Some(conn);
+                break;
+            }
+            refused.push(conn);
+        }
+        self.h2.set_others_idle(idle.len());
+        drop(idle);
+        // Closed outside the lock.
+        drop(refused);
+        found
+    }
+
+    /// Keeps `conn`, its request served, for the later streams to `server`, unless the
+    /// session holds its most idle connections already: then it closes.
+    pub fn keep(&self, server: Arc<Server>, conn: C) {
+        let mut idle = self.lock();
+        if idle.len() + self.h2.idle() >= self.h2.most_idle() {
+            drop(idle);
+            drop(conn);
+            return;
+        }
+        idle.push((server, conn));
+        self.h2.set_others_idle(idle.len());
+    }
 }
 
 /// What [`drive`] needs of its caller: how a stream is served.

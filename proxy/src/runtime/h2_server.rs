@@ -31,25 +31,33 @@
 //! Connections are shared as HAProxy shares them ([`Link::shared`]): a new one is listed
 //! (unless private: `http-reuse never`, `send-proxy`, a source following the client) once
 //! connected, and offered to other requests to the same server as HAProxy's lists offer it
-//! ([`Connection::is_offered`]): once a stream of it ended (with `always`, at once), to any
-//! request but, with `safe`, a client connection's first only while other streams are open
-//! on it (HAProxy's available list; an idle one is in its safe list). Several requests go at
-//! once on one connection (each link takes its stream slot when made). A client connection
+//! ([`Connection::is_offered`]): with `always` at once, to any request; with `aggressive`
+//! once a stream of it ended; with `safe` (the default) only while idle, never to a client
+//! connection's first request, and then it is the taking client connection's while its
+//! streams are open (HAProxy attaches it to that session, as HTTP/2 risks head-of-line
+//! blocking): an HTTP/2 client's other streams join it, no other client's request does.
+//! Several requests go at once on one connection (each link takes its stream slot when
+//! made). A client connection
 //! does not keep a listed one between its requests: its next request finds it in the list,
-//! as HAProxy's stream detaches from it.
+//! as HAProxy's stream detaches from it. A private connection is its client connection's:
+//! an HTTP/1 one keeps it between its requests, an HTTP/2 one's streams all share it
+//! ([`Private`], HAProxy's session list), several at once.
 //!
-//! A listed connection whose last stream ended is idle: the server's pool ([`pool`])
-//! decides whether it stays, as for an HTTP/1 connection (the thread's first, or within the
-//! recent need), counts it (`srv_icur`, `safe_conn_cur`) and closes half of those beyond the
-//! need every `pool-purge-delay` ([`close_idle`]).
+//! A listed connection whose last stream ended, whatever ended it (a whole response, the
+//! client gone, the server's RST_STREAM, an error: HAProxy's `h2_detach`), is idle: the
+//! server's pool ([`pool`]) decides whether it stays, as for an HTTP/1 connection (the
+//! thread's first, or within the recent need), else it closes at once; the pool counts it
+//! (`srv_icur`, `safe_conn_cur`) and closes half of those beyond the need every
+//! `pool-purge-delay` ([`close_idle`]). One with streams open counts in use once
+//! (`used_conn_cur`). The server's address changing, its going down or into maintenance
+//! close the idle ones at once, the others as their last stream ends ([`retire`]).
 //!
 //! A kill of one stream (`shutdown session`) leaves the socket alone (`shutdown` registers
 //! it as shared): the stream's exchange ends, its dropped stream is reset with CANCEL.
 //!
-//! Not as HAProxy: with `http-reuse never`, an HTTP/2 client's streams do not reuse its
-//! earlier server connections (HAProxy's session keeps them); an origin-form request's
-//! `:scheme` is `http` where HAProxy's is `https` (the `h2` crate's, for a URI without an
-//! authority); the lists are the process's, not one per thread.
+//! Not as HAProxy: an origin-form request's `:scheme` is `http` where HAProxy's is `https`
+//! (the `h2` crate's, for a URI without an authority: see [`request`]); a server's shared
+//! list is the process's, not one per thread.
 
 use std::future::Future;
 use std::io::{self, Write as _};
@@ -166,20 +174,131 @@ struct Connection {
     /// when it was opened: its requests' server, and whether it is still current.
     server: usize,
     generation: u64,
-    /// Its server, for the pool's decisions once idle; None for a private connection (its
-    /// client connection's, never listed).
-    listed_for: Option<Weak<Server>>,
+    /// Who else may open streams on it.
+    listing: Listing,
     /// `https` for the `:scheme` of a TLS connection's requests.
     tls: bool,
     /// The connection's task ended (closed, GOAWAY, an error): no new stream.
     closed: AtomicBool,
     /// Streams open on it (requests between their HEADERS and their response's end).
     streams: AtomicUsize,
-    /// A response came whole on it: HAProxy lists a connection for other requests (its
-    /// server's available or safe list) once its first stream ended, not before (unless
-    /// `http-reuse always`).
+    /// A stream of it ended, whatever ended it: HAProxy lists a connection for other
+    /// requests (its server's safe list) once its first stream detached, not before
+    /// (unless `http-reuse always`).
     served: AtomicBool,
+    /// With `http-reuse safe`, the HTTP/2 client connection ([`session_key`]) that took it
+    /// while it was idle: only that one's streams join it while streams are open on it
+    /// (HAProxy's `session_add_conn`); 0, none (an HTTP/1 client's: no other stream joins).
+    taker: AtomicUsize,
     ready: Mutex<Handshake>,
+}
+
+/// Which requests may open streams on a connection besides the one that opened it.
+enum Listing {
+    /// Any request to its server, as `http-reuse` allows: in the shared list, its server
+    /// kept for the pool's decisions once it is idle (servers live as long as the process).
+    Shared(Arc<Server>),
+    /// The streams of the HTTP/2 client connection it is private to ([`Private`]).
+    Session(Weak<Private>),
+    /// The later requests of the HTTP/1 client connection it is private to, which keeps it
+    /// (its link) between them.
+    Client,
+}
+
+/// Who a new connection serves besides the request that opened it ([`Link::start`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    /// Any request to its server, as `http-reuse` allows.
+    Any,
+    /// The streams of one HTTP/2 client connection, which own it together.
+    Session(&'a Arc<Private>),
+    /// One HTTP/1 client connection, which keeps it between its requests.
+    Client,
+}
+
+/// The HTTP/2 server connections private to one HTTP/2 client connection (`http-reuse
+/// never`, `send-proxy`, a source following the client), which all its streams share, as
+/// HAProxy 2.6 keeps them in its session's list (`session_get_conn`): a stream takes one to
+/// its server once it is connected and while it has room for a stream, whether other
+/// streams are open on it or not (measured: one stream, then ten at once, then five, go on
+/// one server connection; ten at once from the start open ten). One whose last stream
+/// ended stays while the session holds fewer idle connections than its most
+/// (`max-session-srv-conns`, HAProxy's `session_check_idle_conn`), else it closes.
+#[derive(Default)]
+pub struct Private {
+    conns: Mutex<Vec<Arc<Connection>>>,
+    /// The session's other idle connections (those serving one request at a time), which
+    /// count against `most_idle` too.
+    others_idle: AtomicUsize,
+    most_idle: usize,
+}
+
+impl std::fmt::Debug for Private {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Private")
+            .field("most_idle", &self.most_idle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Private {
+    /// A session's list, which keeps at most `most_idle` idle connections.
+    pub fn new(most_idle: usize) -> Private {
+        Private {
+            most_idle,
+            ..Private::default()
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Connection>>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A link on one of the session's connections to `server` with room for a stream.
+    pub fn link(&self, server: &Server) -> Option<Link> {
+        let key = std::ptr::from_ref(server) as usize;
+        let generation = server.conn_generation();
+        let mut conns = self.lock();
+        prune(&mut conns, server);
+        let found = conns
+            .iter()
+            .find(|c| c.is_usable(key, generation) && c.has_room())?;
+        Some(Link::on(found.clone()))
+    }
+
+    /// The session's HTTP/2 connections with no stream open.
+    pub fn idle(&self) -> usize {
+        self.lock()
+            .iter()
+            .filter(|c| c.is_idle() && !c.closed.load(Relaxed))
+            .count()
+    }
+
+    /// The session's other idle connections are `idle` now.
+    pub fn set_others_idle(&self, idle: usize) {
+        self.others_idle.store(idle, Relaxed);
+    }
+
+    /// The most idle connections the session keeps.
+    pub fn most_idle(&self) -> usize {
+        self.most_idle
+    }
+
+    /// `conn`'s last stream ended: it stays unless the session holds its most idle
+    /// connections already.
+    fn went_idle(&self, conn: &Arc<Connection>) {
+        let mut conns = self.lock();
+        conns.retain(|c| !c.closed.load(Relaxed));
+        let others = (conns.iter())
+            .filter(|c| !Arc::ptr_eq(c, conn) && c.is_idle())
+            .count();
+        if !conn.is_idle() || others + self.others_idle.load(Relaxed) < self.most_idle {
+            return;
+        }
+        conns.retain(|c| !Arc::ptr_eq(c, conn));
+        drop(conns);
+        conn.ended(false);
+    }
 }
 
 /// The connection's handle once its preface went, and the links waiting for it.
@@ -195,15 +314,22 @@ impl Connection {
         self.server == server && self.generation == generation && !self.closed.load(Relaxed)
     }
 
-    /// Whether `http-reuse` lets another request open a stream on it, as HAProxy's lists
-    /// offer it: with `always`, any; else one that served a response already (HAProxy lists
-    /// a connection when a stream of it ends: in its server's safe list when none is left
-    /// open, in its available list when others are), and for a client connection's first
-    /// request with `safe`, only from the available list: one with streams open.
-    fn is_offered(&self, reuse: HttpReuse, first: bool) -> bool {
+    /// Whether `http-reuse` lets a request of client connection `session` ([`session_key`])
+    /// open a stream on it, as HAProxy 2.6's lists offer it: with `always`, any; with
+    /// `aggressive`, one whose stream ended already (in its server's safe list when none
+    /// is left open, in its available list when others are); with `safe`, an idle one to a
+    /// later request only, which is then the taking session's while streams are open on it
+    /// (HAProxy attaches it to that session, `MX_FL_HOL_RISK`): other sessions never share
+    /// it, that session's other streams do.
+    fn is_offered(&self, reuse: HttpReuse, first: bool, session: usize) -> bool {
         match reuse {
             HttpReuse::Always => true,
-            HttpReuse::Safe if first => self.served.load(Relaxed) && !self.is_idle(),
+            HttpReuse::Safe => {
+                (!first && self.is_idle())
+                    || (session != 0
+                        && self.streams.load(Relaxed) > 0
+                        && self.taker.load(Relaxed) == session)
+            }
             _ => self.served.load(Relaxed),
         }
     }
@@ -223,24 +349,38 @@ impl Connection {
         self.streams.load(Relaxed) < most
     }
 
-    /// Its last stream just ended: a listed connection stays for later requests if its
-    /// server's pool wants it ([`pool::keep_h2`]), else it leaves the list and closes.
+    /// Its last stream just ended, whatever ended it (a whole response, the client gone,
+    /// the server's RST_STREAM, an error), as HAProxy's `h2_detach` decides then: a listed
+    /// connection stays for later requests if it is current and its server's pool wants it
+    /// ([`pool::keep_h2`]), else it leaves the list and closes; a session's as its session
+    /// decides ([`Private::went_idle`]).
     fn offer_idle(self: &Arc<Self>) {
-        let Some(server) = self.listed_for.as_ref().and_then(Weak::upgrade) else {
-            return;
+        let server = match &self.listing {
+            Listing::Shared(server) => server,
+            Listing::Session(session) => {
+                if let Some(session) = session.upgrade() {
+                    session.went_idle(self);
+                }
+                return;
+            }
+            Listing::Client => return,
         };
-        if !self.is_idle() || self.closed.load(Relaxed) || pool::keep_h2(&server) {
+        if !self.is_idle() || self.closed.load(Relaxed) {
             return;
         }
-        // Unless a request took it meanwhile (the list's lock orders the two).
-        let mut list = shared_list();
-        let before = list.len();
-        list.retain(|c| !(Arc::ptr_eq(c, self) && c.is_idle()));
-        let removed = list.len() < before;
-        drop(list);
-        if removed {
-            self.ended(false);
+        let current = self.generation == server.conn_generation();
+        if current && pool::keep_h2(server) {
+            return;
         }
+        // Unless a request took it meanwhile (the list's lock orders the two; a retired
+        // one is in no list, and no request finds it).
+        let mut list = shared_list(server);
+        if !self.is_idle() {
+            return;
+        }
+        list.retain(|c| !Arc::ptr_eq(c, self));
+        drop(list);
+        self.ended(false);
     }
 
     /// A new stream was refused (the server's GOAWAY, a connection error): the request
@@ -260,35 +400,51 @@ impl Connection {
     }
 }
 
-/// The shared HTTP/2 server connections, to any server, of every thread: a request takes
-/// one whatever thread made it (each connection's task stays on its thread's runtime).
-static SHARED: Mutex<Vec<Arc<Connection>>> = Mutex::new(Vec::new());
+/// A server's shared HTTP/2 connections (in its pool, `pool::IdlePool::h2`), of every
+/// thread: a request takes one whatever thread made it (each connection's task stays on
+/// its thread's runtime).
+#[derive(Default)]
+pub struct SharedList(Mutex<Vec<Arc<Connection>>>);
 
-/// The list of shared connections (a panic while it was held left it consistent: each
-/// change is one `retain` or `push`).
-fn shared_list() -> std::sync::MutexGuard<'static, Vec<Arc<Connection>>> {
-    SHARED.lock().unwrap_or_else(|e| e.into_inner())
+impl std::fmt::Debug for SharedList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedList").finish_non_exhaustive()
+    }
+}
+
+/// The list of `server`'s shared connections (a panic while it was held left it
+/// consistent: each change is one `retain` or `push`).
+fn shared_list(server: &Server) -> std::sync::MutexGuard<'_, Vec<Arc<Connection>>> {
+    (server.idle.h2.0.lock()).unwrap_or_else(|e| e.into_inner())
 }
 
 /// The shared connections to `server` with no stream open that served a response: the
 /// stats count them in `srv_icur` and `safe_conn_cur`, as HAProxy's safe list holds them.
 pub fn idle_connections(server: &Server) -> usize {
+    connections(server).0
+}
+
+/// The current shared connections to `server`: idle ([`idle_connections`]), and with
+/// streams open (each in use once, however many streams it carries).
+pub fn connections(server: &Server) -> (usize, usize) {
     let key = std::ptr::from_ref(server) as usize;
     let generation = server.conn_generation();
-    let list = shared_list();
-    list.iter()
-        .filter(|c| c.is_usable(key, generation) && c.is_idle())
-        .count()
+    let list = shared_list(server);
+    let current = list.iter().filter(|c| c.is_usable(key, generation));
+    current.fold((0, 0), |(idle, busy), c| match c.streams.load(Relaxed) {
+        0 if c.served.load(Relaxed) => (idle + 1, busy),
+        0 => (idle, busy),
+        _ => (idle, busy + 1),
+    })
 }
 
 /// Closes up to `most` of the idle shared connections to `server`, the oldest first: the
 /// pool's purge ([`pool`]). Once out of the list and without a handle, a connection's
 /// task sends GOAWAY and closes it.
 pub fn close_idle(server: &Server, most: usize) {
-    let key = std::ptr::from_ref(server) as usize;
     let mut closing = Vec::new();
-    shared_list().retain(|c| {
-        let close = closing.len() < most && c.server == key && c.is_idle();
+    shared_list(server).retain(|c| {
+        let close = closing.len() < most && c.is_idle();
         if close {
             closing.push(c.clone());
         }
@@ -296,6 +452,23 @@ pub fn close_idle(server: &Server, most: usize) {
     });
     // Outside the list's lock.
     closing.iter().for_each(|c| c.ended(false));
+}
+
+/// Closes the idle shared connections to `server` at once and unlists the others, which
+/// close as their last stream ends ([`Connection::offer_idle`]): its address changed, it
+/// went down or into maintenance (as HAProxy's `srv_cleanup_connections`).
+pub fn retire(server: &Server) {
+    let unlisted = std::mem::take(&mut *shared_list(server));
+    // Outside the list's lock.
+    (unlisted.iter())
+        .filter(|c| c.streams.load(Relaxed) == 0)
+        .for_each(|c| c.ended(false));
+}
+
+/// The key of an HTTP/2 client connection's requests for [`Link::shared`] (its session's
+/// address, which lives as long as its streams); 0 for an HTTP/1 one.
+pub fn session_key<T>(session: Option<&T>) -> usize {
+    session.map_or(0, |s| std::ptr::from_ref(s) as usize)
 }
 
 /// Keeps the list to live, current connections (a dropped one closes once its streams
@@ -393,19 +566,37 @@ enum Exchange {
     Open(Box<Stream>),
 }
 
-/// A stream open on a connection, counted in [`Connection::streams`] while it lives.
+/// A stream open on a connection, counted in [`Connection::streams`] while it lives (and
+/// a shared connection's streams beyond its first in its server's pool, which counts
+/// connections in use: [`pool::h2_streams_joined`]).
 struct StreamCount(Arc<Connection>);
 
 impl StreamCount {
     fn new(conn: &Arc<Connection>) -> StreamCount {
-        conn.streams.fetch_add(1, Relaxed);
+        let before = conn.streams.fetch_add(1, Relaxed);
+        if let Listing::Shared(server) = &conn.listing
+            && before > 0
+        {
+            pool::h2_streams_joined(server, true);
+        }
         StreamCount(conn.clone())
     }
 }
 
 impl Drop for StreamCount {
+    /// The connection's last stream gone, by whatever path: its idle decision.
     fn drop(&mut self) {
-        self.0.streams.fetch_sub(1, Relaxed);
+        let conn = &self.0;
+        let before = conn.streams.fetch_sub(1, Relaxed);
+        if let Listing::Shared(server) = &conn.listing
+            && before > 1
+        {
+            pool::h2_streams_joined(server, false);
+        }
+        if before == 1 {
+            conn.served.store(true, Relaxed);
+            conn.offer_idle();
+        }
     }
 }
 
@@ -459,32 +650,46 @@ enum Response {
 impl Link {
     /// Starts HTTP/2 on a new server connection to `server`: a task sends the preface and
     /// SETTINGS (after `proxy_header`, the PROXY header of a plaintext `send-proxy` one),
-    /// then drives the connection. `shared`: listed for other requests to the server.
+    /// then drives the connection; listed for the later requests `owner` says.
     pub fn start(
         server: &Arc<Server>,
         (sock, tls): (Arc<TcpStream>, Option<Box<Session>>),
         proxy_header: Vec<u8>,
-        shared: bool,
+        owner: Owner<'_>,
     ) -> Link {
+        let listing = match owner {
+            Owner::Any => Listing::Shared(server.clone()),
+            Owner::Session(session) => Listing::Session(Arc::downgrade(session)),
+            Owner::Client => Listing::Client,
+        };
         let conn = Arc::new(Connection {
             sock: sock.clone(),
             server: Arc::as_ptr(server) as usize,
             generation: server.conn_generation(),
-            listed_for: shared.then(|| Arc::downgrade(server)),
+            listing,
             tls: tls.is_some(),
             closed: AtomicBool::new(false),
             streams: AtomicUsize::new(0),
             served: AtomicBool::new(false),
+            taker: AtomicUsize::new(0),
             ready: Mutex::new(Handshake::default()),
         });
         let io = Io { sock, tls };
         tokio::spawn(drive(Arc::downgrade(&conn), io, proxy_header));
         // Its stream slot taken before others may find it.
         let link = Link::on(conn.clone());
-        if shared {
-            let mut list = shared_list();
-            prune(&mut list, server);
-            list.push(conn);
+        match owner {
+            Owner::Any => {
+                let mut list = shared_list(server);
+                prune(&mut list, server);
+                list.push(conn);
+            }
+            Owner::Session(session) => {
+                let mut conns = session.lock();
+                prune(&mut conns, server);
+                conns.push(conn);
+            }
+            Owner::Client => {}
         }
         link
     }
@@ -501,18 +706,33 @@ impl Link {
     }
 
     /// A link on a shared connection to `server` with room for a stream, as `http-reuse`
-    /// allows ([`Connection::is_offered`]): none for `never` (connections are private).
-    pub fn shared(server: &Server, reuse: HttpReuse, first: bool) -> Option<Link> {
+    /// allows a request of client connection `session` ([`session_key`],
+    /// [`Connection::is_offered`]): none for `never` (connections are private). With
+    /// `safe`, the session's own first (HAProxy's `session_get_conn`), then an idle one,
+    /// which becomes the session's.
+    pub fn shared(server: &Server, reuse: HttpReuse, first: bool, session: usize) -> Option<Link> {
         if reuse == HttpReuse::Never {
             return None;
         }
         let key = std::ptr::from_ref(server) as usize;
         let generation = server.conn_generation();
-        let mut list = shared_list();
+        let mut list = shared_list(server);
         prune(&mut list, server);
-        let found = list
-            .iter()
-            .find(|c| c.is_usable(key, generation) && c.is_offered(reuse, first) && c.has_room())?;
+        let offered = |c: &&Arc<Connection>| {
+            c.is_usable(key, generation) && c.is_offered(reuse, first, session) && c.has_room()
+        };
+        let owned = |c: &&Arc<Connection>| c.streams.load(Relaxed) > 0;
+        let found = match reuse {
+            HttpReuse::Safe if session != 0 => list
+                .iter()
+                .filter(offered)
+                .find(owned)
+                .or_else(|| list.iter().find(offered)),
+            _ => list.iter().find(offered),
+        }?;
+        if reuse == HttpReuse::Safe && found.is_idle() {
+            found.taker.store(session, Relaxed);
+        }
         Some(Link::on(found.clone()))
     }
 
@@ -638,9 +858,8 @@ impl Link {
         let done = ready!(stream.poll_response(cx, out))?;
         self.head_added = stream.head_added;
         if stream.is_over() {
-            self.conn.served.store(true, Relaxed);
+            // Its stream's count goes: the connection's idle decision if it was the last.
             self.end_exchange();
-            self.conn.offer_idle();
         }
         if done == 0 {
             return Poll::Pending;
@@ -985,7 +1204,9 @@ pub(super) fn response_head(
 /// (or `*`) target goes as `:path` as it is, with `host` an ordinary header and no
 /// `:authority`; an absolute-form one gives `:scheme`, `:authority` and `:path`, and its
 /// `host` is not sent. (HAProxy's `:scheme` of an origin-form request is `https`; the `h2`
-/// crate sends `http` for a URI without an authority, and has no way to say otherwise.)
+/// crate sends `http` for a URI without an authority (h2 0.4.20 `client.rs`,
+/// `Peer::convert_send_message`) and takes the scheme from the URI alone, which the `http`
+/// crate cannot build with a scheme and no authority (`Uri::from_parts`: AuthorityMissing).)
 pub(super) fn request(head: &Head) -> io::Result<http::Request<()>> {
     let [method, target, _] = &head.first;
     let uri = http::Uri::try_from(&*crate::bytestr::to_bytes(target)).map_err(|_| invalid())?;

@@ -9,8 +9,11 @@
 //! close), each read and write within HAProxy's timeout for it (`timeout server` for the
 //! whole exchange with the server, the request body included; `timeout client` for writes
 //! to the client); a relay that stops short says which side and how (`Stop`: the log's
-//! `cD`, `CD`, `sD`, `SD`). A request hapx answers itself has its body read and dropped
-//! first, never taken for the next request.
+//! `cD`, `CD`, `sD`, `SD`). A server's answer that comes while the request's body is still
+//! going out reaches the client at once, the rest of the body going to the server after it
+//! (`early`). A POST to a `balance url_param` backend waits for its body before its
+//! server is chosen (`wait_for_body`). A request hapx answers itself has its body read
+//! and dropped first, never taken for the next request.
 //! Errors use the proxy's `errorfile`s or HAProxy's default pages; each request is logged
 //! with `option httplog`. The stats page is served here for proxies with `stats enable`.
 //! A proxy's rules ([`super::rules`]: `monitor-uri`, `http-request`, `use_backend`,
@@ -46,6 +49,8 @@ use super::{chunked, h1, meter, pool, prometheus, rules, shutdown, stats, stats_
 use crate::config::bind_tls::TlsServer;
 use crate::config::errors::Page;
 use crate::config::model::{HttpReuse, MuxProto, Proxy, StatsPage, Timeouts};
+
+mod early;
 
 /// Largest request or response head: HAProxy's default buffer (`tune.bufsize` 16384) less
 /// the room it keeps for rewrites (`tune.maxrewrite` 1024). A head that has not ended
@@ -1448,13 +1453,15 @@ pub fn serve_proto(
 
 /// How a connection comes to [`serve_client`].
 enum Arriving {
-    /// Accepted by an HTTP frontend's listener (or an HTTP/2 stream, `tls` and `proto`
-    /// none): its `bind ... ssl` handshake to make, and the HTTP version its `bind ...
-    /// proto` forces.
+    /// Accepted by an HTTP frontend's listener: its `bind ... ssl` handshake to make, and
+    /// the HTTP version its `bind ... proto` forces.
     Accepted {
         tls: Option<Arc<TlsServer>>,
         proto: Option<MuxProto>,
     },
+    /// A stream of an HTTP/2 connection, with the server connections its connection's
+    /// streams share.
+    Stream(Arc<super::h2::Session<Conn>>),
     /// Handed over by a TCP frontend whose backend turned it to HTTP, its TLS handshake
     /// made: HTTP/2 if that negotiated `h2`.
     Upgraded(Box<Upgrade>),
@@ -1471,8 +1478,13 @@ fn serve_client(
     local: SocketAddr,
     arriving: Arriving,
 ) -> impl std::future::Future<Output = ()> + Send {
+    let mut session = None;
     let (tls, proto, mut upgrade) = match arriving {
         Arriving::Accepted { tls, proto } => (tls, proto, None),
+        Arriving::Stream(shared) => {
+            session = Some(shared);
+            (None, None, None)
+        }
         Arriving::Upgraded(up) => {
             let alpn = up.tls.as_deref().and_then(|t| t.facts.alpn.as_deref());
             (None, (alpn == Some("h2")).then_some(MuxProto::H2), Some(up))
@@ -1533,7 +1545,10 @@ fn serve_client(
             tokio::pin!(stopped);
             // Its server connections: the one of the request in progress, and idle ones it owns
             // (boxed: a server connection's state would otherwise grow every connection's task).
-            let mut up = Box::<Upstream>::default();
+            let mut up = Box::new(Upstream {
+                session,
+                ..Upstream::default()
+            });
             let t = &fe.conf.timeouts;
             let mut first = !speaks_h2;
             // An HTTP/2 connection's streams are served by its driver, after this loop.
@@ -1877,6 +1892,7 @@ async fn serve_h2(
         socket,
         addrs: (peer, local),
         tls: tls.clone(),
+        session: Arc::new(super::h2::Session::new(MAX_OWNED)),
     };
     let io = super::h2::Prefixed {
         read: client.buf.take(),
@@ -1966,6 +1982,8 @@ struct StreamTasks<'a> {
     socket: Arc<TcpStream>,
     addrs: (SocketAddr, SocketAddr),
     tls: Option<Arc<super::tls::ClientTls>>,
+    /// The server connections the streams share.
+    session: Arc<super::h2::Session<Conn>>,
 }
 
 impl super::h2::Streams for StreamTasks<'_> {
@@ -1978,10 +1996,7 @@ impl super::h2::Streams for StreamTasks<'_> {
         let (peer, local) = self.addrs;
         let (state, fe) = (self.state.clone(), self.fe.clone());
         // Boxed: the task's future is moved a few times as it is spawned, a pointer only.
-        let stream = Arriving::Accepted {
-            tls: None,
-            proto: None,
-        };
+        let stream = Arriving::Stream(self.session.clone());
         let serving = serve_client(state, fe, client, peer, local, stream);
         let task = Box::pin(serving);
         let task = async move {
@@ -2838,8 +2853,19 @@ async fn run_exchange<'r>(
         request: Some(&head),
         ..base
     };
+    // `balance url_param`: a POST's server is chosen once its body came.
+    let waits = persisted.direct.is_none() && head.framing != Framing::None;
+    let body = if waits && super::balance::waits_for_body(backend, &head.first[0]) {
+        match Box::pin(wait_for_body(route, client, &head, req)).await {
+            Ok(body) => Some(body),
+            Err(end) => return end,
+        }
+    } else {
+        None
+    };
     let key = super::balance::expr_key(backend, &with_request).unwrap_or_else(|| {
-        super::balance::request_key(backend, peer.ip(), &head.first[1], headers)
+        let body = body.as_deref();
+        super::balance::request_key(backend, peer.ip(), &head.first[1], headers, body)
     });
     let request = Request {
         head: &head,
@@ -2865,6 +2891,75 @@ async fn run_exchange<'r>(
         }
     }
     fail_sent(route, client, req, &head.first[0], (502, "SH--", false)).await
+}
+
+/// Waits for the body of `head` before its server is chosen, as HAProxy's
+/// `http_wait_for_request_body`: until all of it came or it fills the buffer (HAProxy's
+/// buffer less its rewrite reserve, holding the head in its internal form), within the
+/// backend's `timeout http-request` (else the client's), counted from now. The start of the
+/// body as HAProxy holds it then (a chunked body's data joined, as its buffer joins them);
+/// the exchange's end when the client went (`CR--`, no answer) or was too slow (408,
+/// `cR--`).
+async fn wait_for_body(
+    route: Route<'_>,
+    client: &mut Conn,
+    head: &Head,
+    req: &mut Req,
+) -> Result<Vec<u8>, Outcome> {
+    // HAProxy's buffer less `tune.maxrewrite` and 45 bytes (its HTX header and the end of
+    // headers' byte: measured against HAProxy 2.6.12 with two head sizes, to the byte),
+    // then the head and the body's block index.
+    const ROOM: usize = super::BUFSIZE - 1024 - 45;
+    let room = ROOM.saturating_sub(rules::htx_size(head) + 8);
+    let timeout = (route.backend.conf.timeouts.http_request).or(route.fe.conf.timeouts.client);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let (mut data, whole) = body_start(head.framing, client.buf.bytes());
+        if whole || data.len() >= room {
+            data.truncate(room);
+            return Ok(data);
+        }
+        let read = match client.try_fill() {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => client.fill_until(deadline).await,
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(n) if n > 0 => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                req.queue_ms = -1;
+                return Err(fail(route, client, req, 408, "cR--", false).await);
+            }
+            // Gone: no answer, its wait in the request's time, as HAProxy logs it.
+            _ => {
+                req.request_ms = req.started.elapsed().as_millis() as i64;
+                req.queue_ms = -1;
+                return Err(Outcome {
+                    keep: false,
+                    flags: "CR--",
+                });
+            }
+        }
+    }
+}
+
+/// The body data at the start of `buf` (a chunked body's data without its framing), and
+/// whether it is all of the body.
+fn body_start(framing: Framing, buf: &[u8]) -> (Vec<u8>, bool) {
+    match framing {
+        Framing::Length(n) => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            (buf[..n.min(buf.len())].to_vec(), buf.len() >= n)
+        }
+        Framing::Chunked => {
+            let mut data = Vec::new();
+            let mut decoder = chunked::Decoder::default();
+            // A malformed body goes no further here: its relay refuses it.
+            let checked = decoder.advance_with(buf, |d| data.extend_from_slice(d));
+            (data, checked.is_err() || decoder.is_done())
+        }
+        Framing::None | Framing::UntilClose => (Vec::new(), true),
+    }
 }
 
 /// A request as it goes to its server, the same for each attempt.
@@ -2911,6 +3006,7 @@ async fn send_head<'r>(
         owned,
         first,
         prefer_last,
+        session,
     } = up;
     let Request {
         head,
@@ -2921,6 +3017,7 @@ async fn send_head<'r>(
     let needs = Needs {
         first: *first,
         prefer_last: *prefer_last,
+        session: session.as_deref(),
         key: request.key,
         direct: persisted.direct.as_ref(),
         forced: persisted.over.force,
@@ -2950,7 +3047,9 @@ async fn send_head<'r>(
     let killed_waiting = listed.is_some_and(|l| l.killed_alone());
     let mut header = match ready {
         Ok(ready) => {
-            let (taken, header, since) = connection_taken(req, ready, backend, (peer, local));
+            let session = session.as_deref().map(|s| &s.h2);
+            let (taken, header, since) =
+                connection_taken(req, ready, backend, (peer, local), session);
             *server = Some(taken);
             kill_since = since;
             header
@@ -3111,14 +3210,18 @@ async fn relay_exchange(
     };
     let to = (&**srv, &mut *sconn);
     let body = send_body(route, client, to, body_framing, req, attached);
-    if let Err(unsent) = body.await {
-        let killed = attached.and_then(shutdown::Attached::killed);
-        let unsent = killed.map_or(unsent, Unsent::Killed);
-        let failed = server.take().map(|(s, ..)| s);
-        let method = &head.first[0];
-        let ended = body_failed(route, client, req, method, failed.as_deref(), unsent).await;
-        return ended;
-    }
+    let rest = match body.await {
+        Ok(rest) => rest,
+        Err(unsent) => {
+            let killed = attached.and_then(shutdown::Attached::killed);
+            let unsent = killed.map_or(unsent, Unsent::Killed);
+            let failed = server.take().map(|(s, ..)| s);
+            let method = &head.first[0];
+            let ended = body_failed(route, client, req, method, failed.as_deref(), unsent).await;
+            return ended;
+        }
+    };
+    hop.body_follows = rest.is_some();
     let resp = read_response(route, client, server, early, hop, req, request, first).await;
     let mut resp = match resp {
         Ok(resp) => resp,
@@ -3161,10 +3264,11 @@ async fn relay_exchange(
             // if the response came whole (as HAProxy's H1 mux keeps it idle), else goes.
             // The client's stays as it asked.
             let srv = srv.clone();
-            if !keep_after_refusal(sconn, &resp, &head.first[0], hop) {
+            if hop.body_follows || !keep_after_refusal(sconn, &resp, &head.first[0], hop) {
                 *server = None;
             }
-            let keep_client = !head.asks_close();
+            // (A body still coming is not read: the connection closes after the answer.)
+            let keep_client = !head.asks_close() && !hop.body_follows;
             let keep = send_local(fe, None, client, req, peer, answer, keep_client).await;
             // The dropped response and the answer count in the bytes out, as HAProxy
             // counts both on the stream's proxies and server.
@@ -3180,6 +3284,12 @@ async fn relay_exchange(
     }
     let method = head.first[0].as_str();
     let outcome = respond(route, client, server, resp, method, hop, req, attached).await;
+    if let Some(rest) = rest {
+        return Box::pin(finish_body(
+            route, client, server, rest, req, outcome, attached,
+        ))
+        .await;
+    }
     if !body_left || outcome.flags != "----" {
         return outcome;
     }
@@ -3374,6 +3484,53 @@ async fn drain_left_body(
     }
 }
 
+/// After a response that came before the request's body went whole (see [`early`]): the
+/// rest of the body goes to the server as HAProxy relays it, and ends the exchange as it
+/// ends (a failed response relay already ended it).
+async fn finish_body(
+    route: Route<'_>,
+    client: &mut Conn,
+    server: &mut Current,
+    mut rest: Box<early::BodyRelay>,
+    req: &mut Req,
+    outcome: Outcome,
+    attached: Option<&shutdown::Attached<'_>>,
+) -> Outcome {
+    let ended = |flags| Outcome { keep: false, flags };
+    let Some((srv, sconn, _)) = server.as_mut().filter(|_| outcome.flags == "----") else {
+        *server = None;
+        return ended(outcome.flags);
+    };
+    let before = rest.moved;
+    let watch = early::Watch::End {
+        client: route.fe.conf.timeouts.client,
+    };
+    let timeout = route.backend.conf.timeouts.server;
+    let relayed = shutdown::unless_killed(attached, rest.run(client, sconn, timeout, watch)).await;
+    let more = rest.moved - before;
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.bytes_in += more;
+    }
+    count_sent(route, srv, more);
+    match relayed {
+        Ok(Ok(_)) => {
+            // Kept only when the server keeps it and sent nothing more.
+            if !sconn.response_complete || !sconn.drained() {
+                *server = None;
+            }
+            outcome
+        }
+        Ok(Err(stop)) => {
+            *server = None;
+            ended(stop.flags(true))
+        }
+        Err(killed) => {
+            *server = None;
+            ended(killed.phaseless_flags())
+        }
+    }
+}
+
 /// Adds the headers the request takes on its way to the server: the unique id after those
 /// the rules set, then `X-Forwarded-For` (`option forwardfor`), as HAProxy adds them.
 fn add_headers(fe: &Frontend, backend: &Backend, head: &mut Head, req: &mut Req, peer: SocketAddr) {
@@ -3457,6 +3614,7 @@ fn request_for_server(
     let hop = Hop {
         request_http11: h1::is_http11(&head.first[2]),
         server_close,
+        body_follows: false,
     };
     (bytes, hop)
 }
@@ -3470,6 +3628,7 @@ fn connection_taken(
     ready: Ready,
     backend: &Backend,
     (peer, local): (SocketAddr, SocketAddr),
+    session: Option<&Arc<super::h2_server::Private>>,
 ) -> (Taken, Vec<u8>, u64) {
     match ready {
         Ready::Reused {
@@ -3504,12 +3663,17 @@ fn connection_taken(
             let alpn = tls.as_deref().and_then(|t| t.facts.alpn.as_deref());
             let conn = if c.server.opts.proto_h2 || alpn == Some("h2") {
                 // HTTP/2: its task owns the socket's I/O, the PROXY header first; other
-                // requests may share it unless it is private.
+                // requests may share it, unless it is private: then only its client
+                // connection's (an HTTP/2 one's other streams at once).
                 let sock = Arc::new(c.stream);
                 let preface = std::mem::take(&mut header);
-                let shared = !private(backend, &c.server);
+                let owner = match session {
+                    _ if !private(backend, &c.server) => super::h2_server::Owner::Any,
+                    Some(session) => super::h2_server::Owner::Session(session),
+                    None => super::h2_server::Owner::Client,
+                };
                 let io = (sock.clone(), tls);
-                let link = super::h2_server::Link::start(&c.server, io, preface, shared);
+                let link = super::h2_server::Link::start(&c.server, io, preface, owner);
                 Conn {
                     generation,
                     h2_up: Some(Box::new(link)),
@@ -3590,7 +3754,8 @@ enum Unsent {
 /// whole exchange with the server): a client that stops mid-body gets HAProxy's 504 once
 /// it passed (the client's does not apply meanwhile). A stream killed meanwhile ends at
 /// once: the relay may be waiting for the client, which the server's shutdown does not
-/// wake.
+/// wake. A server answering before the body went whole stops the relay there: the relay
+/// comes back, to go on once the response went to the client ([`early`]).
 async fn send_body(
     route: Route<'_>,
     client: &mut Conn,
@@ -3598,30 +3763,50 @@ async fn send_body(
     framing: Framing,
     req: &mut Req,
     attached: Option<&shutdown::Attached<'_>>,
-) -> Result<(), Unsent> {
-    let Route {
-        state, fe, backend, ..
-    } = route;
-    let timeouts = RelayTimeouts {
-        read: backend.conf.timeouts.server,
-        write: backend.conf.timeouts.server,
-    };
+) -> Result<Option<Box<early::BodyRelay>>, Unsent> {
+    let timeout = route.backend.conf.timeouts.server;
     let mut moved = 0;
-    let relay = relay_body(client, Some(sconn), framing, timeouts, &mut moved);
-    // Pinned here: the kill's wait moves only a pointer, not the relay, through its layers.
-    let relayed = shutdown::unless_killed(attached, std::pin::pin!(relay)).await;
+    let relayed = if framing == Framing::None || sconn.h2_up.is_some() {
+        // (An HTTP/2 server's answers come through its connection's task: not watched.)
+        let timeouts = RelayTimeouts {
+            read: timeout,
+            write: timeout,
+        };
+        let relay = relay_body(client, Some(sconn), framing, timeouts, &mut moved);
+        // Pinned here: the kill's wait moves only a pointer, not the relay, through its
+        // layers.
+        let relayed = shutdown::unless_killed(attached, std::pin::pin!(relay)).await;
+        relayed.map(|r| r.map(|()| None))
+    } else {
+        // Boxed: a body's relay is not part of every request's future.
+        let mut relay = Box::new(early::BodyRelay::new(framing));
+        let watch = early::Watch::Answer { read: timeout };
+        let run = Box::pin(relay.run(client, sconn, timeout, watch));
+        let relayed = shutdown::unless_killed(attached, run).await;
+        moved = relay.moved;
+        relayed.map(|r| r.map(|ended| (ended == early::Relayed::Answered).then_some(relay)))
+    };
     let sent = req.received_head + moved;
     if let Some(facts) = req.log.as_deref_mut() {
         facts.bytes_in = sent;
     }
-    for c in [&fe.counters, &backend.counters, &srv.counters] {
-        c.bytes_in.fetch_add(sent, Relaxed);
-    }
-    state.tables.count_bytes(sent, 0);
+    count_sent(route, srv, sent);
     match relayed {
         Ok(relayed) => relayed.map_err(Unsent::Stopped),
         Err(killed) => Err(Unsent::Killed(killed)),
     }
+}
+
+/// Counts `sent` more bytes of the request in the bytes in (the proxies' and server's, the
+/// tracked entries').
+fn count_sent(route: Route<'_>, srv: &Server, sent: u64) {
+    let Route {
+        state, fe, backend, ..
+    } = route;
+    for c in [&fe.counters, &backend.counters, &srv.counters] {
+        c.bytes_in.fetch_add(sent, Relaxed);
+    }
+    state.tables.count_bytes(sent, 0);
 }
 
 /// The exchange's end when its request's body did not reach `failed` (its server) whole.
@@ -3829,8 +4014,10 @@ enum Ready {
     New(session::Connected, u64, Option<Box<super::tls::Session>>),
 }
 
-/// Most idle connections a client connection owns (HAProxy's `max-session-srv-conns`).
-const MAX_OWNED: usize = 10;
+/// Most idle connections a client connection owns (HAProxy's `max-session-srv-conns`,
+/// 5 by default: measured, an HTTP/1.1 client's requests balanced over seven servers with
+/// `http-reuse never` keep five connections, the sixth and seventh close after each).
+const MAX_OWNED: usize = 5;
 
 /// A client connection's server side: the connection of the request in progress, and the
 /// idle connections private to it.
@@ -3846,6 +4033,9 @@ struct Upstream {
     /// A server connection authenticated this client connection: its requests go to the
     /// server of the connections it owns, as with `option prefer-last-server`.
     prefer_last: bool,
+    /// An HTTP/2 stream's: the connections its client connection owns, which all its
+    /// streams share (in place of `owned`).
+    session: Option<Arc<super::h2::Session<Conn>>>,
 }
 
 impl Upstream {
@@ -3869,12 +4059,15 @@ impl Upstream {
             let private = conn.private || private(backend, &server);
             // The pool keeps sockets: a TLS connection stays with its client connection.
             let linked = conn.tls.is_some() || conn.h2_up.is_some();
-            if conn.h2_up.is_some() && !private {
+            if conn.h2_up.is_some() && (!private || self.session.is_some()) {
                 // A shared HTTP/2 connection stays listed for its server's requests, this
                 // client connection's next one included, as HAProxy's stream detaches from
-                // it (dropping the link ends only the link).
+                // it (dropping the link ends only the link); so does a private one in its
+                // session's list.
             } else if private || linked {
-                if self.owned.len() < MAX_OWNED {
+                if let Some(session) = &self.session {
+                    session.keep(server, conn);
+                } else if self.owned.len() < MAX_OWNED {
                     self.owned.push((server, conn));
                 }
             } else {
@@ -3910,6 +4103,8 @@ struct Needs<'a> {
     first: bool,
     /// The client connection was authenticated by a connection it owns.
     prefer_last: bool,
+    /// An HTTP/2 stream's connections shared with its connection's other streams.
+    session: Option<&'a super::h2::Session<Conn>>,
     /// What the balancer picks the server with (a hash of the request for `uri`...).
     key: super::balance::Key,
     /// The server the request's persistence cookie names.
@@ -3970,13 +4165,23 @@ async fn server_for(
         .position(|(s, _)| Arc::ptr_eq(s, &server))
         .map(|i| owned.swap_remove(i).1)
         .and_then(|mut conn| conn.reusable_for(&server).then_some(conn))
-        .filter(|conn| session::leaves_as(&conn.stream, &server, origin));
+        .filter(|conn| session::leaves_as(&conn.stream, &server, origin))
+        .or_else(|| session_conn(needs.session?, &server, origin));
+    // HAProxy counts a private connection in use only as it opens (`conn_new`, then
+    // `conn_set_private`), not as a later request takes it: the pool's need stays at one.
+    let is_private = private(backend, &server);
     let conn = match owned_conn {
         Some(conn) => {
-            pool::note_use(&server);
+            if !is_private {
+                pool::note_use(&server);
+            }
             Some(conn)
         }
-        None => shared_h2(backend, &server, needs.first).or_else(|| {
+        None if is_private => {
+            pool::note_private_attempt(&server);
+            None
+        }
+        None => shared_h2(backend, &server, needs).or_else(|| {
             pool::take(&server, backend.conf.http_reuse, needs.first).map(|stream| Conn {
                 // Pooled after a response at least, in the server's current generation.
                 served: 1,
@@ -4043,18 +4248,45 @@ async fn server_for(
 
 /// A stream on an HTTP/2 connection to `server` other requests opened, as `http-reuse`
 /// allows ([`super::h2_server::Link::shared`]), unless connections to it are private.
-fn shared_h2(backend: &Backend, server: &Arc<Server>, first: bool) -> Option<Conn> {
+fn shared_h2(backend: &Backend, server: &Arc<Server>, needs: Needs<'_>) -> Option<Conn> {
     // A server that never speaks HTTP/2 has none: its requests do not look (nor lock).
     if !server.may_speak_h2() || private(backend, server) {
         return None;
     }
-    let link = super::h2_server::Link::shared(server, backend.conf.http_reuse, first)?;
+    let session = super::h2_server::session_key(needs.session);
+    let reuse = backend.conf.http_reuse;
+    let link = super::h2_server::Link::shared(server, reuse, needs.first, session)?;
+    // Counted in use as the pool counts a connection it gives (once per connection).
+    pool::note_use(server);
+    Some(linked_conn(server, link))
+}
+
+/// A request's connection over `link`, a stream of an HTTP/2 connection to `server`.
+fn linked_conn(server: &Server, link: super::h2_server::Link) -> Conn {
     let sock = Socket::Shared(link.socket());
-    Some(Conn {
+    Conn {
         served: 1,
         generation: server.conn_generation(),
         h2_up: Some(Box::new(link)),
         ..Conn::over(sock)
+    }
+}
+
+/// One of the connections to `server` an HTTP/2 stream's client connection owns: a stream
+/// on one of its HTTP/2 ones with room, else an idle one, looked at as the client
+/// connection's own are.
+fn session_conn(
+    owned: &super::h2::Session<Conn>,
+    server: &Arc<Server>,
+    origin: session::Origin<'_>,
+) -> Option<Conn> {
+    if server.may_speak_h2()
+        && let Some(link) = owned.h2.link(server)
+    {
+        return Some(linked_conn(server, link));
+    }
+    owned.take(server, |conn| {
+        conn.reusable_for(server) && session::leaves_as(&conn.stream, server, origin)
     })
 }
 
@@ -4247,7 +4479,7 @@ async fn respond(
         && !hop.server_close;
     if server_keeps {
         sconn.response_complete = true;
-    } else {
+    } else if !hop.body_follows {
         *server = None;
     }
     Outcome {
@@ -4314,6 +4546,9 @@ struct Hop {
     request_http11: bool,
     /// The server connection closes after this exchange ([`h1::write_request`]).
     server_close: bool,
+    /// The server answered before the request's body went whole: its connection stays
+    /// for the rest of the body after the response ([`early`]).
+    body_follows: bool,
 }
 
 /// How a response to a request goes to the client: `close`, hapx closes the connection
@@ -4405,21 +4640,16 @@ async fn relay_body(
 ) -> Result<(), Stop> {
     let mut written = 0;
     let mut decoder = chunked::Decoder::default();
+    if framing == Framing::None {
+        return Ok(());
+    }
     loop {
         // What of the buffer is body, and whether the body ends with it.
-        let (n, done) = match framing {
-            Framing::None => return Ok(()),
-            Framing::Length(left) => {
-                let n = (src.buf.len() as u64).min(left - written) as usize;
-                (n, written + n as u64 == left)
-            }
-            Framing::UntilClose => (src.buf.len(), false),
-            Framing::Chunked => {
-                let advanced = decoder.advance(src.buf.bytes());
-                *moved = logged(&decoder, written);
-                (advanced.map_err(|_| Stop::Invalid)?, decoder.is_done())
-            }
-        };
+        let part = body_part(framing, &mut decoder, src.buf.bytes(), written);
+        if framing == Framing::Chunked {
+            *moved = logged(&decoder, written);
+        }
+        let (n, done) = part?;
         if n > 0 {
             // Counted once taken for `dst`, as HAProxy counts what it forwards (its
             // channel's total): a write that then fails does not take it back.
@@ -4445,6 +4675,28 @@ async fn relay_body(
         }
     }
     Ok(())
+}
+
+/// What of `buf` is body (`taken`: the body bytes before it, `decoder`: a chunked body's
+/// state), and whether the body ends with it.
+fn body_part(
+    framing: Framing,
+    decoder: &mut chunked::Decoder,
+    buf: &[u8],
+    taken: u64,
+) -> Result<(usize, bool), Stop> {
+    Ok(match framing {
+        Framing::None => (0, true),
+        Framing::Length(left) => {
+            let n = (buf.len() as u64).min(left - taken) as usize;
+            (n, taken + n as u64 == left)
+        }
+        Framing::UntilClose => (buf.len(), false),
+        Framing::Chunked => {
+            let advanced = decoder.advance(buf);
+            (advanced.map_err(|_| Stop::Invalid)?, decoder.is_done())
+        }
+    })
 }
 
 /// A relayed body's logged size: `moved` bytes, or what a chunked body's decoder counted.

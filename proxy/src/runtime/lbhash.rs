@@ -126,17 +126,20 @@ impl Key {
         bytes.map_or(Key::Missing, |b| Key::Hash(hash(ht, b)))
     }
 
-    /// The key of an HTTP request: its URI (the request line's, as received) and headers.
+    /// The key of an HTTP request: its URI (the request line's, as received), headers and
+    /// (`balance url_param`, a POST) the start of its body as it was buffered.
     pub fn request<'h>(
         balance: &Balance,
         ht: HashType,
         src: IpAddr,
         uri: &str,
         headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+        body: Option<&[u8]>,
     ) -> Key {
         let found = match balance {
             Balance::Uri(opts) => Some(uri_part(uri.as_bytes(), *opts)),
-            Balance::UrlParam(name) => url_param(uri.as_bytes(), name.as_bytes()),
+            Balance::UrlParam(name) => url_param(uri.as_bytes(), name.as_bytes())
+                .or_else(|| body.and_then(|b| url_param_in_body(b, name.as_bytes()))),
             Balance::Hdr { name, domain_only } => {
                 header_value(headers, name).map(|v| if *domain_only { domain(v) } else { v })
             }
@@ -207,6 +210,30 @@ fn url_param<'u>(uri: &'u [u8], name: &[u8]) -> Option<&'u [u8]> {
             let value = &params[name.len() + 1..];
             let end = value.iter().position(|&c| c == b'&').unwrap_or(value.len());
             return Some(&value[..end]);
+        }
+        let amp = params.iter().position(|&c| c == b'&')?;
+        params = &params[amp + 1..];
+    }
+    None
+}
+
+/// The value of parameter `name` in a POST's `body` (what of it was buffered), as
+/// `get_server_ph_post` reads it: the value runs to the next `&` or the body's end, unless
+/// its first byte is not a token character (then: a blank ends it there, empty; anything
+/// else is no parameter at all, the body not being a form). Nothing else of the body is
+/// checked, its content type neither.
+fn url_param_in_body<'b>(body: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    let mut params = body;
+    while params.len() > name.len() {
+        if params[name.len()] == b'=' && params.starts_with(name) {
+            let value = &params[name.len() + 1..];
+            let end = value.iter().position(|&c| c == b'&').unwrap_or(value.len());
+            return match value.first() {
+                Some(&c) if end > 0 && !super::http::is_tchar(c) => {
+                    matches!(c, b' ' | b'\t' | b'\r' | b'\n').then_some(&value[..0])
+                }
+                _ => Some(&value[..end]),
+            };
         }
         let amp = params.iter().position(|&c| c == b'&')?;
         params = &params[amp + 1..];
@@ -720,6 +747,14 @@ mod tests {
         assert_eq!(url_param(b"/p?id=&b", b"id"), Some(&b""[..]));
         assert_eq!(url_param(b"/p?xid=1", b"id"), None);
         assert_eq!(url_param(b"/p?id", b"id"), None);
+        // A POST's body, as `get_server_ph_post` reads it.
+        assert_eq!(url_param_in_body(b"a=1&id=42&b", b"id"), Some(&b"42"[..]));
+        assert_eq!(url_param_in_body(b"id=4 2", b"id"), Some(&b"4 2"[..]));
+        assert_eq!(url_param_in_body(b"id=\x01b", b"id"), None);
+        assert_eq!(url_param_in_body(b"id= b", b"id"), Some(&b""[..]));
+        assert_eq!(url_param_in_body(b"id=&x", b"id"), Some(&b""[..]));
+        assert_eq!(url_param_in_body(b"id=", b"id"), Some(&b""[..]));
+        assert_eq!(url_param_in_body(b"x=1", b"id"), None);
         assert_eq!(domain(b"www.example.com"), b"example");
         assert_eq!(domain(b"example.com"), b"example");
         assert_eq!(domain(b"localhost"), b"localhost");

@@ -7,7 +7,8 @@
 //! retry), later requests take the idle ones first, then the "safe" ones (those that served
 //! a second request already); `aggressive` lets a first request take a safe one, `always`
 //! any. Connections `http-reuse never` makes private stay with their client connection
-//! instead (see `runtime::http`).
+//! instead (see `runtime::http`; an HTTP/2 client's streams share them, `h2::Session`),
+//! counted in use only as they open ([`note_private_attempt`]).
 //!
 //! Only a connection whose response was read whole is offered (`runtime::http` checks),
 //! and each pooled one carries its server's [`Server::conn_generation`]: a new address,
@@ -39,7 +40,8 @@
 //!
 //! Shared HTTP/2 server connections stay in their own list (`runtime::h2_server`), but one
 //! with no stream open counts here as a safe idle connection: in the decision to keep it
-//! ([`keep_h2`]), in the stats and in the purge, as HAProxy's safe list holds them.
+//! ([`keep_h2`]), in the stats and in the purge, as HAProxy's safe list holds them; one
+//! with streams open counts in use once, however many requests it carries.
 //!
 //! Each thread runs its own runtime and has its own lists (as HAProxy's are per thread), so
 //! that requests on different threads do not contend for one lock: a thread takes its own
@@ -78,8 +80,13 @@ pub struct IdlePool {
     /// a check's connection in use only as it opens (`conn_new`), then releases it at once
     /// (`conn_set_private` after its connect): it raises the need, never the use.
     checking: Arc<AtomicUsize>,
+    /// Requests on a shared HTTP/2 connection beside its first stream: they hold a slot of
+    /// the server (`counters.cur`) but no connection of their own ([`in_use`]).
+    h2_joined: AtomicUsize,
     /// A purge task runs (while the pool holds anything).
     purging: AtomicBool,
+    /// The server's shared HTTP/2 connections (`runtime::h2_server`).
+    pub h2: super::h2_server::SharedList,
     /// Woken by the poller when an idle connection has something to read: a close, mostly.
     watch: Arc<CloseWatch>,
     /// HTTP requests that opened a connection (`connect` of the stats), and that reused
@@ -406,11 +413,33 @@ pub fn note_tcp_attempt(server: &Server) {
     shed_if_crowded(server);
 }
 
-/// The connections `server` has in use, HAProxy's `curr_used_conns`: its requests'. Not
+/// A request's connection attempt to `server` that will be private to its client
+/// connection (`http-reuse never`...): HAProxy counts it in use as it opens (`conn_new`),
+/// then no more (`conn_set_private`), nor as that client connection's later requests take
+/// it, so that the server's need stays at one whatever the requests in progress.
+pub fn note_private_attempt(server: &Server) {
+    server.idle.note(1);
+    shed_if_crowded(server);
+}
+
+/// The connections `server` has in use, HAProxy's `curr_used_conns`: its requests', a
+/// shared HTTP/2 connection with streams open counted once ([`h2_streams_joined`]). Not
 /// the checks': HAProxy releases a check's connection as soon as it connects (see
 /// [`CheckUse`]), so its keep and purge decisions never count them.
 fn in_use(server: &Server) -> usize {
-    server.counters.cur.load(Relaxed)
+    let requests = server.counters.cur.load(Relaxed);
+    requests.saturating_sub(server.idle.h2_joined.load(Relaxed))
+}
+
+/// The requests' connections to `server` in use (`used_conn_cur`, less the checks').
+pub fn used_connections(server: &Server) -> usize {
+    in_use(server)
+}
+
+/// A stream opened (`joined`) or ended on a shared HTTP/2 connection to `server` that had
+/// (has) other streams open: its request uses no connection of its own.
+pub fn h2_streams_joined(server: &Server, joined: bool) {
+    count(&server.idle.h2_joined, joined);
 }
 
 /// A check connection of a server while it opens (the stats show it in `used_conn_cur`).
@@ -517,7 +546,7 @@ pub fn put(server: &Arc<Server>, stream: TcpStream, served: u32, generation: u64
     }
     let pool = &server.idle;
     let safe = served > 1;
-    let wanted = || wanted(server, safe, 0);
+    let wanted = || wanted(server, safe);
     // Watched from now on; one the server closed already is not kept.
     match look(&stream, &pool.waker()) {
         Look::Quiet => {}
@@ -555,19 +584,21 @@ pub fn put(server: &Arc<Server>, stream: TcpStream, served: u32, generation: u64
 }
 
 /// Whether `server`'s pool takes one more idle connection (`safe`: one that served several
-/// requests), as HAProxy's `srv_add_to_idle_list` decides, `counted` of them among its idle
-/// ones already. HAProxy keeps a thread's first idle connection (or first safe one) whatever
+/// requests), as HAProxy's `srv_add_to_idle_list` decides. HAProxy keeps a thread's first idle connection (or first safe one) whatever
 /// the estimate: here, while there are fewer than one per thread (a client connection's
 /// thread is the kernel's choice here, not a rotation as in HAProxy). Descriptors: none
 /// kept from the high count on, only a first of its kind from the low one on. In use is
 /// HAProxy's `curr_used_conns`, the count the purge uses too.
-fn wanted(server: &Server, safe: bool, counted: usize) -> bool {
+fn wanted(server: &Server, safe: bool) -> bool {
+    wanted_among(server, safe, in_use(server), h2_idle(server))
+}
+
+/// [`wanted`], with `used` connections in use and `h2` idle HTTP/2 connections.
+fn wanted_among(server: &Server, safe: bool, used: usize, h2: usize) -> bool {
     let pool = &server.idle;
-    let used = in_use(server);
     let threads = THREADS.load(Relaxed);
     let descriptors = used_descriptors();
     // HTTP/2 connections with no stream are in HAProxy's safe list.
-    let h2 = h2_idle(server).saturating_sub(counted);
     let total = pool.total.load(Relaxed) + h2;
     let safes = pool.safe_total.load(Relaxed) + h2;
     let first_of_kind = safes < threads && (safe || total < threads);
@@ -589,19 +620,31 @@ fn h2_idle(server: &Server) -> usize {
 
 /// A shared HTTP/2 connection to `server` whose last stream just ended (and so idle,
 /// counted by [`h2_idle`]): whether it stays for later requests, as [`put`] decides for a
-/// connection of the pool; the purge task counts it from then on.
+/// connection of the pool; the purge task counts it from then on. In use are the
+/// connections with streams open and this one (HAProxy's `curr_used_conns` before it goes
+/// idle), not the requests: one that holds a slot of the server but has not taken its
+/// connection yet (perhaps an idle one, counted idle) is not using one.
 pub fn keep_h2(server: &Arc<Server>) -> bool {
-    if server.opts.pool_purge_delay.is_zero() || !wanted(server, true, 1) {
+    if server.opts.pool_purge_delay.is_zero() {
+        return false;
+    }
+    let (idle, busy) = super::h2_server::connections(server);
+    if !wanted_among(server, true, busy + 1, idle.saturating_sub(1)) {
         return false;
     }
     purge_from_now(server);
     true
 }
 
-/// Starts the pool's purge task unless it runs.
+/// Starts the pool's purge task unless it runs (on this thread's runtime: none when an
+/// HTTP/2 connection's last stream ends as the process stops, and nothing stays then).
 fn purge_from_now(server: &Arc<Server>) {
-    if !server.idle.purging.swap(true, Relaxed) {
-        tokio::spawn(purge_every(server.clone()));
+    if server.idle.purging.swap(true, Relaxed) {
+        return;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn(purge_every(server.clone()))),
+        Err(_) => server.idle.purging.store(false, Relaxed),
     }
 }
 

@@ -36,7 +36,11 @@
 //!
 //! OCSP responses are HAProxy's response tree: one slot per certificate ID ([`Stores`]'s
 //! `ocsp`), made whenever a certificate with a `.ocsp` is loaded or committed, even when its
-//! response does not check, and shared by every file holding that certificate. Loading a
+//! response does not check, and shared by every file holding that certificate; dropped, as
+//! HAProxy frees an entry with the last certificate using it, once no listener serves a
+//! certificate of that ID with a `.ocsp` (replaced by a commit; a store no listener serves
+//! makes none), except that the slot of a crt-list line deleted is never freed, as in
+//! HAProxy 2.6. Loading a
 //! response (at start in load order, at commit, for a crt-list line added) fills the slot
 //! when it checks and restaples every certificate of that ID on every listener;
 //! `set ssl ocsp-response` fills it too (`super::ocsp`). `show ssl cert` names the key of
@@ -55,7 +59,7 @@
 //! The stores are the [`State`]'s, as HAProxy's tree is its process's: built from the
 //! listeners and servers with it, then changed only by these commands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, PoisonError};
@@ -93,6 +97,10 @@ pub struct Stores {
     /// certificate with a `.ocsp` is loaded whether or not the response checked, shared by
     /// every file of that certificate.
     ocsp: BTreeMap<Vec<u8>, OcspSlot>,
+    /// The slots HAProxy 2.6 never frees: a crt-list line `del ssl crt-list` deleted keeps
+    /// its reference to the response of its certificate (seen: the slot stays listed after
+    /// the line, its store and every other user are gone).
+    leaked_ocsp: BTreeSet<Vec<u8>>,
     /// Every bind line's certificates, once.
     listeners: Vec<Arc<Certificates>>,
 }
@@ -229,7 +237,7 @@ pub fn command(
         (Verb::Show, _) => stores.show(name),
         (_, CliLevel::Operator | CliLevel::User) => "Permission denied\n".into(),
         (Verb::Set, CliLevel::Admin) => stores.set(name, payload),
-        (Verb::Commit, CliLevel::Admin) => stores.commit(name),
+        (Verb::Commit, CliLevel::Admin) => stores.committed(name),
         (Verb::Abort, CliLevel::Admin) => stores.abort(name),
         (Verb::New, CliLevel::Admin) => stores.create(name),
         (Verb::Del, CliLevel::Admin) => stores.delete(name),
@@ -298,6 +306,7 @@ impl Stores {
             transaction: None,
             lists,
             ocsp: BTreeMap::new(),
+            leaked_ocsp: Default::default(),
             listeners,
         };
         stores.share_loaded_responses();
@@ -326,6 +335,29 @@ impl Stores {
         }
     }
 
+    /// `commit ssl cert FILE`, then the OCSP slots no served certificate uses any more
+    /// dropped.
+    fn committed(&mut self, name: &str) -> String {
+        let answer = self.commit(name);
+        self.drop_unused_slots();
+        answer
+    }
+
+    /// HAProxy's OCSP tree entries are counted by the certificates (SSL contexts) that use
+    /// them and freed with the last one: a slot whose certificate ID no listener's
+    /// certificate file has a `.ocsp` for (replaced by a commit) is dropped, unless a
+    /// deleted crt-list line holds it ([`Stores`]'s `leaked_ocsp`); a committed store that
+    /// no listener serves makes none.
+    fn drop_unused_slots(&mut self) {
+        let used: BTreeSet<Vec<u8>> = (self.listeners.iter())
+            .flat_map(|certificates| certificates.files())
+            .filter_map(|(_, _, file)| file.map(|f| f.id.der()))
+            .collect();
+        let leaked = &self.leaked_ocsp;
+        self.ocsp
+            .retain(|key, _| used.contains(key) || leaked.contains(key));
+    }
+
     /// `set ssl ocsp-response`: `der` (checked, about the certificate `id`) stapled by every
     /// certificate of that ID; false when no certificate loaded a `.ocsp` for it.
     pub fn set_ocsp_response(&mut self, id: &CertId, der: &[u8]) -> bool {
@@ -335,6 +367,14 @@ impl Stores {
         restaple(&self.listeners, id, &staple);
         slot.staple = Some(staple);
         true
+    }
+
+    /// The response of the OCSP slot whose key, zero-padded as HAProxy's tree pads it
+    /// ([`super::ocsp::padded`]), is `padded`: None without that slot, `Some(None)` for a
+    /// slot no response that checked filled.
+    pub fn ocsp_response(&self, padded: &[u8]) -> Option<Option<&[u8]>> {
+        let (_, slot) = (self.ocsp.iter()).find(|(key, _)| super::ocsp::padded(key) == padded)?;
+        Some(slot.staple.as_ref().map(|staple| &staple.der[..]))
     }
 
     /// The certificate IDs of the OCSP slots, in the order of their DER.
@@ -770,6 +810,9 @@ impl Stores {
             .listeners
             .retain(|l| l.files().iter().any(|(p, _, _)| p == path));
         used.list.entries.retain(|e| e.line != line);
+        if let Some(file) = &store.ocsp {
+            self.leaked_ocsp.insert(file.id.der());
+        }
         format!("Entry '{crt}' deleted in crtlist '{list_name}'!\n")
     }
 }
@@ -1040,7 +1083,7 @@ fn certificate_fields(out: &mut String, leaf: &CertificateDer<'_>, chain: &[Cert
 
 /// A serial number's bytes as OpenSSL keeps them: without the zero DER puts before a first
 /// byte whose high bit is set.
-fn serial_magnitude(raw: &[u8]) -> &[u8] {
+pub(super) fn serial_magnitude(raw: &[u8]) -> &[u8] {
     match raw {
         [0, next, ..] if *next >= 0x80 => &raw[1..],
         _ => raw,
@@ -1056,7 +1099,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A date (seconds since the epoch) as OpenSSL's `ASN1_TIME_print`: `Dec  7 11:47:07 2026 GMT`.
-fn asn1_time(secs: i64) -> String {
+pub(super) fn asn1_time(secs: i64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
@@ -1151,7 +1194,7 @@ fn one_line(name: &X509Name<'_>) -> String {
 }
 
 /// OpenSSL's short name of a name attribute.
-fn short_name(oid: &str) -> Option<&'static str> {
+pub(super) fn short_name(oid: &str) -> Option<&'static str> {
     Some(match oid {
         "2.5.4.3" => "CN",
         "2.5.4.4" => "SN",

@@ -299,10 +299,18 @@ pub struct Server {
     maxconn: AtomicUsize,
     pub counters: Arc<Counters>,
     pub check_failures: AtomicU64,
+    /// Its times gone from taking traffic (UP, NOLB) to not (DOWN, maintenance): HAProxy's
+    /// `down_trans` (`chkdown`), counted by [`Server::record_op_change`].
     pub down_transitions: AtomicU64,
+    /// When its operational state last changed (or its admin state, as HAProxy resets it
+    /// then too), in seconds since the epoch (`lastchg`).
     pub last_change: AtomicU64,
-    pub down_since: Mutex<Option<Instant>>,
-    pub downtime_secs: AtomicU64,
+    /// Seconds spent stopped (DOWN or in maintenance) before the current state, as
+    /// HAProxy's `down_time` adds them up; see [`Server::downtime`].
+    down_time: AtomicU64,
+    /// A health check is under way (HAProxy's `CHK_ST_INPROGRESS`): from its start to its
+    /// result, shown `* ` before its status in `show stat`.
+    check_in_progress: AtomicBool,
     pub lb_total: AtomicU64,
     /// Idle HTTP connections kept for reuse (`runtime::pool`).
     pub idle: super::pool::IdlePool,
@@ -386,8 +394,8 @@ impl Server {
             check_failures: AtomicU64::new(0),
             down_transitions: AtomicU64::new(0),
             last_change: AtomicU64::new(now_secs()),
-            down_since: Mutex::new(None),
-            downtime_secs: AtomicU64::new(0),
+            down_time: AtomicU64::new(0),
+            check_in_progress: AtomicBool::new(false),
             lb_total: AtomicU64::new(0),
             idle: Default::default(),
             conn_generation: AtomicU64::new(0),
@@ -449,6 +457,7 @@ impl Server {
     pub fn set_admin(&self, admin: Admin) {
         self.maint_from_config.store(false, Relaxed);
         self.drain_under_maint.store(false, Relaxed);
+        let was_stopped = self.is_stopped();
         let was = std::mem::replace(
             &mut *self.admin.lock().unwrap_or_else(|e| e.into_inner()),
             admin,
@@ -457,12 +466,9 @@ impl Server {
             self.checks_paused.store(admin == Admin::Maint, Relaxed);
         }
         match (was == Admin::Maint, admin == Admin::Maint) {
-            // Checked or not (`show servers state` shows it); only checks start it again.
-            (false, true) => self.health.store(0, Relaxed),
+            (false, true) => self.enter_maint(was_stopped),
             (true, false) => {
-                if self.opts.check {
-                    self.health.store(self.opts.rise, Relaxed);
-                }
+                self.leave_maint(was_stopped);
                 // As HAProxy, a server leaving maintenance comes UP when it may, checked or
                 // not (one set DOWN from the CLI too); an agent saying down keeps it DOWN.
                 let back = self.transition(|| {
@@ -477,7 +483,12 @@ impl Server {
                     super::track::follow(self);
                 }
             }
-            _ => {}
+            (false, false) => {
+                let inherited = self.in_inherited_drain();
+                let drained = |a: Admin| a == Admin::Drain || inherited;
+                self.record_drain_change(drained(was), drained(admin));
+            }
+            (true, true) => {}
         }
         match (was == Admin::Maint, admin == Admin::Maint) {
             // (Begun already when it came back UP just above.)
@@ -494,8 +505,90 @@ impl Server {
                 self.kill.fire(super::shutdown::Killed::Down);
             }
         }
-        self.last_change.store(now_secs(), Relaxed);
         self.changed();
+    }
+
+    /// HAProxy's SRV_ST_STOPPED: taking no traffic, DOWN or in maintenance (its own or the
+    /// one it inherits).
+    pub fn is_stopped(&self) -> bool {
+        !self.is_up() || self.admin() == Admin::Maint || self.in_inherited_maint()
+    }
+
+    /// Seconds spent stopped so far, the current stop included (`downtime`, HAProxy's
+    /// `srv_downtime`).
+    pub fn downtime(&self) -> u64 {
+        let past = self.down_time.load(Relaxed);
+        if self.is_stopped() {
+            past + now_secs().saturating_sub(self.last_change.load(Relaxed))
+        } else {
+            past
+        }
+    }
+
+    /// HAProxy's accounting of a change of operational state (the end of its
+    /// `srv_update_status`), `was_stopped` the state before: a server stopping counts a
+    /// `chkdown`, one running again adds the time since its last change to its downtime,
+    /// and either restarts `lastchg`. Nothing when it stays stopped or running (maintenance
+    /// entered DOWN keeps the clock of its DOWN).
+    fn record_op_change(&self, was_stopped: bool) {
+        let stopped = self.is_stopped();
+        if stopped == was_stopped {
+            return;
+        }
+        let now = now_secs();
+        if stopped {
+            self.down_transitions.fetch_add(1, Relaxed);
+        } else {
+            let since = self.last_change.load(Relaxed);
+            self.down_time.fetch_add(now.saturating_sub(since), Relaxed);
+        }
+        self.last_change.store(now, Relaxed);
+    }
+
+    /// Into maintenance (its own or inherited), `was_stopped` before it: as HAProxy, a
+    /// running server's health drops to 0 (checked or not, `show servers state` shows it;
+    /// only checks raise it again) and it stops; one DOWN already keeps its health and clock.
+    fn enter_maint(&self, was_stopped: bool) {
+        if !was_stopped {
+            self.health.store(0, Relaxed);
+        }
+        self.record_op_change(was_stopped);
+    }
+
+    /// Out of maintenance, `was_stopped` before it: HAProxy restarts `lastchg` first,
+    /// whatever the server comes out in, so the time spent in maintenance is not added to
+    /// its downtime when it runs again; a checked server starts at `rise`.
+    fn leave_maint(&self, was_stopped: bool) {
+        self.last_change.store(now_secs(), Relaxed);
+        if self.opts.check {
+            self.health.store(self.opts.rise, Relaxed);
+        }
+        self.record_op_change(was_stopped);
+    }
+
+    /// Into or out of drain (forced or inherited), out of maintenance: HAProxy restarts
+    /// `lastchg` either way, and leaving adds the time since to the downtime, running or
+    /// not (its `srv_update_status` counts a drain as time down).
+    fn record_drain_change(&self, was_draining: bool, draining: bool) {
+        if was_draining == draining {
+            return;
+        }
+        let now = now_secs();
+        if was_draining {
+            let since = self.last_change.load(Relaxed);
+            self.down_time.fetch_add(now.saturating_sub(since), Relaxed);
+        }
+        self.last_change.store(now, Relaxed);
+    }
+
+    /// Whether a health check is under way (see `check_in_progress`).
+    pub fn check_in_progress(&self) -> bool {
+        self.check_in_progress.load(Relaxed)
+    }
+
+    /// A health check starts (true) or has its result (false).
+    pub fn set_check_in_progress(&self, on: bool) {
+        self.check_in_progress.store(on, Relaxed);
     }
 
     /// In maintenance because the server it tracks is (HAProxy's IMAINT).
@@ -507,16 +600,18 @@ impl Server {
     /// whether that changed anything. As its own maintenance, entering it ends its kept
     /// connections; leaving it may let queued connections in.
     pub fn set_inherited_maint(&self, on: bool) -> bool {
+        let was_stopped = self.is_stopped();
         if self.inherited_maint.swap(on, Relaxed) == on {
             return false;
         }
         if on {
+            self.enter_maint(was_stopped);
             self.retire_connections();
             self.warming_since.store(0, Relaxed);
         } else {
+            self.leave_maint(was_stopped);
             super::slowstart::begin(self);
         }
-        self.last_change.store(now_secs(), Relaxed);
         self.changed();
         true
     }
@@ -538,6 +633,9 @@ impl Server {
     pub fn retire_connections(&self) {
         self.conn_generation.fetch_add(1, Relaxed);
         self.idle.clear();
+        if self.may_speak_h2() {
+            super::h2_server::retire(self);
+        }
     }
 
     pub fn host(&self) -> String {
@@ -701,7 +799,9 @@ impl Server {
         if self.inherited_drain.swap(on, Relaxed) == on {
             return false;
         }
-        self.last_change.store(now_secs(), Relaxed);
+        if self.admin() == Admin::Ready && !self.in_inherited_maint() {
+            self.record_drain_change(!on, on);
+        }
         self.changed();
         true
     }
@@ -895,23 +995,17 @@ impl Server {
 
     /// Sets the server UP (keeping a NOLB just set, see `stopping`) or DOWN (ending it).
     pub fn set_up(&self, up: bool) {
+        let was_stopped = self.is_stopped();
         self.up.store(up, Relaxed);
         if !up {
             self.stopping.store(false, Relaxed);
         }
-        self.last_change.store(now_secs(), Relaxed);
-        let mut since = self.down_since.lock().unwrap_or_else(|e| e.into_inner());
         if up {
             super::slowstart::begin(self);
-            if let Some(t) = since.take() {
-                self.downtime_secs.fetch_add(t.elapsed().as_secs(), Relaxed);
-            }
         } else {
             self.warming_since.store(0, Relaxed);
-            self.down_transitions.fetch_add(1, Relaxed);
-            *since = Some(Instant::now());
         }
-        drop(since);
+        self.record_op_change(was_stopped);
         if !up {
             self.retire_connections();
         }

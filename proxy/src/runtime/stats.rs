@@ -258,11 +258,20 @@ pub(super) fn server_row(be: &Backend, s: &Server) -> Row {
     if s.checks_enabled() {
         row.insert("chkfail", s.check_failures.load(Relaxed).to_string());
         row.insert("chkdown", s.down_transitions.load(Relaxed).to_string());
-        row.insert("downtime", downtime(s).to_string());
+        row.insert("downtime", s.downtime().to_string());
         // Maintenance pauses the checks: HAProxy then shows no check result.
         if !s.checks_paused() {
-            let chk = s.check.lock().map(|c| c.clone()).unwrap_or_default();
+            let mut chk = s.check.lock().map(|c| c.clone()).unwrap_or_default();
+            if chk.status.is_empty() {
+                // No result yet: HAProxy's first status.
+                chk.status = "INI".into();
+            }
             check_columns(&mut row, &chk);
+            // A check under way: HAProxy puts `* ` before the last result.
+            if s.check_in_progress() {
+                let status = row.get("check_status").cloned().unwrap_or_default();
+                row.insert("check_status", format!("* {status}"));
+            }
             row.insert("check_rise", s.opts.rise.to_string());
             row.insert("check_fall", s.opts.fall.to_string());
             row.insert("check_health", s.health.load(Relaxed).to_string());
@@ -406,16 +415,6 @@ pub(super) fn check_status_description(status: &str) -> &'static str {
         .map_or("", |(.., desc)| desc)
 }
 
-fn downtime(s: &Server) -> u64 {
-    let current = s
-        .down_since
-        .lock()
-        .ok()
-        .and_then(|d| d.map(|t| t.elapsed().as_secs()))
-        .unwrap_or(0);
-    s.downtime_secs.load(Relaxed) + current
-}
-
 /// A backend's `status`: UP while a server takes new connections, and always without
 /// servers (HAProxy's `tot_weight > 0 || !px->srv`).
 pub(super) fn backend_status(be: &Backend) -> &'static str {
@@ -507,7 +506,7 @@ fn connection_columns(row: &mut Row, s: &Server, mode: Mode) {
     }
     let mut used = pool.checks;
     if mode == Mode::Http {
-        used += s.counters.cur.load(Relaxed);
+        used += super::pool::used_connections(s);
         row.insert("connect", s.idle.connects.load(Relaxed).to_string());
         row.insert("reuse", s.idle.reuses.load(Relaxed).to_string());
     }
@@ -906,9 +905,13 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
             } else {
                 0
             };
-            // HAProxy's check state flags: configured 2, enabled 4, paused (maintenance) 8.
+            // HAProxy's check state flags: in progress 1, configured 2, enabled 4, paused
+            // (maintenance) 8.
             let check_state = if s.opts.check {
-                2 | (4 * u8::from(s.checks_enabled())) | (8 * u8::from(s.checks_paused()))
+                u8::from(s.check_in_progress())
+                    | 2
+                    | (4 * u8::from(s.checks_enabled()))
+                    | (8 * u8::from(s.checks_paused()))
             } else {
                 0
             };

@@ -718,7 +718,7 @@ impl Table {
 /// An entry as the peers protocol sends it ([`super::peers`]).
 #[derive(Debug, Clone)]
 pub struct Exported {
-    /// Its last local change number (0 for an entry learned from a peer).
+    /// Its last local change number (0 for an entry only ever learned from a peer).
     pub update: u64,
     pub key: Key,
     /// Milliseconds before it expires.
@@ -777,7 +777,10 @@ impl Table {
 
     /// An entry a peer sent: made if missing (when there is room), its data the peer's for
     /// the types both store, its expiry `expire_in` ms (the table's by default). It is not
-    /// a local change: it is not sent on to other peers.
+    /// a local change: it is not sent on to other peers. A local change of the entry that
+    /// stays queued keeps its number, so a peer that has not acknowledged it still gets it,
+    /// with the learned data (HAProxy's `stktable_touch_remote` leaves an entry in the
+    /// update tree where it is).
     pub fn learn(&self, key: &Key, expire_in: Option<u32>, values: Vec<(DataType, Value)>) {
         let now = now_ms();
         let mut inner = self.lock(now);
@@ -805,8 +808,6 @@ impl Table {
         inner.order.insert(seq, key.clone());
         inner.expiry.remove(&entry.seq);
         inner.expiry.insert(seq, key.clone());
-        inner.updates.remove(&entry.update);
-        entry.update = 0;
         entry.seq = seq;
         entry.expire = now.wrapping_add(expire_in.unwrap_or(self.expire_ms));
         for (data, value) in values {

@@ -296,17 +296,23 @@ pub fn report_tracked(backend: &Backend, server: &Server, up: bool) {
 pub fn report_inherited_maint(backend: &Backend, server: &Server, entered: bool) {
     let name = server_named(backend, server);
     if !entered {
-        let state = match (server.is_up(), server.admin()) {
+        let state = match (server.is_up(), server.is_draining()) {
             (false, _) => "DOWN",
-            (true, Admin::Drain) => "UP/DRAIN",
-            (true, _) => "UP/READY",
+            (true, true) => "UP/DRAIN",
+            (true, false) => "UP/READY",
         };
         warn(
             backend,
             log::LOG_NOTICE,
             &format!("{name}is {state} (leaving maintenance)."),
         );
-        if server.is_up() {
+        if server.is_up() && server.admin() == Admin::Ready && server.in_inherited_drain() {
+            // HAProxy's words when the drain it inherits came with the end of maintenance.
+            let via = super::track::tracked_name(backend, server).unwrap_or_default();
+            let line =
+                format!("{name}is leaving forced drain but remains in drain mode via {via}.");
+            warn(backend, log::LOG_NOTICE, &line);
+        } else if server.is_up() {
             remind_drain(backend, server);
         }
         return;
@@ -438,11 +444,18 @@ pub fn report_admin(backend: &Backend, server: &Server, before: Before, cause: &
     if before.backend_up {
         report_if_none_left(backend);
     }
-    // The servers tracking it follow, logged after it.
-    super::track::follow_maint(server, now == Admin::Maint || server.in_inherited_maint());
-    // Then their drain (silent for those now in maintenance).
+    // The servers tracking it follow, logged after it. Into maintenance, they enter it
+    // first (their drain then changes silently); out of it, they take the drain first, so
+    // that they leave maintenance draining, as HAProxy changes both at once.
+    let maint = now == Admin::Maint || server.in_inherited_maint();
     let draining = server.has_admin_flag(AdminFlag::Drain) || server.in_inherited_drain();
-    super::track::follow_drain(server, draining);
+    if maint {
+        super::track::follow_maint(server, true);
+        super::track::follow_drain(server, draining);
+    } else {
+        super::track::follow_drain(server, draining);
+        super::track::follow_maint(server, false);
+    }
 }
 
 /// `Server be/s ` or `Backup Server be/s `.

@@ -25,11 +25,15 @@
 //! [`bind_listeners`]), and waits up to 5 s for the old one's lesson before asking another
 //! member. The old process, told to stop softly (and complete itself: taught, or past its own 5 s wait, as HAProxy 2.6), closes its listener,
 //! ends its sessions, connects to the local member's address (retried every 10 ms until the
-//! new process listens), says hello as the local member itself and sends every entry, then
+//! new process listens, when the SIGUSR1 came from a successor, which queues it with a mark:
+//! [`finish_for_successor`]; a lone soft stop tries once, as HAProxy), says hello as the
+//! local member itself and sends every entry, then
 //! `RESYNC FINISHED`. Once that is confirmed (at most 5 s), the session pushes on the
 //! changes its draining connections make; the process exits once they are drained and
 //! every change is written and acknowledged, or the successor is silent for 5 s
-//! ([`lesson_running`]). The new process takes that session as its lesson (HAProxy's
+//! ([`lesson_running`]); a table the successor lacks (taught, and not acknowledged when
+//! it confirms the lesson, which it does after acknowledging what it learned) is not
+//! waited for. The new process takes that session as its lesson (HAProxy's
 //! `init_accepted_peer`): it pushes its own changes to the old process only once the
 //! lesson is over, and learns what the old process sent before closing even when its own
 //! writes fail.
@@ -39,7 +43,13 @@
 //! `show info` counts the sessions ([`session_counts`]), as HAProxy's `ActivePeers` and
 //! `ConnectedPeers`.
 //!
-//! Not done: shards, SSL.
+//! TLS (`Link`): a section whose listener has `ssl crt` ([`PeersSection::listen_tls`])
+//! takes members' connections through a TLS handshake (the frontends' `bind ... ssl`
+//! handshake, [`super::tls::accept`]), and a member whose line has `ssl` is connected to
+//! through one (a `server ... ssl`'s, [`super::tls::handshake`]), the local member's line
+//! too for the lesson to a successor; the peers protocol then runs inside, as HAProxy's.
+//!
+//! Not done: shards.
 
 mod show;
 mod wire;
@@ -51,15 +61,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::state::State;
 use super::stats::InnerSession;
 use super::stick::{Table, now_ms};
+use crate::config::bind_tls::TlsServer;
 use crate::config::peers::PeersSection;
+use crate::config::tls::TlsClient;
 use wire::*;
 
 const RECONNECT: Duration = Duration::from_secs(5);
@@ -102,8 +113,9 @@ struct Section {
     /// Per table, the entries learned from members (HAProxy counts them in `update`).
     learned: Vec<AtomicU64>,
     local_name: String,
-    /// Where the local member listens.
+    /// Where the local member listens, and its TLS side (`bind ... ssl crt`).
     listen: Option<SocketAddr>,
+    listen_tls: Option<Arc<TlsServer>>,
     tables: Vec<Arc<Table>>,
     remotes: Vec<Arc<Remote>>,
     /// Our tables are complete: a member taught us, or nobody did in time.
@@ -127,15 +139,115 @@ struct Section {
     /// When the successor last acknowledged something (or confirmed the lesson): one that
     /// stays silent this long is not waited for.
     teacher_heard: std::sync::Mutex<tokio::time::Instant>,
+    /// Per table, the successor has none of that name and key (its configuration renamed or
+    /// dropped it): it ignores the table's updates, so its acknowledgements are not waited
+    /// for. Known once it confirms a lesson that taught entries of the table without
+    /// acknowledging any ([`Session::confirmed`]).
+    successor_lacks: Vec<AtomicBool>,
     /// Our listener is open: a stopping process teaches once it is closed, so that its
     /// connection reaches the successor's listener, not its own.
     listening: watch::Sender<bool>,
+}
+
+/// A session's reading side: the connection's, in clear or through TLS.
+type Reader = BufReader<Box<dyn AsyncRead + Send + Unpin>>;
+/// A session's writing side.
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A connection to or from a member, in clear or through TLS, split for a session.
+enum Link {
+    Clear(TcpStream),
+    /// Accepted on a TLS listener: the socket and its TLS state.
+    Accepted(AcceptedTls),
+    /// Boxed: a client's TLS state is large, and short-lived here (split at once).
+    Connected(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Link {
+    fn split(self) -> (Reader, Writer) {
+        fn halves<S: AsyncRead + AsyncWrite + Send + 'static>(s: S) -> (Reader, Writer) {
+            let (read, write) = tokio::io::split(s);
+            (BufReader::new(Box::new(read)), Box::new(write))
+        }
+        match self {
+            Link::Clear(stream) => {
+                let (read, write) = stream.into_split();
+                (BufReader::new(Box::new(read)), Box::new(write))
+            }
+            Link::Accepted(tls) => halves(tls),
+            Link::Connected(tls) => halves(*tls),
+        }
+    }
+
+    /// Connects to `remote` at `addr`, through TLS when its line has `ssl`; None when the
+    /// connection or the handshake fails.
+    async fn connect(addr: SocketAddr, tls: Option<&TlsClient>) -> Option<Link> {
+        let stream = tokio::time::timeout(CONNECT, TcpStream::connect(addr))
+            .await
+            .ok()?
+            .ok()?;
+        let _ = stream.set_nodelay(true);
+        match tls {
+            None => Some(Link::Clear(stream)),
+            Some(tls) => super::tls::handshake(tls.traffic(), addr.ip(), stream, SILENCE)
+                .await
+                .ok()
+                .map(|tls| Link::Connected(Box::new(tls))),
+        }
+    }
+}
+
+/// A connection accepted on a TLS listener, owning its socket: the session's reads and
+/// writes go through the TLS state as a frontend's do ([`super::tls::Session::over`]).
+struct AcceptedTls {
+    sock: TcpStream,
+    tls: Box<super::tls::Session>,
+}
+
+impl AsyncRead for AcceptedTls {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        std::pin::Pin::new(&mut this.tls.over(&this.sock)).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for AcceptedTls {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        std::pin::Pin::new(&mut this.tls.over(&this.sock)).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        std::pin::Pin::new(&mut this.tls.over(&this.sock)).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        std::pin::Pin::new(&mut this.tls.over(&this.sock)).poll_shutdown(cx)
+    }
 }
 
 /// Another member.
 struct Remote {
     name: String,
     addr: Option<SocketAddr>,
+    /// `ssl` on its line: connected to through TLS.
+    tls: Option<Arc<TlsClient>>,
     /// What `show peers` reports of it.
     stats: std::sync::Mutex<show::PeerStats>,
     /// What changes at every turn of its session's loop, for `show peers`.
@@ -201,6 +313,46 @@ pub fn set_replacing() {
     REPLACING.store(true, Ordering::Relaxed);
 }
 
+/// The value a process replacing this one queues with the SIGUSR1 it sends
+/// ([`finish_for_successor`]): "hapx" in ASCII.
+const SUCCESSOR_MARK: usize = 0x6861_7078;
+
+/// The soft stop came from a successor ([`finish_for_successor`]), which binds its peers
+/// listener only once its runtime runs: the lesson is retried until it listens. A plain
+/// SIGUSR1 (a lone soft stop, or the master's) tries once and gives up on a refusal, as
+/// HAProxy's old process does.
+static REPLACED: AtomicBool = AtomicBool::new(false);
+
+/// Tells the old process `pid` to finish softly as its successor does (`-sf`): SIGUSR1,
+/// queued with [`SUCCESSOR_MARK`] so that it knows a successor is coming.
+pub fn finish_for_successor(pid: u32) -> nix::Result<()> {
+    unsafe extern "C" {
+        /// glibc's and musl's sigqueue(3), which the libc crate does not declare on Linux.
+        fn sigqueue(pid: libc::pid_t, sig: libc::c_int, value: libc::sigval) -> libc::c_int;
+    }
+    let value = libc::sigval {
+        sival_ptr: SUCCESSOR_MARK as *mut libc::c_void,
+    };
+    // SAFETY: sigqueue(3) takes plain values; the pointer is a number, never dereferenced.
+    let queued = unsafe { sigqueue(pid as libc::pid_t, libc::SIGUSR1, value) };
+    nix::errno::Errno::result(queued).map(drop)
+}
+
+/// Notes a successor's SIGUSR1 ([`REPLACED`]), beside the runtime's own handling of it.
+fn watch_successor_signal() {
+    let action = |info: &libc::siginfo_t| {
+        // SAFETY: `si_value` is the queued value when `si_code` is SI_QUEUE.
+        let queued = info.si_code == libc::SI_QUEUE
+            && unsafe { info.si_value() }.sival_ptr as usize == SUCCESSOR_MARK;
+        if queued {
+            REPLACED.store(true, Ordering::SeqCst);
+        }
+    };
+    // SAFETY: the action only reads its argument and stores an atomic (signal-safe).
+    unsafe { signal_hook_registry::register_sigaction(libc::SIGUSR1, action) }
+        .expect("SIGUSR1 takes a handler");
+}
+
 /// Whether a stopping process still teaches its successor, or has changes not yet sent to
 /// it (it waits before exiting).
 pub fn lesson_running() -> bool {
@@ -241,7 +393,8 @@ pub fn listener_count(state: &State) -> usize {
 /// are told to stop, so that an address that cannot be bound (HAProxy's alert) fails the
 /// start while the old process still serves. The socket is a probe, closed at once; the
 /// listener is bound again once the runtime runs ([`start`]), after the old process was
-/// told to stop, and its lesson is retried every 10 ms until then. Keeping the socket bound
+/// told to stop, and its lesson is retried every 10 ms until then (told by a successor's
+/// marked SIGUSR1, [`finish_for_successor`]: a lone soft stop tries once). Keeping the socket bound
 /// from here on (listening or not) made reloads under load lose up to a third of a shared
 /// entry's counts in 2 of 8 runs of `proxy_peers`'s reload test, where binding at start
 /// lost none in 8 (the cause is not understood yet; a likely one, the new process pushing
@@ -270,6 +423,9 @@ pub fn bind_listeners(state: &State) -> anyhow::Result<()> {
 /// Starts replication for every running section (on the current runtime); a soft stop
 /// (`stop`) gives the successor its lesson.
 pub fn spawn_all(state: &Arc<State>, stop: watch::Receiver<super::Stop>) {
+    if listener_count(state) > 0 {
+        watch_successor_signal();
+    }
     for (section, tables) in replicating(state) {
         let section = start(section, tables);
         if section.listen.is_some() {
@@ -299,7 +455,8 @@ async fn on_stop(section: Arc<Section>, mut stop: watch::Receiver<super::Stop>) 
         let closed = listening.wait_for(|open| !open);
         let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
         let (confirmed, confirmation) = tokio::sync::oneshot::channel();
-        let teacher = tokio::spawn(teach_successor(section.clone(), addr, confirmed));
+        let replaced = REPLACED.load(Ordering::SeqCst);
+        let teacher = tokio::spawn(teach_successor(section.clone(), addr, replaced, confirmed));
         // Confirmed: the session pushes on until the process exits.
         if !matches!(tokio::time::timeout(RESYNC, confirmation).await, Ok(Ok(()))) {
             teacher.abort();
@@ -339,9 +496,11 @@ impl Section {
         let acked = (self.local.acked.lock())
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let sent = self.tables.iter().zip(&self.teacher_sent);
         let unacked =
-            (self.tables.iter().zip(&self.teacher_sent).zip(acked)).any(|((t, sent), acked)| {
-                sent.load(Ordering::SeqCst) > unwrap_update(t.local_update(), acked)
+            (sent.zip(acked).zip(&self.successor_lacks)).any(|(((t, sent), acked), lacks)| {
+                !lacks.load(Ordering::SeqCst)
+                    && sent.load(Ordering::SeqCst) > unwrap_update(t.local_update(), acked)
             });
         let heard = *self.teacher_heard.lock().unwrap_or_else(|e| e.into_inner());
         unacked && heard.elapsed() < SILENCE
@@ -355,9 +514,12 @@ impl Section {
 
 /// Connects to our own address (the new process listens there now; ours is closed) and
 /// teaches it every entry, then pushes the changes made here while the process drains.
+/// Without a successor (`replaced` false: a lone soft stop), one attempt: a process that
+/// listens there was started apart, and one refusal means nobody does (HAProxy's way).
 async fn teach_successor(
     section: Arc<Section>,
     addr: SocketAddr,
+    replaced: bool,
     confirmed: tokio::sync::oneshot::Sender<()>,
 ) {
     let local = &section.local;
@@ -365,11 +527,9 @@ async fn teach_successor(
         local.connecting();
         let _active = Counted::new(&ACTIVE);
         let _session = InnerSession::begin();
-        if let Ok(stream) = TcpStream::connect(addr).await {
+        if let Some(link) = Link::connect(addr, local.tls.as_deref()).await {
             local.with_stats(|st| st.status = show::CONNECTED);
-            let _ = stream.set_nodelay(true);
-            let (read, mut write) = stream.into_split();
-            let mut read = BufReader::new(read);
+            let (mut read, mut write) = link.split();
             let hello = hello(&local.name, &section.local_name);
             if write.write_all(hello.as_bytes()).await.is_ok() {
                 if let Some(status) = line(&mut read).await {
@@ -381,10 +541,13 @@ async fn teach_successor(
                 }
             }
         }
-        // The new process listens before it tells us to stop; it may be gone (failed)
-        // meanwhile, or refuse us until its runtime accepts (a full queue): try again
-        // soon, as what it counts before the lesson is overwritten by it (HAProxy retries
-        // every 500 ms).
+        if !replaced {
+            return;
+        }
+        // The successor binds its listener once its runtime runs, after it told us to stop
+        // (see `bind_listeners`); it may be gone (failed) meanwhile, or refuse us until its
+        // runtime accepts (a full queue): try again soon, as what it counts before the
+        // lesson is overwritten by it (HAProxy retries every 500 ms).
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -403,10 +566,16 @@ fn hello(remote: &str, local: &str) -> String {
 }
 
 impl Remote {
-    fn new(name: &str, addr: Option<SocketAddr>, tables: usize) -> Arc<Remote> {
+    fn new(
+        name: &str,
+        addr: Option<SocketAddr>,
+        tls: Option<Arc<TlsClient>>,
+        tables: usize,
+    ) -> Arc<Remote> {
         Arc::new(Remote {
             name: name.to_string(),
             addr,
+            tls,
             stats: std::sync::Mutex::new(show::PeerStats::new(tables)),
             live: show::Live::new(),
             dicts: std::sync::Mutex::new(show::Dicts::new()),
@@ -444,11 +613,14 @@ fn start(conf: &PeersSection, tables: Vec<Arc<Table>>) -> Arc<Section> {
     let n = tables.len();
     let local_name = conf.local_name().unwrap_or_default().to_string();
     let replacing = REPLACING.load(Ordering::Relaxed);
-    let local = Remote::new(&local_name, conf.listen_addr(), n);
+    let local_tls = (conf.members.iter())
+        .find(|m| m.local)
+        .and_then(|m| m.tls.clone());
+    let local = Remote::new(&local_name, conf.listen_addr(), local_tls, n);
     let members: Vec<Arc<Remote>> = (conf.members.iter())
         .map(|m| match m.local {
             true => local.clone(),
-            false => Remote::new(&m.name, m.addr, n),
+            false => Remote::new(&m.name, m.addr, m.tls.clone(), n),
         })
         .collect();
     // Not replacing a process: nothing to learn from one (HAProxy's start).
@@ -471,6 +643,7 @@ fn start(conf: &PeersSection, tables: Vec<Arc<Table>>) -> Arc<Section> {
         local,
         local_name,
         listen: conf.listen_addr(),
+        listen_tls: conf.listen_tls().cloned(),
         tables,
         resynced: AtomicBool::new(false),
         learning: AtomicBool::new(false),
@@ -480,6 +653,7 @@ fn start(conf: &PeersSection, tables: Vec<Arc<Table>>) -> Arc<Section> {
         teacher_pushed: (0..n).map(|_| AtomicU64::new(0)).collect(),
         teacher_sent: (0..n).map(|_| AtomicU64::new(0)).collect(),
         teacher_heard: std::sync::Mutex::new(tokio::time::Instant::now()),
+        successor_lacks: (0..n).map(|_| AtomicBool::new(false)).collect(),
         listening: watch::channel(false).0,
     });
     // Bound now, after the old process was told to stop (see `bind_listeners`).
@@ -577,8 +751,19 @@ async fn accept(section: Arc<Section>, stream: TcpStream) {
     }
     let _ = stream.set_nodelay(true);
     let ends = stream.peer_addr().ok().zip(stream.local_addr().ok());
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
+    let link = match &section.listen_tls {
+        None => Link::Clear(stream),
+        Some(server) => match super::tls::accept(server, &stream, Some(SILENCE)).await {
+            Ok(tls) => Link::Accepted(AcceptedTls { sock: stream, tls }),
+            Err(_) => return,
+        },
+    };
+    let accepted = ends.map(|(src, dst)| show::Accepted {
+        src,
+        dst,
+        ssl: section.listen_tls.is_some(),
+    });
+    let (mut read, mut write) = link.split();
     let hello = tokio::time::timeout(SILENCE, read_hello(&mut read, &section)).await;
     let remote = match hello {
         Ok(Ok(remote)) => remote,
@@ -614,7 +799,7 @@ async fn accept(section: Arc<Section>, stream: TcpStream) {
         }
         false => Role::Member,
     };
-    run(section, remote, read, write, role, ends).await;
+    run(section, remote, read, write, role, accepted).await;
 }
 
 /// A seed that differs between processes started in the same millisecond.
@@ -625,10 +810,7 @@ fn seed() -> u64 {
 }
 
 /// Reads `HAProxyS 2.1`, our name, and `NAME PID RELPID`: the member, or the status refusing.
-async fn read_hello(
-    read: &mut BufReader<OwnedReadHalf>,
-    section: &Section,
-) -> Result<Arc<Remote>, Option<u32>> {
+async fn read_hello(read: &mut Reader, section: &Section) -> Result<Arc<Remote>, Option<u32>> {
     let version = line(read).await.ok_or(None)?;
     let Some(v) = version.strip_prefix("HAProxyS ") else {
         return Err(Some(ERR_PROTO));
@@ -656,7 +838,7 @@ async fn read_hello(
 }
 
 /// One line, without its `\r\n` or `\n`; None at the end or past 1 KB.
-async fn line(read: &mut BufReader<OwnedReadHalf>) -> Option<String> {
+async fn line(read: &mut Reader) -> Option<String> {
     let mut buf = Vec::new();
     (&mut *read)
         .take(1024)
@@ -692,11 +874,9 @@ async fn connect_loop(section: Arc<Section>, remote: Arc<Remote>) {
         let active = Counted::new(&ACTIVE);
         // HAProxy's session for the attempt, from before its connection.
         let session = InnerSession::begin();
-        if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT, TcpStream::connect(addr)).await {
+        if let Some(link) = Link::connect(addr, remote.tls.as_deref()).await {
             remote.with_stats(|st| st.status = show::CONNECTED);
-            let _ = stream.set_nodelay(true);
-            let (read, mut write) = stream.into_split();
-            let mut read = BufReader::new(read);
+            let (mut read, mut write) = link.split();
             let hello = hello(&remote.name, &section.local_name);
             if write.write_all(hello.as_bytes()).await.is_ok() {
                 let status = tokio::time::timeout(SILENCE, line(&mut read)).await;
@@ -738,6 +918,10 @@ struct Shared {
     /// The last update received, and the last acknowledged.
     last_get: u32,
     last_acked: u32,
+    /// The lesson we gave the member taught entries of the table.
+    taught: bool,
+    /// The member acknowledged updates of the table: it has one of that name and key.
+    heard_ack: bool,
 }
 
 impl Shared {
@@ -802,7 +986,7 @@ struct Session {
     dict_tx: u64,
     out: Vec<u8>,
     /// An accepted session's ends: the member's address and ours.
-    accepted: Option<(SocketAddr, SocketAddr)>,
+    accepted: Option<show::Accepted>,
     /// Turns of its loop (`show peers`' task calls).
     calls: u32,
     /// A message came from the member.
@@ -816,10 +1000,10 @@ struct Session {
 async fn run(
     section: Arc<Section>,
     remote: Arc<Remote>,
-    mut read: BufReader<OwnedReadHalf>,
-    mut write: OwnedWriteHalf,
+    mut read: Reader,
+    mut write: Writer,
     role: Role,
-    accepted: Option<(SocketAddr, SocketAddr)>,
+    accepted: Option<show::Accepted>,
 ) {
     let id = SESSIONS.fetch_add(1, Ordering::Relaxed);
     let _connected = Counted::new(&CONNECTED);
@@ -842,6 +1026,8 @@ async fn run(
                 remote_nbelem: [0; 64],
                 last_get: 0,
                 last_acked: 0,
+                taught: false,
+                heard_ack: false,
             })
             .collect(),
         section,
@@ -941,7 +1127,7 @@ impl Session {
     async fn serve(
         &mut self,
         messages: &mut tokio::sync::mpsc::Receiver<Result<Message, End>>,
-        write: &mut OwnedWriteHalf,
+        write: &mut Writer,
     ) -> Result<(), End> {
         let mut sessions = self.remote.session.subscribe();
         let mut stopping = self.section.stopping.subscribe();
@@ -1132,17 +1318,8 @@ impl Session {
     /// Acknowledgements due, then the entries changed here not sent yet (none while
     /// learning from this member or teaching it), up to a write's worth.
     fn push(&mut self) {
+        self.acknowledge();
         for i in 0..self.tables.len() {
-            let t = &mut self.tables[i];
-            if t.last_get != t.last_acked {
-                if let Some(remote_id) = t.remote_id {
-                    let mut p = Vec::new();
-                    put_varint(&mut p, remote_id);
-                    p.extend_from_slice(&t.last_get.to_be_bytes());
-                    self.out.extend(table_message(STKT_ACK, &p));
-                }
-                t.last_acked = t.last_get;
-            }
             if self.learning || self.teaching {
                 continue;
             }
@@ -1165,6 +1342,21 @@ impl Session {
                     t.last_pushed = t.last_pushed.max(newest);
                     break;
                 }
+            }
+        }
+    }
+
+    /// The acknowledgements due: the last update received in each table.
+    fn acknowledge(&mut self) {
+        for t in &mut self.tables {
+            if t.last_get != t.last_acked {
+                if let Some(remote_id) = t.remote_id {
+                    let mut p = Vec::new();
+                    put_varint(&mut p, remote_id);
+                    p.extend_from_slice(&t.last_get.to_be_bytes());
+                    self.out.extend(table_message(STKT_ACK, &p));
+                }
+                t.last_acked = t.last_get;
             }
         }
     }
@@ -1288,6 +1480,7 @@ impl Session {
             false => lesson.after = last,
         }
         lesson.count += piece.len() as u32;
+        self.tables[i].taught |= !piece.is_empty();
         // Every table is defined, even without entries, as HAProxy teaches.
         self.define(i);
         for (n, e) in piece.iter().enumerate() {
@@ -1305,6 +1498,11 @@ impl Session {
     fn confirmed(&mut self) {
         self.teaching = false;
         if self.role.teacher() {
+            // A successor acknowledges a lesson's entries before it confirms it (see
+            // `handle`): a table taught and not acknowledged is one it lacks.
+            for (t, lacks) in self.tables.iter().zip(&self.section.successor_lacks) {
+                lacks.store(t.taught && !t.heard_ack, Ordering::SeqCst);
+            }
             self.record_pushed();
             self.section.heard_from_successor();
             self.section.teacher_live.store(true, Ordering::SeqCst);
@@ -1360,6 +1558,9 @@ impl Session {
                         false => show::RESYNC_REMOTE_PARTIAL,
                     });
                 }
+                // What the lesson taught is acknowledged before it is confirmed: its teacher
+                // takes a table taught and not acknowledged by then for one we lack.
+                self.acknowledge();
                 self.out
                     .extend_from_slice(&[CLASS_CONTROL, CTRL_RESYNC_CONFIRM]);
             }
@@ -1377,8 +1578,16 @@ impl Session {
             [CLASS_STICKTABLE, STKT_ACK] => {
                 let id = c.varint()?;
                 let update = c.u32()?;
+                let table = id.checked_sub(1).map(|i| i as usize);
+                if let Some(t) = table.and_then(|i| self.tables.get_mut(i)) {
+                    t.heard_ack = true;
+                }
+                let lacks = table.and_then(|i| self.section.successor_lacks.get(i));
+                if let Some(lacks) = lacks.filter(|_| self.role.teacher()) {
+                    lacks.store(false, Ordering::SeqCst);
+                }
                 if !self.teaching {
-                    if let Some(i) = id.checked_sub(1).map(|i| i as usize) {
+                    if let Some(i) = table {
                         if let Ok(mut acked) = self.remote.acked.lock() {
                             if let Some(a) = acked.get_mut(i) {
                                 *a = update;
@@ -1524,7 +1733,7 @@ async fn futures_select_all<F: std::future::Future + Unpin>(futures: impl Iterat
 type Message = ([u8; 2], Vec<u8>);
 
 /// Reads one message.
-async fn read_message(read: &mut BufReader<OwnedReadHalf>) -> Result<Message, End> {
+async fn read_message(read: &mut Reader) -> Result<Message, End> {
     let mut head = [0u8; 2];
     read.read_exact(&mut head).await?;
     if head[1] & 0x80 == 0 {

@@ -164,13 +164,21 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
+/// An accepted session's ends: the member's address and ours, and whether through TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Accepted {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub ssl: bool,
+}
+
 /// An established session (its turns and timers are in [`Live`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct SessionView {
     /// Where the session's state lives (HAProxy's appctx pointer).
     pub id: usize,
-    /// An accepted session: the member's address and ours.
-    pub accepted: Option<(SocketAddr, SocketAddr)>,
+    /// An accepted session's ends.
+    pub accepted: Option<Accepted>,
     /// `PEER_F_*` of the session.
     pub flags: u32,
     /// Our table the member's updates are for, and the last we defined to it.
@@ -329,8 +337,9 @@ fn dump_member(
             s.id,
             member.live.calls()
         );
-        if let Some((src, dst)) = s.accepted {
-            let _ = write!(out, "\n        xprt=RAW src={src} addr={dst}");
+        if let Some(Accepted { src, dst, ssl }) = s.accepted {
+            let xprt = if ssl { "SSL" } else { "RAW" };
+            let _ = write!(out, "\n        xprt={xprt} src={src} addr={dst}");
         }
         for (what, table) in [
             ("remote_table", s.remote_table),

@@ -1,0 +1,395 @@
+//! A server's answer that comes while the request's body is still on its way (a request
+//! without `Expect`), side by side with HAProxy 2.6: the same configuration and traffic
+//! through hapx-proxy and through HAProxy (both at once, each on its own port with its own
+//! syslog socket), comparing what the client saw and what each logged.
+//!
+//! HAProxy forwards such an answer at once and goes on relaying the body to the server;
+//! the request is logged when both ended: `----` when the body went whole (the client
+//! connection kept), `SD--` when the server's connection failed under the body, `sD--` when
+//! the server took none of it for `timeout server`, `CD--` when the client closed, `cD--`
+//! when the client sent nothing for `timeout client` once the server had closed.
+//!
+//! The test servers answer 413 as soon as they have a request's head and the start of its
+//! body. The clients read that
+//! answer before sending the rest of the body: a proxy holding the answer until the body
+//! went would never give it. No test sleeps: each waits for what it reads.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hapx_tests::proxy::{Proxy, free_port, temp_dir};
+use hapx_tests::proxy_rules::{HAPROXY, read_response};
+use hapx_tests::{bins, require};
+
+const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// The request's declared body, of which the first [`FIRST`] bytes come with its head.
+const BODY: usize = 5000;
+const FIRST: usize = 100;
+
+/// One proxy's run: what the client saw and the request lines logged.
+#[derive(Debug)]
+struct Run<T> {
+    seen: T,
+    lines: Vec<Line>,
+}
+
+/// The parts of an `option httplog` line that do not vary between runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Line {
+    request: String,
+    server: String,
+    status: String,
+    bytes: u64,
+    flags: String,
+}
+
+impl Line {
+    fn parse(message: &str) -> Option<Line> {
+        let words: Vec<&str> = message.split(' ').collect();
+        let request = message.split_once('"')?.1.trim_end_matches('"').to_string();
+        Some(Line {
+            request,
+            server: words.get(3)?.to_string(),
+            status: words.get(5)?.to_string(),
+            bytes: words.get(6)?.parse().ok()?,
+            flags: words.get(9)?.to_string(),
+        })
+    }
+}
+
+/// Runs `traffic` through hapx-proxy and through HAProxy at once, each proxying frontend
+/// `fe` to its own [`answering_server`] doing as `after` says (`traffic` gets that server's
+/// resets), and asserts both saw and logged the same (`lines` request lines each,
+/// in any order); returns hapx's run. HAProxy's is skipped loudly when it is not installed
+/// (failing under CI).
+fn side_by_side<T: Send + PartialEq + std::fmt::Debug>(
+    test: &str,
+    after: After,
+    lines: usize,
+    traffic: impl Fn(SocketAddr, &Receiver<()>) -> T + Sync,
+) -> Run<T> {
+    let config = "defaults\n  mode http\n  log global\n  option httplog\n  retries 0\n  \
+                  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n\
+                  frontend fe\n  bind {front}\n  default_backend be\n\
+                  backend be\n  server s1 {server}\n";
+    let has_haproxy = require::path(test, Path::new(HAPROXY), "HAProxy");
+    let (ours, theirs) = thread::scope(|s| {
+        let theirs = has_haproxy.then(|| {
+            s.spawn(|| {
+                run(
+                    PathBuf::from(HAPROXY),
+                    test,
+                    (config, after),
+                    lines,
+                    &traffic,
+                )
+            })
+        });
+        let ours = run(
+            bins::path("hapx-proxy"),
+            test,
+            (config, after),
+            lines,
+            &traffic,
+        );
+        (ours, theirs.map(|t| t.join().expect("HAProxy's run")))
+    });
+    if let Some(mut theirs) = theirs {
+        assert_eq!(
+            ours.seen, theirs.seen,
+            "{test}: what the client saw (hapx, HAProxy)"
+        );
+        let mut mine = ours.lines.clone();
+        mine.sort();
+        theirs.lines.sort();
+        assert_eq!(mine, theirs.lines, "{test}: the log lines (hapx, HAProxy)");
+    }
+    ours
+}
+
+fn run<T>(
+    binary: PathBuf,
+    test: &str,
+    (config, after): (&str, After),
+    lines: usize,
+    traffic: &impl Fn(SocketAddr, &Receiver<()>) -> T,
+) -> Run<T> {
+    let (server, resets) = answering_server(after);
+    let sink = UdpSocket::bind((LO, 0)).expect("binding the syslog socket");
+    let log = sink.local_addr().expect("its address");
+    let front = SocketAddr::from((LO, free_port()));
+    let config = format!(
+        "global\n  log {log} local0 info\n{}",
+        config
+            .replace("{front}", &front.to_string())
+            .replace("{server}", &server.to_string())
+    );
+    let name = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("proxy")
+        .to_string();
+    let dir = temp_dir(&format!("{test}-{name}"));
+    let _proxy = Proxy::start_with(binary, &dir, &name, &config, front, &[]);
+    let seen = traffic(front, &resets);
+    Run {
+        seen,
+        lines: request_lines(&sink, lines),
+    }
+}
+
+/// The first `count` request lines `sink` receives (other messages skipped); fewer if they
+/// do not come within 10 s.
+fn request_lines(sink: &UdpSocket, count: usize) -> Vec<Line> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while out.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        sink.set_read_timeout(Some(left)).expect("a read timeout");
+        let Ok(n) = sink.recv(&mut buf) else {
+            break;
+        };
+        let message = String::from_utf8_lossy(&buf[..n]);
+        let Some((_, line)) = message.trim_end().split_once("]: ") else {
+            continue;
+        };
+        if line.contains('"') && line.split(' ').nth(2) == Some("fe") {
+            out.extend(Line::parse(line));
+        }
+    }
+    out
+}
+
+/// What a test server does once it answered a request's head with 413.
+#[derive(Debug, Clone, Copy)]
+enum After {
+    /// Reads the rest of the body, then answers the connection's next requests with 200.
+    Reads,
+    /// Closes with a reset (nothing more of the body can reach it).
+    Resets,
+    /// Keeps the connection open without reading from it (until the test's process ends).
+    Holds,
+}
+
+/// A server answering each connection's first request 413 as soon as its head and the
+/// first [`FIRST`] bytes of its body came, then doing as `after` says; each reset it made is
+/// told on the receiver.
+fn answering_server(after: After) -> (SocketAddr, Receiver<()>) {
+    let listener = TcpListener::bind((LO, 0)).expect("binding the server");
+    let addr = listener.local_addr().expect("its address");
+    let (reset, resets) = mpsc::channel();
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let reset = reset.clone();
+            thread::spawn(move || serve(conn, after, &reset));
+        }
+    });
+    (addr, resets)
+}
+
+fn serve(conn: TcpStream, after: After, reset: &Sender<()>) {
+    let mut writer = conn.try_clone().expect("a clone");
+    let mut reader = BufReader::new(conn);
+    let Some(length) = read_head(&mut reader) else {
+        return;
+    };
+    // The body's start first: the proxies wrote it (HAProxy in one write with the head,
+    // hapx-proxy just after), so the answer comes while the rest is awaited.
+    let mut start = [0u8; FIRST];
+    if reader.read_exact(&mut start).is_err() {
+        return;
+    }
+    let _ = writer.write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 5\r\n\r\nlarge");
+    match after {
+        After::Resets => {
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            let _ =
+                nix::sys::socket::setsockopt(&writer, nix::sys::socket::sockopt::Linger, &linger);
+            drop((writer, reader));
+            let _ = reset.send(());
+        }
+        After::Holds => {
+            // Nothing is read: held until the test's process ends.
+            loop {
+                thread::park();
+            }
+        }
+        After::Reads => {
+            let mut body = vec![0u8; length - FIRST];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            while read_head(&mut reader).is_some() {
+                let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext");
+            }
+        }
+    }
+}
+
+/// Reads a request head; its Content-Length (0 without), None at the connection's end.
+fn read_head(reader: &mut impl BufRead) -> Option<usize> {
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        if line == "\r\n" {
+            return Some(length);
+        }
+    }
+}
+
+/// A connection to `front` that sent a POST head announcing `body` bytes and the first
+/// [`FIRST`] of them, with a reader of its answers.
+fn upload(front: SocketAddr, body: usize) -> (TcpStream, BufReader<TcpStream>) {
+    let mut c = TcpStream::connect(front).expect("connecting");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {body}\r\n\r\n");
+    c.write_all(head.as_bytes()).expect("sending the head");
+    c.write_all(&[b'a'; FIRST])
+        .expect("sending the body's start");
+    let reader = BufReader::new(c.try_clone().expect("a clone"));
+    (c, reader)
+}
+
+/// Whether the proxy closed the connection (read within its read timeout: an end, or a
+/// reset).
+fn closed(reader: &mut BufReader<TcpStream>) -> bool {
+    matches!(reader.read(&mut [0u8; 1]), Ok(0) | Err(_))
+}
+
+fn line(request: &str, status: &str, bytes: u64, flags: &str) -> Line {
+    Line {
+        request: request.into(),
+        server: "be/s1".into(),
+        status: status.into(),
+        bytes,
+        flags: flags.into(),
+    }
+}
+
+/// The answer comes before the body went; the body then goes whole to the server, which
+/// reads it: the exchange ends as any other and the connection takes the next request.
+#[test]
+fn an_early_answer_comes_before_the_body_and_the_body_still_goes() {
+    let test = "an_early_answer_comes_before_the_body_and_the_body_still_goes";
+    let run = side_by_side(test, After::Reads, 2, |front, _| {
+        let (mut c, mut reader) = upload(front, BODY);
+        let early = read_response(&mut reader).map(|r| (r.status, r.body));
+        c.write_all(&[b'a'; BODY - FIRST])
+            .expect("sending the rest");
+        c.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("the next request");
+        let next = read_response(&mut reader).map(|r| (r.status, r.body));
+        (early, next)
+    });
+    assert_eq!(
+        run.seen,
+        (Some((413, "large".into())), Some((200, "next".into())))
+    );
+    let mut lines = run.lines;
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            line("GET /next HTTP/1.1", "200", 53, "----"),
+            line("POST /up HTTP/1.1", "413", 69, "----")
+        ]
+    );
+}
+
+/// A server that answered and reset its connection: the rest of the body fails on it,
+/// `SD--`, and the client connection closes.
+#[test]
+fn the_body_after_an_answer_fails_on_a_reset_server() {
+    let test = "the_body_after_an_answer_fails_on_a_reset_server";
+    let run = side_by_side(test, After::Resets, 1, |front, resets| {
+        let (mut c, mut reader) = upload(front, BODY);
+        let early = read_response(&mut reader).map(|r| r.status);
+        resets.recv().expect("the server's reset");
+        // (The proxy may close before all of it went.)
+        let _ = c.write_all(&[b'a'; BODY - FIRST]);
+        (early, closed(&mut reader))
+    });
+    assert_eq!(run.seen, (Some(413), true));
+    assert_eq!(run.lines, [line("POST /up HTTP/1.1", "413", 69, "SD--")]);
+}
+
+/// A client sending nothing more after the answer, its server gone: `timeout client` ends
+/// it, `cD--`.
+#[test]
+fn a_client_idle_after_the_answer_times_out_once_the_server_left() {
+    let test = "a_client_idle_after_the_answer_times_out_once_the_server_left";
+    let run = side_by_side(test, After::Resets, 1, |front, resets| {
+        let (_c, mut reader) = upload(front, BODY);
+        let early = read_response(&mut reader).map(|r| r.status);
+        resets.recv().expect("the server's reset");
+        (early, closed(&mut reader))
+    });
+    assert_eq!(run.seen, (Some(413), true));
+    assert_eq!(run.lines, [line("POST /up HTTP/1.1", "413", 69, "cD--")]);
+}
+
+/// A client closing after the answer, its body not sent: `CD--`.
+#[test]
+fn a_client_closing_after_the_answer_is_its_abort() {
+    let test = "a_client_closing_after_the_answer_is_its_abort";
+    let run = side_by_side(test, After::Holds, 1, |front, _| {
+        let (c, mut reader) = upload(front, BODY);
+        let early = read_response(&mut reader).map(|r| r.status);
+        drop(reader);
+        drop(c);
+        early
+    });
+    assert_eq!(run.seen, Some(413));
+    assert_eq!(run.lines, [line("POST /up HTTP/1.1", "413", 69, "CD--")]);
+}
+
+/// A body far larger than the sockets hold, to a server that answered and reads nothing:
+/// the answer still comes, and `timeout server` ends the body, `sD--`.
+#[test]
+fn a_body_the_server_stopped_reading_ends_at_its_timeout() {
+    let test = "a_body_the_server_stopped_reading_ends_at_its_timeout";
+    const LARGE: usize = 256 << 20;
+    let run = side_by_side(test, After::Holds, 1, |front, _| {
+        let (c, mut reader) = upload(front, LARGE);
+        // Sent while the answer is read, until the proxy closes.
+        let mut writer = c.try_clone().expect("a clone");
+        let sender = thread::spawn(move || {
+            let chunk = vec![b'a'; 1 << 16];
+            let mut left = LARGE - FIRST;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if writer.write_all(&chunk[..n]).is_err() {
+                    return false;
+                }
+                left -= n;
+            }
+            true
+        });
+        let early = read_response(&mut reader).map(|r| r.status);
+        let closed = closed(&mut reader);
+        let _ = c.shutdown(std::net::Shutdown::Both);
+        let sent_all = sender.join().expect("the sender");
+        (early, closed, sent_all)
+    });
+    assert_eq!(run.seen, (Some(413), true, false));
+    assert_eq!(run.lines, [line("POST /up HTTP/1.1", "413", 69, "sD--")]);
+}
