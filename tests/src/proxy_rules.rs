@@ -7,7 +7,7 @@
 //! - [`EchoServer`]: an HTTP/1.1 keep-alive server answering with its name and the request
 //!   head it received (header names lower-cased), so tests see what the proxy forwarded.
 //! - [`Response`], [`exchange`]: requests on one kept-alive client connection.
-//! - [`Syslog`]: a UDP syslog sink on loopback.
+//! - [`Syslog`]: a UDP syslog sink on loopback; [`HttplogLine`]: an `httplog` line's parts.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -290,30 +290,70 @@ impl Syslog {
     /// value came with), without the final line feed.
     pub fn messages(&self, count: usize) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        while out.len() < count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            self.socket
-                .set_read_timeout(Some(left))
-                .expect("a read timeout");
-            let Ok(n) = self.socket.recv(&mut buf) else {
-                break;
-            };
-            let mut line = &buf[..n];
-            while let [rest @ .., b'\n' | b'\r' | b' ' | b'\t'] = line {
-                line = rest;
-            }
-            let message = line
-                .windows(3)
-                .position(|w| w == b"]: ")
-                .map_or(line, |at| &line[at + 3..]);
-            out.push(message.to_vec());
+        std::iter::from_fn(|| self.next_message(deadline))
+            .take(count)
+            .collect()
+    }
+
+    /// The first `count` request lines of frontend `frontend` (`option httplog`), other
+    /// messages (HAProxy's start notices, another frontend's lines) skipped; fewer if they
+    /// do not all come within 10 seconds.
+    pub fn httplog_lines(&self, frontend: &str, count: usize) -> Vec<HttplogLine> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        std::iter::from_fn(|| self.next_message(deadline))
+            .map(|m| String::from_utf8_lossy(&m).into_owned())
+            .filter(|line| line.contains('"') && line.split(' ').nth(2) == Some(frontend))
+            .filter_map(|line| HttplogLine::parse(&line))
+            .take(count)
+            .collect()
+    }
+
+    /// The next message after its syslog header, trailing white space cut; None once
+    /// `deadline` passed.
+    fn next_message(&self, deadline: Instant) -> Option<Vec<u8>> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
         }
-        out
+        self.socket
+            .set_read_timeout(Some(left))
+            .expect("a read timeout");
+        let mut buf = [0u8; 8192];
+        let n = self.socket.recv(&mut buf).ok()?;
+        let mut line = &buf[..n];
+        while let [rest @ .., b'\n' | b'\r' | b' ' | b'\t'] = line {
+            line = rest;
+        }
+        let message = line
+            .windows(3)
+            .position(|w| w == b"]: ")
+            .map_or(line, |at| &line[at + 3..]);
+        Some(message.to_vec())
+    }
+}
+
+/// The parts of an `option httplog` line that do not vary between runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HttplogLine {
+    pub request: String,
+    pub server: String,
+    pub status: String,
+    pub bytes: u64,
+    pub flags: String,
+}
+
+impl HttplogLine {
+    /// The line's parts, None when it is not an `httplog` line.
+    pub fn parse(line: &str) -> Option<HttplogLine> {
+        let words: Vec<&str> = line.split(' ').collect();
+        let request = line.split_once('"')?.1.trim_end_matches('"').to_string();
+        Some(HttplogLine {
+            request,
+            server: words.get(3)?.to_string(),
+            status: words.get(5)?.to_string(),
+            bytes: words.get(6)?.parse().ok()?,
+            flags: words.get(9)?.to_string(),
+        })
     }
 }
 

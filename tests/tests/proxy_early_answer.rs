@@ -15,14 +15,14 @@
 //! went would never give it. No test sleeps: each waits for what it reads.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hapx_tests::proxy::{Proxy, free_port, temp_dir};
-use hapx_tests::proxy_rules::{HAPROXY, read_response};
+use hapx_tests::proxy_rules::{HAPROXY, HttplogLine as Line, Syslog, read_response};
 use hapx_tests::{bins, require};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -36,30 +36,6 @@ const FIRST: usize = 100;
 struct Run<T> {
     seen: T,
     lines: Vec<Line>,
-}
-
-/// The parts of an `option httplog` line that do not vary between runs.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Line {
-    request: String,
-    server: String,
-    status: String,
-    bytes: u64,
-    flags: String,
-}
-
-impl Line {
-    fn parse(message: &str) -> Option<Line> {
-        let words: Vec<&str> = message.split(' ').collect();
-        let request = message.split_once('"')?.1.trim_end_matches('"').to_string();
-        Some(Line {
-            request,
-            server: words.get(3)?.to_string(),
-            status: words.get(5)?.to_string(),
-            bytes: words.get(6)?.parse().ok()?,
-            flags: words.get(9)?.to_string(),
-        })
-    }
 }
 
 /// Runs `traffic` through hapx-proxy and through HAProxy at once, each proxying frontend
@@ -120,8 +96,8 @@ fn run<T>(
     traffic: &impl Fn(SocketAddr, &Receiver<()>) -> T,
 ) -> Run<T> {
     let (server, resets) = answering_server(after);
-    let sink = UdpSocket::bind((LO, 0)).expect("binding the syslog socket");
-    let log = sink.local_addr().expect("its address");
+    let sink = Syslog::bind();
+    let log = sink.addr;
     let front = SocketAddr::from((LO, free_port()));
     let config = format!(
         "global\n  log {log} local0 info\n{}",
@@ -139,34 +115,8 @@ fn run<T>(
     let seen = traffic(front, &resets);
     Run {
         seen,
-        lines: request_lines(&sink, lines),
+        lines: sink.httplog_lines("fe", lines),
     }
-}
-
-/// The first `count` request lines `sink` receives (other messages skipped); fewer if they
-/// do not come within 10 s.
-fn request_lines(sink: &UdpSocket, count: usize) -> Vec<Line> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while out.len() < count {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        sink.set_read_timeout(Some(left)).expect("a read timeout");
-        let Ok(n) = sink.recv(&mut buf) else {
-            break;
-        };
-        let message = String::from_utf8_lossy(&buf[..n]);
-        let Some((_, line)) = message.trim_end().split_once("]: ") else {
-            continue;
-        };
-        if line.contains('"') && line.split(' ').nth(2) == Some("fe") {
-            out.extend(Line::parse(line));
-        }
-    }
-    out
 }
 
 /// What a test server does once it answered a request's head with 413.

@@ -16,13 +16,13 @@
 //! measure how long anything took.
 
 use std::io::{BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hapx_tests::proxy::{Proxy, free_port, http_get, stat_row, temp_dir};
-use hapx_tests::proxy_rules::{EchoServer, HAPROXY, read_response};
+use hapx_tests::proxy_rules::{EchoServer, HAPROXY, HttplogLine as Line, Syslog, read_response};
 use hapx_tests::{bins, require};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -32,30 +32,6 @@ const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 struct Run<T> {
     seen: T,
     lines: Vec<Line>,
-}
-
-/// The parts of an `option httplog` line that do not vary between runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Line {
-    server: String,
-    status: String,
-    bytes: u64,
-    flags: String,
-    request: String,
-}
-
-impl Line {
-    fn parse(message: &str) -> Option<Line> {
-        let words: Vec<&str> = message.split(' ').collect();
-        let request = message.split_once('"')?.1.trim_end_matches('"').to_string();
-        Some(Line {
-            server: words.get(3)?.to_string(),
-            status: words.get(5)?.to_string(),
-            bytes: words.get(6)?.parse().ok()?,
-            flags: words.get(9)?.to_string(),
-            request,
-        })
-    }
 }
 
 /// Runs `traffic` through hapx-proxy and through HAProxy at once, each with `config`
@@ -98,8 +74,8 @@ fn run<T>(
     lines: usize,
     traffic: &impl Fn(SocketAddr, SocketAddr) -> T,
 ) -> Run<T> {
-    let sink = UdpSocket::bind((LO, 0)).expect("binding the syslog socket");
-    let log = sink.local_addr().expect("its address");
+    let sink = Syslog::bind();
+    let log = sink.addr;
     let front = SocketAddr::from((LO, free_port()));
     let stats = SocketAddr::from((LO, free_port()));
     let body = body
@@ -119,36 +95,8 @@ fn run<T>(
     let seen = traffic(front, stats);
     Run {
         seen,
-        lines: request_lines(&sink, lines),
+        lines: sink.httplog_lines("fe", lines),
     }
-}
-
-/// The first `count` request lines of frontend `fe` that `sink` receives (other messages,
-/// such as HAProxy's start notices, are skipped); fewer if they do not come within 10 s.
-fn request_lines(sink: &UdpSocket, count: usize) -> Vec<Line> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while out.len() < count {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        sink.set_read_timeout(Some(left)).expect("a read timeout");
-        let Ok(n) = sink.recv(&mut buf) else {
-            break;
-        };
-        let message = String::from_utf8_lossy(&buf[..n]);
-        let message = message.trim_end();
-        let Some((_, line)) = message.split_once("]: ") else {
-            continue;
-        };
-        // The requests of frontend `fe` (not those of a stats `listen` section).
-        if line.contains('"') && line.split(' ').nth(2) == Some("fe") {
-            out.extend(Line::parse(line));
-        }
-    }
-    out
 }
 
 /// Each line's byte count left out where it is the stats page's (whose CSV differs).
