@@ -424,6 +424,32 @@ mod fuzz {
     }
 }
 
+/// A condition where a rule's action should be (`http-request if`, found by the fuzzer:
+/// the log-format scan sliced the action's words backwards) is an error naming the line,
+/// not a panic.
+#[test]
+fn a_condition_in_place_of_the_action_is_an_error() {
+    for rule in [
+        "http-request if",
+        "http-response unless",
+        "http-after-response if",
+        "tcp-request content if",
+        "tcp-response content unless",
+        "tcp-request if",
+    ] {
+        let text = format!("frontend f\n  {rule}\n");
+        let (_, diags) = hapx_proxy::config::load_text("rule.cfg", &text, &|_| None);
+        let errors: Vec<String> = (diags.list.iter())
+            .filter(|d| d.is_error())
+            .map(|d| d.text())
+            .collect();
+        assert!(
+            errors.iter().any(|e| e.contains("rule.cfg:2")),
+            "{rule}: {errors:?}"
+        );
+    }
+}
+
 /// HAProxy's own example configurations: every one HAProxy accepts, hapx accepts too (with
 /// warnings for what it does not implement) unless it has a rule hapx cannot evaluate (then
 /// refused for that alone: hapx does not run without a rule), and each one HAProxy rejects

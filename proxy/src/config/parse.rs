@@ -749,8 +749,11 @@ fn parses_log_format(words: &[String]) -> bool {
     };
     let Some(action) = action else { return false };
     let name = action.split('(').next().unwrap_or_default();
+    // The action's words: after its options, before a condition (`http-request if` has a
+    // condition where its action should be: none, the rule's own check refuses it).
+    let first = options.min(words.len());
     let condition = words.iter().position(|w| w == "if" || w == "unless");
-    let args = &words[options.min(words.len())..condition.unwrap_or(words.len())];
+    let args = &words[first..condition.unwrap_or(words.len()).max(first)];
     match name {
         "set-var-fmt" => true,
         "set-header" | "add-header" | "replace-header" | "replace-value" | "early-hint"
