@@ -426,14 +426,9 @@ pub fn note_private_attempt(server: &Server) {
 /// shared HTTP/2 connection with streams open counted once ([`h2_streams_joined`]). Not
 /// the checks': HAProxy releases a check's connection as soon as it connects (see
 /// [`CheckUse`]), so its keep and purge decisions never count them.
-fn in_use(server: &Server) -> usize {
+pub fn in_use(server: &Server) -> usize {
     let requests = server.counters.cur.load(Relaxed);
     requests.saturating_sub(server.idle.h2_joined.load(Relaxed))
-}
-
-/// The requests' connections to `server` in use (`used_conn_cur`, less the checks').
-pub fn used_connections(server: &Server) -> usize {
-    in_use(server)
 }
 
 /// A stream opened (`joined`) or ended on a shared HTTP/2 connection to `server` that had

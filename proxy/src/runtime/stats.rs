@@ -506,7 +506,7 @@ fn connection_columns(row: &mut Row, s: &Server, mode: Mode) {
     }
     let mut used = pool.checks;
     if mode == Mode::Http {
-        used += super::pool::used_connections(s);
+        used += super::pool::in_use(s);
         row.insert("connect", s.idle.connects.load(Relaxed).to_string());
         row.insert("reuse", s.idle.reuses.load(Relaxed).to_string());
     }
