@@ -162,7 +162,8 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
         link.ready()
             .context("telling the master this worker is ready")?;
     }
-    // Marked as a successor's: their peers lesson waits for this process's listener.
+    // Marked as a successor's: the old process retries a lesson that times out, and takes
+    // this process's table definitions for the whole list.
     for &pid in &cli.soft_finish {
         if let Err(e) = runtime::peers::finish_for_successor(pid) {
             warn_unsignalled(pid, e);

@@ -30,6 +30,7 @@ pub mod man;
 pub mod netns;
 pub mod nghttpd;
 pub mod pacemaker;
+pub mod peers;
 pub mod proxy;
 pub mod proxy_balance;
 pub mod proxy_dns;

@@ -12,6 +12,8 @@
 //!   among them, are accepted silently as HAProxy accepts them.
 //! - `balance hash EXPR` picks the servers HAProxy picks.
 //! - `ssl-min-ver TLSv1.0` on a bind is a warning, and the listener serves TLSv1.2+.
+//! - `bind` addresses: HAProxy's errors word for word, read before the options, and the
+//!   addresses it accepts (a port's trailing garbage, a bracketed IPv4, a host name).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -487,5 +489,63 @@ fn ssl_min_ver_below_tls12_on_a_bind_warns_and_serves() {
     );
     if let Some(theirs) = theirs {
         assert_eq!(ours, theirs);
+    }
+}
+
+#[test]
+fn bind_addresses_are_checked_like_haproxy() {
+    let test = "bind_addresses_are_checked_like_haproxy";
+    let dir = temp_dir(test);
+    let frontend = |bind: &str| {
+        format!(
+            "{HEAD}frontend f\n  bind {bind}\n  default_backend b\nbackend b\n  server s 127.0.0.1:2\n"
+        )
+    };
+    let refused = [
+        "127.0.0.1:70000",
+        "127.0.0.1:abc",
+        "127.0.0.1",
+        "*",
+        "127.0.0.1:0",
+        "127.0.0.1:80-70",
+        "127.0.0.1:80-abc",
+        "127.0.0.1:80-",
+        "127.0.0.1:5-0",
+        "127.0.0.1:+5",
+        "127.0.0.1:99999999999999999999",
+        "[::1]:x",
+        "[::1]80",
+        "::1",
+        "ipv4@127.0.0.1:x",
+        "ipv4@:",
+        "ipv4@::1:5",
+        "ipv6@127.0.0.1:5",
+        "udp@127.0.0.1:5",
+        "foo@bar",
+        "abc@1.2.3.4:80",
+        "nosuchhost.invalid:5",
+        "1.2.3.4.5:80",
+        "127.0.0.1:80,127.0.0.1:x",
+        // The address is read before the options.
+        "127.0.0.1:70000 nosuchoption",
+        "127.0.0.1:80 foo",
+        "127.0.0.1:80,127.0.0.2:81 zzqqxxyy",
+    ];
+    for (i, bind) in refused.iter().enumerate() {
+        let checked = check_both(test, &dir, &format!("refused{i}"), &frontend(bind));
+        refused_alike(&checked, bind);
+    }
+    let accepted = [
+        "127.0.0.1:81a",
+        "[127.0.0.1]:80",
+        "tcp4@127.0.0.1:5",
+        "localhost:5",
+    ];
+    for (i, bind) in accepted.iter().enumerate() {
+        let ((code, ours), theirs) = check_both(test, &dir, &format!("ok{i}"), &frontend(bind));
+        assert_eq!((code, ours.len()), (0, 0), "{bind}: {ours:#?}");
+        if let Some((their_code, theirs)) = theirs {
+            assert_eq!((their_code, theirs.len()), (0, 0), "{bind}: {theirs:#?}");
+        }
     }
 }

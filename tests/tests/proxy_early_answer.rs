@@ -126,8 +126,27 @@ enum After {
     Reads,
     /// Closes with a reset (nothing more of the body can reach it).
     Resets,
+    /// Answers as soon as the head came, without waiting for the body's start, then closes
+    /// with a reset.
+    ResetsOnHead,
     /// Keeps the connection open without reading from it (until the test's process ends).
     Holds,
+    /// Answers with this interim response in place of the 413, reads the rest of the body,
+    /// then answers 200, and the connection's next requests as [`After::Reads`].
+    Interim(&'static str),
+    /// Answers 200 in place of the 413, its body the request's (the same length), echoed
+    /// as it comes: the response ends only after the request's body; the connection's next
+    /// requests as [`After::Reads`].
+    Echoes,
+    /// Answers `100 Continue` in place of the 413, reads the rest of the body, then answers
+    /// 200 `got` and the body's length, and the connection's next requests with their
+    /// request line as body.
+    Continues,
+    /// Answers `100 Continue` in place of the 413, then as [`After::Holds`].
+    ContinuesThenHolds,
+    /// Reads nothing more until the body stalls (the sockets on its way full: the proxy
+    /// holds some of it unread), then closes with a reset.
+    ResetsOnceStalled,
 }
 
 /// A server answering each connection's first request 413 as soon as its head and the
@@ -152,15 +171,68 @@ fn serve(conn: TcpStream, after: After, reset: &Sender<()>) {
     let Some(length) = read_head(&mut reader) else {
         return;
     };
-    // The body's start first: the proxies wrote it (HAProxy in one write with the head,
-    // hapx-proxy just after), so the answer comes while the rest is awaited.
+    // The body's start first: the proxies wrote it in one write with the head, so the
+    // answer comes while the rest is awaited.
     let mut start = [0u8; FIRST];
-    if reader.read_exact(&mut start).is_err() {
+    if !matches!(after, After::ResetsOnHead) && reader.read_exact(&mut start).is_err() {
         return;
     }
-    let _ = writer.write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 5\r\n\r\nlarge");
+    let echoed = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
+    let answer = match after {
+        After::Interim(interim) => interim.as_bytes(),
+        After::Echoes => &[echoed.as_bytes(), &start].concat(),
+        After::Continues | After::ContinuesThenHolds => b"HTTP/1.1 100 Continue\r\n\r\n",
+        _ => b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 5\r\n\r\nlarge",
+    };
+    let _ = writer.write_all(answer);
     match after {
-        After::Resets => {
+        After::Echoes => {
+            let mut left = length - FIRST;
+            let mut chunk = [0u8; 1024];
+            while left > 0 {
+                let Ok(n) = reader.read(&mut chunk[..left.min(1024)]) else {
+                    return;
+                };
+                if n == 0 || writer.write_all(&chunk[..n]).is_err() {
+                    return;
+                }
+                left -= n;
+            }
+            while read_head(&mut reader).is_some() {
+                let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext");
+            }
+        }
+        After::Continues => {
+            let mut body = vec![0u8; length - FIRST];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let got = format!("got {length}");
+            let _ = write!(
+                writer,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{got}",
+                got.len()
+            );
+            loop {
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if read_head(&mut reader).is_none() {
+                    return;
+                }
+                let said = request_line.trim_end();
+                let _ = write!(
+                    writer,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{said}",
+                    said.len()
+                );
+            }
+        }
+        After::Resets | After::ResetsOnHead | After::ResetsOnceStalled => {
+            if matches!(after, After::ResetsOnceStalled) {
+                stalled(reader.get_ref());
+            }
             let linger = libc::linger {
                 l_onoff: 1,
                 l_linger: 0,
@@ -170,21 +242,46 @@ fn serve(conn: TcpStream, after: After, reset: &Sender<()>) {
             drop((writer, reader));
             let _ = reset.send(());
         }
-        After::Holds => {
+        After::Holds | After::ContinuesThenHolds => {
             // Nothing is read: held until the test's process ends.
             loop {
                 thread::park();
             }
         }
-        After::Reads => {
+        After::Reads | After::Interim(_) => {
             let mut body = vec![0u8; length - FIRST];
             if reader.read_exact(&mut body).is_err() {
                 return;
+            }
+            if matches!(after, After::Interim(_)) {
+                let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone");
             }
             while read_head(&mut reader).is_some() {
                 let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext");
             }
         }
+    }
+}
+
+/// Waits until what comes to `conn`, which reads nothing, stopped coming: its receive queue
+/// holds bytes, and no more through ten polls of 20 ms in a row (within 10 s).
+fn stalled(conn: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let queued = || {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int to `n`; the socket is open while `conn` lives.
+        let done = unsafe { libc::ioctl(conn.as_raw_fd(), libc::FIONREAD, &mut n) };
+        if done == 0 { n } else { -1 }
+    };
+    let (mut last, mut still) = (-1, 0);
+    for _ in 0..500 {
+        let now = queued();
+        still = if now > 0 && now == last { still + 1 } else { 0 };
+        if still >= 10 {
+            return;
+        }
+        last = now;
+        thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -207,14 +304,18 @@ fn read_head(reader: &mut impl BufRead) -> Option<usize> {
 }
 
 /// A connection to `front` that sent a POST head announcing `body` bytes and the first
-/// [`FIRST`] of them, with a reader of its answers.
+/// [`FIRST`] of them (in one write), with a reader of its answers.
 fn upload(front: SocketAddr, body: usize) -> (TcpStream, BufReader<TcpStream>) {
+    upload_with(front, body, "")
+}
+
+/// [`upload`] with more header lines (each ending in CRLF).
+fn upload_with(front: SocketAddr, body: usize, headers: &str) -> (TcpStream, BufReader<TcpStream>) {
     let mut c = TcpStream::connect(front).expect("connecting");
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {body}\r\n\r\n");
-    c.write_all(head.as_bytes()).expect("sending the head");
-    c.write_all(&[b'a'; FIRST])
-        .expect("sending the body's start");
+    let head = format!("POST /up HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {body}\r\n\r\n");
+    c.write_all(&[head.as_bytes(), &[b'a'; FIRST]].concat())
+        .expect("sending the head and the body's start");
     let reader = BufReader::new(c.try_clone().expect("a clone"));
     (c, reader)
 }
@@ -265,6 +366,44 @@ fn an_early_answer_comes_before_the_body_and_the_body_still_goes() {
     );
 }
 
+/// A server's interim response (`100 Continue` to a request without `Expect`, `103 Early
+/// Hints`) while the body is on its way goes to the client at once, and the body goes on
+/// to the server, which gives its final response once it has it all.
+#[test]
+fn an_interim_answer_mid_body_goes_and_the_body_goes_on() {
+    let test = "an_interim_answer_mid_body_goes_and_the_body_goes_on";
+    for interim in [
+        "HTTP/1.1 100 Continue\r\n\r\n",
+        "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n",
+    ] {
+        let run = side_by_side(test, After::Interim(interim), 2, |front, _| {
+            let (mut c, mut reader) = upload(front, BODY);
+            let first = read_response(&mut reader).map(|r| (r.status, r.headers));
+            c.write_all(&[b'a'; BODY - FIRST])
+                .expect("sending the rest");
+            let last = read_response(&mut reader).map(|r| (r.status, r.body));
+            c.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("the next request");
+            let next = read_response(&mut reader).map(|r| (r.status, r.body));
+            (first.map(|f| f.0), last, next)
+        });
+        assert_eq!(
+            run.seen,
+            (
+                Some(interim[9..12].parse().expect("a status")),
+                Some((200, "done".into())),
+                Some((200, "next".into()))
+            ),
+            "{interim:?}"
+        );
+        let mut lines = run.lines;
+        lines.sort();
+        assert_eq!(lines[0], line("GET /next HTTP/1.1", "200", 53, "----"));
+        assert_eq!(lines[1].status, "200", "{interim:?}");
+        assert_eq!(lines[1].flags, "----", "{interim:?}");
+    }
+}
+
 /// A server that answered and reset its connection: the rest of the body fails on it,
 /// `SD--`, and the client connection closes.
 #[test]
@@ -288,6 +427,22 @@ fn the_body_after_an_answer_fails_on_a_reset_server() {
 fn a_client_idle_after_the_answer_times_out_once_the_server_left() {
     let test = "a_client_idle_after_the_answer_times_out_once_the_server_left";
     let run = side_by_side(test, After::Resets, 1, |front, resets| {
+        let (_c, mut reader) = upload(front, BODY);
+        let early = read_response(&mut reader).map(|r| r.status);
+        resets.recv().expect("the server's reset");
+        (early, closed(&mut reader))
+    });
+    assert_eq!(run.seen, (Some(413), true));
+    assert_eq!(run.lines, [line("POST /up HTTP/1.1", "413", 69, "cD--")]);
+}
+
+/// A server answering and resetting as soon as it has the request's head: the body's first
+/// bytes, which came with the head, went with it in one write (as HAProxy sends them), so
+/// nothing fails on the server; the client sending nothing more then times out, `cD--`.
+#[test]
+fn a_server_resetting_on_the_head_had_the_bodys_start_with_it() {
+    let test = "a_server_resetting_on_the_head_had_the_bodys_start_with_it";
+    let run = side_by_side(test, After::ResetsOnHead, 1, |front, resets| {
         let (_c, mut reader) = upload(front, BODY);
         let early = read_response(&mut reader).map(|r| r.status);
         resets.recv().expect("the server's reset");
@@ -342,4 +497,129 @@ fn a_body_the_server_stopped_reading_ends_at_its_timeout() {
     });
     assert_eq!(run.seen, (Some(413), true, false));
     assert_eq!(run.lines, [line("POST /up HTTP/1.1", "413", 69, "sD--")]);
+}
+
+/// A server streaming its answer while it reads the body (an echo): the response and the
+/// rest of the body go both ways at once, as HAProxy relays them; a proxy relaying the
+/// response to its end before the body would wait for a response that waits for the body.
+#[test]
+fn a_streamed_answer_and_the_body_go_both_ways_at_once() {
+    let test = "a_streamed_answer_and_the_body_go_both_ways_at_once";
+    let run = side_by_side(test, After::Echoes, 2, |front, _| {
+        let (mut c, mut reader) = upload(front, BODY);
+        // The answer's head and the body's start, echoed, before the rest is sent.
+        let came = reader
+            .fill_buf()
+            .map(|b| b.starts_with(b"HTTP/1.1 200"))
+            .ok();
+        c.write_all(&[b'b'; BODY - FIRST])
+            .expect("sending the rest");
+        let echoed = read_response(&mut reader).map(|r| (r.status, r.body));
+        c.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("the next request");
+        let next = read_response(&mut reader).map(|r| (r.status, r.body));
+        (came, echoed, next)
+    });
+    let body = format!("{}{}", "a".repeat(FIRST), "b".repeat(BODY - FIRST));
+    assert_eq!(
+        run.seen,
+        (Some(true), Some((200, body)), Some((200, "next".into())))
+    );
+    let mut lines = run.lines;
+    lines.sort();
+    assert_eq!(lines[0], line("GET /next HTTP/1.1", "200", 53, "----"));
+    assert_eq!(
+        (lines[1].status.as_str(), lines[1].flags.as_str()),
+        ("200", "----")
+    );
+}
+
+/// The rest of the body after the server's `100 Continue` (a client that sent the body's
+/// start with its `Expect: 100-continue` head) goes on to the server as body, even when it
+/// looks like a request: the server never sees it as one, and the connection's next
+/// request is the client's next.
+#[test]
+fn a_body_after_the_servers_100_continue_is_never_a_request() {
+    let test = "a_body_after_the_servers_100_continue_is_never_a_request";
+    let smuggled = b"GET /smuggled HTTP/1.1\r\nHost: y\r\n\r\n";
+    let run = side_by_side(test, After::Continues, 2, |front, _| {
+        let (mut c, mut reader) = upload_with(front, BODY, "Expect: 100-continue\r\n");
+        let interim = read_response(&mut reader).map(|r| r.status);
+        let padding = vec![b'a'; BODY - FIRST - smuggled.len()];
+        c.write_all(&[&padding[..], smuggled].concat())
+            .expect("sending the rest");
+        let last = read_response(&mut reader).map(|r| (r.status, r.body));
+        c.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("the next request");
+        let next = read_response(&mut reader).map(|r| (r.status, r.body));
+        (interim, last, next)
+    });
+    assert_eq!(
+        run.seen,
+        (
+            Some(100),
+            Some((200, format!("got {BODY}"))),
+            Some((200, "GET /next HTTP/1.1".into()))
+        )
+    );
+    let mut lines = run.lines;
+    lines.sort();
+    assert_eq!(lines[0].request, "GET /next HTTP/1.1");
+    assert_eq!(lines[1].request, "POST /up HTTP/1.1");
+    assert_eq!(
+        (lines[1].status.as_str(), lines[1].flags.as_str()),
+        ("200", "----")
+    );
+}
+
+/// A server that sent `100 Continue` and nothing more for `timeout server`, the client's
+/// body not sent whole yet: 504, `sH--`, and the connection closes (the rest of the body
+/// is never read as a request).
+#[test]
+fn a_server_silent_after_its_100_continue_closes_the_connection() {
+    let test = "a_server_silent_after_its_100_continue_closes_the_connection";
+    let run = side_by_side(test, After::ContinuesThenHolds, 1, |front, _| {
+        let (mut c, mut reader) = upload_with(front, BODY, "Expect: 100-continue\r\n");
+        let interim = read_response(&mut reader).map(|r| r.status);
+        let failed = read_response(&mut reader).map(|r| r.status);
+        // (The proxy may have closed already.)
+        let _ = c.write_all(b"GET /smuggled HTTP/1.1\r\nHost: y\r\n\r\n");
+        (interim, failed, closed(&mut reader))
+    });
+    assert_eq!(run.seen, (Some(100), Some(504), true));
+    assert_eq!(run.lines.len(), 1);
+    assert_eq!(run.lines[0].flags, "sH--");
+}
+
+/// A server answering, then resetting once the rest of a large body stalled on its way
+/// (the proxy holding some unread): the client reads the answer, then the connection's
+/// end, not a reset that could destroy the answer (HAProxy drains what came of the body
+/// before it closes).
+#[test]
+fn a_close_under_a_large_body_is_an_end_after_the_answer() {
+    let test = "a_close_under_a_large_body_is_an_end_after_the_answer";
+    // More than the sockets on the way hold: it can not all go before the reset.
+    const LARGE: usize = 64 << 20;
+    let run = side_by_side(test, After::ResetsOnceStalled, 1, |front, _| {
+        let (c, mut reader) = upload(front, LARGE);
+        let early = read_response(&mut reader).map(|r| (r.status, r.body));
+        let mut writer = c.try_clone().expect("a clone");
+        let sender = thread::spawn(move || {
+            let chunk = vec![b'a'; 1 << 16];
+            let mut left = LARGE - FIRST;
+            while left > 0 && writer.write_all(&chunk[..left.min(chunk.len())]).is_ok() {
+                left -= left.min(chunk.len());
+            }
+        });
+        let end = match reader.read(&mut [0u8; 1]) {
+            Ok(0) => "end",
+            Ok(_) => "more",
+            Err(_) => "reset",
+        };
+        let _ = c.shutdown(std::net::Shutdown::Both);
+        sender.join().expect("the sender");
+        (early, end)
+    });
+    assert_eq!(run.seen, (Some((413, "large".into())), "end"));
+    assert_eq!(run.lines, [line("POST /up HTTP/1.1", "413", 69, "SD--")]);
 }

@@ -942,18 +942,23 @@ impl Rounds {
         }
     }
 
+    /// Sends a GET of `path` on a new stream and reads nothing of its answer.
+    fn send_get(&mut self, path: &str) {
+        let block = get_block(path);
+        (self
+            .conn
+            .write_all(&frame(1, 0x05, self.next_stream, &block)))
+        .unwrap();
+        self.next_stream += 2;
+    }
+
     /// `n` GETs of `path` at once, each one's response read to its end; their statuses
     /// (the first byte of each HEADERS block: 0x88 is HPACK's indexed `:status: 200`).
     fn get_at_once(&mut self, path: &str, n: usize) -> Vec<u8> {
         let mut out = Vec::new();
         let mut open = std::collections::BTreeSet::new();
         for _ in 0..n {
-            // :method GET, :scheme http (indexed), :path and :authority (literals without
-            // indexing, indexed names 4 and 1).
-            let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
-            block.extend_from_slice(path.as_bytes());
-            block.extend_from_slice(&[0x01, 1, b'x']);
-            out.extend_from_slice(&frame(1, 0x05, self.next_stream, &block));
+            out.extend_from_slice(&frame(1, 0x05, self.next_stream, &get_block(path)));
             open.insert(self.next_stream);
             self.next_stream += 2;
         }
@@ -975,6 +980,15 @@ impl Rounds {
         }
         statuses
     }
+}
+
+/// A GET's header block: :method GET, :scheme http (indexed), :path and :authority
+/// (literals without indexing, indexed names 4 and 1).
+fn get_block(path: &str) -> Vec<u8> {
+    let mut block = vec![0x82, 0x86, 0x04, path.len() as u8];
+    block.extend_from_slice(path.as_bytes());
+    block.extend_from_slice(&[0x01, 1, b'x']);
+    block
 }
 
 /// The server's `show stat` columns `scur`, `stot`, `connect`, `reuse` and `need_conn_est`.
@@ -1248,5 +1262,383 @@ fn safe_reuse_never_shares_a_busy_connection() {
             drop(proxy);
         }
         (seen.join("\n"), Vec::new(), 0)
+    });
+}
+
+/// With `http-reuse safe`, a new server connection is the HTTP/2 client connection's that
+/// opened it while its streams are open, as HAProxy 2.6 attaches it to the session: that
+/// client's later stream joins it (one server connection), where it used to open another.
+#[test]
+fn an_h2_clients_later_stream_joins_the_connection_its_first_opened() {
+    let test = "h2-servers-safe-session";
+    let Some(dir) = huge_docs(test) else { return };
+    compare(test, |name, binary| {
+        let server = Nghttpd::start(&dir, name, None);
+        let (proxy, front, admin) =
+            pooled_proxy(binary.clone(), &dir, name, server.addr, "safe", "");
+        let admin = admin.as_path();
+        let busy = |n: usize| {
+            let scur = format!("scur={n}");
+            move || columns(admin, &["scur"]) == scur
+        };
+        let mut client = Rounds::open(front);
+        // The first download stalls (no WINDOW_UPDATE): its stream stays open.
+        client.send_get("/huge");
+        assert!(wait_until(Duration::from_secs(10), busy(1)), "{name}");
+        client.send_get("/huge");
+        assert!(wait_until(Duration::from_secs(10), busy(2)), "{name}");
+        let shown = columns(admin, &["connect", "reuse"]);
+        let seen = format!("{} open, {shown}", open_to(server.addr));
+        drop((client, proxy));
+        (seen, Vec::new(), 0)
+    });
+}
+
+/// `n` GETs one after the other on one HTTP/1.1 client connection, each answered `ok`.
+fn sequential_h1_gets(front: SocketAddr, n: usize) {
+    let mut conn = std::net::TcpStream::connect(front).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for _ in 0..n {
+        conn.write_all(b"GET /small HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0; 1024];
+        while !answer.ends_with(b"\r\n\r\nok\n") {
+            let got = conn.read(&mut buf).unwrap();
+            assert!(
+                got > 0,
+                "closed after {:?}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&buf[..got]);
+        }
+    }
+}
+
+/// `max-session-srv-conns N` on the frontend bounds the idle server connections each
+/// client connection keeps (`http-reuse never`), as HAProxy's `session_check_idle_conn`,
+/// for 0, 1 and 2 (5 by default: [`http_reuse_never_keeps_connections_per_client_connection`]):
+/// - an HTTP/2 client's two rounds of ten streams at once to an HTTP/1.1 server: ten
+///   connections, then the ten beyond the N kept idle;
+/// - an HTTP/1.1 client's three requests one after the other: one connection, or three
+///   with N = 0;
+/// - an HTTP/2 client's two single streams to an h2c server: one connection, or two
+///   with N = 0.
+#[test]
+fn max_session_srv_conns_bounds_idle_private_connections() {
+    let test = "h2-servers-max-session-srv-conns";
+    let Some(dir) = h2load_dir(test) else { return };
+    let under_h2 = dir.join("docs").join("h2");
+    std::fs::create_dir_all(&under_h2).unwrap();
+    std::fs::write(under_h2.join("small"), "hello\n").unwrap();
+    compare(test, |name, binary| {
+        let mut seen = Vec::new();
+        for most in [0, 1, 2] {
+            let h2 = Nghttpd::start(&dir, &format!("{name}-{most}"), None);
+            let (h1, h1_accepted) = counting_server();
+            let h1_connections = || h1_accepted.load(std::sync::atomic::Ordering::SeqCst);
+            let front = SocketAddr::from((LO, free_port()));
+            let admin = dir.join(format!("{name}-{most}.sock"));
+            let cfg = format!(
+                "global\n  stats socket {} level admin\n\
+                 defaults\n  mode http\n  timeout client 10s\n  timeout server 3s\n  timeout connect 5s\n\
+                 frontend fe\n  bind {front}\n  max-session-srv-conns {most}\n\
+                 \x20 use_backend h2 if {{ path_beg /h2 }}\n  default_backend be\n\
+                 backend be\n  http-reuse never\n  server s1 {h1}\n\
+                 backend h2\n  http-reuse never\n  server s1 {} proto h2\n",
+                admin.display(),
+                h2.addr
+            );
+            let _proxy = Proxy::start_with(binary.clone(), &dir, name, &cfg, front, &[]);
+            // The streams of a round left the backend's server (their connections detached).
+            let settled = |backend: &str| {
+                let left = || {
+                    let csv = cli(&admin, "show stat");
+                    stat_row(&csv, backend, "s1").is_some_and(|row| row["scur"] == "0")
+                };
+                assert!(wait_until(Duration::from_secs(10), left), "{name} {most}");
+            };
+            let mut counts = Vec::new();
+            let mut client = Rounds::open(front);
+            for _ in 0..2 {
+                assert_eq!(client.get_at_once("/small", 10), [0x88; 10], "{name}");
+                settled("be");
+                counts.push(h1_connections());
+            }
+            sequential_h1_gets(front, 3);
+            settled("be");
+            counts.push(h1_connections() - counts[1]);
+            let mut client = Rounds::open(front);
+            for _ in 0..2 {
+                assert_eq!(client.get_at_once("/h2/small", 1), [0x88], "{name}");
+                settled("h2");
+                counts.push(h2.connections());
+            }
+            let wanted = match most {
+                0 => [10, 20, 3, 1, 2],
+                1 => [10, 19, 1, 1, 1],
+                _ => [10, 18, 1, 1, 1],
+            };
+            assert_eq!(counts, wanted, "{name}: max-session-srv-conns {most}");
+            seen.push(format!("{most}: {counts:?}"));
+        }
+        (seen.join("\n"), Vec::new(), 0)
+    });
+}
+
+/// The connections to `server` the proxy has not closed after the server's FIN (`ss`,
+/// CLOSE-WAIT).
+fn half_closed_to(server: SocketAddr) -> usize {
+    let out = Command::new("ss")
+        .args(["-Htn", "state", "close-wait", "dst"])
+        .arg(server.to_string())
+        .output()
+        .expect("ss");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// One GET of `path` on `conn`, an HTTP/1.1 client connection, whose answer has no body:
+/// the answer, read to its end.
+fn h1_get_empty(conn: &mut std::net::TcpStream, path: &str) -> String {
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0; 1024];
+    let ended = |a: &[u8]| {
+        let text = String::from_utf8_lossy(a).to_ascii_lowercase();
+        text.ends_with("\r\n\r\n0\r\n\r\n")
+            || (text.contains("content-length: 0\r\n") && text.ends_with("\r\n\r\n"))
+    };
+    while !ended(&answer) {
+        let got = conn.read(&mut buf).unwrap();
+        assert!(
+            got > 0,
+            "closed after {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buf[..got]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A private server connection (`http-reuse never`) that the server closes once idle (its
+/// answer read: a GOAWAY, then its FIN) is closed by the proxy at once, as HAProxy's mux
+/// releases it, not left half-closed until a later request would take it: the private
+/// connection of an HTTP/2 client connection (in its session's list) and that of an
+/// HTTP/1.1 one (which holds it between its requests). The later request on the same
+/// client connection goes on a new server connection and succeeds, neither failed nor
+/// retried: two requests on two connections, none in use or idle left, as HAProxy.
+#[test]
+fn a_closed_idle_private_connection_is_dropped_at_once() {
+    let test = "h2-servers-private-closed";
+    if !hapx_tests::require::command(test, "ss") {
+        return;
+    }
+    let dir = temp_dir(test);
+    compare(test, |name, binary| {
+        let mut seen = Vec::new();
+        for client_speaks in ["h2", "h1"] {
+            let (server, requests) = scripted_server(|stream| {
+                vec![
+                    Step::Send(frame(1, 5, stream, &[0x88])),
+                    Step::PingAcked,
+                    Step::Send(frame(7, 0, 0, &[0, 0, 0, stream as u8, 0, 0, 0, 0])),
+                    Step::Close,
+                ]
+            });
+            let admin = dir.join(format!("{name}-{client_speaks}.sock"));
+            let front = SocketAddr::from((LO, free_port()));
+            let cfg = format!(
+                "global\n  stats socket {} level admin\n\
+                 defaults\n  mode http\n  timeout client 10s\n  timeout server 10s\n  timeout connect 5s\n\
+                 frontend fe\n  bind {front}\n  default_backend be\n\
+                 backend be\n  http-reuse never\n  server s1 {server} proto h2\n",
+                admin.display()
+            );
+            let _proxy = Proxy::start_with(binary.clone(), &dir, name, &cfg, front, &[]);
+            let mut h2_client = (client_speaks == "h2").then(|| Rounds::open(front));
+            let mut h1_client = std::net::TcpStream::connect(front).unwrap();
+            h1_client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut get = |path: &str| match h2_client.as_mut() {
+                Some(client) => format!("{:?}", client.get_at_once(path, 1)),
+                None => h1_get_empty(&mut h1_client, path),
+            };
+            let first = get("/a");
+            let seen_by_server = std::sync::atomic::Ordering::SeqCst;
+            let closed = || requests.load(seen_by_server) == 1 && half_closed_to(server) == 0;
+            // (Within `timeout client`, which would end the client connection, its session
+            // and so the server connection.)
+            assert!(
+                wait_until(Duration::from_secs(5), closed),
+                "{name} {client_speaks}: {} half-closed",
+                half_closed_to(server)
+            );
+            let second = get("/b");
+            let names = ["stot", "connect", "reuse", "srv_icur", "used_conn_cur"];
+            let left = || columns(&admin, &names[3..]) == "srv_icur=0 used_conn_cur=0";
+            assert!(wait_until(Duration::from_secs(10), left), "{name}");
+            // (Two requests on two connections: `connect`, as the server's count after the
+            // second answer is not yet settled.)
+            let shown = columns(&admin, &names);
+            seen.push(format!("{client_speaks}: {first:?} {second:?} {shown}"));
+        }
+        (seen.join("\n"), Vec::new(), 0)
+    });
+}
+
+/// A response without `content-length` reaches an HTTP/1.1 client chunked, as HAProxy's H1
+/// layer writes it, whether its body ended with its last DATA or its HEADERS ended the
+/// stream (then only the last chunk), with HAProxy's logged sizes (the HTTP/2 message's,
+/// without the framing added).
+#[test]
+fn a_response_without_length_is_chunked() {
+    let test = "h2-servers-no-length";
+    let dir = temp_dir(test);
+    compare(test, |name, binary| {
+        let (server, _) = scripted_server(|stream| match stream {
+            1 => vec![Step::Send(frame(1, 5, stream, &[0x88]))],
+            _ => {
+                let mut out = frame(1, 4, stream, &[0x88]);
+                out.extend(frame(0, 1, stream, b"hello"));
+                vec![Step::Send(out)]
+            }
+        });
+        let line = format!("server s1 {server} proto h2");
+        let proxy = run(binary, &dir, name, "", &line);
+        let request = "GET /x HTTP/1.1\r\nHost: h\r\n\r\nGET /y HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+        let out = exchange(proxy.front, request);
+        let lines = proxy.lines(2);
+        let wanted = "HTTP/1.1 200 \r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n";
+        assert!(out.starts_with(wanted), "{name}: {out:?}");
+        assert!(out.ends_with("5\r\nhello\r\n0\r\n\r\n"), "{name}: {out:?}");
+        // (Without the `connection: close`, which HAProxy writes before the
+        // `transfer-encoding` its HTTP/1 layer adds, hapx after.)
+        let out = out.replacen("connection: close\r\n", "", 1);
+        (out, lines, 0)
+    });
+}
+
+/// `max-session-srv-conns` read by `-c` as HAProxy 2.6 reads it, alerts and warnings word
+/// for word: no value is an alert (HAProxy's own "parsine" spelling), a value that is no
+/// number, a negative one or extra words pass (C's `atoi`), a backend warns that it has no
+/// frontend side, a defaults section or a listen take it.
+#[test]
+fn max_session_srv_conns_is_read_as_haproxy_reads_it() {
+    let test = "h2-servers-max-session-srv-conns-parse";
+    let dir = temp_dir(test);
+    let with_haproxy =
+        hapx_tests::require::path(test, Path::new(hapx_tests::proxy_rules::HAPROXY), "HAProxy");
+    let cases = [
+        ("frontend", "", 1),
+        ("frontend", "abc", 0),
+        ("frontend", "-1", 0),
+        ("frontend", "0", 0),
+        ("listen", "3 4", 0),
+        ("defaults", "", 1),
+        ("defaults", "7", 0),
+        ("backend", "", 1),
+        // (Warnings found: `-c` exits with 2.)
+        ("backend", "2", 2),
+    ];
+    for (case, (section, value, status)) in cases.into_iter().enumerate() {
+        let keyword = format!("  max-session-srv-conns {value}\n");
+        let (defaults_line, proxy_line) = match section {
+            "defaults" => (keyword.as_str(), ""),
+            _ => ("", keyword.as_str()),
+        };
+        let proxy = match section {
+            "backend" => format!("backend b\n{proxy_line}  server s 127.0.0.1:1\n"),
+            "defaults" | "frontend" => format!("frontend f\n  bind 127.0.0.1:1\n{proxy_line}"),
+            _ => format!("listen l\n  bind 127.0.0.1:1\n{proxy_line}  server s 127.0.0.1:1\n"),
+        };
+        let text = format!(
+            "defaults\n  mode http\n  timeout client 1s\n  timeout server 1s\n  timeout connect 1s\n\
+             {defaults_line}{proxy}"
+        );
+        let file = dir.join(format!("case{case}.cfg"));
+        std::fs::write(&file, &text).unwrap();
+        let hapx =
+            hapx_tests::proxy_rules::check_messages(&hapx_tests::bins::path("hapx-proxy"), &file);
+        assert_eq!(hapx.0, status, "{text}: {:?}", hapx.1);
+        if with_haproxy {
+            let haproxy = hapx_tests::proxy_rules::check_messages(
+                Path::new(hapx_tests::proxy_rules::HAPROXY),
+                &file,
+            );
+            assert_eq!(hapx, haproxy, "{text}");
+        }
+    }
+}
+
+/// An HTTP/2 server that answers each request as soon as its HEADERS come, before its
+/// body: a 413 that ends the stream, then RST_STREAM with NO_ERROR, its ask for no more of
+/// the body (RFC 9113 8.1); then a PING, whose ACK (the client read those) it counts.
+fn early_answer_server() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind((LO, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = answered.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let counted = counted.clone();
+            std::thread::spawn(move || {
+                let mut preface = [0u8; 24];
+                if conn.read_exact(&mut preface).is_err() {
+                    return;
+                }
+                let _ = conn.write_all(&[frame(4, 0, 0, &[]), frame(4, 1, 0, &[])].concat());
+                while let Some((kind, _, stream, _)) = read_frame(&mut conn) {
+                    if kind == 1 {
+                        // `:status: 413` (a literal of indexed name 8).
+                        let mut answer = frame(1, 5, stream, b"\x08\x03413");
+                        answer.extend(frame(3, 0, stream, &[0; 4]));
+                        let _ = conn.write_all(&answer);
+                        if ping_acked(&mut conn) {
+                            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, answered)
+}
+
+/// An upload the server answers before its body came (a 413, then its RST_STREAM with
+/// NO_ERROR), the rest of the body sent once the proxy read those: the client gets the
+/// 413, as through HAProxy (before, hapx took the reset stream's refusal of the rest for
+/// a failure: a 502). Not compared: HAProxy relays the 413 at once, hapx once the body
+/// came (HTTP/2 servers are not watched during a body), and HAProxy logs `-1 32 SD--`
+/// where hapx logs `413 32 ----`.
+#[test]
+fn an_early_answer_with_a_reset_reaches_the_client() {
+    let test = "h2-servers-early-answer";
+    let dir = temp_dir(test);
+    compare(test, |name, binary| {
+        let (server, answered) = early_answer_server();
+        let line = format!("server s1 {server} proto h2");
+        let proxy = run(binary, &dir, name, "", &line);
+        let mut conn = std::net::TcpStream::connect(proxy.front).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let head = "POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 20\r\n\r\n0123456789";
+        conn.write_all(head.as_bytes()).unwrap();
+        let read = || answered.load(std::sync::atomic::Ordering::SeqCst) == 1;
+        assert!(wait_until(Duration::from_secs(5), read), "{name}");
+        conn.write_all(b"0123456789").unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0; 1024];
+        while !answer.ends_with(b"\r\n0\r\n\r\n") {
+            let got = conn.read(&mut buf).unwrap();
+            assert!(got > 0, "{name}: {:?}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&buf[..got]);
+        }
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 413 "), "{name}: {answer:?}");
+        (answer, Vec::new(), 0)
     });
 }

@@ -13,7 +13,6 @@ use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::atomic::Ordering::SeqCst;
-use std::thread;
 use std::time::Duration;
 
 use hapx_tests::proxy::{cli, free_port, stat_row, wait_until};
@@ -398,6 +397,26 @@ fn a_close_delimited_response_cut_by_a_kill_is_the_kills() {
     agree(ours, theirs, expected);
 }
 
+/// Whether what `conn`, a client reading nothing, was sent stopped coming: its receive
+/// queue holds bytes, and no more through ten polls in a row (the sockets on the way are
+/// full, the proxy waits for the client), within [`ANSWER`].
+fn filled(conn: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let queued = || {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int to `n`; the socket is open while `conn` lives.
+        let done = unsafe { libc::ioctl(conn.as_raw_fd(), libc::FIONREAD, &mut n) };
+        if done == 0 { n } else { -1 }
+    };
+    let (mut last, mut still) = (-1, 0);
+    wait_until(ANSWER, || {
+        let now = queued();
+        still = if now > 0 && now == last { still + 1 } else { 0 };
+        last = now;
+        still >= 10
+    })
+}
+
 #[test]
 fn a_killed_response_to_a_client_not_reading_is_no_client_abort() {
     let lab = lab("http-lifecycle-unread", ["a", "b"]).client_timeout("2s");
@@ -407,7 +426,7 @@ fn a_killed_response_to_a_client_not_reading_is_no_client_abort() {
         // The client reads nothing: the response fills the sockets on the way.
         let conn = request(front, "/big");
         on_server_a(sock);
-        thread::sleep(Duration::from_millis(500));
+        assert!(filled(&conn), "the response did not fill the sockets");
         cli(sock, "disable server be/a");
         // Its log line comes once the client's timeout ended the stream; the bytes it
         // counts depend on the sockets' buffers, left out.
@@ -420,6 +439,8 @@ fn a_killed_response_to_a_client_not_reading_is_no_client_abort() {
             })
             .collect();
         drop(conn);
+        // The counters once the stream ended (its log line may come before its counts).
+        streams_on(sock, "BACKEND", 0);
         let stat = cli(sock, "show stat");
         let columns = ["scur", "cli_abrt", "srv_abrt"];
         Observed {

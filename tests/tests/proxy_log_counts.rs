@@ -112,6 +112,10 @@ fn tcp_connection_refused_counts_the_other_connections_of_its_server() {
             .recv_timeout(Duration::from_secs(5))
             .expect("the server accepted the first connection");
         let _held = acceptor.join().expect("the acceptor");
+        // The server accepts before the proxy counts the connection as its server's (HAProxy
+        // counts it after its connect() returns, on a thread that may be preempted).
+        let scur = || stat_row(&cli(&socket, "show stat"), "be", "s1").map(|r| r["scur"].clone());
+        assert!(wait_until(Duration::from_secs(5), || scur().as_deref() == Some("1")));
         let refused = TcpStream::connect(front).expect("the second client");
         let port = refused.local_addr().expect("its address").port();
         let lines = syslog.lines(1);

@@ -4,25 +4,15 @@
 //! restarted member learns the whole table again over TLS; the messages about a section's
 //! TLS words are HAProxy's.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
-use hapx_tests::proxy::{Proxy, cli, free_port, http_get, temp_dir};
+use hapx_tests::peers::{
+    self, HAPROXY, check_output, get, hapx, have_haproxy, socket, start_member, two_ports,
+};
+use hapx_tests::proxy::{Proxy, cli, free_port, temp_dir};
 use hapx_tests::proxy_tls::Pki;
 use hapx_tests::wait::eventually;
-
-const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
-const HAPROXY: &str = "/usr/sbin/haproxy";
-
-fn hapx() -> PathBuf {
-    hapx_tests::bins::path("hapx-proxy")
-}
-
-fn have_haproxy(test: &str) -> bool {
-    hapx_tests::require::path(test, Path::new(HAPROXY), "HAProxy 2.6")
-}
 
 /// Two members over TLS: n0 listens and knows n1 without an address (it never connects),
 /// so n1 always makes the session, and n0 always accepts it. n1 checks n0's certificate
@@ -36,8 +26,8 @@ struct Pair {
 impl Pair {
     fn new(dir: &Path) -> Pair {
         Pair {
-            peer: [free_port(), free_port()],
-            http: [free_port(), free_port()],
+            peer: two_ports(),
+            http: two_ports(),
             pki: Pki::new(dir),
         }
     }
@@ -67,44 +57,23 @@ impl Pair {
     }
 
     fn start(&self, dir: &Path, i: usize, binary: &Path) -> Proxy {
-        let front = SocketAddr::from((LO, self.http[i]));
-        let extra = ["-L".to_string(), format!("n{i}")];
-        let name = format!("n{i}");
-        Proxy::start_with(
-            binary.into(),
-            dir,
-            &name,
-            &self.config(dir, i),
-            front,
-            &extra,
-        )
+        let config = self.config(dir, i);
+        start_member(binary, dir, &format!("n{i}"), &config, self.http[i], None)
     }
 
     fn get(&self, i: usize, path: &str) {
-        let (status, _, _) = http_get(SocketAddr::from((LO, self.http[i])), path, None);
-        assert_eq!(status, 200);
+        get(self.http[i], path);
     }
-}
-
-fn socket(dir: &Path, i: usize) -> PathBuf {
-    dir.join(format!("n{i}.sock"))
 }
 
 /// Whether member `i`'s table holds `path` counted `count` times.
 fn holds(dir: &Path, i: usize, path: &str, count: u32) -> bool {
-    let want = format!("key={path} use=0 ");
-    (cli(&socket(dir, i), "show table tb").lines())
-        .any(|l| l.contains(&want) && l.ends_with(&format!(" http_req_cnt={count}")))
+    peers::holds(&socket(dir, i), "tb", path, count)
 }
 
-/// Whether `show peers` says the section's tables are complete: learned, or past the wait
-/// for a lesson (`PEERS_F_RESYNC_REMOTE` in the section's flags).
+/// Whether member `i`'s tables are complete: learned, or past the wait for a lesson.
 fn complete(dir: &Path, i: usize) -> bool {
-    const RESYNC_REMOTE: u32 = 0x2;
-    (cli(&socket(dir, i), "show peers").split_whitespace())
-        .find_map(|w| w.strip_prefix("flags=0x"))
-        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
-        .is_some_and(|flags| flags & RESYNC_REMOTE != 0)
+    peers::complete(&socket(dir, i))
 }
 
 /// n0 (`binaries[0]`, accepting) and n1 (`binaries[1]`, connecting) replicate over TLS
@@ -155,25 +124,6 @@ fn hapx_connects_to_haproxy_over_tls() {
 #[test]
 fn two_hapx_replicate_over_tls() {
     replicate_over_tls("peers-tls-hapx-hapx", [&hapx(), &hapx()]);
-}
-
-/// The messages of `-c -L n0` (the process id masked), and its exit status.
-fn check_output(binary: &Path, config: &Path) -> (Vec<String>, Option<i32>) {
-    let out = Command::new(binary)
-        .args(["-c", "-L", "n0", "-f"])
-        .arg(config)
-        .output()
-        .expect("running the check");
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    let lines = (text.lines())
-        .filter(|l| !l.starts_with("[NOTICE]"))
-        .map(|l| match l.split_once(") : ") {
-            Some((level, rest)) => format!("{} {rest}", level.split('(').next().unwrap_or("")),
-            None => l.to_string(),
-        })
-        .collect();
-    (lines, out.status.code())
 }
 
 /// Bad TLS words in a peers section, and a local member whose listener and line disagree:
@@ -270,15 +220,8 @@ fn reload_teaches_over_tls(test: &str, binary: &Path) {
         eventually(Duration::from_secs(20), || complete(&dir, 0)),
         "{test}: n0 is complete"
     );
-    let front = SocketAddr::from((LO, pair.http[0]));
-    let extra = [
-        "-L".to_string(),
-        "n0".to_string(),
-        "-sf".to_string(),
-        old.pid().to_string(),
-    ];
     let config = pair.config(&dir, 0);
-    let new = Proxy::start_with(binary.into(), &dir, "n0-new", &config, front, &extra);
+    let new = start_member(binary, &dir, "n0", &config, pair.http[0], Some(old.pid()));
     assert!(
         old.wait_exit(Duration::from_secs(10)).is_some(),
         "{test}: the old process did not finish"

@@ -15,7 +15,9 @@
 //! open, nothing logged, even after its client left: a leak); hapx ends it as its rules end,
 //! logged `KR`, its client closed. A killed session whose client does not read keeps what it
 //! holds for its client until its idle timeout, then closes with a FIN (no reset), logged
-//! `K-`, as HAProxy's.
+//! `K-`, as HAProxy's. HTTP requests held in their rules (a tarpit, a POST waiting for its
+//! body to choose its server) are listed too, and killed end as HAProxy's (`KT--`, `KR--`,
+//! `K---`).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -679,4 +681,94 @@ fn a_killed_cli_stream_closes_its_connection() {
         own_line: (vec![String::new(), "Name".into(), String::new()], "closed"),
     };
     agree(ours, theirs, expected);
+}
+
+/// What happened to the HTTP streams held in their rules (a tarpit, a `balance url_param
+/// check_post` POST waiting for its body): `show sess` of them, then each killed.
+#[derive(Debug, PartialEq, Eq)]
+struct HeldInRules {
+    listed: Vec<String>,
+    /// The status each killed client got (0: none, its connection closed), in the order
+    /// killed: the tarpitted one, the POST whose body never came, the one whose body came
+    /// after its kill.
+    answers: Vec<u16>,
+    /// Their log lines, as `STATUS FLAGS "REQUEST"`, sorted.
+    logged: Vec<String>,
+}
+
+/// HTTP requests held in their rules are listed by `show sess`, as HAProxy lists them: a
+/// frontend's tarpit in no backend (`be=<NONE> srv=<none>`), a POST waiting for its body
+/// to choose its server in its backend (`be=bp srv=<none>`). Killed, each is held on as
+/// HAProxy holds it: the tarpit answers at its end, logged `KT--`; the POST gets its 408
+/// at `timeout http-request`, logged `KR--`, or, its body come whole after the kill, no
+/// answer at that timeout, logged `K---` with status -1.
+#[test]
+fn http_requests_held_in_their_rules_are_listed_and_killed_as_haproxys() {
+    let lab = Lab::new("show-sess-http-rules");
+    let server = NamedServer::start("a", LO, Duration::from_secs(30));
+    let front = SocketAddr::from((LO, free_port()));
+    let conf = format!(
+        "global\n  stats socket {} level admin\n\
+         defaults\n  mode http\n  log {} local0\n  option httplog\n  timeout connect 1s\n  \
+         timeout client 10s\n  timeout server 10s\n  timeout tarpit 1s\n  \
+         timeout http-request 1s\n\
+         frontend fe\n  bind {front}\n  http-request tarpit if {{ path /tarpit }}\n  \
+         default_backend bp\n\
+         backend bp\n  balance url_param id check_post\n  server a {}\n",
+        lab.admin.display(),
+        lab.syslog.addr,
+        server.addr,
+    );
+    let post = b"POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nid=";
+    let (ours, theirs) = side_by_side("show-sess-http-rules", &conf, front, |front| {
+        let mut tarpitted = client(front, b"GET /tarpit HTTP/1.1\r\nhost: x\r\n\r\n");
+        let mut waiting = client(front, post);
+        let mut completing = client(front, post);
+        wait_listed(&lab.admin, 3);
+        let clients: Vec<SocketAddr> = [&tarpitted, &waiting, &completing]
+            .iter()
+            .map(|c| c.local_addr().expect("a client's address"))
+            .collect();
+        let listed = listed(&lab.admin, &clients);
+        for src in &clients {
+            let id = stream_of(&lab.admin, &src.to_string());
+            cli(&lab.admin, &format!("shutdown session {id}"));
+        }
+        completing.write_all(b"1234567").expect("the body's rest");
+        let answers = [&mut tarpitted, &mut waiting, &mut completing]
+            .into_iter()
+            .map(|c| {
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut reader = std::io::BufReader::new(c);
+                hapx_tests::proxy_rules::read_response(&mut reader).map_or(0, |r| r.status)
+            })
+            .collect();
+        let mut logged: Vec<String> = (lab.syslog.httplog_lines("fe", 3).into_iter())
+            .map(|l| format!("{} {} {:?}", l.status, l.flags, l.request))
+            .collect();
+        logged.sort();
+        HeldInRules {
+            listed,
+            answers,
+            logged,
+        }
+    });
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "(hapx, HAProxy)");
+    }
+    let expected = HeldInRules {
+        listed: vec![
+            "tcpv4 src=c0 fe=fe be=<NONE> srv=<none>".into(),
+            "tcpv4 src=c1 fe=fe be=bp srv=<none>".into(),
+            "tcpv4 src=c2 fe=fe be=bp srv=<none>".into(),
+            "unix_stream src=unix:1 fe=GLOBAL be=<NONE> srv=<none>".into(),
+        ],
+        answers: vec![500, 408, 0],
+        logged: vec![
+            "-1 K--- \"POST /up HTTP/1.1\"".into(),
+            "408 KR-- \"POST /up HTTP/1.1\"".into(),
+            "500 KT-- \"GET /tarpit HTTP/1.1\"".into(),
+        ],
+    };
+    assert_eq!(ours, expected);
 }

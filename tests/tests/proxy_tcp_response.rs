@@ -340,15 +340,15 @@ fn response_fetches_in_formats_as_haproxy() {
     }
 }
 
-/// What hapx does not run is refused, never left out: `tcp-response content` in an HTTP
-/// backend, towards an `ssl` server, and actions other than accept/close/reject, sc-*0 and
-/// the variable ones (`silent-drop` here).
+/// What hapx does not run is refused, never left out: `tcp-response content` reading the
+/// response's bytes in an HTTP backend, and actions other than accept/close/reject, sc-*0
+/// and the variable ones (`silent-drop` here).
 #[test]
 fn response_rules_hapx_cannot_run_are_refused() {
     let dir = temp_dir("tcp-response-refused");
     for (case, backend) in [
-        "  mode http\n  tcp-response content reject\n",
-        "  tcp-response content reject\n  server t 127.0.0.1:2 ssl verify none\n",
+        "  mode http\n  tcp-response content reject if { res.payload(0,1) -m bin 00 }\n",
+        "  mode http\n  tcp-response content set-var(txn.x) res.ssl_hello_type\n",
         "  tcp-response content silent-drop\n",
     ]
     .iter()
@@ -597,12 +597,22 @@ fn timeouts_end_the_wait_for_the_response() {
                 serve: quiet_server,
                 client: quiet_client,
             },
+            // What was held goes to the client before the end, counted.
+            Case {
+                name: "theld",
+                lines: concat_lines("  timeout client 1s\n", rules),
+                serve: banner_server,
+                client: quiet_client,
+            },
         ],
     );
     assert!(seen[0].contains(r#"client "" then FIN (soon)"#), "{seen:?}");
     assert!(seen[0].contains(" 0 sD"), "{seen:?}");
     assert!(seen[1].contains(r#"client "" then FIN (soon)"#), "{seen:?}");
     assert!(seen[1].contains(" 0 cD"), "{seen:?}");
+    let held = r#"client "SSH-2.0-test\r\n" then FIN (soon)"#;
+    assert!(seen[2].contains(held), "{seen:?}");
+    assert!(seen[2].contains(" 14 cD"), "{seen:?}");
 }
 
 /// Both lines of a section, kept for the whole test run (a `Case` holds static text).

@@ -8,7 +8,8 @@
 //! reads it (any content type; a chunked body's data joined; a value not starting with a
 //! token character ends at once on a blank, else is no parameter), and without it either
 //! the servers are taken in turn. A body that does not come within `timeout http-request`
-//! gets 408 (`cR--`), a client leaving meanwhile gets nothing (`CR--`).
+//! gets 408 (`cR--`), a client leaving meanwhile gets nothing (`CR--`). A POST whose server
+//! a stick entry chose waits too; only one whose persistence cookie chose it does not.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -290,4 +291,94 @@ fn a_body_that_does_not_come_gets_408() {
     );
     assert!(ours.2[0].contains("\"CR--\""), "{:?}", ours.2);
     assert!(ours.2[1].contains("\"cR--\""), "{:?}", ours.2);
+}
+
+/// A POST whose server its stick entry chose still waits for its body, as HAProxy's (its
+/// stick rules come after the wait; only a persistence cookie skips it): a body that does
+/// not come gets 408 (`cR--`) after `timeout http-request`. One whose cookie chose its
+/// server goes to it at once, and waits for its body there: the server's timeout ends it
+/// (504, `sH--`).
+#[test]
+fn only_a_cookie_skips_the_wait_for_a_posts_body() {
+    let test = "only_a_cookie_skips_the_wait_for_a_posts_body";
+    let servers = servers();
+    let front = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let syslog = Syslog::bind();
+    let text = config(front, "map-based", &servers, Some(syslog.addr)).replace(
+        "  server s1 ",
+        "  timeout server 1500ms\n  stick-table type ip size 10 expire 1m\n  stick on src\n  \
+         cookie SRV\n  server s1 ",
+    );
+    let text = text.replace("weight 1\n", "weight 1 cookie c1\n");
+    let partial = b"POST /?x=1 HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nid=b";
+    let cookied =
+        b"POST /?x=1 HTTP/1.1\r\nhost: x\r\ncookie: SRV=c1\r\ncontent-length: 100\r\n\r\nid=b";
+    let traffic = |front| {
+        // The first request stores the client's entry, which directs the next ones.
+        let stuck = served(front, b"GET /?id=a HTTP/1.1\r\nhost: x\r\n\r\n");
+        let answers = [served(front, partial), served(front, cookied)];
+        let flags: Vec<String> = (request_lines(&syslog, 3).iter())
+            .map(|l| l.split(' ').nth(9).unwrap_or_default().to_string())
+            .collect();
+        (stuck, answers, flags)
+    };
+    let (ours, theirs) = side_by_side(test, &text, front, traffic);
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "{test} (hapx, HAProxy)");
+    }
+    assert!(ours.0.starts_with('s'), "{ours:?}");
+    assert_eq!(ours.1, ["408", "504"], "{ours:?}");
+    assert_eq!(ours.2[1..], ["cR--", "sH--"], "{ours:?}");
+}
+
+/// A POST announcing `Expect: 100-continue` is told to send its body before the wait for
+/// it (a client waiting for that answer would otherwise wait for a 408), whether or not
+/// the body came with its head, as HAProxy's `http_handle_expect_hdr` tells it; the header
+/// is then gone from the request its server gets (not asked again), and the answer counts
+/// in the logged size.
+#[test]
+fn an_expected_body_is_asked_for_before_the_wait() {
+    let test = "an_expected_body_is_asked_for_before_the_wait";
+    let server = hapx_tests::proxy_rules::EchoServer::start("s1");
+    let front = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let syslog = Syslog::bind();
+    let text = config(front, "map-based", &[server.addr], Some(syslog.addr));
+    let head = b"POST /p HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 4\r\n\r\n";
+    let traffic = |front| {
+        let mut seen = Vec::new();
+        for body_with_head in [false, true] {
+            let mut c = TcpStream::connect(front).expect("connecting");
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut reader = BufReader::new(c.try_clone().expect("a clone"));
+            if body_with_head {
+                c.write_all(&[&head[..], b"id=1"].concat())
+                    .expect("sending");
+            } else {
+                c.write_all(head).expect("sending the head");
+            }
+            let first = hapx_tests::proxy_rules::read_response(&mut reader).map(|r| r.status);
+            if !body_with_head {
+                c.write_all(b"id=1").expect("sending the body");
+            }
+            let last = hapx_tests::proxy_rules::read_response(&mut reader);
+            let last = last.map(|r| (r.status, r.body));
+            seen.push((first, last));
+        }
+        // Status, size and flags of each.
+        let mut logged: Vec<[String; 3]> = (request_lines(&syslog, 2).iter())
+            .map(|l| {
+                let words: Vec<&str> = l.split(' ').collect();
+                [5, 6, 9].map(|i| words.get(i).copied().unwrap_or_default().to_string())
+            })
+            .collect();
+        logged.sort();
+        (seen, logged)
+    };
+    let (ours, theirs) = side_by_side(test, &text, front, traffic);
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "{test} (hapx, HAProxy)");
+    }
+    let echoed = "s1\nPOST /p HTTP/1.1\nhost: x\ncontent-length: 4\n".to_string();
+    let answer = (Some(100), Some((200, echoed)));
+    assert_eq!(ours.0, [answer.clone(), answer], "{ours:?}");
 }

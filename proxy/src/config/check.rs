@@ -31,10 +31,6 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         .filter(|p| p.kind.is_backend() && !p.rules.tcp_content.is_empty())
         .map(|p| p.name.clone())
         .collect();
-    let responding: Vec<String> = (config.proxies.iter())
-        .filter(|p| p.kind.is_backend() && !p.rules.tcp_response.is_empty())
-        .map(|p| p.name.clone())
-        .collect();
     let named: Vec<_> = config
         .proxies
         .iter()
@@ -62,7 +58,6 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         if p.kind.is_frontend() {
             check_frontend(p, diags);
             inspection_under_tls(p, &inspecting, diags);
-            super::rules::response_inspection_under_tls(p, &responding, diags);
             alpn_spoken(p, diags);
         }
         if p.kind.is_backend() {

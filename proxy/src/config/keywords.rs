@@ -183,7 +183,7 @@ pub const PROXY: &[(&str, Support)] = &[
     ("dynamic-cookie-key", Yes),
     ("use-fcgi-app", No),
     ("error-log-format", Yes),
-    ("max-session-srv-conns", No),
+    ("max-session-srv-conns", Yes),
     ("transparent", No),
     (
         "clitimeout",

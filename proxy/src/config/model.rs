@@ -1339,6 +1339,9 @@ impl PartialEq for PortRange {
 
 impl Eq for PortRange {}
 
+/// HAProxy's `MAX_SRV_LIST`: the default of `max-session-srv-conns`.
+pub const MAX_SESSION_SRV_CONNS: usize = 5;
+
 /// A frontend, backend, listen or defaults section.
 #[derive(Debug, Clone)]
 pub struct Proxy {
@@ -1384,6 +1387,10 @@ pub struct Proxy {
     pub tcp_checks: Vec<TcpCheckRule>,
     pub retries: u32,
     pub maxconn: Option<usize>,
+    /// `max-session-srv-conns N` (a frontend's): the most idle server connections one of
+    /// its client connections keeps for itself (HAProxy's `max_out_conns`; `MAX_SRV_LIST`, 5,
+    /// by default; 0 keeps none).
+    pub max_session_srv_conns: usize,
     /// `fullconn N`: the backend's load at which dynamic limits reach their maximum, and its
     /// `slim` in the stats (unset: a tenth of what its frontends may send, see
     /// `limits::fullconn`).
@@ -1453,6 +1460,7 @@ impl Proxy {
             tcp_checks: Vec::new(),
             retries: 3,
             maxconn: None,
+            max_session_srv_conns: MAX_SESSION_SRV_CONNS,
             fullconn: None,
             backlog: None,
             clitcpka: Keepalive::default(),

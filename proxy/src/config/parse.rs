@@ -1329,6 +1329,7 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
             p.maxconn = Some(values::number(one(line, "an integer")?, kw)?);
         }
         "fullconn" => p.fullconn = Some(values::number(one(line, "an integer")?, kw)?),
+        "max-session-srv-conns" => max_session_srv_conns(p, line, diags),
         "errorfile" => super::errors::errorfile(p, line.words)?,
         "errorloc" | "errorloc302" | "errorloc303" => super::errors::errorloc(p, line.words)?,
         "errorfiles" => super::errors::errorfiles(p, line.words, line.place)?,
@@ -1531,6 +1532,12 @@ fn prometheus(p: &mut Proxy, line: &Line<'_>) -> Outcome {
 
 fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let spec = one(line, "<addr1>[:<port1>][,<addr2>...]")?;
+    // HAProxy reads the addresses before the options, so their errors come first.
+    let addrs = spec
+        .split(',')
+        .map(|part| Ok((part, values::bind_addrs(part)?)))
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|e| format!("'bind' : {e}"))?;
     let mut tls = BindTlsOptions::default();
     let mut v6only = false;
     let mut backlog = None;
@@ -1542,11 +1549,12 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
     let mut i = 2;
     while let Some(opt) = line.arg(i) {
         let (nargs, support) = keywords::lookup_args(keywords::BIND, opt).ok_or_else(|| {
-            let mut m = format!("'bind {spec}' unknown keyword '{opt}'.");
-            if let Some(s) = keywords::suggest(opt, hint_words::BIND.iter().copied()) {
-                m.push_str(&format!(" Did you mean '{s}' maybe ?"));
+            let section = p.kind.keyword();
+            let m = format!("'bind {spec}' in section '{section}': unknown keyword '{opt}'");
+            match keywords::suggest(opt, hint_words::BIND.iter().copied()) {
+                Some(s) => format!("{m}; did you mean '{s}' maybe ?"),
+                None => format!("{m}."),
             }
-            m
         })?;
         let value = line.arg(i + 1);
         if nargs > 0 && value.is_none() {
@@ -1584,8 +1592,7 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
         i += 1 + nargs;
     }
     let tls = bind_tls_server(&tls, g, spec, &at, line.place, diags)?;
-    for part in spec.split(',') {
-        let addrs = values::bind_addrs(part).map_err(|e| format!("'bind {spec}' : {e}"))?;
+    for (part, addrs) in addrs {
         p.binds.extend(addrs.into_iter().map(|addr| Bind {
             addr,
             spec: part.into(),
@@ -1717,6 +1724,35 @@ fn balance(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     }
     p.balance = balance;
     Ok(())
+}
+
+/// `max-session-srv-conns N`, read as HAProxy 2.6 reads it: warned about outside a
+/// frontend yet read; a missing value is an alert with HAProxy's own wording ("parsine");
+/// any other text is C's `atoi` into an `int` (so `abc` is 0, extra words are ignored), and
+/// a value below 1 keeps no idle connection (`session_check_idle_conn` compares
+/// `idle_conns >= max_out_conns`).
+fn max_session_srv_conns(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) {
+    let kw = line.words[0].as_str();
+    if !p.kind.is_frontend() && p.kind != ProxyKind::Defaults {
+        diags.warn(
+            line.place,
+            format!(
+                "'{kw}' ignored because {} '{}' has no frontend capability.",
+                p.kind.keyword(),
+                p.name
+            ),
+        );
+    }
+    let Some(value) = line.arg(1) else {
+        let place = line.place;
+        diags.global_alert(format!(
+            "parsine [{place}] : '{kw}' expects a number. Got no argument"
+        ));
+        return;
+    };
+    // C's `(int)strtol()`: the low 32 bits.
+    let as_int = atoi(value) as i32;
+    p.max_session_srv_conns = usize::try_from(as_int).unwrap_or(0);
 }
 
 /// C's atoi: leading blanks, a sign, the digits that follow (0 without any).

@@ -1907,11 +1907,12 @@ impl Ctx<'_> {
             Ok(c) => c,
             Err(e) => return self.refuse(e, words),
         };
+        let rule = TcpRule { action, cond };
         // Known HTTP already: refused here, naming the line (else by `check`).
-        if self.p.mode == Mode::Http {
-            return Err(HTTP_RESPONSE_RULES.into());
+        if self.p.mode == Mode::Http && reads_response_bytes(&rule, &self.p.rules.acls.acls) {
+            return Err(HTTP_RESPONSE_BYTES.into());
         }
-        self.p.rules.tcp_response.push(TcpRule { action, cond });
+        self.p.rules.tcp_response.push(rule);
         self.p.rules.response_places.push(self.place.clone());
         Ok(())
     }
@@ -2934,60 +2935,54 @@ pub fn unresolved_defaults_refs(
     sections
 }
 
-const HTTP_RESPONSE_RULES: &str = "'tcp-response' rules in HTTP mode are not implemented by hapx; hapx refuses to run without this rule.";
+const HTTP_RESPONSE_BYTES: &str = "'tcp-response' rules reading the response's bytes ('res.payload', 'res.payload_lv', 'res.ssl_hello_type') in HTTP mode are not implemented by hapx; hapx refuses to run without this rule.";
 
-/// A backend's `tcp-response content` rules run only in TCP mode between plain sockets
-/// ([`crate::runtime::rules::forward_response_inspected`]): in HTTP mode, or with a server
-/// reached through TLS, they are refused rather than left out (a `reject` would fail open).
+/// A backend's `tcp-response content` rules run in TCP mode between plain sockets
+/// ([`crate::runtime::rules::forward_response_inspected`]) and in HTTP mode on the size of
+/// HAProxy's internal message (`res.len`, see `crate::runtime::http`); there, the fetches
+/// of the response's bytes (which find nothing in HAProxy's internal message) are refused
+/// rather than run on what hapx does not hold. Behind TLS they run as on plain sockets
+/// ([`crate::runtime::tls::inspect_then_forward`]).
 fn response_rules_unsupported(p: &Proxy, diags: &mut Diags) {
     if p.rules.tcp_response.is_empty() {
         return;
     }
     let (kind, name) = (p.kind.type_str(), &p.name);
     if p.mode == Mode::Http {
-        for place in &p.rules.response_places {
-            diags.check_alert(place, format!("{kind} '{name}': {HTTP_RESPONSE_RULES}"));
+        let rules = p.rules.tcp_response.iter().zip(&p.rules.response_places);
+        for (_, place) in rules.filter(|(r, _)| reads_response_bytes(r, &p.rules.acls.acls)) {
+            diags.check_alert(place, format!("{kind} '{name}': {HTTP_RESPONSE_BYTES}"));
         }
     }
-    for s in p.servers.iter().filter(|s| s.opts.tls.ssl) {
-        diags.check_alert(
-            &s.place,
-            format!("{kind} '{name}': 'tcp-response content' rules with server '{}' using 'ssl' are not implemented by hapx; hapx refuses to run without them.", s.name),
-        );
-    }
+}
+
+/// Whether a `tcp-response content` rule reads the bytes of the response, in its condition
+/// or in the expression it sets a variable to.
+fn reads_response_bytes(rule: &TcpRule, acls: &[super::acl::Acl]) -> bool {
+    use super::acl::Source;
+    let bytes = |s: &Source| {
+        matches!(
+            s,
+            Source::ResPayload(..) | Source::ResPayloadLv(..) | Source::ResSslHelloType
+        )
+    };
+    let in_cond = (rule.cond.iter())
+        .flat_map(|c| c.suites.iter().flatten())
+        .filter_map(|t| acls.get(t.acl))
+        .flat_map(|a| &a.exprs)
+        .any(|e| bytes(&e.fetch.source));
+    let in_var = match &rule.action {
+        TcpAction::Var(v) => {
+            matches!(&v.action, VarAction::Set { expr, .. } if bytes(&expr.source))
+        }
+        _ => false,
+    };
+    in_cond || in_var
 }
 
 /// Whether `p` has a `use_backend` rule whose name is rendered per stream.
 pub fn dynamic_switching(p: &Proxy) -> bool {
     p.rules.use_backends.iter().any(|u| u.dynamic.is_some())
-}
-
-/// A TCP frontend with `ssl` binds handing connections to a backend with `tcp-response
-/// content` rules (`responding`: those backends): hapx inspects only plain sockets, so the
-/// combination is refused (see [`response_rules_unsupported`]).
-pub fn response_inspection_under_tls(p: &Proxy, responding: &[String], diags: &mut Diags) {
-    let tls = p.binds.iter().find(|b| b.tls.is_some());
-    let (Some(bind), Mode::Tcp) = (tls, p.mode) else {
-        return;
-    };
-    let targets = (p.default_backend.iter().map(|(name, _)| name))
-        .chain(p.rules.use_backends.iter().map(|u| &u.backend))
-        .chain(p.kind.is_backend().then_some(&p.name))
-        // A dynamic name may choose any backend.
-        .chain(responding.iter().filter(|_| dynamic_switching(p)));
-    let mut named = std::collections::BTreeSet::new();
-    for target in targets.filter(|n| responding.contains(n)) {
-        if named.insert(target) {
-            diags.check_alert(
-                &bind.place,
-                format!(
-                    "{} '{}': 'tcp-response content' rules of backend '{target}' behind a TCP frontend with 'ssl' binds are not implemented by hapx; hapx refuses to run without them.",
-                    p.kind.keyword(),
-                    p.name
-                ),
-            );
-        }
-    }
 }
 
 /// The defaults sections whose rules `p` runs with backend references in them.

@@ -130,45 +130,109 @@ pub fn strip_family(text: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// A port number, or a range `a-b` expanded.
-pub fn ports(text: &str) -> Result<Vec<u16>, String> {
-    let parse = |p: &str| {
-        p.parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| format!("invalid port '{p}'"))
-    };
-    match text.split_once('-') {
-        Some((a, b)) => {
-            let (a, b) = (parse(a)?, parse(b)?);
-            if a > b {
-                return Err(format!("invalid port range '{text}'"));
-            }
-            Ok((a..=b).collect())
+/// The socket addresses of one listening address (`*:80`, `:::443`, `[::1]:80`,
+/// `ipv4@1.2.3.4:80-81`, `localhost:80`), read as HAProxy's `str2sa_range` reads a `bind`
+/// address: the last colon ends the host (unless in brackets), the port is mandatory and may be
+/// a range of numbers read as C's `atoi` reads them, a host name is resolved now. Errors are
+/// worded as HAProxy words them.
+pub fn bind_addrs(text: &str) -> Result<Vec<SocketAddr>, String> {
+    let (family, rest) = match strip_family(text) {
+        (Some(f), rest) => match ListenFamily::of_prefix(f, text)? {
+            Some(family) => (family, rest),
+            // Not a prefix HAProxy knows: the whole text is the host and port.
+            None => (ListenFamily::Any, text),
+        },
+        (None, rest) if rest.starts_with('/') => {
+            return Err(ListenFamily::unsupported("unix"));
         }
-        None => Ok(vec![parse(text)?]),
+        (None, rest) => (ListenFamily::Any, rest),
+    };
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, after)) => (host, after.strip_prefix(':').unwrap_or("")),
+            None => (rest, ""),
+        },
+        None => rest.rsplit_once(':').unwrap_or((rest, "")),
+    };
+    let ports = listen_ports(port, text)?;
+    let ip = family.host(host, text)?;
+    Ok(ports.map(|p| SocketAddr::new(ip, p)).collect())
+}
+
+/// The address family a `bind` address's prefix asks for.
+#[derive(Clone, Copy)]
+enum ListenFamily {
+    Any,
+    V4,
+    V6,
+}
+
+impl ListenFamily {
+    /// The family of a prefix (`ipv4@`, `tcp6@` ...); None for a word HAProxy does not know
+    /// as a prefix, an error for one it knows that hapx does not listen on.
+    fn of_prefix(prefix: &str, text: &str) -> Result<Option<Self>, String> {
+        Ok(Some(match prefix {
+            "tcp" => Self::Any,
+            "ipv4" | "tcp4" => Self::V4,
+            "ipv6" | "tcp6" => Self::V6,
+            "udp" | "udp4" | "udp6" => {
+                return Err(format!("dgram-type address not acceptable in '{text}'"));
+            }
+            "unix" | "abns" | "uxst" | "uxdg" | "fd" | "sockpair" | "quic4" | "quic6" => {
+                return Err(Self::unsupported(prefix));
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    fn unsupported(prefix: &str) -> String {
+        format!("address family '{prefix}@' is not supported by hapx")
+    }
+
+    /// The address to listen on for `host` (empty or `*`: every address of the family).
+    fn host(self, host: &str, text: &str) -> Result<IpAddr, String> {
+        let fits = |ip: &IpAddr| match self {
+            Self::Any => true,
+            Self::V4 => ip.is_ipv4(),
+            Self::V6 => ip.is_ipv6(),
+        };
+        let ip = match host {
+            "" | "*" if matches!(self, Self::V6) => Some(Ipv6Addr::UNSPECIFIED.into()),
+            "" | "*" => Some(Ipv4Addr::UNSPECIFIED.into()),
+            _ => host
+                .parse()
+                .ok()
+                .or_else(|| super::check::resolve_libc(host, matches!(self, Self::V6))),
+        };
+        ip.filter(fits)
+            .ok_or_else(|| format!("invalid address: '{host}' in '{text}'"))
     }
 }
 
-/// The socket addresses of one bind address (`*:80`, `:::443`, `[::1]:80`, `1.2.3.4:80-81`).
-pub fn bind_addrs(text: &str) -> Result<Vec<SocketAddr>, String> {
-    let (family, rest) = strip_family(text);
-    let (host, port) = split_host_port(rest);
-    if port.is_empty() {
-        return Err(format!("missing port number: '{text}'"));
+/// A `bind` address's port or `LOW-HIGH` range, as HAProxy reads it: digits first (then
+/// `atoi`), no offset, never 0 nor above 65535.
+fn listen_ports(port: &str, text: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    match port.chars().next() {
+        Some(c) if c.is_ascii_digit() => {
+            let (low, high) = port.split_once('-').unwrap_or((port, port));
+            let number = |p: &str| {
+                u16::try_from(atoi(p))
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("invalid port '{p}'"))
+            };
+            let (low, high) = (number(low)?, number(high)?);
+            if low > high {
+                return Err(format!("invalid port range '{low}-{high}'"));
+            }
+            Ok(low..=high)
+        }
+        Some('+' | '-') => Err(format!("port offset not permitted here in '{text}'")),
+        Some(c) => Err(format!(
+            "invalid character '{c}' in port number '{port}' in '{text}'"
+        )),
+        None => Err(format!("missing port specification in '{text}'")),
     }
-    let ip: IpAddr = match (family, host) {
-        (Some("ipv6"), "" | "*") | (None, "::") => Ipv6Addr::UNSPECIFIED.into(),
-        (Some("ipv4") | None, "" | "*") => Ipv4Addr::UNSPECIFIED.into(),
-        (Some("ipv4" | "ipv6") | None, h) => h
-            .parse()
-            .map_err(|_| format!("invalid address: '{h}' in '{text}'"))?,
-        (Some(f), _) => return Err(format!("address family '{f}@' is not supported by hapx")),
-    };
-    Ok(ports(port)?
-        .into_iter()
-        .map(|p| SocketAddr::new(ip, p))
-        .collect())
 }
 
 /// A `source` address as HAProxy's `str2sa_range` reads one to connect from: an IPv4
@@ -294,7 +358,41 @@ mod tests {
         );
         assert_eq!(bind_addrs("127.0.0.1:80-81").unwrap().len(), 2);
         assert!(bind_addrs("*").is_err());
-        assert!(bind_addrs("nothost:80").is_err());
+        assert!(bind_addrs("nothost.invalid:80").is_err());
+    }
+
+    #[test]
+    fn bind_addresses_are_read_as_haproxy_reads_them() {
+        let one = |text| bind_addrs(text).map(|a| a[0].to_string());
+        // The last colon ends the host; digits then whatever C's atoi ignores.
+        assert_eq!(one("127.0.0.1:81a"), Ok("127.0.0.1:81".into()));
+        assert_eq!(one("tcp6@:81"), Ok("[::]:81".into()));
+        assert_eq!(one("[1.2.3.4]:80"), Ok("1.2.3.4:80".into()));
+        assert_eq!(
+            one("::1"),
+            Err("invalid address: ':' in '::1'".into()),
+            "no special case for a bare IPv6 address"
+        );
+        assert_eq!(
+            one("[::1]80"),
+            Err("missing port specification in '[::1]80'".into())
+        );
+        assert_eq!(
+            one("ipv4@::1:80"),
+            Err("invalid address: '::1' in 'ipv4@::1:80'".into())
+        );
+        assert_eq!(
+            one("foo@bar"),
+            Err("missing port specification in 'foo@bar'".into()),
+            "an unknown prefix is part of the host"
+        );
+        assert_eq!(one("127.0.0.1:5-0"), Err("invalid port '0'".into()));
+        assert_eq!(one("127.0.0.1:6-5"), Err("invalid port range '6-5'".into()));
+        assert!(
+            one("unix@/run/x.sock")
+                .unwrap_err()
+                .contains("not supported by hapx")
+        );
     }
 }
 

@@ -11,6 +11,9 @@
 //!
 //! A failed connection to the agent, a timeout, an empty answer or a line without its end
 //! (or with a NUL byte) only show in the agent's status: they never mark the server DOWN.
+//! While the agent is asked, its last result shows with `* ` before its status and without
+//! its detail (`* INI` before the first answer), and `srv_agent_state` has its in-progress
+//! bit, as HAProxy's `CHK_ST_INPROGRESS`.
 //! An answer brings the server UP only when it may come up ([`Server::may_come_up`]: its
 //! health check, and the server it tracks, agree; HAProxy's agent rise and fall are 1); an
 //! operator forcing the agent up (`set server B/S agent up`, the stats page) brings it UP
@@ -38,7 +41,8 @@ pub struct AgentState {
     /// 1: the agent lets the server be UP; 0: it said down (HAProxy's agent health, with
     /// rise and fall 1).
     health: AtomicU32,
-    result: Mutex<CheckResult>,
+    /// The last answer's result, and whether the agent is being asked again.
+    result: Mutex<Probe>,
     /// 0: no port.
     port: AtomicU32,
     addr: RwLock<Option<IpAddr>>,
@@ -53,10 +57,13 @@ impl AgentState {
             enabled: AtomicBool::new(a.enabled),
             health: AtomicU32::new(1),
             // HAProxy's agent columns before its first answer.
-            result: Mutex::new(CheckResult {
-                status: "INI".into(),
-                desc: "Initializing".into(),
-                ..CheckResult::default()
+            result: Mutex::new(Probe {
+                result: CheckResult {
+                    status: "INI".into(),
+                    desc: "Initializing".into(),
+                    ..CheckResult::default()
+                },
+                in_progress: false,
             }),
             port: AtomicU32::new(a.port.or(o.check_port).map_or(0, u32::from)),
             addr: RwLock::new(a.addr),
@@ -83,14 +90,39 @@ impl AgentState {
     }
 
     pub fn result(&self) -> CheckResult {
+        self.probe().result
+    }
+
+    /// The last result and whether the agent is being asked again, read together.
+    pub fn probe(&self) -> Probe {
         self.result
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
+    /// The agent is asked again: as HAProxy's `HCHK_STATUS_START`, the last result keeps
+    /// its status, code and duration but loses its detail until the answer comes.
+    fn start(&self) {
+        let mut probe = self.result.lock().unwrap_or_else(|e| e.into_inner());
+        probe.result.desc = described(&probe.result.status, "");
+        probe.in_progress = true;
+    }
+
+    /// The answer's result, which ends the asking.
     fn set_result(&self, result: CheckResult) {
-        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = result;
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Probe {
+            result,
+            in_progress: false,
+        };
+    }
+
+    /// The asking ended, its result recorded or dropped (the agent disabled meanwhile).
+    fn stop(&self) {
+        self.result
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .in_progress = false;
     }
 
     pub fn port(&self) -> Option<u16> {
@@ -108,15 +140,24 @@ impl AgentState {
         self.send.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// HAProxy's agent state flags in `show servers state`: configured 0x02, enabled
-    /// 0x04, agent 0x10.
+    /// HAProxy's agent state flags in `show servers state`: in progress 0x01, configured
+    /// 0x02, enabled 0x04, agent 0x10.
     pub fn state_flags(&self) -> u32 {
+        let in_progress = u32::from(self.probe().in_progress);
         match (self.configured, self.enabled()) {
             (false, _) => 0,
-            (true, false) => 0x12,
-            (true, true) => 0x16,
+            (true, false) => 0x12 | in_progress,
+            (true, true) => 0x16 | in_progress,
         }
     }
+}
+
+/// An agent's last result, and whether it is being asked again (HAProxy's
+/// `CHK_ST_INPROGRESS`: `show stat` then puts `* ` before the status).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub result: CheckResult,
+    pub in_progress: bool,
 }
 
 /// Starts one agent task per server with `agent-check`.
@@ -147,9 +188,11 @@ async fn agent_loop(backend: Arc<Backend>, server: Arc<Server>, first: Duration)
         if server.agent.enabled() {
             if let Some(target) = target(&server) {
                 let started = Instant::now();
+                server.agent.start();
                 let timing = Timing::starting(&backend, interval(&server));
                 let answer = ask(&server, target, &timing).await;
                 apply(&backend, &server, answer, started.elapsed());
+                server.agent.stop();
             }
         }
         tokio::time::sleep(interval(&server)).await;

@@ -408,7 +408,9 @@ pub async fn execute(
     match words.as_slice() {
         ["help"] => HELP.into(),
         ["show", "peers", args @ ..] => super::peers::show(args),
+        ["show", "info", args @ ..] if args.contains(&"typed") => stats::info_typed(state),
         ["show", "info", ..] => stats::info(state),
+        ["show", "stat", args @ ..] if args.contains(&"typed") => stats::stat_typed(state),
         ["show", "stat", ..] => stats::csv(state),
         ["show", "servers", "state"] => stats::servers_state(state, None).unwrap_or_else(|e| e),
         ["show", "servers", "state", b] => {

@@ -96,12 +96,13 @@ async fn check_loop(
         // server keeps its state.
         if server.checks_running() && server.addr().is_some() {
             let ctx = CheckContext::new(&state, &backend, &server);
-            server.set_check_in_progress(true);
+            start_check(&server);
             let (ok, result) = probe(&ctx, &node).await;
-            server.set_check_in_progress(false);
             let before = transitions::CheckBefore::of(&server);
             let was = transitions::HealthBefore::of(&backend, &server);
             let changed = server.record_check(ok, result);
+            // After the result: a check shown ended shows its result.
+            server.set_check_in_progress(false);
             if backend.conf.options.log_health_checks {
                 transitions::report_check_result(&backend, &server, ok, &before);
             }
@@ -118,6 +119,14 @@ async fn check_loop(
         let interval = spread_interval(next_interval(&server), spread, jitter);
         pause(&server, interval).await;
     }
+}
+
+/// A check starts: as HAProxy's `HCHK_STATUS_START`, the last result keeps its status, code
+/// and duration but loses its detail until this one ends (`show stat` marks it under way).
+fn start_check(server: &Server) {
+    let mut check = server.check.lock().unwrap_or_else(|e| e.into_inner());
+    check.desc = described(&check.status, "");
+    server.set_check_in_progress(true);
 }
 
 /// Waits `interval` before the next check, or less when the server leaves maintenance (as

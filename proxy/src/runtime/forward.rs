@@ -619,11 +619,26 @@ where
     C: AsyncRead + AsyncWrite,
     S: AsyncRead + AsyncWrite,
 {
-    let activity = Activity::new();
+    forward_streams_after(client, server, idle, moved, &Activity::new()).await
+}
+
+/// [`forward_streams`] after an inspection: the idle timeouts count from `activity`'s last
+/// transfer.
+pub async fn forward_streams_after<C, S>(
+    client: C,
+    server: S,
+    idle: IdleTimeouts,
+    moved: &Moved,
+    activity: &Activity,
+) -> End
+where
+    C: AsyncRead + AsyncWrite,
+    S: AsyncRead + AsyncWrite,
+{
     let phase = Phase::default();
     let (server_r, server_w) = tokio::io::split(server);
     let (client_r, client_w) = tokio::io::split(client);
-    let watch = (&activity, &phase);
+    let watch = (activity, &phase);
     let up = copy_stream(client_r, server_w, Way::Up, watch, &moved.to_server);
     let down = async {
         let sent = copy_stream(server_r, client_w, Way::Down, watch, &moved.to_client).await;
@@ -631,7 +646,7 @@ where
         sent
     };
     tokio::pin!(up, down);
-    both_ways(up, down, &activity, &phase, idle).await
+    both_ways(up, down, activity, &phase, idle).await
 }
 
 /// One direction through async streams, until the source ends; then the destination's
@@ -1205,7 +1220,11 @@ pub async fn inspect_response<V>(
         let Some(deadline) = deadline else { continue };
         let timeout = hold.next_timeout(&times);
         if let Some((_, side)) = timeout.filter(|(at, _)| *at <= now) {
-            // HAProxy shuts both sides down (a FIN each) before closing.
+            // What was held goes to the client as far as it takes it now (measured: HAProxy
+            // passes it on, and counts it), then both sides are shut down (a FIN each).
+            if let Ok(n) = send(client, &hold.data, false) {
+                moved.to_client.fetch_add(n as u64, Relaxed);
+            }
             let _ = shutdown_write(client);
             let _ = shutdown_write(server);
             return Err(End::Timeout(side));
@@ -1316,5 +1335,213 @@ pub fn shutdown_write(s: &TcpStream) -> io::Result<()> {
     match socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write) {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         other => other,
+    }
+}
+
+/// Polls `f` once, without waiting: its output if it is ready now. (A TLS side has no
+/// `try_read`: its plaintext may wait in its session while the socket has nothing.)
+fn now<F: Future>(f: F) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(f).poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// [`inspect_response`] between streams of which one at least is TLS (`bind ... ssl`,
+/// `server ... ssl`): the same hold, its rules run on the server's plaintext. What the
+/// client sends goes on to the server meanwhile, as on plain sockets.
+pub async fn inspect_response_streams<C, S, V>(
+    client: &mut C,
+    server: &mut S,
+    times: HoldTimes,
+    activity: &Activity,
+    moved: &Moved,
+    mut decide: impl FnMut(&[u8], bool) -> Option<V>,
+) -> Result<InspectedResponse<V>, End>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut hold = Hold::new();
+    let deadline = times.delay.map(|d| tokio::time::Instant::now() + d);
+    let (mut client_r, mut client_w) = tokio::io::split(client);
+    let (mut server_r, mut server_w) = tokio::io::split(server);
+    let (mut from_client, mut from_server) = (vec![0u8; COPY_BUF], vec![0u8; COPY_BUF]);
+    loop {
+        // What the client sent already goes on before the rules run, as on plain sockets.
+        if hold.reads_client()
+            && let Some(read) = now(client_r.read(&mut from_client))
+        {
+            hold.took_from_client(read, &from_client, activity, moved)?;
+            hold.write_to_server(&mut server_w, activity).await;
+        }
+        let now = tokio::time::Instant::now();
+        let expired = deadline.is_none_or(|d| now >= d);
+        let full = hold.data.len() >= super::INSPECT_LIMIT;
+        let more_may_come = !(hold.server_ended || hold.server_failed || expired || full);
+        if let Some(verdict) = decide(&hold.data, more_may_come) {
+            return Ok(hold.into_inspected(verdict, &times));
+        }
+        let Some(deadline) = deadline else { continue };
+        let timeout = hold.next_timeout(&times);
+        if let Some((_, side)) = timeout.filter(|(at, _)| *at <= now) {
+            // As on plain sockets: what was held goes first, as far as it goes now.
+            if let Some(Ok(n)) = self::now(client_w.write(&hold.data)) {
+                moved.to_client.fetch_add(n as u64, Relaxed);
+            }
+            let _ = self::now(client_w.shutdown());
+            let _ = self::now(server_w.shutdown());
+            return Err(End::Timeout(side));
+        }
+        let wake = timeout.map_or(deadline, |(at, _)| at.min(deadline));
+        let room = super::INSPECT_LIMIT - hold.data.len();
+        tokio::select! {
+            read = server_r.read(&mut from_server[..room.min(COPY_BUF)]) => match read {
+                Ok(0) => hold.server_ended = true,
+                Ok(n) => {
+                    hold.data.extend_from_slice(&from_server[..n]);
+                    hold.server_read_at = tokio::time::Instant::now();
+                    activity.touch();
+                }
+                Err(_) => hold.server_failed = true,
+            },
+            read = client_r.read(&mut from_client), if hold.reads_client() => {
+                hold.took_from_client(read, &from_client, activity, moved)?;
+                hold.write_to_server(&mut server_w, activity).await;
+            }
+            wrote = server_w.write(&hold.to_server), if !hold.to_server.is_empty() => {
+                hold.wrote_to_server(wrote, activity);
+                hold.write_to_server(&mut server_w, activity).await;
+            }
+            () = tokio::time::sleep_until(wake) => {}
+        }
+    }
+}
+
+impl Hold {
+    /// What a read of the client's stream gave (`buf` holds it): its end, or bytes for the
+    /// server (counted, waiting in `to_server`).
+    fn took_from_client(
+        &mut self,
+        read: io::Result<usize>,
+        buf: &[u8],
+        activity: &Activity,
+        moved: &Moved,
+    ) -> Result<(), End> {
+        match read {
+            Ok(0) => self.client_open = false,
+            Ok(n) => {
+                let now = tokio::time::Instant::now();
+                self.client_read_at = now;
+                self.server_write_at = now;
+                activity.touch();
+                moved.to_server.fetch_add(n as u64, Relaxed);
+                self.to_server.extend_from_slice(&buf[..n]);
+            }
+            Err(_) => return Err(End::Error(Side::Client)),
+        }
+        Ok(())
+    }
+
+    /// What a write to the server's stream took of `to_server`; a failure is the server's.
+    fn wrote_to_server(&mut self, wrote: io::Result<usize>, activity: &Activity) {
+        match wrote {
+            Ok(n) => {
+                self.to_server.drain(..n);
+                self.server_write_at = tokio::time::Instant::now();
+                activity.touch();
+            }
+            Err(_) => {
+                self.server_failed = true;
+                self.to_server.clear();
+            }
+        }
+    }
+
+    /// Gives the server's stream what it takes of `to_server` now, and its end (for TLS, a
+    /// close_notify and a FIN) after the last of it once the client ended its side.
+    async fn write_to_server<W: AsyncWrite + Unpin>(
+        &mut self,
+        server: &mut W,
+        activity: &Activity,
+    ) {
+        while !self.to_server.is_empty() && !self.server_failed {
+            let Some(wrote) = now(server.write(&self.to_server)) else {
+                break;
+            };
+            self.wrote_to_server(wrote, activity);
+        }
+        // A TLS stream holds what it encrypted until the socket takes it.
+        if !self.server_failed && now(server.flush()).is_some_and(|f| f.is_err()) {
+            self.server_failed = true;
+        }
+        if !self.client_open && self.to_server.is_empty() && !self.server_failed {
+            // Ends as soon as the socket takes it: a close_notify is small.
+            if server.shutdown().await.is_err() {
+                self.server_failed = true;
+            }
+        }
+    }
+}
+
+/// [`pass_on`] between streams (see [`inspect_response_streams`]).
+pub async fn pass_on_streams<C, S, V>(
+    client: &mut C,
+    server: &mut S,
+    inspected: &InspectedResponse<V>,
+) -> Result<(), End>
+where
+    C: AsyncWrite + Unpin,
+    S: AsyncWrite + Unpin,
+{
+    let sent = async {
+        client.write_all(&inspected.data).await?;
+        client.flush().await
+    };
+    sent.await.map_err(|_| End::Error(Side::Client))?;
+    if inspected.server_failed {
+        return Err(End::Error(Side::Server));
+    }
+    let sending = async {
+        server.write_all(&inspected.to_server).await?;
+        server.flush().await?;
+        if inspected.client_ended && !inspected.to_server.is_empty() {
+            server.shutdown().await?;
+        }
+        Ok::<(), io::Error>(())
+    };
+    let sent = match inspected.server_deadline {
+        Some(at) => match tokio::time::timeout_at(at, sending).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                let _ = now(client.shutdown());
+                let _ = now(server.shutdown());
+                return Err(End::Timeout(Side::Server));
+            }
+        },
+        None => sending.await,
+    };
+    sent.map_err(|_| End::Error(Side::Server))
+}
+
+/// [`refuse`] between streams: each side's end (for TLS, a close_notify and a FIN), after
+/// reading what each had sent already, without waiting.
+pub fn refuse_streams<C, S>(client: &mut C, server: &mut S)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let _ = now(client.shutdown());
+    let _ = now(server.shutdown());
+    let mut buf = vec![0u8; COPY_BUF];
+    // A bound, for a peer that sends faster than this reads.
+    for _ in 0..64 {
+        match (now(client.read(&mut buf)), now(server.read(&mut buf))) {
+            (Some(Ok(1..)), _) | (_, Some(Ok(1..))) => {}
+            _ => return,
+        }
     }
 }

@@ -365,14 +365,17 @@ impl Stream {
     }
 
     /// Sends the final response's head as HEADERS (ending the stream when no body follows:
-    /// `framing`, the body's HTTP/1 framing, says none), straight from the per-request
-    /// code or from the HTTP/1 bytes written; the body's bytes come after, in that framing.
+    /// `framing`, the body's HTTP/1 framing, says none or an empty one), straight from the
+    /// per-request code or from the HTTP/1 bytes written; the body's bytes come after, in
+    /// that framing.
     pub fn respond(&mut self, head: &Head, framing: Framing) -> io::Result<()> {
         let Reply::Head(mut respond, _) = std::mem::replace(&mut self.reply, Reply::Done) else {
             return Err(io::Error::other("a second response on a stream"));
         };
         let response = response(head)?;
-        let ends = framing == Framing::None;
+        // `content-length: 0` too: no body byte will come to end the stream later (HAProxy's
+        // HEADERS end the stream then, the length kept).
+        let ends = matches!(framing, Framing::None | Framing::Length(0));
         let send = respond
             .send_response(response, ends)
             .map_err(io::Error::other)?;

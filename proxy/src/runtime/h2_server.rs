@@ -12,8 +12,8 @@
 //! interim HEADERS are relayed as HTTP/1.1 heads; its final HEADERS are read as an HTTP/1.1
 //! head, its `content-length` kept, else `transfer-encoding: chunked` with each DATA frame
 //! a chunk and its trailers in the last one (as HAProxy's H1 layer writes a body of unknown
-//! length to an HTTP/1.1 client); a response that ends with its HEADERS says
-//! `content-length: 0`. So rules, logs, counters and errors are the HTTP/1 code's (the
+//! length to an HTTP/1.1 client, even one that ends with its HEADERS: then its last chunk
+//! at once). So rules, logs, counters and errors are the HTTP/1 code's (the
 //! logged size less those added framing fields: [`Link::head_added`]).
 //!
 //! The connection's frames (SETTINGS, flow control, HPACK, PING, GOAWAY) are the `h2`
@@ -186,9 +186,10 @@ struct Connection {
     /// requests (its server's safe list) once its first stream detached, not before
     /// (unless `http-reuse always`).
     served: AtomicBool,
-    /// With `http-reuse safe`, the HTTP/2 client connection ([`session_key`]) that took it
-    /// while it was idle: only that one's streams join it while streams are open on it
-    /// (HAProxy's `session_add_conn`); 0, none (an HTTP/1 client's: no other stream joins).
+    /// With `http-reuse safe`, the HTTP/2 client connection ([`session_key`]) that opened
+    /// it or took it while it was idle: only that one's streams join it while streams are
+    /// open on it (HAProxy's `session_add_conn`); 0, none (an HTTP/1 client's: no other
+    /// stream joins).
     taker: AtomicUsize,
     ready: Mutex<Handshake>,
 }
@@ -208,8 +209,10 @@ enum Listing {
 /// Who a new connection serves besides the request that opened it ([`Link::start`]).
 #[derive(Debug, Clone, Copy)]
 pub enum Owner<'a> {
-    /// Any request to its server, as `http-reuse` allows.
-    Any,
+    /// Any request to its server, as `http-reuse` allows; with `safe`, its streams are
+    /// the given HTTP/2 client connection's ([`session_key`]; 0: none) while any are open,
+    /// as HAProxy 2.6 attaches a new connection to the session that opened it.
+    Any(usize),
     /// The streams of one HTTP/2 client connection, which own it together.
     Session(&'a Arc<Private>),
     /// One HTTP/1 client connection, which keeps it between its requests.
@@ -391,6 +394,21 @@ impl Connection {
         unused(e)
     }
 
+    /// Takes it out of the list that offers it to later requests (a private one of an
+    /// HTTP/1 client connection is in none: that connection holds its link).
+    fn unlist(self: &Arc<Self>) {
+        let unlisted = |conns: &mut Vec<Arc<Connection>>| conns.retain(|c| !Arc::ptr_eq(c, self));
+        match &self.listing {
+            Listing::Shared(server) => unlisted(&mut shared_list(server)),
+            Listing::Session(session) => {
+                if let Some(session) = session.upgrade() {
+                    unlisted(&mut session.lock());
+                }
+            }
+            Listing::Client => {}
+        }
+    }
+
     fn ended(&self, failed: bool) {
         self.closed.store(true, Relaxed);
         let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
@@ -518,6 +536,7 @@ async fn drive(conn: Weak<Connection>, mut io: Io, proxy_header: Vec<u8>) {
     let fail = |conn: &Weak<Connection>| {
         if let Some(conn) = conn.upgrade() {
             conn.ended(true);
+            conn.unlist();
         }
     };
     if !proxy_header.is_empty()
@@ -538,8 +557,16 @@ async fn drive(conn: Weak<Connection>, mut io: Io, proxy_header: Vec<u8>) {
         ready.waiting.drain(..).for_each(Waker::wake);
     }
     let _ = connection.await;
+    // The server closed it (a GOAWAY, its FIN) or it failed, idle or not: out of its list
+    // at once, its socket closed as soon as no link holds it, as HAProxy's mux releases a
+    // closed connection from its server's or its session's list then, not when a later
+    // request would have taken it. Shut down now whoever holds it (an HTTP/1 client
+    // connection's own link, found dead only at its next request): the server does not
+    // wait for its FIN.
     if let Some(conn) = conn.upgrade() {
         conn.ended(false);
+        conn.unlist();
+        let _ = socket2::SockRef::from(&*conn.sock).shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -622,8 +649,11 @@ struct Stream {
     _counted: StreamCount,
     send: h2::SendStream<Bytes>,
     body: Body,
-    /// The request's end was sent.
+    /// The request's end was sent (or, once the server asked for no more, taken).
     sent: bool,
+    /// The server asked for no more of the request (see [`Stream::poll_send`]): the rest
+    /// of its body is taken and dropped.
+    refused: bool,
     response: Response,
     /// The response's body handle once its stream ended (see [`Spent`]).
     ended_recv: Option<h2::RecvStream>,
@@ -658,7 +688,7 @@ impl Link {
         owner: Owner<'_>,
     ) -> Link {
         let listing = match owner {
-            Owner::Any => Listing::Shared(server.clone()),
+            Owner::Any(_) => Listing::Shared(server.clone()),
             Owner::Session(session) => Listing::Session(Arc::downgrade(session)),
             Owner::Client => Listing::Client,
         };
@@ -671,7 +701,10 @@ impl Link {
             closed: AtomicBool::new(false),
             streams: AtomicUsize::new(0),
             served: AtomicBool::new(false),
-            taker: AtomicUsize::new(0),
+            taker: AtomicUsize::new(match owner {
+                Owner::Any(session) => session,
+                _ => 0,
+            }),
             ready: Mutex::new(Handshake::default()),
         });
         let io = Io { sock, tls };
@@ -679,7 +712,7 @@ impl Link {
         // Its stream slot taken before others may find it.
         let link = Link::on(conn.clone());
         match owner {
-            Owner::Any => {
+            Owner::Any(_) => {
                 let mut list = shared_list(server);
                 prune(&mut list, server);
                 list.push(conn);
@@ -835,6 +868,7 @@ impl Link {
             send,
             body,
             sent: ends,
+            refused: false,
             response: Response::Waiting(response, Vec::new()),
             ended_recv: None,
             head_added: 0,
@@ -968,44 +1002,90 @@ impl Body {
     }
 }
 
+/// Why a request body's DATA could not go.
+enum SendFailure {
+    /// The stream or its connection failed (a reset, a GOAWAY, an I/O error).
+    Stream(h2::Error),
+    /// The stream's handle no longer takes data.
+    Gone,
+}
+
+/// Sends `body`'s data taken so far on `send` as its window allows, and the stream's end
+/// once the body ended: whether the end went.
+fn send_body(
+    send: &mut h2::SendStream<Bytes>,
+    body: &mut Body,
+    cx: &mut Context<'_>,
+) -> Poll<Result<bool, SendFailure>> {
+    while !body.out.is_empty() {
+        send.reserve_capacity(body.out.len());
+        match ready!(send.poll_capacity(cx)) {
+            Some(Ok(0)) => continue,
+            Some(Ok(n)) => {
+                let n = n.min(body.out.len());
+                let last = body.ended && body.trailers.is_none() && n == body.out.len();
+                let piece = Bytes::copy_from_slice(&body.out[..n]);
+                body.out.drain(..n);
+                send.send_data(piece, last).map_err(SendFailure::Stream)?;
+                if last {
+                    return Poll::Ready(Ok(true));
+                }
+            }
+            Some(Err(e)) => return Poll::Ready(Err(SendFailure::Stream(e))),
+            None => return Poll::Ready(Err(SendFailure::Gone)),
+        }
+    }
+    if !body.ended {
+        return Poll::Ready(Ok(false));
+    }
+    match body.trailers.take() {
+        Some(trailers) => send.send_trailers(*trailers),
+        None => send.send_data(Bytes::new(), true),
+    }
+    .map_err(SendFailure::Stream)?;
+    Poll::Ready(Ok(true))
+}
+
+/// Whether the server reset the stream with NO_ERROR: after a whole response, its ask for
+/// no more of the request (RFC 9113 8.1). (Once reset, the stream takes no data: its
+/// capacity ends, or its DATA fail.)
+fn is_early_answer_reset(send: &mut h2::SendStream<Bytes>, cx: &mut Context<'_>) -> bool {
+    matches!(send.poll_reset(cx), Poll::Ready(Ok(h2::Reason::NO_ERROR)))
+}
+
 impl Stream {
     /// Its request sent and its response read whole.
     fn is_over(&self) -> bool {
         self.sent && matches!(self.response, Response::Done)
     }
 
-    /// Sends the body's data taken so far, and its end once it ended.
+    /// Sends the body's data taken so far, and its end once it ended. A server that answered
+    /// whole and then reset the stream with NO_ERROR asks for no more of the body (RFC 9113
+    /// 8.1, an early answer such as a 413 to an upload): the rest is taken to its end and
+    /// dropped, not an error, so that the answer is read and relayed, as HAProxy relays it
+    /// (the body's end still awaited: no later request's bytes are taken for it).
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Stream {
-            send, body, sent, ..
+            send,
+            body,
+            sent,
+            refused,
+            ..
         } = self;
-        if *sent {
+        if *sent || *refused {
             body.out.clear();
+            *sent |= body.ended;
             return Poll::Ready(Ok(()));
         }
-        while !body.out.is_empty() {
-            send.reserve_capacity(body.out.len());
-            match ready!(send.poll_capacity(cx)) {
-                Some(Ok(0)) => continue,
-                Some(Ok(n)) => {
-                    let n = n.min(body.out.len());
-                    let last = body.ended && body.trailers.is_none() && n == body.out.len();
-                    let piece = Bytes::copy_from_slice(&body.out[..n]);
-                    body.out.drain(..n);
-                    send.send_data(piece, last).map_err(io::Error::other)?;
-                    *sent = last;
-                }
-                Some(Err(e)) => return Poll::Ready(Err(io::Error::other(e))),
-                None => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        match ready!(send_body(send, body, cx)) {
+            Ok(ended) => *sent = ended,
+            Err(_) if is_early_answer_reset(send, cx) => {
+                *refused = true;
+                body.out.clear();
+                *sent = body.ended;
             }
-        }
-        if body.ended && !*sent {
-            match body.trailers.take() {
-                Some(trailers) => send.send_trailers(*trailers),
-                None => send.send_data(Bytes::new(), true),
-            }
-            .map_err(io::Error::other)?;
-            *sent = true;
+            Err(SendFailure::Stream(e)) => return Poll::Ready(Err(io::Error::other(e))),
+            Err(SendFailure::Gone) => return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
         }
         Poll::Ready(Ok(()))
     }
@@ -1091,6 +1171,7 @@ impl Stream {
                                 *ended_recv = body.take();
                                 if *chunked {
                                     pending.extend_from_slice(b"0\r\n\r\n");
+                                    *head_added += LAST_CHUNK_LOGGED;
                                 }
                             }
                         }
@@ -1139,6 +1220,12 @@ impl Stream {
     }
 }
 
+/// What the per-request code logs for a chunked body's end without trailers (the byte of
+/// HAProxy's end-of-trailers block, `chunked::Decoder::logged_size`), which an HTTP/2
+/// response ended by its HEADERS or its last DATA has not in HAProxy's count: taken off
+/// with [`Link::head_added`].
+const LAST_CHUNK_LOGGED: u64 = 1;
+
 /// The response's head as HTTP/1.1 bytes and how its body follows.
 /// The body's handle comes apart when the HEADERS ended the stream (see [`Spent`]); the
 /// last, [`Link::head_added`].
@@ -1148,7 +1235,11 @@ fn relaying(
 ) -> (Response, Option<h2::RecvStream>, u64) {
     let (parts, body) = response.into_parts();
     let ended = body.is_end_stream();
-    let (pending, chunked, added) = response_head(&parts, ended, head_request);
+    let (mut pending, chunked, mut added) = response_head(&parts, ended, head_request);
+    if ended && chunked {
+        pending.extend_from_slice(b"0\r\n\r\n");
+        added += LAST_CHUNK_LOGGED;
+    }
     let (body, ended_body) = if ended {
         (None, Some(body))
     } else {
@@ -1163,11 +1254,13 @@ fn relaying(
     (relaying, ended_body, added)
 }
 
-/// A response's head as HTTP/1.1 bytes (`ended`: its HEADERS ended the stream), whether
-/// its body follows in chunks, and the logged size of the framing header it added.
+/// A response's head as HTTP/1.1 bytes, whether its body follows in chunks (also when its
+/// HEADERS ended the stream: the caller writes the last chunk then), and the logged size
+/// of the framing header it added. (`_ended`, whether the HEADERS ended the stream, no
+/// longer changes the head: HAProxy's is chunked either way.)
 pub(super) fn response_head(
     parts: &http::response::Parts,
-    ended: bool,
+    _ended: bool,
     head_request: bool,
 ) -> (Vec<u8>, bool, u64) {
     let status = parts.status.as_u16();
@@ -1184,13 +1277,14 @@ pub(super) fn response_head(
     }
     let has_length = parts.headers.contains_key(http::header::CONTENT_LENGTH);
     let bodiless = head_request || status < 200 || status == 204 || status == 304;
-    let chunked = !ended && !has_length && !bodiless;
-    let added: &[u8] = if chunked {
-        b"transfer-encoding: chunked\r\n"
-    } else if ended && !has_length && !bodiless {
-        b"content-length: 0\r\n"
-    } else {
-        b""
+    // Chunked even when the HEADERS ended the stream (then its last chunk at once), as
+    // HAProxy 2.6's H1 layer writes a response of unknown length (measured: a HEADERS
+    // with END_STREAM and no `content-length` reaches an HTTP/1.1 client as
+    // `transfer-encoding: chunked` and `0`).
+    let chunked = !has_length && !bodiless;
+    let added: &[u8] = match chunked {
+        true => b"transfer-encoding: chunked\r\n",
+        false => b"",
     };
     pending.extend_from_slice(added);
     pending.extend_from_slice(b"\r\n");

@@ -12,7 +12,8 @@
 //! `cD`, `CD`, `sD`, `SD`). A server's answer that comes while the request's body is still
 //! going out reaches the client at once, the rest of the body going to the server after it
 //! (`early`). A POST to a `balance url_param` backend waits for its body before its
-//! server is chosen (`wait_for_body`). A request hapx answers itself has its body read
+//! server is chosen, unless its cookie chose it (`wait_for_body`); a request held so, or
+//! in a tarpit, is listed by `show sess`. A request hapx answers itself has its body read
 //! and dropped first, never taken for the next request.
 //! Errors use the proxy's `errorfile`s or HAProxy's default pages; each request is logged
 //! with `option httplog`. The stats page is served here for proxies with `stats enable`.
@@ -51,6 +52,7 @@ use crate::config::errors::Page;
 use crate::config::model::{HttpReuse, MuxProto, Proxy, StatsPage, Timeouts};
 
 mod early;
+mod inspect;
 
 /// Largest request or response head: HAProxy's default buffer (`tune.bufsize` 16384) less
 /// the room it keeps for rewrites (`tune.maxrewrite` 1024). A head that has not ended
@@ -458,6 +460,38 @@ impl Conn {
                 Ok(None)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// [`Conn::try_fill`] as a poll: what came is read, else `cx` is woken when more comes.
+    fn poll_fill(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::{Poll, ready};
+        // A stream of an HTTP/2 connection (or to an HTTP/2 server): its frames' task
+        // wakes it.
+        let polled = match (self.h2.as_deref_mut(), self.h2_up.as_deref_mut()) {
+            (Some(h2), _) => Some(h2.poll_read(cx, self.buf.spare())),
+            (None, Some(link)) => Some(link.poll_read(cx, self.buf.spare())),
+            (None, None) => None,
+        };
+        if let Some(polled) = polled {
+            let Poll::Ready(read) = polled else {
+                self.buf.release_if_empty();
+                return Poll::Pending;
+            };
+            let n = read?;
+            self.buf.end += n;
+            return Poll::Ready(Ok(n));
+        }
+        loop {
+            if let Some(n) = self.try_fill()? {
+                return Poll::Ready(Ok(n));
+            }
+            // The read found nothing and cleared the socket's readiness: this registers
+            // `cx` for the next.
+            ready!(self.stream.poll_read_ready(cx))?;
         }
     }
 
@@ -1243,6 +1277,9 @@ struct Req {
     status: u16,
     /// The response's size as the logs and stats count it ([`Head::logged_size`]).
     bytes: u64,
+    /// The interim responses' part of `bytes`: an error page hapx sends after them counts
+    /// with them, as HAProxy counts both.
+    interim: u64,
     /// The request head's logged size as it arrived: HAProxy counts each message as it
     /// comes in, before its rules edit it.
     received_head: u64,
@@ -1280,6 +1317,7 @@ impl Req {
             server: Served::NoServer,
             status: 0,
             bytes: 0,
+            interim: 0,
             received_head: 0,
             connect_ms: -1,
             response_ms: -1,
@@ -1547,6 +1585,7 @@ fn serve_client(
             // (boxed: a server connection's state would otherwise grow every connection's task).
             let mut up = Box::new(Upstream {
                 session,
+                most_owned: fe.conf.max_session_srv_conns,
                 ..Upstream::default()
             });
             let t = &fe.conf.timeouts;
@@ -1733,7 +1772,7 @@ fn serve_client(
                             &fe,
                             client,
                             &mut req,
-                            peer,
+                            (peer, local),
                             (answer, by),
                             keep,
                         ))),
@@ -1892,7 +1931,7 @@ async fn serve_h2(
         socket,
         addrs: (peer, local),
         tls: tls.clone(),
-        session: Arc::new(super::h2::Session::new(MAX_OWNED)),
+        session: Arc::new(super::h2::Session::new(fe.conf.max_session_srv_conns)),
     };
     let io = super::h2::Prefixed {
         read: client.buf.take(),
@@ -2507,8 +2546,8 @@ struct Outcome {
 /// `abort_keep_alive` closes it (the client is to send its request again): not logged.
 const ABORTED_KEEP_ALIVE: &str = "";
 
-/// Sends a response a rule made (after its tarpit delay), adds its size to the request's
-/// logged bytes, and logs it; false when the connection ends with it.
+/// Sends a response a rule made, adds its size to the request's logged bytes, and logs it;
+/// false when the connection ends with it.
 async fn send_local(
     fe: &Frontend,
     backend: Option<&Backend>,
@@ -2518,11 +2557,6 @@ async fn send_local(
     answer: rules::Local,
     keep: bool,
 ) -> bool {
-    if let Some(delay) = answer.delay {
-        let held = Instant::now();
-        tokio::time::sleep(delay).await;
-        (req.request_ms, req.queue_ms) = (-1, held.elapsed().as_millis() as i64);
-    }
     if answer.denied {
         fe.counters.denied_req.fetch_add(1, Relaxed);
     }
@@ -2548,6 +2582,24 @@ async fn send_local(
     sent && keep && !answer.close
 }
 
+/// Holds a tarpitted request for its `delay`, listed by `show sess` meanwhile (in
+/// `backend`, its id, 0 for none) as HAProxy lists it; whether it was killed meanwhile
+/// (`shutdown session`): as HAProxy's, it is held all the same, then answered, logged
+/// `KT--`.
+async fn tarpit(
+    client: &Conn,
+    req: &mut Req,
+    (backend, stream): (usize, shutdown::Stream),
+    delay: Duration,
+) -> bool {
+    let client_fd = client.stream.as_fd().as_raw_fd();
+    let listed = shutdown::Registration::waiting(client_fd, backend, stream);
+    let held = Instant::now();
+    tokio::time::sleep(delay).await;
+    (req.request_ms, req.queue_ms) = (-1, held.elapsed().as_millis() as i64);
+    listed.killed_alone()
+}
+
 /// [`send_local`] for a request the proxy's request rules answered, its answer counted in
 /// the frontend's bytes out as HAProxy counts its own; a backend's answer counts in the
 /// backend as HAProxy counts it (a session and a request, its status, its denial), a
@@ -2556,10 +2608,22 @@ async fn answer_request(
     fe: &Frontend,
     client: &mut Conn,
     req: &mut Req,
-    peer: SocketAddr,
-    (answer, by): (rules::Local, rules::AnsweredBy),
+    (peer, local): (SocketAddr, SocketAddr),
+    (mut answer, by): (rules::Local, rules::AnsweredBy),
     keep: bool,
 ) -> bool {
+    if let Some(delay) = answer.delay {
+        let stream = shutdown::Stream {
+            frontend: fe.id,
+            src: peer,
+            local,
+            started: req.started,
+        };
+        let backend = by.backend().map_or(0, |b| b.id);
+        if tarpit(client, req, (backend, stream), delay).await {
+            answer.flags = "KT--";
+        }
+    }
     let denied = answer.denied;
     let session = match &by {
         rules::AnsweredBy::Backend(b) => {
@@ -2639,7 +2703,7 @@ fn counted_error(
         (sent, keep, page.logged_size(req.asker))
     };
     req.status = code;
-    req.bytes = bytes;
+    req.bytes = req.interim + bytes;
     if let Some((ctx, client)) = after.filter(|_| rules::has_after_response(fe, backend)) {
         after_error(ctx, client, req, &mut page);
     }
@@ -2822,6 +2886,70 @@ async fn exchange(
     outcome
 }
 
+/// Most bytes [`close_reading`] drops: a client sending faster than it reads them does not
+/// hold the task.
+const MOST_DRAINED: usize = 16 << 20;
+
+/// Before a client connection closes after an exchange that may have ended before its
+/// request's body did: the connection's end is sent (a plain connection's: TLS sends its
+/// own later), and what came of the body is read and dropped, as HAProxy drains a socket
+/// it closes, so that the close is an end the client reads after the answer, not a reset
+/// that may destroy the answer before the client read it (measured against HAProxy 2.6.12:
+/// a server answering 413 and closing during a 1 MiB upload, the client reads the answer,
+/// then the connection's end).
+fn close_reading(client: &mut Conn) {
+    if client.h2.is_some() {
+        return;
+    }
+    if client.tls.is_none() {
+        let _ = socket2::SockRef::from(&*client.stream).shutdown(std::net::Shutdown::Write);
+    }
+    client.buf.consume(client.buf.len());
+    let mut scratch = [0; READ_CHUNK];
+    let mut dropped = 0;
+    while dropped < MOST_DRAINED {
+        match client.stream.try_read(&mut scratch) {
+            Ok(n) if n > 0 => dropped += n,
+            _ => break,
+        }
+    }
+}
+
+/// Before a wait for a request's body ([`wait_for_body`]): a client that announced
+/// `Expect: 100-continue` in an HTTP/1.1 request is told to send it, as HAProxy's
+/// `http_handle_expect_hdr` tells it (whether or not the body came already: measured
+/// against HAProxy 2.6.12), and the header goes, as HAProxy removes it: the server is not
+/// asked again. The answer counts in the response's size, as HAProxy counts it. The
+/// exchange's end when the client is gone. (An HTTP/2 stream's keeps its header: its
+/// server's answer goes to it as before.)
+async fn continue_first(
+    fe: &Frontend,
+    client: &mut Conn,
+    head: &mut Head,
+    req: &mut Req,
+) -> Result<(), Outcome> {
+    const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let http11 = h1::is_http11(&head.first[2]) && client.h2.is_none();
+    if !http11 || !expects_continue(head, head.framing) {
+        return Ok(());
+    }
+    let asked = client.write_within(CONTINUE, fe.conf.timeouts.client).await;
+    if asked.is_err() {
+        req.queue_ms = -1;
+        return Err(Outcome {
+            keep: false,
+            flags: "CR--",
+        });
+    }
+    let size = logged_size(CONTINUE);
+    req.bytes += size;
+    req.interim += size;
+    head.headers.retain(|(name, value)| {
+        !(name.eq_ignore_ascii_case("expect") && value.eq_ignore_ascii_case("100-continue"))
+    });
+    Ok(())
+}
+
 /// [`exchange`]'s work: the request's headers and persistence, then up to two attempts
 /// ([`send_head`], [`relay_exchange`]) at a server connection. `attached`: the stream on
 /// its server while it may be killed, for [`exchange`] to see whether it was.
@@ -2845,6 +2973,14 @@ async fn run_exchange<'r>(
     let base = route.context();
     let persisted = persistence(&base, backend, &mut head, req);
     req.close = head.dropped_length || head.asks_close();
+    // `balance url_param`: a POST's server is chosen once its body came, unless its cookie
+    // chose it (HAProxy's `SF_DIRECT` then; its stick rules come after this wait).
+    let waits = !persisted.by_cookie
+        && head.framing != Framing::None
+        && super::balance::waits_for_body(backend, &head.first[0]);
+    if waits && let Err(end) = Box::pin(continue_first(fe, client, &mut head, req)).await {
+        return end;
+    }
     let (bytes, hop) = request_for_server(state, fe, backend, &head);
     // What a hashing algorithm hashes, taken once the request is final, as HAProxy's
     // `assign_server` does.
@@ -2853,9 +2989,7 @@ async fn run_exchange<'r>(
         request: Some(&head),
         ..base
     };
-    // `balance url_param`: a POST's server is chosen once its body came.
-    let waits = persisted.direct.is_none() && head.framing != Framing::None;
-    let body = if waits && super::balance::waits_for_body(backend, &head.first[0]) {
+    let body = if waits {
         match Box::pin(wait_for_body(route, client, &head, req)).await {
             Ok(body) => Some(body),
             Err(end) => return end,
@@ -2882,9 +3016,16 @@ async fn run_exchange<'r>(
         // A kill of the first attempt's server is not this attempt's.
         *attached = None;
         match send_head(route, client, up, &request, req, attached, retry).await {
-            Ok(()) => {
+            Ok(body) => {
                 let attached = attached.as_ref();
-                return relay_exchange(route, client, up, &request, req, attached).await;
+                let relay = relay_exchange(route, client, up, &request, req, body, attached);
+                let outcome = relay.await;
+                // A kill's close is its own (HAProxy's kill resets).
+                if !outcome.keep && head.framing != Framing::None && !outcome.flags.starts_with('K')
+                {
+                    close_reading(client);
+                }
+                return outcome;
             }
             Err(Tried::Ended(outcome)) => return outcome,
             Err(Tried::Retry) => {}
@@ -2900,19 +3041,53 @@ async fn run_exchange<'r>(
 /// body as HAProxy holds it then (a chunked body's data joined, as its buffer joins them);
 /// the exchange's end when the client went (`CR--`, no answer) or was too slow (408,
 /// `cR--`).
+///
+/// Listed by `show sess` meanwhile, in its backend, as HAProxy lists it. Killed (`shutdown
+/// session`), it waits on as HAProxy's: its end is then logged `KR--`, and a body that came
+/// whole ends at the wait's deadline with no answer, logged `K---`.
 async fn wait_for_body(
     route: Route<'_>,
     client: &mut Conn,
     head: &Head,
     req: &mut Req,
 ) -> Result<Vec<u8>, Outcome> {
+    let client_fd = client.stream.as_fd().as_raw_fd();
+    let listed = shutdown::Registration::waiting(client_fd, route.backend.id, shown(route, req));
+    let timeout = (route.backend.conf.timeouts.http_request).or(route.fe.conf.timeouts.client);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let waited = body_came(route, client, head, req, deadline, &listed).await;
+    if !listed.killed_alone() || waited.is_err() {
+        return waited;
+    }
+    // Its request whole but its stream killed: no server, no answer.
+    req.request_ms = req.started.elapsed().as_millis() as i64;
+    req.queue_ms = -1;
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+    Err(Outcome {
+        keep: false,
+        flags: "K---",
+    })
+}
+
+/// [`wait_for_body`]'s wait, until `deadline`; `listed`: its stream's listing, which may
+/// have been killed.
+async fn body_came(
+    route: Route<'_>,
+    client: &mut Conn,
+    head: &Head,
+    req: &mut Req,
+    deadline: Option<Instant>,
+    listed: &shutdown::Registration,
+) -> Result<Vec<u8>, Outcome> {
     // HAProxy's buffer less `tune.maxrewrite` and 45 bytes (its HTX header and the end of
     // headers' byte: measured against HAProxy 2.6.12 with two head sizes, to the byte),
     // then the head and the body's block index.
     const ROOM: usize = super::BUFSIZE - 1024 - 45;
     let room = ROOM.saturating_sub(rules::htx_size(head) + 8);
-    let timeout = (route.backend.conf.timeouts.http_request).or(route.fe.conf.timeouts.client);
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    // A kill is the stream's first error: it names the end.
+    let or_killed = |flags| if listed.killed_alone() { "KR--" } else { flags };
     loop {
         let (mut data, whole) = body_start(head.framing, client.buf.bytes());
         if whole || data.len() >= room {
@@ -2928,7 +3103,7 @@ async fn wait_for_body(
             Ok(n) if n > 0 => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 req.queue_ms = -1;
-                return Err(fail(route, client, req, 408, "cR--", false).await);
+                return Err(fail(route, client, req, 408, or_killed("cR--"), false).await);
             }
             // Gone: no answer, its wait in the request's time, as HAProxy logs it.
             _ => {
@@ -2936,7 +3111,7 @@ async fn wait_for_body(
                 req.queue_ms = -1;
                 return Err(Outcome {
                     keep: false,
-                    flags: "CR--",
+                    flags: or_killed("CR--"),
                 });
             }
         }
@@ -2983,8 +3158,9 @@ enum Tried {
 }
 
 /// One attempt at sending `request`'s head: a server connection ([`server_for`]), the
-/// stream attached to its server, the head sent; how it ended when it did not go (`retry`:
-/// the second attempt, which is not retried).
+/// stream attached to its server, the head sent (with the body's first bytes, when some
+/// came: their relay then, to go on with); how it ended when it did not go (`retry`: the
+/// second attempt, which is not retried).
 async fn send_head<'r>(
     route: Route<'r>,
     client: &mut Conn,
@@ -2993,7 +3169,7 @@ async fn send_head<'r>(
     req: &mut Req,
     attached: &mut Option<shutdown::Attached<'r>>,
     retry: bool,
-) -> Result<(), Tried> {
+) -> Result<Option<Box<early::BodyRelay>>, Tried> {
     let Route {
         fe,
         backend,
@@ -3007,6 +3183,7 @@ async fn send_head<'r>(
         first,
         prefer_last,
         session,
+        ..
     } = up;
     let Request {
         head,
@@ -3098,12 +3275,17 @@ async fn send_head<'r>(
         let ended = fail_with(route, client, req, (502, "KH--", keep), page);
         return Err(Tried::Ended(ended.await));
     }
+    // The body's first bytes, when some came already, go with the head, as HAProxy sends
+    // them (a server answering at once then has them: see [`early`]).
+    let mut body = (head.framing != Framing::None && sconn.h2_up.is_none())
+        .then(|| Box::new(early::BodyRelay::new(head.framing)));
+    let first_bytes = body.as_mut().map_or(&[][..], |b| b.first_bytes(client));
     let sending = async {
         if header.is_empty() {
-            send_request(sconn, request.bytes).await
+            send_request(sconn, (request.bytes, first_bytes)).await
         } else {
             header.extend_from_slice(request.bytes);
-            send_request(sconn, &header).await
+            send_request(sconn, (&header, first_bytes)).await
         }
     };
     // A kill from the attach on ends the stream: no response, the client connection closed.
@@ -3129,7 +3311,8 @@ async fn send_head<'r>(
             ));
         }
     }
-    Ok(())
+    // The body's relay goes on after its first bytes.
+    Ok(body.and_then(|mut b| b.first_sent(client).then_some(b)))
 }
 
 /// What `show sess` tells of a request's stream: its frontend, its client's addresses, when
@@ -3162,14 +3345,15 @@ async fn listed_while_waiting<F: std::future::Future>(
 }
 
 /// The rest of an exchange once its request's head went to the server connection in
-/// `up`: the body relayed (after the server's `100 Continue` when asked), the response
-/// relayed back.
+/// `up`: the body relayed (after the server's `100 Continue` when asked; on from `body`
+/// when its first bytes went with the head), the response relayed back.
 async fn relay_exchange(
     route: Route<'_>,
     client: &mut Conn,
     up: &mut Upstream,
     request: &Request<'_>,
     req: &mut Req,
+    body: Option<Box<early::BodyRelay>>,
     attached: Option<&shutdown::Attached<'_>>,
 ) -> Outcome {
     let Route {
@@ -3188,7 +3372,7 @@ async fn relay_exchange(
     // `Expect: 100-continue` with none of the body sent yet: the server's answer first (a
     // kill meanwhile fails its read: the body's relay then sees the kill).
     let mut early = None;
-    if expects_continue(head, req_framing) && client.drained() {
+    if body.is_none() && expects_continue(head, req_framing) && client.drained() {
         let timeout = backend.conf.timeouts.server;
         let wait = await_continue(state, fe, hop, client, sconn, timeout, req);
         match Box::pin(wait).await {
@@ -3209,24 +3393,50 @@ async fn relay_exchange(
         req_framing
     };
     let to = (&**srv, &mut *sconn);
-    let body = send_body(route, client, to, body_framing, req, attached);
-    let rest = match body.await {
+    let sent = send_body(route, client, to, (body_framing, body), req, attached);
+    let mut rest = match sent.await {
         Ok(rest) => rest,
         Err(unsent) => {
-            let killed = attached.and_then(shutdown::Attached::killed);
-            let unsent = killed.map_or(unsent, Unsent::Killed);
-            let failed = server.take().map(|(s, ..)| s);
             let method = &head.first[0];
-            let ended = body_failed(route, client, req, method, failed.as_deref(), unsent).await;
-            return ended;
+            let end = unsent_end(route, client, server, req, method, unsent, attached);
+            return Box::pin(end).await;
         }
     };
     hop.body_follows = rest.is_some();
-    let resp = read_response(route, client, server, early, hop, req, request, first).await;
+    // The backend's `tcp-response content` rules, as HAProxy runs them on its HTX message
+    // (see [`inspect`]); a `reject` ends the exchange without a response.
+    let mut inspected = None;
+    if !backend.conf.rules.tcp_response.is_empty()
+        && let Some((srv, sconn, _)) = server.as_mut()
+    {
+        super::vars::response_starts();
+        let verdict = inspect::inspect(&route, srv, sconn, &head.first[0]).await;
+        if verdict.verdict == rules::ResponseVerdict::Reject {
+            inspect::count_rejection(&route, srv, verdict.held);
+            (req.bytes, req.response_ms) = (verdict.held, -1);
+            for c in [&fe.counters, &backend.counters] {
+                c.count_status(0);
+            }
+            *server = None;
+            return Outcome {
+                keep: false,
+                flags: "PD--",
+            };
+        }
+        inspected = Some(verdict);
+    }
+    let body = (&mut rest, attached);
+    let resp = read_response(route, client, server, early, hop, req, request, first, body).await;
+    // (The body may have gone whole after an interim response.)
+    hop.body_follows = rest.is_some();
     let mut resp = match resp {
         Ok(resp) => resp,
         Err(end) => return end,
     };
+    if let Some(held) = inspected {
+        // HAProxy's head went on past the rules: their hold counts in `Tr`.
+        req.response_ms += held.took.as_millis() as i64;
+    }
     // The response's analysis: `req` variables go, `res` ones may be set.
     super::vars::response_starts();
     let Some((srv, sconn, _)) = server.as_mut() else {
@@ -3267,8 +3477,9 @@ async fn relay_exchange(
             if hop.body_follows || !keep_after_refusal(sconn, &resp, &head.first[0], hop) {
                 *server = None;
             }
-            // (A body still coming is not read: the connection closes after the answer.)
-            let keep_client = !head.asks_close() && !hop.body_follows;
+            // (A body still coming, or not sent after an early answer, is not read: the
+            // connection closes after the answer, its rest never taken for a request.)
+            let keep_client = !head.asks_close() && !hop.body_follows && !body_left;
             let keep = send_local(fe, None, client, req, peer, answer, keep_client).await;
             // The dropped response and the answer count in the bytes out, as HAProxy
             // counts both on the stream's proxies and server.
@@ -3283,15 +3494,27 @@ async fn relay_exchange(
         }
     }
     let method = head.first[0].as_str();
-    let outcome = respond(route, client, server, resp, method, hop, req, attached).await;
+    let relaying = (attached, rest.as_deref_mut());
+    let outcome = respond(route, client, server, resp, method, hop, req, relaying).await;
+    if inspected.is_some_and(|i| i.verdict == rules::ResponseVerdict::Close) {
+        // Killed by the rule, as HAProxy kills it: never kept for another request.
+        *server = None;
+    }
     if let Some(rest) = rest {
         return Box::pin(finish_body(
             route, client, server, rest, req, outcome, attached,
         ))
         .await;
     }
-    if !body_left || outcome.flags != "----" {
+    if !body_left {
         return outcome;
+    }
+    if outcome.flags != "----" {
+        // The body the client may still send is not read: never taken for a request.
+        return Outcome {
+            keep: false,
+            ..outcome
+        };
     }
     drain_left_body(fe, client, req_framing, outcome).await
 }
@@ -3380,9 +3603,17 @@ fn killed_term(term: &'static str) -> &'static str {
     }
 }
 
+/// A request's body still going to its server once the server began answering ([`early`]).
+type BodyLeft = Option<Box<early::BodyRelay>>;
+
+/// [`BodyLeft`] lent to the response's relay.
+type BodyGoing<'a> = Option<&'a mut early::BodyRelay>;
+
 /// Reads the server's final response head (`early`: one that came already), forwarding
 /// the interim ones to the client; the exchange's end when none came. `first`: the request
-/// is its client connection's first.
+/// is its client connection's first. `rest`: the request's body, when the server answered
+/// before it went whole: after an interim response it goes on (as HAProxy relays both
+/// ways at once), until it went whole (then none) or the server sends more.
 #[allow(clippy::too_many_arguments)]
 async fn read_response(
     route: Route<'_>,
@@ -3393,6 +3624,7 @@ async fn read_response(
     req: &mut Req,
     request: &Request<'_>,
     first: bool,
+    (rest, attached): (&mut BodyLeft, Option<&shutdown::Attached<'_>>),
 ) -> Result<Head, Outcome> {
     let Route {
         state, fe, backend, ..
@@ -3420,6 +3652,19 @@ async fn read_response(
                     // Its final response is still to come: the connection goes.
                     *server = None;
                     return Err(end);
+                }
+                // The body goes on, unless the server sent more already.
+                let Some(relay) = rest.as_deref_mut().filter(|_| sconn.drained()) else {
+                    continue;
+                };
+                match resume_body(route, client, (srv, sconn), relay, req, attached).await {
+                    Ok(early::Relayed::Whole) => *rest = None,
+                    Ok(early::Relayed::Answered) => {}
+                    Err(unsent) => {
+                        let method = &request.head.first[0];
+                        let end = unsent_end(route, client, server, req, method, unsent, attached);
+                        return Err(Box::pin(end).await);
+                    }
                 }
             }
             // The server closed (or reset) without a response, after the request went
@@ -3451,8 +3696,9 @@ async fn read_response(
                     }
                     _ => (502, "SH--"),
                 };
-                // The request went whole to the server: the client may send another.
-                let failure = (code, flags, request.error_keeps);
+                // The request went whole to the server: the client may send another. Not
+                // while its body is still coming: its rest would be read as a request.
+                let failure = (code, flags, request.error_keeps && rest.is_none());
                 let method = &request.head.first[0];
                 return Err(fail_sent(route, client, req, method, failure).await);
             }
@@ -3555,6 +3801,8 @@ struct Persisted {
     sticking: Option<super::stick::Sticking>,
     /// The server the request goes to first (its cookie's, its stick entry's).
     direct: Option<Arc<Server>>,
+    /// `direct` is its persistence cookie's.
+    by_cookie: bool,
 }
 
 /// Applies the backend's persistence to a request: the override rules (none: nothing
@@ -3574,6 +3822,7 @@ fn persistence(
         backend,
     );
     req.persist = super::persist::on_request(backend, head, &over);
+    let by_cookie = req.persist.direct.is_some();
     let sticking = (!backend.conf.rules.stick.is_empty()).then(|| {
         let ctx = super::sample::Context {
             request: Some(head),
@@ -3590,6 +3839,7 @@ fn persistence(
         over,
         sticking,
         direct,
+        by_cookie,
     }
 }
 
@@ -3668,7 +3918,10 @@ fn connection_taken(
                 let sock = Arc::new(c.stream);
                 let preface = std::mem::take(&mut header);
                 let owner = match session {
-                    _ if !private(backend, &c.server) => super::h2_server::Owner::Any,
+                    _ if !private(backend, &c.server) => {
+                        let key = super::h2_server::session_key(session.map(|s| &**s));
+                        super::h2_server::Owner::Any(key)
+                    }
                     Some(session) => super::h2_server::Owner::Session(session),
                     None => super::h2_server::Owner::Client,
                 };
@@ -3760,7 +4013,7 @@ async fn send_body(
     route: Route<'_>,
     client: &mut Conn,
     (srv, sconn): (&Server, &mut Conn),
-    framing: Framing,
+    (framing, started): (Framing, Option<Box<early::BodyRelay>>),
     req: &mut Req,
     attached: Option<&shutdown::Attached<'_>>,
 ) -> Result<Option<Box<early::BodyRelay>>, Unsent> {
@@ -3779,7 +4032,7 @@ async fn send_body(
         relayed.map(|r| r.map(|()| None))
     } else {
         // Boxed: a body's relay is not part of every request's future.
-        let mut relay = Box::new(early::BodyRelay::new(framing));
+        let mut relay = started.unwrap_or_else(|| Box::new(early::BodyRelay::new(framing)));
         let watch = early::Watch::Answer { read: timeout };
         let run = Box::pin(relay.run(client, sconn, timeout, watch));
         let relayed = shutdown::unless_killed(attached, run).await;
@@ -3795,6 +4048,53 @@ async fn send_body(
         Ok(relayed) => relayed.map_err(Unsent::Stopped),
         Err(killed) => Err(Unsent::Killed(killed)),
     }
+}
+
+/// Goes on relaying a request's body after an interim response its server sent before
+/// the body went whole (see [`read_response`]), as [`send_body`] relays it: until its end
+/// or the server's next bytes.
+async fn resume_body(
+    route: Route<'_>,
+    client: &mut Conn,
+    (srv, sconn): (&Server, &mut Conn),
+    relay: &mut early::BodyRelay,
+    req: &mut Req,
+    attached: Option<&shutdown::Attached<'_>>,
+) -> Result<early::Relayed, Unsent> {
+    let timeout = route.backend.conf.timeouts.server;
+    let before = relay.moved;
+    let watch = early::Watch::Answer { read: timeout };
+    let run = Box::pin(relay.run(client, sconn, timeout, watch));
+    let relayed = shutdown::unless_killed(attached, run).await;
+    let more = relay.moved - before;
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.bytes_in += more;
+    }
+    count_sent(route, srv, more);
+    match relayed {
+        Ok(relayed) => relayed.map_err(Unsent::Stopped),
+        Err(killed) => Err(Unsent::Killed(killed)),
+    }
+}
+
+/// The exchange's end when its request's body did not reach its server whole: a kill of
+/// the stream meanwhile ends it as killed, else as [`body_failed`] says; the server
+/// connection goes.
+async fn unsent_end(
+    route: Route<'_>,
+    client: &mut Conn,
+    server: &mut Current,
+    req: &mut Req,
+    method: &str,
+    unsent: Unsent,
+    attached: Option<&shutdown::Attached<'_>>,
+) -> Outcome {
+    let killed = attached.and_then(shutdown::Attached::killed);
+    let unsent = killed.map_or(unsent, Unsent::Killed);
+    let failed = server.take().map(|(s, ..)| s);
+    // No final response (an interim one may have come): no response time, as HAProxy.
+    req.response_ms = -1;
+    body_failed(route, client, req, method, failed.as_deref(), unsent).await
 }
 
 /// Counts `sent` more bytes of the request in the bytes in (the proxies' and server's, the
@@ -3903,6 +4203,7 @@ async fn forward_interim(
     match client.write_within(&bytes, fe.conf.timeouts.client).await {
         Ok(()) => {
             req.bytes += interim.logged_size();
+            req.interim += interim.logged_size();
             Ok(())
         }
         Err(e) => Err(Outcome {
@@ -4014,11 +4315,6 @@ enum Ready {
     New(session::Connected, u64, Option<Box<super::tls::Session>>),
 }
 
-/// Most idle connections a client connection owns (HAProxy's `max-session-srv-conns`,
-/// 5 by default: measured, an HTTP/1.1 client's requests balanced over seven servers with
-/// `http-reuse never` keep five connections, the sixth and seventh close after each).
-const MAX_OWNED: usize = 5;
-
 /// A client connection's server side: the connection of the request in progress, and the
 /// idle connections private to it.
 #[derive(Default)]
@@ -4027,6 +4323,10 @@ struct Upstream {
     current: Option<(Arc<Server>, Conn, Option<Slot>)>,
     /// Idle connections only this client connection's requests reuse (see [`private`]).
     owned: Vec<(Arc<Server>, Conn)>,
+    /// The most idle connections it owns: its frontend's `max-session-srv-conns` (HAProxy's
+    /// default 5, measured: an HTTP/1.1 client's requests balanced over seven servers with
+    /// `http-reuse never` keep five connections, the sixth and seventh close after each).
+    most_owned: usize,
     /// The request is the client connection's first (`http-reuse safe` gives it a new
     /// server connection).
     first: bool,
@@ -4067,7 +4367,7 @@ impl Upstream {
             } else if private || linked {
                 if let Some(session) = &self.session {
                     session.keep(server, conn);
-                } else if self.owned.len() < MAX_OWNED {
+                } else if self.owned.len() < self.most_owned {
                     self.owned.push((server, conn));
                 }
             } else {
@@ -4253,7 +4553,7 @@ fn shared_h2(backend: &Backend, server: &Arc<Server>, needs: Needs<'_>) -> Optio
     if !server.may_speak_h2() || private(backend, server) {
         return None;
     }
-    let session = super::h2_server::session_key(needs.session);
+    let session = super::h2_server::session_key(needs.session.map(|s| &*s.h2));
     let reuse = backend.conf.http_reuse;
     let link = super::h2_server::Link::shared(server, reuse, needs.first, session)?;
     // Counted in use as the pool counts a connection it gives (once per connection).
@@ -4301,7 +4601,8 @@ fn srv_error(backend: &Backend, server: Option<&Server>) {
 
 /// Relays the server's response `resp` (its head, then its body, or a tunnel after a
 /// protocol switch) to the client, counted in the stats; `attached`: the stream, when its
-/// server's kill may end it.
+/// server's kill may end it. `body`: the request's body, when it still goes: it goes on
+/// while the response's body is relayed ([`early::both_ways`]).
 #[allow(clippy::too_many_arguments)]
 async fn respond(
     route: Route<'_>,
@@ -4311,7 +4612,7 @@ async fn respond(
     method: &str,
     hop: Hop,
     req: &mut Req,
-    attached: Option<&shutdown::Attached<'_>>,
+    (attached, body): (Option<&shutdown::Attached<'_>>, BodyGoing<'_>),
 ) -> Outcome {
     let Route {
         state, fe, backend, ..
@@ -4395,7 +4696,7 @@ async fn respond(
     let relayed = match wrote {
         Err(e) => {
             req.bytes += taken;
-            Err(Stop::writing(&e))
+            Err(early::Broke::Response(Stop::writing(&e)))
         }
         Ok(()) => {
             req.bytes += buffered as u64;
@@ -4441,10 +4742,18 @@ async fn respond(
             // A kill of an HTTP/2 stream ends it as its server's close would: its socket is
             // not shut down (the connection's other streams go on). Any other kill shuts the
             // server socket down, and the relay ends on that as HAProxy's stream does.
-            let shared = attached.filter(|_| sconn.h2_up.is_some());
-            let relay = relay_body(sconn, Some(client), framing, timeouts, &mut moved);
-            let relayed = shutdown::unless_killed(shared, std::pin::pin!(relay)).await;
-            relayed.unwrap_or(Err(Stop::SrcClosed))
+            if let Some(body) = body {
+                let both = relay_both(route, client, (srv, sconn), body, framing, req);
+                let (relayed, response_moved) = Box::pin(both).await;
+                moved = response_moved;
+                relayed
+            } else {
+                let shared = attached.filter(|_| sconn.h2_up.is_some());
+                let relay = relay_body(sconn, Some(client), framing, timeouts, &mut moved);
+                let relayed = shutdown::unless_killed(shared, std::pin::pin!(relay)).await;
+                let relayed = relayed.unwrap_or(Err(Stop::SrcClosed));
+                relayed.map_err(early::Broke::Response)
+            }
         }
     };
     // What reached the client counts, all of it or what moved before the relay stopped.
@@ -4453,11 +4762,11 @@ async fn respond(
         c.bytes_out.fetch_add(req.bytes, Relaxed);
     }
     state.tables.count_bytes(0, req.bytes);
-    if let Err(stop) = relayed {
+    if let Err(broke) = relayed {
         *server = None;
         return Outcome {
             keep: false,
-            flags: stop.flags(false),
+            flags: broke.flags(),
         };
     }
     // A body until the server's close that a kill cut: its end was the kill's.
@@ -4486,6 +4795,31 @@ async fn respond(
         keep: !client_close,
         flags: "----",
     }
+}
+
+/// The rest of a response's body (`framing`) relayed to the client while the rest of the
+/// request's `body` goes to the server ([`early::both_ways`]), the body's bytes counted as
+/// they went; with the response's size so far as the logs count it. A kill shuts the
+/// server's socket down: both ways end on that, as HAProxy's stream ends.
+async fn relay_both(
+    route: Route<'_>,
+    client: &mut Conn,
+    (srv, sconn): (&Server, &mut Conn),
+    body: &mut early::BodyRelay,
+    framing: Framing,
+    req: &mut Req,
+) -> (Result<(), early::Broke>, u64) {
+    let mut response = early::BodyRelay::new(framing);
+    let before = body.moved;
+    let (server, client_side) = (&route.backend.conf.timeouts, &route.fe.conf.timeouts);
+    let timeouts = (server.server, client_side.client);
+    let relayed = early::both_ways(body, &mut response, (client, sconn), timeouts).await;
+    let more = body.moved - before;
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.bytes_in += more;
+    }
+    count_sent(route, srv, more);
+    (relayed, response.moved)
 }
 
 /// After a protocol switch (WebSocket...): a tunnel between the client and the server until
@@ -4726,23 +5060,38 @@ fn drain_body<'a>(
     Box::pin(async move { (relay_body(client, None, framing, timeouts, dropped).await).is_ok() })
 }
 
-/// Writes a request to its server connection; on failure, whether none of it was written
-/// (then the server can not have seen it, and it may go on another connection).
-async fn send_request(dst: &mut Conn, data: &[u8]) -> Result<(), bool> {
-    if dst.h2_up.is_some() {
-        // Untouched when the connection failed before the request's stream opened.
-        let failed = |e: std::io::Error| e.kind() == std::io::ErrorKind::NotConnected;
-        return dst.write_all(data).await.map_err(failed);
-    }
-    if dst.tls.is_some() {
-        // What rustls took is not known to be unsent: never sent again.
-        return dst.write_all(data).await.map_err(|_| false);
+/// Writes a request's head and the start of its body (`body`, maybe none) to its server
+/// connection, in one write as HAProxy sends what its buffer holds (a plain connection's
+/// in one writev(2)); on failure, whether none of it was written (then the server can not
+/// have seen it, and it may go on another connection).
+async fn send_request(dst: &mut Conn, (head, body): (&[u8], &[u8])) -> Result<(), bool> {
+    if dst.h2_up.is_some() || dst.tls.is_some() {
+        let joined;
+        let data = if body.is_empty() {
+            head
+        } else {
+            joined = [head, body].concat();
+            &joined
+        };
+        return match dst.write_all(data).await {
+            Ok(()) => Ok(()),
+            // Untouched when the connection failed before the request's stream opened.
+            Err(e) if dst.h2_up.is_some() => Err(e.kind() == std::io::ErrorKind::NotConnected),
+            // What rustls took is not known to be unsent: never sent again.
+            Err(_) => Err(false),
+        };
     }
     let dst = &dst.stream;
+    let total = head.len() + body.len();
     let mut off = 0;
-    while off < data.len() {
+    while off < total {
         dst.writable().await.map_err(|_| off == 0)?;
-        match dst.try_write(&data[off..]) {
+        let (in_head, in_body) = (off.min(head.len()), off.saturating_sub(head.len()));
+        let parts = [
+            std::io::IoSlice::new(&head[in_head..]),
+            std::io::IoSlice::new(&body[in_body..]),
+        ];
+        match dst.try_write_vectored(&parts) {
             Ok(n) => off += n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => return Err(off == 0),

@@ -547,15 +547,20 @@ fn per_code(labels: &str, c: &Counters) -> Vec<Sample> {
         .collect()
 }
 
-/// The server's state as the exporter names it: maintenance, then draining, then checks.
+/// The server's state as the exporter names it (HAProxy's `promex_srv_status`):
+/// maintenance (its own, the tracked server's, or for want of an address) first; else by
+/// its health, a running server draining shown as DRAIN (a drained server DOWN is DOWN).
 fn server_state(s: &Server) -> &'static str {
-    match s.admin() {
-        Admin::Maint => "MAINT",
-        _ if s.addr().is_none() => "MAINT",
-        Admin::Drain => "DRAIN",
-        Admin::Ready if s.is_draining() => "DRAIN",
-        Admin::Ready if s.is_up() => "UP",
-        Admin::Ready => "DOWN",
+    if s.admin() == Admin::Maint || s.in_inherited_maint() || s.addr().is_none() {
+        "MAINT"
+    } else if s.is_stopping() {
+        "NOLB"
+    } else if !s.is_up() {
+        "DOWN"
+    } else if s.is_draining() {
+        "DRAIN"
+    } else {
+        "UP"
     }
 }
 
@@ -839,4 +844,40 @@ fn servers(out: &mut Exposition, state: &State) {
             .flat_map(|(b, s)| per_code(&label(b, s), &s.counters))
             .collect(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model;
+
+    fn server() -> Server {
+        let conf = model::Server {
+            name: "s".into(),
+            host: "127.0.0.1".into(),
+            port: Some(1),
+            opts: model::ServerOptions::default(),
+            place: Default::default(),
+            id: 1,
+            addr: Some([127, 0, 0, 1].into()),
+        };
+        Server::new(1, "b", &conf, Default::default())
+    }
+
+    #[test]
+    fn server_states_are_named_as_haproxys_exporter_names_them() {
+        let s = server();
+        assert_eq!(server_state(&s), "UP");
+        s.set_admin(Admin::Drain);
+        assert_eq!(server_state(&s), "DRAIN");
+        // Drained and DOWN: DOWN, as `promex_srv_status` takes a drain only when running.
+        s.set_up(false);
+        assert_eq!(server_state(&s), "DOWN");
+        s.set_admin(Admin::Maint);
+        assert_eq!(server_state(&s), "MAINT");
+        s.set_admin(Admin::Ready);
+        s.set_up(true);
+        s.set_stopping(true);
+        assert_eq!(server_state(&s), "NOLB");
+    }
 }

@@ -274,28 +274,10 @@ pub async fn forward_response_inspected(
     moved: &super::forward::Moved,
     sticking: Option<&stick::Sticking>,
 ) -> super::forward::End {
-    use super::forward::{self, Activity, End, HoldTimes, IdleTimeouts};
+    use super::forward::{self, Activity, End, IdleTimeouts};
     let backend = ctx.backend.expect("a TCP session's backend");
     let (fe_timeouts, be_timeouts) = (&ctx.frontend.conf.timeouts, &backend.conf.timeouts);
-    let rules = &backend.conf.rules;
-    // Stick actions act on the session's tracked counters.
-    let counters = (!ctx.state.tables.is_empty())
-        .then(stick::current)
-        .flatten();
-    let decide = |data: &[u8], partial: bool| {
-        let ctx = Context {
-            response_payload: Some(data),
-            partial,
-            stick: counters.as_deref(),
-            ..ctx
-        };
-        response_verdict(&ctx, rules, Some(&server.name))
-    };
-    let times = HoldTimes {
-        delay: rules.response_inspect_delay,
-        client: fe_timeouts.client,
-        server: be_timeouts.server,
-    };
+    let (decide, times) = (response_decider(ctx, server), hold_times(&ctx));
     let activity = Activity::new();
     let inspecting =
         forward::inspect_response(client, server_conn, times, &activity, moved, decide);
@@ -303,22 +285,15 @@ pub async fn forward_response_inspected(
         Ok(i) => i,
         Err(end) => return end,
     };
-    moved
-        .to_client
-        .fetch_add(inspected.data.len() as u64, Relaxed);
     if inspected.verdict == ResponseVerdict::Reject {
-        for c in [&ctx.frontend.counters, &backend.counters, &server.counters] {
-            c.denied_resp.fetch_add(1, Relaxed);
-        }
-        if inspected.server_failed {
-            // A server reset before the verdict still counts as HAProxy counts it.
-            for c in [&backend.counters, &server.counters] {
-                c.resp_errors.fetch_add(1, Relaxed);
-            }
-        }
+        let failed = inspected.server_failed;
+        count_rejection(&ctx, server, inspected.data.len(), failed, moved);
         forward::refuse(client, server_conn);
         return End::Denied;
     }
+    moved
+        .to_client
+        .fetch_add(inspected.data.len() as u64, Relaxed);
     if let Some(s) = sticking {
         let ctx = Context {
             response_payload: Some(&inspected.data),
@@ -339,6 +314,121 @@ pub async fn forward_response_inspected(
     let idle = IdleTimeouts::new(fe_timeouts, be_timeouts);
     let splicing = ctx.state.splicing(ctx.frontend, backend);
     forward::forward_after(client, server_conn, idle, splicing, moved, &activity).await
+}
+
+/// [`forward_response_inspected`] between streams of which one at least is TLS (see
+/// [`super::tls::inspect_then_forward`]): the same rules, counters and ends, on the
+/// server's plaintext; no splicing.
+pub async fn forward_response_inspected_streams<C, S>(
+    ctx: Context<'_>,
+    server: &Server,
+    mut client: C,
+    mut server_io: S,
+    moved: &super::forward::Moved,
+    sticking: Option<&stick::Sticking>,
+) -> super::forward::End
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use super::forward::{self, Activity, End, IdleTimeouts};
+    let backend = ctx.backend.expect("a TCP session's backend");
+    let (fe_timeouts, be_timeouts) = (&ctx.frontend.conf.timeouts, &backend.conf.timeouts);
+    let (decide, times) = (response_decider(ctx, server), hold_times(&ctx));
+    let activity = Activity::new();
+    let inspecting = forward::inspect_response_streams(
+        &mut client,
+        &mut server_io,
+        times,
+        &activity,
+        moved,
+        decide,
+    );
+    let inspected = match inspecting.await {
+        Ok(i) => i,
+        Err(end) => return end,
+    };
+    let verdict = inspected.verdict;
+    let failed = inspected.server_failed;
+    if verdict == ResponseVerdict::Reject {
+        count_rejection(&ctx, server, inspected.data.len(), failed, moved);
+        forward::refuse_streams(&mut client, &mut server_io);
+        return End::Denied;
+    }
+    moved
+        .to_client
+        .fetch_add(inspected.data.len() as u64, Relaxed);
+    if let Some(s) = sticking {
+        let ctx = Context {
+            response_payload: Some(&inspected.data),
+            ..ctx
+        };
+        s.on_response(&ctx, backend, server);
+    }
+    if let Err(end) = forward::pass_on_streams(&mut client, &mut server_io, &inspected).await {
+        return end;
+    }
+    if verdict == ResponseVerdict::Close {
+        moved.server_killed.store(true, Relaxed);
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut client).await;
+        return End::Done;
+    }
+    let idle = IdleTimeouts::new(fe_timeouts, be_timeouts);
+    forward::forward_streams_after(client, server_io, idle, moved, &activity).await
+}
+
+/// The backend's `tcp-response content` rules as a held response's judge: on what the server
+/// sent so far, and whether more may come; `None` while a rule waits for more.
+fn response_decider<'a>(
+    ctx: Context<'a>,
+    server: &'a Server,
+) -> impl FnMut(&[u8], bool) -> Option<ResponseVerdict> + 'a {
+    let rules = &ctx.backend.expect("a TCP session's backend").conf.rules;
+    // Stick actions act on the session's tracked counters.
+    let counters = (!ctx.state.tables.is_empty())
+        .then(stick::current)
+        .flatten();
+    move |data: &[u8], partial: bool| {
+        let ctx = Context {
+            response_payload: Some(data),
+            partial,
+            stick: counters.as_deref(),
+            ..ctx
+        };
+        response_verdict(&ctx, rules, Some(&server.name))
+    }
+}
+
+/// How long a held response waits: the backend's inspect-delay, and the sides' timeouts.
+fn hold_times(ctx: &Context<'_>) -> super::forward::HoldTimes {
+    let backend = ctx.backend.expect("a TCP session's backend");
+    super::forward::HoldTimes {
+        delay: backend.conf.rules.response_inspect_delay,
+        client: ctx.frontend.conf.timeouts.client,
+        server: backend.conf.timeouts.server,
+    }
+}
+
+/// Counts a `tcp-response content reject`: what the server sent as sent to the client
+/// (HAProxy's `bytes_out`), the denial in `dresp` of the frontend, the backend and
+/// `server`, and a server that failed before the verdict as a response error.
+fn count_rejection(
+    ctx: &Context<'_>,
+    server: &Server,
+    held: usize,
+    server_failed: bool,
+    moved: &super::forward::Moved,
+) {
+    let backend = ctx.backend.expect("a TCP session's backend");
+    moved.to_client.fetch_add(held as u64, Relaxed);
+    for c in [&ctx.frontend.counters, &backend.counters, &server.counters] {
+        c.denied_resp.fetch_add(1, Relaxed);
+    }
+    if server_failed {
+        for c in [&backend.counters, &server.counters] {
+            c.resp_errors.fetch_add(1, Relaxed);
+        }
+    }
 }
 
 /// What TCP content inspection read and decided.

@@ -1677,6 +1677,26 @@ pub fn serve_tcp(
                 );
                 inspecting.await
             }
+            // `tcp-response content` rules with TLS on either side: boxed too.
+            (server, mut client_tls) if !backend.conf.rules.tcp_response.is_empty() => {
+                let facts = client_tls.as_ref().map(|t| t.facts.clone());
+                let inspecting = super::tls::inspect_then_forward(
+                    super::sample::Context {
+                        backend: Some(&backend),
+                        tls: facts.as_deref(),
+                        ..super::sample::Context::new(&state, &fe, peer, local)
+                    },
+                    &conn.server,
+                    &client,
+                    client_tls.as_deref_mut(),
+                    &conn.stream,
+                    server.map(|s| *s),
+                    &early,
+                    &moved,
+                    response_sticking.as_deref(),
+                );
+                Box::pin(inspecting).await
+            }
             // TLS on either side: boxed (its state would grow every session's task).
             (Some(server), None) => {
                 let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);

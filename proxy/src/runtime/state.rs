@@ -282,9 +282,6 @@ pub struct Server {
     /// Health checks paused by maintenance (HAProxy's `CHK_ST_PAUSED`): set entering it with
     /// the checks enabled, cleared leaving it only if they still are.
     checks_paused: AtomicBool,
-    /// In maintenance since the start, by `disabled` (HAProxy's CMAINT, shown apart in
-    /// `show servers state`), until the runtime API changes the admin state.
-    pub maint_from_config: AtomicBool,
     /// From health checks; always true when not checked.
     pub up: AtomicBool,
     /// UP but given no new connection by the balancer (HAProxy's `SRV_ST_STOPPING`, shown
@@ -333,6 +330,10 @@ pub struct Server {
     inherited_maint: AtomicBool,
     /// Draining because the server it tracks is (HAProxy's IDRAIN, see `runtime::track`).
     inherited_drain: AtomicBool,
+    /// Leaving maintenance (its own or inherited), until the change is applied: a backend
+    /// it brings back counts no downtime for the time before (see
+    /// [`Backend::server_changed`]).
+    leaving_maint: AtomicBool,
     /// Held while deciding and making a change of UP/DOWN state (see [`Server::transition`]).
     transition: Mutex<()>,
     /// `observe`: failed connection attempts in a row, and the times they reached
@@ -383,7 +384,6 @@ impl Server {
             drain_under_maint: AtomicBool::new(false),
             checks_enabled: AtomicBool::new(o.check),
             checks_paused: AtomicBool::new(o.check && o.disabled),
-            maint_from_config: AtomicBool::new(o.disabled),
             up: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             // Maintenance holds the health at 0, as `set_admin` does.
@@ -405,6 +405,7 @@ impl Server {
             trackers: std::sync::OnceLock::new(),
             tracking: std::sync::OnceLock::new(),
             transition: Mutex::new(()),
+            leaving_maint: AtomicBool::new(false),
             inherited_maint: AtomicBool::new(false),
             inherited_drain: AtomicBool::new(false),
             consecutive_errors: AtomicU32::new(0),
@@ -455,7 +456,6 @@ impl Server {
     /// server UP at `rise` (one failed check then takes it down). Both forced flags are set
     /// as `admin` says (a drain kept under maintenance goes).
     pub fn set_admin(&self, admin: Admin) {
-        self.maint_from_config.store(false, Relaxed);
         self.drain_under_maint.store(false, Relaxed);
         let was_stopped = self.is_stopped();
         let was = std::mem::replace(
@@ -468,6 +468,7 @@ impl Server {
         match (was == Admin::Maint, admin == Admin::Maint) {
             (false, true) => self.enter_maint(was_stopped),
             (true, false) => {
+                self.leaving_maint.store(true, Relaxed);
                 self.leave_maint(was_stopped);
                 // As HAProxy, a server leaving maintenance comes UP when it may, checked or
                 // not (one set DOWN from the CLI too); an agent saying down keeps it DOWN.
@@ -506,6 +507,7 @@ impl Server {
             }
         }
         self.changed();
+        self.leaving_maint.store(false, Relaxed);
     }
 
     /// HAProxy's SRV_ST_STOPPED: taking no traffic, DOWN or in maintenance (its own or the
@@ -609,10 +611,12 @@ impl Server {
             self.retire_connections();
             self.warming_since.store(0, Relaxed);
         } else {
+            self.leaving_maint.store(true, Relaxed);
             self.leave_maint(was_stopped);
             super::slowstart::begin(self);
         }
         self.changed();
+        self.leaving_maint.store(false, Relaxed);
         true
     }
 
@@ -709,6 +713,7 @@ impl Server {
     fn changed_with(&self, slots_opened: bool) {
         if let Some((backend, index)) = self.balancer() {
             super::balance::server_changed(&backend, index, slots_opened);
+            backend.server_changed(self.leaving_maint.load(Relaxed));
         }
         self.servers_changed.notify_waiters();
     }
@@ -862,23 +867,13 @@ impl Server {
             .is_none_or(|m| self.counters.cur.load(Relaxed) < super::slowstart::maxconn(self, m))
     }
 
-    /// The status column of the stats page.
+    /// The status column of the stats page, as HAProxy's `stats_fill_sv_stats` words it.
     pub fn status(&self) -> String {
         // A tracking server's own state is shown with the checks and agent of the server
-        // its chain ends at, as HAProxy's stats take them from it.
+        // its chain ends at, whatever that one has (HAProxy's `ref`).
         let tracked = self.tracking.get().and_then(std::sync::Weak::upgrade);
         let checked = super::track::checked(self);
         let reference = checked.as_deref().unwrap_or(self);
-        let health = reference.health.load(Relaxed);
-        let (rise, fall) = (reference.opts.rise, reference.opts.fall);
-        // HAProxy's counts: towards DOWN while the reference is UP, towards UP otherwise.
-        let counts = || {
-            if reference.is_up() {
-                format!("{}/{fall}", i64::from(health) + 1 - i64::from(rise))
-            } else {
-                format!("{health}/{rise}")
-            }
-        };
         if let Some(via) = tracked.as_deref().filter(|_| self.in_inherited_maint()) {
             if self.addr().is_some() {
                 return format!("MAINT (via {}/{})", via.backend, via.name);
@@ -890,43 +885,48 @@ impl Server {
             (_, None) => return "MAINT (resolution)".into(),
             _ => {}
         }
-        let draining = self.is_draining();
-        // HAProxy's states for an agent's server: any drain is the agent's, and DOWN
-        // while the agent says so.
-        let agent = reference.agent.enabled();
-        if agent && draining && self.is_up() {
-            return "DRAIN (agent)".into();
-        }
-        if agent && !self.is_up() && reference.agent.health() == 0 {
-            return "DOWN (agent)".into();
-        }
+        let probes = Probes::of(reference);
         if self.is_stopping() {
-            return if !reference.checks_enabled() || health == rise + fall - 1 {
+            // Unchecked and tracking none, or its reference fully healthy: no counts.
+            let untracked_unchecked = !self.checks_enabled() && tracked.is_none();
+            return if untracked_unchecked || probes.healthy() {
                 "NOLB".into()
             } else {
-                format!("NOLB {}", counts())
+                format!("NOLB {}", probes.counts())
             };
         }
-        if !reference.checks_enabled() {
-            // Checks disabled (`disable health`) leave the server in the state it had.
-            return match (self.is_up(), draining) {
-                (false, _) => "DOWN",
-                (true, true) => "DRAIN",
-                (true, false) => "no check",
-            }
-            .into();
-        }
         if self.is_up() {
-            let base = if draining { "DRAIN" } else { "UP" };
-            if health < rise + fall - 1 {
-                format!("{base} {}", counts())
-            } else {
-                base.into()
-            }
-        } else if health > 0 {
-            format!("DOWN {}", counts())
+            return self.running_status(&probes);
+        }
+        if probes.agent && reference.agent.health() == 0 {
+            "DOWN (agent)".into()
+        } else if probes.checks && probes.health == 0 {
+            "DOWN".into()
+        } else if probes.agent || probes.checks {
+            // Either probe may bring it back: the check's counts towards UP.
+            format!("DOWN {}", probes.counts())
         } else {
             "DOWN".into()
+        }
+    }
+
+    /// [`Server::status`] of a running server (UP, not NOLB).
+    fn running_status(&self, probes: &Probes) -> String {
+        let going_down = probes.checks && !probes.healthy();
+        if self.is_draining() {
+            return if probes.agent {
+                // HAProxy takes any drain of an agent's server for the agent's.
+                "DRAIN (agent)".into()
+            } else if going_down {
+                format!("DRAIN {}", probes.counts())
+            } else {
+                "DRAIN".into()
+            };
+        }
+        match (probes.checks, going_down) {
+            (false, _) => "no check".into(),
+            (true, true) => format!("UP {}", probes.counts()),
+            (true, false) => "UP".into(),
         }
     }
 
@@ -1013,6 +1013,48 @@ impl Server {
     }
 }
 
+/// What the stats show of the checks and agent a server's status is read from (its own, or
+/// those of the server its `track` chain ends at).
+struct Probes {
+    /// Health checks enabled (HAProxy's `CHK_ST_ENABLED`, `disable health` clears it).
+    checks: bool,
+    agent: bool,
+    health: u32,
+    rise: u32,
+    fall: u32,
+    /// The reference is running: its counts go towards DOWN.
+    up: bool,
+}
+
+impl Probes {
+    fn of(reference: &Server) -> Self {
+        Probes {
+            checks: reference.checks_enabled(),
+            agent: reference.agent.enabled(),
+            health: reference.health.load(Relaxed),
+            rise: reference.opts.rise,
+            fall: reference.opts.fall,
+            up: reference.is_up(),
+        }
+    }
+
+    /// The check's health at its top: no failure since the last success.
+    fn healthy(&self) -> bool {
+        self.health == self.rise + self.fall - 1
+    }
+
+    /// HAProxy's counts: towards DOWN (`1/3`) while the reference runs, towards UP (`1/2`)
+    /// otherwise.
+    fn counts(&self) -> String {
+        if self.up {
+            let towards_down = i64::from(self.health) + 1 - i64::from(self.rise);
+            format!("{towards_down}/{}", self.fall)
+        } else {
+            format!("{}/{}", self.health, self.rise)
+        }
+    }
+}
+
 /// A backend: its servers and how to pick one.
 #[derive(Debug)]
 pub struct Backend {
@@ -1026,7 +1068,14 @@ pub struct Backend {
     pub lb: Mutex<super::balance::LbState>,
     pub logger: super::log::Logger,
     pub down_transitions: AtomicU64,
+    /// When it last lost its last server taking connections or got one back, in seconds
+    /// since the epoch (HAProxy's `last_change`, `lastchg`).
     pub last_change: AtomicU64,
+    /// Seconds spent with no server taking connections before the current stretch
+    /// (HAProxy's `down_time`); see [`Backend::downtime`].
+    down_time: AtomicU64,
+    /// Whether a server took connections at the last change of one of its servers.
+    had_server_up: AtomicBool,
     /// Wakes the connections queued for a server (every one at its `maxconn`) when a server
     /// changed state; a freed slot goes to the oldest of them directly (`balance::Slot`).
     pub servers_changed: Arc<tokio::sync::Notify>,
@@ -1058,6 +1107,8 @@ impl Backend {
             counters: Arc::default(),
             down_transitions: AtomicU64::new(0),
             last_change: AtomicU64::new(now_secs()),
+            down_time: AtomicU64::new(0),
+            had_server_up: AtomicBool::new(false),
             servers_changed,
             backups_killed_on_up: conf
                 .servers
@@ -1069,6 +1120,35 @@ impl Backend {
 
     pub fn server(&self, name: &str) -> Option<&Arc<Server>> {
         self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// After any change of one of its servers: a backend that had no server taking
+    /// connections and has one now ends its time down, as HAProxy's `srv_update_status`
+    /// when a server runs again or leaves drain (adding the time to its `down_time`), or
+    /// leaves maintenance (`leaving_maint`: only restarting `lastchg`, the time lost).
+    /// Losing the last one restarts `lastchg` too, as its alert is given.
+    pub fn server_changed(&self, leaving_maint: bool) {
+        let up = self.is_up();
+        if self.had_server_up.swap(up, Relaxed) || !up {
+            return;
+        }
+        let now = now_secs();
+        if !leaving_maint {
+            let since = self.last_change.load(Relaxed);
+            self.down_time.fetch_add(now.saturating_sub(since), Relaxed);
+        }
+        self.last_change.store(now, Relaxed);
+    }
+
+    /// Seconds spent with no server taking connections, the current stretch included
+    /// (`downtime`, HAProxy's `be_downtime`).
+    pub fn downtime(&self) -> u64 {
+        let past = self.down_time.load(Relaxed);
+        if self.is_up() {
+            past
+        } else {
+            past + now_secs().saturating_sub(self.last_change.load(Relaxed))
+        }
     }
 
     /// Whether any server takes new connections (the backend's UP/DOWN): usable and not
@@ -1232,6 +1312,8 @@ impl State {
         super::track::link(&backends);
         for backend in &backends {
             super::balance::link(backend);
+            // Its servers' states at the start, maintenance inherited included.
+            backend.had_server_up.store(backend.is_up(), Relaxed);
         }
         let splice = Self::splices(&config.global);
         let tables = super::stick::Tables::new(&config);

@@ -1,7 +1,9 @@
 //! Statistics in HAProxy's formats: `show stat` CSV (the same 2.6 columns, in order), `show
-//! info`, `show servers state`; their rows make the HTML stats page ([`super::stats_html`]).
+//! info`, their typed forms (`typed`), `show servers state`; their rows make the HTML stats page ([`super::stats_html`]).
 
 pub use super::stats_html::{PageView, html};
+
+mod typed;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -94,6 +96,9 @@ pub(super) fn frontend_row(state: &State, fe: &Frontend) -> Row {
     // hapx refuses `rate-limit sessions`: no limit, HAProxy's 0.
     row.insert("rate_lim", "0".into());
     features_never_used(&mut row, fe.conf.mode, RowKind::Frontend);
+    if fe.conf.binds.iter().all(|b| b.tls.is_none()) {
+        no_tls_sessions(&mut row);
+    }
     for (col, value) in fe.h2.columns() {
         row.insert(col, value.to_string());
     }
@@ -267,10 +272,8 @@ pub(super) fn server_row(be: &Backend, s: &Server) -> Row {
                 chk.status = "INI".into();
             }
             check_columns(&mut row, &chk);
-            // A check under way: HAProxy puts `* ` before the last result.
             if s.check_in_progress() {
-                let status = row.get("check_status").cloned().unwrap_or_default();
-                row.insert("check_status", format!("* {status}"));
+                mark_in_progress(&mut row, "check_status");
             }
             row.insert("check_rise", s.opts.rise.to_string());
             row.insert("check_fall", s.opts.fall.to_string());
@@ -298,7 +301,19 @@ pub(super) fn server_row(be: &Backend, s: &Server) -> Row {
         http_counts(&mut row, c);
     }
     features_never_used(&mut row, be.mode, RowKind::Server);
+    if !s.opts.tls.ssl {
+        no_tls_sessions(&mut row);
+    }
     row
+}
+
+/// The SSL stats module's columns of a row whose traffic is never TLS: HAProxy's module
+/// fills them in every row (0 there); hapx does not count TLS sessions per proxy or server,
+/// so a row with TLS leaves them empty.
+fn no_tls_sessions(row: &mut Row) {
+    for col in ["ssl_sess", "ssl_reused_sess", "ssl_failed_handshake"] {
+        row.insert(col, "0".into());
+    }
 }
 
 /// The last check's columns: `check_desc` describes the status, `last_chk` holds the detail
@@ -320,8 +335,8 @@ fn agent_columns(row: &mut Row, s: &Server) {
     if !s.agent.enabled() {
         return;
     }
-    let result = s.agent.result();
-    if !result.status.is_empty() {
+    let probe = s.agent.probe();
+    if !probe.result.status.is_empty() {
         let names = [
             "agent_status",
             "agent_code",
@@ -329,11 +344,24 @@ fn agent_columns(row: &mut Row, s: &Server) {
             "last_agt",
             "agent_desc",
         ];
-        result_columns(row, &result, names);
+        result_columns(row, &probe.result, names);
+        // Unlike a check's, HAProxy shows the agent's duration whatever its status: 0
+        // before its first answer.
+        let duration = probe.result.duration_ms.unwrap_or(0);
+        row.insert("agent_duration", duration.to_string());
+        if probe.in_progress {
+            mark_in_progress(row, "agent_status");
+        }
     }
     row.insert("agent_rise", "1".into());
     row.insert("agent_fall", "1".into());
     row.insert("agent_health", s.agent.health().to_string());
+}
+
+/// A check (or an agent) under way: HAProxy puts `* ` before the last result's status.
+fn mark_in_progress(row: &mut Row, column: &'static str) {
+    let status = row.get(column).cloned().unwrap_or_default();
+    row.insert(column, format!("* {status}"));
 }
 
 /// A check's or an agent's result in its columns: status, code, duration, detail,
@@ -466,7 +494,7 @@ pub(super) fn backend_row(state: &State, be: &Backend) -> Row {
     );
     // A backend without servers is never down: HAProxy leaves its downtime empty.
     if !be.servers.is_empty() {
-        row.insert("downtime", "0".into());
+        row.insert("downtime", be.downtime().to_string());
     }
     common(&mut row, c, be.id, 0, 1);
     sessions(&mut row, c);
@@ -491,6 +519,9 @@ pub(super) fn backend_row(state: &State, be: &Backend) -> Row {
         http_counts(&mut row, c);
     }
     features_never_used(&mut row, be.mode, RowKind::Backend);
+    if be.servers.iter().all(|s| !s.opts.tls.ssl) {
+        no_tls_sessions(&mut row);
+    }
     row
 }
 
@@ -722,6 +753,25 @@ fn ssl_reuse_pct(tls: &super::tls::TlsCounts) -> u32 {
 
 /// `show info`: HAProxy's `Name: value` lines.
 pub fn info(state: &State) -> String {
+    let mut out = String::new();
+    for (k, v) in info_lines(state) {
+        let _ = writeln!(out, "{k}: {v}");
+    }
+    out
+}
+
+/// `show info typed` (HAProxy's typed form of [`info`]).
+pub fn info_typed(state: &State) -> String {
+    typed::info(&info_lines(state))
+}
+
+/// `show stat typed` (HAProxy's typed form of [`csv`]).
+pub fn stat_typed(state: &State) -> String {
+    typed::stat(&rows(state))
+}
+
+/// `show info`'s lines: (name, value).
+fn info_lines(state: &State) -> Vec<(&'static str, String)> {
     let up = state.started.elapsed().as_secs();
     let ProcessInfo {
         threads,
@@ -742,7 +792,7 @@ pub fn info(state: &State) -> String {
             .and_then(|h| h.into_string().ok())
             .unwrap_or_default()
     });
-    let mut lines: Vec<(&str, String)> = vec![
+    let mut lines: Vec<(&'static str, String)> = vec![
         ("Name", "hapx-proxy".into()),
         ("Version", env!("CARGO_PKG_VERSION").into()),
         ("Release_date", "".into()),
@@ -846,11 +896,7 @@ pub fn info(state: &State) -> String {
         ("Start_time_sec", state.start_secs.to_string()),
         ("Tainted", "0".into()),
     ]);
-    let mut out = String::new();
-    for (k, v) in lines {
-        let _ = writeln!(out, "{k}: {v}");
-    }
-    out
+    lines
 }
 
 /// `show servers state [backend]`: HAProxy's version-1 format.
@@ -880,10 +926,14 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
             };
             let admin = match s.admin() {
                 Admin::Ready => 0,
-                // Forced (1), and also from the configuration (4).
-                Admin::Maint if s.maint_from_config.load(Relaxed) => 5,
                 Admin::Maint => 1,
                 Admin::Drain => 8,
+            } | if s.opts.disabled {
+                // Maintenance from the configuration (CMAINT): HAProxy keeps the flag when
+                // the server leaves it.
+                4
+            } else {
+                0
             } | if s.has_admin_flag(AdminFlag::Drain) {
                 // A forced drain, kept under maintenance too.
                 8
@@ -912,14 +962,20 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
                     | 2
                     | (4 * u8::from(s.checks_enabled()))
                     | (8 * u8::from(s.checks_paused()))
+            } else if s.opts.disabled {
+                // `disabled` pauses even a check not configured, and nothing resumes it
+                // (HAProxy resumes only enabled checks when maintenance ends).
+                8
             } else {
                 0
             };
             let chk = s.check.lock().map(|c| c.status.clone()).unwrap_or_default();
             let status = check_status_code(&chk);
-            // The last check's result: unknown 0, failed 2, passed 3, conditionally 4.
+            // The last check's result: unknown 0 (none yet, or a check under way: HAProxy
+            // forgets it as the next one starts), failed 2, passed 3, conditionally 4.
             let result = match (status, chk.as_str()) {
                 (1, _) => 0,
+                _ if s.check_in_progress() => 0,
                 (_, "L7OKC") => 4,
                 (_, "L4OK" | "L6OK" | "L7OK" | "PROCOK") => 3,
                 _ => 2,

@@ -627,6 +627,40 @@ pub async fn forward_from_client(
     }
 }
 
+/// A TCP session whose backend has `tcp-response content` rules, with TLS on either side
+/// (`client_tls`: its `bind ... ssl` session; `server_tls`: its `server ... ssl` stream):
+/// the rules judge the server's plaintext as on plain sockets
+/// ([`super::rules::forward_response_inspected_streams`]). `early`: what the client sent
+/// before the server connection, still to send through a TLS server stream (a plain one
+/// had it with the connection).
+#[allow(clippy::too_many_arguments)]
+pub async fn inspect_then_forward(
+    ctx: super::sample::Context<'_>,
+    server: &super::state::Server,
+    client: &TcpStream,
+    client_tls: Option<&mut Session>,
+    server_sock: &TcpStream,
+    server_tls: Option<TlsStream<Borrowed<'_>>>,
+    early: &[u8],
+    moved: &Moved,
+    sticking: Option<&super::stick::Sticking>,
+) -> End {
+    use super::rules::forward_response_inspected_streams as inspected;
+    // As [`forward`] and [`forward_from_client`] count the server's stream.
+    let _counted = (server_tls.is_some() && client_tls.is_none()).then(Counted::carried);
+    let from = Side::of(client, client_tls);
+    match server_tls {
+        Some(mut secured) => {
+            // Counted by the caller, as on plaintext connections.
+            if secured.write_all(early).await.is_err() {
+                return End::Error(forward::Side::Server);
+            }
+            inspected(ctx, server, from, secured, moved, sticking).await
+        }
+        None => inspected(ctx, server, from, Borrowed(server_sock), moved, sticking).await,
+    }
+}
+
 /// One side of a forwarding: a socket in clear, or a TLS session over it.
 #[derive(Debug)]
 pub enum Side<'a> {

@@ -14,8 +14,13 @@
 //!   open; once the server closed it, `timeout client` (from the client's last bytes) ends
 //!   it `cD--`, at once if it passed already.
 //!
-//! [`BodyRelay`] keeps where the body stands, so that its relay stops where the server
-//! answered and goes on after the response.
+//! - the body's first bytes that came with the request's head go to the server in one
+//!   write with it (a server answering and resetting on the head alone then had them);
+//! - an interim response (`100 Continue`, `103`) goes to the client at once and the body
+//!   goes on, until the final response or the body's end.
+//!
+//! [`BodyRelay`] keeps where the body stands, so that its relay starts after the bytes the
+//! head took along, stops where the server answered, and goes on after the response.
 
 use std::future::Future;
 use std::task::Poll;
@@ -33,6 +38,9 @@ pub(super) struct BodyRelay {
     /// Bytes at the start of the client's buffer that are checked body, not written yet
     /// (the rest of a write the server's answer interrupted).
     ready: usize,
+    /// Of `ready`, the bytes a relay both ways ([`both_ways`]) wrote already (through TLS,
+    /// maybe not flushed yet): the next write goes on after them.
+    written: usize,
     /// The body's end was seen (in `ready`, or written).
     seen_end: bool,
     /// The body's size so far as the logs count it (see [`super::relay_body`]).
@@ -97,6 +105,7 @@ impl BodyRelay {
             taken: 0,
             decoder: chunked::Decoder::default(),
             ready: 0,
+            written: 0,
             seen_end: framing == Framing::None,
             moved: 0,
         }
@@ -124,7 +133,9 @@ impl BodyRelay {
             }
             if self.ready > 0 {
                 let data = &client.buf.bytes()[..self.ready];
-                let wrote = write_watching(server, data, write, watch, &mut watching).await;
+                let from = std::mem::take(&mut self.written);
+                let wrote = write_watching(server, (data, from), write, watch, &mut watching);
+                let wrote = wrote.await;
                 let n = match wrote {
                     Ok(n) => n,
                     // A server that answered and closed: its answer first, as HAProxy
@@ -176,6 +187,71 @@ impl BodyRelay {
         }
     }
 
+    /// The body's bytes the client's buffer holds already, checked, for the request's head
+    /// to take along (none when the checking failed: the relay finds it).
+    pub(super) fn first_bytes<'c>(&mut self, client: &'c Conn) -> &'c [u8] {
+        if self.check(client).is_err() {
+            *self = BodyRelay::new(self.framing);
+        }
+        &client.buf.bytes()[..self.ready]
+    }
+
+    /// The [`BodyRelay::first_bytes`] went with the head: they leave the client's buffer.
+    /// Whether there were any (else the relay starts as new).
+    pub(super) fn first_sent(&mut self, client: &mut Conn) -> bool {
+        client.buf.consume(self.ready);
+        let sent = self.ready > 0;
+        self.ready = 0;
+        sent
+    }
+
+    /// One turn of a relay of this body from `src` to `dst` that waits for nothing: what
+    /// can go goes, and `cx` is woken when more can. Ready once the body went whole, or
+    /// stopped; `moves` tells what the turn read and wrote.
+    fn poll_relay(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        (src, dst): (&mut Conn, &mut Conn),
+        moves: &mut Moves,
+    ) -> Poll<Result<(), Stop>> {
+        loop {
+            if self.ready == 0 {
+                if self.seen_end {
+                    return Poll::Ready(Ok(()));
+                }
+                if let Err(stop) = self.check(src) {
+                    return Poll::Ready(Err(stop));
+                }
+            }
+            if self.ready > 0 {
+                // The buffer's start stays as it is until all of it went: nothing is read
+                // into it meanwhile.
+                let before = self.written;
+                let data = &src.buf.bytes()[..self.ready];
+                let polled = dst.poll_write_all(cx, data, &mut self.written);
+                moves.wrote |= self.written > before;
+                match polled {
+                    Poll::Ready(Ok(())) => {
+                        src.buf.consume(self.ready);
+                        (self.ready, self.written) = (0, 0);
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Stop::writing(&e))),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if self.seen_end {
+                continue;
+            }
+            match src.poll_fill(cx) {
+                Poll::Ready(Ok(0)) if self.framing == Framing::UntilClose => self.seen_end = true,
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Err(Stop::SrcClosed)),
+                Poll::Ready(Ok(_)) => moves.read = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
     /// Checks what of the client's buffer is body, making it ready to write.
     fn check(&mut self, client: &Conn) -> Result<(), Stop> {
         let bytes = client.buf.bytes();
@@ -208,18 +284,18 @@ async fn read_or_server(client: &mut Conn, server: &Conn, deadline: Option<Insta
     .await
 }
 
-/// Writes `data` to `server` within the inactivity `timeout`, watching the server's socket
+/// Writes `data` (after its first `written` bytes, which went already) to `server` within
+/// the inactivity `timeout`, watching the server's socket
 /// as `watch` says meanwhile; how much went (less than all: the server answered, see
 /// [`Watch::Answer`]).
 async fn write_watching(
     server: &mut Conn,
-    data: &[u8],
+    (data, mut written): (&[u8], usize),
     timeout: Option<Duration>,
     watch: Watch,
     watching: &mut bool,
 ) -> std::io::Result<usize> {
-    let mut written = 0;
-    let mut seen = 0;
+    let mut seen = written;
     // Armed once the socket is full: a write that goes at once reads no clock.
     let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
     std::future::poll_fn(|cx| {
@@ -252,4 +328,102 @@ async fn write_watching(
         }
     })
     .await
+}
+
+/// What a turn of [`BodyRelay::poll_relay`] did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Moves {
+    read: bool,
+    wrote: bool,
+}
+
+/// Where a relay both ways ([`both_ways`]) stopped before the response's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Broke {
+    /// The response's relay, so.
+    Response(Stop),
+    /// The request body's relay, so.
+    Body(Stop),
+}
+
+impl Broke {
+    /// HAProxy's termination flags for the exchange it ended.
+    pub(super) fn flags(self) -> &'static str {
+        match self {
+            Broke::Response(stop) => stop.flags(false),
+            Broke::Body(stop) => stop.flags(true),
+        }
+    }
+}
+
+/// Relays the rest of a `response`'s body from `server` to `client` and, at the same time,
+/// the rest of the request's `body` the other way, as HAProxy relays both directions of a
+/// stream at once (a server streaming its answer while it reads the body, an echo, would
+/// otherwise wait for the body that waits for the response); until the response's end, the
+/// body maybe still going then ([`BodyRelay::run`] goes on with it).
+///
+/// Timeouts as HAProxy's: `server`'s while the server neither sends nor takes anything
+/// (its writes refresh its reads' timeout, HAProxy's streams not being independent) and
+/// the response does not wait for the client; `client`'s while the response waits for the
+/// client to take it. The client sending nothing more of its body is not timed out while
+/// the server's response goes on.
+pub(super) async fn both_ways(
+    body: &mut BodyRelay,
+    response: &mut BodyRelay,
+    (client, server): (&mut Conn, &mut Conn),
+    (server_timeout, client_timeout): (Option<Duration>, Option<Duration>),
+) -> Result<(), Broke> {
+    let mut body_whole = false;
+    let mut server_idle = std::pin::pin!(server_timeout.map(tokio::time::sleep));
+    let mut client_idle = std::pin::pin!(None::<tokio::time::Sleep>);
+    std::future::poll_fn(|cx| {
+        let mut to_server = Moves::default();
+        if !body_whole {
+            match body.poll_relay(cx, (&mut *client, &mut *server), &mut to_server) {
+                Poll::Ready(Ok(())) => body_whole = true,
+                Poll::Ready(Err(stop)) => return Poll::Ready(Err(Broke::Body(stop))),
+                Poll::Pending => {}
+            }
+        }
+        let mut to_client = Moves::default();
+        match response.poll_relay(cx, (&mut *server, &mut *client), &mut to_client) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
+            Poll::Ready(Err(stop)) => return Poll::Ready(Err(Broke::Response(stop))),
+            Poll::Pending => {}
+        }
+        let waits_for_client = response.ready > 0;
+        if let (Some(t), Some(timer)) = (server_timeout, server_idle.as_mut().as_pin_mut())
+            && (to_server.wrote || to_client.read || waits_for_client)
+        {
+            timer.reset(tokio::time::Instant::now() + t);
+        }
+        match client_timeout.filter(|_| waits_for_client) {
+            Some(t) if to_client.wrote || client_idle.is_none() => {
+                client_idle.set(Some(tokio::time::sleep(t)));
+            }
+            Some(_) => {}
+            None => client_idle.set(None),
+        }
+        if fired(client_idle.as_mut(), cx) {
+            return Poll::Ready(Err(Broke::Response(Stop::DstTimeout)));
+        }
+        if fired(server_idle.as_mut(), cx) {
+            // The server's: it took none of the body, or sent none of the response.
+            return Poll::Ready(Err(if body.ready > 0 {
+                Broke::Body(Stop::DstTimeout)
+            } else {
+                Broke::Response(Stop::SrcTimeout)
+            }));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Whether an armed `timer` went off (else `cx` is woken when it does).
+fn fired(
+    timer: std::pin::Pin<&mut Option<tokio::time::Sleep>>,
+    cx: &mut std::task::Context<'_>,
+) -> bool {
+    timer.as_pin_mut().is_some_and(|t| t.poll(cx).is_ready())
 }

@@ -19,24 +19,26 @@
 //! once per piece of 200 entries; local changes wake the sessions through a coalescing
 //! signal given outside the table's lock, and a session writes what is pending at once.
 //!
-//! At a reload (`-sf`/`-st`), the new process binds its peers socket (SO_REUSEPORT, beside
-//! the old one's listener) once its runtime runs, after it told the old process to stop (an
-//! address that cannot be bound fails the start before that, with HAProxy's alerts:
-//! [`bind_listeners`]), and waits up to 5 s for the old one's lesson before asking another
-//! member. The old process, told to stop softly (and complete itself: taught, or past its own 5 s wait, as HAProxy 2.6), closes its listener,
-//! ends its sessions, connects to the local member's address (retried every 10 ms until the
-//! new process listens, when the SIGUSR1 came from a successor, which queues it with a mark:
-//! [`finish_for_successor`]; a lone soft stop tries once, as HAProxy), says hello as the
-//! local member itself and sends every entry, then
-//! `RESYNC FINISHED`. Once that is confirmed (at most 5 s), the session pushes on the
-//! changes its draining connections make; the process exits once they are drained and
-//! every change is written and acknowledged, or the successor is silent for 5 s
-//! ([`lesson_running`]); a table the successor lacks (taught, and not acknowledged when
-//! it confirms the lesson, which it does after acknowledging what it learned) is not
-//! waited for. The new process takes that session as its lesson (HAProxy's
-//! `init_accepted_peer`): it pushes its own changes to the old process only once the
-//! lesson is over, and learns what the old process sent before closing even when its own
-//! writes fail.
+//! At a reload (`-sf`/`-st`), the new process binds and listens at its peers address
+//! (SO_REUSEPORT, beside the old one's listener) before it tells the old process to stop,
+//! as HAProxy does (an address that cannot be bound fails the start, with HAProxy's
+//! alerts: [`bind_listeners`]); it accepts once its runtime runs, and waits up to 5 s for
+//! the old one's lesson before asking another member. The old process, told to stop softly
+//! (and complete itself: taught, or past its own 5 s wait, as HAProxy 2.6), closes its
+//! listener, ends its sessions, connects to the local member's address, says hello as the
+//! local member itself and sends every entry, then `RESYNC FINISHED`. A refused connection
+//! or session means that no successor listens there (its configuration dropped or moved
+//! the local member): the process stops without teaching, at once (HAProxy's retries its
+//! connection for 3 s first). Once the lesson is confirmed (at most 5 s), the session
+//! pushes on the changes its draining connections make; the process exits once they are
+//! drained and every change is written and acknowledged, or the successor is silent for
+//! 5 s ([`lesson_running`]); a table the successor lacks is not waited for: one taught and
+//! not acknowledged when it confirms the lesson (it acknowledges what it learned first),
+//! and, from a hapx successor, which defines every table it has before it confirms
+//! (`Session::define_all`), one it did not define, even one empty at the lesson. The new
+//! process takes that session as its lesson (HAProxy's `init_accepted_peer`): it pushes its
+//! own changes to the old process only once the lesson is over, and learns what the old
+//! process sent before closing even when its own writes fail.
 //!
 //! `show peers` ([`show`]) reports each section, its members and their tables as HAProxy's.
 //!
@@ -179,20 +181,22 @@ impl Link {
         }
     }
 
-    /// Connects to `remote` at `addr`, through TLS when its line has `ssl`; None when the
-    /// connection or the handshake fails.
-    async fn connect(addr: SocketAddr, tls: Option<&TlsClient>) -> Option<Link> {
+    /// Connects to `remote` at `addr`, through TLS when its line has `ssl`; the error says
+    /// why the connection or the handshake failed (`TimedOut` past [`CONNECT`]).
+    async fn connect(addr: SocketAddr, tls: Option<&TlsClient>) -> std::io::Result<Link> {
         let stream = tokio::time::timeout(CONNECT, TcpStream::connect(addr))
             .await
-            .ok()?
-            .ok()?;
+            .map_err(|_| std::io::ErrorKind::TimedOut)??;
         let _ = stream.set_nodelay(true);
         match tls {
-            None => Some(Link::Clear(stream)),
+            None => Ok(Link::Clear(stream)),
             Some(tls) => super::tls::handshake(tls.traffic(), addr.ip(), stream, SILENCE)
                 .await
-                .ok()
-                .map(|tls| Link::Connected(Box::new(tls))),
+                .map(|tls| Link::Connected(Box::new(tls)))
+                .map_err(|e| match e {
+                    super::tls::HandshakeError::Timeout => std::io::ErrorKind::TimedOut.into(),
+                    super::tls::HandshakeError::Failed(e) => e,
+                }),
         }
     }
 }
@@ -317,10 +321,10 @@ pub fn set_replacing() {
 /// ([`finish_for_successor`]): "hapx" in ASCII.
 const SUCCESSOR_MARK: usize = 0x6861_7078;
 
-/// The soft stop came from a successor ([`finish_for_successor`]), which binds its peers
-/// listener only once its runtime runs: the lesson is retried until it listens. A plain
-/// SIGUSR1 (a lone soft stop, or the master's) tries once and gives up on a refusal, as
-/// HAProxy's old process does.
+/// The soft stop came from a hapx successor ([`finish_for_successor`]): a lesson that
+/// fails otherwise than by a refusal is tried again (a plain SIGUSR1, a lone soft stop,
+/// tries once), and the successor's table definitions name every table it has (see
+/// `Session::confirmed`), even when it defines none.
 static REPLACED: AtomicBool = AtomicBool::new(false);
 
 /// Tells the old process `pid` to finish softly as its successor does (`-sf`): SIGUSR1,
@@ -388,36 +392,62 @@ pub fn listener_count(state: &State) -> usize {
         .count()
 }
 
-/// Checks that every section that replicates can bind where its local member listens, as
+/// The peers listeners bound, and listening, before the processes this one replaces are
+/// told to stop ([`bind_listeners`]); each section takes its own when it starts ([`start`]).
+static PREPARED: std::sync::Mutex<Vec<(SocketAddr, socket2::Socket)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The peers listeners' accept queue.
+const BACKLOG: i32 = 64;
+
+/// Binds, and listens, where the local member of every section that replicates listens, as
 /// HAProxy binds it with the frontends' listeners: before the processes this one replaces
-/// are told to stop, so that an address that cannot be bound (HAProxy's alert) fails the
-/// start while the old process still serves. The socket is a probe, closed at once; the
-/// listener is bound again once the runtime runs ([`start`]), after the old process was
-/// told to stop, and its lesson is retried every 10 ms until then (told by a successor's
-/// marked SIGUSR1, [`finish_for_successor`]: a lone soft stop tries once). Keeping the socket bound
-/// from here on (listening or not) made reloads under load lose up to a third of a shared
-/// entry's counts in 2 of 8 runs of `proxy_peers`'s reload test, where binding at start
-/// lost none in 8 (the cause is not understood yet; a likely one, the new process pushing
-/// its own counts to the old one during the lesson, is gone: `Session::lesson_expected`).
+/// are told to stop. An address that cannot be bound (HAProxy's alert) fails the start while
+/// the old process still serves; and the old process, whose lesson connects to its own
+/// address once its listener is closed, finds this one there even before this process
+/// accepts (the connection waits in the queue): a refusal then means that no successor
+/// listens at that address (its configuration dropped or moved the local member), and the
+/// old process stops at once instead of waiting for a listener that never comes.
 pub fn bind_listeners(state: &State) -> anyhow::Result<()> {
+    let mut prepared = PREPARED.lock().unwrap_or_else(|e| e.into_inner());
     for (section, _) in replicating(state) {
         let Some(addr) = section.listen_addr() else {
             continue;
         };
-        // A probe, closed at once: see above.
-        bind(addr).map_err(|e| {
-            let argv0 = std::env::args().next().unwrap_or_default();
-            anyhow::anyhow!(
-                "Binding [{}] for proxy {}: cannot bind socket ({}) for [{addr}]\n\
-                 [ALERT]    ({}) : [{argv0}.main()] Some protocols failed to start their listeners! Exiting.",
-                section.listen_place(),
-                section.local_name().unwrap_or_default(),
-                errno_text(&e),
-                std::process::id(),
-            )
-        })?;
+        let socket = bind(addr)
+            .and_then(|s| s.listen(BACKLOG).map(|()| s))
+            .map_err(|e| {
+                let argv0 = std::env::args().next().unwrap_or_default();
+                anyhow::anyhow!(
+                    "Binding [{}] for proxy {}: cannot bind socket ({}) for [{addr}]\n\
+                     [ALERT]    ({}) : [{argv0}.main()] Some protocols failed to start their listeners! Exiting.",
+                    section.listen_place(),
+                    section.local_name().unwrap_or_default(),
+                    errno_text(&e),
+                    std::process::id(),
+                )
+            })?;
+        prepared.push((addr, socket));
     }
     Ok(())
+}
+
+/// The listener [`bind_listeners`] prepared at `addr`, else one bound now.
+fn listener_at(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let prepared = {
+        let mut prepared = PREPARED.lock().unwrap_or_else(|e| e.into_inner());
+        let found = prepared.iter().position(|(a, _)| *a == addr);
+        found.map(|i| prepared.swap_remove(i).1)
+    };
+    let socket = match prepared {
+        Some(socket) => socket,
+        None => {
+            let socket = bind(addr)?;
+            socket.listen(BACKLOG)?;
+            socket
+        }
+    };
+    TcpListener::from_std(socket.into())
 }
 
 /// Starts replication for every running section (on the current runtime); a soft stop
@@ -514,8 +544,13 @@ impl Section {
 
 /// Connects to our own address (the new process listens there now; ours is closed) and
 /// teaches it every entry, then pushes the changes made here while the process drains.
-/// Without a successor (`replaced` false: a lone soft stop), one attempt: a process that
-/// listens there was started apart, and one refusal means nobody does (HAProxy's way).
+/// A refusal, of the connection or of the session (a status other than 200), means that no
+/// successor takes the lesson there: a successor listens before it tells us to stop
+/// ([`bind_listeners`]), so its configuration dropped or moved our local member, or it
+/// failed; the process then stops without teaching, as HAProxy's gives up on those. A
+/// successor that does not answer in time (a full accept queue, a connection closed
+/// before the status) is tried again every 10 ms, within the wait of [`on_stop`]; without
+/// a successor (`replaced` false: a lone soft stop), once.
 async fn teach_successor(
     section: Arc<Section>,
     addr: SocketAddr,
@@ -523,32 +558,37 @@ async fn teach_successor(
     confirmed: tokio::sync::oneshot::Sender<()>,
 ) {
     let local = &section.local;
+    let mut confirmed = Some(confirmed);
     loop {
         local.connecting();
         let _active = Counted::new(&ACTIVE);
         let _session = InnerSession::begin();
-        if let Some(link) = Link::connect(addr, local.tls.as_deref()).await {
-            local.with_stats(|st| st.status = show::CONNECTED);
-            let (mut read, mut write) = link.split();
-            let hello = hello(&local.name, &section.local_name);
-            if write.write_all(hello.as_bytes()).await.is_ok() {
-                if let Some(status) = line(&mut read).await {
-                    if local.answered(&status) {
-                        let role = Role::Teacher(Some(confirmed));
-                        run(section.clone(), local.clone(), read, write, role, None).await;
-                        return;
-                    }
-                }
+        let (mut read, mut write) = match Link::connect(addr, local.tls.as_deref()).await {
+            Ok(link) => link.split(),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
+            Err(_) if !replaced => return,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
             }
+        };
+        local.with_stats(|st| st.status = show::CONNECTED);
+        let hello = hello(&local.name, &section.local_name);
+        let status = match write.write_all(hello.as_bytes()).await {
+            Ok(()) => line(&mut read).await,
+            Err(_) => None,
+        };
+        match status {
+            Some(status) if local.answered(&status) => {
+                let role = Role::Teacher(confirmed.take());
+                run(section.clone(), local.clone(), read, write, role, None).await;
+                return;
+            }
+            // The successor refused the session.
+            Some(_) => return,
+            None if !replaced => return,
+            None => tokio::time::sleep(Duration::from_millis(10)).await,
         }
-        if !replaced {
-            return;
-        }
-        // The successor binds its listener once its runtime runs, after it told us to stop
-        // (see `bind_listeners`); it may be gone (failed) meanwhile, or refuse us until its
-        // runtime accepts (a full queue): try again soon, as what it counts before the
-        // lesson is overwritten by it (HAProxy retries every 500 ms).
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -656,18 +696,13 @@ fn start(conf: &PeersSection, tables: Vec<Arc<Table>>) -> Arc<Section> {
         successor_lacks: (0..n).map(|_| AtomicBool::new(false)).collect(),
         listening: watch::channel(false).0,
     });
-    // Bound now, after the old process was told to stop (see `bind_listeners`).
-    let listener = section.listen.map(|addr| {
-        let socket = bind(addr)?;
-        socket.listen(64)?;
-        TcpListener::from_std(socket.into())
-    });
+    let listener = section.listen.map(listener_at);
     match listener {
         Some(Ok(listener)) => {
             section.listening.send_replace(true);
             drop(tokio::spawn(listen(section.clone(), listener)));
         }
-        // Taken since the probe, or refused by the poller: alerted, and the proxy serves on.
+        // Refused by the poller (or, not prepared, taken): alerted, and the proxy serves on.
         Some(Err(e)) => eprintln!(
             "[ALERT]    ({}) : peers section '{}': cannot listen: {}",
             std::process::id(),
@@ -746,7 +781,7 @@ async fn accept(section: Arc<Section>, stream: TcpStream) {
     let _session = InnerSession::begin();
     if *section.stopping.borrow() {
         // Our listener, not closed yet: the successor must get this connection (our own
-        // lesson to it retries).
+        // lesson waits for our listener to close).
         return;
     }
     let _ = stream.set_nodelay(true);
@@ -874,7 +909,7 @@ async fn connect_loop(section: Arc<Section>, remote: Arc<Remote>) {
         let active = Counted::new(&ACTIVE);
         // HAProxy's session for the attempt, from before its connection.
         let session = InnerSession::begin();
-        if let Some(link) = Link::connect(addr, remote.tls.as_deref()).await {
+        if let Ok(link) = Link::connect(addr, remote.tls.as_deref()).await {
             remote.with_stats(|st| st.status = show::CONNECTED);
             let (mut read, mut write) = link.split();
             let hello = hello(&remote.name, &section.local_name);
@@ -987,6 +1022,9 @@ struct Session {
     out: Vec<u8>,
     /// An accepted session's ends: the member's address and ours.
     accepted: Option<show::Accepted>,
+    /// The member defined tables of its own (a successor defines every one before it
+    /// confirms a lesson: [`Session::define_all`]).
+    heard_definitions: bool,
     /// Turns of its loop (`show peers`' task calls).
     calls: u32,
     /// A message came from the member.
@@ -1040,6 +1078,7 @@ async fn run(
         dict_tx: 0,
         out: Vec::new(),
         accepted,
+        heard_definitions: false,
         calls: 0,
         alive: false,
         shown: None,
@@ -1395,6 +1434,17 @@ impl Session {
         self.out.extend(table_message(STKT_DEFINE, &p));
     }
 
+    /// Every table's definition, for the old process that taught us: it waits for our
+    /// acknowledgements only in the tables we define, so that it stops as soon as it has
+    /// pushed its last changes to a table our configuration dropped (whose updates we
+    /// ignore), even one it had nothing to teach of. A definition without updates is a
+    /// valid message to HAProxy, which merely notes our table's id.
+    fn define_all(&mut self) {
+        for i in 0..self.tables.len() {
+            self.define(i);
+        }
+    }
+
     /// An update message for `e`, numbered `id` on the wire.
     fn update(&mut self, e: &super::stick::Exported, id: u32, consecutive: bool, timed: bool) {
         let kind = match (consecutive, timed) {
@@ -1499,9 +1549,14 @@ impl Session {
         self.teaching = false;
         if self.role.teacher() {
             // A successor acknowledges a lesson's entries before it confirms it (see
-            // `handle`): a table taught and not acknowledged is one it lacks.
+            // `handle`): a table taught and not acknowledged is one it lacks. A hapx
+            // successor also defines every table it has before it confirms (the one that
+            // signalled us is one): a table it did not define, even one empty at the
+            // lesson, is one it lacks, whose later updates it ignores.
+            let defines_all = self.heard_definitions || REPLACED.load(Ordering::SeqCst);
             for (t, lacks) in self.tables.iter().zip(&self.section.successor_lacks) {
-                lacks.store(t.taught && !t.heard_ack, Ordering::SeqCst);
+                let undefined = defines_all && t.remote_id.is_none();
+                lacks.store((t.taught && !t.heard_ack) || undefined, Ordering::SeqCst);
             }
             self.record_pushed();
             self.section.heard_from_successor();
@@ -1561,6 +1616,9 @@ impl Session {
                 // What the lesson taught is acknowledged before it is confirmed: its teacher
                 // takes a table taught and not acknowledged by then for one we lack.
                 self.acknowledge();
+                if matches!(self.role, Role::Successor) {
+                    self.define_all();
+                }
                 self.out
                     .extend_from_slice(&[CLASS_CONTROL, CTRL_RESYNC_CONFIRM]);
             }
@@ -1570,7 +1628,10 @@ impl Session {
             [CLASS_CONTROL, _] => {}
             [CLASS_ERROR, _] => return Err(End::Closed),
             [CLASS_RESERVED, _] => return Err(End::Protocol),
-            [CLASS_STICKTABLE, STKT_DEFINE] => self.defined(&mut c)?,
+            [CLASS_STICKTABLE, STKT_DEFINE] => {
+                self.heard_definitions = true;
+                self.defined(&mut c)?;
+            }
             [CLASS_STICKTABLE, STKT_SWITCH] => {
                 let id = c.varint()?;
                 self.remote_table = self.tables.iter().position(|t| t.remote_id == Some(id));

@@ -1,0 +1,234 @@
+//! `show stat typed` and `show info typed`: HAProxy's typed output, one field a line with
+//! its position, name, process, tags (origin, nature, scope) and type, e.g.
+//! `S.3.1.4.scur.1:MGP:u32:0`. The tags and types are HAProxy 2.6's, per field and, where
+//! they differ, per kind of row (a backend's `act` is a metric, a server's a status).
+
+use std::fmt::Write as _;
+
+use super::{CSV_COLUMNS, Row, push_csv_field};
+
+/// The kind of a `show stat` row, by its `type` column, as the typed output's first letter.
+fn kind_letter(row: &Row) -> Option<char> {
+    match row.get("type").map(String::as_str) {
+        Some("0") => Some('F'),
+        Some("1") => Some('B'),
+        Some("2") => Some('S'),
+        Some("3") => Some('L'),
+        _ => None,
+    }
+}
+
+/// A stat field's tags and type in a row of kind `kind` (HAProxy's `mkf_*` in its fill
+/// functions); None for a field HAProxy never fills.
+fn stat_meta(kind: char, column: &str) -> Option<&'static str> {
+    let meta = match (kind, column) {
+        ('S', "act" | "bck") => "SGP:u32",
+        ('B', "act" | "bck" | "rate" | "rate_max") => "MGP:u32",
+        (_, "pxname" | "svname") => "KNS:str",
+        (_, "qcur" | "scur" | "srv_icur" | "idle_conn_cur" | "safe_conn_cur") => "MGP:u32",
+        (_, "used_conn_cur" | "need_conn_est") => "MGP:u32",
+        (_, "agg_server_status" | "agg_server_check_status" | "agg_check_status") => "MGP:u32",
+        (_, "qmax" | "smax" | "rate_max" | "req_rate_max" | "conn_rate_max") => "MMP:u32",
+        (_, "qtime_max" | "ctime_max" | "rtime_max" | "ttime_max") => "MMP:u32",
+        (_, "slim" | "rate_lim" | "src_ilim") => "CLP:u32",
+        (_, "stot" | "bin" | "bout" | "dreq" | "dresp" | "ereq" | "econ" | "eresp") => "MCP:u64",
+        (_, "wretr" | "wredis" | "chkfail" | "chkdown" | "lbtot" | "hanafail") => "MCP:u64",
+        (_, "hrsp_1xx" | "hrsp_2xx" | "hrsp_3xx" | "hrsp_4xx" | "hrsp_5xx") => "MCP:u64",
+        (_, "hrsp_other" | "req_tot" | "cli_abrt" | "srv_abrt" | "comp_in") => "MCP:u64",
+        (_, "comp_out" | "comp_byp" | "comp_rsp" | "conn_tot" | "intercepted") => "MCP:u64",
+        (_, "dcon" | "dses" | "wrew" | "connect" | "reuse" | "cache_lookups") => "MCP:u64",
+        (_, "cache_hits" | "eint" | "ssl_sess" | "ssl_reused_sess") => "MCP:u64",
+        (_, "ssl_failed_handshake") => "MCP:u64",
+        (_, "status") => "SGP:str",
+        (_, "weight" | "uweight" | "qtime" | "ctime" | "rtime" | "ttime" | "throttle") => "MaP:u32",
+        (_, "lastchg") => "MAP:u32",
+        (_, "downtime") => "MCP:u32",
+        (_, "qlimit") => "CGS:u32",
+        (_, "iid" | "sid") => "KGS:u32",
+        (_, "pid") => "KGP:u32",
+        (_, "tracked" | "cookie") => "CNS:str",
+        (_, "type") => "CGS:u32",
+        (_, "check_rise" | "check_fall" | "check_health") => "CGS:u32",
+        (_, "agent_rise" | "agent_fall" | "agent_health") => "CGS:u32",
+        (_, "addr" | "mode" | "algo") => "CGS:str",
+        (_, "rate" | "req_rate" | "conn_rate") => "MRP:u32",
+        (_, "check_status" | "last_chk" | "last_agt" | "agent_status") => "MOP:str",
+        (_, "check_desc" | "agent_desc") => "MOP:str",
+        (_, "check_code" | "agent_code") => "MOP:u32",
+        (_, "check_duration" | "agent_duration") => "MDP:u64",
+        (_, "lastsess") => "MAP:s32",
+        (_, name) if name.starts_with("h2_") || name.starts_with("h1_") => {
+            if name.ends_with("open_connections") || name.ends_with("open_streams") {
+                "MGP:u64"
+            } else {
+                "MCP:u64"
+            }
+        }
+        _ => return None,
+    };
+    Some(meta)
+}
+
+/// `show stat typed`: every filled field of every row, in the rows' order.
+pub fn stat(rows: &[Row]) -> String {
+    let columns: Vec<&str> = CSV_COLUMNS
+        .trim_start_matches("# ")
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let Some(kind) = kind_letter(row) else {
+            continue;
+        };
+        let id = |column| row.get(column).map_or("0", String::as_str);
+        let (iid, sid) = (id("iid"), id("sid"));
+        // HAProxy's positions count its fields, not the CSV's `-` between the
+        // proxies' fields and the modules'.
+        let fields = columns.iter().filter(|c| **c != "-");
+        for (position, column) in fields.enumerate() {
+            let (Some(value), Some(meta)) = (row.get(column), stat_meta(kind, column)) else {
+                continue;
+            };
+            // A string set empty is printed (a check's `last_chk` without detail), an
+            // empty number is a field not filled.
+            if value.is_empty() && !meta.ends_with(":str") {
+                continue;
+            }
+            let _ = write!(out, "{kind}.{iid}.{sid}.{position}.{column}.1:{meta}:");
+            push_csv_field(&mut out, value);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `show info`'s fields: HAProxy's position, name, tags and type (the zlib lines, 45 and
+/// 46, are HAProxy's without zlib: absent).
+const INFO_FIELDS: &[(usize, &str, &str)] = &[
+    (0, "Name", "POS:str"),
+    (1, "Version", "POS:str"),
+    (2, "Release_date", "POS:str"),
+    (3, "Nbthread", "CGS:u32"),
+    (4, "Nbproc", "CGS:u32"),
+    (5, "Process_num", "KGP:u32"),
+    (6, "Pid", "SGP:u32"),
+    (7, "Uptime", "MDP:str"),
+    (8, "Uptime_sec", "MDP:u32"),
+    (9, "Memmax_MB", "CLP:u32"),
+    (10, "PoolAlloc_MB", "MGP:u32"),
+    (11, "PoolUsed_MB", "MGP:u32"),
+    (12, "PoolFailed", "MCP:u32"),
+    (13, "Ulimit-n", "CLP:u32"),
+    (14, "Maxsock", "CLP:u32"),
+    (15, "Maxconn", "CLP:u32"),
+    (16, "Hard_maxconn", "CLP:u32"),
+    (17, "CurrConns", "MGP:u32"),
+    (18, "CumConns", "MCP:u32"),
+    (19, "CumReq", "MCP:u32"),
+    (20, "MaxSslConns", "MMP:u32"),
+    (21, "CurrSslConns", "MGP:u32"),
+    (22, "CumSslConns", "MCP:u32"),
+    (23, "Maxpipes", "CLP:u32"),
+    (24, "PipesUsed", "MGP:u32"),
+    (25, "PipesFree", "MGP:u32"),
+    (26, "ConnRate", "MRP:u32"),
+    (27, "ConnRateLimit", "CLP:u32"),
+    (28, "MaxConnRate", "MMP:u32"),
+    (29, "SessRate", "MRP:u32"),
+    (30, "SessRateLimit", "CLP:u32"),
+    (31, "MaxSessRate", "MRP:u32"),
+    (32, "SslRate", "MRP:u32"),
+    (33, "SslRateLimit", "CLP:u32"),
+    (34, "MaxSslRate", "MMP:u32"),
+    (35, "SslFrontendKeyRate", "MGP:u32"),
+    (36, "SslFrontendMaxKeyRate", "MMP:u32"),
+    (37, "SslFrontendSessionReuse_pct", "MGP:u32"),
+    (38, "SslBackendKeyRate", "MRP:u32"),
+    (39, "SslBackendMaxKeyRate", "MMP:u32"),
+    (40, "SslCacheLookups", "MCP:u32"),
+    (41, "SslCacheMisses", "MCP:u32"),
+    (42, "CompressBpsIn", "MRP:u32"),
+    (43, "CompressBpsOut", "MRP:u32"),
+    (44, "CompressBpsRateLim", "CLP:u32"),
+    (47, "Tasks", "MGP:u32"),
+    (48, "Run_queue", "MGP:u32"),
+    (49, "Idle_pct", "MaP:u32"),
+    (50, "node", "COS:str"),
+    (51, "description", "COS:str"),
+    (52, "Stopping", "MGP:u32"),
+    (53, "Jobs", "MGP:u32"),
+    (54, "Unstoppable Jobs", "MGP:u32"),
+    (55, "Listeners", "MGP:u32"),
+    (56, "ActivePeers", "MGP:u32"),
+    (57, "ConnectedPeers", "MGP:u32"),
+    (58, "DroppedLogs", "MGP:u32"),
+    (59, "BusyPolling", "MGP:u32"),
+    (60, "FailedResolutions", "MGP:u32"),
+    (61, "TotalBytesOut", "MGP:u64"),
+    (62, "TotalSplicdedBytesOut", "MGP:u64"),
+    (63, "BytesOutRate", "MRP:u64"),
+    (64, "DebugCommandsIssued", "MGP:u32"),
+    (65, "CumRecvLogs", "MCP:u32"),
+    (66, "Build info", "POS:str"),
+    (67, "Memmax_bytes", "CLP:u32"),
+    (68, "PoolAlloc_bytes", "MGP:u64"),
+    (69, "PoolUsed_bytes", "MGP:u64"),
+    (70, "Start_time_sec", "MDP:u32"),
+    (71, "Tainted", "SGP:str"),
+];
+
+/// `show info typed`: `show info`'s `lines` (name, value), each with its position, tags and
+/// type.
+pub fn info(lines: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    for (name, value) in lines {
+        let Some((position, _, meta)) = INFO_FIELDS.iter().find(|(_, n, _)| n == name) else {
+            continue;
+        };
+        let _ = writeln!(out, "{position}.{name}.1:{meta}:{value}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_prints_its_filled_fields_at_haproxys_positions() {
+        let row: Row = [
+            ("pxname", "b"),
+            ("svname", "a"),
+            ("scur", "0"),
+            ("status", "no check"),
+            ("act", "1"),
+            ("iid", "3"),
+            ("sid", "1"),
+            ("type", "2"),
+            ("ssl_sess", "0"),
+            ("cookie", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+        assert_eq!(
+            stat(&[row]),
+            "S.3.1.0.pxname.1:KNS:str:b\n\
+             S.3.1.1.svname.1:KNS:str:a\n\
+             S.3.1.4.scur.1:MGP:u32:0\n\
+             S.3.1.17.status.1:SGP:str:no check\n\
+             S.3.1.19.act.1:SGP:u32:1\n\
+             S.3.1.27.iid.1:KGS:u32:3\n\
+             S.3.1.28.sid.1:KGS:u32:1\n\
+             S.3.1.32.type.1:CGS:u32:2\n\
+             S.3.1.103.ssl_sess.1:MCP:u64:0\n"
+        );
+    }
+
+    #[test]
+    fn info_lines_carry_haproxys_positions() {
+        let lines = [("Pid", "7".to_string()), ("Stopping", "0".to_string())];
+        assert_eq!(info(&lines), "6.Pid.1:SGP:u32:7\n52.Stopping.1:MGP:u32:0\n");
+    }
+}
