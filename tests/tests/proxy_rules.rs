@@ -500,7 +500,7 @@ fn unimplemented_rule_parts_are_refused() {
              \x20 redirect scheme https if !tls\n  monitor fail if tls\n  tcp-request content reject if !tls\n\
              \x20 tcp-request session set-src src\n  compression algo gzip\n  default_backend b\n\
              backend b\n  http-response deny if {{ res.hdr(x),ub64dec x }}\n  http-after-response ot-group g\n\
-             \x20 tcp-response content reject if {{ res.payload(0,1) -m bin 00 }}\n  use-server s if {{ ssl_bc }}\n  server s 127.0.0.1:1\n"
+             \x20 tcp-response content silent-drop\n  use-server s if {{ ssl_bc }}\n  server s 127.0.0.1:1\n"
         ),
     )
     .unwrap();
@@ -526,7 +526,7 @@ fn unimplemented_rule_parts_are_refused() {
         (16, "the action 'set-src'"),
         (20, "the converter 'ub64dec'"),
         (21, "the action 'ot-group'"),
-        (22, "'tcp-response'"),
+        (22, "'tcp-response content silent-drop'"),
         (23, "the sample fetch 'ssl_bc'"),
     ] {
         let found: Vec<String> = at(line)

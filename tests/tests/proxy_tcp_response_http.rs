@@ -2,7 +2,8 @@
 //! that L6 fetches are ignored on HTTP proxies, yet runs the rules on its internal message:
 //! once the request went (on nothing, `res.len` 0), then, with an inspect-delay, as the
 //! response comes (`res.len`: the logged size of the head and of the body that came with
-//! it). A `reject` closes the client connection without a response (`PD--`, status -1,
+//! it); `res.payload`, `res.payload_lv` and `res.ssl_hello_type` find nothing there, at
+//! once. A `reject` closes the client connection without a response (`PD--`, status -1,
 //! `dresp`), a `close` drops the server connection (what came still goes: `SD--` when the
 //! message was not whole). Both proxies must give each client the same bytes, log the
 //! same lines and count the same.
@@ -118,7 +119,7 @@ fn client(port: u16, paths: &[&str], release: &Sender<()>) -> Vec<String> {
 }
 
 /// The listen sections compared: name, rules, and the requests of its client connection.
-const CASES: [(&str, &str, &[&str]); 8] = [
+const CASES: [(&str, &str, &[&str]); 11] = [
     // Without a delay, the rules decide on nothing yet: `res.len` is 0.
     (
         "rej",
@@ -158,6 +159,23 @@ const CASES: [(&str, &str, &[&str]); 8] = [
         "late",
         "  timeout server 300ms\n  tcp-response inspect-delay 5s\n  tcp-response content reject if { res.len gt 0 }\n",
         &["/slow"],
+    ),
+    // The fetches of the response's bytes find nothing in the internal message, at once:
+    // the rule never matches (no wait for the delay), `unless` always does.
+    (
+        "pay",
+        "  tcp-response inspect-delay 5s\n  tcp-response content reject if { res.payload(0,4) -m bin 48545450 }\n",
+        &["/", "/split"],
+    ),
+    (
+        "paylv",
+        "  tcp-response inspect-delay 5s\n  tcp-response content reject unless { res.payload_lv(0,1) -m found }\n",
+        &["/"],
+    ),
+    (
+        "hello",
+        "  tcp-response inspect-delay 5s\n  tcp-response content set-var(txn.h) res.ssl_hello_type\n  http-response set-header X-H %[var(txn.h)]\n",
+        &["/"],
     ),
 ];
 
@@ -248,6 +266,7 @@ fn response_rules_run_on_the_http_message() {
         format!(r#""HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: b\r\nx-l: {l}\r\n\r\nhello""#)
     };
     let unset = r#""HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: b\r\nx-l: \r\n\r\nhello""#;
+    let unset_h = r#""HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: b\r\nx-h: \r\n\r\nhello""#;
     let expected = [
         format!(r#"rej / {whole}, log rej rej/s T/T/T/T/T 200 58 - - ----"#),
         r#"rejd / ""<EOF>, log rejd rejd/s T/T/T/-1/T -1 58 - - PD--"#.to_string(),
@@ -261,6 +280,10 @@ fn response_rules_run_on_the_http_message() {
         r#"closed /split "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: b\r\n\r\n"<EOF>, log closed closed/s T/T/T/T/T 200 53 - - SD--"#.to_string(),
         r#"rejbody /split ""<EOF>, log rejbody rejbody/s T/T/T/-1/T -1 58 - - PD--"#.to_string(),
         r#"late /slow "HTTP/1.1 504 Gateway Time-out\r\n"#.to_string(),
+        format!(r#"pay / {whole}, log pay pay/s T/T/T/T/T 200 58 - - ----"#),
+        format!(r#"pay /split {whole}, log pay pay/s T/T/T/T/T 200 58 - - ----"#),
+        r#"paylv / ""<EOF>, log paylv paylv/s T/T/T/-1/T -1 0 - - PD--"#.to_string(),
+        format!("hello / {unset_h}, log hello hello/s T/T/T/T/T 200 58 - - ----"),
     ];
     let mut runs = Vec::new();
     for (name, binary) in list {
@@ -269,7 +292,7 @@ fn response_rules_run_on_the_http_message() {
         for (line, want) in seen.iter().zip(&expected) {
             assert!(line.starts_with(want), "{name}: {line}\n  expected {want}");
         }
-        let late = seen.last().map(String::as_str).unwrap_or_default();
+        let late = (seen.iter().find(|l| l.starts_with("late "))).map_or("", String::as_str);
         assert!(
             late.contains(", log late late/s T/T/T/-1/T 504 198 - - sH--"),
             "{name}: {late}"
@@ -285,6 +308,8 @@ fn response_rules_run_on_the_http_message() {
             "rej/s.dresp=0",
             "closed/s.stot=2",
             "closed/BACKEND.bout=111",
+            "paylv/s.dresp=1",
+            "pay/s.dresp=0",
         ] {
             assert!(
                 counters.contains(&want.to_string()),
@@ -298,13 +323,18 @@ fn response_rules_run_on_the_http_message() {
     }
 }
 
-/// The configuration check: rules reading `res.len` are warned about as HAProxy warns
-/// (`L6 sample fetches ignored on HTTP proxies`), and run.
+/// The configuration check: rules reading `res.len`, `res.payload`, `res.payload_lv` or
+/// `res.ssl_hello_type` are warned about as HAProxy warns (`L6 sample fetches ignored on
+/// HTTP proxies`, for a condition only), and run.
 #[test]
 fn http_mode_response_rules_are_warned_about_as_haproxy_does() {
     let text = "defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\
         backend b\n  tcp-response inspect-delay 1s\n  tcp-response content reject if { res.len gt 0 }\n\
-        \x20 tcp-response content set-var(txn.l) res.len\n  tcp-response content accept\n  server s 127.0.0.1:1\n";
+        \x20 tcp-response content set-var(txn.l) res.len\n\
+        \x20 tcp-response content reject if { res.payload(0,1) -m bin 00 }\n\
+        \x20 tcp-response content set-var(txn.h) res.ssl_hello_type\n\
+        \x20 tcp-response content close if { res.payload_lv(0,1) -m found }\n\
+        \x20 tcp-response content accept\n  server s 127.0.0.1:1\n";
     let (_, messages) = check_alike("tcp-response-http-check", text);
     assert!(
         !(messages.iter()).any(|m| m.starts_with("ALERT")),

@@ -25,8 +25,6 @@ pub struct Rules {
     pub tcp_response: Vec<TcpRule>,
     /// `tcp-response inspect-delay`: how long they may wait for the server's data.
     pub response_inspect_delay: Option<Duration>,
-    /// Where each `tcp-response content` rule was written, for [`check`]'s refusals.
-    response_places: Vec<Place>,
     pub http_request: Vec<HttpRule>,
     pub http_response: Vec<HttpRule>,
     /// `http-after-response`: run on every response, the proxy's own replies included,
@@ -1908,12 +1906,7 @@ impl Ctx<'_> {
             Err(e) => return self.refuse(e, words),
         };
         let rule = TcpRule { action, cond };
-        // Known HTTP already: refused here, naming the line (else by `check`).
-        if self.p.mode == Mode::Http && reads_response_bytes(&rule, &self.p.rules.acls.acls) {
-            return Err(HTTP_RESPONSE_BYTES.into());
-        }
         self.p.rules.tcp_response.push(rule);
-        self.p.rules.response_places.push(self.place.clone());
         Ok(())
     }
 
@@ -2935,51 +2928,6 @@ pub fn unresolved_defaults_refs(
     sections
 }
 
-const HTTP_RESPONSE_BYTES: &str = "'tcp-response' rules reading the response's bytes ('res.payload', 'res.payload_lv', 'res.ssl_hello_type') in HTTP mode are not implemented by hapx; hapx refuses to run without this rule.";
-
-/// A backend's `tcp-response content` rules run in TCP mode between plain sockets
-/// ([`crate::runtime::rules::forward_response_inspected`]) and in HTTP mode on the size of
-/// HAProxy's internal message (`res.len`, see `crate::runtime::http`); there, the fetches
-/// of the response's bytes (which find nothing in HAProxy's internal message) are refused
-/// rather than run on what hapx does not hold. Behind TLS they run as on plain sockets
-/// ([`crate::runtime::tls::inspect_then_forward`]).
-fn response_rules_unsupported(p: &Proxy, diags: &mut Diags) {
-    if p.rules.tcp_response.is_empty() {
-        return;
-    }
-    let (kind, name) = (p.kind.type_str(), &p.name);
-    if p.mode == Mode::Http {
-        let rules = p.rules.tcp_response.iter().zip(&p.rules.response_places);
-        for (_, place) in rules.filter(|(r, _)| reads_response_bytes(r, &p.rules.acls.acls)) {
-            diags.check_alert(place, format!("{kind} '{name}': {HTTP_RESPONSE_BYTES}"));
-        }
-    }
-}
-
-/// Whether a `tcp-response content` rule reads the bytes of the response, in its condition
-/// or in the expression it sets a variable to.
-fn reads_response_bytes(rule: &TcpRule, acls: &[super::acl::Acl]) -> bool {
-    use super::acl::Source;
-    let bytes = |s: &Source| {
-        matches!(
-            s,
-            Source::ResPayload(..) | Source::ResPayloadLv(..) | Source::ResSslHelloType
-        )
-    };
-    let in_cond = (rule.cond.iter())
-        .flat_map(|c| c.suites.iter().flatten())
-        .filter_map(|t| acls.get(t.acl))
-        .flat_map(|a| &a.exprs)
-        .any(|e| bytes(&e.fetch.source));
-    let in_var = match &rule.action {
-        TcpAction::Var(v) => {
-            matches!(&v.action, VarAction::Set { expr, .. } if bytes(&expr.source))
-        }
-        _ => false,
-    };
-    in_cond || in_var
-}
-
 /// Whether `p` has a `use_backend` rule whose name is rendered per stream.
 pub fn dynamic_switching(p: &Proxy) -> bool {
     p.rules.use_backends.iter().any(|u| u.dynamic.is_some())
@@ -3094,7 +3042,6 @@ pub fn check(
             .find(|(n, k, ..)| n == name && k.is_backend())
     };
     let (kind, name) = (p.kind.keyword(), p.name.clone());
-    response_rules_unsupported(p, diags);
     // A frontend's rules are checked too (it has no server), as HAProxy does.
     let own = proxies.iter().find(|(n, k, ..)| *n == name && *k == p.kind);
     if let Some((.., servers)) = own {

@@ -256,7 +256,8 @@ pub enum Stop {
 /// HAProxy's threads: each accepts on its own `SO_REUSEPORT` socket of every address (the
 /// kernel spreads connections, no thread is woken for another's connection) and runs its
 /// connections to their end without cross-thread wake-ups. The first thread also runs checks,
-/// resolvers and the runtime API.
+/// resolvers and the runtime API; stick-table replication runs on a thread of its own
+/// ([`peers::start`]).
 pub fn run(prepared: Prepared) -> anyhow::Result<()> {
     let threads = thread_count(&prepared.state);
     pool::set_threads(threads);
@@ -293,6 +294,9 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
     };
     // Held since the start (see `process::main`), delivered to the handlers from now on.
     crate::process::unblock_signals();
+    // Before any frontend accepts: a reload's lesson must reach the new process before the
+    // clients the old one sends away (see `peers::start`).
+    peers::start(&prepared.state, shared.stop.clone())?;
     for t in 1..threads {
         let copies = prepared
             .listeners
@@ -437,7 +441,6 @@ async fn serve(
     }
     checks::spawn_all(&state);
     dns::spawn_all(&state);
-    peers::spawn_all(&state, stop_rx.clone());
     tokio::spawn(timer_heartbeat());
     let mut stop_rx2 = stop_rx.clone();
     tokio::spawn(watch_signals(

@@ -608,6 +608,12 @@ fn backends(out: &mut Exposition, state: &State) {
             Kind::Counter,
             "Total number of failed checks causing UP to DOWN server transitions, per server/backend, since the worker process started",
         ),
+        (
+            "downtime_seconds_total",
+            "downtime",
+            Kind::Counter,
+            "Total time spent in DOWN state, for server or backend",
+        ),
     ];
     for (name, col, kind, help) in ROW_FAMILIES.iter().chain(backend_only) {
         out.family(

@@ -171,7 +171,9 @@ fn run_layer4_rules(list: &[TcpRule], rules: &Rules, ctx: &Context<'_>) -> bool 
     for rule in list {
         if sample::eval(rule.cond.as_ref(), &rules.acls.acls, ctx) == Test::Pass {
             match &rule.action {
-                TcpAction::Stick(a) => stick::act(a, ctx, stick::Level::Session, false),
+                TcpAction::Stick(a) => {
+                    stick::act(a, ctx, stick::Level::Session, stick::TrackedBy::Tcp)
+                }
                 TcpAction::Var(v) => set_tcp_var(v, ctx, None),
                 action => return *action == TcpAction::Accept,
             }
@@ -192,7 +194,9 @@ fn content_verdict(
             Test::Miss if ctx.partial => return None,
             Test::Pass => match &rule.action {
                 TcpAction::Stick(a) if stick::waits(a, ctx) => return None,
-                TcpAction::Stick(a) => stick::act(a, ctx, stick::Level::Stream, false),
+                TcpAction::Stick(a) => {
+                    stick::act(a, ctx, stick::Level::Stream, stick::TrackedBy::Tcp)
+                }
                 TcpAction::Var(v) => set_tcp_var(v, ctx, None),
                 action => return Some(*action == TcpAction::Accept),
             },
@@ -226,7 +230,9 @@ pub fn response_verdict(
         match sample::eval(rule.cond.as_ref(), &rules.acls.acls, ctx) {
             Test::Miss if ctx.partial => return None,
             Test::Pass => match &rule.action {
-                TcpAction::Stick(a) => stick::act(a, ctx, stick::Level::Stream, false),
+                TcpAction::Stick(a) => {
+                    stick::act(a, ctx, stick::Level::Stream, stick::TrackedBy::Tcp)
+                }
                 TcpAction::Var(v) => set_tcp_var(v, ctx, server),
                 TcpAction::Accept => return Some(ResponseVerdict::Accept),
                 TcpAction::Reject => return Some(ResponseVerdict::Reject),
@@ -818,7 +824,11 @@ fn run_one(
         HttpAction::Allow => return Ok(Next::Stop(None)),
         HttpAction::Stick(a) => {
             let ctx = with_head(base, head, response);
-            stick::act(a, &ctx, stick::Level::Stream, !response);
+            let by = match response {
+                true => stick::TrackedBy::HttpResponse,
+                false => stick::TrackedBy::HttpRequest,
+            };
+            stick::act(a, &ctx, stick::Level::Stream, by);
         }
         HttpAction::Var(v) => {
             let ctx = with_head(base, head, response);

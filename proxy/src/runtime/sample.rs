@@ -37,6 +37,10 @@ pub struct Context<'a> {
     pub payload: Option<&'a [u8]>,
     /// What a TCP server sent so far (`tcp-response content` inspection).
     pub response_payload: Option<&'a [u8]>,
+    /// `response_payload` stands for HAProxy's internal (HTX) message of an HTTP response:
+    /// only its size counts (`res.len`); the fetches reading its bytes find nothing there,
+    /// for good (HAProxy's "meaningless for HTX buffers").
+    pub response_internal: bool,
     /// More payload may still come: fetches on it may change.
     pub partial: bool,
     /// `bind ... ssl`: the client connection's TLS (`ssl_fc` ...); None in clear.
@@ -63,11 +67,20 @@ impl<'a> Context<'a> {
             response: None,
             payload: None,
             response_payload: None,
+            response_internal: false,
             partial: false,
             tls: None,
             stick: None,
             request_body: 0,
         }
+    }
+}
+
+impl<'a> Context<'a> {
+    /// The bytes the server sent so far, for the fetches reading them: none in HAProxy's
+    /// internal message (see [`Context::response_internal`]).
+    fn response_bytes(&self) -> Option<&'a [u8]> {
+        self.response_payload.filter(|_| !self.response_internal)
     }
 }
 
@@ -369,14 +382,14 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>, single: bool) -> Fetched<'a
             },
             None => none(),
         },
-        ResSslHelloType => match ctx.response_payload {
+        ResSslHelloType => match ctx.response_bytes() {
             Some(data) => tls_fetch(&SslHelloType, data, ctx.partial),
             None => none(),
         },
         ResPayload(offset, length) => ctx
-            .response_payload
+            .response_bytes()
             .map_or_else(none, |data| payload(data, *offset, *length, ctx.partial)),
-        ResPayloadLv(offset, size, at) => ctx.response_payload.map_or_else(none, |data| {
+        ResPayloadLv(offset, size, at) => ctx.response_bytes().map_or_else(none, |data| {
             payload_lv(data, *offset, *size, *at, ctx.partial)
         }),
         RdpCookie(name) | RdpCookieCnt(name) => match ctx.payload {

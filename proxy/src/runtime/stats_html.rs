@@ -820,8 +820,9 @@ fn response_errors(o: &mut String, row: &Row) {
     );
 }
 
-/// HAProxy's server row class: from its status, health and weight (HAProxy compares
-/// "DOWN " and "NOLB " whole, so a server on its way is told by its health instead).
+/// HAProxy's server row class: from its status (a server on its way up or down, `DOWN n/m`
+/// or `NOLB n/m`, by its status's first word, as HAProxy 2.6.12 shows it), else its health
+/// and weight.
 fn server_class(row: &Row) -> String {
     let status = field(row, "status");
     if status.starts_with("MAINT") {
@@ -829,7 +830,9 @@ fn server_class(row: &Row) -> String {
     }
     let style = match status {
         "DOWN" | "DOWN (agent)" => "down",
+        _ if status.starts_with("DOWN ") => "going_up",
         "DRAIN" => "draining",
+        _ if status.starts_with("NOLB ") => "going_down",
         "NOLB" => "nolb",
         "no check" => "no_check",
         _ if field(row, "chkfail").is_empty() || num(row, "check_health") == full_health(row) => {

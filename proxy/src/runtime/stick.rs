@@ -1243,9 +1243,23 @@ pub fn waits(action: &StickAction, ctx: &Context<'_>) -> bool {
     }
 }
 
+/// The rules a `track-scN` runs in, which say what its new entry counts at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackedBy {
+    /// `tcp-request`/`tcp-response` rules: nothing (an HTTP request is counted as it comes,
+    /// [`Counters::count_request`]).
+    Tcp,
+    /// `http-request` rules: the request (HAProxy's "first time we do it").
+    HttpRequest,
+    /// `http-response` rules: the request being answered, and an HTTP error for a 4xx
+    /// response, which the stream counted before the entry was tracked (HAProxy's
+    /// `http_res_get_intercept_rule`).
+    HttpResponse,
+}
+
 /// Runs a rule's stick action in `ctx` (nothing without counters); `level` says which slots
-/// `track-scN` fills, `http` that it counts the HTTP request (`http-request track-scN`).
-pub fn act(action: &StickAction, ctx: &Context<'_>, level: Level, http: bool) {
+/// `track-scN` fills, `by` what a new tracking counts.
+pub fn act(action: &StickAction, ctx: &Context<'_>, level: Level, by: TrackedBy) {
     let Some(counters) = ctx.stick else { return };
     match action {
         StickAction::Track(t) => {
@@ -1256,9 +1270,7 @@ pub fn act(action: &StickAction, ctx: &Context<'_>, level: Level, http: bool) {
                 return;
             };
             if let Some(tracked) = counters.track(level, t.slot, table, key) {
-                if http {
-                    tracked.update(|d| d.count_request());
-                }
+                count_tracked(&tracked, ctx, by);
             }
         }
         StickAction::IncGpc0(slot) => {
@@ -1274,6 +1286,29 @@ pub fn act(action: &StickAction, ctx: &Context<'_>, level: Level, http: bool) {
                 // gpt0 is 32 bits in HAProxy: -1 is 4294967295.
                 t.update(|d| d.set(DataType::Gpt0, u64::from(*v as u32)));
             }
+        }
+    }
+}
+
+/// What a tracking `by` some rules counts on its new entry at once (see [`TrackedBy`]).
+fn count_tracked(tracked: &Tracked, ctx: &Context<'_>, by: TrackedBy) {
+    let client_error = || {
+        let status = ctx.response.and_then(|r| r.first[1].parse::<u16>().ok());
+        status.is_some_and(|s| (400..500).contains(&s))
+    };
+    match by {
+        TrackedBy::Tcp => {}
+        TrackedBy::HttpRequest => {
+            tracked.update(|d| d.count_request());
+        }
+        TrackedBy::HttpResponse => {
+            let error = client_error();
+            tracked.update(|d| {
+                d.count_request();
+                if error {
+                    d.count_error();
+                }
+            });
         }
     }
 }

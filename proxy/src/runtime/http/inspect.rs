@@ -9,8 +9,9 @@
 //!   it, `res.len` being their logged size ([`super::Head::logged_size`], the body's bytes
 //!   decoded). More may come until the message is whole, the server closed, the buffer is
 //!   full or the delay is over.
-//! - `res.payload`, `res.payload_lv` and `res.ssl_hello_type` find nothing in HTX (the
-//!   configuration refuses them here, see `crate::config::rules`).
+//! - `res.payload`, `res.payload_lv` and `res.ssl_hello_type` find nothing in HTX, at once
+//!   and for good (no wait for more), whatever came (the configuration check warns that L6
+//!   fetches are ignored on HTTP proxies).
 //! - `reject`: no response, the client connection closed, logged `PD--` with status -1 and
 //!   the size held, counted in `dresp` and in `bout`. `close`: the server connection is
 //!   dropped; what came of the response still goes to the client.
@@ -23,8 +24,8 @@ use crate::runtime::rules::{self, ResponseVerdict};
 use crate::runtime::sample::Context;
 use crate::runtime::stick;
 
-/// HAProxy's HTX message stands in the rules' view as this many bytes: no fetch allowed
-/// there reads them, `res.len` counts them.
+/// HAProxy's HTX message stands in the rules' view as this many bytes: `res.len` counts
+/// them, no fetch reads them ([`Context::response_internal`]).
 static HELD: [u8; crate::runtime::BUFSIZE] = [0; crate::runtime::BUFSIZE];
 
 /// What the rules decided, and the logged size of what the response had brought then.
@@ -60,6 +61,7 @@ pub(super) async fn inspect(
         let full = sconn.buf.len() >= crate::runtime::INSPECT_LIMIT;
         let ctx = Context {
             response_payload: Some(&HELD[..held.min(HELD.len())]),
+            response_internal: true,
             partial: !(expired || whole || server_ended || full),
             stick: counters.as_deref(),
             ..route.context()

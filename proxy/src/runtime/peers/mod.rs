@@ -22,8 +22,9 @@
 //! At a reload (`-sf`/`-st`), the new process binds and listens at its peers address
 //! (SO_REUSEPORT, beside the old one's listener) before it tells the old process to stop,
 //! as HAProxy does (an address that cannot be bound fails the start, with HAProxy's
-//! alerts: [`bind_listeners`]); it accepts once its runtime runs, and waits up to 5 s for
-//! the old one's lesson before asking another member. The old process, told to stop softly
+//! alerts: [`bind_listeners`]); replication runs on a thread of its own, started before the
+//! frontends accept ([`start`]), and waits up to 5 s for the old one's lesson before asking
+//! another member. The old process, told to stop softly
 //! (and complete itself: taught, or past its own 5 s wait, as HAProxy 2.6), closes its
 //! listener, ends its sessions, connects to the local member's address, says hello as the
 //! local member itself and sends every entry, then `RESYNC FINISHED`. A refused connection
@@ -63,6 +64,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -393,7 +395,7 @@ pub fn listener_count(state: &State) -> usize {
 }
 
 /// The peers listeners bound, and listening, before the processes this one replaces are
-/// told to stop ([`bind_listeners`]); each section takes its own when it starts ([`start`]).
+/// told to stop ([`bind_listeners`]); each section takes its own when it starts ([`start_section`]).
 static PREPARED: std::sync::Mutex<Vec<(SocketAddr, socket2::Socket)>> =
     std::sync::Mutex::new(Vec::new());
 
@@ -450,14 +452,42 @@ fn listener_at(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// Starts replication for every running section on a thread of its own, before any
+/// frontend accepts; a soft stop (`stop`) gives the successor its lesson.
+///
+/// Why a thread: at a reload, the old process's values overwrite what the new one counts
+/// on an entry until the lesson reaches it (the protocol carries values), and the old
+/// process closes its clients' connections at the stop, so they come to the new process
+/// while the lesson is on its way: every hop of the lesson (the connect, the hello, the
+/// status, the pieces) waited behind the connections of the thread it ran on, a few
+/// milliseconds each on a busy process, where HAProxy's lands within one. On a thread of
+/// its own, mostly asleep, each hop runs as soon as its socket is ready.
+pub fn start(state: &Arc<State>, stop: watch::Receiver<super::Stop>) -> anyhow::Result<()> {
+    if replicating(state).next().is_none() {
+        return Ok(());
+    }
+    let rt = super::single_runtime()?;
+    // Registered here, before the caller goes on: a stop that comes at once finds every
+    // section counted in `LESSONS`.
+    {
+        let _in_runtime = rt.enter();
+        spawn_all(state, stop);
+    }
+    std::thread::Builder::new()
+        .name("hapx-peers".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .context("starting the peers thread")?;
+    Ok(())
+}
+
 /// Starts replication for every running section (on the current runtime); a soft stop
 /// (`stop`) gives the successor its lesson.
-pub fn spawn_all(state: &Arc<State>, stop: watch::Receiver<super::Stop>) {
+fn spawn_all(state: &Arc<State>, stop: watch::Receiver<super::Stop>) {
     if listener_count(state) > 0 {
         watch_successor_signal();
     }
     for (section, tables) in replicating(state) {
-        let section = start(section, tables);
+        let section = start_section(section, tables);
         if section.listen.is_some() {
             LESSONS.fetch_add(1, Ordering::SeqCst);
         }
@@ -649,7 +679,7 @@ impl Remote {
     }
 }
 
-fn start(conf: &PeersSection, tables: Vec<Arc<Table>>) -> Arc<Section> {
+fn start_section(conf: &PeersSection, tables: Vec<Arc<Table>>) -> Arc<Section> {
     let n = tables.len();
     let local_name = conf.local_name().unwrap_or_default().to_string();
     let replacing = REPLACING.load(Ordering::Relaxed);

@@ -196,7 +196,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_row_prints_its_filled_fields_at_haproxys_positions() {
+    fn a_row_prints_its_filled_fields_and_empty_strings_at_haproxys_positions() {
         let row: Row = [
             ("pxname", "b"),
             ("svname", "a"),
@@ -207,7 +207,8 @@ mod tests {
             ("sid", "1"),
             ("type", "2"),
             ("ssl_sess", "0"),
-            ("cookie", ""),
+            ("qlimit", ""),
+            ("last_chk", ""),
         ]
         .into_iter()
         .map(|(k, v)| (k, v.to_string()))
@@ -222,6 +223,7 @@ mod tests {
              S.3.1.27.iid.1:KGS:u32:3\n\
              S.3.1.28.sid.1:KGS:u32:1\n\
              S.3.1.32.type.1:CGS:u32:2\n\
+             S.3.1.56.last_chk.1:MOP:str:\n\
              S.3.1.103.ssl_sess.1:MCP:u64:0\n"
         );
     }
