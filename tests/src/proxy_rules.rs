@@ -511,3 +511,43 @@ pub fn client_hello(server_name: &str) -> Vec<u8> {
     record.extend_from_slice(&handshake);
     record
 }
+
+/// A log line from what follows its `[date]` word on, each word of `timers` numbers split by
+/// `/` (a tcplog's `Tw/Tc/Tt`: 3, an httplog's: 5) reduced to whether each is -1 (`T` or
+/// `-1`): the timing is not compared, only which phases were reached.
+pub fn masked_timers(line: &str, timers: usize) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let from = (words.iter().position(|w| w.ends_with(']'))).map_or(0, |i| i + 1);
+    let is_timers = |w: &str| {
+        w.split('/').count() == timers
+            && w.chars()
+                .all(|c| c.is_ascii_digit() || c == '/' || c == '-')
+    };
+    let mask = |w: &&str| match is_timers(w) {
+        true => (w.split('/'))
+            .map(|t| if t == "-1" { "-1" } else { "T" })
+            .collect::<Vec<_>>()
+            .join("/"),
+        false => w.to_string(),
+    };
+    words[from..].iter().map(mask).collect::<Vec<_>>().join(" ")
+}
+
+/// The `fields` of the `FRONTEND`, `BACKEND` and server `s` rows of each of `sections` in a
+/// `show stat` CSV, as `SECTION/ROW.FIELD=VALUE`.
+pub fn section_counters<'a>(
+    csv: &str,
+    sections: impl IntoIterator<Item = &'a str>,
+    fields: &[&str],
+) -> Vec<String> {
+    let rows = sections
+        .into_iter()
+        .flat_map(|section| ["FRONTEND", "BACKEND", "s"].map(|row| (section, row)));
+    rows.flat_map(|(section, row)| {
+        let r = crate::proxy::stat_row(csv, section, row).expect("a stat row");
+        fields
+            .iter()
+            .map(move |f| format!("{section}/{row}.{f}={}", r[*f]))
+    })
+    .collect()
+}

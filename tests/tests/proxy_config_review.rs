@@ -526,6 +526,9 @@ fn bind_addresses_are_checked_like_haproxy() {
         "nosuchhost.invalid:5",
         "1.2.3.4.5:80",
         "127.0.0.1:80,127.0.0.1:x",
+        ",",
+        "127.0.0.1:80,,127.0.0.1:81",
+        ",127.0.0.1:80",
         // The address is read before the options.
         "127.0.0.1:70000 nosuchoption",
         "127.0.0.1:80 foo",
@@ -540,6 +543,7 @@ fn bind_addresses_are_checked_like_haproxy() {
         "[127.0.0.1]:80",
         "tcp4@127.0.0.1:5",
         "localhost:5",
+        "127.0.0.1:80,",
     ];
     for (i, bind) in accepted.iter().enumerate() {
         let ((code, ours), theirs) = check_both(test, &dir, &format!("ok{i}"), &frontend(bind));

@@ -1,5 +1,5 @@
-//! A server's answer that comes while the request's body is still on its way (a request
-//! without `Expect`), side by side with HAProxy 2.6: the same configuration and traffic
+//! A server's answer that comes while the request's body is still on its way (or, to an
+//! `Expect: 100-continue` request, before any of it), side by side with HAProxy 2.6: the same configuration and traffic
 //! through hapx-proxy and through HAProxy (both at once, each on its own port with its own
 //! syslog socket), comparing what the client saw and what each logged.
 //!
@@ -7,7 +7,8 @@
 //! the request is logged when both ended: `----` when the body went whole (the client
 //! connection kept), `SD--` when the server's connection failed under the body, `sD--` when
 //! the server took none of it for `timeout server`, `CD--` when the client closed, `cD--`
-//! when the client sent nothing for `timeout client` once the server had closed.
+//! when the client sent nothing for `timeout client` once the response was whole (whether
+//! or not the server's connection is still open).
 //!
 //! The test servers answer 413 as soon as they have a request's head and the start of its
 //! body. The clients read that
@@ -138,6 +139,10 @@ enum After {
     /// as it comes: the response ends only after the request's body; the connection's next
     /// requests as [`After::Reads`].
     Echoes,
+    /// Answers 200 as soon as the head came, in place of the 413 and without waiting for
+    /// the body's start, its body the request's whole body echoed as it comes; the
+    /// connection's next requests as [`After::Reads`].
+    EchoesOnHead,
     /// Answers `100 Continue` in place of the 413, reads the rest of the body, then answers
     /// 200 `got` and the body's length, and the connection's next requests with their
     /// request line as body.
@@ -174,20 +179,22 @@ fn serve(conn: TcpStream, after: After, reset: &Sender<()>) {
     // The body's start first: the proxies wrote it in one write with the head, so the
     // answer comes while the rest is awaited.
     let mut start = [0u8; FIRST];
-    if !matches!(after, After::ResetsOnHead) && reader.read_exact(&mut start).is_err() {
+    let on_head = matches!(after, After::ResetsOnHead | After::EchoesOnHead);
+    if !on_head && reader.read_exact(&mut start).is_err() {
         return;
     }
     let echoed = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
     let answer = match after {
         After::Interim(interim) => interim.as_bytes(),
         After::Echoes => &[echoed.as_bytes(), &start].concat(),
+        After::EchoesOnHead => echoed.as_bytes(),
         After::Continues | After::ContinuesThenHolds => b"HTTP/1.1 100 Continue\r\n\r\n",
         _ => b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 5\r\n\r\nlarge",
     };
     let _ = writer.write_all(answer);
     match after {
-        After::Echoes => {
-            let mut left = length - FIRST;
+        After::Echoes | After::EchoesOnHead => {
+            let mut left = if on_head { length } else { length - FIRST };
             let mut chunk = [0u8; 1024];
             while left > 0 {
                 let Ok(n) = reader.read(&mut chunk[..left.min(1024)]) else {
@@ -622,4 +629,63 @@ fn a_close_under_a_large_body_is_an_end_after_the_answer() {
     });
     assert_eq!(run.seen, (Some((413, "large".into())), "end"));
     assert_eq!(run.lines, [line("POST /up HTTP/1.1", "413", 69, "SD--")]);
+}
+
+/// A client announcing `Expect: 100-continue` that sends its body anyway once the server
+/// answered on the head alone (a streaming echo): the body still goes to the server while
+/// the answer streams back, as HAProxy relays it; a proxy keeping the body from the server
+/// would wait for an echo that waits for the body. The connection then takes the next
+/// request.
+#[test]
+fn a_body_sent_after_an_answer_to_its_expect_still_goes() {
+    let test = "a_body_sent_after_an_answer_to_its_expect_still_goes";
+    let run = side_by_side(test, After::EchoesOnHead, 2, |front, _| {
+        let mut c = TcpStream::connect(front).expect("connecting");
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+             Content-Length: {BODY}\r\n\r\n"
+        );
+        c.write_all(head.as_bytes()).expect("sending the head");
+        let mut reader = BufReader::new(c.try_clone().expect("a clone"));
+        // The answer's head before any of the body is sent.
+        let came = reader
+            .fill_buf()
+            .map(|b| b.starts_with(b"HTTP/1.1 200"))
+            .ok();
+        c.write_all(&[b'b'; BODY]).expect("sending the body");
+        let echoed = read_response(&mut reader).map(|r| (r.status, r.body.len()));
+        c.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("the next request");
+        let next = read_response(&mut reader).map(|r| (r.status, r.body));
+        (came, echoed, next)
+    });
+    assert_eq!(
+        run.seen,
+        (Some(true), Some((200, BODY)), Some((200, "next".into())))
+    );
+    let mut lines = run.lines;
+    lines.sort();
+    assert_eq!(lines[0], line("GET /next HTTP/1.1", "200", 53, "----"));
+    assert_eq!(
+        (lines[1].status.as_str(), lines[1].flags.as_str()),
+        ("200", "----")
+    );
+}
+
+/// A client that stops sending its body after a whole early answer, its server still
+/// connected and waiting for the rest: `timeout client` ends it, `cD--` (neither
+/// connection is held longer).
+#[test]
+fn a_client_idle_after_the_answer_times_out_while_the_server_waits() {
+    let test = "a_client_idle_after_the_answer_times_out_while_the_server_waits";
+    let run = side_by_side(test, After::Reads, 1, |front, _| {
+        let (_c, mut reader) = upload(front, BODY);
+        let early = read_response(&mut reader).map(|r| r.status);
+        // Within the client's read timeout (10 s), past `timeout client` (2 s).
+        let ended = matches!(reader.read(&mut [0u8; 1]), Ok(0));
+        (early, ended)
+    });
+    assert_eq!(run.seen, (Some(413), true));
+    assert_eq!(run.lines, [line("POST /up HTTP/1.1", "413", 69, "cD--")]);
 }

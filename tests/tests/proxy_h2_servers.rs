@@ -1574,9 +1574,12 @@ fn max_session_srv_conns_is_read_as_haproxy_reads_it() {
 }
 
 /// An HTTP/2 server that answers each request as soon as its HEADERS come, before its
-/// body: a 413 that ends the stream, then RST_STREAM with NO_ERROR, its ask for no more of
-/// the body (RFC 9113 8.1); then a PING, whose ACK (the client read those) it counts.
-fn early_answer_server() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+/// body: a 413 that ends the stream, then RST_STREAM with `reason`, its ask for no more of
+/// the body (NO_ERROR, RFC 9113 8.1; CANCEL, as HAProxy 2.6 and nginx send it); then a
+/// PING, whose ACK (the client read those) it counts.
+fn early_answer_server(
+    reason: u32,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let listener = TcpListener::bind((LO, 0)).unwrap();
     let addr = listener.local_addr().unwrap();
     let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -1595,7 +1598,7 @@ fn early_answer_server() -> (SocketAddr, std::sync::Arc<std::sync::atomic::Atomi
                     if kind == 1 {
                         // `:status: 413` (a literal of indexed name 8).
                         let mut answer = frame(1, 5, stream, b"\x08\x03413");
-                        answer.extend(frame(3, 0, stream, &[0; 4]));
+                        answer.extend(frame(3, 0, stream, &reason.to_be_bytes()));
                         let _ = conn.write_all(&answer);
                         if ping_acked(&mut conn) {
                             counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -1609,8 +1612,8 @@ fn early_answer_server() -> (SocketAddr, std::sync::Arc<std::sync::atomic::Atomi
 }
 
 /// An upload the server answers before its body came (a 413, then its RST_STREAM with
-/// NO_ERROR), the rest of the body sent once the proxy read those: the client gets the
-/// 413, as through HAProxy (before, hapx took the reset stream's refusal of the rest for
+/// NO_ERROR or CANCEL), the rest of the body sent once the proxy read those: the client gets
+/// the 413, as through HAProxy (before, hapx took the reset stream's refusal of the rest for
 /// a failure: a 502). Not compared: HAProxy relays the 413 at once, hapx once the body
 /// came (HTTP/2 servers are not watched during a body), and HAProxy logs `-1 32 SD--`
 /// where hapx logs `413 32 ----`.
@@ -1619,26 +1622,37 @@ fn an_early_answer_with_a_reset_reaches_the_client() {
     let test = "h2-servers-early-answer";
     let dir = temp_dir(test);
     compare(test, |name, binary| {
-        let (server, answered) = early_answer_server();
-        let line = format!("server s1 {server} proto h2");
-        let proxy = run(binary, &dir, name, "", &line);
-        let mut conn = std::net::TcpStream::connect(proxy.front).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let head = "POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 20\r\n\r\n0123456789";
-        conn.write_all(head.as_bytes()).unwrap();
-        let read = || answered.load(std::sync::atomic::Ordering::SeqCst) == 1;
-        assert!(wait_until(Duration::from_secs(5), read), "{name}");
-        conn.write_all(b"0123456789").unwrap();
-        let mut answer = Vec::new();
-        let mut buf = [0; 1024];
-        while !answer.ends_with(b"\r\n0\r\n\r\n") {
-            let got = conn.read(&mut buf).unwrap();
-            assert!(got > 0, "{name}: {:?}", String::from_utf8_lossy(&answer));
-            answer.extend_from_slice(&buf[..got]);
-        }
-        let answer = String::from_utf8_lossy(&answer).into_owned();
-        assert!(answer.starts_with("HTTP/1.1 413 "), "{name}: {answer:?}");
-        (answer, Vec::new(), 0)
+        let answers = [0, 8].map(|reason| early_answer(&dir, name, binary.clone(), reason));
+        (answers.join("\n"), Vec::new(), 0)
     });
+}
+
+/// [`an_early_answer_with_a_reset_reaches_the_client`] with one reset `reason`: what the
+/// client got.
+fn early_answer(dir: &Path, name: &str, binary: PathBuf, reason: u32) -> String {
+    let (server, answered) = early_answer_server(reason);
+    let line = format!("server s1 {server} proto h2");
+    let proxy = run(binary, dir, name, "", &line);
+    let mut conn = std::net::TcpStream::connect(proxy.front).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = "POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 20\r\n\r\n0123456789";
+    conn.write_all(head.as_bytes()).unwrap();
+    let read = || answered.load(std::sync::atomic::Ordering::SeqCst) == 1;
+    assert!(wait_until(Duration::from_secs(5), read), "{name}");
+    conn.write_all(b"0123456789").unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0; 1024];
+    while !answer.ends_with(b"\r\n0\r\n\r\n") {
+        let got = conn.read(&mut buf).unwrap();
+        assert!(got > 0, "{name}: {:?}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..got]);
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 413 "),
+        "{name} {reason}: {answer:?}"
+    );
+    drop(proxy);
+    answer
 }

@@ -591,6 +591,9 @@ fn logasap_lines_count_their_own_stream() {
             });
             let text = config(&syslog, &socket, (mode, log), front, "", (server, ""));
             let proxy = Proxy::start_with(binary.clone(), &dir, "p", &text, front, &[]);
+            // The start's readiness probe gone (HAProxy counts its close on another thread).
+            let idle = || cli(&socket, "show info").contains("\nCurrConns: 0\n");
+            assert!(wait_until(Duration::from_secs(5), idle));
             let mut client = TcpStream::connect(front).expect("the client");
             let port = client.local_addr().expect("its address").port();
             client

@@ -13,7 +13,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use hapx_tests::proxy::{Proxy, cli, free_port, stat_row, temp_dir, wait_until};
-use hapx_tests::proxy_rules::{check_alike, check_messages};
+use hapx_tests::proxy_rules::{check_alike, check_messages, masked_timers, section_counters};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -160,45 +160,19 @@ fn run(binary: PathBuf, dir: &Path, name: &str) -> (Vec<String>, Vec<String>) {
         let server_end = ends.recv_timeout(PATIENCE).unwrap_or("none");
         let mut buf = [0u8; 2048];
         let n = log_sock.recv(&mut buf).expect("a log line");
-        let line = masked(&String::from_utf8_lossy(&buf[..n]));
+        let line = masked_timers(&String::from_utf8_lossy(&buf[..n]), 3);
         seen.push(format!(
             "{section} {send:?}: {got}, server {server_end}, log {line}"
         ));
     }
     let csv = cli(&socket, "show stat");
-    let counters = (ports.iter())
-        .flat_map(|(section, ..)| ["FRONTEND", "BACKEND", "s"].map(|row| (*section, row)))
-        .flat_map(|(section, row)| {
-            let r = stat_row(&csv, section, row).expect("a stat row");
-            ["stot", "bin", "bout", "dresp"].map(|f| format!("{section}/{row}.{f}={}", r[f]))
-        })
-        .collect();
+    let counters = section_counters(
+        &csv,
+        ports.iter().map(|(section, ..)| *section),
+        &["stot", "bin", "bout", "dresp"],
+    );
     drop(proxy);
     (seen, counters)
-}
-
-/// A log line from the section's name on, the timers reduced to whether each is -1.
-fn masked(line: &str) -> String {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let from = words
-        .iter()
-        .position(|w| w.ends_with(']'))
-        .map_or(0, |i| i + 1);
-    (words[from..].iter())
-        .map(|w| match w.split('/').count() {
-            3 if w
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == '/' || c == '-') =>
-            {
-                w.split('/')
-                    .map(|t| if t == "-1" { "-1" } else { "T" })
-                    .collect::<Vec<_>>()
-                    .join("/")
-            }
-            _ => w.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Rejected and closed sessions, banner and answer inspection, beside HAProxy.
@@ -458,7 +432,7 @@ fn run_cases(binary: PathBuf, dir: &Path, name: &str, cases: &[Case]) -> Vec<Str
         let got = (case.client)(port);
         let mut buf = [0u8; 2048];
         let n = log_sock.recv(&mut buf).expect("a log line");
-        let line = masked(&String::from_utf8_lossy(&buf[..n]));
+        let line = masked_timers(&String::from_utf8_lossy(&buf[..n]), 3);
         let server = server_saw
             .recv_timeout(2 * PATIENCE)
             .unwrap_or("nothing".into());

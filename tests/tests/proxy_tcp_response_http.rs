@@ -16,8 +16,8 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hapx_tests::proxy::{Proxy, cli, free_port, stat_row, temp_dir, wait_until};
-use hapx_tests::proxy_rules::check_alike;
+use hapx_tests::proxy::{Proxy, cli, free_port, temp_dir, wait_until};
+use hapx_tests::proxy_rules::{check_alike, masked_timers, section_counters};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -209,46 +209,18 @@ fn run(binary: PathBuf, dir: &Path, name: &str) -> (Vec<String>, Vec<String>) {
         for answer in &got {
             let mut buf = [0u8; 2048];
             let n = log_sock.recv(&mut buf).expect("a log line");
-            let line = masked(&String::from_utf8_lossy(&buf[..n]));
+            let line = masked_timers(&String::from_utf8_lossy(&buf[..n]), 5);
             seen.push(format!("{section} {answer}, log {line}"));
         }
     }
     let csv = cli(&socket, "show stat");
-    let counters = (CASES.iter())
-        .flat_map(|(section, ..)| ["FRONTEND", "BACKEND", "s"].map(|row| (*section, row)))
-        .flat_map(|(section, row)| {
-            let r = stat_row(&csv, section, row).expect("a stat row");
-            ["stot", "bout", "dresp", "hrsp_2xx", "hrsp_other"]
-                .map(|f| format!("{section}/{row}.{f}={}", r[f]))
-        })
-        .collect();
+    let counters = section_counters(
+        &csv,
+        CASES.iter().map(|(section, ..)| *section),
+        &["stot", "bout", "dresp", "hrsp_2xx", "hrsp_other"],
+    );
     drop(proxy);
     (seen, counters)
-}
-
-/// A log line from the section's name to the request line, the timers reduced to whether
-/// each is -1.
-fn masked(line: &str) -> String {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let from = words
-        .iter()
-        .position(|w| w.ends_with(']'))
-        .map_or(0, |i| i + 1);
-    (words[from..].iter())
-        .map(|w| {
-            let timers = w.split('/').count() == 5
-                && w.chars()
-                    .all(|c| c.is_ascii_digit() || c == '/' || c == '-');
-            if !timers {
-                return w.to_string();
-            }
-            (w.split('/'))
-                .map(|t| if t == "-1" { "-1" } else { "T" })
-                .collect::<Vec<_>>()
-                .join("/")
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Accepted, rejected and closed responses, and `res.len` as the rules see it, beside

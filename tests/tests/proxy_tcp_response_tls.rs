@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hapx_tests::proxy::{Proxy, cli, free_port, stat_row, temp_dir, wait_until};
+use hapx_tests::proxy::{Proxy, cli, free_port, temp_dir, wait_until};
+use hapx_tests::proxy_rules::{masked_timers, section_counters};
 use hapx_tests::proxy_tls::{ClientHello, Pki, TlsClient};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -223,43 +224,17 @@ fn run(binary: PathBuf, dir: &Path, pki: &Pki, name: &str) -> (Vec<String>, Vec<
         let got = client(port, tls, send.as_bytes(), expect);
         let mut buf = [0u8; 2048];
         let n = log_sock.recv(&mut buf).expect("a log line");
-        let line = masked(&String::from_utf8_lossy(&buf[..n]));
+        let line = masked_timers(&String::from_utf8_lossy(&buf[..n]), 3);
         seen.push(format!("{section} {send:?}: {got}, log {line}"));
     }
     let csv = cli(&socket, "show stat");
-    let counters = (ports.iter())
-        .flat_map(|(section, ..)| ["FRONTEND", "BACKEND", "s"].map(|row| (*section, row)))
-        .flat_map(|(section, row)| {
-            let r = stat_row(&csv, section, row).expect("a stat row");
-            ["stot", "bin", "bout", "dresp"].map(|f| format!("{section}/{row}.{f}={}", r[f]))
-        })
-        .collect();
+    let counters = section_counters(
+        &csv,
+        ports.iter().map(|(section, ..)| *section),
+        &["stot", "bin", "bout", "dresp"],
+    );
     drop(proxy);
     (seen, counters)
-}
-
-/// A log line from the section's name on, the timers reduced to whether each is -1.
-fn masked(line: &str) -> String {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let from = words
-        .iter()
-        .position(|w| w.ends_with(']'))
-        .map_or(0, |i| i + 1);
-    (words[from..].iter())
-        .map(|w| {
-            let timers = w.split('/').count() == 3
-                && w.chars()
-                    .all(|c| c.is_ascii_digit() || c == '/' || c == '-');
-            if !timers {
-                return w.to_string();
-            }
-            (w.split('/'))
-                .map(|t| if t == "-1" { "-1" } else { "T" })
-                .collect::<Vec<_>>()
-                .join("/")
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Rejected, accepted and closed sessions behind TLS on either side, beside HAProxy.

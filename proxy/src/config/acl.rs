@@ -88,6 +88,9 @@ pub type Kind = SampleType;
 pub enum Source {
     AlwaysTrue,
     AlwaysFalse,
+    /// True once the content being inspected is final (the inspect delay over, the buffer
+    /// full, the peer closed); until then, no answer yet (HAProxy's `SMP_OPT_FINAL`).
+    WaitEnd,
     Src,
     SrcPort,
     Dst,
@@ -226,8 +229,8 @@ impl Source {
     pub fn kind(&self) -> Kind {
         use Source::*;
         match self {
-            AlwaysTrue | AlwaysFalse | SrvIsUp(..) | OwnSrvIsUp(..) | ProtoHttp | SslFc
-            | SslCUsed | HttpAuth(_) => Kind::Bool,
+            AlwaysTrue | AlwaysFalse | WaitEnd | SrvIsUp(..) | OwnSrvIsUp(..) | ProtoHttp
+            | SslFc | SslCUsed | HttpAuth(_) => Kind::Bool,
             Header(h) => h.value.kind(),
             SrcPort | DstPort | Nbsrv(_) | Status | ReqLen | SslVer | SslHelloType | SslCVerify
             | Stick(_) | RdpCookieCnt(_) | ResLen | ResSslHelloType => Kind::Int,
@@ -372,6 +375,7 @@ const PREDEFINED: &[(&str, &str)] = &[
     ("METH_TRACE", "method TRACE"),
     ("RDP_COOKIE", "req.rdp_cookie_cnt gt 0"),
     ("REQ_CONTENT", "req.len gt 0"),
+    ("WAIT_END", "wait_end"),
 ];
 
 /// The ACLs of one proxy while its lines are read.
@@ -1199,6 +1203,7 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
     Ok(Some(match name {
         "always_true" => Source::AlwaysTrue,
         "always_false" => Source::AlwaysFalse,
+        "wait_end" => Source::WaitEnd,
         "src" => Source::Src,
         "src_port" => Source::SrcPort,
         "dst" => Source::Dst,

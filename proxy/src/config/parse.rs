@@ -1532,8 +1532,9 @@ fn prometheus(p: &mut Proxy, line: &Line<'_>) -> Outcome {
 
 fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let spec = one(line, "<addr1>[:<port1>][,<addr2>...]")?;
-    // HAProxy reads the addresses before the options, so their errors come first.
-    let addrs = spec
+    // HAProxy reads the addresses before the options, so their errors come first; a comma
+    // ending the list ends it.
+    let addrs = (spec.strip_suffix(',').unwrap_or(spec))
         .split(',')
         .map(|part| Ok((part, values::bind_addrs(part)?)))
         .collect::<Result<Vec<_>, String>>()

@@ -136,6 +136,9 @@ pub fn strip_family(text: &str) -> (Option<&str>, &str) {
 /// a range of numbers read as C's `atoi` reads them, a host name is resolved now. Errors are
 /// worded as HAProxy words them.
 pub fn bind_addrs(text: &str) -> Result<Vec<SocketAddr>, String> {
+    if text.is_empty() {
+        return Err("'' resolves to an empty address (environment variable missing?)".into());
+    }
     let (family, rest) = match strip_family(text) {
         (Some(f), rest) => match ListenFamily::of_prefix(f, text)? {
             Some(family) => (family, rest),

@@ -1046,11 +1046,16 @@ fn send_body(
     Poll::Ready(Ok(true))
 }
 
-/// Whether the server reset the stream with NO_ERROR: after a whole response, its ask for
-/// no more of the request (RFC 9113 8.1). (Once reset, the stream takes no data: its
-/// capacity ends, or its DATA fail.)
+/// Whether the server reset the stream as it does after an early answer, asking for no more
+/// of the request: with NO_ERROR (RFC 9113 8.1), or with CANCEL, which HAProxy 2.6 and nginx
+/// send after a whole response to a request they did not read to its end. The response is
+/// then read as usual: relayed if it came whole before the reset, else the reset's error.
+/// (Once reset, the stream takes no data: its capacity ends, or its DATA fail.)
 fn is_early_answer_reset(send: &mut h2::SendStream<Bytes>, cx: &mut Context<'_>) -> bool {
-    matches!(send.poll_reset(cx), Poll::Ready(Ok(h2::Reason::NO_ERROR)))
+    matches!(
+        send.poll_reset(cx),
+        Poll::Ready(Ok(h2::Reason::NO_ERROR | h2::Reason::CANCEL))
+    )
 }
 
 impl Stream {
@@ -1060,8 +1065,8 @@ impl Stream {
     }
 
     /// Sends the body's data taken so far, and its end once it ended. A server that answered
-    /// whole and then reset the stream with NO_ERROR asks for no more of the body (RFC 9113
-    /// 8.1, an early answer such as a 413 to an upload): the rest is taken to its end and
+    /// and then reset the stream with NO_ERROR or CANCEL asks for no more of the body (RFC
+    /// 9113 8.1, an early answer such as a 413 to an upload: [`is_early_answer_reset`]): the rest is taken to its end and
     /// dropped, not an error, so that the answer is read and relayed, as HAProxy relays it
     /// (the body's end still awaited: no later request's bytes are taken for it).
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

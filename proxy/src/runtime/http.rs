@@ -3382,24 +3382,32 @@ async fn relay_exchange(
                 return end;
             }
         }
-        // The server took no body: its connection goes with this exchange.
-        hop.server_close |= early.is_some();
     }
-    // After an early final answer, the body is not the server's any more.
-    let body_left = early.is_some();
-    let body_framing = if body_left {
-        Framing::None
+    // After an early final answer, the body the client sends anyway still goes to the
+    // server, both ways at once with the response, as after any early answer (HAProxy
+    // forwards request data whenever it comes). An HTTP/2 server's answers come through
+    // its connection's task: the body is not its any more, and its stream goes.
+    let body_left = early.is_some() && sconn.h2_up.is_some();
+    hop.server_close |= body_left;
+    let mut rest = if early.is_some() && !body_left {
+        // (The head's bytes count as sent, as [`send_body`] counts them.)
+        count_sent(route, srv, req.received_head);
+        Some(Box::new(early::BodyRelay::new(req_framing)))
     } else {
-        req_framing
-    };
-    let to = (&**srv, &mut *sconn);
-    let sent = send_body(route, client, to, (body_framing, body), req, attached);
-    let mut rest = match sent.await {
-        Ok(rest) => rest,
-        Err(unsent) => {
-            let method = &head.first[0];
-            let end = unsent_end(route, client, server, req, method, unsent, attached);
-            return Box::pin(end).await;
+        let body_framing = if body_left {
+            Framing::None
+        } else {
+            req_framing
+        };
+        let to = (&**srv, &mut *sconn);
+        let sent = send_body(route, client, to, (body_framing, body), req, attached);
+        match sent.await {
+            Ok(rest) => rest,
+            Err(unsent) => {
+                let method = &head.first[0];
+                let end = unsent_end(route, client, server, req, method, unsent, attached);
+                return Box::pin(end).await;
+            }
         }
     };
     hop.body_follows = rest.is_some();
@@ -3706,8 +3714,8 @@ async fn read_response(
     }
 }
 
-/// After a response that came before the request's body (an early final answer): the body
-/// the client still sends is read and dropped, as HAProxy waits for it too; a client
+/// After an HTTP/2 server's early final answer to an `Expect: 100-continue` request: the
+/// body the client still sends is read and dropped, as HAProxy waits for it too; a client
 /// ending it short ends the exchange so.
 async fn drain_left_body(
     fe: &Frontend,
@@ -4161,10 +4169,10 @@ fn is_interim(resp: &Head) -> bool {
 
 /// For a request announcing `Expect: 100-continue`, sent without its body: the client waits
 /// for the server's interim answer, which goes to it first (else it would send its body only
-/// after its own delay). The server's final answer if it gave one instead (the body then
-/// comes after it, for the exchange to read and drop); none when the client sends first or
-/// the server failed (the relay and the response's read see either); the exchange's end if
-/// the client could not take the interim answer.
+/// after its own delay). The server's final answer if it gave one instead (a body the
+/// client sends anyway then goes on to the server, see [`relay_exchange`]); none when the
+/// client sends first or the server failed (the relay and the response's read see either);
+/// the exchange's end if the client could not take the interim answer.
 async fn await_continue(
     state: &State,
     fe: &Frontend,

@@ -279,6 +279,8 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>, single: bool) -> Fetched<'a
     match source {
         AlwaysTrue => Fetched::one(Sample::Bool(true)),
         AlwaysFalse => Fetched::one(Sample::Bool(false)),
+        WaitEnd if ctx.partial => Fetched::later(),
+        WaitEnd => Fetched::one(Sample::Bool(true)),
         Src => Fetched::one(Sample::Ip(ctx.src.ip().to_canonical())),
         SrcPort => Fetched::one(Sample::Int(i64::from(ctx.src.port()))),
         Dst => Fetched::one(Sample::Ip(ctx.dst.ip().to_canonical())),

@@ -10,9 +10,9 @@
 //!   any other (`----`, the client connection kept as the response says);
 //! - a server that takes no more of it for `timeout server` ends it `sD--`, one whose
 //!   connection fails (closed after its answer) `SD--`, a client closing `CD--`;
-//! - a client that stops sending is not timed out while the server's connection stays
-//!   open; once the server closed it, `timeout client` (from the client's last bytes) ends
-//!   it `cD--`, at once if it passed already.
+//! - once the response went whole, a client that stops sending is timed out by
+//!   `timeout client` from its last bytes (`cD--`), whether or not the server's connection
+//!   stays open (else a client could hold both connections forever).
 //!
 //! - the body's first bytes that came with the request's head go to the server in one
 //!   write with it (a server answering and resetting on the head alone then had them);
@@ -64,8 +64,8 @@ pub(super) enum Watch {
     /// exchange). A server that closed without sending anything is not watched further:
     /// the writes find out.
     Answer { read: Option<Duration> },
-    /// After the response: the client's reads are not bounded until the server's
-    /// connection ended, then by `client` from the client's last bytes.
+    /// After the response: the client's reads are bounded by `client` from the client's
+    /// last bytes.
     End { client: Option<Duration> },
 }
 
@@ -154,8 +154,7 @@ impl BodyRelay {
             }
             let deadline = match watch {
                 Watch::Answer { read } => read.and_then(|t| Instant::now().checked_add(t)),
-                Watch::End { client } if !watching => client.and_then(|t| last_read.checked_add(t)),
-                Watch::End { .. } => None,
+                Watch::End { client } => client.and_then(|t| last_read.checked_add(t)),
             };
             let woke = match client.try_fill() {
                 Ok(Some(n)) => Woke::Client(Ok(n)),
