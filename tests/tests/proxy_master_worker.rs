@@ -925,6 +925,12 @@ fn stopped_by(
 #[test]
 fn stop_signals_end_processes_like_haproxy() {
     let test = "stop_signals_end_processes_like_haproxy";
+    // The programs inherit the test's dispositions, and HAProxy keeps a SIGINT it inherits
+    // ignored (as a job a non-interactive shell put in the background has it): each must
+    // start with SIGINT's default action for its own handling of it to be seen.
+    // SAFETY: no other thread of this test changes signal dispositions meanwhile.
+    unsafe { nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigDfl) }
+        .expect("restoring SIGINT's default action");
     let dir = temp_dir("mworker-stop-signals");
     let mut seen: Vec<Vec<(i32, Vec<String>)>> = Vec::new();
     for (name, path) in programs(test) {
