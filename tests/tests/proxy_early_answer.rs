@@ -343,6 +343,17 @@ fn line(request: &str, status: &str, bytes: u64, flags: &str) -> Line {
     }
 }
 
+/// The log lines of a 200 exchange and the `GET /next` after it on the same connection:
+/// both whole (`----`).
+fn next_after_a_whole_exchange(mut lines: Vec<Line>) {
+    lines.sort();
+    assert_eq!(lines[0], line("GET /next HTTP/1.1", "200", 53, "----"));
+    assert_eq!(
+        (lines[1].status.as_str(), lines[1].flags.as_str()),
+        ("200", "----")
+    );
+}
+
 /// The answer comes before the body went; the body then goes whole to the server, which
 /// reads it: the exchange ends as any other and the connection takes the next request.
 #[test]
@@ -532,13 +543,7 @@ fn a_streamed_answer_and_the_body_go_both_ways_at_once() {
         run.seen,
         (Some(true), Some((200, body)), Some((200, "next".into())))
     );
-    let mut lines = run.lines;
-    lines.sort();
-    assert_eq!(lines[0], line("GET /next HTTP/1.1", "200", 53, "----"));
-    assert_eq!(
-        (lines[1].status.as_str(), lines[1].flags.as_str()),
-        ("200", "----")
-    );
+    next_after_a_whole_exchange(run.lines);
 }
 
 /// The rest of the body after the server's `100 Continue` (a client that sent the body's
@@ -664,13 +669,7 @@ fn a_body_sent_after_an_answer_to_its_expect_still_goes() {
         run.seen,
         (Some(true), Some((200, BODY)), Some((200, "next".into())))
     );
-    let mut lines = run.lines;
-    lines.sort();
-    assert_eq!(lines[0], line("GET /next HTTP/1.1", "200", 53, "----"));
-    assert_eq!(
-        (lines[1].status.as_str(), lines[1].flags.as_str()),
-        ("200", "----")
-    );
+    next_after_a_whole_exchange(run.lines);
 }
 
 /// A client that stops sending its body after a whole early answer, its server still
