@@ -297,16 +297,7 @@ pub async fn forward_response_inspected(
         forward::refuse(client, server_conn);
         return End::Denied;
     }
-    moved
-        .to_client
-        .fetch_add(inspected.data.len() as u64, Relaxed);
-    if let Some(s) = sticking {
-        let ctx = Context {
-            response_payload: Some(&inspected.data),
-            ..ctx
-        };
-        s.on_response(&ctx, backend, server);
-    }
+    held_response_passes(ctx, server, &inspected.data, moved, sticking);
     if let Err(end) = forward::pass_on(client, server_conn, &inspected).await {
         return end;
     }
@@ -361,16 +352,7 @@ where
         forward::refuse_streams(&mut client, &mut server_io);
         return End::Denied;
     }
-    moved
-        .to_client
-        .fetch_add(inspected.data.len() as u64, Relaxed);
-    if let Some(s) = sticking {
-        let ctx = Context {
-            response_payload: Some(&inspected.data),
-            ..ctx
-        };
-        s.on_response(&ctx, backend, server);
-    }
+    held_response_passes(ctx, server, &inspected.data, moved, sticking);
     if let Err(end) = forward::pass_on_streams(&mut client, &mut server_io, &inspected).await {
         return end;
     }
@@ -381,6 +363,26 @@ where
     }
     let idle = IdleTimeouts::new(fe_timeouts, be_timeouts);
     forward::forward_streams_after(client, server_io, idle, moved, &activity).await
+}
+
+/// A held response (`data`) the rules let through, before it goes on: its bytes count as
+/// sent to the client (HAProxy's `bytes_out`), and `sticking`'s `stick store-response` rules
+/// store what they find in it.
+fn held_response_passes(
+    ctx: Context<'_>,
+    server: &Server,
+    data: &[u8],
+    moved: &super::forward::Moved,
+    sticking: Option<&stick::Sticking>,
+) {
+    moved.to_client.fetch_add(data.len() as u64, Relaxed);
+    if let (Some(s), Some(backend)) = (sticking, ctx.backend) {
+        let ctx = Context {
+            response_payload: Some(data),
+            ..ctx
+        };
+        s.on_response(&ctx, backend, server);
+    }
 }
 
 /// The backend's `tcp-response content` rules as a held response's judge: on what the server
