@@ -20,6 +20,7 @@ packages=(
   groff-base man-db                                              # man pages render without warnings
   whois                                                          # mkpasswd: userlist password hashes
   curl                                                           # HTTP/2 clients in proxy_h2
+  jq                                                             # tools/run-tests.sh reads cargo's JSON
   libpcre2-dev                                                   # hapx-proxy links HAProxy's PCRE2 (10.42)
 )
 
@@ -48,4 +49,5 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The integration tests run the built binaries (hapx, hapx-ocf, hapx-proxy).
 cargo build --workspace --locked
-cargo test --workspace --locked --no-fail-fast
+# Every test binary, two at a time (what `cargo test --workspace --no-fail-fast` runs, one at a time).
+tools/run-tests.sh
