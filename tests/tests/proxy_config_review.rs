@@ -269,7 +269,6 @@ fn known_haproxy_keywords_are_not_implemented_rather_than_unknown() {
         table("srvkey addr"),
         table("store gpc1"),
         table("store gpc1_rate(10s),conn_cnt"),
-        table("store http_fail_cnt,http_fail_rate(10s)"),
         table("store conn_cnt,gpc_rate(2,10s),gpt(3),gpc(2)"),
         table("store server_name"),
     ];

@@ -100,6 +100,20 @@ fn dated_cookies(now: i64) -> Vec<Option<String>> {
 /// carried, byte for byte), `NOW` (within 8 seconds of `sent_at`) or `?DATE(value)`.
 fn normalize(set_cookie: &str, sent: Option<&str>, sent_at: i64) -> String {
     let (value, attrs) = set_cookie.split_once(';').unwrap_or((set_cookie, ""));
+    format!("{};{attrs}", dates_named(value, sent, sent_at))
+}
+
+/// A Cookie header the server got, each cookie's dates named as [`normalize`] names them:
+/// the dates the client sent are its own clock's, which differs between the two proxies' runs.
+fn normalize_forwarded(cookie: &str, sent: Option<&str>, sent_at: i64) -> String {
+    (cookie.split("; "))
+        .map(|c| dates_named(c, sent, sent_at))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `NAME=VALUE|DATE|DATE` with its dates named (see [`normalize`]).
+fn dates_named(value: &str, sent: Option<&str>, sent_at: i64) -> String {
     let mut fields = value.split('|');
     let mut out = fields.next().unwrap_or_default().to_string();
     let sent_fields: Vec<&str> = sent
@@ -113,8 +127,7 @@ fn normalize(set_cookie: &str, sent: Option<&str>, sent_at: i64) -> String {
             _ => out.push_str(&format!("?DATE({f})")),
         }
     }
-    out.push(';');
-    out + attrs
+    out
 }
 
 /// `GET uri` on a connection of its own, with a Cookie header if any.
@@ -135,7 +148,11 @@ fn send(front: SocketAddr, uri: &str, cookie: Option<&str>) -> Seen {
 }
 
 fn seen(r: Option<Response>, sent: Option<&str>, sent_at: i64) -> Seen {
-    Seen::of(r, |v| normalize(v, sent, sent_at))
+    let mut seen = Seen::of(r, |v| normalize(v, sent, sent_at));
+    for cookie in &mut seen.forwarded_cookies {
+        *cookie = normalize_forwarded(cookie, sent, sent_at);
+    }
+    seen
 }
 
 fn head(sock: &Path, syslog: SocketAddr) -> String {

@@ -50,6 +50,26 @@ fn side_by_side<T: Send + PartialEq + std::fmt::Debug>(
     lines: usize,
     traffic: impl Fn(SocketAddr, &Receiver<()>) -> T + Sync,
 ) -> Run<T> {
+    side_by_side_over(test, (after, Hop::Http1), lines, traffic)
+}
+
+/// How the proxies reach their [`answering_server`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hop {
+    /// Straight, over HTTP/1.1.
+    Http1,
+    /// Over HTTP/2 (`proto h2`), through an HAProxy that takes HTTP/2 and gives the server
+    /// HTTP/1.1 (skipped loudly when HAProxy is not installed, failing under CI).
+    Http2,
+}
+
+/// [`side_by_side`] with the proxies reaching their servers as `hop` says.
+fn side_by_side_over<T: Send + PartialEq + std::fmt::Debug>(
+    test: &str,
+    (after, hop): (After, Hop),
+    lines: usize,
+    traffic: impl Fn(SocketAddr, &Receiver<()>) -> T + Sync,
+) -> Run<T> {
     let config = "defaults\n  mode http\n  log global\n  option httplog\n  retries 0\n  \
                   timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n\
                   frontend fe\n  bind {front}\n  default_backend be\n\
@@ -61,7 +81,7 @@ fn side_by_side<T: Send + PartialEq + std::fmt::Debug>(
                 run(
                     PathBuf::from(HAPROXY),
                     test,
-                    (config, after),
+                    (config, after, hop),
                     lines,
                     &traffic,
                 )
@@ -70,7 +90,7 @@ fn side_by_side<T: Send + PartialEq + std::fmt::Debug>(
         let ours = run(
             bins::path("hapx-proxy"),
             test,
-            (config, after),
+            (config, after, hop),
             lines,
             &traffic,
         );
@@ -92,7 +112,7 @@ fn side_by_side<T: Send + PartialEq + std::fmt::Debug>(
 fn run<T>(
     binary: PathBuf,
     test: &str,
-    (config, after): (&str, After),
+    (config, after, hop): (&str, After, Hop),
     lines: usize,
     traffic: &impl Fn(SocketAddr, &Receiver<()>) -> T,
 ) -> Run<T> {
@@ -100,24 +120,43 @@ fn run<T>(
     let sink = Syslog::bind();
     let log = sink.addr;
     let front = SocketAddr::from((LO, free_port()));
-    let config = format!(
-        "global\n  log {log} local0 info\n{}",
-        config
-            .replace("{front}", &front.to_string())
-            .replace("{server}", &server.to_string())
-    );
     let name = binary
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("proxy")
         .to_string();
     let dir = temp_dir(&format!("{test}-{name}"));
+    let (server, _h2_hop) = match hop {
+        Hop::Http1 => (server.to_string(), None),
+        Hop::Http2 => {
+            let (addr, hop) = h2_hop(&dir, server);
+            (format!("{addr} proto h2"), Some(hop))
+        }
+    };
+    let config = format!(
+        "global\n  log {log} local0 info\n{}",
+        config
+            .replace("{front}", &front.to_string())
+            .replace("{server}", &server)
+    );
     let _proxy = Proxy::start_with(binary, &dir, &name, &config, front, &[]);
     let seen = traffic(front, &resets);
     Run {
         seen,
         lines: sink.httplog_lines("fe", lines),
     }
+}
+
+/// An HAProxy taking HTTP/2 (`proto h2`) and giving `server` HTTP/1.1: its address.
+fn h2_hop(dir: &Path, server: SocketAddr) -> (SocketAddr, Proxy) {
+    let front = SocketAddr::from((LO, free_port()));
+    let config = format!(
+        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  \
+         timeout server 5s\nfrontend hop\n  bind {front} proto h2\n  default_backend be\n\
+         backend be\n  server s1 {server}\n"
+    );
+    let hop = Proxy::start_with(PathBuf::from(HAPROXY), dir, "h2-hop", &config, front, &[]);
+    (front, hop)
 }
 
 /// What a test server does once it answered a request's head with 413.
@@ -176,6 +215,11 @@ fn serve(conn: TcpStream, after: After, reset: &Sender<()>) {
     let Some(length) = read_head(&mut reader) else {
         return;
     };
+    if length == 0 {
+        // A next request the HTTP/2 hop sent on a connection of its own.
+        answer_next(&mut reader, &mut writer);
+        return;
+    }
     // The body's start first: the proxies wrote it in one write with the head, so the
     // answer comes while the rest is awaited.
     let mut start = [0u8; FIRST];
@@ -266,6 +310,16 @@ fn serve(conn: TcpStream, after: After, reset: &Sender<()>) {
             while read_head(&mut reader).is_some() {
                 let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext");
             }
+        }
+    }
+}
+
+/// Answers 200 `next` to a request whose head was read, then to each next one.
+fn answer_next(reader: &mut impl BufRead, writer: &mut impl Write) {
+    loop {
+        let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext");
+        if read_head(reader).is_none() {
+            return;
         }
     }
 }
@@ -687,4 +741,89 @@ fn a_client_idle_after_the_answer_times_out_while_the_server_waits() {
     });
     assert_eq!(run.seen, (Some(413), true));
     assert_eq!(run.lines, [line("POST /up HTTP/1.1", "413", 69, "cD--")]);
+}
+
+/// An HTTP/2 server's early answer, while the body is on its way, reaches the client before
+/// the body went (the server's stream is watched while the body goes), and the body still
+/// goes on that stream; the connection then takes the next request.
+#[test]
+fn an_h2_servers_early_answer_comes_before_the_body() {
+    let test = "an_h2_servers_early_answer_comes_before_the_body";
+    if !require::path(test, Path::new(HAPROXY), "HAProxy (the HTTP/2 hop)") {
+        return;
+    }
+    let run = side_by_side_over(test, (After::Reads, Hop::Http2), 2, |front, _| {
+        let (mut c, mut reader) = upload(front, BODY);
+        let early = read_response(&mut reader).map(|r| (r.status, r.body));
+        c.write_all(&[b'a'; BODY - FIRST])
+            .expect("sending the rest");
+        c.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("the next request");
+        let next = read_response(&mut reader).map(|r| (r.status, r.body));
+        (early, next)
+    });
+    assert_eq!(
+        run.seen,
+        (Some((413, "large".into())), Some((200, "next".into())))
+    );
+    let mut lines = run.lines;
+    lines.sort();
+    assert_eq!(
+        (
+            lines[0].request.as_str(),
+            lines[0].status.as_str(),
+            lines[0].flags.as_str()
+        ),
+        ("GET /next HTTP/1.1", "200", "----")
+    );
+    assert_eq!(
+        (lines[1].status.as_str(), lines[1].flags.as_str()),
+        ("413", "----")
+    );
+}
+
+/// A body sent after an HTTP/2 server's answer on the head of an `Expect: 100-continue`
+/// request (a streaming echo) still goes to the server on its stream, as HAProxy relays
+/// it: the echo, which waits for the body, comes whole, and the connection takes the next
+/// request.
+#[test]
+fn a_body_sent_after_an_h2_servers_answer_to_its_expect_still_goes() {
+    let test = "a_body_sent_after_an_h2_servers_answer_to_its_expect_still_goes";
+    if !require::path(test, Path::new(HAPROXY), "HAProxy (the HTTP/2 hop)") {
+        return;
+    }
+    let run = side_by_side_over(test, (After::EchoesOnHead, Hop::Http2), 2, |front, _| {
+        let mut c = TcpStream::connect(front).expect("connecting");
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+             Content-Length: {BODY}\r\n\r\n"
+        );
+        c.write_all(head.as_bytes()).expect("sending the head");
+        let mut reader = BufReader::new(c.try_clone().expect("a clone"));
+        // The answer's head before any of the body is sent.
+        let came = reader
+            .fill_buf()
+            .map(|b| b.starts_with(b"HTTP/1.1 200"))
+            .ok();
+        c.write_all(&[b'b'; BODY]).expect("sending the body");
+        let echoed = read_response(&mut reader).map(|r| (r.status, r.body.len()));
+        c.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("the next request");
+        let next = read_response(&mut reader).map(|r| (r.status, r.body));
+        (came, echoed, next)
+    });
+    assert_eq!(
+        run.seen,
+        (Some(true), Some((200, BODY)), Some((200, "next".into())))
+    );
+    // (Over HTTP/2 the responses' sizes are not an HTTP/1 server's.)
+    let mut lines = run.lines;
+    lines.sort();
+    let ends: Vec<_> = lines
+        .iter()
+        .map(|l| (l.status.as_str(), l.flags.as_str()))
+        .collect();
+    assert_eq!(lines[0].request, "GET /next HTTP/1.1");
+    assert_eq!(ends, [("200", "----"), ("200", "----")]);
 }

@@ -79,10 +79,13 @@ pub enum DataType {
     BytesOutRate,
     /// The name of the server (stored with `server_id` by `stick` rules).
     ServerKey,
+    /// Responses that tell of a server's failure: 5xx but 501 and 505, and no response.
+    HttpFailCnt,
+    HttpFailRate,
 }
 
 /// How many data types there are.
-pub const DATA_TYPES: usize = 18;
+pub const DATA_TYPES: usize = 20;
 
 impl DataType {
     pub const ALL: [DataType; DATA_TYPES] = [
@@ -104,6 +107,8 @@ impl DataType {
         DataType::BytesOutCnt,
         DataType::BytesOutRate,
         DataType::ServerKey,
+        DataType::HttpFailCnt,
+        DataType::HttpFailRate,
     ];
 
     /// The name HAProxy gives it (`store`, `show table`, `data.NAME`).
@@ -127,6 +132,8 @@ impl DataType {
             DataType::BytesOutCnt => "bytes_out_cnt",
             DataType::BytesOutRate => "bytes_out_rate",
             DataType::ServerKey => "server_key",
+            DataType::HttpFailCnt => "http_fail_cnt",
+            DataType::HttpFailRate => "http_fail_rate",
         }
     }
 
@@ -445,8 +452,6 @@ fn unimplemented_store_item(item: &str) -> Result<Option<&str>, String> {
     const KNOWN: &[(&str, Arg)] = &[
         ("gpc1", Arg::None),
         ("gpc1_rate", Arg::Period),
-        ("http_fail_cnt", Arg::None),
-        ("http_fail_rate", Arg::Period),
         ("server_name", Arg::None),
         ("gpt", Arg::ArraySize),
         ("gpc", Arg::ArraySize),
@@ -651,8 +656,10 @@ pub fn parse_fetch(name: &str, args: &[&str]) -> Option<Result<StickFetch, Strin
         "inc_gpc0" => Query::IncGpc0,
         "clr_gpc0" => Query::ClrGpc0,
         "gpc0_rate" | "conn_cnt" | "conn_cur" | "conn_rate" | "sess_cnt" | "sess_rate"
-        | "http_req_cnt" | "http_req_rate" | "http_err_cnt" | "http_err_rate" | "bytes_in_rate"
-        | "bytes_out_rate" => Query::Get(DataType::named(what)?),
+        | "http_req_cnt" | "http_req_rate" | "http_err_cnt" | "http_err_rate" | "http_fail_cnt"
+        | "http_fail_rate" | "bytes_in_rate" | "bytes_out_rate" => {
+            Query::Get(DataType::named(what)?)
+        }
         "kbytes_in" => Query::Kilo(DataType::BytesInCnt),
         "kbytes_out" => Query::Kilo(DataType::BytesOutCnt),
         _ => return None,

@@ -341,7 +341,7 @@ impl Stream {
 
     fn take(&mut self, data: &[u8]) -> io::Result<()> {
         match &mut self.reply {
-            Reply::Head(_, raw) => {
+            Reply::Head(respond, raw) => {
                 raw.extend_from_slice(data);
                 let Some(end) = find_head_end(raw) else {
                     return Ok(());
@@ -349,9 +349,14 @@ impl Stream {
                 let head = parse_head(&raw[..end], false).map_err(invalid)?;
                 let rest = raw.split_off(end);
                 if head.first[1].starts_with('1') {
-                    // An interim response (100-continue) stays HTTP/1's.
-                    if let Reply::Head(_, raw) = &mut self.reply {
-                        raw.clear();
+                    raw.clear();
+                    // An interim response (`100 Continue`, `103 Early Hints`) goes as its
+                    // own HEADERS without END_STREAM, as HAProxy's mux sends it: a client
+                    // holding its body for the `100` sends it at once.
+                    if head.first[1] != "101" {
+                        respond
+                            .send_informational(response(&head)?)
+                            .map_err(io::Error::other)?;
                     }
                     return self.take(&rest);
                 }

@@ -304,7 +304,8 @@ impl Private {
     }
 }
 
-/// The connection's handle once its preface went, and the links waiting for it.
+/// The connection's handle once its preface went, and the links waiting for it (or, idle
+/// with their client connections, for its end: [`Link::poll_idle`]).
 #[derive(Default)]
 struct Handshake {
     send: Option<h2::client::SendRequest<Bytes>>,
@@ -782,6 +783,24 @@ impl Link {
                 Exchange::Opening(..) => false,
                 Exchange::Open(stream) => stream.is_over(),
             }
+    }
+
+    /// [`Link::is_idle`] for an idle link its client connection holds between requests;
+    /// until it is not, `cx` is woken when the connection ends, for the client connection
+    /// to drop it then (its socket closes with it), as HAProxy releases a server connection
+    /// its server closed at once, not at its session's next request.
+    pub fn poll_idle(&self, cx: &mut Context<'_>) -> bool {
+        let mut ready = self.conn.ready.lock().unwrap_or_else(|e| e.into_inner());
+        // Seen under the lock [`Connection::ended`] takes after it marks the end: either
+        // the end shows here, or that end wakes the waker left here.
+        if self.conn.closed.load(Relaxed) {
+            return false;
+        }
+        if !ready.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+            ready.waiting.push(cx.waker().clone());
+        }
+        drop(ready);
+        self.is_idle()
     }
 
     /// Takes HTTP/1.1 request bytes: the head, then its body in its framing.

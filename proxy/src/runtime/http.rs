@@ -509,7 +509,7 @@ impl Conn {
     /// end it too (a reset). Until then `cx` is woken by the poller at its next close or data.
     fn stays_idle(&mut self, cx: &mut std::task::Context<'_>) -> bool {
         if let Some(link) = self.h2_up.as_deref() {
-            return link.is_idle();
+            return link.poll_idle(cx);
         }
         let Some(tls) = self.tls.as_deref_mut() else {
             return match pool::look(&self.stream, cx.waker()) {
@@ -1284,6 +1284,9 @@ struct Req {
     /// comes in, before its rules edit it.
     received_head: u64,
     connect_ms: i64,
+    /// When its server connection was had (HAProxy's `t_connect`), from which `Tr` counts
+    /// to the final response's head: the body's upload is in it.
+    connected: Option<Instant>,
     response_ms: i64,
     /// `TR` and `Tw` of the log line: -1 when the request never got that far.
     request_ms: i64,
@@ -1320,6 +1323,7 @@ impl Req {
             interim: 0,
             received_head: 0,
             connect_ms: -1,
+            connected: None,
             response_ms: -1,
             request_ms: 0,
             queue_ms: 0,
@@ -1957,7 +1961,7 @@ fn log_h2_refusal(state: &Arc<State>, fe: &Frontend, (peer, local): (SocketAddr,
         ..Req::arrived(state, fe, (peer, local), Instant::now(), Arrival::default())
     };
     if let Some(facts) = req.log.as_deref_mut() {
-        facts.streamless = true;
+        facts.status_zero_shown = true;
     }
     http_log(fe, None, peer, &req, "PR--");
 }
@@ -2807,6 +2811,11 @@ async fn fail_sent(
     method: &str,
     (code, flags, keep): (u16, &'static str, bool),
 ) -> Outcome {
+    // No valid response (the server closed, timed out, or sent no HTTP): an HTTP failure
+    // of the tracked stick entries, as HAProxy's 502 and 504 then.
+    if matches!(code, 502 | 504) {
+        super::stick::server_failed();
+    }
     let page = sent_failure(route, client, req, method, code);
     fail_with(route, client, req, (code, flags, keep), page).await
 }
@@ -2920,8 +2929,7 @@ fn close_reading(client: &mut Conn) {
 /// `http_handle_expect_hdr` tells it (whether or not the body came already: measured
 /// against HAProxy 2.6.12), and the header goes, as HAProxy removes it: the server is not
 /// asked again. The answer counts in the response's size, as HAProxy counts it. The
-/// exchange's end when the client is gone. (An HTTP/2 stream's keeps its header: its
-/// server's answer goes to it as before.)
+/// exchange's end when the client is gone.
 async fn continue_first(
     fe: &Frontend,
     client: &mut Conn,
@@ -2929,8 +2937,9 @@ async fn continue_first(
     req: &mut Req,
 ) -> Result<(), Outcome> {
     const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-    let http11 = h1::is_http11(&head.first[2]) && client.h2.is_none();
-    if !http11 || !expects_continue(head, head.framing) {
+    // (An HTTP/2 stream's head reads as HTTP/1.1, as HAProxy's: its `100` goes as a
+    // HEADERS frame of its own.)
+    if !h1::is_http11(&head.first[2]) || !expects_continue(head, head.framing) {
         return Ok(());
     }
     let asked = client.write_within(CONTINUE, fe.conf.timeouts.client).await;
@@ -3227,6 +3236,7 @@ async fn send_head<'r>(
             let session = session.as_deref().map(|s| &s.h2);
             let (taken, header, since) =
                 connection_taken(req, ready, backend, (peer, local), session);
+            req.connected = Some(Instant::now());
             *server = Some(taken);
             kill_since = since;
             header
@@ -3384,23 +3394,15 @@ async fn relay_exchange(
         }
     }
     // After an early final answer, the body the client sends anyway still goes to the
-    // server, both ways at once with the response, as after any early answer (HAProxy
-    // forwards request data whenever it comes). An HTTP/2 server's answers come through
-    // its connection's task: the body is not its any more, and its stream goes.
-    let body_left = early.is_some() && sconn.h2_up.is_some();
-    hop.server_close |= body_left;
-    let mut rest = if early.is_some() && !body_left {
+    // server (an HTTP/2 server's on its stream), both ways at once with the response, as
+    // after any early answer (HAProxy forwards request data whenever it comes).
+    let mut rest = if early.is_some() {
         // (The head's bytes count as sent, as [`send_body`] counts them.)
         count_sent(route, srv, req.received_head);
         Some(Box::new(early::BodyRelay::new(req_framing)))
     } else {
-        let body_framing = if body_left {
-            Framing::None
-        } else {
-            req_framing
-        };
         let to = (&**srv, &mut *sconn);
-        let sent = send_body(route, client, to, (body_framing, body), req, attached);
+        let sent = send_body(route, client, to, (req_framing, body), req, attached);
         match sent.await {
             Ok(rest) => rest,
             Err(unsent) => {
@@ -3441,10 +3443,6 @@ async fn relay_exchange(
         Ok(resp) => resp,
         Err(end) => return end,
     };
-    if let Some(held) = inspected {
-        // HAProxy's head went on past the rules: their hold counts in `Tr`.
-        req.response_ms += held.took.as_millis() as i64;
-    }
     // The response's analysis: `req` variables go, `res` ones may be set.
     super::vars::response_starts();
     let Some((srv, sconn, _)) = server.as_mut() else {
@@ -3457,10 +3455,10 @@ async fn relay_exchange(
         req.bytes -= link.head_added();
     }
     req.status = resp.first[1].parse().unwrap_or(0);
-    // A server's 4xx counts as an HTTP error of the tracked stick entries before the
-    // response rules see them, as HAProxy's `http_wait_for_response`.
-    if (400..500).contains(&req.status) && !state.tables.is_empty() {
-        super::stick::http_error();
+    // A server's 4xx counts as an HTTP error of the tracked stick entries, its 5xx as a
+    // failure, before the response rules see them, as HAProxy's `http_wait_for_response`.
+    if !state.tables.is_empty() {
+        super::stick::server_status(req.status);
     }
     // The `stick` rules store their entries now, as HAProxy's once the response came (none
     // without one); `store-response` ones see it as it came, before the rules edit it.
@@ -3485,9 +3483,9 @@ async fn relay_exchange(
             if hop.body_follows || !keep_after_refusal(sconn, &resp, &head.first[0], hop) {
                 *server = None;
             }
-            // (A body still coming, or not sent after an early answer, is not read: the
-            // connection closes after the answer, its rest never taken for a request.)
-            let keep_client = !head.asks_close() && !hop.body_follows && !body_left;
+            // (A body still coming is not read: the connection closes after the answer,
+            // its rest never taken for a request.)
+            let keep_client = !head.asks_close() && !hop.body_follows;
             let keep = send_local(fe, None, client, req, peer, answer, keep_client).await;
             // The dropped response and the answer count in the bytes out, as HAProxy
             // counts both on the stream's proxies and server.
@@ -3508,23 +3506,13 @@ async fn relay_exchange(
         // Killed by the rule, as HAProxy kills it: never kept for another request.
         *server = None;
     }
-    if let Some(rest) = rest {
-        return Box::pin(finish_body(
-            route, client, server, rest, req, outcome, attached,
-        ))
-        .await;
+    match rest {
+        Some(rest) => {
+            let finish = finish_body(route, client, server, rest, req, outcome, attached);
+            Box::pin(finish).await
+        }
+        None => outcome,
     }
-    if !body_left {
-        return outcome;
-    }
-    if outcome.flags != "----" {
-        // The body the client may still send is not read: never taken for a request.
-        return Outcome {
-            keep: false,
-            ..outcome
-        };
-    }
-    drain_left_body(fe, client, req_framing, outcome).await
 }
 
 /// Whether the server connection of a response a rule refused stays for another request:
@@ -3640,13 +3628,12 @@ async fn read_response(
     let Some((srv, sconn, _)) = server.as_mut() else {
         return Err(fail(route, client, req, 502, "SH--", false).await);
     };
-    let waited = Instant::now();
+    let connected = req.connected.unwrap_or_else(Instant::now);
     loop {
         let next = match early.take() {
             Some(r) => Ok(r),
             None => sconn.read_head(backend.conf.timeouts.server, false).await,
         };
-        req.response_ms = waited.elapsed().as_millis() as i64;
         match next {
             Ok(r) => {
                 // As HAProxy, a server counts each response head it sent, interim ones
@@ -3654,6 +3641,9 @@ async fn read_response(
                 srv.counters.request_at(req.started_ms);
                 observe::http(backend, srv, HttpOutcome::Response(&r.first[1]));
                 if !is_interim(&r) {
+                    // `Tr` ends at the final head (after a tcp-response hold: HAProxy's
+                    // head goes on past those rules), from the connection's start.
+                    req.response_ms = connected.elapsed().as_millis() as i64;
                     return Ok(r);
                 }
                 if let Err(end) = forward_interim(state, fe, hop, client, &r, req).await {
@@ -3711,30 +3701,6 @@ async fn read_response(
                 return Err(fail_sent(route, client, req, method, failure).await);
             }
         }
-    }
-}
-
-/// After an HTTP/2 server's early final answer to an `Expect: 100-continue` request: the
-/// body the client still sends is read and dropped, as HAProxy waits for it too; a client
-/// ending it short ends the exchange so.
-async fn drain_left_body(
-    fe: &Frontend,
-    client: &mut Conn,
-    framing: Framing,
-    outcome: Outcome,
-) -> Outcome {
-    let timeouts = RelayTimeouts {
-        read: fe.conf.timeouts.client,
-        write: None,
-    };
-    let mut dropped = 0;
-    let drain = relay_body(client, None, framing, timeouts, &mut dropped);
-    match Box::pin(drain).await {
-        Ok(()) => outcome,
-        Err(stop) => Outcome {
-            keep: false,
-            flags: stop.flags(true),
-        },
     }
 }
 
@@ -4027,8 +3993,7 @@ async fn send_body(
 ) -> Result<Option<Box<early::BodyRelay>>, Unsent> {
     let timeout = route.backend.conf.timeouts.server;
     let mut moved = 0;
-    let relayed = if framing == Framing::None || sconn.h2_up.is_some() {
-        // (An HTTP/2 server's answers come through its connection's task: not watched.)
+    let relayed = if framing == Framing::None {
         let timeouts = RelayTimeouts {
             read: timeout,
             write: timeout,
@@ -4186,13 +4151,25 @@ async fn await_continue(
         biased;
         // A head read in part stays in the server connection's buffer for the next read.
         head = sconn.read_head(timeout, false) => head.ok(),
-        _ = client.stream.readable() => None,
+        () = client_sends(client) => None,
     };
     match answer {
         Some(r) if is_interim(&r) => forward_interim(state, fe, hop, client, &r, req)
             .await
             .map(|()| None),
         other => Ok(other),
+    }
+}
+
+/// Waits until the client of an `Expect: 100-continue` request sends something: on a plain
+/// or TLS connection its socket's readiness (nothing read); on an HTTP/2 stream its next
+/// DATA, read into its buffer for the body's relay (the connection's socket carries other
+/// streams' frames too, and the client's own WINDOW_UPDATE or PING).
+async fn client_sends(client: &mut Conn) {
+    if client.h2.is_some() {
+        let _ = client.fill(None).await;
+    } else {
+        let _ = client.stream.readable().await;
     }
 }
 
@@ -4212,12 +4189,24 @@ async fn forward_interim(
         Ok(()) => {
             req.bytes += interim.logged_size();
             req.interim += interim.logged_size();
+            interim_sent(req);
             Ok(())
         }
         Err(e) => Err(Outcome {
             keep: false,
             flags: Stop::writing(&e).flags(false),
         }),
+    }
+}
+
+/// After an interim response went to the client: as HAProxy's `http_wait_for_response`
+/// resets its transaction for the final one (`txn->status = 0`, `t_data = -1`), the request
+/// has no response time, and no final response, its status is logged 0, not -1 (a status
+/// hapx gives it later, an error's, is logged as any).
+fn interim_sent(req: &mut Req) {
+    req.response_ms = -1;
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.status_zero_shown = true;
     }
 }
 

@@ -18,6 +18,11 @@
 //! consecutive errors, last one was: L"), `sudden-death` one that leaves a single failure
 //! before DOWN, `mark-down` one that marks the server DOWN, `fastinter` nothing more.
 //!
+//! Only a server with a health check of its own (`check`) is judged so: HAProxy's
+//! `health_adjust` returns at once without the check's task, which a server without `check`
+//! or tracking another's (`track`) lacks (measured side by side: `hanafail` stays 0, the
+//! server UP).
+//!
 //! Cost: one field read per connection attempt or response on servers without `observe`.
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -52,7 +57,7 @@ impl HttpOutcome<'_> {
 
 /// Counts a connection attempt to `server` (`connected`: it succeeded).
 pub fn connection(backend: &Backend, server: &Server, connected: bool) {
-    let Some(mode) = server.opts.observe else {
+    let Some(mode) = observed(server) else {
         return;
     };
     match (connected, mode) {
@@ -66,9 +71,15 @@ pub fn connection(backend: &Backend, server: &Server, connected: bool) {
 /// read for the other servers).
 #[inline]
 pub fn http(backend: &Backend, server: &Server, outcome: HttpOutcome<'_>) {
-    if server.opts.observe == Some(Observe::Layer7) {
+    if observed(server) == Some(Observe::Layer7) {
         http_layer7(backend, server, outcome);
     }
+}
+
+/// How live traffic judges `server`: its `observe` mode if it has a check of its own.
+#[inline]
+fn observed(server: &Server) -> Option<Observe> {
+    server.opts.observe.filter(|_| server.opts.check)
 }
 
 fn http_layer7(backend: &Backend, server: &Server, outcome: HttpOutcome<'_>) {

@@ -252,7 +252,10 @@ pub(super) fn server_row(be: &Backend, s: &Server) -> Row {
     if let Some(tracked) = super::track::tracked_name(be, s) {
         row.insert("tracked", tracked);
     }
-    if s.opts.observe.is_some() {
+    // Filled when the server whose checks decide this one (the end of its `track` chain,
+    // else itself) observes its traffic, as HAProxy's `ref->observe`.
+    let decider = super::track::checked(s);
+    if decider.as_deref().unwrap_or(s).opts.observe.is_some() {
         row.insert("hanafail", s.hana_failures.load(Relaxed).to_string());
     }
     common(&mut row, c, be.id, s.id, 2);

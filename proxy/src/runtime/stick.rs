@@ -864,6 +864,12 @@ impl Data<'_> {
         self.add(DataType::HttpErrRate, 1);
     }
 
+    /// One more HTTP failure (`http_fail_cnt`, `http_fail_rate`).
+    fn count_failure(&mut self) {
+        self.add(DataType::HttpFailCnt, 1);
+        self.add(DataType::HttpFailRate, 1);
+    }
+
     /// Counts `n` bytes into a count and a rate (HAProxy's `stkctr_inc_bytes_in_ctr`: a
     /// rate counts at most 2^32 - 1 per update).
     fn add_bytes(&mut self, [count, rate]: [DataType; 2], n: u64) {
@@ -1173,6 +1179,12 @@ impl Counters {
     pub fn http_error(&self) {
         self.update_each_slot(|d| d.count_error());
     }
+
+    /// A server's failure (a 5xx from it but 501 and 505, or no valid response): each
+    /// slot's entry counts an HTTP failure once, as HAProxy's `stream_inc_http_fail_ctr`.
+    pub fn http_failure(&self) {
+        self.update_each_slot(|d| d.count_failure());
+    }
 }
 
 /// The table a fetch or action names, else the current proxy's (the backend's once
@@ -1468,6 +1480,29 @@ pub fn http_error() {
     }
 }
 
+/// A server's response status, as it came: a 4xx counts as an HTTP error of the current
+/// connection's tracked entries, a 5xx as a failure but 501 and 505, which a client's
+/// request brings about (HAProxy's `http_wait_for_response`).
+pub fn server_status(status: u16) {
+    let Some(c) = current() else {
+        return;
+    };
+    match status {
+        400..=499 => c.http_error(),
+        501 | 505 => {}
+        500..=599 => c.http_failure(),
+        _ => {}
+    }
+}
+
+/// No valid response from the server (it closed, timed out, or sent what is not HTTP):
+/// the current connection's tracked entries count an HTTP failure.
+pub fn server_failed() {
+    if let Some(c) = current() {
+        c.http_failure();
+    }
+}
+
 /// The current connection's counters, if any.
 pub fn current() -> Option<Arc<Counters>> {
     SESSION.try_with(Arc::clone).ok()
@@ -1587,5 +1622,24 @@ mod tests {
         drop(c);
         assert_eq!(t.read(&key, DataType::ConnCur), Some(0));
         assert_eq!(t.read(&key, DataType::ConnCnt), Some(2));
+    }
+
+    #[test]
+    fn failures_count_once_per_slot_in_tables_that_store_them() {
+        let failing = Arc::new(table(
+            "type ip size 10 store http_fail_cnt,http_fail_rate(10s)",
+        ));
+        let other = Arc::new(table("type ip size 10 store http_err_cnt"));
+        let c = Counters::default();
+        let key = Key::Ip(Ipv4Addr::LOCALHOST);
+        assert!(c.track(Level::Session, 0, &failing, key.clone()).is_some());
+        assert!(c.track(Level::Session, 1, &other, key.clone()).is_some());
+        c.http_failure();
+        c.http_failure();
+        c.http_error();
+        assert_eq!(failing.read(&key, DataType::HttpFailCnt), Some(2));
+        assert_eq!(failing.read(&key, DataType::HttpFailRate), Some(2));
+        assert_eq!(other.read(&key, DataType::HttpErrCnt), Some(1));
+        assert_eq!(other.read(&key, DataType::HttpFailCnt), None);
     }
 }

@@ -72,7 +72,7 @@ pub(super) enum Watch {
 /// What a wait for the client saw first.
 enum Woke {
     Client(std::io::Result<usize>),
-    Server,
+    Server(Heard),
 }
 
 /// What the server's socket had when it was found readable.
@@ -95,6 +95,24 @@ fn hear(server: &mut Conn) -> Heard {
         Ok(Some(0)) | Err(_) => Heard::End,
         Ok(Some(_)) => Heard::Data,
         Ok(None) => Heard::Nothing,
+    }
+}
+
+/// Whether the server said something, else `cx` is woken when it may have: a plain or TLS
+/// connection's socket readable, then what it has ([`hear`]); an HTTP/2 server's stream
+/// read through its connection's task, which wakes `cx` (the socket is the connection's,
+/// all its streams': its readiness tells nothing of this one).
+fn poll_heard(server: &mut Conn, cx: &mut std::task::Context<'_>) -> Poll<Heard> {
+    if server.h2_up.is_some() {
+        return match server.poll_fill(cx) {
+            Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(Heard::End),
+            Poll::Ready(Ok(_)) => Poll::Ready(Heard::Data),
+            Poll::Pending => Poll::Pending,
+        };
+    }
+    match server.stream.poll_read_ready(cx) {
+        Poll::Ready(_) => Poll::Ready(hear(server)),
+        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -163,7 +181,7 @@ impl BodyRelay {
                 Err(e) => Woke::Client(Err(e)),
             };
             match woke {
-                Woke::Server => match (hear(server), watch) {
+                Woke::Server(heard) => match (heard, watch) {
                     (Heard::Data, Watch::Answer { .. }) => return Ok(Relayed::Answered),
                     (Heard::Nothing, _) => {}
                     // Its end, or bytes after its response: it is done with this exchange.
@@ -267,18 +285,15 @@ impl BodyRelay {
     }
 }
 
-/// Waits for the client's next bytes (until `deadline`) or for the server's socket to be
-/// readable, whichever comes first.
-async fn read_or_server(client: &mut Conn, server: &Conn, deadline: Option<Instant>) -> Woke {
+/// Waits for the client's next bytes (until `deadline`) or for the server to say something
+/// ([`poll_heard`]), whichever comes first.
+async fn read_or_server(client: &mut Conn, server: &mut Conn, deadline: Option<Instant>) -> Woke {
     let mut fill = std::pin::pin!(client.fill_until(deadline));
     std::future::poll_fn(|cx| {
         if let Poll::Ready(read) = fill.as_mut().poll(cx) {
             return Poll::Ready(Woke::Client(read));
         }
-        match server.stream.poll_read_ready(cx) {
-            Poll::Ready(_) => Poll::Ready(Woke::Server),
-            Poll::Pending => Poll::Pending,
-        }
+        poll_heard(server, cx).map(Woke::Server)
     })
     .await
 }
@@ -308,8 +323,8 @@ async fn write_watching(
                     timer.set(Some(tokio::time::sleep(t)));
                 }
             }
-            if *watching && server.stream.poll_read_ready(cx).is_ready() {
-                match (hear(server), watch) {
+            if *watching && let Poll::Ready(heard) = poll_heard(server, cx) {
+                match (heard, watch) {
                     (Heard::Data, Watch::Answer { .. }) => return Poll::Ready(Ok(written)),
                     // Looked again: the next readiness wakes this task.
                     (Heard::Nothing, _) => continue,

@@ -33,8 +33,6 @@ static HELD: [u8; crate::runtime::BUFSIZE] = [0; crate::runtime::BUFSIZE];
 pub(super) struct Inspected {
     pub verdict: ResponseVerdict,
     pub held: u64,
-    /// How long the rules held the response (part of `Tr`: HAProxy's head goes on after).
-    pub took: std::time::Duration,
 }
 
 /// Runs the backend's `tcp-response content` rules on the response of a `method` request
@@ -88,7 +86,6 @@ pub(super) async fn inspect(
         return Inspected {
             verdict,
             held: held as u64,
-            took: start.elapsed(),
         };
     }
 }

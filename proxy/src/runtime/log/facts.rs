@@ -238,9 +238,11 @@ pub struct HttpFacts {
     /// idle time includes.
     pub tls: Option<Arc<ClientTls>>,
     pub handshake_ms: i64,
-    /// Logged by the connection, with no request of its own (an HTTP/2 connection error:
-    /// HAProxy's session log without a stream, whose status shows 0, not -1).
-    pub streamless: bool,
+    /// A status of 0 (no final response) is logged as 0, not -1: the log of a connection
+    /// with no request of its own (an HTTP/2 connection error: HAProxy's session log without
+    /// a stream), or of a request that got an interim response (HAProxy resets its
+    /// transaction's status to 0 for the final one).
+    pub status_zero_shown: bool,
 }
 
 impl HttpFacts {
@@ -295,7 +297,7 @@ impl HttpFacts {
             request_head: None,
             tls: None,
             handshake_ms: 0,
-            streamless: false,
+            status_zero_shown: false,
         }))
     }
 
@@ -440,7 +442,7 @@ pub struct HttpOutcome<'a> {
     /// The request line, or `<BADREQ>`.
     pub line: &'a str,
     pub started: Instant,
-    /// 0: none (a request dropped unanswered), logged as -1 (as 0 when `streamless`).
+    /// 0: none (a request dropped unanswered), logged as -1 (as 0 when `status_zero_shown`).
     pub status: u16,
     pub bytes_out: u64,
     /// Milliseconds to queue, connect, get the response; -1: the request did not get
@@ -495,7 +497,7 @@ impl Logger {
             server_addr: facts.server_addr,
             source_addr: facts.source_addr,
             timers,
-            status: (o.status != 0 || facts.streamless).then_some(o.status),
+            status: (o.status != 0 || facts.status_zero_shown).then_some(o.status),
             // A request that could not be parsed is logged by HAProxy without a stream:
             // no bytes counted, no unique id.
             bytes_out: if facts.parsed { o.bytes_out } else { 0 },

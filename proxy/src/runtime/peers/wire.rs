@@ -191,10 +191,13 @@ pub fn std_type(id: u32) -> Option<(StdType, bool)> {
     })
 }
 
-/// A data type's wire number (`server_key` is HAProxy's 19th).
+/// A data type's wire number: HAProxy's, where `gpc1` and `gpc1_rate` (17, 18), which
+/// hapx does not store, come before `server_key` and the `http_fail` pair.
 pub fn data_id(data: DataType) -> u32 {
     match data {
         DataType::ServerKey => 19,
+        DataType::HttpFailCnt => 20,
+        DataType::HttpFailRate => 21,
         other => other as u32,
     }
 }
@@ -334,6 +337,27 @@ mod tests {
         let mut out = Vec::new();
         put_varint(&mut out, 240);
         assert_eq!(out, [0xF0, 0x00]);
+    }
+
+    #[test]
+    fn each_data_type_has_haproxys_number_and_encoding() {
+        let mut ids: Vec<u32> = DataType::ALL.iter().map(|&d| data_id(d)).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), DataType::ALL.len(), "{ids:?}");
+        assert_eq!(data_id(DataType::HttpFailCnt), 20);
+        assert_eq!(data_id(DataType::HttpFailRate), 21);
+        for data in DataType::ALL {
+            let (kind, array) = std_type(data_id(data)).expect("a known number");
+            let expected = match data {
+                DataType::ServerId => StdType::Sint,
+                DataType::ServerKey => StdType::Dict,
+                DataType::BytesInCnt | DataType::BytesOutCnt => StdType::Ull,
+                d if d.is_rate() => StdType::Frqp,
+                _ => StdType::Uint,
+            };
+            assert_eq!((kind, array), (expected, false), "{}", data.name());
+            assert_eq!(data_of_id(data_id(data)), Some(data));
+        }
     }
 
     #[test]
