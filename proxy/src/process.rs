@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use anyhow::Context;
 use nix::sys::signal::{Signal, kill};
@@ -39,6 +39,8 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn start(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Before any handler exists: whether SIGINT/SIGTERM came ignored.
+    note_inherited_stop_signals();
     // Until the handlers are in place (see `unblock_signals`): a reload or pause signal sent
     // as soon as the pid file exists must wait, not meet its default action (termination).
     block_signals();
@@ -553,14 +555,110 @@ fn block_signals() {
     );
 }
 
-/// Delivers the signals held since the start, once their handlers are set (on the thread
-/// that sets them, before it starts any other: threads inherit the mask).
+/// Delivers the signals held since the start, once the proxy's handlers are set (on the
+/// thread that sets them, before it starts any other: threads inherit the mask); a stop
+/// signal that came ignored is ignored again (see [`INHERITED_IGNORED`]), and the signals
+/// the proxy outlives are ignored (see [`OUTLIVED`]).
 pub(crate) fn unblock_signals() {
+    keep_inherited_ignores();
+    ignore_all(&OUTLIVED);
+    unblock_held_signals();
+}
+
+/// The master's [`unblock_signals`], once its handlers are set: it answers every stop
+/// signal (even one it came with ignored), SIGUSR2 and SIGHUP, and ignores SIGQUIT, as
+/// HAProxy's master does.
+pub(crate) fn unblock_master_signals() {
+    ignore_all(&[Signal::SIGQUIT]);
+    unblock_held_signals();
+}
+
+/// Signals a proxy process (on its own or a master's worker) outlives without acting on
+/// them, as HAProxy's does, where their default action would end it: SIGUSR2 (HAProxy
+/// ignores it outside a master), SIGHUP (HAProxy logs each server's state) and SIGQUIT
+/// (HAProxy dumps its memory pools). A signal the runtime comes to answer must leave this
+/// list, which would undo its handler.
+const OUTLIVED: [Signal; 3] = [Signal::SIGUSR2, Signal::SIGHUP, Signal::SIGQUIT];
+
+fn ignore_all(signals: &[Signal]) {
+    for &sig in signals {
+        // SAFETY: SIG_IGN runs no code in the process.
+        unsafe {
+            let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn);
+        }
+    }
+}
+
+fn unblock_held_signals() {
     let _ = nix::sys::signal::pthread_sigmask(
         nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
         Some(&handled()),
         None,
     );
+}
+
+/// The stop signals HAProxy leaves as it found them: it never sets a handler for SIGINT or
+/// SIGTERM (their default action stops it), so a process started with one of them ignored
+/// (`trap '' INT`, `nohup`-like launchers) keeps ignoring it; every other signal it answers
+/// gets its handler whatever it inherited. Its master answers them all, but its workers
+/// inherit the master's original dispositions.
+const STOP_SIGNALS: [Signal; 2] = [Signal::SIGINT, Signal::SIGTERM];
+
+/// The [`STOP_SIGNALS`] that were ignored when the process started, as a mask of
+/// `1 << signal number`; set once, before any handler.
+static INHERITED_IGNORED: AtomicU64 = AtomicU64::new(0);
+
+fn note_inherited_stop_signals() {
+    let ignored = STOP_SIGNALS
+        .into_iter()
+        .filter(|&sig| disposition_is_ignore(sig))
+        .fold(0, |mask, sig| mask | signal_bit(sig));
+    INHERITED_IGNORED.store(ignored, Ordering::Relaxed);
+}
+
+fn signal_bit(sig: Signal) -> u64 {
+    1 << (sig as i32)
+}
+
+/// Whether `sig` was ignored when the process started.
+fn inherited_ignored(sig: Signal) -> bool {
+    INHERITED_IGNORED.load(Ordering::Relaxed) & signal_bit(sig) != 0
+}
+
+/// Whether `sig`'s action is SIG_IGN now.
+fn disposition_is_ignore(sig: Signal) -> bool {
+    let mut current = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into storage of its type.
+    let rc = unsafe { libc::sigaction(sig as libc::c_int, std::ptr::null(), current.as_mut_ptr()) };
+    // SAFETY: zeroed storage is a valid sigaction, which sigaction(2) filled on success.
+    rc == 0 && unsafe { current.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
+/// Ignores again each stop signal that came ignored: the runtime sets a handler for every
+/// stop signal, and this puts HAProxy's disposition back right after (a signal arriving in
+/// between stops the process as it would have before the start completed).
+fn keep_inherited_ignores() {
+    let ignored: Vec<Signal> = STOP_SIGNALS
+        .into_iter()
+        .filter(|&s| inherited_ignored(s))
+        .collect();
+    ignore_all(&ignored);
+}
+
+/// Between fork and exec of a worker: the stop signals the master came with ignored are
+/// ignored in the worker too, which keeps them so (see [`STOP_SIGNALS`]). Only
+/// async-signal-safe calls (sigaction(2)).
+pub(crate) fn ignore_inherited_in_child() -> std::io::Result<()> {
+    for sig in STOP_SIGNALS {
+        if inherited_ignored(sig) {
+            // SAFETY: SIG_IGN runs no code; sigaction(2) is async-signal-safe.
+            let old = unsafe { libc::signal(sig as libc::c_int, libc::SIG_IGN) };
+            if old == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn signal_old(pids: &[u32], sig: Signal) {

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::proxy::{Proxy, cli, free_port, http_get};
+use crate::proxy::{Proxy, cli, free_port, http_get, http_raw};
 
 pub const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 pub const HAPROXY: &str = "/usr/sbin/haproxy";
@@ -73,6 +73,30 @@ pub fn holds(sock: &Path, table: &str, key: &str, count: u32) -> bool {
     let want = format!("key={key} use=0 ");
     (cli(sock, &format!("show table {table}")).lines())
         .any(|l| l.contains(&want) && l.ends_with(&format!(" http_req_cnt={count}")))
+}
+
+/// The value of the data type `data` (as `show table` names it: `gpc0`, `http_req_cnt`)
+/// of `key` in the table `table` behind `sock`, if the table holds the key.
+pub fn stored(sock: &Path, table: &str, key: &str, data: &str) -> Option<u64> {
+    let want = format!("key={key} ");
+    let prefix = format!("{data}=");
+    let dump = cli(sock, &format!("show table {table}"));
+    let line = dump.lines().find(|l| l.contains(&want))?;
+    (line.split_whitespace())
+        .find_map(|w| w.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+}
+
+/// The status of a GET of `path` on the HTTP frontend at `http`, with `x-k: KEY`.
+pub fn get_keyed(http: u16, path: &str, key: &str) -> String {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nhost: x\r\nx-k: {key}\r\nconnection: close\r\n\r\n");
+    let answer = http_raw(
+        SocketAddr::from((LO, http)),
+        request.as_bytes(),
+        std::time::Duration::from_secs(10),
+    );
+    answer.lines().next().unwrap_or_default().to_string()
 }
 
 /// The messages of `-c -L n0` on `config` (stderr, then stdout; the process id masked,

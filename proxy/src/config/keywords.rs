@@ -72,7 +72,7 @@ pub const GLOBAL: &[(&str, Support)] = &[
     ("ssl-server-verify", Yes),
     ("tune.ssl.default-dh-param", Accepted),
     ("spread-checks", Yes),
-    ("max-spread-checks", No),
+    ("max-spread-checks", Yes),
     ("log-send-hostname", Yes),
     ("master-worker", Yes),
     (
@@ -221,7 +221,7 @@ pub const PROXY: &[(&str, Support)] = &[
     ("log-format", Yes),
     ("log-format-sd", Yes),
     ("log-tag", Yes),
-    ("rate-limit", No),
+    ("rate-limit", Yes),
     ("grace", No),
     ("http-reuse", Yes),
     ("server-template", Yes),

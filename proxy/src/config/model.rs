@@ -158,6 +158,9 @@ pub struct Global {
     pub mworker_max_reloads: Option<u32>,
     /// `spread-checks N`: each check interval varies by up to +/- N% (0..50).
     pub spread_checks: u8,
+    /// `max-spread-checks DELAY`: the first checks start within this delay of each other,
+    /// however long the check intervals (None: spread over the shortest interval).
+    pub max_spread_checks: Option<std::time::Duration>,
     /// `h1-case-adjust FROM TO` and the lines of `h1-case-adjust-file`: lower-case header
     /// names and how to spell them for the proxies with `option h1-case-adjust-bogus-*`.
     pub h1_case_adjust: std::collections::HashMap<String, String>,
@@ -1391,6 +1394,9 @@ pub struct Proxy {
     /// its client connections keeps for itself (HAProxy's `max_out_conns`; `MAX_SRV_LIST`, 5,
     /// by default; 0 keeps none).
     pub max_session_srv_conns: usize,
+    /// `rate-limit sessions N` (a frontend's): new sessions accepted per second at most
+    /// (HAProxy's `fe_sps_lim`; 0, the default, is no limit).
+    pub rate_limit_sessions: u32,
     /// `fullconn N`: the backend's load at which dynamic limits reach their maximum, and its
     /// `slim` in the stats (unset: a tenth of what its frontends may send, see
     /// `limits::fullconn`).
@@ -1461,6 +1467,7 @@ impl Proxy {
             retries: 3,
             maxconn: None,
             max_session_srv_conns: MAX_SESSION_SRV_CONNS,
+            rate_limit_sessions: 0,
             fullconn: None,
             backlog: None,
             clitcpka: Keepalive::default(),

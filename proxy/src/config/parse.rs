@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::acl::AclError;
 use super::bind_tls::{BindTlsOptions, ClientVerify, CrtSource};
 use super::check_order::{RuleAction, StepKind};
-use super::diag::Diags;
+use super::diag::{Diag, Diags, Severity};
 use super::hint_words;
 use super::keywords::{self, Support};
 use super::lexer::{self, Place as LexPlace};
@@ -235,6 +235,7 @@ impl<'e> Parser<'e> {
             if let Err(message) = self.line(&line) {
                 self.diags.alert(&place, message);
             }
+            self.timer_warnings(&line, diags_before);
             if aborts && self.diags.list[diags_before..].iter().any(haproxy_refuses) {
                 self.aborted = true;
             }
@@ -332,6 +333,38 @@ impl<'e> Parser<'e> {
             false
         };
         value != negate
+    }
+
+    /// HAProxy's warnings about characters after a timer's unit (`20sec`), printed as the
+    /// timer is read, so before the line's other messages (`at`: where those start). On a
+    /// server line they name it as HAProxy's server parser does.
+    fn timer_warnings(&mut self, line: &Line<'_>, at: usize) {
+        let warnings = values::take_timer_warnings();
+        if warnings.is_empty() {
+            return;
+        }
+        let prefix = match (&self.section, line.words[0].as_str()) {
+            (Section::Proxy(p), "server" | "server-template") => format!(
+                "[{}] : 'server {}/{}' : ",
+                line.place,
+                p.name,
+                line.arg(1).unwrap_or_default()
+            ),
+            (Section::Defaults(_) | Section::Proxy(_), "default-server") => {
+                format!("[{}] : ", line.place)
+            }
+            _ => String::new(),
+        };
+        let diags: Vec<Diag> = warnings
+            .into_iter()
+            .map(|w| Diag {
+                severity: Severity::Warning,
+                place: None,
+                while_parsing: false,
+                message: format!("{prefix}{w}"),
+            })
+            .collect();
+        self.diags.list.splice(at..at, diags);
     }
 
     fn line(&mut self, line: &Line<'_>) -> Outcome {
@@ -705,6 +738,26 @@ fn one<'a>(line: &'a Line<'_>, what: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("'{}' expects {what} as an argument.", line.words[0]))
 }
 
+/// Global `max-spread-checks DELAY` (milliseconds unless a unit says otherwise), as
+/// HAProxy reads it (`parse_time_err`); 0 bounds nothing. The error is HAProxy's.
+fn max_spread_checks(line: &Line<'_>) -> Result<Option<std::time::Duration>, String> {
+    const KW: &str = "max-spread-checks";
+    let text = match line.arg(1) {
+        Some(text) if !text.is_empty() => text,
+        _ => return Err(format!("'{KW}' expects an integer argument (0..50).")),
+    };
+    match values::duration(text) {
+        Ok(delay) => Ok((!delay.is_zero()).then_some(delay)),
+        Err(_) if values::is_duration_syntax(text) => Err(format!(
+            "timer overflow in argument <{text}> to <{KW}>, maximum value is 2147483647 ms (~24.8 days)."
+        )),
+        Err(_) => Err(format!(
+            "unsupported character '{}' in '{KW}' (wants an integer delay).",
+            values::duration_stray_char(text).unwrap_or(' ')
+        )),
+    }
+}
+
 /// Global `server-state-file FILE` and `server-state-base DIR`: a second one is refused
 /// (HAProxy alerts, keeps the first and goes on).
 fn server_state_path(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
@@ -791,8 +844,77 @@ fn not_implemented(support: Support, what: &str, place: &Place, diags: &mut Diag
     }
 }
 
+/// The global keywords HAProxy refuses with more arguments than these (its
+/// `alertif_too_many_args`): a stray word is an error, never silently dropped.
+const GLOBAL_MAX_ARGS: &[(&str, usize)] = &[
+    ("busy-polling", 0),
+    ("ca-base", 1),
+    ("chroot", 1),
+    ("crt-base", 1),
+    ("daemon", 0),
+    ("gid", 1),
+    ("group", 1),
+    ("h1-case-adjust-file", 1),
+    ("insecure-fork-wanted", 0),
+    ("log-tag", 1),
+    ("maxconn", 1),
+    ("mworker-max-reloads", 1),
+    ("nbthread", 1),
+    ("node", 1),
+    ("noepoll", 0),
+    ("nosplice", 0),
+    ("pidfile", 1),
+    ("quiet", 0),
+    ("set-dumpable", 0),
+    ("spread-checks", 1),
+    ("ssl-server-verify", 1),
+    ("strict-limits", 0),
+    ("tune.bufsize", 1),
+    ("tune.ssl.default-dh-param", 1),
+    ("uid", 1),
+    ("ulimit-n", 1),
+    ("user", 1),
+    ("zero-warning", 0),
+];
+
+/// The proxy keywords HAProxy refuses with more arguments than these.
+const PROXY_MAX_ARGS: &[(&str, usize)] = &[
+    ("backlog", 1),
+    ("default_backend", 1),
+    ("disabled", 0),
+    ("dispatch", 1),
+    ("enabled", 0),
+    ("fullconn", 1),
+    ("http-reuse", 1),
+    ("id", 1),
+    ("maxconn", 1),
+    ("mode", 1),
+    ("monitor-uri", 1),
+    ("retries", 1),
+];
+
+/// HAProxy's error for a word past what keyword `line` takes (`table`), as
+/// `alertif_too_many_args` words it (`http-reuse` names its mode too).
+fn too_many_args(table: &[(&str, usize)], line: &Line<'_>) -> Outcome {
+    let kw = line.words[0].as_str();
+    let Some(&(_, max)) = table.iter().find(|(name, _)| *name == kw) else {
+        return Ok(());
+    };
+    let Some(extra) = line.arg(max + 1) else {
+        return Ok(());
+    };
+    let named = match kw {
+        "http-reuse" => format!("{kw} {}", line.arg(1).unwrap_or_default()),
+        _ => kw.to_string(),
+    };
+    Err(format!(
+        "'{named}' cannot handle unexpected argument '{extra}'."
+    ))
+}
+
 fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let kw = line.words[0].as_str();
+    too_many_args(GLOBAL_MAX_ARGS, line)?;
     match kw {
         "daemon" => g.daemon = true,
         "chroot" => g.chroot = Some(one(line, "a directory")?.into()),
@@ -845,6 +967,17 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
                 return Err("'spread-checks' needs a positive value in range 0..50.".into());
             }
             g.spread_checks = percent;
+        }
+        "max-spread-checks" => {
+            // This one is worded with a space before the colon, as a line's usual error.
+            if let Some(extra) = line.arg(2) {
+                return Err(format!("'{kw}' cannot handle unexpected argument '{extra}'."));
+            }
+            match max_spread_checks(line) {
+                Ok(delay) => g.max_spread_checks = delay,
+                // Worded without a space before the colon, as HAProxy's delay errors are.
+                Err(message) => diags.global_alert(format!("parsing [{}]: {message}", line.place)),
+            }
         }
         "log-send-hostname" => {
             g.log_send_hostname = Some(super::logging::send_hostname(line.words))
@@ -1210,6 +1343,7 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
     if super::logging::proxy_keyword(p, line.words, line.place, diags)? {
         return Ok(());
     }
+    too_many_args(PROXY_MAX_ARGS, line)?;
     match kw {
         "mode" => {
             p.mode = match one(line, "one of 'tcp', 'http'")? {
@@ -1330,6 +1464,7 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         }
         "fullconn" => p.fullconn = Some(values::number(one(line, "an integer")?, kw)?),
         "max-session-srv-conns" => max_session_srv_conns(p, line, diags),
+        "rate-limit" => rate_limit_sessions(p, line, diags)?,
         "errorfile" => super::errors::errorfile(p, line.words)?,
         "errorloc" | "errorloc302" | "errorloc303" => super::errors::errorloc(p, line.words)?,
         "errorfiles" => super::errors::errorfiles(p, line.words, line.place)?,
@@ -1754,6 +1889,44 @@ fn max_session_srv_conns(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) {
     // C's `(int)strtol()`: the low 32 bits.
     let as_int = atoi(value) as i32;
     p.max_session_srv_conns = usize::try_from(as_int).unwrap_or(0);
+}
+
+/// `rate-limit sessions N`, read as HAProxy 2.6 reads it: `sessions` is the only setting,
+/// the value is C's `strtoul(N, &end, 0)` into an `unsigned int` with nothing after it, and
+/// outside a frontend it is warned about yet read.
+fn rate_limit_sessions(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    let kw = line.words[0].as_str();
+    let setting = line.arg(1).unwrap_or("");
+    if setting != "sessions" {
+        return Err(format!("'{kw}' only supports 'sessions' (got '{setting}')"));
+    }
+    let value = match line.arg(2) {
+        Some(v) if !v.is_empty() => v,
+        _ => {
+            return Err(format!(
+                "'{kw} {setting}' expects expects an integer value (in sessions/second)"
+            ));
+        }
+    };
+    let (rate, rest) = values::strtoul(value);
+    if let Some(stray) = rest.chars().next() {
+        return Err(format!(
+            "'{kw} {setting}' : unexpected character '{stray}' in integer value '{value}'"
+        ));
+    }
+    if !p.kind.is_frontend() && p.kind != ProxyKind::Defaults {
+        diags.warn(
+            line.place,
+            format!(
+                "{kw} {setting} will be ignored because {} '{}' has no frontend capability",
+                p.kind.keyword(),
+                p.name
+            ),
+        );
+    }
+    // The low 32 bits, as C's conversion to `unsigned int`.
+    p.rate_limit_sessions = rate as u32;
+    Ok(())
 }
 
 /// C's atoi: leading blanks, a sign, the digits that follow (0 without any).
@@ -2293,7 +2466,8 @@ fn server_name<'a>(line: &'a Line<'_>) -> &'a str {
 fn time_syntax(v: &str, opt: &str, name: &str) -> Result<(), String> {
     let digits = v.bytes().take_while(u8::is_ascii_digit).count();
     let unit = &v[digits..];
-    if digits == 0 || !matches!(unit, "" | "us" | "ms" | "s" | "m" | "h" | "d") {
+    // What follows a unit only gets a warning (see `values::timer_unit`).
+    if digits == 0 || values::timer_unit(unit).is_none() {
         // HAProxy prints the offending character with %c: a missing one is the string's
         // NUL, which ends the message there.
         let Some(c) = unit.chars().next() else {
@@ -2953,6 +3127,11 @@ fn timeout(p: &mut Proxy, line: &Line<'_>) -> Outcome {
         .arg(2)
         .ok_or_else(|| format!("'timeout {which}' expects an integer value (in milliseconds)"))?;
     let d = values::timer(value, &format!("timeout {which}"))?;
+    if let Some(extra) = line.arg(3) {
+        return Err(format!(
+            "'timeout {which}' : unexpected extra argument '{extra}' after value '{value}'."
+        ));
+    }
     *slot = (!d.is_zero()).then_some(d);
     Ok(())
 }

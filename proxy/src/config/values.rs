@@ -59,14 +59,95 @@ const TIMER_RANGE: &str = "maximum value is 2147483647 ms or ~24.8 days";
 /// A duration that is no timer (a TCP keep-alive setting in seconds...): only a value past
 /// what a duration holds is refused. HAProxy bounds these in their own unit.
 pub fn long_duration(text: &str) -> Result<Duration, String> {
-    parse_duration_within(text, u64::MAX).map_err(|e| match e {
+    let parsed = parse_duration_within(text, u64::MAX);
+    if parsed.is_ok() {
+        warn_stray_after_unit(text);
+    }
+    parsed.map_err(|e| match e {
         BadDuration::Syntax(message) => message,
         BadDuration::Overflow => format!("value overflow in argument '{text}'"),
     })
 }
 
+/// Whether `text` is shaped as a duration (digits, then an optional unit), however large.
+pub fn is_duration_syntax(text: &str) -> bool {
+    matches!(
+        parse_duration_within(text, u64::MAX),
+        Ok(_) | Err(BadDuration::Overflow)
+    )
+}
+
+/// The first character of `text` that is not part of a duration (digits, then a unit): the
+/// one HAProxy's `parse_time_err` stops at. None when there is none.
+pub fn duration_stray_char(text: &str) -> Option<char> {
+    const UNITS: [&str; 6] = ["us", "ms", "s", "m", "h", "d"];
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &text[digits..];
+    let unit = match digits {
+        0 => 0,
+        _ => UNITS
+            .iter()
+            .find(|u| rest.starts_with(*u))
+            .map_or(0, |u| u.len()),
+    };
+    rest[unit..].chars().next()
+}
+
+thread_local! {
+    /// HAProxy's warnings about characters after a timer's unit, since the last
+    /// [`take_timer_warnings`].
+    static STRAY_AFTER_UNIT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The warnings about characters after a timer's unit read since the last call (HAProxy's
+/// `parse_time_err` prints them as it reads, whichever keyword the timer belongs to).
+pub fn take_timer_warnings() -> Vec<String> {
+    STRAY_AFTER_UNIT.with_borrow_mut(std::mem::take)
+}
+
 fn parse_duration(text: &str) -> Result<Duration, BadDuration> {
-    parse_duration_within(text, MAX_TIMER_MS * 1_000)
+    let parsed = parse_duration_within(text, MAX_TIMER_MS * 1_000);
+    if parsed.is_ok() {
+        warn_stray_after_unit(text);
+    }
+    parsed
+}
+
+/// A timer's unit at the start of `rest` (after its digits): its length and microseconds,
+/// `ms` when there is none. HAProxy's `parse_time_err` reads this far.
+pub fn timer_unit(rest: &str) -> Option<(usize, u64)> {
+    const UNITS: [(&str, u64); 6] = [
+        ("us", 1),
+        ("ms", 1_000),
+        ("s", 1_000_000),
+        ("m", 60_000_000),
+        ("h", 3_600_000_000),
+        ("d", 86_400_000_000),
+    ];
+    match UNITS.iter().find(|(u, _)| rest.starts_with(u)) {
+        Some((u, micros)) => Some((u.len(), *micros)),
+        None => rest.is_empty().then_some((0, 1_000)),
+    }
+}
+
+/// Remembers HAProxy's warning when characters follow a timer's unit (HAProxy 2.6 reads a
+/// timer as far as its unit, `20sec` as 20 s, `1h30m` as 1 h, and only warns about the
+/// rest), for the line's reader ([`take_timer_warnings`]).
+fn warn_stray_after_unit(text: &str) {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &text[digits..];
+    let Some((unit_len, _)) = timer_unit(rest) else {
+        return;
+    };
+    if let Some(stray) = rest[unit_len..].chars().next() {
+        STRAY_AFTER_UNIT.with_borrow_mut(|found| {
+            found.push(format!(
+                "unexpected character '{stray}' after the timer value '{text}', only \
+                 (us=microseconds,ms=milliseconds,s=seconds,m=minutes,h=hours,d=days) are \
+                 supported. This will be reported as an error in next versions."
+            ))
+        });
+    }
 }
 
 fn parse_duration_within(text: &str, max_micros: u64) -> Result<Duration, BadDuration> {
@@ -77,18 +158,10 @@ fn parse_duration_within(text: &str, max_micros: u64) -> Result<Duration, BadDur
             "'{text}' is not a duration (a number with an optional unit)"
         )));
     }
-    let micros_per_unit: u64 = match unit {
-        "" | "ms" => 1_000,
-        "us" => 1,
-        "s" => 1_000_000,
-        "m" => 60_000_000,
-        "h" => 3_600_000_000,
-        "d" => 86_400_000_000,
-        _ => {
-            return Err(BadDuration::Syntax(format!(
-                "unexpected character '{unit}' in duration '{text}' (units: us, ms, s, m, h, d)"
-            )));
-        }
+    let Some((_, micros_per_unit)) = timer_unit(unit) else {
+        return Err(BadDuration::Syntax(format!(
+            "unexpected character '{unit}' in duration '{text}' (units: us, ms, s, m, h, d)"
+        )));
     };
     // Digits only, so a failed parse is a number too large for u64.
     let micros = num
@@ -104,6 +177,44 @@ fn parse_duration_within(text: &str, max_micros: u64) -> Result<Duration, BadDur
 pub fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String> {
     text.parse()
         .map_err(|_| format!("'{what}' expects an integer argument (got '{text}')"))
+}
+
+/// C's `strtoul(text, &end, 0)`: the number and the text after it (all of `text` when it
+/// starts with no number). Leading blanks and a sign are read, `0x` starts hexadecimal and
+/// `0` octal; `-N` wraps as C's does, and a value past `u64` is `u64::MAX` whatever its sign.
+pub fn strtoul(text: &str) -> (u64, &str) {
+    let t = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let hex = t.len() > 2
+        && (t.starts_with("0x") || t.starts_with("0X"))
+        && t.as_bytes()[2].is_ascii_hexdigit();
+    let (radix, digits) = match () {
+        _ if hex => (16, &t[2..]),
+        _ if t.starts_with('0') => (8, t),
+        _ => (10, t),
+    };
+    let len = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    if len == 0 {
+        return (0, text);
+    }
+    let magnitude = digits[..len]
+        .chars()
+        .filter_map(|d| d.to_digit(radix))
+        .try_fold(0u64, |n, d| {
+            n.checked_mul(u64::from(radix))?.checked_add(u64::from(d))
+        });
+    let n = match magnitude {
+        Some(m) if negative => m.wrapping_neg(),
+        Some(m) => m,
+        None => u64::MAX,
+    };
+    (n, &digits[len..])
 }
 
 /// Splits `host:port` (IPv6 as `[::1]:80` or `::1:80`, HAProxy's way: the last colon
@@ -311,6 +422,29 @@ fn atoi(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duration_stray_characters_are_found_where_haproxy_stops() {
+        assert_eq!(duration_stray_char("abc"), Some('a'));
+        assert_eq!(duration_stray_char("10x"), Some('x'));
+        assert_eq!(duration_stray_char("1.5s"), Some('.'));
+        assert_eq!(duration_stray_char("5mx"), Some('x'));
+        assert_eq!(duration_stray_char("20ms"), None);
+        assert!(is_duration_syntax("99999999999999999999999s"));
+        assert!(!is_duration_syntax("10x"));
+    }
+
+    #[test]
+    fn strtoul_reads_as_c_does() {
+        assert_eq!(strtoul("10"), (10, ""));
+        assert_eq!(strtoul("0x10"), (16, ""));
+        assert_eq!(strtoul("010"), (8, ""));
+        assert_eq!(strtoul("-1"), (u64::MAX, ""));
+        assert_eq!(strtoul("10x"), (10, "x"));
+        assert_eq!(strtoul("abc"), (0, "abc"));
+        assert_eq!(strtoul("99999999999999999999999"), (u64::MAX, ""));
+        assert_eq!(strtoul("-99999999999999999999999"), (u64::MAX, ""));
+    }
 
     #[test]
     fn durations() {

@@ -279,8 +279,10 @@ struct Master {
 impl Master {
     async fn serve(mut self, mut events: UnboundedReceiver<Event>) -> anyhow::Result<i32> {
         self.watch_signals()?;
-        // Signals sent since the start waited, blocked; the handlers are in place now.
-        crate::process::unblock_signals();
+        // Signals sent since the start waited, blocked; the handlers are in place now. The
+        // master answers SIGINT and SIGTERM even when it came with them ignored, as
+        // HAProxy's does (its workers keep them ignored: see `worker::start`).
+        crate::process::unblock_master_signals();
         self.load(true);
         while let Some(event) = events.recv().await {
             match event {

@@ -57,14 +57,16 @@ pub fn start(exe: &Path, args: Vec<OsString>) -> io::Result<Started> {
     } else {
         command.env_remove(VERSION_TOLD_ENV);
     }
-    // SAFETY: between fork and exec only fcntl, which is async-signal-safe, on a descriptor
-    // this process owns; the worker's end must survive the exec, the master's must not.
+    // SAFETY: between fork and exec only fcntl and sigaction, which are async-signal-safe:
+    // the fcntl on a descriptor this process owns (the worker's end must survive the exec,
+    // the master's must not); the stop signals the master came with ignored are ignored in
+    // the worker, as HAProxy's workers inherit them.
     unsafe {
         command.pre_exec(move || {
             if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(())
+            crate::process::ignore_inherited_in_child()
         });
     }
     let child = command.spawn()?;

@@ -29,7 +29,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::api::Strtol;
 use super::checks::{Timing, described};
-use super::state::{Admin, Backend, CheckResult, Server, State, now_secs};
+use super::state::{Admin, Backend, CheckResult, Server, now_secs};
 use super::{shutdown, track, transitions};
 use crate::config::model::ServerOptions;
 
@@ -160,22 +160,10 @@ pub struct Probe {
     pub in_progress: bool,
 }
 
-/// Starts one agent task per server with `agent-check`.
-pub fn spawn_all(state: &Arc<State>) {
-    for backend in &state.backends {
-        let agents: Vec<&Arc<Server>> = backend
-            .servers
-            .iter()
-            .filter(|s| s.agent.configured())
-            .collect();
-        let n = agents.len() as u32;
-        for (k, server) in agents.into_iter().enumerate() {
-            let inter = interval(server);
-            // Spread over the interval, as the health checks' first runs are.
-            let first = inter.min(Duration::from_millis(500)) * (k as u32) / n.max(1);
-            tokio::spawn(agent_loop(backend.clone(), server.clone(), first));
-        }
-    }
+/// Starts a server's agent task, its first check after `first` (spread with the health
+/// checks by `checks::first_runs`).
+pub fn spawn(backend: Arc<Backend>, server: Arc<Server>, first: Duration) {
+    tokio::spawn(agent_loop(backend, server, first));
 }
 
 fn interval(server: &Server) -> Duration {

@@ -57,25 +57,112 @@ pub fn spawn_all(state: &Arc<State>) {
         Some(node) => node.as_str().into(),
         None => super::log::cached_hostname().into(),
     };
-    for backend in &state.backends {
-        let checked: Vec<&Arc<Server>> = backend.servers.iter().filter(|s| s.opts.check).collect();
-        let n = checked.len() as u32;
-        for (k, server) in checked.into_iter().enumerate() {
-            // Spread the first checks over the interval, as HAProxy does.
-            let first = server.opts.inter.min(Duration::from_millis(500)) * (k as u32) / n.max(1);
-            let spread = state.config.global.spread_checks;
-            let task = check_loop(
-                state.clone(),
-                backend.clone(),
-                server.clone(),
-                node.clone(),
-                first,
-                spread,
-            );
-            tokio::spawn(task);
+    let spread = state.config.global.spread_checks;
+    for first in first_runs(state) {
+        match first.kind {
+            CheckKind::Health => {
+                let task = check_loop(
+                    state.clone(),
+                    first.backend,
+                    first.server,
+                    node.clone(),
+                    first.delay,
+                    spread,
+                );
+                tokio::spawn(task);
+            }
+            CheckKind::Agent => super::agent::spawn(first.backend, first.server, first.delay),
         }
     }
-    super::agent::spawn_all(state);
+}
+
+/// HAProxy's `SRV_CHK_INTER_THRES`: a check interval shorter than this does not set the
+/// spread of the first checks (those servers start on their own schedule).
+const SPREAD_INTERVAL_THRESHOLD: Duration = Duration::from_secs(1);
+
+/// A server's health check, or its agent check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    Health,
+    Agent,
+}
+
+/// When one check runs first (see [`first_runs`]).
+#[derive(Debug)]
+pub struct FirstRun {
+    pub backend: Arc<Backend>,
+    pub server: Arc<Server>,
+    pub kind: CheckKind,
+    pub delay: Duration,
+}
+
+/// When every check of the process runs first, as HAProxy's `start_checks` spreads them so
+/// that the servers of one host are not all checked at once: the checks, in configuration
+/// order (a server's health check, then its agent check), take positions 0..N, and check K
+/// starts after `spread * K / N`, where `spread` is the shortest interval of at least a
+/// second among them all (or the check's own, when longer), at most `max-spread-checks`.
+pub fn first_runs(state: &State) -> Vec<FirstRun> {
+    let checks: Vec<(&Arc<Backend>, &Arc<Server>, CheckKind)> = state
+        .backends
+        .iter()
+        .flat_map(|backend| backend.servers.iter().map(move |server| (backend, server)))
+        .flat_map(|(backend, server)| {
+            let health = server
+                .opts
+                .check
+                .then_some((backend, server, CheckKind::Health));
+            let agent = server
+                .agent
+                .configured()
+                .then_some((backend, server, CheckKind::Agent));
+            health.into_iter().chain(agent)
+        })
+        .collect();
+    let intervals: Vec<Duration> = checks
+        .iter()
+        .map(|(_, server, kind)| starting_interval(server, *kind))
+        .collect();
+    let delays = first_delays(&intervals, state.config.global.max_spread_checks);
+    checks
+        .into_iter()
+        .zip(delays)
+        .map(|((backend, server, kind), delay)| FirstRun {
+            backend: backend.clone(),
+            server: server.clone(),
+            kind,
+            delay,
+        })
+        .collect()
+}
+
+/// A check's interval when the process starts (HAProxy's `srv_getinter` on a server that
+/// starts up with `rise` of `rise + fall - 1` health: `fastinter` unless `fall` is 1).
+fn starting_interval(server: &Server, kind: CheckKind) -> Duration {
+    let o = &server.opts;
+    match kind {
+        CheckKind::Agent => o.agent.inter.unwrap_or(o.inter),
+        CheckKind::Health if o.fall > 1 => o.fastinter.unwrap_or(o.inter),
+        CheckKind::Health => o.inter,
+    }
+}
+
+/// The first delay of each check from their starting intervals (see [`first_runs`]).
+fn first_delays(intervals: &[Duration], max_spread: Option<Duration>) -> Vec<Duration> {
+    let shortest = intervals
+        .iter()
+        .copied()
+        .filter(|&i| i >= SPREAD_INTERVAL_THRESHOLD)
+        .min()
+        .unwrap_or(Duration::ZERO);
+    let count = u32::try_from(intervals.len()).unwrap_or(u32::MAX);
+    (0..count)
+        .zip(intervals)
+        .map(|(position, &own)| {
+            let spread = shortest.max(own);
+            let spread = max_spread.map_or(spread, |max| spread.min(max));
+            spread * position / count
+        })
+        .collect()
 }
 
 /// `node`: the process's name in `http-check send-state`'s header; `spread`:
@@ -1974,6 +2061,31 @@ mod tests {
         assert_eq!(&hello[15..43], b"HAPROXYSSLCHK\nHAPROXYSSLCHK\n");
         assert_eq!(&hello[43..46], &[0, 0, 0x4e]);
         assert_eq!(&hello[hello.len() - 2..], &[1, 0]);
+    }
+
+    /// HAProxy 2.6.12's first checks, measured: three servers at `inter 4s` start at 0,
+    /// 1333 and 2667 ms (0, 200, 400 under `max-spread-checks 600`); servers at 3s, 2s,
+    /// 500ms and 6s at 0, 500, 1000 and 4500 ms (0, 250, 500, 750 under 1s).
+    #[test]
+    fn first_checks_spread_as_haproxys() {
+        let ms = Duration::from_millis;
+        let delays = |inters: &[u64], max: Option<u64>| {
+            let inters: Vec<Duration> = inters.iter().map(|&i| ms(i)).collect();
+            first_delays(&inters, max.map(ms))
+                .iter()
+                .map(Duration::as_millis)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(delays(&[4000; 3], None), [0, 1333, 2666]);
+        assert_eq!(delays(&[4000; 3], Some(600)), [0, 200, 400]);
+        assert_eq!(delays(&[3000, 2000, 500, 6000], None), [0, 500, 1000, 4500]);
+        assert_eq!(
+            delays(&[3000, 2000, 500, 6000], Some(1000)),
+            [0, 250, 500, 750]
+        );
+        // Below the threshold only: each check spreads over its own interval.
+        assert_eq!(delays(&[500, 100], None), [0, 50]);
+        assert!(delays(&[], None).is_empty());
     }
 
     #[test]

@@ -382,7 +382,7 @@ fn shorter(a: Option<NonZeroU32>, b: Option<NonZeroU32>) -> Option<NonZeroU32> {
 
 /// A direction of a forwarding: `Up` from the client to the server, `Down` back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Way {
+pub enum Way {
     Up,
     Down,
 }
@@ -511,7 +511,7 @@ pub async fn forward(
     server: &TcpStream,
     idle: IdleTimeouts,
     splicing: Splicing,
-    moved: &Moved,
+    moved: &impl Tally,
 ) -> End {
     let activity = Activity::new();
     let phase = Phase::default();
@@ -542,7 +542,7 @@ fn directions<'a>(
     client: &'a TcpStream,
     server: &'a TcpStream,
     splicing: Splicing,
-    moved: &'a Moved,
+    moved: &'a impl Tally,
     activity: &'a Activity,
     phase: &'a Phase,
 ) -> (
@@ -553,14 +553,13 @@ fn directions<'a>(
         (client, server, Way::Up),
         splicing.request,
         activity,
-        &moved.to_server,
+        moved,
         phase,
     );
     let down = async move {
-        let to_client = &moved.to_client;
         let way = (server, client, Way::Down);
-        let sent = one_way(way, splicing.response, activity, to_client, phase).await;
-        moved.server_closed.store(sent.is_ok(), Relaxed);
+        let sent = one_way(way, splicing.response, activity, moved, phase).await;
+        moved.moved().server_closed.store(sent.is_ok(), Relaxed);
         sent
     };
     (up, down)
@@ -748,6 +747,54 @@ pub struct Moved {
     pub server_killed: AtomicBool,
 }
 
+impl Moved {
+    /// The bytes moved one way.
+    fn of(&self, way: Way) -> &AtomicU64 {
+        match way {
+            Way::Up => &self.to_server,
+            Way::Down => &self.to_client,
+        }
+    }
+}
+
+/// What a forwarding counts: its [`Moved`], and maybe apart the bytes splice(2) moved. A
+/// TCP session's [`Moved`] alone: its task does not grow by what only HTTP's tunnels count
+/// (HAProxy's H1 multiplexer's spliced bytes).
+pub trait Tally: Sync {
+    fn moved(&self) -> &Moved;
+
+    /// `n` bytes spliced one way.
+    fn spliced(&self, _way: Way, _n: u64) {}
+}
+
+impl Tally for Moved {
+    fn moved(&self) -> &Moved {
+        self
+    }
+}
+
+/// A [`Moved`] that also counts the bytes splice(2) moved each way.
+#[derive(Debug, Default)]
+pub struct SplicedMoved {
+    pub moved: Moved,
+    pub spliced_to_server: AtomicU64,
+    pub spliced_to_client: AtomicU64,
+}
+
+impl Tally for SplicedMoved {
+    fn moved(&self) -> &Moved {
+        &self.moved
+    }
+
+    fn spliced(&self, way: Way, n: u64) {
+        let count = match way {
+            Way::Up => &self.spliced_to_server,
+            Way::Down => &self.spliced_to_client,
+        };
+        count.fetch_add(n, Relaxed);
+    }
+}
+
 /// The sockets of one direction, and which direction it is.
 type Leg<'a> = (&'a TcpStream, &'a TcpStream, Way);
 
@@ -760,22 +807,26 @@ async fn one_way(
     leg: Leg<'_>,
     splice: Splice,
     activity: &Activity,
-    count: &AtomicU64,
+    moved: &impl Tally,
     phase: &Phase,
 ) -> Result<(), Fault> {
     if splice != Splice::Always {
         let may_splice = splice == Splice::Bulk;
-        let copied = copy_one_way(leg, may_splice, activity, count, phase).await?;
+        // (Not a local: every session's task would keep it.)
+        let copied =
+            copy_one_way(leg, may_splice, activity, moved.moved().of(leg.2), phase).await?;
         if copied == Copied::Eof {
             return Ok(());
         }
     }
-    match splice_one_way(leg, activity, count, phase).await {
+    match splice_one_way(leg, activity, moved, phase).await {
         // splice(2) refused these sockets, or no pipe is left (before any data entered one):
         // copy instead.
-        Err(Fault::Unspliceable) => copy_one_way(leg, false, activity, count, phase)
-            .await
-            .map(|_| ()),
+        Err(Fault::Unspliceable) => {
+            copy_one_way(leg, false, activity, moved.moved().of(leg.2), phase)
+                .await
+                .map(|_| ())
+        }
         other => other,
     }
 }
@@ -818,7 +869,7 @@ fn peer_closed(s: &TcpStream) -> bool {
 async fn splice_one_way(
     (src, dst, way): Leg<'_>,
     activity: &Activity,
-    count: &AtomicU64,
+    moved: &impl Tally,
     phase: &Phase,
 ) -> Result<(), Fault> {
     let (sfd, dfd) = (src.as_raw_fd(), dst.as_raw_fd());
@@ -844,7 +895,9 @@ async fn splice_one_way(
                     match dst.try_io(Interest::WRITABLE, || splice(pipe_r, dfd, pending)) {
                         Ok(m) => {
                             pending -= m;
-                            count.fetch_add(m as u64, Relaxed);
+                            // Looked up here, not kept: every session's task would hold them.
+                            moved.moved().of(way).fetch_add(m as u64, Relaxed);
+                            moved.spliced(way, m as u64);
                             activity.touch();
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

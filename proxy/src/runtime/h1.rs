@@ -19,8 +19,136 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::http::Head;
+
+/// A frontend's or a backend's HTTP/1 connections, as HAProxy 2.6's H1 multiplexer counts
+/// them (its `h1` stats module, `show stat`'s h1 columns; its exporter has none): the
+/// connections it served in HTTP/1 (an HTTP/2 client with prior knowledge among them: its
+/// preface is read as HTTP/1 first), the requests on them (streams: heads read whole from a
+/// client, requests given to a server connection), and the raw bytes read and written on
+/// them (through TLS: the plaintext), one relaxed addition per read or write. TCP
+/// connections, HTTP/2 ones and listeners or servers are none of its.
+#[derive(Debug, Default)]
+pub struct Counters {
+    open_conns: AtomicU64,
+    open_streams: AtomicU64,
+    total_conns: AtomicU64,
+    total_streams: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    spliced_in: AtomicU64,
+    spliced_out: AtomicU64,
+}
+
+impl Counters {
+    /// The columns, by their `show stat` names; `idle` open connections counted elsewhere
+    /// (a backend's in its servers' pools, which keep sockets, not [`Link`]s).
+    pub fn columns(&self, idle: u64) -> [(&'static str, u64); 8] {
+        let get = |c: &AtomicU64| c.load(Relaxed);
+        [
+            ("h1_open_connections", get(&self.open_conns) + idle),
+            ("h1_open_streams", get(&self.open_streams)),
+            ("h1_total_connections", get(&self.total_conns)),
+            ("h1_total_streams", get(&self.total_streams)),
+            ("h1_bytes_in", get(&self.bytes_in)),
+            ("h1_bytes_out", get(&self.bytes_out)),
+            ("h1_spliced_bytes_in", get(&self.spliced_in)),
+            ("h1_spliced_bytes_out", get(&self.spliced_out)),
+        ]
+    }
+
+    /// Bytes moved by splice(2) (a tunnel's): HAProxy counts them in both totals.
+    pub fn spliced(&self, read: u64, written: u64) {
+        self.spliced_in.fetch_add(read, Relaxed);
+        self.spliced_out.fetch_add(written, Relaxed);
+        self.count(read, written);
+    }
+
+    /// Connection attempts to a server that failed, as many connections (HAProxy installs
+    /// its multiplexer, and the request's stream on it, as it begins connecting).
+    pub fn failed_attempts(&self, attempts: u32) {
+        if attempts > 0 {
+            self.total_conns.fetch_add(attempts.into(), Relaxed);
+            self.total_streams.fetch_add(attempts.into(), Relaxed);
+        }
+    }
+
+    fn count(&self, read: u64, written: u64) {
+        if read > 0 {
+            self.bytes_in.fetch_add(read, Relaxed);
+        }
+        if written > 0 {
+            self.bytes_out.fetch_add(written, Relaxed);
+        }
+    }
+}
+
+/// One HTTP/1 connection in its proxy's [`Counters`]: open until dropped, with at most one
+/// stream at a time.
+#[derive(Debug)]
+pub struct Link {
+    counters: Arc<Counters>,
+    in_stream: bool,
+}
+
+impl Link {
+    /// A new connection.
+    pub fn open(counters: &Arc<Counters>) -> Link {
+        counters.total_conns.fetch_add(1, Relaxed);
+        Link::adopt(counters)
+    }
+
+    /// A connection counted already, coming back from where it was counted otherwise (a
+    /// server's pool).
+    pub fn adopt(counters: &Arc<Counters>) -> Link {
+        counters.open_conns.fetch_add(1, Relaxed);
+        Link {
+            counters: counters.clone(),
+            in_stream: false,
+        }
+    }
+
+    pub fn read(&self, n: usize) {
+        self.counters.bytes_in.fetch_add(n as u64, Relaxed);
+    }
+
+    pub fn wrote(&self, n: usize) {
+        self.counters.bytes_out.fetch_add(n as u64, Relaxed);
+    }
+
+    /// Bytes a tunnel moved past the connection's buffers: `read` from it, `written` to it,
+    /// of which `spliced` (read, written) by splice(2).
+    pub fn tunneled(&self, (read, written): (u64, u64), spliced: (u64, u64)) {
+        self.counters.count(read - spliced.0, written - spliced.1);
+        self.counters.spliced(spliced.0, spliced.1);
+    }
+
+    /// A request begins on the connection.
+    pub fn start_stream(&mut self) {
+        if !std::mem::replace(&mut self.in_stream, true) {
+            self.counters.open_streams.fetch_add(1, Relaxed);
+            self.counters.total_streams.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The request is over.
+    pub fn end_stream(&mut self) {
+        if std::mem::take(&mut self.in_stream) {
+            self.counters.open_streams.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.end_stream();
+        self.counters.open_conns.fetch_sub(1, Relaxed);
+    }
+}
 
 /// The `Connection` tokens the HTTP/1 layer acts on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 use super::balance::{Direct, QueuePositions};
-use super::forward::{self, Moved};
+use super::forward;
 use super::log;
 use super::logformat::Arrival;
 use super::observe::{self, HttpOutcome};
@@ -336,6 +336,9 @@ struct Conn {
     /// A server connection that speaks HTTP/2 ([`super::h2_server`]): requests are written
     /// to it and responses read from it, its socket (`stream`) shared with its task.
     h2_up: Option<Box<super::h2_server::Link>>,
+    /// An HTTP/1 connection (not an HTTP/2 one nor a stream of one) in its frontend's or
+    /// backend's [`h1::Counters`]: its reads and writes counted there.
+    h1: Option<h1::Link>,
 }
 
 /// A connection's socket: its own, or, for a stream of an HTTP/2 connection, the
@@ -379,6 +382,35 @@ impl Conn {
             tls: None,
             h2: None,
             h2_up: None,
+            h1: None,
+        }
+    }
+
+    /// Counts `n` bytes read from the connection (an HTTP/1 one's).
+    fn read_counted(&self, n: usize) {
+        if let Some(link) = &self.h1 {
+            link.read(n);
+        }
+    }
+
+    /// Counts `n` bytes written to the connection (an HTTP/1 one's).
+    fn written_counted(&self, n: usize) {
+        if let Some(link) = &self.h1 {
+            link.wrote(n);
+        }
+    }
+
+    /// A request begins on an HTTP/1 connection (its stream, in its proxy's counters).
+    fn stream_starts(&mut self) {
+        if let Some(link) = &mut self.h1 {
+            link.start_stream();
+        }
+    }
+
+    /// The request on an HTTP/1 connection is over.
+    fn stream_ends(&mut self) {
+        if let Some(link) = &mut self.h1 {
+            link.end_stream();
         }
     }
 
@@ -452,6 +484,7 @@ impl Conn {
         match read {
             Ok(n) => {
                 self.buf.end += n;
+                self.read_counted(n);
                 self.note_end(n);
                 Ok(Some(n))
             }
@@ -581,6 +614,7 @@ impl Conn {
             None => read.await?,
         };
         self.buf.end += n;
+        self.read_counted(n);
         self.note_end(n);
         Ok(n)
     }
@@ -670,6 +704,7 @@ impl Conn {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
             Err(e) => return Err(e),
         };
+        self.written_counted(done);
         let (in_first, in_second) = (done.min(first.len()), done.saturating_sub(first.len()));
         if in_first < first.len() {
             self.write_within(&first[in_first..], timeout).await?;
@@ -718,6 +753,7 @@ impl Conn {
                 return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
             }
             *written += n;
+            self.written_counted(n);
         }
         match self.tls.as_deref_mut() {
             None => Poll::Ready(Ok(())),
@@ -1576,6 +1612,11 @@ fn serve_client(
             }
         }
         client.stamps_first_byte = fe.logger.logs_traffic() || rules::values_use_timers(&fe);
+        // HAProxy's H1 multiplexer serves it (an HTTP/2 client with prior knowledge too, until
+        // its preface is seen), unless its `bind` or its ALPN chose HTTP/2.
+        if !speaks_h2 && client.h2.is_none() {
+            client.h1 = Some(h1::Link::open(&fe.h1));
+        }
         // The requests, to the connection's end (here, not in a function of their own: a nested
         // future would keep its own copies of the arguments in every idle connection's task).
         // Every way out of the loop is a `break`, so that what follows runs.
@@ -1602,6 +1643,7 @@ fn serve_client(
                     t.http_keep_alive.or(t.http_request).or(t.client)
                 };
                 let first_request = std::mem::replace(&mut first, false);
+                client.stream_ends();
                 // An HTTP/2 stream carries one request.
                 if !first_request && client.h2.is_some() {
                     break;
@@ -1663,10 +1705,16 @@ fn serve_client(
                             && client.tls.is_none()
                             && client.buf.bytes().starts_with(super::h2::PREFACE_HEAD) =>
                     {
+                        // HAProxy's H1 multiplexer hands the connection over to its HTTP/2 one.
+                        client.h1 = None;
                         speaks_h2 = true;
                         break;
                     }
                     Err(e) => {
+                        // HAProxy's H1 multiplexer makes a stream of whatever came, to answer it.
+                        if !matches!(e, ReadError::IdleTimeout | ReadError::Closed) {
+                            client.stream_starts();
+                        }
                         let upgraded = upgrade.as_deref().map(|up| &*up.backend);
                         let req = Req::arrived(&state, &fe, (peer, local), started, arrival);
                         // Boxed: rare, and its state would otherwise grow every connection's task.
@@ -1676,6 +1724,7 @@ fn serve_client(
                     }
                 };
                 head.h2 = client.h2.as_deref().map(|h2| h2.uri_form);
+                client.stream_starts();
                 // Each request is a stream: its variables start anew, the session's stay.
                 if upgrade.is_none() {
                     super::vars::stream_starts();
@@ -2482,6 +2531,7 @@ async fn next_request(
             let _ = client.try_fill();
         } else if let Ok(early) = forward::read_early(&client.stream) {
             client.buf.extend(&early);
+            client.read_counted(early.len());
         }
     }
     if client.buf.is_empty() {
@@ -2918,7 +2968,10 @@ fn close_reading(client: &mut Conn) {
     let mut dropped = 0;
     while dropped < MOST_DRAINED {
         match client.stream.try_read(&mut scratch) {
-            Ok(n) if n > 0 => dropped += n,
+            Ok(n) if n > 0 => {
+                dropped += n;
+                client.read_counted(n);
+            }
             _ => break,
         }
     }
@@ -3416,6 +3469,8 @@ async fn relay_exchange(
     // The backend's `tcp-response content` rules, as HAProxy runs them on its HTX message
     // (see [`inspect`]); a `reject` ends the exchange without a response.
     let mut inspected = None;
+    // `timeout server` for the response head, less the silence an inspection counted.
+    let mut head_wait = backend.conf.timeouts.server;
     if !backend.conf.rules.tcp_response.is_empty()
         && let Some((srv, sconn, _)) = server.as_mut()
     {
@@ -3433,9 +3488,9 @@ async fn relay_exchange(
                 flags: "PD--",
             };
         }
-        inspected = Some(verdict);
+        (inspected, head_wait) = (Some(verdict), verdict.head_wait);
     }
-    let body = (&mut rest, attached);
+    let body = (&mut rest, attached, head_wait);
     let resp = read_response(route, client, server, early, hop, req, request, first, body).await;
     // (The body may have gone whole after an interim response.)
     hop.body_follows = rest.is_some();
@@ -3558,6 +3613,9 @@ async fn no_server(
     killed: bool,
 ) -> Outcome {
     let Route { backend, .. } = route;
+    if e.server().is_some_and(|s| !s.may_speak_h2()) {
+        backend.h1.failed_attempts(failed_attempts(&e, backend));
+    }
     req.server = e
         .server()
         .map_or(Served::NoServer, |s| Served::Server(s.clone()));
@@ -3588,6 +3646,19 @@ async fn no_server(
     fail_with(route, client, req, (status, flags, keep), page).await
 }
 
+/// The connection attempts a request's failure to connect made: its retries, and the last
+/// one unless it failed before connecting (no address to leave from) or never began (the
+/// queues).
+fn failed_attempts(e: &ConnectError, backend: &Backend) -> u32 {
+    match e {
+        ConnectError::Failed(..) | ConnectError::Killed { .. } | ConnectError::ClientLeft(..) => {
+            e.retries(backend) + 1
+        }
+        ConnectError::Internal { retries, .. } => *retries,
+        _ => 0,
+    }
+}
+
 /// The flags of a request killed alone (`shutdown session`) while it waited for a server
 /// that then failed it as `term` says: the kill's code in that phase, as HAProxy logs it
 /// (`KQ--` at its queue's timeout).
@@ -3609,7 +3680,8 @@ type BodyGoing<'a> = Option<&'a mut early::BodyRelay>;
 /// the interim ones to the client; the exchange's end when none came. `first`: the request
 /// is its client connection's first. `rest`: the request's body, when the server answered
 /// before it went whole: after an interim response it goes on (as HAProxy relays both
-/// ways at once), until it went whole (then none) or the server sends more.
+/// ways at once), until it went whole (then none) or the server sends more. `head_wait`:
+/// how long the first head may take (`timeout server` less what an inspection waited).
 #[allow(clippy::too_many_arguments)]
 async fn read_response(
     route: Route<'_>,
@@ -3620,7 +3692,11 @@ async fn read_response(
     req: &mut Req,
     request: &Request<'_>,
     first: bool,
-    (rest, attached): (&mut BodyLeft, Option<&shutdown::Attached<'_>>),
+    (rest, attached, mut head_wait): (
+        &mut BodyLeft,
+        Option<&shutdown::Attached<'_>>,
+        Option<Duration>,
+    ),
 ) -> Result<Head, Outcome> {
     let Route {
         state, fe, backend, ..
@@ -3632,7 +3708,11 @@ async fn read_response(
     loop {
         let next = match early.take() {
             Some(r) => Ok(r),
-            None => sconn.read_head(backend.conf.timeouts.server, false).await,
+            // (After an interim response, the whole `timeout server` again.)
+            None => {
+                let wait = std::mem::replace(&mut head_wait, backend.conf.timeouts.server);
+                sconn.read_head(wait, false).await
+            }
         };
         match next {
             Ok(r) => {
@@ -3868,6 +3948,8 @@ fn connection_taken(
             if let Some(facts) = req.log.as_deref_mut() {
                 facts.queued = queued;
             }
+            let mut conn = conn;
+            conn.stream_starts();
             ((server, conn, Some(slot)), Vec::new(), kill_since)
         }
         Ready::New(c, generation, tls) => {
@@ -3907,13 +3989,17 @@ fn connection_taken(
                     ..Conn::over(Socket::Shared(sock))
                 }
             } else {
+                backend.h1.failed_attempts(c.retries);
                 Conn {
                     generation,
                     tls,
                     linger_risk: true,
+                    h1: Some(h1::Link::open(&backend.h1)),
                     ..Conn::new(c.stream)
                 }
             };
+            let mut conn = conn;
+            conn.stream_starts();
             let kill_since = c.kill_since;
             ((c.server, conn, Some(c.slot)), header, kill_since)
         }
@@ -4345,6 +4431,7 @@ impl Upstream {
         };
         // An idle connection is no stream's: out of the kill registry before it is kept.
         conn.registered = None;
+        conn.stream_ends();
         conn.served += 1;
         // Only a connection whose response was read whole goes on, and only in its server's
         // current generation; bytes after the response: not reused (as HAProxy kills it).
@@ -4484,6 +4571,8 @@ async fn server_for(
                 served: 1,
                 generation: server.conn_generation(),
                 linger_risk: true,
+                // Counted open in the pool until now.
+                h1: Some(h1::Link::adopt(&backend.h1)),
                 ..Conn::new(stream)
             })
         }),
@@ -4714,8 +4803,9 @@ async fn respond(
             if status == 101 && client.h2.is_none() {
                 // Boxed: a tunnel's state would otherwise be part of every request's future.
                 // Its server's kill ends it at once, both ways, as a TCP session's.
-                let moved = Moved::default();
-                let tunnel = Box::pin(tunnel(state, fe, backend, client, sconn, &moved));
+                let tunneled = forward::SplicedMoved::default();
+                let tunnel = Box::pin(tunnel(state, fe, backend, client, sconn, &tunneled));
+                let moved = &tunneled.moved;
                 let ended = shutdown::unless_killed(attached, tunnel).await;
                 req.bytes += moved.to_client.load(Relaxed);
                 // What the client sent through the tunnel counts in, as HAProxy counts it.
@@ -4828,8 +4918,9 @@ async fn tunnel(
     backend: &Backend,
     client: &mut Conn,
     sconn: &mut Conn,
-    moved: &Moved,
+    counted: &forward::SplicedMoved,
 ) {
+    let moved = &counted.moved;
     let early = sconn.buf.take();
     if client.write_all(&early).await.is_ok() {
         moved.to_client.fetch_add(early.len() as u64, Relaxed);
@@ -4839,10 +4930,11 @@ async fn tunnel(
         moved.to_server.fetch_add(sent.len() as u64, Relaxed);
     }
     let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
+    let before = tunneled(counted);
     match (client.tls.as_deref_mut(), sconn.tls.as_deref_mut()) {
         (None, None) => {
             let splicing = state.splicing(fe, backend);
-            forward::forward(&client.stream, &sconn.stream, idle, splicing, moved).await
+            forward::forward(&client.stream, &sconn.stream, idle, splicing, counted).await
         }
         (client_tls, server_tls) => {
             let from = super::tls::Side::of(&client.stream, client_tls);
@@ -4850,6 +4942,27 @@ async fn tunnel(
             forward::forward_streams(from, to, idle, moved).await
         }
     };
+    // The tunnel's bytes in its connections' HTTP/1 counters, as HAProxy's H1 multiplexer
+    // goes on counting them: once at its end, not per transfer.
+    let after = tunneled(counted);
+    let [up, down, spliced_up, spliced_down] = std::array::from_fn(|i| after[i] - before[i]);
+    if let Some(link) = &client.h1 {
+        link.tunneled((up, down), (spliced_up, spliced_down));
+    }
+    if let Some(link) = &sconn.h1 {
+        link.tunneled((down, up), (spliced_down, spliced_up));
+    }
+}
+
+/// What a tunnel moved so far: to the server, to the client, and of each what splice(2) did.
+fn tunneled(counted: &forward::SplicedMoved) -> [u64; 4] {
+    [
+        &counted.moved.to_server,
+        &counted.moved.to_client,
+        &counted.spliced_to_server,
+        &counted.spliced_to_client,
+    ]
+    .map(|count| count.load(Relaxed))
 }
 
 /// Whether a response asks for NTLM or Negotiate authentication, which authenticates the
@@ -5078,7 +5191,7 @@ async fn send_request(dst: &mut Conn, (head, body): (&[u8], &[u8])) -> Result<()
             Err(_) => Err(false),
         };
     }
-    let dst = &dst.stream;
+    let (link, dst) = (dst.h1.as_ref(), &dst.stream);
     let total = head.len() + body.len();
     let mut off = 0;
     while off < total {
@@ -5089,7 +5202,12 @@ async fn send_request(dst: &mut Conn, (head, body): (&[u8], &[u8])) -> Result<()
             std::io::IoSlice::new(&body[in_body..]),
         ];
         match dst.try_write_vectored(&parts) {
-            Ok(n) => off += n,
+            Ok(n) => {
+                off += n;
+                if let Some(link) = link {
+                    link.wrote(n);
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => return Err(off == 0),
         }

@@ -766,9 +766,16 @@ async fn accept_loop(
         .into_iter()
         .flatten()
         .min();
+    // `rate-limit sessions`: the frontend's own limit (0: none), on the connections it
+    // accepted in the last second, all of which are sessions unless a connection rule
+    // rejected them.
+    let frontend_rate_limit = std::num::NonZeroU32::new(fe.conf.rate_limit_sessions);
     loop {
         if let Some(limit) = rate_limit {
             accept_rate_wait(&state.conn_rate, limit - 1).await;
+        }
+        if let Some(limit) = frontend_rate_limit {
+            accept_rate_wait(&fe.counters.connection_rate, limit.get() - 1).await;
         }
         if pauses.any() {
             match hold_paused(socket, &mut listening, backlog, &mut pauses, &mut stop).await {

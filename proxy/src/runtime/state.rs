@@ -1085,6 +1085,9 @@ pub struct Backend {
     /// Its dynamic cookies (`cookie ... dynamic`, `dynamic-cookie-key`), which the runtime
     /// API turns on and off and rekeys (see `runtime::persist`).
     pub dyncookie: RwLock<super::persist::DynCookie>,
+    /// Its HTTP/1 server connections' counters (`show stat`'s h1 columns; its servers'
+    /// pooled connections are counted open there).
+    pub h1: Arc<super::h1::Counters>,
 }
 
 impl Backend {
@@ -1115,6 +1118,7 @@ impl Backend {
                 .iter()
                 .any(|s| s.opts.shutdown_backups_on_up && !s.opts.backup),
             dyncookie: RwLock::new(super::persist::DynCookie::of(conf)),
+            h1: Arc::default(),
         }
     }
 
@@ -1197,6 +1201,8 @@ pub struct Frontend {
     pub logger: super::log::Logger,
     /// Its HTTP/2 connections' counters (`show stat`'s h2 columns).
     pub h2: Arc<super::h2::Counters>,
+    /// Its HTTP/1 client connections' counters (`show stat`'s h1 columns).
+    pub h1: Arc<super::h1::Counters>,
 }
 
 impl Frontend {
@@ -1307,6 +1313,7 @@ impl State {
                 listening: AtomicUsize::new(0),
                 logger: super::log::Logger::for_proxy(p, &config.global),
                 h2: Arc::default(),
+                h1: Arc::default(),
             }));
         }
         super::track::link(&backends);

@@ -93,13 +93,13 @@ pub(super) fn frontend_row(state: &State, fe: &Frontend) -> Row {
     } else {
         row.remove("intercepted");
     }
-    // hapx refuses `rate-limit sessions`: no limit, HAProxy's 0.
-    row.insert("rate_lim", "0".into());
+    // `rate-limit sessions` (0: no limit).
+    row.insert("rate_lim", fe.conf.rate_limit_sessions.to_string());
     features_never_used(&mut row, fe.conf.mode, RowKind::Frontend);
     if fe.conf.binds.iter().all(|b| b.tls.is_none()) {
         no_tls_sessions(&mut row);
     }
-    for (col, value) in fe.h2.columns() {
+    for (col, value) in fe.h2.columns().into_iter().chain(fe.h1.columns(0)) {
         row.insert(col, value.to_string());
     }
     row
@@ -524,6 +524,14 @@ pub(super) fn backend_row(state: &State, be: &Backend) -> Row {
     features_never_used(&mut row, be.mode, RowKind::Backend);
     if be.servers.iter().all(|s| !s.opts.tls.ssl) {
         no_tls_sessions(&mut row);
+    }
+    // The servers' pools keep sockets of HTTP/1 connections, open all the same.
+    let pooled = (be.servers.iter())
+        .map(|s| s.idle.counts())
+        .map(|pool| (pool.idle + pool.safe) as u64)
+        .sum();
+    for (col, value) in be.h1.columns(pooled) {
+        row.insert(col, value.to_string());
     }
     row
 }

@@ -15,9 +15,13 @@
 //! - `reject`: no response, the client connection closed, logged `PD--` with status -1 and
 //!   the size held, counted in `dresp` and in `bout`. `close`: the server connection is
 //!   dropped; what came of the response still goes to the client.
+//! - `timeout server` runs through the inspection: the server's silence since the request
+//!   went (or since its last bytes) counts, the wait for the response head that follows has
+//!   only what is left of it ([`Inspected::head_wait`]). A server silent past it gets its
+//!   504 (`sH--`) then, delay over or not, as HAProxy's read timeout is one timer.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Conn, Framing, Route, Server, chunked, find_head_end, parse_head, response_framing};
 use crate::runtime::rules::{self, ResponseVerdict};
@@ -33,6 +37,9 @@ static HELD: [u8; crate::runtime::BUFSIZE] = [0; crate::runtime::BUFSIZE];
 pub(super) struct Inspected {
     pub verdict: ResponseVerdict,
     pub held: u64,
+    /// What is left of `timeout server` for the response head (none: no timeout), the
+    /// server's silence during the inspection counted: zero when it ran out.
+    pub head_wait: Option<Duration>,
 }
 
 /// Runs the backend's `tcp-response content` rules on the response of a `method` request
@@ -52,6 +59,9 @@ pub(super) async fn inspect(
         .then(stick::current)
         .flatten();
     let server_timeout = route.backend.conf.timeouts.server;
+    // When the server's silence began: the request went, or its bytes last came.
+    let mut heard = start;
+    let late = |heard: Instant| server_timeout.and_then(|t| heard.checked_add(t));
     let mut server_ended = false;
     loop {
         let (held, whole) = held_message(sconn.buf.bytes(), method);
@@ -67,8 +77,11 @@ pub(super) async fn inspect(
         let verdict = rules::response_verdict(&ctx, rules, Some(&server.name));
         let verdict = match verdict {
             Some(v) => v,
-            None => match wait_for_more(sconn, deadline, server_timeout).await {
-                More::Came => continue,
+            None => match wait_for_more(sconn, deadline, late(heard)).await {
+                More::Came => {
+                    heard = Instant::now();
+                    continue;
+                }
                 More::Ended => {
                     server_ended = true;
                     continue;
@@ -76,16 +89,18 @@ pub(super) async fn inspect(
                 // The rules run once more, on what came.
                 More::DelayOver => continue,
                 // HAProxy's read timeout aborts the analysis; the response's reading
-                // that follows reports it (`sH`, 504).
+                // that follows reports it at once (`sH`, 504: no time left).
                 More::ServerLate => ResponseVerdict::Accept,
             },
         };
         if verdict == ResponseVerdict::Close {
             stop_reading(sconn);
         }
+        let silent = heard.elapsed();
         return Inspected {
             verdict,
             held: held as u64,
+            head_wait: server_timeout.map(|t| t.saturating_sub(silent)),
         };
     }
 }
@@ -100,14 +115,13 @@ enum More {
     ServerLate,
 }
 
-/// Reads what more the server sent into `sconn`'s buffer, waiting until `delay_over` at
-/// most, or until nothing came within `server_timeout`.
+/// Reads what more the server sent into `sconn`'s buffer, waiting until `delay_over` or
+/// until the server is `late`, whichever comes first.
 async fn wait_for_more(
     sconn: &mut Conn,
     delay_over: Option<Instant>,
-    server_timeout: Option<std::time::Duration>,
+    late: Option<Instant>,
 ) -> More {
-    let late = server_timeout.and_then(|t| Instant::now().checked_add(t));
     let wake = match (delay_over, late) {
         (Some(d), Some(l)) => Some(d.min(l)),
         (d, l) => d.or(l),
