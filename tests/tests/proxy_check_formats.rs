@@ -21,7 +21,9 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hapx_tests::proxy::{blank_check_duration, free_port, settled_check_rows, temp_dir};
+use hapx_tests::proxy::{
+    Unanswering, blank_check_duration, free_port, settled_check_rows, temp_dir,
+};
 use hapx_tests::proxy_rules::{HAPROXY, check_text, side_by_side};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -411,8 +413,10 @@ fn check_formats_and_min_recv_behave_like_haproxy() {
 /// - `checkport`, `checkaddr`: `%si`/`%sp` are where the check connects;
 /// - `hmulti`, `hzero`: each HTTP body rule is judged at its own `min-recv`, `min-recv 0`
 ///   waiting for a byte;
-/// - `hec`, `hnone`: an empty body, no response at all (the rule's comment reported).
-const REVIEWED: [(&str, &str, &str, &str); 14] = [
+/// - `hec`, `hnone`: an empty body, no response at all (the rule's comment reported);
+/// - `noanswer`: a connection that times out (a powered-off server) is logged with its step
+///   as the information (`reason: Layer4 timeout, info: " at initial connection step ..."`).
+const REVIEWED: [(&str, &str, &str, &str); 15] = [
     ("twostep", "s", "DOWN", "L7TOUT"),
     ("rst", "s", "DOWN", "SOCKERR"),
     ("lfsilent", "s", "DOWN", "L7TOUT"),
@@ -427,6 +431,7 @@ const REVIEWED: [(&str, &str, &str, &str); 14] = [
     ("hnone", "s", "DOWN", "L7RSP"),
     ("nochk", "s", "DOWN", "L7TOUT"),
     ("hnochk", "s", "DOWN", "L7TOUT"),
+    ("noanswer", "s", "DOWN", "L4TOUT"),
 ];
 
 #[test]
@@ -447,6 +452,7 @@ fn check_timing_errors_and_messages_behave_like_haproxy() {
         2000,
         b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
     )]));
+    let unanswering = Unanswering::start();
     let port = free_port();
     let syslog = DownLog::bind();
     let server = |addr: SocketAddr| format!("  server s {addr} check inter 500ms rise 1 fall 1\n");
@@ -475,6 +481,7 @@ fn check_timing_errors_and_messages_behave_like_haproxy() {
          backend hzero\n  option httpchk\n  http-check expect string ok min-recv 0\n{zero_s}\
          backend hec\n  option httpchk\n  http-check expect string ok\n{hec_s}\
          backend hnone\n  option httpchk\n  http-check expect status 200 comment zz\n{mute_s}\
+         backend noanswer\n{tcp}  tcp-check send x\\n\n{noanswer_s}\
          defaults\n  mode http\n  log global\n  timeout client 5s\n  timeout server 5s\n\
          \x20 timeout connect 1s\n\
          backend nochk\n{tcp}  tcp-check expect string A\n{late_s}\
@@ -492,6 +499,7 @@ fn check_timing_errors_and_messages_behave_like_haproxy() {
         hec_s = server(CheckServer::start(Script::Slow(b"HTTP/1.0 200 OK\r\n\r\n", b"")).addr),
         late_s = slow_server(late.addr),
         late_http_s = slow_server(late_http.addr),
+        noanswer_s = server(unanswering.addr),
     );
     let observe = |_| {
         let servers: Vec<(&str, &str)> = REVIEWED.iter().map(|(b, s, ..)| (*b, *s)).collect();
@@ -545,6 +553,13 @@ fn check_timing_errors_and_messages_behave_like_haproxy() {
         assert!(ours.2.contains(&path), "{path}: {:#?}", ours.2);
     }
     assert_eq!(ours.1.len(), down_servers(&REVIEWED).len(), "{:#?}", ours.1);
+    assert!(
+        ours.1.iter().any(|l| l.starts_with(
+            "Server noanswer/s is DOWN, reason: Layer4 timeout, info: \" at initial connection step of tcp-check\","
+        )),
+        "{:#?}",
+        ours.1
+    );
     let Some(theirs) = theirs else { return };
     assert_like_haproxy(&REVIEWED, ours, theirs);
 }

@@ -61,6 +61,13 @@ fn start_ignoring(binary: &Path, args: &[&str], cfg: &Path, ignored: Signal) -> 
     // SAFETY: only signal(2), async-signal-safe, between fork and exec.
     unsafe {
         command.pre_exec(move || {
+            // The other stop signals at their default action, whatever this test inherited
+            // (a background job of a non-interactive shell has SIGINT ignored).
+            for other in [libc::SIGINT, libc::SIGTERM] {
+                if libc::signal(other, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             if libc::signal(raw, libc::SIG_IGN) == libc::SIG_ERR {
                 return Err(std::io::Error::last_os_error());
             }

@@ -16,7 +16,9 @@ use std::path::Path;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use hapx_tests::proxy::{NamedServer, cli, free_port, http_raw, stat_row, temp_dir, wait_until};
+use hapx_tests::proxy::{
+    NamedServer, Unanswering, cli, free_port, http_raw, stat_row, temp_dir, wait_until,
+};
 use hapx_tests::proxy_lifecycle::{
     Lab, SLOW, SlowServer, agree, fate, messages, received, request, request_logs, send, session,
     status,
@@ -440,54 +442,6 @@ fn shutdown_sessions_kills_the_requests_in_progress_in_http_mode() {
         next: String::new(),
     };
     agree(ours, theirs, expected);
-}
-
-/// A server address whose connections hang: a listener that accepts nothing, its queue
-/// filled (the SYNs that come next are dropped and the connects wait), while it lives.
-struct Unanswering {
-    addr: SocketAddr,
-    _listener: std::net::TcpListener,
-    _queued: Vec<TcpStream>,
-}
-
-impl Unanswering {
-    fn start() -> Unanswering {
-        let listener = std::net::TcpListener::bind((LO, 0)).expect("binding a server");
-        let backlog = nix::sys::socket::Backlog::new(0).expect("a valid backlog");
-        nix::sys::socket::listen(&listener, backlog).expect("shrinking the accept queue");
-        let addr = listener.local_addr().expect("its address");
-        // Connections until one is not taken: the queue is full.
-        let mut queued = Vec::new();
-        while let Ok(conn) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
-            queued.push(conn);
-            assert!(queued.len() < 64, "the accept queue of {addr} never filled");
-        }
-        Unanswering {
-            addr,
-            _listener: listener,
-            _queued: queued,
-        }
-    }
-
-    /// How many connections to it are being made (SYN_SENT in /proc/net/tcp).
-    fn connecting(&self) -> usize {
-        let SocketAddr::V4(v4) = self.addr else {
-            return 0;
-        };
-        let remote = format!(
-            "{:08X}:{:04X}",
-            u32::from_le_bytes(v4.ip().octets()),
-            v4.port()
-        );
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-        table
-            .lines()
-            .filter(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"02")
-            })
-            .count()
-    }
 }
 
 /// A TCP session of `lab` to its server `a` at `addr` (`server`: its line's options after

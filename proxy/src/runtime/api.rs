@@ -409,9 +409,14 @@ pub async fn execute(
         ["help"] => HELP.into(),
         ["show", "peers", args @ ..] => super::peers::show(args),
         ["show", "info", args @ ..] if args.contains(&"typed") => stats::info_typed(state),
+        ["show", "info", args @ ..] if args.contains(&"json") => stats::info_json(state),
         ["show", "info", ..] => stats::info(state),
-        ["show", "stat", args @ ..] if args.contains(&"typed") => stats::stat_typed(state),
-        ["show", "stat", ..] => stats::csv(state),
+        ["show", "stat", args @ ..] => match stats::StatFilter::read(state, args) {
+            Ok((filter, ["typed", ..])) => stats::stat_typed(state, filter),
+            Ok((filter, ["json", ..])) => stats::stat_json(state, filter),
+            Ok((filter, _)) => stats::csv_filtered(state, filter),
+            Err(refusal) => refusal,
+        },
         ["show", "servers", "state"] => stats::servers_state(state, None).unwrap_or_else(|e| e),
         ["show", "servers", "state", b] => {
             stats::servers_state(state, Some(b)).unwrap_or_else(|e| e)
@@ -461,7 +466,13 @@ pub async fn execute(
             Ok((_, s)) => enable_health(s, words[0] == "enable"),
             Err(e) => e.into(),
         },
-        ["set", "server", spec, rest @ ..] if admin => set_server(state, spec, rest),
+        ["show", "version"] => format!("{}\n", env!("CARGO_PKG_VERSION")),
+        ["show", "cli", "level"] => format!("{}\n", level_name(level)),
+        ["enable" | "disable", "frontend"] if admin => "A frontend name is expected.\n".into(),
+        ["set", "server", rest @ ..] if admin => match rest {
+            [spec, args @ ..] if names_backend_and_server(spec) => set_server(state, spec, args),
+            _ => "Require 'backend/server'.\n".into(),
+        },
         ["set", "weight", rest @ ..] if admin => set_weight(state, rest),
         ["set", "maxconn", "server", rest @ ..] if admin => set_maxconn_server(state, rest),
         ["set", "dynamic-cookie-key", "backend", args @ ..] if admin => {
@@ -480,21 +491,50 @@ pub async fn execute(
                 Err(e) => e.into(),
             }
         }
+        // As HAProxy: the maxima need level operator, every counter level admin; a word
+        // other than `all` reads as none.
+        ["clear", "counters", "all", ..] if admin => {
+            state.clear_counters(true);
+            String::new()
+        }
+        ["clear", "counters", rest @ ..]
+            if level != CliLevel::User && rest.first() != Some(&"all") =>
+        {
+            state.clear_counters(false);
+            String::new()
+        }
         ["show", "sess", arg @ ..] if level != CliLevel::User => show_sess(state, arg.first()),
         ["show", "ssl", "crt-list", args @ ..] if admin => {
             super::ssl_cert::show_crt_list(state, args)
         }
         ["show", "ssl", "ocsp-response", id @ ..] => super::ocsp::show(state, id.first().copied()),
         ["shutdown", "session", arg @ ..] if admin => shutdown_session(state, arg.first()),
-        ["enable" | "disable" | "set", ..]
-        | ["shutdown", "sessions", "server", ..]
+        ["enable" | "disable" | "set", ..] if !admin => denied(),
+        ["shutdown", "sessions", "server", ..]
         | ["show", "sess", ..]
+        | ["clear", "counters", ..]
         | ["show", "ssl", "crt-list", ..]
         | ["shutdown", "session", ..] => denied(),
         // HAProxy 2.6 knows it, hapx does not run it (or `help WORDS`): the commands
         // that begin as it does, as HAProxy lists them.
         _ => keywords::cli_usage(&words, keywords::WORKER_CLI),
     }
+}
+
+/// `show cli level`'s word for `level`.
+fn level_name(level: CliLevel) -> &'static str {
+    match level {
+        CliLevel::Admin => "admin",
+        CliLevel::Operator => "operator",
+        CliLevel::User => "user",
+    }
+}
+
+/// Whether `spec` is `BACKEND/SERVER` with neither side empty, which HAProxy's
+/// `cli_find_server` requires before looking either up.
+fn names_backend_and_server(spec: &str) -> bool {
+    spec.split_once('/')
+        .is_some_and(|(backend, server)| !backend.is_empty() && !server.is_empty())
 }
 
 /// `show sess [ID|all]` (level operator), as HAProxy 2.6 answers it: one line per stream, or
@@ -876,6 +916,7 @@ fn set_server(state: &Arc<State>, spec: &str, args: &[&str]) -> String {
         }
         ["state", ..] => "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n".into(),
         ["health", rest @ ..] => set_health(backend, s, rest.first().copied()),
+        ["weight"] => "Require <weight> or <weight%>.\n".into(),
         ["weight", w, ..] => match change_weight(backend, s, w) {
             Ok(()) => String::new(),
             Err(e) => e.into(),

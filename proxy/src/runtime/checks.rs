@@ -1452,7 +1452,10 @@ fn with_step((status, code, desc): Verdict, at: ConnectStep<'_>) -> Verdict {
             suffix
         }
     };
-    (status, code, desc + &suffix)
+    // The step is the information of a bare reason (`Layer4 timeout`): HAProxy's log then
+    // reads `reason: Layer4 timeout, info: " at initial connection step of tcp-check"`.
+    let separator = if desc.contains(": ") { "" } else { ": " };
+    (status, code, format!("{desc}{separator}{suffix}"))
 }
 
 /// The bytes a send rule sends: as written, or its format rendered (`send-binary-lf`: as

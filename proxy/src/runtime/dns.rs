@@ -5,18 +5,28 @@
 //! queried over UDP (`resolve_retries` rounds over the section's nameservers, `timeout retry`
 //! each), the preferred family first (`resolve-prefer`, IPv6 by default) and the other when
 //! that one fails or has no address. The answer is then offered to each server in turn. A
-//! server keeps the address a previous answer gave it while the answers still hold it;
-//! otherwise:
+//! server stays with the address a previous answer gave it while the answers still hold it,
+//! even when an operator moved it since (`set server ... addr`), as HAProxy's server stays
+//! linked to its answer record; otherwise:
 //!
-//! - an address already used by another server of the same backend resolving the same name
-//!   is skipped (`resolve-opts prevent-dup-ip`, the default; `allow-dup-ip` lifts it); when
-//!   nothing is left the server loses its address (MAINT (resolution));
+//! - an address another server of the same backend took from the same answers (HAProxy's
+//!   servers attached to an answer record; not one it has from `init-addr`) is skipped
+//!   (`resolve-opts prevent-dup-ip`, the default; `allow-dup-ip` lifts it); when nothing is
+//!   left the server loses its address (MAINT (resolution));
 //! - otherwise HAProxy's score picks the address: preferred family 8, inside a `resolve-net`
 //!   4, not used by a sibling 2, the current address 1; the first best wins and the answer
 //!   is rotated after each pick so ties spread over the servers.
 //!
 //! After a failure the last address is kept for the section's `hold nx|refused|timeout|other`
 //! period since the last valid answer, then the server loses it until a resolution succeeds.
+//!
+//! Losing the address and getting one back are logged as HAProxy's resolution maintenance
+//! (`SRV_ADMF_RMAINT`) is, through `runtime::transitions`: `is going DOWN for maintenance
+//! (DNS NX status)` with the servers left (or `was DOWN and now enters maintenance`), the
+//! backend's alert when none is left, and on the way back `changed its IP from (none) to A
+//! by dns/NAMESERVER.` (`by DNS cache.` for the servers after the first sharing the answer),
+//! `('HOST') is UP/READY (resolves again).` and `administratively READY thanks to valid DNS
+//! answer.`, in the logs and on stderr.
 //!
 //! Messages are built and parsed with `hickory-proto`. Each query has a random id, an EDNS0
 //! OPT record advertising `accepted_payload_size` (512 by default), and its own connected
@@ -38,6 +48,7 @@ use thiserror::Error;
 use tokio::net::UdpSocket;
 
 use super::state::{Backend, Server, State};
+use super::transitions;
 use crate::config::model::{Network, Resolvers};
 
 /// Why a resolution failed; [`DnsError::hold_status`] names the `hold` that applies.
@@ -56,6 +67,17 @@ pub enum DnsError {
 }
 
 impl DnsError {
+    /// Why a server loses its address to this failure once its `hold` is over, in HAProxy's
+    /// words (`snr_update_srv_status`).
+    pub fn maint_cause(self) -> &'static str {
+        match self {
+            DnsError::Nx => "DNS NX status",
+            DnsError::Refused => "DNS refused status",
+            DnsError::Timeout => "DNS timeout status",
+            DnsError::Truncated | DnsError::Other => "unspecified DNS error",
+        }
+    }
+
     /// The `hold` status of a resolvers section that applies after this failure.
     pub fn hold_status(self) -> &'static str {
         match self {
@@ -94,8 +116,8 @@ struct Requester {
     /// changes the name, another resolution serves the server ([`change_fqdn`]) and this
     /// one lets it go.
     generation: u64,
-    /// The other servers of its backend resolving the same name: their addresses are the
-    /// duplicates `prevent-dup-ip` avoids.
+    /// The other servers of its backend resolving the same name: the addresses they took
+    /// from the same answers are the duplicates `prevent-dup-ip` avoids.
     siblings: Vec<Arc<Server>>,
     last_valid: Instant,
     /// The address the last answer gave it. HAProxy ties a server to the answer record it
@@ -249,14 +271,20 @@ async fn resolve_loop(state: Arc<State>, mut res: Resolution) {
         res.keep_current();
         match outcome {
             Ok(mut answer) => {
-                for req in &mut res.servers {
+                // As HAProxy, the first server is told the nameserver that answered, the
+                // others share the answer from its cache.
+                let mut by = format!("{}/{}", res.resolvers.name, answer.nameserver);
+                for index in 0..res.servers.len() {
+                    let taken = records_taken(&res.servers, index);
+                    let req = &mut res.servers[index];
                     req.last_valid = Instant::now();
-                    apply_answer(req, &mut answer, res.prefer_v6);
+                    apply_answer(req, &mut answer.addresses, res.prefer_v6, &by, &taken);
+                    by = "DNS cache".to_string();
                 }
             }
             Err(e) => {
                 state.failed_resolutions.fetch_add(1, Relaxed);
-                for req in &res.servers {
+                for req in &mut res.servers {
                     apply_failure(req, e, &res.resolvers);
                 }
             }
@@ -267,18 +295,26 @@ async fn resolve_loop(state: Arc<State>, mut res: Resolution) {
 
 /// Moves a server to the address the answer gives it, or takes its address away when the
 /// answer has none it may use.
-fn apply_answer(req: &mut Requester, answer: &mut [IpAddr], prefer_v6: bool) {
+fn apply_answer(
+    req: &mut Requester,
+    answer: &mut [IpAddr],
+    prefer_v6: bool,
+    by: &str,
+    taken: &[IpAddr],
+) {
     let server = &req.server;
-    let current = server.addr();
-    if current.is_some_and(|c| req.resolved == Some(c) && answer.contains(&c)) {
+    // As HAProxy, a server stays with the record it took its address from while that record
+    // is answered, even when an operator moved it elsewhere since (`set server ... addr`).
+    if req.resolved.is_some_and(|ip| answer.contains(&ip)) {
         return;
     }
+    let current = server.addr();
     let prefs = Preferences {
         prefer_v6,
         nets: &server.opts.resolve_nets,
         allow_dup_ip: server.opts.resolve_allow_dup_ip,
     };
-    let taken = |ip: IpAddr| req.siblings.iter().any(|s| s.addr() == Some(ip));
+    let taken = |ip: IpAddr| taken.contains(&ip);
     let choice = choose(answer, &prefs, current, taken);
     req.resolved = match choice {
         Choice::Keep => current,
@@ -288,41 +324,54 @@ fn apply_answer(req: &mut Requester, answer: &mut [IpAddr], prefer_v6: bool) {
     match choice {
         Choice::Keep => {}
         Choice::Move(new) => {
-            eprintln!(
-                "[NOTICE]   ({}) : {}/{} changed its IP from {} to {new} by DNS resolution.",
-                std::process::id(),
-                server.backend,
-                server.name,
-                current.map_or("(none)".to_string(), |c| c.to_string())
-            );
-            server.set_addr(Some(new));
-        }
-        Choice::NoAddress => {
-            if current.is_some() {
-                eprintln!(
-                    "[WARNING]  ({}) : {}/{} is going DOWN for maintenance (No IP for server).",
-                    std::process::id(),
-                    server.backend,
-                    server.name,
-                );
-                server.set_addr(None);
+            server.set_resolved_addr(Some(new));
+            if let Some((backend, _)) = server.balancer() {
+                transitions::report_resolved(&backend, server, current, new, by);
             }
         }
+        // HAProxy's cause, its trailing space included.
+        Choice::NoAddress if current.is_some() => {
+            enter_resolution_maint(server, "No IP for server ")
+        }
+        Choice::NoAddress => {}
     }
+}
+
+/// Takes the server's address away (HAProxy's resolution maintenance, `RMAINT`) and logs it
+/// as any entry into maintenance, with `cause`.
+fn enter_resolution_maint(server: &Server, cause: &str) {
+    let Some((backend, _)) = server.balancer() else {
+        server.set_resolved_addr(None);
+        return;
+    };
+    let before = transitions::Before::of(&backend, server);
+    server.set_resolved_addr(None);
+    transitions::report_resolution_maint(&backend, server, before, cause);
+}
+
+/// The addresses the requester's siblings took from this resolution's answers, the
+/// duplicates `prevent-dup-ip` avoids: HAProxy counts the servers attached to an answer
+/// record, not an address a server has by other means (`init-addr`, `set server ... addr`).
+fn records_taken(requesters: &[Requester], index: usize) -> Vec<IpAddr> {
+    let req = &requesters[index];
+    requesters
+        .iter()
+        .enumerate()
+        .filter(|&(i, other)| {
+            i != index && req.siblings.iter().any(|s| Arc::ptr_eq(s, &other.server))
+        })
+        .filter_map(|(_, other)| other.resolved)
+        .collect()
 }
 
 /// After a failed resolution: the server keeps its address for the `hold` period of this
 /// kind of failure since the last valid answer, then loses it.
-fn apply_failure(req: &Requester, e: DnsError, resolvers: &Resolvers) {
+fn apply_failure(req: &mut Requester, e: DnsError, resolvers: &Resolvers) {
     let server = &req.server;
     if server.addr().is_some() && req.last_valid.elapsed() >= resolvers.hold(e.hold_status()) {
-        eprintln!(
-            "[WARNING]  ({}) : {}/{} is going DOWN for maintenance ({e}).",
-            std::process::id(),
-            server.backend,
-            server.name,
-        );
-        server.set_addr(None);
+        // The records it was tied to are gone with the answer that held them.
+        req.resolved = None;
+        enter_resolution_maint(server, e.maint_cause());
     }
 }
 
@@ -406,29 +455,41 @@ pub fn choose(
     }
 }
 
-fn nameservers(r: &Resolvers) -> Vec<SocketAddr> {
-    let mut list: Vec<SocketAddr> = r.nameservers.iter().map(|(_, a)| *a).collect();
+/// The section's nameservers by name; those of `parse-resolv-conf` are named after their
+/// line, as HAProxy names them (`resolv.conf:LINE`).
+fn nameservers(r: &Resolvers) -> Vec<Nameserver> {
+    let mut list: Vec<Nameserver> = r.nameservers.clone();
     if r.parse_resolv_conf {
         if let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") {
-            list.extend(text.lines().filter_map(|l| {
+            list.extend(text.lines().enumerate().filter_map(|(i, l)| {
                 let mut w = l.split_whitespace();
-                (w.next() == Some("nameserver"))
+                let ip = (w.next() == Some("nameserver"))
                     .then(|| w.next()?.parse::<IpAddr>().ok())
-                    .flatten()
-                    .map(|ip| SocketAddr::new(ip, 53))
+                    .flatten()?;
+                Some((format!("resolv.conf:{}", i + 1), SocketAddr::new(ip, 53)))
             }));
         }
     }
     list
 }
 
+/// A nameserver's name and address.
+type Nameserver = (String, SocketAddr);
+
+/// A resolution's addresses and the name of the nameserver that gave them.
+#[derive(Debug)]
+pub struct Answer {
+    pub addresses: Vec<IpAddr>,
+    pub nameserver: String,
+}
+
 /// Resolves `name`: the preferred family first, the other when it has no address.
 pub async fn resolve(
-    nameservers: &[SocketAddr],
+    nameservers: &[Nameserver],
     r: &Resolvers,
     name: &Name,
     prefer_v6: bool,
-) -> Result<Vec<IpAddr>, DnsError> {
+) -> Result<Answer, DnsError> {
     let order = if prefer_v6 {
         [RecordType::AAAA, RecordType::A]
     } else {
@@ -437,7 +498,7 @@ pub async fn resolve(
     let mut first_err = DnsError::Other;
     for (i, qtype) in order.into_iter().enumerate() {
         match query_with_retries(nameservers, r, name, qtype).await {
-            Ok(ips) if !ips.is_empty() => return Ok(ips),
+            Ok(answer) if !answer.addresses.is_empty() => return Ok(answer),
             Ok(_) => {}
             Err(e) if i == 0 => first_err = e,
             Err(_) => {}
@@ -447,17 +508,23 @@ pub async fn resolve(
 }
 
 async fn query_with_retries(
-    nameservers: &[SocketAddr],
+    nameservers: &[Nameserver],
     r: &Resolvers,
     name: &Name,
     qtype: RecordType,
-) -> Result<Vec<IpAddr>, DnsError> {
+) -> Result<Answer, DnsError> {
     let mut err = DnsError::Timeout;
     for _ in 0..r.resolve_retries.max(1) {
-        for ns in nameservers {
+        for (ns_name, ns) in nameservers {
             let question = Question::new(name, qtype, r.accepted_payload_size)?;
             match query(*ns, &question, r.timeout_retry).await {
-                Ok(ips) => return Ok(ips),
+                Ok(addresses) => {
+                    let nameserver = ns_name.clone();
+                    return Ok(Answer {
+                        addresses,
+                        nameserver,
+                    });
+                }
                 Err(e @ (DnsError::Nx | DnsError::Refused)) => return Err(e),
                 Err(e) => err = e,
             }

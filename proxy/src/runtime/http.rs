@@ -766,6 +766,13 @@ impl Conn {
         timeout: Option<Duration>,
         request: bool,
     ) -> Result<Head, ReadError> {
+        self.read_head_within(HeadWait::same(timeout), request)
+            .await
+    }
+
+    /// [`Conn::read_head`], with one timeout while nothing of the head came and another
+    /// once its first byte did, both counted from the start of the wait.
+    async fn read_head_within(&mut self, wait: HeadWait, request: bool) -> Result<Head, ReadError> {
         // An HTTP/2 stream's came whole, built from its frames.
         if let Some(head) = self
             .h2
@@ -778,8 +785,8 @@ impl Conn {
             return head;
         }
         // Read when the head is first waited for (a head already there costs no clock
-        // read); none when it lies beyond what `Instant` holds: the timeout never fires.
-        let mut deadline = None;
+        // read).
+        let mut waiting_since = None;
         // How much of the buffer was searched for the head's end, in vain.
         let mut searched = 0;
         loop {
@@ -803,9 +810,10 @@ impl Conn {
             let filled = match self.try_fill() {
                 Ok(Some(n)) => Ok(n),
                 Ok(None) => {
-                    let d = *deadline
-                        .get_or_insert_with(|| timeout.and_then(|t| Instant::now().checked_add(t)));
-                    self.fill_until(d).await
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    // None when it lies beyond what `Instant` holds: the timeout never fires.
+                    let deadline = wait.limit(was_empty).and_then(|t| since.checked_add(t));
+                    self.fill_until(deadline).await
                 }
                 Err(e) => Err(e),
             };
@@ -826,6 +834,32 @@ impl Conn {
                 Err(_) => return Err(ReadError::Closed),
             }
         }
+    }
+}
+
+/// How long a head may take to arrive, from the start of the wait for it: HAProxy's H1
+/// multiplexer gives a kept-alive connection `timeout http-keep-alive` only while no byte
+/// of its next request came; from the first one on, `timeout http-request` (or `client`).
+#[derive(Debug, Clone, Copy)]
+struct HeadWait {
+    /// While nothing of the head came.
+    idle: Option<Duration>,
+    /// Once its first byte came.
+    begun: Option<Duration>,
+}
+
+impl HeadWait {
+    /// One timeout, whether the head began or not.
+    fn same(timeout: Option<Duration>) -> Self {
+        HeadWait {
+            idle: timeout,
+            begun: timeout,
+        }
+    }
+
+    /// The timeout that applies, with nothing of the head come yet or with some.
+    fn limit(self, nothing_came: bool) -> Option<Duration> {
+        if nothing_came { self.idle } else { self.begun }
     }
 }
 
@@ -1637,10 +1671,13 @@ fn serve_client(
             let mut first = !speaks_h2;
             // An HTTP/2 connection's streams are served by its driver, after this loop.
             while !speaks_h2 {
-                let wait = if first {
-                    t.http_request.or(t.client)
-                } else {
-                    t.http_keep_alive.or(t.http_request).or(t.client)
+                let wait = HeadWait {
+                    idle: if first {
+                        t.http_request.or(t.client)
+                    } else {
+                        t.http_keep_alive.or(t.http_request).or(t.client)
+                    },
+                    begun: t.http_request.or(t.client),
                 };
                 let first_request = std::mem::replace(&mut first, false);
                 client.stream_ends();
@@ -1666,7 +1703,7 @@ fn serve_client(
                     super::vars::stream_ends();
                 }
                 let next = if first_request {
-                    client.read_head(wait, true).await
+                    client.read_head_within(wait, true).await
                 } else {
                     // A kept-alive connection waits for its next request without read buffers,
                     // its own or its idle server connections'.
@@ -2512,13 +2549,13 @@ async fn next_request(
     stopped: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     client: &mut Conn,
     owned: &mut Vec<(Arc<Server>, Conn)>,
-    wait: Option<Duration>,
+    wait: HeadWait,
 ) -> Result<Head, ReadError> {
     if !state.stopping.load(Relaxed) {
         tokio::select! {
             // The request first: when both are ready, a request that arrived is served.
             biased;
-            head = client.read_head(wait, true) => return head,
+            head = client.read_head_within(wait, true) => return head,
             () = stopped => {}
             never = watch_owned(owned) => match never {},
         }
@@ -2537,7 +2574,7 @@ async fn next_request(
     if client.buf.is_empty() {
         return Err(ReadError::Closed);
     }
-    client.read_head(wait, true).await
+    client.read_head_within(wait, true).await
 }
 
 /// Closes, as their servers close them, the idle server connections a client connection
@@ -5596,9 +5633,15 @@ mod tests {
             let mut conn = Conn::new(accepted);
             let stopped = state.soft_stopped();
             tokio::pin!(stopped);
-            let head = next_request(&state, stopped, &mut conn, &mut Vec::new(), None)
-                .await
-                .unwrap();
+            let head = next_request(
+                &state,
+                stopped,
+                &mut conn,
+                &mut Vec::new(),
+                HeadWait::same(None),
+            )
+            .await
+            .unwrap();
             assert_eq!(head.first[1], "/late");
         });
     }

@@ -122,6 +122,18 @@ impl Rate {
     pub fn max(&self) -> u32 {
         self.max.load(Relaxed)
     }
+
+    /// Forgets the highest rate seen (`clear counters`).
+    pub fn clear_max(&self) {
+        self.max.store(0, Relaxed);
+    }
+
+    /// Forgets every event counted (`clear counters all`).
+    pub fn clear(&self) {
+        self.current.store(0, Relaxed);
+        self.previous.store(0, Relaxed);
+        self.clear_max();
+    }
 }
 
 /// The mean of the last [`Mean::SAMPLES`] values as HAProxy's sliding window rate keeps it (a
@@ -170,6 +182,18 @@ impl Mean {
     /// The largest value ever added.
     pub fn max(&self) -> u64 {
         self.max.load(Relaxed)
+    }
+
+    /// Forgets the highest value seen (`clear counters`).
+    pub fn clear_max(&self) {
+        self.max.store(0, Relaxed);
+    }
+
+    /// Forgets every value seen (`clear counters all`).
+    pub fn clear(&self) {
+        self.sum.store(0, Relaxed);
+        self.samples.store(0, Relaxed);
+        self.clear_max();
     }
 }
 

@@ -1344,6 +1344,15 @@ fn render(f: &LogFormat, ctx: &Context<'_>, facts: &Facts<'_>) -> String {
 }
 
 /// The response of a final action.
+/// How long `http-request tarpit` holds a request in `proxy`: its `timeout tarpit`, else
+/// (HAProxy copies it at load time, only into proxies that can be backends) its `timeout
+/// connect`; a frontend without `timeout tarpit` answers at once.
+fn tarpit_delay(proxy: &Proxy) -> Duration {
+    let t = &proxy.timeouts;
+    let fallback = t.connect.filter(|_| proxy.kind.is_backend());
+    t.tarpit.or(fallback).unwrap_or_default()
+}
+
 fn answer(
     proxy: &Proxy,
     action: &HttpAction,
@@ -1396,13 +1405,7 @@ fn answer(
         HttpAction::Tarpit(r) => Local {
             denied: true,
             error_counted: true,
-            delay: Some(
-                proxy
-                    .timeouts
-                    .tarpit
-                    .or(proxy.timeouts.connect)
-                    .unwrap_or_default(),
-            ),
+            delay: Some(tarpit_delay(proxy)),
             ..local(r.status, &reply_page(proxy, r, false, ctx, facts), "PT--")
         },
         HttpAction::Auth(realm) => {

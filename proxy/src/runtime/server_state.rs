@@ -202,6 +202,7 @@ fn init_address(
                     let why = "disabling server";
                     warn(&said(format!("could not resolve address '{host}', {why}.")));
                 }
+                server.start_in_resolution_maint();
                 return true;
             }
         }

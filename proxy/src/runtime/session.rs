@@ -133,6 +133,21 @@ pub enum Left {
     /// HAProxy's read error on the request, counted as the client's abort (`cli_abrt`) of
     /// the backend and of the server it waited for.
     Aborted,
+    /// A TCP-mode client that sent nothing for `timeout client` since its accept: HAProxy's
+    /// read timeout on the request, which ends the attempts too (`cC`), counted as the
+    /// client's abort.
+    TimedOut,
+}
+
+/// A TCP-mode client as [`tcp_watch`] watches it while it waits for its server.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpClient<'c> {
+    pub stream: &'c TcpStream,
+    /// It sent data already (read, waiting to be forwarded).
+    pub has_data: bool,
+    /// When its `timeout client` ends it, if it sends nothing until then (counted from its
+    /// accept, HAProxy's last read); None once it sent something, or without the timeout.
+    pub silent_until: Option<Instant>,
 }
 
 /// What ends a wait for a server early: a future ready when the client left, as HAProxy's
@@ -206,6 +221,11 @@ impl ConnectError {
                 left: Left::Aborted,
                 ..
             } => "CD--",
+            ConnectError::ClientLeft(_, Left::TimedOut, _) => "cC--",
+            ConnectError::ClientLeftQueue {
+                left: Left::TimedOut,
+                ..
+            } => "cQ--",
             ConnectError::ClientLeft(..) => "CC--",
             ConnectError::ClientLeftQueue { .. } => "CQ--",
             ConnectError::QueueTimeout { .. } => "sQ--",
@@ -383,16 +403,13 @@ pub async fn connect(
     forced: bool,
     key: balance::Key,
     (peer, local): (SocketAddr, SocketAddr),
-    (client, has_data): (&TcpStream, bool),
+    client: TcpClient<'_>,
 ) -> Result<Connected, ConnectError> {
+    let has_data = client.has_data;
     let queued = Instant::now();
     let mut positions = QueuePositions::default();
     // Boxed: the watch lives only while the connection waits, not in the session's task.
-    let mut watch = Box::pin(tcp_watch(
-        client,
-        has_data,
-        backend.conf.options.abortonclose,
-    ));
+    let mut watch = Box::pin(tcp_watch(client, backend.conf.options.abortonclose));
     let watching = Some(watch.as_mut() as Watch<'_>);
     let connected = match slot_for(backend, stuck, true, key, &mut positions, watching).await {
         Err(e) => Err(e),
@@ -415,13 +432,13 @@ pub async fn connect(
             }
         }
     };
-    connected.map_err(|e| connect_failed(backend, client, e))
+    connected.map_err(|e| connect_failed(backend, client.stream, e))
 }
 
 /// A TCP-mode connection that failed (`e`) to its end: a reset while connecting counted
 /// as the client's abort, as HAProxy counts it, and what the client sent read.
 fn connect_failed(backend: &Backend, client: &TcpStream, e: ConnectError) -> ConnectError {
-    if let ConnectError::ClientLeft(server, Left::Aborted, _) = &e {
+    if let ConnectError::ClientLeft(server, Left::Aborted | Left::TimedOut, _) = &e {
         server.counters.client_aborts.fetch_add(1, Relaxed);
         backend.counters.client_aborts.fetch_add(1, Relaxed);
     }
@@ -451,14 +468,14 @@ fn discard_unread(client: &TcpStream) {
 /// a `server ... ssl`, its retries), abandoned when the client leaves as [`tcp_watch`]
 /// sees it: HAProxy's connect phase (`back_handle_st_con`) covers the handshake too.
 async fn unless_client_leaves<F: Future>(
-    (client, has_data): (&TcpStream, bool),
+    client: TcpClient<'_>,
     abortonclose: bool,
     work: F,
 ) -> Result<F::Output, Left> {
     tokio::select! {
         biased;
         done = work => Ok(done),
-        left = tcp_watch(client, has_data, abortonclose) => Err(left),
+        left = tcp_watch(client, abortonclose) => Err(left),
     }
 }
 
@@ -467,8 +484,41 @@ async fn unless_client_leaves<F: Future>(
 /// none unread) or with `option abortonclose`, as HAProxy aborts a connection whose
 /// request channel is shut and empty (or any, with the option). Once a client that sent
 /// data closed, the connection goes on with that data: nothing more is watched (HAProxy
-/// reads no more from it). Nothing is read: the data stays for the forwarding.
-async fn tcp_watch(client: &TcpStream, has_data: bool, abortonclose: bool) -> Left {
+/// reads no more from it). Nothing is read: the data stays for the forwarding. A client
+/// silent until its `silent_until` times out ([`Left::TimedOut`]).
+async fn tcp_watch(client: TcpClient<'_>, abortonclose: bool) -> Left {
+    let closed = tcp_closed(client.stream, client.has_data, abortonclose);
+    let Some(deadline) = client.silent_until else {
+        return closed.await;
+    };
+    tokio::pin!(closed);
+    tokio::select! {
+        biased;
+        left = &mut closed => return left,
+        () = tokio::time::sleep_until(deadline.into()) => {}
+    }
+    // What came meanwhile HAProxy read, its timer then started anew: the client is no
+    // longer silent.
+    if sent_nothing(client.stream) {
+        return Left::TimedOut;
+    }
+    closed.await
+}
+
+/// Whether `client` has nothing waiting to be read and is still open (a look that reads
+/// nothing, without waiting).
+fn sent_nothing(client: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut byte = 0u8;
+    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
+    // SAFETY: one byte at most is written into `byte`, which outlives the call; `client`
+    // keeps the fd open meanwhile.
+    let n = unsafe { libc::recv(client.as_raw_fd(), (&raw mut byte).cast(), 1, flags) };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}
+
+/// [`tcp_watch`]'s wait for the client's close.
+async fn tcp_closed(client: &TcpStream, has_data: bool, abortonclose: bool) -> Left {
     use tokio::io::Interest;
     // Tokio counts a socket whose read side closed (a FIN, a reset) as ready for PRIORITY
     // on Linux, and the reset's error for ERROR; unlike READABLE, neither is set by data,
@@ -689,13 +739,14 @@ async fn next_attempt(
     }
     server.counters.retries.fetch_add(1, Relaxed);
     backend.counters.retries.fetch_add(1, Relaxed);
-    // HAProxy counts each attempt in the server's `stot` (its slot counted the first).
-    server.counters.total.fetch_add(1, Relaxed);
     if err.kind() != io::ErrorKind::TimedOut && SourceError::of(err).is_none() {
         // HAProxy's turn-around before retrying the same server (none after a local
         // resource error, `SF_ERR_RESOURCE`).
         tokio::time::sleep(connect_timeout(backend).min(Duration::from_secs(1))).await;
     }
+    // HAProxy counts each attempt in the server's `stot` (its slot counted the first) as
+    // it is made: not one whose client left during the turn-around.
+    server.counters.total.fetch_add(1, Relaxed);
     Ok(slot)
 }
 
@@ -765,19 +816,19 @@ async fn retry_after_handshake(
 async fn retry_unless_client_leaves(
     backend: &Arc<Backend>,
     ends: (Origin<'_>, SocketAddr),
-    (client, has_data): (&TcpStream, bool),
+    client: TcpClient<'_>,
     conn: Connected,
     err: io::Error,
 ) -> Result<Connected, ConnectError> {
     let server = conn.server.clone();
     let tally = AtomicU32::new(conn.retries);
-    let retried = retry_after_handshake(backend, ends, (has_data, &tally), conn, err);
+    let retried = retry_after_handshake(backend, ends, (client.has_data, &tally), conn, err);
     let abortonclose = backend.conf.options.abortonclose;
-    match unless_client_leaves((client, has_data), abortonclose, retried).await {
+    match unless_client_leaves(client, abortonclose, retried).await {
         Ok(retried) => retried,
         Err(left) => {
             let left = ConnectError::ClientLeft(server, left, tally.load(Relaxed));
-            Err(connect_failed(backend, client, left))
+            Err(connect_failed(backend, client.stream, left))
         }
     }
 }
@@ -1119,8 +1170,15 @@ pub async fn wait_for_server(
             Box::pin(wait_in_queue(backend, key, avoid, queued, positions)).await
         }
         Some(Picked::Refused(server)) => Err(queue_full(backend, &server)),
-        None => Err(ConnectError::NoServer),
+        None => Err(no_server(backend)),
     }
+}
+
+/// No server to take the connection (all down, in maintenance, full without a queue): a
+/// connection error of the backend, as HAProxy's `srv_redispatch_connect` counts it.
+fn no_server(backend: &Backend) -> ConnectError {
+    backend.counters.conn_errors.fetch_add(1, Relaxed);
+    ConnectError::NoServer
 }
 
 /// A slot on `preferred` (a stick entry's, a persistence cookie's, a kept connection's
@@ -1261,7 +1319,7 @@ async fn wait_in_queue(
                         continue;
                     }
                     Some(Picked::Refused(server)) => return Err(queue_full(backend, &server)),
-                    None => return Err(ConnectError::NoServer),
+                    None => return Err(no_server(backend)),
                 }
             }
         }
@@ -1269,7 +1327,7 @@ async fn wait_in_queue(
             granted = ticket.granted() => {
                 return granted
                     .map(|g| g.take(positions))
-                    .ok_or(ConnectError::NoServer);
+                    .ok_or_else(|| no_server(backend));
             }
             () = tokio::time::sleep_until(deadline) => {
                 let server = ticket.server().cloned();
@@ -1522,6 +1580,12 @@ pub fn serve_tcp(
             registration.routed(backend.id);
         }
         let has_data = !early.is_empty();
+        let silent_for = fe.conf.timeouts.client.filter(|_| !has_data);
+        let watched = TcpClient {
+            stream: &client,
+            has_data,
+            silent_until: silent_for.and_then(|t| accepted.checked_add(t)),
+        };
         let mut response_sticking = None;
         conn = {
             let ctx = || super::sample::Context {
@@ -1539,7 +1603,7 @@ pub fn serve_tcp(
                 .or_else(|| sticking.as_ref().and_then(|s| s.direct.as_ref()));
             let key = balance::connection_key(&backend, &ctx());
             let ends = (peer, local);
-            let conn = connect(&backend, stuck, over.force, key, ends, (&client, has_data));
+            let conn = connect(&backend, stuck, over.force, key, ends, watched);
             let conn = match conn.await {
                 Ok(c) => c,
                 Err(e) => {
@@ -1592,7 +1656,6 @@ pub fn serve_tcp(
             // session's task, plaintext ones included (idle memory per connection).
             // Under the client's watch, as the queue and the connection before it.
             let shaking = handshake(&backend, &conn.stream, conn.attempt_time, header, &tls);
-            let watched = (&client, has_data);
             let abortonclose = backend.conf.options.abortonclose;
             let shaking = unless_client_leaves(watched, abortonclose, shaking);
             let (shaken, took) = match Box::pin(shaking).await {
@@ -1624,8 +1687,7 @@ pub fn serve_tcp(
             // Boxed too: rare, and its state (a whole connection attempt) would otherwise grow
             // every session's task.
             let ends = (Origin::Client(peer), local);
-            let retried =
-                retry_unless_client_leaves(&backend, ends, (&client, has_data), conn, err);
+            let retried = retry_unless_client_leaves(&backend, ends, watched, conn, err);
             conn = match Box::pin(retried).await {
                 Ok(c) => c,
                 // Killed alone meanwhile, as the first attempt (`KC`).
@@ -1870,8 +1932,10 @@ mod tests {
         let tcp = future_size(serve_tcp);
         let http = future_size(super::super::http::serve);
         eprintln!("serve_tcp future: {tcp} bytes, http::serve future: {http} bytes");
-        assert!(tcp <= 2000, "serve_tcp's future grew to {tcp} bytes");
-        assert!(http <= 1760, "http::serve's future grew to {http} bytes");
+        // (serve_tcp: +24 for a silent client's `timeout client` while it waits for its
+        // server; http::serve: +16 for the second timeout of a kept-alive connection's head.)
+        assert!(tcp <= 2024, "serve_tcp's future grew to {tcp} bytes");
+        assert!(http <= 1776, "http::serve's future grew to {http} bytes");
     }
 
     #[test]

@@ -155,6 +155,72 @@ impl Counters {
         };
     }
 
+    /// Forgets the highest values seen: sessions, rates, times (`clear counters`, which
+    /// HAProxy lets an operator run).
+    pub fn clear_maxima(&self) {
+        self.max.store(0, Relaxed);
+        for rate in [
+            &self.session_rate,
+            &self.connection_rate,
+            &self.request_rate,
+        ] {
+            rate.clear_max();
+        }
+        for mean in [
+            &self.queue_ms,
+            &self.connect_ms,
+            &self.response_ms,
+            &self.total_ms,
+        ] {
+            mean.clear_max();
+        }
+    }
+
+    /// Forgets everything counted but the sessions open now (`clear counters all`).
+    pub fn clear_all(&self) {
+        let totals = [
+            &self.total,
+            &self.bytes_in,
+            &self.bytes_out,
+            &self.conn_errors,
+            &self.resp_errors,
+            &self.req_errors,
+            &self.retries,
+            &self.redispatches,
+            &self.denied_req,
+            &self.denied_resp,
+            &self.denied_conn,
+            &self.denied_sess,
+            &self.intercepted,
+            &self.http_reqs,
+            &self.connections,
+            &self.last_session,
+            &self.client_aborts,
+            &self.server_aborts,
+            &self.failed_rewrites,
+            &self.internal_errors,
+        ];
+        for total in totals.into_iter().chain(&self.http_status) {
+            total.store(0, Relaxed);
+        }
+        for rate in [
+            &self.session_rate,
+            &self.connection_rate,
+            &self.request_rate,
+        ] {
+            rate.clear();
+        }
+        for mean in [
+            &self.queue_ms,
+            &self.connect_ms,
+            &self.response_ms,
+            &self.total_ms,
+        ] {
+            mean.clear();
+        }
+        self.clear_maxima();
+    }
+
     pub fn count_status(&self, status: u16) {
         let class = match status {
             100..=599 => usize::from(status / 100 - 1),
@@ -510,10 +576,13 @@ impl Server {
         self.leaving_maint.store(false, Relaxed);
     }
 
-    /// HAProxy's SRV_ST_STOPPED: taking no traffic, DOWN or in maintenance (its own or the
-    /// one it inherits).
+    /// HAProxy's SRV_ST_STOPPED: taking no traffic, DOWN or in maintenance (its own, the
+    /// one it inherits, or for want of an address: DNS's resolution maintenance).
     pub fn is_stopped(&self) -> bool {
-        !self.is_up() || self.admin() == Admin::Maint || self.in_inherited_maint()
+        !self.is_up()
+            || self.admin() == Admin::Maint
+            || self.in_inherited_maint()
+            || self.addr().is_none()
     }
 
     /// Seconds spent stopped so far, the current stop included (`downtime`, HAProxy's
@@ -719,6 +788,12 @@ impl Server {
     }
 
     pub fn set_addr(&self, ip: Option<IpAddr>) {
+        self.swap_addr(ip);
+        self.changed();
+    }
+
+    /// Sets its address, the former one returned; kept connections to another one go.
+    fn swap_addr(&self, ip: Option<IpAddr>) -> Option<IpAddr> {
         let was = std::mem::replace(
             &mut *self.addr.write().unwrap_or_else(|e| e.into_inner()),
             ip,
@@ -726,7 +801,76 @@ impl Server {
         if was != ip {
             self.retire_connections();
         }
+        was
+    }
+
+    /// DNS sets or takes its address: losing it enters the resolution maintenance and
+    /// getting one back leaves it (HAProxy's `SRV_ADMF_RMAINT`), accounted as any
+    /// maintenance (see [`Server::set_admin`]).
+    pub fn set_resolved_addr(&self, ip: Option<IpAddr>) {
+        let was_stopped = self.is_stopped();
+        let was = self.swap_addr(ip);
+        match (was.is_some(), ip.is_some()) {
+            (true, false) => self.enter_resolution_maint(was_stopped),
+            (false, true) => self.leave_resolution_maint(was_stopped),
+            _ => {}
+        }
         self.changed();
+        self.leaving_maint.store(false, Relaxed);
+    }
+
+    /// At start-up, a server left without an address (`init-addr none`) starts in the
+    /// resolution maintenance, as HAProxy's `srv_init_addr` puts it there: from running,
+    /// so a stop is counted.
+    pub fn start_in_resolution_maint(&self) {
+        self.swap_addr(None);
+        self.enter_resolution_maint(false);
+    }
+
+    /// In a maintenance other than the resolution's: its own or the one it inherits.
+    fn in_other_maint(&self) -> bool {
+        self.admin() == Admin::Maint || self.in_inherited_maint()
+    }
+
+    /// Into the resolution maintenance, `was_stopped` before it: the checks pause and a
+    /// running server stops with its health at 0; one in another maintenance already is
+    /// left as it is.
+    fn enter_resolution_maint(&self, was_stopped: bool) {
+        if self.in_other_maint() {
+            return;
+        }
+        if self.checks_enabled() {
+            self.checks_paused.store(true, Relaxed);
+        }
+        self.enter_maint(was_stopped);
+        self.stopping.store(false, Relaxed);
+        self.warming_since.store(0, Relaxed);
+    }
+
+    /// Out of the resolution maintenance, `was_stopped` before it: as leaving the
+    /// operator's, unless another maintenance still holds it.
+    fn leave_resolution_maint(&self, was_stopped: bool) {
+        if self.in_other_maint() {
+            return;
+        }
+        if self.checks_enabled() {
+            self.checks_paused.store(false, Relaxed);
+        }
+        self.leaving_maint.store(true, Relaxed);
+        self.leave_maint(was_stopped);
+        let back = self.transition(|| {
+            let back = !self.is_up() && self.may_come_up();
+            if back {
+                self.set_up(true);
+            }
+            back
+        });
+        if back {
+            super::track::follow(self);
+        }
+        if self.warming_since.load(Relaxed) == 0 {
+            super::slowstart::begin(self);
+        }
     }
 
     /// The address to connect to for a client that connected to `dst_port`.
@@ -1281,6 +1425,49 @@ fn stop_shard() -> usize {
 }
 
 impl State {
+    /// `clear counters [all]`, as HAProxy 2.6 runs it: the highest values seen (sessions,
+    /// rates, times; `show info`'s Max*Rate), or with `all` also every total (`stot`,
+    /// bytes, errors, `lbtot`, `chkfail`, `chkdown`, `hanafail`...). Global totals
+    /// (`CumConns`...) and queue maxima are kept.
+    pub fn clear_counters(&self, all: bool) {
+        let proxies = self.frontends.iter().map(|fe| &fe.counters);
+        let backends = self.backends.iter().map(|be| &be.counters);
+        let servers = self.backends.iter().flat_map(|be| &be.servers);
+        for counters in proxies
+            .chain(backends)
+            .chain(servers.clone().map(|s| &s.counters))
+        {
+            if all {
+                counters.clear_all();
+            } else {
+                counters.clear_maxima();
+            }
+        }
+        if all {
+            for server in servers {
+                for total in [
+                    &server.lb_total,
+                    &server.check_failures,
+                    &server.down_transitions,
+                    &server.hana_failures,
+                    &server.idle.connects,
+                    &server.idle.reuses,
+                ] {
+                    total.store(0, Relaxed);
+                }
+            }
+        }
+        self.conn_rate.clear_max();
+        let tls = super::tls::counts();
+        for rate in [
+            &tls.frontend_sessions,
+            &tls.frontend_keys,
+            &tls.backend_keys,
+        ] {
+            rate.clear_max();
+        }
+    }
+
     /// Builds the runtime objects of a checked configuration, within its descriptor budget.
     pub fn new(config: model::Config, budget: crate::limits::Budget) -> Self {
         let mut backends = Vec::new();

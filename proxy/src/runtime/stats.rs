@@ -585,13 +585,103 @@ fn rows(state: &State) -> Vec<Row> {
     out
 }
 
+/// The rows `show stat <iid> <type> <sid>` keeps, as HAProxy 2.6 reads its words: the
+/// proxy by name or number (-1: all), a mask of object types (1 frontends, 2 backends,
+/// 4 servers; -1: all), a server number (-1: all; frontend and backend rows are kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatFilter {
+    proxy: i64,
+    types: i64,
+    server: i64,
+}
+
+impl StatFilter {
+    /// Every row.
+    pub const ALL: StatFilter = StatFilter {
+        proxy: -1,
+        types: -1,
+        server: -1,
+    };
+
+    /// Reads `show stat`'s arguments: the filter and the words after it, or HAProxy's
+    /// answer when the proxy is none (a name no proxy has that does not begin with a number).
+    pub fn read<'a>(state: &State, args: &'a [&'a str]) -> Result<(Self, &'a [&'a str]), String> {
+        let [proxy, types, server, rest @ ..] = args else {
+            return Ok((Self::ALL, args));
+        };
+        let proxy = match state.config.proxies.iter().position(|p| p.name == *proxy) {
+            Some(found) => proxy_id(state, found),
+            None => atoi(proxy),
+        };
+        if proxy == 0 {
+            return Err("No such proxy.\n".into());
+        }
+        let filter = StatFilter {
+            proxy,
+            types: atoi(types),
+            server: atoi(server),
+        };
+        Ok((filter, rest))
+    }
+
+    fn keeps(&self, row: &Row) -> bool {
+        let number = |column: &str| row.get(column).and_then(|v| v.parse::<i64>().ok());
+        let (Some(iid), Some(kind), Some(sid)) = (number("iid"), number("type"), number("sid"))
+        else {
+            return true;
+        };
+        let is_server = kind == 2;
+        (self.proxy == -1 || self.proxy == iid)
+            && self.types & (1 << kind) != 0
+            && (!is_server || self.server == -1 || self.server == sid)
+    }
+}
+
+/// The `iid` HAProxy gives the proxy at `index` of the configuration (its rows' `iid`).
+fn proxy_id(state: &State, index: usize) -> i64 {
+    let name = &state.config.proxies[index].name;
+    let fe = state
+        .frontends
+        .iter()
+        .find(|f| &f.name == name)
+        .map(|f| f.id);
+    let be = state
+        .backends
+        .iter()
+        .find(|b| &b.name == name)
+        .map(|b| b.id);
+    fe.or(be).map_or(0, |id| id as i64)
+}
+
+/// C's `atoi`: the leading decimal number, 0 when there is none.
+fn atoi(text: &str) -> i64 {
+    let text = text.trim_start();
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let value = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |n, d| {
+            n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        });
+    if negative { -value } else { value }
+}
+
 /// `show stat` / `;csv`: the header and one line per row (the runtime API adds the empty line
 /// ending every answer).
 pub fn csv(state: &State) -> String {
+    csv_filtered(state, StatFilter::ALL)
+}
+
+/// [`csv`] of the rows `filter` keeps.
+pub fn csv_filtered(state: &State, filter: StatFilter) -> String {
     let columns: Vec<&str> = CSV_COLUMNS.trim_start_matches("# ").split(',').collect();
     let mut out = String::from(CSV_COLUMNS);
     out.push('\n');
-    for row in rows(state) {
+    for row in rows(state).into_iter().filter(|row| filter.keeps(row)) {
         for col in &columns {
             if !col.is_empty() {
                 push_csv_field(&mut out, row.get(col).map_or("", |v| v.as_str()));
@@ -776,9 +866,27 @@ pub fn info_typed(state: &State) -> String {
     typed::info(&info_lines(state))
 }
 
+/// `show stat json` (HAProxy's JSON form of [`csv`]).
+pub fn stat_json(state: &State, filter: StatFilter) -> String {
+    let rows: Vec<Row> = rows(state)
+        .into_iter()
+        .filter(|row| filter.keeps(row))
+        .collect();
+    typed::stat_json(&rows)
+}
+
+/// `show info json`.
+pub fn info_json(state: &State) -> String {
+    typed::info_json(&info_lines(state))
+}
+
 /// `show stat typed` (HAProxy's typed form of [`csv`]).
-pub fn stat_typed(state: &State) -> String {
-    typed::stat(&rows(state))
+pub fn stat_typed(state: &State, filter: StatFilter) -> String {
+    let rows: Vec<Row> = rows(state)
+        .into_iter()
+        .filter(|row| filter.keeps(row))
+        .collect();
+    typed::stat(&rows)
 }
 
 /// `show info`'s lines: (name, value).
@@ -1030,7 +1138,36 @@ pub(super) fn esc(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::push_csv_field;
+    use super::{Row, StatFilter, atoi, push_csv_field};
+
+    #[test]
+    fn atoi_reads_the_leading_number_as_c_does() {
+        assert_eq!(atoi("-1"), -1);
+        assert_eq!(atoi("3x"), 3);
+        assert_eq!(atoi("+4"), 4);
+        assert_eq!(atoi("x3"), 0);
+        assert_eq!(atoi(""), 0);
+    }
+
+    #[test]
+    fn a_filter_keeps_proxy_rows_whatever_the_server_asked() {
+        let row = |kind: &str, sid: &str| -> Row {
+            [("iid", "3"), ("type", kind), ("sid", sid)]
+                .into_iter()
+                .map(|(k, v)| (k, v.to_string()))
+                .collect()
+        };
+        let filter = StatFilter {
+            proxy: 3,
+            types: 6,
+            server: 2,
+        };
+        assert!(filter.keeps(&row("1", "0")));
+        assert!(filter.keeps(&row("2", "2")));
+        assert!(!filter.keeps(&row("2", "1")));
+        assert!(!filter.keeps(&row("0", "0")));
+        assert!(!StatFilter { proxy: 4, ..filter }.keeps(&row("1", "0")));
+    }
 
     fn field(value: &str) -> String {
         let mut out = String::new();

@@ -513,11 +513,13 @@ fn report_if_none_left(backend: &Backend) {
     }
     backend.down_transitions.fetch_add(1, Relaxed);
     backend.last_change.store(now_secs(), Relaxed);
-    // The logs name the backend bare, stderr quotes it: HAProxy's two messages.
-    let log_msg = format!("backend {} has no server available!", backend.name);
+    // The logs name the backend bare, stderr quotes it: HAProxy's two messages, which
+    // call a listen section a proxy.
+    let kind = backend.conf.kind.type_str();
+    let log_msg = format!("{kind} {} has no server available!", backend.name);
     backend.logger.send(log::LOG_EMERG, &log_msg);
     eprintln!(
-        "[ALERT]    ({}) : backend '{}' has no server available!",
+        "[ALERT]    ({}) : {kind} '{}' has no server available!",
         std::process::id(),
         backend.name
     );
@@ -526,4 +528,66 @@ fn report_if_none_left(backend: &Backend) {
 fn warn(backend: &Backend, level: u8, msg: &str) {
     backend.logger.send(level, msg);
     eprintln!("[WARNING]  ({}) : {msg}", std::process::id());
+}
+
+/// Logs a server losing its address to DNS (HAProxy's `SRV_ADMF_RMAINT` set with `cause`,
+/// e.g. `DNS NX status`): as any entry into maintenance, `going DOWN` with the servers left
+/// (an alert) or `was DOWN and now enters` (a notice), then the backend's alert if none is
+/// left. A server in maintenance already (forced or inherited) says nothing, as in HAProxy.
+pub fn report_resolution_maint(backend: &Backend, server: &Server, before: Before, cause: &str) {
+    if before.admin == Admin::Maint || server.in_inherited_maint() {
+        return;
+    }
+    let name = server_named(backend, server);
+    if before.down {
+        let line = format!("{name}was DOWN and now enters maintenance ({cause}).");
+        warn(backend, log::LOG_NOTICE, &line);
+    } else {
+        let counts = servers_left(backend, server);
+        let line = format!("{name}is going DOWN for maintenance ({cause}){counts}");
+        warn(backend, log::LOG_ALERT, &line);
+    }
+    if before.backend_up {
+        report_if_none_left(backend);
+    }
+}
+
+/// Logs a server given an address by DNS: HAProxy's `changed its IP` (`by` names the
+/// nameserver that answered, `dns/NS`, or `DNS cache` for the servers after the first that
+/// share the answer), then, when it had none (resolution maintenance), `is UP|DOWN/READY|DRAIN
+/// (resolves again)` if that ends its maintenance and `administratively READY thanks to
+/// valid DNS answer` in any case; all notices.
+pub fn report_resolved(
+    backend: &Backend,
+    server: &Server,
+    old: Option<std::net::IpAddr>,
+    new: std::net::IpAddr,
+    by: &str,
+) {
+    let old_text = old.map_or_else(|| "(none)".to_string(), |ip| ip.to_string());
+    let line = format!(
+        "{}/{} changed its IP from {old_text} to {new} by {by}.",
+        backend.name, server.name
+    );
+    warn(backend, log::LOG_NOTICE, &line);
+    if old.is_some() {
+        return;
+    }
+    let name = server_named(backend, server);
+    if server.admin() != Admin::Maint && !server.in_inherited_maint() {
+        let state = if server.is_up() { "UP" } else { "DOWN" };
+        let admin = if server.is_draining() {
+            "DRAIN"
+        } else {
+            "READY"
+        };
+        let host = server.host();
+        let line = format!("{name}('{host}') is {state}/{admin} (resolves again).");
+        warn(backend, log::LOG_NOTICE, &line);
+    }
+    let line = format!(
+        "Server {}/{} administratively READY thanks to valid DNS answer.",
+        backend.name, server.name
+    );
+    warn(backend, log::LOG_NOTICE, &line);
 }

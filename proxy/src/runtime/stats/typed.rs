@@ -69,38 +69,167 @@ fn stat_meta(kind: char, column: &str) -> Option<&'static str> {
     Some(meta)
 }
 
-/// `show stat typed`: every filled field of every row, in the rows' order.
-pub fn stat(rows: &[Row]) -> String {
-    let columns: Vec<&str> = CSV_COLUMNS
+/// One field HAProxy prints of a `show stat` row: its position, name, tags and type
+/// (`MGP:u32`) and value.
+struct StatField<'r> {
+    position: usize,
+    column: &'r str,
+    meta: &'static str,
+    value: &'r str,
+}
+
+/// The fields of `row` (of kind `kind`) HAProxy prints, in its order.
+fn stat_fields(kind: char, row: &Row) -> impl Iterator<Item = StatField<'_>> {
+    // HAProxy's positions count its fields, not the CSV's `-` between the proxies' fields
+    // and the modules'.
+    let fields = CSV_COLUMNS
         .trim_start_matches("# ")
         .split(',')
-        .filter(|c| !c.is_empty())
-        .collect();
+        .filter(|c| !c.is_empty() && *c != "-");
+    fields.enumerate().filter_map(move |(position, column)| {
+        let value = row.get(column)?;
+        let meta = stat_meta(kind, column)?;
+        // A string set empty is printed (a check's `last_chk` without detail), an empty
+        // number is a field not filled.
+        (!value.is_empty() || meta.ends_with(":str")).then_some(StatField {
+            position,
+            column,
+            meta,
+            value,
+        })
+    })
+}
+
+/// A row's kind letter and its `iid` and `sid`.
+fn row_ids(row: &Row) -> Option<(char, &str, &str)> {
+    let id = |column| row.get(column).map_or("0", String::as_str);
+    Some((kind_letter(row)?, id("iid"), id("sid")))
+}
+
+/// `show stat typed`: every filled field of every row, in the rows' order.
+pub fn stat(rows: &[Row]) -> String {
     let mut out = String::new();
     for row in rows {
-        let Some(kind) = kind_letter(row) else {
+        let Some((kind, iid, sid)) = row_ids(row) else {
             continue;
         };
-        let id = |column| row.get(column).map_or("0", String::as_str);
-        let (iid, sid) = (id("iid"), id("sid"));
-        // HAProxy's positions count its fields, not the CSV's `-` between the
-        // proxies' fields and the modules'.
-        let fields = columns.iter().filter(|c| **c != "-");
-        for (position, column) in fields.enumerate() {
-            let (Some(value), Some(meta)) = (row.get(column), stat_meta(kind, column)) else {
-                continue;
-            };
-            // A string set empty is printed (a check's `last_chk` without detail), an
-            // empty number is a field not filled.
-            if value.is_empty() && !meta.ends_with(":str") {
-                continue;
-            }
+        for field in stat_fields(kind, row) {
+            let StatField {
+                position,
+                column,
+                meta,
+                value,
+            } = field;
             let _ = write!(out, "{kind}.{iid}.{sid}.{position}.{column}.1:{meta}:");
             push_csv_field(&mut out, value);
             out.push('\n');
         }
     }
     out
+}
+
+/// `show stat json`: the fields of [`stat`], one JSON array of objects per row, as HAProxy
+/// 2.6 prints them (`[[{"objType":"Frontend","proxyId":2,"id":0,"field":...},...],...]`).
+pub fn stat_json(rows: &[Row]) -> String {
+    let mut out = String::from("[");
+    for (kind, iid, sid, row) in rows
+        .iter()
+        .filter_map(|row| row_ids(row).map(|(kind, iid, sid)| (kind, iid, sid, row)))
+    {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        let object = match kind {
+            'F' => "Frontend",
+            'B' => "Backend",
+            'S' => "Server",
+            _ => "Listener",
+        };
+        out.push('[');
+        for (n, field) in stat_fields(kind, row).enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{{\"objType\":\"{object}\",\"proxyId\":{iid},\"id\":{sid},"
+            );
+            push_json_field(
+                &mut out,
+                field.position,
+                field.column,
+                field.meta,
+                field.value,
+            );
+        }
+        out.push(']');
+    }
+    out.push_str("]\n");
+    out
+}
+
+/// One field's `"field":...,"processNum":1,"tags":...,"value":...}` (HAProxy's
+/// `stats_emit_json_*`); `meta` is its typed tags and type (`MGP:u32`).
+fn push_json_field(out: &mut String, position: usize, name: &str, meta: &str, value: &str) {
+    let (tags, kind) = meta.split_once(':').unwrap_or((meta, "str"));
+    let mut tag = tags.chars();
+    let origin = match tag.next() {
+        Some('M') => "Metric",
+        Some('S') => "Status",
+        Some('K') => "Key",
+        Some('C') => "Config",
+        _ => "Product",
+    };
+    let nature = match tag.next() {
+        Some('G') => "Gauge",
+        Some('L') => "Limit",
+        Some('m') => "Min",
+        Some('M') => "Max",
+        Some('R') => "Rate",
+        Some('C') => "Counter",
+        Some('D') => "Duration",
+        Some('A') => "Age",
+        Some('T') => "Time",
+        Some('N') => "Name",
+        Some('a') => "Avg",
+        _ => "Output",
+    };
+    let scope = match tag.next() {
+        Some('P') => "Process",
+        Some('s') => "System",
+        Some('C') => "Cluster",
+        _ => "Service",
+    };
+    let _ = write!(out, "\"field\":{{\"pos\":{position},\"name\":");
+    push_json_string(out, name);
+    let _ = write!(
+        out,
+        "}},\"processNum\":1,\"tags\":{{\"origin\":\"{origin}\",\"nature\":\"{nature}\",\"scope\":\"{scope}\"}},\"value\":{{\"type\":\"{kind}\",\"value\":"
+    );
+    // A number HAProxy prints bare; a value that is none (never filled so) stays a string,
+    // so that the answer remains JSON.
+    if kind != "str" && value.parse::<i64>().is_ok() {
+        out.push_str(value);
+    } else {
+        push_json_string(out, value);
+    }
+    out.push_str("}}");
+}
+
+/// `text` as a JSON string.
+fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// `show info`'s fields: HAProxy's position, name, tags and type (the zlib lines, 45 and
@@ -191,9 +320,41 @@ pub fn info(lines: &[(&str, String)]) -> String {
     out
 }
 
+/// `show info json`: [`info`]'s fields as HAProxy 2.6 prints them
+/// (`[{"field":{"pos":0,"name":"Name"},"processNum":1,...},...]`).
+pub fn info_json(lines: &[(&str, String)]) -> String {
+    let mut out = String::from("[");
+    for (name, value) in lines {
+        let Some((position, _, meta)) = INFO_FIELDS.iter().find(|(_, n, _)| n == name) else {
+            continue;
+        };
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push('{');
+        push_json_field(&mut out, *position, name, meta, value);
+    }
+    out.push_str("]\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_fields_carry_haproxys_tag_words_and_escaped_strings() {
+        let info = info_json(&[("Pid", "7".into()), ("node", "a\"b\\c".into())]);
+        assert_eq!(
+            info,
+            "[{\"field\":{\"pos\":6,\"name\":\"Pid\"},\"processNum\":1,\
+             \"tags\":{\"origin\":\"Status\",\"nature\":\"Gauge\",\"scope\":\"Process\"},\
+             \"value\":{\"type\":\"u32\",\"value\":7}},\
+             {\"field\":{\"pos\":50,\"name\":\"node\"},\"processNum\":1,\
+             \"tags\":{\"origin\":\"Config\",\"nature\":\"Output\",\"scope\":\"Service\"},\
+             \"value\":{\"type\":\"str\",\"value\":\"a\\\"b\\\\c\"}}]\n"
+        );
+    }
 
     #[test]
     fn a_row_prints_its_filled_fields_and_empty_strings_at_haproxys_positions() {
