@@ -45,6 +45,7 @@ const HELP: &str = "The following commands are valid at this level:
   quit                                    : disconnect
   show info                               : report information about the running process
   show stat                               : report counters for each proxy and server
+  clear counters                          : clear max statistics counters (or all counters)
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
   show backend                            : list backends in the current running config
   get weight <bk>/<srv>                   : report a server's current weight
