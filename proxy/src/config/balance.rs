@@ -78,7 +78,7 @@ fn random(rest: &str) -> Result<Balance, String> {
     let Some(draws) = rest.strip_prefix('(').filter(|d| !d.starts_with(')')) else {
         return Ok(Balance::Random(2));
     };
-    let (n, end) = strtol(draws);
+    let (n, end) = super::values::strtol(draws);
     match end.chars().next() {
         None => return Err("balance random : missing closing parenthesis.".into()),
         Some(')') => {}
@@ -93,38 +93,6 @@ fn random(rest: &str) -> Result<Balance, String> {
         Ok(n) if n >= 1 => Ok(Balance::Random(n)),
         _ => Err("balance random : number of draws must be at least 1.".into()),
     }
-}
-
-/// C's `strtol(text, &end, 0)`: the number (saturated) and the text after it; all of
-/// `text` when it starts with no number.
-fn strtol(text: &str) -> (i64, &str) {
-    let t = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
-    let (negative, t) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let hex = t.len() > 2
-        && (t.starts_with("0x") || t.starts_with("0X"))
-        && t.as_bytes()[2].is_ascii_hexdigit();
-    let (radix, digits) = match () {
-        _ if hex => (16, &t[2..]),
-        _ if t.starts_with('0') => (8, t),
-        _ => (10, t),
-    };
-    let len = digits
-        .find(|c: char| !c.is_digit(radix))
-        .unwrap_or(digits.len());
-    if len == 0 {
-        return (0, text);
-    }
-    let magnitude = digits[..len].chars().fold(0i128, |n, d| {
-        let d = i128::from(d.to_digit(radix).unwrap_or(0));
-        (n * i128::from(radix) + d).min(i128::from(u64::MAX))
-    });
-    let n = if negative { -magnitude } else { magnitude };
-    let n = n.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
-    (n as i64, &digits[len..])
 }
 
 /// `uri [whole] [len N] [depth N] [path-only]`, in any order.

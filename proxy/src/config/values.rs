@@ -183,6 +183,32 @@ pub fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String>
 /// starts with no number). Leading blanks and a sign are read, `0x` starts hexadecimal and
 /// `0` octal; `-N` wraps as C's does, and a value past `u64` is `u64::MAX` whatever its sign.
 pub fn strtoul(text: &str) -> (u64, &str) {
+    match c_integer(text) {
+        None => (0, text),
+        Some((true, Some(m), rest)) => (m.wrapping_neg(), rest),
+        Some((false, Some(m), rest)) => (m, rest),
+        Some((_, None, rest)) => (u64::MAX, rest),
+    }
+}
+
+/// C's `strtol(text, &end, 0)`: the number (saturated) and the text after it; all of
+/// `text` when it starts with no number.
+pub fn strtol(text: &str) -> (i64, &str) {
+    match c_integer(text) {
+        None => (0, text),
+        Some((negative, magnitude, rest)) => {
+            let m = i128::from(magnitude.unwrap_or(u64::MAX));
+            let n = if negative { -m } else { m };
+            let n = n.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+            (n as i64, rest)
+        }
+    }
+}
+
+/// What C's `strto*l(text, &end, 0)` read: the sign, the magnitude (None past `u64`) and
+/// the text after the number; None when `text` starts with no number. Leading blanks and a
+/// sign are read, `0x` starts hexadecimal and `0` octal.
+fn c_integer(text: &str) -> Option<(bool, Option<u64>, &str)> {
     let t = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
     let (negative, t) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
@@ -201,7 +227,7 @@ pub fn strtoul(text: &str) -> (u64, &str) {
         .find(|c: char| !c.is_digit(radix))
         .unwrap_or(digits.len());
     if len == 0 {
-        return (0, text);
+        return None;
     }
     let magnitude = digits[..len]
         .chars()
@@ -209,12 +235,7 @@ pub fn strtoul(text: &str) -> (u64, &str) {
         .try_fold(0u64, |n, d| {
             n.checked_mul(u64::from(radix))?.checked_add(u64::from(d))
         });
-    let n = match magnitude {
-        Some(m) if negative => m.wrapping_neg(),
-        Some(m) => m,
-        None => u64::MAX,
-    };
-    (n, &digits[len..])
+    Some((negative, magnitude, &digits[len..]))
 }
 
 /// Splits `host:port` (IPv6 as `[::1]:80` or `::1:80`, HAProxy's way: the last colon

@@ -533,23 +533,7 @@ impl Server {
         }
         match (was == Admin::Maint, admin == Admin::Maint) {
             (false, true) => self.enter_maint(was_stopped),
-            (true, false) => {
-                self.leaving_maint.store(true, Relaxed);
-                self.leave_maint(was_stopped);
-                // As HAProxy, a server leaving maintenance comes UP when it may, checked or
-                // not (one set DOWN from the CLI too); an agent saying down keeps it DOWN.
-                let back = self.transition(|| {
-                    let back = !self.is_up() && self.may_come_up();
-                    if back {
-                        self.set_up(true);
-                    }
-                    back
-                });
-                if back {
-                    // Back UP: the servers tracking it follow.
-                    super::track::follow(self);
-                }
-            }
+            (true, false) => self.come_back_from_maint(was_stopped),
             (false, false) => {
                 let inherited = self.in_inherited_drain();
                 let drained = |a: Admin| a == Admin::Drain || inherited;
@@ -849,13 +833,10 @@ impl Server {
 
     /// Out of the resolution maintenance, `was_stopped` before it: as leaving the
     /// operator's, unless another maintenance still holds it.
-    fn leave_resolution_maint(&self, was_stopped: bool) {
-        if self.in_other_maint() {
-            return;
-        }
-        if self.checks_enabled() {
-            self.checks_paused.store(false, Relaxed);
-        }
+    /// Out of maintenance (its own or DNS's): as HAProxy, a server comes UP when it may,
+    /// checked or not (one set DOWN from the CLI too; an agent saying down keeps it DOWN),
+    /// and the servers tracking it follow.
+    fn come_back_from_maint(&self, was_stopped: bool) {
         self.leaving_maint.store(true, Relaxed);
         self.leave_maint(was_stopped);
         let back = self.transition(|| {
@@ -868,6 +849,16 @@ impl Server {
         if back {
             super::track::follow(self);
         }
+    }
+
+    fn leave_resolution_maint(&self, was_stopped: bool) {
+        if self.in_other_maint() {
+            return;
+        }
+        if self.checks_enabled() {
+            self.checks_paused.store(false, Relaxed);
+        }
+        self.come_back_from_maint(was_stopped);
         if self.warming_since.load(Relaxed) == 0 {
             super::slowstart::begin(self);
         }
