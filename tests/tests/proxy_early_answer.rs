@@ -699,25 +699,7 @@ fn a_close_under_a_large_body_is_an_end_after_the_answer() {
 fn a_body_sent_after_an_answer_to_its_expect_still_goes() {
     let test = "a_body_sent_after_an_answer_to_its_expect_still_goes";
     let run = side_by_side(test, After::EchoesOnHead, 2, |front, _| {
-        let mut c = TcpStream::connect(front).expect("connecting");
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let head = format!(
-            "POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
-             Content-Length: {BODY}\r\n\r\n"
-        );
-        c.write_all(head.as_bytes()).expect("sending the head");
-        let mut reader = BufReader::new(c.try_clone().expect("a clone"));
-        // The answer's head before any of the body is sent.
-        let came = reader
-            .fill_buf()
-            .map(|b| b.starts_with(b"HTTP/1.1 200"))
-            .ok();
-        c.write_all(&[b'b'; BODY]).expect("sending the body");
-        let echoed = read_response(&mut reader).map(|r| (r.status, r.body.len()));
-        c.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
-            .expect("the next request");
-        let next = read_response(&mut reader).map(|r| (r.status, r.body));
-        (came, echoed, next)
+        expect_answered_then_body(front)
     });
     assert_eq!(
         run.seen,
@@ -793,25 +775,7 @@ fn a_body_sent_after_an_h2_servers_answer_to_its_expect_still_goes() {
         return;
     }
     let run = side_by_side_over(test, (After::EchoesOnHead, Hop::Http2), 2, |front, _| {
-        let mut c = TcpStream::connect(front).expect("connecting");
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let head = format!(
-            "POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
-             Content-Length: {BODY}\r\n\r\n"
-        );
-        c.write_all(head.as_bytes()).expect("sending the head");
-        let mut reader = BufReader::new(c.try_clone().expect("a clone"));
-        // The answer's head before any of the body is sent.
-        let came = reader
-            .fill_buf()
-            .map(|b| b.starts_with(b"HTTP/1.1 200"))
-            .ok();
-        c.write_all(&[b'b'; BODY]).expect("sending the body");
-        let echoed = read_response(&mut reader).map(|r| (r.status, r.body.len()));
-        c.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
-            .expect("the next request");
-        let next = read_response(&mut reader).map(|r| (r.status, r.body));
-        (came, echoed, next)
+        expect_answered_then_body(front)
     });
     assert_eq!(
         run.seen,
@@ -826,4 +790,31 @@ fn a_body_sent_after_an_h2_servers_answer_to_its_expect_still_goes() {
         .collect();
     assert_eq!(lines[0].request, "GET /next HTTP/1.1");
     assert_eq!(ends, [("200", "----"), ("200", "----")]);
+}
+
+/// An `Expect: 100-continue` POST whose answer comes before its body, then its body anyway,
+/// then a next request on the connection: whether the answer's head came first, the echoed
+/// response (status, body length) and the next one (status, body).
+type ExpectRun = (Option<bool>, Option<(u16, usize)>, Option<(u16, String)>);
+
+fn expect_answered_then_body(front: SocketAddr) -> ExpectRun {
+    let mut c = TcpStream::connect(front).expect("connecting");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+         Content-Length: {BODY}\r\n\r\n"
+    );
+    c.write_all(head.as_bytes()).expect("sending the head");
+    let mut reader = BufReader::new(c.try_clone().expect("a clone"));
+    // The answer's head before any of the body is sent.
+    let came = reader
+        .fill_buf()
+        .map(|b| b.starts_with(b"HTTP/1.1 200"))
+        .ok();
+    c.write_all(&[b'b'; BODY]).expect("sending the body");
+    let echoed = read_response(&mut reader).map(|r| (r.status, r.body.len()));
+    c.write_all(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("the next request");
+    let next = read_response(&mut reader).map(|r| (r.status, r.body));
+    (came, echoed, next)
 }
