@@ -890,13 +890,13 @@ async fn splice_one_way(
                     Err(e) => return Err(Fault::spliced(Fault::Source)(e)),
                 };
                 activity.touch();
+                // Counted as read (see `copy_one_way`).
+                moved.moved().of(way).fetch_add(n as u64, Relaxed);
                 pending += n;
                 while pending > 0 {
                     match dst.try_io(Interest::WRITABLE, || splice(pipe_r, dfd, pending)) {
                         Ok(m) => {
                             pending -= m;
-                            // Looked up here, not kept: every session's task would hold them.
-                            moved.moved().of(way).fetch_add(m as u64, Relaxed);
                             moved.spliced(way, m as u64);
                             activity.touch();
                         }
@@ -954,6 +954,9 @@ async fn copy_one_way(
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                     Err(e) => return Err(Fault::source(e)),
                 };
+                // Counted as read, as HAProxy counts what its buffer took (`req->total`,
+                // `res->total`): also what the destination then fails to take.
+                count.fetch_add(n as u64, Relaxed);
                 // A short read after the FIN was seen drained everything the peer sent: this
                 // is the last data. Sent with MSG_MORE, it waits in the socket for the FIN
                 // that `finish` (or the close) adds right after, and both leave in one packet
@@ -990,7 +993,6 @@ async fn copy_one_way(
                     Err(e) => return Err(Fault::destination(e)),
                 }
             }
-            count.fetch_add(n as u64, Relaxed);
             if last {
                 finish((src, dst, way), phase, activity)?;
                 return Ok(Copied::Eof);

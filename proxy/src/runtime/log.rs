@@ -84,6 +84,34 @@ thread_local! {
     };
 }
 
+/// A connection that failed before it became a session: HAProxy's words for why, and
+/// whether it is a "null" connection `option dontlognull` leaves out. HAProxy's
+/// `session_kill_embryonic` leaves out a client that closed or aborted during its PROXY
+/// header or TLS handshake (`CO_ER_*_EMPTY`, `CO_ER_*_ABORT`), and one that timed out
+/// there (its error is set only after that test); a client that sent something refused is
+/// logged.
+#[derive(Debug, Clone, Copy)]
+pub struct EarlyFailure {
+    pub message: &'static str,
+    pub null: bool,
+}
+
+impl EarlyFailure {
+    pub fn null(message: &'static str) -> EarlyFailure {
+        EarlyFailure {
+            message,
+            null: true,
+        }
+    }
+
+    pub fn sent(message: &'static str) -> EarlyFailure {
+        EarlyFailure {
+            message,
+            null: false,
+        }
+    }
+}
+
 impl Logger {
     /// A logger for lines that are not traffic (health checks, alerts).
     pub fn new(targets: &[LogTarget], tag: Option<&str>) -> Self {
@@ -194,7 +222,8 @@ impl Logger {
     }
 
     /// Logs one connection or request, unless `option dontlognull` leaves out a connection
-    /// on which the client sent nothing and nothing failed.
+    /// on which the client sent nothing and nothing failed (TCP mode has its own rule: see
+    /// [`Logger::log_tcp`]; HTTP's bad requests theirs, in `http::refuse_request`).
     pub fn log_traffic(&self, entry: &mut Entry<'_>) {
         let Some(format) = self.line.as_ref().filter(|_| !self.targets.is_empty()) else {
             return;
@@ -238,27 +267,35 @@ impl Logger {
         error: &super::proxyproto::ProxyHeaderError,
     ) {
         use super::proxyproto::ProxyHeaderError as E;
-        let message = match error {
-            E::Missing => "Received something which does not look like a PROXY protocol header",
-            E::Malformed => "Received an invalid PROXY protocol header",
-            E::Timeout => "Timeout while waiting for PROXY protocol header",
-            E::Closed => "Connection closed while waiting for PROXY protocol header",
+        let failure = match error {
+            E::Missing => EarlyFailure::sent(
+                "Received something which does not look like a PROXY protocol header",
+            ),
+            E::Malformed => EarlyFailure::sent("Received an invalid PROXY protocol header"),
+            E::Timeout => EarlyFailure::null("Timeout while waiting for PROXY protocol header"),
+            E::Closed => {
+                EarlyFailure::null("Connection closed while waiting for PROXY protocol header")
+            }
         };
-        self.log_conn_failure(fe, client, local, message);
+        self.log_conn_failure(fe, client, local, failure);
     }
 
     /// Logs a connection that failed before becoming a session (a PROXY header, a TLS
-    /// handshake), with HAProxy's `message`.
+    /// handshake), with HAProxy's words, unless `option dontlognull` leaves it out.
     pub fn log_conn_failure(
         &self,
         fe: &Frontend,
         client: SocketAddr,
         local: SocketAddr,
-        message: &str,
+        failure: EarlyFailure,
     ) {
         if self.targets.is_empty() || self.line.is_none() && self.error.is_none() {
             return;
         }
+        if failure.null && self.dontlognull {
+            return;
+        }
+        let message = failure.message;
         let mut entry = Entry {
             term: "PR--",
             ..Entry::at_accept(client, local, &fe.name, SystemTime::now())

@@ -432,26 +432,29 @@ pub async fn connect(
             }
         }
     };
-    connected.map_err(|e| connect_failed(backend, client.stream, e))
+    connected.map_err(|e| connect_failed(backend, e))
 }
 
-/// A TCP-mode connection that failed (`e`) to its end: a reset while connecting counted
-/// as the client's abort, as HAProxy counts it, and what the client sent read.
-fn connect_failed(backend: &Backend, client: &TcpStream, e: ConnectError) -> ConnectError {
+/// A TCP-mode connection that failed (`e`): a reset while connecting counted as the
+/// client's abort, as HAProxy counts it. (What the client sent is read at the session's
+/// end: see [`Unconnected::count_received`].)
+fn connect_failed(backend: &Backend, e: ConnectError) -> ConnectError {
     if let ConnectError::ClientLeft(server, Left::Aborted | Left::TimedOut, _) = &e {
         server.counters.client_aborts.fetch_add(1, Relaxed);
         backend.counters.client_aborts.fetch_add(1, Relaxed);
     }
-    // HAProxy had read what the client sent into its buffer while it waited, and drains
-    // the rest before it closes: the connection then ends with a FIN, where unread data
-    // would make it a reset.
-    discard_unread(client);
     e
 }
 
+/// What HAProxy's request buffer takes of a client before the server connection is made:
+/// `tune.bufsize` (16384) less the `tune.maxrewrite` (1024) it keeps free until data may
+/// leave (`channel_recv_limit`). The rest waits in the socket, never counted.
+const UNCONNECTED_REQUEST_LIMIT: u64 = 16384 - 1024;
+
 /// Drops all that `client` has received, without waiting, as HAProxy's `sock_drain` does
-/// before a close (with MSG_TRUNC on Linux: all of it at once, whatever its size).
-fn discard_unread(client: &TcpStream) {
+/// before a close (with MSG_TRUNC on Linux: all of it at once, whatever its size). The
+/// number of bytes dropped.
+fn discard_unread(client: &TcpStream) -> u64 {
     use std::os::fd::AsRawFd;
     let flags = libc::MSG_DONTWAIT | libc::MSG_TRUNC;
     // SAFETY: with MSG_TRUNC a TCP socket's data is dropped, never copied to the buffer, so
@@ -460,8 +463,71 @@ fn discard_unread(client: &TcpStream) {
     let n = unsafe { libc::recv(fd, std::ptr::null_mut(), i32::MAX as usize, flags) };
     if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT) {
         // A kernel that copies anyway: one buffer's worth, HAProxy's fallback.
-        let _ = forward::read_early(client);
+        return forward::read_early(client).map_or(0, |data| data.len() as u64);
     }
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// How many bytes wait to be read on `client` (a look that reads nothing).
+fn unread_len(client: &TcpStream) -> u64 {
+    use std::os::fd::AsRawFd;
+    let mut waiting: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `waiting`, which outlives the call; `client`
+    // keeps the fd open meanwhile.
+    let ok = unsafe { libc::ioctl(client.as_raw_fd(), libc::FIONREAD, &raw mut waiting) } == 0;
+    if ok {
+        u64::try_from(waiting).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// A TCP session that ends without a server connection (refused, timed out in the
+/// queue, no server, its client gone...): where its client's bytes count.
+struct Unconnected<'s> {
+    state: &'s State,
+    fe: &'s Frontend,
+    backend: &'s Backend,
+    client: &'s TcpStream,
+    /// What the session read of the client already (for content rules, `tcp-smart-connect`).
+    read: usize,
+    /// The client speaks TLS: what waits in its socket is ciphertext, none of it counted.
+    tls: bool,
+}
+
+impl Unconnected<'_> {
+    /// Drains the client's socket and counts what the client sent as HAProxy does, which
+    /// read it into its request buffer (up to [`UNCONNECTED_REQUEST_LIMIT`]) while it
+    /// waited, and counts it as received (`req->total`): in the frontend's, the backend's
+    /// and the `server`'s `bin` (the one it was for, if any), and in its tracked entries.
+    /// Draining makes the close a FIN, where unread data would make it a reset.
+    fn count_received(&self, server: Option<&Server>) -> u64 {
+        let unread = discard_unread(self.client);
+        let unread = if self.tls { 0 } else { unread };
+        let received = (self.read as u64 + unread).min(UNCONNECTED_REQUEST_LIMIT);
+        let backend = Some(self.backend);
+        count_request_bytes(self.state, self.fe, backend, server, received);
+        received
+    }
+}
+
+/// Counts `received` bytes of a client that no forwarding counted (its session ended
+/// before a server connection), as HAProxy's `stream_process_counters` counts its request
+/// channel's: in the `bin` of its frontend, of its backend and server if it had them, and
+/// in its tracked entries.
+fn count_request_bytes(
+    state: &State,
+    fe: &Frontend,
+    backend: Option<&Backend>,
+    server: Option<&Server>,
+    received: u64,
+) {
+    let entered = backend.map(|b| &b.counters).into_iter();
+    let counters = entered.chain(server.map(|s| &s.counters));
+    for c in std::iter::once(&fe.counters).chain(counters) {
+        c.bytes_in.fetch_add(received, Relaxed);
+    }
+    state.tables.count_bytes(received, 0);
 }
 
 /// `work`, a step of a TCP-mode connection attempt past [`connect`] (the TLS handshake to
@@ -828,7 +894,7 @@ async fn retry_unless_client_leaves(
         Ok(retried) => retried,
         Err(left) => {
             let left = ConnectError::ClientLeft(server, left, tally.load(Relaxed));
-            Err(connect_failed(backend, client.stream, left))
+            Err(connect_failed(backend, left))
         }
     }
 }
@@ -1513,6 +1579,12 @@ pub fn serve_tcp(
                             f.backend = rejecting.as_deref();
                         }
                         fe.counters.denied_req.fetch_add(1, Relaxed);
+                        let received = received_by_rules(&client, tls.is_some());
+                        let backend = rejecting.as_deref();
+                        count_request_bytes(&state, &fe, backend, None, received);
+                        if let Some(f) = facts.as_deref_mut() {
+                            f.bytes_in = received;
+                        }
                         fe.logger.log_tcp(&fe, facts.as_deref(), "PR");
                         return;
                     }
@@ -1572,9 +1644,28 @@ pub fn serve_tcp(
         if let Some(f) = facts.as_deref_mut() {
             f.backend = Some(&backend);
         }
+        // The session's end without a server connection, made where it ends: a macro, as
+        // a value kept from here would take room in the task's future for the session's
+        // whole life.
+        macro_rules! unconnected {
+            () => {
+                Unconnected {
+                    state: &state,
+                    fe: &fe,
+                    backend: &backend,
+                    client: &client,
+                    read: early.len(),
+                    tls: secure_client.is_some(),
+                }
+            };
+        }
         if rules::tcp_applies(&fe) {
             // Killed in its rules (`shutdown session`): it ends as they end.
             if registration.killed_alone() {
+                let received = unconnected!().count_received(None);
+                if let Some(f) = facts.as_deref_mut() {
+                    f.bytes_in = received;
+                }
                 return fe.logger.log_tcp(&fe, facts.as_deref(), "KR");
             }
             registration.routed(backend.id);
@@ -1608,7 +1699,7 @@ pub fn serve_tcp(
                 Ok(c) => c,
                 Err(e) => {
                     let killed = registration.killed_alone();
-                    return log_connect_end(&fe, &backend, facts.as_deref_mut(), &e, killed);
+                    return log_connect_end(&unconnected!(), facts.as_deref_mut(), &e, killed);
                 }
             };
             // `stick` rules store their entries when HAProxy's response analysers run: as
@@ -1645,7 +1736,7 @@ pub fn serve_tcp(
                     if let Some(why) = registration.killed(&conn.server) {
                         registration.disconnected();
                         let e = conn.killed(why);
-                        return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e);
+                        return log_connect_error(&unconnected!(), facts.as_deref_mut(), &e);
                     }
                     return;
                 }
@@ -1666,9 +1757,9 @@ pub fn serve_tcp(
                     registration.disconnected();
                     let e = match killed {
                         Some(why) => conn.killed(why),
-                        None => connect_failed(&backend, &client, conn.client_left(left)),
+                        None => connect_failed(&backend, conn.client_left(left)),
                     };
-                    return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e);
+                    return log_connect_error(&unconnected!(), facts.as_deref_mut(), &e);
                 }
             };
             conn.connect_time += took;
@@ -1682,7 +1773,7 @@ pub fn serve_tcp(
             registration.disconnected();
             if let Some(why) = killed {
                 let e = conn.killed(why);
-                return log_connect_error(&fe, &backend, facts.as_deref_mut(), &e);
+                return log_connect_error(&unconnected!(), facts.as_deref_mut(), &e);
             }
             // Boxed too: rare, and its state (a whole connection attempt) would otherwise grow
             // every session's task.
@@ -1693,7 +1784,7 @@ pub fn serve_tcp(
                 // Killed alone meanwhile, as the first attempt (`KC`).
                 Err(e) => {
                     let killed = registration.killed_alone();
-                    return log_connect_end(&fe, &backend, facts.as_deref_mut(), &e, killed);
+                    return log_connect_end(&unconnected!(), facts.as_deref_mut(), &e, killed);
                 }
             };
             registration.connected(&conn.server, conn.stream.as_fd(), conn.kill_since);
@@ -1702,6 +1793,13 @@ pub fn serve_tcp(
         // `option logasap`: the line goes now, with the times and bytes so far.
         if let Some(f) = facts.as_deref_mut().filter(|_| fe.logger.logs_asap()) {
             f.connected(&conn);
+            // What HAProxy's buffer holds by now: what was read, and what waits to be.
+            let waiting = if secure_client.is_some() {
+                0
+            } else {
+                unread_len(&client)
+            };
+            f.bytes_in = (sent_early + waiting).min(UNCONNECTED_REQUEST_LIMIT);
             fe.logger.log_tcp(&fe, Some(f), "--");
         }
         // Connected: the response's analysis starts (`req` variables go, `res` ones come).
@@ -1714,7 +1812,8 @@ pub fn serve_tcp(
         // its client sent is read, as into HAProxy's buffer (its close a FIN).
         let killed_early = registration.killed(&conn.server).is_some();
         if killed_early {
-            let _ = forward::read_early(&client);
+            let read = forward::read_early(&client).map_or(0, |data| data.len());
+            moved.to_server.fetch_add(read as u64, Relaxed);
         }
         let end = match (secured, secure_client) {
             _ if killed_early => End::Done,
@@ -1847,45 +1946,77 @@ fn handshake_failed(
         .log_conn_failure(fe, peer, local, super::tls::handshake_failure(e));
 }
 
-/// Logs a session that got no server connection: `SC` (`sC` when the attempts timed out,
-/// as HAProxy), `sQ` after the queue, naming the server tried last.
+/// What a client whose content rules rejected it had sent, as HAProxy counts it: read
+/// into its request buffer (up to [`UNCONNECTED_REQUEST_LIMIT`]) while the rules waited.
+/// The rules read it (and dropped it): the kernel's count of the bytes the connection
+/// received tells it. (A PROXY header on an `accept-proxy` bind counts among them, where
+/// HAProxy's does not; nothing counts behind TLS, whose bytes are ciphertext.)
+fn received_by_rules(client: &TcpStream, tls: bool) -> u64 {
+    use std::os::fd::AsRawFd;
+    if tls {
+        return 0;
+    }
+    // SAFETY: `info` is a plain C struct, zeroes valid; getsockopt writes at most `len`
+    // bytes into it, and `client` keeps the fd open meanwhile.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let ok = unsafe {
+        libc::getsockopt(
+            client.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    } == 0;
+    // A kernel older than 4.1 returns a shorter struct, without the count: nothing counts.
+    let counted = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received) + 8;
+    if !ok || (len as usize) < counted {
+        return 0;
+    }
+    info.tcpi_bytes_received.min(UNCONNECTED_REQUEST_LIMIT)
+}
+
+/// Ends a session that got no server connection: counts what its client sent and logs
+/// it, `SC` (`sC` when the attempts timed out, as HAProxy), `sQ` after the queue, naming
+/// the server tried last.
 fn log_connect_error<'a>(
-    fe: &Frontend,
-    backend: &Backend,
+    ended: &Unconnected<'_>,
     facts: Option<&mut log::TcpFacts<'a>>,
     e: &'a ConnectError,
 ) {
-    log_connect_failure(fe, backend, facts, e, &e.term()[..2]);
+    log_connect_failure(ended, facts, e, &e.term()[..2]);
 }
 
 /// [`log_connect_error`], or for a stream killed alone while it waited (`killed`: by
 /// `shutdown session`) the kill's code `K` in its phase (`KQ`, `KC`), as HAProxy's
 /// `SF_ERR_KILLED`, its first error, logs it.
 fn log_connect_end<'a>(
-    fe: &Frontend,
-    backend: &Backend,
+    ended: &Unconnected<'_>,
     facts: Option<&mut log::TcpFacts<'a>>,
     e: &'a ConnectError,
     killed: bool,
 ) {
     if killed {
         let flags = ["K", &e.term()[1..2]].concat();
-        return log_connect_failure(fe, backend, facts, e, &flags);
+        return log_connect_failure(ended, facts, e, &flags);
     }
-    log_connect_error(fe, backend, facts, e);
+    log_connect_error(ended, facts, e);
 }
 
 /// [`log_connect_error`] with its termination `flags`.
 fn log_connect_failure<'a>(
-    fe: &Frontend,
-    backend: &Backend,
+    ended: &Unconnected<'_>,
     facts: Option<&mut log::TcpFacts<'a>>,
     e: &'a ConnectError,
     flags: &str,
 ) {
+    let (fe, backend) = (ended.fe, ended.backend);
+    let received = ended.count_received(e.server().map(|s| &**s));
     // A failed connection ends the request's analysis too (`res` variables, not `req`).
     super::vars::response_starts();
     let logged = facts.map(|f| {
+        f.bytes_in = received;
         if let Some(server) = e.server() {
             f.server = Some(server);
             f.server_addr = server.socket_addr(f.local.port());

@@ -113,6 +113,11 @@ impl Logger {
         let Some(f) = f.filter(|_| self.logs_traffic()) else {
             return;
         };
+        // `option dontlognull`: HAProxy logs a stream only if its client sent something
+        // (`req->total`), however it ended (refused, reset, timed out, no server...).
+        if self.dontlognull && f.bytes_in == 0 {
+            return;
+        }
         let close = f.accepted.elapsed().as_millis() as i64;
         // Measured from the accept, the client's TLS handshake included, as HAProxy's.
         let hs = f.handshake_ms;
