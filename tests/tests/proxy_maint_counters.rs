@@ -252,3 +252,27 @@ fn a_check_under_way_is_starred_until_its_result() {
     let expected = ["* INI Initializing", "check_state=7"];
     agree(ours, theirs, expected.map(String::from).to_vec());
 }
+
+/// A server leaving maintenance comes back at `rise` and waits for its next check: HAProxy's
+/// paused check keeps its schedule, so a server in maintenance since the start (`disabled`,
+/// its first tick already passed) is not checked at once, and is `UP 1/2` until that check.
+#[test]
+fn leaving_maintenance_waits_for_the_next_check_at_rise() {
+    let lab = Lab::new("maint-recheck", "tcp", ());
+    let open = free_port();
+    let _port = CheckPort::open(open);
+    // `inter` long enough that reading the state after `ready` comes before the next check.
+    let be = format!("  server m1 127.0.0.1:{open} check inter 4s rise 2 fall 2 disabled\n");
+    let sock = &lab.sock;
+    let (ours, theirs) = lab.run("maint-recheck", &be, |_: SocketAddr| {
+        let mut seen = vec![format!("start {}", status(sock, "m1"))];
+        cli(sock, "set server be/m1 state ready");
+        let health = server_state(sock, "m1")["srv_check_health"].clone();
+        seen.push(format!("ready {} health={health}", status(sock, "m1")));
+        assert!(wait_until(Duration::from_secs(10), || status(sock, "m1") == "UP"));
+        seen.push(format!("checked {}", status(sock, "m1")));
+        seen
+    });
+    let expected = ["start MAINT", "ready UP 1/2 health=2", "checked UP"];
+    agree(ours, theirs, expected.map(String::from).to_vec());
+}

@@ -1050,3 +1050,63 @@ fn each_programs_dump_is_read_by_the_other() {
         });
     }
 }
+
+/// The check's port and the agent's address and port set at run time come back from the
+/// file, as HAProxy 2.6.12's `srv_state_srv_update` applies them last; a server whose
+/// checks or agent the file disables keeps the rest, and HAProxy's "partially applied"
+/// warning says why. A `disabled` server the file makes ready says it leaves maintenance.
+#[test]
+fn check_and_agent_targets_survive_a_restart() {
+    let test = "check_and_agent_targets_survive_a_restart";
+    let dir = temp_dir("server-state-targets");
+    let mut all = Vec::new();
+    let [p1, p2, p3, agent1, agent2, moved1, moved2, check3] = closed_ports();
+    let front = free_port();
+    for (name, binary) in programs(test) {
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let config = defaults(&dir, "  server-state-file ./state\n", front)
+            + &format!(
+                "backend be\n  load-server-state-from-file global\n\
+             server a1 127.0.0.1:{p1} agent-check agent-port {agent1} agent-inter 1h\n\
+             server a2 127.0.0.1:{p2} agent-check agent-port {agent2} agent-inter 1h\n\
+             server c3 127.0.0.1:{p3} check inter 1h\n\
+             server d4 127.0.0.1:{p3} disabled\n"
+            );
+        let first = Running::start(&binary, &dir, "first", &config, &["-db"]);
+        for command in [
+            format!("set server be/a1 agent-addr 127.0.0.1 port {moved1}"),
+            format!("set server be/a2 agent-addr 127.0.0.1 port {moved2}"),
+            "disable agent be/a2".into(),
+            format!("set server be/c3 check-port {check3}"),
+            "disable health be/c3".into(),
+            "set server be/d4 state ready".into(),
+        ] {
+            assert_eq!(first.ask(&command).trim(), "", "{name}: {command}");
+        }
+        let dump = first.ask("show servers state");
+        std::fs::write(dir.join("state"), &dump).expect("writing the state");
+        first.stop();
+        let second = Running::start(&binary, &dir, "second", &config, &["-db"]);
+        all.push((name, seen(&second, &dir, "be", &["a1", "a2", "c3", "d4"])));
+        second.stop();
+    }
+    agree(test, all, |s| {
+        let target = |server: &str| {
+            let line = s.state.iter().find(|l| l.split(' ').nth(3) == Some(server));
+            let words: Vec<&str> = line.map_or(vec![], |l| l.split(' ').collect());
+            words.get(21..).map(|w| w.join(" ")).unwrap_or_default()
+        };
+        assert_eq!(target("a1"), format!("0 - 127.0.0.1 {moved1}"));
+        assert_eq!(target("a2"), format!("0 - - {agent2}"));
+        assert_eq!(target("c3"), "0 - - 0");
+        assert_eq!(
+            s.messages,
+            [
+                "[WARNING]  (PID) : config : server-state partially applied for server 'be/a2', agent checks are not enabled on this server",
+                "[WARNING]  (PID) : config : server-state partially applied for server 'be/c3', health checks are not enabled on this server",
+                "[WARNING]  (PID) : config : Server be/d4 is UP/READY (leaving forced maintenance).",
+            ]
+        );
+    });
+}

@@ -222,6 +222,50 @@ fn check_sni_is_sent_and_verified() {
     );
 }
 
+/// A server checked with `check-ssl` and no ruleset passes its handshake at layer 6, as
+/// HAProxy reports it (`L6OK`, "Layer6 check passed"), and fails it there too.
+#[test]
+fn check_ssl_without_a_ruleset_passes_at_layer6() {
+    let test = "check_ssl_no_ruleset";
+    let (_dir, pki, server) = setup(test, Behaviour::Http);
+    let line = |ca: &Path| {
+        format!(
+            "  server s1 127.0.0.1:{} check check-ssl verify required ca-file {} {FAST}\n",
+            server.port(),
+            ca.display()
+        )
+    };
+    compare(test, &server, &line(&pki.ca), ["UP", "L6OK", "", ""]);
+    compare(
+        "check_ssl_no_ruleset_wrong_ca",
+        &server,
+        &line(&pki.other_ca),
+        ["DOWN", "L6RSP", "", "SSL handshake failure"],
+    );
+}
+
+/// kubeadm's `http-check connect ssl` is an explicit connect: the server's `check-sni` and
+/// `check-alpn` apply only to the implicit one, so this check sends no SNI, verifies only
+/// the chain and speaks HTTP/1 (HAProxy's `TCPCHK_OPT_DEFAULT_CONNECT`).
+#[test]
+fn explicit_connect_ssl_ignores_the_servers_check_sni_and_alpn() {
+    let test = "explicit_connect_check_sni";
+    let (_dir, pki, server) = setup(test, Behaviour::Http);
+    let backend = format!(
+        "  option httpchk\n  http-check connect ssl\n  http-check send meth GET uri /healthz\n  http-check expect status 200\n  server s1 127.0.0.1:{} check check-ssl verify required ca-file {} check-sni wrong.example check-alpn h2 {FAST}\n",
+        server.port(),
+        pki.ca.display()
+    );
+    let heads = compare(test, &server, &backend, ["UP", "L7OK", "200", ""]);
+    for run in &heads {
+        assert!(!run.is_empty(), "no check reached the server: {heads:?}");
+        assert!(
+            run.iter().all(|h| h == "sni=None GET /healthz HTTP/1.0"),
+            "{run:?}"
+        );
+    }
+}
+
 #[test]
 fn http_check_expect_variants_over_tls() {
     let test = "http_expect_tls";

@@ -504,35 +504,18 @@ pub fn set_server(backend: &Backend, server: &Server, args: &[&str]) -> String {
             String::new()
         }
         ["agent-port"] => "set server <b>/<s> agent-port requires a port.\n".into(),
-        ["agent-port", ..] if !agent.enabled() => OFF.into(),
-        ["agent-port", port, ..] => match super::api::cli_port(port) {
-            Ok(p) => {
-                agent.port.store(u32::from(p), Relaxed);
-                String::new()
-            }
-            Err(e) => e.into(),
-        },
+        ["agent-port", port, ..] => said(update_target(agent, None, Some(port))),
         ["agent-addr"] => {
             "set server <b>/<s> agent-addr requires an address and optionally a port.\n".into()
         }
-        ["agent-addr", ..] if !agent.enabled() => OFF.into(),
         ["agent-addr", addr, rest @ ..] => {
-            let Ok(ip) = addr.parse::<IpAddr>() else {
-                return format!("invalid addr '{addr}'");
-            };
             let port = match rest {
-                ["port", port, ..] => match super::api::cli_port(port) {
-                    Ok(p) => Some(p),
-                    Err(e) => return e.into(),
-                },
-                ["port"] => return "provided port is not an integer".into(),
+                ["port", port, ..] => Some(*port),
+                // HAProxy reads the missing number as an empty one.
+                ["port"] => Some(""),
                 _ => None,
             };
-            *agent.addr.write().unwrap_or_else(|e| e.into_inner()) = Some(ip);
-            if let Some(p) = port {
-                agent.port.store(u32::from(p), Relaxed);
-            }
-            String::new()
+            said(update_target(agent, Some(addr), port))
         }
         ["agent-send", ..] if !agent.enabled() => format!("{OFF}.\n"),
         ["agent-send", rest @ ..] => {
@@ -542,6 +525,37 @@ pub fn set_server(backend: &Backend, server: &Server, args: &[&str]) -> String {
         }
         _ => String::new(),
     }
+}
+
+/// HAProxy's `srv_update_agent_addr_port`, for the runtime API and a state file: the
+/// agent's address and port change together, or neither, and the reason is given.
+pub fn update_target(
+    agent: &AgentState,
+    addr: Option<&str>,
+    port: Option<&str>,
+) -> Result<(), String> {
+    if !agent.enabled() {
+        return Err("agent checks are not enabled on this server".into());
+    }
+    let ip = addr
+        .map(|a| {
+            a.parse::<IpAddr>()
+                .map_err(|_| format!("invalid addr '{a}'"))
+        })
+        .transpose()?;
+    let port = port.map(super::api::cli_port).transpose()?;
+    if let Some(ip) = ip {
+        *agent.addr.write().unwrap_or_else(|e| e.into_inner()) = Some(ip);
+    }
+    if let Some(port) = port {
+        agent.port.store(u32::from(port), Relaxed);
+    }
+    Ok(())
+}
+
+/// A runtime API answer: nothing when done, else the reason.
+fn said(result: Result<(), String>) -> String {
+    result.err().unwrap_or_default()
 }
 
 /// `enable agent B/S` / `disable agent B/S`: a disabled agent neither runs nor keeps the

@@ -44,7 +44,7 @@ use tokio::net::TcpStream;
 use super::check_format::{self, CheckContext};
 use super::http::{self, Framing, Head};
 use super::logformat::Samples;
-use super::state::{Admin, Backend, CheckResult, Server, State, now_secs};
+use super::state::{Backend, CheckResult, Server, ServicePort, State, now_secs};
 use super::{chunked, h2_server, shutdown, tls, track, transitions};
 use crate::config::model::{
     CheckConnect, CheckRegex, ExpectReport, HttpCheck, HttpCheckGroup, HttpExpect, HttpExpectKind,
@@ -208,6 +208,21 @@ async fn check_loop(
     }
 }
 
+/// HAProxy's `srv_update_check_addr_port` for a port, for the runtime API
+/// (`set server B/S check-port`) and a state file: refused while the checks are not
+/// enabled, or to unset the port of a server whose port follows the client's.
+pub fn update_port(server: &Server, text: &str) -> Result<(), &'static str> {
+    if !server.checks_enabled() {
+        return Err("health checks are not enabled on this server");
+    }
+    let port = super::api::cli_port(text)?;
+    if port == 0 && matches!(server.service_port(), ServicePort::Mapped(_)) {
+        return Err("can't unset 'port' since MAPPORTS is in use");
+    }
+    server.set_check_port(port);
+    Ok(())
+}
+
 /// A check starts: as HAProxy's `HCHK_STATUS_START`, the last result keeps its status, code
 /// and duration but loses its detail until this one ends (`show stat` marks it under way).
 fn start_check(server: &Server) {
@@ -216,22 +231,15 @@ fn start_check(server: &Server) {
     server.set_check_in_progress(true);
 }
 
-/// Waits `interval` before the next check, or less when the server leaves maintenance (as
-/// HAProxy, it starts UP at `rise` and is checked at once) or when `observe` saw errors:
-/// the next check then comes `fastinter` from now if that is sooner (HAProxy's
-/// `__health_adjust`).
+/// Waits `interval` before the next check, or less when `observe` saw errors: the next
+/// check then comes `fastinter` from now if that is sooner (HAProxy's `__health_adjust`).
+/// Leaving maintenance does not cut the wait short: HAProxy's paused check keeps its
+/// schedule, so the server, back at `rise`, is checked at its next tick.
 async fn pause(server: &Server, interval: Duration) {
     let mut deadline = tokio::time::Instant::now() + interval;
-    let in_maint = server.admin() == Admin::Maint;
-    let changed = server.queue_waker();
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => return,
-            () = changed.notified() => {
-                if in_maint && server.admin() != Admin::Maint {
-                    return;
-                }
-            }
             () = server.check_soon.notified() => {
                 if server.fastinter_next.swap(false, Relaxed) {
                     let o = &server.opts;
@@ -291,9 +299,10 @@ pub async fn probe(ctx: &CheckContext<'_>, node: &str) -> (bool, CheckResult) {
         // Without rules too: its implicit connect reports failures with its step.
         tcp_check_probe(ctx, &conf.tcp_checks, &t).await
     } else {
+        // A TLS handshake that passed is a layer 6 success, as HAProxy reports it.
         connect(server, None, false, &t)
             .await
-            .map(|_| ("L4OK", None, "Layer4 check passed".to_string()))
+            .map(|conn| verdict(if conn.tls { "L6OK" } else { "L4OK" }, None, ""))
     };
     let duration_ms = Some(started.elapsed().as_millis() as u64);
     let (ok, (status, code, desc)) = match outcome {
@@ -497,12 +506,13 @@ async fn connect(
             "Layer6 invalid response: SSL handshake failure".into(),
         ));
     };
-    let sni = rule
-        .and_then(|r| r.sni.as_deref())
-        .or(tls.check_sni.as_deref());
-    let alpn = rule
-        .and_then(|r| r.alpn.as_deref())
-        .or(tls.check_alpn.as_deref());
+    // The server's `check-sni` and `check-alpn` belong to the implicit (or `default`)
+    // connect only: an explicit `connect ssl` without its own sends none (HAProxy's
+    // `TCPCHK_OPT_DEFAULT_CONNECT`).
+    let server_sni = tls.check_sni.as_deref().filter(|_| server_default);
+    let server_alpn = tls.check_alpn.as_deref().filter(|_| server_default);
+    let sni = rule.and_then(|r| r.sni.as_deref()).or(server_sni);
+    let alpn = rule.and_then(|r| r.alpn.as_deref()).or(server_alpn);
     let connector = client.connector(sni, alpn);
     match tls::handshake(&connector, addr.ip(), stream, t.left()).await {
         Ok(s) => {

@@ -15,17 +15,17 @@
 //! the maintenance (a configuration change of `disabled` wins over the file), a forced drain
 //! (dropped when the configured weight left 0), the time since the last change, the last
 //! check's status, `disable health`/`disable agent`, the weight (unless the configured one
-//! changed), the service port and the check port; the address is kept for `init-addr
+//! changed), the service port; the address is kept for `init-addr
 //! last`. Then each server written with a name takes its first address by its `init-addr`
 //! methods, as HAProxy's `srv_init_addr` after the files: `last` takes the address a file
 //! kept, a server left with none makes the start fail (`-c` too). Messages are HAProxy's, worded and ordered
 //! as it prints them: on stderr only (`[WARNING]` with its `config : ` prefix; HAProxy's
 //! logs are not set up yet when it reads the files, so none reaches syslog).
 //!
-//! Not applied: `srv_fqdn` (HAProxy applies it only for a name changed at run time with DNS
-//! resolution, flagged 64 in the admin state, which hapx never writes), `srvrecord`,
-//! `srv_use_ssl`, `srv_check_addr` (hapx checks the server's address), agent addresses and
-//! ports (HAProxy 2.6 does not apply them either). As HAProxy, `-c` reads the files too
+//! Then the check's port and the agent's address and port, a refusal said as "partially
+//! applied". Not applied: `srv_fqdn` (HAProxy applies it only for a name changed at run time
+//! with DNS resolution, flagged 64 in the admin state, which hapx never writes), `srvrecord`,
+//! `srv_use_ssl`, `srv_check_addr` (hapx checks the address its configuration gives). As HAProxy, `-c` reads the files too
 //! and says what it finds.
 
 use std::fmt::Write as _;
@@ -543,7 +543,6 @@ struct Values<'a> {
     check_state: i64,
     agent_state: i64,
     port: Option<u32>,
-    check_port: Option<&'a str>,
 }
 
 /// HAProxy's list of what is wrong on a line: `, invalid srv_op_state value '5', ...`.
@@ -628,7 +627,6 @@ fn check_values<'a>(params: &'a [String]) -> Result<Values<'a>, String> {
         check_state,
         agent_state,
         port,
-        check_port: params.get(17).map(String::as_str).filter(|&p| p != "0"),
     })
 }
 
@@ -647,16 +645,13 @@ fn update_server(backend: &Backend, server: &Server, params: &[String]) -> Optio
     };
     let file_health = strtol(&params[8]).map_or(0, |(v, _)| v as i32);
     apply_op_state(backend, server, values.op_state, file_health);
-    apply_admin(server, &values);
+    apply_admin(backend, server, &values);
     if server.admin() == Admin::Drain {
-        let kind = if server.opts.backup {
-            "Backup Server"
-        } else {
-            "Server"
-        };
         let msg = format!(
-            "{kind} {}/{} remains in forced drain mode.",
-            backend.name, server.name
+            "{}{}/{} remains in forced drain mode.",
+            kind(server),
+            backend.name,
+            server.name
         );
         warn(&msg);
     }
@@ -682,12 +677,35 @@ fn update_server(backend: &Backend, server: &Server, params: &[String]) -> Optio
             ServicePort::Fixed(_) => ServicePort::Fixed(port),
         });
     }
-    if let Some(port) = values.check_port.filter(|_| server.opts.check) {
-        if let Ok(port) = port.parse::<u16>() {
-            server.set_check_port(port);
-        }
+    if let Err(why) = apply_probe_targets(server, params) {
+        warn(&format!(
+            "server-state partially applied for server '{}/{}', {why}",
+            backend.name, server.name
+        ));
     }
     (values.addr != "-").then(|| values.addr.to_string())
+}
+
+/// The check's, then the agent's, port and address, as the last steps of HAProxy's
+/// `srv_state_srv_update`: a field at `0` or `-` is left alone, and the first refusal ends
+/// the application there (the server keeps what was applied before it). hapx checks the
+/// address the configuration gives (`srv_check_addr` is not applied).
+fn apply_probe_targets(server: &Server, params: &[String]) -> Result<(), String> {
+    let given = |i: usize, unset: &str| params.get(i).map(String::as_str).filter(|&v| v != unset);
+    let (check_port, check_addr) = (given(17, "0"), given(18, "-"));
+    if check_port.is_some() || check_addr.is_some() {
+        if !server.checks_enabled() {
+            return Err("health checks are not enabled on this server".into());
+        }
+        if let Some(port) = check_port {
+            super::checks::update_port(server, port)?;
+        }
+    }
+    let (agent_addr, agent_port) = (given(19, "-"), given(20, "0"));
+    if agent_addr.is_some() || agent_port.is_some() {
+        super::agent::update_target(&server.agent, agent_addr, agent_port)?;
+    }
+    Ok(())
 }
 
 /// HAProxy's states: stopped 0, starting 1, running 2, stopping 3. The health is set as
@@ -802,7 +820,7 @@ fn serving_counts(backend: &Backend) -> (usize, usize) {
 
 /// Maintenance and drain: a change of `disabled` in the configuration wins; otherwise the
 /// file's forced maintenance; a forced drain unless the configured weight left 0.
-fn apply_admin(server: &Server, values: &Values<'_>) {
+fn apply_admin(backend: &Backend, server: &Server, values: &Values<'_>) {
     let config_maint = server.opts.disabled;
     let file_cmaint = values.admin & CMAINT != 0;
     let maint = if file_cmaint != config_maint {
@@ -814,10 +832,27 @@ fn apply_admin(server: &Server, values: &Values<'_>) {
         server.set_admin(Admin::Maint);
     } else if !maint && server.admin() == Admin::Maint {
         server.set_admin(Admin::Ready);
+        // Said before any drain the file adds, as HAProxy's `srv_adm_set_ready` comes first.
+        let state = if server.is_up() { "UP" } else { "DOWN" };
+        warn(&format!(
+            "{}{}/{} is {state}/READY (leaving forced maintenance).",
+            kind(server),
+            backend.name,
+            server.name
+        ));
     }
     let weight_kept = values.iweight > 0 || server.opts.weight == 0;
     if !maint && values.admin & FDRAIN != 0 && weight_kept {
         server.set_admin_flag(AdminFlag::Drain, true);
+    }
+}
+
+/// How HAProxy's messages name a server: `Backup Server ` or `Server `.
+fn kind(server: &Server) -> &'static str {
+    if server.opts.backup {
+        "Backup Server "
+    } else {
+        "Server "
     }
 }
 

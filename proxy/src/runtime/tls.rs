@@ -30,6 +30,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor, TlsConnector};
 
 use super::forward::{self, End, IdleTimeouts, Moved};
+use super::log::EarlyFailure;
 use super::meter::Rate;
 use crate::config::bind_tls::TlsServer;
 use crate::config::tls::{Connector, TlsClient};
@@ -601,13 +602,13 @@ impl AsyncWrite for Over<'_> {
 }
 
 /// HAProxy's words for a client's failed handshake in its connection error line.
-pub fn handshake_failure(e: &HandshakeError) -> &'static str {
+pub fn handshake_failure(e: &HandshakeError) -> EarlyFailure {
     match e {
-        HandshakeError::Timeout => "Timeout during SSL handshake",
+        HandshakeError::Timeout => EarlyFailure::null("Timeout during SSL handshake"),
         HandshakeError::Failed(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            "Connection closed during SSL handshake"
+            EarlyFailure::null("Connection closed during SSL handshake")
         }
-        HandshakeError::Failed(_) => "SSL handshake failure",
+        HandshakeError::Failed(_) => EarlyFailure::sent("SSL handshake failure"),
     }
 }
 
