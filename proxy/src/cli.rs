@@ -24,7 +24,8 @@ use clap::Parser;
 )]
 pub struct Cli {
     /// Configuration file or directory (files ending in .cfg, in name order); may be repeated.
-    #[arg(short = 'f', value_name = "CFGFILE", required = true)]
+    /// Without one, the usage is printed and the exit code is 1, as HAProxy's.
+    #[arg(short = 'f', value_name = "CFGFILE")]
     pub config: Vec<PathBuf>,
     /// Check the configuration and exit: 0 when valid, 1 with messages naming file:line when not.
     #[arg(short = 'c')]
@@ -144,6 +145,25 @@ pub fn check_outcome(
     std::process::ExitCode::SUCCESS
 }
 
+/// What HAProxy prints (on stderr) when no configuration is given: its usage, in its
+/// layout, with the options hapx has.
+pub const USAGE: &str = "\
+Usage : hapx-proxy [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -p <pidfile> ] [ -C <dir> ]
+        -v displays version ; -vv shows known build options.
+        -d enters debug mode ; -db only disables background mode.
+        -V enters verbose mode (disables quiet mode)
+        -D goes daemon ; -C changes to <dir> before loading files.
+        -W master-worker mode.
+        -Ws master-worker mode with systemd notify support.
+        -q quiet mode : don't display messages
+        -c check mode : only check config files and exit
+        -L set local peer name (default to hostname)
+        -p writes pids of all children to this file
+        -sf/-st [pid ]* finishes/terminates old pids.
+        -x <unix_socket> get listening sockets from a unix socket
+        -S <bind>[,<bind options>...] new master CLI
+";
+
 /// The clap command, for man pages and help.
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
@@ -249,7 +269,9 @@ mod tests {
     }
 
     #[test]
-    fn requires_a_configuration() {
-        assert!(parse(&["hapx-proxy", "-c"]).is_err());
+    fn a_missing_configuration_is_left_to_the_usage() {
+        // `process::main` prints the usage and exits 1, as HAProxy; clap refuses nothing.
+        let cli = parse(&["hapx-proxy", "-c"]).unwrap();
+        assert!(cli.check && cli.config.is_empty());
     }
 }

@@ -30,6 +30,11 @@ use crate::runtime::{self, Prepared, api, handover, master_link, state::State};
 
 /// Runs the command line; the exit code HAProxy would give.
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    if cli.config.is_empty() {
+        // HAProxy's answer to a command line without `-f`, `-c` or not.
+        eprint!("{}", crate::cli::USAGE);
+        return Ok(ExitCode::from(1));
+    }
     let quiet = cli.quiet && !cli.verbose;
     match start(cli) {
         // HAProxy's `-q` (or `quiet`) hides even the alert it fails with.

@@ -70,11 +70,12 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
             }
             server_tls(p, &config.global, diags);
         }
+        unused_tcp_check_rules(p, diags);
         if p.stats.enabled && p.mode != Mode::Http {
             // Without a place, as HAProxy's.
             diags.global_warn(format!(
                 "'stats' statement ignored for {} '{}' as it requires HTTP mode.",
-                p.kind.keyword(),
+                p.kind.type_str(),
                 p.name
             ));
             p.stats.enabled = false;
@@ -248,43 +249,38 @@ fn alpn_spoken(p: &mut Proxy, diags: &mut Diags) {
 /// the frontend does (a TCP frontend's connections turn to HTTP in an HTTP backend, as in
 /// HAProxy: no warning). Checked before the `use_backend` rules, in HAProxy's order.
 fn check_default_backend(p: &Proxy, backends: &[(String, Mode, Place)], diags: &mut Diags) {
-    let Some((name, place)) = &p.default_backend else {
+    let Some((name, _)) = &p.default_backend else {
         return;
     };
-    // At the line of the `default_backend`, which HAProxy leaves out.
+    // Named without the line of the `default_backend`, as HAProxy's.
     match backends.iter().find(|(n, _, _)| n == name) {
-        None => diags.check_alert(
-            place,
-            format!(
-                "Proxy '{}': unable to find required default_backend: '{name}'.",
-                p.name
-            ),
-        ),
-        Some(_) if *name == p.name && p.kind.is_backend() => diags.check_alert(
-            place,
-            format!(
-                "Proxy '{}': loop detected for default_backend: '{name}'.",
-                p.name
-            ),
-        ),
-        Some((_, Mode::Tcp, bplace)) if p.mode == Mode::Http => diags.check_alert(
-            place,
-            format!(
-                "http frontend '{}' ({}) tries to use incompatible tcp backend '{name}' ({bplace}) as its default backend (see 'mode').",
-                p.name, p.place
-            ),
-        ),
+        None => diags.global_alert(format!(
+            "Proxy '{}': unable to find required default_backend: '{name}'.",
+            p.name
+        )),
+        Some(_) if *name == p.name && p.kind.is_backend() => diags.global_alert(format!(
+            "Proxy '{}': loop detected for default_backend: '{name}'.",
+            p.name
+        )),
+        Some((_, Mode::Tcp, bplace)) if p.mode == Mode::Http => diags.global_alert(format!(
+            "http frontend '{}' ({}) tries to use incompatible tcp backend '{name}' ({bplace}) as its default backend (see 'mode').",
+            p.name, p.place
+        )),
         Some(_) => {}
     }
 }
 
 fn check_frontend(p: &mut Proxy, diags: &mut Diags) {
+    // Only a warning: the frontend then takes no connection, and `-c` exits 2 when no
+    // proxy listens at all (`cli::check_outcome`).
     if p.binds.is_empty() && !p.disabled {
-        diags.check_alert(
-            &p.place,
-            format!("{} '{}' has no 'bind' directive. Please declare it as a backend if this was intended.", p.kind.keyword(), p.name),
-        );
+        diags.global_warn(format!(
+            "{} '{}' has no 'bind' directive. Please declare it as a backend if this was intended.",
+            p.kind.type_str(),
+            p.name
+        ));
     }
+    unused_http_check_rules(p, diags);
     // One alert per `bind` line, naming its addresses as written.
     let mut lines: Vec<(&Place, MuxProto, Vec<&str>)> = Vec::new();
     for bind in &p.binds {
@@ -335,27 +331,76 @@ fn check_frontend(p: &mut Proxy, diags: &mut Diags) {
     }
     super::logging::compile(p, diags);
     if p.timeouts.client.is_none() && !p.disabled {
-        diags.check_warn(
-            &p.place,
-            format!("missing timeouts for {} '{}'. While not properly invalid, you will certainly encounter various problems with such a configuration. To fix this, please ensure that all following timeouts are set to a non-zero value: 'client', 'connect', 'server'.", p.kind.keyword(), p.name),
-        );
+        diags.global_warn(missing_timeouts(p.kind.type_str(), &p.name));
     }
 }
 
-fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
-    let label = p.name.clone();
-    carry_tcp_check_comments(&mut p.tcp_checks);
-    if p.options.http_check_without_httpchk {
+/// `http-check` rules without `option httpchk`: HAProxy ignores them, and says so for a
+/// proxy's own, whatever its side (before its missing timeouts).
+fn unused_http_check_rules(p: &mut Proxy, diags: &mut Diags) {
+    if std::mem::take(&mut p.options.http_check_without_httpchk) {
         // HAProxy says so only for a proxy's own rules, not those of its defaults.
         let own = (p.options.httpchk.as_ref()).is_some_and(|h| h.order.written_in(&p.place));
         if own {
             diags.global_warn(format!(
-                "{} '{label}' uses http-check rules without 'option httpchk', so the rules are ignored.",
-                p.kind.keyword()
+                "{} '{}' uses http-check rules without 'option httpchk', so the rules are ignored.",
+                p.kind.type_str(),
+                p.name
             ));
         }
         p.options.httpchk = None;
     }
+}
+
+/// `tcp-check` rules of the proxy's own without `option tcp-check`: ignored, with HAProxy's
+/// warning (after its missing timeouts).
+fn unused_tcp_check_rules(p: &mut Proxy, diags: &mut Diags) {
+    if std::mem::take(&mut p.options.tcp_check_without_option) && !p.options.tcp_check {
+        diags.global_warn(format!(
+            "{} '{}' uses tcp-check rules without 'option tcp-check', so the rules are ignored.",
+            p.kind.type_str(),
+            p.name
+        ));
+    }
+}
+
+/// HAProxy's warning about a proxy without the timeouts it needs, on four lines.
+fn missing_timeouts(kind: &str, name: &str) -> String {
+    format!(
+        "missing timeouts for {kind} '{name}'.\n   \
+         | While not properly invalid, you will certainly encounter various problems\n   \
+         | with such a configuration. To fix this, please ensure that all following\n   \
+         | timeouts are set to a non-zero value: 'client', 'connect', 'server'."
+    )
+}
+
+/// Servers named as an earlier one of the same proxy, as HAProxy finds them once the
+/// file is read (worded as while reading).
+fn duplicate_servers(p: &Proxy, diags: &mut Diags) {
+    let mut first_of: BTreeMap<&str, &Server> = BTreeMap::new();
+    for s in &p.servers {
+        match first_of.get(s.name.as_str()) {
+            Some(first) => diags.global_alert(format!(
+                "parsing [{}] : {} '{}', another server named '{}' was already defined at line {}, please use distinct names.",
+                s.place,
+                p.kind.type_str(),
+                p.name,
+                s.name,
+                first.place.line
+            )),
+            None => {
+                first_of.insert(&s.name, s);
+            }
+        }
+    }
+}
+
+fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
+    duplicate_servers(p, diags);
+    let label = p.name.clone();
+    carry_tcp_check_comments(&mut p.tcp_checks);
+    // A listen section's were said with its frontend side.
+    unused_http_check_rules(p, diags);
     let kind = p.kind.type_str();
     if p.mode != Mode::Http && p.balance.needs_http() {
         diags.global_warn(format!(
@@ -375,10 +420,7 @@ fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
         && !p.disabled
         && (p.timeouts.connect.is_none() || p.timeouts.server.is_none())
     {
-        diags.check_warn(
-            &p.place,
-            format!("missing timeouts for backend '{label}'. While not properly invalid, you will certainly encounter various problems with such a configuration. To fix this, please ensure that all following timeouts are set to a non-zero value: 'client', 'connect', 'server'."),
-        );
+        diags.global_warn(missing_timeouts("backend", &label));
     }
     for s in &mut p.servers {
         // HAProxy's `check_config_validity`: a server's `proto` must suit its proxy's mode.
@@ -400,13 +442,10 @@ fn check_backend(p: &mut Proxy, resolvers: &[String], diags: &mut Diags) {
         }
         if let Some(r) = &s.opts.resolvers {
             if !resolvers.contains(r) {
-                diags.check_alert(
-                    &s.place,
-                    format!(
-                        "'server {label}/{}' : unable to find required resolvers '{r}'.",
-                        s.name
-                    ),
-                );
+                diags.global_alert(format!(
+                    "{kind} '{label}', server '{}': unable to find required resolvers '{r}'",
+                    s.name
+                ));
             }
         }
         initial_address(s);

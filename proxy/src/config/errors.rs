@@ -91,12 +91,14 @@ pub fn errorfile(p: &mut Proxy, words: &[String]) -> Result<(), String> {
     let (Some(code), Some(path)) = (words.get(1), words.get(2)) else {
         return Err("'errorfile' expects <status_code> and <file> as arguments.".into());
     };
-    let code = code
-        .parse()
+    // Read with `atol` (`abc` is 0), and named as read.
+    let code = super::values::atol_int(code);
+    let code = u16::try_from(code)
         .ok()
         .filter(|c| ERROR_CODES.contains(c))
-        .ok_or_else(|| format!("status code '{code}' not handled by 'errorfile'."))?;
-    let body = std::fs::read(path).map_err(|e| format!("error opening file '{path}': {e}."))?;
+        .ok_or_else(|| format!("errorfile : status code '{code}' not handled."))?;
+    let body =
+        std::fs::read(path).map_err(|_| format!("errorfile : error opening file '{path}'."))?;
     framing_error(path, &body).map_or(Ok(()), |e| Err(format!("errorfile : {e}")))?;
     set_page(p, code, Page::raw(&body));
     Ok(())

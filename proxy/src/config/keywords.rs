@@ -203,6 +203,135 @@ pub const PROXY: &[(&str, Support)] = &[
             "the 'srvtimeout' directive is not supported anymore since HAProxy 2.1. Use 'timeout server'.",
         ),
     ),
+    // HAProxy 2.1 and older keywords, refused with HAProxy 2.6's words (sic).
+    (
+        "appsession",
+        Removed("'appsession' is not supported anymore since HAProxy 1.6."),
+    ),
+    (
+        "block",
+        Removed(
+            "The 'block' directive is not supported anymore since HAProxy 2.1. Use 'http-request deny' which uses the exact same syntax.",
+        ),
+    ),
+    (
+        "redispatch",
+        Removed(
+            "keyword 'redispatch' directive is not supported anymore since HAProxy 2.1. Use 'option redispatch'.",
+        ),
+    ),
+    (
+        "reqadd",
+        Removed(
+            "The 'reqadd' directive is not supported anymore since HAProxy 2.1. Use 'http-request add-header' instead.",
+        ),
+    ),
+    (
+        "reqallow",
+        Removed(
+            "The 'reqallow' directive is not supported anymore since HAProxy 2.1. Use 'http-request allow' instead.",
+        ),
+    ),
+    (
+        "reqdel",
+        Removed(
+            "The 'reqdel' directive is not supported anymore since HAProxy 2.1. Use 'http-request del-header' instead.",
+        ),
+    ),
+    (
+        "reqdeny",
+        Removed(
+            "The 'reqdeny' not supported anymore since HAProxy 2.1. Use 'http-request deny' instead.",
+        ),
+    ),
+    (
+        "reqiallow",
+        Removed(
+            "The 'reqiallow' directive is not supported anymore since HAProxy 2.1. Use 'http-request allow' instead.",
+        ),
+    ),
+    (
+        "reqidel",
+        Removed(
+            "The 'reqidel' directive is not supported anymore since HAProxy 2.1. Use 'http-request del-header' instead.",
+        ),
+    ),
+    (
+        "reqideny",
+        Removed(
+            "The 'reqideny' directive is not supported anymore since HAProxy 2.1. Use 'http-request deny' instead.",
+        ),
+    ),
+    (
+        "reqirep",
+        Removed(
+            "The 'reqirep' directive is not supported anymore since HAProxy 2.1. Use 'http-request replace-header' instead.",
+        ),
+    ),
+    (
+        "reqitarpit",
+        Removed(
+            "The 'reqitarpit' directive is not supported anymore since HAProxy 2.1. Use 'http-request tarpit' instead.",
+        ),
+    ),
+    (
+        "reqpass",
+        Removed("The 'reqpass' not supported anymore since HAProxy 2.1."),
+    ),
+    (
+        "reqrep",
+        Removed(
+            "The 'reqrep' directive is not supported anymore since HAProxy 2.1. Use 'http-request replace-path', 'http-request replace-uri' or 'http-request replace-header' instead.",
+        ),
+    ),
+    (
+        "reqtarpit",
+        Removed(
+            "The 'reqtarpit' directive is not supported anymore since HAProxy 2.1. Use 'http-request tarpit' instead.",
+        ),
+    ),
+    (
+        "rspadd",
+        Removed(
+            "The 'rspadd' directive is not supported anymore since HAProxy 2.1. Use 'http-response add-header' instead.",
+        ),
+    ),
+    (
+        "rspdel",
+        Removed(
+            "The 'rspdel' directive is not supported anymore since HAProxy 2.1. Use 'http-response del-header' .",
+        ),
+    ),
+    (
+        "rspdeny",
+        Removed(
+            "The 'rspdeny' directive is not supported anymore since HAProxy 2.1. Use 'http-response deny' instead.",
+        ),
+    ),
+    (
+        "rspidel",
+        Removed(
+            "The 'rspidel' directive is not supported anymore since HAProxy 2.1. Use 'http-response del-header' instead.",
+        ),
+    ),
+    (
+        "rspideny",
+        Removed(
+            "The 'rspideny' directive is not supported anymore since HAProxy 2.1. Use 'http-response deny' instead.",
+        ),
+    ),
+    (
+        "rspirep",
+        Removed(
+            "The 'rspirep' directive is not supported anymore since HAProxy 2.1. Use 'http-response replace-header' instead.",
+        ),
+    ),
+    (
+        "rsprep",
+        Removed(
+            "The 'rsprep' directive is not supported anymore since HAProxy 2.1. Use 'http-response replace-header' instead.",
+        ),
+    ),
     ("use_backend", Yes),
     ("acl", Yes),
     ("http-request", Yes),
@@ -222,7 +351,6 @@ pub const PROXY: &[(&str, Support)] = &[
     ("log-format-sd", Yes),
     ("log-tag", Yes),
     ("rate-limit", Yes),
-    ("grace", No),
     ("http-reuse", Yes),
     ("server-template", Yes),
     ("filter", No),
@@ -276,7 +404,6 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("log-separate-errors", Yes),
     ("http-buffer-request", No),
     ("persist", Yes),
-    ("forceclose", No),
     ("http-no-delay", No),
     ("prefer-last-server", Yes),
     ("independent-streams", No),

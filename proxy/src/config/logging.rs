@@ -366,9 +366,15 @@ pub const DEFAULT_MAX_LEN: usize = 1024;
 /// `log global` (None: the caller copies the global targets), or a target:
 /// `log <address> [len <length>] [format <format>] [sample <ranges>:<size>] <facility>
 /// [<level> [<minlevel>]]`.
-pub fn log_target(words: &[String]) -> Result<Option<LogTarget>, String> {
-    let arg = |i: usize| words.get(i).map(String::as_str);
-    let addr = arg(1).ok_or("'log' expects an address as an argument.")?;
+/// `in_global`: whether the line is the global section's, where HAProxy's message for a
+/// missing argument does not offer `global`.
+pub fn log_target(words: &[String], in_global: bool) -> Result<Option<LogTarget>, String> {
+    let arg = |i: usize| words.get(i).map(String::as_str).filter(|w| !w.is_empty());
+    let missing = || {
+        let or_global = if in_global { "" } else { "or global" };
+        format!("log : expects <address> and <facility> {or_global} as arguments")
+    };
+    let addr = arg(1).ok_or_else(missing)?;
     if addr == "global" {
         return Ok(None);
     }
@@ -384,7 +390,8 @@ pub fn log_target(words: &[String]) -> Result<Option<LogTarget>, String> {
     let mut i = 2;
     loop {
         match (arg(i), arg(i + 1)) {
-            (Some("len"), Some(v)) => {
+            (Some("len"), v) => {
+                let v = v.unwrap_or_default();
                 target.max_len = v
                     .parse()
                     .ok()
@@ -393,32 +400,34 @@ pub fn log_target(words: &[String]) -> Result<Option<LogTarget>, String> {
                         format!("log : invalid log length '{v}', must be between 80 and 65535")
                     })?;
             }
-            (Some("format"), Some(v)) => {
+            (Some("format"), v) => {
+                let v = v.unwrap_or_default();
                 target.format = SyslogFormat::parse(v)
                     .ok_or_else(|| format!("log : unknown log format '{v}'"))?;
             }
             (Some("sample"), Some(v)) => target.sample = Some(sample(v)?),
-            (Some(kw @ ("len" | "format" | "sample")), None) => {
+            (Some(kw @ "sample"), None) => {
                 return Err(format!("'log' : missing value after '{kw}'."));
             }
             _ => break,
         }
         i += 2;
     }
-    let facility = arg(i).ok_or("'log' expects <address> and <facility> as arguments.")?;
+    let facility = arg(i).ok_or_else(missing)?;
     target.facility = FACILITIES
         .iter()
         .position(|f| *f == facility)
-        .ok_or_else(|| format!("unknown log facility '{facility}'"))? as u8;
+        .ok_or_else(|| format!("log : unknown log facility '{facility}'"))?
+        as u8;
     if let Some(l) = arg(i + 1) {
-        target.level = level(l).ok_or_else(|| format!("unknown optional log level '{l}'"))?;
+        target.level = level(l).ok_or_else(|| format!("log : unknown optional log level '{l}'"))?;
     }
     if let Some(min) = arg(i + 2) {
-        target.min_level =
-            level(min).ok_or_else(|| format!("unknown optional minimum log level '{min}'"))?;
+        target.min_level = level(min)
+            .ok_or_else(|| format!("log : unknown optional minimum log level '{min}'"))?;
     }
     if let Some(extra) = arg(i + 3) {
-        return Err(format!("'log' : unexpected argument '{extra}'."));
+        return Err(format!("log : cannot handle unexpected argument '{extra}'"));
     }
     Ok(Some(target))
 }

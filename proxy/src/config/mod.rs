@@ -59,27 +59,42 @@ pub fn load(paths: &[PathBuf]) -> (Config, Diags) {
 /// [`load`] with a given environment.
 pub fn load_with_env(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> (Config, Diags) {
     let mut parser = parse::Parser::new(env);
-    for path in paths {
-        match files_of(path) {
-            Ok(files) => {
-                for file in files {
-                    match std::fs::read(&file) {
-                        // Bytes as written: HAProxy keeps a non-UTF-8 byte (see `bytestr`).
-                        Ok(bytes) => parser.parse_text(&file, &crate::bytestr::from_vec(bytes)),
-                        Err(e) => parser.diags.global_alert(format!(
-                            "Could not open configuration file {} : {e}",
-                            file.display()
-                        )),
-                    }
+    let mut unreadable = false;
+    'paths: for path in paths {
+        let files = match files_of(path) {
+            Ok(files) => files,
+            Err(e) => {
+                parser.diags.global_alert(format!(
+                    "Cannot open configuration file/directory {} : {}",
+                    path.display(),
+                    strerror(&e)
+                ));
+                unreadable = true;
+                break;
+            }
+        };
+        for file in files {
+            match std::fs::read(&file) {
+                // Bytes as written: HAProxy keeps a non-UTF-8 byte (see `bytestr`).
+                Ok(bytes) => parser.parse_text(&file, &crate::bytestr::from_vec(bytes)),
+                Err(e) => {
+                    parser.diags.global_alert(format!(
+                        "Could not open configuration file {} : {}",
+                        file.display(),
+                        strerror(&e)
+                    ));
+                    unreadable = true;
+                    break 'paths;
                 }
             }
-            Err(e) => parser.diags.global_alert(format!(
-                "Could not open configuration file {} : {e}",
-                path.display()
-            )),
         }
     }
     let (mut config, mut diags) = parser.finish();
+    if unreadable {
+        // HAProxy exits at once, without its "Fatal errors" summary.
+        diags.stopped = true;
+        return (config, diags);
+    }
     if !diags.has_errors() {
         check::check(&mut config, &mut diags);
     }
@@ -100,6 +115,14 @@ pub fn load_text(name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -
         check::check(&mut config, &mut diags);
     }
     (config, diags)
+}
+
+/// An I/O error as C's `strerror` words it (HAProxy's messages carry no "(os error N)").
+fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
 }
 
 fn files_of(path: &Path) -> std::io::Result<Vec<PathBuf>> {

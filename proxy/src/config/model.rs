@@ -802,6 +802,9 @@ pub struct Options {
     pub ssl_hello_chk: bool,
     /// `http-check` rules came without `option httpchk`: HAProxy ignores them (a warning).
     pub http_check_without_httpchk: bool,
+    /// The proxy's own `tcp-check` rules came without `option tcp-check` (nor one after
+    /// them): HAProxy ignores them, with a warning.
+    pub tcp_check_without_option: bool,
     /// `http-check send-state`: checks tell the server its state (`X-Haproxy-Server-State`).
     pub http_check_send_state: bool,
     /// `http-check disable-on-404`: a 404 to an UP server's check passes conditionally
@@ -1495,7 +1498,11 @@ impl Proxy {
 
     /// A new section of `kind` that starts from the settings of a defaults section.
     pub fn from_defaults(defaults: &Proxy, name: String, kind: ProxyKind, place: Place) -> Self {
+        let mut options = defaults.options.clone();
+        // Only a proxy's own unused `tcp-check` rules are warned about.
+        options.tcp_check_without_option = false;
         Proxy {
+            options,
             name,
             kind,
             place,

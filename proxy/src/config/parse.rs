@@ -393,7 +393,7 @@ impl<'e> Parser<'e> {
                 Ok(())
             }
             Section::Global => global(&mut self.config.global, line, &mut self.diags),
-            Section::Resolvers(r) => resolvers(r, line),
+            Section::Resolvers(r) => resolvers(r, line, &mut self.diags),
             Section::HttpErrors => match self.config.http_errors.last_mut() {
                 Some(section) => super::errors::line(section, line.words),
                 None => Ok(()),
@@ -464,11 +464,14 @@ impl<'e> Parser<'e> {
                         || other.kind.is_backend() && kind.is_backend();
                     if clash {
                         self.section = Section::Skipped;
-                        return Err(format!(
-                            "{kw} '{name}' has the same name as {} '{name}' declared at {}.",
-                            other.kind.keyword(),
+                        // Worded without HAProxy's usual space before the colon.
+                        self.diags.global_alert(format!(
+                            "Parsing [{place}]: {} '{name}' has the same name as {} '{name}' declared at {}.",
+                            kind.type_str(),
+                            other.kind.type_str(),
                             other.place
                         ));
+                        return Ok(());
                     }
                 }
                 let base = self.base_defaults(line, 2)?;
@@ -733,6 +736,117 @@ fn check_name(name: &str, kw: &str) -> Outcome {
 }
 
 /// The one argument `kw` needs, or HAProxy's message.
+/// The global `stats timeout`, with HAProxy's messages (a missing value names the end of
+/// the text, which HAProxy prints as nothing).
+fn stats_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let stray = |c: Option<char>| {
+        let c = c.map(String::from).unwrap_or_default();
+        format!("'stats timeout' : unexpected character '{c}")
+    };
+    if text.is_empty() {
+        return Err(stray(None));
+    }
+    if let Some(c) = values::duration_stray_char(text) {
+        return Err(stray(Some(c)) + "'");
+    }
+    let timeout = values::duration(text)?;
+    if timeout.is_zero() {
+        return Err("'stats timeout' expects a positive value".into());
+    }
+    Ok(timeout)
+}
+
+/// Why HAProxy 2.6 refuses an option it once had, in its words.
+fn removed_option(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "forceclose" => {
+            "is not supported any more since HAProxy 2.0, please just remove it, or use 'option httpclose' if absolutely needed."
+        }
+        "http-tunnel" => {
+            "is not supported any more since HAProxy 2.1, please just remove it, it shouldn't be needed."
+        }
+        "http_proxy" => {
+            "is not supported any more since HAProxy 2.5. This option stopped working in HAProxy 1.9 and usually had nasty side effects. It can be more reliably implemented with combinations of 'http-request set-dst' and 'http-request set-uri', and even 'http-request do-resolve' if DNS resolution is desired."
+        }
+        _ => return None,
+    })
+}
+
+/// HAProxy 2.6's thread limit (`MAX_THREADS` of Debian's build).
+const MAX_THREADS: i64 = 64;
+
+/// `nbthread N`, between 1 and [`MAX_THREADS`], with HAProxy's messages.
+fn nbthread(line: &Line<'_>) -> Result<usize, String> {
+    let text = line.arg(1).unwrap_or_default();
+    let (n, rest) = values::strtol(text);
+    if text.is_empty() || !rest.is_empty() {
+        return Err(format!(
+            "'nbthread' passed a missing or unparsable integer value in '{text}'"
+        ));
+    }
+    usize::try_from(n)
+        .ok()
+        .filter(|_| (1..=MAX_THREADS).contains(&n))
+        .ok_or_else(|| format!("'nbthread' value must be between 1 and {MAX_THREADS} (was {n})"))
+}
+
+/// `name`, if the system knows such a user: HAProxy looks it up as it reads the line, so
+/// `-c` refuses an unknown one, with `getpwnam`'s errno (0 when the name is just absent).
+fn known_user(name: &str) -> Result<&str, String> {
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(_)) => Ok(name),
+        looked_up => Err(format!(
+            "cannot find user id for '{name}' ({})",
+            errno_text(looked_up.err())
+        )),
+    }
+}
+
+/// As [`known_user`], for `group` (`getgrnam`).
+fn known_group(name: &str) -> Result<&str, String> {
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(_)) => Ok(name),
+        looked_up => Err(format!(
+            "cannot find group id for '{name}' ({})",
+            errno_text(looked_up.err())
+        )),
+    }
+}
+
+/// C's `errno` as HAProxy prints it after a look-up: `NUMBER:strerror`, `0:Success` when
+/// the look-up set none.
+fn errno_text(errno: Option<nix::errno::Errno>) -> String {
+    match errno {
+        Some(e) => format!("{}:{}", e as i32, e.desc()),
+        None => "0:Success".into(),
+    }
+}
+
+/// The argument of a count HAProxy reads with `atol` into an `int`: any text is a number
+/// (`abc` reads 0, `10k` 10), only a missing one is refused.
+fn atol_arg(line: &Line<'_>) -> Result<i32, String> {
+    match line.arg(1) {
+        Some(text) if !text.is_empty() => Ok(values::atol_int(text)),
+        _ => Err(format!("'{}' expects an integer argument.", line.words[0])),
+    }
+}
+
+/// A proxy's `maxconn` or `fullconn` as HAProxy uses its `int`: 0 is "not set" (the global
+/// figure, or the computed one, applies), a negative one reads as the unsigned it is
+/// printed as (`show stat` shows `maxconn -5` as 4294967291).
+fn unsigned_count(n: i32) -> Option<usize> {
+    (n != 0).then_some(n as u32 as usize)
+}
+
+/// `retries N`, read with `atol`: a negative count retries nothing, as HAProxy's attempt
+/// counter is at once past it.
+fn retries(line: &Line<'_>) -> Result<u32, String> {
+    match line.arg(1) {
+        Some(text) if !text.is_empty() => Ok(u32::try_from(values::atol_int(text)).unwrap_or(0)),
+        _ => Err("'retries' expects an integer argument (dispatch counts for one).".into()),
+    }
+}
+
 fn one<'a>(line: &'a Line<'_>, what: &str) -> Result<&'a str, String> {
     line.arg(1)
         .ok_or_else(|| format!("'{}' expects {what} as an argument.", line.words[0]))
@@ -918,21 +1032,16 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     match kw {
         "daemon" => g.daemon = true,
         "chroot" => g.chroot = Some(one(line, "a directory")?.into()),
-        "user" => g.user = Some(one(line, "a user name")?.into()),
-        "group" => g.group = Some(one(line, "a group name")?.into()),
+        "user" => g.user = Some(known_user(one(line, "a user name")?)?.into()),
+        "group" => g.group = Some(known_group(one(line, "a group name")?)?.into()),
         "uid" => g.uid = Some(values::number(one(line, "an integer")?, kw)?),
         "gid" => g.gid = Some(values::number(one(line, "an integer")?, kw)?),
         "pidfile" => g.pidfile = Some(one(line, "a file name")?.into()),
-        "maxconn" => g.maxconn = Some(values::number(one(line, "an integer")?, kw)?),
-        "ulimit-n" => g.ulimit_n = Some(values::number(one(line, "an integer")?, kw)?),
+        // Read with `atol`, 0 (or less) leaving the limit computed.
+        "maxconn" => g.maxconn = usize::try_from(atol_arg(line)?).ok().filter(|&n| n > 0),
+        "ulimit-n" => g.ulimit_n = u64::try_from(atol_arg(line)?).ok().filter(|&n| n > 0),
         "maxpipes" => g.maxpipes = Some(values::number(one(line, "an integer")?, kw)?),
-        "nbthread" => {
-            let n: usize = values::number(one(line, "an integer")?, kw)?;
-            if n == 0 {
-                return Err("'nbthread' must be at least 1.".into());
-            }
-            g.nbthread = Some(n);
-        }
+        "nbthread" => g.nbthread = Some(nbthread(line)?),
         "nosplice" => g.nosplice = true,
         "strict-limits" => g.lax_limits = false,
         "no" if line.words.get(1).map(String::as_str) == Some("strict-limits") => {
@@ -962,11 +1071,14 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             g.mworker_max_reloads = Some(values::number(one(line, "an integer")?, kw)?)
         }
         "spread-checks" => {
-            let percent: u8 = values::number(one(line, "an integer")?, kw)?;
-            if percent > 50 {
-                return Err("'spread-checks' needs a positive value in range 0..50.".into());
+            // Read with `atol`; refused without HAProxy's usual space before the colon.
+            match u8::try_from(atol_arg(line)?).ok().filter(|&p| p <= 50) {
+                Some(percent) => g.spread_checks = percent,
+                None => diags.global_alert(format!(
+                    "parsing [{}]: 'spread-checks' needs a positive value in range 0..50.",
+                    line.place
+                )),
             }
-            g.spread_checks = percent;
         }
         "max-spread-checks" => {
             // This one is worded with a space before the colon, as a line's usual error.
@@ -983,7 +1095,7 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             g.log_send_hostname = Some(super::logging::send_hostname(line.words))
         }
         "log" => {
-            if let Some(t) = log_target(line)? {
+            if let Some(t) = log_target(line, true)? {
                 g.logs.push(t);
             }
         }
@@ -1152,11 +1264,10 @@ fn global_stats(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
                 let need = || format!("'{opt}' expects an argument in 'stats socket'.");
                 match opt {
                     "mode" => {
-                        let v = value.ok_or_else(need)?;
-                        socket.mode = Some(
-                            u32::from_str_radix(v, 8)
-                                .map_err(|_| format!("invalid octal mode '{v}'"))?,
-                        );
+                        let v = value.unwrap_or_default();
+                        socket.mode = Some(u32::from_str_radix(v, 8).map_err(|_| {
+                            format!("'stats socket' : ''mode' : missing or invalid mode '{v}' (octal integer expected)'")
+                        })?);
                     }
                     "level" => {
                         socket.level = match value.ok_or_else(need)? {
@@ -1186,9 +1297,7 @@ fn global_stats(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             g.stats_sockets.push(socket);
         }
         Some("timeout") => {
-            g.stats_timeout = Some(values::duration(
-                line.arg(2).ok_or("'stats timeout' expects a duration.")?,
-            )?);
+            g.stats_timeout = Some(stats_timeout(line.arg(2).unwrap_or_default())?);
             g.cli_maxconn.get_or_insert(crate::limits::CLI_MAXCONN);
         }
         Some("maxconn") => {
@@ -1214,11 +1323,11 @@ fn global_stats(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
 }
 
 /// `log global` (None: the caller copies the global targets), or a target.
-fn log_target(line: &Line<'_>) -> Result<Option<LogTarget>, String> {
-    super::logging::log_target(line.words)
+fn log_target(line: &Line<'_>, in_global: bool) -> Result<Option<LogTarget>, String> {
+    super::logging::log_target(line.words, in_global)
 }
 
-fn resolvers(r: &mut Resolvers, line: &Line<'_>) -> Outcome {
+fn resolvers(r: &mut Resolvers, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     let kw = line.words[0].as_str();
     match kw {
         "nameserver" => {
@@ -1231,17 +1340,10 @@ fn resolvers(r: &mut Resolvers, line: &Line<'_>) -> Outcome {
                     "nameserver '{name}': only UDP nameservers are supported by hapx (got '{addr}')."
                 ));
             }
-            let (host, port) = values::split_host_port(hp);
-            let port = if port.is_empty() {
-                53
-            } else {
-                values::number(port, "nameserver")?
-            };
-            let ip = host
-                .parse()
-                .map_err(|_| format!("nameserver '{name}': invalid address '{host}'."))?;
-            r.nameservers
-                .push((name.into(), std::net::SocketAddr::new(ip, port)));
+            let prefer_v6 = matches!(family, Some("ipv6" | "udp6"));
+            let addr = values::nameserver_addr(hp, prefer_v6, addr)
+                .map_err(|e| format!("'nameserver {name}' : {e}"))?;
+            r.nameservers.push((name.into(), addr));
         }
         "resolve_retries" => r.resolve_retries = values::number(one(line, "an integer")?, kw)?,
         "accepted_payload_size" => {
@@ -1275,6 +1377,14 @@ fn resolvers(r: &mut Resolvers, line: &Line<'_>) -> Outcome {
                 return Err(format!(
                     "'{status}' unknown in 'hold' (expects 'nx', 'timeout', 'refused', 'other', 'obsolete' or 'valid')."
                 ));
+            }
+            if let Some(c) = stray_before_unit(time) {
+                let refused = format!("unexpected character '{c}' in argument to <hold>.");
+                return report_line_error(
+                    super::diag::LineError::Unspaced(refused),
+                    line.place,
+                    diags,
+                );
             }
             r.hold.insert(status.into(), values::duration(time)?);
         }
@@ -1320,11 +1430,27 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
     if p.kind == ProxyKind::Defaults && matches!(kw, "bind" | "server" | "server-template" | "id") {
         return Err(format!("'{kw}' not allowed in 'defaults' section."));
     }
+    if matches!(kw, "server" | "server-template" | "default-server")
+        && !p.kind.is_backend()
+        && p.kind != ProxyKind::Defaults
+    {
+        // An error, not a warning as for other backend keywords; HAProxy names the line
+        // twice, and reads on.
+        diags.check_alert(
+            line.place,
+            format!(
+                "parsing [{}] : '{kw}' not allowed because {} '{}' has no backend capability.",
+                line.place,
+                p.kind.type_str(),
+                p.name
+            ),
+        );
+        return Ok(());
+    }
     let needs = match kw {
         "bind" | "default_backend" | "backlog" => Some(Capability::Frontend),
-        "server"
-        | "server-template"
-        | "balance"
+        "balance"
+        | "dispatch"
         | "hash-type"
         | "cookie"
         | "http-reuse"
@@ -1426,15 +1552,8 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
                 Ok(servers) => servers,
                 Err(e) => return report_server_error(e, server_label(p, line), line.place, diags),
             };
-            for server in servers {
-                if p.servers.iter().any(|s| s.name == server.name) {
-                    return Err(format!(
-                        "'server {}/{}' : already defined.",
-                        p.name, server.name
-                    ));
-                }
-                p.servers.push(server);
-            }
+            // A name used twice is refused after reading (`check::duplicate_servers`).
+            p.servers.extend(servers);
         }
         "default-server" => {
             let mut opts = p.default_server.clone();
@@ -1447,8 +1566,12 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
             p.default_server = opts;
         }
         "option" | "no" => option(p, line, diags)?,
-        "timeout" => timeout(p, line)?,
-        "retries" => p.retries = values::number(one(line, "an integer")?, kw)?,
+        "timeout" => timeout(p, line, diags)?,
+        "retries" => {
+            // HAProxy warns, then reads (and checks) the value all the same.
+            lacks(p, Capability::Backend, kw, line, diags);
+            p.retries = retries(line)?;
+        }
         "maxconn" => {
             // HAProxy warns, then reads the value all the same (a backend never uses it).
             if !p.kind.is_frontend() && p.kind != ProxyKind::Defaults {
@@ -1460,9 +1583,20 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
                     ),
                 );
             }
-            p.maxconn = Some(values::number(one(line, "an integer")?, kw)?);
+            p.maxconn = unsigned_count(atol_arg(line)?);
         }
-        "fullconn" => p.fullconn = Some(values::number(one(line, "an integer")?, kw)?),
+        "fullconn" => {
+            if !p.kind.is_backend() && p.kind != ProxyKind::Defaults {
+                diags.warn(
+                    line.place,
+                    format!(
+                        "'{kw}' ignored because {section} '{}' has no backend capability. Maybe you want 'maxconn' instead ?",
+                        p.name
+                    ),
+                );
+            }
+            p.fullconn = unsigned_count(atol_arg(line)?);
+        }
         "max-session-srv-conns" => max_session_srv_conns(p, line, diags),
         "rate-limit" => rate_limit_sessions(p, line, diags)?,
         "errorfile" => super::errors::errorfile(p, line.words)?,
@@ -1470,11 +1604,16 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         "errorfiles" => super::errors::errorfiles(p, line.words, line.place)?,
         "http-error" => super::errors::http_error(p, line.words, diags, line.place)?,
         "stats" => stats(p, line, diags)?,
-        "log" => match log_target(line)? {
+        "log" => match log_target(line, false)? {
             Some(t) => p.logs.push(t),
             None => p.logs.extend(g.logs.iter().cloned()),
         },
         "tcp-check" | "http-check" => {
+            // Out of a backend, warned about and still read, as HAProxy's (whose
+            // `tcp-check` parser then prints its empty message as "(null)").
+            if lacks(p, Capability::Backend, kw, line, diags) && kw == "tcp-check" {
+                diags.warn(line.place, "(null)");
+            }
             // HAProxy names the expressions of health checks' formats so.
             let (parsed, refs) = super::acl::collect_backend_refs(|| match kw {
                 "tcp-check" => tcp_check(p, line, diags),
@@ -1509,6 +1648,32 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         "description" => p.description = description(line, diags),
         "source" => p.source = Some(source(p, line, diags)?),
         "usesrc" => return Err("'usesrc' only allowed after a 'source' statement.".into()),
+        // Ignored by hapx anyway; out of a backend, HAProxy's own warning says so.
+        "max-keep-alive-queue" if !p.kind.is_backend() && p.kind != ProxyKind::Defaults => {
+            diags.warn(
+                line.place,
+                format!(
+                    "{kw} will be ignored because {} '{}' has no backend capability",
+                    p.kind.type_str(),
+                    p.name
+                ),
+            );
+        }
+        "monitor-net" => {
+            return Err(format!(
+                "'monitor-net' doesn't exist anymore. Please use 'http-request return status 200 if {{ src {} }}' instead.",
+                line.arg(1).unwrap_or_default()
+            ));
+        }
+        "grace" => {
+            let refused =
+                "the 'grace' keyword is not supported any more since HAProxy version 2.5.";
+            return report_line_error(
+                super::diag::LineError::Unspaced(refused.into()),
+                line.place,
+                diags,
+            );
+        }
         _ => match keywords::lookup(keywords::PROXY, kw) {
             Some(Support::Removed(message)) => return Err(message.into()),
             Some(s) => not_implemented(s, &format!("'{kw}'"), line.place, diags),
@@ -2875,6 +3040,11 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         1
     };
     let name = line.arg(at).ok_or("'option' expects an option name.")?;
+    if let Some(why) = removed_option(name) {
+        // Worded without HAProxy's usual space before the colon.
+        diags.global_alert(format!("parsing [{}]: option '{name}' {why}", line.place));
+        return Ok(());
+    }
     let arg = |i: usize| line.arg(at + i);
     // A flag takes no argument: refused before its capability is looked at, as HAProxy's
     // `alertif_too_many_args_idx` on its options tables (and on its three HTTP modes).
@@ -2914,7 +3084,15 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         | "redispatch"
         | "allbackups"
         | "log-health-checks"
-        | "persist" => Some(Capability::Backend),
+        | "persist"
+        | "checkcache"
+        | "http-pretend-keepalive"
+        | "smtpchk"
+        | "pgsql-check"
+        | "mysql-check"
+        | "ldap-check"
+        | "redis-check"
+        | "spop-check" => Some(Capability::Backend),
         _ => None,
     };
     if needs.is_some_and(|cap| lacks(p, cap, name, line, diags)) {
@@ -3001,6 +3179,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             o.ssl_hello_chk &= negate;
             if !negate {
                 drop_http_check_rules(o);
+                o.tcp_check_without_option = false;
             }
         }
         "tcp-smart-accept" => o.tcp_smart_accept = Some(!negate),
@@ -3064,6 +3243,8 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             chk.order.option_httpchk(&p.place);
             o.http_check_without_httpchk = false;
             o.ssl_hello_chk = false;
+            // Another check type: HAProxy forgets the unused `tcp-check` rules.
+            o.tcp_check_without_option &= negate;
             o.httpchk = (!negate).then_some(chk);
         }
         "ssl-hello-chk" => {
@@ -3071,6 +3252,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             if !negate {
                 drop_http_check_rules(o);
                 o.tcp_check = false;
+                o.tcp_check_without_option = false;
             }
         }
         "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk" | "ldap-check" | "spop-check"
@@ -3078,6 +3260,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         {
             drop_http_check_rules(o);
             o.tcp_check = false;
+            o.tcp_check_without_option = false;
             let support = keywords::lookup(keywords::OPTIONS, name).unwrap_or(Support::No);
             not_implemented(support, &format!("'option {name}'"), line.place, diags);
         }
@@ -3102,21 +3285,24 @@ fn drop_http_check_rules(o: &mut Options) {
     o.http_check_without_httpchk = false;
 }
 
-fn timeout(p: &mut Proxy, line: &Line<'_>) -> Outcome {
+fn timeout(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    use Capability::{Backend, Frontend};
     let which = line.arg(1).unwrap_or_default();
+    let (kind, name) = (p.kind, p.name.clone());
     let t = &mut p.timeouts;
-    let slot = match which {
-        "client" => &mut t.client,
-        "server" => &mut t.server,
-        "connect" => &mut t.connect,
-        "check" => &mut t.check,
-        "queue" => &mut t.queue,
-        "http-request" => &mut t.http_request,
-        "http-keep-alive" => &mut t.http_keep_alive,
-        "tunnel" => &mut t.tunnel,
-        "client-fin" => &mut t.client_fin,
-        "server-fin" => &mut t.server_fin,
-        "tarpit" => &mut t.tarpit,
+    // The side each timer serves (none: both).
+    let (slot, side) = match which {
+        "client" => (&mut t.client, Some(Frontend)),
+        "server" => (&mut t.server, Some(Backend)),
+        "connect" => (&mut t.connect, Some(Backend)),
+        "check" => (&mut t.check, Some(Backend)),
+        "queue" => (&mut t.queue, Some(Backend)),
+        "http-request" => (&mut t.http_request, None),
+        "http-keep-alive" => (&mut t.http_keep_alive, None),
+        "tunnel" => (&mut t.tunnel, Some(Backend)),
+        "client-fin" => (&mut t.client_fin, Some(Frontend)),
+        "server-fin" => (&mut t.server_fin, Some(Backend)),
+        "tarpit" => (&mut t.tarpit, None),
         _ => {
             return Err(format!(
                 "'timeout' supports 'client', 'server', 'connect', 'check', 'queue', 'http-keep-alive', 'http-request', 'tunnel', 'tarpit', 'client-fin' and 'server-fin' (got '{which}')"
@@ -3126,14 +3312,44 @@ fn timeout(p: &mut Proxy, line: &Line<'_>) -> Outcome {
     let value = line
         .arg(2)
         .ok_or_else(|| format!("'timeout {which}' expects an integer value (in milliseconds)"))?;
+    if let Some(c) = stray_before_unit(value) {
+        return Err(format!("unexpected character '{c}' in 'timeout {which}'"));
+    }
     let d = values::timer(value, &format!("timeout {which}"))?;
     if let Some(extra) = line.arg(3) {
         return Err(format!(
             "'timeout {which}' : unexpected extra argument '{extra}' after value '{value}'."
         ));
     }
+    // HAProxy warns, and keeps the value all the same (the proxy never uses it).
+    let lacking = match side {
+        Some(Frontend) if !kind.is_frontend() => Some("frontend"),
+        Some(Backend) if !kind.is_backend() => Some("backend"),
+        _ => None,
+    };
+    if let Some(side) = lacking.filter(|_| kind != ProxyKind::Defaults) {
+        diags.warn(
+            line.place,
+            format!(
+                "'timeout {which}' will be ignored because {} '{name}' has no {side} capability",
+                kind.type_str()
+            ),
+        );
+    }
     *slot = (!d.is_zero()).then_some(d);
     Ok(())
+}
+
+/// The character a timer is refused at, as HAProxy's `parse_time_err` finds it: the first
+/// one when there is no digit, else the first after the digits when no unit starts there
+/// (characters after a known unit are only warned about, see [`values::timer`]).
+fn stray_before_unit(text: &str) -> Option<char> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &text[digits..];
+    if digits > 0 && values::timer_unit(rest).is_some() {
+        return None;
+    }
+    rest.chars().next()
 }
 
 /// `maxconnrate|maxsessrate N`, read as HAProxy's atol() reads it: 0 (or no number) for no
@@ -3186,9 +3402,8 @@ fn stats(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         Some("auth") => {
             s.enabled = true;
             let cred = arg.ok_or_else(|| need("a user:password"))?;
-            let (user, pass) = cred
-                .split_once(':')
-                .ok_or("'stats auth' expects <user>:<password>.")?;
+            // Without a colon, HAProxy's user has an empty password.
+            let (user, pass) = cred.split_once(':').unwrap_or((cred, ""));
             s.auth.push((user.into(), pass.into()));
         }
         Some("refresh") => {
@@ -3222,17 +3437,17 @@ fn stats(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             line.place,
             diags,
         ),
-        Some("socket" | "timeout" | "maxconn") => {
-            return Err(format!(
-                "'stats {}' is only allowed in 'global' section.",
-                line.words[1]
-            ));
-        }
+        // The global section's `stats` keywords too, in HAProxy's words (without its usual
+        // space before the colon).
         other => {
-            return Err(format!(
-                "'stats' expects 'admin', 'auth', 'enable', 'hide-version', 'http-request', 'realm', 'refresh', 'scope', 'show-desc', 'show-legends', 'show-modules', 'show-node' or 'uri' (got '{}').",
-                other.unwrap_or_default()
-            ));
+            const EXPECTED: &str = "expects 'admin', 'uri', 'realm', 'auth', 'scope', 'enable', 'hide-version', 'show-node', 'show-desc' or 'show-legends'.";
+            let refused = match other {
+                Some(word) if !word.is_empty() => {
+                    format!("unknown stats parameter '{word}', {EXPECTED}")
+                }
+                _ => format!("missing keyword in 'stats', {EXPECTED}"),
+            };
+            return report_line_error(super::diag::LineError::Unspaced(refused), line.place, diags);
         }
     }
     Ok(())
@@ -3249,6 +3464,7 @@ fn hex(text: &str) -> Result<Vec<u8>, String> {
 }
 
 fn tcp_check(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
+    p.options.tcp_check_without_option |= !p.options.tcp_check;
     let rule = match line.arg(1) {
         Some("connect") => TcpCheckRule::Connect(check_connect(line, "tcp-check", diags)?),
         Some("send") => TcpCheckRule::Send(

@@ -536,6 +536,13 @@ pub struct Redirect {
     pub code: u16,
     pub drop_query: bool,
     pub append_slash: bool,
+    /// The `set-cookie` header value of `set-cookie NAME[=VALUE]` (`NAME=VALUE; path=/;`)
+    /// or `clear-cookie NAME[=]` (`NAME=; path=/; Max-Age=0;`), the last one written; the
+    /// cookie is taken as written, not as a log format.
+    pub cookie: Option<String>,
+    /// `ignore-empty`: a `location` format that renders nothing skips the rule, which is
+    /// then not final.
+    pub ignore_empty: bool,
 }
 
 /// What an `http-request`/`http-response` rule does.
@@ -595,15 +602,17 @@ pub enum Edit {
 impl HttpAction {
     /// Whether the action ends its rule list's evaluation (HAProxy's `ACT_FLG_FINAL`).
     pub fn is_final(&self) -> bool {
-        matches!(
-            self,
-            HttpAction::Allow
-                | HttpAction::Deny(_)
-                | HttpAction::Tarpit(_)
-                | HttpAction::Auth(_)
-                | HttpAction::Redirect(_)
-                | HttpAction::Return(_)
-        )
+        match self {
+            HttpAction::Redirect(r) => !r.ignore_empty,
+            action => matches!(
+                action,
+                HttpAction::Allow
+                    | HttpAction::Deny(_)
+                    | HttpAction::Tarpit(_)
+                    | HttpAction::Auth(_)
+                    | HttpAction::Return(_)
+            ),
+        }
     }
 
     /// The `track-scN` this action is, if it is one.
@@ -2613,6 +2622,8 @@ fn redirect(args: &[String], mut values: Option<&mut Values<'_>>) -> Result<Redi
         code: 302,
         drop_query: false,
         append_slash: false,
+        cookie: None,
+        ignore_empty: false,
     };
     let mut i = 2;
     while let Some(opt) = args.get(i) {
@@ -2632,6 +2643,20 @@ fn redirect(args: &[String], mut values: Option<&mut Values<'_>>) -> Result<Redi
             }
             "drop-query" => r.drop_query = true,
             "append-slash" => r.append_slash = true,
+            "ignore-empty" => r.ignore_empty = true,
+            "set-cookie" | "clear-cookie" => {
+                let cookie = args
+                    .get(i + 1)
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| ActionError::Rule(format!("missing argument for '{opt}'")))?;
+                // HAProxy's attributes, bytes as it writes them.
+                let attributes = match opt.as_str() {
+                    "set-cookie" => "; path=/;",
+                    _ => "; path=/; Max-Age=0;",
+                };
+                r.cookie = Some(format!("{cookie}{attributes}"));
+                i += 1;
+            }
             other => {
                 return Err(ActionError::Unsupported(format!(
                     "the '{other}' option of redirects"

@@ -179,6 +179,29 @@ pub fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String>
         .map_err(|_| format!("'{what}' expects an integer argument (got '{text}')"))
 }
 
+/// C's `atol(text)`: leading blanks, a sign, then decimal digits as far as they go (0 when
+/// there are none, `abc` included), saturated at the bounds of `i64` as glibc's.
+pub fn atol(text: &str) -> i64 {
+    let text = text.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let magnitude = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i128, |n, d| (n * 10 + i128::from(d - b'0')).min(1 << 64));
+    let value = if negative { -magnitude } else { magnitude };
+    value.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+/// HAProxy's `int` fields set with `atol`: the `long` truncated to 32 bits, as C's
+/// assignment does.
+pub fn atol_int(text: &str) -> i32 {
+    atol(text) as i32
+}
+
 /// C's `strtoul(text, &end, 0)`: the number and the text after it (all of `text` when it
 /// starts with no number). Leading blanks and a sign are read, `0x` starts hexadecimal and
 /// `0` octal; `-N` wraps as C's does, and a value past `u64` is `u64::MAX` whatever its sign.
@@ -292,6 +315,35 @@ pub fn bind_addrs(text: &str) -> Result<Vec<SocketAddr>, String> {
     let ports = listen_ports(port, text)?;
     let ip = family.host(host, text)?;
     Ok(ports.map(|p| SocketAddr::new(ip, p)).collect())
+}
+
+/// A `nameserver` address after its family prefix (`udp@`, `ipv4@` ...), as HAProxy's
+/// `str2sa_range` reads one there: the last colon ends the host (an IPv6 address needs
+/// brackets), the port is mandatory and single, a host name is resolved now. `text` is the
+/// whole address, for the messages, worded as HAProxy's (two end in a newline, which
+/// HAProxy prints as an empty line).
+pub fn nameserver_addr(rest: &str, prefer_v6: bool, text: &str) -> Result<SocketAddr, String> {
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, after)) => (host, after.strip_prefix(':').unwrap_or("")),
+            None => (rest, ""),
+        },
+        None => rest.rsplit_once(':').unwrap_or((rest, "")),
+    };
+    if port.starts_with(|c: char| c.is_ascii_digit()) && port.contains('-') {
+        return Err(format!("port range not permitted here in '{text}'"));
+    }
+    let port = match listen_ports(port, text) {
+        Ok(ports) => *ports.start(),
+        Err(e) if e.starts_with("invalid character") => return Err(e + "\n"),
+        Err(e) => return Err(e),
+    };
+    let ip = match host {
+        "" | "*" => Some(Ipv4Addr::UNSPECIFIED.into()),
+        _ => (host.parse().ok()).or_else(|| super::check::resolve_libc(host, prefer_v6)),
+    };
+    ip.map(|ip| SocketAddr::new(ip, port))
+        .ok_or_else(|| format!("invalid address: '{host}' in '{text}'\n"))
 }
 
 /// The address family a `bind` address's prefix asks for.
@@ -443,6 +495,18 @@ fn atoi(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atol_reads_as_c_does() {
+        assert_eq!(atol("abc"), 0);
+        assert_eq!(atol("10k"), 10);
+        assert_eq!(atol("  -5x"), -5);
+        assert_eq!(atol("+7"), 7);
+        assert_eq!(atol("0x10"), 0);
+        assert_eq!(atol("99999999999999999999"), i64::MAX);
+        assert_eq!(atol("-99999999999999999999"), i64::MIN);
+        assert_eq!(atol_int("4294967301"), 5);
+    }
 
     #[test]
     fn duration_stray_characters_are_found_where_haproxy_stops() {

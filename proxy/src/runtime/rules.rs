@@ -857,6 +857,9 @@ fn run_one(
         }
         HttpAction::Replace(part, r) => replace_part(head, part, &r.re, &value)?,
         HttpAction::Pattern(p) => edit_patterns(p, &with_head(base, head, response), facts),
+        HttpAction::Redirect(r)
+            if r.ignore_empty
+                && renders_no_location(r, &with_head(base, head, response), facts) => {}
         action => {
             let ctx = with_head(base, head, response);
             let answer = answer(proxy, action, &ctx, head, response, keep, facts);
@@ -1432,7 +1435,12 @@ fn answer(
             Local {
                 close_counted: has_body,
                 intercepted: !response,
-                ..local_kept(r.code, &redirect_reply(r.code, &location), "LR--", keep)
+                ..local_kept(
+                    r.code,
+                    &redirect_reply(r.code, &location, r.cookie.as_deref()),
+                    "LR--",
+                    keep,
+                )
             }
         }
         HttpAction::Return(r) => Local {
@@ -1534,11 +1542,21 @@ fn redirect_location(r: &Redirect, ctx: &Context<'_>, head: &Head, facts: &Facts
     }
 }
 
-/// HAProxy's redirect response: no body; `cache-control: no-cache` for temporary ones.
-fn redirect_reply(code: u16, location: &str) -> Page {
+/// Whether a `location` redirect's format renders nothing (`ignore-empty` then skips the
+/// rule; HAProxy looks at no other kind of redirect for it).
+fn renders_no_location(r: &Redirect, ctx: &Context<'_>, facts: &Facts<'_>) -> bool {
+    matches!(&r.to, RedirectTo::Location(f) if render(f, ctx, facts).is_empty())
+}
+
+/// HAProxy's redirect response: no body; `cache-control: no-cache` for temporary ones,
+/// then the rule's `set-cookie`, if any.
+fn redirect_reply(code: u16, location: &str, cookie: Option<&str>) -> Page {
     let mut headers = vec![("content-length", "0"), ("location", location)];
     if !matches!(code, 301 | 308) {
         headers.push(("cache-control", "no-cache"));
+    }
+    if let Some(cookie) = cookie {
+        headers.push(("set-cookie", cookie));
     }
     let line = format!("HTTP/1.1 {code} {}", reason(code));
     Page::built(&line, &headers, Vec::new(), false)
@@ -2302,8 +2320,9 @@ pub enum TcpRouted {
     /// To this backend, the client's first bytes read already.
     Backend(Option<Arc<Backend>>, Vec<u8>),
     /// By the frontend's rules (None) or by the chosen backend's, where the session then
-    /// counts as HAProxy counts it on entering the backend.
-    Rejected(Option<Arc<Backend>>),
+    /// counts as HAProxy counts it on entering the backend; with the number of bytes the
+    /// rules had read of the client (its `req->total`).
+    Rejected(Option<Arc<Backend>>, usize),
 }
 
 /// Runs a TCP frontend's content rules and backend choice on a new connection.
@@ -2325,7 +2344,7 @@ pub async fn route_tcp(
     if !fe.conf.rules.tcp_content.is_empty() {
         let inspected = inspect(base, &fe.conf.rules, client, data).await?;
         if !inspected.accepted {
-            return Ok(TcpRouted::Rejected(None));
+            return Ok(TcpRouted::Rejected(None, inspected.data.len()));
         }
         data = inspected.data;
     }
@@ -2348,7 +2367,7 @@ pub async fn route_tcp(
             };
             let inspected = inspect(ctx, &b.conf.rules, client, data).await?;
             if !inspected.accepted {
-                return Ok(TcpRouted::Rejected(Some(b.clone())));
+                return Ok(TcpRouted::Rejected(Some(b.clone()), inspected.data.len()));
             }
             data = inspected.data;
         }

@@ -1572,14 +1572,14 @@ pub fn serve_tcp(
                 let tls = secure_client.as_deref().map(|s| &*s.facts);
                 match Box::pin(rules::route_tcp(&state, &fe, &client, peer, dst, tls)).await {
                     Ok(rules::TcpRouted::Backend(b, data)) => (b, Some(data)),
-                    Ok(rules::TcpRouted::Rejected(rejecting)) => {
+                    Ok(rules::TcpRouted::Rejected(rejecting, read)) => {
                         // A backend's rules rejected: the session entered it (logged there).
                         let _be_session = rejecting.as_ref().map(|b| b.counters.open());
                         if let Some(f) = facts.as_deref_mut() {
                             f.backend = rejecting.as_deref();
                         }
                         fe.counters.denied_req.fetch_add(1, Relaxed);
-                        let received = received_by_rules(&client, tls.is_some());
+                        let received = (read as u64).min(UNCONNECTED_REQUEST_LIMIT);
                         let backend = rejecting.as_deref();
                         count_request_bytes(&state, &fe, backend, None, received);
                         if let Some(f) = facts.as_deref_mut() {
@@ -1944,37 +1944,6 @@ fn handshake_failed(
 ) {
     fe.logger
         .log_conn_failure(fe, peer, local, super::tls::handshake_failure(e));
-}
-
-/// What a client whose content rules rejected it had sent, as HAProxy counts it: read
-/// into its request buffer (up to [`UNCONNECTED_REQUEST_LIMIT`]) while the rules waited.
-/// The rules read it (and dropped it): the kernel's count of the bytes the connection
-/// received tells it. (A PROXY header on an `accept-proxy` bind counts among them, where
-/// HAProxy's does not; nothing counts behind TLS, whose bytes are ciphertext.)
-fn received_by_rules(client: &TcpStream, tls: bool) -> u64 {
-    use std::os::fd::AsRawFd;
-    if tls {
-        return 0;
-    }
-    // SAFETY: `info` is a plain C struct, zeroes valid; getsockopt writes at most `len`
-    // bytes into it, and `client` keeps the fd open meanwhile.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    let ok = unsafe {
-        libc::getsockopt(
-            client.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&raw mut info).cast(),
-            &mut len,
-        )
-    } == 0;
-    // A kernel older than 4.1 returns a shorter struct, without the count: nothing counts.
-    let counted = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_received) + 8;
-    if !ok || (len as usize) < counted {
-        return 0;
-    }
-    info.tcpi_bytes_received.min(UNCONNECTED_REQUEST_LIMIT)
 }
 
 /// Ends a session that got no server connection: counts what its client sent and logs
