@@ -4,13 +4,15 @@
 //! messages are HAProxy 2.6's, word for word.
 //!
 //! Commands: `help`, `show info`, `show stat`, `show servers state [BACKEND]`, `show backend`,
+//! `show resolvers [SECTION]` (see `runtime::dns`), `clear counters [all]`,
 //! `enable|disable server B/S`, `set server B/S state ready|drain|maint`,
 //! `set server B/S health up|stopping|down`,
 //! `set server B/S weight N[%]` (and `set weight B/S N[%]`), `set server B/S addr IP [port [+-]N]`,
 //! `set server B/S check-port N`, `set server B/S fqdn NAME` (with `resolvers`),
 //! `set server B/S agent up|down`, `agent-addr IP [port N]`, `agent-port N`, `agent-send
 //! TEXT`, `enable|disable agent B/S` (see `runtime::agent`), `enable|disable health B/S`,
-//! `get weight B/S`, `set maxconn server B/S N`,
+//! `get weight B/S`, `set maxconn server B/S N`, `set maxconn frontend F N`, `set maxconn
+//! global N`, `set rate-limit connections|sessions global N`, `set timeout cli DELAY`,
 //! `enable|disable frontend F`, `enable|disable dynamic-cookie backend B`,
 //! `set dynamic-cookie-key backend B KEY` (see `runtime::persist`),
 //! `shutdown sessions server B/S` (see `runtime::shutdown`), the map commands (`show|get|add|
@@ -27,6 +29,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -48,6 +51,7 @@ const HELP: &str = "The following commands are valid at this level:
   clear counters                          : clear max statistics counters (or all counters)
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
   show backend                            : list backends in the current running config
+  show resolvers [id]                     : dumps counters from all resolvers section and associated name servers
   get weight <bk>/<srv>                   : report a server's current weight
   get var <name>                          : retrieve contents of a process-wide variable
   enable server <bk>/<srv>                : re-enable a server in maintenance
@@ -61,7 +65,11 @@ const HELP: &str = "The following commands are valid at this level:
   set server <bk>/<srv> health <h>        : force a server's health: up, stopping or down
   set server <bk>/<srv> weight <w>[%]     : change a server's weight
   set weight <bk>/<srv>  (DEPRECATED)     : change a server's weight (use 'set server' instead)
+  set maxconn frontend <frontend> <value> : change a frontend's maxconn setting
+  set maxconn global <value>              : change the per-process maxconn setting
   set maxconn server <bk>/<srv>           : change a server's maxconn setting
+  set rate-limit <setting> <value>        : change a rate limiting value
+  set timeout [cli] <delay>               : change a timeout setting
   set server <bk>/<srv> agent <up|down>  : force a server's agent state
   set server <bk>/<srv> agent-addr <ip> [port <p>] : change the address (and port) of a server's agent
   set server <bk>/<srv> agent-port <p>    : change the port of a server's agent
@@ -119,8 +127,9 @@ pub type MasterSessions = tokio::sync::mpsc::UnboundedReceiver<(CliLevel, UnixSt
 /// bounds them all together (HAProxy's worker takes the master's on a listener of that same
 /// frontend): with that many sessions open, no socket accepts and no passed session is
 /// taken, and a new client waits (in the backlog, or in the link) until one leaves, as
-/// when HAProxy pauses a full frontend's listeners. Each session lasts at most `stats
-/// timeout`, the frontend's client timeout.
+/// when HAProxy pauses a full frontend's listeners. A session closes once it has been idle
+/// (nothing read, nothing written) for `stats timeout`, the frontend's client timeout, or
+/// what `set timeout cli` made it.
 pub async fn serve(
     state: Arc<State>,
     sockets: Vec<(StatsSocket, UnixListener)>,
@@ -149,8 +158,7 @@ pub async fn serve(
             let _slot = slot;
             // HAProxy's session (a job, a connection and a stream in `show info`).
             let _session = super::stats::InnerSession::begin();
-            let served = session(state, conf, stream, handover, listener);
-            let _ = tokio::time::timeout(timeout, served).await;
+            let _ = session(state, conf, stream, handover, listener, timeout).await;
         });
     }
 }
@@ -219,13 +227,14 @@ enum Arrived {
 /// frontend when it came to `stats socket` number `listener`. Killed (`shutdown session`),
 /// its reading ends ([`super::shutdown::Registration::cli`]) and it closes, as HAProxy's,
 /// once it has answered the command it runs and, killed by a command of its own, one more
-/// of that line, as HAProxy's runs one more.
+/// of that line, as HAProxy's runs one more. Each read and write waits at most `idle`.
 async fn session(
     state: Arc<State>,
     conf: StatsSocket,
     stream: UnixStream,
     handover: Handover,
     listener: Option<usize>,
+    mut idle: Duration,
 ) -> std::io::Result<()> {
     use std::os::fd::AsFd;
     let (read, mut write) = stream.into_split();
@@ -236,13 +245,10 @@ async fn session(
     // Whether it was killed before the command it runs began (that command is its last).
     let mut killed_before = false;
     let mut interactive = false;
-    if interactive {
-        write.write_all(b"> ").await?;
-    }
     let mut raw = Vec::new();
     loop {
         raw.clear();
-        if reader.read_until(b'\n', &mut raw).await? == 0 {
+        if within(idle, reader.read_until(b'\n', &mut raw)).await? == 0 {
             break;
         }
         // Bytes, as HAProxy reads them (a latin-1 server name is fine; see `bytestr`).
@@ -251,7 +257,7 @@ async fn session(
         // A line ending with HAProxy's payload pattern is followed by its payload.
         let (line, payload) = match line.strip_suffix("<<") {
             Some(command) => {
-                let payload = read_payload(&mut reader, &mut write, interactive).await?;
+                let payload = read_payload(&mut reader, &mut write, interactive, idle).await?;
                 (command, Some(payload))
             }
             None => (line, None),
@@ -280,27 +286,33 @@ async fn session(
                 Some("prompt") => interactive = !interactive,
                 Some("quit") => return Ok(()),
                 Some(_) => {
-                    let (answer, ended) = match get_var(conf.level, cmd) {
-                        Some(shown) => shown,
-                        None => {
+                    let (answer, ended) = match (get_var(conf.level, cmd), cli_timeout(cmd)) {
+                        (Some(shown), _) => shown,
+                        (None, Some(Ok(limit))) => {
+                            idle = limit;
+                            (String::new(), false)
+                        }
+                        (None, Some(Err(refusal))) => (refusal.into(), false),
+                        (None, None) => {
                             let payload = payload.as_deref();
                             (execute(&state, conf.level, cmd, payload).await, false)
                         }
                     };
-                    write.write_all(&crate::bytestr::to_bytes(&answer)).await?;
+                    let answer = crate::bytestr::to_bytes(&answer);
+                    within(idle, write.write_all(&answer)).await?;
                     if ended && !interactive {
                         continue;
                     }
                 }
             }
             // As HAProxy: every answer ends with an empty line, or the prompt.
-            write.write_all(end_of_answer(interactive)).await?;
+            within(idle, write.write_all(end_of_answer(interactive))).await?;
         }
         if !interactive {
             return Ok(());
         }
         if line.trim().is_empty() {
-            write.write_all(end_of_answer(true)).await?;
+            within(idle, write.write_all(end_of_answer(true))).await?;
         }
     }
     Ok(())
@@ -313,15 +325,16 @@ async fn read_payload(
     reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
     write: &mut tokio::net::unix::OwnedWriteHalf,
     interactive: bool,
+    idle: Duration,
 ) -> std::io::Result<String> {
     let mut payload = String::new();
     let mut raw = Vec::new();
     loop {
         if interactive {
-            write.write_all(b"+ ").await?;
+            within(idle, write.write_all(b"+ ")).await?;
         }
         raw.clear();
-        if reader.read_until(b'\n', &mut raw).await? == 0 {
+        if within(idle, reader.read_until(b'\n', &mut raw)).await? == 0 {
             break;
         }
         let line = crate::bytestr::from_bytes(&raw);
@@ -339,6 +352,48 @@ async fn read_payload(
         payload.push('\n');
     }
     Ok(payload)
+}
+
+/// An I/O of a CLI session, ended as timed out when it waits more than `idle`.
+async fn within<T>(
+    idle: Duration,
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    match tokio::time::timeout(idle, io).await {
+        Ok(done) => done,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// `set timeout cli DELAY` (None: another command), at any level as in HAProxy 2.6: the
+/// session's idle timeout from now on (seconds unless a unit follows), or HAProxy's refusal.
+fn cli_timeout(cmd: &str) -> Option<Result<Duration, &'static str>> {
+    let words: Vec<&str> = cmd.split_whitespace().collect();
+    let ["set", "timeout", rest @ ..] = words.as_slice() else {
+        return None;
+    };
+    Some(match rest {
+        ["cli", delay, ..] => cli_delay(delay).ok_or("Invalid timeout value.\n"),
+        ["cli"] => Err("Expects an integer value.\n"),
+        _ => Err("'set timeout' only supports 'cli'.\n"),
+    })
+}
+
+/// A `set timeout cli` delay as HAProxy's `parse_time_err` reads it in seconds: digits and
+/// an optional unit, nothing after, from a millisecond to 2^32-1 ms.
+fn cli_delay(text: &str) -> Option<Duration> {
+    if crate::config::values::duration_stray_char(text).is_some() {
+        return None;
+    }
+    let delay = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => crate::config::values::duration(text).ok()?,
+    };
+    // HAProxy's parse_time_err refuses what overflows its unsigned milliseconds.
+    let max = Duration::from_millis(u32::MAX.into());
+    (Duration::from_millis(1)..=max)
+        .contains(&delay)
+        .then_some(delay)
 }
 
 fn end_of_answer(interactive: bool) -> &'static [u8] {
@@ -476,6 +531,19 @@ pub async fn execute(
         },
         ["set", "weight", rest @ ..] if admin => set_weight(state, rest),
         ["set", "maxconn", "server", rest @ ..] if admin => set_maxconn_server(state, rest),
+        ["set", "maxconn", "frontend", rest @ ..] if admin => set_maxconn_frontend(state, rest),
+        ["set", "maxconn", "global", rest @ ..] if admin => set_maxconn_global(state, rest),
+        [
+            "set",
+            "rate-limit",
+            kind @ ("connections" | "sessions"),
+            rest @ ..,
+        ] if admin => set_rate_limit(state, kind, rest),
+        // hapx limits neither SSL session rates nor compression: not done, listed as such.
+        ["set", "rate-limit", "ssl-sessions" | "http-compression", ..] if admin => {
+            keywords::cli_usage(&words, keywords::WORKER_CLI)
+        }
+        ["set", "rate-limit", ..] if admin => RATE_LIMIT_USAGE.into(),
         ["set", "dynamic-cookie-key", "backend", args @ ..] if admin => {
             super::persist::cli_dyncookie(state, args, None)
         }
@@ -504,6 +572,8 @@ pub async fn execute(
             state.clear_counters(false);
             String::new()
         }
+        // As HAProxy: words after the section are not looked at.
+        ["show", "resolvers", section @ ..] => state.resolvers.show(section.first().copied()),
         ["show", "sess", arg @ ..] if level != CliLevel::User => show_sess(state, arg.first()),
         ["show", "ssl", "crt-list", args @ ..] if admin => {
             super::ssl_cert::show_crt_list(state, args)
@@ -1099,6 +1169,76 @@ pub(super) fn cli_port(text: &str) -> Result<u16, &'static str> {
 /// `set maxconn server B/S N`, as HAProxy 2.6's `server_parse_maxconn_change_request`:
 /// the server's `maxconn` changes (0: no limit) and the connections queued for it take the
 /// room it gets at once. The number is C's `strtol` stored in an unsigned int, as there.
+/// C's `atoi`: strtol's value truncated to an int; 0 for no number.
+fn atoi(text: &str) -> i32 {
+    Strtol::read(text).map_or(0, |n| n.value as i32)
+}
+
+/// `set maxconn frontend F N`, as HAProxy 2.6's `cli_parse_set_maxconn_frontend`: the
+/// frontend's `maxconn` becomes N (0: it accepts nothing more); read as `atoi`.
+fn set_maxconn_frontend(state: &State, args: &[&str]) -> String {
+    let Some(name) = args.first() else {
+        return "A frontend name is expected.\n".into();
+    };
+    let Some(fe) = state.frontend(name) else {
+        return "No such frontend.\n".into();
+    };
+    let Some(value) = args.get(1) else {
+        return "Integer value expected.\n".into();
+    };
+    match usize::try_from(atoi(value)) {
+        Ok(maxconn) => {
+            fe.slots.set_limit(maxconn);
+            String::new()
+        }
+        Err(_) => "Value out of range.\n".into(),
+    }
+}
+
+/// `set maxconn global N`, as HAProxy 2.6's `cli_parse_set_maxconn_global`: the process's
+/// `maxconn` becomes N, at most the hard one (`Hard_maxconn`), which 0 or less means.
+fn set_maxconn_global(state: &State, args: &[&str]) -> String {
+    let Some(value) = args.first() else {
+        return "Expects an integer value.\n".into();
+    };
+    let maxconn = match usize::try_from(atoi(value)) {
+        Ok(0) | Err(_) => state.max_conns,
+        Ok(maxconn) if maxconn <= state.max_conns => maxconn,
+        Ok(_) => return "Value out of range.\n".into(),
+    };
+    state.global_slots.set_limit(maxconn);
+    String::new()
+}
+
+/// HAProxy's answer to a `set rate-limit` it does not know.
+const RATE_LIMIT_USAGE: &str = "'set rate-limit' only supports :
+   - 'connections global' to set the per-process maximum connection rate
+   - 'sessions global' to set the per-process maximum session rate
+   - 'ssl-sessions global' to set the per-process maximum SSL session rate
+   - 'http-compression global' to set the per-process maximum compression speed in kB/s
+";
+
+/// `set rate-limit connections|sessions global N`, as HAProxy 2.6's
+/// `cli_parse_set_ratelimit`: `maxconnrate` or `maxsessrate` becomes N (0: none).
+fn set_rate_limit(state: &State, kind: &str, args: &[&str]) -> String {
+    let limits = &state.rate_limits;
+    let limit = match kind {
+        "connections" => &limits.connections,
+        _ => &limits.sessions,
+    };
+    match args {
+        ["global", value, ..] => match u32::try_from(atoi(value)) {
+            Ok(rate) => {
+                limit.store(rate, Relaxed);
+                String::new()
+            }
+            Err(_) => "Value out of range.\n".into(),
+        },
+        ["global"] => "Expects an integer value.\n".into(),
+        _ => RATE_LIMIT_USAGE.into(),
+    }
+}
+
 fn set_maxconn_server(state: &State, args: &[&str]) -> String {
     let (_, s) = match state.find_server(args.first().copied().unwrap_or_default()) {
         Ok(x) => x,

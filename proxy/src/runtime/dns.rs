@@ -2,9 +2,10 @@
 //!
 //! Servers that resolve the same name through the same section with the same family
 //! preference share one resolution, as in HAProxy: every `timeout resolve` the name is
-//! queried over UDP (`resolve_retries` rounds over the section's nameservers, `timeout retry`
-//! each), the preferred family first (`resolve-prefer`, IPv6 by default) and the other when
-//! that one fails or has no address. The answer is then offered to each server in turn. A
+//! queried over UDP, each query sent to every nameserver of the section at once, the
+//! preferred family first (`resolve-prefer`, IPv6 by default) and the other one when every
+//! nameserver answered with an error, up to `resolve_retries` tries of `timeout retry` each
+//! (see [`resolve`]). The first valid answer is offered to each server in turn. A
 //! server stays with the address a previous answer gave it while the answers still hold it,
 //! even when an operator moved it since (`set server ... addr`), as HAProxy's server stays
 //! linked to its answer record; otherwise:
@@ -31,18 +32,24 @@
 //! Messages are built and parsed with `hickory-proto`. Each query has a random id, an EDNS0
 //! OPT record advertising `accepted_payload_size` (512 by default), and its own connected
 //! socket, so the kernel only delivers datagrams from the nameserver queried. A datagram is
-//! taken for the answer only when it is a response with the query's id and exactly the
-//! query's question; anything else (spoofed, stale, larger than `accepted_payload_size`) is
-//! ignored and the wait goes on. CNAME chains inside one answer are followed. A truncated
-//! answer is an `other` failure: HAProxy 2.6 does not retry over TCP, neither does hapx.
+//! judged as HAProxy's `resolv_validate_dns_response` judges it ([`Question::read_answer`]):
+//! one larger than `accepted_payload_size` or with another id is dropped and the wait goes
+//! on; otherwise it is the nameserver's answer, valid (even without a usable address) or an
+//! error (NX, refused, another code, no record, a broken CNAME chain, truncated, invalid).
+//! CNAME chains inside one answer are followed. A truncated answer is an `other` failure:
+//! HAProxy 2.6 does not retry over TCP, neither does hapx.
+//!
+//! Each nameserver counts what it was sent and answered as HAProxy's does ([`Counter`]):
+//! `show resolvers` prints them ([`Sections::show`]), `clear counters all` resets them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use hickory_proto::op::{Edns, Header, Message, MessageType, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::op::{Edns, Header, Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use thiserror::Error;
 use tokio::net::UdpSocket;
@@ -93,6 +100,8 @@ impl DnsError {
 #[derive(Debug)]
 struct Resolution {
     resolvers: Resolvers,
+    /// The section's nameservers, with their `show resolvers` counters.
+    nameservers: Arc<[Arc<Nameserver>]>,
     name: Name,
     prefer_v6: bool,
     servers: Vec<Requester>,
@@ -147,6 +156,7 @@ pub fn spawn_all(state: &Arc<State>) {
                     key,
                     Resolution {
                         resolvers: resolvers.clone(),
+                        nameservers: state.resolvers.nameservers(&resolvers.name),
                         name,
                         prefer_v6: server.opts.resolve_prefer_v6,
                         servers: vec![requester],
@@ -226,6 +236,7 @@ pub fn change_fqdn(
         if let Some((resolvers, dns_name)) = what_to_resolve(state, server) {
             let resolution = Resolution {
                 resolvers: resolvers.clone(),
+                nameservers: state.resolvers.nameservers(&resolvers.name),
                 name: dns_name,
                 prefer_v6: server.opts.resolve_prefer_v6,
                 servers: vec![Requester::new(server, &backend.servers, generation)],
@@ -261,24 +272,29 @@ fn fqdn(host: &str) -> Option<Name> {
 }
 
 async fn resolve_loop(state: Arc<State>, mut res: Resolution) {
-    let nameservers = nameservers(&res.resolvers);
     loop {
         if !res.keep_current() {
             return;
         }
-        let outcome = resolve(&nameservers, &res.resolvers, &res.name, res.prefer_v6).await;
+        let outcome = resolve(&res.nameservers, &res.resolvers, &res.name, res.prefer_v6).await;
         // A name may have changed while the query ran.
         res.keep_current();
         match outcome {
             Ok(mut answer) => {
-                // As HAProxy, the first server is told the nameserver that answered, the
-                // others share the answer from its cache.
-                let mut by = format!("{}/{}", res.resolvers.name, answer.nameserver);
+                // As HAProxy, the first server is told the nameserver that answered (and
+                // counts in its `update` when it moves), the others share the answer from
+                // its cache.
+                let ns = &answer.nameserver;
+                let mut by = format!("{}/{}", res.resolvers.name, ns.name);
                 for index in 0..res.servers.len() {
                     let taken = records_taken(&res.servers, index);
                     let req = &mut res.servers[index];
                     req.last_valid = Instant::now();
-                    apply_answer(req, &mut answer.addresses, res.prefer_v6, &by, &taken);
+                    let moved =
+                        apply_answer(req, &mut answer.addresses, res.prefer_v6, &by, &taken);
+                    if moved && index == 0 {
+                        ns.count(Counter::Update);
+                    }
                     by = "DNS cache".to_string();
                 }
             }
@@ -294,19 +310,19 @@ async fn resolve_loop(state: Arc<State>, mut res: Resolution) {
 }
 
 /// Moves a server to the address the answer gives it, or takes its address away when the
-/// answer has none it may use.
+/// answer has none it may use. Whether it moved to a new address.
 fn apply_answer(
     req: &mut Requester,
     answer: &mut [IpAddr],
     prefer_v6: bool,
     by: &str,
     taken: &[IpAddr],
-) {
+) -> bool {
     let server = &req.server;
     // As HAProxy, a server stays with the record it took its address from while that record
     // is answered, even when an operator moved it elsewhere since (`set server ... addr`).
     if req.resolved.is_some_and(|ip| answer.contains(&ip)) {
-        return;
+        return false;
     }
     let current = server.addr();
     let prefs = Preferences {
@@ -322,18 +338,20 @@ fn apply_answer(
         Choice::NoAddress => None,
     };
     match choice {
-        Choice::Keep => {}
+        Choice::Keep => false,
         Choice::Move(new) => {
             server.set_resolved_addr(Some(new));
             if let Some((backend, _)) = server.balancer() {
                 transitions::report_resolved(&backend, server, current, new, by);
             }
+            true
         }
         // HAProxy's cause, its trailing space included.
         Choice::NoAddress if current.is_some() => {
-            enter_resolution_maint(server, "No IP for server ")
+            enter_resolution_maint(server, "No IP for server ");
+            false
         }
-        Choice::NoAddress => {}
+        Choice::NoAddress => false,
     }
 }
 
@@ -455,10 +473,163 @@ pub fn choose(
     }
 }
 
+/// A `show resolvers` counter of a nameserver, in HAProxy 2.6's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// Queries sent.
+    Sent,
+    /// Queries that could not be sent.
+    SndError,
+    /// Answers taken (valid, even without a usable address).
+    Valid,
+    /// Answers that moved the first server sharing the resolution to another address.
+    Update,
+    /// Never counted by HAProxy 2.6; printed all the same.
+    Cname,
+    /// Answers whose CNAME chain breaks or ends without an address record.
+    CnameError,
+    /// Answers without any record (NOERROR, empty answer section).
+    AnyErr,
+    Nx,
+    /// Never counted by HAProxy 2.6 (a silent nameserver shows in `sent` alone).
+    Timeout,
+    Refused,
+    /// Answers with another error code (SERVFAIL...).
+    Other,
+    /// Answers that do not parse, ask another name or have no single question.
+    Invalid,
+    /// Datagrams larger than `accepted_payload_size`, dropped.
+    TooBig,
+    Truncated,
+    /// Datagrams with another query's id, dropped.
+    Outdated,
+}
+
+impl Counter {
+    const ALL: [Counter; 15] = [
+        Counter::Sent,
+        Counter::SndError,
+        Counter::Valid,
+        Counter::Update,
+        Counter::Cname,
+        Counter::CnameError,
+        Counter::AnyErr,
+        Counter::Nx,
+        Counter::Timeout,
+        Counter::Refused,
+        Counter::Other,
+        Counter::Invalid,
+        Counter::TooBig,
+        Counter::Truncated,
+        Counter::Outdated,
+    ];
+
+    /// Its name in `show resolvers`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Sent => "sent",
+            Counter::SndError => "snd_error",
+            Counter::Valid => "valid",
+            Counter::Update => "update",
+            Counter::Cname => "cname",
+            Counter::CnameError => "cname_error",
+            Counter::AnyErr => "any_err",
+            Counter::Nx => "nx",
+            Counter::Timeout => "timeout",
+            Counter::Refused => "refused",
+            Counter::Other => "other",
+            Counter::Invalid => "invalid",
+            Counter::TooBig => "too_big",
+            Counter::Truncated => "truncated",
+            Counter::Outdated => "outdated",
+        }
+    }
+}
+
+/// A nameserver of a resolvers section, with what it was sent and answered.
+#[derive(Debug)]
+pub struct Nameserver {
+    pub name: String,
+    pub addr: SocketAddr,
+    counters: [AtomicU64; Counter::ALL.len()],
+}
+
+impl Nameserver {
+    fn new(name: String, addr: SocketAddr) -> Nameserver {
+        Nameserver {
+            name,
+            addr,
+            counters: Default::default(),
+        }
+    }
+
+    pub fn count(&self, counter: Counter) {
+        self.counters[counter as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.counters[counter as usize].load(Relaxed)
+    }
+}
+
+/// Every resolvers section's nameservers, in configuration order: what `show resolvers`
+/// prints and what the resolutions count into.
+#[derive(Debug, Default)]
+pub struct Sections(Vec<(String, Arc<[Arc<Nameserver>]>)>);
+
+impl Sections {
+    pub fn of(config: &crate::config::model::Config) -> Sections {
+        let sections = config.resolvers.iter().map(|r| {
+            let nameservers = nameservers(r).into_iter();
+            let nameservers = nameservers.map(|(name, addr)| Arc::new(Nameserver::new(name, addr)));
+            (r.name.clone(), nameservers.collect())
+        });
+        Sections(sections.collect())
+    }
+
+    /// The nameservers of section `name` (none for an unknown one).
+    fn nameservers(&self, name: &str) -> Arc<[Arc<Nameserver>]> {
+        let found = self.0.iter().find(|(section, _)| section == name);
+        found.map_or_else(|| Arc::from([]), |(_, list)| list.clone())
+    }
+
+    /// `show resolvers [SECTION]`, as HAProxy 2.6 prints it.
+    pub fn show(&self, section: Option<&str>) -> String {
+        use std::fmt::Write;
+        let shown: Vec<_> = match section {
+            Some(name) => self.0.iter().filter(|(s, _)| s == name).collect(),
+            None => self.0.iter().collect(),
+        };
+        if section.is_some() && shown.is_empty() {
+            return "Can't find that resolvers section\n".into();
+        }
+        let mut out = String::new();
+        for (name, nameservers) in shown {
+            let _ = writeln!(out, "Resolvers section {name}");
+            for ns in nameservers.iter() {
+                let _ = writeln!(out, " nameserver {}:", ns.name);
+                for counter in Counter::ALL {
+                    let label = format!("{}:", counter.name());
+                    let _ = writeln!(out, "  {label:<13}{}", ns.get(counter));
+                }
+            }
+        }
+        out
+    }
+
+    /// `clear counters all` (HAProxy's resolvers counters are not cleared without `all`).
+    pub fn clear(&self) {
+        let nameservers = self.0.iter().flat_map(|(_, list)| list.iter());
+        for counter in nameservers.flat_map(|ns| ns.counters.iter()) {
+            counter.store(0, Relaxed);
+        }
+    }
+}
+
 /// The section's nameservers by name; those of `parse-resolv-conf` are named after their
 /// line, as HAProxy names them (`resolv.conf:LINE`).
-fn nameservers(r: &Resolvers) -> Vec<Nameserver> {
-    let mut list: Vec<Nameserver> = r.nameservers.clone();
+fn nameservers(r: &Resolvers) -> Vec<(String, SocketAddr)> {
+    let mut list = r.nameservers.clone();
     if r.parse_resolv_conf {
         if let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") {
             list.extend(text.lines().enumerate().filter_map(|(i, l)| {
@@ -473,96 +644,249 @@ fn nameservers(r: &Resolvers) -> Vec<Nameserver> {
     list
 }
 
-/// A nameserver's name and address.
-type Nameserver = (String, SocketAddr);
-
-/// A resolution's addresses and the name of the nameserver that gave them.
+/// A resolution's addresses and the nameserver that gave them.
 #[derive(Debug)]
 pub struct Answer {
     pub addresses: Vec<IpAddr>,
-    pub nameserver: String,
+    pub nameserver: Arc<Nameserver>,
 }
 
-/// Resolves `name`: the preferred family first, the other when it has no address.
+/// Resolves `name` as HAProxy 2.6 does: each query goes to every nameserver of the section
+/// at once and the first valid answer wins, even one without a usable address. When every
+/// nameserver has answered with an error, the other family is asked at once; when `timeout
+/// retry` passes first, the preferred family is asked again (the other one if some
+/// nameserver answered the preferred one), one of the `resolve_retries` tries gone. The
+/// last try over, the failure is the last answer's, or a timeout when none answered.
 pub async fn resolve(
-    nameservers: &[Nameserver],
+    nameservers: &[Arc<Nameserver>],
     r: &Resolvers,
     name: &Name,
     prefer_v6: bool,
 ) -> Result<Answer, DnsError> {
-    let order = if prefer_v6 {
-        [RecordType::AAAA, RecordType::A]
+    let (preferred, fallback) = if prefer_v6 {
+        (RecordType::AAAA, RecordType::A)
     } else {
-        [RecordType::A, RecordType::AAAA]
+        (RecordType::A, RecordType::AAAA)
     };
-    let mut first_err = DnsError::Other;
-    for (i, qtype) in order.into_iter().enumerate() {
-        match query_with_retries(nameservers, r, name, qtype).await {
-            Ok(answer) if !answer.addresses.is_empty() => return Ok(answer),
-            Ok(_) => {}
-            Err(e) if i == 0 => first_err = e,
-            Err(_) => {}
+    let mut qtype = preferred;
+    let mut tries_left = r.resolve_retries.max(1) - 1;
+    loop {
+        let question = Question::new(name, qtype, r.accepted_payload_size)?;
+        let deadline = Instant::now() + r.timeout_retry;
+        let round = Round::send(nameservers, &question).await;
+        let answered = match round.wait(&question, deadline).await {
+            Ok(answer) => return Ok(answer),
+            Err(RoundEnd::AllFailed(_)) if qtype == preferred => {
+                qtype = fallback;
+                continue;
+            }
+            Err(RoundEnd::AllFailed(e)) if tries_left == 0 => return Err(e),
+            Err(RoundEnd::AllFailed(_)) => {
+                // HAProxy waits for its retry timer before the next try.
+                tokio::time::sleep_until(deadline.into()).await;
+                true
+            }
+            Err(RoundEnd::Expired { last_error }) if tries_left == 0 => {
+                return Err(last_error.unwrap_or(DnsError::Timeout));
+            }
+            Err(RoundEnd::Expired { last_error }) => last_error.is_some(),
+        };
+        if answered && qtype == preferred {
+            qtype = fallback;
+        } else {
+            qtype = preferred;
+            tries_left -= 1;
         }
     }
-    Err(first_err)
 }
 
-async fn query_with_retries(
-    nameservers: &[Nameserver],
-    r: &Resolvers,
-    name: &Name,
-    qtype: RecordType,
-) -> Result<Answer, DnsError> {
-    let mut err = DnsError::Timeout;
-    for _ in 0..r.resolve_retries.max(1) {
-        for (ns_name, ns) in nameservers {
-            let question = Question::new(name, qtype, r.accepted_payload_size)?;
-            match query(*ns, &question, r.timeout_retry).await {
-                Ok(addresses) => {
-                    let nameserver = ns_name.clone();
+/// One query sent to every nameserver, each on its own connected socket (a random source
+/// port; the kernel drops datagrams from any other address or port).
+struct Round {
+    sockets: Vec<(Arc<Nameserver>, UdpSocket)>,
+    /// Nameservers that answered (with an error: a valid answer ends the round).
+    answered: usize,
+    last_error: Option<DnsError>,
+}
+
+/// How a round ended without a valid answer.
+enum RoundEnd {
+    /// Every nameserver queried answered with an error; the last one's.
+    AllFailed(DnsError),
+    /// `timeout retry` passed first; the last error answered, if any.
+    Expired { last_error: Option<DnsError> },
+}
+
+impl Round {
+    async fn send(nameservers: &[Arc<Nameserver>], question: &Question) -> Round {
+        let mut sockets = Vec::with_capacity(nameservers.len());
+        for ns in nameservers {
+            match send_query(ns.addr, &question.packet).await {
+                Ok(socket) => {
+                    ns.count(Counter::Sent);
+                    sockets.push((ns.clone(), socket));
+                }
+                Err(_) => ns.count(Counter::SndError),
+            }
+        }
+        Round {
+            sockets,
+            answered: 0,
+            last_error: None,
+        }
+    }
+
+    /// Reads the answers until one is valid, all are errors, or `deadline`.
+    async fn wait(mut self, question: &Question, deadline: Instant) -> Result<Answer, RoundEnd> {
+        // Room for any datagram, so an oversized one is recognised and dropped whole.
+        let mut buf = vec![0u8; 65536];
+        while self.answered < self.sockets.len() {
+            let received = tokio::time::timeout_at(deadline.into(), self.recv(&mut buf)).await;
+            let Ok((at, received)) = received else {
+                break;
+            };
+            let ns = self.sockets[at].0.clone();
+            let Ok(n) = received else {
+                // ICMP unreachable: nobody answers there; as HAProxy sees it, silence.
+                self.sockets.swap_remove(at);
+                continue;
+            };
+            match question.read_answer(&buf[..n]) {
+                Reading::Dropped(counter) => ns.count(counter),
+                Reading::Valid(addresses) => {
+                    ns.count(Counter::Valid);
+                    self.sockets.swap_remove(at);
+                    tokio::spawn(self.count_late_answers(deadline));
                     return Ok(Answer {
                         addresses,
-                        nameserver,
+                        nameserver: ns,
                     });
                 }
-                Err(e @ (DnsError::Nx | DnsError::Refused)) => return Err(e),
-                Err(e) => err = e,
+                Reading::Failed(failure) => {
+                    ns.count(failure.counter());
+                    self.answered += 1;
+                    self.last_error = Some(failure.status());
+                }
+            }
+        }
+        match self.last_error {
+            Some(e) if self.answered >= self.sockets.len() && !self.sockets.is_empty() => {
+                Err(RoundEnd::AllFailed(e))
+            }
+            last_error => {
+                tokio::time::sleep_until(deadline.into()).await;
+                Err(RoundEnd::Expired { last_error })
             }
         }
     }
-    Err(err)
+
+    /// Once a valid answer ended the round, the other nameservers' answers until `deadline`
+    /// count as `outdated`, as in HAProxy, where the query id is then unknown.
+    async fn count_late_answers(self, deadline: Instant) {
+        let mut buf = vec![0u8; 65536];
+        let mut sockets = self;
+        while !sockets.sockets.is_empty() {
+            let received = tokio::time::timeout_at(deadline.into(), sockets.recv(&mut buf)).await;
+            match received {
+                Ok((at, Ok(_))) => sockets.sockets[at].0.count(Counter::Outdated),
+                Ok((at, Err(_))) => drop(sockets.sockets.swap_remove(at)),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The next datagram from any nameserver: its socket's index and its length.
+    async fn recv(&self, buf: &mut [u8]) -> (usize, std::io::Result<usize>) {
+        use std::task::Poll;
+        std::future::poll_fn(|cx| {
+            let mut read = tokio::io::ReadBuf::new(buf);
+            for (at, (_, socket)) in self.sockets.iter().enumerate() {
+                if let Poll::Ready(done) = socket.poll_recv(cx, &mut read) {
+                    return Poll::Ready((at, done.map(|()| read.filled().len())));
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
 }
 
-/// One query to one nameserver, waiting at most `timeout` for its answer.
-pub async fn query(
-    ns: SocketAddr,
-    question: &Question,
-    timeout: Duration,
-) -> Result<Vec<IpAddr>, DnsError> {
+/// Sends `packet` to `ns` from a fresh socket connected to it.
+async fn send_query(ns: SocketAddr, packet: &[u8]) -> std::io::Result<UdpSocket> {
     let bind: SocketAddr = if ns.is_ipv6() {
         (Ipv6Addr::UNSPECIFIED, 0).into()
     } else {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     };
-    // A fresh socket (random source port) connected to the nameserver: the kernel drops
-    // datagrams from any other address or port.
-    let sock = UdpSocket::bind(bind).await.map_err(|_| DnsError::Other)?;
-    sock.connect(ns).await.map_err(|_| DnsError::Other)?;
-    sock.send(&question.packet)
-        .await
-        .map_err(|_| DnsError::Other)?;
-    // Room for any datagram, so an oversized one is recognised and dropped whole.
-    let mut buf = vec![0u8; 65536];
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let n = match tokio::time::timeout(left, sock.recv(&mut buf)).await {
-            Ok(Ok(n)) => n,
-            // ICMP unreachable: nobody answers there, as HAProxy sees it, a timeout.
-            Ok(Err(_)) | Err(_) => return Err(DnsError::Timeout),
-        };
-        if let Some(result) = question.read_answer(&buf[..n]) {
-            return result;
+    let socket = UdpSocket::bind(bind).await?;
+    socket.connect(ns).await?;
+    socket.send(packet).await?;
+    Ok(socket)
+}
+
+/// One query to one nameserver, waiting at most `timeout` for its answer.
+#[cfg(test)]
+async fn query(
+    ns: SocketAddr,
+    question: &Question,
+    timeout: std::time::Duration,
+) -> Result<Vec<IpAddr>, DnsError> {
+    let nameservers = [Arc::new(Nameserver::new("ns".into(), ns))];
+    let round = Round::send(&nameservers, question).await;
+    match round.wait(question, Instant::now() + timeout).await {
+        Ok(answer) => Ok(answer.addresses),
+        Err(RoundEnd::AllFailed(e)) => Err(e),
+        Err(RoundEnd::Expired { last_error }) => Err(last_error.unwrap_or(DnsError::Timeout)),
+    }
+}
+
+/// What a datagram from a nameserver is to a question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading {
+    /// Not an answer to it (counted, the wait goes on).
+    Dropped(Counter),
+    /// Its answer: the addresses of the type asked (maybe none).
+    Valid(Vec<IpAddr>),
+    /// Its answer, an error.
+    Failed(Failure),
+}
+
+/// An answer HAProxy's `resolv_validate_dns_response` rejects, in its terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Nx,
+    Refused,
+    /// Another response code.
+    Error,
+    /// No answer record.
+    AncountZero,
+    CnameError,
+    Truncated,
+    Invalid,
+}
+
+impl Failure {
+    fn counter(self) -> Counter {
+        match self {
+            Failure::Nx => Counter::Nx,
+            Failure::Refused => Counter::Refused,
+            Failure::Error => Counter::Other,
+            Failure::AncountZero => Counter::AnyErr,
+            Failure::CnameError => Counter::CnameError,
+            Failure::Truncated => Counter::Truncated,
+            Failure::Invalid => Counter::Invalid,
+        }
+    }
+
+    /// The resolution's status after it.
+    fn status(self) -> DnsError {
+        match self {
+            Failure::Nx => DnsError::Nx,
+            Failure::Refused => DnsError::Refused,
+            Failure::Truncated => DnsError::Truncated,
+            Failure::Error | Failure::AncountZero | Failure::CnameError | Failure::Invalid => {
+                DnsError::Other
+            }
         }
     }
 }
@@ -599,52 +923,74 @@ impl Question {
         })
     }
 
-    /// What `packet` says to this question: `None` when it is not its answer (not a
-    /// response, another id or question, undecodable, larger than the accepted payload).
-    pub fn read_answer(&self, packet: &[u8]) -> Option<Result<Vec<IpAddr>, DnsError>> {
+    /// What `packet` is to this question, checked in HAProxy's order: size, id, response
+    /// code, one question, some answer record, the name asked, truncation, then the
+    /// records, each owned by the name asked or the previous CNAME's target.
+    pub fn read_answer(&self, packet: &[u8]) -> Reading {
         if packet.len() > usize::from(self.payload.max(512)) {
-            return None;
+            return Reading::Dropped(Counter::TooBig);
         }
+        match packet {
+            [high, low, ..] if u16::from_be_bytes([*high, *low]) != self.id => {
+                return Reading::Dropped(Counter::Outdated);
+            }
+            _ => {}
+        }
+        match self.validate(packet) {
+            Ok(addresses) => Reading::Valid(addresses),
+            Err(failure) => Reading::Failed(failure),
+        }
+    }
+
+    fn validate(&self, packet: &[u8]) -> Result<Vec<IpAddr>, Failure> {
         let mut decoder = BinDecoder::new(packet);
-        let header = Header::read(&mut decoder).ok()?;
-        let meta = &header.metadata;
-        if meta.id != self.id || meta.message_type != MessageType::Response {
-            return None;
+        let header = Header::read(&mut decoder).map_err(|_| Failure::Invalid)?;
+        match header.metadata.response_code {
+            ResponseCode::NoError => {}
+            ResponseCode::NXDomain => return Err(Failure::Nx),
+            ResponseCode::Refused => return Err(Failure::Refused),
+            _ => return Err(Failure::Error),
         }
         if header.counts.queries != 1 {
-            return None;
+            return Err(Failure::Invalid);
         }
-        let query = Query::read(&mut decoder).ok()?;
-        if query.name() != &self.name
-            || query.query_type() != self.qtype
-            || query.query_class() != DNSClass::IN
-        {
-            return None;
+        if header.counts.answers == 0 {
+            return Err(Failure::AncountZero);
         }
-        if let Some(e) = rcode_error(meta.response_code) {
-            return Some(Err(e));
+        let query = Query::read(&mut decoder).map_err(|_| Failure::Invalid)?;
+        if query.name() != &self.name {
+            return Err(Failure::Invalid);
         }
-        if meta.truncation {
-            return Some(Err(DnsError::Truncated));
+        if header.metadata.truncation {
+            return Err(Failure::Truncated);
         }
-        let Ok(msg) = Message::from_vec(packet) else {
-            return Some(Err(DnsError::Other));
-        };
-        // EDNS may extend the response code past the header's four bits.
-        if let Some(e) = rcode_error(msg.metadata.response_code) {
-            return Some(Err(e));
-        }
-        Some(Ok(addresses(&msg.answers, &self.name, self.qtype)))
+        let msg = Message::from_vec(packet).map_err(|_| Failure::Invalid)?;
+        check_chain(&msg.answers, &self.name)?;
+        Ok(addresses(&msg.answers, &self.name, self.qtype))
     }
 }
 
-fn rcode_error(code: ResponseCode) -> Option<DnsError> {
-    match code {
-        ResponseCode::NoError => None,
-        ResponseCode::NXDomain => Some(DnsError::Nx),
-        ResponseCode::Refused => Some(DnsError::Refused),
-        _ => Some(DnsError::Other),
+/// HAProxy's walk of the answer records: each is owned by the name asked or by the previous
+/// CNAME's target (the first one otherwise is invalid, a later one a broken chain), and the
+/// last one is no CNAME.
+fn check_chain(answers: &[Record], name: &Name) -> Result<(), Failure> {
+    let mut owner = name;
+    for (i, record) in answers.iter().enumerate() {
+        if &record.name != owner {
+            return Err(if i == 0 {
+                Failure::Invalid
+            } else {
+                Failure::CnameError
+            });
+        }
+        if let RData::CNAME(target) = &record.data {
+            if i + 1 == answers.len() {
+                return Err(Failure::CnameError);
+            }
+            owner = &target.0;
+        }
     }
+    Ok(())
 }
 
 /// The addresses of `name` in an answer section, in order, following CNAME records from
@@ -675,8 +1021,9 @@ fn addresses(answers: &[Record], name: &Name, qtype: RecordType) -> Vec<IpAddr> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::op::OpCode;
+    use hickory_proto::op::{MessageType, OpCode};
     use hickory_proto::rr::rdata::{A, CNAME};
+    use std::time::Duration;
 
     fn name(s: &str) -> Name {
         fqdn(s).unwrap()
@@ -733,7 +1080,7 @@ mod tests {
         );
         assert_eq!(
             q.read_answer(&bytes(&r)),
-            Some(Ok(vec![IpAddr::from([192, 0, 2, 10])]))
+            Reading::Valid(vec![IpAddr::from([192, 0, 2, 10])])
         );
         // Names compare case-insensitively, as DNS does.
         let r = response(
@@ -743,7 +1090,7 @@ mod tests {
         );
         assert_eq!(
             q.read_answer(&bytes(&r)),
-            Some(Ok(vec![IpAddr::from([192, 0, 2, 11])]))
+            Reading::Valid(vec![IpAddr::from([192, 0, 2, 11])])
         );
     }
 
@@ -764,37 +1111,58 @@ mod tests {
         );
         assert_eq!(
             q.read_answer(&bytes(&r)),
-            Some(Ok(vec![IpAddr::from([192, 0, 2, 10])]))
+            Reading::Valid(vec![IpAddr::from([192, 0, 2, 10])])
         );
+        // Records of another type alone: a valid answer without an address, as HAProxy
+        // takes it (the other family is not asked).
+        let txt = Record::from_rdata(
+            name("kube-mast01"),
+            60,
+            RData::TXT(hickory_proto::rr::rdata::TXT::new(vec!["x".into()])),
+        );
+        let r = response(&q, ResponseCode::NoError, vec![txt]);
+        assert_eq!(q.read_answer(&bytes(&r)), Reading::Valid(vec![]));
     }
 
     #[test]
-    fn a_datagram_with_another_id_or_question_is_not_the_answer() {
+    fn datagrams_are_judged_in_haproxys_order() {
         let q = question("kube-mast01");
         let good = vec![a("kube-mast01", [192, 0, 2, 10])];
+        // Another id: an outdated answer, dropped.
         let mut r = response(&q, ResponseCode::NoError, good.clone());
         r.metadata.id = q.id.wrapping_add(1);
-        assert_eq!(q.read_answer(&bytes(&r)), None);
-        // Same id, another name asked.
+        assert_eq!(
+            q.read_answer(&bytes(&r)),
+            Reading::Dropped(Counter::Outdated)
+        );
+        // Same id, another name asked: invalid.
         let mut r = response(&q, ResponseCode::NoError, good.clone());
         r.queries[0] = Query::query(name("kube-mast02"), RecordType::A);
-        assert_eq!(q.read_answer(&bytes(&r)), None);
-        // Same id and name, another type.
-        let mut r = response(&q, ResponseCode::NoError, good.clone());
-        r.queries[0] = Query::query(q.name.clone(), RecordType::AAAA);
-        assert_eq!(q.read_answer(&bytes(&r)), None);
+        assert_eq!(q.read_answer(&bytes(&r)), Reading::Failed(Failure::Invalid));
+        // ...unless it has no answer record, which HAProxy looks at first.
+        let mut r = response(&q, ResponseCode::NoError, vec![]);
+        r.queries[0] = Query::query(name("kube-mast02"), RecordType::A);
+        assert_eq!(
+            q.read_answer(&bytes(&r)),
+            Reading::Failed(Failure::AncountZero)
+        );
         // No question at all, or two.
         let mut r = response(&q, ResponseCode::NoError, good.clone());
         r.queries.clear();
-        assert_eq!(q.read_answer(&bytes(&r)), None);
+        assert_eq!(q.read_answer(&bytes(&r)), Reading::Failed(Failure::Invalid));
         let mut r = response(&q, ResponseCode::NoError, good.clone());
         r.add_query(Query::query(q.name.clone(), RecordType::A));
-        assert_eq!(q.read_answer(&bytes(&r)), None);
-        // A query, not a response (e.g. our own packet reflected).
-        assert_eq!(q.read_answer(&q.packet), None);
+        assert_eq!(q.read_answer(&bytes(&r)), Reading::Failed(Failure::Invalid));
+        // A first record of another name.
+        let r = response(&q, ResponseCode::NoError, vec![a("other", [192, 0, 2, 1])]);
+        assert_eq!(q.read_answer(&bytes(&r)), Reading::Failed(Failure::Invalid));
         // Garbage and a bare header.
-        assert_eq!(q.read_answer(&[0xde, 0xad]), None);
-        assert_eq!(q.read_answer(&bytes(&r)[..12]), None);
+        assert_eq!(
+            q.read_answer(&[0xde, 0xad]),
+            Reading::Dropped(Counter::Outdated)
+        );
+        let cut = &bytes(&r)[..12];
+        assert_eq!(q.read_answer(cut), Reading::Failed(Failure::Invalid));
     }
 
     #[test]
@@ -803,14 +1171,11 @@ mod tests {
         let many = (0..40).map(|i| a("kube-mast01", [192, 0, 2, i])).collect();
         let big = bytes(&response(&q, ResponseCode::NoError, many));
         assert!(big.len() > 512);
-        assert_eq!(q.read_answer(&big), None);
+        assert_eq!(q.read_answer(&big), Reading::Dropped(Counter::TooBig));
         let q = Question::new(&q.name, RecordType::A, 4096).unwrap();
         let many = (0..40).map(|i| a("kube-mast01", [192, 0, 2, i])).collect();
         let big = bytes(&response(&q, ResponseCode::NoError, many));
-        assert_eq!(
-            q.read_answer(&big).map(|r| r.map(|ips| ips.len())),
-            Some(Ok(40))
-        );
+        assert!(matches!(q.read_answer(&big), Reading::Valid(ips) if ips.len() == 40));
     }
 
     #[test]
@@ -821,7 +1186,6 @@ mod tests {
             ResponseCode::NoError,
             vec![
                 cname("api", "lb.example"),
-                a("unrelated.example", [198, 51, 100, 1]),
                 cname("lb.example", "node.example"),
                 a("node.example", [192, 0, 2, 20]),
                 a("node.example", [192, 0, 2, 21]),
@@ -829,32 +1193,48 @@ mod tests {
         );
         assert_eq!(
             q.read_answer(&bytes(&r)),
-            Some(Ok(vec![
+            Reading::Valid(vec![
                 IpAddr::from([192, 0, 2, 20]),
                 IpAddr::from([192, 0, 2, 21])
-            ]))
+            ])
         );
-        // A chain that loops or ends without an address gives no address.
+        // A chain that ends with a CNAME, or a record owned by another name inside it, is
+        // a CNAME error.
         let r = response(
             &q,
             ResponseCode::NoError,
             vec![cname("api", "b.example"), cname("b.example", "api")],
         );
-        assert_eq!(q.read_answer(&bytes(&r)), Some(Ok(vec![])));
+        assert_eq!(
+            q.read_answer(&bytes(&r)),
+            Reading::Failed(Failure::CnameError)
+        );
+        let r = response(
+            &q,
+            ResponseCode::NoError,
+            vec![
+                cname("api", "lb.example"),
+                a("unrelated.example", [198, 51, 100, 1]),
+            ],
+        );
+        assert_eq!(
+            q.read_answer(&bytes(&r)),
+            Reading::Failed(Failure::CnameError)
+        );
     }
 
     #[test]
     fn failures_map_to_the_hold_statuses() {
         let q = question("kube-mast01");
         let cases = [
-            (ResponseCode::NXDomain, DnsError::Nx, "nx"),
-            (ResponseCode::Refused, DnsError::Refused, "refused"),
-            (ResponseCode::ServFail, DnsError::Other, "other"),
+            (ResponseCode::NXDomain, Failure::Nx, "nx"),
+            (ResponseCode::Refused, Failure::Refused, "refused"),
+            (ResponseCode::ServFail, Failure::Error, "other"),
         ];
-        for (rcode, err, hold) in cases {
+        for (rcode, failure, hold) in cases {
             let r = response(&q, rcode, vec![]);
-            assert_eq!(q.read_answer(&bytes(&r)), Some(Err(err)));
-            assert_eq!(err.hold_status(), hold);
+            assert_eq!(q.read_answer(&bytes(&r)), Reading::Failed(failure));
+            assert_eq!(failure.status().hold_status(), hold);
         }
         let mut r = response(
             &q,
@@ -862,13 +1242,16 @@ mod tests {
             vec![a("kube-mast01", [192, 0, 2, 1])],
         );
         r.metadata.truncation = true;
-        assert_eq!(q.read_answer(&bytes(&r)), Some(Err(DnsError::Truncated)));
+        assert_eq!(
+            q.read_answer(&bytes(&r)),
+            Reading::Failed(Failure::Truncated)
+        );
         assert_eq!(DnsError::Truncated.hold_status(), "other");
         // A truncated answer cut in the middle of a record is still recognised.
         let cut = bytes(&r);
         assert_eq!(
             q.read_answer(&cut[..cut.len() - 3]),
-            Some(Err(DnsError::Truncated))
+            Reading::Failed(Failure::Truncated)
         );
     }
 
@@ -995,6 +1378,45 @@ mod tests {
         let got = query(ns_addr, &q, Duration::from_secs(5)).await;
         server.join().unwrap();
         assert_eq!(got, Ok(vec![IpAddr::from([192, 0, 2, 10])]));
+    }
+
+    /// A nameserver answering every query with `rcode` until the test ends; the number
+    /// of queries it got.
+    fn answering(rcode: ResponseCode) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let ns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = ns.local_addr().unwrap();
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = count.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, client)) = ns.recv_from(&mut buf) {
+                let Ok(query) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                counted.fetch_add(1, Relaxed);
+                let mut reply = Message::response(query.metadata.id, OpCode::Query);
+                reply.metadata.response_code = rcode;
+                reply.add_queries(query.queries.clone());
+                let _ = ns.send_to(&bytes(&reply), client);
+            }
+        });
+        (addr, count)
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_asks_the_other_family_then_each_try_both_again() {
+        let (addr, queries) = answering(ResponseCode::NXDomain);
+        let nameservers = [Arc::new(Nameserver::new("ns".into(), addr))];
+        let mut section = Resolvers::new("dns".into(), Default::default());
+        section.resolve_retries = 2;
+        section.timeout_retry = std::time::Duration::from_millis(50);
+        let got = resolve(&nameservers, &section, &name("gone"), false).await;
+        assert_eq!(got.map(|a| a.addresses), Err(DnsError::Nx));
+        // HAProxy's: A, AAAA at once, then both again on the second try.
+        assert_eq!(queries.load(Relaxed), 4);
+        assert_eq!(nameservers[0].get(Counter::Sent), 4);
+        assert_eq!(nameservers[0].get(Counter::Nx), 4);
+        assert_eq!(nameservers[0].get(Counter::Valid), 0);
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
 //! The Prometheus exporter (`http-request use-service prometheus-exporter`), in HAProxy
 //! 2.6's exposition: the same metric names, HELP texts, TYPEs and labels (`proxy`,
 //! `server`, `state` for status gauges, `code` for response classes), for every value hapx
-//! keeps. Families hapx has no value for (SSL, compression, caches, queues, pools...) are left
-//! out rather than reported as zeros; a family without samples prints nothing, as in HAProxy.
+//! keeps, queues, denials, errors and connection reuse included. Families hapx has no value
+//! for (SSL, compression, caches, pools, tasks...) are left out rather than reported as zeros;
+//! a family without samples prints nothing, as in HAProxy.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -239,6 +240,195 @@ const ROW_FAMILIES: &[RowFamily] = &[
     ),
 ];
 
+/// Families read from a `show stat` column, with HAProxy's value when the column is empty
+/// (`NaN` for a limit there is none of): (name, column, kind, help, when empty).
+type FilledRowFamily = (&'static str, &'static str, Kind, &'static str, &'static str);
+
+const DENIED_RESPONSES_HELP: &str = "Total number of denied responses since process started";
+const FAILED_REWRITES_HELP: &str =
+    "Total number of failed HTTP header rewrites since the worker process started";
+const INTERNAL_ERRORS_HELP: &str = "Total number of internal errors since process started";
+const REUSES_HELP: &str =
+    "Total number of reused connection on this backend/server since the worker process started";
+const CURRENT_QUEUE_HELP: &str = "Number of current queued connections";
+const MAX_QUEUE_HELP: &str =
+    "Highest value of queued connections encountered since process started";
+
+const FRONTEND_ROW_FAMILIES: &[FilledRowFamily] = &[
+    (
+        "limit_session_rate",
+        "rate_lim",
+        Kind::Gauge,
+        "Limit on the number of sessions accepted in a second (frontend only, 'rate-limit sessions' setting)",
+        "0",
+    ),
+    (
+        "responses_denied_total",
+        "dresp",
+        Kind::Counter,
+        DENIED_RESPONSES_HELP,
+        "0",
+    ),
+    (
+        "denied_connections_total",
+        "dcon",
+        Kind::Counter,
+        "Total number of incoming connections blocked on a listener/frontend by a tcp-request connection rule since the worker process started",
+        "0",
+    ),
+    (
+        "denied_sessions_total",
+        "dses",
+        Kind::Counter,
+        "Total number of incoming sessions blocked on a listener/frontend by a tcp-request connection rule since the worker process started",
+        "0",
+    ),
+    (
+        "failed_header_rewriting_total",
+        "wrew",
+        Kind::Counter,
+        FAILED_REWRITES_HELP,
+        "0",
+    ),
+    (
+        "internal_errors_total",
+        "eint",
+        Kind::Counter,
+        INTERNAL_ERRORS_HELP,
+        "0",
+    ),
+    (
+        "intercepted_requests_total",
+        "intercepted",
+        Kind::Counter,
+        "Total number of HTTP requests intercepted on the frontend (redirects/stats/services) since the worker process started",
+        "0",
+    ),
+];
+
+/// Families of backends and servers alike.
+const QUEUE_AND_ERROR_FAMILIES: &[FilledRowFamily] = &[
+    (
+        "current_queue",
+        "qcur",
+        Kind::Gauge,
+        CURRENT_QUEUE_HELP,
+        "0",
+    ),
+    ("max_queue", "qmax", Kind::Gauge, MAX_QUEUE_HELP, "0"),
+    (
+        "responses_denied_total",
+        "dresp",
+        Kind::Counter,
+        DENIED_RESPONSES_HELP,
+        "0",
+    ),
+    (
+        "failed_header_rewriting_total",
+        "wrew",
+        Kind::Counter,
+        FAILED_REWRITES_HELP,
+        "0",
+    ),
+    (
+        "internal_errors_total",
+        "eint",
+        Kind::Counter,
+        INTERNAL_ERRORS_HELP,
+        "0",
+    ),
+    (
+        "connection_reuses_total",
+        "reuse",
+        Kind::Counter,
+        REUSES_HELP,
+        "0",
+    ),
+];
+
+const BACKEND_ROW_FAMILIES: &[FilledRowFamily] = &[(
+    "requests_denied_total",
+    "dreq",
+    Kind::Counter,
+    "Total number of denied requests since process started",
+    "0",
+)];
+
+const SERVER_ROW_FAMILIES: &[FilledRowFamily] = &[
+    (
+        "queue_limit",
+        "qlimit",
+        Kind::Gauge,
+        "Limit on the number of connections in queue, for servers only (maxqueue argument)",
+        "NaN",
+    ),
+    (
+        "current_throttle",
+        "throttle",
+        Kind::Gauge,
+        "Throttling ratio applied to a server's maxconn and weight during the slowstart period (0 to 100%)",
+        "NaN",
+    ),
+    (
+        "response_errors_total",
+        "eresp",
+        Kind::Counter,
+        "Total number of invalid responses since the worker process started",
+        "0",
+    ),
+    (
+        "idle_connections_current",
+        "srv_icur",
+        Kind::Gauge,
+        "Current number of idle connections available for reuse on this server",
+        "0",
+    ),
+    (
+        "idle_connections_limit",
+        "src_ilim",
+        Kind::Gauge,
+        "Limit on the number of available idle connections on this server (server 'pool_max_conn' directive)",
+        "NaN",
+    ),
+    (
+        "unsafe_idle_connections_current",
+        "idle_conn_cur",
+        Kind::Gauge,
+        "Current number of unsafe idle connections",
+        "0",
+    ),
+    (
+        "safe_idle_connections_current",
+        "safe_conn_cur",
+        Kind::Gauge,
+        "Current number of safe idle connections",
+        "0",
+    ),
+    (
+        "used_connections_current",
+        "used_conn_cur",
+        Kind::Gauge,
+        "Current number of connections in use",
+        "0",
+    ),
+    (
+        "need_connections_current",
+        "need_conn_est",
+        Kind::Gauge,
+        "Estimated needed number of connections",
+        "0",
+    ),
+];
+
+/// A column's value, or HAProxy's value for it when empty.
+fn filled(value: String, when_empty: &str) -> String {
+    if value.is_empty() {
+        when_empty.to_string()
+    } else {
+        value
+    }
+}
+
 const HTTP_REQUESTS_HELP: &str =
     "Total number of HTTP requests processed by this object since the worker process started";
 /// HAProxy's exporter describes the whole family by its first code class.
@@ -301,7 +491,7 @@ fn process(out: &mut Exposition, state: &State) {
         "max_connections",
         g,
         "Hard limit on the number of per-process connections (configured or imposed by Ulimit-n)",
-        state.max_conns,
+        state.global_slots.limit(),
     );
     out.process(
         "hard_max_connections",
@@ -387,6 +577,47 @@ fn process(out: &mut Exposition, state: &State) {
         "Current number of active listeners on the current worker process",
         info.listeners,
     );
+    let (active_peers, connected_peers) = super::peers::session_counts();
+    for (name, help, value) in [
+        (
+            "active_peers",
+            "Current number of verified active peers connections on the current worker process",
+            active_peers,
+        ),
+        (
+            "connected_peers",
+            "Current number of peers having passed the connection step on the current worker process",
+            connected_peers,
+        ),
+        (
+            "limit_connection_rate",
+            "Hard limit for ConnRate (global.maxconnrate)",
+            state.rate_limits.connections.load(Relaxed).into(),
+        ),
+        (
+            "limit_session_rate",
+            "Hard limit for SessRate (global.maxsessrate)",
+            state.rate_limits.sessions.load(Relaxed).into(),
+        ),
+        (
+            "idle_time_percent",
+            "Percentage of last second spent waiting in the current worker thread",
+            stats::idle_pct(state, info.threads).into(),
+        ),
+        // hapx never busy-polls, and has no memory limit (HAProxy's `-m`): true zeros.
+        (
+            "busy_polling_enabled",
+            "1 if busy-polling is currently in use on the worker process, otherwise zero (config.busy-polling)",
+            0,
+        ),
+        (
+            "max_memory_bytes",
+            "Worker process's hard limit on memory usage in byes (-m on command line)",
+            0,
+        ),
+    ] {
+        out.process(name, g, help, value);
+    }
     out.process(
         "failed_resolutions",
         c,
@@ -451,7 +682,7 @@ fn frontends(out: &mut Exposition, state: &State) {
         "frontend_limit_sessions",
         Kind::Gauge,
         "Frontend/listener/server's maxconn, backend's fullconn",
-        each(&|f| f.conf.maxconn.unwrap_or(state.max_conns).to_string()),
+        each(&|f| f.slots.limit().to_string()),
     );
     out.family(
         "frontend_requests_denied_total",
@@ -465,6 +696,17 @@ fn frontends(out: &mut Exposition, state: &State) {
         "Total number of invalid requests since process started",
         each(&|f| f.counters.req_errors.load(Relaxed).to_string()),
     );
+    for (name, col, kind, help, when_empty) in FRONTEND_ROW_FAMILIES {
+        out.family(
+            &format!("frontend_{name}"),
+            *kind,
+            help,
+            each(&|f| {
+                let mut row = stats::frontend_row(state, f);
+                filled(row.remove(col).unwrap_or_default(), when_empty)
+            }),
+        );
+    }
     // A paused frontend (`disable frontend`) is still UP to HAProxy's exporter: only a
     // stopped one is DOWN.
     let up = |_: &Frontend| !state.stopping.load(Relaxed);
@@ -623,6 +865,16 @@ fn backends(out: &mut Exposition, state: &State) {
             each(&|b| row(b, col)),
         );
     }
+    for (name, col, kind, help, when_empty) in
+        QUEUE_AND_ERROR_FAMILIES.iter().chain(BACKEND_ROW_FAMILIES)
+    {
+        out.family(
+            &format!("backend_{name}"),
+            *kind,
+            help,
+            each(&|b| filled(row(b, col), when_empty)),
+        );
+    }
     out.family(
         "backend_response_errors_total",
         Kind::Counter,
@@ -754,6 +1006,16 @@ fn servers(out: &mut Exposition, state: &State) {
             *kind,
             help,
             each(&any, &|b, s| row(b, s, col)),
+        );
+    }
+    for (name, col, kind, help, when_empty) in
+        QUEUE_AND_ERROR_FAMILIES.iter().chain(SERVER_ROW_FAMILIES)
+    {
+        out.family(
+            &format!("server_{name}"),
+            *kind,
+            help,
+            each(&any, &|b, s| filled(row(b, s, col), when_empty)),
         );
     }
     out.family(

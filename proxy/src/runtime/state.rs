@@ -1338,6 +1338,86 @@ pub struct Frontend {
     pub h2: Arc<super::h2::Counters>,
     /// Its HTTP/1 client connections' counters (`show stat`'s h1 columns).
     pub h1: Arc<super::h1::Counters>,
+    /// Its `maxconn`: the connections it holds at once (`set maxconn frontend` changes it).
+    pub slots: Slots,
+}
+
+/// A bound on connections held at once that the runtime API may change (`set maxconn
+/// frontend|global`): a semaphore with one permit per connection, and its current bound.
+#[derive(Debug)]
+pub struct Slots {
+    semaphore: Arc<tokio::sync::Semaphore>,
+    limit: Mutex<usize>,
+}
+
+impl Slots {
+    pub fn new(limit: usize) -> Slots {
+        let limit = limit.min(tokio::sync::Semaphore::MAX_PERMITS);
+        Slots {
+            semaphore: Arc::new(tokio::sync::Semaphore::new(limit)),
+            limit: Mutex::new(limit),
+        }
+    }
+
+    /// The permits the accept loops take, one per connection.
+    pub fn semaphore(&self) -> Arc<tokio::sync::Semaphore> {
+        self.semaphore.clone()
+    }
+
+    pub fn limit(&self) -> usize {
+        *self
+            .limit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A new bound. A lower one takes the free permits away at once and the others as the
+    /// connections holding them end (a waiting acquisition ahead of the accept loops, so
+    /// none is accepted meanwhile), as HAProxy stops accepting above its new `maxconn`
+    /// and leaves the connections it has.
+    pub fn set_limit(&self, limit: usize) {
+        let limit = limit.min(tokio::sync::Semaphore::MAX_PERMITS);
+        let mut current = self
+            .limit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if limit >= *current {
+            self.semaphore.add_permits(limit - *current);
+        } else {
+            let excess = *current - limit;
+            let pending = excess - self.semaphore.forget_permits(excess);
+            if pending > 0 {
+                let semaphore = self.semaphore.clone();
+                let pending = u32::try_from(pending).unwrap_or(u32::MAX);
+                tokio::spawn(async move {
+                    if let Ok(permits) = semaphore.acquire_many_owned(pending).await {
+                        permits.forget();
+                    }
+                });
+            }
+        }
+        *current = limit;
+    }
+}
+
+/// The process's rate limits the runtime API may change (`set rate-limit connections|sessions
+/// global`): `maxconnrate` and `maxsessrate`, 0 for none.
+#[derive(Debug, Default)]
+pub struct RateLimits {
+    pub connections: AtomicU32,
+    pub sessions: AtomicU32,
+}
+
+impl RateLimits {
+    /// The lower of the two that are set (every connection is a session in hapx): the rate
+    /// the accept loops hold to.
+    pub fn effective(&self) -> Option<u32> {
+        [&self.connections, &self.sessions]
+            .into_iter()
+            .map(|limit| limit.load(Relaxed))
+            .filter(|&limit| limit > 0)
+            .min()
+    }
 }
 
 impl Frontend {
@@ -1389,12 +1469,18 @@ pub struct State {
     /// Connections accepted per second (`show info` ConnRate, SessRate).
     pub conn_rate: Rate,
     pub cur_conns: AtomicUsize,
+    /// The hard `maxconn`: what the descriptors allow (`show info` Hard_maxconn).
     pub max_conns: usize,
+    /// The process's `maxconn` now (`show info` Maxconn; `set maxconn global`).
+    pub global_slots: Slots,
+    pub rate_limits: RateLimits,
     /// Descriptors the configuration needs (`show info` Maxsock).
     pub max_sock: usize,
     /// Splice pipes kept at most.
     pub max_pipes: usize,
     pub failed_resolutions: AtomicU64,
+    /// The resolvers sections' nameservers and their counters (`show resolvers`).
+    pub resolvers: super::dns::Sections,
     pub bytes_out: AtomicU64,
     pub splice: bool,
     /// The proxies' stick tables (none: connections do no stick work at all).
@@ -1418,8 +1504,8 @@ fn stop_shard() -> usize {
 impl State {
     /// `clear counters [all]`, as HAProxy 2.6 runs it: the highest values seen (sessions,
     /// rates, times; `show info`'s Max*Rate), or with `all` also every total (`stot`,
-    /// bytes, errors, `lbtot`, `chkfail`, `chkdown`, `hanafail`...). Global totals
-    /// (`CumConns`...) and queue maxima are kept.
+    /// bytes, errors, `lbtot`, `chkfail`, `chkdown`, `hanafail`..., and the nameservers'
+    /// `show resolvers` counters). Global totals (`CumConns`...) and queue maxima are kept.
     pub fn clear_counters(&self, all: bool) {
         let proxies = self.frontends.iter().map(|fe| &fe.counters);
         let backends = self.backends.iter().map(|be| &be.counters);
@@ -1447,6 +1533,9 @@ impl State {
                     total.store(0, Relaxed);
                 }
             }
+        }
+        if all {
+            self.resolvers.clear();
         }
         self.conn_rate.clear_max();
         let tls = super::tls::counts();
@@ -1492,6 +1581,7 @@ impl State {
                 logger: super::log::Logger::for_proxy(p, &config.global),
                 h2: Arc::default(),
                 h1: Arc::default(),
+                slots: Slots::new(p.maxconn.unwrap_or(budget.maxconn)),
             }));
         }
         super::track::link(&backends);
@@ -1503,6 +1593,11 @@ impl State {
         let splice = Self::splices(&config.global);
         let tables = super::stick::Tables::new(&config);
         let certificate_stores = super::ssl_cert::Stores::of(&frontends, &backends);
+        let resolvers = super::dns::Sections::of(&config);
+        let rate_limits = RateLimits {
+            connections: AtomicU32::new(config.global.max_conn_rate.unwrap_or(0)),
+            sessions: AtomicU32::new(config.global.max_sess_rate.unwrap_or(0)),
+        };
         State {
             config,
             frontends,
@@ -1516,9 +1611,12 @@ impl State {
             conn_rate: Rate::default(),
             cur_conns: AtomicUsize::new(0),
             max_conns: budget.maxconn,
+            global_slots: Slots::new(budget.maxconn),
+            rate_limits,
             max_sock: budget.maxsock,
             max_pipes: budget.maxpipes,
             failed_resolutions: AtomicU64::new(0),
+            resolvers,
             bytes_out: AtomicU64::new(0),
             splice,
             tables,
@@ -1577,5 +1675,46 @@ impl State {
         let backend = self.backend(b).ok_or("No such backend.\n")?;
         let server = backend.server(s).ok_or("No such server.\n")?;
         Ok((backend, server))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_lower_bound_takes_the_slots_back_as_connections_end() {
+        let slots = Slots::new(3);
+        let semaphore = slots.semaphore();
+        let held: Vec<_> = (0..2)
+            .map(|_| semaphore.clone().try_acquire_owned().unwrap())
+            .collect();
+        // Two in use, one free: down to one, the free one goes at once and one of the two
+        // in use when it ends.
+        slots.set_limit(1);
+        assert_eq!(slots.limit(), 1);
+        assert_eq!(semaphore.available_permits(), 0);
+        drop(held);
+        tokio::task::yield_now().await;
+        for _ in 0..100 {
+            if semaphore.available_permits() == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(semaphore.available_permits(), 1);
+        // Raised again: the new slots are free at once.
+        slots.set_limit(4);
+        assert_eq!(semaphore.available_permits(), 4);
+    }
+
+    #[test]
+    fn the_lower_rate_limit_that_is_set_applies() {
+        let limits = RateLimits::default();
+        assert_eq!(limits.effective(), None);
+        limits.sessions.store(20, Relaxed);
+        assert_eq!(limits.effective(), Some(20));
+        limits.connections.store(10, Relaxed);
+        assert_eq!(limits.effective(), Some(10));
     }
 }

@@ -57,10 +57,7 @@ pub(super) fn frontend_row(state: &State, fe: &Frontend) -> Row {
     row.insert("pxname", fe.name.clone());
     row.insert("svname", "FRONTEND".into());
     traffic(&mut row, c);
-    row.insert(
-        "slim",
-        fe.conf.maxconn.unwrap_or(state.max_conns).to_string(),
-    );
+    row.insert("slim", fe.slots.limit().to_string());
     row.insert("dreq", c.denied_req.load(Relaxed).to_string());
     row.insert("dresp", c.denied_resp.load(Relaxed).to_string());
     row.insert("intercepted", c.intercepted.load(Relaxed).to_string());
@@ -927,7 +924,7 @@ fn info_lines(state: &State) -> Vec<(&'static str, String)> {
         ("PoolFailed", "0".into()),
         ("Ulimit-n", ulimit.to_string()),
         ("Maxsock", state.max_sock.to_string()),
-        ("Maxconn", state.max_conns.to_string()),
+        ("Maxconn", state.global_slots.limit().to_string()),
         ("Hard_maxconn", state.max_conns.to_string()),
         ("CurrConns", state.cur_conns.load(Relaxed).to_string()),
         ("CumConns", cum_conns.to_string()),
@@ -943,13 +940,13 @@ fn info_lines(state: &State) -> Vec<(&'static str, String)> {
         ("ConnRate", state.conn_rate.per_second().to_string()),
         (
             "ConnRateLimit",
-            state.config.global.max_conn_rate.unwrap_or(0).to_string(),
+            state.rate_limits.connections.load(Relaxed).to_string(),
         ),
         ("MaxConnRate", state.conn_rate.max().to_string()),
         ("SessRate", state.conn_rate.per_second().to_string()),
         (
             "SessRateLimit",
-            state.config.global.max_sess_rate.unwrap_or(0).to_string(),
+            state.rate_limits.sessions.load(Relaxed).to_string(),
         ),
         ("MaxSessRate", state.conn_rate.max().to_string()),
         ("SslRate", tls.frontend_sessions.per_second().to_string()),
