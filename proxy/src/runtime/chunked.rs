@@ -11,8 +11,16 @@
 //! - trailers are header fields (`token ":" value`, no control characters), ended by an
 //!   empty line.
 //!
-//! [`Decoder::advance`] consumes only complete elements, so its caller forwards exactly the
-//! bytes that were checked and reads more for the rest.
+//! [`Decoder::advance`] consumes only complete elements, so its caller reads more for the
+//! rest. What it checked is not forwarded as it came: [`Decoder::reframe`] writes it again
+//! as HAProxy's HTTP/1 layer does (HAProxy decodes a body and encodes it anew), so that a
+//! peer parsing bare LFs, extensions or odd trailers its own way sees only plain framing:
+//! - the data of each call (what one read brought) goes as one chunk, its size in upper-case
+//!   hex without leading zeros, every line ended by CRLF, no extensions;
+//! - the last chunk is `0`, each trailer `name: value` with its name lower-cased (or
+//!   spelled as an `h1-case-adjust` map says) and its value trimmed, then the empty line.
+
+use super::h1::CaseMap;
 
 /// Chunk sizes from 2^52 on are refused (HAProxy: never trust sizes that some languages
 /// would hold in a float).
@@ -55,9 +63,21 @@ pub struct Decoder {
     logged: u64,
 }
 
+/// One element of a chunked body, as [`Decoder::elements`] checks it.
+enum Element<'a> {
+    /// A piece of a chunk's data.
+    Data(&'a [u8]),
+    /// The last chunk's size line: the data ended.
+    LastChunk,
+    /// A trailer field's line, without its line end.
+    Trailer(&'a [u8]),
+    /// The empty line ending the trailers: the body ended.
+    End,
+}
+
 impl Decoder {
     /// Checks as much of `input` as forms complete elements and returns how many bytes that
-    /// is (those may be forwarded as they are); the rest needs more input.
+    /// is; the rest needs more input.
     pub fn advance(&mut self, input: &[u8]) -> Result<usize, ChunkError> {
         self.advance_with(input, |_| {})
     }
@@ -69,6 +89,80 @@ impl Decoder {
         input: &[u8],
         mut data: impl FnMut(&[u8]),
     ) -> Result<usize, ChunkError> {
+        self.elements(input, |element| {
+            if let Element::Data(piece) = element {
+                data(piece);
+            }
+        })
+    }
+
+    /// [`Decoder::advance_with`], handing each trailer field checked to `trailer` too, as
+    /// its name and its value without the blanks around it.
+    pub fn advance_with_trailers(
+        &mut self,
+        input: &[u8],
+        mut data: impl FnMut(&[u8]),
+        mut trailer: impl FnMut(&[u8], &[u8]),
+    ) -> Result<usize, ChunkError> {
+        self.elements(input, |element| match element {
+            Element::Data(piece) => data(piece),
+            Element::Trailer(line) => {
+                let (name, value) = split_trailer(line);
+                trailer(name, value);
+            }
+            Element::LastChunk | Element::End => {}
+        })
+    }
+
+    /// [`Decoder::advance`], appending what it checked to `out` framed anew, as HAProxy's
+    /// HTTP/1 layer frames a body it forwards (see the module's doc): the data checked by
+    /// this call as one chunk, then the last chunk and trailers if they came, their names
+    /// spelled as `case` says if given. Nothing is appended when the input is refused. The
+    /// data is copied once; framing costs one size line per call.
+    pub fn reframe(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        case: Option<&CaseMap>,
+    ) -> Result<usize, ChunkError> {
+        // The chunk's size goes first: a first pass on a copy of the state measures the
+        // data (it reads size lines and trailers only, not the data), and finds an error
+        // before anything is appended.
+        let mut run = 0;
+        self.clone().elements(input, |element| {
+            if let Element::Data(piece) = element {
+                run += piece.len();
+            }
+        })?;
+        if run > 0 {
+            push_size_line(out, run);
+        }
+        let mut open = run > 0;
+        self.elements(input, |element| match element {
+            Element::Data(piece) => out.extend_from_slice(piece),
+            Element::LastChunk => {
+                if std::mem::take(&mut open) {
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n");
+            }
+            Element::Trailer(line) => push_trailer(out, line, case),
+            Element::End => out.extend_from_slice(b"\r\n"),
+        })
+        .inspect(|_| {
+            if open {
+                out.extend_from_slice(b"\r\n");
+            }
+        })
+    }
+
+    /// Checks as much of `input` as forms complete elements, handing each to `on`, and
+    /// returns how many bytes that is.
+    fn elements(
+        &mut self,
+        input: &[u8],
+        mut on: impl FnMut(Element<'_>),
+    ) -> Result<usize, ChunkError> {
         let mut at = 0;
         loop {
             let rest = &input[at..];
@@ -79,7 +173,10 @@ impl Decoder {
                         return Ok(at);
                     };
                     let next = match size(line)? {
-                        0 => Stage::Trailers,
+                        0 => {
+                            on(Element::LastChunk);
+                            Stage::Trailers
+                        }
                         n => Stage::Data(n),
                     };
                     (line.len(), next)
@@ -88,7 +185,7 @@ impl Decoder {
                 Stage::Data(left) => {
                     let n = (rest.len() as u64).min(left);
                     self.logged += n;
-                    data(&rest[..n as usize]);
+                    on(Element::Data(&rest[..n as usize]));
                     let next = if n == left {
                         Stage::DataEnd
                     } else {
@@ -108,9 +205,11 @@ impl Decoder {
                     };
                     let next = if matches!(line, b"\r\n" | b"\n") {
                         self.logged += 1;
+                        on(Element::End);
                         Stage::Done
                     } else {
                         self.logged += trailer(line)?;
+                        on(Element::Trailer(content(line)));
                         Stage::Trailers
                     };
                     (line.len(), next)
@@ -138,6 +237,38 @@ impl Decoder {
 /// response failing this is refused before any of it is forwarded.
 pub fn prefix_is_valid(input: &[u8]) -> bool {
     Decoder::default().advance(input).is_ok()
+}
+
+/// A chunk's size line, as HAProxy writes it: upper-case hex, no leading zeros.
+fn push_size_line(out: &mut Vec<u8>, size: usize) {
+    use std::io::Write;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{size:X}\r\n");
+}
+
+/// A trailer field (its line checked by [`trailer`], without its line end) as HAProxy writes
+/// it: `name: value`, the name lower-cased (or as `case` spells it), the value without the
+/// blanks around it.
+fn push_trailer(out: &mut Vec<u8>, line: &[u8], case: Option<&CaseMap>) {
+    let (name, value) = split_trailer(line);
+    let start = out.len();
+    out.extend(name.iter().map(u8::to_ascii_lowercase));
+    // A name is a token: ASCII, so the lower-cased bytes are its text.
+    let spelled = case.and_then(|map| map.get(std::str::from_utf8(&out[start..]).ok()?));
+    if let Some(spelled) = spelled {
+        out.truncate(start);
+        out.extend_from_slice(spelled.as_bytes());
+    }
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A trailer field's line (checked by [`trailer`]) as its name and its trimmed value.
+fn split_trailer(line: &[u8]) -> (&[u8], &[u8]) {
+    let colon = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+    let (name, value) = line.split_at(colon);
+    (name, value.get(1..).unwrap_or_default().trim_ascii())
 }
 
 /// The first line of `rest` with its LF, if complete.
@@ -279,6 +410,81 @@ mod tests {
             d.advance_with(b"2\r\nabX", |_| {}),
             Err(ChunkError::DataEnd)
         );
+    }
+
+    /// `body` reframed, fed in pieces ending at `cuts` (then the rest).
+    fn reframed(body: &[u8], cuts: &[usize]) -> Vec<u8> {
+        let (mut d, mut out, mut fed) = (Decoder::default(), Vec::new(), 0);
+        for &end in cuts.iter().chain([&body.len()]) {
+            fed += d.reframe(&body[fed..end], &mut out, None).unwrap();
+        }
+        assert!(d.is_done(), "{body:?}");
+        out
+    }
+
+    #[test]
+    fn bodies_are_reframed_as_haproxy_writes_them() {
+        // HAProxy 2.6.12 forwarded these, each sent in one piece, as shown.
+        for (body, framed) in [
+            (
+                &b"3;ext=1\nabc\n00A\r\n0123456789\r\n1\r\nx\r\n0;e\r\nX-Sum: 1\r\nFoo-Bar:  baz \r\n\r\n"[..],
+                &b"E\r\nabc0123456789x\r\n0\r\nx-sum: 1\r\nfoo-bar: baz\r\n\r\n"[..],
+            ),
+            (b"0\r\n\r\n", b"0\r\n\r\n"),
+            (b"0\n\n", b"0\r\n\r\n"),
+            (
+                b"1b \t;a=b\nyyyyyyyyyyyyyyyyyyyyyyyyyyy\n",
+                b"1B\r\nyyyyyyyyyyyyyyyyyyyyyyyyyyy\r\n",
+            ),
+        ] {
+            let (mut d, mut out) = (Decoder::default(), Vec::new());
+            let used = d.reframe(body, &mut out, None).unwrap();
+            assert_eq!(used, body.len());
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(framed)
+            );
+        }
+    }
+
+    #[test]
+    fn each_call_s_data_is_one_chunk() {
+        let body = b"5\r\nhello\r\n3\nabc\n0\r\nT: v\r\n\r\n";
+        // Cut inside a chunk's data, after a data's CRLF alone, inside the trailers.
+        assert_eq!(
+            reframed(body, &[6, 10, 12, 20, 22]),
+            b"3\r\nhel\r\n2\r\nlo\r\n3\r\nabc\r\n0\r\nt: v\r\n\r\n"
+        );
+        // Byte by byte: the same data and trailers, whatever the cuts.
+        let cuts: Vec<usize> = (1..body.len()).collect();
+        let out = reframed(body, &cuts);
+        let mut d = Decoder::default();
+        let mut data = Vec::new();
+        assert_eq!(
+            d.advance_with(&out, |p| data.extend_from_slice(p)),
+            Ok(out.len())
+        );
+        assert_eq!(data, b"helloabc");
+        assert!(out.ends_with(b"\r\n0\r\nt: v\r\n\r\n"));
+    }
+
+    #[test]
+    fn trailer_names_are_spelled_as_a_case_map_says() {
+        let case = CaseMap::from([("x-sum".to_string(), "X-Sum".to_string())]);
+        let (mut d, mut out) = (Decoder::default(), Vec::new());
+        let body = b"0\r\nX-SUM: 1\r\nX-Other: 2\r\n\r\n";
+        assert_eq!(d.reframe(body, &mut out, Some(&case)), Ok(body.len()));
+        assert_eq!(out, b"0\r\nX-Sum: 1\r\nx-other: 2\r\n\r\n");
+    }
+
+    #[test]
+    fn a_refused_body_appends_nothing() {
+        let (mut d, mut out) = (Decoder::default(), Vec::new());
+        assert_eq!(
+            d.reframe(b"3\r\nabc\r\n2\r\nxyZ", &mut out, None),
+            Err(ChunkError::DataEnd)
+        );
+        assert!(out.is_empty());
     }
 
     #[test]

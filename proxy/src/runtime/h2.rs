@@ -160,6 +160,9 @@ enum Reply {
         decoder: chunked::Decoder,
         /// Chunked framing read but not parsed yet (a size line in part).
         unparsed: Vec<u8>,
+        /// A chunked body's trailer fields, sent as a last HEADERS once the body ended (as
+        /// HAProxy's mux sends them).
+        trailers: http::HeaderMap,
         ended: bool,
     },
     /// Sent whole (or given up).
@@ -322,9 +325,17 @@ impl Stream {
                 }
                 Some(Err(e)) => return Poll::Ready(Err(io::Error::other(e))),
                 None => {
+                    // A chunked body ends with the trailers the stream ended with, as
+                    // HAProxy's H1 layer writes them (a body with a length has no room
+                    // for them: HAProxy drops them too).
+                    let trailers = match self.chunked {
+                        true => std::task::ready!(body.poll_trailers(cx)),
+                        false => Ok(None),
+                    };
+                    let trailers = trailers.map_err(io::Error::other)?;
                     self.body = None;
                     if self.chunked {
-                        self.pending.extend_from_slice(b"0\r\n\r\n");
+                        push_last_chunk(&mut self.pending, trailers.as_ref());
                     }
                 }
             }
@@ -396,6 +407,7 @@ impl Stream {
                 left,
                 decoder: chunked::Decoder::default(),
                 unparsed: Vec::new(),
+                trailers: http::HeaderMap::new(),
                 ended: false,
             };
         }
@@ -411,6 +423,7 @@ impl Stream {
             left,
             decoder,
             unparsed,
+            trailers,
             ended,
             ..
         } = &mut self.reply
@@ -435,7 +448,11 @@ impl Stream {
                     &joined[..]
                 };
                 let used = decoder
-                    .advance_with(input, |piece| out.extend_from_slice(piece))
+                    .advance_with_trailers(
+                        input,
+                        |piece| out.extend_from_slice(piece),
+                        |name, value| add_trailer(trailers, name, value),
+                    )
                     .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
                 unparsed.extend_from_slice(&input[used..]);
                 *ended = decoder.is_done();
@@ -450,7 +467,11 @@ impl Stream {
     /// the body ended.
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Reply::Body {
-            send, out, ended, ..
+            send,
+            out,
+            trailers,
+            ended,
+            ..
         } = &mut self.reply
         else {
             return Poll::Ready(Ok(()));
@@ -461,7 +482,7 @@ impl Stream {
                 Some(Ok(0)) => continue,
                 Some(Ok(n)) => {
                     let n = n.min(out.len());
-                    let last = *ended && n == out.len();
+                    let last = *ended && trailers.is_empty() && n == out.len();
                     let piece = Bytes::copy_from_slice(&out[..n]);
                     out.drain(..n);
                     send.send_data(piece, last).map_err(io::Error::other)?;
@@ -475,8 +496,11 @@ impl Stream {
             }
         }
         if *ended {
-            send.send_data(Bytes::new(), true)
-                .map_err(io::Error::other)?;
+            let sent = match trailers.is_empty() {
+                true => send.send_data(Bytes::new(), true),
+                false => send.send_trailers(std::mem::take(trailers)),
+            };
+            sent.map_err(io::Error::other)?;
             self.reply = Reply::Done;
         }
         Poll::Ready(Ok(()))
@@ -502,6 +526,41 @@ impl Drop for Stream {
             Reply::Body { send, .. } => send.send_reset(h2::Reason::INTERNAL_ERROR),
             Reply::Head(respond, _) => respond.send_reset(h2::Reason::REFUSED_STREAM),
         }
+    }
+}
+
+/// The last chunk of a chunked HTTP/1 body, with its `trailers` (names in lower case, as
+/// HTTP/2 has them) and the empty line ending them.
+fn push_last_chunk(out: &mut Vec<u8>, trailers: Option<&http::HeaderMap>) {
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers.into_iter().flatten() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Keeps a trailer field of an HTTP/1 body for the HEADERS ending the stream: its name in
+/// lower case; one HTTP/2 forbids (an HTTP/1 connection's own) or cannot carry is dropped.
+fn add_trailer(trailers: &mut http::HeaderMap, name: &[u8], value: &[u8]) {
+    let (Ok(name), Ok(value)) = (
+        http::HeaderName::from_bytes(name),
+        http::HeaderValue::from_bytes(value),
+    ) else {
+        return;
+    };
+    let connection_specific = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+    ];
+    if !connection_specific.contains(&name.as_str()) {
+        trailers.append(name, value);
     }
 }
 

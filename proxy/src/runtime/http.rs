@@ -2411,6 +2411,9 @@ async fn serve_metrics(
     framing: Framing,
     received: u64,
 ) -> bool {
+    // A service's answer is an intercepted request, counted before the exposition is
+    // rendered (HAProxy's first scrape already shows itself: intercepted 1).
+    fe.counters.intercepted.fetch_add(1, Relaxed);
     let body = prometheus::render(state);
     let resp = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncache-control: no-cache\r\ncontent-length: {}\r\n\r\n{body}",
@@ -2572,6 +2575,12 @@ async fn next_request(
         }
     }
     if client.buf.is_empty() {
+        // The connection's end goes out now, right after that look: a request arriving from
+        // now on meets an orderly end (which its client sends again on a new connection),
+        // where one arriving unread by the time the socket closes would reset it.
+        if client.tls.is_none() {
+            let _ = socket2::SockRef::from(&*client.stream).shutdown(std::net::Shutdown::Write);
+        }
         return Err(ReadError::Closed);
     }
     client.read_head_within(wait, true).await
@@ -2940,6 +2949,17 @@ struct Route<'a> {
 }
 
 impl<'a> Route<'a> {
+    /// The `h1-case-adjust` map of names going to the backend's HTTP/1 servers.
+    fn server_case(&self) -> Option<&'a h1::CaseMap> {
+        let options = &self.backend.conf.options;
+        case_map(self.state, options.h1_case_adjust_bogus_server)
+    }
+
+    /// The `h1-case-adjust` map of names going to the frontend's HTTP/1 clients.
+    fn client_case(&self) -> Option<&'a h1::CaseMap> {
+        case_map(self.state, self.fe.conf.options.h1_case_adjust_bogus_client)
+    }
+
     /// What the samples of its rules and error replies see (no request yet).
     fn context(&self) -> super::sample::Context<'a> {
         super::sample::Context {
@@ -3379,7 +3399,8 @@ async fn send_head<'r>(
     // them (a server answering at once then has them: see [`early`]).
     let mut body = (head.framing != Framing::None && sconn.h2_up.is_none())
         .then(|| Box::new(early::BodyRelay::new(head.framing)));
-    let first_bytes = body.as_mut().map_or(&[][..], |b| b.first_bytes(client));
+    let case = route.server_case();
+    let first_bytes = (body.as_mut()).map_or(&[][..], |b| b.first_bytes(client, case));
     let sending = async {
         if header.is_empty() {
             send_request(sconn, (request.bytes, first_bytes)).await
@@ -3843,7 +3864,8 @@ async fn finish_body(
         client: route.fe.conf.timeouts.client,
     };
     let timeout = route.backend.conf.timeouts.server;
-    let relayed = shutdown::unless_killed(attached, rest.run(client, sconn, timeout, watch)).await;
+    let run = rest.run(client, (sconn, route.server_case()), timeout, watch);
+    let relayed = shutdown::unless_killed(attached, run).await;
     let more = rest.moved - before;
     if let Some(facts) = req.log.as_deref_mut() {
         facts.bytes_in += more;
@@ -4121,7 +4143,8 @@ async fn send_body(
             read: timeout,
             write: timeout,
         };
-        let relay = relay_body(client, Some(sconn), framing, timeouts, &mut moved);
+        // (No body: nothing is framed.)
+        let relay = relay_body(client, (Some(sconn), None), framing, timeouts, &mut moved);
         // Pinned here: the kill's wait moves only a pointer, not the relay, through its
         // layers.
         let relayed = shutdown::unless_killed(attached, std::pin::pin!(relay)).await;
@@ -4130,7 +4153,7 @@ async fn send_body(
         // Boxed: a body's relay is not part of every request's future.
         let mut relay = started.unwrap_or_else(|| Box::new(early::BodyRelay::new(framing)));
         let watch = early::Watch::Answer { read: timeout };
-        let run = Box::pin(relay.run(client, sconn, timeout, watch));
+        let run = Box::pin(relay.run(client, (sconn, route.server_case()), timeout, watch));
         let relayed = shutdown::unless_killed(attached, run).await;
         moved = relay.moved;
         relayed.map(|r| r.map(|ended| (ended == early::Relayed::Answered).then_some(relay)))
@@ -4160,7 +4183,7 @@ async fn resume_body(
     let timeout = route.backend.conf.timeouts.server;
     let before = relay.moved;
     let watch = early::Watch::Answer { read: timeout };
-    let run = Box::pin(relay.run(client, sconn, timeout, watch));
+    let run = Box::pin(relay.run(client, (sconn, route.server_case()), timeout, watch));
     let relayed = shutdown::unless_killed(attached, run).await;
     let more = relay.moved - before;
     if let Some(facts) = req.log.as_deref_mut() {
@@ -4873,7 +4896,8 @@ async fn respond(
                 relayed
             } else {
                 let shared = attached.filter(|_| sconn.h2_up.is_some());
-                let relay = relay_body(sconn, Some(client), framing, timeouts, &mut moved);
+                let to_client = (Some(&mut *client), route.client_case());
+                let relay = relay_body(sconn, to_client, framing, timeouts, &mut moved);
                 let relayed = shutdown::unless_killed(shared, std::pin::pin!(relay)).await;
                 let relayed = relayed.unwrap_or(Err(Stop::SrcClosed));
                 relayed.map_err(early::Broke::Response)
@@ -4937,7 +4961,9 @@ async fn relay_both(
     let before = body.moved;
     let (server, client_side) = (&route.backend.conf.timeouts, &route.fe.conf.timeouts);
     let timeouts = (server.server, client_side.client);
-    let relayed = early::both_ways(body, &mut response, (client, sconn), timeouts).await;
+    let cases = (route.server_case(), route.client_case());
+    let both = early::both_ways(body, &mut response, (client, sconn), cases, timeouts);
+    let relayed = both.await;
     let more = body.moved - before;
     if let Some(facts) = req.log.as_deref_mut() {
         facts.bytes_in += more;
@@ -5106,15 +5132,15 @@ struct RelayTimeouts {
     write: Option<Duration>,
 }
 
-/// Relays a body from `src` (its buffer first) to `dst` (`None`: it is read and dropped),
-/// keeping in `moved` its size so far as the logs count it (the bytes taken for `dst`, the
+/// Relays a body from `src` (its buffer first) to `dst` (`None`: it is read and dropped;
+/// `case`: its `h1-case-adjust` map, for a chunked body's trailers), keeping in `moved` its size so far as the logs count it (the bytes taken for `dst`, the
 /// part whose write failed included, but for a chunked body:
 /// [`chunked::Decoder::logged_size`]): kept by the caller, it counts what
 /// moved before a stop, or before the relay was dropped (a killed stream). Where it
 /// stopped, when before the body's end.
 async fn relay_body(
     src: &mut Conn,
-    mut dst: Option<&mut Conn>,
+    (mut dst, case): (Option<&mut Conn>, Option<&h1::CaseMap>),
     framing: Framing,
     timeouts: RelayTimeouts,
     moved: &mut u64,
@@ -5124,9 +5150,12 @@ async fn relay_body(
     if framing == Framing::None {
         return Ok(());
     }
+    // A chunked body's checked part framed anew for `dst` (see [`chunked::Decoder::reframe`]).
+    let mut reframed = Vec::new();
     loop {
         // What of the buffer is body, and whether the body ends with it.
-        let part = body_part(framing, &mut decoder, src.buf.bytes(), written);
+        let out = dst.is_some().then_some((&mut reframed, case));
+        let part = body_part(framing, &mut decoder, (src.buf.bytes(), written), out);
         if framing == Framing::Chunked {
             *moved = logged(&decoder, written);
         }
@@ -5139,10 +5168,15 @@ async fn relay_body(
             }
             *moved = logged(&decoder, written);
             if let Some(dst) = dst.as_deref_mut() {
-                let wrote = dst.write_within(&src.buf.bytes()[..n], timeouts.write);
+                let body = match framing {
+                    Framing::Chunked => &reframed[..],
+                    _ => &src.buf.bytes()[..n],
+                };
+                let wrote = dst.write_within(body, timeouts.write);
                 wrote.await.map_err(|e| Stop::writing(&e))?;
             }
             src.buf.consume(n);
+            reframed.clear();
         }
         if done {
             break;
@@ -5159,12 +5193,14 @@ async fn relay_body(
 }
 
 /// What of `buf` is body (`taken`: the body bytes before it, `decoder`: a chunked body's
-/// state), and whether the body ends with it.
+/// state), and whether the body ends with it. A chunked body's part is framed anew into
+/// `reframed` when given (for forwarding, its trailers' names spelled by the case map; else
+/// it is only checked).
 fn body_part(
     framing: Framing,
     decoder: &mut chunked::Decoder,
-    buf: &[u8],
-    taken: u64,
+    (buf, taken): (&[u8], u64),
+    reframed: Option<(&mut Vec<u8>, Option<&h1::CaseMap>)>,
 ) -> Result<(usize, bool), Stop> {
     Ok(match framing {
         Framing::None => (0, true),
@@ -5174,7 +5210,10 @@ fn body_part(
         }
         Framing::UntilClose => (buf.len(), false),
         Framing::Chunked => {
-            let advanced = decoder.advance(buf);
+            let advanced = match reframed {
+                Some((out, case)) => decoder.reframe(buf, out, case),
+                None => decoder.advance(buf),
+            };
             (advanced.map_err(|_| Stop::Invalid)?, decoder.is_done())
         }
     })
@@ -5204,7 +5243,8 @@ fn drain_body<'a>(
         read: timeout,
         write: None,
     };
-    Box::pin(async move { (relay_body(client, None, framing, timeouts, dropped).await).is_ok() })
+    let relay = relay_body(client, (None, None), framing, timeouts, dropped);
+    Box::pin(async move { relay.await.is_ok() })
 }
 
 /// Writes a request's head and the start of its body (`body`, maybe none) to its server

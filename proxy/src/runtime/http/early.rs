@@ -20,13 +20,15 @@
 //!   goes on, until the final response or the body's end.
 //!
 //! [`BodyRelay`] keeps where the body stands, so that its relay starts after the bytes the
-//! head took along, stops where the server answered, and goes on after the response.
+//! head took along, stops where the server answered, and goes on after the response. A
+//! chunked body goes framed anew, as HAProxy's HTTP/1 layer writes it
+//! ([`chunked::Decoder::reframe`]).
 
 use std::future::Future;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use super::{Conn, Framing, Stop, chunked};
+use super::{Conn, Framing, Stop, chunked, h1::CaseMap};
 
 /// How far a request body went to its server.
 #[derive(Debug)]
@@ -38,8 +40,11 @@ pub(super) struct BodyRelay {
     /// Bytes at the start of the client's buffer that are checked body, not written yet
     /// (the rest of a write the server's answer interrupted).
     ready: usize,
-    /// Of `ready`, the bytes a relay both ways ([`both_ways`]) wrote already (through TLS,
-    /// maybe not flushed yet): the next write goes on after them.
+    /// A chunked body's `ready` bytes framed anew: what goes in their place.
+    reframed: Vec<u8>,
+    /// Of what goes for `ready` ([`output`]), the bytes written already (a relay both ways,
+    /// [`both_ways`], through TLS maybe not flushed yet; a chunked body's write the
+    /// server's answer interrupted): the next write goes on after them.
     written: usize,
     /// The body's end was seen (in `ready`, or written).
     seen_end: bool,
@@ -123,18 +128,20 @@ impl BodyRelay {
             taken: 0,
             decoder: chunked::Decoder::default(),
             ready: 0,
+            reframed: Vec::new(),
             written: 0,
             seen_end: framing == Framing::None,
             moved: 0,
         }
     }
 
-    /// Relays the body from `client` to `server` until its end, or (`Watch::Answer`) until
-    /// the server sends something; writes are bounded by `write` (`timeout server`).
+    /// Relays the body from `client` to `server` (`case`: its `h1-case-adjust` map) until
+    /// its end, or (`Watch::Answer`) until the server sends something; writes are bounded
+    /// by `write` (`timeout server`).
     pub(super) async fn run(
         &mut self,
         client: &mut Conn,
-        server: &mut Conn,
+        (server, case): (&mut Conn, Option<&CaseMap>),
         write: Option<Duration>,
         watch: Watch,
     ) -> Result<Relayed, Stop> {
@@ -147,10 +154,11 @@ impl BodyRelay {
                 if self.seen_end {
                     return Ok(Relayed::Whole);
                 }
-                self.check(client)?;
+                self.check(client, case)?;
             }
             if self.ready > 0 {
-                let data = &client.buf.bytes()[..self.ready];
+                let data = output(self.framing, &self.reframed, self.ready, client);
+                let whole = data.len();
                 let from = std::mem::take(&mut self.written);
                 let wrote = write_watching(server, (data, from), write, watch, &mut watching);
                 let wrote = wrote.await;
@@ -159,16 +167,23 @@ impl BodyRelay {
                     // A server that answered and closed: its answer first, as HAProxy
                     // reads it before it finds the write failed (the rest fails again).
                     Err(_) if answering(watch) && matches!(hear(server), Heard::Data) => {
+                        self.written = from;
                         return Ok(Relayed::Answered);
                     }
                     Err(e) => return Err(Stop::writing(&e)),
                 };
-                client.buf.consume(n);
-                self.ready -= n;
-                if self.ready > 0 {
-                    return Ok(Relayed::Answered);
+                if n == whole {
+                    self.went(client);
+                    continue;
                 }
-                continue;
+                if self.framing == Framing::Chunked {
+                    // Its bytes stay in the buffer until all their framing went.
+                    self.written = n;
+                } else {
+                    client.buf.consume(n);
+                    self.ready -= n;
+                }
+                return Ok(Relayed::Answered);
             }
             let deadline = match watch {
                 Watch::Answer { read } => read.and_then(|t| Instant::now().checked_add(t)),
@@ -204,22 +219,33 @@ impl BodyRelay {
         }
     }
 
-    /// The body's bytes the client's buffer holds already, checked, for the request's head
-    /// to take along (none when the checking failed: the relay finds it).
-    pub(super) fn first_bytes<'c>(&mut self, client: &'c Conn) -> &'c [u8] {
-        if self.check(client).is_err() {
+    /// The body's bytes the client's buffer holds already, checked (a chunked body's framed
+    /// anew), for the request's head to take along (none when the checking failed: the
+    /// relay finds it).
+    pub(super) fn first_bytes<'a>(
+        &'a mut self,
+        client: &'a Conn,
+        case: Option<&CaseMap>,
+    ) -> &'a [u8] {
+        if self.check(client, case).is_err() {
             *self = BodyRelay::new(self.framing);
         }
-        &client.buf.bytes()[..self.ready]
+        output(self.framing, &self.reframed, self.ready, client)
     }
 
     /// The [`BodyRelay::first_bytes`] went with the head: they leave the client's buffer.
     /// Whether there were any (else the relay starts as new).
     pub(super) fn first_sent(&mut self, client: &mut Conn) -> bool {
-        client.buf.consume(self.ready);
         let sent = self.ready > 0;
-        self.ready = 0;
+        self.went(client);
         sent
+    }
+
+    /// All that goes for the `ready` bytes went: they leave the client's buffer.
+    fn went(&mut self, client: &mut Conn) {
+        client.buf.consume(self.ready);
+        (self.ready, self.written) = (0, 0);
+        self.reframed.clear();
     }
 
     /// One turn of a relay of this body from `src` to `dst` that waits for nothing: what
@@ -228,7 +254,7 @@ impl BodyRelay {
     fn poll_relay(
         &mut self,
         cx: &mut std::task::Context<'_>,
-        (src, dst): (&mut Conn, &mut Conn),
+        (src, dst, case): (&mut Conn, &mut Conn, Option<&CaseMap>),
         moves: &mut Moves,
     ) -> Poll<Result<(), Stop>> {
         loop {
@@ -236,7 +262,7 @@ impl BodyRelay {
                 if self.seen_end {
                     return Poll::Ready(Ok(()));
                 }
-                if let Err(stop) = self.check(src) {
+                if let Err(stop) = self.check(src, case) {
                     return Poll::Ready(Err(stop));
                 }
             }
@@ -244,13 +270,12 @@ impl BodyRelay {
                 // The buffer's start stays as it is until all of it went: nothing is read
                 // into it meanwhile.
                 let before = self.written;
-                let data = &src.buf.bytes()[..self.ready];
+                let data = output(self.framing, &self.reframed, self.ready, src);
                 let polled = dst.poll_write_all(cx, data, &mut self.written);
                 moves.wrote |= self.written > before;
                 match polled {
                     Poll::Ready(Ok(())) => {
-                        src.buf.consume(self.ready);
-                        (self.ready, self.written) = (0, 0);
+                        self.went(src);
                         continue;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(Stop::writing(&e))),
@@ -269,10 +294,12 @@ impl BodyRelay {
         }
     }
 
-    /// Checks what of the client's buffer is body, making it ready to write.
-    fn check(&mut self, client: &Conn) -> Result<(), Stop> {
-        let bytes = client.buf.bytes();
-        let part = super::body_part(self.framing, &mut self.decoder, bytes, self.taken);
+    /// Checks what of the client's buffer is body, making it ready to write (a chunked
+    /// body's trailers named as `case` says).
+    fn check(&mut self, client: &Conn, case: Option<&CaseMap>) -> Result<(), Stop> {
+        let bytes = (client.buf.bytes(), self.taken);
+        let reframed = Some((&mut self.reframed, case));
+        let part = super::body_part(self.framing, &mut self.decoder, bytes, reframed);
         self.moved = super::logged(&self.decoder, self.taken);
         let (n, end) = part?;
         if self.framing != Framing::Chunked {
@@ -282,6 +309,15 @@ impl BodyRelay {
         self.ready = n;
         self.seen_end = end;
         Ok(())
+    }
+}
+
+/// What goes for the `ready` checked bytes at the start of `src`'s buffer: those bytes, or a
+/// chunked body's `reframed` ones.
+fn output<'a>(framing: Framing, reframed: &'a [u8], ready: usize, src: &'a Conn) -> &'a [u8] {
+    match framing {
+        Framing::Chunked => reframed,
+        _ => &src.buf.bytes()[..ready],
     }
 }
 
@@ -380,11 +416,13 @@ impl Broke {
 /// (its writes refresh its reads' timeout, HAProxy's streams not being independent) and
 /// the response does not wait for the client; `client`'s while the response waits for the
 /// client to take it. The client sending nothing more of its body is not timed out while
-/// the server's response goes on.
+/// the server's response goes on. `cases`: the `h1-case-adjust` maps of the server and
+/// of the client.
 pub(super) async fn both_ways(
     body: &mut BodyRelay,
     response: &mut BodyRelay,
     (client, server): (&mut Conn, &mut Conn),
+    (server_case, client_case): (Option<&CaseMap>, Option<&CaseMap>),
     (server_timeout, client_timeout): (Option<Duration>, Option<Duration>),
 ) -> Result<(), Broke> {
     let mut body_whole = false;
@@ -393,14 +431,16 @@ pub(super) async fn both_ways(
     std::future::poll_fn(|cx| {
         let mut to_server = Moves::default();
         if !body_whole {
-            match body.poll_relay(cx, (&mut *client, &mut *server), &mut to_server) {
+            let way = (&mut *client, &mut *server, server_case);
+            match body.poll_relay(cx, way, &mut to_server) {
                 Poll::Ready(Ok(())) => body_whole = true,
                 Poll::Ready(Err(stop)) => return Poll::Ready(Err(Broke::Body(stop))),
                 Poll::Pending => {}
             }
         }
         let mut to_client = Moves::default();
-        match response.poll_relay(cx, (&mut *server, &mut *client), &mut to_client) {
+        let way = (&mut *server, &mut *client, client_case);
+        match response.poll_relay(cx, way, &mut to_client) {
             Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
             Poll::Ready(Err(stop)) => return Poll::Ready(Err(Broke::Response(stop))),
             Poll::Pending => {}
