@@ -630,6 +630,59 @@ fn syslog_messages(socket: &std::net::UdpSocket) -> Vec<String> {
     out
 }
 
+/// A drained server that its checks take DOWN is a notice, not an alert, as HAProxy's
+/// `srv_update_status` words it for a server that took no new traffic anyway.
+#[test]
+fn a_drained_server_going_down_is_a_notice_like_haproxy() {
+    let test = "a_drained_server_going_down_is_a_notice_like_haproxy";
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = up.local_addr().unwrap();
+    std::thread::spawn(move || for _ in up.incoming() {});
+    let dead = free_port();
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = temp_dir(test);
+    let sock = dir.join("admin.sock");
+    let port = free_port();
+    let config = format!(
+        "global\n  stats socket {} level admin\n  log {} local0\n\
+         defaults\n  mode tcp\n  log global\n  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
+         backend be\n  server s1 {up_addr} check inter 100 fall 1\n  server s2 {up_addr}\n",
+        sock.display(),
+        syslog.local_addr().unwrap()
+    );
+    let status = || stat_row(&cli(&sock, "show stat"), "be", "s1").map(|r| r["status"].clone());
+    let run = |_| {
+        assert!(wait_until(Duration::from_secs(3), || status().as_deref() == Some("UP")));
+        syslog_messages(&syslog);
+        assert_eq!(cli(&sock, "set server be/s1 state drain").trim(), "");
+        assert_eq!(
+            cli(&sock, &format!("set server be/s1 check-port {dead}")).trim(),
+            ""
+        );
+        assert!(wait_until(Duration::from_secs(3), || status().as_deref()
+            == Some("DOWN")));
+        // The check's duration is the host's.
+        syslog_messages(&syslog)
+            .iter()
+            .map(|m| match m.split_once("check duration: ") {
+                Some((head, tail)) => {
+                    let rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+                    format!("{head}check duration: N{rest}")
+                }
+                None => m.clone(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let front = SocketAddr::from((LO, port));
+    let (ours, theirs) = hapx_tests::proxy_rules::side_by_side(test, &config, front, run);
+    let down = "<133>Server be/s1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: Nms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.";
+    assert!(ours.iter().any(|m| m == down), "{ours:#?}");
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "hapx-proxy, then HAProxy");
+    }
+}
+
 /// An operator's maintenance and drain changes (`disable`/`enable server`, `set server
 /// ... state`), and the check verdicts around them, are logged with HAProxy's words and
 /// levels: going DOWN for maintenance (notice from drain, alert otherwise), a server DOWN by

@@ -191,7 +191,7 @@ pub fn report_health(
         );
         remind_drain(backend, server);
     } else {
-        announce(backend, server, up, why);
+        announce(backend, server, up, why, before.stopping);
     }
     if up && before.up {
         // Into NOLB or out of it: the servers tracking it follow.
@@ -206,7 +206,7 @@ pub fn report_health(
 /// Logs a server gone UP or DOWN, `why` after the state (`, reason: ...`, `, changed from
 /// CLI`), then the servers left.
 pub fn report_change(backend: &Backend, server: &Server, up: bool, why: &str) {
-    announce(backend, server, up, why);
+    announce(backend, server, up, why, false);
     if !up && counted_when_up(server) {
         report_if_none_left(backend);
     }
@@ -220,21 +220,36 @@ fn counted_when_up(server: &Server) -> bool {
     server.lb_weight() > 0
 }
 
-/// `Server B/S is UP|DOWN` with `why` and the servers online or left, at HAProxy's level.
-fn announce(backend: &Backend, server: &Server, up: bool, why: &str) {
+/// `Server B/S is UP|DOWN` with `why` and the servers online or left, at HAProxy's level
+/// (see [`down_level`]; `was_stopping`: it was NOLB before going DOWN).
+fn announce(backend: &Backend, server: &Server, up: bool, why: &str, was_stopping: bool) {
     let event = format!("is {}{why}", if up { "UP" } else { "DOWN" });
     let counts = if up {
         servers_online(backend)
     } else {
         servers_left(backend, server)
     };
-    let level = if up { log::LOG_NOTICE } else { log::LOG_ALERT };
+    let level = if up {
+        log::LOG_NOTICE
+    } else {
+        down_level(server, was_stopping)
+    };
     warn(
         backend,
         level,
         &format!("{}{event}{counts}", server_named(backend, server)),
     );
     remind_drain(backend, server);
+}
+
+/// The level of a server's `is DOWN`: HAProxy's `srv_update_status` sends no alert for a
+/// server that took no new traffic anyway, NOLB (`was_stopping`) or drained, only a notice.
+fn down_level(server: &Server, was_stopping: bool) -> u8 {
+    if was_stopping || server.is_draining() {
+        log::LOG_NOTICE
+    } else {
+        log::LOG_ALERT
+    }
 }
 
 /// A step of a server's slow start (HAProxy's warm-up task recomputing its weight): a
@@ -277,7 +292,7 @@ pub fn report_tracked(backend: &Backend, server: &Server, up: bool) {
     let (level, event, counts) = if up {
         (log::LOG_NOTICE, "UP", servers_online(backend))
     } else {
-        (log::LOG_ALERT, "DOWN", servers_left(backend, server))
+        (down_level(server, false), "DOWN", servers_left(backend, server))
     };
     let name = server_named(backend, server);
     warn(
