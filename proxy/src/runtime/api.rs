@@ -158,6 +158,7 @@ pub async fn serve(
             let _slot = slot;
             // HAProxy's session (a job, a connection and a stream in `show info`).
             let _session = super::stats::InnerSession::begin();
+            super::cli_session_begun();
             let _ = session(state, conf, stream, handover, listener, timeout).await;
         });
     }
@@ -1134,18 +1135,10 @@ impl<'a> Strtol<'a> {
 /// `set server B/S check-port P`: HAProxy's checks and messages (see [`cli_port`]; 0 goes
 /// back to the server's port).
 fn set_check_port(s: &Server, text: &str) -> String {
-    if !s.opts.check {
-        return "health checks are not enabled on this server".into();
+    match super::checks::update_port(s, text) {
+        Ok(()) => String::new(),
+        Err(why) => why.into(),
     }
-    let port = match cli_port(text) {
-        Ok(p) => p,
-        Err(e) => return e.into(),
-    };
-    if port == 0 && matches!(s.service_port(), ServicePort::Mapped(_)) {
-        return "can't unset 'port' since MAPPORTS is in use".into();
-    }
-    s.set_check_port(port);
-    String::new()
 }
 
 /// A port given to the runtime API (`check-port`, `agent-port`), read as HAProxy's

@@ -274,12 +274,10 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
     let (pause_tx, pause_rx) = watch::channel(false);
     let shared = Shared {
-        global_slots: slots(prepared.state.max_conns),
-        frontend_slots: prepared
-            .state
-            .frontends
-            .iter()
-            .map(|f| slots(f.conf.maxconn.unwrap_or(prepared.state.max_conns)))
+        // The runtime API's `set maxconn global|frontend` resizes these.
+        global_slots: prepared.state.global_slots.semaphore(),
+        frontend_slots: (prepared.state.frontends.iter())
+            .map(|f| f.slots.semaphore())
             .collect(),
         stop: stop_rx,
         paused: pause_rx,
@@ -577,8 +575,20 @@ fn announce_pause(state: &State, what: &str) {
     }
 }
 
+/// The runtime API's sessions begun (its stats sockets' and the master's): the cumulated
+/// connections of HAProxy's `GLOBAL` proxy, which serves them.
+static CLI_SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts a runtime API session as it begins (see [`CLI_SESSIONS`]).
+pub(crate) fn cli_session_begun() {
+    CLI_SESSIONS.fetch_add(1, Relaxed);
+}
+
 /// What HAProxy says of each proxy a soft stop stops (on stderr and in its logs): the
-/// connections it took as a frontend and as a backend; last, its internal HTTP client's.
+/// connections it took as a frontend and as a backend, in HAProxy's order: first the proxies
+/// that listen, as their listeners stop; then `GLOBAL` (the runtime API's, whose sessions are
+/// its connections both ways) when a `stats socket` listens; then the other proxies, as the
+/// stop goes through the list; last, its internal HTTP client's.
 fn announce_stop(state: &State) {
     let pid = std::process::id();
     let say = |name: &str, fe: u64, be: u64, logger: Option<&log::Logger>| {
@@ -588,17 +598,27 @@ fn announce_stop(state: &State) {
             logger.send(log::LOG_WARNING, &msg);
         }
     };
-    for p in state.config.proxies.iter().filter(|p| !p.disabled) {
-        let fe = state.frontends.iter().find(|f| f.name == p.name);
-        let be = state.backends.iter().find(|b| b.name == p.name);
+    let enabled = || state.config.proxies.iter().filter(|p| !p.disabled);
+    let (listening, others): (Vec<_>, Vec<_>) = enabled().partition(|p| !p.binds.is_empty());
+    let say_proxy = |p: &crate::config::model::Proxy| {
+        // A frontend and a backend may share a name: each is its own proxy.
+        let fe = (state.frontends.iter()).find(|f| p.kind.is_frontend() && f.name == p.name);
+        let be = (state.backends.iter()).find(|b| p.kind.is_backend() && b.name == p.name);
         let total = |c: &state::Counters| c.total.load(Relaxed);
         say(
             &p.name,
             fe.map_or(0, |f| total(&f.counters)),
             be.map_or(0, |b| total(&b.counters)),
-            fe.map(|f| &f.logger),
+            // A backend's line goes to its own log targets.
+            fe.map(|f| &f.logger).or(be.map(|b| &b.logger)),
         );
+    };
+    listening.into_iter().for_each(say_proxy);
+    if !state.config.global.stats_sockets.is_empty() {
+        let sessions = CLI_SESSIONS.load(Relaxed);
+        say("GLOBAL", sessions, sessions, None);
     }
+    others.into_iter().for_each(say_proxy);
     say("<HTTPCLIENT>", 0, 0, None);
 }
 
@@ -760,17 +780,14 @@ async fn accept_loop(
         frontend: fe.paused.subscribe(),
     };
     let mut listening = Listening::new(&fe);
-    // `maxconnrate`/`maxsessrate` (every connection is a session here): the lower one.
-    let g = &state.config.global;
-    let rate_limit = [g.max_conn_rate, g.max_sess_rate]
-        .into_iter()
-        .flatten()
-        .min();
     // `rate-limit sessions`: the frontend's own limit (0: none), on the connections it
     // accepted in the last second, all of which are sessions unless a connection rule
     // rejected them.
     let frontend_rate_limit = std::num::NonZeroU32::new(fe.conf.rate_limit_sessions);
     loop {
+        // `maxconnrate`/`maxsessrate` (every connection is a session here): the lower one,
+        // read each turn as `set rate-limit ... global` may change it.
+        let rate_limit = state.rate_limits.effective();
         if let Some(limit) = rate_limit {
             accept_rate_wait(&state.conn_rate, limit - 1).await;
         }
@@ -1137,6 +1154,7 @@ fn free_slots(
 
 /// A `maxconn` as connection slots. Any value passes `-c` (as with HAProxy); one beyond
 /// what a semaphore holds (2^61 - 1) cannot be reached anyway and is capped there.
+#[cfg(test)]
 fn slots(maxconn: usize) -> Arc<Semaphore> {
     Arc::new(Semaphore::new(maxconn.min(Semaphore::MAX_PERMITS)))
 }

@@ -292,7 +292,11 @@ pub fn report_tracked(backend: &Backend, server: &Server, up: bool) {
     let (level, event, counts) = if up {
         (log::LOG_NOTICE, "UP", servers_online(backend))
     } else {
-        (down_level(server, false), "DOWN", servers_left(backend, server))
+        (
+            down_level(server, false),
+            "DOWN",
+            servers_left(backend, server),
+        )
     };
     let name = server_named(backend, server);
     warn(
