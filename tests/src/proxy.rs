@@ -32,8 +32,9 @@ use hapx_agents::netlink::Netlink;
 /// proxy binds it, and the proxy then fails to start or, worse, the test talks to the other
 /// socket. Two frontends on one port would share it through SO_REUSEPORT instead of failing,
 /// hence no port twice, nor one any TCP socket of the host has (see [`local_tcp_ports`]).
-/// Each process starts at its own place in the range so that test
-/// processes running side by side rarely try the same ports.
+/// Each process starts at its own place in the range so that test processes running side
+/// by side rarely try the same ports, and a port given out stays reserved to its process
+/// (see [`reserve`]).
 pub fn free_port() -> u16 {
     static NEXT: Mutex<Option<u32>> = Mutex::new(None);
     let (low, high) = static_port_range();
@@ -43,12 +44,40 @@ pub fn free_port() -> u16 {
     let in_use = local_tcp_ports();
     for offset in start..start + span {
         let port = u16::try_from(low + offset % span).expect("a port below 65536");
-        if !in_use.contains(&port) && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+        if !in_use.contains(&port)
+            && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+            && reserve(port)
+        {
             *next = Some(offset + 1);
             return port;
         }
     }
     panic!("no free port on loopback between {low} and {high}")
+}
+
+/// Reserves `port` for this test process: an exclusive lock on its file in a directory all
+/// test processes share, held until the process ends (the kernel drops it then, however
+/// the process ends). A port is free at [`free_port`]'s bind, yet another test process may
+/// pick it before this one's proxy binds it; the two proxies would then share it through
+/// SO_REUSEPORT and answer each other's clients. False when another live process holds it.
+fn reserve(port: u16) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    static HELD: Mutex<Vec<Flock<std::fs::File>>> = Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("hapx-test-ports");
+    // A directory nobody can create leaves the check to the bind alone.
+    if std::fs::create_dir_all(&dir).is_err() {
+        return true;
+    }
+    let Ok(file) = std::fs::File::create(dir.join(port.to_string())) else {
+        return true;
+    };
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => {
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// The local ports of every TCP socket the kernel lists, in any state: a port a binding test
