@@ -7,11 +7,13 @@
 //! `show stat` and the start-up messages on stderr (pids, paths and the seconds since the
 //! last change set aside).
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hapx_tests::proxy::{cli, free_port, stat_row, temp_dir, wait_until};
+use hapx_tests::proxy_dns::MultiDnsResponder;
 use hapx_tests::proxy_rules::HAPROXY;
 use hapx_tests::{bins, require};
 use nix::sys::signal::{Signal, kill};
@@ -1107,6 +1109,88 @@ fn check_and_agent_targets_survive_a_restart() {
                 "[WARNING]  (PID) : config : server-state partially applied for server 'be/c3', health checks are not enabled on this server",
                 "[WARNING]  (PID) : config : Server be/d4 is UP/READY (leaving forced maintenance).",
             ]
+        );
+    });
+}
+
+/// A server's name set with `set server B/S fqdn` survives a restart as in HAProxy 2.6.12:
+/// the name is flagged 64 in the admin state (`SRV_ADMF_HMAINT`), which shows only from the
+/// next admin change on; the new process starts on the file's name, the flag pending again
+/// until an admin change. A name DNS cannot resolve (96: the resolution's maintenance too)
+/// leaves the new process without an address: HAProxy's "could not resolve address ...,
+/// disabling server.".
+#[test]
+fn a_fqdn_set_on_the_cli_survives_a_restart() {
+    let test = "a_fqdn_set_on_the_cli_survives_a_restart";
+    let dir = temp_dir("server-state-fqdn");
+    let mut all = Vec::new();
+    let [p1, p2] = closed_ports();
+    let front = free_port();
+    let admin = |state: &[String], server: &str| {
+        let line = state.iter().find(|l| l.split(' ').nth(3) == Some(server));
+        line.and_then(|l| l.split(' ').nth(6).map(str::to_string))
+            .unwrap_or_default()
+    };
+    for (name, binary) in programs(test) {
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let dns = MultiDnsResponder::start();
+        let loopback = [IpAddr::from([127, 0, 0, 1])];
+        dns.set("localhost", &loopback);
+        dns.set("moved.test", &loopback);
+        let config = defaults(&dir, "  server-state-file ./state\n", front)
+            + &format!(
+                "resolvers dns\n  nameserver ns1 {}\n  resolve_retries 1\n  timeout retry 100ms\n\
+                 timeout resolve 100ms\n  hold valid 1s\n  hold nx 100ms\n\
+                 backend be\n  load-server-state-from-file global\n\
+                 default-server init-addr last,libc,none resolvers dns resolve-opts allow-dup-ip\n\
+                 server s1 localhost:{p1}\n  server s2 localhost:{p2}\n",
+                dns.addr
+            );
+        let first = Running::start(&binary, &dir, "first", &config, &["-db"]);
+        let state = |r: &Running| servers_state(&r.ask("show servers state be"));
+        assert_eq!(
+            first.ask("set server be/s1 fqdn moved.test").trim(),
+            "be/s1 changed its FQDN from localhost to moved.test by 'stats socket command'"
+        );
+        // Flagged in the next admin state, not yet the current one.
+        assert_eq!(admin(&state(&first), "s1"), "0", "{name}: before a change");
+        first.ask("set server be/s1 state drain");
+        first.ask("set server be/s1 state ready");
+        assert_eq!(admin(&state(&first), "s1"), "64", "{name}: after a change");
+        first.ask("set server be/s2 fqdn gone.test");
+        assert!(
+            wait_until(WAIT, || admin(&state(&first), "s2") == "96"),
+            "{name}: s2 {:?}",
+            state(&first)
+        );
+        let dump = first.ask("show servers state");
+        std::fs::write(dir.join("state"), &dump).expect("writing the state");
+        first.stop();
+        let second = Running::start(&binary, &dir, "second", &config, &["-db"]);
+        let mut s = seen(&second, &dir, "be", &["s1", "s2"]);
+        // The flag is pending again: an admin change shows it.
+        second.ask("set server be/s1 state drain");
+        s.state.extend(state(&second).into_iter().skip(2));
+        all.push((name, s));
+        second.stop();
+    }
+    agree(test, all, |s| {
+        let fqdn = |server: &str| {
+            let line = s.state.iter().find(|l| l.split(' ').nth(3) == Some(server));
+            line.and_then(|l| l.split(' ').nth(17)).unwrap_or_default()
+        };
+        assert_eq!(fqdn("s1"), "moved.test");
+        assert_eq!(fqdn("s2"), "gone.test");
+        assert_eq!(admin(&s.state[2..4], "s1"), "0");
+        assert_eq!(admin(&s.state[2..4], "s2"), "96");
+        assert_eq!(admin(&s.state[4..], "s1"), "72");
+        assert!(
+            s.messages.iter().any(|m| m.ends_with(
+                "'server be/s2' : could not resolve address 'gone.test', disabling server."
+            )),
+            "{:?}",
+            s.messages
         );
     });
 }

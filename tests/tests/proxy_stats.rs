@@ -683,6 +683,59 @@ fn a_drained_server_going_down_is_a_notice_like_haproxy() {
     }
 }
 
+/// A drained server is reminded of its drain each time HAProxy recomputes its status
+/// without an admin change: its weight set by the CLI (`set server ... weight`, `set
+/// weight`), to a new value or the same; not when nothing is recomputed (a drain asked
+/// again) nor in maintenance. (An agent's weight goes the same way.)
+#[test]
+fn weight_changes_remind_a_drained_server_like_haproxy() {
+    let test = "weight_changes_remind_a_drained_server_like_haproxy";
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = up.local_addr().unwrap();
+    std::thread::spawn(move || for _ in up.incoming() {});
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = temp_dir(test);
+    let sock = dir.join("admin.sock");
+    let port = free_port();
+    let config = format!(
+        "global\n  stats socket {} level admin\n  log {} local0\n\
+         defaults\n  mode tcp\n  log global\n  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
+         backend be\n  server s1 {up_addr}\n  server s2 {up_addr}\n",
+        sock.display(),
+        syslog.local_addr().unwrap()
+    );
+    let commands = [
+        "set server be/s1 state drain",
+        "set server be/s1 weight 7",
+        "set server be/s1 weight 7",
+        "set weight be/s1 50%",
+        "set server be/s1 state drain",
+        "set server be/s1 state maint",
+        "set server be/s1 weight 3",
+        "set server be/s1 state ready",
+        "set server be/s1 weight 2",
+    ];
+    let run = |_| {
+        syslog_messages(&syslog);
+        for command in commands {
+            assert_eq!(cli(&sock, command).trim(), "", "{command}");
+        }
+        syslog_messages(&syslog)
+    };
+    let front = SocketAddr::from((LO, port));
+    let (ours, theirs) = hapx_tests::proxy_rules::side_by_side(test, &config, front, run);
+    let reminder = "<133>Server be/s1 remains in forced drain mode.";
+    assert_eq!(
+        ours.iter().filter(|m| *m == reminder).count(),
+        3,
+        "{ours:#?}"
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "hapx-proxy, then HAProxy");
+    }
+}
+
 /// An operator's maintenance and drain changes (`disable`/`enable server`, `set server
 /// ... state`), and the check verdicts around them, are logged with HAProxy's words and
 /// levels: going DOWN for maintenance (notice from drain, alert otherwise), a server DOWN by

@@ -1263,7 +1263,7 @@ pub(super) fn change_weight(backend: &Backend, s: &Server, text: &str) -> Result
     }
     let backend_was_up = backend.is_up();
     s.set_weight(v);
-    super::transitions::report_weight_change(backend, backend_was_up);
+    super::transitions::report_weight_change(backend, s, backend_was_up);
     Ok(())
 }
 

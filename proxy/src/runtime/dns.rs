@@ -229,6 +229,9 @@ pub fn change_fqdn(
         // Sic: HAProxy's spelling.
         return "no need to change the FDQN".into();
     }
+    // HAProxy's SRV_ADMF_HMAINT: a state file dumped later carries the name over a reload.
+    // Set first: the resolution of the new name may fail (an admin change) at once.
+    server.set_fqdn_set_by_cli(true);
     // HAProxy keeps the name in lower case (but compares and answers with it as given). A
     // change of case alone names the same host: the resolution running goes on.
     if !old.eq_ignore_ascii_case(name) {

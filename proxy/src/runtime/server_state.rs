@@ -23,10 +23,13 @@
 //! logs are not set up yet when it reads the files, so none reaches syslog).
 //!
 //! Then the check's port and the agent's address and port, a refusal said as "partially
-//! applied". Not applied: `srv_fqdn` (HAProxy applies it only for a name changed at run time
-//! with DNS resolution, flagged 64 in the admin state, which hapx never writes), `srvrecord`,
-//! `srv_use_ssl`, `srv_check_addr` (hapx checks the address its configuration gives). As HAProxy, `-c` reads the files too
-//! and says what it finds.
+//! applied". `srv_fqdn` applies, as in HAProxy, only to a server written with a name whose
+//! name was changed at run time (`set server ... fqdn`, with DNS resolution): flagged 64 in
+//! the admin state (`SRV_ADMF_HMAINT`), which `show servers state` shows from the next admin
+//! change after the `set` on; the new process takes its first address by its `init-addr`
+//! methods on that name, then resolves it. Not applied: `srvrecord`, `srv_use_ssl`,
+//! `srv_check_addr` (hapx checks the address its configuration gives). As HAProxy, `-c`
+//! reads the files too and says what it finds.
 
 use std::fmt::Write as _;
 use std::io::BufRead as _;
@@ -163,7 +166,8 @@ fn init_address(
     server: &Server,
     kept: Option<&String>,
 ) -> bool {
-    let host = &conf.host;
+    // The configured name, or the one a state file set ([`apply_fqdn`]).
+    let host = &server.host();
     let said = |why: String| {
         let (be, name) = (&backend.name, &conf.name);
         format!("[{}] : 'server {be}/{name}' : {why}", conf.place)
@@ -542,6 +546,10 @@ struct Values<'a> {
     check_status: i16,
     check_state: i64,
     agent_state: i64,
+    /// `srv_fqdn`, unless `-`.
+    fqdn: Option<&'a str>,
+    /// The name was set from the CLI (admin flag 64, HAProxy's `SRV_ADMF_HMAINT`).
+    fqdn_set_by_cli: bool,
     port: Option<u32>,
 }
 
@@ -574,9 +582,10 @@ fn check_values<'a>(params: &'a [String]) -> Result<Values<'a>, String> {
     // of the flags left, only these combinations are valid.
     let admin_flags = |v: i64| (v as i32 as i64) & !(IDRAIN | IMAINT | RMAINT | FQDN_CHANGED);
     let valid_admin = [0, FMAINT, CMAINT, CMAINT | FMAINT, CMAINT | FDRAIN, FDRAIN];
-    let admin = admin_flags(number(2, "srv_admin_state", &|v| {
+    let raw_admin = number(2, "srv_admin_state", &|v| {
         valid_admin.contains(&admin_flags(v))
-    }));
+    });
+    let admin = admin_flags(raw_admin);
     // Unsigned in HAProxy: a negative weight is a huge one.
     let weight = |v: i64| (0..=WEIGHT_MAX).contains(&(v as u32 as i64));
     let uweight = number(3, "srv_uweight", &weight);
@@ -626,6 +635,8 @@ fn check_values<'a>(params: &'a [String]) -> Result<Values<'a>, String> {
         check_status: check_status as i16,
         check_state,
         agent_state,
+        fqdn: (!fqdn.starts_with('-')).then_some(fqdn),
+        fqdn_set_by_cli: raw_admin & FQDN_CHANGED != 0,
         port,
     })
 }
@@ -670,6 +681,7 @@ fn update_server(backend: &Backend, server: &Server, params: &[String]) -> Optio
     if values.iweight == i64::from(server.opts.weight) {
         server.set_weight(values.uweight as u32);
     }
+    apply_fqdn(server, &values);
     if let Some(port) = values.port {
         let port = port as u16;
         server.set_service_port(match server.service_port() {
@@ -684,6 +696,28 @@ fn update_server(backend: &Backend, server: &Server, params: &[String]) -> Optio
         ));
     }
     (values.addr != "-").then(|| values.addr.to_string())
+}
+
+/// The name of a server written with one, as HAProxy's `srv_state_srv_update`: the file's
+/// name when it was set from the CLI (flag 64 kept, and the resolution runs on it), the
+/// configured one otherwise; the same name as configured drops the flag. Its first address
+/// comes next by its `init-addr` methods, on that name.
+fn apply_fqdn(server: &Server, values: &Values<'_>) {
+    let Some(fqdn) = values.fqdn else { return };
+    let host = server.host();
+    if host.parse::<IpAddr>().is_ok() {
+        return;
+    }
+    if host == fqdn {
+        server.set_fqdn_set_by_cli(false);
+    } else if values.fqdn_set_by_cli {
+        // HAProxy's `srv_set_fqdn` needs a resolvers section (it keeps the name lower
+        // case, as `set server ... fqdn`); the flag is set even without one.
+        if server.opts.resolvers.is_some() {
+            server.set_host(&fqdn.to_ascii_lowercase());
+        }
+        server.set_fqdn_set_by_cli(true);
+    }
 }
 
 /// The check's, then the agent's, port and address, as the last steps of HAProxy's

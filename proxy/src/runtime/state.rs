@@ -396,6 +396,14 @@ pub struct Server {
     inherited_maint: AtomicBool,
     /// Draining because the server it tracks is (HAProxy's IDRAIN, see `runtime::track`).
     inherited_drain: AtomicBool,
+    /// Its name was set by `set server ... fqdn` (or kept so by a state file): HAProxy's
+    /// `SRV_ADMF_HMAINT` in its next admin state, which a new process reads to keep the name.
+    fqdn_set_by_cli: AtomicBool,
+    /// The same flag in its current admin state, as `show servers state` shows it: HAProxy
+    /// copies the next state to the current one at an admin change only, so the flag shows
+    /// from the next change of maintenance or drain on (see
+    /// [`Server::commit_admin_change`]).
+    fqdn_set_by_cli_shown: AtomicBool,
     /// Leaving maintenance (its own or inherited), until the change is applied: a backend
     /// it brings back counts no downtime for the time before (see
     /// [`Backend::server_changed`]).
@@ -474,6 +482,8 @@ impl Server {
             leaving_maint: AtomicBool::new(false),
             inherited_maint: AtomicBool::new(false),
             inherited_drain: AtomicBool::new(false),
+            fqdn_set_by_cli: AtomicBool::new(false),
+            fqdn_set_by_cli_shown: AtomicBool::new(false),
             consecutive_errors: AtomicU32::new(0),
             hana_failures: AtomicU64::new(0),
             fastinter_next: AtomicBool::new(false),
@@ -512,10 +522,32 @@ impl Server {
             (false, true) => Admin::Drain,
             (false, false) => Admin::Ready,
         };
+        let kept_drain_changed = self.drain_under_maint.load(Relaxed) != (maint && drain);
         if admin != self.admin() {
             self.set_admin(admin);
+        } else if kept_drain_changed {
+            self.commit_admin_change();
         }
         self.drain_under_maint.store(maint && drain, Relaxed);
+    }
+
+    /// Flags its name as set from the CLI, or not (HAProxy's `SRV_ADMF_HMAINT` in
+    /// `next_admin`); shown from the next admin change on.
+    pub fn set_fqdn_set_by_cli(&self, on: bool) {
+        self.fqdn_set_by_cli.store(on, Relaxed);
+    }
+
+    /// Whether `show servers state` shows its name as set from the CLI (admin flag 64).
+    pub fn shows_fqdn_set_by_cli(&self) -> bool {
+        self.fqdn_set_by_cli_shown.load(Relaxed)
+    }
+
+    /// An admin flag changed: as HAProxy's `srv_update_status` copying `next_admin` to
+    /// `cur_admin`, the flags set without a change of their own (the name set from the CLI)
+    /// become current too.
+    fn commit_admin_change(&self) {
+        let pending = self.fqdn_set_by_cli.load(Relaxed);
+        self.fqdn_set_by_cli_shown.store(pending, Relaxed);
     }
 
     /// As HAProxy: maintenance pauses the checks with the health at 0; leaving it starts the
@@ -528,6 +560,9 @@ impl Server {
             &mut *self.admin.lock().unwrap_or_else(|e| e.into_inner()),
             admin,
         );
+        if was != admin {
+            self.commit_admin_change();
+        }
         if was != admin && (was == Admin::Maint || admin == Admin::Maint) && self.checks_enabled() {
             self.checks_paused.store(admin == Admin::Maint, Relaxed);
         }
@@ -659,6 +694,7 @@ impl Server {
         if self.inherited_maint.swap(on, Relaxed) == on {
             return false;
         }
+        self.commit_admin_change();
         if on {
             self.enter_maint(was_stopped);
             self.retire_connections();
@@ -794,6 +830,9 @@ impl Server {
     pub fn set_resolved_addr(&self, ip: Option<IpAddr>) {
         let was_stopped = self.is_stopped();
         let was = self.swap_addr(ip);
+        if was.is_some() != ip.is_some() {
+            self.commit_admin_change();
+        }
         match (was.is_some(), ip.is_some()) {
             (true, false) => self.enter_resolution_maint(was_stopped),
             (false, true) => self.leave_resolution_maint(was_stopped),
@@ -807,6 +846,7 @@ impl Server {
     /// resolution maintenance, as HAProxy's `srv_init_addr` puts it there: from running,
     /// so a stop is counted.
     pub fn start_in_resolution_maint(&self) {
+        self.commit_admin_change();
         self.swap_addr(None);
         self.enter_resolution_maint(false);
     }
@@ -939,6 +979,7 @@ impl Server {
         if self.inherited_drain.swap(on, Relaxed) == on {
             return false;
         }
+        self.commit_admin_change();
         if self.admin() == Admin::Ready && !self.in_inherited_maint() {
             self.record_drain_change(!on, on);
         }
@@ -1716,5 +1757,41 @@ mod tests {
         assert_eq!(limits.effective(), Some(20));
         limits.connections.store(10, Relaxed);
         assert_eq!(limits.effective(), Some(10));
+    }
+
+    #[test]
+    fn a_name_set_from_the_cli_shows_from_the_next_admin_change() {
+        let server = Server::new(
+            1,
+            "b",
+            &model::Server {
+                name: "s".into(),
+                host: "web".into(),
+                port: Some(1),
+                opts: ServerOptions::default(),
+                place: Default::default(),
+                id: 1,
+                addr: Some([127, 0, 0, 1].into()),
+            },
+            Default::default(),
+        );
+        server.set_fqdn_set_by_cli(true);
+        assert!(!server.shows_fqdn_set_by_cli());
+        // No change: a server ready made ready, a weight.
+        server.set_admin_flag(AdminFlag::Drain, false);
+        server.set_weight(3);
+        assert!(!server.shows_fqdn_set_by_cli());
+        server.set_admin(Admin::Drain);
+        assert!(server.shows_fqdn_set_by_cli());
+        // A forced drain kept under maintenance, then dropped, is a change too.
+        server.set_fqdn_set_by_cli(false);
+        server.set_admin_flag(AdminFlag::Maint, true);
+        server.set_fqdn_set_by_cli(true);
+        server.set_admin_flag(AdminFlag::Drain, false);
+        assert!(server.shows_fqdn_set_by_cli());
+        // The resolution's maintenance too.
+        server.set_fqdn_set_by_cli(false);
+        server.set_resolved_addr(None);
+        assert!(!server.shows_fqdn_set_by_cli());
     }
 }

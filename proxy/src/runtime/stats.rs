@@ -1070,6 +1070,11 @@ pub fn servers_state(state: &State, only: Option<&str>) -> Result<String, String
                 32
             } else {
                 0
+            } | if s.shows_fqdn_set_by_cli() {
+                // Its name set from the CLI (HMAINT).
+                64
+            } else {
+                0
             };
             // HAProxy's check state flags: in progress 1, configured 2, enabled 4, paused
             // (maintenance) 8.

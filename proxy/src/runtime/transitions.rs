@@ -258,9 +258,11 @@ pub fn report_warming_step(backend: &Backend, server: &Server) {
     remind_drain(backend, server);
 }
 
-/// HAProxy's reminder after a drained server's operational state changed (UP, DOWN,
-/// stopping, by its checks, its agent, the server it tracks, the CLI, or the end of its slow
-/// start): the operator's drain still holds.
+/// HAProxy's reminder each time `srv_update_status` recomputes a drained server's status
+/// without an admin change: its operational state changed (UP, DOWN, stopping, by its
+/// checks, its agent, the server it tracks, the CLI), a step of its slow start, its weight
+/// set; the operator's drain still holds. (Not for what leaves the status as it is: the
+/// checks or the agent enabled or disabled, a drain asked again.)
 fn remind_drain(backend: &Backend, server: &Server) {
     if server.admin() == Admin::Drain {
         let name = server_named(backend, server);
@@ -516,10 +518,13 @@ fn running_on_backup(active: usize, backup: usize) -> &'static str {
     }
 }
 
-/// A server's weight changed (`set server ... weight`, `set weight`, an agent's answer): a
-/// backend that balanced to a server before and has none left now (the weight was 0) gets
-/// HAProxy's alert, as any change of a server's state that leaves none.
-pub fn report_weight_change(backend: &Backend, backend_was_up: bool) {
+/// A server's weight was set (`set server ... weight`, `set weight`, an agent's answer),
+/// to a new value or the same: HAProxy recomputes the server's status, which reminds a
+/// drained server of its drain each time, and a backend that balanced to a server before
+/// and has none left now (the weight was 0) gets HAProxy's alert, as any change of a
+/// server's state that leaves none.
+pub fn report_weight_change(backend: &Backend, server: &Server, backend_was_up: bool) {
+    remind_drain(backend, server);
     if backend_was_up {
         report_if_none_left(backend);
     }
