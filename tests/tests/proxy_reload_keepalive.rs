@@ -530,3 +530,52 @@ fn logged_stops(syslog: &Syslog, count: usize) -> Vec<String> {
     }
     stops
 }
+
+/// A process without listeners (backends and a stats socket only) hands over nothing at a
+/// reload, and the new one takes that quietly, as HAProxy: no warning on its stderr.
+#[test]
+fn a_reload_without_listeners_is_quiet() {
+    let test = "a_reload_without_listeners_is_quiet";
+    let dir = temp_dir("nolisteners");
+    for (who, binary) in hapx_and_haproxy(test) {
+        let sock = dir.join(format!("{who}.sock"));
+        let pidfile = dir.join(format!("{who}.pid"));
+        let config = dir.join(format!("{who}.cfg"));
+        let text = format!(
+            "global\n  stats socket {} level admin\n\
+             defaults\n  mode tcp\n  timeout client 5s\n  timeout server 5s\n  timeout connect 1s\n\
+             backend b\n  server s 127.0.0.1:9\n",
+            sock.display()
+        );
+        std::fs::write(&config, text).expect("writing the configuration");
+        let start = |extra: &[String]| {
+            Command::new(&binary)
+                .arg("-D")
+                .arg("-f")
+                .arg(&config)
+                .arg("-p")
+                .arg(&pidfile)
+                .args(extra)
+                .stdin(Stdio::null())
+                .output()
+                .expect("running the proxy")
+        };
+        let first = start(&[]);
+        assert!(first.status.success(), "{who}: {first:?}");
+        let old = std::fs::read_to_string(&pidfile).expect("the pid file");
+        let old = old.trim().to_string();
+        let second = start(&["-sf".into(), old.clone()]);
+        let stderr = String::from_utf8_lossy(&second.stderr).into_owned();
+        let new = std::fs::read_to_string(&pidfile).unwrap_or_default();
+        for pid in [old.as_str(), new.trim()] {
+            if let Ok(pid) = pid.parse::<i32>() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+            }
+        }
+        assert!(second.status.success(), "{who}: {second:?}");
+        let warnings: Vec<&str> = (stderr.lines())
+            .filter(|l| l.contains("[WARNING]") || l.contains("[ALERT]"))
+            .collect();
+        assert!(warnings.is_empty(), "{who}: {warnings:?}");
+    }
+}

@@ -295,7 +295,8 @@ fn receive_some(
     Ok(buf)
 }
 
-/// The addresses of "N addr...", which must be N.
+/// The addresses of "N addr...", which must be N (none from a process without listeners:
+/// a configuration of backends only, or a stats socket alone).
 fn parse_announce(line: &str) -> anyhow::Result<Vec<SocketAddr>> {
     let mut words = line.split_whitespace();
     let count: usize = words
@@ -308,7 +309,7 @@ fn parse_announce(line: &str) -> anyhow::Result<Vec<SocketAddr>> {
                 .with_context(|| format!("'{a}' is not a socket address"))
         })
         .collect::<anyhow::Result<Vec<SocketAddr>>>()?;
-    if addrs.len() != count || count == 0 {
+    if addrs.len() != count {
         anyhow::bail!("announced {count} sockets but named {}", addrs.len());
     }
     Ok(addrs)
