@@ -635,10 +635,7 @@ fn every_silently_accepted_keyword_has_a_reason() {
     let allowed: &[(Scope, &str, &str)] = &[
         (Scope::Global, "ca-base", SSL),
         (Scope::Global, "crt-base", SSL),
-        (Scope::Global, "ssl-default-bind-ciphers", SSL),
-        (Scope::Global, "ssl-default-bind-ciphersuites", SSL),
         (Scope::Global, "ssl-default-bind-options", SSL),
-        (Scope::Global, "ssl-default-bind-curves", SSL),
         (Scope::Global, "ssl-default-server-ciphers", SSL),
         (Scope::Global, "ssl-default-server-ciphersuites", SSL),
         (Scope::Global, "ssl-default-server-options", SSL),

@@ -159,6 +159,19 @@ pub enum Source {
     SslFcAlpn,
     SslCUsed,
     SslCVerify,
+    /// `ssl_fc_has_crt`, `ssl_fc_has_sni`, `ssl_fc_is_resumed`: whether the client
+    /// presented a certificate in this handshake (not on a resumed session: HAProxy's
+    /// "verify done"), sent a server name, resumed a session.
+    SslFcHasCrt,
+    SslFcHasSni,
+    SslFcIsResumed,
+    /// `ssl_fc_use_keysize`, `ssl_fc_alg_keysize`: the cipher's key size in bits.
+    SslFcKeysize,
+    /// `ssl_c_err`, `ssl_c_ca_err`, `ssl_c_ca_err_depth`: the first verification error
+    /// (and its depth); 0, as a certificate that did not verify ended the handshake.
+    SslCVerifyError,
+    /// `ssl_c_*`: a field of the client's certificate.
+    SslClientCert(CertField),
     /// `sc_*`, `scN_*`, `src_*`, `table_cnt`: stick table counters ([`super::stick`]).
     Stick(super::stick::StickFetch),
     /// `http_auth(userlist)`: whether the request's Basic credentials are a user's.
@@ -177,6 +190,118 @@ pub enum Source {
     /// which hapx knows only in a health check's formats: [`parse_check_fetch`]); and the
     /// variables and constants, which traffic rules read too.
     Checked(CheckedFact),
+}
+
+/// What the `ssl_c_*` fetches take of the client's certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertField {
+    /// `ssl_c_s_dn([entry[,occ[,format]]])`, `ssl_c_i_dn(...)`.
+    SubjectDn(DnPart),
+    IssuerDn(DnPart),
+    /// `ssl_c_serial`, `ssl_c_sha1`, `ssl_c_der`: binary.
+    Serial,
+    Sha1,
+    Der,
+    /// `ssl_c_chain_der`: the DER of the certificates the client sent after its own, one
+    /// after the other (none on a resumed session, as HAProxy's).
+    ChainDer,
+    /// `ssl_c_notbefore`, `ssl_c_notafter`: `YYMMDDhhmmssZ`.
+    NotBefore,
+    NotAfter,
+    /// `ssl_c_version`: 1 for X.509 v1 ... 3 for v3.
+    Version,
+    /// `ssl_c_sig_alg`, `ssl_c_key_alg`: OpenSSL's short name of the algorithm.
+    SignatureAlgorithm,
+    KeyAlgorithm,
+}
+
+/// What a DN fetch gives of a distinguished name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnPart {
+    /// HAProxy's own one-line form, `/C=FR/O=Example/CN=name`.
+    Whole,
+    /// RFC 2253's form, `CN=name,O=Example,C=FR` (the format argument `rfc2253`).
+    Rfc2253,
+    /// The `occurrence`th value of attribute `entry` (a short name or dotted OID, any
+    /// case): counted from the first from 1, from the last from -1 (0 finds none).
+    /// Boxed, as every fetch is as big as the biggest.
+    Entry(Box<(String, i64)>),
+}
+
+impl CertField {
+    fn kind(&self) -> Kind {
+        match self {
+            CertField::Serial | CertField::Sha1 | CertField::Der | CertField::ChainDer => Kind::Bin,
+            CertField::Version => Kind::Int,
+            _ => Kind::Str,
+        }
+    }
+}
+
+/// The certificate fetch `name` (`ssl_c_*`) with `args`; None for another name.
+fn cert_field(name: &str, args: &[String]) -> Option<Result<CertField, String>> {
+    let plain = |field: CertField| match non_empty(args).as_slice() {
+        [] => Ok(field),
+        given => Err(format!(
+            "fetch method '{name}' : expected ')' before '{})'",
+            given.join(",")
+        )),
+    };
+    Some(match name {
+        "ssl_c_s_dn" => dn_part(name, args).map(CertField::SubjectDn),
+        "ssl_c_i_dn" => dn_part(name, args).map(CertField::IssuerDn),
+        "ssl_c_serial" => plain(CertField::Serial),
+        "ssl_c_sha1" => plain(CertField::Sha1),
+        "ssl_c_der" => plain(CertField::Der),
+        "ssl_c_chain_der" => plain(CertField::ChainDer),
+        "ssl_c_notbefore" => plain(CertField::NotBefore),
+        "ssl_c_notafter" => plain(CertField::NotAfter),
+        "ssl_c_version" => plain(CertField::Version),
+        "ssl_c_sig_alg" => plain(CertField::SignatureAlgorithm),
+        "ssl_c_key_alg" => plain(CertField::KeyAlgorithm),
+        _ => return None,
+    })
+}
+
+/// A DN fetch's `[entry[,occ[,format]]]`, as HAProxy's argument parser reads them: an
+/// empty occurrence ends the list early (so `(,,rfc2253)` is an error); an entry wins over
+/// the format, which must be `rfc2253` or empty (HAProxy's message ends in `..`).
+fn dn_part(name: &str, args: &[String]) -> Result<DnPart, String> {
+    let empty_occurrence = args.get(1).is_some_and(|occ| occ.is_empty());
+    let unread = match args.len() {
+        4.. => Some(3),
+        3 if empty_occurrence => Some(2),
+        _ => None,
+    };
+    if let Some(from) = unread {
+        return Err(format!(
+            "fetch method '{name}' : expected ')' before ',{})'",
+            args[from..].join(",")
+        ));
+    }
+    let occurrence = match args.get(1).filter(|occ| !occ.is_empty()) {
+        None => 1,
+        Some(occ) => match read_int64(occ) {
+            Some(n) if !occ.trim_start_matches(['-', '+']).is_empty() => n,
+            _ => {
+                return Err(format!(
+                    "fetch method '{name}' : failed to parse '{occ}' as type 'integer' at position 2"
+                ));
+            }
+        },
+    };
+    let format = args.get(2).map_or("", String::as_str);
+    if !matches!(format, "" | "rfc2253") {
+        return Err(format!(
+            "invalid args in fetch method '{name}' : only rfc2253 or a blank value are \
+             currently supported as the format argument.."
+        ));
+    }
+    Ok(match args.first().map_or("", String::as_str) {
+        "" if format == "rfc2253" => DnPart::Rfc2253,
+        "" => DnPart::Whole,
+        entry => DnPart::Entry(Box::new((entry.to_string(), occurrence))),
+    })
 }
 
 /// What a health check's format may fetch of the server it checks; and what every rule may
@@ -230,7 +355,11 @@ impl Source {
         use Source::*;
         match self {
             AlwaysTrue | AlwaysFalse | WaitEnd | SrvIsUp(..) | OwnSrvIsUp(..) | ProtoHttp
-            | SslFc | SslCUsed | HttpAuth(_) => Kind::Bool,
+            | SslFc | SslCUsed | SslFcHasCrt | SslFcHasSni | SslFcIsResumed | HttpAuth(_) => {
+                Kind::Bool
+            }
+            SslFcKeysize | SslCVerifyError => Kind::Int,
+            SslClientCert(field) => field.kind(),
             Header(h) => h.value.kind(),
             SrcPort | DstPort | Nbsrv(_) | Status | ReqLen | SslVer | SslHelloType | SslCVerify
             | Stick(_) | RdpCookieCnt(_) | ResLen | ResSslHelloType => Kind::Int,
@@ -1124,7 +1253,13 @@ fn fetch_as(text: &str, acl_keyword: Option<&str>, in_acl: bool) -> Result<Fetch
             );
             return Err(in_expression(format!("{who} : {m}").into()));
         }
-        None => source(name, &non_empty(&args)).map_err(in_expression)?,
+        // The DN fetches read their arguments by position, empty ones included.
+        None => match cert_field(name, &args) {
+            Some(field) => Some(Source::SslClientCert(
+                field.map_err(|m| in_expression(m.into()))?,
+            )),
+            None => source(name, &non_empty(&args)).map_err(in_expression)?,
+        },
     };
     let Some(source) = source else {
         if keywords::FETCHES.contains(&name) || keywords::ACL_KEYWORDS.contains(&name) {
@@ -1267,6 +1402,11 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
         "ssl_fc_alpn" => Source::SslFcAlpn,
         "ssl_c_used" => Source::SslCUsed,
         "ssl_c_verify" => Source::SslCVerify,
+        "ssl_fc_has_crt" => Source::SslFcHasCrt,
+        "ssl_fc_has_sni" => Source::SslFcHasSni,
+        "ssl_fc_is_resumed" => Source::SslFcIsResumed,
+        "ssl_fc_use_keysize" | "ssl_fc_alg_keysize" => Source::SslFcKeysize,
+        "ssl_c_err" | "ssl_c_ca_err" | "ssl_c_ca_err_depth" => Source::SslCVerifyError,
         _ => match super::stick::parse_fetch(name, args) {
             Some(f) => Source::Stick(f?),
             None => return Ok(None),
@@ -1412,6 +1552,41 @@ mod tests {
 
     fn words(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn dn_fetches_read_their_arguments_by_position() {
+        let part = |text: &str| match parse_fetch(text).map(|f| f.source) {
+            Ok(Source::SslClientCert(CertField::SubjectDn(part))) => Ok(part),
+            other => Err(format!("{other:?}")),
+        };
+        let entry =
+            |name: &str, occurrence| DnPart::Entry(Box::new((name.to_string(), occurrence)));
+        assert_eq!(part("ssl_c_s_dn"), Ok(DnPart::Whole));
+        assert_eq!(part("ssl_c_s_dn()"), Ok(DnPart::Whole));
+        assert_eq!(part("ssl_c_s_dn(cn)"), Ok(entry("cn", 1)));
+        assert_eq!(part("ssl_c_s_dn(OU,-2)"), Ok(entry("OU", -2)));
+        // An entry wins over the format.
+        assert_eq!(part("ssl_c_s_dn(cn,1,rfc2253)"), Ok(entry("cn", 1)));
+        assert_eq!(part("ssl_c_s_dn(,1,rfc2253)"), Ok(DnPart::Rfc2253));
+        // An empty occurrence ends HAProxy's list: what follows is unexpected.
+        assert!(
+            part("ssl_c_s_dn(,,rfc2253)")
+                .unwrap_err()
+                .contains("expected ')' before ',rfc2253)'")
+        );
+        assert!(
+            part("ssl_c_s_dn(cn,x)")
+                .unwrap_err()
+                .contains("failed to parse 'x'")
+        );
+        assert!(
+            part("ssl_c_s_dn(cn,1,ldap)")
+                .unwrap_err()
+                .contains("only rfc2253")
+        );
+        assert!(parse_fetch("ssl_c_serial(1)").is_err());
+        assert!(parse_fetch("ssl_c_serial()").is_ok());
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //!   `ssl-max-ver`, `no-tlsv12`/`no-tlsv13`, `force-tlsv12`/`force-tlsv13`.
 //! - rustls speaks TLSv1.2 and TLSv1.3 with its own safe cipher suites: an older minimum
 //!   (`ssl-min-ver TLSv1.0`) is a warning, an older maximum or forced version an error,
-//!   `ciphers`/`ciphersuites` a warning.
+//!   `ciphers`, `ciphersuites` and `curves` (and their global `ssl-default-bind-*`)
+//!   narrow rustls's suites and groups ([`ciphers`]): what rustls lacks is a warning.
+//! - `ca-ignore-err`/`crt-ignore-err` (`all` or OpenSSL's error ids): client certificates
+//!   that fail verification for those reasons are let in ([`client_verify`]).
 //! - `ca-file` and `crl-file` are read when the line is, with or without `verify`.
 //! - `crt-list FILE` ([`super::crt_list`]): certificates with their own names (SNI filters)
 //!   and options. A line with options gets its own rustls configuration (a *context*: its
@@ -60,6 +63,12 @@ use super::model::TlsVersions;
 use super::ocsp::{OcspFile, Staple};
 use super::tls::resolve;
 
+pub mod ciphers;
+pub mod client_verify;
+
+use ciphers::CipherLists;
+use client_verify::IgnoredErrors;
+
 /// `verify` on a bind: whether client certificates are asked for and required.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClientVerify {
@@ -98,13 +107,30 @@ pub struct BindTlsOptions {
     /// gets no handshake, rather than the default certificate.
     pub strict_sni: bool,
     pub versions: TlsVersions,
+    /// `no-sslv3`, `no-tlsv1x` were given (HAProxy ignores them beside `ssl-min-ver` or
+    /// `ssl-max-ver`, with a warning).
+    pub version_flags: bool,
+    /// `ciphers`, `ciphersuites`, `curves`.
+    pub ciphers: CipherLists,
+    /// `ca-ignore-err`: verification errors of the client's CA chain let through.
+    pub ca_ignore_err: IgnoredErrors,
+    /// `crt-ignore-err`: verification errors of the client's own certificate let through.
+    pub crt_ignore_err: IgnoredErrors,
 }
 
 impl BindTlsOptions {
+    /// Whether HAProxy warns that `no-sslv3`/`no-tlsv1x` are ignored: given beside a
+    /// version bound (these settings with the global defaults'), which wins.
+    pub fn ignores_version_flags(&self) -> bool {
+        self.version_flags && (self.versions.min.is_some() || self.versions.max.is_some())
+    }
+
     /// These settings, with the global defaults' versions where the line sets none.
     pub fn with_defaults(&self, defaults: &BindTlsOptions) -> BindTlsOptions {
         BindTlsOptions {
             versions: self.versions.with_defaults(&defaults.versions),
+            version_flags: self.version_flags || defaults.version_flags,
+            ciphers: self.ciphers.with_defaults(&defaults.ciphers),
             ..self.clone()
         }
     }
@@ -295,6 +321,8 @@ pub enum BindTlsError {
     NoVersion,
     #[error("{0}")]
     Tls(#[from] rustls::Error),
+    #[error("{0}")]
+    Ciphers(#[from] ciphers::CipherError),
     /// A certificate or option of a crt-list line.
     #[error("'crt-list' : {0}")]
     InList(Box<BindTlsError>),
@@ -422,6 +450,7 @@ fn context(
     resolver: &Arc<dyn ResolvesServerCert>,
 ) -> Result<Context, BindTlsError> {
     let versions = opts.versions.rustls().ok_or(BindTlsError::NoVersion)?;
+    let provider = &opts.ciphers.provider(provider)?;
     let builder =
         ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
     let builder = match opts.verify {
@@ -431,6 +460,8 @@ fn context(
         }
     };
     let mut config = builder.with_cert_resolver(resolver.clone());
+    // HAProxy (without `prefer-client-ciphers`) follows the order of its own list.
+    config.ignore_client_order = opts.ciphers.orders_suites();
     let without_alpn = opts.alpn.is_some().then(|| Arc::new(config.clone()));
     config.alpn_protocols = (opts.alpn.iter().flatten())
         .map(|p| p.as_bytes().to_vec())
@@ -508,9 +539,14 @@ fn client_verifier(
     if verify == ClientVerify::Optional {
         builder = builder.allow_unauthenticated();
     }
-    builder
+    let verifier = builder
         .build()
-        .map_err(|e| BindTlsError::CaFile(path.display().to_string(), e.to_string()))
+        .map_err(|e| BindTlsError::CaFile(path.display().to_string(), e.to_string()))?;
+    Ok(client_verify::IgnoringVerifier::wrap(
+        verifier,
+        &opts.ca_ignore_err,
+        &opts.crt_ignore_err,
+    ))
 }
 
 /// One certificate with its key, and the names it serves.

@@ -1110,6 +1110,19 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "crt-base" => g.crt_base = Some(one(line, "a directory")?.into()),
         "ssl-default-server-options" => ssl_default_server_options(g, line, diags)?,
         "ssl-default-bind-options" => ssl_default_bind_options(g, line, diags)?,
+        "ssl-default-bind-ciphers" | "ssl-default-bind-ciphersuites" | "ssl-default-bind-curves" => {
+            let list = kw.trim_start_matches("ssl-default-bind-");
+            // HAProxy's words (its grammar too).
+            let v = line.arg(1).ok_or_else(|| match list {
+                "curves" => format!("global statement '{kw}' expects a curves suite as an arguments."),
+                _ => format!("global statement '{kw}' expects a cipher suite as an argument."),
+            })?;
+            // Warned about where an `ssl` bind takes it.
+            let lists = &mut g.ssl_default_bind.ciphers;
+            let mut only = super::bind_tls::ciphers::CipherLists::default();
+            *only.named(list) = Some(v.to_string());
+            *lists = only.with_defaults(lists);
+        }
         "set-var" | "set-var-fmt" => {
             super::global_vars::run(line.words, &g.environment).map_err(|e| match e {
                 super::acl::AclError::Bad(m) => m,
@@ -1891,6 +1904,22 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
             _ => not_implemented(support, &format!("'bind ... {opt}'"), line.place, diags),
         }
         i += 1 + nargs;
+    }
+    if tls.ssl
+        && tls
+            .with_defaults(&g.ssl_default_bind)
+            .ignores_version_flags()
+    {
+        diags.global_warn(format!(
+            "Proxy '{}': no-sslv3/no-tlsv1x are ignored for bind '{spec}' at [{}]. Use only 'ssl-min-ver' and 'ssl-max-ver' to fix.",
+            p.name, line.place
+        ));
+    }
+    if tls.ssl {
+        let inherited = tls.ciphers.inherited(&g.ssl_default_bind.ciphers);
+        for warning in inherited.check("ssl-default-bind-").unwrap_or_default() {
+            diags.warn(line.place, format!("{at}{warning}"));
+        }
     }
     let tls = bind_tls_server(&tls, g, spec, &at, line.place, diags)?;
     for (part, addrs) in addrs {
@@ -2705,13 +2734,43 @@ fn ssl_default_server_options(g: &mut Global, line: &Line<'_>, diags: &mut Diags
 /// others concern OpenSSL features rustls does not have, or has always on). A minimum below
 /// TLSv1.2 is a warning, as on binds and servers: TLSv1.2 it is.
 fn ssl_default_bind_options(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
-    let t = &mut g.ssl_default_bind.versions;
+    let defaults = &mut g.ssl_default_bind;
+    let (t, flags) = (&mut defaults.versions, &mut defaults.version_flags);
     ssl_default_options(line, |opt, value| match opt {
         "ssl-min-ver" => min_version_low_warns(t, value, line.place, diags).map(|()| true),
         // HAProxy refuses the bind-only `strict-sni`, `no-ca-names` and `allow-0rtt` here.
         "no-tls-tickets" | "prefer-client-ciphers" => Ok(true),
-        _ => version_option(t, opt, value),
+        _ => {
+            *flags |= is_version_flag(opt);
+            version_option(t, opt, value)
+        }
     })
+}
+
+/// `no-sslv3`, `no-tlsv1x`: what HAProxy ignores beside `ssl-min-ver`/`ssl-max-ver`.
+fn is_version_flag(opt: &str) -> bool {
+    matches!(
+        opt,
+        "no-sslv3" | "no-tlsv10" | "no-tlsv11" | "no-tlsv12" | "no-tlsv13"
+    )
+}
+
+/// `ciphers`, `ciphersuites` or `curves` (`list`), on a bind line or as a global default:
+/// a warning for the names rustls lacks. A list OpenSSL refuses whole is HAProxy's error
+/// where an `ssl` bind uses it (`bind_tls::build`), as HAProxy refuses it there.
+fn cipher_list(
+    lists: &mut super::bind_tls::ciphers::CipherLists,
+    list: &str,
+    v: &str,
+    place: &Place,
+    diags: &mut Diags,
+) {
+    let mut only = super::bind_tls::ciphers::CipherLists::default();
+    *only.named(list) = Some(v.to_string());
+    for warning in only.check("").unwrap_or_default() {
+        diags.warn(place, warning);
+    }
+    *lists = only.with_defaults(lists);
 }
 
 /// The options of an `ssl-default-*-options` line, each given to `option` with its value
@@ -2771,11 +2830,19 @@ pub(super) fn bind_tls_option(
         "alpn" => t.alpn = Some(alpn_list(v)),
         "strict-sni" => t.strict_sni = true,
         "ssl-min-ver" => min_version_low_warns(&mut t.versions, v, place, diags)?,
-        "ciphers" | "ciphersuites" => diags.warn(
-            place,
-            format!("bind option '{opt}' is not implemented by hapx and is ignored: rustls offers its own safe cipher suites."),
-        ),
-        _ => return version_option(&mut t.versions, opt, v),
+        "ciphers" | "ciphersuites" | "curves" => cipher_list(&mut t.ciphers, opt, v, place, diags),
+        "ca-ignore-err" | "crt-ignore-err" => {
+            let ignored = super::bind_tls::client_verify::IgnoredErrors::parse(v)
+                .map_err(|e| format!("'{opt}' : {e}"))?;
+            match opt {
+                "ca-ignore-err" => t.ca_ignore_err = ignored,
+                _ => t.crt_ignore_err = ignored,
+            }
+        }
+        _ => {
+            t.version_flags |= is_version_flag(opt);
+            return version_option(&mut t.versions, opt, v);
+        }
     }
     Ok(true)
 }

@@ -13,6 +13,8 @@ use std::net::{IpAddr, SocketAddr};
 use super::http::Head;
 use super::state::{Backend, Frontend, State};
 use super::{convert, h1};
+
+mod cert;
 use crate::config::acl::{
     Acl, Condition, Expr, Fetch, HeaderFetch, HeaderValue, Method, Pattern, Source,
 };
@@ -271,6 +273,19 @@ pub(super) fn env(state: &State, name: &str) -> Option<Sample<'static>> {
     value.map(|v| Sample::Str(Cow::Owned(v)))
 }
 
+/// The key size in bits of a cipher suite rustls negotiates, by its OpenSSL name
+/// (`SSL_CIPHER_get_bits`, both its values being the same for these).
+fn cipher_key_bits(cipher: &str) -> Option<i64> {
+    if cipher.contains("AES_128") || cipher.contains("AES128") {
+        Some(128)
+    } else if cipher.contains("AES_256") || cipher.contains("AES256") || cipher.contains("CHACHA20")
+    {
+        Some(256)
+    } else {
+        None
+    }
+}
+
 fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>, single: bool) -> Fetched<'a> {
     use Source::*;
     let req = ctx.request.filter(|_| !ctx.request_sent);
@@ -414,6 +429,37 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>, single: bool) -> Fetched<'a
             .map_or_else(none, |t| Fetched::one(Sample::Bool(t.client_cert))),
         // A certificate that did not verify ended the handshake: what is left verified.
         SslCVerify => ctx.tls.map_or_else(none, |_| Fetched::one(Sample::Int(0))),
+        SslCVerifyError => ctx.tls.map_or_else(none, |_| Fetched::one(Sample::Int(0))),
+        SslFcHasCrt => ctx.tls.map_or_else(none, |t| {
+            Fetched::one(Sample::Bool(t.client_cert && !t.resumed))
+        }),
+        SslFcHasSni => ctx
+            .tls
+            .map_or_else(none, |t| Fetched::one(Sample::Bool(t.sni.is_some()))),
+        SslFcIsResumed => ctx
+            .tls
+            .map_or_else(none, |t| Fetched::one(Sample::Bool(t.resumed))),
+        SslFcKeysize => ctx
+            .tls
+            .and_then(|t| cipher_key_bits(t.cipher))
+            .map_or_else(none, |bits| Fetched::one(Sample::Int(bits))),
+        SslClientCert(crate::config::acl::CertField::ChainDer) => ctx
+            .tls
+            .filter(|t| !t.resumed)
+            .map(|t| {
+                let issuers = t.client_chain.get(1..).unwrap_or_default();
+                issuers
+                    .iter()
+                    .flat_map(|c| c.iter().copied())
+                    .collect::<Vec<u8>>()
+            })
+            .filter(|chain| !chain.is_empty())
+            .map_or_else(none, |chain| Fetched::one(Sample::Bin(chain))),
+        SslClientCert(field) => ctx
+            .tls
+            .and_then(|t| t.client_chain.first())
+            .and_then(|der| cert::field(der, field))
+            .map_or_else(none, Fetched::one),
         Stick(f) => super::stick::fetch(f, ctx).map_or_else(none, |n| Fetched::one(Sample::Int(n))),
         HttpAuth(list) => req
             .and_then(|h| super::auth::check(ctx.state.config.userlist(list), h))

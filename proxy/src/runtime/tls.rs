@@ -272,6 +272,27 @@ impl Session {
 /// A TLS record holding a fatal `unrecognized_name` alert.
 const UNRECOGNIZED_NAME: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112];
 
+/// A fatal `protocol_version` alert (70) in a record of the client's version, when the
+/// ClientHello already received asks for a TLS version older than TLSv1.2 (a client that
+/// speaks TLSv1.3 says TLSv1.2 there). OpenSSL (HAProxy) answers such a client so;
+/// rustls would first miss the `signature_algorithms` extension older clients do not send,
+/// and answer `handshake_failure`. None when the first bytes are not a whole record header
+/// and ClientHello version yet: rustls judges them. The socket's error (a reset) is the
+/// handshake's: once read here, the next read would only see an end.
+async fn older_than_tls12(client: &TcpStream) -> io::Result<Option<[u8; 7]>> {
+    const HANDSHAKE: u8 = 0x16;
+    const CLIENT_HELLO: u8 = 1;
+    let mut head = [0u8; 11];
+    // One look, without waiting for more: a ClientHello comes in one segment.
+    let seen = client.peek(&mut head).await?;
+    let client_version = u16::from_be_bytes([head[9], head[10]]);
+    let old = seen == head.len()
+        && head[0] == HANDSHAKE
+        && head[5] == CLIENT_HELLO
+        && (0x0300..0x0303).contains(&client_version);
+    Ok(old.then_some([0x15, head[1], head[2], 0x00, 0x02, 0x02, 70]))
+}
+
 /// The TLS handshake of a client on a `bind ... ssl` listener, within `timeout` (the
 /// frontend's `timeout client`; none: no limit). The connection's TLS state, boxed.
 pub async fn accept(
@@ -283,6 +304,13 @@ pub async fn accept(
     COUNTS.frontend_sessions.tick();
     let counted = Counted::begin();
     let accepting = async {
+        if let Some(alert) = older_than_tls12(client).await? {
+            let _ = Borrowed(client).write_all(&alert).await;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the client speaks no TLS version from TLSv1.2",
+            ));
+        }
         if !server.reads_hello_first() {
             return TlsAcceptor::from(server.config().clone())
                 .accept(Borrowed(client))
@@ -335,6 +363,11 @@ pub struct ClientTls {
     pub alpn: Option<String>,
     /// The client presented a certificate (it was verified, else no handshake).
     pub client_cert: bool,
+    /// The certificates the client presented, its own first (DER), for the `ssl_c_*`
+    /// fetches; shared, as the facts are cloned per request.
+    pub client_chain: Arc<[rustls::pki_types::CertificateDer<'static>]>,
+    /// The handshake resumed a session (`ssl_fc_is_resumed`).
+    pub resumed: bool,
 }
 
 impl ClientTls {
@@ -357,6 +390,13 @@ impl ClientTls {
                 .alpn_protocol()
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
             client_cert: conn.peer_certificates().is_some_and(|c| !c.is_empty()),
+            client_chain: conn
+                .peer_certificates()
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.clone().into_owned())
+                .collect(),
+            resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         }
     }
 }
@@ -608,8 +648,22 @@ pub fn handshake_failure(e: &HandshakeError) -> EarlyFailure {
         HandshakeError::Failed(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
             EarlyFailure::null("Connection closed during SSL handshake")
         }
+        HandshakeError::Failed(e) if client_certificate_refused(e) => {
+            EarlyFailure::sent("SSL client certificate not trusted")
+        }
         HandshakeError::Failed(_) => EarlyFailure::sent("SSL handshake failure"),
     }
+}
+
+/// Whether the client's certificate failed verification (the only certificate a
+/// listener's handshake checks). HAProxy's `SSL client CA chain cannot be verified` (an
+/// error deeper in the chain) is not told apart: rustls's error does not say where.
+fn client_certificate_refused(e: &io::Error) -> bool {
+    matches!(
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidCertificate(_))
+    )
 }
 
 /// TCP-mode traffic from a TLS client (`bind ... ssl`) to its server, in clear or through
@@ -749,4 +803,22 @@ pub fn show_crt_list<'a>(
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(e: rustls::Error) -> &'static str {
+        let e = HandshakeError::Failed(io::Error::new(io::ErrorKind::InvalidData, e));
+        handshake_failure(&e).message
+    }
+
+    #[test]
+    fn a_refused_client_certificate_has_haproxys_reason() {
+        let untrusted = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        assert_eq!(failure(untrusted), "SSL client certificate not trusted");
+        let none = rustls::Error::NoCertificatesPresented;
+        assert_eq!(failure(none), "SSL handshake failure");
+    }
 }
