@@ -1116,7 +1116,7 @@ pub(super) fn asn1_time(secs: i64) -> String {
 
 /// The (year, month, day) of a day counted from 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`).
-fn civil_date(days: i64) -> (i64, usize, i64) {
+pub(super) fn civil_date(days: i64) -> (i64, usize, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let of_era = z.rem_euclid(146_097);

@@ -200,7 +200,7 @@ fn utc_time(time: ASN1Time) -> Option<String> {
     let seconds = time.timestamp();
     let days = seconds.div_euclid(86_400);
     let of_day = seconds.rem_euclid(86_400);
-    let (year, month, day) = civil_date(days);
+    let (year, month, day) = crate::runtime::ssl_cert::civil_date(days);
     if !(2000..2100).contains(&year) {
         return None;
     }
@@ -211,25 +211,6 @@ fn utc_time(time: ASN1Time) -> Option<String> {
         of_day % 3600 / 60,
         of_day % 60
     ))
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_date(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// OpenSSL's short name (`OBJ_nid2sn`) of a signature or public key algorithm; None for
