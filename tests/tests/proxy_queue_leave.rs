@@ -61,6 +61,15 @@ fn run(binary: PathBuf, dir: &Path, name: &str, sent: &[u8]) -> (String, Vec<Str
     let mut buf = [0u8; 2048];
     let n = log_sock.recv(&mut buf).expect("a log line");
     let line = String::from_utf8_lossy(&buf[..n]).to_string();
+    // The line is logged before the session is freed: its frontend slot is given back just
+    // after, in either proxy, so the counters are read once only the holder's is left.
+    let frontend_scur =
+        || stat_row(&cli(&socket, "show stat"), "fe", "FRONTEND").map(|row| row["scur"].clone());
+    assert!(
+        wait_until(Duration::from_secs(5), || frontend_scur().as_deref()
+            == Some("1")),
+        "{name}: the queued client's session was never freed"
+    );
     let csv = cli(&socket, "show stat");
     let counters: Vec<String> = [("fe", "FRONTEND"), ("be", "BACKEND"), ("be", "s1")]
         .into_iter()
