@@ -260,8 +260,7 @@ fn dynamic_use_backend_logs_like_haproxy() {
 }
 
 /// `default_backend` takes no log format (a `%` name is a name, not found); a listen
-/// naming itself is a loop. HAProxy's alerts name no line, hapx's name the
-/// `default_backend` line (compared without it).
+/// naming itself is a loop. The alerts name no line, in either proxy.
 #[test]
 fn default_backend_checks_like_haproxy() {
     let test = "default_backend_checks_like_haproxy";
@@ -272,13 +271,11 @@ fn default_backend_checks_like_haproxy() {
          frontend g\n  mode http\n  bind 127.0.0.1:2\n  default_backend %[req.hdr(x)]\n\
          listen l\n  mode tcp\n  bind 127.0.0.1:3\n  default_backend l\n"
     );
-    let [mut ours, theirs] = check_text(&dir, 0, &text);
+    let [ours, theirs] = check_text(&dir, 0, &text);
     assert_eq!(ours.0, 1);
     assert_eq!(ours.1.len(), 3, "{ours:?}");
-    for (m, line) in ours.1.iter_mut().zip([8, 15, 19]) {
-        let (head, rest) = m.split_once("] : ").expect("a place");
-        assert!(head.ends_with(&format!("case0.cfg:{line}")), "{m}");
-        *m = format!("ALERT: {rest}");
+    for m in &ours.1 {
+        assert!(m.starts_with("ALERT: ") && !m.contains("] : "), "{m}");
     }
     if require::path(test, std::path::Path::new(HAPROXY), "HAProxy") {
         assert_eq!(ours, theirs, "hapx-proxy, then HAProxy");
