@@ -49,6 +49,9 @@ struct Lab {
     _dir: TestDir,
     admin: PathBuf,
     syslog: Syslog,
+    /// Request lines read while looking for another request's (two sessions ended together
+    /// may be logged in either order).
+    unclaimed: std::cell::RefCell<Vec<String>>,
 }
 
 impl Lab {
@@ -58,6 +61,7 @@ impl Lab {
             admin: dir.join("admin.sock"),
             _dir: dir,
             syslog: Syslog::bind(),
+            unclaimed: Default::default(),
         }
     }
 
@@ -79,8 +83,17 @@ impl Lab {
     /// (the timers as set or `-1`).
     fn request_log(&self, path: &str) -> String {
         let wanted = format!("\"GET {path} HTTP/1.1\"");
-        while let Some(line) = self.syslog.lines(1).pop() {
+        let mut unclaimed = self.unclaimed.borrow_mut();
+        let earlier = unclaimed.iter().position(|l| l.ends_with(&wanted));
+        let lines = earlier
+            .map(|i| unclaimed.remove(i))
+            .into_iter()
+            .chain(std::iter::from_fn(|| self.syslog.lines(1).pop()));
+        for line in lines {
             if !line.ends_with(&wanted) {
+                if line.contains("\"GET ") {
+                    unclaimed.push(line);
+                }
                 continue;
             }
             let words: Vec<&str> = line.split(' ').collect();
