@@ -1152,13 +1152,6 @@ fn free_slots(
     Some((g, f))
 }
 
-/// A `maxconn` as connection slots. Any value passes `-c` (as with HAProxy); one beyond
-/// what a semaphore holds (2^61 - 1) cannot be reached anyway and is capped there.
-#[cfg(test)]
-fn slots(maxconn: usize) -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(maxconn.min(Semaphore::MAX_PERMITS)))
-}
-
 /// One accepted connection in `cur_conns`, holding its global and frontend slots: dropping
 /// it (at the task's end, or when a panic unwinds the task) gives both back, so a failed
 /// connection can neither leak a slot nor keep a soft stop waiting forever.
@@ -1188,13 +1181,6 @@ impl Drop for OpenConn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn any_maxconn_makes_slots() {
-        assert_eq!(slots(5).available_permits(), 5);
-        let huge = slots(2_305_843_009_213_693_952);
-        assert_eq!(huge.available_permits(), Semaphore::MAX_PERMITS);
-    }
 
     #[test]
     fn a_panicking_connection_gives_back_its_count_and_slots() {

@@ -1723,6 +1723,19 @@ impl State {
 mod tests {
     use super::*;
 
+    /// Any `maxconn` passes `-c` (as with HAProxy); one beyond what a semaphore holds
+    /// (2^61 - 1) cannot be reached anyway and is capped there.
+    #[test]
+    fn any_maxconn_makes_slots() {
+        assert_eq!(Slots::new(5).semaphore().available_permits(), 5);
+        let huge = Slots::new(2_305_843_009_213_693_952);
+        let max = tokio::sync::Semaphore::MAX_PERMITS;
+        assert_eq!(
+            (huge.limit(), huge.semaphore().available_permits()),
+            (max, max)
+        );
+    }
+
     #[tokio::test]
     async fn a_lower_bound_takes_the_slots_back_as_connections_end() {
         let slots = Slots::new(3);
