@@ -11,12 +11,14 @@ use hapx_tests::proxy_rules::HAPROXY;
 use hapx_tests::wait::eventually;
 use hapx_tests::{bins, require};
 
-/// Accepts one connection on 127.0.0.1:PORT and writes its first line to FILE.
-const RECORDER: &str = "import socket,sys\n\
+/// Listens on 127.0.0.1:PORT, then creates FILE.ready; accepts one connection and writes its
+/// first line to FILE, whole (written aside, then renamed).
+const RECORDER: &str = "import os,socket,sys\n\
 l=socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
 l.bind(('127.0.0.1', int(sys.argv[1]))); l.listen(4)\n\
+open(sys.argv[2]+'.ready','wb').close()\n\
 c,_=l.accept(); line=c.makefile('rb').readline()\n\
-open(sys.argv[2],'wb').write(line)\n";
+open(sys.argv[2]+'.part','wb').write(line); os.rename(sys.argv[2]+'.part',sys.argv[2])\n";
 
 #[test]
 fn a_wildcard_bind_sends_the_address_connected_to() {
@@ -51,6 +53,11 @@ fn a_wildcard_bind_sends_the_address_connected_to() {
             .args(["-c", RECORDER, &recorder_port.to_string()])
             .arg(&seen);
         net.spawn(recorder).unwrap();
+        let ready = seen.with_extension("seen.ready");
+        assert!(
+            eventually(Duration::from_secs(10), || ready.exists()),
+            "{name}: the server did not start listening"
+        );
         let mut proxy = net.command(&lb, &program);
         proxy.arg("-db").arg("-f").arg(&cfg);
         net.spawn(proxy).unwrap();
@@ -69,8 +76,8 @@ fn a_wildcard_bind_sends_the_address_connected_to() {
         let line = std::fs::read_to_string(&seen).unwrap();
         let words: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(
-            words.iter().map(|w| w.to_string()).collect::<Vec<_>>()[..4],
-            ["PROXY", "TCP4", "192.0.2.10", "192.0.2.10"],
+            words.get(..4),
+            Some(&["PROXY", "TCP4", "192.0.2.10", "192.0.2.10"][..]),
             "{name}: {line:?}"
         );
         assert_eq!(

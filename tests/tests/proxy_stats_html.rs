@@ -355,6 +355,12 @@ fn normalised(text: &str, pid: u32) -> String {
             "Running tasks: ",
             // Measured over the time since the last reading.
             "idle = ",
+            // The page requests' own connections over the last second: how many fell in it
+            // depends on when each proxy's pages were read.
+            "conn rate = ",
+            // A health check's connection counts while it opens (in both): whether one is
+            // under way when a page is read depends on when each proxy's checks run.
+            "<th>Current used connections:</th><td>",
         ],
     );
     // hapx does not measure the bit rate: its unit too.

@@ -254,12 +254,12 @@ impl Entry {
     /// socket closes), so this shuts down the stream's socket and no other.
     fn shut_down(&self) {
         // A TCP session's first socket is its client's (an HTTP stream's only one its
-        // server's).
+        // server's). The server's goes first: from then on what the server sends is
+        // refused (the kernel resets a connection shut both ways that gets data), so that
+        // no answer to a close its forwarding makes once the client's reading ends (a TLS
+        // close_notify) reaches the client, as none passes HAProxy's killed stream.
         let session = self.fds[1] != NO_SOCKET;
-        for (at, fd) in self
-            .fds
-            .into_iter()
-            .enumerate()
+        for (at, fd) in (self.fds.into_iter().enumerate().rev())
             .filter(|&(_, fd)| fd != NO_SOCKET && !self.shared_socket)
         {
             let how = if session && at == 0 {
