@@ -69,26 +69,47 @@ fn daemon_writes_its_pid_and_stops_on_sigterm() {
     );
 }
 
+/// A port another socket holds (without SO_REUSEPORT) fails the start with HAProxy's two
+/// alerts: where and what, then the exit.
 #[test]
 fn bind_error_fails_the_start() {
+    let test = "bind_error_fails_the_start";
     let dir = temp_dir("binderr");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    // Without SO_REUSEPORT on the other socket, the bind must fail and say where.
     let cfg = dir.join("b.cfg");
     std::fs::write(&cfg, tcp_config(port, "127.0.0.1:1".parse().unwrap(), "")).unwrap();
-    let out = Command::new(bins::path("hapx-proxy"))
-        .arg("-db")
-        .arg("-f")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("cannot bind socket") && err.contains(&format!("{}:8", cfg.display())),
-        "{err}"
-    );
+    let mut programs = vec![bins::path("hapx-proxy")];
+    if require::path(test, Path::new(HAPROXY), "HAProxy") {
+        programs.push(HAPROXY.into());
+    }
+    for program in programs {
+        let out = Command::new(&program)
+            .arg("-db")
+            .arg("-f")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", program.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let alerts: Vec<String> = (err.lines())
+            .filter_map(|l| l.strip_prefix("[ALERT]    ("))
+            .map(|l| l.split_once(") : ").map_or(l, |(_, text)| text))
+            .map(|l| l.replace(&program.display().to_string(), "PROGRAM"))
+            .collect();
+        assert_eq!(
+            alerts,
+            [
+                format!(
+                    "Binding [{}:8] for frontend fe: cannot bind socket (Address already in use) for [127.0.0.1:{port}]",
+                    cfg.display()
+                ),
+                "[PROGRAM.main()] Some protocols failed to start their listeners! Exiting.".into(),
+            ],
+            "{}: {err}",
+            program.display()
+        );
+    }
 }
 
 #[test]

@@ -130,6 +130,15 @@ pub struct Prepared {
     pub master: Option<master_link::Link>,
 }
 
+/// An error as `strerror` words it (without Rust's " (os error N)"), as HAProxy's
+/// messages give it.
+pub(crate) fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
 /// Binds every frontend's addresses, reusing `inherited` sockets (from an old process) whose
 /// address matches. `inherited` keeps every socket until all binds succeed: a failed attempt
 /// (retried while old processes release their ports) must not close the sockets it meant
@@ -163,13 +172,18 @@ pub fn bind_listeners(
             }
             let fresh = (taken.len()..threads)
                 .map(|_| {
-                    listener::open(bind, backlog, tuning).with_context(|| {
-                        format!(
-                            "[{}] : Starting {} {}: cannot bind socket [{}]",
+                    listener::open(bind, backlog, tuning).map_err(|e| {
+                        let argv0 = std::env::args().next().unwrap_or_default();
+                        anyhow::anyhow!(
+                            "Binding [{}] for {} {}: cannot bind socket ({}) for [{}:{}]\n\
+                             [ALERT]    ({}) : [{argv0}.main()] Some protocols failed to start their listeners! Exiting.",
                             bind.place,
-                            fe.conf.kind.keyword(),
+                            fe.conf.kind.type_str(),
                             fe.name,
-                            bind.spec
+                            errno_text(&e),
+                            bind.addr.ip(),
+                            bind.addr.port(),
+                            std::process::id(),
                         )
                     })
                 })

@@ -431,7 +431,7 @@ pub fn bind_listeners(state: &State) -> anyhow::Result<()> {
                      [ALERT]    ({}) : [{argv0}.main()] Some protocols failed to start their listeners! Exiting.",
                     section.listen_place(),
                     section.local_name().unwrap_or_default(),
-                    errno_text(&e),
+                    super::errno_text(&e),
                     std::process::id(),
                 )
             })?;
@@ -743,7 +743,7 @@ fn start_section(conf: &PeersSection, tables: Vec<Arc<Table>>) -> Arc<Section> {
             "[ALERT]    ({}) : peers section '{}': cannot listen: {}",
             std::process::id(),
             conf.name,
-            errno_text(&e)
+            super::errno_text(&e)
         ),
         None => {}
     }
@@ -789,14 +789,6 @@ async fn listen(section: Arc<Section>, listener: TcpListener) {
                 return;
             }
         }
-    }
-}
-
-/// An error as `strerror` words it (without Rust's " (os error N)").
-fn errno_text(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => e.to_string(),
     }
 }
 
