@@ -10,7 +10,11 @@
 //!   refused at startup with HAProxy's message.
 //! - replies built from rules (`return`, `deny` with `hdr`, a fixed `http-error`) keep
 //!   their `hdr` values as written; only `errorfile` pages are normalised;
-//! - a 503 for a backend without a usable server logs `Tw` as -1.
+//! - a 503 for a backend without a usable server logs `Tw` as -1;
+//! - `deny` and `tarpit` alone or with `deny_status N` only send the error page for the
+//!   status, `deny status N` (the reply syntax) an empty body, `return ...
+//!   default-errorfiles` the error page (the proxy's `errorfile`, an `http-error` reply or
+//!   HAProxy's own).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -349,6 +353,66 @@ fn built_replies_keep_their_headers_as_written_like_haproxy() {
     assert!(seen[1].contains("x-deny:  d\t\r\n"), "{:?}", seen[1]);
     assert!(seen[2].contains("x-pad: p  q\r\n"), "{:?}", seen[2]);
     assert!(seen[4].contains("x-e:   e  \r\n"), "{:?}", seen[4]);
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "hapx-proxy, then HAProxy");
+    }
+}
+
+/// Which `deny` and `return` forms answer with the error page and which with an empty
+/// body, the proxy's own `errorfile`, `http-error` reply and `http-errors` section in play.
+#[test]
+fn error_pages_or_empty_replies_as_haproxy_chooses() {
+    let test = "error_pages_or_empty_replies_as_haproxy_chooses";
+    let dir = temp_dir(test);
+    let syslog = Syslog::bind();
+    let addr = front();
+    let own404 = page(
+        &dir,
+        "404.http",
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nmine\n",
+    );
+    let config = format!(
+        "global\n  log {} local0\ndefaults\n  log global\n  mode http\n  option httplog\n{TIMEOUTS}\
+         http-errors myerrs\n  errorfile 404 {own404}\n\
+         frontend fe\n  bind {addr}\n  errorfile 404 {own404}\n\
+         \x20 http-error status 429 content-type text/plain string calm-down\n\
+         \x20 http-request deny status 403 if {{ path /s403 }}\n\
+         \x20 http-request deny status 404 if {{ path /s404 }}\n\
+         \x20 http-request deny deny_status 404 if {{ path /ds404 }}\n\
+         \x20 http-request deny deny_status 429 if {{ path /ds429 }}\n\
+         \x20 http-request deny if {{ path /d }}\n\
+         \x20 http-request deny deny_status 403 hdr x-a b if {{ path /dshdr }}\n\
+         \x20 http-request return status 403 default-errorfiles if {{ path /r403 }}\n\
+         \x20 http-request return status 404 default-errorfiles if {{ path /r404 }}\n\
+         \x20 http-request return status 429 default-errorfiles if {{ path /r429 }}\n\
+         \x20 http-request return status 503 errorfiles myerrs if {{ path /r503 }}\n\
+         \x20 http-request return status 404 errorfiles myerrs if {{ path /re404 }}\n\
+         \x20 default_backend none\n\
+         backend none\n",
+        syslog.addr
+    );
+    let paths = [
+        "/s403", "/s404", "/ds404", "/ds429", "/d", "/dshdr", "/r403", "/r404", "/r429", "/r503",
+        "/re404",
+    ];
+    let (ours, theirs) = side_by_side(test, &config, addr, |addr| {
+        let seen: Vec<String> = (paths.iter())
+            .map(|p| {
+                let answer = until_closed(
+                    addr,
+                    &format!("GET {p} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
+                );
+                let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+                let status = answer.lines().next().unwrap_or_default().to_string();
+                format!("{p}: {status} | {body:?}")
+            })
+            .collect();
+        (seen, logged_lines(&syslog, paths.len()))
+    });
+    let (seen, _) = &ours;
+    assert!(seen[0].ends_with("| \"\""), "{:?}", seen[0]);
+    assert!(seen[2].ends_with("| \"mine\\n\""), "{:?}", seen[2]);
+    assert!(seen[6].contains("Request forbidden"), "{:?}", seen[6]);
     if let Some(theirs) = theirs {
         assert_eq!(ours, theirs, "hapx-proxy, then HAProxy");
     }

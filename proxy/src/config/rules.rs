@@ -549,9 +549,10 @@ pub struct Redirect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpAction {
     Allow,
-    /// `deny [deny_status N] [payload]`: `http-response deny` answers 502.
+    /// `deny [deny_status N] [reply options]`: `http-response deny` answers 502.
     Deny(Reply),
-    /// `tarpit [deny_status N] [payload]`: held for `timeout tarpit`, then answered (500).
+    /// `tarpit [deny_status N] [reply options]`: held for `timeout tarpit`, then answered
+    /// (500).
     Tarpit(Reply),
     /// `auth [realm R]`: 401 (the realm defaults to the proxy's name).
     Auth(Option<String>),
@@ -665,16 +666,21 @@ impl RedirectTo {
 }
 
 /// What `deny`, `tarpit` and `return` answer: a status and maybe their own payload (without
-/// one, `deny` and `tarpit` send the proxy's error page, `return` an empty body).
+/// one, an empty body), or the proxy's error page for the status ([`Reply::error_page`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
+    /// The proxy's error page for the status (its `http-error` reply, its `errorfile`, or
+    /// HAProxy's own), as at run time: `default-errorfiles`, and a `deny` or `tarpit`
+    /// given no reply option but `deny_status N` (HAProxy's legacy form). A `deny status
+    /// N` without a payload answers an empty body, as HAProxy's.
+    pub error_page: bool,
     pub content_type: Option<String>,
     pub body: Option<Vec<u8>>,
     /// `lf-string`, `lf-file`: a body rendered for each answer.
     pub lf_body: Option<LogFormat>,
-    /// `errorfile`, `default-errorfiles`, `errorfiles NAME` once resolved: a page sent
-    /// instead of a built reply, prepared when loaded.
+    /// `errorfile`, `errorfiles NAME` once resolved: a page sent instead of a built reply,
+    /// prepared when loaded.
     pub page: Option<super::errors::Page>,
     /// `hdr NAME FMT`: headers before the others (then the reply has no error page: an
     /// empty body if it has no payload).
@@ -2002,7 +2008,7 @@ impl Ctx<'_> {
         let stick = stick.map(|a| a.map_err(ActionError::from));
         let action = match var
             .or(stick)
-            .unwrap_or_else(|| http_action(kw, name, args, &self.p.errorfiles, &mut values))
+            .unwrap_or_else(|| http_action(kw, name, args, &mut values))
         {
             Ok(a) => a,
             // Worded `parsing [file:line]: ...`, without HAProxy's usual space.
@@ -2356,7 +2362,6 @@ fn http_action(
     kw: &str,
     name: &str,
     args: &[String],
-    errorfiles: &std::collections::BTreeMap<u16, super::errors::Page>,
     values: &mut Values<'_>,
 ) -> Result<HttpAction, ActionError> {
     let response = kw != "http-request";
@@ -2371,7 +2376,8 @@ fn http_action(
                 403
             };
             let (status, args) = deny_status(args, status)?;
-            let reply = reply(args, status, errorfiles, values)?;
+            let mut reply = reply(args, status, values)?;
+            reply.error_page |= args.is_empty();
             if name == "tarpit" {
                 HttpAction::Tarpit(reply)
             } else {
@@ -2395,7 +2401,7 @@ fn http_action(
             HttpAction::Auth(realm)
         }
         "redirect" if !response => HttpAction::Redirect(redirect(args, Some(values))?),
-        "return" => HttpAction::Return(reply(args, 200, errorfiles, values)?),
+        "return" => HttpAction::Return(reply(args, 200, values)?),
         "set-status" if response => {
             let code = status_arg(args.first())?;
             match &args[1..] {
@@ -2683,7 +2689,7 @@ pub fn error_reply(
         // Not a rule's: no log format line of the proxy is noted for it.
         uses_http: &mut false,
     };
-    reply(args, 200, &p.errorfiles, &mut values).map_err(|e| match e {
+    reply(args, 200, &mut values).map_err(|e| match e {
         ActionError::Unknown(m) | ActionError::Rule(m) => m,
         ActionError::Unsupported(what) => format!("{what} is not implemented by hapx."),
     })
@@ -2721,16 +2727,12 @@ fn deny_status(args: &[String], default: u16) -> Result<(u16, &[String]), Action
 
 /// The reply options of `deny`, `tarpit` and `return` (and `http-error`); a word that is
 /// none ends them, as in HAProxy, where only a condition may follow.
-fn reply(
-    args: &[String],
-    mut status: u16,
-    errorfiles: &std::collections::BTreeMap<u16, super::errors::Page>,
-    values: &mut Values<'_>,
-) -> Result<Reply, ActionError> {
+fn reply(args: &[String], mut status: u16, values: &mut Values<'_>) -> Result<Reply, ActionError> {
     let mut content_type = None;
     let mut body = None;
     let mut lf_body = None;
     let mut page = None;
+    let mut error_page = false;
     let mut errorfile = false;
     let mut headers = Vec::new();
     let mut errorfiles_section = None;
@@ -2810,7 +2812,7 @@ fn reply(
                 errorfile = true;
             }
             "default-errorfiles" => {
-                page = errorfiles.get(&status).cloned();
+                error_page = true;
                 errorfile = true;
                 i += 1;
                 continue;
@@ -2859,6 +2861,7 @@ fn reply(
     }
     Ok(Reply {
         status,
+        error_page,
         content_type,
         body,
         lf_body,

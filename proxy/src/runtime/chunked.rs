@@ -134,6 +134,10 @@ impl Decoder {
                 run += piece.len();
             }
         })?;
+        // Once, what this call may append: the input's length bounds it but for the new
+        // size line and line ends (the input's own framing takes at least as much), so
+        // that the copy does not grow the buffer again and again from empty.
+        out.reserve(input.len() + SIZE_LINE_MAX + 4);
         if run > 0 {
             push_size_line(out, run);
         }
@@ -240,6 +244,9 @@ pub fn prefix_is_valid(input: &[u8]) -> bool {
 }
 
 /// A chunk's size line, as HAProxy writes it: upper-case hex, no leading zeros.
+/// The longest size line [`push_size_line`] writes: 16 hex digits and CRLF.
+const SIZE_LINE_MAX: usize = 18;
+
 fn push_size_line(out: &mut Vec<u8>, size: usize) {
     use std::io::Write;
     // Writing to a Vec cannot fail.

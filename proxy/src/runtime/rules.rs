@@ -1401,7 +1401,7 @@ fn answer(
             error_counted: true,
             ..local(
                 r.status,
-                &reply_page(proxy, r, false, ctx, facts),
+                &reply_page(proxy, r, ctx, facts),
                 if response { "PH--" } else { "PR--" },
             )
         },
@@ -1409,7 +1409,7 @@ fn answer(
             denied: true,
             error_counted: true,
             delay: Some(tarpit_delay(proxy)),
-            ..local(r.status, &reply_page(proxy, r, false, ctx, facts), "PT--")
+            ..local(r.status, &reply_page(proxy, r, ctx, facts), "PT--")
         },
         HttpAction::Auth(realm) => {
             let realm = realm.as_deref().unwrap_or(&proxy.name);
@@ -1446,26 +1446,28 @@ fn answer(
         HttpAction::Return(r) => Local {
             intercepted: !response,
             error_counted: true,
-            ..local(r.status, &reply_page(proxy, r, true, ctx, facts), "LR--")
+            ..local(r.status, &reply_page(proxy, r, ctx, facts), "LR--")
         },
         // Header actions and `allow` never get here.
         _ => local(500, &error_reply(proxy, 500), "PR--"),
     }
 }
 
-/// A `deny`, `tarpit` or `return` answer: its page if it has one (loaded with it), else
-/// its own payload (`lf-string` rendered) with its `hdr` headers first, values as rendered;
-/// without a payload, an empty body for `return` (`empty`) or a reply with headers, else
-/// the error page.
+/// A `deny`, `tarpit` or `return` answer: its page if it has one (loaded with it), the
+/// proxy's error page if it asks for it, else its own payload (`lf-string` rendered, an
+/// empty body without one) with its `hdr` headers first, values as rendered.
 fn reply_page<'a>(
     proxy: &'a Proxy,
     r: &'a crate::config::rules::Reply,
-    empty: bool,
     ctx: &'a Context<'_>,
     facts: &Facts<'_>,
 ) -> Cow<'a, Page> {
     if let Some(page) = &r.page {
         return Cow::Borrowed(page);
+    }
+    if r.error_page {
+        return rendered_error(&[proxy, &ctx.frontend.conf], r.status, ctx, facts)
+            .unwrap_or_else(|| error_reply(proxy, r.status));
     }
     // Values are byte strings (see `bytestr`): the reply carries their bytes.
     let rendered = r
@@ -1473,10 +1475,6 @@ fn reply_page<'a>(
         .as_ref()
         .map(|f| crate::bytestr::to_bytes(&render(f, ctx, facts)).into_owned());
     let body = rendered.as_deref().or(r.body.as_deref());
-    if body.is_none() && !empty && r.headers.is_empty() {
-        return rendered_error(&[proxy, &ctx.frontend.conf], r.status, ctx, facts)
-            .unwrap_or_else(|| error_reply(proxy, r.status));
-    }
     let values: Vec<String> = r
         .headers
         .iter()
@@ -1508,8 +1506,9 @@ pub fn rendered_error<'a>(
     let proxy = proxies
         .iter()
         .find(|p| p.errorfiles.contains_key(&status) || p.error_replies.contains_key(&status))?;
-    let reply = proxy.error_replies.get(&status)?;
-    Some(reply_page(proxy, reply, true, ctx, facts))
+    // An `http-error status N default-errorfiles` is the fixed page.
+    let reply = (proxy.error_replies.get(&status)).filter(|r| !r.error_page || r.page.is_some())?;
+    Some(reply_page(proxy, reply, ctx, facts))
 }
 
 /// Where a redirect sends the client.
