@@ -269,9 +269,10 @@ impl Proxy {
         // Up once it holds each of its listening sockets, the last ones bound after the
         // frontends listen: a test may use the runtime API at once, or reload the process
         // (without its hand-over channel the new one would bind sockets of its own). Its
-        // own: on a reload, the old process listens on `ready` already.
+        // own: on a reload, the old process listens on `ready` already. Generous: HAProxy
+        // tries each userlist's password hash when it loads (seconds for a slow one).
         assert!(
-            wait_until(Duration::from_secs(10), || proxy.listens_on(ready.port())
+            wait_until(Duration::from_secs(30), || proxy.listens_on(ready.port())
                 && unix.iter().all(|name| proxy.listens_at(name))),
             "the proxy did not listen on {ready} and at {unix:?}"
         );

@@ -610,6 +610,12 @@ fn a_server_drained_while_warming_up_is_reminded_at_each_step() {
         .filter(|l| l.ends_with("remains in forced drain mode."))
         .count();
     assert_eq!(reminders, 2, "{:#?}", seen[0].1);
+    // HAProxy reminds at the drain itself too when its clock's second changed since the
+    // server came back, which it reads from its last wake-up and shifts on a loaded host
+    // (the alignment above then misses): two reminders in a row are compared as one.
+    for (_, record) in &mut seen {
+        record.dedup();
+    }
     all_same(test, &seen);
 }
 
