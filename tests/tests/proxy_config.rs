@@ -301,7 +301,7 @@ fn model_of_the_seed() {
     );
     assert!(stats.stats.hide_version);
     let dns = config.resolvers("dns").unwrap();
-    assert_eq!(dns.nameservers[0].1.to_string(), "192.168.4.1:53");
+    assert_eq!(dns.nameservers[0].addr.to_string(), "192.168.4.1:53");
     assert_eq!(dns.hold("valid").as_secs(), 10);
 }
 

@@ -3,7 +3,7 @@
 
 use crate::runtime::logformat::LogFormat;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -264,7 +264,7 @@ pub enum LogDest {
 pub struct Resolvers {
     pub name: String,
     pub place: Place,
-    pub nameservers: Vec<(String, SocketAddr)>,
+    pub nameservers: Vec<Nameserver>,
     pub resolve_retries: u32,
     pub timeout_retry: Duration,
     pub timeout_resolve: Duration,
@@ -304,6 +304,123 @@ impl Resolvers {
     pub fn hold(&self, status: &str) -> Duration {
         self.hold.get(status).copied().unwrap_or_default()
     }
+
+    /// HAProxy 2.6's implicit section `default`, made when the configuration has none by
+    /// that name (its `resolvers_create_default`): the nameservers of resolv.conf, read from
+    /// `resolv_conf` (None: unreadable), with the default settings. None when it names no
+    /// usable nameserver; its warnings are not shown, as HAProxy shows none. `resolve` looks
+    /// up a nameserver written as a host name (see [`Resolvers::add_resolv_conf`]).
+    pub fn implicit_default(
+        resolv_conf: Option<&str>,
+        resolve: &dyn Fn(&str) -> Option<IpAddr>,
+    ) -> Option<Resolvers> {
+        let place = Place {
+            file: Arc::from("<internal>"),
+            line: 0,
+        };
+        let mut section = Resolvers::new(DEFAULT_RESOLVERS.into(), place);
+        let _unshown_warnings = section.add_resolv_conf(resolv_conf?, resolve);
+        (!section.nameservers.is_empty()).then_some(section)
+    }
+
+    /// HAProxy's `parse_resolve_conf`: adds the nameservers of resolv.conf's `text`, each
+    /// named after its address (port 53), in the file's order; returns the warnings for the
+    /// lines left out (no address, a name already taken, no address found). As HAProxy's
+    /// `str2ip2`, an address that is a valid host name is looked up with `resolve` (the
+    /// system's resolver).
+    pub fn add_resolv_conf(
+        &mut self,
+        text: &str,
+        resolve: &dyn Fn(&str) -> Option<IpAddr>,
+    ) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let at = Place {
+                file: Arc::from(RESOLV_CONF),
+                line: index + 1,
+            };
+            match resolv_conf_address(line) {
+                ResolvConfLine::Other => {}
+                ResolvConfLine::MissingAddress => warnings.push(format!(
+                    "parsing [{at}] : nameserver line is missing address."
+                )),
+                ResolvConfLine::Address(address) => {
+                    if let Some(taken) = self.nameservers.iter().find(|n| n.name == address) {
+                        warnings.push(format!(
+                            "Parsing [{at}] : generated name for {RESOLV_CONF} nameserver '{address}' conflicts with another nameserver (declared at {}), it appears to be a duplicate and will be excluded.",
+                            taken.place
+                        ));
+                        continue;
+                    }
+                    let ip = address.parse::<IpAddr>().ok();
+                    let looked_up = || is_host_name(address).then(|| resolve(address)).flatten();
+                    let Some(ip) = ip.or_else(looked_up) else {
+                        warnings.push(format!(
+                            "parsing [{at}] : address '{address}' could not be recognized, nameserver will be excluded."
+                        ));
+                        continue;
+                    };
+                    self.nameservers.push(Nameserver {
+                        name: address.into(),
+                        addr: SocketAddr::new(ip, 53),
+                        place: at,
+                    });
+                }
+            }
+        }
+        warnings
+    }
+}
+
+/// The name of HAProxy's implicit resolvers section.
+pub const DEFAULT_RESOLVERS: &str = "default";
+
+/// Where HAProxy reads the system's nameservers (`parse-resolv-conf`, the implicit
+/// `default` section).
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// A nameserver of a resolvers section.
+#[derive(Debug, Clone)]
+pub struct Nameserver {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// Where it was declared: its `nameserver` line, or its line of resolv.conf.
+    pub place: Place,
+}
+
+/// Whether `text` is a host name HAProxy would look up (its `dns_hostname_validation`):
+/// letters, digits, `-` and `.`, labels of 63 characters at most.
+fn is_host_name(text: &str) -> bool {
+    let label_ok = |l: &str| l.len() <= 63;
+    !text.is_empty()
+        && text.len() <= 255
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && text.split('.').all(label_ok)
+}
+
+/// What a line of resolv.conf says, as HAProxy reads it.
+#[derive(Debug, PartialEq, Eq)]
+enum ResolvConfLine<'a> {
+    /// Not a `nameserver` line (as HAProxy: one starting with the word, unindented).
+    Other,
+    MissingAddress,
+    Address(&'a str),
+}
+
+fn resolv_conf_address(line: &str) -> ResolvConfLine<'_> {
+    const BLANKS: &[char] = &['\r', '\n', '\t', ' '];
+    let Some(rest) = line.strip_prefix("nameserver") else {
+        return ResolvConfLine::Other;
+    };
+    // `nameserverX ...` is another word.
+    if !rest.is_empty() && !rest.starts_with(BLANKS) {
+        return ResolvConfLine::Other;
+    }
+    rest.split(BLANKS)
+        .find(|word| !word.is_empty())
+        .map_or(ResolvConfLine::MissingAddress, ResolvConfLine::Address)
 }
 
 /// What a proxy section is.
@@ -1517,5 +1634,61 @@ impl Proxy {
             rules: defaults.rules.inherited(),
             ..defaults.clone()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Place, Resolvers};
+
+    fn names(section: &Resolvers) -> Vec<(String, String)> {
+        let shown = section.nameservers.iter();
+        shown
+            .map(|n| (n.name.clone(), n.addr.to_string()))
+            .collect()
+    }
+
+    /// As HAProxy's `parse_resolve_conf`: unindented `nameserver` lines only, named after
+    /// their address, port 53; the others warned about and left out.
+    #[test]
+    fn resolv_conf_gives_its_nameservers_as_haproxy_reads_them() {
+        let mut section = Resolvers::new("r".into(), Place::default());
+        let text = "search x\nnameserver 127.0.0.9\nnameserver\t127.0.0.9 # again\n  nameserver 10.0.0.1\nnameserverx 10.0.0.2\nnameserver\nnameserver 127.0.0.3:53\nnameserver ::1 extra\nnameserver ns.test\nnameserver gone.test\n";
+        let looked_up = |host: &str| (host == "ns.test").then(|| [127, 0, 0, 8].into());
+        let warnings = section.add_resolv_conf(text, &looked_up);
+        assert_eq!(
+            names(&section),
+            [
+                ("127.0.0.9".to_string(), "127.0.0.9:53".to_string()),
+                ("::1".to_string(), "[::1]:53".to_string()),
+                ("ns.test".to_string(), "127.0.0.8:53".to_string())
+            ]
+        );
+        assert_eq!(
+            warnings,
+            [
+                "Parsing [/etc/resolv.conf:3] : generated name for /etc/resolv.conf nameserver '127.0.0.9' conflicts with another nameserver (declared at /etc/resolv.conf:2), it appears to be a duplicate and will be excluded.",
+                "parsing [/etc/resolv.conf:6] : nameserver line is missing address.",
+                "parsing [/etc/resolv.conf:7] : address '127.0.0.3:53' could not be recognized, nameserver will be excluded.",
+                "parsing [/etc/resolv.conf:10] : address 'gone.test' could not be recognized, nameserver will be excluded.",
+            ]
+        );
+    }
+
+    /// The implicit `default` section exists only with a readable resolv.conf naming a
+    /// nameserver.
+    #[test]
+    fn the_implicit_default_section_needs_a_nameserver() {
+        let nowhere = |_: &str| None;
+        assert!(Resolvers::implicit_default(None, &nowhere).is_none());
+        let unusable = "search x\nnameserver\nnameserver gone.test\n";
+        assert!(Resolvers::implicit_default(Some(unusable), &nowhere).is_none());
+        let section = Resolvers::implicit_default(Some("nameserver 127.0.0.9\n"), &nowhere);
+        let section = section.expect("a default section");
+        assert_eq!(section.name, "default");
+        assert_eq!(
+            names(&section),
+            [("127.0.0.9".into(), "127.0.0.9:53".into())]
+        );
     }
 }

@@ -257,6 +257,7 @@ impl<'e> Parser<'e> {
     /// Ends reading: the configuration and every message.
     pub fn finish(mut self) -> (Config, Diags) {
         self.finish_section();
+        add_implicit_default_resolvers(&mut self.config);
         self.diags.stopped = self.aborted;
         (self.config, self.diags)
     }
@@ -1356,13 +1357,20 @@ fn resolvers(r: &mut Resolvers, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             let prefer_v6 = matches!(family, Some("ipv6" | "udp6"));
             let addr = values::nameserver_addr(hp, prefer_v6, addr)
                 .map_err(|e| format!("'nameserver {name}' : {e}"))?;
-            r.nameservers.push((name.into(), addr));
+            r.nameservers.push(Nameserver {
+                name: name.into(),
+                addr,
+                place: line.place.clone(),
+            });
         }
         "resolve_retries" => r.resolve_retries = values::number(one(line, "an integer")?, kw)?,
         "accepted_payload_size" => {
             r.accepted_payload_size = values::number(one(line, "an integer")?, kw)?
         }
-        "parse-resolv-conf" => r.parse_resolv_conf = true,
+        "parse-resolv-conf" => {
+            r.parse_resolv_conf = true;
+            parse_resolv_conf(r, line.place, diags);
+        }
         "timeout" => {
             let d = values::duration(
                 line.arg(2)
@@ -1407,6 +1415,39 @@ fn resolvers(r: &mut Resolvers, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// `parse-resolv-conf`: the nameservers of /etc/resolv.conf join the section where the line
+/// stands, as HAProxy reads them then, its messages worded as HAProxy's (no space before
+/// the colon, the file's warnings one per indented line).
+fn parse_resolv_conf(r: &mut Resolvers, place: &Place, diags: &mut Diags) {
+    let Ok(text) = std::fs::read_to_string(RESOLV_CONF) else {
+        diags.global_alert(format!("parsing [{place}]: failed to open {RESOLV_CONF}."));
+        return;
+    };
+    let warnings = r.add_resolv_conf(&text, &system_resolver);
+    if !warnings.is_empty() {
+        let indented = warnings.join("\n        ");
+        diags.global_warn(format!("parsing [{place}]: \n        {indented}"));
+    }
+}
+
+/// A nameserver of resolv.conf written as a host name, looked up as HAProxy's `str2ip2`
+/// does (`gethostbyname`: IPv4 first).
+fn system_resolver(host: &str) -> Option<std::net::IpAddr> {
+    super::check::resolve_libc(host, false)
+}
+
+/// HAProxy 2.6's implicit resolvers section `default` (from /etc/resolv.conf) when the
+/// configuration declares none by that name.
+fn add_implicit_default_resolvers(config: &mut Config) {
+    if config.resolvers(DEFAULT_RESOLVERS).is_some() {
+        return;
+    }
+    let resolv_conf = std::fs::read_to_string(RESOLV_CONF).ok();
+    if let Some(section) = Resolvers::implicit_default(resolv_conf.as_deref(), &system_resolver) {
+        config.resolvers.push(section);
+    }
 }
 
 /// The side of a proxy a keyword acts on.

@@ -629,22 +629,12 @@ impl Sections {
     }
 }
 
-/// The section's nameservers by name; those of `parse-resolv-conf` are named after their
-/// line, as HAProxy names them (`resolv.conf:LINE`).
+/// The section's nameservers by name, in the order they were declared (those of
+/// `parse-resolv-conf` and of the implicit `default` section named after their address, as
+/// HAProxy names them).
 fn nameservers(r: &Resolvers) -> Vec<(String, SocketAddr)> {
-    let mut list = r.nameservers.clone();
-    if r.parse_resolv_conf {
-        if let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") {
-            list.extend(text.lines().enumerate().filter_map(|(i, l)| {
-                let mut w = l.split_whitespace();
-                let ip = (w.next() == Some("nameserver"))
-                    .then(|| w.next()?.parse::<IpAddr>().ok())
-                    .flatten()?;
-                Some((format!("resolv.conf:{}", i + 1), SocketAddr::new(ip, 53)))
-            }));
-        }
-    }
-    list
+    let declared = r.nameservers.iter();
+    declared.map(|n| (n.name.clone(), n.addr)).collect()
 }
 
 /// A resolution's addresses and the nameserver that gave them.

@@ -207,6 +207,7 @@ fn init_address(
                     warn(&said(format!("could not resolve address '{host}', {why}.")));
                 }
                 server.start_in_resolution_maint();
+                super::track::inherit_start_maint(server);
                 return true;
             }
         }

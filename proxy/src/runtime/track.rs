@@ -55,26 +55,48 @@ pub fn link(backends: &[Arc<Backend>]) {
 
 /// The servers tracking `server` enter or leave maintenance with it (`maint`), down the
 /// chain, as HAProxy's inherited maintenance (IMAINT): shown `MAINT (via be/s)`, given no
-/// traffic, logged `... is going DOWN for maintenance via be/s.` (its sessions ended by
-/// its own `on-marked-down shutdown-sessions`), then `... is UP/READY (leaving
-/// maintenance).`
-pub fn follow_maint(server: &Server, maint: bool) {
+/// traffic, logged `... is going DOWN for maintenance via be/s.` (with the `cause` of the
+/// maintenance that started it, as DNS's `(DNS NX status)`; its sessions ended by its own
+/// `on-marked-down shutdown-sessions`), then `... is UP/READY (leaving maintenance).`
+pub fn follow_maint(server: &Server, maint: bool, cause: Option<&str>) {
     for t in server.trackers.get().map_or(&[][..], Vec::as_slice) {
         let (Some(backend), Some(tracker)) = (t.backend.upgrade(), t.server.upgrade()) else {
             continue;
         };
-        // A chain inherits it whole: a tracker in its own maintenance passes it on too.
-        let inherits = maint || tracker.admin() == Admin::Maint;
+        // A chain inherits it whole: a tracker in a maintenance of its own passes it on too.
+        let inherits = maint || in_own_maint(&tracker);
         if !tracker.set_inherited_maint(maint) {
             continue;
         }
-        if tracker.admin() != Admin::Maint {
-            transitions::report_inherited_maint(&backend, &tracker, maint);
+        if !in_own_maint(&tracker) {
+            transitions::report_inherited_maint(&backend, &tracker, maint, cause);
             if maint {
                 shutdown::on_marked(&backend, &tracker, false);
             }
+        } else if !maint && tracker.admin() == Admin::Maint {
+            transitions::report_still_forced_maint(&backend, &tracker);
         }
-        follow_maint(&tracker, inherits);
+        follow_maint(&tracker, inherits, cause);
+    }
+}
+
+/// Whether `server` is in a maintenance of its own, which its trackers inherit: forced
+/// (`disabled`, `set server ... state maint`) or DNS's resolution maintenance (RMAINT, no
+/// address).
+pub fn in_own_maint(server: &Server) -> bool {
+    server.admin() == Admin::Maint || server.addr().is_none()
+}
+
+/// At start-up, the servers tracking `server`, which starts in the resolution maintenance
+/// (`init-addr none`), inherit it silently, down the chain, as HAProxy's `srv_init_addr`
+/// passes it on.
+pub fn inherit_start_maint(server: &Server) {
+    for t in server.trackers.get().map_or(&[][..], Vec::as_slice) {
+        if let Some(tracker) = t.server.upgrade() {
+            if tracker.set_inherited_maint(true) {
+                inherit_start_maint(&tracker);
+            }
+        }
     }
 }
 

@@ -314,7 +314,12 @@ pub fn report_tracked(backend: &Backend, server: &Server, up: bool) {
 
 /// Logs a tracking server entering or leaving the maintenance of the server it tracks
 /// (HAProxy's IMAINT), as HAProxy words it.
-pub fn report_inherited_maint(backend: &Backend, server: &Server, entered: bool) {
+pub fn report_inherited_maint(
+    backend: &Backend,
+    server: &Server,
+    entered: bool,
+    cause: Option<&str>,
+) {
     let name = server_named(backend, server);
     if !entered {
         let state = match (server.is_up(), server.is_draining()) {
@@ -339,17 +344,28 @@ pub fn report_inherited_maint(backend: &Backend, server: &Server, entered: bool)
         return;
     }
     let via = super::track::tracked_name(backend, server).unwrap_or_default();
+    let cause = cause.map_or_else(String::new, |c| format!(" ({c})"));
     if !server.is_up() {
-        let line = format!("{name}was DOWN and now enters maintenance via {via}.");
+        let line = format!("{name}was DOWN and now enters maintenance{cause} via {via}.");
         warn(backend, log::LOG_NOTICE, &line);
         return;
     }
     let counts = servers_left(backend, server);
-    let line = format!("{name}is going DOWN for maintenance via {via}{counts}");
+    let line = format!("{name}is going DOWN for maintenance{cause} via {via}{counts}");
     warn(backend, log::LOG_ALERT, &line);
     if counted_when_up(server) {
         report_if_none_left(backend);
     }
+}
+
+/// Logs a tracking server in its forced maintenance leaving the one it inherited, as
+/// HAProxy's `srv_clr_admin_flag` says it.
+pub fn report_still_forced_maint(backend: &Backend, server: &Server) {
+    let line = format!(
+        "{}remains in forced maintenance.",
+        server_named(backend, server)
+    );
+    warn(backend, log::LOG_NOTICE, &line);
 }
 
 /// Logs a tracking server entering or leaving the drain of the server it tracks (HAProxy's
@@ -393,6 +409,17 @@ pub fn report_admin(backend: &Backend, server: &Server, before: Before, cause: &
         format!(" ({cause})")
     };
     let now = server.admin();
+    // As HAProxy's `srv_set_admin_flag`/`srv_clr_admin_flag`: in another maintenance (the
+    // one it inherits, DNS's), its forced states change silently, but for leaving the
+    // forced maintenance, which it says it does not really leave.
+    if server.in_inherited_maint() || server.addr().is_none() {
+        if before.admin == Admin::Maint && now != Admin::Maint {
+            let line = format!("{name}is leaving forced maintenance but remains in maintenance.");
+            warn(backend, log::LOG_NOTICE, &line);
+        }
+        followed_by_trackers(server);
+        return;
+    }
     let (level, lines): (u8, Vec<String>) = match (before.admin, now) {
         (was, Admin::Maint) if was != Admin::Maint => {
             let level = if was == Admin::Drain {
@@ -465,17 +492,22 @@ pub fn report_admin(backend: &Backend, server: &Server, before: Before, cause: &
     if before.backend_up {
         report_if_none_left(backend);
     }
-    // The servers tracking it follow, logged after it. Into maintenance, they enter it
-    // first (their drain then changes silently); out of it, they take the drain first, so
-    // that they leave maintenance draining, as HAProxy changes both at once.
-    let maint = now == Admin::Maint || server.in_inherited_maint();
+    followed_by_trackers(server);
+}
+
+/// The servers tracking `server` follow its admin state, logged after it. Into
+/// maintenance, they enter it first (their drain then changes silently); out of it, they
+/// take the drain first, so that they leave maintenance draining, as HAProxy changes both
+/// at once. Its resolution maintenance (no address) stays theirs when it leaves another one.
+fn followed_by_trackers(server: &Server) {
+    let maint = super::track::in_own_maint(server) || server.in_inherited_maint();
     let draining = server.has_admin_flag(AdminFlag::Drain) || server.in_inherited_drain();
     if maint {
-        super::track::follow_maint(server, true);
+        super::track::follow_maint(server, true, None);
         super::track::follow_drain(server, draining);
     } else {
         super::track::follow_drain(server, draining);
-        super::track::follow_maint(server, false);
+        super::track::follow_maint(server, false, None);
     }
 }
 
@@ -574,6 +606,9 @@ pub fn report_resolution_maint(backend: &Backend, server: &Server, before: Befor
     if before.backend_up {
         report_if_none_left(backend);
     }
+    // Its trackers follow it into it (HAProxy's `srv_set_admin_flag` passing IMAINT on with
+    // the cause), logged after it.
+    super::track::follow_maint(server, true, Some(cause));
 }
 
 /// Logs a server given an address by DNS: HAProxy's `changed its IP` (`by` names the
@@ -608,6 +643,8 @@ pub fn report_resolved(
         let host = server.host();
         let line = format!("{name}('{host}') is {state}/{admin} (resolves again).");
         warn(backend, log::LOG_NOTICE, &line);
+        // Out of its only maintenance: its trackers leave the one they inherited.
+        super::track::follow_maint(server, false, None);
     }
     let line = format!(
         "Server {}/{} administratively READY thanks to valid DNS answer.",
