@@ -9,6 +9,11 @@
 //! SIGTERM). In master-worker mode the master ([`crate::master`]) takes over after the
 //! configuration check, and this process is its worker when started with a link to it.
 //!
+//! As HAProxy's, a daemon's pid file is created before the fork (a path that cannot be
+//! written fails the start with nothing left running; a process in the foreground writes
+//! none), and a daemon keeps the starting command's standard streams until it has chrooted
+//! and changed users, so that their failures are said there.
+//!
 //! As HAProxy's, a process stopped by SIGTERM or SIGINT dies of that signal (its parent or
 //! master sees 143 or 130), and the first warning or alert of a starting process comes after
 //! the version and path notices ([`tell_version`]).
@@ -60,6 +65,7 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     // A worker of a master (master-worker mode): the master reported the configuration's
     // warnings already, and it writes the pid file.
     let mut master = master_link::Link::from_env()?;
+    let background_master = crate::master::worker_of_background_master();
     if master.is_some() && master_link::version_told() {
         // HAProxy's worker is a fork of its master, and remembers what the master said.
         VERSION_TOLD.store(true, Ordering::Relaxed);
@@ -134,35 +140,51 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     if master.is_none() && !privileges_suffice(&state.config) {
         return Ok(ExitCode::from(1));
     }
+    let global = &state.config.global;
+    let worker = master.is_some();
+    let daemon = (cli.daemon || global.daemon) && !cli.debug && !cli.no_background && !worker;
+    // Opened before the fork, as HAProxy's: a pid file that cannot be created fails the
+    // start while nothing runs in the background yet. Only a daemon's: a process in the
+    // foreground writes none, as HAProxy's (a master's worker neither: its master does).
+    let pidfile = match cli.pidfile.clone().or_else(|| global.pidfile.clone()) {
+        Some(path) if daemon => match PidFile::create(&path) {
+            Some(file) => Some(file),
+            None => return Ok(ExitCode::from(1)),
+        },
+        _ => None,
+    };
     // After the checks that refuse a start: binding replaces the stats socket files, which a
     // refused reload (`-sf`) must leave to the old process (HAProxy 2.6 replaces them before
     // its checks, and leaves the old process's path dead).
     let clis = runtime::bind_clis(&state).map_err(|e| alert(&e))?;
-    let global = &state.config.global;
-    let worker = master.is_some();
-    let daemon = (cli.daemon || global.daemon) && !cli.debug && !cli.no_background && !worker;
-    let pidfile = (!worker)
-        .then(|| cli.pidfile.clone().or_else(|| global.pidfile.clone()))
-        .flatten();
     if daemon {
         // SAFETY: no thread has been started yet, so the child may do anything.
         match unsafe { nix::unistd::fork() }.context("fork")? {
             ForkResult::Parent { child } => {
                 // The child carries on, resuming the old processes if it fails.
                 paused.disarm();
-                if let Some(p) = &pidfile {
-                    write_pidfile(p, child.as_raw() as u32)?;
+                if let Some(file) = pidfile {
+                    file.record(child.as_raw() as u32);
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            ForkResult::Child => detach()?,
+            ForkResult::Child => {
+                drop(pidfile);
+                nix::unistd::setsid().context("setsid")?;
+            }
         }
-    } else if let Some(p) = &pidfile {
-        write_pidfile(p, std::process::id())?;
     }
     // Before dropping privileges, so that the next process sees who started this one.
     let channel = handover::bind_channel();
+    // A worker of a master in the background quiets its standard streams as a daemon does.
+    let quiets_stdio = daemon || (worker && background_master);
+    let dev_null = quiets_stdio.then(DevNull::open).transpose()?;
     drop_privileges(&state).map_err(|e| alert(&e))?;
+    if let Some(dev_null) = dev_null {
+        // Only now, as HAProxy's: a failure to chroot or to change users is said where the
+        // daemon was started from.
+        dev_null.quiet_stdio();
+    }
     // Before the old processes are told to finish: the master must know this worker is the
     // current one before it sees them exit.
     if let Some(link) = &mut master {
@@ -468,26 +490,65 @@ impl Drop for PausedOld {
     }
 }
 
-pub(crate) fn write_pidfile(path: &Path, pid: u32) -> anyhow::Result<()> {
-    let mut f = std::fs::File::create(path)
-        .with_context(|| format!("[ALERT] cannot create pidfile {}", path.display()))?;
-    writeln!(f, "{pid}")?;
-    Ok(())
+/// A pid file, created (emptied) before the process forks and written after, as HAProxy's.
+#[derive(Debug)]
+pub(crate) struct PidFile(std::fs::File);
+
+impl PidFile {
+    /// Creates `path`, or says HAProxy's alert and gives None: the start fails.
+    pub(crate) fn create(path: &Path) -> Option<PidFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(path);
+        match opened {
+            Ok(file) => Some(PidFile(file)),
+            Err(_) => {
+                say_line(&format!(
+                    "[ALERT]    ({}) : [{}.main()] Cannot create pidfile {}",
+                    std::process::id(),
+                    argv0(),
+                    path.display()
+                ));
+                None
+            }
+        }
+    }
+
+    /// Writes `pid` and closes the file. A failed write is not reported, as HAProxy's: the
+    /// file could be created, and the process it names is running by now.
+    pub(crate) fn record(mut self, pid: u32) {
+        let _ = writeln!(self.0, "{pid}");
+    }
 }
 
-/// Becomes a background process: new session, standard streams on /dev/null.
-pub(crate) fn detach() -> anyhow::Result<()> {
-    use std::os::fd::AsRawFd;
-    nix::unistd::setsid().context("setsid")?;
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
-    for fd in 0..3 {
-        // SAFETY: dup2 onto the standard descriptors, which this process owns.
-        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+/// /dev/null, opened before a `chroot` (whose directory seldom has it), to quiet the
+/// standard streams with after it, as HAProxy's daemon does.
+#[derive(Debug)]
+pub(crate) struct DevNull(std::fs::File);
+
+impl DevNull {
+    pub(crate) fn open() -> anyhow::Result<DevNull> {
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .context("Cannot open /dev/null")?;
+        Ok(DevNull(null))
     }
-    Ok(())
+
+    /// Points the standard streams at /dev/null (a daemon's, once it has said all a start
+    /// says).
+    pub(crate) fn quiet_stdio(self) {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors, which this process owns.
+            unsafe { libc::dup2(self.0.as_raw_fd(), fd) };
+        }
+    }
 }
 
 /// The user the configuration runs as (`user`, `uid`), if any.
@@ -518,16 +579,20 @@ fn drop_privileges(state: &State) -> anyhow::Result<()> {
         (None, Some(id)) => Some(Gid::from_raw(id)),
         _ => None,
     };
+    // HAProxy's alerts (`[PROGRAM.main()] Cannot ...`), which give no reason.
+    let cannot = |what: String| anyhow::anyhow!("[{}.main()] Cannot {what}.", argv0());
     if let Some(dir) = &g.chroot {
-        nix::unistd::chroot(dir).with_context(|| format!("cannot chroot to {}", dir.display()))?;
-        std::env::set_current_dir("/")?;
+        nix::unistd::chroot(dir)
+            .ok()
+            .and_then(|()| std::env::set_current_dir("/").ok())
+            .ok_or_else(|| cannot(format!("chroot({})", dir.display())))?;
     }
     if let Some(gid) = gid {
         setgroups(&[gid]).context("setgroups")?;
-        setgid(gid).context("setgid")?;
+        setgid(gid).map_err(|_| cannot(format!("set gid {gid}")))?;
     }
     if let Some(uid) = uid {
-        setuid(uid).context("setuid")?;
+        setuid(uid).map_err(|_| cannot(format!("set uid {uid}")))?;
     }
     Ok(())
 }
@@ -580,10 +645,10 @@ pub(crate) fn unblock_master_signals() {
 
 /// Signals a proxy process (on its own or a master's worker) outlives without acting on
 /// them, as HAProxy's does, where their default action would end it: SIGUSR2 (HAProxy
-/// ignores it outside a master), SIGHUP (HAProxy logs each server's state) and SIGQUIT
-/// (HAProxy dumps its memory pools). A signal the runtime comes to answer must leave this
-/// list, which would undo its handler.
-const OUTLIVED: [Signal; 3] = [Signal::SIGUSR2, Signal::SIGHUP, Signal::SIGQUIT];
+/// ignores it outside a master) and SIGQUIT (HAProxy dumps its memory pools, which hapx does
+/// not have). A signal the runtime comes to answer (SIGHUP: the servers' states) must leave
+/// this list, which would undo its handler.
+const OUTLIVED: [Signal; 2] = [Signal::SIGUSR2, Signal::SIGQUIT];
 
 fn ignore_all(signals: &[Signal]) {
     for &sig in signals {

@@ -180,10 +180,13 @@ pub fn run(cli: Cli, global: &Global) -> anyhow::Result<ExitCode> {
         .iter()
         .map(cli::Spec::bind)
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if background(&cli, global)? {
+    let dev_null = match background(&cli, global)? {
         // The parent of a master gone to the background: its job is done.
-        return Ok(ExitCode::SUCCESS);
-    }
+        Start::Parent => return Ok(ExitCode::SUCCESS),
+        // Said already (HAProxy's alert), nothing left running.
+        Start::Failed => return Ok(ExitCode::from(1)),
+        Start::Master { dev_null } => dev_null,
+    };
     let notifier = Notifier::new(cli.master_worker_systemd);
     // The path now, not on each reload: a package upgrade replaces the file, and the next
     // worker should be the new program.
@@ -211,6 +214,8 @@ pub fn run(cli: Cli, global: &Global) -> anyhow::Result<ExitCode> {
             reloading,
             newest: None,
             first_load: true,
+            in_background: dev_null.is_some(),
+            quiet_after_first_worker: dev_null,
             stopping: false,
             exit_code: None,
         };
@@ -227,9 +232,32 @@ pub fn run(cli: Cli, global: &Global) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
-/// `-D` or `daemon`: forks, the parent writing the master's pid to the pid file; true in the
-/// parent, which is to exit. Otherwise the master writes its own pid.
-fn background(cli: &Cli, global: &Global) -> anyhow::Result<bool> {
+/// Whether this process is a worker of a master in the background (see
+/// [`worker::IN_BACKGROUND_ENV`]); to call once, at the start, before any thread exists.
+pub(crate) fn worker_of_background_master() -> bool {
+    let set = std::env::var_os(worker::IN_BACKGROUND_ENV).is_some_and(|v| v == "1");
+    // SAFETY: called at the start of `process::main`, before any thread exists.
+    unsafe { std::env::remove_var(worker::IN_BACKGROUND_ENV) };
+    set
+}
+
+/// Where [`background`] leaves the process.
+enum Start {
+    /// The parent of a master gone to the background, which is to exit.
+    Parent,
+    /// The master; in the background, with /dev/null to point its standard streams at once
+    /// its first worker is started (which keeps them to say its start's failures, as
+    /// HAProxy's does).
+    Master {
+        dev_null: Option<crate::process::DevNull>,
+    },
+    /// The pid file could not be created: the start fails, as HAProxy's.
+    Failed,
+}
+
+/// `-D` or `daemon`: forks, the parent writing the master's pid to the pid file. Otherwise
+/// the master writes its own pid.
+fn background(cli: &Cli, global: &Global) -> anyhow::Result<Start> {
     let pidfile = cli.pidfile.clone().or_else(|| global.pidfile.clone());
     // Under systemd (-Ws) the master is the service's main process: never in the background,
     // whatever the configuration says (Debian's haproxy.cfg has `daemon`), as with HAProxy.
@@ -237,21 +265,37 @@ fn background(cli: &Cli, global: &Global) -> anyhow::Result<bool> {
         && !cli.debug
         && !cli.no_background
         && !cli.master_worker_systemd;
+    // Opened before the fork, as HAProxy's: a pid file that cannot be created fails the
+    // start before a master runs in the background.
+    let pidfile = match &pidfile {
+        Some(path) => match crate::process::PidFile::create(path) {
+            Some(file) => Some(file),
+            None => return Ok(Start::Failed),
+        },
+        None => None,
+    };
     if daemon {
         // SAFETY: no thread has been started yet.
         match unsafe { nix::unistd::fork() }.context("fork")? {
             nix::unistd::ForkResult::Parent { child } => {
-                if let Some(p) = &pidfile {
-                    crate::process::write_pidfile(p, child.as_raw() as u32)?;
+                if let Some(file) = pidfile {
+                    file.record(child.as_raw() as u32);
                 }
-                return Ok(true);
+                return Ok(Start::Parent);
             }
-            nix::unistd::ForkResult::Child => crate::process::detach()?,
+            nix::unistd::ForkResult::Child => {
+                drop(pidfile);
+                nix::unistd::setsid().context("setsid")?;
+                let dev_null = crate::process::DevNull::open()?;
+                return Ok(Start::Master {
+                    dev_null: Some(dev_null),
+                });
+            }
         }
-    } else if let Some(p) = &pidfile {
-        crate::process::write_pidfile(p, std::process::id())?;
+    } else if let Some(file) = pidfile {
+        file.record(std::process::id());
     }
-    Ok(false)
+    Ok(Start::Master { dev_null: None })
 }
 
 struct Master {
@@ -270,6 +314,10 @@ struct Master {
     newest: Option<u32>,
     /// Until the first worker is ready or gone: its failure is the master's.
     first_load: bool,
+    /// Gone to the background (`-D`, `daemon`): its workers quiet their standard streams.
+    in_background: bool,
+    /// See [`Start::Master`]: taken when the first worker is started.
+    quiet_after_first_worker: Option<crate::process::DevNull>,
     stopping: bool,
     /// The status the master exits with, once it is known: the first current worker's that
     /// was neither 0 nor a SIGTERM death, or 1 when the start failed (else 0).
@@ -370,10 +418,11 @@ impl Master {
             (self.replaced(), Vec::new())
         };
         let args = self.cli.worker_args(&soft, &hard);
-        let started = match worker::start(&self.exe, args) {
+        let started = match worker::start(&self.exe, args, self.in_background) {
             Ok(s) => s,
             Err(e) => {
                 self.alert(&format!("cannot start a worker: {e}"));
+                self.quiet_stdio();
                 let first = std::mem::take(&mut self.first_load);
                 self.load_failed(first);
                 return;
@@ -381,6 +430,7 @@ impl Master {
         };
         let pid = started.worker.pid;
         self.notice(&format!("New worker ({pid}) forked"));
+        self.quiet_stdio();
         self.newest = Some(pid);
         let events = self.events.clone();
         let readiness = started.readiness;
@@ -566,6 +616,14 @@ impl Master {
         match self.registry.lock() {
             Ok(r) => f(&r.workers),
             Err(poisoned) => f(&poisoned.into_inner().workers),
+        }
+    }
+
+    /// In the background, once the first worker is started (or could not be): what the
+    /// master says from now on goes nowhere, as HAProxy's.
+    fn quiet_stdio(&mut self) {
+        if let Some(dev_null) = self.quiet_after_first_worker.take() {
+            dev_null.quiet_stdio();
         }
     }
 

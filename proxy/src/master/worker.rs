@@ -41,8 +41,13 @@ pub struct Started {
     pub readiness: UnixStream,
 }
 
-/// Starts `exe` as a worker with `args`.
-pub fn start(exe: &Path, args: Vec<OsString>) -> io::Result<Started> {
+/// Set for the workers of a master in the background: such a worker points its standard
+/// streams at /dev/null once its start has said what it has to (see
+/// [`super::worker_of_background_master`]).
+pub(super) const IN_BACKGROUND_ENV: &str = "HAPX_MASTER_IN_BACKGROUND";
+
+/// Starts `exe` as a worker with `args`; `in_background`: the master is a daemon.
+pub fn start(exe: &Path, args: Vec<OsString>, in_background: bool) -> io::Result<Started> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::Stream,
@@ -52,6 +57,11 @@ pub fn start(exe: &Path, args: Vec<OsString>) -> io::Result<Started> {
     let fd = theirs.as_raw_fd();
     let mut command = tokio::process::Command::new(exe);
     command.args(args).env(ENV, fd.to_string());
+    if in_background {
+        command.env(IN_BACKGROUND_ENV, "1");
+    } else {
+        command.env_remove(IN_BACKGROUND_ENV);
+    }
     if crate::process::version_told() {
         command.env(VERSION_TOLD_ENV, "1");
     } else {

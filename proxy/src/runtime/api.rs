@@ -4,7 +4,8 @@
 //! messages are HAProxy 2.6's, word for word.
 //!
 //! Commands: `help`, `show info`, `show stat`, `show servers state [BACKEND]`, `show backend`,
-//! `show resolvers [SECTION]` (see `runtime::dns`), `clear counters [all]`,
+//! `show resolvers [SECTION]` (see `runtime::dns`), `show errors [PROXY] [request|response]`
+//! (see `runtime::error_capture`), `clear counters [all]`,
 //! `enable|disable server B/S`, `set server B/S state ready|drain|maint`,
 //! `set server B/S health up|stopping|down`,
 //! `set server B/S weight N[%]` (and `set weight B/S N[%]`), `set server B/S addr IP [port [+-]N]`,
@@ -13,7 +14,8 @@
 //! TEXT`, `enable|disable agent B/S` (see `runtime::agent`), `enable|disable health B/S`,
 //! `get weight B/S`, `set maxconn server B/S N`, `set maxconn frontend F N`, `set maxconn
 //! global N`, `set rate-limit connections|sessions global N`, `set timeout cli DELAY`,
-//! `enable|disable frontend F`, `enable|disable dynamic-cookie backend B`,
+//! `enable|disable frontend F`, `shutdown frontend F` (for good),
+//! `enable|disable dynamic-cookie backend B`,
 //! `set dynamic-cookie-key backend B KEY` (see `runtime::persist`),
 //! `shutdown sessions server B/S` (see `runtime::shutdown`), the map commands (`show|get|add|
 //! set|del|clear|prepare|commit map` and the same but `set` for `acl`, see `runtime::map`), `show sess [ID|all]` and
@@ -28,13 +30,13 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::state::{Admin, AdminFlag, Backend, Server, ServicePort, State};
+use super::state::{Admin, AdminFlag, Backend, Frontend, Server, ServicePort, State};
 use super::{stats, transitions};
 use crate::config::keywords;
 use crate::config::model::{CliLevel, StatsSocket};
@@ -469,9 +471,14 @@ pub async fn execute(
         ["show", "info", args @ ..] if args.contains(&"json") => stats::info_json(state),
         ["show", "info", ..] => stats::info(state),
         ["show", "stat", args @ ..] => match stats::StatFilter::read(state, args) {
-            Ok((filter, ["typed", ..])) => stats::stat_typed(state, filter),
-            Ok((filter, ["json", ..])) => stats::stat_json(state, filter),
-            Ok((filter, _)) => stats::csv_filtered(state, filter),
+            Ok((filter, words)) => {
+                let output = stats::StatOutput::read(words);
+                match output.format {
+                    stats::StatFormat::Typed => stats::stat_typed(state, filter, output.described),
+                    stats::StatFormat::Json => stats::stat_json(state, filter),
+                    stats::StatFormat::Csv => stats::csv_filtered(state, filter),
+                }
+            }
             Err(refusal) => refusal,
         },
         ["show", "servers", "state"] => stats::servers_state(state, None).unwrap_or_else(|e| e),
@@ -505,6 +512,9 @@ pub async fn execute(
             }
         }
         ["enable" | "disable", "frontend", name] if admin => match state.frontend(name) {
+            Some(fe) if is_shut_down(fe) => {
+                format!("Frontend was previously shut down, cannot {}.\n", words[0])
+            }
             Some(fe) => match (fe.set_paused(words[0] == "disable"), words[0]) {
                 (true, _) => {
                     fe.settled().await;
@@ -525,7 +535,13 @@ pub async fn execute(
         },
         ["show", "version"] => format!("{}\n", env!("CARGO_PKG_VERSION")),
         ["show", "cli", "level"] => format!("{}\n", level_name(level)),
-        ["enable" | "disable", "frontend"] if admin => "A frontend name is expected.\n".into(),
+        ["enable" | "disable" | "shutdown", "frontend"] if admin => {
+            "A frontend name is expected.\n".into()
+        }
+        ["shutdown", "frontend", name, ..] if admin => match state.frontend(name) {
+            Some(fe) => shutdown_frontend(state, fe).await,
+            None => "No such frontend.\n".into(),
+        },
         ["set", "server", rest @ ..] if admin => match rest {
             [spec, args @ ..] if names_backend_and_server(spec) => set_server(state, spec, args),
             _ => "Require 'backend/server'.\n".into(),
@@ -576,6 +592,9 @@ pub async fn execute(
         // As HAProxy: words after the section are not looked at.
         ["show", "resolvers", section @ ..] => state.resolvers.show(section.first().copied()),
         ["show", "sess", arg @ ..] if level != CliLevel::User => show_sess(state, arg.first()),
+        ["show", "errors", args @ ..] if level != CliLevel::User => {
+            super::error_capture::show(state, args)
+        }
         ["show", "ssl", "crt-list", args @ ..] if admin => {
             super::ssl_cert::show_crt_list(state, args)
         }
@@ -584,6 +603,8 @@ pub async fn execute(
         ["enable" | "disable" | "set", ..] if !admin => denied(),
         ["shutdown", "sessions", "server", ..]
         | ["show", "sess", ..]
+        | ["show", "errors", ..]
+        | ["shutdown", "frontend", ..]
         | ["clear", "counters", ..]
         | ["show", "ssl", "crt-list", ..]
         | ["shutdown", "session", ..] => denied(),
@@ -591,6 +612,45 @@ pub async fn execute(
         // that begin as it does, as HAProxy lists them.
         _ => keywords::cli_usage(&words, keywords::WORKER_CLI),
     }
+}
+
+/// The frontends `shutdown frontend` stopped (by id), for good: HAProxy's `PR_FL_STOPPED`.
+static SHUT_DOWN: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Whether `shutdown frontend` stopped `fe` (`show stat` says STOP).
+pub(super) fn is_shut_down(fe: &Frontend) -> bool {
+    let stopped = SHUT_DOWN.lock().unwrap_or_else(PoisonError::into_inner);
+    stopped.contains(&fe.id)
+}
+
+/// `shutdown frontend NAME` (level admin): its listeners stop for good, the connections it
+/// has go on. Logged as HAProxy's `proxy_cond_disable` logs it, on stderr and to the
+/// frontend's log targets, with its cumulated connections and those of its backend half.
+async fn shutdown_frontend(state: &State, fe: &Frontend) -> String {
+    {
+        let mut stopped = SHUT_DOWN.lock().unwrap_or_else(PoisonError::into_inner);
+        if stopped.contains(&fe.id) {
+            return "Frontend was already shut down.\n".into();
+        }
+        stopped.push(fe.id);
+    }
+    // A listen section's backend half: the same proxy.
+    let backend_conns = state
+        .backends
+        .iter()
+        .find(|b| b.id == fe.id)
+        .map_or(0, |b| b.counters.total.load(Relaxed));
+    let msg = format!(
+        "Proxy {} stopped (cumulated conns: FE: {}, BE: {backend_conns}).",
+        fe.name,
+        fe.counters.connections.load(Relaxed)
+    );
+    eprintln!("[WARNING]  ({}) : {msg}", std::process::id());
+    fe.logger.send(super::log::LOG_WARNING, &msg);
+    // Released as by `disable frontend` (connections refused, the port free), never resumed.
+    fe.set_paused(true);
+    fe.settled().await;
+    String::new()
 }
 
 /// `show cli level`'s word for `level`.

@@ -1414,6 +1414,24 @@ impl Req {
     }
 }
 
+/// Keeps a request head HAProxy's H1 parser refuses for `show errors` (an HTTP/1 one: an
+/// HTTP/2 stream's head came in frames).
+fn capture_refused_request(fe: &Frontend, client: &Conn, peer: SocketAddr, first: bool) {
+    if client.h2.is_some() || client.h2_up.is_some() {
+        return;
+    }
+    super::error_capture::capture(super::error_capture::Refused {
+        side: super::error_capture::Side::Request,
+        proxy: super::error_capture::Named::new(&fe.name, fe.id),
+        other_end: None,
+        server: None,
+        src: peer,
+        bytes: client.buf.bytes(),
+        consumed: client.buf.start,
+        not_first: !first,
+    });
+}
+
 /// A request head hapx could not read: HAProxy's error for it (400, 408...), counted in the
 /// frontend and in the tracked entries, and logged (`<BADREQ>`) unless `dontlognull` leaves
 /// out a connection that sent nothing; the connection closes after it. `upgraded`: the
@@ -1439,13 +1457,16 @@ async fn refuse_request(
     if let Some(backend) = upgraded {
         refused_in_backend(fe, backend, req.started_ms);
     }
-    // A client that sent nothing and closed gets no answer; one that closed mid-head (maybe
-    // only its sending side) gets the 400 and counts it, as HAProxy writes it anyway.
+    // A client that sent nothing and closed gets no answer (though HAProxy counts its 400
+    // when it had no stream yet); one that closed mid-head (maybe only its sending side)
+    // gets the 400 and counts it, as HAProxy writes it anyway.
     if !matches!(e, ReadError::Closed) {
         fe.counters.count_status(code);
         let _ = client
             .write_within(&h1_error(code), fe.conf.timeouts.client)
             .await;
+    } else if upgraded.is_none() {
+        fe.counters.count_status(code);
     }
     let mut req = Req {
         line: "<BADREQ>".into(),
@@ -1470,8 +1491,8 @@ async fn refuse_request(
     let flags = match e {
         // HAProxy's stream, in its backend already, ends on its HTTP layer's error.
         _ if upgraded.is_some() => "PR--",
-        // The client closed mid-head: its abort, not a parse error.
-        ReadError::Truncated => "CR--",
+        // The client closed before or in the head: its abort, not a parse error.
+        ReadError::Truncated | ReadError::Closed => "CR--",
         _ if code == 408 => "cR--",
         _ => "PR--",
     };
@@ -1719,7 +1740,12 @@ fn serve_client(
                     Ok(h) => h,
                     // A connection turned to HTTP fails its first request however it ends (its
                     // stream exists since the accept, in its backend: see below).
-                    Err(ReadError::Closed) if upgrade.is_none() => {
+                    // A client closing before its first request is refused as a bad one (see
+                    // `refuse_request`), unless told to ignore such probes.
+                    Err(ReadError::Closed)
+                        if upgrade.is_none()
+                            && (!first_request || fe.conf.options.http_ignore_probes) =>
+                    {
                         // HAProxy counts a connection closed before its first request as a failed
                         // request of its tracked entries.
                         if first_request && !state.tables.is_empty() {
@@ -1751,6 +1777,9 @@ fn serve_client(
                         // HAProxy's H1 multiplexer makes a stream of whatever came, to answer it.
                         if !matches!(e, ReadError::IdleTimeout | ReadError::Closed) {
                             client.stream_starts();
+                        }
+                        if matches!(e, ReadError::Malformed(_)) {
+                            capture_refused_request(&fe, client, peer, first_request);
                         }
                         let upgraded = upgrade.as_deref().map(|up| &*up.backend);
                         let req = Req::arrived(&state, &fe, (peer, local), started, arrival);
@@ -3824,6 +3853,11 @@ async fn read_response(
                 if let (Some(srv), Some(lost)) = (failed.as_deref(), HttpOutcome::lost(&e)) {
                     observe::http(backend, srv, lost);
                 }
+                if matches!(e, ReadError::Malformed(_))
+                    && let Some((srv, sconn, _)) = server.as_ref()
+                {
+                    capture_refused_response(route, srv, sconn);
+                }
                 let (code, flags) = match e {
                     ReadError::Timeout | ReadError::IdleTimeout => (504, "sH--"),
                     // A response HAProxy's parser refuses: its `PH`.
@@ -3840,6 +3874,24 @@ async fn read_response(
             }
         }
     }
+}
+
+/// Keeps a response head HAProxy's H1 parser refuses for `show errors`, in its backend.
+fn capture_refused_response(route: Route<'_>, srv: &Server, sconn: &Conn) {
+    if sconn.h2_up.is_some() {
+        return;
+    }
+    use super::error_capture::Named;
+    super::error_capture::capture(super::error_capture::Refused {
+        side: super::error_capture::Side::Response,
+        proxy: Named::new(&route.backend.name, route.backend.id),
+        other_end: Some(Named::new(&route.fe.name, route.fe.id)),
+        server: Some(Named::new(&srv.name, srv.id)),
+        src: route.peer,
+        bytes: sconn.buf.bytes(),
+        consumed: sconn.buf.start,
+        not_first: false,
+    });
 }
 
 /// After a response that came before the request's body went whole (see [`early`]): the

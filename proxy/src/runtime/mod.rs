@@ -35,6 +35,7 @@ pub mod checks;
 pub mod chunked;
 pub mod convert;
 pub mod dns;
+pub mod error_capture;
 pub mod forward;
 pub mod fwlc;
 pub mod fwrr;
@@ -475,28 +476,86 @@ async fn serve(
     // Our copies of the listening sockets go too: a new process may hold them now.
     handover.lock().unwrap_or_else(|e| e.into_inner()).clear();
     let hard_stop = state.config.global.hard_stop_after;
-    let drained = async {
+    let finished = async {
         // A stopping process teaching its successor its stick tables stays for the lesson.
         while state.cur_conns.load(Relaxed) > 0 || peers::lesson_running() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(DRAIN_POLL).await;
         }
     };
-    match hard_stop {
-        Some(limit) => {
-            tokio::select! {
-                () = drained => {}
-                () = tokio::time::sleep(limit) => {}
-                _ = wait_hard(stop_rx2) => {}
-            }
+    let hard_stop_due = async {
+        match hard_stop {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
         }
-        None => {
-            tokio::select! {
-                () = drained => {}
-                _ = wait_hard(stop_rx2) => {}
-            }
-        }
+    };
+    tokio::select! {
+        () = finished => {}
+        () = hard_stop_due => stop_hard(&state).await,
+        _ = wait_hard(stop_rx2) => {}
     }
     Ok(())
+}
+
+/// How often a stopping process looks whether its connections are gone.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+/// How long the streams a hard stop kills have to end, as HAProxy's, which then exits anyway.
+const HARD_STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// HAProxy's `hard_stop`, at `hard-stop-after` counted from the soft stop: it says so (on
+/// stderr and in the global logs), names each frontend that still holds connections (in its
+/// own logs), kills every stream (`stream_shutdown(SF_ERR_KILLED)`: each is logged with
+/// termination code `K`, as the runtime API's `shutdown session` kills it), and exits once
+/// they ended, or a second later, saying so, if some did not.
+async fn stop_hard(state: &State) {
+    let pid = std::process::id();
+    let global = global_logger(state);
+    let say = |logger: &log::Logger, msg: &str| {
+        eprintln!("[WARNING]  ({pid}) : {msg}");
+        logger.send(log::LOG_WARNING, msg);
+    };
+    say(
+        &global,
+        "soft-stop running for too long, performing a hard-stop.",
+    );
+    for fe in state.frontends.iter() {
+        let remaining = fe.counters.cur.load(Relaxed);
+        if remaining > 0 {
+            let msg = format!(
+                "Proxy {} hard-stopped ({remaining} remaining conns will be closed).",
+                fe.name
+            );
+            say(&fe.logger, &msg);
+        }
+    }
+    kill_every_stream(state);
+    let ended = async {
+        while state.cur_conns.load(Relaxed) > 0 {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    };
+    if tokio::time::timeout(HARD_STOP_GRACE, ended).await.is_err() {
+        say(&global, "Some tasks resisted to hard-stop, exiting now.");
+    }
+}
+
+/// The logger of the lines HAProxy sends to its global log targets (`send_log(NULL, ...)`).
+fn global_logger(state: &State) -> log::Logger {
+    let global = &state.config.global;
+    log::Logger::new(&global.logs, global.log_tag.as_deref())
+}
+
+/// Kills every registered stream, as the runtime API's `shutdown session` kills one.
+fn kill_every_stream(state: &State) {
+    for stream in shutdown::streams(false) {
+        let Some(switch) = shutdown::kill_stream(stream.id) else {
+            continue;
+        };
+        let mut servers = state.backends.iter().flat_map(|b| b.servers.iter());
+        if let Some(server) = servers.find(|s| s.kill.is_named(switch)) {
+            server.kill.wake();
+        }
+    }
 }
 
 async fn wait_hard(mut rx: watch::Receiver<Stop>) {
@@ -508,9 +567,10 @@ async fn wait_hard(mut rx: watch::Receiver<Stop>) {
     std::future::pending::<()>().await;
 }
 
-/// The signals HAProxy answers: SIGUSR1 soft stop, SIGTERM/SIGINT stop, and SIGTTOU/SIGTTIN
+/// The signals HAProxy answers: SIGUSR1 soft stop, SIGTERM/SIGINT stop, SIGTTOU/SIGTTIN
 /// pause/resume the listeners (a new process sends them when it cannot bind; their default
-/// action would stop the process), saying so for each proxy that listens, as HAProxy does.
+/// action would stop the process), saying so for each proxy that listens, as HAProxy does,
+/// and SIGHUP dumps the servers' states ([`dump_server_states`]).
 async fn watch_signals(
     state: Arc<State>,
     stop: Arc<watch::Sender<Stop>>,
@@ -523,6 +583,7 @@ async fn watch_signals(
         mut int,
         mut ttou,
         mut ttin,
+        mut hup,
     } = signals;
     loop {
         let next = tokio::select! {
@@ -547,6 +608,10 @@ async fn watch_signals(
                 }
                 continue;
             }
+            _ = hup.recv() => {
+                dump_server_states(&state);
+                continue;
+            }
         };
         stop.send_replace(next);
     }
@@ -560,6 +625,7 @@ struct Signals {
     int: tokio::signal::unix::Signal,
     ttou: tokio::signal::unix::Signal,
     ttin: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -572,6 +638,7 @@ impl Signals {
             int: signal(SignalKind::interrupt())?,
             ttou: signal(SignalKind::from_raw(libc::SIGTTOU))?,
             ttin: signal(SignalKind::from_raw(libc::SIGTTIN))?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 }
@@ -587,6 +654,89 @@ fn announce_pause(state: &State, what: &str) {
         eprintln!("[WARNING]  ({}) : {msg}", std::process::id());
         fe.logger.send(log::LOG_WARNING, &msg);
     }
+}
+
+/// HAProxy's answer to SIGHUP (`sig_dump_state`): each proxy's servers, UP or DOWN (stopped:
+/// down or in maintenance) with their current, queued and total sessions, then the proxy's
+/// own line; as warnings on stderr, and at level notice in the proxy's logs, each proxy's
+/// lines after one that announces them. Last, its internal HTTP client's, as HAProxy's.
+fn dump_server_states(state: &State) {
+    let pid = std::process::id();
+    eprintln!("[WARNING]  ({pid}) : SIGHUP received, dumping servers states.");
+    let say = |logger: &log::Logger, line: &str| {
+        eprintln!("[WARNING]  ({pid}) : {line}");
+        logger.send(log::LOG_NOTICE, line);
+    };
+    let say_proxy = |name: &str, logger: &log::Logger, lines: Vec<String>| {
+        let intro = format!("SIGHUP received, dumping servers states for proxy {name}.");
+        logger.send(log::LOG_NOTICE, &intro);
+        lines.iter().for_each(|line| say(logger, line));
+    };
+    for p in &state.config.proxies {
+        // A frontend and a backend may share a name: each is its own proxy.
+        let fe = (state.frontends.iter()).find(|f| p.kind.is_frontend() && f.name == p.name);
+        let be = (state.backends.iter()).find(|b| p.kind.is_backend() && b.name == p.name);
+        let Some(logger) = fe.map(|f| &f.logger).or(be.map(|b| &b.logger)) else {
+            continue;
+        };
+        say_proxy(&p.name, logger, proxy_state_lines(&p.name, fe, be));
+    }
+    let global = global_logger(state);
+    let http_client = ["<HTTPCLIENT>", "<HTTPSCLIENT>"].map(|server| {
+        format!("SIGHUP: Server <HTTPCLIENT>/{server} is UP. Conn: 0 act, 0 pend, 0 tot.")
+    });
+    let mut lines = http_client.to_vec();
+    lines.push("SIGHUP: Proxy <HTTPCLIENT> has no server available ! Conn: act(FE+BE): 0+0, 0 pend (0 unass), tot(FE+BE): 0+0.".into());
+    say_proxy("<HTTPCLIENT>", &global, lines);
+}
+
+/// One proxy's SIGHUP lines (see [`dump_server_states`]): its servers', then its own.
+fn proxy_state_lines(
+    name: &str,
+    fe: Option<&Arc<Frontend>>,
+    be: Option<&Arc<Backend>>,
+) -> Vec<String> {
+    let servers = be.map_or(&[][..], |b| &b.servers[..]);
+    // The backend's own queue (unassigned), then each server's.
+    let queues = be.map(|b| balance::queue_lengths(b)).unwrap_or_default();
+    let queued = |i: usize| queues.get(i).map_or(0, |q| q.0);
+    let mut lines: Vec<String> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "SIGHUP: Server {name}/{} is {}. Conn: {} act, {} pend, {} tot.",
+                s.name,
+                if s.is_stopped() { "DOWN" } else { "UP" },
+                s.counters.cur.load(Relaxed),
+                queued(i + 1),
+                s.counters.total.load(Relaxed),
+            )
+        })
+        .collect();
+    let cur = |c: Option<&Arc<state::Counters>>| c.map_or(0, |c| c.cur.load(Relaxed));
+    let total = |c: Option<&Arc<state::Counters>>| c.map_or(0, |c| c.total.load(Relaxed));
+    let (fe_counters, be_counters) = (fe.map(|f| &f.counters), be.map(|b| &b.counters));
+    let conns = format!(
+        "Conn: act(FE+BE): {}+{}, {} pend ({} unass), tot(FE+BE): {}+{}.",
+        cur(fe_counters),
+        cur(be_counters),
+        queues.iter().map(|q| q.0).sum::<usize>(),
+        queued(0),
+        total(fe_counters),
+        total(be_counters),
+    );
+    let (active, backup) = be.map_or((0, 0), |b| (b.active_count(), b.backup_count()));
+    let what = match (servers.is_empty(), active, backup) {
+        (true, ..) => "has no servers.".to_string(),
+        (false, 0, 0) => "has no server available !".to_string(),
+        (false, 0, _) => "is running on backup servers !".to_string(),
+        (false, ..) => {
+            format!("has {active} active servers and {backup} backup servers available.")
+        }
+    };
+    lines.push(format!("SIGHUP: Proxy {name} {what} {conns}"));
+    lines
 }
 
 /// The runtime API's sessions begun (its stats sockets' and the master's): the cumulated
@@ -633,7 +783,8 @@ fn announce_stop(state: &State) {
         say("GLOBAL", sessions, sessions, None);
     }
     others.into_iter().for_each(say_proxy);
-    say("<HTTPCLIENT>", 0, 0, None);
+    // The internal HTTP client's proxy logs to the global targets.
+    say("<HTTPCLIENT>", 0, 0, Some(&global_logger(state)));
 }
 
 /// The two ways an accept loop is paused, watched together.

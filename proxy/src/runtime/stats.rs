@@ -64,7 +64,7 @@ pub(super) fn frontend_row(state: &State, fe: &Frontend) -> Row {
     row.insert("dcon", c.denied_conn.load(Relaxed).to_string());
     row.insert("dses", c.denied_sess.load(Relaxed).to_string());
     row.insert("ereq", c.req_errors.load(Relaxed).to_string());
-    let status = if state.stopping.load(Relaxed) {
+    let status = if state.stopping.load(Relaxed) || super::api::is_shut_down(fe) {
         "STOP"
     } else if fe.is_paused() {
         "PAUSED"
@@ -634,6 +634,39 @@ impl StatFilter {
     }
 }
 
+/// How `show stat` prints its rows: the words after its filter, as HAProxy reads them in
+/// any order (the last of `typed` and `json` wins; `desc` describes the typed fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatOutput {
+    pub format: StatFormat,
+    pub described: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatFormat {
+    Csv,
+    Typed,
+    Json,
+}
+
+impl StatOutput {
+    pub fn read(words: &[&str]) -> StatOutput {
+        let mut output = StatOutput {
+            format: StatFormat::Csv,
+            described: false,
+        };
+        for word in words {
+            match *word {
+                "typed" => output.format = StatFormat::Typed,
+                "json" => output.format = StatFormat::Json,
+                "desc" => output.described = true,
+                _ => {}
+            }
+        }
+        output
+    }
+}
+
 /// The `iid` HAProxy gives the proxy at `index` of the configuration (its rows' `iid`).
 fn proxy_id(state: &State, index: usize) -> i64 {
     let name = &state.config.proxies[index].name;
@@ -878,12 +911,12 @@ pub fn info_json(state: &State) -> String {
 }
 
 /// `show stat typed` (HAProxy's typed form of [`csv`]).
-pub fn stat_typed(state: &State, filter: StatFilter) -> String {
+pub fn stat_typed(state: &State, filter: StatFilter, described: bool) -> String {
     let rows: Vec<Row> = rows(state)
         .into_iter()
         .filter(|row| filter.keeps(row))
         .collect();
-    typed::stat(&rows)
+    typed::stat(&rows, described)
 }
 
 /// `show info`'s lines: (name, value).
