@@ -126,6 +126,68 @@ fn clear_counters_all_resets_every_counter_as_haproxy() {
     clear_counters_as_haproxy("cli-review-clear-all", "clear counters all");
 }
 
+/// Both forms of `clear counters` zero the longest queues (`qmax` of the backend and of
+/// its server), as HAProxy's: two requests queued behind a held one on a `maxconn 1` server.
+#[test]
+fn clear_counters_zeroes_the_longest_queues_as_haproxy() {
+    use hapx_tests::proxy_lifecycle::{SlowServer, request};
+    use std::sync::atomic::Ordering::SeqCst;
+    let test = "cli-review-clear-qmax";
+    let dir = temp_dir(test);
+    let sock = dir.join("admin.sock");
+    let server = SlowServer::start("a");
+    let port = free_port();
+    let front = SocketAddr::from(([127, 0, 0, 1], port));
+    let config = format!(
+        "global\n  stats socket {} level admin\n\
+         defaults\n  mode http\n  timeout client 10s\n  timeout server 10s\n  timeout connect 1s\n  timeout queue 10s\n\
+         frontend fe\n  bind {front}\n  default_backend b\n\
+         backend b\n  server a {} maxconn 1\n",
+        sock.display(),
+        server.addr
+    );
+    let queues = |sock: &std::path::Path, column: &str| -> Vec<String> {
+        let rows = stat_rows(&cli(sock, "show stat"));
+        ["BACKEND", "a"]
+            .iter()
+            .map(|sv| {
+                format!(
+                    "{sv} {column}={}",
+                    rows[&("b".into(), sv.to_string())][column]
+                )
+            })
+            .collect()
+    };
+    let (ours, theirs) = side_by_side(test, &config, front, |front| {
+        let before = server.requests.load(SeqCst);
+        let _held = request(front, "/held");
+        hapx_tests::proxy::wait_until(std::time::Duration::from_secs(5), || {
+            server.requests.load(SeqCst) > before
+        });
+        let _queued = [request(front, "/"), request(front, "/")];
+        // Not asserted here: the maxima below are.
+        hapx_tests::proxy::wait_until(std::time::Duration::from_secs(5), || {
+            queues(&sock, "qcur").join(" ").matches("=2").count() == 1
+        });
+        let mut seen = vec![format!("queued: {:?}", queues(&sock, "qmax"))];
+        for command in ["clear counters", "clear counters all"] {
+            server.release();
+            cli(&sock, command);
+            seen.push(format!("{command}: {:?}", queues(&sock, "qmax")));
+        }
+        seen
+    });
+    let expected = [
+        "queued: [\"BACKEND qmax=2\", \"a qmax=0\"]",
+        "clear counters: [\"BACKEND qmax=0\", \"a qmax=0\"]",
+        "clear counters all: [\"BACKEND qmax=0\", \"a qmax=0\"]",
+    ];
+    assert_eq!(ours, expected);
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "hapx-proxy, then HAProxy");
+    }
+}
+
 /// The (pxname, svname) of the rows `show stat ARGS` prints, and its answer when it is
 /// no CSV.
 fn rows_shown(sock: &std::path::Path, args: &str) -> Vec<String> {

@@ -167,7 +167,15 @@ fn documented_timeouts_algorithms_and_options_are_accepted() {
                 let rest: Vec<&str> = required.skip(1).copied().collect();
                 format!("balance {algo} {}", rest.join(" "))
             }
-            ("PROXY OPTIONS", ["option", name, ..]) => format!("option {name}"),
+            // The option with its required arguments, a placeholder (`NAME`) given a value.
+            ("PROXY OPTIONS", ["option", name, args @ ..]) => {
+                let required = args.iter().take_while(|w| !w.starts_with('['));
+                let placeholder = |w: &str| w.chars().all(|c| c.is_ascii_uppercase());
+                let values: Vec<&str> = required
+                    .map(|w| if placeholder(w) { "x" } else { w })
+                    .collect();
+                format!("option {name} {}", values.join(" "))
+            }
             _ => continue,
         };
         let text = format!("{head}  {line}\n");

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, ToSocketAddrs};
 use std::sync::Arc;
 
+pub mod protocol;
+
 use super::bind_tls;
 use super::check_order::{CommentCarry, RuleAction};
 use super::diag::Diags;
@@ -90,6 +92,78 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
                 &r.place,
                 format!("resolvers '{}' has no nameserver.", r.name),
             );
+        }
+    }
+    // HAProxy's `init_srv_check` runs once the whole configuration is valid.
+    let mut default_ruleset_used = false;
+    for p in config.proxies.iter().filter(|p| p.kind.is_backend()) {
+        check_ports(p, &mut default_ruleset_used, diags);
+    }
+}
+
+/// A checked server must have a port to check: its own, a check `port`, or, with
+/// `tcp-check` rules, one on every `connect` rule, the first rule being one (HAProxy's
+/// `init_srv_check` and its three alerts, by what the backend's ruleset holds).
+fn check_ports(p: &Proxy, default_ruleset_used: &mut bool, diags: &mut Diags) {
+    let portless = |port: Option<u16>| port.is_none_or(|port| port == 0);
+    let ruleset = CheckRuleset::of(p, default_ruleset_used);
+    let checked_without_port = (p.servers.iter())
+        .filter(|s| s.opts.check && portless(s.opts.check_port) && portless(s.port));
+    for s in checked_without_port {
+        let (kind, name) = (p.kind.type_str(), &p.name);
+        let start = format!(
+            "config: {kind} '{name}': server '{}' has neither service port nor check port",
+            s.name
+        );
+        let mut rules = (p.tcp_checks.iter()).filter(|r| !matches!(r, TcpCheckRule::Comment(_)));
+        let connect_port = |rule: Option<&TcpCheckRule>| match rule {
+            Some(TcpCheckRule::Connect(c)) => !portless(c.port),
+            _ => false,
+        };
+        let nor_rule = || format!("{start} nor tcp_check rule 'connect' with port information.");
+        let message = match ruleset {
+            CheckRuleset::Empty => format!("{start}."),
+            CheckRuleset::ImplicitConnect => nor_rule(),
+            CheckRuleset::Rules if !connect_port(rules.next()) => nor_rule(),
+            CheckRuleset::Rules => {
+                if !rules.any(|r| matches!(r, TcpCheckRule::Connect(_)) && !connect_port(Some(r))) {
+                    continue;
+                }
+                format!("{start}, and a tcp_check rule 'connect' with no port information.")
+            }
+        };
+        diags.global_alert(message);
+    }
+}
+
+/// What a backend's check ruleset holds when HAProxy validates its servers' ports.
+#[derive(Clone, Copy)]
+enum CheckRuleset {
+    /// Nothing: `option tcp-check` without rules, or the default ruleset HAProxy shares
+    /// between the backends without a check option, as the first of them finds it.
+    Empty,
+    /// An implicit connect without a port first: a protocol check (`httpchk`,
+    /// `ssl-hello-chk`...), or the shared default ruleset once a backend before took it.
+    ImplicitConnect,
+    /// The backend's own `tcp-check` rules.
+    Rules,
+}
+
+impl CheckRuleset {
+    fn of(p: &Proxy, default_ruleset_used: &mut bool) -> CheckRuleset {
+        let o = &p.options;
+        let protocol_check = o.httpchk.is_some() || o.ssl_hello_chk || o.protocol_check.is_some();
+        if protocol_check {
+            CheckRuleset::ImplicitConnect
+        } else if !o.tcp_check {
+            match std::mem::replace(default_ruleset_used, true) {
+                true => CheckRuleset::ImplicitConnect,
+                false => CheckRuleset::Empty,
+            }
+        } else if p.tcp_checks.is_empty() {
+            CheckRuleset::Empty
+        } else {
+            CheckRuleset::Rules
         }
     }
 }

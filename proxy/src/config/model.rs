@@ -757,6 +757,9 @@ pub struct CheckConnect {
     pub alpn: Option<Vec<String>>,
     /// `linger`: close cleanly (FIN) instead of resetting the connection.
     pub linger: bool,
+    /// `send-proxy`: the connection starts with a PROXY header (v2 if the server has
+    /// `send-proxy-v2`).
+    pub send_proxy: bool,
     /// `comment TEXT`, or a `comment` rule's before it: quoted in its failure's information.
     pub comment: Option<String>,
 }
@@ -917,6 +920,8 @@ pub struct Options {
     pub httpchk: Option<HttpCheck>,
     /// `option ssl-hello-chk`: an SSLv3 ClientHello, a TLS record back.
     pub ssl_hello_chk: bool,
+    /// `option redis-check`, `smtpchk`, `pgsql-check`: HAProxy's fixed tcp-check rulesets.
+    pub protocol_check: Option<super::check::protocol::ProtocolCheck>,
     /// `http-check` rules came without `option httpchk`: HAProxy ignores them (a warning).
     pub http_check_without_httpchk: bool,
     /// The proxy's own `tcp-check` rules came without `option tcp-check` (nor one after
@@ -1112,6 +1117,9 @@ pub struct ServerOptions {
     /// `id N`: the server's id in its backend, instead of the next free one.
     pub forced_id: Option<usize>,
     pub send_proxy: Option<u8>,
+    /// `check-send-proxy`: its checks send a PROXY header even where `send-proxy` would not
+    /// reach them (a check `port` or `addr`), v2 if the server has `send-proxy-v2`.
+    pub check_send_proxy: bool,
     /// `source ADDR[:PORT[-PORT]]`: the local address of the server's connections and
     /// checks, before the backend's.
     pub source: Option<ConnSource>,
@@ -1231,6 +1239,7 @@ impl Default for ServerOptions {
             disabled: false,
             forced_id: None,
             send_proxy: None,
+            check_send_proxy: false,
             source: None,
             pool_max_conn: None,
             proto_h2: false,

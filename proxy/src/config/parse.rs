@@ -2406,9 +2406,9 @@ fn server_options(
         match opt {
             "check" => o.check = true,
             "no-check" => o.check = false,
-            "inter" => o.inter = check_interval(v, line)?,
-            "fastinter" => o.fastinter = Some(check_interval(v, line)?),
-            "downinter" => o.downinter = Some(check_interval(v, line)?),
+            "inter" => o.inter = check_interval(opt, v, line)?,
+            "fastinter" => o.fastinter = Some(check_interval(opt, v, line)?),
+            "downinter" => o.downinter = Some(check_interval(opt, v, line)?),
             "rise" => o.rise = positive(v)?,
             "fall" => o.fall = positive(v)?,
             // HAProxy reads these numbers with atol (no digits: 0).
@@ -2509,6 +2509,8 @@ fn server_options(
             "no-send-proxy" => o.send_proxy = None,
             "no-send-proxy-v2" if o.send_proxy == Some(2) => o.send_proxy = None,
             "no-send-proxy-v2" | "no-tfo" => {}
+            "check-send-proxy" => o.check_send_proxy = true,
+            "no-check-send-proxy" => o.check_send_proxy = false,
             "id" => {
                 // As `positive` (atol), in the words of HAProxy's `srv_parse_id`.
                 o.forced_id = Some(
@@ -2522,7 +2524,7 @@ fn server_options(
             "no-agent-check" => o.agent.enabled = false,
             // HAProxy reads it with atol: leading digits, else 0 (no port).
             "agent-port" => o.agent.port = Some(atol_port(v)).filter(|&p| p != 0),
-            "agent-inter" => o.agent.inter = Some(agent_inter(v, line)?),
+            "agent-inter" => o.agent.inter = Some(check_interval(opt, v, line)?),
             "agent-send" => o.agent.send = Some(v.into()),
             "agent-addr" => {
                 o.agent.addr = Some(super::check::resolve_libc(v, false).ok_or_else(|| {
@@ -2715,11 +2717,25 @@ fn time_syntax(v: &str, opt: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `inter`, `fastinter`, `downinter`: a time. HAProxy 2.6 names `agent-inter` in the
-/// syntax error of all three (its `srv_parse_check_inter` shares that text).
-fn check_interval(v: &str, line: &Line<'_>) -> Result<std::time::Duration, String> {
-    time_syntax(v, "agent-inter", server_name(line))?;
-    values::duration(v)
+/// `inter`, `fastinter`, `downinter`, `agent-inter` (`kw`): a time above zero (a zero
+/// interval would re-arm the check at once, for ever), in HAProxy's words otherwise, naming
+/// the server or `default-server`. HAProxy 2.6 names `agent-inter` in the syntax error of
+/// all of them (its `srv_parse_check_inter` shares that text).
+fn check_interval(kw: &str, v: &str, line: &Line<'_>) -> Result<std::time::Duration, String> {
+    let name = server_name(line);
+    time_syntax(v, "agent-inter", name)?;
+    // The syntax is right: only an overflow is left to fail.
+    let interval = values::duration(v).map_err(|_| {
+        format!(
+            "timer overflow in argument <{v}> to <{kw}> of server {name}, maximum value is 2147483647 ms (~24.8 days)."
+        )
+    })?;
+    if interval.is_zero() {
+        return Err(format!(
+            "invalid value 0 for argument '{kw}' of server {name}."
+        ));
+    }
+    Ok(interval)
 }
 
 /// `pool-purge-delay TIME`, in HAProxy's words when it is not one.
@@ -2736,19 +2752,6 @@ fn atol_port(v: &str) -> u16 {
     v.bytes().take_while(u8::is_ascii_digit).fold(0u16, |n, d| {
         n.wrapping_mul(10).wrapping_add(u16::from(d - b'0'))
     })
-}
-
-/// `agent-inter TIME`: a time above zero, in HAProxy's words otherwise (naming the server,
-/// or `default-server`).
-fn agent_inter(v: &str, line: &Line<'_>) -> Result<std::time::Duration, String> {
-    let name = server_name(line);
-    time_syntax(v, "agent-inter", name)?;
-    match values::duration(v)? {
-        d if d.is_zero() => Err(format!(
-            "invalid value 0 for argument 'agent-inter' of server {name}."
-        )),
-        d => Ok(d),
-    }
 }
 
 /// `on-marked-down` and `on-marked-up`: their one action, in HAProxy's words otherwise.
@@ -3286,6 +3289,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             o.tcp_check = !negate;
             o.ssl_hello_chk &= negate;
             if !negate {
+                o.protocol_check = None;
                 drop_http_check_rules(o);
                 o.tcp_check_without_option = false;
             }
@@ -3351,6 +3355,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             chk.order.option_httpchk(&p.place);
             o.http_check_without_httpchk = false;
             o.ssl_hello_chk = false;
+            o.protocol_check = None;
             // Another check type: HAProxy forgets the unused `tcp-check` rules.
             o.tcp_check_without_option &= negate;
             o.httpchk = (!negate).then_some(chk);
@@ -3358,6 +3363,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "ssl-hello-chk" => {
             o.ssl_hello_chk = !negate;
             if !negate {
+                o.protocol_check = None;
                 drop_http_check_rules(o);
                 o.tcp_check = false;
                 o.tcp_check_without_option = false;
@@ -3369,8 +3375,16 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             drop_http_check_rules(o);
             o.tcp_check = false;
             o.tcp_check_without_option = false;
-            let support = keywords::lookup(keywords::OPTIONS, name).unwrap_or(Support::No);
-            not_implemented(support, &format!("'option {name}'"), line.place, diags);
+            o.ssl_hello_chk = false;
+            let args: Vec<&str> = (1..).map_while(arg).collect();
+            o.protocol_check = match super::check::protocol::ProtocolCheck::parse(name, &args) {
+                Some(check) => Some(check?),
+                None => {
+                    let support = keywords::lookup(keywords::OPTIONS, name).unwrap_or(Support::No);
+                    not_implemented(support, &format!("'option {name}'"), line.place, diags);
+                    None
+                }
+            };
         }
         _ => match keywords::lookup(keywords::OPTIONS, name) {
             Some(s) => not_implemented(s, &format!("'option {name}'"), line.place, diags),
@@ -3768,6 +3782,7 @@ fn check_connect(line: &Line<'_>, rules: &str, diags: &mut Diags) -> Result<Chec
             "default" => c.default = true,
             "ssl" => c.ssl = true,
             "linger" => c.linger = true,
+            "send-proxy" => c.send_proxy = true,
             "port" => {
                 c.port = Some(values::number(value()?, "port")?);
                 used = 2;
@@ -3806,7 +3821,7 @@ fn check_connect(line: &Line<'_>, rules: &str, diags: &mut Diags) -> Result<Chec
                 }
                 used = 2;
             }
-            "send-proxy" | "via-socks4" => not_implemented(
+            "via-socks4" => not_implemented(
                 Support::No,
                 &format!("'{rules} connect {opt}'"),
                 line.place,

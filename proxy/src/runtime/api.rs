@@ -54,6 +54,7 @@ const HELP: &str = "The following commands are valid at this level:
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
   show backend                            : list backends in the current running config
   show resolvers [id]                     : dumps counters from all resolvers section and associated name servers
+  show errors [<px>] [request|response]   : report last request and/or response errors for each proxy
   get weight <bk>/<srv>                   : report a server's current weight
   get var <name>                          : retrieve contents of a process-wide variable
   enable server <bk>/<srv>                : re-enable a server in maintenance
@@ -95,6 +96,7 @@ const HELP: &str = "The following commands are valid at this level:
   abort ssl cert <certfile>               : abort a transaction for a certificate file
   new ssl cert <certfile>                 : create a new certificate file to be used in a crt-list or a directory
   del ssl cert <certfile>                 : delete an unused certificate file
+  shutdown frontend <frontend>            : stop a specific frontend
   shutdown session [id]                   : kill a specific session
   shutdown sessions server <bk>/<srv>     : kill sessions on a server
   show peers [dict|-] [section]           : dump some information about all the peers or this peers section

@@ -160,6 +160,12 @@ pub fn queue_lengths(backend: &Backend) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Forgets how long `backend`'s queues were (`clear counters`, with or without `all`: HAProxy
+/// zeroes each proxy's and server's `qmax` in both).
+pub fn clear_longest_queues(backend: &Backend) {
+    lock(backend).longest.fill(0);
+}
+
 /// For HAProxy's message about `server` gone (DOWN, maintenance): the connections its
 /// queue sends to the balancer again (`option redispatch`, while another server may take
 /// them; those that left already since the last such message included) and those left

@@ -33,6 +33,8 @@
 //! rule ([`tcp_success`]); its connection failures name their step. Regexes have PCRE's
 //! meaning: PCRE2 on bytes (`config::pcre`).
 
+mod protocol;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -41,6 +43,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use self::protocol::AnswerWords;
 use super::check_format::{self, CheckContext};
 use super::http::{self, Framing, Head};
 use super::logformat::Samples;
@@ -295,9 +298,12 @@ pub async fn probe(ctx: &CheckContext<'_>, node: &str) -> (bool, CheckResult) {
         http_probe(ctx, http, state.as_deref(), nolb_on_404, &t).await
     } else if conf.options.ssl_hello_chk {
         ssl_hello_probe(server, &t).await
+    } else if let Some(check) = &conf.options.protocol_check {
+        let ruleset = protocol::Ruleset::of(check);
+        tcp_check_probe(ctx, &ruleset.rules, &ruleset.words, &t).await
     } else if conf.options.tcp_check {
         // Without rules too: its implicit connect reports failures with its step.
-        tcp_check_probe(ctx, &conf.tcp_checks, &t).await
+        tcp_check_probe(ctx, &conf.tcp_checks, &[], &t).await
     } else {
         // A TLS handshake that passed is a layer 6 success, as HAProxy reports it.
         connect(server, None, false, &t)
@@ -478,7 +484,7 @@ async fn connect(
     // connection before `conn_set_private` takes it out of the server's use.
     let in_use = super::pool::CheckUse::new(server);
     let connecting = open(server.opts.source.as_ref(), addr, !expect_next);
-    let stream = match tokio::time::timeout(t.connecting(), connecting).await {
+    let mut stream = match tokio::time::timeout(t.connecting(), connecting).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(("L4CON", None, connect_failure(&e))),
         Err(_) => return Err(("L4TOUT", None, "Layer4 timeout".into())),
@@ -487,8 +493,11 @@ async fn connect(
     if !rule.is_some_and(|r| r.linger) {
         let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     }
-    let tls = &server.opts.tls;
     let server_default = rule.is_none_or(|r| r.default);
+    if let Some(version) = proxy_header_version(server, rule) {
+        send_proxy_header(&mut stream, version, addr, t).await?;
+    }
+    let tls = &server.opts.tls;
     let use_tls = rule.is_some_and(|r| r.ssl) || (server_default && tls.check_uses_ssl());
     if !use_tls {
         t.connected();
@@ -544,6 +553,40 @@ async fn connect(
             None,
             "Layer6 invalid response: SSL handshake failure".into(),
         )),
+    }
+}
+
+/// The PROXY protocol version a check's connection starts with, if any: as HAProxy's
+/// `init_srv_check`, the server's `send-proxy`/`send-proxy-v2` applies to its checks only
+/// when they go where its traffic goes (no `port`, no `addr`), `check-send-proxy` always;
+/// both only to the implicit (or `default`) connect, while a connect rule's `send-proxy`
+/// asks for it itself; agent checks never send it.
+fn proxy_header_version(server: &Server, rule: Option<&CheckConnect>) -> Option<u8> {
+    let o = &server.opts;
+    let follows_traffic = o.check_port.is_none() && o.check_addr.is_none();
+    let server_wants = o.check_send_proxy || (follows_traffic && o.send_proxy.is_some());
+    let server_default = rule.is_none_or(|r| r.default);
+    let wanted = rule.is_some_and(|r| r.send_proxy) || (server_default && server_wants);
+    // HAProxy's `make_proxy_line` picks v2 only from the server's `send-proxy-v2`.
+    wanted.then(|| o.send_proxy.unwrap_or(1))
+}
+
+/// Sends the PROXY header first, before any TLS, as HAProxy's connection handshake does: the
+/// connection counts as established only once it left.
+async fn send_proxy_header(
+    stream: &mut TcpStream,
+    version: u8,
+    peer: SocketAddr,
+    t: &Timing,
+) -> Result<(), Verdict> {
+    let local = stream
+        .local_addr()
+        .map_err(|e| ("L4CON", None, connect_failure(&e)))?;
+    let header = super::proxyproto::check_header(version, local, peer);
+    match tokio::time::timeout(t.left(), stream.write_all(&header)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(("L4CON", None, connect_failure(&e))),
+        Err(_) => Err(("L4TOUT", None, "Layer4 timeout".into())),
     }
 }
 
@@ -1339,12 +1382,21 @@ fn expect_follows(rules: &[TcpCheckRule], from: usize) -> bool {
     matches!(next, Some(TcpCheckRule::Expect(_)))
 }
 
+/// Runs tcp-check `rules`; `words`, for a protocol check's ruleset, how each rule words its
+/// answer (empty: as the rules' own options say).
 async fn tcp_check_probe(
     ctx: &CheckContext<'_>,
     rules: &[TcpCheckRule],
+    words: &[AnswerWords],
     t: &Timing,
 ) -> Result<Verdict, Verdict> {
     let server = ctx.server;
+    // HAProxy names the step of a connection failure in a plain tcp-check only.
+    let protocol = !words.is_empty();
+    let at_step = |failure: Verdict, at: ConnectStep<'_>| match protocol {
+        true => failure,
+        false => with_step(failure, at),
+    };
     // `%si`/`%sp` are where the check connected.
     let mut ctx = *ctx;
     let mut conn: Option<CheckConn> = None;
@@ -1359,7 +1411,7 @@ async fn tcp_check_probe(
     if !matches!(first, Some(TcpCheckRule::Connect(_))) {
         let c = connect(server, None, expect_follows(rules, 0), t)
             .await
-            .map_err(|e| with_step(e, ConnectStep::Initial))?;
+            .map_err(|e| at_step(e, ConnectStep::Initial))?;
         ctx = ctx.connected_to(c.addr);
         last = LastStep::ImplicitConnect { tls: c.tls };
         conn = Some(c);
@@ -1374,7 +1426,7 @@ async fn tcp_check_probe(
             TcpCheckRule::Connect(rule) => {
                 let c = connect(server, Some(rule), expect_follows(rules, step), t)
                     .await
-                    .map_err(|e| with_step(e, ConnectStep::Rule { step, rule }))?;
+                    .map_err(|e| at_step(e, ConnectStep::Rule { step, rule }))?;
                 ctx = ctx.connected_to(c.addr);
                 last = LastStep::Connect { tls: c.tls };
                 conn = Some(c);
@@ -1395,14 +1447,21 @@ async fn tcp_check_probe(
             }
             TcpCheckRule::Expect(expect) => {
                 let c = conn.as_mut().ok_or_else(|| not_connected("expect"))?;
-                tcp_expect(&mut c.io, &mut received, expect, step, &ctx, t).await?;
-                last = LastStep::Expect(expect);
+                let words = words.get(step - 1).copied().unwrap_or_default();
+                let rule = ExpectRule {
+                    expect,
+                    words,
+                    step,
+                    protocol,
+                };
+                tcp_expect(&mut c.io, &mut received, &rule, &ctx, t).await?;
+                last = LastStep::Expect(expect, words);
             }
             TcpCheckRule::Var(rule) => ctx.run_var_rule(rule),
             TcpCheckRule::Comment(_) => {}
         }
     }
-    Ok(tcp_success(last, &ctx))
+    Ok(tcp_success(last, &received, &ctx))
 }
 
 /// The last tcp-check rule run that is not a variable or comment rule.
@@ -1415,24 +1474,46 @@ enum LastStep<'r> {
         tls: bool,
     },
     Send,
-    Expect(&'r TcpExpect),
+    Expect(&'r TcpExpect, AnswerWords),
+}
+
+/// An expect rule as it runs: its step (from 1) and, in a protocol check, its wording.
+struct ExpectRule<'r> {
+    expect: &'r TcpExpect,
+    words: AnswerWords,
+    step: usize,
+    /// Part of a protocol check: its failures to read name no step.
+    protocol: bool,
+}
+
+impl ExpectRule<'_> {
+    /// The information of a failure to read (`reason`: the system's, or none).
+    fn unread(&self, reason: &str) -> String {
+        match self.protocol {
+            true => reason.to_string(),
+            false => step_info(reason, self.step, self.expect),
+        }
+    }
 }
 
 /// A tcp-check that ran all its rules, as HAProxy reports it from the last one: an expect's
 /// `ok-status`, `on-success` and `status-code` (evaluated now, after any variable rule that
 /// followed it); a connect's L4OK (L6OK over TLS), "(tcp-check)" unless it was implicit; a
 /// send's L7OK "(tcp-check)".
-fn tcp_success(last: LastStep<'_>, ctx: &CheckContext<'_>) -> Verdict {
+fn tcp_success(last: LastStep<'_>, received: &[u8], ctx: &CheckContext<'_>) -> Verdict {
     let connected = |tls: bool| if tls { "L6OK" } else { "L4OK" };
     match last {
         LastStep::ImplicitConnect { tls } => verdict(connected(tls), None, ""),
         LastStep::Connect { tls } => verdict(connected(tls), None, "(tcp-check)"),
         LastStep::Send => verdict("L7OK", Some(0), "(tcp-check)"),
-        LastStep::Expect(expect) => {
+        LastStep::Expect(expect, words) => {
             let report = &expect.report;
             let status = report.ok_status.unwrap_or("L7OK");
-            let info = success_info(report, ctx, "(tcp-check)");
-            verdict(status, expect_code(report, ctx, Some(0)), &info)
+            let info = match words.on_success {
+                Some(say) => say(received),
+                None => success_info(report, ctx, "(tcp-check)"),
+            };
+            verdict(status, answer_code(report, words, received, ctx), &info)
         }
     }
 }
@@ -1499,22 +1580,22 @@ fn tcp_data(rule: &TcpCheckRule, ctx: &CheckContext<'_>, step: usize) -> Result<
 async fn tcp_expect(
     io: &mut Box<dyn CheckIo>,
     received: &mut Vec<u8>,
-    expect: &TcpExpect,
-    step: usize,
+    rule: &ExpectRule<'_>,
     ctx: &CheckContext<'_>,
     t: &Timing,
 ) -> Result<(), Verdict> {
+    let (expect, step) = (rule.expect, rule.step);
     let report = &expect.report;
     let timed_out = || {
         let status = report.tout_status.unwrap_or("L7TOUT");
-        Err(verdict(status, Some(0), &step_info("", step, expect)))
+        Err(verdict(status, Some(0), &rule.unread("")))
     };
     let first = report.min_recv.unwrap_or(0).max(1);
     let read = read_answer(io, received, RESPONSE_MAX, |got| got.len() >= first);
     match tokio::time::timeout(t.left(), read).await {
         Err(_) => return timed_out(),
         Ok(Err(e)) if received.is_empty() => {
-            let info = step_info(&os_reason(&e), step, expect);
+            let info = rule.unread(&os_reason(&e));
             return Err(verdict("SOCKERR", Some(0), &info));
         }
         Ok(_) => {}
@@ -1572,10 +1653,29 @@ async fn tcp_expect(
         };
         let default = format!("TCPCHK {what} content{shown} at step {step}");
         let status = report.error_status.unwrap_or("L7RSP");
-        let info = failure_info(report, ctx, &default);
-        return Err(verdict(status, expect_code(report, ctx, Some(0)), &info));
+        let info = match rule.words.on_error {
+            Some(say) => say(received),
+            None => failure_info(report, ctx, &default),
+        };
+        let code = answer_code(report, rule.words, received, ctx);
+        return Err(verdict(status, code, &info));
     }
     Ok(())
+}
+
+/// The code an expect rule reports: a protocol check's from the answer, else its
+/// `status-code`'s, else 0 (HAProxy's tcp-check rules reset it).
+fn answer_code(
+    report: &ExpectReport,
+    words: AnswerWords,
+    received: &[u8],
+    ctx: &CheckContext<'_>,
+) -> Option<u16> {
+    match words.status_code {
+        // Kept in a C `short`, as HAProxy's `check->code`.
+        Some(code) => Some(code(received).unwrap_or(0) as i16 as u16),
+        None => expect_code(report, ctx, Some(0)),
+    }
 }
 
 /// HAProxy's information when a tcp-check expect rule could not judge (`chk_report_conn_err`):

@@ -1,6 +1,7 @@
 //! Receiving the PROXY protocol (`bind ... accept-proxy`): the header a load balancer in front
 //! sends first, v1 (text) or v2 (binary), naming the real client. The header is consumed and
-//! the client address it names replaces the TCP peer's.
+//! the client address it names replaces the TCP peer's. Also the header a health check
+//! sends first ([`check_header`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -114,6 +115,32 @@ fn parse_v2(data: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
     Ok(Some(Header { len, source }))
 }
 
+/// The header a health check's connection starts with (the server's `send-proxy`, or
+/// `check-send-proxy`), as HAProxy 2.6's `conn_send_proxy` makes it for a connection with no
+/// client: v1 names the check's own connection (`local` to `peer`); v2 is a LOCAL command
+/// without addresses (16 bytes), since the connection is the proxy's own.
+pub fn check_header(version: u8, local: SocketAddr, peer: SocketAddr) -> Vec<u8> {
+    if version >= 2 {
+        let mut header = V2_SIGNATURE.to_vec();
+        // Version 2, LOCAL command; family and transport UNSPEC; no address block.
+        header.extend_from_slice(&[0x20, 0x00, 0x00, 0x00]);
+        return header;
+    }
+    let family = match (local, peer) {
+        (SocketAddr::V4(_), SocketAddr::V4(_)) => "TCP4",
+        (SocketAddr::V6(_), SocketAddr::V6(_)) => "TCP6",
+        _ => return b"PROXY UNKNOWN\r\n".to_vec(),
+    };
+    format!(
+        "PROXY {family} {} {} {} {}\r\n",
+        local.ip(),
+        peer.ip(),
+        local.port(),
+        peer.port()
+    )
+    .into_bytes()
+}
+
 /// Reads the header from `stream` within `timeout`, consuming exactly its bytes.
 pub async fn read(
     stream: &mut TcpStream,
@@ -169,5 +196,24 @@ mod tests {
             (28, Some("192.0.2.1:5000".parse().unwrap()))
         );
         assert_eq!(parse(&v2[..20]), Ok(None));
+    }
+
+    #[test]
+    fn a_check_names_its_own_connection() {
+        let (local, peer) = (
+            "127.0.0.1:35884".parse().unwrap(),
+            "127.0.0.1:29101".parse().unwrap(),
+        );
+        assert_eq!(
+            check_header(1, local, peer),
+            b"PROXY TCP4 127.0.0.1 127.0.0.1 35884 29101\r\n"
+        );
+        assert_eq!(
+            check_header(2, local, peer),
+            b"\r\n\r\n\0\r\nQUIT\n\x20\0\0\0".to_vec()
+        );
+        // What a receiver makes of it: a LOCAL connection, no client address.
+        let header = parse(&check_header(2, local, peer)).unwrap().unwrap();
+        assert_eq!((header.len, header.source), (16, None));
     }
 }

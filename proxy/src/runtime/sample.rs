@@ -885,6 +885,13 @@ fn tls_fetch<'a>(source: &Source, data: &[u8], partial: bool) -> Fetched<'a> {
             Err(Incomplete) => later(),
         };
     }
+    if matches!(source, Source::SslVer) {
+        return match hello_version(data) {
+            Ok(Some(version)) => Fetched::one(Sample::Int(version)),
+            Ok(None) => Fetched::default(),
+            Err(Incomplete) => later(),
+        };
+    }
     if data.is_empty() {
         return later();
     }
@@ -894,9 +901,6 @@ fn tls_fetch<'a>(source: &Source, data: &[u8], partial: bool) -> Fetched<'a> {
     }
     if data.len() < 6 {
         return later();
-    }
-    if matches!(source, Source::SslVer) {
-        return Fetched::one(Sample::Int((i64::from(data[1]) << 16) | i64::from(data[2])));
     }
     match client_hello_sni(data) {
         Ok(Some(name)) => Fetched::one(Sample::Str(Cow::Owned(name))),
@@ -928,6 +932,92 @@ fn hello_type(data: &[u8]) -> Result<Option<i64>, Incomplete> {
         return Err(Incomplete);
     }
     Ok(Some(i64::from(message)))
+}
+
+/// The protocol version a client asks for, as HAProxy's `smp_fetch_req_ssl_ver` reads it
+/// (major << 16 | minor): from an SSLv3-format record (types 20 to 23, or 255, version 3.0
+/// at least, 6 to 18432 bytes long) the ClientHello's own version, not the record layer's
+/// (TLS 1.2 and 1.3 clients say 3.1 there, 3.3 in the hello); from an SSLv2 hello its
+/// version. Only once the whole record is in (up to what a buffer takes).
+/// `Ok(None)`: not SSL; `Err`: more may make it one.
+fn hello_version(data: &[u8]) -> Result<Option<i64>, Incomplete> {
+    let Some(&first) = data.first() else {
+        return Err(Incomplete);
+    };
+    let version = |major: u8, minor: u8| (i64::from(major) << 16) + i64::from(minor);
+    let (hello_version, message_len, header_len) = if matches!(first, 0x14..=0x17 | 0xff) {
+        let [
+            _,
+            major,
+            minor,
+            len_hi,
+            len_lo,
+            _,
+            _,
+            _,
+            _,
+            hello_major,
+            hello_minor,
+            ..,
+        ] = *data
+        else {
+            return Err(Incomplete);
+        };
+        let record_len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+        if version(major, minor) < 0x03_0000 || !(6..=(1 << 14) + 2048).contains(&record_len) {
+            return Ok(None);
+        }
+        (version(hello_major, hello_minor), record_len, 5)
+    } else {
+        match sslv2_hello(data)? {
+            Some(hello) => hello,
+            None => return Ok(None),
+        }
+    };
+    // HAProxy waits for the whole message, but no longer than its buffer can hold.
+    let wanted = message_len.min(super::INSPECT_LIMIT);
+    if data.len() - header_len < wanted {
+        return Err(Incomplete);
+    }
+    Ok(Some(hello_version))
+}
+
+/// An SSLv2 CLIENT-HELLO's version, the length of what follows its fixed part and where
+/// that starts (HAProxy's reading, after the 2.0 specification); `Ok(None)` when it is not
+/// one.
+fn sslv2_hello(data: &[u8]) -> Result<Option<(i64, usize, usize)>, Incomplete> {
+    // A short header (high bit set): 15 bits of length; else 14 bits and a padding length.
+    let (record_len, padding, header_len) = if data[0] & 0x80 != 0 {
+        let [first, second, _, ..] = *data else {
+            return Err(Incomplete);
+        };
+        (usize::from(first & 0x7f) << 8 | usize::from(second), 0, 2)
+    } else {
+        let [first, second, padding, _, ..] = *data else {
+            return Err(Incomplete);
+        };
+        let len = usize::from(first & 0x3f) << 8 | usize::from(second);
+        (len, usize::from(padding), 3)
+    };
+    if data[header_len] != 0x01 {
+        return Ok(None);
+    }
+    let fixed = &data[header_len + 1..];
+    let [major, minor, c1, c2, s1, s2, h1, h2, ..] = *fixed else {
+        return Err(Incomplete);
+    };
+    let be16 = |hi: u8, lo: u8| usize::from(u16::from_be_bytes([hi, lo]));
+    let (ciphers, session_id, challenge) = (be16(c1, c2), be16(s1, s2), be16(h1, h2));
+    let well_formed = ciphers % 3 == 0
+        && matches!(session_id, 0 | 16)
+        && (16..=32).contains(&challenge)
+        && record_len == 9 + ciphers + session_id + challenge;
+    if !well_formed {
+        return Ok(None);
+    }
+    let version = (i64::from(major) << 16) + i64::from(minor);
+    let rest = ciphers + session_id + challenge + padding;
+    Ok(Some((version, rest, header_len + 1 + 8)))
 }
 
 struct Incomplete;
@@ -1364,8 +1454,53 @@ mod tests {
         }
         let f = tls_fetch(&Source::SslSni, b"GET / HTTP/1.1\r\n", true);
         assert!(!f.may_change && f.values.is_empty());
+    }
+
+    #[test]
+    fn ssl_ver_is_the_hellos_version_once_the_record_is_in() {
+        // Record layer 3.1, ClientHello 3.3: a TLS 1.2/1.3 client, as HAProxy reports it.
+        let hello = client_hello("api.example");
         let f = tls_fetch(&Source::SslVer, &hello, true);
-        assert_eq!(f.values, [Sample::Int(3 << 16 | 1)]);
+        assert_eq!(f.values, [Sample::Int(3 << 16 | 3)]);
+        for cut in [0, 5, 10, 11, hello.len() - 1] {
+            let f = tls_fetch(&Source::SslVer, &hello[..cut], true);
+            assert!(f.may_change && f.values.is_empty(), "{cut}");
+        }
+        // Any SSLv3 record type is read; record version 2.x or a bad length is not SSL.
+        let mut alert = hello.clone();
+        alert[0] = 0x15;
+        assert_eq!(hello_version(&alert).ok().flatten(), Some(3 << 16 | 3));
+        let mut old = hello.clone();
+        old[1] = 2;
+        assert_eq!(hello_version(&old).ok(), Some(None));
+        let mut tiny = hello.clone();
+        tiny[3..5].copy_from_slice(&[0, 5]);
+        assert_eq!(hello_version(&tiny).ok(), Some(None));
+        let f = tls_fetch(&Source::SslVer, b"GET / HTTP/1.1\r\n", true);
+        assert!(!f.may_change && f.values.is_empty());
+    }
+
+    #[test]
+    fn ssl_ver_reads_an_sslv2_hello() {
+        // Short header, CLIENT-HELLO asking for 3.1, 3 ciphers (9 bytes), 16-byte challenge.
+        let mut hello = vec![0x80, 9 + 9 + 16, 0x01, 3, 1, 0, 9, 0, 0, 0, 16];
+        hello.extend_from_slice(&[0; 9 + 16]);
+        assert_eq!(hello_version(&hello).ok().flatten(), Some(3 << 16 | 1));
+        assert!(hello_version(&hello[..hello.len() - 1]).is_err());
+        assert!(hello_version(&hello[..2]).is_err());
+        // A length that does not add up, or a challenge too short, is not SSL.
+        let mut wrong = hello.clone();
+        wrong[1] += 1;
+        assert_eq!(hello_version(&wrong).ok(), Some(None));
+        let mut short_challenge = hello.clone();
+        short_challenge[10] = 15;
+        assert_eq!(hello_version(&short_challenge).ok(), Some(None));
+        // Long header: 14 bits of length and a padding length, which it waits for too.
+        let mut long = vec![0x00, 9 + 9 + 16, 2, 0x01, 3, 0, 0, 9, 0, 0, 0, 16];
+        long.extend_from_slice(&[0; 9 + 16]);
+        assert!(hello_version(&long).is_err());
+        long.extend_from_slice(&[0; 2]);
+        assert_eq!(hello_version(&long).ok().flatten(), Some(3 << 16));
     }
 
     #[test]

@@ -1578,6 +1578,9 @@ impl State {
         if all {
             self.resolvers.clear();
         }
+        for backend in &self.backends {
+            super::balance::clear_longest_queues(backend);
+        }
         self.conn_rate.clear_max();
         let tls = super::tls::counts();
         for rate in [
