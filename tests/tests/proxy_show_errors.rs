@@ -193,8 +193,11 @@ fn statuses_of(front: SocketAddr, bytes: &[u8]) -> Vec<String> {
 
 /// Requests HAProxy's parser refuses at various places: each one's capture shows the state
 /// the parser was in, the refused byte's position and what it had read of the framing.
-const REFUSED: [&[u8]; 14] = [
+const REFUSED: [&[u8]; 16] = [
     b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+    // A fragment: refused as HAProxy's fix for CVE-2023-45539 refuses it.
+    b"GET /account.php#.png HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET #x HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET /\x80 HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET / HTTX/1.1\r\nHost: x\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",

@@ -485,7 +485,7 @@ impl<'a> Walk<'a> {
         if c <= b' ' || c >= 0x7f {
             return Err(Refusal::At(MsgState::RqMethSp, self.at));
         }
-        if self.skip_while(|c| c > b' ' && c < 0x7f)? != b' ' {
+        if self.skip_while(super::http::is_uri_byte)? != b' ' {
             return Err(Refusal::At(MsgState::RqUri, self.at));
         }
         let version = self.skip_while(|c| c == b' ')?;

@@ -966,7 +966,9 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         (true, [m, u, v])
             if is_token(m) && !u.is_empty() && matches!(*v, "HTTP/1.0" | "HTTP/1.1") =>
         {
-            if u.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+            // A `#` too: fragments never go on the wire, and one would steer `path`
+            // matches (HAProxy's fix for CVE-2023-45539, in Debian's 2.6.12).
+            if u.bytes().any(|b| !is_uri_byte(b)) {
                 return Err(ReadError::Malformed("bad URI"));
             }
             [m.to_string(), u.to_string(), v.to_string()]
@@ -995,6 +997,12 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         fields.push(&line[..colon], &line[colon + 1..], request)?;
     }
     fields.into_head(first, request)
+}
+
+/// Whether `b` may stand in an HTTP/1 request's URI, as HAProxy's H1 parser reads it: a
+/// visible ASCII character other than `#`.
+pub(crate) fn is_uri_byte(b: u8) -> bool {
+    b > b' ' && b < 0x7f && b != b'#'
 }
 
 /// A request head from the parts an HTTP/2 stream gives ([`super::h2`]): its start line
