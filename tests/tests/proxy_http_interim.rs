@@ -219,7 +219,8 @@ fn read_head(reader: &mut impl BufRead) -> Option<(String, usize)> {
 /// With `Expect: 100-continue`, curl holds the body for the `100` up to its timeout, set
 /// far beyond the test's: a `100` not forwarded leaves the heads without it.
 fn h2_post(test: &str, front: SocketAddr, path: &str, expect: bool) -> (Vec<String>, String) {
-    let dir = temp_dir(&format!("{test}-body"));
+    // One directory per proxy: both run at once, and one's directory is removed when done.
+    let dir = temp_dir(&format!("{test}-body-{}", front.port()));
     let file = dir.join("body");
     std::fs::write(&file, vec![b'a'; BODY]).expect("writing the body");
     let mut curl = Command::new("curl");
@@ -366,7 +367,8 @@ fn tr_counts_to_the_final_head_from_the_connection() {
         );
         (seen, uploaded)
     });
-    for run in std::iter::once(&ours).chain(theirs.as_ref()) {
+    let runs = std::iter::once(("hapx", &ours)).chain(theirs.as_ref().map(|t| ("HAProxy", t)));
+    for (name, run) in runs {
         let (seen, uploaded) = &run.seen;
         assert_eq!(*seen, (true, "HTTP/1.1 103 Early Hints".to_string(), true));
         assert_eq!(
@@ -376,7 +378,7 @@ fn tr_counts_to_the_final_head_from_the_connection() {
         // (Milliseconds, each rounded down.)
         assert!(
             run.tr >= uploaded - 1,
-            "Tr {} < the upload's {uploaded} ms",
+            "{name}: Tr {} < the upload's {uploaded} ms",
             run.tr
         );
     }

@@ -810,7 +810,11 @@ impl Conn {
             let filled = match self.try_fill() {
                 Ok(Some(n)) => Ok(n),
                 Ok(None) => {
-                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    let since = match waiting_since {
+                        // Re-armed by the bytes that came since.
+                        Some(_) if wait.begun_rearms && !was_empty => Instant::now(),
+                        _ => *waiting_since.get_or_insert_with(Instant::now),
+                    };
                     // None when it lies beyond what `Instant` holds: the timeout never fires.
                     let deadline = wait.limit(was_empty).and_then(|t| since.checked_add(t));
                     self.fill_until(deadline).await
@@ -837,29 +841,47 @@ impl Conn {
     }
 }
 
-/// How long a head may take to arrive, from the start of the wait for it: HAProxy's H1
+/// How long a head may take to arrive: HAProxy's H1
 /// multiplexer gives a kept-alive connection `timeout http-keep-alive` only while no byte
 /// of its next request came; from the first one on, `timeout http-request` (or `client`).
+/// The timeouts in milliseconds ([`forward::millis`]): small, since every kept-alive
+/// connection's task holds its copies.
 #[derive(Debug, Clone, Copy)]
 struct HeadWait {
     /// While nothing of the head came.
-    idle: Option<Duration>,
+    idle: Option<std::num::NonZeroU32>,
     /// Once its first byte came.
-    begun: Option<Duration>,
+    begun: Option<std::num::NonZeroU32>,
+    /// Whether `begun` counts from the last byte received rather than from the wait's
+    /// start: HAProxy's `timeout client` is a read timeout that each read arms again, its
+    /// `timeout http-request` a deadline for the whole head.
+    begun_rearms: bool,
 }
 
 impl HeadWait {
-    /// One timeout, whether the head began or not.
+    /// One timeout, whether the head began or not, counted from the wait's start.
     fn same(timeout: Option<Duration>) -> Self {
         HeadWait {
-            idle: timeout,
-            begun: timeout,
+            idle: forward::millis(timeout),
+            begun: forward::millis(timeout),
+            begun_rearms: false,
+        }
+    }
+
+    /// A client's request head: `idle` before its first byte, then `timeout http-request`
+    /// from the wait's start or, without one, `timeout client` from each read.
+    fn request(idle: Option<Duration>, t: &crate::config::model::Timeouts) -> Self {
+        HeadWait {
+            idle: forward::millis(idle),
+            begun: forward::millis(t.http_request.or(t.client)),
+            begun_rearms: t.http_request.is_none(),
         }
     }
 
     /// The timeout that applies, with nothing of the head come yet or with some.
     fn limit(self, nothing_came: bool) -> Option<Duration> {
-        if nothing_came { self.idle } else { self.begun }
+        let ms = if nothing_came { self.idle } else { self.begun };
+        ms.map(|ms| Duration::from_millis(u64::from(ms.get())))
     }
 }
 
@@ -1700,14 +1722,12 @@ fn serve_client(
             let mut first = !speaks_h2;
             // An HTTP/2 connection's streams are served by its driver, after this loop.
             while !speaks_h2 {
-                let wait = HeadWait {
-                    idle: if first {
-                        t.http_request.or(t.client)
-                    } else {
-                        t.http_keep_alive.or(t.http_request).or(t.client)
-                    },
-                    begun: t.http_request.or(t.client),
+                let idle = if first {
+                    t.http_request.or(t.client)
+                } else {
+                    t.http_keep_alive.or(t.http_request).or(t.client)
                 };
+                let wait = HeadWait::request(idle, t);
                 let first_request = std::mem::replace(&mut first, false);
                 client.stream_ends();
                 // An HTTP/2 stream carries one request.
