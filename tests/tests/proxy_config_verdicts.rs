@@ -44,7 +44,8 @@ fn run_check(binary: &Path, dir: &Path, args: &[&str]) -> Checked {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let lines: Vec<String> = text
         .lines()
-        .filter(|l| !l.starts_with("[NOTICE]"))
+        // The version and the path are each one's own.
+        .filter(|l| !(l.contains("haproxy version is") || l.contains("path to executable is")))
         .map(mask_pid)
         .collect();
     (out.status.code().unwrap_or(-1), lines.join("\n"))
@@ -252,6 +253,32 @@ fn verdict_cases() -> Vec<Case> {
             format!("{DEFAULTS}listen l\n  bind 127.0.0.1:{port}\n  default_backend l\n  server s 127.0.0.1:9\n"),
             1,
             "config : Proxy 'l': loop detected for default_backend: 'l'.",
+        ),
+        // HAProxy's `.notice` informs, `.diag` says nothing without `-dD`, `.warning` warns,
+        // each quoted; more than one word is an error; `.alert` stops the reading.
+        case(
+            "notice_diag",
+            global("  .notice \"just info\"\n  .diag \"diag only\"\n"),
+            0,
+            "[NOTICE]   (PID) : config : parsing [notice_diag.cfg:2]: 'just info'.",
+        ),
+        case(
+            "dot_warning",
+            global("  .warning \"new enough\"\n"),
+            0,
+            "[WARNING]  (PID) : config : parsing [dot_warning.cfg:2]: 'new enough'.",
+        ),
+        case(
+            "dot_words",
+            global("  .warning new enough\n"),
+            1,
+            "parsing [dot_words.cfg:2]: Unexpected argument 'enough' for '.warning'. Use quotes if the message should contain spaces.",
+        ),
+        case(
+            "dot_alert",
+            global("  .alert \"stop here\"\n  .notice \"after\"\n"),
+            1,
+            "parsing [dot_alert.cfg:2]: 'stop here'.",
         ),
         case(
             "resolvers_hold",

@@ -10,6 +10,8 @@ pub enum Severity {
     /// Printed as an alert yet not refusing the configuration, nor counted as a warning
     /// (HAProxy's `ha_alert` with `ERR_WARN`); quiet mode silences it, as warnings.
     NonFatalAlert,
+    /// Information (HAProxy's `ha_notice`, a `.notice` line): neither a warning nor an error.
+    Notice,
 }
 
 /// One message about the configuration.
@@ -46,6 +48,7 @@ impl Diag {
         let level = match self.severity {
             Severity::Warning => "[WARNING] ",
             Severity::Alert | Severity::NonFatalAlert => "[ALERT]   ",
+            Severity::Notice => "[NOTICE]  ",
         };
         format!("{level} ({pid}) : config : {}", self.text())
     }
@@ -88,6 +91,9 @@ impl Diags {
     }
     pub fn global_warn(&mut self, message: impl Into<String>) {
         self.push(Severity::Warning, None, false, message);
+    }
+    pub fn global_notice(&mut self, message: impl Into<String>) {
+        self.push(Severity::Notice, None, false, message);
     }
     fn push(
         &mut self,

@@ -221,6 +221,9 @@ impl<'e> Parser<'e> {
                 continue;
             }
             if words[0].starts_with('.') && self.directive(&words, &place) {
+                if self.aborted {
+                    break;
+                }
                 continue;
             }
             if self.conds.last().is_some_and(|c| !c.active) {
@@ -293,8 +296,25 @@ impl<'e> Parser<'e> {
                     self.diags.alert(place, "'.endif' without '.if'");
                 }
             }
-            ".diag" | ".notice" | ".warning" if active => self.diags.warn(place, rest),
-            ".alert" if active => self.diags.alert(place, rest),
+            // As HAProxy's: the words quoted, `parsing [F:L]:` without a space; `.diag`
+            // only in diagnostic mode (`-dD`, which hapx has not); `.alert` stops the reading.
+            ".diag" | ".notice" | ".warning" | ".alert" if active && words.len() > 2 => {
+                self.diags.global_alert(format!(
+                    "parsing [{place}]: Unexpected argument '{}' for '{}'. Use quotes if the message should contain spaces.",
+                    words[2], words[0]
+                ));
+            }
+            ".notice" | ".warning" | ".alert" if active => {
+                let text = format!("parsing [{place}]: '{rest}'.");
+                match words[0].as_str() {
+                    ".notice" => self.diags.global_notice(text),
+                    ".warning" => self.diags.global_warn(text),
+                    _ => {
+                        self.diags.global_alert(text);
+                        self.aborted = true;
+                    }
+                }
+            }
             ".diag" | ".notice" | ".warning" | ".alert" => {}
             _ => return false,
         }
