@@ -418,6 +418,47 @@ fn error_pages_or_empty_replies_as_haproxy_chooses() {
     }
 }
 
+/// A request refused by the HTTP/1 layer (malformed: 400) gets HAProxy's own page whatever
+/// the frontend's `errorfile 400`, unless that file is empty: then nothing, the connection
+/// closed; logged the same either way.
+#[test]
+fn bad_requests_get_the_own_page_or_nothing_as_haproxy() {
+    let test = "bad_requests_get_the_own_page_or_nothing_as_haproxy";
+    let dir = temp_dir(test);
+    let syslog = Syslog::bind();
+    let (silent, custom) = (front(), front());
+    let empty = page(&dir, "empty.http", "");
+    let own = page(
+        &dir,
+        "400.http",
+        "HTTP/1.0 400 Bad request\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n<html>custom</html>\n",
+    );
+    let config = format!(
+        "global\n  log {} local0\ndefaults\n  log global\n  mode http\n  option httplog\n{TIMEOUTS}\
+         frontend silent\n  bind {silent}\n  errorfile 400 {empty}\n  default_backend none\n\
+         frontend custom\n  bind {custom}\n  errorfile 400 {own}\n  default_backend none\n\
+         backend none\n",
+        syslog.addr
+    );
+    let (ours, theirs) = side_by_side(test, &config, silent, |silent| {
+        let seen: Vec<String> = [silent, custom]
+            .iter()
+            .map(|addr| until_closed(*addr, "BAD\r\n\r\n"))
+            .collect();
+        (seen, logged_lines(&syslog, 2))
+    });
+    let (seen, _) = &ours;
+    assert_eq!(seen[0], "", "an empty errorfile: nothing");
+    assert!(
+        seen[1].contains("Your browser sent an invalid request."),
+        "{:?}",
+        seen[1]
+    );
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "hapx-proxy, then HAProxy");
+    }
+}
+
 /// A request to a backend without any usable server (none, or all of them down) gets a
 /// 503 whose log line leaves the timers HAProxy leaves unset at `-1`: it never queued nor
 /// connected.

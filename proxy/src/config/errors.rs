@@ -495,6 +495,11 @@ impl Page {
 
     /// This page with the header `name: value` after its own (the `WWW-Authenticate` of
     /// `auth`, before the connection header HAProxy's HTTP/1 layer writes last).
+    /// Whether the page is an empty file: HAProxy then closes without a reply.
+    pub fn is_silent(&self) -> bool {
+        self.verbatim && self.head.is_empty()
+    }
+
     pub fn with_header(mut self, name: &str, value: &str) -> Page {
         if !self.verbatim {
             let line = format!("{name}: {value}\r\n");

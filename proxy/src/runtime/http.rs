@@ -1492,9 +1492,14 @@ async fn refuse_request(
     // gets the 400 and counts it, as HAProxy writes it anyway.
     if !matches!(e, ReadError::Closed) {
         fe.counters.count_status(code);
-        let _ = client
-            .write_within(&h1_error(code), fe.conf.timeouts.client)
-            .await;
+        // HAProxy's HTTP/1 layer writes its own page, whatever the frontend's `errorfile`
+        // for the status, unless that file is empty: then nothing.
+        let silent = (fe.conf.errorfiles.get(&code)).is_some_and(|p| p.is_silent());
+        if !silent {
+            let _ = client
+                .write_within(&h1_error(code), fe.conf.timeouts.client)
+                .await;
+        }
     } else if upgraded.is_none() {
         fe.counters.count_status(code);
     }
