@@ -280,6 +280,32 @@ fn verdict_cases() -> Vec<Case> {
             1,
             "parsing [dot_alert.cfg:2]: 'stop here'.",
         ),
+        // `no log` drops the inherited targets (a `log-format` then has none to go to);
+        // `len`, `format` and `sample` come in that order only.
+        case(
+            "no_log",
+            format!("global\n  log 127.0.0.1:514 local0\n{}", frontend("  log global\n  no log\n  log-format %ci\n")),
+            0,
+            "log format ignored for frontend 'f' since it has no log address.",
+        ),
+        case(
+            "no_log_words",
+            frontend("  no log foo\n"),
+            1,
+            "parsing [no_log_words.cfg:8] : log : 'no log' does not expect arguments",
+        ),
+        case(
+            "log_len_after_format",
+            frontend("  log stdout format raw len 120 local0\n"),
+            1,
+            "parsing [log_len_after_format.cfg:8] : log : unknown log facility 'len'",
+        ),
+        case(
+            "log_options_in_order",
+            frontend("  log stdout len 100 format raw sample 1:2 local0\n"),
+            0,
+            "Configuration file is valid",
+        ),
         case(
             "resolvers_hold",
             format!("resolvers dns\n  nameserver d1 127.0.0.1:53\n  hold valid 10x\n{}", frontend("")),

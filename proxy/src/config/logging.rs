@@ -387,30 +387,29 @@ pub fn log_target(words: &[String], in_global: bool) -> Result<Option<LogTarget>
         format: SyslogFormat::Default,
         sample: None,
     };
+    // In HAProxy's order, each at most once: `len`, `format`, `sample` (another order
+    // reads the word as the facility).
     let mut i = 2;
-    loop {
-        match (arg(i), arg(i + 1)) {
-            (Some("len"), v) => {
-                let v = v.unwrap_or_default();
-                target.max_len = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (80..=65535).contains(n))
-                    .ok_or_else(|| {
-                        format!("log : invalid log length '{v}', must be between 80 and 65535")
-                    })?;
-            }
-            (Some("format"), v) => {
-                let v = v.unwrap_or_default();
-                target.format = SyslogFormat::parse(v)
-                    .ok_or_else(|| format!("log : unknown log format '{v}'"))?;
-            }
-            (Some("sample"), Some(v)) => target.sample = Some(sample(v)?),
-            (Some(kw @ "sample"), None) => {
-                return Err(format!("'log' : missing value after '{kw}'."));
-            }
-            _ => break,
-        }
+    if arg(i) == Some("len") {
+        let v = arg(i + 1).unwrap_or_default();
+        target.max_len = v
+            .parse()
+            .ok()
+            .filter(|n| (80..=65535).contains(n))
+            .ok_or_else(|| {
+                format!("log : invalid log length '{v}', must be between 80 and 65535")
+            })?;
+        i += 2;
+    }
+    if arg(i) == Some("format") {
+        let v = arg(i + 1).unwrap_or_default();
+        target.format =
+            SyslogFormat::parse(v).ok_or_else(|| format!("log : unknown log format '{v}'"))?;
+        i += 2;
+    }
+    if arg(i) == Some("sample") {
+        let v = arg(i + 1).ok_or("'log' : missing value after 'sample'.")?;
+        target.sample = Some(sample(v)?);
         i += 2;
     }
     let facility = arg(i).ok_or_else(missing)?;

@@ -1639,6 +1639,11 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
             }
             p.default_server = opts;
         }
+        // `no log`: no log target, those `log global` or `defaults` gave included.
+        "no" if line.arg(1) == Some("log") => match line.arg(2) {
+            Some(_) => return Err("log : 'no log' does not expect arguments".into()),
+            None => p.logs.clear(),
+        },
         "option" | "no" => option(p, line, diags)?,
         "timeout" => timeout(p, line, diags)?,
         "retries" => {

@@ -389,8 +389,11 @@ impl Logger {
                 dgram.truncate(dgram.len() - sd.len());
             }
             // HAProxy cuts the header and message to `len`, the line feed after; a raw
-            // line keeps room for the line feed within `len`.
+            // line, and any line to standard output or error (its file descriptor sink),
+            // keeps room for the line feed within `len`.
+            let to_stream = matches!(t.conf.dest, LogDest::Stdout | LogDest::Stderr);
             let max = match t.conf.format {
+                _ if to_stream => t.conf.max_len - 1,
                 SyslogFormat::Raw => t.conf.max_len - 1,
                 _ => t.conf.max_len,
             };
