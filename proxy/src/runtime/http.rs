@@ -5562,13 +5562,14 @@ fn stats_response(
     }
     let path = &head.first[1];
     let csv = path.contains(";csv");
-    // `;norefresh` (the page's "Disable refresh" link) and the CSV export do not refresh.
+    // `;norefresh` (the page's "Disable refresh" link) does not refresh; the CSV export
+    // does, as HAProxy's.
     let refresh = s
         .refresh
-        .filter(|_| !csv && !path.contains(";norefresh"))
+        .filter(|_| !path.contains(";norefresh"))
         .map(|r| r.as_secs());
     let (body, ctype) = if csv {
-        (stats::csv(state), "text/plain")
+        (stats::csv_page(state, path.contains(";up")), "text/plain")
     } else {
         (
             stats::html(state, &stats::PageView::of(s, path, admin)),

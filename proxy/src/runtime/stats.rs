@@ -708,10 +708,47 @@ pub fn csv(state: &State) -> String {
 
 /// [`csv`] of the rows `filter` keeps.
 pub fn csv_filtered(state: &State, filter: StatFilter) -> String {
+    csv_of(rows(state).into_iter().filter(|row| filter.keeps(row)))
+}
+
+/// The stats page's `;csv` export: [`csv`], or with `;up` (`only_up`) as HAProxy's page
+/// gives it then: no server down or in maintenance, and each backend's status followed by
+/// how many of its servers are neither, out of all (`UP (1/3)`).
+pub fn csv_page(state: &State, only_up: bool) -> String {
+    if !only_up {
+        return csv(state);
+    }
+    let mut rows = rows(state);
+    let mut counts: HashMap<String, (usize, usize)> = HashMap::new();
+    for row in rows
+        .iter()
+        .filter(|r| r.get("type").is_some_and(|t| t == "2"))
+    {
+        let count = counts.entry(row["pxname"].clone()).or_default();
+        count.0 += usize::from(!super::stats_html::is_down(row));
+        count.1 += 1;
+    }
+    rows.retain(|r| {
+        !(r.get("type").is_some_and(|t| t == "2") && super::stats_html::hidden_when_up_only(r))
+    });
+    for row in rows
+        .iter_mut()
+        .filter(|r| r.get("type").is_some_and(|t| t == "1"))
+    {
+        let (up, all) = counts.get(&row["pxname"]).copied().unwrap_or_default();
+        if let Some(status) = row.get_mut("status") {
+            status.push_str(&format!(" ({up}/{all})"));
+        }
+    }
+    csv_of(rows.into_iter())
+}
+
+/// The CSV header and one line per row.
+fn csv_of(rows: impl Iterator<Item = Row>) -> String {
     let columns: Vec<&str> = CSV_COLUMNS.trim_start_matches("# ").split(',').collect();
     let mut out = String::from(CSV_COLUMNS);
     out.push('\n');
-    for row in rows(state).into_iter().filter(|row| filter.keeps(row)) {
+    for row in rows {
         for col in &columns {
             if !col.is_empty() {
                 push_csv_field(&mut out, row.get(col).map_or("", |v| v.as_str()));

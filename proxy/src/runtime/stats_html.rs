@@ -269,13 +269,13 @@ fn proxy_table(o: &mut String, state: &State, p: &Proxy, view: &PageView<'_>) {
 }
 
 /// A server down or in maintenance (on its way up or not).
-fn is_down(row: &Row) -> bool {
+pub(super) fn is_down(row: &Row) -> bool {
     let status = field(row, "status");
     status.starts_with("DOWN") || status.starts_with("MAINT")
 }
 
 /// `;up` hides the servers in maintenance and those down and not on their way up.
-fn hidden_when_up_only(row: &Row) -> bool {
+pub(super) fn hidden_when_up_only(row: &Row) -> bool {
     let status = field(row, "status");
     status.starts_with("MAINT") || status == "DOWN" || status == "DOWN (agent)"
 }
