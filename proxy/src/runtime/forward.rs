@@ -367,7 +367,7 @@ impl IdleTimeouts {
 
 /// A configured timeout in milliseconds (rounded up, at most `u32::MAX`); 0 is none, as in
 /// HAProxy.
-pub(crate) fn millis(timeout: Option<Duration>) -> Option<NonZeroU32> {
+fn millis(timeout: Option<Duration>) -> Option<NonZeroU32> {
     let d = timeout?;
     let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
     NonZeroU32::new(u32::try_from(ms).unwrap_or(u32::MAX))

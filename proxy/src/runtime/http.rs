@@ -844,14 +844,14 @@ impl Conn {
 /// How long a head may take to arrive: HAProxy's H1
 /// multiplexer gives a kept-alive connection `timeout http-keep-alive` only while no byte
 /// of its next request came; from the first one on, `timeout http-request` (or `client`).
-/// The timeouts in milliseconds ([`forward::millis`]): small, since every kept-alive
+/// The timeouts in milliseconds ([`head_wait_ms`]): small, since every kept-alive
 /// connection's task holds its copies.
 #[derive(Debug, Clone, Copy)]
 struct HeadWait {
     /// While nothing of the head came.
-    idle: Option<std::num::NonZeroU32>,
+    idle: Option<u32>,
     /// Once its first byte came.
-    begun: Option<std::num::NonZeroU32>,
+    begun: Option<u32>,
     /// Whether `begun` counts from the last byte received rather than from the wait's
     /// start: HAProxy's `timeout client` is a read timeout that each read arms again, its
     /// `timeout http-request` a deadline for the whole head.
@@ -862,8 +862,8 @@ impl HeadWait {
     /// One timeout, whether the head began or not, counted from the wait's start.
     fn same(timeout: Option<Duration>) -> Self {
         HeadWait {
-            idle: forward::millis(timeout),
-            begun: forward::millis(timeout),
+            idle: head_wait_ms(timeout),
+            begun: head_wait_ms(timeout),
             begun_rearms: false,
         }
     }
@@ -872,8 +872,8 @@ impl HeadWait {
     /// from the wait's start or, without one, `timeout client` from each read.
     fn request(idle: Option<Duration>, t: &crate::config::model::Timeouts) -> Self {
         HeadWait {
-            idle: forward::millis(idle),
-            begun: forward::millis(t.http_request.or(t.client)),
+            idle: head_wait_ms(idle),
+            begun: head_wait_ms(t.http_request.or(t.client)),
             begun_rearms: t.http_request.is_none(),
         }
     }
@@ -881,8 +881,16 @@ impl HeadWait {
     /// The timeout that applies, with nothing of the head come yet or with some.
     fn limit(self, nothing_came: bool) -> Option<Duration> {
         let ms = if nothing_came { self.idle } else { self.begun };
-        ms.map(|ms| Duration::from_millis(u64::from(ms.get())))
+        ms.map(|ms| Duration::from_millis(u64::from(ms)))
     }
+}
+
+/// A head wait's timeout in milliseconds, rounded up: a time left of zero (a deadline
+/// passed) stays zero, and fires at once.
+fn head_wait_ms(timeout: Option<Duration>) -> Option<u32> {
+    let d = timeout?;
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    Some(u32::try_from(ms).unwrap_or(u32::MAX))
 }
 
 /// The length of the head including its final empty line.
