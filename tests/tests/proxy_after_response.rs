@@ -183,7 +183,26 @@ fn after_response_run(binary: PathBuf, dir: &Path, name: &str) -> (Vec<String>, 
         *size = "N";
     }
     seen.push(format!("/stats: {stats} / {}", words.join(" ")));
-    let csv = cli(&socket, "show stat");
+    // HAProxy may log the stats page's request before it counts its status: wait until the
+    // frontend has counted every request (the exchanges and the page).
+    let mut csv = String::new();
+    hapx_tests::wait::eventually(Duration::from_secs(5), || {
+        csv = cli(&socket, "show stat");
+        let counted: u64 = stat_row(&csv, "f", "FRONTEND").map_or(0, |r| {
+            [
+                "hrsp_1xx",
+                "hrsp_2xx",
+                "hrsp_3xx",
+                "hrsp_4xx",
+                "hrsp_5xx",
+                "hrsp_other",
+            ]
+            .iter()
+            .filter_map(|f| r.get(*f)?.parse::<u64>().ok())
+            .sum()
+        });
+        counted == EXCHANGES.len() as u64 + 1
+    });
     let rows = [
         ("f", "FRONTEND"),
         ("b", "BACKEND"),

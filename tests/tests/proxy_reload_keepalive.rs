@@ -1,7 +1,8 @@
 //! Seamless reloads under HTTP keep-alive load, beside HAProxy 2.6.12: kept-alive clients
 //! send requests back to back and a TCP client opens short connections while the proxy is
 //! reloaded (`-sf OLD`, with and without `-x SOCKET`; a master-worker process's SIGUSR2, each
-//! sent once the master said `READY=1`, since HAProxy's master still starting loses it). The
+//! sent once the master said `READY=1`, since HAProxy's master still starting loses it;
+//! HAProxy always with `-x`, without which it loses its old accept queue's connections). The
 //! old process closes its idle kept-alive connections at once and answers a request in
 //! progress with `connection: close`, so that it exits while its clients stay busy; the new
 //! process takes the listeners over. No connection is refused or reset and no request fails:
@@ -270,8 +271,8 @@ fn under_load<T>(setup: &Setup, reload: impl FnOnce(&dyn Fn() -> bool) -> T) -> 
     Arc::try_unwrap(tally).unwrap_or_else(|_| unreachable!("the clients are joined"))
 }
 
-/// Reloads `binary`'s proxy with `-sf OLD`, every other time with `-x SOCKET` too, each
-/// old process waited for.
+/// Reloads `binary`'s proxy with `-sf OLD`, every other time with `-x SOCKET` too (HAProxy
+/// every time), each old process waited for.
 fn reloads_under_load(who: &str, binary: &Path) -> Tally {
     let setup = Setup::new(&format!("reloadka-{}", who.to_lowercase()));
     let start = |name: &str, extra: &[String]| {
@@ -283,7 +284,11 @@ fn reloads_under_load(who: &str, binary: &Path) -> Tally {
         for generation in 1..=RELOADS {
             assert!(served_more(), "{who}: no load served");
             let mut extra = vec!["-sf".to_string(), old.pid().to_string()];
-            if generation % 2 == 0 {
+            // HAProxy loses the connections waiting in the old process's accept queue when
+            // that process closes its listener, unless the new one takes the listeners over
+            // with `-x` (its management guide's lossless reload): HAProxy always gets it.
+            // hapx must lose nothing either way.
+            if generation % 2 == 0 || who == "HAProxy" {
                 extra.extend(["-x".to_string(), setup.sock.display().to_string()]);
             }
             let new = start(&format!("gen{generation}"), &extra);

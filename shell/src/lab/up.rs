@@ -156,6 +156,22 @@ fn check_tools(stack: Stack) -> Result<()> {
             bail!("{path} is missing (install resource-agents and haproxy)");
         }
     }
+    check_dev_null()
+}
+
+/// Pacemaker's daemons run as `hacluster` and hand /dev/null to the agents they start; an
+/// agent that cannot open it fails at once (a Rust one aborts before `main`), and the
+/// cluster waits on the failed action instead of recovering.
+fn check_dev_null() -> Result<()> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let meta = std::fs::metadata("/dev/null").context("/dev/null")?;
+    let mode = meta.permissions().mode() & 0o777;
+    if !meta.file_type().is_char_device() || mode & 0o666 != 0o666 {
+        bail!(
+            "/dev/null is not a character device open to everyone (mode {mode:03o}): \
+             Pacemaker's daemons and agents need it (as root: chmod 666 /dev/null)"
+        );
+    }
     Ok(())
 }
 
