@@ -1,5 +1,6 @@
 //! The protocol checks HAProxy 2.6 runs as fixed tcp-check rulesets (`option redis-check`,
-//! `option smtpchk`, `option pgsql-check user NAME`), side by side with HAProxy: against
+//! `option smtpchk`, `option pgsql-check user NAME`, `option mysql-check [user NAME
+//! [pre-41]]`, `option ldap-check`), side by side with HAProxy: against
 //! small fake servers speaking the protocol (well or badly) or another one, each server's
 //! state, check status, code and information must be HAProxy's.
 
@@ -7,8 +8,8 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use hapx_tests::proxy::{free_port, settled_check_rows, temp_dir};
-use hapx_tests::proxy_rules::side_by_side;
+use hapx_tests::proxy::{blank_check_duration, free_port, settled_check_rows, temp_dir};
+use hapx_tests::proxy_rules::{Syslog, TIMEOUTS, check_alike, side_by_side};
 
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -165,4 +166,201 @@ fn pgsql_check_starts_up() {
             ["DOWN", "L7STS"],
         ],
     );
+}
+
+/// A MySQL initial handshake (protocol 10, server version `5.7.99-fake`), sequence 0.
+const MYSQL_HANDSHAKE: &[u8] = b"\x4f\x00\x00\x00\x0a5.7.99-fake\x00\x01\x00\x00\x00abcdefgh\x00\xff\xf7\x21\x02\x00\xff\x81\x15\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00ijklmnopqrst\x00mysql_native_password\x00";
+/// The OK packet answering a login (sequence 2).
+const MYSQL_OK: &[u8] = b"\x07\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00";
+
+#[test]
+fn mysql_check_reads_the_handshake() {
+    const GREETS: &[Act] = &[Say(MYSQL_HANDSHAKE)];
+    const BLOCKED: &[Act] = &[Say(
+        b"\x34\x00\x00\x00\xff\x6a\x04Host is blocked because of many connection errors",
+    )];
+    const CUT: &[Act] = &[Say(b"\x4a\x00\x00\x00\x0a5.7")];
+    run(
+        "mysql_check_reads_the_handshake",
+        &[
+            ("greets", "option mysql-check", GREETS),
+            ("blocked", "option mysql-check", BLOCKED),
+            ("cut", "option mysql-check", CUT),
+            ("http", "option mysql-check", HTTP),
+        ],
+        &[
+            ["UP", "L7OK"],
+            ["DOWN", "L7STS"],
+            ["DOWN", "L7RSP"],
+            ["DOWN", "L7RSP"],
+        ],
+    );
+}
+
+#[test]
+fn mysql_check_logs_in() {
+    const LOGGED_IN: &[Act] = &[Say(MYSQL_HANDSHAKE), Hear, Say(MYSQL_OK)];
+    const DENIED: &[Act] = &[
+        Say(MYSQL_HANDSHAKE),
+        Hear,
+        Say(b"\x24\x00\x00\x02\xff\x15\x04#28000Access denied for user 'hc'"),
+    ];
+    const SILENT: &[Act] = &[Say(MYSQL_HANDSHAKE), Hear];
+    run(
+        "mysql_check_logs_in",
+        &[
+            ("logged_in", "option mysql-check user hc", LOGGED_IN),
+            ("pre_41", "option mysql-check user hc pre-41", LOGGED_IN),
+            ("denied", "option mysql-check user hc post-41", DENIED),
+            ("silent", "option mysql-check user hc", SILENT),
+        ],
+        &[
+            ["UP", "L7OK"],
+            ["UP", "L7OK"],
+            ["DOWN", "L7STS"],
+            ["DOWN", "L7RSP"],
+        ],
+    );
+}
+
+#[test]
+fn ldap_check_binds() {
+    const BOUND: &[Act] = &[
+        Hear,
+        Say(b"\x30\x0c\x02\x01\x01\x61\x07\x0a\x01\x00\x04\x00\x04\x00"),
+    ];
+    // Active Directory's lengths on 4 bytes.
+    const LONG_FORM: &[Act] = &[
+        Hear,
+        Say(b"\x30\x84\x00\x00\x00\x10\x02\x01\x01\x61\x84\x00\x00\x00\x07\x0a\x01\x00\x04\x00\x04\x00"),
+    ];
+    const INVALID_CREDENTIALS: &[Act] = &[
+        Hear,
+        Say(b"\x30\x0c\x02\x01\x01\x61\x07\x0a\x01\x31\x04\x00\x04\x00"),
+    ];
+    const WRONG_ID: &[Act] = &[
+        Hear,
+        Say(b"\x30\x0c\x02\x01\x02\x64\x07\x0a\x01\x00\x04\x00\x04\x00"),
+    ];
+    const TRUNCATED: &[Act] = &[Hear, Say(b"\x30\x0c\x02\x01\x01\x61\x07\x0a\x01\x00")];
+    run(
+        "ldap_check_binds",
+        &[
+            ("bound", "option ldap-check", BOUND),
+            ("long_form", "option ldap-check", LONG_FORM),
+            (
+                "invalid_credentials",
+                "option ldap-check",
+                INVALID_CREDENTIALS,
+            ),
+            ("wrong_id", "option ldap-check", WRONG_ID),
+            ("truncated", "option ldap-check", TRUNCATED),
+            ("http", "option ldap-check", HTTP),
+        ],
+        &[
+            ["UP", "L7OK"],
+            ["UP", "L7OK"],
+            ["DOWN", "L7STS"],
+            ["DOWN", "L7RSP"],
+            ["DOWN", "L7RSP"],
+            ["DOWN", "L7RSP"],
+        ],
+    );
+}
+
+/// The arguments of `option mysql-check` and `option ldap-check` are refused with
+/// HAProxy's words.
+#[test]
+fn mysql_and_ldap_check_arguments_are_read_as_haproxy_reads_them() {
+    let test = "mysql_and_ldap_check_arguments_are_read_as_haproxy_reads_them";
+    let cases = [
+        ("mysql-check user hc post-41", 0, None),
+        (
+            "mysql-check foo",
+            1,
+            Some("'option mysql-check' only supports optional values: 'user' (got 'foo')."),
+        ),
+        (
+            "mysql-check user",
+            1,
+            Some("'option mysql-check user' expects <username> as argument."),
+        ),
+        (
+            "mysql-check user hc 41",
+            1,
+            Some("keyword 'user' only supports 'post-41' and 'pre-41' (got '41')."),
+        ),
+        (
+            "ldap-check x",
+            1,
+            Some("'option ldap-check' cannot handle unexpected argument 'x'."),
+        ),
+    ];
+    for (i, (option, code, message)) in cases.into_iter().enumerate() {
+        let text = format!(
+            "defaults\n  mode tcp\n{TIMEOUTS}frontend f\n  bind 127.0.0.1:1\n  default_backend b\n\
+             backend b\n  option {option}\n  server s 127.0.0.1:1 check\n"
+        );
+        let (rc, messages) = check_alike(&format!("{test}-{i}"), &text);
+        assert_eq!(rc, code, "{option}: {messages:?}");
+        if let Some(message) = message {
+            assert!(
+                messages.iter().any(|m| m.ends_with(message)),
+                "{option}: {messages:?}"
+            );
+        }
+    }
+}
+
+/// A check an `expect custom` rule passed is logged with that rule's information (the
+/// MySQL server's version, LDAP's "Success"), then shows none, as HAProxy's.
+#[test]
+fn custom_expect_passes_are_logged_with_their_information() {
+    let test = "custom_expect_passes_are_logged_with_their_information";
+    const GREETS: &[Act] = &[Say(MYSQL_HANDSHAKE)];
+    const BOUND: &[Act] = &[
+        Hear,
+        Say(b"\x30\x0c\x02\x01\x01\x61\x07\x0a\x01\x00\x04\x00\x04\x00"),
+    ];
+    let dir = temp_dir(test);
+    let sock = dir.join("admin.sock");
+    let syslog = Syslog::bind();
+    let port = free_port();
+    let config = format!(
+        "global\n  stats socket {sock} level admin\n  log {log} local0\n\
+         defaults\n  mode tcp\n  log global\n  option log-health-checks\n{TIMEOUTS}  timeout check 2s\n\
+         frontend f\n  bind 127.0.0.1:{port}\n  default_backend mysql\n\
+         backend mysql\n  option mysql-check\n  server s {mysql} check inter 300ms\n\
+         backend ldap\n  option ldap-check\n  server s {ldap} check inter 300ms\n",
+        sock = sock.display(),
+        log = syslog.addr,
+        mysql = fake(GREETS),
+        ldap = fake(BOUND),
+    );
+    let servers = [("mysql", "s"), ("ldap", "s")];
+    let expected = [["UP", "L7OK"], ["UP", "L7OK"]];
+    let observe = |_| {
+        let rows = settled_check_rows(&sock, &servers, &expected);
+        let mut logged: Vec<String> = (syslog.lines(2).iter())
+            .map(|l| blank_check_duration(l))
+            .collect();
+        logged.sort();
+        (rows, logged)
+    };
+    let (ours, theirs) = side_by_side(test, &config, SocketAddr::from((LO, port)), observe);
+    assert_eq!(
+        ours.1,
+        [
+            "Health check for server ldap/s succeeded, reason: Layer7 check passed, code: 0, \
+             info: \"Success\", check duration: Nms, status: 3/3 UP.",
+            "Health check for server mysql/s succeeded, reason: Layer7 check passed, code: 0, \
+             info: \"5.7.99-fake\", check duration: Nms, status: 3/3 UP.",
+        ]
+    );
+    for row in &ours.0 {
+        assert_eq!(row[3], "", "no information kept: {row:?}");
+    }
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "hapx-proxy, then HAProxy");
+    }
 }

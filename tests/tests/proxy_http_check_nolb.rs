@@ -126,19 +126,33 @@ fn settle(sock: &std::path::Path, want: [[&str; 2]; 3]) -> Vec<[String; 4]> {
 }
 
 /// `show servers state`'s operational state, admin state, check status, result and health
-/// of the watched servers.
+/// of the watched servers, each read between two checks: while a check runs, both proxies
+/// show its result as unknown (0), so a row is taken only when its check state (column 13)
+/// has no check in progress (bit 1).
 fn servers_state(sock: &std::path::Path) -> Vec<String> {
-    let out = cli(sock, "show servers state");
-    WATCHED
-        .iter()
-        .map(|(b, s)| {
-            (out.lines())
-                .map(|l| l.split(' ').collect::<Vec<_>>())
-                .find(|f| f.get(1) == Some(b) && f.get(3) == Some(s))
-                .map(|f| [5, 6, 10, 11, 12].map(|i| f[i]).join(" "))
-                .unwrap_or_default()
-        })
-        .collect()
+    let read = || -> Vec<Option<String>> {
+        let out = cli(sock, "show servers state");
+        WATCHED
+            .iter()
+            .map(|(b, s)| {
+                let fields = (out.lines())
+                    .map(|l| l.split(' ').collect::<Vec<_>>())
+                    .find(|f| f.len() > 13 && f[1] == *b && f[3] == *s)?;
+                let check_state: u8 = fields[13].parse().ok()?;
+                (check_state & 1 == 0).then(|| [5, 6, 10, 11, 12].map(|i| fields[i]).join(" "))
+            })
+            .collect()
+    };
+    let mut rows: Vec<Option<String>> = vec![None; WATCHED.len()];
+    wait_until(Duration::from_secs(5), || {
+        for (kept, seen) in rows.iter_mut().zip(read()) {
+            if kept.is_none() {
+                *kept = seen;
+            }
+        }
+        rows.iter().all(Option::is_some)
+    });
+    rows.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 /// `count` log lines, their check durations blanked, in order (the backends' checks run
@@ -297,5 +311,78 @@ fn check_mode_takes_the_nolb_keywords_as_haproxy_does() {
     if hapx_tests::require::path(test, std::path::Path::new(HAPROXY), "HAProxy") {
         assert_eq!(ours, theirs, "hapx-proxy, then HAProxy");
         assert_eq!(bad, theirs_bad, "hapx-proxy, then HAProxy");
+    }
+}
+
+/// An HTTP/1.0 server whose every answer (200) comes `delay` after the request: a check to
+/// it stays under way long enough to be seen so.
+fn slow_health_server(delay: Duration) -> SocketAddr {
+    let listener = TcpListener::bind((LO, 0)).expect("binding a slow health server");
+    let addr = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                std::thread::sleep(delay);
+                let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+            });
+        }
+    });
+    addr
+}
+
+/// The (check state, check result) pairs `show servers state` shows for `be/s` over its
+/// first checks after the first one ended: HAProxy forgets a check's result as the next
+/// check starts (`CHK_RES_UNKNOWN`, 0) and shows it again once that check ended.
+fn check_lifecycle(sock: &std::path::Path) -> BTreeSet<(u8, u8)> {
+    let first_ended = wait_until(Duration::from_secs(5), || {
+        stat_row(&cli(sock, "show stat"), "be", "s")
+            .is_some_and(|r| r.get("check_status").is_some_and(|s| s.ends_with("L7OK")))
+    });
+    assert!(first_ended, "the first check never passed");
+    let mut seen = BTreeSet::new();
+    // Both a check under way and one between checks, each seen (a check lasts 300 ms,
+    // the next one starts 100 ms after).
+    wait_until(Duration::from_secs(5), || {
+        let out = cli(sock, "show servers state");
+        let pair = (out.lines())
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .find(|f| f.len() > 13 && f[1] == "be" && f[3] == "s")
+            .and_then(|f| Some((f[13].parse().ok()?, f[11].parse().ok()?)));
+        seen.extend(pair);
+        seen.iter().any(|(state, _)| state & 1 == 1) && seen.iter().any(|(state, _)| state & 1 == 0)
+    });
+    seen
+}
+
+/// A check's result in `show servers state` follows HAProxy's lifecycle: unknown (0) while
+/// a check runs (check state 7), the last check's (3, passed) between checks (state 6).
+#[test]
+fn check_result_is_unknown_while_a_check_runs() {
+    let test = "check_result_is_unknown_while_a_check_runs";
+    let dir = temp_dir(test);
+    let sock = dir.join("admin.sock");
+    let server = slow_health_server(Duration::from_millis(300));
+    let port = free_port();
+    let config = format!(
+        "global\n  stats socket {} level admin\ndefaults\n  mode http\n{TIMEOUTS}  timeout check 2s\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\n\
+         backend be\n  option httpchk GET /health\n  server s {server} check inter 100ms\n",
+        sock.display(),
+    );
+    let (ours, theirs) = side_by_side(test, &config, SocketAddr::from((LO, port)), |_| {
+        check_lifecycle(&sock)
+    });
+    assert_eq!(ours, BTreeSet::from([(6, 3), (7, 0)]), "hapx-proxy");
+    if let Some(theirs) = theirs {
+        assert_eq!(ours, theirs, "hapx-proxy, then HAProxy");
     }
 }

@@ -11,8 +11,10 @@
 //!   is the section's page for its status ([`resolve`]), or an empty reply when the section
 //!   has none, as HAProxy answers.
 //!
-//! A page read from a file must frame its body as HAProxy requires ([`framing_error`]: no
-//! chunked body, a `content-length` equal to the body's size), else the line is refused.
+//! A page read from a file (its first `tune.bufsize` bytes) must be an HTTP response
+//! HAProxy loads ([`framing_error`], `page_check`: a head its HTTP/1 parser takes, an
+//! 8-character version, no interim status, no chunked body, a `content-length` equal to the
+//! body's size ...), else the line is refused with HAProxy's words.
 //!
 //! Every one of them ends up in [`Proxy::errorfiles`] (status -> [`Page`], prepared once:
 //! a loaded page parsed and normalised as HAProxy does, a built one as written), which the
@@ -28,6 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::diag::Diags;
 use super::model::{Config, Place, Proxy};
 use super::rules::Reply;
+
+mod page_check;
 
 /// The statuses HAProxy has a message for, which these keywords may replace.
 pub const ERROR_CODES: [u16; 17] = [
@@ -100,42 +104,39 @@ pub fn errorfile(p: &mut Proxy, words: &[String]) -> Result<(), String> {
     let body =
         std::fs::read(path).map_err(|_| format!("errorfile : error opening file '{path}'."))?;
     framing_error(path, &body).map_or(Ok(()), |e| Err(format!("errorfile : {e}")))?;
-    set_page(p, code, Page::raw(&body));
+    set_page(p, code, Page::raw(truncated(&body)));
     Ok(())
 }
 
-/// What HAProxy refuses in an error page read from file `path` (its `http_str_to_htx`):
-/// a chunked body, or a body whose size is not the `content-length` announced; hapx would
-/// otherwise keep the connection after a page that does not end where it says.
+/// What HAProxy refuses in an error page read from file `path` ([`page_check::check`]:
+/// a head its HTTP/1 parser does not take, a bad version or status, a chunked body, a body
+/// whose size is not the `content-length` announced ...), worded as its alert; hapx would
+/// otherwise send clients what is not an HTTP response, or one that does not end where it
+/// says. `page` is checked as HAProxy loads it, truncated to its buffer size.
 pub fn framing_error(path: &str, page: &[u8]) -> Option<String> {
-    let crlf = page
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4);
-    let lf = page.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let end = crlf.into_iter().chain(lf).min()?;
-    let head = crate::bytestr::from_bytes(&page[..end]);
-    let headers = head.split('\n').skip(1).filter_map(|l| l.split_once(':'));
-    let mut length = None;
-    for (name, value) in headers {
-        let (name, value) = (name.trim(), value.trim());
-        if name.eq_ignore_ascii_case("transfer-encoding")
-            && value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("chunked"))
-        {
-            return Some(format!("'{path}': chunk-encoded payload not supported"));
-        }
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.parse::<u64>().ok();
-        }
-    }
-    let body = (page.len() - end) as u64;
-    length.filter(|&l| l != body).map(|l| {
+    page_check::check(truncated(page))
+        .err()
+        .map(|e| format!("'{path}': {e}"))
+}
+
+/// HAProxy's warning for `errorfile CODE FILE` (in a proxy or an `http-errors` section)
+/// whose file is longer than its buffer (`tune.bufsize`): it keeps the start of it
+/// ([`truncated`]), and warns before it judges the page.
+pub fn truncation_warning(words: &[String]) -> Option<String> {
+    let (code, path) = (words.get(1)?, words.get(2)?);
+    handled(code)?;
+    let size = std::fs::metadata(path).ok()?.len();
+    (size > page_check::BUFSIZE as u64).then(|| {
         format!(
-            "'{path}': payload size does not match the announced content-length ({body} != {l})"
+            "custom error message file '{path}' larger than {} bytes. Truncating.",
+            page_check::BUFSIZE
         )
     })
+}
+
+/// A page file as HAProxy keeps it: its first `tune.bufsize` bytes.
+fn truncated(page: &[u8]) -> &[u8] {
+    &page[..page.len().min(page_check::BUFSIZE)]
 }
 
 /// `errorloc|errorloc302|errorloc303 CODE URL`: the page HAProxy builds for the redirect.
@@ -202,7 +203,7 @@ pub fn http_error(
     }
     if !ERROR_CODES.contains(&reply.status) {
         return Err(format!(
-            "http-error : Unexpected status code '{}'",
+            "http-error: status code '{}' not handled.",
             reply.status
         ));
     }
@@ -296,7 +297,7 @@ pub fn line(section: &mut HttpErrors, words: &[String]) -> Result<(), String> {
     let page =
         std::fs::read(path).map_err(|_| format!("errorfile : error opening file '{path}'."))?;
     framing_error(path, &page).map_or(Ok(()), |e| Err(format!("errorfile : {e}")))?;
-    section.pages.insert(code, Page::raw(&page));
+    section.pages.insert(code, Page::raw(truncated(&page)));
     Ok(())
 }
 

@@ -416,7 +416,12 @@ impl<'e> Parser<'e> {
             Section::Global => global(&mut self.config.global, line, &mut self.diags),
             Section::Resolvers(r) => resolvers(r, line, &mut self.diags),
             Section::HttpErrors => match self.config.http_errors.last_mut() {
-                Some(section) => super::errors::line(section, line.words),
+                Some(section) => {
+                    if let Some(w) = super::errors::truncation_warning(line.words) {
+                        self.diags.global_warn(w);
+                    }
+                    super::errors::line(section, line.words)
+                }
                 None => Ok(()),
             },
             Section::Peers => {
@@ -1678,7 +1683,12 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         }
         "max-session-srv-conns" => max_session_srv_conns(p, line, diags),
         "rate-limit" => rate_limit_sessions(p, line, diags)?,
-        "errorfile" => super::errors::errorfile(p, line.words)?,
+        "errorfile" => {
+            if let Some(w) = super::errors::truncation_warning(line.words) {
+                diags.global_warn(w);
+            }
+            super::errors::errorfile(p, line.words)?
+        }
         "errorloc" | "errorloc302" | "errorloc303" => super::errors::errorloc(p, line.words)?,
         "errorfiles" => super::errors::errorfiles(p, line.words, line.place)?,
         "http-error" => super::errors::http_error(p, line.words, diags, line.place)?,

@@ -2331,10 +2331,12 @@ impl From<AclError> for ActionError {
 
 fn status_arg(v: Option<&String>) -> Result<u16, ActionError> {
     let v = v.ok_or_else(|| ActionError::Rule("missing status code".into()))?;
-    v.parse::<u16>()
+    // Read with `atol` as HAProxy reads it, and named as read (`abc` is 0, `42x` 42).
+    let code = super::values::atol_int(v);
+    u16::try_from(code)
         .ok()
         .filter(|s| (200..=599).contains(s))
-        .ok_or_else(|| ActionError::Rule(format!("Unexpected status code '{v}'")))
+        .ok_or_else(|| ActionError::Rule(format!("Unexpected status code '{code}'")))
 }
 
 /// Compiles the values of a proxy's rules, which HAProxy 2.6 reads as log formats rendered
@@ -2792,17 +2794,19 @@ fn reply(args: &[String], mut status: u16, values: &mut Values<'_>) -> Result<Re
             }
             "file" => {
                 let f = v.ok_or_else(|| need("file"))?;
-                body =
-                    Some(std::fs::read(f).map_err(|e| {
-                        ActionError::Rule(format!("failed to open file '{f}' : {e}"))
-                    })?);
+                // HAProxy's words, whatever the system's reason.
+                body = Some(
+                    std::fs::read(f)
+                        .map_err(|_| ActionError::Rule(format!("error opening file '{f}'")))?,
+                );
             }
             "errorfile" => {
                 let f = v.ok_or_else(|| need("fmt"))?;
                 let text = std::fs::read(f)
-                    .map_err(|e| ActionError::Rule(format!("failed to open file '{f}' : {e}")))?;
+                    .map_err(|_| ActionError::Rule(format!("error opening file '{f}'.")))?;
+                // Without a period of its own: a rule's message gets one, `http-error`'s not.
                 if let Some(e) = super::errors::framing_error(f, &text) {
-                    return Err(ActionError::Rule(format!("{e}.")));
+                    return Err(ActionError::Rule(e));
                 }
                 page = Some(super::errors::Page::raw(&text));
                 errorfile = true;

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use self::protocol::AnswerWords;
+use self::protocol::{AnswerWords, Verdict};
 use super::check_format::{self, CheckContext};
 use super::http::{self, Framing, Head};
 use super::logformat::Samples;
@@ -187,7 +187,11 @@ async fn check_loop(
         if server.checks_running() && server.addr().is_some() {
             let ctx = CheckContext::new(&state, &backend, &server);
             start_check(&server);
-            let (ok, result) = probe(&ctx, &node).await;
+            let Probe {
+                ok,
+                result,
+                desc_after_report,
+            } = probe(&ctx, &node).await;
             let before = transitions::CheckBefore::of(&server);
             let was = transitions::HealthBefore::of(&backend, &server);
             let changed = server.record_check(ok, result);
@@ -195,6 +199,9 @@ async fn check_loop(
             server.set_check_in_progress(false);
             if backend.conf.options.log_health_checks {
                 transitions::report_check_result(&backend, &server, ok, &before);
+            }
+            if let Some(desc) = desc_after_report {
+                server.check.lock().unwrap_or_else(|e| e.into_inner()).desc = desc;
             }
             let check = server.check.lock().map(|c| c.clone()).unwrap_or_default();
             let why = transitions::check_reason(&backend, &check);
@@ -281,8 +288,21 @@ fn next_interval(server: &Server) -> Duration {
     }
 }
 
+/// What one probe found.
+#[derive(Debug)]
+pub struct Probe {
+    /// It passed.
+    pub ok: bool,
+    /// Its result, as reported (in the check's log line).
+    pub result: CheckResult,
+    /// The description the result keeps once reported, when not its own: HAProxy reports a
+    /// protocol check that an `expect custom` rule passed with that rule's information (the
+    /// MySQL server's version, LDAP's "Success"), then ends the check without any.
+    pub desc_after_report: Option<String>,
+}
+
 /// One probe: whether it passed, and the result for the stats page.
-pub async fn probe(ctx: &CheckContext<'_>, node: &str) -> (bool, CheckResult) {
+pub async fn probe(ctx: &CheckContext<'_>, node: &str) -> Probe {
     // Each run starts without variables, as HAProxy's (see `check_format::CheckVars`).
     let vars = check_format::CheckVars::default();
     let ctx = &ctx.with_vars(&vars);
@@ -290,6 +310,7 @@ pub async fn probe(ctx: &CheckContext<'_>, node: &str) -> (bool, CheckResult) {
     let conf = &backend.conf;
     let started = Instant::now();
     let t = Timing::starting(backend, server.opts.inter);
+    let mut desc_after_report = None;
     let outcome = if let Some(http) = &conf.options.httpchk {
         let state =
             (conf.options.http_check_send_state).then(|| server_state(backend, server, node));
@@ -300,7 +321,13 @@ pub async fn probe(ctx: &CheckContext<'_>, node: &str) -> (bool, CheckResult) {
         ssl_hello_probe(server, &t).await
     } else if let Some(check) = &conf.options.protocol_check {
         let ruleset = protocol::Ruleset::of(check);
-        tcp_check_probe(ctx, &ruleset.rules, &ruleset.words, &t).await
+        let outcome = tcp_check_probe(ctx, &ruleset.rules, &ruleset.words, &t).await;
+        if let Ok((status, ..)) = &outcome {
+            if ruleset.words.iter().any(|w| w.custom.is_some()) {
+                desc_after_report = Some(described(status, ""));
+            }
+        }
+        outcome
     } else if conf.options.tcp_check {
         // Without rules too: its implicit connect reports failures with its step.
         tcp_check_probe(ctx, &conf.tcp_checks, &[], &t).await
@@ -315,20 +342,18 @@ pub async fn probe(ctx: &CheckContext<'_>, node: &str) -> (bool, CheckResult) {
         Ok(pass) => (true, pass),
         Err(fail) => (false, fail),
     };
-    (
+    Probe {
         ok,
-        CheckResult {
+        result: CheckResult {
             status: status.into(),
             code,
             duration_ms,
             desc,
             at: now_secs(),
         },
-    )
+        desc_after_report,
+    }
 }
-
-/// (status, code, description) of a probe.
-type Verdict = (&'static str, Option<u16>, String);
 
 /// A check's time limits, as HAProxy 2.6 sets its check task's expiry: each connection may
 /// take `inter` (`timeout connect` if sooner, only when `timeout check` is set); once it is
@@ -1448,6 +1473,18 @@ async fn tcp_check_probe(
             TcpCheckRule::Expect(expect) => {
                 let c = conn.as_mut().ok_or_else(|| not_connected("expect"))?;
                 let words = words.get(step - 1).copied().unwrap_or_default();
+                if let Some(judge) = words.custom {
+                    let judging = CustomExpect {
+                        judge,
+                        last_rule: rules.get(step).is_none(),
+                        step,
+                    };
+                    if let Some(pass) = custom_expect(&mut c.io, &mut received, &judging, t).await?
+                    {
+                        last = LastStep::Judged(pass);
+                    }
+                    continue;
+                }
                 let rule = ExpectRule {
                     expect,
                     words,
@@ -1475,6 +1512,8 @@ enum LastStep<'r> {
     },
     Send,
     Expect(&'r TcpExpect, AnswerWords),
+    /// A protocol check's `expect custom` that passed the check itself.
+    Judged(Verdict),
 }
 
 /// An expect rule as it runs: its step (from 1) and, in a protocol check, its wording.
@@ -1506,6 +1545,7 @@ fn tcp_success(last: LastStep<'_>, received: &[u8], ctx: &CheckContext<'_>) -> V
         LastStep::ImplicitConnect { tls } => verdict(connected(tls), None, ""),
         LastStep::Connect { tls } => verdict(connected(tls), None, "(tcp-check)"),
         LastStep::Send => verdict("L7OK", Some(0), "(tcp-check)"),
+        LastStep::Judged(pass) => pass,
         LastStep::Expect(expect, words) => {
             let report = &expect.report;
             let status = report.ok_status.unwrap_or("L7OK");
@@ -1661,6 +1701,47 @@ async fn tcp_expect(
         return Err(verdict(status, code, &info));
     }
     Ok(())
+}
+
+/// An `expect custom` rule of a protocol check as it runs.
+struct CustomExpect {
+    judge: protocol::Custom,
+    /// No rule follows it.
+    last_rule: bool,
+    /// Its step (from 1).
+    step: usize,
+}
+
+/// Runs an `expect custom` rule: reads until its judgement is made, as HAProxy calls its
+/// custom functions on each read, with the answer as it is once the server closed (or
+/// failed) if it had not decided before. Its verdict when it passed the check.
+async fn custom_expect(
+    io: &mut Box<dyn CheckIo>,
+    received: &mut Vec<u8>,
+    rule: &CustomExpect,
+    t: &Timing,
+) -> Result<Option<Verdict>, Verdict> {
+    let decided = |got: &[u8]| (rule.judge)(got, false, rule.last_rule) != protocol::Judged::Wait;
+    let read = read_answer(io, received, RESPONSE_MAX, decided);
+    let outcome = match tokio::time::timeout(t.left(), read).await {
+        Err(_) => return Err(verdict("L7TOUT", Some(0), "")),
+        Ok(outcome) => outcome,
+    };
+    if received.is_empty() {
+        return Err(match outcome {
+            Err(e) => verdict("SOCKERR", Some(0), &os_reason(&e)),
+            Ok(()) => {
+                let info = format!("TCPCHK got an empty response at step {}", rule.step);
+                verdict("L7RSP", Some(0), &info)
+            }
+        });
+    }
+    let last_read = !decided(received);
+    match (rule.judge)(received, last_read, rule.last_rule) {
+        protocol::Judged::Wait | protocol::Judged::Continue => Ok(None),
+        protocol::Judged::Pass((status, code, info)) => Ok(Some(verdict(status, code, &info))),
+        protocol::Judged::Fail((status, code, info)) => Err(verdict(status, code, &info)),
+    }
 }
 
 /// The code an expect rule reports: a protocol check's from the answer, else its

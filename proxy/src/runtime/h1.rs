@@ -401,6 +401,10 @@ struct Out<'a> {
 
 impl Out<'_> {
     fn start_line(&mut self, first: &[String; 3]) {
+        self.start_line_of(first.each_ref().map(String::as_str));
+    }
+
+    fn start_line_of(&mut self, first: [&str; 3]) {
         for (i, part) in first.iter().enumerate() {
             if i > 0 {
                 self.out.push(b' ');
@@ -500,9 +504,12 @@ pub struct ToServer<'a> {
 /// this exchange (on hapx's side: the server may still close it).
 pub fn write_request(head: &Head, to: ToServer<'_>, out: &mut Vec<u8>) -> bool {
     let mut w = Out { out, case: to.case };
-    w.start_line(&head.first);
-    let (tokens, encoded) = w.headers(head, true);
     let http11 = is_http11(&head.first[2]);
+    // A later version (`HTTP/2.0` on an HTTP/1 connection) goes as HTTP/1.1, an earlier
+    // one as written, as HAProxy's HTTP/1 layer writes the request line.
+    let version = if http11 { "HTTP/1.1" } else { &head.first[2] };
+    w.start_line_of([&head.first[0], &head.first[1], version]);
+    let (tokens, encoded) = w.headers(head, true);
     // A chunked HTTP/1.0 request closes the server connection after it.
     let close = tokens.close || (!tokens.keep_alive && to.close_mode) || (encoded && !http11);
     // The header says what differs from the version's default.
@@ -726,6 +733,30 @@ mod tests {
         };
         write_request(&head, to, &mut out);
         assert_eq!(out, b"GET / HTTP/1.1\r\nHOST: x\r\nx-a: 1\r\n\r\n");
+    }
+
+    #[test]
+    fn later_versions_go_to_servers_as_http11() {
+        let mut head = super::super::http::parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", true)
+            .expect("a request head");
+        let to = ToServer {
+            close_mode: false,
+            case: None,
+        };
+        // What HAProxy 2.6 sent its server for `GET / HTTP/V` on an HTTP/1 connection.
+        for (version, sent) in [
+            ("HTTP/2.0", "GET / HTTP/1.1\r\nhost: x\r\n\r\n"),
+            ("HTTP/1.2", "GET / HTTP/1.1\r\nhost: x\r\n\r\n"),
+            (
+                "HTTP/0.9",
+                "GET / HTTP/0.9\r\nhost: x\r\nconnection: keep-alive\r\n\r\n",
+            ),
+        ] {
+            head.first[2] = version.to_string();
+            let mut out = Vec::new();
+            write_request(&head, to, &mut out);
+            assert_eq!(String::from_utf8_lossy(&out), sent, "{version}");
+        }
     }
 
     #[test]

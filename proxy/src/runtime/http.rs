@@ -957,8 +957,22 @@ const TCHARS: [bool; 256] = {
     table
 };
 
+/// Why [`parse_head`] refuses a request whose method is `PRI`: HAProxy's HTTP/1 parser
+/// takes it, and its analysis refuses it (it is HTTP/2's preface), with a 400 of its own
+/// (see [`refuse_pri`]).
+const PRI_METHOD: &str = "the PRI method (HTTP/2's preface)";
+
 /// Parses and checks a head the way HAProxy rejects requests with 400.
 pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
+    let head = parse_any_head(raw, request)?;
+    if request && head.first[0] == "PRI" {
+        return Err(ReadError::Malformed(PRI_METHOD));
+    }
+    Ok(head)
+}
+
+/// [`parse_head`], a `PRI` request taken as any other.
+fn parse_any_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
     // Any byte but CR and LF may come in a header value (see `bytestr`), and folded lines
     // are joined (see `h1::unfold`).
     let raw = h1::unfold(raw);
@@ -993,9 +1007,7 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         &found[..3]
     };
     let first: [String; 3] = match (request, parts) {
-        (true, [m, u, v])
-            if is_token(m) && !u.is_empty() && matches!(*v, "HTTP/1.0" | "HTTP/1.1") =>
-        {
+        (true, [m, u, v]) if is_token(m) && !u.is_empty() && is_version(v) => {
             // A `#` too: fragments never go on the wire, and one would steer `path`
             // matches (HAProxy's fix for CVE-2023-45539, in Debian's 2.6.12).
             if u.bytes().any(|b| !is_uri_byte(b)) {
@@ -1033,6 +1045,13 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
 /// visible ASCII character other than `#`.
 pub(crate) fn is_uri_byte(b: u8) -> bool {
     b > b' ' && b < 0x7f && b != b'#'
+}
+
+/// `HTTP/d.d`, any version HAProxy's HTTP/1 parser takes on a request line (`HTTP/2.0`
+/// too: it goes on as HTTP/1.1, see `h1::write_request`).
+fn is_version(v: &str) -> bool {
+    matches!(v.as_bytes(), [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+        if major.is_ascii_digit() && minor.is_ascii_digit())
 }
 
 /// A request head from the parts an HTTP/2 stream gives ([`super::h2`]): its start line
@@ -1814,6 +1833,15 @@ fn serve_client(
                         speaks_h2 = true;
                         break;
                     }
+                    Err(ReadError::Malformed(why)) if why == PRI_METHOD && upgrade.is_none() => {
+                        client.stream_starts();
+                        let bytes = client.buf.bytes();
+                        let head = find_head_end(bytes)
+                            .and_then(|end| parse_any_head(&bytes[..end], true).ok());
+                        let received = head.map_or(0, |h| h.logged_size());
+                        refuse_pri(&state, &fe, client, (peer, local), received).await;
+                        break;
+                    }
                     Err(e) => {
                         // HAProxy's H1 multiplexer makes a stream of whatever came, to answer it.
                         if !matches!(e, ReadError::IdleTimeout | ReadError::Closed) {
@@ -2072,7 +2100,10 @@ async fn serve_h2(
     // Taken for HTTP/2 on its first line: the rest of the preface must follow, or the
     // request is HTTP/1's bad one.
     if !client.buf.is_empty() && !h2_preface(&mut client, t.http_request.or(t.client)).await {
-        refuse_short_preface(state, fe, &mut client, (peer, local)).await;
+        // Its logged size as a head ([`Head::logged_size`]): fixed fields, the three words
+        // of its line, no header, the end of the head.
+        let received = (20 + ["PRI", "*", "HTTP/2.0"].concat().len() + 1) as u64;
+        refuse_pri(state, fe, &mut client, (peer, local), received).await;
         return client;
     }
     let socket = match client.stream {
@@ -2122,15 +2153,17 @@ fn log_h2_refusal(state: &Arc<State>, fe: &Frontend, (peer, local): (SocketAddr,
     http_log(fe, None, peer, &req, "PR--");
 }
 
-/// `PRI * HTTP/2.0` without the rest of the preface: HAProxy's HTTP/1 parser takes it for
-/// a request head (counted in), which its analysis refuses: a 400 in HAProxy's internal
-/// form (lower-case names, `connection: close` last; counted out and logged with its
-/// size), a request error, logged `<BADREQ>`; the connection closes.
-async fn refuse_short_preface(
+/// A request whose method is `PRI` (`PRI * HTTP/2.0` without the rest of HTTP/2's preface,
+/// or any other): HAProxy's HTTP/1 parser takes it for a request head (counted in, its
+/// size `received`), which its analysis refuses: a 400 in HAProxy's internal form
+/// (lower-case names, `connection: close` last; counted out and logged with its size), a
+/// request error, logged `<BADREQ>`; the connection closes.
+async fn refuse_pri(
     state: &Arc<State>,
     fe: &Frontend,
     client: &mut Conn,
     (peer, local): (SocketAddr, SocketAddr),
+    received: u64,
 ) {
     let page = error_page(&fe.conf, 400);
     let Some(end) = find_head_end(&page) else {
@@ -2146,9 +2179,6 @@ async fn refuse_short_preface(
     reply.push_str("connection: close\r\n\r\n");
     let mut reply = crate::bytestr::to_bytes(&reply).into_owned();
     reply.extend_from_slice(&page[end..]);
-    // Its logged size as a head ([`Head::logged_size`]): fixed fields, the three words of
-    // its line, no header, the end of the head.
-    let received = (20 + ["PRI", "*", "HTTP/2.0"].concat().len() + 1) as u64;
     let now = Instant::now();
     fe.counters.request_at(meter::ms_at(now));
     fe.counters.req_errors.fetch_add(1, Relaxed);
@@ -2793,6 +2823,14 @@ async fn answer_request(
         if tarpit(client, req, (backend, stream), delay).await {
             answer.flags = "KT--";
         }
+    }
+    // HAProxy captures the request's cookie (`capture cookie`) once its rules let it
+    // through, or on their `deny` or `tarpit`: an answer they made themselves (`return`,
+    // `redirect`, `auth`, which it counts as intercepted) leaves it uncaptured.
+    if answer.intercepted
+        && let Some(facts) = req.log.as_deref_mut()
+    {
+        facts.client_cookie = None;
     }
     let denied = answer.denied;
     let session = match &by {
@@ -3749,7 +3787,7 @@ async fn no_server(
         .map_or(Served::NoServer, |s| Served::Server(s.clone()));
     if let Some(facts) = req.log.as_deref_mut() {
         facts.queued = e.queued();
-        facts.retries = e.retries(backend);
+        (facts.retries, facts.redispatched) = (e.retries(backend), e.redispatched());
     }
     // HAProxy's `Tw` stays unset (-1) when no server was assigned and nothing queued, or
     // when the server's full queue refused the request.
@@ -3779,9 +3817,9 @@ async fn no_server(
 /// queues).
 fn failed_attempts(e: &ConnectError, backend: &Backend) -> u32 {
     match e {
-        ConnectError::Failed(..) | ConnectError::Killed { .. } | ConnectError::ClientLeft(..) => {
-            e.retries(backend) + 1
-        }
+        ConnectError::Failed { .. }
+        | ConnectError::Killed { .. }
+        | ConnectError::ClientLeft(..) => e.retries(backend) + 1,
         ConnectError::Internal { retries, .. } => *retries,
         _ => 0,
     }
@@ -4971,7 +5009,7 @@ async fn respond(
                 *server = None;
                 return Outcome {
                     keep: false,
-                    flags: ended.map_or_else(shutdown::Killed::phaseless_flags, |()| "----"),
+                    flags: ended.map_or_else(shutdown::Killed::phaseless_flags, tunnel_flags),
                 };
             }
             // Reads within the server's timeout, writes within the client's, as HAProxy.
@@ -5065,9 +5103,24 @@ async fn relay_both(
     (relayed, response.moved)
 }
 
+/// The termination flags of a tunnel that ended as `end` says, as HAProxy logs an upgraded
+/// stream: a timeout (`timeout tunnel`, or the side's own) or an error in the data phase,
+/// charged to its side (`cD--`, `SD--`...).
+fn tunnel_flags(end: forward::End) -> &'static str {
+    use forward::{End, Side};
+    match end {
+        End::Done => "----",
+        End::Timeout(Side::Client) => "cD--",
+        End::Timeout(Side::Server) => "sD--",
+        End::Error(Side::Client) => "CD--",
+        End::Error(Side::Server) => "SD--",
+        End::Denied => "PD--",
+    }
+}
+
 /// After a protocol switch (WebSocket...): a tunnel between the client and the server until
 /// either side ends, counting in `moved` what it moves (the bytes that came with the
-/// response's head included).
+/// response's head included); how it ended.
 async fn tunnel(
     state: &State,
     fe: &Frontend,
@@ -5075,7 +5128,7 @@ async fn tunnel(
     client: &mut Conn,
     sconn: &mut Conn,
     counted: &forward::SplicedMoved,
-) {
+) -> forward::End {
     let moved = &counted.moved;
     let early = sconn.buf.take();
     if client.write_all(&early).await.is_ok() {
@@ -5087,7 +5140,7 @@ async fn tunnel(
     }
     let idle = forward::IdleTimeouts::new(&fe.conf.timeouts, &backend.conf.timeouts);
     let before = tunneled(counted);
-    match (client.tls.as_deref_mut(), sconn.tls.as_deref_mut()) {
+    let end = match (client.tls.as_deref_mut(), sconn.tls.as_deref_mut()) {
         (None, None) => {
             let splicing = state.splicing(fe, backend);
             forward::forward(&client.stream, &sconn.stream, idle, splicing, counted).await
@@ -5108,6 +5161,7 @@ async fn tunnel(
     if let Some(link) = &sconn.h1 {
         link.tunneled((down, up), (spliced_down, spliced_up));
     }
+    end
 }
 
 /// What a tunnel moved so far: to the server, to the client, and of each what splice(2) did.
@@ -5398,6 +5452,10 @@ async fn serve_stats(
     let t = &fe.conf.timeouts;
     req.server = Served::Stats;
     fe.counters.intercepted.fetch_add(1, Relaxed);
+    // An applet's request skips HAProxy's cookie capture, as its rules' own answers do.
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.client_cookie = None;
+    }
     // `stats auth` first: a client without the credentials is answered at once, its body
     // not awaited (HAProxy checks them before it waits for the body).
     let authorized = stats_authorized(&fe.conf.stats, head);
@@ -5791,7 +5849,9 @@ mod tests {
         assert_eq!(ok.framing, Framing::Length(3));
         for bad in [
             &b"GET /x\r\n\r\n"[..],
-            b"GET /x HTTP/2.0\r\n\r\n",
+            b"GET /x HTTP/2\r\n\r\n",
+            b"GET /x HTTP/2.0x\r\n\r\n",
+            b"PRI * HTTP/1.1\r\n\r\n",
             b"GET /x HTTP/1.1\r\nBad Name: x\r\n\r\n",
             b"GET /x HTTP/1.1\r\n folded: x\r\nA: b\r\n\r\n",
             b"GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n",

@@ -92,8 +92,16 @@ pub enum ConnectError {
     /// The server's queue was at its `maxqueue`: refused at once, without waiting (`SQ`,
     /// no queue time), naming the server.
     QueueFull(Arc<Server>),
-    /// Every attempt failed; the server tried last (which the log line names) and its error.
-    Failed(Arc<Server>, io::Error),
+    /// Every attempt failed; the server tried last (which the log line names) and its
+    /// error; `waited`: the time before the last server was picked (`%Tw`: the queue's,
+    /// then each redispatch's failed attempts), `redispatched`: a redispatch moved it on
+    /// the way (`%rc`'s `+`).
+    Failed {
+        server: Arc<Server>,
+        err: io::Error,
+        waited: Duration,
+        redispatched: bool,
+    },
     /// The server's sessions were killed while it connected ([`super::shutdown`]: as in
     /// HAProxy, a session is its server's from its connection slot on), after `retries`.
     Killed {
@@ -175,11 +183,14 @@ impl ConnectError {
         }
     }
 
-    /// How long the connection waited in the queue before it gave up (`%Tw`).
+    /// How long the connection waited in the queue before it gave up (`%Tw`), or until
+    /// its last server was picked when every attempt failed (a redispatch's failed
+    /// attempts count in, as HAProxy's `Tw` counts them).
     pub fn queue_time(&self) -> Option<Duration> {
         match self {
             ConnectError::QueueTimeout { waited, .. }
-            | ConnectError::ClientLeftQueue { waited, .. } => Some(*waited),
+            | ConnectError::ClientLeftQueue { waited, .. }
+            | ConnectError::Failed { waited, .. } => Some(*waited),
             _ => None,
         }
     }
@@ -187,7 +198,7 @@ impl ConnectError {
     /// The server tried last, if any (the one the log line names).
     pub fn server(&self) -> Option<&Arc<Server>> {
         match self {
-            ConnectError::Failed(server, _)
+            ConnectError::Failed { server, .. }
             | ConnectError::Killed { server, .. }
             | ConnectError::Internal { server, .. }
             | ConnectError::ClientLeft(server, ..) => Some(server),
@@ -198,10 +209,22 @@ impl ConnectError {
         }
     }
 
+    /// A redispatch moved the connection to another server before its attempts all failed
+    /// (`%rc` starts with `+`).
+    pub fn redispatched(&self) -> bool {
+        matches!(
+            self,
+            ConnectError::Failed {
+                redispatched: true,
+                ..
+            }
+        )
+    }
+
     /// The retries made (`%rc`): all of `backend`'s when every attempt failed.
     pub fn retries(&self, backend: &Backend) -> u32 {
         match self {
-            ConnectError::Failed(..) => backend.conf.retries,
+            ConnectError::Failed { .. } => backend.conf.retries,
             ConnectError::Killed { retries, .. }
             | ConnectError::Internal { retries, .. }
             | ConnectError::ClientLeft(.., retries) => *retries,
@@ -231,8 +254,8 @@ impl ConnectError {
             ConnectError::QueueTimeout { .. } => "sQ--",
             ConnectError::QueueFull(_) => "SQ--",
             ConnectError::Internal { .. } => "IC--",
-            ConnectError::Failed(_, err) if err.kind() == io::ErrorKind::TimedOut => "sC--",
-            ConnectError::NoServer | ConnectError::Failed(..) => "SC--",
+            ConnectError::Failed { err, .. } if err.kind() == io::ErrorKind::TimedOut => "sC--",
+            ConnectError::NoServer | ConnectError::Failed { .. } => "SC--",
         }
     }
 
@@ -759,7 +782,7 @@ async fn attempts(
         }
         slot = next_attempt(backend, slot, &last_err, &mut progress).await?;
     }
-    Err(failed(backend, slot, last_err))
+    Err(failed(backend, slot, last_err, &progress))
 }
 
 /// After attempt `progress.attempt` failed with `err`: the slot for the next one, on the
@@ -810,9 +833,10 @@ async fn next_attempt(
         // resource error, `SF_ERR_RESOURCE`).
         tokio::time::sleep(connect_timeout(backend).min(Duration::from_secs(1))).await;
     }
-    // HAProxy counts each attempt in the server's `stot` (its slot counted the first) as
-    // it is made: not one whose client left during the turn-around.
-    server.counters.total.fetch_add(1, Relaxed);
+    // HAProxy counts each attempt as a session of the server's (`stot`, the session rate,
+    // `lastsess`; its slot counted the first) as it is made: not one whose client left
+    // during the turn-around.
+    server.counters.session_counted();
     Ok(slot)
 }
 
@@ -826,14 +850,19 @@ fn internal(backend: &Backend, slot: Slot, retries: u32) -> ConnectError {
     ConnectError::Internal { server, retries }
 }
 
-/// The end of the attempts: the connection error counts once, for the server of the last
-/// attempt.
-fn failed(backend: &Backend, slot: Slot, err: io::Error) -> ConnectError {
+/// The end of the attempts (where `progress` left them): the connection error counts
+/// once, for the server of the last attempt.
+fn failed(backend: &Backend, slot: Slot, err: io::Error, progress: &Progress<'_>) -> ConnectError {
     let server = slot.server().clone();
     drop(slot);
     server.counters.conn_errors.fetch_add(1, Relaxed);
     backend.counters.conn_errors.fetch_add(1, Relaxed);
-    ConnectError::Failed(server, err)
+    ConnectError::Failed {
+        server,
+        err,
+        waited: progress.queue_time,
+        redispatched: progress.redispatched,
+    }
 }
 
 /// After the TLS handshake over `conn` failed with `err` (a refusal, or the rest of the
@@ -859,9 +888,6 @@ async fn retry_after_handshake(
         ..
     } = conn;
     drop(stream);
-    if retries >= backend.conf.retries {
-        return Err(failed(backend, slot, err));
-    }
     let mut progress = Progress {
         queue_time,
         positions: queued,
@@ -873,6 +899,9 @@ async fn retry_after_handshake(
         direct,
         tally,
     };
+    if retries >= backend.conf.retries {
+        return Err(failed(backend, slot, err, &progress));
+    }
     let slot = next_attempt(backend, slot, &err, &mut progress).await?;
     attempts(backend, ends, has_data, slot, progress).await
 }
@@ -1990,7 +2019,7 @@ fn log_connect_failure<'a>(
             f.server = Some(server);
             f.server_addr = server.socket_addr(f.local.port());
         }
-        f.retries = e.retries(backend);
+        (f.retries, f.redispatched) = (e.retries(backend), e.redispatched());
         // HAProxy's `Tw` stays unset (-1) when no server was assigned (none usable, a
         // `disabled` backend) or the server's full queue refused the session, as in HTTP.
         let unqueued = matches!(e, ConnectError::NoServer | ConnectError::QueueFull(_));

@@ -1,7 +1,8 @@
 //! The protocol checks HAProxy 2.6 builds as fixed tcp-check rulesets (`src/tcpcheck.c`,
 //! `proxy_parse_*_opt`): `option redis-check`, `option smtpchk [EHLO|HELO DOMAIN]` and
-//! `option pgsql-check user NAME`, read with HAProxy's words for their arguments. The
-//! rulesets themselves are built by `runtime::checks::protocol`.
+//! `option pgsql-check user NAME`, `option mysql-check [user NAME [post-41|pre-41]]` and
+//! `option ldap-check`, read with HAProxy's words for their arguments. The rulesets
+//! themselves are built by `runtime::checks::protocol`.
 
 /// A backend's protocol check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +14,19 @@ pub enum ProtocolCheck {
     Smtp { command: String },
     /// A startup message for `user`, answered with an authentication request (or OK).
     Pgsql { user: String },
+    /// The server's initial handshake; with a user, an authentication packet for it (and a
+    /// `COM_QUIT`) first, and the server's OK to it after the handshake.
+    Mysql { login: Option<MysqlLogin> },
+    /// An anonymous LDAPv3 bind request, a successful bind response back.
+    Ldap,
+}
+
+/// `option mysql-check user NAME [post-41|pre-41]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MysqlLogin {
+    pub user: String,
+    /// The packet of MySQL 4.1 and later (`post-41`, the default), else of MySQL 4.0.
+    pub post_41: bool,
 }
 
 impl ProtocolCheck {
@@ -24,6 +38,8 @@ impl ProtocolCheck {
             "redis-check" => at_most(name, args, 0).map(|()| ProtocolCheck::Redis),
             "smtpchk" => at_most(name, args, 2).map(|()| smtp(args)),
             "pgsql-check" => at_most(name, args, 2).and_then(|()| pgsql(args)),
+            "mysql-check" => at_most(name, args, 3).and_then(|()| mysql(args)),
+            "ldap-check" => at_most(name, args, 0).map(|()| ProtocolCheck::Ldap),
             _ => return None,
         };
         Some(parsed)
@@ -60,6 +76,34 @@ fn pgsql(args: &[&str]) -> Result<ProtocolCheck, String> {
         }),
         _ => Err("'option pgsql-check' only supports optional values: 'user'.".into()),
     }
+}
+
+/// `[user NAME [post-41|pre-41]]`.
+fn mysql(args: &[&str]) -> Result<ProtocolCheck, String> {
+    let post_41 = match args {
+        [] => return Ok(ProtocolCheck::Mysql { login: None }),
+        [other, ..] if *other != "user" => {
+            return Err(format!(
+                "'option mysql-check' only supports optional values: 'user' (got '{other}')."
+            ));
+        }
+        [_] | [_, ""] | [_, "", ..] => {
+            return Err("'option mysql-check user' expects <username> as argument.".into());
+        }
+        [_, _] | [_, _, "" | "post-41"] => true,
+        [_, _, "pre-41"] => false,
+        [_, _, version, ..] => {
+            return Err(format!(
+                "keyword 'user' only supports 'post-41' and 'pre-41' (got '{version}')."
+            ));
+        }
+    };
+    Ok(ProtocolCheck::Mysql {
+        login: Some(MysqlLogin {
+            user: args[1].to_string(),
+            post_41,
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -100,6 +144,34 @@ mod tests {
             ProtocolCheck::parse("pgsql-check", &[]),
             Some(Err(m)) if m.contains("expects 'user <username>'")
         ));
-        assert_eq!(ProtocolCheck::parse("mysql-check", &[]), None);
+        assert_eq!(
+            ProtocolCheck::parse("mysql-check", &[]),
+            Some(Ok(ProtocolCheck::Mysql { login: None }))
+        );
+        let login = |post_41| {
+            Some(Ok(ProtocolCheck::Mysql {
+                login: Some(MysqlLogin {
+                    user: "hc".into(),
+                    post_41,
+                }),
+            }))
+        };
+        assert_eq!(
+            ProtocolCheck::parse("mysql-check", &["user", "hc"]),
+            login(true)
+        );
+        assert_eq!(
+            ProtocolCheck::parse("mysql-check", &["user", "hc", "pre-41"]),
+            login(false)
+        );
+        assert!(matches!(
+            ProtocolCheck::parse("mysql-check", &["user", "hc", "41"]),
+            Some(Err(m)) if m == "keyword 'user' only supports 'post-41' and 'pre-41' (got '41')."
+        ));
+        assert_eq!(
+            ProtocolCheck::parse("ldap-check", &[]),
+            Some(Ok(ProtocolCheck::Ldap))
+        );
+        assert_eq!(ProtocolCheck::parse("spop-check", &[]), None);
     }
 }
