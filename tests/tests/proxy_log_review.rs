@@ -248,7 +248,8 @@ fn answered(line: &str) -> Vec<String> {
 }
 
 /// `capture cookie SID`: empty for what the rules answer themselves (`return`, `redirect`,
-/// `auth`, the `redirect` keyword, a backend's `return`) and for the stats page; captured
+/// `auth`, the `redirect` keyword, a backend's `return`), for the stats page and for the
+/// Prometheus exporter (logged `<PROMEX>`, as HAProxy logs its service); captured
 /// for a `deny`, a `tarpit` (the frontend's or the backend's) and a served request, as
 /// HAProxy captures it.
 #[test]
@@ -261,6 +262,7 @@ fn capture_cookie_skips_the_answers_the_rules_make() {
          userlist users\n  user u insecure-password p\n\
          frontend fe\n  bind {{front}}\n  capture cookie SID len 10\n\
          \x20 stats enable\n  stats uri /stats\n\
+         \x20 http-request use-service prometheus-exporter if {{ path /metrics }}\n\
          \x20 http-request return status 201 content-type text/plain string made if {{ path /ret }}\n\
          \x20 http-request redirect location /x code 307 if {{ path /redir }}\n\
          \x20 http-request deny deny_status 403 if {{ path /deny }}\n\
@@ -275,8 +277,8 @@ fn capture_cookie_skips_the_answers_the_rules_make() {
         web.addr
     );
     let paths = [
-        "/ret", "/redir", "/auth", "/legacy", "/bret", "/stats", "/deny", "/tarpit", "/bdeny",
-        "/served",
+        "/ret", "/redir", "/auth", "/legacy", "/bret", "/stats", "/metrics", "/deny", "/tarpit",
+        "/bdeny", "/served",
     ];
     let seen = per_binary(test, &config, |front, log| {
         for path in paths {

@@ -1974,8 +1974,7 @@ fn serve_client(
                 }
                 if asks_metrics(&fe, &head) {
                     // Boxed: its state would otherwise grow every connection's task.
-                    let served =
-                        serve_metrics(&state, &fe, client, head.framing, req.received_head);
+                    let served = serve_metrics(&state, &fe, client, head.framing, &mut req, peer);
                     let served = Box::pin(served).await;
                     if !served || !keep_client {
                         break;
@@ -2501,29 +2500,37 @@ fn asks_metrics(fe: &Frontend, head: &Head) -> bool {
     })
 }
 
-/// Answers with the Prometheus metrics, then drains the request's body; false when the
-/// connection ends with it. The request's head (`received`, its logged size), its body and
-/// the answer count in the frontend's bytes, as HAProxy counts its service's stream.
+/// Answers with the Prometheus metrics, then drains the request's body and logs it as
+/// HAProxy logs its service (`<PROMEX>`, `LR--`); false when the connection ends with it.
+/// The request's head, its body and the answer count in the frontend's bytes, as HAProxy
+/// counts its service's stream.
 async fn serve_metrics(
     state: &State,
     fe: &Frontend,
     client: &mut Conn,
     framing: Framing,
-    received: u64,
+    req: &mut Req,
+    peer: SocketAddr,
 ) -> bool {
     // A service's answer is an intercepted request, counted before the exposition is
     // rendered (HAProxy's first scrape already shows itself: intercepted 1).
     fe.counters.intercepted.fetch_add(1, Relaxed);
+    req.server = Served::Metrics;
+    // A service's request skips HAProxy's cookie capture, as the stats page's does.
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.client_cookie = None;
+    }
     let body = prometheus::render(state);
     let resp = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncache-control: no-cache\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
+    (req.status, req.bytes) = (200, logged_size(resp.as_bytes()));
+    // Attached at once, its headers sent at once, as the stats applet's.
+    (req.connect_ms, req.response_ms) = (0, 0);
     fe.counters.count_status(200);
-    fe.counters.bytes_in.fetch_add(received, Relaxed);
-    fe.counters
-        .bytes_out
-        .fetch_add(logged_size(resp.as_bytes()), Relaxed);
+    fe.counters.bytes_in.fetch_add(req.received_head, Relaxed);
+    fe.counters.bytes_out.fetch_add(req.bytes, Relaxed);
     let timeout = fe.conf.timeouts.client;
     if client.write_within(resp.as_bytes(), timeout).await.is_err() {
         return false;
@@ -2531,6 +2538,10 @@ async fn serve_metrics(
     let mut body_read = 0;
     let drained = drain_body(client, framing, timeout, &mut body_read).await;
     fe.counters.bytes_in.fetch_add(body_read, Relaxed);
+    if let Some(facts) = req.log.as_deref_mut() {
+        facts.bytes_in += body_read;
+    }
+    http_log(fe, None, peer, req, "LR--");
     drained
 }
 
@@ -2723,6 +2734,8 @@ enum Served {
     #[default]
     NoServer,
     Stats,
+    /// The Prometheus exporter (`use-service prometheus-exporter`).
+    Metrics,
     Server(Arc<Server>),
 }
 
@@ -2731,6 +2744,7 @@ impl Served {
         match self {
             Served::NoServer => "<NOSRV>",
             Served::Stats => "<STATS>",
+            Served::Metrics => "<PROMEX>",
             Served::Server(s) => &s.name,
         }
     }
