@@ -179,17 +179,19 @@ fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     // A worker of a master in the background quiets its standard streams as a daemon does.
     let quiets_stdio = daemon || (worker && background_master);
     let dev_null = quiets_stdio.then(DevNull::open).transpose()?;
+    // Before the old processes are told to finish: the master must know this worker is the
+    // current one before it sees them exit. Before the chroot and the change of user too:
+    // HAProxy 2.6's master says "Loading success." once its worker is forked, so a worker
+    // that fails there is a current worker exiting (`exit-on-failure`), not a failed load.
+    if let Some(link) = &mut master {
+        link.ready()
+            .context("telling the master this worker is ready")?;
+    }
     drop_privileges(&state).map_err(|e| alert(&e))?;
     if let Some(dev_null) = dev_null {
         // Only now, as HAProxy's: a failure to chroot or to change users is said where the
         // daemon was started from.
         dev_null.quiet_stdio();
-    }
-    // Before the old processes are told to finish: the master must know this worker is the
-    // current one before it sees them exit.
-    if let Some(link) = &mut master {
-        link.ready()
-            .context("telling the master this worker is ready")?;
     }
     // Marked as a successor's: the old process retries a lesson that times out, and takes
     // this process's table definitions for the whole list.

@@ -192,6 +192,66 @@ fn a_failed_chroot_is_said_by_the_daemon() {
     }
 }
 
+/// `-W` in the foreground, its worker's `chroot` to a missing directory: HAProxy 2.6's
+/// master says "Loading success." once the worker is forked, so the worker's failure is a
+/// current worker exiting: `exit-on-failure` ends the master with status 1. The same lines
+/// in each process (the two processes' lines interleave as they come).
+#[test]
+fn a_masters_worker_failing_its_chroot_ends_the_master() {
+    let test = "a_masters_worker_failing_its_chroot_ends_the_master";
+    let dir = temp_dir("chroot_fail_master");
+    let missing = dir.join("no-such-root");
+    let mut seen = Vec::new();
+    for (who, program) in programs(test) {
+        let global = format!("  chroot {}\n", missing.display());
+        let (out, leftovers) = run(&dir, who, &program, &config(free_port(), &global), &["-W"]);
+        assert!(leftovers.none_left(), "{who}: a process is left");
+        let lines = per_process(&out.stderr, &program);
+        assert!(
+            lines
+                .0
+                .contains(&"[WARNING] All workers exited. Exiting... (1)".to_string()),
+            "{who}: {lines:?}"
+        );
+        seen.push((out.status.code(), lines));
+    }
+    assert_eq!(seen[0].0, Some(1), "{seen:?}");
+    seen.dedup();
+    assert_eq!(seen.len(), 1, "hapx and HAProxy differ: {seen:?}");
+}
+
+/// A master's and its worker's lines from `stderr`, each process's in order: levels and
+/// texts, the worker's pid as `W`, versions and the program's path masked.
+fn per_process(stderr: &[u8], program: &Path) -> (Vec<String>, Vec<String>) {
+    let text = String::from_utf8_lossy(stderr);
+    let worker = text
+        .split_once("New worker (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map_or("", |(pid, _)| pid);
+    let (mut master, mut workers) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let Some((level, rest)) = line.split_once(" (") else {
+            continue;
+        };
+        let Some((pid, said)) = rest.split_once(") : ") else {
+            continue;
+        };
+        let said = match said.split_once(" is ") {
+            Some((what @ ("haproxy version" | "path to executable"), _)) => format!("{what} is X"),
+            _ => said
+                .replace(&program.display().to_string(), "PROGRAM")
+                .replace(&format!("({worker})"), "(W)"),
+        };
+        let shown = format!("{} {said}", level.trim_end());
+        if pid == worker {
+            workers.push(shown);
+        } else {
+            master.push(shown);
+        }
+    }
+    (master, workers)
+}
+
 /// A pid file that can be created holds the daemon's pid; in the foreground none is written,
 /// as HAProxy's.
 #[test]
