@@ -12,11 +12,13 @@
 //! - [`master`]: master-worker mode (`-W`, `-Ws`): the master, its CLI, systemd notifications.
 //! - [`bytestr`]: HAProxy's byte strings carried losslessly in Rust strings.
 //! - [`crypt`]: `userlist` password hashes checked by the system's libcrypt (libxcrypt).
+//! - [`env`]: the environment as HAProxy's process has it (its `HAPROXY_*` variables).
 
 pub mod bytestr;
 pub mod cli;
 pub mod config;
 pub mod crypt;
+pub mod env;
 pub mod limits;
 pub mod master;
 pub mod process;

@@ -11,7 +11,7 @@ use std::ops::RangeInclusive;
 /// stored the entry, and shows an expiry 1 ms longer than the table's (seen: `exp=60001`
 /// for `expire 60s`).
 pub fn masked(table: &str, expiry: RangeInclusive<i64>) -> Vec<String> {
-    let expiry = *expiry.start()..=*expiry.end() + 1;
+    let expiry = *expiry.start()..=expiry.end().saturating_add(1);
     table
         .lines()
         .filter(|l| !l.is_empty())

@@ -177,7 +177,7 @@ impl AtStart<'_> {
             Source::AlwaysTrue => Some(Sample::Bool(true)),
             Source::AlwaysFalse => Some(Sample::Bool(false)),
             Source::Env(name) => (self.environment)
-                .get(name, &|n| std::env::var(n).ok())
+                .get(name, &crate::env::var)
                 .and_then(|v| text(&v)),
             Source::Checked(CheckedFact::Int(n)) => Some(Sample::Int(*n)),
             Source::Checked(CheckedFact::Str(s)) => text(s),

@@ -47,13 +47,30 @@ pub use diag::{Diag, Diags, Severity};
 pub use model::Config;
 
 /// Reads every `-f` path (a file, or a directory whose `*.cfg` files are read in name order)
-/// with the process environment, then checks the result.
+/// with the process environment, then checks the result. As HAProxy, sets
+/// `HAPROXY_STARTUP_VERSION` (unless set) and `HAPROXY_LOCALPEER` before, and
+/// `HAPROXY_CFGFILES` after (see [`crate::env`]).
 pub fn load(paths: &[PathBuf]) -> (Config, Diags) {
-    load_with_env(paths, &|name| {
-        use std::os::unix::ffi::OsStringExt;
-        // Values are bytes, as `getenv()` gives them to HAProxy.
-        std::env::var_os(name).map(|v| crate::bytestr::from_vec(v.into_vec()))
-    })
+    crate::env::set_default("HAPROXY_STARTUP_VERSION", env!("CARGO_PKG_VERSION").into());
+    crate::env::set("HAPROXY_LOCALPEER", peers::startup_local_peer_name());
+    // Values are bytes, as `getenv()` gives them to HAProxy.
+    let (config, diags) = load_with_env(paths, &crate::env::var);
+    crate::env::set("HAPROXY_LOCALPEER", peers::local_peer_name(&config));
+    let files: Vec<String> = config
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    crate::env::set("HAPROXY_CFGFILES", files.join(";"));
+    // HAProxy's stats sockets, when there are any.
+    let sockets = &config.global.stats_sockets;
+    if !sockets.is_empty() {
+        let clis: Vec<String> = (sockets.iter())
+            .map(|s| format!("unix@{}", s.path.display()))
+            .collect();
+        crate::env::set("HAPROXY_CLI", clis.join(";"));
+    }
+    (config, diags)
 }
 
 /// [`load`] with a given environment.

@@ -162,10 +162,15 @@ pub fn set_local_peer_override(name: String) {
 
 /// The name this process has in `peers` sections: `-L`, else `localpeer`, else the host name.
 pub fn local_peer_name(config: &Config) -> String {
-    if let Some(name) = LOCAL_PEER_OVERRIDE.get() {
-        return name.clone();
+    match (LOCAL_PEER_OVERRIDE.get(), &config.global.localpeer) {
+        (None, Some(name)) => name.clone(),
+        _ => startup_local_peer_name(),
     }
-    if let Some(name) = &config.global.localpeer {
+}
+
+/// The name before the configuration says one: `-L`, else the host name.
+pub fn startup_local_peer_name() -> String {
+    if let Some(name) = LOCAL_PEER_OVERRIDE.get() {
         return name.clone();
     }
     nix::unistd::gethostname()
@@ -197,6 +202,8 @@ pub fn localpeer(
         return Ok(());
     }
     global.localpeer = Some(name.clone());
+    // As HAProxy's: the lines after it read the name in `${HAPROXY_LOCALPEER}`.
+    global.environment.set("HAPROXY_LOCALPEER", name.clone());
     Ok(())
 }
 

@@ -645,6 +645,17 @@ impl Environment {
         }
     }
 
+    /// The names the configuration set or unset, in name order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.changed.keys().map(String::as_str)
+    }
+
+    /// Sets `name` as HAProxy's own `setenv(name, value, 1)` does while it reads the
+    /// configuration (`localpeer` sets `HAPROXY_LOCALPEER`).
+    pub fn set(&mut self, name: &str, value: String) {
+        self.changed.insert(name.to_string(), Some(value));
+    }
+
     /// One of the four keywords, `words` its whole line; HAProxy's messages.
     pub fn apply(
         &mut self,

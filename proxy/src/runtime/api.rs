@@ -54,6 +54,7 @@ const HELP: &str = "The following commands are valid at this level:
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
   show backend                            : list backends in the current running config
   show resolvers [id]                     : dumps counters from all resolvers section and associated name servers
+  show env [var]                          : dump environment variables known to the process
   show errors [<px>] [request|response]   : report last request and/or response errors for each proxy
   get weight <bk>/<srv>                   : report a server's current weight
   get var <name>                          : retrieve contents of a process-wide variable
@@ -594,6 +595,7 @@ pub async fn execute(
         // As HAProxy: words after the section are not looked at.
         ["show", "resolvers", section @ ..] => state.resolvers.show(section.first().copied()),
         ["show", "sess", arg @ ..] if level != CliLevel::User => show_sess(state, arg.first()),
+        ["show", "env", name @ ..] if level != CliLevel::User => show_env(state, name.first()),
         ["show", "errors", args @ ..] if level != CliLevel::User => {
             super::error_capture::show(state, args)
         }
@@ -605,6 +607,7 @@ pub async fn execute(
         ["enable" | "disable" | "set", ..] if !admin => denied(),
         ["shutdown", "sessions", "server", ..]
         | ["show", "sess", ..]
+        | ["show", "env", ..]
         | ["show", "errors", ..]
         | ["shutdown", "frontend", ..]
         | ["clear", "counters", ..]
@@ -653,6 +656,36 @@ async fn shutdown_frontend(state: &State, fe: &Frontend) -> String {
     fe.set_paused(true);
     fe.settled().await;
     String::new()
+}
+
+/// `show env [NAME]` (level operator): the process's variables as HAProxy's environment has
+/// them (the configuration's `setenv` and the like applied, HAProxy's own `HAPROXY_*` last),
+/// `NAME=value` a line, or only NAME's; words after the name are not looked at.
+fn show_env(state: &State, name: Option<&&str>) -> String {
+    let environment = &state.config.global.environment;
+    let value = |n: &str| environment.get(n, &crate::env::var);
+    if let Some(name) = name {
+        return match value(name) {
+            Some(v) => format!("{name}={v}\n"),
+            None => "Variable not found\n".into(),
+        };
+    }
+    // The process's names in order, a value the configuration changed in place; the names
+    // the configuration added come where HAProxy's reading set them: after the variables
+    // set before it, before those set after it.
+    let all = crate::env::vars();
+    let read_at = (all.iter())
+        .position(|(n, _)| crate::env::SET_AFTER_READING.contains(&n.as_str()))
+        .unwrap_or(all.len());
+    let added = (environment.names())
+        .filter(|n| crate::env::var(n).is_none())
+        .map(str::to_string);
+    let names = (all.iter().take(read_at).map(|(n, _)| n.clone()))
+        .chain(added)
+        .chain(all.iter().skip(read_at).map(|(n, _)| n.clone()));
+    names
+        .filter_map(|n| value(&n).map(|v| format!("{n}={v}\n")))
+        .collect()
 }
 
 /// `show cli level`'s word for `level`.

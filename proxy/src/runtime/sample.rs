@@ -266,9 +266,9 @@ pub(super) fn nbsrv(b: &Backend) -> Sample<'static> {
 pub(super) fn env(state: &State, name: &str) -> Option<Sample<'static>> {
     let environment = &state.config.global.environment;
     let value = if environment.is_untouched() {
-        std::env::var(name).ok()
+        crate::env::var(name)
     } else {
-        environment.get(name, &|n| std::env::var(n).ok())
+        environment.get(name, &crate::env::var)
     };
     value.map(|v| Sample::Str(Cow::Owned(v)))
 }
