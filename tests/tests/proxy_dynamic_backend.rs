@@ -316,7 +316,7 @@ fn dynamic_use_backend_checks_only_the_chosen_backends_passwords() {
         format!("GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\nx-be: be_fast\r\nauthorization: Basic {auth}\r\n\r\n")
     }).collect::<Vec<_>>();
     let (ours, theirs) = side_by_side(test, &config, addr, |a| {
-        let before = children_cpu_ticks();
+        let before = proxy_cpu_ticks(test);
         let answers: Vec<_> = (requests.iter())
             .map(|r| {
                 let answer = exchange(a, std::slice::from_ref(r))
@@ -326,7 +326,7 @@ fn dynamic_use_backend_checks_only_the_chosen_backends_passwords() {
                 answer.map(|r| (r.status, r.server().to_string()))
             })
             .collect();
-        (answers, children_cpu_ticks() - before)
+        (answers, proxy_cpu_ticks(test).saturating_sub(before))
     });
     let (answers, ticks) = ours;
     let passed = Some((200, "be_fast".to_string()));
@@ -343,9 +343,10 @@ fn dynamic_use_backend_checks_only_the_chosen_backends_passwords() {
     }
 }
 
-/// The CPU time (user and system, in clock ticks) the children of this test process spent:
-/// the proxy a test started.
-fn children_cpu_ticks() -> u64 {
+/// The CPU time (user and system, in clock ticks) the proxy that `side_by_side` started for
+/// `test` spent: the child of this test process (whose other tests run beside it) with
+/// `test`'s directory in its command line.
+fn proxy_cpu_ticks(test: &str) -> u64 {
     let tasks = std::fs::read_dir("/proc/self/task").expect("reading /proc/self/task");
     let children = tasks.flatten().flat_map(|task| {
         let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
@@ -354,6 +355,10 @@ fn children_cpu_ticks() -> u64 {
             .collect::<Vec<_>>()
     });
     children
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&format!("{test}-run")))
+        })
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
         .map(|stat| {
             // The fields after the command's closing parenthesis; utime and stime are the

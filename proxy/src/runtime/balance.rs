@@ -51,7 +51,7 @@ use tokio::sync::oneshot;
 pub use super::lbhash::Key;
 use super::lbhash::{self, Member};
 use super::slowstart;
-use super::state::{Backend, Server, SessionGuard};
+use super::state::{Backend, Server};
 use crate::config::model::Balance;
 
 /// Per-backend balancer memory.
@@ -228,12 +228,24 @@ impl Granted {
 /// drop, to the oldest waiting connection the server may take.
 #[derive(Debug)]
 pub struct Slot {
-    /// Counts the connection on the server; None once given back.
-    guard: Option<SessionGuard>,
+    /// How it counts on its server. One byte: a TCP session holds its slot for its life.
+    held: Held,
     server: Arc<Server>,
     backend: Arc<Backend>,
     /// What the balancer was given to pick with: a redispatch picks with it again.
     key: Key,
+}
+
+/// How a [`Slot`] counts on its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// In the server's `served`, and one of its sessions (`scur`).
+    Session,
+    /// In its `served` only, while a failed attempt waits to be retried
+    /// ([`Slot::pause_session`]).
+    Paused,
+    /// Given back: counted nowhere.
+    GivenBack,
 }
 
 impl Slot {
@@ -242,10 +254,19 @@ impl Slot {
     fn take(backend: &Arc<Backend>, server: &Arc<Server>, balanced: bool, key: Key) -> Slot {
         if balanced {
             server.lb_total.fetch_add(1, Relaxed);
+            // HAProxy's TCP time means are over the balanced connections (`cum_lbconn`),
+            // HTTP's over the requests.
+            if backend.mode == crate::config::model::Mode::Tcp {
+                backend.counters.count_balanced();
+                server.counters.count_balanced();
+            }
         }
         super::pool::count_server_slot(true);
+        server.served.fetch_add(1, Relaxed);
+        server.counters.count_open();
+        server.counters.session_counted();
         Slot {
-            guard: Some(server.counters.open()),
+            held: Held::Session,
             server: server.clone(),
             backend: backend.clone(),
             key,
@@ -260,25 +281,64 @@ impl Slot {
     pub fn key(&self) -> Key {
         self.key
     }
+
+    /// Gives the slot back with the balancer's lock held already (no one is served here).
+    fn give_back_locked(&mut self) {
+        if self.give_back() {
+            self.server.served.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// Ends its count as a session of the server's, if it was one, and marks it given back;
+    /// whether it was not given back already (its `served` is then the caller's to lower).
+    fn give_back(&mut self) -> bool {
+        match std::mem::replace(&mut self.held, Held::GivenBack) {
+            Held::GivenBack => return false,
+            Held::Session => self.server.counters.count_closed(),
+            Held::Paused => {}
+        }
+        super::pool::count_server_slot(false);
+        true
+    }
+
+    /// Its connection attempt failed: the slot is kept (the server's `maxconn` and
+    /// `leastconn`'s load count it on), but no session of the server's until the next
+    /// attempt ([`Slot::resume_session`]), as HAProxy's `cur_sess` drops on a connection
+    /// error while `served` stays.
+    pub fn pause_session(&mut self) {
+        if self.held == Held::Session {
+            self.held = Held::Paused;
+            self.server.counters.count_closed();
+        }
+    }
+
+    /// The next attempt on the same server begins: a session of the server's again (its
+    /// `smax` follows, as HAProxy's `cur_sess_max` at each attempt).
+    pub fn resume_session(&mut self) {
+        if self.held == Held::Paused {
+            self.held = Held::Session;
+            self.server.counters.count_open();
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let Some(guard) = self.guard.take() else {
+        if !self.give_back() {
             return;
-        };
-        super::pool::count_server_slot(false);
+        }
         // Without a `maxconn` the server never had anyone wait for it: nothing to hand on,
         // and only `leastconn` follows the load.
         let leastconn = matches!(self.backend.balance, Balance::LeastConn);
         if self.server.maxconn().is_none() && !leastconn {
+            self.server.served.fetch_sub(1, Relaxed);
             return;
         }
         // Given back under the lock that picks and queues: a connection that found the
         // server full is in a queue by now, and is served here.
         let backend = &self.backend;
         let mut lb = lock(backend);
-        drop(guard);
+        self.server.served.fetch_sub(1, Relaxed);
         if let Some(index) = index_of(backend, &self.server) {
             load_changed(backend, &mut lb, index);
             serve(backend, &mut lb, index);
@@ -712,7 +772,7 @@ fn choose_fwlc(backend: &Backend, lb: &mut LbState, avoid: Option<&Arc<Server>>)
     let not_saturated = |i: usize| {
         let s = &backend.servers[i];
         s.maxconn().is_none_or(|m| {
-            s.counters.cur.load(Relaxed) + queues[i + 1].len()
+            s.served.load(Relaxed) + queues[i + 1].len()
                 < slowstart::maxconn(s, m) + s.opts.maxqueue.unwrap_or(0)
         })
     };
@@ -772,7 +832,7 @@ fn choose_hashed(
     if let Some(h) = hashed {
         // `hash-balance-factor`: servers over their share of the load are walked past.
         let factor = backend.conf.hash_balance_factor;
-        let served = |s: &Server| s.counters.cur.load(Relaxed) as u64;
+        let served = |s: &Server| s.served.load(Relaxed) as u64;
         let total: u64 = match factor {
             0 => 0,
             _ => backend.servers.iter().map(|s| served(s)).sum(),
@@ -844,7 +904,7 @@ fn index_of(backend: &Backend, server: &Arc<Server>) -> Option<usize> {
 /// The connections server `index` serves and those waiting in its own queue (HAProxy's
 /// `served + queue.length`, by which `leastconn` ranks it).
 fn inflight(lb: &LbState, server: &Server, index: usize) -> usize {
-    server.counters.cur.load(Relaxed) + lb.queues[index + 1].len()
+    server.served.load(Relaxed) + lb.queues[index + 1].len()
 }
 
 /// After a connection started or ended on server `index`: `leastconn` moves it in its tree
@@ -968,7 +1028,7 @@ fn serve(backend: &Arc<Backend>, lb: &mut LbState, index: usize) {
         if let Err(mut refused) = pending.grant.send(granted) {
             // Cannot happen (a ticket leaves its queue before dropping its receiver); were
             // it to, the slot is given back here without the lock being taken again.
-            drop(refused.slot.guard.take());
+            refused.slot.give_back_locked();
         }
     }
 }
@@ -1056,7 +1116,7 @@ fn candidates(backend: &Backend, free: &mut Vec<usize>) {
 /// server as heavily loaded.
 fn load(backend: &Backend, s: &Server) -> u64 {
     let eweight = slowstart::lb_eweight(backend, s).max(1);
-    (s.counters.cur.load(Relaxed) as u64 + 1) * 4096 / u64::from(eweight)
+    (s.served.load(Relaxed) as u64 + 1) * 4096 / u64::from(eweight)
 }
 
 /// The next number of a xorshift64 sequence kept in `state` (never 0): cheap randomness for
@@ -1251,6 +1311,31 @@ mod tests {
     /// The slot given to a ticket, if one was, with its position added to `positions`.
     fn claim(t: &mut Ticket, positions: &mut QueuePositions) -> Option<Slot> {
         t.granted.try_recv().ok().map(|g| g.take(positions))
+    }
+
+    #[test]
+    fn a_slot_waiting_to_retry_is_kept_but_counts_no_session() {
+        let b = limited(Balance::RoundRobin, &[1]);
+        let server = &b.servers[0];
+        let mut slot = slot_now(&b);
+        slot.pause_session();
+        // HAProxy's `cur_sess` 0, `served` 1: the server stays full.
+        assert_eq!(server.counters.cur.load(Relaxed), 0);
+        assert_eq!(server.served.load(Relaxed), 1);
+        let mut waiting = queued(&b);
+        slot.resume_session();
+        assert_eq!(server.counters.cur.load(Relaxed), 1);
+        assert_eq!(server.counters.max.load(Relaxed), 1);
+        slot.pause_session();
+        drop(slot);
+        // Given back paused: counted once, and handed on.
+        let mut positions = QueuePositions::default();
+        let next = claim(&mut waiting, &mut positions).expect("served once freed");
+        assert_eq!(server.counters.cur.load(Relaxed), 1);
+        assert_eq!(server.served.load(Relaxed), 1);
+        drop(next);
+        assert_eq!(server.counters.cur.load(Relaxed), 0);
+        assert_eq!(server.served.load(Relaxed), 0);
     }
 
     #[test]
@@ -1474,7 +1559,7 @@ mod tests {
         let c = counts(&b, 4000);
         assert!((800..1200).contains(&c[0]) && c[0] + c[1] == 4000, "{c:?}");
         let b = backend(Balance::Random(8), &[(1, false), (1, false)]);
-        b.servers[0].counters.cur.fetch_add(100, Relaxed);
+        b.servers[0].served.fetch_add(100, Relaxed);
         let c = counts(&b, 400);
         assert!(c[1] >= 390, "{c:?}");
     }

@@ -797,6 +797,9 @@ impl Conn {
                 Some(end) if end > MAX_HEAD => return Err(ReadError::TooLarge),
                 Some(end) => {
                     let head = parse_head(&self.buf.bytes()[..end], request)?;
+                    if request && head.first[0] == "PRI" {
+                        return Err(ReadError::Malformed(PRI_METHOD));
+                    }
                     self.buf.consume(end);
                     return Ok(head);
                 }
@@ -957,22 +960,13 @@ const TCHARS: [bool; 256] = {
     table
 };
 
-/// Why [`parse_head`] refuses a request whose method is `PRI`: HAProxy's HTTP/1 parser
-/// takes it, and its analysis refuses it (it is HTTP/2's preface), with a 400 of its own
-/// (see [`refuse_pri`]).
+/// Why a client's request whose method is `PRI` is refused: HAProxy's HTTP/1 parser takes
+/// it (as [`parse_head`] does, for the fetches of a TCP stream), and its analysis refuses it
+/// (it is HTTP/2's preface), with a 400 of its own (see [`refuse_pri`]).
 const PRI_METHOD: &str = "the PRI method (HTTP/2's preface)";
 
 /// Parses and checks a head the way HAProxy rejects requests with 400.
 pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
-    let head = parse_any_head(raw, request)?;
-    if request && head.first[0] == "PRI" {
-        return Err(ReadError::Malformed(PRI_METHOD));
-    }
-    Ok(head)
-}
-
-/// [`parse_head`], a `PRI` request taken as any other.
-fn parse_any_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
     // Any byte but CR and LF may come in a header value (see `bytestr`), and folded lines
     // are joined (see `h1::unfold`).
     let raw = h1::unfold(raw);
@@ -1837,7 +1831,7 @@ fn serve_client(
                         client.stream_starts();
                         let bytes = client.buf.bytes();
                         let head = find_head_end(bytes)
-                            .and_then(|end| parse_any_head(&bytes[..end], true).ok());
+                            .and_then(|end| parse_head(&bytes[..end], true).ok());
                         let received = head.map_or(0, |h| h.logged_size());
                         refuse_pri(&state, &fe, client, (peer, local), received).await;
                         break;
@@ -1957,6 +1951,7 @@ fn serve_client(
                         // Resumed above: resumed rules choose no backend again.
                         Ruled::Precheck(..) => unreachable!("a precheck after a resumed route"),
                         Ruled::Answered(answer, by, keep) => Some(Box::pin(answer_request(
+                            &state,
                             &fe,
                             client,
                             &mut req,
@@ -2182,10 +2177,12 @@ async fn refuse_pri(
     fe.counters.request_at(meter::ms_at(now));
     fe.counters.req_errors.fetch_add(1, Relaxed);
     fe.counters.count_status(400);
+    // A request to the session's tracked entries (its head was parsed, as HAProxy's
+    // `http_wait_for_request` counts it), but no HTTP error: HAProxy counts none for it.
+    super::stick::failed_request(false);
     // (`connection: close` counts too: HAProxy adds it to its internal form.)
     let sent = logged_size(&reply) + ("connection".len() + "close".len()) as u64;
-    fe.counters.bytes_in.fetch_add(received, Relaxed);
-    fe.counters.bytes_out.fetch_add(sent, Relaxed);
+    count_stream_bytes(state, fe, received, sent);
     let _ = client.write_within(&reply, fe.conf.timeouts.client).await;
     let mut req = Req {
         line: "<BADREQ>".into(),
@@ -2269,10 +2266,7 @@ async fn no_backend(
     (req.request_ms, req.queue_ms) = (-1, -1);
     let (page, keep) = counted_error(fe, backend.as_deref(), 503, req, keep, rendered, after);
     // The request and the page count in the frontend's bytes, as HAProxy counts its stream's.
-    fe.counters
-        .bytes_in
-        .fetch_add(req.received_head + body, Relaxed);
-    fe.counters.bytes_out.fetch_add(req.bytes, Relaxed);
+    count_stream_bytes(state, fe, req.received_head + body, req.bytes);
     let kept = client
         .write_within(&page, fe.conf.timeouts.client)
         .await
@@ -2280,6 +2274,16 @@ async fn no_backend(
         && keep;
     http_log(fe, backend.as_deref(), peer, req, "SC--");
     kept
+}
+
+/// Counts `received` and `sent` bytes of a stream no backend relayed in its frontend and
+/// in the entries it tracks: HAProxy's `stream_process_counters` adds a stream's bytes to
+/// its frontend and to its stick counters alike, so a tracked entry counts the requests
+/// hapx answers itself as the frontend counts them.
+fn count_stream_bytes(state: &State, fe: &Frontend, received: u64, sent: u64) {
+    fe.counters.bytes_in.fetch_add(received, Relaxed);
+    fe.counters.bytes_out.fetch_add(sent, Relaxed);
+    state.tables.count_bytes(received, sent);
 }
 
 /// What a proxy's request rules made of a request.
@@ -2310,7 +2314,7 @@ fn request_rules(
     let seen = RuleInputs::of(client, head, req, (peer, local));
     let (src, dst) = seen.addrs;
     let routed = rules::route_request(state, fe, head, src, dst, seen.keep_answer, seen.facts);
-    after_rules(fe, client, head, req, peer, routed)
+    after_rules(state, fe, client, head, req, peer, routed)
 }
 
 /// What the request rules see of a request beyond its head, the same for the frontend's
@@ -2405,7 +2409,7 @@ fn resume_rules(
     let seen = RuleInputs::of(client, head, req, (peer, local));
     let (addrs, keep) = (seen.addrs, seen.keep_answer);
     let routed = rules::route_backend(state, fe, head, addrs, keep, seen.facts, backend, line);
-    after_rules(fe, client, head, req, peer, routed)
+    after_rules(state, fe, client, head, req, peer, routed)
 }
 
 /// [`upgraded_rules`] for a request with credentials: the passwords the frontend's and the
@@ -2441,12 +2445,13 @@ fn upgraded_rules(
     let seen = RuleInputs::of(client, head, req, (peer, local));
     let (addrs, keep, chosen) = (seen.addrs, seen.keep_answer, backend.clone());
     let routed = rules::route_upgraded(state, fe, head, addrs, keep, seen.facts, chosen);
-    after_rules(fe, client, head, req, peer, routed)
+    after_rules(state, fe, client, head, req, peer, routed)
 }
 
 /// What the request rules' `routed` means for the request: a refusal is counted and
 /// logged, an answer left to send.
 fn after_rules(
+    state: &State,
     fe: &Frontend,
     client: &mut Conn,
     head: &Head,
@@ -2464,7 +2469,7 @@ fn after_rules(
         rules::Routed::Precheck(b, line) => Ruled::Precheck(b, line),
         rules::Routed::Rejected(backend) => {
             fe.counters.denied_req.fetch_add(1, Relaxed);
-            fe.counters.bytes_in.fetch_add(read, Relaxed);
+            count_stream_bytes(state, fe, read, 0);
             // Refused in the backend: HAProxy's stream had entered it (a session and a
             // request there) and logs its line under it, with its request line.
             if let Some(b) = &backend {
@@ -2481,7 +2486,7 @@ fn after_rules(
         }
         rules::Routed::Answered(answer, by) => {
             client.buf.consume(body.unwrap_or(0));
-            fe.counters.bytes_in.fetch_add(read, Relaxed);
+            count_stream_bytes(state, fe, read, 0);
             if let Some(b) = by.backend() {
                 b.counters.bytes_in.fetch_add(read, Relaxed);
             }
@@ -2529,15 +2534,14 @@ async fn serve_metrics(
     // Attached at once, its headers sent at once, as the stats applet's.
     (req.connect_ms, req.response_ms) = (0, 0);
     fe.counters.count_status(200);
-    fe.counters.bytes_in.fetch_add(req.received_head, Relaxed);
-    fe.counters.bytes_out.fetch_add(req.bytes, Relaxed);
+    count_stream_bytes(state, fe, req.received_head, req.bytes);
     let timeout = fe.conf.timeouts.client;
     if client.write_within(resp.as_bytes(), timeout).await.is_err() {
         return false;
     }
     let mut body_read = 0;
     let drained = drain_body(client, framing, timeout, &mut body_read).await;
-    fe.counters.bytes_in.fetch_add(body_read, Relaxed);
+    count_stream_bytes(state, fe, body_read, 0);
     if let Some(facts) = req.log.as_deref_mut() {
         facts.bytes_in += body_read;
     }
@@ -2819,6 +2823,7 @@ async fn tarpit(
 /// backend as HAProxy counts it (a session and a request, its status, its denial), a
 /// `listen`'s in its backend's bytes.
 async fn answer_request(
+    state: &State,
     fe: &Frontend,
     client: &mut Conn,
     req: &mut Req,
@@ -2856,7 +2861,7 @@ async fn answer_request(
     };
     let stream_backend = by.backend().map(|b| &**b);
     let kept = send_local(fe, stream_backend, client, req, peer, answer, keep).await;
-    fe.counters.bytes_out.fetch_add(req.bytes, Relaxed);
+    count_stream_bytes(state, fe, 0, req.bytes);
     if let Some(b) = by.backend() {
         b.counters.bytes_out.fetch_add(req.bytes, Relaxed);
     }
@@ -3003,6 +3008,7 @@ async fn fail_with(
     for c in [&fe.counters, &backend.counters].into_iter().chain(server) {
         c.bytes_out.fetch_add(req.bytes, Relaxed);
     }
+    route.state.tables.count_bytes(0, req.bytes);
     if sent
         .as_ref()
         .is_err_and(|e| e.kind() != std::io::ErrorKind::TimedOut)
@@ -3811,6 +3817,9 @@ async fn no_server(
         None if e.server().is_none() || refused => req.queue_ms = -1,
         None => {}
     }
+    // (Counted before the error's handling takes the body from the buffer.)
+    let body_in = BodyIn::of(request.head.framing, &client.buf).received;
+    count_unsent(route, req, req.received_head + body_in);
     let (keep, _) = keep_after_error(client, request.head, request.error_keeps);
     let with_request = super::sample::Context {
         request: Some(request.head),
@@ -3824,6 +3833,23 @@ async fn no_server(
         e.term()
     };
     fail_with(route, client, req, (status, flags, keep), page).await
+}
+
+/// Counts the `received` bytes of a request no server took (its head, what came of its
+/// body) in the bytes in: the proxies', the server's it was assigned, the tracked
+/// entries', as HAProxy's stream counts what it received, sent or not.
+fn count_unsent(route: Route<'_>, req: &Req, received: u64) {
+    let Route {
+        state, fe, backend, ..
+    } = route;
+    let server = match &req.server {
+        Served::Server(s) => Some(&s.counters),
+        _ => None,
+    };
+    for c in [&fe.counters, &backend.counters].into_iter().chain(server) {
+        c.bytes_in.fetch_add(received, Relaxed);
+    }
+    state.tables.count_bytes(received, 0);
 }
 
 /// The connection attempts a request's failure to connect made: its retries, and the last
@@ -5528,6 +5554,7 @@ async fn serve_stats(
         c.bytes_in.fetch_add(req.received_head, Relaxed);
         c.bytes_out.fetch_add(req.bytes, Relaxed);
     }
+    state.tables.count_bytes(req.received_head, req.bytes);
     if client.write_within(&resp, t.client).await.is_err() {
         return false;
     }
@@ -5543,6 +5570,7 @@ async fn serve_stats(
     for c in counters() {
         c.bytes_in.fetch_add(body, Relaxed);
     }
+    state.tables.count_bytes(body, 0);
     if let Some(facts) = req.log.as_deref_mut() {
         facts.bytes_in += body;
     }
@@ -5865,7 +5893,6 @@ mod tests {
             &b"GET /x\r\n\r\n"[..],
             b"GET /x HTTP/2\r\n\r\n",
             b"GET /x HTTP/2.0x\r\n\r\n",
-            b"PRI * HTTP/1.1\r\n\r\n",
             b"GET /x HTTP/1.1\r\nBad Name: x\r\n\r\n",
             b"GET /x HTTP/1.1\r\n folded: x\r\nA: b\r\n\r\n",
             b"GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n",

@@ -41,17 +41,29 @@ macro_rules! raise_max {
 }
 pub(crate) use raise_max;
 
-/// Events per second, as HAProxy's frequency counters count them: the events of the current
-/// second, plus those of the previous second weighted by how much of it the last 1000 ms
-/// still cover.
+/// Events per second, as HAProxy's frequency counters (`freq_ctr`) count them: the events of
+/// the current one-second period, plus those of the period before weighted by how much of
+/// it the last 1000 ms still cover. A period begins at the first event after a quiet one,
+/// not on a second of the clock (HAProxy's `update_freq_ctr_period`), so that events less
+/// than a second apart after a quiet time count in one period (`rate_max`).
 #[derive(Debug, Default)]
 pub struct Rate {
-    /// The current second (high 32 bits) and its count (low 32 bits), changed together.
+    /// When the current period began, in milliseconds modulo 2^32 (high 32 bits), and its
+    /// count (low 32 bits), changed together.
     current: AtomicU64,
-    /// The count of the second before `current`'s.
+    /// The count of the period before `current`'s, if it ended as `current`'s began.
     previous: AtomicU32,
-    /// The largest count a second reached.
+    /// The largest count a period reached.
     max: AtomicU32,
+}
+
+/// A period's length, in milliseconds.
+const PERIOD_MS: u32 = 1000;
+
+/// Milliseconds from `start` to `ms` (both modulo 2^32, as HAProxy's ticks), 0 when `ms`
+/// comes before (a reading older than another thread's).
+fn since(start: u32, ms: u32) -> u32 {
+    u32::try_from(ms.wrapping_sub(start) as i32).unwrap_or(0)
 }
 
 impl Rate {
@@ -62,36 +74,29 @@ impl Rate {
 
     /// Counts one event at `ms` (from [`now_ms`], read once for several counters).
     pub fn tick_at(&self, ms: u64) {
-        let second = (ms / 1000) as u32;
+        let ms = ms as u32;
         let mut cur = self.current.load(Relaxed);
-        if (cur >> 32) as u32 == second {
-            // Within the current second (nearly always): one add. Should another thread have
-            // moved to the next second meanwhile, the event counts there, which is as true.
-            let count = self.current.fetch_add(1, Relaxed) as u32 + 1;
-            raise_max!(self.max, count);
-            return;
-        }
         loop {
-            let (at, count) = ((cur >> 32) as u32, cur as u32);
-            let next = if at == second {
-                cur + 1
+            let (start, count) = ((cur >> 32) as u32, cur as u32);
+            if since(start, ms) < PERIOD_MS {
+                // Within the current period (nearly always): one add.
+                let count = self.current.fetch_add(1, Relaxed) as u32 + 1;
+                raise_max!(self.max, count);
+                return;
+            }
+            // The next period follows this one, unless a whole one passed without events:
+            // then it begins now, and nothing of the last one counts.
+            let next_start = start.wrapping_add(PERIOD_MS);
+            let (next_start, previous) = if since(next_start, ms) < PERIOD_MS {
+                (next_start, count)
             } else {
-                (u64::from(second) << 32) | 1
+                (ms, 0)
             };
-            match self
-                .current
-                .compare_exchange_weak(cur, next, Relaxed, Relaxed)
-            {
+            let next = (u64::from(next_start) << 32) | 1;
+            match (self.current).compare_exchange_weak(cur, next, Relaxed, Relaxed) {
                 Ok(_) => {
-                    if at != second {
-                        let last = if at.wrapping_add(1) == second {
-                            count
-                        } else {
-                            0
-                        };
-                        self.previous.store(last, Relaxed);
-                    }
-                    raise_max!(self.max, next as u32);
+                    self.previous.store(previous, Relaxed);
+                    raise_max!(self.max, 1);
                     return;
                 }
                 Err(seen) => cur = seen,
@@ -104,18 +109,20 @@ impl Rate {
         self.per_second_at(now_ms())
     }
 
+    /// HAProxy's `read_freq_ctr_period`: the current period's count, plus the previous
+    /// one's by the part of the current period still to come.
     fn per_second_at(&self, ms: u64) -> u32 {
-        let (second, into) = ((ms / 1000) as u32, (ms % 1000) as u32);
         let cur = self.current.load(Relaxed);
-        let (at, count) = ((cur >> 32) as u32, cur as u32);
-        let (now, before) = if at == second {
-            (count, self.previous.load(Relaxed))
-        } else if at.wrapping_add(1) == second {
-            (0, count)
+        let (start, count) = ((cur >> 32) as u32, cur as u32);
+        let elapsed = since(start, ms as u32);
+        let (now, before, remain) = if elapsed < PERIOD_MS {
+            (count, self.previous.load(Relaxed), PERIOD_MS - elapsed)
+        } else if elapsed < 2 * PERIOD_MS {
+            (0, count, 2 * PERIOD_MS - elapsed)
         } else {
-            (0, 0)
+            (0, 0, 0)
         };
-        now + (u64::from(before) * u64::from(1000 - into) / 1000) as u32
+        now + (u64::from(before) * u64::from(remain) / u64::from(PERIOD_MS)) as u32
     }
 
     /// The most events one second saw.
@@ -139,28 +146,50 @@ impl Rate {
 /// The mean of the last [`Mean::SAMPLES`] values as HAProxy's sliding window rate keeps it (a
 /// sum of N values that forgets 1/N of itself per new one; until N came, the plain sum), and
 /// the largest value seen.
+///
+/// The sum is divided by the samples counted, which are not always the values added: as in
+/// HAProxy, whose denominator is the proxy's or server's load-balanced connections (TCP,
+/// `cum_lbconn`) or requests (HTTP, `cum_req`), a sample may be counted ahead
+/// ([`Mean::count_sample`]) by a session whose value never comes (one that never connected
+/// counts as 0 in the mean), or a value come with no sample (a session on a server named by
+/// a rule, not balanced to it).
 #[derive(Debug, Default)]
 pub struct Mean {
     sum: AtomicU64,
+    /// Samples counted, up to one past [`Mean::SAMPLES`] (all that matters of the count).
     samples: AtomicU64,
     max: AtomicU64,
 }
 
 impl Mean {
-    /// The window: HAProxy's stats show averages "over the 1024 last" sessions.
-    pub const SAMPLES: u64 = 1024;
+    /// The window: HAProxy's `TIME_STATS_SAMPLES` (its documentation says 1024, its sums
+    /// hold 512).
+    pub const SAMPLES: u64 = 512;
 
-    /// Adds one value (a session's time) to the window.
+    /// Counts one sample, whose value [`Mean::add_counted`] may add later.
+    pub fn count_sample(&self) {
+        // Only up to one past the window: no write once it is full.
+        if self.samples.load(Relaxed) <= Self::SAMPLES {
+            self.samples.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts one sample and adds its value (a session's time) to the window.
     pub fn add(&self, value: u64) {
-        // Only the first SAMPLES are counted: the mean needs no more, and a full window
-        // spares every later value a write to this shared counter.
-        let filling = self.samples.load(Relaxed) < Self::SAMPLES
-            && self.samples.fetch_add(1, Relaxed) < Self::SAMPLES;
+        self.count_sample();
+        self.add_counted(value);
+    }
+
+    /// Adds a value whose sample was counted already ([`Mean::count_sample`]). As HAProxy's
+    /// `swrate_add_dynamic`: the plain sum until more than the window's samples were
+    /// counted, then a sliding one.
+    pub fn add_counted(&self, value: u64) {
+        let sliding = self.samples.load(Relaxed) > Self::SAMPLES;
         let _ = self.sum.fetch_update(Relaxed, Relaxed, |sum| {
-            let forgotten = if filling {
-                0
-            } else {
+            let forgotten = if sliding {
                 sum.div_ceil(Self::SAMPLES)
+            } else {
+                0
             };
             // An unchanged sum (zeros into a window of zeros) is not written back.
             let next = sum - forgotten + value;
@@ -169,14 +198,14 @@ impl Mean {
         raise_max!(self.max, value);
     }
 
-    /// The mean over the window, rounded up; 0 before any value.
+    /// The mean over the window, rounded up (HAProxy's `swrate_avg`): over the samples
+    /// counted while they are fewer than the window, else (none counted too) the window.
     pub fn mean(&self) -> u64 {
-        let n = self.samples.load(Relaxed).min(Self::SAMPLES);
-        if n == 0 {
-            0
-        } else {
-            self.sum.load(Relaxed).div_ceil(n)
-        }
+        let n = match self.samples.load(Relaxed) {
+            n @ 1..Self::SAMPLES => n,
+            _ => Self::SAMPLES,
+        };
+        self.sum.load(Relaxed).div_ceil(n)
     }
 
     /// The largest value ever added.
@@ -209,15 +238,31 @@ mod tests {
             rate.tick_at(t0 + 100);
         }
         assert_eq!(rate.per_second_at(t0 + 900), 10);
-        // A quarter into the next second, three quarters of the last one still count.
+        // The next period began a second after the first event (t0 + 1100): 150 ms into
+        // it, 85% of the last one still counts.
         rate.tick_at(t0 + 1250);
-        assert_eq!(rate.per_second_at(t0 + 1250), 1 + 7);
+        assert_eq!(rate.per_second_at(t0 + 1250), 1 + 8);
         assert_eq!(rate.per_second_at(t0 + 2999), 0);
         assert_eq!(rate.per_second_at(t0 + 5000), 0);
         assert_eq!(rate.max(), 10);
-        // After a quiet second, nothing of the older one counts.
+        // After a quiet period, nothing of the older one counts.
         rate.tick_at(t0 + 3100);
         assert_eq!(rate.per_second_at(t0 + 3100), 1);
+    }
+
+    #[test]
+    fn a_period_begins_at_the_first_event_after_a_quiet_one() {
+        let rate = Rate::default();
+        // 900 ms apart, across a second of the clock: one period.
+        let t0 = 7_000_600;
+        rate.tick_at(t0);
+        rate.tick_at(t0 + 900);
+        assert_eq!(rate.max(), 2);
+        assert_eq!(rate.per_second_at(t0 + 900), 2);
+        // The next period follows at once: t0 + 1000.
+        rate.tick_at(t0 + 1500);
+        assert_eq!(rate.max(), 2);
+        assert_eq!(rate.per_second_at(t0 + 1500), 1 + 1);
     }
 
     #[test]
@@ -238,5 +283,21 @@ mod tests {
         }
         assert_eq!(mean.mean(), 4);
         assert_eq!(mean.max(), 100);
+    }
+
+    #[test]
+    fn samples_counted_without_a_value_weigh_the_mean_down() {
+        let mean = Mean::default();
+        for _ in 0..3 {
+            mean.count_sample();
+        }
+        mean.add_counted(100);
+        mean.add_counted(201);
+        // HAProxy's: (100 + 201) / 3, rounded up.
+        assert_eq!(mean.mean(), 101);
+        // Values with no sample counted: over the window.
+        let direct = Mean::default();
+        direct.add_counted(1024);
+        assert_eq!(direct.mean(), 2);
     }
 }

@@ -427,6 +427,7 @@ pub async fn connect(
     key: balance::Key,
     (peer, local): (SocketAddr, SocketAddr),
     client: TcpClient<'_>,
+    listed: &super::shutdown::Registration,
 ) -> Result<Connected, ConnectError> {
     let has_data = client.has_data;
     let queued = Instant::now();
@@ -442,7 +443,11 @@ pub async fn connect(
             let server = slot.server().clone();
             let origin = Origin::Client(peer);
             let tally = AtomicU32::new(0);
-            let progress = Progress::new(waited, direct, &tally);
+            let progress = Progress {
+                listed: Some(listed),
+                ..Progress::new(waited, direct, &tally)
+            };
+            progress.assigned(&slot);
             // Boxed: the attempts' state is not part of the session's task for its life.
             let ends = (origin, local);
             let connecting = Box::pin(attempts(backend, ends, has_data, slot, progress));
@@ -671,6 +676,8 @@ struct Progress<'t> {
     /// `attempt`, seen by whoever may abandon the attempts: a client that leaves during a
     /// retry's turn-around is logged with the retries counted so far (`%rc`), as HAProxy's.
     tally: &'t AtomicU32,
+    /// Its TCP session's `show sess` entry, which names the server each attempt goes to.
+    listed: Option<&'t super::shutdown::Registration>,
 }
 
 impl<'t> Progress<'t> {
@@ -685,6 +692,14 @@ impl<'t> Progress<'t> {
             redispatched: false,
             direct,
             tally,
+            listed: None,
+        }
+    }
+
+    /// The attempts go to `slot`'s server from now on.
+    fn assigned(&self, slot: &Slot) {
+        if let Some(listed) = self.listed {
+            listed.assigned(slot.server());
         }
     }
 
@@ -719,6 +734,7 @@ async fn attempts(
             drop(slot);
             slot =
                 wait_for_server(backend, key, Some(&server), &mut progress.positions, None).await?;
+            progress.assigned(&slot);
             progress.advance();
             continue;
         };
@@ -794,11 +810,13 @@ async fn attempts(
 /// a retry otherwise.
 async fn next_attempt(
     backend: &Arc<Backend>,
-    slot: Slot,
+    mut slot: Slot,
     err: &io::Error,
     progress: &mut Progress<'_>,
 ) -> Result<Slot, ConnectError> {
     let server = slot.server().clone();
+    // No session of the server's until the next attempt (see `Slot::pause_session`).
+    slot.pause_session();
     progress.advance();
     if balance::redispatches(backend, &server, progress.attempt, progress.direct) {
         // Picked with the same key: a map-based hash goes to the same server again (it
@@ -809,6 +827,7 @@ async fn next_attempt(
         drop(slot);
         let slot =
             wait_for_server(backend, key, Some(&server), &mut progress.positions, None).await?;
+        progress.assigned(&slot);
         // As HAProxy's: the time until this new server came counts in `%Tw`, `%Tc` only
         // from there.
         progress.queue_time += progress.began.elapsed();
@@ -836,6 +855,7 @@ async fn next_attempt(
     // HAProxy counts each attempt as a session of the server's (`stot`, the session rate,
     // `lastsess`; its slot counted the first) as it is made: not one whose client left
     // during the turn-around.
+    slot.resume_session();
     server.counters.session_counted();
     Ok(slot)
 }
@@ -898,6 +918,7 @@ async fn retry_after_handshake(
         redispatched,
         direct,
         tally,
+        listed: None,
     };
     if retries >= backend.conf.retries {
         return Err(failed(backend, slot, err, &progress));
@@ -1723,7 +1744,8 @@ pub fn serve_tcp(
                 .or_else(|| sticking.as_ref().and_then(|s| s.direct.as_ref()));
             let key = balance::connection_key(&backend, &ctx());
             let ends = (peer, local);
-            let conn = connect(&backend, stuck, over.force, key, ends, watched);
+            let listed = &registration;
+            let conn = connect(&backend, stuck, over.force, key, ends, watched, listed);
             let conn = match conn.await {
                 Ok(c) => c,
                 Err(e) => {
@@ -1934,7 +1956,7 @@ pub fn serve_tcp(
             total: accepted.elapsed(),
         };
         for c in [&backend.counters, &conn.server.counters] {
-            c.record_session(&times, flags);
+            c.record_balanced_session(&times, flags);
             // As HAProxy: a failed server connection (a reset) is a response error.
             if killed.is_none() && matches!(end, End::Error(forward::Side::Server)) {
                 c.resp_errors.fetch_add(1, Relaxed);

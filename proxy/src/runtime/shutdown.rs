@@ -197,6 +197,10 @@ struct Entry {
     /// queue, its connection attempts; the CLI's own stream).
     switch: usize,
     firings: u64,
+    /// The switch of the server its connection attempts go to ([`NO_SERVER`]: none yet), for
+    /// `show sess`: HAProxy's stream names its server from its assignment on, while its
+    /// server's kills reach it only through its attempts (see `session::attempts`).
+    target: usize,
     /// While it has no server: the id of the backend it goes to (0: none yet).
     backend: usize,
     /// The CLI's own stream: the number of its `stats socket` (from 1), 0 for any other.
@@ -665,6 +669,7 @@ impl Registration {
         streams.take(Entry {
             switch: NO_SERVER,
             firings: 0,
+            target: NO_SERVER,
             backend,
             cli,
             fds: [client, NO_SOCKET],
@@ -690,6 +695,14 @@ impl Registration {
             if entry.killed {
                 entry.stop_reading();
             }
+        }
+    }
+
+    /// Its TCP session's connection attempts go to `server` (assigned by the balancer or a
+    /// rule): `show sess` names it from now on, as HAProxy's, before any connection.
+    pub fn assigned(&self, server: &Server) {
+        if let Some(entry) = shard_of(self.id).find(self.id) {
+            entry.target = server.kill.address();
         }
     }
 
@@ -787,6 +800,7 @@ impl<'s> Attached<'s> {
             let entry = Entry {
                 switch: kill.address(),
                 firings,
+                target: kill.address(),
                 backend: 0,
                 cli: 0,
                 fds,
@@ -863,7 +877,8 @@ impl Drop for Registration {
 pub struct Shown {
     pub id: StreamId,
     pub stream: Stream,
-    /// Its server's switch ([`KillSwitch::is_named`]).
+    /// Its server's switch ([`KillSwitch::is_named`]); while it connects, the switch of the
+    /// server its attempts go to, if any.
     pub switch: usize,
     /// Its client's address, as its socket says (else [`Stream::src`]).
     pub src: SocketAddr,
@@ -895,7 +910,11 @@ pub fn streams(addresses: bool) -> Vec<Shown> {
             shown.push(Shown {
                 id: entry.id,
                 stream: entry.stream,
-                switch: entry.switch,
+                switch: if connected {
+                    entry.switch
+                } else {
+                    entry.target
+                },
                 src: src.unwrap_or(entry.stream.src),
                 local: local.unwrap_or(entry.stream.local),
                 server_socket: (addresses && connected)
@@ -1161,6 +1180,7 @@ mod tests {
         let entry = |fd| Entry {
             switch: 1,
             firings: 0,
+            target: 1,
             backend: 0,
             cli: 0,
             fds: [fd, NO_SOCKET],

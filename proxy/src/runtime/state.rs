@@ -94,9 +94,20 @@ impl Counters {
     /// `bind ... ssl` connection's during its handshake and `tcp-request session` rules
     /// (HAProxy counts it in `feconn` from its accept, as a session once they are over).
     pub fn open_uncounted(self: &Arc<Self>) -> SessionGuard {
+        self.count_open();
+        SessionGuard(self.clone())
+    }
+
+    /// One more session open now (`scur`, `smax`), ended by [`Counters::count_closed`]: for
+    /// an owner that keeps its own account of it (a server's slot), rather than a guard.
+    pub fn count_open(&self) {
         let cur = self.cur.fetch_add(1, Relaxed) + 1;
         meter::raise_max!(self.max, cur);
-        SessionGuard(self.clone())
+    }
+
+    /// Ends a session [`Counters::count_open`] counted.
+    pub fn count_closed(&self) {
+        self.cur.fetch_sub(1, Relaxed);
     }
 
     /// Counts an open session in `stot` and the session rate (see [`Counters::open_uncounted`]).
@@ -129,21 +140,59 @@ impl Counters {
         self.request_rate.tick_at(ms);
     }
 
-    /// Adds an ended session's times to the means, and counts it as aborted when its
-    /// termination flags (HAProxy's, as logged) say the client or the server broke off the
-    /// data transfer.
+    /// The means of the session times (`qtime`, `ctime`, `rtime`, `ttime`).
+    fn time_means(&self) -> [&Mean; 4] {
+        [
+            &self.queue_ms,
+            &self.connect_ms,
+            &self.response_ms,
+            &self.total_ms,
+        ]
+    }
+
+    /// Counts a TCP session balanced to this backend or server (HAProxy's `cum_lbconn`) as
+    /// a sample of the time means, which its times join if it connects
+    /// ([`Counters::record_balanced_session`]): one that never does weighs them down.
+    pub fn count_balanced(&self) {
+        for mean in self.time_means() {
+            mean.count_sample();
+        }
+    }
+
+    /// Adds an ended session's times to the means, each a sample of its own (an HTTP
+    /// request's), and counts it as aborted when its termination flags (HAProxy's, as
+    /// logged) say the client or the server broke off the data transfer.
     pub fn record_session(&self, times: &SessionTimes, flags: &str) {
+        self.record_times(times, Mean::add);
+        self.count_abort(flags);
+    }
+
+    /// [`Counters::record_session`] for a TCP session that connected: its samples are the
+    /// balanced connections, counted already ([`Counters::count_balanced`]), as HAProxy
+    /// divides a TCP proxy's times by `cum_lbconn`.
+    pub fn record_balanced_session(&self, times: &SessionTimes, flags: &str) {
+        self.record_times(times, Mean::add_counted);
+        self.count_abort(flags);
+    }
+
+    fn record_times(&self, times: &SessionTimes, add: fn(&Mean, u64)) {
         let ms = |d: Duration| d.as_millis() as u64;
-        for (mean, value) in [
-            (&self.queue_ms, times.queue),
-            (&self.connect_ms, times.connect),
-            (&self.response_ms, times.response),
-            (&self.total_ms, Some(times.total)),
-        ] {
+        let values = [
+            times.queue,
+            times.connect,
+            times.response,
+            Some(times.total),
+        ];
+        for (mean, value) in self.time_means().into_iter().zip(values) {
             if let Some(v) = value {
-                mean.add(ms(v));
+                add(mean, ms(v));
             }
         }
+    }
+
+    /// Counts an ended session as aborted when its termination flags say the client or the
+    /// server broke off the data transfer.
+    fn count_abort(&self, flags: &str) {
         match flags.as_bytes() {
             [b'C' | b'c', b'D', ..] => self.client_aborts.fetch_add(1, Relaxed),
             // A server killed by its change of state (`D`, `U`) or an operator (`K`) aborts as
@@ -375,6 +424,11 @@ pub struct Server {
     /// result, shown `* ` before its status in `show stat`.
     check_in_progress: AtomicBool,
     pub lb_total: AtomicU64,
+    /// The connections holding one of its slots ([`super::balance::Slot`]), HAProxy's
+    /// `served`: what its `maxconn` limits and `leastconn` weighs. A connection waiting to
+    /// retry it keeps its slot but is no session of the server's meanwhile (`scur`,
+    /// [`Counters::cur`], HAProxy's `cur_sess`).
+    pub served: AtomicUsize,
     /// Idle HTTP connections kept for reuse (`runtime::pool`).
     pub idle: super::pool::IdlePool,
     /// Bumped when the server's connections must not be reused (see
@@ -471,6 +525,7 @@ impl Server {
             down_time: AtomicU64::new(0),
             check_in_progress: AtomicBool::new(false),
             lb_total: AtomicU64::new(0),
+            served: AtomicUsize::new(0),
             idle: Default::default(),
             conn_generation: AtomicU64::new(0),
             check: Mutex::new(CheckResult::default()),
@@ -1040,7 +1095,7 @@ impl Server {
     /// Below its `maxconn` (lowered during a slow start).
     pub fn has_free_slot(&self) -> bool {
         self.maxconn()
-            .is_none_or(|m| self.counters.cur.load(Relaxed) < super::slowstart::maxconn(self, m))
+            .is_none_or(|m| self.served.load(Relaxed) < super::slowstart::maxconn(self, m))
     }
 
     /// The status column of the stats page, as HAProxy's `stats_fill_sv_stats` words it.
