@@ -47,13 +47,9 @@ pub fn var(name: &str) -> Option<String> {
 /// Every variable in the order `environ` would list them: the process's, then those hapx
 /// set (in place of the process's when they have the same name).
 pub fn vars() -> Vec<(String, String)> {
-    use std::os::unix::ffi::OsStringExt;
     let set = SET.read().unwrap_or_else(|e| e.into_inner());
     let mut all: Vec<(String, String)> = std::env::vars_os()
-        .map(|(n, v)| {
-            let text = |s: std::ffi::OsString| crate::bytestr::from_vec(s.into_vec());
-            (text(n), text(v))
-        })
+        .map(|(n, v)| (text(n), text(v)))
         .collect();
     for (name, value) in set.iter() {
         match all.iter_mut().find(|(n, _)| n == name) {
@@ -65,8 +61,13 @@ pub fn vars() -> Vec<(String, String)> {
 }
 
 fn process_var(name: &str) -> Option<String> {
+    std::env::var_os(name).map(text)
+}
+
+/// An environment string as bytes carried losslessly, as `getenv()` gives them to HAProxy.
+fn text(s: std::ffi::OsString) -> String {
     use std::os::unix::ffi::OsStringExt;
-    std::env::var_os(name).map(|v| crate::bytestr::from_vec(v.into_vec()))
+    crate::bytestr::from_vec(s.into_vec())
 }
 
 #[cfg(test)]

@@ -498,7 +498,7 @@ impl<'a> Walk<'a> {
             return Err(Refusal::At(MsgState::RqVer, self.at));
         }
         self.version(&self.raw[from..self.at]);
-        if !is_valid_version(&self.raw[from..self.at]) {
+        if !super::http::is_version(&self.raw[from..self.at]) {
             self.bad_version = Some(from);
         }
         self.line_end(MsgState::RqLineEnd)
@@ -631,15 +631,10 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// `HTTP/d.d`, the only version HAProxy's parser takes.
-fn is_valid_version(version: &[u8]) -> bool {
-    matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-        if major.is_ascii_digit() && minor.is_ascii_digit())
-}
-
 /// A `Content-Length` value as HAProxy's `h1_parse_cont_len` takes it: digits, maybe the
-/// same number again after commas.
-fn content_length(value: &[u8]) -> Option<u64> {
+/// same number again after commas (error pages are read with it too, see
+/// `config::errors`).
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     let mut length = None;
     for part in value.split(|&c| c == b',').map(<[u8]>::trim_ascii) {
         if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {

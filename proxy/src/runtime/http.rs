@@ -1001,7 +1001,7 @@ pub fn parse_head(raw: &[u8], request: bool) -> Result<Head, ReadError> {
         &found[..3]
     };
     let first: [String; 3] = match (request, parts) {
-        (true, [m, u, v]) if is_token(m) && !u.is_empty() && is_version(v) => {
+        (true, [m, u, v]) if is_token(m) && !u.is_empty() && is_version(v.as_bytes()) => {
             // A `#` too: fragments never go on the wire, and one would steer `path`
             // matches (HAProxy's fix for CVE-2023-45539, in Debian's 2.6.12).
             if u.bytes().any(|b| !is_uri_byte(b)) {
@@ -1043,8 +1043,8 @@ pub(crate) fn is_uri_byte(b: u8) -> bool {
 
 /// `HTTP/d.d`, any version HAProxy's HTTP/1 parser takes on a request line (`HTTP/2.0`
 /// too: it goes on as HTTP/1.1, see `h1::write_request`).
-fn is_version(v: &str) -> bool {
-    matches!(v.as_bytes(), [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+pub(crate) fn is_version(v: &[u8]) -> bool {
+    matches!(v, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
         if major.is_ascii_digit() && minor.is_ascii_digit())
 }
 

@@ -314,7 +314,7 @@ impl Fields {
                 }
             }
         } else if name.eq_ignore_ascii_case(b"content-length") {
-            let length = content_length(text).ok_or(at as i64)?;
+            let length = crate::runtime::error_capture::content_length(text).ok_or(at as i64)?;
             match head.content_length {
                 Some(known) if known != length => return Err(at as i64),
                 Some(_) => return Ok(()),
@@ -327,23 +327,6 @@ impl Fields {
         head.htx_bytes += 8 + name.len() + text.len();
         Ok(())
     }
-}
-
-/// A `content-length` value as HAProxy reads it: a comma-separated list of equal decimal
-/// numbers, blanks allowed around each.
-fn content_length(text: &[u8]) -> Option<u64> {
-    let mut found = None;
-    for word in text.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-        if word.is_empty() || !word.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n = std::str::from_utf8(word).ok()?.parse::<u64>().ok()?;
-        if found.is_some_and(|f| f != n) {
-            return None;
-        }
-        found = Some(n);
-    }
-    found
 }
 
 #[cfg(test)]
