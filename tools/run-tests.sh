@@ -48,6 +48,15 @@ xargs -d '\n' -P "$jobs" -I {} bash -c 'run_one "$@"' _ {} "$@" < "$work/targets
 cargo test --workspace --locked --doc || printf 'doc-tests\t(cargo test --doc)\n' >> "$work/failed"
 
 if [ -s "$work/failed" ]; then
+  # Each failed binary's own account again, last: a CI log's tail is often all one gets to see.
+  while IFS=$'\t' read -r name exe; do
+    log="$work/$(basename "$exe").log"
+    [ -f "$log" ] || continue
+    printf '\n---- why %s failed ----\n' "$name"
+    # Each panic with what it said (assertion texts run over lines), then libtest's list.
+    grep -A 12 -e 'panicked at' "$log" | head -n 200 || true
+    tail -n 12 "$log"
+  done < "$work/failed"
   echo "error: $(wc -l < "$work/failed") target(s) failed:"
   sed 's/^/    /' "$work/failed"
   exit 101

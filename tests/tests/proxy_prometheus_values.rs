@@ -94,6 +94,9 @@ struct Servers {
     bad: SocketAddr,
 }
 
+/// Both proxies' configuration. Idle server connections are never purged during the test
+/// (`pool-purge-delay 1h`): a purge, 5 s after the first one is kept, would change the idle
+/// and needed connection counts of whichever proxy a slow machine let reach it.
 fn config(sock: &Path, ports: Ports, servers: &Servers) -> String {
     let Ports {
         web,
@@ -103,7 +106,8 @@ fn config(sock: &Path, ports: Ports, servers: &Servers) -> String {
     } = ports;
     format!(
         "global\n  stats socket {sock} level admin\n  maxconnrate 5000\n  maxsessrate 4000\n\
-         defaults\n  mode http\n  timeout connect 20s\n  timeout client 20s\n  timeout server 20s\n  timeout queue 20s\n\
+         defaults\n  mode http\n  timeout connect 20s\n  timeout client 20s\n  timeout server 20s\n  timeout queue 20s\n  \
+         default-server pool-purge-delay 1h\n\
          frontend fe\n  bind 127.0.0.1:{web}\n  bind 127.0.0.1:{refused}\n  bind 127.0.0.1:{rejected}\n  \
          rate-limit sessions 1000\n  \
          tcp-request connection reject if {{ dst_port {refused} }}\n  \

@@ -113,11 +113,13 @@ fn consistent(who: &str, seen: &Seen) {
             assert!(!seen.csv.contains_key(key), "{who}: typed {key} empty");
             continue;
         }
-        assert_eq!(
-            seen.csv.get(key),
-            Some(value),
-            "{who}: typed {key} against the CSV"
-        );
+        // The CSV is read by a second command: a clock's value may have moved on since.
+        let Some(cell) = seen.csv.get(key) else {
+            panic!("{who}: typed {key}={value} has no CSV cell");
+        };
+        if !TIMED.contains(&field(key)) {
+            assert_eq!(cell, value, "{who}: typed {key} against the CSV");
+        }
     }
     let mut missing: Vec<&String> = seen
         .csv
