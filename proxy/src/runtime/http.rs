@@ -881,6 +881,17 @@ impl HeadWait {
         }
     }
 
+    /// The wait, `waited` of it spent already before anything came: its idle timeout comes
+    /// that much sooner (the head's own, once it begins, counts from its first bytes, as
+    /// HAProxy's stream begins with them).
+    fn less(self, waited: Duration) -> Self {
+        let waited = u32::try_from(waited.as_millis()).unwrap_or(u32::MAX);
+        HeadWait {
+            idle: self.idle.map(|ms| ms.saturating_sub(waited)),
+            ..self
+        }
+    }
+
     /// The timeout that applies, with nothing of the head come yet or with some.
     fn limit(self, nothing_came: bool) -> Option<Duration> {
         let ms = if nothing_came { self.idle } else { self.begun };
@@ -1574,11 +1585,67 @@ pub fn serve(
     local: SocketAddr,
     tls: Option<Arc<TlsServer>>,
 ) -> impl std::future::Future<Output = ()> {
+    serve_accepted(state, fe, client, (peer, local), tls, None)
+}
+
+/// A connection its HTTP listener accepted. Until a plaintext one sends its first bytes,
+/// its task holds only its socket and that wait ([`first_bytes`]), as HAProxy holds no
+/// buffer and no stream for it: what its requests need (a few kilobytes, boxed) comes
+/// with them, so thousands of connections that sent nothing cost little more than their
+/// sockets. Its session and its HTTP/1 connection are counted from the accept all the
+/// same, and its first request's times (`%Ti`, `timeout http-request`) count from there.
+fn serve_accepted(
+    state: Arc<State>,
+    fe: Arc<Frontend>,
+    client: TcpStream,
+    (peer, local): (SocketAddr, SocketAddr),
+    tls: Option<Arc<TlsServer>>,
+    proto: Option<MuxProto>,
+) -> impl std::future::Future<Output = ()> + Send {
+    // The wait for the first bytes: the first request's, before anything of it came.
+    let t = &fe.conf.timeouts;
+    let first_wait = t.http_request.or(t.client);
     // A block, not an `async fn`: an async fn keeps a second copy of its arguments in its
-    // future, and this one lives as long as the connection (and the socket goes into its
-    // `Conn` out here, for the same reason).
-    let accepted = Arriving::Accepted { tls, proto: None };
-    serve_client(state, fe, Conn::new(client), peer, local, accepted)
+    // future, and this one lives as long as the connection.
+    async move {
+        // A TLS connection's handshake comes first, with its own buffers.
+        let arriving = if tls.is_some() {
+            Arriving::Accepted { tls, proto }
+        } else {
+            let since = Instant::now();
+            let session = super::open_session(&fe, false);
+            let h1 = (proto != Some(MuxProto::H2)).then(|| h1::Link::open(&fe.h1));
+            let deadline = first_wait.and_then(|d| since.checked_add(d));
+            first_bytes(&client, deadline).await;
+            Arriving::Waited {
+                proto,
+                since,
+                session,
+                h1,
+            }
+        };
+        let conn = Conn::new(client);
+        Box::pin(serve_client(state, fe, conn, peer, local, arriving)).await;
+    }
+}
+
+/// Waits until `client` has something to read (bytes, its end or an error: what follows
+/// reads which), or until `deadline`, without a buffer. Bytes there already cost one
+/// `recv(MSG_PEEK)` rather than a turn through the reactor.
+async fn first_bytes(client: &TcpStream, deadline: Option<Instant>) {
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    if !matches!(
+        socket2::SockRef::from(client).peek(&mut byte),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    ) {
+        return;
+    }
+    let readable = client.readable();
+    // Timed out or readable: the first request's read tells which, and answers it.
+    let _ = match deadline {
+        Some(at) => tokio::time::timeout_at(at.into(), readable).await.ok(),
+        None => Some(readable.await),
+    };
 }
 
 /// A TCP frontend's connection that its backend turns to HTTP, as HAProxy 2.6 upgrades a
@@ -1636,8 +1703,7 @@ pub fn serve_proto(
     tls: Option<Arc<TlsServer>>,
     proto: Option<MuxProto>,
 ) -> impl std::future::Future<Output = ()> + Send {
-    let accepted = Arriving::Accepted { tls, proto };
-    serve_client(state, fe, Conn::new(client), peer, local, accepted)
+    serve_accepted(state, fe, client, (peer, local), tls, proto)
 }
 
 /// How a connection comes to [`serve_client`].
@@ -1647,6 +1713,15 @@ enum Arriving {
     Accepted {
         tls: Option<Arc<TlsServer>>,
         proto: Option<MuxProto>,
+    },
+    /// Accepted by a plaintext listener `since`, its first bytes waited for in
+    /// [`serve_accepted`]: its session and its HTTP/1 connection (none on a `proto h2`
+    /// bind) counted there.
+    Waited {
+        proto: Option<MuxProto>,
+        since: Instant,
+        session: super::state::SessionGuard,
+        h1: Option<h1::Link>,
     },
     /// A stream of an HTTP/2 connection, with the server connections its connection's
     /// streams share.
@@ -1668,8 +1743,19 @@ fn serve_client(
     arriving: Arriving,
 ) -> impl std::future::Future<Output = ()> + Send {
     let mut session = None;
+    // A connection whose first bytes were waited for: its session, and its accept's time.
+    let (mut opened, mut accepted) = (None, None);
     let (tls, proto, mut upgrade) = match arriving {
         Arriving::Accepted { tls, proto } => (tls, proto, None),
+        Arriving::Waited {
+            proto,
+            since,
+            session,
+            h1,
+        } => {
+            (opened, accepted, client.h1) = (Some(session), Some(since), h1);
+            (None, proto, None)
+        }
         Arriving::Stream(shared) => {
             session = Some(shared);
             (None, None, None)
@@ -1692,6 +1778,7 @@ fn serve_client(
                 client.tls = up.tls.take();
                 up.session.take()
             }
+            None if opened.is_some() => opened.take(),
             None => client
                 .h2
                 .is_none()
@@ -1725,7 +1812,7 @@ fn serve_client(
         client.stamps_first_byte = fe.logger.logs_traffic() || rules::values_use_timers(&fe);
         // HAProxy's H1 multiplexer serves it (an HTTP/2 client with prior knowledge too, until
         // its preface is seen), unless its `bind` or its ALPN chose HTTP/2.
-        if !speaks_h2 && client.h2.is_none() {
+        if !speaks_h2 && client.h2.is_none() && client.h1.is_none() {
             client.h1 = Some(h1::Link::open(&fe.h1));
         }
         // The requests, to the connection's end (here, not in a function of their own: a nested
@@ -1753,7 +1840,9 @@ fn serve_client(
                 } else {
                     t.http_keep_alive.or(t.http_request).or(t.client)
                 };
-                let wait = HeadWait::request(idle, t);
+                // Less the time its first bytes were waited for, from the accept.
+                let waited = accepted.map_or(Duration::ZERO, |since| since.elapsed());
+                let wait = HeadWait::request(idle, t).less(waited);
                 let first_request = std::mem::replace(&mut first, false);
                 client.stream_ends();
                 // An HTTP/2 stream carries one request.
@@ -1766,7 +1855,7 @@ fn serve_client(
                 let started = match client.tls.as_deref().filter(|_| first_request) {
                     _ if upgrade.is_some() => upgrade.as_deref().map(|up| up.accepted),
                     Some(tls) => Instant::now().checked_sub(tls.handshake),
-                    None => None,
+                    None => accepted.take(),
                 }
                 .unwrap_or_else(Instant::now);
                 let started_ms = meter::ms_at(started);
