@@ -53,6 +53,8 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
     check_agent_ports(&config.proxies, diags);
     super::stick::check(config, diags);
     for p in &mut config.proxies {
+        external_check(p, &config.global, diags);
+        email_alert(p, &config.mailers, diags);
         if p.kind.is_frontend() {
             check_default_backend(p, &backends, diags);
         }
@@ -84,6 +86,8 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
         }
         super::rules::warn_http_only(p, diags);
     }
+    check_ring_logs(config, diags);
+    super::logging::check_rings(&config.rings, diags);
     // After the proxies, whose log formats are compiled by now.
     super::stick::check_fetch_tables(config, diags);
     for r in &config.resolvers {
@@ -98,6 +102,111 @@ pub fn check(config: &mut Config, diags: &mut Diags) {
     let mut default_ruleset_used = false;
     for p in config.proxies.iter().filter(|p| p.kind.is_backend()) {
         check_ports(p, &mut default_ruleset_used, diags);
+    }
+}
+
+/// `log ring@NAME` lines must name a `ring` section, in HAProxy's words (which it says at
+/// start-up; hapx at once).
+fn check_ring_logs(config: &Config, diags: &mut Diags) {
+    let known = |name: &str| config.rings.iter().any(|r| r.name == name);
+    let at = |place: &Place| {
+        let text = place.to_string();
+        let (file, line) = text.rsplit_once(':').unwrap_or((&text, ""));
+        format!("in file '{file}' at line {line}")
+    };
+    for log in config.global.ring_logs.iter().filter(|l| !known(&l.ring)) {
+        diags.global_alert(format!(
+            "global log server declared {} uses unknown ring named '{}'.",
+            at(&log.place),
+            log.ring
+        ));
+    }
+    for p in &config.proxies {
+        for log in p.log.rings.iter().filter(|l| !known(&l.ring)) {
+            diags.global_alert(format!(
+                "log server declared in proxy section '{}' {} uses unknown ring named '{}'.",
+                p.name,
+                at(&log.place),
+                log.ring
+            ));
+        }
+    }
+}
+
+/// `email-alert`: HAProxy's verdicts (an incomplete set is warned about and dropped, a
+/// complete one must name a `mailers` section); hapx sends no mail, and says so once for a
+/// set HAProxy would use.
+fn email_alert(p: &Proxy, mailers: &[String], diags: &mut Diags) {
+    let alert = &p.email_alert;
+    if !alert.set {
+        return;
+    }
+    let (kind, name) = (p.kind.type_str(), &p.name);
+    let (Some(section), Some(_), Some(_)) = (&alert.mailers, &alert.from, &alert.to) else {
+        diags.global_warn(format!(
+            "'email-alert' will be ignored for {kind} '{name}' (the presence any of 'email-alert from', 'email-alert level' 'email-alert mailers', 'email-alert myhostname', or 'email-alert to' requires each of 'email-alert from', 'email-alert mailers' and 'email-alert to' to be present)."
+        ));
+        return;
+    };
+    if !mailers.contains(section) {
+        diags.global_alert(format!(
+            "Proxy '{name}': unable to find mailers '{section}'."
+        ));
+    } else if let Some(place) = &alert.place {
+        diags.warn(
+            place,
+            format!("'email-alert' is not implemented by hapx and is ignored: no mail is sent when a server of {kind} '{name}' changes state."),
+        );
+    }
+}
+
+/// `option external-check`: HAProxy's verdicts (the global `external-check` and an
+/// `external-check command` are required, `insecure-fork-wanted` advised). hapx runs no
+/// external command: with a checked server, the configuration is refused at the option's
+/// line, since its servers would otherwise stay UP unchecked; with none, it is inert.
+fn external_check(p: &Proxy, g: &super::model::Global, diags: &mut Diags) {
+    let Some(place) = &p.options.external_check else {
+        return;
+    };
+    let name = &p.name;
+    let option = "option external-check";
+    let mut refused = false;
+    if !g.external_check {
+        diags.global_alert(format!(
+            "Proxy '{name}' : '{option}' unable to find required 'global.external-check'."
+        ));
+        refused = true;
+    }
+    if p.external_check_command.is_none() {
+        diags.global_alert(format!(
+            "Proxy '{name}' : '{option}' unable to find required 'external-check command'."
+        ));
+        refused = true;
+    }
+    if !g.insecure_fork_wanted {
+        diags.global_warn(format!(
+            "Proxy '{name}' : 'insecure-fork-wanted' not enabled in the global section, '{option}' will likely fail."
+        ));
+    }
+    if refused {
+        return;
+    }
+    if p.servers.iter().any(|s| s.opts.check) {
+        diags.alert(
+            place,
+            format!(
+                "'{option}' is not implemented by hapx: the checked servers of {} '{name}' would stay UP unchecked.",
+                p.kind.type_str()
+            ),
+        );
+    } else {
+        diags.warn(
+            place,
+            format!(
+                "'{option}' is not implemented by hapx and is ignored ({} '{name}' checks no server).",
+                p.kind.type_str()
+            ),
+        );
     }
 }
 

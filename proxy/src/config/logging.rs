@@ -38,6 +38,8 @@ pub struct ProxyLog {
     pub tag: Option<String>,
     /// `option httplog clf`.
     pub clf: bool,
+    /// `log ring@NAME` lines (and those `log global` copied).
+    pub rings: Vec<RingLog>,
     /// `option logasap`: a session is logged once connected (TCP) or once the response
     /// head is forwarded (HTTP), its total time and bytes marked `+` as partial.
     pub logasap: bool,
@@ -368,7 +370,207 @@ pub const DEFAULT_MAX_LEN: usize = 1024;
 /// [<level> [<minlevel>]]`.
 /// `in_global`: whether the line is the global section's, where HAProxy's message for a
 /// missing argument does not offer `global`.
-pub fn log_target(words: &[String], in_global: bool) -> Result<Option<LogTarget>, String> {
+/// What a `log` line says: `log global`, a target, or a ring's buffer (`ring@NAME`).
+#[derive(Debug, Clone)]
+pub enum ParsedLog {
+    Global,
+    Target(LogTarget),
+    Ring(String),
+}
+
+/// A `log ring@NAME ...` line, kept apart from the targets lines are sent to: hapx keeps no
+/// ring buffer and sends nothing to a ring's servers (see [`Ring`]).
+#[derive(Debug, Clone)]
+pub struct RingLog {
+    pub ring: String,
+    pub place: Place,
+}
+
+/// A `ring NAME` section (HAProxy's sink): read and checked as HAProxy reads it. hapx keeps
+/// no buffer (`show events`) and forwards nothing to its servers: what is logged to it is
+/// dropped, which its server lines (or its header, without any) are warned about.
+#[derive(Debug, Clone)]
+pub struct Ring {
+    pub name: String,
+    pub place: Place,
+    pub description: Option<String>,
+    pub format: Option<String>,
+    /// `size`: the buffer's bytes (HAProxy's default: one buffer, 16384).
+    pub size: u64,
+    pub maxlen: Option<u64>,
+    /// Its `server` lines: name and place.
+    pub servers: Vec<(String, Place)>,
+}
+
+/// HAProxy's sink formats (`ring ... format`).
+const RING_FORMATS: [&str; 7] = [
+    "raw", "short", "iso", "timed", "priority", "rfc3164", "rfc5424",
+];
+
+/// HAProxy's default ring size: one buffer.
+const RING_DEFAULT_SIZE: u64 = 16384;
+
+/// `ring NAME`: a new section in `rings`, refused as HAProxy refuses a missing or taken name.
+pub fn ring_start(rings: &mut Vec<Ring>, words: &[String], place: &Place) -> Result<(), String> {
+    let name = words
+        .get(1)
+        .filter(|n| !n.is_empty())
+        .ok_or("missing ring name.")?;
+    if rings.iter().any(|r| &r.name == name) {
+        return Err(format!("sink named '{name}' already exists."));
+    }
+    rings.push(Ring {
+        name: name.clone(),
+        place: place.clone(),
+        description: None,
+        format: None,
+        size: RING_DEFAULT_SIZE,
+        maxlen: None,
+        servers: Vec::new(),
+    });
+    Ok(())
+}
+
+/// One line of a `ring` section, with HAProxy's messages.
+pub fn ring_line(
+    ring: &mut Ring,
+    words: &[String],
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<(), String> {
+    let arg = |i: usize| words.get(i).map(String::as_str).filter(|w| !w.is_empty());
+    let invalid_size = |v: &str| format!("invalid size '{v}' for new sink buffer.");
+    match words[0].as_str() {
+        "description" => {
+            let text = arg(1).ok_or("missing ring description text.")?;
+            ring.description = Some(text.into());
+        }
+        "format" => {
+            let v = arg(1).unwrap_or_default();
+            if !RING_FORMATS.contains(&v) {
+                return Err(format!("unknown format '{v}'."));
+            }
+            ring.format = Some(v.into());
+        }
+        "size" => {
+            let v = arg(1).unwrap_or_default();
+            ring.size = u64::try_from(values_atol(v))
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| invalid_size(v))?;
+        }
+        "maxlen" => {
+            let v = arg(1).unwrap_or_default();
+            let maxlen = u64::try_from(values_atol(v))
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| invalid_size(v))?;
+            if maxlen > ring.size {
+                diags.global_warn(format!(
+                    "ring '{}' event max length '{maxlen}' exceeds size, forced to size '{}'.",
+                    ring.name, ring.size
+                ));
+            }
+            ring.maxlen = Some(maxlen.min(ring.size));
+        }
+        "timeout" => {
+            // HAProxy reads `connect` and `server`, and passes over any other word.
+            if let Some(which @ ("connect" | "server")) = arg(1) {
+                let v = arg(2)
+                    .ok_or_else(|| format!("'timeout {which}' expects <time> as argument."))?;
+                values::timer(v, &format!("timeout {which}"))?;
+            }
+        }
+        "server" => {
+            let (Some(name), Some(_addr)) = (arg(1), arg(2)) else {
+                // HAProxy's server parser words it without "parsing".
+                diags.check_alert(
+                    place,
+                    "'server' expects <name> and <addr>[:<port>] as arguments.",
+                );
+                return Ok(());
+            };
+            diags.warn(
+                place,
+                format!(
+                    "ring '{}' : sending events to server '{name}' is not implemented by hapx; lines logged to this ring are dropped.",
+                    ring.name
+                ),
+            );
+            ring.servers.push((name.into(), place.clone()));
+        }
+        other => return Err(format!("unknown statement '{other}'.")),
+    }
+    Ok(())
+}
+
+/// A ring without servers: its buffer is all HAProxy keeps (read with `show events`), which
+/// hapx does not keep; warned about at its header once the configuration is read.
+pub fn check_rings(rings: &[Ring], diags: &mut Diags) {
+    for ring in rings.iter().filter(|r| r.servers.is_empty()) {
+        diags.warn(
+            &ring.place,
+            format!(
+                "ring '{}' : its buffer ('show events') is not implemented by hapx; lines logged to this ring are dropped.",
+                ring.name
+            ),
+        );
+    }
+}
+
+/// A `log-forward NAME` section: read (its `bind`, `dgram-bind`, `backlog`, `maxconn`,
+/// `timeout client` and `log` lines) and warned about once: hapx does not forward syslog.
+#[derive(Debug, Clone)]
+pub struct LogForward {
+    pub name: String,
+    pub place: Place,
+}
+
+/// `log-forward NAME`: a new section, with HAProxy's message for a missing name and hapx's
+/// one warning for the section.
+pub fn log_forward_start(
+    sections: &mut Vec<LogForward>,
+    words: &[String],
+    place: &Place,
+    diags: &mut Diags,
+) -> Result<(), String> {
+    let name = words
+        .get(1)
+        .filter(|n| !n.is_empty())
+        .ok_or("missing name for ip-forward section.")?;
+    diags.warn(
+        place,
+        format!("'log-forward' sections are not implemented by hapx; section '{name}' is ignored: nothing listens on its binds and no syslog line is forwarded."),
+    );
+    sections.push(LogForward {
+        name: name.clone(),
+        place: place.clone(),
+    });
+    Ok(())
+}
+
+/// One line of a `log-forward` section: HAProxy's keywords are taken (and not acted on),
+/// any other refused with its message.
+pub fn log_forward_line(words: &[String]) -> Result<(), String> {
+    match words[0].as_str() {
+        "bind" | "dgram-bind" | "backlog" | "maxconn" | "timeout" | "log" => Ok(()),
+        other => Err(format!("unknown keyword '{other}' in log-forward section.")),
+    }
+}
+
+/// C's atol: the number the text starts with, 0 without one.
+fn values_atol(text: &str) -> i64 {
+    let t = text.trim_start();
+    let (sign, digits) = match t.as_bytes().first() {
+        Some(b'-') => (-1, &t[1..]),
+        Some(b'+') => (1, &t[1..]),
+        _ => (1, t),
+    };
+    let end = digits.bytes().take_while(u8::is_ascii_digit).count();
+    sign * digits[..end].parse::<i64>().unwrap_or(0)
+}
+
+pub fn log_target(words: &[String], in_global: bool) -> Result<ParsedLog, String> {
     let arg = |i: usize| words.get(i).map(String::as_str).filter(|w| !w.is_empty());
     let missing = || {
         let or_global = if in_global { "" } else { "or global" };
@@ -376,10 +578,16 @@ pub fn log_target(words: &[String], in_global: bool) -> Result<Option<LogTarget>
     };
     let addr = arg(1).ok_or_else(missing)?;
     if addr == "global" {
-        return Ok(None);
+        return Ok(ParsedLog::Global);
     }
+    // A ring's line is read as any other, then kept apart (see `RingLog`).
+    let ring = addr.strip_prefix("ring@");
+    let dest = match ring {
+        Some(_) => LogDest::Stdout,
+        None => destination(addr)?,
+    };
     let mut target = LogTarget {
-        dest: destination(addr)?,
+        dest,
         facility: 0,
         level: 7,
         min_level: 0,
@@ -428,10 +636,13 @@ pub fn log_target(words: &[String], in_global: bool) -> Result<Option<LogTarget>
     if let Some(extra) = arg(i + 3) {
         return Err(format!("log : cannot handle unexpected argument '{extra}'"));
     }
-    Ok(Some(target))
+    Ok(match ring {
+        Some(name) => ParsedLog::Ring(name.into()),
+        None => ParsedLog::Target(target),
+    })
 }
 
-fn level(name: &str) -> Option<u8> {
+pub(super) fn level(name: &str) -> Option<u8> {
     LEVELS.iter().position(|x| *x == name).map(|n| n as u8)
 }
 

@@ -36,6 +36,13 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     /// The `peers` sections, in declaration order ([`super::peers`]).
     pub peers: Vec<super::peers::PeersSection>,
+    /// The `ring` sections, in declaration order ([`super::logging::Ring`]).
+    pub rings: Vec<super::logging::Ring>,
+    /// The `log-forward` sections, in declaration order (read, not served).
+    pub log_forwards: Vec<super::logging::LogForward>,
+    /// The names of the `mailers` sections (hapx sends no mail; `email-alert mailers`
+    /// must name one all the same, as in HAProxy).
+    pub mailers: Vec<String>,
 }
 
 impl Config {
@@ -101,6 +108,10 @@ impl Config {
 /// The `global` section.
 #[derive(Debug, Clone, Default)]
 pub struct Global {
+    /// `external-check`: HAProxy lets proxies run external check commands.
+    pub external_check: bool,
+    /// `insecure-fork-wanted`: HAProxy lets its threads fork (external checks need it).
+    pub insecure_fork_wanted: bool,
     /// `setenv` and its kin, applied while reading ([`super::values::Environment`]).
     pub environment: super::values::Environment,
     /// `tune.pool-low-fd-ratio`, `tune.pool-high-fd-ratio` (percent of `maxsock`; unset:
@@ -137,6 +148,8 @@ pub struct Global {
     /// `server-state-base`: the directory of relative server-state file names.
     pub server_state_base: Option<String>,
     pub logs: Vec<LogTarget>,
+    /// `log ring@NAME` lines of the global section.
+    pub ring_logs: Vec<super::logging::RingLog>,
     /// `nosplice`: forward through user-space buffers instead of splice(2).
     pub nosplice: bool,
     /// `no strict-limits`: a file-descriptor limit that cannot be set is a warning, not fatal.
@@ -905,6 +918,9 @@ impl TextMatch {
 /// The `option`s the runtime uses, each with the place it was set (for later warnings).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// `option external-check`: where it was set, while it is the proxy's check type (a
+    /// later check option replaces it). hapx runs no external check (see `config::check`).
+    pub external_check: Option<Place>,
     pub httplog: Option<Place>,
     pub tcplog: Option<Place>,
     pub dontlognull: bool,
@@ -1033,7 +1049,26 @@ pub struct Bind {
     /// `proto`: the protocol its connections speak, whatever they send (None: HTTP/1 or
     /// HTTP/2 as each connection begins, in `mode http`).
     pub proto: Option<MuxProto>,
+    /// `maxconn`: the connections this listener holds at once (None: only the frontend's
+    /// and the process's bounds); at the bound it stops accepting, as HAProxy's
+    /// `listener_full`, and new connections wait in the kernel's queue.
+    pub maxconn: Option<usize>,
+    /// `interface`: the network interface its sockets are bound to (SO_BINDTODEVICE), so
+    /// that only connections arriving through it are accepted.
+    pub interface: Option<String>,
     pub place: Place,
+}
+
+/// A proxy's `email-alert` settings, as far as HAProxy's checks of them need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmailAlert {
+    /// Some `email-alert` line was read (HAProxy's `email_alert.set`).
+    pub set: bool,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub mailers: Option<String>,
+    /// The first line, where hapx's warning points.
+    pub place: Option<Place>,
 }
 
 /// HAProxy's multiplexer protocols a `bind ... proto` names.
@@ -1488,6 +1523,10 @@ pub struct Proxy {
     pub id: usize,
     pub mode: Mode,
     pub binds: Vec<Bind>,
+    /// `external-check command CMD` (`path` is read and not kept: hapx runs no command).
+    pub external_check_command: Option<String>,
+    /// `email-alert ...`: what of it was set (hapx sends no mail, see `config::check`).
+    pub email_alert: EmailAlert,
     pub default_backend: Option<(String, Place)>,
     pub balance: Balance,
     /// `hash-type`: how the hashing algorithms map a hash to a server.
@@ -1577,6 +1616,8 @@ impl Proxy {
             id: 0,
             mode: Mode::Tcp,
             binds: Vec::new(),
+            external_check_command: None,
+            email_alert: EmailAlert::default(),
             default_backend: None,
             balance: Balance::RoundRobin,
             hash_type: HashType::default(),

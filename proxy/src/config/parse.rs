@@ -15,6 +15,7 @@ use super::diag::{Diag, Diags, Severity};
 use super::hint_words;
 use super::keywords::{self, Support};
 use super::lexer::{self, Place as LexPlace};
+use super::logging::{ParsedLog, RingLog};
 use super::model::*;
 use super::values;
 use crate::runtime::logformat::LogFormat;
@@ -82,6 +83,10 @@ enum Section {
     HttpErrors,
     /// `peers NAME`: its lines fill the section declared last ([`super::peers`]).
     Peers,
+    /// `ring NAME`: its lines fill the ring declared last ([`super::logging::Ring`]).
+    Ring,
+    /// `log-forward NAME`: its lines are read and not acted on.
+    LogForward,
     /// A section hapx does not implement: its lines are skipped (one warning at its header).
     Skipped,
 }
@@ -439,6 +444,13 @@ impl<'e> Parser<'e> {
                     None => Ok(()),
                 }
             }
+            Section::Ring => match self.config.rings.last_mut() {
+                Some(ring) => {
+                    super::logging::ring_line(ring, line.words, line.place, &mut self.diags)
+                }
+                None => Ok(()),
+            },
+            Section::LogForward => super::logging::log_forward_line(line.words),
             Section::Userlist => {
                 let list = self.config.userlists.last_mut();
                 super::userlist::line(list, line.words, line.place, &mut self.diags);
@@ -538,6 +550,30 @@ impl<'e> Parser<'e> {
                     }
                 }
             }
+            "ring" => {
+                if let Err(e) =
+                    super::logging::ring_start(&mut self.config.rings, line.words, line.place)
+                {
+                    self.section = Section::Skipped;
+                    return Err(e);
+                }
+                Section::Ring
+            }
+            "log-forward" => {
+                let sections = &mut self.config.log_forwards;
+                if let Err(e) = super::logging::log_forward_start(
+                    sections,
+                    line.words,
+                    line.place,
+                    &mut self.diags,
+                ) {
+                    // HAProxy stops reading the configuration there.
+                    self.section = Section::Skipped;
+                    self.aborted = true;
+                    return Err(e);
+                }
+                Section::LogForward
+            }
             "userlist" => {
                 // Even a refused header starts the section: its lines go to the last list.
                 self.section = Section::Userlist;
@@ -546,6 +582,9 @@ impl<'e> Parser<'e> {
                 return Ok(());
             }
             _ => {
+                if kw == "mailers" {
+                    self.config.mailers.push(name.clone());
+                }
                 self.diags.warn(
                     line.place,
                     format!(
@@ -731,6 +770,8 @@ impl<'e> Parser<'e> {
             | Section::Global
             | Section::Userlist
             | Section::Peers
+            | Section::Ring
+            | Section::LogForward
             | Section::HttpErrors
             | Section::Skipped => {}
         }
@@ -995,6 +1036,7 @@ const GLOBAL_MAX_ARGS: &[(&str, usize)] = &[
     ("gid", 1),
     ("group", 1),
     ("h1-case-adjust-file", 1),
+    ("external-check", 0),
     ("insecure-fork-wanted", 0),
     ("log-tag", 1),
     ("maxconn", 1),
@@ -1063,6 +1105,8 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "uid" => g.uid = Some(values::number(one(line, "an integer")?, kw)?),
         "gid" => g.gid = Some(values::number(one(line, "an integer")?, kw)?),
         "pidfile" => g.pidfile = Some(one(line, "a file name")?.into()),
+        "external-check" => g.external_check = true,
+        "insecure-fork-wanted" => g.insecure_fork_wanted = true,
         // Read with `atol`, 0 (or less) leaving the limit computed.
         "maxconn" => g.maxconn = usize::try_from(atol_arg(line)?).ok().filter(|&n| n > 0),
         "ulimit-n" => g.ulimit_n = u64::try_from(atol_arg(line)?).ok().filter(|&n| n > 0),
@@ -1120,11 +1164,14 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "log-send-hostname" => {
             g.log_send_hostname = Some(super::logging::send_hostname(line.words))
         }
-        "log" => {
-            if let Some(t) = log_target(line, true)? {
-                g.logs.push(t);
-            }
-        }
+        "log" => match log_target(line, true)? {
+            ParsedLog::Target(t) => g.logs.push(t),
+            ParsedLog::Ring(ring) => g.ring_logs.push(RingLog {
+                ring,
+                place: line.place.clone(),
+            }),
+            ParsedLog::Global => {}
+        },
         "stats" => global_stats(g, line, diags)?,
         "h1-case-adjust" => match (line.arg(1), line.arg(2)) {
             (Some(from), Some(to)) => case_adjust(g, from, to)?,
@@ -1361,8 +1408,8 @@ fn global_stats(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     Ok(())
 }
 
-/// `log global` (None: the caller copies the global targets), or a target.
-fn log_target(line: &Line<'_>, in_global: bool) -> Result<Option<LogTarget>, String> {
+/// `log global` (the caller copies the global targets), a target, or a ring.
+fn log_target(line: &Line<'_>, in_global: bool) -> Result<ParsedLog, String> {
     super::logging::log_target(line.words, in_global)
 }
 
@@ -1694,8 +1741,15 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         "http-error" => super::errors::http_error(p, line.words, diags, line.place)?,
         "stats" => stats(p, line, diags)?,
         "log" => match log_target(line, false)? {
-            Some(t) => p.logs.push(t),
-            None => p.logs.extend(g.logs.iter().cloned()),
+            ParsedLog::Target(t) => p.logs.push(t),
+            ParsedLog::Ring(ring) => p.log.rings.push(RingLog {
+                ring,
+                place: line.place.clone(),
+            }),
+            ParsedLog::Global => {
+                p.logs.extend(g.logs.iter().cloned());
+                p.log.rings.extend(g.ring_logs.iter().cloned());
+            }
         },
         "tcp-check" | "http-check" => {
             // Out of a backend, warned about and still read, as HAProxy's (whose
@@ -1718,6 +1772,8 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         }
         "http-request" if line.arg(1) == Some("use-service") => prometheus(p, line)?,
         "stick-table" => stick_table(p, line, diags)?,
+        "external-check" => external_check(p, line)?,
+        "email-alert" => email_alert(p, line)?,
         _ if super::rules::KEYWORDS.contains(&kw) => {
             super::rules::parse_line(p, line.words, line.place, diags)?;
             if parses_log_format(line.words) {
@@ -1748,6 +1804,10 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
                 ),
             );
         }
+        "max-keep-alive-queue" => diags.warn(
+            line.place,
+            "'max-keep-alive-queue' is not implemented by hapx and is ignored: a request that stays with its connection's server waits in that server's queue whatever its length (HAProxy's default, -1).",
+        ),
         "monitor-net" => {
             return Err(format!(
                 "'monitor-net' doesn't exist anymore. Please use 'http-request return status 200 if {{ src {} }}' instead.",
@@ -1934,6 +1994,8 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
     let mut accept_proxy = false;
     let mut defer_accept = false;
     let mut proto = None;
+    let mut maxconn = None;
+    let mut interface = None;
     // HAProxy's prefix to a bind keyword's error.
     let at = format!("'bind {spec}' in section '{}' : ", p.kind.keyword());
     let mut i = 2;
@@ -1957,6 +2019,10 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
                 backlog = bind_backlog(value.unwrap_or_default()).map_err(|e| format!("{at}{e}"))?
             }
             "id" => bind_id(value.unwrap_or_default()).map_err(|e| format!("{at}{e}"))?,
+            "maxconn" => {
+                maxconn = bind_maxconn(value.unwrap_or_default()).map_err(|e| format!("{at}{e}"))?
+            }
+            "interface" => interface = value.map(str::to_string),
             "accept-proxy" => accept_proxy = true,
             "defer-accept" => defer_accept = true,
             "proto" => {
@@ -1968,9 +2034,9 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
             }
             // Every hapx listener may bind an address that is not local yet (IP_FREEBIND).
             "transparent" => {}
-            // Options that restrict who gets in: refused, as ignoring them would let in what
-            // the listener is meant to keep out (another interface's or namespace's clients).
-            "interface" | "namespace" => {
+            // Refused, as ignoring it would let in what the listener is meant to keep out
+            // (another namespace's clients).
+            "namespace" => {
                 return Err(format!(
                     "{at}'{opt}' is not implemented by hapx (ignoring it would let in connections it is meant to refuse)."
                 ));
@@ -2008,6 +2074,8 @@ fn bind(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outcom
             defer_accept,
             tls: tls.clone(),
             proto,
+            maxconn,
+            interface: interface.clone(),
             place: line.place.clone(),
         }));
     }
@@ -2051,6 +2119,15 @@ fn bind_backlog(v: &str) -> Result<Option<u32>, String> {
         n if n < 0 => Err(format!("'backlog' : invalid value {n}, must be > 0")),
         0 => Ok(None),
         n => Ok(Some(u32::try_from(n).unwrap_or(u32::MAX))),
+    }
+}
+
+/// `bind ... maxconn N`: read with atol as HAProxy does; 0 (or no number) leaves the
+/// listener bounded by its frontend's `maxconn` alone.
+fn bind_maxconn(v: &str) -> Result<Option<usize>, String> {
+    match atoi(v) {
+        n if n < 0 => Err(format!("'maxconn' : invalid value {n}, must be >= 0")),
+        n => Ok(usize::try_from(n).ok().filter(|&n| n > 0)),
     }
 }
 
@@ -3152,6 +3229,7 @@ fn init_addr(v: &str) -> Result<Vec<InitAddr>, String> {
 const FLAG_OPTIONS: &[&str] = &[
     "abortonclose",
     "allbackups",
+    "checkcache",
     "clitcpka",
     "dontlog-normal",
     "dontlognull",
@@ -3159,6 +3237,7 @@ const FLAG_OPTIONS: &[&str] = &[
     "h1-case-adjust-bogus-server",
     "http-ignore-probes",
     "http-keep-alive",
+    "http-no-delay",
     "http-server-close",
     "httpclose",
     "log-health-checks",
@@ -3203,9 +3282,11 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
     }
     // Only flags and `redispatch` take `no`; HAProxy refuses it on every other option it
     // knows, unknown ones included (worded without its usual space before the colon).
+    // (`external-check` is a check type, which HAProxy never negates.)
     let negatable = FLAG_OPTIONS.contains(&name)
         || name == "redispatch"
-        || keywords::lookup(keywords::OPTIONS, name) == Some(Support::No);
+        || keywords::lookup(keywords::OPTIONS, name) == Some(Support::No)
+            && name != "external-check";
     if negate && !negatable {
         diags.global_alert(format!(
             "parsing [{}]: negation/default is not supported for option '{name}'.",
@@ -3324,6 +3405,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             o.tcp_check = !negate;
             o.ssl_hello_chk &= negate;
             if !negate {
+                o.external_check = None;
                 o.protocol_check = None;
                 drop_http_check_rules(o);
                 o.tcp_check_without_option = false;
@@ -3391,6 +3473,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             o.http_check_without_httpchk = false;
             o.ssl_hello_chk = false;
             o.protocol_check = None;
+            o.external_check = None;
             // Another check type: HAProxy forgets the unused `tcp-check` rules.
             o.tcp_check_without_option &= negate;
             o.httpchk = (!negate).then_some(chk);
@@ -3398,6 +3481,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         "ssl-hello-chk" => {
             o.ssl_hello_chk = !negate;
             if !negate {
+                o.external_check = None;
                 o.protocol_check = None;
                 drop_http_check_rules(o);
                 o.tcp_check = false;
@@ -3411,6 +3495,7 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
             o.tcp_check = false;
             o.tcp_check_without_option = false;
             o.ssl_hello_chk = false;
+            o.external_check = None;
             let args: Vec<&str> = (1..).map_while(arg).collect();
             o.protocol_check = match super::check::protocol::ProtocolCheck::parse(name, &args) {
                 Some(check) => Some(check?),
@@ -3420,6 +3505,25 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
                     None
                 }
             };
+        }
+        // hapx always behaves so: accepted sockets and server sockets have TCP_NODELAY,
+        // and HTTP data is written as soon as it is read, never held with MSG_MORE for
+        // more to come (only the last data before a FIN, which follows at once).
+        "http-no-delay" => {}
+        "checkcache" if !negate => diags.warn(
+            line.place,
+            "'option checkcache' is not implemented by hapx and is ignored: a cacheable response carrying a cookie is forwarded, not refused with a 502.",
+        ),
+        "checkcache" => {}
+        // The proxy's check type, as HAProxy's: judged once the configuration is read
+        // (`config::check::external_check`).
+        "external-check" if !negate => {
+            drop_http_check_rules(o);
+            o.tcp_check = false;
+            o.tcp_check_without_option = false;
+            o.ssl_hello_chk = false;
+            o.protocol_check = None;
+            o.external_check = Some(line.place.clone());
         }
         _ => match keywords::lookup(keywords::OPTIONS, name) {
             Some(s) => not_implemented(s, &format!("'option {name}'"), line.place, diags),
@@ -3431,6 +3535,54 @@ fn option(p: &mut Proxy, line: &Line<'_>, diags: &mut Diags) -> Outcome {
                 return Err(m);
             }
         },
+    }
+    Ok(())
+}
+
+/// `email-alert from|to|mailers|myhostname|level VALUE`, as HAProxy 2.6 reads them (its
+/// missing-value check looks at the subcommand, so an empty value passes; its level
+/// message names the words the other way round).
+fn email_alert(p: &mut Proxy, line: &Line<'_>) -> Outcome {
+    let what = line.arg(1).ok_or("missing argument after 'email-alert'.")?;
+    let value = line.arg(2).unwrap_or_default();
+    let alert = &mut p.email_alert;
+    match what {
+        "from" => alert.from = Some(value.into()),
+        "to" => alert.to = Some(value.into()),
+        "mailers" => alert.mailers = Some(value.into()),
+        "myhostname" => {}
+        "level" => {
+            if super::logging::level(value).is_none() {
+                return Err(format!("unknown log level '{what}' after '{value}'"));
+            }
+        }
+        _ => return Err(format!("email-alert: unknown argument '{what}'.")),
+    }
+    alert.set = true;
+    alert.place.get_or_insert_with(|| line.place.clone());
+    Ok(())
+}
+
+/// `external-check command CMD` or `external-check path PATH`, as HAProxy reads them.
+fn external_check(p: &mut Proxy, line: &Line<'_>) -> Outcome {
+    let what = line
+        .arg(1)
+        .ok_or("missing argument after 'external-check'.")?;
+    if what != "command" && what != "path" {
+        return Err(format!(
+            "'external-check' only supports 'command' and 'path'. but got '{what}'."
+        ));
+    }
+    let value = line
+        .arg(2)
+        .ok_or_else(|| format!("missing argument after '{what}'."))?;
+    if let Some(extra) = line.arg(3) {
+        return Err(format!(
+            "'external-check' cannot handle unexpected argument '{extra}'."
+        ));
+    }
+    if what == "command" {
+        p.external_check_command = Some(value.into());
     }
     Ok(())
 }

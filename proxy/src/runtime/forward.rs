@@ -688,6 +688,7 @@ where
         phase.writing(way, false);
         flushed?;
         count.fetch_add(n as u64, Relaxed);
+        super::meter::count_sent(n as u64);
         activity.touch();
     }
 }
@@ -892,6 +893,7 @@ async fn splice_one_way(
                 activity.touch();
                 // Counted as read (see `copy_one_way`).
                 moved.moved().of(way).fetch_add(n as u64, Relaxed);
+                super::meter::count_sent(n as u64);
                 pending += n;
                 while pending > 0 {
                     match dst.try_io(Interest::WRITABLE, || splice(pipe_r, dfd, pending)) {
@@ -957,6 +959,7 @@ async fn copy_one_way(
                 // Counted as read, as HAProxy counts what its buffer took (`req->total`,
                 // `res->total`): also what the destination then fails to take.
                 count.fetch_add(n as u64, Relaxed);
+                super::meter::count_sent(n as u64);
                 // A short read after the FIN was seen drained everything the peer sent: this
                 // is the last data. Sent with MSG_MORE, it waits in the socket for the FIN
                 // that `finish` (or the close) adds right after, and both leave in one packet

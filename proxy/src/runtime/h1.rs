@@ -118,6 +118,7 @@ impl Link {
 
     pub fn wrote(&self, n: usize) {
         self.counters.bytes_out.fetch_add(n as u64, Relaxed);
+        super::meter::count_sent(n as u64);
     }
 
     /// Bytes a tunnel moved past the connection's buffers: `read` from it, `written` to it,

@@ -97,11 +97,39 @@ pub fn open(bind: &Bind, backlog: i32, tuning: AcceptTuning) -> io::Result<std::
         socket.set_only_v6(bind.v6only)?;
     }
     set_freebind(&socket, addr);
+    // A failure was warned about once for the bind (`warn_device`): as HAProxy, the
+    // listener then serves every interface.
+    if let Some(interface) = &bind.interface {
+        let _ = socket.bind_device(Some(interface.as_bytes()));
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     tuning.apply(&socket)?;
     Ok(socket.into())
+}
+
+/// `bind ... interface NAME`: HAProxy's warning when its sockets cannot be bound to that
+/// device (no such interface, no privilege), printed once per bind. The same setsockopt(2)
+/// is tried on a throwaway socket, so the error is the one `open` meets.
+pub fn warn_device(bind: &Bind, owner: &Proxy) {
+    let Some(interface) = &bind.interface else {
+        return;
+    };
+    let probe = Socket::new(Domain::for_address(bind.addr), Type::STREAM, None)
+        .and_then(|socket| socket.bind_device(Some(interface.as_bytes())));
+    if let Err(e) = probe {
+        eprintln!(
+            "[WARNING]  ({}) : Binding [{}] for {} {}: cannot bind receiver to device '{interface}' ({}) for [{}:{}]",
+            std::process::id(),
+            bind.place,
+            owner.kind.type_str(),
+            owner.name,
+            super::errno_text(&e),
+            bind.addr.ip(),
+            bind.addr.port(),
+        );
+    }
 }
 
 /// Readies a socket received from an old process to serve here: non-blocking, this

@@ -67,6 +67,15 @@ fn since(start: u32, ms: u32) -> u32 {
 }
 
 impl Rate {
+    /// A rate with no event counted (for statics).
+    pub const fn new() -> Rate {
+        Rate {
+            current: AtomicU64::new(0),
+            previous: AtomicU32::new(0),
+            max: AtomicU32::new(0),
+        }
+    }
+
     /// Counts one event.
     pub fn tick(&self) {
         self.tick_at(now_ms());
@@ -74,13 +83,26 @@ impl Rate {
 
     /// Counts one event at `ms` (from [`now_ms`], read once for several counters).
     pub fn tick_at(&self, ms: u64) {
+        self.add_at(ms, 1);
+    }
+
+    /// Counts `n` events at once.
+    pub fn add(&self, n: u32) {
+        if n > 0 {
+            self.add_at(now_ms(), n);
+        }
+    }
+
+    /// Counts `n` events at `ms`. A period's count stays below 2^32 (the low half of
+    /// `current`): HAProxy's `freq_ctr` is 32 bits too.
+    fn add_at(&self, ms: u64, n: u32) {
         let ms = ms as u32;
         let mut cur = self.current.load(Relaxed);
         loop {
             let (start, count) = ((cur >> 32) as u32, cur as u32);
             if since(start, ms) < PERIOD_MS {
                 // Within the current period (nearly always): one add.
-                let count = self.current.fetch_add(1, Relaxed) as u32 + 1;
+                let count = (self.current.fetch_add(u64::from(n), Relaxed) as u32).wrapping_add(n);
                 raise_max!(self.max, count);
                 return;
             }
@@ -92,11 +114,11 @@ impl Rate {
             } else {
                 (ms, 0)
             };
-            let next = (u64::from(next_start) << 32) | 1;
+            let next = (u64::from(next_start) << 32) | u64::from(n);
             match (self.current).compare_exchange_weak(cur, next, Relaxed, Relaxed) {
                 Ok(_) => {
                     self.previous.store(previous, Relaxed);
-                    raise_max!(self.max, 1);
+                    raise_max!(self.max, n);
                     return;
                 }
                 Err(seen) => cur = seen,
@@ -226,6 +248,52 @@ impl Mean {
     }
 }
 
+/// The process's output, in 32-byte units (HAProxy's `global.out_32bps`): every byte sent
+/// to a client or a server. The senders count each write batch once ([`count_sent`]).
+static SENT_32B: Rate = Rate::new();
+
+/// Counts `bytes` sent by one write batch, rounded to 32-byte units as HAProxy's
+/// `update_freq_ctr(&global.out_32bps, (bytes + 16) / 32)`.
+pub fn count_sent(bytes: u64) {
+    SENT_32B.add(u32::try_from(bytes.saturating_add(16) / 32).unwrap_or(u32::MAX));
+}
+
+/// Bytes the process sent over the last second, at HAProxy's 32-byte granularity (`show
+/// info`'s `BytesOutRate`; the stats page shows it as a bit rate).
+pub fn sent_per_second() -> u64 {
+    u64::from(SENT_32B.per_second()) * 32
+}
+
+/// The tokio runtimes serving connections, one per thread, as registered at their start:
+/// what the stats count tasks on.
+static RUNTIMES: std::sync::Mutex<Vec<tokio::runtime::Handle>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers a thread's runtime for [`tasks`].
+pub fn register_runtime(handle: tokio::runtime::Handle) {
+    RUNTIMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(handle);
+}
+
+/// HAProxy's `Run_queue` and `Tasks` as near as tokio tells them: the tasks scheduled to
+/// run and not yet taken from the runtimes' shared queues, and every task alive (spawned
+/// and not finished: one per connection, the accept loops, checks, timers' tasks...).
+/// HAProxy counts its tasks and tasklets the same way: one or more per stream and connection,
+/// plus its periodic ones.
+pub fn tasks() -> (usize, usize) {
+    let runtimes = RUNTIMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    runtimes.iter().fold((0, 0), |(queued, alive), rt| {
+        let metrics = rt.metrics();
+        (
+            queued + metrics.global_queue_depth(),
+            alive + metrics.num_alive_tasks(),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +367,16 @@ mod tests {
         let direct = Mean::default();
         direct.add_counted(1024);
         assert_eq!(direct.mean(), 2);
+    }
+
+    #[test]
+    fn a_batch_counts_its_events_at_once() {
+        let rate = Rate::new();
+        rate.add_at(10_000, 3);
+        rate.add_at(10_500, 4);
+        assert_eq!((rate.per_second_at(10_600), rate.max()), (7, 7));
+        // The next period: the previous one's count weighs by what is left of it.
+        rate.add_at(11_000, 2);
+        assert_eq!(rate.per_second_at(11_500), 2 + 7 / 2);
     }
 }

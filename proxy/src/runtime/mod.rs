@@ -157,6 +157,7 @@ pub fn bind_listeners(
             continue;
         }
         for bind in &fe.conf.binds {
+            listener::warn_device(bind, &fe.conf);
             let tuning = listener::AcceptTuning::new(&fe.conf, bind);
             let backlog = listener::backlog(bind, &fe.conf, state.max_conns);
             // Every socket an old process had for this address is kept (dropping one would
@@ -299,6 +300,7 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
         threads,
     };
     let rt = single_runtime()?;
+    meter::register_runtime(rt.handle().clone());
     // Before any socket accepts: a signal sent once the proxy answers must not meet the
     // default action (SIGTTOU's stops the process).
     let signals = {
@@ -323,6 +325,7 @@ pub fn run(prepared: Prepared) -> anyhow::Result<()> {
             .name(format!("hapx-worker-{t}"))
             .spawn(move || {
                 let Ok(rt) = single_runtime() else { return };
+                meter::register_runtime(rt.handle().clone());
                 rt.block_on(async move {
                     for (frontend, socket) in copies {
                         if let Ok(socket) = tokio::net::TcpListener::from_std(socket) {
@@ -945,6 +948,8 @@ async fn accept_loop(
         frontend: fe.paused.subscribe(),
     };
     let mut listening = Listening::new(&fe);
+    // `bind ... maxconn`: this listener's own bound, shared with its sockets on other threads.
+    let listener_slots = fe.listener_slots(bound);
     // `rate-limit sessions`: the frontend's own limit (0: none), on the connections it
     // accepted in the last second, all of which are sessions unless a connection rule
     // rejected them.
@@ -969,12 +974,12 @@ async fn accept_loop(
         // A pause while waiting for a connection or a slot (at `maxconn`) takes effect at
         // once; slots taken meanwhile go with this turn.
         let accepted = tokio::select! {
-            a = accept_with_slots(&socket, &global_slots, &fe_slots) => a,
+            a = accept_with_slots(&socket, listener_slots.as_ref(), &global_slots, &fe_slots) => a,
             running = pauses.changed(&mut stop) => if running { continue } else { return },
         };
         let Some(accepted) = accepted else { return };
-        let (client, peer, g, f) = match accepted
-            .and_then(|(c, peer, g, f)| Ok((tokio::net::TcpStream::from_std(c)?, peer, g, f)))
+        let (client, peer, slots) = match accepted
+            .and_then(|(c, peer, slots)| Ok((tokio::net::TcpStream::from_std(c)?, peer, slots)))
         {
             Ok(x) => x,
             Err(e) => {
@@ -1003,7 +1008,7 @@ async fn accept_loop(
             // connections wait here until they fit.
             accept_rate_wait(&state.conn_rate, limit).await;
         }
-        let open = OpenConn::new(state.clone(), (g, f));
+        let open = OpenConn::new(state.clone(), slots);
         // A connection's stick counters exist only when the process has stick tables; only
         // then is its task wrapped in their scope (a plaintext task without tables is the
         // connection's future alone).
@@ -1256,13 +1261,8 @@ fn watch_listener(socket: std::net::TcpListener) -> Option<AsyncFd<std::net::Tcp
     unsafe { AsyncFd::register_with_interest(socket, tokio::io::Interest::READABLE) }.ok()
 }
 
-/// A connection accepted with its global and frontend slots.
-type Accepted = (
-    std::net::TcpStream,
-    SocketAddr,
-    OwnedSemaphorePermit,
-    OwnedSemaphorePermit,
-);
+/// A connection accepted with its slots.
+type Accepted = (std::net::TcpStream, SocketAddr, ConnSlots);
 
 /// Accepts a connection queued on `socket` once it has a slot in its frontend and in the
 /// process; None if the slots are gone (never while the process runs). It waits for a
@@ -1273,9 +1273,11 @@ type Accepted = (
 /// does (a reload's new process takes it from there). Readiness can be stale (another turn
 /// emptied the queue): at `maxconn` the queue is looked at first, so that only a loop with
 /// a connection waits for a slot, the frontend's first (a frontend at its own `maxconn`
-/// takes none of the process's).
+/// takes none of the process's). A listener with its own `maxconn` takes its own slot
+/// before those: full, it stops accepting, as HAProxy's `listener_full`.
 async fn accept_with_slots(
     socket: &AsyncFd<std::net::TcpListener>,
+    listener_slots: Option<&Arc<Semaphore>>,
     global_slots: &Arc<Semaphore>,
     fe_slots: &Arc<Semaphore>,
 ) -> Option<io::Result<Accepted>> {
@@ -1284,7 +1286,7 @@ async fn accept_with_slots(
             Ok(ready) => ready,
             Err(e) => return Some(Err(e)),
         };
-        let slots = match free_slots(global_slots, fe_slots) {
+        let slots = match free_slots(listener_slots, global_slots, fe_slots) {
             Some(slots) => slots,
             None if !listener::has_queued(socket.get_ref()) => {
                 ready.clear_ready();
@@ -1293,13 +1295,21 @@ async fn accept_with_slots(
             // Waited for in one order by every loop, none held out of it: two loops each
             // holding the slot the other waits for would wait for good.
             None => {
+                let listener = match listener_slots {
+                    Some(slots) => Some(slots.clone().acquire_owned().await.ok()?),
+                    None => None,
+                };
                 let f = fe_slots.clone().acquire_owned().await.ok()?;
                 let g = global_slots.clone().acquire_owned().await.ok()?;
-                (g, f)
+                ConnSlots {
+                    _global: g,
+                    _frontend: f,
+                    _listener: listener,
+                }
             }
         };
         match ready.try_io(|l| listener::accept(l.get_ref())) {
-            Ok(Ok((conn, peer))) => return Some(Ok((conn, peer, slots.0, slots.1))),
+            Ok(Ok((conn, peer))) => return Some(Ok((conn, peer, slots))),
             Ok(Err(e)) => return Some(Err(e)),
             // The queue emptied (a client gave up): the slots go back.
             Err(_would_block) => continue,
@@ -1307,14 +1317,34 @@ async fn accept_with_slots(
     }
 }
 
-/// A global and a frontend slot if both are free at once; else none taken.
+/// A global, a frontend and (with its own `maxconn`) a listener slot if all are free at
+/// once; else none taken.
 fn free_slots(
+    listener_slots: Option<&Arc<Semaphore>>,
     global_slots: &Arc<Semaphore>,
     fe_slots: &Arc<Semaphore>,
-) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
-    let f = fe_slots.clone().try_acquire_owned().ok()?;
-    let g = global_slots.clone().try_acquire_owned().ok()?;
-    Some((g, f))
+) -> Option<ConnSlots> {
+    let listener = match listener_slots {
+        Some(slots) => Some(slots.clone().try_acquire_owned().ok()?),
+        None => None,
+    };
+    let frontend = fe_slots.clone().try_acquire_owned().ok()?;
+    let global = global_slots.clone().try_acquire_owned().ok()?;
+    Some(ConnSlots {
+        _global: global,
+        _frontend: frontend,
+        _listener: listener,
+    })
+}
+
+/// The slots one connection holds while it is open: the process's, its frontend's, and its
+/// listener's when the bind line sets a `maxconn`.
+#[derive(Debug)]
+struct ConnSlots {
+    // Held, never read: dropping them gives the slots back.
+    _global: OwnedSemaphorePermit,
+    _frontend: OwnedSemaphorePermit,
+    _listener: Option<OwnedSemaphorePermit>,
 }
 
 /// One accepted connection in `cur_conns`, holding its global and frontend slots: dropping
@@ -1322,11 +1352,11 @@ fn free_slots(
 /// connection can neither leak a slot nor keep a soft stop waiting forever.
 struct OpenConn {
     state: Arc<State>,
-    _slots: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    _slots: ConnSlots,
 }
 
 impl OpenConn {
-    fn new(state: Arc<State>, slots: (OwnedSemaphorePermit, OwnedSemaphorePermit)) -> Self {
+    fn new(state: Arc<State>, slots: ConnSlots) -> Self {
         state.cur_conns.fetch_add(1, Relaxed);
         pool::count_client(true);
         OpenConn {
@@ -1361,10 +1391,11 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let slots = (
-                global.clone().acquire_owned().await.unwrap(),
-                frontend.clone().acquire_owned().await.unwrap(),
-            );
+            let slots = ConnSlots {
+                _global: global.clone().acquire_owned().await.unwrap(),
+                _frontend: frontend.clone().acquire_owned().await.unwrap(),
+                _listener: None,
+            };
             let open = OpenConn::new(state.clone(), slots);
             assert_eq!(state.cur_conns.load(Relaxed), 1);
             let task = tokio::spawn(async move {

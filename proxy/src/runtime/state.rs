@@ -1436,6 +1436,9 @@ pub struct Frontend {
     pub h1: Arc<super::h1::Counters>,
     /// Its `maxconn`: the connections it holds at once (`set maxconn frontend` changes it).
     pub slots: Slots,
+    /// Per bind (as `conf.binds`): the permits of its `maxconn`, None without one. Shared by
+    /// the listener's sockets on every thread, since HAProxy counts per listener.
+    pub bind_slots: Vec<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 /// A bound on connections held at once that the runtime API may change (`set maxconn
@@ -1517,6 +1520,25 @@ impl RateLimits {
 }
 
 impl Frontend {
+    /// The permits of each bind's `maxconn` (see [`Frontend::bind_slots`]).
+    fn bind_slots(conf: &Proxy) -> Vec<Option<Arc<tokio::sync::Semaphore>>> {
+        (conf.binds.iter())
+            .map(|b| {
+                let limit = b.maxconn?.min(tokio::sync::Semaphore::MAX_PERMITS);
+                Some(Arc::new(tokio::sync::Semaphore::new(limit)))
+            })
+            .collect()
+    }
+
+    /// The permits of the `maxconn` of the bind listening at `addr`, if it has one.
+    pub fn listener_slots(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> Option<Arc<tokio::sync::Semaphore>> {
+        let at = self.conf.binds.iter().position(|b| b.addr == addr)?;
+        self.bind_slots.get(at)?.clone()
+    }
+
     /// Paused by `disable frontend` (or a soft stop): its listeners do not accept.
     pub fn is_paused(&self) -> bool {
         *self.paused.borrow()
@@ -1681,6 +1703,7 @@ impl State {
                 h2: Arc::default(),
                 h1: Arc::default(),
                 slots: Slots::new(p.maxconn.unwrap_or(budget.maxconn)),
+                bind_slots: Frontend::bind_slots(p),
             }));
         }
         super::track::link(&backends);

@@ -971,6 +971,7 @@ fn info_lines(state: &State) -> Vec<(&'static str, String)> {
         spliced_bytes_out,
     } = process_info(state);
     let (active_peers, connected_peers) = super::peers::session_counts();
+    let (run_queue, tasks) = super::meter::tasks();
     let tls = super::tls::counts();
     let node = state.config.global.node.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
@@ -1044,8 +1045,8 @@ fn info_lines(state: &State) -> Vec<(&'static str, String)> {
         ("CompressBpsIn", "0".into()),
         ("CompressBpsOut", "0".into()),
         ("CompressBpsRateLim", "0".into()),
-        ("Tasks", "0".into()),
-        ("Run_queue", "0".into()),
+        ("Tasks", tasks.to_string()),
+        ("Run_queue", run_queue.to_string()),
         ("Idle_pct", idle_pct(state, threads).to_string()),
         ("node", node),
     ];
@@ -1071,7 +1072,7 @@ fn info_lines(state: &State) -> Vec<(&'static str, String)> {
         ),
         ("TotalBytesOut", state.bytes_out.load(Relaxed).to_string()),
         ("TotalSplicdedBytesOut", spliced_bytes_out.to_string()),
-        ("BytesOutRate", "0".into()),
+        ("BytesOutRate", super::meter::sent_per_second().to_string()),
         ("DebugCommandsIssued", "0".into()),
         ("CumRecvLogs", "0".into()),
         ("Build info", env!("CARGO_PKG_VERSION").into()),

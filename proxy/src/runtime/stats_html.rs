@@ -106,8 +106,8 @@ pub fn html(state: &State, view: &PageView<'_>) -> String {
 }
 
 /// The page's title, the "General process information" block, its legend and links. The
-/// figures are `show info`'s: hapx measures neither HAProxy's output bit rate nor its tasks
-/// (`show info` has 0 for `BytesOutRate`, `Tasks`, `Run_queue`).
+/// figures are `show info`'s: the output bit rate (`BytesOutRate` in bits, HAProxy's unit
+/// chosen by size) and `Run_queue`/`Tasks` as `meter::tasks` counts them.
 fn general_information(o: &mut String, state: &State, view: &PageView<'_>, node: Option<&str>) {
     let version = if view.hide_version {
         String::new()
@@ -119,6 +119,7 @@ fn general_information(o: &mut String, state: &State, view: &PageView<'_>, node:
         d => d.to_string(),
     });
     let info = process_info(state);
+    let (run_queue, tasks) = super::meter::tasks();
     let up = state.started.elapsed().as_secs();
     let _ = write!(
         o,
@@ -131,8 +132,8 @@ fn general_information(o: &mut String, state: &State, view: &PageView<'_>, node:
          <b>uptime = </b> {uptime}<br>\n\
          <b>system limits:</b> memmax = unlimited; ulimit-n = {ulimit}<br>\n\
          <b>maxsock = </b> {maxsock}; <b>maxconn = </b> {maxconn}; <b>maxpipes = </b> {maxpipes}<br>\n\
-         current conns = {conns}; current pipes = {pipes_used}/{pipes}; conn rate = {rate}/sec; bit rate = 0.000 kbps<br>\n\
-         Running tasks: 0/0; idle = {idle} %<br>\n\
+         current conns = {conns}; current pipes = {pipes_used}/{pipes}; conn rate = {rate}/sec; bit rate = {bit_rate}bps<br>\n\
+         Running tasks: {run_queue}/{tasks}; idle = {idle} %<br>\n\
          </td><td align=\"center\" nowrap>\n{LEGEND}",
         pid = state.pid,
         on = if node.is_some() { " on " } else { "" },
@@ -149,9 +150,21 @@ fn general_information(o: &mut String, state: &State, view: &PageView<'_>, node:
         pipes_used = info.pipes_used,
         pipes = info.pipes_used + info.pipes_free as u64,
         rate = state.conn_rate.per_second(),
+        bit_rate = bit_rate(super::meter::sent_per_second() * 8),
         idle = super::stats::idle_pct(state, info.threads),
     );
     display_options(o, view);
+}
+
+/// Bits per second as HAProxy's page prints them: three decimals of kbps, Mbps from a
+/// million, Gbps from a billion, with the unit's letter.
+fn bit_rate(bps: u64) -> String {
+    let (unit, letter) = match bps {
+        1_000_000_000.. => (1e9, 'G'),
+        1_000_000.. => (1e6, 'M'),
+        _ => (1e3, 'k'),
+    };
+    format!("{:.3} {letter}", bps as f64 / unit)
 }
 
 /// The node `stats show-node` names: its own name, else the global `node`, else the host's
