@@ -6,6 +6,8 @@
 # ($HAPROXY) always runs too. ROUNDS (3), SECS (5), NSRV (servers in the backend, 1; all point
 # at the same load server) and ORDER=reverse (the proxies' order within a round) tune a run.
 #   http       HTTP keep-alive (wrk -t2 -c64): requests/s, user and system µs CPU per request
+#   http-close the same, each request on a connection of its own (`Connection: close`): the
+#              cost of an HTTP connection's accept, first read and close with its request
 #   tcp-http   the same through a `mode tcp` frontend whose backend is `mode http` (the
 #              stream is upgraded to HTTP at the backend switch)
 #   h2-server  HTTP keep-alive clients as `http`, the server nghttpd in h2c (`proto h2`)
@@ -15,7 +17,7 @@
 # Keep the figures of a quiet host: they are CPU time per unit, so load elsewhere shows as noise
 # rather than as a slower proxy, but two cores shared with builds still move them by ~5%.
 source "$(dirname "$0")/proxy-common.sh" proxy-ab wrk
-MODE=${1:?usage: bench/proxy-ab.sh http|tcp-http|h2-server|conn|leastconn [BINARY...]}
+MODE=${1:?usage: bench/proxy-ab.sh http|http-close|tcp-http|h2-server|conn|leastconn [BINARY...]}
 shift
 ROUNDS=${ROUNDS:-3} SECS=${SECS:-5} NSRV=${NSRV:-1}
 start_web_server
@@ -29,7 +31,7 @@ BINARIES=("${@:-$HAPX}" "$HAPROXY")
 
 config() { # PORT: the configuration every proxy runs in this mode
   local mode=tcp balance=roundrobin proto='' i
-  [ "$MODE" = http ] || [ "$MODE" = h2-server ] && mode=http
+  case "$MODE" in http | http-close | h2-server) mode=http ;; esac
   [ "$MODE" = h2-server ] && proto=' proto h2'
   [ "$MODE" = leastconn ] && balance=leastconn
   printf 'global\n  maxconn 7000\ndefaults\n  mode %s\n  timeout client 30s\n' "$mode"
@@ -51,7 +53,9 @@ measure() { # I: one round through proxy I, one line of figures
   local pid=${PID[$1]} port=${PORT[$1]} u0 s0 u1 s1 out
   read -r u0 s0 < <(cpu_ticks "$pid")
   if [ "$MODE" != conn ] && [ "$MODE" != leastconn ]; then
-    out=$(wrk -t2 -c64 -d"${SECS}s" "http://127.0.0.1:$port/" |
+    local close=()
+    [ "$MODE" = http-close ] && close=(-H 'Connection: close')
+    out=$(wrk -t2 -c64 -d"${SECS}s" "${close[@]}" "http://127.0.0.1:$port/" |
       awk '/requests in/ {n = $1} /Requests\/sec/ {r = $2} END {print n, r}')
   else
     out=$("$LOAD" connrate "127.0.0.1:$port" 64 "$SECS" | awk '{print $2 * '"$SECS"', $2}')
