@@ -374,7 +374,7 @@ pub const PROXY: &[(&str, Support)] = &[
     ("force-persist", Yes),
     ("ignore-persist", Yes),
     ("max-keep-alive-queue", No),
-    ("declare", No),
+    ("declare", Yes),
     ("http-send-name-header", No),
     ("maxqueue", No),
 ];

@@ -561,7 +561,8 @@ pub enum HttpAction {
     Return(Reply),
     SetHeader(String, LogFormat),
     AddHeader(String, LogFormat),
-    DelHeader(String),
+    /// `del-header NAME [-m str|beg|end|sub|reg]`: removes every header whose name matches.
+    DelHeader(String, NameMatch),
     /// `set-method|set-path|set-query|set-uri FMT`.
     Set(Part, LogFormat),
     /// `http-response set-status CODE [reason TEXT]`.
@@ -578,6 +579,101 @@ pub enum HttpAction {
     /// `add-acl(FILE) KEY`, `del-acl(FILE) KEY`, `set-map(FILE) KEY VALUE`,
     /// `del-map(FILE) KEY`.
     Pattern(Box<PatternEdit>),
+    /// `set-log-level LEVEL|silent`: the request's log line goes at that level, or not at
+    /// all.
+    SetLogLevel(LogLevel),
+    /// `http-request reject`: the connection closes at once, unanswered (counted as denied).
+    Reject,
+    /// `silent-drop`: the connection closes unanswered, as quietly as the system allows.
+    SilentDrop,
+    /// `set-nice N` (clamped to -1024..=1024 as HAProxy): the request's scheduling
+    /// priority, which hapx's scheduler (tokio's, first come first served) has no use for.
+    SetNice(i32),
+    /// `set-tos N`: the client connection's IP TOS (IPv4) or traffic class (IPv6).
+    SetTos(u32),
+    /// `set-mark N`: the client connection's `SO_MARK`.
+    SetMark(u32),
+    /// `http-request capture EXPR len N|id N`, `http-response capture EXPR id N`.
+    Capture(Box<CaptureRule>),
+    /// `http-request set-src EXPR`: the client address the rest of the request sees (its
+    /// port kept), when the expression gives one.
+    SetSrc(Box<super::acl::Fetch>),
+    /// `http-request early-hint NAME FMT`: a `103 Early Hints` response with this header,
+    /// sent to an HTTP/1.1 client before the final response.
+    EarlyHint(String, LogFormat),
+}
+
+/// A rule capturing a sample into one of the frontend's capture slots, shown in the log
+/// line as `capture request|response header` values are (`%hr`, `%hs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureRule {
+    pub expr: super::acl::Fetch,
+    /// The slot: an index into the frontend's request (or response) captures, as
+    /// HAProxy's `int` (a negative one, which HAProxy's check lets through, captures
+    /// nothing here).
+    pub slot: i64,
+    /// A response's (`http-response capture`).
+    pub response: bool,
+}
+
+/// What `set-log-level` makes of a request's log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// `silent`: no line.
+    Silent,
+    /// A syslog severity, 0 (`emerg`) to 7 (`debug`).
+    Severity(u8),
+}
+
+/// The syslog severities by name, as HAProxy reads them.
+const SEVERITIES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+impl LogLevel {
+    /// `silent` or a severity's name.
+    fn parse(word: &str) -> Option<LogLevel> {
+        if word == "silent" {
+            return Some(LogLevel::Silent);
+        }
+        let severity = SEVERITIES.iter().position(|s| *s == word)?;
+        u8::try_from(severity).ok().map(LogLevel::Severity)
+    }
+}
+
+/// How `del-header -m` compares header names with its own: as HAProxy, which holds them
+/// lower-cased, so that all but `reg` ignore case and `reg` sees them lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameMatch {
+    /// `str` (the default): the whole name.
+    Exact,
+    /// `beg`: the name starts with it.
+    Prefix,
+    /// `end`: the name ends with it.
+    Suffix,
+    /// `sub`: the name contains it.
+    Substring,
+    /// `reg`: the regex (case-sensitive) matches the lower-cased name.
+    Regex(super::pcre::Regex),
+}
+
+impl NameMatch {
+    /// Whether header name `name` matches `pattern` so.
+    pub fn matches(&self, pattern: &str, name: &str) -> bool {
+        let (name_b, pattern_b) = (name.as_bytes(), pattern.as_bytes());
+        let at = |i: usize| name_b[i..i + pattern_b.len()].eq_ignore_ascii_case(pattern_b);
+        match self {
+            NameMatch::Exact => name.eq_ignore_ascii_case(pattern),
+            NameMatch::Prefix => name_b.len() >= pattern_b.len() && at(0),
+            NameMatch::Suffix => {
+                name_b.len() >= pattern_b.len() && at(name_b.len() - pattern_b.len())
+            }
+            NameMatch::Substring => {
+                name_b.len() >= pattern_b.len() && (0..=name_b.len() - pattern_b.len()).any(at)
+            }
+            NameMatch::Regex(re) => re.is_match_text(&name.to_ascii_lowercase()),
+        }
+    }
 }
 
 /// An action changing a pattern reference (a map or ACL file) at run time.
@@ -629,6 +725,7 @@ impl HttpAction {
         match self {
             HttpAction::SetHeader(_, f)
             | HttpAction::AddHeader(_, f)
+            | HttpAction::EarlyHint(_, f)
             | HttpAction::Set(_, f)
             | HttpAction::Replace(_, Replace { with: f, .. }) => vec![f],
             HttpAction::Redirect(r) => vec![r.to.target()],
@@ -814,7 +911,7 @@ impl StickRule {
 }
 
 /// The keywords [`parse_line`] handles.
-pub const KEYWORDS: [&str; 14] = [
+pub const KEYWORDS: [&str; 15] = [
     "stick",
     "acl",
     "use_backend",
@@ -829,6 +926,7 @@ pub const KEYWORDS: [&str; 14] = [
     "use-server",
     "force-persist",
     "ignore-persist",
+    "declare",
 ];
 
 /// The actions HAProxy 2.6 takes in `http-after-response`, as its error lists them.
@@ -1213,6 +1311,10 @@ pub fn parse_line(
     if !KEYWORDS.contains(&kw) {
         return Ok(false);
     }
+    if kw == "declare" {
+        declare(p, words)?;
+        return Ok(true);
+    }
     let named_defaults = p.kind == ProxyKind::Defaults && !p.name.is_empty();
     if kw == "tcp-response" && !(p.kind.is_backend() || named_defaults) {
         if let Some(which) = words
@@ -1383,6 +1485,36 @@ fn reads_raw_bytes(source: &super::acl::Source) -> bool {
             | Source::ResPayloadLv(..)
             | Source::ResSslHelloType
     )
+}
+
+/// HAProxy's alerts for the `capture ... id N` rules of `p` naming a slot it lacks.
+fn unknown_capture_ids(p: &Proxy) -> Vec<String> {
+    let lists = [
+        (
+            &p.rules.http_request,
+            p.log.req_captures.len(),
+            "http-request",
+        ),
+        (
+            &p.rules.http_response,
+            p.log.resp_captures.len(),
+            "http-response",
+        ),
+    ];
+    let mut alerts = Vec::new();
+    for (rules, slots, kw) in lists {
+        for rule in rules {
+            if let HttpAction::Capture(c) = &rule.action
+                && c.slot >= slots as i64
+            {
+                alerts.push(format!(
+                    "Proxy '{}': unable to find capture id '{}' referenced by {kw} capture rule.",
+                    p.name, c.slot
+                ));
+            }
+        }
+    }
+    alerts
 }
 
 /// The alert for a rule using `what`, which hapx does not implement.
@@ -1971,6 +2103,8 @@ impl Ctx<'_> {
             .position(|w| w == "if" || w == "unless")
             .map_or(words.len(), |i| i + 2);
         let args = &words[2.min(words.len())..end];
+        // The `len` form adds a capture slot to the proxy.
+        let capture = (name == "capture" && !after).then(|| capture_rule(kw, args, self.p));
         let mut values = Values {
             action: format!("{kw} {name}"),
             mode: self.p.mode,
@@ -2008,6 +2142,7 @@ impl Ctx<'_> {
         let stick = stick.map(|a| a.map_err(ActionError::from));
         let action = match var
             .or(stick)
+            .or(capture)
             .unwrap_or_else(|| http_action(kw, name, args, &mut values))
         {
             Ok(a) => a,
@@ -2474,14 +2609,41 @@ fn http_action(
             };
             HttpAction::Replace(part, replace(re, with, values, "")?)
         }
-        "del-header" => match args {
-            [h] => HttpAction::DelHeader(h.clone()),
-            [_, m, _] if m == "-m" => {
-                return Err(ActionError::Unsupported(format!("'{kw} del-header -m'")));
-            }
-            [] => return Err(ActionError::Rule("expects at least 1 argument".into())),
+        "del-header" => del_header(kw, args)?,
+        "set-log-level" => match args {
+            [level] => match LogLevel::parse(level) {
+                Some(level) => HttpAction::SetLogLevel(level),
+                None => return Err(set_log_level_usage()),
+            },
+            [] => return Err(set_log_level_usage()),
             [_, w, ..] => return Err(not_condition(kw, name, w)),
         },
+        "reject" if !response => no_argument(kw, name, args, HttpAction::Reject)?,
+        "early-hint" if !response => match args {
+            [h, v] => HttpAction::EarlyHint(h.clone(), values.compile(v)?),
+            [_, _, w, ..] => return Err(not_condition(kw, name, w)),
+            _ => return Err(ActionError::Rule("expects exactly 2 arguments".into())),
+        },
+        "set-src" if !response => HttpAction::SetSrc(Box::new(address_expr(kw, name, args)?)),
+        "silent-drop" => no_argument(kw, name, args, HttpAction::SilentDrop)?,
+        "set-nice" => match args {
+            // Read with `atoi` and clamped, as HAProxy (`x` is 0).
+            [n] => HttpAction::SetNice(super::values::atol_int(n).clamp(-1024, 1024)),
+            [] => {
+                return Err(ActionError::Rule(
+                    "expects exactly 1 argument (integer value)".into(),
+                ));
+            }
+            [_, w, ..] => return Err(not_condition(kw, name, w)),
+        },
+        "set-tos" | "set-mark" => {
+            let value = socket_option_value(kw, name, args)?;
+            if name == "set-tos" {
+                HttpAction::SetTos(value)
+            } else {
+                HttpAction::SetMark(value)
+            }
+        }
         "strict-mode" => match args {
             [] => return Err(ActionError::Rule("expects exactly 1 arguments".into())),
             [mode] if mode.eq_ignore_ascii_case("on") => HttpAction::StrictMode(true),
@@ -2497,6 +2659,247 @@ fn http_action(
         // One HAProxy takes ([`haproxy_takes`], checked before) that hapx does not run.
         _ => return Err(ActionError::Unsupported(format!("the action '{name}'"))),
     })
+}
+
+/// `http-request capture EXPR len N|id N` and `http-response capture EXPR id N`, read as
+/// HAProxy's `parse_http_req_capture` and `parse_http_res_capture`: the `len` form adds a
+/// request capture slot to the frontend `p` (after those already declared, as HAProxy
+/// numbers them); an `id` is checked once the proxy is read ([`check`]).
+fn capture_rule(kw: &str, args: &[String], p: &mut Proxy) -> Result<HttpAction, ActionError> {
+    let response = kw == "http-response";
+    let usage = match response {
+        true => "expects <expression> id <idx>",
+        false => "expects <expression> [ 'len' <length> | id <idx> ]",
+    };
+    let words = args.iter().take_while(|w| !w.is_empty()).count();
+    if words < 3 {
+        return Err(ActionError::Rule(usage.into()));
+    }
+    // HAProxy's sample expression parser words its errors as in a format.
+    let expr = super::acl::parse_fetch(&args[0]).map_err(|e| match e {
+        AclError::Bad(m) => ActionError::Rule(crate::runtime::logformat::sample_error(m)),
+        unsupported => ActionError::from(unsupported),
+    })?;
+    let allowed: &[Layer] = match response {
+        true => &[Layer::L4, Layer::L6Res, Layer::Response],
+        false => &[Layer::L4, Layer::L6, Layer::Request],
+    };
+    if !allowed.contains(&expr.layer()) {
+        return Err(ActionError::Rule(format!(
+            "fetch method '{}' extracts information from '{}', none of which is available here",
+            args[0],
+            fetch_part(&expr)
+        )));
+    }
+    let slot = match args[1].as_str() {
+        "len" if !response => new_capture_slot(&args[2], p)?,
+        "id" => capture_id(&args[2])?,
+        other if response => {
+            return Err(ActionError::Rule(format!("expects 'id', found '{other}'")));
+        }
+        other => {
+            return Err(ActionError::Rule(format!(
+                "expects 'len' or 'id', found '{other}'"
+            )));
+        }
+    };
+    if let Some(w) = args.get(3) {
+        return Err(not_condition(kw, "capture", w));
+    }
+    Ok(HttpAction::Capture(Box::new(CaptureRule {
+        expr,
+        slot,
+        response,
+    })))
+}
+
+/// The request capture slot of `len N` (`atoi`, positive), added to the frontend `p`.
+fn new_capture_slot(len: &str, p: &mut Proxy) -> Result<i64, ActionError> {
+    if !p.kind.is_frontend() {
+        return Err(ActionError::Rule(format!(
+            "proxy '{}' has no frontend capability",
+            p.name
+        )));
+    }
+    let len = usize::try_from(values::atol_int(len))
+        .ok()
+        .filter(|&l| l > 0)
+        .ok_or_else(|| ActionError::Rule("length must be > 0".into()))?;
+    // A slot no header fills: only rules write it.
+    p.log.req_captures.push(super::logging::Capture {
+        name: String::new(),
+        len,
+    });
+    Ok(p.log.req_captures.len() as i64 - 1)
+}
+
+/// `declare capture request|response len N`: a capture slot of a frontend that only
+/// `capture` rules fill, numbered after those declared before it (HAProxy's
+/// `cfg_parse_listen`, its messages).
+fn declare(p: &mut Proxy, words: &[String]) -> Result<(), String> {
+    let arg = |i: usize| words.get(i).map_or("", String::as_str);
+    if p.kind == ProxyKind::Defaults {
+        return Err("'declare' not available in default section".into());
+    }
+    if !p.kind.is_frontend() {
+        return Err("'declare' only available in frontend or listen section".into());
+    }
+    match arg(1) {
+        "capture" => {}
+        "" => {
+            return Err(
+                "'declare' needs a second keyword that specify the type of declaration ('capture')"
+                    .into(),
+            );
+        }
+        other => {
+            return Err(format!(
+                "unknown declaration type '{other}' (supports 'capture')"
+            ));
+        }
+    }
+    let response = match arg(2) {
+        "request" => false,
+        "response" => true,
+        _ => {
+            return Err("'declare capture' requires a direction ('request' or 'response')".into());
+        }
+    };
+    if arg(3) != "len" {
+        return Err("'declare capture' requires a capture length ('len')".into());
+    }
+    let len = match arg(4) {
+        "" => {
+            return Err(
+                "'declare capture': 'len' requires a numeric value that represents the capture length"
+                    .into(),
+            );
+        }
+        text => {
+            capture_id(text).map_err(|_| "'declare capture': cannot parse the length 'len'.")?
+        }
+    };
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l > 0)
+        .ok_or("length must be > 0")?;
+    // A slot no header fills: only rules write it.
+    let slot = super::logging::Capture {
+        name: String::new(),
+        len,
+    };
+    match response {
+        true => p.log.resp_captures.push(slot),
+        false => p.log.req_captures.push(slot),
+    }
+    Ok(())
+}
+
+/// `id N`, read whole in decimal as HAProxy's `strtol(.., 10)`.
+fn capture_id(text: &str) -> Result<i64, ActionError> {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let valid = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    match valid {
+        true => Ok(super::values::atol(text).clamp(i64::from(i32::MIN), i64::from(i32::MAX))),
+        false => Err(ActionError::Rule(format!("cannot parse id '{text}'"))),
+    }
+}
+
+/// The expression of `set-src EXPR` (an address), as HAProxy's `tcp_parse_set_src_dst`
+/// reads it.
+fn address_expr(kw: &str, name: &str, args: &[String]) -> Result<super::acl::Fetch, ActionError> {
+    let text = (args.first().filter(|t| !t.is_empty()))
+        .ok_or_else(|| ActionError::Rule("missing fetch method".into()))?;
+    let expr = super::acl::parse_fetch(text).map_err(|e| match e {
+        AclError::Bad(m) => ActionError::Rule(crate::runtime::logformat::sample_error(m)),
+        unsupported => ActionError::from(unsupported),
+    })?;
+    if !([Layer::L4, Layer::L6, Layer::Request]).contains(&expr.layer()) {
+        return Err(ActionError::Rule(format!(
+            "fetch method '{text}' extracts information from '{}', none of which is available here",
+            fetch_part(&expr)
+        )));
+    }
+    match args.get(1) {
+        Some(w) => Err(not_condition(kw, name, w)),
+        None => Ok(expr),
+    }
+}
+
+/// `set-log-level`'s usage, as HAProxy words any error in it.
+fn set_log_level_usage() -> ActionError {
+    ActionError::Rule("expects exactly 1 argument (log level name or 'silent')".into())
+}
+
+/// An action without arguments: `action` unless a word that starts no condition follows.
+fn no_argument(
+    kw: &str,
+    name: &str,
+    args: &[String],
+    action: HttpAction,
+) -> Result<HttpAction, ActionError> {
+    match args.first() {
+        Some(w) => Err(not_condition(kw, name, w)),
+        None => Ok(action),
+    }
+}
+
+/// `del-header NAME [-m METHOD]`, checked as HAProxy's `parse_http_del_header`.
+fn del_header(kw: &str, args: &[String]) -> Result<HttpAction, ActionError> {
+    let (header, rest) = match args {
+        [] => return Err(ActionError::Rule("expects at least 1 argument".into())),
+        [h, rest @ ..] => (h, rest),
+    };
+    let (matching, rest) = match rest {
+        [m, rest @ ..] if m == "-m" => {
+            let Some((method, rest)) = rest.split_first().filter(|(w, _)| !w.is_empty()) else {
+                return Err(ActionError::Rule(
+                    "-m flag expects exactly 1 argument".into(),
+                ));
+            };
+            let matching = match method.as_str() {
+                "str" => NameMatch::Exact,
+                "beg" => NameMatch::Prefix,
+                "end" => NameMatch::Suffix,
+                "sub" => NameMatch::Substring,
+                "reg" => NameMatch::Regex(
+                    super::pcre::Regex::new(header, super::pcre::Flags::CAPTURE)
+                        .map_err(|e| ActionError::Rule(e.to_string()))?,
+                ),
+                other => {
+                    return Err(ActionError::Rule(format!(
+                        "-m with unsupported matching method '{other}'"
+                    )));
+                }
+            };
+            (matching, rest)
+        }
+        rest => (NameMatch::Exact, rest),
+    };
+    match rest.first() {
+        Some(w) => Err(not_condition(kw, "del-header", w)),
+        None => Ok(HttpAction::DelHeader(header.clone(), matching)),
+    }
+}
+
+/// The value of `set-tos N`/`set-mark N`, read whole with `strtoul(.., 0)` as HAProxy
+/// (`0x` hexadecimal, `0` octal), truncated to an `unsigned int` as there.
+fn socket_option_value(kw: &str, name: &str, args: &[String]) -> Result<u32, ActionError> {
+    let text = match args {
+        [v] => v,
+        [] => {
+            return Err(ActionError::Rule(
+                "expects exactly 1 argument (integer/hex value)".into(),
+            ));
+        }
+        [_, w, ..] => return Err(not_condition(kw, name, w)),
+    };
+    match super::values::strtoul(text) {
+        (value, "") => Ok(value as u32),
+        (_, rest) => Err(ActionError::Rule(format!(
+            "invalid character starting at '{rest}' (integer/hex value expected)"
+        ))),
+    }
 }
 
 /// The actions HAProxy reads word by word until an empty one, which ends the line there
@@ -3117,6 +3520,9 @@ pub fn check(
             Some(_) => {}
         }
     }
+    for alert in unknown_capture_ids(p) {
+        diags.global_alert(alert);
+    }
     if p.mode == Mode::Http {
         for place in std::mem::take(&mut p.rules.l6_places) {
             diags.global_warn(format!(
@@ -3316,8 +3722,136 @@ mod tests {
         assert!(rules.http_request[0].cond.is_some());
         assert_eq!(
             rules.http_response[0].action,
-            HttpAction::DelHeader("Server".into())
+            HttpAction::DelHeader("Server".into(), NameMatch::Exact)
         );
+    }
+
+    #[test]
+    fn more_actions_are_typed() {
+        let (rules, warnings) = frontend(&[
+            "http-request set-log-level silent if { path /health }",
+            "http-request set-log-level err",
+            "http-request del-header x- -m beg",
+            "http-request del-header ^x[0-9]$ -m reg",
+            "http-request set-nice 5000",
+            "http-request set-tos 0x10",
+            "http-request set-mark 010",
+            "http-request reject if { path /r }",
+            "http-request silent-drop if { path /d }",
+            "http-response set-log-level debug",
+        ])
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let actions: Vec<&HttpAction> = rules.http_request.iter().map(|r| &r.action).collect();
+        assert_eq!(actions[0], &HttpAction::SetLogLevel(LogLevel::Silent));
+        assert_eq!(actions[1], &HttpAction::SetLogLevel(LogLevel::Severity(3)));
+        assert_eq!(
+            actions[2],
+            &HttpAction::DelHeader("x-".into(), NameMatch::Prefix)
+        );
+        assert!(matches!(
+            actions[3],
+            HttpAction::DelHeader(_, NameMatch::Regex(_))
+        ));
+        assert_eq!(actions[4], &HttpAction::SetNice(1024));
+        assert_eq!(actions[5], &HttpAction::SetTos(16));
+        assert_eq!(actions[6], &HttpAction::SetMark(8));
+        assert_eq!(actions[7], &HttpAction::Reject);
+        assert_eq!(actions[8], &HttpAction::SilentDrop);
+        assert_eq!(
+            rules.http_response[0].action,
+            HttpAction::SetLogLevel(LogLevel::Severity(7))
+        );
+        for (line, error) in [
+            (
+                "http-request set-log-level loud",
+                "log level name or 'silent'",
+            ),
+            (
+                "http-request del-header x -m any",
+                "unsupported matching method 'any'",
+            ),
+            (
+                "http-request set-tos 1z",
+                "invalid character starting at 'z'",
+            ),
+            (
+                "http-request set-nice",
+                "expects exactly 1 argument (integer value)",
+            ),
+        ] {
+            let e = frontend(&[line]).unwrap_err();
+            assert!(e.contains(error), "{line}: {e}");
+        }
+    }
+
+    /// `capture ... len N` and `declare capture` add slots after those before them; `id N`
+    /// names one, checked once the proxy is read.
+    #[test]
+    fn capture_rules_take_slots_in_order() {
+        let mut p = Proxy::new("f".into(), ProxyKind::Frontend, Place::default());
+        p.mode = Mode::Http;
+        let mut diags = Diags::default();
+        for line in [
+            "http-request capture req.hdr(host) len 5",
+            "declare capture request len 3",
+            "declare capture response len 7",
+            "http-request capture path id 1",
+            "http-response capture status id 0",
+            "http-response capture status id 1",
+        ] {
+            let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+            assert!(parse_line(&mut p, &words, &Place::default(), &mut diags).unwrap());
+        }
+        let lens: Vec<usize> = p.log.req_captures.iter().map(|c| c.len).collect();
+        assert_eq!(lens, [5, 3]);
+        assert_eq!(p.log.resp_captures.len(), 1);
+        let slots: Vec<(i64, bool)> = (p.rules.http_request.iter())
+            .chain(&p.rules.http_response)
+            .filter_map(|r| match &r.action {
+                HttpAction::Capture(c) => Some((c.slot, c.response)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(slots, [(0, false), (1, false), (0, true), (1, true)]);
+        assert_eq!(
+            unknown_capture_ids(&p),
+            ["Proxy 'f': unable to find capture id '1' referenced by http-response capture rule."]
+        );
+        let mut backend = Proxy::new("b".into(), ProxyKind::Backend, Place::default());
+        let words: Vec<String> = ["declare", "capture", "request", "len", "1"]
+            .map(String::from)
+            .to_vec();
+        let e = parse_line(&mut backend, &words, &Place::default(), &mut diags).unwrap_err();
+        assert_eq!(e, "'declare' only available in frontend or listen section");
+    }
+
+    /// `del-header -m` compares names as HAProxy's lower-cased ones.
+    #[test]
+    fn header_names_match_as_haproxys() {
+        let regex = |p| {
+            NameMatch::Regex(
+                super::super::pcre::Regex::new(p, super::super::pcre::Flags::CAPTURE).unwrap(),
+            )
+        };
+        for (matching, pattern, name, matches) in [
+            (NameMatch::Exact, "X-A", "x-a", true),
+            (NameMatch::Exact, "x-a", "x-ab", false),
+            (NameMatch::Prefix, "X-", "x-a", true),
+            (NameMatch::Prefix, "x-ab", "x-a", false),
+            (NameMatch::Suffix, "-END", "a-end", true),
+            (NameMatch::Suffix, "a-end", "end", false),
+            (NameMatch::Substring, "MID", "amidb", true),
+            (NameMatch::Substring, "mid", "mi", false),
+            (regex("^r[0-9]$"), "", "R1", true),
+            (regex("^R[0-9]$"), "", "R1", false),
+        ] {
+            assert_eq!(
+                matching.matches(pattern, name),
+                matches,
+                "{matching:?} {pattern} {name}"
+            );
+        }
     }
 
     /// Values are log formats read where the rule runs, with HAProxy's messages.

@@ -50,6 +50,7 @@ use super::{chunked, h1, meter, pool, prometheus, rules, shutdown, stats, stats_
 use crate::config::bind_tls::TlsServer;
 use crate::config::errors::Page;
 use crate::config::model::{HttpReuse, MuxProto, Proxy, StatsPage, Timeouts};
+use crate::config::rules::LogLevel;
 
 mod early;
 mod inspect;
@@ -1430,6 +1431,8 @@ struct Req {
     persist: super::persist::Persist,
     /// How hapx's own replies go to this request ([`Page::write`]).
     asker: rules::Asker,
+    /// What its rules asked of its log line and of the client connection.
+    effects: rules::Effects,
 }
 
 impl Req {
@@ -1462,6 +1465,7 @@ impl Req {
             close: false,
             persist: Default::default(),
             asker: rules::Asker::default(),
+            effects: rules::Effects::default(),
         }
     }
 
@@ -1471,6 +1475,7 @@ impl Req {
         let h2_tls = || client.h2.as_deref().and_then(|h2| h2.tls.as_deref());
         rules::Facts {
             tls: client.tls.as_deref().map(|s| &*s.facts).or_else(h2_tls),
+            effects: Some(&self.effects),
             ..rules::Facts::request(self.started, self.arrival, &self.line, log, self.number)
         }
     }
@@ -2030,7 +2035,14 @@ fn serve_client(
                 // A connection turned to HTTP: its first request is ruled, its stream listed
                 // as any request's from now on.
                 drop(listing.take());
+                // The rest of the request sees the client address `set-src` gave.
+                let peer = req.effects.client(peer);
                 if let Some(ruled) = ruled {
+                    if !matches!(ruled, Ruled::Refused)
+                        && !send_early_hints(&state, &fe, client, &mut req).await
+                    {
+                        break;
+                    }
                     let answering = match ruled {
                         Ruled::Backend(b) => {
                             routed = Some(b);
@@ -2430,7 +2442,8 @@ impl<'a> RuleInputs<'a> {
         let client = &*client;
         let body = BodyIn::of(head.framing, &client.buf);
         RuleInputs {
-            addrs: (peer, dst),
+            // A frontend's `set-src` holds for the backend's rules (resumed after it).
+            addrs: (req.effects.client(peer), dst),
             keep_answer: !head.asks_close() && body.whole.is_some(),
             facts: rules::Facts {
                 request_body: body.received,
@@ -2553,10 +2566,11 @@ fn after_rules(
     // What HAProxy had read of a refused or answered request: it counts in the frontend's
     // bytes in (and in its stream's backend's, when it has one).
     let read = req.received_head + body.unwrap_or(0) as u64;
+    apply_socket_effects(client, &req.effects);
     match routed {
         rules::Routed::Backend(b) => Ruled::Backend(b),
         rules::Routed::Precheck(b, line) => Ruled::Precheck(b, line),
-        rules::Routed::Rejected(backend) => {
+        rules::Routed::Rejected(backend, abort) => {
             fe.counters.denied_req.fetch_add(1, Relaxed);
             count_stream_bytes(state, fe, read, 0);
             // Refused in the backend: HAProxy's stream had entered it (a session and a
@@ -2565,12 +2579,17 @@ fn after_rules(
                 b.counters.request_at(req.started_ms);
                 drop(b.counters.open_at(req.started_ms));
                 b.counters.bytes_in.fetch_add(read, Relaxed);
-            } else if !req.line.is_empty() {
+                // HAProxy's HTTP actions count the denial in the stream's backend too.
+                if abort != rules::Abort::Content {
+                    b.counters.denied_req.fetch_add(1, Relaxed);
+                }
+            } else if abort == rules::Abort::Content && !req.line.is_empty() {
                 req.line = "<BADREQ>".into();
             }
             // Logged as HAProxy does: no status, no timer but the total.
             (req.request_ms, req.queue_ms) = (-1, -1);
             http_log(fe, backend.as_deref(), peer, req, "PR--");
+            end_unanswered(client, abort);
             Ruled::Refused
         }
         rules::Routed::Answered(answer, by) => {
@@ -3805,6 +3824,21 @@ async fn relay_exchange(
         let to = (&**srv, &*sconn);
         let addrs = (peer, local);
         let refused = response_rules(state, fe, backend, client, to, head, &mut resp, req, addrs);
+        apply_socket_effects(client, &req.effects);
+        if let Some(abort) = refused.as_ref().and_then(|answer| answer.abort) {
+            // `silent-drop`: nothing more goes to the client, nor to the server.
+            let srv = srv.clone();
+            *server = None;
+            end_unanswered(client, abort);
+            for c in [&fe.counters, &backend.counters, &srv.counters] {
+                c.bytes_out.fetch_add(req.bytes, Relaxed);
+            }
+            state.tables.count_bytes(0, req.bytes);
+            return Outcome {
+                keep: false,
+                flags: "PR--",
+            };
+        }
         if let Some(answer) = refused {
             // The server's response is dropped; its connection stays for another request
             // if the response came whole (as HAProxy's H1 mux keeps it idle), else goes.
@@ -4355,6 +4389,16 @@ fn response_rules(
     let answer = rules::route_response(state, fe, backend, resp, peer, dst, keep, &facts)?;
     srv.counters
         .count_status(resp.first[1].parse().unwrap_or(0));
+    if answer.abort.is_some() {
+        // HAProxy counts a response's `silent-drop` as a denied request, and logs the
+        // server's status and what it read of the response.
+        for c in [&fe.counters, &backend.counters] {
+            c.denied_req.fetch_add(1, Relaxed);
+        }
+        req.bytes += buffered_size(resp, &head.first[0], &sconn.buf);
+        req.response_ms = -1;
+        return Some(answer);
+    }
     // A failed rewrite's 500 is an internal error, not a refusal.
     if !answer.internal_error {
         for c in [&fe.counters, &backend.counters, &srv.counters] {
@@ -5822,6 +5866,14 @@ fn http_log(fe: &Frontend, backend: Option<&Backend>, peer: SocketAddr, req: &Re
     let Some(facts) = req.log.as_deref().filter(|f| !f.logged) else {
         return;
     };
+    let peer = req.effects.client(peer);
+    let captured = req.effects.captured_into(facts);
+    let facts = captured.as_ref().unwrap_or(facts);
+    let severity = match req.effects.log_level.get() {
+        Some(LogLevel::Silent) => return,
+        Some(LogLevel::Severity(severity)) => Some(severity),
+        None => None,
+    };
     // The cookie's characters (3rd and 4th) are the persistence's.
     let term = req.persist.term(flags);
     let outcome = log::HttpOutcome {
@@ -5837,10 +5889,102 @@ fn http_log(fe: &Frontend, backend: Option<&Backend>, peer: SocketAddr, req: &Re
         connect_ms: req.connect_ms,
         response_ms: req.response_ms,
         term: std::str::from_utf8(&term).unwrap_or(flags),
+        severity,
     };
     // However it was answered, the response's analysis started (`res` variables, not `req`).
     super::vars::response_starts();
     fe.logger.log_http(fe, facts, &outcome);
+}
+
+/// Sends the `103 Early Hints` responses the request's rules made (`early-hint`), one per
+/// rule as HAProxy 2.6 sends them, counted in the response's size as interim responses
+/// are; false when the client could not take them (the connection ends).
+async fn send_early_hints(state: &State, fe: &Frontend, client: &mut Conn, req: &mut Req) -> bool {
+    let hints = std::mem::take(&mut *req.effects.early_hints.borrow_mut());
+    for (name, value) in hints {
+        let hint = Head {
+            first: ["HTTP/1.1".into(), "103".into(), "Early Hints".into()],
+            headers: vec![(name, value)],
+            ..Head::method_only("")
+        };
+        let mut bytes = Vec::new();
+        let to = h1::ToClient {
+            close: false,
+            request_http11: true,
+            httpclose: false,
+            until_close: false,
+            case: case_map(state, fe.conf.options.h1_case_adjust_bogus_client),
+        };
+        h1::write_response(&hint, to, &mut bytes);
+        if client
+            .write_within(&bytes, fe.conf.timeouts.client)
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        req.bytes += hint.logged_size();
+        req.interim += hint.logged_size();
+    }
+    true
+}
+
+/// Sets the client socket's IP TOS and mark as the rules asked (`set-tos`, `set-mark`),
+/// as HAProxy sets them at once, failures ignored. An HTTP/2 stream's connection is
+/// shared with its other streams: left alone.
+fn apply_socket_effects(client: &Conn, effects: &rules::Effects) {
+    if client.h2.is_some() {
+        return;
+    }
+    let socket = socket2::SockRef::from(&*client.stream);
+    if let Some(tos) = effects.tos.get() {
+        let set = match client.stream.peer_addr() {
+            Ok(SocketAddr::V6(_)) => socket.set_tclass_v6(tos),
+            _ => socket.set_tos_v4(tos),
+        };
+        drop(set);
+    }
+    if let Some(mark) = effects.mark.get() {
+        drop(socket.set_mark(mark));
+    }
+}
+
+/// Ends the client connection of a request the rules left unanswered. `reject` closes it
+/// as `tcp-request content reject` does (HAProxy's client sees the same end of stream);
+/// `silent-drop` first acknowledges what came (not to have it sent again to a closed
+/// socket, which would answer with a reset), then puts the socket in `TCP_REPAIR` mode
+/// (root only), in which its close sends nothing, else gives its reset a TTL of 1, as
+/// HAProxy's `tcp_exec_action_silent_drop`.
+fn end_unanswered(client: &Conn, abort: rules::Abort) {
+    if abort != rules::Abort::SilentDrop || client.h2.is_some() {
+        return;
+    }
+    let socket = socket2::SockRef::from(&*client.stream);
+    drop(socket.set_tcp_quickack(true));
+    if !tcp_repair(&client.stream) {
+        let set = match client.stream.peer_addr() {
+            Ok(SocketAddr::V6(_)) => socket.set_unicast_hops_v6(1),
+            _ => socket.set_ttl_v4(1),
+        };
+        drop(set);
+    }
+    drop(socket.set_linger(Some(Duration::ZERO)));
+}
+
+/// Puts `stream` in `TCP_REPAIR` mode; false when the system refuses (not root).
+fn tcp_repair(stream: &TcpStream) -> bool {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and a c_int option of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_REPAIR,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    set == 0
 }
 
 /// `option forwardfor` as HAProxy applies it when the frontend or the backend sets it: the

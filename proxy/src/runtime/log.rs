@@ -224,7 +224,8 @@ impl Logger {
     /// Logs one connection or request, unless `option dontlognull` leaves out a connection
     /// on which the client sent nothing and nothing failed (TCP mode has its own rule: see
     /// [`Logger::log_tcp`]; HTTP's bad requests theirs, in `http::refuse_request`).
-    pub fn log_traffic(&self, entry: &mut Entry<'_>) {
+    /// `severity`: the line's syslog level when a rule's `set-log-level` gave one.
+    pub fn log_traffic(&self, entry: &mut Entry<'_>, severity: Option<u8>) {
         let Some(format) = self.line.as_ref().filter(|_| !self.targets.is_empty()) else {
             return;
         };
@@ -235,10 +236,10 @@ impl Logger {
         if self.dontlog_normal && !error {
             return;
         }
-        let level = if error && self.separate_errors {
-            LOG_ERR
-        } else {
-            LOG_INFO
+        let level = match severity {
+            Some(severity) => severity,
+            None if error && self.separate_errors => LOG_ERR,
+            None => LOG_INFO,
         };
         entry.log_counter = self.logged.fetch_add(1, Relaxed);
         BUFFERS.with_borrow_mut(|(msg, sd, dgram)| {

@@ -67,15 +67,6 @@ fn since(start: u32, ms: u32) -> u32 {
 }
 
 impl Rate {
-    /// A rate with no event counted (for statics).
-    pub const fn new() -> Rate {
-        Rate {
-            current: AtomicU64::new(0),
-            previous: AtomicU32::new(0),
-            max: AtomicU32::new(0),
-        }
-    }
-
     /// Counts one event.
     pub fn tick(&self) {
         self.tick_at(now_ms());
@@ -83,26 +74,13 @@ impl Rate {
 
     /// Counts one event at `ms` (from [`now_ms`], read once for several counters).
     pub fn tick_at(&self, ms: u64) {
-        self.add_at(ms, 1);
-    }
-
-    /// Counts `n` events at once.
-    pub fn add(&self, n: u32) {
-        if n > 0 {
-            self.add_at(now_ms(), n);
-        }
-    }
-
-    /// Counts `n` events at `ms`. A period's count stays below 2^32 (the low half of
-    /// `current`): HAProxy's `freq_ctr` is 32 bits too.
-    fn add_at(&self, ms: u64, n: u32) {
         let ms = ms as u32;
         let mut cur = self.current.load(Relaxed);
         loop {
             let (start, count) = ((cur >> 32) as u32, cur as u32);
             if since(start, ms) < PERIOD_MS {
                 // Within the current period (nearly always): one add.
-                let count = (self.current.fetch_add(u64::from(n), Relaxed) as u32).wrapping_add(n);
+                let count = self.current.fetch_add(1, Relaxed) as u32 + 1;
                 raise_max!(self.max, count);
                 return;
             }
@@ -114,11 +92,11 @@ impl Rate {
             } else {
                 (ms, 0)
             };
-            let next = (u64::from(next_start) << 32) | u64::from(n);
+            let next = (u64::from(next_start) << 32) | 1;
             match (self.current).compare_exchange_weak(cur, next, Relaxed, Relaxed) {
                 Ok(_) => {
                     self.previous.store(previous, Relaxed);
-                    raise_max!(self.max, n);
+                    raise_max!(self.max, 1);
                     return;
                 }
                 Err(seen) => cur = seen,
@@ -248,20 +226,85 @@ impl Mean {
     }
 }
 
-/// The process's output, in 32-byte units (HAProxy's `global.out_32bps`): every byte sent
-/// to a client or a server. The senders count each write batch once ([`count_sent`]).
-static SENT_32B: Rate = Rate::new();
+/// A byte counter that writers only add to (one relaxed add, no clock read), cut into
+/// one-second periods by a single rotating task, and read as HAProxy's `read_freq_ctr`
+/// reads a rate: what HAProxy's `global.out_32bps` needs on every send, at the cost of an
+/// add.
+#[derive(Debug, Default)]
+pub struct Throughput {
+    total: AtomicU64,
+    /// The current period's start (epoch ms) and the total then; the previous period's
+    /// count. Written by [`Throughput::rotate_at`] alone.
+    period_start: AtomicU64,
+    at_start: AtomicU64,
+    previous: AtomicU64,
+}
+
+impl Throughput {
+    pub const fn new() -> Throughput {
+        Throughput {
+            total: AtomicU64::new(0),
+            period_start: AtomicU64::new(0),
+            at_start: AtomicU64::new(0),
+            previous: AtomicU64::new(0),
+        }
+    }
+
+    pub fn add(&self, n: u64) {
+        self.total.fetch_add(n, Relaxed);
+    }
+
+    /// Closes the current period at `now` (epoch ms): its count becomes the previous one's,
+    /// or nothing when two periods or more went by since the last turn (a quiet second).
+    pub fn rotate_at(&self, now: u64) {
+        let total = self.total.load(Relaxed);
+        let began = self.period_start.swap(now, Relaxed);
+        let counted = total.saturating_sub(self.at_start.swap(total, Relaxed));
+        let previous = if now.saturating_sub(began) < 2 * u64::from(PERIOD_MS) {
+            counted
+        } else {
+            0
+        };
+        self.previous.store(previous, Relaxed);
+    }
+
+    /// The count over the second before `now`: the current period's, plus the previous
+    /// one's by the part of the current period still to come (a period not closed on time
+    /// counts as current).
+    pub fn per_second_at(&self, now: u64) -> u64 {
+        let period = u64::from(PERIOD_MS);
+        let elapsed = now.saturating_sub(self.period_start.load(Relaxed));
+        let current = (self.total.load(Relaxed)).saturating_sub(self.at_start.load(Relaxed));
+        let previous = self.previous.load(Relaxed) * period.saturating_sub(elapsed) / period;
+        current + previous
+    }
+}
+
+/// The process's output in 32-byte units (HAProxy's `global.out_32bps`): every byte sent to
+/// a client or a server, counted once per write batch ([`count_sent`]).
+static SENT_32B: Throughput = Throughput::new();
 
 /// Counts `bytes` sent by one write batch, rounded to 32-byte units as HAProxy's
 /// `update_freq_ctr(&global.out_32bps, (bytes + 16) / 32)`.
 pub fn count_sent(bytes: u64) {
-    SENT_32B.add(u32::try_from(bytes.saturating_add(16) / 32).unwrap_or(u32::MAX));
+    SENT_32B.add(bytes.saturating_add(16) / 32);
 }
 
 /// Bytes the process sent over the last second, at HAProxy's 32-byte granularity (`show
 /// info`'s `BytesOutRate`; the stats page shows it as a bit rate).
 pub fn sent_per_second() -> u64 {
-    u64::from(SENT_32B.per_second()) * 32
+    SENT_32B.per_second_at(now_ms()) * 32
+}
+
+/// Closes the output's periods once a second, for as long as the process runs (one task).
+pub async fn rotate_sent_periods() {
+    let period = std::time::Duration::from_millis(u64::from(PERIOD_MS));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        SENT_32B.rotate_at(now_ms());
+    }
 }
 
 /// The tokio runtimes serving connections, one per thread, as registered at their start:
@@ -370,13 +413,20 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_counts_its_events_at_once() {
-        let rate = Rate::new();
-        rate.add_at(10_000, 3);
-        rate.add_at(10_500, 4);
-        assert_eq!((rate.per_second_at(10_600), rate.max()), (7, 7));
+    fn throughput_reads_as_haproxys_freq_ctr() {
+        let out = Throughput::new();
+        out.rotate_at(10_000);
+        out.add(300);
+        out.add(100);
+        assert_eq!(out.per_second_at(10_600), 400);
         // The next period: the previous one's count weighs by what is left of it.
-        rate.add_at(11_000, 2);
-        assert_eq!(rate.per_second_at(11_500), 2 + 7 / 2);
+        out.rotate_at(11_000);
+        out.add(50);
+        assert_eq!(out.per_second_at(11_250), 50 + 400 * 3 / 4);
+        // A period not closed on time counts as current until it is.
+        assert_eq!(out.per_second_at(12_100), 50);
+        // Closed after two quiet periods: nothing before counts.
+        out.rotate_at(13_500);
+        assert_eq!(out.per_second_at(13_600), 0);
     }
 }

@@ -458,6 +458,7 @@ async fn serve(
     checks::spawn_all(&state);
     dns::spawn_all(&state);
     tokio::spawn(timer_heartbeat());
+    tokio::spawn(meter::rotate_sent_periods());
     let mut stop_rx2 = stop_rx.clone();
     tokio::spawn(watch_signals(
         state.clone(),

@@ -28,7 +28,8 @@
 //! A proxy without rules costs nothing here: each entry point is behind an emptiness test.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::cell::{Cell, RefCell};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime};
@@ -46,8 +47,8 @@ use crate::config::errors::Page;
 use crate::config::model::{Mode, Proxy, VarAction};
 use crate::config::pcre::{self, Regex};
 use crate::config::rules::{
-    Edit, HttpAction, Part, PatternEdit, Redirect, RedirectTo, Replace, Rules, TcpAction, TcpRule,
-    VarRule,
+    CaptureRule, Edit, HttpAction, LogLevel, Part, PatternEdit, Redirect, RedirectTo, Replace,
+    Rules, TcpAction, TcpRule, VarRule,
 };
 
 /// The most of a TCP client's first bytes the rules see (HAProxy's buffer less its reserve).
@@ -645,6 +646,7 @@ fn incompatible_backend() -> Local {
         close_counted: false,
         internal_error: true,
         error_counted: false,
+        abort: None,
     }
 }
 
@@ -680,6 +682,124 @@ pub struct Local {
     /// rule counted it (`deny`, `tarpit`, before their page is rendered, as HAProxy), or it
     /// is none (`return`, a response's `deny`).
     pub error_counted: bool,
+    /// `reject`, `silent-drop`: no answer at all, the connection ends so.
+    pub abort: Option<Abort>,
+}
+
+/// How a request's connection ends unanswered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abort {
+    /// `tcp-request content reject`: closed; a request line not parsed yet logs as
+    /// `<BADREQ>`.
+    Content,
+    /// `http-request reject`: closed.
+    Reject,
+    /// `silent-drop`: closed without a word to the client where the system allows it
+    /// (`TCP_REPAIR`), else with a reset that should not get far (TTL 1).
+    SilentDrop,
+}
+
+/// The [`Local`] of a request the rules end unanswered (`reject`, `silent-drop`): logged
+/// as HAProxy's, `PR--` with no status, counted as denied.
+fn aborted(abort: Abort) -> Local {
+    Local {
+        status: 0,
+        bytes: Vec::new(),
+        flags: "PR--",
+        close: true,
+        delay: None,
+        denied: true,
+        intercepted: false,
+        logged: true,
+        logged_size: 0,
+        close_counted: false,
+        internal_error: false,
+        error_counted: true,
+        abort: Some(abort),
+    }
+}
+
+/// What a request's rules asked of its connection and of its log line, for the request
+/// loop to apply once they ran (the rules see the request through shared references).
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// `set-log-level`: the last one that ran.
+    pub log_level: Cell<Option<LogLevel>>,
+    /// `set-tos`, `set-mark`: the client socket's IP TOS and `SO_MARK`, to set.
+    pub tos: Cell<Option<u32>>,
+    pub mark: Cell<Option<u32>>,
+    /// `capture`: the values the rules captured, in the order they ran.
+    pub captures: RefCell<Vec<Captured>>,
+    /// `set-src`: the client address the rest of the request sees (HAProxy 2.6 changes
+    /// its stream's, not its connection's: the next request has the real one again).
+    pub src: Cell<Option<IpAddr>>,
+    /// `early-hint`: each rule's header (name, value), for a `103 Early Hints` response of
+    /// its own, as HAProxy 2.6 sends them.
+    pub early_hints: RefCell<Vec<(String, String)>>,
+}
+
+/// A value a `capture` rule took, cut to its slot's length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    /// A response capture slot (else a request one).
+    pub response: bool,
+    pub slot: usize,
+    pub value: String,
+}
+
+impl Effects {
+    /// The client address as the rules left it: `peer` with the address `set-src` gave,
+    /// its port kept.
+    pub fn client(&self, peer: SocketAddr) -> SocketAddr {
+        self.src
+            .get()
+            .map_or(peer, |ip| SocketAddr::new(ip, peer.port()))
+    }
+
+    /// `facts` with the rules' captures in their slots (a slot the log does not have is
+    /// left out), or None when the rules captured nothing.
+    pub fn captured_into(&self, facts: &HttpFacts) -> Option<HttpFacts> {
+        let captures = self.captures.borrow();
+        if captures.is_empty() {
+            return None;
+        }
+        let mut facts = facts.clone();
+        for c in captures.iter() {
+            let slots = match c.response {
+                true => &mut facts.resp_captures,
+                false => &mut facts.req_captures,
+            };
+            if let Some(slot) = slots.get_mut(c.slot) {
+                *slot = Some(c.value.clone());
+            }
+        }
+        Some(facts)
+    }
+}
+
+/// Runs a `capture` rule where `ctx` is: its expression's value as text, cut to the
+/// frontend's slot's length (the frontend's slots, whichever proxy's rule it is, as
+/// HAProxy's); nothing when it has no value or the slot does not exist.
+fn capture(rule: &CaptureRule, ctx: &Context<'_>, effects: &Effects) {
+    let log = &ctx.frontend.conf.log;
+    let slots = match rule.response {
+        true => &log.resp_captures,
+        false => &log.req_captures,
+    };
+    let Some((slot, len)) = usize::try_from(rule.slot)
+        .ok()
+        .and_then(|i| Some((i, slots.get(i)?.len)))
+    else {
+        return;
+    };
+    let Some(value) = sample::fetch_last(&rule.expr, ctx) else {
+        return;
+    };
+    effects.captures.borrow_mut().push(Captured {
+        response: rule.response,
+        slot,
+        value: crate::bytestr::cut(&value.to_text(), len),
+    });
 }
 
 /// `monitor-uri`: the request for it gets 200, or 503 when a `monitor fail` condition
@@ -715,6 +835,7 @@ pub fn monitor(ctx: &Context<'_>, head: &Head, keep: bool, facts: &Facts<'_>) ->
         close_counted: false,
         internal_error: false,
         error_counted: false,
+        abort: None,
     })
 }
 
@@ -768,6 +889,8 @@ fn run(
     facts: &Facts<'_>,
 ) -> Option<Local> {
     let acls = &proxy.rules.acls.acls;
+    // `set-src` changes the client address the next rules see.
+    let mut base = base;
     // Each rule list starts in strict mode, as HAProxy's.
     let mut strict = true;
     for rule in rules {
@@ -784,6 +907,7 @@ fn run(
                 }
                 HttpAction::SetHeader(_, f)
                 | HttpAction::AddHeader(_, f)
+                | HttpAction::EarlyHint(_, f)
                 | HttpAction::Set(_, f)
                 | HttpAction::Replace(_, Replace { with: f, .. }) => render(f, &ctx, facts),
                 _ => String::new(),
@@ -791,7 +915,11 @@ fn run(
         }
         let asked = (base, response, keep, facts);
         match run_one(proxy, rule, asked, head, value) {
-            Ok(Next::Rule) => {}
+            Ok(Next::Rule) => {
+                if let Some(effects) = facts.effects {
+                    base.src = effects.client(base.src);
+                }
+            }
             Ok(Next::Stop(answer)) => return answer,
             Err(RewriteFailed) => {
                 let ctx = with_head(base, head, response);
@@ -846,9 +974,49 @@ fn run_one(
             head.headers.push((name.clone(), value));
             rewritten(head).inspect_err(|_| drop(head.headers.pop()))?;
         }
-        HttpAction::DelHeader(name) => {
-            head.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        HttpAction::DelHeader(name, matching) => {
+            head.headers.retain(|(n, _)| !matching.matches(name, n));
         }
+        HttpAction::SetLogLevel(level) => {
+            if let Some(effects) = facts.effects {
+                effects.log_level.set(Some(*level));
+            }
+        }
+        // Accepted for HAProxy's configurations: tokio's scheduler has no priorities.
+        HttpAction::SetNice(_) => {}
+        HttpAction::SetTos(tos) => {
+            if let Some(effects) = facts.effects {
+                effects.tos.set(Some(*tos));
+            }
+        }
+        HttpAction::SetMark(mark) => {
+            if let Some(effects) = facts.effects {
+                effects.mark.set(Some(*mark));
+            }
+        }
+        HttpAction::Capture(c) => {
+            if let Some(effects) = facts.effects {
+                capture(c, &with_head(base, head, response), effects);
+            }
+        }
+        HttpAction::SetSrc(expr) => {
+            let ip = sample::fetch_last(expr, &with_head(base, head, response)).and_then(address);
+            if let (Some(ip), Some(effects)) = (ip, facts.effects) {
+                effects.src.set(Some(ip));
+            }
+        }
+        // HAProxy sends hints to HTTP/1.1 clients only (and HTTP/2 ones, not here).
+        HttpAction::EarlyHint(name, _) if head.h2.is_none() && head.first[2] == "HTTP/1.1" => {
+            if let Some(effects) = facts.effects {
+                effects
+                    .early_hints
+                    .borrow_mut()
+                    .push((name.to_ascii_lowercase(), value));
+            }
+        }
+        HttpAction::EarlyHint(..) => {}
+        HttpAction::Reject => return Ok(Next::Stop(Some(aborted(Abort::Reject)))),
+        HttpAction::SilentDrop => return Ok(Next::Stop(Some(aborted(Abort::SilentDrop)))),
         // A request line that does not fit stays as it was.
         HttpAction::Set(part, _) => set_part(head, part, value)?,
         HttpAction::SetStatus(code, reason) => {
@@ -867,6 +1035,17 @@ fn run_one(
         }
     }
     Ok(Next::Rule)
+}
+
+/// A sample as an address, as HAProxy casts it (`SMP_T_ADDR`): an address, a string that
+/// reads as one, an integer as an IPv4 address.
+fn address(sample: sample::Sample<'_>) -> Option<IpAddr> {
+    match sample {
+        sample::Sample::Ip(ip) => Some(ip),
+        sample::Sample::Str(text) => text.trim_end_matches('\0').parse().ok(),
+        sample::Sample::Int(n) => Some(IpAddr::V4(Ipv4Addr::from(n as u32))),
+        _ => None,
+    }
 }
 
 /// Runs `add-acl`, `del-acl`, `set-map` or `del-map` on its file, its key (and value)
@@ -1111,6 +1290,7 @@ fn failed_rewrite(proxy: &Proxy, ctx: &Context<'_>, facts: &Facts<'_>, response:
         close_counted: false,
         internal_error: true,
         error_counted: false,
+        abort: None,
     }
 }
 
@@ -1157,6 +1337,9 @@ pub struct Facts<'a> {
     /// What the request's body already received weighs in HAProxy's internal form (see
     /// [`super::sample::Context::request_body`]).
     pub request_body: u64,
+    /// Where the rules leave what the request loop applies after them (none: nothing
+    /// applies them, as for hapx's own replies).
+    pub effects: Option<&'a Effects>,
 }
 
 /// What the values of `http-response` rules show more than those of request rules.
@@ -1194,6 +1377,7 @@ impl<'a> Facts<'a> {
             unique_id: log.and_then(|l| l.unique_id.as_deref()),
             rules_done: false,
             request_body: 0,
+            effects: None,
         }
     }
 
@@ -1385,6 +1569,7 @@ fn answer(
             close_counted: false,
             internal_error: false,
             error_counted: false,
+            abort: None,
         }
     };
     let local =
@@ -1809,10 +1994,11 @@ pub enum Routed {
     /// Answered by the proxy: by the frontend's rules, or by the backend's (HAProxy counts
     /// that answer in the backend too: its session, request, status, denial and bytes).
     Answered(Local, AnsweredBy),
-    /// `tcp-request content reject`: the connection closes without an answer. With the
-    /// backend whose rules rejected it (HAProxy's stream had entered it: it counts a
-    /// session, a request and the bytes read there), none for the frontend's.
-    Rejected(Option<Arc<Backend>>),
+    /// `tcp-request content reject`, `http-request reject|silent-drop`: the connection
+    /// closes without an answer, as [`Abort`] says. With the backend whose rules rejected
+    /// it (HAProxy's stream had entered it: it counts a session, a request and the bytes
+    /// read there), none for the frontend's.
+    Rejected(Option<Arc<Backend>>, Abort),
     /// The rules chose this backend, whose rules may check passwords the loop has not
     /// hashed (it hashes the frontend's lists only): it hashes them off the thread, then
     /// resumes at the backend ([`route_backend`]) with the request line the frontend's
@@ -1882,7 +2068,7 @@ pub fn route_request(
             rules,
         )
     {
-        return Routed::Rejected(None);
+        return Routed::Rejected(None, Abort::Content);
     }
     // A request the frontend's content rules let in counts in its requests (HAProxy's
     // `cum_req`, in `http_wait_for_request`, after them), and in its tracked entries (those
@@ -1904,6 +2090,11 @@ pub fn route_request(
     if let Some(answered) = frontend_http_rules(fe, base, head, keep, &facts) {
         return answered;
     }
+    // The backend choice and the backend's rules see the address `set-src` gave.
+    let base = Context {
+        src: facts.effects.map_or(base.src, |e| e.client(base.src)),
+        ..base
+    };
     let backend = choose_backend(
         &Context {
             request: Some(head),
@@ -1938,6 +2129,9 @@ fn frontend_http_rules(
     let rules = &fe.conf.rules;
     let local = http_request(&fe.conf, base, head, keep, facts)
         .or_else(|| run(&fe.conf, &rules.redirects, base, head, false, keep, facts))?;
+    if let Some(abort) = local.abort {
+        return Some(Routed::Rejected(None, abort));
+    }
     if local.intercepted {
         fe.counters.intercepted.fetch_add(1, Relaxed);
     }
@@ -2050,7 +2244,7 @@ fn backend_rules(
                 b_rules,
             )
         {
-            return Routed::Rejected(Some(b.clone()));
+            return Routed::Rejected(Some(b.clone()), Abort::Content);
         }
         // The backend's trackings count the request, which the frontend counted before.
         if let (Some(c), Some(before)) = (base.stick, tracked_before) {
@@ -2061,6 +2255,9 @@ fn backend_rules(
         let backends = http_request(&b.conf, ctx, head, keep, facts)
             .or_else(|| run(&b.conf, &b_rules.redirects, ctx, head, false, keep, facts));
         if let Some(local) = backends {
+            if let Some(abort) = local.abort {
+                return Routed::Rejected(Some(b.clone()), abort);
+            }
             let by = AnsweredBy::Backend(b.clone());
             return Routed::Answered(after_local(ctx, Some(b), local, facts), by);
         }
@@ -2096,6 +2293,8 @@ pub fn route_response(
     };
     let refused = refused.or_else(|| http_response(&fe.conf, base, resp, keep, facts));
     match refused {
+        // `silent-drop` sends nothing for the after-response rules to run on.
+        Some(local) if local.abort.is_some() => Some(local),
         Some(local) => Some(after_local(base, Some(backend), local, facts)),
         // A failed rewrite's 500 replaces the response; it goes through the rules once
         // more, as HAProxy's `http_reply_and_close` sends it.

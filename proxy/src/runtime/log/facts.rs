@@ -187,7 +187,7 @@ impl Logger {
             .filter(|l| l.uses_unique_id())
             .and_then(|_| self.unique_id(&entry));
         entry.unique_id = id.as_deref();
-        self.log_traffic(&mut entry);
+        self.log_traffic(&mut entry, None);
     }
 }
 
@@ -458,6 +458,8 @@ pub struct HttpOutcome<'a> {
     pub connect_ms: i64,
     pub response_ms: i64,
     pub term: &'a str,
+    /// The syslog level a rule's `set-log-level` gave the line (None: the usual one).
+    pub severity: Option<u8>,
 }
 
 impl Logger {
@@ -547,6 +549,6 @@ impl Logger {
             entry.unique_id = id.as_deref();
             entry.samples = fetcher.as_ref().map(|f| f as &dyn Samples);
         }
-        self.log_traffic(&mut entry);
+        self.log_traffic(&mut entry, o.severity);
     }
 }
