@@ -115,6 +115,8 @@ pub enum Source {
     ReqVer,
     /// `req.proto_http`.
     ProtoHttp,
+    /// `capture.*`: what HAProxy keeps of a request for its log ([`KeptFact`]).
+    Kept(KeptFact),
     /// `req.hdr`, `res.fhdr_cnt`, `hdr_ip` ...: a request's or a response's headers.
     Header(HeaderFetch),
     /// `req.cook(name)`: the values of a request cookie.
@@ -190,6 +192,56 @@ pub enum Source {
     /// which hapx knows only in a health check's formats: [`parse_check_fetch`]); and the
     /// variables and constants, which traffic rules read too.
     Checked(CheckedFact),
+}
+
+/// What the `capture.*` fetches read: what HAProxy keeps of a transaction for its log line
+/// (`txn->uri`, the capture slots, the messages' versions), whatever the rules did since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptFact {
+    /// `capture.req.hdr(N)`, `capture.res.hdr(N)`: the Nth capture slot (HAProxy's order:
+    /// `capture request header` and `declare capture` ones as declared).
+    RequestCapture(i64),
+    ResponseCapture(i64),
+    /// `capture.req.method`, `capture.req.uri`: the request line as it came.
+    RequestMethod,
+    RequestUri,
+    /// `capture.req.ver`, `capture.res.ver`: `HTTP/1.1` from version 1.1 on, else `HTTP/1.0`.
+    RequestVersion,
+    ResponseVersion,
+}
+
+impl KeptFact {
+    /// The fact of the `capture.*` fetch `name` with `args`; None for another name.
+    fn parse(name: &str, args: &[&str]) -> Option<Result<KeptFact, String>> {
+        let plain = |fact: KeptFact| match args {
+            [] => Ok(fact),
+            given => Err(format!(
+                "fetch method '{name}' : expected ')' before '{})'",
+                given.join(",")
+            )),
+        };
+        Some(match name {
+            "capture.req.hdr" => {
+                integer_args::<1>(name, args).map(|[n]| KeptFact::RequestCapture(n))
+            }
+            "capture.res.hdr" => {
+                integer_args::<1>(name, args).map(|[n]| KeptFact::ResponseCapture(n))
+            }
+            "capture.req.method" => plain(KeptFact::RequestMethod),
+            "capture.req.uri" => plain(KeptFact::RequestUri),
+            "capture.req.ver" => plain(KeptFact::RequestVersion),
+            "capture.res.ver" => plain(KeptFact::ResponseVersion),
+            _ => return None,
+        })
+    }
+
+    /// Whether it reads the response (HAProxy's `SMP_USE_HRSHP`), else the request.
+    pub fn of_response(self) -> bool {
+        matches!(
+            self,
+            KeptFact::ResponseCapture(_) | KeptFact::ResponseVersion
+        )
+    }
 }
 
 /// What the `ssl_c_*` fetches take of the client's certificate.
@@ -341,6 +393,8 @@ impl Fetch {
             | RdpCookie(_) | RdpCookieCnt(_) => Layer::L6,
             ResLen | ResPayload(..) | ResPayloadLv(..) | ResSslHelloType => Layer::L6Res,
             Header(HeaderFetch { response: true, .. }) | Status | ResCook(_) => Layer::Response,
+            Kept(fact) if fact.of_response() => Layer::Response,
+            Kept(_) => Layer::Request,
             Method | Path | Url | Query | Base | ReqVer | ProtoHttp | Header(_) | ReqCook(_)
             | UrlParam(_) | HttpAuth(_) | HttpAuthGroup(_) | HttpAuthType | HttpAuthUser
             | HttpAuthPass | HttpAuthBearer(_) => Layer::Request,
@@ -1017,8 +1071,28 @@ impl HeaderFetch {
 /// A sample fetch as written in a rule or a `%[...]`: `req.hdr(host),lower`.
 pub fn parse_fetch(text: &str) -> Result<Fetch, AclError> {
     let fetch = fetch_as(text, None, false)?;
+    refuse_kept(&fetch)?;
     note_backend_ref(&fetch.source);
     Ok(fetch)
+}
+
+/// [`parse_fetch`] for a log format, where the `capture.*` fetches are read too (the
+/// formats' compiler says at which stages: `runtime::logformat`).
+pub fn parse_format_fetch(text: &str) -> Result<Fetch, AclError> {
+    let fetch = fetch_as(text, None, false)?;
+    note_backend_ref(&fetch.source);
+    Ok(fetch)
+}
+
+/// hapx keeps what the `capture.*` fetches read only for the log line, so they are refused
+/// wherever else a fetch is read (rules' expressions and ACLs) rather than found empty.
+fn refuse_kept(fetch: &Fetch) -> Result<(), AclError> {
+    match fetch.source {
+        Source::Kept(_) => Err(AclError::Unsupported(
+            "a 'capture.*' sample fetch outside of a log format".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A backend (and server) a fetch outside of an ACL names (`nbsrv(b)`, `srv_is_up(b/s)`),
@@ -1289,6 +1363,11 @@ fn parse_criterion(text: &str) -> Result<(Fetch, Option<Method>), AclError> {
     if name == "http_auth_group" {
         return Ok((fetch_as(text, acl_keyword, true)?, Some(Method::Auth)));
     }
+    if name.starts_with("capture.") {
+        let fetch = fetch_as(text, acl_keyword, true)?;
+        refuse_kept(&fetch)?;
+        return Ok((fetch, None));
+    }
     if let Some((base, suffix)) = name.rsplit_once('_') {
         let method = match suffix {
             "beg" => Some(Method::Beg),
@@ -1360,6 +1439,10 @@ fn source(name: &str, args: &[&str]) -> Result<Option<Source>, AclError> {
         "base" => Source::Base,
         "req.ver" | "req_ver" => Source::ReqVer,
         "req.proto_http" | "req_proto_http" => Source::ProtoHttp,
+        _ if name.starts_with("capture.") => match KeptFact::parse(name, args) {
+            Some(fact) => Source::Kept(fact?),
+            None => return Ok(None),
+        },
         "req.cook" | "cook" => Source::ReqCook(named(name)?),
         "res.cook" | "scook" => Source::ResCook(named(name)?),
         "url_param" | "urlp" => Source::UrlParam(named(name)?),
@@ -1549,6 +1632,27 @@ fn optional_string(name: &str, args: &[&str]) -> Result<Option<String>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capture_fetches_are_read_in_formats_only() {
+        let uri = parse_format_fetch("capture.req.uri").map(|f| f.source);
+        assert_eq!(uri, Ok(Source::Kept(KeptFact::RequestUri)));
+        let slot = parse_format_fetch("capture.res.hdr(2)").map(|f| f.layer());
+        assert_eq!(slot, Ok(Layer::Response));
+        let unread = parse_format_fetch("capture.req.hdr").map(|f| f.source);
+        assert!(matches!(unread, Err(AclError::Bad(m)) if m.contains("expected type 'integer'")));
+        let extra = parse_format_fetch("capture.req.ver(1)").map(|f| f.source);
+        assert!(matches!(extra, Err(AclError::Bad(m)) if m.contains("expected ')'")));
+        for elsewhere in [
+            parse_fetch("capture.req.uri"),
+            parse_criterion("capture.req.method").map(|c| c.0),
+        ] {
+            assert!(
+                matches!(elsewhere, Err(AclError::Unsupported(_))),
+                "{elsewhere:?}"
+            );
+        }
+    }
 
     fn words(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()

@@ -1645,7 +1645,8 @@ async fn first_bytes(client: &TcpStream, deadline: Option<Instant>) {
     ) {
         return;
     }
-    let readable = client.readable();
+    // Polled in place, with no readiness future of its own to keep in the task.
+    let readable = std::future::poll_fn(|cx| client.poll_read_ready(cx));
     // Timed out or readable: the first request's read tells which, and answers it.
     let _ = match deadline {
         Some(at) => tokio::time::timeout_at(at.into(), readable).await.ok(),
@@ -3546,7 +3547,9 @@ async fn send_head<'r>(
         error_keeps,
         ..
     } = *request;
+    let assignment = Assignment::default();
     let needs = Needs {
+        assignment: &assignment,
         first: *first,
         prefer_last: *prefer_last,
         session: session.as_deref(),
@@ -3573,7 +3576,7 @@ async fn send_head<'r>(
         .then(|| Box::pin(client_watch(client, head.framing, abortonclose)));
     let watching = watch.as_mut().map(|w| w.as_mut() as session::Watch<'_>);
     let waiting = server_for(backend, owned, needs, (peer, local), watching);
-    let (ready, listed) = listed_while_waiting(waiting, listing).await;
+    let (ready, listed) = listed_while_waiting(waiting, listing, &assignment).await;
     drop(watch);
     // Killed alone (`shutdown session`) while it waited: it ends as its wait ends.
     let killed_waiting = listed.is_some_and(|l| l.killed_alone());
@@ -3691,6 +3694,7 @@ fn shown(route: Route<'_>, req: &Req) -> shutdown::Stream {
 async fn listed_while_waiting<F: std::future::Future>(
     waiting: F,
     (client, backend, stream): (std::os::fd::RawFd, usize, shutdown::Stream),
+    assignment: &Assignment,
 ) -> (F::Output, Option<shutdown::Registration>) {
     let mut waiting = std::pin::pin!(waiting);
     let first = std::future::poll_fn(|cx| std::task::Poll::Ready(waiting.as_mut().poll(cx)));
@@ -3698,7 +3702,42 @@ async fn listed_while_waiting<F: std::future::Future>(
         return (ready, None);
     }
     let listed = shutdown::Registration::waiting(client, backend, stream);
-    (waiting.await, Some(listed))
+    // Its server named from its assignment on (connecting, waiting to retry), as HAProxy's
+    // `show sess` names a stream's target: looked at after each step of the wait.
+    let mut named = None;
+    assignment.name_in(&listed, &mut named);
+    let ready = std::future::poll_fn(|cx| {
+        let polled = waiting.as_mut().poll(cx);
+        if polled.is_pending() {
+            assignment.name_in(&listed, &mut named);
+        }
+        polled
+    });
+    (ready.await, Some(listed))
+}
+
+/// The server a request's wait for its connection assigned it ([`server_for`]), shared
+/// with its `show sess` listing ([`listed_while_waiting`]), which polls that wait.
+#[derive(Debug, Default)]
+struct Assignment(std::sync::Mutex<Option<Arc<Server>>>);
+
+impl Assignment {
+    fn assign(&self, server: &Arc<Server>) {
+        let mut assigned = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *assigned = Some(server.clone());
+    }
+
+    /// Names the assigned server in `listed` unless `named` (what it names already) is it.
+    fn name_in(&self, listed: &shutdown::Registration, named: &mut Option<Arc<Server>>) {
+        let assigned = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(server) = assigned.as_ref() else {
+            return;
+        };
+        if named.as_ref().is_none_or(|n| !Arc::ptr_eq(n, server)) {
+            listed.assigned(server);
+            *named = Some(server.clone());
+        }
+    }
 }
 
 /// The rest of an exchange once its request's head went to the server connection in
@@ -4847,6 +4886,8 @@ fn private(backend: &Backend, server: &Server) -> bool {
 /// What decides a request's server connection.
 #[derive(Debug, Clone, Copy)]
 struct Needs<'a> {
+    /// Where the request's server is told from its assignment on, for `show sess`.
+    assignment: &'a Assignment,
     /// The client connection's first request (`http-reuse`).
     first: bool,
     /// The client connection was authenticated by a connection it owns.
@@ -4904,6 +4945,7 @@ async fn server_for(
     let slot = slot.await?;
     let waited = began.elapsed();
     let server = slot.server().clone();
+    needs.assignment.assign(&server);
     // The stream is the server's from its slot on (HAProxy's `srv_conn`).
     let kill_since = server.kill.firings();
     // The client connection's own, looked at as an idle one of the pool is (one that

@@ -691,7 +691,7 @@ impl Compiler {
             let (n, end) = sample_end(expr);
             let parse = match self.stage {
                 Stage::Check => acl::parse_check_fetch,
-                _ => acl::parse_fetch,
+                _ => acl::parse_format_fetch,
             };
             let failed =
                 |why: String| format!("failed to parse sample expression <{expr}> : {why}.");
@@ -831,6 +831,9 @@ impl Compiler {
         if self.stage == Stage::Check {
             return Self::unavailable_in_check(fetch);
         }
+        if let Source::Kept(fact) = fetch.source {
+            return self.kept_unavailable(fact);
+        }
         if self.stage == Stage::Global {
             return crate::config::global_vars::unavailable(fetch).map(Needs::Missing);
         }
@@ -865,6 +868,23 @@ impl Compiler {
 }
 
 impl Compiler {
+    /// What a `capture.*` fetch lacks at the format's stage: HAProxy's `SMP_USE_HRQHP`
+    /// (`HRSHP` for the response's), available from the request's (the response's) rules on
+    /// and in the log line. hapx keeps what they read for the log line only.
+    fn kept_unavailable(&self, fact: acl::KeptFact) -> Option<Needs> {
+        match self.stage {
+            Stage::LogEnd => None,
+            Stage::TcpConnection | Stage::TcpContent | Stage::Global if fact.of_response() => {
+                Some(Needs::Missing("HTTP response"))
+            }
+            Stage::TcpConnection | Stage::Global => Some(Needs::Missing("HTTP request")),
+            Stage::Request if fact.of_response() => Some(Needs::Missing("HTTP response")),
+            _ => Some(Needs::Unimplemented(
+                "what HAProxy keeps for the log line (a 'capture.*' fetch) outside of a log format",
+            )),
+        }
+    }
+
     /// What a health check lacks for `fetch` (HAProxy's `SMP_VAL_BE_CHK_RUL`): a frontend,
     /// a client connection, what a client sent; the server's response is there.
     fn unavailable_in_check(fetch: &Fetch) -> Option<Needs> {

@@ -16,7 +16,7 @@ use super::{convert, h1};
 
 mod cert;
 use crate::config::acl::{
-    Acl, Condition, Expr, Fetch, HeaderFetch, HeaderValue, Method, Pattern, Source,
+    Acl, Condition, Expr, Fetch, HeaderFetch, HeaderValue, KeptFact, Method, Pattern, Source,
 };
 
 /// What is known where a rule runs.
@@ -53,6 +53,24 @@ pub struct Context<'a> {
     /// holds it (chunks' data, trailers, end of trailers: see
     /// [`super::chunked::Decoder::logged_size`]), which its `req.len` counts.
     pub request_body: u64,
+    /// What is kept of the transaction for its log line (`capture.*`); None where hapx
+    /// keeps nothing of it.
+    pub kept: Option<&'a Kept<'a>>,
+}
+
+/// What HAProxy keeps of a transaction for its log line, which the `capture.*` fetches
+/// read: the request line as it came (its `txn->uri`), the captured headers, the
+/// messages' versions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kept<'a> {
+    /// The request line as the client sent it; None for a request never parsed.
+    pub line: Option<&'a str>,
+    pub req_captures: &'a [Option<String>],
+    pub resp_captures: &'a [Option<String>],
+    /// Whether the request's and the response's version is 1.1 or later; None until
+    /// their head was parsed.
+    pub request_v11: Option<bool>,
+    pub response_v11: Option<bool>,
 }
 
 impl<'a> Context<'a> {
@@ -74,6 +92,7 @@ impl<'a> Context<'a> {
             tls: None,
             stick: None,
             request_body: 0,
+            kept: None,
         }
     }
 }
@@ -236,6 +255,33 @@ fn may_start_request(data: &[u8]) -> bool {
         })
 }
 
+/// A `capture.*` fetch on what is kept for the log, as HAProxy's `smp_fetch_capture_*`.
+fn kept_fetch<'a>(kept: &Kept<'a>, fact: KeptFact) -> Fetched<'a> {
+    let slot = |slots: &'a [Option<String>], n: i64| {
+        let slot = usize::try_from(n).ok().and_then(|n| slots.get(n));
+        slot.and_then(Option::as_deref)
+    };
+    let version = |v11: Option<bool>| v11.map(|v11| if v11 { "HTTP/1.1" } else { "HTTP/1.0" });
+    let method = || kept.line.map(|line| line.split(' ').next().unwrap_or(line));
+    // The path (and query) of the URI, the line's second word; none without a space
+    // before it, nor for an absolute URI without a path.
+    let uri = || {
+        let (_, rest) = kept.line?.split_once(' ')?;
+        http_get_path(rest.split(' ').next().unwrap_or(rest))
+    };
+    let value = match fact {
+        KeptFact::RequestCapture(n) => slot(kept.req_captures, n),
+        KeptFact::ResponseCapture(n) => slot(kept.resp_captures, n),
+        KeptFact::RequestMethod => method(),
+        KeptFact::RequestUri => uri(),
+        KeptFact::RequestVersion => version(kept.request_v11),
+        KeptFact::ResponseVersion => version(kept.response_v11),
+    };
+    value.map_or_else(Fetched::default, |v| {
+        Fetched::one(Sample::Str(Cow::Borrowed(v)))
+    })
+}
+
 /// The value `%[fetch]` shows: the last one (the last occurrence of a header).
 pub fn fetch_last<'a>(f: &Fetch, ctx: &Context<'a>) -> Option<Sample<'a>> {
     fetch_values(f, ctx, true).values.pop()
@@ -350,6 +396,7 @@ fn raw_fetch<'a>(source: &Source, ctx: &Context<'a>, single: bool) -> Fetched<'a
             Some((_, v)) if !v.is_empty() => text(v),
             _ => none(),
         }),
+        Kept(fact) => ctx.kept.map_or_else(none, |kept| kept_fetch(kept, *fact)),
         ProtoHttp => match (req, ctx.payload) {
             (Some(_), _) => Fetched::one(Sample::Bool(true)),
             (None, Some(data)) => looks_like_http(data, ctx.partial),
@@ -1302,6 +1349,37 @@ fn str_match(method: Method, text: &str, pat: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_facts_read_the_request_line_as_it_came_and_the_slots() {
+        let slots = [Some("one".to_string()), None];
+        let kept = |line| Kept {
+            line,
+            req_captures: &slots,
+            request_v11: Some(false),
+            ..Kept::default()
+        };
+        fn value<'a>(kept: &Kept<'a>, fact: KeptFact) -> Option<Sample<'a>> {
+            kept_fetch(kept, fact).values.pop()
+        }
+        let text = |s: &'static str| Some(Sample::Str(Cow::Borrowed(s)));
+        let origin = kept(Some("GET /a?b HTTP/1.0"));
+        assert_eq!(value(&origin, KeptFact::RequestMethod), text("GET"));
+        assert_eq!(value(&origin, KeptFact::RequestUri), text("/a?b"));
+        assert_eq!(value(&origin, KeptFact::RequestVersion), text("HTTP/1.0"));
+        assert_eq!(value(&origin, KeptFact::ResponseVersion), None);
+        assert_eq!(value(&origin, KeptFact::RequestCapture(0)), text("one"));
+        for empty in [1, 2, -1] {
+            assert_eq!(value(&origin, KeptFact::RequestCapture(empty)), None);
+        }
+        let absolute = kept(Some("GET http://h.example/p HTTP/1.1"));
+        assert_eq!(value(&absolute, KeptFact::RequestUri), text("/p"));
+        let no_path = kept(Some("GET http://h.example HTTP/1.1"));
+        assert_eq!(value(&no_path, KeptFact::RequestUri), None);
+        let unparsed = kept(None);
+        assert_eq!(value(&unparsed, KeptFact::RequestMethod), None);
+        assert_eq!(value(&unparsed, KeptFact::RequestUri), None);
+    }
 
     #[test]
     fn folding_borrows_text_without_capitals_and_keeps_short_ones_on_the_stack() {

@@ -698,8 +698,9 @@ impl Registration {
         }
     }
 
-    /// Its TCP session's connection attempts go to `server` (assigned by the balancer or a
-    /// rule): `show sess` names it from now on, as HAProxy's, before any connection.
+    /// Its stream's connection attempts go to `server` (assigned by the balancer or a rule;
+    /// a TCP session's, an HTTP stream's waiting): `show sess` names it from now on, as
+    /// HAProxy's, before any connection.
     pub fn assigned(&self, server: &Server) {
         if let Some(entry) = shard_of(self.id).find(self.id) {
             entry.target = server.kill.address();

@@ -217,6 +217,10 @@ pub struct HttpFacts {
     pub parsed: bool,
     pub req_captures: Vec<Option<String>>,
     pub resp_captures: Vec<Option<String>>,
+    /// Whether the request's and the response's version is 1.1 or later (`capture.req.ver`,
+    /// `capture.res.ver`); None until their head was parsed.
+    pub request_v11: Option<bool>,
+    pub response_v11: Option<bool>,
     /// `capture cookie`'s request cookie (`%CC`) and response cookie (`%CS`).
     pub client_cookie: Option<String>,
     pub server_cookie: Option<String>,
@@ -288,6 +292,8 @@ impl HttpFacts {
             parsed: false,
             req_captures: Vec::new(),
             resp_captures: Vec::new(),
+            request_v11: None,
+            response_v11: None,
             client_cookie: None,
             server_cookie: None,
             unique_id: None,
@@ -328,6 +334,7 @@ impl HttpFacts {
         self.parsed = true;
         self.request_number = number;
         self.req_captures = capture(logger.request_captures(), head);
+        self.request_v11 = Some(version_11(head));
         if let Some(c) = logger.cookie_capture() {
             self.client_cookie = capture_cookie(c, head, "cookie");
         }
@@ -371,6 +378,7 @@ impl HttpFacts {
     pub fn response(&mut self, fe: &Frontend, head: &Head) {
         if self.logging {
             self.resp_captures = capture(fe.logger.response_captures(), head);
+            self.response_v11 = Some(version_11(head));
         }
         if let Some(c) = fe.logger.cookie_capture() {
             self.server_cookie = capture_cookie(c, head, "set-cookie");
@@ -390,6 +398,17 @@ impl HttpFacts {
             self.source_addr = stream.local_addr().ok();
         }
     }
+}
+
+/// Whether `head`'s version is 1.1 or later, as HAProxy's `HTTP_MSGF_VER_11` says: an
+/// HTTP/2 message is, an HTTP/1 one from `HTTP/1.1` on.
+fn version_11(head: &Head) -> bool {
+    let version = if head.first[0].starts_with("HTTP/") {
+        &head.first[0]
+    } else {
+        &head.first[2]
+    };
+    head.h2.is_some() || version.strip_prefix("HTTP/").is_some_and(|v| v >= "1.1")
 }
 
 /// The values of `captures` in `head`: each header's last occurrence, cut to its length.
@@ -523,7 +542,17 @@ impl Logger {
             tls: facts.tls.as_deref(),
             ..Entry::at_accept(o.client, facts.local, &fe.name, facts.date)
         };
-        let fetcher = facts.fetcher(fe, o.backend, o.client);
+        let kept = sample::Kept {
+            line: facts.parsed.then_some(o.line),
+            req_captures: &facts.req_captures,
+            resp_captures: &facts.resp_captures,
+            request_v11: facts.request_v11,
+            response_v11: facts.response_v11,
+        };
+        let fetcher = (facts.fetcher(fe, o.backend, o.client)).map(|f| sample::Context {
+            kept: Some(&kept),
+            ..f
+        });
         entry.samples = fetcher.as_ref().map(|f| f as &dyn Samples);
         let id;
         let headless;
