@@ -287,6 +287,17 @@ pub enum TcpAction {
     Stick(StickAction),
     /// `set-var(NAME[,COND...]) EXPR`, `unset-var(NAME)`: go on after it.
     Var(Box<VarRule>),
+    /// `tcp-request connection expect-proxy layer4`: the connection starts with a PROXY
+    /// header, read once every connection rule ran (as `bind ... accept-proxy`); go on
+    /// after it.
+    ExpectProxy,
+    /// `tcp-request connection set-tos V`, `set-mark V`: the client socket's IP TOS or
+    /// `SO_MARK`, set at once; go on after it.
+    SetTos(u32),
+    SetMark(u32),
+    /// `tcp-request connection silent-drop`: the connection ends without a word to the
+    /// client, not even a reset that would reach it.
+    SilentDrop,
 }
 
 /// A traffic rule's `set-var(NAME[,COND...]) EXPR`, `set-var-fmt(NAME[,COND...]) FMT` or
@@ -300,9 +311,8 @@ pub struct VarRule {
 /// Whether `name` is one of the other actions HAProxy 2.6 takes in `tcp-request session`,
 /// which hapx does not run.
 fn is_session_only(name: &str) -> bool {
-    const OTHERS: [&str; 10] = [
+    const OTHERS: [&str; 9] = [
         "capture",
-        "expect-proxy",
         "expect-netscaler-cip",
         "set-dst",
         "set-dst-port",
@@ -313,6 +323,24 @@ fn is_session_only(name: &str) -> bool {
         "silent-drop",
     ];
     OTHERS.contains(&name)
+}
+
+/// `tcp-request WHICH expect-proxy layer4` (`words`), checked as HAProxy's
+/// `tcp_parse_request_rule`: `layer4` is the only layer, and only connection rules run
+/// before the header would be read.
+fn expect_proxy(words: &[String], which: &str, kind: &str, k: &str) -> Result<TcpAction, String> {
+    let layer = words.get(3).map_or("", String::as_str);
+    if layer != "layer4" {
+        return Err(format!(
+            "'tcp-request {which} expect-proxy' only supports 'layer4' in {kind} '{k}' (got '{layer}')"
+        ));
+    }
+    if which != "connection" {
+        return Err(format!(
+            "'expect-proxy layer4' is not allowed in 'tcp-request {which}' rules in {kind} '{k}'"
+        ));
+    }
+    Ok(TcpAction::ExpectProxy)
 }
 
 /// Whether `name` is a variable action (HAProxy writes the variable in the keyword).
@@ -1875,6 +1903,19 @@ impl Ctx<'_> {
             },
             Some("accept") => TcpAction::Accept,
             Some("reject") => TcpAction::Reject,
+            Some("expect-proxy") => expect_proxy(words, which, kind, &k)?,
+            Some(name @ ("set-tos" | "set-mark")) if which == "connection" => {
+                // HAProxy's bare messages here, without the rule's context.
+                let value = match words.get(3) {
+                    Some(text) => socket_option_number(text)?,
+                    None => return Err(SOCKET_OPTION_USAGE.into()),
+                };
+                match name {
+                    "set-tos" => TcpAction::SetTos(value),
+                    _ => TcpAction::SetMark(value),
+                }
+            }
+            Some("silent-drop") if which == "connection" => TcpAction::SilentDrop,
             Some(name) if which == "session" && is_session_only(name) => {
                 return self.refuse(AclError::Unsupported(format!("the action '{name}'")), words);
             }
@@ -1901,10 +1942,18 @@ impl Ctx<'_> {
         };
         let rest = &words[match action {
             TcpAction::Stick(_) => end,
+            TcpAction::ExpectProxy | TcpAction::SetTos(_) | TcpAction::SetMark(_) => {
+                4.min(words.len())
+            }
             _ => (3 + var_taken).min(words.len()),
         }..];
         if let Some(w) = rest.first().filter(|w| *w != "if" && *w != "unless") {
-            if let TcpAction::Var(_) = action {
+            if let TcpAction::Var(_)
+            | TcpAction::ExpectProxy
+            | TcpAction::SetTos(_)
+            | TcpAction::SetMark(_)
+            | TcpAction::SilentDrop = action
+            {
                 return Err(format!(
                     "'tcp-request {which} {}' only accepts 'if' or 'unless', in {kind} '{k}' (got '{w}')",
                     words[2]
@@ -2887,18 +2936,23 @@ fn del_header(kw: &str, args: &[String]) -> Result<HttpAction, ActionError> {
 fn socket_option_value(kw: &str, name: &str, args: &[String]) -> Result<u32, ActionError> {
     let text = match args {
         [v] => v,
-        [] => {
-            return Err(ActionError::Rule(
-                "expects exactly 1 argument (integer/hex value)".into(),
-            ));
-        }
+        [] => return Err(ActionError::Rule(SOCKET_OPTION_USAGE.into())),
         [_, w, ..] => return Err(not_condition(kw, name, w)),
     };
+    socket_option_number(text).map_err(ActionError::Rule)
+}
+
+/// HAProxy's refusal of a `set-tos` or `set-mark` without its value.
+const SOCKET_OPTION_USAGE: &str = "expects exactly 1 argument (integer/hex value)";
+
+/// The value of a `set-tos` or `set-mark`, read as HAProxy's `strtoul` (decimal, octal or
+/// hexadecimal, cut to 32 bits).
+fn socket_option_number(text: &str) -> Result<u32, String> {
     match super::values::strtoul(text) {
         (value, "") => Ok(value as u32),
-        (_, rest) => Err(ActionError::Rule(format!(
+        (_, rest) => Err(format!(
             "invalid character starting at '{rest}' (integer/hex value expected)"
-        ))),
+        )),
     }
 }
 
@@ -3640,6 +3694,45 @@ mod tests {
             err,
             "tcp-response content is only allowed in 'backend' sections or 'defaults' section with a name"
         );
+    }
+
+    #[test]
+    fn connection_rules_take_expect_proxy_and_the_socket_actions() {
+        let (rules, warnings) = frontend(&[
+            "tcp-request connection expect-proxy layer4 if { src 127.0.0.1 }",
+            "tcp-request connection set-mark 0x2a",
+            "tcp-request connection set-tos 010",
+            "tcp-request connection silent-drop unless { src 127.0.0.1 }",
+        ])
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let actions: Vec<&TcpAction> = rules.tcp_connection.iter().map(|r| &r.action).collect();
+        assert_eq!(
+            actions,
+            [
+                &TcpAction::ExpectProxy,
+                &TcpAction::SetMark(42),
+                &TcpAction::SetTos(8),
+                &TcpAction::SilentDrop
+            ]
+        );
+        // Only connection rules come before the header, and `layer4` is the only layer.
+        for (line, message) in [
+            (
+                "tcp-request session expect-proxy layer4",
+                "'expect-proxy layer4' is not allowed in 'tcp-request session' rules in frontend 'f'",
+            ),
+            (
+                "tcp-request connection expect-proxy layer7",
+                "'tcp-request connection expect-proxy' only supports 'layer4' in frontend 'f' (got 'layer7')",
+            ),
+            (
+                "tcp-request connection set-mark",
+                "expects exactly 1 argument (integer/hex value)",
+            ),
+        ] {
+            assert_eq!(frontend(&[line]).unwrap_err(), message, "{line}");
+        }
     }
 
     #[test]

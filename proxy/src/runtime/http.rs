@@ -5978,55 +5978,22 @@ fn apply_socket_effects(client: &Conn, effects: &rules::Effects) {
     if client.h2.is_some() {
         return;
     }
-    let socket = socket2::SockRef::from(&*client.stream);
     if let Some(tos) = effects.tos.get() {
-        let set = match client.stream.peer_addr() {
-            Ok(SocketAddr::V6(_)) => socket.set_tclass_v6(tos),
-            _ => socket.set_tos_v4(tos),
-        };
-        drop(set);
+        super::client_socket::set_tos(&client.stream, tos);
     }
     if let Some(mark) = effects.mark.get() {
-        drop(socket.set_mark(mark));
+        super::client_socket::set_mark(&client.stream, mark);
     }
 }
 
 /// Ends the client connection of a request the rules left unanswered. `reject` closes it
 /// as `tcp-request content reject` does (HAProxy's client sees the same end of stream);
-/// `silent-drop` first acknowledges what came (not to have it sent again to a closed
-/// socket, which would answer with a reset), then puts the socket in `TCP_REPAIR` mode
-/// (root only), in which its close sends nothing, else gives its reset a TTL of 1, as
-/// HAProxy's `tcp_exec_action_silent_drop`.
+/// `silent-drop` closes it without a word to the client ([`super::client_socket::silent_drop`]).
 fn end_unanswered(client: &Conn, abort: rules::Abort) {
     if abort != rules::Abort::SilentDrop || client.h2.is_some() {
         return;
     }
-    let socket = socket2::SockRef::from(&*client.stream);
-    drop(socket.set_tcp_quickack(true));
-    if !tcp_repair(&client.stream) {
-        let set = match client.stream.peer_addr() {
-            Ok(SocketAddr::V6(_)) => socket.set_unicast_hops_v6(1),
-            _ => socket.set_ttl_v4(1),
-        };
-        drop(set);
-    }
-    drop(socket.set_linger(Some(Duration::ZERO)));
-}
-
-/// Puts `stream` in `TCP_REPAIR` mode; false when the system refuses (not root).
-fn tcp_repair(stream: &TcpStream) -> bool {
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket and a c_int option of the size given.
-    let set = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_REPAIR,
-            (&raw const on).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    set == 0
+    super::client_socket::silent_drop(&client.stream);
 }
 
 /// `option forwardfor` as HAProxy applies it when the frontend or the backend sets it: the

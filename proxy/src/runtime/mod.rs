@@ -33,6 +33,7 @@ pub mod balance;
 pub mod check_format;
 pub mod checks;
 pub mod chunked;
+pub mod client_socket;
 pub mod convert;
 pub mod dns;
 pub mod error_capture;
@@ -1142,23 +1143,25 @@ where
     async move {
         // The slots go back when the task's future is dropped.
         let _open = &open;
-        if !fe.conf.rules.tcp_connection.is_empty()
-            && !rules::accept_connection(
+        let verdict = match fe.conf.rules.tcp_connection.is_empty() {
+            true => rules::ConnectionVerdict::default(),
+            false => rules::accept_connection(
                 &state,
                 &fe,
                 peer,
                 rules::local_addr(&client, local),
                 counters.as_deref(),
-            )
-        {
-            // `tcp-request connection reject`: reset at once, not logged (as HAProxy).
-            fe.counters.denied_conn.fetch_add(1, Relaxed);
-            let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+            ),
+        };
+        if !connection_goes_on(&fe, &client, &verdict) {
             return;
         }
-        let source = if accept_proxy {
+        // `bind ... accept-proxy` for every connection, `expect-proxy layer4` for those its
+        // rule matched: the header is read alike.
+        let source = if accept_proxy || verdict.expect_proxy {
             let wait = fe.conf.timeouts.client.unwrap_or(Duration::from_secs(5));
-            proxyproto::read(&mut client, wait)
+            // Boxed: its state (632 bytes) would otherwise grow every connection's task.
+            Box::pin(proxyproto::read(&mut client, wait))
                 .await
                 .map(|src| src.unwrap_or(peer))
         } else {
@@ -1188,6 +1191,32 @@ where
             }
         }
     }
+}
+
+/// Applies what a connection's `tcp-request connection` rules decided to its socket:
+/// whether it goes on. Ended by a rule, it is not logged, as HAProxy does: `reject` resets
+/// it and counts it (`dcon`), `silent-drop` closes it without a word to the client and
+/// counts nothing (HAProxy 2.6 neither).
+fn connection_goes_on(
+    fe: &Frontend,
+    client: &tokio::net::TcpStream,
+    verdict: &rules::ConnectionVerdict,
+) -> bool {
+    if let Some(tos) = verdict.tos {
+        client_socket::set_tos(client, tos);
+    }
+    if let Some(mark) = verdict.mark {
+        client_socket::set_mark(client, mark);
+    }
+    match verdict.end {
+        rules::Layer4End::Accept => return true,
+        rules::Layer4End::Reject => {
+            fe.counters.denied_conn.fetch_add(1, Relaxed);
+            let _ = socket2::SockRef::from(client).set_linger(Some(Duration::ZERO));
+        }
+        rules::Layer4End::SilentDrop => client_socket::silent_drop(client),
+    }
+    false
 }
 
 /// `tcp-request session` rules of a connection from `src` (its PROXY header's source):

@@ -132,15 +132,40 @@ pub fn local_addr(client: &TcpStream, bound: SocketAddr) -> SocketAddr {
     }
 }
 
-/// `tcp-request connection` rules: whether the connection goes on. `stick`: the
-/// connection's stick counters, which `track-scN` fills.
+/// How a connection's `tcp-request connection` rules ended it, or let it go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layer4End {
+    /// The connection goes on.
+    #[default]
+    Accept,
+    /// Reset at once, not logged.
+    Reject,
+    /// Closed without a word to the client (`silent-drop`), not logged.
+    SilentDrop,
+}
+
+/// What a connection's `tcp-request connection` rules decided, and what they asked of its
+/// socket on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnectionVerdict {
+    pub end: Layer4End,
+    /// An `expect-proxy layer4` rule applied: the connection starts with a PROXY header.
+    pub expect_proxy: bool,
+    /// `set-tos`, `set-mark`: the last value each rule that ran set.
+    pub tos: Option<u32>,
+    pub mark: Option<u32>,
+}
+
+/// `tcp-request connection` rules: whether the connection goes on, whether it must start
+/// with a PROXY header, and the socket options to set. `stick`: the connection's stick
+/// counters, which `track-scN` fills.
 pub fn accept_connection(
     state: &State,
     fe: &Frontend,
     src: SocketAddr,
     dst: SocketAddr,
     stick: Option<&stick::Counters>,
-) -> bool {
+) -> ConnectionVerdict {
     let ctx = Context {
         stick,
         ..Context::new(state, fe, src, dst)
@@ -163,24 +188,41 @@ pub fn accept_session(
         tls,
         ..Context::new(state, fe, src, dst)
     };
-    run_layer4_rules(&fe.conf.rules.tcp_session, &fe.conf.rules, &ctx)
+    // The configuration takes the socket actions and `expect-proxy` in connection rules
+    // alone.
+    let verdict = run_layer4_rules(&fe.conf.rules.tcp_session, &fe.conf.rules, &ctx);
+    verdict.end == Layer4End::Accept
 }
 
 /// Rules that decide on addresses alone (`tcp-request connection|session`), in order:
-/// counters and variables are set as met, the first accept or reject decides; none: accepted.
-fn run_layer4_rules(list: &[TcpRule], rules: &Rules, ctx: &Context<'_>) -> bool {
+/// counters, variables and socket options are set as met, `expect-proxy` is noted and
+/// the rules go on (as HAProxy's, whose later rules still see the real peer); the first
+/// accept, reject or silent-drop decides; none: accepted.
+fn run_layer4_rules(list: &[TcpRule], rules: &Rules, ctx: &Context<'_>) -> ConnectionVerdict {
+    let mut verdict = ConnectionVerdict::default();
     for rule in list {
-        if sample::eval(rule.cond.as_ref(), &rules.acls.acls, ctx) == Test::Pass {
-            match &rule.action {
-                TcpAction::Stick(a) => {
-                    stick::act(a, ctx, stick::Level::Session, stick::TrackedBy::Tcp)
-                }
-                TcpAction::Var(v) => set_tcp_var(v, ctx, None),
-                action => return *action == TcpAction::Accept,
+        if sample::eval(rule.cond.as_ref(), &rules.acls.acls, ctx) != Test::Pass {
+            continue;
+        }
+        match &rule.action {
+            TcpAction::Stick(a) => stick::act(a, ctx, stick::Level::Session, stick::TrackedBy::Tcp),
+            TcpAction::Var(v) => set_tcp_var(v, ctx, None),
+            TcpAction::ExpectProxy => verdict.expect_proxy = true,
+            TcpAction::SetTos(tos) => verdict.tos = Some(*tos),
+            TcpAction::SetMark(mark) => verdict.mark = Some(*mark),
+            TcpAction::Accept => return verdict,
+            TcpAction::SilentDrop => {
+                verdict.end = Layer4End::SilentDrop;
+                return verdict;
+            }
+            // `close` is a response rule's (refused here by the configuration).
+            TcpAction::Reject | TcpAction::Close => {
+                verdict.end = Layer4End::Reject;
+                return verdict;
             }
         }
     }
-    true
+    verdict
 }
 
 /// The first `tcp-request content` rule that applies decides; none: accepted. `None` while
@@ -199,6 +241,11 @@ fn content_verdict(
                     stick::act(a, ctx, stick::Level::Stream, stick::TrackedBy::Tcp)
                 }
                 TcpAction::Var(v) => set_tcp_var(v, ctx, None),
+                // Connection rules alone (the configuration refuses them here).
+                TcpAction::ExpectProxy
+                | TcpAction::SetTos(_)
+                | TcpAction::SetMark(_)
+                | TcpAction::SilentDrop => {}
                 action => return Some(*action == TcpAction::Accept),
             },
             _ => {}
@@ -238,6 +285,12 @@ pub fn response_verdict(
                 TcpAction::Accept => return Some(ResponseVerdict::Accept),
                 TcpAction::Reject => return Some(ResponseVerdict::Reject),
                 TcpAction::Close => return Some(ResponseVerdict::Close),
+                // `tcp-request connection` rules alone (the configuration refuses them
+                // here).
+                TcpAction::ExpectProxy
+                | TcpAction::SetTos(_)
+                | TcpAction::SetMark(_)
+                | TcpAction::SilentDrop => {}
             },
             _ => {}
         }
