@@ -12,6 +12,8 @@
 # connections each send REQS (500) sequential requests after a warm-up that is not counted.
 # MODE:
 #   http       GET, a 2-byte `content-length` answer (the default).
+#   close      the same GET, each on a connection of its own (`Connection: close`): per
+#              connection plus one GET.
 #   tls        the bind terminates TLS (an EC P-256 certificate) and every GET comes on a new
 #              TLS connection with a full handshake (no resumption): per handshake plus one GET.
 #   tls-keepalive  the same bind, each connection's REQS GETs over one TLS connection.
@@ -28,7 +30,7 @@ CONNS=${CONNS:-4} REQS=${REQS:-500} MODE=${MODE:-http}
 BODY=${BODY:-16384} CHUNKS=${CHUNKS:-4} REQUEST_BODY=${REQUEST_BODY:-1}
 BUILDS=${BUILDS:-/tmp/hapx-instr-builds}
 case "$MODE" in
-  http | tls | tls-keepalive | h2-server | chunked | sized) ;;
+  http | close | tls | tls-keepalive | h2-server | chunked | sized) ;;
   *) echo "proxy-instructions: unknown MODE=$MODE" >&2; exit 2 ;;
 esac
 
@@ -120,7 +122,7 @@ port, conns, reqs = map(int, sys.argv[1:4])
 mode = sys.argv[4]
 body, chunks, request_body = map(int, sys.argv[5:8])
 tls = mode in ("tls", "tls-keepalive")
-per_connection = mode == "tls"  # one request per connection
+per_connection = mode in ("tls", "close")  # one request per connection
 req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
 if per_connection:
     req = req.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")

@@ -1,6 +1,6 @@
 //! HTTP connections that have sent nothing yet, beside HAProxy 2.6. hapx keeps such a
 //! connection in a task holding only its socket until its first bytes come (see
-//! `serve_accepted` in the proxy's `runtime/http.rs`); what a user sees must not change:
+//! `serve_proto` in the proxy's `runtime/http.rs`); what a user sees must not change:
 //! each is a session of its frontend from its accept (`scur`, `stot`, `show info`'s
 //! `CurrConns`) and an open HTTP/1 connection (`h1_open_connections`), each is served once
 //! it sends its request, and all leave the counts when they close.

@@ -1590,16 +1590,19 @@ pub fn serve(
     local: SocketAddr,
     tls: Option<Arc<TlsServer>>,
 ) -> impl std::future::Future<Output = ()> {
-    serve_accepted(state, fe, client, (peer, local), tls, None)
+    serve_proto(state, fe, client, (peer, local), tls, None)
 }
 
-/// A connection its HTTP listener accepted. Until a plaintext one sends its first bytes,
-/// its task holds only its socket and that wait ([`first_bytes`]), as HAProxy holds no
-/// buffer and no stream for it: what its requests need (a few kilobytes, boxed) comes
-/// with them, so thousands of connections that sent nothing cost little more than their
-/// sockets. Its session and its HTTP/1 connection are counted from the accept all the
-/// same, and its first request's times (`%Ti`, `timeout http-request`) count from there.
-fn serve_accepted(
+/// [`serve`] for a listener whose `bind ... proto` says which HTTP version its connections
+/// speak: `h2` from their first byte, `h1` never HTTP/2 (None: as each begins).
+///
+/// Until a plaintext connection sends its first bytes, its task holds only its socket and
+/// that wait ([`first_bytes`]), as HAProxy holds no buffer and no stream for it: what its
+/// requests need (a few kilobytes, boxed) comes with them, so thousands of connections
+/// that sent nothing cost little more than their sockets. Its session and its HTTP/1
+/// connection are counted from the accept all the same, and its first request's idle time
+/// (`%Ti`) and idle timeout count from there.
+pub fn serve_proto(
     state: Arc<State>,
     fe: Arc<Frontend>,
     client: TcpStream,
@@ -1699,19 +1702,6 @@ pub fn serve_upgraded(
     )
 }
 
-/// [`serve`] for a listener whose `bind ... proto` says which HTTP version its connections
-/// speak: `h2` from their first byte, `h1` never HTTP/2 (None: as each begins).
-pub fn serve_proto(
-    state: Arc<State>,
-    fe: Arc<Frontend>,
-    client: TcpStream,
-    (peer, local): (SocketAddr, SocketAddr),
-    tls: Option<Arc<TlsServer>>,
-    proto: Option<MuxProto>,
-) -> impl std::future::Future<Output = ()> + Send {
-    serve_accepted(state, fe, client, (peer, local), tls, proto)
-}
-
 /// How a connection comes to [`serve_client`].
 enum Arriving {
     /// Accepted by an HTTP frontend's listener: its `bind ... ssl` handshake to make, and
@@ -1721,7 +1711,7 @@ enum Arriving {
         proto: Option<MuxProto>,
     },
     /// Accepted by a plaintext listener `since`, its first bytes waited for in
-    /// [`serve_accepted`]: its session and its HTTP/1 connection (none on a `proto h2`
+    /// [`serve_proto`]: its session and its HTTP/1 connection (none on a `proto h2`
     /// bind) counted there.
     Waited {
         proto: Option<MuxProto>,
