@@ -34,6 +34,11 @@ const TIMED: [&str; 18] = [
     "last_chk",
 ];
 
+/// Fields counting how many connections were open at once: the start's readiness probe,
+/// which a proxy may take from its accept queue only once the test's request came (after
+/// the test saw no connection open), can add one (seen in CI: HAProxy's frontend `smax` 2).
+const OVERLAPPED: [&str; 1] = ["smax"];
+
 /// A typed stat line's key (`S.3.1.4.scur.1`) and the rest (`MGP:u32`, value).
 type Typed = BTreeMap<String, (String, String)>;
 
@@ -256,7 +261,13 @@ fn agree_on_stats(ours: &Seen, theirs: &Seen) {
             );
         };
         assert_eq!(meta, their_meta, "{key}");
-        if !timed(key) {
+        if OVERLAPPED.contains(&field(key)) {
+            let (a, b) = (value.parse::<u64>(), their_value.parse::<u64>());
+            assert!(
+                matches!((a, b), (Ok(a), Ok(b)) if a.abs_diff(b) <= 1),
+                "{key}: {value}, HAProxy's {their_value}"
+            );
+        } else if !timed(key) {
             assert_eq!(value, their_value, "{key}");
         }
     }
