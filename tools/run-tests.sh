@@ -26,12 +26,24 @@ cargo test --workspace --locked --no-run --message-format=json-render-diagnostic
 echo "tools/run-tests.sh: $(wc -l < "$work/targets") test binaries, $jobs at a time"
 
 # One binary: run it in its package's directory, keep its output, print it whole at its end.
+# Its failed tests run once more, alone: one that passes then is a flaky test, listed at the
+# end with its first failure, and does not fail the run; one that fails again does.
 run_one() {
-  local dir name exe log status=0
+  local dir name exe log status=0 failed
   IFS=$'\t' read -r dir name exe <<< "$1"
   shift
   log="$work/$(basename "$exe").log"
   (cd "$dir" && "$exe" "$@") > "$log" 2>&1 || status=$?
+  failed="$(sed -n 's/^---- \(.*\) stdout ----$/\1/p' "$log")"
+  if [ "$status" != 0 ] && [ -n "$failed" ]; then
+    printf '\n     Rerunning the failed tests of %s: %s\n' "$name" "$(echo $failed)" >> "$log"
+    cp "$log" "$log.first"
+    # shellcheck disable=SC2046 # one argument per test name (libtest's names have no spaces)
+    if (cd "$dir" && "$exe" "$@" --exact $failed) >> "$log" 2>&1; then
+      status=0
+      printf '%s\t%s\t%s\n' "$name" "$exe" "$(echo $failed)" >> "$work/flaky"
+    fi
+  fi
   {
     flock 9
     printf '     Running %s (%s)\n' "$name" "${exe#"$PWD"/}"
@@ -40,6 +52,14 @@ run_one() {
   } 9>> "$work/print.lock"
 }
 export -f run_one
+
+# What each panic of a log said, without backtraces: the lines from `panicked at` to the
+# backtrace or the next test's section.
+panics() {
+  awk '/panicked at/ { p = 1 }
+       p && (/^stack backtrace:/ || /^note: / || /^---- / || /^failures:/) { p = 0 }
+       p { print }' "$1" | head -n 60
+}
 export work
 
 xargs -d '\n' -P "$jobs" -I {} bash -c 'run_one "$@"' _ {} "$@" < "$work/targets"
@@ -47,15 +67,22 @@ xargs -d '\n' -P "$jobs" -I {} bash -c 'run_one "$@"' _ {} "$@" < "$work/targets
 # Documentation examples, which cargo builds and runs on its own.
 cargo test --workspace --locked --doc || printf 'doc-tests\t(cargo test --doc)\n' >> "$work/failed"
 
+if [ -s "$work/flaky" ]; then
+  # Tests that failed and then passed alone: not a failed run, but never quiet.
+  while IFS=$'\t' read -r name exe tests; do
+    printf '\n---- FLAKY in %s: %s (failed, then passed when rerun) ----\n' "$name" "$tests"
+    panics "$work/$(basename "$exe").log.first"
+  done < "$work/flaky"
+fi
+
 if [ -s "$work/failed" ]; then
   # Each failed binary's own account again, last: a CI log's tail is often all one gets to see.
   while IFS=$'\t' read -r name exe; do
     log="$work/$(basename "$exe").log"
     [ -f "$log" ] || continue
     printf '\n---- why %s failed ----\n' "$name"
-    # Each panic with what it said (assertion texts run over lines), then libtest's list.
-    grep -A 12 -e 'panicked at' "$log" | head -n 200 || true
-    tail -n 12 "$log"
+    panics "$log"
+    grep -e '^test result:' "$log" || tail -n 12 "$log"
   done < "$work/failed"
   echo "error: $(wc -l < "$work/failed") target(s) failed:"
   sed 's/^/    /' "$work/failed"

@@ -137,7 +137,7 @@ pub enum Step {
     /// Closes the oldest kept connection to this server and, once the proxy counts it
     /// gone, records what [`Step::Dequeued`] does.
     Free(&'static str),
-    /// Records the server the oldest queued connection reached (it is kept then), or
+    /// Records the server a queued connection reached (it is kept then), or
     /// `(none)` while the proxy counts every queued connection still queued.
     Dequeued,
     /// This `show stat` column of each server, recorded as `[COLUMN: s1=V ...]`.
@@ -299,10 +299,11 @@ fn play(
 /// a hand-off moves them in one step of the proxy, far quicker than this.
 const SETTLED: Duration = Duration::from_millis(300);
 
-/// The server the oldest queued connection reached ([`Step::Dequeued`]): when the proxy
-/// counts fewer queued than the script holds queued (and the counts stay so for
-/// [`SETTLED`]: a hand-off may be counted half-way), it reads the server's name, given a
-/// generous delay, and keeps the connection as held; else `(none)`.
+/// The server a queued connection reached ([`Step::Dequeued`]): when the proxy counts
+/// fewer queued than the script holds queued (and the counts stay so for [`SETTLED`]: a
+/// hand-off may be counted half-way), it reads the server's name from the waiter answered
+/// ([`first_answered`]), given a generous delay, and keeps that connection as held; else
+/// `(none)`.
 fn dequeued(sock: &Path, servers: &[(&str, &str)], clients: &mut Clients) -> String {
     let waiting = clients.queued.len();
     let counted = || sum_of(sock, servers, queued);
@@ -315,12 +316,35 @@ fn dequeued(sock: &Path, servers: &[(&str, &str)], clients: &mut Clients) -> Str
     if !taken {
         return "(none)".into();
     }
-    let conn = clients.queued.remove(0);
-    let name = first_line(&conn, Duration::from_secs(20));
-    assert!(!name.is_empty(), "a dequeued connection got no answer");
+    let at = first_answered(&clients.queued, Duration::from_secs(20));
+    let conn = clients
+        .queued
+        .remove(at.expect("a dequeued connection got no answer"));
+    let name = first_line(&conn, Duration::from_secs(5));
+    assert!(
+        !name.is_empty(),
+        "a dequeued connection's answer ended early"
+    );
     // Counted on its server already: it left the queue for one of its slots.
     clients.held.push((name.clone(), conn));
     name
+}
+
+/// Which of `queued` the proxy answered first, within `timeout`. Not always the oldest:
+/// HAProxy 2.6 now and then hands a freed slot to the younger of two waiters (about one
+/// run in 45 of [`Step::Dequeued`]), and what is recorded is the server, not the waiter.
+fn first_answered(queued: &[TcpStream], timeout: Duration) -> Option<usize> {
+    let since = std::time::Instant::now();
+    while since.elapsed() < timeout {
+        for (at, conn) in queued.iter().enumerate() {
+            conn.set_read_timeout(Some(Duration::from_millis(20)))
+                .ok()?;
+            if conn.peek(&mut [0u8]).is_ok_and(|n| n > 0) {
+                return Some(at);
+            }
+        }
+    }
+    None
 }
 
 /// The first line `conn` reads within `timeout` (a server's name); "" when none came.

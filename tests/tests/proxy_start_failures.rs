@@ -316,9 +316,17 @@ fn a_daemon_chrooted_without_dev_null_serves() {
         let daemons = leftovers.pids();
         assert!(serving, "{who}: the daemon does not listen");
         assert_eq!(daemons.len(), 1, "{who}: {daemons:?}");
-        let stdio: Vec<PathBuf> = (0..3)
-            .filter_map(|fd| std::fs::read_link(format!("/proc/{}/fd/{fd}", daemons[0])).ok())
-            .collect();
-        assert_eq!(stdio, [Path::new("/dev/null"); 3], "{who}");
+        // HAProxy's daemon closes its three streams and then opens them on /dev/null
+        // (`stdio_quiet`): closing the last one ends `output()`, so the test may look in
+        // between, when the daemon has none.
+        let stdio = || -> Vec<PathBuf> {
+            (0..3)
+                .filter_map(|fd| std::fs::read_link(format!("/proc/{}/fd/{fd}", daemons[0])).ok())
+                .collect()
+        };
+        let quiet = eventually(Duration::from_secs(5), || {
+            stdio() == [Path::new("/dev/null"); 3]
+        });
+        assert!(quiet, "{who}: its standard streams are {:?}", stdio());
     }
 }
