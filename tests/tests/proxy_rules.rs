@@ -498,7 +498,7 @@ fn unimplemented_rule_parts_are_refused() {
             "defaults\n  mode http\n{TIMEOUTS}frontend f\n  bind 127.0.0.1:1\n  acl tls ssl_bc\n  http-request deny if !tls\n\
              \x20 http-request cache-use c\n  http-request deny if {{ path,ub64dec /x }}\n  use_backend b if tls\n\
              \x20 redirect scheme https if !tls\n  monitor fail if tls\n  tcp-request content reject if !tls\n\
-             \x20 tcp-request session set-src src\n  compression algo gzip\n  default_backend b\n\
+             \x20 tcp-request session set-dst-port int(1)\n  compression algo gzip\n  default_backend b\n\
              backend b\n  http-response deny if {{ res.hdr(x),ub64dec x }}\n  http-after-response ot-group g\n\
              \x20 tcp-response content silent-drop\n  use-server s if {{ ssl_bc }}\n  server s 127.0.0.1:1\n"
         ),
@@ -523,7 +523,7 @@ fn unimplemented_rule_parts_are_refused() {
         (13, "the sample fetch 'ssl_bc'"),
         (14, "the sample fetch 'ssl_bc'"),
         (15, "the sample fetch 'ssl_bc'"),
-        (16, "the action 'set-src'"),
+        (16, "the action 'set-dst-port'"),
         (20, "the converter 'ub64dec'"),
         (21, "the action 'ot-group'"),
         (22, "'tcp-response content silent-drop'"),

@@ -36,8 +36,8 @@ pub const SECTIONS: &[(&str, Support)] = &[
     ("mailers", No),
     ("program", No),
     ("http-errors", Yes),
-    ("ring", No),
-    ("log-forward", No),
+    ("ring", Yes),
+    ("log-forward", Yes),
     ("cache", No),
     ("fcgi-app", No),
 ];

@@ -339,7 +339,7 @@ pub fn compile(p: &mut Proxy, diags: &mut Diags) {
         ),
     };
     let kept = line_kept.get() || (log.format.is_none() && compiled.line.is_some());
-    if kept && p.logs.is_empty() {
+    if kept && p.logs.is_empty() && p.log.rings.is_empty() {
         diags.global_warn(format!(
             "log format ignored for {} '{}' since it has no log address.",
             p.kind.type_str(),
@@ -365,41 +365,53 @@ const LEVELS: [&str; 8] = [
 /// HAProxy's datagram size limit per target when `len` is not given.
 pub const DEFAULT_MAX_LEN: usize = 1024;
 
-/// `log global` (None: the caller copies the global targets), or a target:
-/// `log <address> [len <length>] [format <format>] [sample <ranges>:<size>] <facility>
-/// [<level> [<minlevel>]]`.
-/// `in_global`: whether the line is the global section's, where HAProxy's message for a
-/// missing argument does not offer `global`.
-/// What a `log` line says: `log global`, a target, or a ring's buffer (`ring@NAME`).
+/// What a `log` line says: `log global`, a target, or a ring's buffer (`ring@NAME`, with
+/// the line's settings: facility, levels, `len`, `sample`).
 #[derive(Debug, Clone)]
 pub enum ParsedLog {
     Global,
     Target(LogTarget),
-    Ring(String),
+    Ring(String, LogTarget),
 }
 
-/// A `log ring@NAME ...` line, kept apart from the targets lines are sent to: hapx keeps no
-/// ring buffer and sends nothing to a ring's servers (see [`Ring`]).
+/// A `log ring@NAME ...` line: its lines go to the ring's buffer (and its servers) through
+/// the ring's own format; the line's `format` and destination are not used.
 #[derive(Debug, Clone)]
 pub struct RingLog {
     pub ring: String,
+    pub target: LogTarget,
     pub place: Place,
 }
 
-/// A `ring NAME` section (HAProxy's sink): read and checked as HAProxy reads it. hapx keeps
-/// no buffer (`show events`) and forwards nothing to its servers: what is logged to it is
-/// dropped, which its server lines (or its header, without any) are warned about.
+/// A `ring NAME` section (HAProxy's sink): a buffer of the last lines logged to it, read
+/// with the runtime API's `show events`, and sent to its servers.
 #[derive(Debug, Clone)]
 pub struct Ring {
     pub name: String,
     pub place: Place,
     pub description: Option<String>,
-    pub format: Option<String>,
+    /// `format`: the header each line is stored with (raw: none).
+    pub format: SyslogFormat,
     /// `size`: the buffer's bytes (HAProxy's default: one buffer, 16384).
     pub size: u64,
-    pub maxlen: Option<u64>,
-    /// Its `server` lines: name and place.
-    pub servers: Vec<(String, Place)>,
+    /// `maxlen`: a stored line's longest, header included.
+    pub maxlen: u64,
+    /// `timeout connect`: how long a connection to a server may take.
+    pub timeout_connect: Option<std::time::Duration>,
+    /// `timeout server` (read, not acted on: the forwarder only writes).
+    pub timeout_server: Option<std::time::Duration>,
+    pub servers: Vec<RingServer>,
+}
+
+/// A ring's `server NAME ADDR [log-proto legacy|octet-count]`: a TCP syslog server the
+/// ring's lines are sent to, oldest first.
+#[derive(Debug, Clone)]
+pub struct RingServer {
+    pub name: String,
+    pub addr: std::net::SocketAddr,
+    /// `log-proto octet-count` (RFC 6587's octet counting); else each line ends with LF.
+    pub octet_count: bool,
+    pub place: Place,
 }
 
 /// HAProxy's sink formats (`ring ... format`).
@@ -407,7 +419,7 @@ const RING_FORMATS: [&str; 7] = [
     "raw", "short", "iso", "timed", "priority", "rfc3164", "rfc5424",
 ];
 
-/// HAProxy's default ring size: one buffer.
+/// HAProxy's default ring size and line length: one buffer.
 const RING_DEFAULT_SIZE: u64 = 16384;
 
 /// `ring NAME`: a new section in `rings`, refused as HAProxy refuses a missing or taken name.
@@ -423,9 +435,11 @@ pub fn ring_start(rings: &mut Vec<Ring>, words: &[String], place: &Place) -> Res
         name: name.clone(),
         place: place.clone(),
         description: None,
-        format: None,
+        format: SyslogFormat::Raw,
         size: RING_DEFAULT_SIZE,
-        maxlen: None,
+        maxlen: RING_DEFAULT_SIZE,
+        timeout_connect: None,
+        timeout_server: None,
         servers: Vec::new(),
     });
     Ok(())
@@ -450,14 +464,27 @@ pub fn ring_line(
             if !RING_FORMATS.contains(&v) {
                 return Err(format!("unknown format '{v}'."));
             }
-            ring.format = Some(v.into());
+            ring.format = SyslogFormat::parse(v).unwrap_or(SyslogFormat::Raw);
         }
         "size" => {
             let v = arg(1).unwrap_or_default();
-            ring.size = u64::try_from(values_atol(v))
+            let size = u64::try_from(values_atol(v))
                 .ok()
                 .filter(|&n| n > 0)
                 .ok_or_else(|| invalid_size(v))?;
+            if size < ring.size {
+                // HAProxy also refuses the configuration then, with no message of its
+                // own; hapx only warns (its diagnostics have no silent error).
+                diags.warn(
+                    place,
+                    format!(
+                        "ignoring new size '{size}' that is smaller than current size '{}' for ring '{}'.",
+                        ring.size, ring.name
+                    ),
+                );
+            } else {
+                ring.size = size;
+            }
         }
         "maxlen" => {
             let v = arg(1).unwrap_or_default();
@@ -471,91 +498,214 @@ pub fn ring_line(
                     ring.name, ring.size
                 ));
             }
-            ring.maxlen = Some(maxlen.min(ring.size));
+            ring.maxlen = maxlen.min(ring.size);
         }
         "timeout" => {
             // HAProxy reads `connect` and `server`, and passes over any other word.
             if let Some(which @ ("connect" | "server")) = arg(1) {
                 let v = arg(2)
                     .ok_or_else(|| format!("'timeout {which}' expects <time> as argument."))?;
-                values::timer(v, &format!("timeout {which}"))?;
+                let t = values::timer(v, &format!("timeout {which}"))?;
+                let t = (!t.is_zero()).then_some(t);
+                match which {
+                    "connect" => ring.timeout_connect = t,
+                    _ => ring.timeout_server = t,
+                }
             }
         }
-        "server" => {
-            let (Some(name), Some(_addr)) = (arg(1), arg(2)) else {
-                // HAProxy's server parser words it without "parsing".
-                diags.check_alert(
-                    place,
-                    "'server' expects <name> and <addr>[:<port>] as arguments.",
-                );
-                return Ok(());
-            };
-            diags.warn(
-                place,
-                format!(
-                    "ring '{}' : sending events to server '{name}' is not implemented by hapx; lines logged to this ring are dropped.",
-                    ring.name
-                ),
-            );
-            ring.servers.push((name.into(), place.clone()));
-        }
+        "server" => ring_server(ring, words, place, diags)?,
         other => return Err(format!("unknown statement '{other}'.")),
     }
     Ok(())
 }
 
-/// A ring without servers: its buffer is all HAProxy keeps (read with `show events`), which
-/// hapx does not keep; warned about at its header once the configuration is read.
-pub fn check_rings(rings: &[Ring], diags: &mut Diags) {
-    for ring in rings.iter().filter(|r| r.servers.is_empty()) {
-        diags.warn(
-            &ring.place,
-            format!(
-                "ring '{}' : its buffer ('show events') is not implemented by hapx; lines logged to this ring are dropped.",
-                ring.name
-            ),
-        );
-    }
-}
-
-/// A `log-forward NAME` section: read (its `bind`, `dgram-bind`, `backlog`, `maxconn`,
-/// `timeout client` and `log` lines) and warned about once: hapx does not forward syslog.
-#[derive(Debug, Clone)]
-pub struct LogForward {
-    pub name: String,
-    pub place: Place,
-}
-
-/// `log-forward NAME`: a new section, with HAProxy's message for a missing name and hapx's
-/// one warning for the section.
-pub fn log_forward_start(
-    sections: &mut Vec<LogForward>,
+/// `server NAME ADDR [log-proto legacy|octet-count]` in a ring.
+fn ring_server(
+    ring: &mut Ring,
     words: &[String],
     place: &Place,
     diags: &mut Diags,
 ) -> Result<(), String> {
-    let name = words
-        .get(1)
-        .filter(|n| !n.is_empty())
-        .ok_or("missing name for ip-forward section.")?;
-    diags.warn(
-        place,
-        format!("'log-forward' sections are not implemented by hapx; section '{name}' is ignored: nothing listens on its binds and no syslog line is forwarded."),
-    );
-    sections.push(LogForward {
-        name: name.clone(),
+    let arg = |i: usize| words.get(i).map(String::as_str).filter(|w| !w.is_empty());
+    let (Some(name), Some(addr)) = (arg(1), arg(2)) else {
+        // HAProxy's server parser words it without "parsing".
+        diags.check_alert(
+            place,
+            "'server' expects <name> and <addr>[:<port>] as arguments.",
+        );
+        return Ok(());
+    };
+    // Worded as HAProxy's server parser words them, without "parsing", naming the ring.
+    let mut refuse = |message: String| {
+        diags.check_alert(place, format!("'server {}/{name}' : {message}", ring.name));
+    };
+    let (_, host_port) = values::strip_family(addr);
+    let (host, port) = values::split_host_port(host_port);
+    let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse() else {
+        refuse(format!("invalid address: '{host}' in '{addr}'"));
+        return Ok(());
+    };
+    // Without a port, as HAProxy: port 0, which no connection reaches.
+    let port = port.parse().unwrap_or(0);
+    let mut octet_count = false;
+    let mut i = 3;
+    while let Some(word) = arg(i) {
+        if word == "log-proto" {
+            octet_count = match arg(i + 1) {
+                Some("octet-count") => true,
+                Some("legacy") => false,
+                other => {
+                    refuse(format!(
+                        "'log-proto' expects one of 'legacy' or 'octet-count' but got '{}'.",
+                        other.unwrap_or_default()
+                    ));
+                    return Ok(());
+                }
+            };
+            i += 1;
+        }
+        i += 1;
+    }
+    ring.servers.push(RingServer {
+        name: name.into(),
+        addr: std::net::SocketAddr::new(ip, port),
+        octet_count,
         place: place.clone(),
     });
     Ok(())
 }
 
-/// One line of a `log-forward` section: HAProxy's keywords are taken (and not acted on),
-/// any other refused with its message.
-pub fn log_forward_line(words: &[String]) -> Result<(), String> {
-    match words[0].as_str() {
-        "bind" | "dgram-bind" | "backlog" | "maxconn" | "timeout" | "log" => Ok(()),
-        other => Err(format!("unknown keyword '{other}' in log-forward section.")),
+/// A ring with servers is a backend to HAProxy, warned about as one when it lacks its
+/// connect or server timeout (the last declared first, as HAProxy lists its sinks).
+pub fn check_rings(rings: &[Ring], diags: &mut Diags) {
+    let untimed = |r: &&Ring| r.timeout_connect.is_none() || r.timeout_server.is_none();
+    for ring in rings
+        .iter()
+        .rev()
+        .filter(|r| !r.servers.is_empty())
+        .filter(untimed)
+    {
+        diags.global_warn(format!(
+            "missing timeouts for backend '{}'.\n   \
+             | While not properly invalid, you will certainly encounter various problems\n   \
+             | with such a configuration. To fix this, please ensure that all following\n   \
+             | timeouts are set to a non-zero value: 'client', 'connect', 'server'.",
+            ring.name
+        ));
     }
+}
+
+/// A `log-forward NAME` section: syslog received on its `bind` (TCP) and `dgram-bind`
+/// (UDP) addresses, re-emitted to its `log` targets.
+#[derive(Debug, Clone)]
+pub struct LogForward {
+    pub name: String,
+    pub place: Place,
+    /// `bind`: TCP listeners (octet-counting or LF framing).
+    pub binds: Vec<(std::net::SocketAddr, Place)>,
+    /// `dgram-bind`: UDP listeners, one message per datagram.
+    pub dgram_binds: Vec<(std::net::SocketAddr, Place)>,
+    /// `maxconn`: TCP connections at once (HAProxy's default: 10).
+    pub maxconn: usize,
+    /// `backlog`: the TCP listeners' queue.
+    pub backlog: Option<u32>,
+    /// `timeout client`: a TCP connection idle that long is closed (none: never).
+    pub timeout_client: Option<std::time::Duration>,
+    pub logs: Vec<LogTarget>,
+    pub rings: Vec<RingLog>,
+}
+
+/// `log-forward NAME`: a new section, with HAProxy's message for a missing name.
+pub fn log_forward_start(
+    sections: &mut Vec<LogForward>,
+    words: &[String],
+    place: &Place,
+) -> Result<(), String> {
+    let name = words
+        .get(1)
+        .filter(|n| !n.is_empty())
+        .ok_or("missing name for ip-forward section.")?;
+    sections.push(LogForward {
+        name: name.clone(),
+        place: place.clone(),
+        binds: Vec::new(),
+        dgram_binds: Vec::new(),
+        maxconn: 10,
+        backlog: None,
+        timeout_client: None,
+        logs: Vec::new(),
+        rings: Vec::new(),
+    });
+    Ok(())
+}
+
+/// One line of a `log-forward` section, any keyword HAProxy does not know refused with
+/// its message. `global`: the global `log` lines, which `log global` copies.
+pub fn log_forward_line(
+    section: &mut LogForward,
+    words: &[String],
+    place: &Place,
+    global: &super::model::Global,
+) -> Result<(), String> {
+    let arg = |i: usize| words.get(i).map(String::as_str).filter(|w| !w.is_empty());
+    let kw = words[0].as_str();
+    let integer = || arg(1).ok_or_else(|| format!("'{kw}' expects an integer argument."));
+    match kw {
+        "bind" | "dgram-bind" => {
+            // HAProxy passes over a `bind` without an address.
+            let Some(spec) = arg(1) else {
+                return Ok(());
+            };
+            let addr = forward_bind_addr(spec).map_err(|e| format!("'{kw} {spec}' : {e}"))?;
+            let list = if kw == "bind" {
+                &mut section.binds
+            } else {
+                &mut section.dgram_binds
+            };
+            list.push((addr, place.clone()));
+        }
+        "maxconn" => section.maxconn = usize::try_from(values_atol(integer()?)).unwrap_or(0),
+        "backlog" => section.backlog = u32::try_from(values_atol(integer()?)).ok(),
+        "timeout" => {
+            if arg(1) == Some("client") {
+                let v = arg(2).ok_or("missing timeout client value.")?;
+                let t = values::timer(v, "timeout client")?;
+                section.timeout_client = (!t.is_zero()).then_some(t);
+            }
+        }
+        "log" => match log_target(words, false)? {
+            ParsedLog::Global => {
+                section.logs.extend(global.logs.iter().cloned());
+                section.rings.extend(global.ring_logs.iter().cloned());
+            }
+            ParsedLog::Target(t) => section.logs.push(t),
+            ParsedLog::Ring(ring, target) => section.rings.push(RingLog {
+                ring,
+                target,
+                place: place.clone(),
+            }),
+        },
+        other => return Err(format!("unknown keyword '{other}' in log-forward section.")),
+    }
+    Ok(())
+}
+
+/// A log-forward listener's address: `[udp@|tcp@|ipv4@|ipv6@]host:port`, refused with
+/// HAProxy's words.
+fn forward_bind_addr(spec: &str) -> Result<std::net::SocketAddr, String> {
+    let (_, host_port) = values::strip_family(spec);
+    let (host, port) = values::split_host_port(host_port);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port
+        .parse()
+        .map_err(|_| format!("missing port specification in '{spec}'"))?;
+    let ip: std::net::IpAddr = if host.is_empty() || host == "*" {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        host.parse()
+            .map_err(|_| format!("invalid address: '{host}' in '{spec}'"))?
+    };
+    Ok(std::net::SocketAddr::new(ip, port))
 }
 
 /// C's atol: the number the text starts with, 0 without one.
@@ -570,6 +720,10 @@ fn values_atol(text: &str) -> i64 {
     sign * digits[..end].parse::<i64>().unwrap_or(0)
 }
 
+/// A `log` line: `log global`, or a target `log <address> [len <length>] [format <format>]
+/// [sample <ranges>:<size>] <facility> [<level> [<minlevel>]]` (`ring@NAME` for a ring).
+/// `in_global`: whether the line is the global section's, where HAProxy's message for a
+/// missing argument does not offer `global`.
 pub fn log_target(words: &[String], in_global: bool) -> Result<ParsedLog, String> {
     let arg = |i: usize| words.get(i).map(String::as_str).filter(|w| !w.is_empty());
     let missing = || {
@@ -637,7 +791,7 @@ pub fn log_target(words: &[String], in_global: bool) -> Result<ParsedLog, String
         return Err(format!("log : cannot handle unexpected argument '{extra}'"));
     }
     Ok(match ring {
-        Some(name) => ParsedLog::Ring(name.into()),
+        Some(name) => ParsedLog::Ring(name.into(), target),
         None => ParsedLog::Target(target),
     })
 }

@@ -78,13 +78,17 @@ impl Config {
                 .any(|s| s.active() && s.listen_addr().is_some())
     }
 
-    /// A stats socket, or an enabled frontend with a `bind`.
+    /// A stats socket, an enabled frontend with a `bind`, or a `log-forward` section with
+    /// a `bind` or `dgram-bind`.
     fn serves_frontends(&self) -> bool {
+        let forwards =
+            |l: &super::logging::LogForward| !l.binds.is_empty() || !l.dgram_binds.is_empty();
         !self.global.stats_sockets.is_empty()
             || self
                 .proxies
                 .iter()
                 .any(|p| p.kind.is_frontend() && !p.disabled && !p.binds.is_empty())
+            || self.log_forwards.iter().any(forwards)
     }
 
     /// Whether an option needs the privileges a `uid`/`user` change would drop: a `source`

@@ -450,7 +450,15 @@ impl<'e> Parser<'e> {
                 }
                 None => Ok(()),
             },
-            Section::LogForward => super::logging::log_forward_line(line.words),
+            Section::LogForward => match self.config.log_forwards.last_mut() {
+                Some(section) => super::logging::log_forward_line(
+                    section,
+                    line.words,
+                    line.place,
+                    &self.config.global,
+                ),
+                None => Ok(()),
+            },
             Section::Userlist => {
                 let list = self.config.userlists.last_mut();
                 super::userlist::line(list, line.words, line.place, &mut self.diags);
@@ -561,12 +569,8 @@ impl<'e> Parser<'e> {
             }
             "log-forward" => {
                 let sections = &mut self.config.log_forwards;
-                if let Err(e) = super::logging::log_forward_start(
-                    sections,
-                    line.words,
-                    line.place,
-                    &mut self.diags,
-                ) {
+                if let Err(e) = super::logging::log_forward_start(sections, line.words, line.place)
+                {
                     // HAProxy stops reading the configuration there.
                     self.section = Section::Skipped;
                     self.aborted = true;
@@ -1166,8 +1170,9 @@ fn global(g: &mut Global, line: &Line<'_>, diags: &mut Diags) -> Outcome {
         }
         "log" => match log_target(line, true)? {
             ParsedLog::Target(t) => g.logs.push(t),
-            ParsedLog::Ring(ring) => g.ring_logs.push(RingLog {
+            ParsedLog::Ring(ring, target) => g.ring_logs.push(RingLog {
                 ring,
+                target,
                 place: line.place.clone(),
             }),
             ParsedLog::Global => {}
@@ -1742,8 +1747,9 @@ fn proxy(p: &mut Proxy, g: &Global, line: &Line<'_>, diags: &mut Diags) -> Outco
         "stats" => stats(p, line, diags)?,
         "log" => match log_target(line, false)? {
             ParsedLog::Target(t) => p.logs.push(t),
-            ParsedLog::Ring(ring) => p.log.rings.push(RingLog {
+            ParsedLog::Ring(ring, target) => p.log.rings.push(RingLog {
                 ring,
+                target,
                 place: line.place.clone(),
             }),
             ParsedLog::Global => {

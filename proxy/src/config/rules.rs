@@ -291,13 +291,22 @@ pub enum TcpAction {
     /// header, read once every connection rule ran (as `bind ... accept-proxy`); go on
     /// after it.
     ExpectProxy,
-    /// `tcp-request connection set-tos V`, `set-mark V`: the client socket's IP TOS or
-    /// `SO_MARK`, set at once; go on after it.
+    /// `tcp-request connection|session|content set-tos V`, `set-mark V`: the client
+    /// socket's IP TOS or `SO_MARK`, set at once; go on after it.
     SetTos(u32),
     SetMark(u32),
-    /// `tcp-request connection silent-drop`: the connection ends without a word to the
-    /// client, not even a reset that would reach it.
+    /// `tcp-request connection|session|content silent-drop`: the connection ends without a
+    /// word to the client, not even a reset that would reach it.
     SilentDrop,
+    /// `tcp-request content set-log-level LEVEL|silent`: the stream's log line goes at that
+    /// level, or not at all; go on after it.
+    SetLogLevel(LogLevel),
+    /// `tcp-request session|content set-src EXPR`: the client address (its port kept) the
+    /// rest of the stream sees, when the expression gives one; go on after it.
+    SetSrc(Box<super::acl::Fetch>),
+    /// `tcp-request session|content set-src-port EXPR`: the client port likewise, when the
+    /// expression gives an integer (cut to 16 bits).
+    SetSrcPort(Box<super::acl::Fetch>),
 }
 
 /// A traffic rule's `set-var(NAME[,COND...]) EXPR`, `set-var-fmt(NAME[,COND...]) FMT` or
@@ -311,18 +320,38 @@ pub struct VarRule {
 /// Whether `name` is one of the other actions HAProxy 2.6 takes in `tcp-request session`,
 /// which hapx does not run.
 fn is_session_only(name: &str) -> bool {
-    const OTHERS: [&str; 9] = [
-        "capture",
-        "expect-netscaler-cip",
-        "set-dst",
-        "set-dst-port",
-        "set-mark",
-        "set-src",
-        "set-src-port",
-        "set-tos",
-        "silent-drop",
-    ];
+    const OTHERS: [&str; 4] = ["capture", "expect-netscaler-cip", "set-dst", "set-dst-port"];
     OTHERS.contains(&name)
+}
+
+/// A `tcp-request` action on the client's socket or the stream's log (`set-tos`,
+/// `set-mark`, `silent-drop`, `set-log-level`, `set-src`, `set-src-port`) with its argument
+/// `arg`, read as HAProxy's parsers of them (their errors its words). What follows `arg` is
+/// the caller's.
+fn stream_socket_action(name: &str, arg: Option<&str>) -> Result<TcpAction, ActionError> {
+    Ok(match name {
+        "silent-drop" => TcpAction::SilentDrop,
+        "set-log-level" => match arg.and_then(LogLevel::parse) {
+            Some(level) => TcpAction::SetLogLevel(level),
+            None => return Err(set_log_level_usage()),
+        },
+        "set-src" | "set-src-port" => {
+            let arg: Vec<String> = arg.map(str::to_string).into_iter().collect();
+            let expr = Box::new(address_expr("tcp-request", name, &arg)?);
+            match name {
+                "set-src" => TcpAction::SetSrc(expr),
+                _ => TcpAction::SetSrcPort(expr),
+            }
+        }
+        _ => {
+            let text = arg.ok_or_else(|| ActionError::Rule(SOCKET_OPTION_USAGE.into()))?;
+            let value = socket_option_number(text).map_err(ActionError::Rule)?;
+            match name {
+                "set-tos" => TcpAction::SetTos(value),
+                _ => TcpAction::SetMark(value),
+            }
+        }
+    })
 }
 
 /// `tcp-request WHICH expect-proxy layer4` (`words`), checked as HAProxy's
@@ -1515,8 +1544,12 @@ fn reads_raw_bytes(source: &super::acl::Source) -> bool {
     )
 }
 
-/// HAProxy's alerts for the `capture ... id N` rules of `p` naming a slot it lacks.
+/// HAProxy's alerts for the `capture ... id N` rules of `p` naming a slot it lacks; a
+/// backend's are not checked (HAProxy checks frontends' alone).
 fn unknown_capture_ids(p: &Proxy) -> Vec<String> {
+    if !p.kind.is_frontend() {
+        return Vec::new();
+    }
     let lists = [
         (
             &p.rules.http_request,
@@ -1525,6 +1558,12 @@ fn unknown_capture_ids(p: &Proxy) -> Vec<String> {
         ),
         (
             &p.rules.http_response,
+            p.log.resp_captures.len(),
+            "http-response",
+        ),
+        // HAProxy names these by the `http-response` parser they share.
+        (
+            &p.rules.http_after_response,
             p.log.resp_captures.len(),
             "http-response",
         ),
@@ -1904,18 +1943,21 @@ impl Ctx<'_> {
             Some("accept") => TcpAction::Accept,
             Some("reject") => TcpAction::Reject,
             Some("expect-proxy") => expect_proxy(words, which, kind, &k)?,
-            Some(name @ ("set-tos" | "set-mark")) if which == "connection" => {
-                // HAProxy's bare messages here, without the rule's context.
-                let value = match words.get(3) {
-                    Some(text) => socket_option_number(text)?,
-                    None => return Err(SOCKET_OPTION_USAGE.into()),
-                };
-                match name {
-                    "set-tos" => TcpAction::SetTos(value),
-                    _ => TcpAction::SetMark(value),
+            Some(
+                name @ ("set-tos" | "set-mark" | "silent-drop" | "set-log-level" | "set-src"
+                | "set-src-port"),
+            ) if (name != "set-log-level" || which == "content")
+                && (!name.starts_with("set-src") || which != "connection") =>
+            {
+                match stream_socket_action(name, words.get(3).map(String::as_str)) {
+                    Ok(action) => action,
+                    // HAProxy's bare messages here, without the rule's context.
+                    Err(ActionError::Rule(m) | ActionError::Unknown(m)) => return Err(m),
+                    Err(ActionError::Unsupported(what)) => {
+                        return self.refuse(AclError::Unsupported(what), words);
+                    }
                 }
             }
-            Some("silent-drop") if which == "connection" => TcpAction::SilentDrop,
             Some(name) if which == "session" && is_session_only(name) => {
                 return self.refuse(AclError::Unsupported(format!("the action '{name}'")), words);
             }
@@ -1942,9 +1984,12 @@ impl Ctx<'_> {
         };
         let rest = &words[match action {
             TcpAction::Stick(_) => end,
-            TcpAction::ExpectProxy | TcpAction::SetTos(_) | TcpAction::SetMark(_) => {
-                4.min(words.len())
-            }
+            TcpAction::ExpectProxy
+            | TcpAction::SetTos(_)
+            | TcpAction::SetMark(_)
+            | TcpAction::SetLogLevel(_)
+            | TcpAction::SetSrc(_)
+            | TcpAction::SetSrcPort(_) => 4.min(words.len()),
             _ => (3 + var_taken).min(words.len()),
         }..];
         if let Some(w) = rest.first().filter(|w| *w != "if" && *w != "unless") {
@@ -1952,7 +1997,10 @@ impl Ctx<'_> {
             | TcpAction::ExpectProxy
             | TcpAction::SetTos(_)
             | TcpAction::SetMark(_)
-            | TcpAction::SilentDrop = action
+            | TcpAction::SilentDrop
+            | TcpAction::SetLogLevel(_)
+            | TcpAction::SetSrc(_)
+            | TcpAction::SetSrcPort(_) = action
             {
                 return Err(format!(
                     "'tcp-request {which} {}' only accepts 'if' or 'unless', in {kind} '{k}' (got '{w}')",
@@ -2153,7 +2201,7 @@ impl Ctx<'_> {
             .map_or(words.len(), |i| i + 2);
         let args = &words[2.min(words.len())..end];
         // The `len` form adds a capture slot to the proxy.
-        let capture = (name == "capture" && !after).then(|| capture_rule(kw, args, self.p));
+        let capture = (name == "capture").then(|| capture_rule(kw, args, self.p));
         let mut values = Values {
             action: format!("{kw} {name}"),
             mode: self.p.mode,
@@ -2710,12 +2758,13 @@ fn http_action(
     })
 }
 
-/// `http-request capture EXPR len N|id N` and `http-response capture EXPR id N`, read as
-/// HAProxy's `parse_http_req_capture` and `parse_http_res_capture`: the `len` form adds a
+/// `http-request capture EXPR len N|id N` and `http-response|http-after-response capture
+/// EXPR id N`, read as HAProxy's `parse_http_req_capture` and `parse_http_res_capture`: the `len` form adds a
 /// request capture slot to the frontend `p` (after those already declared, as HAProxy
 /// numbers them); an `id` is checked once the proxy is read ([`check`]).
 fn capture_rule(kw: &str, args: &[String], p: &mut Proxy) -> Result<HttpAction, ActionError> {
-    let response = kw == "http-response";
+    // `http-after-response capture` is HAProxy's `http-response` one.
+    let response = kw != "http-request";
     let usage = match response {
         true => "expects <expression> id <idx>",
         false => "expects <expression> [ 'len' <length> | id <idx> ]",
@@ -3039,7 +3088,7 @@ fn not_condition(kw: &str, name: &str, w: &str) -> ActionError {
 /// not run there.
 fn after_response_action(name: &str) -> Result<(), AclError> {
     match name {
-        "ot-group" | "capture" => Err(AclError::Unsupported(format!("the action '{name}'"))),
+        "ot-group" => Err(AclError::Unsupported(format!("the action '{name}'"))),
         _ => Ok(()),
     }
 }
@@ -3736,6 +3785,49 @@ mod tests {
     }
 
     #[test]
+    fn content_and_session_rules_take_the_stream_actions() {
+        let (rules, _) = frontend(&[
+            "tcp-request content set-log-level err if { src 127.0.0.1 }",
+            "tcp-request content set-log-level silent",
+            "tcp-request content set-src src",
+            "tcp-request content set-tos 0x10",
+            "tcp-request content silent-drop",
+            "tcp-request session set-mark 7",
+            "tcp-request session set-src src",
+            "tcp-request session silent-drop",
+        ])
+        .unwrap();
+        let content: Vec<&TcpAction> = rules.tcp_content.iter().map(|r| &r.action).collect();
+        assert_eq!(content[0], &TcpAction::SetLogLevel(LogLevel::Severity(3)));
+        assert_eq!(content[1], &TcpAction::SetLogLevel(LogLevel::Silent));
+        assert!(matches!(content[2], TcpAction::SetSrc(_)));
+        assert_eq!(
+            content[3..],
+            [&TcpAction::SetTos(16), &TcpAction::SilentDrop]
+        );
+        let session: Vec<&TcpAction> = rules.tcp_session.iter().map(|r| &r.action).collect();
+        assert_eq!(session[0], &TcpAction::SetMark(7));
+        assert!(matches!(session[1], TcpAction::SetSrc(_)));
+        assert_eq!(session[2], &TcpAction::SilentDrop);
+        // HAProxy's words, bare; `set-log-level` is no session action.
+        for (line, message) in [
+            (
+                "tcp-request content set-log-level bogus",
+                "expects exactly 1 argument (log level name or 'silent')",
+            ),
+            (
+                "tcp-request content set-src src x",
+                "'tcp-request content set-src' only accepts 'if' or 'unless', in frontend 'f' (got 'x')",
+            ),
+            ("tcp-request session set-src", "missing fetch method"),
+        ] {
+            assert_eq!(frontend(&[line]).unwrap_err(), message, "{line}");
+        }
+        let err = frontend(&["tcp-request session set-log-level err"]).unwrap_err();
+        assert!(err.starts_with("'tcp-request session' expects"), "{err}");
+    }
+
+    #[test]
     fn tcp_response_actions_hapx_lacks_are_refused_and_unknown_ones_listed() {
         let err = tcp_backend(&["tcp-response content silent-drop"]).unwrap_err();
         assert!(err.contains("is not implemented by hapx"), "{err}");
@@ -4095,8 +4187,8 @@ mod tests {
                 "the sample fetch 'ssl_bc'",
             ),
             (
-                &["tcp-request session set-src src"][..],
-                "the action 'set-src'",
+                &["tcp-request session set-dst-port int(1)"][..],
+                "the action 'set-dst-port'",
             ),
         ] {
             let e = frontend(lines).unwrap_err();

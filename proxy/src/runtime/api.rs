@@ -56,6 +56,7 @@ const HELP: &str = "The following commands are valid at this level:
   show resolvers [id]                     : dumps counters from all resolvers section and associated name servers
   show env [var]                          : dump environment variables known to the process
   show errors [<px>] [request|response]   : report last request and/or response errors for each proxy
+  show events [<sink>] [-w] [-n]          : show event sink state
   get weight <bk>/<srv>                   : report a server's current weight
   get var <name>                          : retrieve contents of a process-wide variable
   enable server <bk>/<srv>                : re-enable a server in maintenance
@@ -593,6 +594,7 @@ pub async fn execute(
             String::new()
         }
         // As HAProxy: words after the section are not looked at.
+        ["show", "events", args @ ..] => super::ring::show_events(args),
         ["show", "resolvers", section @ ..] => state.resolvers.show(section.first().copied()),
         ["show", "sess", arg @ ..] if level != CliLevel::User => show_sess(state, arg.first()),
         ["show", "env", name @ ..] if level != CliLevel::User => show_env(state, name.first()),

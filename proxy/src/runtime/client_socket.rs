@@ -23,6 +23,17 @@ pub fn set_mark(client: &TcpStream, mark: u32) {
     drop(socket2::SockRef::from(client).set_mark(mark));
 }
 
+/// Sets what the rules asked of `client`'s TOS and mark (`set-tos`, `set-mark`), if they
+/// asked.
+pub fn set_options(client: &TcpStream, tos: Option<u32>, mark: Option<u32>) {
+    if let Some(tos) = tos {
+        set_tos(client, tos);
+    }
+    if let Some(mark) = mark {
+        set_mark(client, mark);
+    }
+}
+
 /// Readies `client` for a close that sends it nothing, as HAProxy's
 /// `tcp_exec_action_silent_drop`: what came is acknowledged first (not to have it sent
 /// again to a closed socket, which would answer with a reset), then the socket goes to

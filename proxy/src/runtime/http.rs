@@ -2570,11 +2570,12 @@ fn after_rules(
                 b.counters.request_at(req.started_ms);
                 drop(b.counters.open_at(req.started_ms));
                 b.counters.bytes_in.fetch_add(read, Relaxed);
-                // HAProxy's HTTP actions count the denial in the stream's backend too.
+                // HAProxy's HTTP actions and silent-drop count the denial in the stream's
+                // backend too.
                 if abort != rules::Abort::Content {
                     b.counters.denied_req.fetch_add(1, Relaxed);
                 }
-            } else if abort == rules::Abort::Content && !req.line.is_empty() {
+            } else if abort.before_http() && !req.line.is_empty() {
                 req.line = "<BADREQ>".into();
             }
             // Logged as HAProxy does: no status, no timer but the total.
@@ -5976,11 +5977,12 @@ fn apply_socket_effects(client: &Conn, effects: &rules::Effects) {
     }
 }
 
-/// Ends the client connection of a request the rules left unanswered. `reject` closes it
-/// as `tcp-request content reject` does (HAProxy's client sees the same end of stream);
-/// `silent-drop` closes it without a word to the client ([`super::client_socket::silent_drop`]).
+/// Ends the client connection of a request the rules left unanswered, for `silent-drop`:
+/// without a word to the client ([`super::client_socket::silent_drop`]). Otherwise the
+/// caller closes it (`reject`, as `tcp-request content reject`: HAProxy's client sees the
+/// same end of stream).
 fn end_unanswered(client: &Conn, abort: rules::Abort) {
-    if abort != rules::Abort::SilentDrop || client.h2.is_some() {
+    if !abort.silent() || client.h2.is_some() {
         return;
     }
     super::client_socket::silent_drop(&client.stream);

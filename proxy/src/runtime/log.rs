@@ -26,6 +26,8 @@ use super::state::Frontend;
 use crate::config::logging::{Capture, ProxyLog};
 
 mod facts;
+pub mod syslog;
+use crate::config::logging::RingLog;
 use crate::config::model::{Global, LogDest, LogTarget, Proxy, SyslogFormat};
 pub use facts::{HttpFacts, HttpOutcome, TcpFacts};
 
@@ -67,8 +69,28 @@ pub struct Logger {
 struct Target {
     conf: LogTarget,
     sink: Option<Sink>,
+    /// A `log ring@NAME` line's ring, found once the rings are installed.
+    ring: Option<RingRef>,
     /// Lines offered so far, for `sample`.
     offered: AtomicU64,
+}
+
+/// A ring named by a `log` line, looked up when first written to (the loggers are made
+/// before the rings are installed).
+#[derive(Debug)]
+struct RingRef {
+    name: String,
+    ring: std::sync::OnceLock<Arc<super::ring::Ring>>,
+}
+
+impl RingRef {
+    fn get(&self) -> Option<&Arc<super::ring::Ring>> {
+        if let Some(ring) = self.ring.get() {
+            return Some(ring);
+        }
+        let found = super::ring::find(&self.name)?;
+        Some(self.ring.get_or_init(|| found))
+    }
 }
 
 #[derive(Debug)]
@@ -158,8 +180,14 @@ impl Logger {
             dontlog_normal: log.dontlog_normal,
             separate_errors: log.separate_errors,
             logasap: log.logasap,
-            ..Logger::new(&conf.logs, tag)
+            ..Logger::new(&conf.logs, tag).with_rings(&log.rings)
         }
+    }
+
+    /// Adds the targets of `log ring@NAME` lines.
+    pub fn with_rings(mut self, rings: &[RingLog]) -> Self {
+        self.targets.extend(rings.iter().map(Target::ring));
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -176,6 +204,12 @@ impl Logger {
     fn uses_samples(&self) -> bool {
         let line = self.line.as_ref().is_some_and(|l| l.uses_samples());
         line || self.unique_id.as_ref().is_some_and(|u| u.uses_samples())
+    }
+
+    /// Whether a target may show the structured data: an RFC 5424 one, or a ring (whose
+    /// own format decides).
+    fn wants_structured_data(&self) -> bool {
+        (self.targets.iter()).any(|t| t.conf.format == SyslogFormat::Rfc5424 || t.ring.is_some())
     }
 
     /// Whether traffic is logged as soon as possible (`option logasap`).
@@ -246,11 +280,7 @@ impl Logger {
             msg.clear();
             format.render(entry, msg);
             sd.clear();
-            if self
-                .targets
-                .iter()
-                .any(|t| t.conf.format == SyslogFormat::Rfc5424)
-            {
+            if self.wants_structured_data() {
                 self.sd.render(entry, sd);
             }
             self.emit(level, msg, sd, dgram);
@@ -324,11 +354,7 @@ impl Logger {
                 }
             }
             sd.clear();
-            if self
-                .targets
-                .iter()
-                .any(|t| t.conf.format == SyslogFormat::Rfc5424)
-            {
+            if self.wants_structured_data() {
                 self.sd.render(&entry, sd);
             }
             self.emit(LOG_INFO, msg, sd, dgram);
@@ -379,6 +405,10 @@ impl Logger {
             if level > t.conf.level || !t.sampled_in() {
                 continue;
             }
+            if let Some(ring) = &t.ring {
+                self.write_ring(t, ring, level, msg, sd);
+                continue;
+            }
             dgram.clear();
             self.header(&t.conf, level.max(t.conf.min_level), now, sd, dgram);
             // Structured data that does not fit whole is left out, and the message with
@@ -402,6 +432,29 @@ impl Logger {
             dgram.push(b'\n');
             t.send(dgram);
         }
+    }
+
+    /// Stores a line in a ring, with the line's metadata for the ring's format: as
+    /// HAProxy, the message is cut to the `log` line's `len`, the header is the ring's.
+    fn write_ring(&self, t: &Target, ring: &RingRef, level: u8, msg: &str, sd: &str) {
+        let Some(ring) = ring.get() else {
+            return;
+        };
+        let pid = std::process::id().to_string();
+        let sd = sd.strip_suffix(' ').unwrap_or(sd);
+        let meta = syslog::Meta {
+            prio: false,
+            time: b"",
+            host: self.host.as_deref().unwrap_or_default().as_bytes(),
+            tag: self.tag.as_bytes(),
+            pid: pid.as_bytes(),
+            msgid: b"",
+            sd: if sd == "-" { b"" } else { sd.as_bytes() },
+        };
+        let mut bytes = Vec::with_capacity(msg.len());
+        crate::bytestr::push_bytes(&mut bytes, msg);
+        bytes.truncate(t.conf.max_len);
+        ring.write(level.max(t.conf.min_level), t.conf.facility, &meta, &bytes);
     }
 
     /// The header `format` puts before the message, written into `out`.
@@ -475,8 +528,57 @@ impl Target {
         Target {
             conf: conf.clone(),
             sink,
+            ring: None,
             offered: AtomicU64::new(0),
         }
+    }
+
+    fn ring(log: &RingLog) -> Target {
+        Target {
+            conf: log.target.clone(),
+            sink: None,
+            ring: Some(RingRef {
+                name: log.ring.clone(),
+                ring: std::sync::OnceLock::new(),
+            }),
+            offered: AtomicU64::new(0),
+        }
+    }
+
+    /// Sends a received message (`log-forward`) with its own metadata, as HAProxy's
+    /// `process_send_log`: a message without a priority passes every level filter and
+    /// takes the target's facility and minimum level.
+    fn relay(&self, received: &syslog::Received<'_>, now: SystemTime, out: &mut Vec<u8>) {
+        let level = received.level;
+        if level.is_some_and(|l| l > self.conf.level) || !self.sampled_in() {
+            return;
+        }
+        let level = level.map_or(self.conf.min_level, |l| l.max(self.conf.min_level));
+        let facility = received.facility.unwrap_or(self.conf.facility);
+        let mut message = received.message;
+        while let [rest @ .., b'\n' | 0] = message {
+            message = rest;
+        }
+        if let Some(ring) = &self.ring {
+            if let Some(ring) = ring.get() {
+                let cut = &message[..message.len().min(self.conf.max_len)];
+                ring.write(level, facility, &received.meta, cut);
+            }
+            return;
+        }
+        out.clear();
+        let mut header = syslog::Header::new(out);
+        let meta = &received.meta;
+        syslog::header_elements(self.conf.format, level, facility, meta, now, &mut header);
+        let to_stream = matches!(self.conf.dest, LogDest::Stdout | LogDest::Stderr);
+        let max = if to_stream {
+            self.conf.max_len - 1
+        } else {
+            self.conf.max_len
+        };
+        header.cut(message, max);
+        out.push(b'\n');
+        self.send(out);
     }
 
     /// Whether `sample` lets the next line through: line n (from 1, cycling over the
@@ -509,6 +611,32 @@ impl Target {
     }
 }
 
+/// The targets of a `log-forward` section, which received syslog messages are sent to.
+#[derive(Debug)]
+pub struct Relay {
+    targets: Vec<Target>,
+}
+
+impl Relay {
+    pub fn new(logs: &[LogTarget], rings: &[RingLog]) -> Relay {
+        let targets = logs.iter().map(Target::open);
+        Relay {
+            targets: targets.chain(rings.iter().map(Target::ring)).collect(),
+        }
+    }
+
+    /// Reads one received message and sends it to every target that wants it.
+    pub fn send(&self, message: &[u8]) {
+        let received = syslog::parse_message(message);
+        let now = SystemTime::now();
+        BUFFERS.with_borrow_mut(|(_, _, out)| {
+            for t in &self.targets {
+                t.relay(&received, now, out);
+            }
+        });
+    }
+}
+
 /// Month names as HAProxy's dates write them.
 pub const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -536,7 +664,7 @@ impl std::fmt::Display for LocalDate {
 }
 
 /// Local time as syslog wants it: `Nov 25 20:11:02`.
-struct SyslogTime(SystemTime);
+pub(super) struct SyslogTime(pub(super) SystemTime);
 
 impl std::fmt::Display for SyslogTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -554,7 +682,7 @@ impl std::fmt::Display for SyslogTime {
 }
 
 /// Local time as RFC 5424 wants it: `2026-11-26T03:13:18.481646+00:00`.
-struct IsoTime(SystemTime);
+pub(super) struct IsoTime(pub(super) SystemTime);
 
 impl std::fmt::Display for IsoTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -581,7 +709,7 @@ impl std::fmt::Display for IsoTime {
     }
 }
 
-fn epoch_secs(t: SystemTime) -> u64 {
+pub(super) fn epoch_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 

@@ -48,6 +48,7 @@ pub mod http;
 pub mod lbhash;
 pub mod listener;
 pub mod log;
+pub mod log_forward;
 pub mod logformat;
 pub mod map;
 pub mod master_link;
@@ -60,6 +61,7 @@ pub mod pool;
 pub mod prometheus;
 pub mod proxyproto;
 pub mod rdp;
+pub mod ring;
 pub mod rules;
 pub mod sample;
 pub mod server_state;
@@ -456,6 +458,8 @@ async fn serve(
             passed,
         ));
     }
+    ring::install(&state.config.rings);
+    log_forward::start(&state.config.log_forwards)?;
     checks::spawn_all(&state);
     dns::spawn_all(&state);
     tokio::spawn(timer_heartbeat());
@@ -547,7 +551,7 @@ async fn stop_hard(state: &State) {
 /// The logger of the lines HAProxy sends to its global log targets (`send_log(NULL, ...)`).
 fn global_logger(state: &State) -> log::Logger {
     let global = &state.config.global;
-    log::Logger::new(&global.logs, global.log_tag.as_deref())
+    log::Logger::new(&global.logs, global.log_tag.as_deref()).with_rings(&global.ring_logs)
 }
 
 /// Kills every registered stream, as the runtime API's `shutdown session` kills one.
@@ -1168,13 +1172,16 @@ where
             Ok(peer)
         };
         // On a `bind ... ssl`, after the handshake (`tls_session_accepted`).
-        if let (Ok(src), None) = (&source, &tls) {
-            if !fe.conf.rules.tcp_session.is_empty()
-                && !session_accepted(&state, &fe, &client, *src, local, counters.as_deref(), None)
-            {
-                return;
+        let source = match (source, &tls) {
+            (Ok(src), None) if !fe.conf.rules.tcp_session.is_empty() => {
+                let counters = counters.as_deref();
+                match session_accepted(&state, &fe, &client, src, local, counters, None) {
+                    Some(src) => Ok(src),
+                    None => return,
+                }
             }
-        }
+            (source, _) => source,
+        };
         // A session once its handshakes are over (a TLS one's, after its handshake).
         if let (Some(c), Ok(_), None) = (&counters, &source, &tls) {
             c.session_accepted();
@@ -1202,12 +1209,7 @@ fn connection_goes_on(
     client: &tokio::net::TcpStream,
     verdict: &rules::ConnectionVerdict,
 ) -> bool {
-    if let Some(tos) = verdict.tos {
-        client_socket::set_tos(client, tos);
-    }
-    if let Some(mark) = verdict.mark {
-        client_socket::set_mark(client, mark);
-    }
+    client_socket::set_options(client, verdict.tos, verdict.mark);
     match verdict.end {
         rules::Layer4End::Accept => return true,
         rules::Layer4End::Reject => {
@@ -1220,7 +1222,9 @@ fn connection_goes_on(
 }
 
 /// `tcp-request session` rules of a connection from `src` (its PROXY header's source):
-/// whether it goes on. A rejected one is reset, counted (`dses`) and not logged, as HAProxy.
+/// the client address it goes on with (`set-src`'s), if it goes on. A rejected one is
+/// reset, counted (`dses`) and not logged, as HAProxy; a dropped one (`silent-drop`) counted
+/// in `dreq`, as HAProxy's action counts it.
 fn session_accepted(
     state: &State,
     fe: &Frontend,
@@ -1229,14 +1233,22 @@ fn session_accepted(
     local: SocketAddr,
     counters: Option<&stick::Counters>,
     tls: Option<&tls::ClientTls>,
-) -> bool {
+) -> Option<SocketAddr> {
     let dst = rules::local_addr(client, local);
-    if rules::accept_session(state, fe, (src, dst), counters, tls) {
-        return true;
+    let verdict = rules::accept_session(state, fe, (src, dst), counters, tls);
+    client_socket::set_options(client, verdict.tos, verdict.mark);
+    match verdict.end {
+        rules::Layer4End::Accept => return Some(verdict.client(src)),
+        rules::Layer4End::Reject => {
+            fe.counters.denied_sess.fetch_add(1, Relaxed);
+            let _ = socket2::SockRef::from(client).set_linger(Some(Duration::ZERO));
+        }
+        rules::Layer4End::SilentDrop => {
+            fe.counters.denied_req.fetch_add(1, Relaxed);
+            client_socket::silent_drop(client);
+        }
     }
-    fe.counters.denied_sess.fetch_add(1, Relaxed);
-    let _ = socket2::SockRef::from(client).set_linger(Some(Duration::ZERO));
-    false
+    None
 }
 
 /// A frontend's session from its accept (`scur`): counted in `stot` and the session rate at
@@ -1266,6 +1278,8 @@ pub(crate) fn tls_session_accepted(
         // scope (the task's stream began before the handshake: it begins again after).
         vars::stream_ends();
         let counters = stick::current();
+        // The address a `set-src` gives is not taken on here: the TLS session goes on
+        // with the handshake's client.
         let accepted = session_accepted(
             state,
             fe,
@@ -1274,7 +1288,8 @@ pub(crate) fn tls_session_accepted(
             local,
             counters.as_deref(),
             Some(facts),
-        );
+        )
+        .is_some();
         vars::stream_starts();
         accepted
     };

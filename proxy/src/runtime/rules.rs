@@ -5,7 +5,9 @@
 //!    header was read ([`accept_session`]): a rejected session likewise (`denied_sess`).
 //! 2. `tcp-request content` ([`inspect`]): in TCP mode the client's first bytes are read for
 //!    up to `tcp-request inspect-delay` while a rule cannot decide yet (a ClientHello still
-//!    incomplete for `req.ssl_sni`); in HTTP mode they run on each request.
+//!    incomplete for `req.ssl_sni`); in HTTP mode they run on each request, before its HTTP
+//!    rules. Their `set-tos`, `set-mark`, `set-log-level`, `set-src(-port)` and
+//!    `silent-drop` act as the HTTP rules' ones ([`Effects`]; in TCP mode, [`StreamAsked`]).
 //! 3. HTTP: `monitor-uri` ([`monitor`]), then the frontend's `http-request` rules, the
 //!    backend choice ([`choose_backend`]: the first `use_backend` whose condition holds,
 //!    else `default_backend`; a log-format name is rendered then, and one naming no
@@ -132,15 +134,17 @@ pub fn local_addr(client: &TcpStream, bound: SocketAddr) -> SocketAddr {
     }
 }
 
-/// How a connection's `tcp-request connection` rules ended it, or let it go on.
+/// How a connection's `tcp-request connection|session|content` rules ended it, or let it
+/// go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Layer4End {
     /// The connection goes on.
     #[default]
     Accept,
-    /// Reset at once, not logged.
+    /// `reject`: reset at once (connection and session rules, not logged), or closed
+    /// (content rules, logged).
     Reject,
-    /// Closed without a word to the client (`silent-drop`), not logged.
+    /// `silent-drop`: closed without a word to the client.
     SilentDrop,
 }
 
@@ -154,6 +158,29 @@ pub struct ConnectionVerdict {
     /// `set-tos`, `set-mark`: the last value each rule that ran set.
     pub tos: Option<u32>,
     pub mark: Option<u32>,
+    /// `set-src`, `set-src-port` (session rules): the client address and port the session
+    /// goes on with.
+    pub src: Option<IpAddr>,
+    pub src_port: Option<u16>,
+}
+
+impl ConnectionVerdict {
+    /// The client address as the rules left it: `peer` with what `set-src` and
+    /// `set-src-port` gave.
+    pub fn client(&self, peer: SocketAddr) -> SocketAddr {
+        moved_client(peer, self.src, self.src_port)
+    }
+}
+
+/// `peer` with the address `ip` and the port `port` a rule gave, if one did.
+fn moved_client(peer: SocketAddr, ip: Option<IpAddr>, port: Option<u16>) -> SocketAddr {
+    SocketAddr::new(ip.unwrap_or(peer.ip()), port.unwrap_or(peer.port()))
+}
+
+/// The port a `set-src-port` expression gives: its value as an integer, cut to 16 bits as
+/// HAProxy stores it.
+fn port(sample: sample::Sample<'_>) -> Option<u16> {
+    sample.as_int().map(|n| n as u16)
 }
 
 /// `tcp-request connection` rules: whether the connection goes on, whether it must start
@@ -175,41 +202,58 @@ pub fn accept_connection(
 
 /// `tcp-request session` rules, once the connection's PROXY header was read (and its TLS
 /// handshake made, whose facts `tls` gives the `ssl_fc_*` fetches): whether the session
-/// goes on. `stick`: the connection's stick counters, which `track-scN` fills.
+/// goes on, and what they asked of its socket and client address. `stick`: the
+/// connection's stick counters, which `track-scN` fills.
 pub fn accept_session(
     state: &State,
     fe: &Frontend,
     (src, dst): (SocketAddr, SocketAddr),
     stick: Option<&stick::Counters>,
     tls: Option<&super::tls::ClientTls>,
-) -> bool {
+) -> ConnectionVerdict {
     let ctx = Context {
         stick,
         tls,
         ..Context::new(state, fe, src, dst)
     };
-    // The configuration takes the socket actions and `expect-proxy` in connection rules
-    // alone.
-    let verdict = run_layer4_rules(&fe.conf.rules.tcp_session, &fe.conf.rules, &ctx);
-    verdict.end == Layer4End::Accept
+    // The configuration takes `expect-proxy` in connection rules alone.
+    run_layer4_rules(&fe.conf.rules.tcp_session, &fe.conf.rules, &ctx)
 }
 
 /// Rules that decide on addresses alone (`tcp-request connection|session`), in order:
 /// counters, variables and socket options are set as met, `expect-proxy` is noted and
-/// the rules go on (as HAProxy's, whose later rules still see the real peer); the first
-/// accept, reject or silent-drop decides; none: accepted.
+/// the rules go on (as HAProxy's, whose later rules still see the real peer); `set-src`
+/// changes the address the later rules see; the first accept, reject or silent-drop
+/// decides; none: accepted.
 fn run_layer4_rules(list: &[TcpRule], rules: &Rules, ctx: &Context<'_>) -> ConnectionVerdict {
     let mut verdict = ConnectionVerdict::default();
+    let mut ctx = *ctx;
     for rule in list {
-        if sample::eval(rule.cond.as_ref(), &rules.acls.acls, ctx) != Test::Pass {
+        if sample::eval(rule.cond.as_ref(), &rules.acls.acls, &ctx) != Test::Pass {
             continue;
         }
         match &rule.action {
-            TcpAction::Stick(a) => stick::act(a, ctx, stick::Level::Session, stick::TrackedBy::Tcp),
-            TcpAction::Var(v) => set_tcp_var(v, ctx, None),
+            TcpAction::Stick(a) => {
+                stick::act(a, &ctx, stick::Level::Session, stick::TrackedBy::Tcp)
+            }
+            TcpAction::Var(v) => set_tcp_var(v, &ctx, None),
             TcpAction::ExpectProxy => verdict.expect_proxy = true,
             TcpAction::SetTos(tos) => verdict.tos = Some(*tos),
             TcpAction::SetMark(mark) => verdict.mark = Some(*mark),
+            TcpAction::SetSrc(expr) => {
+                if let Some(ip) = sample::fetch_last(expr, &ctx).and_then(address) {
+                    verdict.src = Some(ip);
+                    ctx.src = SocketAddr::new(ip, ctx.src.port());
+                }
+            }
+            TcpAction::SetSrcPort(expr) => {
+                if let Some(port) = sample::fetch_last(expr, &ctx).and_then(port) {
+                    verdict.src_port = Some(port);
+                    ctx.src.set_port(port);
+                }
+            }
+            // A content rule's (refused here by the configuration).
+            TcpAction::SetLogLevel(_) => {}
             TcpAction::Accept => return verdict,
             TcpAction::SilentDrop => {
                 verdict.end = Layer4End::SilentDrop;
@@ -225,33 +269,51 @@ fn run_layer4_rules(list: &[TcpRule], rules: &Rules, ctx: &Context<'_>) -> Conne
     verdict
 }
 
-/// The first `tcp-request content` rule that applies decides; none: accepted. `None` while
-/// a rule needs data that may still come (only when `ctx.partial`).
+/// The first `tcp-request content` rule that accepts, rejects or drops decides; none:
+/// accepted. `None` while a rule needs data that may still come (only when `ctx.partial`).
+/// What the rules ask of the stream's socket, log line and client address goes to
+/// `effects` (`set-src` changes the address the later rules see too).
 fn content_verdict(
     acls: &[Acl],
     rules: &[crate::config::rules::TcpRule],
     ctx: &Context<'_>,
-) -> Option<bool> {
+    effects: &Effects,
+) -> Option<Layer4End> {
+    let mut ctx = *ctx;
     for rule in rules {
-        match sample::eval(rule.cond.as_ref(), acls, ctx) {
+        match sample::eval(rule.cond.as_ref(), acls, &ctx) {
             Test::Miss if ctx.partial => return None,
             Test::Pass => match &rule.action {
-                TcpAction::Stick(a) if stick::waits(a, ctx) => return None,
+                TcpAction::Stick(a) if stick::waits(a, &ctx) => return None,
                 TcpAction::Stick(a) => {
-                    stick::act(a, ctx, stick::Level::Stream, stick::TrackedBy::Tcp)
+                    stick::act(a, &ctx, stick::Level::Stream, stick::TrackedBy::Tcp)
                 }
-                TcpAction::Var(v) => set_tcp_var(v, ctx, None),
-                // Connection rules alone (the configuration refuses them here).
-                TcpAction::ExpectProxy
-                | TcpAction::SetTos(_)
-                | TcpAction::SetMark(_)
-                | TcpAction::SilentDrop => {}
-                action => return Some(*action == TcpAction::Accept),
+                TcpAction::Var(v) => set_tcp_var(v, &ctx, None),
+                TcpAction::SetLogLevel(level) => effects.log_level.set(Some(*level)),
+                TcpAction::SetTos(tos) => effects.tos.set(Some(*tos)),
+                TcpAction::SetMark(mark) => effects.mark.set(Some(*mark)),
+                TcpAction::SetSrc(expr) => {
+                    if let Some(ip) = sample::fetch_last(expr, &ctx).and_then(address) {
+                        effects.src.set(Some(ip));
+                        ctx.src = effects.client(ctx.src);
+                    }
+                }
+                TcpAction::SetSrcPort(expr) => {
+                    if let Some(port) = sample::fetch_last(expr, &ctx).and_then(port) {
+                        effects.src_port.set(Some(port));
+                        ctx.src = effects.client(ctx.src);
+                    }
+                }
+                // A connection rule's (refused here by the configuration).
+                TcpAction::ExpectProxy => {}
+                TcpAction::Accept => return Some(Layer4End::Accept),
+                TcpAction::SilentDrop => return Some(Layer4End::SilentDrop),
+                TcpAction::Reject | TcpAction::Close => return Some(Layer4End::Reject),
             },
             _ => {}
         }
     }
-    Some(true)
+    Some(Layer4End::Accept)
 }
 
 /// What a backend's `tcp-response content` rules decided.
@@ -285,12 +347,14 @@ pub fn response_verdict(
                 TcpAction::Accept => return Some(ResponseVerdict::Accept),
                 TcpAction::Reject => return Some(ResponseVerdict::Reject),
                 TcpAction::Close => return Some(ResponseVerdict::Close),
-                // `tcp-request connection` rules alone (the configuration refuses them
-                // here).
+                // `tcp-request` rules alone (the configuration refuses them here).
                 TcpAction::ExpectProxy
                 | TcpAction::SetTos(_)
                 | TcpAction::SetMark(_)
-                | TcpAction::SilentDrop => {}
+                | TcpAction::SilentDrop
+                | TcpAction::SetLogLevel(_)
+                | TcpAction::SetSrc(_)
+                | TcpAction::SetSrcPort(_) => {}
             },
             _ => {}
         }
@@ -498,17 +562,19 @@ fn count_rejection(
 pub struct Inspected {
     /// The client's first bytes, to send to the server first.
     pub data: Vec<u8>,
-    pub accepted: bool,
+    pub end: Layer4End,
 }
 
 /// Runs a proxy's `tcp-request content` rules (`rules`: the frontend's, or the chosen
 /// backend's) on what a TCP client sends, after `data` read already, waiting for more (up to
-/// the proxy's `tcp-request inspect-delay`) while a rule cannot decide.
+/// the proxy's `tcp-request inspect-delay`) while a rule cannot decide. The socket options
+/// the rules that ran ask for are set; their log level and client address go to `asked`.
 pub async fn inspect(
     base: Context<'_>,
     rules: &Rules,
     client: &TcpStream,
     mut data: Vec<u8>,
+    asked: &mut StreamAsked,
 ) -> std::io::Result<Inspected> {
     let deadline = rules.inspect_delay.map(|d| Instant::now() + d);
     data.extend_from_slice(&super::forward::read_early(client)?);
@@ -525,8 +591,12 @@ pub async fn inspect(
             request: head.as_ref(),
             ..base
         };
-        if let Some(accepted) = content_verdict(&rules.acls.acls, &rules.tcp_content, &ctx) {
-            return Ok(Inspected { data, accepted });
+        // Made again on each try: a rule that waits runs the rules before it again.
+        let effects = Effects::default();
+        if let Some(end) = content_verdict(&rules.acls.acls, &rules.tcp_content, &ctx, &effects) {
+            super::client_socket::set_options(client, effects.tos.get(), effects.mark.get());
+            asked.take(&effects);
+            return Ok(Inspected { data, end });
         }
         let Some(deadline) = deadline else { continue };
         let read = async {
@@ -615,9 +685,17 @@ pub fn stream_request_line(data: &[u8]) -> Option<StreamRequestLine> {
     })
 }
 
-/// `tcp-request content` rules on an HTTP request (no waiting: the head is complete).
-pub fn content_accepts(ctx: &Context<'_>, rules: &Rules) -> bool {
-    content_verdict(&rules.acls.acls, &rules.tcp_content, ctx).unwrap_or(true)
+/// `tcp-request content` rules on an HTTP request (no waiting: the head is complete): how
+/// they end it, if they do; what they ask of the stream goes to `effects` (when the request
+/// has some to apply).
+fn content_ends(ctx: &Context<'_>, rules: &Rules, effects: Option<&Effects>) -> Option<Abort> {
+    let unused = Effects::default();
+    let effects = effects.unwrap_or(&unused);
+    match content_verdict(&rules.acls.acls, &rules.tcp_content, ctx, effects) {
+        None | Some(Layer4End::Accept) => None,
+        Some(Layer4End::Reject) => Some(Abort::Content),
+        Some(Layer4End::SilentDrop) => Some(Abort::ContentDrop),
+    }
 }
 
 /// Whether a TCP connection to `fe` meets any content rule or backend choice (without any,
@@ -750,6 +828,21 @@ pub enum Abort {
     /// `silent-drop`: closed without a word to the client where the system allows it
     /// (`TCP_REPAIR`), else with a reset that should not get far (TTL 1).
     SilentDrop,
+    /// `tcp-request content silent-drop`: as `SilentDrop`, before the HTTP analysis (a
+    /// request line not parsed yet logs as `<BADREQ>`, as `Content`'s).
+    ContentDrop,
+}
+
+impl Abort {
+    /// Whether the client hears nothing of the end.
+    pub fn silent(self) -> bool {
+        matches!(self, Abort::SilentDrop | Abort::ContentDrop)
+    }
+
+    /// Whether the request ends before HAProxy's HTTP analysis began (a content rule's).
+    pub fn before_http(self) -> bool {
+        matches!(self, Abort::Content | Abort::ContentDrop)
+    }
 }
 
 /// The [`Local`] of a request the rules end unanswered (`reject`, `silent-drop`): logged
@@ -786,6 +879,8 @@ pub struct Effects {
     /// `set-src`: the client address the rest of the request sees (HAProxy 2.6 changes
     /// its stream's, not its connection's: the next request has the real one again).
     pub src: Cell<Option<IpAddr>>,
+    /// `set-src-port` (`tcp-request content`): the client port likewise.
+    pub src_port: Cell<Option<u16>>,
     /// `early-hint`: each rule's header (name, value), for a `103 Early Hints` response of
     /// its own, as HAProxy 2.6 sends them.
     pub early_hints: RefCell<Vec<(String, String)>>,
@@ -797,16 +892,16 @@ pub struct Captured {
     /// A response capture slot (else a request one).
     pub response: bool,
     pub slot: usize,
+    /// How many slots of its kind the frontend has.
+    pub slots: usize,
     pub value: String,
 }
 
 impl Effects {
-    /// The client address as the rules left it: `peer` with the address `set-src` gave,
-    /// its port kept.
+    /// The client address as the rules left it: `peer` with the address `set-src` and
+    /// the port `set-src-port` gave.
     pub fn client(&self, peer: SocketAddr) -> SocketAddr {
-        self.src
-            .get()
-            .map_or(peer, |ip| SocketAddr::new(ip, peer.port()))
+        moved_client(peer, self.src.get(), self.src_port.get())
     }
 
     /// `facts` with the rules' captures in their slots (a slot the log does not have is
@@ -822,6 +917,10 @@ impl Effects {
                 true => &mut facts.resp_captures,
                 false => &mut facts.req_captures,
             };
+            // A reply of the proxy's own has no response captures yet: all empty but this.
+            if slots.len() < c.slots {
+                slots.resize(c.slots, None);
+            }
             if let Some(slot) = slots.get_mut(c.slot) {
                 *slot = Some(c.value.clone());
             }
@@ -851,6 +950,7 @@ fn capture(rule: &CaptureRule, ctx: &Context<'_>, effects: &Effects) {
     effects.captures.borrow_mut().push(Captured {
         response: rule.response,
         slot,
+        slots: slots.len(),
         value: crate::bytestr::cut(&value.to_text(), len),
     });
 }
@@ -2112,17 +2212,20 @@ pub fn route_request(
         ..Context::new(state, fe, src, dst)
     };
     let rules = &fe.conf.rules;
-    if !rules.tcp_content.is_empty()
-        && !content_accepts(
-            &Context {
-                request: Some(head),
-                ..base
-            },
-            rules,
-        )
-    {
-        return Routed::Rejected(None, Abort::Content);
+    if !rules.tcp_content.is_empty() {
+        let ctx = Context {
+            request: Some(head),
+            ..base
+        };
+        if let Some(abort) = content_ends(&ctx, rules, facts.effects) {
+            return Routed::Rejected(None, abort);
+        }
     }
+    // The HTTP rules see the address a content rule's `set-src` gave.
+    let base = Context {
+        src: facts.effects.map_or(base.src, |e| e.client(base.src)),
+        ..base
+    };
     // A request the frontend's content rules let in counts in its requests (HAProxy's
     // `cum_req`, in `http_wait_for_request`, after them), and in its tracked entries (those
     // rules' trackings too): before its HTTP rules, whose fetches see it.
@@ -2288,17 +2391,20 @@ fn backend_rules(
         };
         let b_rules = &b.conf.rules;
         let tracked_before = tracked_before.or_else(|| base.stick.map(|c| c.stream_tracking()));
-        if !b_rules.tcp_content.is_empty()
-            && !content_accepts(
-                &Context {
-                    request: Some(head),
-                    ..ctx
-                },
-                b_rules,
-            )
-        {
-            return Routed::Rejected(Some(b.clone()), Abort::Content);
+        if !b_rules.tcp_content.is_empty() {
+            let content = Context {
+                request: Some(head),
+                ..ctx
+            };
+            if let Some(abort) = content_ends(&content, b_rules, facts.effects) {
+                return Routed::Rejected(Some(b.clone()), abort);
+            }
         }
+        // The backend's HTTP rules see the address its content rules' `set-src` gave.
+        let ctx = Context {
+            src: facts.effects.map_or(ctx.src, |e| e.client(ctx.src)),
+            ..ctx
+        };
         // The backend's trackings count the request, which the frontend counted before.
         if let (Some(c), Some(before)) = (base.stick, tracked_before) {
             c.count_request_since(before);
@@ -2572,32 +2678,60 @@ pub enum TcpRouted {
     Backend(Option<Arc<Backend>>, Vec<u8>),
     /// By the frontend's rules (None) or by the chosen backend's, where the session then
     /// counts as HAProxy counts it on entering the backend; with the number of bytes the
-    /// rules had read of the client (its `req->total`).
-    Rejected(Option<Arc<Backend>>, usize),
+    /// rules had read of the client (its `req->total`), and how (`reject`, `silent-drop`).
+    Rejected(Option<Arc<Backend>>, usize, Layer4End),
 }
 
-/// Runs a TCP frontend's content rules and backend choice on a new connection.
+/// What a TCP stream's content rules asked for its log line (`set-log-level`) and its
+/// client address (`set-src`, `set-src-port`), the last rule that ran for each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamAsked {
+    pub log_level: Option<LogLevel>,
+    pub src: Option<IpAddr>,
+    pub src_port: Option<u16>,
+}
+
+impl StreamAsked {
+    /// What the rules that ran asked, over what rules before them did.
+    fn take(&mut self, effects: &Effects) {
+        self.log_level = effects.log_level.get().or(self.log_level);
+        self.src = effects.src.get().or(self.src);
+        self.src_port = effects.src_port.get().or(self.src_port);
+    }
+
+    /// The client address as the rules left it: `peer` with what `set-src` and
+    /// `set-src-port` gave.
+    pub fn client(&self, peer: SocketAddr) -> SocketAddr {
+        moved_client(peer, self.src, self.src_port)
+    }
+}
+
+/// Runs a TCP frontend's content rules and backend choice on a new connection; what they
+/// asked for the stream's log line and client address goes to `asked`.
 pub async fn route_tcp(
     state: &State,
     fe: &Frontend,
     client: &TcpStream,
-    src: SocketAddr,
-    dst: SocketAddr,
+    (src, dst): (SocketAddr, SocketAddr),
     tls: Option<&super::tls::ClientTls>,
+    asked: &mut StreamAsked,
 ) -> std::io::Result<TcpRouted> {
     let counters = stream_counters(state);
-    let base = Context {
+    let mut base = Context {
         tls,
         stick: counters.as_deref(),
         ..Context::new(state, fe, src, dst)
     };
     let mut data = Vec::new();
     if !fe.conf.rules.tcp_content.is_empty() {
-        let inspected = inspect(base, &fe.conf.rules, client, data).await?;
-        if !inspected.accepted {
-            return Ok(TcpRouted::Rejected(None, inspected.data.len()));
+        let inspected = inspect(base, &fe.conf.rules, client, data, asked).await?;
+        if inspected.end != Layer4End::Accept {
+            let read = inspected.data.len();
+            return Ok(TcpRouted::Rejected(None, read, inspected.end));
         }
         data = inspected.data;
+        // The backend choice and the backend's rules see the address `set-src` gave.
+        base.src = asked.client(base.src);
     }
     let head = stream_head(&fe.conf.rules, &data);
     let backend = choose_backend(
@@ -2616,9 +2750,10 @@ pub async fn route_tcp(
                 backend: Some(b),
                 ..base
             };
-            let inspected = inspect(ctx, &b.conf.rules, client, data).await?;
-            if !inspected.accepted {
-                return Ok(TcpRouted::Rejected(Some(b.clone()), inspected.data.len()));
+            let inspected = inspect(ctx, &b.conf.rules, client, data, asked).await?;
+            if inspected.end != Layer4End::Accept {
+                let (read, end) = (inspected.data.len(), inspected.end);
+                return Ok(TcpRouted::Rejected(Some(b.clone()), read, end));
             }
             data = inspected.data;
         }

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::config::model::{ConnSource, UseSrc};
+use crate::config::rules::LogLevel;
 
 pub use super::balance::Slot;
 use super::balance::{self, Direct, Picked, QueuePositions, Recheck, Ticket};
@@ -1555,7 +1556,7 @@ pub fn serve_tcp(
     state: Arc<State>,
     fe: Arc<Frontend>,
     client: TcpStream,
-    peer: SocketAddr,
+    mut peer: SocketAddr,
     local: SocketAddr,
     tls: Option<Arc<TlsServer>>,
 ) -> impl std::future::Future<Output = ()> {
@@ -1620,15 +1621,30 @@ pub fn serve_tcp(
                 // Boxed: its state (contexts, inspection buffers) would otherwise be part of
                 // every connection's future, rules or not, for the whole life of the connection.
                 let tls = secure_client.as_deref().map(|s| &*s.facts);
-                match Box::pin(rules::route_tcp(&state, &fe, &client, peer, dst, tls)).await {
+                let mut asked = rules::StreamAsked::default();
+                let routing = rules::route_tcp(&state, &fe, &client, (peer, dst), tls, &mut asked);
+                let routed = Box::pin(routing).await;
+                // The rest of the session, its log line included, sees the address `set-src`
+                // gave; `set-log-level silent` leaves it without a line.
+                peer = asked.client(peer);
+                if asked.log_level == Some(LogLevel::Silent) {
+                    facts = None;
+                }
+                if let Some(f) = facts.as_deref_mut() {
+                    f.client = peer;
+                    if let Some(LogLevel::Severity(severity)) = asked.log_level {
+                        f.severity = Some(severity);
+                    }
+                }
+                match routed {
                     Ok(rules::TcpRouted::Backend(b, data)) => (b, Some(data)),
-                    Ok(rules::TcpRouted::Rejected(rejecting, read)) => {
+                    Ok(rules::TcpRouted::Rejected(rejecting, read, end)) => {
                         // A backend's rules rejected: the session entered it (logged there).
                         let _be_session = rejecting.as_ref().map(|b| b.counters.open());
                         if let Some(f) = facts.as_deref_mut() {
                             f.backend = rejecting.as_deref();
                         }
-                        fe.counters.denied_req.fetch_add(1, Relaxed);
+                        count_content_denial(&fe, rejecting.as_deref(), &client, end);
                         let received = (read as u64).min(UNCONNECTED_REQUEST_LIMIT);
                         let backend = rejecting.as_deref();
                         count_request_bytes(&state, &fe, backend, None, received);
@@ -1967,6 +1983,24 @@ pub fn serve_tcp(
             (f.bytes_in, f.bytes_out) = (up, down);
             fe.logger.log_tcp(&fe, Some(f), flags);
         }
+    }
+}
+
+/// Counts a TCP stream its content rules ended (`end`, `reject` or `silent-drop`) in the
+/// frontend's `dreq`, as HAProxy; a `silent-drop` once the stream is in its `backend` in
+/// the backend's too, and it readies the client's socket to close without a word.
+fn count_content_denial(
+    fe: &Frontend,
+    backend: Option<&Backend>,
+    client: &TcpStream,
+    end: rules::Layer4End,
+) {
+    fe.counters.denied_req.fetch_add(1, Relaxed);
+    if end == rules::Layer4End::SilentDrop {
+        if let Some(b) = backend {
+            b.counters.denied_req.fetch_add(1, Relaxed);
+        }
+        super::client_socket::silent_drop(client);
     }
 }
 

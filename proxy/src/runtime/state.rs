@@ -1337,7 +1337,7 @@ impl Backend {
             lb: Mutex::new(super::balance::LbState::new(servers.len())),
             servers,
             conf: conf.clone(),
-            logger: super::log::Logger::new(&conf.logs, None),
+            logger: super::log::Logger::new(&conf.logs, None).with_rings(&conf.log.rings),
             counters: Arc::default(),
             down_transitions: AtomicU64::new(0),
             last_change: AtomicU64::new(now_secs()),

@@ -52,6 +52,8 @@ pub struct TcpFacts<'a> {
     /// negotiated (`%sslv`, `%sslc`, `ssl_fc_*`).
     pub handshake_ms: i64,
     pub tls: Option<Arc<ClientTls>>,
+    /// A `set-log-level` rule's severity for the line, in place of the target's.
+    pub severity: Option<u8>,
 }
 
 impl<'a> TcpFacts<'a> {
@@ -102,6 +104,7 @@ impl<'a> TcpFacts<'a> {
             queued: QueuePositions::default(),
             handshake_ms: 0,
             tls: None,
+            severity: None,
         }))
     }
 }
@@ -187,7 +190,7 @@ impl Logger {
             .filter(|l| l.uses_unique_id())
             .and_then(|_| self.unique_id(&entry));
         entry.unique_id = id.as_deref();
-        self.log_traffic(&mut entry, None);
+        self.log_traffic(&mut entry, f.severity);
     }
 }
 
