@@ -1601,7 +1601,8 @@ pub fn serve(
 /// requests need (a few kilobytes, boxed) comes with them, so thousands of connections
 /// that sent nothing cost little more than their sockets. Its session and its HTTP/1
 /// connection are counted from the accept all the same, and its first request's idle time
-/// (`%Ti`) and idle timeout count from there.
+/// (`%Ti`) and idle timeout count from there. Between two requests, a kept-alive
+/// connection comes back to such a wait ([`between_requests`]), its state machine freed.
 pub fn serve_proto(
     state: Arc<State>,
     fe: Arc<Frontend>,
@@ -1632,8 +1633,77 @@ pub fn serve_proto(
                 h1,
             }
         };
-        let conn = Conn::new(client);
-        Box::pin(serve_client(state, fe, conn, peer, local, arriving)).await;
+        let (mut conn, mut arriving) = (Conn::new(client), arriving);
+        // One wait for the soft stop for all the waits between requests (registering costs
+        // a lock on the stop's wake-up list), made by the first of them. What the waits
+        // hold is boxed: this task stays as small as a silent connection's.
+        let mut stopped = None;
+        loop {
+            let serving = serve_client(state.clone(), fe.clone(), conn, peer, local, arriving);
+            let Some(mut idle) = Box::pin(serving).await else {
+                break;
+            };
+            let stopped = stopped.get_or_insert_with(|| Box::pin(state.soft_stopped()));
+            let timeout = keep_alive_timeout(&fe.conf.timeouts);
+            let deadline = timeout.and_then(|d| idle.kept.since.checked_add(d));
+            let (client, owned) = (&idle.client.stream, &mut idle.kept.up.owned);
+            between_requests(&state, stopped.as_mut(), client, owned, deadline).await;
+            let Idle { client, kept } = *idle;
+            (conn, arriving) = (client, Arriving::Kept(kept));
+        }
+    }
+}
+
+/// A kept-alive connection waits for its next request without read buffers, its own or
+/// its idle server connections'.
+fn release_idle_buffers(client: &mut Conn, owned: &mut [(Arc<Server>, Conn)]) {
+    client.buf.release_if_empty();
+    for (_, conn) in owned {
+        conn.buf.release_if_empty();
+    }
+}
+
+/// How long a kept-alive connection waits for its next request.
+fn keep_alive_timeout(t: &crate::config::model::Timeouts) -> Option<Duration> {
+    t.http_keep_alive.or(t.http_request).or(t.client)
+}
+
+/// A kept-alive connection's wait for its next request, in [`serve_proto`]'s task: until
+/// `client` has something to read (bytes, its end, an error), `deadline`, or the soft
+/// stop (`stopped`, never polled once over: the stop is seen first), the idle server
+/// connections it owns closed as their servers close them. What follows reads which, as
+/// the wait in [`next_request`] it stands in for.
+async fn between_requests(
+    state: &State,
+    stopped: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    client: &TcpStream,
+    owned: &mut Vec<(Arc<Server>, Conn)>,
+    deadline: Option<Instant>,
+) {
+    if state.stopping.load(Relaxed) {
+        return;
+    }
+    // The last request's reads may have left tokio's readiness set with nothing to read: a
+    // peek that would block clears it (one system call, as the read it stands in for).
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    let peeked = client.try_io(tokio::io::Interest::READABLE, || {
+        socket2::SockRef::from(client).peek(&mut byte)
+    });
+    if !matches!(peeked, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock) {
+        return;
+    }
+    let readable = std::future::poll_fn(|cx| client.poll_read_ready(cx));
+    let wait = async {
+        tokio::select! {
+            biased;
+            _ = readable => {}
+            () = stopped => {}
+            never = watch_owned(owned) => match never {},
+        }
+    };
+    match deadline {
+        Some(at) => drop(tokio::time::timeout_at(at.into(), wait).await),
+        None => wait.await,
     }
 }
 
@@ -1692,14 +1762,15 @@ pub fn serve_upgraded(
     (peer, local): (SocketAddr, SocketAddr),
     upgrade: Box<Upgrade>,
 ) -> impl std::future::Future<Output = ()> + Send {
-    serve_client(
+    let serving = serve_client(
         state,
         fe,
         Conn::new(client),
         peer,
         local,
         Arriving::Upgraded(upgrade),
-    )
+    );
+    async move { drop(serving.await) }
 }
 
 /// How a connection comes to [`serve_client`].
@@ -1719,6 +1790,8 @@ enum Arriving {
         session: super::state::SessionGuard,
         h1: Option<h1::Link>,
     },
+    /// A plaintext HTTP/1 connection back from [`between_requests`] for its next request.
+    Kept(KeptAlive),
     /// A stream of an HTTP/2 connection, with the server connections its connection's
     /// streams share.
     Stream(Arc<super::h2::Session<Conn>>),
@@ -1727,9 +1800,29 @@ enum Arriving {
     Upgraded(Box<Upgrade>),
 }
 
+/// A plaintext HTTP/1 connection between two requests, handed back by [`serve_client`] to
+/// wait for the next one in [`serve_proto`]'s task.
+struct Idle {
+    /// Its socket, its read buffer released.
+    client: Conn,
+    kept: KeptAlive,
+}
+
+/// What a plaintext HTTP/1 connection keeps between two requests, besides its socket, for
+/// its next one ([`Arriving::Kept`]).
+struct KeptAlive {
+    /// Its server side: the idle server connections it owns.
+    up: Box<Upstream>,
+    /// Its session, open since the accept.
+    session: Option<super::state::SessionGuard>,
+    /// When its last request ended: the next one's start, and its idle time's.
+    since: Instant,
+}
+
 /// Serves a client connection, or one stream of an HTTP/2 connection (`client.h2`: its
 /// one request, in the connection's session), or a TCP frontend's connection turned to
-/// HTTP.
+/// HTTP. A plaintext HTTP/1 connection from [`serve_proto`] is handed back, with what it
+/// keeps, once a request is over and the next one has not begun to come.
 fn serve_client(
     state: Arc<State>,
     fe: Arc<Frontend>,
@@ -1737,10 +1830,14 @@ fn serve_client(
     peer: SocketAddr,
     local: SocketAddr,
     arriving: Arriving,
-) -> impl std::future::Future<Output = ()> + Send {
+) -> impl std::future::Future<Output = Option<Box<Idle>>> + Send {
     let mut session = None;
-    // A connection whose first bytes were waited for: its session, and its accept's time.
-    let (mut opened, mut accepted) = (None, None);
+    // A connection whose first bytes were waited for: its session, and its accept's time
+    // (or its last request's end, back for its next one).
+    let (mut opened, mut accepted, mut resumed) = (None, None, None);
+    let hands_back = matches!(arriving, Arriving::Waited { .. } | Arriving::Kept(_));
+    // Back for its next request: it waited already, and is not handed back before it.
+    let mut back = matches!(arriving, Arriving::Kept(_));
     let (tls, proto, mut upgrade) = match arriving {
         Arriving::Accepted { tls, proto } => (tls, proto, None),
         Arriving::Waited {
@@ -1751,6 +1848,10 @@ fn serve_client(
         } => {
             (opened, accepted, client.h1) = (Some(session), Some(since), h1);
             (None, proto, None)
+        }
+        Arriving::Kept(kept) => {
+            (opened, accepted, resumed) = (kept.session, Some(kept.since), Some(kept.up));
+            (None, None, None)
         }
         Arriving::Stream(shared) => {
             session = Some(shared);
@@ -1768,13 +1869,13 @@ fn serve_client(
     async move {
         // An HTTP/2 stream is in its connection's session, counted once; a connection turned
         // to HTTP is in the session its TCP frontend opened, with what it read already.
-        let _session = match upgrade.as_deref_mut() {
+        let mut session_guard = match upgrade.as_deref_mut() {
             Some(up) => {
                 client.buf.extend(&std::mem::take(&mut up.early));
                 client.tls = up.tls.take();
                 up.session.take()
             }
-            None if opened.is_some() => opened.take(),
+            None if opened.is_some() || resumed.is_some() => opened.take(),
             None => client
                 .h2
                 .is_none()
@@ -1791,7 +1892,7 @@ fn serve_client(
                 Ok(session) => {
                     let (stream, addrs) = (&client.stream, (peer, local));
                     if !super::tls_session_accepted(&state, &fe, stream, addrs, &session.facts) {
-                        return;
+                        return None;
                     }
                     speaks_h2 |= detects_h2 && session.facts.alpn.as_deref() == Some("h2");
                     client.tls = Some(session);
@@ -1801,7 +1902,8 @@ fn serve_client(
                 }
                 Err(e) => {
                     let message = super::tls::handshake_failure(&e);
-                    return fe.logger.log_conn_failure(&fe, peer, local, message);
+                    fe.logger.log_conn_failure(&fe, peer, local, message);
+                    return None;
                 }
             }
         }
@@ -1811,30 +1913,44 @@ fn serve_client(
         if !speaks_h2 && client.h2.is_none() && client.h1.is_none() {
             client.h1 = Some(h1::Link::open(&fe.h1));
         }
+        // Its server connections: the one of the request in progress, and idle ones it owns
+        // (boxed: a server connection's state would otherwise grow every connection's task).
+        let mut up = resumed.unwrap_or_else(|| {
+            Box::new(Upstream {
+                session,
+                most_owned: fe.conf.max_session_srv_conns,
+                ..Upstream::default()
+            })
+        });
+        // When a kept-alive connection handed back began to wait for its next request.
+        let mut idle_since = None;
         // The requests, to the connection's end (here, not in a function of their own: a nested
         // future would keep its own copies of the arguments in every idle connection's task).
         // Every way out of the loop is a `break`, so that what follows runs.
         {
             let client = &mut client;
-            // One wait for the soft stop for the whole connection, not one per kept-alive request:
-            // registering costs a lock on the stop's wake-up list.
+            // One wait for the soft stop for all the requests served here, not one per
+            // kept-alive request: registering costs a lock on the stop's wake-up list.
             let stopped = state.soft_stopped();
             tokio::pin!(stopped);
-            // Its server connections: the one of the request in progress, and idle ones it owns
-            // (boxed: a server connection's state would otherwise grow every connection's task).
-            let mut up = Box::new(Upstream {
-                session,
-                most_owned: fe.conf.max_session_srv_conns,
-                ..Upstream::default()
-            });
             let t = &fe.conf.timeouts;
-            let mut first = !speaks_h2;
+            let mut first = !speaks_h2 && !back;
             // An HTTP/2 connection's streams are served by its driver, after this loop.
             while !speaks_h2 {
+                // Between two requests, with nothing of the next one read: the wait goes on
+                // in `serve_proto`'s small task, without this state machine.
+                if hands_back && !first && !std::mem::take(&mut back) && client.buf.is_empty() {
+                    // The last request's stream is over, as below.
+                    client.stream_ends();
+                    super::vars::stream_ends();
+                    release_idle_buffers(client, &mut up.owned);
+                    idle_since = Some(Instant::now());
+                    break;
+                }
                 let idle = if first {
                     t.http_request.or(t.client)
                 } else {
-                    t.http_keep_alive.or(t.http_request).or(t.client)
+                    keep_alive_timeout(t)
                 };
                 // Less the time its first bytes were waited for, from the accept.
                 let waited = accepted.map_or(Duration::ZERO, |since| since.elapsed());
@@ -1865,12 +1981,7 @@ fn serve_client(
                 let next = if first_request {
                     client.read_head_within(wait, true).await
                 } else {
-                    // A kept-alive connection waits for its next request without read buffers,
-                    // its own or its idle server connections'.
-                    client.buf.release_if_empty();
-                    for (_, sconn) in &mut up.owned {
-                        sconn.buf.release_if_empty();
-                    }
+                    release_idle_buffers(client, &mut up.owned);
                     next_request(&state, stopped.as_mut(), client, &mut up.owned, wait).await
                 };
                 let next = next.and_then(|head| check_body_start(head, &client.buf));
@@ -2132,6 +2243,12 @@ fn serve_client(
                 }
             }
         }
+        if let Some(since) = idle_since {
+            let session = session_guard.take();
+            let kept = KeptAlive { up, session, since };
+            return Some(Box::new(Idle { client, kept }));
+        }
+        drop(up);
         // HTTP/2's streams are listed as they come (the TCP stream ended with its upgrade).
         drop(listing);
         if speaks_h2 {
@@ -2148,6 +2265,8 @@ fn serve_client(
         if client.tls.is_some() {
             Box::pin(close_tls(&mut client)).await;
         }
+        drop(session_guard);
+        None
     }
 }
 
