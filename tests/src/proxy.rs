@@ -858,3 +858,20 @@ pub fn soft_limit(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .expect("a number")
 }
+
+/// What `ss` shows of the TCP socket from `local` to `peer` (state, marks), if any.
+pub fn socket_seen(local: SocketAddr, peer: SocketAddr) -> Option<String> {
+    let filter = format!(
+        "src {} and sport = :{} and dst {} and dport = :{}",
+        local.ip(),
+        local.port(),
+        peer.ip(),
+        peer.port()
+    );
+    let out = std::process::Command::new("ss")
+        .args(["-tanHe", &filter])
+        .output()
+        .expect("running ss");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!text.is_empty()).then_some(text)
+}

@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use hapx_tests::proxy::{cli, free_port, stat_row, temp_dir};
+use hapx_tests::proxy::{cli, free_port, socket_seen, stat_row, temp_dir};
 use hapx_tests::proxy_rules::{EchoServer, Syslog, TIMEOUTS, check_alike, side_by_side};
 use hapx_tests::require;
 use hapx_tests::wait::eventually;
@@ -250,23 +250,6 @@ fn expect_proxy_rules_are_checked_as_haproxy_checks_them() {
     // Whether or not HAProxy is there to compare: the well-formed connection rules, one
     // whose condition can never match there taken with a warning.
     assert_eq!(taken, [rules[0], rules[1], rules[2], rules[6]]);
-}
-
-/// What `ss` shows of the TCP socket from `local` to `peer` (state, marks), if any.
-fn socket_seen(local: SocketAddr, peer: SocketAddr) -> Option<String> {
-    let filter = format!(
-        "src {} and sport = :{} and dst {} and dport = :{}",
-        local.ip(),
-        local.port(),
-        peer.ip(),
-        peer.port()
-    );
-    let out = std::process::Command::new("ss")
-        .args(["-tanHe", &filter])
-        .output()
-        .expect("running ss");
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (!text.is_empty()).then_some(text)
 }
 
 /// A client from 127.0.0.`from` connected to `front`.

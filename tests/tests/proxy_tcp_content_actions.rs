@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hapx_tests::proxy::{cli, free_port, stat_row, temp_dir};
+use hapx_tests::proxy::{cli, free_port, socket_seen, stat_row, temp_dir};
 use hapx_tests::proxy_rules::{
     EchoServer, HAPROXY, TIMEOUTS, check_both, check_frontend_line, exchange, get, read_response,
     shape, side_by_side,
@@ -73,23 +73,6 @@ impl Lines {
     }
 }
 
-/// The proxy's socket from `front` to `client`, as `ss` shows it (state, mark), if any.
-fn proxy_socket(front: SocketAddr, client: SocketAddr) -> Option<String> {
-    let filter = format!(
-        "src {} and sport = :{} and dst {} and dport = :{}",
-        front.ip(),
-        front.port(),
-        client.ip(),
-        client.port()
-    );
-    let out = std::process::Command::new("ss")
-        .args(["-tanHe", &filter])
-        .output()
-        .expect("running ss");
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (!text.is_empty()).then_some(text)
-}
-
 /// What a client saw sending a request for `path` to `front`: the status, the echo
 /// server's name and the client address it got (`x-src`, `x-forwarded-for`); or, when the
 /// proxy closed its side without a word, `dropped` if the client's own socket never heard
@@ -102,7 +85,7 @@ fn request(front: SocketAddr, path: &str, mark: Option<&str>) -> String {
         .expect("sending the request");
     let marked = mark.map(|mark| {
         eventually(Duration::from_secs(5), || {
-            proxy_socket(front, local).is_some_and(|s| s.contains(mark))
+            socket_seen(front, local).is_some_and(|s| s.contains(mark))
         })
     });
     // An answer (or an end) to read, or the proxy's side gone without a word.
@@ -111,7 +94,7 @@ fn request(front: SocketAddr, path: &str, mark: Option<&str>) -> String {
     let mut answered = false;
     eventually(Duration::from_secs(5), || {
         answered = !matches!(client.peek(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock);
-        answered || proxy_socket(front, local).is_none()
+        answered || socket_seen(front, local).is_none()
     });
     client.set_nonblocking(false).expect("a blocking socket");
     client
@@ -128,7 +111,7 @@ fn request(front: SocketAddr, path: &str, mark: Option<&str>) -> String {
         }
         // Dropped if the client's side never heard of the end (still established).
         None => {
-            let state = proxy_socket(local, front);
+            let state = socket_seen(local, front);
             let heard = !state.is_some_and(|s| s.starts_with("ESTAB"));
             seen.push(if heard { "closed" } else { "dropped" }.into());
         }
@@ -147,9 +130,9 @@ fn unheard_end(front: SocketAddr) -> String {
     let client = TcpStream::connect(front).expect("connecting to the proxy");
     let local = client.local_addr().expect("the client's address");
     let gone = eventually(Duration::from_secs(5), || {
-        proxy_socket(front, local).is_none()
+        socket_seen(front, local).is_none()
     });
-    let established = proxy_socket(local, front).is_some_and(|s| s.starts_with("ESTAB"));
+    let established = socket_seen(local, front).is_some_and(|s| s.starts_with("ESTAB"));
     match (gone, established) {
         (true, true) => "dropped".into(),
         (true, false) => "closed".into(),
