@@ -247,12 +247,12 @@ pub fn tell_version() {
         return;
     }
     let pid = std::process::id();
-    eprintln!(
+    say!(
         "[NOTICE]   ({pid}) : haproxy version is {}",
         env!("CARGO_PKG_VERSION")
     );
     if let Ok(path) = std::env::current_exe() {
-        eprintln!(
+        say!(
             "[NOTICE]   ({pid}) : path to executable is {}",
             path.display()
         );
@@ -278,8 +278,27 @@ pub(crate) fn say_line(line: &str) {
     if line.starts_with("[WARNING]") || line.starts_with("[ALERT]") {
         tell_version();
     }
-    eprintln!("{line}");
+    write_stderr_line(line);
 }
+
+/// Writes `line` and its line feed to the standard error in one `write(2)`, as HAProxy
+/// writes its messages: a master and its worker share that stream, and `eprintln!` writes a
+/// line's parts one by one, so the other process's line could land in the middle of one.
+pub(crate) fn write_stderr_line(line: &str) {
+    use std::io::Write as _;
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    let _ = std::io::stderr().lock().write_all(&bytes);
+}
+
+/// `eprintln!` as one `write(2)` ([`write_stderr_line`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::process::write_stderr_line(&format!($($arg)*))
+    };
+}
+pub(crate) use say;
 
 /// The signal (SIGTERM or SIGINT) that stopped the proxy, if one did.
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);

@@ -628,7 +628,7 @@ impl Master {
     }
 
     fn notice(&self, text: &str) {
-        eprintln!("[NOTICE]   ({}) : {text}", self.pid);
+        crate::process::say!("[NOTICE]   ({}) : {text}", self.pid);
     }
 
     fn warning(&self, text: &str) {

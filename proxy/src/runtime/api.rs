@@ -652,7 +652,7 @@ async fn shutdown_frontend(state: &State, fe: &Frontend) -> String {
         fe.name,
         fe.counters.connections.load(Relaxed)
     );
-    eprintln!("[WARNING]  ({}) : {msg}", std::process::id());
+    crate::process::say!("[WARNING]  ({}) : {msg}", std::process::id());
     fe.logger.send(super::log::LOG_WARNING, &msg);
     // Released as by `disable frontend` (connections refused, the port free), never resumed.
     fe.set_paused(true);

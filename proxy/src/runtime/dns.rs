@@ -178,7 +178,7 @@ fn what_to_resolve<'s>(state: &'s State, server: &Server) -> Option<(&'s Resolve
         return None;
     }
     let Some(name) = fqdn(&host) else {
-        eprintln!(
+        crate::process::say!(
             "[ALERT]    ({}) : {}/{}: '{host}' is not a valid host name to resolve.",
             std::process::id(),
             server.backend,

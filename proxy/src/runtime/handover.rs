@@ -65,7 +65,7 @@ pub fn bind_channel() -> Option<std::os::unix::net::UnixListener> {
     match bound {
         Ok(l) => Some(l),
         Err(e) => {
-            eprintln!(
+            crate::process::say!(
                 "[WARNING]  ({pid}) : cannot open the listener hand-over channel: {e}; a reload without 'expose-fd listeners' will bind new sockets."
             );
             None
@@ -101,7 +101,7 @@ pub async fn serve_channel(
             Err(e) => Err(e),
         };
         if let Err(e) = sent {
-            eprintln!(
+            crate::process::say!(
                 "[WARNING]  ({}) : hand-over of the listeners: {e}",
                 state.pid
             );

@@ -119,7 +119,7 @@ pub fn warn_device(bind: &Bind, owner: &Proxy) {
     let probe = Socket::new(Domain::for_address(bind.addr), Type::STREAM, None)
         .and_then(|socket| socket.bind_device(Some(interface.as_bytes())));
     if let Err(e) = probe {
-        eprintln!(
+        crate::process::say!(
             "[WARNING]  ({}) : Binding [{}] for {} {}: cannot bind receiver to device '{interface}' ({}) for [{}:{}]",
             std::process::id(),
             bind.place,

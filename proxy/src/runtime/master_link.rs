@@ -119,7 +119,7 @@ pub async fn serve(
     {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("[ALERT]    ({}) : master link: {e}", state.pid);
+            crate::process::say!("[ALERT]    ({}) : master link: {e}", state.pid);
             return;
         }
     };
@@ -139,7 +139,7 @@ pub async fn serve(
             Err(e) if e.kind() == io::ErrorKind::InvalidData => continue,
             // End of file, or the link broke: the master is gone.
             Ok(None) | Err(_) => {
-                eprintln!(
+                crate::process::say!(
                     "[WARNING]  ({}) : the master process is gone; exiting.",
                     state.pid
                 );

@@ -520,7 +520,7 @@ async fn stop_hard(state: &State) {
     let pid = std::process::id();
     let global = global_logger(state);
     let say = |logger: &log::Logger, msg: &str| {
-        eprintln!("[WARNING]  ({pid}) : {msg}");
+        crate::process::say!("[WARNING]  ({pid}) : {msg}");
         logger.send(log::LOG_WARNING, msg);
     };
     say(
@@ -660,7 +660,7 @@ fn announce_pause(state: &State, what: &str) {
             kind => kind.keyword(),
         };
         let msg = format!("{what} {kind} {}.", fe.name);
-        eprintln!("[WARNING]  ({}) : {msg}", std::process::id());
+        crate::process::say!("[WARNING]  ({}) : {msg}", std::process::id());
         fe.logger.send(log::LOG_WARNING, &msg);
     }
 }
@@ -671,9 +671,9 @@ fn announce_pause(state: &State, what: &str) {
 /// lines after one that announces them. Last, its internal HTTP client's, as HAProxy's.
 fn dump_server_states(state: &State) {
     let pid = std::process::id();
-    eprintln!("[WARNING]  ({pid}) : SIGHUP received, dumping servers states.");
+    crate::process::say!("[WARNING]  ({pid}) : SIGHUP received, dumping servers states.");
     let say = |logger: &log::Logger, line: &str| {
-        eprintln!("[WARNING]  ({pid}) : {line}");
+        crate::process::say!("[WARNING]  ({pid}) : {line}");
         logger.send(log::LOG_NOTICE, line);
     };
     let say_proxy = |name: &str, logger: &log::Logger, lines: Vec<String>| {
@@ -766,7 +766,7 @@ fn announce_stop(state: &State) {
     let pid = std::process::id();
     let say = |name: &str, fe: u64, be: u64, logger: Option<&log::Logger>| {
         let msg = format!("Proxy {name} stopped (cumulated conns: FE: {fe}, BE: {be}).");
-        eprintln!("[WARNING]  ({pid}) : {msg}");
+        crate::process::say!("[WARNING]  ({pid}) : {msg}");
         if let Some(logger) = logger {
             logger.send(log::LOG_WARNING, &msg);
         }

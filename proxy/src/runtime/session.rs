@@ -1131,7 +1131,7 @@ impl SourceError {
         let name = &backend.name;
         match self {
             SourceError::CantBind(_) | SourceError::RangeExhausted => {
-                eprintln!(
+                crate::process::say!(
                     "[ALERT]    ({pid}) : Cannot bind to source address before connect() for backend {name}. Aborting."
                 );
                 let msg =
@@ -1139,7 +1139,7 @@ impl SourceError {
                 backend.logger.send(super::log::LOG_EMERG, &msg);
             }
             SourceError::CantBindForeign(_) => {
-                eprintln!(
+                crate::process::say!(
                     "[ALERT]    ({pid}) : Cannot bind to tproxy source address before connect() for backend {name}. Aborting."
                 );
                 let msg = format!(
@@ -1153,7 +1153,7 @@ impl SourceError {
                     _ => "no free ports",
                 };
                 let msg = format!("Connect() failed for backend {name}: {what}.");
-                eprintln!("{msg}");
+                crate::process::say!("{msg}");
                 backend.logger.send(super::log::LOG_ERR, &msg);
             }
         }

@@ -574,7 +574,7 @@ fn report_if_none_left(backend: &Backend) {
     let kind = backend.conf.kind.type_str();
     let log_msg = format!("{kind} {} has no server available!", backend.name);
     backend.logger.send(log::LOG_EMERG, &log_msg);
-    eprintln!(
+    crate::process::say!(
         "[ALERT]    ({}) : {kind} '{}' has no server available!",
         std::process::id(),
         backend.name
@@ -583,7 +583,7 @@ fn report_if_none_left(backend: &Backend) {
 
 fn warn(backend: &Backend, level: u8, msg: &str) {
     backend.logger.send(level, msg);
-    eprintln!("[WARNING]  ({}) : {msg}", std::process::id());
+    crate::process::say!("[WARNING]  ({}) : {msg}", std::process::id());
 }
 
 /// Logs a server losing its address to DNS (HAProxy's `SRV_ADMF_RMAINT` set with `cause`,

@@ -739,7 +739,7 @@ fn start_section(conf: &PeersSection, tables: Vec<Arc<Table>>) -> Arc<Section> {
             drop(tokio::spawn(listen(section.clone(), listener)));
         }
         // Refused by the poller (or, not prepared, taken): alerted, and the proxy serves on.
-        Some(Err(e)) => eprintln!(
+        Some(Err(e)) => crate::process::say!(
             "[ALERT]    ({}) : peers section '{}': cannot listen: {}",
             std::process::id(),
             conf.name,
